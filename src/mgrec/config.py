@@ -1,0 +1,252 @@
+"""Typed configuration: dataclasses, YAML loading with validation, and `a.b=c` overrides.
+
+Unknown keys and wrong types are `InputError`s naming the file and key, with the closest valid
+key suggested. The resolved config is saved as YAML in every run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mgrec.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    annotations: str = ""  # ActivityNet-style JSON (see mgrec.data.annotations)
+    features: str = ""  # folder with one feature file per video
+    feature_ext: str = ".npy"  # .npy (T, C) or .npz with key "feats"
+    feature_dim: int = 1408
+    stride: int = 4  # frames between consecutive feature windows
+    window: int = 16  # frames per feature window
+    fps: float | None = None  # None: take fps from the annotations
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    max_seq_len: int = 2304  # training crop length in feature steps
+    crop_keep_fraction: float = 0.5  # a crop must keep this much of at least one instance
+    augment_alpha: int | None = None  # category-frequency label augmentation (paper Eq. 1); None = off
+    drop_bad_videos: bool = False  # train anyway when `data check` finds errors (drops those videos)
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "mgrec"  # mgrec | dyfadet | actionformer
+    input_dim: int = 1408
+    num_classes: int = 17
+    embed_dim: int = 512
+    mlp_dim: int = 768
+    head_dim: int = 512
+    num_levels: int = 6  # pyramid levels: strides 1, 2, ..., 2**(num_levels-1)
+    stem_layers: int = 2
+    window_size: int = 1  # DynE window w
+    kernel_expansion: float = 5.0  # DynE expansion k: multi-kernel size round((w+1)*k), odd
+    head_kernel: int = 3
+    head_layers: int = 3  # conv/DFA layers in the head before the final predictors
+    drop_path: float = 0.1
+    init_conv_std: float = 0.02  # DynE conv init; the released 0 leaves those convs dead
+    gate_tau: float = 1.5  # GeReTanH offset
+    attention_mlp_ratio: int = 16  # ST attention channel-MLP reduction
+    attention_kernel: int = 7  # ST attention temporal kernel (paper Eq. 5)
+    transformer_heads: int = 4  # actionformer variant
+    transformer_window: int = 19  # actionformer local attention window
+    cls_prior: float = 0.01
+    regression_ranges: list[list[float]] = field(
+        default_factory=lambda: [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]
+    )
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    warmup_epochs: int = 5
+    batch_size: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 0.025
+    clip_grad: float = 1.0
+    ema_decay: float = 0.999  # with warm-up: decay_t = min(decay, (1+t)/(10+t))
+    center_radius: float = 1.5
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
+    init_loss_norm: float = 100.0
+    reg_loss_weight: float = 1.0
+    input_noise: float = 0.0
+    crops_per_video: int = 4  # random crops drawn per video per epoch (videos are long)
+    eval_every: int = 5  # epochs between validation runs
+    select_metric: str = "f1"  # val metric that picks the best checkpoint: f1 | average_mAP
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 0
+    bf16: bool = True  # autocast to bf16 on CUDA (ignored on CPU)
+
+
+@dataclass
+class PostprocessConfig:
+    pre_nms_thresh: float = 0.001
+    pre_nms_topk: int = 2000
+    nms: str = "soft"  # soft (Gaussian) | hard
+    iou_threshold: float = 0.5  # hard NMS
+    sigma: float = 0.5  # Gaussian Soft-NMS
+    min_score: float = 0.001
+    max_detections: int = 2000
+    min_duration: float = 0.05  # in feature steps
+    score_threshold: float = 0.3  # hard set for F1 (replaced by the value tuned on val)
+
+
+@dataclass
+class Config:
+    name: str = "mgrec"
+    seed: int = 1234
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+
+MODEL_VARIANTS = ("mgrec", "dyfadet", "actionformer")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (with optional `base:` file to inherit from) and apply overrides."""
+    path = Path(path)
+    raw = _read_yaml_with_base(path, seen=())
+    for item in overrides or []:
+        _apply_override(raw, item)
+    config = from_dict(Config, raw, source=str(path))
+    validate(config, source=str(path))
+    return config
+
+
+def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
+    if path in seen:
+        raise InputError(f"{path}: config inherits from itself via 'base'")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    merged = _read_yaml_with_base((path.parent / base).resolve(), seen + (path,))
+    _deep_update(merged, raw)
+    return merged
+
+
+def _deep_update(target: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    """`train.lr=3e-4` -> raw["train"]["lr"] = 3e-4 (value parsed as YAML)."""
+    if "=" not in item:
+        raise InputError(f"override {item!r}: expected key=value, e.g. train.lr=3e-4")
+    key, text = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InputError(f"override {item!r}: {part} is not a section")
+    try:
+        node[parts[-1]] = yaml.safe_load(text)
+    except yaml.YAMLError:
+        node[parts[-1]] = text
+
+
+def from_dict(cls, raw: Any, source: str, prefix: str = ""):
+    """Build dataclass `cls` from a plain dict, checking keys and types."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{source} [{prefix or 'top level'}]: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise InputError(f"{source} [{full}]: unknown key{hint}")
+        values[key] = _convert(hints[key], value, source, full)
+    return cls(**values)
+
+
+def _convert(hint, value, source: str, key: str):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, source, prefix=key + ".")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _convert(inner[0], value, source, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise InputError(f"{source} [{key}]: expected a list, got {value!r}")
+        (item_hint,) = typing.get_args(hint)
+        return [_convert(item_hint, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 1e-4 (no dot) as a string
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def validate(config: Config, source: str) -> None:
+    """Checks across fields that types alone cannot express."""
+    m = config.model
+    if m.variant not in MODEL_VARIANTS:
+        close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"{source} [model.variant]: {m.variant!r} is not one of {', '.join(MODEL_VARIANTS)}{hint}")
+    if len(m.regression_ranges) != m.num_levels:
+        raise InputError(
+            f"{source} [model.regression_ranges]: {len(m.regression_ranges)} ranges for {m.num_levels} levels"
+        )
+    if config.data.max_seq_len % (2 ** (m.num_levels - 1)) != 0:
+        raise InputError(
+            f"{source} [data.max_seq_len]: {config.data.max_seq_len} must be divisible by the largest pyramid "
+            f"stride {2 ** (m.num_levels - 1)}"
+        )
+    if config.postprocess.nms not in ("soft", "hard"):
+        raise InputError(f"{source} [postprocess.nms]: expected 'soft' or 'hard', got {config.postprocess.nms!r}")
+    if config.train.select_metric not in ("f1", "average_mAP"):
+        raise InputError(f"{source} [train.select_metric]: expected 'f1' or 'average_mAP'")
+    for name in ("stride", "window", "feature_dim", "max_seq_len"):
+        if getattr(config.data, name) <= 0:
+            raise InputError(f"{source} [data.{name}]: must be positive")
+    if config.data.augment_alpha is not None and config.data.augment_alpha < 1:
+        raise InputError(f"{source} [data.augment_alpha]: must be >= 1 or null (off)")
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")

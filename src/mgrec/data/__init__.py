@@ -1,0 +1,1 @@
+"""Reading, writing and checking datasets: annotations, feature files, label augmentation."""

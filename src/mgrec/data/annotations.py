@@ -1,0 +1,639 @@
+"""Annotations on disk: ActivityNet-style "database" JSON and SMG label CSVs.
+
+Both readers return one in-memory `AnnotationSet` (seconds plus absolute frames, 0-based label ids,
+canonical subset names `train`/`val`/`test`). Every problem in a file is an `InputError` whose
+message names the file and the key path (JSON) or line (CSV) and says what was expected.
+
+The JSON format (what ActionFormer and DETAD read):
+
+    {"version": "...", "classes": ["name0", "name1", ...],
+     "database": {"Sample0001": {"subset": "training", "fps": 28.0, "duration": 812.5,
+                                 "annotations": [{"label": "Arms akimbo", "label_id": 8,
+                                                  "segment": [12.0, 13.5],
+                                                  "segment(frames)": [336, 378]}]}}}
+
+`version`, `classes`, `num_frames` and `segment(frames)` are optional when reading; `save_annotations`
+writes all of them that are known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from mgrec.errors import InputError, where
+from mgrec.records import AnnotationSet, Detection, Segment, VideoInfo
+from mgrec.timeline import FeatureGrid
+
+FORMAT_VERSION = "mgrec-annotations-1"
+
+# Class ids 1..17 as stored in SMG label files; in memory label_id = file id - 1.
+# Names from a MiGA participant's code (see the SMG notes): likely right, but not an organiser file.
+SMG_CLASSES = (
+    "Turtling neck and shoulder",
+    "Rubbing eyes and forehead",
+    "Folding arms",
+    "Touching or covering suprasternal notch",
+    "Moving legs",
+    "Touching or scratching neck",
+    "Folding arms behind body",
+    "Rubbing hands and crossing finger(s)",
+    "Arms akimbo",
+    "Crossing legs",
+    "Scratching some part of body",
+    "Scratching/touching facial parts other than eyes",
+    "Playing or adjusting hair",
+    "Holding arms",
+    "Pulling shirt collar",
+    "Playing with jewelry / manipulating objects",
+    "Illustrative hand gestures",
+)
+
+# The MiGA challenge split by subject (one subject per SampleXXXX video).
+DEFAULT_SMG_SPLITS = "train=1-30,val=31-35,test=36-40"
+
+_SUBSET_ALIASES = {"training": "train", "validation": "val", "testing": "test"}
+
+# `segment(frames)` may disagree with `segment` * fps by rounding; more than this means a wrong fps.
+_FRAME_TOLERANCE = 1.0
+
+
+def canonical_subset(name: str) -> str:
+    """'Training'/'validation'/'testing' -> 'train'/'val'/'test'; any other name lower-cased."""
+    lowered = name.strip().lower()
+    return _SUBSET_ALIASES.get(lowered, lowered)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small file helpers shared by the data layer
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
+    """Write to a temporary file beside `path`, then fsync it and rename it over `path`.
+
+    Readers see either the old file or the complete new one, never half a file, even when the
+    writer is killed. On any exception the temporary file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp makes the file private (0600); results are meant to be shared like any file.
+        os.chmod(temp_name, 0o644)
+        mode = "wb" if binary else "w"
+        encoding = None if binary else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # The json module would keep the last of two equal keys; a duplicated video id would then
+    # silently drop the first video's annotations.
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse a UTF-8 JSON file; every failure is an InputError naming the file (and line:column)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} file: {exc.strerror}") from None
+    text = _decode_utf8(path, data)
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise InputError(
+            f"{path}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
+            "replace the first"
+        ) from None
+
+
+def _decode_utf8(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # tolerate a byte-order mark written by some editors
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    """An int, or a float with no fractional part (some tools write frame numbers as 123.0)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# ActivityNet-style JSON
+
+
+@dataclass(frozen=True)
+class EntryError:
+    """A problem with one video entry or one annotation entry of an annotations file."""
+
+    video_id: str
+    where: str  # "file [database.VID.annotations[i].segment]"
+    message: str
+
+
+class _BadEntry(Exception):
+    """Raised inside the parser for one entry; turned into an InputError or an EntryError."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+class _LabelTable:
+    """Checks (label_id, label) pairs against the declared class list or builds one from them."""
+
+    def __init__(self, declared: list[str] | None):
+        self.declared = declared
+        self.name_of_id: dict[int, tuple[str, str]] = {}  # id -> (name, key where first seen)
+        self.id_of_name: dict[str, tuple[int, str]] = {}
+
+    def check(self, label_id: int, label: str, key: str) -> None:
+        if self.declared is not None:
+            self._check_declared(label_id, label, key)
+            return
+        if label_id < 0:
+            raise _BadEntry(f"{key}.label_id", f"label_id must be >= 0, got {label_id}")
+        if label_id in self.name_of_id and self.name_of_id[label_id][0] != label:
+            name, first_key = self.name_of_id[label_id]
+            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]")
+        if label in self.id_of_name and self.id_of_name[label][0] != label_id:
+            other_id, first_key = self.id_of_name[label]
+            raise _BadEntry(f"{key}.label_id", f"label {label!r} has label_id {label_id} here but {other_id} at [{first_key}]")
+        self.name_of_id.setdefault(label_id, (label, key))
+        self.id_of_name.setdefault(label, (label_id, key))
+
+    def _check_declared(self, label_id: int, label: str, key: str) -> None:
+        classes = self.declared
+        if not 0 <= label_id < len(classes):
+            raise _BadEntry(
+                f"{key}.label_id",
+                f"label_id {label_id} is outside 0..{len(classes) - 1} (the top-level classes list has {len(classes)})",
+            )
+        if classes[label_id] != label:
+            if label in classes:
+                hint = f"classes lists {label!r} as label_id {classes.index(label)}"
+            else:
+                hint = f"{label!r} is not in the top-level classes list"
+            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {classes[label_id]!r} in classes, but {hint}")
+
+    def class_list(self, path: Path) -> list[str]:
+        if self.declared is not None:
+            return list(self.declared)
+        ids = sorted(self.name_of_id)
+        missing = [i for i in range(ids[-1] + 1) if i not in self.name_of_id] if ids else []
+        if missing:
+            raise InputError(
+                f"{where(path, key='database')}: label_id {', '.join(map(str, missing))} never appears, so the "
+                'class list cannot be built from the annotations; add a top-level "classes" list'
+            )
+        return [self.name_of_id[i][0] for i in ids]
+
+
+def _read_class_list(path: Path, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise InputError(f"{where(path, key='classes')}: expected a list of class names, got {_short(value)}")
+    for index, name in enumerate(value):
+        if value.index(name) != index:
+            raise InputError(f"{where(path, key=f'classes[{index}]')}: class {name!r} is listed twice")
+    return value
+
+
+def _require(entry: dict, name: str, key: str) -> Any:
+    if name not in entry:
+        raise _BadEntry(key, f"missing key {name!r}")
+    return entry[name]
+
+
+def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[VideoInfo, list]:
+    if not isinstance(entry, dict):
+        raise _BadEntry(key, f"expected an object with subset, fps, duration, annotations; got {_short(entry)}")
+    subset = _require(entry, "subset", key)
+    if not isinstance(subset, str) or not subset.strip():
+        raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
+    fps = _require(entry, "fps", key)
+    if not _is_number(fps) or not math.isfinite(fps) or fps <= 0:
+        raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, got {_short(fps)}")
+    duration = _require(entry, "duration", key)
+    if not _is_number(duration) or not math.isfinite(duration) or duration <= 0:
+        raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {_short(duration)}")
+    num_frames = entry.get("num_frames")
+    if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
+        raise _BadEntry(f"{key}.num_frames", f"expected a positive whole number of frames, got {_short(num_frames)}")
+    annotations = _require(entry, "annotations", key)
+    if not isinstance(annotations, list):
+        raise _BadEntry(
+            f"{key}.annotations", f"expected a list (use [] for a video without instances), got {_short(annotations)}"
+        )
+    info = VideoInfo(
+        video_id=video_id,
+        subset=canonical_subset(subset),
+        fps=float(fps),
+        duration=float(duration),
+        num_frames=None if num_frames is None else int(num_frames),
+        source=where(path, key=key),
+    )
+    return info, annotations
+
+
+def _parse_pair(value: Any, key: str, what: str, integers: bool) -> tuple[float, float]:
+    check = _is_integer if integers else _is_number
+    if not isinstance(value, list) or len(value) != 2 or not all(check(v) for v in value):
+        raise _BadEntry(key, f"expected [start, end] {what}, got {_short(value)}")
+    start, end = value
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise _BadEntry(key, f"start and end must be finite numbers, got {_short(value)}")
+    if start < 0:
+        raise _BadEntry(key, f"start {start} is negative")
+    if start >= end:
+        raise _BadEntry(key, f"start {start} is not before end {end}")
+    return start, end
+
+
+def _parse_segment(path: Path, info: VideoInfo, item: Any, key: str, labels: _LabelTable) -> Segment:
+    if not isinstance(item, dict):
+        raise _BadEntry(key, f"expected an object with label, label_id, segment; got {_short(item)}")
+    label = _require(item, "label", key)
+    if not isinstance(label, str):
+        raise _BadEntry(f"{key}.label", f"expected a class name, got {_short(label)}")
+    label_id = _require(item, "label_id", key)
+    if not _is_integer(label_id):
+        raise _BadEntry(f"{key}.label_id", f"expected an integer class id, got {_short(label_id)}")
+    label_id = int(label_id)
+    start, end = _parse_pair(_require(item, "segment", key), f"{key}.segment", "in seconds", integers=False)
+    start_frame = end_frame = None
+    if item.get("segment(frames)") is not None:
+        frames_key = f"{key}.segment(frames)"
+        start_frame, end_frame = (int(v) for v in _parse_pair(item["segment(frames)"], frames_key, "frames", True))
+        expected = (start * info.fps, end * info.fps)
+        if max(abs(start_frame - expected[0]), abs(end_frame - expected[1])) > _FRAME_TOLERANCE + 1e-6:
+            raise _BadEntry(
+                frames_key,
+                f"[{start_frame}, {end_frame}] does not match segment [{start}, {end}] s at {info.fps} fps "
+                f"(expected about [{expected[0]:.1f}, {expected[1]:.1f}]); is the video's fps right?",
+            )
+    labels.check(label_id, label, key)
+    return Segment(
+        video_id=info.video_id,
+        start=float(start),
+        end=float(end),
+        label_id=label_id,
+        label=label,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        source=where(path, key=key),
+    )
+
+
+def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = None) -> AnnotationSet:
+    """Read an ActivityNet-style annotations JSON (format in the module docstring).
+
+    Subset names become `train`/`val`/`test` (case-insensitive `training`/`validation`/`testing`;
+    other names are kept, lower-cased). The class list is the top-level `classes` when present,
+    otherwise it is built from the label_id -> label pairs of all annotations, which must then be
+    consistent and cover ids 0..K-1.
+
+    Problems with the file as a whole (not JSON, no `database`, a bad `classes` list) always raise
+    InputError. A problem inside one video entry or one annotation entry raises too, unless
+    `entry_errors` is given: then the problem is appended there, that entry is left out and
+    reading goes on, so that `data check` can report every problem at once.
+
+    Segments that extend past the video's duration and duplicated ground truths are kept here;
+    `data check` reports them.
+    """
+    path = Path(path)
+    raw = read_json(path, "annotations")
+    if not isinstance(raw, dict) or "database" not in raw:
+        raise InputError(f"{where(path, key='top level')}: expected an object with a \"database\" key")
+    database = raw["database"]
+    if not isinstance(database, dict):
+        raise InputError(f"{where(path, key='database')}: expected an object mapping video ids to videos")
+    declared = _read_class_list(path, raw["classes"]) if "classes" in raw else None
+    labels = _LabelTable(declared)
+
+    def report(video_id: str, bad: _BadEntry) -> None:
+        if entry_errors is None:
+            raise InputError(f"{where(path, key=bad.key)}: {bad.message}")
+        entry_errors.append(EntryError(video_id, where(path, key=bad.key), bad.message))
+
+    videos: dict[str, VideoInfo] = {}
+    segments: dict[str, list[Segment]] = {}
+    for video_id, entry in database.items():
+        key = f"database.{video_id}"
+        try:
+            info, items = _parse_video(path, video_id, entry, key)
+        except _BadEntry as bad:
+            report(video_id, bad)
+            continue
+        videos[video_id] = info
+        segments[video_id] = []
+        for index, item in enumerate(items):
+            try:
+                segments[video_id].append(_parse_segment(path, info, item, f"{key}.annotations[{index}]", labels))
+            except _BadEntry as bad:
+                report(video_id, bad)
+    return AnnotationSet(classes=labels.class_list(path), videos=videos, segments=segments)
+
+
+def _segment_record(segment: Segment) -> dict:
+    record: dict[str, Any] = {
+        "label": segment.label,
+        "label_id": segment.label_id,
+        "segment": [segment.start, segment.end],
+    }
+    if segment.start_frame is not None and segment.end_frame is not None:
+        record["segment(frames)"] = [segment.start_frame, segment.end_frame]
+    return record
+
+
+def save_annotations(aset: AnnotationSet, path: str | Path) -> None:
+    """Write `aset` in the JSON format that `load_annotations` reads, atomically.
+
+    Writes the top-level `classes`, canonical subset names, `num_frames` and `segment(frames)`
+    when known. Videos are written in sorted order; segments in their stored order.
+    """
+    orphans = sorted(set(aset.segments) - set(aset.videos))
+    if orphans:
+        raise ValueError(f"segments for videos without VideoInfo: {', '.join(orphans[:5])}")
+    database = {}
+    for video_id in aset.video_ids():
+        info = aset.videos[video_id]
+        entry: dict[str, Any] = {"subset": canonical_subset(info.subset), "fps": info.fps, "duration": info.duration}
+        if info.num_frames is not None:
+            entry["num_frames"] = info.num_frames
+        entry["annotations"] = [_segment_record(s) for s in aset.segments.get(video_id, [])]
+        database[video_id] = entry
+    document = {"version": FORMAT_VERSION, "classes": list(aset.classes), "database": database}
+    with atomic_open(path) as handle:
+        json.dump(document, handle, indent=1, ensure_ascii=False, allow_nan=False)
+        handle.write("\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# SMG label CSVs
+
+_SAMPLE_NAME = re.compile(r"Sample(\d+)")
+
+
+def parse_subject_ranges(text: str) -> dict[str, set[int]]:
+    """'train=1-30,val=31-35,test=36-40' -> {'train': {1..30}, 'val': {31..35}, 'test': {36..40}}.
+
+    An item is `name=first-last` or `name=number`; a name may appear in several items (their
+    subjects are joined). Subset names are made canonical. A subject in two subsets is an error.
+    """
+    result: dict[str, set[int]] = {}
+    owner: dict[int, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        match = re.fullmatch(r"([A-Za-z_]\w*)\s*=\s*(\d+)(?:\s*-\s*(\d+))?", item)
+        if not match:
+            raise InputError(f"subject ranges {text!r}: item {item!r}: expected name=first-last, e.g. train=1-30")
+        name = canonical_subset(match.group(1))
+        first = int(match.group(2))
+        last = int(match.group(3) or first)
+        if first > last:
+            raise InputError(f"subject ranges {text!r}: item {item!r}: first subject {first} is after last {last}")
+        for subject in range(first, last + 1):
+            if owner.get(subject, name) != name:
+                raise InputError(f"subject ranges {text!r}: subject {subject} is in both {owner[subject]} and {name}")
+            owner[subject] = name
+        result.setdefault(name, set()).update(range(first, last + 1))
+    return result
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, stripped cells) of every non-blank line of a small CSV file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    for number, line in enumerate(_decode_utf8(path, data).splitlines(), start=1):
+        if line.strip():
+            yield number, [cell.strip() for cell in line.split(",")]
+
+
+def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
+    try:
+        return [int(cell) for cell in cells]
+    except ValueError:
+        if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
+            raise InputError(
+                f"{path}:{line}: looks like a header row ({','.join(cells)}); SMG files have no header, "
+                f"every row is {names}"
+            ) from None
+        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {','.join(cells)}") from None
+
+
+def _read_smg_data_csv(path: Path) -> tuple[int, float]:
+    """SampleXXXX_data.csv: one row `numFrames,fps,maxDepth` -> (num_frames, fps)."""
+    rows = list(_csv_rows(path))
+    if len(rows) != 1:
+        raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}")
+    line, cells = rows[0]
+    if len(cells) != 3:
+        raise InputError(f"{path}:{line}: expected 3 columns numFrames,fps,maxDepth, found {len(cells)}")
+    num_frames = _integers(path, line, cells[:1], "numFrames,fps,maxDepth")[0]
+    try:
+        fps = float(cells[1])
+    except ValueError:
+        raise InputError(f"{path}:{line}: fps {cells[1]!r} is not a number") from None
+    if num_frames <= 0 or not math.isfinite(fps) or fps <= 0:
+        raise InputError(f"{path}:{line}: numFrames and fps must be positive, got {num_frames} and {cells[1]}")
+    return num_frames, fps
+
+
+def _read_finelabels(path: Path) -> list[tuple[int, int, int, int]]:
+    """SampleXXXX_finelabels.csv -> [(line, class 1..17, start_frame, end_frame)]."""
+    rows = []
+    names = "class(1..17),start_frame,end_frame"
+    for line, cells in _csv_rows(path):
+        if len(cells) != 3:
+            raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}")
+        label, start, end = _integers(path, line, cells, names)
+        if not 1 <= label <= len(SMG_CLASSES):
+            raise InputError(f"{path}:{line}: class {label} is outside 1..{len(SMG_CLASSES)}")
+        if start < 0:
+            raise InputError(f"{path}:{line}: start frame {start} is negative")
+        if start >= end:
+            raise InputError(f"{path}:{line}: start frame {start} is not before end frame {end}")
+        rows.append((line, label, start, end))
+    return rows
+
+
+def _find_sample_dirs(root: Path) -> dict[str, Path]:
+    """SampleXXXX folders directly in `root` or one level deeper (the challenge's layout)."""
+    candidates = [p for p in root.iterdir() if p.is_dir()]
+    candidates += [p for parent in candidates for p in parent.iterdir() if p.is_dir()]
+    found: dict[str, Path] = {}
+    for folder in sorted(candidates):
+        if not _SAMPLE_NAME.fullmatch(folder.name):
+            continue
+        if folder.name in found:
+            raise InputError(f"{root}: {folder.name} is there twice: {found[folder.name]} and {folder}")
+        found[folder.name] = folder
+    return found
+
+
+def read_smg_labels(
+    root: str | Path, fps: float | None = None, splits: dict[str, set[int]] | None = None
+) -> AnnotationSet:
+    """Read SMG label folders `root/SampleXXXX/SampleXXXX_finelabels.csv` into an AnnotationSet.
+
+    Sample folders are looked for in `root` and one level deeper, so the challenge layout
+    (`smg_data_phase1/smg_skeleton_train/Sample0001/`) works when `root` is `smg_data_phase1`.
+    A sample folder without a `_finelabels.csv` is an error (an unlabelled video is not a video
+    without instances). An empty label file is allowed: a video with no instances.
+
+    Label rows are `class(1..17),start_frame,end_frame` with absolute frame indices, no header.
+    Times are frame / fps. The fps comes from `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`),
+    which also gives the number of frames and so the duration; without that file the `fps`
+    argument is used and the duration is taken as (last labelled end frame + 1) / fps, which
+    can be shorter than the real video. An `fps` argument that contradicts a data file is an error.
+
+    `splits` maps subset name -> subject numbers (Sample0007 is subject 7); default
+    train 1-30, val 31-35, test 36-40 (the MiGA challenge split).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: SMG label folder not found (expected SampleXXXX/SampleXXXX_finelabels.csv inside)")
+    if splits is None:
+        splits = parse_subject_ranges(DEFAULT_SMG_SPLITS)
+    subset_of: dict[int, str] = {}
+    for name, subjects in splits.items():
+        for subject in subjects:
+            if subject in subset_of:
+                raise InputError(f"splits: subject {subject} is in both {subset_of[subject]} and {name}")
+            subset_of[subject] = canonical_subset(name)
+
+    sample_dirs = _find_sample_dirs(root)
+    if not sample_dirs:
+        raise InputError(f"{root}: no SampleXXXX folders here or one level deeper")
+    unlabelled = [str(folder) for name, folder in sample_dirs.items() if not (folder / f"{name}_finelabels.csv").is_file()]
+    if unlabelled:
+        raise InputError(
+            f"{root}: no SampleXXXX_finelabels.csv in {len(unlabelled)} sample folder(s): {', '.join(unlabelled[:5])}; "
+            "point the root at the labelled samples only"
+        )
+
+    aset = AnnotationSet(classes=list(SMG_CLASSES))
+    for name, folder in sample_dirs.items():
+        labels_path = folder / f"{name}_finelabels.csv"
+        subject = int(_SAMPLE_NAME.fullmatch(name).group(1))
+        if subject not in subset_of:
+            ranges = ", ".join(f"{k}={min(v)}-{max(v)}" for k, v in splits.items() if v)
+            raise InputError(f"{labels_path}: subject {subject} is in no split ({ranges}); pass the subject ranges")
+        rows = _read_finelabels(labels_path)
+
+        data_path = folder / f"{name}_data.csv"
+        num_frames = None
+        video_fps = fps
+        if data_path.is_file():
+            num_frames, video_fps = _read_smg_data_csv(data_path)
+            if fps is not None and abs(fps - video_fps) > 1e-6:
+                raise InputError(f"{data_path}: fps {video_fps:g} contradicts the fps {fps:g} passed; drop --fps")
+        elif fps is None:
+            raise InputError(f"{folder}: no {name}_data.csv to read the fps from; pass --fps (the SMG paper reports 28)")
+        if num_frames is None and not rows:
+            raise InputError(
+                f"{labels_path}: empty label file and no {name}_data.csv, so the video's length is unknown"
+            )
+        # Frames are absolute indices; FeatureGrid's stride/window play no part in frame <-> seconds.
+        clock = FeatureGrid(fps=video_fps, stride=1, window=1)
+        frames_in_video = num_frames if num_frames is not None else max(end for _, _, _, end in rows) + 1
+        aset.videos[name] = VideoInfo(
+            video_id=name,
+            subset=subset_of[subject],
+            fps=video_fps,
+            duration=clock.frame_to_seconds(frames_in_video),
+            num_frames=num_frames,
+            source=str(data_path if num_frames is not None else labels_path),
+        )
+        aset.segments[name] = [
+            Segment(
+                video_id=name,
+                start=clock.frame_to_seconds(start),
+                end=clock.frame_to_seconds(end),
+                label_id=label - 1,
+                label=SMG_CLASSES[label - 1],
+                start_frame=start,
+                end_frame=end,
+                source=f"{labels_path}:{line}",
+            )
+            for line, label, start, end in rows
+        ]
+    return aset
+
+
+def write_smg_labels(
+    detections_by_video: dict[str, list[Detection]], out_dir: str | Path, fps: float, with_scores: bool = False
+) -> list[Path]:
+    """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv`.
+
+    Rows are `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th
+    `score` column when `with_scores`; sorted by start frame. Frames are the detection's own
+    frames when set, else round(seconds * fps). The folder layout matches SMG's, so the files
+    (without scores) read back with `read_smg_labels(out_dir, fps=...)`. A video with no
+    detections gets an empty file. Each file is written atomically. Returns the paths written.
+    """
+    clock = FeatureGrid(fps=fps, stride=1, window=1)
+    written = []
+    for video_id in sorted(detections_by_video):
+        rows = []
+        for det in detections_by_video[video_id]:
+            if det.start_frame is not None and det.end_frame is not None:
+                start, end = det.start_frame, det.end_frame
+            else:
+                start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
+            rows.append((start, end, det.label_id + 1, det.score))
+        rows.sort(key=lambda row: row[:3])
+        path = Path(out_dir) / video_id / f"{video_id}_finelabels.csv"
+        with atomic_open(path) as handle:
+            for start, end, label, score in rows:
+                handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")
+        written.append(path)
+    return written

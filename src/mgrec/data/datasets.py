@@ -1,0 +1,150 @@
+"""Training and evaluation samples: videos in feature-grid units, training crops, batches.
+
+A `VideoSample` holds one video's features (T, C) and its ground truth converted to the
+level-0 feature grid (fractional indices, see `mgrec.timeline.FeatureGrid`).
+
+Training crops (`draw_training_crops`): SMG videos are ~7000 feature steps, longer than the
+training length, so each epoch draws crops of `max_seq_len` steps. Every crop is anchored on an
+annotation entry drawn uniformly from the (optionally augmented) list of entries of all
+training videos, with a random offset of the anchor inside the crop. Category-frequency
+augmentation (`mgrec.data.augment`) repeats rare-class entries R_c times, so those instances are
+R_c times as likely to anchor a crop: the model sees rare classes in more crops, at different
+offsets and with different neighbours. The targets of a crop are the video's *unique* segments
+inside it, so a replica never becomes a duplicate target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mgrec.records import Segment
+from mgrec.timeline import FeatureGrid
+
+
+@dataclass
+class VideoSample:
+    video_id: str
+    features: np.ndarray  # (T, C) float32
+    segments: np.ndarray  # (N, 2) float64, level-0 grid units (fractional feature indices)
+    labels: np.ndarray  # (N,) int64, 0-based class ids
+    grid: FeatureGrid
+
+    @property
+    def length(self) -> int:
+        return int(self.features.shape[0])
+
+
+@dataclass
+class Crop:
+    video_index: int
+    start: int  # first feature step of the crop
+
+
+def segments_to_grid(segments: list[Segment], grid: FeatureGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth in seconds -> (N, 2) fractional feature indices and (N,) labels."""
+    if not segments:
+        return np.zeros((0, 2)), np.zeros((0,), dtype=np.int64)
+    seconds = np.array([[s.start, s.end] for s in segments], dtype=np.float64)
+    return grid.seconds_to_index(seconds), np.array([s.label_id for s in segments], dtype=np.int64)
+
+
+def draw_training_crops(
+    samples: list[VideoSample],
+    anchors: list[tuple[int, int]],
+    num_crops: int,
+    crop_len: int,
+    rng: np.random.Generator,
+) -> list[Crop]:
+    """Draw `num_crops` crops, each anchored on an entry of `anchors` = (video index, segment index).
+
+    Videos no longer than `crop_len` are used whole (start 0). Videos without any anchor are
+    still drawn as uniform random crops, in proportion to their share of videos, so background-only
+    videos are not ignored.
+    """
+    crops = []
+    if not anchors:
+        for _ in range(num_crops):
+            v = int(rng.integers(len(samples)))
+            crops.append(Crop(v, _random_start(samples[v].length, crop_len, rng)))
+        return crops
+    picks = rng.integers(len(anchors), size=num_crops)
+    for pick in picks:
+        v, s = anchors[int(pick)]
+        sample = samples[v]
+        if sample.length <= crop_len:
+            crops.append(Crop(v, 0))
+            continue
+        centre = float(sample.segments[s].mean())
+        # the anchor lands anywhere in the middle 80% of the crop
+        start = int(round(centre - rng.uniform(0.1, 0.9) * crop_len))
+        crops.append(Crop(v, int(np.clip(start, 0, sample.length - crop_len))))
+    return crops
+
+
+def _random_start(length: int, crop_len: int, rng: np.random.Generator) -> int:
+    return 0 if length <= crop_len else int(rng.integers(0, length - crop_len + 1))
+
+
+def crop_targets(
+    sample: VideoSample, start: int, crop_len: int, keep_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segments of `sample` inside [start, start + crop_len), shifted to the crop and clipped.
+
+    A segment is kept when at least `keep_fraction` of its length lies inside the crop: a sliver of
+    a gesture at the border is not a learnable target.
+    """
+    end = start + min(crop_len, sample.length)
+    seg = sample.segments
+    if len(seg) == 0:
+        return np.zeros((0, 2)), np.zeros((0,), dtype=np.int64)
+    inside = np.clip(seg, start, end)
+    kept_len = inside[:, 1] - inside[:, 0]
+    full_len = np.maximum(seg[:, 1] - seg[:, 0], 1e-6)
+    keep = kept_len / full_len >= keep_fraction
+    # unique rows: the same instance listed twice (e.g. a duplicate annotation) is one target
+    targets = np.unique(np.concatenate([inside[keep] - start, sample.labels[keep, None]], axis=1), axis=0)
+    return targets[:, :2], targets[:, 2].astype(np.int64)
+
+
+@dataclass
+class Batch:
+    features: torch.Tensor  # (B, C, T) float32
+    mask: torch.Tensor  # (B, 1, T) bool
+    segments: list[torch.Tensor]  # per item (N_i, 2) level-0 grid units
+    labels: list[torch.Tensor]  # per item (N_i,)
+
+
+def make_batch(
+    samples: list[VideoSample], crops: list[Crop], crop_len: int, keep_fraction: float, noise: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Batch:
+    """Stack crops into a padded (B, C, crop_len) batch with its mask and targets."""
+    dim = samples[crops[0].video_index].features.shape[1]
+    features = torch.zeros(len(crops), dim, crop_len)
+    mask = torch.zeros(len(crops), 1, crop_len, dtype=torch.bool)
+    segments, labels = [], []
+    for i, crop in enumerate(crops):
+        sample = samples[crop.video_index]
+        chunk = sample.features[crop.start : crop.start + crop_len]
+        features[i, :, : len(chunk)] = torch.from_numpy(np.ascontiguousarray(chunk.T))
+        mask[i, 0, : len(chunk)] = True
+        seg, lab = crop_targets(sample, crop.start, crop_len, keep_fraction)
+        segments.append(torch.from_numpy(seg).float())
+        labels.append(torch.from_numpy(lab))
+    if noise > 0:
+        features += noise * torch.randn(features.shape, generator=generator) * mask
+    return Batch(features, mask, segments, labels)
+
+
+def pad_video(features: np.ndarray, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One whole video (T, C) -> (1, C, T_pad) features and (1, 1, T_pad) mask, T_pad a multiple."""
+    length = features.shape[0]
+    padded = -(-length // multiple) * multiple
+    x = torch.zeros(1, features.shape[1], padded)
+    x[0, :, :length] = torch.from_numpy(np.ascontiguousarray(features.T))
+    mask = torch.zeros(1, 1, padded, dtype=torch.bool)
+    mask[0, 0, :length] = True
+    return x, mask

@@ -1,0 +1,128 @@
+"""Detection average precision per class at several tIoU thresholds (ActivityNet style).
+
+For each class, all its predictions are ranked by descending score (ties keep the order of the
+videos in the prediction dict, then the list order). At each tIoU threshold, each prediction in
+turn takes the unmatched ground-truth segment of the same class and video with the highest tIoU,
+if that tIoU >= threshold (ActivityNet uses >=, unlike the MiGA F1's >); each ground-truth segment
+is matched at most once per threshold. AP is the area under the interpolated precision-recall
+curve (precision replaced by its running maximum from the right, as in VOC 2011 / ActivityNet).
+
+mAP at a threshold is the mean AP over the classes that have ground truth: a class with ground
+truth but no predictions has AP 0, and a class without ground truth is left out (NaN in `ap`).
+Duplicate ground-truth segments are scored as given: finding and reporting them is the data
+checker's job, not the metric's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from mgrec.evaluate.f1 import TIOU_TOLERANCE, bounds, label_ids, scores, tiou_matrix
+from mgrec.records import Detection, Segment
+
+DEFAULT_TIOU_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+@dataclass(frozen=True)
+class APResult:
+    thresholds: tuple[float, ...]
+    ap: np.ndarray  # (num_thresholds, num_classes); NaN for classes without ground truth
+    mAP: dict[float, float]  # threshold -> mean AP over classes with ground truth
+    average_mAP: float  # mean of mAP over the thresholds
+
+
+def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
+    """Area under the PR curve after replacing precision by its maximum at any higher recall.
+
+    `precision` and `recall` are the values after each ranked prediction (recall non-decreasing).
+    """
+    padded_precision = np.concatenate([[0.0], precision, [0.0]])
+    padded_recall = np.concatenate([[0.0], recall, [1.0]])
+    envelope = np.maximum.accumulate(padded_precision[::-1])[::-1]
+    return float(np.sum(np.diff(padded_recall) * envelope[1:]))
+
+
+def _true_positives(overlaps: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Greedy matching at all thresholds at once -> (num_thresholds, num_pred) bool.
+
+    `overlaps` is (num_pred, num_gt) with predictions in ranked order.
+    """
+    num_pred, num_gt = overlaps.shape
+    is_tp = np.zeros((thresholds.size, num_pred), dtype=bool)
+    if num_gt == 0:
+        return is_tp
+    taken = np.zeros((thresholds.size, num_gt), dtype=bool)
+    every_threshold = np.arange(thresholds.size)
+    lowest = thresholds.min() - TIOU_TOLERANCE
+    # A prediction below the lowest threshold against every segment is a false positive everywhere.
+    for row in np.flatnonzero(overlaps.max(axis=1) >= lowest):
+        available = np.where(taken, -1.0, overlaps[row][None, :])
+        best = np.argmax(available, axis=1)
+        hit = available[every_threshold, best] >= thresholds - TIOU_TOLERANCE
+        taken[every_threshold[hit], best[hit]] = True
+        is_tp[:, row] = hit
+    return is_tp
+
+
+def average_precision(
+    gt: Mapping[str, Sequence[Segment]],
+    pred: Mapping[str, Sequence[Detection]],
+    num_classes: int,
+    tiou_thresholds: Sequence[float] = DEFAULT_TIOU_THRESHOLDS,
+) -> APResult:
+    """AP per class and threshold, mAP per threshold and its mean; label ids in [0, num_classes).
+
+    Predictions of videos absent from `gt` are false positives. Matching is independent per
+    video, so it runs per video and class; the ranking that builds the PR curve is per class.
+    """
+    thresholds = np.asarray(tiou_thresholds, dtype=np.float64)
+    num_gt = np.zeros(num_classes, dtype=np.int64)
+    for video_id, items in gt.items():
+        labels = label_ids(items)
+        _check_label_range(labels, num_classes, video_id)
+        num_gt += np.bincount(labels, minlength=num_classes)
+
+    class_scores: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    class_tp: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    for video_id, items in pred.items():
+        if not items:
+            continue
+        pred_labels, pred_scores, pred_bounds = label_ids(items), scores(items), bounds(items)
+        _check_label_range(pred_labels, num_classes, video_id)
+        gt_items = gt.get(video_id, [])
+        gt_labels, gt_bounds = label_ids(gt_items), bounds(gt_items)
+        for label in np.unique(pred_labels).tolist():
+            index = np.flatnonzero(pred_labels == label)
+            index = index[np.argsort(-pred_scores[index], kind="stable")]
+            overlaps = tiou_matrix(pred_bounds[index], gt_bounds[gt_labels == label])
+            class_scores[label].append(pred_scores[index])
+            class_tp[label].append(_true_positives(overlaps, thresholds))
+
+    ap = np.full((thresholds.size, num_classes), np.nan)
+    for label in np.flatnonzero(num_gt > 0).tolist():
+        if not class_scores[label]:
+            ap[:, label] = 0.0
+            continue
+        ranked = np.argsort(-np.concatenate(class_scores[label]), kind="stable")
+        is_tp = np.concatenate(class_tp[label], axis=1)[:, ranked]
+        tp = np.cumsum(is_tp, axis=1)
+        fp = np.cumsum(~is_tp, axis=1)
+        precision = tp / (tp + fp)
+        recall = tp / num_gt[label]
+        for t in range(thresholds.size):
+            ap[t, label] = interpolated_ap(precision[t], recall[t])
+
+    has_gt = num_gt > 0
+    mean_ap = {
+        float(t): float(ap[i, has_gt].mean()) if has_gt.any() else float("nan") for i, t in enumerate(thresholds)
+    }
+    average = float(np.mean(list(mean_ap.values()))) if mean_ap else float("nan")
+    return APResult(thresholds=tuple(float(t) for t in thresholds), ap=ap, mAP=mean_ap, average_mAP=average)
+
+
+def _check_label_range(labels: np.ndarray, num_classes: int, video_id: str) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"video {video_id}: label ids must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")

@@ -1,0 +1,260 @@
+"""F1 of a hard set of detections against ground truth: the MiGA rule and a strict variant.
+
+Both rules pool their counts over all videos (micro average): precision = correct / #predictions,
+recall = correct / #ground truth, F1 = 2PR / (P + R + 1e-7), as the MiGA organisers' starter kit
+does. A prediction can only match a ground-truth segment of the same video and the same class, and
+only when their temporal IoU is strictly greater than the threshold (0.3 by default).
+
+- `f1_miga` reproduces the starter kit (`THDutils.tester_SMG`): every ground-truth segment counts as
+  found when *some* prediction of its class overlaps it by more than the threshold. Matched
+  predictions are not used up, so one prediction may find several ground-truth segments and
+  `correct` may exceed the number of predictions (precision > 1 is possible). Because nothing is
+  used up, the result does not depend on the order of the predictions.
+- `f1_strict` matches one to one: predictions in descending score order each take the unmatched
+  ground-truth segment of their class with the highest tIoU.
+
+Times are seconds. tIoU does not depend on the time unit, but seconds computed as frame / fps
+carry rounding errors of ~1e-16, which would turn a frame-exact tIoU of exactly 0.3 into
+0.30000000000000004 and make it match. Every comparison with a tIoU threshold therefore allows
+`TIOU_TOLERANCE`, far below the smallest gap between distinct tIoU values of integer frame spans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from mgrec.errors import InputError
+from mgrec.records import Detection, Segment
+
+TIOU_TOLERANCE = 1e-9
+# The starter kit's guard against 0/0 in the F1 formula.
+F1_EPSILON = 1e-7
+
+
+def tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
+    """Temporal IoU of two intervals; 0 when they do not overlap or both are empty."""
+    intersection = max(0.0, min(a_end, b_end) - max(a_start, b_start))
+    union = (a_end - a_start) + (b_end - b_start) - intersection
+    return intersection / union if union > 0 else 0.0
+
+
+def tiou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise temporal IoU of intervals `a` (N, 2) and `b` (M, 2) as (start, end) rows -> (N, M).
+
+    One-vs-many is the case N = 1.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    intersection = np.clip(
+        np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None
+    )
+    union = (a[:, None, 1] - a[:, None, 0]) + (b[None, :, 1] - b[None, :, 0]) - intersection
+    safe_union = np.where(union > 0, union, 1.0)
+    return np.where(union > 0, intersection / safe_union, 0.0)
+
+
+def bounds(items: Sequence[Segment | Detection]) -> np.ndarray:
+    """(N, 2) array of (start, end) seconds."""
+    return np.array([(item.start, item.end) for item in items], dtype=np.float64).reshape(-1, 2)
+
+
+def label_ids(items: Sequence[Segment | Detection]) -> np.ndarray:
+    return np.array([item.label_id for item in items], dtype=np.int64)
+
+
+def scores(detections: Sequence[Detection]) -> np.ndarray:
+    return np.array([d.score for d in detections], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class F1Result:
+    """Pooled counts and the precision, recall and F1 derived from them."""
+
+    correct: int
+    num_gt: int
+    num_pred: int
+    precision: float
+    recall: float
+    f1: float
+
+    @classmethod
+    def from_counts(cls, correct: int, num_gt: int, num_pred: int) -> "F1Result":
+        precision = correct / num_pred if num_pred else 0.0
+        recall = correct / num_gt if num_gt else 0.0
+        f1 = 2 * precision * recall / (precision + recall + F1_EPSILON)
+        return cls(int(correct), int(num_gt), int(num_pred), precision, recall, f1)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One prediction matched to one ground-truth segment; indices into the per-video lists."""
+
+    video_id: str
+    pred_index: int
+    gt_index: int
+    tiou: float
+
+
+@dataclass(frozen=True)
+class StrictF1Result:
+    """`f1_strict` output: pooled counts, counts per class id and the matches themselves."""
+
+    overall: F1Result
+    per_class: dict[int, F1Result]  # every class id that occurs in the ground truth or predictions
+    matches: list[Match]
+
+
+def _video_ids(gt: Mapping[str, list], pred: Mapping[str, list]) -> list[str]:
+    """Ground-truth videos first, then videos that only have predictions (all false positives)."""
+    return list(gt) + [v for v in pred if v not in gt]
+
+
+def _same_class_overlaps(gt_items: list[Segment], pred_items: list[Detection], tiou_threshold: float):
+    """(num_gt, num_pred) bool: same class and tIoU strictly above the threshold."""
+    overlaps = tiou_matrix(bounds(gt_items), bounds(pred_items))
+    same_class = label_ids(gt_items)[:, None] == label_ids(pred_items)[None, :]
+    return same_class & (overlaps > tiou_threshold + TIOU_TOLERANCE)
+
+
+def f1_miga(
+    gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]], tiou_threshold: float = 0.3
+) -> F1Result:
+    """F1 by the MiGA starter-kit rule (non-consuming matching, counts pooled over videos).
+
+    A ground-truth segment is correct when any prediction of the same video and class has
+    tIoU > `tiou_threshold`. Predictions of videos absent from `gt` count as false positives.
+    """
+    correct = num_gt = num_pred = 0
+    for video_id in _video_ids(gt, pred):
+        gt_items, pred_items = gt.get(video_id, []), pred.get(video_id, [])
+        num_gt += len(gt_items)
+        num_pred += len(pred_items)
+        if gt_items and pred_items:
+            correct += int(_same_class_overlaps(gt_items, pred_items, tiou_threshold).any(axis=1).sum())
+    return F1Result.from_counts(correct, num_gt, num_pred)
+
+
+def _greedy_matches(overlaps: np.ndarray, tiou_threshold: float) -> list[tuple[int, int]]:
+    """One-to-one greedy matching of rows (predictions, already in processing order) to columns.
+
+    Each row takes the still unmatched column of highest tIoU if that tIoU > threshold; among equal
+    tIoUs the lowest column index wins. Returns (row, column) pairs.
+    """
+    pairs: list[tuple[int, int]] = []
+    if overlaps.size == 0:
+        return pairs
+    column_taken = np.zeros(overlaps.shape[1], dtype=bool)
+    # Rows that overlap no column enough can never match; only the others need the sequential loop.
+    for row in np.flatnonzero(overlaps.max(axis=1) > tiou_threshold + TIOU_TOLERANCE):
+        available = np.where(column_taken, -1.0, overlaps[row])
+        column = int(np.argmax(available))
+        if available[column] > tiou_threshold + TIOU_TOLERANCE:
+            column_taken[column] = True
+            pairs.append((int(row), column))
+    return pairs
+
+
+def f1_strict(
+    gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]], tiou_threshold: float = 0.3
+) -> StrictF1Result:
+    """F1 with one-to-one matching, pooled over videos, plus counts per class and the matches.
+
+    Within each video and class, predictions are taken in descending score order (ties keep their
+    list order); each matches the unmatched ground-truth segment with the highest tIoU, provided
+    that tIoU is strictly greater than `tiou_threshold` (the same strict rule as `f1_miga`).
+    Predictions of videos absent from `gt` count as false positives.
+    """
+    matches: list[Match] = []
+    gt_per_class: dict[int, int] = {}
+    pred_per_class: dict[int, int] = {}
+    correct_per_class: dict[int, int] = {}
+    for video_id in _video_ids(gt, pred):
+        gt_items, pred_items = gt.get(video_id, []), pred.get(video_id, [])
+        gt_labels, pred_labels = label_ids(gt_items), label_ids(pred_items)
+        for label in gt_labels.tolist():
+            gt_per_class[label] = gt_per_class.get(label, 0) + 1
+        for label in pred_labels.tolist():
+            pred_per_class[label] = pred_per_class.get(label, 0) + 1
+        if not gt_items or not pred_items:
+            continue
+        gt_bounds, pred_bounds, pred_scores = bounds(gt_items), bounds(pred_items), scores(pred_items)
+        for label in np.unique(pred_labels).tolist():
+            gt_index = np.flatnonzero(gt_labels == label)
+            if gt_index.size == 0:
+                continue
+            pred_index = np.flatnonzero(pred_labels == label)
+            pred_index = pred_index[np.argsort(-pred_scores[pred_index], kind="stable")]
+            overlaps = tiou_matrix(pred_bounds[pred_index], gt_bounds[gt_index])
+            for row, column in _greedy_matches(overlaps, tiou_threshold):
+                matches.append(
+                    Match(video_id, int(pred_index[row]), int(gt_index[column]), float(overlaps[row, column]))
+                )
+                correct_per_class[label] = correct_per_class.get(label, 0) + 1
+    per_class = {
+        label: F1Result.from_counts(
+            correct_per_class.get(label, 0), gt_per_class.get(label, 0), pred_per_class.get(label, 0)
+        )
+        for label in sorted(set(gt_per_class) | set(pred_per_class))
+    }
+    overall = F1Result.from_counts(len(matches), sum(gt_per_class.values()), sum(pred_per_class.values()))
+    return StrictF1Result(overall=overall, per_class=per_class, matches=matches)
+
+
+def apply_score_threshold(pred: Mapping[str, list[Detection]], threshold: float) -> dict[str, list[Detection]]:
+    """The hard set: detections with score >= threshold. Every video is kept, possibly empty."""
+    return {video_id: [d for d in items if d.score >= threshold] for video_id, items in pred.items()}
+
+
+def _best_threshold(candidates: np.ndarray, correct: np.ndarray, num_pred: np.ndarray, num_gt: int) -> float:
+    """The candidate with the highest F1; the highest such candidate on ties."""
+    f1_values = np.array(
+        [F1Result.from_counts(int(c), num_gt, int(n)).f1 for c, n in zip(correct, num_pred)]
+    )
+    best = np.flatnonzero(f1_values == f1_values.max())
+    return float(candidates[best].max())
+
+
+def tune_score_threshold(
+    gt: Mapping[str, list[Segment]],
+    ranked_pred: Mapping[str, list[Detection]],
+    metric: str = "f1",
+    tiou_threshold: float = 0.3,
+) -> float:
+    """The score threshold whose hard set (score >= threshold) maximises F1 on this data.
+
+    `metric` is "f1" (`f1_strict`) or "f1_miga". The candidates are all distinct prediction scores
+    and the search is exact, from one matching pass:
+    - f1_miga: a ground-truth segment is found at threshold t when its best-scoring matching
+      prediction has score >= t;
+    - f1: greedy matching in descending score order never looks at lower-scored predictions, so the
+      hard set at t keeps exactly the matches of the full ranked list whose prediction scores >= t.
+    Ties in F1 go to the higher threshold. Without predictions every threshold gives F1 = 0 and
+    0.0 is returned.
+    """
+    if metric not in ("f1", "f1_miga"):
+        raise InputError(f"score-threshold metric must be 'f1' or 'f1_miga', got {metric!r}")
+    video_ids = _video_ids(gt, ranked_pred)
+    all_scores = np.concatenate([scores(ranked_pred.get(v, [])) for v in video_ids] + [np.zeros(0)])
+    if all_scores.size == 0:
+        return 0.0
+    num_gt = sum(len(gt.get(v, [])) for v in video_ids)
+    if metric == "f1_miga":
+        # Per ground-truth segment: the highest score among the predictions that find it.
+        found_at = [np.full(0, -np.inf)]
+        for video_id in video_ids:
+            gt_items, pred_items = gt.get(video_id, []), ranked_pred.get(video_id, [])
+            if gt_items and pred_items:
+                hits = _same_class_overlaps(gt_items, pred_items, tiou_threshold)
+                found_at.append(np.where(hits, scores(pred_items)[None, :], -np.inf).max(axis=1))
+        match_scores = np.concatenate(found_at)
+    else:
+        strict = f1_strict(gt, ranked_pred, tiou_threshold)
+        match_scores = np.array([ranked_pred[m.video_id][m.pred_index].score for m in strict.matches])
+    candidates = np.unique(all_scores)
+    # Counts of values >= each candidate, from sorted arrays.
+    num_pred = all_scores.size - np.searchsorted(np.sort(all_scores), candidates, side="left")
+    correct = match_scores.size - np.searchsorted(np.sort(match_scores), candidates, side="left")
+    return _best_threshold(candidates, correct, num_pred, num_gt)

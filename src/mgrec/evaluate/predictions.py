@@ -1,0 +1,253 @@
+"""Reading and writing predictions.
+
+Two input forms:
+- JSON (ActivityNet results style): `{"results": {video_id: [{"segment": [start_s, end_s],
+  "label": name, "label_id": int, "score": float}, ...]}}`. Each entry needs `label` or
+  `label_id` (both, if given, must name the same class) and `score`; an optional
+  `"segment(frames)": [start, end]` (written by `Detection.to_json`) is kept as frames.
+- A folder of SMG-style CSV files, one per video: no header, rows `class(1..K),start_frame,end_frame`
+  with an optional fourth `score` column (a file uses it on every row or on none; without it every
+  score is 1.0). Seconds are frames / fps.
+
+Every problem raises `InputError` naming the file and the key path or line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from mgrec.errors import InputError, where
+from mgrec.records import Detection
+
+CSV_COLUMNS = ("video", "start_s", "end_s", "start_frame", "end_frame", "label", "score")
+
+
+def load_predictions(
+    path: str | Path,
+    classes: list[str],
+    fps: float | None = None,
+    fps_by_video: Mapping[str, float] | None = None,
+) -> dict[str, list[Detection]]:
+    """Predictions per video from a results JSON file or a folder of SMG-style CSV files.
+
+    For a CSV folder give `fps` (one rate for all videos) or `fps_by_video`. With `fps_by_video`, a
+    file belongs to the video id that equals its stem or that its stem starts with followed by
+    "_" (`Sample0036_finelabels.csv` -> `Sample0036`; the longest such id wins). With only `fps`,
+    the video id is the stem up to its first "_".
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _load_csv_folder(path, classes, fps, fps_by_video)
+    if not path.is_file():
+        raise InputError(f"{path}: no such predictions file or folder")
+    return _load_json(path, classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+
+def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(document, dict) or "results" not in document:
+        raise InputError(f"{path}: expected a JSON object with a 'results' key")
+    results = document["results"]
+    if not isinstance(results, dict):
+        raise InputError(f"{where(path, key='results')}: expected an object {{video_id: [detections]}}")
+    class_ids = {name: i for i, name in enumerate(classes)}
+    predictions: dict[str, list[Detection]] = {}
+    for video_id, entries in results.items():
+        if not isinstance(entries, list):
+            raise InputError(f"{where(path, key=f'results.{video_id}')}: expected a list of detections")
+        predictions[video_id] = [
+            _parse_json_entry(entry, path, f"results.{video_id}[{i}]", video_id, classes, class_ids)
+            for i, entry in enumerate(entries)
+        ]
+    return predictions
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_json_entry(
+    entry: object, path: Path, key: str, video_id: str, classes: list[str], class_ids: dict[str, int]
+) -> Detection:
+    if not isinstance(entry, dict):
+        raise InputError(f"{where(path, key=key)}: expected an object with segment, label and score")
+
+    segment = entry.get("segment")
+    if segment is None:
+        raise InputError(f"{where(path, key=key)}: missing 'segment' [start_s, end_s]")
+    if not (isinstance(segment, list) and len(segment) == 2 and all(_is_number(t) for t in segment)):
+        raise InputError(f"{where(path, key=key + '.segment')}: expected [start_s, end_s] numbers, got {segment!r}")
+    start, end = float(segment[0]), float(segment[1])
+    if not (math.isfinite(start) and math.isfinite(end)) or start >= end:
+        raise InputError(f"{where(path, key=key + '.segment')}: expected finite start < end, got {segment!r}")
+
+    label_id = entry.get("label_id")
+    label = entry.get("label")
+    if label_id is None and label is None:
+        raise InputError(f"{where(path, key=key)}: missing 'label' (class name) or 'label_id'")
+    if label_id is not None and not (isinstance(label_id, int) and not isinstance(label_id, bool)
+                                     and 0 <= label_id < len(classes)):
+        raise InputError(
+            f"{where(path, key=key + '.label_id')}: expected an integer in [0, {len(classes)}), got {label_id!r}"
+        )
+    if label is not None and label not in class_ids:
+        raise InputError(f"{where(path, key=key + '.label')}: unknown class {label!r}; known: {classes}")
+    if label is not None and label_id is not None and class_ids[label] != label_id:
+        raise InputError(
+            f"{where(path, key=key)}: label {label!r} is class {class_ids[label]} but label_id is {label_id}"
+        )
+    if label_id is None:
+        label_id = class_ids[label]
+
+    score = entry.get("score")
+    if score is None:
+        raise InputError(f"{where(path, key=key)}: missing 'score'")
+    if not _is_number(score) or not math.isfinite(score):
+        raise InputError(f"{where(path, key=key + '.score')}: expected a finite number, got {score!r}")
+
+    start_frame = end_frame = None
+    frames = entry.get("segment(frames)")
+    if frames is not None:
+        if not (isinstance(frames, list) and len(frames) == 2
+                and all(isinstance(f, int) and not isinstance(f, bool) for f in frames) and frames[0] <= frames[1]):
+            raise InputError(
+                f"{where(path, key=key + '.segment(frames)')}: expected [start_frame, end_frame] integers, "
+                f"start <= end, got {frames!r}"
+            )
+        start_frame, end_frame = frames
+
+    return Detection(
+        video_id=video_id, start=start, end=end, label_id=label_id, label=classes[label_id],
+        score=float(score), start_frame=start_frame, end_frame=end_frame,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# SMG-style CSV folder
+
+
+def _video_id_for(file: Path, fps_by_video: Mapping[str, float] | None) -> str:
+    stem = file.stem
+    if fps_by_video is None:
+        return stem.split("_", 1)[0]
+    owners = [v for v in fps_by_video if stem == v or stem.startswith(v + "_")]
+    if not owners:
+        raise InputError(f"{file}: its name matches no video id with a known fps (expected '<video_id>[_...].csv')")
+    return max(owners, key=len)
+
+
+def _load_csv_folder(
+    folder: Path, classes: list[str], fps: float | None, fps_by_video: Mapping[str, float] | None
+) -> dict[str, list[Detection]]:
+    if fps is None and fps_by_video is None:
+        raise InputError(f"{folder}: reading SMG-style CSV predictions needs the frame rate (fps)")
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise InputError(f"{folder}: no .csv prediction files in this folder")
+    predictions: dict[str, list[Detection]] = {}
+    source_of: dict[str, Path] = {}
+    for file in files:
+        video_id = _video_id_for(file, fps_by_video)
+        if video_id in source_of:
+            raise InputError(f"{file}: video {video_id} already read from {source_of[video_id]}")
+        video_fps = fps_by_video[video_id] if fps_by_video is not None else fps
+        if not (isinstance(video_fps, (int, float)) and math.isfinite(video_fps) and video_fps > 0):
+            raise InputError(f"{file}: fps for video {video_id} must be a positive number, got {video_fps!r}")
+        source_of[video_id] = file
+        predictions[video_id] = _read_csv_file(file, video_id, classes, float(video_fps))
+    return predictions
+
+
+def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) -> list[Detection]:
+    detections: list[Detection] = []
+    columns_seen: int | None = None
+    with file.open(newline="", encoding="utf-8") as handle:
+        for line_number, row in enumerate(csv.reader(handle), start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue  # blank line, no data
+            location = where(file, line=line_number)
+            if len(row) not in (3, 4):
+                raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns")
+            if columns_seen is not None and len(row) != columns_seen:
+                raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
+            columns_seen = len(row)
+            try:
+                class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
+            except ValueError:
+                raise InputError(f"{location}: class, start_frame and end_frame must be integers, got {row[:3]}") from None
+            if not 1 <= class_number <= len(classes):
+                raise InputError(f"{location}: class must be in 1..{len(classes)}, got {class_number}")
+            if start_frame >= end_frame:
+                raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
+            score = 1.0
+            if len(row) == 4:
+                try:
+                    score = float(row[3])
+                except ValueError:
+                    raise InputError(f"{location}: score must be a number, got {row[3]!r}") from None
+                if not math.isfinite(score):
+                    raise InputError(f"{location}: score must be finite, got {row[3]!r}")
+            detections.append(
+                Detection(
+                    video_id=video_id, start=start_frame / fps, end=end_frame / fps, label_id=class_number - 1,
+                    label=classes[class_number - 1], score=score, start_frame=start_frame, end_frame=end_frame,
+                )
+            )
+    return detections
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_predictions(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
+    """Write predictions as results JSON (seconds rounded to 0.1 ms by `Detection.to_json`)."""
+    document = {"results": {video_id: [d.to_json() for d in items] for video_id, items in pred.items()}}
+    _write_atomically(Path(path), json.dumps(document, indent=1) + "\n")
+
+
+def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
+    """Write one CSV with a header: video,start_s,end_s,start_frame,end_frame,label,score.
+
+    Frame cells are empty for detections without frames.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for video_id, items in pred.items():
+        for d in items:
+            writer.writerow([
+                video_id, f"{d.start:.4f}", f"{d.end:.4f}",
+                "" if d.start_frame is None else d.start_frame, "" if d.end_frame is None else d.end_frame,
+                d.label, f"{d.score:.6f}",
+            ])
+    _write_atomically(Path(path), buffer.getvalue())

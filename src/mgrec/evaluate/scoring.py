@@ -1,0 +1,175 @@
+"""All scores of one set of predictions against ground truth, as the `mgrec score --json` dict.
+
+mAP is computed on the ranked list; F1, precision, recall (strict and MiGA rules), the per-class
+F1 and the confusion matrix on the hard set (predictions with score >= the score threshold).
+The keys are the "Scores" contract in docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from mgrec.errors import InputError
+from mgrec.evaluate.average_precision import average_precision
+from mgrec.evaluate.f1 import (
+    TIOU_TOLERANCE,
+    apply_score_threshold,
+    bounds,
+    f1_miga,
+    f1_strict,
+    label_ids,
+    tiou_matrix,
+)
+from mgrec.records import Detection, Segment
+
+# The MiGA challenge's tIoU threshold, used by both F1 rules and by the confusion matrix.
+F1_TIOU_THRESHOLD = 0.3
+
+
+def restrict_to_videos(
+    pred: Mapping[str, list[Detection]], video_ids: Iterable[str]
+) -> dict[str, list[Detection]]:
+    """Only the predictions of the given videos (e.g. one split); videos without any get []."""
+    return {video_id: list(pred.get(video_id, [])) for video_id in video_ids}
+
+
+def _check_labels(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
+    for index, item in enumerate(items):
+        if not (0 <= item.label_id < len(classes)) or classes[item.label_id] != item.label:
+            place = getattr(item, "source", "") or f"video {video_id} {what} #{index}"
+            raise InputError(
+                f"{place}: label_id {item.label_id} / label {item.label!r} does not match the class list {classes}"
+            )
+
+
+def confusion_counts(
+    gt: Mapping[str, list[Segment]], hard: Mapping[str, list[Detection]], num_classes: int,
+    tiou_threshold: float = F1_TIOU_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix (K, K) rows = ground-truth class, columns = predicted class; background (K,)).
+
+    Each prediction counts once: for the ground-truth segment of any class with the highest tIoU
+    in its video (the first such segment on ties) if that tIoU > threshold, else as `background`
+    in its predicted-class column.
+    """
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    background = np.zeros(num_classes, dtype=np.int64)
+    for video_id, items in hard.items():
+        if not items:
+            continue
+        pred_labels = label_ids(items)
+        gt_items = gt.get(video_id, [])
+        if not gt_items:
+            np.add.at(background, pred_labels, 1)
+            continue
+        overlaps = tiou_matrix(bounds(items), bounds(gt_items))
+        nearest = overlaps.argmax(axis=1)
+        overlapping = overlaps[np.arange(len(items)), nearest] > tiou_threshold + TIOU_TOLERANCE
+        np.add.at(matrix, (label_ids(gt_items)[nearest[overlapping]], pred_labels[overlapping]), 1)
+        np.add.at(background, pred_labels[~overlapping], 1)
+    return matrix, background
+
+
+def _threshold_key(threshold: float) -> str:
+    return f"{threshold:g}"
+
+
+def score(
+    gt: Mapping[str, list[Segment]],
+    ranked: Mapping[str, list[Detection]],
+    classes: list[str],
+    score_threshold: float,
+    split: str = "",
+) -> dict:
+    """Every score of `ranked` against `gt` (the keys of the Scores contract).
+
+    Videos in `gt` without predictions have none; predictions of videos not in `gt` are an error
+    (restrict them first with `restrict_to_videos`). `num_predictions` counts the hard set, the
+    predictions F1 is computed on. AP of a class without ground truth is None (JSON null).
+    """
+    if not math.isfinite(score_threshold):
+        raise InputError(f"score threshold must be a finite number, got {score_threshold}")
+    unknown = sorted(set(ranked) - set(gt))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise InputError(
+            f"predictions for {len(unknown)} video(s) without ground truth{' in split ' + split if split else ''}: "
+            f"{shown}; restrict the predictions to the scored videos first"
+        )
+    num_ground_truth = sum(len(items) for items in gt.values())
+    if num_ground_truth == 0:
+        raise InputError(f"no ground-truth segments{' in split ' + split if split else ''}: nothing to score against")
+    for video_id, items in gt.items():
+        _check_labels(items, classes, "ground truth", video_id)
+    for video_id, items in ranked.items():
+        _check_labels(items, classes, "prediction", video_id)
+
+    ranked = restrict_to_videos(ranked, gt)
+    hard = apply_score_threshold(ranked, score_threshold)
+    strict = f1_strict(gt, hard, F1_TIOU_THRESHOLD)
+    miga = f1_miga(gt, hard, F1_TIOU_THRESHOLD)
+    ap = average_precision(gt, ranked, len(classes))
+    matrix, background = confusion_counts(gt, hard, len(classes))
+
+    per_class = {}
+    for label_id, name in enumerate(classes):
+        counts = strict.per_class.get(label_id)
+        class_ap = [ap.ap[t, label_id] for t in range(len(ap.thresholds))]
+        per_class[name] = {
+            "label_id": label_id,
+            "instances": counts.num_gt if counts else 0,
+            # AP of a class is its mean over the tIoU thresholds, like average_mAP.
+            "ap": None if math.isnan(class_ap[0]) else float(np.mean(class_ap)),
+            "f1": counts.f1 if counts else 0.0,
+            "precision": counts.precision if counts else 0.0,
+            "recall": counts.recall if counts else 0.0,
+        }
+
+    return {
+        "split": split,
+        "num_videos": len(gt),
+        "num_ground_truth": num_ground_truth,
+        "num_predictions": strict.overall.num_pred,
+        "score_threshold": float(score_threshold),
+        "f1": strict.overall.f1,
+        "precision": strict.overall.precision,
+        "recall": strict.overall.recall,
+        "f1_miga": miga.f1,
+        "precision_miga": miga.precision,
+        "recall_miga": miga.recall,
+        "mAP": {_threshold_key(t): value for t, value in ap.mAP.items()},
+        "average_mAP": ap.average_mAP,
+        "per_class": per_class,
+        "confusion": {"labels": list(classes), "matrix": matrix.tolist(), "background": background.tolist()},
+    }
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def format_score_table(result: dict) -> str:
+    """The headline numbers and a per-class table (name, instances, AP, F1, P, R) for a terminal."""
+    maps = "  ".join(f"@{key} {_percent(value)}" for key, value in result["mAP"].items())
+    lines = [
+        f"split {result['split'] or '-'}: {result['num_videos']} videos, {result['num_ground_truth']} ground-truth "
+        f"segments, {result['num_predictions']} predictions with score >= {result['score_threshold']:.4g}",
+        f"F1 (one-to-one) {_percent(result['f1'])}  precision {_percent(result['precision'])}  "
+        f"recall {_percent(result['recall'])}",
+        f"F1 (MiGA rule)  {_percent(result['f1_miga'])}  precision {_percent(result['precision_miga'])}  "
+        f"recall {_percent(result['recall_miga'])}",
+        f"mAP {maps}  average {_percent(result['average_mAP'])}",
+        "",
+    ]
+    width = max([len("class")] + [min(len(name), 48) for name in result["per_class"]])
+    lines.append(f"{'id':>3}  {'class':<{width}}  {'inst':>5}  {'AP':>6}  {'F1':>6}  {'P':>6}  {'R':>6}")
+    for name, row in result["per_class"].items():
+        shown = name if len(name) <= 48 else name[:45] + "..."
+        lines.append(
+            f"{row['label_id']:>3}  {shown:<{width}}  {row['instances']:>5}  {_percent(row['ap']):>6}  "
+            f"{_percent(row['f1']):>6}  {_percent(row['precision']):>6}  {_percent(row['recall']):>6}"
+        )
+    return "\n".join(lines)

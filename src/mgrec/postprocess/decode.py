@@ -1,0 +1,122 @@
+"""Decode the detector's per-level outputs into ranked candidate segments on the level-0 grid.
+
+The model predicts, at every point t of pyramid level l (stride s = 2**l), class logits and the
+distances (left, right) to the action's start and end in units of s. The point sits at t*s on
+the level-0 feature grid, so its segment is [t*s - left*s, t*s + right*s]. Converting grid
+units to seconds and frames is `mgrec.timeline`'s job, not this module's.
+
+`postprocess_video` = `decode_video` then class-wise (Soft-)NMS: the ranked list used for mAP.
+`hard_set` cuts that list at a score threshold: the set used for F1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from mgrec.config import PostprocessConfig
+from mgrec.postprocess.nms import nms
+
+
+@dataclass
+class RawDetections:
+    """Detections of one video on the level-0 feature grid (not yet in seconds)."""
+
+    segments: Tensor  # (N, 2) float: [start, end] in level-0 grid units
+    scores: Tensor  # (N,) float in [0, 1]
+    labels: Tensor  # (N,) long: 0-based class ids
+
+    def __len__(self) -> int:
+        return self.scores.shape[0]
+
+
+class DetectorOutputLike(Protocol):
+    """What `postprocess_batch` needs from `mgrec.model.detector.DetectorOutput`."""
+
+    cls_logits: list[Tensor]  # per level (B, T_l, K)
+    offsets: list[Tensor]  # per level (B, T_l, 2), in units of the level's stride
+    masks: list[Tensor]  # per level (B, T_l) bool
+    strides: list[int]
+
+
+def decode_video(
+    cls_logits: list[Tensor],
+    offsets: list[Tensor],
+    masks: list[Tensor],
+    strides: list[int],
+    cfg: PostprocessConfig,
+) -> RawDetections:
+    """Candidates of one video before NMS, level by level (finest level first).
+
+    Per level: scores are sigmoid(logits) at valid (unmasked) points; every (point, class) pair
+    with score > `cfg.pre_nms_thresh` is a candidate; the `cfg.pre_nms_topk` highest are kept
+    (ties: the earlier point, then the lower class, wins); segments no longer than
+    `cfg.min_duration` grid units are dropped. Inputs per level: logits (T_l, K), offsets (T_l, 2),
+    mask (T_l,) bool. bf16/fp16 inputs are decoded in float32; float64 stays float64.
+    """
+    if not len(cls_logits) == len(offsets) == len(masks) == len(strides):
+        raise ValueError(
+            f"decode_video: got {len(cls_logits)} logits, {len(offsets)} offsets, {len(masks)} masks and "
+            f"{len(strides)} strides; expected one of each per pyramid level"
+        )
+    all_segments, all_scores, all_labels = [], [], []
+    for logits, level_offsets, mask, stride in zip(cls_logits, offsets, masks, strides):
+        num_classes = logits.shape[1]
+        probs = torch.sigmoid(logits.to(torch.promote_types(logits.dtype, torch.float32)))
+        is_candidate = (probs > cfg.pre_nms_thresh) & mask[:, None]
+        flat_index = torch.nonzero(is_candidate.flatten()).squeeze(1)
+        flat_scores = probs.flatten()[flat_index]
+        # A stable sort keeps the (point, class) order among equal scores, so results are reproducible.
+        best = torch.sort(flat_scores, descending=True, stable=True).indices[: cfg.pre_nms_topk]
+        flat_index, flat_scores = flat_index[best], flat_scores[best]
+
+        point_index = torch.div(flat_index, num_classes, rounding_mode="floor")
+        position = (point_index * stride).to(probs.dtype)
+        distances = level_offsets[point_index].to(probs.dtype) * stride
+        segments = torch.stack([position - distances[:, 0], position + distances[:, 1]], dim=1)
+        long_enough = (segments[:, 1] - segments[:, 0]) > cfg.min_duration
+
+        all_segments.append(segments[long_enough])
+        all_scores.append(flat_scores[long_enough])
+        all_labels.append((flat_index % num_classes)[long_enough])
+    return RawDetections(torch.cat(all_segments), torch.cat(all_scores), torch.cat(all_labels))
+
+
+def postprocess_video(
+    cls_logits: list[Tensor],
+    offsets: list[Tensor],
+    masks: list[Tensor],
+    strides: list[int],
+    cfg: PostprocessConfig,
+) -> RawDetections:
+    """Ranked detections of one video: `decode_video` followed by class-wise `nms`.
+
+    NMS is a sequential loop, which is usually faster on CPU than on a GPU: move small per-video
+    outputs to the CPU first when speed matters.
+    """
+    candidates = decode_video(cls_logits, offsets, masks, strides, cfg)
+    return RawDetections(*nms(candidates.segments, candidates.scores, candidates.labels, cfg))
+
+
+def postprocess_batch(output: DetectorOutputLike, cfg: PostprocessConfig) -> list[RawDetections]:
+    """`postprocess_video` for every video of a batched detector output (levels with a batch dim)."""
+    batch_size = output.cls_logits[0].shape[0]
+    return [
+        postprocess_video(
+            [level[b] for level in output.cls_logits],
+            [level[b] for level in output.offsets],
+            [level[b] for level in output.masks],
+            list(output.strides),
+            cfg,
+        )
+        for b in range(batch_size)
+    ]
+
+
+def hard_set(detections: RawDetections, score_threshold: float) -> RawDetections:
+    """The detections with score >= `score_threshold` (the set the F1 score counts)."""
+    keep = detections.scores >= score_threshold
+    return RawDetections(detections.segments[keep], detections.scores[keep], detections.labels[keep])

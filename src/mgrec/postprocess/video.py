@@ -1,0 +1,69 @@
+"""One whole video through the network and post-processing to a ranked list of `Detection`s.
+
+Used by training's validation and by `mgrec.infer`; it lives here so that neither imports the other.
+The network is fully convolutional (plus local attention), so a video longer than the training
+length is processed in one pass: no windows, hence no seams at window borders.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mgrec.config import PostprocessConfig
+from mgrec.data.datasets import pad_video
+from mgrec.postprocess.decode import decode_video
+from mgrec.postprocess.nms import nms
+from mgrec.records import Detection
+from mgrec.timeline import FeatureGrid
+
+
+@torch.inference_mode()
+def detect_video(
+    model: torch.nn.Module,
+    features: np.ndarray,
+    grid: FeatureGrid,
+    post: PostprocessConfig,
+    classes: list[str],
+    video_id: str,
+) -> list[Detection]:
+    """Ranked detections (descending score) for one video's features (T, C), clipped to the video."""
+    device = next(model.parameters()).device
+    x, mask = pad_video(features, model.max_div_factor)
+    out = model(x.to(device), mask.to(device))
+    raw = decode_video(
+        [c[0].float() for c in out.cls_logits],
+        [o[0].float() for o in out.offsets],
+        [m[0] for m in out.masks],
+        out.strides,
+        post,
+    )
+    segments, scores, labels = nms(raw.segments, raw.scores, raw.labels, post)
+    duration = grid.covered_seconds(features.shape[0])
+    return to_detections(segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration)
+
+
+def to_detections(
+    segments: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    grid: FeatureGrid,
+    classes: list[str],
+    video_id: str,
+    duration: float | None = None,
+) -> list[Detection]:
+    """Grid-unit segments -> `Detection`s in seconds and frames, clipped to the video."""
+    seconds = grid.index_to_seconds(segments.astype(np.float64)) if len(segments) else np.zeros((0, 2))
+    seconds = np.clip(seconds, 0.0, duration if duration is not None else np.inf)
+    frames = grid.seconds_to_frame(seconds) if len(seconds) else np.zeros((0, 2), dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    detections = []
+    for i in order:
+        start, end = float(seconds[i, 0]), float(seconds[i, 1])
+        if end <= start:
+            continue  # clipped away entirely (lies outside the video)
+        label = int(labels[i])
+        detections.append(
+            Detection(video_id, start, end, label, classes[label], float(scores[i]), int(frames[i, 0]), int(frames[i, 1]))
+        )
+    return detections

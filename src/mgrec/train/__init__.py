@@ -1,0 +1,1 @@
+"""Training: label assignment (`assign`), losses (`losses`), the loop and checkpoints."""

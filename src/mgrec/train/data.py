@@ -1,0 +1,81 @@
+"""Load a config's splits into `VideoSample`s, refusing (or explicitly dropping) bad data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mgrec.config import Config
+from mgrec.data.annotations import load_annotations
+from mgrec.data.augment import repeat_factors
+from mgrec.data.check import check_dataset, videos_to_drop
+from mgrec.data.datasets import VideoSample, segments_to_grid
+from mgrec.data.features import feature_path, load_features
+from mgrec.errors import InputError
+from mgrec.records import AnnotationSet, Segment
+from mgrec.timeline import FeatureGrid
+
+
+@dataclass
+class SplitData:
+    samples: list[VideoSample]
+    ground_truth: dict[str, list[Segment]]
+    durations: dict[str, float]
+
+
+def grid_for(config: Config, fps: float) -> FeatureGrid:
+    return FeatureGrid(fps=config.data.fps or fps, stride=config.data.stride, window=config.data.window)
+
+
+def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[str]]:
+    """Annotations plus the ids of videos to leave out; refuses data with errors unless told to drop."""
+    report = check_dataset(config)
+    if not report.errors:
+        return load_annotations(config.data.annotations), set()
+    if not config.data.drop_bad_videos:
+        lines = "\n".join(f"  {p.where}: {p.message}" for p in report.errors[:30])
+        more = f"\n  ... and {len(report.errors) - 30} more" if len(report.errors) > 30 else ""
+        raise InputError(
+            f"the data has {len(report.errors)} error(s) (run `mgrec data check` for the full report):\n{lines}{more}\n"
+            "Fix them, or pass --set data.drop_bad_videos=true to train without the affected videos."
+        )
+    dropped = videos_to_drop(report)
+    for video_id, reasons in sorted(dropped.items()):
+        log(f"dropping video {video_id}: {'; '.join(reasons)}")
+    return load_annotations(config.data.annotations), set(dropped)
+
+
+def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: set[str] = frozenset()) -> SplitData:
+    """Features and ground truth of every video of `split` (minus `exclude`)."""
+    samples, ground_truth, durations = [], {}, {}
+    for video_id in annotations.video_ids(split):
+        if video_id in exclude:
+            continue
+        info = annotations.videos[video_id]
+        path = feature_path(config.data.features, video_id, config.data.feature_ext)
+        features = load_features(path, expected_dim=config.data.feature_dim)
+        grid = grid_for(config, info.fps)
+        segments = annotations.segments.get(video_id, [])
+        grid_segments, labels = segments_to_grid(segments, grid)
+        samples.append(VideoSample(video_id, features, grid_segments, labels, grid))
+        ground_truth[video_id] = segments
+        durations[video_id] = info.duration
+    return SplitData(samples, ground_truth, durations)
+
+
+def crop_anchors(samples: list[VideoSample], num_classes: int, alpha: int | None) -> list[tuple[int, int]]:
+    """(video index, segment index) entries that anchor training crops; rare classes repeated R_c times.
+
+    This is where category-frequency augmentation (paper Eq. 1) changes what the model sees; see
+    `mgrec.data.datasets` for how anchors become crops.
+    """
+    counts = [0] * num_classes
+    for sample in samples:
+        for label in sample.labels:
+            counts[int(label)] += 1
+    factors = repeat_factors(counts, alpha) if alpha is not None else [1] * num_classes
+    return [
+        (v, j)
+        for v, sample in enumerate(samples)
+        for j, label in enumerate(sample.labels)
+        for _ in range(factors[int(label)])
+    ]
