@@ -160,6 +160,9 @@ def cmd_score(args) -> None:
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
+    unknown = sorted(set(predictions) - set(annotations.videos))
+    if unknown:
+        raise InputError(f"{args.pred}: predictions for {len(unknown)} video(s) not in {args.gt}: {', '.join(unknown[:10])}")
 
     def split_of(name: str):
         ids = annotations.video_ids(name)

@@ -46,10 +46,10 @@ class Detection:
 
     def to_json(self) -> dict:
         record = {
-            "segment": [round(self.start, 4), round(self.end, 4)],
+            "segment": [self.start, self.end],  # unrounded: rounding can move a tIoU across 0.3
             "label": self.label,
             "label_id": self.label_id,
-            "score": round(float(self.score), 6),
+            "score": float(self.score),
         }
         if self.start_frame is not None and self.end_frame is not None:
             record["segment(frames)"] = [self.start_frame, self.end_frame]

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -205,7 +205,9 @@ class _LabelTable:
             raise _BadEntry(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]")
         if label in self.id_of_name and self.id_of_name[label][0] != label_id:
             other_id, first_key = self.id_of_name[label]
-            raise _BadEntry(f"{key}.label_id", f"label {label!r} has label_id {label_id} here but {other_id} at [{first_key}]")
+            raise _BadEntry(
+                f"{key}.label_id", f"label {label!r} has label_id {label_id} here but {other_id} at [{first_key}]"
+            )
         self.name_of_id.setdefault(label_id, (label, key))
         self.id_of_name.setdefault(label, (label_id, key))
 
@@ -214,7 +216,8 @@ class _LabelTable:
         if not 0 <= label_id < len(classes):
             raise _BadEntry(
                 f"{key}.label_id",
-                f"label_id {label_id} is outside 0..{len(classes) - 1} (the top-level classes list has {len(classes)})",
+                f"label_id {label_id} is outside 0..{len(classes) - 1} "
+                f"(the top-level classes list has {len(classes)})",
             )
         if classes[label_id] != label:
             if label in classes:
@@ -553,11 +556,11 @@ def read_smg_labels(
     sample_dirs = _find_sample_dirs(root)
     if not sample_dirs:
         raise InputError(f"{root}: no SampleXXXX folders here or one level deeper")
-    unlabelled = [str(folder) for name, folder in sample_dirs.items() if not (folder / f"{name}_finelabels.csv").is_file()]
+    unlabelled = [str(d) for name, d in sample_dirs.items() if not (d / f"{name}_finelabels.csv").is_file()]
     if unlabelled:
         raise InputError(
-            f"{root}: no SampleXXXX_finelabels.csv in {len(unlabelled)} sample folder(s): {', '.join(unlabelled[:5])}; "
-            "point the root at the labelled samples only"
+            f"{root}: no SampleXXXX_finelabels.csv in {len(unlabelled)} sample folder(s): "
+            f"{', '.join(unlabelled[:5])}; point the root at the labelled samples only"
         )
 
     aset = AnnotationSet(classes=list(SMG_CLASSES))
@@ -577,7 +580,9 @@ def read_smg_labels(
             if fps is not None and abs(fps - video_fps) > 1e-6:
                 raise InputError(f"{data_path}: fps {video_fps:g} contradicts the fps {fps:g} passed; drop --fps")
         elif fps is None:
-            raise InputError(f"{folder}: no {name}_data.csv to read the fps from; pass --fps (the SMG paper reports 28)")
+            raise InputError(
+                f"{folder}: no {name}_data.csv to read the fps from; pass --fps (the SMG paper reports 28)"
+            )
         if num_frames is None and not rows:
             raise InputError(
                 f"{labels_path}: empty label file and no {name}_data.csv, so the video's length is unknown"
@@ -610,19 +615,24 @@ def read_smg_labels(
 
 
 def write_smg_labels(
-    detections_by_video: dict[str, list[Detection]], out_dir: str | Path, fps: float, with_scores: bool = False
+    detections_by_video: Mapping[str, list[Detection]],
+    out_dir: str | Path,
+    fps: float | Mapping[str, float],
+    with_scores: bool = False,
 ) -> list[Path]:
     """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv`.
 
     Rows are `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th
     `score` column when `with_scores`; sorted by start frame. Frames are the detection's own
-    frames when set, else round(seconds * fps). The folder layout matches SMG's, so the files
-    (without scores) read back with `read_smg_labels(out_dir, fps=...)`. A video with no
-    detections gets an empty file. Each file is written atomically. Returns the paths written.
+    frames when set, else round(seconds * fps); `fps` is one rate for all videos or a mapping
+    video id -> fps. The folder layout matches SMG's, so the files (without scores) read back with
+    `read_smg_labels(out_dir, fps=...)`. A video with no detections gets an empty file. Each file
+    is written atomically. Returns the paths written.
     """
-    clock = FeatureGrid(fps=fps, stride=1, window=1)
     written = []
     for video_id in sorted(detections_by_video):
+        video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
+        clock = FeatureGrid(fps=video_fps, stride=1, window=1)
         rows = []
         for det in detections_by_video[video_id]:
             if det.start_frame is not None and det.end_frame is not None:

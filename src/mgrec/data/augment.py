@@ -59,9 +59,8 @@ def class_histogram(segments_by_video: Mapping[str, Sequence[Segment]], num_clas
     for segments in segments_by_video.values():
         for segment in segments:
             if not 0 <= segment.label_id < num_classes:
-                raise InputError(
-                    f"{segment.source or segment.video_id}: label_id {segment.label_id} is outside 0..{num_classes - 1}"
-                )
+                location = segment.source or segment.video_id
+                raise InputError(f"{location}: label_id {segment.label_id} is outside 0..{num_classes - 1}")
             histogram[segment.label_id] += 1
     return histogram
 

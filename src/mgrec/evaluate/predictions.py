@@ -230,7 +230,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def save_predictions(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
-    """Write predictions as results JSON (seconds rounded to 0.1 ms by `Detection.to_json`)."""
+    """Write predictions as results JSON (times unrounded, see `Detection.to_json`)."""
     document = {"results": {video_id: [d.to_json() for d in items] for video_id, items in pred.items()}}
     _write_atomically(Path(path), json.dumps(document, indent=1) + "\n")
 

@@ -43,23 +43,26 @@ def video_id(path: Path) -> str:
     return stem
 
 
-def collect_inputs(paths: Iterable[str | Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
-    """Expand folders (recursively, sorted) into the files with one of `suffixes`; check files.
+def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: str) -> list[Path]:
+    """Expand folders (recursively, sorted) into the files whose names end with one of `endings`.
 
-    InputError for a missing path, a file with another suffix, a folder without any such file,
-    or two inputs that would write the same feature file (same `video_id`).
+    InputError for a missing path, a given file with another ending, a folder without any such
+    file, or two inputs that would write the same feature file (same `video_id`).
     """
+    def matches(path: Path) -> bool:
+        return path.name.lower().endswith(endings)
+
     files: list[Path] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p))
             if not found:
-                raise InputError(f"{path}: folder holds no {what} (looked for {', '.join(suffixes)}, recursively)")
+                raise InputError(f"{path}: folder holds no {what} (looked for *{', *'.join(endings)}, recursively)")
             files.extend(found)
         elif path.is_file():
-            if path.suffix.lower() not in suffixes:
-                raise InputError(f"{path}: not a {what}; expected one of {', '.join(suffixes)}")
+            if not matches(path):
+                raise InputError(f"{path}: not a {what}; expected a name ending in {', '.join(endings)}")
             files.append(path)
         else:
             raise InputError(f"{path}: no such file or folder")
@@ -180,10 +183,16 @@ def prefetch(items: Iterator[Item], max_items: int) -> Iterator[Item]:
         try:
             for item in items:
                 if not put((item, None)):
-                    return
-            put((_DONE, None))
+                    break
+            else:
+                put((_DONE, None))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             put((_DONE, exc))
+        finally:
+            # Close the source here, in its own thread, so that its files are released now.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=produce, name="mgrec-decode", daemon=True)
     thread.start()

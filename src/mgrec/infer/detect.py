@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
-from mgrec.infer.offline import Detector, feature_files
+from mgrec.infer.offline import Detector, feature_files, sidecar_fps
 from mgrec.records import Detection
 
 
@@ -24,7 +24,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     for path in feature_files(inputs):
         detections = detector.detect(path)
         results[path.stem] = detections if ranked else detector.hard_set(detections)
-        fps_by_video[path.stem] = detector.grid(_fps_of(path)).fps
+        fps_by_video[path.stem] = detector.grid(sidecar_fps(path)).fps
     out = Path(out)
     if fmt == "json":
         save_predictions(results, out)
@@ -34,8 +34,3 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
     return out
 
-
-def _fps_of(path: Path) -> float | None:
-    from mgrec.infer.offline import _sidecar_fps
-
-    return _sidecar_fps(path)

@@ -68,7 +68,7 @@ class Detector:
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or path.stem
-            fps = fps or _sidecar_fps(path)
+            fps = fps or sidecar_fps(path)
             features = load_features(path, expected_dim=self.config.data.feature_dim)
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
@@ -81,7 +81,7 @@ class Detector:
         return [d for d in detections if d.score >= threshold]
 
 
-def _sidecar_fps(path: Path) -> float | None:
+def sidecar_fps(path: Path) -> float | None:
     side = sidecar_path(path)
     return read_sidecar(side).fps if side.exists() else None
 

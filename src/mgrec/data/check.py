@@ -1,0 +1,386 @@
+"""`mgrec data check`: find every problem in a dataset before training, and suggest settings.
+
+Reads the annotations and, for each video of the train/val/test splits, its feature file and
+sidecar. Every problem is collected (one bad file does not hide the next) as a `Problem` with
+its location. Errors make training wrong or impossible; warnings are worth a look.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mgrec.config import Config, DataConfig
+from mgrec.data.annotations import EntryError, load_annotations
+from mgrec.data.augment import augment_annotations, class_histogram, repeat_factors
+from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
+from mgrec.errors import InputError, where
+from mgrec.records import AnnotationSet, Segment, VideoInfo
+from mgrec.timeline import FeatureGrid
+
+# Features and annotations may disagree by up to this much before the time axis is suspect.
+MAX_DRIFT_SECONDS = 1.0
+# ActionFormer's crop length: longer crops cost memory for little gain.
+MAX_SEQ_LEN_CAP = 2304
+# The suggested crop holds this percentile of training videos whole.
+SEQ_LEN_PERCENTILE = 90
+# The longest instances that the top pyramid level is sized for (percentile of lengths).
+LONG_INSTANCE_PERCENTILE = 99
+MIN_LEVELS, MAX_LEVELS = 2, 8
+TOP_RANGE_END = 10000
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" | "warning"
+    where: str  # file, with line or key when known
+    message: str
+    video_id: str | None = None  # the video it concerns, when it concerns one video
+
+
+@dataclass
+class CheckReport:
+    problems: list[Problem]
+    classes: list[str]
+    counts_per_split: dict[str, dict[str, int]]  # split -> class name -> instances
+    videos_per_split: dict[str, int]
+    suggestions: dict[str, Any] = field(default_factory=dict)  # config key -> suggested value
+    statistics: dict[str, Any] = field(default_factory=dict)  # what the suggestions are based on
+    histogram_before: list[int] | None = None  # train instances per class, before augmentation
+    histogram_after: list[int] | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def dataset_errors(self) -> list[Problem]:
+        """Errors not tied to one video: dropping videos cannot work around these."""
+        return [p for p in self.errors if p.video_id is None]
+
+    def format(self) -> str:
+        """Human-readable report: instance tables, every problem with its location, suggestions."""
+        lines = _count_table(self)
+        if self.histogram_before is not None and self.histogram_after is not None:
+            lines += [""] + _augment_table(self)
+        lines += ["", f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
+        lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
+        if self.suggestions:
+            lines += ["", "Suggested settings (from the training split; pass as overrides):"]
+            lines += [f"  {key}={json.dumps(value)}" for key, value in self.suggestions.items()]
+            lines += ["Based on:"]
+            lines += [f"  {key}: {value}" for key, value in self.statistics.items()]
+        return "\n".join(lines)
+
+
+def _count_table(report: CheckReport) -> list[str]:
+    splits = list(report.counts_per_split)
+    width = max([len(name) for name in report.classes] + [len("class")])
+    lines = ["Instances per class and split", f"{'class':{width}}" + "".join(f"{s:>8}" for s in splits)]
+    for name in report.classes:
+        lines.append(f"{name:{width}}" + "".join(f"{report.counts_per_split[s][name]:>8}" for s in splits))
+    lines.append(f"{'total':{width}}" + "".join(f"{sum(report.counts_per_split[s].values()):>8}" for s in splits))
+    lines.append(f"{'videos':{width}}" + "".join(f"{report.videos_per_split[s]:>8}" for s in splits))
+    return lines
+
+
+def _augment_table(report: CheckReport) -> list[str]:
+    width = max([len(name) for name in report.classes] + [len("class")])
+    lines = ["Training instances before and after label augmentation", f"{'class':{width}}  before   after"]
+    for name, before, after in zip(report.classes, report.histogram_before, report.histogram_after):
+        lines.append(f"{name:{width}}{before:>8}{after:>8}")
+    return lines
+
+
+def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None) -> Problem:
+    """Split an InputError 'LOCATION: message' (LOCATION starting with `path`) into a Problem."""
+    text = str(exc)
+    prefix = str(path)
+    if text.startswith(prefix) and ": " in text[len(prefix) :]:
+        cut = text.index(": ", len(prefix))
+        return Problem("error", text[:cut], text[cut + 2 :], video_id)
+    return Problem("error", prefix, text, video_id)
+
+
+def check_dataset(config: Config, augment: bool = False) -> CheckReport:
+    """Check annotations and features named by `config.data` and collect every problem.
+
+    Reported as errors: unreadable annotations or entries (bad keys, types, labels, start >= end,
+    negative times), a class count that differs from model.num_classes, labels beyond it,
+    instances that start after the video ends, missing or unreadable feature files, wrong feature
+    dimension, NaN/Inf, sidecars that disagree with the config or the file, and features whose
+    length disagrees with the video's duration by more than MAX_DRIFT_SECONDS.
+    Reported as warnings: videos without instances, instances ending after the video ends,
+    duplicated ground truths, feature files without an annotations entry, missing sidecars,
+    videos in no configured split, and empty val/test splits.
+
+    With `augment`, the report also holds the training class histogram before and after the
+    category-frequency augmentation (needs data.augment_alpha).
+    """
+    data = config.data
+    if augment and data.augment_alpha is None:
+        raise InputError("data check with augmentation needs data.augment_alpha (e.g. data.augment_alpha=100)")
+    for key in ("annotations", "features"):
+        if not getattr(data, key):
+            raise InputError(f"config [data.{key}]: not set")
+    splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
+
+    problems: list[Problem] = []
+    entry_errors: list[EntryError] = []
+    try:
+        aset = load_annotations(data.annotations, entry_errors)
+    except InputError as exc:
+        problems.append(_problem_from_error(exc, data.annotations, None))
+        empty = {split: 0 for split in splits}
+        return CheckReport(problems, [], {split: {} for split in splits}, empty)
+    problems += [Problem("error", e.where, e.message, e.video_id) for e in entry_errors]
+
+    if aset.num_classes != config.model.num_classes:
+        problems.append(Problem(
+            "error", where(data.annotations, key="classes"),
+            f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
+        ))
+    problems += _check_splits(aset, data, splits)
+
+    features_dir = Path(data.features)
+    if not features_dir.is_dir():
+        problems.append(Problem("error", str(features_dir), "features folder not found (config data.features)"))
+    video_steps: dict[str, int] = {}
+    without_sidecar: list[str] = []
+    for split in splits:
+        for video_id in aset.video_ids(split):
+            info = aset.videos[video_id]
+            segments = aset.segments[video_id]
+            problems += _check_segments(info, segments, config.model.num_classes)
+            if features_dir.is_dir():
+                found, steps = _check_features(info, config, without_sidecar)
+                problems += found
+                if steps is not None:
+                    video_steps[video_id] = steps
+    if without_sidecar:
+        problems.append(Problem(
+            "warning", str(features_dir),
+            f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could not "
+            f"be checked against the config (first: {without_sidecar[0]})",
+        ))
+    if features_dir.is_dir():
+        problems += _orphan_features(features_dir, data.feature_ext, aset)
+
+    report = CheckReport(
+        problems=problems,
+        classes=list(aset.classes),
+        counts_per_split={
+            split: dict(zip(aset.classes, class_histogram(aset.subset(split).segments, aset.num_classes)))
+            for split in splits
+        },
+        videos_per_split={split: len(aset.video_ids(split)) for split in splits},
+    )
+    train = aset.subset(data.train_split)
+    if train.videos:
+        report.suggestions, report.statistics = suggest_settings(
+            [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
+            [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
+        )
+    if augment:
+        report.histogram_before = class_histogram(train.segments, aset.num_classes)
+        augmented = augment_annotations(train.segments, aset.num_classes, data.augment_alpha)
+        report.histogram_after = class_histogram(augmented, aset.num_classes)
+        report.statistics["repeat_factors"] = repeat_factors(report.histogram_before, data.augment_alpha)
+    return report
+
+
+def _check_splits(aset: AnnotationSet, data: DataConfig, splits: list[str]) -> list[Problem]:
+    problems = []
+    for split in splits:
+        if not aset.video_ids(split):
+            severity = "error" if split == data.train_split else "warning"
+            problems.append(Problem(severity, str(data.annotations), f"no videos in split {split!r}"))
+    unused = {s: len(aset.video_ids(s)) for s in aset.subsets() if s not in splits}
+    if unused:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in unused.items())
+        problems.append(Problem(
+            "warning", str(data.annotations),
+            f"videos in subsets {listed} are in none of the configured splits ({', '.join(splits)}) and are not used",
+        ))
+    return problems
+
+
+def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
+    problems = []
+    video_id = info.video_id
+    if not segments:
+        problems.append(Problem("warning", info.source, "video has no annotated instances", video_id))
+    tolerance = 1.0 / info.fps  # one frame of rounding
+    first_of: dict[tuple, Segment] = {}
+    for segment in segments:
+        if segment.label_id >= num_classes:
+            problems.append(Problem(
+                "error", segment.source,
+                f"label {segment.label!r} (label_id {segment.label_id}) is beyond the model's {num_classes} classes",
+                video_id,
+            ))
+        if segment.start >= info.duration:
+            problems.append(Problem(
+                "error", segment.source,
+                f"instance starts at {segment.start:.3f} s, after the video ends ({info.duration:.3f} s)", video_id,
+            ))
+        elif segment.end > info.duration + tolerance:
+            problems.append(Problem(
+                "warning", segment.source,
+                f"instance ends at {segment.end:.3f} s, {segment.end - info.duration:.3f} s after the video ends "
+                f"({info.duration:.3f} s)",
+                video_id,
+            ))
+        if segment.start_frame is not None and segment.end_frame is not None:
+            identity = (segment.label_id, "frames", segment.start_frame, segment.end_frame)
+        else:
+            identity = (segment.label_id, "seconds", round(segment.start, 6), round(segment.end, 6))
+        if identity in first_of:
+            problems.append(Problem(
+                "warning", segment.source,
+                f"duplicate ground truth: same label and times as {first_of[identity].source}", video_id,
+            ))
+        else:
+            first_of[identity] = segment
+    return problems
+
+
+def _video_frames(info: VideoInfo, fps: float) -> int:
+    return info.num_frames if info.num_frames is not None else int(round(info.duration * fps))
+
+
+def _expected_steps(info: VideoInfo, config: Config) -> int:
+    fps = config.data.fps or info.fps
+    return FeatureGrid(fps, config.data.stride, config.data.window).num_windows(_video_frames(info, fps))
+
+
+def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
+    grid = FeatureGrid(config.data.fps or info.fps, config.data.stride, config.data.window)
+    return segment.duration / grid.seconds_per_step()
+
+
+def _check_features(info: VideoInfo, config: Config, without_sidecar: list[str]) -> tuple[list[Problem], int | None]:
+    """Problems with one video's feature file and sidecar, and its number of feature steps."""
+    data = config.data
+    video_id = info.video_id
+    path = feature_path(data.features, video_id, data.feature_ext)
+    if not path.is_file():
+        return [Problem("error", str(path), "feature file missing (extract features for this video)", video_id)], None
+    problems = []
+    try:
+        steps, _ = inspect_features(path, data.feature_dim)
+    except InputError as exc:
+        problems.append(_problem_from_error(exc, path, video_id))
+        steps = None
+    fps = data.fps or info.fps
+    meta = sidecar_path(path)
+    if meta.is_file():
+        try:
+            sidecar = read_sidecar(meta)
+            check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps, source=meta)
+            if steps is not None and sidecar.num_features not in (None, steps):
+                problems.append(Problem(
+                    "error", str(meta),
+                    f"sidecar says {sidecar.num_features} feature steps but {path.name} holds {steps} "
+                    "(interrupted extraction?)",
+                    video_id,
+                ))
+        except InputError as exc:
+            problems.append(_problem_from_error(exc, meta, video_id))
+    else:
+        without_sidecar.append(str(path))
+    if steps is not None:
+        grid = FeatureGrid(fps, data.stride, data.window)
+        expected = _expected_steps(info, config)
+        drift = (steps - expected) * grid.seconds_per_step()
+        if abs(drift) > MAX_DRIFT_SECONDS:
+            covered = ((steps - 1) * data.stride + data.window) / fps
+            problems.append(Problem(
+                "error", str(path),
+                f"{steps} feature steps cover {covered:.1f} s but the video lasts {info.duration:.1f} s "
+                f"({expected} steps expected at fps {fps:g}, stride {data.stride}, window {data.window}); "
+                f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
+                video_id,
+            ))
+    return problems, steps
+
+
+def _orphan_features(features_dir: Path, ext: str, aset: AnnotationSet) -> list[Problem]:
+    suffix = ext if ext.startswith(".") else "." + ext
+    return [
+        Problem("warning", str(path), "feature file has no entry in the annotations (not used)")
+        for path in sorted(features_dir.iterdir())
+        if path.is_file() and path.suffix == suffix and path.stem not in aset.videos
+    ]
+
+
+def suggest_settings(video_steps: list[int], instance_steps: list[float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Suggest pyramid depth, regression ranges and crop length from training-set lengths.
+
+    Lengths are in feature steps. Regression ranges follow ActionFormer's pattern, in level-0
+    steps: level 0 [0, 4], level l [2**(l+1), 2**(l+2)], top level [2**L, TOP_RANGE_END]. A point at
+    an instance's centre regresses half its length, so an instance of n steps trains the level
+    whose range holds n/2. The number of levels L is chosen so the long instances (the
+    LONG_INSTANCE_PERCENTILE length) land in the top level: L = floor(log2(n_long / 2)), within
+    MIN_LEVELS..MAX_LEVELS. The crop length max_seq_len is the SEQ_LEN_PERCENTILE video length
+    rounded up to a multiple of max(32, top stride 2**(L-1)), capped at MAX_SEQ_LEN_CAP (rounded
+    down to that multiple): most videos fit whole and memory stays bounded.
+
+    Returns (suggestions keyed by config override, the statistics they come from).
+    """
+    long_instance = float(np.percentile(instance_steps, LONG_INSTANCE_PERCENTILE)) if instance_steps else 0.0
+    levels = MIN_LEVELS
+    if long_instance >= 2:
+        levels = min(MAX_LEVELS, max(MIN_LEVELS, math.floor(math.log2(long_instance / 2))))
+    ranges = [[0, 4]] + [[2 ** (level + 1), 2 ** (level + 2)] for level in range(1, levels - 1)]
+    ranges.append([2**levels, TOP_RANGE_END])
+
+    quantum = max(32, 2 ** (levels - 1))
+    typical_video = float(np.percentile(video_steps, SEQ_LEN_PERCENTILE))
+    cap = MAX_SEQ_LEN_CAP // quantum * quantum
+    max_seq_len = max(quantum, min(cap, math.ceil(typical_video / quantum) * quantum))
+
+    per_level = [0] * levels
+    for steps in instance_steps:
+        per_level[_level_of(steps / 2, ranges)] += 1
+
+    suggestions = {"data.max_seq_len": max_seq_len, "model.num_levels": levels, "model.regression_ranges": ranges}
+    statistics = {
+        "training videos": len(video_steps),
+        f"video length p{SEQ_LEN_PERCENTILE} (steps)": round(typical_video, 1),
+        "video length max (steps)": int(max(video_steps)),
+        "training instances": len(instance_steps),
+        "instance length p50 (steps)": round(float(np.median(instance_steps)), 2) if instance_steps else None,
+        f"instance length p{LONG_INSTANCE_PERCENTILE} (steps)": round(long_instance, 2),
+        "instances per level (by half-length)": per_level,
+    }
+    return suggestions, statistics
+
+
+def _level_of(half_length: float, ranges: list[list[int]]) -> int:
+    """The level whose regression range holds a centre point's target; the top range is open."""
+    for level, (_, high) in enumerate(ranges[:-1]):
+        if half_length < high:
+            return level
+    return len(ranges) - 1
+
+
+def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:
+    """Videos with errors -> the reasons ('where: message'), for training with data.drop_bad_videos.
+
+    Errors not tied to a video (`report.dataset_errors`) cannot be dropped; the trainer must stop.
+    """
+    reasons: dict[str, list[str]] = {}
+    for problem in report.errors:
+        if problem.video_id is not None:
+            reasons.setdefault(problem.video_id, []).append(f"{problem.where}: {problem.message}")
+    return reasons

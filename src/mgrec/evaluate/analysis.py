@@ -1,0 +1,530 @@
+"""Error analysis of a detector, following DETAD (Alwassel et al., "Diagnosing Error in Temporal
+Action Detectors", ECCV 2018), computed by mgrec on `Segment` / `Detection` records.
+
+Everything here works at one tIoU threshold (0.5 by default, as in the paper's Fig. 3 and in
+DETAD's THUMOS-14 setting). The definitions follow DETAD's public toolkit:
+
+Matching. Within each class, predictions of all videos are taken in descending score order (ties
+keep their input order); each matches the still unmatched ground-truth segment of its class and
+video with the highest tIoU, if that tIoU >= threshold. This is the matching of ActivityNet mAP.
+
+Normalised precision (the "_N" in mAP_N). With N = (number of ground-truth segments) / (number of
+classes that have any), a class with n_c segments has, after its first k predictions,
+precision_N = R*N / (R*N + FP) where R = TP / n_c. It makes AP comparable between groups of
+segments of different sizes (the bins below). AP is the interpolated area under the
+(precision_N, recall) curve, as ActivityNet computes AP.
+
+Ground-truth characteristics (per segment):
+- coverage: segment length / video duration (a segment that runs past the end of the video, which
+  label files allow, counts as coverage 1.0);
+- length: segment length in seconds;
+- instances: number of segments of the same class in the same video.
+Each is cut into bins (edges e0 < e1 < ...): bin i holds values in (e_i, e_i+1], the first bin
+also e0. The defaults are the paper's length and instance bins and DETAD's THUMOS-14 coverage bins.
+
+False negatives. A segment is missed when no prediction matches it. As in DETAD, a match whose
+prediction comes at a rank where its class's cumulative precision_N is <= `fn_min_precision`
+(0.05) does not count: recovering a segment only deep in a flood of false positives is not a
+detection. The false-negative rate of a bin is missed / all segments in it.
+
+False-positive profile. Per class c with G_c ground-truth segments, the predictions of rank
+(k-1)*G_c .. k*G_c - 1 form the k-th slice, k = 1..10 ("1G".."10G"). Each prediction is a true
+positive (matched) or one error type, judged against the ground-truth segment of the video (any
+class) with the highest tIoU:
+- double detection: tIoU >= threshold, same class (the segment was already taken);
+- wrong label: tIoU >= threshold, other class;
+- localization: `min_tiou` (0.1) <= tIoU < threshold, same class;
+- confusion: `min_tiou` <= tIoU < threshold, other class;
+- background: tIoU < `min_tiou` with every segment (or the video has none).
+The profile gives the share of each type in each slice. The removal gain of an error type is the
+mAP_N (over the top-10G predictions) after deleting the predictions of that type, minus the mAP_N
+with them.
+
+Sensitivity. For each bin, the mAP_N of the segments in that bin: per class, keep the segments in
+the bin and the predictions that are unmatched or matched to one of them (predictions matched to
+segments of other bins are left out), average AP_N over the classes with segments in the bin.
+The sensitivity of a characteristic is max - min over its non-empty bins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from mgrec.errors import InputError
+from mgrec.records import Detection, Segment
+
+SIZE_LABELS = ("XS", "S", "M", "L", "XL")
+CHARACTERISTICS = ("coverage", "length", "instances")
+ERROR_TYPES = ("true_positive", "double_detection", "wrong_label", "localization", "confusion", "background")
+ERROR_NAMES = {
+    "true_positive": "True positive",
+    "double_detection": "Double detection",
+    "wrong_label": "Wrong label",
+    "localization": "Localization",
+    "confusion": "Confusion",
+    "background": "Background",
+}
+
+
+@dataclass(frozen=True)
+class Bins:
+    """Bin edges (increasing) and one label per bin; bin i is (edges[i], edges[i+1]], the first
+    bin also includes edges[0]. Without labels, up to five bins are XS, S, M, L, XL; more bins are
+    labelled by their ranges."""
+
+    edges: tuple[float, ...]
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        edges = tuple(float(e) for e in self.edges)
+        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise InputError(f"bin edges must be at least two increasing numbers, got {list(self.edges)}")
+        labels = tuple(self.labels) or _default_labels(edges)
+        if len(labels) != len(edges) - 1:
+            raise InputError(f"bin edges {list(edges)} make {len(edges) - 1} bins but {len(labels)} labels were given")
+        object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "labels", labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def index(self, value: float) -> int | None:
+        """The bin holding `value`, or None when it lies outside all bins."""
+        if value < self.edges[0] or value > self.edges[-1]:
+            return None
+        # searchsorted(side="left") on the inner edges gives (e_i, e_i+1] intervals.
+        return int(np.searchsorted(self.edges[1:-1], value, side="left"))
+
+
+def _default_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    count = len(edges) - 1
+    if count <= len(SIZE_LABELS):
+        return SIZE_LABELS[:count]
+    return tuple(f"({a:g}, {b:g}]" for a, b in zip(edges, edges[1:]))
+
+
+COVERAGE_BINS = Bins((0.0, 0.02, 0.04, 0.06, 0.08, 1.0))  # DETAD's THUMOS-14 coverage bins
+LENGTH_BINS = Bins((0.0, 2.0, 5.0, 7.0, 9.75, math.inf))  # seconds; the paper's SMG bins
+INSTANCE_BINS = Bins((-1.0, 15.0, 100.0, 200.0, math.inf))  # the paper's SMG bins
+
+
+@dataclass(frozen=True)
+class GroundTruthTraits:
+    """The characteristics of one ground-truth segment, `gt[video_id][index]`."""
+
+    video_id: str
+    index: int
+    label_id: int
+    coverage: float
+    length: float
+    instances: int
+
+    def value(self, characteristic: str) -> float:
+        return float(getattr(self, characteristic))
+
+
+def characterize(
+    gt: Mapping[str, Sequence[Segment]], video_durations: Mapping[str, float]
+) -> list[GroundTruthTraits]:
+    """Coverage, length and same-class instance count of every ground-truth segment."""
+    traits = []
+    for video_id, segments in gt.items():
+        if segments and video_id not in video_durations:
+            raise InputError(f"video {video_id}: no duration known, needed for the coverage of its segments")
+        duration = video_durations.get(video_id, 0.0)
+        if segments and not duration > 0:
+            raise InputError(f"video {video_id}: duration must be positive for coverage, got {duration}")
+        per_class: dict[int, int] = {}
+        for segment in segments:
+            per_class[segment.label_id] = per_class.get(segment.label_id, 0) + 1
+        for index, segment in enumerate(segments):
+            if not segment.end > segment.start:
+                place = segment.source or f"video {video_id} segment #{index}"
+                raise InputError(f"{place}: segment [{segment.start}, {segment.end}] has no length")
+            traits.append(
+                GroundTruthTraits(
+                    video_id=video_id,
+                    index=index,
+                    label_id=segment.label_id,
+                    coverage=min(1.0, segment.duration / duration),
+                    length=segment.duration,
+                    instances=per_class[segment.label_id],
+                )
+            )
+    return traits
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+
+DetectionKey = tuple[str, int]  # (video_id, index into ranked[video_id])
+SegmentKey = tuple[str, int]  # (video_id, index into gt[video_id])
+
+
+def _tious(start: float, end: float, segments: Sequence[Segment]) -> np.ndarray:
+    """tIoU of one interval with each segment."""
+    starts = np.array([s.start for s in segments], dtype=np.float64)
+    ends = np.array([s.end for s in segments], dtype=np.float64)
+    intersection = np.clip(np.minimum(end, ends) - np.maximum(start, starts), 0.0, None)
+    union = (end - start) + (ends - starts) - intersection
+    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+
+
+def rank_by_class(ranked: Mapping[str, Sequence[Detection]]) -> dict[int, list[DetectionKey]]:
+    """Per class id, the predictions of all videos in descending score order (ties: input order)."""
+    keys = [(video_id, i) for video_id, detections in ranked.items() for i in range(len(detections))]
+    order = sorted(range(len(keys)), key=lambda n: -ranked[keys[n][0]][keys[n][1]].score)
+    by_class: dict[int, list[DetectionKey]] = {}
+    for n in order:
+        video_id, i = keys[n]
+        by_class.setdefault(ranked[video_id][i].label_id, []).append(keys[n])
+    return by_class
+
+
+def match_predictions(
+    gt: Mapping[str, Sequence[Segment]],
+    ranked: Mapping[str, Sequence[Detection]],
+    by_class: Mapping[int, Sequence[DetectionKey]],
+    tiou: float,
+) -> dict[DetectionKey, SegmentKey]:
+    """Greedy one-to-one matching per class in score order (see the module docstring).
+
+    Returns the matched segment of every matched prediction; unmatched ones are absent.
+    """
+    matches: dict[DetectionKey, SegmentKey] = {}
+    taken: set[SegmentKey] = set()
+    for label_id, keys in by_class.items():
+        same_class = {
+            video_id: [i for i, s in enumerate(segments) if s.label_id == label_id] for video_id, segments in gt.items()
+        }
+        for video_id, i in keys:
+            candidates = same_class.get(video_id, [])
+            if not candidates:
+                continue
+            detection = ranked[video_id][i]
+            overlaps = _tious(detection.start, detection.end, [gt[video_id][j] for j in candidates])
+            for n in np.argsort(-overlaps, kind="stable"):
+                if overlaps[n] < tiou:
+                    break
+                segment_key = (video_id, candidates[n])
+                if segment_key not in taken:
+                    taken.add(segment_key)
+                    matches[(video_id, i)] = segment_key
+                    break
+    return matches
+
+
+def instances_per_class(gt: Mapping[str, Sequence[Segment]]) -> float:
+    """DETAD's N: ground-truth segments per class, over the classes that have any."""
+    counts = _gt_counts(gt)
+    if not counts:
+        raise InputError("no ground-truth segments: nothing to analyse")
+    return sum(counts.values()) / len(counts)
+
+
+def _gt_counts(gt: Mapping[str, Sequence[Segment]]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for segments in gt.values():
+        for segment in segments:
+            counts[segment.label_id] = counts.get(segment.label_id, 0) + 1
+    return counts
+
+
+def normalized_precision_recall(
+    is_tp: np.ndarray, num_gt: int, per_class: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative (precision_N, recall) over a ranked list of true-positive flags."""
+    tp = np.cumsum(is_tp, dtype=np.float64)
+    fp = np.cumsum(~is_tp, dtype=np.float64)
+    recall = tp / num_gt
+    scaled = recall * per_class
+    # scaled + fp is positive from the first prediction on: each one is either a TP or an FP
+    return scaled / (scaled + fp), recall
+
+
+def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
+    """Area under the precision envelope at the points where recall changes (ActivityNet's AP)."""
+    if precision.size == 0:
+        return 0.0
+    envelope = np.concatenate([[0.0], precision, [0.0]])
+    steps = np.concatenate([[0.0], recall, [1.0]])
+    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
+    changed = np.flatnonzero(steps[1:] != steps[:-1]) + 1
+    return float(np.sum((steps[changed] - steps[changed - 1]) * envelope[changed]))
+
+
+def normalized_ap(is_tp: np.ndarray, num_gt: int, per_class: float) -> float:
+    """AP_N of one class from the true-positive flags of its ranked predictions."""
+    precision, recall = normalized_precision_recall(np.asarray(is_tp, dtype=bool), num_gt, per_class)
+    return interpolated_ap(precision, recall)
+
+
+def drop_low_precision_matches(
+    matches: Mapping[DetectionKey, SegmentKey],
+    by_class: Mapping[int, Sequence[DetectionKey]],
+    gt_counts: Mapping[int, int],
+    per_class: float,
+    min_precision: float,
+) -> dict[DetectionKey, SegmentKey]:
+    """The matches whose prediction ranks where its class's cumulative precision_N > min_precision."""
+    kept = {}
+    for label_id, keys in by_class.items():
+        if label_id not in gt_counts:
+            continue
+        is_tp = np.array([key in matches for key in keys], dtype=bool)
+        precision, _ = normalized_precision_recall(is_tp, gt_counts[label_id], per_class)
+        for key, tp, value in zip(keys, is_tp, precision):
+            if tp and value > min_precision:
+                kept[key] = matches[key]
+    return kept
+
+
+def error_type(
+    detection: Detection, segments: Sequence[Segment], matched: bool, tiou: float, min_tiou: float
+) -> str:
+    """True positive or the DETAD error type of one prediction (see the module docstring)."""
+    if matched:
+        return "true_positive"
+    if not segments:
+        return "background"
+    overlaps = _tious(detection.start, detection.end, segments)
+    nearest = int(np.argmax(overlaps))  # the first segment on ties
+    same_class = segments[nearest].label_id == detection.label_id
+    if overlaps[nearest] >= tiou:
+        return "double_detection" if same_class else "wrong_label"
+    if overlaps[nearest] >= min_tiou:
+        return "localization" if same_class else "confusion"
+    return "background"
+
+
+# ---------------------------------------------------------------------------------------------
+# The three analyses
+
+
+@dataclass(frozen=True)
+class CharacteristicAnalysis:
+    """False-negative rate and mAP_N of each bin of one characteristic."""
+
+    name: str
+    bins: Bins
+    gt_counts: tuple[int, ...]
+    false_negative_rates: tuple[float | None, ...]  # None: no segment in the bin
+    map_n: tuple[float | None, ...]  # None: no segment in the bin
+
+    @property
+    def sensitivity(self) -> float | None:
+        """max - min of mAP_N over the bins that hold segments."""
+        values = [v for v in self.map_n if v is not None]
+        return max(values) - min(values) if values else None
+
+
+@dataclass(frozen=True)
+class FalsePositiveProfile:
+    """Error types of the predictions in the slices 1G..10G, and the gain of removing each type."""
+
+    counts: tuple[dict[str, int], ...]  # slice k-1 -> error type -> number of predictions
+    removal_gain: dict[str, float]  # error type (not true_positive) -> mAP_N gain
+
+    @property
+    def fractions(self) -> tuple[dict[str, float], ...]:
+        """Share of each type per slice; all 0.0 for a slice without predictions."""
+        shares = []
+        for counts in self.counts:
+            total = sum(counts.values())
+            shares.append({name: (count / total if total else 0.0) for name, count in counts.items()})
+        return tuple(shares)
+
+
+@dataclass(frozen=True)
+class ErrorAnalysis:
+    tiou: float
+    min_tiou: float
+    num_ground_truth: int
+    num_predictions: int
+    instances_per_class: float
+    map_n: float  # over all segments and predictions: the reference line of the sensitivity plot
+    characteristics: dict[str, CharacteristicAnalysis]
+    false_positives: FalsePositiveProfile
+
+    def to_json(self) -> dict:
+        """Plain JSON-ready dict (bins as edges and labels; inf as null)."""
+        def edge(value: float) -> float | None:
+            return None if math.isinf(value) else value
+
+        return {
+            "tiou": self.tiou,
+            "min_tiou": self.min_tiou,
+            "num_ground_truth": self.num_ground_truth,
+            "num_predictions": self.num_predictions,
+            "instances_per_class": self.instances_per_class,
+            "map_n": self.map_n,
+            "characteristics": {
+                name: {
+                    "edges": [edge(e) for e in c.bins.edges],
+                    "labels": list(c.bins.labels),
+                    "gt_counts": list(c.gt_counts),
+                    "false_negative_rates": list(c.false_negative_rates),
+                    "map_n": list(c.map_n),
+                    "sensitivity": c.sensitivity,
+                }
+                for name, c in self.characteristics.items()
+            },
+            "false_positives": {
+                "slices": [f"{k + 1}G" for k in range(len(self.false_positives.counts))],
+                "counts": list(self.false_positives.counts),
+                "fractions": list(self.false_positives.fractions),
+                "removal_gain": self.false_positives.removal_gain,
+            },
+        }
+
+
+def _bin_of(traits: GroundTruthTraits, name: str, bins: Bins, gt: Mapping[str, Sequence[Segment]]) -> int:
+    value = traits.value(name)
+    index = bins.index(value)
+    if index is None:
+        segment = gt[traits.video_id][traits.index]
+        place = segment.source or f"video {traits.video_id} segment #{traits.index}"
+        raise InputError(f"{place}: {name} {value:g} lies outside the {name} bins {list(bins.edges)}")
+    return index
+
+
+def false_negative_rates(
+    bin_of_segment: Mapping[SegmentKey, int], num_bins: int, matched: set[SegmentKey]
+) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+    """(segments per bin, fraction of them not in `matched`; None for empty bins)."""
+    totals, missed = [0] * num_bins, [0] * num_bins
+    for key, b in bin_of_segment.items():
+        totals[b] += 1
+        missed[b] += key not in matched
+    return tuple(totals), tuple((m / t if t else None) for m, t in zip(missed, totals))
+
+
+def map_n_per_bin(
+    bin_of_segment: Mapping[SegmentKey, int],
+    num_bins: int,
+    by_class: Mapping[int, Sequence[DetectionKey]],
+    matches: Mapping[DetectionKey, SegmentKey],
+    gt: Mapping[str, Sequence[Segment]],
+    per_class: float,
+) -> tuple[float | None, ...]:
+    """mAP_N of the segments in each bin (see "Sensitivity" in the module docstring)."""
+    values: list[float | None] = []
+    for b in range(num_bins):
+        counts: dict[int, int] = {}
+        for (video_id, j), segment_bin in bin_of_segment.items():
+            if segment_bin == b:
+                label_id = gt[video_id][j].label_id
+                counts[label_id] = counts.get(label_id, 0) + 1
+        if not counts:
+            values.append(None)
+            continue
+        aps = []
+        for label_id, num_gt in counts.items():
+            flags = [
+                key in matches
+                for key in by_class.get(label_id, [])
+                if key not in matches or bin_of_segment[matches[key]] == b
+            ]
+            aps.append(normalized_ap(np.array(flags, dtype=bool), num_gt, per_class))
+        values.append(float(np.mean(aps)))
+    return tuple(values)
+
+
+def false_positive_profile(
+    gt: Mapping[str, Sequence[Segment]],
+    ranked: Mapping[str, Sequence[Detection]],
+    by_class: Mapping[int, Sequence[DetectionKey]],
+    matches: Mapping[DetectionKey, SegmentKey],
+    tiou: float,
+    min_tiou: float,
+    per_class: float,
+    slices: int = 10,
+) -> FalsePositiveProfile:
+    """Error types in the slices 1G..`slices`G and the mAP_N gain of removing each error type."""
+    gt_counts = _gt_counts(gt)
+    counts = [{name: 0 for name in ERROR_TYPES} for _ in range(slices)]
+    kept_types: dict[int, list[str]] = {}  # class -> error types of its top slices*G_c predictions
+    for label_id, num_gt in gt_counts.items():
+        keys = by_class.get(label_id, [])[: slices * num_gt]
+        types = [
+            error_type(ranked[v][i], gt.get(v, []), (v, i) in matches, tiou, min_tiou) for v, i in keys
+        ]
+        kept_types[label_id] = types
+        for rank, name in enumerate(types):
+            counts[rank // num_gt][name] += 1
+
+    def mean_ap(removed: str | None) -> float:
+        aps = []
+        for label_id, num_gt in gt_counts.items():
+            flags = [name == "true_positive" for name in kept_types[label_id] if name != removed]
+            aps.append(normalized_ap(np.array(flags, dtype=bool), num_gt, per_class))
+        return float(np.mean(aps))
+
+    base = mean_ap(None)
+    gains = {name: mean_ap(name) - base for name in ERROR_TYPES if name != "true_positive"}
+    return FalsePositiveProfile(counts=tuple(counts), removal_gain=gains)
+
+
+def analyze(
+    gt: Mapping[str, Sequence[Segment]],
+    ranked: Mapping[str, Sequence[Detection]],
+    video_durations: Mapping[str, float],
+    tiou: float = 0.5,
+    coverage_bins: Bins = COVERAGE_BINS,
+    length_bins: Bins = LENGTH_BINS,
+    instance_bins: Bins = INSTANCE_BINS,
+    min_tiou: float = 0.1,
+    fn_min_precision: float = 0.05,
+    slices: int = 10,
+) -> ErrorAnalysis:
+    """DETAD's false-negative, false-positive and sensitivity analyses of ranked predictions.
+
+    `gt` holds every video of the analysed split (possibly with no segments); `ranked` the
+    predictions of (some of) those videos; `video_durations` the duration in seconds of every
+    video with segments. Predictions for videos not in `gt` are an error.
+    """
+    unknown = sorted(set(ranked) - set(gt))
+    if unknown:
+        raise InputError(
+            f"predictions for {len(unknown)} video(s) without a ground-truth entry: {', '.join(unknown[:5])}"
+            + (" ..." if len(unknown) > 5 else "")
+        )
+    if not 0 < min_tiou <= tiou <= 1:
+        raise InputError(f"tIoU thresholds must satisfy 0 < min_tiou <= tiou <= 1, got {min_tiou} and {tiou}")
+    per_class = instances_per_class(gt)
+    gt_counts = _gt_counts(gt)
+    traits = characterize(gt, video_durations)
+    by_class = rank_by_class(ranked)
+    matches = match_predictions(gt, ranked, by_class, tiou)
+    detected = set(drop_low_precision_matches(matches, by_class, gt_counts, per_class, fn_min_precision).values())
+
+    characteristics = {}
+    for name, bins in zip(CHARACTERISTICS, (coverage_bins, length_bins, instance_bins)):
+        bin_of_segment = {(t.video_id, t.index): _bin_of(t, name, bins, gt) for t in traits}
+        totals, fn_rates = false_negative_rates(bin_of_segment, len(bins), detected)
+        characteristics[name] = CharacteristicAnalysis(
+            name=name,
+            bins=bins,
+            gt_counts=totals,
+            false_negative_rates=fn_rates,
+            map_n=map_n_per_bin(bin_of_segment, len(bins), by_class, matches, gt, per_class),
+        )
+
+    overall = [
+        normalized_ap(np.array([k in matches for k in by_class.get(label_id, [])], dtype=bool), num_gt, per_class)
+        for label_id, num_gt in gt_counts.items()
+    ]
+    return ErrorAnalysis(
+        tiou=tiou,
+        min_tiou=min_tiou,
+        num_ground_truth=sum(gt_counts.values()),
+        num_predictions=sum(len(d) for d in ranked.values()),
+        instances_per_class=per_class,
+        map_n=float(np.mean(overall)),
+        characteristics=characteristics,
+        false_positives=false_positive_profile(gt, ranked, by_class, matches, tiou, min_tiou, per_class, slices),
+    )

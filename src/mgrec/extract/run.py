@@ -1,0 +1,354 @@
+"""The `mgrec extract` job: videos (or SMG skeleton CSVs) in, one feature file per video out.
+
+For every input, `<out_dir>/<video_id>.npy` holds a (T, C) float32 array with one row per
+complete window [i*stride, i*stride + window) (the last, partial window is dropped, so
+T == FeatureGrid.num_windows(frames)), and `<video_id>.json` the sidecar (see
+`mgrec.data.features`). The id is the file stem without an SMG `_color`/`_skeleton` suffix.
+
+Runs resume: an input whose finished sidecar matches this run's recipe (backbone and input size,
+weights sha256, window, stride) is skipped. Features are written atomically and the sidecar
+last, so a killed run never leaves a file that counts as done. Under torchrun each process takes
+inputs[RANK::WORLD_SIZE] and its own GPU (LOCAL_RANK); no process group is needed.
+
+An input that cannot be read does not stop the others: it gets no files, and once every other
+input is done one InputError lists all failures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mgrec.errors import InputError
+from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
+from mgrec.extract.video import (
+    VIDEO_SUFFIXES,
+    collect_inputs,
+    iter_frames,
+    prefetch,
+    probe_video,
+    shard_for_this_process,
+    video_id,
+)
+from mgrec.timeline import FeatureGrid
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+SKELETON = "skeleton"
+# Frames decoded ahead of the network; bounded so that memory stays flat on long videos.
+DECODE_AHEAD = 64
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    source: Path  # the video or skeleton CSV
+    feature_path: Path
+    status: str  # "extracted", or "skipped" (finished earlier with the same recipe)
+    frames: int | None  # None when skipped
+    num_features: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FuseResult:
+    video_id: str
+    feature_path: Path
+    num_features: int
+    input_lengths: tuple[int, ...]  # T of each input folder, in order; they differ when truncated
+
+
+def backbone_names() -> list[str]:
+    from mgrec.extract.backbones import VIDEO_BACKBONES
+
+    return [*VIDEO_BACKBONES, SKELETON]
+
+
+def extract(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    backbone: str = DEFAULT_BACKBONE,
+    weights: str | Path | None = None,
+    window: int = 16,
+    stride: int = 4,
+    size: int | None = None,
+    device: str = "cpu",
+    batch: int = 8,
+    fps: float | None = None,
+    progress: bool = True,
+) -> list[ExtractResult]:
+    """Dispatch to `extract_skeletons` for backbone 'skeleton', else to `extract_videos`."""
+    if backbone == SKELETON:
+        if weights is not None or size is not None:
+            raise InputError("backbone skeleton: takes no --weights or --size (it reads joint positions)")
+        return extract_skeletons(inputs, out_dir, window, stride, fps, progress)
+    if fps is not None:
+        raise InputError("--fps is for skeleton CSVs only: videos are read at their own frame rate")
+    return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress)
+
+
+def _check_windowing(window: int, stride: int) -> None:
+    for name, value in (("window", window), ("stride", stride)):
+        if not isinstance(value, int) or value < 1:
+            raise InputError(f"--{name} must be a positive integer, got {value!r}")
+
+
+def _is_finished(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
+                 fps: float | None = None) -> bool:
+    """True when a complete feature file made with this recipe exists (its sidecar is written last)."""
+    from mgrec.data.features import read_sidecar, sidecar_path
+
+    meta_path = sidecar_path(feature_path)
+    if not (feature_path.is_file() and meta_path.is_file()):
+        return False
+    try:
+        done = read_sidecar(meta_path)
+    except InputError:
+        return False  # an unreadable sidecar is replaced, like a missing one
+    same_fps = fps is None or abs(done.fps - fps) <= 1e-3
+    return (done.backbone, done.weights_sha256, done.window, done.stride) == (backbone, weights_sha256, window, stride) and same_fps
+
+
+def _raise_failures(failures: list[str], total: int) -> None:
+    if failures:
+        listing = "\n  ".join(failures)
+        raise InputError(f"{len(failures)} of {total} inputs failed (the others were written):\n  {listing}")
+
+
+class _Counter:
+    """Passes items through and counts them (the frame count is known only after decoding)."""
+
+    def __init__(self, items: Iterator):
+        self.items = items
+        self.count = 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def _device_for_this_process(device: str) -> str:
+    # Under torchrun every process on a machine gets its own GPU.
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
+def extract_videos(
+    videos: Iterable[str | Path],
+    out_dir: str | Path,
+    backbone: str = DEFAULT_BACKBONE,
+    weights: str | Path | None = None,
+    window: int = 16,
+    stride: int = 4,
+    size: int | None = None,
+    device: str = "cpu",
+    batch: int = 8,
+    progress: bool = True,
+) -> list[ExtractResult]:
+    """Extract features of video files (folders are searched recursively for .mp4 .avi .mkv .mov .webm).
+
+    `size`: frames are resized to size x size (None: the backbone's native size, 224 for
+    efficientnet-lite0; a VideoMAE takes only its config's image_size). `batch`: frames per
+    forward pass for efficientnet-lite0, clips per forward pass for videomae. `weights`: a
+    checkpoint file (efficientnet-lite0; default: the packaged ImageNet weights) or a Hugging
+    Face folder (videomae). The sidecar's backbone reads e.g. 'efficientnet-lite0@224'.
+    """
+    from mgrec.data.features import FeatureSidecar, write_features
+    from mgrec.extract.backbones import load_backbone
+
+    _check_windowing(window, stride)
+    if batch < 1:
+        raise InputError(f"--batch must be at least 1, got {batch}")
+    files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
+    out_dir = Path(out_dir)
+    model = load_backbone(backbone, weights, _device_for_this_process(device), size)
+    recipe_name = f"{model.name}@{model.image_size}"
+
+    results, failures = [], []
+    for path in tqdm(files, desc="videos", unit="video", disable=not progress):
+        feature_path = out_dir / f"{video_id(path)}.npy"
+        if _is_finished(feature_path, recipe_name, model.weights_sha256, window, stride):
+            results.append(ExtractResult(path, feature_path, "skipped", None, _stored_length(feature_path), 0.0))
+            continue
+        started = time.perf_counter()
+        try:
+            stream = probe_video(path)
+            frames = _Counter(iter_frames(path, model.image_size))
+            features = list(model.window_features(prefetch(iter(frames), DECODE_AHEAD), window, stride, batch))
+            _check_length(path, frames.count, window)
+        except InputError as exc:
+            failures.append(str(exc))
+            continue
+        grid = FeatureGrid(stream.fps, stride, window)
+        assert len(features) == grid.num_windows(frames.count), "windowing disagrees with FeatureGrid"
+        sidecar = FeatureSidecar(
+            fps=stream.fps, stride=stride, window=window, backbone=recipe_name, dim=model.dim,
+            frames=frames.count, weights=str(model.weights), weights_sha256=model.weights_sha256,
+        )
+        write_features(feature_path, np.stack(features).astype(np.float32), sidecar)
+        results.append(ExtractResult(path, feature_path, "extracted", frames.count, len(features),
+                                     time.perf_counter() - started))
+    _raise_failures(failures, len(files))
+    return results
+
+
+def _check_length(path: Path, frames: int, window: int) -> None:
+    if frames == 0:
+        raise InputError(f"{path}: no frames could be decoded")
+    if frames < window:
+        raise InputError(f"{path}: {frames} frames, shorter than one window of {window} frames")
+
+
+def _stored_length(feature_path: Path) -> int:
+    from mgrec.data.features import read_sidecar, sidecar_path
+
+    return read_sidecar(sidecar_path(feature_path)).num_features
+
+
+def extract_skeletons(
+    csvs: Iterable[str | Path],
+    out_dir: str | Path,
+    window: int = 16,
+    stride: int = 4,
+    fps: float | None = None,
+    progress: bool = True,
+) -> list[ExtractResult]:
+    """Skeleton features (`mgrec.extract.skeleton`) of SMG `*_skeleton.csv` files, or of all such
+    files in folders (recursively).
+
+    `fps`: the frame rate (needed for velocities and the sidecar); None reads it from the
+    `SampleXXXX_data.csv` next to each `SampleXXXX_skeleton.csv`.
+    """
+    from mgrec.data.features import FeatureSidecar, write_features
+
+    _check_windowing(window, stride)
+    if fps is not None and not fps > 0:
+        raise InputError(f"--fps must be positive, got {fps}")
+    # SMG sample folders also hold label and data CSVs: only *_skeleton.csv files are inputs.
+    files = shard_for_this_process(collect_inputs(csvs, ("_skeleton.csv",), "skeleton CSV"))
+    out_dir = Path(out_dir)
+
+    results, failures = [], []
+    for path in tqdm(files, desc="skeletons", unit="file", disable=not progress):
+        feature_path = out_dir / f"{video_id(path)}.npy"
+        started = time.perf_counter()
+        try:
+            sample_fps = fps if fps is not None else _sample_fps(path)
+            if _is_finished(feature_path, SKELETON, None, window, stride, sample_fps):
+                results.append(ExtractResult(path, feature_path, "skipped", None, _stored_length(feature_path), 0.0))
+                continue
+            skeleton = read_skeleton_csv(path)
+            frames = len(skeleton.positions)
+            _check_length(path, frames, window)
+        except InputError as exc:
+            failures.append(str(exc))
+            continue
+        features = skeleton_window_features(skeleton.positions, sample_fps, window, stride)
+        sidecar = FeatureSidecar(fps=sample_fps, stride=stride, window=window, backbone=SKELETON,
+                                 dim=SKELETON_DIM, frames=frames)
+        write_features(feature_path, features, sidecar)
+        results.append(ExtractResult(path, feature_path, "extracted", frames, len(features),
+                                     time.perf_counter() - started))
+    _raise_failures(failures, len(files))
+    return results
+
+
+def _sample_fps(skeleton_csv: Path) -> float:
+    data_csv = skeleton_csv.with_name(f"{video_id(skeleton_csv)}_data.csv")
+    if not data_csv.is_file():
+        raise InputError(f"{skeleton_csv}: no frame rate: pass --fps or put {data_csv.name} next to it")
+    return read_sample_fps(data_csv)
+
+
+# Two feature sets of one video may differ by a frame or two of decoding; more means different videos.
+MAX_LENGTH_DIFFERENCE = 2
+
+
+def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResult]:
+    """Concatenate the feature sets in `dirs` (same videos, same fps/stride/window) along C.
+
+    Lengths may differ by up to `MAX_LENGTH_DIFFERENCE` steps: all are cut to the shortest (the
+    result lists each input's length). The fused sidecar's backbone joins the inputs' with '+'.
+    """
+    from mgrec.data.features import FeatureSidecar, load_features, read_sidecar, sidecar_path, write_features
+
+    dirs = [Path(d) for d in dirs]
+    out_dir = Path(out_dir)
+    if len(dirs) < 2:
+        raise InputError("--fuse needs at least two feature folders")
+    if out_dir.resolve() in {d.resolve() for d in dirs}:
+        raise InputError(f"{out_dir}: the fused features must go to a folder other than the inputs")
+    feature_sets = [_feature_files(d) for d in dirs]
+    for folder, files in zip(dirs[1:], feature_sets[1:]):
+        missing, extra = sorted(feature_sets[0].keys() - files.keys()), sorted(files.keys() - feature_sets[0].keys())
+        if missing or extra:
+            raise InputError(
+                f"{folder}: holds different videos than {dirs[0]}"
+                + (f"; missing: {', '.join(missing[:5])}" if missing else "")
+                + (f"; extra: {', '.join(extra[:5])}" if extra else "")
+            )
+
+    results = []
+    for vid in sorted(feature_sets[0]):
+        paths = [files[vid] for files in feature_sets]
+        sidecars = [read_sidecar(sidecar_path(p)) for p in paths]
+        first = sidecars[0]
+        for path, sidecar in zip(paths[1:], sidecars[1:]):
+            for field in ("stride", "window"):
+                if getattr(sidecar, field) != getattr(first, field):
+                    raise InputError(
+                        f"{sidecar_path(path)} [{field}]: {getattr(sidecar, field)} here but "
+                        f"{getattr(first, field)} in {sidecar_path(paths[0])}; fused features must share it"
+                    )
+            if abs(sidecar.fps - first.fps) > 1e-3:
+                raise InputError(
+                    f"{sidecar_path(path)} [fps]: {sidecar.fps:g} here but {first.fps:g} in "
+                    f"{sidecar_path(paths[0])}; fused features must share it"
+                )
+        arrays = [load_features(p, expected_dim=s.dim) for p, s in zip(paths, sidecars)]
+        lengths = tuple(len(a) for a in arrays)
+        if max(lengths) - min(lengths) > MAX_LENGTH_DIFFERENCE:
+            listing = ", ".join(f"{p} has {n}" for p, n in zip(paths, lengths))
+            raise InputError(
+                f"video '{vid}': feature lengths differ by more than {MAX_LENGTH_DIFFERENCE} steps ({listing}); "
+                "are these the same video?"
+            )
+        shortest = min(lengths)
+        fused = np.concatenate([a[:shortest] for a in arrays], axis=1)
+        frames = [s.frames for s in sidecars if s.frames is not None]
+        sidecar = FeatureSidecar(
+            fps=first.fps, stride=first.stride, window=first.window,
+            backbone="+".join(s.backbone for s in sidecars), dim=fused.shape[1],
+            frames=min(frames) if frames else None,
+            weights=" + ".join(s.weights or "none" for s in sidecars),
+        )
+        feature_path = out_dir / f"{vid}.npy"
+        write_features(feature_path, fused, sidecar)
+        results.append(FuseResult(vid, feature_path, shortest, lengths))
+    return results
+
+
+def _feature_files(folder: Path) -> dict[str, Path]:
+    """video id -> feature file (.npy/.npz) in a folder; every one must have its sidecar."""
+    from mgrec.data.features import sidecar_path
+
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such feature folder")
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in (".npy", ".npz") or path.name.startswith("."):
+            continue
+        if not sidecar_path(path).is_file():
+            raise InputError(f"{path}: no sidecar {sidecar_path(path).name} (unfinished extraction?)")
+        if path.stem in files:
+            raise InputError(f"{folder}: both {files[path.stem].name} and {path.name} hold '{path.stem}'")
+        files[path.stem] = path
+    if not files:
+        raise InputError(f"{folder}: no feature files (.npy/.npz) found")
+    return files

@@ -1,0 +1,130 @@
+"""Per-window features from SMG Kinect skeleton CSVs (no video needed).
+
+`SampleXXXX_skeleton.csv` has one row per video frame with 25 joints x 11 values; the world
+position x, y, z (metres) of each joint sits at offsets 0-2 of its 11 values. The joints are in
+the Kinect v2 order (SpineBase, SpineMid, Neck, Head, ShoulderLeft, ...; see the SMG notes).
+
+Per frame the pose is made independent of where the person stands and how tall they are:
+joints relative to SpineMid, divided by the person's mean spine length (SpineBase to
+SpineShoulder, averaged over the video). SpineMid's own slot, which would always be zero, holds
+the body's displacement from its mean position instead (same units), so that stepping and leaning
+are not lost. Velocities are frame differences times fps (spine lengths per second; zero for
+the first frame). Each window [i*stride, i*stride + window) is pooled into
+
+    mean position (75) | mean velocity (75, signed: the direction of movement) | max |velocity| (75)
+
+giving `SKELETON_DIM` = 225 values, one row per complete window like the video backbones.
+
+Frames where Kinect tracked nobody are stored as all zeros; they take the pose of the nearest
+earlier tracked frame (or the first tracked frame, at the start), and their number is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from mgrec.errors import InputError, where
+
+NUM_JOINTS = 25
+VALUES_PER_JOINT = 11
+SPINE_BASE, SPINE_MID, SPINE_SHOULDER = 0, 1, 20
+SKELETON_DIM = 3 * NUM_JOINTS * 3
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    positions: np.ndarray  # (frames, 25, 3) world coordinates in metres, untracked frames filled
+    untracked_frames: int  # frames that were all zeros in the file
+
+
+def read_skeleton_csv(path: Path) -> Skeleton:
+    """Read the world joint positions of every frame; InputError (file:line) for malformed rows."""
+    columns = NUM_JOINTS * VALUES_PER_JOINT
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the skeleton file: {exc}") from None
+    while lines and not lines[-1].strip():  # a trailing newline (or a few) is not a frame
+        lines.pop()
+    if not lines:
+        raise InputError(f"{path}: the skeleton file holds no frames")
+    rows = np.empty((len(lines), columns), dtype=np.float64)
+    for number, line in enumerate(lines, start=1):
+        fields = line.split(",")
+        if len(fields) != columns:
+            raise InputError(
+                f"{where(path, number)}: expected {columns} comma-separated values "
+                f"({NUM_JOINTS} joints x {VALUES_PER_JOINT}), found {len(fields)}"
+            )
+        try:
+            rows[number - 1] = np.array(fields, dtype=np.float64)
+        except ValueError:
+            bad = next(field for field in fields if not _is_number(field))
+            raise InputError(f"{where(path, number)}: expected numbers, found {bad.strip()!r}") from None
+    if not np.isfinite(rows).all():
+        line = int(np.argwhere(~np.isfinite(rows))[0][0]) + 1
+        raise InputError(f"{where(path, line)}: NaN or infinite value")
+    positions = rows.reshape(len(lines), NUM_JOINTS, VALUES_PER_JOINT)[:, :, :3]
+    tracked = np.any(positions != 0, axis=(1, 2))
+    if not tracked.any():
+        raise InputError(f"{path}: no frame has a tracked skeleton (all joint positions are zero)")
+    # Index of the latest tracked frame at or before each frame (the first tracked one before it).
+    latest = np.maximum.accumulate(np.where(tracked, np.arange(len(tracked)), -1))
+    latest[latest < 0] = np.argmax(tracked)
+    positions = positions[latest]
+    if spine_length(positions) < 1e-6:
+        raise InputError(f"{path}: SpineBase and SpineShoulder coincide in every frame (spine length zero)")
+    return Skeleton(positions, int((~tracked).sum()))
+
+
+def spine_length(positions: np.ndarray) -> float:
+    """Mean distance SpineBase-SpineShoulder over the frames: the person's scale."""
+    return float(np.linalg.norm(positions[:, SPINE_SHOULDER] - positions[:, SPINE_BASE], axis=-1).mean())
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_sample_fps(path: Path) -> float:
+    """The frame rate from an SMG `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`; header optional)."""
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the sample data file: {exc}") from None
+    if lines and not all(_is_number(field) for field in lines[0].split(",")):
+        lines = lines[1:]  # a header such as "numFrames,fps,maxDepth"
+    fields = lines[0].split(",") if lines else []
+    if len(fields) < 2 or not all(_is_number(field) for field in fields):
+        raise InputError(f"{path}: expected a row 'numFrames,fps,maxDepth' of numbers")
+    fps = float(fields[1])
+    if not fps > 0:
+        raise InputError(f"{path}: fps must be positive, found {fields[1].strip()}")
+    return fps
+
+
+def skeleton_window_features(positions: np.ndarray, fps: float, window: int, stride: int) -> np.ndarray:
+    """(frames, 25, 3) world joints -> (num_windows, SKELETON_DIM) float32 (see the module doc)."""
+    centre = positions[:, SPINE_MID]
+    pose = positions - centre[:, None]
+    pose[:, SPINE_MID] = centre - centre.mean(axis=0)
+    pose = pose.reshape(len(pose), -1) / spine_length(positions)
+    velocity = np.diff(pose, axis=0, prepend=pose[:1]) * fps
+
+    starts = np.arange(0, len(pose) - window + 1, stride)
+
+    # Window means from cumulative sums: sum over [s, s+window) = cum[s+window] - cum[s].
+    def window_mean(values: np.ndarray) -> np.ndarray:
+        cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+        return (cumulative[starts + window] - cumulative[starts]) / window
+
+    peak_speed = sliding_window_view(np.abs(velocity), window, axis=0)[starts].max(axis=-1)
+    return np.concatenate([window_mean(pose), window_mean(velocity), peak_speed], axis=1).astype(np.float32)

@@ -1,0 +1,208 @@
+"""Convert an official VideoMAE V2 checkpoint into a transformers VideoMAE folder.
+
+The official checkpoints (e.g. `vit_g_hybrid_pt_1200e_k710_ft.pth`: ViT-giant, 1408-d, patch 14,
+40 blocks, 16 heads, MLP 6144, tubelet 2, 16 frames at 224, mean pooling with `fc_norm`, a
+710-class head) use the layout of VideoMAE V2's `modeling_finetune.py`; transformers' VideoMAE
+computes the same network under other names:
+
+    patch_embed.proj                 -> videomae.embeddings.patch_embeddings.projection
+    blocks.N.norm1 / norm2           -> videomae.encoder.layer.N.layernorm_before / layernorm_after
+    blocks.N.attn.qkv (+ q_bias, v_bias; the key has no bias)
+                                     -> videomae.encoder.layer.N.attention.attention.query / key / value
+    blocks.N.attn.proj               -> videomae.encoder.layer.N.attention.output.dense
+    blocks.N.mlp.fc1 / fc2           -> videomae.encoder.layer.N.intermediate.dense / output.dense
+    fc_norm (mean pooling) or norm   -> fc_norm or videomae.layernorm
+    head                             -> classifier
+
+Position embeddings are the fixed sinusoid table in both, so they are not stored (a stored
+`pos_embed` is checked against it). The architecture is read from the tensor shapes; the
+number of heads cannot be, so it comes from `HEADS_BY_HIDDEN_SIZE` or `config_overrides`, and
+the clip shape (16 frames at 224, also not in the weights) from the defaults or the overrides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mgrec.errors import InputError
+
+# The standard ViT sizes: S, B, L, H, g.
+HEADS_BY_HIDDEN_SIZE = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+DEFAULT_NUM_FRAMES = 16
+DEFAULT_IMAGE_SIZE = 224
+OVERRIDABLE = ("image_size", "num_frames", "num_attention_heads", "layer_norm_eps")
+
+# Per block: official suffix -> transformers suffix (q/k/v are split out of qkv separately).
+_BLOCK_KEYS = {
+    "norm1.weight": "layernorm_before.weight",
+    "norm1.bias": "layernorm_before.bias",
+    "attn.proj.weight": "attention.output.dense.weight",
+    "attn.proj.bias": "attention.output.dense.bias",
+    "norm2.weight": "layernorm_after.weight",
+    "norm2.bias": "layernorm_after.bias",
+    "mlp.fc1.weight": "intermediate.dense.weight",
+    "mlp.fc1.bias": "intermediate.dense.bias",
+    "mlp.fc2.weight": "output.dense.weight",
+    "mlp.fc2.bias": "output.dense.bias",
+}
+
+
+def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of an official checkpoint, unwrapped from its 'model'/'module' nesting."""
+    path = Path(path)
+    try:
+        state: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read the checkpoint: {exc}") from None
+    while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        nested = next((state[key] for key in ("model", "module", "state_dict") if isinstance(state.get(key), dict)), None)
+        if nested is None:
+            raise InputError(f"{path}: no weights found; top-level keys: {', '.join(map(str, state)) or 'none'}")
+        state = nested
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: expected a state dict, found {type(state).__name__}")
+    # Checkpoints saved from DistributedDataParallel prefix every key with 'module.'.
+    return {key.removeprefix("module."): value for key, value in state.items() if isinstance(value, torch.Tensor)}
+
+
+def sinusoid_position_table(num_positions: int, dim: int) -> torch.Tensor:
+    """(num_positions, dim) fixed position embeddings: sin on even, cos on odd channels,
+    angle = position / 10000 ** (2 * (channel // 2) / dim) (VideoMAE's table)."""
+    position = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    exponent = 2 * (torch.arange(dim) // 2).to(torch.float64) / dim
+    angle = position / torch.pow(10000.0, exponent)[None]
+    table = torch.empty_like(angle)
+    table[:, 0::2] = torch.sin(angle[:, 0::2])
+    table[:, 1::2] = torch.cos(angle[:, 1::2])
+    return table.float()
+
+
+def infer_config(state: dict[str, torch.Tensor], source: str | Path, overrides: dict | None = None) -> dict:
+    """VideoMAEConfig arguments read from the tensor shapes (plus defaults and `overrides`)."""
+    overrides = dict(overrides or {})
+    for key in overrides:
+        if key not in OVERRIDABLE:
+            raise InputError(f"config override '{key}': not allowed; choose from {', '.join(OVERRIDABLE)}")
+    if "patch_embed.proj.weight" not in state:
+        raise InputError(f"{source}: no 'patch_embed.proj.weight'; not a VideoMAE V2 fine-tuned checkpoint")
+    hidden, channels, tubelet, patch, patch_w = state["patch_embed.proj.weight"].shape
+    if patch != patch_w:
+        raise InputError(f"{source}: non-square patches ({patch}x{patch_w}) are not supported")
+    depth = len({int(m.group(1)) for key in state if (m := re.match(r"blocks\.(\d+)\.", key))})
+    if depth == 0:
+        raise InputError(f"{source}: no transformer blocks ('blocks.N.*') in the checkpoint")
+    heads = overrides.get("num_attention_heads", HEADS_BY_HIDDEN_SIZE.get(hidden))
+    if heads is None:
+        raise InputError(
+            f"{source}: hidden size {hidden} is not a known ViT size; give num_attention_heads in the config overrides"
+        )
+    if hidden % heads:
+        raise InputError(f"{source}: hidden size {hidden} is not divisible by {heads} heads")
+    config = {
+        "image_size": overrides.get("image_size", DEFAULT_IMAGE_SIZE),
+        "num_frames": overrides.get("num_frames", DEFAULT_NUM_FRAMES),
+        "patch_size": patch,
+        "tubelet_size": tubelet,
+        "num_channels": channels,
+        "hidden_size": hidden,
+        "num_hidden_layers": depth,
+        "num_attention_heads": heads,
+        "intermediate_size": state["blocks.0.mlp.fc1.weight"].shape[0],
+        "hidden_act": "gelu",
+        # VideoMAE V2 builds every LayerNorm with eps 1e-6.
+        "layer_norm_eps": overrides.get("layer_norm_eps", 1e-6),
+        "qv_bias": "blocks.0.attn.q_bias" in state,
+        "use_mean_pooling": "fc_norm.weight" in state,
+        "num_labels": state["head.weight"].shape[0] if "head.weight" in state else 0,
+        "architectures": ["VideoMAEForVideoClassification"],
+    }
+    if config["image_size"] % patch or config["num_frames"] % tubelet:
+        raise InputError(
+            f"{source}: image size {config['image_size']} must be a multiple of the patch size {patch} and "
+            f"num_frames {config['num_frames']} a multiple of the tubelet size {tubelet}"
+        )
+    return config
+
+
+def convert_state_dict(state: dict[str, torch.Tensor], config: dict, source: str | Path) -> dict[str, torch.Tensor]:
+    """Rename (and split qkv of) an official state dict into the transformers
+    `VideoMAEForVideoClassification` layout. Every official tensor must be used exactly once."""
+    hidden = config["hidden_size"]
+    unused = set(state)
+    converted: dict[str, torch.Tensor] = {}
+
+    def take(key: str) -> torch.Tensor:
+        if key not in state:
+            raise InputError(f"{source}: missing '{key}'")
+        unused.discard(key)
+        return state[key]
+
+    converted["videomae.embeddings.patch_embeddings.projection.weight"] = take("patch_embed.proj.weight")
+    converted["videomae.embeddings.patch_embeddings.projection.bias"] = take("patch_embed.proj.bias")
+    if "pos_embed" in state:
+        _check_fixed_positions(take("pos_embed"), config, source)
+    for n in range(config["num_hidden_layers"]):
+        official, ours = f"blocks.{n}.", f"videomae.encoder.layer.{n}."
+        # Cloned: safetensors refuses tensors that share memory, as slices of qkv would.
+        query, key, value = (part.clone() for part in take(official + "attn.qkv.weight").split(hidden, dim=0))
+        converted[ours + "attention.attention.query.weight"] = query
+        converted[ours + "attention.attention.key.weight"] = key
+        converted[ours + "attention.attention.value.weight"] = value
+        if config["qv_bias"]:
+            converted[ours + "attention.attention.query.bias"] = take(official + "attn.q_bias")
+            converted[ours + "attention.attention.value.bias"] = take(official + "attn.v_bias")
+        for old, new in _BLOCK_KEYS.items():
+            converted[ours + new] = take(official + old)
+    if config["use_mean_pooling"]:
+        converted["fc_norm.weight"], converted["fc_norm.bias"] = take("fc_norm.weight"), take("fc_norm.bias")
+    else:
+        converted["videomae.layernorm.weight"], converted["videomae.layernorm.bias"] = take("norm.weight"), take("norm.bias")
+    if config["num_labels"]:
+        converted["classifier.weight"], converted["classifier.bias"] = take("head.weight"), take("head.bias")
+    if unused:
+        raise InputError(
+            f"{source}: {len(unused)} tensors have no counterpart in transformers' VideoMAE "
+            f"(e.g. {', '.join(sorted(unused)[:4])}); layer scale (gamma_1/gamma_2), learned position "
+            "embeddings and pre-training (encoder./decoder.) checkpoints are not supported"
+        )
+    return {name: tensor.contiguous() for name, tensor in converted.items()}
+
+
+def _check_fixed_positions(pos_embed: torch.Tensor, config: dict, source: str | Path) -> None:
+    tokens = (config["num_frames"] // config["tubelet_size"]) * (config["image_size"] // config["patch_size"]) ** 2
+    table = pos_embed.reshape(-1, pos_embed.shape[-1]).float()
+    if table.shape[0] != tokens:
+        raise InputError(
+            f"{source}: pos_embed has {table.shape[0]} positions but {config['num_frames']} frames at "
+            f"{config['image_size']} give {tokens}; set num_frames / image_size in the config overrides"
+        )
+    if not torch.allclose(table, sinusoid_position_table(tokens, table.shape[1]), atol=1e-4):
+        raise InputError(f"{source}: pos_embed is learned, not the fixed sinusoid table transformers' VideoMAE uses")
+
+
+def convert_videomae_v2(checkpoint_path: str | Path, out_dir: str | Path, config_overrides: dict | None = None) -> Path:
+    """Write `out_dir/config.json` and `out_dir/model.safetensors` for `--backbone videomae --weights out_dir`.
+
+    `config_overrides` may set image_size, num_frames, num_attention_heads, layer_norm_eps.
+    The weights keep the checkpoint's dtype. Returns `out_dir`.
+    """
+    from safetensors.torch import save_file
+    from transformers import VideoMAEConfig
+
+    checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
+    state = load_official_state_dict(checkpoint_path)
+    config = infer_config(state, checkpoint_path, config_overrides)
+    tensors = convert_state_dict(state, config, checkpoint_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Weights first, each via a temporary name, config last: a folder with a config is complete.
+    (out_dir / "config.json").unlink(missing_ok=True)
+    partial = out_dir / ".model.safetensors.partial"
+    save_file(tensors, str(partial), metadata={"format": "pt", "converted_from": checkpoint_path.name})
+    os.replace(partial, out_dir / "model.safetensors")
+    VideoMAEConfig(**config).save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,420 @@
+"""Online detection: micro-gestures from a live feature stream, each reported once, as soon as it is final.
+
+    online = OnlineDetector(Detector.from_run("runs/demo-mgrec"), fps=50.0, lookahead=2.0)
+    for chunk in chunks:                          # (T_chunk, C) feature arrays as they arrive
+        for emission in online.push(chunk):
+            print(emission.detection.label, emission.detection.start, emission.latency)
+    for emission in online.flush():               # end of the stream: everything pending is final
+        ...
+
+`stream_file` replays a feature file this way and prints one JSON line per gesture (`mgrec stream`).
+
+How an update works
+-------------------
+The newest `history` feature steps are kept in a bounded buffer, the *window*. Every `hop` steps the
+network and the post-processing run on the whole window exactly as offline detection runs on a whole
+file (`mgrec.postprocess.video.detect_video`); the detections are shifted from window time to stream
+time (the window starts at stream step `window_start`) and cut to the hard set (score >= the threshold
+tuned on val, `Detector.postprocess.score_threshold`).
+
+Time. The stream time `now` of an update is the moment its newest feature became available: the end
+of that feature's frame window, `FeatureGrid.covered_seconds(steps received)`. An emission records
+`emitted_at = now` and `latency = now - gesture end`.
+
+Finality. The cutoff of an update is `now - lookahead`; a detection is final when its end lies at or
+before the cutoff, i.e. the network has seen at least `lookahead` seconds of what follows the gesture.
+
+The emission rule (each gesture once)
+-------------------------------------
+Update k decides the stretch of time (cutoff of update k-1, cutoff of update k]. A detection D of
+update k's hard set with end <= cutoff_k is emitted when both hold:
+
+1. D is final for the first time: its end lies after the previous cutoff, or D re-detects (same class,
+   tIoU > 0.5) a detection that was still pending (end after the cutoff) at the previous update.
+   Predictions move between updates; without the second clause a gesture whose predicted end moved
+   back across the cutoff would never be emitted.
+2. D is not a re-detection of a gesture already emitted: the recently emitted detections and the
+   update's hard set are matched one to one (same class, tIoU > 0.5, highest tIoU first) and only
+   unmatched detections are new. One to one, not "overlaps any", so that two detections which NMS
+   kept apart within one update stay two, as they are in offline detection.
+
+Consequences, by design:
+- Every emission has latency >= lookahead, and < lookahead + hop seconds, unless its predicted end
+  moved back between two updates (then it is later by that amount).
+- Each stretch is decided once, with `lookahead` seconds of context after it. A detection that shows
+  up only after its stretch was decided is never emitted: a score that rises above the threshold late,
+  or an artefact at the left edge of the window, where the window cuts off the context.
+- A gesture that is below the threshold at the update deciding it is not emitted.
+- `flush()` decides everything that is left (cutoff = +inf): those emissions may have latency < lookahead.
+- When the window holds the whole stream at the end and nothing is final before `flush()` (lookahead
+  longer than the stream), the emissions are exactly the offline hard set of the whole stream.
+
+Memory stays bounded on endless streams: the buffer holds at most `history` steps (stored in
+2 * history rows, moved when full: amortised one copy per step); emitted detections are kept for
+matching only while their end lies inside the window (an earlier one cannot overlap anything the window
+can detect); the pending set is part of the last update's hard set.
+
+Window length: accuracy versus compute
+--------------------------------------
+The network's convolutions have a finite receptive field, but the DynE instance-dynamic branch and the
+channel part of the spatial-temporal attention pool (mean, max) over the whole window, so predictions
+depend on the window, not only on the neighbourhood of a gesture. A window of the training length or
+more (default 2 * data.max_seq_len) sees statistics like the ones the network was trained on; a
+shorter window costs less per update (compute grows linearly with the window) but drifts from what
+the network was trained on. `benchmarks/online_eval.py` measures compute time per update and online
+versus offline F1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import numpy as np
+
+from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
+from mgrec.errors import InputError
+from mgrec.evaluate.f1 import tiou_matrix
+from mgrec.infer.offline import Detector
+from mgrec.postprocess.video import detect_video
+from mgrec.records import Detection
+from mgrec.timeline import FeatureGrid
+
+# Same class and tIoU above this: the same gesture seen by two updates.
+SAME_GESTURE_TIOU = 0.5
+# Default update interval in seconds of stream (rounded to whole feature steps).
+DEFAULT_HOP_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Emission:
+    """One gesture reported by the online detector, with when it was reported."""
+
+    detection: Detection  # times and frames are absolute within the stream
+    emitted_at: float  # stream seconds of the update that reported it
+    compute_ms: float  # wall time of that update (network, post-processing and the emission rule)
+
+    @property
+    def latency(self) -> float:
+        """Seconds of stream between the end of the gesture and its report."""
+        return self.emitted_at - self.detection.end
+
+    def to_json(self) -> dict:
+        """The JSON line `mgrec stream` prints for this emission."""
+        d = self.detection
+        return {
+            "video": d.video_id,
+            "start": round(d.start, 4),
+            "end": round(d.end, 4),
+            "start_frame": d.start_frame,
+            "end_frame": d.end_frame,
+            "label": d.label,
+            "label_id": d.label_id,
+            "score": round(float(d.score), 6),
+            "emitted_at": round(self.emitted_at, 4),
+            "latency": round(self.latency, 4),
+            "compute_ms": round(self.compute_ms, 3),
+        }
+
+
+class FeatureWindow:
+    """The newest `length` rows of a stream, contiguous in memory (a view, no copy per read).
+
+    Rows are stored in an array of 2 * length rows; when it is full, the newest rows move to its
+    front. Each row is thus copied at most twice, whatever the length of the stream.
+    """
+
+    def __init__(self, length: int, dim: int):
+        self.length = length
+        self._store = np.zeros((2 * length, dim), dtype=np.float32)
+        self._begin = 0
+        self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._begin
+
+    @property
+    def capacity(self) -> int:
+        return self._store.shape[0]
+
+    def append(self, rows: np.ndarray) -> None:
+        """Add rows (at most `length` of them); the oldest rows beyond `length` are dropped."""
+        count = rows.shape[0]
+        if count > self.length:
+            raise ValueError(f"FeatureWindow.append: {count} rows exceed the window length {self.length}")
+        if self._end + count > self.capacity:
+            keep = min(len(self), self.length - count)
+            # The source rows lie beyond `length` and the destination before it: no overlap.
+            self._store[:keep] = self._store[self._end - keep : self._end]
+            self._begin, self._end = 0, keep
+        self._store[self._end : self._end + count] = rows
+        self._end += count
+        self._begin = max(self._begin, self._end - self.length)
+
+    def view(self) -> np.ndarray:
+        """The rows in stream order, (len, dim); valid until the next `append`."""
+        return self._store[self._begin : self._end]
+
+
+class OnlineDetector:
+    """Detects micro-gestures in a stream of feature chunks and reports each once, when final.
+
+    `detector`: a loaded run (`Detector.from_run`); `fps`: frames per second of the stream's video
+    (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
+    after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
+    one second); `history`: feature steps of the window the network sees (default
+    2 * data.max_seq_len). The emission rule is described in the module docstring.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        fps: float | None,
+        lookahead: float = 2.0,
+        hop: int | None = None,
+        history: int | None = None,
+        video_id: str = "stream",
+    ):
+        self.detector = detector
+        self.grid = detector.grid(fps)
+        self.video_id = video_id
+        self.feature_dim = detector.config.data.feature_dim
+        step_seconds = self.grid.seconds_per_step()
+        if not (math.isfinite(lookahead) and lookahead >= 0):
+            raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead}")
+        self.lookahead = float(lookahead)
+        self.hop = hop if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
+        if self.hop < 1:
+            raise InputError(f"hop must be at least 1 feature step, got {self.hop}")
+        self.history = history if history is not None else 2 * detector.config.data.max_seq_len
+        # A gesture must still be inside the window at the update that decides it, with some
+        # context before it: lookahead and one hop must fit in the window with room to spare.
+        lookahead_steps = math.ceil(self.lookahead / step_seconds)
+        largest_stride = 2 ** (detector.config.model.num_levels - 1)
+        needed = max(lookahead_steps + self.hop + 1, largest_stride)
+        if self.history < needed:
+            raise InputError(
+                f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "
+                f"({lookahead_steps} steps) and hop {self.hop}: give at least {needed} steps "
+                f"(and at least the largest pyramid stride, {largest_stride})"
+            )
+
+        self._window = FeatureWindow(self.history, self.feature_dim)
+        self._received = 0  # feature steps pushed so far
+        self._since_update = 0  # of those, pushed after the last update
+        self._chunks = 0  # chunks pushed so far, for error messages
+        self._cutoff = -math.inf  # everything ending at or before this is decided
+        self._last_hard: list[Detection] = []  # hard set of the last update (stream time)
+        self._pending: list[Detection] = []  # the part of it that was not final yet
+        self._emitted: list[Detection] = []  # emitted detections whose end lies inside the window
+        self._flushed = False
+        self.num_updates = 0
+        self.last_compute_ms = 0.0
+
+    # -- public interface ---------------------------------------------------------------------
+
+    @property
+    def buffered_steps(self) -> int:
+        """Feature steps currently held (at most `history`)."""
+        return len(self._window)
+
+    @property
+    def tracked_detections(self) -> int:
+        """Detections currently kept for the emission rule (emitted ones inside the window, pending ones)."""
+        return len(self._emitted) + len(self._last_hard)  # the pending ones are part of the last hard set
+
+    @property
+    def now(self) -> float:
+        """Stream seconds at which the newest feature became available (0 before any feature)."""
+        return self.grid.covered_seconds(self._received)
+
+    def push(self, chunk: np.ndarray) -> list[Emission]:
+        """Add features (T_chunk, C) in stream order; returns the gestures that became final.
+
+        A chunk may hold any number of steps: it is cut at the hop boundaries, so updates happen
+        every `hop` steps whatever the chunk sizes are.
+        """
+        if self._flushed:
+            raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
+        self._chunks += 1
+        chunk = self._checked(chunk)
+        emissions: list[Emission] = []
+        offset = 0
+        while offset < chunk.shape[0]:
+            take = min(chunk.shape[0] - offset, self.hop - self._since_update)
+            self._window.append(chunk[offset : offset + take])
+            offset += take
+            self._received += take
+            self._since_update += take
+            if self._since_update == self.hop:
+                emissions += self._update(cutoff=self.now - self.lookahead)
+        return emissions
+
+    def flush(self) -> list[Emission]:
+        """End of the stream: decide everything still pending and return what is emitted."""
+        if self._flushed:
+            return []
+        self._flushed = True
+        if self._received == 0:
+            return []
+        if self._since_update > 0 or self.num_updates == 0:
+            return self._update(cutoff=math.inf)
+        # No features since the last update: its predictions still hold, only the cutoff moves.
+        return self._emit(self._decide(self._last_hard, math.inf), self.last_compute_ms)
+
+    def run(self, chunks: Iterable[np.ndarray]) -> Iterator[Emission]:
+        """Push every chunk of an iterable, then flush; yields emissions as they happen."""
+        for chunk in chunks:
+            yield from self.push(chunk)
+        yield from self.flush()
+
+    # -- one update ---------------------------------------------------------------------------
+
+    def _update(self, cutoff: float) -> list[Emission]:
+        started = time.perf_counter()
+        hard = self._detect_window()
+        decided = self._decide(hard, cutoff)
+        self.last_compute_ms = (time.perf_counter() - started) * 1000.0
+        self.num_updates += 1
+        self._since_update = 0
+        return self._emit(decided, self.last_compute_ms)
+
+    def _detect_window(self) -> list[Detection]:
+        """The hard set of the current window, in stream time and stream frames."""
+        window = self._window.view()
+        window_start = self._received - window.shape[0]
+        detections = detect_video(
+            self.detector.model, window, self.grid, self.detector.postprocess, self.detector.classes, self.video_id
+        )
+        # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
+        frame_offset = window_start * self.grid.stride
+        seconds_offset = self.grid.frame_to_seconds(frame_offset)
+        return [
+            replace(
+                d,
+                start=d.start + seconds_offset,
+                end=d.end + seconds_offset,
+                start_frame=d.start_frame + frame_offset,
+                end_frame=d.end_frame + frame_offset,
+            )
+            for d in self.detector.hard_set(detections)
+        ]
+
+    def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
+        """Apply the emission rule to an update's hard set; updates the rule's state."""
+        redetections = _one_to_one_matches(self._emitted, hard)
+        new = [
+            d
+            for i, d in enumerate(hard)
+            if d.end <= cutoff
+            and i not in redetections
+            and (d.end > self._cutoff or _same_gesture_as_any(d, self._pending))
+        ]
+        new.sort(key=lambda d: (d.end, -d.score))  # in the order the gestures ended
+        self._cutoff = cutoff
+        self._last_hard = hard
+        self._pending = [d for d in hard if d.end > cutoff]
+        window_start_seconds = self.grid.frame_to_seconds((self._received - len(self._window)) * self.grid.stride)
+        self._emitted = [e for e in self._emitted + new if e.end > window_start_seconds]
+        return new
+
+    def _emit(self, detections: list[Detection], compute_ms: float) -> list[Emission]:
+        return [Emission(d, self.now, compute_ms) for d in detections]
+
+    def _checked(self, chunk: np.ndarray) -> np.ndarray:
+        where = f"stream chunk {self._chunks} (steps {self._received}..)"
+        if not isinstance(chunk, np.ndarray):
+            raise InputError(f"{where}: expected a numpy array (T, {self.feature_dim}), got {type(chunk).__name__}")
+        if chunk.ndim != 2 or chunk.shape[1] != self.feature_dim:
+            raise InputError(f"{where}: expected shape (T, {self.feature_dim}), got {chunk.shape}")
+        if chunk.dtype.kind != "f":
+            raise InputError(f"{where}: expected float features, got dtype {chunk.dtype}")
+        if not np.isfinite(chunk).all():
+            raise InputError(f"{where}: holds NaN or Inf values")
+        return chunk.astype(np.float32, copy=False)
+
+
+def _same_class_overlaps(a: list[Detection], b: list[Detection]) -> np.ndarray:
+    """(len(a), len(b)) tIoU where the classes agree, 0 elsewhere."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    overlaps = tiou_matrix(np.array([(d.start, d.end) for d in a]), np.array([(d.start, d.end) for d in b]))
+    same_class = np.array([d.label_id for d in a])[:, None] == np.array([d.label_id for d in b])[None, :]
+    return np.where(same_class, overlaps, 0.0)
+
+
+def _one_to_one_matches(emitted: list[Detection], hard: list[Detection]) -> set[int]:
+    """Indices into `hard` of the detections that re-detect an emitted one.
+
+    Greedy one-to-one matching on same-class tIoU > SAME_GESTURE_TIOU, highest tIoU first (ties: the
+    earlier emitted, then the earlier in `hard`).
+    """
+    overlaps = _same_class_overlaps(emitted, hard)
+    rows, cols = np.nonzero(overlaps > SAME_GESTURE_TIOU)
+    order = np.lexsort((cols, rows, -overlaps[rows, cols]))
+    used_rows: set[int] = set()
+    matched: set[int] = set()
+    for row, col in zip(rows[order].tolist(), cols[order].tolist()):
+        if row not in used_rows and col not in matched:
+            used_rows.add(row)
+            matched.add(col)
+    return matched
+
+
+def _same_gesture_as_any(detection: Detection, others: list[Detection]) -> bool:
+    return bool((_same_class_overlaps([detection], others) > SAME_GESTURE_TIOU).any())
+
+
+def chunks_of(features: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of `size` rows (the last may be shorter): a file replayed as a stream."""
+    for begin in range(0, features.shape[0], size):
+        yield features[begin : begin + size]
+
+
+def stream_file(
+    run_dir: str | Path,
+    input_path: str | Path,
+    lookahead: float = 2.0,
+    realtime: bool = False,
+    hop: int | None = None,
+    out: IO[str] = sys.stdout,
+) -> int:
+    """Replay a feature file as a live stream and print one JSON line per emitted gesture.
+
+    The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`. `realtime`: push
+    each hop of features at the wall-clock moment its last feature would exist in a live video
+    (updates only happen at hop boundaries, so finer pushing would report nothing sooner); otherwise
+    as fast as possible. Returns the number of gestures emitted.
+    """
+    detector = Detector.from_run(run_dir)
+    path = Path(input_path)
+    data = detector.config.data
+    fps = None
+    if sidecar_path(path).exists():
+        sidecar = read_sidecar(sidecar_path(path))
+        check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps=data.fps, source=sidecar_path(path))
+        fps = sidecar.fps
+    features = load_features(path, expected_dim=data.feature_dim)
+    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, video_id=path.stem)
+    count = 0
+    for emission in online.run(_replay(features, online.hop, online.grid, realtime)):
+        out.write(json.dumps(emission.to_json()) + "\n")
+        out.flush()
+        count += 1
+    return count
+
+
+def _replay(features: np.ndarray, hop: int, grid: FeatureGrid, realtime: bool) -> Iterator[np.ndarray]:
+    """Chunks of one hop; with `realtime`, each at the wall-clock moment its last feature would exist."""
+    started = time.monotonic()
+    received = 0
+    for chunk in chunks_of(features, hop):
+        received += chunk.shape[0]
+        if realtime:
+            time.sleep(max(0.0, started + grid.covered_seconds(received) - time.monotonic()))
+        yield chunk

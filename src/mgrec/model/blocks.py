@@ -1,0 +1,406 @@
+"""Masked building blocks on (B, C, T) features with a (B, 1, T) bool mask.
+
+The mask convention, written down once here and followed by every block:
+- Padding sits at the end of each sequence (the mask is True on a prefix of the time axis).
+- A block's input is zero at padded positions and its output is zero there too.
+- Inside a block, whatever can make padded positions non-zero (a norm's bias, a conv's bias) is
+  multiplied by the mask again before anything that mixes over time (a conv, pooling, attention).
+- Statistics over time (mean, max) use only real positions.
+So a zero beyond the real end looks exactly like the zero padding of a convolution, and appending
+any amount of padding (with any values in it, since the detector masks its input first) leaves
+the outputs at real positions unchanged.
+
+Time mixing is symmetric (non-causal) everywhere, as in DyFADet and ActionFormer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# The LayerScale start value of DyFADet's/ActionFormer's "affine drop-path" residuals: a new
+# residual branch starts close to the identity and grows as training needs it.
+LAYER_SCALE_INIT = 1e-4
+
+
+# --------------------------------------------------------------------------------------------
+# Masked statistics and resampling
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over time of (B, C, T) features at real positions only -> (B, C, 1)."""
+    weights = mask.to(x.dtype)
+    total = torch.bmm(x, weights.transpose(1, 2))  # one pass: sum_t x[b, c, t] * mask[b, t]
+    return total / weights.sum(dim=-1, keepdim=True).clamp(min=1.0)
+
+
+def masked_max(x: Tensor, mask: Tensor) -> Tensor:
+    """Max over time of (B, C, T) features at real positions only -> (B, C, 1).
+
+    A sequence without any real position gets 0 (not -inf), so nothing downstream turns into NaN.
+    """
+    lowest = torch.finfo(x.dtype).min
+    peak = x.masked_fill(~mask, lowest).amax(dim=-1, keepdim=True)
+    return torch.where(mask.any(dim=-1, keepdim=True), peak, torch.zeros_like(peak))
+
+
+def downsample(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Halve the time axis: max-pool (kernel 3, stride 2) over real positions; mask[..., ::2].
+
+    Padded positions are filled with the lowest finite value before pooling, so a window at the
+    real end never sees padding (the pooled value would otherwise depend on the padding's zeros).
+    Every kept position has at least one real input (its centre), so no fill value survives.
+    """
+    lowest = torch.finfo(x.dtype).min
+    pooled = F.max_pool1d(x.masked_fill(~mask, lowest), kernel_size=3, stride=2, padding=1)
+    new_mask = mask[..., ::2]
+    return pooled * new_mask, new_mask
+
+
+def resize_nearest(x: Tensor, length: int) -> Tensor:
+    """Nearest-neighbour resize of the time axis by a factor of two (down or up) or one."""
+    current = x.shape[-1]
+    if current == length:
+        return x
+    if current == 2 * length:
+        return x[..., ::2]
+    if 2 * current == length:
+        return x.repeat_interleave(2, dim=-1)
+    raise ValueError(f"can only resize time by a factor of 2, got {current} -> {length}")
+
+
+# --------------------------------------------------------------------------------------------
+# Norm, conv, residual helpers
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over channels at every time step of (B, C, T) features (no statistics over time)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The fused layer_norm kernel on a (B, T, C) view is far faster than hand-written
+        # mean/var over dim 1, in both directions, even with the transposes.
+        normed = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.weight, self.bias, self.eps)
+        return normed.transpose(1, 2)
+
+
+class MaskedConv1d(nn.Conv1d):
+    """A 'same'-length Conv1d (odd kernel, stride 1) whose output is zero at padded positions.
+
+    The input must already be zero at padded positions (the block convention above).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kernel_size: int, bias: bool = True) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for a centred conv, got {kernel_size}")
+        super().__init__(in_dim, out_dim, kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        return super().forward(x) * mask
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: while training, drop a residual branch for a random subset of samples."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"drop-path rate must be in [0, 1), got {rate}")
+        self.rate = rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        kept = torch.rand(x.shape[0], 1, 1, device=x.device) < keep
+        return x * kept.to(x.dtype) / keep
+
+
+class LayerScale(nn.Module):
+    """A learnable per-channel scale on a residual branch (starts at `init`)."""
+
+    def __init__(self, dim: int, init: float) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((dim,), init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale[:, None]
+
+
+def residual_branch(dim: int, drop_path: float, layer_scale: bool) -> nn.Module:
+    """DyFADet's "affine drop-path" (LayerScale then stochastic depth), or the plain identity."""
+    parts = []
+    if layer_scale:
+        parts.append(LayerScale(dim, LAYER_SCALE_INIT))
+    if drop_path > 0.0:
+        parts.append(DropPath(drop_path))
+    return nn.Sequential(*parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Dynamic feature aggregation (DFA) convolution
+
+
+def geretanh(z: Tensor, tau: float) -> Tensor:
+    """DyFADet's gate: max(0, (tanh(z - tau) + tanh(tau)) / (1 + tanh(tau))).
+
+    Exactly 0 for z <= 0 (positions can be switched off), tends to 1 for large z.
+    """
+    t = math.tanh(tau)
+    return ((torch.tanh(z - tau) + t) / (1.0 + t)).clamp(min=0.0)
+
+
+class DFAConv1d(nn.Module):
+    """Dynamic feature aggregation conv: a ka-tap conv whose input taps are re-weighted per
+    (channel, time) by a non-negative dynamic gate, then channel LayerNorm and the mask.
+
+        g[c, t] = geretanh(depthwise_conv_ka(x)[c, t])
+        y[o, t] = b[o] + sum_{i, c} W[o, i, c] * g[c, t] * x[c, t + i - ka // 2]
+
+    The gate belongs to the output position t and is shared by its ka taps (DyFADet's dyn_type 'c').
+    The taps are stacked from shifted views of the zero-padded input (no one-hot unfolding conv
+    with C*ka output channels as in the release), and the static mixing W is one matmul-like 1x1
+    conv over the (ka*C) stacked taps.
+
+    We do NOT keep the released squared-tap quirk: there the gate module returns taps*g and the
+    DFA multiplies by the taps again, so the aggregation sees taps*taps*g. That makes the output
+    quadratic in the input scale, an accident of applying the gate twice, not a design choice.
+
+    The released main-path DFA in the head derives its dynamic weights from a full conv
+    (C*ka -> C, kernel ka) plus LayerNorm times a per-time gate, which costs ka times the mixing
+    itself; here every DFA derives them from the cheap depthwise gate above.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kernel_size: int, gate_tau: float) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"DFA kernel_size must be odd, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.gate_tau = gate_tau
+        self.gate_logits = nn.Conv1d(in_dim, in_dim, kernel_size, padding=kernel_size // 2, groups=in_dim)
+        # Start with the gates open about halfway (z = tau gives g ~ 0.47 with a useful slope)
+        # rather than at z ~ 0, where the gate is closed for half of the positions and flat.
+        nn.init.constant_(self.gate_logits.bias, gate_tau)
+        # Weight layout (out, ka * in, 1), tap-major: column i * in_dim + c is tap i of channel c.
+        self.mixing = nn.Conv1d(kernel_size * in_dim, out_dim, 1)
+        self.norm = ChannelLayerNorm(out_dim)
+
+    def aggregate(self, x: Tensor) -> Tensor:
+        """The gated, mixed taps before the norm: (B, in, T) -> (B, out, T)."""
+        batch, channels, length = x.shape
+        gate = geretanh(self.gate_logits(x), self.gate_tau)
+        half = self.kernel_size // 2
+        padded = F.pad(x, (half, half))
+        taps = torch.stack([padded[..., i : i + length] for i in range(self.kernel_size)], dim=1)
+        gated = (taps * gate.unsqueeze(1)).reshape(batch, self.kernel_size * channels, length)
+        return self.mixing(gated)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.norm(self.aggregate(x)) * mask
+
+
+# --------------------------------------------------------------------------------------------
+# DynE layer (DyFADet's encoder layer)
+
+
+def _depthwise(dim: int, kernel_size: int, init_std: float) -> nn.Conv1d:
+    conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+    nn.init.normal_(conv.weight, std=init_std)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def expanded_kernel_size(window: int, expansion: float) -> int:
+    """DynE's multi-kernel size K = round((w + 1) * k), bumped to the next odd number."""
+    size = round((window + 1) * expansion)
+    return size if size % 2 == 1 else size + 1
+
+
+class DynELayer(nn.Module):
+    """DyFADet's DynE layer: an optional stride-2 max-pool, then (pre-LN) token mixing and an FFN.
+
+        u = LN(x)
+        instance = DW1x1(u) * ReLU(DW1x1(masked_mean_T(u)))        (instance-dynamic branch)
+        multi = ReLU(DW_w(u) + DW_K(u)) * DW_w'(u),  K = round((w+1)k) odd   (multi-kernel branch)
+        x = x + residual(instance + multi + u)
+        x = x + residual(FFN(LN(x))),  FFN = 1x1 conv dim -> mlp_dim, GELU, 1x1 conv -> dim
+
+    Differences from the release, on purpose: the instance mean uses real positions only; the FFN
+    norm is a channel LayerNorm instead of GroupNorm (whose statistics over time include padding);
+    the five depthwise convs start at N(0, init_std), not 0 (all-zero weights and biases give
+    them exactly zero gradient forever, see anchors-tad.md 1.2). DW_w and DW_K, both linear and
+    centred on the same input, are run as one depthwise conv with the summed kernel.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        mlp_dim: int,
+        window: int,
+        expansion: float,
+        downsample: bool,
+        drop_path: float,
+        layer_scale: bool,
+        init_std: float,
+    ) -> None:
+        super().__init__()
+        if window % 2 != 1:
+            raise ValueError(f"DynE window must be odd, got {window}")
+        self.downsample = downsample
+        self.window = window
+        self.expanded = expanded_kernel_size(window, expansion)
+        self.norm = ChannelLayerNorm(dim)
+        self.instance_gate = _depthwise(dim, 1, init_std)
+        self.instance_value = _depthwise(dim, 1, init_std)
+        self.window_gate = _depthwise(dim, window, init_std)
+        self.window_conv = _depthwise(dim, window, init_std)
+        self.expanded_conv = _depthwise(dim, self.expanded, init_std)
+        self.mix_residual = residual_branch(dim, drop_path, layer_scale)
+        self.ffn_norm = ChannelLayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Conv1d(dim, mlp_dim, 1), nn.GELU(), nn.Conv1d(mlp_dim, dim, 1))
+        self.ffn_residual = residual_branch(dim, drop_path, layer_scale)
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        if self.downsample:
+            x, mask = downsample(x, mask)
+        u = self.norm(x) * mask
+        phi = F.relu(self.instance_gate(masked_mean(u, mask)))
+        instance = self.instance_value(u) * phi
+        pad = (self.expanded - self.window) // 2
+        kernel = self.expanded_conv.weight + F.pad(self.window_conv.weight, (pad, pad))
+        bias = self.expanded_conv.bias + self.window_conv.bias
+        multi = F.relu(F.conv1d(u, kernel, bias, padding=self.expanded // 2, groups=u.shape[1]))
+        multi = multi * self.window_gate(u)
+        x = (x + self.mix_residual(instance + multi + u)) * mask
+        x = (x + self.ffn_residual(self.ffn(self.ffn_norm(x)))) * mask
+        return x, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Spatial-temporal attention (the paper's Eq. 4 and 5, read for 1D features)
+
+
+class SpatialTemporalAttention(nn.Module):
+    """CBAM-style attention of the paper (Sec. 3.4) on (B, C, T) features.
+
+    On 1D features the paper's two branches become:
+    - Eq. 4, the paper's "temporal attention", pools over time, so it yields one gate per CHANNEL:
+      sigmoid(MLP(masked_mean_T(x)) + MLP(masked_max_T(x))), MLP = C -> C/ratio -> C (ReLU),
+      shared by both pooled vectors.
+    - Eq. 5, the paper's "spatial attention", pools over channels, so it yields one gate per TIME
+      STEP: sigmoid(conv_k([mean_C(x); max_C(x)])), a 2 -> 1 conv over time with kernel k (7).
+    They are applied one after the other, channel gate first (as in CBAM). Both respect the mask:
+    the time pooling uses real positions only, and the (2, T) maps are zeroed at padded positions
+    before the conv, so padding never reaches a real position's gate.
+    """
+
+    def __init__(self, dim: int, mlp_ratio: int, kernel_size: int) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"attention kernel must be odd, got {kernel_size}")
+        hidden = max(1, dim // mlp_ratio)
+        self.channel_mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        self.time_conv = nn.Conv1d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def channel_gate(self, x: Tensor, mask: Tensor) -> Tensor:
+        """(B, C, 1) gates in (0, 1) from the masked time-pooled features (Eq. 4)."""
+        pooled = torch.stack([masked_mean(x, mask), masked_max(x, mask)], dim=1).squeeze(-1)  # (B, 2, C)
+        return torch.sigmoid(self.channel_mlp(pooled).sum(dim=1)).unsqueeze(-1)
+
+    def time_gate(self, x: Tensor, mask: Tensor) -> Tensor:
+        """(B, 1, T) gates in (0, 1) from the channel-pooled maps (Eq. 5)."""
+        maps = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1) * mask
+        return torch.sigmoid(self.time_conv(maps))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x * self.channel_gate(x, mask)
+        return x * (self.time_gate(x, mask) * mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Local-window self-attention and the transformer block (ActionFormer variant)
+
+
+class LocalSelfAttention(nn.Module):
+    """Masked multi-head self-attention where position t sees keys within t +- window // 2.
+
+    The time axis is cut into chunks of window // 2 steps; the queries of one chunk attend to the
+    keys of that chunk and its two neighbours (3 chunks cover every key within the band), with a
+    band mask and the key mask. The sequence is padded inside to a whole number of chunks, so any
+    length works and the detector only needs T divisible by its largest stride.
+    Every query may always attend to itself, so no softmax row is empty (padded queries are
+    zeroed at the end anyway).
+    """
+
+    def __init__(self, dim: int, heads: int, window: int) -> None:
+        super().__init__()
+        if dim % heads != 0:
+            raise ValueError(f"dim {dim} is not divisible by {heads} heads")
+        if window % 2 != 1:
+            raise ValueError(f"attention window must be odd, got {window}")
+        self.heads = heads
+        self.half = window // 2
+        self.chunk = max(1, self.half)
+        self.qkv = nn.Conv1d(dim, 3 * dim, 1)
+        self.proj = nn.Conv1d(dim, dim, 1)
+
+    def _neighbour_chunks(self, x: Tensor) -> Tensor:
+        """(..., n, chunk, d) -> (..., n, 3 * chunk, d): each chunk with its left and right neighbour."""
+        padded = F.pad(x, (0, 0, 0, 0, 1, 1))
+        n = x.shape[-3]
+        return torch.cat([padded[..., 0:n, :, :], padded[..., 1 : n + 1, :, :], padded[..., 2 : n + 2, :, :]], dim=-2)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        batch, dim, length = x.shape
+        n = -(-length // self.chunk)
+        extra = n * self.chunk - length
+        head_dim = dim // self.heads
+        qkv = F.pad(self.qkv(x), (0, extra)).reshape(batch, 3, self.heads, head_dim, n, self.chunk)
+        q, k, v = qkv.permute(1, 0, 2, 4, 5, 3).unbind(0)  # each (B, H, n, chunk, head_dim)
+        k, v = self._neighbour_chunks(k), self._neighbour_chunks(v)
+
+        key_valid = F.pad(mask, (0, extra)).reshape(batch, 1, n, self.chunk, 1)
+        key_valid = self._neighbour_chunks(key_valid).reshape(batch, 1, n, 1, 3 * self.chunk)
+        query_pos = torch.arange(self.chunk, device=x.device)[:, None] + self.chunk
+        key_pos = torch.arange(3 * self.chunk, device=x.device)[None, :]
+        in_band = (query_pos - key_pos).abs() <= self.half
+        allowed = in_band & (key_valid | (query_pos == key_pos))  # (B, 1, n, chunk, 3 * chunk)
+
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        out = out.permute(0, 1, 4, 2, 3).reshape(batch, dim, n * self.chunk)[..., :length]
+        return self.proj(out) * mask
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN transformer block with local attention; optionally halves the time axis first.
+
+    Downsampling blocks max-pool the input (the same masked pooling as DynE) and then run a normal
+    block at the new resolution. ActionFormer instead pools only the skip path and uses strided
+    depthwise convs on q/k/v; pooling first is simpler and keeps one code path for both strides.
+    The MLP is 4x wide with GELU; both residuals use LayerScale and stochastic depth.
+    """
+
+    def __init__(self, dim: int, heads: int, window: int, downsample: bool, drop_path: float) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.attn_norm = ChannelLayerNorm(dim)
+        self.attn = LocalSelfAttention(dim, heads, window)
+        self.attn_residual = residual_branch(dim, drop_path, layer_scale=True)
+        self.mlp_norm = ChannelLayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Conv1d(dim, 4 * dim, 1), nn.GELU(), nn.Conv1d(4 * dim, dim, 1))
+        self.mlp_residual = residual_branch(dim, drop_path, layer_scale=True)
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        if self.downsample:
+            x, mask = downsample(x, mask)
+        x = (x + self.attn_residual(self.attn(self.attn_norm(x) * mask, mask))) * mask
+        x = (x + self.mlp_residual(self.mlp(self.mlp_norm(x)))) * mask
+        return x, mask

@@ -1,0 +1,81 @@
+"""Encoders: clip features (B, input_dim, T) -> a feature pyramid of `num_levels` levels.
+
+Both encoders share one skeleton (`PyramidEncoder`): an embedding (2 masked convs, kernel 3, no
+bias, each followed by channel LayerNorm and ReLU), `stem_layers` layers at stride 1, then
+`num_levels - 1` layers that each halve the time axis. Level 0 is the stem output; level l has
+stride 2**l. They differ only in the layer:
+- `mgrec` and `dyfadet`: DyFADet's DynE layer (the stem with window 1 and no LayerScale or
+  drop-path, the downsampling layers with `window_size`, LayerScale and drop-path, as released);
+- `actionformer`: pre-LN transformer blocks with local-window self-attention.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from mgrec.config import ModelConfig
+from mgrec.model.blocks import ChannelLayerNorm, DynELayer, MaskedConv1d, TransformerBlock
+
+
+class Embedding(nn.Module):
+    """Two masked convs (kernel 3, no bias), each followed by channel LayerNorm and ReLU."""
+
+    def __init__(self, input_dim: int, embed_dim: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([MaskedConv1d(input_dim, embed_dim, 3, bias=False), MaskedConv1d(embed_dim, embed_dim, 3, bias=False)])
+        self.norms = nn.ModuleList([ChannelLayerNorm(embed_dim), ChannelLayerNorm(embed_dim)])
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        for conv, norm in zip(self.convs, self.norms):
+            x = norm(conv(x, mask)).relu() * mask
+        return x
+
+
+class PyramidEncoder(nn.Module):
+    """Embedding, stride-1 stem layers, then stride-2 layers; every layer maps (x, mask) -> (x, mask)."""
+
+    def __init__(self, embedding: Embedding, stem: list[nn.Module], branch: list[nn.Module]) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.stem = nn.ModuleList(stem)
+        self.branch = nn.ModuleList(branch)
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """(B, C_in, T) features zero at padded positions -> per-level features and masks."""
+        x = self.embedding(x, mask)
+        for layer in self.stem:
+            x, mask = layer(x, mask)
+        feats, masks = [x], [mask]
+        for layer in self.branch:
+            x, mask = layer(x, mask)
+            feats.append(x)
+            masks.append(mask)
+        return feats, masks
+
+
+def build_encoder(cfg: ModelConfig) -> PyramidEncoder:
+    """The encoder for `cfg.variant`: DynE layers (mgrec, dyfadet) or transformer blocks (actionformer)."""
+    embedding = Embedding(cfg.input_dim, cfg.embed_dim)
+    dim, num_down = cfg.embed_dim, cfg.num_levels - 1
+    if cfg.variant == "actionformer":
+        stem = [TransformerBlock(dim, cfg.transformer_heads, cfg.transformer_window, False, cfg.drop_path) for _ in range(cfg.stem_layers)]
+        branch = [TransformerBlock(dim, cfg.transformer_heads, cfg.transformer_window, True, cfg.drop_path) for _ in range(num_down)]
+        return PyramidEncoder(embedding, stem, branch)
+    stem = [
+        DynELayer(dim, cfg.mlp_dim, 1, cfg.kernel_expansion, downsample=False, drop_path=0.0, layer_scale=False, init_std=cfg.init_conv_std)
+        for _ in range(cfg.stem_layers)
+    ]
+    branch = [
+        DynELayer(
+            dim,
+            cfg.mlp_dim,
+            cfg.window_size,
+            cfg.kernel_expansion,
+            downsample=True,
+            drop_path=cfg.drop_path,
+            layer_scale=True,
+            init_std=cfg.init_conv_std,
+        )
+        for _ in range(num_down)
+    ]
+    return PyramidEncoder(embedding, stem, branch)

@@ -1,0 +1,366 @@
+"""Annotations JSON and SMG CSV readers/writers: values, every error's location, round trips."""
+
+import dataclasses
+import json
+import math
+import os
+
+import pytest
+
+from mgrec.data import annotations as ann
+from mgrec.data.annotations import (
+    SMG_CLASSES,
+    EntryError,
+    atomic_open,
+    load_annotations,
+    parse_subject_ranges,
+    read_smg_labels,
+    save_annotations,
+    write_smg_labels,
+)
+from mgrec.errors import InputError
+from mgrec.records import Detection
+
+
+def _document():
+    return {
+        "version": "test",
+        "classes": ["wave", "nod", "shrug"],
+        "database": {
+            "S1": {
+                "subset": "Training",
+                "fps": 10.0,
+                "duration": 30.0,
+                "annotations": [
+                    {"label": "nod", "label_id": 1, "segment": [1.0, 2.5], "segment(frames)": [10, 25]},
+                    {"label": "wave", "label_id": 0, "segment": [4.0, 6.0]},
+                    {"label": "shrug", "label_id": 2, "segment": [29.0, 31.0]},  # past the end: kept
+                ],
+            },
+            "S2": {"subset": "VALIDATION", "fps": 25, "duration": 12.0, "num_frames": 300, "annotations": []},
+            "S3": {"subset": "Holdout", "fps": 30, "duration": 5.0,
+                   "annotations": [{"label": "wave", "label_id": 0, "segment": [1, 2]},
+                                   {"label": "wave", "label_id": 0, "segment": [1, 2]}]},  # duplicate: kept
+        },
+    }
+
+
+def _write(tmp_path, document, name="ann.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_load_values_subsets_and_sources(tmp_path):
+    path = _write(tmp_path, _document())
+    aset = load_annotations(path)
+    assert aset.classes == ["wave", "nod", "shrug"]
+    assert {v: i.subset for v, i in aset.videos.items()} == {"S1": "train", "S2": "val", "S3": "holdout"}
+    assert aset.videos["S2"].num_frames == 300 and aset.videos["S2"].fps == 25.0
+    first = aset.segments["S1"][0]
+    assert (first.start, first.end, first.label_id, first.label) == (1.0, 2.5, 1, "nod")
+    assert (first.start_frame, first.end_frame) == (10, 25)
+    assert aset.segments["S1"][1].start_frame is None
+    assert first.source == f"{path} [database.S1.annotations[0]]"
+    assert len(aset.segments["S1"]) == 3 and len(aset.segments["S3"]) == 2
+    assert aset.segments["S2"] == []
+
+
+def test_class_list_built_from_label_ids(tmp_path):
+    document = _document()
+    del document["classes"]
+    aset = load_annotations(_write(tmp_path, document))
+    assert aset.classes == ["wave", "nod", "shrug"]
+
+
+def test_class_list_with_a_missing_id_asks_for_classes(tmp_path):
+    document = _document()
+    del document["classes"]
+    document["database"]["S1"]["annotations"].pop(1)  # id 0 now only in S3
+    document["database"]["S3"]["annotations"] = []
+    with pytest.raises(InputError, match=r"ann\.json \[database\]: label_id 0 never appears.*\"classes\""):
+        load_annotations(_write(tmp_path, document))
+
+
+def test_inconsistent_ids_without_class_list(tmp_path):
+    document = _document()
+    del document["classes"]
+    document["database"]["S3"]["annotations"][1]["label"] = "clap"
+    with pytest.raises(InputError) as info:
+        load_annotations(_write(tmp_path, document))
+    message = str(info.value)
+    assert "ann.json [database.S3.annotations[1].label]" in message
+    assert "'clap'" in message and "'wave'" in message and "database.S1.annotations[1]" in message
+
+
+def _set(path_in_document, value):
+    def mutate(document):
+        node = document
+        for key in path_in_document[:-1]:
+            node = node[key]
+        node[path_in_document[-1]] = value
+    return mutate
+
+
+def _delete(path_in_document):
+    def mutate(document):
+        node = document
+        for key in path_in_document[:-1]:
+            node = node[key]
+        del node[path_in_document[-1]]
+    return mutate
+
+
+A1 = ("database", "S1", "annotations", 1)
+
+ERROR_CASES = [
+    (_delete(("database",)), "[top level]", "database"),
+    (_set(("database",), []), "[database]", "expected an object"),
+    (_set(("classes",), "wave"), "[classes]", "list of class names"),
+    (_set(("classes",), ["wave", "nod", "wave"]), "[classes[2]]", "listed twice"),
+    (_set(("database", "S1"), 7), "[database.S1]", "expected an object"),
+    (_delete(("database", "S1", "subset")), "[database.S1]", "missing key 'subset'"),
+    (_delete(("database", "S1", "fps")), "[database.S1]", "missing key 'fps'"),
+    (_set(("database", "S1", "fps"), "30"), "[database.S1.fps]", "positive number"),
+    (_set(("database", "S1", "fps"), 0), "[database.S1.fps]", "positive number"),
+    (_set(("database", "S1", "duration"), -3), "[database.S1.duration]", "positive duration"),
+    (_set(("database", "S1", "num_frames"), 12.5), "[database.S1.num_frames]", "whole number"),
+    (_delete(("database", "S1", "annotations")), "[database.S1]", "missing key 'annotations'"),
+    (_set(("database", "S1", "annotations"), {}), "[database.S1.annotations]", "use []"),
+    (_set(A1, "x"), "[database.S1.annotations[1]]", "expected an object"),
+    (_delete(A1 + ("label",)), "[database.S1.annotations[1]]", "missing key 'label'"),
+    (_delete(A1 + ("segment",)), "[database.S1.annotations[1]]", "missing key 'segment'"),
+    (_set(A1 + ("label_id",), "0"), "[database.S1.annotations[1].label_id]", "integer"),
+    (_set(A1 + ("label_id",), True), "[database.S1.annotations[1].label_id]", "integer"),
+    (_set(A1 + ("label_id",), 3), "[database.S1.annotations[1].label_id]", "outside 0..2"),
+    (_set(A1 + ("label_id",), -1), "[database.S1.annotations[1].label_id]", "outside 0..2"),
+    (_set(A1 + ("label",), "clap"), "[database.S1.annotations[1].label]", "'clap' is not in"),
+    (_set(A1 + ("label",), "nod"), "[database.S1.annotations[1].label]", "label_id 1"),
+    (_set(A1 + ("segment",), [4.0]), "[database.S1.annotations[1].segment]", "[start, end]"),
+    (_set(A1 + ("segment",), ["4", 5]), "[database.S1.annotations[1].segment]", "[start, end]"),
+    (_set(A1 + ("segment",), [6.0, 6.0]), "[database.S1.annotations[1].segment]", "not before end"),
+    (_set(A1 + ("segment",), [7.0, 6.0]), "[database.S1.annotations[1].segment]", "not before end"),
+    (_set(A1 + ("segment",), [-1.0, 6.0]), "[database.S1.annotations[1].segment]", "negative"),
+    (_set(A1 + ("segment",), [math.nan, 6.0]), "[database.S1.annotations[1].segment]", "finite"),
+    (_set(A1 + ("segment",), [1.0, math.inf]), "[database.S1.annotations[1].segment]", "finite"),
+    (_set(A1 + ("segment(frames)",), [40, 60.5]), "[database.S1.annotations[1].segment(frames)]", "frames"),
+    (_set(A1 + ("segment(frames)",), [40, 70]), "[database.S1.annotations[1].segment(frames)]", "fps"),
+]
+
+
+@pytest.mark.parametrize("mutate, key, expected", ERROR_CASES)
+def test_each_error_names_file_and_key(tmp_path, mutate, key, expected):
+    document = _document()
+    mutate(document)
+    with pytest.raises(InputError) as info:
+        load_annotations(_write(tmp_path, document))
+    message = str(info.value)
+    assert f"ann.json {key}" in message
+    assert expected in message
+
+
+def test_frames_within_one_frame_of_seconds_are_accepted(tmp_path):
+    document = _document()
+    document["database"]["S1"]["annotations"][1]["segment(frames)"] = [41, 59]  # 4.0 s, 6.0 s at 10 fps
+    assert load_annotations(_write(tmp_path, document)).segments["S1"][1].start_frame == 41
+
+
+def test_json_syntax_error_gives_line_and_column(tmp_path):
+    path = tmp_path / "ann.json"
+    path.write_text('{"database": {\n  "S1": {"subset": "training",,}\n}}', encoding="utf-8")
+    with pytest.raises(InputError, match=r"ann\.json:2:\d+: annotations file is not valid JSON"):
+        load_annotations(path)
+
+
+def test_duplicate_video_id_is_an_error(tmp_path):
+    path = tmp_path / "ann.json"
+    video = '{"subset": "training", "fps": 10, "duration": 5, "annotations": []}'
+    path.write_text(f'{{"database": {{"S1": {video}, "S1": {video}}}}}', encoding="utf-8")
+    with pytest.raises(InputError, match=r"ann\.json: key 'S1' appears twice"):
+        load_annotations(path)
+
+
+def test_non_utf8_and_missing_file(tmp_path):
+    path = tmp_path / "ann.json"
+    path.write_bytes(b'{"database":\n {"S\xff1": {}}}')
+    with pytest.raises(InputError, match=r"ann\.json:2: not UTF-8"):
+        load_annotations(path)
+    with pytest.raises(InputError, match=r"nope\.json: annotations file not found"):
+        load_annotations(tmp_path / "nope.json")
+
+
+def test_entry_errors_are_collected_and_bad_entries_left_out(tmp_path):
+    document = _document()
+    document["database"]["S1"]["annotations"][0]["segment"] = [3.0, 2.0]
+    document["database"]["S1"]["annotations"][1]["label_id"] = 9
+    document["database"]["S2"]["fps"] = -1
+    errors: list[EntryError] = []
+    path = _write(tmp_path, document)
+    aset = load_annotations(path, errors)
+    assert [(e.video_id, e.where) for e in errors] == [
+        ("S1", f"{path} [database.S1.annotations[0].segment]"),
+        ("S1", f"{path} [database.S1.annotations[1].label_id]"),
+        ("S2", f"{path} [database.S2.fps]"),
+    ]
+    assert sorted(aset.videos) == ["S1", "S3"]
+    assert [s.label for s in aset.segments["S1"]] == ["shrug"]
+
+
+def _without_sources(aset):
+    return {
+        v: [dataclasses.replace(s, source="") for s in segments] for v, segments in aset.segments.items()
+    }, {v: dataclasses.replace(i, source="") for v, i in aset.videos.items()}
+
+
+def test_save_and_load_round_trip(tmp_path):
+    document = _document()
+    document["database"]["S1"]["duration"] = 1 / 3  # needs full float precision to survive
+    document["database"]["S1"]["annotations"] = document["database"]["S1"]["annotations"][:2]
+    first = load_annotations(_write(tmp_path, document))
+    out = tmp_path / "sub" / "saved.json"
+    save_annotations(first, out)
+    second = load_annotations(out)
+    assert second.classes == first.classes
+    assert _without_sources(second) == _without_sources(first)
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["classes"] == ["wave", "nod", "shrug"]
+    assert {v: e["subset"] for v, e in saved["database"].items()} == {"S1": "train", "S2": "val", "S3": "holdout"}
+    assert saved["database"]["S1"]["annotations"][0]["segment(frames)"] == [10, 25]
+    assert "segment(frames)" not in saved["database"]["S1"]["annotations"][1]
+    assert os.listdir(out.parent) == ["saved.json"]  # no temporary file left behind
+
+
+def test_atomic_open_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "file.txt"
+    path.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as handle:
+            handle.write("half of the new")
+            raise RuntimeError("killed")
+    assert path.read_text(encoding="utf-8") == "old"
+    assert os.listdir(tmp_path) == ["file.txt"]
+    with atomic_open(path) as handle:
+        handle.write("new")
+    assert path.read_text(encoding="utf-8") == "new"
+
+
+# ---------------------------------------------------------------------------------------------
+# SMG label CSVs
+
+
+def _sample(root, name, labels, data=None):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / f"{name}_finelabels.csv").write_text(labels, encoding="utf-8")
+    if data is not None:
+        (folder / f"{name}_data.csv").write_text(data, encoding="utf-8")
+    return folder / f"{name}_finelabels.csv"
+
+
+def test_read_smg_challenge_layout(tmp_path):
+    train_labels = _sample(tmp_path / "smg_skeleton_train", "Sample0001", "5,28,56\n\n17,100,128\n", "1400,28,4095\n")
+    _sample(tmp_path / "smg_skeleton_validate", "Sample0031", "9,10,20\n1,30,35\n")
+    _sample(tmp_path, "Sample0040", "", "280,28,4095\n")  # directly in root, no instances
+    aset = read_smg_labels(tmp_path, fps=28)
+    assert aset.classes == list(SMG_CLASSES) and len(SMG_CLASSES) == 17
+    subsets = {v: i.subset for v, i in aset.videos.items()}
+    assert subsets == {"Sample0001": "train", "Sample0031": "val", "Sample0040": "test"}
+    video = aset.videos["Sample0001"]
+    assert (video.fps, video.num_frames, video.duration) == (28.0, 1400, 50.0)
+    first, second = aset.segments["Sample0001"]
+    assert (first.label_id, first.label, first.start, first.end) == (4, "Moving legs", 1.0, 2.0)
+    assert (first.start_frame, first.end_frame) == (28, 56)
+    assert (second.label_id, second.label, second.source) == (16, "Illustrative hand gestures", f"{train_labels}:3")
+    # no data CSV: fps from the argument, duration up to the last labelled frame + 1
+    assert aset.videos["Sample0031"].num_frames is None
+    assert aset.videos["Sample0031"].duration == pytest.approx(36 / 28)
+    assert aset.segments["Sample0040"] == [] and aset.videos["Sample0040"].duration == 10.0
+
+
+def test_smg_without_fps_asks_for_it(tmp_path):
+    _sample(tmp_path, "Sample0001", "5,28,56\n")
+    with pytest.raises(InputError, match=r"Sample0001: no Sample0001_data\.csv.*--fps"):
+        read_smg_labels(tmp_path)
+
+
+def test_smg_fps_argument_contradicting_data_file(tmp_path):
+    _sample(tmp_path, "Sample0001", "5,28,56\n", "1400,30,4095\n")
+    with pytest.raises(InputError, match=r"Sample0001_data\.csv: fps 30 contradicts the fps 28"):
+        read_smg_labels(tmp_path, fps=28)
+
+
+@pytest.mark.parametrize(
+    "text, line, expected",
+    [
+        ("class,start,end\n5,28,56\n", 1, "header row"),
+        ("5,28,56\n5,28\n", 2, "3 columns"),
+        ("5,28,56\n5,28,56,7\n", 2, "3 columns"),
+        ("5,28,56\n5,28.5,56\n", 2, "whole numbers"),
+        ("0,28,56\n", 1, "class 0 is outside 1..17"),
+        ("5,28,56\n18,28,56\n", 2, "class 18 is outside 1..17"),
+        ("5,56,56\n", 1, "not before end"),
+        ("5,28,56\n\n5,60,50\n", 3, "not before end"),
+        ("5,-3,56\n", 1, "negative"),
+    ],
+)
+def test_smg_csv_errors_name_file_and_line(tmp_path, text, line, expected):
+    labels = _sample(tmp_path, "Sample0001", text, "1400,28,4095\n")
+    with pytest.raises(InputError) as info:
+        read_smg_labels(tmp_path)
+    assert f"{labels}:{line}:" in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_smg_non_utf8_names_line(tmp_path):
+    labels = _sample(tmp_path, "Sample0001", "", "1400,28,4095\n")
+    labels.write_bytes(b"5,28,56\n5,\xe9,60\n")
+    with pytest.raises(InputError, match=rf"{labels}:2: not UTF-8"):
+        read_smg_labels(tmp_path)
+
+
+def test_smg_folder_problems(tmp_path):
+    with pytest.raises(InputError, match="no SampleXXXX folders"):
+        read_smg_labels(tmp_path)
+    _sample(tmp_path, "Sample0041", "5,28,56\n", "1400,28,4095\n")
+    with pytest.raises(InputError, match=r"Sample0041_finelabels\.csv: subject 41 is in no split"):
+        read_smg_labels(tmp_path)
+    (tmp_path / "rgb" / "Sample0002").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"no SampleXXXX_finelabels\.csv in 1 sample folder.*rgb/Sample0002"):
+        read_smg_labels(tmp_path, splits={"train": {41, 2}})
+
+
+def test_parse_subject_ranges():
+    assert parse_subject_ranges(ann.DEFAULT_SMG_SPLITS) == {
+        "train": set(range(1, 31)), "val": set(range(31, 36)), "test": set(range(36, 41))
+    }
+    assert parse_subject_ranges("Training=1-3, training=7,validation=5") == {"train": {1, 2, 3, 7}, "val": {5}}
+    with pytest.raises(InputError, match="subject 3 is in both train and val"):
+        parse_subject_ranges("train=1-3,val=3-4")
+    with pytest.raises(InputError, match="item 'train:1-3'"):
+        parse_subject_ranges("train:1-3")
+    with pytest.raises(InputError, match="first subject 5 is after last 2"):
+        parse_subject_ranges("train=5-2")
+
+
+def test_write_smg_labels_reads_back(tmp_path):
+    detections = {
+        "Sample0001": [
+            Detection("Sample0001", 3.0, 4.0, 8, "Arms akimbo", 0.9),  # frames from seconds at 28 fps
+            Detection("Sample0001", 1.0, 2.0, 0, "Turtling", 0.5, start_frame=27, end_frame=57),
+        ],
+        "Sample0036": [],
+    }
+    paths = write_smg_labels(detections, tmp_path, fps=28)
+    assert paths == [tmp_path / "Sample0001" / "Sample0001_finelabels.csv",
+                     tmp_path / "Sample0036" / "Sample0036_finelabels.csv"]
+    assert paths[0].read_text(encoding="utf-8") == "1,27,57\n9,84,112\n"
+    assert paths[1].read_text(encoding="utf-8") == ""
+    (tmp_path / "Sample0036" / "Sample0036_data.csv").write_text("300,28,0\n", encoding="utf-8")  # its length
+    back = read_smg_labels(tmp_path, fps=28)
+    assert back.segments["Sample0036"] == []
+    rows = [(s.label_id, s.start_frame, s.end_frame) for s in back.segments["Sample0001"]]
+    assert rows == [(0, 27, 57), (8, 84, 112)]
+
+    scored = write_smg_labels(detections, tmp_path / "scored", fps={"Sample0001": 10.0, "Sample0036": 28.0},
+                              with_scores=True)
+    assert scored[0].read_text(encoding="utf-8") == "1,27,57,0.500000\n9,30,40,0.900000\n"  # 3 s, 4 s at 10 fps

@@ -1,0 +1,190 @@
+"""`data check` on a tiny dataset with planted problems: each is found, at the right place."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mgrec.config import Config
+from mgrec.data.check import check_dataset, suggest_settings, videos_to_drop
+from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.errors import InputError
+
+FPS, STRIDE, WINDOW, DIM = 10.0, 4, 16, 8
+STEPS = (200 - WINDOW) // STRIDE + 1  # 20 s at 10 fps -> 200 frames -> 47 windows
+
+
+def _config(tmp_path) -> Config:
+    config = Config()
+    config.data.annotations = str(tmp_path / "ann.json")
+    config.data.features = str(tmp_path / "feats")
+    config.data.stride, config.data.window, config.data.feature_dim = STRIDE, WINDOW, DIM
+    config.model.num_classes = 3
+    return config
+
+
+def _entry(subset, *segments):
+    return {
+        "subset": subset,
+        "fps": FPS,
+        "duration": 20.0,
+        "annotations": [{"label": f"c{c}", "label_id": c, "segment": [s, e]} for c, s, e in segments],
+    }
+
+
+def _sidecar(**changes):
+    fields = {"fps": FPS, "stride": STRIDE, "window": WINDOW, "backbone": "test", "dim": DIM, "frames": 200}
+    return FeatureSidecar(**{**fields, **changes})
+
+
+def _features(folder, video_id, steps=STEPS, dim=DIM, sidecar=True, **sidecar_changes):
+    array = np.random.default_rng(0).standard_normal((steps, dim)).astype(np.float32)
+    path = folder / f"{video_id}.npy"
+    if sidecar:
+        write_features(path, array, _sidecar(dim=dim, **sidecar_changes))
+    else:
+        np.save(path, array)
+    return array
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """A dataset with one planted problem per video (see the comments)."""
+    database = {
+        "ok": _entry(
+            "training",
+            (0, 1.0, 3.0),
+            (1, 5.0, 7.0),
+            (1, 5.0, 7.0),  # duplicate ground truth
+            (2, 19.0, 21.0),  # ends 1 s after the video
+            (0, 4.0, 3.0),  # start >= end
+        ),
+        "late": _entry("training", (0, 25.0, 26.0)),  # starts after the video ends; no sidecar
+        "missing": _entry("training", (1, 2.0, 3.0)),  # no feature file
+        "nan": _entry("validation", (0, 2.0, 3.0)),  # NaN in the features
+        "dim": _entry("validation", (1, 2.0, 3.0)),  # 6-dim features, no sidecar
+        "drift": _entry("testing", (2, 2.0, 3.0)),  # 30 steps only, sidecar says 47
+        "stride": _entry("testing", (2, 2.0, 3.0)),  # sidecar stride 8
+        "empty": _entry("testing"),  # no instances
+        "other": _entry("holdout", (0, 2.0, 3.0)),  # in no configured split
+    }
+    document = {"classes": ["c0", "c1", "c2"], "database": database}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    folder = tmp_path / "feats"
+    folder.mkdir()
+    _features(folder, "ok")
+    _features(folder, "late", sidecar=False)
+    array = _features(folder, "nan")
+    array[5, 2] = np.nan
+    np.save(folder / "nan.npy", array)
+    _features(folder, "dim", dim=6, sidecar=False)
+    _features(folder, "drift", steps=30, sidecar=False)
+    (folder / "drift.json").write_text(json.dumps({**_sidecar().__dict__, "num_features": STEPS}), encoding="utf-8")
+    _features(folder, "stride", stride=8)
+    _features(folder, "empty")
+    _features(folder, "other")
+    _features(folder, "stray")  # no annotations entry
+    return tmp_path
+
+
+def test_every_planted_problem_is_found_at_its_place(planted):
+    report = check_dataset(_config(planted))
+    ann, feats = str(planted / "ann.json"), planted / "feats"
+    expected = [
+        ("error", f"{ann} [database.ok.annotations[4].segment]", "ok", "not before end"),
+        ("warning", f"{ann} [database.ok.annotations[2]]", "ok", "duplicate ground truth"),
+        ("warning", f"{ann} [database.ok.annotations[3]]", "ok", "1.000 s after the video ends"),
+        ("error", f"{ann} [database.late.annotations[0]]", "late", "after the video ends (20.000 s)"),
+        ("error", str(feats / "missing.npy"), "missing", "feature file missing"),
+        ("error", str(feats / "nan.npy"), "nan", "1 NaN/Inf value(s), the first at [t=5, c=2]"),
+        ("error", str(feats / "dim.npy"), "dim", "expected feature dimension 8 (data.feature_dim), found 6"),
+        ("error", str(feats / "drift.npy"), "drift", "off by -6.8 s"),
+        ("error", str(feats / "drift.json"), "drift", "sidecar says 47 feature steps but drift.npy holds 30"),
+        ("error", str(feats / "stride.json"), "stride", "stride is 8 in the sidecar but 4 in the config"),
+        ("warning", f"{ann} [database.empty]", "empty", "no annotated instances"),
+        ("warning", ann, None, "'holdout' (1) are in none of the configured splits"),
+        ("warning", str(feats / "stray.npy"), None, "no entry in the annotations"),
+        ("warning", str(feats), None, "2 feature file(s) have no sidecar"),
+    ]
+    found = {(p.severity, p.where, p.video_id): p.message for p in report.problems}
+    assert sorted(found) == sorted((s, w, v) for s, w, v, _ in expected)
+    for severity, location, video_id, fragment in expected:
+        assert fragment in found[(severity, location, video_id)]
+
+    assert report.videos_per_split == {"train": 3, "val": 2, "test": 3}
+    assert report.counts_per_split["train"] == {"c0": 2, "c1": 3, "c2": 1}
+    assert report.counts_per_split["test"] == {"c0": 0, "c1": 0, "c2": 2}
+    assert sorted(videos_to_drop(report)) == ["dim", "drift", "late", "missing", "nan", "ok", "stride"]
+    assert len(videos_to_drop(report)["drift"]) == 2
+    assert report.dataset_errors == []
+
+    # training videos are 47 steps long, instances 2.5-5 steps: the smallest pyramid fits
+    assert report.suggestions == {
+        "data.max_seq_len": 64,
+        "model.num_levels": 2,
+        "model.regression_ranges": [[0, 4], [4, 10000]],
+    }
+    text = report.format()
+    assert "Instances per class and split" in text
+    assert "Problems: 8 error(s), 6 warning(s)" in text
+    assert f"ERROR   {feats / 'nan.npy'}: 1 NaN/Inf" in text
+    assert "data.max_seq_len=64" in text
+
+
+def test_augmentation_histograms(planted):
+    config = _config(planted)
+    with pytest.raises(InputError, match="augment_alpha"):
+        check_dataset(config, augment=True)
+    config.data.augment_alpha = 3
+    report = check_dataset(config, augment=True)
+    # train: c0 x2, c1 x3 (with the duplicate), c2 x1; alpha 3 -> R = 2, 1, 3
+    assert report.histogram_before == [2, 3, 1]
+    assert report.histogram_after == [4, 3, 3]
+    assert "before   after" in report.format()
+
+
+def test_class_count_and_unknown_labels(tmp_path):
+    document = {"classes": ["c0", "c1", "c2", "c3"], "database": {"v": _entry("training", (3, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "v")
+    report = check_dataset(_config(tmp_path))
+    assert [(p.where, p.video_id) for p in report.errors] == [
+        (f"{tmp_path / 'ann.json'} [classes]", None),
+        (f"{tmp_path / 'ann.json'} [database.v.annotations[0]]", "v"),
+    ]
+    assert "4 classes in the annotations but model.num_classes is 3" in report.errors[0].message
+    assert "beyond the model's 3 classes" in report.errors[1].message
+    assert len(report.dataset_errors) == 1
+    assert "no videos in split 'val'" in " ".join(p.message for p in report.warnings)
+
+
+def test_unreadable_annotations_and_missing_features_folder(tmp_path):
+    (tmp_path / "ann.json").write_text('{"database": {\n "v": }}', encoding="utf-8")
+    report = check_dataset(_config(tmp_path))
+    [problem] = report.problems
+    assert problem.where.startswith(f"{tmp_path / 'ann.json'}:2:")
+    assert "not valid JSON" in problem.message
+    assert "Problems: 1 error(s)" in report.format()
+
+    document = {"classes": ["c0", "c1", "c2"], "database": {"v": _entry("training", (0, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    report = check_dataset(_config(tmp_path))
+    assert [(p.where, p.message) for p in report.errors] == [
+        (str(tmp_path / "feats"), "features folder not found (config data.features)")
+    ]
+
+
+def test_suggest_settings_by_hand():
+    # instances 8..80 steps, p99 about 79 -> half 39.6 -> L = floor(log2 39.6) = 5
+    suggestions, stats = suggest_settings([100 * i for i in range(1, 12)], [8.0] * 50 + [80.0] * 50)
+    assert suggestions["model.num_levels"] == 5
+    assert suggestions["model.regression_ranges"] == [[0, 4], [4, 8], [8, 16], [16, 32], [32, 10000]]
+    # p90 of 100..1100 is 1000 steps -> next multiple of max(32, 2**4) -> 1024
+    assert suggestions["data.max_seq_len"] == 1024
+    # half-lengths 4 (level 1: [4, 8)) and 40 (top level)
+    assert stats["instances per level (by half-length)"] == [0, 50, 0, 0, 50]
+
+    suggestions, _ = suggest_settings([9000] * 3, [1000.0] * 10)
+    assert suggestions["model.num_levels"] == 8  # floor(log2 500) = 8, the maximum
+    assert suggestions["data.max_seq_len"] == 2304  # capped; 2304 = 18 * 128

@@ -1,0 +1,179 @@
+"""Prediction files: round trips and one clear InputError per kind of bad input."""
+
+import csv
+import json
+
+import pytest
+
+from mgrec.errors import InputError
+from mgrec.evaluate.predictions import load_predictions, save_predictions, save_predictions_csv
+from mgrec.records import Detection
+
+CLASSES = ["arms akimbo", "folding arms", "moving legs"]
+
+
+def detection(video, start, end, label_id, score, frames=None):
+    start_frame, end_frame = frames if frames else (None, None)
+    return Detection(video, start, end, label_id, CLASSES[label_id], score, start_frame, end_frame)
+
+
+def test_json_round_trip(tmp_path):
+    pred = {
+        "Sample0036": [detection("Sample0036", 1.25, 2.5, 2, 0.875, (35, 70)), detection("Sample0036", 3.0, 4.1, 0, 0.5)],
+        "Sample0037": [],
+    }
+    path = tmp_path / "out" / "pred.json"
+    save_predictions(pred, path)
+    assert load_predictions(path, CLASSES) == pred
+    assert [p.name for p in path.parent.iterdir()] == ["pred.json"]  # no temporary file left
+    save_predictions({"Sample0040": []}, path)  # overwrite in place
+    assert load_predictions(path, CLASSES) == {"Sample0040": []}
+
+
+def test_json_label_by_name_or_id(tmp_path):
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps({"results": {"v": [
+        {"segment": [0, 1], "label": "folding arms", "score": 0.5},
+        {"segment": [0, 1], "label_id": 2, "score": 1},
+    ]}}))
+    loaded = load_predictions(path, CLASSES)["v"]
+    assert [(d.label_id, d.label) for d in loaded] == [(1, "folding arms"), (2, "moving legs")]
+
+
+def entry(**changes):
+    base = {"segment": [1.0, 2.0], "label": "moving legs", "label_id": 2, "score": 0.5}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "bad_entry, key, message",
+    [
+        (entry(segment=None), "results.Sample0036[1]", "missing 'segment'"),
+        (entry(segment=[1.0]), "results.Sample0036[1].segment", "start_s, end_s"),
+        (entry(segment=[2.0, 2.0]), "results.Sample0036[1].segment", "start < end"),
+        (entry(segment=[3.0, 2.0]), "results.Sample0036[1].segment", "start < end"),
+        (entry(segment=["1", 2]), "results.Sample0036[1].segment", "numbers"),
+        (entry(label="jumping", label_id=None), "results.Sample0036[1].label", "unknown class 'jumping'"),
+        (entry(label_id=3), "results.Sample0036[1].label_id", "[0, 3)"),
+        (entry(label_id=True, label=None), "results.Sample0036[1].label_id", "integer"),
+        (entry(label_id=0), "results.Sample0036[1]", "label 'moving legs' is class 2 but label_id is 0"),
+        (entry(label=None, label_id=None), "results.Sample0036[1]", "missing 'label'"),
+        (entry(score=None), "results.Sample0036[1]", "missing 'score'"),
+        (entry(score="high"), "results.Sample0036[1].score", "finite number"),
+        (entry(**{"segment(frames)": [5]}), "results.Sample0036[1].segment(frames)", "integers"),
+        ("not an object", "results.Sample0036[1]", "expected an object"),
+    ],
+)
+def test_json_entry_errors_name_file_and_key(tmp_path, bad_entry, key, message):
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps({"results": {"Sample0036": [entry(), bad_entry]}}))
+    with pytest.raises(InputError) as error:
+        load_predictions(path, CLASSES)
+    assert f"pred.json [{key}]" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_json_non_finite_score(tmp_path):
+    path = tmp_path / "pred.json"
+    path.write_text('{"results": {"v": [{"segment": [0, 1], "label_id": 0, "score": NaN}]}}')
+    with pytest.raises(InputError, match=r"pred.json \[results.v\[0\].score\]: expected a finite number"):
+        load_predictions(path, CLASSES)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"database": {}}', "'results' key"),
+        ('{"results": []}', "[results]: expected an object"),
+        ('{"results": {"v": {}}}', "[results.v]: expected a list"),
+    ],
+)
+def test_json_document_errors(tmp_path, text, message):
+    path = tmp_path / "pred.json"
+    path.write_text(text)
+    with pytest.raises(InputError) as error:
+        load_predictions(path, CLASSES)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(InputError, match="no such predictions"):
+        load_predictions(tmp_path / "nothing.json", CLASSES)
+
+
+# ------------------------------------------------------------------------------------ CSV folder
+
+
+def test_smg_csv_folder(tmp_path):
+    (tmp_path / "Sample0036_finelabels.csv").write_text("3,28,56,0.75\n1,100,128,0.5\n\n")
+    (tmp_path / "Sample0037.csv").write_text("2,0,14\n")
+    loaded = load_predictions(tmp_path, CLASSES, fps=28)
+    assert loaded == {
+        "Sample0036": [detection("Sample0036", 1.0, 2.0, 2, 0.75, (28, 56)),
+                       detection("Sample0036", 100 / 28, 128 / 28, 0, 0.5, (100, 128))],
+        "Sample0037": [detection("Sample0037", 0.0, 0.5, 1, 1.0, (0, 14))],
+    }
+
+
+def test_smg_csv_folder_with_fps_per_video_takes_longest_id(tmp_path):
+    (tmp_path / "cam_1_pred.csv").write_text("1,0,10\n")
+    (tmp_path / "cam.csv").write_text("1,0,10\n")
+    loaded = load_predictions(tmp_path, CLASSES, fps_by_video={"cam": 10.0, "cam_1": 20.0})
+    assert loaded["cam_1"][0].end == 0.5 and loaded["cam"][0].end == 1.0
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("1,0,10\n1,0\n", 2, "got 2 columns"),
+        ("1,0,10,0.5\n1,0,10\n", 2, "earlier rows have 4"),
+        ("1,0,10\nx,0,10\n", 2, "must be integers"),
+        ("0,0,10\n", 1, "class must be in 1..3"),
+        ("4,0,10\n", 1, "class must be in 1..3"),
+        ("1,10,10\n", 1, "must be < end_frame"),
+        ("1,0,10,high\n", 1, "score must be a number"),
+        ("1,0,10,inf\n", 1, "score must be finite"),
+    ],
+)
+def test_smg_csv_errors_name_file_and_line(tmp_path, text, line, message):
+    file = tmp_path / "Sample0036.csv"
+    file.write_text(text)
+    with pytest.raises(InputError) as error:
+        load_predictions(tmp_path, CLASSES, fps=28)
+    assert f"{file}:{line}:" in str(error.value) and message in str(error.value)
+
+
+def test_smg_csv_folder_errors(tmp_path):
+    with pytest.raises(InputError, match="no .csv"):
+        load_predictions(tmp_path, CLASSES, fps=28)
+    (tmp_path / "Sample0036.csv").write_text("1,0,10\n")
+    with pytest.raises(InputError, match="needs the frame rate"):
+        load_predictions(tmp_path, CLASSES)
+    with pytest.raises(InputError, match="positive number"):
+        load_predictions(tmp_path, CLASSES, fps=0)
+    with pytest.raises(InputError, match="Sample0036.csv: its name matches no video id"):
+        load_predictions(tmp_path, CLASSES, fps_by_video={"Sample0037": 28})
+    (tmp_path / "Sample0036_finelabels.csv").write_text("1,0,10\n")
+    with pytest.raises(InputError, match="video Sample0036 already read"):
+        load_predictions(tmp_path, CLASSES, fps=28)
+
+
+# ---------------------------------------------------------------------------------- CSV output
+
+
+def test_save_predictions_csv(tmp_path):
+    pred = {"a": [detection("a", 1.0, 2.5, 1, 0.25, (28, 70))], "b": [detection("b", 0.5, 1.0, 0, 1.0)]}
+    path = tmp_path / "pred.csv"
+    save_predictions_csv(pred, path)
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["video", "start_s", "end_s", "start_frame", "end_frame", "label", "score"]
+    assert rows == [
+        {"video": "a", "start_s": "1.0000", "end_s": "2.5000", "start_frame": "28", "end_frame": "70",
+         "label": "folding arms", "score": "0.250000"},
+        {"video": "b", "start_s": "0.5000", "end_s": "1.0000", "start_frame": "", "end_frame": "",
+         "label": "arms akimbo", "score": "1.000000"},
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]

@@ -1,0 +1,125 @@
+"""The score dict of the contract, on a hand-computed case, plus its errors and the table."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mgrec.errors import InputError
+from mgrec.evaluate.scoring import confusion_counts, format_score_table, restrict_to_videos, score
+from mgrec.records import Detection, Segment
+
+CLASSES = ["x", "y", "z"]
+
+
+def seg(video, start, end, label):
+    return Segment(video, float(start), float(end), label, CLASSES[label])
+
+
+def det(video, start, end, label, score_value):
+    return Detection(video, float(start), float(end), label, CLASSES[label], score_value)
+
+
+GT = {
+    "a": [seg("a", 0, 10, 0), seg("a", 20, 30, 1), seg("a", 40, 50, 0)],
+    "b": [seg("b", 0, 10, 2)],  # no predictions at all for this video
+}
+RANKED = {
+    "a": [
+        det("a", 1, 9, 0, 0.9),  # finds x [0, 10]
+        det("a", 21, 29, 0, 0.8),  # wrong class on y [20, 30]
+        det("a", 40, 50, 0, 0.2),  # finds x [40, 50] but is below the score threshold
+        det("a", 60, 70, 1, 0.7),  # overlaps nothing
+        det("a", 0, 3, 1, 0.6),  # tIoU exactly 0.3 with x [0, 10]: no overlap for F1 or confusion
+    ]
+}
+
+CONTRACT_KEYS = {
+    "split", "num_videos", "num_ground_truth", "num_predictions", "score_threshold", "f1", "precision", "recall",
+    "f1_miga", "precision_miga", "recall_miga", "mAP", "average_mAP", "per_class", "confusion",
+}
+
+
+def test_hand_computed_scores():
+    result = score(GT, RANKED, CLASSES, score_threshold=0.5, split="val")
+    assert set(result) == CONTRACT_KEYS
+    assert (result["split"], result["num_videos"], result["num_ground_truth"], result["num_predictions"]) == (
+        "val", 2, 4, 4
+    )
+    # Hard set: 4 predictions, 1 correct, 4 ground truth.
+    f1 = 2 * 0.25 * 0.25 / (0.5 + 1e-7)
+    assert (result["precision"], result["recall"]) == (0.25, 0.25) and result["f1"] == pytest.approx(f1, abs=1e-12)
+    assert (result["precision_miga"], result["recall_miga"]) == (0.25, 0.25)
+    # Ranked list: class x has precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1 -> AP 5/6; y and z have AP 0.
+    assert list(result["mAP"]) == ["0.3", "0.4", "0.5", "0.6", "0.7"]
+    for value in result["mAP"].values():
+        assert value == pytest.approx(5 / 18)
+    assert result["average_mAP"] == pytest.approx(5 / 18)
+    x, y, z = (result["per_class"][name] for name in CLASSES)
+    assert (x["label_id"], x["instances"], x["precision"], x["recall"]) == (0, 2, 0.5, 0.5)
+    assert x["ap"] == pytest.approx(5 / 6)
+    assert (y["instances"], y["ap"], y["f1"], y["precision"], y["recall"]) == (1, 0.0, 0.0, 0.0, 0.0)
+    assert (z["instances"], z["ap"]) == (1, 0.0)
+    assert result["confusion"] == {
+        "labels": CLASSES,
+        "matrix": [[1, 0, 0], [1, 0, 0], [0, 0, 0]],
+        "background": [0, 2, 0],
+    }
+    json.dumps(result, allow_nan=False)
+
+
+def test_score_threshold_changes_f1_but_not_map():
+    low = score(GT, RANKED, CLASSES, score_threshold=0.1)
+    high = score(GT, RANKED, CLASSES, score_threshold=0.5)
+    assert low["num_predictions"] == 5 and low["recall"] == 0.5 and high["recall"] == 0.25
+    assert low["mAP"] == high["mAP"]
+
+
+def test_class_without_ground_truth_has_null_ap():
+    gt = {"a": [seg("a", 0, 10, 0)]}
+    result = score(gt, {"a": [det("a", 0, 10, 2, 0.9)]}, CLASSES, 0.5)
+    assert result["per_class"]["z"]["ap"] is None and result["per_class"]["y"]["ap"] is None
+    assert result["mAP"]["0.5"] == 0.0  # mean over class x only
+    json.dumps(result, allow_nan=False)
+
+
+def test_confusion_takes_the_ground_truth_of_highest_tiou_of_any_class():
+    gt = {"a": [seg("a", 0, 10, 0), seg("a", 5, 15, 1)]}
+    hard = {"a": [det("a", 6, 15, 2, 1.0), det("a", 0, 9, 2, 1.0)], "b": [det("b", 0, 1, 1, 1.0)]}
+    matrix, background = confusion_counts(gt, hard, 3)
+    np.testing.assert_array_equal(matrix, [[0, 0, 1], [0, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(background, [0, 1, 0])  # video without ground truth
+
+
+def test_predictions_for_unknown_videos_are_an_error_naming_them():
+    with pytest.raises(InputError, match="2 video\\(s\\) without ground truth in split test: c, d"):
+        score(GT, {"c": [], "d": [], "a": []}, CLASSES, 0.5, split="test")
+    restricted = restrict_to_videos({"c": [], **RANKED}, GT)
+    assert restricted == {"a": RANKED["a"], "b": []}
+    assert score(GT, restricted, CLASSES, 0.5) == score(GT, RANKED, CLASSES, 0.5)
+
+
+def test_label_that_does_not_match_the_class_list_is_an_error():
+    bad = {"a": [Detection("a", 0.0, 1.0, 0, "y", 0.9)]}
+    with pytest.raises(InputError, match="video a prediction #0: label_id 0 / label 'y'"):
+        score(GT, bad, CLASSES, 0.5)
+    bad_gt = {"a": [Segment("a", 0.0, 1.0, 5, "x", source="labels.json [database.a.annotations[0]]")]}
+    with pytest.raises(InputError, match=r"labels.json \[database.a.annotations\[0\]\]: label_id 5"):
+        score(bad_gt, {}, CLASSES, 0.5)
+
+
+def test_nothing_to_score_is_an_error():
+    with pytest.raises(InputError, match="no ground-truth segments in split val"):
+        score({"a": []}, {}, CLASSES, 0.5, split="val")
+    with pytest.raises(InputError, match="finite"):
+        score(GT, RANKED, CLASSES, float("nan"))
+
+
+def test_format_score_table():
+    table = format_score_table(score(GT, RANKED, CLASSES, 0.5, split="val"))
+    lines = table.splitlines()
+    assert lines[0].startswith("split val: 2 videos, 4 ground-truth segments, 4 predictions with score >= 0.5")
+    assert "F1 (one-to-one) 25.00" in lines[1] and "F1 (MiGA rule)  25.00" in lines[2]
+    assert "@0.3 27.78" in lines[3] and "average 27.78" in lines[3]
+    assert lines[-3].split() == ["0", "x", "2", "83.33", "50.00", "50.00", "50.00"]
+    assert lines[-1].split()[:4] == ["2", "z", "1", "0.00"]

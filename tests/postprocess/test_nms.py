@@ -1,0 +1,217 @@
+"""Class-wise hard NMS and Gaussian Soft-NMS against plain-Python references and hand cases."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mgrec.config import PostprocessConfig
+from mgrec.postprocess.nms import nms, segment_iou
+
+
+# ---- brute-force references (plain Python, one candidate at a time) ----------------------------
+
+
+def iou_py(a, b):
+    intersection = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - intersection
+    return intersection / union if union > 0 else 0.0
+
+
+def pick_order_key(scores, labels, i):
+    # Highest score first; ties: lower class, then earlier input position.
+    return (-scores[i], labels[i], i)
+
+
+def hard_nms_py(segments, scores, labels, iou_threshold, max_detections):
+    kept = []
+    for i in sorted(range(len(scores)), key=lambda i: pick_order_key(scores, labels, i)):
+        if all(labels[j] != labels[i] or iou_py(segments[i], segments[j]) <= iou_threshold for j in kept):
+            kept.append(i)
+    kept = kept[:max_detections]
+    return [(segments[i], scores[i], labels[i]) for i in kept]
+
+
+def soft_nms_py(segments, scores, labels, sigma, min_score, max_detections):
+    current = list(scores)
+    remaining = set(range(len(scores)))
+    result = []
+    while remaining and len(result) < max_detections:
+        best = min(remaining, key=lambda i: pick_order_key(current, labels, i))
+        if current[best] < min_score:
+            break
+        result.append((segments[best], current[best], labels[best]))
+        remaining.remove(best)
+        for j in remaining:
+            if labels[j] == labels[best]:
+                current[j] *= math.exp(-iou_py(segments[best], segments[j]) ** 2 / sigma)
+    return result
+
+
+def as_tensors(segments, scores, labels):
+    return (
+        torch.tensor(segments, dtype=torch.float64).reshape(-1, 2),
+        torch.tensor(scores, dtype=torch.float64),
+        torch.tensor(labels, dtype=torch.long),
+    )
+
+
+def as_lists(result):
+    segments, scores, labels = result
+    return [(tuple(s), c, l) for s, c, l in zip(segments.tolist(), scores.tolist(), labels.tolist())]
+
+
+def assert_same(actual, expected):
+    assert len(actual) == len(expected)
+    for (seg_a, score_a, label_a), (seg_e, score_e, label_e) in zip(actual, expected):
+        assert label_a == label_e
+        assert seg_a == pytest.approx(tuple(seg_e), abs=1e-12)
+        assert score_a == pytest.approx(score_e, rel=1e-9, abs=1e-12)
+
+
+# Small grids of values make exact ties, identical segments and touching segments common.
+candidate = st.tuples(
+    st.one_of(st.sampled_from([0.0, 1.0, 2.0, 5.0]), st.floats(0, 20)),  # start
+    st.one_of(st.sampled_from([0.0, 1.0, 3.0]), st.floats(0, 10)),  # length
+    st.one_of(st.sampled_from([0.1, 0.5, 0.9]), st.floats(0, 1)),  # score
+    st.integers(0, 2),  # label
+)
+
+
+def unpack(candidates):
+    segments = [(start, start + length) for start, length, _, _ in candidates]
+    scores = [score for _, _, score, _ in candidates]
+    labels = [label for _, _, _, label in candidates]
+    return segments, scores, labels
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    candidates=st.lists(candidate, max_size=25),
+    iou_threshold=st.sampled_from([0.0, 0.3, 0.5, 0.9]),
+    max_detections=st.integers(1, 30),
+)
+def test_hard_nms_matches_brute_force(candidates, iou_threshold, max_detections):
+    segments, scores, labels = unpack(candidates)
+    cfg = PostprocessConfig(nms="hard", iou_threshold=iou_threshold, max_detections=max_detections)
+    actual = as_lists(nms(*as_tensors(segments, scores, labels), cfg))
+    assert_same(actual, hard_nms_py(segments, scores, labels, iou_threshold, max_detections))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    candidates=st.lists(candidate, max_size=25),
+    sigma=st.sampled_from([0.1, 0.5, 0.75]),
+    min_score=st.sampled_from([0.0, 0.001, 0.2]),
+    max_detections=st.integers(1, 30),
+)
+def test_soft_nms_matches_brute_force(candidates, sigma, min_score, max_detections):
+    segments, scores, labels = unpack(candidates)
+    cfg = PostprocessConfig(nms="soft", sigma=sigma, min_score=min_score, max_detections=max_detections)
+    actual = as_lists(nms(*as_tensors(segments, scores, labels), cfg))
+    assert_same(actual, soft_nms_py(segments, scores, labels, sigma, min_score, max_detections))
+
+
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_result_is_ranked_by_score(method):
+    generator = torch.Generator().manual_seed(0)
+    starts = torch.rand(300, generator=generator) * 100
+    segments = torch.stack([starts, starts + torch.rand(300, generator=generator) * 20], 1)
+    scores = torch.rand(300, generator=generator)
+    labels = torch.randint(0, 4, (300,), generator=generator)
+    _, kept_scores, _ = nms(segments, scores, labels, PostprocessConfig(nms=method))
+    assert len(kept_scores) > 10
+    assert torch.all(kept_scores[:-1] >= kept_scores[1:])
+
+
+def test_hard_nms_keeps_one_of_two_overlapping_same_class_segments():
+    segments, scores, labels = as_tensors([(0, 10), (1, 11)], [0.6, 0.9], [3, 3])
+    kept_segments, kept_scores, kept_labels = nms(segments, scores, labels, PostprocessConfig(nms="hard"))
+    assert kept_segments.tolist() == [[1, 11]]
+    assert kept_scores.tolist() == [0.9]
+    assert kept_labels.tolist() == [3]
+
+
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_different_classes_never_suppress_each_other(method):
+    segments, scores, labels = as_tensors([(0, 10), (0, 10)], [0.9, 0.8], [0, 1])
+    _, kept_scores, kept_labels = nms(segments, scores, labels, PostprocessConfig(nms=method))
+    assert kept_scores.tolist() == [0.9, 0.8]  # soft-NMS did not decay the other class either
+    assert kept_labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_touching_same_class_segments_are_both_kept_unchanged(method):
+    cfg = PostprocessConfig(nms=method, iou_threshold=0.0)
+    segments, scores, labels = as_tensors([(0, 5), (5, 9)], [0.7, 0.8], [2, 2])
+    kept_segments, kept_scores, _ = nms(segments, scores, labels, cfg)
+    assert kept_segments.tolist() == [[5, 9], [0, 5]]
+    assert kept_scores.tolist() == [0.8, 0.7]
+
+
+def test_soft_nms_gaussian_decay_hand_value():
+    # IoU([0, 10], [5, 15]) = 5 / 15; the lower one is multiplied by exp(-(1/3)^2 / 0.5) = exp(-2/9).
+    segments, scores, labels = as_tensors([(0, 10), (5, 15)], [0.9, 0.8], [1, 1])
+    _, kept_scores, _ = nms(segments, scores, labels, PostprocessConfig(nms="soft", sigma=0.5))
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.8 * math.exp(-2 / 9)])
+
+
+def test_soft_nms_drops_scores_decayed_below_min_score():
+    # Identical segments: the second decays to 0.5 * exp(-1 / 0.1) = 2.3e-5 < 0.001.
+    segments, scores, labels = as_tensors([(0, 4), (0, 4), (10, 12)], [0.6, 0.5, 0.0005], [0, 0, 0])
+    cfg = PostprocessConfig(nms="soft", sigma=0.1, min_score=0.001)
+    kept_segments, kept_scores, _ = nms(segments, scores, labels, cfg)
+    assert kept_segments.tolist() == [[0, 4]]  # the third starts below min_score
+    assert kept_scores.tolist() == [0.6]
+
+
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_max_detections_keeps_the_highest(method):
+    segments, scores, labels = as_tensors([(0, 1), (2, 3), (4, 5), (6, 7)], [0.2, 0.9, 0.5, 0.7], [0, 1, 0, 1])
+    _, kept_scores, _ = nms(segments, scores, labels, PostprocessConfig(nms=method, max_detections=2))
+    assert kept_scores.tolist() == [0.9, 0.7]
+
+
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_empty_input_gives_empty_output(method):
+    segments, scores, labels = as_tensors([], [], [])
+    kept_segments, kept_scores, kept_labels = nms(segments, scores, labels, PostprocessConfig(nms=method))
+    assert kept_segments.shape == (0, 2) and kept_scores.shape == (0,) and kept_labels.shape == (0,)
+
+
+def test_float32_input_keeps_its_dtype():
+    segments = torch.tensor([[0.0, 2.0], [1.0, 3.0]])
+    kept_segments, kept_scores, kept_labels = nms(segments, torch.tensor([0.5, 0.4]), torch.tensor([0, 0]), PostprocessConfig())
+    assert kept_segments.dtype == kept_scores.dtype == torch.float32 and kept_labels.dtype == torch.long
+
+
+def test_nan_scores_are_an_error():
+    segments, _, labels = as_tensors([(0, 1)], [0.0], [0])
+    with pytest.raises(ValueError, match="NaN"):
+        nms(segments, torch.tensor([float("nan")], dtype=torch.float64), labels, PostprocessConfig())
+
+
+def test_segment_iou_hand_values():
+    others = torch.tensor([[0.0, 10.0], [5.0, 15.0], [10.0, 20.0], [2.0, 4.0], [3.0, 3.0]])
+    iou = segment_iou(torch.tensor([0.0, 10.0]), others)
+    assert iou.tolist() == pytest.approx([1.0, 1 / 3, 0.0, 0.2, 0.0])
+    # Zero-length against zero-length: empty union, no overlap (not NaN).
+    assert segment_iou(torch.tensor([3.0, 3.0]), torch.tensor([[3.0, 3.0]])).tolist() == [0.0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ["hard", "soft"])
+def test_cuda_matches_cpu(method):
+    generator = torch.Generator().manual_seed(1)
+    starts = torch.rand(2000, generator=generator, dtype=torch.float64) * 500
+    segments = torch.stack([starts, starts + torch.rand(2000, generator=generator, dtype=torch.float64) * 30], 1)
+    scores = torch.rand(2000, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 5, (2000,), generator=generator)
+    cfg = PostprocessConfig(nms=method)
+    on_cpu = nms(segments, scores, labels, cfg)
+    on_gpu = nms(segments.cuda(), scores.cuda(), labels.cuda(), cfg)
+    for expected, actual in zip(on_cpu, on_gpu):
+        assert actual.is_cuda
+        torch.testing.assert_close(actual.cpu(), expected)
