@@ -211,7 +211,7 @@ def cmd_demo(args) -> None:
 
     from mgrec.config import load_config
     from mgrec.data.check import check_dataset
-    from mgrec.data.demo import build_demo, default_cache_dir, demo_statistics
+    from mgrec.data.demo import build_demo, default_cache_dir, demo_statistics, format_statistics
     from mgrec.evaluate.scoring import format_score_table
     from mgrec.infer.evaluate import evaluate_run
     from mgrec.report.html import write_report
@@ -219,8 +219,8 @@ def cmd_demo(args) -> None:
 
     paths = build_demo(args.cache or default_cache_dir())
     print(f"demo data: {paths.root}")
-    print(json.dumps(demo_statistics(paths.root), indent=1))
-    overrides = [f"data.annotations={paths.annotations}", f"data.features={paths.features}", *args.overrides]
+    print(format_statistics(demo_statistics(paths.root)))
+    overrides = [*paths.overrides(), *args.overrides]
     config = load_config(args.config, overrides)
     report = check_dataset(config, augment=config.data.augment_alpha is not None)
     print(report.format())

@@ -364,3 +364,14 @@ def test_write_smg_labels_reads_back(tmp_path):
     scored = write_smg_labels(detections, tmp_path / "scored", fps={"Sample0001": 10.0, "Sample0036": 28.0},
                               with_scores=True)
     assert scored[0].read_text(encoding="utf-8") == "1,27,57,0.500000\n9,30,40,0.900000\n"  # 3 s, 4 s at 10 fps
+
+
+def test_smg_labels_survive_the_json_round_trip(tmp_path):
+    _sample(tmp_path / "labels", "Sample0001", "5,28,56\n9,60,61\n", "1400,28,4095\n")
+    _sample(tmp_path / "labels", "Sample0036", "2,7,300\n", "700,30,4095\n")
+    smg = read_smg_labels(tmp_path / "labels")
+    save_annotations(smg, tmp_path / "smg.json")
+    back = load_annotations(tmp_path / "smg.json")
+    assert back.classes == list(SMG_CLASSES)
+    assert _without_sources(back) == _without_sources(smg)
+    assert back.segments["Sample0036"][0].end == 10.0  # 300 / 30 fps

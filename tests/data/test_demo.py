@@ -154,7 +154,7 @@ def test_generation_is_deterministic_given_the_seed(sources):
     assert first[0].segments != other[0].segments
 
 
-def test_build_is_reused_until_the_manifest_disagrees(built, monkeypatch):
+def test_build_is_reused_until_the_manifest_disagrees(built):
     stamp = built.annotations.stat().st_mtime_ns
     assert demo.build_demo(built.root, seed=0) == built
     assert built.annotations.stat().st_mtime_ns == stamp

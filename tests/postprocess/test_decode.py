@@ -135,7 +135,11 @@ def test_postprocess_batch_equals_per_video_decode_and_nms():
     assert len(batch) == 2
     for b, detections in enumerate(batch):
         expected = postprocess_video(
-            [x[b] for x in output.cls_logits], [x[b] for x in output.offsets], [x[b] for x in output.masks], strides, cfg
+            [x[b] for x in output.cls_logits],
+            [x[b] for x in output.offsets],
+            [x[b] for x in output.masks],
+            strides,
+            cfg,
         )
         assert len(detections) > 0
         torch.testing.assert_close(detections.segments, expected.segments)

@@ -183,7 +183,8 @@ def test_empty_input_gives_empty_output(method):
 
 def test_float32_input_keeps_its_dtype():
     segments = torch.tensor([[0.0, 2.0], [1.0, 3.0]])
-    kept_segments, kept_scores, kept_labels = nms(segments, torch.tensor([0.5, 0.4]), torch.tensor([0, 0]), PostprocessConfig())
+    scores, labels = torch.tensor([0.5, 0.4]), torch.tensor([0, 0])
+    kept_segments, kept_scores, kept_labels = nms(segments, scores, labels, PostprocessConfig())
     assert kept_segments.dtype == kept_scores.dtype == torch.float32 and kept_labels.dtype == torch.long
 
 
@@ -194,11 +195,11 @@ def test_nan_scores_are_an_error():
 
 
 def test_segment_iou_hand_values():
-    others = torch.tensor([[0.0, 10.0], [5.0, 15.0], [10.0, 20.0], [2.0, 4.0], [3.0, 3.0]])
-    iou = segment_iou(torch.tensor([0.0, 10.0]), others)
-    assert iou.tolist() == pytest.approx([1.0, 1 / 3, 0.0, 0.2, 0.0])
+    others = torch.tensor([[0.0, 10.0], [5.0, 15.0], [10.0, 20.0], [2.0, 4.0], [3.0, 3.0], [-5.0, 30.0]])
+    iou = segment_iou(0.0, 10.0, others[:, 0], others[:, 1])
+    assert iou.tolist() == pytest.approx([1.0, 1 / 3, 0.0, 0.2, 0.0, 10 / 35])
     # Zero-length against zero-length: empty union, no overlap (not NaN).
-    assert segment_iou(torch.tensor([3.0, 3.0]), torch.tensor([[3.0, 3.0]])).tolist() == [0.0]
+    assert segment_iou(3.0, 3.0, torch.tensor([3.0]), torch.tensor([3.0])).tolist() == [0.0]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

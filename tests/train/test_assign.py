@@ -43,7 +43,9 @@ def test_regression_range_decides_the_level():
     assert positives_of(targets) == [13, 38, 39]  # t = 12 and 14 reach 4 > 3
 
 
-@pytest.mark.parametrize("radius, expected", [(1.5, [9, 10, 11]), (3.0, list(range(8, 13))), (100.0, list(range(1, 20)))])
+@pytest.mark.parametrize(
+    "radius, expected", [(1.5, [9, 10, 11]), (3.0, list(range(8, 13))), (100.0, list(range(1, 20)))]
+)
 def test_centre_radius_limits_positives_to_the_middle(radius, expected):
     points = make_points([32], [1], [[0, 100]])
     targets = assign_targets(points, torch.tensor([[0.0, 20.0]]), torch.tensor([0]), 1, center_radius=radius)
@@ -99,7 +101,8 @@ def test_assign_batch_stacks_per_video_targets():
     valid = torch.ones(2, 24, dtype=torch.bool)
     valid[0, 11] = False  # a point that would be positive
     batch = assign_batch(points, segments, labels, 2, valid=valid)
-    assert batch.cls_targets.shape == (2, 24, 2) and batch.reg_targets.shape == (2, 24, 2) and batch.positive.shape == (2, 24)
+    assert batch.cls_targets.shape == (2, 24, 2) and batch.reg_targets.shape == (2, 24, 2)
+    assert batch.positive.shape == (2, 24)
     for b in range(2):
         single = assign_targets(points, segments[b], labels[b], 2, valid=valid[b])
         for stacked, alone in zip(batch, single):
@@ -151,9 +154,8 @@ def test_assign_matches_brute_force(gts, radius):
     points = make_points([40, 20, 10], [1, 2, 4], [[0, 4], [2, 8], [8, 10000]])  # overlapping ranges too
     segments = [(min(a, b), max(a, b)) for a, b, _ in gts]
     labels = [label for _, _, label in gts]
-    targets = assign_targets(
-        points, torch.tensor(segments, dtype=torch.float32).reshape(-1, 2), torch.tensor(labels, dtype=torch.long), 3, radius
-    )
+    segment_tensor = torch.tensor(segments, dtype=torch.float32).reshape(-1, 2)
+    targets = assign_targets(points, segment_tensor, torch.tensor(labels, dtype=torch.long), 3, radius)
     cls_targets, reg_targets, positive = assign_py(points, segments, labels, 3, radius)
     assert targets.positive.tolist() == positive
     assert targets.cls_targets.tolist() == cls_targets

@@ -20,7 +20,8 @@ def test_focal_loss_two_element_hand_value():
     # logit 0, target 1: p = 0.5 -> 0.25 * 0.5^2 * ln 2 = 0.0433217...
     # logit 2, target 0: p = 0.8808 -> 0.75 * 0.8808^2 * ln(1 + e^2) = 1.2375...
     loss = sigmoid_focal_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]))
-    assert loss.item() == pytest.approx(0.25 * 0.25 * math.log(2) + 0.75 * (1 / (1 + math.exp(-2))) ** 2 * math.log(1 + math.exp(2)))
+    p = 1 / (1 + math.exp(-2))
+    assert loss.item() == pytest.approx(0.25 * 0.25 * math.log(2) + 0.75 * p**2 * math.log(1 + math.exp(2)))
     assert loss.item() == pytest.approx(1.280880, abs=1e-6)
 
 
@@ -117,7 +118,8 @@ def test_padded_points_do_not_contribute():
 
 def test_label_smoothing_changes_the_class_targets():
     cls_logits, offsets, cls_targets, reg_targets, positive, valid = batch_inputs()
-    parts = DetectionLoss(TrainConfig(label_smoothing=0.1))(cls_logits, offsets, cls_targets, reg_targets, positive, valid)
+    loss = DetectionLoss(TrainConfig(label_smoothing=0.1))
+    parts = loss(cls_logits, offsets, cls_targets, reg_targets, positive, valid)
     targets = smooth_labels(cls_targets[valid], 0.1)
     expected = sigmoid_focal_loss(cls_logits[valid], targets) / (0.9 * 100 + 0.1)
     assert parts.cls.item() == pytest.approx(expected.item())
@@ -128,7 +130,8 @@ def test_no_positives_still_backpropagates():
     cls_logits, offsets, cls_targets, reg_targets, positive, valid = batch_inputs()
     cls_logits.requires_grad_(True)
     offsets.requires_grad_(True)
-    parts = DetectionLoss(TrainConfig())(cls_logits, offsets, cls_targets, reg_targets, torch.zeros_like(positive), valid)
+    no_positives = torch.zeros_like(positive)
+    parts = DetectionLoss(TrainConfig())(cls_logits, offsets, cls_targets, reg_targets, no_positives, valid)
     assert parts.reg.item() == 0.0
     parts.total.backward()
     assert offsets.grad is not None and offsets.grad.abs().sum() == 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.config import Config, DataConfig
+from mgrec.config import Config
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import augment_annotations, class_histogram, repeat_factors
 from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
@@ -104,7 +104,7 @@ def _augment_table(report: CheckReport) -> list[str]:
 def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None) -> Problem:
     """Split an InputError 'LOCATION: message' (LOCATION starting with `path`) into a Problem."""
     text = str(exc)
-    prefix = str(path)
+    prefix = str(Path(path))
     if text.startswith(prefix) and ": " in text[len(prefix) :]:
         cut = text.index(": ", len(prefix))
         return Problem("error", text[:cut], text[cut + 2 :], video_id)
@@ -133,23 +133,28 @@ def check_dataset(config: Config, augment: bool = False) -> CheckReport:
         if not getattr(data, key):
             raise InputError(f"config [data.{key}]: not set")
     splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
+    annotations_path = Path(data.annotations)
 
     problems: list[Problem] = []
     entry_errors: list[EntryError] = []
     try:
-        aset = load_annotations(data.annotations, entry_errors)
+        aset = load_annotations(annotations_path, entry_errors)
     except InputError as exc:
-        problems.append(_problem_from_error(exc, data.annotations, None))
-        empty = {split: 0 for split in splits}
-        return CheckReport(problems, [], {split: {} for split in splits}, empty)
+        problems.append(_problem_from_error(exc, annotations_path, None))
+        return CheckReport(
+            problems=problems,
+            classes=[],
+            counts_per_split={split: {} for split in splits},
+            videos_per_split={split: 0 for split in splits},
+        )
     problems += [Problem("error", e.where, e.message, e.video_id) for e in entry_errors]
 
     if aset.num_classes != config.model.num_classes:
         problems.append(Problem(
-            "error", where(data.annotations, key="classes"),
+            "error", where(annotations_path, key="classes"),
             f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
         ))
-    problems += _check_splits(aset, data, splits)
+    problems += _check_splits(aset, annotations_path, data.train_split, splits)
 
     features_dir = Path(data.features)
     if not features_dir.is_dir():
@@ -198,17 +203,17 @@ def check_dataset(config: Config, augment: bool = False) -> CheckReport:
     return report
 
 
-def _check_splits(aset: AnnotationSet, data: DataConfig, splits: list[str]) -> list[Problem]:
+def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str, splits: list[str]) -> list[Problem]:
     problems = []
     for split in splits:
         if not aset.video_ids(split):
-            severity = "error" if split == data.train_split else "warning"
-            problems.append(Problem(severity, str(data.annotations), f"no videos in split {split!r}"))
+            severity = "error" if split == train_split else "warning"
+            problems.append(Problem(severity, str(annotations_path), f"no videos in split {split!r}"))
     unused = {s: len(aset.video_ids(s)) for s in aset.subsets() if s not in splits}
     if unused:
         listed = ", ".join(f"{name!r} ({count})" for name, count in unused.items())
         problems.append(Problem(
-            "warning", str(data.annotations),
+            "warning", str(annotations_path),
             f"videos in subsets {listed} are in none of the configured splits ({', '.join(splits)}) and are not used",
         ))
     return problems

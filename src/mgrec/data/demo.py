@@ -42,7 +42,8 @@ Recipe (version `RECIPE_VERSION`; every random choice comes from one numpy Gener
 Files in the cache folder: `annotations.json` (ActivityNet JSON; classes = the 7 exercise codes
 PEN, ABD, FEL, IR, ER, TRAP, ROW), `features/<video_id>.npy` (T, 128) float32, each with a
 `<video_id>.json` sidecar, and `manifest.json` (recipe version, seed, statistics), written LAST: a
-folder without a matching manifest is incomplete or stale and gets rebuilt.
+folder without a matching manifest is incomplete or stale and gets rebuilt. An empty `.mgrec-demo`
+file marks the folder as the demo's, so that a rebuild never deletes files of a folder it did not make.
 """
 
 from __future__ import annotations
@@ -137,12 +138,12 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     if not force and _manifest_matches(manifest_path, seed):
         return paths
 
+    _claim_folder(root)
     started = time.perf_counter()
     gestures, classes = load_watch_recordings()
     background = load_background_recordings()
     aset, signals = generate_streams(gestures, classes, background, seed)
 
-    _claim_folder(root)
     manifest_path.unlink(missing_ok=True)  # from here until the end the folder is incomplete
     if paths.features.exists():
         shutil.rmtree(paths.features)  # another seed or recipe may have had other video ids
@@ -377,9 +378,17 @@ def _compose_stream(
         # The piece fades in over [position, position + CROSSFADE) and out over the same span
         # after its end, so it dominates from the middle of one fade to the middle of the other.
         start = position + CROSSFADE // 2
+        end = start + length
         segments.append(
-            Segment(video_id, start / SAMPLE_RATE, (start + length) / SAMPLE_RATE, label_id, classes[label_id],
-                    start_frame=start, end_frame=start + length)
+            Segment(
+                video_id=video_id,
+                start=start / SAMPLE_RATE,
+                end=end / SAMPLE_RATE,
+                label_id=label_id,
+                label=classes[label_id],
+                start_frame=start,
+                end_frame=end,
+            )
         )
         position += length
     signal = _cross_fade(pieces)

@@ -76,8 +76,15 @@ def make_synthetic_video(
         start = float(GRID.index_to_seconds(step - 0.5))
         end = float(GRID.index_to_seconds(step + steps - 0.5))
         segments.append(
-            Segment(video_id, start, end, label_id, f"class{label_id:02d}",
-                    start_frame=GRID.seconds_to_frame(start), end_frame=GRID.seconds_to_frame(end))
+            Segment(
+                video_id=video_id,
+                start=start,
+                end=end,
+                label_id=label_id,
+                label=f"class{label_id:02d}",
+                start_frame=GRID.seconds_to_frame(start),
+                end_frame=GRID.seconds_to_frame(end),
+            )
         )
         step += steps + _draw_steps(rng, GAP_STEPS)
     info = VideoInfo(video_id, subset, GRID.fps, num_frames / GRID.fps, num_frames=num_frames)

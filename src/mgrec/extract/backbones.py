@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,7 +98,7 @@ class EfficientNetLite0(Backbone):
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
             model.load_state_dict(state, strict=True)
-        except (RuntimeError, OSError, KeyError, TypeError) as exc:
+        except (RuntimeError, OSError, KeyError, TypeError, pickle.UnpicklingError) as exc:
             raise InputError(f"{weights}: not an EfficientNet-Lite0 state dict: {exc}") from None
         self.model = model.eval().to(device)
         self.device = device
@@ -133,6 +134,9 @@ class VideoMAE(Backbone):
         os.environ["HF_HUB_OFFLINE"] = "1"
         from safetensors import safe_open
         from transformers import VideoMAEForVideoClassification, VideoMAEModel
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # extraction shows its own progress
 
         if weights is None:
             raise InputError(

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mgrec.data.features import FeatureSidecar, load_features, read_sidecar, sidecar_path, write_features
 from mgrec.errors import InputError
 from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
 from mgrec.extract.video import (
@@ -49,9 +50,10 @@ class ExtractResult:
     source: Path  # the video or skeleton CSV
     feature_path: Path
     status: str  # "extracted", or "skipped" (finished earlier with the same recipe)
-    frames: int | None  # None when skipped
-    num_features: int
+    frames: int | None  # as recorded in the sidecar
+    num_features: int | None
     seconds: float
+    warnings: tuple[str, ...] = ()  # things the user should know, e.g. untracked skeleton frames
 
 
 @dataclass(frozen=True)
@@ -97,20 +99,26 @@ def _check_windowing(window: int, stride: int) -> None:
             raise InputError(f"--{name} must be a positive integer, got {value!r}")
 
 
-def _is_finished(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
-                 fps: float | None = None) -> bool:
-    """True when a complete feature file made with this recipe exists (its sidecar is written last)."""
-    from mgrec.data.features import read_sidecar, sidecar_path
+def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
+                      fps: float | None = None) -> FeatureSidecar | None:
+    """The sidecar of a complete feature file made with this recipe, or None (then: extract).
 
+    The sidecar is written last, so its presence means the feature file is complete.
+    """
     meta_path = sidecar_path(feature_path)
     if not (feature_path.is_file() and meta_path.is_file()):
-        return False
+        return None
     try:
         done = read_sidecar(meta_path)
     except InputError:
-        return False  # an unreadable sidecar is replaced, like a missing one
+        return None  # an unreadable sidecar is replaced, like a missing one
+    same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride) == (backbone, weights_sha256, window, stride)
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
-    return (done.backbone, done.weights_sha256, done.window, done.stride) == (backbone, weights_sha256, window, stride) and same_fps
+    return done if same_recipe and same_fps else None
+
+
+def _skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractResult:
+    return ExtractResult(source, feature_path, "skipped", done.frames, done.num_features, 0.0)
 
 
 def _raise_failures(failures: list[str], total: int) -> None:
@@ -159,7 +167,6 @@ def extract_videos(
     checkpoint file (efficientnet-lite0; default: the packaged ImageNet weights) or a Hugging
     Face folder (videomae). The sidecar's backbone reads e.g. 'efficientnet-lite0@224'.
     """
-    from mgrec.data.features import FeatureSidecar, write_features
     from mgrec.extract.backbones import load_backbone
 
     _check_windowing(window, stride)
@@ -173,8 +180,9 @@ def extract_videos(
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress):
         feature_path = out_dir / f"{video_id(path)}.npy"
-        if _is_finished(feature_path, recipe_name, model.weights_sha256, window, stride):
-            results.append(ExtractResult(path, feature_path, "skipped", None, _stored_length(feature_path), 0.0))
+        done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride)
+        if done is not None:
+            results.append(_skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
         try:
@@ -205,12 +213,6 @@ def _check_length(path: Path, frames: int, window: int) -> None:
         raise InputError(f"{path}: {frames} frames, shorter than one window of {window} frames")
 
 
-def _stored_length(feature_path: Path) -> int:
-    from mgrec.data.features import read_sidecar, sidecar_path
-
-    return read_sidecar(sidecar_path(feature_path)).num_features
-
-
 def extract_skeletons(
     csvs: Iterable[str | Path],
     out_dir: str | Path,
@@ -225,8 +227,6 @@ def extract_skeletons(
     `fps`: the frame rate (needed for velocities and the sidecar); None reads it from the
     `SampleXXXX_data.csv` next to each `SampleXXXX_skeleton.csv`.
     """
-    from mgrec.data.features import FeatureSidecar, write_features
-
     _check_windowing(window, stride)
     if fps is not None and not fps > 0:
         raise InputError(f"--fps must be positive, got {fps}")
@@ -240,8 +240,9 @@ def extract_skeletons(
         started = time.perf_counter()
         try:
             sample_fps = fps if fps is not None else _sample_fps(path)
-            if _is_finished(feature_path, SKELETON, None, window, stride, sample_fps):
-                results.append(ExtractResult(path, feature_path, "skipped", None, _stored_length(feature_path), 0.0))
+            done = _finished_sidecar(feature_path, SKELETON, None, window, stride, sample_fps)
+            if done is not None:
+                results.append(_skipped(path, feature_path, done))
                 continue
             skeleton = read_skeleton_csv(path)
             frames = len(skeleton.positions)
@@ -253,8 +254,12 @@ def extract_skeletons(
         sidecar = FeatureSidecar(fps=sample_fps, stride=stride, window=window, backbone=SKELETON,
                                  dim=SKELETON_DIM, frames=frames)
         write_features(feature_path, features, sidecar)
+        warnings = ()
+        if skeleton.untracked_frames:
+            warnings = (f"{path}: {skeleton.untracked_frames} of {frames} frames had no tracked person; "
+                        "they repeat the previous tracked pose",)
         results.append(ExtractResult(path, feature_path, "extracted", frames, len(features),
-                                     time.perf_counter() - started))
+                                     time.perf_counter() - started, warnings))
     _raise_failures(failures, len(files))
     return results
 
@@ -276,8 +281,6 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
     Lengths may differ by up to `MAX_LENGTH_DIFFERENCE` steps: all are cut to the shortest (the
     result lists each input's length). The fused sidecar's backbone joins the inputs' with '+'.
     """
-    from mgrec.data.features import FeatureSidecar, load_features, read_sidecar, sidecar_path, write_features
-
     dirs = [Path(d) for d in dirs]
     out_dir = Path(out_dir)
     if len(dirs) < 2:
@@ -336,8 +339,6 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
 
 def _feature_files(folder: Path) -> dict[str, Path]:
     """video id -> feature file (.npy/.npz) in a folder; every one must have its sidecar."""
-    from mgrec.data.features import sidecar_path
-
     if not folder.is_dir():
         raise InputError(f"{folder}: no such feature folder")
     files = {}

@@ -23,6 +23,7 @@ the clip shape (16 frames at 224, also not in the weights) from the defaults or 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(f"{path}: cannot read the checkpoint: {exc}") from None
     while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
         nested = next((state[key] for key in ("model", "module", "state_dict") if isinstance(state.get(key), dict)), None)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from mgrec.config import MODEL_VARIANTS, ModelConfig
 from mgrec.errors import InputError
-from mgrec.model.blocks import ChannelLayerNorm
+from mgrec.model.blocks import ChannelLayerNorm, apply_mask
 from mgrec.model.encoders import PyramidEncoder, build_encoder
 from mgrec.model.heads import DetectionHead, build_head
 
@@ -59,9 +59,9 @@ class Detector(nn.Module):
         if length % self.max_div_factor != 0:
             raise ValueError(f"sequence length {length} is not a multiple of max_div_factor={self.max_div_factor}")
         # Padded positions may hold anything (zeros, noise, another crop); the blocks expect zeros.
-        x = features * mask
+        x = apply_mask(features, mask)
         feats, masks = self.encoder(x, mask)
-        feats = [norm(f) * m for norm, f, m in zip(self.neck, feats, masks)]
+        feats = [apply_mask(norm(f), m) for norm, f, m in zip(self.neck, feats, masks)]
         cls_logits, offsets = self.head(feats, masks)
         return DetectorOutput(cls_logits, offsets, [m.squeeze(1) for m in masks], list(self.strides))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
-from mgrec.model.blocks import ChannelLayerNorm, DynELayer, MaskedConv1d, TransformerBlock
+from mgrec.model.blocks import ChannelLayerNorm, DynELayer, MaskedConv1d, TransformerBlock, apply_mask
 
 
 class Embedding(nn.Module):
@@ -27,7 +27,7 @@ class Embedding(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = norm(conv(x, mask)).relu() * mask
+            x = apply_mask(norm(conv(x, mask)).relu(), mask)
         return x
 
 

@@ -29,7 +29,14 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
-from mgrec.model.blocks import ChannelLayerNorm, DFAConv1d, MaskedConv1d, SpatialTemporalAttention, resize_nearest
+from mgrec.model.blocks import (
+    ChannelLayerNorm,
+    DFAConv1d,
+    MaskedConv1d,
+    SpatialTemporalAttention,
+    apply_mask,
+    resize_nearest,
+)
 
 
 class Predictors(nn.Module):
@@ -66,7 +73,7 @@ class ConvTower(nn.Module):
 
     def forward(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
         for conv, norm in zip(self.convs, self.norms):
-            feats = [norm(conv(x, mask)).relu() * mask for x, mask in zip(feats, masks)]
+            feats = [apply_mask(norm(conv(x, mask)).relu(), mask) for x, mask in zip(feats, masks)]
         return feats
 
 
@@ -87,7 +94,7 @@ class AttentionFusion(nn.Module):
             total = torch.zeros_like(feats[level])
             for path, weight in zip(present, weights):
                 # Masked after resizing: upsampling can copy a real value onto the first padded step.
-                x = resize_nearest(feats[level - 1 + path], mask.shape[-1]) * mask
+                x = apply_mask(resize_nearest(feats[level - 1 + path], mask.shape[-1]), mask)
                 total = total + weight * self.attend[path](x, mask)
             fused.append(total)
         return fused
@@ -113,7 +120,7 @@ class DFAFusion(nn.Module):
                 neighbours = neighbours + resize_nearest(finer, x.shape[-1])
             if level + 1 < len(feats):
                 coarser = self.from_coarser(feats[level + 1], masks[level + 1])
-                neighbours = neighbours + resize_nearest(coarser, x.shape[-1]) * mask
+                neighbours = neighbours + apply_mask(resize_nearest(coarser, x.shape[-1]), mask)
             fused.append(self.neighbour_weight * neighbours + self.own_weight * x)
         return fused
 

@@ -7,7 +7,9 @@ iteration is a handful of vector operations, and memory stays O(N) (no N x N IoU
 
 Candidates are grouped by class once, so an iteration only touches the picked class's slice.
 Classes never influence each other, so the result is the per-class result of the released
-C++ `nms_1d_cpu` extension of ActionFormer/DyFADet merged and ranked by score.
+C++ `nms_1d_cpu` extension of ActionFormer/DyFADet merged and ranked by score. One deliberate
+difference: Soft-NMS drops every candidate whose score is below `min_score` when it would be
+picked, also one that was never decayed (the release only drops decayed ones).
 
 Ties in score are broken by class id, then by input position (the first one wins).
 """
@@ -22,12 +24,12 @@ from torch import Tensor
 from mgrec.config import PostprocessConfig
 
 
-def segment_iou(segment: Tensor, segments: Tensor) -> Tensor:
-    """IoU of one segment (2,) with each row of `segments` (M, 2); 0 where the union is empty."""
-    intersection = (torch.minimum(segment[1], segments[:, 1]) - torch.maximum(segment[0], segments[:, 0])).clamp(min=0)
-    union = (segment[1] - segment[0]) + (segments[:, 1] - segments[:, 0]) - intersection
+def segment_iou(start: float, end: float, starts: Tensor, ends: Tensor) -> Tensor:
+    """IoU of the segment [start, end] with each segment [starts[i], ends[i]]; 0 where the union is empty."""
+    intersection = (torch.clamp(ends, max=end) - torch.clamp(starts, min=start)).clamp_(min=0)
+    union = (ends - starts).add_(end - start).sub_(intersection)
     # Two zero-length segments have an empty union; they do not overlap.
-    return intersection / union.clamp(min=torch.finfo(segments.dtype).tiny)
+    return intersection.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
 
 
 def nms(segments: Tensor, scores: Tensor, labels: Tensor, cfg: PostprocessConfig) -> tuple[Tensor, Tensor, Tensor]:
@@ -59,6 +61,9 @@ def nms(segments: Tensor, scores: Tensor, labels: Tensor, cfg: PostprocessConfig
     order = torch.argsort(labels, stable=True)
     segments, labels = segments[order], labels[order]
     current = scores[order].clone()
+    starts, ends = segments[:, 0].contiguous(), segments[:, 1].contiguous()
+    # Per-candidate values read once per iteration are cheaper from Python lists than from tensors.
+    segment_list, label_list = segments.tolist(), labels.tolist()
     class_counts = torch.bincount(labels).tolist() if labels.numel() else []
     class_ends = list(itertools.accumulate(class_counts))
 
@@ -74,14 +79,14 @@ def nms(segments: Tensor, scores: Tensor, labels: Tensor, cfg: PostprocessConfig
         kept_scores.append(score)
         current[position] = removed
 
-        label = int(labels[position])
-        start, end = class_ends[label] - class_counts[label], class_ends[label]
-        iou = segment_iou(segments[position], segments[start:end])
-        class_scores = current[start:end]  # a view: the updates below change `current`
+        label = label_list[position]
+        first, stop = class_ends[label] - class_counts[label], class_ends[label]
+        iou = segment_iou(*segment_list[position], starts[first:stop], ends[first:stop])
+        class_scores = current[first:stop]  # a view: the updates below change `current`
         if cfg.nms == "hard":
             class_scores.masked_fill_(iou > cfg.iou_threshold, removed)
         else:
-            class_scores.mul_(torch.exp(-(iou * iou) / cfg.sigma))
+            class_scores.mul_(iou.square_().div_(-cfg.sigma).exp_())
 
     positions = torch.tensor(kept_positions, dtype=torch.long, device=segments.device)
     kept = torch.tensor(kept_scores, dtype=scores.dtype, device=scores.device)

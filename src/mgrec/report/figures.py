@@ -162,8 +162,9 @@ def sensitivity_figure(analysis: ErrorAnalysis) -> Figure:
     return figure
 
 
-def write_analysis_figures(analysis: ErrorAnalysis, out_dir: str | Path) -> list[Path]:
-    """Write the false-negative, false-positive and sensitivity figures as PNG and SVG."""
+def write_analysis_figures(analysis: ErrorAnalysis, out_dir: str | Path, prefix: str = "") -> list[Path]:
+    """Write the false-negative, false-positive and sensitivity figures as PNG and SVG:
+    `<out_dir>/<prefix>false_negatives.png` etc."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -172,7 +173,7 @@ def write_analysis_figures(analysis: ErrorAnalysis, out_dir: str | Path) -> list
         ("false_positives", false_positive_figure),
         ("sensitivity", sensitivity_figure),
     ):
-        paths.extend(save_figure(make(analysis), out_dir / stem))
+        paths.extend(save_figure(make(analysis), out_dir / f"{prefix}{stem}"))
     return paths
 
 

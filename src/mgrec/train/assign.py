@@ -39,7 +39,7 @@ class Points:
         return self.positions.shape[0]
 
     def to(self, device: torch.device | str) -> Points:
-        return Points(self.positions.to(device), self.strides.to(device), self.reg_min.to(device), self.reg_max.to(device))
+        return Points(*(values.to(device) for values in (self.positions, self.strides, self.reg_min, self.reg_max)))
 
 
 class Targets(NamedTuple):

@@ -31,6 +31,9 @@ def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[s
     report = check_dataset(config)
     if not report.errors:
         return load_annotations(config.data.annotations), set()
+    if report.dataset_errors:
+        lines = "\n".join(f"  {p.where}: {p.message}" for p in report.dataset_errors)
+        raise InputError(f"the data has errors that dropping videos cannot fix:\n{lines}")
     if not config.data.drop_bad_videos:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.errors[:30])
         more = f"\n  ... and {len(report.errors) - 30} more" if len(report.errors) > 30 else ""
@@ -41,7 +44,8 @@ def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[s
     dropped = videos_to_drop(report)
     for video_id, reasons in sorted(dropped.items()):
         log(f"dropping video {video_id}: {'; '.join(reasons)}")
-    return load_annotations(config.data.annotations), set(dropped)
+    # entry-level errors are recorded (and their videos dropped) instead of raised
+    return load_annotations(config.data.annotations, entry_errors=[]), set(dropped)
 
 
 def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: set[str] = frozenset()) -> SplitData:

@@ -185,7 +185,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         probe = model(torch.zeros(1, config.model.input_dim, crop_len, device=device),
                       torch.ones(1, 1, crop_len, dtype=torch.bool, device=device))
     points = make_points([m.shape[1] for m in probe.masks], probe.strides, config.model.regression_ranges)
-    points = points.to(device) if hasattr(points, "to") else points
+    points = points.to(device)
 
     start_epoch, step, best = 0, 0, {"epoch": -1, "value": -math.inf, "metrics": {}}
     if resume:
@@ -196,7 +196,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         load_into(ema, ema_weights, checkpoints / "last.safetensors")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        criterion.load_state_dict(state["criterion"])
+        criterion.loss_norm = float(state["loss_norm"])
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
         best = json.loads(state["best"])
         say(f"resuming {run_dir} after epoch {start_epoch - 1} (step {step})")
@@ -228,7 +228,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
             valid = torch.cat(out.masks, dim=1)
             cls_t, reg_t, positive = assign_batch(points, [s.to(device) for s in batch.segments[share]],
                                                   [lab.to(device) for lab in batch.labels[share]],
-                                                  len(classes), config.train.center_radius)
+                                                  len(classes), config.train.center_radius, valid)
             num_pos = None
             if world > 1:
                 num_pos = positive.sum().float()
@@ -244,7 +244,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
             update_ema(ema, model, ema_decay_at(step, config.train.ema_decay))
             step += 1
             for key, value in (("loss", parts.total), ("cls_loss", parts.cls), ("reg_loss", parts.reg)):
-                sums[key] += float(value)
+                sums[key] += float(value.detach())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{float(parts.total):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
@@ -269,7 +269,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
             save_weights(checkpoints / "last.safetensors", model, ema, {"epoch": epoch})
             save_training_state(state_path, {
                 "epoch": epoch, "step": step, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "criterion": criterion.state_dict(), "best": json.dumps(best),
+                "scheduler": scheduler.state_dict(), "loss_norm": criterion.loss_norm, "best": json.dumps(best),
             })
         if world > 1:
             dist.barrier()

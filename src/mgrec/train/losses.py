@@ -77,7 +77,7 @@ class DetectionLoss:
     N = 0.9 * N + 0.1 * max(#positives, 1): call it once per training step, not for validation.
     Save `loss_norm` with the checkpoint to resume exactly.
 
-    Under DDP each rank sees its own batch: all-reduce the positive count to its mean over ranks
+    Under DDP each rank sees its own batch: all-reduce (sum) the positive count over ranks
     and pass it as `num_pos_override`, so every rank keeps the same normaliser.
     """
 

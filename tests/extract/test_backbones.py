@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from mgrec.errors import InputError
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, file_sha256, load_backbone
+from mgrec.extract.video import iter_frames
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine shares 2 cores between several jobs
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    return load_backbone("efficientnet-lite0", None, "cpu", None)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return a @ b.T
+
+
+def test_efficientnet_windows_pool_real_per_frame_features(efficientnet, carphone, bikes_clip):
+    assert (efficientnet.dim, efficientnet.image_size) == (1280, 224)
+    assert efficientnet.weights_sha256 == file_sha256(efficientnet.weights)
+    frames = list(iter_frames(carphone, 224))[:60]  # 60 of 120 frames keep the test fast
+    car = np.stack(list(efficientnet.window_features(iter(frames), window=16, stride=4, batch=8)))
+    assert car.shape == ((60 - 16) // 4 + 1, 1280)
+
+    # Each window is the mean of its frames' pooled embeddings, computed here one window at a time.
+    for index in (0, len(car) - 1):
+        expected = efficientnet.frame_embeddings(frames[index * 4 : index * 4 + 16]).mean(axis=0)
+        np.testing.assert_allclose(car[index], expected, rtol=1e-4, atol=1e-5)
+
+    # The weights are the real ImageNet ones: a man in a suit and tie is recognised as one.
+    with torch.inference_mode():
+        logits = efficientnet.model._fc(torch.from_numpy(car))
+    suit_or_tie = {457, 834, 906}  # bow tie, suit, Windsor tie
+    assert np.mean([label in suit_or_tie for label in logits.argmax(dim=1).tolist()]) > 0.8
+
+    # Different videos give different features: windows are closer within a video than across.
+    bike = np.stack(list(efficientnet.window_features(iter_frames(bikes_clip, 224), 16, 4, 8)))
+    assert bike.shape == ((48 - 16) // 4 + 1, 1280)
+    assert not np.allclose(car[0], car[-1])
+    within = min(cosine(car, car).mean(), cosine(bike, bike).mean())
+    across = cosine(car, bike).mean()
+    assert across < within - 0.1
+
+
+def tiny_videomae(folder, with_fc_norm: bool, image_size=32, num_frames=8):
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEModel
+
+    torch.manual_seed(0)
+    config = VideoMAEConfig(
+        image_size=image_size, patch_size=16, num_frames=num_frames, tubelet_size=2, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, layer_norm_eps=1e-6, num_labels=5,
+    )
+    model = (VideoMAEForVideoClassification if with_fc_norm else VideoMAEModel)(config).eval()
+    if with_fc_norm:  # non-trivial norm parameters, so that applying fc_norm is visible
+        torch.nn.init.normal_(model.fc_norm.weight, 1.0, 0.5)
+        torch.nn.init.normal_(model.fc_norm.bias, 0.0, 0.5)
+    model.save_pretrained(folder)
+    return model
+
+
+def reference_clip_feature(model, frames: list[np.ndarray], with_fc_norm: bool) -> np.ndarray:
+    """VideoMAE feature of one clip written out by hand: normalise, encode, mean over tokens, fc_norm."""
+    pixels = torch.from_numpy(np.stack(frames)).float().permute(0, 3, 1, 2) / 255.0
+    pixels = (pixels - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    encoder = model.videomae if with_fc_norm else model
+    with torch.inference_mode():
+        tokens = encoder(pixel_values=pixels[None]).last_hidden_state[0]
+        pooled = tokens.mean(dim=0)
+        if with_fc_norm:
+            pooled = torch.nn.functional.layer_norm(
+                pooled, (pooled.shape[-1],), model.fc_norm.weight, model.fc_norm.bias, eps=1e-6
+            )
+    return pooled.numpy()
+
+
+@pytest.mark.parametrize("with_fc_norm", [False, True])
+def test_videomae_features_are_pooled_clip_embeddings(tmp_path, carphone, with_fc_norm):
+    model = tiny_videomae(tmp_path, with_fc_norm)
+    backbone = load_backbone("videomae", tmp_path, "cpu", None)
+    assert (backbone.dim, backbone.image_size, backbone.num_frames) == (32, 32, 8)
+    assert backbone.weights_sha256 == file_sha256(tmp_path / "model.safetensors")
+    assert (backbone.fc_norm is not None) == with_fc_norm
+
+    frames = list(iter_frames(carphone, 32))[:40]
+    # window 16 sampled down to the model's 8 frames: frames 0, 2, 4, ... 15 of each window (rounded).
+    features = np.stack(list(backbone.window_features(iter(frames), window=16, stride=4, batch=3)))
+    assert features.shape == ((40 - 16) // 4 + 1, 32)
+    picks = np.linspace(0, 15, 8).round().astype(int)
+    for index in (0, 4, len(features) - 1):
+        clip = [frames[index * 4 + p] for p in picks]
+        np.testing.assert_allclose(features[index], reference_clip_feature(model, clip, with_fc_norm), atol=1e-5)
+    assert not np.allclose(features[0], features[-1])
+
+
+def test_videomae_input_errors(tmp_path):
+    with pytest.raises(InputError, match="needs --weights DIR"):
+        load_backbone("videomae", None, "cpu", None)
+    with pytest.raises(InputError, match="expected a Hugging Face VideoMAE folder with config.json"):
+        load_backbone("videomae", tmp_path, "cpu", None)
+    tiny_videomae(tmp_path, with_fc_norm=False)
+    with pytest.raises(InputError, match="takes 32 x 32"):
+        load_backbone("videomae", tmp_path, "cpu", 224)
+    backbone = load_backbone("videomae", tmp_path, "cpu", 32)
+    with pytest.raises(InputError, match="takes 8 frames per clip"):
+        list(backbone.window_features(iter([]), window=4, stride=4, batch=1))
+
+
+def test_unknown_backbone_and_missing_weights(tmp_path):
+    with pytest.raises(InputError, match="backbone 'i3d': unknown; choose one of efficientnet-lite0, videomae"):
+        load_backbone("i3d", None, "cpu", None)
+    with pytest.raises(InputError, match="nope.pth: weights not found"):
+        load_backbone("efficientnet-lite0", tmp_path / "nope.pth", "cpu", None)
+    torch.save({"something": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(InputError, match="other.pth: not an EfficientNet-Lite0 state dict"):
+        load_backbone("efficientnet-lite0", tmp_path / "other.pth", "cpu", None)

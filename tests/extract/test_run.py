@@ -1,0 +1,192 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
+from mgrec.errors import InputError
+from mgrec.extract.backbones import file_sha256
+from mgrec.extract.run import extract, extract_videos, fuse_features
+from mgrec.timeline import FeatureGrid
+
+SIZE = 64  # small frames keep the EfficientNet runs fast; the windowing does not depend on it
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine shares 2 cores between several jobs
+    yield
+    torch.set_num_threads(before)
+
+
+def test_video_features_and_sidecar(tmp_path, carphone):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "Sample0007_color.mp4").write_bytes(carphone.read_bytes())
+    results = extract_videos([folder], tmp_path / "out", window=16, stride=4, size=SIZE, batch=4, progress=False)
+
+    assert [(r.status, r.frames, r.num_features) for r in results] == [("extracted", 120, (120 - 16) // 4 + 1)]
+    features = np.load(tmp_path / "out" / "Sample0007.npy")
+    assert features.shape == (27, 1280) and features.dtype == np.float32
+    assert np.isfinite(features).all() and not np.allclose(features[0], features[-1])
+
+    sidecar = read_sidecar(tmp_path / "out" / "Sample0007.json")
+    assert sidecar.fps == pytest.approx(30000 / 1001)
+    assert (sidecar.stride, sidecar.window, sidecar.dim, sidecar.frames, sidecar.num_features) == (4, 16, 1280, 120, 27)
+    assert sidecar.backbone == f"efficientnet-lite0@{SIZE}"
+    assert sidecar.weights.endswith("efficientnet-lite0-57934424.pth")
+    assert sidecar.weights_sha256 == file_sha256(sidecar.weights)
+
+    # The time mapping: the last feature's window ends inside the video, one more would not fit.
+    grid = FeatureGrid(sidecar.fps, sidecar.stride, sidecar.window)
+    assert grid.num_windows(sidecar.frames) == len(features)
+    last_end = (len(features) - 1) * sidecar.stride + sidecar.window
+    assert last_end <= sidecar.frames < last_end + sidecar.stride
+    assert grid.index_to_seconds(0) == pytest.approx(8 / sidecar.fps)
+
+
+def test_runs_resume(tmp_path, carphone):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(carphone.read_bytes())
+    out = tmp_path / "out"
+
+    def run(**recipe):
+        return [r.status for r in extract_videos([video], out, size=SIZE, batch=8, progress=False, **recipe)]
+
+    assert run() == ["extracted"]
+    first = np.load(out / "clip.npy")
+    stamp = os.stat(out / "clip.npy").st_mtime_ns
+    assert run() == ["skipped"]
+    assert os.stat(out / "clip.npy").st_mtime_ns == stamp
+
+    # A killed run leaves a temporary file and/or features without a sidecar: not done.
+    (out / ".clip.npy.abc123.tmp").write_bytes(b"half")
+    (out / "clip.json").unlink()
+    assert run() == ["extracted"]
+    np.testing.assert_array_equal(np.load(out / "clip.npy"), first)
+    assert read_sidecar(out / "clip.json").num_features == len(first)
+
+    # Another recipe replaces the features.
+    assert run(stride=8) == ["extracted"]
+    assert read_sidecar(out / "clip.json").stride == 8
+    assert len(np.load(out / "clip.npy")) == (120 - 16) // 8 + 1
+
+
+def test_bad_videos_fail_loudly_and_get_no_files(tmp_path, carphone, carphone_cut_midway, make_video):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "good.mp4").write_bytes(carphone.read_bytes())
+    (inputs / "cut.mp4").write_bytes(carphone_cut_midway.read_bytes())
+    short = [np.full((32, 32, 3), 10 * i, np.uint8) for i in range(10)]
+    make_video(inputs / "short.mp4", short)
+    (inputs / "empty.mp4").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        extract_videos([inputs], tmp_path / "out", size=SIZE, progress=False)
+    message = str(error.value)
+    assert "3 of 4 inputs failed" in message
+    assert "empty.mp4: cannot open the video" in message
+    assert "cut.mp4: decoding" in message and "frame" in message
+    assert "short.mp4: 10 frames, shorter than one window of 16 frames" in message
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.npy"]
+
+
+def test_tiny_videomae_from_a_folder(tmp_path, carphone):
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    config = VideoMAEConfig(image_size=32, patch_size=16, num_frames=16, tubelet_size=2, hidden_size=48,
+                            num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
+    VideoMAEModel(config).save_pretrained(tmp_path / "weights")
+    results = extract([carphone], tmp_path / "out", backbone="videomae", weights=tmp_path / "weights",
+                      window=16, stride=8, batch=4, progress=False)
+    assert [(r.status, r.num_features) for r in results] == [("extracted", (120 - 16) // 8 + 1)]
+    sidecar = read_sidecar(tmp_path / "out" / "carphone_pristine.json")
+    assert (sidecar.backbone, sidecar.dim, sidecar.frames) == ("videomae@32", 48, 120)
+    assert sidecar.weights_sha256 == file_sha256(tmp_path / "weights" / "model.safetensors")
+    assert np.load(tmp_path / "out" / "carphone_pristine.npy").shape == (14, 48)
+
+
+def write_skeleton(path, frames: int, seed: int, untracked: list[int] = ()) -> None:
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(0, 0.3, (frames, 25, 11))
+    rows[:, 20, :3] = rows[:, 0, :3] + [0, 0.5, 0]  # a spine of 0.5 m
+    rows[list(untracked), :, :3] = 0.0
+    np.savetxt(path, rows.reshape(frames, -1), delimiter=",", fmt="%.5f")
+
+
+def test_skeleton_extraction_reads_fps_and_shards(tmp_path, monkeypatch):
+    for number, frames in ((1, 40), (2, 50)):
+        sample = tmp_path / "smg" / f"Sample000{number}"
+        sample.mkdir(parents=True)
+        write_skeleton(sample / f"Sample000{number}_skeleton.csv", frames, number, untracked=[3, 4] if number == 2 else [])
+        (sample / f"Sample000{number}_data.csv").write_text(f"{frames},28,4000\n")
+        (sample / f"Sample000{number}_finelabels.csv").write_text("3,1,20\n")
+
+    results = extract([tmp_path / "smg"], tmp_path / "out", backbone="skeleton", window=16, stride=4, progress=False)
+    assert [(r.feature_path.name, r.num_features) for r in results] == [("Sample0001.npy", 7), ("Sample0002.npy", 9)]
+    assert results[0].warnings == ()
+    assert results[1].warnings == (f"{results[1].source}: 2 of 50 frames had no tracked person; "
+                                   "they repeat the previous tracked pose",)
+    sidecar = read_sidecar(tmp_path / "out" / "Sample0002.json")
+    assert (sidecar.fps, sidecar.backbone, sidecar.dim, sidecar.frames, sidecar.weights) == (28.0, "skeleton", 225, 50, None)
+    assert np.load(tmp_path / "out" / "Sample0002.npy").shape == (9, 225)
+
+    # Under torchrun, rank 1 of 2 takes every second input.
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    results = extract([tmp_path / "smg"], tmp_path / "shard", backbone="skeleton", fps=30.0, progress=False)
+    assert [r.feature_path.name for r in results] == ["Sample0002.npy"]
+    assert read_sidecar(tmp_path / "shard" / "Sample0002.json").fps == 30.0
+
+
+def test_skeleton_input_errors(tmp_path):
+    write_skeleton(tmp_path / "a_skeleton.csv", 20, 0)
+    with pytest.raises(InputError, match="a_skeleton.csv: no frame rate: pass --fps or put a_data.csv next to it"):
+        extract([tmp_path / "a_skeleton.csv"], tmp_path / "out", backbone="skeleton", progress=False)
+    with pytest.raises(InputError, match="takes no --weights or --size"):
+        extract([tmp_path], tmp_path / "out", backbone="skeleton", size=224)
+    with pytest.raises(InputError, match="--fps is for skeleton CSVs only"):
+        extract([tmp_path], tmp_path / "out", fps=30.0)
+
+
+def write_set(folder, lengths: dict[str, int], dim: int, **recipe) -> None:
+    rng = np.random.default_rng(dim)
+    for vid, length in lengths.items():
+        fields = {"fps": 28.0, "stride": 4, "window": 16, "backbone": f"b{dim}", "dim": dim, "frames": 4 * length + 12}
+        fields.update(recipe)
+        write_features(folder / f"{vid}.npy", rng.normal(size=(length, dim)).astype(np.float32), FeatureSidecar(**fields))
+
+
+def test_fuse_concatenates_channels_and_trims_to_the_shortest(tmp_path):
+    write_set(tmp_path / "rgb", {"v1": 10, "v2": 7}, dim=6)
+    write_set(tmp_path / "skel", {"v1": 12, "v2": 7}, dim=4)
+    results = fuse_features([tmp_path / "rgb", tmp_path / "skel"], tmp_path / "fused")
+    assert [(r.video_id, r.num_features, r.input_lengths) for r in results] == [("v1", 10, (10, 12)), ("v2", 7, (7, 7))]
+    fused = np.load(tmp_path / "fused" / "v1.npy")
+    np.testing.assert_array_equal(fused[:, :6], np.load(tmp_path / "rgb" / "v1.npy"))
+    np.testing.assert_array_equal(fused[:, 6:], np.load(tmp_path / "skel" / "v1.npy")[:10])
+    sidecar = json.loads((tmp_path / "fused" / "v1.json").read_text())
+    assert (sidecar["backbone"], sidecar["dim"], sidecar["num_features"], sidecar["stride"]) == ("b6+b4", 10, 10, 4)
+
+
+def test_fuse_errors(tmp_path):
+    write_set(tmp_path / "a", {"v1": 10}, dim=3)
+    write_set(tmp_path / "stride", {"v1": 10}, dim=2, stride=8)
+    write_set(tmp_path / "fps", {"v1": 10}, dim=2, fps=25.0)
+    write_set(tmp_path / "long", {"v1": 13}, dim=2)
+    write_set(tmp_path / "other", {"v2": 10}, dim=2)
+    with pytest.raises(InputError, match=r"stride.*v1.json \[stride\]: 8 here but 4 in .*a.*v1.json"):
+        fuse_features([tmp_path / "a", tmp_path / "stride"], tmp_path / "out")
+    with pytest.raises(InputError, match=r"v1.json \[fps\]: 25 here but 28"):
+        fuse_features([tmp_path / "a", tmp_path / "fps"], tmp_path / "out")
+    with pytest.raises(InputError, match="video 'v1': feature lengths differ by more than 2 steps"):
+        fuse_features([tmp_path / "a", tmp_path / "long"], tmp_path / "out")
+    with pytest.raises(InputError, match="other: holds different videos than .*a; missing: v1; extra: v2"):
+        fuse_features([tmp_path / "a", tmp_path / "other"], tmp_path / "out")
+    (tmp_path / "a" / "v1.json").unlink()
+    with pytest.raises(InputError, match=r"v1.npy: no sidecar v1.json \(unfinished extraction\?\)"):
+        fuse_features([tmp_path / "a", tmp_path / "long"], tmp_path / "out")
+    with pytest.raises(InputError, match="at least two"):
+        fuse_features([tmp_path / "a"], tmp_path / "out")

@@ -1,0 +1,175 @@
+"""The converter against a reference forward pass written here from the official VideoMAE V2 design.
+
+Official weights cannot be downloaded here, so a tiny random state dict in the official key layout
+stands in: if the converted transformers model computes the same features as the reference on
+the official weights, every tensor went to the right place (q/k/v order, biases, norms).
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mgrec.errors import InputError
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, load_backbone
+from mgrec.extract.videomae_convert import convert_videomae_v2, sinusoid_position_table
+
+HIDDEN, DEPTH, HEADS, MLP, PATCH, TUBELET, FRAMES, SIZE, CLASSES = 64, 2, 4, 128, 16, 2, 8, 32, 5
+TOKENS = (FRAMES // TUBELET) * (SIZE // PATCH) ** 2
+OVERRIDES = {"num_attention_heads": HEADS, "num_frames": FRAMES, "image_size": SIZE}
+
+
+def official_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights under the official names (modeling_finetune.py, use_mean_pooling, qkv_bias)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, mean=0.0, std=0.2):
+        return torch.randn(*shape, generator=generator) * std + mean
+
+    state = {"patch_embed.proj.weight": rand(HIDDEN, 3, TUBELET, PATCH, PATCH, std=0.05), "patch_embed.proj.bias": rand(HIDDEN)}
+    for n in range(DEPTH):
+        block = {
+            "norm1.weight": rand(HIDDEN, mean=1.0), "norm1.bias": rand(HIDDEN),
+            "attn.qkv.weight": rand(3 * HIDDEN, HIDDEN), "attn.q_bias": rand(HIDDEN), "attn.v_bias": rand(HIDDEN),
+            "attn.proj.weight": rand(HIDDEN, HIDDEN), "attn.proj.bias": rand(HIDDEN),
+            "norm2.weight": rand(HIDDEN, mean=1.0), "norm2.bias": rand(HIDDEN),
+            "mlp.fc1.weight": rand(MLP, HIDDEN), "mlp.fc1.bias": rand(MLP),
+            "mlp.fc2.weight": rand(HIDDEN, MLP), "mlp.fc2.bias": rand(HIDDEN),
+        }
+        state.update({f"blocks.{n}.{key}": value for key, value in block.items()})
+    state.update({"fc_norm.weight": rand(HIDDEN, mean=1.0), "fc_norm.bias": rand(HIDDEN),
+                  "head.weight": rand(CLASSES, HIDDEN), "head.bias": rand(CLASSES)})
+    return state
+
+
+def reference_positions(tokens: int, dim: int) -> torch.Tensor:
+    """The sinusoid table computed entry by entry from its definition."""
+    table = np.zeros((tokens, dim))
+    for position in range(tokens):
+        for channel in range(dim):
+            angle = position / 10000 ** (2 * (channel // 2) / dim)
+            table[position, channel] = math.sin(angle) if channel % 2 == 0 else math.cos(angle)
+    return torch.tensor(table, dtype=torch.float32)
+
+
+def reference_forward(state: dict[str, torch.Tensor], video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official VideoMAE V2 fine-tuned ViT on video (B, 3, T, H, W): (fc_norm(mean of tokens), logits)."""
+    x = F.conv3d(video, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=(TUBELET, PATCH, PATCH))
+    x = x.flatten(2).transpose(1, 2) + reference_positions(TOKENS, HIDDEN)
+    batch, tokens, _ = x.shape
+    head_dim = HIDDEN // HEADS
+
+    def norm(values, name):
+        return F.layer_norm(values, (HIDDEN,), state[name + ".weight"], state[name + ".bias"], eps=1e-6)
+
+    for n in range(DEPTH):
+        p = f"blocks.{n}."
+        qkv_bias = torch.cat([state[p + "attn.q_bias"], torch.zeros(HIDDEN), state[p + "attn.v_bias"]])
+        qkv = F.linear(norm(x, p + "norm1"), state[p + "attn.qkv.weight"], qkv_bias)
+        q, k, v = qkv.reshape(batch, tokens, 3, HEADS, head_dim).permute(2, 0, 3, 1, 4)
+        attention = ((q * head_dim**-0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+        mixed = (attention @ v).transpose(1, 2).reshape(batch, tokens, HIDDEN)
+        x = x + F.linear(mixed, state[p + "attn.proj.weight"], state[p + "attn.proj.bias"])
+        hidden = F.gelu(F.linear(norm(x, p + "norm2"), state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"]))
+        x = x + F.linear(hidden, state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"])
+    pooled = norm(x.mean(dim=1), "fc_norm")
+    return pooled, F.linear(pooled, state["head.weight"], state["head.bias"])
+
+
+def random_frames(count: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def normalised(frames: list[np.ndarray]) -> torch.Tensor:
+    """uint8 frames -> (3, T, H, W) as the official pipeline feeds them: [0, 1], ImageNet mean/std."""
+    pixels = torch.from_numpy(np.stack(frames)).float().permute(3, 0, 1, 2) / 255.0
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    return (pixels - mean[:, None, None, None]) / std[:, None, None, None]
+
+
+def test_position_table_matches_its_definition():
+    torch.testing.assert_close(sinusoid_position_table(TOKENS, HIDDEN), reference_positions(TOKENS, HIDDEN))
+
+
+def test_converted_model_computes_the_official_features(tmp_path):
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    torch.manual_seed(0)
+    state = official_state_dict()
+    torch.save({"model": state, "epoch": 3}, tmp_path / "official.pth")  # nested, as released
+    out = convert_videomae_v2(tmp_path / "official.pth", tmp_path / "hf", OVERRIDES)
+
+    config = json.loads((out / "config.json").read_text())
+    expected = {"hidden_size": HIDDEN, "num_hidden_layers": DEPTH, "num_attention_heads": HEADS,
+                "intermediate_size": MLP, "patch_size": PATCH, "tubelet_size": TUBELET, "num_frames": FRAMES,
+                "image_size": SIZE, "use_mean_pooling": True, "qv_bias": True, "layer_norm_eps": 1e-6}
+    assert {key: config[key] for key in expected} == expected
+    assert len(config["id2label"]) == CLASSES
+
+    # Every transformers parameter is filled, and nothing else is stored.
+    from safetensors import safe_open
+
+    with safe_open(out / "model.safetensors", framework="pt") as handle:
+        stored = set(handle.keys())
+    empty_model = VideoMAEForVideoClassification(VideoMAEConfig.from_pretrained(out))
+    assert stored == set(empty_model.state_dict())
+
+    frames = [random_frames(FRAMES, seed) for seed in (1, 2, 3)]
+    reference_pooled, reference_logits = reference_forward(state, torch.stack([normalised(f) for f in frames]))
+
+    backbone = load_backbone("videomae", out, "cpu", None)
+    features = backbone.clip_features(frames)
+    np.testing.assert_allclose(features, reference_pooled.numpy(), atol=2e-4, rtol=1e-4)
+    assert not np.allclose(features[0], features[1], atol=1e-2)  # the clips really differ
+
+    classifier = VideoMAEForVideoClassification.from_pretrained(out).eval()
+    with torch.inference_mode():
+        pixels = torch.stack([normalised(f) for f in frames]).permute(0, 2, 1, 3, 4)  # (B, T, 3, H, W)
+        logits = classifier(pixel_values=pixels).logits
+    # transformers' fc_norm uses eps 1e-5 instead of 1e-6 here, hence the looser tolerance.
+    np.testing.assert_allclose(logits.numpy(), reference_logits.numpy(), atol=2e-3, rtol=1e-3)
+
+
+def test_fixed_position_embeddings_are_accepted_and_learned_ones_rejected(tmp_path):
+    state = official_state_dict()
+    state["pos_embed"] = reference_positions(TOKENS, HIDDEN)[None]
+    torch.save(state, tmp_path / "fixed.pth")
+    convert_videomae_v2(tmp_path / "fixed.pth", tmp_path / "fixed", OVERRIDES)
+    assert (tmp_path / "fixed" / "model.safetensors").is_file()
+
+    state["pos_embed"] = torch.randn(1, TOKENS, HIDDEN)
+    torch.save(state, tmp_path / "learned.pth")
+    with pytest.raises(InputError, match="learned.pth: pos_embed is learned"):
+        convert_videomae_v2(tmp_path / "learned.pth", tmp_path / "learned", OVERRIDES)
+    with pytest.raises(InputError, match="pos_embed has 16 positions but 16 frames at 32 give 32"):
+        convert_videomae_v2(tmp_path / "learned.pth", tmp_path / "learned", {**OVERRIDES, "num_frames": 16})
+
+
+def test_converter_input_errors(tmp_path):
+    state = official_state_dict()
+    torch.save({"module": state}, tmp_path / "a.pth")
+    with pytest.raises(InputError, match="hidden size 64 is not a known ViT size; give num_attention_heads"):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "out")
+    with pytest.raises(InputError, match="config override 'depth': not allowed"):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "out", {**OVERRIDES, "depth": 3})
+    with pytest.raises(InputError, match="64 is not divisible by 5 heads"):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "out", {**OVERRIDES, "num_attention_heads": 5})
+
+    state["blocks.0.gamma_1"] = torch.ones(HIDDEN)  # layer scale: transformers' VideoMAE has none
+    torch.save(state, tmp_path / "b.pth")
+    with pytest.raises(InputError, match=r"b.pth: 1 tensors have no counterpart .*blocks.0.gamma_1"):
+        convert_videomae_v2(tmp_path / "b.pth", tmp_path / "out", OVERRIDES)
+
+    del state["blocks.0.gamma_1"], state["blocks.1.mlp.fc2.bias"]
+    torch.save(state, tmp_path / "c.pth")
+    with pytest.raises(InputError, match="c.pth: missing 'blocks.1.mlp.fc2.bias'"):
+        convert_videomae_v2(tmp_path / "c.pth", tmp_path / "out", OVERRIDES)
+
+    torch.save({"optimizer": {"lr": 0.1}}, tmp_path / "d.pth")
+    with pytest.raises(InputError, match="d.pth: no weights found"):
+        convert_videomae_v2(tmp_path / "d.pth", tmp_path / "out", OVERRIDES)
+    assert not (tmp_path / "out" / "config.json").exists()

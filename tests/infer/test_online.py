@@ -1,0 +1,359 @@
+"""Online detection: offline equivalence, one emission per gesture, latency bounds, bounded memory.
+
+Most tests use a *pointwise* stand-in network whose predictions are written into the features: at the
+centre step of each gesture, channel k (its class) holds a high logit and the last two channels hold the
+distances to its start and end. Its output at a step depends on that step only, so an online window
+predicts exactly what the whole file predicts, and the expected emissions are known by construction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, save_config
+from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.errors import InputError
+from mgrec.evaluate.f1 import tiou
+from mgrec.infer.offline import Detector
+from mgrec.infer.online import (
+    Emission,
+    FeatureWindow,
+    OnlineDetector,
+    chunks_of,
+    hard_set_postprocess,
+    stream_file,
+)
+from mgrec.model.detector import DetectorOutput, build_detector
+from mgrec.postprocess.video import detect_video
+from mgrec.train.checkpoint import save_weights
+
+NUM_CLASSES = 3
+FPS = 50.0  # with stride 4: 12.5 feature steps per second, 0.08 s per step
+STEP_SECONDS = 4 / FPS
+GESTURE_LOGIT = 4.0  # sigmoid 0.982
+BACKGROUND_LOGIT = -10.0  # below pre_nms_thresh: no candidate at all
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny convolutions run fastest on one thread; more threads only contend on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class PointwiseModel(nn.Module):
+    """Reads its predictions from the features (see the module docstring).
+
+    `jitter` > 0: every call shifts each predicted segment by a random whole number of steps in
+    [-jitter, jitter] (a new draw per call), like a network whose boundaries move between updates.
+    """
+
+    def __init__(self, num_classes: int = NUM_CLASSES, max_div_factor: int = 4, jitter: int = 0):
+        super().__init__()
+        self.num_classes = num_classes
+        self.max_div_factor = max_div_factor
+        self.jitter = jitter
+        self.calls = 0
+        self.anchor = nn.Parameter(torch.zeros(()))  # detect_video asks the parameters for the device
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> DetectorOutput:
+        assert features.shape[2] % self.max_div_factor == 0
+        k = self.num_classes
+        logits = features[:, :k].transpose(1, 2)
+        offsets = features[:, k:].transpose(1, 2).clone()
+        if self.jitter:
+            generator = torch.Generator().manual_seed(self.calls)
+            shift = torch.randint(-self.jitter, self.jitter + 1, offsets.shape[:2], generator=generator).float()
+            offsets = torch.stack([offsets[..., 0] - shift, offsets[..., 1] + shift], dim=-1)
+        self.calls += 1
+        return DetectorOutput([logits], [offsets.clamp(min=0)], [mask[:, 0]], [1])
+
+
+def pointwise_detector(model: nn.Module, max_seq_len: int = 64) -> Detector:
+    config = Config(
+        data=DataConfig(feature_dim=NUM_CLASSES + 2, stride=4, window=16, max_seq_len=max_seq_len),
+        model=ModelConfig(input_dim=NUM_CLASSES + 2, num_classes=NUM_CLASSES, num_levels=1,
+                          regression_ranges=[[0, 10000]]),
+    )
+    classes = [f"g{k}" for k in range(NUM_CLASSES)]
+    return Detector(model, config, classes, config.postprocess, Path("."))
+
+
+def draw_gestures(length: int, rng: np.random.Generator, min_len: int, max_len: int, max_gap: int,
+                  twin_every: int = 0) -> list[tuple[int, int, int]]:
+    """(start, end, class) in feature steps, separated by gaps; every `twin_every`-th gesture gets an
+    overlapping twin of the same class, shifted by 30% (tIoU 0.54 to 0.71), which Soft-NMS keeps
+    apart above the score threshold."""
+    gestures, step, count = [], int(rng.integers(1, max_gap + 1)), 0
+    while True:
+        size = int(rng.integers(min_len, max_len + 1))
+        shift = max(1, int(0.3 * size))
+        if step + size + shift >= length - 1:
+            return gestures
+        label = int(rng.integers(NUM_CLASSES))
+        gestures.append((step, step + size, label))
+        count += 1
+        if twin_every and count % twin_every == 0:
+            gestures.append((step + shift, step + size + shift, label))
+            step += shift
+        step += size + int(rng.integers(1, max_gap + 1))
+
+
+def encode(length: int, gestures: list[tuple[int, int, int]]) -> np.ndarray:
+    features = np.zeros((length, NUM_CLASSES + 2), dtype=np.float32)
+    features[:, :NUM_CLASSES] = BACKGROUND_LOGIT
+    for start, end, label in gestures:
+        centre = (start + end) // 2
+        features[centre, label] = GESTURE_LOGIT
+        features[centre, NUM_CLASSES:] = (centre - start, end - centre)
+    return features
+
+
+def random_chunks(features: np.ndarray, rng: np.random.Generator, max_size: int):
+    begin = 0
+    while begin < len(features):
+        size = int(rng.integers(1, max_size + 1))
+        yield features[begin : begin + size]
+        begin += size
+
+
+def key(d) -> tuple:
+    return (d.label_id, round(d.start, 9), round(d.end, 9), d.start_frame, d.end_frame)
+
+
+def duplicates(detections) -> list[tuple]:
+    return [
+        (a, b)
+        for i, a in enumerate(detections)
+        for b in detections[i + 1 :]
+        if a.label_id == b.label_id and tiou(a.start, a.end, b.start, b.end) > 0.5
+    ]
+
+
+def test_feature_window_keeps_the_newest_rows():
+    rng = np.random.default_rng(0)
+    window = FeatureWindow(length=10, dim=2)
+    everything = np.zeros((0, 2), dtype=np.float32)
+    for _ in range(200):
+        rows = rng.normal(size=(int(rng.integers(0, 11)), 2)).astype(np.float32)
+        window.append(rows)
+        everything = np.concatenate([everything, rows])
+        np.testing.assert_array_equal(window.view(), everything[-10:])
+        assert window.capacity == 20
+    with pytest.raises(ValueError):
+        window.append(np.zeros((11, 2), dtype=np.float32))
+
+
+@pytest.mark.parametrize("hop, lookahead, max_chunk", [(7, 1.0, 40), (1, 0.5, 3), (16, 2.0, 200)])
+def test_sliding_window_matches_offline_and_latency_is_bounded(hop, lookahead, max_chunk):
+    rng = np.random.default_rng(hop)
+    gestures = draw_gestures(1000, rng, min_len=6, max_len=30, max_gap=20, twin_every=4)
+    features = encode(1000, gestures)
+    detector = pointwise_detector(PointwiseModel())
+    offline = detector.hard_set(detector.detect(features, video_id="v", fps=FPS))
+    assert len(offline) == len(gestures)
+    assert duplicates(offline), "the stream should hold same-class pairs that NMS keeps apart"
+
+    history = 100  # far shorter than the stream: the window slides
+    online = OnlineDetector(detector, FPS, lookahead=lookahead, hop=hop, history=history, video_id="v")
+    pushed, flushed = [], []
+    for chunk in random_chunks(features, rng, max_chunk):
+        pushed += online.push(chunk)
+    flushed = online.flush()
+    emitted = [e.detection for e in pushed + flushed]
+
+    assert sorted(map(key, emitted)) == sorted(map(key, offline))
+    assert all(d.video_id == "v" for d in emitted)
+    hop_seconds = hop * STEP_SECONDS
+    for e in pushed:
+        assert lookahead - 1e-9 <= e.latency < lookahead + hop_seconds + 1e-9
+        # updates happen every hop steps: emitted_at is the stream time of a multiple of hop steps
+        grid = online.grid
+        steps = round((e.emitted_at * grid.fps - grid.window) / grid.stride) + 1
+        assert steps % hop == 0 and abs(grid.covered_seconds(steps) - e.emitted_at) < 1e-9
+    end_of_stream = online.grid.covered_seconds(len(features))
+    assert all(e.emitted_at == end_of_stream and e.latency >= 0 for e in flushed)
+    assert pushed and max(e.detection.end for e in pushed) <= end_of_stream - lookahead
+    # the emissions of one update come in the order the gestures ended
+    assert [e.detection.end for e in pushed] == sorted(e.detection.end for e in pushed)
+
+
+def tiny_network_detector(seed: int = 0) -> Detector:
+    torch.manual_seed(seed)
+    model_cfg = ModelConfig(input_dim=16, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
+                            regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
+    # An untrained network scores every (step, class) near the prior: keep NMS short.
+    post = PostprocessConfig(max_detections=40)
+    config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64), model=model_cfg,
+                    postprocess=post)
+    return Detector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))
+
+
+def test_whole_stream_in_view_equals_offline_with_a_real_network():
+    detector = tiny_network_detector()
+    features = np.random.default_rng(1).normal(size=(150, 16)).astype(np.float32)
+    ranked = detector.detect(features, video_id="v", fps=FPS)
+    # an untrained network scores about the class prior: cut its ranked list at its 12th score
+    detector.postprocess = replace(detector.postprocess, score_threshold=ranked[11].score)
+    offline = detector.hard_set(ranked)
+    assert len(offline) >= 12
+
+    # the window holds the whole stream, and nothing is final before the end
+    stream_seconds = detector.grid(FPS).covered_seconds(150)
+    online = OnlineDetector(detector, FPS, lookahead=stream_seconds, hop=10, history=400, video_id="v")
+    emitted = list(online.run(random_chunks(features, np.random.default_rng(2), 25)))
+    assert sorted(map(key, (e.detection for e in emitted))) == sorted(map(key, offline))
+    assert sorted(e.detection.score for e in emitted) == pytest.approx(sorted(d.score for d in offline))
+    assert all(e.emitted_at == stream_seconds for e in emitted)
+    assert online.num_updates == 15  # one per hop; the flush reuses the last update's predictions
+    assert all(e.compute_ms > 0 for e in emitted)
+
+
+@pytest.mark.parametrize("nms", ["soft", "hard"])
+def test_hard_set_postprocess_gives_the_same_hard_set(nms):
+    detector = tiny_network_detector(seed=7)
+    post = replace(detector.postprocess, nms=nms, max_detections=300)
+    features = np.random.default_rng(8).normal(size=(100, 16)).astype(np.float32)
+    grid = detector.grid(FPS)
+    ranked = detect_video(detector.model, features, grid, post, detector.classes, "v")
+    assert len(ranked) == 300
+    for rank in (0, 7, 40, 150):
+        threshold = ranked[rank].score
+        fast_post = hard_set_postprocess(replace(post, score_threshold=threshold))
+        fast = detect_video(detector.model, features, grid, fast_post, detector.classes, "v")
+        assert len(fast) < len(ranked)
+        expected = [(key(d), d.score) for d in ranked if d.score >= threshold]
+        assert [(key(d), d.score) for d in fast if d.score >= threshold] == expected
+
+
+def test_shifting_predictions_give_one_emission_per_gesture():
+    rng = np.random.default_rng(3)
+    jitter = 2
+    gestures = draw_gestures(1500, rng, min_len=20, max_len=40, max_gap=15)
+    features = encode(1500, gestures)
+    detector = pointwise_detector(PointwiseModel(jitter=jitter))
+    lookahead, hop = 0.8, 2
+    online = OnlineDetector(detector, FPS, lookahead=lookahead, hop=hop, history=120)
+    emissions = list(online.run(random_chunks(features, rng, 9)))
+    emitted = [e.detection for e in emissions]
+
+    assert not duplicates(emitted)
+    assert len(emitted) == len(gestures)
+    grid = online.grid
+    for start, end, label in gestures:
+        found = [d for d in emitted if d.label_id == label
+                 and tiou(d.start, d.end, grid.index_to_seconds(start), grid.index_to_seconds(end)) > 0.5]
+        assert len(found) == 1
+    pushed = emissions[: len(emissions) - sum(e.emitted_at == online.now for e in emissions)]
+    assert all(e.latency >= lookahead - 1e-9 for e in pushed)
+    # An end can move back across the cutoff between updates (by up to 2 * jitter steps); such
+    # gestures are still emitted, later than one hop after their cutoff.
+    assert any(e.latency > lookahead + hop * STEP_SECONDS + 1e-9 for e in pushed)
+    assert all(e.latency < lookahead + (hop + 2 * jitter) * STEP_SECONDS + 1e-9 for e in pushed)
+
+
+def test_memory_stays_bounded_on_a_long_stream():
+    rng = np.random.default_rng(4)
+    length, history = 50_000, 64
+    gestures = draw_gestures(length, rng, min_len=6, max_len=12, max_gap=8)
+    features = encode(length, gestures)
+    detector = pointwise_detector(PointwiseModel())
+    online = OnlineDetector(detector, FPS, lookahead=0.5, hop=16, history=history)
+    # at most history / 7 + 2 gestures (shortest period: 6 steps + a gap of 1) overlap the window,
+    # each kept at most twice (emitted, and in the last hard set)
+    bound = 2 * (history // 7 + 2)
+    emitted = []
+    most_tracked = 0
+    for chunk in random_chunks(features, rng, 100):
+        emitted += online.push(chunk)
+        assert online.buffered_steps <= history
+        assert online._window.capacity == 2 * history
+        most_tracked = max(most_tracked, online.tracked_detections)
+    emitted += online.flush()
+    assert online.buffered_steps == history
+    assert 0 < most_tracked <= bound
+    assert len(emitted) == len(gestures)
+    # times are absolute: the last emission is the last gesture, near the end of the stream
+    start, end, _ = gestures[-1]
+    assert emitted[-1].detection.end == pytest.approx(online.grid.index_to_seconds(end))
+
+
+def write_run(run_dir: Path, detector: Detector, threshold: float) -> None:
+    (run_dir / "checkpoints").mkdir(parents=True)
+    save_config(detector.config, run_dir / "config.yaml")
+    (run_dir / "classes.json").write_text(json.dumps(detector.classes))
+    save_weights(run_dir / "checkpoints" / "best.safetensors", detector.model, None, {"epoch": 0})
+    (run_dir / "postprocess.json").write_text(json.dumps({"score_threshold": threshold}))
+
+
+def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 2000.0  # fast enough to replay in real time within a test
+    threshold = detector.detect(features, fps=fps)[15].score
+    write_run(tmp_path / "run", detector, threshold)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+
+    out = io.StringIO()
+    count = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert count == len(lines) >= 16
+
+    loaded = Detector.from_run(tmp_path / "run")
+    assert loaded.postprocess.score_threshold == threshold
+    online = OnlineDetector(loaded, fps, lookahead=0.01, hop=8, video_id="clip")
+    expected = [e.to_json() for e in online.run(chunks_of(features, 8))]
+    strip = lambda records: [{k: v for k, v in r.items() if k != "compute_ms"} for r in records]  # noqa: E731
+    assert strip(lines) == strip(expected)
+    assert set(lines[0]) == {"video", "start", "end", "start_frame", "end_frame", "label", "label_id", "score",
+                             "emitted_at", "latency", "compute_ms"}
+    assert all(r["video"] == "clip" and r["score"] >= round(threshold, 6) for r in lines)
+
+    realtime = io.StringIO()
+    stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, realtime=True, out=realtime)
+    assert strip(json.loads(line) for line in realtime.getvalue().splitlines()) == strip(lines)
+
+    # a sidecar that disagrees with the run's config is caught, naming the sidecar
+    write_features(path, features, FeatureSidecar(fps=fps, stride=8, window=16, backbone="test", dim=16, frames=None))
+    with pytest.raises(InputError, match=r"clip\.json.*stride"):
+        stream_file(tmp_path / "run", path, out=io.StringIO())
+
+
+def test_bad_input_is_reported():
+    detector = pointwise_detector(PointwiseModel())
+    with pytest.raises(InputError, match="history of 10 feature steps is too short"):
+        OnlineDetector(detector, FPS, lookahead=1.0, hop=5, history=10)
+    with pytest.raises(InputError, match="lookahead"):
+        OnlineDetector(detector, FPS, lookahead=-1.0)
+    online = OnlineDetector(detector, FPS, hop=4, history=64)
+    online.push(np.zeros((3, NUM_CLASSES + 2), dtype=np.float32))
+    with pytest.raises(InputError, match=r"stream chunk 2 \(steps 3\.\.\).*shape \(T, 5\)"):
+        online.push(np.zeros((3, 7), dtype=np.float32))
+    bad = np.zeros((2, NUM_CLASSES + 2), dtype=np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        online.push(bad)
+    assert online.flush() == [] and online.flush() == []
+    with pytest.raises(RuntimeError, match="flushed"):
+        online.push(np.zeros((1, NUM_CLASSES + 2), dtype=np.float32))
+
+
+def test_emission_latency_and_json():
+    detector = pointwise_detector(PointwiseModel())
+    d = detector.hard_set(detector.detect(encode(40, [(10, 20, 1)]), video_id="v", fps=FPS))[0]
+    emission = Emission(d, emitted_at=d.end + 1.25, compute_ms=3.0)
+    assert emission.latency == pytest.approx(1.25)
+    record = emission.to_json()
+    assert record["label"] == "g1" and record["latency"] == 1.25 and record["compute_ms"] == 3.0
+    assert record["start"] == round(d.start, 4) and record["start_frame"] == d.start_frame

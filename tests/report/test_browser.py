@@ -1,0 +1,153 @@
+"""The report in a real headless chromium: scripts run without errors, every timeline is drawn.
+
+The page's own scripts count errors into <html data-js-errors="N"> and mark each timeline they
+set up; `--dump-dom` after a virtual-time budget shows the DOM as the scripts left it. Set
+MGREC_SAVE_SCREENSHOT=1 to also write the screenshot to docs/img/report.png.
+"""
+
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mgrec.report.html import write_report
+from test_html import build_run_dir
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_chromium(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--virtual-time-budget=2000", "--hide-scrollbars", *action, page.as_uri(),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+class RenderedDom(HTMLParser):
+    """Per video section: bars by kind, JS-drawn axis ticks, and the timeline's ready mark."""
+
+    def __init__(self):
+        super().__init__()
+        self.root: dict[str, str] = {}
+        self.video: str | None = None
+        self.bars: dict[tuple[str, str], int] = {}
+        self.ticks: dict[str, int] = {}
+        self.ready: dict[str, str | None] = {}
+        self.view_boxes: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "html":
+            self.root = attributes
+        elif tag == "section" and "video" in classes:
+            self.video = attributes["data-video"]
+            self.ticks[self.video] = 0
+        elif tag == "svg" and "timeline" in classes:
+            self.ready[attributes["data-video"]] = attributes.get("data-ready")
+            self.view_boxes[attributes["data-video"]] = attributes.get("viewbox")
+        elif tag == "line" and "tick" in classes:
+            self.ticks[self.video] += 1
+        elif tag == "rect":
+            for kind in ("gt-bar", "det-bar"):
+                if kind in classes:
+                    key = (attributes["data-video"], kind)
+                    self.bars[key] = self.bars.get(key, 0) + 1
+
+
+def rendered(page: Path, profile: Path) -> RenderedDom:
+    dom = RenderedDom()
+    dom.feed(run_chromium(page, profile, "--dump-dom").stdout)
+    return dom
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    run = build_run_dir(root)
+    return run, write_report(run["run_dir"]), root
+
+
+def test_scripts_run_cleanly_and_every_timeline_is_drawn(report):
+    run, page, root = report
+    dom = rendered(page, root / "profile")
+    assert dom.root.get("data-js-errors") == "0"
+    videos = run["gt_bars"]
+    assert dom.root.get("data-timelines-ready") == str(len(videos))
+    for video in videos:
+        assert dom.ready[video] == "1", video
+        assert dom.view_boxes[video] is not None and dom.view_boxes[video].startswith("0 0 ")
+        assert dom.ticks[video] >= 3, video  # the time axis is drawn by the script
+        assert dom.bars.get((video, "gt-bar"), 0) == run["gt_bars"][video], video
+        assert dom.bars.get((video, "det-bar"), 0) == run["det_bars"][video], video
+
+
+def test_a_script_error_would_be_seen(report, tmp_path):
+    _, page, _ = report
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", "<script>notDefinedAnywhere();</script></body>"),
+        encoding="utf-8",
+    )
+    dom = rendered(broken, tmp_path / "profile")
+    assert dom.root.get("data-js-errors") == "1"
+
+
+ZOOM_PAN_RESET = """<script>
+(function () {
+  var svg = document.querySelector("svg.timeline");
+  var root = document.documentElement;
+  var box = svg.getBoundingClientRect();
+  var middle = box.left + box.width / 2;
+  svg.dispatchEvent(new WheelEvent("wheel", {deltaY: -100, clientX: middle, clientY: box.top + 5,
+                                             bubbles: true, cancelable: true}));
+  root.setAttribute("data-after-zoom", svg.getAttribute("viewBox"));
+  var pointer = {pointerId: 1, pointerType: "mouse", isPrimary: true, bubbles: true, clientY: box.top + 5};
+  svg.dispatchEvent(new PointerEvent("pointerdown", Object.assign({clientX: middle}, pointer)));
+  svg.dispatchEvent(new PointerEvent("pointermove", Object.assign({clientX: middle - box.width / 8}, pointer)));
+  svg.dispatchEvent(new PointerEvent("pointerup", Object.assign({clientX: middle - box.width / 8}, pointer)));
+  root.setAttribute("data-after-drag", svg.getAttribute("viewBox"));
+  svg.dispatchEvent(new MouseEvent("dblclick", {bubbles: true}));
+  root.setAttribute("data-after-reset", svg.getAttribute("viewBox"));
+})();
+</script></body>"""
+
+
+def test_wheel_zooms_drag_pans_and_double_click_resets(report, tmp_path):
+    _, page, _ = report
+    interactive = tmp_path / "interactive.html"
+    interactive.write_text(page.read_text(encoding="utf-8").replace("</body>", ZOOM_PAN_RESET), encoding="utf-8")
+    dom = rendered(interactive, tmp_path / "profile")
+    assert dom.root.get("data-js-errors") == "0"
+    # the first timeline is Sample0036, 120 s long; each step is viewBox "start 0 width 2"
+    zoom = [float(v) for v in dom.root["data-after-zoom"].split()]
+    drag = [float(v) for v in dom.root["data-after-drag"].split()]
+    # one wheel step zooms in by 0.8 around the pointer (the middle): width 96 s, start 12 s
+    assert zoom[2] == pytest.approx(96.0) and zoom[0] == pytest.approx(12.0, abs=0.2)
+    # dragging left by 1/8 of the width moves the view 12 s later
+    assert drag[2] == pytest.approx(96.0) and drag[0] == pytest.approx(zoom[0] + 12.0, abs=0.2)
+    assert dom.root["data-after-reset"] == "0 0 120 2"
+
+
+def test_screenshot(report, tmp_path):
+    _, page, root = report
+    shot = tmp_path / "report.png"
+    run_chromium(page, root / "profile-shot", "--window-size=1280,1400", f"--screenshot={shot}")
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    if os.environ.get("MGREC_SAVE_SCREENSHOT") == "1":
+        target = REPO / "docs" / "img" / "report.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)

@@ -1,0 +1,117 @@
+"""Figures: what is drawn equals the numbers given, and files are written reproducibly."""
+
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+import pytest
+
+from mgrec.evaluate.analysis import CHARACTERISTICS, ERROR_TYPES, analyze
+from mgrec.records import Detection, Segment
+from mgrec.report.figures import (
+    class_histogram_figure,
+    confusion_figure,
+    false_negative_figure,
+    false_positive_figure,
+    sensitivity_figure,
+    svg_bytes,
+    training_curves_figure,
+    write_analysis_figures,
+)
+
+NAMES = ["zero", "one"]
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    segments = [Segment("v", 10.0, 20.0, 0, "zero"), Segment("v", 40.0, 41.0, 1, "one"), Segment("v", 60, 63, 1, "one")]
+    detections = [
+        Detection("v", 10.0, 20.0, 0, "zero", 0.9),
+        Detection("v", 11.0, 14.0, 0, "zero", 0.8),
+        Detection("v", 40.0, 41.0, 0, "zero", 0.7),
+        Detection("v", 80.0, 81.0, 1, "one", 0.6),
+        Detection("v", 60.0, 63.0, 1, "one", 0.5),
+    ]
+    return analyze({"v": segments}, {"v": detections}, {"v": 100.0})
+
+
+def bar_heights(axes) -> list[float]:
+    return [patch.get_height() for container in axes.containers for patch in container]
+
+
+def test_false_negative_bars_are_the_rates(analysis):
+    figure = false_negative_figure(analysis)
+    (axes,) = figure.axes
+    expected = [
+        0.0 if rate is None else 100 * rate
+        for name in CHARACTERISTICS
+        for rate in analysis.characteristics[name].false_negative_rates
+    ]
+    assert bar_heights(axes) == pytest.approx(expected)
+    assert any(text.get_text() == "n/a" for text in axes.texts)
+    assert 100.0 in expected  # the 1 s class-1 segment is missed
+
+
+def test_false_positive_profile_stacks_to_100_and_shows_the_gains(analysis):
+    figure = false_positive_figure(analysis)
+    left, right = figure.axes[:2]
+    assert len(left.containers) == len(ERROR_TYPES)
+    heights = np.array([[patch.get_height() for patch in container] for container in left.containers])
+    totals = [sum(counts.values()) for counts in analysis.false_positives.counts]
+    assert heights.sum(axis=0) == pytest.approx([100.0 if total else 0.0 for total in totals])
+    gains = [100 * analysis.false_positives.removal_gain[name] for name in ERROR_TYPES[1:]]
+    assert bar_heights(right) == pytest.approx(gains)
+
+
+def test_sensitivity_bars_and_reference_line(analysis):
+    figure = sensitivity_figure(analysis)
+    left = figure.axes[0]
+    expected = [0.0 if v is None else 100 * v for name in CHARACTERISTICS for v in analysis.characteristics[name].map_n]
+    assert bar_heights(left) == pytest.approx(expected)
+    dashed = [line for line in left.lines if line.get_linestyle() == "--"]
+    assert dashed and dashed[0].get_ydata()[0] == pytest.approx(100 * analysis.map_n)
+
+
+def test_class_histogram_before_and_after():
+    figure = class_histogram_figure(["a", "b", "c"], [40, 3, 0], [40, 12, 0], alpha=16)
+    (axes,) = figure.axes
+    assert [[patch.get_width() for patch in c] for c in axes.containers] == [[40, 3, 0], [40, 12, 0]]
+    off = class_histogram_figure(["a", "b"], [5, 1], None)
+    assert len(off.axes[0].containers) == 1
+    assert "augmentation off" in off.axes[0].get_title()
+
+
+def test_training_curves_plot_the_records():
+    records = [{"kind": "train", "epoch": e, "loss": 3.0 - e, "cls_loss": 2.0 - e / 2, "reg_loss": 1.0} for e in range(3)]
+    records.append({"kind": "val", "epoch": 2, "f1": 0.25, "f1_miga": 0.3, "average_mAP": 0.1})
+    figure = training_curves_figure(records)
+    left, right = figure.axes
+    loss = next(line for line in left.lines if line.get_label() == "loss")
+    assert list(loss.get_xdata()) == [0, 1, 2] and list(loss.get_ydata()) == [3.0, 2.0, 1.0]
+    f1 = next(line for line in right.lines if line.get_label() == "f1")
+    assert list(f1.get_ydata()) == [25.0]
+    empty = training_curves_figure(records[:3])
+    assert any("no validation" in text.get_text() for text in empty.axes[1].texts)
+
+
+def test_confusion_colours_are_row_shares_with_counts_written():
+    figure = confusion_figure(NAMES, [[3, 1], [0, 0]], background=[2, 2])
+    axes = figure.axes[0]
+    shares = np.asarray(axes.images[0].get_array())
+    assert shares == pytest.approx(np.array([[0.75, 0.25], [0.0, 0.0], [0.5, 0.5]]))
+    assert sorted(text.get_text() for text in axes.texts) == ["1", "2", "2", "3"]
+    assert axes.get_yticklabels()[-1].get_text().startswith("no segment")
+
+
+def test_written_figures_are_png_and_svg_and_reproducible(analysis, tmp_path):
+    paths = write_analysis_figures(analysis, tmp_path / "a", prefix="test_")
+    assert [p.name for p in paths] == [
+        f"test_{stem}.{ext}" for stem in ("false_negatives", "false_positives", "sensitivity") for ext in ("png", "svg")
+    ]
+    for path in paths:
+        data = path.read_bytes()
+        if path.suffix == ".png":
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            ElementTree.fromstring(data)
+    # no date, seeded ids: the same figure gives the same bytes
+    assert paths[1].read_bytes() == svg_bytes(false_negative_figure(analysis))
