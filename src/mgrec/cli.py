@@ -86,17 +86,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookahead", type=float, default=2.0, help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
     p.add_argument("--hop", type=int, default=None, help="feature steps per update")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small updates are fastest on 1)")
     p.set_defaults(run=cmd_stream)
+
+    p = sub.add_parser("extract", help="video files (or SMG skeleton CSVs) -> per-window features + sidecars")
+    p.add_argument("inputs", nargs="*", type=Path, help="video files or folders (skeleton: *_skeleton.csv)")
+    p.add_argument("--out", type=Path, required=True, help="features folder")
+    p.add_argument("--backbone", default="efficientnet-lite0", help="efficientnet-lite0 | videomae | skeleton")
+    p.add_argument("--weights", type=Path, default=None, help="videomae: a Hugging Face format folder")
+    p.add_argument("--window", type=int, default=16)
+    p.add_argument("--stride", type=int, default=4)
+    p.add_argument("--size", type=int, default=None, help="frame size (default: the backbone's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--fps", type=float, default=None, help="skeleton CSVs without a _data.csv")
+    p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="instead of extracting: concatenate these feature folders (same videos) into --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=cmd_extract)
+
+    p = sub.add_parser("convert-videomae", help="official VideoMAE V2 checkpoint -> Hugging Face format folder")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--heads", type=int, default=None, help="attention heads (inferred for known sizes)")
+    p.set_defaults(run=cmd_convert_videomae)
 
     p = sub.add_parser("analyze", help="error analysis figures (false negatives/positives, sensitivity)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--split", default="test")
+    p.add_argument("--annotations", type=Path, default=None, help="instead of the run config's data.annotations")
     p.set_defaults(run=cmd_analyze)
 
     p = sub.add_parser("report", help="one self-contained HTML report of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--split", default="test")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--annotations", type=Path, default=None, help="instead of the run config's data.annotations")
     p.set_defaults(run=cmd_report)
 
     p = sub.add_parser("demo", help="build the real-motion demo data, train, evaluate and report")
@@ -189,20 +214,48 @@ def cmd_detect(args) -> None:
 def cmd_stream(args) -> None:
     from mgrec.infer.online import stream_file
 
-    stream_file(args.run_dir, args.input, lookahead=args.lookahead, realtime=args.realtime, hop=args.hop)
+    stream_file(args.run_dir, args.input, lookahead=args.lookahead, realtime=args.realtime, hop=args.hop,
+                threads=args.threads)
+
+
+def cmd_extract(args) -> None:
+    from mgrec.extract.run import extract, fuse_features
+
+    if args.fuse:
+        if args.inputs:
+            raise InputError("--fuse takes feature folders; give no other inputs")
+        for fused in fuse_features(args.fuse, args.out):
+            print(f"{fused.feature_path}: {fused.num_features} steps (inputs {fused.input_lengths})")
+        return
+    if not args.inputs:
+        raise InputError("no inputs: give video files or folders")
+    results = extract(args.inputs, args.out, backbone=args.backbone, weights=args.weights, window=args.window,
+                      stride=args.stride, size=args.size, device=args.device, batch=args.batch, fps=args.fps,
+                      progress=not args.no_progress)
+    for result in results:
+        print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+
+
+def cmd_convert_videomae(args) -> None:
+    from mgrec.extract.videomae_convert import convert_videomae_v2
+
+    overrides = {"num_attention_heads": args.heads} if args.heads else None
+    print(f"wrote {convert_videomae_v2(args.checkpoint, args.out, overrides)}")
 
 
 def cmd_analyze(args) -> None:
-    from mgrec.report.figures import analyze_run
+    from mgrec.report.html import analyze_run
 
-    for path in analyze_run(args.run_dir, split=args.split):
+    for path in analyze_run(args.run_dir, split=args.split, annotations=args.annotations):
         print(path)
 
 
 def cmd_report(args) -> None:
     from mgrec.report.html import write_report
 
-    print(f"report: {write_report(args.run_dir, split=args.split, out=args.out)}")
+    print(f"report: {write_report(args.run_dir, split=args.split, out=args.out, annotations=args.annotations)}")
 
 
 def cmd_demo(args) -> None:

@@ -58,8 +58,8 @@ class Detector(nn.Module):
             raise ValueError(f"mask must be bool of shape {(batch, 1, length)}, got {mask.dtype} {tuple(mask.shape)}")
         if length % self.max_div_factor != 0:
             raise ValueError(f"sequence length {length} is not a multiple of max_div_factor={self.max_div_factor}")
-        # Padded positions may hold anything (zeros, noise, another crop); the blocks expect zeros.
-        x = apply_mask(features, mask)
+        # Padded positions may hold anything (zeros, noise, even NaN); the blocks expect zeros.
+        x = torch.where(mask, features, 0.0)
         feats, masks = self.encoder(x, mask)
         feats = [apply_mask(norm(f), m) for norm, f, m in zip(self.neck, feats, masks)]
         cls_logits, offsets = self.head(feats, masks)

@@ -22,7 +22,9 @@ class Embedding(nn.Module):
 
     def __init__(self, input_dim: int, embed_dim: int) -> None:
         super().__init__()
-        self.convs = nn.ModuleList([MaskedConv1d(input_dim, embed_dim, 3, bias=False), MaskedConv1d(embed_dim, embed_dim, 3, bias=False)])
+        self.convs = nn.ModuleList(
+            [MaskedConv1d(input_dim, embed_dim, 3, bias=False), MaskedConv1d(embed_dim, embed_dim, 3, bias=False)]
+        )
         self.norms = nn.ModuleList([ChannelLayerNorm(embed_dim), ChannelLayerNorm(embed_dim)])
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -58,24 +60,27 @@ def build_encoder(cfg: ModelConfig) -> PyramidEncoder:
     embedding = Embedding(cfg.input_dim, cfg.embed_dim)
     dim, num_down = cfg.embed_dim, cfg.num_levels - 1
     if cfg.variant == "actionformer":
-        stem = [TransformerBlock(dim, cfg.transformer_heads, cfg.transformer_window, False, cfg.drop_path) for _ in range(cfg.stem_layers)]
-        branch = [TransformerBlock(dim, cfg.transformer_heads, cfg.transformer_window, True, cfg.drop_path) for _ in range(num_down)]
-        return PyramidEncoder(embedding, stem, branch)
-    stem = [
-        DynELayer(dim, cfg.mlp_dim, 1, cfg.kernel_expansion, downsample=False, drop_path=0.0, layer_scale=False, init_std=cfg.init_conv_std)
-        for _ in range(cfg.stem_layers)
-    ]
-    branch = [
-        DynELayer(
+
+        def block(downsample: bool) -> TransformerBlock:
+            return TransformerBlock(dim, cfg.transformer_heads, cfg.transformer_window, downsample, cfg.drop_path)
+
+        stem = [block(downsample=False) for _ in range(cfg.stem_layers)]
+        return PyramidEncoder(embedding, stem, [block(downsample=True) for _ in range(num_down)])
+
+    def dyne(window: int, downsample: bool) -> DynELayer:
+        # As released: the stem has window 1, no LayerScale and no drop-path; the downsampling
+        # layers use `window_size` with both.
+        return DynELayer(
             dim,
             cfg.mlp_dim,
-            cfg.window_size,
+            window,
             cfg.kernel_expansion,
-            downsample=True,
-            drop_path=cfg.drop_path,
-            layer_scale=True,
+            downsample=downsample,
+            drop_path=cfg.drop_path if downsample else 0.0,
+            layer_scale=downsample,
             init_std=cfg.init_conv_std,
         )
-        for _ in range(num_down)
-    ]
+
+    stem = [dyne(1, downsample=False) for _ in range(cfg.stem_layers)]
+    branch = [dyne(cfg.window_size, downsample=True) for _ in range(num_down)]
     return PyramidEncoder(embedding, stem, branch)

@@ -50,6 +50,10 @@ class Predictors(nn.Module):
         # Start every class probability at the prior so the focal loss is not swamped by the
         # many background positions in the first steps.
         nn.init.constant_(self.cls.bias, -math.log((1.0 - cls_prior) / cls_prior))
+        # Start every distance at about one stride: behind the final ReLU, a regressor that starts
+        # negative at the positive points gets no gradient and never recovers (seen with small heads).
+        nn.init.normal_(self.reg.weight, std=0.01)
+        nn.init.constant_(self.reg.bias, 1.0)
 
     def classify(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
         """Per level (B, T_l, num_classes) raw logits (zero at padded positions)."""
@@ -91,11 +95,13 @@ class AttentionFusion(nn.Module):
         for level, mask in enumerate(masks):
             present = [path for path in range(3) if 0 <= level - 1 + path < len(feats)]
             weights = torch.softmax(self.path_logits[present], dim=0)
-            total = torch.zeros_like(feats[level])
+            total = None
             for path, weight in zip(present, weights):
-                # Masked after resizing: upsampling can copy a real value onto the first padded step.
-                x = apply_mask(resize_nearest(feats[level - 1 + path], mask.shape[-1]), mask)
-                total = total + weight * self.attend[path](x, mask)
+                # Upsampling can copy a real value onto the first padded step; the attention
+                # ignores padded positions in its statistics and zeroes them in its output.
+                x = resize_nearest(feats[level - 1 + path], mask.shape[-1])
+                term = self.attend[path](x, mask, scale=weight)
+                total = term if total is None else total + term
             fused.append(total)
         return fused
 

@@ -1,0 +1,251 @@
+"""The paper's Table 2 on the demo benchmark: five configurations x several seeds, scored on the test split.
+
+    python benchmarks/ablation.py --seeds 0 1 2 --out benchmarks/results/ablation
+
+Each (config, seed) run trains `configs/demo/<config>.yaml` with `mgrec.train.loop.train` (the
+config's seed replaced by the run's seed; the demo data itself is the same for every run) into
+`<scratch>/<config>-seed<seed>-ep<epochs>`; model selection and the F1 score threshold come from
+the val split inside training. The selected checkpoint is then scored on the TEST split with
+`mgrec.infer.evaluate.evaluate_run`, which writes `eval_test.json` into the run directory.
+
+Resumable: a run directory holding `eval_test.json` and this script's `ablation_run.json` is read,
+not retrained; a run that stopped mid-training continues from its last epoch (`train(resume=True)`).
+Results are rewritten after every run: `<out>/ablation.json` (every run) and `<out>/ablation.md`
+(mean +- sample std per config, with the paper's SMG numbers for context; they are not comparable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mgrec.config import load_config
+from mgrec.data.demo import build_demo
+from mgrec.errors import InputError
+from mgrec.infer.evaluate import evaluate_run
+from mgrec.train.loop import train
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIGS = REPO / "configs" / "demo"
+# Table 2 of the paper (F1 on SMG with VideoMAE V2-g features, percent), in the table's order.
+PAPER_TABLE2 = {
+    "actionformer": ("ActionFormer", 15.25),
+    "dyfadet": ("DyFADet", 27.78),
+    "dyfadet_aug": ("DyFADet + augmentation", 32.04),
+    "st_noaug": ("ST attention, no augmentation", 32.69),
+    "mgrec": ("augmentation + ST attention (mgrec)", 33.44),
+}
+TEST_SPLIT = "test"
+RECORD_NAME = "ablation_run.json"
+TEST_KEYS = ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_threshold", "num_predictions")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    config: str  # a key of PAPER_TABLE2: configs/demo/<config>.yaml
+    seed: int
+    epochs: int
+    overrides: tuple[str, ...]  # extra config overrides (besides data paths, seed, epochs)
+
+    def name(self) -> str:
+        """Run folder name; differs whenever the training would differ."""
+        name = f"{self.config}-seed{self.seed}-ep{self.epochs}"
+        if self.overrides:
+            name += "-" + hashlib.sha1("\n".join(self.overrides).encode()).hexdigest()[:8]
+        return name
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", choices=list(PAPER_TABLE2), default=list(PAPER_TABLE2),
+                        help="configs/demo/<name>.yaml to run (default: all five)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (quick runs)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ablation",
+                        help="folder for ablation.json and ablation.md")
+    parser.add_argument("--scratch", type=Path, default=REPO / "runs" / "ablation", help="folder for the run directories")
+    parser.add_argument("--demo-cache", type=Path, default=None, help="demo data folder (default: mgrec's demo cache)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for every run, e.g. train.device=cuda (repeatable)")
+    return parser.parse_args(argv)
+
+
+def run_config(spec: RunSpec, data_overrides: list[str]):
+    path = DEMO_CONFIGS / f"{spec.config}.yaml"
+    overrides = [*data_overrides, f"seed={spec.seed}", f"train.epochs={spec.epochs}", *spec.overrides]
+    return load_config(path, overrides)
+
+
+def configured_epochs(config_name: str, epochs: int | None) -> int:
+    return epochs if epochs is not None else load_config(DEMO_CONFIGS / f"{config_name}.yaml").train.epochs
+
+
+def epoch_seconds(run_dir: Path) -> float:
+    """Sum of the training epochs' wall times in metrics.jsonl (complete across resumes, validation excluded)."""
+    total = 0.0
+    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("kind") == "train":
+            total += float(record["seconds"])
+    return total
+
+
+def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) -> dict:
+    """Train (or resume, or reuse) one run and score it on the test split; returns its record."""
+    run_dir = scratch / spec.name()
+    record_path = run_dir / RECORD_NAME
+    eval_path = run_dir / f"eval_{TEST_SPLIT}.json"
+    if record_path.exists() and eval_path.exists():
+        log(f"{spec.name()}: finished earlier, reading {eval_path}")
+        return json.loads(record_path.read_text(encoding="utf-8"))
+
+    config = run_config(spec, data_overrides)
+    if record_path.exists():
+        training = json.loads(record_path.read_text(encoding="utf-8"))["training"]
+    else:
+        resume = (run_dir / "checkpoints" / "last_state.pt").exists()
+        log(f"{spec.name()}: {'resuming' if resume else 'training'} in {run_dir}")
+        result = train(config, run_dir, resume=resume, log=log, progress=False)
+        training = {
+            "seconds": round(result.seconds, 2),
+            "resumed": resume,  # then `seconds` covers only the resumed part; `epoch_seconds` is complete
+            "epoch_seconds": round(epoch_seconds(run_dir), 2),
+            "best_epoch": result.best_epoch,
+            "val": result.best_metrics,
+        }
+        record_path.write_text(json.dumps({"training": training}, indent=1), encoding="utf-8")
+
+    started = time.perf_counter()
+    test = evaluate_run(run_dir, TEST_SPLIT)
+    record = {
+        "config": spec.config,
+        "seed": spec.seed,
+        "epochs": spec.epochs,
+        "overrides": list(spec.overrides),
+        "run_dir": str(run_dir),
+        "training": training,
+        "test": {key: test[key] for key in TEST_KEYS},
+        "test_eval_seconds": round(time.perf_counter() - started, 2),
+    }
+    record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    log(f"{spec.name()}: test f1 {test['f1']:.4f} f1_miga {test['f1_miga']:.4f} average mAP {test['average_mAP']:.4f}")
+    return record
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _percent(values: list[float]) -> str:
+    mean, std = mean_std([100 * v for v in values])
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def summary_table(runs: list[dict]) -> str:
+    """Markdown: one row per config (Table 2 order) with mean ± std over its seeds."""
+    lines = [
+        "| configuration | runs | test F1 (%) | test F1 MiGA (%) | test average mAP (%) | training time (s) | paper F1 on SMG (%) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for config, (title, paper_f1) in PAPER_TABLE2.items():
+        group = [r for r in runs if r["config"] == config]
+        if not group:
+            continue
+        seconds = [r["training"]["seconds"] for r in group]
+        lines.append(
+            f"| {title} (`{config}`) | {len(group)} (seeds {', '.join(str(r['seed']) for r in group)}) "
+            f"| {_percent([r['test']['f1'] for r in group])} "
+            f"| {_percent([r['test']['f1_miga'] for r in group])} "
+            f"| {_percent([r['test']['average_mAP'] for r in group])} "
+            f"| {statistics.fmean(seconds):.0f} | {paper_f1:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(out: Path, runs: list[dict], meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps({**meta, "runs": runs}, indent=1) + "\n", encoding="utf-8")
+    epochs = sorted({r["epochs"] for r in runs})
+    text = [
+        "# Table 2 on the demo benchmark",
+        "",
+        f"Test split of the demo data (built with seed {meta['demo_seed']}), train.epochs = {', '.join(map(str, epochs))}; "
+        "F1 = strict one-to-one F1 at tIoU 0.3 with the score threshold tuned on val, MiGA = the challenge "
+        "starter kit's F1. Mean ± sample standard deviation over seeds. The paper's numbers are F1 on SMG with "
+        "VideoMAE V2-g features: context only, not comparable with the demo.",
+        "",
+        summary_table(runs),
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']}; torch {meta['torch_version']}, {meta['threads']} threads; {meta['date']}.",
+    ]
+    if any(r["overrides"] for r in runs):
+        text.append(f"Extra overrides: {sorted({o for r in runs for o in r['overrides']})}.")
+    (out / "ablation.md").write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} logical CPUs); {platform.platform()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise InputError(f"--threads must be at least 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
+        if args.epochs is not None and args.epochs < 1:
+            raise InputError(f"--epochs must be at least 1, got {args.epochs}")
+        demo_seed = 0
+        paths = build_demo(args.demo_cache, seed=demo_seed)
+        meta = {
+            "command": shlex.join(["python", "benchmarks/ablation.py", *argv]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_description(),
+            "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "demo_root": str(paths.root),
+            "demo_seed": demo_seed,
+            "split": TEST_SPLIT,
+        }
+        runs = []
+        for config in args.configs:
+            epochs = configured_epochs(config, args.epochs)
+            for seed in args.seeds:
+                spec = RunSpec(config, seed, epochs, tuple(args.override))
+                runs.append(run_one(spec, paths.overrides(), args.scratch))
+                write_results(args.out, runs, meta)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(runs))
+    print(f"wrote {args.out / 'ablation.json'} and {args.out / 'ablation.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,624 @@
+"""Size and speed of the detector at SMG scale: parameters, FLOPs, training step, inference, online update.
+
+    python benchmarks/speed.py --device cpu --model mgrec --threads 2 --json benchmarks/results/speed_cpu_mgrec.json
+    python benchmarks/speed.py table benchmarks/results/speed_cpu_*.json --out benchmarks/results/speed_cpu.md
+
+The model settings come from `configs/smg/base.yaml` (1408-d VideoMAE V2 giant features, 17 classes,
+embed 512, 6 pyramid levels) with `--model` as the variant; the data is random. What is measured:
+
+- `params`: trainable and frozen parameters of the detector.
+- `flops_forward_2304`: FLOPs of one forward pass of one video of `--length` steps, counted by
+  `torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-add; convolutions, matmuls and
+  attention only; element-wise operations are not counted).
+- `train_step_s_bs2`, `train_step_s_bs8`: one training iteration as `mgrec.train.loop` does it:
+  zero_grad, forward, target assignment, loss, backward, gradient clipping, AdamW step, EMA update,
+  on crops of `--length` steps holding random ground truth. Median of `--repeats` after warm-up.
+- `peak_mem_train_bs2_bytes`: on CUDA `torch.cuda.max_memory_allocated` over the batch-2 steps; on
+  CPU the peak resident set size (VmHWM) of the whole process over those steps, after resetting the
+  peak through /proc/self/clear_refs (Linux); `peak_mem_method` says which applied.
+- `infer_s_2304`, `infer_s_6912`: one whole video of `--length` and 3 x `--length` steps through
+  `mgrec.postprocess.video.detect_video` (network, decoding, Soft-NMS, conversion to detections);
+  `infer_net_s_*` is the network alone and `infer_post_s_*` decoding + NMS alone.
+- `online_update_s`: one update of `mgrec.infer.online.OnlineDetector` (network and hard-set
+  post-processing over its history window, then the emission rule) on the demo model
+  (`configs/demo/mgrec.yaml`, random init), with the window full.
+
+On CUDA the device is synchronised before every timer read; `--dtype bf16` runs under autocast.
+The key names say 2304 and 6912 (the SMG setting); with another `--length` they hold the values for
+`length` and `long_length`, which the JSON records as well.
+
+`table` puts result files side by side with the released DyFADet and ActionFormer measured in the same
+setting (`ANCHORS`), as a markdown table with the ratios to the released DyFADet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mgrec.config import MODEL_VARIANTS, Config, load_config
+from mgrec.data.datasets import pad_video
+from mgrec.errors import InputError
+from mgrec.infer.offline import Detector as LoadedDetector
+from mgrec.infer.online import OnlineDetector
+from mgrec.model.detector import Detector, build_detector
+from mgrec.postprocess.decode import decode_video
+from mgrec.postprocess.nms import nms
+from mgrec.postprocess.video import detect_video
+from mgrec.timeline import FeatureGrid
+from mgrec.train.assign import Points, assign_batch, make_points
+from mgrec.train.losses import DetectionLoss
+from mgrec.train.loop import ema_decay_at, update_ema
+
+REPO = Path(__file__).resolve().parents[1]
+SMG_CONFIG = REPO / "configs" / "smg" / "base.yaml"
+DEMO_CONFIG = REPO / "configs" / "demo" / "mgrec.yaml"
+# Untimed iterations before each measurement: lazy initialisation, allocator and cache warm-up.
+WARMUP_ITERATIONS = 2
+# Random ground truth of a training crop: an SMG crop of 2304 steps (5.5 min at 7 steps/s) holds
+# about this many micro-gestures, lasting a few steps to a few tens of steps.
+SEGMENTS_PER_CROP = 50
+SEGMENT_STEPS = (4, 100)
+LONG_VIDEO_FACTOR = 3  # the long inference video is this many times --length (6912 = 3 x 2304)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
+    parser.add_argument("--model", choices=MODEL_VARIANTS, default="mgrec", help="detector variant (default mgrec)")
+    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast (default fp32)")
+    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--length", type=int, default=2304, help="training crop / short video length in steps")
+    parser.add_argument("--input-dim", type=int, default=None, help="feature size (default: the config's, 1408)")
+    parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the config's, 17)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed iterations per measurement (median)")
+    parser.add_argument("--skip-bs8", action="store_true", help="do not time batch 8 (slow on CPU); recorded as null")
+    parser.add_argument("--online-updates", type=int, default=50, help="timed online updates (median)")
+    parser.add_argument("--config", type=Path, default=SMG_CONFIG, help="model settings (default configs/smg/base.yaml)")
+    parser.add_argument("--online-config", type=Path, default=DEMO_CONFIG,
+                        help="model of the online update (default configs/demo/mgrec.yaml)")
+    parser.add_argument("--online-history", type=int, default=None,
+                        help="online window in steps (default: the detector's, 2 x data.max_seq_len)")
+    parser.add_argument("--profile", action="store_true", help="also profile one training step and one inference")
+    parser.add_argument("--profile-rows", type=int, default=15, help="operators listed by --profile")
+    return parser.parse_args(argv)
+
+
+# -- set-up ---------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: this machine's torch has no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def benchmark_config(path: Path, variant: str, input_dim: int | None, classes: int | None) -> Config:
+    """The config at `path` with the model variant (and optionally feature size, classes) replaced."""
+    overrides = [f"model.variant={variant}"]
+    if input_dim is not None:
+        overrides += [f"model.input_dim={input_dim}", f"data.feature_dim={input_dim}"]
+    if classes is not None:
+        overrides.append(f"model.num_classes={classes}")
+    return load_config(path, overrides)
+
+
+def autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(run: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median wall time of `run` over `repeats` calls, after `WARMUP_ITERATIONS` untimed ones."""
+    for _ in range(WARMUP_ITERATIONS):
+        run()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+def _proc_status_bytes(key: str) -> int | None:
+    """A memory line of /proc/self/status (e.g. VmHWM, VmRSS) in bytes; None where there is none."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024  # the kernel reports kB
+    return None
+
+
+def reset_peak_memory(device: torch.device) -> str:
+    """Start a peak-memory measurement; returns how the peak will be measured."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "torch.cuda.max_memory_allocated (tensors on the GPU only)"
+    if _proc_status_bytes("VmHWM") is None:
+        return "unavailable (no /proc/self/status on this system)"
+    try:
+        # Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS.
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return "VmHWM of /proc/self/status: peak RSS of the whole process since its start (reset not permitted)"
+    return "VmHWM of /proc/self/status: peak RSS of the whole process (model, optimiser, Python), reset just before"
+
+
+def read_peak_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return _proc_status_bytes("VmHWM")
+
+
+def current_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    return _proc_status_bytes("VmRSS")
+
+
+# -- random data ----------------------------------------------------------------------------
+
+
+def random_crops(batch: int, length: int, config: Config, device: torch.device, generator: torch.Generator):
+    """Random features (B, C, T), an all-true mask and random ground truth for each crop."""
+    features = torch.randn(batch, config.model.input_dim, length, generator=generator).to(device)
+    mask = torch.ones(batch, 1, length, dtype=torch.bool, device=device)
+    segments, labels = [], []
+    for _ in range(batch):
+        durations = torch.randint(*SEGMENT_STEPS, (SEGMENTS_PER_CROP,), generator=generator).clamp(max=length - 1)
+        starts = (torch.rand(SEGMENTS_PER_CROP, generator=generator) * (length - durations)).floor()
+        segments.append(torch.stack([starts, starts + durations], dim=1).float().to(device))
+        labels.append(torch.randint(0, config.model.num_classes, (SEGMENTS_PER_CROP,), generator=generator).to(device))
+    return features, mask, segments, labels
+
+
+def pyramid_points(model: Detector, length: int, config: Config, device: torch.device) -> Points:
+    # Every level halves the length exactly (length is a multiple of the largest stride).
+    lengths = [length // stride for stride in model.strides]
+    return make_points(lengths, model.strides, config.model.regression_ranges).to(device)
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+
+def forward_flops(model: Detector, input_dim: int, length: int, device: torch.device) -> int:
+    """FLOPs of one forward pass of one video of `length` steps (eval mode, no gradients)."""
+    model.eval()
+    features = torch.randn(1, input_dim, length, device=device)
+    mask = torch.ones(1, 1, length, dtype=torch.bool, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(features, mask)
+    return int(counter.get_total_flops())
+
+
+def make_train_step(model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool,
+                    seed: int = 0) -> Callable[[], float]:
+    """One training iteration of `mgrec.train.loop` on a fixed random batch, as a callable returning the loss."""
+    generator = torch.Generator().manual_seed(seed)
+    features, mask, segments, labels = random_crops(batch, length, config, device, generator)
+    points = pyramid_points(model, length, config, device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
+    criterion = DetectionLoss(config.train)
+    steps_done = 0
+
+    def step() -> float:
+        nonlocal steps_done
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, bf16):
+            out = model(features, mask)
+        cls_logits = torch.cat(out.cls_logits, dim=1).float()
+        offsets = torch.cat(out.offsets, dim=1).float()
+        valid = torch.cat(out.masks, dim=1)
+        targets = assign_batch(points, segments, labels, config.model.num_classes, config.train.center_radius, valid)
+        parts = criterion(cls_logits, offsets, targets.cls_targets, targets.reg_targets, targets.positive, valid)
+        parts.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
+        optimizer.step()
+        update_ema(ema, model, ema_decay_at(steps_done, config.train.ema_decay))
+        steps_done += 1
+        return float(parts.total.detach())
+
+    return step
+
+
+def time_training(model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool,
+                  repeats: int, measure_memory: bool = False) -> dict:
+    """Median step time; with `measure_memory`, the peak memory over set-up, warm-up and timed steps."""
+    initial = copy.deepcopy(model.state_dict())  # every measurement starts from the same weights
+    method = reset_peak_memory(device) if measure_memory else None
+    before = current_memory(device) if measure_memory else None
+    step = make_train_step(model, config, batch, length, device, bf16)
+    seconds = median_seconds(step, device, repeats)
+    result = {"seconds": seconds}
+    if measure_memory:
+        synchronize(device)
+        result.update(peak=read_peak_memory(device), before=before, method=method)
+    del step
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict(initial)
+    return result
+
+
+def time_inference(model: Detector, config: Config, length: int, device: torch.device, bf16: bool, repeats: int) -> dict:
+    """One video of `length` random feature steps: whole `detect_video`, network alone, post-processing alone."""
+    model.eval()
+    rng = np.random.default_rng(length)
+    features = rng.standard_normal((length, config.model.input_dim), dtype=np.float32)
+    grid = FeatureGrid(config.data.fps or 28.0, config.data.stride, config.data.window)
+    classes = [f"class{k}" for k in range(config.model.num_classes)]
+    post = config.postprocess
+
+    def whole() -> None:
+        with autocast(device, bf16):
+            detect_video(model, features, grid, post, classes, "benchmark")
+
+    x, mask = pad_video(features, model.max_div_factor)
+    x, mask = x.to(device), mask.to(device)
+
+    @torch.inference_mode()
+    def network():
+        with autocast(device, bf16):
+            return model(x, mask)
+
+    out = network()
+    # As detect_video does: one video's levels in float32, on the model's device.
+    levels = ([c[0].float() for c in out.cls_logits], [o[0].float() for o in out.offsets], [m[0] for m in out.masks])
+
+    def postprocess() -> int:
+        raw = decode_video(*levels, out.strides, post)
+        kept_segments, _, _ = nms(raw.segments, raw.scores, raw.labels, post)
+        return kept_segments.shape[0]
+
+    return {
+        "total": median_seconds(whole, device, repeats),
+        "net": median_seconds(network, device, repeats),
+        "post": median_seconds(postprocess, device, repeats),
+        "detections": postprocess(),
+    }
+
+
+def time_online_update(config_path: Path, device: torch.device, bf16: bool, updates: int, history: int | None) -> dict:
+    """Wall time of one `OnlineDetector` update with a full window, on a randomly initialised model.
+
+    Every pushed chunk is exactly one hop, so every push is one update. The window is filled
+    first (those updates are the warm-up) and then `updates` pushes are timed.
+    """
+    config = load_config(config_path)
+    torch.manual_seed(config.seed)
+    model = build_detector(config.model).to(device).eval()
+    classes = [f"class{k}" for k in range(config.model.num_classes)]
+    loaded = LoadedDetector(model, config, classes, config.postprocess, run_dir=config_path.parent)
+    online = OnlineDetector(loaded, fps=config.data.fps, history=history)
+    rng = np.random.default_rng(0)
+
+    def push() -> None:
+        with autocast(device, bf16):
+            online.push(rng.standard_normal((online.hop, config.data.feature_dim), dtype=np.float32))
+
+    for _ in range(-(-online.history // online.hop)):
+        push()
+    times = []
+    for _ in range(updates):
+        started = time.perf_counter()
+        push()
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    return {
+        "seconds": statistics.median(times),
+        "p90_seconds": float(np.percentile(times, 90)),
+        "history": online.history,
+        "hop": online.hop,
+        "config": str(config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path),
+        "params": count_parameters(model),
+    }
+
+
+def profile(model: Detector, config: Config, length: int, device: torch.device, bf16: bool, rows: int) -> dict:
+    """torch.profiler over one training step (batch 2) and one network pass; prints the top operators."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sort_key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    step = make_train_step(model, config, 2, length, device, bf16)
+    step()  # warm-up outside the profile
+    model.eval()
+    features = torch.randn(1, config.model.input_dim, length, device=device)
+    mask = torch.ones(1, 1, length, dtype=torch.bool, device=device)
+    report = {}
+    for name, run in (("train_step_bs2", step), ("inference_net", lambda: model(features, mask))):
+        with torch_profile(activities=activities, record_shapes=True) as prof:
+            if name == "inference_net":
+                with torch.inference_mode(), autocast(device, bf16):
+                    run()
+            else:
+                run()
+            synchronize(device)
+        print(f"\n== profile: {name} ({config.model.variant}, T={length}) ==")
+        print(prof.key_averages().table(sort_by=sort_key, row_limit=rows))
+        print(f"-- {name}: by operator and input shapes --")
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by=sort_key, row_limit=rows))
+        events = sorted(prof.key_averages(), key=lambda e: getattr(e, sort_key), reverse=True)[:rows]
+        total = sum(getattr(e, sort_key) for e in prof.key_averages()) or 1.0
+        report[name] = [
+            {"op": e.key, "self_ms": round(getattr(e, sort_key) / 1000.0, 3),
+             "share": round(getattr(e, sort_key) / total, 4), "calls": e.count}
+            for e in events
+        ]
+    model.zero_grad(set_to_none=True)
+    return report
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}; {platform.platform()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} logical CPUs); {platform.platform()}"
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    for name in ("repeats", "online_updates"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    bf16 = args.dtype == "bf16"
+    config = benchmark_config(args.config, args.model, args.input_dim, args.classes)
+    torch.manual_seed(config.seed)
+    model = build_detector(config.model).to(device)
+    if args.length % model.max_div_factor != 0:
+        raise InputError(f"--length {args.length} must be a multiple of the largest pyramid stride {model.max_div_factor}")
+    long_length = LONG_VIDEO_FACTOR * args.length
+    load_at_start = load_average()
+
+    def say(message: str) -> None:
+        print(f"[{args.model} {args.device} {args.dtype}] {message}", file=sys.stderr, flush=True)
+
+    params = count_parameters(model)
+    say(f"{params / 1e6:.2f} M parameters")
+    flops = forward_flops(model, config.model.input_dim, args.length, device)
+    say(f"forward at T={args.length}: {flops / 1e9:.1f} GFLOPs")
+
+    short = time_inference(model, config, args.length, device, bf16, args.repeats)
+    say(f"inference T={args.length}: {short['total']:.3f} s (net {short['net']:.3f} s, post {short['post']:.3f} s)")
+    long = time_inference(model, config, long_length, device, bf16, args.repeats)
+    say(f"inference T={long_length}: {long['total']:.3f} s (net {long['net']:.3f} s, post {long['post']:.3f} s)")
+    online = time_online_update(args.online_config, device, bf16, args.online_updates, args.online_history)
+    say(f"online update (demo model, window {online['history']}): {online['seconds'] * 1000:.1f} ms")
+
+    bs2 = time_training(model, config, 2, args.length, device, bf16, args.repeats, measure_memory=True)
+    peak = bs2["peak"]
+    say(f"train step bs2: {bs2['seconds']:.3f} s, peak memory {peak / 2**30 if peak else float('nan'):.2f} GiB")
+    bs8 = None
+    if not args.skip_bs8:
+        bs8 = time_training(model, config, 8, args.length, device, bf16, args.repeats)
+        say(f"train step bs8: {bs8['seconds']:.3f} s")
+
+    results = {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "params": params,
+        "flops_forward_2304": flops,
+        "train_step_s_bs2": bs2["seconds"],
+        "train_step_s_bs8": None if bs8 is None else bs8["seconds"],
+        "peak_mem_train_bs2_bytes": peak,
+        "infer_s_2304": short["total"],
+        "infer_s_6912": long["total"],
+        "infer_net_s_2304": short["net"],
+        "infer_post_s_2304": short["post"],
+        "infer_net_s_6912": long["net"],
+        "infer_post_s_6912": long["post"],
+        "online_update_s": online["seconds"],
+        "online_update_p90_s": online["p90_seconds"],
+        "online_history_steps": online["history"],
+        "online_hop_steps": online["hop"],
+        "online_model_config": online["config"],
+        "online_model_params": online["params"],
+        "online_note": ("random init: its scores sit near the class prior, below the F1 threshold, so the "
+                        "hard-set post-processing has almost nothing to do; a trained model adds its NMS over "
+                        "the few detections above the threshold (benchmarks/online_eval.py measures trained runs)"),
+        "peak_mem_method": bs2["method"],
+        "mem_before_train_bs2_bytes": bs2["before"],
+        "detections_2304": short["detections"],
+        "length": args.length,
+        "long_length": long_length,
+        "batch_sizes": [2] if bs8 is None else [2, 8],
+        "repeats": args.repeats,
+        "warmup_iterations": WARMUP_ITERATIONS,
+        "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_description(device),
+        "load_average_start": load_at_start,
+        "load_average_end": load_average(),
+        "command": shlex.join(["python", "benchmarks/speed.py", *argv]),
+    }
+    if args.profile:
+        results["profile"] = profile(model, config, args.length, device, bf16, args.profile_rows)
+    return results
+
+
+# The released implementations measured in the same setting (SMG scale, random data, 2-core CPU,
+# fp32, torch threads 2): keys as in our JSON. Peak memory is the process's peak RSS.
+ANCHORS = {
+    "DyFADet release": {
+        "flops_forward_2304": 196.7e9, "train_step_s_bs2": 7.77, "peak_mem_train_bs2_bytes": 5.7e9,
+        "infer_s_2304": 1.94, "infer_net_s_2304": 1.85, "infer_post_s_2304": 0.09, "infer_s_6912": 5.67,
+    },
+    "ActionFormer release": {"train_step_s_bs2": 3.42, "infer_s_2304": 0.64},
+}
+RATIO_BASE = "DyFADet release"
+# Goals for mgrec on CPU: training step <= 0.5x and inference <= 0.25x of the released DyFADet;
+# online update of the demo model <= 10 ms.
+GOALS = {"train_step_s_bs2": ("<=", 0.5 * 7.77), "infer_s_2304": ("<=", 0.25 * 1.94), "online_update_s": ("<=", 0.010)}
+# (key, row title, scale, format) in table order
+TABLE_ROWS = [
+    ("params", "parameters (M)", 1e-6, "{:.2f}"),
+    ("flops_forward_2304", "forward GFLOPs, T = 2304", 1e-9, "{:.1f}"),
+    ("train_step_s_bs2", "training step, batch 2 (s)", 1, "{:.2f}"),
+    ("train_step_s_bs8", "training step, batch 8 (s)", 1, "{:.2f}"),
+    ("peak_mem_train_bs2_bytes", "peak memory, training batch 2 (GB)", 1e-9, "{:.2f}"),
+    ("infer_s_2304", "inference T = 2304 (s)", 1, "{:.3f}"),
+    ("infer_net_s_2304", "  network (s)", 1, "{:.3f}"),
+    ("infer_post_s_2304", "  decode + NMS (s)", 1, "{:.3f}"),
+    ("infer_s_6912", "inference T = 6912 (s)", 1, "{:.3f}"),
+    ("online_update_s", "online update, demo model (ms)", 1e3, "{:.1f}"),
+]
+
+
+def speed_table(results: list[dict]) -> str:
+    """Markdown: one column per result file and per anchor; each value of ours with its ratio to `RATIO_BASE`."""
+    columns = [f"{r['model']} ({r['device']} {r['dtype']})" for r in results] + list(ANCHORS)
+    lines = ["| | " + " | ".join(columns) + " | goal |", "|---" * (len(columns) + 2) + "|"]
+    for key, title, scale, form in TABLE_ROWS:
+        base = ANCHORS[RATIO_BASE].get(key)
+        cells = []
+        for r in results:
+            value = r.get(key)
+            cell = "—" if value is None else form.format(value * scale)
+            if value is not None and base:
+                cell += f" ({value / base:.2f}×)"
+            cells.append(cell)
+        cells += ["—" if key not in anchor else form.format(anchor[key] * scale) for anchor in ANCHORS.values()]
+        goal = ""
+        if key in GOALS:
+            relation, bound = GOALS[key]
+            goal = f"mgrec {relation} {form.format(bound * scale)}"
+        lines.append(f"| {title} | " + " | ".join(cells) + f" | {goal} |")
+    return "\n".join(lines)
+
+
+def goal_check(results: list[dict]) -> list[str]:
+    """One line per goal for each mgrec result: met or missed, with the numbers."""
+    lines = []
+    for r in results:
+        if r["model"] != "mgrec":
+            continue
+        for key, (relation, bound) in GOALS.items():
+            value = r.get(key)
+            if value is None:
+                continue
+            met = value <= bound if relation == "<=" else value >= bound
+            lines.append(f"- mgrec {key} = {value:.4g} {'meets' if met else 'MISSES'} the goal {relation} {bound:.4g}")
+    return lines
+
+
+def write_table(paths: list[Path], out: Path) -> None:
+    """The markdown report of several result files (see `speed_table`)."""
+    results = []
+    for path in paths:
+        try:
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not a readable speed.py result ({exc})") from None
+        missing = [key for key, *_ in TABLE_ROWS if key not in results[-1]]
+        if missing:
+            raise InputError(f"{path}: not a speed.py result, keys missing: {', '.join(missing)}")
+    loads = [r.get("load_average_start") for r in results]
+    text = [
+        "# Detector speed at SMG scale",
+        "",
+        "Random data, model settings of configs/smg/base.yaml (1408-d input, 17 classes, embed 512, 6 levels); "
+        "medians after warm-up. In parentheses: ratio to the released DyFADet in the same setting. Online update: "
+        "one OnlineDetector update on the demo model (configs/demo/mgrec.yaml, random init, window "
+        f"{results[0]['online_history_steps']} steps).",
+        "",
+        speed_table(results),
+        "",
+        *goal_check(results),
+        "",
+        "| result | machine | torch | threads | load average at start (1, 5, 15 min) | date | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r, load in zip(results, loads):
+        text.append(f"| {r['model']} | {r['machine']} | {r['torch_version']} | {r['threads']} | {load} | {r['date']} "
+                    f"| `{r['command']}` |")
+    text += ["", f"Peak memory: {results[0]['peak_mem_method']}."]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["table"]:
+        parser = argparse.ArgumentParser(prog="speed.py table", description="markdown table of speed.py results")
+        parser.add_argument("results", nargs="+", type=Path, help="JSON files written by speed.py")
+        parser.add_argument("--out", type=Path, required=True, help="markdown file to write")
+        table_args = parser.parse_args(argv[1:])
+        try:
+            write_table(table_args.results, table_args.out)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {table_args.out}", file=sys.stderr)
+        return 0
+    args = parse_args(argv)
+    try:
+        results = run_benchmark(args, argv)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

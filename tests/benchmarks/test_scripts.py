@@ -1,0 +1,233 @@
+"""The benchmark scripts run end to end at tiny sizes, so they cannot rot; their helpers are checked by hand."""
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mgrec.config import load_config
+from mgrec.infer.evaluate import evaluate_run
+from mgrec.model.detector import build_detector
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_BASE = REPO / "configs" / "demo" / "base.yaml"
+TINY_MODEL = ["model.embed_dim=16", "model.mlp_dim=32", "model.head_dim=16"]
+SPEED_KEYS = {
+    "params", "flops_forward_2304", "train_step_s_bs2", "train_step_s_bs8", "peak_mem_train_bs2_bytes",
+    "infer_s_2304", "infer_s_6912", "infer_net_s_2304", "infer_post_s_2304", "online_update_s",
+    "device", "dtype", "torch_version", "threads", "model", "date", "machine", "command",
+}
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def speed():
+    return load_script("speed")
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    return load_script("ablation")
+
+
+# -- speed.py ---------------------------------------------------------------------------------
+
+
+def test_speed_writes_every_key(speed, tmp_path):
+    out = tmp_path / "speed.json"
+    argv = ["--device", "cpu", "--model", "actionformer", "--config", str(DEMO_BASE), "--length", "64",
+            "--repeats", "1", "--online-updates", "1", "--online-history", "64", "--skip-bs8", "--threads", "1",
+            "--json", str(out)]
+    assert speed.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert SPEED_KEYS <= result.keys()
+    config = load_config(DEMO_BASE, ["model.variant=actionformer"])
+    assert result["params"] == sum(p.numel() for p in build_detector(config.model).parameters())
+    assert result["model"] == "actionformer" and result["device"] == "cpu" and result["threads"] == 1
+    assert (result["length"], result["long_length"]) == (64, 192)
+    assert result["train_step_s_bs8"] is None  # --skip-bs8
+    for key in ("train_step_s_bs2", "infer_s_2304", "infer_s_6912", "infer_net_s_2304", "infer_post_s_2304",
+                "online_update_s"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    assert result["flops_forward_2304"] > 0
+    if Path("/proc/self/status").exists():
+        assert "VmHWM" in result["peak_mem_method"]
+        assert result["peak_mem_train_bs2_bytes"] >= result["mem_before_train_bs2_bytes"] > 0
+
+
+def test_speed_rejects_a_length_the_pyramid_cannot_halve(speed, tmp_path, capsys):
+    argv = ["--device", "cpu", "--config", str(DEMO_BASE), "--length", "100", "--json", str(tmp_path / "x.json")]
+    assert speed.main(argv) == 2
+    assert "--length 100 must be a multiple of the largest pyramid stride 16" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_forward_flops_of_a_convolution_match_the_hand_count(speed):
+    class OneConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(6, 10, kernel_size=3, padding=1, bias=False)
+
+        def forward(self, x, mask):
+            return self.conv(x) * mask
+
+    # 2 FLOPs per multiply-add: 2 * C_in * C_out * kernel * T
+    assert speed.forward_flops(OneConv(), input_dim=6, length=50, device=torch.device("cpu")) == 2 * 6 * 10 * 3 * 50
+
+
+def test_random_ground_truth_lies_inside_the_crop(speed):
+    config = load_config(DEMO_BASE)
+    features, mask, segments, labels = speed.random_crops(3, 64, config, torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert features.shape == (3, config.model.input_dim, 64) and bool(mask.all())
+    for seg, lab in zip(segments, labels):
+        assert seg.shape == (speed.SEGMENTS_PER_CROP, 2)
+        assert bool((seg[:, 0] >= 0).all() and (seg[:, 1] <= 64).all() and (seg[:, 1] > seg[:, 0]).all())
+        assert bool((lab >= 0).all() and (lab < config.model.num_classes).all())
+
+
+def test_a_training_step_trains_and_time_training_restores_the_weights(speed):
+    config = load_config(DEMO_BASE, ["model.variant=dyfadet", *TINY_MODEL])
+    torch.manual_seed(0)
+    model = build_detector(config.model)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    step = speed.make_train_step(model, config, batch=2, length=64, device=torch.device("cpu"), bf16=False)
+    losses = [step() for _ in range(3)]
+    assert all(math.isfinite(loss) for loss in losses)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, initial[k])]
+    assert changed, "AdamW steps left every weight unchanged"
+
+    model.load_state_dict(initial)
+    timed = speed.time_training(model, config, 2, 64, torch.device("cpu"), False, repeats=1)
+    assert timed["seconds"] > 0
+    assert all(torch.equal(v, initial[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+# -- ablation.py ------------------------------------------------------------------------------
+
+
+def test_mean_and_sample_std_by_hand(ablation):
+    mean, std = ablation.mean_std([0.2, 0.4])
+    assert mean == pytest.approx(0.3) and std == pytest.approx(math.sqrt(0.02))
+    assert ablation.mean_std([0.25]) == (0.25, None)
+
+
+def test_summary_table_rows_follow_table2_order(ablation):
+    def run(config, seed, f1):
+        return {"config": config, "seed": seed, "training": {"seconds": 10.0 * (seed + 1)},
+                "test": {"f1": f1, "f1_miga": f1, "average_mAP": 0.5}}
+
+    table = ablation.summary_table([run("mgrec", 0, 0.2), run("dyfadet", 0, 0.1), run("mgrec", 1, 0.4)])
+    rows = table.splitlines()[2:]
+    assert len(rows) == 2 and "`dyfadet`" in rows[0] and "`mgrec`" in rows[1]
+    assert "| 2 (seeds 0, 1) | 30.00 ± 14.14 | 30.00 ± 14.14 | 50.00 ± 0.00 | 15 | 33.44 |" in rows[1]
+    assert "| 1 (seeds 0) | 10.00 | 10.00 | 50.00 | 10 | 27.78 |" in rows[0]
+
+
+def test_run_names_differ_whenever_training_differs(ablation):
+    names = {
+        ablation.RunSpec("mgrec", 0, 15, ()).name(),
+        ablation.RunSpec("mgrec", 1, 15, ()).name(),
+        ablation.RunSpec("mgrec", 0, 2, ()).name(),
+        ablation.RunSpec("dyfadet", 0, 15, ()).name(),
+        ablation.RunSpec("mgrec", 0, 15, ("model.embed_dim=16",)).name(),
+    }
+    assert len(names) == 5
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("seglearn") is None or importlib.util.find_spec("aeon") is None,
+    reason="demo data not installed (pip install --no-deps seglearn==1.2.5 aeon==1.6.0)",
+)
+def test_ablation_trains_scores_and_resumes(ablation, tmp_path, monkeypatch):
+    tiny = [f"--override={item}" for item in [*TINY_MODEL, "data.max_seq_len=256", "train.crops_per_video=1",
+                                               "train.batch_size=8", "postprocess.max_detections=100"]]
+    argv = ["--configs", "dyfadet", "--seeds", "0", "--epochs", "1", "--threads", "1", "--demo-cache",
+            str(tmp_path / "demo"), "--scratch", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *tiny]
+    assert ablation.main(argv) == 0
+    report = json.loads((tmp_path / "out" / "ablation.json").read_text())
+    (run,) = report["runs"]
+    run_dir = Path(run["run_dir"])
+    assert run_dir.parent == tmp_path / "runs" and run_dir.name.startswith("dyfadet-seed0-ep1-")
+    scored = json.loads((run_dir / "eval_test.json").read_text())
+    assert scored["split"] == "test"
+    assert run["test"]["f1"] == scored["f1"] and 0.0 <= scored["f1"] <= 1.0
+    assert load_config(run_dir / "config.yaml").seed == 0
+    table = (tmp_path / "out" / "ablation.md").read_text()
+    assert "| DyFADet (`dyfadet`) | 1 (seeds 0) |" in table
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run was redone")
+
+    # finished and scored: neither trained nor scored again
+    monkeypatch.setattr(ablation, "train", must_not_run)
+    monkeypatch.setattr(ablation, "evaluate_run", must_not_run)
+    assert ablation.main(argv) == 0
+    assert json.loads((tmp_path / "out" / "ablation.json").read_text())["runs"] == [run]
+
+    # trained but not scored: scored again (same weights, same score), not trained
+    (run_dir / "eval_test.json").unlink()
+    monkeypatch.setattr(ablation, "evaluate_run", evaluate_run)
+    assert ablation.main(argv) == 0
+    (again,) = json.loads((tmp_path / "out" / "ablation.json").read_text())["runs"]
+    assert again["test"] == run["test"]
+
+
+# -- gpu.sh ---------------------------------------------------------------------------------
+
+
+def test_gpu_script_parses():
+    subprocess.run(["bash", "-n", str(REPO / "benchmarks" / "gpu.sh")], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils timeout")
+def test_gpu_script_smoke_mode_runs_on_cpu(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("av")
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHON": sys.executable, "OUT": str(tmp_path),
+           "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--smoke"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "failures.txt").read_text() == ""
+    speed_result = json.loads((tmp_path / "speed_cpu_smoke.json").read_text())
+    assert speed_result["dtype"] == "bf16" and speed_result["params"] > 0
+    extraction = json.loads((tmp_path / "extract_videomae_smoke.json").read_text())
+    # 2 s at 28 fps = 56 frames; 16-frame windows every 4 frames: (56 - 16) // 4 + 1 = 11 clips
+    assert (extraction["end_to_end"]["frames"], extraction["end_to_end"]["clips"]) == (56, 11)
+    assert extraction["model_alone"]["clips_per_s"] > 0
+
+
+def test_speed_table_shows_ratios_to_the_released_dyfadet(speed, tmp_path):
+    keys = [key for key, *_ in speed.TABLE_ROWS]
+    result = {key: None for key in keys} | {
+        "model": "mgrec", "device": "cpu", "dtype": "fp32", "params": 2_500_000, "flops_forward_2304": 98.3e9,
+        "train_step_s_bs2": 3.885, "infer_s_2304": 0.97, "online_update_s": 0.02, "online_history_steps": 2048,
+        "machine": "test", "torch_version": "x", "threads": 2, "load_average_start": [1.0, 1.0, 1.0],
+        "date": "today", "command": "python benchmarks/speed.py", "peak_mem_method": "VmHWM",
+    }
+    path = tmp_path / "mgrec.json"
+    path.write_text(json.dumps(result))
+    assert speed.main(["table", str(path), "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "| parameters (M) | 2.50 | — | — |" in table
+    assert "| forward GFLOPs, T = 2304 | 98.3 (0.50×) | 196.7 | — |" in table
+    assert "| training step, batch 2 (s) | 3.88 (0.50×) | 7.77 | 3.42 | mgrec <= 3.88 |" in table
+    assert "| training step, batch 8 (s) | — | — | — |" in table
+    assert "- mgrec train_step_s_bs2 = 3.885 meets the goal <= 3.885" in table
+    assert "- mgrec infer_s_2304 = 0.97 MISSES the goal <= 0.485" in table
+    assert "- mgrec online_update_s = 0.02 MISSES the goal <= 0.01" in table

@@ -1,0 +1,226 @@
+"""The assembled detector: contract shapes, padding invariance, gradient flow, init, optimiser groups."""
+
+import math
+
+import pytest
+import torch
+
+from mgrec.config import MODEL_VARIANTS, ModelConfig
+from mgrec.errors import InputError
+from mgrec.model.detector import build_detector
+
+VARIANTS = list(MODEL_VARIANTS)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second intra-op thread only adds waiting on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_config(variant: str, **overrides) -> ModelConfig:
+    settings = dict(
+        variant=variant,
+        input_dim=24,
+        num_classes=5,
+        embed_dim=32,
+        mlp_dim=48,
+        head_dim=32,
+        attention_mlp_ratio=4,
+        transformer_heads=4,
+        transformer_window=5,
+        kernel_expansion=2.0,
+    )
+    settings.update(overrides)
+    return ModelConfig(**settings)
+
+
+def prefix_mask(lengths, total):
+    return (torch.arange(total)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)
+
+
+def perturbed(model):
+    """Add noise to every parameter so that no branch is silent (LayerScale 1e-4, a = 0 in the
+    dyfadet fusion): a leak of padding anywhere then shows up at full size."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=generator))
+    return model
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_output_shapes_strides_and_masks(variant):
+    torch.manual_seed(0)
+    model = build_detector(tiny_config(variant)).eval()
+    assert model.max_div_factor == 32
+    mask = prefix_mask([64, 45], 64)
+    out = model(torch.randn(2, 24, 64), mask)
+    assert out.strides == [1, 2, 4, 8, 16, 32]
+    for level, stride in enumerate(out.strides):
+        length = 64 // stride
+        assert out.cls_logits[level].shape == (2, length, 5)
+        assert out.offsets[level].shape == (2, length, 2)
+        assert out.masks[level].dtype == torch.bool
+        assert torch.equal(out.masks[level], mask[:, 0, ::stride])
+        assert torch.all(out.offsets[level] >= 0)
+        assert torch.all(torch.isfinite(out.cls_logits[level]))
+
+
+def test_default_config_builds_and_runs():
+    torch.manual_seed(0)
+    model = build_detector(ModelConfig()).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 1408, 32), torch.ones(1, 1, 32, dtype=torch.bool))
+    assert [tuple(c.shape) for c in out.cls_logits] == [(1, 32 // s, 17) for s in (1, 2, 4, 8, 16, 32)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_padding_with_garbage_does_not_change_real_outputs(variant):
+    torch.manual_seed(0)
+    model = perturbed(build_detector(tiny_config(variant))).eval()
+    video = torch.randn(1, 24, 64)
+    with torch.no_grad():
+        alone = model(video, torch.ones(1, 1, 64, dtype=torch.bool))
+        garbage = torch.randn(1, 24, 64) * 10
+        garbage[0, 3, 5], garbage[0, 7, 0] = float("nan"), float("inf")
+        padded = model(torch.cat([video, garbage], -1), prefix_mask([64], 128))
+    for level, stride in enumerate(alone.strides):
+        real = 64 // stride
+        assert torch.allclose(padded.cls_logits[level][:, :real], alone.cls_logits[level], atol=1e-5, rtol=1e-4)
+        assert torch.allclose(padded.offsets[level][:, :real], alone.offsets[level], atol=1e-5, rtol=1e-4)
+        assert not padded.masks[level][:, real:].any()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_batching_with_a_shorter_video_matches_running_it_alone(variant):
+    # A real length (37) that is odd at several levels, batched next to a full-length video.
+    torch.manual_seed(0)
+    model = perturbed(build_detector(tiny_config(variant))).eval()
+    short = torch.randn(1, 24, 37)
+    other = torch.randn(1, 24, 64)
+    with torch.no_grad():
+        batch = model(torch.cat([torch.cat([short, torch.randn(1, 24, 27)], -1), other]), prefix_mask([37, 64], 64))
+        alone = model(torch.cat([short, torch.zeros(1, 24, 91)], -1), prefix_mask([37], 128))
+    for level in range(len(batch.strides)):
+        real = int(batch.masks[level][0].sum())
+        assert real == math.ceil(37 / 2**level)
+        for name in ("cls_logits", "offsets"):
+            ours, reference = getattr(batch, name)[level][0, :real], getattr(alone, name)[level][0, :real]
+            assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-4), (name, level)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_intermediate_features_are_zero_at_padded_positions(variant):
+    # The block convention: every pyramid level and every head-tower fusion returns zeros at
+    # padded positions (37 real steps: odd at several levels, where upsampling spills over).
+    torch.manual_seed(0)
+    model = perturbed(build_detector(tiny_config(variant))).eval()
+    seen = []
+    for module in model.modules():
+        if type(module).__name__ in ("AttentionFusion", "DFAFusion", "ConvTower", "DynamicTower", "PyramidEncoder"):
+            module.register_forward_hook(lambda mod, args, out: seen.append(out[0] if isinstance(out, tuple) else out))
+    mask = prefix_mask([37], 64)
+    with torch.no_grad():
+        model(torch.randn(1, 24, 64), mask)
+    assert len(seen) >= 3
+    for levels in seen:
+        for level, feats in enumerate(levels):
+            padded = ~mask[..., :: 2**level].expand_as(feats)
+            assert torch.equal(feats[padded], torch.zeros(int(padded.sum()))), (variant, level)
+
+
+def _training_loss(out, generator):
+    loss = 0.0
+    for logits, offsets, mask in zip(out.cls_logits, out.offsets, out.masks):
+        targets = (torch.rand(logits.shape, generator=generator) < 0.3).float()
+        cls = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        loss = loss + (cls.sum(-1) * mask).sum() + ((offsets - 1.0).abs().sum(-1) * mask).sum()
+    return loss
+
+
+def _zero_grad_names(model):
+    return [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_parameter_gets_a_gradient(variant):
+    # drop_path=0: a random drop of the same branch for both samples would zero its gradient.
+    torch.manual_seed(0)
+    model = build_detector(tiny_config(variant, drop_path=0.0)).train()
+    generator = torch.Generator().manual_seed(0)
+    features, mask = torch.randn(2, 24, 64), prefix_mask([64, 50], 64)
+    _training_loss(model(features, mask), generator).backward()
+    zero = _zero_grad_names(model)
+    if variant == "dyfadet":
+        # The cross-scale neighbour branches are scaled by a learnable a that starts at 0, so only
+        # they wait for the first step (a itself gets a gradient).
+        assert zero and all(".from_finer." in n or ".from_coarser." in n for n in zero), zero
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        optimizer.step()
+        optimizer.zero_grad()
+        _training_loss(model(features, mask), generator).backward()
+        zero = _zero_grad_names(model)
+    assert zero == []
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_class_bias_starts_at_the_prior(variant):
+    model = build_detector(tiny_config(variant, cls_prior=0.02))
+    bias = model.head.predictors.cls.bias
+    assert torch.allclose(torch.sigmoid(bias), torch.full_like(bias, 0.02))
+    assert torch.equal(model.head.predictors.reg_scales.detach(), torch.ones(6))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_regression_starts_alive_at_every_point(variant):
+    # a regressor starting below zero behind the ReLU never receives a gradient there
+    torch.manual_seed(3)
+    model = build_detector(tiny_config(variant))
+    x = torch.randn(2, 24, 64)
+    mask = torch.ones(2, 1, 64, dtype=torch.bool)
+    offsets = torch.cat(model(x, mask).offsets, dim=1)
+    assert (offsets > 0).float().mean() > 0.95
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_param_groups_decay_only_conv_and_linear_weights(variant):
+    model = build_detector(tiny_config(variant))
+    decay, no_decay = model.param_groups(0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    ids = [id(p) for p in decay["params"]] + [id(p) for p in no_decay["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert len(set(ids)) == len(ids)
+    decay_ids = {id(p) for p in decay["params"]}
+    for name, p in model.named_parameters():
+        # conv and linear weights are the only parameters with more than one dimension
+        assert (id(p) in decay_ids) == (name.endswith(".weight") and p.dim() >= 2), name
+    assert id(model.head.predictors.reg_scales) not in decay_ids
+
+
+def test_input_checks():
+    model = build_detector(tiny_config("mgrec"))
+    with pytest.raises(ValueError, match="max_div_factor"):
+        model(torch.randn(1, 24, 48), torch.ones(1, 1, 48, dtype=torch.bool))
+    with pytest.raises(ValueError, match="input_dim"):
+        model(torch.randn(1, 23, 64), torch.ones(1, 1, 64, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask"):
+        model(torch.randn(1, 24, 64), torch.ones(1, 1, 64))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"variant": "dyfade"}, "model.variant"),
+        ({"head_kernel": 4}, "model.head_kernel"),
+        ({"transformer_heads": 5}, "model.transformer_heads"),
+        ({"num_levels": 0}, "model.num_levels"),
+    ],
+)
+def test_bad_model_settings_are_input_errors_naming_the_key(overrides, key):
+    with pytest.raises(InputError, match=key.replace(".", r"\.")):
+        build_detector(tiny_config(**{"variant": "mgrec", **overrides}))
