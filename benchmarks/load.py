@@ -235,6 +235,8 @@ def main() -> None:
         run_dir = work / "run"
         data = build_run(run_dir)
         result = {
+            "arguments": {"files": args.files, "steps": args.steps, "hours": args.hours, "hop": args.hop,
+                          "threads": args.threads},
             "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads, "torch": torch.__version__},
             "model": "configs/demo/mgrec.yaml (random-init weights)",
             "score_threshold": data["score_threshold"],

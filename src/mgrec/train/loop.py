@@ -37,7 +37,6 @@ from mgrec.train.checkpoint import (
     atomic_write_text,
     load_into,
     load_training_state,
-    load_weights,
     save_training_state,
     save_weights,
 )
@@ -190,10 +189,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     start_epoch, step, best = 0, 0, {"epoch": -1, "value": -math.inf, "metrics": {}}
     if resume:
         state = load_training_state(state_path)
-        weights, _ = load_weights(checkpoints / "last.safetensors", use_ema=False)
-        load_into(model, weights, checkpoints / "last.safetensors")
-        ema_weights, _ = load_weights(checkpoints / "last.safetensors", use_ema=True)
-        load_into(ema, ema_weights, checkpoints / "last.safetensors")
+        load_into(model, state["model"], state_path)
+        load_into(ema, state["ema"], state_path)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         criterion.loss_norm = float(state["loss_norm"])
@@ -267,8 +264,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
                 save_weights(checkpoints / "best.safetensors", model, ema, {"epoch": epoch, **best["metrics"]})
         if is_main:
             save_weights(checkpoints / "last.safetensors", model, ema, {"epoch": epoch})
+            # one file holds everything --resume needs, so a kill can never pair weights of one
+            # epoch with optimiser state of another
             save_training_state(state_path, {
-                "epoch": epoch, "step": step, "optimizer": optimizer.state_dict(),
+                "epoch": epoch, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "loss_norm": criterion.loss_norm, "best": json.dumps(best),
             })
         if world > 1:
