@@ -13,6 +13,7 @@ the epochs that an uninterrupted run would have done.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -27,6 +28,7 @@ import torch.distributed as dist
 
 from mgrec.config import Config, save_config, to_dict
 from mgrec.data.datasets import draw_training_crops, make_batch
+from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.scoring import score
@@ -125,6 +127,12 @@ def validate(model, split, config: Config, classes: list[str]) -> tuple[dict, di
     return score(split.ground_truth, ranked, classes, threshold, split="val"), ranked
 
 
+def feature_recipe(config: Config, video_id: str) -> FeatureSidecar | None:
+    """The sidecar of a training video's features (backbone, window, stride, weights), if it has one."""
+    side = sidecar_path(feature_path(config.data.features, video_id, config.data.feature_ext))
+    return read_sidecar(side) if side.exists() else None
+
+
 def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, progress: bool = True) -> TrainResult:
     started = time.time()
     run_dir = Path(run_dir)
@@ -164,6 +172,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
         atomic_write_text(run_dir / "classes.json", json.dumps(classes, indent=1))
+        recipe = feature_recipe(config, train_split.samples[0].video_id)
+        if recipe is not None:  # lets `mgrec detect` extract features from a raw video the same way
+            atomic_write_text(run_dir / "feature_recipe.json", json.dumps(dataclasses.asdict(recipe), indent=1))
 
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)

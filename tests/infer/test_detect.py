@@ -1,0 +1,132 @@
+"""Offline detection: the Python API, `mgrec detect` in its three formats, long videos, raw videos."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mgrec.cli import main
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig, save_config
+from mgrec.data.annotations import load_annotations
+from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.evaluate.predictions import load_predictions
+from mgrec.infer.evaluate import evaluate_run
+from mgrec.infer.offline import Detector
+from mgrec.model.detector import build_detector
+from mgrec.train.checkpoint import save_weights
+from mgrec.train.loop import train
+
+SMALL_MODEL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
+                   regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("detect")
+    paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=17, feature_dim=16, length=160, seed=1,
+                                   subsets=("train", "train", "val", "test"))
+    config = Config(
+        seed=0,
+        data=DataConfig(annotations=str(paths.annotations), features=str(paths.features), feature_dim=16, max_seq_len=128),
+        model=ModelConfig(input_dim=16, num_classes=17, **SMALL_MODEL),
+        train=TrainConfig(epochs=3, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3, eval_every=3),
+        postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100),
+    )
+    train(config, root / "run", progress=False, log=lambda *_: None)
+    return root / "run", paths
+
+
+def test_api_detections_equal_evaluate_detections(trained_run):
+    run, paths = trained_run
+    evaluate_run(run, split="test")
+    classes = load_annotations(paths.annotations).classes
+    written = load_predictions(run / "detections_test.json", classes)
+    detector = Detector.from_run(run)
+    for video_id, expected in written.items():
+        got = detector.detect(paths.features / f"{video_id}.npy")
+        assert len(got) == len(expected) > 0
+        for a, b in zip(got, expected):
+            assert (a.label_id, a.video_id) == (b.label_id, b.video_id)
+            assert a.start == pytest.approx(b.start) and a.end == pytest.approx(b.end)
+            assert a.score == pytest.approx(b.score)
+
+
+def test_hard_set_uses_the_threshold_tuned_on_val(trained_run):
+    run, paths = trained_run
+    detector = Detector.from_run(run)
+    tuned = json.loads((run / "postprocess.json").read_text())["score_threshold"]
+    assert detector.postprocess.score_threshold == tuned
+    ranked = detector.detect(next(paths.features.glob("*.npy")))
+    assert [d for d in ranked if d.score >= tuned] == detector.hard_set(ranked)
+
+
+def test_detect_cli_formats(trained_run, tmp_path):
+    run, paths = trained_run
+    inputs = [str(paths.features)]
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "d.json")]) == 0
+    results = json.loads((tmp_path / "d.json").read_text())["results"]
+    assert set(results) == {p.stem for p in paths.features.glob("*.npy")}
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "d.csv"), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "d.csv")))
+    assert len(rows) == sum(len(v) for v in results.values())
+    assert set(rows[0]) == {"video", "start_s", "end_s", "start_frame", "end_frame", "label", "score"}
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "smg"), "--format", "smg"]) == 0
+    written = sorted((tmp_path / "smg").rglob("*.csv"))
+    assert len(written) == len(results)
+    for path in written:
+        video = path.parent.name
+        lines = [line for line in path.read_text().splitlines() if line]
+        assert len(lines) == len(results[video])
+        assert all(1 <= int(line.split(",")[0]) <= 17 for line in lines)
+
+
+def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):
+    run, _ = trained_run
+    assert main(["detect", str(run), str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o.json")]) == 2
+    assert "nope.npy: no such file or folder" in capsys.readouterr().err
+
+
+def make_random_run(root, input_dim, recipe: FeatureSidecar | None = None):
+    """A run directory around a randomly initialised model (what `mgrec train` writes, minus training)."""
+    run = root / "run"
+    config = Config(data=DataConfig(feature_dim=input_dim, fps=None, max_seq_len=128),
+                    model=ModelConfig(input_dim=input_dim, num_classes=17, **SMALL_MODEL),
+                    postprocess=PostprocessConfig(pre_nms_thresh=0.0, pre_nms_topk=500, max_detections=500))
+    run.mkdir()
+    save_config(config, run / "config.yaml")
+    (run / "classes.json").write_text(json.dumps([f"class{i}" for i in range(17)]))
+    model = build_detector(config.model)
+    save_weights(run / "checkpoints" / "best.safetensors", model, None, {"epoch": 0})
+    if recipe is not None:
+        import dataclasses
+
+        (run / "feature_recipe.json").write_text(json.dumps(dataclasses.asdict(recipe)))
+    return run
+
+
+def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):
+    run = make_random_run(tmp_path, input_dim=8)
+    steps = 7000  # an SMG test video at stride 4; training crops are 128 steps here
+    features = np.random.default_rng(0).standard_normal((steps, 8)).astype(np.float32)
+    path = tmp_path / "long.npy"
+    write_features(path, features, FeatureSidecar(fps=28.0, stride=4, window=16, backbone="test", dim=8, frames=steps * 4 + 12))
+    detections = Detector.from_run(run).detect(path)
+    duration = (steps * 4 + 12) / 28.0
+    assert max(d.end for d in detections) > 0.9 * duration
+    assert all(0 <= d.start < d.end <= duration + 1e-9 for d in detections)
+
+
+def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
+    from mgrec.extract.run import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe_path = extracted[0].feature_path.with_suffix(".json")
+    recipe = FeatureSidecar(**json.loads(recipe_path.read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "video.json"), "--all"]) == 0
+    assert main(["detect", str(run), str(extracted[0].feature_path), "--out", str(tmp_path / "feats.json"), "--all"]) == 0
+    from_video = json.loads((tmp_path / "video.json").read_text())["results"]
+    from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
+    assert from_video == from_features and sum(map(len, from_video.values())) > 0
