@@ -128,8 +128,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_seconds(run: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median wall time of `run` over `repeats` calls, after `WARMUP_ITERATIONS` untimed ones."""
+def timed_calls(run: Callable[[], object], device: torch.device, repeats: int) -> list[float]:
+    """Wall times of `repeats` calls of `run`, after `WARMUP_ITERATIONS` untimed ones."""
     for _ in range(WARMUP_ITERATIONS):
         run()
     synchronize(device)
@@ -139,7 +139,7 @@ def median_seconds(run: Callable[[], object], device: torch.device, repeats: int
         run()
         synchronize(device)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -257,13 +257,12 @@ def make_train_step(model: Detector, config: Config, batch: int, length: int, de
 
 def time_training(model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool,
                   repeats: int, measure_memory: bool = False) -> dict:
-    """Median step time; with `measure_memory`, the peak memory over set-up, warm-up and timed steps."""
+    """Step times; with `measure_memory`, the peak memory over set-up, warm-up and timed steps."""
     initial = copy.deepcopy(model.state_dict())  # every measurement starts from the same weights
     method = reset_peak_memory(device) if measure_memory else None
     before = current_memory(device) if measure_memory else None
     step = make_train_step(model, config, batch, length, device, bf16)
-    seconds = median_seconds(step, device, repeats)
-    result = {"seconds": seconds}
+    result = {"samples": timed_calls(step, device, repeats)}
     if measure_memory:
         synchronize(device)
         result.update(peak=read_peak_memory(device), before=before, method=method)
@@ -274,7 +273,7 @@ def time_training(model: Detector, config: Config, batch: int, length: int, devi
 
 
 def time_inference(model: Detector, config: Config, length: int, device: torch.device, bf16: bool, repeats: int) -> dict:
-    """One video of `length` random feature steps: whole `detect_video`, network alone, post-processing alone."""
+    """Times of one video of `length` random feature steps: whole `detect_video`, network alone, post-processing alone."""
     model.eval()
     rng = np.random.default_rng(length)
     features = rng.standard_normal((length, config.model.input_dim), dtype=np.float32)
@@ -304,9 +303,9 @@ def time_inference(model: Detector, config: Config, length: int, device: torch.d
         return kept_segments.shape[0]
 
     return {
-        "total": median_seconds(whole, device, repeats),
-        "net": median_seconds(network, device, repeats),
-        "post": median_seconds(postprocess, device, repeats),
+        "total": timed_calls(whole, device, repeats),
+        "net": timed_calls(network, device, repeats),
+        "post": timed_calls(postprocess, device, repeats),
         "detections": postprocess(),
     }
 
@@ -338,8 +337,7 @@ def time_online_update(config_path: Path, device: torch.device, bf16: bool, upda
         synchronize(device)
         times.append(time.perf_counter() - started)
     return {
-        "seconds": statistics.median(times),
-        "p90_seconds": float(np.percentile(times, 90)),
+        "samples": times,
         "history": online.history,
         "hop": online.hop,
         "config": str(config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path),
@@ -433,20 +431,23 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
     flops = forward_flops(model, config.model.input_dim, args.length, device)
     say(f"forward at T={args.length}: {flops / 1e9:.1f} GFLOPs")
 
+    samples: dict[str, list[float]] = {}  # every timed call, by result key: the spread shows contention
     short = time_inference(model, config, args.length, device, bf16, args.repeats)
-    say(f"inference T={args.length}: {short['total']:.3f} s (net {short['net']:.3f} s, post {short['post']:.3f} s)")
     long = time_inference(model, config, long_length, device, bf16, args.repeats)
-    say(f"inference T={long_length}: {long['total']:.3f} s (net {long['net']:.3f} s, post {long['post']:.3f} s)")
+    for key, timings in (("2304", short), ("6912", long)):
+        samples[f"infer_s_{key}"], samples[f"infer_net_s_{key}"] = timings["total"], timings["net"]
+        samples[f"infer_post_s_{key}"] = timings["post"]
     online = time_online_update(args.online_config, device, bf16, args.online_updates, args.online_history)
-    say(f"online update (demo model, window {online['history']}): {online['seconds'] * 1000:.1f} ms")
-
+    samples["online_update_s"] = online["samples"]
     bs2 = time_training(model, config, 2, args.length, device, bf16, args.repeats, measure_memory=True)
-    peak = bs2["peak"]
-    say(f"train step bs2: {bs2['seconds']:.3f} s, peak memory {peak / 2**30 if peak else float('nan'):.2f} GiB")
-    bs8 = None
+    samples["train_step_s_bs2"] = bs2["samples"]
     if not args.skip_bs8:
-        bs8 = time_training(model, config, 8, args.length, device, bf16, args.repeats)
-        say(f"train step bs8: {bs8['seconds']:.3f} s")
+        samples["train_step_s_bs8"] = time_training(model, config, 8, args.length, device, bf16, args.repeats)["samples"]
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    for key, value in medians.items():
+        say(f"{key}: {value:.4f} s (median of {len(samples[key])}, min {min(samples[key]):.4f}, max {max(samples[key]):.4f})")
+    peak = bs2["peak"]
+    say(f"peak memory over the batch-2 training steps: {peak / 2**30 if peak else float('nan'):.2f} GiB")
 
     results = {
         "model": args.model,
@@ -454,17 +455,16 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "dtype": args.dtype,
         "params": params,
         "flops_forward_2304": flops,
-        "train_step_s_bs2": bs2["seconds"],
-        "train_step_s_bs8": None if bs8 is None else bs8["seconds"],
+        "train_step_s_bs2": medians["train_step_s_bs2"],
+        "train_step_s_bs8": medians.get("train_step_s_bs8"),
         "peak_mem_train_bs2_bytes": peak,
-        "infer_s_2304": short["total"],
-        "infer_s_6912": long["total"],
-        "infer_net_s_2304": short["net"],
-        "infer_post_s_2304": short["post"],
-        "infer_net_s_6912": long["net"],
-        "infer_post_s_6912": long["post"],
-        "online_update_s": online["seconds"],
-        "online_update_p90_s": online["p90_seconds"],
+        "infer_s_2304": medians["infer_s_2304"],
+        "infer_s_6912": medians["infer_s_6912"],
+        "infer_net_s_2304": medians["infer_net_s_2304"],
+        "infer_post_s_2304": medians["infer_post_s_2304"],
+        "infer_net_s_6912": medians["infer_net_s_6912"],
+        "infer_post_s_6912": medians["infer_post_s_6912"],
+        "online_update_s": medians["online_update_s"],
         "online_history_steps": online["history"],
         "online_hop_steps": online["hop"],
         "online_model_config": online["config"],
@@ -477,7 +477,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "detections_2304": short["detections"],
         "length": args.length,
         "long_length": long_length,
-        "batch_sizes": [2] if bs8 is None else [2, 8],
+        "batch_sizes": [2] if args.skip_bs8 else [2, 8],
         "repeats": args.repeats,
         "warmup_iterations": WARMUP_ITERATIONS,
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
@@ -488,6 +488,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "load_average_start": load_at_start,
         "load_average_end": load_average(),
         "command": shlex.join(["python", "benchmarks/speed.py", *argv]),
+        "samples_s": {key: [round(v, 6) for v in values] for key, values in samples.items()},
     }
     if args.profile:
         results["profile"] = profile(model, config, args.length, device, bf16, args.profile_rows)

@@ -30,7 +30,8 @@ from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.nms import nms
 from mgrec.records import AnnotationSet, Detection, VideoInfo
-from mgrec.train.checkpoint import atomic_write_text, save_weights
+from mgrec.files import atomic_write_text
+from mgrec.train.checkpoint import save_weights
 from mgrec.train.loop import train
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mgrec"

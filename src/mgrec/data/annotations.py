@@ -18,18 +18,16 @@ writes all of them that are known.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mgrec.errors import InputError, where
+from mgrec.files import atomic_open
 from mgrec.records import AnnotationSet, Detection, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -74,32 +72,6 @@ def canonical_subset(name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Small file helpers shared by the data layer
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
-    """Write to a temporary file beside `path`, then fsync it and rename it over `path`.
-
-    Readers see either the old file or the complete new one, never half a file, even when the
-    writer is killed. On any exception the temporary file is removed and `path` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); results are meant to be shared like any file.
-        os.chmod(temp_name, 0o644)
-        mode = "wb" if binary else "w"
-        encoding = None if binary else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
 
 
 class _DuplicateKey(Exception):

@@ -58,7 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mgrec.data.annotations import atomic_open, load_annotations, save_annotations
+from mgrec.data.annotations import load_annotations, save_annotations
+from mgrec.files import atomic_open
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 from mgrec.records import AnnotationSet, Segment, VideoInfo

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.data.annotations import atomic_open, read_json
+from mgrec.data.annotations import read_json
+from mgrec.files import atomic_open
 from mgrec.errors import InputError
 
 # Rows per block when scanning for NaN/Inf, so that a memory-mapped file is never copied whole.

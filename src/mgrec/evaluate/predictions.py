@@ -18,12 +18,11 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 from mgrec.errors import InputError, where
+from mgrec.files import atomic_write_text
 from mgrec.records import Detection
 
 CSV_COLUMNS = ("video", "start_s", "end_s", "start_frame", "end_frame", "label", "score")
@@ -214,25 +213,10 @@ def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) ->
 # Writing
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_predictions(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
     """Write predictions as results JSON (times unrounded, see `Detection.to_json`)."""
     document = {"results": {video_id: [d.to_json() for d in items] for video_id, items in pred.items()}}
-    _write_atomically(Path(path), json.dumps(document, indent=1) + "\n")
+    atomic_write_text(Path(path), json.dumps(document, indent=1) + "\n")
 
 
 def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
@@ -250,4 +234,4 @@ def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) 
                 "" if d.start_frame is None else d.start_frame, "" if d.end_frame is None else d.end_frame,
                 d.label, f"{d.score:.6f}",
             ])
-    _write_atomically(Path(path), buffer.getvalue())
+    atomic_write_text(Path(path), buffer.getvalue())

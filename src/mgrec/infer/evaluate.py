@@ -13,7 +13,7 @@ from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import score
 from mgrec.infer.offline import Detector
 from mgrec.records import Detection
-from mgrec.train.checkpoint import atomic_write_text
+from mgrec.files import atomic_write_text
 
 
 def detect_split(detector: Detector, split: str) -> tuple[dict[str, list[Detection]], dict]:

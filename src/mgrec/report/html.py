@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from mgrec.config import Config, load_config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import augment_annotations, class_histogram
+from mgrec.files import atomic_write_text
 from mgrec.errors import InputError, where
 from mgrec.evaluate.analysis import ErrorAnalysis, analyze
 from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tiou_matrix
@@ -171,7 +172,7 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     out_dir = run.run_dir / "analysis"
     paths = write_analysis_figures(analysis, out_dir, prefix=f"{split}_")
     summary = out_dir / f"{split}_analysis.json"
-    summary.write_text(json.dumps(analysis.to_json(), indent=1), encoding="utf-8")
+    atomic_write_text(summary, json.dumps(analysis.to_json(), indent=1))
     return [*paths, summary]
 
 
@@ -415,5 +416,5 @@ def write_report(
     )
     out_path = Path(out) if out is not None else run.run_dir / f"report_{split}.html"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(page, encoding="utf-8")
+    atomic_write_text(out_path, page)
     return out_path

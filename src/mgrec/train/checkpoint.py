@@ -9,8 +9,6 @@ one. Nothing here executes code on load: safetensors for weights, JSON for metad
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,32 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mgrec.errors import InputError
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` then fsync and rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+from mgrec.files import atomic_write
 
 
 def save_weights(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict) -> None:

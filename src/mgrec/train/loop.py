@@ -31,12 +31,12 @@ from mgrec.data.datasets import draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
+from mgrec.files import atomic_write_text
 from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.video import detect_video
 from mgrec.train.assign import assign_batch, make_points
 from mgrec.train.checkpoint import (
-    atomic_write_text,
     load_into,
     load_training_state,
     save_training_state,
@@ -255,7 +255,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
                 sums[key] += float(value.detach())
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{float(parts.total):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                bar.set_postfix(epoch=epoch, loss=f"{float(parts.total.detach()):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         record = {"kind": "train", "epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0],
                   "seconds": round(time.time() - epoch_started, 3)}
         record.update({k: v / steps_per_epoch for k, v in sums.items()})

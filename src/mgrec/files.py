@@ -1,0 +1,68 @@
+"""Atomic file writing: readers see the old file or the complete new one, never half of one.
+
+Everything mgrec writes (annotations, features, sidecars, checkpoints, predictions, scores,
+reports) goes through here: a temporary file beside the target, fsync, rename over the target,
+fsync of the folder. A writer killed at any moment leaves no partial file that counts as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
+    """`with atomic_open(path) as handle: handle.write(...)`; on an exception `path` is untouched."""
+    path = Path(path)
+    with _temporary_beside(path) as temp_name:
+        mode = "wb" if binary else "w"
+        with open(temp_name, mode, encoding=None if binary else "utf-8", newline=None if binary else "") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """For libraries that write to a file name themselves: `write(temp_name)`, then the rename."""
+    path = Path(path)
+    with _temporary_beside(path) as temp_name:
+        write(temp_name)
+        with open(temp_name, "rb+") as handle:
+            os.fsync(handle.fileno())
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        # mkstemp makes the file private (0600); results are meant to be shared like any file
+        os.chmod(temp_name, 0o666 & ~_umask())
+        yield temp_name
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
