@@ -223,7 +223,6 @@ def test_detect_handles_feature_files_shorter_than_the_largest_stride_and_very_l
     assert results["long"], "a random network scores something above threshold 0 in 5000 steps"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: load_features allocates what a corrupt .npy header claims (MemoryError)")
 def test_detect_names_a_feature_file_whose_header_claims_terabytes(capsys, dataset, run, tmp_path):
     path = copy_with_sidecar(dataset, tmp_path / "features")
     with open(path, "wb") as handle:  # a bit flip in the shape: (10**12, 16) float32 is 58 TiB
@@ -233,8 +232,6 @@ def test_detect_names_a_feature_file_whose_header_claims_terabytes(capsys, datas
     assert_input_error(outcome, str(path), "truncated or corrupt")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: detect ignores the sidecar's stride/window (stream checks them): "
-                                        "silently wrong times")
 def test_detect_refuses_features_made_with_another_stride(capsys, dataset, run, tmp_path):
     path = copy_with_sidecar(dataset, tmp_path / "features")
     sidecar = json.loads(path.with_suffix(".json").read_text())
@@ -243,7 +240,6 @@ def test_detect_refuses_features_made_with_another_stride(capsys, dataset, run, 
     assert_input_error(outcome, str(path.with_suffix(".json")), "stride is 8 in the sidecar but 4 in the config")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: two inputs with the same video id: the second silently replaces the first")
 def test_detect_refuses_two_feature_files_of_the_same_video_id(capsys, dataset, run, tmp_path):
     first = copy_with_sidecar(dataset, tmp_path / "a", video="synthetic_000")
     second = copy_with_sidecar(dataset, tmp_path / "b", video="synthetic_001")
@@ -279,8 +275,6 @@ def _annotations(dataset) -> dict:
     return json.loads(Path(dataset.annotations).read_text())
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `data check` warnings (a misspelt subset leaves a video unused) are not "
-                                        "shown by `mgrec train`")
 def test_train_reports_a_video_left_out_by_a_misspelt_subset(capsys, dataset, tmp_path):
     document = _annotations(dataset)
     document["database"]["synthetic_000"]["subset"] = "trainning"
@@ -303,7 +297,6 @@ def test_score_names_the_splits_when_the_split_is_unknown(capsys, dataset, tmp_p
 HUGE = "1" + "0" * 400  # a JSON integer far beyond the float range
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an integer beyond the float range raises OverflowError")
 @pytest.mark.parametrize("where", ["fps", "segment"])
 def test_annotation_numbers_beyond_the_float_range(capsys, dataset, tmp_path, where):
     text = Path(dataset.annotations).read_text()
@@ -319,7 +312,6 @@ def test_annotation_numbers_beyond_the_float_range(capsys, dataset, tmp_path, wh
     assert_input_error(outcome, str(path), "database.synthetic_000")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: deeply nested JSON raises RecursionError")
 @pytest.mark.parametrize("which", ["gt", "pred"])
 def test_deeply_nested_json(capsys, dataset, tmp_path, which):
     deep = tmp_path / "deep.json"
@@ -329,7 +321,6 @@ def test_deeply_nested_json(capsys, dataset, tmp_path, which):
     assert_input_error(outcome, str(deep))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an SMG frame number beyond the float range raises OverflowError")
 def test_smg_frame_number_beyond_the_float_range(capsys, tmp_path):
     sample = tmp_path / "smg" / "Sample0001"
     sample.mkdir(parents=True)
@@ -352,13 +343,11 @@ def test_score_csv_predictions_with_a_header_row(capsys, dataset, tmp_path):
     assert_input_error(outcome, f"{file}:1", "must be integers")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: non-UTF-8 bytes in a CSV prediction raise UnicodeDecodeError")
 def test_score_csv_predictions_that_are_not_utf8(capsys, dataset, tmp_path):
     outcome, file = _score_csv_folder(capsys, dataset, tmp_path, b"1,0,10\n1,\xe9,20\n")
     assert_input_error(outcome, str(file), "UTF-8")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a CSV field over 128 KiB raises csv.Error")
 def test_score_csv_predictions_with_a_huge_field(capsys, dataset, tmp_path):
     outcome, file = _score_csv_folder(capsys, dataset, tmp_path, b"1,0," + b"1" * 200_000 + b"\n")
     assert_input_error(outcome, f"{file}:1")
@@ -370,7 +359,6 @@ def _score_json(capsys, dataset, tmp_path, text: str) -> tuple[Outcome, Path]:
     return mgrec(capsys, "score", "--gt", dataset.annotations, "--pred", path), path
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a video id twice in the predictions: the first list is silently dropped")
 def test_score_predictions_with_a_video_twice(capsys, dataset, tmp_path):
     one = '[{"segment": [0.5, 1.5], "label_id": 0, "score": 0.9}]'
     outcome, path = _score_json(capsys, dataset, tmp_path,
@@ -378,14 +366,12 @@ def test_score_predictions_with_a_video_twice(capsys, dataset, tmp_path):
     assert_input_error(outcome, str(path), "synthetic_002")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a label that is not a string raises TypeError (unhashable)")
 def test_score_predictions_with_a_label_that_is_not_a_string(capsys, dataset, tmp_path):
     outcome, path = _score_json(capsys, dataset, tmp_path,
                                 '{"results": {"synthetic_002": [{"segment": [0, 1], "label": ["class00"], "score": 1}]}}')
     assert_input_error(outcome, str(path), "results.synthetic_002[0].label")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a segment beyond the float range raises OverflowError")
 def test_score_predictions_with_a_number_beyond_the_float_range(capsys, dataset, tmp_path):
     outcome, path = _score_json(capsys, dataset, tmp_path,
                                 f'{{"results": {{"synthetic_002": [{{"segment": [0, {HUGE}], "label_id": 0, '
@@ -420,8 +406,6 @@ def test_detect_on_an_unfinished_run(capsys, dataset, run_copy, tmp_path):
     assert_input_error(outcome, f"{run_copy} is not a finished mgrec run: checkpoints/best.safetensors is missing")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Detector.from_run reads classes.json / postprocess.json without checks "
-                                        "(JSONDecodeError, IndexError, KeyError)")
 @pytest.mark.parametrize("name, content", [
     ("classes.json", "[not json"),
     ("classes.json", '["class00", "class01"]'),  # the model has 17 classes
@@ -467,7 +451,6 @@ OUT_OF_RANGE = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: config.validate has no range checks for train.* and postprocess.* numbers")
 @pytest.mark.parametrize("override", OUT_OF_RANGE)
 def test_out_of_range_settings_are_refused_before_any_work(capsys, config_file, override):
     outcome = mgrec(capsys, "data", "check", config_file, "--set", override)
@@ -502,7 +485,6 @@ def test_extract_from_a_video_without_frames(capsys, tmp_path):
     assert not list((tmp_path / "features").glob("zero.*"))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: extract passes --device straight to torch (AssertionError/RuntimeError)")
 @pytest.mark.parametrize("device", ["cuda", "gpu"])
 def test_extract_on_a_device_that_is_not_there(capsys, small_video, tmp_path, device):
     if device == "cuda" and torch.cuda.is_available():
@@ -533,7 +515,6 @@ def _unwritable_outputs(tmp_path: Path) -> dict[str, Path]:
     return {"in /proc": Path("/proc/forbidden/out.json"), "under a file": blocker / "out.json"}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an output that cannot be written raises OSError (raw traceback)")
 @pytest.mark.parametrize("fmt", ["json", "csv", "smg"])
 @pytest.mark.parametrize("place", ["in /proc", "under a file"])
 def test_detect_to_an_output_that_cannot_be_written(capsys, dataset, run, tmp_path, fmt, place):
@@ -542,7 +523,6 @@ def test_detect_to_an_output_that_cannot_be_written(capsys, dataset, run, tmp_pa
     assert_input_error(outcome, str(out.parent))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an output that cannot be written raises OSError (raw traceback)")
 def test_convert_to_an_output_that_cannot_be_written(capsys, tmp_path):
     sample = tmp_path / "smg" / "Sample0001"
     sample.mkdir(parents=True)
@@ -557,8 +537,6 @@ def test_convert_to_an_output_that_cannot_be_written(capsys, tmp_path):
 # Post-processing of a broken network output
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Soft-NMS with an infinite segment returns NaN scores and repeats one "
-                                        "candidate max_detections times")
 def test_nms_with_non_finite_segments_fails_loudly_or_returns_each_candidate_once():
     segments = torch.tensor([[-float("inf"), float("inf")], [0.0, 1.0], [0.5, 1.5]])
     scores = torch.tensor([0.9, 0.8, 0.7])
@@ -649,8 +627,8 @@ def test_an_interrupted_write_leaves_the_previous_file(tmp_path, monkeypatch, wr
 
 @pytest.fixture(scope="module")
 def killed_between_weights_and_state(dataset, tmp_path_factory):
-    """An uninterrupted 3-epoch run, and the same run killed after epoch 1's weights were written but
-    before its training state was, then resumed."""
+    """An uninterrupted 3-epoch run, and the same run killed after epoch 1's last.safetensors was
+    written but before its last_state.pt was, then resumed (resume must read one consistent file)."""
     root = tmp_path_factory.mktemp("killed")
     config = tiny_config(dataset)
     config.train = replace(config.train, epochs=3, eval_every=3, batch_size=1, crops_per_video=1, lr=3e-3)
@@ -677,8 +655,6 @@ def killed_between_weights_and_state(dataset, tmp_path_factory):
     return root / "full", root / "killed"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: weights and training state are two renames; a kill between them makes "
-                                        "--resume repeat an epoch on top of its own weights")
 def test_resume_after_a_kill_between_weights_and_state_matches_the_uninterrupted_run(killed_between_weights_and_state):
     full, killed = killed_between_weights_and_state
     a = load_file(str(full / "checkpoints" / "last.safetensors"))
@@ -686,7 +662,6 @@ def test_resume_after_a_kill_between_weights_and_state_matches_the_uninterrupted
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: epochs redone after --resume are appended to metrics.jsonl a second time")
 def test_metrics_log_has_each_epoch_once_after_resume(killed_between_weights_and_state):
     _, killed = killed_between_weights_and_state
     records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]

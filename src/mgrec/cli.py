@@ -150,6 +150,9 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 def cmd_data_convert(args) -> None:
     from mgrec.data.annotations import parse_subject_ranges, read_smg_labels, save_annotations
 
+    from mgrec.files import check_writable
+
+    check_writable(args.out)
     annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=parse_subject_ranges(args.splits))
     save_annotations(annotations, args.out)
     counts = {s: len(annotations.video_ids(s)) for s in annotations.subsets()}

@@ -240,6 +240,23 @@ def validate(config: Config, source: str) -> None:
     for name in ("stride", "window", "feature_dim", "max_seq_len"):
         if getattr(config.data, name) <= 0:
             raise InputError(f"{source} [data.{name}]: must be positive")
+    positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,
+                "train.eval_every": config.train.eval_every, "train.crops_per_video": config.train.crops_per_video,
+                "train.lr": config.train.lr, "postprocess.sigma": config.postprocess.sigma,
+                "postprocess.max_detections": config.postprocess.max_detections,
+                "postprocess.pre_nms_topk": config.postprocess.pre_nms_topk}
+    for key, value in positive.items():
+        if not value > 0:
+            raise InputError(f"{source} [{key}]: must be positive, got {value}")
+    within = {"train.ema_decay": (config.train.ema_decay, 0.0, 1.0), "data.crop_keep_fraction": (config.data.crop_keep_fraction, 0.0, 1.0),
+              "postprocess.iou_threshold": (config.postprocess.iou_threshold, 0.0, 1.0)}
+    for key, (value, low, high) in within.items():
+        if not low <= value <= high:
+            raise InputError(f"{source} [{key}]: must lie in [{low}, {high}], got {value}")
+    if config.train.warmup_epochs < 0:
+        raise InputError(f"{source} [train.warmup_epochs]: must be >= 0, got {config.train.warmup_epochs}")
+    if config.data.fps is not None and not config.data.fps > 0:
+        raise InputError(f"{source} [data.fps]: must be positive, or null to take the fps from the annotations")
     if config.data.augment_alpha is not None and config.data.augment_alpha < 1:
         raise InputError(f"{source} [data.augment_alpha]: must be >= 1 or null (off)")
 
@@ -249,4 +266,6 @@ def to_dict(config: Config) -> dict:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    from mgrec.files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from mgrec.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
@@ -43,8 +45,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 @contextlib.contextmanager
 def _temporary_beside(path: Path) -> Iterator[str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         # mkstemp makes the file private (0600); results are meant to be shared like any file
@@ -60,6 +65,20 @@ def _temporary_beside(path: Path) -> Iterator[str]:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_writable(path: str | Path, is_dir: bool = False) -> None:
+    """Fail early, before any long work, when `path` (a file, or a folder to write into) cannot be written."""
+    folder = Path(path) if is_dir else Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".mgrec-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not is_dir and Path(path).is_dir():
+        raise InputError(f"cannot write {path}: it is a folder")
 
 
 def _umask() -> int:

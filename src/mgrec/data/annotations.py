@@ -103,6 +103,8 @@ def read_json(path: str | Path, what: str) -> Any:
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: {what} file nests JSON too deeply to be a {what} file") from None
     except _DuplicateKey as exc:
         raise InputError(
             f"{path}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
@@ -121,7 +123,14 @@ def _decode_utf8(path: Path, data: bytes) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or float that fits a float (JSON allows integers of any size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _is_integer(value: Any) -> bool:
@@ -432,9 +441,16 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             yield number, [cell.strip() for cell in line.split(",")]
 
 
+# Frame numbers past this are typos or corruption (2**53 is where floats stop holding every integer).
+MAX_FRAME = 2**53
+
+
 def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
     try:
-        return [int(cell) for cell in cells]
+        values = [int(cell) for cell in cells]
+        if any(abs(v) > MAX_FRAME for v in values):
+            raise InputError(f"{path}:{line}: number out of range in {','.join(cells)} (expected {names})")
+        return values
     except ValueError:
         if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
             raise InputError(

@@ -134,15 +134,17 @@ def check_sidecar(
 # Feature arrays
 
 
-def _open_array(path: Path, memory_map: bool) -> np.ndarray:
-    """The raw stored array (not yet validated). `.npz` archives cannot be memory-mapped."""
+def _open_array(path: Path) -> np.ndarray:
+    """The raw stored array (not yet validated); memory-mapped for `.npy`, read for `.npz`."""
     if not path.is_file():
         raise InputError(f"{path}: feature file not found")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: feature file is empty (0 bytes); extract this video again")
     try:
         # np.load decides by the file's magic bytes, so a misnamed .npy/.npz still loads right.
-        loaded = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
+        # Memory-mapped first, even for a full read: numpy then checks the header's shape against the
+        # file size, so a corrupt header claiming terabytes is an error instead of a huge allocation.
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 if "feats" not in loaded.files:
@@ -190,7 +192,7 @@ def inspect_features(path: str | Path, expected_dim: int | None = None) -> tuple
     """Validate a feature file like `load_features` and return its (T, C), without loading it
     into memory (`.npy` is memory-mapped; the NaN/Inf scan still reads every value)."""
     path = Path(path)
-    return _validate(_open_array(path, memory_map=True), path, expected_dim)
+    return _validate(_open_array(path), path, expected_dim)
 
 
 def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarray:
@@ -201,9 +203,9 @@ def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarr
     is recognised and named); NaN or Inf values (how many and where the first is).
     """
     path = Path(path)
-    array = _open_array(path, memory_map=False)
+    array = _open_array(path)
     _validate(array, path, expected_dim)
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.array(array, dtype=np.float32, order="C")  # a real copy: the memory map is closed after
 
 
 def write_features(path: str | Path, features: np.ndarray, sidecar: FeatureSidecar) -> FeatureSidecar:

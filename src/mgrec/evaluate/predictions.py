@@ -54,10 +54,9 @@ def load_predictions(
 
 
 def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: not valid JSON ({error})") from error
+    from mgrec.data.annotations import read_json  # one JSON reader: line:column, duplicate keys, UTF-8
+
+    document = read_json(path, "predictions")
     if not isinstance(document, dict) or "results" not in document:
         raise InputError(f"{path}: expected a JSON object with a 'results' key")
     results = document["results"]
@@ -76,7 +75,14 @@ def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or float that fits a float (JSON allows integers of any size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _parse_json_entry(
@@ -103,6 +109,8 @@ def _parse_json_entry(
         raise InputError(
             f"{where(path, key=key + '.label_id')}: expected an integer in [0, {len(classes)}), got {label_id!r}"
         )
+    if label is not None and not isinstance(label, str):
+        raise InputError(f"{where(path, key=key + '.label')}: expected a class name (string), got {label!r}")
     if label is not None and label not in class_ids:
         raise InputError(f"{where(path, key=key + '.label')}: unknown class {label!r}; known: {classes}")
     if label is not None and label_id is not None and class_ids[label] != label_id:
@@ -174,38 +182,48 @@ def _load_csv_folder(
 def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) -> list[Detection]:
     detections: list[Detection] = []
     columns_seen: int | None = None
-    with file.open(newline="", encoding="utf-8") as handle:
-        for line_number, row in enumerate(csv.reader(handle), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue  # blank line, no data
-            location = where(file, line=line_number)
-            if len(row) not in (3, 4):
-                raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns")
-            if columns_seen is not None and len(row) != columns_seen:
-                raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
-            columns_seen = len(row)
+    try:
+        text = file.read_bytes().decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise InputError(f"{file}:{reader.line_num}: not a row of class,start_frame,end_frame[,score] ({exc})") from None
+    for line_number, row in rows:
+        if not row or all(not cell.strip() for cell in row):
+            continue  # blank line, no data
+        location = where(file, line=line_number)
+        if len(row) not in (3, 4):
+            raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns")
+        if columns_seen is not None and len(row) != columns_seen:
+            raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
+        columns_seen = len(row)
+        try:
+            class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
+        except ValueError:
+            raise InputError(f"{location}: class, start_frame and end_frame must be integers, got {row[:3]}") from None
+        if not 1 <= class_number <= len(classes):
+            raise InputError(f"{location}: class must be in 1..{len(classes)}, got {class_number}")
+        if start_frame >= end_frame:
+            raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
+        score = 1.0
+        if len(row) == 4:
             try:
-                class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
+                score = float(row[3])
             except ValueError:
-                raise InputError(f"{location}: class, start_frame and end_frame must be integers, got {row[:3]}") from None
-            if not 1 <= class_number <= len(classes):
-                raise InputError(f"{location}: class must be in 1..{len(classes)}, got {class_number}")
-            if start_frame >= end_frame:
-                raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
-            score = 1.0
-            if len(row) == 4:
-                try:
-                    score = float(row[3])
-                except ValueError:
-                    raise InputError(f"{location}: score must be a number, got {row[3]!r}") from None
-                if not math.isfinite(score):
-                    raise InputError(f"{location}: score must be finite, got {row[3]!r}")
-            detections.append(
-                Detection(
-                    video_id=video_id, start=start_frame / fps, end=end_frame / fps, label_id=class_number - 1,
-                    label=classes[class_number - 1], score=score, start_frame=start_frame, end_frame=end_frame,
-                )
+                raise InputError(f"{location}: score must be a number, got {row[3]!r}") from None
+            if not math.isfinite(score):
+                raise InputError(f"{location}: score must be finite, got {row[3]!r}")
+        detections.append(
+            Detection(
+                video_id=video_id, start=start_frame / fps, end=end_frame / fps, label_id=class_number - 1,
+                label=classes[class_number - 1], score=score, start_frame=start_frame, end_frame=end_frame,
             )
+        )
     return detections
 
 

@@ -141,10 +141,13 @@ class _Counter:
 
 
 def _device_for_this_process(device: str) -> str:
+    from mgrec.devices import resolve_device
+
+    resolve_device(device, what="--device")  # a clear error for a missing or misspelt device
     # Under torchrun every process on a machine gets its own GPU.
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         return f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return device
+    return str(resolve_device(device, what="--device"))
 
 
 def extract_videos(

@@ -9,7 +9,8 @@ from pathlib import Path
 from mgrec.data.features import FeatureSidecar
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
-from mgrec.infer.offline import Detector, feature_files, sidecar_fps
+from mgrec.files import check_writable
+from mgrec.infer.offline import Detector, feature_files
 from mgrec.records import Detection
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -26,6 +27,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     """
     from mgrec.data.annotations import write_smg_labels
 
+    check_writable(out, is_dir=fmt == "smg")
     detector = Detector.from_run(run_dir)
     videos = [Path(p) for p in inputs if Path(p).suffix.lower() in VIDEO_SUFFIXES]
     others = [p for p in inputs if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
@@ -35,10 +37,11 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         paths = feature_files(others) if others else []
         if videos:
             paths += extract_with_recipe(detector, videos, Path(scratch))
+        _refuse_duplicate_ids(paths)
         for path in paths:
             detections = detector.detect(path)
             results[path.stem] = detections if ranked else detector.hard_set(detections)
-            fps_by_video[path.stem] = detector.grid(sidecar_fps(path)).fps
+            fps_by_video[path.stem] = detector.grid(detector.sidecar_fps(path)).fps
     out = Path(out)
     if fmt == "json":
         save_predictions(results, out)
@@ -47,6 +50,15 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     else:
         write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
     return out
+
+
+def _refuse_duplicate_ids(paths: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen:
+            raise InputError(f"{seen[path.stem]} and {path} are both video {path.stem!r}; "
+                             "one output would silently replace the other")
+        seen[path.stem] = path
 
 
 def run_feature_recipe(detector: Detector) -> FeatureSidecar:

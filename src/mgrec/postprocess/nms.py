@@ -49,6 +49,8 @@ def nms(segments: Tensor, scores: Tensor, labels: Tensor, cfg: PostprocessConfig
         )
     if torch.isnan(scores).any():
         raise ValueError("nms: scores contain NaN (the model output is broken)")
+    if not torch.isfinite(segments).all():
+        raise ValueError("nms: segments contain NaN or infinity (the model output is broken)")
     if cfg.nms == "hard":
         min_kept_score = -float("inf")  # hard NMS keeps every unsuppressed candidate, however low
     elif cfg.nms == "soft":

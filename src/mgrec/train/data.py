@@ -29,6 +29,8 @@ def grid_for(config: Config, fps: float) -> FeatureGrid:
 def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[str]]:
     """Annotations plus the ids of videos to leave out; refuses data with errors unless told to drop."""
     report = check_dataset(config)
+    for problem in report.warnings:
+        log(f"warning: {problem.where}: {problem.message}")
     if not report.errors:
         return load_annotations(config.data.annotations), set()
     if report.dataset_errors:

@@ -29,6 +29,7 @@ import torch.distributed as dist
 from mgrec.config import Config, save_config, to_dict
 from mgrec.data.datasets import draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
+from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.files import atomic_write_text
@@ -52,18 +53,6 @@ class TrainResult:
     best_epoch: int
     best_metrics: dict
     seconds: float
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; an explicit CUDA request without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"train.device={name!r} but this machine has no CUDA device; use train.device=cpu or auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"train.device={name!r} is not a device name (auto, cpu, cuda, cuda:N)") from None
 
 
 def seed_everything(seed: int) -> None:
@@ -90,6 +79,16 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def forget_epochs_from(path: Path, epoch: int) -> None:
+    """Drop metrics of epochs >= `epoch` (logged by a run killed before it checkpointed them),
+    so that a resumed run's log has each epoch once."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("epoch", -1) < epoch]
+    atomic_write_text(path, "".join(kept))
 
 
 class MetricsLog:
@@ -209,6 +208,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         best = json.loads(state["best"])
         say(f"resuming {run_dir} after epoch {start_epoch - 1} (step {step})")
 
+    if resume and is_main:
+        forget_epochs_from(run_dir / "metrics.jsonl", start_epoch)
+        for leftover in checkpoints.glob(".*.tmp"):  # half-written by the killed run; never read
+            leftover.unlink()
     metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=is_main)
     use_bf16 = device.type == "cuda" and config.train.bf16
     say(f"training {config.model.variant} on {len(train_split.samples)} videos ({len(anchors)} crop anchors), "
