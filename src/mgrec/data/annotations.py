@@ -122,7 +122,7 @@ def _decode_utf8(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """An int or float that fits a float (JSON allows integers of any size)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
@@ -242,10 +242,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[Video
     if not isinstance(subset, str) or not subset.strip():
         raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
     fps = _require(entry, "fps", key)
-    if not _is_number(fps) or not math.isfinite(fps) or fps <= 0:
+    if not is_number(fps) or not math.isfinite(fps) or fps <= 0:
         raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, got {_short(fps)}")
     duration = _require(entry, "duration", key)
-    if not _is_number(duration) or not math.isfinite(duration) or duration <= 0:
+    if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
         raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {_short(duration)}")
     num_frames = entry.get("num_frames")
     if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
@@ -267,7 +267,7 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[Video
 
 
 def _parse_pair(value: Any, key: str, what: str, integers: bool) -> tuple[float, float]:
-    check = _is_integer if integers else _is_number
+    check = _is_integer if integers else is_number
     if not isinstance(value, list) or len(value) != 2 or not all(check(v) for v in value):
         raise _BadEntry(key, f"expected [start, end] {what}, got {_short(value)}")
     start, end = value

@@ -21,6 +21,8 @@ import math
 from pathlib import Path
 from typing import Mapping
 
+from mgrec.data.annotations import is_number as _is_number
+from mgrec.data.annotations import read_json  # one JSON reader: line:column, duplicate keys, UTF-8
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_write_text
 from mgrec.records import Detection
@@ -54,8 +56,6 @@ def load_predictions(
 
 
 def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
-    from mgrec.data.annotations import read_json  # one JSON reader: line:column, duplicate keys, UTF-8
-
     document = read_json(path, "predictions")
     if not isinstance(document, dict) or "results" not in document:
         raise InputError(f"{path}: expected a JSON object with a 'results' key")
@@ -72,17 +72,6 @@ def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
             for i, entry in enumerate(entries)
         ]
     return predictions
-
-
-def _is_number(value: object) -> bool:
-    """An int or float that fits a float (JSON allows integers of any size)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
 
 
 def _parse_json_entry(
