@@ -525,7 +525,8 @@ TABLE_ROWS = [
 
 def speed_table(results: list[dict]) -> str:
     """Markdown: one column per result file and per anchor; each value of ours with its ratio to `RATIO_BASE`."""
-    columns = [f"{r['model']} ({r['device']} {r['dtype']})" for r in results] + list(ANCHORS)
+    columns = [f"{r['model']} ({r['device']} {r['dtype']}, {r['threads']} thread{'s' * (r['threads'] != 1)})" for r in results]
+    columns += list(ANCHORS)
     lines = ["| | " + " | ".join(columns) + " | goal |", "|---" * (len(columns) + 2) + "|"]
     for key, title, scale, form in TABLE_ROWS:
         base = ANCHORS[RATIO_BASE].get(key)
