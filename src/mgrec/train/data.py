@@ -19,7 +19,6 @@ from mgrec.timeline import FeatureGrid
 class SplitData:
     samples: list[VideoSample]
     ground_truth: dict[str, list[Segment]]
-    durations: dict[str, float]
 
 
 def grid_for(config: Config, fps: float) -> FeatureGrid:
@@ -52,7 +51,7 @@ def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[s
 
 def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: set[str] = frozenset()) -> SplitData:
     """Features and ground truth of every video of `split` (minus `exclude`)."""
-    samples, ground_truth, durations = [], {}, {}
+    samples, ground_truth = [], {}
     for video_id in annotations.video_ids(split):
         if video_id in exclude:
             continue
@@ -64,8 +63,7 @@ def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: 
         grid_segments, labels = segments_to_grid(segments, grid)
         samples.append(VideoSample(video_id, features, grid_segments, labels, grid))
         ground_truth[video_id] = segments
-        durations[video_id] = info.duration
-    return SplitData(samples, ground_truth, durations)
+    return SplitData(samples, ground_truth)
 
 
 def crop_anchors(samples: list[VideoSample], num_classes: int, alpha: int | None) -> list[tuple[int, int]]:
