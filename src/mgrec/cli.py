@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stream", help="online recognition of a live feature stream (JSON lines)")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("input", type=Path, help="feature file replayed as a stream")
+    p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream")
     p.add_argument("--lookahead", type=float, default=2.0, help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
     p.add_argument("--hop", type=int, default=None, help="feature steps per update")
@@ -223,10 +223,18 @@ def cmd_detect(args) -> None:
 
 
 def cmd_stream(args) -> None:
+    import tempfile
+
+    from mgrec.infer.detect import VIDEO_SUFFIXES, extract_with_recipe
+    from mgrec.infer.offline import Detector
     from mgrec.infer.online import stream_file
 
-    stream_file(args.run_dir, args.input, lookahead=args.lookahead, realtime=args.realtime, hop=args.hop,
-                threads=args.threads or 1)  # small updates are fastest on one thread
+    with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
+        source = args.input
+        if source.suffix.lower() in VIDEO_SUFFIXES:  # a recorded video: features first, with the run's recipe
+            source = extract_with_recipe(Detector.from_run(args.run_dir), [source], Path(scratch))[0]
+        stream_file(args.run_dir, source, lookahead=args.lookahead, realtime=args.realtime, hop=args.hop,
+                    threads=args.threads or 1)  # small updates are fastest on one thread
 
 
 def cmd_extract(args) -> None:

@@ -130,3 +130,19 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     from_video = json.loads((tmp_path / "video.json").read_text())["results"]
     from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
     assert from_video == from_features and sum(map(len, from_video.values())) > 0
+
+
+def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone, capsys):
+    from mgrec.extract.run import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
+    from_video = strip(capsys.readouterr().out)
+    assert main(["stream", str(run), str(extracted[0].feature_path), "--lookahead", "0.5"]) == 0
+    from_features = strip(capsys.readouterr().out)
+    assert from_video == from_features and len(from_video) > 0
