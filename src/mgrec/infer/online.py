@@ -412,7 +412,7 @@ def stream_file(
     lookahead: float = 2.0,
     realtime: bool = False,
     hop: int | None = None,
-    out: IO[str] = sys.stdout,
+    out: IO[str] | None = None,
     threads: int | None = 1,
 ) -> int:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
@@ -425,6 +425,7 @@ def stream_file(
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
     Returns the number of gestures emitted.
     """
+    out = sys.stdout if out is None else out  # looked up per call: the caller may have redirected it
     if threads is not None:
         torch.set_num_threads(threads)
     detector = Detector.from_run(run_dir)
