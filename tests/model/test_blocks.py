@@ -24,15 +24,6 @@ from mgrec.model.blocks import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds waiting on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def prefix_mask(lengths, total):
     return (torch.arange(total)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)
 

@@ -12,15 +12,6 @@ from mgrec.model.detector import build_detector
 VARIANTS = list(MODEL_VARIANTS)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds waiting on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_config(variant: str, **overrides) -> ModelConfig:
     settings = dict(
         variant=variant,
