@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.config import MODEL_VARIANTS, Config, load_config
 from mgrec.data.datasets import pad_video
 from mgrec.errors import InputError
@@ -95,6 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="model of the online update (default configs/demo/mgrec.yaml)")
     parser.add_argument("--online-history", type=int, default=None,
                         help="online window in steps (default: the detector's, 2 x data.max_seq_len)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc malloc as it is (default: mgrec.allocator.keep_freed_cpu_memory, as the CLI does)")
     parser.add_argument("--profile", action="store_true", help="also profile one training step and one inference")
     parser.add_argument("--profile-rows", type=int, default=15, help="operators listed by --profile")
     return parser.parse_args(argv)
@@ -407,6 +410,7 @@ def load_average() -> list[float] | None:
 
 def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
     device = resolve_device(args.device)
+    freed_memory_kept = False if args.default_allocator else keep_freed_cpu_memory()
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
@@ -483,6 +487,8 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP default)"),
+        "freed_memory_kept": freed_memory_kept,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_description(device),
         "load_average_start": load_at_start,

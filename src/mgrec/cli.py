@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
 
 DEFAULT_DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo" / "mgrec.yaml"
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     # Idle OpenMP threads sleep instead of spinning: with spinning, one other busy process on a
     # 2-core machine made a training step 50x slower (measured: 32 s instead of 0.6 s).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_cpu_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

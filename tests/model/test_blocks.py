@@ -16,7 +16,7 @@ from mgrec.model.blocks import (
     apply_depthwise,
     downsample,
     expanded_kernel_size,
-    geretanh,
+    geretanh_times,
     masked_max,
     max_over,
     masked_mean,
@@ -125,16 +125,18 @@ def test_apply_depthwise_kernel_one_matches_conv():
 # GeReTanH and the DFA conv
 
 
-def test_geretanh_is_zero_for_non_positive_and_tends_to_one():
+def geretanh(z, tau):
+    """DyFADet's gate as written in the paper."""
+    return torch.relu((torch.tanh(z - tau) + math.tanh(tau)) / (1.0 + math.tanh(tau)))
+
+
+def test_geretanh_times_is_the_scaled_gate():
     tau = 1.5
-    z = torch.tensor([-10.0, -1.0, 0.0, tau, 30.0])
-    g = geretanh(z, tau)
-    assert torch.equal(g[:3], torch.zeros(3))
-    assert g[3].item() == pytest.approx(math.tanh(tau) / (1.0 + math.tanh(tau)), abs=1e-6)
-    assert g[4].item() == pytest.approx(1.0, abs=1e-6)
-    dense = geretanh(torch.linspace(-3, 10, 500), tau)
-    assert torch.all(dense[1:] >= dense[:-1])
-    assert torch.all((dense >= 0) & (dense <= 1))
+    z = torch.linspace(-5, 8, 301)
+    assert torch.allclose(geretanh_times(z - tau, tau), (1.0 + math.tanh(tau)) * geretanh(z, tau), atol=1e-6)
+    # Exactly 0 for z <= 0 (positions can be switched off), tends to 1 + tanh(tau) for large z.
+    assert torch.equal(geretanh_times(torch.tensor([-10.0, -1.0, 0.0]) - tau, tau), torch.zeros(3))
+    assert geretanh_times(torch.tensor([30.0]), tau).item() == pytest.approx(1.0 + math.tanh(tau), abs=1e-6)
 
 
 def _dfa_with_constant_gate(weights_by_tap, gate_logit, bias=0.0):

@@ -204,21 +204,25 @@ def residual_branch(dim: int, drop_path: float, layer_scale: bool) -> nn.Module:
 # Dynamic feature aggregation (DFA) convolution
 
 
-def geretanh(z: Tensor, tau: float) -> Tensor:
-    """DyFADet's gate: max(0, (tanh(z - tau) + tanh(tau)) / (1 + tanh(tau))).
+def geretanh_times(shifted: Tensor, tau: float) -> Tensor:
+    """DyFADet's gate times a constant: (1 + tanh(tau)) * geretanh(z), from `shifted` = z - tau.
 
-    Exactly 0 for z <= 0 (positions can be switched off), tends to 1 for large z.
+    geretanh(z) = max(0, (tanh(z - tau) + tanh(tau)) / (1 + tanh(tau))) is exactly 0 for z <= 0
+    (positions can be switched off) and tends to 1 for large z. Written as
+    max(tanh(z - tau), -tanh(tau)) + tanh(tau), it takes two passes over the activations after the
+    tanh instead of four; the shift and the constant factor are linear and go into the
+    neighbouring layers (see `DFAConv1d.aggregate`).
     """
     t = math.tanh(tau)
-    # In-place steps only where autograd keeps no copy (tanh's output must stay intact).
-    return torch.tanh(z - tau).add(t).mul_(1.0 / (1.0 + t)).relu_()
+    # clamp out of place: tanh's backward needs its output intact; clamp's does not need its own.
+    return torch.tanh(shifted).clamp(min=-t).add_(t)
 
 
 class DFAConv1d(nn.Module):
     """Dynamic feature aggregation conv: a ka-tap conv whose input taps are re-weighted per
     (channel, time) by a non-negative dynamic gate, then channel LayerNorm and the mask.
 
-        g[c, t] = geretanh(depthwise_conv_ka(x)[c, t])
+        g[c, t] = geretanh(depthwise_conv_ka(x)[c, t])     (see `geretanh_times`)
         y[o, t] = b[o] + sum_{i, c} W[o, i, c] * g[c, t] * x[c, t + i - ka // 2]
 
     The gate belongs to the output position t and is shared by its ka taps (DyFADet's dyn_type 'c').
@@ -251,13 +255,17 @@ class DFAConv1d(nn.Module):
 
     def aggregate(self, x: Tensor) -> Tensor:
         """The gated, mixed taps before the norm: (B, in, T) -> (B, out, T)."""
-        batch, channels, length = x.shape
-        gate = geretanh(self.gate_logits(x), self.gate_tau)
+        length = x.shape[-1]
         half = self.kernel_size // 2
+        # z - tau: the shift folded into the gate conv's bias; the gate's factor 1 / (1 + tanh(tau))
+        # folded into the (linear) mixing weights.
+        shifted = F.conv1d(x, self.gate_logits.weight, self.gate_logits.bias - self.gate_tau, padding=half, groups=x.shape[1])
+        gate = geretanh_times(shifted, self.gate_tau)
         padded = F.pad(x, (half, half))
-        taps = torch.stack([padded[..., i : i + length] for i in range(self.kernel_size)], dim=1)
-        gated = (taps * gate.unsqueeze(1)).reshape(batch, self.kernel_size * channels, length)
-        return self.mixing(gated)
+        # Tap-major (B, ka * in, T): tap i of channel c at row i * in + c.
+        gated = torch.cat([padded[..., i : i + length] * gate for i in range(self.kernel_size)], dim=1)
+        weight = self.mixing.weight * (1.0 / (1.0 + math.tanh(self.gate_tau)))
+        return F.conv1d(gated, weight, self.mixing.bias)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return apply_mask(self.norm(self.aggregate(x)), mask)
