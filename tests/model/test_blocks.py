@@ -86,6 +86,18 @@ def test_channel_layer_norm_normalises_each_time_step_over_channels():
     assert torch.allclose(norm(y)[..., :4], norm(x)[..., :4], atol=1e-6)
 
 
+def test_channel_layer_norm_is_accurate_under_bf16_autocast():
+    # Features far from zero: variance computed in bf16 would lose most of its digits.
+    torch.manual_seed(0)
+    norm = ChannelLayerNorm(64)
+    x = (torch.randn(2, 64, 50) * 3 + 100).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm(x)
+    reference = F.layer_norm(x.float().transpose(1, 2), (64,)).transpose(1, 2)
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), reference, atol=0.02)
+
+
 def test_channel_layer_norm_gradients_match_the_native_layer_norm():
     torch.manual_seed(0)
     x = (torch.randn(2, 6, 5, dtype=torch.float64) * 3 + 1).requires_grad_()
