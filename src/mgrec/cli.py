@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream")
     p.add_argument("--lookahead", type=float, default=2.0, help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
-    p.add_argument("--hop", type=int, default=None, help="feature steps per update")
+    p.add_argument("--hop", type=int, default=None, help="feature steps per update (default: about 1 s)")
+    p.add_argument("--history", type=int, default=None,
+                   help="feature steps of the window the network sees (default: data.max_seq_len // 4)")
     p.set_defaults(run=cmd_stream)
 
     p = sub.add_parser("extract", help="video files (or SMG skeleton CSVs) -> per-window features + sidecars")
@@ -236,7 +238,7 @@ def cmd_stream(args) -> None:
         if source.suffix.lower() in VIDEO_SUFFIXES:  # a recorded video: features first, with the run's recipe
             source = extract_with_recipe(Detector.from_run(args.run_dir), [source], Path(scratch))[0]
         stream_file(args.run_dir, source, lookahead=args.lookahead, realtime=args.realtime, hop=args.hop,
-                    threads=args.threads or 1)  # small updates are fastest on one thread
+                    history=args.history, threads=args.threads or 1)  # small updates are fastest on one thread
 
 
 def cmd_extract(args) -> None:

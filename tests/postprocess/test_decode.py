@@ -101,6 +101,22 @@ def test_topk_is_per_level_and_short_segments_are_dropped():
     assert detections.segments.tolist() == [[0.0, 2.0], [0.0, 4.0], [-2.0, 2.0]]
 
 
+@pytest.mark.parametrize("topk", [1, 7, 60, 149, 150, 500])
+def test_topk_with_many_ties_at_the_cut_keeps_the_earliest(topk):
+    # Only the candidates scoring at least the k-th highest are sorted; ties at the cut must still
+    # go to the earlier point, then the lower class, as a full stable sort would.
+    generator = torch.Generator().manual_seed(0)
+    logits = [torch.randint(0, 3, (50, 3), generator=generator).float()]
+    offsets = [torch.rand(50, 2, generator=generator) * 3 + 1]
+    masks = [torch.arange(50) % 7 != 3]
+    cfg = PostprocessConfig(pre_nms_topk=topk)
+    detections = decode_video(logits, offsets, masks, [2], cfg)
+    segments, scores, labels = decode_py(logits, offsets, masks, [2], cfg)
+    assert detections.labels.tolist() == labels
+    assert detections.segments.flatten().tolist() == pytest.approx([x for s in segments for x in s])
+    assert detections.scores.tolist() == pytest.approx(scores)
+
+
 def test_bf16_outputs_are_decoded_in_float32():
     cls_logits, offsets, masks = one_level([[2.0]], [[1.0, 1.0]])
     detections = decode_video([cls_logits[0].bfloat16()], [offsets[0].bfloat16()], masks, [1], PostprocessConfig())

@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mgrec.postprocess.nms as nms_module
 from mgrec.config import PostprocessConfig
 from mgrec.postprocess.nms import nms, segment_iou
 
@@ -196,11 +198,14 @@ def test_nan_scores_are_an_error():
 
 
 def test_segment_iou_hand_values():
-    others = torch.tensor([[0.0, 10.0], [5.0, 15.0], [10.0, 20.0], [2.0, 4.0], [3.0, 3.0], [-5.0, 30.0]])
+    others = np.array([[0.0, 10.0], [5.0, 15.0], [10.0, 20.0], [2.0, 4.0], [3.0, 3.0], [-5.0, 30.0]], dtype=np.float32)
     iou = segment_iou(0.0, 10.0, others[:, 0], others[:, 1])
     assert iou.tolist() == pytest.approx([1.0, 1 / 3, 0.0, 0.2, 0.0, 10 / 35])
     # Zero-length against zero-length: empty union, no overlap (not NaN).
-    assert segment_iou(3.0, 3.0, torch.tensor([3.0]), torch.tensor([3.0])).tolist() == [0.0]
+    assert segment_iou(3.0, 3.0, np.array([3.0]), np.array([3.0])).tolist() == [0.0]
+    # One segment per row against a block of segments.
+    block = segment_iou(np.array([[0.0], [5.0]]), np.array([[10.0], [15.0]]), others[None, :2, 0], others[None, :2, 1])
+    assert block.flatten().tolist() == pytest.approx([1.0, 1 / 3, 1 / 3, 1.0])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -217,3 +222,146 @@ def test_cuda_matches_cpu(method):
     for expected, actual in zip(on_cpu, on_gpu):
         assert actual.is_cuda
         torch.testing.assert_close(actual.cpu(), expected)
+
+
+# ---- exactly the plain greedy loop ---------------------------------------------------------------
+# `nms` advances all classes at once on numpy arrays; the loop below is the straightforward version
+# (one pick at a time over all candidates, PyTorch arithmetic as in the former implementation). The
+# results must be identical, bit for bit: same kept candidates, scores, labels and order.
+
+
+def plain_greedy_nms(segments, scores, labels, cfg):
+    current = scores.clone()
+    starts, ends = segments[:, 0], segments[:, 1]
+    min_kept = cfg.min_score if cfg.nms == "soft" else -math.inf
+    kept, kept_scores = [], []
+    while len(kept) < cfg.max_detections and current.numel():
+        best = current.max()
+        if best == -math.inf or float(best) < min_kept:
+            break
+        tied = torch.nonzero(current == best).squeeze(1)
+        position = int(tied[torch.argmin(labels[tied] * len(current) + tied)])  # lowest class, then position
+        kept.append(position)
+        kept_scores.append(float(best))
+        current[position] = -math.inf
+        start, end = segments[position].tolist()
+        intersection = (torch.clamp(ends, max=end) - torch.clamp(starts, min=start)).clamp(min=0)
+        union = (ends - starts) + (end - start) - intersection
+        iou = intersection / union.clamp(min=torch.finfo(union.dtype).tiny)
+        same_class = labels == labels[position]
+        if cfg.nms == "hard":
+            current[same_class & (iou > cfg.iou_threshold)] = -math.inf
+        else:
+            current = torch.where(same_class, current * torch.exp(iou.square() / -cfg.sigma), current)
+    index = torch.tensor(kept, dtype=torch.long)
+    return segments[index], torch.tensor(kept_scores, dtype=scores.dtype), labels[index]
+
+
+def random_candidates(seed, n, num_classes, dtype, ties):
+    generator = torch.Generator().manual_seed(seed)
+    if ties:  # small integer grids: equal scores, identical and touching segments
+        starts = torch.randint(0, 30, (n,), generator=generator).to(dtype)
+        lengths = torch.randint(0, 5, (n,), generator=generator).to(dtype)
+        scores = torch.randint(0, 8, (n,), generator=generator).to(dtype) / 8
+    else:
+        starts = torch.rand(n, generator=generator, dtype=dtype) * 300
+        lengths = torch.rand(n, generator=generator, dtype=dtype) * 40
+        scores = torch.rand(n, generator=generator, dtype=dtype)
+    labels = torch.randint(0, num_classes, (n,), generator=generator)
+    return torch.stack([starts, starts + lengths], 1), scores, labels
+
+
+def assert_identical(actual, expected):
+    for a, e in zip(actual, expected):
+        assert a.dtype == e.dtype and a.shape == e.shape
+        assert torch.equal(a, e)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["soft", "hard"])
+@pytest.mark.parametrize("seed", range(12))
+def test_equals_the_plain_greedy_loop_bit_for_bit(seed, method, dtype):
+    ties = seed % 2 == 0
+    candidates = random_candidates(seed, n=40 + 30 * seed, num_classes=1 + seed % 5, dtype=dtype, ties=ties)
+    cfg = PostprocessConfig(
+        nms=method,
+        sigma=[0.5, 0.1, 0.75][seed % 3],
+        iou_threshold=[0.5, 0.0, 0.3, 1.0][seed % 4],
+        min_score=[0.001, 0.0, 0.3][seed % 3],
+        max_detections=[10_000, 7, 60][seed % 3],  # no cut-off, and cut-offs inside the ranking
+    )
+    assert_identical(nms(*candidates, cfg), plain_greedy_nms(*candidates, cfg))
+
+
+@pytest.mark.parametrize("method", ["soft", "hard"])
+def test_equals_the_plain_greedy_loop_at_detector_scale(method):
+    # As many candidates and classes as a detector output, cut at max_detections.
+    candidates = random_candidates(0, n=3000, num_classes=17, dtype=torch.float32, ties=False)
+    cfg = PostprocessConfig(nms=method, sigma=0.5, max_detections=500)
+    result = nms(*candidates, cfg)
+    assert len(result[1]) == 500
+    assert_identical(result, plain_greedy_nms(*candidates, cfg))
+
+
+def test_one_large_class_among_many_small_ones_stays_exact_with_bounded_blocks(monkeypatch):
+    # Classes are padded to a common length in blocks; a class with many candidates must not pad
+    # hundreds of small classes to its size (memory would grow as classes x candidates).
+    generator = torch.Generator().manual_seed(3)
+    n_large, n_small = 4000, 400
+    starts = torch.rand(n_large + n_small, generator=generator) * 1000
+    segments = torch.stack([starts, starts + torch.rand(n_large + n_small, generator=generator) * 20], 1)
+    scores = torch.rand(n_large + n_small, generator=generator)
+    labels = torch.cat([torch.zeros(n_large, dtype=torch.long), torch.arange(1, n_small + 1)])
+    block_sizes = []
+    original = nms_module._ClassBlock
+
+    def recording(*args):
+        block = original(*args)
+        block_sizes.append(block.current.size)
+        return block
+
+    monkeypatch.setattr(nms_module, "_ClassBlock", recording)
+    cfg = PostprocessConfig(nms="soft", max_detections=300)
+    assert_identical(nms(segments, scores, labels, cfg), plain_greedy_nms(segments, scores, labels, cfg))
+    assert max(block_sizes) <= 2 * (n_large + n_small)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32_and_keeps_its_dtype(dtype):
+    segments, scores, labels = random_candidates(5, n=200, num_classes=3, dtype=torch.float32, ties=False)
+    segments, scores = segments.to(dtype), scores.to(dtype)
+    kept_segments, kept_scores, kept_labels = nms(segments, scores, labels, PostprocessConfig())
+    expected = plain_greedy_nms(segments.float(), scores.float(), labels, PostprocessConfig())
+    assert kept_segments.dtype == kept_scores.dtype == dtype
+    assert torch.equal(kept_segments.float(), expected[0]) and torch.equal(kept_labels, expected[2])
+    assert torch.equal(kept_scores, expected[1].to(dtype))
+
+
+def test_soft_nms_with_a_tiny_sigma_never_returns_nan():
+    # exp(-1 / 0.001) underflows to 0: a kept candidate (-inf) times 0 must not come back as NaN.
+    segments, scores, labels = as_tensors([(0, 4), (0, 4), (0, 4)], [0.9, 0.8, 0.7], [0, 0, 0])
+    cfg = PostprocessConfig(nms="soft", sigma=0.001, min_score=0.0)
+    _, kept_scores, _ = nms(segments.float(), scores.float(), labels, cfg)
+    assert kept_scores.tolist() == [pytest.approx(0.9), 0.0, 0.0]
+
+
+def test_infinite_scores_are_an_error():
+    segments, _, labels = as_tensors([(0, 1)], [0.0], [0])
+    with pytest.raises(ValueError, match="infinity"):
+        nms(segments, torch.tensor([math.inf], dtype=torch.float64), labels, PostprocessConfig())
+
+
+def test_negative_scores_are_dropped_by_soft_nms_and_refused_below_a_negative_min_score():
+    segments, scores, labels = as_tensors([(0, 4), (10, 12)], [0.5, -0.2], [0, 0])
+    assert nms(segments, scores, labels, PostprocessConfig(nms="soft", min_score=0.0))[1].tolist() == [0.5]
+    assert nms(segments, scores, labels, PostprocessConfig(nms="hard"))[1].tolist() == [0.5, -0.2]
+    with pytest.raises(ValueError, match="negative scores"):
+        nms(segments, scores, labels, PostprocessConfig(nms="soft", min_score=-1.0))
+
+
+def test_min_score_is_compared_in_float64():
+    # float32(0.9) < 0.9: a float32 comparison (0.9 rounded to float32) would keep it.
+    segments = torch.tensor([[0.0, 1.0], [5.0, 6.0]])
+    scores, labels = torch.tensor([0.95, 0.9]), torch.tensor([0, 0])
+    _, kept_scores, _ = nms(segments, scores, labels, PostprocessConfig(nms="soft", min_score=0.9))
+    assert kept_scores.tolist() == [pytest.approx(0.95)]

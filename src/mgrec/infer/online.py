@@ -66,14 +66,14 @@ Window length: accuracy versus compute
 --------------------------------------
 The network's convolutions have a finite receptive field, but the DynE instance-dynamic branch and the
 channel part of the spatial-temporal attention pool (mean, max) over the whole window, so predictions
-depend on the window, not only on the neighbourhood of a gesture. A window of the training length or
-more (default 2 * data.max_seq_len) sees statistics like the ones the network was trained on; a
-shorter window costs less per update but drifts from what the network was trained on.
-`benchmarks/online_eval.py` measures both. On the demo benchmark (a 15-epoch demo-mgrec run, one CPU
-thread, 2-core machine under load) the network is nearly all of an update's time: about 95 ms for a
-2048-step window, 43 ms for 512 and 31 ms for 256 (a fixed ~20 ms for the several hundred small
-operations of one forward pass), while online F1 stayed within 0.01 of offline F1 for every window
-and lookahead from 0.5 to 4 s.
+depend on the window, not only on the neighbourhood of a gesture. A longer window sees statistics
+closer to those of the training crops; a shorter one costs less per update. The default is a quarter
+of the training crop (`data.max_seq_len // 4`: 256 steps = 20 s on the demo, 576 steps = 82 s on
+SMG). Measured with `benchmarks/online_eval.py` on the demo's validation split (a 15-epoch
+demo-mgrec run; offline F1 0.696): online F1 at lookahead 2 s was 0.694 / 0.695 / 0.695 / 0.697 with
+windows of 2048 / 512 / 256 / 128 steps (0.692 / 0.685 / 0.688 / 0.693 at 1 s), while the compute per
+update (one thread, shared 2-core machine) was 82 / 43 / 32 / 27 ms: the network is nearly all of it,
+with a floor of ~20 ms for the several hundred small operations of one forward pass.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ from mgrec.timeline import FeatureGrid
 SAME_GESTURE_TIOU = 0.5
 # Default update interval in seconds of stream (rounded to whole feature steps).
 DEFAULT_HOP_SECONDS = 1.0
+# Default window: the training crop length (data.max_seq_len) divided by this, or what the
+# lookahead needs if that is more (see "Window length" above for the measurements behind it).
+DEFAULT_HISTORY_DIVISOR = 4
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,8 @@ class OnlineDetector:
     (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
     after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
     one second); `history`: feature steps of the window the network sees (default
-    2 * data.max_seq_len). The emission rule is described in the module docstring.
+    data.max_seq_len // 4, or more if the lookahead needs it). The emission rule is described in the
+    module docstring.
     """
 
     def __init__(
@@ -205,12 +209,13 @@ class OnlineDetector:
         self.hop = hop if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
         if self.hop < 1:
             raise InputError(f"hop must be at least 1 feature step, got {self.hop}")
-        self.history = history if history is not None else 2 * detector.config.data.max_seq_len
         # A gesture must still be inside the window at the update that decides it, with some
         # context before it: lookahead and one hop must fit in the window with room to spare.
         lookahead_steps = math.ceil(self.lookahead / step_seconds)
         largest_stride = 2 ** (detector.config.model.num_levels - 1)
         needed = max(lookahead_steps + self.hop + 1, largest_stride)
+        default_history = max(detector.config.data.max_seq_len // DEFAULT_HISTORY_DIVISOR, needed)
+        self.history = history if history is not None else default_history
         if self.history < needed:
             raise InputError(
                 f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "
@@ -414,13 +419,15 @@ def stream_file(
     hop: int | None = None,
     out: IO[str] | None = None,
     threads: int | None = 1,
+    history: int | None = None,
 ) -> int:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
 
     The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`. `realtime`: push
     each hop of features at the wall-clock moment its last feature would exist in a live video
     (updates only happen at hop boundaries, so finer pushing would report nothing sooner); otherwise
-    as fast as possible. `threads`: torch CPU threads for this process (None: leave torch's setting).
+    as fast as possible. `hop`, `history`: as for `OnlineDetector`. `threads`: torch CPU threads for
+    this process (None: leave torch's setting).
     One is the default because an update is a batch of one short window: more threads add
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
     Returns the number of gestures emitted.
@@ -437,7 +444,7 @@ def stream_file(
         check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps=data.fps, source=sidecar_path(path))
         fps = sidecar.fps
     features = load_features(path, expected_dim=data.feature_dim)
-    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, video_id=path.stem)
+    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem)
     count = 0
     for emission in online.run(_replay(features, online.hop, online.grid, realtime)):
         out.write(json.dumps(emission.to_json()) + "\n")

@@ -52,18 +52,18 @@ def to_detections(
     video_id: str,
     duration: float | None = None,
 ) -> list[Detection]:
-    """Grid-unit segments -> `Detection`s in seconds and frames, clipped to the video."""
+    """Grid-unit segments -> `Detection`s in seconds and frames, clipped to the video, by descending score.
+
+    All arithmetic is done on whole arrays first; the loop only builds the records (thousands per video).
+    """
     seconds = grid.index_to_seconds(segments.astype(np.float64)) if len(segments) else np.zeros((0, 2))
     seconds = np.clip(seconds, 0.0, duration if duration is not None else np.inf)
     frames = grid.seconds_to_frame(seconds) if len(seconds) else np.zeros((0, 2), dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
-    detections = []
-    for i in order:
-        start, end = float(seconds[i, 0]), float(seconds[i, 1])
-        if end <= start:
-            continue  # clipped away entirely (lies outside the video)
-        label = int(labels[i])
-        detections.append(
-            Detection(video_id, start, end, label, classes[label], float(scores[i]), int(frames[i, 0]), int(frames[i, 1]))
-        )
-    return detections
+    order = order[~(seconds[order, 1] <= seconds[order, 0])]  # drop those clipped away entirely (outside the video)
+    labels = labels[order].astype(np.int64)
+    columns = (seconds[order].tolist(), labels.tolist(), scores[order].tolist(), frames[order].tolist())
+    return [
+        Detection(video_id, start, end, label, classes[label], score, start_frame, end_frame)
+        for (start, end), label, score, (start_frame, end_frame) in zip(*columns)
+    ]
