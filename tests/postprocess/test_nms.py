@@ -1,5 +1,7 @@
 """Class-wise hard NMS and Gaussian Soft-NMS against plain-Python references and hand cases."""
 
+import contextlib
+import dataclasses
 import math
 
 import numpy as np
@@ -225,9 +227,22 @@ def test_cuda_matches_cpu(method):
 
 
 # ---- exactly the plain greedy loop ---------------------------------------------------------------
-# `nms` advances all classes at once on numpy arrays; the loop below is the straightforward version
-# (one pick at a time over all candidates, PyTorch arithmetic as in the former implementation). The
-# results must be identical, bit for bit: same kept candidates, scores, labels and order.
+# `nms` advances all classes at once on numpy arrays, updates only the window of candidates that can
+# overlap a pick, and makes several picks of a class in one round when their windows are apart; the
+# loop below is the straightforward version (one pick at a time over all candidates, PyTorch
+# arithmetic as in the former implementation). The results must be identical, bit for bit: same kept
+# candidates, scores, labels and order. Classes get windows only above nms.SMALL_CLASS candidates;
+# `windows_for_every_class` lowers that bound so that small inputs take the windowed path too.
+
+
+@contextlib.contextmanager
+def windows_for_every_class():
+    saved = nms_module.SMALL_CLASS
+    nms_module.SMALL_CLASS = 0
+    try:
+        yield
+    finally:
+        nms_module.SMALL_CLASS = saved
 
 
 def plain_greedy_nms(segments, scores, labels, cfg):
@@ -277,10 +292,13 @@ def assert_identical(actual, expected):
         assert torch.equal(a, e)
 
 
+@pytest.mark.parametrize("windows", ["large classes", "every class"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("method", ["soft", "hard"])
 @pytest.mark.parametrize("seed", range(12))
-def test_equals_the_plain_greedy_loop_bit_for_bit(seed, method, dtype):
+def test_equals_the_plain_greedy_loop_bit_for_bit(seed, method, dtype, windows, monkeypatch):
+    if windows == "every class":
+        monkeypatch.setattr(nms_module, "SMALL_CLASS", 0)
     ties = seed % 2 == 0
     candidates = random_candidates(seed, n=40 + 30 * seed, num_classes=1 + seed % 5, dtype=dtype, ties=ties)
     cfg = PostprocessConfig(
@@ -365,3 +383,116 @@ def test_min_score_is_compared_in_float64():
     scores, labels = torch.tensor([0.95, 0.9]), torch.tensor([0, 0])
     _, kept_scores, _ = nms(segments, scores, labels, PostprocessConfig(nms="soft", min_score=0.9))
     assert kept_scores.tolist() == [pytest.approx(0.95)]
+
+
+# ---- windows and several picks a round (large classes) -------------------------------------------
+
+
+def one_class(starts, lengths, scores, dtype=torch.float64):
+    starts = torch.as_tensor(starts, dtype=dtype)
+    segments = torch.stack([starts, starts + torch.as_tensor(lengths, dtype=dtype)], 1)
+    return segments, torch.as_tensor(scores, dtype=dtype), torch.zeros(len(starts), dtype=torch.long)
+
+
+def soft_and_hard(**settings):
+    return [PostprocessConfig(nms="soft", **settings), PostprocessConfig(nms="hard", iou_threshold=0.0, **settings)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    candidates=st.lists(candidate, max_size=40),
+    method=st.sampled_from(["soft", "hard"]),
+    iou_threshold=st.sampled_from([0.0, 0.3, 0.9]),
+    sigma=st.sampled_from([0.1, 0.5]),
+    max_detections=st.integers(1, 45),
+)
+def test_windowed_path_equals_the_plain_loop_on_small_grids(candidates, method, iou_threshold, sigma, max_detections):
+    # Grids of values: equal scores, identical, touching, nested and zero-length segments.
+    segments, scores, labels = as_tensors(*unpack(candidates))
+    cfg = PostprocessConfig(nms=method, iou_threshold=iou_threshold, sigma=sigma, min_score=0.0, max_detections=max_detections)
+    with windows_for_every_class():
+        actual = nms(segments, scores, labels, cfg)
+    assert_identical(actual, plain_greedy_nms(segments, scores, labels, cfg))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cfg", soft_and_hard(sigma=0.5, min_score=0.0), ids=["soft", "hard"])
+def test_a_long_segment_is_reached_by_picks_far_from_its_start(cfg, dtype):
+    # 400 short disjoint segments from 100 on with higher scores, and long ones starting before them
+    # with lower scores: every pick inside a long segment must decay it (soft) or remove it (hard),
+    # though no segment that starts near the pick is long. The window's reach is the longest so far.
+    generator = torch.Generator().manual_seed(7)
+    n = 400
+    starts = torch.cat([100 + torch.arange(n) * 3.0, torch.tensor([0.5, 10.0, 600.0])])
+    lengths = torch.cat([torch.ones(n), torch.tensor([1190.0, 400.0, 20.0])])
+    scores = torch.cat([0.5 + 0.5 * torch.rand(n, generator=generator), torch.tensor([0.4, 0.45, 0.3])])
+    segments, scores, labels = one_class(starts, lengths, scores, dtype)
+    result = nms(segments, scores, labels, cfg)
+    assert_identical(result, plain_greedy_nms(segments, scores, labels, cfg))
+    kept = dict(zip(map(tuple, result[0].tolist()), result[1].tolist()))
+    if cfg.nms == "soft":  # decayed by every short segment inside it, a little each time
+        assert kept[(0.5, 1190.5)] < 0.4
+    else:
+        assert (0.5, 1190.5) not in kept and (10.0, 410.0) not in kept
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cfg", soft_and_hard(sigma=0.5, min_score=0.0), ids=["soft", "hard"])
+@pytest.mark.parametrize("seed", range(4))
+def test_large_class_of_long_and_short_segments_equals_the_plain_loop(seed, cfg, dtype):
+    generator = torch.Generator().manual_seed(seed)
+    n = 700
+    starts = torch.rand(n, generator=generator) * 1000
+    long = torch.rand(n, generator=generator) < 0.05
+    lengths = torch.where(long, 100 + torch.rand(n, generator=generator) * 400, torch.rand(n, generator=generator) * 5)
+    segments, scores, labels = one_class(starts, lengths, torch.rand(n, generator=generator), dtype)
+    assert_identical(nms(segments, scores, labels, cfg), plain_greedy_nms(segments, scores, labels, cfg))
+
+
+@pytest.mark.parametrize("cfg", soft_and_hard(sigma=0.5, min_score=0.0), ids=["soft", "hard"])
+@pytest.mark.parametrize("seed", range(4))
+def test_large_classes_with_ties_and_zero_length_segments_equal_the_plain_loop(seed, cfg):
+    # Small integer grids: many equal scores among overlapping and non-overlapping candidates (the
+    # earliest input position must win), identical, touching and zero-length segments (these never
+    # overlap anything: IoU 0, also with an identical zero-length one).
+    generator = torch.Generator().manual_seed(seed)
+    n = 900
+    starts = torch.randint(0, 150, (n,), generator=generator).double()
+    lengths = torch.randint(0, 6, (n,), generator=generator).double() * (torch.rand(n, generator=generator) < 0.7)
+    scores = torch.randint(1, 9, (n,), generator=generator).double() / 8
+    labels = torch.randint(0, 2, (n,), generator=generator)
+    segments = torch.stack([starts, starts + lengths], 1)
+    assert (lengths == 0).sum() > n // 4 and (labels == 0).sum() > nms_module.SMALL_CLASS
+    assert_identical(nms(segments, scores, labels, cfg), plain_greedy_nms(segments, scores, labels, cfg))
+
+
+@pytest.mark.parametrize("max_detections", [2000, 150])
+@pytest.mark.parametrize("cfg", soft_and_hard(sigma=0.5, min_score=0.001), ids=["soft", "hard"])
+def test_a_large_class_makes_several_picks_a_round(cfg, max_detections, monkeypatch):
+    # What makes a class with many picks fast: most rounds pick several candidates whose windows are apart.
+    generator = torch.Generator().manual_seed(5)
+    n = 3000
+    starts = torch.rand(n, generator=generator, dtype=torch.float64) * 3000
+    segments, scores, labels = one_class(starts, torch.rand(n, generator=generator) * 20, torch.rand(n, generator=generator))
+    cfg = dataclasses.replace(cfg, max_detections=max_detections)
+    rounds = []
+    highest = nms_module._ClassBlock.highest
+
+    def counting(block, batch):
+        rounds.append(batch)
+        return highest(block, batch)
+
+    monkeypatch.setattr(nms_module._ClassBlock, "highest", counting)
+    result = nms(segments, scores, labels, cfg)
+    assert len(result[1]) >= min(max_detections, 300)
+    assert len(rounds) < len(result[1]) / 4
+    assert_identical(result, plain_greedy_nms(segments, scores, labels, cfg))
+
+
+def test_invalid_sigma_and_iou_threshold_are_errors():
+    segments, scores, labels = as_tensors([(0, 1)], [0.5], [0])
+    for sigma in (0.0, -0.5, math.nan):
+        with pytest.raises(ValueError, match="sigma"):
+            nms(segments, scores, labels, PostprocessConfig(nms="soft", sigma=sigma))
+    with pytest.raises(ValueError, match="iou_threshold"):
+        nms(segments, scores, labels, PostprocessConfig(nms="hard", iou_threshold=-0.1))
