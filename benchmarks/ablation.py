@@ -20,8 +20,6 @@ import argparse
 import datetime
 import hashlib
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -33,6 +31,7 @@ import torch
 
 from mgrec.config import load_config
 from mgrec.data.demo import build_demo
+from mgrec.devices import describe_machine
 from mgrec.errors import InputError
 from mgrec.infer.evaluate import evaluate_run
 from mgrec.train.loop import train
@@ -198,18 +197,6 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
     (out / "ablation.md").write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} logical CPUs); {platform.platform()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -225,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {
             "command": shlex.join(["python", "benchmarks/ablation.py", *argv]),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine_description(),
+            "machine": describe_machine(),
             "torch_version": torch.__version__,
             "threads": torch.get_num_threads(),
             "demo_root": str(paths.root),

@@ -38,7 +38,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -54,6 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.config import MODEL_VARIANTS, Config, load_config
 from mgrec.data.datasets import pad_video
+from mgrec.devices import describe_machine
 from mgrec.errors import InputError
 from mgrec.infer.offline import Detector as LoadedDetector
 from mgrec.infer.online import OnlineDetector
@@ -317,7 +317,7 @@ def time_online_update(config_path: Path, device: torch.device, bf16: bool, upda
     """Wall time of one `OnlineDetector` update with a full window, on a randomly initialised model.
 
     Every pushed chunk is exactly one hop, so every push is one update. The window is filled
-    first (those updates are the warm-up) and then `updates` pushes are timed.
+    first, then `timed_calls` makes its warm-up pushes and times `updates` more.
     """
     config = load_config(config_path)
     torch.manual_seed(config.seed)
@@ -331,14 +331,9 @@ def time_online_update(config_path: Path, device: torch.device, bf16: bool, upda
         with autocast(device, bf16):
             online.push(rng.standard_normal((online.hop, config.data.feature_dim), dtype=np.float32))
 
-    for _ in range(-(-online.history // online.hop)):
+    for _ in range(-(-online.history // online.hop)):  # fill the window
         push()
-    times = []
-    for _ in range(updates):
-        started = time.perf_counter()
-        push()
-        synchronize(device)
-        times.append(time.perf_counter() - started)
+    times = timed_calls(push, device, updates)
     return {
         "samples": times,
         "history": online.history,
@@ -385,20 +380,6 @@ def profile(model: Detector, config: Config, length: int, device: torch.device, 
 
 
 # -- the report -----------------------------------------------------------------------------
-
-
-def machine_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}; {platform.platform()}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} logical CPUs); {platform.platform()}"
 
 
 def load_average() -> list[float] | None:
@@ -490,7 +471,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP default)"),
         "freed_memory_kept": freed_memory_kept,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_description(device),
+        "machine": describe_machine(device),
         "load_average_start": load_at_start,
         "load_average_end": load_average(),
         "command": shlex.join(["python", "benchmarks/speed.py", *argv]),
