@@ -6,21 +6,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mgrec.model import blocks
 from mgrec.model.blocks import (
     ChannelLayerNorm,
     DFAConv1d,
     DropPath,
     DynELayer,
     LocalSelfAttention,
+    Segments,
     SpatialTemporalAttention,
     apply_depthwise,
     downsample,
     expanded_kernel_size,
-    geretanh_times,
+    geretanh_from_doubled_shift,
     masked_max,
     max_over,
     masked_mean,
-    resize_nearest,
 )
 
 
@@ -63,12 +64,32 @@ def test_downsample_pools_only_real_positions():
     assert torch.equal(new_mask, torch.tensor([[[True, True, True, False]]]))
 
 
-def test_resize_nearest_halves_and_doubles():
-    x = torch.arange(4.0).view(1, 1, 4)
-    assert torch.equal(resize_nearest(x, 2), torch.tensor([[[0.0, 2.0]]]))
-    assert torch.equal(resize_nearest(x, 8), torch.tensor([[[0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]]]))
-    with pytest.raises(ValueError):
-        resize_nearest(x, 3)
+def test_segments_pool_each_stretch_over_its_real_positions_only():
+    # Two segments [0, 4) and [6, 9) with masked steps between them and a padded tail in video 1.
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0, 1, 1, 1], [1, 1, 0, 0, 0, 0, 1, 0, 0]], dtype=torch.bool)[:, None]
+    segments = Segments(mask, [(0, 4), (6, 9)])
+    for b in range(2):
+        for s, (begin, end) in enumerate(segments.bounds):
+            real = x[b, :, begin:end][:, mask[b, 0, begin:end]]
+            assert torch.allclose(segments.mean(x)[b, :, s], real.mean(-1), atol=1e-6)
+            assert torch.equal(segments.max(x)[b, :, s], real.amax(-1))
+    values = torch.tensor([[10.0, 20.0]])
+    assert torch.equal(segments.spread(values)[0, :4], torch.full((4,), 10.0))
+    assert torch.equal(segments.spread(values)[0, 6:], torch.full((3,), 20.0))
+    # One segment: the plain masked statistics.
+    whole = Segments.whole(mask)
+    assert torch.allclose(whole.mean(x), masked_mean(x, mask), atol=1e-6)
+    assert torch.equal(whole.max(x), masked_max(x, mask))
+
+
+def test_segment_without_real_positions_pools_to_zero():
+    x = torch.randn(1, 2, 6)
+    mask = torch.tensor([[[1, 1, 1, 0, 0, 0]]], dtype=torch.bool)
+    segments = Segments(mask, [(0, 3), (3, 6)])
+    assert torch.equal(segments.max(x)[..., 1], torch.zeros(1, 2))
+    assert torch.equal(segments.mean(x)[..., 1], torch.zeros(1, 2))
 
 
 def test_channel_layer_norm_normalises_each_time_step_over_channels():
@@ -142,13 +163,13 @@ def geretanh(z, tau):
     return torch.relu((torch.tanh(z - tau) + math.tanh(tau)) / (1.0 + math.tanh(tau)))
 
 
-def test_geretanh_times_is_the_scaled_gate():
+def test_geretanh_from_doubled_shift_is_the_gate():
     tau = 1.5
     z = torch.linspace(-5, 8, 301)
-    assert torch.allclose(geretanh_times(z - tau, tau), (1.0 + math.tanh(tau)) * geretanh(z, tau), atol=1e-6)
-    # Exactly 0 for z <= 0 (positions can be switched off), tends to 1 + tanh(tau) for large z.
-    assert torch.equal(geretanh_times(torch.tensor([-10.0, -1.0, 0.0]) - tau, tau), torch.zeros(3))
-    assert geretanh_times(torch.tensor([30.0]), tau).item() == pytest.approx(1.0 + math.tanh(tau), abs=1e-6)
+    assert torch.allclose(geretanh_from_doubled_shift(2 * (z - tau), tau), geretanh(z, tau), atol=1e-6)
+    # Exactly 0 for z <= 0 (positions can be switched off), tends to 1 for large z.
+    assert torch.equal(geretanh_from_doubled_shift(2 * (torch.tensor([-10.0, -1.0, 0.0]) - tau), tau), torch.zeros(3))
+    assert geretanh_from_doubled_shift(torch.tensor([60.0]), tau).item() == pytest.approx(1.0, abs=1e-6)
 
 
 def _dfa_with_constant_gate(weights_by_tap, gate_logit, bias=0.0):
@@ -194,6 +215,26 @@ def test_dfa_with_open_gate_is_a_conv_then_layer_norm():
     x = x * mask
     expected = dfa.norm(F.conv1d(x, conv_weight, dfa.mixing.bias, padding=1)) * mask
     assert torch.allclose(dfa(x, mask), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("piece_steps", [1024, 4, 3])
+def test_dfa_matches_the_formula_with_a_depthwise_gate_conv(piece_steps, monkeypatch):
+    # The reference: gate logits from the gate module's depthwise conv itself, the taps by
+    # unfolding; random, asymmetric weights so that a tap taken from the wrong side shows.
+    # Short pieces: a long input aggregated piece by piece gives the same result.
+    monkeypatch.setattr(blocks, "DFA_PIECE_STEPS", piece_steps)
+    torch.manual_seed(3)
+    in_dim, out_dim, k, tau = 4, 5, 5, 0.7
+    dfa = DFAConv1d(in_dim, out_dim, k, gate_tau=tau)
+    with torch.no_grad():
+        dfa.gate_logits.weight.normal_()
+        dfa.gate_logits.bias.normal_()
+    x = torch.randn(2, in_dim, 11)
+    gate = geretanh(dfa.gate_logits(x), tau)  # (B, in, T)
+    taps = F.pad(x, (k // 2, k // 2)).unfold(-1, k, 1)  # (B, in, T, k): taps[..., i] = x[t + i - k // 2]
+    weight = dfa.mixing.weight[:, :, 0].view(out_dim, k, in_dim)  # tap-major columns
+    expected = torch.einsum("oic,bcti,bct->bot", weight, taps, gate) + dfa.mixing.bias[:, None]
+    assert torch.allclose(dfa.aggregate(x), expected, atol=1e-5)
 
 
 def test_dfa_gate_belongs_to_the_output_position():
@@ -266,7 +307,7 @@ def test_spatial_temporal_attention_gates_are_in_unit_interval_and_match_formula
     attention = SpatialTemporalAttention(8, mlp_ratio=2, kernel_size=7)
     mask = prefix_mask([12, 7], 12)
     x = torch.randn(2, 8, 12) * 3
-    channel = attention.channel_gate(x, mask)
+    channel = attention.channel_gate(x, Segments.whole(mask))
     time = attention.time_gate(x * channel, mask)
     assert channel.shape == (2, 8, 1) and time.shape == (2, 1, 12)
     assert torch.all((channel > 0) & (channel < 1)) and torch.all((time > 0) & (time < 1))

@@ -107,21 +107,26 @@ def test_batching_with_a_shorter_video_matches_running_it_alone(variant):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_intermediate_features_are_zero_at_padded_positions(variant):
     # The block convention: every pyramid level and every head-tower fusion returns zeros at
-    # padded positions (37 real steps: odd at several levels, where upsampling spills over).
+    # padded positions (37 real steps: odd at several levels, where upsampling spills over), and
+    # the packed head keeps the gaps between its levels zero.
     torch.manual_seed(0)
     model = perturbed(build_detector(tiny_config(variant))).eval()
-    seen = []
-    for module in model.modules():
-        if type(module).__name__ in ("AttentionFusion", "DFAFusion", "ConvTower", "DynamicTower", "PyramidEncoder"):
-            module.register_forward_hook(lambda mod, args, out: seen.append(out[0] if isinstance(out, tuple) else out))
+    encoder_levels, packed = [], []
+    model.encoder.register_forward_hook(lambda mod, args, out: encoder_levels.extend(out[0]))
+    for module in model.head.modules():
+        if type(module).__name__ in ("AttentionFusion", "DFAFusion", "ConvTower", "DynamicTower"):
+            module.register_forward_hook(lambda mod, args, out: packed.append((out, args[1].mask)))
     mask = prefix_mask([37], 64)
     with torch.no_grad():
         model(torch.randn(1, 24, 64), mask)
-    assert len(seen) >= 3
-    for levels in seen:
-        for level, feats in enumerate(levels):
-            padded = ~mask[..., :: 2**level].expand_as(feats)
-            assert torch.equal(feats[padded], torch.zeros(int(padded.sum()))), (variant, level)
+    assert len(encoder_levels) == 6 and len(packed) >= 2
+    for level, feats in enumerate(encoder_levels):
+        padded = ~mask[..., :: 2**level].expand_as(feats)
+        assert torch.equal(feats[padded], torch.zeros(int(padded.sum()))), (variant, level)
+    for feats, packed_mask in packed:
+        outside = ~packed_mask.expand_as(feats)
+        assert outside.sum() > 0
+        assert torch.equal(feats[outside], torch.zeros(int(outside.sum()))), variant
 
 
 def _training_loss(out, generator):

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 # The LayerScale start value of DyFADet's/ActionFormer's "affine drop-path" residuals: a new
 # residual branch starts close to the identity and grows as training needs it.
 LAYER_SCALE_INIT = 1e-4
+# The DFA conv aggregates long inputs in pieces of this many time steps (see `DFAConv1d.aggregate`).
+DFA_PIECE_STEPS = 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,6 +70,57 @@ def masked_max(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask.any(dim=-1, keepdim=True), peak, torch.zeros_like(peak))
 
 
+class Segments:
+    """Stretches of the time axis whose statistics over time are kept apart.
+
+    A packed feature pyramid (`mgrec.model.pyramid.PackedLevels`) lays every level on one time
+    axis; a block that pools over time must pool each level on its own. Segment s covers positions
+    [begin, end) = `bounds[s]`; the positions between segments must be masked (they are never
+    pooled). `Segments.whole(mask)` is the plain case: one segment, the whole axis.
+    """
+
+    def __init__(self, mask: Tensor, bounds: list[tuple[int, int]]) -> None:
+        self.mask = mask  # (B, 1, T) bool
+        self.bounds = bounds
+        real = [mask[..., begin:end].sum(dim=-1, dtype=torch.float32) for begin, end in bounds]
+        self.real = torch.stack(real, dim=-1)  # (B, 1, S) real positions per segment
+        # Each segment's value is spread over the segment and the masked stretch that follows it.
+        ends = [begin for begin, _ in bounds[1:]] + [mask.shape[-1]]
+        self._spread_lengths = [end - begin for (begin, _), end in zip(bounds, ends)]
+        if bounds[0][0] != 0:
+            raise ValueError(f"the first segment must start at 0, got bounds {bounds}")
+
+    @classmethod
+    def whole(cls, mask: Tensor) -> Segments:
+        return cls(mask, [(0, mask.shape[-1])])
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def mean(self, x: Tensor) -> Tensor:
+        """Mean over the real positions of each segment of (B, C, T) features -> (B, C, S)."""
+        zeroed = apply_mask(x, self.mask)
+        # Sums over contiguous slices: a bmm with a (T, S) indicator matrix is several times
+        # slower for long inputs (a matrix product with a handful of columns).
+        totals = torch.cat([zeroed[..., begin:end].sum(dim=-1, keepdim=True) for begin, end in self.bounds], dim=-1)
+        return totals / self.real.to(x.dtype).clamp(min=1.0)
+
+    def max(self, x: Tensor) -> Tensor:
+        """Max over the real positions of each segment -> (B, C, S); 0 for a segment without any."""
+        lowest = torch.finfo(x.dtype).min
+        filled = torch.where(self.mask, x, lowest)
+        peaks = torch.cat([max_over(filled[..., begin:end], dim=-1) for begin, end in self.bounds], dim=-1)
+        return torch.where(self.real > 0, peaks, torch.zeros_like(peaks))
+
+    def spread(self, values: Tensor) -> Tensor:
+        """Per-segment values (..., S) -> per-position values (..., T) (broadcast for one segment)."""
+        if len(self.bounds) == 1:
+            return values
+        # Expanded views joined by one copy (index_select along the last axis is several times slower).
+        parts = [values[..., s : s + 1].expand(*values.shape[:-1], n) for s, n in enumerate(self._spread_lengths)]
+        return torch.cat(parts, dim=-1)
+
+
 def downsample(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Halve the time axis: max-pool (kernel 3, stride 2) over real positions; mask[..., ::2].
 
@@ -81,18 +134,6 @@ def downsample(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return apply_mask(pooled, new_mask), new_mask
 
 
-def resize_nearest(x: Tensor, length: int) -> Tensor:
-    """Nearest-neighbour resize of the time axis by a factor of two (down or up) or one."""
-    current = x.shape[-1]
-    if current == length:
-        return x
-    if current == 2 * length:
-        return x[..., ::2]
-    if 2 * current == length:
-        return x.repeat_interleave(2, dim=-1)
-    raise ValueError(f"can only resize time by a factor of 2, got {current} -> {length}")
-
-
 # --------------------------------------------------------------------------------------------
 # Norm, conv, residual helpers
 
@@ -101,30 +142,40 @@ def _at_least_float32(x: Tensor) -> Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+def _channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """LayerNorm over dim 1 of (B, C, T) -> (output, normalised input, 1 / std), in that layout.
+
+    Statistics are in at least float32 (as autocast does for layer_norm); the output has the
+    input's dtype.
+    """
+    wide = _at_least_float32(x)
+    centred = wide - wide.mean(dim=1, keepdim=True)
+    # The sum of squares over channels as a (1, C) x (C, T) product: on CPU a reduction over
+    # the strided channel axis (vector_norm, var) is several times slower than square + matmul.
+    # (Outside autocast: the statistics stay in float32 under bf16 autocast too.)
+    averaging = centred.new_full((1, x.shape[1]), 1.0 / x.shape[1])
+    with torch.autocast(x.device.type, enabled=False):
+        variance = torch.matmul(averaging, centred.square())
+    rstd = variance.add_(eps).rsqrt_()
+    normed = centred.mul_(rstd)
+    # Two broadcast passes; addcmul with two broadcast operands is slower than both together.
+    out = (normed * weight.to(normed.dtype)[:, None]).add_(bias.to(normed.dtype)[:, None]).to(x.dtype)
+    return out, normed, rstd
+
+
 class _ChannelLayerNormFunction(torch.autograd.Function):
-    """LayerNorm over dim 1 of (B, C, T), computed in that layout with a hand-written backward.
+    """`_channel_layer_norm` with a hand-written backward.
 
     torch's layer_norm wants the normalised dim last; on (B, C, T) that means transposed copies in
     and out, and every later op then reads a transposed layout: on CPU that costs several times
-    the norm itself. Statistics are in at least float32 (as autocast does for layer_norm), the
-    output has the input's dtype.
+    the norm itself.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
-        wide = _at_least_float32(x)
-        centred = wide - wide.mean(dim=1, keepdim=True)
-        # The sum of squares over channels as a (1, C) x (C, T) product: on CPU a reduction over
-        # the strided channel axis (vector_norm, var) is several times slower than square + matmul.
-        # (Outside autocast: the statistics stay in float32 under bf16 autocast too.)
-        averaging = centred.new_full((1, x.shape[1]), 1.0 / x.shape[1])
-        with torch.autocast(x.device.type, enabled=False):
-            variance = torch.matmul(averaging, centred.square())
-        rstd = variance.add_(eps).rsqrt_()
-        normed = centred.mul_(rstd)
+        out, normed, rstd = _channel_layer_norm(x, weight, bias, eps)
         ctx.save_for_backward(normed, rstd, weight)
-        # Two broadcast passes; addcmul with two broadcast operands is slower than both together.
-        return (normed * weight.to(normed.dtype)[:, None]).add_(bias.to(normed.dtype)[:, None]).to(x.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -150,7 +201,11 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ChannelLayerNormFunction.apply(x, self.weight, self.bias, self.eps)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or self.bias.requires_grad):
+            return _ChannelLayerNormFunction.apply(x, self.weight, self.bias, self.eps)
+        # No gradient: skip the autograd.Function machinery (a fixed cost of tens of microseconds,
+        # most of an online update's small norms).
+        return _channel_layer_norm(x, self.weight, self.bias, self.eps)[0]
 
 
 class MaskedConv1d(nn.Conv1d):
@@ -210,25 +265,26 @@ def residual_branch(dim: int, drop_path: float, layer_scale: bool) -> nn.Module:
 # Dynamic feature aggregation (DFA) convolution
 
 
-def geretanh_times(shifted: Tensor, tau: float) -> Tensor:
-    """DyFADet's gate times a constant: (1 + tanh(tau)) * geretanh(z), from `shifted` = z - tau.
+def geretanh_from_doubled_shift(doubled: Tensor, tau: float) -> Tensor:
+    """DyFADet's gate geretanh(z) = max(0, (tanh(z - tau) + tanh(tau)) / (1 + tanh(tau))), from 2 (z - tau).
 
-    geretanh(z) = max(0, (tanh(z - tau) + tanh(tau)) / (1 + tanh(tau))) is exactly 0 for z <= 0
-    (positions can be switched off) and tends to 1 for large z. Written as
-    max(tanh(z - tau), -tanh(tau)) + tanh(tau), it takes two passes over the activations after the
-    tanh instead of four; the shift and the constant factor are linear and go into the
-    neighbouring layers (see `DFAConv1d.aggregate`).
+    It is exactly 0 for z <= 0 (positions can be switched off) and tends to 1 for large z. With
+    tanh(s) = 2 sigmoid(2 s) - 1 it is (max(sigmoid(2 (z - tau)), m) - m) * 2 / (1 + tanh(tau)),
+    m = (1 - tanh(tau)) / 2: torch's CPU sigmoid is several times faster than its tanh, the factor 2
+    and the shift -tau go into the gate conv (see `DFAConv1d.aggregate`), and subtracting the clamp
+    floor keeps closed gates exactly 0.
     """
     t = math.tanh(tau)
-    # clamp out of place: tanh's backward needs its output intact; clamp's does not need its own.
-    return torch.tanh(shifted).clamp(min=-t).add_(t)
+    floor = (1.0 - t) / 2.0
+    # clamp out of place: sigmoid's backward needs its output intact; clamp's does not need its own.
+    return torch.sigmoid(doubled).clamp(min=floor).sub_(floor).mul_(2.0 / (1.0 + t))
 
 
 class DFAConv1d(nn.Module):
     """Dynamic feature aggregation conv: a ka-tap conv whose input taps are re-weighted per
     (channel, time) by a non-negative dynamic gate, then channel LayerNorm and the mask.
 
-        g[c, t] = geretanh(depthwise_conv_ka(x)[c, t])     (see `geretanh_times`)
+        g[c, t] = geretanh(depthwise_conv_ka(x)[c, t])     (see `geretanh_from_doubled_shift`)
         y[o, t] = b[o] + sum_{i, c} W[o, i, c] * g[c, t] * x[c, t + i - ka // 2]
 
     The gate belongs to the output position t and is shared by its ka taps (DyFADet's dyn_type 'c').
@@ -260,19 +316,36 @@ class DFAConv1d(nn.Module):
         self.norm = ChannelLayerNorm(out_dim)
 
     def aggregate(self, x: Tensor) -> Tensor:
-        """The gated, mixed taps before the norm: (B, in, T) -> (B, out, T)."""
+        """The gated, mixed taps before the norm: (B, in, T) -> (B, out, T).
+
+        Long inputs go in pieces of `DFA_PIECE_STEPS` steps (each with its kernel's margin): the
+        stacked taps of a piece (ka * in rows) then stay in cache from the gating to the mixing
+        product; over thousands of steps at once the mixing alone is ~40% slower per step on CPU.
+        """
         length = x.shape[-1]
         half = self.kernel_size // 2
-        # z - tau: the shift folded into the gate conv's bias; the gate's factor 1 / (1 + tanh(tau))
-        # folded into the (linear) mixing weights.
-        shifted = F.conv1d(x, self.gate_logits.weight, self.gate_logits.bias - self.gate_tau, padding=half, groups=x.shape[1])
-        gate = geretanh_times(shifted, self.gate_tau)
         padded = F.pad(x, (half, half))
+        pieces = [
+            self._aggregate_padded(padded[..., begin : min(begin + DFA_PIECE_STEPS, length) + 2 * half])
+            for begin in range(0, length, DFA_PIECE_STEPS)
+        ]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
+
+    def _aggregate_padded(self, padded: Tensor) -> Tensor:
+        """`aggregate` of the steps of `padded` that have a full kernel's margin on both sides."""
+        length = padded.shape[-1] - 2 * (self.kernel_size // 2)
+        taps = [padded[..., i : i + length] for i in range(self.kernel_size)]
+        # 2 (z - tau) for the gate: the depthwise gate conv as a sum of the shifted taps (torch's
+        # depthwise conv has a fixed cost several times that of these few passes), with the shift
+        # and the factor 2 folded into its (small) weights.
+        gate_weight = 2.0 * self.gate_logits.weight[:, 0, :]  # (in, ka)
+        doubled = torch.addcmul(2.0 * (self.gate_logits.bias - self.gate_tau)[:, None], taps[0], gate_weight[:, :1])
+        for i in range(1, self.kernel_size):
+            doubled.addcmul_(taps[i], gate_weight[:, i : i + 1])  # addcmul's backward needs no output
+        gate = geretanh_from_doubled_shift(doubled, self.gate_tau)
         # Tap-major (B, ka * in, T): tap i of channel c at row i * in + c.
-        taps = torch.stack([padded[..., i : i + length] for i in range(self.kernel_size)], dim=1)
-        gated = (taps * gate.unsqueeze(1)).flatten(1, 2)
-        weight = self.mixing.weight * (1.0 / (1.0 + math.tanh(self.gate_tau)))
-        return F.conv1d(gated, weight, self.mixing.bias)
+        gated = (torch.stack(taps, dim=1) * gate.unsqueeze(1)).flatten(1, 2)
+        return self.mixing(gated)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return apply_mask(self.norm(self.aggregate(x)), mask)
@@ -391,10 +464,10 @@ class SpatialTemporalAttention(nn.Module):
         self.channel_mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         self.time_conv = nn.Conv1d(2, 1, kernel_size, padding=kernel_size // 2)
 
-    def channel_gate(self, x: Tensor, mask: Tensor) -> Tensor:
-        """(B, C, 1) gates in (0, 1) from the masked time-pooled features (Eq. 4)."""
-        pooled = torch.stack([masked_mean(x, mask), masked_max(x, mask)], dim=1).squeeze(-1)  # (B, 2, C)
-        return torch.sigmoid(self.channel_mlp(pooled).sum(dim=1)).unsqueeze(-1)
+    def channel_gate(self, x: Tensor, segments: Segments) -> Tensor:
+        """(B, C, S) gates in (0, 1) from the masked time-pooled features of each segment (Eq. 4)."""
+        pooled = torch.stack([segments.mean(x), segments.max(x)], dim=1).transpose(2, 3)  # (B, 2, S, C)
+        return torch.sigmoid(self.channel_mlp(pooled).sum(dim=1)).transpose(1, 2)
 
     def time_gate(self, x: Tensor, mask: Tensor) -> Tensor:
         """(B, 1, T) gates in (0, 1) from the channel-pooled maps (Eq. 5)."""
@@ -402,9 +475,14 @@ class SpatialTemporalAttention(nn.Module):
         maps = apply_mask(maps, mask)
         return torch.sigmoid(self.time_conv(maps))
 
-    def forward(self, x: Tensor, mask: Tensor, scale: Tensor | float = 1.0) -> Tensor:
-        """Channel gate, then time gate; times `scale` (folded into the small time gate)."""
-        x = x * self.channel_gate(x, mask)
+    def forward(self, x: Tensor, mask: Tensor, scale: Tensor | float = 1.0, segments: Segments | None = None) -> Tensor:
+        """Channel gate, then time gate; times `scale` (folded into the small time gate).
+
+        `segments`: stretches of time pooled apart for the channel gate (default: the whole axis);
+        `scale`: a number or per-position (T,) weights.
+        """
+        segments = Segments.whole(mask) if segments is None else segments
+        x = x * segments.spread(self.channel_gate(x, segments))
         return x * (apply_mask(self.time_gate(x, mask), mask) * scale)
 
 

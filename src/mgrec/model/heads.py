@@ -19,6 +19,11 @@ predictors. All weights are shared over pyramid levels, except a regression Scal
 
 Final predictors: cls = masked conv (kernel `head_kernel`) -> num_classes, bias set to the logit of
 `cls_prior`; reg = masked conv -> 2, times a learnable Scale per level (starting at 1), ReLU.
+
+The towers and predictors run on the packed pyramid (`mgrec.model.pyramid.PackedLevels`): all
+levels side by side on one time axis, so each op runs once for all levels instead of once per
+level. The results are those of the level-by-level computation described above (tests compare
+the two); on an online window this cuts the head's time by half or more.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from mgrec.model.blocks import (
     MaskedConv1d,
     SpatialTemporalAttention,
     apply_mask,
-    resize_nearest,
 )
+from mgrec.model.pyramid import PackedLevels
 
 
 class Predictors(nn.Module):
@@ -55,16 +60,14 @@ class Predictors(nn.Module):
         nn.init.normal_(self.reg.weight, std=0.01)
         nn.init.constant_(self.reg.bias, 1.0)
 
-    def classify(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
+    def classify(self, x: Tensor, levels: PackedLevels) -> list[Tensor]:
         """Per level (B, T_l, num_classes) raw logits (zero at padded positions)."""
-        return [self.cls(x, mask).transpose(1, 2).contiguous() for x, mask in zip(feats, masks)]
+        return levels.unpack(self.cls(x, levels.mask).transpose(1, 2), dim=1)
 
-    def regress(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
+    def regress(self, x: Tensor, levels: PackedLevels) -> list[Tensor]:
         """Per level (B, T_l, 2) non-negative distances to start and end, in units of the level stride."""
-        return [
-            (self.reg(x, mask) * self.reg_scales[level]).relu().transpose(1, 2).contiguous()
-            for level, (x, mask) in enumerate(zip(feats, masks))
-        ]
+        scales = levels.spread(self.reg_scales)
+        return levels.unpack((self.reg(x, levels.mask) * scales).relu().transpose(1, 2), dim=1)
 
 
 class ConvTower(nn.Module):
@@ -75,10 +78,10 @@ class ConvTower(nn.Module):
         self.convs = nn.ModuleList([MaskedConv1d(a, b, kernel_size, bias=False) for a, b in zip(dims[:-1], dims[1:])])
         self.norms = nn.ModuleList([ChannelLayerNorm(b) for b in dims[1:]])
 
-    def forward(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
+    def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            feats = [apply_mask(norm(conv(x, mask)).relu(), mask) for x, mask in zip(feats, masks)]
-        return feats
+            x = apply_mask(norm(conv(x, levels.mask)).relu(), levels.mask)
+        return x
 
 
 class AttentionFusion(nn.Module):
@@ -90,19 +93,29 @@ class AttentionFusion(nn.Module):
         self.attend = nn.ModuleList([SpatialTemporalAttention(dim, mlp_ratio, kernel_size) for _ in range(3)])
         self.path_logits = nn.Parameter(torch.zeros(3))
 
-    def forward(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
-        fused = []
-        for level, mask in enumerate(masks):
-            present = [path for path in range(3) if 0 <= level - 1 + path < len(feats)]
-            weights = torch.softmax(self.path_logits[present], dim=0)
-            total = None
-            for path, weight in zip(present, weights):
-                # Upsampling can copy a real value onto the first padded step; the attention
-                # ignores padded positions in its statistics and zeroes them in its output.
-                x = resize_nearest(feats[level - 1 + path], mask.shape[-1])
-                term = self.attend[path](x, mask, scale=weight)
-                total = term if total is None else total + term
-            fused.append(total)
+    def path_weights(self, num_levels: int) -> Tensor:
+        """(3, L): softmax(path_logits) over the paths present at each level (an end level has two)."""
+        present = torch.ones(3, num_levels, dtype=torch.bool, device=self.path_logits.device)
+        present[0, 0] = False  # level 0 has no finer level
+        present[2, -1] = False  # the last level has no coarser level
+        logits = self.path_logits[:, None].expand(3, num_levels)
+        return torch.softmax(logits.masked_fill(~present, float("-inf")), dim=0)
+
+    def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
+        last = levels.count - 1
+        weights = self.path_weights(levels.count)
+        fused = self.attend[1](x, levels.mask, levels.spread(weights[1]), levels.segments(0, last))
+        if last > 0:
+            # In place on slices: the attention's output is not needed by its backward.
+            span = levels.span(1, last)
+            fused[..., span] += self.attend[0](
+                levels.from_finer(x), levels.mask[..., span], levels.spread(weights[0], 1, last), levels.segments(1, last)
+            )
+            span = levels.span(0, last - 1)
+            fused[..., span] += self.attend[2](
+                levels.from_coarser(x), levels.mask[..., span], levels.spread(weights[2], 0, last - 1),
+                levels.segments(0, last - 1),
+            )
         return fused
 
 
@@ -117,17 +130,17 @@ class DFAFusion(nn.Module):
         self.neighbour_weight = nn.Parameter(torch.zeros(()))
         self.own_weight = nn.Parameter(torch.ones(()))
 
-    def forward(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
-        fused = []
-        for level, (x, mask) in enumerate(zip(feats, masks)):
-            neighbours = torch.zeros_like(x)
-            if level > 0:
-                finer = self.from_finer(feats[level - 1], masks[level - 1])
-                neighbours = neighbours + resize_nearest(finer, x.shape[-1])
-            if level + 1 < len(feats):
-                coarser = self.from_coarser(feats[level + 1], masks[level + 1])
-                neighbours = neighbours + apply_mask(resize_nearest(coarser, x.shape[-1]), mask)
-            fused.append(self.neighbour_weight * neighbours + self.own_weight * x)
+    def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
+        last = levels.count - 1
+        fused = self.own_weight * x
+        if last > 0:
+            # Each DFA runs only on the levels it is read from: 0..L-2 (finer), 1..L-1 (coarser).
+            sources = levels.span(0, last - 1)
+            finer = self.from_finer(x[..., sources], levels.mask[..., sources])
+            fused[..., levels.span(1, last)] += self.neighbour_weight * levels.from_finer(finer, sources.start)
+            sources = levels.span(1, last)
+            coarser = self.from_coarser(x[..., sources], levels.mask[..., sources])
+            fused[..., levels.span(0, last - 1)] += self.neighbour_weight * levels.from_coarser(coarser, sources.start)
         return fused
 
 
@@ -139,26 +152,29 @@ class DynamicTower(nn.Module):
         self.fusions = nn.ModuleList(fusions)
         self.convs = nn.ModuleList(convs)
 
-    def forward(self, feats: list[Tensor], masks: list[Tensor]) -> list[Tensor]:
+    def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
         for fusion, conv in zip(self.fusions, self.convs):
-            feats = fusion(feats, masks)
-            feats = [conv(x, mask).relu() for x, mask in zip(feats, masks)]
-        return feats
+            x = conv(fusion(x, levels), levels.mask).relu()
+        return x
 
 
 class DetectionHead(nn.Module):
-    """Separate cls and reg towers followed by the shared final predictors."""
+    """Separate cls and reg towers followed by the shared final predictors, on the packed pyramid."""
 
-    def __init__(self, cls_tower: nn.Module, reg_tower: nn.Module, predictors: Predictors) -> None:
+    def __init__(self, cls_tower: nn.Module, reg_tower: nn.Module, predictors: Predictors, gap: int) -> None:
         super().__init__()
         self.cls_tower = cls_tower
         self.reg_tower = reg_tower
         self.predictors = predictors
+        self.gap = gap  # zero steps between packed levels: the widest half-kernel of the head
 
     def forward(self, feats: list[Tensor], masks: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        """Per level: (B, T_l, num_classes) logits and (B, T_l, 2) offsets."""
-        cls_logits = self.predictors.classify(self.cls_tower(feats, masks), masks)
-        offsets = self.predictors.regress(self.reg_tower(feats, masks), masks)
+        """Per-level features (B, C, T_l) and masks -> per level (B, T_l, num_classes) logits and
+        (B, T_l, 2) offsets."""
+        levels = PackedLevels(masks, self.gap)
+        x = levels.pack(feats)
+        cls_logits = self.predictors.classify(self.cls_tower(x, levels), levels)
+        offsets = self.predictors.regress(self.reg_tower(x, levels), levels)
         return cls_logits, offsets
 
 
@@ -178,4 +194,5 @@ def build_head(cfg: ModelConfig) -> DetectionHead:
     """The head for `cfg.variant` (mgrec, dyfadet or actionformer)."""
     in_dim = cfg.head_dim if cfg.head_layers > 1 else cfg.embed_dim
     predictors = Predictors(in_dim, cfg.num_classes, cfg.head_kernel, cfg.num_levels, cfg.cls_prior)
-    return DetectionHead(_tower(cfg), _tower(cfg), predictors)
+    kernels = [cfg.head_kernel] + ([cfg.attention_kernel] if cfg.variant == "mgrec" else [])
+    return DetectionHead(_tower(cfg), _tower(cfg), predictors, gap=max(1, max(kernels) // 2))

@@ -1,0 +1,112 @@
+"""A feature pyramid packed on one time axis, so that a detection head runs each op once for all levels.
+
+The heads share their weights over the pyramid levels. Run level by level, a head costs one call
+per op per level: a few thousand small calls per forward pass, whose fixed costs (not arithmetic)
+are most of the time on short inputs such as an online window. Packed, the levels lie side by side,
+
+    [ level 0 | gap | level 1 | gap | ... | level L-1 ]      (B, C, N), N = sum T_l + (L - 1) * gap
+
+and each op of the head runs once. Packing changes no result:
+- the gaps are masked zeros at least as wide as the widest half-kernel of the head, so a
+  convolution at the edge of a level sees zeros there, as it does at the end of an unpacked level;
+- statistics over time (the attention's channel gate) are taken per level (`blocks.Segments`);
+- per-level weights (regression scales, path weights) are spread to the positions of their level.
+The cross-scale paths of the heads read the neighbouring levels through `from_finer` and
+`from_coarser`, which gather each level's neighbour resized to it (nearest neighbour: every second step of the
+finer level, every step of the coarser level twice).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mgrec.model.blocks import Segments, apply_mask
+
+
+class PackedLevels:
+    """The layout of a packed pyramid, built from the per-level masks (B, 1, T_l), T_l = T_0 / 2**l."""
+
+    def __init__(self, masks: list[Tensor], gap: int) -> None:
+        if gap < 1:
+            raise ValueError(f"the gap between packed levels must be at least 1 step, got {gap}")
+        self.gap = gap
+        self.lengths = [m.shape[-1] for m in masks]
+        if any(coarse * 2 != fine for fine, coarse in zip(self.lengths, self.lengths[1:])):
+            raise ValueError(f"each level must be half as long as the one before, got lengths {self.lengths}")
+        self.starts = []
+        position = 0
+        for length in self.lengths:
+            self.starts.append(position)
+            position += length + gap
+        self.total = position - gap
+        self.mask = self.pack(masks)  # (B, 1, N), False in the gaps
+        self._segments: dict[tuple[int, int], Segments] = {}
+
+    @property
+    def count(self) -> int:
+        """Number of levels."""
+        return len(self.lengths)
+
+    def span(self, first: int, last: int) -> slice:
+        """The packed positions of levels first..last (inclusive), with the gaps between them."""
+        return slice(self.starts[first], self.starts[last] + self.lengths[last])
+
+    def pack(self, feats: list[Tensor]) -> Tensor:
+        """Per-level (B, C, T_l) -> (B, C, N), zeros (or False) in the gaps."""
+        return self._with_gaps(feats)
+
+    def unpack(self, x: Tensor, dim: int = -1) -> list[Tensor]:
+        """(..., N, ...) packed along `dim` -> per-level views (..., T_l, ...)."""
+        return [x.narrow(dim, start, length) for start, length in zip(self.starts, self.lengths)]
+
+    def segments(self, first: int, last: int) -> Segments:
+        """The levels first..last as segments of `span(first, last)` (for statistics per level)."""
+        key = (first, last)
+        if key not in self._segments:
+            span = self.span(first, last)
+            bounds = [(self.starts[level] - span.start, self.starts[level] - span.start + self.lengths[level])
+                      for level in range(first, last + 1)]
+            self._segments[key] = Segments(self.mask[..., span], bounds)
+        return self._segments[key]
+
+    def spread(self, per_level: Tensor, first: int = 0, last: int | None = None) -> Tensor:
+        """(L,) values, one per level -> (n,) values at the positions of `span(first, last)`."""
+        last = self.count - 1 if last is None else last
+        return self.segments(first, last).spread(per_level[first : last + 1])
+
+    def from_finer(self, source: Tensor, source_start: int = 0) -> Tensor:
+        """Over `span(1, L-1)`: each level l holds level l-1 at its even steps (stride-2 nearest).
+
+        `source` holds packed positions from `source_start` on, at least levels 0..L-2.
+        """
+        parts = []
+        for level in range(1, self.count):
+            begin = self.starts[level - 1] - source_start
+            parts.append(source[..., begin : begin + self.lengths[level - 1] : 2])
+        return self._join(parts, self.span(1, self.count - 1))
+
+    def from_coarser(self, source: Tensor, source_start: int = 0) -> Tensor:
+        """Over `span(0, L-2)`: each level l holds level l+1 with every step repeated twice.
+
+        `source` holds packed positions from `source_start` on, at least levels 1..L-1.
+        """
+        parts = []
+        for level in range(self.count - 1):
+            begin = self.starts[level + 1] - source_start
+            coarse = source[..., begin : begin + self.lengths[level + 1], None]
+            parts.append(coarse.expand(*coarse.shape[:-1], 2).flatten(-2))
+        return self._join(parts, self.span(0, self.count - 2))
+
+    def _join(self, parts: list[Tensor], span: slice) -> Tensor:
+        """Per-level pieces -> one tensor over `span` with zero gaps, masked there: upsampling can
+        copy a real value onto a padded step, and the block convention wants zeros at padding."""
+        return apply_mask(self._with_gaps(parts), self.mask[..., span])
+
+    def _with_gaps(self, parts: list[Tensor]) -> Tensor:
+        """Consecutive levels' pieces joined along time with `gap` zeros between them."""
+        gap = parts[0].new_zeros(parts[0].shape[:-1] + (self.gap,))
+        joined = [parts[0]]
+        for part in parts[1:]:
+            joined += [gap, part]
+        return torch.cat(joined, dim=-1)
