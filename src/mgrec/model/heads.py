@@ -105,17 +105,14 @@ class AttentionFusion(nn.Module):
         last = levels.count - 1
         weights = self.path_weights(levels.count)
         fused = self.attend[1](x, levels.mask, levels.spread(weights[1]), levels.segments(0, last))
-        if last > 0:
-            # In place on slices: the attention's output is not needed by its backward.
-            span = levels.span(1, last)
-            fused[..., span] += self.attend[0](
-                levels.from_finer(x), levels.mask[..., span], levels.spread(weights[0], 1, last), levels.segments(1, last)
-            )
-            span = levels.span(0, last - 1)
-            fused[..., span] += self.attend[2](
-                levels.from_coarser(x), levels.mask[..., span], levels.spread(weights[2], 0, last - 1),
-                levels.segments(0, last - 1),
-            )
+        if last == 0:
+            return fused
+        # The neighbour paths cover the levels that have that neighbour: 1..L-1 and 0..L-2. They
+        # add in place into slices: the attention's output is not needed by its backward.
+        for path, first, final, neighbour in ((0, 1, last, levels.from_finer), (2, 0, last - 1, levels.from_coarser)):
+            span = levels.span(first, final)
+            scale = levels.spread(weights[path], first, final)
+            fused[..., span] += self.attend[path](neighbour(x), levels.mask[..., span], scale, levels.segments(first, final))
         return fused
 
 
