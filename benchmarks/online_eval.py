@@ -4,7 +4,7 @@
 
 Every video of the split is replayed as a stream, as fast as possible, one hop of features per push
 (so every push is one update), once per lookahead (default 0.5, 1, 2 and 4 s) and per window length
-(`--history`, default the detector's, data.max_seq_len // 4). The online emissions of a video form its
+(`--history`, default the detector's, data.max_seq_len // 8). The online emissions of a video form its
 hard set; offline, the hard set comes from one pass over the whole file. Both are scored with the
 strict one-to-one F1 and the MiGA starter-kit F1 (tIoU > 0.3).
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lookaheads", type=float, nargs="+", default=list(DEFAULT_LOOKAHEADS))
     parser.add_argument("--hop", type=int, default=None, help="feature steps per update (default: about 1 s)")
     parser.add_argument("--history", type=int, nargs="+", default=[None],
-                        help="window length(s) in feature steps (default: the detector's, data.max_seq_len // 4)")
+                        help="window length(s) in feature steps (default: the detector's, data.max_seq_len // 8)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--checkpoint", default="best")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")

@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--online-config", type=Path, default=DEMO_CONFIG,
                         help="model of the online update (default configs/demo/mgrec.yaml)")
     parser.add_argument("--online-history", type=int, default=None,
-                        help="online window in steps (default: the detector's, data.max_seq_len // 4)")
+                        help="online window in steps (default: the detector's, data.max_seq_len // 8)")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc malloc as it is (default: mgrec.allocator.keep_freed_cpu_memory, as the CLI does)")
     parser.add_argument("--profile", action="store_true", help="also profile one training step and one inference")

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
     p.add_argument("--hop", type=int, default=None, help="feature steps per update (default: about 1 s)")
     p.add_argument("--history", type=int, default=None,
-                   help="feature steps of the window the network sees (default: data.max_seq_len // 4)")
+                   help="feature steps of the window the network sees (default: data.max_seq_len // 8)")
     p.set_defaults(run=cmd_stream)
 
     p = sub.add_parser("extract", help="video files (or SMG skeleton CSVs) -> per-window features + sidecars")

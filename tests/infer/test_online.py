@@ -330,9 +330,9 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
         stream_file(tmp_path / "run", path, out=io.StringIO())
 
 
-def test_default_window_is_a_quarter_of_the_training_crop_or_what_the_lookahead_needs():
+def test_default_window_is_an_eighth_of_the_training_crop_or_what_the_lookahead_needs():
     detector = pointwise_detector(PointwiseModel(), max_seq_len=1024)
-    assert OnlineDetector(detector, FPS, lookahead=2.0, hop=4).history == 256
+    assert OnlineDetector(detector, FPS, lookahead=2.0, hop=4).history == 128
     # 30 s of lookahead = 375 steps: the default grows to fit it (and a hop) instead of failing
     assert OnlineDetector(detector, FPS, lookahead=30.0, hop=4).history == 375 + 4 + 1
     assert OnlineDetector(detector, FPS, lookahead=2.0, hop=4, history=100).history == 100

@@ -67,13 +67,14 @@ Window length: accuracy versus compute
 The network's convolutions have a finite receptive field, but the DynE instance-dynamic branch and the
 channel part of the spatial-temporal attention pool (mean, max) over the whole window, so predictions
 depend on the window, not only on the neighbourhood of a gesture. A longer window sees statistics
-closer to those of the training crops; a shorter one costs less per update. The default is a quarter
-of the training crop (`data.max_seq_len // 4`: 256 steps = 20 s on the demo, 576 steps = 82 s on
-SMG). Measured with `benchmarks/online_eval.py` on the demo's validation split (a 15-epoch
-demo-mgrec run; offline F1 0.696): online F1 at lookahead 2 s was 0.694 / 0.695 / 0.695 / 0.697 with
-windows of 2048 / 512 / 256 / 128 steps (0.692 / 0.685 / 0.688 / 0.693 at 1 s), while the compute per
-update (one thread, shared 2-core machine) was 82 / 43 / 32 / 27 ms: the network is nearly all of it,
-with a floor of ~20 ms for the several hundred small operations of one forward pass.
+closer to those of the training crops; a shorter one costs less per update. The default is an eighth
+of the training crop (`data.max_seq_len // 8`: 128 steps = 10 s on the demo, 288 steps = 41 s on
+SMG), chosen on the demo's validation split with `benchmarks/online_eval.py` (a 15-epoch demo-mgrec
+run; offline F1 0.696; one thread, idle 2-core machine): online F1 at lookahead 2 s was 0.695 / 0.695
+/ 0.697 / 0.697 / 0.690 with windows of 512 / 256 / 128 / 96 / 64 steps (0.685 / 0.688 / 0.693 /
+0.689 / 0.690 at 1 s), while the compute per update was 29 / 20 / 16 / 14 / 13 ms: the network is
+nearly all of it, with a floor of ~10 ms for the several hundred small operations of one forward
+pass. (An earlier run with windows of 2048 steps gave 0.694 at 2 s.)
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ SAME_GESTURE_TIOU = 0.5
 DEFAULT_HOP_SECONDS = 1.0
 # Default window: the training crop length (data.max_seq_len) divided by this, or what the
 # lookahead needs if that is more (see "Window length" above for the measurements behind it).
-DEFAULT_HISTORY_DIVISOR = 4
+DEFAULT_HISTORY_DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class OnlineDetector:
     (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
     after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
     one second); `history`: feature steps of the window the network sees (default
-    data.max_seq_len // 4, or more if the lookahead needs it). The emission rule is described in the
+    data.max_seq_len // 8, or more if the lookahead needs it). The emission rule is described in the
     module docstring.
     """
 
