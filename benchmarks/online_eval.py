@@ -91,13 +91,13 @@ def evaluate_offline(detector: Detector, videos: list[Video]) -> dict:
 
 
 def evaluate_online(detector: Detector, videos: list[Video], lookahead: float, hop: int | None,
-                    history: int | None) -> dict:
+                    history: int | None, compile: bool = False) -> dict:
     hard: dict[str, list[Detection]] = {}
     latencies, flush_latencies, compute_ms = [], [], []
     last = None
     for video in videos:
         online = OnlineDetector(detector, video.fps, lookahead=lookahead, hop=hop, history=history,
-                                video_id=video.video_id)
+                                video_id=video.video_id, compile=compile)
         last = online
         emitted = []
         for chunk in chunks_of(video.features, online.hop):
@@ -137,7 +137,8 @@ def format_table(result: dict) -> str:
     off = result["offline"]
     lines = [
         f"run {result['run_dir']}, split {result['split']}: {result['num_videos']} videos, "
-        f"{off['num_ground_truth']} gestures; CPU, {result['threads']} torch thread(s)",
+        f"{off['num_ground_truth']} gestures; CPU, {result['threads']} torch thread(s)"
+        + (", compiled online network" if result["compiled_online_network"] else ""),
         f"{'mode':<8} {'history':>7} {'hop':>4} {'lookahead':>9} {'F1':>6} {'F1 MiGA':>7} {'#pred':>6} "
         f"{'lat p50':>7} {'lat p95':>7} {'ms p50':>7} {'ms p95':>7}",
         f"{'offline':<8} {'-':>7} {'-':>4} {'-':>9} {cell(off['f1']):>6} {cell(off['f1_miga']):>7} "
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="window length(s) in feature steps (default: the detector's, data.max_seq_len // 8)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--checkpoint", default="best")
+    parser.add_argument("--compile", action="store_true", help="online detection with the compiled network")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
 
@@ -177,10 +179,11 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.split,
         "num_videos": len(videos),
         "threads": args.threads,
+        "compiled_online_network": args.compile,
         "score_threshold": detector.postprocess.score_threshold,
         "offline": evaluate_offline(detector, videos),
         "online": [
-            evaluate_online(detector, videos, lookahead, args.hop, history)
+            evaluate_online(detector, videos, lookahead, args.hop, history, args.compile)
             for history in args.history
             for lookahead in args.lookaheads
         ],

@@ -219,6 +219,34 @@ def test_whole_stream_in_view_equals_offline_with_a_real_network():
     assert all(e.compute_ms > 0 for e in emitted)
 
 
+def test_compiled_network_gives_the_same_emissions():
+    # torch.compile (inductor, C++ wrapper) on a padded fixed-length window: the same gestures,
+    # scores equal up to float rounding. Slow: about 45 s on 2 cores with an empty inductor cache.
+    detector = tiny_network_detector()
+    features = np.random.default_rng(1).normal(size=(300, 16)).astype(np.float32)
+    ranked = detector.detect(features, video_id="v", fps=FPS)
+    detector.postprocess = replace(detector.postprocess, score_threshold=ranked[30].score)
+    eager = OnlineDetector(detector, FPS, lookahead=1.0, hop=8, history=62)
+    compiled = OnlineDetector(detector, FPS, lookahead=1.0, hop=8, history=62, compile=True)
+    assert compiled._padded_length == 64  # 62 rounded up to a multiple of the largest stride, 4
+    expected = list(eager.run(random_chunks(features, np.random.default_rng(2), 25)))
+    emitted = list(compiled.run(random_chunks(features, np.random.default_rng(2), 25)))
+    assert len(expected) >= 10
+    assert [(key(e.detection), e.emitted_at) for e in emitted] == [(key(e.detection), e.emitted_at) for e in expected]
+    assert [e.detection.score for e in emitted] == pytest.approx([e.detection.score for e in expected], abs=1e-6)
+
+
+def test_a_failing_compile_is_a_clear_error(monkeypatch):
+    def broken_compile(model, **kwargs):
+        def run(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(InputError, match=r"compiling the network failed \(RuntimeError: InvalidCxxCompiler.*g\+\+"):
+        OnlineDetector(tiny_network_detector(), FPS, lookahead=1.0, hop=8, history=60, compile=True)
+
+
 @pytest.mark.parametrize("nms", ["soft", "hard"])
 def test_hard_set_postprocess_gives_the_same_hard_set(nms):
     detector = tiny_network_detector(seed=7)

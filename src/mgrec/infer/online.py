@@ -75,6 +75,14 @@ run; offline F1 0.696; one thread, idle 2-core machine): online F1 at lookahead 
 0.689 / 0.690 at 1 s), while the compute per update was 29 / 20 / 16 / 14 / 13 ms: the network is
 nearly all of it, with a floor of ~10 ms for the several hundred small operations of one forward
 pass. (An earlier run with windows of 2048 steps gave 0.694 at 2 s.)
+
+Compiled network (`compile=True`, `mgrec stream --compile`)
+-----------------------------------------------------------
+Most of an update is the fixed cost of those small operations, which `torch.compile` (inductor,
+with its C++ wrapper) fuses into a few compiled kernels. The window is then always padded to one
+fixed length (masked padding changes no result), so the network is compiled once, when the
+detector is created: about a minute on a 2-core CPU the first time (inductor caches the result on
+disk for later runs), and a C++ compiler must be installed.
 """
 
 from __future__ import annotations
@@ -83,6 +91,7 @@ import json
 import math
 import sys
 import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -185,8 +194,8 @@ class OnlineDetector:
     (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
     after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
     one second); `history`: feature steps of the window the network sees (default
-    data.max_seq_len // 8, or more if the lookahead needs it). The emission rule is described in the
-    module docstring.
+    data.max_seq_len // 8, or more if the lookahead needs it); `compile`: run a compiled network
+    (see "Compiled network" above). The emission rule is described in the module docstring.
     """
 
     def __init__(
@@ -197,6 +206,7 @@ class OnlineDetector:
         hop: int | None = None,
         history: int | None = None,
         video_id: str = "stream",
+        compile: bool = False,
     ):
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
@@ -224,6 +234,10 @@ class OnlineDetector:
                 f"(and at least the largest pyramid stride, {largest_stride})"
             )
 
+        self._network = detector.model
+        self._padded_length: int | None = None  # fixed network input length (compiled network only)
+        if compile:
+            self._network, self._padded_length = compile_for_window(detector.model, self.history, self.feature_dim)
         self._window = FeatureWindow(self.history, self.feature_dim)
         self._received = 0  # feature steps pushed so far
         self._since_update = 0  # of those, pushed after the last update
@@ -309,7 +323,7 @@ class OnlineDetector:
         window = self._window.view()
         window_start = self._received - window.shape[0]
         detections = detect_video(
-            self.detector.model, window, self.grid, self.postprocess, self.detector.classes, self.video_id
+            self._network, window, self.grid, self.postprocess, self.detector.classes, self.video_id, self._padded_length
         )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
@@ -357,6 +371,37 @@ class OnlineDetector:
         if not np.isfinite(chunk).all():
             raise InputError(f"{where}: holds NaN or Inf values")
         return chunk.astype(np.float32, copy=False)
+
+
+# Compiled networks by model and input length: streams of one process (one detector per camera,
+# or per video in benchmarks/online_eval.py) share one compilation.
+_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, torch.nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int) -> tuple[torch.nn.Module, int]:
+    """The network compiled for windows of up to `history` steps, and the fixed length it runs on.
+
+    Compiled here, by one forward pass on zeros, so that the first update is not a minute late.
+    """
+    length = -(-history // model.max_div_factor) * model.max_div_factor
+    if length in _COMPILED.get(model, {}):
+        return _COMPILED[model][length], length
+    compiled = torch.compile(model, dynamic=False, options={"cpp_wrapper": True})
+    device = next(model.parameters()).device
+    features = torch.zeros(1, feature_dim, length, device=device)
+    mask = torch.ones(1, 1, length, dtype=torch.bool, device=device)
+    print(f"compiling the network for {length}-step windows (about a minute the first time) ...", file=sys.stderr)
+    try:
+        with torch.inference_mode():
+            compiled(features, mask)
+    except Exception as exc:  # inductor's errors (no C++ compiler, ...) come in many types
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise InputError(
+            f"compiling the network failed ({type(exc).__name__}: {first_line}); torch.compile needs a working "
+            "C++ compiler (g++); run without --compile to use the network as it is"
+        ) from exc
+    _COMPILED.setdefault(model, {})[length] = compiled
+    return compiled, length
 
 
 def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
@@ -421,13 +466,14 @@ def stream_file(
     out: IO[str] | None = None,
     threads: int | None = 1,
     history: int | None = None,
+    compile: bool = False,
 ) -> int:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
 
     The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`. `realtime`: push
     each hop of features at the wall-clock moment its last feature would exist in a live video
     (updates only happen at hop boundaries, so finer pushing would report nothing sooner); otherwise
-    as fast as possible. `hop`, `history`: as for `OnlineDetector`. `threads`: torch CPU threads for
+    as fast as possible. `hop`, `history`, `compile`: as for `OnlineDetector`. `threads`: torch CPU threads for
     this process (None: leave torch's setting).
     One is the default because an update is a batch of one short window: more threads add
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
@@ -445,7 +491,8 @@ def stream_file(
         check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps=data.fps, source=sidecar_path(path))
         fps = sidecar.fps
     features = load_features(path, expected_dim=data.feature_dim)
-    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem)
+    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem,
+                            compile=compile)
     count = 0
     for emission in online.run(_replay(features, online.hop, online.grid, realtime)):
         out.write(json.dumps(emission.to_json()) + "\n")

@@ -26,10 +26,15 @@ def detect_video(
     post: PostprocessConfig,
     classes: list[str],
     video_id: str,
+    padded_length: int | None = None,
 ) -> list[Detection]:
-    """Ranked detections (descending score) for one video's features (T, C), clipped to the video."""
+    """Ranked detections (descending score) for one video's features (T, C), clipped to the video.
+
+    `padded_length`: run the network on this fixed length (masked padding changes no result), as
+    a network compiled for one input size wants; default: T rounded up to the largest stride.
+    """
     device = next(model.parameters()).device
-    x, mask = pad_video(features, model.max_div_factor)
+    x, mask = pad_video(features, model.max_div_factor, padded_length)
     out = model(x.to(device), mask.to(device))
     raw = decode_video(
         [c[0].float() for c in out.cls_logits],
