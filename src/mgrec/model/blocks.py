@@ -80,6 +80,8 @@ class Segments:
     """
 
     def __init__(self, mask: Tensor, bounds: list[tuple[int, int]]) -> None:
+        if bounds[0][0] != 0:
+            raise ValueError(f"the first segment must start at 0, got bounds {bounds}")
         self.mask = mask  # (B, 1, T) bool
         self.bounds = bounds
         real = [mask[..., begin:end].sum(dim=-1, dtype=torch.float32) for begin, end in bounds]
@@ -87,15 +89,10 @@ class Segments:
         # Each segment's value is spread over the segment and the masked stretch that follows it.
         ends = [begin for begin, _ in bounds[1:]] + [mask.shape[-1]]
         self._spread_lengths = [end - begin for (begin, _), end in zip(bounds, ends)]
-        if bounds[0][0] != 0:
-            raise ValueError(f"the first segment must start at 0, got bounds {bounds}")
 
     @classmethod
     def whole(cls, mask: Tensor) -> Segments:
         return cls(mask, [(0, mask.shape[-1])])
-
-    def __len__(self) -> int:
-        return len(self.bounds)
 
     def mean(self, x: Tensor) -> Tensor:
         """Mean over the real positions of each segment of (B, C, T) features -> (B, C, S)."""
