@@ -532,6 +532,10 @@ TABLE_ROWS = [
 ]
 
 
+# Table rows that results written before the option existed lack (only with --online-compile).
+OPTIONAL_KEYS = {"online_update_compiled_s"}
+
+
 def speed_table(results: list[dict]) -> str:
     """Markdown: one column per result file and per anchor; each value of ours with its ratio to `RATIO_BASE`."""
     columns = [f"{r['model']} ({r['device']} {r['dtype']}, {r['threads']} thread{'s' * (r['threads'] != 1)})" for r in results]
@@ -578,7 +582,7 @@ def write_table(paths: list[Path], out: Path) -> None:
             results.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: not a readable speed.py result ({exc})") from None
-        missing = [key for key, *_ in TABLE_ROWS if key not in results[-1] and key != "online_update_compiled_s"]
+        missing = [key for key, *_ in TABLE_ROWS if key not in results[-1] and key not in OPTIONAL_KEYS]
         if missing:
             raise InputError(f"{path}: not a speed.py result, keys missing: {', '.join(missing)}")
     loads = [r.get("load_average_start") for r in results]

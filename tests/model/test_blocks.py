@@ -19,7 +19,6 @@ from mgrec.model.blocks import (
     downsample,
     expanded_kernel_size,
     geretanh_from_doubled_shift,
-    masked_max,
     max_over,
     masked_mean,
 )
@@ -37,7 +36,7 @@ def test_masked_mean_and_max_ignore_padding():
     x = torch.tensor([[[1.0, -2.0, 3.0, 100.0], [-5.0, -1.0, -3.0, 50.0]]])
     mask = prefix_mask([3], 4)
     assert torch.allclose(masked_mean(x, mask).squeeze(), torch.tensor([2.0 / 3.0, -3.0]))
-    assert torch.equal(masked_max(x, mask).squeeze(), torch.tensor([3.0, -1.0]))
+    assert torch.equal(Segments.whole(mask).max(x).squeeze(), torch.tensor([3.0, -1.0]))
 
 
 def test_max_over_gives_the_same_values_and_gradients_with_and_without_grad():
@@ -50,7 +49,7 @@ def test_max_over_gives_the_same_values_and_gradients_with_and_without_grad():
 
 def test_masked_max_of_empty_sequence_is_zero_not_inf():
     x = torch.randn(1, 3, 4)
-    result = masked_max(x, torch.zeros(1, 1, 4, dtype=torch.bool))
+    result = Segments.whole(torch.zeros(1, 1, 4, dtype=torch.bool)).max(x)
     assert torch.equal(result, torch.zeros(1, 3, 1))
 
 
@@ -81,7 +80,7 @@ def test_segments_pool_each_stretch_over_its_real_positions_only():
     # One segment: the plain masked statistics.
     whole = Segments.whole(mask)
     assert torch.allclose(whole.mean(x), masked_mean(x, mask), atol=1e-6)
-    assert torch.equal(whole.max(x), masked_max(x, mask))
+    assert torch.equal(whole.max(x), torch.where(mask, x, float("-inf")).amax(-1, keepdim=True))
 
 
 def test_segment_without_real_positions_pools_to_zero():

@@ -60,16 +60,6 @@ def max_over(x: Tensor, dim: int) -> Tensor:
     return x.amax(dim=dim, keepdim=True)
 
 
-def masked_max(x: Tensor, mask: Tensor) -> Tensor:
-    """Max over time of (B, C, T) features at real positions only -> (B, C, 1).
-
-    A sequence without any real position gets 0 (not -inf), so nothing downstream turns into NaN.
-    """
-    lowest = torch.finfo(x.dtype).min
-    peak = max_over(torch.where(mask, x, lowest), dim=-1)
-    return torch.where(mask.any(dim=-1, keepdim=True), peak, torch.zeros_like(peak))
-
-
 class Segments:
     """Stretches of the time axis whose statistics over time are kept apart.
 
@@ -103,7 +93,10 @@ class Segments:
         return totals / self.real.to(x.dtype).clamp(min=1.0)
 
     def max(self, x: Tensor) -> Tensor:
-        """Max over the real positions of each segment -> (B, C, S); 0 for a segment without any."""
+        """Max over the real positions of each segment -> (B, C, S).
+
+        A segment without any real position gets 0 (not -inf), so nothing downstream turns into NaN.
+        """
         lowest = torch.finfo(x.dtype).min
         filled = torch.where(self.mask, x, lowest)
         peaks = torch.cat([max_over(filled[..., begin:end], dim=-1) for begin, end in self.bounds], dim=-1)
