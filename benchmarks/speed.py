@@ -52,7 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.config import MODEL_VARIANTS, Config, load_config
-from mgrec.data.datasets import pad_video
+from mgrec.model.inputs import pad_video
 from mgrec.devices import describe_machine
 from mgrec.errors import InputError
 from mgrec.infer.offline import Detector as LoadedDetector

@@ -1,4 +1,9 @@
-"""Atomic file writing: readers see the old file or the complete new one, never half of one.
+"""Reading and writing files: strict JSON/UTF-8 reading, and atomic writing.
+
+Reading: `read_json` parses UTF-8 JSON and turns every failure into an `InputError` naming the
+file (and line:column); duplicate keys are refused.
+
+Writing: readers see the old file or the complete new one, never half of one.
 
 Everything mgrec writes (annotations, features, sidecars, checkpoints, predictions, scores,
 reports) goes through here: a temporary file beside the target, fsync, rename over the target,
@@ -8,11 +13,12 @@ fsync of the folder. A writer killed at any moment leaves no partial file that c
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mgrec.errors import InputError
 
@@ -85,3 +91,62 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # The json module would keep the last of two equal keys; a duplicated video id would then
+    # silently drop the first video's annotations.
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse a UTF-8 JSON file; every failure is an InputError naming the file (and line:column)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} file: {exc.strerror}") from None
+    text = decode_utf8(path, data)
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: {what} file nests JSON too deeply to be a {what} file") from None
+    except _DuplicateKey as exc:
+        raise InputError(
+            f"{path}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
+            "replace the first"
+        ) from None
+
+
+def decode_utf8(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # tolerate a byte-order mark written by some editors
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def is_number(value: Any) -> bool:
+    """An int or float that fits a float (JSON allows integers of any size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True

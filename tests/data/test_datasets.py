@@ -1,6 +1,7 @@
 import numpy as np
 
-from mgrec.data.datasets import VideoSample, crop_targets, draw_training_crops, make_batch, pad_video
+from mgrec.data.datasets import VideoSample, crop_targets, draw_training_crops, make_batch
+from mgrec.model.inputs import pad_video
 from mgrec.timeline import FeatureGrid
 
 GRID = FeatureGrid(fps=10.0, stride=1, window=1)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open
+from mgrec.files import atomic_open, decode_utf8, is_number, read_json
 from mgrec.records import AnnotationSet, Detection, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -68,69 +68,6 @@ def canonical_subset(name: str) -> str:
     """'Training'/'validation'/'testing' -> 'train'/'val'/'test'; any other name lower-cased."""
     lowered = name.strip().lower()
     return _SUBSET_ALIASES.get(lowered, lowered)
-
-
-# ---------------------------------------------------------------------------------------------
-# Small file helpers shared by the data layer
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    # The json module would keep the last of two equal keys; a duplicated video id would then
-    # silently drop the first video's annotations.
-    result: dict = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
-def read_json(path: str | Path, what: str) -> Any:
-    """Parse a UTF-8 JSON file; every failure is an InputError naming the file (and line:column)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} file not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what} file: {exc.strerror}") from None
-    text = _decode_utf8(path, data)
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise InputError(f"{path}: {what} file nests JSON too deeply to be a {what} file") from None
-    except _DuplicateKey as exc:
-        raise InputError(
-            f"{path}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
-            "replace the first"
-        ) from None
-
-
-def _decode_utf8(path: Path, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")  # tolerate a byte-order mark written by some editors
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
-
-
-def is_number(value: Any) -> bool:
-    """An int or float that fits a float (JSON allows integers of any size)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
 
 
 def _is_integer(value: Any) -> bool:
@@ -436,7 +373,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    for number, line in enumerate(_decode_utf8(path, data).splitlines(), start=1):
+    for number, line in enumerate(decode_utf8(path, data).splitlines(), start=1):
         if line.strip():
             yield number, [cell.strip() for cell in line.split(",")]
 

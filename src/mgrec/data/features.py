@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.data.annotations import read_json
+from mgrec.files import read_json
 from mgrec.files import atomic_open
 from mgrec.errors import InputError
 

@@ -21,8 +21,8 @@ import math
 from pathlib import Path
 from typing import Mapping
 
-from mgrec.data.annotations import is_number as _is_number
-from mgrec.data.annotations import read_json  # one JSON reader: line:column, duplicate keys, UTF-8
+from mgrec.files import is_number as _is_number
+from mgrec.files import read_json  # one JSON reader: line:column, duplicate keys, UTF-8
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_write_text
 from mgrec.records import Detection

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig, load_config
-from mgrec.data.annotations import read_json
+from mgrec.files import read_json
 from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError
 from mgrec.model.detector import build_detector

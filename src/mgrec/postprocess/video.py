@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mgrec.config import PostprocessConfig
-from mgrec.data.datasets import pad_video
+from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import decode_video
 from mgrec.postprocess.nms import nms
 from mgrec.records import Detection
