@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 DEMO_RUN ?= runs/demo-mgrec
 
-.PHONY: venv install dev demo-data demo test clean
+.PHONY: venv install dev demo-data demo test test-fast lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,15 @@ dev: $(VENV)/.dev-installed
 demo: install
 	$(VENV)/bin/mgrec demo --out $(DEMO_RUN)
 
-test: dev
+test: dev lint
 	$(PY) -m pytest
 
+# The edit-test loop: everything but the slow tests (training, compiling, wheel building, browser).
+test-fast: dev
+	$(PY) -m pytest -m "not slow and not browser"
+
+lint: dev
+	$(VENV)/bin/ruff check src tests benchmarks
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache build dist

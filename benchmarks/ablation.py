@@ -1,26 +1,26 @@
 """The paper's Table 2 on the demo benchmark: five configurations x several seeds, scored on the test split.
 
-    python benchmarks/ablation.py --seeds 0 1 2 --out benchmarks/results/ablation
+    python benchmarks/ablation.py --seeds 0 1 2      # results in benchmarks/results/<date>_<commit>_ablation/
 
-Each (config, seed) run trains `configs/demo/<config>.yaml` with `mgrec.train.loop.train` (the
+Each (config, seed) run trains `src/mgrec/configs/demo/<config>.yaml` with `mgrec.train.loop.train` (the
 config's seed replaced by the run's seed; the demo data itself is the same for every run) into
 `<scratch>/<config>-seed<seed>-ep<epochs>`; model selection and the F1 score threshold come from
 the val split inside training. The selected checkpoint is then scored on the TEST split with
-`mgrec.infer.evaluate.evaluate_run`, which writes `eval_test.json` into the run directory.
+`mgrec.infer.evaluate_run.evaluate_run`, which writes `eval_test.json` into the run directory.
 
 Resumable: a run directory holding `eval_test.json` and this script's `ablation_run.json` is read,
 not retrained; a run that stopped mid-training continues from its last epoch (`train(resume=True)`).
-Results are rewritten after every run: `<out>/ablation.json` (every run) and `<out>/ablation.md`
-(mean +- sample std per config, with the paper's SMG numbers for context; they are not comparable).
+Results are rewritten after every run: `<out>/ablation.json` (every run, and the provenance record of
+`mgrec.provenance.provenance` under "provenance") and `<out>/ablation.md` (mean +- sample std per
+config, with the paper's SMG numbers for context; they are not comparable). `<out>` defaults to this
+campaign's folder, `benchmarks/results/YYYY-MM-DD_<commit>_ablation` (see benchmarks/results/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
-import shlex
 import statistics
 import sys
 import time
@@ -31,13 +31,16 @@ import torch
 
 from mgrec.config import load_config
 from mgrec.data.demo import build_demo
-from mgrec.devices import describe_machine
+from mgrec.devices import resolve_device
 from mgrec.errors import InputError
-from mgrec.infer.evaluate import evaluate_run
+from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.provenance import PROVENANCE_KEY, campaign_name, provenance, read_provenance
+from mgrec.run import RunDir
 from mgrec.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIGS = REPO / "configs" / "demo"
+RESULTS = REPO / "benchmarks" / "results"
+DEMO_CONFIGS = REPO / "src" / "mgrec" / "configs" / "demo"
 # Table 2 of the paper (F1 on SMG with VideoMAE V2-g features, percent), in the table's order.
 PAPER_TABLE2 = {
     "actionformer": ("ActionFormer", 15.25),
@@ -53,7 +56,7 @@ TEST_KEYS = ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_thres
 
 @dataclass(frozen=True)
 class RunSpec:
-    config: str  # a key of PAPER_TABLE2: configs/demo/<config>.yaml
+    config: str  # a key of PAPER_TABLE2: src/mgrec/configs/demo/<config>.yaml
     seed: int
     epochs: int
     overrides: tuple[str, ...]  # extra config overrides (besides data paths, seed, epochs)
@@ -67,18 +70,36 @@ class RunSpec:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", choices=list(PAPER_TABLE2), default=list(PAPER_TABLE2),
-                        help="configs/demo/<name>.yaml to run (default: all five)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=list(PAPER_TABLE2),
+        default=list(PAPER_TABLE2),
+        help="src/mgrec/configs/demo/<name>.yaml to run (default: all five)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (quick runs)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ablation",
-                        help="folder for ablation.json and ablation.md")
-    parser.add_argument("--scratch", type=Path, default=REPO / "runs" / "ablation", help="folder for the run directories")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for ablation.json and ablation.md (default: benchmarks/results/<date>_<commit>_ablation)",
+    )
+    parser.add_argument(
+        "--scratch", type=Path, default=REPO / "runs" / "ablation", help="folder for the run directories"
+    )
     parser.add_argument("--demo-cache", type=Path, default=None, help="demo data folder (default: mgrec's demo cache)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config override for every run, e.g. train.device=cuda (repeatable)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for every run, e.g. train.device=cuda (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -92,21 +113,21 @@ def configured_epochs(config_name: str, epochs: int | None) -> int:
     return epochs if epochs is not None else load_config(DEMO_CONFIGS / f"{config_name}.yaml").train.epochs
 
 
+def training_device(config_name: str, overrides: tuple[str, ...], data_overrides: list[str]) -> torch.device:
+    """The device the runs train on (the config's train.device with the overrides), for the provenance record."""
+    return resolve_device(run_config(RunSpec(config_name, 0, 1, overrides), data_overrides).train.device)
+
+
 def epoch_seconds(run_dir: Path) -> float:
     """Sum of the training epochs' wall times in metrics.jsonl (complete across resumes, validation excluded)."""
-    total = 0.0
-    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("kind") == "train":
-            total += float(record["seconds"])
-    return total
+    return sum(float(record["seconds"]) for record in RunDir(run_dir).read_metrics() if record["kind"] == "train")
 
 
 def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) -> dict:
     """Train (or resume, or reuse) one run and score it on the test split; returns its record."""
     run_dir = scratch / spec.name()
     record_path = run_dir / RECORD_NAME
-    eval_path = run_dir / f"eval_{TEST_SPLIT}.json"
+    eval_path = RunDir(run_dir).eval_path(TEST_SPLIT)
     if record_path.exists() and eval_path.exists():
         log(f"{spec.name()}: finished earlier, reading {eval_path}")
         return json.loads(record_path.read_text(encoding="utf-8"))
@@ -115,7 +136,7 @@ def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) 
     if record_path.exists():
         training = json.loads(record_path.read_text(encoding="utf-8"))["training"]
     else:
-        resume = (run_dir / "checkpoints" / "last_state.pt").exists()
+        resume = RunDir(run_dir).can_resume()
         log(f"{spec.name()}: {'resuming' if resume else 'training'} in {run_dir}")
         result = train(config, run_dir, resume=resume, log=log, progress=False)
         training = {
@@ -157,7 +178,8 @@ def _percent(values: list[float]) -> str:
 def summary_table(runs: list[dict]) -> str:
     """Markdown: one row per config (Table 2 order) with mean ± std over its seeds."""
     lines = [
-        "| configuration | runs | test F1 (%) | test F1 MiGA (%) | test average mAP (%) | training time (s) | paper F1 on SMG (%) |",
+        "| configuration | runs | test F1 (%) | test F1 MiGA (%) | test average mAP (%) | training time (s) "
+        "| paper F1 on SMG (%) |",
         "|---|---|---|---|---|---|---|",
     ]
     for config, (title, paper_f1) in PAPER_TABLE2.items():
@@ -182,15 +204,20 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
     text = [
         "# Table 2 on the demo benchmark",
         "",
-        f"Test split of the demo data (built with seed {meta['demo_seed']}), train.epochs = {', '.join(map(str, epochs))}; "
+        f"Test split of the demo data (built with seed {meta['demo_seed']}), "
+        f"train.epochs = {', '.join(map(str, epochs))}; "
         "F1 = strict one-to-one F1 at tIoU 0.3 with the score threshold tuned on val, MiGA = the challenge "
         "starter kit's F1. Mean ± sample standard deviation over seeds. The paper's numbers are F1 on SMG with "
         "VideoMAE V2-g features: context only, not comparable with the demo.",
         "",
         summary_table(runs),
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch_version']}, {meta['threads']} threads; {meta['date']}.",
+    ]
+    record = read_provenance(meta)
+    text += [
+        f"Command: `{record['command']}`  ",
+        f"Machine: {record['machine']}; torch {record['torch']}, {record['threads']} threads; {record['date']}; "
+        f"git commit {record['git_commit']}.",
     ]
     if any(r["overrides"] for r in runs):
         text.append(f"Extra overrides: {sorted({o for r in runs for o in r['overrides']})}.")
@@ -209,16 +236,15 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--epochs must be at least 1, got {args.epochs}")
         demo_seed = 0
         paths = build_demo(args.demo_cache, seed=demo_seed)
+        device = training_device(args.configs[0], tuple(args.override), paths.overrides())
         meta = {
-            "command": shlex.join(["python", "benchmarks/ablation.py", *argv]),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": describe_machine(),
-            "torch_version": torch.__version__,
-            "threads": torch.get_num_threads(),
+            PROVENANCE_KEY: provenance(["python", "benchmarks/ablation.py", *argv], device=device),
             "demo_root": str(paths.root),
             "demo_seed": demo_seed,
             "split": TEST_SPLIT,
         }
+        if args.out is None:
+            args.out = RESULTS / campaign_name("ablation", meta[PROVENANCE_KEY])
         runs = []
         for config in args.configs:
             epochs = configured_epochs(config, args.epochs)

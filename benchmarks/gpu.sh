@@ -2,7 +2,8 @@
 # GPU benchmarks, for a machine with CUDA PyTorch and transformers but no network and no package
 # registry (nothing is installed; mgrec runs from src/ through PYTHONPATH):
 #
-#   bash benchmarks/gpu.sh            # writes JSON to $OUT (default benchmarks/results/gpu), < 8 min
+#   bash benchmarks/gpu.sh            # writes JSON to $OUT, < 8 min (default: this campaign's folder,
+#                                     # benchmarks/results/YYYY-MM-DD_<commit>_gpu; see benchmarks/results/README.md)
 #   bash benchmarks/gpu.sh --smoke    # the same steps on CPU at tiny sizes (seconds): checks the script
 #
 # 1. benchmarks/speed.py on CUDA for mgrec, dyfadet and actionformer, fp32 and bf16 (autocast),
@@ -12,6 +13,7 @@
 #    - model alone: clips/s on random clips, and achieved TFLOP/s (FlopCounterMode FLOPs of one clip x clips/s);
 #    - end to end: `mgrec.extract.run.extract` on a generated 30 s, 28 fps, 320x240 video (noise plus
 #      moving shapes, encoded with PyAV), with the random giant saved by save_pretrained in a temp folder.
+# Every JSON holds the provenance record of mgrec.provenance.provenance under "provenance".
 # Every step has its own time limit; a step that fails or times out is listed in failures.txt and the
 # others still run; the script then exits with status 1.
 set -uo pipefail
@@ -30,7 +32,10 @@ PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 if [ "$SMOKE" = 1 ]; then
   OUT="${OUT:-$(mktemp -d)}"
 else
-  OUT="${OUT:-benchmarks/results/gpu}"
+  if [ -z "${OUT:-}" ]; then
+    CAMPAIGN=$("$PYTHON" -m mgrec.provenance gpu) || CAMPAIGN="$(date -u +%F)_nogit_gpu"
+    OUT="benchmarks/results/$CAMPAIGN"
+  fi
 fi
 mkdir -p "$OUT"
 FAILURES="$OUT/failures.txt"
@@ -67,7 +72,7 @@ cat "$OUT/environment.txt"
 # -- 1. detector speed ----------------------------------------------------------------------
 if [ "$SMOKE" = 1 ]; then
   run 120 speed_smoke "$PYTHON" benchmarks/speed.py --device cpu --model mgrec --dtype bf16 \
-    --config configs/demo/base.yaml --length 64 --repeats 1 --online-updates 2 --online-history 64 \
+    --config src/mgrec/configs/demo/base.yaml --length 64 --repeats 1 --online-updates 2 --online-history 64 \
     --skip-bs8 --threads 1 --json "$OUT/speed_cpu_smoke.json"
 else
   for model in mgrec dyfadet actionformer; do
@@ -99,6 +104,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import VideoMAEConfig, VideoMAEModel
 
+from mgrec.provenance import provenance
+
 out_dir, smoke = Path(sys.argv[1]), sys.argv[2] == "1"
 device = torch.device("cpu" if smoke else "cuda")
 if smoke:  # a tiny VideoMAE with the giant's clip layout (16 frames, tubelets of 2), 2 s of video
@@ -112,9 +119,8 @@ else:  # VideoMAE V2 giant (ViT-g/14), as used for the SMG features
 config = VideoMAEConfig(**shape, tubelet_size=2, num_frames=16, attn_implementation="sdpa")
 FPS, WIDTH, HEIGHT = 28, 320, 240
 results = {"device": str(device), "smoke": smoke, "config": shape | {"tubelet_size": 2, "num_frames": 16},
-           "batch": batch, "torch_version": torch.__version__}
-if device.type == "cuda":
-    results["machine"] = torch.cuda.get_device_name(device)
+           "batch": batch,
+           "provenance": provenance(["bash", "benchmarks/gpu.sh", *(["--smoke"] if smoke else [])], device=device)}
 
 
 def synchronize():

@@ -4,7 +4,7 @@
     python benchmarks/load.py --hop 125             # the same stream with 10 s hops (10x fewer updates)
     python benchmarks/load.py --hours 1 --files 200
 
-What it measures, with the demo model size (configs/demo/mgrec.yaml: 128-d features at 50 fps,
+What it measures, with the demo model size (src/mgrec/configs/demo/mgrec.yaml: 128-d features at 50 fps,
 stride 4, so 12.5 feature steps per second) and random-init weights (the speed and memory of a
 network do not depend on what it learned; the score threshold is calibrated so that post-processing
 keeps about as many detections per second as the demo has gestures, see `calibrated_threshold`):
@@ -20,7 +20,9 @@ keeps about as many detections per second as the demo has gestures, see `calibra
    on the hop; the running time is proportional to the number of updates (hours * 3600 / hop seconds).
 
 Everything runs with `--threads` torch threads (default 1; the machine is shared). Results go to
-`--json` (default benchmarks/results/load.json).
+`--json` (default `benchmarks/results/YYYY-MM-DD_<commit>_load/load.json`, this campaign's folder, see
+benchmarks/results/README.md), with the provenance record of `mgrec.provenance.provenance` under
+"provenance".
 """
 
 from __future__ import annotations
@@ -39,16 +41,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgrec.config import load_config, save_config, to_dict
+from mgrec.config import load_config
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.video import detect_video
+from mgrec.provenance import PROVENANCE_KEY, campaign_name, provenance
+from mgrec.run import RunDir
 from mgrec.timeline import FeatureGrid
-from mgrec.train.checkpoint import save_weights
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / "configs" / "demo" / "mgrec.yaml"
-DEFAULT_JSON = REPO / "benchmarks" / "results" / "load.json"
+DEMO_CONFIG = REPO / "src" / "mgrec" / "configs" / "demo" / "mgrec.yaml"
+RESULTS = REPO / "benchmarks" / "results"
 SECONDS_PER_HOUR = 3600.0
 # Random-init scores all sit near the class prior, so a fixed threshold keeps either nothing or
 # thousands of detections. The threshold is set instead so that about as many detections per second
@@ -66,12 +69,7 @@ def build_run(run_dir: Path, seed: int = 0) -> dict:
     data = config.data
     grid = FeatureGrid(data.fps, data.stride, data.window)
     threshold = calibrated_threshold(model, config.postprocess, grid, classes, data.feature_dim, seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    (run_dir / "classes.json").write_text(json.dumps(classes), encoding="utf-8")
-    save_weights(run_dir / "checkpoints" / "best.safetensors", model, None, {"epoch": 0})
-    post = {**to_dict(config)["postprocess"], "score_threshold": threshold}
-    (run_dir / "postprocess.json").write_text(json.dumps(post), encoding="utf-8")
+    RunDir(run_dir).write_for_inference(config, classes, model, score_threshold=threshold)
     return {"fps": data.fps, "stride": data.stride, "window": data.window, "dim": data.feature_dim,
             "score_threshold": threshold}
 
@@ -142,11 +140,11 @@ def memory_mib() -> dict:
 def stream_worker(run_dir: Path, hours: float, hop: int | None, threads: int, seed: int) -> dict:
     """Push `hours` of synthetic features through OnlineDetector, one hop per push (as a live source
     delivers them, so every push is one update); memory after every stream hour."""
-    from mgrec.infer.offline import Detector
+    from mgrec.infer.offline import OfflineDetector
     from mgrec.infer.online import OnlineDetector
 
     torch.set_num_threads(threads)
-    detector = Detector.from_run(run_dir, device="cpu")
+    detector = OfflineDetector.from_run(run_dir, device="cpu")
     data = detector.config.data
     online = OnlineDetector(detector, data.fps, lookahead=2.0, hop=hop)
     steps_per_hour = round(SECONDS_PER_HOUR / online.grid.seconds_per_step())
@@ -211,7 +209,8 @@ def pick_hours(per_hour: list[dict], wanted: tuple[float, ...]) -> dict:
     return {f"{h:g}h": by_hour[h]["peak_rss_mib"] for h in wanted if h in by_hour}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=1000, help="feature files for mgrec detect")
     parser.add_argument("--steps", type=int, default=256, help="feature steps per file (256 = 20 s of demo video)")
@@ -219,17 +218,20 @@ def main() -> None:
     parser.add_argument("--hop", type=int, default=None,
                         help="feature steps per update (default: the detector's, about 1 s); one push per update")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where to write the results (default: benchmarks/results/<date>_<commit>_load/load.json)")
     parser.add_argument("--work-dir", type=Path, default=None, help="kept afterwards (default: a temporary folder)")
     parser.add_argument("--skip-detect", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--stream-worker", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     if args.stream_worker is not None:
         print(json.dumps(stream_worker(args.stream_worker, args.hours, args.hop, args.threads, seed=2)))
         return
 
+    record = provenance(["python", "benchmarks/load.py", *argv], threads=args.threads)
+    out = args.json or RESULTS / campaign_name("load", record) / "load.json"
     with tempfile.TemporaryDirectory(prefix="mgrec-load-") as temporary:
         work = args.work_dir or Path(temporary)
         run_dir = work / "run"
@@ -237,8 +239,8 @@ def main() -> None:
         result = {
             "arguments": {"files": args.files, "steps": args.steps, "hours": args.hours, "hop": args.hop,
                           "threads": args.threads},
-            "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads, "torch": torch.__version__},
-            "model": "configs/demo/mgrec.yaml (random-init weights)",
+            PROVENANCE_KEY: record,
+            "model": "src/mgrec/configs/demo/mgrec.yaml (random-init weights)",
             "score_threshold": data["score_threshold"],
         }
         if not args.skip_detect:
@@ -255,9 +257,9 @@ def main() -> None:
             stream["peak_rss_mib_at"] = pick_hours(stream["per_hour"], (1.0, 5.0, 10.0))
             result["stream"] = stream
             print(json.dumps({k: v for k, v in stream.items() if k != "per_hour"}), flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.json}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Online versus offline detection of a trained run: F1, latency after a gesture's end, compute per update.
 
-    python benchmarks/online_eval.py runs/demo-mgrec --split test --json benchmarks/results/online_demo.json
+    python benchmarks/online_eval.py runs/demo-mgrec --split test --json $CAMPAIGN/online_eval_test.json
+
+CAMPAIGN is the campaign's folder, `benchmarks/results/YYYY-MM-DD_<commit>_online-test`, whose name
+`python -m mgrec.provenance online-test` prints (benchmarks/results/README.md). The JSON holds the
+provenance record of `mgrec.provenance.provenance` under "provenance".
 
 Every video of the split is replayed as a stream, as fast as possible, one hop of features per push
 (so every push is one update), once per lookahead (default 0.5, 1, 2 and 4 s) and per window length
@@ -30,8 +34,9 @@ from mgrec.data.annotations import load_annotations
 from mgrec.data.features import feature_path, load_features
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import f1_miga, f1_strict
-from mgrec.infer.offline import Detector
+from mgrec.infer.offline import OfflineDetector
 from mgrec.infer.online import OnlineDetector, chunks_of
+from mgrec.provenance import PROVENANCE_KEY, provenance, read_provenance
 from mgrec.records import Detection, Segment
 
 F1_TIOU = 0.3
@@ -46,7 +51,9 @@ class Video:
     ground_truth: list[Segment]
 
 
-def load_split(detector: Detector, split: str, annotations_path: str | None, features_dir: str | None) -> list[Video]:
+def load_split(
+    detector: OfflineDetector, split: str, annotations_path: str | None, features_dir: str | None
+) -> list[Video]:
     """The videos of `split` with features and ground truth (paths default to the run's config)."""
     data = detector.config.data
     annotations_path = annotations_path or data.annotations
@@ -81,7 +88,7 @@ def scores(videos: list[Video], hard: dict[str, list[Detection]]) -> dict:
     }
 
 
-def evaluate_offline(detector: Detector, videos: list[Video]) -> dict:
+def evaluate_offline(detector: OfflineDetector, videos: list[Video]) -> dict:
     hard, seconds = {}, []
     for video in videos:
         started = time.perf_counter()
@@ -90,14 +97,21 @@ def evaluate_offline(detector: Detector, videos: list[Video]) -> dict:
     return {**scores(videos, hard), "compute_ms_per_video": 1000.0 * float(np.median(seconds))}
 
 
-def evaluate_online(detector: Detector, videos: list[Video], lookahead: float, hop: int | None,
-                    history: int | None, compile: bool = False) -> dict:
+def evaluate_online(
+    detector: OfflineDetector,
+    videos: list[Video],
+    lookahead: float,
+    hop: int | None,
+    history: int | None,
+    compile: bool = False,
+) -> dict:
     hard: dict[str, list[Detection]] = {}
     latencies, flush_latencies, compute_ms = [], [], []
     last = None
     for video in videos:
-        online = OnlineDetector(detector, video.fps, lookahead=lookahead, hop=hop, history=history,
-                                video_id=video.video_id, compile=compile)
+        online = OnlineDetector(
+            detector, video.fps, lookahead=lookahead, hop=hop, history=history, video_id=video.video_id, compile=compile
+        )
         last = online
         emitted = []
         for chunk in chunks_of(video.features, online.hop):
@@ -137,7 +151,7 @@ def format_table(result: dict) -> str:
     off = result["offline"]
     lines = [
         f"run {result['run_dir']}, split {result['split']}: {result['num_videos']} videos, "
-        f"{off['num_ground_truth']} gestures; CPU, {result['threads']} torch thread(s)"
+        f"{off['num_ground_truth']} gestures; CPU, {read_provenance(result)['threads']} torch thread(s)"
         + (", compiled online network" if result["compiled_online_network"] else ""),
         f"{'mode':<8} {'history':>7} {'hop':>4} {'lookahead':>9} {'F1':>6} {'F1 MiGA':>7} {'#pred':>6} "
         f"{'lat p50':>7} {'lat p95':>7} {'ms p50':>7} {'ms p95':>7}",
@@ -156,6 +170,7 @@ def format_table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--split", default="test")
@@ -163,8 +178,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--features", default=None, help="default: the run's data.features")
     parser.add_argument("--lookaheads", type=float, nargs="+", default=list(DEFAULT_LOOKAHEADS))
     parser.add_argument("--hop", type=int, default=None, help="feature steps per update (default: about 1 s)")
-    parser.add_argument("--history", type=int, nargs="+", default=[None],
-                        help="window length(s) in feature steps (default: the detector's, data.max_seq_len // 8)")
+    parser.add_argument(
+        "--history",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="window length(s) in feature steps (default: the detector's, data.max_seq_len // 8)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--checkpoint", default="best")
     parser.add_argument("--compile", action="store_true", help="online detection with the compiled network")
@@ -172,14 +192,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    detector = Detector.from_run(args.run_dir, checkpoint=args.checkpoint, device="cpu")
+    detector = OfflineDetector.from_run(args.run_dir, checkpoint=args.checkpoint, device="cpu")
     videos = load_split(detector, args.split, args.annotations, args.features)
     result = {
         "run_dir": str(args.run_dir),
         "split": args.split,
         "num_videos": len(videos),
-        "threads": args.threads,
         "compiled_online_network": args.compile,
+        PROVENANCE_KEY: provenance(["python", "benchmarks/online_eval.py", *argv], threads=args.threads, device="cpu"),
         "score_threshold": detector.postprocess.score_threshold,
         "offline": evaluate_offline(detector, videos),
         "online": [

@@ -1,18 +1,22 @@
 """Size and speed of the detector at SMG scale: parameters, FLOPs, training step, inference, online update.
 
-    python benchmarks/speed.py --device cpu --model mgrec --threads 2 --json benchmarks/results/speed_cpu_mgrec.json
-    python benchmarks/speed.py table benchmarks/results/speed_cpu_*.json --out benchmarks/results/speed_cpu.md
+    python benchmarks/speed.py --device cpu --model mgrec --threads 2 --json $CAMPAIGN/speed_cpu_mgrec.json
+    python benchmarks/speed.py table $CAMPAIGN/speed_cpu_*.json --out $CAMPAIGN/speed_cpu.md
 
-The model settings come from `configs/smg/base.yaml` (1408-d VideoMAE V2 giant features, 17 classes,
+CAMPAIGN is the campaign's folder, `benchmarks/results/YYYY-MM-DD_<commit>_speed-cpu`, whose name
+`python -m mgrec.provenance speed-cpu` prints (benchmarks/results/README.md).
+
+The model settings come from `src/mgrec/configs/smg/base.yaml` (1408-d VideoMAE V2 giant features, 17 classes,
 embed 512, 6 pyramid levels) with `--model` as the variant; the data is random. What is measured:
 
 - `params`: trainable and frozen parameters of the detector.
 - `flops_forward_2304`: FLOPs of one forward pass of one video of `--length` steps, counted by
   `torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-add; convolutions, matmuls and
   attention only; element-wise operations are not counted).
-- `train_step_s_bs2`, `train_step_s_bs8`: one training iteration as `mgrec.train.loop` does it:
-  zero_grad, forward, target assignment, loss, backward, gradient clipping, AdamW step, EMA update,
-  on crops of `--length` steps holding random ground truth. Median of `--repeats` after warm-up.
+- `train_step_s_bs2`, `train_step_s_bs8`: one training iteration by the training loop's own step
+  (`mgrec.train.step.TrainStep`): zero_grad, forward, target assignment, loss, backward, gradient
+  clipping, AdamW step, EMA update, on crops of `--length` steps holding random ground truth.
+  Median of `--repeats` after warm-up.
 - `peak_mem_train_bs2_bytes`: on CUDA `torch.cuda.max_memory_allocated` over the batch-2 steps; on
   CPU the peak resident set size (VmHWM) of the whole process over those steps, after resetting the
   peak through /proc/self/clear_refs (Linux); `peak_mem_method` says which applied.
@@ -21,29 +25,32 @@ embed 512, 6 pyramid levels) with `--model` as the variant; the data is random. 
   `infer_net_s_*` is the network alone and `infer_post_s_*` decoding + NMS alone.
 - `online_update_s`: one update of `mgrec.infer.online.OnlineDetector` (network and hard-set
   post-processing over its history window, then the emission rule) on the demo model
-  (`configs/demo/mgrec.yaml`, random init), with the window full.
+  (`src/mgrec/configs/demo/mgrec.yaml`, random init), with the window full.
 
 On CUDA the device is synchronised before every timer read; `--dtype bf16` runs under autocast.
 The key names say 2304 and 6912 (the SMG setting); with another `--length` they hold the values for
 `length` and `long_length`, which the JSON records as well.
 
+Every result file holds the provenance record of `mgrec.provenance.provenance` (command, date, git
+commit, machine, torch, threads) under the key "provenance".
+
 `table` puts result files side by side with the released DyFADet and ActionFormer measured in the same
-setting (`ANCHORS`), as a markdown table with the ratios to the released DyFADet.
+setting (`ANCHORS`), as a markdown table with the ratios to the released DyFADet; it also reads result
+files written before the provenance record existed.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,23 +59,24 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.config import MODEL_VARIANTS, Config, load_config
-from mgrec.model.inputs import pad_video
-from mgrec.devices import describe_machine
+from mgrec.data.datasets import Batch
 from mgrec.errors import InputError
-from mgrec.infer.offline import Detector as LoadedDetector
+from mgrec.infer.offline import OfflineDetector as LoadedDetector
 from mgrec.infer.online import OnlineDetector
 from mgrec.model.detector import Detector, build_detector
+from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import decode_video
 from mgrec.postprocess.nms import nms
 from mgrec.postprocess.video import detect_video
+from mgrec.provenance import PROVENANCE_KEY, provenance, read_provenance
 from mgrec.timeline import FeatureGrid
-from mgrec.train.assign import Points, assign_batch, make_points
+from mgrec.train.assign import Points, make_points
 from mgrec.train.losses import DetectionLoss
-from mgrec.train.loop import ema_decay_at, update_ema
+from mgrec.train.step import TrainStep
 
 REPO = Path(__file__).resolve().parents[1]
-SMG_CONFIG = REPO / "configs" / "smg" / "base.yaml"
-DEMO_CONFIG = REPO / "configs" / "demo" / "mgrec.yaml"
+SMG_CONFIG = REPO / "src" / "mgrec" / "configs" / "smg" / "base.yaml"
+DEMO_CONFIG = REPO / "src" / "mgrec" / "configs" / "demo" / "mgrec.yaml"
 # Untimed iterations before each measurement: lazy initialisation, allocator and cache warm-up.
 WARMUP_ITERATIONS = 2
 # Random ground truth of a training crop: an SMG crop of 2304 steps (5.5 min at 7 steps/s) holds
@@ -79,7 +87,9 @@ LONG_VIDEO_FACTOR = 3  # the long inference video is this many times --length (6
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
     parser.add_argument("--model", choices=MODEL_VARIANTS, default="mgrec", help="detector variant (default mgrec)")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast (default fp32)")
@@ -91,15 +101,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10, help="timed iterations per measurement (median)")
     parser.add_argument("--skip-bs8", action="store_true", help="do not time batch 8 (slow on CPU); recorded as null")
     parser.add_argument("--online-updates", type=int, default=50, help="timed online updates (median)")
-    parser.add_argument("--config", type=Path, default=SMG_CONFIG, help="model settings (default configs/smg/base.yaml)")
-    parser.add_argument("--online-config", type=Path, default=DEMO_CONFIG,
-                        help="model of the online update, with the --model variant (default configs/demo/mgrec.yaml)")
-    parser.add_argument("--online-compile", action="store_true",
-                        help="also time the update with the compiled network (OnlineDetector(compile=True))")
-    parser.add_argument("--online-history", type=int, default=None,
-                        help="online window in steps (default: the detector's, data.max_seq_len // 8)")
-    parser.add_argument("--default-allocator", action="store_true",
-                        help="leave glibc malloc as it is (default: mgrec.allocator.keep_freed_cpu_memory, as the CLI does)")
+    parser.add_argument(
+        "--config", type=Path, default=SMG_CONFIG, help="model settings (default src/mgrec/configs/smg/base.yaml)"
+    )
+    parser.add_argument(
+        "--online-config",
+        type=Path,
+        default=DEMO_CONFIG,
+        help="model of the online update, with the --model variant (default src/mgrec/configs/demo/mgrec.yaml)",
+    )
+    parser.add_argument(
+        "--online-compile",
+        action="store_true",
+        help="also time the update with the compiled network (OnlineDetector(compile=True))",
+    )
+    parser.add_argument(
+        "--online-history",
+        type=int,
+        default=None,
+        help="online window in steps (default: the detector's, data.max_seq_len // 8)",
+    )
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc malloc as it is (default: mgrec.allocator.keep_freed_cpu_memory, as the CLI does)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile one training step and one inference")
     parser.add_argument("--profile-rows", type=int, default=15, help="operators listed by --profile")
     return parser.parse_args(argv)
@@ -118,7 +144,7 @@ def benchmark_config(path: Path, variant: str, input_dim: int | None, classes: i
     """The config at `path` with the model variant (and optionally feature size, classes) replaced."""
     overrides = [f"model.variant={variant}"]
     if input_dim is not None:
-        overrides += [f"model.input_dim={input_dim}", f"data.feature_dim={input_dim}"]
+        overrides += [f"data.feature_dim={input_dim}"]  # the model input follows it
     if classes is not None:
         overrides.append(f"model.num_classes={classes}")
     return load_config(path, overrides)
@@ -228,40 +254,46 @@ def forward_flops(model: Detector, input_dim: int, length: int, device: torch.de
     return int(counter.get_total_flops())
 
 
-def make_train_step(model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool,
-                    seed: int = 0) -> Callable[[], float]:
-    """One training iteration of `mgrec.train.loop` on a fixed random batch, as a callable returning the loss."""
+def make_train_step(
+    model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool, seed: int = 0
+) -> Callable[[], float]:
+    """The training loop's step (`mgrec.train.step.TrainStep`, without the lr schedule) on a fixed
+    random batch, as a callable returning the loss."""
     generator = torch.Generator().manual_seed(seed)
     features, mask, segments, labels = random_crops(batch, length, config, device, generator)
-    points = pyramid_points(model, length, config, device)
+    fixed_batch = Batch(features, mask, segments, labels)
+    config = replace(config, train=replace(config.train, precision="bf16" if bf16 else "fp32"))
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
-    criterion = DetectionLoss(config.train)
-    steps_done = 0
+    step = TrainStep(
+        model,
+        model,
+        ema,
+        optimizer,
+        None,
+        DetectionLoss(config.train),
+        pyramid_points(model, length, config, device),
+        config,
+        device,
+    )
 
-    def step() -> float:
-        nonlocal steps_done
+    def run_step() -> float:
         model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, bf16):
-            out = model(features, mask)
-        cls_logits = torch.cat(out.cls_logits, dim=1).float()
-        offsets = torch.cat(out.offsets, dim=1).float()
-        valid = torch.cat(out.masks, dim=1)
-        targets = assign_batch(points, segments, labels, config.model.num_classes, config.train.center_radius, valid)
-        parts = criterion(cls_logits, offsets, targets.cls_targets, targets.reg_targets, targets.positive, valid)
-        parts.total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad)
-        optimizer.step()
-        update_ema(ema, model, ema_decay_at(steps_done, config.train.ema_decay))
-        steps_done += 1
-        return float(parts.total.detach())
+        return float(step(fixed_batch).total.detach())
 
-    return step
+    return run_step
 
 
-def time_training(model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool,
-                  repeats: int, measure_memory: bool = False) -> dict:
+def time_training(
+    model: Detector,
+    config: Config,
+    batch: int,
+    length: int,
+    device: torch.device,
+    bf16: bool,
+    repeats: int,
+    measure_memory: bool = False,
+) -> dict:
     """Step times; with `measure_memory`, the peak memory over set-up, warm-up and timed steps."""
     initial = copy.deepcopy(model.state_dict())  # every measurement starts from the same weights
     method = reset_peak_memory(device) if measure_memory else None
@@ -277,8 +309,11 @@ def time_training(model: Detector, config: Config, batch: int, length: int, devi
     return result
 
 
-def time_inference(model: Detector, config: Config, length: int, device: torch.device, bf16: bool, repeats: int) -> dict:
-    """Times of one video of `length` random feature steps: whole `detect_video`, network alone, post-processing alone."""
+def time_inference(
+    model: Detector, config: Config, length: int, device: torch.device, bf16: bool, repeats: int
+) -> dict:
+    """Times of one video of `length` random feature steps: whole `detect_video`, network alone,
+    post-processing alone."""
     model.eval()
     rng = np.random.default_rng(length)
     features = rng.standard_normal((length, config.model.input_dim), dtype=np.float32)
@@ -315,8 +350,15 @@ def time_inference(model: Detector, config: Config, length: int, device: torch.d
     }
 
 
-def time_online_update(config_path: Path, variant: str, device: torch.device, bf16: bool, updates: int,
-                       history: int | None, compile: bool = False) -> dict:
+def time_online_update(
+    config_path: Path,
+    variant: str,
+    device: torch.device,
+    bf16: bool,
+    updates: int,
+    history: int | None,
+    compile: bool = False,
+) -> dict:
     """Wall time of one `OnlineDetector` update with a full window, on a randomly initialised model.
 
     Every pushed chunk is exactly one hop, so every push is one update. The window is filled
@@ -379,8 +421,12 @@ def profile(model: Detector, config: Config, length: int, device: torch.device, 
         events = sorted(prof.key_averages(), key=lambda e: getattr(e, sort_key), reverse=True)[:rows]
         total = sum(getattr(e, sort_key) for e in prof.key_averages()) or 1.0
         report[name] = [
-            {"op": e.key, "self_ms": round(getattr(e, sort_key) / 1000.0, 3),
-             "share": round(getattr(e, sort_key) / total, 4), "calls": e.count}
+            {
+                "op": e.key,
+                "self_ms": round(getattr(e, sort_key) / 1000.0, 3),
+                "share": round(getattr(e, sort_key) / total, 4),
+                "calls": e.count,
+            }
             for e in events
         ]
     model.zero_grad(set_to_none=True)
@@ -412,7 +458,9 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
     torch.manual_seed(config.seed)
     model = build_detector(config.model).to(device)
     if args.length % model.max_div_factor != 0:
-        raise InputError(f"--length {args.length} must be a multiple of the largest pyramid stride {model.max_div_factor}")
+        raise InputError(
+            f"--length {args.length} must be a multiple of the largest pyramid stride {model.max_div_factor}"
+        )
     long_length = LONG_VIDEO_FACTOR * args.length
     load_at_start = load_average()
 
@@ -433,18 +481,24 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
     bs2 = time_training(model, config, 2, args.length, device, bf16, args.repeats, measure_memory=True)
     samples["train_step_s_bs2"] = bs2["samples"]
     if not args.skip_bs8:
-        samples["train_step_s_bs8"] = time_training(model, config, 8, args.length, device, bf16, args.repeats)["samples"]
+        samples["train_step_s_bs8"] = time_training(model, config, 8, args.length, device, bf16, args.repeats)[
+            "samples"
+        ]
     # After training: compiling loads inductor and its kernels, which would count in the training's peak RSS.
     online = time_online_update(args.online_config, args.model, device, bf16, args.online_updates, args.online_history)
     samples["online_update_s"] = online["samples"]
     if args.online_compile:
-        compiled = time_online_update(args.online_config, args.model, device, bf16, args.online_updates,
-                                      args.online_history, compile=True)
+        compiled = time_online_update(
+            args.online_config, args.model, device, bf16, args.online_updates, args.online_history, compile=True
+        )
         samples["online_update_compiled_s"] = compiled["samples"]
         say(f"online network compiled in {compiled['setup_s']:.1f} s")
     medians = {key: statistics.median(values) for key, values in samples.items()}
     for key, value in medians.items():
-        say(f"{key}: {value:.4f} s (median of {len(samples[key])}, min {min(samples[key]):.4f}, max {max(samples[key]):.4f})")
+        say(
+            f"{key}: {value:.4f} s (median of {len(samples[key])}, "
+            f"min {min(samples[key]):.4f}, max {max(samples[key]):.4f})"
+        )
     peak = bs2["peak"]
     say(f"peak memory over the batch-2 training steps: {peak / 2**30 if peak else float('nan'):.2f} GiB")
 
@@ -470,9 +524,11 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "online_hop_steps": online["hop"],
         "online_model_config": online["config"],
         "online_model_params": online["params"],
-        "online_note": ("random init: its scores sit near the class prior, below the F1 threshold, so the "
-                        "hard-set post-processing has almost nothing to do; a trained model adds its NMS over "
-                        "the few detections above the threshold (benchmarks/online_eval.py measures trained runs)"),
+        "online_note": (
+            "random init: its scores sit near the class prior, below the F1 threshold, so the "
+            "hard-set post-processing has almost nothing to do; a trained model adds its NMS over "
+            "the few detections above the threshold (benchmarks/online_eval.py measures trained runs)"
+        ),
         "peak_mem_method": bs2["method"],
         "mem_before_train_bs2_bytes": bs2["before"],
         "detections_2304": short["detections"],
@@ -482,15 +538,11 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "repeats": args.repeats,
         "warmup_iterations": WARMUP_ITERATIONS,
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP default)"),
         "freed_memory_kept": freed_memory_kept,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": describe_machine(device),
         "load_average_start": load_at_start,
         "load_average_end": load_average(),
-        "command": shlex.join(["python", "benchmarks/speed.py", *argv]),
+        PROVENANCE_KEY: provenance(["python", "benchmarks/speed.py", *argv], device=device),
         "samples_s": {key: [round(v, 6) for v in values] for key, values in samples.items()},
     }
     if args.profile:
@@ -502,8 +554,13 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
 # fp32, torch threads 2): keys as in our JSON. Peak memory is the process's peak RSS.
 ANCHORS = {
     "DyFADet release": {
-        "flops_forward_2304": 196.7e9, "train_step_s_bs2": 7.77, "peak_mem_train_bs2_bytes": 5.7e9,
-        "infer_s_2304": 1.94, "infer_net_s_2304": 1.85, "infer_post_s_2304": 0.09, "infer_s_6912": 5.67,
+        "flops_forward_2304": 196.7e9,
+        "train_step_s_bs2": 7.77,
+        "peak_mem_train_bs2_bytes": 5.7e9,
+        "infer_s_2304": 1.94,
+        "infer_net_s_2304": 1.85,
+        "infer_post_s_2304": 0.09,
+        "infer_s_6912": 5.67,
     },
     "ActionFormer release": {"train_step_s_bs2": 3.42, "infer_s_2304": 0.64},
 }
@@ -538,7 +595,10 @@ OPTIONAL_KEYS = {"online_update_compiled_s"}
 
 def speed_table(results: list[dict]) -> str:
     """Markdown: one column per result file and per anchor; each value of ours with its ratio to `RATIO_BASE`."""
-    columns = [f"{r['model']} ({r['device']} {r['dtype']}, {r['threads']} thread{'s' * (r['threads'] != 1)})" for r in results]
+    threads = [read_provenance(r)["threads"] for r in results]
+    columns = [
+        f"{r['model']} ({r['device']} {r['dtype']}, {n} thread{'s' * (n != 1)})" for r, n in zip(results, threads)
+    ]
     columns += list(ANCHORS)
     lines = ["| | " + " | ".join(columns) + " | goal |", "|---" * (len(columns) + 2) + "|"]
     for key, title, scale, form in TABLE_ROWS:
@@ -589,21 +649,26 @@ def write_table(paths: list[Path], out: Path) -> None:
     text = [
         "# Detector speed at SMG scale",
         "",
-        "Random data, model settings of configs/smg/base.yaml (1408-d input, 17 classes, embed 512, 6 levels); "
+        "Random data, model settings of src/mgrec/configs/smg/base.yaml "
+        "(1408-d input, 17 classes, embed 512, 6 levels); "
         "medians after warm-up. In parentheses: ratio to the released DyFADet in the same setting. Online update: "
-        "one OnlineDetector update on the demo model of the same variant (configs/demo/mgrec.yaml with the variant, random init, window "
+        "one OnlineDetector update on the demo model of the same variant "
+        "(src/mgrec/configs/demo/mgrec.yaml with the variant, random init, window "
         f"{results[0]['online_history_steps']} steps).",
         "",
         speed_table(results),
         "",
         *goal_check(results),
         "",
-        "| result | machine | torch | threads | load average at start (1, 5, 15 min) | date | command |",
-        "|---|---|---|---|---|---|---|",
+        "| result | machine | torch | threads | load average at start (1, 5, 15 min) | date | git commit | command |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r, load in zip(results, loads):
-        text.append(f"| {r['model']} | {r['machine']} | {r['torch_version']} | {r['threads']} | {load} | {r['date']} "
-                    f"| `{r['command']}` |")
+        record = read_provenance(r)  # also the top-level fields of results written before the record
+        text.append(
+            f"| {r['model']} | {record['machine']} | {record['torch']} | {record['threads']} | {load} "
+            f"| {record['date']} | {record['git_commit'] or '—'} | `{record['command']}` |"
+        )
     text += ["", f"Peak memory: {results[0]['peak_mem_method']}."]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -17,7 +17,9 @@ from mgrec.model.detector import build_detector
 if sys.argv[1] == "keep":
     assert keep_freed_cpu_memory()
 torch.set_num_threads(1)
-model = build_detector(ModelConfig(input_dim=256, num_classes=7, embed_dim=256, mlp_dim=256, head_dim=256, num_levels=5)).eval()
+model = build_detector(
+    ModelConfig(input_dim=256, num_classes=7, embed_dim=256, mlp_dim=256, head_dim=256, num_levels=5)
+).eval()
 x, mask = torch.randn(1, 256, 2048), torch.ones(1, 1, 2048, dtype=torch.bool)
 with torch.inference_mode():
     for _ in range(2):
@@ -34,6 +36,7 @@ def _faults(mode: str) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings (Linux only)")
 def test_forward_passes_stop_faulting_in_fresh_pages():
     default, kept = _faults("default"), _faults("keep")

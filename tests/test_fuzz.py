@@ -98,7 +98,9 @@ def mutate(document, path: list, value, delete: bool):
 def node_paths(document, prefix=()) -> list[list]:
     """Every key path in a JSON document (for picking a node to mutate)."""
     paths = []
-    items = document.items() if isinstance(document, dict) else enumerate(document) if isinstance(document, list) else []
+    items = (
+        document.items() if isinstance(document, dict) else enumerate(document) if isinstance(document, list) else []
+    )
     for key, value in items:
         paths.append([*prefix, key])
         paths.extend(node_paths(value, (*prefix, key)))
@@ -346,6 +348,7 @@ def test_decode_and_nms_give_finite_ranked_segments_for_any_network_output(outpu
     assert ((labels >= 0) & (labels < num_classes)).all()
     if cfg.nms == "soft":
         assert (scores >= cfg.min_score).all()
+
     # no candidate comes back more often than it went in
     def rows(segs, labs):
         return Counter(map(tuple, torch.cat([segs, labs[:, None].to(segs.dtype)], 1).tolist()))
@@ -359,10 +362,10 @@ def test_decode_and_nms_on_a_ten_hour_video_at_once():
     rng = np.random.default_rng(0)
     cfg = PostprocessConfig(pre_nms_topk=1000, max_detections=500)
     steps = 450_000
-    logits = [torch.tensor(rng.normal(-3, 2, (-(-steps // 2**l), 7)), dtype=torch.float32) for l in range(5)]
+    logits = [torch.tensor(rng.normal(-3, 2, (-(-steps // 2**level), 7)), dtype=torch.float32) for level in range(5)]
     offsets = [torch.tensor(np.abs(rng.normal(0, 4, (x.shape[0], 2))), dtype=torch.float32) for x in logits]
     masks = [torch.ones(x.shape[0], dtype=torch.bool) for x in logits]
-    candidates = decode_video(logits, offsets, masks, [2**l for l in range(5)], cfg)
+    candidates = decode_video(logits, offsets, masks, [2**level for level in range(5)], cfg)
     assert len(candidates) == 5 * 1000
     segments, scores, labels = nms(candidates.segments, candidates.scores, candidates.labels, cfg)
     assert len(scores) == 500 and (scores[:-1] >= scores[1:]).all() and torch.isfinite(segments).all()
@@ -384,8 +387,11 @@ def segments_of(draw, video_id: str, with_score: bool):
         end = start + draw(st.sampled_from([1e-6, 0.5, 3.0, 50.0]))
         label = draw(st.integers(min_value=0, max_value=NUM_CLASSES - 1))
         if with_score:
-            items.append(Detection(video_id, start, end, label, SCORE_CLASSES[label],
-                                   draw(st.floats(min_value=0.0, max_value=1.0))))
+            items.append(
+                Detection(
+                    video_id, start, end, label, SCORE_CLASSES[label], draw(st.floats(min_value=0.0, max_value=1.0))
+                )
+            )
         else:
             items.append(Segment(video_id, start, end, label, SCORE_CLASSES[label]))
     return items
@@ -425,8 +431,9 @@ def test_scores_are_fractions_and_valid_json_for_any_input(case):
         return
     result = score(gt, pred, SCORE_CLASSES, threshold)
     json.dumps(result, allow_nan=False)  # no NaN or Inf anywhere
-    fractions = [result[k] for k in ("f1", "precision", "recall", "f1_miga", "precision_miga", "recall_miga",
-                                     "average_mAP")]
+    fractions = [
+        result[k] for k in ("f1", "precision", "recall", "f1_miga", "precision_miga", "recall_miga", "average_mAP")
+    ]
     fractions += list(result["mAP"].values())
     for row in result["per_class"].values():
         fractions += [row["f1"], row["precision"], row["recall"]] + ([row["ap"]] if row["ap"] is not None else [])

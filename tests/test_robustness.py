@@ -19,19 +19,20 @@ import pytest
 import torch
 from numpy.lib import format as npy_format
 from safetensors.torch import load_file
+from tests.helpers import small_config
 
-import mgrec.train.loop as loop
 from mgrec.cli import main
-from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig, save_config, to_dict
-from mgrec.data.annotations import save_annotations, write_smg_labels
+from mgrec.config import Config, PostprocessConfig, TrainConfig, save_config
+from mgrec.data.annotations import save_annotations
 from mgrec.data.features import read_sidecar, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
+from mgrec.files import atomic_write_text
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.nms import nms
 from mgrec.records import AnnotationSet, Detection, VideoInfo
-from mgrec.files import atomic_write_text
-from mgrec.train.checkpoint import save_weights
+from mgrec.run import RunDir
+from mgrec.smg_csv import write_smg_labels
 from mgrec.train.loop import train
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mgrec"
@@ -51,15 +52,9 @@ def one_torch_thread():
 
 
 def tiny_config(paths) -> Config:
-    return Config(
-        seed=1,
-        data=DataConfig(annotations=str(paths.annotations), features=str(paths.features), feature_dim=DIM,
-                        max_seq_len=64),
-        model=ModelConfig(input_dim=DIM, num_classes=17, embed_dim=16, mlp_dim=16, head_dim=16, num_levels=3,
-                          regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0),
-        train=TrainConfig(epochs=1, warmup_epochs=0, batch_size=1, crops_per_video=1, eval_every=1),
-        postprocess=PostprocessConfig(pre_nms_topk=100, max_detections=50),
-    )
+    return small_config(paths, seed=1, max_seq_len=64,
+                        train=TrainConfig(epochs=1, warmup_epochs=0, batch_size=1, crops_per_video=1, eval_every=1),
+                        postprocess=PostprocessConfig(pre_nms_topk=100, max_detections=50))
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +74,8 @@ def write_run(run_dir: Path, config: Config, threshold: float = 0.0) -> Path:
     """A run directory as `mgrec train` leaves it, with random-init weights."""
     torch.manual_seed(0)
     model = build_detector(config.model)
-    run_dir.mkdir(parents=True)
-    save_config(config, run_dir / "config.yaml")
-    (run_dir / "classes.json").write_text(json.dumps([f"class{k:02d}" for k in range(config.model.num_classes)]))
-    save_weights(run_dir / "checkpoints" / "best.safetensors", model, None, {"epoch": 0})
-    post = {**to_dict(config)["postprocess"], "score_threshold": threshold}
-    (run_dir / "postprocess.json").write_text(json.dumps(post))
+    classes = [f"class{k:02d}" for k in range(config.model.num_classes)]
+    RunDir(run_dir).write_for_inference(config, classes, model, score_threshold=threshold)
     return run_dir
 
 
@@ -192,7 +183,9 @@ BAD_FEATURE_FILES = [
 ]
 
 
-@pytest.mark.parametrize("damage, expected", BAD_FEATURE_FILES, ids=[d.__name__.strip("_") for d, _ in BAD_FEATURE_FILES])
+@pytest.mark.parametrize(
+    "damage, expected", BAD_FEATURE_FILES, ids=[d.__name__.strip("_") for d, _ in BAD_FEATURE_FILES]
+)
 def test_detect_names_a_bad_feature_file(capsys, dataset, run, tmp_path, damage, expected):
     path = copy_with_sidecar(dataset, tmp_path / "features")
     damage(path)
@@ -201,15 +194,19 @@ def test_detect_names_a_bad_feature_file(capsys, dataset, run, tmp_path, damage,
     assert not (tmp_path / "out.json").exists()
 
 
-def test_detect_handles_feature_files_shorter_than_the_largest_stride_and_very_long_ones(capsys, dataset, run,
-                                                                                          tmp_path):
+def test_detect_handles_feature_files_shorter_than_the_largest_stride_and_very_long_ones(
+    capsys, dataset, run, tmp_path
+):
     folder = tmp_path / "features"
     sidecar = read_sidecar(feature_file(dataset).with_suffix(".json"))
     lengths = {"one": 1, "two": 2, "three": 3, "long": 5000}  # the largest stride is 4
     rng = np.random.default_rng(0)
     for name, steps in lengths.items():
-        write_features(folder / f"{name}.npy", rng.standard_normal((steps, DIM)).astype(np.float32),
-                       replace(sidecar, frames=None, num_features=None))
+        write_features(
+            folder / f"{name}.npy",
+            rng.standard_normal((steps, DIM)).astype(np.float32),
+            replace(sidecar, frames=None, num_features=None),
+        )
     out = tmp_path / "out.json"
     outcome = mgrec(capsys, "detect", run, folder, "--out", out, "--all")
     assert outcome.code == 0, outcome.err
@@ -361,21 +358,29 @@ def _score_json(capsys, dataset, tmp_path, text: str) -> tuple[Outcome, Path]:
 
 def test_score_predictions_with_a_video_twice(capsys, dataset, tmp_path):
     one = '[{"segment": [0.5, 1.5], "label_id": 0, "score": 0.9}]'
-    outcome, path = _score_json(capsys, dataset, tmp_path,
-                                f'{{"results": {{"synthetic_002": {one}, "synthetic_002": []}}}}')
+    outcome, path = _score_json(
+        capsys, dataset, tmp_path, f'{{"results": {{"synthetic_002": {one}, "synthetic_002": []}}}}'
+    )
     assert_input_error(outcome, str(path), "synthetic_002")
 
 
 def test_score_predictions_with_a_label_that_is_not_a_string(capsys, dataset, tmp_path):
-    outcome, path = _score_json(capsys, dataset, tmp_path,
-                                '{"results": {"synthetic_002": [{"segment": [0, 1], "label": ["class00"], "score": 1}]}}')
+    outcome, path = _score_json(
+        capsys,
+        dataset,
+        tmp_path,
+        '{"results": {"synthetic_002": [{"segment": [0, 1], "label": ["class00"], "score": 1}]}}',
+    )
     assert_input_error(outcome, str(path), "results.synthetic_002[0].label")
 
 
 def test_score_predictions_with_a_number_beyond_the_float_range(capsys, dataset, tmp_path):
-    outcome, path = _score_json(capsys, dataset, tmp_path,
-                                f'{{"results": {{"synthetic_002": [{{"segment": [0, {HUGE}], "label_id": 0, '
-                                f'"score": 1}}]}}}}')
+    outcome, path = _score_json(
+        capsys,
+        dataset,
+        tmp_path,
+        f'{{"results": {{"synthetic_002": [{{"segment": [0, {HUGE}], "label_id": 0, "score": 1}}]}}}}',
+    )
     assert_input_error(outcome, str(path), "results.synthetic_002[0].segment")
 
 
@@ -396,8 +401,12 @@ def test_detect_with_weights_of_another_model_configuration(capsys, dataset, run
     config.model.embed_dim = 32  # the weights were written for 16
     save_config(config, run_copy / "config.yaml")
     outcome = mgrec(capsys, "detect", run_copy, feature_file(dataset), "--out", tmp_path / "out.json")
-    assert_input_error(outcome, "does not fit the model built from the run's config", "with other shapes",
-                       "another model configuration")
+    assert_input_error(
+        outcome,
+        "does not fit the model built from the run's config",
+        "with other shapes",
+        "another model configuration",
+    )
 
 
 def test_detect_on_an_unfinished_run(capsys, dataset, run_copy, tmp_path):
@@ -406,11 +415,14 @@ def test_detect_on_an_unfinished_run(capsys, dataset, run_copy, tmp_path):
     assert_input_error(outcome, f"{run_copy} is not a finished mgrec run: checkpoints/best.safetensors is missing")
 
 
-@pytest.mark.parametrize("name, content", [
-    ("classes.json", "[not json"),
-    ("classes.json", '["class00", "class01"]'),  # the model has 17 classes
-    ("postprocess.json", "{}"),  # no score_threshold
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("classes.json", "[not json"),
+        ("classes.json", '["class00", "class01"]'),  # the model has 17 classes
+        ("postprocess.json", "{}"),  # no score_threshold
+    ],
+)
 def test_detect_with_a_broken_run_file(capsys, dataset, run_copy, tmp_path, name, content):
     (run_copy / name).write_text(content)
     outcome = mgrec(capsys, "detect", run_copy, feature_file(dataset), "--out", tmp_path / "out.json")
@@ -489,16 +501,29 @@ def test_extract_from_a_video_without_frames(capsys, tmp_path):
 def test_extract_on_a_device_that_is_not_there(capsys, small_video, tmp_path, device):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    outcome = mgrec(capsys, "extract", small_video, "--out", tmp_path / "features", "--size", "32", "--device", device,
-                    "--no-progress")
+    outcome = mgrec(
+        capsys,
+        "extract",
+        small_video,
+        "--out",
+        tmp_path / "features",
+        "--size",
+        "32",
+        "--device",
+        device,
+        "--no-progress",
+    )
     assert_input_error(outcome, device)
 
 
-@pytest.mark.parametrize("option, value, expected", [
-    ("--hop", "0", "hop must be at least 1 feature step, got 0"),
-    ("--lookahead", "nan", "lookahead must be a finite number of seconds >= 0, got nan"),
-    ("--lookahead", "-1", "lookahead must be a finite number of seconds >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [
+        ("--hop", "0", "hop must be at least 1 feature step, got 0"),
+        ("--lookahead", "nan", "lookahead must be a finite number of seconds >= 0, got nan"),
+        ("--lookahead", "-1", "lookahead must be a finite number of seconds >= 0, got -1"),
+    ],
+)
 def test_stream_options_out_of_range(capsys, dataset, run, option, value, expected):
     outcome = mgrec(capsys, "stream", run, feature_file(dataset), option, value)
     assert_input_error(outcome, expected)
@@ -585,12 +610,14 @@ def test_nothing_executes_code_while_loading_a_file():
 
 def _writers():
     """name -> write(folder, version) -> the path written."""
+
     def predictions(version):
         return {"v": [Detection("v", 1.0, 2.0, 0, "c0", version / 10)]}
 
     def annotations(version):
-        return AnnotationSet(classes=["c0"], videos={"v": VideoInfo("v", "train", 10.0, float(version))},
-                             segments={"v": []})
+        return AnnotationSet(
+            classes=["c0"], videos={"v": VideoInfo("v", "train", 10.0, float(version))}, segments={"v": []}
+        )
 
     def written(path, write):
         write(path)
@@ -598,7 +625,9 @@ def _writers():
 
     return {
         "predictions json": lambda folder, v: written(folder / "p.json", lambda p: save_predictions(predictions(v), p)),
-        "predictions csv": lambda folder, v: written(folder / "p.csv", lambda p: save_predictions_csv(predictions(v), p)),
+        "predictions csv": lambda folder, v: written(
+            folder / "p.csv", lambda p: save_predictions_csv(predictions(v), p)
+        ),
         "annotations": lambda folder, v: written(folder / "a.json", lambda p: save_annotations(annotations(v), p)),
         "smg labels": lambda folder, v: write_smg_labels(predictions(v), folder, 10.0, with_scores=True)[0],
         "run metadata": lambda folder, v: written(folder / "postprocess.json", lambda p: atomic_write_text(p, str(v))),
@@ -638,19 +667,19 @@ def killed_between_weights_and_state(dataset, tmp_path_factory):
     class Killed(Exception):
         pass
 
-    original = loop.save_training_state
+    original = RunDir.write_training_state
 
-    def killed_at_epoch_1(path, state):
+    def killed_at_epoch_1(self, state):
         if state["epoch"] == 1:
             raise Killed
-        original(path, state)
+        original(self, state)
 
-    loop.save_training_state = killed_at_epoch_1
+    RunDir.write_training_state = killed_at_epoch_1
     try:
         with pytest.raises(Killed):
             train(config, root / "killed", **quiet)
     finally:
-        loop.save_training_state = original
+        RunDir.write_training_state = original
     train(config, root / "killed", resume=True, **quiet)
     return root / "full", root / "killed"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 # glibc mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -14,7 +14,7 @@ from pathlib import Path
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
 
-DEFAULT_DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo" / "mgrec.yaml"
+DEFAULT_DEMO_CONFIG = "demo/mgrec.yaml"  # shipped in the package: src/mgrec/configs/demo/mgrec.yaml
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="build the real-motion demo data, train, evaluate and report")
     p.add_argument("--out", type=Path, default=Path("runs/demo-mgrec"))
-    p.add_argument("--config", type=Path, default=DEFAULT_DEMO_CONFIG)
+    p.add_argument("--config", default=DEFAULT_DEMO_CONFIG,
+                   help="a YAML file, or the name of a shipped config (demo/dyfadet.yaml, ...) "
+                        "when no such file exists")
     p.add_argument("--cache", type=Path, default=None, help="where the demo data is built")
     p.add_argument("--fresh", action="store_true", help="delete an existing run directory first")
     _add_set(p)
@@ -156,7 +158,6 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 def cmd_data_convert(args) -> None:
     from mgrec.data.annotations import parse_subject_ranges, read_smg_labels, save_annotations
-
     from mgrec.files import check_writable
 
     check_writable(args.out)
@@ -180,18 +181,21 @@ def cmd_train(args) -> None:
     from mgrec.config import load_config
     from mgrec.train.loop import train
 
-    result = train(load_config(args.config, args.overrides), args.out, resume=args.resume, progress=not args.no_progress)
-    print(f"finished in {result.seconds:.0f} s; selected epoch {result.best_epoch} on val: {json.dumps(result.best_metrics)}")
+    result = train(load_config(args.config, args.overrides), args.out, resume=args.resume,
+                   progress=not args.no_progress, inputs=[Path(args.config)])
+    print(f"finished in {result.seconds:.0f} s; selected epoch {result.best_epoch} on val: "
+          f"{json.dumps(result.best_metrics)}")
     print(f"run directory: {result.run_dir}")
 
 
 def cmd_evaluate(args) -> None:
     from mgrec.evaluate.scoring import format_score_table
-    from mgrec.infer.evaluate import evaluate_run
+    from mgrec.infer.evaluate_run import evaluate_run
+    from mgrec.run import RunDir
 
     result = evaluate_run(args.run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint)
     print(format_score_table(result))
-    print(f"wrote {args.run_dir / f'eval_{args.split}.json'}")
+    print(f"wrote {RunDir(args.run_dir).eval_path(args.split, args.checkpoint)}")
 
 
 def cmd_score(args) -> None:
@@ -205,12 +209,21 @@ def cmd_score(args) -> None:
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
     unknown = sorted(set(predictions) - set(annotations.videos))
     if unknown:
-        raise InputError(f"{args.pred}: predictions for {len(unknown)} video(s) not in {args.gt}: {', '.join(unknown[:10])}")
+        raise InputError(
+            f"{args.pred}: predictions for {len(unknown)} video(s) not in {args.gt}: {', '.join(unknown[:10])}"
+        )
 
     def split_of(name: str):
         ids = annotations.video_ids(name)
         if not ids:
             raise InputError(f"{args.gt}: no videos in split {name!r} (splits: {', '.join(annotations.subsets())})")
+        if not any(v in predictions for v in ids):
+            # Scoring (or tuning on) a split the file does not cover would silently count every
+            # gesture as missed, and tune the threshold to 0.
+            raise InputError(
+                f"no predictions for split {name} in {args.pred} (it covers "
+                f"{len(predictions)} video(s), none of the {len(ids)} of split {name!r})"
+            )
         return {v: annotations.segments.get(v, []) for v in ids}, {v: predictions.get(v, []) for v in ids}
 
     threshold = args.score_threshold
@@ -222,27 +235,45 @@ def cmd_score(args) -> None:
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 
 
+def features_for(run_dir: Path, inputs: list, scratch: Path) -> list[Path]:
+    """Feature inputs as they are; recorded videos turned into features with the run's recipe first."""
+    from mgrec.extract.run import extract_with_recipe, is_video
+
+    videos = [Path(p) for p in inputs if is_video(p)]
+    others = [Path(p) for p in inputs if not is_video(p)]
+    return others + (extract_with_recipe(run_dir, videos, scratch) if videos else [])
+
+
 def cmd_detect(args) -> None:
+    import tempfile
+
+    from mgrec.files import check_writable
     from mgrec.infer.detect import detect_files
 
-    written = detect_files(args.run_dir, args.inputs, args.out, fmt=args.format, ranked=args.all)
+    check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
+    with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
+        inputs = features_for(args.run_dir, args.inputs, Path(scratch))
+        written = detect_files(args.run_dir, inputs, args.out, fmt=args.format, ranked=args.all)
     print(f"wrote {written}")
 
 
 def cmd_stream(args) -> None:
     import tempfile
 
-    from mgrec.infer.detect import VIDEO_SUFFIXES, extract_with_recipe
-    from mgrec.infer.offline import Detector
     from mgrec.infer.online import stream_file
 
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        source = args.input
-        if source.suffix.lower() in VIDEO_SUFFIXES:  # a recorded video: features first, with the run's recipe
-            source = extract_with_recipe(Detector.from_run(args.run_dir), [source], Path(scratch))[0]
-        stream_file(args.run_dir, source, lookahead=args.lookahead, realtime=args.realtime, hop=args.hop,
-                    history=args.history, threads=args.threads or 1,  # small updates are fastest on one thread
-                    compile=args.compile)
+        (source,) = features_for(args.run_dir, [args.input], Path(scratch))
+        stream_file(
+            args.run_dir,
+            source,
+            lookahead=args.lookahead,
+            realtime=args.realtime,
+            hop=args.hop,
+            history=args.history,
+            threads=args.threads or 1,  # small updates are fastest on one thread
+            compile=args.compile,
+        )
 
 
 def cmd_extract(args) -> None:
@@ -256,9 +287,19 @@ def cmd_extract(args) -> None:
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
-    results = extract(args.inputs, args.out, backbone=args.backbone, weights=args.weights, window=args.window,
-                      stride=args.stride, size=args.size, device=args.device, batch=args.batch, fps=args.fps,
-                      progress=not args.no_progress)
+    results = extract(
+        args.inputs,
+        args.out,
+        backbone=args.backbone,
+        weights=args.weights,
+        window=args.window,
+        stride=args.stride,
+        size=args.size,
+        device=args.device,
+        batch=args.batch,
+        fps=args.fps,
+        progress=not args.no_progress,
+    )
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
         for warning in result.warnings:
@@ -293,8 +334,9 @@ def cmd_demo(args) -> None:
     from mgrec.data.check import check_dataset
     from mgrec.data.demo import build_demo, default_cache_dir, demo_statistics, format_statistics
     from mgrec.evaluate.scoring import format_score_table
-    from mgrec.infer.evaluate import evaluate_run
+    from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.report.html import write_report
+    from mgrec.run import RunDir
     from mgrec.train.loop import train
 
     paths = build_demo(args.cache or default_cache_dir())
@@ -306,7 +348,7 @@ def cmd_demo(args) -> None:
     print(report.format())
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
-    resume = (args.out / "checkpoints" / "last_state.pt").exists()
+    resume = RunDir(args.out).can_resume()
     result = train(config, args.out, resume=resume)
     print(f"trained in {result.seconds:.0f} s; selected epoch {result.best_epoch} on val")
     scores = evaluate_run(args.out, split=config.data.test_split)

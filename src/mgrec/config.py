@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError
+from mgrec.timeline import FeatureGrid
 
 
 @dataclass
@@ -36,11 +37,21 @@ class DataConfig:
     augment_alpha: int | None = None  # category-frequency label augmentation (paper Eq. 1); None = off
     drop_bad_videos: bool = False  # train anyway when `data check` finds errors (drops those videos)
 
+    def grid(self, video_fps: float | None) -> FeatureGrid:
+        """The feature grid of a video: `data.fps` when set, else the video's own fps (annotations or sidecar).
+
+        The only place a grid is built from the config."""
+        fps = self.fps if self.fps is not None else video_fps
+        if fps is None:
+            raise InputError("the features' fps is unknown: set data.fps, or give the video's fps "
+                             "(annotations, or a sidecar .json next to the features)")
+        return FeatureGrid(fps=fps, stride=self.stride, window=self.window)
+
 
 @dataclass
 class ModelConfig:
     variant: str = "mgrec"  # mgrec | dyfadet | actionformer
-    input_dim: int = 1408
+    input_dim: int | None = None  # derived: data.feature_dim (a different value is refused)
     num_classes: int = 17
     embed_dim: int = 512
     mlp_dim: int = 768
@@ -85,7 +96,7 @@ class TrainConfig:
     select_metric: str = "f1"  # val metric that picks the best checkpoint: f1 | average_mAP
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: int = 0
-    bf16: bool = True  # autocast to bf16 on CUDA (ignored on CPU)
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
 
 
 @dataclass
@@ -110,16 +121,40 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
+    def __post_init__(self) -> None:
+        # The model reads the features as they are: its input size is the features' size, stated once.
+        if self.model.input_dim is None:
+            self.model.input_dim = self.data.feature_dim
+
 
 MODEL_VARIANTS = ("mgrec", "dyfadet", "actionformer")
+PRECISIONS = ("auto", "fp32", "bf16")  # see mgrec.devices.autocast_dtype
+
+
+def find_config(name: str | Path) -> Path:
+    """A config argument -> its file: the file itself when it exists, else the config of that name
+    shipped in the package (package data `mgrec/configs`, found through importlib.resources, so a
+    source checkout and an installed wheel reach the same files): `demo/mgrec.yaml`, `demo/mgrec`
+    or `configs/demo/mgrec.yaml`. Otherwise the path unchanged (reading it says it does not exist)."""
+    from importlib import resources
+
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    shipped = Path(str(resources.files("mgrec") / "configs")).resolve()
+    text = path.as_posix().removeprefix("configs/")
+    candidate = (shipped / (text if text.endswith((".yaml", ".yml")) else text + ".yaml")).resolve()
+    return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else path
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (with optional `base:` file to inherit from) and apply overrides."""
-    path = Path(path)
+    """Read a YAML config (a file, or a config shipped with mgrec by name: see `find_config`; with an
+    optional `base:` file to inherit from) and apply overrides."""
+    path = find_config(path)
     raw = _read_yaml_with_base(path, seen=())
     for item in overrides or []:
         _apply_override(raw, item)
+    _upgrade_renamed_keys(raw, str(path))
     config = from_dict(Config, raw, source=str(path))
     validate(config, source=str(path))
     return config
@@ -171,6 +206,26 @@ def _apply_override(raw: dict, item: str) -> None:
         node[parts[-1]] = text
 
 
+# Keys of older configs (and of the config.yaml of older runs), each read into its one new key.
+# Giving both the old and the new key is refused: two keys must never disagree.
+_RENAMED_KEYS = {
+    ("train", "bf16"): ("precision", lambda on: "auto" if on else "fp32"),  # bf16 was CUDA-only
+}
+
+
+def _upgrade_renamed_keys(raw: dict, source: str) -> None:
+    for (section, old), (new, convert) in _RENAMED_KEYS.items():
+        values = raw.get(section)
+        if not isinstance(values, dict) or old not in values:
+            continue
+        if new in values:
+            raise InputError(f"{source} [{section}.{old}]: replaced by {section}.{new}; give only {section}.{new}")
+        old_value = values.pop(old)
+        if not isinstance(old_value, bool):
+            raise InputError(f"{source} [{section}.{old}]: expected true or false, got {old_value!r}")
+        values[new] = convert(old_value)
+
+
 def from_dict(cls, raw: Any, source: str, prefix: str = ""):
     """Build dataclass `cls` from a plain dict, checking keys and types."""
     if not isinstance(raw, dict):
@@ -220,10 +275,10 @@ def _convert(hint, value, source: str, key: str):
 def validate(config: Config, source: str) -> None:
     """Checks across fields that types alone cannot express."""
     m = config.model
-    if m.variant not in MODEL_VARIANTS:
-        close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{source} [model.variant]: {m.variant!r} is not one of {', '.join(MODEL_VARIANTS)}{hint}")
+    check_model(m, source)
+    if m.input_dim != config.data.feature_dim:
+        raise InputError(f"{source} [model.input_dim]: {m.input_dim} differs from data.feature_dim="
+                         f"{config.data.feature_dim}; leave model.input_dim out (it follows data.feature_dim)")
     if len(m.regression_ranges) != m.num_levels:
         raise InputError(
             f"{source} [model.regression_ranges]: {len(m.regression_ranges)} ranges for {m.num_levels} levels"
@@ -235,6 +290,9 @@ def validate(config: Config, source: str) -> None:
         )
     if config.postprocess.nms not in ("soft", "hard"):
         raise InputError(f"{source} [postprocess.nms]: expected 'soft' or 'hard', got {config.postprocess.nms!r}")
+    if config.train.precision not in PRECISIONS:
+        raise InputError(f"{source} [train.precision]: expected one of {', '.join(PRECISIONS)}, "
+                         f"got {config.train.precision!r}")
     if config.train.select_metric not in ("f1", "average_mAP"):
         raise InputError(f"{source} [train.select_metric]: expected 'f1' or 'average_mAP'")
     for name in ("stride", "window", "feature_dim", "max_seq_len"):
@@ -248,8 +306,11 @@ def validate(config: Config, source: str) -> None:
     for key, value in positive.items():
         if not value > 0:
             raise InputError(f"{source} [{key}]: must be positive, got {value}")
-    within = {"train.ema_decay": (config.train.ema_decay, 0.0, 1.0), "data.crop_keep_fraction": (config.data.crop_keep_fraction, 0.0, 1.0),
-              "postprocess.iou_threshold": (config.postprocess.iou_threshold, 0.0, 1.0)}
+    within = {
+        "train.ema_decay": (config.train.ema_decay, 0.0, 1.0),
+        "data.crop_keep_fraction": (config.data.crop_keep_fraction, 0.0, 1.0),
+        "postprocess.iou_threshold": (config.postprocess.iou_threshold, 0.0, 1.0),
+    }
     for key, (value, low, high) in within.items():
         if not low <= value <= high:
             raise InputError(f"{source} [{key}]: must lie in [{low}, {high}], got {value}")
@@ -259,6 +320,37 @@ def validate(config: Config, source: str) -> None:
         raise InputError(f"{source} [data.fps]: must be positive, or null to take the fps from the annotations")
     if config.data.augment_alpha is not None and config.data.augment_alpha < 1:
         raise InputError(f"{source} [data.augment_alpha]: must be >= 1 or null (off)")
+
+
+def check_model(m: ModelConfig, source: str = "model config") -> None:
+    """Model settings that the network cannot be built with, reported by config key (the one
+    place: `validate` runs it for a config file, `build_detector` for a ModelConfig built in code)."""
+
+    def fail(key: str, expected: str) -> None:
+        raise InputError(f"{source} [model.{key}]: expected {expected}, got {getattr(m, key)!r}")
+
+    if m.variant not in MODEL_VARIANTS:
+        close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"{source} [model.variant]: {m.variant!r} is not one of {', '.join(MODEL_VARIANTS)}{hint}")
+    for key in ("input_dim", "num_classes", "embed_dim", "mlp_dim", "head_dim", "num_levels", "head_layers"):
+        if not isinstance(getattr(m, key), int) or getattr(m, key) < 1:
+            fail(key, "a positive integer")
+    if m.stem_layers < 0:
+        fail("stem_layers", "a non-negative integer")
+    for key in ("head_kernel", "window_size", "attention_kernel", "transformer_window"):
+        if getattr(m, key) < 1 or getattr(m, key) % 2 != 1:
+            fail(key, "an odd positive integer (centred kernels/windows)")
+    if not m.kernel_expansion > 0:
+        fail("kernel_expansion", "a positive number")
+    if not 0.0 <= m.drop_path < 1.0:
+        fail("drop_path", "a rate in [0, 1)")
+    if not 0.0 < m.cls_prior < 1.0:
+        fail("cls_prior", "a probability in (0, 1)")
+    if m.attention_mlp_ratio < 1:
+        fail("attention_mlp_ratio", "a positive integer")
+    if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
+        fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}")
 
 
 def to_dict(config: Config) -> dict:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
-
 import torch
 
+from mgrec.config import PRECISIONS
 from mgrec.errors import InputError
 
 
@@ -26,17 +23,13 @@ def resolve_device(name: str, what: str = "train.device") -> torch.device:
         raise InputError(f"{what}={name!r} is not a device name (auto, cpu, cuda, cuda:N)") from None
 
 
-def describe_machine(device: torch.device | None = None) -> str:
-    """A one-line description of the machine for result files: the GPU's name for a CUDA device,
-    else the CPU model (from /proc/cpuinfo where it exists) and its logical CPU count; plus the OS."""
-    if device is not None and device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}; {platform.platform()}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} logical CPUs); {platform.platform()}"
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, or None for plain float32.
+
+    `auto` is bf16 autocast on CUDA and float32 on CPU: bf16 on CPU is a choice made per run
+    (`bf16`), not a silent default."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None

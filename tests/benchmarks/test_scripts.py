@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -12,17 +13,33 @@ import pytest
 import torch
 
 from mgrec.config import load_config
-from mgrec.infer.evaluate import evaluate_run
+from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.model.detector import build_detector
+from mgrec.provenance import PROVENANCE_KEY
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_BASE = REPO / "configs" / "demo" / "base.yaml"
+DEMO_BASE = REPO / "src" / "mgrec" / "configs" / "demo" / "base.yaml"
 TINY_MODEL = ["model.embed_dim=16", "model.mlp_dim=32", "model.head_dim=16"]
 SPEED_KEYS = {
     "params", "flops_forward_2304", "train_step_s_bs2", "train_step_s_bs8", "peak_mem_train_bs2_bytes",
     "infer_s_2304", "infer_s_6912", "infer_net_s_2304", "infer_post_s_2304", "online_update_s",
-    "device", "dtype", "torch_version", "threads", "model", "date", "machine", "command",
+    "device", "dtype", "model", PROVENANCE_KEY,
 }
+PROVENANCE_FIELDS = {"command", "date", "git_commit", "machine", "torch", "threads", "mgrec"}
+RESULTS = REPO / "benchmarks" / "results"
+SPEED_CAMPAIGN = RESULTS / "2026-11-26_aef645c_speed-cpu"
+
+
+def assert_provenance(result: dict, command_start: str, threads: int | None) -> dict:
+    """The result carries the provenance record of the command that wrote it (`threads` None: any count)."""
+    record = result[PROVENANCE_KEY]
+    assert set(record) == PROVENANCE_FIELDS
+    assert record["command"].startswith(command_start), record["command"]
+    assert record["torch"] == torch.__version__
+    assert record["threads"] == threads if threads is not None else record["threads"] >= 1
+    if (REPO / ".git").exists() and shutil.which("git"):
+        assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", record["git_commit"]), record["git_commit"]
+    return record
 
 
 def load_script(name: str):
@@ -46,6 +63,7 @@ def ablation():
 # -- speed.py ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_speed_writes_every_key(speed, tmp_path):
     out = tmp_path / "speed.json"
     argv = ["--device", "cpu", "--model", "actionformer", "--config", str(DEMO_BASE), "--length", "64",
@@ -56,7 +74,8 @@ def test_speed_writes_every_key(speed, tmp_path):
     assert SPEED_KEYS <= result.keys()
     config = load_config(DEMO_BASE, ["model.variant=actionformer"])
     assert result["params"] == sum(p.numel() for p in build_detector(config.model).parameters())
-    assert result["model"] == "actionformer" and result["device"] == "cpu" and result["threads"] == 1
+    assert result["model"] == "actionformer" and result["device"] == "cpu"
+    assert_provenance(result, "python benchmarks/speed.py --device cpu --model actionformer", threads=1)
     assert (result["length"], result["long_length"]) == (64, 192)
     assert result["train_step_s_bs8"] is None  # --skip-bs8
     for key in ("train_step_s_bs2", "infer_s_2304", "infer_s_6912", "infer_net_s_2304", "infer_post_s_2304",
@@ -90,7 +109,9 @@ def test_forward_flops_of_a_convolution_match_the_hand_count(speed):
 
 def test_random_ground_truth_lies_inside_the_crop(speed):
     config = load_config(DEMO_BASE)
-    features, mask, segments, labels = speed.random_crops(3, 64, config, torch.device("cpu"), torch.Generator().manual_seed(1))
+    features, mask, segments, labels = speed.random_crops(
+        3, 64, config, torch.device("cpu"), torch.Generator().manual_seed(1)
+    )
     assert features.shape == (3, config.model.input_dim, 64) and bool(mask.all())
     for seg, lab in zip(segments, labels):
         assert seg.shape == (speed.SEGMENTS_PER_CROP, 2)
@@ -127,8 +148,12 @@ def test_mean_and_sample_std_by_hand(ablation):
 
 def test_summary_table_rows_follow_table2_order(ablation):
     def run(config, seed, f1):
-        return {"config": config, "seed": seed, "training": {"seconds": 10.0 * (seed + 1)},
-                "test": {"f1": f1, "f1_miga": f1, "average_mAP": 0.5}}
+        return {
+            "config": config,
+            "seed": seed,
+            "training": {"seconds": 10.0 * (seed + 1)},
+            "test": {"f1": f1, "f1_miga": f1, "average_mAP": 0.5},
+        }
 
     table = ablation.summary_table([run("mgrec", 0, 0.2), run("dyfadet", 0, 0.1), run("mgrec", 1, 0.4)])
     rows = table.splitlines()[2:]
@@ -152,11 +177,35 @@ def test_run_names_differ_whenever_training_differs(ablation):
     importlib.util.find_spec("seglearn") is None or importlib.util.find_spec("aeon") is None,
     reason="demo data not installed (pip install --no-deps seglearn==1.2.5 aeon==1.6.0)",
 )
+@pytest.mark.slow
 def test_ablation_trains_scores_and_resumes(ablation, tmp_path, monkeypatch):
-    tiny = [f"--override={item}" for item in [*TINY_MODEL, "data.max_seq_len=256", "train.crops_per_video=1",
-                                               "train.batch_size=8", "postprocess.max_detections=100"]]
-    argv = ["--configs", "dyfadet", "--seeds", "0", "--epochs", "1", "--threads", "1", "--demo-cache",
-            str(tmp_path / "demo"), "--scratch", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *tiny]
+    tiny = [
+        f"--override={item}"
+        for item in [
+            *TINY_MODEL,
+            "data.max_seq_len=256",
+            "train.crops_per_video=1",
+            "train.batch_size=8",
+            "postprocess.max_detections=100",
+        ]
+    ]
+    argv = [
+        "--configs",
+        "dyfadet",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--demo-cache",
+        str(tmp_path / "demo"),
+        "--scratch",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+        *tiny,
+    ]
     assert ablation.main(argv) == 0
     report = json.loads((tmp_path / "out" / "ablation.json").read_text())
     (run,) = report["runs"]
@@ -166,8 +215,11 @@ def test_ablation_trains_scores_and_resumes(ablation, tmp_path, monkeypatch):
     assert scored["split"] == "test"
     assert run["test"]["f1"] == scored["f1"] and 0.0 <= scored["f1"] <= 1.0
     assert load_config(run_dir / "config.yaml").seed == 0
+    assert_provenance(report, "python benchmarks/ablation.py --configs dyfadet", threads=1)
+    assert "machine" not in report and "torch_version" not in report  # only inside the provenance record
     table = (tmp_path / "out" / "ablation.md").read_text()
     assert "| DyFADet (`dyfadet`) | 1 (seeds 0) |" in table
+    assert f"git commit {report[PROVENANCE_KEY]['git_commit']}." in table
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run was redone")
@@ -185,6 +237,14 @@ def test_ablation_trains_scores_and_resumes(ablation, tmp_path, monkeypatch):
     (again,) = json.loads((tmp_path / "out" / "ablation.json").read_text())["runs"]
     assert again["test"] == run["test"]
 
+    # without --out: this campaign's folder under benchmarks/results, named by date and commit
+    monkeypatch.setattr(ablation, "RESULTS", tmp_path / "results")
+    out_index = argv.index("--out")
+    assert ablation.main(argv[:out_index] + argv[out_index + 2 :]) == 0
+    (campaign,) = (tmp_path / "results").iterdir()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_([0-9a-f]{7}(-dirty)?|nogit)_ablation", campaign.name), campaign.name
+    assert json.loads((campaign / "ablation.json").read_text())["runs"][0]["test"] == run["test"]
+
 
 # -- gpu.sh ---------------------------------------------------------------------------------
 
@@ -198,15 +258,22 @@ def test_gpu_script_parses():
 def test_gpu_script_smoke_mode_runs_on_cpu(tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("av")
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHON": sys.executable, "OUT": str(tmp_path),
-           "HOME": str(tmp_path)}
-    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--smoke"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PYTHON": sys.executable,
+        "OUT": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), "--smoke"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / "failures.txt").read_text() == ""
     speed_result = json.loads((tmp_path / "speed_cpu_smoke.json").read_text())
     assert speed_result["dtype"] == "bf16" and speed_result["params"] > 0
+    assert_provenance(speed_result, "python benchmarks/speed.py --device cpu --model mgrec --dtype bf16", threads=1)
     extraction = json.loads((tmp_path / "extract_videomae_smoke.json").read_text())
+    assert_provenance(extraction, "bash benchmarks/gpu.sh --smoke", threads=None)
     # 2 s at 28 fps = 56 frames; 16-frame windows every 4 frames: (56 - 16) // 4 + 1 = 11 clips
     assert (extraction["end_to_end"]["frames"], extraction["end_to_end"]["clips"]) == (56, 11)
     assert extraction["model_alone"]["clips_per_s"] > 0
@@ -215,10 +282,22 @@ def test_gpu_script_smoke_mode_runs_on_cpu(tmp_path):
 def test_speed_table_shows_ratios_to_the_released_dyfadet(speed, tmp_path):
     keys = [key for key, *_ in speed.TABLE_ROWS]
     result = {key: None for key in keys} | {
-        "model": "mgrec", "device": "cpu", "dtype": "fp32", "params": 2_500_000, "flops_forward_2304": 98.3e9,
-        "train_step_s_bs2": 3.885, "infer_s_2304": 0.97, "online_update_s": 0.02, "online_history_steps": 2048,
-        "machine": "test", "torch_version": "x", "threads": 2, "load_average_start": [1.0, 1.0, 1.0],
-        "date": "today", "command": "python benchmarks/speed.py", "peak_mem_method": "VmHWM",
+        "model": "mgrec",
+        "device": "cpu",
+        "dtype": "fp32",
+        "params": 2_500_000,
+        "flops_forward_2304": 98.3e9,
+        "train_step_s_bs2": 3.885,
+        "infer_s_2304": 0.97,
+        "online_update_s": 0.02,
+        "online_history_steps": 2048,
+        "machine": "test",
+        "torch_version": "x",
+        "threads": 2,
+        "load_average_start": [1.0, 1.0, 1.0],
+        "date": "today",
+        "command": "python benchmarks/speed.py",
+        "peak_mem_method": "VmHWM",
     }
     path = tmp_path / "mgrec.json"
     path.write_text(json.dumps(result))
@@ -231,3 +310,112 @@ def test_speed_table_shows_ratios_to_the_released_dyfadet(speed, tmp_path):
     assert "- mgrec train_step_s_bs2 = 3.885 meets the goal <= 3.885" in table
     assert "- mgrec infer_s_2304 = 0.97 MISSES the goal <= 0.485" in table
     assert "- mgrec online_update_s = 0.02 MISSES the goal <= 0.01" in table
+
+
+def test_speed_table_reads_the_committed_results_written_before_the_provenance_record(speed, tmp_path):
+    paths = [SPEED_CAMPAIGN / f"speed_cpu_{model}.json" for model in ("mgrec", "dyfadet", "actionformer")]
+    assert speed.main(["table", *map(str, paths), "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+
+    def numbers(text: str) -> str:  # the speed table and the goal lines, without the prose around them
+        return text[text.index("| | ") : text.index("| result |")]
+
+    assert numbers(table) == numbers((SPEED_CAMPAIGN / "speed_cpu.md").read_text())
+    old = json.loads(paths[0].read_text())
+    assert PROVENANCE_KEY not in old
+    assert f"| {old['date']} | — | `{old['command']}` |" in table  # no commit was recorded then
+
+
+def test_speed_table_shows_the_provenance_of_new_results(speed, tmp_path):
+    result = json.loads((SPEED_CAMPAIGN / "speed_cpu_mgrec.json").read_text())
+    for key in ("machine", "torch_version", "threads", "date", "command"):
+        del result[key]
+    result[PROVENANCE_KEY] = {
+        "command": "python benchmarks/speed.py --device cpu",
+        "date": "2027-01-01T00:00:00+00:00",
+        "git_commit": "f" * 40,
+        "machine": "a machine",
+        "torch": "9.9",
+        "threads": 3,
+        "mgrec": "0.1.0",
+    }
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(result))
+    assert speed.main(["table", str(path), "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "| | mgrec (cpu fp32, 3 threads) |" in table
+    assert (
+        f"| mgrec | a machine | 9.9 | 3 | [1.08, 1.35, 1.24] | 2027-01-01T00:00:00+00:00 | {'f' * 40} "
+        "| `python benchmarks/speed.py --device cpu` |" in table
+    )
+
+
+# -- load.py ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def load():
+    return load_script("load")
+
+
+@pytest.mark.slow
+def test_load_runs_detect_and_a_stream_and_records_its_provenance(load, tmp_path):
+    out = tmp_path / "load.json"
+    # 0.002 h = 7.2 s of demo stream: 90 feature steps, a handful of updates
+    load.main(["--files", "2", "--steps", "64", "--hours", "0.002", "--threads", "1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert_provenance(result, "python benchmarks/load.py --files 2", threads=1)
+    assert "machine" not in result
+    assert result["detect"]["files"] == result["detect"]["videos_in_output"] == 2
+    assert result["stream"]["steps"] == 90 and result["stream"]["updates"] > 0
+
+
+def test_load_writes_into_a_campaign_folder_by_default(load, tmp_path, monkeypatch):
+    monkeypatch.setattr(load, "RESULTS", tmp_path)
+    load.main(["--skip-detect", "--skip-stream"])
+    (campaign,) = tmp_path.iterdir()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_([0-9a-f]{7}(-dirty)?|nogit)_load", campaign.name), campaign.name
+    result = json.loads((campaign / "load.json").read_text())
+    record = assert_provenance(result, "python benchmarks/load.py --skip-detect --skip-stream", threads=1)
+    assert campaign.name.startswith(record["date"][:10])
+
+
+# -- online_eval.py ---------------------------------------------------------------------------
+
+
+def test_online_eval_records_its_provenance(tmp_path):
+    from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
+    from mgrec.data.synthetic import make_synthetic_dataset
+    from mgrec.run import RunDir
+
+    online_eval = load_script("online_eval")
+    paths = make_synthetic_dataset(
+        tmp_path / "data", num_videos=2, num_classes=3, feature_dim=16, length=96, subsets=("train", "test")
+    )
+    model_config = ModelConfig(
+        input_dim=16,
+        num_classes=3,
+        embed_dim=16,
+        mlp_dim=32,
+        head_dim=16,
+        num_levels=3,
+        regression_ranges=[[0, 4], [4, 8], [8, 10000]],
+        drop_path=0.0,
+    )
+    config = Config(
+        data=DataConfig(
+            annotations=str(paths.annotations), features=str(paths.features), feature_dim=16, max_seq_len=64
+        ),
+        model=model_config,
+        postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=40),
+    )
+    torch.manual_seed(0)
+    RunDir(tmp_path / "run").write_for_inference(
+        config, ["a", "b", "c"], build_detector(model_config).eval(), score_threshold=0.0
+    )
+    out = tmp_path / "online.json"
+    result = online_eval.main([str(tmp_path / "run"), "--split", "test", "--lookaheads", "1", "--json", str(out)])
+    written = json.loads(out.read_text())
+    assert written[PROVENANCE_KEY] == result[PROVENANCE_KEY]
+    assert_provenance(written, f"python benchmarks/online_eval.py {tmp_path / 'run'} --split test", threads=1)
+    assert "threads" not in written and written["num_videos"] == 1 and len(written["online"]) == 1

@@ -8,7 +8,6 @@ import os
 import pytest
 
 from mgrec.data import annotations as ann
-from mgrec.files import atomic_open
 from mgrec.data.annotations import (
     SMG_CLASSES,
     EntryError,
@@ -16,10 +15,11 @@ from mgrec.data.annotations import (
     parse_subject_ranges,
     read_smg_labels,
     save_annotations,
-    write_smg_labels,
 )
 from mgrec.errors import InputError
+from mgrec.files import atomic_open
 from mgrec.records import Detection
+from mgrec.smg_csv import write_smg_labels
 
 
 def _document():

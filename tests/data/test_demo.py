@@ -53,7 +53,11 @@ def test_split_sizes_and_subjects_disjoint(aset):
     subjects = {split: {subject_of(v) for v in aset.video_ids(split)} for split in ("train", "val", "test")}
     assert [len(aset.video_ids(s)) for s in ("train", "val", "test")] == [24, 6, 6]
     assert [len(subjects[s]) for s in ("train", "val", "test")] == [6, 2, 2]
-    assert not (subjects["train"] & subjects["val"] or subjects["train"] & subjects["test"] or subjects["val"] & subjects["test"])
+    assert not (
+        subjects["train"] & subjects["val"]
+        or subjects["train"] & subjects["test"]
+        or subjects["val"] & subjects["test"]
+    )
 
 
 def test_background_recordings_split_disjointly(sources):
@@ -129,7 +133,11 @@ def test_feature_files_and_sidecars(aset, built):
         assert info.duration == info.num_frames / 50
         sidecar = read_sidecar(built.features / f"{video_id}.json")
         assert (sidecar.fps, sidecar.stride, sidecar.window, sidecar.dim) == (50.0, 4, 16, 128)
-        assert (sidecar.backbone, sidecar.frames, sidecar.num_features) == ("imu-window-v1", info.num_frames, len(features))
+        assert (sidecar.backbone, sidecar.frames, sidecar.num_features) == (
+            "imu-window-v1",
+            info.num_frames,
+            len(features),
+        )
 
 
 def test_feature_row_depends_only_on_its_window():

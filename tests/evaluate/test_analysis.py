@@ -12,7 +12,6 @@ from mgrec.evaluate.analysis import (
     analyze,
     characterize,
     error_type,
-    interpolated_ap,
     normalized_ap,
 )
 from mgrec.records import Detection, Segment
@@ -75,12 +74,6 @@ def test_characterize_needs_a_duration_and_a_length():
 
 # ---------------------------------------------------------------------------------------------
 # AP helpers
-
-
-def test_interpolated_ap_by_hand():
-    # recall 0.5 at precision 1, then recall 1.0 at precision 2/3: 0.5 * 1 + 0.5 * 2/3
-    assert interpolated_ap(np.array([1.0, 0.5, 2 / 3]), np.array([0.5, 0.5, 1.0])) == pytest.approx(5 / 6)
-    assert interpolated_ap(np.zeros(0), np.zeros(0)) == 0.0
 
 
 def test_normalized_ap_uses_instances_per_class_not_class_size():

@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, interpolated_ap
+from mgrec.evaluate.average_precision import (
+    DEFAULT_TIOU_THRESHOLDS,
+    average_precision,
+    interpolated_ap,
+)
 from mgrec.records import Detection, Segment
 
 NAMES = ["a", "b", "c"]
@@ -74,8 +78,10 @@ def test_class_predicted_in_another_video_does_not_match():
 
 
 def test_interpolated_ap_envelope():
+    # recall 0.5 at precision 1, then recall 1.0 at precision 2/3: 0.5 * 1 + 0.5 * 2/3
     assert interpolated_ap(np.array([1.0, 0.5, 2 / 3]), np.array([0.5, 0.5, 1.0])) == pytest.approx(5 / 6)
     assert interpolated_ap(np.array([0.0, 0.5]), np.array([0.0, 1.0])) == pytest.approx(0.5)
+    assert interpolated_ap(np.zeros(0), np.zeros(0)) == 0.0  # no predictions
 
 
 def test_label_id_out_of_range_is_an_error():

@@ -2,7 +2,6 @@
 
 from fractions import Fraction
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,10 +12,10 @@ from mgrec.evaluate.f1 import (
     apply_score_threshold,
     f1_miga,
     f1_strict,
-    tiou,
-    tiou_matrix,
+    hard_set,
     tune_score_threshold,
 )
+from mgrec.evaluate.matching import tiou
 from mgrec.records import Detection, Segment
 
 NAMES = ["a", "b", "c"]
@@ -35,27 +34,6 @@ def kit_f1(correct, num_gt, num_pred):
     precision = correct / num_pred if num_pred else 0.0
     recall = correct / num_gt if num_gt else 0.0
     return 2 * precision * recall / (precision + recall + 1e-7)
-
-
-# ----------------------------------------------------------------------------------- tIoU
-
-
-def test_tiou_values():
-    assert tiou(0, 10, 5, 15) == pytest.approx(5 / 15)
-    assert tiou(0, 10, 2, 4) == pytest.approx(0.2)  # contained
-    assert tiou(0, 10, 10, 20) == 0.0  # touching
-    assert tiou(0, 10, 12, 20) == 0.0  # apart
-    assert tiou(3, 3, 3, 3) == 0.0  # empty
-
-
-def test_tiou_matrix_equals_scalar_tiou():
-    rng = np.random.default_rng(0)
-    a = np.sort(rng.uniform(0, 20, size=(7, 2)), axis=1)
-    b = np.sort(rng.uniform(0, 20, size=(5, 2)), axis=1)
-    expected = [[tiou(*x, *y) for y in b] for x in a]
-    np.testing.assert_allclose(tiou_matrix(a, b), expected, rtol=0, atol=1e-12)
-    assert tiou_matrix(a[:1], b).shape == (1, 5)
-    assert tiou_matrix(np.zeros((0, 2)), b).shape == (0, 5)
 
 
 # ------------------------------------------------------------------------------- hand cases
@@ -141,6 +119,11 @@ def test_strict_per_class_counts():
     assert {k: (r.correct, r.num_gt, r.num_pred) for k, r in per_class.items()} == {
         0: (1, 1, 1), 1: (1, 2, 1), 2: (0, 0, 1)
     }
+
+
+def test_hard_set_keeps_scores_at_or_above_the_threshold_in_order():
+    detections = [det("x", 0, 1, score=0.3), det("x", 2, 3, score=0.9), det("x", 4, 5, score=0.1)]
+    assert hard_set(detections, 0.3) == detections[:2]
 
 
 def test_apply_score_threshold_keeps_videos_and_uses_greater_or_equal():

@@ -19,7 +19,10 @@ def detection(video, start, end, label_id, score, frames=None):
 
 def test_json_round_trip(tmp_path):
     pred = {
-        "Sample0036": [detection("Sample0036", 1.25, 2.5, 2, 0.875, (35, 70)), detection("Sample0036", 3.0, 4.1, 0, 0.5)],
+        "Sample0036": [
+            detection("Sample0036", 1.25, 2.5, 2, 0.875, (35, 70)),
+            detection("Sample0036", 3.0, 4.1, 0, 0.5),
+        ],
         "Sample0037": [],
     }
     path = tmp_path / "out" / "pred.json"
@@ -32,10 +35,18 @@ def test_json_round_trip(tmp_path):
 
 def test_json_label_by_name_or_id(tmp_path):
     path = tmp_path / "pred.json"
-    path.write_text(json.dumps({"results": {"v": [
-        {"segment": [0, 1], "label": "folding arms", "score": 0.5},
-        {"segment": [0, 1], "label_id": 2, "score": 1},
-    ]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "results": {
+                    "v": [
+                        {"segment": [0, 1], "label": "folding arms", "score": 0.5},
+                        {"segment": [0, 1], "label_id": 2, "score": 1},
+                    ]
+                }
+            }
+        )
+    )
     loaded = load_predictions(path, CLASSES)["v"]
     assert [(d.label_id, d.label) for d in loaded] == [(1, "folding arms"), (2, "moving legs")]
 
@@ -111,8 +122,10 @@ def test_smg_csv_folder(tmp_path):
     (tmp_path / "Sample0037.csv").write_text("2,0,14\n")
     loaded = load_predictions(tmp_path, CLASSES, fps=28)
     assert loaded == {
-        "Sample0036": [detection("Sample0036", 1.0, 2.0, 2, 0.75, (28, 56)),
-                       detection("Sample0036", 100 / 28, 128 / 28, 0, 0.5, (100, 128))],
+        "Sample0036": [
+            detection("Sample0036", 1.0, 2.0, 2, 0.75, (28, 56)),
+            detection("Sample0036", 100 / 28, 128 / 28, 0, 0.5, (100, 128)),
+        ],
         "Sample0037": [detection("Sample0037", 0.0, 0.5, 1, 1.0, (0, 14))],
     }
 
@@ -171,9 +184,23 @@ def test_save_predictions_csv(tmp_path):
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["video", "start_s", "end_s", "start_frame", "end_frame", "label", "score"]
     assert rows == [
-        {"video": "a", "start_s": "1.0000", "end_s": "2.5000", "start_frame": "28", "end_frame": "70",
-         "label": "folding arms", "score": "0.250000"},
-        {"video": "b", "start_s": "0.5000", "end_s": "1.0000", "start_frame": "", "end_frame": "",
-         "label": "arms akimbo", "score": "1.000000"},
+        {
+            "video": "a",
+            "start_s": "1.0000",
+            "end_s": "2.5000",
+            "start_frame": "28",
+            "end_frame": "70",
+            "label": "folding arms",
+            "score": "0.250000",
+        },
+        {
+            "video": "b",
+            "start_s": "0.5000",
+            "end_s": "1.0000",
+            "start_frame": "",
+            "end_frame": "",
+            "label": "arms akimbo",
+            "score": "1.000000",
+        },
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]

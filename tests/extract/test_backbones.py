@@ -26,6 +26,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b.T
 
 
+@pytest.mark.slow
 def test_efficientnet_windows_pool_real_per_frame_features(efficientnet, carphone, bikes_clip):
     assert (efficientnet.dim, efficientnet.image_size) == (1280, 224)
     assert efficientnet.weights_sha256 == file_sha256(efficientnet.weights)

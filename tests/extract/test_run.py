@@ -120,17 +120,26 @@ def test_skeleton_extraction_reads_fps_and_shards(tmp_path, monkeypatch):
     for number, frames in ((1, 40), (2, 50)):
         sample = tmp_path / "smg" / f"Sample000{number}"
         sample.mkdir(parents=True)
-        write_skeleton(sample / f"Sample000{number}_skeleton.csv", frames, number, untracked=[3, 4] if number == 2 else [])
+        write_skeleton(
+            sample / f"Sample000{number}_skeleton.csv", frames, number, untracked=[3, 4] if number == 2 else []
+        )
         (sample / f"Sample000{number}_data.csv").write_text(f"{frames},28,4000\n")
         (sample / f"Sample000{number}_finelabels.csv").write_text("3,1,20\n")
 
     results = extract([tmp_path / "smg"], tmp_path / "out", backbone="skeleton", window=16, stride=4, progress=False)
     assert [(r.feature_path.name, r.num_features) for r in results] == [("Sample0001.npy", 7), ("Sample0002.npy", 9)]
     assert results[0].warnings == ()
-    assert results[1].warnings == (f"{results[1].source}: 2 of 50 frames had no tracked person; "
-                                   "they repeat the previous tracked pose",)
+    assert results[1].warnings == (
+        f"{results[1].source}: 2 of 50 frames had no tracked person; they repeat the previous tracked pose",
+    )
     sidecar = read_sidecar(tmp_path / "out" / "Sample0002.json")
-    assert (sidecar.fps, sidecar.backbone, sidecar.dim, sidecar.frames, sidecar.weights) == (28.0, "skeleton", 225, 50, None)
+    assert (sidecar.fps, sidecar.backbone, sidecar.dim, sidecar.frames, sidecar.weights) == (
+        28.0,
+        "skeleton",
+        225,
+        50,
+        None,
+    )
     assert np.load(tmp_path / "out" / "Sample0002.npy").shape == (9, 225)
 
     # Under torchrun, rank 1 of 2 takes every second input.
@@ -156,7 +165,9 @@ def write_set(folder, lengths: dict[str, int], dim: int, **recipe) -> None:
     for vid, length in lengths.items():
         fields = {"fps": 28.0, "stride": 4, "window": 16, "backbone": f"b{dim}", "dim": dim, "frames": 4 * length + 12}
         fields.update(recipe)
-        write_features(folder / f"{vid}.npy", rng.normal(size=(length, dim)).astype(np.float32), FeatureSidecar(**fields))
+        write_features(
+            folder / f"{vid}.npy", rng.normal(size=(length, dim)).astype(np.float32), FeatureSidecar(**fields)
+        )
 
 
 def test_fuse_concatenates_channels_and_trims_to_the_shortest(tmp_path):

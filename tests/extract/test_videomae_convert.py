@@ -29,19 +29,35 @@ def official_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     def rand(*shape, mean=0.0, std=0.2):
         return torch.randn(*shape, generator=generator) * std + mean
 
-    state = {"patch_embed.proj.weight": rand(HIDDEN, 3, TUBELET, PATCH, PATCH, std=0.05), "patch_embed.proj.bias": rand(HIDDEN)}
+    state = {
+        "patch_embed.proj.weight": rand(HIDDEN, 3, TUBELET, PATCH, PATCH, std=0.05),
+        "patch_embed.proj.bias": rand(HIDDEN),
+    }
     for n in range(DEPTH):
         block = {
-            "norm1.weight": rand(HIDDEN, mean=1.0), "norm1.bias": rand(HIDDEN),
-            "attn.qkv.weight": rand(3 * HIDDEN, HIDDEN), "attn.q_bias": rand(HIDDEN), "attn.v_bias": rand(HIDDEN),
-            "attn.proj.weight": rand(HIDDEN, HIDDEN), "attn.proj.bias": rand(HIDDEN),
-            "norm2.weight": rand(HIDDEN, mean=1.0), "norm2.bias": rand(HIDDEN),
-            "mlp.fc1.weight": rand(MLP, HIDDEN), "mlp.fc1.bias": rand(MLP),
-            "mlp.fc2.weight": rand(HIDDEN, MLP), "mlp.fc2.bias": rand(HIDDEN),
+            "norm1.weight": rand(HIDDEN, mean=1.0),
+            "norm1.bias": rand(HIDDEN),
+            "attn.qkv.weight": rand(3 * HIDDEN, HIDDEN),
+            "attn.q_bias": rand(HIDDEN),
+            "attn.v_bias": rand(HIDDEN),
+            "attn.proj.weight": rand(HIDDEN, HIDDEN),
+            "attn.proj.bias": rand(HIDDEN),
+            "norm2.weight": rand(HIDDEN, mean=1.0),
+            "norm2.bias": rand(HIDDEN),
+            "mlp.fc1.weight": rand(MLP, HIDDEN),
+            "mlp.fc1.bias": rand(MLP),
+            "mlp.fc2.weight": rand(HIDDEN, MLP),
+            "mlp.fc2.bias": rand(HIDDEN),
         }
         state.update({f"blocks.{n}.{key}": value for key, value in block.items()})
-    state.update({"fc_norm.weight": rand(HIDDEN, mean=1.0), "fc_norm.bias": rand(HIDDEN),
-                  "head.weight": rand(CLASSES, HIDDEN), "head.bias": rand(CLASSES)})
+    state.update(
+        {
+            "fc_norm.weight": rand(HIDDEN, mean=1.0),
+            "fc_norm.bias": rand(HIDDEN),
+            "head.weight": rand(CLASSES, HIDDEN),
+            "head.bias": rand(CLASSES),
+        }
+    )
     return state
 
 
@@ -57,7 +73,9 @@ def reference_positions(tokens: int, dim: int) -> torch.Tensor:
 
 def reference_forward(state: dict[str, torch.Tensor], video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Official VideoMAE V2 fine-tuned ViT on video (B, 3, T, H, W): (fc_norm(mean of tokens), logits)."""
-    x = F.conv3d(video, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=(TUBELET, PATCH, PATCH))
+    x = F.conv3d(
+        video, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=(TUBELET, PATCH, PATCH)
+    )
     x = x.flatten(2).transpose(1, 2) + reference_positions(TOKENS, HIDDEN)
     batch, tokens, _ = x.shape
     head_dim = HIDDEN // HEADS
@@ -104,9 +122,19 @@ def test_converted_model_computes_the_official_features(tmp_path):
     out = convert_videomae_v2(tmp_path / "official.pth", tmp_path / "hf", OVERRIDES)
 
     config = json.loads((out / "config.json").read_text())
-    expected = {"hidden_size": HIDDEN, "num_hidden_layers": DEPTH, "num_attention_heads": HEADS,
-                "intermediate_size": MLP, "patch_size": PATCH, "tubelet_size": TUBELET, "num_frames": FRAMES,
-                "image_size": SIZE, "use_mean_pooling": True, "qv_bias": True, "layer_norm_eps": 1e-6}
+    expected = {
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": DEPTH,
+        "num_attention_heads": HEADS,
+        "intermediate_size": MLP,
+        "patch_size": PATCH,
+        "tubelet_size": TUBELET,
+        "num_frames": FRAMES,
+        "image_size": SIZE,
+        "use_mean_pooling": True,
+        "qv_bias": True,
+        "layer_norm_eps": 1e-6,
+    }
     assert {key: config[key] for key in expected} == expected
     assert len(config["id2label"]) == CLASSES
 

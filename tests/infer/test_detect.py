@@ -1,25 +1,24 @@
 """Offline detection: the Python API, `mgrec detect` in its three formats, long videos, raw videos."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+from tests.helpers import SMALL_MODEL, small_config
 
 from mgrec.cli import main
-from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig, save_config
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
 from mgrec.data.annotations import load_annotations
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.infer.evaluate import evaluate_run
-from mgrec.infer.offline import Detector
+from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.infer.offline import OfflineDetector
 from mgrec.model.detector import build_detector
-from mgrec.train.checkpoint import save_weights
+from mgrec.run import RunDir
 from mgrec.train.loop import train
-
-SMALL_MODEL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
-                   regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +26,8 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("detect")
     paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=17, feature_dim=16, length=160, seed=1,
                                    subsets=("train", "train", "val", "test"))
-    config = Config(
-        seed=0,
-        data=DataConfig(annotations=str(paths.annotations), features=str(paths.features), feature_dim=16, max_seq_len=128),
-        model=ModelConfig(input_dim=16, num_classes=17, **SMALL_MODEL),
+    config = small_config(
+        paths, seed=0, max_seq_len=128,
         train=TrainConfig(epochs=3, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3, eval_every=3),
         postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100),
     )
@@ -43,7 +40,7 @@ def test_api_detections_equal_evaluate_detections(trained_run):
     evaluate_run(run, split="test")
     classes = load_annotations(paths.annotations).classes
     written = load_predictions(run / "detections_test.json", classes)
-    detector = Detector.from_run(run)
+    detector = OfflineDetector.from_run(run)
     for video_id, expected in written.items():
         got = detector.detect(paths.features / f"{video_id}.npy")
         assert len(got) == len(expected) > 0
@@ -55,7 +52,7 @@ def test_api_detections_equal_evaluate_detections(trained_run):
 
 def test_hard_set_uses_the_threshold_tuned_on_val(trained_run):
     run, paths = trained_run
-    detector = Detector.from_run(run)
+    detector = OfflineDetector.from_run(run)
     tuned = json.loads((run / "postprocess.json").read_text())["score_threshold"]
     assert detector.postprocess.score_threshold == tuned
     ranked = detector.detect(next(paths.features.glob("*.npy")))
@@ -82,6 +79,85 @@ def test_detect_cli_formats(trained_run, tmp_path):
         assert all(1 <= int(line.split(",")[0]) <= 17 for line in lines)
 
 
+@pytest.mark.parametrize("fmt, name", [("json", "d.json"), ("csv", "d.csv"), ("csv", "csv-named.json"), ("smg", "smg")])
+def test_score_reads_back_every_format_detect_writes(trained_run, tmp_path, capsys, fmt, name):
+    """`mgrec score` on each output of `mgrec detect` gives the scores of the JSON output
+    (recognised by content: a CSV table named .json reads as a CSV table)."""
+    run, paths = trained_run
+    inputs = [str(paths.features / f"{v}.npy") for v in load_annotations(paths.annotations).video_ids("test")]
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "ref.json")]) == 0
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / name), "--format", fmt]) == 0
+    capsys.readouterr()
+    scores = {}
+    for pred in ("ref.json", name):
+        assert (
+            main(
+                [
+                    "score",
+                    "--gt",
+                    str(paths.annotations),
+                    "--pred",
+                    str(tmp_path / pred),
+                    "--split",
+                    "test",
+                    "--json",
+                    "--score-threshold",
+                    "0",
+                ]
+            )
+            == 0
+        )
+        scores[pred] = json.loads(capsys.readouterr().out)
+    for key in ("num_predictions", "f1", "precision", "recall", "average_mAP"):
+        assert scores[name][key] == pytest.approx(scores["ref.json"][key], abs=1e-6), key
+
+
+def test_score_refuses_to_tune_on_a_split_the_predictions_do_not_cover(trained_run, tmp_path, capsys):
+    run, paths = trained_run
+    test_ids = load_annotations(paths.annotations).video_ids("test")
+    assert (
+        main(
+            [
+                "detect",
+                str(run),
+                *[str(paths.features / f"{v}.npy") for v in test_ids],
+                "--out",
+                str(tmp_path / "test_only.json"),
+                "--all",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "score",
+                "--gt",
+                str(paths.annotations),
+                "--pred",
+                str(tmp_path / "test_only.json"),
+                "--split",
+                "test",
+                "--tune-on",
+                "val",
+            ]
+        )
+        == 2
+    )
+    assert f"no predictions for split val in {tmp_path / 'test_only.json'}" in capsys.readouterr().err
+
+
+def test_evaluating_the_last_checkpoint_keeps_the_scores_of_best(trained_run):
+    run, _ = trained_run
+    best = evaluate_run(run, split="test")
+    last = evaluate_run(run, split="test", checkpoint="last")
+    assert json.loads((run / "eval_test.json").read_text())["checkpoint"] == "best"
+    assert json.loads((run / "eval_test_last.json").read_text())["checkpoint"] == "last"
+    assert best["threshold_tuned_on"] == last["threshold_tuned_on"] == "val"
+    assert (run / "detections_test_last.json").exists()
+
+
 def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):
     run, _ = trained_run
     assert main(["detect", str(run), str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o.json")]) == 2
@@ -91,18 +167,15 @@ def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):
 def make_random_run(root, input_dim, recipe: FeatureSidecar | None = None):
     """A run directory around a randomly initialised model (what `mgrec train` writes, minus training)."""
     run = root / "run"
-    config = Config(data=DataConfig(feature_dim=input_dim, fps=None, max_seq_len=128),
-                    model=ModelConfig(input_dim=input_dim, num_classes=17, **SMALL_MODEL),
-                    postprocess=PostprocessConfig(pre_nms_thresh=0.0, pre_nms_topk=500, max_detections=500))
-    run.mkdir()
-    save_config(config, run / "config.yaml")
-    (run / "classes.json").write_text(json.dumps([f"class{i}" for i in range(17)]))
+    config = Config(
+        data=DataConfig(feature_dim=input_dim, fps=None, max_seq_len=128),
+        model=ModelConfig(input_dim=input_dim, num_classes=17, **SMALL_MODEL),
+        postprocess=PostprocessConfig(pre_nms_thresh=0.0, pre_nms_topk=500, max_detections=500),
+    )
     model = build_detector(config.model)
-    save_weights(run / "checkpoints" / "best.safetensors", model, None, {"epoch": 0})
-    if recipe is not None:
-        import dataclasses
-
-        (run / "feature_recipe.json").write_text(json.dumps(dataclasses.asdict(recipe)))
+    RunDir(run).write_for_inference(
+        config, [f"class{i}" for i in range(17)], model, recipe=None if recipe is None else dataclasses.asdict(recipe)
+    )
     return run
 
 
@@ -111,8 +184,10 @@ def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):
     steps = 7000  # an SMG test video at stride 4; training crops are 128 steps here
     features = np.random.default_rng(0).standard_normal((steps, 8)).astype(np.float32)
     path = tmp_path / "long.npy"
-    write_features(path, features, FeatureSidecar(fps=28.0, stride=4, window=16, backbone="test", dim=8, frames=steps * 4 + 12))
-    detections = Detector.from_run(run).detect(path)
+    write_features(
+        path, features, FeatureSidecar(fps=28.0, stride=4, window=16, backbone="test", dim=8, frames=steps * 4 + 12)
+    )
+    detections = OfflineDetector.from_run(run).detect(path)
     duration = (steps * 4 + 12) / 28.0
     assert max(d.end for d in detections) > 0.9 * duration
     assert all(0 <= d.start < d.end <= duration + 1e-9 for d in detections)
@@ -126,7 +201,9 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     recipe = FeatureSidecar(**json.loads(recipe_path.read_text()))
     run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
     assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "video.json"), "--all"]) == 0
-    assert main(["detect", str(run), str(extracted[0].feature_path), "--out", str(tmp_path / "feats.json"), "--all"]) == 0
+    assert (
+        main(["detect", str(run), str(extracted[0].feature_path), "--out", str(tmp_path / "feats.json"), "--all"]) == 0
+    )
     from_video = json.loads((tmp_path / "video.json").read_text())["results"]
     from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
     assert from_video == from_features and sum(map(len, from_video.values())) > 0
@@ -139,10 +216,38 @@ def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone
     recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
     run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
     (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
-    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
-                          for line in text.splitlines()]
+    def strip(text):
+        return [{k: v for k, v in json.loads(line).items() if k != "compute_ms"} for line in text.splitlines()]
+
     assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
     from_video = strip(capsys.readouterr().out)
     assert main(["stream", str(run), str(extracted[0].feature_path), "--lookahead", "0.5"]) == 0
     from_features = strip(capsys.readouterr().out)
     assert from_video == from_features and len(from_video) > 0
+
+
+def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run, tmp_path):
+    """A run written before run.json existed: DynE/DFA weights under their old names, `train.bf16`
+    and `model.input_dim` in its config.yaml. It loads, and detects exactly what the run does."""
+    import shutil
+
+    import yaml
+    from safetensors.torch import load_file, save_file
+    from tests.model.test_state_format import to_format_1
+
+    run, paths = trained_run
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    (old / "run.json").unlink()
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    config["train"]["bf16"] = config["train"].pop("precision") == "auto"
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    for name in ("best", "last"):
+        path = old / "checkpoints" / f"{name}.safetensors"
+        save_file(to_format_1(load_file(str(path))), str(path), metadata={"mgrec": json.dumps({"epoch": 0})})
+    assert "encoder.stem.0.instance_gate.weight" in load_file(str(old / "checkpoints" / "best.safetensors"))
+    features = next(paths.features.glob("*.npy"))
+    expected = OfflineDetector.from_run(run).detect(features)
+    got = OfflineDetector.from_run(old).detect(features)
+    assert [(d.label_id, d.start, d.end, d.score) for d in got] == [(d.label_id, d.start, d.end, d.score)
+                                                                     for d in expected]

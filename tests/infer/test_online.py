@@ -18,11 +18,11 @@ import pytest
 import torch
 from torch import nn
 
-from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, save_config
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import tiou
-from mgrec.infer.offline import Detector
+from mgrec.evaluate.matching import tiou
+from mgrec.infer.offline import OfflineDetector
 from mgrec.infer.online import (
     Emission,
     FeatureWindow,
@@ -33,7 +33,7 @@ from mgrec.infer.online import (
 )
 from mgrec.model.detector import DetectorOutput, build_detector
 from mgrec.postprocess.video import detect_video
-from mgrec.train.checkpoint import save_weights
+from mgrec.run import RunDir
 
 NUM_CLASSES = 3
 FPS = 50.0  # with stride 4: 12.5 feature steps per second, 0.08 s per step
@@ -79,14 +79,14 @@ class PointwiseModel(nn.Module):
         return DetectorOutput([logits], [offsets.clamp(min=0)], [mask[:, 0]], [1])
 
 
-def pointwise_detector(model: nn.Module, max_seq_len: int = 64) -> Detector:
+def pointwise_detector(model: nn.Module, max_seq_len: int = 64) -> OfflineDetector:
     config = Config(
         data=DataConfig(feature_dim=NUM_CLASSES + 2, stride=4, window=16, max_seq_len=max_seq_len),
         model=ModelConfig(input_dim=NUM_CLASSES + 2, num_classes=NUM_CLASSES, num_levels=1,
                           regression_ranges=[[0, 10000]]),
     )
     classes = [f"g{k}" for k in range(NUM_CLASSES)]
-    return Detector(model, config, classes, config.postprocess, Path("."))
+    return OfflineDetector(model, config, classes, config.postprocess, Path("."))
 
 
 def draw_gestures(length: int, rng: np.random.Generator, min_len: int, max_len: int, max_gap: int,
@@ -188,7 +188,7 @@ def test_sliding_window_matches_offline_and_latency_is_bounded(hop, lookahead, m
     assert [e.detection.end for e in pushed] == sorted(e.detection.end for e in pushed)
 
 
-def tiny_network_detector(seed: int = 0) -> Detector:
+def tiny_network_detector(seed: int = 0) -> OfflineDetector:
     torch.manual_seed(seed)
     model_cfg = ModelConfig(input_dim=16, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
                             regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
@@ -196,7 +196,7 @@ def tiny_network_detector(seed: int = 0) -> Detector:
     post = PostprocessConfig(max_detections=40)
     config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64), model=model_cfg,
                     postprocess=post)
-    return Detector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))
+    return OfflineDetector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))
 
 
 def test_whole_stream_in_view_equals_offline_with_a_real_network():
@@ -219,6 +219,7 @@ def test_whole_stream_in_view_equals_offline_with_a_real_network():
     assert all(e.compute_ms > 0 for e in emitted)
 
 
+@pytest.mark.slow
 def test_compiled_network_gives_the_same_emissions():
     # torch.compile (inductor, C++ wrapper) on a padded fixed-length window: the same gestures,
     # scores equal up to float rounding. Slow: about 45 s on 2 cores with an empty inductor cache.
@@ -290,6 +291,7 @@ def test_shifting_predictions_give_one_emission_per_gesture():
     assert all(e.latency < lookahead + (hop + 2 * jitter) * STEP_SECONDS + 1e-9 for e in pushed)
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_on_a_long_stream():
     rng = np.random.default_rng(4)
     length, history = 50_000, 64
@@ -316,12 +318,8 @@ def test_memory_stays_bounded_on_a_long_stream():
     assert emitted[-1].detection.end == pytest.approx(online.grid.index_to_seconds(end))
 
 
-def write_run(run_dir: Path, detector: Detector, threshold: float) -> None:
-    (run_dir / "checkpoints").mkdir(parents=True)
-    save_config(detector.config, run_dir / "config.yaml")
-    (run_dir / "classes.json").write_text(json.dumps(detector.classes))
-    save_weights(run_dir / "checkpoints" / "best.safetensors", detector.model, None, {"epoch": 0})
-    (run_dir / "postprocess.json").write_text(json.dumps({"score_threshold": threshold}))
+def write_run(run_dir: Path, detector: OfflineDetector, threshold: float) -> None:
+    RunDir(run_dir).write_for_inference(detector.config, detector.classes, detector.model, score_threshold=threshold)
 
 
 def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
@@ -338,7 +336,7 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert count == len(lines) >= 10  # most of the 16+ offline detections above the threshold
 
-    loaded = Detector.from_run(tmp_path / "run")
+    loaded = OfflineDetector.from_run(tmp_path / "run")
     assert loaded.postprocess.score_threshold == threshold
     online = OnlineDetector(loaded, fps, lookahead=0.01, hop=8, video_id="clip")
     expected = [e.to_json() for e in online.run(chunks_of(features, 8))]

@@ -4,43 +4,13 @@ import math
 
 import pytest
 import torch
+from tests.model.helpers import VARIANTS, perturbed, prefix_mask, tiny_config
+from torch import nn
 
-from mgrec.config import MODEL_VARIANTS, ModelConfig
+from mgrec.config import ModelConfig
 from mgrec.errors import InputError
 from mgrec.model.detector import build_detector
-
-VARIANTS = list(MODEL_VARIANTS)
-
-
-def tiny_config(variant: str, **overrides) -> ModelConfig:
-    settings = dict(
-        variant=variant,
-        input_dim=24,
-        num_classes=5,
-        embed_dim=32,
-        mlp_dim=48,
-        head_dim=32,
-        attention_mlp_ratio=4,
-        transformer_heads=4,
-        transformer_window=5,
-        kernel_expansion=2.0,
-    )
-    settings.update(overrides)
-    return ModelConfig(**settings)
-
-
-def prefix_mask(lengths, total):
-    return (torch.arange(total)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)
-
-
-def perturbed(model):
-    """Add noise to every parameter so that no branch is silent (LayerScale 1e-4, a = 0 in the
-    dyfadet fusion): a leak of padding anywhere then shows up at full size."""
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=generator))
-    return model
+from mgrec.model.dyfadet import DFAConv1d, DynETokenMixer
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -63,7 +33,7 @@ def test_output_shapes_strides_and_masks(variant):
 
 def test_default_config_builds_and_runs():
     torch.manual_seed(0)
-    model = build_detector(ModelConfig()).eval()
+    model = build_detector(ModelConfig(input_dim=1408)).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 1408, 32), torch.ones(1, 1, 32, dtype=torch.bool))
     assert [tuple(c.shape) for c in out.cls_logits] == [(1, 32 // s, 17) for s in (1, 2, 4, 8, 16, 32)]
@@ -184,18 +154,28 @@ def test_regression_starts_alive_at_every_point(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_param_groups_decay_only_conv_and_linear_weights(variant):
+def test_param_groups_decay_only_the_conv_and_linear_kernels(variant):
     model = build_detector(tiny_config(variant))
     decay, no_decay = model.param_groups(0.05)
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     ids = [id(p) for p in decay["params"]] + [id(p) for p in no_decay["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
     assert len(set(ids)) == len(ids)
-    decay_ids = {id(p) for p in decay["params"]}
-    for name, p in model.named_parameters():
-        # conv and linear weights are the only parameters with more than one dimension
-        assert (id(p) in decay_ids) == (name.endswith(".weight") and p.dim() >= 2), name
-    assert id(model.head.predictors.reg_scales) not in decay_ids
+    # Decayed: the weights of conv and linear modules, the DFA gate kernels, the DynE kernels.
+    kernels = set()
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Linear)):
+            kernels.add(id(module.weight))
+        if isinstance(module, DFAConv1d):
+            kernels.add(id(module.gate_weight))
+        if isinstance(module, DynETokenMixer):
+            kernels.update(id(p) for name, p in module.named_parameters() if name.endswith("_weight"))
+    assert {id(p) for p in decay["params"]} == kernels
+    # Each group in `parameters()` order (optimizer state is stored by position).
+    order = {id(p): i for i, p in enumerate(model.parameters())}
+    for group in (decay, no_decay):
+        positions = [order[id(p)] for p in group["params"]]
+        assert positions == sorted(positions)
 
 
 def test_input_checks():
@@ -215,6 +195,7 @@ def test_input_checks():
         ({"head_kernel": 4}, "model.head_kernel"),
         ({"transformer_heads": 5}, "model.transformer_heads"),
         ({"num_levels": 0}, "model.num_levels"),
+        ({"input_dim": None}, "model.input_dim"),
     ],
 )
 def test_bad_model_settings_are_input_errors_naming_the_key(overrides, key):

@@ -1,7 +1,6 @@
 """Decoding per-level outputs into candidate segments, against a per-point loop and hand cases."""
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mgrec.config import PostprocessConfig
-from mgrec.postprocess.decode import RawDetections, decode_video, hard_set, postprocess_batch, postprocess_video
+from mgrec.postprocess.decode import decode_video
 
 
 def decode_py(cls_logits, offsets, masks, strides, cfg):
@@ -127,47 +126,3 @@ def test_mismatched_level_counts_are_an_error():
     cls_logits, offsets, masks = one_level([[2.0]], [[1.0, 1.0]])
     with pytest.raises(ValueError, match="per pyramid level"):
         decode_video(cls_logits, offsets, masks, [1, 2], PostprocessConfig())
-
-
-@dataclass
-class FakeOutput:
-    cls_logits: list
-    offsets: list
-    masks: list
-    strides: list
-
-
-def test_postprocess_batch_equals_per_video_decode_and_nms():
-    generator = torch.Generator().manual_seed(0)
-    lengths, strides = [16, 8, 4], [1, 2, 4]
-    output = FakeOutput(
-        [torch.randn(2, length, 3, generator=generator) for length in lengths],
-        [torch.rand(2, length, 2, generator=generator) * 4 for length in lengths],
-        [torch.arange(length).expand(2, length) < torch.tensor([[length], [length // 2]]) for length in lengths],
-        strides,
-    )
-    cfg = PostprocessConfig(nms="soft")
-    batch = postprocess_batch(output, cfg)
-    assert len(batch) == 2
-    for b, detections in enumerate(batch):
-        expected = postprocess_video(
-            [x[b] for x in output.cls_logits],
-            [x[b] for x in output.offsets],
-            [x[b] for x in output.masks],
-            strides,
-            cfg,
-        )
-        assert len(detections) > 0
-        torch.testing.assert_close(detections.segments, expected.segments)
-        torch.testing.assert_close(detections.scores, expected.scores)
-        torch.testing.assert_close(detections.labels, expected.labels)
-
-
-def test_hard_set_keeps_scores_at_or_above_the_threshold():
-    detections = RawDetections(
-        torch.tensor([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]), torch.tensor([0.9, 0.3, 0.1]), torch.tensor([0, 1, 2])
-    )
-    kept = hard_set(detections, 0.3)
-    assert kept.scores.tolist() == pytest.approx([0.9, 0.3])
-    assert kept.labels.tolist() == [0, 1]
-    assert kept.segments.tolist() == [[0.0, 1.0], [1.0, 2.0]]

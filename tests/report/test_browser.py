@@ -12,9 +12,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_html import build_run_dir
 
 from mgrec.report.html import write_report
-from test_html import build_run_dir
 
 pytestmark = pytest.mark.browser
 

@@ -81,7 +81,9 @@ def test_class_histogram_before_and_after():
 
 
 def test_training_curves_plot_the_records():
-    records = [{"kind": "train", "epoch": e, "loss": 3.0 - e, "cls_loss": 2.0 - e / 2, "reg_loss": 1.0} for e in range(3)]
+    records = [
+        {"kind": "train", "epoch": e, "loss": 3.0 - e, "cls_loss": 2.0 - e / 2, "reg_loss": 1.0} for e in range(3)
+    ]
     records.append({"kind": "val", "epoch": 2, "f1": 0.25, "f1_miga": 0.3, "average_mAP": 0.1})
     figure = training_curves_figure(records)
     left, right = figure.axes
@@ -102,6 +104,7 @@ def test_confusion_colours_are_row_shares_with_counts_written():
     assert axes.get_yticklabels()[-1].get_text().startswith("no segment")
 
 
+@pytest.mark.slow
 def test_written_figures_are_png_and_svg_and_reproducible(analysis, tmp_path):
     paths = write_analysis_figures(analysis, tmp_path / "a", prefix="test_")
     assert [p.name for p in paths] == [

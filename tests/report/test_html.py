@@ -211,7 +211,11 @@ def test_analyze_run_writes_figures_and_numbers(tmp_path):
     paths = analyze_run(run["run_dir"])
     names = sorted(p.name for p in paths)
     assert names == sorted(
-        [f"test_{stem}.{ext}" for stem in ("false_negatives", "false_positives", "sensitivity") for ext in ("png", "svg")]
+        [
+            f"test_{stem}.{ext}"
+            for stem in ("false_negatives", "false_positives", "sensitivity")
+            for ext in ("png", "svg")
+        ]
         + ["test_analysis.json"]
     )
     assert all(p.parent == run["run_dir"] / "analysis" and p.stat().st_size > 0 for p in paths)

@@ -11,34 +11,36 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.helpers import small_config
 
-from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig, save_config
+from mgrec.config import Config, PostprocessConfig, TrainConfig, save_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
-from mgrec.infer.evaluate import evaluate_run
-from mgrec.train.loop import ema_decay_at, lr_factor, train
-
-RANGES = [[0, 4], [4, 8], [8, 10000]]
+from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.run import RunDir
+from mgrec.train.loop import train
+from mgrec.train.step import ema_decay_at, lr_factor
 
 
 def tiny_config(paths, **train_overrides) -> Config:
     train_cfg = dict(epochs=4, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3, eval_every=2, ema_decay=0.9)
     train_cfg.update(train_overrides)
-    return Config(
-        seed=3,
-        data=DataConfig(annotations=str(paths.annotations), features=str(paths.features), feature_dim=16, max_seq_len=128),
-        model=ModelConfig(variant="mgrec", input_dim=16, num_classes=17, embed_dim=16, mlp_dim=32, head_dim=16,
-                          num_levels=3, regression_ranges=RANGES, drop_path=0.0),
-        train=TrainConfig(**train_cfg),
-        postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100),
-    )
+    return small_config(paths, seed=3, max_seq_len=128, train=TrainConfig(**train_cfg),
+                        postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100))
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    return make_synthetic_dataset(root, num_videos=4, num_classes=17, feature_dim=16, length=160, seed=0,
-                                  subsets=("train", "train", "val", "test"))
+    return make_synthetic_dataset(
+        root,
+        num_videos=4,
+        num_classes=17,
+        feature_dim=16,
+        length=160,
+        seed=0,
+        subsets=("train", "train", "val", "test"),
+    )
 
 
 def test_schedules():
@@ -51,9 +53,11 @@ def test_schedules():
     assert ema_decay_at(10**6, 0.999) == 0.999
 
 
+@pytest.mark.slow
 def test_overfits_one_video_to_perfect_f1(tmp_path):
-    paths = make_synthetic_dataset(tmp_path / "data", num_videos=1, num_classes=17, feature_dim=16, length=128,
-                                   seed=5, subsets=("train",))
+    paths = make_synthetic_dataset(
+        tmp_path / "data", num_videos=1, num_classes=17, feature_dim=16, length=128, seed=5, subsets=("train",)
+    )
     config = tiny_config(paths, epochs=60, warmup_epochs=2, crops_per_video=4, eval_every=20, lr=5e-3)
     config.data.val_split = "train"  # learning one video by heart is the point here
     config.data.test_split = "train"
@@ -67,8 +71,15 @@ def test_run_directory_contents_and_refusals(dataset, tmp_path):
     config = tiny_config(dataset, epochs=2, eval_every=1)
     run = tmp_path / "run"
     train(config, run, progress=False, log=lambda *_: None)
-    for name in ("config.yaml", "classes.json", "metrics.jsonl", "postprocess.json",
-                 "checkpoints/best.safetensors", "checkpoints/last.safetensors", "checkpoints/last_state.pt"):
+    for name in (
+        "config.yaml",
+        "classes.json",
+        "metrics.jsonl",
+        "postprocess.json",
+        "checkpoints/best.safetensors",
+        "checkpoints/last.safetensors",
+        "checkpoints/last_state.pt",
+    ):
         assert (run / name).exists(), name
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert sum('"kind": "val"' in line for line in lines) == 2
@@ -107,23 +118,21 @@ def _train_epochs_then_stop(config, run, stop_after):
     class Stop(Exception):
         pass
 
-    import mgrec.train.loop as loop
-
-    original = loop.save_training_state
+    original = RunDir.write_training_state
     saved = []
 
-    def save_then_maybe_stop(path, state):
-        original(path, state)
+    def save_then_maybe_stop(self, state):
+        original(self, state)
         saved.append(state["epoch"])
         if len(saved) == stop_after:
             raise Stop
 
-    loop.save_training_state = save_then_maybe_stop
+    RunDir.write_training_state = save_then_maybe_stop
     try:
         with pytest.raises(Stop):
             train(config, run, progress=False, log=lambda *_: None)
     finally:
-        loop.save_training_state = original
+        RunDir.write_training_state = original
 
 
 def _cli(*args):
@@ -142,8 +151,9 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_weights(dataset, t
     save_config(config, config_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
-    subprocess.run(_cli("train", config_path, "--out", reference, "--no-progress"), check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        _cli("train", config_path, "--out", reference, "--no-progress"), check=True, env=env, capture_output=True
+    )
 
     run = tmp_path / "killed"
     rng = random.Random(0)
@@ -151,8 +161,12 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_weights(dataset, t
     for _ in range(20):
         resume = ["--resume"] if (run / "checkpoints" / "last_state.pt").exists() else []
         before = _metric_lines(run)
-        proc = subprocess.Popen(_cli("train", config_path, "--out", run, "--no-progress", *resume), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _cli("train", config_path, "--out", run, "--no-progress", *resume),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         if kills < 3:
             # kill at a random moment once this attempt has made progress (mid-epoch, mid-save, ...)
             while proc.poll() is None and _metric_lines(run) <= before:
@@ -183,9 +197,24 @@ def test_ddp_two_processes_match_one_process(dataset, tmp_path):
     save_config(config, config_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single, double = tmp_path / "single", tmp_path / "ddp"
-    subprocess.run(_cli("train", config_path, "--out", single, "--no-progress"), check=True, env=env, capture_output=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "mgrec.cli", "train", str(config_path), "--out", str(double), "--no-progress"]
+    subprocess.run(
+        _cli("train", config_path, "--out", single, "--no-progress"), check=True, env=env, capture_output=True
+    )
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mgrec.cli",
+        "train",
+        str(config_path),
+        "--out",
+        str(double),
+        "--no-progress",
+    ]
     done = subprocess.run(torchrun, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     a = load_file(str(single / "checkpoints/last.safetensors"))

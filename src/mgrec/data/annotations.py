@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, decode_utf8, is_number, read_json
-from mgrec.records import AnnotationSet, Detection, Segment, VideoInfo
+from mgrec.files import atomic_open, is_number, read_json
+from mgrec.records import AnnotationSet, Segment, VideoInfo
+from mgrec.smg_csv import read_data_file, read_label_file
 from mgrec.timeline import FeatureGrid
 
 FORMAT_VERSION = "mgrec-annotations-1"
@@ -367,72 +367,6 @@ def parse_subject_ranges(text: str) -> dict[str, set[int]]:
     return result
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, stripped cells) of every non-blank line of a small CSV file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    for number, line in enumerate(decode_utf8(path, data).splitlines(), start=1):
-        if line.strip():
-            yield number, [cell.strip() for cell in line.split(",")]
-
-
-# Frame numbers past this are typos or corruption (2**53 is where floats stop holding every integer).
-MAX_FRAME = 2**53
-
-
-def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
-    try:
-        values = [int(cell) for cell in cells]
-        if any(abs(v) > MAX_FRAME for v in values):
-            raise InputError(f"{path}:{line}: number out of range in {','.join(cells)} (expected {names})")
-        return values
-    except ValueError:
-        if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
-            raise InputError(
-                f"{path}:{line}: looks like a header row ({','.join(cells)}); SMG files have no header, "
-                f"every row is {names}"
-            ) from None
-        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {','.join(cells)}") from None
-
-
-def _read_smg_data_csv(path: Path) -> tuple[int, float]:
-    """SampleXXXX_data.csv: one row `numFrames,fps,maxDepth` -> (num_frames, fps)."""
-    rows = list(_csv_rows(path))
-    if len(rows) != 1:
-        raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}")
-    line, cells = rows[0]
-    if len(cells) != 3:
-        raise InputError(f"{path}:{line}: expected 3 columns numFrames,fps,maxDepth, found {len(cells)}")
-    num_frames = _integers(path, line, cells[:1], "numFrames,fps,maxDepth")[0]
-    try:
-        fps = float(cells[1])
-    except ValueError:
-        raise InputError(f"{path}:{line}: fps {cells[1]!r} is not a number") from None
-    if num_frames <= 0 or not math.isfinite(fps) or fps <= 0:
-        raise InputError(f"{path}:{line}: numFrames and fps must be positive, got {num_frames} and {cells[1]}")
-    return num_frames, fps
-
-
-def _read_finelabels(path: Path) -> list[tuple[int, int, int, int]]:
-    """SampleXXXX_finelabels.csv -> [(line, class 1..17, start_frame, end_frame)]."""
-    rows = []
-    names = "class(1..17),start_frame,end_frame"
-    for line, cells in _csv_rows(path):
-        if len(cells) != 3:
-            raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}")
-        label, start, end = _integers(path, line, cells, names)
-        if not 1 <= label <= len(SMG_CLASSES):
-            raise InputError(f"{path}:{line}: class {label} is outside 1..{len(SMG_CLASSES)}")
-        if start < 0:
-            raise InputError(f"{path}:{line}: start frame {start} is negative")
-        if start >= end:
-            raise InputError(f"{path}:{line}: start frame {start} is not before end frame {end}")
-        rows.append((line, label, start, end))
-    return rows
-
-
 def _find_sample_dirs(root: Path) -> dict[str, Path]:
     """SampleXXXX folders directly in `root` or one level deeper (the challenge's layout)."""
     candidates = [p for p in root.iterdir() if p.is_dir()]
@@ -457,7 +391,8 @@ def read_smg_labels(
     A sample folder without a `_finelabels.csv` is an error (an unlabelled video is not a video
     without instances). An empty label file is allowed: a video with no instances.
 
-    Label rows are `class(1..17),start_frame,end_frame` with absolute frame indices, no header.
+    Label rows are `class(1..17),start_frame,end_frame` with absolute frame indices, no header
+    (read by `mgrec.smg_csv.read_label_file`; `mgrec.smg_csv.write_smg_labels` writes them).
     Times are frame / fps. The fps comes from `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`),
     which also gives the number of frames and so the duration; without that file the `fps`
     argument is used and the duration is taken as (last labelled end frame + 1) / fps, which
@@ -495,13 +430,13 @@ def read_smg_labels(
         if subject not in subset_of:
             ranges = ", ".join(f"{k}={min(v)}-{max(v)}" for k, v in splits.items() if v)
             raise InputError(f"{labels_path}: subject {subject} is in no split ({ranges}); pass the subject ranges")
-        rows = _read_finelabels(labels_path)
+        rows = read_label_file(labels_path, len(SMG_CLASSES))
 
         data_path = folder / f"{name}_data.csv"
         num_frames = None
         video_fps = fps
         if data_path.is_file():
-            num_frames, video_fps = _read_smg_data_csv(data_path)
+            num_frames, video_fps = read_data_file(data_path)
             if fps is not None and abs(fps - video_fps) > 1e-6:
                 raise InputError(f"{data_path}: fps {video_fps:g} contradicts the fps {fps:g} passed; drop --fps")
         elif fps is None:
@@ -514,7 +449,7 @@ def read_smg_labels(
             )
         # Frames are absolute indices; FeatureGrid's stride/window play no part in frame <-> seconds.
         clock = FeatureGrid(fps=video_fps, stride=1, window=1)
-        frames_in_video = num_frames if num_frames is not None else max(end for _, _, _, end in rows) + 1
+        frames_in_video = num_frames if num_frames is not None else max(row.end_frame for row in rows) + 1
         aset.videos[name] = VideoInfo(
             video_id=name,
             subset=subset_of[subject],
@@ -526,49 +461,14 @@ def read_smg_labels(
         aset.segments[name] = [
             Segment(
                 video_id=name,
-                start=clock.frame_to_seconds(start),
-                end=clock.frame_to_seconds(end),
-                label_id=label - 1,
-                label=SMG_CLASSES[label - 1],
-                start_frame=start,
-                end_frame=end,
-                source=f"{labels_path}:{line}",
+                start=clock.frame_to_seconds(row.start_frame),
+                end=clock.frame_to_seconds(row.end_frame),
+                label_id=row.class_number - 1,
+                label=SMG_CLASSES[row.class_number - 1],
+                start_frame=row.start_frame,
+                end_frame=row.end_frame,
+                source=f"{labels_path}:{row.line}",
             )
-            for line, label, start, end in rows
+            for row in rows
         ]
     return aset
-
-
-def write_smg_labels(
-    detections_by_video: Mapping[str, list[Detection]],
-    out_dir: str | Path,
-    fps: float | Mapping[str, float],
-    with_scores: bool = False,
-) -> list[Path]:
-    """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv`.
-
-    Rows are `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th
-    `score` column when `with_scores`; sorted by start frame. Frames are the detection's own
-    frames when set, else round(seconds * fps); `fps` is one rate for all videos or a mapping
-    video id -> fps. The folder layout matches SMG's, so the files (without scores) read back with
-    `read_smg_labels(out_dir, fps=...)`. A video with no detections gets an empty file. Each file
-    is written atomically. Returns the paths written.
-    """
-    written = []
-    for video_id in sorted(detections_by_video):
-        video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
-        clock = FeatureGrid(fps=video_fps, stride=1, window=1)
-        rows = []
-        for det in detections_by_video[video_id]:
-            if det.start_frame is not None and det.end_frame is not None:
-                start, end = det.start_frame, det.end_frame
-            else:
-                start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
-            rows.append((start, end, det.label_id + 1, det.score))
-        rows.sort(key=lambda row: row[:3])
-        path = Path(out_dir) / video_id / f"{video_id}_finelabels.csv"
-        with atomic_open(path) as handle:
-            for start, end, label, score in rows:
-                handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")
-        written.append(path)
-    return written

@@ -21,7 +21,6 @@ from mgrec.data.augment import augment_annotations, class_histogram, repeat_fact
 from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError, where
 from mgrec.records import AnnotationSet, Segment, VideoInfo
-from mgrec.timeline import FeatureGrid
 
 # Features and annotations may disagree by up to this much before the time axis is suspect.
 MAX_DRIFT_SECONDS = 1.0
@@ -131,7 +130,9 @@ def check_dataset(config: Config, augment: bool = False) -> CheckReport:
         raise InputError("data check with augmentation needs data.augment_alpha (e.g. data.augment_alpha=100)")
     for key in ("annotations", "features"):
         if not getattr(data, key):
-            raise InputError(f"config [data.{key}]: not set")
+            example = "annotations.json" if key == "annotations" else "features/"
+            raise InputError(f"config [data.{key}]: not set; add it to the config or pass "
+                             f"--set data.{key}={example} (the demo data: `mgrec demo` sets both)")
     splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
     annotations_path = Path(data.annotations)
 
@@ -264,13 +265,12 @@ def _video_frames(info: VideoInfo, fps: float) -> int:
 
 
 def _expected_steps(info: VideoInfo, config: Config) -> int:
-    fps = config.data.fps or info.fps
-    return FeatureGrid(fps, config.data.stride, config.data.window).num_windows(_video_frames(info, fps))
+    grid = config.data.grid(info.fps)
+    return grid.num_windows(_video_frames(info, grid.fps))
 
 
 def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
-    grid = FeatureGrid(config.data.fps or info.fps, config.data.stride, config.data.window)
-    return segment.duration / grid.seconds_per_step()
+    return segment.duration / config.data.grid(info.fps).seconds_per_step()
 
 
 def _check_features(info: VideoInfo, config: Config, without_sidecar: list[str]) -> tuple[list[Problem], int | None]:
@@ -286,7 +286,8 @@ def _check_features(info: VideoInfo, config: Config, without_sidecar: list[str])
     except InputError as exc:
         problems.append(_problem_from_error(exc, path, video_id))
         steps = None
-    fps = data.fps or info.fps
+    grid = data.grid(info.fps)
+    fps = grid.fps
     meta = sidecar_path(path)
     if meta.is_file():
         try:
@@ -304,11 +305,10 @@ def _check_features(info: VideoInfo, config: Config, without_sidecar: list[str])
     else:
         without_sidecar.append(str(path))
     if steps is not None:
-        grid = FeatureGrid(fps, data.stride, data.window)
         expected = _expected_steps(info, config)
         drift = (steps - expected) * grid.seconds_per_step()
         if abs(drift) > MAX_DRIFT_SECONDS:
-            covered = ((steps - 1) * data.stride + data.window) / fps
+            covered = grid.covered_seconds(steps)
             problems.append(Problem(
                 "error", str(path),
                 f"{steps} feature steps cover {covered:.1f} s but the video lasts {info.duration:.1f} s "

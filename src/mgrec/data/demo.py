@@ -59,9 +59,9 @@ from pathlib import Path
 import numpy as np
 
 from mgrec.data.annotations import load_annotations, save_annotations
-from mgrec.files import atomic_open
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
+from mgrec.files import atomic_open
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -72,7 +72,7 @@ GRID = FeatureGrid(fps=SAMPLE_RATE, stride=4, window=16)
 FEATURE_DIM = 128
 PROJECTION_SEED = 20251125  # part of the backbone, so independent of the build seed
 OWNER_MARK = ".mgrec-demo"  # empty file marking a folder that build_demo may overwrite
-INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (or run `make demo`)"
+INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (in a source checkout, `make install` does it)"
 SPLITS = ("train", "val", "test")
 
 SUBJECTS_PER_SPLIT = {"train": 6, "val": 2, "test": 2}
@@ -103,7 +103,6 @@ class DatasetPaths:
             f"data.annotations={self.annotations}",
             f"data.features={self.features}",
             f"data.feature_dim={self.feature_dim}",
-            f"model.input_dim={self.feature_dim}",
         ]
 
 

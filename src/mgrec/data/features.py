@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.files import read_json
-from mgrec.files import atomic_open
 from mgrec.errors import InputError
+from mgrec.files import atomic_open, read_json
 
 # Rows per block when scanning for NaN/Inf, so that a memory-mapped file is never copied whole.
 _SCAN_ROWS = 4096

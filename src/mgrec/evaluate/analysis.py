@@ -6,13 +6,14 @@ DETAD's THUMOS-14 setting). The definitions follow DETAD's public toolkit:
 
 Matching. Within each class, predictions of all videos are taken in descending score order (ties
 keep their input order); each matches the still unmatched ground-truth segment of its class and
-video with the highest tIoU, if that tIoU >= threshold. This is the matching of ActivityNet mAP.
+video with the highest tIoU, if that tIoU >= threshold. This is the matching of ActivityNet mAP,
+with the same primitives (`mgrec.evaluate.matching`: `greedy_match`, `tiou_at_least`).
 
 Normalised precision (the "_N" in mAP_N). With N = (number of ground-truth segments) / (number of
 classes that have any), a class with n_c segments has, after its first k predictions,
 precision_N = R*N / (R*N + FP) where R = TP / n_c. It makes AP comparable between groups of
 segments of different sizes (the bins below). AP is the interpolated area under the
-(precision_N, recall) curve, as ActivityNet computes AP.
+(precision_N, recall) curve, computed by mAP's `interpolated_ap`.
 
 Ground-truth characteristics (per segment):
 - coverage: segment length / video duration (a segment that runs past the end of the video, which
@@ -49,12 +50,14 @@ The sensitivity of a characteristic is max - min over its non-empty bins.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from mgrec.errors import InputError
+from mgrec.evaluate.average_precision import interpolated_ap
+from mgrec.evaluate.matching import bounds, greedy_match, tiou_at_least, tiou_matrix
 from mgrec.records import Detection, Segment
 
 SIZE_LABELS = ("XS", "S", "M", "L", "XL")
@@ -165,15 +168,6 @@ DetectionKey = tuple[str, int]  # (video_id, index into ranked[video_id])
 SegmentKey = tuple[str, int]  # (video_id, index into gt[video_id])
 
 
-def _tious(start: float, end: float, segments: Sequence[Segment]) -> np.ndarray:
-    """tIoU of one interval with each segment."""
-    starts = np.array([s.start for s in segments], dtype=np.float64)
-    ends = np.array([s.end for s in segments], dtype=np.float64)
-    intersection = np.clip(np.minimum(end, ends) - np.maximum(start, starts), 0.0, None)
-    union = (end - start) + (ends - starts) - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
-
-
 def rank_by_class(ranked: Mapping[str, Sequence[Detection]]) -> dict[int, list[DetectionKey]]:
     """Per class id, the predictions of all videos in descending score order (ties: input order)."""
     keys = [(video_id, i) for video_id, detections in ranked.items() for i in range(len(detections))]
@@ -196,25 +190,21 @@ def match_predictions(
     Returns the matched segment of every matched prediction; unmatched ones are absent.
     """
     matches: dict[DetectionKey, SegmentKey] = {}
-    taken: set[SegmentKey] = set()
     for label_id, keys in by_class.items():
-        same_class = {
-            video_id: [i for i, s in enumerate(segments) if s.label_id == label_id] for video_id, segments in gt.items()
-        }
+        # Videos never share a segment, so each video's predictions (still in rank order) match on their own.
+        ranked_in_video: dict[str, list[int]] = {}
         for video_id, i in keys:
-            candidates = same_class.get(video_id, [])
+            ranked_in_video.setdefault(video_id, []).append(i)
+        for video_id, indices in ranked_in_video.items():
+            segments = gt.get(video_id, [])
+            candidates = [j for j, segment in enumerate(segments) if segment.label_id == label_id]
             if not candidates:
                 continue
-            detection = ranked[video_id][i]
-            overlaps = _tious(detection.start, detection.end, [gt[video_id][j] for j in candidates])
-            for n in np.argsort(-overlaps, kind="stable"):
-                if overlaps[n] < tiou:
-                    break
-                segment_key = (video_id, candidates[n])
-                if segment_key not in taken:
-                    taken.add(segment_key)
-                    matches[(video_id, i)] = segment_key
-                    break
+            overlaps = tiou_matrix(
+                bounds([ranked[video_id][i] for i in indices]), bounds([segments[j] for j in candidates])
+            )
+            for row, column in greedy_match(overlaps, tiou_at_least(overlaps, tiou)):
+                matches[(video_id, indices[row])] = (video_id, candidates[column])
     return matches
 
 
@@ -244,17 +234,6 @@ def normalized_precision_recall(
     scaled = recall * per_class
     # scaled + fp is positive from the first prediction on: each one is either a TP or an FP
     return scaled / (scaled + fp), recall
-
-
-def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """Area under the precision envelope at the points where recall changes (ActivityNet's AP)."""
-    if precision.size == 0:
-        return 0.0
-    envelope = np.concatenate([[0.0], precision, [0.0]])
-    steps = np.concatenate([[0.0], recall, [1.0]])
-    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
-    changed = np.flatnonzero(steps[1:] != steps[:-1]) + 1
-    return float(np.sum((steps[changed] - steps[changed - 1]) * envelope[changed]))
 
 
 def normalized_ap(is_tp: np.ndarray, num_gt: int, per_class: float) -> float:
@@ -291,12 +270,12 @@ def error_type(
         return "true_positive"
     if not segments:
         return "background"
-    overlaps = _tious(detection.start, detection.end, segments)
+    overlaps = tiou_matrix(bounds([detection]), bounds(segments))[0]
     nearest = int(np.argmax(overlaps))  # the first segment on ties
     same_class = segments[nearest].label_id == detection.label_id
-    if overlaps[nearest] >= tiou:
+    if tiou_at_least(overlaps[nearest], tiou):
         return "double_detection" if same_class else "wrong_label"
-    if overlaps[nearest] >= min_tiou:
+    if tiou_at_least(overlaps[nearest], min_tiou):
         return "localization" if same_class else "confusion"
     return "background"
 

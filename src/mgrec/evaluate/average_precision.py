@@ -3,9 +3,10 @@
 For each class, all its predictions are ranked by descending score (ties keep the order of the
 videos in the prediction dict, then the list order). At each tIoU threshold, each prediction in
 turn takes the unmatched ground-truth segment of the same class and video with the highest tIoU,
-if that tIoU >= threshold (ActivityNet uses >=, unlike the MiGA F1's >); each ground-truth segment
-is matched at most once per threshold. AP is the area under the interpolated precision-recall
-curve (precision replaced by its running maximum from the right, as in VOC 2011 / ActivityNet).
+if that tIoU >= threshold (ActivityNet uses >=, unlike the MiGA F1's >; both through
+`mgrec.evaluate.matching`); each ground-truth segment is matched at most once per threshold. AP is
+the area under the interpolated precision-recall curve (`interpolated_ap`: precision replaced by
+its running maximum from the right, as in VOC 2011 / ActivityNet).
 
 mAP at a threshold is the mean AP over the classes that have ground truth: a class with ground
 truth but no predictions has AP 0, and a class without ground truth is left out (NaN in `ap`).
@@ -15,12 +16,19 @@ checker's job, not the metric's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from mgrec.evaluate.f1 import TIOU_TOLERANCE, bounds, label_ids, scores, tiou_matrix
+from mgrec.evaluate.matching import (
+    bounds,
+    greedy_match,
+    label_ids,
+    scores,
+    tiou_at_least,
+    tiou_matrix,
+)
 from mgrec.records import Detection, Segment
 
 DEFAULT_TIOU_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -46,24 +54,14 @@ def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
 
 
 def _true_positives(overlaps: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Greedy matching at all thresholds at once -> (num_thresholds, num_pred) bool.
+    """(num_thresholds, num_pred) bool: matched at each threshold, each threshold on its own.
 
     `overlaps` is (num_pred, num_gt) with predictions in ranked order.
     """
-    num_pred, num_gt = overlaps.shape
-    is_tp = np.zeros((thresholds.size, num_pred), dtype=bool)
-    if num_gt == 0:
-        return is_tp
-    taken = np.zeros((thresholds.size, num_gt), dtype=bool)
-    every_threshold = np.arange(thresholds.size)
-    lowest = thresholds.min() - TIOU_TOLERANCE
-    # A prediction below the lowest threshold against every segment is a false positive everywhere.
-    for row in np.flatnonzero(overlaps.max(axis=1) >= lowest):
-        available = np.where(taken, -1.0, overlaps[row][None, :])
-        best = np.argmax(available, axis=1)
-        hit = available[every_threshold, best] >= thresholds - TIOU_TOLERANCE
-        taken[every_threshold[hit], best[hit]] = True
-        is_tp[:, row] = hit
+    is_tp = np.zeros((thresholds.size, overlaps.shape[0]), dtype=bool)
+    for t, threshold in enumerate(thresholds):
+        for row, _ in greedy_match(overlaps, tiou_at_least(overlaps, threshold)):
+            is_tp[t, row] = True
     return is_tp
 
 
@@ -125,4 +123,6 @@ def average_precision(
 
 def _check_label_range(labels: np.ndarray, num_classes: int, video_id: str) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"video {video_id}: label ids must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"video {video_id}: label ids must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}"
+        )

@@ -3,7 +3,9 @@
 Both rules pool their counts over all videos (micro average): precision = correct / #predictions,
 recall = correct / #ground truth, F1 = 2PR / (P + R + 1e-7), as the MiGA organisers' starter kit
 does. A prediction can only match a ground-truth segment of the same video and the same class, and
-only when their temporal IoU is strictly greater than the threshold (0.3 by default).
+only when their temporal IoU is strictly greater than the threshold (`F1_TIOU_THRESHOLD`, the
+challenge's 0.3, by default; compared with `matching.tiou_above`, which allows for the rounding
+of times in seconds).
 
 - `f1_miga` reproduces the starter kit (`THDutils.tester_SMG`): every ground-truth segment counts as
   found when *some* prediction of its class overlaps it by more than the threshold. Matched
@@ -11,62 +13,44 @@ only when their temporal IoU is strictly greater than the threshold (0.3 by defa
   `correct` may exceed the number of predictions (precision > 1 is possible). Because nothing is
   used up, the result does not depend on the order of the predictions.
 - `f1_strict` matches one to one: predictions in descending score order each take the unmatched
-  ground-truth segment of their class with the highest tIoU.
+  ground-truth segment of their class with the highest tIoU (`matching.greedy_match`).
 
-Times are seconds. tIoU does not depend on the time unit, but seconds computed as frame / fps
-carry rounding errors of ~1e-16, which would turn a frame-exact tIoU of exactly 0.3 into
-0.30000000000000004 and make it match. Every comparison with a tIoU threshold therefore allows
-`TIOU_TOLERANCE`, far below the smallest gap between distinct tIoU values of integer frame spans.
+Both count the hard set: the detections with score >= the score threshold (`hard_set`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from mgrec.errors import InputError
+from mgrec.evaluate.matching import (
+    bounds,
+    greedy_match,
+    label_ids,
+    same_class_tiou,
+    scores,
+    tiou_above,
+    tiou_matrix,
+)
 from mgrec.records import Detection, Segment
 
-TIOU_TOLERANCE = 1e-9
+# The MiGA challenge's tIoU threshold: both F1 rules, their threshold tuning and the confusion matrix.
+F1_TIOU_THRESHOLD = 0.3
 # The starter kit's guard against 0/0 in the F1 formula.
 F1_EPSILON = 1e-7
 
 
-def tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
-    """Temporal IoU of two intervals; 0 when they do not overlap or both are empty."""
-    intersection = max(0.0, min(a_end, b_end) - max(a_start, b_start))
-    union = (a_end - a_start) + (b_end - b_start) - intersection
-    return intersection / union if union > 0 else 0.0
+def hard_set(detections: Iterable[Detection], score_threshold: float) -> list[Detection]:
+    """The set F1 is computed on: the detections with score >= `score_threshold`, in their order."""
+    return [d for d in detections if d.score >= score_threshold]
 
 
-def tiou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise temporal IoU of intervals `a` (N, 2) and `b` (M, 2) as (start, end) rows -> (N, M).
-
-    One-vs-many is the case N = 1.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
-    intersection = np.clip(
-        np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None
-    )
-    union = (a[:, None, 1] - a[:, None, 0]) + (b[None, :, 1] - b[None, :, 0]) - intersection
-    safe_union = np.where(union > 0, union, 1.0)
-    return np.where(union > 0, intersection / safe_union, 0.0)
-
-
-def bounds(items: Sequence[Segment | Detection]) -> np.ndarray:
-    """(N, 2) array of (start, end) seconds."""
-    return np.array([(item.start, item.end) for item in items], dtype=np.float64).reshape(-1, 2)
-
-
-def label_ids(items: Sequence[Segment | Detection]) -> np.ndarray:
-    return np.array([item.label_id for item in items], dtype=np.int64)
-
-
-def scores(detections: Sequence[Detection]) -> np.ndarray:
-    return np.array([d.score for d in detections], dtype=np.float64)
+def apply_score_threshold(pred: Mapping[str, list[Detection]], threshold: float) -> dict[str, list[Detection]]:
+    """`hard_set` of every video; every video is kept, possibly empty."""
+    return {video_id: hard_set(items, threshold) for video_id, items in pred.items()}
 
 
 @dataclass(frozen=True)
@@ -81,7 +65,7 @@ class F1Result:
     f1: float
 
     @classmethod
-    def from_counts(cls, correct: int, num_gt: int, num_pred: int) -> "F1Result":
+    def from_counts(cls, correct: int, num_gt: int, num_pred: int) -> F1Result:
         precision = correct / num_pred if num_pred else 0.0
         recall = correct / num_gt if num_gt else 0.0
         f1 = 2 * precision * recall / (precision + recall + F1_EPSILON)
@@ -112,15 +96,15 @@ def _video_ids(gt: Mapping[str, list], pred: Mapping[str, list]) -> list[str]:
     return list(gt) + [v for v in pred if v not in gt]
 
 
-def _same_class_overlaps(gt_items: list[Segment], pred_items: list[Detection], tiou_threshold: float):
-    """(num_gt, num_pred) bool: same class and tIoU strictly above the threshold."""
-    overlaps = tiou_matrix(bounds(gt_items), bounds(pred_items))
-    same_class = label_ids(gt_items)[:, None] == label_ids(pred_items)[None, :]
-    return same_class & (overlaps > tiou_threshold + TIOU_TOLERANCE)
+def _found_by(gt_items: list[Segment], pred_items: list[Detection], tiou_threshold: float) -> np.ndarray:
+    """(num_gt, num_pred) bool: the prediction finds the ground-truth segment under the MiGA rule."""
+    return tiou_above(same_class_tiou(gt_items, pred_items), tiou_threshold)
 
 
 def f1_miga(
-    gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]], tiou_threshold: float = 0.3
+    gt: Mapping[str, list[Segment]],
+    pred: Mapping[str, list[Detection]],
+    tiou_threshold: float = F1_TIOU_THRESHOLD,
 ) -> F1Result:
     """F1 by the MiGA starter-kit rule (non-consuming matching, counts pooled over videos).
 
@@ -133,32 +117,14 @@ def f1_miga(
         num_gt += len(gt_items)
         num_pred += len(pred_items)
         if gt_items and pred_items:
-            correct += int(_same_class_overlaps(gt_items, pred_items, tiou_threshold).any(axis=1).sum())
+            correct += int(_found_by(gt_items, pred_items, tiou_threshold).any(axis=1).sum())
     return F1Result.from_counts(correct, num_gt, num_pred)
 
 
-def _greedy_matches(overlaps: np.ndarray, tiou_threshold: float) -> list[tuple[int, int]]:
-    """One-to-one greedy matching of rows (predictions, already in processing order) to columns.
-
-    Each row takes the still unmatched column of highest tIoU if that tIoU > threshold; among equal
-    tIoUs the lowest column index wins. Returns (row, column) pairs.
-    """
-    pairs: list[tuple[int, int]] = []
-    if overlaps.size == 0:
-        return pairs
-    column_taken = np.zeros(overlaps.shape[1], dtype=bool)
-    # Rows that overlap no column enough can never match; only the others need the sequential loop.
-    for row in np.flatnonzero(overlaps.max(axis=1) > tiou_threshold + TIOU_TOLERANCE):
-        available = np.where(column_taken, -1.0, overlaps[row])
-        column = int(np.argmax(available))
-        if available[column] > tiou_threshold + TIOU_TOLERANCE:
-            column_taken[column] = True
-            pairs.append((int(row), column))
-    return pairs
-
-
 def f1_strict(
-    gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]], tiou_threshold: float = 0.3
+    gt: Mapping[str, list[Segment]],
+    pred: Mapping[str, list[Detection]],
+    tiou_threshold: float = F1_TIOU_THRESHOLD,
 ) -> StrictF1Result:
     """F1 with one-to-one matching, pooled over videos, plus counts per class and the matches.
 
@@ -188,7 +154,7 @@ def f1_strict(
             pred_index = np.flatnonzero(pred_labels == label)
             pred_index = pred_index[np.argsort(-pred_scores[pred_index], kind="stable")]
             overlaps = tiou_matrix(pred_bounds[pred_index], gt_bounds[gt_index])
-            for row, column in _greedy_matches(overlaps, tiou_threshold):
+            for row, column in greedy_match(overlaps, tiou_above(overlaps, tiou_threshold)):
                 matches.append(
                     Match(video_id, int(pred_index[row]), int(gt_index[column]), float(overlaps[row, column]))
                 )
@@ -201,11 +167,6 @@ def f1_strict(
     }
     overall = F1Result.from_counts(len(matches), sum(gt_per_class.values()), sum(pred_per_class.values()))
     return StrictF1Result(overall=overall, per_class=per_class, matches=matches)
-
-
-def apply_score_threshold(pred: Mapping[str, list[Detection]], threshold: float) -> dict[str, list[Detection]]:
-    """The hard set: detections with score >= threshold. Every video is kept, possibly empty."""
-    return {video_id: [d for d in items if d.score >= threshold] for video_id, items in pred.items()}
 
 
 def _best_threshold(candidates: np.ndarray, correct: np.ndarray, num_pred: np.ndarray, num_gt: int) -> float:
@@ -221,7 +182,7 @@ def tune_score_threshold(
     gt: Mapping[str, list[Segment]],
     ranked_pred: Mapping[str, list[Detection]],
     metric: str = "f1",
-    tiou_threshold: float = 0.3,
+    tiou_threshold: float = F1_TIOU_THRESHOLD,
 ) -> float:
     """The score threshold whose hard set (score >= threshold) maximises F1 on this data.
 
@@ -247,7 +208,7 @@ def tune_score_threshold(
         for video_id in video_ids:
             gt_items, pred_items = gt.get(video_id, []), ranked_pred.get(video_id, [])
             if gt_items and pred_items:
-                hits = _same_class_overlaps(gt_items, pred_items, tiou_threshold)
+                hits = _found_by(gt_items, pred_items, tiou_threshold)
                 found_at.append(np.where(hits, scores(pred_items)[None, :], -np.inf).max(axis=1))
         match_scores = np.concatenate(found_at)
     else:

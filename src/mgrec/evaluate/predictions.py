@@ -1,13 +1,18 @@
 """Reading and writing predictions.
 
-Two input forms:
+Three input forms:
 - JSON (ActivityNet results style): `{"results": {video_id: [{"segment": [start_s, end_s],
   "label": name, "label_id": int, "score": float}, ...]}}`. Each entry needs `label` or
   `label_id` (both, if given, must name the same class) and `score`; an optional
   `"segment(frames)": [start, end]` (written by `Detection.to_json`) is kept as frames.
-- A folder of SMG-style CSV files, one per video: no header, rows `class(1..K),start_frame,end_frame`
+- The CSV table `save_predictions_csv` writes (`mgrec detect --format csv`), recognised by its header.
+- A folder of SMG-style CSV files, one per video (`VIDEO.csv`, or `VIDEO/VIDEO_finelabels.csv` as
+  `mgrec detect --format smg` writes them): no header, rows `class(1..K),start_frame,end_frame`
   with an optional fourth `score` column (a file uses it on every row or on none; without it every
-  score is 1.0). Seconds are frames / fps.
+  score is 1.0), read by `mgrec.smg_csv.read_prediction_file`. Seconds are frames / fps.
+
+Writing: results JSON (`save_predictions`) and one flat CSV with a header (`save_predictions_csv`);
+SMG-style files per video are written by `mgrec.smg_csv.write_smg_labels`.
 
 Every problem raises `InputError` naming the file and the key path or line.
 """
@@ -18,14 +23,18 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Mapping
 
-from mgrec.files import is_number as _is_number
-from mgrec.files import read_json  # one JSON reader: line:column, duplicate keys, UTF-8
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_write_text
+from mgrec.files import (
+    atomic_write_text,
+    decode_utf8,
+    read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
+)
+from mgrec.files import is_number as _is_number
 from mgrec.records import Detection
+from mgrec.smg_csv import read_prediction_file
 
 CSV_COLUMNS = ("video", "start_s", "end_s", "start_frame", "end_frame", "label", "score")
 
@@ -48,7 +57,25 @@ def load_predictions(
         return _load_csv_folder(path, classes, fps, fps_by_video)
     if not path.is_file():
         raise InputError(f"{path}: no such predictions file or folder")
-    return _load_json(path, classes)
+    # By content, not by suffix: whatever `mgrec detect` wrote reads back under any name.
+    head = _first_text(path)
+    if head.startswith("{"):
+        return _load_json(path, classes)
+    if head.split("\n", 1)[0].strip() == ",".join(CSV_COLUMNS):
+        return _load_table_csv(path, classes)
+    raise InputError(
+        f"{path}: not a predictions file; expected results JSON ({{\"results\": ...}}), the CSV table of "
+        f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), or a folder of SMG-style CSV files"
+    )
+
+
+def _first_text(path: Path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(size)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read predictions: {exc.strerror or exc}") from None
+    return start.decode("utf-8-sig", errors="replace").lstrip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,52 +95,57 @@ def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
         if not isinstance(entries, list):
             raise InputError(f"{where(path, key=f'results.{video_id}')}: expected a list of detections")
         predictions[video_id] = [
-            _parse_json_entry(entry, path, f"results.{video_id}[{i}]", video_id, classes, class_ids)
+            _parse_entry(entry, _json_location(path, f"results.{video_id}[{i}]"), video_id, classes, class_ids)
             for i, entry in enumerate(entries)
         ]
     return predictions
 
 
-def _parse_json_entry(
-    entry: object, path: Path, key: str, video_id: str, classes: list[str], class_ids: dict[str, int]
+def _json_location(path: Path, key: str) -> Callable[[str], str]:
+    return lambda field: where(path, key=key + field)
+
+
+def _parse_entry(
+    entry: object, at: Callable[[str], str], video_id: str, classes: list[str], class_ids: dict[str, int]
 ) -> Detection:
+    """One detection of a JSON entry (or a CSV row read into the same keys); `at(".field")` says where."""
     if not isinstance(entry, dict):
-        raise InputError(f"{where(path, key=key)}: expected an object with segment, label and score")
+        raise InputError(f"{at('')}: expected an object with segment, label and score")
 
     segment = entry.get("segment")
     if segment is None:
-        raise InputError(f"{where(path, key=key)}: missing 'segment' [start_s, end_s]")
+        raise InputError(f"{at('')}: missing 'segment' [start_s, end_s]")
     if not (isinstance(segment, list) and len(segment) == 2 and all(_is_number(t) for t in segment)):
-        raise InputError(f"{where(path, key=key + '.segment')}: expected [start_s, end_s] numbers, got {segment!r}")
+        raise InputError(f"{at('.segment')}: expected [start_s, end_s] numbers, got {segment!r}")
     start, end = float(segment[0]), float(segment[1])
     if not (math.isfinite(start) and math.isfinite(end)) or start >= end:
-        raise InputError(f"{where(path, key=key + '.segment')}: expected finite start < end, got {segment!r}")
+        raise InputError(f"{at('.segment')}: expected finite start < end, got {segment!r}")
 
     label_id = entry.get("label_id")
     label = entry.get("label")
     if label_id is None and label is None:
-        raise InputError(f"{where(path, key=key)}: missing 'label' (class name) or 'label_id'")
+        raise InputError(f"{at('')}: missing 'label' (class name) or 'label_id'")
     if label_id is not None and not (isinstance(label_id, int) and not isinstance(label_id, bool)
                                      and 0 <= label_id < len(classes)):
         raise InputError(
-            f"{where(path, key=key + '.label_id')}: expected an integer in [0, {len(classes)}), got {label_id!r}"
+            f"{at('.label_id')}: expected an integer in [0, {len(classes)}), got {label_id!r}"
         )
     if label is not None and not isinstance(label, str):
-        raise InputError(f"{where(path, key=key + '.label')}: expected a class name (string), got {label!r}")
+        raise InputError(f"{at('.label')}: expected a class name (string), got {label!r}")
     if label is not None and label not in class_ids:
-        raise InputError(f"{where(path, key=key + '.label')}: unknown class {label!r}; known: {classes}")
+        raise InputError(f"{at('.label')}: unknown class {label!r}; known: {classes}")
     if label is not None and label_id is not None and class_ids[label] != label_id:
         raise InputError(
-            f"{where(path, key=key)}: label {label!r} is class {class_ids[label]} but label_id is {label_id}"
+            f"{at('')}: label {label!r} is class {class_ids[label]} but label_id is {label_id}"
         )
     if label_id is None:
         label_id = class_ids[label]
 
     score = entry.get("score")
     if score is None:
-        raise InputError(f"{where(path, key=key)}: missing 'score'")
+        raise InputError(f"{at('')}: missing 'score'")
     if not _is_number(score) or not math.isfinite(score):
-        raise InputError(f"{where(path, key=key + '.score')}: expected a finite number, got {score!r}")
+        raise InputError(f"{at('.score')}: expected a finite number, got {score!r}")
 
     start_frame = end_frame = None
     frames = entry.get("segment(frames)")
@@ -121,7 +153,7 @@ def _parse_json_entry(
         if not (isinstance(frames, list) and len(frames) == 2
                 and all(isinstance(f, int) and not isinstance(f, bool) for f in frames) and frames[0] <= frames[1]):
             raise InputError(
-                f"{where(path, key=key + '.segment(frames)')}: expected [start_frame, end_frame] integers, "
+                f"{at('.segment(frames)')}: expected [start_frame, end_frame] integers, "
                 f"start <= end, got {frames!r}"
             )
         start_frame, end_frame = frames
@@ -130,6 +162,45 @@ def _parse_json_entry(
         video_id=video_id, start=start, end=end, label_id=label_id, label=classes[label_id],
         score=float(score), start_frame=start_frame, end_frame=end_frame,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV table (`save_predictions_csv`)
+
+
+def _load_table_csv(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
+    class_ids = {name: i for i, name in enumerate(classes)}
+    predictions: dict[str, list[Detection]] = {}
+    rows = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes())))
+    next(rows)  # the header, checked by the caller
+    for row in rows:
+        line = rows.line_num
+        if not row:
+            continue
+        if len(row) != len(CSV_COLUMNS):
+            raise InputError(f"{where(path, line=line)}: expected {len(CSV_COLUMNS)} columns "
+                             f"({','.join(CSV_COLUMNS)}), got {len(row)}")
+        cells = dict(zip(CSV_COLUMNS, row))
+        video_id = cells["video"]
+        if not video_id:
+            raise InputError(f"{where(path, line=line, key='video')}: empty video id")
+        entry = {"segment": [_csv_number(path, line, cells, "start_s"), _csv_number(path, line, cells, "end_s")],
+                 "label": cells["label"], "score": _csv_number(path, line, cells, "score")}
+        if cells["start_frame"] or cells["end_frame"]:
+            entry["segment(frames)"] = [_csv_number(path, line, cells, "start_frame", integer=True),
+                                        _csv_number(path, line, cells, "end_frame", integer=True)]
+        at = lambda field, line=line: where(path, line=line, key=field.lstrip(".") or None)  # noqa: E731
+        predictions.setdefault(video_id, []).append(_parse_entry(entry, at, video_id, classes, class_ids))
+    return predictions
+
+
+def _csv_number(path: Path, line: int, cells: dict[str, str], column: str, integer: bool = False) -> float | int:
+    text = cells[column]
+    try:
+        return int(text) if integer else float(text)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise InputError(f"{where(path, line=line, key=column)}: expected {kind}, got {text!r}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,9 +222,11 @@ def _load_csv_folder(
 ) -> dict[str, list[Detection]]:
     if fps is None and fps_by_video is None:
         raise InputError(f"{folder}: reading SMG-style CSV predictions needs the frame rate (fps)")
-    files = sorted(folder.glob("*.csv"))
+    # Flat (`VIDEO.csv`) or SMG's own layout, which `mgrec detect --format smg` writes
+    # (`VIDEO/VIDEO_finelabels.csv`).
+    files = sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
     if not files:
-        raise InputError(f"{folder}: no .csv prediction files in this folder")
+        raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)")
     predictions: dict[str, list[Detection]] = {}
     source_of: dict[str, Path] = {}
     for file in files:
@@ -169,51 +242,13 @@ def _load_csv_folder(
 
 
 def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) -> list[Detection]:
-    detections: list[Detection] = []
-    columns_seen: int | None = None
-    try:
-        text = file.read_bytes().decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = []
-    try:
-        for row in reader:
-            rows.append((reader.line_num, row))
-    except csv.Error as exc:
-        raise InputError(f"{file}:{reader.line_num}: not a row of class,start_frame,end_frame[,score] ({exc})") from None
-    for line_number, row in rows:
-        if not row or all(not cell.strip() for cell in row):
-            continue  # blank line, no data
-        location = where(file, line=line_number)
-        if len(row) not in (3, 4):
-            raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns")
-        if columns_seen is not None and len(row) != columns_seen:
-            raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
-        columns_seen = len(row)
-        try:
-            class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
-        except ValueError:
-            raise InputError(f"{location}: class, start_frame and end_frame must be integers, got {row[:3]}") from None
-        if not 1 <= class_number <= len(classes):
-            raise InputError(f"{location}: class must be in 1..{len(classes)}, got {class_number}")
-        if start_frame >= end_frame:
-            raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
-        score = 1.0
-        if len(row) == 4:
-            try:
-                score = float(row[3])
-            except ValueError:
-                raise InputError(f"{location}: score must be a number, got {row[3]!r}") from None
-            if not math.isfinite(score):
-                raise InputError(f"{location}: score must be finite, got {row[3]!r}")
-        detections.append(
-            Detection(
-                video_id=video_id, start=start_frame / fps, end=end_frame / fps, label_id=class_number - 1,
-                label=classes[class_number - 1], score=score, start_frame=start_frame, end_frame=end_frame,
-            )
+    return [
+        Detection(
+            video_id=video_id, start=row.start_frame / fps, end=row.end_frame / fps, label_id=row.class_number - 1,
+            label=classes[row.class_number - 1], score=row.score, start_frame=row.start_frame, end_frame=row.end_frame,
         )
-    return detections
+        for row in read_prediction_file(file, len(classes))
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

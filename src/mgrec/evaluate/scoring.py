@@ -1,32 +1,28 @@
 """All scores of one set of predictions against ground truth, as the `mgrec score --json` dict.
 
 mAP is computed on the ranked list; F1, precision, recall (strict and MiGA rules), the per-class
-F1 and the confusion matrix on the hard set (predictions with score >= the score threshold).
+F1 and the confusion matrix on the hard set (predictions with score >= the score threshold,
+`f1.hard_set`), at the challenge's tIoU threshold `f1.F1_TIOU_THRESHOLD`.
 The keys are the "Scores" contract in docs/contracts.md.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import average_precision
 from mgrec.evaluate.f1 import (
-    TIOU_TOLERANCE,
+    F1_TIOU_THRESHOLD,
     apply_score_threshold,
-    bounds,
     f1_miga,
     f1_strict,
-    label_ids,
-    tiou_matrix,
 )
+from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.records import Detection, Segment
-
-# The MiGA challenge's tIoU threshold, used by both F1 rules and by the confusion matrix.
-F1_TIOU_THRESHOLD = 0.3
 
 
 def restrict_to_videos(
@@ -67,7 +63,7 @@ def confusion_counts(
             continue
         overlaps = tiou_matrix(bounds(items), bounds(gt_items))
         nearest = overlaps.argmax(axis=1)
-        overlapping = overlaps[np.arange(len(items)), nearest] > tiou_threshold + TIOU_TOLERANCE
+        overlapping = tiou_above(overlaps[np.arange(len(items)), nearest], tiou_threshold)
         np.add.at(matrix, (label_ids(gt_items)[nearest[overlapping]], pred_labels[overlapping]), 1)
         np.add.at(background, pred_labels[~overlapping], 1)
     return matrix, background

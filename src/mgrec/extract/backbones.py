@@ -198,7 +198,9 @@ class VideoMAE(Backbone):
 
     def window_features(self, frames, window, stride, batch):
         if window < self.num_frames:
-            raise InputError(f"window {window}: this VideoMAE takes {self.num_frames} frames per clip; use a window >= that")
+            raise InputError(
+                f"window {window}: this VideoMAE takes {self.num_frames} frames per clip; use a window >= that"
+            )
         # A longer window is sampled uniformly down to the model's clip length.
         picks = np.linspace(0, window - 1, self.num_frames).round().astype(int)
         clips = ([clip[i] for i in picks] for clip in sliding_windows(frames, window, stride))
@@ -212,7 +214,9 @@ VIDEO_BACKBONES: dict[str, Callable[[Path | None, torch.device, int | None], Bac
 }
 
 
-def load_backbone(name: str, weights: str | Path | None, device: str | torch.device, image_size: int | None) -> Backbone:
+def load_backbone(
+    name: str, weights: str | Path | None, device: str | torch.device, image_size: int | None
+) -> Backbone:
     """Build a registered backbone on `device`; `image_size` None means the backbone's native size."""
     if name not in VIDEO_BACKBONES:
         raise InputError(f"backbone '{name}': unknown; choose one of {', '.join(VIDEO_BACKBONES)}")

@@ -37,6 +37,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
+from mgrec.run import RunDir
 from mgrec.timeline import FeatureGrid
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -62,6 +63,29 @@ class FuseResult:
     feature_path: Path
     num_features: int
     input_lengths: tuple[int, ...]  # T of each input folder, in order; they differ when truncated
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path) -> list[Path]:
+    """Features for raw videos, made exactly as a run's training features were (backbone, size,
+    window, stride: its `feature_recipe.json`), for detecting with that run."""
+    run = RunDir(run_dir)
+    if not run.recipe_path.exists():
+        raise InputError(f"{run.path} records no feature recipe (its training features had no sidecar): "
+                         "extract features with `mgrec extract` and pass the feature files instead")
+    recipe = read_sidecar(run.recipe_path)
+    name, _, size = recipe.backbone.partition("@")
+    if name not in backbone_names() or name == "skeleton":
+        raise InputError(f"{run.path} was trained on {recipe.backbone!r} features, which mgrec cannot make "
+                         "from a video; pass feature files instead")
+    if recipe.weights and not Path(recipe.weights).exists():
+        raise InputError(f"the run's feature weights {recipe.weights} are not on this machine")
+    results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
+                      stride=recipe.stride, size=int(size) if size else None, progress=False)
+    return [r.feature_path for r in results]
 
 
 def backbone_names() -> list[str]:
@@ -112,7 +136,8 @@ def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | N
         done = read_sidecar(meta_path)
     except InputError:
         return None  # an unreadable sidecar is replaced, like a missing one
-    same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride) == (backbone, weights_sha256, window, stride)
+    recipe = (backbone, weights_sha256, window, stride)
+    same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride) == recipe
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
     return done if same_recipe and same_fps else None
 
@@ -199,12 +224,19 @@ def extract_videos(
         grid = FeatureGrid(stream.fps, stride, window)
         assert len(features) == grid.num_windows(frames.count), "windowing disagrees with FeatureGrid"
         sidecar = FeatureSidecar(
-            fps=stream.fps, stride=stride, window=window, backbone=recipe_name, dim=model.dim,
-            frames=frames.count, weights=str(model.weights), weights_sha256=model.weights_sha256,
+            fps=stream.fps,
+            stride=stride,
+            window=window,
+            backbone=recipe_name,
+            dim=model.dim,
+            frames=frames.count,
+            weights=str(model.weights),
+            weights_sha256=model.weights_sha256,
         )
         write_features(feature_path, np.stack(features).astype(np.float32), sidecar)
-        results.append(ExtractResult(path, feature_path, "extracted", frames.count, len(features),
-                                     time.perf_counter() - started))
+        results.append(
+            ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started)
+        )
     _raise_failures(failures, len(files))
     return results
 
@@ -254,15 +286,21 @@ def extract_skeletons(
             failures.append(str(exc))
             continue
         features = skeleton_window_features(skeleton.positions, sample_fps, window, stride)
-        sidecar = FeatureSidecar(fps=sample_fps, stride=stride, window=window, backbone=SKELETON,
-                                 dim=SKELETON_DIM, frames=frames)
+        sidecar = FeatureSidecar(
+            fps=sample_fps, stride=stride, window=window, backbone=SKELETON, dim=SKELETON_DIM, frames=frames
+        )
         write_features(feature_path, features, sidecar)
         warnings = ()
         if skeleton.untracked_frames:
-            warnings = (f"{path}: {skeleton.untracked_frames} of {frames} frames had no tracked person; "
-                        "they repeat the previous tracked pose",)
-        results.append(ExtractResult(path, feature_path, "extracted", frames, len(features),
-                                     time.perf_counter() - started, warnings))
+            warnings = (
+                f"{path}: {skeleton.untracked_frames} of {frames} frames had no tracked person; "
+                "they repeat the previous tracked pose",
+            )
+        results.append(
+            ExtractResult(
+                path, feature_path, "extracted", frames, len(features), time.perf_counter() - started, warnings
+            )
+        )
     _raise_failures(failures, len(files))
     return results
 
@@ -329,8 +367,11 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
         fused = np.concatenate([a[:shortest] for a in arrays], axis=1)
         frames = [s.frames for s in sidecars if s.frames is not None]
         sidecar = FeatureSidecar(
-            fps=first.fps, stride=first.stride, window=first.window,
-            backbone="+".join(s.backbone for s in sidecars), dim=fused.shape[1],
+            fps=first.fps,
+            stride=first.stride,
+            window=first.window,
+            backbone="+".join(s.backbone for s in sidecars),
+            dim=fused.shape[1],
             frames=min(frames) if frames else None,
             weights=" + ".join(s.weights or "none" for s in sidecars),
         )

@@ -106,7 +106,9 @@ def probe_video(path: Path) -> VideoStream:
             rate = stream.average_rate or stream.guessed_rate
             if not rate or rate <= 0:
                 raise InputError(f"{path}: the video stream has no frame rate")
-            return VideoStream(path, float(rate), stream.codec_context.width, stream.codec_context.height, stream.frames)
+            return VideoStream(
+                path, float(rate), stream.codec_context.width, stream.codec_context.height, stream.frames
+            )
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
 
@@ -133,8 +135,7 @@ def iter_frames(path: Path, size: int) -> Iterator[np.ndarray]:
         raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}") from None
     if declared and index < declared:
         raise InputError(
-            f"{path}: decoding stopped at frame {index}, but the container declares {declared} frames "
-            "(truncated file?)"
+            f"{path}: decoding stopped at frame {index}, but the container declares {declared} frames (truncated file?)"
         )
 
 

@@ -61,7 +61,9 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(f"{path}: cannot read the checkpoint: {exc}") from None
     while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-        nested = next((state[key] for key in ("model", "module", "state_dict") if isinstance(state.get(key), dict)), None)
+        nested = next(
+            (state[key] for key in ("model", "module", "state_dict") if isinstance(state.get(key), dict)), None
+        )
         if nested is None:
             raise InputError(f"{path}: no weights found; top-level keys: {', '.join(map(str, state)) or 'none'}")
         state = nested
@@ -162,7 +164,10 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: dict, source: str
     if config["use_mean_pooling"]:
         converted["fc_norm.weight"], converted["fc_norm.bias"] = take("fc_norm.weight"), take("fc_norm.bias")
     else:
-        converted["videomae.layernorm.weight"], converted["videomae.layernorm.bias"] = take("norm.weight"), take("norm.bias")
+        converted["videomae.layernorm.weight"], converted["videomae.layernorm.bias"] = (
+            take("norm.weight"),
+            take("norm.bias"),
+        )
     if config["num_labels"]:
         converted["classifier.weight"], converted["classifier.bias"] = take("head.weight"), take("head.bias")
     if unused:

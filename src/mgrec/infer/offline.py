@@ -1,35 +1,36 @@
 """Offline detection: a trained run in, named micro-gestures out.
 
-    detector = Detector.from_run("runs/demo-mgrec")
+    detector = OfflineDetector.from_run("runs/demo-mgrec")
     detections = detector.detect("features/video.npy")      # list[Detection], ranked by score
     final = detector.hard_set(detections)                    # the thresholded set used for F1
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mgrec.config import Config, PostprocessConfig, load_config
-from mgrec.files import read_json
+from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
+from mgrec.devices import resolve_device
 from mgrec.errors import InputError
-from mgrec.model.detector import build_detector
+from mgrec.evaluate.f1 import hard_set
+from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
+from mgrec.run import RunDir, load_into
 from mgrec.timeline import FeatureGrid
-from mgrec.train.checkpoint import load_into, load_weights
-from mgrec.devices import resolve_device
 
 FEATURE_SUFFIXES = (".npy", ".npz")
 
 
 @dataclass
-class Detector:
+class OfflineDetector:
+    """A trained run, loaded for detection: its network, config, classes and tuned post-processing."""
+
     model: torch.nn.Module
     config: Config
     classes: list[str]
@@ -37,40 +38,25 @@ class Detector:
     run_dir: Path
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> "Detector":
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> OfflineDetector:
         """Load a run directory written by `mgrec train` (EMA weights of the selected checkpoint)."""
-        run_dir = Path(run_dir)
-        for name in ("config.yaml", "classes.json", f"checkpoints/{checkpoint}.safetensors"):
-            if not (run_dir / name).exists():
-                raise InputError(f"{run_dir} is not a finished mgrec run: {name} is missing")
-        config = load_config(run_dir / "config.yaml")
-        classes = read_json(run_dir / "classes.json", "class list")
-        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)) or len(classes) != config.model.num_classes:
-            raise InputError(f"{run_dir / 'classes.json'}: expected a list of {config.model.num_classes} class names "
-                             f"(model.num_classes in config.yaml)")
-        post = config.postprocess
-        post_path = run_dir / "postprocess.json"
-        if post_path.exists():
-            tuned = read_json(post_path, "post-processing")
-            threshold = tuned.get("score_threshold") if isinstance(tuned, dict) else None
-            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not math.isfinite(threshold):
-                raise InputError(f"{post_path} [score_threshold]: expected a number (the threshold tuned on val)")
-            post = replace(post, score_threshold=float(threshold))
+        run = RunDir(run_dir)
+        run.require_finished(checkpoint)
+        run.read_format_version()
+        config = run.read_config()
+        classes = run.read_classes(expected_count=config.model.num_classes)
         model = build_detector(config.model)
-        weights_path = run_dir / "checkpoints" / f"{checkpoint}.safetensors"
-        weights, _ = load_weights(weights_path, use_ema=True)
-        load_into(model, weights, weights_path)
+        weights, _ = run.read_weights(checkpoint, use_ema=True)
+        load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)
         model = model.to(resolve_device(device)).eval()
-        return cls(model, config, classes, post, run_dir)
+        return cls(model, config, classes, run.read_postprocess(config), run.path)
 
     def grid(self, fps: float | None = None) -> FeatureGrid:
-        data = self.config.data
-        fps = data.fps or fps
-        if fps is None:
-            raise InputError("the features' fps is unknown: give a sidecar .json next to the features or set data.fps")
-        return FeatureGrid(fps=fps, stride=data.stride, window=data.window)
+        return self.config.data.grid(fps)
 
-    def detect(self, features: np.ndarray | str | Path, video_id: str | None = None, fps: float | None = None) -> list[Detection]:
+    def detect(
+        self, features: np.ndarray | str | Path, video_id: str | None = None, fps: float | None = None
+    ) -> list[Detection]:
         """Ranked detections for one video, given its features (T, C) or a feature file."""
         if not isinstance(features, np.ndarray):
             path = Path(features)
@@ -79,8 +65,14 @@ class Detector:
             features = load_features(path, expected_dim=self.config.data.feature_dim)
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
-        return detect_video(self.model, features.astype(np.float32, copy=False), self.grid(fps), self.postprocess,
-                            self.classes, video_id or "video")
+        return detect_video(
+            self.model,
+            features.astype(np.float32, copy=False),
+            self.grid(fps),
+            self.postprocess,
+            self.classes,
+            video_id or "video",
+        )
 
     def sidecar_fps(self, path: Path) -> float | None:
         """The fps of a feature file's sidecar, after checking its recipe against the run's config."""
@@ -89,13 +81,14 @@ class Detector:
             return None
         sidecar = read_sidecar(side)
         data = self.config.data
-        check_sidecar(sidecar, stride=data.stride, window=data.window, dim=data.feature_dim, fps=data.fps, source=str(side))
+        check_sidecar(
+            sidecar, stride=data.stride, window=data.window, dim=data.feature_dim, fps=data.fps, source=str(side)
+        )
         return sidecar.fps
 
     def hard_set(self, detections: list[Detection], threshold: float | None = None) -> list[Detection]:
         """The detections kept for F1: score >= the threshold tuned on val (or `threshold`)."""
-        threshold = self.postprocess.score_threshold if threshold is None else threshold
-        return [d for d in detections if d.score >= threshold]
+        return hard_set(detections, self.postprocess.score_threshold if threshold is None else threshold)
 
 
 def feature_files(inputs: list[str | Path]) -> list[Path]:

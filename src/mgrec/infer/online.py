@@ -1,6 +1,6 @@
 """Online detection: micro-gestures from a live feature stream, each reported once, as soon as it is final.
 
-    online = OnlineDetector(Detector.from_run("runs/demo-mgrec"), fps=50.0, lookahead=2.0)
+    online = OnlineDetector(OfflineDetector.from_run("runs/demo-mgrec"), fps=50.0, lookahead=2.0)
     for chunk in chunks:                          # (T_chunk, C) feature arrays as they arrive
         for emission in online.push(chunk):
             print(emission.detection.label, emission.detection.start, emission.latency)
@@ -15,7 +15,7 @@ The newest `history` feature steps are kept in a bounded buffer, the *window*. E
 network and the post-processing run on the whole window exactly as offline detection runs on a whole
 file (`mgrec.postprocess.video.detect_video`); the detections are shifted from window time to stream
 time (the window starts at stream step `window_start`) and cut to the hard set (score >= the threshold
-tuned on val, `Detector.postprocess.score_threshold`).
+tuned on val, `OfflineDetector.postprocess.score_threshold`).
 
 Time. The stream time `now` of an update is the moment its newest feature became available: the end
 of that feature's frame window, `FeatureGrid.covered_seconds(steps received)`. An emission records
@@ -102,8 +102,8 @@ import torch
 from mgrec.config import PostprocessConfig
 from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import tiou_matrix
-from mgrec.infer.offline import Detector
+from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
+from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
@@ -190,7 +190,7 @@ class FeatureWindow:
 class OnlineDetector:
     """Detects micro-gestures in a stream of feature chunks and reports each once, when final.
 
-    `detector`: a loaded run (`Detector.from_run`); `fps`: frames per second of the stream's video
+    `detector`: a loaded run (`OfflineDetector.from_run`); `fps`: frames per second of the stream's video
     (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
     after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
     one second); `history`: feature steps of the window the network sees (default
@@ -200,7 +200,7 @@ class OnlineDetector:
 
     def __init__(
         self,
-        detector: Detector,
+        detector: OfflineDetector,
         fps: float | None,
         lookahead: float = 2.0,
         hop: int | None = None,
@@ -323,7 +323,13 @@ class OnlineDetector:
         window = self._window.view()
         window_start = self._received - window.shape[0]
         detections = detect_video(
-            self._network, window, self.grid, self.postprocess, self.detector.classes, self.video_id, self._padded_length
+            self._network,
+            window,
+            self.grid,
+            self.postprocess,
+            self.detector.classes,
+            self.video_id,
+            self._padded_length,
         )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
@@ -420,35 +426,19 @@ def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
     )
 
 
-def _same_class_overlaps(a: list[Detection], b: list[Detection]) -> np.ndarray:
-    """(len(a), len(b)) tIoU where the classes agree, 0 elsewhere."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    overlaps = tiou_matrix(np.array([(d.start, d.end) for d in a]), np.array([(d.start, d.end) for d in b]))
-    same_class = np.array([d.label_id for d in a])[:, None] == np.array([d.label_id for d in b])[None, :]
-    return np.where(same_class, overlaps, 0.0)
-
-
 def _one_to_one_matches(emitted: list[Detection], hard: list[Detection]) -> set[int]:
     """Indices into `hard` of the detections that re-detect an emitted one.
 
     Greedy one-to-one matching on same-class tIoU > SAME_GESTURE_TIOU, highest tIoU first (ties: the
     earlier emitted, then the earlier in `hard`).
     """
-    overlaps = _same_class_overlaps(emitted, hard)
-    rows, cols = np.nonzero(overlaps > SAME_GESTURE_TIOU)
-    order = np.lexsort((cols, rows, -overlaps[rows, cols]))
-    used_rows: set[int] = set()
-    matched: set[int] = set()
-    for row, col in zip(rows[order].tolist(), cols[order].tolist()):
-        if row not in used_rows and col not in matched:
-            used_rows.add(row)
-            matched.add(col)
-    return matched
+    overlaps = same_class_tiou(emitted, hard)
+    pairs = greedy_match(overlaps, tiou_above(overlaps, SAME_GESTURE_TIOU), best_pair_first=True)
+    return {column for _, column in pairs}
 
 
 def _same_gesture_as_any(detection: Detection, others: list[Detection]) -> bool:
-    return bool((_same_class_overlaps([detection], others) > SAME_GESTURE_TIOU).any())
+    return bool(tiou_above(same_class_tiou([detection], others), SAME_GESTURE_TIOU).any())
 
 
 def chunks_of(features: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -482,7 +472,7 @@ def stream_file(
     out = sys.stdout if out is None else out  # looked up per call: the caller may have redirected it
     if threads is not None:
         torch.set_num_threads(threads)
-    detector = Detector.from_run(run_dir)
+    detector = OfflineDetector.from_run(run_dir)
     path = Path(input_path)
     data = detector.config.data
     fps = None
@@ -491,8 +481,9 @@ def stream_file(
         check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps=data.fps, source=sidecar_path(path))
         fps = sidecar.fps
     features = load_features(path, expected_dim=data.feature_dim)
-    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem,
-                            compile=compile)
+    online = OnlineDetector(
+        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile
+    )
     count = 0
     for emission in online.run(_replay(features, online.hop, online.grid, realtime)):
         out.write(json.dumps(emission.to_json()) + "\n")

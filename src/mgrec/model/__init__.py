@@ -1,7 +1,18 @@
-"""The detector network: masked building blocks, pyramid encoders, detection heads.
+"""The detector network: masked blocks, pyramid encoders, detection heads, and the paper's reference.
 
 `mgrec.model.detector.build_detector(ModelConfig)` is the entry point. Read top to bottom:
-`blocks.py` (masked conv/norm, DFA conv, DynE layer, spatial-temporal attention, local attention),
-`encoders.py` (embedding + feature pyramid), `heads.py` (cross-scale heads and final predictors),
-`detector.py` (the three variants put together: mgrec, dyfadet, actionformer).
+- `masking.py`: the mask contract; masked statistics, downsampling, masked conv;
+- `fastpath.py`: the one switch between the CPU-tuned and the plain forms of two blocks;
+- `norm.py`: the channel LayerNorm;
+- `residual.py`: the residual-branch helpers of DynE and the transformer block (LayerScale, drop-path);
+- `dyfadet.py`: DyFADet's GeReTanH gate, DFA conv and DynE layer;
+- `attention.py`: the paper's spatial-temporal attention (Eq. 4-5);
+- `actionformer.py`: ActionFormer's local self-attention and transformer block;
+- `pyramid.py`: the feature pyramid packed on one time axis, and its per-level statistics;
+- `encoders.py`: embedding + feature pyramid;
+- `heads.py`: the cross-scale heads and final predictors, on the packed pyramid;
+- `detector.py`: the three variants put together (mgrec, dyfadet, actionformer), the state format;
+- `reference.py`: the whole detector again in paper notation, level by level, on the same
+  parameters: slow and plain, what the fast modules above are tested against;
+- `inputs.py`: one video's features padded into the detector's input.
 """

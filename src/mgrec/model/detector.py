@@ -5,20 +5,29 @@ Three variants behind one interface (`build_detector(ModelConfig)`):
 - `dyfadet`: DynE encoder with DyFADet's dynamic (DFA) cross-scale head;
 - `actionformer`: local-attention transformer encoder with ActionFormer's conv head.
 The neck between encoder and head is a channel LayerNorm per level (DyFADet's "identity" neck).
+`mgrec.model.reference.ReferenceDetector` runs the same parameters through the paper-shaped forward.
+
+Weights are stored as the detector's state dict; `upgrade_state_dict` reads the dicts of earlier
+state formats (`STATE_FORMAT_VERSION`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from mgrec.config import MODEL_VARIANTS, ModelConfig
-from mgrec.errors import InputError
-from mgrec.model.blocks import ChannelLayerNorm, apply_mask
+from mgrec.config import ModelConfig, check_model
 from mgrec.model.encoders import PyramidEncoder, build_encoder
 from mgrec.model.heads import DetectionHead, build_head
+from mgrec.model.masking import apply_mask
+from mgrec.model.norm import ChannelLayerNorm
+
+# The layout of the detector's state dict. 1: the DFA gate and the DynE depthwise kernels were
+# nn.Conv1d modules; 2: they are named parameters (see `upgrade_state_dict`).
+STATE_FORMAT_VERSION = 2
 
 
 @dataclass
@@ -66,47 +75,45 @@ class Detector(nn.Module):
         return DetectorOutput(cls_logits, offsets, [m.squeeze(1) for m in masks], list(self.strides))
 
     def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW parameter groups: decay on conv/linear weights only (not on biases, norms,
-        LayerScales, regression Scales or fusion weights), as in the released training code."""
-        decay, no_decay = [], []
-        for module in self.modules():
-            for name, param in module.named_parameters(recurse=False):
-                if isinstance(module, (nn.Conv1d, nn.Linear)) and name == "weight":
-                    decay.append(param)
-                else:
-                    no_decay.append(param)
+        """AdamW parameter groups: decay on the conv kernels and linear matrices only, as in the
+        released training code; not on biases, norms, LayerScales, regression Scales or fusion
+        weights. The kernels and matrices are exactly the parameters of two or more dims (the
+        others are per-channel vectors or scalars). Each group keeps `parameters()` order."""
+        decay = [p for p in self.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.dim() < 2]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _check(cfg: ModelConfig) -> None:
-    """Model settings that the blocks cannot work with, reported by config key."""
-
-    def fail(key: str, expected: str) -> None:
-        raise InputError(f"model config [model.{key}]: expected {expected}, got {getattr(cfg, key)!r}")
-
-    if cfg.variant not in MODEL_VARIANTS:
-        fail("variant", "one of " + ", ".join(MODEL_VARIANTS))
-    for key in ("input_dim", "num_classes", "embed_dim", "mlp_dim", "head_dim", "num_levels", "head_layers"):
-        if getattr(cfg, key) < 1:
-            fail(key, "a positive integer")
-    if cfg.stem_layers < 0:
-        fail("stem_layers", "a non-negative integer")
-    for key in ("head_kernel", "window_size", "attention_kernel", "transformer_window"):
-        if getattr(cfg, key) < 1 or getattr(cfg, key) % 2 != 1:
-            fail(key, "an odd positive integer (centred kernels/windows)")
-    if cfg.kernel_expansion <= 0:
-        fail("kernel_expansion", "a positive number")
-    if not 0.0 <= cfg.drop_path < 1.0:
-        fail("drop_path", "a rate in [0, 1)")
-    if not 0.0 < cfg.cls_prior < 1.0:
-        fail("cls_prior", "a probability in (0, 1)")
-    if cfg.attention_mlp_ratio < 1:
-        fail("attention_mlp_ratio", "a positive integer")
-    if cfg.transformer_heads < 1 or cfg.embed_dim % cfg.transformer_heads != 0:
-        fail("transformer_heads", f"a positive divisor of embed_dim={cfg.embed_dim}")
 
 
 def build_detector(cfg: ModelConfig) -> Detector:
     """The detector for `cfg.variant` (mgrec, dyfadet or actionformer)."""
-    _check(cfg)
+    check_model(cfg)  # also run when a config file is loaded, naming the file
     return Detector(cfg, build_encoder(cfg), build_head(cfg))
+
+
+# State format 1 -> 2: the DFA gate's conv became the DFA's own parameters, and the five DynE
+# depthwise convs became parameters of the layer's token mixer. Shapes are unchanged.
+_RENAMED_IN_FORMAT_2 = [
+    (re.compile(r"(^|\.)gate_logits\.(weight|bias)$"), r"\1gate_\2"),
+    (
+        re.compile(r"(^|\.)(instance_gate|instance_value|window_gate|window_conv|expanded_conv)\.(weight|bias)$"),
+        r"\1mixer.\2_\3",
+    ),
+]
+
+
+def upgrade_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A detector state dict of state format 1 or 2 -> format `STATE_FORMAT_VERSION` (2).
+
+    Format 1 -> 2 renames, shapes unchanged:
+        <dfa>.gate_logits.weight / .bias           -> <dfa>.gate_weight / gate_bias
+        <dyne>.<kernel>.weight / .bias             -> <dyne>.mixer.<kernel>_weight / _bias
+    for <kernel> in instance_gate, instance_value, window_gate, window_conv, expanded_conv.
+    Keys may carry any prefix (such as the `ema.` of a weights file). Pure: a new dict in the same
+    order, holding the same tensors; a dict already in format 2 comes back equal (idempotent).
+    """
+    upgraded = {}
+    for key, value in state.items():
+        for pattern, replacement in _RENAMED_IN_FORMAT_2:
+            key = pattern.sub(replacement, key)
+        upgraded[key] = value
+    return upgraded

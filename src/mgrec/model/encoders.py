@@ -7,6 +7,7 @@ stride 2**l. They differ only in the layer:
 - `mgrec` and `dyfadet`: DyFADet's DynE layer (the stem with window 1 and no LayerScale or
   drop-path, the downsampling layers with `window_size`, LayerScale and drop-path, as released);
 - `actionformer`: pre-LN transformer blocks with local-window self-attention.
+Reference: `mgrec.model.reference.encoder`, layer by layer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
-from mgrec.model.blocks import ChannelLayerNorm, DynELayer, MaskedConv1d, TransformerBlock, apply_mask
+from mgrec.model.actionformer import TransformerBlock
+from mgrec.model.dyfadet import DynELayer
+from mgrec.model.masking import MaskedConv1d, apply_mask
+from mgrec.model.norm import ChannelLayerNorm
 
 
 class Embedding(nn.Module):

@@ -7,12 +7,12 @@ predictors. All weights are shared over pyramid levels, except a regression Scal
 - `mgrec` (the paper, Sec. 3.4): each tower layer fuses, for every level l, three paths: level l-1
   downsampled to T_l, level l, and level l+1 upsampled to T_l (nearest; a missing neighbour at the
   ends is skipped). Each path goes through its own spatial-temporal attention module
-  (`blocks.SpatialTemporalAttention`, shared over levels). The paths are summed with learnable
+  (`attention.SpatialTemporalAttention`, Eq. 4-5, shared over levels). The paths are summed with learnable
   weights softmax(w_path) over the paths present at that level (all equal at the start; at the
   end levels the softmax runs over the two present paths). Then a DFA conv and ReLU.
   Like DyFADet's head, the fusion happens in every tower layer, so mgrec and dyfadet differ only in
   the fusion.
-- `dyfadet` (DyFADet's dynamic head, anchors-tad.md 1.3): each tower layer computes
+- `dyfadet` (DyFADet's dynamic head, libs/modeling/heads.py of its release): each tower layer computes
   h_l = a * (DFA(f_{l-1}) resized + DFA(f_{l+1}) resized) + b * f_l with scalars a = 0, b = 1 at
   the start, then a DFA conv and ReLU.
 - `actionformer`: each tower layer is a masked conv (kernel `head_kernel`), channel LayerNorm, ReLU.
@@ -22,8 +22,10 @@ Final predictors: cls = masked conv (kernel `head_kernel`) -> num_classes, bias 
 
 The towers and predictors run on the packed pyramid (`mgrec.model.pyramid.PackedLevels`): all
 levels side by side on one time axis, so each op runs once for all levels instead of once per
-level. The results are those of the level-by-level computation described above (tests compare
-the two); on an online window this cuts the head's time by half or more.
+level, which makes the head much faster on short inputs such as an online window. The results
+are those of the level-by-level computation described above, written out in
+`mgrec.model.reference` (`head`, `conv_tower`, `attention_fusion`, `dfa_fusion`); tests compare
+the two.
 """
 
 from __future__ import annotations
@@ -34,14 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
-from mgrec.model.blocks import (
-    ChannelLayerNorm,
-    DFAConv1d,
-    MaskedConv1d,
-    SpatialTemporalAttention,
-    apply_mask,
-)
-from mgrec.model.pyramid import PackedLevels
+from mgrec.model.attention import SpatialTemporalAttention
+from mgrec.model.dyfadet import DFAConv1d
+from mgrec.model.masking import MaskedConv1d, apply_mask
+from mgrec.model.norm import ChannelLayerNorm
+from mgrec.model.pyramid import PackedLevels, Segments
 
 
 class Predictors(nn.Module):
@@ -71,7 +70,7 @@ class Predictors(nn.Module):
 
 
 class ConvTower(nn.Module):
-    """ActionFormer's head tower: layers of [masked conv, channel LayerNorm, ReLU]."""
+    """ActionFormer's head tower: layers of [masked conv, channel LayerNorm, ReLU] (`reference.conv_tower`)."""
 
     def __init__(self, dims: list[int], kernel_size: int) -> None:
         super().__init__()
@@ -84,8 +83,21 @@ class ConvTower(nn.Module):
         return x
 
 
+def attend_packed(attention: SpatialTemporalAttention, x: Tensor, mask: Tensor, scale: Tensor,
+                  segments: Segments) -> Tensor:
+    """`attention(x, mask) * scale` on packed levels: Eq. 4 pools each level (segment) on its own.
+
+    `scale` holds one weight per position (the level's path weight), folded into the small time gate.
+    """
+    x = x * segments.spread(attention.channel_gate(segments.mean(x), segments.max(x)))
+    return x * (apply_mask(attention.time_gate(x, mask), mask) * scale)
+
+
 class AttentionFusion(nn.Module):
-    """mgrec's cross-scale fusion: softmax-weighted sum of three attended paths (l-1, l, l+1)."""
+    """mgrec's cross-scale fusion: softmax-weighted sum of three attended paths (l-1, l, l+1).
+
+    Reference: `reference.attention_fusion`.
+    """
 
     def __init__(self, dim: int, mlp_ratio: int, kernel_size: int) -> None:
         super().__init__()
@@ -104,7 +116,7 @@ class AttentionFusion(nn.Module):
     def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
         last = levels.count - 1
         weights = self.path_weights(levels.count)
-        fused = self.attend[1](x, levels.mask, levels.spread(weights[1]), levels.segments(0, last))
+        fused = attend_packed(self.attend[1], x, levels.mask, levels.spread(weights[1]), levels.segments(0, last))
         if last == 0:
             return fused
         # The neighbour paths cover the levels that have that neighbour: 1..L-1 and 0..L-2. They
@@ -112,12 +124,16 @@ class AttentionFusion(nn.Module):
         for path, first, final, neighbour in ((0, 1, last, levels.from_finer), (2, 0, last - 1, levels.from_coarser)):
             span = levels.span(first, final)
             scale = levels.spread(weights[path], first, final)
-            fused[..., span] += self.attend[path](neighbour(x), levels.mask[..., span], scale, levels.segments(first, final))
+            segments = levels.segments(first, final)
+            fused[..., span] += attend_packed(self.attend[path], neighbour(x), levels.mask[..., span], scale, segments)
         return fused
 
 
 class DFAFusion(nn.Module):
-    """DyFADet's cross-scale fusion: h_l = a * (DFA(f_{l-1}) + DFA(f_{l+1}), resized) + b * f_l."""
+    """DyFADet's cross-scale fusion: h_l = a * (DFA(f_{l-1}) + DFA(f_{l+1}), resized) + b * f_l.
+
+    Reference: `reference.dfa_fusion`.
+    """
 
     def __init__(self, dim: int, kernel_size: int, gate_tau: float) -> None:
         super().__init__()
@@ -142,7 +158,7 @@ class DFAFusion(nn.Module):
 
 
 class DynamicTower(nn.Module):
-    """Tower layers of [cross-scale fusion, DFA conv, ReLU] (mgrec and dyfadet heads)."""
+    """Tower layers of [cross-scale fusion, DFA conv, ReLU] (mgrec and dyfadet heads; `reference.dynamic_tower`)."""
 
     def __init__(self, fusions: list[nn.Module], convs: list[DFAConv1d]) -> None:
         super().__init__()
@@ -156,7 +172,10 @@ class DynamicTower(nn.Module):
 
 
 class DetectionHead(nn.Module):
-    """Separate cls and reg towers followed by the shared final predictors, on the packed pyramid."""
+    """Separate cls and reg towers followed by the shared final predictors, on the packed pyramid.
+
+    Reference: `reference.head`, level by level.
+    """
 
     def __init__(self, cls_tower: nn.Module, reg_tower: nn.Module, predictors: Predictors, gap: int) -> None:
         super().__init__()

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 
-def pad_video(features: np.ndarray, multiple: int, padded_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_video(
+    features: np.ndarray, multiple: int, padded_length: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One whole video (T, C) -> (1, C, T_pad) features and (1, 1, T_pad) mask.
 
     T_pad is the smallest multiple of `multiple` >= T, or `padded_length` when given (a fixed input

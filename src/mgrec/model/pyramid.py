@@ -9,7 +9,7 @@ are most of the time on short inputs such as an online window. Packed, the level
 and each op of the head runs once. Packing changes no result:
 - the gaps are masked zeros at least as wide as the widest half-kernel of the head, so a
   convolution at the edge of a level sees zeros there, as it does at the end of an unpacked level;
-- statistics over time (the attention's channel gate) are taken per level (`blocks.Segments`);
+- statistics over time (the attention's channel gate) are taken per level (`Segments`);
 - per-level weights (regression scales, path weights) are spread to the positions of their level.
 The cross-scale paths of the heads read the neighbouring levels through `from_finer` and
 `from_coarser`, which gather each level's neighbour resized to it (nearest neighbour: every second step of the
@@ -21,7 +21,51 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgrec.model.blocks import Segments, apply_mask
+from mgrec.model.masking import apply_mask, max_over
+
+
+class Segments:
+    """Stretches of the time axis whose statistics over time are kept apart.
+
+    A packed pyramid (`PackedLevels`) lays every level on one time axis; a block that pools over
+    time must pool each level on its own. Segment s covers positions [begin, end) = `bounds[s]`;
+    the positions between segments must be masked (they are never pooled). `mean` and `max` are
+    `masking.masked_mean` and `masking.masked_max` of each segment, for all segments at once.
+    """
+
+    def __init__(self, mask: Tensor, bounds: list[tuple[int, int]]) -> None:
+        if bounds[0][0] != 0:
+            raise ValueError(f"the first segment must start at 0, got bounds {bounds}")
+        self.mask = mask  # (B, 1, T) bool
+        self.bounds = bounds
+        real = [mask[..., begin:end].sum(dim=-1, dtype=torch.float32) for begin, end in bounds]
+        self.real = torch.stack(real, dim=-1)  # (B, 1, S) real positions per segment
+        # Each segment's value is spread over the segment and the masked stretch that follows it.
+        ends = [begin for begin, _ in bounds[1:]] + [mask.shape[-1]]
+        self._spread_lengths = [end - begin for (begin, _), end in zip(bounds, ends)]
+
+    def mean(self, x: Tensor) -> Tensor:
+        """Mean over the real positions of each segment of (B, C, T) features -> (B, C, S)."""
+        zeroed = apply_mask(x, self.mask)
+        # Sums over contiguous slices: a bmm with a (T, S) indicator matrix is much
+        # slower for long inputs (a matrix product with a handful of columns).
+        totals = torch.cat([zeroed[..., begin:end].sum(dim=-1, keepdim=True) for begin, end in self.bounds], dim=-1)
+        return totals / self.real.to(x.dtype).clamp(min=1.0)
+
+    def max(self, x: Tensor) -> Tensor:
+        """Max over the real positions of each segment -> (B, C, S); 0 for a segment without any."""
+        lowest = torch.finfo(x.dtype).min
+        filled = torch.where(self.mask, x, lowest)  # one fill for all segments
+        peaks = torch.cat([max_over(filled[..., begin:end], dim=-1) for begin, end in self.bounds], dim=-1)
+        return torch.where(self.real > 0, peaks, torch.zeros_like(peaks))
+
+    def spread(self, values: Tensor) -> Tensor:
+        """Per-segment values (..., S) -> per-position values (..., T) (broadcast for one segment)."""
+        if len(self.bounds) == 1:
+            return values
+        # Expanded views joined by one copy (index_select along the last axis is much slower).
+        parts = [values[..., s : s + 1].expand(*values.shape[:-1], n) for s, n in enumerate(self._spread_lengths)]
+        return torch.cat(parts, dim=-1)
 
 
 class PackedLevels:

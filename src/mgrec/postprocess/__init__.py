@@ -1,5 +1,11 @@
-"""From model outputs to ranked detections: decoding (`decode`) and class-wise (Soft-)NMS (`nms`).
+"""From network outputs to ranked detections, shared by training's validation and by detection.
 
-Pure tensor code on the level-0 feature grid (no seconds, no records), so that training's
-validation and offline/online detection share it without importing each other.
+- `decode`: per-level outputs -> candidate segments on the level-0 feature grid (pure tensor code);
+- `nms`: class-wise hard NMS / Gaussian Soft-NMS, the fast form; `reference`: the same as the
+  textbook greedy loop, which the fast form equals bit for bit;
+- `video`: one video's features through the network, decoding and NMS to `Detection` records in
+  seconds and frames (`detect_video`).
+
+It lives below `train` and `infer` so that neither imports the other. The hard set used for F1
+(score >= a threshold) is `mgrec.evaluate.f1.hard_set`.
 """

@@ -5,20 +5,18 @@ distances (left, right) to the action's start and end in units of s. The point s
 the level-0 feature grid, so its segment is [t*s - left*s, t*s + right*s]. Converting grid
 units to seconds and frames is `mgrec.timeline`'s job, not this module's.
 
-`postprocess_video` = `decode_video` then class-wise (Soft-)NMS: the ranked list used for mAP.
-`hard_set` cuts that list at a score threshold: the set used for F1.
+`mgrec.postprocess.video.detect_video` runs the network, `decode_video`, then class-wise
+(Soft-)NMS (`mgrec.postprocess.nms`): the ranked list used for mAP.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from mgrec.config import PostprocessConfig
-from mgrec.postprocess.nms import nms
 
 
 @dataclass
@@ -31,15 +29,6 @@ class RawDetections:
 
     def __len__(self) -> int:
         return self.scores.shape[0]
-
-
-class DetectorOutputLike(Protocol):
-    """What `postprocess_batch` needs from `mgrec.model.detector.DetectorOutput`."""
-
-    cls_logits: list[Tensor]  # per level (B, T_l, K)
-    offsets: list[Tensor]  # per level (B, T_l, 2), in units of the level's stride
-    masks: list[Tensor]  # per level (B, T_l) bool
-    strides: list[int]
 
 
 def decode_video(
@@ -93,40 +82,3 @@ def _top_k(scores: Tensor, is_candidate: Tensor, k: int) -> Tensor:
     index = torch.nonzero(is_candidate).squeeze(1)
     # A stable sort keeps the index (point, class) order among equal scores: reproducible results.
     return index[torch.sort(scores[index], descending=True, stable=True).indices[:k]]
-
-
-def postprocess_video(
-    cls_logits: list[Tensor],
-    offsets: list[Tensor],
-    masks: list[Tensor],
-    strides: list[int],
-    cfg: PostprocessConfig,
-) -> RawDetections:
-    """Ranked detections of one video: `decode_video` followed by class-wise `nms`.
-
-    Decoding runs on the outputs' device; NMS, a sequential loop, always runs on the CPU (and returns
-    to that device).
-    """
-    candidates = decode_video(cls_logits, offsets, masks, strides, cfg)
-    return RawDetections(*nms(candidates.segments, candidates.scores, candidates.labels, cfg))
-
-
-def postprocess_batch(output: DetectorOutputLike, cfg: PostprocessConfig) -> list[RawDetections]:
-    """`postprocess_video` for every video of a batched detector output (levels with a batch dim)."""
-    batch_size = output.cls_logits[0].shape[0]
-    return [
-        postprocess_video(
-            [level[b] for level in output.cls_logits],
-            [level[b] for level in output.offsets],
-            [level[b] for level in output.masks],
-            list(output.strides),
-            cfg,
-        )
-        for b in range(batch_size)
-    ]
-
-
-def hard_set(detections: RawDetections, score_threshold: float) -> RawDetections:
-    """The detections with score >= `score_threshold` (the set the F1 score counts)."""
-    keep = detections.scores >= score_threshold
-    return RawDetections(detections.segments[keep], detections.scores[keep], detections.labels[keep])

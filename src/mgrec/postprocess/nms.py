@@ -1,22 +1,23 @@
-"""Class-wise 1D non-maximum suppression: hard NMS and Gaussian Soft-NMS.
+"""Class-wise 1D non-maximum suppression: hard NMS and Gaussian Soft-NMS, fast and exact.
 
-Both methods are the same greedy loop: pick the highest current score, keep it, then lower the
-scores of the remaining candidates of the same class according to their IoU with the pick
-(hard: drop those with IoU > iou_threshold; soft: multiply by exp(-IoU^2 / sigma)). Classes never
-influence each other, so the result is the per-class result of the released C++ `nms_1d_cpu`
-extension of ActionFormer/DyFADet merged and ranked by score. One deliberate difference:
-Soft-NMS drops every candidate whose score is below `min_score` when it would be picked, also
-one that was never decayed (the release only drops decayed ones).
+Both methods are the same greedy loop, written out plainly in `mgrec.postprocess.reference`
+(`nms_reference`): pick the highest current score, keep it, then lower the scores of the remaining
+candidates of the same class according to their IoU with the pick (hard: drop those with
+IoU > iou_threshold; soft: multiply by exp(-IoU^2 / sigma)). Classes never influence each other,
+so the result is the per-class result of the released C++ `nms_1d_cpu` extension of
+ActionFormer/DyFADet merged and ranked by score. One deliberate difference: Soft-NMS drops every
+candidate whose score is below `min_score` when it would be picked, also one that was never
+decayed (the release only drops decayed ones).
 
 Ties in score are broken by class id, then by input position (the first one wins).
 
-Why it is written this way (speed, with the results of the plain loop)
----------------------------------------------------------------------
-The plain loop makes up to `max_detections` (2000) picks of a few vector operations each over all
-candidates; per-call overhead and the O(N) work per pick made it ~0.1 s a video. Here it runs on
-numpy arrays in *rounds*: candidates are laid out as a (classes, candidates of the class) block,
-and one round makes picks in every class at once with a fixed number of whole-block operations.
-Three facts keep the result exact:
+Why it is not written as that loop
+----------------------------------
+The plain loop makes up to `max_detections` picks of a few vector operations each over all
+candidates, so its per-call overhead and O(N) work per pick dominate detection on a CPU. Here it
+runs on numpy arrays in *rounds*: candidates are laid out as a (classes, candidates of the class)
+block, and one round makes picks in every class at once with a fixed number of whole-block
+operations. Three facts keep the result exact:
 
 * Only overlapping candidates change. A segment that does not overlap the pick has IoU exactly 0,
   decay exp(0) = 1.0 and an unchanged score, bit for bit (hard NMS keeps it). With a class's
@@ -29,8 +30,8 @@ Three facts keep the result exact:
   can only fall, so the plain loop picks it before any of those, and nothing picked before it
   touches it or its window. Its score when picked and the decays it hands out (in the same order
   per candidate) are the plain loop's. The class's highest is always picked, so every round makes
-  progress, and windows that are apart are common: the class of 2300 candidates of the benchmark
-  output (530 picks) takes ~70 rounds.
+  progress, and windows that are apart are common, so a large class needs far fewer rounds than
+  picks.
 * Scores never rise (hard NMS leaves them alone; Soft-NMS multiplies by decays <= 1 and first
   drops the candidates below `min_score`, which could never be kept, so what is left is >= 0).
   So a class's pick sequence is non-increasing, and equal scores in it come in input order: the
@@ -41,16 +42,13 @@ Three facts keep the result exact:
 
 The arithmetic per element is the plain loop's, in the same order and dtype (`segment_iou`,
 then exp(IoU^2 / -sigma) with torch's exp, numpy's differs in the last bit, then the product),
-so results are bit-identical to the former pure-PyTorch loop for float32/float64 input on CPU
-(tests/postprocess/test_nms.py checks it against that loop). Inputs on a GPU are processed on
-the CPU too. Memory is O(N): the block is padded to the largest class, and classes are
-processed in groups so that padding never more than doubles it (a class with many candidates
-does not pad hundreds of small ones). Only classes of more than `SMALL_CLASS` candidates get
-windows (a Python loop sorts and searches them class by class); a block without such a class
-makes one pick a class per round and updates whole rows, the cheapest way for small classes.
-
-On the benchmark output (17 classes, 2000 picks out of ~11,000) this takes ~13 ms, where one pick
-a class per round over whole rows took ~50 ms; 12,000 candidates of one class ~60 ms (was ~130).
+so results are bit-identical to `nms_reference` for float32/float64 input on CPU
+(tests/postprocess/test_nms.py checks it). Inputs on a GPU are processed on the CPU too. Memory
+is O(N): the block is padded to the largest class, and classes are processed in groups so that
+padding never more than doubles it (a class with many candidates does not pad hundreds of small
+ones). Only classes of more than `SMALL_CLASS` candidates get windows (a Python loop sorts and
+searches them class by class); a block without such a class makes one pick a class per round and
+updates whole rows, the cheapest way for small classes. benchmarks/speed.py times it.
 """
 
 from __future__ import annotations

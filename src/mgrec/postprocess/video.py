@@ -45,7 +45,9 @@ def detect_video(
     )
     segments, scores, labels = nms(raw.segments, raw.scores, raw.labels, post)
     duration = grid.covered_seconds(features.shape[0])
-    return to_detections(segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration)
+    return to_detections(
+        segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration
+    )
 
 
 def to_detections(

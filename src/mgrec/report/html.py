@@ -23,15 +23,15 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mgrec.config import Config, load_config
+from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import augment_annotations, class_histogram
-from mgrec.files import atomic_write_text
 from mgrec.errors import InputError, where
 from mgrec.evaluate.analysis import ErrorAnalysis, analyze
-from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tiou_matrix
+from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, apply_score_threshold, f1_strict
+from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.evaluate.scoring import F1_TIOU_THRESHOLD
+from mgrec.files import atomic_write_text, read_json
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     class_histogram_figure,
@@ -43,6 +43,7 @@ from mgrec.report.figures import (
     training_curves_figure,
     write_analysis_figures,
 )
+from mgrec.run import RunDir
 
 # What the report reads from eval_<split>.json (the "Scores" contract).
 _SCORE_KEYS = (
@@ -67,34 +68,19 @@ class RunData:
         return {v: self.annotations.videos[v].duration for v in self.ground_truth}
 
 
-def _require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise InputError(f"{path}: not found; expected {what}")
-    return path
-
-
-def _read_json(path: Path, what: str):
-    _require_file(path, what)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); expected {what}") from None
-
-
 def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None) -> RunData:
     """Config, classes, annotations and ranked detections of `split` of a run directory.
 
     `annotations` overrides the config's `data.annotations` (a relative path there is read from
     the current directory, as `mgrec train` did).
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: not a run directory")
-    config = load_config(_require_file(run_dir / "config.yaml", "the run's config.yaml (written by mgrec train)"))
-    classes_path = run_dir / "classes.json"
-    classes = _read_json(classes_path, "the class list as a JSON list of names")
-    if not isinstance(classes, list) or not all(isinstance(name, str) for name in classes):
-        raise InputError(f"{classes_path}: expected a JSON list of class names")
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise InputError(f"{run.path}: not a run directory")
+    run_dir = run.path
+    config = run.read_config()
+    classes_path = run.classes_path
+    classes = run.read_classes()
     annotations_path = Path(annotations) if annotations is not None else Path(config.data.annotations)
     if not str(annotations_path) or str(annotations_path) == ".":
         raise InputError(f"{where(run_dir / 'config.yaml', key='data.annotations')}: no annotations file given")
@@ -114,9 +100,10 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         raise InputError(
             f"{annotations_path}: no videos in split {split!r} (splits: {', '.join(annotation_set.subsets())})"
         )
-    detections_path = _require_file(
-        run_dir / f"detections_{split}.json", f"the run's detections on split {split!r} (written by mgrec evaluate)"
-    )
+    detections_path = run.detections_path(split)
+    if not detections_path.is_file():
+        raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r} "
+                         "(written by mgrec evaluate)")
     ranked = load_predictions(detections_path, classes)
     unknown = sorted(set(ranked) - set(video_ids))
     if unknown:
@@ -137,27 +124,13 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
 
 def read_scores(path: Path) -> dict:
     """eval_<split>.json, checked for the keys the report shows."""
-    scores = _read_json(path, "the run's scores (written by mgrec evaluate)")
+    if not path.is_file():
+        raise InputError(f"{path}: not found; expected the run's scores (written by mgrec evaluate)")
+    scores = read_json(path, "scores")
     missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
     if missing:
         raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate")
     return scores
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of metrics.jsonl; each line must be a JSON object with `kind` and `epoch`."""
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where(path, line=number)}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or "kind" not in record or not isinstance(record.get("epoch"), int):
-            raise InputError(f"{where(path, line=number)}: expected an object with \"kind\" and an integer \"epoch\"")
-        records.append(record)
-    return records
 
 
 def run_analysis(run: RunData) -> ErrorAnalysis:
@@ -218,7 +191,8 @@ def _headline(scores: dict, run: RunData) -> str:
         ("average mAP", scores["average_mAP"]),
     ]
     card_html = "".join(
-        f'<div class="card"><div class="value">{_percent(value)}</div><div class="label">{html.escape(label)}</div></div>'
+        f'<div class="card"><div class="value">{_percent(value)}</div>'
+        f'<div class="label">{html.escape(label)}</div></div>'
         for label, value in cards
     )
     maps = " · ".join(f"mAP@{html.escape(str(t))} {_percent(v)}" for t, v in scores["mAP"].items())
@@ -264,14 +238,22 @@ def _bar(kind: str, video_id: str, item: Segment | Detection, lane: int, missed:
     )
 
 
-def _video_timeline(video_id: str, duration: float, segments: list[Segment], hard: list[Detection],
-                    matched_gt: set[int], matched_det: set[int]) -> str:
+def _video_timeline(
+    video_id: str,
+    duration: float,
+    segments: list[Segment],
+    hard: list[Detection],
+    matched_gt: set[int],
+    matched_det: set[int],
+) -> str:
     """One video: ground-truth lane (top) and hard-set detection lane (bottom) in one SVG."""
     bars = []
     for index, segment in enumerate(segments):
         found = index in matched_gt
-        title = (f"{segment.label} · {segment.start:.2f}–{segment.end:.2f} s · ground truth · "
-                 f"{'found' if found else 'missed'}")
+        title = (
+            f"{segment.label} · {segment.start:.2f}–{segment.end:.2f} s · ground truth · "
+            f"{'found' if found else 'missed'}"
+        )
         bars.append(_bar("gt-bar", video_id, segment, 0, not found, title))
     overlaps = tiou_matrix([(d.start, d.end) for d in hard], [(s.start, s.end) for s in segments])
     for index, detection in enumerate(hard):
@@ -281,8 +263,10 @@ def _video_timeline(video_id: str, duration: float, segments: list[Segment], har
         else:
             best = "no ground truth in this video"
         matched = index in matched_det
-        title = (f"{detection.label} · {detection.start:.2f}–{detection.end:.2f} s · score {detection.score:.3f} · "
-                 f"{best} · {'matched' if matched else 'not matched'}")
+        title = (
+            f"{detection.label} · {detection.start:.2f}–{detection.end:.2f} s · score {detection.score:.3f} · "
+            f"{best} · {'matched' if matched else 'not matched'}"
+        )
         bars.append(_bar("det-bar", video_id, detection, 1, not matched, title))
     escaped = html.escape(video_id)
     found = len(matched_gt)
@@ -322,23 +306,27 @@ def _class_histogram(run: RunData) -> str:
     train_split = run.config.data.train_split
     train = run.annotations.subset(train_split).segments
     if not train:
-        return (f'<p class="note">The annotations hold no videos of the training split '
-                f"{html.escape(repr(train_split))}: no class histogram.</p>")
+        return (
+            f'<p class="note">The annotations hold no videos of the training split '
+            f"{html.escape(repr(train_split))}: no class histogram.</p>"
+        )
     alpha = run.config.data.augment_alpha
     before = class_histogram(train, len(run.classes))
     after = class_histogram(augment_annotations(train, len(run.classes), alpha), len(run.classes)) if alpha else None
-    caption = ("Instances per class in the training split" +
-               (f", before and after category-frequency augmentation with α = {alpha} (paper Eq. 1)."
-                if alpha else "; augmentation off (data.augment_alpha is null)."))
+    caption = "Instances per class in the training split" + (
+        f", before and after category-frequency augmentation with α = {alpha} (paper Eq. 1)."
+        if alpha
+        else "; augmentation off (data.augment_alpha is null)."
+    )
     return _figure_html(class_histogram_figure(run.classes, before, after, alpha), "class histogram", caption)
 
 
 def _training_curves(run_dir: Path) -> str:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
+    run = RunDir(run_dir)
+    if not run.metrics_path.is_file():
         return '<p class="note">No metrics.jsonl in the run directory: no training curves.</p>'
     return _figure_html(
-        training_curves_figure(read_metrics(path)),
+        training_curves_figure(run.read_metrics()),
         "training curves",
         "Mean training losses per epoch, and the validation scores computed every <code>train.eval_every</code> "
         "epochs (F1 at the score threshold tuned on val).",
@@ -347,18 +335,21 @@ def _training_curves(run_dir: Path) -> str:
 
 def _error_analysis(analysis: ErrorAnalysis) -> str:
     fn = _figure_html(
-        false_negative_figure(analysis), "false negative analysis",
+        false_negative_figure(analysis),
+        "false negative analysis",
         f"Share of ground-truth segments that no detection finds at tIoU {analysis.tiou:g}, per bin of coverage "
         "(length / video duration), length (s) and number of same-class segments in the video. Under each bin: "
         "its label and number of segments.",
     )
     fp = _figure_html(
-        false_positive_figure(analysis), "false positive analysis",
+        false_positive_figure(analysis),
+        "false positive analysis",
         "Left: what the detections of rank (k-1)·G..k·G of each class are (G: its number of ground-truth "
         "segments). Right: gain in mAP<sub>N</sub> when the detections of one error type are removed.",
     )
     sensitivity = _figure_html(
-        sensitivity_figure(analysis), "sensitivity analysis",
+        sensitivity_figure(analysis),
+        "sensitivity analysis",
         f"Normalised mAP (mAP<sub>N</sub>, N = {analysis.instances_per_class:.1f} segments per class) of the "
         "segments in each bin; right: range over the bins. A flat profile means the detector is robust to that "
         "characteristic.",
@@ -388,7 +379,7 @@ def write_report(
     `data.annotations`.
     """
     run = load_run(run_dir, split, annotations)
-    scores = read_scores(run.run_dir / f"eval_{split}.json")
+    scores = read_scores(RunDir(run.run_dir).eval_path(split))
     analysis = run_analysis(run)
     title = f"mgrec report: {run.config.name} on {split}"
     sections = [
@@ -414,7 +405,7 @@ def write_report(
         f"{len(run.classes)} classes</p><nav>{nav}</nav>{body}"
         f"<script>{_asset('timeline.js')}</script></body></html>\n"
     )
-    out_path = Path(out) if out is not None else run.run_dir / f"report_{split}.html"
+    out_path = Path(out) if out is not None else RunDir(run.run_dir).report_path(split)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, page)
     return out_path

@@ -12,17 +12,12 @@ from mgrec.data.datasets import VideoSample, segments_to_grid
 from mgrec.data.features import feature_path, load_features
 from mgrec.errors import InputError
 from mgrec.records import AnnotationSet, Segment
-from mgrec.timeline import FeatureGrid
 
 
 @dataclass
 class SplitData:
     samples: list[VideoSample]
     ground_truth: dict[str, list[Segment]]
-
-
-def grid_for(config: Config, fps: float) -> FeatureGrid:
-    return FeatureGrid(fps=config.data.fps or fps, stride=config.data.stride, window=config.data.window)
 
 
 def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[str]]:
@@ -58,7 +53,7 @@ def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: 
         info = annotations.videos[video_id]
         path = feature_path(config.data.features, video_id, config.data.feature_ext)
         features = load_features(path, expected_dim=config.data.feature_dim)
-        grid = grid_for(config, info.fps)
+        grid = config.data.grid(info.fps)
         segments = annotations.segments.get(video_id, [])
         grid_segments, labels = segments_to_grid(segments, grid)
         samples.append(VideoSample(video_id, features, grid_segments, labels, grid))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mgrec.data.annotations import load_annotations
@@ -11,18 +10,20 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import score
-from mgrec.infer.offline import Detector
+from mgrec.infer.offline import OfflineDetector
 from mgrec.records import Detection
-from mgrec.files import atomic_write_text
+from mgrec.run import RunDir
 
 
-def detect_split(detector: Detector, split: str) -> tuple[dict[str, list[Detection]], dict]:
+def detect_split(detector: OfflineDetector, split: str) -> tuple[dict[str, list[Detection]], dict]:
     """Ranked detections for every video of `split` of the run's annotations, and its ground truth."""
     data = detector.config.data
     annotations = load_annotations(data.annotations)
     video_ids = annotations.video_ids(split)
     if not video_ids:
-        raise InputError(f"{data.annotations}: no videos in split {split!r} (splits: {', '.join(annotations.subsets())})")
+        raise InputError(
+            f"{data.annotations}: no videos in split {split!r} (splits: {', '.join(annotations.subsets())})"
+        )
     ranked = {}
     for video_id in video_ids:
         features = load_features(feature_path(data.features, video_id, data.feature_ext), expected_dim=data.feature_dim)
@@ -31,21 +32,28 @@ def detect_split(detector: Detector, split: str) -> tuple[dict[str, list[Detecti
     return ranked, ground_truth
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", tune_on: str | None = None, checkpoint: str = "best") -> dict:
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", tune_on: str | None = None, checkpoint: str = "best"
+) -> dict:
     """Score the run on `split`; the F1 threshold is the one tuned on val at training, or re-tuned on `tune_on`.
 
-    Writes RUN_DIR/eval_<split>.json (the keys of `mgrec score --json`) and detections_<split>.json.
+    Writes RUN_DIR/eval_<split>.json (the keys of `mgrec score --json`, plus the checkpoint and the
+    split the threshold was tuned on) and detections_<split>.json; for `checkpoint="last"`,
+    eval_<split>_last.json and detections_<split>_last.json.
     """
-    run_dir = Path(run_dir)
-    detector = Detector.from_run(run_dir, checkpoint=checkpoint)
+    run = RunDir(run_dir)
+    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint)
     threshold = detector.postprocess.score_threshold
+    tuning = run.read_tuning()
+    tuned_on = tuning.get("tuned_on") if tuning is not None else None
     if tune_on is not None:
         if tune_on == split:
             raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
         tune_ranked, tune_gt = detect_split(detector, tune_on)
-        threshold = tune_score_threshold(tune_gt, tune_ranked)
+        threshold, tuned_on = tune_score_threshold(tune_gt, tune_ranked), tune_on
     ranked, ground_truth = detect_split(detector, split)
     result = score(ground_truth, ranked, detector.classes, threshold, split=split)
-    atomic_write_text(run_dir / f"eval_{split}.json", json.dumps(result, indent=1))
-    save_predictions(ranked, run_dir / f"detections_{split}.json")
+    result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on})
+    run.write_eval(split, result, checkpoint)
+    save_predictions(ranked, run.detections_path(split, checkpoint))
     return result

@@ -1,0 +1,89 @@
+"""Channel LayerNorm on (B, C, T) features: LayerNorm over C at every time step.
+
+Used by every paper here (DyFADet's and ActionFormer's "LayerNorm" on (B, C, T) tensors), and
+written for speed on CPU: torch's layer_norm wants the normalised dim last; on (B, C, T) that means
+transposed copies in and out, and every later op then reads a transposed layout, which on CPU costs
+more than the norm itself. So on CPU (`fastpath.cpu_kernels`) the norm works in the (B, C, T)
+layout, with its statistics by a matmul and a hand-written backward; elsewhere it is torch's
+layer_norm on the transposed tensor. Reference: `mgrec.model.reference.layer_norm`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mgrec.model import fastpath
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over channels at every time step of (B, C, T) features (no statistics over time).
+
+    The output has the input's dtype, on either path (statistics in at least float32).
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not fastpath.cpu_kernels(x):
+            normed = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.weight, self.bias, self.eps)
+            return normed.transpose(1, 2).to(x.dtype)  # autocast runs layer_norm in float32
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or self.bias.requires_grad):
+            return _ChannelLayerNormFunction.apply(x, self.weight, self.bias, self.eps)
+        # No gradient: skip the autograd.Function machinery (a fixed cost per call that is most of
+        # the time of an online update's small norms).
+        return _channel_layer_norm(x, self.weight, self.bias, self.eps)[0]
+
+
+def _at_least_float32(x: Tensor) -> Tensor:
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """LayerNorm over dim 1 of (B, C, T) -> (output, normalised input, 1 / std), in that layout.
+
+    Statistics are in at least float32 (as autocast does for layer_norm); the output has the
+    input's dtype.
+    """
+    wide = _at_least_float32(x)
+    centred = wide - wide.mean(dim=1, keepdim=True)
+    # The sum of squares over channels as a (1, C) x (C, T) product: on CPU a reduction over
+    # the strided channel axis (vector_norm, var) is much slower than square + matmul.
+    # (Outside autocast: the statistics stay in float32 under bf16 autocast too.)
+    averaging = centred.new_full((1, x.shape[1]), 1.0 / x.shape[1])
+    with torch.autocast(x.device.type, enabled=False):
+        variance = torch.matmul(averaging, centred.square())
+    rstd = variance.add_(eps).rsqrt_()
+    normed = centred.mul_(rstd)
+    # Two broadcast passes; addcmul with two broadcast operands is slower than both together.
+    out = (normed * weight.to(normed.dtype)[:, None]).add_(bias.to(normed.dtype)[:, None]).to(x.dtype)
+    return out, normed, rstd
+
+
+class _ChannelLayerNormFunction(torch.autograd.Function):
+    """`_channel_layer_norm` with the layer-norm gradient written out: the forward works in place
+    (fewer passes over memory), which autograd cannot differentiate through."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+        out, normed, rstd = _channel_layer_norm(x, weight, bias, eps)
+        ctx.save_for_backward(normed, rstd, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        normed, rstd, weight = ctx.saved_tensors
+        grad = grad_out.to(normed.dtype)
+        grad_weight = (grad * normed).sum(dim=(0, 2)).to(weight.dtype)
+        grad_bias = grad.sum(dim=(0, 2)).to(weight.dtype)
+        grad_normed = grad * weight.to(normed.dtype)[:, None]
+        # d/dx of (x - mean) * rstd: remove the gradient's mean and its projection on `normed`.
+        mean_grad = grad_normed.mean(dim=1, keepdim=True)
+        mean_proj = (grad_normed * normed).mean(dim=1, keepdim=True)
+        grad_x = (grad_normed - mean_grad).sub_(normed * mean_proj).mul_(rstd)
+        return grad_x.to(grad_out.dtype), grad_weight, grad_bias, None

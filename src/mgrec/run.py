@@ -1,0 +1,436 @@
+"""The run directory: what `mgrec train` writes and every other command reads, in one place.
+
+    RUN/
+      run.json                  format version of the directory (absent in runs of format 1)
+      config.yaml               the resolved config the run was trained with
+      classes.json              class names in label-id order
+      feature_recipe.json       how the training features were made (a feature sidecar), if known
+      postprocess.json          post-processing with the score threshold tuned on val
+      metrics.jsonl             one JSON object per line: train and val records per epoch
+      checkpoints/best.safetensors, last.safetensors   weights (and EMA weights under `ema.`)
+      checkpoints/last_state.pt everything `--resume` needs, in one file
+      eval_<split>.json, detections_<split>.json         outputs of `mgrec evaluate` (checkpoint best;
+      eval_<split>_last.json, detections_<split>_last.json  those of --checkpoint last)
+      report_<split>.html       output of `mgrec report`
+
+The files above `eval_` are the run itself (`RunDir.run_files`): only training writes them.
+The outputs may be rewritten by `evaluate` and `report`.
+
+Every writer is atomic (`mgrec.files`); every reader validates what it reads and turns any
+problem into an `InputError` naming the file. Nothing here executes code on load: YAML through
+`yaml.safe_load`, safetensors for weights, JSON for metadata, `torch.load(weights_only=True)` for
+the optimiser state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mgrec.config import Config, PostprocessConfig, load_config, save_config
+from mgrec.errors import InputError
+from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
+
+# 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
+# `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1).
+RUN_FORMAT_VERSION = 2
+CHECKPOINT_NAMES = ("best", "last")
+
+
+class RunDir:
+    """File names, validated readers and atomic writers of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # --- names ----------------------------------------------------------------------------
+
+    @property
+    def format_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def classes_path(self) -> Path:
+        return self.path / "classes.json"
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / "feature_recipe.json"
+
+    @property
+    def postprocess_path(self) -> Path:
+        return self.path / "postprocess.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def state_path(self) -> Path:
+        return self.checkpoints_dir / "last_state.pt"
+
+    def weights_path(self, checkpoint: str) -> Path:
+        _checkpoint_suffix(checkpoint)  # validates the name
+        return self.checkpoints_dir / f"{checkpoint}.safetensors"
+
+    def eval_path(self, split: str, checkpoint: str = "best") -> Path:
+        """Scores of `split`; a checkpoint other than the selected one gets its own file, so that
+        evaluating `last` never replaces the scores of `best`."""
+        return self.path / f"eval_{split}{_checkpoint_suffix(checkpoint)}.json"
+
+    def detections_path(self, split: str, checkpoint: str = "best") -> Path:
+        return self.path / f"detections_{split}{_checkpoint_suffix(checkpoint)}.json"
+
+    def report_path(self, split: str) -> Path:
+        return self.path / f"report_{split}.html"
+
+    def run_files(self) -> list[Path]:
+        """The files that make the run (written by training only; no other command may replace them)."""
+        return [self.format_path, self.config_path, self.classes_path, self.recipe_path, self.postprocess_path,
+                self.metrics_path, self.state_path, *(self.weights_path(name) for name in CHECKPOINT_NAMES)]
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    # --- state ----------------------------------------------------------------------------
+    # A training's commit point is `last_state.pt` (model, EMA, optimiser, epoch: one atomic file):
+    # `last.safetensors` and `best.safetensors` are written before it in each epoch, so after a kill
+    # anywhere the state file names the last epoch that is complete, and `--resume` replays from
+    # there. Without a state file nothing is resumable, and a fresh start may write over the rest.
+
+    def has_training(self) -> bool:
+        """Whether a training has committed an epoch here (a fresh start would destroy it)."""
+        return self.state_path.exists()
+
+    def can_resume(self) -> bool:
+        return self.state_path.exists()
+
+    def require_finished(self, checkpoint: str = "best") -> None:
+        """Refuse a folder that is not a finished run (before anything is loaded from it)."""
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: not a run directory (no such folder)")
+        for path in (self.config_path, self.classes_path, self.weights_path(checkpoint)):
+            if not path.exists():
+                raise InputError(f"{self.path} is not a finished mgrec run: {path.relative_to(self.path)} is missing")
+
+    def check_fresh_start(self, inputs: list[Path]) -> None:
+        """Refuse a fresh training in a folder whose files are not an earlier start of a run, or that
+        would overwrite a file the training reads (its config, its annotations)."""
+        if self.has_training():
+            raise InputError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+        own = {path.resolve() for path in self.run_files()}
+        for path in inputs:
+            if Path(path).resolve() in own:
+                raise InputError(f"{path} is one of the files training writes into {self.path}; "
+                                 "choose another --out (training never overwrites its own inputs)")
+        if self.config_path.exists() and not self.format_path.exists():
+            raise InputError(f"{self.config_path} was not written by mgrec train (no run.json beside it); "
+                             "choose another --out, training would overwrite it")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for one process (a training): a second one refuses instead of interleaving
+        checkpoints and metrics. The OS releases the lock when the process dies, so a killed run
+        leaves no stale lock; the file only says who holds it."""
+        import fcntl
+
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read(200).strip() or "another process"
+                raise InputError(
+                    f"{self.path} is in use by {holder}; wait for it to finish or use another --out"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+            # A run that stopped before writing anything (bad data, bad config) leaves no folder behind.
+            if created and [p.name for p in self.path.iterdir()] == [self.lock_path.name]:
+                self.lock_path.unlink()
+                self.path.rmdir()
+
+    def remove_temporary_files(self) -> None:
+        """Half-written files of a killed writer (never read; `mgrec.files` names them `.NAME.*.tmp`)."""
+        for folder in (self.path, self.checkpoints_dir):
+            if folder.is_dir():
+                for leftover in folder.glob(".*.tmp"):
+                    leftover.unlink(missing_ok=True)
+
+    # --- readers --------------------------------------------------------------------------
+
+    def read_format_version(self) -> int:
+        if not self.format_path.exists():
+            return 1
+        raw = read_json(self.format_path, "run format")
+        version = raw.get("format") if isinstance(raw, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InputError(f"{self.format_path} [format]: expected a positive integer (the run-format version)")
+        if version > RUN_FORMAT_VERSION:
+            raise InputError(
+                f"{self.path} has run format {version}; this mgrec reads formats up to "
+                f"{RUN_FORMAT_VERSION}: upgrade mgrec to use this run"
+            )
+        return version
+
+    def read_config(self) -> Config:
+        if not self.config_path.is_file():
+            raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
+        return load_config(self.config_path)
+
+    def read_classes(self, expected_count: int | None = None) -> list[str]:
+        classes = read_json(self.classes_path, "class list")
+        if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+            raise InputError(f"{self.classes_path}: expected a non-empty JSON list of class names")
+        if expected_count is not None and len(classes) != expected_count:
+            raise InputError(
+                f"{self.classes_path}: {len(classes)} class names, but the run's config.yaml has "
+                f"model.num_classes={expected_count}"
+            )
+        return classes
+
+    def read_postprocess(self, config: Config) -> PostprocessConfig:
+        """The config's post-processing with the score threshold tuned on val (when training tuned one)."""
+        tuned = self.read_tuning()
+        if tuned is None:
+            return config.postprocess
+        return replace(config.postprocess, score_threshold=tuned["score_threshold"])
+
+    def read_tuning(self) -> dict | None:
+        """postprocess.json: {score_threshold, tuned_on, selected_epoch, ...}, or None when absent."""
+        if not self.postprocess_path.exists():
+            return None
+        tuned = read_json(self.postprocess_path, "post-processing")
+        threshold = tuned.get("score_threshold") if isinstance(tuned, dict) else None
+        if not is_number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise InputError(
+                f"{self.postprocess_path} [score_threshold]: expected a number in [0, 1] (the threshold tuned on val)"
+            )
+        return {**tuned, "score_threshold": float(threshold)}
+
+    def read_weights(self, checkpoint: str = "best", use_ema: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+        """State dict of a checkpoint (its EMA copy when present and `use_ema`) and its metadata."""
+        return read_weights_file(self.weights_path(checkpoint), use_ema)
+
+    def read_training_state(self) -> dict:
+        try:
+            return torch.load(self.state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
+            raise InputError(
+                f"training state {self.state_path} cannot be read ({exc}); delete it to restart the run"
+            ) from None
+
+    def read_metrics(self, drop_incomplete_last_line: bool = False) -> list[dict]:
+        """The records of metrics.jsonl, each a JSON object with `kind` and `epoch`.
+
+        A run killed while writing leaves an incomplete last line; `drop_incomplete_last_line`
+        lets `--resume` ignore it (that epoch is trained again), any other bad line is an error.
+        """
+        if not self.metrics_path.exists():
+            return []
+        try:
+            lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{self.metrics_path}: cannot read the metrics log ({exc})") from None
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if drop_incomplete_last_line and number == len(lines):
+                    break
+                raise InputError(f"{self.metrics_path}:{number}: not a JSON object") from None
+            if not isinstance(record, dict) or "kind" not in record or not isinstance(record.get("epoch"), int):
+                raise InputError(
+                    f"{self.metrics_path}:{number}: expected a JSON object with 'kind' and an integer 'epoch'"
+                )
+            records.append(record)
+        return records
+
+    # --- writers (training) ---------------------------------------------------------------
+
+    def write_format(self) -> None:
+        atomic_write_text(self.format_path, json.dumps({"format": RUN_FORMAT_VERSION}, indent=1))
+
+    def write_config(self, config: Config) -> None:
+        save_config(config, self.config_path)
+
+    def write_classes(self, classes: list[str]) -> None:
+        atomic_write_text(self.classes_path, json.dumps(classes, indent=1))
+
+    def write_recipe(self, recipe: dict) -> None:
+        atomic_write_text(self.recipe_path, json.dumps(recipe, indent=1))
+
+    def write_tuning(self, tuning: dict) -> None:
+        atomic_write_text(self.postprocess_path, json.dumps(tuning, indent=1))
+
+    def write_weights(
+        self, checkpoint: str, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict
+    ) -> None:
+        write_weights_file(self.weights_path(checkpoint), model, ema, metadata)
+
+    def write_training_state(self, state: dict) -> None:
+        atomic_write(self.state_path, lambda temp: torch.save(state, temp))
+
+    def append_metrics(self, record: dict) -> None:
+        """One line of metrics.jsonl. Non-finite numbers are written as null (bare NaN is not JSON)."""
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(clean, allow_nan=False) + "\n")
+
+    def keep_metrics_before(self, epoch: int) -> None:
+        """Drop metrics of epochs >= `epoch` (logged by a run killed before it checkpointed them), so
+        that a resumed run's log has each epoch once; an incomplete last line is dropped too."""
+        if not self.metrics_path.exists():
+            return
+        kept = [r for r in self.read_metrics(drop_incomplete_last_line=True) if r["epoch"] < epoch]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write_for_inference(
+        self,
+        config: Config,
+        classes: list[str],
+        model: torch.nn.Module,
+        score_threshold: float | None = None,
+        recipe: dict | None = None,
+    ) -> None:
+        """The files detection reads, for a model trained elsewhere (tests, benchmarks, imported
+        weights): format, config, classes, `best` weights, and the score threshold when given."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write_format()
+        self.write_config(config)
+        self.write_classes(classes)
+        self.write_weights("best", model, None, {"epoch": 0})
+        if score_threshold is not None:
+            tuning = {**dataclasses.asdict(config.postprocess), "score_threshold": score_threshold, "tuned_on": None}
+            self.write_tuning(tuning)
+        if recipe is not None:
+            self.write_recipe(recipe)
+
+    # --- writers (outputs) ----------------------------------------------------------------
+
+    def write_eval(self, split: str, result: dict, checkpoint: str = "best") -> Path:
+        path = self.eval_path(split, checkpoint)
+        atomic_write_text(path, json.dumps(result, indent=1))
+        return path
+
+
+def _checkpoint_suffix(checkpoint: str) -> str:
+    if checkpoint not in CHECKPOINT_NAMES:
+        raise InputError(f"checkpoint {checkpoint!r}: expected one of {', '.join(CHECKPOINT_NAMES)}")
+    return "" if checkpoint == "best" else f"_{checkpoint}"
+
+
+# --------------------------------------------------------------------------------------------
+# Weights files (safetensors); also used for files outside a run directory
+
+
+def write_weights_file(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict) -> None:
+    """Model weights (and EMA weights under the prefix `ema.`) in one safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
+    meta = {"mgrec": json.dumps({**metadata, "run_format": RUN_FORMAT_VERSION})}
+    atomic_write(path, lambda temp: save_file(tensors, temp, metadata=meta))
+
+
+def read_weights_file(path: Path, use_ema: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    """State dict (the EMA copy when present and `use_ema`) and the metadata stored with it.
+
+    Every tensor must be floating point (or bool/integer buffers) and finite: a NaN checkpoint
+    would otherwise load and silently detect nothing.
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("mgrec", "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"checkpoint {path} is not a readable safetensors file: {exc}") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"checkpoint {path}: its 'mgrec' metadata is not a JSON object")
+    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    plain = {k: v for k, v in tensors.items() if not k.startswith("ema.")}
+    state = ema if use_ema and ema else plain
+    for key, tensor in state.items():
+        if tensor.dtype.is_floating_point and not bool(torch.isfinite(tensor).all()):
+            raise InputError(
+                f"checkpoint {path}: tensor {key} holds NaN or infinite values; the training that wrote it diverged"
+            )
+    return state, meta
+
+
+def load_into(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    source: Path,
+    upgrade: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> None:
+    """Load a state dict (after `upgrade`, which renames the keys of older formats), turning
+    mismatches of keys, shapes or dtypes into a clear error about the configuration."""
+    if upgrade is not None:
+        state = upgrade(state)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    wrong_type = sorted(k for k in set(own) & set(state) if own[k].dtype != state[k].dtype)
+    if missing or unexpected or wrong or wrong_type:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            details.append(
+                f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
+            )
+        if wrong_type:
+            k = wrong_type[0]
+            details.append(
+                f"{len(wrong_type)} with other dtypes (e.g. {k}: file {state[k].dtype}, model {own[k].dtype})"
+            )
+        raise InputError(
+            f"checkpoint {source} does not fit the model built from the run's config: {'; '.join(details)}. "
+            "Was it written by another model configuration?"
+        )
+    model.load_state_dict(state)

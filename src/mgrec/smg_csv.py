@@ -1,0 +1,205 @@
+"""SMG-style CSV files: the challenge's label format, for annotations and for predictions alike.
+
+One file per video, no header, one row per micro-gesture:
+
+    class,start_frame,end_frame[,score]
+
+with the class numbered 1..K as in the SMG label files (in memory label_id = class - 1) and
+absolute frame indices of the video. The organisers' `SampleXXXX/SampleXXXX_finelabels.csv` files
+have the three columns; prediction files may add a score.
+
+This module is the one place that reads and writes the format: the annotation reader
+(`mgrec.data.annotations.read_smg_labels`), the prediction reader (`mgrec.evaluate.predictions`)
+and `mgrec detect --format smg` all come here. It sits at the bottom layer (it knows records and
+the frame clock, nothing above), so that data, evaluate and infer may all import it.
+
+The two readers differ on purpose in what they accept:
+- `read_label_file` (annotations): exactly three whole-number columns split on commas, no
+  negative frames, frame numbers below `MAX_FRAME`, and a header row is named as such;
+- `read_prediction_file` (predictions, possibly from other tools): parsed as CSV (quoted cells),
+  three or four columns (the same count on every row; without a score every score is 1.0).
+Every problem is an `InputError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from mgrec.errors import InputError, where
+from mgrec.files import atomic_open, decode_utf8
+from mgrec.records import Detection
+from mgrec.timeline import FeatureGrid
+
+# Frame numbers past this are typos or corruption (2**53 is where floats stop holding every integer).
+MAX_FRAME = 2**53
+
+
+class SmgRow(NamedTuple):
+    """One row of an SMG-style file, as written there."""
+
+    line: int  # 1-based line number in the file
+    class_number: int  # 1..K
+    start_frame: int
+    end_frame: int
+    score: float = 1.0  # the optional fourth column of prediction files
+
+
+# ---------------------------------------------------------------------------------------------
+# Label files (annotations) and the SampleXXXX_data.csv next to them
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, stripped cells) of every non-blank line of a small CSV file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    for number, line in enumerate(decode_utf8(path, data).splitlines(), start=1):
+        if line.strip():
+            yield number, [cell.strip() for cell in line.split(",")]
+
+
+def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
+    try:
+        values = [int(cell) for cell in cells]
+        if any(abs(v) > MAX_FRAME for v in values):
+            raise InputError(f"{path}:{line}: number out of range in {','.join(cells)} (expected {names})")
+        return values
+    except ValueError:
+        if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
+            raise InputError(
+                f"{path}:{line}: looks like a header row ({','.join(cells)}); SMG files have no header, "
+                f"every row is {names}"
+            ) from None
+        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {','.join(cells)}") from None
+
+
+def read_label_file(path: Path, num_classes: int) -> list[SmgRow]:
+    """A label file (`SampleXXXX_finelabels.csv`): `class(1..K),start_frame,end_frame` rows."""
+    rows = []
+    names = f"class(1..{num_classes}),start_frame,end_frame"
+    for line, cells in _csv_rows(path):
+        if len(cells) != 3:
+            raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}")
+        label, start, end = _integers(path, line, cells, names)
+        if not 1 <= label <= num_classes:
+            raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}")
+        if start < 0:
+            raise InputError(f"{path}:{line}: start frame {start} is negative")
+        if start >= end:
+            raise InputError(f"{path}:{line}: start frame {start} is not before end frame {end}")
+        rows.append(SmgRow(line, label, start, end))
+    return rows
+
+
+def read_data_file(path: Path) -> tuple[int, float]:
+    """SampleXXXX_data.csv: one row `numFrames,fps,maxDepth` -> (num_frames, fps)."""
+    rows = list(_csv_rows(path))
+    if len(rows) != 1:
+        raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}")
+    line, cells = rows[0]
+    if len(cells) != 3:
+        raise InputError(f"{path}:{line}: expected 3 columns numFrames,fps,maxDepth, found {len(cells)}")
+    num_frames = _integers(path, line, cells[:1], "numFrames,fps,maxDepth")[0]
+    try:
+        fps = float(cells[1])
+    except ValueError:
+        raise InputError(f"{path}:{line}: fps {cells[1]!r} is not a number") from None
+    if num_frames <= 0 or not math.isfinite(fps) or fps <= 0:
+        raise InputError(f"{path}:{line}: numFrames and fps must be positive, got {num_frames} and {cells[1]}")
+    return num_frames, fps
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction files
+
+
+def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
+    """A prediction file: `class(1..K),start_frame,end_frame[,score]` rows (score 1.0 when absent)."""
+    rows: list[SmgRow] = []
+    columns_seen: int | None = None
+    try:
+        text = file.read_bytes().decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = []
+    try:
+        for cells in reader:
+            lines.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise InputError(
+            f"{file}:{reader.line_num}: not a row of class,start_frame,end_frame[,score] ({exc})"
+        ) from None
+    for line_number, row in lines:
+        if not row or all(not cell.strip() for cell in row):
+            continue  # blank line, no data
+        location = where(file, line=line_number)
+        if len(row) not in (3, 4):
+            raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns")
+        if columns_seen is not None and len(row) != columns_seen:
+            raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
+        columns_seen = len(row)
+        try:
+            class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
+        except ValueError:
+            raise InputError(f"{location}: class, start_frame and end_frame must be integers, got {row[:3]}") from None
+        if not 1 <= class_number <= num_classes:
+            raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}")
+        if start_frame >= end_frame:
+            raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
+        score = 1.0
+        if len(row) == 4:
+            try:
+                score = float(row[3])
+            except ValueError:
+                raise InputError(f"{location}: score must be a number, got {row[3]!r}") from None
+            if not math.isfinite(score):
+                raise InputError(f"{location}: score must be finite, got {row[3]!r}")
+        rows.append(SmgRow(line_number, class_number, start_frame, end_frame, score))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_smg_labels(
+    detections_by_video: Mapping[str, list[Detection]],
+    out_dir: str | Path,
+    fps: float | Mapping[str, float],
+    with_scores: bool = False,
+) -> list[Path]:
+    """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv`.
+
+    Rows are `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th
+    `score` column when `with_scores`; sorted by start frame. Frames are the detection's own
+    frames when set, else round(seconds * fps); `fps` is one rate for all videos or a mapping
+    video id -> fps. The folder layout matches SMG's, so the files (without scores) read back with
+    `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`. A video with no detections gets an
+    empty file. Each file is written atomically. Returns the paths written.
+    """
+    written = []
+    for video_id in sorted(detections_by_video):
+        video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
+        clock = FeatureGrid(fps=video_fps, stride=1, window=1)
+        rows = []
+        for det in detections_by_video[video_id]:
+            if det.start_frame is not None and det.end_frame is not None:
+                start, end = det.start_frame, det.end_frame
+            else:
+                start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
+            rows.append((start, end, det.label_id + 1, det.score))
+        rows.sort(key=lambda row: row[:3])
+        path = Path(out_dir) / video_id / f"{video_id}_finelabels.csv"
+        with atomic_open(path) as handle:
+            for start, end, label, score in rows:
+                handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")
+        written.append(path)
+    return written

@@ -1,0 +1,93 @@
+"""One training step: batch -> forward -> targets -> loss -> backward -> clip -> optimiser -> EMA.
+
+The training loop calls it, and the speed benchmark (`benchmarks/speed.py`) times it, so the
+benchmark measures exactly what training runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from mgrec.config import Config
+from mgrec.data.datasets import Batch
+from mgrec.devices import autocast_dtype
+from mgrec.train.assign import Points, assign_batch
+from mgrec.train.losses import DetectionLoss, LossParts
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA warm-up: early steps average fast so a short schedule does not keep the random init."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    ema_params = [p for p in ema.state_dict().values() if p.dtype.is_floating_point]
+    params = [p for p in model.state_dict().values() if p.dtype.is_floating_point]
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up from 0, then cosine decay to 0, per iteration."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class TrainStep:
+    """Everything one optimisation step needs; `step(batch)` runs it and returns the loss parts.
+
+    `network` is what runs the forward pass (the model itself, or its DistributedDataParallel
+    wrapper); `model` holds the parameters that are clipped and averaged into `ema`.
+    Under DDP every process gets the same global batch and trains on its share (rank::world).
+    """
+
+    model: torch.nn.Module
+    network: torch.nn.Module
+    ema: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    criterion: DetectionLoss
+    points: Points
+    config: Config
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    steps_done: int = 0
+
+    def __call__(self, batch: Batch) -> LossParts:
+        train, num_classes = self.config.train, self.config.model.num_classes
+        share = slice(self.rank, None, self.world)
+        x, mask = batch.features[share].to(self.device), batch.mask[share].to(self.device)
+        dtype = autocast_dtype(self.device, train.precision)
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = self.network(x, mask)
+        cls_logits = torch.cat(out.cls_logits, dim=1).float()
+        offsets = torch.cat(out.offsets, dim=1).float()
+        valid = torch.cat(out.masks, dim=1)
+        targets = assign_batch(self.points, [s.to(self.device) for s in batch.segments[share]],
+                               [lab.to(self.device) for lab in batch.labels[share]],
+                               num_classes, train.center_radius, valid)
+        num_pos = None
+        if self.world > 1:
+            num_pos = targets.positive.sum().float()
+            dist.all_reduce(num_pos)
+        parts = self.criterion(cls_logits, offsets, targets.cls_targets, targets.reg_targets, targets.positive,
+                               valid, num_pos_override=num_pos)
+        self.optimizer.zero_grad(set_to_none=True)
+        # DDP averages gradients over processes; the loss is a sum over the global batch
+        (parts.total * self.world).backward()
+        if train.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_grad)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        update_ema(self.ema, self.model, ema_decay_at(self.steps_done, train.ema_decay))
+        self.steps_done += 1
+        return parts

@@ -1,0 +1,111 @@
+"""tIoU, the two threshold comparisons and greedy one-to-one matching: hand cases and brute force."""
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mgrec.evaluate.matching import (
+    greedy_match,
+    same_class_tiou,
+    tiou,
+    tiou_above,
+    tiou_at_least,
+    tiou_matrix,
+)
+from mgrec.records import Detection, Segment
+
+
+def test_tiou_values():
+    assert tiou(0, 10, 5, 15) == pytest.approx(5 / 15)
+    assert tiou(0, 10, 2, 4) == pytest.approx(0.2)  # contained
+    assert tiou(0, 10, 10, 20) == 0.0  # touching
+    assert tiou(0, 10, 12, 20) == 0.0  # apart
+    assert tiou(3, 3, 3, 3) == 0.0  # empty
+
+
+def exact_tiou(a, b):
+    intersection = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - intersection
+    return Fraction(intersection, union) if union else Fraction(0)
+
+
+def test_tiou_matrix_equals_exact_fractions():
+    rng = np.random.default_rng(0)
+    a = np.sort(rng.integers(0, 20, size=(7, 2)), axis=1)
+    b = np.sort(rng.integers(0, 20, size=(5, 2)), axis=1)
+    expected = [[float(exact_tiou(x, y)) for y in b.tolist()] for x in a.tolist()]
+    np.testing.assert_allclose(tiou_matrix(a, b), expected, rtol=0, atol=1e-12)
+    assert tiou_matrix(a[:1], b).shape == (1, 5)
+    assert tiou_matrix(np.zeros((0, 2)), b).shape == (0, 5)
+
+
+def test_comparisons_forgive_the_rounding_of_seconds_only():
+    # Frames [2, 12] and [2, 5] at 28 fps: exactly 0.3 in frames, 0.30000000000000004 in seconds.
+    rounded_up = tiou(2 / 28, 12 / 28, 2 / 28, 5 / 28)
+    assert rounded_up > 0.3 and not tiou_above(rounded_up, 0.3)
+    assert tiou_at_least(np.nextafter(0.5, 0.0), 0.5) and not tiou_above(0.5, 0.5)
+    assert tiou_above(0.3001, 0.3) and not tiou_at_least(0.4999, 0.5)
+
+
+def test_same_class_tiou_never_matches_across_classes():
+    a = [Segment("v", 0.0, 10.0, 0, "a"), Segment("v", 0.0, 10.0, 1, "b")]
+    b = [Detection("v", 0.0, 10.0, 1, "b", 0.9)]
+    overlaps = same_class_tiou(a, b)
+    assert overlaps[1, 0] == 1.0 and overlaps[0, 0] == -np.inf
+    assert not tiou_at_least(overlaps[0, 0], 0.0) and not tiou_above(overlaps[0, 0], -1.0)
+    assert same_class_tiou([], b).shape == (0, 1)
+
+
+def test_rows_in_order_each_take_their_best_free_column():
+    overlaps = np.array([[0.6, 0.9], [0.2, 0.95]])
+    # Row 0 goes first and takes column 1 though row 1 overlaps it more; row 1 has nothing left above 0.3.
+    assert greedy_match(overlaps, overlaps > 0.3) == [(0, 1)]
+    # The pair that overlaps most first: (1, 1), then row 0 takes column 0.
+    assert greedy_match(overlaps, overlaps > 0.3, best_pair_first=True) == [(1, 1), (0, 0)]
+
+
+def test_ties_go_to_the_lower_column_then_the_lower_row():
+    overlaps = np.full((2, 2), 0.5)
+    assert greedy_match(overlaps, overlaps > 0.3) == [(0, 0), (1, 1)]
+    assert greedy_match(overlaps, overlaps > 0.3, best_pair_first=True) == [(0, 0), (1, 1)]
+    assert greedy_match(np.zeros((0, 3)), np.zeros((0, 3), dtype=bool)) == []
+
+
+def brute_rows_in_order(overlaps, hits):
+    taken, pairs = set(), []
+    for row in range(overlaps.shape[0]):
+        free = [c for c in range(overlaps.shape[1]) if hits[row, c] and c not in taken]
+        if free:
+            column = max(free, key=lambda c: (overlaps[row, c], -c))
+            taken.add(column)
+            pairs.append((row, column))
+    return pairs
+
+
+def brute_best_pair_first(overlaps, hits):
+    pairs = []
+    candidates = [(r, c) for r, c in itertools.product(*map(range, overlaps.shape)) if hits[r, c]]
+    while candidates:
+        row, column = min(candidates, key=lambda rc: (-overlaps[rc], rc[0], rc[1]))
+        pairs.append((row, column))
+        candidates = [(r, c) for r, c in candidates if r != row and c != column]
+    return pairs
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 6), st.integers(0, 6)),
+    data=st.data(),
+    threshold=st.sampled_from([0.0, 0.3, 0.5]),
+)
+def test_greedy_match_equals_the_plain_loops(shape, data, threshold):
+    values = st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.75, 1.0])  # small grids: ties are common
+    overlaps = np.array(data.draw(st.lists(values, min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])))
+    overlaps = overlaps.reshape(shape)
+    hits = tiou_at_least(overlaps, threshold)
+    assert greedy_match(overlaps, hits) == brute_rows_in_order(overlaps, hits)
+    assert greedy_match(overlaps, hits, best_pair_first=True) == brute_best_pair_first(overlaps, hits)

@@ -1,0 +1,45 @@
+"""The mask contract's helpers: masked statistics and downsampling, hand-computed."""
+
+import torch
+from tests.model.helpers import prefix_mask
+
+from mgrec.model.masking import MaskedConv1d, downsample, masked_max, masked_mean, max_over
+
+
+def test_masked_mean_and_max_ignore_padding():
+    x = torch.tensor([[[1.0, -2.0, 3.0, 100.0], [-5.0, -1.0, -3.0, 50.0]]])
+    mask = prefix_mask([3], 4)
+    assert torch.allclose(masked_mean(x, mask).squeeze(), torch.tensor([2.0 / 3.0, -3.0]))
+    assert torch.equal(masked_max(x, mask).squeeze(), torch.tensor([3.0, -1.0]))
+
+
+def test_masked_max_of_empty_sequence_is_zero_not_inf():
+    x = torch.randn(1, 3, 4)
+    assert torch.equal(masked_max(x, torch.zeros(1, 1, 4, dtype=torch.bool)), torch.zeros(1, 3, 1))
+
+
+def test_max_over_gives_the_same_values_and_gradients_with_and_without_grad():
+    x = torch.tensor([[[1.0, 5.0, 2.0], [-3.0, -1.0, -2.0]]], requires_grad=True)
+    with torch.no_grad():
+        assert torch.equal(max_over(x, -1), torch.tensor([[[5.0], [-1.0]]]))
+    max_over(x, -1).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]]))
+
+
+def test_downsample_pools_only_real_positions():
+    # Real length 5 (odd): the window of output 2 covers inputs 3, 4 and the first padded step.
+    x = torch.tensor([[[-4.0, -3.0, -7.0, -1.0, -6.0, 0.0, 0.0, 0.0]]])
+    mask = prefix_mask([5], 8)
+    pooled, new_mask = downsample(x, mask)
+    # windows (pad -inf at the start): [-inf,-4,-3], [-3,-7,-1], [-1,-6,pad]; output 3 is padding.
+    assert torch.equal(pooled, torch.tensor([[[-3.0, -1.0, -1.0, 0.0]]]))
+    assert torch.equal(new_mask, torch.tensor([[[True, True, True, False]]]))
+
+
+def test_masked_conv_is_zero_at_padding_despite_its_bias():
+    torch.manual_seed(0)
+    conv = MaskedConv1d(3, 4, 3)
+    mask = prefix_mask([5], 8)
+    out = conv(torch.randn(1, 3, 8) * mask, mask)
+    assert torch.equal(out[..., 5:], torch.zeros(1, 4, 3))
+    assert torch.all(out[..., :5] != 0)

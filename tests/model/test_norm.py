@@ -1,0 +1,68 @@
+"""The channel LayerNorm, on both of its paths (mgrec.model.fastpath), against torch's layer_norm."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mgrec.model import fastpath, reference
+from mgrec.model.norm import ChannelLayerNorm
+
+PATHS = pytest.mark.parametrize("cpu_kernels", [True, False], ids=["cpu-kernels", "plain"])
+
+
+@PATHS
+def test_channel_layer_norm_normalises_each_time_step_over_channels(cpu_kernels):
+    torch.manual_seed(0)
+    norm = ChannelLayerNorm(6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(2, 6, 5)
+    with fastpath.forced(cpu_kernels):
+        out = norm(x)
+        # Statistics are per time step: changing one step leaves the others alone.
+        y = x.clone()
+        y[:, :, 4] = 1000.0
+        assert torch.allclose(norm(y)[..., :4], out[..., :4], atol=1e-6)
+    assert torch.allclose(out, reference.layer_norm(norm, x), atol=1e-6)
+
+
+@PATHS
+def test_channel_layer_norm_is_accurate_under_bf16_autocast(cpu_kernels):
+    # Features far from zero: variance computed in bf16 would lose most of its digits.
+    torch.manual_seed(0)
+    norm = ChannelLayerNorm(64)
+    x = (torch.randn(2, 64, 50) * 3 + 100).bfloat16()
+    with fastpath.forced(cpu_kernels), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm(x)
+    expected = F.layer_norm(x.float().transpose(1, 2), (64,)).transpose(1, 2)
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), expected, atol=0.02)
+
+
+@PATHS
+def test_channel_layer_norm_gradients_match_the_native_layer_norm(cpu_kernels):
+    torch.manual_seed(0)
+    x = (torch.randn(2, 6, 5, dtype=torch.float64) * 3 + 1).requires_grad_()
+    upstream = torch.randn(2, 6, 5, dtype=torch.float64)
+    norm = ChannelLayerNorm(6).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(6, dtype=torch.float64) + 0.5)
+        norm.bias.copy_(torch.randn(6, dtype=torch.float64))
+    with fastpath.forced(cpu_kernels):
+        ours = torch.autograd.grad((norm(x) * upstream).sum(), (x, norm.weight, norm.bias))
+    native = torch.autograd.grad((reference.layer_norm(norm, x) * upstream).sum(), (x, norm.weight, norm.bias))
+    for a, b in zip(ours, native):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_the_cpu_kernels_run_on_cpu_tensors_unless_forced():
+    x = torch.zeros(1)
+    assert fastpath.cpu_kernels(x)
+    with fastpath.forced(False):
+        assert not fastpath.cpu_kernels(x)
+        with fastpath.forced(True):
+            assert fastpath.cpu_kernels(x)
+        assert not fastpath.cpu_kernels(x)
+    assert fastpath.cpu_kernels(x)
+    assert not fastpath.cpu_kernels(torch.zeros(1, device="meta"))

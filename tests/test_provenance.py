@@ -1,0 +1,113 @@
+"""The provenance record of result files: the commit of the source tree, the machine, the command."""
+
+import datetime
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+import mgrec
+from mgrec.provenance import campaign_name, describe_machine, git_commit, provenance, read_provenance
+
+REPO = Path(__file__).resolve().parents[1]
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A git checkout holding a package and a results folder, everything committed."""
+    root = tmp_path / "repo"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "__init__.py").write_text("")
+    (root / "benchmarks" / "results").mkdir(parents=True)
+    (root / "benchmarks" / "results" / "old.json").write_text("{}")
+    (root / ".gitignore").write_text(".venv/\n")
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "first")
+    return root
+
+
+@needs_git
+def test_the_commit_of_a_clean_checkout_then_dirty_after_a_change(checkout):
+    package = checkout / "src" / "pkg"
+    commit = git_commit(package)
+    assert re.fullmatch(r"[0-9a-f]{40}", commit)
+    # results written by a campaign do not make the code dirty, new or changed
+    (checkout / "benchmarks" / "results" / "new").mkdir()
+    (checkout / "benchmarks" / "results" / "new" / "speed.json").write_text("{}")
+    (checkout / "benchmarks" / "results" / "old.json").write_text('{"changed": 1}')
+    assert git_commit(package) == commit
+    # an untracked source file does
+    (package / "extra.py").write_text("")
+    assert git_commit(package) == commit + "+dirty"
+    (package / "extra.py").unlink()
+    # and so does a change to a tracked file
+    (package / "__init__.py").write_text("x = 1\n")
+    assert git_commit(package) == commit + "+dirty"
+
+
+@needs_git
+def test_no_commit_outside_a_checkout_or_in_its_ignored_files(tmp_path, checkout):
+    (tmp_path / "installed" / "pkg").mkdir(parents=True)
+    assert git_commit(tmp_path / "installed" / "pkg") is None
+    # a package installed into a virtual environment that lies inside some checkout is not that checkout's code
+    site = checkout / ".venv" / "lib" / "site-packages" / "pkg"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("")
+    assert git_commit(site) is None
+
+
+def test_the_record_has_every_field():
+    record = provenance(["python", "benchmarks/speed.py", "--json", "a b.json"], threads=3, device="cpu")
+    assert set(record) == {"command", "date", "git_commit", "machine", "torch", "threads", "mgrec"}
+    assert record["command"] == "python benchmarks/speed.py --json 'a b.json'"
+    date = datetime.datetime.fromisoformat(record["date"])
+    assert date.utcoffset() == datetime.timedelta(0)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - date).total_seconds()) < 60
+    assert record["threads"] == 3 and record["torch"] == torch.__version__ and record["mgrec"] == mgrec.__version__
+    assert record["machine"] == describe_machine() and "logical CPUs" in record["machine"]
+    assert provenance("mgrec demo")["command"] == "mgrec demo"
+    assert provenance([])["threads"] == torch.get_num_threads()
+
+
+@needs_git
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="the tests do not run from a git checkout")
+def test_the_record_of_this_checkout_names_its_commit():
+    commit = provenance([])["git_commit"]
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit), commit
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert commit.removesuffix("+dirty") == head.stdout.strip()
+
+
+def test_reading_results_written_before_the_record():
+    old = {"model": "mgrec", "command": "python benchmarks/speed.py", "date": "2026-11-26T01:28:10+00:00",
+           "machine": "AMD EPYC", "torch_version": "2.13.0+cpu", "threads": 2}
+    assert read_provenance(old) == {"command": "python benchmarks/speed.py", "date": "2026-11-26T01:28:10+00:00",
+                                    "git_commit": None, "machine": "AMD EPYC", "torch": "2.13.0+cpu", "threads": 2,
+                                    "mgrec": None}
+    new = {"provenance": provenance(["x"])}
+    assert read_provenance(new) is new["provenance"]
+
+
+def test_campaign_folder_names():
+    record = {"date": "2026-11-26T01:28:10+00:00", "git_commit": "aef645c" + "0" * 33}
+    assert campaign_name("speed-cpu", record) == "2026-11-26_aef645c_speed-cpu"
+    dirty = record | {"git_commit": "aef645c" + "0" * 33 + "+dirty"}
+    assert campaign_name("load", dirty) == "2026-11-26_aef645c-dirty_load"
+    assert campaign_name("gpu", record | {"git_commit": None}) == "2026-11-26_nogit_gpu"
+
+
+def test_the_command_line_prints_a_campaign_name(capsys):
+    from mgrec.provenance import main
+
+    main(["speed-cpu"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_([0-9a-f]{7}(-dirty)?|nogit)_speed-cpu\n", capsys.readouterr().out)

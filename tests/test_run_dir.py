@@ -1,0 +1,118 @@
+"""The run directory module: names, validated readers, atomic writers, the lock and the commit point."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mgrec.config import Config, save_config
+from mgrec.errors import InputError
+from mgrec.run import RUN_FORMAT_VERSION, RunDir, load_into, read_weights_file, write_weights_file
+
+
+def test_outputs_of_another_checkpoint_never_replace_those_of_best(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.eval_path("test") != run.eval_path("test", "last")
+    assert run.detections_path("test") != run.detections_path("test", "last")
+    assert run.eval_path("test") not in run.run_files()
+    with pytest.raises(InputError, match="expected one of best, last"):
+        run.weights_path("../../x")
+
+
+def test_the_lock_refuses_a_second_holder_and_is_free_again_afterwards(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with run.lock():
+        assert "pid" in run.lock_path.read_text()
+        with pytest.raises(InputError, match="is in use by pid"):
+            with RunDir(tmp_path / "run").lock():
+                pass
+    with run.lock():  # released by the first holder
+        pass
+
+
+def test_a_fresh_start_refuses_a_committed_run_and_a_hand_written_config(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.check_fresh_start([])  # nothing there yet
+    run.path.mkdir()
+    save_config(Config(), run.config_path)  # the user's own config, not a run's
+    with pytest.raises(InputError, match="was not written by mgrec train"):
+        run.check_fresh_start([])
+    with pytest.raises(InputError, match="one of the files training writes"):
+        run.check_fresh_start([run.config_path])
+    run.write_format()
+    run.check_fresh_start([])  # an earlier start of mgrec that never committed an epoch
+    run.checkpoints_dir.mkdir()
+    torch.save({"epoch": 0}, run.state_path)
+    with pytest.raises(InputError, match="pass --resume"):
+        run.check_fresh_start([])
+
+
+def test_weights_without_a_committed_state_do_not_block_a_fresh_start(tmp_path):
+    # A kill between last.safetensors and last_state.pt of the first epoch: nothing to resume, and
+    # a fresh start must be possible.
+    run = RunDir(tmp_path)
+    run.write_format()
+    run.write_weights("last", nn.Linear(2, 2), None, {"epoch": 0})
+    assert not run.can_resume() and not run.has_training()
+    run.check_fresh_start([])
+
+
+def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_resume(tmp_path):
+    run = RunDir(tmp_path)
+    run.append_metrics({"kind": "train", "epoch": 0, "loss": math.nan})
+    run.append_metrics({"kind": "train", "epoch": 1, "loss": 1.0})
+    assert json.loads(run.metrics_path.read_text().splitlines()[0])["loss"] is None
+    with open(run.metrics_path, "a") as handle:
+        handle.write('{"kind": "train", "ep')  # killed mid-line
+    with pytest.raises(InputError, match=r"metrics.jsonl:3: not a JSON object"):
+        run.read_metrics()
+    run.keep_metrics_before(1)
+    assert [r["epoch"] for r in run.read_metrics()] == [0]
+
+
+def test_weights_with_nan_are_refused_and_dtypes_must_match(tmp_path):
+    model = nn.Linear(3, 2)
+    path = tmp_path / "w.safetensors"
+    write_weights_file(path, model, None, {"epoch": 0})
+    state, meta = read_weights_file(path)
+    assert meta["run_format"] == RUN_FORMAT_VERSION
+    load_into(nn.Linear(3, 2), state, path)
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    write_weights_file(path, model, None, {"epoch": 0})
+    with pytest.raises(InputError, match="NaN or infinite"):
+        read_weights_file(path)
+    with pytest.raises(InputError, match="other dtypes"):
+        load_into(nn.Linear(3, 2), {k: v.double() for k, v in nn.Linear(3, 2).state_dict().items()}, path)
+
+
+def test_upgrade_runs_before_the_key_check(tmp_path):
+    state = {"old_weight": torch.zeros(2, 3), "bias": torch.zeros(2)}
+    model = nn.Linear(3, 2)
+    load_into(model, state, tmp_path, upgrade=lambda s: {k.replace("old_", ""): v for k, v in s.items()})
+    assert torch.equal(model.weight, torch.zeros(2, 3))
+
+
+def test_run_format_versions(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.read_format_version() == 1  # runs written before run.json existed
+    run.write_format()
+    assert run.read_format_version() == RUN_FORMAT_VERSION
+    run.format_path.write_text(json.dumps({"format": RUN_FORMAT_VERSION + 1}))
+    with pytest.raises(InputError, match="upgrade mgrec"):
+        run.read_format_version()
+
+
+def test_tuned_threshold_must_be_a_probability(tmp_path):
+    run = RunDir(tmp_path)
+    config = Config()
+    assert run.read_postprocess(config) == config.postprocess  # nothing tuned
+    run.write_tuning({"score_threshold": 0.25, "tuned_on": "val"})
+    assert run.read_postprocess(config).score_threshold == 0.25
+    run.write_tuning({"score_threshold": 7})
+    with pytest.raises(InputError, match=r"postprocess.json \[score_threshold\]"):
+        run.read_postprocess(config)
