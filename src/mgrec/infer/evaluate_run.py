@@ -11,6 +11,7 @@ from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import score
 from mgrec.infer.offline import OfflineDetector
+from mgrec.provenance import provenance
 from mgrec.records import Detection
 from mgrec.run import RunDir
 
@@ -53,7 +54,10 @@ def evaluate_run(
         threshold, tuned_on = tune_score_threshold(tune_gt, tune_ranked), tune_on
     ranked, ground_truth = detect_split(detector, split)
     result = score(ground_truth, ranked, detector.classes, threshold, split=split)
-    result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on})
+    command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
+    command += ["--tune-on", tune_on] if tune_on else []
+    result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(run.path),
+                   "provenance": provenance(command)})
     run.write_eval(split, result, checkpoint)
     save_predictions(ranked, run.detections_path(split, checkpoint))
     return result
