@@ -222,3 +222,11 @@ def test_ddp_two_processes_match_one_process(dataset, tmp_path):
     for key in a:
         # same global batch, gradients summed in another order: equal up to float rounding
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_a_non_finite_loss_stops_training_before_the_weights_change(dataset, tmp_path):
+    config = tiny_config(dataset, epochs=2, eval_every=1)
+    config.train.focal_gamma = float("nan")  # the loss is NaN from the first step
+    with pytest.raises(InputError, match=r"training stopped at step 0: the loss is nan"):
+        train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    assert not RunDir(tmp_path / "run").has_training()  # nothing committed, no NaN checkpoint

@@ -15,6 +15,7 @@ import torch.distributed as dist
 from mgrec.config import Config
 from mgrec.data.datasets import Batch
 from mgrec.devices import autocast_dtype
+from mgrec.errors import InputError
 from mgrec.train.assign import Points, assign_batch
 from mgrec.train.losses import DetectionLoss, LossParts
 
@@ -80,6 +81,14 @@ class TrainStep:
             dist.all_reduce(num_pos)
         parts = self.criterion(cls_logits, offsets, targets.cls_targets, targets.reg_targets, targets.positive,
                                valid, num_pos_override=num_pos)
+        if not bool(torch.isfinite(parts.total.detach())):
+            # Stop before the step touches the weights: the checkpoints keep the last complete epoch.
+            raise InputError(
+                f"training stopped at step {self.steps_done}: the loss is {float(parts.total.detach())} "
+                f"(classification {float(parts.cls.detach())}, regression {float(parts.reg.detach())}); "
+                "the weights were not updated and the checkpoints hold the last complete epoch. "
+                "Lower train.lr, or check the features (`mgrec data check`)"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over processes; the loss is a sum over the global batch
         (parts.total * self.world).backward()
