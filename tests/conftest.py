@@ -74,6 +74,12 @@ def carphone() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bikes() -> Path:
+    """The whole real street-traffic clip (250 frames at 25 fps)."""
+    return _sample_video("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
 def bikes_clip(tmp_path_factory) -> Path:
     """The first 48 frames of the real street-traffic clip, re-encoded (25 fps), to keep tests fast."""
     import av
