@@ -1,6 +1,6 @@
 import pytest
 
-from mgrec.config import Config, DataConfig, load_config, save_config
+from mgrec.config import Config, DataConfig, canonical_subset, load_config, save_config
 from mgrec.errors import InputError
 
 
@@ -106,3 +106,66 @@ def test_precision_auto_is_bf16_on_cuda_and_fp32_on_cpu():
     assert autocast_dtype(torch.device("cuda"), "auto") is torch.bfloat16
     assert autocast_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
     assert autocast_dtype(torch.device("cuda"), "fp32") is None
+
+
+def test_split_names_are_read_like_subset_names(tmp_path):
+    from mgrec.data import annotations
+
+    path = write(tmp_path, "c.yaml", "data:\n  train_split: Training\n  val_split: VALIDATION\n")
+    config = load_config(path, ["data.test_split=testing"])
+    assert (config.data.train_split, config.data.val_split, config.data.test_split) == ("train", "val", "test")
+    assert DataConfig(val_split=" Validation ").val_split == "val"
+    assert DataConfig(train_split="Holdout").train_split == "holdout"  # other names only lower-cased
+    # One rule for both: a config's split finds the annotations' subset of the same name.
+    assert annotations.canonical_subset is canonical_subset
+    save_config(config, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml").data.val_split == "val"
+
+
+def test_a_split_that_is_not_a_name_is_refused(tmp_path):
+    path = write(tmp_path, "c.yaml", "data:\n  val_split: 3\n")
+    with pytest.raises(InputError, match=r"c.yaml \[data.val_split\]: expected str"):
+        load_config(path)
+
+
+def test_every_number_must_be_finite_and_in_its_range(tmp_path):
+    cases = {
+        "train:\n  lr: .inf\n": r"\[train.lr\]: expected a finite number, got inf",
+        "train:\n  weight_decay: .nan\n": r"\[train.weight_decay\]: expected a finite number",
+        "train:\n  focal_gamma: -1\n": r"\[train.focal_gamma\]: expected a number >= 0",
+        "seed: -3\n": r"\[seed\]: expected an integer >= 0",
+        "data:\n  fps: .inf\n": r"\[data.fps\]: expected a finite number",
+        "postprocess:\n  score_threshold: 1.5\n": r"\[postprocess.score_threshold\]: expected a number in \[0, 1\]",
+        "model:\n  num_levels: 20\n": r"\[model.num_levels\]: expected at most 16",
+        "model:\n  num_levels: 2\n  regression_ranges: [[0, 8], [4, 2]]\n": r"\[model.regression_ranges\]",
+        "model:\n  regression_ranges: [[0, .inf], [1, 2]]\n": r"\[model.regression_ranges\[0\]\[1\]\]: expected a finite",
+    }
+    for text, message in cases.items():
+        path = write(tmp_path, "c.yaml", text)
+        with pytest.raises(InputError, match=message):
+            load_config(path)
+
+
+def test_hostile_config_files_give_one_line_errors(tmp_path):
+    nested = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(9))
+    cases = {
+        nested: r"(nests too deeply|not valid YAML)",
+        bomb: r"\[a\]: unknown key",
+        "base: [a.yaml]\n": r"\[base\]: expected the path of the config to inherit from",
+        "base: 3\n": r"\[base\]: expected the path",
+        "data: " + "{" * 3000 + "}" * 3000 + "\n": r"(nests too deeply|not valid YAML|expected)",
+    }
+    for text, message in cases.items():
+        path = write(tmp_path, "c.yaml", text)
+        with pytest.raises(InputError, match=message) as error:
+            load_config(path)
+        assert len(str(error.value)) < 400 and "\n" not in str(error.value)
+
+
+def test_a_removed_key_still_loads_at_its_old_default_and_is_refused_otherwise(tmp_path):
+    assert load_config(write(tmp_path, "c.yaml", "train:\n  num_workers: 0\n")).train.lr > 0
+    with pytest.raises(InputError, match=r"\[train.num_workers\]: this key was removed"):
+        load_config(write(tmp_path, "c.yaml", "train:\n  num_workers: 4\n"))

@@ -2,12 +2,20 @@
 
 Unknown keys and wrong types are `InputError`s naming the file and key, with the closest valid
 key suggested. The resolved config is saved as YAML in every run directory.
+
+Every key carries its one-line meaning beside it (field metadata `DOC`); `config_reference()`
+renders docs/config.md from them (`python -m mgrec.config --reference > docs/config.md`), with the
+ActionFormer/OpenTAD -> mgrec key table `KEY_MAPPING`. Split names are read like the annotations'
+subset names (`canonical_subset`: `Validation` -> `val`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,23 +27,64 @@ import yaml
 from mgrec.errors import InputError
 from mgrec.timeline import FeatureGrid
 
+# ActivityNet's subset names and mgrec's short ones name the same splits; annotations' subsets and the
+# config's split names go through this one rule, so `val_split: Validation` finds subset "validation".
+_SUBSET_ALIASES = {"training": "train", "validation": "val", "testing": "test"}
+
+
+def canonical_subset(name: str) -> str:
+    """'Training'/'validation'/'testing' -> 'train'/'val'/'test'; any other name lower-cased."""
+    lowered = name.strip().lower()
+    return _SUBSET_ALIASES.get(lowered, lowered)
+
+
+# Every key's one-line meaning lives beside it, in the field's metadata under DOC: docs/config.md is
+# generated from it (`config_reference`), and tests/test_config_reference.py fails on a key without one.
+DOC = "doc"
+
+
+def _doc(default: Any, meaning: str) -> Any:
+    """A config field with its default and its one-line meaning; a list default is copied per instance."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={DOC: meaning})
+    return field(default=default, metadata={DOC: meaning})
+
+
+def _section(cls: type, meaning: str) -> Any:
+    return field(default_factory=cls, metadata={DOC: meaning})
+
 
 @dataclass
 class DataConfig:
-    annotations: str = ""  # ActivityNet-style JSON (see mgrec.data.annotations)
-    features: str = ""  # folder with one feature file per video
-    feature_ext: str = ".npy"  # .npy (T, C) or .npz with key "feats"
-    feature_dim: int = 1408
-    stride: int = 4  # frames between consecutive feature windows
-    window: int = 16  # frames per feature window
-    fps: float | None = None  # None: take fps from the annotations
-    train_split: str = "train"
-    val_split: str = "val"
-    test_split: str = "test"
-    max_seq_len: int = 2304  # training crop length in feature steps
-    crop_keep_fraction: float = 0.5  # a crop must keep this much of at least one instance
-    augment_alpha: int | None = None  # category-frequency label augmentation (paper Eq. 1); None = off
-    drop_bad_videos: bool = False  # train anyway when `data check` finds errors (drops those videos)
+    annotations: str = _doc("", "annotations file: ActivityNet-style JSON (`mgrec data convert` makes one from SMG "
+                                "label folders); needed to train")
+    features: str = _doc("", "folder of feature files, one per video: `<video_id><feature_ext>`, an array (T, C)")
+    feature_ext: str = _doc(".npy", "feature file ending: `.npy` (the array itself) or `.npz` (the array under key "
+                                    "`feats`)")
+    feature_dim: int = _doc(1408, "C, the size of one feature vector; the model's input size follows it")
+    stride: int = _doc(4, "video frames between the starts of consecutive feature windows")
+    window: int = _doc(16, "video frames per feature window; row t stands for its centre, (t*stride + window/2)/fps s")
+    fps: float | None = _doc(None, "frame rate of the videos the features come from; null: each video's fps from the "
+                                   "annotations (or the feature sidecar)")
+    train_split: str = _doc("train", "annotations subset to train on (`training`, `Validation`, `testing` are read as "
+                                     "train, val, test)")
+    val_split: str = _doc("val", "subset validated on during training: picks the best checkpoint and tunes the F1 "
+                                 "score threshold")
+    test_split: str = _doc("test", "held-out subset for final scores (`mgrec demo` scores it; `mgrec evaluate --split` "
+                                   "names one)")
+    max_seq_len: int = _doc(2304, "training crop length in feature steps; divisible by the largest pyramid stride "
+                                  "2**(num_levels-1)")
+    crop_keep_fraction: float = _doc(0.5, "a training crop must keep at least this fraction of some instance's length")
+    augment_alpha: int | None = _doc(None, "category-frequency label augmentation (paper Eq. 1), alpha >= 1; null: "
+                                           "off")
+    drop_bad_videos: bool = _doc(False, "train anyway when `mgrec data check` finds errors, leaving those videos out")
+
+    def __post_init__(self) -> None:
+        # Split names follow the annotations' subset names, so `val_split: Validation` finds subset "validation".
+        for name in ("train_split", "val_split", "test_split"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # a wrong type is reported by `from_dict`, naming the file and key
+                setattr(self, name, canonical_subset(value))
 
     def grid(self, video_fps: float | None) -> FeatureGrid:
         """The feature grid of a video: `data.fps` when set, else the video's own fps (annotations or sidecar).
@@ -50,76 +99,83 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    variant: str = "mgrec"  # mgrec | dyfadet | actionformer
-    input_dim: int | None = None  # derived: data.feature_dim (a different value is refused)
-    num_classes: int = 17
-    embed_dim: int = 512
-    mlp_dim: int = 768
-    head_dim: int = 512
-    num_levels: int = 6  # pyramid levels: strides 1, 2, ..., 2**(num_levels-1)
-    stem_layers: int = 2
-    window_size: int = 1  # DynE window w
-    kernel_expansion: float = 5.0  # DynE expansion k: multi-kernel size round((w+1)*k), odd
-    head_kernel: int = 3
-    head_layers: int = 3  # conv/DFA layers in the head before the final predictors
-    drop_path: float = 0.1
-    init_conv_std: float = 0.02  # DynE conv init; the released 0 leaves those convs dead
-    gate_tau: float = 1.5  # GeReTanH offset
-    attention_mlp_ratio: int = 16  # ST attention channel-MLP reduction
-    attention_kernel: int = 7  # ST attention temporal kernel (paper Eq. 5)
-    transformer_heads: int = 4  # actionformer variant
-    transformer_window: int = 19  # actionformer local attention window
-    cls_prior: float = 0.01
-    regression_ranges: list[list[float]] = field(
-        default_factory=lambda: [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]
+    variant: str = _doc("mgrec", "the detector: mgrec (DynE encoder, spatial-temporal attention head), dyfadet (DynE "
+                                 "encoder, DFA head) or actionformer (local self-attention encoder, conv head)")
+    input_dim: int | None = _doc(None, "derived from data.feature_dim: leave it out (a different value is refused)")
+    num_classes: int = _doc(17, "K, the number of classes (the annotations' class list)")
+    embed_dim: int = _doc(512, "channels of the embedding and of every pyramid level")
+    mlp_dim: int = _doc(768, "hidden channels of the DynE layers' feed-forward MLP (mgrec, dyfadet)")
+    head_dim: int = _doc(512, "channels of the head's layers")
+    num_levels: int = _doc(6, "pyramid levels; level l has stride 2**l feature steps")
+    stem_layers: int = _doc(2, "encoder layers at stride 1, between the embedding and the downsampling layers")
+    window_size: int = _doc(1, "DynE window w of the downsampling layers (odd)")
+    kernel_expansion: float = _doc(5.0, "DynE expansion k: the multi-kernel conv has size round((w+1)*k), made odd")
+    head_kernel: int = _doc(3, "kernel size of the head's convs and DFA convs (odd)")
+    head_layers: int = _doc(3, "layers per head tower counting the final predictor: head_layers-1 conv/DFA layers "
+                               "before it")
+    drop_path: float = _doc(0.1, "stochastic-depth (drop-path) rate of the encoder's residual branches")
+    init_conv_std: float = _doc(0.02, "std of the DynE convs' initial weights; the released 0 leaves those convs dead")
+    gate_tau: float = _doc(1.5, "offset tau of the GeReTanH gate of the DFA convs (mgrec, dyfadet)")
+    attention_mlp_ratio: int = _doc(16, "channel reduction of the spatial-temporal attention's MLP (mgrec)")
+    attention_kernel: int = _doc(7, "temporal kernel of the spatial-temporal attention (paper Eq. 5; odd; mgrec)")
+    transformer_heads: int = _doc(4, "self-attention heads (actionformer); must divide embed_dim")
+    transformer_window: int = _doc(19, "local self-attention window in feature steps (actionformer; odd)")
+    cls_prior: float = _doc(0.01, "class probability the classifier starts from (its bias initialisation)")
+    regression_ranges: list[list[float]] = _doc(
+        [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]],
+        "per level [low, high]: its points learn the instances whose farther end lies this many feature steps away",
     )
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
-    warmup_epochs: int = 5
-    batch_size: int = 2
-    lr: float = 1e-4
-    weight_decay: float = 0.025
-    clip_grad: float = 1.0
-    ema_decay: float = 0.999  # with warm-up: decay_t = min(decay, (1+t)/(10+t))
-    center_radius: float = 1.5
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    label_smoothing: float = 0.0
-    init_loss_norm: float = 100.0
-    reg_loss_weight: float = 1.0
-    input_noise: float = 0.0
-    crops_per_video: int = 4  # random crops drawn per video per epoch (videos are long)
-    eval_every: int = 5  # epochs between validation runs
-    select_metric: str = "f1"  # val metric that picks the best checkpoint: f1 | average_mAP
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_workers: int = 0
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    epochs: int = _doc(40, "training epochs, warm-up included")
+    warmup_epochs: int = _doc(5, "epochs of linear learning-rate warm-up from 0; then cosine decay to 0")
+    batch_size: int = _doc(2, "training crops per optimisation step")
+    lr: float = _doc(1e-4, "peak AdamW learning rate")
+    weight_decay: float = _doc(0.025, "AdamW weight decay, on conv kernels and linear matrices only")
+    clip_grad: float = _doc(1.0, "clip the gradient's L2 norm to this; 0: no clipping")
+    ema_decay: float = _doc(0.999, "decay of the weights' moving average (validated, saved and used to detect); "
+                                   "warm-up: min(decay, (1+t)/(10+t)) at step t")
+    center_radius: float = _doc(1.5, "centre sampling: a point is positive only within center_radius x its level's "
+                                      "stride of an instance's centre")
+    focal_alpha: float = _doc(0.25, "alpha of the sigmoid focal classification loss")
+    focal_gamma: float = _doc(2.0, "gamma of the sigmoid focal classification loss")
+    label_smoothing: float = _doc(0.0, "label smoothing of the classification targets; 0: off")
+    init_loss_norm: float = _doc(100.0, "start of the loss normaliser, a moving average of the positive points' count")
+    reg_loss_weight: float = _doc(1.0, "weight of the DIoU regression loss, added to the focal loss")
+    input_noise: float = _doc(0.0, "std of Gaussian noise added to the training features; 0: off")
+    crops_per_video: int = _doc(4, "random crops drawn per training video per epoch (videos are long)")
+    eval_every: int = _doc(5, "epochs between validation runs (the last epoch is always validated)")
+    select_metric: str = _doc("f1", "validation metric that picks the best checkpoint: f1 or average_mAP")
+    device: str = _doc("auto", "auto (CUDA when there is one), cpu, cuda or cuda:N")
+    precision: str = _doc("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
 
 
 @dataclass
 class PostprocessConfig:
-    pre_nms_thresh: float = 0.001
-    pre_nms_topk: int = 2000
-    nms: str = "soft"  # soft (Gaussian) | hard
-    iou_threshold: float = 0.5  # hard NMS
-    sigma: float = 0.5  # Gaussian Soft-NMS
-    min_score: float = 0.001
-    max_detections: int = 2000
-    min_duration: float = 0.05  # in feature steps
-    score_threshold: float = 0.3  # hard set for F1 (replaced by the value tuned on val)
+    pre_nms_thresh: float = _doc(0.001, "a (point, class) pair is a candidate when its probability is above this")
+    pre_nms_topk: int = _doc(2000, "candidates kept per pyramid level before NMS, the most probable")
+    nms: str = _doc("soft", "class-wise NMS: soft (Gaussian Soft-NMS) or hard")
+    iou_threshold: float = _doc(0.5, "hard NMS: a candidate overlapping a kept one of its class by a tIoU above this "
+                                     "is dropped")
+    sigma: float = _doc(0.5, "Gaussian Soft-NMS: scores decay by exp(-tIoU**2 / sigma)")
+    min_score: float = _doc(0.001, "Soft-NMS drops candidates whose decayed score falls below this")
+    max_detections: int = _doc(2000, "detections kept per video after NMS (the ranked list)")
+    min_duration: float = _doc(0.05, "candidates not longer than this many feature steps are dropped")
+    score_threshold: float = _doc(0.3, "the hard set (F1) keeps detections scoring at least this; training replaces "
+                                       "it with the value tuned on val")
 
 
 @dataclass
 class Config:
-    name: str = "mgrec"
-    seed: int = 1234
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    name: str = _doc("mgrec", "the experiment's name, in the run's report title")
+    seed: int = _doc(1234, "one seed for Python, NumPy and torch")
+    data: DataConfig = _section(DataConfig, "the features, the annotations and the training crops")
+    model: ModelConfig = _section(ModelConfig, "the network")
+    train: TrainConfig = _section(TrainConfig, "optimisation, losses, validation")
+    postprocess: PostprocessConfig = _section(PostprocessConfig, "from network outputs to detections: decoding, NMS, "
+                                                                 "the hard set")
 
     def __post_init__(self) -> None:
         # The model reads the features as they are: its input size is the features' size, stated once.
@@ -128,6 +184,9 @@ class Config:
 
 
 MODEL_VARIANTS = ("mgrec", "dyfadet", "actionformer")
+MAX_LEVELS = 16
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
+MAX_BASE_DEPTH = 32
 PRECISIONS = ("auto", "fp32", "bf16")  # see mgrec.devices.autocast_dtype
 
 
@@ -155,6 +214,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for item in overrides or []:
         _apply_override(raw, item)
     _upgrade_renamed_keys(raw, str(path))
+    _drop_removed_keys(raw, str(path))
     config = from_dict(Config, raw, source=str(path))
     validate(config, source=str(path))
     return config
@@ -164,18 +224,26 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     if path in seen:
         raise InputError(f"{path}: config inherits from itself via 'base'")
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"{path}: {path.stat().st_size} bytes is not a config (at most {MAX_CONFIG_BYTES})")
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read config {path}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read config {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
+        raise InputError(f"{path}: not valid YAML: {_BOUNDED_REPR.repr(str(exc))}") from None
+    except RecursionError:
+        raise InputError(f"{path}: nests too deeply to be a config") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
     base = raw.pop("base", None)
     if base is None:
         return raw
+    if not isinstance(base, str) or not base.strip():
+        raise InputError(f"{path} [base]: expected the path of the config to inherit from, got {_short(base)}")
+    if len(seen) >= MAX_BASE_DEPTH:
+        raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
     merged = _read_yaml_with_base((path.parent / base).resolve(), seen + (path,))
     _deep_update(merged, raw)
     return merged
@@ -213,6 +281,20 @@ _RENAMED_KEYS = {
 }
 
 
+# Keys that no longer exist. Old configs (and old runs' config.yaml) that hold the old default still
+# load; any other value is refused, since it would silently do nothing.
+_REMOVED_KEYS = {
+    ("train", "num_workers"): (0, "batches are built in the training process from features held in memory"),
+}
+
+
+def _drop_removed_keys(raw: dict, source: str) -> None:
+    for (section, old), (default, why) in _REMOVED_KEYS.items():
+        values = raw.get(section)
+        if isinstance(values, dict) and old in values and values.pop(old) != default:
+            raise InputError(f"{source} [{section}.{old}]: this key was removed ({why}); delete it")
+
+
 def _upgrade_renamed_keys(raw: dict, source: str) -> None:
     for (section, old), (new, convert) in _RENAMED_KEYS.items():
         values = raw.get(section)
@@ -222,14 +304,14 @@ def _upgrade_renamed_keys(raw: dict, source: str) -> None:
             raise InputError(f"{source} [{section}.{old}]: replaced by {section}.{new}; give only {section}.{new}")
         old_value = values.pop(old)
         if not isinstance(old_value, bool):
-            raise InputError(f"{source} [{section}.{old}]: expected true or false, got {old_value!r}")
+            raise InputError(f"{source} [{section}.{old}]: expected true or false, got {_short(old_value)}")
         values[new] = convert(old_value)
 
 
 def from_dict(cls, raw: Any, source: str, prefix: str = ""):
     """Build dataclass `cls` from a plain dict, checking keys and types."""
     if not isinstance(raw, dict):
-        raise InputError(f"{source} [{prefix or 'top level'}]: expected a mapping, got {raw!r}")
+        raise InputError(f"{source} [{prefix or 'top level'}]: expected a mapping, got {_short(raw)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     values = {}
@@ -255,7 +337,7 @@ def _convert(hint, value, source: str, key: str):
         return _convert(inner[0], value, source, key)
     if origin is list:
         if not isinstance(value, list):
-            raise InputError(f"{source} [{key}]: expected a list, got {value!r}")
+            raise InputError(f"{source} [{key}]: expected a list, got {_short(value)}")
         (item_hint,) = typing.get_args(hint)
         return [_convert(item_hint, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -269,13 +351,14 @@ def _convert(hint, value, source: str, key: str):
         return int(value)
     if hint in (int, str, bool) and type(value) is hint:
         return value
-    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {_short(value)}")
 
 
 def validate(config: Config, source: str) -> None:
     """Checks across fields that types alone cannot express."""
     m = config.model
     check_model(m, source)
+    _check_numbers(config, source)
     if m.input_dim != config.data.feature_dim:
         raise InputError(f"{source} [model.input_dim]: {m.input_dim} differs from data.feature_dim="
                          f"{config.data.feature_dim}; leave model.input_dim out (it follows data.feature_dim)")
@@ -289,37 +372,86 @@ def validate(config: Config, source: str) -> None:
             f"stride {2 ** (m.num_levels - 1)}"
         )
     if config.postprocess.nms not in ("soft", "hard"):
-        raise InputError(f"{source} [postprocess.nms]: expected 'soft' or 'hard', got {config.postprocess.nms!r}")
+        raise InputError(f"{source} [postprocess.nms]: expected 'soft' or 'hard', got {_short(config.postprocess.nms)}")
     if config.train.precision not in PRECISIONS:
         raise InputError(f"{source} [train.precision]: expected one of {', '.join(PRECISIONS)}, "
-                         f"got {config.train.precision!r}")
+                         f"got {_short(config.train.precision)}")
     if config.train.select_metric not in ("f1", "average_mAP"):
         raise InputError(f"{source} [train.select_metric]: expected 'f1' or 'average_mAP'")
-    for name in ("stride", "window", "feature_dim", "max_seq_len"):
-        if getattr(config.data, name) <= 0:
-            raise InputError(f"{source} [data.{name}]: must be positive")
-    positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,
-                "train.eval_every": config.train.eval_every, "train.crops_per_video": config.train.crops_per_video,
-                "train.lr": config.train.lr, "postprocess.sigma": config.postprocess.sigma,
-                "postprocess.max_detections": config.postprocess.max_detections,
-                "postprocess.pre_nms_topk": config.postprocess.pre_nms_topk}
-    for key, value in positive.items():
-        if not value > 0:
-            raise InputError(f"{source} [{key}]: must be positive, got {value}")
-    within = {
-        "train.ema_decay": (config.train.ema_decay, 0.0, 1.0),
-        "data.crop_keep_fraction": (config.data.crop_keep_fraction, 0.0, 1.0),
-        "postprocess.iou_threshold": (config.postprocess.iou_threshold, 0.0, 1.0),
-    }
-    for key, (value, low, high) in within.items():
-        if not low <= value <= high:
-            raise InputError(f"{source} [{key}]: must lie in [{low}, {high}], got {value}")
-    if config.train.warmup_epochs < 0:
-        raise InputError(f"{source} [train.warmup_epochs]: must be >= 0, got {config.train.warmup_epochs}")
-    if config.data.fps is not None and not config.data.fps > 0:
-        raise InputError(f"{source} [data.fps]: must be positive, or null to take the fps from the annotations")
-    if config.data.augment_alpha is not None and config.data.augment_alpha < 1:
-        raise InputError(f"{source} [data.augment_alpha]: must be >= 1 or null (off)")
+    ranges = m.regression_ranges
+    if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
+        raise InputError(f"{source} [model.regression_ranges]: expected [low, high] pairs with 0 <= low < high, "
+                         f"increasing from level to level, got {_short(ranges)}")
+
+
+# Allowed values of every number in the config (besides being finite, which `_check_numbers` asks
+# of all of them): key -> (test, what is expected).
+_POSITIVE = (lambda v: v > 0, "a positive number")
+_NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
+_FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_NUMBER_RULES = {
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "data.stride": _POSITIVE, "data.window": _POSITIVE, "data.feature_dim": _POSITIVE,
+    # a training crop is held in memory with all its pyramid levels; 2**20 steps is days of video
+    "data.max_seq_len": (lambda v: 0 < v <= 2**20, "a positive number of steps <= 1048576"),
+    "data.fps": (lambda v: v is None or v > 0, "a positive number, or null to take the fps from the annotations"),
+    "data.crop_keep_fraction": _FRACTION,
+    "data.augment_alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null (off)"),
+    "train.epochs": _POSITIVE, "train.warmup_epochs": _NON_NEGATIVE, "train.batch_size": _POSITIVE,
+    "train.lr": _POSITIVE, "train.weight_decay": _NON_NEGATIVE, "train.clip_grad": _NON_NEGATIVE,
+    "train.ema_decay": _FRACTION, "train.center_radius": _POSITIVE,
+    "train.focal_alpha": (lambda v: v <= 1, "a number <= 1 (negative: no class weighting)"),
+    "train.focal_gamma": _NON_NEGATIVE, "train.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "train.init_loss_norm": _POSITIVE, "train.reg_loss_weight": _NON_NEGATIVE, "train.input_noise": _NON_NEGATIVE,
+    "train.crops_per_video": _POSITIVE, "train.eval_every": _POSITIVE,
+    "postprocess.pre_nms_thresh": _FRACTION, "postprocess.pre_nms_topk": _POSITIVE,
+    "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
+    "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
+    "postprocess.score_threshold": _FRACTION,
+}
+
+
+def _check_numbers(config: Config, source: str) -> None:
+    """Every number of the config is finite (inf and NaN are never a setting), and in its range."""
+    for key, value in _numbers(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{source} [{key}]: expected a finite number, got {value}")
+        rule = _NUMBER_RULES.get(key)
+        if rule is not None and value is not None and not rule[0](value):
+            raise InputError(f"{source} [{key}]: expected {rule[1]}, got {_short(value)}")
+    for key, rule in _NUMBER_RULES.items():  # optional numbers (None) are checked by their rule too
+        value = _lookup(config, key)
+        if value is None and not rule[0](value):
+            raise InputError(f"{source} [{key}]: expected {rule[1]}, got null")
+
+
+def _numbers(node: Any, prefix: str = ""):
+    """(dotted key, value) of every number in a config dataclass, lists included."""
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            yield from _numbers(getattr(node, f.name), f"{prefix}{f.name}" if not prefix else f"{prefix}.{f.name}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _numbers(item, f"{prefix}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield prefix, node
+
+
+def _lookup(config: Config, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxlist, _BOUNDED_REPR.maxdict = 3, 6, 6
+_BOUNDED_REPR.maxstring, _BOUNDED_REPR.maxother, _BOUNDED_REPR.maxlong = 60, 60, 40
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, bounded: a YAML alias bomb or a huge list must not be expanded."""
+    return _BOUNDED_REPR.repr(value)
 
 
 def check_model(m: ModelConfig, source: str = "model config") -> None:
@@ -327,15 +459,19 @@ def check_model(m: ModelConfig, source: str = "model config") -> None:
     place: `validate` runs it for a config file, `build_detector` for a ModelConfig built in code)."""
 
     def fail(key: str, expected: str) -> None:
-        raise InputError(f"{source} [model.{key}]: expected {expected}, got {getattr(m, key)!r}")
+        raise InputError(f"{source} [model.{key}]: expected {expected}, got {_short(getattr(m, key))}")
 
     if m.variant not in MODEL_VARIANTS:
         close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{source} [model.variant]: {m.variant!r} is not one of {', '.join(MODEL_VARIANTS)}{hint}")
+        raise InputError(
+            f"{source} [model.variant]: {_short(m.variant)} is not one of {', '.join(MODEL_VARIANTS)}{hint}"
+        )
     for key in ("input_dim", "num_classes", "embed_dim", "mlp_dim", "head_dim", "num_levels", "head_layers"):
         if not isinstance(getattr(m, key), int) or getattr(m, key) < 1:
             fail(key, "a positive integer")
+    if m.num_levels > MAX_LEVELS:  # each level halves the time axis: 16 levels already need crops of 32768 steps
+        fail("num_levels", f"at most {MAX_LEVELS}")
     if m.stem_layers < 0:
         fail("stem_layers", "a non-negative integer")
     for key in ("head_kernel", "window_size", "attention_kernel", "transformer_window"):
@@ -361,3 +497,200 @@ def save_config(config: Config, path: str | Path) -> None:
     from mgrec.files import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# The config reference (docs/config.md), generated from the dataclasses above
+
+REFERENCE_PATH = "docs/config.md"
+REFERENCE_COMMAND = "python -m mgrec.config --reference > docs/config.md"
+
+# ActionFormer / DyFADet YAML key, OpenTAD Python-config key, mgrec key(s), note. "" = no counterpart.
+# Facts from the released code (actionformer_release, DyFADet-pytorch, OpenTAD); the test checks that
+# every mgrec key named here exists.
+KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
+    ("dataset.json_file", "dataset.*.ann_file", "data.annotations",
+     "same JSON layout; mgrec also reads a top-level `classes` list"),
+    ("dataset.feat_folder", "dataset.*.data_path", "data.features", ""),
+    ("dataset.file_ext", "LoadFeats.feat_format", "data.feature_ext", "`.npy`, or `.npz` with the array under `feats`"),
+    ("dataset.file_prefix", "", "", "files are named exactly `<video_id><feature_ext>`"),
+    ("dataset.input_dim", "model.projection.in_channels", "data.feature_dim", "model.input_dim follows it"),
+    ("dataset.num_classes", "model.rpn_head.num_classes", "model.num_classes", ""),
+    ("dataset.feat_stride", "dataset.*.feature_stride, dataset.*.sample_stride", "data.stride",
+     "OpenTAD: feature_stride x sample_stride"),
+    ("dataset.num_frames", "dataset.*.offset_frames (= window / 2)", "data.window",
+     "row t stands for (t*stride + window/2)/fps s, as in ActionFormer"),
+    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations"),
+    ("dataset.max_seq_len", "RandomTrunc.trunc_len", "data.max_seq_len", ""),
+    ("dataset.trunc_thresh", "RandomTrunc.trunc_thresh", "data.crop_keep_fraction", ""),
+    ("dataset.crop_ratio", "RandomTrunc.crop_ratio", "",
+     "crops are max_seq_len long and drawn around an instance"),
+    ("train_split, val_split", "dataset.train/val/test.subset_name",
+     "data.train_split, data.val_split, data.test_split",
+     "one name each, not a list; `Validation` is read as val. ActionFormer's THUMOS val_split is the test set: "
+     "mgrec validates on val and scores test apart"),
+    ("model_name, model.backbone_type", "model.type", "model.variant",
+     "LocPointTransformer/convTransformer: actionformer; DyFADet/DynE: dyfadet"),
+    ("model.backbone_arch", "model.projection.arch", "model.stem_layers, model.num_levels",
+     "(2, stem_layers, num_levels - 1); the embedding always has 2 convs"),
+    ("model.embd_dim", "model.projection.out_channels", "model.embed_dim", ""),
+    ("model.fpn_type, model.fpn_dim", "model.neck", "", "the neck is a LayerNorm per level (the identity FPN)"),
+    ("model.head_dim", "model.rpn_head.feat_channels", "model.head_dim", ""),
+    ("model.head_kernel_size", "model.rpn_head.head_kernel_size", "model.head_kernel", ""),
+    ("model.head_num_layers", "model.rpn_head.num_convs (+ 1)", "model.head_layers",
+     "counts the final predictor, as ActionFormer; OpenTAD's num_convs = head_layers - 1"),
+    ("model.n_head", "model.projection.attn_cfg.n_head", "model.transformer_heads", ""),
+    ("model.n_mha_win_size", "model.projection.attn_cfg.n_mha_win_size", "model.transformer_window", ""),
+    ("model.regression_range", "model.rpn_head.prior_generator.regression_range", "model.regression_ranges", ""),
+    ("model.scale_factor", "model.rpn_head.prior_generator.strides", "", "always 2: level l has stride 2**l"),
+    ("model.use_abs_pe, model.use_rel_pe", "model.projection.use_abs_pe", "", "no position encodings"),
+    ("model.n_encoder_win_size (DyFADet)", "model.projection.encoder_win_size", "model.window_size", ""),
+    ("model.k (DyFADet)", "model.projection.k", "model.kernel_expansion", ""),
+    ("model.mlp_dim (DyFADet)", "model.projection.mlp_dim", "model.mlp_dim", ""),
+    ("model.init_conv_vars (DyFADet)", "model.projection.init_conv_vars", "model.init_conv_std",
+     "the released 0 leaves the DynE convs dead; mgrec defaults to 0.02"),
+    ("model.dyn_head.tau (DyFADet)", "model.rpn_head.dyn_head_cfg.tau", "model.gate_tau", ""),
+    ("model.input_noise (DyFADet)", "model.projection.input_noise", "train.input_noise", ""),
+    ("train_cfg.center_sample_radius", "model.rpn_head.center_sample_radius", "train.center_radius",
+     "centre sampling is always on"),
+    ("train_cfg.loss_weight", "", "train.reg_loss_weight", "no -1 (automatic balance)"),
+    ("train_cfg.cls_prior_prob", "model.rpn_head.cls_prior_prob", "model.cls_prior", ""),
+    ("train_cfg.init_loss_norm", "model.rpn_head.loss_normalizer", "train.init_loss_norm", "momentum fixed at 0.9"),
+    ("train_cfg.clip_grad_l2norm", "solver.clip_grad_norm", "train.clip_grad", "off: 0 in mgrec, -1 in ActionFormer"),
+    ("train_cfg.droppath", "model.projection.path_pdrop", "model.drop_path", ""),
+    ("train_cfg.label_smoothing", "model.rpn_head.label_smoothing", "train.label_smoothing", ""),
+    ("train_cfg.dropout", "", "", "no dropout"),
+    ("test_cfg.pre_nms_thresh", "post_processing.pre_nms_thresh", "postprocess.pre_nms_thresh", ""),
+    ("test_cfg.pre_nms_topk", "post_processing.pre_nms_topk", "postprocess.pre_nms_topk", "per pyramid level"),
+    ("test_cfg.nms_method", "post_processing.nms.use_soft_nms", "postprocess.nms", "soft or hard (no `none`)"),
+    ("test_cfg.nms_sigma", "post_processing.nms.sigma", "postprocess.sigma", ""),
+    ("test_cfg.iou_threshold", "post_processing.nms.iou_threshold", "postprocess.iou_threshold",
+     "hard NMS only; Gaussian Soft-NMS ignores it in all three"),
+    ("test_cfg.min_score", "post_processing.nms.min_score", "postprocess.min_score", ""),
+    ("test_cfg.max_seg_num", "post_processing.nms.max_seg_num", "postprocess.max_detections", ""),
+    ("test_cfg.duration_thresh", "", "postprocess.min_duration", "in feature steps"),
+    ("test_cfg.multiclass_nms", "post_processing.nms.multiclass", "", "NMS is always class-wise"),
+    ("test_cfg.voting_thresh", "post_processing.nms.voting_thresh", "", "no score voting"),
+    ("test_cfg.ext_score_file", "", "", "no external video-level classifier"),
+    ("", "", "postprocess.score_threshold",
+     "new: the hard set for F1 (MiGA), tuned on val at training"),
+    ("opt.learning_rate", "optimizer.lr", "train.lr", "always AdamW, linear warm-up then cosine to 0"),
+    ("opt.weight_decay", "optimizer.weight_decay", "train.weight_decay", ""),
+    ("opt.epochs", "scheduler.max_epoch", "train.epochs",
+     "mgrec's epochs include the warm-up, as OpenTAD's max_epoch: ActionFormer's opt.epochs + opt.warmup_epochs"),
+    ("opt.warmup_epochs", "scheduler.warmup_epoch", "train.warmup_epochs", ""),
+    ("loader.batch_size", "solver.train.batch_size", "train.batch_size", ""),
+    ("loader.num_workers", "solver.train.num_workers", "",
+     "no worker processes: batches are slices of features held in memory, built in the training process"),
+    ("(train.py keeps an EMA at decay 0.999)", "solver.ema", "train.ema_decay",
+     "the EMA is always kept; with a warm-up"),
+    ("init_rand_seed", "", "seed", ""),
+    ("devices", "", "train.device", "one device per process; several GPUs: launch `mgrec train` with torchrun"),
+)
+
+
+def config_keys(cls: type | None = None, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """Every key of a config dataclass (default: `Config`), dotted (`data.features`), depth first;
+    a section (a nested dataclass) comes before its keys."""
+    cls = Config if cls is None else cls
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for f in dataclasses.fields(cls):
+        keys.append((prefix + f.name, f))
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += config_keys(hints[f.name], prefix + f.name + ".")
+    return keys
+
+
+def undocumented_keys(cls: type | None = None) -> list[str]:
+    """Keys without their one line of meaning (`_doc`/`_section`: metadata DOC, one non-empty line)."""
+    return [key for key, f in config_keys(cls) if not str(f.metadata.get(DOC, "")).strip() or "\n" in f.metadata[DOC]]
+
+
+def _yaml_value(value: Any) -> str:
+    """A default as it is written in a YAML config."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def config_reference(cls: type | None = None) -> str:
+    """docs/config.md: every key of the config with its type, default and meaning, then the
+    ActionFormer/OpenTAD -> mgrec key table. Raises ValueError naming any key without its meaning."""
+    cls = Config if cls is None else cls
+    missing = undocumented_keys(cls)
+    if missing:
+        raise ValueError(f"config keys without a one-line meaning (metadata {DOC!r}): {', '.join(missing)}")
+    lines = [
+        "# Configuration reference",
+        "",
+        f"Generated from the dataclasses of `src/mgrec/config.py` by `{REFERENCE_COMMAND}`; do not edit by",
+        "hand (`tests/test_config_reference.py` fails when this file is out of date).",
+        "",
+        "A config is a YAML file with the sections below; a key left out keeps its default, `base: other.yaml`",
+        "inherits from another file (its keys are overridden by this one's), and any key can be set on the command",
+        "line: `mgrec train CONFIG --set data.annotations=ann.json --set data.features=feats/ --set train.epochs=20`.",
+        "Unknown keys and wrong types are refused, naming the file and the key.",
+        "",
+    ]
+    lines += _key_table(cls, "", "top level")
+    lines += [
+        "## ActionFormer / OpenTAD -> mgrec",
+        "",
+        "The keys of ActionFormer's YAML configs (and of DyFADet's, which extend them) and of OpenTAD's Python",
+        "configs, and the mgrec key that plays the same part; an empty mgrec cell: mgrec has no such setting.",
+        "",
+        "| ActionFormer / DyFADet | OpenTAD | mgrec | note |",
+        "|---|---|---|---|",
+    ]
+    for row in KEY_MAPPING:
+        cells = [", ".join(_key_cell(k.strip()) for k in column.split(",")) if column else "" for column in row[:3]]
+        lines.append(f"| {' | '.join(_cell(c) for c in [*cells, row[3]])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _key_cell(text: str) -> str:
+    """`key` (a remark in parentheses after it stays outside the code span; a remark alone is plain)."""
+    if text.startswith("("):
+        return text
+    key, _, remark = text.partition(" (")
+    return f"`{key}`" + (f" ({remark}" if remark else "")
+
+
+def _declared_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _key_table(cls: type, prefix: str, title: str) -> list[str]:
+    """The table of `cls`'s plain keys, then one table per section it holds."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    lines = [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in fields:
+        if not dataclasses.is_dataclass(hints[f.name]):
+            cells = [f"`{prefix}{f.name}`", str(f.type), f"`{_yaml_value(_declared_default(f))}`", f.metadata[DOC]]
+            lines.append(f"| {' | '.join(_cell(c) for c in cells)} |")
+    lines.append("")
+    for f in fields:
+        if dataclasses.is_dataclass(hints[f.name]):
+            key = prefix + f.name
+            lines += _key_table(hints[f.name], key + ".", f"`{key}`: {f.metadata[DOC]}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m mgrec.config --reference` prints docs/config.md."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mgrec.config", description=main.__doc__)
+    parser.add_argument("--reference", action="store_true", help="print the config reference (Markdown)")
+    args = parser.parse_args(argv)
+    if not args.reference:
+        parser.error("nothing to do: give --reference")
+    print(config_reference(), end="")
+
+
+if __name__ == "__main__":
+    main()

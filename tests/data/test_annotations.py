@@ -230,6 +230,53 @@ def test_save_and_load_round_trip(tmp_path):
     assert os.listdir(out.parent) == ["saved.json"]  # no temporary file left behind
 
 
+def leaf_classes(taxonomy):
+    """The classes of an ActivityNet taxonomy as tools find them: the nodes nobody names as parent, by
+    name and by id (both readings must agree)."""
+    by_name = [n["nodeName"] for n in taxonomy if n["nodeName"] not in {m["parentName"] for m in taxonomy}]
+    by_id = [n["nodeName"] for n in taxonomy if n["nodeId"] not in {m["parentId"] for m in taxonomy}]
+    assert by_name == by_id
+    return by_name
+
+
+def test_saved_annotations_carry_an_activitynet_taxonomy(tmp_path):
+    out = tmp_path / "saved.json"
+    save_annotations(load_annotations(_write(tmp_path, _document())), out)
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    # The keys the official ActivityNet evaluator and DETAD check before reading ground truth.
+    assert {"database", "taxonomy", "version"} <= set(saved)
+    nodes = saved["taxonomy"]
+    assert all(set(node) == {"nodeId", "nodeName", "parentId", "parentName"} for node in nodes)
+    assert nodes[0] == {"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None}
+    by_id = {node["nodeId"]: node for node in nodes}
+    assert len(by_id) == len(nodes)
+    for node in nodes[1:]:  # every parent exists and is named as it names itself
+        assert by_id[node["parentId"]]["nodeName"] == node["parentName"]
+    assert leaf_classes(nodes) == saved["classes"] == ["wave", "nod", "shrug"]
+    assert load_annotations(out).classes == ["wave", "nod", "shrug"]
+
+
+def test_taxonomy_root_never_takes_a_class_name():
+    nodes = ann.taxonomy(["Root", "nod"])
+    assert nodes[0]["nodeName"] not in ("Root", "nod")
+    assert leaf_classes(nodes) == ["Root", "nod"]
+
+
+def test_reading_a_file_with_an_activitynet_taxonomy(tmp_path):
+    document = _document()
+    # ActivityNet's own tree has category nodes between the root and the classes.
+    document["taxonomy"] = [
+        {"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None},
+        {"nodeId": 7, "nodeName": "Head", "parentId": 0, "parentName": "Root"},
+        {"nodeId": 8, "nodeName": "nod", "parentId": 7, "parentName": "Head"},
+        {"nodeId": 9, "nodeName": "wave", "parentId": 0, "parentName": "Root"},
+        {"nodeId": 10, "nodeName": "shrug", "parentId": 0, "parentName": "Root"},
+    ]
+    aset = load_annotations(_write(tmp_path, document))
+    assert aset.classes == ["wave", "nod", "shrug"]
+    assert [s.label for s in aset.segments["S1"]] == ["nod", "wave", "shrug"]
+
+
 def test_atomic_open_keeps_old_file_on_failure(tmp_path):
     path = tmp_path / "file.txt"
     path.write_text("old", encoding="utf-8")

@@ -5,8 +5,15 @@ import json
 
 import pytest
 
+import mgrec
 from mgrec.errors import InputError
-from mgrec.evaluate.predictions import load_predictions, save_predictions, save_predictions_csv
+from mgrec.evaluate.predictions import (
+    MGREC_KEY,
+    load_predictions,
+    predictions_info,
+    save_predictions,
+    save_predictions_csv,
+)
 from mgrec.records import Detection
 
 CLASSES = ["arms akimbo", "folding arms", "moving legs"]
@@ -31,6 +38,81 @@ def test_json_round_trip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["pred.json"]  # no temporary file left
     save_predictions({"Sample0040": []}, path)  # overwrite in place
     assert load_predictions(path, CLASSES) == {"Sample0040": []}
+
+
+# What the official ActivityNet evaluator (Evaluation/eval_detection.py) and DETAD check before
+# reading a results file: these keys must all be there, or they refuse it.
+ACTIVITYNET_PREDICTION_FIELDS = ("results", "version", "external_data")
+
+
+def read_like_activitynet(path, classes):
+    """The official evaluator's reading of a results file, restated: the field check, then per
+    entry the class looked up by name, float segment ends and the score."""
+    data = json.loads(path.read_text())
+    assert all(field in data for field in ACTIVITYNET_PREDICTION_FIELDS), sorted(data)
+    activity_index = {name: i for i, name in enumerate(classes)}
+    return [
+        (video_id, float(r["segment"][0]), float(r["segment"][1]), activity_index[r["label"]], r["score"])
+        for video_id, entries in data["results"].items()
+        for r in entries
+    ]
+
+
+def test_results_json_is_activitynet_complete(tmp_path):
+    pred = {"Sample0036": [detection("Sample0036", 1.25, 2.5, 2, 0.875, (35, 70))], "Sample0037": []}
+    info = {"set": "hard", "score_threshold": 0.3125, "threshold_tuned_on": "val", "run": "runs/demo",
+            "checkpoint": "best"}
+    path = tmp_path / "pred.json"
+    save_predictions(pred, path, info=info)
+
+    assert read_like_activitynet(path, CLASSES) == [("Sample0036", 1.25, 2.5, 2, 0.875)]
+    document = json.loads(path.read_text())
+    assert isinstance(document["version"], str) and document["version"]
+    assert set(document["external_data"]) == {"used", "details"}
+    assert document["external_data"]["used"] is None  # unknown here, and said so
+    block = document[MGREC_KEY]
+    assert {k: block[k] for k in info} == info
+    assert block["mgrec_version"] == mgrec.__version__
+    assert {"command", "date", "git_commit", "machine"} <= set(block["provenance"])
+    assert predictions_info(path) == block
+    assert load_predictions(path, CLASSES) == pred  # the extra keys change nothing for mgrec
+
+
+def test_results_json_keeps_callers_provenance_and_external_data(tmp_path):
+    path = tmp_path / "pred.json"
+    record = {"command": "mgrec evaluate runs/demo", "date": "2025-01-01T00:00:00+00:00"}
+    external = {"used": True, "details": "EfficientNet-Lite0 pretrained on ImageNet"}
+    save_predictions({}, path, info={"set": "ranked", "provenance": record}, external_data=external)
+    document = json.loads(path.read_text())
+    assert document["external_data"] == external
+    assert document[MGREC_KEY]["provenance"] == record
+    with pytest.raises(ValueError, match="mgrec_version"):
+        save_predictions({}, path, info={"mgrec_version": "9"})
+    save_predictions({}, path, info={"run": tmp_path / "runs" / "demo"})  # paths are written as text
+    assert predictions_info(path)["run"] == str(tmp_path / "runs" / "demo")
+    with pytest.raises(TypeError, match="set .* is not JSON"):
+        save_predictions({}, path, info={"splits": {"val"}})
+
+
+def test_results_json_without_the_activitynet_keys_still_reads(tmp_path):
+    # What mgrec wrote before `version`, `external_data` and `mgrec` existed.
+    path = tmp_path / "old.json"
+    old = {"results": {"v": [{"segment": [0.5, 1.5], "label": "moving legs", "label_id": 2, "score": 0.25,
+                              "segment(frames)": [14, 42]}]}}
+    path.write_text(json.dumps(old, indent=1))
+    assert load_predictions(path, CLASSES) == {"v": [detection("v", 0.5, 1.5, 2, 0.25, (14, 42))]}
+    assert predictions_info(path) == {}
+
+
+def test_predictions_info_of_other_forms_and_bad_blocks(tmp_path):
+    table = tmp_path / "pred.csv"
+    save_predictions_csv({"a": [detection("a", 1.0, 2.0, 0, 0.5)]}, table)
+    assert predictions_info(table) == {}
+    assert predictions_info(tmp_path) == {}  # a folder of SMG-style CSV files
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"results": {}, MGREC_KEY: ["hard"]}))
+    with pytest.raises(InputError, match=r"bad.json \[mgrec\]: expected an object"):
+        predictions_info(bad)
 
 
 def test_json_label_by_name_or_id(tmp_path):

@@ -4,16 +4,22 @@ Both readers return one in-memory `AnnotationSet` (seconds plus absolute frames,
 canonical subset names `train`/`val`/`test`). Every problem in a file is an `InputError` whose
 message names the file and the key path (JSON) or line (CSV) and says what was expected.
 
-The JSON format (what ActionFormer and DETAD read):
+The JSON format (what ActionFormer, the official ActivityNet evaluator and DETAD read):
 
     {"version": "...", "classes": ["name0", "name1", ...],
+     "taxonomy": [{"nodeId": 0, "nodeName": "Root", "parentId": null, "parentName": null},
+                  {"nodeId": 1, "nodeName": "name0", "parentId": 0, "parentName": "Root"}, ...],
      "database": {"Sample0001": {"subset": "training", "fps": 28.0, "duration": 812.5,
                                  "annotations": [{"label": "Arms akimbo", "label_id": 8,
                                                   "segment": [12.0, 13.5],
                                                   "segment(frames)": [336, 378]}]}}}
 
-`version`, `classes`, `num_frames` and `segment(frames)` are optional when reading; `save_annotations`
-writes all of them that are known.
+`version`, `classes`, `taxonomy`, `num_frames` and `segment(frames)` are optional when reading (a
+taxonomy, ActivityNet's class tree, is not needed: the classes are `classes` or the label ids);
+`save_annotations` writes all of them that are known. `version`, `taxonomy` and `database` are the
+keys the official ActivityNet evaluator and DETAD check before reading a ground-truth file; mgrec
+writes subset names `train`/`val`/`test`, so give those tools `subset="val"` (their default is
+ActivityNet's "validation").
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mgrec.config import canonical_subset  # the one subset-name rule, shared with the config's split names
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_open, is_number, read_json
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -32,6 +39,7 @@ from mgrec.smg_csv import read_data_file, read_label_file
 from mgrec.timeline import FeatureGrid
 
 FORMAT_VERSION = "mgrec-annotations-1"
+TAXONOMY_ROOT = "Root"  # ActivityNet's name for the root node of its class tree
 
 # Class ids 1..17 as stored in SMG label files; in memory label_id = file id - 1.
 # Names from a MiGA participant's code (see the SMG notes): likely right, but not an organiser file.
@@ -58,16 +66,8 @@ SMG_CLASSES = (
 # The MiGA challenge split by subject (one subject per SampleXXXX video).
 DEFAULT_SMG_SPLITS = "train=1-30,val=31-35,test=36-40"
 
-_SUBSET_ALIASES = {"training": "train", "validation": "val", "testing": "test"}
-
 # `segment(frames)` may disagree with `segment` * fps by rounding; more than this means a wrong fps.
 _FRAME_TOLERANCE = 1.0
-
-
-def canonical_subset(name: str) -> str:
-    """'Training'/'validation'/'testing' -> 'train'/'val'/'test'; any other name lower-cased."""
-    lowered = name.strip().lower()
-    return _SUBSET_ALIASES.get(lowered, lowered)
 
 
 def _is_integer(value: Any) -> bool:
@@ -313,11 +313,25 @@ def _segment_record(segment: Segment) -> dict:
     return record
 
 
+def taxonomy(classes: list[str]) -> list[dict[str, Any]]:
+    """ActivityNet's `taxonomy` for a flat class list: a root node (nodeId 0, parentId and parentName
+    null) and one leaf per class (nodeId label_id + 1) whose parent is the root.
+
+    Tools that read ActivityNet's taxonomy take the classes to be the nodes that are nobody's parent,
+    matched by parentId or by parentName, so the root takes a name no class has."""
+    root = TAXONOMY_ROOT
+    while root in classes:
+        root += "_"
+    nodes = [{"nodeId": 0, "nodeName": root, "parentId": None, "parentName": None}]
+    nodes += [{"nodeId": i + 1, "nodeName": name, "parentId": 0, "parentName": root} for i, name in enumerate(classes)]
+    return nodes
+
+
 def save_annotations(aset: AnnotationSet, path: str | Path) -> None:
     """Write `aset` in the JSON format that `load_annotations` reads, atomically.
 
-    Writes the top-level `classes`, canonical subset names, `num_frames` and `segment(frames)`
-    when known. Videos are written in sorted order; segments in their stored order.
+    Writes the top-level `classes`, their `taxonomy`, canonical subset names, `num_frames` and
+    `segment(frames)` when known. Videos are written in sorted order; segments in their stored order.
     """
     orphans = sorted(set(aset.segments) - set(aset.videos))
     if orphans:
@@ -330,7 +344,8 @@ def save_annotations(aset: AnnotationSet, path: str | Path) -> None:
             entry["num_frames"] = info.num_frames
         entry["annotations"] = [_segment_record(s) for s in aset.segments.get(video_id, [])]
         database[video_id] = entry
-    document = {"version": FORMAT_VERSION, "classes": list(aset.classes), "database": database}
+    document = {"version": FORMAT_VERSION, "classes": list(aset.classes), "taxonomy": taxonomy(aset.classes),
+                "database": database}
     with atomic_open(path) as handle:
         json.dump(document, handle, indent=1, ensure_ascii=False, allow_nan=False)
         handle.write("\n")

@@ -4,15 +4,20 @@ Three input forms:
 - JSON (ActivityNet results style): `{"results": {video_id: [{"segment": [start_s, end_s],
   "label": name, "label_id": int, "score": float}, ...]}}`. Each entry needs `label` or
   `label_id` (both, if given, must name the same class) and `score`; an optional
-  `"segment(frames)": [start, end]` (written by `Detection.to_json`) is kept as frames.
+  `"segment(frames)": [start, end]` (written by `Detection.to_json`) is kept as frames. Other
+  top-level keys (`version`, `external_data`, `mgrec`, which `save_predictions` also writes) are
+  not needed, so files from other tools and from older mgrec read too.
 - The CSV table `save_predictions_csv` writes (`mgrec detect --format csv`), recognised by its header.
 - A folder of SMG-style CSV files, one per video (`VIDEO.csv`, or `VIDEO/VIDEO_finelabels.csv` as
   `mgrec detect --format smg` writes them): no header, rows `class(1..K),start_frame,end_frame`
   with an optional fourth `score` column (a file uses it on every row or on none; without it every
   score is 1.0), read by `mgrec.smg_csv.read_prediction_file`. Seconds are frames / fps.
 
-Writing: results JSON (`save_predictions`) and one flat CSV with a header (`save_predictions_csv`);
-SMG-style files per video are written by `mgrec.smg_csv.write_smg_labels`.
+Writing: results JSON (`save_predictions`: ActivityNet-complete, with `version`, `results`,
+`external_data`, which the official evaluator and DETAD require, and an `mgrec` block saying
+which set the file holds and where it came from, read back by `predictions_info`), and one flat
+CSV with a header (`save_predictions_csv`); SMG-style files per video are written by
+`mgrec.smg_csv.write_smg_labels`.
 
 Every problem raises `InputError` naming the file and the key path or line.
 """
@@ -23,9 +28,13 @@ import csv
 import io
 import json
 import math
+import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+import mgrec
 from mgrec.errors import InputError, where
 from mgrec.files import (
     atomic_write_text,
@@ -33,8 +42,18 @@ from mgrec.files import (
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
 )
 from mgrec.files import is_number as _is_number
+from mgrec.provenance import provenance
 from mgrec.records import Detection
 from mgrec.smg_csv import read_prediction_file
+
+# What `version` says in results JSON; the official evaluator only checks that the key exists.
+RESULTS_VERSION = "mgrec-results-1"
+# The block of mgrec's own facts in results JSON (ActivityNet tools ignore keys they do not know).
+MGREC_KEY = "mgrec"
+UNKNOWN_EXTERNAL_DATA = {
+    "used": None,
+    "details": "not recorded by mgrec: features from a backbone pretrained on other data count as external data",
+}
 
 CSV_COLUMNS = ("video", "start_s", "end_s", "start_frame", "end_frame", "label", "score")
 
@@ -67,6 +86,20 @@ def load_predictions(
         f"{path}: not a predictions file; expected results JSON ({{\"results\": ...}}), the CSV table of "
         f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), or a folder of SMG-style CSV files"
     )
+
+
+def predictions_info(path: str | Path) -> dict[str, Any]:
+    """The `MGREC_KEY` block of a results JSON file written by `save_predictions` (which set it holds,
+    its threshold, run, checkpoint, provenance); {} for a file without one: results JSON written by
+    other tools or by mgrec before the block existed, the CSV table, a folder of SMG-style CSV files."""
+    path = Path(path)
+    if path.is_dir() or not path.is_file() or not _first_text(path).startswith("{"):
+        return {}
+    document = read_json(path, "predictions")
+    block = document.get(MGREC_KEY, {}) if isinstance(document, dict) else {}
+    if not isinstance(block, dict):
+        raise InputError(f"{where(path, key=MGREC_KEY)}: expected an object (what mgrec recorded), got {block!r}")
+    return block
 
 
 def _first_text(path: Path, size: int = 4096) -> str:
@@ -255,10 +288,43 @@ def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) ->
 # Writing
 
 
-def save_predictions(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
-    """Write predictions as results JSON (times unrounded, see `Detection.to_json`)."""
-    document = {"results": {video_id: [d.to_json() for d in items] for video_id, items in pred.items()}}
-    atomic_write_text(Path(path), json.dumps(document, indent=1) + "\n")
+def save_predictions(
+    pred: Mapping[str, list[Detection]],
+    path: str | Path,
+    info: Mapping[str, Any] | None = None,
+    external_data: Mapping[str, Any] | None = None,
+) -> None:
+    """Write predictions as ActivityNet results JSON (times unrounded, see `Detection.to_json`).
+
+    The file holds the three keys the official ActivityNet evaluator and DETAD require
+    (`version`, `results`, `external_data`) and an `MGREC_KEY` block: `info` (for example
+    {"set": "hard" | "ranked", "score_threshold", "threshold_tuned_on", "run", "checkpoint"}), plus
+    `mgrec_version` and a `provenance` record (command, date, git commit, machine; `info`'s own
+    `provenance`, when it has one, is kept instead). `external_data` defaults to
+    {"used": None, "details": ...}: whether the features' backbone was pretrained on other data
+    is not known here, and None says so rather than claiming either answer.
+    """
+    block = dict(info or {})
+    if "mgrec_version" in block:
+        raise ValueError("info must not hold 'mgrec_version': save_predictions writes it")
+    block["mgrec_version"] = mgrec.__version__
+    if "provenance" not in block:
+        block["provenance"] = provenance([Path(sys.argv[0]).name, *sys.argv[1:]])
+    document = {
+        "version": RESULTS_VERSION,
+        "results": {video_id: [d.to_json() for d in items] for video_id, items in pred.items()},
+        "external_data": dict(external_data) if external_data is not None else dict(UNKNOWN_EXTERNAL_DATA),
+        MGREC_KEY: block,
+    }
+    # allow_nan=False: NaN is not JSON and the official evaluator's json.load would accept it silently.
+    atomic_write_text(Path(path), json.dumps(document, indent=1, allow_nan=False, default=_path_text) + "\n")
+
+
+def _path_text(value: object) -> str:
+    """JSON for the paths an `info` block may hold (a run directory, a checkpoint file); nothing else."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"save_predictions: {type(value).__name__} {value!r} in info is not JSON")
 
 
 def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
