@@ -138,7 +138,8 @@ def test_every_number_must_be_finite_and_in_its_range(tmp_path):
         "postprocess:\n  score_threshold: 1.5\n": r"\[postprocess.score_threshold\]: expected a number in \[0, 1\]",
         "model:\n  num_levels: 20\n": r"\[model.num_levels\]: expected at most 16",
         "model:\n  num_levels: 2\n  regression_ranges: [[0, 8], [4, 2]]\n": r"\[model.regression_ranges\]",
-        "model:\n  regression_ranges: [[0, .inf], [1, 2]]\n": r"\[model.regression_ranges\[0\]\[1\]\]: expected a finite",
+        "model:\n  regression_ranges: [[0, .inf], [1, 2]]\n":
+            r"\[model.regression_ranges\[0\]\[1\]\]: expected a finite",
     }
     for text, message in cases.items():
         path = write(tmp_path, "c.yaml", text)
