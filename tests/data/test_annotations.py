@@ -422,3 +422,14 @@ def test_smg_labels_survive_the_json_round_trip(tmp_path):
     assert back.classes == list(SMG_CLASSES)
     assert _without_sources(back) == _without_sources(smg)
     assert back.segments["Sample0036"][0].end == 10.0  # 300 / 30 fps
+
+
+def test_data_convert_refuses_a_bad_fps_and_huge_subject_ranges(tmp_path):
+    from mgrec.data.annotations import parse_subject_ranges, read_smg_labels
+
+    _sample(tmp_path, "Sample0001", "5,28,56\n")
+    for fps in (0.0, float("nan"), float("inf"), -5.0):
+        with pytest.raises(InputError, match="--fps: fps must be"):
+            read_smg_labels(tmp_path, fps=fps)
+    with pytest.raises(InputError, match=r"subjects are numbered 1\.\.9999"):
+        parse_subject_ranges("train=1-30000000")

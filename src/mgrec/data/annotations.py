@@ -35,7 +35,7 @@ from mgrec.config import canonical_subset  # the one subset-name rule, shared wi
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_open, is_number, read_json
 from mgrec.records import AnnotationSet, Segment, VideoInfo
-from mgrec.smg_csv import read_data_file, read_label_file
+from mgrec.smg_csv import fps_problem, read_data_file, read_label_file
 from mgrec.timeline import FeatureGrid
 
 FORMAT_VERSION = "mgrec-annotations-1"
@@ -357,12 +357,17 @@ def save_annotations(aset: AnnotationSet, path: str | Path) -> None:
 _SAMPLE_NAME = re.compile(r"Sample(\d+)")
 
 
+MAX_SUBJECT = 9999
+
+
 def parse_subject_ranges(text: str) -> dict[str, set[int]]:
     """'train=1-30,val=31-35,test=36-40' -> {'train': {1..30}, 'val': {31..35}, 'test': {36..40}}.
 
     An item is `name=first-last` or `name=number`; a name may appear in several items (their
     subjects are joined). Subset names are made canonical. A subject in two subsets is an error.
     """
+    if len(text) > 1000:
+        raise InputError(f"subject ranges: {len(text)} characters; expected a short list such as {DEFAULT_SMG_SPLITS}")
     result: dict[str, set[int]] = {}
     owner: dict[int, str] = {}
     for item in (part.strip() for part in text.split(",")):
@@ -374,6 +379,8 @@ def parse_subject_ranges(text: str) -> dict[str, set[int]]:
         last = int(match.group(3) or first)
         if first > last:
             raise InputError(f"subject ranges {text!r}: item {item!r}: first subject {first} is after last {last}")
+        if last > MAX_SUBJECT:  # Sample ids have four digits; a huge range would only build a huge set
+            raise InputError(f"subject ranges: item {item[:40]!r}: subjects are numbered 1..{MAX_SUBJECT}")
         for subject in range(first, last + 1):
             if owner.get(subject, name) != name:
                 raise InputError(f"subject ranges {text!r}: subject {subject} is in both {owner[subject]} and {name}")
@@ -438,6 +445,8 @@ def read_smg_labels(
             f"{', '.join(unlabelled[:5])}; point the root at the labelled samples only"
         )
 
+    if fps is not None and fps_problem(fps):
+        raise InputError(f"--fps: {fps_problem(fps)} (SMG videos: 28)")
     aset = AnnotationSet(classes=list(SMG_CLASSES))
     for name, folder in sample_dirs.items():
         labels_path = folder / f"{name}_finelabels.csv"
