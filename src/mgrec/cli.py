@@ -1,20 +1,26 @@
 """The `mgrec` command: one sub-command per job; each parses, calls one function, prints.
 
 User errors (`InputError`) are printed as one message without a traceback (exit code 2).
+Every option's help states its default, and every command's help ends with examples
+(`tests/test_cli.py` walks the parser to keep it so).
+
+Progress bars appear only when both stdout and stderr are terminals: in a log file a bar's
+frames would be glued to the lines around them, so there the output is plain lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
+from mgrec import __version__
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
 
 DEFAULT_DEMO_CONFIG = "demo/mgrec.yaml"  # shipped in the package: src/mgrec/configs/demo/mgrec.yaml
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,119 +47,294 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's help ends with its default; descriptions and examples keep their line breaks.
+
+    A default that says nothing by itself (None, an empty list, an off flag) is not printed: the help
+    text says what happens without the option instead ("(default: ...)" in its own words)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        # identity, not ==: a default of 0 or 0.0 is a value worth showing, unlike an off flag (False)
+        says_nothing = default is None or default is False or default is argparse.SUPPRESS or default == []
+        if "default" in text or action.required or says_nothing:
+            return text
+        return super()._get_help_string(action)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+THREADS_HELP = "torch CPU threads, before or after the command (default: torch's choice; 1 for stream)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mgrec", description="Micro-gesture online recognition toolkit.")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser = argparse.ArgumentParser(
+        prog="mgrec",
+        description="Micro-gesture online recognition: temporal detection of micro-gestures in long videos.",
+        formatter_class=HelpFormatter,
+        epilog=_examples(
+            "mgrec demo                                   # build the demo data, train, evaluate, report",
+            "mgrec detect --help                          # the help of one command",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--threads", type=positive_int, default=None, help=THREADS_HELP)
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    data = sub.add_parser("data", help="convert and check datasets").add_subparsers(metavar="ACTION")
-    p = data.add_parser("convert", help="SMG label folders -> annotations JSON")
-    p.add_argument("smg_root", type=Path)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--fps", type=float, help="fps when a sample has no SampleXXXX_data.csv")
+    data = _group(sub, "data", "convert and check datasets", examples=(
+        "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
+        "mgrec data check smg/mgrec.yaml --augment",
+    ))
+    p = _command(data, "convert", "SMG label folders -> annotations JSON (ActivityNet style)", cmd_data_convert,
+                 examples=(
+                     "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
+                     "mgrec data convert SMG_ROOT --out annotations.json --splits train=1-30,val=31-35,test=36-40",
+                 ))
+    p.add_argument("smg_root", type=Path, help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv)")
+    p.add_argument("--out", type=Path, required=True, help="annotations JSON to write")
+    p.add_argument("--fps", type=float,
+                   help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file)")
     p.add_argument("--splits", default="train=1-30,val=31-35,test=36-40", help="subject numbers per subset")
-    p.set_defaults(run=cmd_data_convert)
-    p = data.add_parser("check", help="report every problem in a config's data, and suggest settings")
-    p.add_argument("config", type=Path)
+    p = _command(data, "check", "report every problem in a config's data, and suggest settings", cmd_data_check,
+                 examples=(
+                     "mgrec data check smg/mgrec.yaml --set data.annotations=data/smg/annotations.json",
+                     "mgrec data check my_config.yaml --augment",
+                 ))
+    p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (smg/mgrec.yaml, ...)")
     p.add_argument("--augment", action="store_true", help="also print the class histogram before/after augmentation")
     _add_set(p)
-    p.set_defaults(run=cmd_data_check)
 
-    p = sub.add_parser("train", help="train a detector")
-    p.add_argument("config", type=Path)
+    p = _command(sub, "train", "train a detector", cmd_train, description=(
+        "Train a detector into a run directory: config, checkpoints (best on val, last), the F1 score\n"
+        "threshold tuned on val, and metrics.jsonl (fractions, one JSON object per epoch). Prints one line\n"
+        "per epoch (losses, learning rate, time; val scores in percent when validated). With TensorBoard\n"
+        "installed (pip install 'mgrec[tensorboard]') the same metrics go to RUN_DIR/tensorboard:\n"
+        "tensorboard --logdir RUN_DIR/tensorboard."
+    ), examples=(
+        "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --set data.annotations=data/smg/annotations.json "
+        "--set data.features=data/smg/features",
+        "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --resume",
+    ))
+    p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
-    p.add_argument("--no-progress", action="store_true")
+    _add_no_progress(p)
     _add_set(p)
-    p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a run on a split (writes RUN_DIR/eval_<split>.json)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("--tune-on", default=None, help="re-tune the F1 score threshold on this split (e.g. val)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.set_defaults(run=cmd_evaluate)
+    p = _command(sub, "evaluate", "score a run on a split (writes RUN_DIR/eval_<split>.json)", cmd_evaluate,
+                 description=(
+                     "Detect every video of a split of the run's annotations and score it (F1 at the score\n"
+                     "threshold tuned on val, mAP of the ranked list). Writes RUN_DIR/eval_<split>.json and\n"
+                     "RUN_DIR/detections_<split>.json (the ranked list); with --checkpoint last,\n"
+                     "eval_<split>_last.json and detections_<split>_last.json."
+                 ), examples=(
+                     "mgrec evaluate runs/demo-mgrec",
+                     "mgrec evaluate runs/demo-mgrec --split test --tune-on val --checkpoint last",
+                 ))
+    _add_run_dir(p)
+    p.add_argument("--split", default="test", help="the split to score")
+    p.add_argument("--tune-on", default=None,
+                   help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
+                        "val during training)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
+    _add_device(p)
+    _add_no_progress(p)
 
-    p = sub.add_parser("score", help="score a predictions file against annotations")
+    p = _command(sub, "score", "score a predictions file against annotations", cmd_score, description=(
+        "Score predictions (any format `mgrec detect` writes: results JSON, CSV table, SMG label folders)\n"
+        "against annotations. F1 counts the detections with score >= the threshold; mAP uses them all, so\n"
+        "score a ranked list (`mgrec detect --all`) for mAP comparable to other tools."
+    ), examples=(
+        "mgrec score --gt annotations.json --pred detections.json --split test",
+        "mgrec score --gt annotations.json --pred ranked.json --split test --tune-on val --json",
+    ))
     p.add_argument("--gt", type=Path, required=True, help="annotations JSON")
-    p.add_argument("--pred", type=Path, required=True, help="predictions JSON, or a folder of SMG-style CSVs")
-    p.add_argument("--split", default="test")
-    p.add_argument("--tune-on", default=None, help="choose the score threshold that maximises F1 on this split")
-    p.add_argument("--score-threshold", type=float, default=0.0, help="used without --tune-on")
-    p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.set_defaults(run=cmd_score)
+    p.add_argument("--pred", type=Path, required=True,
+                   help="predictions: results JSON, CSV table, or a folder of SMG-style CSVs")
+    p.add_argument("--split", default="test", help="the split to score")
+    p.add_argument("--tune-on", default=None,
+                   help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
+    p.add_argument("--score-threshold", type=float, default=0.0, help="F1 counts detections with score >= this")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
-    p = sub.add_parser("detect", help="detect micro-gestures in feature files (or videos)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("inputs", nargs="+", type=Path, help="feature files or folders of them")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--format", choices=["json", "csv", "smg"], default="json")
-    p.add_argument("--all", action="store_true", help="write the ranked list instead of the hard set")
-    p.set_defaults(run=cmd_detect)
+    p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
+        "Detect micro-gestures in feature files or videos (videos are turned into features with the run's\n"
+        "recipe first). By default the HARD SET is written: the detections with score >= the F1 threshold\n"
+        "tuned on val, what a challenge submission or a user wants. Its mAP is lower than that of the\n"
+        "ranked list; to score mAP with this or another tool (ActivityNet, DETAD), write the ranked list\n"
+        "with --all. The JSON file's \"mgrec\" block records which set it holds."
+    ), examples=(
+        "mgrec detect runs/demo-mgrec features/ --out detections.json",
+        "mgrec detect runs/demo-mgrec video.mp4 --out ranked.json --all",
+    ))
+    _add_run_dir(p)
+    p.add_argument("inputs", nargs="+", type=Path, help="feature files, folders of them, or video files")
+    p.add_argument("--out", type=Path, required=True, help="output file (a folder for --format smg)")
+    p.add_argument("--format", choices=["json", "csv", "smg"], default="json",
+                   help="results JSON (ActivityNet style), one CSV table, or SMG-style label CSVs per video")
+    p.add_argument("--all", action="store_true",
+                   help="write the ranked list (every detection, for mAP) instead of the hard set "
+                        "(default: the hard set, score >= the threshold tuned on val)")
+    _add_device(p)
+    _add_no_progress(p)
 
-    p = sub.add_parser("stream", help="online recognition of a live feature stream (JSON lines)")
-    p.add_argument("run_dir", type=Path)
+    p = _command(sub, "stream", "online recognition of a live feature stream (JSON lines)", cmd_stream,
+                 description=(
+                     "Replay a feature file (or a video, extracted first) as a live stream: one JSON line per\n"
+                     "gesture on stdout as soon as it is final, with the keys of the results JSON (segment,\n"
+                     "segment(frames), label, label_id, score) plus video, emitted_at, latency and compute_ms.\n"
+                     "A summary line (gestures, updates, compute per update) ends the run on stderr."
+                 ), examples=(
+                     "mgrec stream runs/demo-mgrec features/Sample0036.npy --realtime",
+                     "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
+                 ))
+    _add_run_dir(p)
     p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream")
     p.add_argument("--lookahead", type=float, default=2.0, help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
-    p.add_argument("--hop", type=int, default=None, help="feature steps per update (default: about 1 s)")
+    p.add_argument("--hop", type=int, default=None,
+                   help="feature steps per update (default: about 1 s of features)")
     p.add_argument("--history", type=int, default=None,
-                   help="feature steps of the window the network sees (default: data.max_seq_len // 8)")
+                   help="feature steps of the window the network sees (default: data.max_seq_len // 8, "
+                        "or what the lookahead needs)")
     p.add_argument("--compile", action="store_true",
                    help="compile the network for the window first (torch.compile; about a minute, needs g++): "
                         "about half the compute per update")
-    p.set_defaults(run=cmd_stream)
+    _add_device(p)
 
-    p = sub.add_parser("extract", help="video files (or SMG skeleton CSVs) -> per-window features + sidecars")
+    p = _command(sub, "extract", "video files (or SMG skeleton CSVs) -> per-window features + sidecars", cmd_extract,
+                 examples=(
+                     "mgrec extract videos/ --out features/efficientnet",
+                     "mgrec extract SMG_ROOT --backbone skeleton --out features/skeleton",
+                 ))
     p.add_argument("inputs", nargs="*", type=Path, help="video files or folders (skeleton: *_skeleton.csv)")
     p.add_argument("--out", type=Path, required=True, help="features folder")
-    p.add_argument("--backbone", default="efficientnet-lite0", help="efficientnet-lite0 | videomae | skeleton")
-    p.add_argument("--weights", type=Path, default=None, help="videomae: a Hugging Face format folder")
-    p.add_argument("--window", type=int, default=16)
-    p.add_argument("--stride", type=int, default=4)
-    p.add_argument("--size", type=int, default=None, help="frame size (default: the backbone's)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--fps", type=float, default=None, help="skeleton CSVs without a _data.csv")
+    p.add_argument("--backbone", default="efficientnet-lite0", choices=["efficientnet-lite0", "videomae", "skeleton"],
+                   help="the feature network (skeleton: joint positions of SMG skeleton CSVs)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="videomae: a Hugging Face format folder (required); efficientnet-lite0: a state dict "
+                        "(default: the packaged ImageNet weights)")
+    p.add_argument("--window", type=int, default=16, help="frames per feature window")
+    p.add_argument("--stride", type=int, default=4, help="frames between window starts")
+    p.add_argument("--size", type=int, default=None, help="frame size in pixels (default: the backbone's)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--batch", type=int, default=8,
+                   help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="skeleton CSVs only: frame rate (default: read from SampleXXXX_data.csv)")
     p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
-                   help="instead of extracting: concatenate these feature folders (same videos) into --out")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=cmd_extract)
+                   help="instead of extracting: concatenate these feature folders (same videos) into --out "
+                        "(default: extract)")
+    _add_no_progress(p)
 
-    p = sub.add_parser("convert-videomae", help="official VideoMAE V2 checkpoint -> Hugging Face format folder")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--heads", type=int, default=None, help="attention heads (inferred for known sizes)")
-    p.set_defaults(run=cmd_convert_videomae)
+    p = _command(sub, "convert-videomae", "official VideoMAE V2 checkpoint -> Hugging Face format folder",
+                 cmd_convert_videomae, examples=(
+                     "mgrec convert-videomae vit_g_hybrid_pt_1200e_k710_ft.pth weights/videomae-v2-g",
+                 ))
+    p.add_argument("checkpoint", type=Path, help="the official .pth checkpoint")
+    p.add_argument("out", type=Path, help="folder to write (config.json, model.safetensors)")
+    p.add_argument("--heads", type=int, default=None,
+                   help="attention heads (default: inferred for the known model sizes)")
 
-    p = sub.add_parser("analyze", help="error analysis figures (false negatives/positives, sensitivity)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("--annotations", type=Path, default=None, help="instead of the run config's data.annotations")
-    p.set_defaults(run=cmd_analyze)
+    p = _command(sub, "analyze", "error analysis figures (false negatives/positives, sensitivity)", cmd_analyze,
+                 examples=("mgrec analyze runs/demo-mgrec", "mgrec analyze runs/demo-mgrec --split val"))
+    _add_run_dir(p)
+    p.add_argument("--split", default="test", help="the split to analyse")
+    _add_annotations(p)
 
-    p = sub.add_parser("report", help="one self-contained HTML report of a run")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--annotations", type=Path, default=None, help="instead of the run config's data.annotations")
-    p.set_defaults(run=cmd_report)
+    p = _command(sub, "report", "one self-contained HTML report of a run", cmd_report,
+                 examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html"))
+    _add_run_dir(p)
+    p.add_argument("--split", default="test", help="the split to report")
+    p.add_argument("--out", type=Path, default=None, help="HTML file to write (default: RUN_DIR/report_<split>.html)")
+    _add_annotations(p)
 
-    p = sub.add_parser("demo", help="build the real-motion demo data, train, evaluate and report")
-    p.add_argument("--out", type=Path, default=Path("runs/demo-mgrec"))
+    p = _command(sub, "demo", "build the real-motion demo data, train, evaluate and report", cmd_demo,
+                 examples=("mgrec demo", "mgrec demo --config demo/dyfadet.yaml --out runs/demo-dyfadet --fresh"))
+    p.add_argument("--out", type=Path, default=Path("runs/demo-mgrec"), help="run directory")
     p.add_argument("--config", default=DEFAULT_DEMO_CONFIG,
                    help="a YAML file, or the name of a shipped config (demo/dyfadet.yaml, ...) "
                         "when no such file exists")
-    p.add_argument("--cache", type=Path, default=None, help="where the demo data is built")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="where the demo data is built (default: $MGREC_CACHE/demo, else ~/.cache/mgrec/demo)")
     p.add_argument("--fresh", action="store_true", help="delete an existing run directory first")
+    _add_no_progress(p)
     _add_set(p)
-    p.set_defaults(run=cmd_demo)
     return parser
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(sub, name: str, help: str, run, examples: tuple[str, ...], description: str | None = None):
+    """A sub-command parser with the shared formatter, examples at the end of its help, and --threads."""
+    p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                       formatter_class=HelpFormatter, epilog=_examples(*examples))
+    # SUPPRESS: absent here, the value given before the command (or its default) stays.
+    p.add_argument("--threads", type=positive_int, default=argparse.SUPPRESS, help=THREADS_HELP)
+    p.set_defaults(run=run)
+    return p
+
+
+def _group(sub, name: str, help: str, examples: tuple[str, ...]):
+    p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                       formatter_class=HelpFormatter, epilog=_examples(*examples))
+    return p.add_subparsers(metavar="ACTION")
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable; default: none)")
+
+
+def _add_run_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="a run directory written by `mgrec train --out`")
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def _add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when the output is not a terminal)")
+
+
+def _add_annotations(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--annotations", type=Path, default=None,
+                   help="annotations JSON (default: the run config's data.annotations)")
+
+
+def show_progress(args) -> bool:
+    """A bar only when asked and on a terminal: in a log file its frames would mix with the lines."""
+    return not getattr(args, "no_progress", False) and sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def _checked_run_dir(path: Path) -> Path:
+    """The run directory argument, refused with a hint when it is a config (a common first mistake)."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raise InputError(
+            f"{path}: is a config file, not a run directory; train it first (mgrec train {path} --out RUN_DIR) "
+            "and give the run directory"
+        )
+    if path.is_file():
+        raise InputError(f"{path}: is a file, not a run directory (the folder `mgrec train --out` writes)")
+    return path
+
+
+def _checked_device(name: str) -> str:
+    from mgrec.devices import resolve_device
+
+    return str(resolve_device(name, what="--device"))
 
 
 def cmd_data_convert(args) -> None:
@@ -182,10 +363,8 @@ def cmd_train(args) -> None:
     from mgrec.train.loop import train
 
     result = train(load_config(args.config, args.overrides), args.out, resume=args.resume,
-                   progress=not args.no_progress, inputs=[Path(args.config)])
-    print(f"finished in {result.seconds:.0f} s; selected epoch {result.best_epoch} on val: "
-          f"{json.dumps(result.best_metrics)}")
-    print(f"run directory: {result.run_dir}")
+                   progress=show_progress(args), inputs=[Path(args.config)])
+    print(result.summary())
 
 
 def cmd_evaluate(args) -> None:
@@ -193,12 +372,21 @@ def cmd_evaluate(args) -> None:
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.run import RunDir
 
-    result = evaluate_run(args.run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint)
+    run_dir = _checked_run_dir(args.run_dir)
+    result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
+                          device=_checked_device(args.device), progress=show_progress(args))
     print(format_score_table(result))
-    print(f"wrote {RunDir(args.run_dir).eval_path(args.split, args.checkpoint)}")
+    run = RunDir(run_dir)
+    tuned = result["threshold_tuned_on"]
+    print(f"evaluated {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint} "
+          f"(score threshold {result['score_threshold']:.4g}, "
+          f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
+          f"wrote {run.eval_path(args.split, args.checkpoint)} and {run.detections_path(args.split, args.checkpoint)}")
 
 
 def cmd_score(args) -> None:
+    import json
+
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.f1 import tune_score_threshold
     from mgrec.evaluate.predictions import load_predictions
@@ -235,13 +423,16 @@ def cmd_score(args) -> None:
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 
 
-def features_for(run_dir: Path, inputs: list, scratch: Path) -> list[Path]:
+def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False
+                 ) -> list[Path]:
     """Feature inputs as they are; recorded videos turned into features with the run's recipe first."""
     from mgrec.extract.run import extract_with_recipe, is_video
 
     videos = [Path(p) for p in inputs if is_video(p)]
     others = [Path(p) for p in inputs if not is_video(p)]
-    return others + (extract_with_recipe(run_dir, videos, scratch) if videos else [])
+    if not videos:
+        return others
+    return others + extract_with_recipe(run_dir, videos, scratch, device=device, progress=progress)
 
 
 def cmd_detect(args) -> None:
@@ -250,11 +441,14 @@ def cmd_detect(args) -> None:
     from mgrec.files import check_writable
     from mgrec.infer.detect import detect_files
 
+    run_dir = _checked_run_dir(args.run_dir)
+    device = _checked_device(args.device)
     check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        inputs = features_for(args.run_dir, args.inputs, Path(scratch))
-        written = detect_files(args.run_dir, inputs, args.out, fmt=args.format, ranked=args.all)
-    print(f"wrote {written}")
+        inputs = features_for(run_dir, args.inputs, Path(scratch), device=device, progress=show_progress(args))
+        summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
+                               progress=show_progress(args))
+    print(summary.describe())
 
 
 def cmd_stream(args) -> None:
@@ -262,10 +456,12 @@ def cmd_stream(args) -> None:
 
     from mgrec.infer.online import stream_file
 
+    run_dir = _checked_run_dir(args.run_dir)
+    device = _checked_device(args.device)
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        (source,) = features_for(args.run_dir, [args.input], Path(scratch))
-        stream_file(
-            args.run_dir,
+        (source,) = features_for(run_dir, [args.input], Path(scratch), device=device)
+        summary = stream_file(
+            run_dir,
             source,
             lookahead=args.lookahead,
             realtime=args.realtime,
@@ -273,7 +469,10 @@ def cmd_stream(args) -> None:
             history=args.history,
             threads=args.threads or 1,  # small updates are fastest on one thread
             compile=args.compile,
+            device=device,
         )
+    # stderr: stdout stays pure JSON lines for whatever reads them
+    print(summary.describe(), file=sys.stderr)
 
 
 def cmd_extract(args) -> None:
@@ -282,8 +481,10 @@ def cmd_extract(args) -> None:
     if args.fuse:
         if args.inputs:
             raise InputError("--fuse takes feature folders; give no other inputs")
-        for fused in fuse_features(args.fuse, args.out):
-            print(f"{fused.feature_path}: {fused.num_features} steps (inputs {fused.input_lengths})")
+        fused = fuse_features(args.fuse, args.out)
+        for item in fused:
+            print(f"{item.feature_path}: {item.num_features} steps (inputs {item.input_lengths})")
+        print(f"fused {len(fused)} videos from {len(args.fuse)} folders into {args.out}")
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
@@ -298,12 +499,15 @@ def cmd_extract(args) -> None:
         device=args.device,
         batch=args.batch,
         fps=args.fps,
-        progress=not args.no_progress,
+        progress=show_progress(args),
     )
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
         for warning in result.warnings:
             print(f"  warning: {warning}")
+    extracted = sum(r.status == "extracted" for r in results)
+    print(f"{extracted} extracted, {len(results) - extracted} skipped (done earlier with this recipe): "
+          f"{len(results)} inputs in {args.out}")
 
 
 def cmd_convert_videomae(args) -> None:
@@ -316,14 +520,15 @@ def cmd_convert_videomae(args) -> None:
 def cmd_analyze(args) -> None:
     from mgrec.report.html import analyze_run
 
-    for path in analyze_run(args.run_dir, split=args.split, annotations=args.annotations):
+    for path in analyze_run(_checked_run_dir(args.run_dir), split=args.split, annotations=args.annotations):
         print(path)
 
 
 def cmd_report(args) -> None:
     from mgrec.report.html import write_report
 
-    print(f"report: {write_report(args.run_dir, split=args.split, out=args.out, annotations=args.annotations)}")
+    run_dir = _checked_run_dir(args.run_dir)
+    print(f"report: {write_report(run_dir, split=args.split, out=args.out, annotations=args.annotations)}")
 
 
 def cmd_demo(args) -> None:
@@ -349,9 +554,9 @@ def cmd_demo(args) -> None:
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     resume = RunDir(args.out).can_resume()
-    result = train(config, args.out, resume=resume)
-    print(f"trained in {result.seconds:.0f} s; selected epoch {result.best_epoch} on val")
-    scores = evaluate_run(args.out, split=config.data.test_split)
+    result = train(config, args.out, resume=resume, progress=show_progress(args))
+    print(result.summary(next_steps=False))  # the demo goes on to evaluate and report
+    scores = evaluate_run(args.out, split=config.data.test_split, progress=show_progress(args))
     print(format_score_table(scores))
     print(f"report: {write_report(args.out, split=config.data.test_split)}")
 

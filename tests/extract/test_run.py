@@ -201,3 +201,27 @@ def test_fuse_errors(tmp_path):
         fuse_features([tmp_path / "a", tmp_path / "long"], tmp_path / "out")
     with pytest.raises(InputError, match="at least two"):
         fuse_features([tmp_path / "a"], tmp_path / "out")
+
+
+def test_progress_inside_a_video_counts_its_frames(tmp_path, carphone, capsys):
+    # one video: no bar over the videos, one bar over its 120 frames (the container declares them)
+    extract_videos([carphone], tmp_path / "out", size=SIZE, batch=8, progress=True)
+    err = capsys.readouterr().err
+    assert "carphone_pristine.mp4:" in err and "/120" in err and "frame" in err
+    assert "video/s" not in err
+    extract_videos([carphone], tmp_path / "quiet", size=SIZE, batch=8, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_extract_command_ends_with_a_count_line(tmp_path, capsys):
+    from mgrec.cli import main
+
+    (tmp_path / "smg").mkdir()
+    for number in (1, 2):
+        write_skeleton(tmp_path / "smg" / f"Sample000{number}_skeleton.csv", 40, number)
+    argv = ["extract", str(tmp_path / "smg"), "--backbone", "skeleton", "--fps", "28", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"2 extracted, 0 skipped (done earlier with this recipe): 2 inputs in {tmp_path / 'out'}"
+    assert main(argv) == 0  # the second time both are done
+    assert capsys.readouterr().out.splitlines()[-1].startswith("0 extracted, 2 skipped")

@@ -251,3 +251,61 @@ def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run,
     got = OfflineDetector.from_run(old).detect(features)
     assert [(d.label_id, d.start, d.end, d.score) for d in got] == [(d.label_id, d.start, d.end, d.score)
                                                                      for d in expected]
+
+
+def test_detect_says_which_set_it_wrote_in_its_output_and_in_the_file(trained_run, tmp_path, capsys):
+    run, paths = trained_run
+    tuned = json.loads((run / "postprocess.json").read_text())["score_threshold"]
+    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "hard.json"), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # not a terminal: no progress bar frames in a log
+    hard = json.loads((tmp_path / "hard.json").read_text())
+    count = sum(map(len, hard["results"].values()))
+    assert captured.out.strip().splitlines()[-1] == (
+        f"wrote {tmp_path / 'hard.json'}: {count} detections in 4 videos, the hard set (score >= {tuned:.4g}, "
+        "the F1 threshold tuned on val; --all writes the ranked list, for mAP)"
+    )
+    block = hard["mgrec"]
+    assert (block["set"], block["score_threshold"], block["threshold_tuned_on"]) == ("hard", tuned, "val")
+    assert (block["run"], block["checkpoint"]) == (str(run), "best")
+    assert all(d["score"] >= tuned for items in hard["results"].values() for d in items)
+
+    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "ranked.json"), "--all"]) == 0
+    assert "the ranked list" in capsys.readouterr().out
+    ranked = json.loads((tmp_path / "ranked.json").read_text())
+    assert ranked["mgrec"]["set"] == "ranked"
+    assert sum(map(len, ranked["results"].values())) > count
+
+
+def test_detect_help_says_the_hard_set_is_the_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "By default the HARD SET is written" in text and "--all" in text
+    assert "(default: the hard set, score >= the threshold tuned on val)" in text
+
+
+def test_detect_and_evaluate_show_a_bar_over_the_videos_when_asked(trained_run, tmp_path, capsys):
+    from mgrec.infer.detect import detect_files
+
+    run, paths = trained_run
+    summary = detect_files(run, [paths.features], tmp_path / "d.json", progress=True)
+    assert (summary.videos, summary.ranked, summary.threshold_tuned_on) == (4, False, "val")
+    err = capsys.readouterr().err  # the bar's first frame (later ones are skipped within 0.1 s), then cleared
+    assert "detect:" in err and "0/4" in err and "video/s" in err
+    evaluate_run(run, split="test", progress=True)
+    assert "test:" in (err := capsys.readouterr().err) and "0/1" in err
+
+
+def test_evaluate_ends_with_a_count_line_and_records_the_set_of_its_detections(trained_run, capsys):
+    run, _ = trained_run
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    last = captured.out.strip().splitlines()[-1]
+    assert last.startswith("evaluated 1 videos of split test with checkpoint best (score threshold ")
+    assert f"tuned on val); wrote {run / 'eval_test.json'} and {run / 'detections_test.json'}" in last
+    block = json.loads((run / "detections_test.json").read_text())["mgrec"]
+    assert (block["set"], block["threshold_tuned_on"], block["checkpoint"], block["split"]) == (
+        "ranked", "val", "best", "test")
+    assert block["score_threshold"] == json.loads((run / "eval_test.json").read_text())["score_threshold"]

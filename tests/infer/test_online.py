@@ -332,9 +332,13 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
 
     out = io.StringIO()
-    count = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert count == len(lines) >= 10  # most of the 16+ offline detections above the threshold
+    assert summary.emitted == len(lines) >= 10  # most of the 16+ offline detections above the threshold
+    # 120 steps in hops of 8: 15 updates, each timed; flush has no new features, so no 16th update
+    assert summary.updates == 15 and summary.video_id == "clip"
+    assert 0 < summary.mean_compute_ms and 0 < summary.p95_compute_ms
+    assert summary.stream_seconds == pytest.approx(((120 - 1) * 4 + 16) / fps)
 
     loaded = OfflineDetector.from_run(tmp_path / "run")
     assert loaded.postprocess.score_threshold == threshold
@@ -342,7 +346,8 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     expected = [e.to_json() for e in online.run(chunks_of(features, 8))]
     strip = lambda records: [{k: v for k, v in r.items() if k != "compute_ms"} for r in records]  # noqa: E731
     assert strip(lines) == strip(expected)
-    assert set(lines[0]) == {"video", "start", "end", "start_frame", "end_frame", "label", "label_id", "score",
+    # the detection's keys are those of the results JSON (Detection.to_json), unrounded as there
+    assert set(lines[0]) == {"video", "segment", "segment(frames)", "label", "label_id", "score",
                              "emitted_at", "latency", "compute_ms"}
     assert all(r["video"] == "clip" and r["score"] >= round(threshold, 6) for r in lines)
 
@@ -390,4 +395,25 @@ def test_emission_latency_and_json():
     assert emission.latency == pytest.approx(1.25)
     record = emission.to_json()
     assert record["label"] == "g1" and record["latency"] == 1.25 and record["compute_ms"] == 3.0
-    assert record["start"] == round(d.start, 4) and record["start_frame"] == d.start_frame
+    assert record == {"video": "v", **d.to_json(), "emitted_at": round(d.end + 1.25, 4), "latency": 1.25,
+                      "compute_ms": 3.0}
+    assert record["segment"] == [d.start, d.end] and record["segment(frames)"] == [d.start_frame, d.end_frame]
+
+
+def test_stream_command_keeps_stdout_json_and_ends_with_a_summary_on_stderr(tmp_path, capsys):
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    threshold = detector.detect(features, fps=2000.0)[15].score
+    write_run(tmp_path / "run", detector, threshold)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=2000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    assert main(["stream", str(tmp_path / "run"), str(path), "--lookahead", "0.01", "--hop", "8",
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]  # every stdout line is JSON
+    assert len(lines) >= 10
+    summary = captured.err.strip().splitlines()[-1]
+    assert summary.startswith(f"stream clip: {len(lines)} gestures emitted in 15 updates over ")
+    assert "compute per update mean " in summary and " ms, p95 " in summary

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,7 +105,8 @@ def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     interrupted = tmp_path / "interrupted"
     config = tiny_config(dataset)
     _train_epochs_then_stop(config, interrupted, stop_after=2)
-    train(config, interrupted, resume=True, progress=False, log=lambda *_: None)
+    resumed = train(config, interrupted, resume=True, progress=False, log=lambda *_: None)
+    assert resumed.summary().startswith("finished epochs 2-3 (resumed) in ")
     a = load_file(str(full / "checkpoints/last.safetensors"))
     b = load_file(str(interrupted / "checkpoints/last.safetensors"))
     assert a.keys() == b.keys()
@@ -230,3 +232,104 @@ def test_a_non_finite_loss_stops_training_before_the_weights_change(dataset, tmp
     with pytest.raises(InputError, match=r"training stopped at step 0: the loss is nan"):
         train(config, tmp_path / "run", progress=False, log=lambda *_: None)
     assert not RunDir(tmp_path / "run").has_training()  # nothing committed, no NaN checkpoint
+
+
+class FakeSummaryWriter:
+    """Stands in for torch.utils.tensorboard.SummaryWriter (tensorboard is an optional extra)."""
+
+    instances: list = []
+
+    def __init__(self, log_dir):
+        self.log_dir, self.scalars, self.closed = log_dir, [], False
+        FakeSummaryWriter.instances.append(self)
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def close(self):
+        self.closed = True
+
+
+def test_one_line_per_epoch_beside_the_bar_in_percent_with_tensorboard_and_a_summary(dataset, tmp_path, capsys,
+                                                                                      monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeSummaryWriter))
+    FakeSummaryWriter.instances.clear()
+    run = tmp_path / "run"
+    # lines go to stderr, where the bar is: as in a terminal, or `2>&1` into one file
+    result = train(tiny_config(dataset, epochs=3, eval_every=2), run, progress=True,
+                   log=lambda line: print(line, file=sys.stderr))
+    err = capsys.readouterr().err
+    lines = err.split("\n")
+    assert any("step" in line and "\r" in line for line in lines), "a progress bar was drawn"
+    # each printed line starts on a cleared line: a bar frame is erased ("\r   \r") before it, never glued to it
+    printed = [line.split("\r")[-1] for line in lines]
+    epoch_lines = [line for line in printed if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["0", "1", "2"]  # one per epoch, numbered as stored
+    assert not any("epoch " in line and not line.startswith("epoch ") for line in printed)
+    for line in epoch_lines:
+        assert all(part in line for part in ("loss ", "(cls ", ", reg ", "lr ", " s")), line
+    validated = [line for line in epoch_lines if "| val " in line]
+    assert [line.split()[1] for line in validated] == ["1", "2"]  # eval_every=2, and the last epoch
+
+    records = RunDir(run).read_metrics()
+    val = [r for r in records if r["kind"] == "val"]
+    for line, record in zip(validated, val):
+        assert 0 <= record["f1"] <= 1  # the file keeps fractions; the line prints percent
+        assert f"val F1 {100 * record['f1']:.2f}%" in line and f"average mAP {100 * record['average_mAP']:.2f}%" in line
+    train_loss = [r for r in records if r["kind"] == "train"][0]
+    assert f"loss {train_loss['loss']:.4f} (cls {train_loss['cls_loss']:.4f}" in epoch_lines[0]
+
+    (writer,) = FakeSummaryWriter.instances
+    assert writer.closed and writer.log_dir == str(run / "tensorboard")
+    assert f"TensorBoard: tensorboard --logdir {run / 'tensorboard'}" in printed
+    tags = {tag for tag, _, _ in writer.scalars}
+    assert {"train/loss", "train/cls_loss", "train/reg_loss", "train/lr", "val/f1", "val/average_mAP"} <= tags
+    assert all(0 <= value <= 1 for tag, value, _ in writer.scalars if tag == "val/f1")
+
+    summary = result.summary().splitlines()
+    best = result.best_metrics
+    assert summary[0].startswith("finished 3 epochs in ")
+    assert summary[1] == (
+        f"selected epoch {result.best_epoch} by val f1: F1 {100 * best['f1']:.2f}%, F1 (MiGA rule) "
+        f"{100 * best['f1_miga']:.2f}%, average mAP {100 * best['average_mAP']:.2f}% at score threshold "
+        f"{best['score_threshold']:.4g} (tuned on val)"
+    )
+    assert summary[2:] == [f"run directory: {run}",
+                           f"next: mgrec evaluate {run} (test scores), then mgrec report {run}"]
+
+
+def test_train_command_prints_plain_lines_when_the_output_is_not_a_terminal(dataset, tmp_path, capsys):
+    from mgrec.cli import main
+
+    config_path = tmp_path / "config.yaml"
+    save_config(tiny_config(dataset, epochs=2, eval_every=2), config_path)
+    assert main(["train", str(config_path), "--out", str(tmp_path / "run")]) == 0  # no --no-progress
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err and "step/s" not in captured.err  # no bar in a log file
+    lines = captured.out.splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["0", "1"]
+    assert any(line.startswith("finished 2 epochs in ") for line in lines)
+    assert any(line.startswith("selected epoch 1 by val f1: F1 ") and line.count("%") == 3 for line in lines)
+
+
+def test_tensorboard_is_an_extra():
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert any(req.startswith("tensorboard") for req in pyproject["project"]["optional-dependencies"]["tensorboard"])
+
+
+def test_summary_without_val_and_on_other_ranks():
+    from mgrec.train.loop import TrainResult
+
+    no_val = TrainResult(Path("r"), 19, {"score_threshold": 0.25}, 75.0, epochs=20)
+    assert no_val.summary(next_steps=False).splitlines() == [
+        "finished 20 epochs in 1 min 15 s (3.8 s per epoch)",
+        "no val split: kept the last epoch (19) and the configured score threshold 0.25",
+        "run directory: r",
+    ]
+    other = TrainResult(Path("r"), -1, {}, 3725.0, epochs=20, rank=1)
+    assert other.summary() == "process 1: finished 20 epochs in 1 h 02 min (3 min 06 s per epoch); " \
+        "process 0 wrote the run directory r"

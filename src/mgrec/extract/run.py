@@ -69,7 +69,8 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path) -> list[Path]:
+def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, device: str = "cpu",
+                        progress: bool = False) -> list[Path]:
     """Features for raw videos, made exactly as a run's training features were (backbone, size,
     window, stride: its `feature_recipe.json`), for detecting with that run."""
     run = RunDir(run_dir)
@@ -84,7 +85,7 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path) 
     if recipe.weights and not Path(recipe.weights).exists():
         raise InputError(f"the run's feature weights {recipe.weights} are not on this machine")
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
-                      stride=recipe.stride, size=int(size) if size else None, progress=False)
+                      stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress)
     return [r.feature_path for r in results]
 
 
@@ -165,6 +166,13 @@ class _Counter:
             yield item
 
 
+def _ticking(items: Iterator, bar) -> Iterator:
+    """Passes items through, advancing `bar` as the network takes them (not as they are decoded ahead)."""
+    for item in items:
+        bar.update(1)
+        yield item
+
+
 def _device_for_this_process(device: str) -> str:
     from mgrec.devices import resolve_device
 
@@ -206,7 +214,7 @@ def extract_videos(
     recipe_name = f"{model.name}@{model.image_size}"
 
     results, failures = [], []
-    for path in tqdm(files, desc="videos", unit="video", disable=not progress):
+    for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride)
         if done is not None:
@@ -216,7 +224,11 @@ def extract_videos(
         try:
             stream = probe_video(path)
             frames = _Counter(iter_frames(path, model.image_size))
-            features = list(model.window_features(prefetch(iter(frames), DECODE_AHEAD), window, stride, batch))
+            # A second bar inside the video: an hour of video is minutes of work even on a GPU.
+            with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
+                      disable=not progress) as frame_bar:
+                decoded = _ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
+                features = list(model.window_features(decoded, window, stride, batch))
             _check_length(path, frames.count, window)
         except InputError as exc:
             failures.append(str(exc))

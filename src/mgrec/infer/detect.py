@@ -1,11 +1,19 @@
 """`mgrec detect`: feature files in, detections out as JSON, CSV or SMG label CSVs.
 
 Raw videos are turned into feature files first, with the run's feature recipe, by the CLI
-(`mgrec.extract.run.extract_with_recipe`): detection itself only reads features."""
+(`mgrec.extract.run.extract_with_recipe`): detection itself only reads features.
+
+By default the hard set is written (score >= the F1 threshold tuned on val); `ranked=True` writes
+the ranked list, which is what mAP (here or in the ActivityNet evaluator or DETAD) must be computed
+on: the hard set's mAP is lower, because the low-scoring detections it drops count towards recall.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
@@ -14,34 +22,77 @@ from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
 
 
+@dataclass(frozen=True)
+class DetectSummary:
+    """What `detect_files` wrote: where, how much, and which set."""
+
+    path: Path
+    videos: int
+    detections: int
+    ranked: bool  # the ranked list (every detection) or the hard set
+    score_threshold: float  # the hard set's bar: the F1 threshold of the run
+    threshold_tuned_on: str | None  # the split it was tuned on (None: the config's threshold)
+
+    @property
+    def set_name(self) -> str:
+        return "ranked" if self.ranked else "hard"
+
+    def describe(self) -> str:
+        """The final line of `mgrec detect`: the counts and which set the file holds."""
+        tuned = f"tuned on {self.threshold_tuned_on}" if self.threshold_tuned_on else "from the config"
+        if self.ranked:
+            which = "the ranked list (every detection, for mAP; without --all: the hard set)"
+        else:
+            which = (f"the hard set (score >= {self.score_threshold:.4g}, the F1 threshold {tuned}; "
+                     "--all writes the ranked list, for mAP)")
+        return f"wrote {self.path}: {self.detections} detections in {self.videos} videos, {which}"
+
+
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
-                 ranked: bool = False) -> Path:
+                 ranked: bool = False, device: str = "auto", progress: bool = False) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
     By default the hard set (score >= the threshold tuned on val) is written, which is what a
     challenge submission or a user wants; `ranked=True` writes the full ranked list (for mAP).
+    `progress`: a bar over the files (on stderr).
     """
     from mgrec.smg_csv import write_smg_labels
 
     check_writable(out, is_dir=fmt == "smg")
-    detector = OfflineDetector.from_run(run_dir)
+    detector = OfflineDetector.from_run(run_dir, device=device)
     paths = feature_files(inputs)
     _refuse_duplicate_ids(paths)
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
-    for path in paths:
+    for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
         detections = detector.detect(path)
         results[path.stem] = detections if ranked else detector.hard_set(detections)
         fps_by_video[path.stem] = detector.grid(detector.sidecar_fps(path)).fps
     out = Path(out)
+    summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
+                            detector.postprocess.score_threshold, detector.threshold_tuned_on)
     if fmt == "json":
-        save_predictions(results, out)
+        save_predictions(results, out, info=predictions_info(detector, ranked))
     elif fmt == "csv":
         save_predictions_csv(results, out)
     else:
         write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
-    return out
+    return summary
+
+
+def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float | None = None,
+                     tuned_on: str | None = None) -> dict:
+    """The `mgrec` block of a results JSON: which set it holds and where its threshold comes from.
+
+    `threshold`, `tuned_on`: a threshold other than the run's (re-tuned by `evaluate --tune-on`)."""
+    return {
+        "set": "ranked" if ranked else "hard",
+        "score_threshold": detector.postprocess.score_threshold if threshold is None else threshold,
+        "threshold_tuned_on": detector.threshold_tuned_on if threshold is None else tuned_on,
+        "run": str(detector.run_dir),
+        "checkpoint": detector.checkpoint,
+    }
 
 
 def _refuse_duplicate_ids(paths: list[Path]) -> None:

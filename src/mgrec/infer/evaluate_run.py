@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tqdm import tqdm
+
 from mgrec.data.annotations import load_annotations
 from mgrec.data.features import feature_path, load_features
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import score
+from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.provenance import provenance
 from mgrec.records import Detection
 from mgrec.run import RunDir
 
 
-def detect_split(detector: OfflineDetector, split: str) -> tuple[dict[str, list[Detection]], dict]:
-    """Ranked detections for every video of `split` of the run's annotations, and its ground truth."""
+def detect_split(detector: OfflineDetector, split: str, progress: bool = False
+                 ) -> tuple[dict[str, list[Detection]], dict]:
+    """Ranked detections for every video of `split` of the run's annotations, and its ground truth.
+
+    `progress`: a bar over the videos (on stderr)."""
     data = detector.config.data
     annotations = load_annotations(data.annotations)
     video_ids = annotations.video_ids(split)
@@ -26,7 +32,7 @@ def detect_split(detector: OfflineDetector, split: str) -> tuple[dict[str, list[
             f"{data.annotations}: no videos in split {split!r} (splits: {', '.join(annotations.subsets())})"
         )
     ranked = {}
-    for video_id in video_ids:
+    for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
         features = load_features(feature_path(data.features, video_id, data.feature_ext), expected_dim=data.feature_dim)
         ranked[video_id] = detector.detect(features, video_id=video_id, fps=annotations.videos[video_id].fps)
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
@@ -34,30 +40,36 @@ def detect_split(detector: OfflineDetector, split: str) -> tuple[dict[str, list[
 
 
 def evaluate_run(
-    run_dir: str | Path, split: str = "test", tune_on: str | None = None, checkpoint: str = "best"
+    run_dir: str | Path,
+    split: str = "test",
+    tune_on: str | None = None,
+    checkpoint: str = "best",
+    device: str = "auto",
+    progress: bool = False,
 ) -> dict:
     """Score the run on `split`; the F1 threshold is the one tuned on val at training, or re-tuned on `tune_on`.
 
     Writes RUN_DIR/eval_<split>.json (the keys of `mgrec score --json`, plus the checkpoint and the
     split the threshold was tuned on) and detections_<split>.json; for `checkpoint="last"`,
-    eval_<split>_last.json and detections_<split>_last.json.
+    eval_<split>_last.json and detections_<split>_last.json. `device`: auto, cpu, cuda or cuda:N;
+    `progress`: a bar over the videos (on stderr).
     """
     run = RunDir(run_dir)
-    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint)
-    threshold = detector.postprocess.score_threshold
-    tuning = run.read_tuning()
-    tuned_on = tuning.get("tuned_on") if tuning is not None else None
+    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device)
+    threshold, tuned_on = detector.postprocess.score_threshold, detector.threshold_tuned_on
     if tune_on is not None:
         if tune_on == split:
             raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
-        tune_ranked, tune_gt = detect_split(detector, tune_on)
+        tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
         threshold, tuned_on = tune_score_threshold(tune_gt, tune_ranked), tune_on
-    ranked, ground_truth = detect_split(detector, split)
+    ranked, ground_truth = detect_split(detector, split, progress)
     result = score(ground_truth, ranked, detector.classes, threshold, split=split)
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
     command += ["--tune-on", tune_on] if tune_on else []
     result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(run.path),
                    "provenance": provenance(command)})
     run.write_eval(split, result, checkpoint)
-    save_predictions(ranked, run.detections_path(split, checkpoint))
+    info = {**predictions_info(detector, ranked=True, threshold=threshold, tuned_on=tuned_on),
+            "split": split, "provenance": result["provenance"]}
+    save_predictions(ranked, run.detections_path(split, checkpoint), info=info)
     return result

@@ -36,10 +36,14 @@ class OfflineDetector:
     classes: list[str]
     postprocess: PostprocessConfig  # includes the score threshold tuned on val
     run_dir: Path
+    checkpoint: str = "best"
+    threshold_tuned_on: str | None = None  # the split the score threshold was tuned on (None: the config's)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> OfflineDetector:
-        """Load a run directory written by `mgrec train` (EMA weights of the selected checkpoint)."""
+        """Load a run directory written by `mgrec train` (EMA weights of the selected checkpoint).
+
+        `device`: auto (CUDA when available), cpu, cuda or cuda:N."""
         run = RunDir(run_dir)
         run.require_finished(checkpoint)
         run.read_format_version()
@@ -48,8 +52,11 @@ class OfflineDetector:
         model = build_detector(config.model)
         weights, _ = run.read_weights(checkpoint, use_ema=True)
         load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)
-        model = model.to(resolve_device(device)).eval()
-        return cls(model, config, classes, run.read_postprocess(config), run.path)
+        model = model.to(resolve_device(device, what="device")).eval()
+        tuning = run.read_tuning()
+        tuned_on = tuning.get("tuned_on") if tuning is not None else None
+        tuned_on = tuned_on if isinstance(tuned_on, str) else None
+        return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on)
 
     def grid(self, fps: float | None = None) -> FeatureGrid:
         return self.config.data.grid(fps)

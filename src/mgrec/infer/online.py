@@ -7,7 +7,8 @@
     for emission in online.flush():               # end of the stream: everything pending is final
         ...
 
-`stream_file` replays a feature file this way and prints one JSON line per gesture (`mgrec stream`).
+`stream_file` replays a feature file this way and prints one JSON line per gesture (`mgrec stream`):
+the keys of the results JSON (`Detection.to_json`) plus video, emitted_at, latency and compute_ms.
 
 How an update works
 -------------------
@@ -131,21 +132,35 @@ class Emission:
         return self.emitted_at - self.detection.end
 
     def to_json(self) -> dict:
-        """The JSON line `mgrec stream` prints for this emission."""
-        d = self.detection
+        """The JSON line `mgrec stream` prints for this emission: the video, the detection's keys in the
+        results JSON (`Detection.to_json`: segment, segment(frames), label, label_id, score), then when
+        and how fast it was reported."""
         return {
-            "video": d.video_id,
-            "start": round(d.start, 4),
-            "end": round(d.end, 4),
-            "start_frame": d.start_frame,
-            "end_frame": d.end_frame,
-            "label": d.label,
-            "label_id": d.label_id,
-            "score": round(float(d.score), 6),
+            "video": self.detection.video_id,
+            **self.detection.to_json(),
             "emitted_at": round(self.emitted_at, 4),
             "latency": round(self.latency, 4),
             "compute_ms": round(self.compute_ms, 3),
         }
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What a replayed stream did (`stream_file`): the line `mgrec stream` ends with, on stderr."""
+
+    video_id: str
+    emitted: int  # gestures emitted
+    updates: int
+    stream_seconds: float  # stream time covered by the features
+    mean_compute_ms: float  # per update (network, post-processing, emission rule)
+    p95_compute_ms: float
+
+    def describe(self) -> str:
+        return (
+            f"stream {self.video_id}: {self.emitted} gestures emitted in {self.updates} updates over "
+            f"{self.stream_seconds:.1f} s of stream; compute per update mean {self.mean_compute_ms:.1f} ms, "
+            f"p95 {self.p95_compute_ms:.1f} ms"
+        )
 
 
 class FeatureWindow:
@@ -457,7 +472,8 @@ def stream_file(
     threads: int | None = 1,
     history: int | None = None,
     compile: bool = False,
-) -> int:
+    device: str = "auto",
+) -> StreamSummary:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
 
     The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`. `realtime`: push
@@ -467,12 +483,12 @@ def stream_file(
     this process (None: leave torch's setting).
     One is the default because an update is a batch of one short window: more threads add
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
-    Returns the number of gestures emitted.
+    `device`: auto, cpu, cuda or cuda:N. Returns what happened: gestures, updates, compute per update.
     """
     out = sys.stdout if out is None else out  # looked up per call: the caller may have redirected it
     if threads is not None:
         torch.set_num_threads(threads)
-    detector = OfflineDetector.from_run(run_dir)
+    detector = OfflineDetector.from_run(run_dir, device=device)
     path = Path(input_path)
     data = detector.config.data
     fps = None
@@ -484,12 +500,26 @@ def stream_file(
     online = OnlineDetector(
         detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile
     )
-    count = 0
-    for emission in online.run(_replay(features, online.hop, online.grid, realtime)):
-        out.write(json.dumps(emission.to_json()) + "\n")
-        out.flush()
-        count += 1
-    return count
+    count, update_ms = 0, []
+
+    def write(emissions: list[Emission], updates_before: int) -> None:
+        nonlocal count
+        # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
+        if online.num_updates > updates_before:
+            update_ms.append(online.last_compute_ms)
+        for emission in emissions:
+            out.write(json.dumps(emission.to_json()) + "\n")
+            out.flush()
+            count += 1
+
+    for chunk in _replay(features, online.hop, online.grid, realtime):
+        before = online.num_updates
+        write(online.push(chunk), before)
+    before = online.num_updates
+    write(online.flush(), before)
+    times = np.asarray(update_ms) if update_ms else np.zeros(1)
+    return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
+                         float(np.percentile(times, 95)))
 
 
 def _replay(features: np.ndarray, hop: int, grid: FeatureGrid, realtime: bool) -> Iterator[np.ndarray]:

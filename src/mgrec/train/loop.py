@@ -46,8 +46,51 @@ from mgrec.train.step import TrainStep, lr_factor
 class TrainResult:
     run_dir: Path
     best_epoch: int
-    best_metrics: dict
+    best_metrics: dict  # fractions, as stored: f1, f1_miga, average_mAP, score_threshold
     seconds: float
+    epochs: int = 0
+    select_metric: str = "f1"
+    tuned_on: str | None = None  # the split the score threshold was tuned on (None: no val split)
+    rank: int = 0  # under torchrun, only rank 0 validates and knows the selected epoch
+    first_epoch: int = 0  # the first epoch this call trained (> 0 after --resume)
+
+    def summary(self, next_steps: bool = True) -> str:
+        """The readable end of `mgrec train`: time, the selected epoch and its val scores (percent), and
+        (`next_steps`) the commands that come next."""
+        done = self.epochs - self.first_epoch  # `seconds` covers these only
+        per_epoch = f" ({_duration(self.seconds / done)} per epoch)" if done > 0 else ""
+        which = f"epochs {self.first_epoch}-{self.epochs - 1} (resumed)" if self.first_epoch else f"{done} epochs"
+        lines = [f"finished {which} in {_duration(self.seconds)}{per_epoch}"]
+        if self.rank != 0:
+            return f"process {self.rank}: {lines[0]}; process 0 wrote the run directory {self.run_dir}"
+        m = self.best_metrics
+        if self.tuned_on is None:
+            lines.append(f"no val split: kept the last epoch ({self.best_epoch}) and the configured score threshold "
+                         f"{m['score_threshold']:.4g}")
+        else:
+            lines.append(
+                f"selected epoch {self.best_epoch} by val {self.select_metric}: F1 {_percent(m['f1'])}, "
+                f"F1 (MiGA rule) {_percent(m['f1_miga'])}, average mAP {_percent(m['average_mAP'])} "
+                f"at score threshold {m['score_threshold']:.4g} (tuned on {self.tuned_on})"
+            )
+        lines.append(f"run directory: {self.run_dir}")
+        if next_steps:
+            lines.append(f"next: mgrec evaluate {self.run_dir} (test scores), then mgrec report {self.run_dir}")
+        return "\n".join(lines)
+
+
+def _percent(fraction: float) -> str:
+    """Printed scores are percent, as `mgrec evaluate` and the report print them; files keep fractions."""
+    return f"{100 * fraction:.2f}%"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def seed_everything(seed: int) -> None:
@@ -57,7 +100,11 @@ def seed_everything(seed: int) -> None:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to RUN_DIR/metrics.jsonl (and TensorBoard when installed)."""
+    """Appends one JSON object per line to RUN_DIR/metrics.jsonl (and to TensorBoard when installed:
+    `pip install 'mgrec[tensorboard]'`, then `tensorboard --logdir RUN_DIR/tensorboard`).
+
+    Both keep fractions (F1 0.6709, not 67.09); only what is printed is in percent.
+    """
 
     def __init__(self, run: RunDir, enabled: bool):
         self.run, self.enabled = run, enabled
@@ -65,10 +112,14 @@ class MetricsLog:
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # torch imports the tensorboard package here: absent, no TensorBoard logs
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.tensorboard = SummaryWriter(str(self.tensorboard_dir))
 
-                self.tensorboard = SummaryWriter(str(run.path / "tensorboard"))
-            except ImportError:
-                pass
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.run.path / "tensorboard"
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -78,6 +129,10 @@ class MetricsLog:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("epoch", "step"):
                     self.tensorboard.add_scalar(f"{record['kind']}/{key}", value, record.get("step", record["epoch"]))
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def validate(model, split, config: Config, classes: list[str]) -> tuple[dict, dict]:
@@ -186,12 +241,17 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         if is_main:
             run.keep_metrics_before(start_epoch)
     metrics = MetricsLog(run, enabled=is_main)
+    epochs = config.train.epochs
     say(
         f"training {config.model.variant} on {len(train_split.samples)} videos ({len(anchors)} crop anchors), "
-        f"validating on {len(val_split.samples)}; {config.train.epochs} epochs x {steps_per_epoch} steps on {device}"
+        f"validating on {len(val_split.samples)}; {epochs} epochs x {steps_per_epoch} steps on {device}"
         + (f" x {world} processes" if world > 1 else "")
+        + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
     )
+    if metrics.tensorboard is not None:
+        say(f"TensorBoard: tensorboard --logdir {metrics.tensorboard_dir}")
     bar = _progress(total_steps, step.steps_done, enabled=progress and is_main)
+    say = _beside_bar(say, bar)
     for epoch in range(start_epoch, config.train.epochs):
         model.train()
         rng = np.random.default_rng([config.seed, epoch])
@@ -229,9 +289,14 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         }
         record.update({k: v / steps_per_epoch for k, v in sums.items()})
         metrics.write(record)
+        line = (
+            f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
+            f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
+        )
 
         last_epoch = epoch == config.train.epochs - 1
         if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and val_split.samples:
+            val_started = time.time()
             result, _ = validate(ema, val_split, config, classes)
             value = result[config.train.select_metric]
             metrics.write(
@@ -244,17 +309,20 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                     },
                 }
             )
-            say(
-                f"epoch {epoch}: val f1 {result['f1']:.4f} f1_miga {result['f1_miga']:.4f} "
-                f"average mAP {result['average_mAP']:.4f} (threshold {result['score_threshold']:.3f})"
+            line += (
+                f"  | val F1 {_percent(result['f1'])}  F1 MiGA {_percent(result['f1_miga'])}  "
+                f"average mAP {_percent(result['average_mAP'])}  threshold {result['score_threshold']:.3f}  "
+                f"{time.time() - val_started:.1f} s"
             )
             if value > best["value"]:
+                line += f"  best {config.train.select_metric}"
                 best = {
                     "epoch": epoch,
                     "value": value,
                     "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
                 }
                 run.write_weights("best", model, ema, {"epoch": epoch, **best["metrics"]})
+        say(line)  # one line per epoch, validated or not
         if is_main:
             run.write_weights("last", model, ema, {"epoch": epoch})
             # one file holds everything --resume needs, so a kill can never pair weights of one
@@ -275,6 +343,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
             dist.barrier()
     if bar is not None:
         bar.close()
+    metrics.close()
 
     if is_main:
         if not val_split.samples:
@@ -291,7 +360,10 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         tuning["selected_epoch"] = best["epoch"]
         tuning["tuned_on"] = config.data.val_split if val_split.samples else None
         run.write_tuning(tuning)
-    return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started)
+    return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=config.train.epochs,
+                       select_metric=config.train.select_metric,
+                       tuned_on=config.data.val_split if val_split.samples else None, rank=rank,
+                       first_epoch=start_epoch)
 
 
 def training_points(model: torch.nn.Module, config: Config, device: torch.device):
@@ -306,8 +378,22 @@ def training_points(model: torch.nn.Module, config: Config, device: torch.device
 
 
 def _progress(total: int, initial: int, enabled: bool):
+    """A step bar on stderr, or None. Whether a bar suits the output (a terminal, not a log file) is the
+    caller's choice: `mgrec train` shows one only when stdout and stderr are terminals."""
     if not enabled:
         return None
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
+
+
+def _beside_bar(log, bar):
+    """`log` that clears the bar before a line and redraws it after, so no line is glued to a bar frame."""
+    if bar is None:
+        return log
+
+    def write(*args) -> None:
+        with bar.external_write_mode():
+            log(*args)
+
+    return write
