@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "mgrec"
 
 BOTTOM = {"errors", "files", "timeline", "config", "configs", "records", "run", "devices", "allocator", "provenance",
-          "smg_csv"}
+          "terminal", "smg_csv"}
 MIDDLE = {"data", "model", "postprocess", "evaluate"}
 UPPER = {"infer", "train", "extract", "report"}
 

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from mgrec import __version__
+from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2-core machine made a training step 50x slower (measured: 32 s instead of 0.6 s).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_cpu_memory()
+    terminal.install()  # names from data printed safely; a closed pipe never stops the work
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except InputError as exc:
-        print(f"mgrec: error: {exc}", file=sys.stderr)
+        print(f"mgrec: error: {terminal.visible(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mgrec: interrupted", file=sys.stderr)
@@ -472,7 +473,7 @@ def cmd_stream(args) -> None:
             device=device,
         )
     # stderr: stdout stays pure JSON lines for whatever reads them
-    print(summary.describe(), file=sys.stderr)
+    print(terminal.visible(summary.describe()), file=sys.stderr)
 
 
 def cmd_extract(args) -> None:

@@ -1,0 +1,80 @@
+"""What mgrec prints: text from data (class names, video ids, file names) shown safely on a terminal.
+
+Names come from users' files and can hold terminal escape sequences, other control characters or
+bidi overrides that would rewrite what the terminal shows. Files keep them exact; what the CLI
+prints goes through `TerminalText`, which shows each such character as a visible escape (`\\x1b`,
+`\\u202e`). Newlines, tabs and carriage returns (progress bars) pass.
+
+A reader that goes away (`mgrec train ... | head`) must not stop the work: after a broken pipe
+the output is dropped quietly and the command goes on (training finishes and saves).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+from typing import TextIO
+
+# C0 controls but \t \n \r, DEL, C1 controls, and the bidi embeddings, overrides and isolates.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with every unsafe character replaced by its Python escape."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TerminalText(io.TextIOBase):
+    """A text stream in front of stdout or stderr: broken pipes absorbed, and with `escape` unsafe
+    characters shown as escapes. stderr is not escaped (progress bars move the cursor with escape
+    sequences); the messages mgrec writes there go through `visible` themselves."""
+
+    def __init__(self, stream: TextIO, escape: bool) -> None:
+        self.stream = stream
+        self.escape = escape
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self.stream.write(visible(text) if self.escape else text)
+            except BrokenPipeError:
+                self._drop_output()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop_output()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+    def _drop_output(self) -> None:
+        # Point the descriptor at /dev/null too, so the interpreter's own flush at exit stays quiet.
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+
+def install() -> None:
+    """Route sys.stdout (escaped) and sys.stderr through `TerminalText` (once)."""
+    for name, escape in (("stdout", True), ("stderr", False)):
+        stream = getattr(sys, name)
+        if not isinstance(stream, TerminalText):
+            setattr(sys, name, TerminalText(stream, escape))

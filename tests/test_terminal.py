@@ -1,0 +1,45 @@
+"""Names from data printed safely, and a closed pipe that never stops the work."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+from mgrec.config import PostprocessConfig, TrainConfig, save_config
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.run import RunDir
+from mgrec.terminal import TerminalText, visible
+from tests.helpers import small_config
+
+
+def test_control_characters_and_bidi_overrides_become_visible_escapes():
+    hostile = "red\x1b[31m\u202egnp.exe\x07\x9b"
+    shown = visible(hostile + "\tok\n")
+    assert shown == "red\\x1b[31m\\u202egnp.exe\\x07\\x9b\tok\n"
+    assert not any(c in shown for c in "\x1b\u202e\x07\x9b")
+
+
+def test_the_stdout_layer_escapes_and_the_stderr_layer_keeps_progress_bar_sequences():
+    out, err = io.StringIO(), io.StringIO()
+    TerminalText(out, escape=True).write("class \x1b]0;pwned\x07\n")
+    TerminalText(err, escape=False).write("\r 50%|#####\x1b[A")
+    assert out.getvalue() == "class \\x1b]0;pwned\\x07\n"
+    assert err.getvalue() == "\r 50%|#####\x1b[A"
+
+
+def test_training_piped_into_a_reader_that_leaves_finishes_and_saves(tmp_path):
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=3, num_classes=3, feature_dim=8, length=64, seed=0,
+                                   subsets=("train", "val", "test"))
+    config = small_config(paths, seed=0, max_seq_len=64,
+                          train=TrainConfig(epochs=2, warmup_epochs=0, batch_size=1, crops_per_video=1, eval_every=1),
+                          postprocess=PostprocessConfig(pre_nms_topk=50, max_detections=20))
+    save_config(config, tmp_path / "c.yaml")
+    process = subprocess.Popen([sys.executable, "-m", "mgrec.cli", "train", str(tmp_path / "c.yaml"), "--out",
+                                str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # `| head -0`: the reader is gone before the first line
+    stderr = process.communicate(timeout=300)[1].decode()
+    assert process.returncode == 0, stderr
+    assert "BrokenPipeError" not in stderr and "Traceback" not in stderr
+    run = RunDir(tmp_path / "run")
+    assert run.weights_path("best").exists() and run.postprocess_path.exists()
