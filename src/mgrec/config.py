@@ -185,6 +185,9 @@ class Config:
 
 MODEL_VARIANTS = ("mgrec", "dyfadet", "actionformer")
 MAX_LEVELS = 16
+# The longest stretch of features held at once (a training crop, an online window): 2**20 steps is
+# days of video at SMG's 7 steps/s; more is a typo or an attack, refused before anything is allocated.
+MAX_STEPS = 2**20
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
 MAX_BASE_DEPTH = 32
 PRECISIONS = ("auto", "fp32", "bf16")  # see mgrec.devices.autocast_dtype
@@ -392,8 +395,7 @@ _FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _NUMBER_RULES = {
     "seed": (lambda v: v >= 0, "an integer >= 0"),
     "data.stride": _POSITIVE, "data.window": _POSITIVE, "data.feature_dim": _POSITIVE,
-    # a training crop is held in memory with all its pyramid levels; 2**20 steps is days of video
-    "data.max_seq_len": (lambda v: 0 < v <= 2**20, "a positive number of steps <= 1048576"),
+    "data.max_seq_len": (lambda v: 0 < v <= MAX_STEPS, f"a positive number of steps <= {MAX_STEPS}"),
     "data.fps": (lambda v: v is None or v > 0, "a positive number, or null to take the fps from the annotations"),
     "data.crop_keep_fraction": _FRACTION,
     "data.augment_alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null (off)"),

@@ -417,3 +417,13 @@ def test_stream_command_keeps_stdout_json_and_ends_with_a_summary_on_stderr(tmp_
     summary = captured.err.strip().splitlines()[-1]
     assert summary.startswith(f"stream clip: {len(lines)} gestures emitted in 15 updates over ")
     assert "compute per update mean " in summary and " ms, p95 " in summary
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"history": 2_000_000_000}, "online window of 2000000000 feature steps"),
+    ({"lookahead": 1e308}, "a lookahead of 1e.308 s is more than an online window may hold"),
+    ({"lookahead": float("nan")}, "lookahead must be a finite number"),
+])
+def test_an_online_window_beyond_the_limit_is_refused_before_allocating(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        OnlineDetector(tiny_network_detector(), fps=25.0, **kwargs)

@@ -100,7 +100,7 @@ from typing import IO, Iterable, Iterator
 import numpy as np
 import torch
 
-from mgrec.config import PostprocessConfig
+from mgrec.config import MAX_STEPS, PostprocessConfig
 from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
@@ -237,11 +237,20 @@ class OnlineDetector:
             raise InputError(f"hop must be at least 1 feature step, got {self.hop}")
         # A gesture must still be inside the window at the update that decides it, with some
         # context before it: lookahead and one hop must fit in the window with room to spare.
+        if self.lookahead / step_seconds > MAX_STEPS:
+            raise InputError(f"a lookahead of {self.lookahead:g} s is more than an online window may hold "
+                             f"({MAX_STEPS} feature steps, {MAX_STEPS * step_seconds:g} s)")
         lookahead_steps = math.ceil(self.lookahead / step_seconds)
         largest_stride = 2 ** (detector.config.model.num_levels - 1)
         needed = max(lookahead_steps + self.hop + 1, largest_stride)
         default_history = max(detector.config.data.max_seq_len // DEFAULT_HISTORY_DIVISOR, needed)
         self.history = history if history is not None else default_history
+        if self.history > MAX_STEPS:
+            # checked before anything is allocated: the window holds history x feature_dim numbers
+            raise InputError(
+                f"an online window of {self.history} feature steps (from history or lookahead {self.lookahead:g} s) "
+                f"is more than {MAX_STEPS}; use a shorter --history / --lookahead"
+            )
         if self.history < needed:
             raise InputError(
                 f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "
