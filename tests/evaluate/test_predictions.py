@@ -286,3 +286,16 @@ def test_save_predictions_csv(tmp_path):
         },
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]
+
+
+def test_csv_names_that_spreadsheets_run_as_formulas_are_escaped_and_read_back_exactly(tmp_path):
+    from mgrec.evaluate.predictions import save_predictions_csv
+
+    classes = ["=HYPERLINK(\"http://x\")", "+1", "ok"]
+    pred = {"@video": [Detection(video_id="@video", start=1.0, end=2.0, label_id=0, label=classes[0], score=0.5),
+                       Detection(video_id="@video", start=3.0, end=4.0, label_id=1, label=classes[1], score=0.25)]}
+    save_predictions_csv(pred, tmp_path / "p.csv")
+    text = (tmp_path / "p.csv").read_text()
+    assert "'@video" in text and "'=HYPERLINK" in text and "'+1" in text
+    back = load_predictions(tmp_path / "p.csv", classes)
+    assert [(d.video_id, d.label) for d in back["@video"]] == [("@video", classes[0]), ("@video", classes[1])]

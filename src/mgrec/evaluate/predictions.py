@@ -214,6 +214,7 @@ def _load_table_csv(path: Path, classes: list[str]) -> dict[str, list[Detection]
             raise InputError(f"{where(path, line=line)}: expected {len(CSV_COLUMNS)} columns "
                              f"({','.join(CSV_COLUMNS)}), got {len(row)}")
         cells = dict(zip(CSV_COLUMNS, row))
+        cells["video"], cells["label"] = from_spreadsheet_text(cells["video"]), from_spreadsheet_text(cells["label"])
         video_id = cells["video"]
         if not video_id:
             raise InputError(f"{where(path, line=line, key='video')}: empty video id")
@@ -327,10 +328,24 @@ def _path_text(value: object) -> str:
     raise TypeError(f"save_predictions: {type(value).__name__} {value!r} in info is not JSON")
 
 
+# A cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets (OWASP's
+# CSV injection list); a leading apostrophe makes it text, and every spreadsheet hides the apostrophe.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def from_spreadsheet_text(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
+
+
 def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) -> None:
     """Write one CSV with a header: video,start_s,end_s,start_frame,end_frame,label,score.
 
-    Frame cells are empty for detections without frames.
+    Frame cells are empty for detections without frames. Names that a spreadsheet would run as a
+    formula are written with a leading apostrophe (`spreadsheet_text`); reading removes it.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -338,8 +353,8 @@ def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) 
     for video_id, items in pred.items():
         for d in items:
             writer.writerow([
-                video_id, f"{d.start:.4f}", f"{d.end:.4f}",
+                spreadsheet_text(video_id), f"{d.start:.4f}", f"{d.end:.4f}",
                 "" if d.start_frame is None else d.start_frame, "" if d.end_frame is None else d.end_frame,
-                d.label, f"{d.score:.6f}",
+                spreadsheet_text(d.label), f"{d.score:.6f}",
             ])
     atomic_write_text(Path(path), buffer.getvalue())
