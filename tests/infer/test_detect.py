@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -309,3 +310,12 @@ def test_evaluate_ends_with_a_count_line_and_records_the_set_of_its_detections(t
     assert (block["set"], block["threshold_tuned_on"], block["checkpoint"], block["split"]) == (
         "ranked", "val", "best", "test")
     assert block["score_threshold"] == json.loads((run / "eval_test.json").read_text())["score_threshold"]
+
+
+def test_a_folder_with_appledouble_junk_is_detected_without_it(trained_run, tmp_path):
+    run, paths = trained_run
+    folder = tmp_path / "features"
+    shutil.copytree(paths.features, folder)
+    (folder / "._x.npy").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    assert main(["detect", str(run), str(folder), "--out", str(tmp_path / "d.json")]) == 0
+    assert "._x" not in json.loads((tmp_path / "d.json").read_text())["results"]

@@ -99,11 +99,15 @@ class OfflineDetector:
 
 
 def feature_files(inputs: list[str | Path]) -> list[Path]:
-    """Expand files and folders into feature files (sorted; a folder contributes its .npy/.npz files)."""
+    """Expand files and folders into feature files (sorted; a folder contributes its .npy/.npz files).
+
+    Hidden files in a folder (names starting with "."; macOS leaves `._name.npy` AppleDouble files on
+    shared drives) are not features, as `ls` does not show them; a hidden file named explicitly is read.
+    """
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix in FEATURE_SUFFIXES)
+            found = sorted(p for p in item.iterdir() if p.suffix in FEATURE_SUFFIXES and not p.name.startswith("."))
             if not found:
                 raise InputError(f"{item}: folder holds no feature files ({', '.join(FEATURE_SUFFIXES)})")
             files.extend(found)
