@@ -7,11 +7,16 @@ closer to their module are linked from docs/robustness.md instead of repeated he
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -24,15 +29,18 @@ from tests.helpers import small_config
 from mgrec.cli import main
 from mgrec.config import Config, PostprocessConfig, TrainConfig, save_config
 from mgrec.data.annotations import save_annotations
-from mgrec.data.features import read_sidecar, write_features
+from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
-from mgrec.files import atomic_write_text
+from mgrec.files import atomic_write, atomic_write_text, check_writable
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.nms import nms
+from mgrec.postprocess.video import detect_video
 from mgrec.records import AnnotationSet, Detection, VideoInfo
 from mgrec.run import RunDir
 from mgrec.smg_csv import write_smg_labels
+from mgrec.timeline import FeatureGrid
 from mgrec.train.loop import train
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mgrec"
@@ -696,3 +704,311 @@ def test_metrics_log_has_each_epoch_once_after_resume(killed_between_weights_and
     records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     epochs = [r["epoch"] for r in records if r["kind"] == "train"]
     assert epochs == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths built from data (issue 19, family 2): one guard, `mgrec.files.safe_child`
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under `folder` with its bytes (None for folders): to prove nothing changed."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def test_detect_smg_never_writes_outside_out_for_a_video_id_dotdot(capsys, dataset, run, tmp_path):
+    inputs = tmp_path / "in"
+    path = copy_with_sidecar(dataset, inputs, name="..")  # the file `...npy`: video id '..'
+    out = tmp_path / "deep" / "out"
+    before = _tree(tmp_path)
+    outcome = mgrec(capsys, "detect", run, path, "--format", "smg", "--out", out)
+    assert_input_error(outcome, "video id '..' is not a file name", str(out))
+    after = _tree(tmp_path)
+    assert not [name for name in after if name.endswith("_finelabels.csv")]
+    assert {name: data for name, data in after.items() if name in before} == before  # the inputs are untouched
+
+
+@pytest.mark.parametrize("video_id", ["../outside", "/tmp/abs", "a/../../outside"])
+def test_annotation_ids_cannot_read_features_outside_the_features_folder(capsys, dataset, tmp_path, video_id):
+    document = _annotations(dataset)
+    document["database"][video_id] = document["database"].pop("synthetic_000")
+    (tmp_path / "ann.json").write_text(json.dumps(document))
+    config = tiny_config(dataset)
+    config.data.annotations = str(tmp_path / "ann.json")
+    save_config(config, tmp_path / "c.yaml")
+    for command in (["data", "check", tmp_path / "c.yaml"],
+                    ["train", tmp_path / "c.yaml", "--out", tmp_path / "run", "--no-progress"]):
+        outcome = mgrec(capsys, *command)
+        assert outcome.code in (1, 2) and "Traceback" not in outcome.err, outcome
+        assert f"{video_id!r}" in outcome.out + outcome.err
+        assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_smg_writer_refuses_every_hostile_id_before_writing_any_file(tmp_path):
+    detections = {"good": [Detection("good", 1.0, 2.0, 0, "c0", 0.5)], "..": []}
+    with pytest.raises(InputError, match="video id '..'"):
+        write_smg_labels(detections, tmp_path / "out", 10.0)
+    assert not (tmp_path / "out" / "good").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing outputs: every OSError is one line naming the path and the cause (family 2)
+
+
+def test_an_output_that_is_a_folder_or_a_file_of_the_wrong_kind(capsys, dataset, run, tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("keep me")
+    outcome = mgrec(capsys, "detect", run, feature_file(dataset), "--out", tmp_path / "folder")
+    assert_input_error(outcome, f"cannot write {tmp_path / 'folder'}: it is a folder")
+    outcome = mgrec(capsys, "detect", run, feature_file(dataset), "--format", "smg", "--out", tmp_path / "file")
+    assert_input_error(outcome, f"cannot write into {tmp_path / 'file'}: it is a file, not a folder")
+    assert (tmp_path / "file").read_text() == "keep me"
+    with pytest.raises(InputError, match="it ends with '/', so it names a folder"):
+        check_writable(f"{tmp_path}/report/")
+
+
+def _fail_with(monkeypatch, number: int, where: str = "os.fsync") -> None:
+    def fail(*args, **kwargs):
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(where, fail)
+
+
+def test_a_full_disk_is_found_before_the_work(capsys, dataset, run, tmp_path, monkeypatch):
+    _fail_with(monkeypatch, errno.ENOSPC)  # what a full disk answers to the probe's fsync
+    out = tmp_path / "out.json"
+    outcome = mgrec(capsys, "detect", run, feature_file(dataset), "--out", out)
+    assert_input_error(outcome, f"cannot write {out}: No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_predictions(path):
+    save_predictions({"v": [Detection("v", 1.0, 2.0, 0, "c0", 0.5)]}, path)
+
+
+def _write_features(path):
+    sidecar = FeatureSidecar(fps=10.0, stride=1, window=1, backbone="b", dim=2, frames=None)
+    write_features(path, np.zeros((3, 2), np.float32), sidecar)
+
+
+def _write_weights(path):
+    from mgrec.run import write_weights_file
+
+    write_weights_file(path, torch.nn.Linear(2, 2), None, {})
+
+
+def _write_torch(path):
+    atomic_write(path, lambda temp: torch.save({"x": torch.zeros(3)}, temp))
+
+
+WRITERS = {"predictions": _write_predictions, "features": _write_features, "weights": _write_weights,
+           "torch state": _write_torch}
+TARGETS = {"predictions": "out.json", "features": "v.npy", "weights": "w.safetensors", "torch state": "state.pt"}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("cause", [errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO])
+def test_every_writer_turns_an_oserror_into_one_line_naming_path_and_cause(tmp_path, monkeypatch, writer, cause):
+    target = tmp_path / "out" / TARGETS[writer]
+    _fail_with(monkeypatch, cause)
+    with pytest.raises(InputError) as info:
+        WRITERS[writer](target)
+    assert str(info.value) == f"cannot write {target}: {os.strerror(cause)}"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no temporary file left
+
+
+def test_a_library_that_reports_a_full_disk_in_its_own_words(tmp_path, monkeypatch):
+    # torch.save on a full disk raises "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos"
+    def torch_on_a_full_disk(temp):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    monkeypatch.setattr("os.statvfs", lambda folder: SimpleNamespace(f_bavail=0))
+    with pytest.raises(InputError, match=r"^cannot write .*state.pt: No space left on device$"):
+        atomic_write(tmp_path / "state.pt", torch_on_a_full_disk)
+    monkeypatch.setattr("os.statvfs", lambda folder: SimpleNamespace(f_bavail=10**6))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # a real bug, with space left, stays a bug
+        atomic_write(tmp_path / "state.pt", torch_on_a_full_disk)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_short_write_on_a_full_disk(tmp_path, monkeypatch):
+    # np.save to a handle on a full disk raises OSError("200000 requested and 65504 written"), without errno
+    def short_write(*args, **kwargs):
+        raise OSError("200000 requested and 65504 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    monkeypatch.setattr("os.statvfs", lambda folder: SimpleNamespace(f_bavail=0))
+    with pytest.raises(InputError, match=r"^cannot write .*v\.npy: No space left on device$"):
+        _write_features(tmp_path / "v.npy")
+    monkeypatch.setattr("os.statvfs", lambda folder: SimpleNamespace(f_bavail=10**6))
+    with pytest.raises(InputError, match=r"^cannot write .*v\.npy: '200000 requested and 65504 written'$"):
+        _write_features(tmp_path / "v.npy")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "cause, where, expected",
+    [
+        (errno.EROFS, "tempfile.mkstemp", "Read-only file system"),
+        (errno.EACCES, "tempfile.mkstemp", "Permission denied"),
+        (errno.ENOSPC, "os.fsync", "No space left on device"),
+    ],
+)
+def test_check_writable_names_path_and_cause(tmp_path, monkeypatch, cause, where, expected):
+    _fail_with(monkeypatch, cause, where)
+    with pytest.raises(InputError, match=rf"^cannot write {re.escape(str(tmp_path))}/x.json: {expected}$"):
+        check_writable(tmp_path / "x.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_for_real(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(InputError, match="Permission denied"):
+            check_writable(folder / "x.json")
+        with pytest.raises(InputError, match="Permission denied"):
+            atomic_write_text(folder / "x.json", "{}")
+    finally:
+        folder.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers (family 3): features the network cannot take, network outputs that are NaN
+
+
+@pytest.mark.parametrize("scale, value", [(1e30, None), (1.0, 3e38)], ids=["x1e30", "3e38"])
+def test_detect_refuses_features_that_would_overflow_the_network(capsys, dataset, run, tmp_path, scale, value):
+    path = copy_with_sidecar(dataset, tmp_path / "features")
+    array = np.load(path) * np.float32(scale)
+    if value is not None:
+        array[5, 2] = value
+    np.save(path, array)
+    outcome = mgrec(capsys, "detect", run, path, "--out", tmp_path / "out.json")
+    assert_input_error(outcome, str(path), "outside +-1e+06", "overflow the network")
+    assert not (tmp_path / "out.json").exists()
+
+
+class _NaNNetwork(torch.nn.Module):
+    """A stand-in detector whose outputs hold NaN at one real position (a diverged checkpoint)."""
+
+    max_div_factor = 1
+
+    def __init__(self, bad: str):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.bad = bad
+
+    def forward(self, x, mask):
+        length = x.shape[-1]
+        logits, offsets = torch.zeros(1, length, 2), torch.ones(1, length, 2)
+        if self.bad == "logits":
+            logits[0, 3, 1] = float("nan")
+        else:
+            offsets[0, 3, 1] = float("inf")
+        return SimpleNamespace(cls_logits=[logits], offsets=[offsets], masks=[mask[:, 0]], strides=[1])
+
+
+@pytest.mark.parametrize("bad", ["logits", "offsets"])
+def test_nan_network_outputs_are_an_error_naming_the_video(bad):
+    features = np.zeros((10, 4), np.float32)
+    grid = FeatureGrid(fps=10.0, stride=1, window=1)
+    with pytest.raises(InputError) as info:
+        detect_video(_NaNNetwork(bad), features, grid, PostprocessConfig(), ["a", "b"], "Sample\x1b[2J0001")
+    message = str(info.value)
+    what = "class logits" if bad == "logits" else "offsets"
+    assert message.startswith(f"video 'Sample\\x1b[2J0001': the network output holds 1 NaN/Inf value(s) (the first "
+                              f"in the {what} of pyramid level 0)")
+    assert "\x1b" not in message
+
+
+def test_nan_in_padded_positions_is_not_an_error():
+    class PaddedNaN(_NaNNetwork):
+        max_div_factor = 16
+
+        def forward(self, x, mask):
+            out = super().forward(x, mask)
+            out.cls_logits[0][0, 3, 1] = 0.0
+            out.cls_logits[0][0, -1] = float("nan")  # past the 10 real steps
+            return out
+
+    detections = detect_video(PaddedNaN("logits"), np.zeros((10, 4), np.float32),
+                              FeatureGrid(fps=10.0, stride=1, window=1), PostprocessConfig(), ["a", "b"], "v")
+    assert isinstance(detections, list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource bombs (family 4): a header is checked before anything is allocated
+
+
+def test_detect_refuses_an_npz_whose_header_claims_1e9_rows(capsys, dataset, run, tmp_path):
+    path = tmp_path / "features" / "v.npz"
+    path.parent.mkdir()
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**9, DIM)})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("feats.npy", header.getvalue() + bytes(2**20))
+    outcome = mgrec(capsys, "detect", run, path, "--out", tmp_path / "out.json")
+    assert_input_error(outcome, str(path), "truncated or corrupt", f"(1000000000, {DIM})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Output hygiene (family 7): one mode for every output, checkpoints included
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_every_output_gets_the_mode_the_umask_gives(dataset, tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        for name, write in WRITERS.items():
+            write(tmp_path / name / TARGETS[name])
+        write_run(tmp_path / "run", tiny_config(dataset))
+    finally:
+        os.umask(old)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in written) and any(p.suffix == ".pt" for p in written)
+    assert {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in written} == {
+        str(p.relative_to(tmp_path)): oct(mode) for p in written
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction (family 6): numbers that are not a frame rate or a position are refused, not extracted
+
+
+def _smg_sample(root: Path, fps: str = "28", coordinate: str | None = None) -> Path:
+    sample = root / "smg" / "Sample0001"
+    sample.mkdir(parents=True)
+    rows = np.random.default_rng(0).normal(0, 0.3, (40, 25, 11))
+    rows[:, 20, :3] = rows[:, 0, :3] + [0, 0.5, 0]  # a spine of 0.5 m
+    lines = [",".join(f"{v:.5f}" for v in row) for row in rows.reshape(40, -1)]
+    if coordinate is not None:
+        fields = lines[9].split(",")
+        fields[11 * 7] = coordinate  # x of joint 7, frame 10
+        lines[9] = ",".join(fields)
+    (sample / "Sample0001_skeleton.csv").write_text("\n".join(lines) + "\n")
+    (sample / "Sample0001_data.csv").write_text(f"40,{fps},4000\n")
+    return root / "smg"
+
+
+@pytest.mark.parametrize(
+    "fps, option, coordinate, expected",
+    [
+        ("inf", None, None, "Sample0001_data.csv:1: fps must be a finite number, got inf"),
+        ("nan", None, None, "Sample0001_data.csv:1: fps must be a finite number, got nan"),
+        ("1e300", None, None, "Sample0001_data.csv:1: fps must be in (0, 1000], got 1e+300"),
+        ("28", "inf", None, "fps must be a finite number, got inf"),
+        ("28", None, "1e300", "Sample0001_skeleton.csv:10: joint 7 coordinate x = 1e+300 is outside +-10000"),
+        ("28", None, "-3e305", "Sample0001_skeleton.csv:10: joint 7 coordinate x = -3e+305 is outside +-10000"),
+    ],
+    ids=["fps inf", "fps nan", "fps 1e300", "--fps inf", "x 1e300", "x -3e305"],
+)
+def test_skeleton_extraction_refuses_numbers_that_make_nan_or_zero_features(
+    capsys, tmp_path, fps, option, coordinate, expected
+):
+    root = _smg_sample(tmp_path, fps, coordinate)
+    argv = ["extract", root, "--backbone", "skeleton", "--out", tmp_path / "features"]
+    outcome = mgrec(capsys, *argv, *(["--fps", option] if option else []), "--no-progress")
+    assert_input_error(outcome, expected)
+    assert not list(tmp_path.rglob("*.npy"))  # no NaN or all-zero features were written

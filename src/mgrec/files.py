@@ -1,26 +1,78 @@
-"""Reading and writing files: strict JSON/UTF-8 reading, and atomic writing.
+"""Reading and writing files: strict JSON/UTF-8 reading, safe output names, and atomic writing.
 
 Reading: `read_json` parses UTF-8 JSON and turns every failure into an `InputError` naming the
 file (and line:column); duplicate keys are refused.
+
+Output names: `safe_child(folder, name)` is the one guard for every path built from data (a video
+id, a class name): `name` must be one plain file name, so nothing is written or read outside
+`folder` (no `..`, no absolute path, no separator, no NUL).
 
 Writing: readers see the old file or the complete new one, never half of one.
 
 Everything mgrec writes (annotations, features, sidecars, checkpoints, predictions, scores,
 reports) goes through here: a temporary file beside the target, fsync, rename over the target,
 fsync of the folder. A writer killed at any moment leaves no partial file that counts as done.
+Every output gets the same permissions (0666 less the umask: 0644 under the usual 022), and every
+failure to write (read-only or full disk, a folder in the way, ...) is one `InputError` line naming
+the path and the cause.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from mgrec.errors import InputError
+
+# What one path component may be at most on the usual file systems (ext4, APFS, NTFS: 255).
+MAX_NAME_BYTES = 255
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """`repr(value)`, cut to about `limit` characters, for values quoted in error messages.
+
+    A message must stay one short line whatever the input holds (a 10 MB name, a million keys); the
+    repr also escapes newlines, terminal escape sequences and bidi overrides, so a hostile name
+    cannot rewrite the user's terminal."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(text)} characters)"
+    return text
+
+
+def safe_child(folder: str | Path, name: str, what: str = "name") -> Path:
+    """`folder / name`, refused (`InputError`) unless `name` is one plain file name.
+
+    The one guard for paths built from data (video ids, class names): refused are the empty name,
+    `.` and `..`, names holding a path separator (`/`, or `\\` which is one on Windows), a drive
+    (`C:`), a NUL character, and names over 255 bytes. The path therefore always lies directly
+    inside `folder`. `what` says what the name is, for the message (e.g. "video id").
+    """
+    if not isinstance(name, str):
+        raise InputError(f"{what} {brief(name)}: expected a text name")
+    problem = None
+    if name in ("", ".", ".."):
+        problem = "is not a file name" if name else "is empty"
+    elif "\0" in name:
+        problem = "contains a NUL character"
+    elif "/" in name or "\\" in name:
+        problem = "contains a path separator (it would name a file in another folder)"
+    elif re.match(r"[A-Za-z]:", name):  # C:x is C:'s current folder on Windows
+        problem = "starts with a drive (it would name a file in another folder)"
+    elif len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        problem = f"is longer than {MAX_NAME_BYTES} bytes"
+    if problem:
+        raise InputError(f"{what} {brief(name)} {problem}; it must be a plain file name inside {folder}")
+    return Path(folder) / name
 
 
 @contextlib.contextmanager
@@ -39,7 +91,17 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """For libraries that write to a file name themselves: `write(temp_name)`, then the rename."""
     path = Path(path)
     with _temporary_beside(path) as temp_name:
-        write(temp_name)
+        try:
+            write(temp_name)
+        except (OSError, InputError):
+            raise
+        except Exception as exc:
+            # Libraries report a full disk in their own words (torch.save: "unexpected pos 576 vs 534";
+            # safetensors: "I/O error: No space left on device"): ask the file system, before the
+            # temporary file is removed and frees its space again.
+            if "No space left on device" in str(exc) or _disk_full(path.parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            raise
         with open(temp_name, "rb+") as handle:
             os.fsync(handle.fileno())
 
@@ -52,42 +114,98 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 @contextlib.contextmanager
 def _temporary_beside(path: Path) -> Iterator[str]:
     try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _cannot_write(path, exc) from None
     os.close(fd)
     try:
-        # mkstemp makes the file private (0600); results are meant to be shared like any file
-        os.chmod(temp_name, 0o666 & ~_umask())
         yield temp_name
+        # The mode is set after the writer is done, not at creation: mkstemp makes the file private
+        # (0600), and so do writers that replace the file by a new one of their own (safetensors),
+        # while outputs are meant to be shared like any file the user creates.
+        os.chmod(temp_name, 0o666 & ~_umask())
         os.replace(temp_name, path)
-    except BaseException:
+        _fsync_folder(path.parent)
+    except BaseException as exc:
+        # The message first: it may ask whether the disk is full, which removing the file would change.
+        error = _cannot_write(path, exc) if isinstance(exc, OSError) else None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
+        if error is not None:
+            raise error from None
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
+def _disk_full(folder: Path) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
+        return False
+
+
+_CAUSES = {
+    errno.EISDIR: "it is a folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",  # mkdir(parents) under a file
+}
+
+
+def _cannot_write(path: str | Path, exc: OSError) -> InputError:
+    """One line naming the path and the cause ("No space left on device", "Read-only file system", ...)."""
+    cause = _CAUSES.get(exc.errno) or exc.strerror
+    if cause is None:
+        # An OSError without errno: numpy's short write ("200000 requested and 65504 written").
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        cause = os.strerror(errno.ENOSPC) if _disk_full(folder) else brief(str(exc))
+    return InputError(f"cannot write {path}: {cause}")
+
+
 def check_writable(path: str | Path, is_dir: bool = False) -> None:
-    """Fail early, before any long work, when `path` (a file, or a folder to write into) cannot be written."""
-    folder = Path(path) if is_dir else Path(path).parent
+    """Fail early, before any long work, when `path` (a file, or a folder to write into) cannot be written.
+
+    Probes with a real one-byte write and fsync, so that a full disk is found now, not after the work.
+    """
+    shown = path
+    if not is_dir and isinstance(path, str) and path.endswith(("/", os.sep)):
+        raise InputError(f"cannot write {shown}: it ends with '/', so it names a folder; give a file name")
+    path = Path(path)
+    if is_dir and path.exists() and not path.is_dir():
+        raise InputError(f"cannot write into {shown}: it is a file, not a folder")
+    if not is_dir and path.is_dir():
+        raise InputError(f"cannot write {shown}: it is a folder")
+    folder = path if is_dir else path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".mgrec-write-check.")
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if not is_dir and Path(path).is_dir():
-        raise InputError(f"cannot write {path}: it is a folder")
+        raise _cannot_write(shown, exc) from None
 
 
 def _umask() -> int:
+    # Linux shows the umask in /proc without changing it; os.umask can only read it by setting it,
+    # which would briefly give every other thread's new files the wrong mode.
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask

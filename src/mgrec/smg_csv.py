@@ -26,18 +26,31 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, decode_utf8
+from mgrec.files import atomic_open, brief, decode_utf8, safe_child
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
 # Frame numbers past this are typos or corruption (2**53 is where floats stop holding every integer).
 MAX_FRAME = 2**53
+# Frame rates past this are typos or corruption: Kinect records at 30 fps, high-speed cameras at a
+# few hundred. An infinite or huge fps would turn every velocity into Inf or every time into 0.
+MAX_FPS = 1000.0
+
+
+def fps_problem(fps: float) -> str | None:
+    """Why `fps` cannot be a video's frame rate (not finite, not > 0, above MAX_FPS), or None."""
+    if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps)):
+        return f"fps must be a finite number, got {brief(fps)}"
+    if not 0 < fps <= MAX_FPS:
+        return f"fps must be in (0, {MAX_FPS:g}], got {fps:g}"
+    return None
 
 
 class SmgRow(NamedTuple):
@@ -65,19 +78,25 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             yield number, [cell.strip() for cell in line.split(",")]
 
 
+def _shown(cells: list[str]) -> str:
+    """A row for a message: as written when short and printable, else a cut, escaped repr."""
+    text = ",".join(cells)
+    return text if len(text) <= 80 and text.isprintable() else brief(text)
+
+
 def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
     try:
         values = [int(cell) for cell in cells]
         if any(abs(v) > MAX_FRAME for v in values):
-            raise InputError(f"{path}:{line}: number out of range in {','.join(cells)} (expected {names})")
+            raise InputError(f"{path}:{line}: number out of range in {_shown(cells)} (expected {names})")
         return values
     except ValueError:
         if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
             raise InputError(
-                f"{path}:{line}: looks like a header row ({','.join(cells)}); SMG files have no header, "
+                f"{path}:{line}: looks like a header row ({_shown(cells)}); SMG files have no header, "
                 f"every row is {names}"
             ) from None
-        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {','.join(cells)}") from None
+        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {_shown(cells)}") from None
 
 
 def read_label_file(path: Path, num_classes: int) -> list[SmgRow]:
@@ -98,9 +117,24 @@ def read_label_file(path: Path, num_classes: int) -> list[SmgRow]:
     return rows
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_data_file(path: Path) -> tuple[int, float]:
-    """SampleXXXX_data.csv: one row `numFrames,fps,maxDepth` -> (num_frames, fps)."""
+    """SampleXXXX_data.csv: one row `numFrames,fps,maxDepth` -> (num_frames, fps).
+
+    A header row (`numFrames,fps,maxDepth`, no cell a number) may come first. The fps must pass
+    `fps_problem`: finite, > 0 and at most MAX_FPS. The one reader of these files (annotations and
+    skeleton extraction alike).
+    """
     rows = list(_csv_rows(path))
+    if rows and not any(_is_float(cell) for cell in rows[0][1]):
+        rows = rows[1:]
     if len(rows) != 1:
         raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}")
     line, cells = rows[0]
@@ -110,9 +144,12 @@ def read_data_file(path: Path) -> tuple[int, float]:
     try:
         fps = float(cells[1])
     except ValueError:
-        raise InputError(f"{path}:{line}: fps {cells[1]!r} is not a number") from None
-    if num_frames <= 0 or not math.isfinite(fps) or fps <= 0:
-        raise InputError(f"{path}:{line}: numFrames and fps must be positive, got {num_frames} and {cells[1]}")
+        raise InputError(f"{path}:{line}: fps {brief(cells[1])} is not a number") from None
+    if num_frames <= 0:
+        raise InputError(f"{path}:{line}: numFrames must be positive, got {num_frames}")
+    problem = fps_problem(fps)
+    if problem:
+        raise InputError(f"{path}:{line}: {problem}")
     return num_frames, fps
 
 
@@ -149,7 +186,9 @@ def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
         try:
             class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
         except ValueError:
-            raise InputError(f"{location}: class, start_frame and end_frame must be integers, got {row[:3]}") from None
+            raise InputError(
+                f"{location}: class, start_frame and end_frame must be integers, got {brief(row[:3])}"
+            ) from None
         if not 1 <= class_number <= num_classes:
             raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}")
         if start_frame >= end_frame:
@@ -159,9 +198,9 @@ def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
             try:
                 score = float(row[3])
             except ValueError:
-                raise InputError(f"{location}: score must be a number, got {row[3]!r}") from None
+                raise InputError(f"{location}: score must be a number, got {brief(row[3])}") from None
             if not math.isfinite(score):
-                raise InputError(f"{location}: score must be finite, got {row[3]!r}")
+                raise InputError(f"{location}: score must be finite, got {brief(row[3])}")
         rows.append(SmgRow(line_number, class_number, start_frame, end_frame, score))
     return rows
 
@@ -184,7 +223,12 @@ def write_smg_labels(
     video id -> fps. The folder layout matches SMG's, so the files (without scores) read back with
     `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`. A video with no detections gets an
     empty file. Each file is written atomically. Returns the paths written.
+
+    Video ids come from data (feature file names), so each must be a plain file name
+    (`mgrec.files.safe_child`): all are checked before any file is written, and an id such as `..`
+    is an InputError instead of a file outside `out_dir`.
     """
+    folders = {video_id: safe_child(out_dir, video_id, "video id") for video_id in detections_by_video}
     written = []
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
@@ -197,7 +241,7 @@ def write_smg_labels(
                 start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
             rows.append((start, end, det.label_id + 1, det.score))
         rows.sort(key=lambda row: row[:3])
-        path = Path(out_dir) / video_id / f"{video_id}_finelabels.csv"
+        path = folders[video_id] / f"{video_id}_finelabels.csv"
         with atomic_open(path) as handle:
             for start, end, label, score in rows:
                 handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")

@@ -1,16 +1,24 @@
 """Feature files and sidecars: round trips, the order of writes, and every bad-file error."""
 
+import io
 import json
+import pickle
+import tracemalloc
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 
 from mgrec.data import features as feats
 from mgrec.data.features import (
+    MAX_FEATURE_ABS,
     FeatureSidecar,
     check_sidecar,
     feature_path,
     inspect_features,
+    list_feature_files,
     load_features,
     read_sidecar,
     sidecar_path,
@@ -185,3 +193,250 @@ def test_check_sidecar():
     assert "dim is 3 in the sidecar but 5 in the config (data.feature_dim)" in message
     assert "fps is 28 in the sidecar but 30" in message
     assert "window" not in message.split("features do not match the config: ")[1].split(". Re-extract")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths built from video ids (family 2)
+
+
+@pytest.mark.parametrize(
+    "video_id, problem",
+    [
+        ("..", "is not a file name"),
+        (".", "is not a file name"),
+        ("", "is empty"),
+        ("../secret", "contains a path separator"),
+        ("/etc/passwd", "contains a path separator"),
+        ("a/b", "contains a path separator"),
+        ("a\\b", "contains a path separator"),
+        ("C:secret", "starts with a drive"),
+        ("v\0.npy", "contains a NUL character"),
+        ("x" * 300, "is longer than 255 bytes"),
+    ],
+)
+def test_feature_path_refuses_video_ids_that_leave_the_folder(video_id, problem):
+    with pytest.raises(InputError) as info:
+        feature_path("/f", video_id, "npy")
+    message = str(info.value)
+    assert message.startswith("video id ") and problem in message and "inside /f" in message
+    assert "\n" not in message and "\0" not in message and len(message) < 300
+
+
+@pytest.mark.parametrize("video_id", ["a..b", "...", "Sample 1 (copy)", "é-ü", ".hidden"])
+def test_feature_path_keeps_plain_names(video_id):
+    assert feature_path("/f", video_id, "npy") == Path("/f") / f"{video_id}.npy"
+
+
+def test_list_feature_files_skips_hidden_and_apple_double_files(tmp_path):
+    for name in ["b.npy", "a.npz", "._b.npy", ".c.npy", "...npy", "notes.txt", "b.json"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "folder.npy").mkdir()
+    listing = list_feature_files(tmp_path)
+    assert [p.name for p in listing.files] == ["a.npz", "b.npy"]
+    assert sorted(p.name for p in listing.skipped) == ["...npy", "._b.npy", ".c.npy", "folder.npy"]
+    assert listing.note() == f"{tmp_path}: skipped 4 hidden or non-file entries ('...npy', '._b.npy', '.c.npy', ...)"
+
+
+def test_a_folder_of_only_junk_names_what_it_skipped(tmp_path):
+    (tmp_path / "._v.npy").write_bytes(b"\0\5\26\7")
+    with pytest.raises(InputError, match=r"folder holds no feature files \(\.npy, \.npz\); skipped 1 hidden"):
+        list_feature_files(tmp_path)
+    with pytest.raises(InputError, match="no such feature folder"):
+        list_feature_files(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers (family 3): dtypes and the value range
+
+
+def test_float64_features_are_accepted_and_returned_as_float32(tmp_path):
+    array = np.linspace(-MAX_FEATURE_ABS, MAX_FEATURE_ABS, 12).reshape(4, 3)
+    path = _save(tmp_path, array)
+    np.testing.assert_array_equal(load_features(path, 3), array.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (3e38, "1 value(s) outside +-1e+06, the first 3e+38 at [t=2, c=1]"),  # float32's largest: overflows the net
+        (-2e6, "1 value(s) outside +-1e+06, the first -2e+06 at [t=2, c=1]"),
+        (np.nan, "1 NaN/Inf value(s), the first at [t=2, c=1]"),
+    ],
+)
+@pytest.mark.parametrize("reader", [load_features, inspect_features])
+def test_values_out_of_range_are_refused_with_their_place(tmp_path, value, expected, reader):
+    array = np.ones((5, 3), np.float32)
+    array[2, 1] = value
+    path = _save(tmp_path, array)
+    with pytest.raises(InputError) as info:
+        reader(path, 3)
+    assert str(info.value).startswith(f"{path}: {expected}")
+
+
+def test_features_scaled_by_1e30_are_refused(tmp_path):
+    path = _save(tmp_path, np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32) * 1e30)
+    with pytest.raises(InputError, match="outside \\+-1e\\+06"):
+        load_features(path, 3)
+
+
+def test_the_range_is_checked_in_every_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(feats, "_SCAN_ROWS", 4)
+    array = np.zeros((30, 3), np.float32)
+    array[[13, 21], 0] = 5e6
+    with pytest.raises(InputError, match=r"2 value\(s\) outside .* the first 5e\+06 at \[t=13, c=0\]"):
+        load_features(_save(tmp_path, array), 3)
+
+
+def test_float16_features_at_their_largest_value_are_accepted(tmp_path):
+    array = np.full((4, 3), 65504, np.float16)  # below the bound: float16 cannot exceed it
+    assert inspect_features(_save(tmp_path, array), 3) == (4, 3)
+
+
+@pytest.mark.parametrize("dtype", ["<f16", ">i4", "complex64", "bool", "U3"])
+def test_other_dtypes_are_named(tmp_path, dtype):
+    path = _save(tmp_path, np.zeros((4, 3), dtype))
+    with pytest.raises(InputError, match=r"expected float16/float32/float64 features, found dtype"):
+        load_features(path, 3)
+
+
+def test_big_endian_float32_is_read(tmp_path):
+    array = np.arange(12, dtype=">f4").reshape(4, 3)
+    np.testing.assert_array_equal(load_features(_save(tmp_path, array), 3), array.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output hygiene (family 7): a pickle is named as such, and numpy's advice is not relayed
+
+
+@pytest.mark.parametrize("name", ["v.npy", "v.npz"])
+def test_object_arrays_are_called_not_a_plain_array(tmp_path, name):
+    path = tmp_path / name
+    objects = np.array([{"a": 1}, None], dtype=object)
+    if name.endswith(".npz"):
+        np.savez(path, feats=objects)
+    else:
+        np.save(path, objects, allow_pickle=True)
+    with pytest.raises(InputError) as info:
+        load_features(path, 3)
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot read features: not a plain array") and "never unpickles" in message
+    assert "allow_pickle" not in message and "unsafely" not in message
+
+
+def test_a_pickle_file_is_named_as_such(tmp_path):
+    path = tmp_path / "v.npy"
+    path.write_bytes(pickle.dumps({"features": [1, 2]}))
+    with pytest.raises(InputError, match="a Python pickle, not a plain array") as info:
+        load_features(path, 3)
+    assert "allow_pickle" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource bombs (family 4): headers are checked before anything is read or allocated
+
+
+def _npz_with_member_bytes(path: Path, member: bytes, compress: bool = False) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        archive.writestr("feats.npy", member)
+    return path
+
+
+def _npy_header(shape, descr="<f4") -> bytes:
+    buffer = io.BytesIO()
+    npy_format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def _peak_allocation(read, *args) -> tuple[BaseException | None, int]:
+    tracemalloc.start()
+    try:
+        read(*args)
+        error = None
+    except InputError as exc:
+        error = exc
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return error, peak
+
+
+@pytest.mark.parametrize("reader", [load_features, inspect_features])
+def test_an_npz_whose_header_claims_1e9_rows_allocates_nothing(tmp_path, reader):
+    path = _npz_with_member_bytes(tmp_path / "v.npz", _npy_header((10**9, 16)) + b"\0" * 4096)
+    error, peak = _peak_allocation(reader, path, 16)
+    assert error is not None and "truncated or corrupt" in str(error)
+    assert "(1000000000, 16)" in str(error) and "64,000,000,000 bytes" in str(error)
+    assert peak < 2**20  # the 64 GB the header claims were never asked for
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
+    # 64 MiB of zeros deflate to 64 KiB; with the limit at 2**20 values (4 MiB) the member's declared size
+    # is refused before it is inflated, as a 2.5 GB bomb is against the real limit.
+    monkeypatch.setattr(feats, "MAX_FEATURE_VALUES", 2**20)
+    rows = 2**22
+    member = _npy_header((rows, 4)) + bytes(rows * 16)
+    path = _npz_with_member_bytes(tmp_path / "v.npz", member, compress=True)
+    assert path.stat().st_size < 2**20
+    del member
+    error, peak = _peak_allocation(load_features, path, 4)
+    assert error is not None and "16,777,216 values; one feature file may hold at most 1,048,576" in str(error)
+    assert peak < 2**21
+
+
+def test_a_file_with_more_values_than_the_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(feats, "MAX_FEATURE_VALUES", 100)
+    path = _save(tmp_path, np.zeros((34, 3), np.float32))  # 102 values
+    with pytest.raises(InputError, match="is 102 values; one feature file may hold at most 100"):
+        inspect_features(path, 3)
+    assert inspect_features(_save(tmp_path, np.zeros((33, 3), np.float32)), 3) == (33, 3)
+
+
+def test_an_npz_with_a_million_keys_gives_a_short_message(tmp_path):
+    path = tmp_path / "v.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for k in range(2000):
+            archive.writestr(f"x{k}" * 20 + ".npy", b"")
+        archive.writestr("\x1b[31mred\u202e.npy", b"")
+    with pytest.raises(InputError) as info:
+        load_features(path, 3)
+    message = str(info.value)
+    assert "no array 'feats' in this .npz" in message and "(2001 in all)" in message
+    assert len(message) < 700
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        _npy_header((4, 3))[:20],  # the header cut short
+        _npy_header((4, 3)).replace(b"'<f4'", b"'<f8'") + bytes(48),  # data for half the declared shape
+        _npy_header((-4, 3)) + bytes(48),
+        b"\x93NUMPY\x07\x00" + bytes(100),  # an unknown format version
+        _npy_header((4, 3)) + bytes(47),  # one byte short
+    ],
+    ids=["cut header", "half the data", "negative shape", "unknown version", "one byte short"],
+)
+def test_broken_npz_members_are_input_errors(tmp_path, member):
+    path = _npz_with_member_bytes(tmp_path / "v.npz", member)
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        load_features(path, 3)
+
+
+def test_a_corrupt_compressed_member_is_an_input_error(tmp_path):
+    path = tmp_path / "v.npz"
+    np.savez_compressed(path, feats=np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32))
+    data = bytearray(path.read_bytes())
+    data[200:260] = bytes(60)  # inside the deflated data
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        load_features(path, 3)
+
+
+@pytest.mark.parametrize("name", ["v.npy", "v.npz"])
+def test_fortran_order_arrays_load_right(tmp_path, name):
+    array = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(4, 3))
+    path = tmp_path / name
+    if name.endswith(".npz"):
+        np.savez(path, feats=array)
+    else:
+        np.save(path, array)
+    np.testing.assert_array_equal(load_features(path, 3), array)

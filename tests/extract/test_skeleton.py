@@ -123,8 +123,53 @@ def test_read_sample_fps(tmp_path):
     path.write_text("numFrames,fps,maxDepth\n24800,29.97,4000\n")
     assert read_sample_fps(path) == 29.97
     path.write_text("numFrames,fps\n")
-    with pytest.raises(InputError, match="Sample0001_data.csv: expected a row 'numFrames,fps,maxDepth'"):
+    with pytest.raises(InputError, match="Sample0001_data.csv: expected exactly one row numFrames,fps,maxDepth"):
         read_sample_fps(path)
-    path.write_text("24800,0,4000\n")
-    with pytest.raises(InputError, match="fps must be positive"):
+
+
+@pytest.mark.parametrize("fps", ["0", "-5", "inf", "nan", "-inf", "1e300", "1001"])
+def test_a_sample_fps_that_is_not_a_frame_rate_is_refused(tmp_path, fps):
+    path = tmp_path / "Sample0001_data.csv"
+    path.write_text(f"24800,{fps},4000\n")
+    with pytest.raises(InputError, match=r"Sample0001_data.csv:1: fps must be (a finite number|in \(0, 1000\])"):
         read_sample_fps(path)
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0.0, -5.0, 1e300])
+def test_window_features_refuse_an_fps_that_is_not_a_frame_rate(fps):
+    with pytest.raises(InputError, match=r"^s_skeleton.csv: fps must be"):
+        skeleton_window_features(standing_person(20), fps, 8, 4, source="s_skeleton.csv")
+
+
+@pytest.mark.parametrize("value", ["1e300", "-2e4", "1.5e308"])
+def test_coordinates_far_outside_any_room_are_refused(tmp_path, value):
+    positions = standing_person(6)
+    path = tmp_path / "s_skeleton.csv"
+    write_skeleton_csv(path, positions)
+    lines = path.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[11 * HAND_RIGHT + 1] = value  # y of the right hand, frame 4
+    lines[3] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as info:
+        read_skeleton_csv(path)
+    expected = f"{path}:4: joint {HAND_RIGHT} coordinate y = {float(value):.3g} is outside +-10000"
+    assert str(info.value).startswith(expected)
+
+
+def test_coordinates_in_millimetres_give_the_same_features(tmp_path):
+    positions = standing_person(30) + np.random.default_rng(2).normal(0, 0.02, (30, NUM_JOINTS, 3))
+    write_skeleton_csv(tmp_path / "mm_skeleton.csv", positions * 1000)
+    millimetres = read_skeleton_csv(tmp_path / "mm_skeleton.csv").positions
+    np.testing.assert_allclose(
+        skeleton_window_features(millimetres, 28.0, 16, 4), skeleton_window_features(positions, 28.0, 16, 4), atol=1e-4
+    )
+
+
+def test_features_beyond_the_feature_range_are_refused_not_written():
+    # A spine of 1 micrometre (allowed) and a hand 1 km away: positions of 1e9 spine lengths.
+    positions = standing_person(20)
+    positions[:, SPINE_SHOULDER] = positions[:, SPINE_BASE] + [0.0, 1e-6, 0.0]
+    positions[10:, HAND_RIGHT, 0] = 1000.0
+    with pytest.raises(InputError, match=r"^s_skeleton.csv: the features made from it: \d+ value\(s\) outside"):
+        skeleton_window_features(positions, 28.0, 8, 4, source="s_skeleton.csv")

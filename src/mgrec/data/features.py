@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import lzma
 import math
 import re
 import zipfile
@@ -20,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, read_json
-
-# Rows per block when scanning for NaN/Inf, so that a memory-mapped file is never copied whole.
-_SCAN_ROWS = 4096
+from mgrec.files import atomic_open, brief, read_json, safe_child
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,14 @@ def sidecar_path(feature_path: str | Path) -> Path:
 
 
 def feature_path(features_dir: str | Path, video_id: str, ext: str) -> Path:
-    """`<features_dir>/<video_id><ext>`; `ext` may be given with or without the dot."""
-    return Path(features_dir) / f"{video_id}{ext if ext.startswith('.') else '.' + ext}"
+    """`<features_dir>/<video_id><ext>`; `ext` may be given with or without the dot.
+
+    The video id comes from data (an annotations file), so it must be a plain file name
+    (`mgrec.files.safe_child`): an id that is absolute or holds `..` or a separator would read a
+    file outside the features folder, and is refused.
+    """
+    safe_child(features_dir, video_id, "video id")
+    return safe_child(features_dir, f"{video_id}{ext if ext.startswith('.') else '.' + ext}", "video id")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,34 +136,241 @@ def check_sidecar(
 
 # ---------------------------------------------------------------------------------------------
 # Feature arrays
+#
+# Every feature array passes two guards before the network sees it:
+# - its header (shape and dtype), read without loading the data, must declare a float array of at
+#   most MAX_FEATURE_VALUES values that the file really holds: a corrupt or hostile header (a .npz
+#   claiming 1e9 x 16, a deflate bomb) is refused before anything is allocated;
+# - its values must be finite and within +-MAX_FEATURE_ABS (`check_feature_values`).
+
+FEATURE_SUFFIXES = (".npy", ".npz")
+FEATURE_DTYPES = "float16/float32/float64"
+
+# The most values one feature file may hold: 2**28 values are 1 GiB as float32, which `load_features`
+# returns. Ten hours of 2304-dim VideoMAE features at 30 fps and stride 4 are 62 million; more is a
+# corrupt header or a video that should be split.
+MAX_FEATURE_VALUES = 2**28
+
+# The largest |value| a feature may have. Real features are orders of magnitude smaller (backbone
+# outputs are activations of normalised networks; skeleton positions and velocities are in spine
+# lengths). The network normalises
+# right after its first convolution, so a larger scale carries no information, and from about 1e19
+# its float32 (and bf16) norm statistics overflow: the output silently becomes that of all-zero
+# features, or NaN. 1e6 leaves every plausible feature in and thirteen orders of magnitude between
+# the largest accepted value and that overflow, across a first convolution summing thousands of
+# channels.
+MAX_FEATURE_ABS = 1e6
+
+# Rows per block when scanning the values, so that a memory-mapped file is never copied whole.
+_SCAN_ROWS = 4096
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
+_PICKLE_MAGIC = b"\x80"
+
+
+@dataclass(frozen=True)
+class FeatureFolder:
+    """The feature files of one folder, and the entries left out."""
+
+    files: list[Path]  # .npy/.npz files, sorted
+    skipped: list[Path]  # hidden .npy/.npz names (macOS `._x.npy` AppleDouble files, `.x.npy`) and non-files
+
+    def skipped_summary(self) -> str:
+        """'2 hidden or non-file entries (._a.npy, .b.npz)', or '' when nothing was skipped."""
+        if not self.skipped:
+            return ""
+        shown = ", ".join(brief(p.name, 40) for p in self.skipped[:3])
+        more = ", ..." if len(self.skipped) > 3 else ""
+        return f"{len(self.skipped)} hidden or non-file entries ({shown}{more})"
+
+    def note(self) -> str | None:
+        """A line to show the user when something was skipped, else None."""
+        return f"{self.skipped[0].parent}: skipped {self.skipped_summary()}" if self.skipped else None
+
+
+def list_feature_files(folder: str | Path) -> FeatureFolder:
+    """The `.npy`/`.npz` files of a folder (not recursive), leaving out hidden names and non-files.
+
+    Hidden names are never features: macOS writes `._x.npy` metadata files (AppleDouble) beside
+    every file copied to a foreign disk, and a name starting with `.` would give a video id that
+    starts with one (`...npy` is video `..`). InputError when the folder holds no feature file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such feature folder")
+    files, skipped = [], []
+    for entry in sorted(folder.iterdir()):
+        if entry.suffix.lower() not in FEATURE_SUFFIXES:
+            continue
+        (skipped if entry.name.startswith(".") or not entry.is_file() else files).append(entry)
+    listing = FeatureFolder(files, skipped)
+    if not files:
+        note = f"; skipped {listing.skipped_summary()}" if skipped else ""
+        raise InputError(f"{folder}: folder holds no feature files ({', '.join(FEATURE_SUFFIXES)}){note}")
+    return listing
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    name = str(dtype)  # a structured dtype can be a long text: the message stays short
+    return name if len(name) <= 60 else name[:60] + "..."
+
+
+def _check_dtype(dtype: np.dtype, source: object) -> None:
+    if dtype.hasobject:
+        raise InputError(
+            f"{source}: cannot read features: not a plain array: it holds Python objects "
+            f"(dtype {_dtype_name(dtype)}), which mgrec never unpickles; save the features as a {FEATURE_DTYPES} array"
+        )
+    # kind "f" with these sizes: not float128 (no network takes it), byte order either way.
+    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.fields is not None:
+        raise InputError(f"{source}: expected {FEATURE_DTYPES} features, found dtype {_dtype_name(dtype)}")
+
+
+def check_feature_values(array: np.ndarray, source: object) -> None:
+    """The numeric validator of feature arrays: a float16/32/64 dtype, every value finite and within
+    +-`MAX_FEATURE_ABS` (why that bound: see its comment). `source` names the file for the message.
+
+    Scans in blocks of rows, so a memory-mapped file is never copied whole. InputError saying how
+    many values are bad and where the first is: NaN/Inf first, then values out of range.
+    """
+    _check_dtype(array.dtype, source)
+    rows = array if array.ndim == 2 else array.reshape(array.shape[0] if array.ndim else 1, -1)
+    # The bound in the array's own dtype (float16 cannot even hold 1e6: its own maximum, 65504, is the bound).
+    limit = np.asarray(min(MAX_FEATURE_ABS, float(np.finfo(array.dtype).max)), dtype=array.dtype)
+    non_finite = too_large = 0
+    first_non_finite = first_too_large = None
+    for begin in range(0, len(rows), _SCAN_ROWS):
+        block = rows[begin : begin + _SCAN_ROWS]
+        magnitude = np.abs(block)
+        if (magnitude <= limit).all():  # the one pass taken by good files (NaN compares False)
+            continue
+        bad = ~np.isfinite(block)
+        big = ~bad & (magnitude > limit)
+        non_finite += int(bad.sum())
+        too_large += int(big.sum())
+        if first_non_finite is None and bad.any():
+            row, col = np.argwhere(bad)[0]
+            first_non_finite = (begin + int(row), int(col))
+        if first_too_large is None and big.any():
+            row, col = np.argwhere(big)[0]
+            first_too_large = (begin + int(row), int(col), float(block[row, col]))
+    if non_finite:
+        t, c = first_non_finite
+        raise InputError(f"{source}: {non_finite} NaN/Inf value(s), the first at [t={t}, c={c}]")
+    if too_large:
+        t, c, value = first_too_large
+        raise InputError(
+            f"{source}: {too_large} value(s) outside +-{MAX_FEATURE_ABS:g}, the first {value:.3g} at [t={t}, c={c}]; "
+            "features this large are corrupt or unscaled, and overflow the network (rescale them)"
+        )
+
+
+def _read_npy_header(handle) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) from the header of a .npy stream, without reading the data."""
+    version = npy_format.read_magic(handle)
+    if version not in ((1, 0), (2, 0)):
+        # 3.0 is only written for structured dtypes with non-Latin-1 field names: never features.
+        raise ValueError(f".npy format version {version[0]}.{version[1]} is not one of a plain array (1.0, 2.0)")
+    read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    try:
+        return read(handle)  # at most 10,000 bytes of header, parsed as a literal (never evaluated)
+    except (ValueError, OSError, EOFError):
+        raise
+    except Exception as exc:
+        # numpy's header parser lets the tokenizer's own errors through (tokenize.TokenError,
+        # SyntaxError) for a mangled header: one more way of saying it is corrupt.
+        raise ValueError(f"cannot parse the header ({type(exc).__name__})") from None
+
+
+def _check_declared(path: Path, shape: tuple, dtype: np.dtype, data_bytes: int) -> None:
+    """Refuse a header before its data is read: a non-float dtype, a shape the file (or .npz member)
+    does not hold, or more than MAX_FEATURE_VALUES values."""
+    _check_dtype(dtype, path)
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise InputError(
+            f"{path}: cannot read features (truncated or corrupt file?): shape {brief(shape)} in the header"
+        )
+    count = math.prod(shape)
+    if count * dtype.itemsize > data_bytes:
+        raise InputError(
+            f"{path}: cannot read features (truncated or corrupt file?): the header declares shape {brief(shape)} "
+            f"({count * dtype.itemsize:,} bytes of {_dtype_name(dtype)}) but the file holds {data_bytes:,} bytes"
+        )
+    if count > MAX_FEATURE_VALUES:
+        raise InputError(
+            f"{path}: shape {brief(shape)} is {count:,} values; one feature file may hold at most "
+            f"{MAX_FEATURE_VALUES:,} (1 GiB as float32): split the video, or lower the frame rate of the features"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """numpy's or zipfile's reason, one short line; its advice to load pickles "unsafely" is not relayed."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if "allow_pickle" in text or "pickle" in text:
+        return "not a plain array (it holds pickled Python objects, which mgrec never loads)"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as handle:
+        shape, _, dtype = _read_npy_header(handle)
+        header_bytes = handle.tell()
+    _check_declared(path, shape, dtype, path.stat().st_size - header_bytes)
+    # Memory-mapped: `inspect_features` then reads the values block by block, never a whole copy.
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _open_npz(path: Path) -> np.ndarray:
+    with zipfile.ZipFile(path) as archive:
+        members = archive.namelist()
+        member = next((name for name in ("feats.npy", "feats") if name in members), None)
+        if member is None:
+            keys = [name.removesuffix(".npy") for name in members]
+            shown = ", ".join(brief(key, 40) if not key.isidentifier() else key for key in keys[:10])
+            more = f", ... ({len(keys)} in all)" if len(keys) > 10 else ""
+            raise InputError(f"{path}: no array 'feats' in this .npz; it holds: {shown or 'nothing'}{more}")
+        info = archive.getinfo(member)
+        # file_size is the size the archive declares for the member; zipfile never returns more than
+        # that, so the declared sizes bound what a deflate bomb can make us read.
+        with archive.open(member) as stream:
+            shape, fortran_order, dtype = _read_npy_header(stream)
+            header_bytes = stream.tell()
+            _check_declared(path, shape, dtype, info.file_size - header_bytes)
+            nbytes = math.prod(shape) * dtype.itemsize
+            data = stream.read(nbytes)
+    if len(data) < nbytes:
+        raise InputError(f"{path}: cannot read features (truncated or corrupt file?): the 'feats' array is cut short")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
 def _open_array(path: Path) -> np.ndarray:
-    """The raw stored array (not yet validated); memory-mapped for `.npy`, read for `.npz`."""
+    """The raw stored array (header checked, values not yet); memory-mapped for `.npy`, read for `.npz`."""
     if not path.is_file():
         raise InputError(f"{path}: feature file not found")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: feature file is empty (0 bytes); extract this video again")
     try:
-        # np.load decides by the file's magic bytes, so a misnamed .npy/.npz still loads right.
-        # Memory-mapped first, even for a full read: numpy then checks the header's shape against the
-        # file size, so a corrupt header claiming terabytes is an error instead of a huge allocation.
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                if "feats" not in loaded.files:
-                    raise InputError(
-                        f"{path}: no array 'feats' in this .npz; it holds: {', '.join(loaded.files) or 'nothing'}"
-                    )
-                return loaded["feats"]
-        return loaded
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputError(f"{path}: cannot read features (truncated or corrupt file?): {exc}") from None
+        with open(path, "rb") as handle:
+            start = handle.read(len(_NPY_MAGIC))
+        # Decided by the magic bytes, as np.load does, so a misnamed .npy/.npz still loads right.
+        if start.startswith(_NPY_MAGIC):
+            return _open_npy(path)
+        if start[:4] in _ZIP_MAGICS:
+            return _open_npz(path)
+        if start.startswith(_PICKLE_MAGIC):
+            raise InputError(
+                f"{path}: cannot read features: a Python pickle, not a plain array (mgrec never unpickles files)"
+            )
+        raise InputError(f"{path}: cannot read features (truncated or corrupt file?): not a .npy or .npz file")
+    except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error,
+            lzma.LZMAError) as exc:
+        # RuntimeError: an encrypted zip member; NotImplementedError: an unknown zip compression.
+        raise InputError(f"{path}: cannot read features (truncated or corrupt file?): {_reason(exc)}") from None
 
 
 def _validate(array: np.ndarray, path: Path, expected_dim: int | None) -> tuple[int, int]:
-    if array.dtype.kind != "f":
-        raise InputError(f"{path}: expected float16/float32 features, found dtype {array.dtype}")
+    _check_dtype(array.dtype, path)
     if array.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array (T, C), found shape {array.shape}")
     length, dim = array.shape
@@ -171,25 +383,13 @@ def _validate(array: np.ndarray, path: Path, expected_dim: int | None) -> tuple[
                 f"with C = {expected_dim}"
             )
         raise InputError(f"{path}: expected feature dimension {expected_dim} (data.feature_dim), found {dim}")
-    bad_count = 0
-    first_bad = None
-    for begin in range(0, length, _SCAN_ROWS):
-        bad = ~np.isfinite(array[begin : begin + _SCAN_ROWS])
-        if bad.any():
-            bad_count += int(bad.sum())
-            if first_bad is None:
-                row, col = np.argwhere(bad)[0]
-                first_bad = (begin + int(row), int(col))
-    if bad_count:
-        raise InputError(
-            f"{path}: {bad_count} NaN/Inf value(s), the first at [t={first_bad[0]}, c={first_bad[1]}]"
-        )
+    check_feature_values(array, path)
     return length, dim
 
 
 def inspect_features(path: str | Path, expected_dim: int | None = None) -> tuple[int, int]:
     """Validate a feature file like `load_features` and return its (T, C), without loading it
-    into memory (`.npy` is memory-mapped; the NaN/Inf scan still reads every value)."""
+    into memory (`.npy` is memory-mapped; the value scan still reads every value)."""
     path = Path(path)
     return _validate(_open_array(path), path, expected_dim)
 
@@ -197,9 +397,12 @@ def inspect_features(path: str | Path, expected_dim: int | None = None) -> tuple
 def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarray:
     """Load a feature file as a (T, C) float32 array.
 
-    InputError naming the file for: a missing, empty, truncated or corrupt file; an `.npz` without
-    `feats`; a non-float array; not 2-D; T or C zero; C != expected_dim (a transposed (C, T) array
-    is recognised and named); NaN or Inf values (how many and where the first is).
+    InputError naming the file for: a missing, empty, truncated or corrupt file; a header declaring
+    more data than the file holds or more than `MAX_FEATURE_VALUES` values (checked before reading);
+    an `.npz` without `feats`; an array that is not float16/32/64 (a pickled object array is named
+    as such, never loaded); not 2-D; T or C zero; C != expected_dim (a transposed (C, T) array is
+    recognised and named); NaN or Inf values, or values beyond +-`MAX_FEATURE_ABS` (how many and
+    where the first is).
     """
     path = Path(path)
     array = _open_array(path)

@@ -17,6 +17,11 @@ giving `SKELETON_DIM` = 225 values, one row per complete window like the video b
 
 Frames where Kinect tracked nobody are stored as all zeros; they take the pose of the nearest
 earlier tracked frame (or the first tracked frame, at the start), and their number is reported.
+
+Numbers are checked where they enter: coordinates must be finite and within +-MAX_COORDINATE, the
+fps must pass `mgrec.smg_csv.fps_problem`, and the features made pass the same numeric validator
+as every feature file (`mgrec.data.features.check_feature_values`), so a broken file is refused
+instead of becoming NaN or all-zero features.
 """
 
 from __future__ import annotations
@@ -27,12 +32,18 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
+from mgrec.smg_csv import fps_problem, read_data_file
 
 NUM_JOINTS = 25
 VALUES_PER_JOINT = 11
 SPINE_BASE, SPINE_MID, SPINE_SHOULDER = 0, 1, 20
 SKELETON_DIM = 3 * NUM_JOINTS * 3
+# World coordinates are metres, and Kinect v2 sees 0.5-8 m; 1e4 also admits files in millimetres
+# (the features are scale-free) while anything near 1e300 (corruption) is refused before the
+# spine length, a norm of squared differences, overflows to Inf and turns every feature to 0.
+MAX_COORDINATE = 1e4
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,13 @@ def read_skeleton_csv(path: Path) -> Skeleton:
         line = int(np.argwhere(~np.isfinite(rows))[0][0]) + 1
         raise InputError(f"{where(path, line)}: NaN or infinite value")
     positions = rows.reshape(len(lines), NUM_JOINTS, VALUES_PER_JOINT)[:, :, :3]
+    out_of_range = np.abs(positions) > MAX_COORDINATE
+    if out_of_range.any():
+        frame, joint, axis = (int(i) for i in np.argwhere(out_of_range)[0])
+        raise InputError(
+            f"{where(path, frame + 1)}: joint {joint} coordinate {'xyz'[axis]} = {positions[frame, joint, axis]:.3g} "
+            f"is outside +-{MAX_COORDINATE:g} (world positions in metres): a corrupt file?"
+        )
     tracked = np.any(positions != 0, axis=(1, 2))
     if not tracked.any():
         raise InputError(f"{path}: no frame has a tracked skeleton (all joint positions are zero)")
@@ -95,24 +113,23 @@ def _is_number(text: str) -> bool:
 
 
 def read_sample_fps(path: Path) -> float:
-    """The frame rate from an SMG `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`; header optional)."""
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the sample data file: {exc}") from None
-    if lines and not all(_is_number(field) for field in lines[0].split(",")):
-        lines = lines[1:]  # a header such as "numFrames,fps,maxDepth"
-    fields = lines[0].split(",") if lines else []
-    if len(fields) < 2 or not all(_is_number(field) for field in fields):
-        raise InputError(f"{path}: expected a row 'numFrames,fps,maxDepth' of numbers")
-    fps = float(fields[1])
-    if not fps > 0:
-        raise InputError(f"{path}: fps must be positive, found {fields[1].strip()}")
-    return fps
+    """The frame rate from an SMG `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`; header optional).
+
+    Read by `mgrec.smg_csv.read_data_file`, the one reader of these files: the fps is finite, > 0
+    and at most `mgrec.smg_csv.MAX_FPS`."""
+    return read_data_file(path)[1]
 
 
-def skeleton_window_features(positions: np.ndarray, fps: float, window: int, stride: int) -> np.ndarray:
-    """(frames, 25, 3) world joints -> (num_windows, SKELETON_DIM) float32 (see the module doc)."""
+def skeleton_window_features(
+    positions: np.ndarray, fps: float, window: int, stride: int, source: object = "skeleton"
+) -> np.ndarray:
+    """(frames, 25, 3) world joints -> (num_windows, SKELETON_DIM) float32 (see the module doc).
+
+    InputError (naming `source`) for an fps that `fps_problem` refuses, and for features that fail
+    `check_feature_values` (a pose too degenerate to normalise: values beyond its range)."""
+    problem = fps_problem(fps)
+    if problem:
+        raise InputError(f"{source}: {problem}")
     centre = positions[:, SPINE_MID]
     pose = positions - centre[:, None]
     pose[:, SPINE_MID] = centre - centre.mean(axis=0)
@@ -127,4 +144,7 @@ def skeleton_window_features(positions: np.ndarray, fps: float, window: int, str
         return (cumulative[starts + window] - cumulative[starts]) / window
 
     peak_speed = sliding_window_view(np.abs(velocity), window, axis=0)[starts].max(axis=-1)
-    return np.concatenate([window_mean(pose), window_mean(velocity), peak_speed], axis=1).astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes Inf, which the check below names
+        features = np.concatenate([window_mean(pose), window_mean(velocity), peak_speed], axis=1).astype(np.float32)
+    check_feature_values(features, f"{source}: the features made from it")
+    return features

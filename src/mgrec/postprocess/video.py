@@ -3,6 +3,10 @@
 Used by training's validation and by `mgrec.infer`; it lives here so that neither imports the other.
 The network is fully convolutional (plus local attention), so a video longer than the training
 length is processed in one pass: no windows, hence no seams at window borders.
+
+The network's outputs are checked before decoding: a NaN or Inf at a real (unmasked) position is an
+`InputError` naming the video. Decoding would otherwise drop NaN scores without a word, and a broken
+checkpoint or out-of-range features would look like a video with nothing in it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import numpy as np
 import torch
 
 from mgrec.config import PostprocessConfig
+from mgrec.errors import InputError
+from mgrec.files import brief
 from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import decode_video
 from mgrec.postprocess.nms import nms
@@ -36,17 +42,39 @@ def detect_video(
     device = next(model.parameters()).device
     x, mask = pad_video(features, model.max_div_factor, padded_length)
     out = model(x.to(device), mask.to(device))
-    raw = decode_video(
-        [c[0].float() for c in out.cls_logits],
-        [o[0].float() for o in out.offsets],
-        [m[0] for m in out.masks],
-        out.strides,
-        post,
-    )
+    cls_logits = [c[0].float() for c in out.cls_logits]
+    offsets = [o[0].float() for o in out.offsets]
+    masks = [m[0] for m in out.masks]
+    check_network_output(cls_logits, offsets, masks, video_id)
+    raw = decode_video(cls_logits, offsets, masks, out.strides, post)
     segments, scores, labels = nms(raw.segments, raw.scores, raw.labels, post)
     duration = grid.covered_seconds(features.shape[0])
     return to_detections(
         segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration
+    )
+
+
+def check_network_output(
+    cls_logits: list[torch.Tensor], offsets: list[torch.Tensor], masks: list[torch.Tensor], video_id: str
+) -> None:
+    """InputError naming the video when a class logit or an offset at a real position is NaN or Inf.
+
+    Per level: logits (T_l, K), offsets (T_l, 2), mask (T_l,) bool; padded positions may hold anything.
+    One device synchronisation for all levels.
+    """
+    def bad(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (~torch.isfinite(values) & mask[:, None]).sum()
+
+    # (levels, 2): the bad logits and the bad offsets of each level
+    counts = torch.stack([torch.stack([bad(c, m), bad(o, m)]) for c, o, m in zip(cls_logits, offsets, masks)]).cpu()
+    if not counts.any():
+        return
+    level = int(counts.sum(dim=1).nonzero()[0, 0])
+    what = "class logits" if counts[level, 0] else "offsets"
+    raise InputError(
+        f"video {brief(video_id)}: the network output holds {int(counts.sum())} NaN/Inf value(s) (the first in the "
+        f"{what} of pyramid level {level}); the run's weights are broken (a training that diverged?) or the "
+        "features are out of range"
     )
 
 
