@@ -9,6 +9,7 @@ import torch
 
 import mgrec
 from mgrec.cli import HelpFormatter, build_parser, main
+from mgrec.errors import InputError
 
 
 def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -140,3 +141,17 @@ def test_a_file_given_as_run_directory_is_named(tmp_path, capsys):
     (tmp_path / "detections.json").write_text("{}")
     assert main(["report", str(tmp_path / "detections.json")]) == 2
     assert "detections.json: is a file, not a run directory" in capsys.readouterr().err
+
+
+def test_outputs_never_replace_what_a_command_reads_or_a_run_s_own_files(tmp_path, capsys):
+    from mgrec.files import check_output
+    from mgrec.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(InputError, match="it is part of a trained run"):
+        check_output(run.config_path, protected=run.run_files())
+    with pytest.raises(InputError, match="this command reads it"):
+        check_output(tmp_path / "annotations.json", reads=[tmp_path / "annotations.json"])
+    with pytest.raises(InputError, match="this command reads it"):  # a folder that holds an input
+        check_output(tmp_path, reads=[tmp_path / "features" / "a.npy"])
+    check_output(tmp_path / "report.html", reads=[tmp_path / "annotations.json"], protected=run.run_files())

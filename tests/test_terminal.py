@@ -6,11 +6,12 @@ import io
 import subprocess
 import sys
 
+from tests.helpers import small_config
+
 from mgrec.config import PostprocessConfig, TrainConfig, save_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.run import RunDir
 from mgrec.terminal import TerminalText, visible
-from tests.helpers import small_config
 
 
 def test_control_characters_and_bidi_overrides_become_visible_escapes():

@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                  examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html"))
     _add_run_dir(p)
     p.add_argument("--split", default="test", help="the split to report")
-    p.add_argument("--out", type=Path, default=None, help="HTML file to write (default: RUN_DIR/report_<split>.html)")
+    p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
+                   help="HTML file to write, or a folder to write report_<split>.html into "
+                        "(default: RUN_DIR/report_<split>.html)")
     _add_annotations(p)
 
     p = _command(sub, "demo", "build the real-motion demo data, train, evaluate and report", cmd_demo,
@@ -340,8 +342,9 @@ def _checked_device(name: str) -> str:
 
 def cmd_data_convert(args) -> None:
     from mgrec.data.annotations import parse_subject_ranges, read_smg_labels, save_annotations
-    from mgrec.files import check_writable
+    from mgrec.files import check_output, check_writable
 
+    check_output(args.out, reads=[args.smg_root])
     check_writable(args.out)
     annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=parse_subject_ranges(args.splits))
     save_annotations(annotations, args.out)
@@ -439,11 +442,13 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
 def cmd_detect(args) -> None:
     import tempfile
 
-    from mgrec.files import check_writable
+    from mgrec.files import check_output, check_writable
     from mgrec.infer.detect import detect_files
+    from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
+    check_output(args.out, reads=args.inputs, protected=RunDir(run_dir).run_files())
     check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs = features_for(run_dir, args.inputs, Path(scratch), device=device, progress=show_progress(args))
@@ -526,10 +531,20 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_report(args) -> None:
+    from mgrec.files import check_output, check_writable
     from mgrec.report.html import write_report
+    from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
-    print(f"report: {write_report(run_dir, split=args.split, out=args.out, annotations=args.annotations)}")
+    out = None if args.out is None else Path(args.out)
+    if out is not None:
+        if args.out.endswith(("/", os.sep)) or out.is_dir():  # a folder: the report goes into it
+            out = out / RunDir(run_dir).report_path(args.split).name
+        config = RunDir(run_dir).read_config()
+        reads = [RunDir(run_dir).config_path, args.annotations or config.data.annotations]
+        check_output(out, reads=reads, protected=RunDir(run_dir).run_files())
+        check_writable(out)
+    print(f"report: {write_report(run_dir, split=args.split, out=out, annotations=args.annotations)}")
 
 
 def cmd_demo(args) -> None:

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -169,6 +169,19 @@ def _cannot_write(path: str | Path, exc: OSError) -> InputError:
         folder = Path(path) if Path(path).is_dir() else Path(path).parent
         cause = os.strerror(errno.ENOSPC) if _disk_full(folder) else brief(str(exc))
     return InputError(f"cannot write {path}: {cause}")
+
+
+def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = ()) -> None:
+    """The one guard of every command's output: `out` (a file, or a folder and what lies in it) must
+    not be, or hold, a file the command reads (`reads`) or a file no command may replace
+    (`protected`: a run's own files, `mgrec.run.RunDir.run_files`)."""
+    target = Path(out).resolve()
+    for kind, paths in (("reads", reads), ("protected", protected)):
+        for path in paths:
+            path = Path(path).resolve()
+            if path == target or target in path.parents:
+                why = "this command reads it" if kind == "reads" else "it is part of a trained run"
+                raise InputError(f"--out {out} would overwrite {path} ({why}); choose another output")
 
 
 def check_writable(path: str | Path, is_dir: bool = False) -> None:

@@ -433,3 +433,13 @@ def test_data_convert_refuses_a_bad_fps_and_huge_subject_ranges(tmp_path):
             read_smg_labels(tmp_path, fps=fps)
     with pytest.raises(InputError, match=r"subjects are numbered 1\.\.9999"):
         parse_subject_ranges("train=1-30000000")
+
+
+@pytest.mark.parametrize("video_id", ["..", "../etc/x", "/abs", "a\x00b", ""])
+def test_video_ids_that_would_leave_the_features_folder_are_refused_at_load(tmp_path, video_id):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"classes": ["a"], "database": {
+        video_id: {"subset": "train", "fps": 25.0, "duration": 10.0, "annotations": []}}}))
+    refused = r"a\.json \[database\..*\]: video id .* (is not a file name|contains|is empty)"
+    with pytest.raises(InputError, match=refused):
+        load_annotations(path)

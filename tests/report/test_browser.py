@@ -1,35 +1,31 @@
-"""The report in a real headless chromium: scripts run without errors, every timeline is drawn.
+"""The report in a real headless chromium: scripts run without errors, every timeline is drawn,
+every figure loads, and a screenshot shows a page.
 
 The page's own scripts count errors into <html data-js-errors="N"> and mark each timeline they
-set up; `--dump-dom` after a virtual-time budget shows the DOM as the scripts left it. Set
-MGREC_SAVE_SCREENSHOT=1 to also write the screenshot to docs/img/report.png.
+set up; `--dump-dom` after a virtual-time budget shows the DOM as the scripts left it. The
+screenshot is taken by `mgrec.report.screenshot`, the code that made docs/report.png.
 """
 
-import os
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from test_html import build_run_dir
 
 from mgrec.report.html import write_report
+from mgrec.report.screenshot import chromium_command, dominant_share, find_chromium, screenshot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = find_chromium()
 
 
 def run_chromium(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=2000", "--hide-scrollbars", *action, page.as_uri(),
-    ]
+    command = chromium_command(CHROMIUM, profile, page, *action)
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -46,6 +42,9 @@ class RenderedDom(HTMLParser):
         self.ticks: dict[str, int] = {}
         self.ready: dict[str, str | None] = {}
         self.view_boxes: dict[str, str | None] = {}
+        self.rows: dict[str, str | None] = {}
+        self.sections: set[str] = set()
+        self.details = 0
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
@@ -58,6 +57,11 @@ class RenderedDom(HTMLParser):
         elif tag == "svg" and "timeline" in classes:
             self.ready[attributes["data-video"]] = attributes.get("data-ready")
             self.view_boxes[attributes["data-video"]] = attributes.get("viewbox")
+            self.rows[attributes["data-video"]] = attributes.get("data-rows")
+        elif tag == "h2":
+            self.sections.add(attributes.get("id"))
+        elif tag == "details":
+            self.details += 1
         elif tag == "line" and "tick" in classes:
             self.ticks[self.video] += 1
         elif tag == "rect":
@@ -88,7 +92,9 @@ def test_scripts_run_cleanly_and_every_timeline_is_drawn(report):
     assert dom.root.get("data-timelines-ready") == str(len(videos))
     for video in videos:
         assert dom.ready[video] == "1", video
+        # the script keeps every lane: viewBox "0 0 duration rows"
         assert dom.view_boxes[video] is not None and dom.view_boxes[video].startswith("0 0 ")
+        assert dom.view_boxes[video].split()[3] == dom.rows[video] == str(1 + run["det_lanes"][video])
         assert dom.ticks[video] >= 3, video  # the time axis is drawn by the script
         assert dom.bars.get((video, "gt-bar"), 0) == run["gt_bars"][video], video
         assert dom.bars.get((video, "det-bar"), 0) == run["det_bars"][video], video
@@ -138,16 +144,49 @@ def test_wheel_zooms_drag_pans_and_double_click_resets(report, tmp_path):
     assert zoom[2] == pytest.approx(96.0) and zoom[0] == pytest.approx(12.0, abs=0.2)
     # dragging left by 1/8 of the width moves the view 12 s later
     assert drag[2] == pytest.approx(96.0) and drag[0] == pytest.approx(zoom[0] + 12.0, abs=0.2)
-    assert dom.root["data-after-reset"] == "0 0 120 2"
+    assert dom.root["data-after-reset"] == "0 0 120 3"  # one ground-truth lane, two detection lanes
+    assert zoom[3] == drag[3] == 3.0
 
 
-def test_screenshot(report, tmp_path):
-    _, page, root = report
-    shot = tmp_path / "report.png"
-    run_chromium(page, root / "profile-shot", "--window-size=1280,1400", f"--screenshot={shot}")
+IMAGES_LOADED = """<script>
+window.addEventListener("load", function () {
+  var images = document.querySelectorAll("img");
+  var loaded = 0;
+  for (var i = 0; i < images.length; i++) if (images[i].complete && images[i].naturalWidth > 0) loaded += 1;
+  document.documentElement.setAttribute("data-images", images.length + " " + loaded);
+});
+</script></body>"""
+
+
+def test_every_panel_is_there_and_every_figure_loads(report, tmp_path):
+    _, page, _ = report
+    checked = tmp_path / "images.html"
+    checked.write_text(page.read_text(encoding="utf-8").replace("</body>", IMAGES_LOADED), encoding="utf-8")
+    dom = rendered(checked, tmp_path / "profile")
+    assert dom.root.get("data-js-errors") == "0"
+    total, loaded = map(int, dom.root["data-images"].split())
+    # F1-threshold and PR curves, confusion, the hard set's and the ranked list's 3 analyses, histogram, training
+    assert total == loaded == 11
+    assert {"scores", "timelines", "classes", "threshold", "confusion", "errors", "histogram", "training",
+            "provenance"} <= dom.sections
+    assert dom.details == 1  # the config, collapsed
+
+
+def test_screenshot_shows_the_page(report, tmp_path):
+    _, page, _ = report
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    shot = screenshot(page, tmp_path / "report.png", width=1280, height=900)
     data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    if os.environ.get("MGREC_SAVE_SCREENSHOT") == "1":
-        target = REPO / "docs" / "img" / "report.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(shot) as image:
+        assert image.size == (1280, 900)
+        colours = image.convert("RGB").getcolors(maxcolors=1280 * 900)
+    # not blank: the background is most of the picture but far from all of it, and the class colours,
+    # text and figures bring many more colours
+    assert dominant_share(shot) < 0.9
+    assert len(colours) > 30
+    # and the check sees a blank page
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
+    assert dominant_share(screenshot(blank, tmp_path / "blank.png", width=400, height=300)) == 1.0

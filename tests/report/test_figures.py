@@ -4,14 +4,24 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from mgrec.evaluate.analysis import CHARACTERISTICS, ERROR_TYPES, analyze
+from mgrec.evaluate.analysis import (
+    CHARACTERISTICS,
+    ERROR_TYPES,
+    analyze,
+    analyze_hard_set,
+    f1_threshold_curve,
+    precision_recall_curves,
+)
 from mgrec.records import Detection, Segment
 from mgrec.report.figures import (
     class_histogram_figure,
     confusion_figure,
+    f1_threshold_figure,
     false_negative_figure,
     false_positive_figure,
+    pr_curves_figure,
     sensitivity_figure,
     svg_bytes,
     training_curves_figure,
@@ -21,17 +31,19 @@ from mgrec.report.figures import (
 NAMES = ["zero", "one"]
 
 
+SEGMENTS = [Segment("v", 10.0, 20.0, 0, "zero"), Segment("v", 40.0, 41.0, 1, "one"), Segment("v", 60, 63, 1, "one")]
+DETECTIONS = [
+    Detection("v", 10.0, 20.0, 0, "zero", 0.9),
+    Detection("v", 11.0, 14.0, 0, "zero", 0.8),
+    Detection("v", 40.0, 41.0, 0, "zero", 0.7),
+    Detection("v", 80.0, 81.0, 1, "one", 0.6),
+    Detection("v", 60.0, 63.0, 1, "one", 0.5),
+]
+
+
 @pytest.fixture(scope="module")
 def analysis():
-    segments = [Segment("v", 10.0, 20.0, 0, "zero"), Segment("v", 40.0, 41.0, 1, "one"), Segment("v", 60, 63, 1, "one")]
-    detections = [
-        Detection("v", 10.0, 20.0, 0, "zero", 0.9),
-        Detection("v", 11.0, 14.0, 0, "zero", 0.8),
-        Detection("v", 40.0, 41.0, 0, "zero", 0.7),
-        Detection("v", 80.0, 81.0, 1, "one", 0.6),
-        Detection("v", 60.0, 63.0, 1, "one", 0.5),
-    ]
-    return analyze({"v": segments}, {"v": detections}, {"v": 100.0})
+    return analyze({"v": SEGMENTS}, {"v": DETECTIONS}, {"v": 100.0})
 
 
 def bar_heights(axes) -> list[float]:
@@ -118,3 +130,75 @@ def test_written_figures_are_png_and_svg_and_reproducible(analysis, tmp_path):
             ElementTree.fromstring(data)
     # no date, seeded ids: the same figure gives the same bytes
     assert paths[1].read_bytes() == svg_bytes(false_negative_figure(analysis))
+
+
+def test_bin_edges_are_printed_under_the_bars_and_the_set_is_named(analysis):
+    (axes,) = false_negative_figure(analysis).axes
+    labels = [label.get_text() for label in axes.get_xticklabels()]
+    assert labels[:2] == [f"XS\n[0, 0.5]\n{analysis.characteristics['relative_length'].gt_counts[0]}",
+                          f"S\n(0.5, 0.8]\n{analysis.characteristics['relative_length'].gt_counts[1]}"]
+    assert "XL\n(9.75, ∞)\n1" in labels  # the 10 s segment
+    assert axes.get_title().startswith("False negative analysis of the ranked list, tIoU ≥ 0.5")
+    hard = analyze_hard_set({"v": SEGMENTS}, {"v": DETECTIONS}, {"v": 100.0}, 0.65)
+    assert "hard set (score ≥ 0.65), tIoU > 0.3" in false_positive_figure(hard).axes[0].get_title()
+
+
+def test_confusion_has_class_names_on_both_axes_and_a_missed_column():
+    names = ["zero", "one $\\frac{$"]  # a "$" in a name must not be read as math
+    figure = confusion_figure(names, [[3, 1], [0, 0]], background=[2, 2], missed=[1, 4], instances=[4, 4])
+    axes = figure.axes[0]
+    columns = [label.get_text() for label in axes.get_xticklabels()]
+    rows = [label.get_text() for label in axes.get_yticklabels()]
+    assert columns == ["0  zero", "1  one \\$\\frac{\\$", "missed"]
+    assert rows[:2] == columns[:2] and rows[2].startswith("no segment")
+    assert np.asarray(axes.images[1].get_array()).ravel() == pytest.approx([0.25, 1.0])
+    assert sorted(text.get_text() for text in axes.texts) == ["1", "1", "2", "2", "3", "4"]
+    assert all(text.get_fontsize() >= 8 for text in axes.texts)
+    ElementTree.fromstring(svg_bytes(figure))  # renders
+
+
+def test_class_histogram_legend_does_not_cover_the_axis_label():
+    figure = class_histogram_figure([f"class {i}" for i in range(7)], [545, 325, 227, 169, 122, 69, 54],
+                                    [545, 325, 227, 169, 244, 207, 162], alpha=160)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (axes,) = figure.axes
+    label = axes.xaxis.label.get_window_extent(renderer)
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert not label.overlaps(legend)
+    assert legend.y1 <= label.y0
+
+
+def test_pr_curves_one_panel_per_class_and_the_operating_point():
+    curves = precision_recall_curves({"v": SEGMENTS}, {"v": DETECTIONS}, tious=[0.3, 0.5])
+    figure = pr_curves_figure(curves, NAMES, score_threshold=0.65)
+    panels = [axes for axes in figure.axes if axes.get_visible()]
+    assert len(panels) == 2
+    zero = panels[0]
+    # class 0: ranked 0.9 (TP), 0.8 (FP), 0.7 (FP): at 0.65 all three, precision 1/3, recall 1
+    dots = [line for line in zero.lines if line.get_marker() == "o"]
+    assert len(dots) == 2
+    assert [line.get_xdata()[0] for line in dots] == pytest.approx([1.0, 1.0])
+    assert [line.get_ydata()[0] for line in dots] == pytest.approx([100 / 3, 100 / 3])
+    assert "0 zero" in zero.get_title() and "1 segments" in zero.get_title()
+
+
+def test_f1_threshold_figure_plots_the_curve_and_marks_both_thresholds():
+    curve = f1_threshold_curve({"v": SEGMENTS}, {"v": DETECTIONS})
+    figure = f1_threshold_figure(curve, 0.65, "val", "test")
+    (axes,) = figure.axes
+    f1_line = next(line for line in axes.lines if line.get_label() == "F1 (one-to-one)")
+    assert list(f1_line.get_ydata()[1:-1]) == pytest.approx(list(100 * curve.f1))
+    assert f1_line.get_drawstyle() == "steps-pre"
+    verticals = {line.get_label(): line.get_xdata()[0] for line in axes.lines if line.get_label().startswith(
+        ("tuned", "best"))}
+    tuned = next(label for label in verticals if label.startswith("tuned on val: 0.65"))
+    assert verticals[tuned] == 0.65
+    best = next(label for label in verticals if label.startswith("best on test"))
+    assert verticals[best] == pytest.approx(curve.best_threshold)
+
+
+def test_training_curves_share_the_epoch_axis():
+    records = [{"kind": "train", "epoch": e, "loss": 1.0} for e in range(3)] + [{"kind": "val", "epoch": 2, "f1": 0.5}]
+    left, right = training_curves_figure(records).axes
+    assert left.get_xlim() == right.get_xlim()

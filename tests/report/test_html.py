@@ -1,5 +1,6 @@
 """The HTML report and `analyze_run`, built from a hand-made run directory."""
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -13,9 +14,14 @@ from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import score
 from mgrec.records import AnnotationSet, Detection, Segment, VideoInfo
-from mgrec.report.html import analyze_run, write_report
+from mgrec.report.html import analyze_run, assign_lanes, threshold_origin, write_report
+from mgrec.run import RunDir
 
-CLASSES = ["Arms akimbo", "Folding <arms> & \"hands\"", "Moving legs"]
+# Hostile names: HTML in one, matplotlib math ("$...$", which fails to parse) in another.
+CLASSES = ["Arms akimbo", "Folding <arms> & \"hands\"", "Moving $\\frac{$ legs"]
+PROVENANCE = {"command": "mgrec evaluate run --split test <x>", "date": "2026-01-02T03:04:05+00:00",
+              "git_commit": "0123456789abcdef0123+dirty", "machine": "Test CPU <4 cores>", "torch": "2.13.0+cpu",
+              "threads": 4, "mgrec": "9.8.7"}
 ODD_VIDEO = 'clip "a" & <b>'
 THRESHOLD = 0.5
 
@@ -28,10 +34,12 @@ def _detection(video, start, end, label_id, score_value):
     return Detection(video, start, end, label_id, CLASSES[label_id], score_value)
 
 
-def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool = True) -> dict:
+def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool = True,
+                  with_provenance: bool = True) -> dict:
     """A run directory as `mgrec train` + `mgrec evaluate` leave it, with the expected bar counts.
 
-    Returns {"run_dir", "annotations", "gt_bars": {video: n}, "det_bars": {video: n}}.
+    Returns {"run_dir", "annotations", "gt_bars": {video: n}, "det_bars": {video: n}, "missed": ...,
+    "det_lanes": {video: n}}. Without provenance, eval_test.json is as older versions wrote it.
     """
     run_dir = root / "run"
     run_dir.mkdir(parents=True)
@@ -60,6 +68,7 @@ def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool 
     ranked = {
         "Sample0036": [
             _detection("Sample0036", 10.1, 12.0, 0, 0.9),
+            _detection("Sample0036", 10.5, 12.0, 1, 0.85),  # overlaps the one above: a lane of its own
             _detection("Sample0036", 60.0, 61.4, 2, 0.8),
             _detection("Sample0036", 70.0, 75.0, 0, 0.6),  # false positive in the hard set
             _detection("Sample0036", 30.0, 34.0, 1, 0.2),  # below the threshold
@@ -69,7 +78,12 @@ def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool 
     }
     save_predictions(ranked, run_dir / "detections_test.json")
     gt = {v: segments[v] for v in ("Sample0036", ODD_VIDEO, "Sample0040")}
-    (run_dir / "eval_test.json").write_text(json.dumps(score(gt, ranked, CLASSES, THRESHOLD, split="test")))
+    scores = score(gt, ranked, CLASSES, THRESHOLD, split="test")
+    if with_provenance:
+        scores.update({"checkpoint": "best", "threshold_tuned_on": "val", "run": str(run_dir),
+                       "provenance": PROVENANCE})
+        RunDir(run_dir).write_tuning({"score_threshold": THRESHOLD, "tuned_on": "val", "selected_epoch": 3})
+    (run_dir / "eval_test.json").write_text(json.dumps(scores))
     save_config(Config(name="demo-run", data=DataConfig(annotations=str(annotations), augment_alpha=augment_alpha)),
                 run_dir / "config.yaml")
     (run_dir / "classes.json").write_text(json.dumps(CLASSES))
@@ -83,9 +97,10 @@ def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool 
         "run_dir": run_dir,
         "annotations": annotations,
         "gt_bars": {"Sample0036": 3, ODD_VIDEO: 1, "Sample0040": 0},
-        "det_bars": {"Sample0036": 3, ODD_VIDEO: 1, "Sample0040": 1},
-        "missed": {"Sample0036": {"gt-bar": 1, "det-bar": 1}, ODD_VIDEO: {"gt-bar": 0, "det-bar": 0},
+        "det_bars": {"Sample0036": 4, ODD_VIDEO: 1, "Sample0040": 1},
+        "missed": {"Sample0036": {"gt-bar": 1, "det-bar": 2}, ODD_VIDEO: {"gt-bar": 0, "det-bar": 0},
                    "Sample0040": {"gt-bar": 0, "det-bar": 1}},
+        "det_lanes": {"Sample0036": 2, ODD_VIDEO: 1, "Sample0040": 1},
     }
 
 
@@ -98,12 +113,16 @@ class RectCounter(HTMLParser):
         self.missed: dict[tuple[str, str], int] = {}
         self.sections: list[str] = []
         self.attributes: list[tuple[str, str]] = []
+        self.geometry: dict[tuple[str, str], list[tuple[float, float, float]]] = {}  # (start, end, y) per bar
+        self.timelines: dict[str, dict[str, str]] = {}  # video -> attributes of its <svg class="timeline">
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         self.attributes.extend((name, value or "") for name, value in attrs)
         if tag == "section" and "video" in (attributes.get("class") or ""):
             self.sections.append(attributes["data-video"])
+        if tag == "svg" and "timeline" in (attributes.get("class") or ""):
+            self.timelines[attributes["data-video"]] = attributes
         if tag != "rect":
             return
         classes = (attributes.get("class") or "").split()
@@ -111,6 +130,8 @@ class RectCounter(HTMLParser):
             if kind in classes:
                 key = (attributes["data-video"], kind)
                 self.bars[key] = self.bars.get(key, 0) + 1
+                start, width = float(attributes["x"]), float(attributes["width"])
+                self.geometry.setdefault(key, []).append((start, start + width, float(attributes["y"])))
                 if "miss" in classes:
                     self.missed[key] = self.missed.get(key, 0) + 1
 
@@ -179,12 +200,13 @@ def test_headline_table_and_figures(built):
     assert f'<div class="value">{100 * scores["f1"]:.2f}</div>' in page
     assert f'<div class="value">{100 * scores["average_mAP"]:.2f}</div>' in page
     assert page.count('<tr><td class="num">') == len(CLASSES)
-    # confusion, 3 error-analysis figures, class histogram, training curves
-    assert page.count('src="data:image/svg+xml;base64,') == 6
+    # F1-threshold and PR curves, confusion, 2 x 3 error-analysis figures, class histogram, training curves
+    assert page.count('src="data:image/svg+xml;base64,') == 11
     assert "before and after category-frequency augmentation with α = 4" in page
     assert page.count("<script>") == 2
 
 
+@pytest.mark.slow
 def test_augmentation_off_and_no_metrics_are_stated(tmp_path):
     run = build_run_dir(tmp_path, augment_alpha=None, with_metrics=False)
     page = write_report(run["run_dir"], out=tmp_path / "out" / "r.html").read_text(encoding="utf-8")
@@ -192,6 +214,7 @@ def test_augmentation_off_and_no_metrics_are_stated(tmp_path):
     assert "No metrics.jsonl" in page
 
 
+@pytest.mark.slow
 def test_missing_or_bad_inputs_are_input_errors(tmp_path):
     run = build_run_dir(tmp_path)
     with pytest.raises(InputError, match="no videos in split 'nope'"):
@@ -206,27 +229,202 @@ def test_missing_or_bad_inputs_are_input_errors(tmp_path):
         write_report(run["run_dir"], annotations=tmp_path / "missing.json")
 
 
+@pytest.mark.slow
 def test_analyze_run_writes_figures_and_numbers(tmp_path):
     run = build_run_dir(tmp_path)
     paths = analyze_run(run["run_dir"])
     names = sorted(p.name for p in paths)
+    stems = [f"{prefix}{stem}" for prefix in ("", "hard_set_") for stem in ("false_negatives", "false_positives",
+                                                                             "sensitivity")]
     assert names == sorted(
-        [
-            f"test_{stem}.{ext}"
-            for stem in ("false_negatives", "false_positives", "sensitivity")
-            for ext in ("png", "svg")
-        ]
+        [f"test_{stem}.{ext}" for stem in [*stems, "f1_threshold", "pr_curves"] for ext in ("png", "svg")]
         + ["test_analysis.json"]
     )
     assert all(p.parent == run["run_dir"] / "analysis" and p.stat().st_size > 0 for p in paths)
     summary = json.loads((run["run_dir"] / "analysis" / "test_analysis.json").read_text())
-    assert summary["num_ground_truth"] == 4 and summary["num_predictions"] == 7
-    # every test segment is found at tIoU 0.5 (the 30-34 s one by a detection below the F1 threshold)
-    lengths = summary["characteristics"]["length"]
+    assert summary["score_threshold"] == THRESHOLD
+    ranked, hard = summary["ranked_list"], summary["hard_set"]
+    assert ranked["which"] == "ranked list" and hard["which"] == "hard set"
+    assert ranked["num_ground_truth"] == 4 and ranked["num_predictions"] == 8
+    assert hard["num_predictions"] == 6 and hard["score_threshold"] == THRESHOLD
+    # every test segment is found at tIoU 0.5 (the 30-34 s one by a detection below the F1 threshold) ...
+    lengths = ranked["characteristics"]["length"]
     assert sum(lengths["gt_counts"]) == 4
     assert all(rate in (None, 0.0) for rate in lengths["false_negative_rates"])
-    # G = 1, 2, 1 for classes 0, 1, 2: slice 1 holds the four matches, the rest are background
-    counts = summary["false_positives"]["counts"]
-    assert counts[0]["true_positive"] == 4 and sum(counts[0].values()) == 4
-    assert counts[1]["background"] == 2 and counts[2]["background"] == 1
+    # ... but the hard set misses that one, as F1 and the timelines do
+    assert hard["num_missed"] == 1 == sum(run["missed"][v]["gt-bar"] for v in run["missed"])
+    # G = 1, 2, 1 for classes 0, 1, 2, so slice k holds ranks k of classes 0 and 2 and ranks 2k-1, 2k of
+    # class 1 (0.85: a wrong label over the class-0 segment; 0.7 and 0.2: matches)
+    counts = [{k: v for k, v in c.items() if v} for c in ranked["false_positives"]["counts"]]
+    assert counts[:4] == [{"true_positive": 3, "wrong_label": 1}, {"true_positive": 1, "background": 2},
+                          {"background": 1}, {}]
     assert re.match(rb"\x89PNG", (run["run_dir"] / "analysis" / "test_sensitivity.png").read_bytes()[:4])
+
+
+# ---------------------------------------------------------------------------------------------
+# Every detection is shown; what the hard set misses is what the timelines show
+
+
+def test_lanes_are_as_few_as_possible_and_never_overlap():
+    def items(*spans):
+        return [_detection("v", start, end, 0, 0.5) for start, end in spans]
+
+    assert assign_lanes([]) == []
+    assert assign_lanes(items((0, 1), (1, 2), (2, 3))) == [0, 0, 0]  # touching bars share a lane
+    assert assign_lanes(items((5, 9), (0, 6), (1, 2), (3, 4), (8, 10))) == [1, 0, 1, 1, 0]
+    assert max(assign_lanes(items((0, 10), (1, 9), (2, 8), (3, 7)))) == 3
+
+
+def test_overlapping_detections_get_their_own_lane_and_none_is_hidden(built):
+    run, _, page = built
+    counter = count_bars(page)
+    for video, lanes in run["det_lanes"].items():
+        bars = counter.geometry.get((video, "det-bar"), [])
+        assert len(bars) == run["det_bars"][video]
+        rows = {y for _, _, y in bars}
+        assert len(rows) == lanes, video
+        for row in rows:
+            spans = sorted((start, end) for start, end, y in bars if y == row)
+            assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), video
+        gt_rows = {y for _, _, y in counter.geometry.get((video, "gt-bar"), [])}
+        assert max(gt_rows, default=0) < min(rows)  # detections lie below the ground truth
+        timeline = counter.timelines[video]
+        assert timeline["data-rows"] == str(1 + lanes)
+        assert timeline["viewbox"].split()[3] == str(1 + lanes)
+
+
+def test_the_hard_set_analysis_misses_what_the_timelines_mark(built):
+    run, _, page = built
+    counter = count_bars(page)
+    marked = sum(counter.missed.get((video, "gt-bar"), 0) for video in run["gt_bars"])
+    total = sum(run["gt_bars"].values())
+    assert f"It misses {marked} of the {total} segments: exactly the dashed ground-truth bars" in page
+    assert f"the hard set misses {marked} of the {total} segments" in page
+    # and the ranked list's analysis says which set it is about
+    assert "The ranked list (DETAD's setting)" in page and "false negative analysis of the hard set" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-class AP at each tIoU, bins
+
+
+class TableCells(HTMLParser):
+    """The text of every cell of the per-class table, row by row."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.header: list[str] = []
+        self.inside = False
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table" and dict(attrs).get("class") == "per-class":
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append("".join(self.cell))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_per_class_table_has_ap_at_every_tiou_and_the_misses(built):
+    run, _, page = built
+    parser = TableCells()
+    parser.feed(page)
+    header, *rows = parser.rows
+    assert header == ["id", "class", "instances", "missed", "AP@0.3", "AP@0.4", "AP@0.5", "AP@0.6", "AP@0.7", "AP",
+                      "F1", "precision", "recall"]
+    scores = json.loads((run["run_dir"] / "eval_test.json").read_text())
+    assert [row[1] for row in rows] == CLASSES
+    for row in rows:
+        per_class = scores["per_class"][row[1]]
+        at_tiou = [float(value) for value in row[4:9]]
+        assert sum(at_tiou) / 5 == pytest.approx(100 * per_class["ap"], abs=0.01)
+        assert int(row[3]) == round(per_class["instances"] * (1 - per_class["recall"]))
+    # class 1: its 30-34 s segment has only a detection below the threshold
+    assert rows[1][3] == "1"
+
+
+def test_every_bin_is_printed_with_its_edges(built):
+    _, _, page = built
+    for text in ("<b>XS</b> [0, 0.5]:", "<b>XL</b> (2, ∞):", "<b>XS</b> [0, 2]:", "<b>XL</b> (9.75, ∞):",
+                 "<b>L</b> (200, ∞):"):
+        assert text in page
+    # the median length of each class in the split: relative length's unit
+    assert "Arms akimbo 2.00 s, Folding &lt;arms&gt; &amp; &quot;hands&quot; 4.00 s" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance
+
+
+def test_provenance_is_stated(built):
+    run, _, page = built
+    for value in ("2026-01-02T03:04:05+00:00", "0123456789abcdef0123+dirty (uncommitted changes)", "9.8.7",
+                  "Test CPU &lt;4 cores&gt;", "mgrec evaluate run --split test &lt;x&gt;", "2.13.0+cpu"):
+        assert value in page, value
+    assert "<tr><th>checkpoint</th><td>best</td></tr>" in page
+    assert "tuned on val at training (selected epoch 3; postprocess.json)" in page
+    config = (run["run_dir"] / "config.yaml").read_text()
+    assert "<details><summary>config.yaml" in page
+    assert html.escape(config) in page and "name: demo-run" in config
+    assert "checkpoint best · score threshold 0.5, tuned on val" in page
+
+
+def test_where_the_threshold_came_from():
+    tuning = {"score_threshold": 0.4, "tuned_on": "val", "selected_epoch": 7}
+    assert threshold_origin({"threshold_tuned_on": "val"}, tuning) == (
+        "tuned on val at training (selected epoch 7; postprocess.json)")
+    assert threshold_origin({"threshold_tuned_on": "train"}, tuning) == "tuned on train by mgrec evaluate --tune-on"
+    assert threshold_origin({"threshold_tuned_on": None}, None) == "not tuned: the config's postprocess.score_threshold"
+    assert threshold_origin({}, tuning) == "not recorded"  # an eval file older than the key
+
+
+@pytest.mark.slow
+def test_an_older_eval_file_says_not_recorded(tmp_path):
+    run = build_run_dir(tmp_path, with_provenance=False)
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert "<tr><th>checkpoint</th><td>not recorded</td></tr>" in page
+    assert "<tr><th>threshold tuned</th><td>not recorded</td></tr>" in page
+    assert "<tr><th>machine</th><td>not recorded</td></tr>" in page
+    assert "checkpoint not recorded · score threshold 0.5, not recorded" in page
+
+
+@pytest.mark.slow
+def test_a_threshold_tuned_by_evaluate_or_not_tuned_says_so(tmp_path):
+    run = build_run_dir(tmp_path)
+    path = run["run_dir"] / "eval_test.json"
+    scores = json.loads(path.read_text())
+    path.write_text(json.dumps({**scores, "threshold_tuned_on": "train"}))
+    assert "tuned on train by mgrec evaluate --tune-on" in write_report(run["run_dir"]).read_text(encoding="utf-8")
+    path.write_text(json.dumps({**scores, "threshold_tuned_on": None}))
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert "not tuned: the config&#x27;s postprocess.score_threshold" in page
+
+
+@pytest.mark.slow
+def test_report_out_as_a_folder_and_never_over_the_run_or_its_inputs(built, tmp_path, capsys):
+    from mgrec.cli import main
+
+    run = built[0]["run_dir"]
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    assert main(["report", str(run), "--out", str(folder) + "/"]) == 0
+    assert (folder / "report_test.html").exists()
+    assert main(["report", str(run), "--out", str(tmp_path / "new") + "/"]) == 0
+    assert (tmp_path / "new" / "report_test.html").exists()  # a trailing slash means a folder
+    before = (run / "config.yaml").read_text()
+    assert main(["report", str(run), "--out", str(run / "config.yaml")]) == 2
+    assert f"would overwrite {run / 'config.yaml'}" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == before

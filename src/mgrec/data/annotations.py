@@ -33,7 +33,7 @@ from typing import Any
 
 from mgrec.config import canonical_subset  # the one subset-name rule, shared with the config's split names
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, is_number, read_json
+from mgrec.files import atomic_open, is_number, read_json, safe_child
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import fps_problem, read_data_file, read_label_file
 from mgrec.timeline import FeatureGrid
@@ -173,6 +173,10 @@ def _require(entry: dict, name: str, key: str) -> Any:
 
 
 def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[VideoInfo, list]:
+    try:  # a video id names its feature file: it must not lead out of the features folder
+        safe_child("FEATURES", video_id, "video id")
+    except InputError as exc:
+        raise _BadEntry(key, str(exc).replace(" inside FEATURES", "")) from None
     if not isinstance(entry, dict):
         raise _BadEntry(key, f"expected an object with subset, fps, duration, annotations; got {_short(entry)}")
     subset = _require(entry, "subset", key)

@@ -38,6 +38,7 @@ from mgrec.extract.video import (
     video_id,
 )
 from mgrec.run import RunDir
+from mgrec.smg_csv import fps_problem
 from mgrec.timeline import FeatureGrid
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -275,8 +276,8 @@ def extract_skeletons(
     `SampleXXXX_data.csv` next to each `SampleXXXX_skeleton.csv`.
     """
     _check_windowing(window, stride)
-    if fps is not None and not fps > 0:
-        raise InputError(f"--fps must be positive, got {fps}")
+    if fps is not None and fps_problem(fps):
+        raise InputError(f"--fps: {fps_problem(fps)}")
     # SMG sample folders also hold label and data CSVs: only *_skeleton.csv files are inputs.
     files = shard_for_this_process(collect_inputs(csvs, ("_skeleton.csv",), "skeleton CSV"))
     out_dir = Path(out_dir)
@@ -297,7 +298,7 @@ def extract_skeletons(
         except InputError as exc:
             failures.append(str(exc))
             continue
-        features = skeleton_window_features(skeleton.positions, sample_fps, window, stride)
+        features = skeleton_window_features(skeleton.positions, sample_fps, window, stride, source=path)
         sidecar = FeatureSidecar(
             fps=sample_fps, stride=stride, window=window, backbone=SKELETON, dim=SKELETON_DIM, frames=frames
         )

@@ -10,6 +10,7 @@ on: the hard set's mAP is lower, because the low-scoring detections it drops cou
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
-from mgrec.files import check_writable
+from mgrec.files import check_writable, safe_child
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
 
@@ -61,8 +62,11 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
 
     check_writable(out, is_dir=fmt == "smg")
     detector = OfflineDetector.from_run(run_dir, device=device)
-    paths = feature_files(inputs)
+    paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     _refuse_duplicate_ids(paths)
+    if fmt == "smg":  # each video gets OUT/<id>/: refuse an id that leaves OUT before any work
+        for path in paths:
+            safe_child(Path(out), path.stem, "video id")
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig
-from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
+from mgrec.data.features import check_sidecar, list_feature_files, load_features, read_sidecar, sidecar_path
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
@@ -23,8 +23,6 @@ from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir, load_into
 from mgrec.timeline import FeatureGrid
-
-FEATURE_SUFFIXES = (".npy", ".npz")
 
 
 @dataclass
@@ -98,19 +96,17 @@ class OfflineDetector:
         return hard_set(detections, self.postprocess.score_threshold if threshold is None else threshold)
 
 
-def feature_files(inputs: list[str | Path]) -> list[Path]:
-    """Expand files and folders into feature files (sorted; a folder contributes its .npy/.npz files).
-
-    Hidden files in a folder (names starting with "."; macOS leaves `._name.npy` AppleDouble files on
-    shared drives) are not features, as `ls` does not show them; a hidden file named explicitly is read.
-    """
+def feature_files(inputs: list[str | Path], log=None) -> list[Path]:
+    """Expand files and folders into feature files (sorted; a folder contributes its .npy/.npz files,
+    without hidden ones: `mgrec.data.features.list_feature_files`; `log` hears what was skipped).
+    A file named explicitly is read as it is."""
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix in FEATURE_SUFFIXES and not p.name.startswith("."))
-            if not found:
-                raise InputError(f"{item}: folder holds no feature files ({', '.join(FEATURE_SUFFIXES)})")
-            files.extend(found)
+            listing = list_feature_files(item)
+            if listing.note() is not None and log is not None:
+                log(listing.note())
+            files.extend(listing.files)
         elif item.exists():
             files.append(item)
         else:

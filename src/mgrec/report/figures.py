@@ -1,26 +1,39 @@
-"""Figures of a run: DETAD-style error analysis, class histogram, training curves, confusion matrix.
+"""Figures of a run: DETAD-style error analysis, precision-recall and F1-threshold curves, class
+histogram, training curves, confusion matrix.
 
 Every function returns a matplotlib `Figure` built without pyplot (no global figure registry, no
 GUI backend), so figures can be made in any process and are freed with the object. `save_figure`
 writes PNG and SVG; `svg_bytes` renders SVG in memory for the HTML report. SVG text stays text
-(smaller files, selectable labels) and SVG ids are seeded, so the output is reproducible.
+(smaller files, selectable labels) and SVG ids are seeded, so the output is reproducible. Text
+from the data (class names) goes through `plain`, so that a "$" in a name is never read as math.
 """
 
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from mgrec.evaluate.analysis import CHARACTERISTICS, ERROR_NAMES, ERROR_TYPES, ErrorAnalysis
+from mgrec.evaluate.analysis import ERROR_NAMES, ERROR_TYPES, ErrorAnalysis, PRCurve, ThresholdCurve
 
-CHARACTERISTIC_NAMES = {"coverage": "Coverage", "length": "Length", "instances": "# Instances"}
-CHARACTERISTIC_COLORS = {"coverage": "#3b6fb6", "length": "#d6457a", "instances": "#b86b25"}
+CHARACTERISTIC_NAMES = {
+    "relative_length": "Relative length (× class median)",
+    "coverage": "Coverage (of the video)",
+    "length": "Length (s)",
+    "instances": "# Instances (per video)",
+}
+CHARACTERISTIC_COLORS = {"relative_length": "#3b6fb6", "coverage": "#5b8fd6", "length": "#d6457a",
+                         "instances": "#b86b25"}
 ERROR_COLORS = {
     "true_positive": "#2f9e44",
     "double_detection": "#a9d18e",
@@ -30,6 +43,11 @@ ERROR_COLORS = {
     "background": "#9ecae1",
 }
 _SAVE_SETTINGS = {"svg.fonttype": "none", "svg.hashsalt": "mgrec", "font.size": 9}
+
+
+def plain(text: str) -> str:
+    """`text` drawn as written: matplotlib reads "$...$" as math (and fails on bad math)."""
+    return text.replace("$", r"\$")
 
 
 def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
@@ -58,41 +76,52 @@ def _tidy(axes) -> None:
     axes.set_axisbelow(True)
 
 
+def bin_tick_labels(analysis: ErrorAnalysis, name: str) -> list[str]:
+    """Under each bin of a characteristic: its label, its edges and its number of segments."""
+    characteristic = analysis.characteristics[name]
+    return [
+        f"{label}\n{edges}\n{count}"
+        for label, edges, count in zip(characteristic.bins.labels, characteristic.bins.ranges(),
+                                       characteristic.gt_counts)
+    ]
+
+
 def _grouped_bars(axes, analysis: ErrorAnalysis, values_of, ylabel: str) -> None:
     """One group of bars per characteristic, a gap between groups, the value above each bar."""
     x = 0
     ticks, tick_labels = [], []
-    for name in CHARACTERISTICS:
-        characteristic = analysis.characteristics[name]
-        values = values_of(characteristic)
+    names = list(analysis.characteristics)
+    for name in names:
+        values = values_of(analysis.characteristics[name])
         positions = np.arange(x, x + len(values))
         heights = [0.0 if v is None else 100 * v for v in values]
-        bars = axes.bar(positions, heights, color=CHARACTERISTIC_COLORS[name], width=0.8)
+        bars = axes.bar(positions, heights, color=CHARACTERISTIC_COLORS.get(name, "#777777"), width=0.8)
         for bar, value in zip(bars, values):
             text = "n/a" if value is None else f"{100 * value:.1f}"
             axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1.5, text, ha="center", fontsize=7)
-        axes.text(positions.mean(), 104, CHARACTERISTIC_NAMES[name], ha="center", fontsize=9, weight="bold")
+        axes.text(positions.mean(), 104, CHARACTERISTIC_NAMES.get(name, name), ha="center", fontsize=9,
+                  weight="bold")
         ticks.extend(positions)
-        tick_labels.extend(
-            f"{label}\n{count}" for label, count in zip(characteristic.bins.labels, characteristic.gt_counts)
-        )
-        if name != CHARACTERISTICS[-1]:
+        tick_labels.extend(bin_tick_labels(analysis, name))
+        if name != names[-1]:
             axes.axvline(positions[-1] + 1, color="gray", linestyle=":", linewidth=1)
         x = positions[-1] + 2
-    axes.set_xticks(ticks, tick_labels, fontsize=8)
+    axes.set_xticks(ticks, tick_labels, fontsize=7)
     axes.set_ylim(0, 112)
-    axes.set_xlabel("bin (label and number of ground-truth segments)", fontsize=8)
+    axes.set_xlabel("bin: label, edges (lower edge excluded, upper included), number of ground-truth segments",
+                    fontsize=8)
     axes.set_xlim(-0.8, x - 1.2)
     axes.set_ylabel(ylabel)
     _tidy(axes)
 
 
 def false_negative_figure(analysis: ErrorAnalysis) -> Figure:
-    """False-negative rate per bin of coverage, length and instance count (bins: label, #segments)."""
-    figure = Figure(figsize=(9, 3.2), layout="constrained")
+    """False-negative rate per bin of each characteristic (bins: label, edges, #segments)."""
+    figure = Figure(figsize=(10, 3.5), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, analysis, lambda c: c.false_negative_rates, "False negatives (%)")
-    axes.set_title(f"False negative analysis at tIoU {analysis.tiou:g}", fontsize=10, pad=16)
+    axes.set_title(f"False negative analysis of the {analysis.describe()}: {len(analysis.missed)} of "
+                   f"{analysis.num_ground_truth} segments missed", fontsize=10, pad=16)
     return figure
 
 
@@ -115,7 +144,7 @@ def false_positive_figure(analysis: ErrorAnalysis) -> Figure:
     left.set_ylim(0, 100)
     left.set_xlabel("Top predictions (G: ground-truth segments per class)")
     left.set_ylabel("Error breakdown (%)")
-    left.set_title(f"False positive profile at tIoU {analysis.tiou:g}", fontsize=10)
+    left.set_title(f"False positive profile of the {analysis.describe()}", fontsize=10)
     left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8, frameon=False)
     _tidy(left)
 
@@ -135,30 +164,117 @@ def false_positive_figure(analysis: ErrorAnalysis) -> Figure:
 
 def sensitivity_figure(analysis: ErrorAnalysis) -> Figure:
     """mAP_N per bin of each characteristic, and its min-max range against the overall mAP_N."""
-    figure = Figure(figsize=(11, 3.4), layout="constrained")
+    figure = Figure(figsize=(11.5, 3.6), layout="constrained")
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [4, 1]})
     _grouped_bars(left, analysis, lambda c: c.map_n, "mAP$_N$ (%)")
     base = 100 * analysis.map_n
     left.axhline(base, color="black", linestyle="--", linewidth=1)
-    left.set_title(f"Sensitivity analysis at tIoU {analysis.tiou:g} (dashed: all segments, {base:.1f})",
+    left.set_title(f"Sensitivity analysis of the {analysis.describe()} (dashed: all segments, {base:.1f})",
                    fontsize=10, pad=16)
 
-    for x, name in enumerate(CHARACTERISTICS):
+    names = list(analysis.characteristics)
+    for x, name in enumerate(names):
         values = [100 * v for v in analysis.characteristics[name].map_n if v is not None]
         if not values:
             continue
         low, high = min(values), max(values)
-        right.plot([x, x], [low, high], color=CHARACTERISTIC_COLORS[name], linewidth=6, solid_capstyle="butt",
-                   marker="_", markersize=16, markeredgewidth=2)
+        right.plot([x, x], [low, high], color=CHARACTERISTIC_COLORS.get(name, "#777777"), linewidth=6,
+                   solid_capstyle="butt", marker="_", markersize=16, markeredgewidth=2)
         for value in {low, high}:
             right.text(x + 0.15, value, f"{value:.1f}", fontsize=7, va="center")
     right.axhline(base, color="black", linestyle="--", linewidth=1)
-    right.set_xticks(range(len(CHARACTERISTICS)), [CHARACTERISTIC_NAMES[n] for n in CHARACTERISTICS],
+    right.set_xticks(range(len(names)), [CHARACTERISTIC_NAMES.get(n, n).split(" (")[0] for n in names],
                      rotation=30, ha="right", fontsize=8)
-    right.set_xlim(-0.6, len(CHARACTERISTICS) - 0.2)
+    right.set_xlim(-0.6, len(names) - 0.2)
     right.set_ylim(0, 105)
     right.set_ylabel("mAP$_N$ range (%)")
     _tidy(right)
+    return figure
+
+
+def pr_curves_figure(
+    curves: Mapping[float, Mapping[int, PRCurve]], classes: Sequence[str], score_threshold: float | None = None
+) -> Figure:
+    """One panel per class with ground truth: its precision-recall curve at each tIoU, and a dot
+    where the score threshold cuts each curve (the hard set's precision and recall at that tIoU)."""
+    tious = sorted(curves)
+    label_ids = sorted({label_id for by_class in curves.values() for label_id in by_class})
+    columns = max(1, min(4, len(label_ids)))
+    rows = max(1, math.ceil(len(label_ids) / columns))
+    figure = Figure(figsize=(2.7 * columns + 0.6, 2.35 * rows + 0.8), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    colors = colormaps["viridis"](np.linspace(0.0, 0.85, max(1, len(tious))))
+    middle = tious[len(tious) // 2] if tious else None
+    for n, axes in enumerate(grid.flat):
+        if n >= len(label_ids):
+            axes.set_visible(False)
+            continue
+        label_id = label_ids[n]
+        for tiou, color in zip(tious, colors):
+            curve = curves[tiou].get(label_id)
+            if curve is None or not len(curve.recall):
+                continue
+            axes.plot(curve.recall, 100 * curve.precision, color=color, linewidth=1.2)
+            point = curve.at_threshold(score_threshold) if score_threshold is not None else None
+            if point is not None:
+                axes.plot([point[1]], [100 * point[0]], marker="o", markersize=4.5, color=color,
+                          markeredgecolor="black", markeredgewidth=0.7, linestyle="none")
+        any_curve = next(iter(c for by_class in curves.values() for c in [by_class.get(label_id)] if c), None)
+        ap = f", AP@{middle:g} {100 * curves[middle][label_id].ap:.1f}" if middle is not None and any_curve else ""
+        count = any_curve.num_gt if any_curve else 0
+        axes.set_title(plain(f"{label_id} {classes[label_id]}") + f"\n{count} segments{ap}", fontsize=8)
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 102)
+        axes.grid(True, linestyle=":", linewidth=0.6)
+        axes.tick_params(labelsize=7)
+    figure.supxlabel("recall", fontsize=9)
+    figure.supylabel("precision (%)", fontsize=9)
+    handles = [Line2D([], [], color=color, label=f"tIoU ≥ {tiou:g}") for tiou, color in zip(tious, colors)]
+    if score_threshold is not None:
+        handles.append(Line2D([], [], color="gray", marker="o", markeredgecolor="black", linestyle="none",
+                              label=f"score ≥ {score_threshold:.3g} (the hard set)"))
+    figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
+    return figure
+
+
+def f1_threshold_figure(
+    curve: ThresholdCurve, score_threshold: float | None, tuned_on: str | None, split: str
+) -> Figure:
+    """F1, precision and recall of the hard set against the score threshold, with the threshold in
+    use (tuned on `tuned_on`) and the best one on this split marked."""
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    axes = figure.add_subplot()
+    if len(curve.thresholds):
+        # The hard set at t is the detections with score >= t: constant on (previous score, score],
+        # empty above the highest score.
+        x = np.concatenate([[0.0], curve.thresholds, [1.0]])
+        for values, name, color, width in (
+            (curve.precision, "precision", "#9ecae1", 1.0),
+            (curve.recall, "recall", "#f4a3a0", 1.0),
+            (curve.f1, "F1 (one-to-one)", "#2f9e44", 1.8),
+        ):
+            y = 100 * np.concatenate([[values[0]], values, [0.0]])
+            axes.plot(x, y, drawstyle="steps-pre", color=color, linewidth=width, label=name)
+        best = curve.best_threshold
+        best_f1 = curve.at(best)
+        axes.axvline(best, color="#2f9e44", linestyle=":", linewidth=1.2,
+                     label=plain(f"best on {split}: {best:.3g} (F1 {100 * best_f1.f1:.1f})"))
+        if score_threshold is not None:
+            used = curve.at(score_threshold)
+            where = plain(f"tuned on {tuned_on}") if tuned_on else "in use"
+            axes.axvline(score_threshold, color="black", linestyle="--", linewidth=1.2,
+                         label=f"{where}: {score_threshold:.3g} (F1 {100 * (used.f1 if used else 0.0):.1f})")
+    else:
+        axes.text(0.5, 0.5, "no detections", ha="center", va="center", transform=axes.transAxes)
+    # Scores above the highest one all give an empty hard set: show up to a little past it.
+    top = float(curve.thresholds.max()) if len(curve.thresholds) else 1.0
+    axes.set_xlim(0, min(1.0, max(top * 1.15, (score_threshold or 0.0) * 1.15, 0.05)))
+    axes.set_ylim(0, 102)
+    axes.set_xlabel("score threshold (the hard set: detections with score ≥ threshold)")
+    axes.set_ylabel("%")
+    axes.set_title(plain(f"F1 against the score threshold on {split}"), fontsize=10)
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    _tidy(axes)
     return figure
 
 
@@ -182,7 +298,7 @@ def class_histogram_figure(
 ) -> Figure:
     """Training instances per class before and after label augmentation (paper Fig. 1)."""
     count = len(classes)
-    figure = Figure(figsize=(8, 0.28 * count + 1.4), layout="constrained")
+    figure = Figure(figsize=(8, 0.28 * count + 1.6), layout="constrained")
     axes = figure.add_subplot()
     rows = np.arange(count)
     height = 0.4 if after is not None else 0.7
@@ -190,14 +306,16 @@ def class_histogram_figure(
               label="before augmentation")
     if after is not None:
         axes.barh(rows + height / 2, after, height=height, color="#d6457a", label=f"after augmentation (α = {alpha})")
-    axes.set_yticks(rows, [f"{i}  {name}" for i, name in enumerate(classes)], fontsize=8)
+    axes.set_yticks(rows, [plain(f"{i}  {name}") for i, name in enumerate(classes)], fontsize=8)
     axes.invert_yaxis()
     for container in axes.containers:
         axes.bar_label(container, padding=2, fontsize=6)
     axes.set_xlabel("training instances")
     title = "Class histogram of the training split" + ("" if after is not None else " (augmentation off)")
     axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    # A figure legend placed "outside": the constrained layout makes room for it below the axis
+    # label (a legend anchored under the axes overlapped the label).
+    figure.legend(fontsize=8, loc="outside lower center", ncol=2, frameon=False)
     axes.xaxis.grid(True, linestyle=":", linewidth=0.8)
     axes.set_axisbelow(True)
     axes.spines["top"].set_visible(False)
@@ -208,7 +326,8 @@ def class_histogram_figure(
 def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     """Training losses per epoch and validation F1 / mAP per epoch, from metrics.jsonl records."""
     figure = Figure(figsize=(10, 3.4), layout="constrained")
-    left, right = figure.subplots(1, 2)
+    # One epoch axis for both: a single validation record would otherwise get an axis of its own.
+    left, right = figure.subplots(1, 2, sharex=True)
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val"]
     for key, color in (("loss", "black"), ("cls_loss", "#d6457a"), ("reg_loss", "#3b6fb6")):
@@ -229,7 +348,6 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
             epochs, values = zip(*points)
             right.plot(epochs, values, marker="o", color=color, label=key)
     right.set_xlabel("epoch")
-    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_ylabel("validation score (%)")
     right.set_title("Validation", fontsize=10)
     if val:
@@ -240,32 +358,73 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     return figure
 
 
-def confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]],
-                     background: Sequence[int] | None = None) -> Figure:
+def confusion_figure(
+    labels: Sequence[str],
+    matrix: Sequence[Sequence[int]],
+    background: Sequence[int] | None = None,
+    missed: Sequence[int] | None = None,
+    instances: Sequence[int] | None = None,
+) -> Figure:
     """Heat map of ground-truth class (rows) against predicted class (columns), with counts.
 
     Colours are row-normalised (each row's share), so rare classes are as readable as common
-    ones. `background` (predictions that overlap no segment, per predicted class) is an extra row.
+    ones. `background` (predictions that overlap no segment, per predicted class) is an extra row;
+    `missed` (ground-truth segments of each class that no detection matched) an extra column,
+    coloured by its share of the class's `instances` (or of the largest count without them).
+    Class names label both axes.
     """
-    counts = np.asarray(matrix, dtype=np.int64).reshape(len(labels), len(labels))
-    row_names = [f"{i}  {name}" for i, name in enumerate(labels)]
+    count = len(labels)
+    counts = np.asarray(matrix, dtype=np.int64).reshape(count, count)
+    row_names = [plain(f"{i}  {name}") for i, name in enumerate(labels)]
     if background is not None:
         counts = np.vstack([counts, np.asarray(background, dtype=np.int64)[None, :]])
         row_names.append("no segment (background)")
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
-    size = 0.32 * len(labels) + 2.5
-    figure = Figure(figsize=(size + 2.5, size), layout="constrained")
+    columns = count + (missed is not None)
+    cell = 0.5 if count <= 12 else 0.32
+    label_room = min(2.6, 0.07 * max([len(name) for name in row_names] + [8]))
+    figure = Figure(figsize=(cell * columns + label_room + 2.4, cell * len(row_names) + label_room + 0.9),
+                    layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    blues, reds = colormaps["Blues"], colormaps["Reds"]
+    axes.imshow(shares, cmap=blues, vmin=0, vmax=1, aspect="auto", extent=(-0.5, count - 0.5, len(row_names) - 0.5,
+                                                                           -0.5))
+    font = 8.5 if count <= 12 else (7 if count <= 24 else 5.5)
+
+    def write(column: int, row: int, value: int, shade: float) -> None:
+        axes.text(column, row, str(value), ha="center", va="center", fontsize=font,
+                  color="white" if shade > 0.55 else "#1d232b")
+
     for (row, column), value in np.ndenumerate(counts):
         if value:
-            color = "white" if shares[row, column] > 0.6 else "black"
-            axes.text(column, row, str(value), ha="center", va="center", fontsize=6, color=color)
-    axes.set_xticks(range(len(labels)), [str(i) for i in range(len(labels))], fontsize=7)
-    axes.set_yticks(range(len(row_names)), row_names, fontsize=7)
+            write(column, row, int(value), shares[row, column])
+    if missed is not None:
+        missed_counts = np.asarray(missed, dtype=np.int64).reshape(count)
+        base = np.asarray(instances, dtype=np.float64) if instances is not None else np.full(count, missed_counts.max())
+        missed_shares = np.divide(missed_counts, base, out=np.zeros(count), where=base > 0)
+        axes.imshow(missed_shares[:, None], cmap=reds, vmin=0, vmax=1, aspect="auto",
+                    extent=(count - 0.5, count + 0.5, count - 0.5, -0.5))
+        for row, value in enumerate(missed_counts):
+            write(count, row, int(value), missed_shares[row])
+        axes.axvline(count - 0.5, color="white", linewidth=3)
+    if background is not None:
+        axes.axhline(count - 0.5, color="white", linewidth=3)
+    axes.set_xlim(-0.5, columns - 0.5)
+    axes.set_ylim(len(row_names) - 0.5, -0.5)
+    column_names = [plain(f"{i}  {name}") for i, name in enumerate(labels)]
+    if missed is not None:
+        column_names.append("missed")
+    axes.set_xticks(range(columns), column_names, fontsize=8, rotation=40, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(len(row_names)), row_names, fontsize=8)
+    axes.tick_params(length=0)
+    axes.set_aspect("equal")
     axes.set_xlabel("predicted class")
     axes.set_ylabel("ground-truth class")
-    axes.set_title("Confusion matrix of the hard set (colour: share of the row)", fontsize=10)
-    figure.colorbar(image, ax=axes, fraction=0.04)
+    axes.set_title("Confusion matrix of the hard set", fontsize=10)
+    figure.colorbar(ScalarMappable(Normalize(0, 1), blues), ax=axes, fraction=0.04, pad=0.02,
+                    label="share of the row")
+    if missed is not None:
+        figure.colorbar(ScalarMappable(Normalize(0, 1), reds), ax=axes, fraction=0.04, pad=0.02,
+                        label="share missed")
     return figure

@@ -1,12 +1,15 @@
 """A run's results as one self-contained HTML page, and its error-analysis figures as files.
 
 `write_report(run_dir, split)` reads the run directory (config.yaml, classes.json,
-eval_<split>.json, detections_<split>.json, metrics.jsonl) and the annotations named by
-`data.annotations` in the config, and writes RUN_DIR/report_<split>.html: headline scores, an
-interactive timeline per video (ground truth against the hard set of detections), the per-class
-table, the confusion matrix, the DETAD error analysis, the class histogram before and after label
-augmentation and the training curves. The page needs no network: CSS and JS are inlined, figures
-are SVG data URIs, and every text from the data is escaped.
+eval_<split>.json, detections_<split>.json, postprocess.json, metrics.jsonl) and the annotations
+named by `data.annotations` in the config, and writes RUN_DIR/report_<split>.html: headline
+scores, an interactive timeline per video (ground truth against the hard set of detections, every
+detection drawn: overlapping ones get sub-lanes of their own), the per-class table with AP at each
+tIoU, the F1-against-threshold curve and the per-class precision-recall curves, the confusion
+matrix, the DETAD error analysis of the hard set and of the ranked list, the class histogram
+before and after label augmentation, the training curves and the provenance of the results. The
+page needs no network: CSS and JS are inlined, figures are SVG data URIs, and every text from the
+data is escaped.
 
 `analyze_run(run_dir, split)` writes the error-analysis figures (PNG and SVG) and the numbers
 behind them to RUN_DIR/analysis/<split>_*.
@@ -17,27 +20,42 @@ from __future__ import annotations
 import base64
 import html
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+import mgrec
 from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import augment_annotations, class_histogram
 from mgrec.errors import InputError, where
-from mgrec.evaluate.analysis import ErrorAnalysis, analyze
-from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, apply_score_threshold, f1_strict
+from mgrec.evaluate.analysis import (
+    ErrorAnalysis,
+    PRCurve,
+    ThresholdCurve,
+    analyze,
+    analyze_hard_set,
+    f1_threshold_curve,
+    precision_recall_curves,
+)
+from mgrec.evaluate.average_precision import APResult, average_precision
+from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
 from mgrec.files import atomic_write_text, read_json
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
+    CHARACTERISTIC_NAMES,
     class_histogram_figure,
     confusion_figure,
+    f1_threshold_figure,
     false_negative_figure,
     false_positive_figure,
+    pr_curves_figure,
+    save_figure,
     sensitivity_figure,
     svg_bytes,
     training_curves_figure,
@@ -50,6 +68,9 @@ _SCORE_KEYS = (
     "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
     "per_class", "confusion",
 )
+NOT_RECORDED = "not recorded"
+# Height of one timeline lane in CSS pixels (ground truth and detections get as many as they need).
+LANE_PIXELS = 22
 
 
 @dataclass
@@ -133,20 +154,86 @@ def read_scores(path: Path) -> dict:
     return scores
 
 
+def score_threshold_of(run: RunData) -> float:
+    """The threshold of the hard set: eval_<split>.json's, else the run's tuned one, else the config's."""
+    eval_path = RunDir(run.run_dir).eval_path(run.split)
+    if eval_path.is_file():
+        return float(read_scores(eval_path)["score_threshold"])
+    return RunDir(run.run_dir).read_postprocess(run.config).score_threshold
+
+
+@dataclass
+class OperatingPoint:
+    """The hard set of a run's detections and its one-to-one F1 matches: what the timelines, the
+    confusion matrix's "missed" column and the hard-set error analysis show."""
+
+    threshold: float
+    hard: dict[str, list[Detection]]
+    matches: list[Match]
+    matched_gt: dict[str, set[int]] = field(default_factory=dict)  # video -> indices into its segments
+    matched_det: dict[str, set[int]] = field(default_factory=dict)  # video -> indices into its hard set
+
+    @classmethod
+    def of(cls, run: RunData, threshold: float) -> OperatingPoint:
+        hard = apply_score_threshold(run.ranked, threshold)
+        matches = f1_strict(run.ground_truth, hard, F1_TIOU_THRESHOLD).matches
+        point = cls(threshold, hard, matches, {v: set() for v in run.ground_truth}, {v: set() for v in hard})
+        for match in matches:
+            point.matched_gt[match.video_id].add(match.gt_index)
+            point.matched_det[match.video_id].add(match.pred_index)
+        return point
+
+    def missed_per_class(self, run: RunData) -> list[int]:
+        missed = [0] * len(run.classes)
+        for video_id, segments in run.ground_truth.items():
+            for index, segment in enumerate(segments):
+                missed[segment.label_id] += index not in self.matched_gt[video_id]
+        return missed
+
+
 def run_analysis(run: RunData) -> ErrorAnalysis:
     """DETAD's error analysis of the run's ranked detections at tIoU 0.5 with the default bins."""
     return analyze(run.ground_truth, run.ranked, run.video_durations())
 
 
+def run_hard_set_analysis(run: RunData, threshold: float) -> ErrorAnalysis:
+    """The same analysis of the hard set, matched as F1 matches it (its misses are the timelines')."""
+    return analyze_hard_set(run.ground_truth, run.ranked, run.video_durations(), threshold)
+
+
 def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None) -> list[Path]:
-    """Write the error-analysis figures (PNG, SVG) and their numbers (JSON) to RUN_DIR/analysis/<split>_*."""
+    """Write the error-analysis figures (PNG, SVG) and their numbers (JSON) to RUN_DIR/analysis/<split>_*.
+
+    The DETAD figures of the ranked list are `<split>_false_negatives` etc., those of the hard set
+    `<split>_hard_set_false_negatives` etc.; `<split>_f1_threshold` and `<split>_pr_curves` are the
+    curves around the operating point; `<split>_analysis.json` holds the numbers of both analyses.
+    """
     run = load_run(run_dir, split, annotations)
-    analysis = run_analysis(run)
+    threshold = score_threshold_of(run)
+    ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold)
     out_dir = run.run_dir / "analysis"
-    paths = write_analysis_figures(analysis, out_dir, prefix=f"{split}_")
+    paths = write_analysis_figures(ranked, out_dir, prefix=f"{split}_")
+    paths += write_analysis_figures(hard, out_dir, prefix=f"{split}_hard_set_")
+    tuned_on = _tuned_on(run)
+    paths += save_figure(f1_threshold_figure(f1_threshold_curve(run.ground_truth, run.ranked), threshold,
+                                             tuned_on, split), out_dir / f"{split}_f1_threshold")
+    paths += save_figure(pr_curves_figure(precision_recall_curves(run.ground_truth, run.ranked), run.classes,
+                                          threshold), out_dir / f"{split}_pr_curves")
     summary = out_dir / f"{split}_analysis.json"
-    atomic_write_text(summary, json.dumps(analysis.to_json(), indent=1))
+    atomic_write_text(summary, json.dumps({"split": split, "score_threshold": threshold,
+                                           "ranked_list": ranked.to_json(), "hard_set": hard.to_json()}, indent=1))
     return [*paths, summary]
+
+
+def _tuned_on(run: RunData) -> str | None:
+    """The split the hard set's threshold was tuned on, as far as the run directory says."""
+    eval_path = RunDir(run.run_dir).eval_path(run.split)
+    if eval_path.is_file():
+        scores = read_json(eval_path, "scores")
+        if isinstance(scores, dict) and "threshold_tuned_on" in scores:
+            return scores["threshold_tuned_on"]
+    tuning = RunDir(run.run_dir).read_tuning()
+    return tuning.get("tuned_on") if tuning else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +269,7 @@ def _class_css(num_classes: int) -> str:
     )
 
 
-def _headline(scores: dict, run: RunData) -> str:
+def _headline(scores: dict, run: RunData, point: OperatingPoint) -> str:
     cards = [
         ("F1 (one-to-one)", scores["f1"]),
         ("F1 (MiGA rule)", scores["f1_miga"]),
@@ -196,30 +283,50 @@ def _headline(scores: dict, run: RunData) -> str:
         for label, value in cards
     )
     maps = " · ".join(f"mAP@{html.escape(str(t))} {_percent(v)}" for t, v in scores["mAP"].items())
+    num_gt = sum(map(len, run.ground_truth.values()))
+    missed = num_gt - len(point.matches)
     return (
         f'<div class="cards">{card_html}</div>'
-        f'<p class="note">{len(run.ground_truth)} videos, {sum(map(len, run.ground_truth.values()))} ground-truth '
-        f"segments; F1, precision and recall are on the hard set: the "
+        f'<p class="note">{len(run.ground_truth)} videos, {num_gt} ground-truth '
+        f"segments; F1, precision and recall are on the <b>hard set</b>: the "
         f"{scores['num_predictions']} detections with score ≥ {scores['score_threshold']:.4g}, matched "
         f"one to one (or by the MiGA starter-kit rule) to a segment of the same class with tIoU &gt; "
-        f"{F1_TIOU_THRESHOLD:g}. mAP is on the ranked detections: {maps}.</p>"
+        f"{F1_TIOU_THRESHOLD:g}. One to one, the hard set misses {missed} of the {num_gt} segments: the "
+        f"dashed ground-truth bars of the timelines. mAP is on the <b>ranked list</b> (all "
+        f"{sum(map(len, run.ranked.values()))} detections): {maps}. All values in %.</p>"
     )
 
 
-def _per_class_table(scores: dict) -> str:
+def _heat(value: float | None) -> str:
+    """A table cell whose background deepens with `value` in [0, 1]."""
+    if value is None:
+        return '<td class="num">–</td>'
+    shade = f"rgba(47, 109, 181, {0.08 + 0.6 * value:.2f})"
+    return f'<td class="num heat" style="background: {shade}">{_percent(value)}</td>'
+
+
+def _per_class_table(scores: dict, ap: APResult, missed: list[int]) -> str:
     rows = sorted(scores["per_class"].items(), key=lambda item: item[1]["label_id"])
-    body = "".join(
-        f'<tr><td class="num">{row["label_id"]}</td><td>{html.escape(name)}</td>'
-        f'<td class="num">{row["instances"]}</td><td class="num">{_percent(row["ap"])}</td>'
-        f'<td class="num">{_percent(row["f1"])}</td><td class="num">{_percent(row["precision"])}</td>'
-        f'<td class="num">{_percent(row["recall"])}</td></tr>'
-        for name, row in rows
-    )
+    header = "".join(f"<th>AP@{t:g}</th>" for t in ap.thresholds)
+    body = []
+    for name, row in rows:
+        label_id = row["label_id"]
+        has_gt = not math.isnan(ap.ap[0, label_id])  # AP is NaN for a class without ground truth
+        at_tiou = "".join(_heat(float(ap.ap[t, label_id]) if has_gt else None) for t in range(len(ap.thresholds)))
+        body.append(
+            f'<tr><td class="num">{label_id}</td><td>{html.escape(name)}</td>'
+            f'<td class="num">{row["instances"]}</td><td class="num">{missed[label_id]}</td>{at_tiou}'
+            f'<td class="num">{_percent(row["ap"])}</td>'
+            f'<td class="num">{_percent(row["f1"])}</td><td class="num">{_percent(row["precision"])}</td>'
+            f'<td class="num">{_percent(row["recall"])}</td></tr>'
+        )
     return (
-        '<table class="per-class"><thead><tr><th>id</th><th>class</th><th>instances</th><th>AP</th><th>F1</th>'
-        f"<th>precision</th><th>recall</th></tr></thead><tbody>{body}</tbody></table>"
-        '<p class="note">AP is averaged over the mAP tIoU thresholds; F1, precision and recall are one to one on '
-        "the hard set. All values in %.</p>"
+        '<table class="per-class"><thead><tr><th>id</th><th>class</th><th>instances</th><th>missed</th>'
+        f"{header}<th>AP</th><th>F1</th><th>precision</th><th>recall</th></tr></thead><tbody>{''.join(body)}</tbody>"
+        "</table>"
+        '<p class="note">AP@t: AP of the ranked list at tIoU ≥ t (shaded by value); AP: its mean over these '
+        "thresholds. Missed, F1, precision and recall are one to one on the hard set (missed: segments no "
+        "detection matched). All values in %.</p>"
     )
 
 
@@ -228,6 +335,21 @@ def _legend(classes: list[str]) -> str:
         f'<span><span class="swatch c{i}"></span>{html.escape(name)}</span>' for i, name in enumerate(classes)
     )
     return f'<div class="legend">{items}</div>'
+
+
+def assign_lanes(items: list[Segment] | list[Detection]) -> list[int]:
+    """A lane per item such that no two items of a lane overlap (touching ones may share): by start
+    time, each item goes to the first lane free at its start, which needs the fewest lanes."""
+    order = sorted(range(len(items)), key=lambda i: (items[i].start, items[i].end))
+    lane_ends: list[float] = []
+    lanes = [0] * len(items)
+    for i in order:
+        lane = next((n for n, end in enumerate(lane_ends) if end <= items[i].start), len(lane_ends))
+        if lane == len(lane_ends):
+            lane_ends.append(items[i].end)
+        lane_ends[lane] = items[i].end
+        lanes[i] = lane
+    return lanes
 
 
 def _bar(kind: str, video_id: str, item: Segment | Detection, lane: int, missed: bool, title: str) -> str:
@@ -246,7 +368,11 @@ def _video_timeline(
     matched_gt: set[int],
     matched_det: set[int],
 ) -> str:
-    """One video: ground-truth lane (top) and hard-set detection lane (bottom) in one SVG."""
+    """One video: ground-truth lanes (top) and hard-set detection lanes (bottom) in one SVG; every
+    item that overlaps another of its group gets a sub-lane of its own, so none is hidden."""
+    gt_lanes, det_lanes = assign_lanes(segments), assign_lanes(hard)
+    num_gt_lanes, num_det_lanes = max(gt_lanes, default=0) + 1, max(det_lanes, default=0) + 1
+    rows = num_gt_lanes + num_det_lanes
     bars = []
     for index, segment in enumerate(segments):
         found = index in matched_gt
@@ -254,7 +380,7 @@ def _video_timeline(
             f"{segment.label} · {segment.start:.2f}–{segment.end:.2f} s · ground truth · "
             f"{'found' if found else 'missed'}"
         )
-        bars.append(_bar("gt-bar", video_id, segment, 0, not found, title))
+        bars.append(_bar("gt-bar", video_id, segment, gt_lanes[index], not found, title))
     overlaps = tiou_matrix([(d.start, d.end) for d in hard], [(s.start, s.end) for s in segments])
     for index, detection in enumerate(hard):
         if segments:
@@ -267,38 +393,140 @@ def _video_timeline(
             f"{detection.label} · {detection.start:.2f}–{detection.end:.2f} s · score {detection.score:.3f} · "
             f"{best} · {'matched' if matched else 'not matched'}"
         )
-        bars.append(_bar("det-bar", video_id, detection, 1, not matched, title))
+        bars.append(_bar("det-bar", video_id, detection, num_gt_lanes + det_lanes[index], not matched, title))
     escaped = html.escape(video_id)
-    found = len(matched_gt)
+    height = rows * LANE_PIXELS
+    lanes_note = f", {num_det_lanes} lanes" if num_det_lanes > 1 else ""
     return (
         f'<section class="video" data-video="{escaped}"><h3>{escaped}<span class="counts">'
-        f"{len(segments)} segments ({found} found) · {len(hard)} detections ({len(matched_det)} matched) · "
-        f"{duration:.1f} s</span></h3>"
-        '<div class="lanes"><div class="lane-names"><span>ground truth</span><span>detections</span></div><div>'
-        f'<svg class="timeline" data-video="{escaped}" data-duration="{duration:.3f}" viewBox="0 0 {duration:.3f} 2" '
-        'preserveAspectRatio="none" role="img">'
-        f'<line class="lane-split" x1="0" y1="1" x2="{duration:.3f}" y2="1"></line>{"".join(bars)}</svg>'
-        '<svg class="axis"></svg></div></div></section>'
+        f"{len(segments)} segments ({len(matched_gt)} found) · {len(hard)} detections ({len(matched_det)} matched"
+        f"{lanes_note}) · {duration:.1f} s</span></h3>"
+        f'<div class="lanes"><div class="lane-names" style="height: {height}px">'
+        f'<span style="flex: {num_gt_lanes}">ground truth</span><span style="flex: {num_det_lanes}">detections</span>'
+        "</div><div>"
+        f'<svg class="timeline" data-video="{escaped}" data-duration="{duration:.3f}" data-rows="{rows}" '
+        f'viewBox="0 0 {duration:.3f} {rows}" style="height: {height}px" preserveAspectRatio="none" role="img">'
+        f'<line class="lane-split" x1="0" y1="{num_gt_lanes}" x2="{duration:.3f}" y2="{num_gt_lanes}"></line>'
+        f'{"".join(bars)}</svg><svg class="axis"></svg></div></div></section>'
     )
 
 
-def _timelines(run: RunData, threshold: float) -> str:
-    hard = apply_score_threshold(run.ranked, threshold)
-    matches = f1_strict(run.ground_truth, hard, F1_TIOU_THRESHOLD).matches
+def _timelines(run: RunData, point: OperatingPoint) -> str:
     sections = []
     for video_id, segments in run.ground_truth.items():
-        detections = hard[video_id]
+        detections = point.hard[video_id]
         ends = [item.end for item in [*segments, *detections]]
         duration = max([run.annotations.videos[video_id].duration, *ends])
-        matched_gt = {m.gt_index for m in matches if m.video_id == video_id}
-        matched_det = {m.pred_index for m in matches if m.video_id == video_id}
-        sections.append(_video_timeline(video_id, duration, segments, detections, matched_gt, matched_det))
+        sections.append(_video_timeline(video_id, duration, segments, detections, point.matched_gt[video_id],
+                                        point.matched_det[video_id]))
     return (
         f"{_legend(run.classes)}"
         '<p class="note">Hover a bar for its class, times, score and best tIoU; mouse wheel zooms, drag pans, '
-        f"double-click resets. Detections are the hard set (score ≥ {threshold:.4g}). A dashed red outline marks a "
-        f"missed segment or an unmatched detection (one-to-one, same class, tIoU &gt; {F1_TIOU_THRESHOLD:g}).</p>"
+        f"double-click resets. Detections are the hard set (score ≥ {point.threshold:.4g}), every one of them: "
+        "detections that overlap get lanes of their own. A dashed red outline marks a missed segment or an "
+        f"unmatched detection (one-to-one, same class, tIoU &gt; {F1_TIOU_THRESHOLD:g}).</p>"
         + "".join(sections)
+    )
+
+
+def _operating_point(run: RunData, scores: dict, point: OperatingPoint, tuned_on: str | None) -> str:
+    curve: ThresholdCurve = f1_threshold_curve(run.ground_truth, run.ranked)
+    curves: dict[float, dict[int, PRCurve]] = precision_recall_curves(run.ground_truth, run.ranked)
+    split = html.escape(run.split)
+    where_tuned = f"tuned on {html.escape(str(tuned_on))}" if tuned_on else "not tuned on another split"
+    summary = ""
+    if len(curve.thresholds):
+        used, best = curve.at(point.threshold), curve.best_threshold
+        best_f1 = curve.at(best).f1
+        used_f1 = used.f1 if used is not None else 0.0
+        summary = (
+            f" At the threshold in use, {point.threshold:.4g} ({where_tuned}), F1 on {split} is "
+            f"{_percent(used_f1)}; the best threshold on {split} itself would be {best:.4g} with F1 "
+            f"{_percent(best_f1)} ({100 * (best_f1 - used_f1):.2f} points more)."
+        )
+    f1_figure = _figure_html(
+        f1_threshold_figure(curve, point.threshold, tuned_on, run.split),
+        "F1 against the score threshold",
+        "One-to-one F1, precision and recall of the hard set (the detections with score ≥ the threshold) at "
+        f"every threshold, on {split}." + summary + " A flat F1 around the dashed line means the tuned "
+        "threshold is not critical.",
+    )
+    pr_figure = _figure_html(
+        pr_curves_figure(curves, run.classes, point.threshold),
+        "precision-recall curves per class",
+        "Precision against recall of each class's ranked detections, one curve per tIoU threshold of mAP "
+        "(ActivityNet matching, tIoU ≥ t); the area under each (interpolated) is that class's AP at t. A dot "
+        f"marks where the score threshold {point.threshold:.4g} cuts each curve: the hard set's precision "
+        "and recall at that tIoU.",
+    )
+    return f1_figure + pr_figure
+
+
+def _bins_table(analysis: ErrorAnalysis, classes: list[str]) -> str:
+    rows = []
+    for name, characteristic in analysis.characteristics.items():
+        bins = " · ".join(
+            f"<b>{html.escape(label)}</b> {html.escape(edges)}: {count}"
+            for label, edges, count in zip(characteristic.bins.labels, characteristic.bins.ranges(),
+                                           characteristic.gt_counts)
+        )
+        rows.append(f"<tr><td>{html.escape(CHARACTERISTIC_NAMES.get(name, name))}</td><td>{bins}</td></tr>")
+    medians = ", ".join(
+        f"{html.escape(classes[label_id])} {value:.2f} s" for label_id, value in analysis.median_lengths.items()
+    )
+    return (
+        '<table class="bins"><thead><tr><th>characteristic</th><th>bins: label, edges: ground-truth segments</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '<p class="note">A bin holds the values above its lower edge up to and including its upper edge (the first '
+        "also its lower edge). Relative length is a segment's length over the median length of its class in this "
+        f"split: {medians}. Coverage (length / video duration, DETAD's first characteristic) is not used: its "
+        "THUMOS-14 bins (up to 2 %, 4 %, 6 %, 8 % of the video) put nearly every micro-gesture in the first bin.</p>"
+    )
+
+
+def _analysis_figures(analysis: ErrorAnalysis) -> str:
+    what = html.escape(analysis.describe())
+    fn = _figure_html(
+        false_negative_figure(analysis),
+        f"false negative analysis of the {analysis.which}",
+        f"{what}: share of ground-truth segments no detection finds, per bin of relative length, length and "
+        "number of same-class segments in the video. Under each bin: its label, edges and number of segments.",
+    )
+    fp = _figure_html(
+        false_positive_figure(analysis),
+        f"false positive analysis of the {analysis.which}",
+        f"{what}: left, what the detections of rank (k-1)·G..k·G of each class are (G: its number of "
+        "ground-truth segments); right, gain in mAP<sub>N</sub> when the detections of one error type are removed.",
+    )
+    sensitivity = _figure_html(
+        sensitivity_figure(analysis),
+        f"sensitivity analysis of the {analysis.which}",
+        f"{what}: normalised mAP (mAP<sub>N</sub>, N = {analysis.instances_per_class:.1f} segments per class) of "
+        "the segments in each bin; right: range over the bins. A flat profile means the detector is robust to "
+        "that characteristic.",
+    )
+    return fn + fp + sensitivity
+
+
+def _error_analysis(hard: ErrorAnalysis, ranked: ErrorAnalysis, classes: list[str]) -> str:
+    return (
+        '<p class="note">DETAD-style diagnosis (Alwassel et al., ECCV 2018), computed by mgrec (definitions in '
+        "<code>mgrec.evaluate.analysis</code>) twice: on the hard set, the detections F1 counts, and on the "
+        "ranked list, all detections, as DETAD and mAP see them. Each figure names its set.</p>"
+        '<h3 id="errors-hard">The hard set (the operating point)</h3>'
+        f'<p class="note">The {hard.num_predictions} detections with score ≥ {hard.score_threshold:.4g}, matched '
+        f"one to one as F1 matches them (same class, tIoU &gt; {hard.tiou:g}); every match counts. It misses "
+        f"{len(hard.missed)} of the {hard.num_ground_truth} segments: exactly the dashed ground-truth bars of the "
+        "timelines.</p>"
+        + _analysis_figures(hard)
+        + '<h3 id="errors-ranked">The ranked list (DETAD\'s setting)</h3>'
+        f'<p class="note">All {ranked.num_predictions} detections, matched as mAP matches them (same class, tIoU '
+        f"≥ {ranked.tiou:g}); as in DETAD, a match counts as finding its segment only where its class's "
+        f"precision<sub>N</sub> is above 5 %. {len(ranked.missed)} of the {ranked.num_ground_truth} segments "
+        "are missed.</p>"
+        + _analysis_figures(ranked)
+        + '<h3 id="errors-bins">Bins</h3>'
+        + _bins_table(ranked, classes)
     )
 
 
@@ -333,40 +561,89 @@ def _training_curves(run_dir: Path) -> str:
     )
 
 
-def _error_analysis(analysis: ErrorAnalysis) -> str:
-    fn = _figure_html(
-        false_negative_figure(analysis),
-        "false negative analysis",
-        f"Share of ground-truth segments that no detection finds at tIoU {analysis.tiou:g}, per bin of coverage "
-        "(length / video duration), length (s) and number of same-class segments in the video. Under each bin: "
-        "its label and number of segments.",
-    )
-    fp = _figure_html(
-        false_positive_figure(analysis),
-        "false positive analysis",
-        "Left: what the detections of rank (k-1)·G..k·G of each class are (G: its number of ground-truth "
-        "segments). Right: gain in mAP<sub>N</sub> when the detections of one error type are removed.",
-    )
-    sensitivity = _figure_html(
-        sensitivity_figure(analysis),
-        "sensitivity analysis",
-        f"Normalised mAP (mAP<sub>N</sub>, N = {analysis.instances_per_class:.1f} segments per class) of the "
-        "segments in each bin; right: range over the bins. A flat profile means the detector is robust to that "
-        "characteristic.",
-    )
-    return (
-        '<p class="note">DETAD-style diagnosis (Alwassel et al., ECCV 2018) of the ranked detections, computed by '
-        "mgrec; definitions in <code>mgrec.evaluate.analysis</code>.</p>" + fn + fp + sensitivity
-    )
-
-
-def _confusion(scores: dict) -> str:
+def _confusion(scores: dict, run: RunData, point: OperatingPoint) -> str:
     confusion = scores["confusion"]
+    instances = [scores["per_class"].get(name, {}).get("instances", 0) for name in confusion["labels"]]
     return _figure_html(
-        confusion_figure(confusion["labels"], confusion["matrix"], confusion.get("background")),
+        confusion_figure(confusion["labels"], confusion["matrix"], confusion.get("background"),
+                         point.missed_per_class(run), instances),
         "confusion matrix",
         "Each hard-set detection is counted once, against the ground-truth segment (any class) it overlaps most "
-        f"if that tIoU &gt; {F1_TIOU_THRESHOLD:g}; otherwise in the background row.",
+        f"if that tIoU &gt; {F1_TIOU_THRESHOLD:g}; otherwise in the background row. The missed column counts the "
+        "ground-truth segments of each class that no detection matched one to one (the dashed bars of the "
+        "timelines); its colour is their share of the class's segments.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance
+
+
+def _text(value: object) -> str:
+    """A provenance value as escaped text; missing ones (older eval files) say so."""
+    return NOT_RECORDED if value is None or value == "" else html.escape(str(value))
+
+
+def threshold_origin(scores: dict, tuning: dict | None) -> str:
+    """Where the hard set's threshold came from, in words (plain text)."""
+    if "threshold_tuned_on" not in scores:
+        return NOT_RECORDED
+    tuned_on = scores["threshold_tuned_on"]
+    if tuned_on is None:
+        return "not tuned: the config's postprocess.score_threshold"
+    text = f"tuned on {tuned_on}"
+    if tuning is not None and tuning.get("tuned_on") == tuned_on:
+        epoch = tuning.get("selected_epoch")
+        text += " at training" + (f" (selected epoch {epoch}; postprocess.json)" if epoch is not None else "")
+    else:
+        text += " by mgrec evaluate --tune-on"
+    return text
+
+
+def _provenance_record(scores: dict) -> dict:
+    record = scores.get("provenance")
+    return record if isinstance(record, dict) else {}
+
+
+def _provenance_line(scores: dict, tuning: dict | None) -> str:
+    record = _provenance_record(scores)
+    commit = record.get("git_commit")
+    return (
+        f'<p class="sub provenance-line">checkpoint {_text(scores.get("checkpoint"))} · score threshold '
+        f"{float(scores['score_threshold']):.4g}, {html.escape(threshold_origin(scores, tuning))} · evaluated "
+        f"{_text(record.get('date'))} with mgrec {_text(record.get('mgrec'))}"
+        f"{' (commit ' + html.escape(str(commit)[:12]) + ')' if commit else ''} · "
+        f'<a href="#provenance">provenance</a></p>'
+    )
+
+
+def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
+    record = _provenance_record(scores)
+    rows = [
+        ("run directory", _text(scores.get("run") or str(run.run_dir.resolve()))),
+        ("split", html.escape(run.split)),
+        ("checkpoint", _text(scores.get("checkpoint"))),
+        ("score threshold", f"{float(scores['score_threshold']):.6g}"),
+        ("threshold tuned", html.escape(threshold_origin(scores, tuning))),
+        ("evaluated by", f"<code>{_text(record.get('command'))}</code>"),
+        ("date (UTC)", _text(record.get("date"))),
+        ("mgrec version", _text(record.get("mgrec"))),
+        ("git commit", _text(record.get("git_commit"))
+         + (" (uncommitted changes)" if str(record.get("git_commit") or "").endswith("+dirty") else "")),
+        ("machine", _text(record.get("machine"))),
+        ("torch", _text(record.get("torch"))),
+        ("CPU threads", _text(record.get("threads"))),
+        ("report made with", f"mgrec {html.escape(mgrec.__version__)}"),
+    ]
+    table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+    config_path = RunDir(run.run_dir).config_path
+    config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
+    return (
+        f'<table class="provenance"><tbody>{table}</tbody></table>'
+        f'<p class="note">From eval_{html.escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
+        "postprocess.json; “not recorded” marks what an older eval file does not hold.</p>"
+        "<details><summary>config.yaml: the resolved config the run was trained with</summary>"
+        f'<pre class="config">{html.escape(config_text)}</pre></details>'
     )
 
 
@@ -379,17 +656,24 @@ def write_report(
     `data.annotations`.
     """
     run = load_run(run_dir, split, annotations)
-    scores = read_scores(RunDir(run.run_dir).eval_path(split))
-    analysis = run_analysis(run)
+    run_files = RunDir(run.run_dir)
+    scores = read_scores(run_files.eval_path(split))
+    tuning = run_files.read_tuning()
+    point = OperatingPoint.of(run, float(scores["score_threshold"]))
+    tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)
+    ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold)
+    ap = average_precision(run.ground_truth, run.ranked, len(run.classes))
     title = f"mgrec report: {run.config.name} on {split}"
     sections = [
-        ("scores", "Scores", _headline(scores, run)),
-        ("timelines", "Timelines", _timelines(run, float(scores["score_threshold"]))),
-        ("classes", "Per class", _per_class_table(scores)),
-        ("confusion", "Confusion matrix", _confusion(scores)),
-        ("errors", "Error analysis", _error_analysis(analysis)),
+        ("scores", "Scores", _headline(scores, run, point)),
+        ("timelines", "Timelines", _timelines(run, point)),
+        ("classes", "Per class", _per_class_table(scores, ap, point.missed_per_class(run))),
+        ("threshold", "Threshold and PR curves", _operating_point(run, scores, point, tuned_on)),
+        ("confusion", "Confusion matrix", _confusion(scores, run, point)),
+        ("errors", "Error analysis", _error_analysis(hard_analysis, ranked_analysis, run.classes)),
         ("histogram", "Class histogram", _class_histogram(run)),
         ("training", "Training", _training_curves(run.run_dir)),
+        ("provenance", "Provenance", _provenance(run, scores, tuning)),
     ]
     nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name, _ in sections)
     body = "".join(f'<h2 id="{anchor}">{name}</h2>{content}' for anchor, name, content in sections)
@@ -402,10 +686,10 @@ def write_report(
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="sub">run <code>{html.escape(run.run_dir.resolve().name)}</code> · model '
         f"{html.escape(run.config.model.variant)} · split {html.escape(split)} · "
-        f"{len(run.classes)} classes</p><nav>{nav}</nav>{body}"
+        f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}<nav>{nav}</nav>{body}"
         f"<script>{_asset('timeline.js')}</script></body></html>\n"
     )
-    out_path = Path(out) if out is not None else RunDir(run.run_dir).report_path(split)
+    out_path = Path(out) if out is not None else run_files.report_path(split)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, page)
     return out_path

@@ -1,7 +1,8 @@
 // Zoom and pan for the per-video timelines of the mgrec report; no library.
 //
-// Each <svg class="timeline"> draws its bars in seconds: the viewBox is "start 0 width 2" with
-// preserveAspectRatio="none", so zooming is only a change of the viewBox. The time axis below it
+// Each <svg class="timeline"> draws its bars in seconds, one lane per unit of height: the viewBox
+// is "start 0 width rows" (rows: data-rows, the ground-truth lanes and then the detection lanes)
+// with preserveAspectRatio="none", so zooming is only a change of the viewBox. The time axis below it
 // (<svg class="axis">) is redrawn in pixels after every change, because text inside the stretched
 // timeline would be distorted. Mouse wheel: zoom around the pointer; drag: pan; double-click: reset.
 (function () {
@@ -58,12 +59,13 @@
 
   function setUp(svg) {
     var full = parseFloat(svg.getAttribute("data-duration"));
+    var rows = parseFloat(svg.getAttribute("data-rows")) || 2;
     var axis = svg.parentNode.parentNode.querySelector("svg.axis");
     var view = { start: 0, width: full };
     var drag = null;
 
     function apply() {
-      svg.setAttribute("viewBox", view.start + " 0 " + view.width + " 2");
+      svg.setAttribute("viewBox", view.start + " 0 " + view.width + " " + rows);
       drawAxis(axis, view.start, view.width);
     }
 
