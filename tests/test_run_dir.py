@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -116,3 +117,17 @@ def test_tuned_threshold_must_be_a_probability(tmp_path):
     run.write_tuning({"score_threshold": 7})
     with pytest.raises(InputError, match=r"postprocess.json \[score_threshold\]"):
         run.read_postprocess(config)
+
+
+def test_a_writer_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):
+    from mgrec.files import atomic_write_text
+
+    target = tmp_path / "detections.json"
+    dead = tmp_path / ".detections.json.999999999.abc123.tmp"  # no process has this pid
+    dead.write_text("half")
+    alive = tmp_path / f".detections.json.{os.getpid()}.def456.tmp"  # a writer still at work
+    alive.write_text("half")
+    other = tmp_path / ".other.json.999999999.x.tmp"  # another file's: not ours to judge
+    other.write_text("half")
+    atomic_write_text(target, "{}")
+    assert target.read_text() == "{}" and not dead.exists() and alive.exists() and other.exists()

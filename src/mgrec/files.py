@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
@@ -117,7 +118,9 @@ def _temporary_beside(path: Path) -> Iterator[str]:
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _remove_abandoned_temporaries(path)
+        # The writer's pid is in the name: a later writer of the same file removes what a killed one left.
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as exc:
         raise _cannot_write(path, exc) from None
     os.close(fd)
@@ -137,6 +140,27 @@ def _temporary_beside(path: Path) -> Iterator[str]:
         if error is not None:
             raise error from None
         raise
+
+
+def _remove_abandoned_temporaries(path: Path) -> None:
+    """Temporary files of earlier writers of `path` whose process is gone (killed mid-write): never
+    read, never complete, only clutter beside the output."""
+    prefix = f".{path.name}."
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid_text = candidate.name[len(prefix):].split(".", 1)[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -440,3 +440,14 @@ def test_fortran_order_arrays_load_right(tmp_path, name):
     else:
         np.save(path, array)
     np.testing.assert_array_equal(load_features(path, 3), array)
+
+
+def test_a_pipe_given_as_a_feature_file_is_named_as_such(tmp_path):
+    import os
+
+    from mgrec.data.features import load_features
+
+    fifo = tmp_path / "live.npy"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file \\(a pipe, device or folder\\)"):
+        load_features(fifo)

@@ -333,3 +333,16 @@ def test_summary_without_val_and_on_other_ranks():
     other = TrainResult(Path("r"), -1, {}, 3725.0, epochs=20, rank=1)
     assert other.summary() == "process 1: finished 20 epochs in 1 h 02 min (3 min 06 s per epoch); " \
         "process 0 wrote the run directory r"
+
+
+def test_a_fresh_start_after_a_crash_begins_a_new_metrics_log(dataset, tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_format()
+    run.append_metrics({"kind": "train", "epoch": 0, "loss": 9.0, "stale": True})  # never checkpointed
+    (run.path / ".config.yaml.999999999.x.tmp").write_text("half")  # a writer killed mid-write
+    train(tiny_config(dataset, epochs=2, eval_every=2), run.path, progress=False, log=lambda *_: None)
+    records = run.read_metrics()
+    assert [r["epoch"] for r in records if r["kind"] == "train"] == [0, 1]
+    assert not any(r.get("stale") for r in records)
+    assert not list(run.path.glob(".*.tmp"))

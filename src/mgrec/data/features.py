@@ -347,6 +347,9 @@ def _open_npz(path: Path) -> np.ndarray:
 def _open_array(path: Path) -> np.ndarray:
     """The raw stored array (header checked, values not yet); memory-mapped for `.npy`, read for `.npz`."""
     if not path.is_file():
+        if path.exists():  # a pipe, a device or a folder: nothing mgrec can memory-map or seek in
+            raise InputError(f"{path}: not a regular file (a pipe, device or folder); mgrec reads feature "
+                             "files: write the features to a .npy file first")
         raise InputError(f"{path}: feature file not found")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: feature file is empty (0 bytes); extract this video again")
