@@ -346,3 +346,43 @@ def test_a_fresh_start_after_a_crash_begins_a_new_metrics_log(dataset, tmp_path)
     assert [r["epoch"] for r in records if r["kind"] == "train"] == [0, 1]
     assert not any(r.get("stale") for r in records)
     assert not list(run.path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_training_killed_at_every_fsync_resumes_to_the_weights_of_the_uninterrupted_run(dataset, tmp_path,
+                                                                                         monkeypatch):
+    """Every point where a write is made durable is a point where a kill can land: kill the run
+    there (each in turn), then resume (or start again when nothing was committed): the end is the
+    same as a run never killed."""
+    import os
+
+    config = tiny_config(dataset, epochs=2, eval_every=1)
+    quiet = {"progress": False, "log": lambda *_: None}
+    real_fsync = os.fsync
+    calls = []
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    train(config, tmp_path / "full", **quiet)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    expected = load_file(str(tmp_path / "full" / "checkpoints" / "last.safetensors"))
+
+    class Killed(BaseException):  # not an Exception: nothing on the way may catch it
+        pass
+
+    for k in range(len(calls)):
+        count = 0
+
+        def killing(fd, k=k):
+            nonlocal count
+            count += 1
+            if count > k:
+                raise Killed
+            real_fsync(fd)
+
+        run = RunDir(tmp_path / f"killed_at_{k}")
+        monkeypatch.setattr(os, "fsync", killing)
+        with pytest.raises(Killed):
+            train(config, run.path, **quiet)
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        train(config, run.path, resume=run.can_resume(), **quiet)
+        got = load_file(str(run.weights_path("last")))
+        assert got.keys() == expected.keys() and all(torch.equal(got[key], expected[key]) for key in got), k
