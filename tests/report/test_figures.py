@@ -202,3 +202,13 @@ def test_training_curves_share_the_epoch_axis():
     records = [{"kind": "train", "epoch": e, "loss": 1.0} for e in range(3)] + [{"kind": "val", "epoch": 2, "f1": 0.5}]
     left, right = training_curves_figure(records).axes
     assert left.get_xlim() == right.get_xlim()
+
+
+def test_class_names_in_scripts_the_font_lacks_draw_without_a_flood_of_warnings(recwarn):
+    import numpy as np
+
+    from mgrec.report.figures import class_histogram_figure, svg_bytes
+
+    svg = svg_bytes(class_histogram_figure(["挥手", "😀 wave", "nod"], np.array([3, 4, 5]), None, None))
+    assert b"<svg" in svg
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]

@@ -10,8 +10,10 @@ from the data (class names) goes through `plain`, so that a "$" in a name is nev
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -50,10 +52,20 @@ def plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+@contextlib.contextmanager
+def _drawing():
+    """The settings every figure is drawn with. A class name in a script the font lacks (CJK, emoji)
+    is drawn as boxes (the HTML tables show it exactly): matplotlib's warning for each missing glyph,
+    one per character and figure, would flood stderr, so it is left out."""
+    with matplotlib.rc_context(_SAVE_SETTINGS), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        yield
+
+
 def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
     """Write `<path>.png` (150 dpi) and `<path>.svg`; returns both paths."""
     paths = []
-    with matplotlib.rc_context(_SAVE_SETTINGS):
+    with _drawing():
         for suffix, options in ((".png", {"dpi": 150}), (".svg", {"metadata": {"Date": None}})):
             path = path_without_suffix.with_suffix(suffix)
             figure.savefig(path, bbox_inches="tight", **options)
@@ -64,7 +76,7 @@ def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
 def svg_bytes(figure: Figure) -> bytes:
     """The figure as an SVG document."""
     buffer = io.BytesIO()
-    with matplotlib.rc_context(_SAVE_SETTINGS):
+    with _drawing():
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buffer.getvalue()
 
