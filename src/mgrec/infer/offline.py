@@ -19,6 +19,7 @@ from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.model.detector import build_detector, upgrade_state_dict
+from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir, load_into
@@ -70,6 +71,9 @@ class OfflineDetector:
             features = load_features(path, expected_dim=self.config.data.feature_dim)
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
+        if next(self.model.parameters()).device.type == "cpu":  # refused with numbers, not by the allocator
+            check_fits(self.config.model, len(features), 1, training=False, what=f"video {video_id or 'video'}",
+                       num_parameters=sum(p.numel() for p in self.model.parameters()))
         return detect_video(
             self.model,
             features.astype(np.float32, copy=False),

@@ -29,6 +29,10 @@ def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[s
         return load_annotations(config.data.annotations), set()
     if report.dataset_errors:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.dataset_errors)
+        # a video's own error (a bad entry left out) may be what empties a split: show those too
+        video_errors = [p for p in report.errors if p not in report.dataset_errors][:30]
+        if video_errors:
+            lines += "\n  and in single videos:\n" + "\n".join(f"  {p.where}: {p.message}" for p in video_errors)
         raise InputError(f"the data has errors that dropping videos cannot fix:\n{lines}")
     if not config.data.drop_bad_videos:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.errors[:30])

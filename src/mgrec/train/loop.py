@@ -34,6 +34,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector, upgrade_state_dict
+from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir, load_into
 from mgrec.train.assign import make_points
@@ -210,6 +211,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)
     model = build_detector(config.model).to(device)
+    if device.type == "cpu":  # refuse, with numbers, a crop that cannot fit instead of failing in the allocator
+        check_fits(config.model, config.data.max_seq_len, max(1, config.train.batch_size // world), training=True,
+                   what="a training batch", num_parameters=sum(p.numel() for p in model.parameters()))
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     network = model
     if world > 1:

@@ -1,0 +1,58 @@
+"""How much memory a pass of the detector needs, estimated before anything is allocated.
+
+The activations of the network grow with batch x feature steps x embedding channels. Peak memory
+per (batch item x step x channel) was measured for each variant, training (forward + backward)
+and inference, at demo and SMG sizes (`benchmarks/memory.py`, results in
+`benchmarks/results/2026-12-03_9a5ec1a-dirty_memory/memory.json`): within 12% across sizes for one variant. The
+factors below are the largest measured value plus 25%, so the estimate errs on the high side.
+
+Training and detection call `check_fits` first: a crop or a video that cannot fit is refused with
+the numbers (estimate and memory available), instead of failing inside the allocator or swapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mgrec.config import ModelConfig
+from mgrec.errors import InputError
+
+# bytes per (batch item x feature step x embedding channel), largest measured value + 25%
+TRAINING_BYTES_PER_STEP_CHANNEL = {"mgrec": 1200, "dyfadet": 1700, "actionformer": 800}
+INFERENCE_BYTES_PER_STEP_CHANNEL = 180
+# AdamW: the weights, their gradients and two moments; EMA: one more copy
+TRAINING_COPIES_OF_WEIGHTS = 5
+
+
+def estimate_bytes(cfg: ModelConfig, steps: int, batch: int, training: bool, num_parameters: int = 0) -> int:
+    """Peak memory of one pass over `batch` sequences of `steps` feature steps (inputs included)."""
+    per_step_channel = TRAINING_BYTES_PER_STEP_CHANNEL[cfg.variant] if training else INFERENCE_BYTES_PER_STEP_CHANNEL
+    activations = per_step_channel * batch * steps * cfg.embed_dim
+    inputs = 4 * batch * steps * cfg.input_dim
+    weights = 4 * num_parameters * (TRAINING_COPIES_OF_WEIGHTS if training else 1)
+    return int(activations + inputs + weights)
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give now (Linux MemAvailable), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_fits(cfg: ModelConfig, steps: int, batch: int, training: bool, what: str, num_parameters: int = 0,
+               available: int | None = None) -> None:
+    """InputError when the estimate of the pass exceeds the memory available (`available`, default:
+    what the system reports; nothing is checked where it reports nothing)."""
+    available = available_bytes() if available is None else available
+    needed = estimate_bytes(cfg, steps, batch, training, num_parameters)
+    if available is not None and needed > available:
+        raise InputError(
+            f"{what} needs about {needed / 2**30:.1f} GiB ({batch} x {steps} feature steps, {cfg.variant}, "
+            f"{'training' if training else 'inference'}), but {available / 2**30:.1f} GiB is available; "
+            f"{'lower train.batch_size or data.max_seq_len' if training else 'split the video'}"
+        )
