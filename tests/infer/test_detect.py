@@ -14,6 +14,7 @@ from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, Tra
 from mgrec.data.annotations import load_annotations
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
 from mgrec.evaluate.predictions import load_predictions
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.infer.offline import OfflineDetector
@@ -319,3 +320,16 @@ def test_a_folder_with_appledouble_junk_is_detected_without_it(trained_run, tmp_
     (folder / "._x.npy").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
     assert main(["detect", str(run), str(folder), "--out", str(tmp_path / "d.json")]) == 0
     assert "._x" not in json.loads((tmp_path / "d.json").read_text())["results"]
+
+
+@pytest.mark.parametrize("recipe_text, message", [
+    ("{not json", r"feature_recipe\.json:1:2: feature sidecar file is not valid JSON"),
+    ('{"fps": 25.0}', r"feature_recipe\.json \[stride\]: missing key"),
+])
+def test_a_malformed_feature_recipe_is_named_with_its_key(tmp_path, recipe_text, message):
+    from mgrec.extract.run import extract_with_recipe
+
+    run = make_random_run(tmp_path, input_dim=8)
+    (run / "feature_recipe.json").write_text(recipe_text)
+    with pytest.raises(InputError, match=message):
+        extract_with_recipe(run, [tmp_path / "video.mp4"], tmp_path / "features")
