@@ -393,12 +393,15 @@ def cmd_score(args) -> None:
 
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.f1 import tune_score_threshold
-    from mgrec.evaluate.predictions import load_predictions
+    from mgrec.evaluate.predictions import load_predictions, predictions_info
     from mgrec.evaluate.scoring import format_score_table, score
 
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
+    if predictions_info(args.pred).get("set") == "hard":
+        print(f"note: {args.pred} holds the hard set (what `mgrec detect` writes by default): its mAP is lower "
+              "than the ranked list's; `mgrec detect --all` writes the ranked list", file=sys.stderr)
     unknown = sorted(set(predictions) - set(annotations.videos))
     if unknown:
         raise InputError(

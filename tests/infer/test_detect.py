@@ -333,3 +333,11 @@ def test_a_malformed_feature_recipe_is_named_with_its_key(tmp_path, recipe_text,
     (run / "feature_recipe.json").write_text(recipe_text)
     with pytest.raises(InputError, match=message):
         extract_with_recipe(run, [tmp_path / "video.mp4"], tmp_path / "features")
+
+
+def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys):
+    run, paths = trained_run
+    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "hard.json")]) == 0
+    capsys.readouterr()
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "hard.json")]) == 0
+    assert "holds the hard set" in capsys.readouterr().err
