@@ -326,3 +326,136 @@ def test_skeleton_features_are_finite_and_in_range_or_refused(fps, scale):
         return
     assert np.isfinite(fps) and 0 < fps <= MAX_FPS
     assert np.isfinite(features).all() and np.abs(features).max() <= MAX_FEATURE_ABS
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs that collide with inputs or with a run (family 1 and 2)
+
+
+def _snapshot(*folders: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture()
+def evaluated_run(tmp_path, tiny_run):
+    """A copy of the tiny run with every kind of file: outputs of evaluate and report, metrics, lock."""
+    import shutil
+
+    source_run, feature = tiny_run
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(source_run, run.path)
+    data = feature.parent.parent
+    features = tmp_path / "features"
+    shutil.copytree(feature.parent, features)
+    (run.eval_path("test")).write_text("{}")
+    (run.detections_path("test")).write_text('{"results": {}}')
+    run.append_metrics({"kind": "train", "epoch": 0, "loss": 1.0})
+    run.lock_path.write_text("")
+    return run, features, data / "annotations.json"
+
+
+def test_no_output_may_replace_an_input_or_a_file_of_the_run(capsys, tmp_path, evaluated_run):
+    run, features, annotations = evaluated_run
+    feature = features / "synthetic_000.npy"
+    targets = [feature, feature.with_suffix(".json"), *run.owned_files()]
+    before = _snapshot(run.path, features)
+    for out in targets:
+        for command in (["detect", run.path, feature, "--out", out], ["detect", run.path, features, "--out", out],
+                        ["report", run.path, "--annotations", annotations, "--out", out]):
+            if command[0] == "report" and (out.name.startswith("report_") or run.path not in out.parents):
+                continue  # a report may replace a report; it reads no feature file
+            assert main([str(c) for c in command]) == 2, (command, out)
+            err = capsys.readouterr().err
+            assert err.startswith("mgrec: error: --out") and "would overwrite" in err and "Traceback" not in err
+    assert _snapshot(run.path, features) == before
+
+
+def test_an_output_inside_an_input_folder_may_only_be_a_new_file(capsys, tmp_path, evaluated_run):
+    run, features, _ = evaluated_run
+    assert main(["detect", str(run.path), str(features), "--out", str(features / "detections.json")]) == 0
+    assert (features / "detections.json").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "CONFIG", "--out", "FILE", "--no-progress"],
+    ["extract", "VIDEO", "--out", "FILE"],
+    ["detect", "RUN", "FEATURE", "--out", "FOLDER"],
+    ["data", "convert", "FOLDER", "--out", "FOLDER"],
+])
+def test_an_out_of_the_wrong_kind_is_one_line_before_any_work(capsys, tmp_path, evaluated_run, command):
+    from mgrec.config import save_config
+
+    run, features, _ = evaluated_run
+    (tmp_path / "afile").write_text("keep me")
+    (tmp_path / "afolder").mkdir()
+    save_config(run.read_config(), tmp_path / "c.yaml")
+    names = {"CONFIG": tmp_path / "c.yaml", "FILE": tmp_path / "afile", "FOLDER": tmp_path / "afolder",
+             "RUN": run.path, "FEATURE": features / "synthetic_000.npy", "VIDEO": tmp_path / "v.mp4"}
+    (tmp_path / "v.mp4").write_bytes(b"not a video")
+    assert main([str(names.get(part, part)) for part in command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mgrec: error:") and err.count("\n") == 1 and "Traceback" not in err
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupted, truncated and duplicated run files (family 1)
+
+RUN_FILE_DAMAGE = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "empty": lambda data: b"",
+    "garbage": lambda data: b"\x00\xff garbage \x1b[31m",
+    "duplicated": lambda data: data + data,
+}
+
+
+@pytest.mark.parametrize("damage", sorted(RUN_FILE_DAMAGE))
+@pytest.mark.parametrize("name", ["run.json", "config.yaml", "classes.json", "postprocess.json",
+                                  "checkpoints/best.safetensors"])
+def test_a_damaged_run_file_is_one_clear_line_in_detect(capsys, evaluated_run, name, damage):
+    run, features, _ = evaluated_run
+    path = run.path / name
+    path.write_bytes(RUN_FILE_DAMAGE[damage](path.read_bytes()))
+    feature, out = features / "synthetic_000.npy", run.path.parent / "o.json"
+    code = main(["detect", str(run.path), str(feature), "--out", str(out)])
+    err = capsys.readouterr().err
+    if code == 0:  # a duplicated YAML or JSON document can still be the same valid content
+        assert damage == "duplicated", (name, err)
+        return
+    assert code == 2 and err.startswith("mgrec: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert name.split("/")[-1] in err or "checkpoint" in err, err
+
+
+# ---------------------------------------------------------------------------------------------
+# The config loader (family 5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.sampled_from(list("abtrin:{}[]-&*!|>#'\"0.9e\n ")), max_size=200))
+def test_any_config_text_loads_or_is_one_clear_line(tmp_path, text):
+    from mgrec.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    try:
+        load_config(path)
+    except InputError as error:
+        assert_one_clear_line(error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output hygiene (family 7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.text(min_size=1, max_size=20))
+def test_whatever_a_class_is_called_the_score_table_prints_no_control_character(name):
+    from mgrec.evaluate.scoring import format_score_table, score
+    from mgrec.records import Segment
+    from mgrec.terminal import visible
+
+    classes = [name, name + "2"]
+    truth = {"v": [Segment(video_id="v", start=1.0, end=2.0, label_id=0, label=classes[0])]}
+    ranked = {"v": [Detection(video_id="v", start=1.0, end=2.0, label_id=0, label=classes[0], score=0.9)]}
+    shown = visible(format_score_table(score(truth, ranked, classes, 0.5, split="test")))
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", shown)

@@ -445,13 +445,15 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
 def cmd_detect(args) -> None:
     import tempfile
 
+    from mgrec.data.features import sidecar_path
     from mgrec.files import check_output, check_writable
     from mgrec.infer.detect import detect_files
     from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
-    check_output(args.out, reads=args.inputs, protected=RunDir(run_dir).run_files())
+    sidecars = [sidecar_path(p) for p in args.inputs if Path(p).is_file()]  # read too, for the fps
+    check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs = features_for(run_dir, args.inputs, Path(scratch), device=device, progress=show_progress(args))
@@ -545,7 +547,9 @@ def cmd_report(args) -> None:
             out = out / RunDir(run_dir).report_path(args.split).name
         config = RunDir(run_dir).read_config()
         reads = [RunDir(run_dir).config_path, args.annotations or config.data.annotations]
-        check_output(out, reads=reads, protected=RunDir(run_dir).run_files())
+        # the report may replace a report, nothing else of the run (scores, detections: it reads them)
+        owned = [f for f in RunDir(run_dir).owned_files() if not f.name.startswith("report_")]
+        check_output(out, reads=reads, protected=owned)
         check_writable(out)
     print(f"report: {write_report(run_dir, split=args.split, out=out, annotations=args.annotations)}")
 

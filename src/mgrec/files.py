@@ -196,16 +196,23 @@ def _cannot_write(path: str | Path, exc: OSError) -> InputError:
 
 
 def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = ()) -> None:
-    """The one guard of every command's output: `out` (a file, or a folder and what lies in it) must
-    not be, or hold, a file the command reads (`reads`) or a file no command may replace
-    (`protected`: a run's own files, `mgrec.run.RunDir.run_files`)."""
+    """The one guard of every command's output, called before any work.
+
+    `out` (a file, or a folder and what lies in it) must not be, or hold, a file the command reads
+    (`reads`: files, or folders whose existing files are all read) or a file no command may replace
+    (`protected`: e.g. a trained run's files, `mgrec.run.RunDir.owned_files`). Inside a folder that is
+    read, only a new file may be written."""
     target = Path(out).resolve()
     for kind, paths in (("reads", reads), ("protected", protected)):
         for path in paths:
             path = Path(path).resolve()
-            if path == target or target in path.parents:
-                why = "this command reads it" if kind == "reads" else "it is part of a trained run"
-                raise InputError(f"--out {out} would overwrite {path} ({why}); choose another output")
+            overwrites = path == target or target in path.parents
+            if kind == "reads" and path.is_dir() and path in target.parents and target.exists():
+                overwrites = True  # an existing file inside a folder the command reads
+            if overwrites:
+                why = "this command reads it" if kind == "reads" else "it belongs to a trained run"
+                shown = target if path in target.parents else path
+                raise InputError(f"--out {out} would overwrite {shown} ({why}); choose another output")
 
 
 def check_writable(path: str | Path, is_dir: bool = False) -> None:

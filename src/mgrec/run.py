@@ -107,7 +107,17 @@ class RunDir:
     def run_files(self) -> list[Path]:
         """The files that make the run (written by training only; no other command may replace them)."""
         return [self.format_path, self.config_path, self.classes_path, self.recipe_path, self.postprocess_path,
-                self.metrics_path, self.state_path, *(self.weights_path(name) for name in CHECKPOINT_NAMES)]
+                self.metrics_path, self.state_path, self.lock_path,
+                *(self.weights_path(name) for name in CHECKPOINT_NAMES)]
+
+    def output_files(self) -> list[Path]:
+        """The outputs of `evaluate` and `report` now in the run (only those commands rewrite them)."""
+        return sorted(p for pattern in ("eval_*.json", "detections_*.json", "report_*.html")
+                      for p in self.path.glob(pattern))
+
+    def owned_files(self) -> list[Path]:
+        """Every file of the run a command other than training, evaluate and report must leave alone."""
+        return self.run_files() + self.output_files()
 
     @property
     def lock_path(self) -> Path:
@@ -144,9 +154,11 @@ class RunDir:
             if Path(path).resolve() in own:
                 raise InputError(f"{path} is one of the files training writes into {self.path}; "
                                  "choose another --out (training never overwrites its own inputs)")
-        if self.config_path.exists() and not self.format_path.exists():
-            raise InputError(f"{self.config_path} was not written by mgrec train (no run.json beside it); "
-                             "choose another --out, training would overwrite it")
+        if not self.format_path.exists():
+            foreign = [p for p in self.run_files() if p.exists() and p != self.lock_path]
+            if foreign:
+                raise InputError(f"{foreign[0]} was not written by mgrec train (no run.json beside it); "
+                                 "choose another --out, training would overwrite it")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -156,8 +168,12 @@ class RunDir:
         import fcntl
 
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+", encoding="utf-8")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_path, "a+", encoding="utf-8")
+        except OSError as exc:
+            what = "it is a file, not a folder" if self.path.is_file() else (exc.strerror or str(exc))
+            raise InputError(f"cannot write the run directory {self.path}: {what}") from None
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

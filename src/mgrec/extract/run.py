@@ -37,6 +37,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
+from mgrec.files import check_writable
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
 from mgrec.timeline import FeatureGrid
@@ -110,6 +111,7 @@ def extract(
     progress: bool = True,
 ) -> list[ExtractResult]:
     """Dispatch to `extract_skeletons` for backbone 'skeleton', else to `extract_videos`."""
+    check_writable(out_dir, is_dir=True)  # before any work: an --out that is a file, read-only, a full disk
     if backbone == SKELETON:
         if weights is not None or size is not None:
             raise InputError("backbone skeleton: takes no --weights or --size (it reads joint positions)")
