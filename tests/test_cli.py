@@ -148,10 +148,19 @@ def test_outputs_never_replace_what_a_command_reads_or_a_run_s_own_files(tmp_pat
     from mgrec.run import RunDir
 
     run = RunDir(tmp_path / "run")
-    with pytest.raises(InputError, match="it is part of a trained run"):
+    with pytest.raises(InputError, match="it belongs to a trained run"):
         check_output(run.config_path, protected=run.run_files())
     with pytest.raises(InputError, match="this command reads it"):
         check_output(tmp_path / "annotations.json", reads=[tmp_path / "annotations.json"])
     with pytest.raises(InputError, match="this command reads it"):  # a folder that holds an input
         check_output(tmp_path, reads=[tmp_path / "features" / "a.npy"])
     check_output(tmp_path / "report.html", reads=[tmp_path / "annotations.json"], protected=run.run_files())
+
+
+@pytest.mark.parametrize("value", ["2", "-0.1", "nan", "x"])
+def test_score_threshold_must_be_a_probability(value, capsys):
+    from mgrec.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["score", "--gt", "a.json", "--pred", "p.json", "--score-threshold", value])
+    assert "expected a number in [0, 1]" in capsys.readouterr().err

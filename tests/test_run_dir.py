@@ -131,3 +131,10 @@ def test_a_writer_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):
     other.write_text("half")
     atomic_write_text(target, "{}")
     assert target.read_text() == "{}" and not dead.exists() and alive.exists() and other.exists()
+
+
+def test_a_class_listed_twice_is_refused(tmp_path):
+    run = RunDir(tmp_path)
+    run.write_classes(["a", "a", "b"])
+    with pytest.raises(InputError, match="class 'a' is listed twice"):
+        run.read_classes()

@@ -63,6 +63,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -163,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="the split to score")
     p.add_argument("--tune-on", default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
-    p.add_argument("--score-threshold", type=float, default=0.0, help="F1 counts detections with score >= this")
+    p.add_argument("--score-threshold", type=probability, default=0.0,
+                   help="F1 counts detections with score >= this (in [0, 1])")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(

@@ -227,6 +227,9 @@ class RunDir:
         classes = read_json(self.classes_path, "class list")
         if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
             raise InputError(f"{self.classes_path}: expected a non-empty JSON list of class names")
+        if len(set(classes)) != len(classes):
+            twice = next(c for i, c in enumerate(classes) if c in classes[:i])
+            raise InputError(f"{self.classes_path}: class {twice!r} is listed twice")
         if expected_count is not None and len(classes) != expected_count:
             raise InputError(
                 f"{self.classes_path}: {len(classes)} class names, but the run's config.yaml has "

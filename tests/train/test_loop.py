@@ -386,3 +386,15 @@ def test_a_training_killed_at_every_fsync_resumes_to_the_weights_of_the_uninterr
         train(config, run.path, resume=run.can_resume(), **quiet)
         got = load_file(str(run.weights_path("last")))
         assert got.keys() == expected.keys() and all(torch.equal(got[key], expected[key]) for key in got), k
+
+
+def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path):
+    config = tiny_config(dataset, epochs=2, eval_every=2)
+    _train_epochs_then_stop(config, tmp_path / "run", stop_after=1)
+    longer = tiny_config(dataset, epochs=3, eval_every=2)
+    with pytest.raises(InputError, match=r"--resume: the config differs from .*config.yaml \(train.epochs: 2 in the "
+                                         r"run, 3 now\)"):
+        train(longer, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    moved = tiny_config(dataset, epochs=2, eval_every=2)
+    moved.train.device = "cpu"  # where it trains may change
+    train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)

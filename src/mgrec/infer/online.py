@@ -105,6 +105,7 @@ from mgrec.data.features import check_sidecar, load_features, read_sidecar, side
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector
+from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
@@ -251,6 +252,9 @@ class OnlineDetector:
                 f"an online window of {self.history} feature steps (from history or lookahead {self.lookahead:g} s) "
                 f"is more than {MAX_STEPS}; use a shorter --history / --lookahead"
             )
+        if next(detector.model.parameters()).device.type == "cpu":  # the window and one pass over it must fit
+            check_fits(detector.config.model, self.history, 1, training=False, what="the online window",
+                       num_parameters=sum(p.numel() for p in detector.model.parameters()))
         if self.history < needed:
             raise InputError(
                 f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "

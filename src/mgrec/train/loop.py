@@ -165,6 +165,29 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         return _train(config, run, resume, log, progress, inputs)
 
 
+# What may change between a run and its --resume: where the data lies and which device trains it.
+RESUMABLE_CHANGES = ("data.annotations", "data.features", "train.device")
+
+
+def check_same_config(run: RunDir, config: Config) -> None:
+    """`--resume` continues a run as it was configured: a different config would silently mix two
+    trainings (and rewrite the run's config.yaml), so any difference is refused, by key."""
+    def flat(node: dict, prefix: str = "") -> dict:
+        items = {}
+        for key, value in node.items():
+            items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return items
+
+    saved, given = flat(to_dict(run.read_config())), flat(to_dict(config))
+    changed = [k for k in sorted(set(saved) | set(given))
+               if k not in RESUMABLE_CHANGES and saved.get(k) != given.get(k)]
+    if changed:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} in the run, {given.get(k)!r} now" for k in changed[:3])
+        raise InputError(f"--resume: the config differs from {run.config_path} ({shown}"
+                         f"{', ...' if len(changed) > 3 else ''}); resume with the run's own config, "
+                         "or train a new run")
+
+
 def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path]) -> TrainResult:
     started = time.time()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -183,6 +206,8 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         run.check_fresh_start([*inputs, Path(config.data.annotations)])
     if resume and not run.can_resume():
         raise InputError(f"--resume: {run.state_path} not found, nothing to resume (start without --resume)")
+    if resume:
+        check_same_config(run, config)
 
     # data
     annotations, excluded = checked_annotations(config, log=say)
@@ -211,9 +236,14 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)
     model = build_detector(config.model).to(device)
-    if device.type == "cpu":  # refuse, with numbers, a crop that cannot fit instead of failing in the allocator
+    if device.type == "cpu":  # refuse, with numbers, what cannot fit instead of failing in the allocator
+        num_parameters = sum(p.numel() for p in model.parameters())
         check_fits(config.model, config.data.max_seq_len, max(1, config.train.batch_size // world), training=True,
-                   what="a training batch", num_parameters=sum(p.numel() for p in model.parameters()))
+                   what="a training batch", num_parameters=num_parameters)
+        if val_split.samples:  # validation detects in whole videos
+            longest = max(val_split.samples, key=lambda sample: len(sample.features))
+            check_fits(config.model, len(longest.features), 1, training=False,
+                       what=f"validating on video {longest.video_id}", num_parameters=num_parameters)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     network = model
     if world > 1:
