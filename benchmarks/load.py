@@ -67,7 +67,7 @@ def build_run(run_dir: Path, seed: int = 0) -> dict:
     model = build_detector(config.model).eval()
     classes = [f"class{k}" for k in range(config.model.num_classes)]
     data = config.data
-    grid = FeatureGrid(data.fps, data.stride, data.window)
+    grid = data.grid(None)
     threshold = calibrated_threshold(model, config.postprocess, grid, classes, data.feature_dim, seed)
     RunDir(run_dir).write_for_inference(config, classes, model, score_threshold=threshold)
     return {"fps": data.fps, "stride": data.stride, "window": data.window, "dim": data.feature_dim,

@@ -69,7 +69,6 @@ from mgrec.postprocess.decode import decode_video
 from mgrec.postprocess.nms import nms
 from mgrec.postprocess.video import detect_video
 from mgrec.provenance import PROVENANCE_KEY, provenance, read_provenance
-from mgrec.timeline import FeatureGrid
 from mgrec.train.assign import Points, make_points
 from mgrec.train.losses import DetectionLoss
 from mgrec.train.step import TrainStep
@@ -317,7 +316,7 @@ def time_inference(
     model.eval()
     rng = np.random.default_rng(length)
     features = rng.standard_normal((length, config.model.input_dim), dtype=np.float32)
-    grid = FeatureGrid(config.data.fps or 28.0, config.data.stride, config.data.window)
+    grid = config.data.grid(None)  # data.fps: random features have no video of their own
     classes = [f"class{k}" for k in range(config.model.num_classes)]
     post = config.postprocess
 
@@ -455,6 +454,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     bf16 = args.dtype == "bf16"
     config = benchmark_config(args.config, args.model, args.input_dim, args.classes)
+    config.data.grid(None)  # the timed post-processing needs data.fps: refuse a config without it before any work
     torch.manual_seed(config.seed)
     model = build_detector(config.model).to(device)
     if args.length % model.max_div_factor != 0:

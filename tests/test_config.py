@@ -2,6 +2,7 @@ import pytest
 
 from mgrec.config import Config, DataConfig, canonical_subset, load_config, save_config
 from mgrec.errors import InputError
+from mgrec.smg_csv import fps_problem
 
 
 def write(tmp_path, name, text):
@@ -170,3 +171,30 @@ def test_a_removed_key_still_loads_at_its_old_default_and_is_refused_otherwise(t
     assert load_config(write(tmp_path, "c.yaml", "train:\n  num_workers: 0\n")).train.lr > 0
     with pytest.raises(InputError, match=r"\[train.num_workers\]: this key was removed"):
         load_config(write(tmp_path, "c.yaml", "train:\n  num_workers: 4\n"))
+
+
+# data.fps follows the one frame-rate rule (`mgrec.smg_csv.fps_problem`), like annotations and sidecars.
+FPS_VALUES = [1e300, 1e-300, 1000.5, 0.0, -5.0, 0.5, 28.0, 1000.0]
+
+
+def test_a_huge_data_fps_is_refused_naming_the_key(tmp_path):
+    path = write(tmp_path, "c.yaml", "data:\n  fps: 1.0e+300\n")
+    with pytest.raises(InputError, match=r"c.yaml \[data.fps\]: expected a positive number of frames per second, "
+                                         r"at most 1000, or null .*, got 1e\+300"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("fps", FPS_VALUES)
+def test_data_fps_is_refused_exactly_when_the_frame_rate_rule_refuses_it(tmp_path, fps):
+    path = write(tmp_path, "c.yaml", f"data:\n  fps: {fps!r}\n")
+    if fps_problem(fps) is None:
+        assert load_config(path).data.fps == fps
+    else:
+        with pytest.raises(InputError, match=r"c.yaml \[data.fps\]: expected a positive number of frames"):
+            load_config(path)
+
+
+def test_an_integer_too_large_for_a_float_is_an_input_error(tmp_path):
+    path = write(tmp_path, "c.yaml", "data:\n  fps: 1" + "0" * 400 + "\n")
+    with pytest.raises(InputError, match=r"c.yaml \[data.fps\]: expected a finite number"):
+        load_config(path)

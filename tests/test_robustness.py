@@ -997,7 +997,7 @@ def _smg_sample(root: Path, fps: str = "28", coordinate: str | None = None) -> P
     [
         ("inf", None, None, "Sample0001_data.csv:1: fps must be a finite number, got inf"),
         ("nan", None, None, "Sample0001_data.csv:1: fps must be a finite number, got nan"),
-        ("1e300", None, None, "Sample0001_data.csv:1: fps must be in (0, 1000], got 1e+300"),
+        ("1e300", None, None, "Sample0001_data.csv:1: fps must be in [0.001, 1000], got 1e+300"),
         ("28", "inf", None, "fps must be a finite number, got inf"),
         ("28", None, "1e300", "Sample0001_skeleton.csv:10: joint 7 coordinate x = 1e+300 is outside +-10000"),
         ("28", None, "-3e305", "Sample0001_skeleton.csv:10: joint 7 coordinate x = -3e+305 is outside +-10000"),

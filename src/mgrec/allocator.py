@@ -15,8 +15,8 @@ def keep_freed_cpu_memory() -> bool:
 
     PyTorch's CPU allocator is plain malloc. By default glibc serves blocks above its (adaptive)
     mmap threshold with fresh mmaps and trims the heap top, so the multi-megabyte activations of
-    every forward pass come back as fresh pages: ~13,000-21,000 page faults per SMG-scale
-    forward pass, ~40 ms of system time out of ~0.8 s (measured on the 2-core CPU machine). With
+    every forward pass come back as fresh pages: thousands of page faults per SMG-scale forward
+    pass, paid in system time (the measured figures: benchmarks/results/README.md). With
     blocks up to 32 MB kept on the heap and no trimming below 1 GB, they drop to almost none; the
     price is that the process keeps its peak memory until it exits. The effect is the same as
     running with GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError
+from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
 # ActivityNet's subset names and mgrec's short ones name the same splits; annotations' subsets and the
@@ -344,7 +345,10 @@ def _convert(hint, value, source: str, key: str):
         (item_hint,) = typing.get_args(hint)
         return [_convert(item_hint, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits: YAML reads it exactly, no float holds it
+            raise InputError(f"{source} [{key}]: expected a finite number, got {_short(value)}") from None
     if hint is float and isinstance(value, str):
         try:
             return float(value)  # YAML reads 1e-4 (no dot) as a string
@@ -396,7 +400,9 @@ _NUMBER_RULES = {
     "seed": (lambda v: v >= 0, "an integer >= 0"),
     "data.stride": _POSITIVE, "data.window": _POSITIVE, "data.feature_dim": _POSITIVE,
     "data.max_seq_len": (lambda v: 0 < v <= MAX_STEPS, f"a positive number of steps <= {MAX_STEPS}"),
-    "data.fps": (lambda v: v is None or v > 0, "a positive number, or null to take the fps from the annotations"),
+    "data.fps": (lambda v: v is None or fps_problem(v) is None,  # the one frame-rate rule (annotations, sidecars too)
+                 f"a positive number of frames per second, at most {MAX_FPS:g}, or null to take the fps from the "
+                 "annotations"),
     "data.crop_keep_fraction": _FRACTION,
     "data.augment_alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null (off)"),
     "train.epochs": _POSITIVE, "train.warmup_epochs": _NON_NEGATIVE, "train.batch_size": _POSITIVE,

@@ -42,14 +42,20 @@ MAX_FRAME = 2**53
 # Frame rates past this are typos or corruption: Kinect records at 30 fps, high-speed cameras at a
 # few hundred. An infinite or huge fps would turn every velocity into Inf or every time into 0.
 MAX_FPS = 1000.0
+# One frame every 1000 s; anything slower is not a video (and 1e-300 would turn frames into 1e300 s).
+MIN_FPS = 0.001
 
 
 def fps_problem(fps: float) -> str | None:
-    """Why `fps` cannot be a video's frame rate (not finite, not > 0, above MAX_FPS), or None."""
-    if not (isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps)):
+    """Why `fps` cannot be a video's frame rate (not a finite number, outside [MIN_FPS, MAX_FPS]), or None."""
+    try:
+        finite = isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps)
+    except OverflowError:  # an integer of hundreds of digits
+        finite = False
+    if not finite:
         return f"fps must be a finite number, got {brief(fps)}"
-    if not 0 < fps <= MAX_FPS:
-        return f"fps must be in (0, {MAX_FPS:g}], got {fps:g}"
+    if not MIN_FPS <= fps <= MAX_FPS:
+        return f"fps must be in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps:g}"
     return None
 
 

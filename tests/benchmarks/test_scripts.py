@@ -94,6 +94,16 @@ def test_speed_rejects_a_length_the_pyramid_cannot_halve(speed, tmp_path, capsys
     assert not (tmp_path / "x.json").exists()
 
 
+def test_speed_refuses_a_config_without_data_fps_before_timing(speed, tmp_path, capsys):
+    # The feature grid comes from `DataConfig.grid` alone (no silent 28 fps): data.fps must be set.
+    config = tmp_path / "no_fps.yaml"
+    config.write_text(f"base: {DEMO_BASE}\ndata:\n  fps: null\n", encoding="utf-8")
+    argv = ["--device", "cpu", "--config", str(config), "--length", "64", "--json", str(tmp_path / "x.json")]
+    assert speed.main(argv) == 2
+    assert "the features' fps is unknown: set data.fps" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_forward_flops_of_a_convolution_match_the_hand_count(speed):
     class OneConv(torch.nn.Module):
         def __init__(self):
@@ -378,6 +388,33 @@ def test_load_writes_into_a_campaign_folder_by_default(load, tmp_path, monkeypat
     result = json.loads((campaign / "load.json").read_text())
     record = assert_provenance(result, "python benchmarks/load.py --skip-detect --skip-stream", threads=1)
     assert campaign.name.startswith(record["date"][:10])
+
+
+# -- memory.py --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="memory.py reads peak RSS from /proc")
+def test_memory_quick_writes_its_cases_and_provenance(tmp_path):
+    from mgrec.model.memory import INFERENCE_BYTES_PER_STEP_CHANNEL, TRAINING_BYTES_PER_STEP_CHANNEL
+
+    memory = load_script("memory")
+    out = tmp_path / "campaign" / "memory.json"
+    assert memory.main(["--json", str(out), "--quick"]) == 0
+    result = json.loads(out.read_text())
+    assert_provenance(result, f"python benchmarks/memory.py --json {out} --quick", threads=1)
+    cases = result["cases"]
+    assert [(c["config"], c["steps"], c["batch"], c["training"]) for c in cases] == [
+        ("demo/mgrec.yaml", 1024, 4, True), ("demo/mgrec.yaml", 8192, 1, False)
+    ]
+    embed_dim = load_config("demo/mgrec.yaml").model.embed_dim
+    for case in cases:
+        assert case["variant"] == "mgrec" and case["peak_growth_bytes"] > 0
+        per_item = case["batch"] * case["steps"] * embed_dim
+        assert case["bytes_per_step_channel"] == pytest.approx(case["peak_growth_bytes"] / per_item)
+        # `mgrec.model.memory` estimates from these factors plus a margin: it must not underestimate.
+        factor = TRAINING_BYTES_PER_STEP_CHANNEL["mgrec"] if case["training"] else INFERENCE_BYTES_PER_STEP_CHANNEL
+        assert case["bytes_per_step_channel"] < factor
 
 
 # -- online_eval.py ---------------------------------------------------------------------------

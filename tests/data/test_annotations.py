@@ -19,7 +19,7 @@ from mgrec.data.annotations import (
 from mgrec.errors import InputError
 from mgrec.files import atomic_open
 from mgrec.records import Detection
-from mgrec.smg_csv import write_smg_labels
+from mgrec.smg_csv import fps_problem, write_smg_labels
 
 
 def _document():
@@ -443,3 +443,32 @@ def test_video_ids_that_would_leave_the_features_folder_are_refused_at_load(tmp_
     refused = r"a\.json \[database\..*\]: video id .* (is not a file name|contains|is empty)"
     with pytest.raises(InputError, match=refused):
         load_annotations(path)
+
+
+@pytest.mark.parametrize("fps", [1e300, 1e-300, 1000.5, 0.0, -5.0, 0.5, 28.0, 1000.0])
+def test_video_fps_is_refused_exactly_when_the_frame_rate_rule_refuses_it(tmp_path, fps):
+    # One frame-rate rule (`mgrec.smg_csv.fps_problem`) for annotations, sidecars and data.fps.
+    document = _document()
+    document["database"]["S2"]["fps"] = fps
+    path = _write(tmp_path, document)
+    if fps_problem(fps) is None:
+        assert load_annotations(path).videos["S2"].fps == fps
+    else:
+        with pytest.raises(InputError, match=r"ann\.json \[database\.S2\.fps\]: expected a positive number of "
+                                             r"frames per second, at most 1000, got"):
+            load_annotations(path)
+
+
+def test_a_huge_video_fps_is_refused(tmp_path):
+    document = _document()
+    document["database"]["S1"]["fps"] = 1e300
+    with pytest.raises(InputError, match=r"\[database\.S1\.fps\]: .* at most 1000, got 1e\+300"):
+        load_annotations(_write(tmp_path, document))
+
+
+def test_frames_more_than_a_frame_off_the_seconds_are_named_in_seconds(tmp_path):
+    document = _document()
+    document["database"]["S1"]["annotations"][1]["segment(frames)"] = [42, 60]  # 4.2 s: 0.2 s = 2 frames off
+    with pytest.raises(InputError, match=r"segment\(frames\)\]: \[42, 60\] does not match segment \[4\.0, 6\.0\] s "
+                                         r"at 10\.0 fps \(those frames are \[4\.2, 6\] s, more than a frame off\)"):
+        load_annotations(_write(tmp_path, document))

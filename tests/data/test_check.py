@@ -1,6 +1,7 @@
 """`data check` on a tiny dataset with planted problems: each is found, at the right place."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -188,3 +189,16 @@ def test_suggest_settings_by_hand():
     suggestions, _ = suggest_settings([9000] * 3, [1000.0] * 10)
     assert suggestions["model.num_levels"] == 8  # floor(log2 500) = 8, the maximum
     assert suggestions["data.max_seq_len"] == 2304  # capped; 2304 = 18 * 128
+
+
+@pytest.mark.filterwarnings("error")  # numpy's "invalid value encountered in cast" would be a garbage count
+def test_an_absurd_duration_is_reported_as_drift_not_a_crash(tmp_path):
+    # 1e300 s is more frames than an int64 holds: the count is capped at MAX_FRAME, still far off the features.
+    document = {"classes": ["c0", "c1", "c2"], "database": {"v": {**_entry("training", (0, 1.0, 2.0)),
+                                                                  "duration": 1e300}}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "v")
+    report = check_dataset(_config(tmp_path))
+    [drift] = [p for p in report.errors if p.where == str(tmp_path / "feats" / "v.npy")]
+    assert re.search(r"\(\d{15,} steps expected at fps 10", drift.message), drift.message

@@ -25,6 +25,7 @@ from mgrec.data.features import (
     write_features,
 )
 from mgrec.errors import InputError
+from mgrec.smg_csv import fps_problem
 
 SIDECAR = FeatureSidecar(fps=28.0, stride=4, window=16, backbone="videomae-s", dim=3, frames=100)
 
@@ -451,3 +452,29 @@ def test_a_pipe_given_as_a_feature_file_is_named_as_such(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="not a regular file \\(a pipe, device or folder\\)"):
         load_features(fifo)
+
+
+@pytest.mark.parametrize("fps", [1e300, 1e-300, 1000.5, 0.0, -5.0, 0.5, 28.0, 1000.0])
+def test_sidecar_fps_is_refused_exactly_when_the_frame_rate_rule_refuses_it(tmp_path, fps):
+    # One frame-rate rule (`mgrec.smg_csv.fps_problem`) for sidecars, annotations and data.fps.
+    path = _sidecar_file(tmp_path, fps=fps)
+    if fps_problem(fps) is None:
+        assert read_sidecar(path).fps == fps
+    else:
+        with pytest.raises(InputError, match=r"v\.json \[fps\]: expected a positive number of frames per second, "
+                                             r"at most 1000, got"):
+            read_sidecar(path)
+
+
+def test_a_huge_sidecar_fps_is_refused(tmp_path):
+    with pytest.raises(InputError, match=r"\[fps\]: expected .* at most 1000, got 1e\+300"):
+        read_sidecar(_sidecar_file(tmp_path, fps=1e300))
+
+
+def test_a_sidecar_fps_integer_beyond_the_float_range_is_refused(tmp_path):
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"fps": "HUGE", "stride": 4, "window": 16, "backbone": "b", "dim": 3, "frames": None})
+                    .replace('"HUGE"', "1" + "0" * 400), encoding="utf-8")
+    with pytest.raises(InputError, match=r"v\.json \[fps\]: expected a positive number of frames per second") as error:
+        read_sidecar(path)
+    assert len(str(error.value)) < len(str(path)) + 200  # the 401 digits are cut short

@@ -246,7 +246,7 @@ def test_smg_csv_folder_errors(tmp_path):
     (tmp_path / "Sample0036.csv").write_text("1,0,10\n")
     with pytest.raises(InputError, match="needs the frame rate"):
         load_predictions(tmp_path, CLASSES)
-    with pytest.raises(InputError, match="positive number"):
+    with pytest.raises(InputError, match=r"video Sample0036: fps must be in \[0.001, 1000\], got 0"):
         load_predictions(tmp_path, CLASSES, fps=0)
     with pytest.raises(InputError, match="Sample0036.csv: its name matches no video id"):
         load_predictions(tmp_path, CLASSES, fps_by_video={"Sample0037": 28})

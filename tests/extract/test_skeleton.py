@@ -131,7 +131,7 @@ def test_read_sample_fps(tmp_path):
 def test_a_sample_fps_that_is_not_a_frame_rate_is_refused(tmp_path, fps):
     path = tmp_path / "Sample0001_data.csv"
     path.write_text(f"24800,{fps},4000\n")
-    with pytest.raises(InputError, match=r"Sample0001_data.csv:1: fps must be (a finite number|in \(0, 1000\])"):
+    with pytest.raises(InputError, match=r"Sample0001_data.csv:1: fps must be (a finite number|in \[0.001, 1000\])"):
         read_sample_fps(path)
 
 

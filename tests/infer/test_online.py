@@ -325,7 +325,7 @@ def write_run(run_dir: Path, detector: OfflineDetector, threshold: float) -> Non
 def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
-    fps = 2000.0  # fast enough to replay in real time within a test
+    fps = 1000.0  # fast enough to replay in real time within a test (the highest frame rate mgrec accepts)
     threshold = detector.detect(features, fps=fps)[15].score
     write_run(tmp_path / "run", detector, threshold)
     path = tmp_path / "clip.npy"
@@ -405,10 +405,10 @@ def test_stream_command_keeps_stdout_json_and_ends_with_a_summary_on_stderr(tmp_
 
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
-    threshold = detector.detect(features, fps=2000.0)[15].score
+    threshold = detector.detect(features, fps=1000.0)[15].score
     write_run(tmp_path / "run", detector, threshold)
     path = tmp_path / "clip.npy"
-    write_features(path, features, FeatureSidecar(fps=2000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
     assert main(["stream", str(tmp_path / "run"), str(path), "--lookahead", "0.01", "--hop", "8",
                  "--device", "cpu"]) == 0
     captured = capsys.readouterr()

@@ -1,4 +1,5 @@
-"""Decoding per-level outputs into candidate segments, against a per-point loop and hand cases."""
+"""Decoding per-level outputs into candidate segments, against the library's per-point loop
+(`decode_reference`) and hand cases."""
 
 import math
 
@@ -11,27 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from mgrec.config import PostprocessConfig
 from mgrec.postprocess.decode import decode_video
-
-
-def decode_py(cls_logits, offsets, masks, strides, cfg):
-    """Reference: visit every (level, point, class) in order, one at a time."""
-    segments, scores, labels = [], [], []
-    for logits, level_offsets, mask, stride in zip(cls_logits, offsets, masks, strides):
-        candidates = []
-        for t, row in enumerate(logits.tolist()):
-            for k, logit in enumerate(row):
-                score = 1 / (1 + math.exp(-logit))
-                if mask[t] and score > cfg.pre_nms_thresh:
-                    candidates.append((score, t, k))
-        candidates.sort(key=lambda c: -c[0])  # Python's sort is stable: (t, k) order among ties
-        for score, t, k in candidates[: cfg.pre_nms_topk]:
-            left, right = level_offsets[t].tolist()
-            start, end = t * stride - left * stride, t * stride + right * stride
-            if end - start > cfg.min_duration:
-                segments.append((start, end))
-                scores.append(score)
-                labels.append(k)
-    return segments, scores, labels
+from mgrec.postprocess.reference import decode_reference
 
 
 @st.composite
@@ -60,11 +41,11 @@ def pyramid_outputs(draw):
 def test_decode_matches_per_point_loop(outputs, pre_nms_thresh, pre_nms_topk, min_duration):
     cfg = PostprocessConfig(pre_nms_thresh=pre_nms_thresh, pre_nms_topk=pre_nms_topk, min_duration=min_duration)
     detections = decode_video(*outputs, cfg)
-    segments, scores, labels = decode_py(*outputs, cfg)
-    assert detections.labels.tolist() == labels
-    assert detections.segments.flatten().tolist() == pytest.approx([x for s in segments for x in s], abs=1e-12)
-    assert detections.scores.tolist() == pytest.approx(scores, rel=1e-12)
-    assert detections.segments.shape == (len(labels), 2) and detections.labels.dtype == torch.long
+    reference = decode_reference(*outputs, cfg)
+    assert detections.labels.tolist() == reference.labels.tolist()
+    assert detections.segments.flatten().tolist() == pytest.approx(reference.segments.flatten().tolist(), abs=1e-12)
+    assert detections.scores.tolist() == pytest.approx(reference.scores.tolist(), rel=1e-12)
+    assert detections.segments.shape == (len(reference), 2) and detections.labels.dtype == torch.long
 
 
 def one_level(logits, offsets, mask=None):
@@ -73,29 +54,35 @@ def one_level(logits, offsets, mask=None):
     return [logits], [torch.tensor(offsets, dtype=torch.float32)], [mask]
 
 
-def test_offsets_are_in_units_of_the_level_stride():
+BOTH = pytest.mark.parametrize("decode", [decode_video, decode_reference], ids=["decode_video", "reference"])
+
+
+@BOTH
+def test_offsets_are_in_units_of_the_level_stride(decode):
     # Level of stride 4, point t=3 sits at 12 on the level-0 grid; (1, 2) strides -> [8, 20].
     logits = [[-20.0], [-20.0], [-20.0], [3.0]]
     offsets = [[0.0, 0.0]] * 3 + [[1.0, 2.0]]
     cls_logits, level_offsets, masks = one_level(logits, offsets)
-    detections = decode_video(cls_logits, level_offsets, masks, [4], PostprocessConfig())
+    detections = decode(cls_logits, level_offsets, masks, [4], PostprocessConfig())
     assert detections.segments.tolist() == [[8.0, 20.0]]
     assert detections.scores.tolist() == pytest.approx([1 / (1 + math.exp(-3.0))])
     assert detections.labels.tolist() == [0]
 
 
-def test_masked_points_are_never_decoded():
+@BOTH
+def test_masked_points_are_never_decoded(decode):
     cls_logits, offsets, masks = one_level([[5.0, 5.0], [5.0, 5.0]], [[1.0, 1.0], [1.0, 1.0]], mask=[True, False])
-    detections = decode_video(cls_logits, offsets, masks, [1], PostprocessConfig())
+    detections = decode(cls_logits, offsets, masks, [1], PostprocessConfig())
     assert detections.segments.tolist() == [[-1.0, 1.0], [-1.0, 1.0]]
     assert detections.labels.tolist() == [0, 1]
 
 
-def test_topk_is_per_level_and_short_segments_are_dropped():
+@BOTH
+def test_topk_is_per_level_and_short_segments_are_dropped(decode):
     level0 = one_level([[1.0], [3.0], [2.0]], [[1.0, 1.0], [1.0, 1.0], [0.01, 0.02]])
     level1 = one_level([[0.5], [4.0]], [[1.0, 1.0], [1.0, 1.0]])
     cfg = PostprocessConfig(pre_nms_topk=2, min_duration=0.05)
-    detections = decode_video(*[a + b for a, b in zip(level0, level1)], [1, 2], cfg)
+    detections = decode(*[a + b for a, b in zip(level0, level1)], [1, 2], cfg)
     # Level 0 keeps t=1 (3.0) and t=2 (2.0), then t=2 is only 0.03 long; level 1 keeps both points.
     assert detections.segments.tolist() == [[0.0, 2.0], [0.0, 4.0], [-2.0, 2.0]]
 
@@ -110,10 +97,10 @@ def test_topk_with_many_ties_at_the_cut_keeps_the_earliest(topk):
     masks = [torch.arange(50) % 7 != 3]
     cfg = PostprocessConfig(pre_nms_topk=topk)
     detections = decode_video(logits, offsets, masks, [2], cfg)
-    segments, scores, labels = decode_py(logits, offsets, masks, [2], cfg)
-    assert detections.labels.tolist() == labels
-    assert detections.segments.flatten().tolist() == pytest.approx([x for s in segments for x in s])
-    assert detections.scores.tolist() == pytest.approx(scores)
+    reference = decode_reference(logits, offsets, masks, [2], cfg)
+    assert detections.labels.tolist() == reference.labels.tolist()
+    assert detections.segments.flatten().tolist() == pytest.approx(reference.segments.flatten().tolist())
+    assert detections.scores.tolist() == pytest.approx(reference.scores.tolist())
 
 
 def test_bf16_outputs_are_decoded_in_float32():
@@ -126,3 +113,10 @@ def test_mismatched_level_counts_are_an_error():
     cls_logits, offsets, masks = one_level([[2.0]], [[1.0, 1.0]])
     with pytest.raises(ValueError, match="per pyramid level"):
         decode_video(cls_logits, offsets, masks, [1, 2], PostprocessConfig())
+
+
+def test_the_reference_scores_extreme_logits_without_overflow():
+    # exp(1000) overflows a float: the reference's sigmoid must still give 0 and 1.
+    cls_logits, offsets, masks = one_level([[-1000.0, 1000.0]], [[1.0, 1.0]])
+    reference = decode_reference(cls_logits, offsets, masks, [1], PostprocessConfig(pre_nms_thresh=0.0))
+    assert reference.labels.tolist() == [1] and reference.scores.tolist() == [1.0]

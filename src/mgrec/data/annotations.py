@@ -35,7 +35,7 @@ from mgrec.config import canonical_subset  # the one subset-name rule, shared wi
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_open, is_number, read_json, safe_child
 from mgrec.records import AnnotationSet, Segment, VideoInfo
-from mgrec.smg_csv import fps_problem, read_data_file, read_label_file
+from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file
 from mgrec.timeline import FeatureGrid
 
 FORMAT_VERSION = "mgrec-annotations-1"
@@ -183,8 +183,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[Video
     if not isinstance(subset, str) or not subset.strip():
         raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
     fps = _require(entry, "fps", key)
-    if not is_number(fps) or not math.isfinite(fps) or fps <= 0:
-        raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, got {_short(fps)}")
+    # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
+    if not is_number(fps) or fps_problem(fps):
+        raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
+                                      f"got {_short(fps)}")
     duration = _require(entry, "duration", key)
     if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
         raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {_short(duration)}")
@@ -236,12 +238,14 @@ def _parse_segment(path: Path, info: VideoInfo, item: Any, key: str, labels: _La
     if item.get("segment(frames)") is not None:
         frames_key = f"{key}.segment(frames)"
         start_frame, end_frame = (int(v) for v in _parse_pair(item["segment(frames)"], frames_key, "frames", True))
-        expected = (start * info.fps, end * info.fps)
-        if max(abs(start_frame - expected[0]), abs(end_frame - expected[1])) > _FRAME_TOLERANCE + 1e-6:
+        clock = FeatureGrid(fps=info.fps, stride=1, window=1)  # absolute frames: stride and window play no part
+        off = max(abs(clock.frame_to_seconds(start_frame) - start), abs(clock.frame_to_seconds(end_frame) - end))
+        if off > clock.frame_to_seconds(_FRAME_TOLERANCE + 1e-6):
             raise _BadEntry(
                 frames_key,
                 f"[{start_frame}, {end_frame}] does not match segment [{start}, {end}] s at {info.fps} fps "
-                f"(expected about [{expected[0]:.1f}, {expected[1]:.1f}]); is the video's fps right?",
+                f"(those frames are [{clock.frame_to_seconds(start_frame):g}, {clock.frame_to_seconds(end_frame):g}] "
+                "s, more than a frame off); is the video's fps right?",
             )
     labels.check(label_id, label, key)
     return Segment(

@@ -21,6 +21,8 @@ from mgrec.data.augment import augment_annotations, class_histogram, repeat_fact
 from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError, where
 from mgrec.records import AnnotationSet, Segment, VideoInfo
+from mgrec.smg_csv import MAX_FRAME
+from mgrec.timeline import FeatureGrid
 
 # Features and annotations may disagree by up to this much before the time axis is suspect.
 MAX_DRIFT_SECONDS = 1.0
@@ -225,7 +227,7 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
     video_id = info.video_id
     if not segments:
         problems.append(Problem("warning", info.source, "video has no annotated instances", video_id))
-    tolerance = 1.0 / info.fps  # one frame of rounding
+    tolerance = FeatureGrid(fps=info.fps, stride=1, window=1).frame_to_seconds(1)  # one frame of rounding
     first_of: dict[tuple, Segment] = {}
     for segment in segments:
         if segment.label_id >= num_classes:
@@ -261,7 +263,11 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
 
 
 def _video_frames(info: VideoInfo, fps: float) -> int:
-    return info.num_frames if info.num_frames is not None else int(round(info.duration * fps))
+    if info.num_frames is not None:
+        return info.num_frames
+    clock = FeatureGrid(fps=fps, stride=1, window=1)
+    # A duration past MAX_FRAME frames is corruption (reported as drift); capped, it stays a count of frames.
+    return clock.seconds_to_frame(min(info.duration, clock.frame_to_seconds(MAX_FRAME)))
 
 
 def _expected_steps(info: VideoInfo, config: Config) -> int:

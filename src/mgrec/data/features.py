@@ -24,7 +24,8 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, brief, read_json, safe_child
+from mgrec.files import atomic_open, brief, is_number, read_json, safe_child
+from mgrec.smg_csv import MAX_FPS, fps_problem
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ def _optional(check):
 
 _SIDECAR_CHECKS = {
     # field: (is the value acceptable, what was expected)
-    "fps": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
-            "a positive number"),
+    # The one frame-rate rule (also data.fps and the annotations'); is_number first: JSON integers have no size limit.
+    "fps": (lambda v: is_number(v) and fps_problem(v) is None,
+            f"a positive number of frames per second, at most {MAX_FPS:g}"),
     "stride": (_positive_int, "a positive integer"),
     "window": (_positive_int, "a positive integer"),
     "backbone": (lambda v: isinstance(v, str) and v != "", "a backbone name"),
@@ -102,7 +104,7 @@ def read_sidecar(path: str | Path) -> FeatureSidecar:
     for name, value in raw.items():
         is_valid, expected = _SIDECAR_CHECKS[name]
         if not is_valid(value):
-            raise InputError(f"{path} [{name}]: expected {expected}, got {value!r}")
+            raise InputError(f"{path} [{name}]: expected {expected}, got {brief(value)}")
     return FeatureSidecar(**{**raw, "fps": float(raw["fps"])})
 
 

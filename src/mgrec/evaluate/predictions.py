@@ -44,7 +44,8 @@ from mgrec.files import (
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
 from mgrec.records import Detection
-from mgrec.smg_csv import read_prediction_file
+from mgrec.smg_csv import fps_problem, read_prediction_file
+from mgrec.timeline import FeatureGrid
 
 # What `version` says in results JSON; the official evaluator only checks that the key exists.
 RESULTS_VERSION = "mgrec-results-1"
@@ -268,18 +269,20 @@ def _load_csv_folder(
         if video_id in source_of:
             raise InputError(f"{file}: video {video_id} already read from {source_of[video_id]}")
         video_fps = fps_by_video[video_id] if fps_by_video is not None else fps
-        if not (isinstance(video_fps, (int, float)) and math.isfinite(video_fps) and video_fps > 0):
-            raise InputError(f"{file}: fps for video {video_id} must be a positive number, got {video_fps!r}")
+        if fps_problem(video_fps):
+            raise InputError(f"{file}: video {video_id}: {fps_problem(video_fps)}")
         source_of[video_id] = file
         predictions[video_id] = _read_csv_file(file, video_id, classes, float(video_fps))
     return predictions
 
 
 def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) -> list[Detection]:
+    clock = FeatureGrid(fps=fps, stride=1, window=1)  # absolute frames: stride and window play no part
     return [
         Detection(
-            video_id=video_id, start=row.start_frame / fps, end=row.end_frame / fps, label_id=row.class_number - 1,
-            label=classes[row.class_number - 1], score=row.score, start_frame=row.start_frame, end_frame=row.end_frame,
+            video_id=video_id, start=clock.frame_to_seconds(row.start_frame), end=clock.frame_to_seconds(row.end_frame),
+            label_id=row.class_number - 1, label=classes[row.class_number - 1], score=row.score,
+            start_frame=row.start_frame, end_frame=row.end_frame,
         )
         for row in read_prediction_file(file, len(classes))
     ]

@@ -68,10 +68,10 @@ class OfflineDetector:
             path = Path(features)
             video_id = video_id or path.stem
             fps = fps or self.sidecar_fps(path)
+            features = load_features(path, expected_dim=self.config.data.feature_dim)
             if fps is None and self.config.data.fps is None:
                 raise InputError(f"{path}: the features' fps is unknown: put its sidecar {sidecar_path(path).name} "
                                  "beside it (mgrec extract writes one), or set data.fps in the run's config")
-            features = load_features(path, expected_dim=self.config.data.feature_dim)
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
         if next(self.model.parameters()).device.type == "cpu":  # refused with numbers, not by the allocator

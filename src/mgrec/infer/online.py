@@ -61,7 +61,8 @@ Only the hard set is needed, so the post-processing skips what cannot reach it
 (`hard_set_postprocess`): candidates scoring below the threshold before NMS are not decoded and the
 (Soft-)NMS loop stops at the first pick below the threshold. Greedy NMS picks in descending score and a
 lower candidate never changes a higher pick, so the hard set is the same as offline; the NMS loop,
-which dominated an update with ~1000 picks per window, shrinks to about the size of the hard set.
+which dominated an update when it ranked every candidate of the window, shrinks to about the size of
+the hard set.
 
 Window length: accuracy versus compute
 --------------------------------------
@@ -70,20 +71,20 @@ channel part of the spatial-temporal attention pool (mean, max) over the whole w
 depend on the window, not only on the neighbourhood of a gesture. A longer window sees statistics
 closer to those of the training crops; a shorter one costs less per update. The default is an eighth
 of the training crop (`data.max_seq_len // 8`: 128 steps = 10 s on the demo, 288 steps = 41 s on
-SMG), chosen on the demo's validation split with `benchmarks/online_eval.py` (a 15-epoch demo-mgrec
-run; offline F1 0.696; one thread, idle 2-core machine): online F1 at lookahead 2 s was 0.695 / 0.695
-/ 0.697 / 0.697 / 0.690 with windows of 512 / 256 / 128 / 96 / 64 steps (0.685 / 0.688 / 0.693 /
-0.689 / 0.690 at 1 s), while the compute per update was 29 / 20 / 16 / 14 / 13 ms: the network is
-nearly all of it, with a floor of ~10 ms for the several hundred small operations of one forward
-pass. (An earlier run with windows of 2048 steps gave 0.694 at 2 s.)
+SMG), chosen on the demo's validation split with `benchmarks/online_eval.py`: at a 2 s lookahead,
+windows from 512 down to 96 steps gave about the offline F1 and shorter ones a little less (a 1 s
+lookahead costs a little at every length), while the compute per update fell with the window down
+to a floor: the network is nearly all of an update, and the several hundred small operations of one
+forward pass cost about the same at any window length. The figures are in
+`benchmarks/results/README.md` ("Online recognition" and "Figures moved out of docstrings").
 
 Compiled network (`compile=True`, `mgrec stream --compile`)
 -----------------------------------------------------------
 Most of an update is the fixed cost of those small operations, which `torch.compile` (inductor,
 with its C++ wrapper) fuses into a few compiled kernels. The window is then always padded to one
 fixed length (masked padding changes no result), so the network is compiled once, when the
-detector is created: about a minute on a 2-core CPU the first time (inductor caches the result on
-disk for later runs), and a C++ compiler must be installed.
+detector is created: slow the first time (`speed.py`'s `online_compile_s`; inductor caches the
+result on disk for later runs), and a C++ compiler must be installed.
 """
 
 from __future__ import annotations

@@ -14,5 +14,7 @@
 - `detector.py`: the three variants put together (mgrec, dyfadet, actionformer), the state format;
 - `reference.py`: the whole detector again in paper notation, level by level, on the same
   parameters: slow and plain, what the fast modules above are tested against;
-- `inputs.py`: one video's features padded into the detector's input.
+- `inputs.py`: one video's features padded into the detector's input;
+- `memory.py`: the memory a training or inference pass needs, estimated before anything is
+  allocated (`check_fits`).
 """

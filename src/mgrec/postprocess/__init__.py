@@ -1,8 +1,9 @@
 """From network outputs to ranked detections, shared by training's validation and by detection.
 
 - `decode`: per-level outputs -> candidate segments on the level-0 feature grid (pure tensor code);
-- `nms`: class-wise hard NMS / Gaussian Soft-NMS, the fast form; `reference`: the same as the
-  textbook greedy loop, which the fast form equals bit for bit;
+- `nms`: class-wise hard NMS / Gaussian Soft-NMS, the fast form;
+- `reference`: the plain loops the fast forms equal (`decode_reference`, per point; `nms_reference`,
+  the textbook greedy loop, bit for bit);
 - `video`: one video's features through the network, decoding and NMS to `Detection` records in
   seconds and frames (`detect_video`).
 

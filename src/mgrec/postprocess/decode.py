@@ -45,6 +45,9 @@ def decode_video(
     (ties: the earlier point, then the lower class, wins); segments no longer than
     `cfg.min_duration` grid units are dropped. Inputs per level: logits (T_l, K), offsets (T_l, 2),
     mask (T_l,) bool. bf16/fp16 inputs are decoded in float32; float64 stays float64.
+
+    The same as `mgrec.postprocess.reference.decode_reference`, the per-point loop that defines it,
+    computed a level at a time (tests/postprocess/test_decode.py checks that they agree).
     """
     if not len(cls_logits) == len(offsets) == len(masks) == len(strides):
         raise ValueError(

@@ -1,9 +1,14 @@
-"""Class-wise (Soft-)NMS as the textbook greedy loop: the definition that `nms.nms` computes faster.
+"""The post-processing as plain loops, one candidate at a time: the definitions the fast forms compute.
 
-Read this one to learn what the post-processing does. `mgrec.postprocess.nms.nms` returns the same
-kept candidates, scores, labels and order, bit for bit (tests/postprocess/test_nms.py checks it), but
-advances all classes at once and only updates the candidates that can overlap a pick, which is what
-detection and training's validation run.
+Read these to learn what the post-processing does; detection and training's validation run the
+fast forms.
+- `decode_reference`: every (level, point, class) visited in turn, as ActionFormer's decoding is
+  described; `mgrec.postprocess.decode.decode_video` returns the same candidates in the same order
+  with the level's whole tensor at once (tests/postprocess/test_decode.py checks it).
+- `nms_reference`: class-wise (Soft-)NMS as the textbook greedy loop; `mgrec.postprocess.nms.nms`
+  returns the same kept candidates, scores, labels and order, bit for bit
+  (tests/postprocess/test_nms.py checks it), but advances all classes at once and only updates the
+  candidates that can overlap a pick.
 """
 
 from __future__ import annotations
@@ -14,6 +19,54 @@ import torch
 from torch import Tensor
 
 from mgrec.config import PostprocessConfig
+from mgrec.postprocess.decode import RawDetections
+
+
+def _sigmoid(logit: float) -> float:
+    # Written so that exp never overflows: a logit of -1000 is a score of 0, not an OverflowError.
+    if logit >= 0:
+        return 1 / (1 + math.exp(-logit))
+    return math.exp(logit) / (1 + math.exp(logit))
+
+
+def decode_reference(
+    cls_logits: list[Tensor], offsets: list[Tensor], masks: list[Tensor], strides: list[int], cfg: PostprocessConfig
+) -> RawDetections:
+    """Candidates of one video before NMS, one (level, point, class) at a time; float64 results.
+
+    For each pyramid level l (stride s, finest first), with logits (T_l, K), offsets (T_l, 2) and
+    mask (T_l,):
+    1. every valid point t and class k whose score sigmoid(logit[t, k]) is > `cfg.pre_nms_thresh` is
+       a candidate;
+    2. the candidates are ranked by score, highest first; among equal scores the earlier point, then
+       the lower class, comes first; the first `cfg.pre_nms_topk` are kept;
+    3. a kept candidate's segment is [t*s - left*s, t*s + right*s] on the level-0 grid, with
+       (left, right) = offsets[t] in units of s; it is dropped when it is no longer than
+       `cfg.min_duration`.
+    """
+    segments: list[tuple[float, float]] = []
+    scores: list[float] = []
+    labels: list[int] = []
+    for logits, level_offsets, mask, stride in zip(cls_logits, offsets, masks, strides):
+        candidates = []
+        for t, row in enumerate(logits.tolist()):
+            for k, logit in enumerate(row):
+                score = _sigmoid(logit)
+                if mask[t] and score > cfg.pre_nms_thresh:
+                    candidates.append((score, t, k))
+        candidates.sort(key=lambda candidate: -candidate[0])  # a stable sort: (t, k) order among equal scores
+        for score, t, k in candidates[: cfg.pre_nms_topk]:
+            left, right = level_offsets[t].tolist()
+            start, end = t * stride - left * stride, t * stride + right * stride
+            if end - start > cfg.min_duration:
+                segments.append((start, end))
+                scores.append(score)
+                labels.append(k)
+    return RawDetections(
+        segments=torch.tensor(segments, dtype=torch.float64).reshape(-1, 2),
+        scores=torch.tensor(scores, dtype=torch.float64),
+        labels=torch.tensor(labels, dtype=torch.long),
+    )
 
 
 def nms_reference(
