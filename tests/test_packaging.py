@@ -57,7 +57,9 @@ def test_every_command_takes_a_shipped_config_by_name(tmp_path, monkeypatch, cap
     monkeypatch.chdir(tmp_path)
     # No data paths in the shipped config: `data check` gets as far as the annotations.
     assert main(["data", "check", "demo/mgrec.yaml"]) == 2
-    assert "cannot read config" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot read config" not in err
+    assert "demo/mgrec.yaml [data.annotations]: not set; add it to the config or pass --set data.annotations=" in err
 
 
 def test_package_data_holds_every_file_read_at_run_time():

@@ -368,7 +368,7 @@ def cmd_data_check(args) -> int:
     from mgrec.config import load_config
     from mgrec.data.check import check_dataset
 
-    report = check_dataset(load_config(args.config, args.overrides), augment=args.augment)
+    report = check_dataset(load_config(args.config, args.overrides), augment=args.augment, source=str(args.config))
     print(report.format())
     return 1 if report.errors else 0
 

@@ -112,7 +112,7 @@ def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None)
     return Problem("error", prefix, text, video_id)
 
 
-def check_dataset(config: Config, augment: bool = False) -> CheckReport:
+def check_dataset(config: Config, augment: bool = False, source: str = "config") -> CheckReport:
     """Check annotations and features named by `config.data` and collect every problem.
 
     Reported as errors: unreadable annotations or entries (bad keys, types, labels, start >= end,
@@ -133,7 +133,7 @@ def check_dataset(config: Config, augment: bool = False) -> CheckReport:
     for key in ("annotations", "features"):
         if not getattr(data, key):
             example = "annotations.json" if key == "annotations" else "features/"
-            raise InputError(f"config [data.{key}]: not set; add it to the config or pass "
+            raise InputError(f"{source} [data.{key}]: not set; add it to the config or pass "
                              f"--set data.{key}={example} (the demo data: `mgrec demo` sets both)")
     splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
     annotations_path = Path(data.annotations)

@@ -20,9 +20,9 @@ class SplitData:
     ground_truth: dict[str, list[Segment]]
 
 
-def checked_annotations(config: Config, log=print) -> tuple[AnnotationSet, set[str]]:
+def checked_annotations(config: Config, log=print, source: str = "config") -> tuple[AnnotationSet, set[str]]:
     """Annotations plus the ids of videos to leave out; refuses data with errors unless told to drop."""
-    report = check_dataset(config)
+    report = check_dataset(config, source=source)
     for problem in report.warnings:
         log(f"warning: {problem.where}: {problem.message}")
     if not report.errors:

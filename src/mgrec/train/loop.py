@@ -210,7 +210,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         check_same_config(run, config)
 
     # data
-    annotations, excluded = checked_annotations(config, log=say)
+    annotations, excluded = checked_annotations(config, log=say, source=str(inputs[0]) if inputs else "config")
     classes = annotations.classes
     if config.model.num_classes != len(classes):
         raise InputError(f"model.num_classes={config.model.num_classes} but {config.data.annotations} "
