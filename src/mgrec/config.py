@@ -15,7 +15,6 @@ import copy
 import dataclasses
 import difflib
 import math
-import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError
+from mgrec.files import brief
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -236,7 +236,7 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {_BOUNDED_REPR.repr(str(exc))}") from None
+        raise InputError(f"{path}: not valid YAML: {brief(str(exc), 200)}") from None
     except RecursionError:
         raise InputError(f"{path}: nests too deeply to be a config") from None
     if not isinstance(raw, dict):
@@ -452,14 +452,9 @@ def _lookup(config: Config, key: str) -> Any:
     return node
 
 
-_BOUNDED_REPR = reprlib.Repr()
-_BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxlist, _BOUNDED_REPR.maxdict = 3, 6, 6
-_BOUNDED_REPR.maxstring, _BOUNDED_REPR.maxother, _BOUNDED_REPR.maxlong = 60, 60, 40
-
-
 def _short(value: Any) -> str:
     """A value for an error message, bounded: a YAML alias bomb or a huge list must not be expanded."""
-    return _BOUNDED_REPR.repr(value)
+    return brief(value)
 
 
 def check_model(m: ModelConfig, source: str = "model config") -> None:

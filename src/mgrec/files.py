@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import re
+import reprlib
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -39,15 +40,22 @@ MAX_NAME_BYTES = 255
 def brief(value: object, limit: int = 80) -> str:
     """`repr(value)`, cut to about `limit` characters, for values quoted in error messages.
 
-    A message must stay one short line whatever the input holds (a 10 MB name, a million keys); the
-    repr also escapes newlines, terminal escape sequences and bidi overrides, so a hostile name
+    A message must stay one short line whatever the input holds (a 10 MB name, a million keys, a YAML
+    alias bomb whose full repr would be gigabytes: containers are shown a few items and levels deep);
+    the repr also escapes newlines, terminal escape sequences and bidi overrides, so a hostile name
     cannot rewrite the user's terminal."""
     if isinstance(value, str) and len(value) > limit:
         return f"{value[:limit]!r}... ({len(value)} characters)"
-    text = repr(value)
+    text = _BOUNDED_REPR.repr(value) if isinstance(value, (list, tuple, dict, set)) else repr(value)
     if len(text) > limit:
         return f"{text[:limit]}... ({len(text)} characters)"
     return text
+
+
+# Containers in messages: a few items and levels, never the whole structure.
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxlist, _BOUNDED_REPR.maxtuple, _BOUNDED_REPR.maxdict = 3, 6, 6, 6
+_BOUNDED_REPR.maxset, _BOUNDED_REPR.maxstring, _BOUNDED_REPR.maxother, _BOUNDED_REPR.maxlong = 6, 60, 60, 40
 
 
 def safe_child(folder: str | Path, name: str, what: str = "name") -> Path:

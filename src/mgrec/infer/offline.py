@@ -74,9 +74,8 @@ class OfflineDetector:
                                  "beside it (mgrec extract writes one), or set data.fps in the run's config")
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
-        if next(self.model.parameters()).device.type == "cpu":  # refused with numbers, not by the allocator
-            check_fits(self.config.model, len(features), 1, training=False, what=f"video {video_id or 'video'}",
-                       num_parameters=sum(p.numel() for p in self.model.parameters()))
+        check_fits(self.config.model, len(features), 1, training=False, what=f"video {video_id or 'video'}",
+                   model=self.model)  # refused with numbers, not by the allocator
         return detect_video(
             self.model,
             features.astype(np.float32, copy=False),

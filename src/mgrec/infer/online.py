@@ -253,9 +253,9 @@ class OnlineDetector:
                 f"an online window of {self.history} feature steps (from history or lookahead {self.lookahead:g} s) "
                 f"is more than {MAX_STEPS}; use a shorter --history / --lookahead"
             )
-        if next(detector.model.parameters()).device.type == "cpu":  # the window and one pass over it must fit
-            check_fits(detector.config.model, self.history, 1, training=False, what="the online window",
-                       num_parameters=sum(p.numel() for p in detector.model.parameters()))
+        # the window and one pass over it must fit
+        check_fits(detector.config.model, self.history, 1, training=False, what="the online window",
+                   model=detector.model)
         if self.history < needed:
             raise InputError(
                 f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "

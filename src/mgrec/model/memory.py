@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from mgrec.config import ModelConfig
 from mgrec.errors import InputError
 
@@ -44,11 +46,15 @@ def available_bytes() -> int | None:
     return None
 
 
-def check_fits(cfg: ModelConfig, steps: int, batch: int, training: bool, what: str, num_parameters: int = 0,
-               available: int | None = None) -> None:
+def check_fits(cfg: ModelConfig, steps: int, batch: int, training: bool, what: str,
+               model: torch.nn.Module | None = None, available: int | None = None) -> None:
     """InputError when the estimate of the pass exceeds the memory available (`available`, default:
-    what the system reports; nothing is checked where it reports nothing)."""
+    what the system reports; nothing is checked where it reports nothing). With `model`, its weights
+    count too, and nothing is checked when it lives on a GPU (the estimate is of host memory)."""
+    if model is not None and next(model.parameters()).device.type != "cpu":
+        return
     available = available_bytes() if available is None else available
+    num_parameters = 0 if model is None else sum(p.numel() for p in model.parameters())
     needed = estimate_bytes(cfg, steps, batch, training, num_parameters)
     if available is not None and needed > available:
         raise InputError(

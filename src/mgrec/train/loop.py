@@ -236,14 +236,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)
     model = build_detector(config.model).to(device)
-    if device.type == "cpu":  # refuse, with numbers, what cannot fit instead of failing in the allocator
-        num_parameters = sum(p.numel() for p in model.parameters())
-        check_fits(config.model, config.data.max_seq_len, max(1, config.train.batch_size // world), training=True,
-                   what="a training batch", num_parameters=num_parameters)
-        if val_split.samples:  # validation detects in whole videos
-            longest = max(val_split.samples, key=lambda sample: len(sample.features))
-            check_fits(config.model, len(longest.features), 1, training=False,
-                       what=f"validating on video {longest.video_id}", num_parameters=num_parameters)
+    # refuse, with numbers, what cannot fit instead of failing in the allocator
+    check_fits(config.model, config.data.max_seq_len, max(1, config.train.batch_size // world), training=True,
+               what="a training batch", model=model)
+    if val_split.samples:  # validation detects in whole videos
+        longest = max(val_split.samples, key=lambda sample: len(sample.features))
+        check_fits(config.model, len(longest.features), 1, training=False,
+                   what=f"validating on video {longest.video_id}", model=model)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     network = model
     if world > 1:
