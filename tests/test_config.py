@@ -25,10 +25,38 @@ def test_wrong_type_names_file_and_key(tmp_path):
 
 def test_overrides_and_yaml_scientific_notation(tmp_path):
     path = write(tmp_path, "c.yaml", "train:\n  lr: 1e-4\n")
-    config = load_config(path, ["train.epochs=3", "model.variant=dyfadet", "data.augment_alpha=null"])
+    config = load_config(path, ["train.epochs=3", "model.variant=dyfadet", "balance.method=adaptive"])
     assert config.train.lr == pytest.approx(1e-4)
     assert config.train.epochs == 3 and config.model.variant == "dyfadet"
-    assert config.data.augment_alpha is None
+    assert config.balance.method == "adaptive"
+
+
+def test_old_augment_alpha_and_input_noise_are_read_into_their_sections(tmp_path):
+    old = write(tmp_path, "old.yaml", "data:\n  augment_alpha: 160\ntrain:\n  input_noise: 0.001\n")
+    config = load_config(old)
+    assert (config.balance.method, config.balance.alpha) == ("eq1", 160)
+    assert (config.transforms.noise_std, config.transforms.noise_prob) == (0.001, 1.0)
+    off = load_config(write(tmp_path, "off.yaml", "data:\n  augment_alpha: null\ntrain:\n  input_noise: 0\n"))
+    assert off.balance.method == "none" and off.transforms.noise_prob == 0
+    # an override of the old key works on a new config, and the saved config round-trips
+    config = load_config(write(tmp_path, "new.yaml", "seed: 1\n"), ["data.augment_alpha=100"])
+    assert (config.balance.method, config.balance.alpha) == ("eq1", 100)
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config
+
+
+def test_balance_keys_cannot_disagree(tmp_path):
+    both = write(tmp_path, "both.yaml", "data:\n  augment_alpha: 160\nbalance:\n  method: adaptive\n")
+    with pytest.raises(InputError, match=r"both.yaml \[data.augment_alpha\]: replaced by balance.method"):
+        load_config(both)
+    with pytest.raises(InputError, match=r"\[balance.alpha\]: expected a number >= 1 \(eq1 needs it\)"):
+        load_config(write(tmp_path, "a.yaml", "balance:\n  method: eq1\n"))
+    with pytest.raises(InputError, match=r"\[balance.alpha\]: expected null \(method adaptive has no alpha\)"):
+        load_config(write(tmp_path, "b.yaml", "balance:\n  method: adaptive\n  alpha: 100\n"))
+    with pytest.raises(InputError, match=r"\[balance.method\]: .* did you mean 'adaptive'"):
+        load_config(write(tmp_path, "c.yaml", "balance:\n  method: adaptve\n"))
+    with pytest.raises(InputError, match=r"\[transforms.time_scale_range\]"):
+        load_config(write(tmp_path, "d.yaml", "transforms:\n  time_scale_range: [1.2, 0.8]\n"))
 
 
 def test_base_inheritance_and_round_trip(tmp_path):

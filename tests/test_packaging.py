@@ -50,7 +50,7 @@ def test_demo_default_config_is_shipped_and_inherits_its_base(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert find_config(DEFAULT_DEMO_CONFIG) == (SHIPPED / DEFAULT_DEMO_CONFIG).resolve()
     config = load_config(DEFAULT_DEMO_CONFIG)  # `base: base.yaml` read next to the shipped file
-    assert config.model.num_classes == 7 and config.data.augment_alpha == 160
+    assert config.model.num_classes == 7 and (config.balance.method, config.balance.alpha) == ("eq1", 160)
 
 
 def test_every_command_takes_a_shipped_config_by_name(tmp_path, monkeypatch, capsys):

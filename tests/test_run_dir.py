@@ -108,6 +108,24 @@ def test_run_format_versions(tmp_path):
         run.read_format_version()
 
 
+def test_a_run_config_missing_a_key_is_refused_as_damage_from_format_3(tmp_path):
+    run = RunDir(tmp_path)
+    run.write_format()
+    run.write_config(Config())
+    assert run.read_config() == Config()
+    text = run.config_path.read_text()
+    run.config_path.write_text(text[: text.index("transforms:")])  # cut at a line: still valid YAML
+    with pytest.raises(InputError, match=r"config.yaml: \d+ key\(s\) missing \(transforms, postprocess\); "
+                                         r"training writes every key"):
+        run.read_config()
+    # format 2 wrote data.augment_alpha and train.input_noise, and no balance or transforms sections
+    run.format_path.write_text(json.dumps({"format": 2}))
+    run.config_path.write_text(text[: text.index("balance:")].replace("  feature_ext:", "  augment_alpha: 160\n"
+                                                                      "  feature_ext:"))
+    config = run.read_config()
+    assert (config.balance.method, config.balance.alpha) == ("eq1", 160)
+
+
 def test_tuned_threshold_must_be_a_probability(tmp_path):
     run = RunDir(tmp_path)
     config = Config()

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = _group(sub, "data", "convert and check datasets", examples=(
         "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
-        "mgrec data check smg/mgrec.yaml --augment",
+        "mgrec data check smg/mgrec.yaml --balance",
     ))
     p = _command(data, "convert", "SMG label folders -> annotations JSON (ActivityNet style)", cmd_data_convert,
                  examples=(
@@ -117,10 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(data, "check", "report every problem in a config's data, and suggest settings", cmd_data_check,
                  examples=(
                      "mgrec data check smg/mgrec.yaml --set data.annotations=data/smg/annotations.json",
-                     "mgrec data check my_config.yaml --augment",
+                     "mgrec data check my_config.yaml --balance",
                  ))
     p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (smg/mgrec.yaml, ...)")
-    p.add_argument("--augment", action="store_true", help="also print the class histogram before/after augmentation")
+    p.add_argument("--balance", "--augment", dest="balance", action="store_true",
+                   help="also print the class histogram before/after class balancing (balance.method)")
     _add_set(p)
 
     p = _command(sub, "train", "train a detector", cmd_train, description=(
@@ -368,7 +369,7 @@ def cmd_data_check(args) -> int:
     from mgrec.config import load_config
     from mgrec.data.check import check_dataset
 
-    report = check_dataset(load_config(args.config, args.overrides), augment=args.augment, source=str(args.config))
+    report = check_dataset(load_config(args.config, args.overrides), balance=args.balance, source=str(args.config))
     print(report.format())
     return 1 if report.errors else 0
 
@@ -583,7 +584,7 @@ def cmd_demo(args) -> None:
     print(format_statistics(demo_statistics(paths.root)))
     overrides = [*paths.overrides(), *args.overrides]
     config = load_config(args.config, overrides)
-    report = check_dataset(config, augment=config.data.augment_alpha is not None)
+    report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)

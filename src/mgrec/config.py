@@ -76,8 +76,6 @@ class DataConfig:
     max_seq_len: int = _doc(2304, "training crop length in feature steps; divisible by the largest pyramid stride "
                                   "2**(num_levels-1)")
     crop_keep_fraction: float = _doc(0.5, "a training crop must keep at least this fraction of some instance's length")
-    augment_alpha: int | None = _doc(None, "category-frequency label augmentation (paper Eq. 1), alpha >= 1; null: "
-                                           "off")
     drop_bad_videos: bool = _doc(False, "train anyway when `mgrec data check` finds errors, leaving those videos out")
 
     def __post_init__(self) -> None:
@@ -145,12 +143,45 @@ class TrainConfig:
     label_smoothing: float = _doc(0.0, "label smoothing of the classification targets; 0: off")
     init_loss_norm: float = _doc(100.0, "start of the loss normaliser, a moving average of the positive points' count")
     reg_loss_weight: float = _doc(1.0, "weight of the DIoU regression loss, added to the focal loss")
-    input_noise: float = _doc(0.0, "std of Gaussian noise added to the training features; 0: off")
     crops_per_video: int = _doc(4, "random crops drawn per training video per epoch (videos are long)")
     eval_every: int = _doc(5, "epochs between validation runs (the last epoch is always validated)")
     select_metric: str = _doc("f1", "validation metric that picks the best checkpoint: f1 or average_mAP")
     device: str = _doc("auto", "auto (CUDA when there is one), cpu, cuda or cuda:N")
     precision: str = _doc("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
+
+
+BALANCE_METHODS = ("none", "eq1", "repeat_factor", "adaptive")
+
+
+@dataclass
+class BalanceConfig:
+    method: str = _doc("none", "how training crops favour rare classes: none; eq1 (the paper's Eq. 1: a class with "
+                               "Z < alpha instances anchors ceil(log2(alpha/Z))+1 times as many crops); repeat_factor "
+                               "(LVIS: max(1, sqrt(t/f)) for a class holding a share f of the instances); adaptive "
+                               "(each epoch: rarity x how hard the class is on the training crops, no threshold)")
+    alpha: int | None = _doc(None, "eq1's alpha >= 1 (classes with fewer instances are rare); only with method eq1 "
+                                   "(`data.augment_alpha` of older configs is read into method and alpha)")
+    repeat_threshold: float = _doc(0.1, "repeat_factor's t: classes holding a share of the training instances "
+                                        "below t are repeated")
+    difficulty_momentum: float = _doc(0.5, "adaptive: weight of the previous epochs in the moving average of each "
+                                           "class's difficulty (its mean missed probability on positive points)")
+
+
+@dataclass
+class TransformsConfig:
+    time_scale_prob: float = _doc(0.0, "probability that a training crop is resampled in time (features linearly "
+                                       "interpolated, boundaries moved exactly)")
+    time_scale_range: list[float] = _doc([0.8, 1.25], "[low, high] resampling factor, drawn log-uniformly; > 1 "
+                                                      "stretches (slower motion)")
+    noise_prob: float = _doc(0.0, "probability that a crop gets Gaussian feature noise")
+    noise_std: float = _doc(0.0, "std of that noise, in units of each channel's std over the training features "
+                                 "(`train.input_noise` of older configs is read into it, with noise_prob 1)")
+    channel_dropout_prob: float = _doc(0.0, "probability that a crop has feature channels zeroed")
+    channel_dropout_rate: float = _doc(0.1, "fraction of channels zeroed in such a crop (the rest scaled by "
+                                            "1/(1-rate))")
+    paste_prob: float = _doc(0.0, "probability that a crop gets one labelled instance of another training video "
+                                  "pasted into a background stretch (rare classes drawn first)")
+    paste_context: int = _doc(2, "feature steps of context cut with a pasted instance on each side")
 
 
 @dataclass
@@ -175,6 +206,8 @@ class Config:
     data: DataConfig = _section(DataConfig, "the features, the annotations and the training crops")
     model: ModelConfig = _section(ModelConfig, "the network")
     train: TrainConfig = _section(TrainConfig, "optimisation, losses, validation")
+    balance: BalanceConfig = _section(BalanceConfig, "class balancing: how often each class anchors a training crop")
+    transforms: TransformsConfig = _section(TransformsConfig, "random transforms of the training crops")
     postprocess: PostprocessConfig = _section(PostprocessConfig, "from network outputs to detections: decoding, NMS, "
                                                                  "the hard set")
 
@@ -218,6 +251,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for item in overrides or []:
         _apply_override(raw, item)
     _upgrade_renamed_keys(raw, str(path))
+    _upgrade_moved_keys(raw, str(path))
     _drop_removed_keys(raw, str(path))
     config = from_dict(Config, raw, source=str(path))
     validate(config, source=str(path))
@@ -290,6 +324,34 @@ _RENAMED_KEYS = {
 _REMOVED_KEYS = {
     ("train", "num_workers"): (0, "batches are built in the training process from features held in memory"),
 }
+
+
+def _upgrade_moved_keys(raw: dict, source: str) -> None:
+    """Keys that moved to another section (and may set a second key there), read into their new home.
+
+    `data.augment_alpha: A` -> `balance.method: eq1`, `balance.alpha: A` (null: nothing, balance is off
+    by default); `train.input_noise: S` -> `transforms.noise_std: S`, `transforms.noise_prob: 1` (it was
+    added to every crop). Giving the old key and the new section's keys is refused."""
+    moves = (
+        ("data", "augment_alpha", "balance", lambda a: {"method": "eq1", "alpha": a}),
+        ("train", "input_noise", "transforms", lambda s: {"noise_std": s, "noise_prob": 1.0} if s else {}),
+    )
+    for section, old, new_section, convert in moves:
+        values = raw.get(section)
+        if not isinstance(values, dict) or old not in values:
+            continue
+        value = values.pop(old)
+        if value is None:
+            continue
+        new_values = convert(value)
+        target = raw.setdefault(new_section, {})
+        if not isinstance(target, dict):
+            continue  # `from_dict` reports the section that is not a mapping
+        clash = [key for key in new_values if key in target]
+        if clash:
+            raise InputError(f"{source} [{section}.{old}]: replaced by {new_section}.{clash[0]}; give only the "
+                             f"{new_section} keys")
+        target.update(new_values)
 
 
 def _drop_removed_keys(raw: dict, source: str) -> None:
@@ -383,6 +445,21 @@ def validate(config: Config, source: str) -> None:
     if config.train.precision not in PRECISIONS:
         raise InputError(f"{source} [train.precision]: expected one of {', '.join(PRECISIONS)}, "
                          f"got {_short(config.train.precision)}")
+    balance = config.balance
+    if balance.method not in BALANCE_METHODS:
+        close = difflib.get_close_matches(str(balance.method), BALANCE_METHODS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"{source} [balance.method]: expected one of {', '.join(BALANCE_METHODS)}, "
+                         f"got {_short(balance.method)}{hint}")
+    # alpha belongs to eq1 alone: a value beside another method would silently do nothing
+    if (balance.method == "eq1") != (balance.alpha is not None):
+        expected = ("a number >= 1 (eq1 needs it)" if balance.method == "eq1"
+                    else f"null (method {balance.method} has no alpha)")
+        raise InputError(f"{source} [balance.alpha]: expected {expected}, got {_short(balance.alpha)}")
+    scale = config.transforms.time_scale_range
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+        raise InputError(f"{source} [transforms.time_scale_range]: expected [low, high] with 0 < low <= high, "
+                         f"got {_short(scale)}")
     if config.train.select_metric not in ("f1", "average_mAP"):
         raise InputError(f"{source} [train.select_metric]: expected 'f1' or 'average_mAP'")
     ranges = m.regression_ranges
@@ -404,14 +481,20 @@ _NUMBER_RULES = {
                  f"a positive number of frames per second, at most {MAX_FPS:g}, or null to take the fps from the "
                  "annotations"),
     "data.crop_keep_fraction": _FRACTION,
-    "data.augment_alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null (off)"),
     "train.epochs": _POSITIVE, "train.warmup_epochs": _NON_NEGATIVE, "train.batch_size": _POSITIVE,
     "train.lr": _POSITIVE, "train.weight_decay": _NON_NEGATIVE, "train.clip_grad": _NON_NEGATIVE,
     "train.ema_decay": _FRACTION, "train.center_radius": _POSITIVE,
     "train.focal_alpha": (lambda v: v <= 1, "a number <= 1 (negative: no class weighting)"),
     "train.focal_gamma": _NON_NEGATIVE, "train.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "train.init_loss_norm": _POSITIVE, "train.reg_loss_weight": _NON_NEGATIVE, "train.input_noise": _NON_NEGATIVE,
+    "train.init_loss_norm": _POSITIVE, "train.reg_loss_weight": _NON_NEGATIVE,
     "train.crops_per_video": _POSITIVE, "train.eval_every": _POSITIVE,
+    "balance.alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null"),
+    "balance.repeat_threshold": (lambda v: 0 < v <= 1, "a share of the instances in (0, 1]"),
+    "balance.difficulty_momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "transforms.time_scale_prob": _FRACTION, "transforms.noise_prob": _FRACTION, "transforms.noise_std": _NON_NEGATIVE,
+    "transforms.channel_dropout_prob": _FRACTION,
+    "transforms.channel_dropout_rate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "transforms.paste_prob": _FRACTION, "transforms.paste_context": _NON_NEGATIVE,
     "postprocess.pre_nms_thresh": _FRACTION, "postprocess.pre_nms_topk": _POSITIVE,
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
@@ -496,6 +579,21 @@ def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
+def missing_keys(raw: Any) -> list[str]:
+    """Dotted keys of a complete config (as `save_config` writes it) that `raw`, a parsed YAML mapping,
+    lacks: a config written whole and read back short was damaged (e.g. truncated)."""
+    def walk(expected: dict, given: Any, prefix: str) -> list[str]:
+        missing = []
+        for key, value in expected.items():
+            if not isinstance(given, dict) or key not in given:
+                missing.append(prefix + key)
+            elif isinstance(value, dict):
+                missing += walk(value, given[key], f"{prefix}{key}.")
+        return missing
+
+    return walk(to_dict(Config()), raw, "")
+
+
 def save_config(config: Config, path: str | Path) -> None:
     from mgrec.files import atomic_write_text
 
@@ -553,7 +651,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("model.init_conv_vars (DyFADet)", "model.projection.init_conv_vars", "model.init_conv_std",
      "the released 0 leaves the DynE convs dead; mgrec defaults to 0.02"),
     ("model.dyn_head.tau (DyFADet)", "model.rpn_head.dyn_head_cfg.tau", "model.gate_tau", ""),
-    ("model.input_noise (DyFADet)", "model.projection.input_noise", "train.input_noise", ""),
+    ("model.input_noise (DyFADet)", "model.projection.input_noise", "transforms.noise_std",
+     "mgrec's is in units of each channel's std, applied with probability transforms.noise_prob"),
     ("train_cfg.center_sample_radius", "model.rpn_head.center_sample_radius", "train.center_radius",
      "centre sampling is always on"),
     ("train_cfg.loss_weight", "", "train.reg_loss_weight", "no -1 (automatic balance)"),

@@ -35,14 +35,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import yaml
 
-from mgrec.config import Config, PostprocessConfig, load_config, save_config
+from mgrec.config import Config, PostprocessConfig, load_config, missing_keys, save_config
 from mgrec.errors import InputError
 from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
 
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
-# `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1).
-RUN_FORMAT_VERSION = 2
+# `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
+# balance and transforms sections and is read back whole (`read_config` refuses a key missing).
+RUN_FORMAT_VERSION = 3
 CHECKPOINT_NAMES = ("best", "last")
 
 
@@ -221,7 +223,14 @@ class RunDir:
     def read_config(self) -> Config:
         if not self.config_path.is_file():
             raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
-        return load_config(self.config_path)
+        config = load_config(self.config_path)
+        if self.read_format_version() >= 3:  # written whole by `write_config`: a missing key is damage
+            missing = missing_keys(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
+            if missing:
+                shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+                raise InputError(f"{self.config_path}: {len(missing)} key(s) missing ({shown}); training writes "
+                                 "every key, so the file is damaged (truncated?): restore it from a copy")
+        return config
 
     def read_classes(self, expected_count: int | None = None) -> list[str]:
         classes = read_json(self.classes_path, "class list")

@@ -132,16 +132,21 @@ def test_every_planted_problem_is_found_at_its_place(planted):
     assert "data.max_seq_len=64" in text
 
 
-def test_augmentation_histograms(planted):
+def test_balancing_histograms(planted):
     config = _config(planted)
-    with pytest.raises(InputError, match="augment_alpha"):
-        check_dataset(config, augment=True)
-    config.data.augment_alpha = 3
-    report = check_dataset(config, augment=True)
+    with pytest.raises(InputError, match="balance.method is none"):
+        check_dataset(config, balance=True)
+    config.balance.method, config.balance.alpha = "eq1", 3
+    report = check_dataset(config, balance=True)
     # train: c0 x2, c1 x3 (with the duplicate), c2 x1; alpha 3 -> R = 2, 1, 3
     assert report.histogram_before == [2, 3, 1]
     assert report.histogram_after == [4, 3, 3]
-    assert "before   after" in report.format()
+    assert "before   after" in report.format() and "(eq1)" in report.format()
+    config.balance.method, config.balance.alpha = "repeat_factor", None
+    config.balance.repeat_threshold = 0.5
+    report = check_dataset(config, balance=True)
+    # shares 2/6, 3/6, 1/6 -> max(1, sqrt(0.5 / f)) = sqrt(1.5), 1, sqrt(3)
+    assert report.histogram_after == pytest.approx([2 * 1.5**0.5, 3, 3**0.5])
 
 
 def test_class_count_and_unknown_labels(tmp_path):

@@ -165,8 +165,9 @@ def test_every_panel_is_there_and_every_figure_loads(report, tmp_path):
     dom = rendered(checked, tmp_path / "profile")
     assert dom.root.get("data-js-errors") == "0"
     total, loaded = map(int, dom.root["data-images"].split())
-    # F1-threshold and PR curves, confusion, the hard set's and the ranked list's 3 analyses, histogram, training
-    assert total == loaded == 11
+    # F1-threshold and PR curves, confusion, the hard set's and the ranked list's 3 analyses, histogram, training,
+    # balancing
+    assert total == loaded == 12
     assert {"scores", "timelines", "classes", "threshold", "confusion", "errors", "histogram", "training",
             "provenance"} <= dom.sections
     assert dom.details == 1  # the config, collapsed

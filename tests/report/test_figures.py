@@ -84,12 +84,12 @@ def test_sensitivity_bars_and_reference_line(analysis):
 
 
 def test_class_histogram_before_and_after():
-    figure = class_histogram_figure(["a", "b", "c"], [40, 3, 0], [40, 12, 0], alpha=16)
+    figure = class_histogram_figure(["a", "b", "c"], [40, 3, 0], [40, 12, 0], "eq1, α = 16")
     (axes,) = figure.axes
     assert [[patch.get_width() for patch in c] for c in axes.containers] == [[40, 3, 0], [40, 12, 0]]
     off = class_histogram_figure(["a", "b"], [5, 1], None)
     assert len(off.axes[0].containers) == 1
-    assert "augmentation off" in off.axes[0].get_title()
+    assert "balancing off" in off.axes[0].get_title()
 
 
 def test_training_curves_plot_the_records():
@@ -159,7 +159,7 @@ def test_confusion_has_class_names_on_both_axes_and_a_missed_column():
 
 def test_class_histogram_legend_does_not_cover_the_axis_label():
     figure = class_histogram_figure([f"class {i}" for i in range(7)], [545, 325, 227, 169, 122, 69, 54],
-                                    [545, 325, 227, 169, 244, 207, 162], alpha=160)
+                                    [545, 325, 227, 169, 244, 207, 162], "eq1, α = 160")
     renderer = FigureCanvasAgg(figure).get_renderer()
     figure.draw(renderer)
     (axes,) = figure.axes

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mgrec.config import Config, DataConfig, save_config
+from mgrec.config import BalanceConfig, Config, DataConfig, save_config
 from mgrec.data.annotations import save_annotations
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions
@@ -84,7 +84,8 @@ def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool 
                        "provenance": PROVENANCE})
         RunDir(run_dir).write_tuning({"score_threshold": THRESHOLD, "tuned_on": "val", "selected_epoch": 3})
     (run_dir / "eval_test.json").write_text(json.dumps(scores))
-    save_config(Config(name="demo-run", data=DataConfig(annotations=str(annotations), augment_alpha=augment_alpha)),
+    balance = BalanceConfig("eq1", augment_alpha) if augment_alpha is not None else BalanceConfig()
+    save_config(Config(name="demo-run", data=DataConfig(annotations=str(annotations)), balance=balance),
                 run_dir / "config.yaml")
     (run_dir / "classes.json").write_text(json.dumps(CLASSES))
     if with_metrics:
@@ -92,6 +93,9 @@ def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool 
                   "reg_loss": 0.4 / (e + 1), "lr": 1e-4, "seconds": 1.0} for e in range(4)]
         lines += [{"kind": "val", "epoch": e, "step": 10 * (e + 1), "f1": 0.1 * e, "precision": 0.2, "recall": 0.2,
                    "f1_miga": 0.1, "average_mAP": 0.05 * e, "score_threshold": 0.4} for e in (1, 3)]
+        shares = [1 / len(CLASSES)] * len(CLASSES)
+        lines += [{"kind": "balance", "epoch": e, "step": 10 * e, "method": "eq1", "class_weights": [1.0] * len(shares),
+                   "crop_shares": shares} for e in range(4)] * (augment_alpha is not None)
         (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return {
         "run_dir": run_dir,
@@ -200,9 +204,10 @@ def test_headline_table_and_figures(built):
     assert f'<div class="value">{100 * scores["f1"]:.2f}</div>' in page
     assert f'<div class="value">{100 * scores["average_mAP"]:.2f}</div>' in page
     assert page.count('<tr><td class="num">') == len(CLASSES)
-    # F1-threshold and PR curves, confusion, 2 x 3 error-analysis figures, class histogram, training curves
-    assert page.count('src="data:image/svg+xml;base64,') == 11
-    assert "before and after category-frequency augmentation with α = 4" in page
+    # F1-threshold and PR curves, confusion, 2 x 3 error-analysis figures, class histogram, training curves, balancing
+    assert page.count('src="data:image/svg+xml;base64,') == 12
+    assert "the crop anchors they weigh after class balancing (eq1, α = 4; paper Eq. 1)" in page
+    assert "What the class balancer did" in page
     assert page.count("<script>") == 2
 
 
@@ -210,7 +215,7 @@ def test_headline_table_and_figures(built):
 def test_augmentation_off_and_no_metrics_are_stated(tmp_path):
     run = build_run_dir(tmp_path, augment_alpha=None, with_metrics=False)
     page = write_report(run["run_dir"], out=tmp_path / "out" / "r.html").read_text(encoding="utf-8")
-    assert "augmentation off" in page
+    assert "class balancing off" in page
     assert "No metrics.jsonl" in page
 
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from tests.helpers import small_config
 
-from mgrec.config import Config, PostprocessConfig, TrainConfig, save_config
+from mgrec.config import BalanceConfig, Config, PostprocessConfig, TrainConfig, TransformsConfig, save_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
@@ -62,7 +62,6 @@ def test_overfits_one_video_to_perfect_f1(tmp_path):
     config = tiny_config(paths, epochs=60, warmup_epochs=2, crops_per_video=4, eval_every=20, lr=5e-3)
     config.data.val_split = "train"  # learning one video by heart is the point here
     config.data.test_split = "train"
-    config.train.input_noise = 0.0
     result = train(config, tmp_path / "run", progress=False, log=lambda *_: None)
     scores = evaluate_run(tmp_path / "run", split="train")
     assert scores["f1"] == pytest.approx(1.0), (result.best_metrics, scores["f1"])
@@ -112,6 +111,30 @@ def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_adaptive_balancing_and_crop_transforms_resume_exactly_and_log_what_the_balancer_did(dataset, tmp_path):
+    def config():
+        c = tiny_config(dataset)
+        c.balance = BalanceConfig("adaptive")
+        c.transforms = TransformsConfig(time_scale_prob=0.5, noise_prob=0.5, noise_std=0.1, channel_dropout_prob=0.5,
+                                        paste_prob=0.5)
+        return c
+
+    full = tmp_path / "full"
+    train(config(), full, progress=False, log=lambda *_: None)
+    interrupted = tmp_path / "interrupted"
+    _train_epochs_then_stop(config(), interrupted, stop_after=2)
+    train(config(), interrupted, resume=True, progress=False, log=lambda *_: None)
+    a = load_file(str(full / "checkpoints/last.safetensors"))
+    b = load_file(str(interrupted / "checkpoints/last.safetensors"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    records = [r for r in RunDir(full).read_metrics() if r["kind"] == "balance"]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3] and {r["method"] for r in records} == {"adaptive"}
+    assert all(sum(r["crop_shares"]) == pytest.approx(1.0) for r in records)
+    assert records[0]["crop_shares"] != records[-1]["crop_shares"]  # difficulty moved the weights
+    resumed = [r for r in RunDir(interrupted).read_metrics() if r["kind"] == "balance"]
+    assert [r["crop_shares"] for r in resumed] == [r["crop_shares"] for r in records]
 
 
 def _train_epochs_then_stop(config, run, stop_after):

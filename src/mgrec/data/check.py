@@ -17,7 +17,8 @@ import numpy as np
 
 from mgrec.config import Config
 from mgrec.data.annotations import EntryError, load_annotations
-from mgrec.data.augment import augment_annotations, class_histogram, repeat_factors
+from mgrec.data.augment import class_histogram
+from mgrec.data.balance import ClassBalancer
 from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError, where
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -52,8 +53,9 @@ class CheckReport:
     videos_per_split: dict[str, int]
     suggestions: dict[str, Any] = field(default_factory=dict)  # config key -> suggested value
     statistics: dict[str, Any] = field(default_factory=dict)  # what the suggestions are based on
-    histogram_before: list[int] | None = None  # train instances per class, before augmentation
-    histogram_after: list[int] | None = None
+    histogram_before: list[int] | None = None  # train instances per class
+    histogram_after: list[float] | None = None  # the same, times the class's crop weight (balance.method)
+    balance_method: str = "none"
 
     @property
     def errors(self) -> list[Problem]:
@@ -72,7 +74,7 @@ class CheckReport:
         """Human-readable report: instance tables, every problem with its location, suggestions."""
         lines = _count_table(self)
         if self.histogram_before is not None and self.histogram_after is not None:
-            lines += [""] + _augment_table(self)
+            lines += [""] + _balance_table(self)
         lines += ["", f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
         if self.suggestions:
@@ -94,11 +96,14 @@ def _count_table(report: CheckReport) -> list[str]:
     return lines
 
 
-def _augment_table(report: CheckReport) -> list[str]:
+def _balance_table(report: CheckReport) -> list[str]:
     width = max([len(name) for name in report.classes] + [len("class")])
-    lines = ["Training instances before and after label augmentation", f"{'class':{width}}  before   after"]
+    adaptive = report.balance_method == "adaptive"
+    note = " (adaptive: its first epoch; training adapts the weights every epoch)" * adaptive
+    lines = [f"Training instances before and after class balancing ({report.balance_method}): crop anchors per "
+             f"class{note}", f"{'class':{width}}  before   after"]
     for name, before, after in zip(report.classes, report.histogram_before, report.histogram_after):
-        lines.append(f"{name:{width}}{before:>8}{after:>8}")
+        lines.append(f"{name:{width}}{before:>8}{after:>8.6g}")
     return lines
 
 
@@ -112,7 +117,7 @@ def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None)
     return Problem("error", prefix, text, video_id)
 
 
-def check_dataset(config: Config, augment: bool = False, source: str = "config") -> CheckReport:
+def check_dataset(config: Config, balance: bool = False, source: str = "config") -> CheckReport:
     """Check annotations and features named by `config.data` and collect every problem.
 
     Reported as errors: unreadable annotations or entries (bad keys, types, labels, start >= end,
@@ -124,12 +129,13 @@ def check_dataset(config: Config, augment: bool = False, source: str = "config")
     duplicated ground truths, feature files without an annotations entry, missing sidecars,
     videos in no configured split, and empty val/test splits.
 
-    With `augment`, the report also holds the training class histogram before and after the
-    category-frequency augmentation (needs data.augment_alpha).
+    With `balance`, the report also holds the training class histogram before and after class
+    balancing (`balance.method`, `mgrec.data.balance`): instances, and the crop anchors they weigh.
     """
     data = config.data
-    if augment and data.augment_alpha is None:
-        raise InputError("data check with augmentation needs data.augment_alpha (e.g. data.augment_alpha=100)")
+    if balance and config.balance.method == "none":
+        raise InputError("data check --balance: balance.method is none; set it (e.g. --set balance.method=eq1 "
+                         "--set balance.alpha=100, or balance.method=adaptive)")
     for key in ("annotations", "features"):
         if not getattr(data, key):
             example = "annotations.json" if key == "annotations" else "features/"
@@ -198,11 +204,12 @@ def check_dataset(config: Config, augment: bool = False, source: str = "config")
             [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
             [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
         )
-    if augment:
+    if balance:
         report.histogram_before = class_histogram(train.segments, aset.num_classes)
-        augmented = augment_annotations(train.segments, aset.num_classes, data.augment_alpha)
-        report.histogram_after = class_histogram(augmented, aset.num_classes)
-        report.statistics["repeat_factors"] = repeat_factors(report.histogram_before, data.augment_alpha)
+        weights = ClassBalancer(config.balance, report.histogram_before).effective_weights()
+        report.histogram_after = [count * weight for count, weight in zip(report.histogram_before, weights)]
+        report.balance_method = config.balance.method
+        report.statistics["class_weights"] = [round(weight, 4) for weight in weights]
     return report
 
 

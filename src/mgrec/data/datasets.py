@@ -57,8 +57,10 @@ def draw_training_crops(
     num_crops: int,
     crop_len: int,
     rng: np.random.Generator,
+    probabilities: np.ndarray | None = None,
 ) -> list[Crop]:
-    """Draw `num_crops` crops, each anchored on an entry of `anchors` = (video index, segment index).
+    """Draw `num_crops` crops, each anchored on an entry of `anchors` = (video index, segment index),
+    uniformly or with `probabilities` (one per anchor: class balancing, `mgrec.data.balance`).
 
     Videos no longer than `crop_len` are used whole (start 0). Videos without any anchor are
     still drawn as uniform random crops, in proportion to their share of videos, so background-only
@@ -70,7 +72,10 @@ def draw_training_crops(
             v = int(rng.integers(len(samples)))
             crops.append(Crop(v, _random_start(samples[v].length, crop_len, rng)))
         return crops
-    picks = rng.integers(len(anchors), size=num_crops)
+    if probabilities is None:
+        picks = rng.integers(len(anchors), size=num_crops)
+    else:
+        picks = rng.choice(len(anchors), size=num_crops, p=probabilities)
     for pick in picks:
         v, s = anchors[int(pick)]
         sample = samples[v]
@@ -110,6 +115,21 @@ def crop_targets(
 
 
 @dataclass
+class CropItem:
+    """One training crop before batching: its features and its targets in crop grid units."""
+
+    features: np.ndarray  # (L, C) float32, L <= the crop length
+    segments: np.ndarray  # (N, 2) float64
+    labels: np.ndarray  # (N,) int64
+
+
+def cut_crop(sample: VideoSample, start: int, crop_len: int, keep_fraction: float) -> CropItem:
+    """The crop [start, start + crop_len) of a video, as it is (no transform)."""
+    segments, labels = crop_targets(sample, start, crop_len, keep_fraction)
+    return CropItem(sample.features[start : start + crop_len], segments, labels)
+
+
+@dataclass
 class Batch:
     features: torch.Tensor  # (B, C, T) float32
     mask: torch.Tensor  # (B, 1, T) bool
@@ -118,22 +138,23 @@ class Batch:
 
 
 def make_batch(
-    samples: list[VideoSample], crops: list[Crop], crop_len: int, keep_fraction: float, noise: float = 0.0,
-    generator: torch.Generator | None = None,
+    samples: list[VideoSample], crops: list[Crop], crop_len: int, keep_fraction: float, transform=None,
+    rng: np.random.Generator | None = None,
 ) -> Batch:
-    """Stack crops into a padded (B, C, crop_len) batch with its mask and targets."""
-    dim = samples[crops[0].video_index].features.shape[1]
+    """Stack crops into a padded (B, C, crop_len) batch with its mask and targets.
+
+    `transform` (`mgrec.data.transforms.CropTransforms`, with `rng`) cuts and transforms each crop;
+    without it crops are cut as they are."""
+    items = [
+        transform(samples, crop, crop_len, keep_fraction, rng) if transform is not None
+        else cut_crop(samples[crop.video_index], crop.start, crop_len, keep_fraction)
+        for crop in crops
+    ]
+    dim = items[0].features.shape[1]
     features = torch.zeros(len(crops), dim, crop_len)
     mask = torch.zeros(len(crops), 1, crop_len, dtype=torch.bool)
-    segments, labels = [], []
-    for i, crop in enumerate(crops):
-        sample = samples[crop.video_index]
-        chunk = sample.features[crop.start : crop.start + crop_len]
-        features[i, :, : len(chunk)] = torch.from_numpy(np.ascontiguousarray(chunk.T))
-        mask[i, 0, : len(chunk)] = True
-        seg, lab = crop_targets(sample, crop.start, crop_len, keep_fraction)
-        segments.append(torch.from_numpy(seg).float())
-        labels.append(torch.from_numpy(lab))
-    if noise > 0:
-        features += noise * torch.randn(features.shape, generator=generator) * mask
-    return Batch(features, mask, segments, labels)
+    for i, item in enumerate(items):
+        features[i, :, : len(item.features)] = torch.from_numpy(np.ascontiguousarray(item.features.T))
+        mask[i, 0, : len(item.features)] = True
+    return Batch(features, mask, [torch.from_numpy(item.segments).float() for item in items],
+                 [torch.from_numpy(item.labels) for item in items])

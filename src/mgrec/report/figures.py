@@ -306,24 +306,25 @@ def write_analysis_figures(analysis: ErrorAnalysis, out_dir: str | Path, prefix:
 
 
 def class_histogram_figure(
-    classes: Sequence[str], before: Sequence[int], after: Sequence[int] | None, alpha: int | None = None
+    classes: Sequence[str], before: Sequence[int], after: Sequence[float] | None, balance: str | None = None
 ) -> Figure:
-    """Training instances per class before and after label augmentation (paper Fig. 1)."""
+    """Training instances per class before and after class balancing (paper Fig. 1 for eq1); `balance`
+    names the method in the legend (e.g. "eq1, α = 160")."""
     count = len(classes)
     figure = Figure(figsize=(8, 0.28 * count + 1.6), layout="constrained")
     axes = figure.add_subplot()
     rows = np.arange(count)
     height = 0.4 if after is not None else 0.7
     axes.barh(rows - (height / 2 if after is not None else 0), before, height=height, color="#8c9db5",
-              label="before augmentation")
+              label="training instances")
     if after is not None:
-        axes.barh(rows + height / 2, after, height=height, color="#d6457a", label=f"after augmentation (α = {alpha})")
+        axes.barh(rows + height / 2, after, height=height, color="#d6457a", label=f"crop anchors after {balance}")
     axes.set_yticks(rows, [plain(f"{i}  {name}") for i, name in enumerate(classes)], fontsize=8)
     axes.invert_yaxis()
     for container in axes.containers:
-        axes.bar_label(container, padding=2, fontsize=6)
+        axes.bar_label(container, padding=2, fontsize=6, fmt="%.4g")
     axes.set_xlabel("training instances")
-    title = "Class histogram of the training split" + ("" if after is not None else " (augmentation off)")
+    title = "Class histogram of the training split" + ("" if after is not None else " (class balancing off)")
     axes.set_title(title, fontsize=10)
     # A figure legend placed "outside": the constrained layout makes room for it below the axis
     # label (a legend anchored under the axes overlapped the label).
@@ -332,6 +333,27 @@ def class_histogram_figure(
     axes.set_axisbelow(True)
     axes.spines["top"].set_visible(False)
     axes.spines["right"].set_visible(False)
+    return figure
+
+
+def balance_figure(classes: Sequence[str], records: Sequence[Mapping]) -> Figure:
+    """Each class's share of the training crops per epoch, from the `balance` records of metrics.jsonl
+    (what the class balancer did; flat lines for the fixed methods, moving ones for adaptive)."""
+    figure = Figure(figsize=(10, 3.4), layout="constrained")
+    axes = figure.add_subplot()
+    rows = [r for r in records if r.get("kind") == "balance" and isinstance(r.get("crop_shares"), list)]
+    epochs = [r["epoch"] for r in rows]
+    colors = colormaps["tab20"]
+    for c, name in enumerate(classes):
+        shares = [100 * r["crop_shares"][c] if c < len(r["crop_shares"]) else np.nan for r in rows]
+        axes.plot(epochs, shares, marker=".", color=colors(c % 20), label=plain(f"{c}  {name}"))
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel("share of training crops (%)")
+    method = rows[0].get("method", "") if rows else ""
+    axes.set_title(f"Crops anchored on each class ({method})", fontsize=10)
+    figure.legend(fontsize=7, loc="outside right center", frameon=False)
+    _tidy(axes)
     return figure
 
 

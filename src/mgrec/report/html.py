@@ -30,7 +30,8 @@ from matplotlib.figure import Figure
 import mgrec
 from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
-from mgrec.data.augment import augment_annotations, class_histogram
+from mgrec.data.augment import class_histogram
+from mgrec.data.balance import ClassBalancer
 from mgrec.errors import InputError, where
 from mgrec.evaluate.analysis import (
     ErrorAnalysis,
@@ -49,6 +50,7 @@ from mgrec.files import atomic_write_text, read_json
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     CHARACTERISTIC_NAMES,
+    balance_figure,
     class_histogram_figure,
     confusion_figure,
     f1_threshold_figure,
@@ -538,27 +540,42 @@ def _class_histogram(run: RunData) -> str:
             f'<p class="note">The annotations hold no videos of the training split '
             f"{html.escape(repr(train_split))}: no class histogram.</p>"
         )
-    alpha = run.config.data.augment_alpha
+    balance = run.config.balance
     before = class_histogram(train, len(run.classes))
-    after = class_histogram(augment_annotations(train, len(run.classes), alpha), len(run.classes)) if alpha else None
+    after, label = None, None
+    if balance.method != "none":
+        weights = ClassBalancer(balance, before).effective_weights()
+        after = [count * weight for count, weight in zip(before, weights)]
+        label = f"eq1, α = {balance.alpha}" if balance.method == "eq1" else balance.method
     caption = "Instances per class in the training split" + (
-        f", before and after category-frequency augmentation with α = {alpha} (paper Eq. 1)."
-        if alpha
-        else "; augmentation off (data.augment_alpha is null)."
+        f", and the crop anchors they weigh after class balancing ({html.escape(label)}"
+        + ("; paper Eq. 1" if balance.method == "eq1" else "")
+        + ("; at the first epoch: its later weights are plotted under Training" * (balance.method == "adaptive"))
+        + ")."
+        if after is not None
+        else "; class balancing off (balance.method is none)."
     )
-    return _figure_html(class_histogram_figure(run.classes, before, after, alpha), "class histogram", caption)
+    return _figure_html(class_histogram_figure(run.classes, before, after, label), "class histogram", caption)
 
 
-def _training_curves(run_dir: Path) -> str:
+def _training_curves(run_dir: Path, classes: list[str]) -> str:
     run = RunDir(run_dir)
     if not run.metrics_path.is_file():
         return '<p class="note">No metrics.jsonl in the run directory: no training curves.</p>'
-    return _figure_html(
-        training_curves_figure(run.read_metrics()),
+    records = run.read_metrics()
+    parts = _figure_html(
+        training_curves_figure(records),
         "training curves",
         "Mean training losses per epoch, and the validation scores computed every <code>train.eval_every</code> "
         "epochs (F1 at the score threshold tuned on val).",
     )
+    if any(r.get("kind") == "balance" for r in records):
+        parts += _figure_html(
+            balance_figure(classes, records), "class balancing",
+            "What the class balancer did: each class's expected share of the training crops, per epoch "
+            "(<code>crop_shares</code> of the <code>balance</code> records in metrics.jsonl).",
+        )
+    return parts
 
 
 def _confusion(scores: dict, run: RunData, point: OperatingPoint) -> str:
@@ -672,7 +689,7 @@ def write_report(
         ("confusion", "Confusion matrix", _confusion(scores, run, point)),
         ("errors", "Error analysis", _error_analysis(hard_analysis, ranked_analysis, run.classes)),
         ("histogram", "Class histogram", _class_histogram(run)),
-        ("training", "Training", _training_curves(run.run_dir)),
+        ("training", "Training", _training_curves(run.run_dir, run.classes)),
         ("provenance", "Provenance", _provenance(run, scores, tuning)),
     ]
     nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name, _ in sections)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
-from mgrec.data.augment import repeat_factors
 from mgrec.data.check import check_dataset, videos_to_drop
 from mgrec.data.datasets import VideoSample, segments_to_grid
 from mgrec.data.features import feature_path, load_features
@@ -65,20 +66,27 @@ def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: 
     return SplitData(samples, ground_truth)
 
 
-def crop_anchors(samples: list[VideoSample], num_classes: int, alpha: int | None) -> list[tuple[int, int]]:
-    """(video index, segment index) entries that anchor training crops; rare classes repeated R_c times.
-
-    This is where category-frequency augmentation (paper Eq. 1) changes what the model sees; see
-    `mgrec.data.datasets` for how anchors become crops.
-    """
+def class_counts(samples: list[VideoSample], num_classes: int) -> list[int]:
+    """Training instances per class."""
     counts = [0] * num_classes
     for sample in samples:
         for label in sample.labels:
             counts[int(label)] += 1
-    factors = repeat_factors(counts, alpha) if alpha is not None else [1] * num_classes
-    return [
+    return counts
+
+
+def crop_anchors(samples: list[VideoSample], replication: list[int]) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """(video index, segment index) entries that anchor training crops, each listed `replication[class]`
+    times (eq1's R_c, paper Eq. 1; 1 for the other balancing methods), and the class of each entry.
+
+    This is where class balancing changes what the model sees; see `mgrec.data.balance` and
+    `mgrec.data.datasets` for how anchors become crops.
+    """
+    anchors = [
         (v, j)
         for v, sample in enumerate(samples)
         for j, label in enumerate(sample.labels)
-        for _ in range(factors[int(label)])
+        for _ in range(replication[int(label)])
     ]
+    labels = np.array([int(samples[v].labels[j]) for v, j in anchors], dtype=np.int64)
+    return anchors, labels

@@ -27,8 +27,10 @@ import torch
 import torch.distributed as dist
 
 from mgrec.config import Config, to_dict
+from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.datasets import draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
+from mgrec.data.transforms import CropTransforms
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
@@ -38,7 +40,7 @@ from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir, load_into
 from mgrec.train.assign import make_points
-from mgrec.train.data import checked_annotations, crop_anchors, load_split
+from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
 from mgrec.train.step import TrainStep, lr_factor
 
@@ -219,7 +221,10 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     val_split = load_split(config, annotations, config.data.val_split, excluded)
     if not train_split.samples:
         raise InputError(f"{config.data.annotations}: no videos in the training split {config.data.train_split!r}")
-    anchors = crop_anchors(train_split.samples, len(classes), config.data.augment_alpha)
+    balancer = ClassBalancer(config.balance, class_counts(train_split.samples, len(classes)))
+    anchors, anchor_labels = crop_anchors(train_split.samples, balancer.replication())
+    transforms = CropTransforms(config.transforms, train_split.samples, len(classes))
+    transforms = transforms if transforms.active else None  # none active: crops are cut exactly as before
 
     if is_main:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -270,6 +275,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         criterion.loss_norm = float(state["loss_norm"])
         start_epoch, step.steps_done = int(state["epoch"]) + 1, int(state["step"])
         best = json.loads(state["best"])
+        balancer.load_state(json.loads(state["balance"]) if "balance" in state else None)
         say(f"resuming {run.path} after epoch {start_epoch - 1} (step {step.steps_done})")
         if is_main:
             run.keep_metrics_before(start_epoch)
@@ -289,21 +295,21 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         model.train()
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 1000 + epoch)
-        noise_gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        transform_rng = np.random.default_rng([config.seed, epoch, 1])
+        class_weights = balancer.weights()
         crops = draw_training_crops(
-            train_split.samples, anchors, steps_per_epoch * config.train.batch_size, crop_len, rng
+            train_split.samples, anchors, steps_per_epoch * config.train.batch_size, crop_len, rng,
+            anchor_probabilities(anchor_labels, class_weights),
         )
+        if config.balance.method != "none":
+            metrics.write({"kind": "balance", "epoch": epoch, "step": step.steps_done, "method": config.balance.method,
+                           "class_weights": balancer.effective_weights(), "crop_shares": balancer.crop_shares()})
         epoch_started, sums = time.time(), {"loss": 0.0, "cls_loss": 0.0, "reg_loss": 0.0}
         for i in range(steps_per_epoch):
             # every process draws the same global batch and keeps its share of it (inside `step`)
             global_crops = crops[i * config.train.batch_size : (i + 1) * config.train.batch_size]
             batch = make_batch(
-                train_split.samples,
-                global_crops,
-                crop_len,
-                config.data.crop_keep_fraction,
-                config.train.input_noise,
-                noise_gen,
+                train_split.samples, global_crops, crop_len, config.data.crop_keep_fraction, transforms, transform_rng
             )
             parts = step(batch)
             for key, value in (("loss", parts.total), ("cls_loss", parts.cls), ("reg_loss", parts.reg)):
@@ -322,6 +328,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         }
         record.update({k: v / steps_per_epoch for k, v in sums.items()})
         metrics.write(record)
+        balancer.update(*step.take_class_stats())
         line = (
             f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
             f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
@@ -370,6 +377,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                     "scheduler": scheduler.state_dict(),
                     "loss_norm": criterion.loss_norm,
                     "best": json.dumps(best),
+                    "balance": json.dumps(balancer.state()),
                 }
             )
         if world > 1:

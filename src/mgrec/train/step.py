@@ -61,6 +61,10 @@ class TrainStep:
     rank: int = 0
     world: int = 1
     steps_done: int = 0
+    # per class, over the steps since `take_class_stats`: summed missed probability 1 - sigmoid(logit)
+    # and count of the positive points of that class (the difficulty signal of `balance.method: adaptive`)
+    missed_sum: torch.Tensor | None = None
+    positives: torch.Tensor | None = None
 
     def __call__(self, batch: Batch) -> LossParts:
         train, num_classes = self.config.train, self.config.model.num_classes
@@ -79,6 +83,7 @@ class TrainStep:
         if self.world > 1:
             num_pos = targets.positive.sum().float()
             dist.all_reduce(num_pos)
+        self.record_class_stats(cls_logits, targets.cls_targets, targets.positive & valid)
         parts = self.criterion(cls_logits, offsets, targets.cls_targets, targets.reg_targets, targets.positive,
                                valid, num_pos_override=num_pos)
         if not bool(torch.isfinite(parts.total.detach())):
@@ -100,3 +105,23 @@ class TrainStep:
         update_ema(self.ema, self.model, ema_decay_at(self.steps_done, train.ema_decay))
         self.steps_done += 1
         return parts
+
+    @torch.no_grad()
+    def record_class_stats(self, cls_logits: torch.Tensor, cls_targets: torch.Tensor, positive: torch.Tensor) -> None:
+        targets = cls_targets[positive].float()  # (M, K): the class(es) each positive point stands for
+        missed = ((1 - torch.sigmoid(cls_logits[positive])) * targets).sum(0)
+        if self.missed_sum is None:
+            self.missed_sum, self.positives = torch.zeros_like(missed), torch.zeros_like(missed)
+        self.missed_sum += missed
+        self.positives += targets.sum(0)
+
+    def take_class_stats(self) -> tuple[list[float], list[float]]:
+        """Per-class (missed sum, positive count) since the last call, summed over processes; then reset."""
+        num_classes = self.config.model.num_classes
+        if self.missed_sum is None:
+            return [0.0] * num_classes, [0.0] * num_classes
+        stats = torch.stack([self.missed_sum, self.positives])
+        if self.world > 1:
+            dist.all_reduce(stats)
+        self.missed_sum = self.positives = None
+        return stats[0].tolist(), stats[1].tolist()
