@@ -1,6 +1,13 @@
 """The paper's Table 2 on the demo benchmark: five configurations x several seeds, scored on the test split.
 
     python benchmarks/ablation.py --seeds 0 1 2      # results in benchmarks/results/<date>_<commit>_ablation/
+    python benchmarks/ablation.py --study quality    # issue #14: balancing and crop transforms, same budget
+
+`--study quality` runs `QUALITY_ROWS` instead: today's default (`demo/mgrec.yaml`), each addition
+alone, and all together, every row with the same epochs and crops per epoch (balancing moves crops
+between classes, transforms change crops: neither trains longer). Its table adds the val F1 of the
+selected epoch (the split defaults are chosen on) and the test F1 of the rarest third of the classes
+(by training instances).
 
 Each (config, seed) run trains `src/mgrec/configs/demo/<config>.yaml` with `mgrec.train.loop.train` (the
 config's seed replaced by the run's seed; the demo data itself is the same for every run) into
@@ -30,6 +37,7 @@ from pathlib import Path
 import torch
 
 from mgrec.config import load_config
+from mgrec.data.annotations import load_annotations
 from mgrec.data.demo import build_demo
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
@@ -49,6 +57,19 @@ PAPER_TABLE2 = {
     "st_noaug": ("ST attention, no augmentation", 32.69),
     "mgrec": ("augmentation + ST attention (mgrec)", 33.44),
 }
+# The quality study: row -> (demo config, overrides, title). alpha belongs to eq1 alone, so rows with
+# another balancing method clear it.
+TEMPORAL = ("transforms.time_scale_prob=0.5", "transforms.paste_prob=0.5")
+FEATURE = ("transforms.channel_dropout_prob=0.5", "transforms.noise_prob=0.5", "transforms.noise_std=0.1")
+ADAPTIVE = ("balance.method=adaptive", "balance.alpha=null")
+QUALITY_ROWS = {
+    "default": ("mgrec", (), "today's default: eq1 (alpha 160) + ST attention"),
+    "repeat_factor": ("mgrec", ("balance.method=repeat_factor", "balance.alpha=null"), "repeat factor instead of eq1"),
+    "adaptive": ("mgrec", ADAPTIVE, "adaptive balancing instead of eq1"),
+    "temporal": ("mgrec", TEMPORAL, "+ time scale and instance paste (p 0.5 each)"),
+    "feature": ("mgrec", FEATURE, "+ channel dropout and feature noise (p 0.5 each)"),
+    "all": ("mgrec", ADAPTIVE + TEMPORAL + FEATURE, "adaptive + all four transforms"),
+}
 TEST_SPLIT = "test"
 RECORD_NAME = "ablation_run.json"
 TEST_KEYS = ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_threshold", "num_predictions")
@@ -60,6 +81,7 @@ class RunSpec:
     seed: int
     epochs: int
     overrides: tuple[str, ...]  # extra config overrides (besides data paths, seed, epochs)
+    row: str = ""  # the study's row (Table 2: the config itself)
 
     def name(self) -> str:
         """Run folder name; differs whenever the training would differ."""
@@ -80,6 +102,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=list(PAPER_TABLE2),
         help="src/mgrec/configs/demo/<name>.yaml to run (default: all five)",
     )
+    parser.add_argument("--study", choices=("table2", "quality"), default="table2",
+                        help="table2: the paper's Table 2 (--configs); quality: QUALITY_ROWS (--rows)")
+    parser.add_argument("--rows", nargs="+", choices=list(QUALITY_ROWS), default=list(QUALITY_ROWS),
+                        help="rows of the quality study (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (quick runs)")
     parser.add_argument(
@@ -130,7 +156,8 @@ def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) 
     eval_path = RunDir(run_dir).eval_path(TEST_SPLIT)
     if record_path.exists() and eval_path.exists():
         log(f"{spec.name()}: finished earlier, reading {eval_path}")
-        return json.loads(record_path.read_text(encoding="utf-8"))
+        # the same training may serve two studies (Table 2's mgrec is the quality study's default)
+        return {**json.loads(record_path.read_text(encoding="utf-8")), "row": spec.row or spec.config}
 
     config = run_config(spec, data_overrides)
     if record_path.exists():
@@ -152,12 +179,14 @@ def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) 
     test = evaluate_run(run_dir, TEST_SPLIT)
     record = {
         "config": spec.config,
+        "row": spec.row or spec.config,
         "seed": spec.seed,
         "epochs": spec.epochs,
         "overrides": list(spec.overrides),
         "run_dir": str(run_dir),
         "training": training,
         "test": {key: test[key] for key in TEST_KEYS},
+        "test_f1_per_class": {name: row["f1"] for name, row in test["per_class"].items()},
         "test_eval_seconds": round(time.perf_counter() - started, 2),
     }
     record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -173,6 +202,36 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
 def _percent(values: list[float]) -> str:
     mean, std = mean_std([100 * v for v in values])
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def rarest_third(train_counts: dict[str, int]) -> list[str]:
+    """The ceil(K / 3) classes with the fewest training instances (ties: the class listed first)."""
+    order = sorted(train_counts, key=lambda name: train_counts[name])
+    return order[: -(-len(order) // 3)]
+
+
+def quality_table(runs: list[dict], rare: list[str]) -> str:
+    """Markdown: one row per quality-study row, mean ± std over seeds, val F1 and rare-class F1 included."""
+    lines = [
+        "| row | runs | val F1 (%) | test F1 (%) | test F1 MiGA (%) | test average mAP (%) "
+        f"| test F1, rarest third: {', '.join(rare)} (%) | training time (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row, (config, _, title) in QUALITY_ROWS.items():
+        group = [r for r in runs if r.get("row") == row]
+        if not group:
+            continue
+        rare_f1 = [statistics.fmean(r["test_f1_per_class"][name] for name in rare) for r in group]
+        lines.append(
+            f"| {title} (`{row}`) | {len(group)} (seeds {', '.join(str(r['seed']) for r in group)}) "
+            f"| {_percent([r['training']['val']['f1'] for r in group])} "
+            f"| {_percent([r['test']['f1'] for r in group])} "
+            f"| {_percent([r['test']['f1_miga'] for r in group])} "
+            f"| {_percent([r['test']['average_mAP'] for r in group])} "
+            f"| {_percent(rare_f1)} "
+            f"| {statistics.fmean(r['training']['seconds'] for r in group):.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def summary_table(runs: list[dict]) -> str:
@@ -201,16 +260,19 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({**meta, "runs": runs}, indent=1) + "\n", encoding="utf-8")
     epochs = sorted({r["epochs"] for r in runs})
+    quality = meta.get("study") == "quality"
     text = [
-        "# Table 2 on the demo benchmark",
+        "# Quality study on the demo benchmark (issue #14)" if quality else "# Table 2 on the demo benchmark",
         "",
         f"Test split of the demo data (built with seed {meta['demo_seed']}), "
         f"train.epochs = {', '.join(map(str, epochs))}; "
         "F1 = strict one-to-one F1 at tIoU 0.3 with the score threshold tuned on val, MiGA = the challenge "
-        "starter kit's F1. Mean ± sample standard deviation over seeds. The paper's numbers are F1 on SMG with "
-        "VideoMAE V2-g features: context only, not comparable with the demo.",
+        "starter kit's F1. Mean ± sample standard deviation over seeds. "
+        + ("Every row trains the same epochs with the same crops per epoch; val F1 is the selected epoch's."
+           if quality else "The paper's numbers are F1 on SMG with VideoMAE V2-g features: context only, not "
+           "comparable with the demo."),
         "",
-        summary_table(runs),
+        quality_table(runs, meta["rarest_third"]) if quality else summary_table(runs),
         "",
     ]
     record = read_provenance(meta)
@@ -242,20 +304,34 @@ def main(argv: list[str] | None = None) -> int:
             "demo_root": str(paths.root),
             "demo_seed": demo_seed,
             "split": TEST_SPLIT,
+            "study": args.study,
         }
+        if args.study == "quality":
+            annotations = load_annotations(paths.annotations)
+            counts = dict.fromkeys(annotations.classes, 0)
+            for segments in annotations.subset("train").segments.values():
+                for segment in segments:
+                    counts[annotations.classes[segment.label_id]] += 1
+            meta["train_instances"] = counts
+            meta["rarest_third"] = rarest_third(counts)
+            plan = [(row, config, overrides) for row, (config, overrides, _) in QUALITY_ROWS.items()
+                    if row in args.rows]
+        else:
+            plan = [(config, config, ()) for config in args.configs]
         if args.out is None:
-            args.out = RESULTS / campaign_name("ablation", meta[PROVENANCE_KEY])
+            what = "quality" if args.study == "quality" else "ablation"
+            args.out = RESULTS / campaign_name(what, meta[PROVENANCE_KEY])
         runs = []
-        for config in args.configs:
+        for row, config, overrides in plan:
             epochs = configured_epochs(config, args.epochs)
             for seed in args.seeds:
-                spec = RunSpec(config, seed, epochs, tuple(args.override))
+                spec = RunSpec(config, seed, epochs, (*overrides, *args.override), row=row)
                 runs.append(run_one(spec, paths.overrides(), args.scratch))
                 write_results(args.out, runs, meta)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(summary_table(runs))
+    print(quality_table(runs, meta["rarest_third"]) if args.study == "quality" else summary_table(runs))
     print(f"wrote {args.out / 'ablation.json'} and {args.out / 'ablation.md'}")
     return 0
 
