@@ -220,6 +220,21 @@ class RunDir:
             )
         return version
 
+    def read_ensemble(self) -> dict | None:
+        """run.json's `ensemble` block of a run made by `mgrec ensemble` ({"members": M, "sources": [...]}:
+        its weights hold M detectors under `members.<m>.`), or None for a trained run."""
+        if not self.format_path.exists():
+            return None
+        raw = read_json(self.format_path, "run format")
+        block = raw.get("ensemble") if isinstance(raw, dict) else None
+        if block is None:
+            return None
+        members = block.get("members") if isinstance(block, dict) else None
+        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+            raise InputError(f"{self.format_path} [ensemble.members]: expected a positive integer (the number of "
+                             "detectors in the ensemble)")
+        return block
+
     def read_config(self) -> Config:
         if not self.config_path.is_file():
             raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
@@ -308,8 +323,10 @@ class RunDir:
 
     # --- writers (training) ---------------------------------------------------------------
 
-    def write_format(self) -> None:
-        atomic_write_text(self.format_path, json.dumps({"format": RUN_FORMAT_VERSION}, indent=1))
+    def write_format(self, ensemble: dict | None = None) -> None:
+        """run.json; `ensemble` ({"members": M, "sources": [...]}) for a run made by `mgrec ensemble`."""
+        content = {"format": RUN_FORMAT_VERSION, **({"ensemble": ensemble} if ensemble is not None else {})}
+        atomic_write_text(self.format_path, json.dumps(content, indent=1))
 
     def write_config(self, config: Config) -> None:
         save_config(config, self.config_path)

@@ -13,6 +13,7 @@ from mgrec.evaluate.f1 import (
     f1_miga,
     f1_strict,
     hard_set,
+    tune_class_thresholds,
     tune_score_threshold,
 )
 from mgrec.evaluate.matching import tiou
@@ -254,3 +255,54 @@ def test_tuned_threshold_hand_case():
 def test_tune_rejects_unknown_metric():
     with pytest.raises(InputError, match="f1_miga"):
         tune_score_threshold({}, {}, "map")
+
+
+# -- per-class score thresholds ------------------------------------------------------------------
+
+
+def _two_class_case():
+    """Class 0's true detections score 0.9 and its false ones 0.5; class 1's true ones score 0.2, and
+    nothing of class 1 is false: one global threshold cannot serve both."""
+    gt, pred = {"v": []}, {"v": []}
+    for i in range(6):
+        gt["v"].append(seg("v", 10 * i, 10 * i + 5, label=0))
+        pred["v"].append(det("v", 10 * i, 10 * i + 5, label=0, score=0.9))
+        pred["v"].append(det("v", 10 * i + 6, 10 * i + 9, label=0, score=0.5))
+    for i in range(6, 12):
+        gt["v"].append(seg("v", 10 * i, 10 * i + 5, label=1))
+        pred["v"].append(det("v", 10 * i, 10 * i + 5, label=1, score=0.2))
+    pred["v"].sort(key=lambda d: -d.score)
+    return gt, pred
+
+
+def test_class_thresholds_serve_classes_one_global_threshold_cannot():
+    gt, pred = _two_class_case()
+    glob = tune_score_threshold(gt, pred)
+    best_global = f1_strict(gt, apply_score_threshold(pred, glob)).overall.f1
+    assert best_global < 0.9
+    thresholds = tune_class_thresholds(gt, pred, 2, glob, shrinkage=0.0)
+    assert 0.5 < thresholds[0] <= 0.9 and thresholds[1] <= 0.2
+    assert f1_strict(gt, apply_score_threshold(pred, glob, thresholds)).overall.f1 == pytest.approx(1.0, abs=1e-6)
+
+
+def test_class_thresholds_shrink_toward_the_global_one():
+    gt, pred = _two_class_case()
+    glob = tune_score_threshold(gt, pred)
+    own = tune_class_thresholds(gt, pred, 3, glob, shrinkage=0.0)
+    shrunk = tune_class_thresholds(gt, pred, 3, glob, shrinkage=6.0)  # 6 instances per class: half way
+    assert shrunk[:2] == pytest.approx([(o + glob) / 2 for o in own[:2]])
+    assert shrunk[2] == own[2] == glob  # no predictions of class 2: the global threshold
+    assert tune_class_thresholds(gt, pred, 3, glob, shrinkage=1e9) == pytest.approx([glob] * 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 6), st.integers(0, 2), st.floats(0.01, 1.0)),
+                min_size=1, max_size=30),
+       st.lists(st.tuples(st.integers(0, 40), st.integers(1, 6), st.integers(0, 2)), min_size=1, max_size=15))
+def test_unshrunk_class_thresholds_never_lower_the_f1_of_the_global_threshold(raw_pred, raw_gt):
+    pred = {"v": sorted((det("v", s, s + n, label=c, score=p) for s, n, c, p in raw_pred), key=lambda d: -d.score)}
+    gt = {"v": [seg("v", s, s + n, label=c) for s, n, c in raw_gt]}
+    glob = tune_score_threshold(gt, pred)
+    thresholds = tune_class_thresholds(gt, pred, 3, glob, shrinkage=0.0)
+    global_f1 = f1_strict(gt, apply_score_threshold(pred, glob)).overall.f1
+    assert f1_strict(gt, apply_score_threshold(pred, glob, thresholds)).overall.f1 >= global_f1 - 1e-12

@@ -20,7 +20,7 @@ Both count the hard set: the detections with score >= the score threshold (`hard
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,14 +43,19 @@ F1_TIOU_THRESHOLD = 0.3
 F1_EPSILON = 1e-7
 
 
-def hard_set(detections: Iterable[Detection], score_threshold: float) -> list[Detection]:
-    """The set F1 is computed on: the detections with score >= `score_threshold`, in their order."""
-    return [d for d in detections if d.score >= score_threshold]
+def hard_set(detections: Iterable[Detection], score_threshold: float,
+             class_thresholds: Sequence[float] | None = None) -> list[Detection]:
+    """The set F1 is computed on: the detections with score >= `score_threshold` (or, with
+    `class_thresholds`, >= the threshold of their class, by label id), in their order."""
+    if class_thresholds is None:
+        return [d for d in detections if d.score >= score_threshold]
+    return [d for d in detections if d.score >= class_thresholds[d.label_id]]
 
 
-def apply_score_threshold(pred: Mapping[str, list[Detection]], threshold: float) -> dict[str, list[Detection]]:
+def apply_score_threshold(pred: Mapping[str, list[Detection]], threshold: float,
+                          class_thresholds: Sequence[float] | None = None) -> dict[str, list[Detection]]:
     """`hard_set` of every video; every video is kept, possibly empty."""
-    return {video_id: hard_set(items, threshold) for video_id, items in pred.items()}
+    return {video_id: hard_set(items, threshold, class_thresholds) for video_id, items in pred.items()}
 
 
 @dataclass(frozen=True)
@@ -219,3 +224,60 @@ def tune_score_threshold(
     num_pred = all_scores.size - np.searchsorted(np.sort(all_scores), candidates, side="left")
     correct = match_scores.size - np.searchsorted(np.sort(match_scores), candidates, side="left")
     return _best_threshold(candidates, correct, num_pred, num_gt)
+
+
+def tune_class_thresholds(
+    gt: Mapping[str, list[Segment]],
+    ranked_pred: Mapping[str, list[Detection]],
+    num_classes: int,
+    global_threshold: float,
+    shrinkage: float,
+    tiou_threshold: float = F1_TIOU_THRESHOLD,
+    rounds: int = 3,
+) -> list[float]:
+    """One score threshold per class, for the strict F1 pooled over all classes, shrunk toward the
+    global one.
+
+    Strict matching is class by class, so the hard set at thresholds t_c keeps exactly the matches
+    of the ranked list whose score >= the threshold of their class (as in `tune_score_threshold`).
+    Coordinate ascent from `global_threshold`: each class in turn takes the candidate (one of its
+    scores, or above all of them) that maximises the pooled F1 with the other classes' thresholds
+    fixed (ties: the higher), for `rounds` passes. Then t_c = (n_c t_c + k t) / (n_c + k), with n_c
+    the class's ground-truth instances here and k = `shrinkage`: a class seen a few times keeps
+    nearly the global threshold. A class without predictions keeps the global threshold.
+    """
+    strict = f1_strict(gt, ranked_pred, tiou_threshold)
+    video_ids = _video_ids(gt, ranked_pred)
+    all_scores = [[] for _ in range(num_classes)]
+    for video_id in video_ids:
+        for d in ranked_pred.get(video_id, []):
+            all_scores[d.label_id].append(d.score)
+    match_scores = [[] for _ in range(num_classes)]
+    for m in strict.matches:
+        d = ranked_pred[m.video_id][m.pred_index]
+        match_scores[d.label_id].append(d.score)
+    pred_sorted = [np.sort(np.array(s, dtype=np.float64)) for s in all_scores]
+    match_sorted = [np.sort(np.array(s, dtype=np.float64)) for s in match_scores]
+    num_gt = [0] * num_classes
+    for video_id in video_ids:
+        for segment in gt.get(video_id, []):
+            num_gt[segment.label_id] += 1
+
+    def at_or_above(values: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
+        return values.size - np.searchsorted(values, threshold, side="left")
+
+    thresholds = [float(global_threshold)] * num_classes
+    total_gt = sum(num_gt)
+    for _ in range(rounds):
+        for c in range(num_classes):
+            if pred_sorted[c].size == 0:
+                continue
+            correct = [int(at_or_above(match_sorted[k], thresholds[k])) for k in range(num_classes)]
+            predicted = [int(at_or_above(pred_sorted[k], thresholds[k])) for k in range(num_classes)]
+            correct_rest, predicted_rest = sum(correct) - correct[c], sum(predicted) - predicted[c]
+            candidates = np.append(np.unique(pred_sorted[c]), np.nextafter(pred_sorted[c][-1], np.inf))
+            thresholds[c] = _best_threshold(candidates, correct_rest + at_or_above(match_sorted[c], candidates),
+                                            predicted_rest + at_or_above(pred_sorted[c], candidates), total_gt)
+    # (n t_c + k t) / (n + k), written so that k = 0 gives t_c exactly
+    return [t + shrinkage * (global_threshold - t) / (n + shrinkage) if n + shrinkage > 0 else float(global_threshold)
+            for n, t in zip(num_gt, thresholds)]
