@@ -115,9 +115,13 @@ def test_a_run_config_missing_a_key_is_refused_as_damage_from_format_3(tmp_path)
     assert run.read_config() == Config()
     text = run.config_path.read_text()
     run.config_path.write_text(text[: text.index("transforms:")])  # cut at a line: still valid YAML
-    with pytest.raises(InputError, match=r"config.yaml: \d+ key\(s\) missing \(transforms, postprocess\); "
-                                         r"training writes every key"):
+    with pytest.raises(InputError, match=r"config.yaml: \d+ key\(s\) missing \(transforms, pseudo_labels, "
+                                         r"postprocess\); training writes every key"):
         run.read_config()
+    # format 3 wrote no pseudo_labels section: its defaults apply
+    run.format_path.write_text(json.dumps({"format": 3}))
+    run.config_path.write_text(text[: text.index("pseudo_labels:")] + text[text.index("postprocess:"):])
+    assert run.read_config() == Config()
     # format 2 wrote data.augment_alpha and train.input_noise, and no balance or transforms sections
     run.format_path.write_text(json.dumps({"format": 2}))
     run.config_path.write_text(text[: text.index("balance:")].replace("  feature_ext:", "  augment_alpha: 160\n"

@@ -19,8 +19,11 @@ from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
 
-DEFAULT_DEMO_CONFIG = "demo/mgrec.yaml"  # shipped in the package: src/mgrec/configs/demo/mgrec.yaml
+DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+PRECISION_HELP = ("the network's forward pass: auto (bf16 autocast on CUDA and on a CPU with native bf16, "
+                  "AVX512-BF16 or AMX; else fp32), fp32 (exactly the float32 detections) or bf16 (also on a CPU "
+                  "without native bf16, where it is emulated and much slower); outputs record the one used")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,12 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --set data.annotations=data/smg/annotations.json "
         "--set data.features=data/smg/features",
         "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --resume",
+        "mgrec train demo/mgrec.yaml --out runs/demo-x3 --seeds 3 --set data.annotations=... --set data.features=...",
     ))
     p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    p.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+                   help="train N runs with seeds seed, seed+1, ... into OUT-seed<S>, then their ensemble into OUT "
+                        "(mgrec ensemble; default 1: one run into OUT)")
+    p.add_argument("--unlabeled", type=Path, default=None, metavar="FOLDER",
+                   help="feature files without annotations: a teacher run labels them and the run trains on them "
+                        "too (sets pseudo_labels.unlabeled; see docs/config.md; default: none, labelled videos only)")
     _add_no_progress(p)
     _add_set(p)
+
+    p = _command(sub, "ensemble", "make trained runs into one run directory (averaged outputs)", cmd_ensemble,
+                 description=(
+                     "Average the members' per-point class probabilities and boundary offsets (one decode, one\n"
+                     "NMS), and tune the ensemble's F1 score threshold on val. The members must share classes,\n"
+                     "feature grid and network layout (e.g. one config, several seeds). OUT is a run directory with\n"
+                     "every member's weights inside it: detect, evaluate, stream and report take it like any run."
+                 ), examples=(
+                     "mgrec ensemble runs/a runs/b runs/c --out runs/abc",
+                 ))
+    p.add_argument("runs", type=Path, nargs="+", help="trained run directories")
+    p.add_argument("--out", type=Path, required=True, help="new run directory for the ensemble")
 
     p = _command(sub, "evaluate", "score a run on a split (writes RUN_DIR/eval_<split>.json)", cmd_evaluate,
                  description=(
@@ -158,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "val during training)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
     _add_device(p)
+    _add_precision(p)
     _add_no_progress(p)
 
     p = _command(sub, "score", "score a predictions file against annotations", cmd_score, description=(
@@ -197,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
     _add_device(p)
+    _add_precision(p)
     _add_no_progress(p)
 
     p = _command(sub, "stream", "online recognition of a live feature stream (JSON lines)", cmd_stream,
@@ -222,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compile the network for the window first (torch.compile; about a minute, needs g++): "
                         "about half the compute per update")
     _add_device(p)
+    _add_precision(p)
 
     p = _command(sub, "extract", "video files (or SMG skeleton CSVs) -> per-window features + sidecars", cmd_extract,
                  examples=(
@@ -319,6 +344,12 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    from mgrec.config import PRECISIONS
+
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+
+
 def _add_no_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when the output is not a terminal)")
@@ -376,11 +407,44 @@ def cmd_data_check(args) -> int:
 
 def cmd_train(args) -> None:
     from mgrec.config import load_config
+    from mgrec.run import RunDir
     from mgrec.train.loop import train
 
-    result = train(load_config(args.config, args.overrides), args.out, resume=args.resume,
-                   progress=show_progress(args), inputs=[Path(args.config)])
-    print(result.summary())
+    if args.unlabeled is not None:
+        args.overrides = [*args.overrides, f"pseudo_labels.unlabeled={args.unlabeled}"]
+    config = load_config(args.config, args.overrides)
+    if args.seeds == 1:
+        result = train(config, args.out, resume=args.resume, progress=show_progress(args), inputs=[Path(args.config)])
+        print(result.summary())
+        return
+    if RunDir(args.out).format_path.exists():
+        raise InputError(f"{args.out} already holds a run; choose another --out for the ensemble")
+    members = []
+    for seed in range(config.seed, config.seed + args.seeds):
+        member = args.out.with_name(f"{args.out.name}-seed{seed}")
+        print(f"seed {seed}: training into {member}")
+        seeded = load_config(args.config, [*args.overrides, f"seed={seed}"])
+        resume = args.resume and RunDir(member).can_resume()
+        result = train(seeded, member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)])
+        print(result.summary(next_steps=False))
+        members.append(member)
+    _make_ensemble(members, args.out)
+
+
+def cmd_ensemble(args) -> None:
+    _make_ensemble(args.runs, args.out)
+
+
+def _make_ensemble(runs: list[Path], out: Path) -> None:
+    from mgrec.train.ensemble import make_ensemble
+
+    result = make_ensemble(runs, out)
+    val = result.val_metrics
+    scores = (f"val F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
+              f"{100 * val['average_mAP']:.2f}% at score threshold {val['score_threshold']:.4g} (tuned on val)"
+              if val else "no val split: the configured score threshold")
+    print(f"ensemble of {len(result.members)} runs: {scores}\nrun directory: {result.run_dir}\n"
+          f"next: mgrec evaluate {result.run_dir} (test scores), then mgrec report {result.run_dir}")
 
 
 def cmd_evaluate(args) -> None:
@@ -390,12 +454,12 @@ def cmd_evaluate(args) -> None:
 
     run_dir = _checked_run_dir(args.run_dir)
     result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
-                          device=_checked_device(args.device), progress=show_progress(args))
+                          device=_checked_device(args.device), progress=show_progress(args), precision=args.precision)
     print(format_score_table(result))
     run = RunDir(run_dir)
     tuned = result["threshold_tuned_on"]
     print(f"evaluated {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint} "
-          f"(score threshold {result['score_threshold']:.4g}, "
+          f"and {result['inference_precision']} inference (score threshold {result['score_threshold']:.4g}, "
           f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
           f"wrote {run.eval_path(args.split, args.checkpoint)} and {run.detections_path(args.split, args.checkpoint)}")
 
@@ -470,7 +534,7 @@ def cmd_detect(args) -> None:
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs = features_for(run_dir, args.inputs, Path(scratch), device=device, progress=show_progress(args))
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
-                               progress=show_progress(args))
+                               progress=show_progress(args), precision=args.precision)
     print(summary.describe())
 
 
@@ -493,6 +557,7 @@ def cmd_stream(args) -> None:
             threads=args.threads or 1,  # small updates are fastest on one thread
             compile=args.compile,
             device=device,
+            precision=args.precision,
         )
     # stderr: stdout stays pure JSON lines for whatever reads them
     print(terminal.visible(summary.describe()), file=sys.stderr)

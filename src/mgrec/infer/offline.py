@@ -3,6 +3,12 @@
     detector = OfflineDetector.from_run("runs/demo-mgrec")
     detections = detector.detect("features/video.npy")      # list[Detection], ranked by score
     final = detector.hard_set(detections)                    # the thresholded set used for F1
+
+Precision (`precision=`, `mgrec detect --precision`): `auto` runs the network's forward pass under bf16
+autocast on CUDA and on a CPU with native bf16 (AVX512-BF16 or AMX), in float32 elsewhere
+(`mgrec.devices.inference_dtype`); decoding and NMS are float32 either way. bf16 detections agree
+with float32 ones within stated tolerances (tests/infer/test_precision.py); `fp32` gives exactly
+the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ import torch
 
 from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import check_sidecar, list_feature_files, load_features, read_sidecar, sidecar_path
-from mgrec.devices import resolve_device
+from mgrec.devices import inference_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.model.detector import build_detector, upgrade_state_dict
+from mgrec.model.detector import upgrade_state_dict
+from mgrec.model.ensemble import build_model
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
@@ -37,25 +44,37 @@ class OfflineDetector:
     run_dir: Path
     checkpoint: str = "best"
     threshold_tuned_on: str | None = None  # the split the score threshold was tuned on (None: the config's)
+    autocast: torch.dtype | None = None  # the forward pass's autocast dtype (None: float32)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> OfflineDetector:
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
+                 precision: str = "auto") -> OfflineDetector:
         """Load a run directory written by `mgrec train` (EMA weights of the selected checkpoint).
 
-        `device`: auto (CUDA when available), cpu, cuda or cuda:N."""
+        `device`: auto (CUDA when available), cpu, cuda or cuda:N. `precision`: auto (bf16 autocast
+        on CUDA and on a CPU with native bf16, else float32), fp32 or bf16 (see the module docstring)."""
+        torch_device = resolve_device(device, what="device")
+        autocast = inference_dtype(torch_device, precision, what="precision")  # checked before loading
         run = RunDir(run_dir)
         run.require_finished(checkpoint)
         run.read_format_version()
         config = run.read_config()
         classes = run.read_classes(expected_count=config.model.num_classes)
-        model = build_detector(config.model)
+        ensemble = run.read_ensemble()  # a run made by `mgrec ensemble` holds several detectors
+        model = build_model(config.model, ensemble["members"] if ensemble else None)
         weights, _ = run.read_weights(checkpoint, use_ema=True)
         load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)
-        model = model.to(resolve_device(device, what="device")).eval()
+        model = model.to(torch_device).eval()
         tuning = run.read_tuning()
         tuned_on = tuning.get("tuned_on") if tuning is not None else None
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
-        return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on)
+        return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
+                   autocast=autocast)
+
+    @property
+    def precision(self) -> str:
+        """The precision of the forward pass, as outputs record it: "bf16" or "fp32"."""
+        return precision_name(self.autocast)
 
     def grid(self, fps: float | None = None) -> FeatureGrid:
         return self.config.data.grid(fps)
@@ -83,6 +102,7 @@ class OfflineDetector:
             self.postprocess,
             self.classes,
             video_id or "video",
+            autocast=self.autocast,
         )
 
     def sidecar_fps(self, path: Path) -> float | None:

@@ -85,6 +85,9 @@ with its C++ wrapper) fuses into a few compiled kernels. The window is then alwa
 fixed length (masked padding changes no result), so the network is compiled once, when the
 detector is created: slow the first time (`speed.py`'s `online_compile_s`; inductor caches the
 result on disk for later runs), and a C++ compiler must be installed.
+
+Precision: the network runs as the detector's forward pass does offline (`OfflineDetector.autocast`,
+from `--precision`), compiled or not; the compiled network is traced under that autocast.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ import math
 import sys
 import time
 import weakref
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -156,12 +160,13 @@ class StreamSummary:
     stream_seconds: float  # stream time covered by the features
     mean_compute_ms: float  # per update (network, post-processing, emission rule)
     p95_compute_ms: float
+    precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
 
     def describe(self) -> str:
         return (
             f"stream {self.video_id}: {self.emitted} gestures emitted in {self.updates} updates over "
             f"{self.stream_seconds:.1f} s of stream; compute per update mean {self.mean_compute_ms:.1f} ms, "
-            f"p95 {self.p95_compute_ms:.1f} ms"
+            f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
         )
 
 
@@ -266,7 +271,8 @@ class OnlineDetector:
         self._network = detector.model
         self._padded_length: int | None = None  # fixed network input length (compiled network only)
         if compile:
-            self._network, self._padded_length = compile_for_window(detector.model, self.history, self.feature_dim)
+            self._network, self._padded_length = compile_for_window(detector.model, self.history, self.feature_dim,
+                                                                     detector.autocast)
         self._window = FeatureWindow(self.history, self.feature_dim)
         self._received = 0  # feature steps pushed so far
         self._since_update = 0  # of those, pushed after the last update
@@ -359,6 +365,7 @@ class OnlineDetector:
             self.detector.classes,
             self.video_id,
             self._padded_length,
+            autocast=self.detector.autocast,
         )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
@@ -408,26 +415,33 @@ class OnlineDetector:
         return chunk.astype(np.float32, copy=False)
 
 
-# Compiled networks by model and input length: streams of one process (one detector per camera,
-# or per video in benchmarks/online_eval.py) share one compilation.
-_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, torch.nn.Module]] = weakref.WeakKeyDictionary()
+# Compiled networks by model, input length and autocast dtype: streams of one process (one detector
+# per camera, or per video in benchmarks/online_eval.py) share one compilation.
+_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, torch.dtype | None], torch.nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int) -> tuple[torch.nn.Module, int]:
+def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int,
+                       autocast: torch.dtype | None = None) -> tuple[torch.nn.Module, int]:
     """The network compiled for windows of up to `history` steps, and the fixed length it runs on.
 
     Compiled here, by one forward pass on zeros, so that the first update is not a minute late.
+    `autocast`: the dtype the updates run the network under (`detect_video`'s `autocast`); the
+    warm-up pass runs under it too, since torch.compile traces (and guards on) the autocast state.
     """
     length = -(-history // model.max_div_factor) * model.max_div_factor
-    if length in _COMPILED.get(model, {}):
-        return _COMPILED[model][length], length
+    key = (length, autocast)
+    if key in _COMPILED.get(model, {}):
+        return _COMPILED[model][key], length
     compiled = torch.compile(model, dynamic=False, options={"cpp_wrapper": True})
     device = next(model.parameters()).device
     features = torch.zeros(1, feature_dim, length, device=device)
     mask = torch.ones(1, 1, length, dtype=torch.bool, device=device)
     print(f"compiling the network for {length}-step windows (about a minute the first time) ...", file=sys.stderr)
+    precision = nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), precision:
             compiled(features, mask)
     except Exception as exc:  # inductor's errors (no C++ compiler, ...) come in many types
         first_line = (str(exc).strip().splitlines() or [""])[0]
@@ -435,7 +449,7 @@ def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int) -
             f"compiling the network failed ({type(exc).__name__}: {first_line}); torch.compile needs a working "
             "C++ compiler (g++); run without --compile to use the network as it is"
         ) from exc
-    _COMPILED.setdefault(model, {})[length] = compiled
+    _COMPILED.setdefault(model, {})[key] = compiled
     return compiled, length
 
 
@@ -487,6 +501,7 @@ def stream_file(
     history: int | None = None,
     compile: bool = False,
     device: str = "auto",
+    precision: str = "auto",
 ) -> StreamSummary:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
 
@@ -497,12 +512,13 @@ def stream_file(
     this process (None: leave torch's setting).
     One is the default because an update is a batch of one short window: more threads add
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
-    `device`: auto, cpu, cuda or cuda:N. Returns what happened: gestures, updates, compute per update.
+    `device`: auto, cpu, cuda or cuda:N. `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`).
+    Returns what happened: gestures, updates, compute per update, the precision used.
     """
     out = sys.stdout if out is None else out  # looked up per call: the caller may have redirected it
     if threads is not None:
         torch.set_num_threads(threads)
-    detector = OfflineDetector.from_run(run_dir, device=device)
+    detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     path = Path(input_path)
     data = detector.config.data
     fps = None
@@ -533,7 +549,7 @@ def stream_file(
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
-                         float(np.percentile(times, 95)))
+                         float(np.percentile(times, 95)), detector.precision)
 
 
 def _replay(features: np.ndarray, hop: int, grid: FeatureGrid, realtime: bool) -> Iterator[np.ndarray]:

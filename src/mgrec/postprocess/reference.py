@@ -22,13 +22,6 @@ from mgrec.config import PostprocessConfig
 from mgrec.postprocess.decode import RawDetections
 
 
-def _sigmoid(logit: float) -> float:
-    # Written so that exp never overflows: a logit of -1000 is a score of 0, not an OverflowError.
-    if logit >= 0:
-        return 1 / (1 + math.exp(-logit))
-    return math.exp(logit) / (1 + math.exp(logit))
-
-
 def decode_reference(
     cls_logits: list[Tensor], offsets: list[Tensor], masks: list[Tensor], strides: list[int], cfg: PostprocessConfig
 ) -> RawDetections:
@@ -49,9 +42,11 @@ def decode_reference(
     labels: list[int] = []
     for logits, level_offsets, mask, stride in zip(cls_logits, offsets, masks, strides):
         candidates = []
-        for t, row in enumerate(logits.tolist()):
-            for k, logit in enumerate(row):
-                score = _sigmoid(logit)
+        # torch's sigmoid, as the fast path: two roundings of one formula could order near-equal scores
+        # differently, and the ranking among them is what is defined here
+        level_scores = torch.sigmoid(logits.to(torch.float64)).tolist()
+        for t, row in enumerate(level_scores):
+            for k, score in enumerate(row):
                 if mask[t] and score > cfg.pre_nms_thresh:
                     candidates.append((score, t, k))
         candidates.sort(key=lambda candidate: -candidate[0])  # a stable sort: (t, k) order among equal scores

@@ -11,6 +11,8 @@ checkpoint or out-of-range features would look like a video with nothing in it.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 
@@ -33,15 +35,21 @@ def detect_video(
     classes: list[str],
     video_id: str,
     padded_length: int | None = None,
+    autocast: torch.dtype | None = None,
 ) -> list[Detection]:
     """Ranked detections (descending score) for one video's features (T, C), clipped to the video.
 
     `padded_length`: run the network on this fixed length (masked padding changes no result), as
     a network compiled for one input size wants; default: T rounded up to the largest stride.
+    `autocast`: run the network's forward pass under autocast to this dtype (detection's
+    `--precision`, `mgrec.devices.inference_dtype`) and only it; None: no autocast of its own
+    (float32, as training's validation wants). Decoding and NMS run on the outputs cast to float32.
     """
     device = next(model.parameters()).device
     x, mask = pad_video(features, model.max_div_factor, padded_length)
-    out = model(x.to(device), mask.to(device))
+    # None leaves the autocast state of the caller as it is (a benchmark may wrap the whole call)
+    with nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast):
+        out = model(x.to(device), mask.to(device))
     cls_logits = [c[0].float() for c in out.cls_logits]
     offsets = [o[0].float() for o in out.offsets]
     masks = [m[0] for m in out.masks]

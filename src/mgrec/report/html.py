@@ -634,6 +634,24 @@ def _provenance_line(scores: dict, tuning: dict | None) -> str:
     )
 
 
+def training_data(run: RunData) -> str:
+    """What the run trained on besides its annotations: pseudo-labelled videos (and whether they are
+    the test subjects' own), or an ensemble's members."""
+    run_dir = RunDir(run.run_dir)
+    ensemble = run_dir.read_ensemble()
+    if ensemble is not None:
+        return f"an ensemble of {ensemble['members']} runs: {', '.join(map(str, ensemble.get('sources', [])))}"
+    pseudo = run.config.pseudo_labels
+    text = f"the {run.config.data.train_split} split of the annotations"
+    if not pseudo.unlabeled:
+        return text
+    text += (f", and pseudo-labels of the unlabelled videos in {pseudo.unlabeled} (labelled by "
+             f"{pseudo.teacher or 'a teacher trained first'}; {run_dir.pseudo_labels_path.name})")
+    if pseudo.transductive:
+        text += ": TRANSDUCTIVE, these are the test subjects' own videos (their labels were never read)"
+    return text
+
+
 def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     record = _provenance_record(scores)
     rows = [
@@ -642,6 +660,7 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
         ("checkpoint", _text(scores.get("checkpoint"))),
         ("score threshold", f"{float(scores['score_threshold']):.6g}"),
         ("threshold tuned", html.escape(threshold_origin(scores, tuning))),
+        ("training data", html.escape(training_data(run))),
         ("evaluated by", f"<code>{_text(record.get('command'))}</code>"),
         ("date (UTC)", _text(record.get("date"))),
         ("mgrec version", _text(record.get("mgrec"))),

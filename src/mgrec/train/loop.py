@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from mgrec.config import Config, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
-from mgrec.data.datasets import draw_training_crops, make_batch
+from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
 from mgrec.data.transforms import CropTransforms
 from mgrec.devices import resolve_device
@@ -42,6 +42,7 @@ from mgrec.run import RunDir, load_into
 from mgrec.train.assign import make_points
 from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
+from mgrec.train.pseudo import label_videos, unlabeled_files, without_pseudo_labels
 from mgrec.train.step import TrainStep, lr_factor
 
 
@@ -158,13 +159,45 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
           inputs: list[Path] = ()) -> TrainResult:
     """Train `config` into the run directory `run_dir` (or continue it with `resume`).
 
-    `inputs`: files the caller read the config from; training refuses to write over them.
+    `inputs`: files the caller read the config from; training refuses to write over them. With
+    `pseudo_labels.unlabeled`, the labelling runs come first (`mgrec.train.pseudo`).
     """
     run = RunDir(run_dir)
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
-        return _train(config, run, resume, log, progress, inputs)
+        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs))
     with run.lock():
-        return _train(config, run, resume, log, progress, inputs)
+        if not resume:  # refused before any teacher trains, not after
+            run.check_fresh_start([*inputs, Path(config.data.annotations)])
+        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs))
+
+
+def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) -> tuple[list[VideoSample], dict | None]:
+    """The pseudo-labelled videos the run trains on besides its labelled ones, and their record
+    (none without `pseudo_labels.unlabeled`). Trains the teacher and intermediate students as needed."""
+    pseudo = config.pseudo_labels
+    if not pseudo.unlabeled:
+        return [], None
+    files = unlabeled_files(pseudo.unlabeled)
+    distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
+    if distributed and (not pseudo.teacher or pseudo.rounds > 1):
+        raise InputError("pseudo-labels under torchrun: train the teacher first and give it as "
+                         "pseudo_labels.teacher, with pseudo_labels.rounds=1 (every process labels the pool)")
+    plain = without_pseudo_labels(config)
+    if pseudo.teacher:
+        labeller = RunDir(pseudo.teacher)
+        labeller.require_finished("best")
+    else:
+        labeller = RunDir(run.path / "teacher")
+        log(f"pseudo-labels: training the teacher into {labeller.path}")
+        train(plain, labeller.path, resume=labeller.can_resume(), log=log, progress=progress, inputs=inputs)
+    samples, record = label_videos(labeller, files, config, pseudo.min_score, log)
+    for round_number in range(1, pseudo.rounds):
+        student = RunDir(run.path / f"student{round_number}")
+        log(f"pseudo-labels: training student {round_number} into {student.path}")
+        with student.lock():
+            _train(plain, student, student.can_resume(), log, progress, inputs, samples, record)
+        samples, record = label_videos(student, files, config, pseudo.min_score, log)
+    return samples, {**record, "transductive": pseudo.transductive, "unlabeled": pseudo.unlabeled}
 
 
 # What may change between a run and its --resume: where the data lies and which device trains it.
@@ -190,7 +223,8 @@ def check_same_config(run: RunDir, config: Config) -> None:
                          "or train a new run")
 
 
-def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path]) -> TrainResult:
+def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path],
+           pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None) -> TrainResult:
     started = time.time()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(config.train.device)
@@ -221,6 +255,8 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     val_split = load_split(config, annotations, config.data.val_split, excluded)
     if not train_split.samples:
         raise InputError(f"{config.data.annotations}: no videos in the training split {config.data.train_split!r}")
+    labelled_videos = len(train_split.samples)
+    train_split.samples.extend(pseudo_samples)  # trained on like any video: crops, balancing, transforms
     balancer = ClassBalancer(config.balance, class_counts(train_split.samples, len(classes)))
     anchors, anchor_labels = crop_anchors(train_split.samples, balancer.replication())
     transforms = CropTransforms(config.transforms, train_split.samples, len(classes))
@@ -237,6 +273,8 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         recipe = feature_recipe(config, train_split.samples[0].video_id)
         if recipe is not None:  # lets `mgrec detect` extract features from a raw video the same way
             run.write_recipe(dataclasses.asdict(recipe))
+        if pseudo_record is not None:
+            run.write_pseudo_labels(pseudo_record)
 
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)
@@ -282,7 +320,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     metrics = MetricsLog(run, enabled=is_main)
     epochs = config.train.epochs
     say(
-        f"training {config.model.variant} on {len(train_split.samples)} videos ({len(anchors)} crop anchors), "
+        f"training {config.model.variant} on {labelled_videos} videos"
+        + (f" + {len(pseudo_samples)} pseudo-labelled" if pseudo_samples else "")
+        + f" ({len(anchors)} crop anchors), "
         f"validating on {len(val_split.samples)}; {epochs} epochs x {steps_per_epoch} steps on {device}"
         + (f" x {world} processes" if world > 1 else "")
         + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"

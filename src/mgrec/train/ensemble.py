@@ -1,0 +1,117 @@
+"""`mgrec ensemble RUN_A RUN_B ... --out RUN_E`: several trained runs made into one run directory.
+
+The members' selected (EMA) weights are averaged at the output, per point (`mgrec.model.ensemble`):
+members must share the classes, the feature grid and the network layout (the `model` section), and
+their ensemble is one network with one decode and one NMS. The ensemble's F1 score threshold is
+tuned on the val split, as training does for a single run. RUN_E is a complete run directory with
+all members' weights inside it (it does not refer back to the member runs), which `detect`,
+`evaluate`, `stream` and `report` read like any other run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from mgrec.config import Config, to_dict
+from mgrec.errors import InputError
+from mgrec.files import read_json
+from mgrec.model.detector import upgrade_state_dict
+from mgrec.model.ensemble import EnsembleDetector, build_model
+from mgrec.run import RunDir, load_into
+from mgrec.train.data import checked_annotations, load_split
+from mgrec.train.loop import validate
+
+# The settings members must share: the grid the features are read on, and the network's layout.
+SHARED_DATA_KEYS = ("feature_dim", "stride", "window", "fps")
+
+
+@dataclass
+class EnsembleResult:
+    run_dir: Path
+    members: list[str]
+    val_metrics: dict | None  # f1, f1_miga, average_mAP, score_threshold on val (None: no val split)
+
+
+def load_member(run_dir: Path) -> tuple[Config, list[str], object]:
+    """A finished run's config, classes and network with its selected EMA weights."""
+    run = RunDir(run_dir)
+    run.require_finished("best")
+    run.read_format_version()
+    if run.read_ensemble() is not None:
+        raise InputError(f"{run_dir} is itself an ensemble; give the runs it was made of")
+    config = run.read_config()
+    classes = run.read_classes(expected_count=config.model.num_classes)
+    model = build_model(config.model)
+    weights, _ = run.read_weights("best", use_ema=True)
+    load_into(model, weights, run.weights_path("best"), upgrade=upgrade_state_dict)
+    return config, classes, model.eval()
+
+
+def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, Config, list[str]]) -> None:
+    """InputError naming the first setting in which two members differ."""
+    (path_a, config_a, classes_a), (path_b, config_b, classes_b) = first, other
+    if classes_a != classes_b:
+        raise InputError(f"{path_b}: its classes differ from those of {path_a}; an ensemble needs the same classes")
+    for key in SHARED_DATA_KEYS:
+        a, b = getattr(config_a.data, key), getattr(config_b.data, key)
+        if a != b:
+            raise InputError(f"{path_b} [data.{key}]: {b!r}, but {path_a} has {a!r}; the members must read the "
+                             "same features on the same grid")
+    model_a, model_b = to_dict(config_a)["model"], to_dict(config_b)["model"]
+    for key in model_a:
+        if model_a[key] != model_b[key]:
+            raise InputError(f"{path_b} [model.{key}]: {model_b[key]!r}, but {path_a} has {model_a[key]!r}; the "
+                             "members' outputs are averaged point by point, so their networks must have the same "
+                             "layout (train them from one config with different seeds)")
+
+
+def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
+    """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
+    paths = [Path(p) for p in run_dirs]
+    if not paths:
+        raise InputError("an ensemble needs at least one run")
+    out_run = RunDir(out)
+    if out_run.path.resolve() in {p.resolve() for p in paths}:
+        raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
+    if out_run.path.exists() and any(out_run.path.iterdir()):
+        raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
+    loaded = [(path, *load_member(path)) for path in paths]
+    for path, config, classes, _ in loaded[1:]:
+        check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
+    _, config, classes, _ = loaded[0]
+    config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
+    ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
+
+    with out_run.lock():
+        out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths]})
+        out_run.write_config(config)
+        out_run.write_classes(classes)
+        recipe = RunDir(paths[0]).recipe_path
+        if recipe.exists():  # `detect` extracts features from raw video the members' way
+            out_run.write_recipe(read_json(recipe, "feature recipe"))
+        out_run.write_weights("best", ensemble, None, {"ensemble_of": [str(p) for p in paths]})
+        val_metrics = tune_on_val(ensemble, config, classes, out_run, log)
+    return EnsembleResult(out_run.path, [str(p) for p in paths], val_metrics)
+
+
+def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], out: RunDir, log) -> dict | None:
+    """The ensemble's score threshold, tuned on the val split of the members' data (as training does)."""
+    tuning = to_dict(config)["postprocess"]
+    tuning["selected_epoch"] = None
+    if not config.data.annotations:
+        log("the members' config names no annotations: keeping the configured score threshold")
+        out.write_tuning({**tuning, "tuned_on": None})
+        return None
+    annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path))
+    val = load_split(config, annotations, config.data.val_split, excluded)
+    if not val.samples:
+        log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
+        out.write_tuning({**tuning, "tuned_on": None})
+        return None
+    result, _ = validate(ensemble, val, config, classes)
+    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
+    out.write_tuning({**tuning, "score_threshold": metrics["score_threshold"], "tuned_on": config.data.val_split,
+                      "val_scores": metrics})
+    return metrics

@@ -1,0 +1,80 @@
+"""Pseudo-labels: unlabelled videos labelled by a trained run, then trained on with the labelled ones.
+
+    mgrec train demo/mgrec.yaml --out runs/x --unlabeled ~/.cache/mgrec/demo/unlabeled
+
+With `pseudo_labels.unlabeled` set, `train` first gets a labelling run (the teacher): the run named
+by `pseudo_labels.teacher`, or one it trains into RUN/teacher with the same config minus the
+pseudo-labels. The teacher's selected EMA weights detect every feature file of the folder, and its
+hard set (score >= its F1 threshold tuned on val, or `pseudo_labels.min_score`) becomes that
+video's ground truth. The student then trains on the labelled videos plus these, like any video
+(crops, balancing and transforms alike). With `rounds` > 1, each student but the last (in
+RUN/student<r>) labels the pool anew for the next. Every round is a full training: the cost is
+(rounds + 1) trainings without a given teacher.
+
+Only the feature files of the folder are read (and their sidecars, for the fps): never an
+annotation, so the labels of videos that happen to be annotated elsewhere (the test subjects' own
+videos, in the transductive setting, `pseudo_labels.transductive`) are never seen. The labels used
+are written to RUN/pseudo_labels.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from mgrec.config import Config, PseudoLabelConfig
+from mgrec.data.datasets import VideoSample
+from mgrec.data.features import list_feature_files, load_features, read_sidecar, sidecar_path
+from mgrec.errors import InputError
+from mgrec.evaluate.f1 import hard_set
+from mgrec.model.detector import upgrade_state_dict
+from mgrec.model.ensemble import build_model
+from mgrec.postprocess.video import detect_video
+from mgrec.run import RunDir, load_into
+
+
+def without_pseudo_labels(config: Config) -> Config:
+    """The config a teacher (or an intermediate student's labels) is trained with."""
+    return dataclasses.replace(config, pseudo_labels=PseudoLabelConfig())
+
+
+def unlabeled_files(folder: str | Path) -> list[Path]:
+    listing = list_feature_files(folder)
+    if not Path(folder).is_dir():
+        raise InputError(f"pseudo_labels.unlabeled: {folder} is not a folder")
+    if not listing.files:
+        raise InputError(f"pseudo_labels.unlabeled: {folder} holds no feature files (.npy, .npz)")
+    return listing.files
+
+
+def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
+                 log=print) -> tuple[list[VideoSample], dict]:
+    """Each file's features with the labelling run's hard set as ground truth; and the record of it."""
+    run_config = labeller.read_config()
+    classes = labeller.read_classes(expected_count=run_config.model.num_classes)
+    ensemble = labeller.read_ensemble()
+    model = build_model(run_config.model, ensemble["members"] if ensemble else None)
+    weights, _ = labeller.read_weights("best", use_ema=True)
+    load_into(model, weights, labeller.weights_path("best"), upgrade=upgrade_state_dict)
+    model.eval()
+    threshold = min_score if min_score is not None else labeller.read_postprocess(run_config).score_threshold
+    samples, record = [], {}
+    for path in files:
+        features = load_features(path, expected_dim=config.data.feature_dim)
+        side = sidecar_path(path)
+        fps = read_sidecar(side).fps if side.exists() else None
+        if fps is None and config.data.fps is None:
+            raise InputError(f"{path}: the features' fps is unknown: put its sidecar {side.name} beside it "
+                             "(mgrec extract writes one), or set data.fps")
+        grid = config.data.grid(fps)
+        kept = hard_set(detect_video(model, features, grid, run_config.postprocess, classes, path.stem), threshold)
+        segments = grid.seconds_to_index(np.array([[d.start, d.end] for d in kept]).reshape(-1, 2))
+        labels = np.array([d.label_id for d in kept], dtype=np.int64)
+        samples.append(VideoSample(path.stem, features, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+                                   labels, grid))
+        record[path.stem] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
+    log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
+        f"{sum(len(v) for v in record.values())} instances (score >= {threshold:.4g})")
+    return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "videos": record}

@@ -1,0 +1,82 @@
+"""Devices and precision: which autocast dtype detection runs under (`--precision`), and the CPU query behind `auto`."""
+
+import pytest
+import torch
+
+from mgrec import devices
+from mgrec.devices import autocast_dtype, cpuinfo_flags, inference_dtype, native_bf16_cpu, precision_name
+from mgrec.errors import InputError
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_is_bf16_on_cuda_and_on_a_cpu_with_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: native)
+    assert inference_dtype(CPU, "auto") is (torch.bfloat16 if native else None)
+    assert inference_dtype(CUDA, "auto") is torch.bfloat16
+    # forced either way, whatever the CPU
+    assert inference_dtype(CPU, "bf16") is torch.bfloat16
+    assert inference_dtype(CPU, "fp32") is None and inference_dtype(CUDA, "fp32") is None
+    # another device type (e.g. Apple's) keeps float32 under auto
+    assert inference_dtype(torch.device("mps"), "auto") is None
+
+
+def test_trainings_precision_keeps_its_meaning_on_a_cpu_with_native_bf16(monkeypatch):
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: True)
+    assert autocast_dtype(CPU, "auto") is None  # training: auto = float32 on a CPU, whatever it offers
+    assert autocast_dtype(CUDA, "auto") is torch.bfloat16
+
+
+def test_a_bad_precision_names_the_setting():
+    with pytest.raises(InputError, match=r"--precision='fp16': expected one of auto, fp32, bf16"):
+        inference_dtype(CPU, "fp16", what="--precision")
+
+
+def test_precision_names_recorded_in_outputs():
+    assert precision_name(None) == "fp32" and precision_name(torch.bfloat16) == "bf16"
+
+
+def set_probes(monkeypatch, avx512_bf16, amx):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", amx, raising=False)
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(True, False, True), (False, True, True),
+                                                        (False, False, False)])
+def test_torchs_query_decides_when_it_answers(monkeypatch, tmp_path, avx512_bf16, amx, expected):
+    set_probes(monkeypatch, lambda: avx512_bf16, lambda: amx)
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("flags\t\t: fpu avx2 avx512_bf16 amx_bf16\n")  # contradicts torch: torch wins
+    monkeypatch.setattr(devices, "CPUINFO", flags)
+    assert native_bf16_cpu() is expected
+
+
+def test_the_cpuinfo_flags_decide_when_torchs_query_is_missing_or_fails(monkeypatch, tmp_path):
+    flags = tmp_path / "cpuinfo"
+    monkeypatch.setattr(devices, "CPUINFO", flags)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)  # a later torch without it
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert native_bf16_cpu() is True
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 amx_tile amx_bf16\n")
+    assert native_bf16_cpu() is True
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")  # AVX-512 without BF16
+    assert native_bf16_cpu() is False
+
+    def broken():
+        raise RuntimeError("cpuinfo failed to initialise")
+
+    set_probes(monkeypatch, broken, broken)
+    flags.write_text("flags\t\t: avx512_bf16\n")
+    assert native_bf16_cpu() is True
+
+
+def test_no_readable_answer_means_not_native(monkeypatch, tmp_path):
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.setattr(devices, "CPUINFO", tmp_path / "missing")  # not Linux, or no access
+    assert cpuinfo_flags(tmp_path / "missing") == set()
+    assert native_bf16_cpu() is False
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    monkeypatch.setattr(devices, "CPUINFO", folder)  # unreadable as a file
+    assert native_bf16_cpu() is False

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pytest
+from tests.helpers import small_config
+
+from mgrec.cli import main
+from mgrec.config import PostprocessConfig, TrainConfig
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
+from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.infer.offline import OfflineDetector
+from mgrec.run import RunDir
+from mgrec.train.ensemble import make_ensemble
+from mgrec.train.loop import train
+
+
+def config_for(paths, seed, **model):
+    config = small_config(paths, seed=seed, max_seq_len=128,
+                          train=TrainConfig(epochs=2, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
+                                            eval_every=1, ema_decay=0.9),
+                          postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100))
+    for key, value in model.items():
+        setattr(config.model, key, value)
+    return config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=5, feature_dim=16, length=160, seed=0,
+                                   subsets=("train", "train", "val", "test"))
+    trained = []
+    for seed in (3, 4):
+        trained.append(root / f"run{seed}")
+        train(config_for(paths, seed), trained[-1], progress=False, log=lambda *_: None)
+    return paths, root, trained
+
+
+def detections(run_dir, features):
+    return OfflineDetector.from_run(run_dir, device="cpu", precision="fp32").detect(features)
+
+
+def assert_same_detections(a, b):
+    assert [(d.label, round(d.start, 4), round(d.end, 4)) for d in a] == \
+        [(d.label, round(d.start, 4), round(d.end, 4)) for d in b]
+    assert np.allclose([d.score for d in a], [d.score for d in b], atol=1e-5)
+
+
+def test_an_ensemble_of_one_run_detects_what_the_run_detects(runs, tmp_path):
+    paths, _, (first, _) = runs
+    make_ensemble([first], tmp_path / "one", log=lambda *_: None)
+    features = paths.features / "synthetic_003.npy"
+    assert_same_detections(detections(tmp_path / "one", features), detections(first, features))
+    # the threshold is tuned on val, as training tunes it
+    assert RunDir(tmp_path / "one").read_tuning()["tuned_on"] == "val"
+    assert RunDir(tmp_path / "one").read_tuning()["score_threshold"] == pytest.approx(
+        RunDir(first).read_tuning()["score_threshold"])
+
+
+def test_an_ensemble_of_two_identical_runs_equals_one(runs, tmp_path):
+    paths, _, (first, _) = runs
+    make_ensemble([first, first], tmp_path / "twice", log=lambda *_: None)
+    features = paths.features / "synthetic_002.npy"
+    assert_same_detections(detections(tmp_path / "twice", features), detections(first, features))
+
+
+def test_an_ensemble_is_a_run_that_evaluate_and_detect_take(runs, tmp_path, capsys):
+    paths, _, members = runs
+    out = tmp_path / "both"
+    result = make_ensemble(members, out, log=lambda *_: None)
+    assert result.members == [str(m) for m in members] and result.val_metrics is not None
+    assert json.loads((out / "run.json").read_text())["ensemble"]["members"] == 2
+    scores = evaluate_run(out, "test")
+    assert 0.0 <= scores["f1"] <= 1.0 and scores["threshold_tuned_on"] == "val"
+    assert main(["detect", str(out), str(paths.features / "synthetic_003.npy"), "--out", str(tmp_path / "d.json")]) == 0
+    assert json.loads((tmp_path / "d.json").read_text())["results"]
+    assert main(["report", str(out), "--split", "test"]) in (0, None)
+    assert "No metrics.jsonl" in next(out.glob("report_*.html")).read_text(encoding="utf-8")  # nothing was trained
+
+
+def test_members_that_cannot_be_averaged_and_bad_outputs_are_refused(runs, tmp_path):
+    paths, root, (first, second) = runs
+    wide = root / "wide"
+    if not wide.exists():
+        train(config_for(paths, 3, embed_dim=24, head_dim=24), wide, progress=False, log=lambda *_: None)
+    with pytest.raises(InputError, match=r"\[model.embed_dim\]: 24, but .* has 16; .* same layout"):
+        make_ensemble([first, wide], tmp_path / "e1")
+    with pytest.raises(InputError, match="would overwrite one of its members"):
+        make_ensemble([first, second], second)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="exists and is not empty"):
+        make_ensemble([first], tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    make_ensemble([first], tmp_path / "e2", log=lambda *_: None)
+    with pytest.raises(InputError, match="is itself an ensemble"):
+        make_ensemble([tmp_path / "e2", first], tmp_path / "e3")
+
+
+@pytest.mark.slow
+def test_train_with_seeds_trains_the_members_and_their_ensemble(runs, tmp_path, capsys):
+    paths, _, _ = runs
+    config = tmp_path / "c.yaml"
+    from mgrec.config import save_config
+
+    save_config(config_for(paths, 7), config)
+    assert main(["train", str(config), "--out", str(tmp_path / "x"), "--seeds", "2", "--no-progress"]) in (0, None)
+    for seed in (7, 8):
+        assert RunDir(tmp_path / f"x-seed{seed}").read_config().seed == seed
+    assert RunDir(tmp_path / "x").read_ensemble()["members"] == 2
+    assert "ensemble of 2 runs: val F1" in capsys.readouterr().out

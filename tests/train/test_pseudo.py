@@ -1,0 +1,93 @@
+import dataclasses
+import json
+import shutil
+
+import pytest
+from tests.helpers import small_config
+
+from mgrec.config import PostprocessConfig, PseudoLabelConfig, TrainConfig
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
+from mgrec.infer.offline import OfflineDetector
+from mgrec.run import RunDir
+from mgrec.train.loop import train
+
+
+def config_for(paths, seed=3, epochs=2):
+    return small_config(paths, seed=seed, max_seq_len=128,
+                        train=TrainConfig(epochs=epochs, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
+                                          eval_every=1, ema_decay=0.9),
+                        postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pseudo")
+    paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=5, feature_dim=16, length=160, seed=0,
+                                   subsets=("train", "train", "val", "test"))
+    teacher = root / "teacher"
+    train(config_for(paths), teacher, progress=False, log=lambda *_: None)
+    # the unlabelled pool: the test video's features (and sidecar), as in the transductive setting
+    pool = root / "pool"
+    pool.mkdir()
+    for name in ("synthetic_003.npy", "synthetic_003.json"):
+        shutil.copy(paths.features / name, pool / name)
+    return paths, root, teacher, pool
+
+
+def with_pseudo(config, **pseudo):
+    return dataclasses.replace(config, pseudo_labels=PseudoLabelConfig(**pseudo))
+
+
+def test_pseudo_labels_are_the_teacher_s_hard_set_and_never_its_ground_truth(setup, tmp_path):
+    paths, _, teacher, pool = setup
+    config = with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(teacher), transductive=True)
+    train(config, tmp_path / "a", progress=False, log=lambda *_: None)
+    record = json.loads(RunDir(tmp_path / "a").pseudo_labels_path.read_text())
+    hard = OfflineDetector.from_run(teacher, device="cpu", precision="fp32")
+    expected = hard.hard_set(hard.detect(pool / "synthetic_003.npy"))
+    assert [(d["label"], d["start"], d["end"]) for d in record["videos"]["synthetic_003"]] == \
+        [(d.label, d.start, d.end) for d in expected]
+    assert record["labelled_by"] == str(teacher) and record["transductive"] is True
+    # the same training with the pool video's annotated labels changed: the same pseudo-labels
+    annotations = json.loads(paths.annotations.read_text())
+    for entry in annotations["database"]["synthetic_003"]["annotations"]:
+        entry["label"] = annotations["database"]["synthetic_000"]["annotations"][0]["label"]
+        entry["segment"] = [0.0, 0.5]
+        entry.pop("segment(frames)", None)
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(annotations))
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, annotations=str(changed)))
+    train(config, tmp_path / "b", progress=False, log=lambda *_: None)
+    assert json.loads(RunDir(tmp_path / "b").pseudo_labels_path.read_text())["videos"] == record["videos"]
+
+
+def test_without_a_teacher_one_is_trained_first_and_the_report_says_transductive(setup, tmp_path):
+    paths, _, _, pool = setup
+    config = with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), transductive=True)
+    lines = []
+    result = train(config, tmp_path / "run", progress=False, log=lines.append)
+    assert RunDir(tmp_path / "run" / "teacher").read_config().pseudo_labels == PseudoLabelConfig()
+    assert any("pseudo-labelled 1 unlabelled videos" in line for line in lines)
+    assert any("+ 1 pseudo-labelled" in line for line in lines)
+    assert result.run_dir == tmp_path / "run"
+    from mgrec.infer.evaluate_run import evaluate_run
+    from mgrec.report.html import load_run, training_data
+
+    evaluate_run(tmp_path / "run", "test")
+    assert "TRANSDUCTIVE, these are the test subjects' own videos" in training_data(load_run(tmp_path / "run"))
+
+
+def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
+    paths, _, teacher, pool = setup
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no feature files"):
+        train(with_pseudo(config_for(paths), unlabeled=str(tmp_path / "empty"), teacher=str(teacher)),
+              tmp_path / "r1", progress=False, log=lambda *_: None)
+    assert not (tmp_path / "r1" / "teacher").exists()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(pool / "synthetic_003.npy", bare / "v.npy")  # no sidecar, no data.fps
+    with pytest.raises(InputError, match=r"v.npy: the features' fps is unknown"):
+        train(with_pseudo(config_for(paths), unlabeled=str(bare), teacher=str(teacher)),
+              tmp_path / "r2", progress=False, log=lambda *_: None)
