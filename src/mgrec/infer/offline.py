@@ -27,10 +27,15 @@ from mgrec.evaluate.f1 import hard_set
 from mgrec.model.detector import upgrade_state_dict
 from mgrec.model.ensemble import build_model
 from mgrec.model.memory import check_fits
-from mgrec.postprocess.video import detect_video
+from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir, load_into
 from mgrec.timeline import FeatureGrid
+
+# Videos longer than this are detected in overlapping windows (`Chunking`): one window of 8192 steps
+# needs about 1 GB at SMG width (`mgrec.model.memory`), whatever the video's length. 8192 steps are
+# 20 min at SMG's 7 steps/s, so SMG's 12-15 min videos and the demo's are always one pass.
+LONG_VIDEO_CHUNKING = Chunking(steps=8192, overlap=1024)
 
 
 @dataclass
@@ -45,6 +50,7 @@ class OfflineDetector:
     checkpoint: str = "best"
     threshold_tuned_on: str | None = None  # the split the score threshold was tuned on (None: the config's)
     autocast: torch.dtype | None = None  # the forward pass's autocast dtype (None: float32)
+    chunking: Chunking | None = LONG_VIDEO_CHUNKING  # None: every video in one pass
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -93,7 +99,8 @@ class OfflineDetector:
                                  "beside it (mgrec extract writes one), or set data.fps in the run's config")
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
-        check_fits(self.config.model, len(features), 1, training=False, what=f"video {video_id or 'video'}",
+        one_pass = len(features) if self.chunking is None else min(len(features), self.chunking.steps)
+        check_fits(self.config.model, one_pass, 1, training=False, what=f"video {video_id or 'video'}",
                    model=self.model)  # refused with numbers, not by the allocator
         return detect_video(
             self.model,
@@ -103,6 +110,7 @@ class OfflineDetector:
             self.classes,
             video_id or "video",
             autocast=self.autocast,
+            chunking=self.chunking,
         )
 
     def sidecar_fps(self, path: Path) -> float | None:

@@ -26,6 +26,7 @@ class RawDetections:
     segments: Tensor  # (N, 2) float: [start, end] in level-0 grid units
     scores: Tensor  # (N,) float in [0, 1]
     labels: Tensor  # (N,) long: 0-based class ids
+    points: Tensor | None = None  # (N,) float: the position of the point each came from (level-0 grid units)
 
     def __len__(self) -> int:
         return self.scores.shape[0]
@@ -54,7 +55,7 @@ def decode_video(
             f"decode_video: got {len(cls_logits)} logits, {len(offsets)} offsets, {len(masks)} masks and "
             f"{len(strides)} strides; expected one of each per pyramid level"
         )
-    all_segments, all_scores, all_labels = [], [], []
+    all_segments, all_scores, all_labels, all_points = [], [], [], []
     for logits, level_offsets, mask, stride in zip(cls_logits, offsets, masks, strides):
         num_classes = logits.shape[1]
         probs = torch.sigmoid(logits.to(torch.promote_types(logits.dtype, torch.float32)))
@@ -71,7 +72,8 @@ def decode_video(
         all_segments.append(segments[long_enough])
         all_scores.append(flat_scores[long_enough])
         all_labels.append((flat_index % num_classes)[long_enough])
-    return RawDetections(torch.cat(all_segments), torch.cat(all_scores), torch.cat(all_labels))
+        all_points.append(position[long_enough])
+    return RawDetections(torch.cat(all_segments), torch.cat(all_scores), torch.cat(all_labels), torch.cat(all_points))
 
 
 def _top_k(scores: Tensor, is_candidate: Tensor, k: int) -> Tensor:

@@ -2,7 +2,9 @@
 
 Used by training's validation and by `mgrec.infer`; it lives here so that neither imports the other.
 The network is fully convolutional (plus local attention), so a video longer than the training
-length is processed in one pass: no windows, hence no seams at window borders.
+length is processed in one pass: no windows, hence no seams at window borders. Only videos too long
+for one pass in memory (hours) are detected in overlapping windows (`Chunking`), whose cores tile
+the video.
 
 The network's outputs are checked before decoding: a NaN or Inf at a real (unmasked) position is an
 `InputError` naming the video. Decoding would otherwise drop NaN scores without a word, and a broken
@@ -12,6 +14,7 @@ checkpoint or out-of-range features would look like a video with nothing in it.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,10 +23,45 @@ from mgrec.config import PostprocessConfig
 from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.model.inputs import pad_video
-from mgrec.postprocess.decode import decode_video
+from mgrec.postprocess.decode import RawDetections, decode_video
 from mgrec.postprocess.nms import nms
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Detection of a long video in windows of `steps` feature steps overlapping by `overlap` steps.
+
+    Window i starts at i * (steps - overlap). Each window's candidates are kept only when the point
+    they come from lies in its core: from overlap/2 after its start (0 for the first window) to
+    overlap/2 before its end (the video's end for the last), so the cores tile the video and every
+    point is decoded once; one NMS then runs over all of them. Memory is that of one window. A point
+    of a core sees at least overlap/2 steps of context on each side; what lies farther (the
+    network's whole-sequence statistics, its receptive field beyond that) differs from a pass over
+    the whole video.
+    """
+
+    steps: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < self.steps or self.overlap % 2:
+            raise ValueError(f"chunking: overlap {self.overlap} must be even and in [0, steps={self.steps})")
+
+    def windows(self, length: int) -> list[tuple[int, int, int, int]]:
+        """(start, end, core start, core end) of every window of a video of `length` steps."""
+        if length <= self.steps:
+            return [(0, length, 0, length)]
+        hop, half = self.steps - self.overlap, self.overlap // 2
+        windows, start = [], 0
+        while True:
+            end = min(start + self.steps, length)
+            last = end == length
+            windows.append((start, end, start + half if start else 0, length if last else end - half))
+            if last:
+                return windows
+            start += hop
 
 
 @torch.inference_mode()
@@ -36,6 +74,7 @@ def detect_video(
     video_id: str,
     padded_length: int | None = None,
     autocast: torch.dtype | None = None,
+    chunking: Chunking | None = None,
 ) -> list[Detection]:
     """Ranked detections (descending score) for one video's features (T, C), clipped to the video.
 
@@ -44,7 +83,24 @@ def detect_video(
     `autocast`: run the network's forward pass under autocast to this dtype (detection's
     `--precision`, `mgrec.devices.inference_dtype`) and only it; None: no autocast of its own
     (float32, as training's validation wants). Decoding and NMS run on the outputs cast to float32.
+    `chunking`: a video longer than `chunking.steps` is detected in overlapping windows (`Chunking`).
     """
+    windows = chunking.windows(len(features)) if chunking is not None else [(0, len(features), 0, len(features))]
+    parts = []
+    for start, end, core_start, core_end in windows:
+        raw = _candidates(model, features[start:end], post, video_id, padded_length, autocast)
+        keep = (raw.points >= core_start - start) & (raw.points < core_end - start)  # all of a single window
+        parts.append((raw.segments[keep] + start, raw.scores[keep], raw.labels[keep]))
+    segments, scores, labels = nms(*(torch.cat(column) for column in zip(*parts)), post)
+    duration = grid.covered_seconds(features.shape[0])
+    return to_detections(
+        segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration
+    )
+
+
+def _candidates(model: torch.nn.Module, features: np.ndarray, post: PostprocessConfig, video_id: str,
+                padded_length: int | None, autocast: torch.dtype | None) -> RawDetections:
+    """The network on features (T, C) and its decoded candidates, before NMS."""
     device = next(model.parameters()).device
     x, mask = pad_video(features, model.max_div_factor, padded_length)
     # None leaves the autocast state of the caller as it is (a benchmark may wrap the whole call)
@@ -54,12 +110,7 @@ def detect_video(
     offsets = [o[0].float() for o in out.offsets]
     masks = [m[0] for m in out.masks]
     check_network_output(cls_logits, offsets, masks, video_id)
-    raw = decode_video(cls_logits, offsets, masks, out.strides, post)
-    segments, scores, labels = nms(raw.segments, raw.scores, raw.labels, post)
-    duration = grid.covered_seconds(features.shape[0])
-    return to_detections(
-        segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration
-    )
+    return decode_video(cls_logits, offsets, masks, out.strides, post)
 
 
 def check_network_output(

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.model.helpers import perturbed, tiny_config
+
+from mgrec.config import PostprocessConfig
+from mgrec.model.detector import build_detector
+from mgrec.postprocess.video import Chunking, detect_video
+from mgrec.timeline import FeatureGrid
+
+GRID = FeatureGrid(fps=10.0, stride=1, window=1)
+CLASSES = ["a", "b", "c", "d", "e"]
+
+
+@given(length=st.integers(1, 5000), steps=st.integers(2, 600), half=st.integers(0, 200))
+def test_window_cores_tile_the_video_and_keep_half_the_overlap_as_context(length, steps, half):
+    overlap = 2 * half
+    if overlap >= steps:
+        with pytest.raises(ValueError):
+            Chunking(steps, overlap)
+        return
+    windows = Chunking(steps, overlap).windows(length)
+    assert windows[0][2] == 0 and windows[-1][3] == length
+    for (start, end, core_start, core_end), following in zip(windows, windows[1:] + [None]):
+        assert 0 <= start <= core_start < core_end <= end <= length and end - start <= steps
+        if following is not None:
+            assert following[2] == core_end  # the next core starts where this one ends
+            assert core_end + half <= end and core_start - start >= (half if start else 0)
+
+
+def test_chunked_detection_equals_one_pass_where_the_network_sees_less_than_the_overlap():
+    torch.manual_seed(0)
+    # three levels of small kernels: each output depends on far fewer than 64 steps on either side
+    model = perturbed(build_detector(tiny_config("actionformer", num_levels=3,
+                                                 regression_ranges=[[0, 4], [4, 8], [8, 10000]]))).eval()
+    features = np.random.default_rng(0).normal(size=(600, 24)).astype(np.float32)
+    post = PostprocessConfig(pre_nms_topk=100000, max_detections=100000)
+    whole = detect_video(model, features, GRID, post, CLASSES, "v")
+    chunked = detect_video(model, features, GRID, post, CLASSES, "v", chunking=Chunking(256, 128))
+    assert len(chunked) == len(whole) > 100
+    for a, b in zip(whole, chunked):
+        assert (a.label_id, a.start, a.end) == pytest.approx((b.label_id, b.start, b.end), abs=1e-4)
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_a_video_shorter_than_a_window_is_one_pass():
+    assert Chunking(8192, 1024).windows(3000) == [(0, 3000, 0, 3000)]
