@@ -148,10 +148,11 @@ def check_sidecar(
 FEATURE_SUFFIXES = (".npy", ".npz")
 FEATURE_DTYPES = "float16/float32/float64"
 
-# The most values one feature file may hold: 2**28 values are 1 GiB as float32, which `load_features`
-# returns. Ten hours of 2304-dim VideoMAE features at 30 fps and stride 4 are 62 million; more is a
-# corrupt header or a video that should be split.
-MAX_FEATURE_VALUES = 2**28
+# The most values one feature file may hold: 2**30 values are 4 GiB as float32, which `load_features`
+# returns. Ten hours of SMG's 1408-dim features (7 steps/s) are 355 million values, of 2304-dim
+# VideoMAE features at 30 fps and stride 4 622 million; more is a corrupt header or a video that
+# should be split.
+MAX_FEATURE_VALUES = 2**30
 
 # The largest |value| a feature may have. Real features are orders of magnitude smaller (backbone
 # outputs are activations of normalised networks; skeleton positions and velocities are in spine
@@ -302,7 +303,7 @@ def _check_declared(path: Path, shape: tuple, dtype: np.dtype, data_bytes: int) 
     if count > MAX_FEATURE_VALUES:
         raise InputError(
             f"{path}: shape {brief(shape)} is {count:,} values; one feature file may hold at most "
-            f"{MAX_FEATURE_VALUES:,} (1 GiB as float32): split the video, or lower the frame rate of the features"
+            f"{MAX_FEATURE_VALUES:,} (4 GiB as float32): split the video, or lower the frame rate of the features"
         )
 
 
