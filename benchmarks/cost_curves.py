@@ -3,7 +3,7 @@
     python benchmarks/cost_curves.py --json benchmarks/results/<campaign>/cost_curves.json [--run RUN_DIR]
 
 1. Cost: `OfflineDetector.detect` on a feature file of T steps (random features, 1408-d, written as
-   .npy) with a random-init SMG-size model (`smg/<model>.yaml`), for T from 2304 to 250k steps (SMG's
+   .npy in blocks) with a random-init SMG-size model (`smg/<model>.yaml`), for T from 2304 to 250k steps (SMG's
    grid is 7 steps/s: 250k steps = 10 h). Each T runs in a fresh process, which reports the wall time
    of `detect` (loading the file included) and its peak RSS growth (VmHWM) beyond the features held
    in memory. Videos longer than `LONG_VIDEO_CHUNKING.steps` are detected in overlapping windows.
@@ -43,7 +43,12 @@ model = build_detector(config.model)
 run = RunDir(f"{folder}/run")
 run.write_for_inference(config, [f"c{i}" for i in range(config.model.num_classes)], model, score_threshold=0.3)
 path = f"{folder}/video.npy"
-np.save(path, np.random.default_rng(0).standard_normal((steps, config.data.feature_dim), dtype=np.float32))
+# written in blocks through a memory map: a whole array made here would raise the peak RSS measured below
+rng, out = np.random.default_rng(0), np.lib.format.open_memmap(path, "w+", np.float32, (steps, config.data.feature_dim))
+for first in range(0, steps, 8192):
+    out[first:first + 8192] = rng.standard_normal((min(8192, steps - first), config.data.feature_dim), dtype=np.float32)
+out.flush()
+del out
 detector = OfflineDetector.from_run(run.path, device="cpu", precision="fp32")
 def peak():
     return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
