@@ -3,10 +3,11 @@
     python benchmarks/cost_curves.py --json benchmarks/results/<campaign>/cost_curves.json [--run RUN_DIR]
 
 1. Cost: `OfflineDetector.detect` on a feature file of T steps (random features, 1408-d, written as
-   .npy in blocks) with a random-init SMG-size model (`smg/<model>.yaml`), for T from 2304 to 250k steps (SMG's
-   grid is 7 steps/s: 250k steps = 10 h). Each T runs in a fresh process, which reports the wall time
-   of `detect` (loading the file included) and its peak RSS growth (VmHWM) beyond the features held
-   in memory. Videos longer than `LONG_VIDEO_CHUNKING.steps` are detected in overlapping windows.
+   .npy in blocks by this process) with a random-init SMG-size model (`smg/<model>.yaml`), for T
+   from 2304 to 250k steps (SMG's grid is 7 steps/s: 250k steps = 10 h). Each T runs in a fresh
+   process, which reports the wall time of `detect` (loading the file included) and its peak RSS
+   growth (VmHWM) during `detect`, the features it loads included. Videos longer than
+   `LONG_VIDEO_CHUNKING.steps` are detected in overlapping windows.
 2. With --run: the run's test split detected in one pass and in windows of 1024 and 512 steps
    (overlap 256 and 128), F1 and average mAP side by side: how far chunked detections are from one
    pass (the network's whole-sequence statistics and its receptive field beyond the overlap differ).
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from mgrec.provenance import PROVENANCE_KEY, provenance
 
@@ -42,13 +45,7 @@ torch.manual_seed(0)
 model = build_detector(config.model)
 run = RunDir(f"{folder}/run")
 run.write_for_inference(config, [f"c{i}" for i in range(config.model.num_classes)], model, score_threshold=0.3)
-path = f"{folder}/video.npy"
-# written in blocks through a memory map: a whole array made here would raise the peak RSS measured below
-rng, out = np.random.default_rng(0), np.lib.format.open_memmap(path, "w+", np.float32, (steps, config.data.feature_dim))
-for first in range(0, steps, 8192):
-    out[first:first + 8192] = rng.standard_normal((min(8192, steps - first), config.data.feature_dim), dtype=np.float32)
-out.flush()
-del out
+path = f"{folder}/video.npy"  # written by the parent: making it here would raise the peak measured below
 detector = OfflineDetector.from_run(run.path, device="cpu", precision="fp32")
 def peak():
     return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
@@ -63,8 +60,18 @@ print(json.dumps({"steps": steps, "seconds": seconds, "peak_growth_bytes": peak(
 """
 
 
+def write_features(path: Path, steps: int, dim: int) -> None:
+    """Random features (steps, dim) float32 as .npy, written in blocks (never all in memory)."""
+    rng, out = np.random.default_rng(0), np.lib.format.open_memmap(path, "w+", np.float32, (steps, dim))
+    for first in range(0, steps, 8192):
+        out[first : first + 8192] = rng.standard_normal((min(8192, steps - first), dim), dtype=np.float32)
+    out.flush()
+    del out
+
+
 def measure_cost(config: str, steps: int, dim: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
+        write_features(Path(folder) / "video.npy", steps, dim)
         done = subprocess.run([sys.executable, "-c", CHILD, config, str(steps), folder, str(dim), str(threads)],
                               capture_output=True, text=True, check=True, timeout=3600)
     return json.loads(done.stdout.strip().splitlines()[-1])
