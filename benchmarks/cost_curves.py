@@ -85,12 +85,12 @@ def chunking_accuracy(run_dir: str) -> list[dict]:
     from mgrec.postprocess.video import Chunking
     from mgrec.train.data import load_split
 
+    detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
+    config = detector.config
+    split = load_split(config, load_annotations(config.data.annotations), config.data.test_split)
     rows = []
     for chunking in (None, Chunking(1024, 256), Chunking(512, 128)):
-        detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
         detector.chunking = chunking
-        config = detector.config
-        split = load_split(config, load_annotations(config.data.annotations), config.data.test_split)
         ranked = {s.video_id: detector.detect(s.features, s.video_id, fps=s.grid.fps) for s in split.samples}
         result = score(split.ground_truth, ranked, detector.classes, detector.postprocess.score_threshold, "test")
         rows.append({"chunking": None if chunking is None else [chunking.steps, chunking.overlap],

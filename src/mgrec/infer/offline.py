@@ -24,12 +24,11 @@ from mgrec.data.features import check_sidecar, list_feature_files, load_features
 from mgrec.devices import inference_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.model.detector import upgrade_state_dict
-from mgrec.model.ensemble import build_model
+from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
-from mgrec.run import RunDir, load_into
+from mgrec.run import RunDir
 from mgrec.timeline import FeatureGrid
 
 # Videos longer than this are detected in overlapping windows (`Chunking`): one window of 8192 steps
@@ -62,15 +61,8 @@ class OfflineDetector:
         torch_device = resolve_device(device, what="device")
         autocast = inference_dtype(torch_device, precision, what="precision")  # checked before loading
         run = RunDir(run_dir)
-        run.require_finished(checkpoint)
-        run.read_format_version()
-        config = run.read_config()
-        classes = run.read_classes(expected_count=config.model.num_classes)
-        ensemble = run.read_ensemble()  # a run made by `mgrec ensemble` holds several detectors
-        model = build_model(config.model, ensemble["members"] if ensemble else None)
-        weights, _ = run.read_weights(checkpoint, use_ema=True)
-        load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)
-        model = model.to(torch_device).eval()
+        config, classes, model = load_run_network(run, checkpoint)
+        model = model.to(torch_device)
         tuning = run.read_tuning()
         tuned_on = tuning.get("tuned_on") if tuning is not None else None
         tuned_on = tuned_on if isinstance(tuned_on, str) else None

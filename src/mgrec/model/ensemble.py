@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mgrec.config import ModelConfig
-from mgrec.model.detector import Detector, DetectorOutput, build_detector
+from mgrec.config import Config, ModelConfig
+from mgrec.model.detector import Detector, DetectorOutput, build_detector, upgrade_state_dict
+from mgrec.run import RunDir, load_into
 
 # Probabilities are kept inside [EPS, 1 - EPS] before the logit: it stays finite.
 EPS = 1e-12
@@ -60,3 +61,17 @@ def build_model(cfg: ModelConfig, ensemble_members: int | None = None) -> nn.Mod
     if ensemble_members is None:
         return build_detector(cfg)
     return EnsembleDetector([build_detector(cfg) for _ in range(ensemble_members)])
+
+
+def load_run_network(run: RunDir, checkpoint: str = "best") -> tuple[Config, list[str], nn.Module]:
+    """A finished run's config, classes and network (one detector, or the members of a run made by
+    `mgrec ensemble`) with the EMA weights of `checkpoint`, in eval mode on the CPU."""
+    run.require_finished(checkpoint)
+    run.read_format_version()
+    config = run.read_config()
+    classes = run.read_classes(expected_count=config.model.num_classes)
+    ensemble = run.read_ensemble()
+    model = build_model(config.model, ensemble["members"] if ensemble else None)
+    weights, _ = run.read_weights(checkpoint, use_ema=True)
+    load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)
+    return config, classes, model.eval()

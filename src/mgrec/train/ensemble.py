@@ -17,9 +17,8 @@ from pathlib import Path
 from mgrec.config import Config, to_dict
 from mgrec.errors import InputError
 from mgrec.files import read_json
-from mgrec.model.detector import upgrade_state_dict
-from mgrec.model.ensemble import EnsembleDetector, build_model
-from mgrec.run import RunDir, load_into
+from mgrec.model.ensemble import EnsembleDetector, load_run_network
+from mgrec.run import RunDir
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import validate
 
@@ -37,16 +36,9 @@ class EnsembleResult:
 def load_member(run_dir: Path) -> tuple[Config, list[str], object]:
     """A finished run's config, classes and network with its selected EMA weights."""
     run = RunDir(run_dir)
-    run.require_finished("best")
-    run.read_format_version()
-    if run.read_ensemble() is not None:
+    if run.format_path.exists() and run.read_ensemble() is not None:
         raise InputError(f"{run_dir} is itself an ensemble; give the runs it was made of")
-    config = run.read_config()
-    classes = run.read_classes(expected_count=config.model.num_classes)
-    model = build_model(config.model)
-    weights, _ = run.read_weights("best", use_ema=True)
-    load_into(model, weights, run.weights_path("best"), upgrade=upgrade_state_dict)
-    return config, classes, model.eval()
+    return load_run_network(run, "best")
 
 
 def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, Config, list[str]]) -> None:

@@ -29,10 +29,9 @@ from mgrec.data.datasets import VideoSample
 from mgrec.data.features import list_feature_files, load_features, read_sidecar, sidecar_path
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.model.detector import upgrade_state_dict
-from mgrec.model.ensemble import build_model
+from mgrec.model.ensemble import load_run_network
 from mgrec.postprocess.video import detect_video
-from mgrec.run import RunDir, load_into
+from mgrec.run import RunDir
 
 
 def without_pseudo_labels(config: Config) -> Config:
@@ -52,13 +51,7 @@ def unlabeled_files(folder: str | Path) -> list[Path]:
 def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
                  log=print) -> tuple[list[VideoSample], dict]:
     """Each file's features with the labelling run's hard set as ground truth; and the record of it."""
-    run_config = labeller.read_config()
-    classes = labeller.read_classes(expected_count=run_config.model.num_classes)
-    ensemble = labeller.read_ensemble()
-    model = build_model(run_config.model, ensemble["members"] if ensemble else None)
-    weights, _ = labeller.read_weights("best", use_ema=True)
-    load_into(model, weights, labeller.weights_path("best"), upgrade=upgrade_state_dict)
-    model.eval()
+    run_config, classes, model = load_run_network(labeller, "best")
     threshold = min_score if min_score is not None else labeller.read_postprocess(run_config).score_threshold
     samples, record = [], {}
     for path in files:
