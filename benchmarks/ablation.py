@@ -2,12 +2,16 @@
 
     python benchmarks/ablation.py --seeds 0 1 2      # results in benchmarks/results/<date>_<commit>_ablation/
     python benchmarks/ablation.py --study quality    # issue #14: balancing and crop transforms, same budget
+    python benchmarks/ablation.py --study fusion     # issue #15: the demo's two sensor streams, alone and fused
 
 `--study quality` runs `QUALITY_ROWS` instead: today's default (`demo/mgrec.yaml`), each addition
 alone, and all together, every row with the same epochs and crops per epoch (balancing moves crops
 between classes, transforms change crops: neither trains longer). Its table adds the val F1 of the
 selected epoch (the split defaults are chosen on) and the test F1 of the rarest third of the classes
-(by training instances).
+(by training instances). `--study fusion` runs `FUSION_ROWS` the same way: `demo/default.yaml` on
+the demo's sensor streams (`mgrec.data.demo`, step 6: accelerometer on the 12.5 steps/s grid,
+gyroscope at half that rate), each stream alone and both joined by each `model.fusion`; its table
+adds each row's parameter count.
 
 Each (config, seed) run trains `src/mgrec/configs/demo/<config>.yaml` with `mgrec.train.loop.train` (the
 config's seed replaced by the run's seed; the demo data itself is the same for every run) into
@@ -42,6 +46,7 @@ from mgrec.data.demo import build_demo
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.model.ensemble import load_run_network
 from mgrec.provenance import PROVENANCE_KEY, campaign_name, provenance, read_provenance
 from mgrec.run import RunDir
 from mgrec.train.ensemble import make_ensemble
@@ -77,6 +82,14 @@ QUALITY_ROWS = {
                "+ pseudo-labels of the unlabelled pool by the `default` run of the same seed (transductive; "
                "2 trainings)"),
 }
+# The fusion study: row -> (demo config, the demo's sensor streams, grid stream first; model.fusion; title).
+FUSION_ROWS = {
+    "acc": ("default", ["acc"], "concat", "accelerometer stream alone"),
+    "gyro": ("default", ["gyro"], "concat", "gyroscope stream alone (its own grid, stride 8)"),
+    "concat": ("default", ["acc", "gyro"], "concat", "both, concat (one embedding of all channels)"),
+    "sum": ("default", ["acc", "gyro"], "sum", "both, sum (an embedding per stream, added)"),
+    "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder, gyro injected at every level)"),
+}
 ENSEMBLE_ROWS = ("default", "repeat_factor")  # each also scored as one ensemble of its seed runs
 TEST_SPLIT = "test"
 RECORD_NAME = "ablation_run.json"
@@ -110,10 +123,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=list(PAPER_TABLE2),
         help="src/mgrec/configs/demo/<name>.yaml to run (default: all five)",
     )
-    parser.add_argument("--study", choices=("table2", "quality"), default="table2",
-                        help="table2: the paper's Table 2 (--configs); quality: QUALITY_ROWS (--rows)")
-    parser.add_argument("--rows", nargs="+", choices=list(QUALITY_ROWS), default=list(QUALITY_ROWS),
-                        help="rows of the quality study (default: all)")
+    parser.add_argument("--study", choices=("table2", "quality", "fusion"), default="table2",
+                        help="table2: the paper's Table 2 (--configs); quality: QUALITY_ROWS; fusion: FUSION_ROWS "
+                             "(--rows)")
+    parser.add_argument("--rows", nargs="+", choices=[*QUALITY_ROWS, *FUSION_ROWS], default=None,
+                        help="rows of the quality or fusion study (default: all of the study's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (quick runs)")
     parser.add_argument(
@@ -200,8 +214,16 @@ def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) 
         "test_eval_seconds": round(time.perf_counter() - started, 2),
     }
     record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    record["parameters"] = parameter_count(run_dir)
+    record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
     log(f"{spec.name()}: test f1 {test['f1']:.4f} f1_miga {test['f1_miga']:.4f} average mAP {test['average_mAP']:.4f}")
     return record
+
+
+def parameter_count(run_dir: Path) -> int:
+    """Parameters of a run's network (all its streams' towers and fusion included)."""
+    _, _, model = load_run_network(RunDir(run_dir), "best")
+    return sum(p.numel() for p in model.parameters())
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -220,15 +242,19 @@ def rarest_third(train_counts: dict[str, int]) -> list[str]:
     return order[: -(-len(order) // 3)]
 
 
-def quality_table(runs: list[dict], rare: list[str]) -> str:
-    """Markdown: one row per quality-study row, mean ± std over seeds, val F1 and rare-class F1 included."""
+def quality_table(runs: list[dict], rare: list[str], fusion: bool = False) -> str:
+    """Markdown: one row per quality-study (or fusion-study) row, mean ± std over seeds, val F1 and
+    rare-class F1 included (and the fusion study's parameter counts)."""
     lines = [
         "| row | runs | val F1 (%) | test F1 (%) | test F1 MiGA (%) | test average mAP (%) "
-        f"| test F1, rarest third: {', '.join(rare)} (%) | training time (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| test F1, rarest third: {', '.join(rare)} (%) | training time (s) |" + (" parameters |" if fusion else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if fusion else ""),
     ]
-    titles = {**{row: title for row, (_, _, title) in QUALITY_ROWS.items()},
-              **{f"{row}+ensemble": f"ensemble of the `{row}` seed runs" for row in ENSEMBLE_ROWS}}
+    if fusion:
+        titles = {row: title for row, (*_, title) in FUSION_ROWS.items()}
+    else:
+        titles = {**{row: title for row, (_, _, title) in QUALITY_ROWS.items()},
+                  **{f"{row}+ensemble": f"ensemble of the `{row}` seed runs" for row in ENSEMBLE_ROWS}}
     for row, title in titles.items():
         group = [r for r in runs if r.get("row") == row]
         if not group:
@@ -242,6 +268,7 @@ def quality_table(runs: list[dict], rare: list[str]) -> str:
             f"| {_percent([r['test']['average_mAP'] for r in group])} "
             f"| {_percent(rare_f1)} "
             f"| {statistics.fmean(r['training'].get('wall_seconds', r['training']['seconds']) for r in group):.0f} |"
+            + (f" {group[0].get('parameters', 0):,} |" if fusion else "")
         )
     return "\n".join(lines)
 
@@ -293,9 +320,11 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({**meta, "runs": runs}, indent=1) + "\n", encoding="utf-8")
     epochs = sorted({r["epochs"] for r in runs})
-    quality = meta.get("study") == "quality"
+    quality = meta.get("study") in ("quality", "fusion")
+    fusion = meta.get("study") == "fusion"
     text = [
-        "# Quality study on the demo benchmark (issue #14)" if quality else "# Table 2 on the demo benchmark",
+        ("# Fusion study on the demo's sensor streams (issue #15)" if fusion else
+         "# Quality study on the demo benchmark (issue #14)" if quality else "# Table 2 on the demo benchmark"),
         "",
         f"Test split of the demo data (built with seed {meta['demo_seed']}), "
         f"train.epochs = {', '.join(map(str, epochs))}; "
@@ -305,7 +334,7 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
            if quality else "The paper's numbers are F1 on SMG with VideoMAE V2-g features: context only, not "
            "comparable with the demo."),
         "",
-        quality_table(runs, meta["rarest_third"]) if quality else summary_table(runs),
+        quality_table(runs, meta["rarest_third"], fusion=fusion) if quality else summary_table(runs),
         "",
     ]
     record = read_provenance(meta)
@@ -339,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "split": TEST_SPLIT,
             "study": args.study,
         }
-        if args.study == "quality":
+        if args.study in ("quality", "fusion"):
             annotations = load_annotations(paths.annotations)
             counts = dict.fromkeys(annotations.classes, 0)
             for segments in annotations.subset("train").segments.values():
@@ -347,19 +376,24 @@ def main(argv: list[str] | None = None) -> int:
                     counts[annotations.classes[segment.label_id]] += 1
             meta["train_instances"] = counts
             meta["rarest_third"] = rarest_third(counts)
+        if args.study == "quality":
             plan = [(row, config, overrides) for row, (config, overrides, _) in QUALITY_ROWS.items()
-                    if row in args.rows]
+                    if args.rows is None or row in args.rows]
+        elif args.study == "fusion":
+            plan = [(row, config, (*paths.stream_overrides(names), f"model.fusion={fusion}"))
+                    for row, (config, names, fusion, _) in FUSION_ROWS.items() if args.rows is None or row in args.rows]
         else:
             plan = [(config, config, ()) for config in args.configs]
         if args.out is None:
-            what = "quality" if args.study == "quality" else "ablation"
+            what = args.study if args.study in ("quality", "fusion") else "ablation"
             args.out = RESULTS / campaign_name(what, meta[PROVENANCE_KEY])
         runs = []
         for row, config, overrides in plan:
             epochs = configured_epochs(config, args.epochs)
             for seed in args.seeds:
                 teacher = args.scratch / RunSpec(QUALITY_ROWS["default"][0], seed, epochs, tuple(args.override)).name()
-                filled = tuple(o.format(unlabeled=paths.unlabeled, teacher=teacher) for o in overrides)
+                filled = tuple(o.format(unlabeled=paths.unlabeled, teacher=teacher) if args.study == "quality" else o
+                               for o in overrides)
                 spec = RunSpec(config, seed, epochs, (*filled, *args.override), row=row)
                 record = run_one(spec, paths.overrides(), args.scratch)
                 if row == "pseudo":  # the teacher's training is part of the cost
@@ -377,7 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(quality_table(runs, meta["rarest_third"]) if args.study == "quality" else summary_table(runs))
+    if args.study in ("quality", "fusion"):
+        print(quality_table(runs, meta["rarest_third"], fusion=args.study == "fusion"))
+    else:
+        print(summary_table(runs))
     print(f"wrote {args.out / 'ablation.json'} and {args.out / 'ablation.md'}")
     return 0
 

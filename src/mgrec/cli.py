@@ -210,9 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     ), examples=(
         "mgrec detect runs/demo-mgrec features/ --out detections.json",
         "mgrec detect runs/demo-mgrec video.mp4 --out ranked.json --all",
+        "mgrec detect runs/fusion acc/ --stream gyro=other/gyro --out detections.json",
     ))
     _add_run_dir(p)
-    p.add_argument("inputs", nargs="+", type=Path, help="feature files, folders of them, or video files")
+    p.add_argument("inputs", nargs="+", type=Path, help="feature files, folders of them, or video files (a run "
+                                                        "with several data.streams: the grid stream's files)")
+    _add_stream_folders(p)
     p.add_argument("--out", type=Path, required=True, help="output file (a folder for --format smg)")
     p.add_argument("--format", choices=["json", "csv", "smg"], default="json",
                    help="results JSON (ActivityNet style), one CSV table, or SMG-style label CSVs per video")
@@ -234,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
                  ))
     _add_run_dir(p)
-    p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream")
+    p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream (a run "
+                                            "with several data.streams: the grid stream's file)")
+    _add_stream_folders(p)
     p.add_argument("--lookahead", type=float, default=2.0, help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
     p.add_argument("--hop", type=int, default=None,
@@ -518,6 +523,19 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     return others + extract_with_recipe(run_dir, videos, scratch, device=device, progress=progress)
 
 
+def _add_stream_folders(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stream", action="append", default=[], metavar="NAME=FOLDER",
+                   help="a run with several data.streams: read stream NAME's files (<video_id><ext>) from FOLDER "
+                        "instead of the folder in the run's config (repeat per stream)")
+
+
+def _stream_folders(run_dir: Path, items: list[str]) -> dict[str, Path] | None:
+    from mgrec.data.streams import stream_folders
+    from mgrec.run import RunDir
+
+    return stream_folders(items, RunDir(run_dir).read_config().data) if items else None
+
+
 def cmd_detect(args) -> None:
     import tempfile
 
@@ -534,7 +552,8 @@ def cmd_detect(args) -> None:
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs = features_for(run_dir, args.inputs, Path(scratch), device=device, progress=show_progress(args))
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
-                               progress=show_progress(args), precision=args.precision)
+                               progress=show_progress(args), precision=args.precision,
+                               stream_folders=_stream_folders(run_dir, args.stream))
     print(summary.describe())
 
 
@@ -558,6 +577,7 @@ def cmd_stream(args) -> None:
             compile=args.compile,
             device=device,
             precision=args.precision,
+            stream_folders=_stream_folders(run_dir, args.stream),
         )
     # stderr: stdout stays pure JSON lines for whatever reads them
     print(terminal.visible(summary.describe()), file=sys.stderr)

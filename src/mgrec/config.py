@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +57,33 @@ def _section(cls: type, meaning: str) -> Any:
 
 
 @dataclass
+class StreamConfig:
+    """One input stream of a multi-stream config (`data.streams`): its own feature files and recipe."""
+
+    name: str = _doc("", "the stream's name (rgb, skeleton, acc, ...): errors, runs and reports name it")
+    features: str = _doc("", "folder of this stream's feature files, one per video: `<video_id><feature_ext>`")
+    feature_ext: str = _doc(".npy", "feature file ending: `.npy` or `.npz` (the array under key `feats`)")
+    feature_dim: int = _doc(0, "C of this stream's feature vectors (its sidecar's `dim`)")
+    stride: int = _doc(4, "video frames between the starts of consecutive windows of this stream")
+    window: int = _doc(16, "video frames per window of this stream")
+    fps: float | None = _doc(None, "frame rate this stream was sampled at; null: its sidecar's, else the video's")
+
+    def grid(self, video_fps: float | None) -> FeatureGrid:
+        """This stream's own feature grid (before it is resampled onto the data's grid)."""
+        fps = self.fps if self.fps is not None else video_fps
+        if fps is None:
+            raise InputError(f"stream {self.name!r}: the features' fps is unknown: set its fps, or give the "
+                             "video's fps (annotations, or a sidecar .json next to the features)")
+        return FeatureGrid(fps=fps, stride=self.stride, window=self.window)
+
+
+# With `data.streams`, these data keys are the grid stream's (`data.grid_stream`) or, for feature_dim, the
+# streams' sum; a config may leave them out, and a different value is refused (`check_stream_keys`).
+DERIVED_FROM_STREAMS = ("features", "feature_ext", "feature_dim", "stride", "window", "fps")
+FUSIONS = ("concat", "sum", "gated")
+
+
+@dataclass
 class DataConfig:
     annotations: str = _doc("", "annotations file: ActivityNet-style JSON (`mgrec data convert` makes one from SMG "
                                 "label folders); needed to train")
@@ -77,6 +105,11 @@ class DataConfig:
                                   "2**(num_levels-1)")
     crop_keep_fraction: float = _doc(0.5, "a training crop must keep at least this fraction of some instance's length")
     drop_bad_videos: bool = _doc(False, "train anyway when `mgrec data check` finds errors, leaving those videos out")
+    streams: list[StreamConfig] = _doc([], "several input streams per video (RGB, skeleton, ...), each "
+                                           "{name, features, feature_dim, stride, window}: resampled onto one grid "
+                                           "and joined by model.fusion; empty: the one stream of data.features")
+    grid_stream: str = _doc("", "the stream whose feature grid all streams are resampled onto (and whose "
+                                "stride/window data.stride/window become); empty: the first stream")
 
     def __post_init__(self) -> None:
         # Split names follow the annotations' subset names, so `val_split: Validation` finds subset "validation".
@@ -95,6 +128,23 @@ class DataConfig:
                              "(annotations, or a sidecar .json next to the features)")
         return FeatureGrid(fps=fps, stride=self.stride, window=self.window)
 
+    def input_streams(self) -> list[StreamConfig]:
+        """The streams the model reads, in the order their channels are joined: the grid stream first
+        (gated fusion's main stream), then the others as listed; without `streams`, the one stream of
+        `features` (named "features")."""
+        if not self.streams:
+            return [StreamConfig(name="features", features=self.features, feature_ext=self.feature_ext,
+                                 feature_dim=self.feature_dim, stride=self.stride, window=self.window, fps=self.fps)]
+        main = self.main_stream()
+        return [main, *(s for s in self.streams if s is not main)]
+
+    def main_stream(self) -> StreamConfig:
+        """The grid stream: the one named by `grid_stream`, else the first (one stream: `features`)."""
+        if not self.streams:
+            return self.input_streams()[0]
+        named = [s for s in self.streams if s.name == self.grid_stream]
+        return named[0] if named else self.streams[0]
+
 
 @dataclass
 class ModelConfig:
@@ -102,6 +152,10 @@ class ModelConfig:
                                  "encoder, DFA head) or actionformer (local self-attention encoder, conv head)")
     input_dim: int | None = _doc(None, "derived from data.feature_dim: leave it out (a different value is refused)")
     num_classes: int = _doc(17, "K, the number of classes (the annotations' class list)")
+    fusion: str = _doc("concat", "how several data.streams are joined: concat (one embedding of all channels), "
+                                 "sum (one embedding per stream, added), gated (the grid stream's encoder, each "
+                                 "other stream's own encoder injected at every level by a learned gate)")
+    stream_dims: list[int] = _doc([], "derived from data.streams (each stream's feature_dim, in order): leave it out")
     embed_dim: int = _doc(512, "channels of the embedding and of every pyramid level")
     mlp_dim: int = _doc(768, "hidden channels of the DynE layers' feed-forward MLP (mgrec, dyfadet)")
     head_dim: int = _doc(512, "channels of the head's layers")
@@ -227,9 +281,23 @@ class Config:
                                                                  "the hard set")
 
     def __post_init__(self) -> None:
+        derive_from_streams(self)
         # The model reads the features as they are: its input size is the features' size, stated once.
         if self.model.input_dim is None:
             self.model.input_dim = self.data.feature_dim
+
+
+def derive_from_streams(config: Config) -> None:
+    """With `data.streams`: the data keys of `DERIVED_FROM_STREAMS` become the grid stream's (the
+    streams are resampled onto its grid), data.feature_dim the streams' total and model.stream_dims
+    each stream's; without: model.stream_dims is [data.feature_dim]. The one place these follow."""
+    data = config.data
+    if data.streams and all(isinstance(s, StreamConfig) for s in data.streams):
+        main = data.main_stream()
+        data.features, data.feature_ext, data.stride, data.window, data.fps = (
+            "", main.feature_ext, main.stride, main.window, main.fps)
+        data.feature_dim = sum(s.feature_dim for s in data.streams if isinstance(s.feature_dim, int))
+    config.model.stream_dims = [s.feature_dim for s in data.input_streams()]
 
 
 MODEL_VARIANTS = ("mgrec", "dyfadet", "actionformer")
@@ -269,8 +337,27 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     _upgrade_moved_keys(raw, str(path))
     _drop_removed_keys(raw, str(path))
     config = from_dict(Config, raw, source=str(path))
+    check_stream_keys(raw, config, source=str(path))
     validate(config, source=str(path))
     return config
+
+
+def check_stream_keys(raw: dict, config: Config, source: str) -> None:
+    """Keys that `derive_from_streams` sets may be given (a saved config holds them) only with the value
+    they follow: anything else would be silently replaced, so it is refused."""
+    data, model = raw.get("data"), raw.get("model")
+    given = [(f"data.{key}", data[key], getattr(config.data, key))
+             for key in DERIVED_FROM_STREAMS if config.data.streams and isinstance(data, dict) and key in data]
+    if isinstance(model, dict) and "stream_dims" in model:
+        given.append(("model.stream_dims", model["stream_dims"], config.model.stream_dims))
+    for key, value, derived in given:
+        if value != derived:
+            because = ("it follows data.streams" if key.startswith("model.")
+                       else f"with data.streams it is the grid stream {config.data.main_stream().name!r}'s"
+                       + (" (data.feature_dim: the streams' total)" if key == "data.feature_dim" else "")
+                       + "; set it per stream")
+            raise InputError(f"{source} [{key}]: {_short(value)} differs from {_short(derived)}: leave it out, "
+                             f"{because}")
 
 
 def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
@@ -441,11 +528,12 @@ def _convert(hint, value, source: str, key: str):
 def validate(config: Config, source: str) -> None:
     """Checks across fields that types alone cannot express."""
     m = config.model
-    check_model(m, source)
-    _check_numbers(config, source)
     if m.input_dim != config.data.feature_dim:
         raise InputError(f"{source} [model.input_dim]: {m.input_dim} differs from data.feature_dim="
                          f"{config.data.feature_dim}; leave model.input_dim out (it follows data.feature_dim)")
+    _check_streams(config, source)
+    check_model(m, source)
+    _check_numbers(config, source)
     if len(m.regression_ranges) != m.num_levels:
         raise InputError(
             f"{source} [model.regression_ranges]: {len(m.regression_ranges)} ranges for {m.num_levels} levels"
@@ -481,6 +569,40 @@ def validate(config: Config, source: str) -> None:
     if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
         raise InputError(f"{source} [model.regression_ranges]: expected [low, high] pairs with 0 <= low < high, "
                          f"increasing from level to level, got {_short(ranges)}")
+
+
+STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_streams(config: Config, source: str) -> None:
+    """data.streams, data.grid_stream and model.fusion, which only make sense together."""
+    data, fusion = config.data, config.model.fusion
+    names = [s.name for s in data.streams]
+    for i, stream in enumerate(data.streams):
+        key = f"data.streams[{i}]"
+        if not STREAM_NAME.fullmatch(stream.name):
+            raise InputError(f"{source} [{key}.name]: expected a name of letters, digits, '_', '-', '.' "
+                             f"(e.g. rgb, skeleton), got {_short(stream.name)}")
+        if names.count(stream.name) > 1:
+            raise InputError(f"{source} [{key}.name]: stream {stream.name!r} is named twice; names must differ")
+        if not stream.features:
+            raise InputError(f"{source} [{key}.features]: expected the folder of stream {stream.name!r}'s features")
+        for field_name in ("feature_dim", "stride", "window"):
+            if getattr(stream, field_name) < 1:
+                raise InputError(f"{source} [{key}.{field_name}]: expected a positive integer, got "
+                                 f"{_short(getattr(stream, field_name))}")
+        if stream.fps is not None and fps_problem(stream.fps) is not None:
+            raise InputError(f"{source} [{key}.fps]: expected a positive number of frames per second, at most "
+                             f"{MAX_FPS:g}, or null, got {_short(stream.fps)}")
+    if data.grid_stream and data.grid_stream not in names:
+        expected = f"one of the streams ({', '.join(names)})" if names else "empty (there are no data.streams)"
+        raise InputError(f"{source} [data.grid_stream]: expected {expected}, got {_short(data.grid_stream)}")
+    if data.streams and config.pseudo_labels.unlabeled:
+        raise InputError(f"{source} [pseudo_labels.unlabeled]: pseudo-labelling reads one stream's files and "
+                         "cannot be combined with data.streams yet; leave one of them out")
+    if fusion != "concat" and len(data.streams) < 2:
+        raise InputError(f"{source} [model.fusion]: {fusion} joins two or more data.streams, and this config has "
+                         f"{len(data.streams)}; use concat or give data.streams")
 
 
 # Allowed values of every number in the config (besides being finite, which `_check_numbers` asks
@@ -590,6 +712,15 @@ def check_model(m: ModelConfig, source: str = "model config") -> None:
         fail("attention_mlp_ratio", "a positive integer")
     if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
         fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}")
+    if m.fusion not in FUSIONS:
+        close = difflib.get_close_matches(str(m.fusion), FUSIONS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"{source} [model.fusion]: expected one of {', '.join(FUSIONS)}, got {_short(m.fusion)}{hint}")
+    if m.stream_dims and (any(not isinstance(d, int) or d < 1 for d in m.stream_dims)
+                          or sum(m.stream_dims) != m.input_dim):
+        fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)")
+    if m.fusion != "concat" and len(m.stream_dims) < 2:
+        fail("fusion", "concat for one input stream (sum and gated join two or more data.streams)")
 
 
 def to_dict(config: Config) -> dict:

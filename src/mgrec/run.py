@@ -44,10 +44,12 @@ from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
 # balance and transforms sections and is read back whole (`read_config` refuses a key missing).
-# 4: config.yaml has the pseudo_labels section.
-RUN_FORMAT_VERSION = 4
-# Config sections a run format added: a run of an older format lacks them, and their defaults apply.
-CONFIG_SECTIONS_ADDED = {4: ("pseudo_labels",)}
+# 4: config.yaml has the pseudo_labels section. 5: and data.streams, data.grid_stream, model.fusion, model.stream_dims.
+RUN_FORMAT_VERSION = 5
+# Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
+# defaults apply. 5: several input streams (`data.streams`, `model.fusion`).
+CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
+                                                 "model.stream_dims")}
 CHECKPOINT_NAMES = ("best", "last")
 
 
@@ -249,10 +251,9 @@ class RunDir:
         config = load_config(self.config_path)
         version = self.read_format_version()
         if version >= 3:  # written whole by `write_config`: a missing key is damage
-            later = tuple(f"{section}" for v, sections in CONFIG_SECTIONS_ADDED.items() if v > version
-                          for section in sections)
+            later = [key for v, keys in CONFIG_KEYS_ADDED.items() if v > version for key in keys]
             missing = [key for key in missing_keys(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
-                       if key.split(".")[0] not in later]
+                       if not any(key == k or key.startswith(k + ".") for k in later)]
             if missing:
                 shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
                 raise InputError(f"{self.config_path}: {len(missing)} key(s) missing ({shown}); training writes "

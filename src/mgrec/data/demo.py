@@ -44,10 +44,17 @@ Recipe (version `RECIPE_VERSION`; every random choice comes from one numpy Gener
    [seed, 1] (so the labelled streams are the same as without the pool), with their labels
    withheld: they are written nowhere. Training on them is transductive (the test subjects' own
    motion, never their labels), as some challenge entries did; a run says so.
+6. Sensor streams (for multi-stream fusion, `data.streams`): each labelled stream's signal once
+   more as two streams, one per sensor, encoded as in step 4 but from that sensor's 3 channels
+   alone (16 x 3 raw window, 4 statistics and 4 FFT magnitudes per channel: 72 numbers) with its
+   own fixed projection to 64 numbers: `acc` (acceleration) on the step-4 grid (stride 4,
+   window 16) and `gyro` (angular rate) at half the rate (stride 8, window 16), so that fusion
+   must put two rates on one grid. The 128-dim features of step 4 are unchanged.
 
 Files in the cache folder: `annotations.json` (ActivityNet JSON; classes = the 7 exercise codes
 PEN, ABD, FEL, IR, ER, TRAP, ROW), `features/<video_id>.npy` (T, 128) float32, each with a
-`<video_id>.json` sidecar, `unlabeled/pool_subject<NN>_<i>.npy` (+ sidecar, no annotations), and
+`<video_id>.json` sidecar, `unlabeled/pool_subject<NN>_<i>.npy` (+ sidecar, no annotations),
+`streams/acc/<video_id>.npy` and `streams/gyro/<video_id>.npy` (+ sidecars, step 6), and
 `manifest.json` (recipe version, seed, statistics), written LAST: a
 folder without a matching manifest is incomplete or stale and gets rebuilt. An empty `.mgrec-demo`
 file marks the folder as the demo's, so that a rebuild never deletes files of a folder it did not make.
@@ -72,12 +79,20 @@ from mgrec.files import atomic_open
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
-RECIPE_VERSION = "imu-demo-v2"  # v2: v1's streams, unchanged, plus the unlabelled pool (step 5)
+# v2: v1's streams, unchanged, plus the unlabelled pool (step 5); v3: v2 unchanged, plus the sensor streams (step 6)
+RECIPE_VERSION = "imu-demo-v3"
 BACKBONE = "imu-window-v1"
 SAMPLE_RATE = 50.0  # Hz: the "fps" of the demo videos
 GRID = FeatureGrid(fps=SAMPLE_RATE, stride=4, window=16)
 FEATURE_DIM = 128
 PROJECTION_SEED = 20251125  # part of the backbone, so independent of the build seed
+# Step 6: stream name -> (the signal's channels, its grid, its backbone, its projection seed).
+SENSOR_STREAMS = {
+    "acc": (slice(0, 3), GRID, "imu-acc-window-v1", PROJECTION_SEED + 1),
+    "gyro": (slice(3, 6), FeatureGrid(fps=SAMPLE_RATE, stride=8, window=16), "imu-gyro-window-v1",
+             PROJECTION_SEED + 2),
+}
+SENSOR_FEATURE_DIM = 64
 OWNER_MARK = ".mgrec-demo"  # empty file marking a folder that build_demo may overwrite
 INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (in a source checkout, `make install` does it)"
 SPLITS = ("train", "val", "test")
@@ -105,6 +120,7 @@ class DatasetPaths:
     features: Path
     feature_dim: int
     unlabeled: Path | None = None  # feature files without annotations (the demo's unlabelled pool)
+    streams: Path | None = None  # one folder per sensor stream (the demo's step 6): streams/<name>/<video_id>.npy
 
     def overrides(self) -> list[str]:
         """`load_config(..., overrides=...)` items that point a config at this dataset."""
@@ -112,6 +128,25 @@ class DatasetPaths:
             f"data.annotations={self.annotations}",
             f"data.features={self.features}",
             f"data.feature_dim={self.feature_dim}",
+        ]
+
+    def stream_overrides(self, names: list[str]) -> list[str]:
+        """Override items that point a config at the demo's sensor streams `names` (step 6; the first is
+        the grid stream): the annotations, `data.streams`, and the data keys that follow the grid stream."""
+        unknown = [name for name in names if name not in SENSOR_STREAMS]
+        if self.streams is None or not names or unknown:
+            raise InputError(f"the demo has the sensor streams {', '.join(SENSOR_STREAMS)}; got {names}")
+        streams = [{"name": name, "features": str(self.streams / name), "feature_dim": SENSOR_FEATURE_DIM,
+                    "stride": SENSOR_STREAMS[name][1].stride, "window": SENSOR_STREAMS[name][1].window,
+                    "fps": SAMPLE_RATE} for name in names]
+        grid = SENSOR_STREAMS[names[0]][1]
+        return [
+            f"data.annotations={self.annotations}",
+            f"data.streams={json.dumps(streams)}",  # JSON is YAML: one override sets the whole list
+            f"data.feature_dim={SENSOR_FEATURE_DIM * len(names)}",
+            f"data.stride={grid.stride}",
+            f"data.window={grid.window}",
+            f"data.fps={SAMPLE_RATE}",
         ]
 
 
@@ -142,7 +177,8 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     seglearn and aeon wheels installed (see `INSTALL_HINT`); only their data files are read.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM, root / "unlabeled")
+    paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM, root / "unlabeled",
+                         root / "streams")
     manifest_path = root / "manifest.json"
     if not force and _manifest_matches(manifest_path, seed):
         return paths
@@ -154,7 +190,7 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     aset, signals, pool = generate_streams(gestures, classes, background, seed)
 
     manifest_path.unlink(missing_ok=True)  # from here until the end the folder is incomplete
-    for folder in (paths.features, paths.unlabeled):
+    for folder in (paths.features, paths.unlabeled, paths.streams):
         if folder.exists():
             shutil.rmtree(folder)  # another seed or recipe may have had other video ids
     features = {video_id: encode_windows(signal) for video_id, signal in signals.items()}
@@ -164,6 +200,14 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
         sidecar = FeatureSidecar(fps=SAMPLE_RATE, stride=GRID.stride, window=GRID.window, backbone=BACKBONE,
                                  dim=FEATURE_DIM, frames=len(signal))
         write_features(paths.unlabeled / f"{video_id}.npy", encode_windows(signal).astype(np.float32), sidecar)
+    for name, (channels, grid, backbone, projection_seed) in SENSOR_STREAMS.items():
+        folder = paths.streams / name
+        folder.mkdir(parents=True)
+        for video_id, signal in signals.items():
+            sidecar = FeatureSidecar(fps=SAMPLE_RATE, stride=grid.stride, window=grid.window, backbone=backbone,
+                                     dim=SENSOR_FEATURE_DIM, frames=len(signal))
+            features = encode_windows(signal[:, channels], grid, _projection(3, SENSOR_FEATURE_DIM, projection_seed))
+            write_features(folder / f"{video_id}.npy", features, sidecar)
     manifest = {
         "recipe": RECIPE_VERSION,
         "seed": seed,
@@ -172,6 +216,7 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
         "build_seconds": round(time.perf_counter() - started, 2),
         "statistics": annotation_statistics(aset),
         "unlabeled_videos": len(pool),
+        "sensor_streams": {name: grid.stride for name, (_, grid, _, _) in SENSOR_STREAMS.items()},
     }
     with atomic_open(manifest_path) as handle:
         handle.write(json.dumps(manifest, indent=1) + "\n")
@@ -451,17 +496,20 @@ def _cross_fade(pieces: list[np.ndarray]) -> np.ndarray:
 # Features
 
 
-def _projection() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(PROJECTION_SEED)
-    inputs = GRID.window * 6 + 4 * 6 + 4 * 6
-    return rng.standard_normal((inputs, FEATURE_DIM)) / np.sqrt(inputs), rng.uniform(-0.5, 0.5, FEATURE_DIM)
+def _projection(channels: int = 6, dim: int = FEATURE_DIM, seed: int = PROJECTION_SEED,
+                window: int = GRID.window) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    inputs = window * channels + 4 * channels + 4 * channels
+    return rng.standard_normal((inputs, dim)) / np.sqrt(inputs), rng.uniform(-0.5, 0.5, dim)
 
 
-def encode_windows(signal: np.ndarray) -> np.ndarray:
-    """Step 4 of the recipe: (n, 6) signal -> (GRID.num_windows(n), 128) float32 features."""
-    windows = np.lib.stride_tricks.sliding_window_view(signal, GRID.window, axis=0)[:: GRID.stride]  # (T, 6, 16)
+def encode_windows(signal: np.ndarray, grid: FeatureGrid = GRID,
+                   projection: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Step 4 of the recipe: (n, 6) signal -> (GRID.num_windows(n), 128) float32 features; step 6 gives
+    one sensor's (n, 3) channels, its grid and its projection."""
+    windows = np.lib.stride_tricks.sliding_window_view(signal, grid.window, axis=0)[:: grid.stride]  # (T, ch, w)
     centred = windows - windows.mean(axis=2, keepdims=True)
-    spectrum = np.abs(np.fft.rfft(centred, axis=2))[:, :, 1:5] / np.sqrt(GRID.window)
+    spectrum = np.abs(np.fft.rfft(centred, axis=2))[:, :, 1:5] / np.sqrt(grid.window)
     encoded = np.concatenate(
         [
             windows.reshape(len(windows), -1),
@@ -473,7 +521,7 @@ def encode_windows(signal: np.ndarray) -> np.ndarray:
         ],
         axis=1,
     )
-    weights, bias = _projection()
+    weights, bias = _projection() if projection is None else projection
     return np.tanh(encoded @ weights + bias).astype(np.float32)
 
 

@@ -115,12 +115,14 @@ def check_sidecar(
     dim: int,
     fps: float | None = None,
     source: str | Path = "feature sidecar",
+    key_prefix: str = "data.",
 ) -> None:
-    """Raise InputError listing every field where the sidecar disagrees with the config."""
+    """Raise InputError listing every field where the sidecar disagrees with the config (whose keys are
+    `key_prefix` + stride/window/feature_dim: `data.`, or a stream's `data.streams[i].`)."""
     expected = {
-        "stride": (stride, "data.stride"),
-        "window": (window, "data.window"),
-        "dim": (dim, "data.feature_dim"),
+        "stride": (stride, f"{key_prefix}stride"),
+        "window": (window, f"{key_prefix}window"),
+        "dim": (dim, f"{key_prefix}feature_dim"),
     }
     mismatches = [
         f"{name} is {getattr(sidecar, name)} in the sidecar but {value} in the config ({key})"

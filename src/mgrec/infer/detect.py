@@ -53,19 +53,21 @@ class DetectSummary:
 
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
                  ranked: bool = False, device: str = "auto", progress: bool = False,
-                 precision: str = "auto") -> DetectSummary:
+                 precision: str = "auto", stream_folders: dict[str, Path] | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
     By default the hard set (score >= the threshold tuned on val) is written, which is what a
     challenge submission or a user wants; `ranked=True` writes the full ranked list (for mAP).
     `progress`: a bar over the files (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
-    the one used is in the JSON file's `mgrec` block and in the summary.
+    the one used is in the JSON file's `mgrec` block and in the summary. `stream_folders`: a run with
+    several input streams reads the other streams' files from these folders (by name) instead of its config's.
     """
     from mgrec.smg_csv import write_smg_labels
 
     check_writable(out, is_dir=fmt == "smg")
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+    detector.stream_folders = stream_folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     _refuse_duplicate_ids(paths)
     if fmt == "smg":  # each video gets OUT/<id>/: refuse an id that leaves OUT before any work

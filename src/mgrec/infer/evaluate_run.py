@@ -7,7 +7,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mgrec.data.annotations import load_annotations
-from mgrec.data.features import feature_path, load_features
+from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
@@ -33,7 +33,8 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False
         )
     ranked = {}
     for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
-        features = load_features(feature_path(data.features, video_id, data.feature_ext), expected_dim=data.feature_dim)
+        features = load_video_streams(data, video_id, annotations.videos[video_id].fps,
+                                      folders=detector.stream_folders)
         ranked[video_id] = detector.detect(features, video_id=video_id, fps=annotations.videos[video_id].fps)
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
     return ranked, ground_truth

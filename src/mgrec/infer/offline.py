@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig
-from mgrec.data.features import check_sidecar, list_feature_files, load_features, read_sidecar, sidecar_path
+from mgrec.data.features import check_sidecar, list_feature_files, read_sidecar, sidecar_path
+from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import inference_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
@@ -50,6 +51,7 @@ class OfflineDetector:
     threshold_tuned_on: str | None = None  # the split the score threshold was tuned on (None: the config's)
     autocast: torch.dtype | None = None  # the forward pass's autocast dtype (None: float32)
     chunking: Chunking | None = LONG_VIDEO_CHUNKING  # None: every video in one pass
+    stream_folders: dict[str, Path] | None = None  # stream name -> folder replacing the run's (data.streams)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -80,12 +82,17 @@ class OfflineDetector:
     def detect(
         self, features: np.ndarray | str | Path, video_id: str | None = None, fps: float | None = None
     ) -> list[Detection]:
-        """Ranked detections for one video, given its features (T, C) or a feature file."""
+        """Ranked detections for one video, given its features (T, C) or a feature file.
+
+        With several input streams (`data.streams`), the file is the grid stream's, and the other
+        streams' files of the same video are read from their folders (`stream_folders`, else the
+        run's config); an array holds every stream's channels, joined on the grid."""
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or path.stem
             fps = fps or self.sidecar_fps(path)
-            features = load_features(path, expected_dim=self.config.data.feature_dim)
+            features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
+                                          main_path=path)
             if fps is None and self.config.data.fps is None:
                 raise InputError(f"{path}: the features' fps is unknown: put its sidecar {sidecar_path(path).name} "
                                  "beside it (mgrec extract writes one), or set data.fps in the run's config")
@@ -106,15 +113,14 @@ class OfflineDetector:
         )
 
     def sidecar_fps(self, path: Path) -> float | None:
-        """The fps of a feature file's sidecar, after checking its recipe against the run's config."""
+        """The fps of a (grid stream's) feature file's sidecar, after checking its recipe against the run's config."""
         side = sidecar_path(path)
         if not side.exists():
             return None
         sidecar = read_sidecar(side)
-        data = self.config.data
-        check_sidecar(
-            sidecar, stride=data.stride, window=data.window, dim=data.feature_dim, fps=data.fps, source=str(side)
-        )
+        main = self.config.data.main_stream()
+        check_sidecar(sidecar, stride=main.stride, window=main.window, dim=main.feature_dim, fps=main.fps,
+                      source=str(side), key_prefix=stream_key(self.config.data, main) + ".")
         return sidecar.fps
 
     def hard_set(self, detections: list[Detection], threshold: float | None = None) -> list[Detection]:

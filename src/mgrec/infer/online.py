@@ -106,7 +106,7 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, PostprocessConfig
-from mgrec.data.features import check_sidecar, load_features, read_sidecar, sidecar_path
+from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector
@@ -502,8 +502,13 @@ def stream_file(
     compile: bool = False,
     device: str = "auto",
     precision: str = "auto",
+    stream_folders: dict[str, Path] | None = None,
 ) -> StreamSummary:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
+
+    A run with several input streams (`data.streams`): the file is the grid stream's; the other
+    streams' files of the same video come from their folders (`stream_folders`, else the run's
+    config), resampled onto the grid, and each update pushes one hop of all of them, joined.
 
     The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`. `realtime`: push
     each hop of features at the wall-clock moment its last feature would exist in a live video
@@ -519,14 +524,11 @@ def stream_file(
     if threads is not None:
         torch.set_num_threads(threads)
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+    detector.stream_folders = stream_folders
     path = Path(input_path)
-    data = detector.config.data
-    fps = None
-    if sidecar_path(path).exists():
-        sidecar = read_sidecar(sidecar_path(path))
-        check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps=data.fps, source=sidecar_path(path))
-        fps = sidecar.fps
-    features = load_features(path, expected_dim=data.feature_dim)
+    fps = detector.sidecar_fps(path)
+    # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
+    features = load_video_streams(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
     online = OnlineDetector(
         detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile
     )

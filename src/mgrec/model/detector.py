@@ -1,5 +1,6 @@
 """The detector: encoder (feature pyramid) -> per-level LayerNorm -> detection head.
 
+The encoder reads one or several input streams (`model.fusion`: `mgrec.model.fusion`).
 Three variants behind one interface (`build_detector(ModelConfig)`):
 - `mgrec`: DyFADet's DynE encoder with the paper's multi-scale spatial-temporal attention head;
 - `dyfadet`: DynE encoder with DyFADet's dynamic (DFA) cross-scale head;
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.config import ModelConfig, check_model
-from mgrec.model.encoders import PyramidEncoder, build_encoder
+from mgrec.model.fusion import build_encoder
 from mgrec.model.heads import DetectionHead, build_head
 from mgrec.model.masking import apply_mask
 from mgrec.model.norm import ChannelLayerNorm
@@ -48,7 +49,7 @@ class DetectorOutput:
 class Detector(nn.Module):
     """Features (B, C, T) and a mask (B, 1, T) -> `DetectorOutput`. T must divide by `max_div_factor`."""
 
-    def __init__(self, cfg: ModelConfig, encoder: PyramidEncoder, head: DetectionHead) -> None:
+    def __init__(self, cfg: ModelConfig, encoder: nn.Module, head: DetectionHead) -> None:
         super().__init__()
         self.input_dim = cfg.input_dim
         self.strides = [2**level for level in range(cfg.num_levels)]

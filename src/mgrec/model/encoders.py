@@ -40,7 +40,7 @@ class Embedding(nn.Module):
 class PyramidEncoder(nn.Module):
     """Embedding, stride-1 stem layers, then stride-2 layers; every layer maps (x, mask) -> (x, mask)."""
 
-    def __init__(self, embedding: Embedding, stem: list[nn.Module], branch: list[nn.Module]) -> None:
+    def __init__(self, embedding: nn.Module, stem: list[nn.Module], branch: list[nn.Module]) -> None:
         super().__init__()
         self.embedding = embedding
         self.stem = nn.ModuleList(stem)
@@ -59,9 +59,8 @@ class PyramidEncoder(nn.Module):
         return feats, masks
 
 
-def build_encoder(cfg: ModelConfig) -> PyramidEncoder:
-    """The encoder for `cfg.variant`: DynE layers (mgrec, dyfadet) or transformer blocks (actionformer)."""
-    embedding = Embedding(cfg.input_dim, cfg.embed_dim)
+def build_tower(cfg: ModelConfig, embedding: nn.Module) -> PyramidEncoder:
+    """One `PyramidEncoder` of `cfg.variant`'s layers after `embedding`."""
     dim, num_down = cfg.embed_dim, cfg.num_levels - 1
     if cfg.variant == "actionformer":
 

@@ -29,7 +29,8 @@ from mgrec.model.actionformer import LocalSelfAttention, TransformerBlock
 from mgrec.model.attention import SpatialTemporalAttention
 from mgrec.model.detector import Detector, DetectorOutput
 from mgrec.model.dyfadet import DFAConv1d, DynELayer, DynETokenMixer
-from mgrec.model.encoders import Embedding, PyramidEncoder
+from mgrec.model.encoders import Embedding
+from mgrec.model.fusion import GatedFusionEncoder, SummedEmbedding
 from mgrec.model.heads import AttentionFusion, ConvTower, DetectionHead, DFAFusion, DynamicTower
 from mgrec.model.masking import downsample
 from mgrec.model.norm import ChannelLayerNorm
@@ -180,21 +181,64 @@ def embedding(emb: Embedding, x: Tensor, m: Tensor) -> Tensor:
     return x
 
 
-def encoder(enc: PyramidEncoder, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """The feature pyramid: x_0 = the stem's output, x_l = layer_l(x_{l-1}) at half the length."""
+def _layer(module: nn.Module, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    return dyne_layer(module, x, m) if isinstance(module, DynELayer) else transformer_block(module, x, m)
 
-    def layer(module: nn.Module, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-        return dyne_layer(module, x, m) if isinstance(module, DynELayer) else transformer_block(module, x, m)
 
-    x = embedding(enc.embedding, x, m)
+def encoder(enc: nn.Module, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """The feature pyramid: x_0 = the stem's output, x_l = layer_l(x_{l-1}) at half the length.
+
+    Several input streams (`mgrec.model.fusion`): `sum` adds one embedding per stream; `gated` runs a
+    tower per stream and injects each auxiliary level a_l into the main one as
+    x_l + sigmoid(W_l [x_l; a_l]) * P_l(a_l)."""
+    if isinstance(enc, GatedFusionEncoder):
+        return gated_encoder(enc, x, m)
+    if isinstance(enc.embedding, SummedEmbedding):
+        parts = x.split(enc.embedding.stream_dims, dim=1)
+        x = sum(embedding(e, part, m) for e, part in zip(enc.embedding.embeddings, parts))
+    else:
+        x = embedding(enc.embedding, x, m)
     for module in enc.stem:
-        x, m = layer(module, x, m)
+        x, m = _layer(module, x, m)
     feats, masks = [x], [m]
     for module in enc.branch:
-        x, m = layer(module, x, m)
+        x, m = _layer(module, x, m)
         feats.append(x)
         masks.append(m)
     return feats, masks
+
+
+def gated_encoder(enc: GatedFusionEncoder, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """Every stream's tower layer by layer; at each level the main tower's features get each
+    auxiliary stream's added through its gate, and go on to the next level fused."""
+    towers = [enc.main, *enc.auxiliaries]
+    h = [embedding(t.embedding, part, m) for t, part in zip(towers, x.split(enc.stream_dims, dim=1))]
+    for i in range(len(enc.main.stem)):
+        h = [_layer(t.stem[i], h_s, m)[0] for t, h_s in zip(towers, h)]
+
+    def fuse(level: int) -> Tensor:
+        fused = h[0]
+        for fusions, a in zip(enc.fusions, h[1:]):
+            fused = gated_residual(fusions[level], fused, a, m)
+        return fused
+
+    h[0] = fuse(0)
+    feats, masks = [h[0]], [m]
+    for i in range(len(enc.main.branch)):
+        outputs = [_layer(t.branch[i], h_s, m) for t, h_s in zip(towers, h)]
+        h, m = [out[0] for out in outputs], outputs[0][1]
+        h[0] = fuse(i + 1)
+        feats.append(h[0])
+        masks.append(m)
+    return feats, masks
+
+
+def gated_residual(fusion: nn.Module, x: Tensor, a: Tensor, m: Tensor) -> Tensor:
+    """x + sigmoid(W [x; a]) * P(a), P = 1x1 conv -> ReLU -> 1x1 conv; zero at padded positions."""
+    gate = torch.sigmoid(nnf.conv1d(torch.cat([x, a], dim=1), fusion.gate.weight, fusion.gate.bias))
+    injected = nnf.conv1d(torch.relu(nnf.conv1d(a, fusion.project_in.weight, fusion.project_in.bias)),
+                          fusion.project_out.weight, fusion.project_out.bias)
+    return (x + gate * injected) * m
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.check import check_dataset, videos_to_drop
 from mgrec.data.datasets import VideoSample, segments_to_grid
-from mgrec.data.features import feature_path, load_features
+from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.records import AnnotationSet, Segment
 
@@ -56,8 +56,7 @@ def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: 
         if video_id in exclude:
             continue
         info = annotations.videos[video_id]
-        path = feature_path(config.data.features, video_id, config.data.feature_ext)
-        features = load_features(path, expected_dim=config.data.feature_dim)
+        features = load_video_streams(config.data, video_id, info.fps)
         grid = config.data.grid(info.fps)
         segments = annotations.segments.get(video_id, [])
         grid_segments, labels = segments_to_grid(segments, grid)

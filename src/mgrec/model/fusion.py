@@ -1,0 +1,127 @@
+"""Several input streams in one detector: concat, sum, or gated residual fusion (`model.fusion`).
+
+The input (B, sum_s C_s, T) holds the streams' channels side by side, the grid stream first
+(`DataConfig.input_streams`; `model.stream_dims` = [C_0, C_1, ...]). All streams share the mask.
+- `concat`: one embedding of all channels: exactly the one-stream detector with input_dim = sum C_s.
+- `sum`:    each stream has its own embedding, and the embeddings are added,
+                e = sum_s Embedding_s(x_s),
+            before the shared stem and pyramid (`SummedEmbedding`).
+- `gated`:  the main stream (s = 0) runs through the variant's encoder; every other stream s runs
+            through its own encoder of the same shape (its own tower). At every pyramid level l
+            (after the stem, and after each downsampling layer) each auxiliary stream is injected
+            into the main one,
+                x_l <- x_l + g_l * P_l(a_l),     g_l = sigmoid(W_l [x_l; a_l])
+            per channel and time step, with P_l = 1x1 conv -> ReLU -> 1x1 conv, its last conv
+            zero-initialised (`GatedResidual`), and the fused x_l goes on into the main tower's
+            next layer, so coarser levels see the auxiliary streams too. At step 0 P_l = 0, so the
+            detector is the main stream's detector alone; the first step moves P_l's last conv (its
+            input, P_l's hidden layer, is not zero), and from then on the gate W_l learns too.
+`mgrec.model.reference.encoder` writes the same three forms out level by level.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mgrec.config import ModelConfig
+from mgrec.model.encoders import Embedding, PyramidEncoder, build_tower
+from mgrec.model.masking import apply_mask
+
+
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    """The encoder for `cfg.variant` (`mgrec.model.encoders.build_tower`) and `cfg.fusion` of its input streams."""
+    dims = cfg.stream_dims or [cfg.input_dim]
+    if len(dims) == 1 or cfg.fusion == "concat":
+        return build_tower(cfg, Embedding(cfg.input_dim, cfg.embed_dim))
+    if cfg.fusion == "sum":
+        return build_tower(cfg, SummedEmbedding(dims, cfg.embed_dim))
+    towers = [build_tower(cfg, Embedding(dim, cfg.embed_dim)) for dim in dims]
+    return GatedFusionEncoder(dims, towers[0], towers[1:], cfg.embed_dim)
+
+
+class SummedEmbedding(nn.Module):
+    """`sum` fusion: one `Embedding` per stream over its own channels, added."""
+
+    def __init__(self, stream_dims: list[int], embed_dim: int) -> None:
+        super().__init__()
+        self.stream_dims = list(stream_dims)
+        self.embeddings = nn.ModuleList([Embedding(dim, embed_dim) for dim in stream_dims])
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        parts = x.split(self.stream_dims, dim=1)
+        total = self.embeddings[0](parts[0], mask)
+        for embedding, part in zip(self.embeddings[1:], parts[1:]):
+            total = total + embedding(part, mask)  # each embedding is zero at padded positions
+        return total
+
+
+class GatedResidual(nn.Module):
+    """x + g * P(a), g = sigmoid(W [x; a]) per channel and time; P's last conv starts at zero."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gate = nn.Conv1d(2 * dim, dim, 1)
+        self.project_in = nn.Conv1d(dim, dim, 1)
+        self.project_out = nn.Conv1d(dim, dim, 1)
+        nn.init.zeros_(self.project_out.weight)
+        nn.init.zeros_(self.project_out.bias)
+
+    def forward(self, x: Tensor, a: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The fused features (zero at padded positions) and the gate g (B, C, T)."""
+        gate = torch.sigmoid(self.gate(torch.cat([x, a], dim=1)))
+        injected = self.project_out(torch.relu(self.project_in(a)))
+        return apply_mask(x + gate * injected, mask), gate
+
+
+class GatedFusionEncoder(nn.Module):
+    """`gated` fusion: the main tower, one tower per auxiliary stream, a `GatedResidual` per stream and level.
+
+    Same interface as `PyramidEncoder`. `record_gates = True` keeps each level's gate, averaged over
+    channels and auxiliary streams, in `last_gates` ((B, T_l) per level), for the report's "where
+    did the auxiliary streams help" table."""
+
+    def __init__(self, stream_dims: list[int], main: PyramidEncoder, auxiliaries: list[PyramidEncoder],
+                 embed_dim: int) -> None:
+        super().__init__()
+        if len(auxiliaries) != len(stream_dims) - 1:
+            raise ValueError(f"{len(stream_dims)} streams need {len(stream_dims) - 1} auxiliary towers")
+        self.stream_dims = list(stream_dims)
+        self.main = main
+        self.auxiliaries = nn.ModuleList(auxiliaries)
+        num_levels = len(main.branch) + 1
+        self.fusions = nn.ModuleList(
+            [nn.ModuleList([GatedResidual(embed_dim) for _ in range(num_levels)]) for _ in auxiliaries]
+        )
+        self.record_gates = False
+        self.last_gates: list[Tensor] = []
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        parts = x.split(self.stream_dims, dim=1)
+        h = self.main.embedding(parts[0], mask)
+        others = [tower.embedding(part, mask) for tower, part in zip(self.auxiliaries, parts[1:])]
+        m = mask
+        for i, layer in enumerate(self.main.stem):
+            others = [tower.stem[i](a, mask)[0] for tower, a in zip(self.auxiliaries, others)]
+            h, m = layer(h, mask)
+        gates: list[Tensor] = []
+        h = self._fuse(0, h, others, m, gates)
+        feats, masks = [h], [m]
+        for i, layer in enumerate(self.main.branch):
+            level_mask = m
+            others = [tower.branch[i](a, level_mask)[0] for tower, a in zip(self.auxiliaries, others)]
+            h, m = layer(h, level_mask)
+            h = self._fuse(i + 1, h, others, m, gates)
+            feats.append(h)
+            masks.append(m)
+        self.last_gates = gates
+        return feats, masks
+
+    def _fuse(self, level: int, h: Tensor, others: list[Tensor], mask: Tensor, gates: list[Tensor]) -> Tensor:
+        level_gates = []
+        for fusions, a in zip(self.fusions, others):
+            h, gate = fusions[level](h, a, mask)
+            level_gates.append(gate)
+        if self.record_gates:
+            gates.append(torch.stack(level_gates).mean(dim=(0, 2)).detach())
+        return h
