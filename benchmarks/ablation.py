@@ -395,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
                 filled = tuple(o.format(unlabeled=paths.unlabeled, teacher=teacher) if args.study == "quality" else o
                                for o in overrides)
                 spec = RunSpec(config, seed, epochs, (*filled, *args.override), row=row)
-                record = run_one(spec, paths.overrides(), args.scratch)
+                # the fusion rows' overrides point at the demo's sensor streams themselves
+                record = run_one(spec, [] if args.study == "fusion" else paths.overrides(), args.scratch)
                 if row == "pseudo":  # the teacher's training is part of the cost
                     teacher_record = json.loads((teacher / RECORD_NAME).read_text(encoding="utf-8"))["training"]
                     record["training"]["wall_seconds"] = (record["training"].get("wall_seconds", 0) +

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.config import Config
+from mgrec.config import Config, StreamConfig
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
 from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
+from mgrec.data.streams import stream_key
 from mgrec.errors import InputError, where
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
@@ -136,7 +137,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     if balance and config.balance.method == "none":
         raise InputError("data check --balance: balance.method is none; set it (e.g. --set balance.method=eq1 "
                          "--set balance.alpha=100, or balance.method=adaptive)")
-    for key in ("annotations", "features"):
+    for key in ("annotations", "features") if not data.streams else ("annotations",):
         if not getattr(data, key):
             example = "annotations.json" if key == "annotations" else "features/"
             raise InputError(f"{source} [data.{key}]: not set; add it to the config or pass "
@@ -165,29 +166,33 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         ))
     problems += _check_splits(aset, annotations_path, data.train_split, splits)
 
-    features_dir = Path(data.features)
-    if not features_dir.is_dir():
-        problems.append(Problem("error", str(features_dir), "features folder not found (config data.features)"))
-    video_steps: dict[str, int] = {}
-    without_sidecar: list[str] = []
     for split in splits:
         for video_id in aset.video_ids(split):
-            info = aset.videos[video_id]
-            segments = aset.segments[video_id]
-            problems += _check_segments(info, segments, config.model.num_classes)
-            if features_dir.is_dir():
-                found, steps = _check_features(info, config, without_sidecar)
+            problems += _check_segments(aset.videos[video_id], aset.segments[video_id], config.model.num_classes)
+    # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
+    # its lengths are the videos' lengths on the model's grid).
+    video_steps: dict[str, int] = {}
+    streams = data.input_streams()
+    for stream in streams:
+        key = stream_key(data, stream)
+        features_dir = Path(stream.features)
+        if not features_dir.is_dir():
+            problems.append(Problem("error", str(features_dir), f"features folder not found (config {key}.features)"))
+            continue
+        without_sidecar: list[str] = []
+        for split in splits:
+            for video_id in aset.video_ids(split):
+                found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar)
                 problems += found
-                if steps is not None:
+                if steps is not None and stream is streams[0]:
                     video_steps[video_id] = steps
-    if without_sidecar:
-        problems.append(Problem(
-            "warning", str(features_dir),
-            f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could not "
-            f"be checked against the config (first: {without_sidecar[0]})",
-        ))
-    if features_dir.is_dir():
-        problems += _orphan_features(features_dir, data.feature_ext, aset)
+        if without_sidecar:
+            problems.append(Problem(
+                "warning", str(features_dir),
+                f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could "
+                f"not be checked against the config (first: {without_sidecar[0]})",
+            ))
+        problems += _orphan_features(features_dir, stream.feature_ext, aset)
 
     report = CheckReport(
         problems=problems,
@@ -204,6 +209,10 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
             [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
         )
+    if data.streams:  # what `mgrec data check` shows per stream
+        report.statistics["streams"] = [
+            {"name": s.name, "dim": s.feature_dim, "stride": s.stride, "window": s.window, "fps": s.fps,
+             "grid": s is streams[0]} for s in streams]
     if balance:
         report.histogram_before = class_histogram(train.segments, aset.num_classes)
         weights = ClassBalancer(config.balance, report.histogram_before).effective_weights()
@@ -286,26 +295,33 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
     return segment.duration / config.data.grid(info.fps).seconds_per_step()
 
 
-def _check_features(info: VideoInfo, config: Config, without_sidecar: list[str]) -> tuple[list[Problem], int | None]:
-    """Problems with one video's feature file and sidecar, and its number of feature steps."""
-    data = config.data
+def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str]
+                    ) -> tuple[list[Problem], int | None]:
+    """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
+    `data.streams[i]`), and its number of feature steps."""
+    data = stream
     video_id = info.video_id
     path = feature_path(data.features, video_id, data.feature_ext)
     if not path.is_file():
-        return [Problem("error", str(path), "feature file missing (extract features for this video)", video_id)], None
+        what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
+        return [Problem("error", str(path), f"{what} missing (extract features for this video)", video_id)], None
     problems = []
     try:
         steps, _ = inspect_features(path, data.feature_dim)
     except InputError as exc:
         problems.append(_problem_from_error(exc, path, video_id))
         steps = None
-    grid = data.grid(info.fps)
-    fps = grid.fps
     meta = sidecar_path(path)
+    sidecar_fps = None
     if meta.is_file():
         try:
             sidecar = read_sidecar(meta)
-            check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps, source=meta)
+            sidecar_fps = sidecar.fps
+            # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
+            # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
+            check_fps = stream.grid(info.fps).fps if key == "data" or stream.fps is not None else None
+            check_sidecar(sidecar, data.stride, data.window, data.feature_dim, check_fps, source=meta,
+                          key_prefix=f"{key}.")
             if steps is not None and sidecar.num_features not in (None, steps):
                 problems.append(Problem(
                     "error", str(meta),
@@ -317,15 +333,18 @@ def _check_features(info: VideoInfo, config: Config, without_sidecar: list[str])
             problems.append(_problem_from_error(exc, meta, video_id))
     else:
         without_sidecar.append(str(path))
+    grid = stream.grid(stream.fps or (sidecar_fps if key != "data" else None) or info.fps)
+    fps = grid.fps
     if steps is not None:
-        expected = _expected_steps(info, config)
+        expected = grid.num_windows(_video_frames(info, grid.fps))
         drift = (steps - expected) * grid.seconds_per_step()
         if abs(drift) > MAX_DRIFT_SECONDS:
             covered = grid.covered_seconds(steps)
             problems.append(Problem(
                 "error", str(path),
                 f"{steps} feature steps cover {covered:.1f} s but the video lasts {info.duration:.1f} s "
-                f"({expected} steps expected at fps {fps:g}, stride {data.stride}, window {data.window}); "
+                f"({expected} steps expected at fps {fps:g}, stride {data.stride}, window {data.window}"
+                + (f" of stream {stream.name!r}" if key != "data" else "") + "); "
                 f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
                 video_id,
             ))
