@@ -583,7 +583,7 @@ def _check_streams(config: Config, source: str) -> None:
         if not STREAM_NAME.fullmatch(stream.name):
             raise InputError(f"{source} [{key}.name]: expected a name of letters, digits, '_', '-', '.' "
                              f"(e.g. rgb, skeleton), got {_short(stream.name)}")
-        if names.count(stream.name) > 1:
+        if stream.name in names[:i]:
             raise InputError(f"{source} [{key}.name]: stream {stream.name!r} is named twice; names must differ")
         if not stream.features:
             raise InputError(f"{source} [{key}.features]: expected the folder of stream {stream.name!r}'s features")

@@ -1,0 +1,168 @@
+"""Several input streams per video (`mgrec.data.streams`): one grid, exact times, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mgrec.config import Config, DataConfig, StreamConfig, load_config
+from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.data.streams import load_video_streams, resample_to_grid, stream_folders
+from mgrec.errors import InputError
+from mgrec.timeline import FeatureGrid
+
+VIDEO_FPS = 30.0
+GRID = FeatureGrid(fps=VIDEO_FPS, stride=4, window=16)  # the grid stream's
+
+
+def times_as_features(grid: FeatureGrid, steps: int) -> np.ndarray:
+    """Features whose two channels are each row's centre time and twice it: a known function of time."""
+    t = np.asarray(grid.index_to_seconds(np.arange(steps)))
+    return np.stack([t, 2 * t], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("source", [
+    FeatureGrid(fps=VIDEO_FPS, stride=8, window=16),   # half the rate
+    FeatureGrid(fps=VIDEO_FPS, stride=3, window=9),    # a finer rate, another window
+    FeatureGrid(fps=50.0, stride=5, window=20),        # its own sensor clock
+])
+def test_resampling_maps_times_exactly(source):
+    # A feature that is its own time stays its own time on the new grid: a moment t means the same
+    # moment in every stream (linear interpolation is exact on a linear function). Beyond the
+    # stream's first/last row the end value is held.
+    seconds = 60.0
+    steps_source = source.num_windows(int(seconds * source.fps))
+    steps_grid = GRID.num_windows(int(seconds * VIDEO_FPS))
+    out = resample_to_grid(times_as_features(source, steps_source), source, GRID, steps_grid)
+    t = np.asarray(GRID.index_to_seconds(np.arange(steps_grid)))
+    lo, hi = source.index_to_seconds(0), source.index_to_seconds(steps_source - 1)
+    expected = np.clip(t, lo, hi)
+    assert out.shape == (steps_grid, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], expected, atol=1e-4)
+    np.testing.assert_allclose(out[:, 1], 2 * expected, atol=2e-4)
+
+
+def test_a_stream_on_the_grid_is_returned_unchanged():
+    features = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
+    assert resample_to_grid(features, GRID, GRID, 50) is features
+
+
+def write_stream(folder, video_id, features, grid: FeatureGrid, frames: int):
+    sidecar = FeatureSidecar(fps=grid.fps, stride=grid.stride, window=grid.window, backbone="test",
+                             dim=features.shape[1], frames=frames)
+    write_features(folder / f"{video_id}.npy", features, sidecar)
+
+
+@pytest.fixture
+def two_streams(tmp_path):
+    """Video v0, 40 s at 30 fps: stream rgb (4 channels) on GRID, stream pose (2 channels) at stride 8."""
+    frames = 40 * 30
+    pose_grid = FeatureGrid(fps=VIDEO_FPS, stride=8, window=16)
+    rng = np.random.default_rng(1)
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "pose").mkdir()
+    rgb = rng.standard_normal((GRID.num_windows(frames), 4)).astype(np.float32)
+    write_stream(tmp_path / "rgb", "v0", rgb, GRID, frames)
+    write_stream(tmp_path / "pose", "v0", times_as_features(pose_grid, pose_grid.num_windows(frames)), pose_grid,
+                 frames)
+    data = DataConfig(streams=[
+        StreamConfig(name="rgb", features=str(tmp_path / "rgb"), feature_dim=4, stride=4, window=16),
+        StreamConfig(name="pose", features=str(tmp_path / "pose"), feature_dim=2, stride=8, window=16),
+    ])
+    Config(data=data)  # derives data.stride/window/feature_dim from the streams
+    return data, rgb, tmp_path
+
+
+def test_streams_are_joined_on_the_grid_streams_grid(two_streams):
+    data, rgb, _ = two_streams
+    joined = load_video_streams(data, "v0", VIDEO_FPS)
+    assert joined.shape == (len(rgb), 6)
+    np.testing.assert_array_equal(joined[:, :4], rgb)  # the grid stream untouched, first
+    t = np.asarray(GRID.index_to_seconds(np.arange(len(rgb))))
+    pose_grid = FeatureGrid(fps=VIDEO_FPS, stride=8, window=16)
+    last = pose_grid.index_to_seconds(pose_grid.num_windows(1200) - 1)
+    np.testing.assert_allclose(joined[:, 4], np.minimum(t, last), atol=1e-4)
+
+
+def test_the_grid_stream_may_be_named(two_streams):
+    data, rgb, _ = two_streams
+    data.grid_stream = "pose"
+    config = Config(data=data)
+    assert [s.name for s in data.input_streams()] == ["pose", "rgb"]
+    assert (config.data.stride, config.model.stream_dims) == (8, [2, 4])
+    joined = load_video_streams(config.data, "v0", VIDEO_FPS)
+    assert joined.shape == (FeatureGrid(VIDEO_FPS, 8, 16).num_windows(1200), 6)
+
+
+def test_a_missing_stream_is_an_error_naming_video_and_stream(two_streams):
+    data, _, root = two_streams
+    (root / "pose" / "v0.npy").unlink()
+    with pytest.raises(InputError, match=r"video v0: stream 'pose' has no feature file .*pose/v0.npy"):
+        load_video_streams(data, "v0", VIDEO_FPS)
+
+
+def test_a_stream_of_another_duration_is_refused(two_streams):
+    data, _, root = two_streams
+    pose_grid = FeatureGrid(fps=VIDEO_FPS, stride=8, window=16)
+    short = times_as_features(pose_grid, pose_grid.num_windows(30 * 30))  # 30 s of a 40 s video
+    write_stream(root / "pose", "v0", short, pose_grid, 900)
+    with pytest.raises(InputError, match=r"video v0: stream 'pose' .* covers 29.87 s but the grid stream 'rgb' "
+                                         r"covers 40.00 s \(tolerance"):
+        load_video_streams(data, "v0", VIDEO_FPS)
+
+
+def test_a_stream_of_the_wrong_dim_is_refused_naming_the_file(two_streams):
+    data, _, root = two_streams
+    data.streams[1].feature_dim = 3
+    with pytest.raises(InputError, match=r"pose/v0.npy.*3"):
+        load_video_streams(data, "v0", VIDEO_FPS)
+
+
+def test_a_sidecar_that_disagrees_with_its_stream_names_the_stream_key(two_streams):
+    data, _, _ = two_streams
+    data.streams[1].stride = 4  # the files say 8
+    with pytest.raises(InputError, match=r"stride is 8 in the sidecar but 4 in the config \(data.streams\[1\].stride"):
+        load_video_streams(data, "v0", VIDEO_FPS)
+
+
+def test_stream_folders_from_the_command_line(two_streams, tmp_path):
+    data, _, _ = two_streams
+    assert stream_folders(["pose=/x/pose"], data) == {"pose": __import__("pathlib").Path("/x/pose")}
+    for bad, message in [("pose", "expected NAME=FOLDER"), ("hands=/x", "no stream 'hands'"),
+                         ("=x", "expected NAME=FOLDER")]:
+        with pytest.raises(InputError, match=message):
+            stream_folders([bad], data)
+
+
+def write_config(tmp_path, data: dict, model: dict | None = None):
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"data": data, "model": model or {}}), encoding="utf-8")
+    return path
+
+
+STREAMS = [{"name": "rgb", "features": "r", "feature_dim": 4, "stride": 4, "window": 16},
+           {"name": "pose", "features": "p", "feature_dim": 2, "stride": 8, "window": 16}]
+
+
+def test_a_streams_config_derives_the_grid_and_the_model_input(tmp_path):
+    config = load_config(write_config(tmp_path, {"streams": STREAMS}, {"fusion": "gated"}))
+    assert (config.data.feature_dim, config.data.stride, config.data.window) == (6, 4, 16)
+    assert (config.model.input_dim, config.model.stream_dims, config.model.fusion) == (6, [4, 2], "gated")
+
+
+@pytest.mark.parametrize("data, model, message", [
+    ({"streams": STREAMS, "stride": 8}, {}, r"\[data.stride\]: 8 differs from 4: leave it out"),
+    ({"streams": STREAMS, "feature_dim": 4}, {}, r"\[data.feature_dim\]: 4 differs from 6"),
+    ({"streams": STREAMS, "features": "f"}, {}, r"\[data.features\]"),
+    ({"streams": STREAMS}, {"stream_dims": [2, 4]}, r"\[model.stream_dims\]"),
+    ({"streams": [STREAMS[0], {**STREAMS[1], "name": "rgb"}]}, {}, r"\[data.streams\[1\].name\]: stream .rgb. is"),
+    ({"streams": [STREAMS[0], {**STREAMS[1], "features": ""}]}, {}, r"\[data.streams\[1\].features\]"),
+    ({"streams": [STREAMS[0], {**STREAMS[1], "name": "a/b"}]}, {}, r"\[data.streams\[1\].name\]"),
+    ({"streams": [STREAMS[0], {**STREAMS[1], "stride": 0}]}, {}, r"\[data.streams\[1\].stride\]"),
+    ({"streams": STREAMS, "grid_stream": "hands"}, {}, r"\[data.grid_stream\]: expected one of the streams"),
+    ({"streams": [STREAMS[0]]}, {"fusion": "gated"}, r"\[model.fusion\]: gated joins two or more"),
+    ({"streams": [{**STREAMS[0], "strid": 4}]}, {}, r"\[data.streams\[0\].strid\]: unknown key; did you mean"),
+])
+def test_bad_streams_configs_are_refused_by_key(tmp_path, data, model, message):
+    with pytest.raises(InputError, match=message):
+        load_config(write_config(tmp_path, data, model))
