@@ -667,8 +667,9 @@ def cmd_demo(args) -> None:
     paths = build_demo(args.cache or default_cache_dir())
     print(f"demo data: {paths.root}")
     print(format_statistics(demo_statistics(paths.root)))
-    overrides = [*paths.overrides(), *args.overrides]
-    config = load_config(args.config, overrides)
+    plain = load_config(args.config, args.overrides)  # a config with data.streams reads the demo's sensor streams
+    data = paths.stream_overrides([s.name for s in plain.data.streams]) if plain.data.streams else paths.overrides()
+    config = load_config(args.config, [*data, *args.overrides])
     report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
     if args.fresh and args.out.exists():

@@ -331,6 +331,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     optional `base:` file to inherit from) and apply overrides."""
     path = find_config(path)
     raw = _read_yaml_with_base(path, seen=())
+    overridden: dict = {}
+    for item in overrides or []:
+        _apply_override(overridden, item)
+    if _sets_streams(overridden):
+        _forget_one_stream_keys(raw, keep=overridden.get("data", {}))
     for item in overrides or []:
         _apply_override(raw, item)
     _upgrade_renamed_keys(raw, str(path))
@@ -385,8 +390,24 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     if len(seen) >= MAX_BASE_DEPTH:
         raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
     merged = _read_yaml_with_base((path.parent / base).resolve(), seen + (path,))
+    if _sets_streams(raw):
+        _forget_one_stream_keys(merged, keep=raw.get("data", {}))
     _deep_update(merged, raw)
     return merged
+
+
+def _sets_streams(raw: dict) -> bool:
+    return isinstance(raw.get("data"), dict) and bool(raw["data"].get("streams"))
+
+
+def _forget_one_stream_keys(raw: dict, keep) -> None:
+    """A config (or override) that sets data.streams replaces what its base said about the one stream of
+    data.features: those keys follow the streams now (`derive_from_streams`), except where it sets them too."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in DERIVED_FROM_STREAMS:
+            if key not in keep:
+                data.pop(key, None)
 
 
 def _deep_update(target: dict, update: dict) -> None:

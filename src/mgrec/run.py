@@ -78,7 +78,13 @@ class RunDir:
 
     @property
     def recipe_path(self) -> Path:
+        """How the (grid stream's) training features were made: a feature sidecar."""
         return self.path / "feature_recipe.json"
+
+    def stream_recipe_path(self, stream: str | None) -> Path:
+        """The recipe of input stream `stream` of a multi-stream run (None: the grid stream's, `recipe_path`).
+        Stream names are plain (`config.STREAM_NAME`), so the name is safe in a file name."""
+        return self.recipe_path if stream is None else self.path / f"feature_recipe_{stream}.json"
 
     @property
     def pseudo_labels_path(self) -> Path:
@@ -120,7 +126,8 @@ class RunDir:
         """The files that make the run (written by training only; no other command may replace them)."""
         return [self.format_path, self.config_path, self.classes_path, self.recipe_path, self.postprocess_path,
                 self.pseudo_labels_path, self.metrics_path, self.state_path, self.lock_path,
-                *(self.weights_path(name) for name in CHECKPOINT_NAMES)]
+                *(self.weights_path(name) for name in CHECKPOINT_NAMES),
+                *sorted(self.path.glob("feature_recipe_*.json"))]
 
     def output_files(self) -> list[Path]:
         """The outputs of `evaluate` and `report` now in the run (only those commands rewrite them)."""
@@ -350,8 +357,8 @@ class RunDir:
     def write_pseudo_labels(self, record: dict) -> None:
         atomic_write_text(self.pseudo_labels_path, json.dumps(record, indent=1))
 
-    def write_recipe(self, recipe: dict) -> None:
-        atomic_write_text(self.recipe_path, json.dumps(recipe, indent=1))
+    def write_recipe(self, recipe: dict, stream: str | None = None) -> None:
+        atomic_write_text(self.stream_recipe_path(stream), json.dumps(recipe, indent=1))
 
     def write_tuning(self, tuning: dict) -> None:
         atomic_write_text(self.postprocess_path, json.dumps(tuning, indent=1))

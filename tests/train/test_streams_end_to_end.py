@@ -144,3 +144,16 @@ def test_a_run_used_without_its_stream_is_a_clear_error(gated_run, two_stream_da
         detect_files(gated_run, [lonely / "synthetic_003.npy"], tmp_path / "x.json", stream_folders={"aux": wrong})
     annotations = load_annotations(paths.annotations)
     assert "synthetic_003" in annotations.videos
+
+
+@pytest.mark.slow
+def test_evaluate_and_report_show_where_the_gate_let_the_auxiliary_stream_in(gated_run):
+    from mgrec.report.html import write_report
+
+    result = evaluate_run(gated_run, "val", precision="fp32")
+    gates = result["fusion_gates"]
+    assert gates["streams"] == ["aux"] and gates["videos"] == 1 and gates["level"] == 0
+    values = [v for v in gates["per_class"].values() if v is not None] + [gates["background"]]
+    assert values and all(0 < v < 1 for v in values)
+    page = write_report(gated_run, split="val").read_text(encoding="utf-8")
+    assert 'id="fusion"' in page and "mean gate" in page

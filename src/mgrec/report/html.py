@@ -332,6 +332,29 @@ def _per_class_table(scores: dict, ap: APResult, missed: list[int]) -> str:
     )
 
 
+def _fusion_gates(scores: dict) -> str:
+    """Per class, how far the gated fusion let the auxiliary streams in (mean gate inside its instances)."""
+    gates = scores["fusion_gates"]
+
+    def gate(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(str(name))}</td><td>{gate(value)}</td>"
+        f"<td>{_percent(scores['per_class'].get(name, {}).get('f1'))}</td></tr>"
+        for name, value in gates.get("per_class", {}).items()
+    )
+    rows += f"<tr><td><i>background</i></td><td>{gate(gates.get('background'))}</td><td></td></tr>"
+    streams = ", ".join(map(str, gates.get("streams", [])))
+    return (f"<p>Gated fusion injects the auxiliary stream(s) <b>{html.escape(streams)}</b> into the main one as "
+            "x + g &middot; P(a) at every pyramid level. The table gives the mean gate g at level 0 (stride 1) over "
+            "the feature steps inside each class's ground-truth instances of this split: higher means the "
+            f"auxiliary streams were let in more there ({gates.get('videos', 0)} videos"
+            + (f"; {gates['skipped_long_videos']} longer than one pass left out" if gates.get("skipped_long_videos")
+               else "") + ").</p>"
+            f"<table><tr><th>class</th><th>mean gate</th><th>F1</th></tr>{rows}</table>")
+
+
 def _legend(classes: list[str]) -> str:
     items = "".join(
         f'<span><span class="swatch c{i}"></span>{html.escape(name)}</span>' for i, name in enumerate(classes)
@@ -704,6 +727,7 @@ def write_report(
         ("scores", "Scores", _headline(scores, run, point)),
         ("timelines", "Timelines", _timelines(run, point)),
         ("classes", "Per class", _per_class_table(scores, ap, point.missed_per_class(run))),
+        *([("fusion", "Fusion gates", _fusion_gates(scores))] if "fusion_gates" in scores else []),
         ("threshold", "Threshold and PR curves", _operating_point(run, scores, point, tuned_on)),
         ("confusion", "Confusion matrix", _confusion(scores, run, point)),
         ("errors", "Error analysis", _error_analysis(hard_analysis, ranked_analysis, run.classes)),

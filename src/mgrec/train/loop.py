@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mgrec.config import Config, to_dict
+from mgrec.config import Config, StreamConfig, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
@@ -149,9 +149,10 @@ def validate(model, split, config: Config, classes: list[str]) -> tuple[dict, di
     return score(split.ground_truth, ranked, classes, threshold, split="val"), ranked
 
 
-def feature_recipe(config: Config, video_id: str) -> FeatureSidecar | None:
-    """The sidecar of a training video's features (backbone, window, stride, weights), if it has one."""
-    side = sidecar_path(feature_path(config.data.features, video_id, config.data.feature_ext))
+def feature_recipe(stream: StreamConfig, video_id: str) -> FeatureSidecar | None:
+    """The sidecar of a training video's features of one input stream (backbone, window, stride,
+    weights), if it has one."""
+    side = sidecar_path(feature_path(stream.features, video_id, stream.feature_ext))
     return read_sidecar(side) if side.exists() else None
 
 
@@ -270,9 +271,12 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         run.write_format()
         run.write_config(config)
         run.write_classes(classes)
-        recipe = feature_recipe(config, train_split.samples[0].video_id)
-        if recipe is not None:  # lets `mgrec detect` extract features from a raw video the same way
-            run.write_recipe(dataclasses.asdict(recipe))
+        # lets `mgrec detect` extract features from a raw video the same way: the grid stream's recipe in
+        # feature_recipe.json, each other stream's in feature_recipe_<name>.json
+        for index, stream in enumerate(config.data.input_streams()):
+            recipe = feature_recipe(stream, train_split.samples[0].video_id)
+            if recipe is not None:
+                run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
         if pseudo_record is not None:
             run.write_pseudo_labels(pseudo_record)
 
