@@ -43,9 +43,11 @@ import torch
 from mgrec.config import load_config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.demo import build_demo
+from mgrec.data.streams import load_video_streams
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.infer.offline import OfflineDetector
 from mgrec.model.ensemble import load_run_network
 from mgrec.provenance import PROVENANCE_KEY, campaign_name, provenance, read_provenance
 from mgrec.run import RunDir
@@ -128,6 +130,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(--rows)")
     parser.add_argument("--rows", nargs="+", choices=[*QUALITY_ROWS, *FUSION_ROWS], default=None,
                         help="rows of the quality or fusion study (default: all of the study's)")
+    parser.add_argument("--time-detection", action="store_true",
+                        help="fusion study: time detection per test video of every run once all are trained "
+                             "(run it when nothing else uses the cores)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (quick runs)")
     parser.add_argument(
@@ -220,6 +225,23 @@ def run_one(spec: RunSpec, data_overrides: list[str], scratch: Path, log=print) 
     return record
 
 
+def detect_milliseconds(run_dir: Path, repeats: int = 3) -> float:
+    """CPU time of `OfflineDetector.detect` (network, decoding, NMS; float32) per test video of a run, the
+    best of `repeats` passes, with the features already loaded (and resampled onto the grid)."""
+    detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
+    data = detector.config.data
+    annotations = load_annotations(data.annotations)
+    videos = [(v, annotations.videos[v].fps, load_video_streams(data, v, annotations.videos[v].fps))
+              for v in annotations.video_ids(TEST_SPLIT)]
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for video_id, fps, features in videos:
+            detector.detect(features, video_id=video_id, fps=fps)
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best / len(videos)
+
+
 def parameter_count(run_dir: Path) -> int:
     """Parameters of a run's network (all its streams' towers and fusion included)."""
     _, _, model = load_run_network(RunDir(run_dir), "best")
@@ -247,8 +269,9 @@ def quality_table(runs: list[dict], rare: list[str], fusion: bool = False) -> st
     rare-class F1 included (and the fusion study's parameter counts)."""
     lines = [
         "| row | runs | val F1 (%) | test F1 (%) | test F1 MiGA (%) | test average mAP (%) "
-        f"| test F1, rarest third: {', '.join(rare)} (%) | training time (s) |" + (" parameters |" if fusion else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if fusion else ""),
+        f"| test F1, rarest third: {', '.join(rare)} (%) | training time (s) |"
+        + (" parameters | detect, ms per test video |" if fusion else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if fusion else ""),
     ]
     if fusion:
         titles = {row: title for row, (*_, title) in FUSION_ROWS.items()}
@@ -268,9 +291,17 @@ def quality_table(runs: list[dict], rare: list[str], fusion: bool = False) -> st
             f"| {_percent([r['test']['average_mAP'] for r in group])} "
             f"| {_percent(rare_f1)} "
             f"| {statistics.fmean(r['training'].get('wall_seconds', r['training']['seconds']) for r in group):.0f} |"
-            + (f" {group[0].get('parameters', 0):,} |" if fusion else "")
+            + (f" {group[0].get('parameters', 0):,} | {_milliseconds(group)} |" if fusion else "")
         )
     return "\n".join(lines)
+
+
+def _milliseconds(group: list[dict]) -> str:
+    values = [r["detect_ms"] for r in group if "detect_ms" in r]
+    if not values:
+        return "–"
+    mean, std = mean_std(values)
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
 
 
 def ensemble_one(row: str, members: list[dict], scratch: Path, log=print) -> dict:
@@ -403,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
                                                           teacher_record.get("wall_seconds", teacher_record["seconds"]))
                 runs.append(record)
                 write_results(args.out, runs, meta)
+        if args.study == "fusion" and args.time_detection:
+            # timed after every training, so that no training shares the cores with the clock
+            for record in runs:
+                record["detect_ms"] = round(detect_milliseconds(Path(record["run_dir"])), 2)
+            write_results(args.out, runs, meta)
         if args.study == "quality":
             for row in ENSEMBLE_ROWS:
                 members = [r for r in runs if r["row"] == row]
