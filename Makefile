@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 DEMO_RUN ?= runs/demo-mgrec
 
-.PHONY: venv install dev demo-data demo test test-fast lint clean
+.PHONY: venv install dev demo-data demo test test-fast lint clean pose-env
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ dev: $(VENV)/.dev-installed
 demo: install
 	$(VENV)/bin/mgrec demo --out $(DEMO_RUN)
 
-test: dev lint
+# pose-env: the pose extractor's test runs it (tests/extract/test_pose.py)
+test: dev lint pose-env
 	$(PY) -m pytest
 
 # The edit-test loop: everything but the slow tests (training, compiling, wheel building, browser).
@@ -39,5 +40,24 @@ test-fast: dev
 lint: dev
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# `mgrec extract --backbone pose` needs mediapipe 0.10.21 (the last release that ships its models),
+# which needs numpy<2: it lives in its own venv. mediapipe goes in with --no-deps because its declared
+# dependencies pull jax, jaxlib and opencv-contrib (about 1 GB) that the pose and hand solutions never import;
+# pip then prints them as missing ("ERROR: pip's dependency resolver ..."): expected, the last line checks it works.
+# About a minute and 1.4 GB.
+POSE_VENV ?= .venv-pose
+POSE_PIP := $(POSE_VENV)/bin/pip
+pose-env: $(POSE_VENV)/.installed
+
+$(POSE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(POSE_VENV)
+	$(POSE_PIP) install -q --upgrade pip
+	$(POSE_PIP) install -q "$(or $(TORCH_SPEC),torch==2.13.0)"
+	$(POSE_PIP) install -q --no-deps mediapipe==0.10.21 -e .
+	$(POSE_PIP) install -q "numpy<2" "protobuf>=4.25.3,<5" absl-py attrs flatbuffers matplotlib \
+		opencv-python-headless==4.11.0.86 "pyyaml>=6.0" "safetensors>=0.4" "tqdm>=4.60" "av>=12"
+	$(POSE_VENV)/bin/python -c "import mediapipe as mp; mp.solutions.pose.Pose(model_complexity=1).close()"
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache build dist
+	rm -rf $(VENV) $(POSE_VENV) runs .pytest_cache build dist

@@ -257,11 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
                  examples=(
                      "mgrec extract videos/ --out features/efficientnet",
                      "mgrec extract SMG_ROOT --backbone skeleton --out features/skeleton",
+                     "mgrec extract videos/ --backbone pose --out features/pose   # as .venv-pose/bin/mgrec",
                  ))
     p.add_argument("inputs", nargs="*", type=Path, help="video files or folders (skeleton: *_skeleton.csv)")
     p.add_argument("--out", type=Path, required=True, help="features folder")
-    p.add_argument("--backbone", default="efficientnet-lite0", choices=["efficientnet-lite0", "videomae", "skeleton"],
-                   help="the feature network (skeleton: joint positions of SMG skeleton CSVs)")
+    p.add_argument("--backbone", default="efficientnet-lite0",
+                   choices=["efficientnet-lite0", "videomae", "skeleton", "pose"],
+                   help="the feature network (default: efficientnet-lite0; skeleton: joints of SMG skeleton CSVs; "
+                        "pose: MediaPipe body and hand landmarks of any video, run with .venv-pose/bin/mgrec after "
+                        "`make pose-env`)")
     p.add_argument("--weights", type=Path, default=None,
                    help="videomae: a Hugging Face format folder (required); efficientnet-lite0: a state dict "
                         "(default: the packaged ImageNet weights)")
@@ -526,7 +530,7 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", action="append", default=[], metavar="NAME=FOLDER",
                    help="a run with several data.streams: read stream NAME's files (<video_id><ext>) from FOLDER "
-                        "instead of the folder in the run's config (repeat per stream)")
+                        "(repeat per stream; default: the folders in the run's config)")
 
 
 def _stream_folders(run_dir: Path, items: list[str]) -> dict[str, Path] | None:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from mgrec.data.features import FeatureSidecar, load_features, read_sidecar, sidecar_path, write_features
 from mgrec.errors import InputError
+from mgrec.extract.pose import POSE, extract_poses
 from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
 from mgrec.extract.video import (
     VIDEO_SUFFIXES,
@@ -94,7 +95,7 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
 def backbone_names() -> list[str]:
     from mgrec.extract.backbones import VIDEO_BACKBONES
 
-    return [*VIDEO_BACKBONES, SKELETON]
+    return [*VIDEO_BACKBONES, SKELETON, POSE]
 
 
 def extract(
@@ -110,7 +111,8 @@ def extract(
     fps: float | None = None,
     progress: bool = True,
 ) -> list[ExtractResult]:
-    """Dispatch to `extract_skeletons` for backbone 'skeleton', else to `extract_videos`."""
+    """Dispatch to `extract_skeletons` for backbone 'skeleton', to `mgrec.extract.pose.extract_poses` for
+    'pose' (`device` and `batch` do not apply: MediaPipe runs on the CPU, frame by frame), else to `extract_videos`."""
     check_writable(out_dir, is_dir=True)  # before any work: an --out that is a file, read-only, a full disk
     if backbone == SKELETON:
         if weights is not None or size is not None:
@@ -118,6 +120,10 @@ def extract(
         return extract_skeletons(inputs, out_dir, window, stride, fps, progress)
     if fps is not None:
         raise InputError("--fps is for skeleton CSVs only: videos are read at their own frame rate")
+    if backbone == POSE:
+        if weights is not None or size is not None:
+            raise InputError("backbone pose: takes no --weights or --size (MediaPipe's models; frames at their size)")
+        return extract_poses(inputs, out_dir, window, stride, progress)
     return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress)
 
 

@@ -113,8 +113,9 @@ def probe_video(path: Path) -> VideoStream:
         raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
 
 
-def iter_frames(path: Path, size: int) -> Iterator[np.ndarray]:
-    """Every frame of the video in display order as a (size, size, 3) uint8 RGB array.
+def iter_frames(path: Path, size: int | None) -> Iterator[np.ndarray]:
+    """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
+    at the video's own size and aspect (what a landmark model wants: `mgrec.extract.pose`).
 
     Raises InputError naming the file and the frame index where decoding failed, including a
     stream that ends before the number of frames its container declares (a truncated file).
