@@ -516,15 +516,26 @@ def cmd_score(args) -> None:
 
 
 def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False
-                 ) -> list[Path]:
-    """Feature inputs as they are; recorded videos turned into features with the run's recipe first."""
+                 ) -> tuple[list[Path], dict[str, Path]]:
+    """Feature inputs as they are; recorded videos turned into features with the run's recipe first.
+
+    A run with several input streams: each video is turned into every stream with that stream's
+    recipe; the grid stream's files are returned, and the folders of the other streams' (by name)."""
     from mgrec.extract.run import extract_with_recipe, is_video
+    from mgrec.run import RunDir
 
     videos = [Path(p) for p in inputs if is_video(p)]
     others = [Path(p) for p in inputs if not is_video(p)]
     if not videos:
-        return others
-    return others + extract_with_recipe(run_dir, videos, scratch, device=device, progress=progress)
+        return others, {}
+    streams = RunDir(run_dir).read_config().data.input_streams()
+    folders = {}
+    for stream in streams[1:]:
+        folders[stream.name] = scratch / stream.name
+        extract_with_recipe(run_dir, videos, folders[stream.name], device=device, progress=progress,
+                            stream=stream.name)
+    main = scratch / "grid" if len(streams) > 1 else scratch
+    return others + extract_with_recipe(run_dir, videos, main, device=device, progress=progress), folders
 
 
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
@@ -533,11 +544,13 @@ def _add_stream_folders(p: argparse.ArgumentParser) -> None:
                         "(repeat per stream; default: the folders in the run's config)")
 
 
-def _stream_folders(run_dir: Path, items: list[str]) -> dict[str, Path] | None:
+def _stream_folders(run_dir: Path, items: list[str], extracted: dict[str, Path]) -> dict[str, Path] | None:
+    """The other streams' folders: made from a video (`features_for`), else given by --stream, else the run's."""
     from mgrec.data.streams import stream_folders
     from mgrec.run import RunDir
 
-    return stream_folders(items, RunDir(run_dir).read_config().data) if items else None
+    given = stream_folders(items, RunDir(run_dir).read_config().data) if items else {}
+    return {**given, **extracted} or None
 
 
 def cmd_detect(args) -> None:
@@ -554,10 +567,11 @@ def cmd_detect(args) -> None:
     check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        inputs = features_for(run_dir, args.inputs, Path(scratch), device=device, progress=show_progress(args))
+        inputs, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device,
+                                         progress=show_progress(args))
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
-                               stream_folders=_stream_folders(run_dir, args.stream))
+                               stream_folders=_stream_folders(run_dir, args.stream, extracted))
     print(summary.describe())
 
 
@@ -569,7 +583,7 @@ def cmd_stream(args) -> None:
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        (source,) = features_for(run_dir, [args.input], Path(scratch), device=device)
+        (source,), extracted = features_for(run_dir, [args.input], Path(scratch), device=device)
         summary = stream_file(
             run_dir,
             source,
@@ -581,7 +595,7 @@ def cmd_stream(args) -> None:
             compile=args.compile,
             device=device,
             precision=args.precision,
-            stream_folders=_stream_folders(run_dir, args.stream),
+            stream_folders=_stream_folders(run_dir, args.stream, extracted),
         )
     # stderr: stdout stays pure JSON lines for whatever reads them
     print(terminal.visible(summary.describe()), file=sys.stderr)

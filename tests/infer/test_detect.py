@@ -343,3 +343,42 @@ def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys)
     capsys.readouterr()
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "hard.json")]) == 0
     assert "holds the hard set" in capsys.readouterr().err
+
+
+def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, carphone):
+    # Two streams of one video by two recipes (EfficientNet at 112 px every 4 frames, and every 8 frames):
+    # from the video, detect makes each with its own recipe, and finds what it finds on the feature files.
+    import torch
+
+    from mgrec.config import StreamConfig
+    from mgrec.extract.run import extract
+
+    fine = extract([carphone], tmp_path / "fine", backbone="efficientnet-lite0", size=112, progress=False)[0]
+    coarse = extract([carphone], tmp_path / "coarse", backbone="efficientnet-lite0", size=112, stride=8,
+                     progress=False)[0]
+    recipes = {name: FeatureSidecar(**json.loads(r.feature_path.with_suffix(".json").read_text()))
+               for name, r in (("fine", fine), ("coarse", coarse))}
+    dim = recipes["fine"].dim
+    config = Config(
+        data=DataConfig(max_seq_len=128, streams=[
+            StreamConfig(name="fine", features=str(tmp_path / "fine"), feature_dim=dim, stride=4, window=16),
+            StreamConfig(name="coarse", features=str(tmp_path / "coarse"), feature_dim=dim, stride=8, window=16)]),
+        model=ModelConfig(num_classes=17, fusion="gated", **SMALL_MODEL),
+        postprocess=PostprocessConfig(pre_nms_thresh=0.0, pre_nms_topk=500, max_detections=500),
+    )
+    model = build_detector(config.model)
+    with torch.no_grad():  # open the gate's projection, so that the second stream changes the detections
+        for fusion in model.encoder.fusions[0]:
+            fusion.project_out.weight.normal_(std=0.5)
+    run = tmp_path / "run"
+    RunDir(run).write_for_inference(config, [f"class{i}" for i in range(17)], model,
+                                    recipe=dataclasses.asdict(recipes["fine"]))
+    RunDir(run).write_recipe(dataclasses.asdict(recipes["coarse"]), stream="coarse")
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "video.json"), "--all"]) == 0
+    assert main(["detect", str(run), str(fine.feature_path), "--out", str(tmp_path / "feats.json"), "--all"]) == 0
+    from_video = json.loads((tmp_path / "video.json").read_text())["results"]
+    from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
+    assert from_video == from_features and sum(map(len, from_video.values())) > 0
+    # a stream without a recipe cannot be made from a video, and says which
+    (run / "feature_recipe_coarse.json").unlink()
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "x.json")]) == 2

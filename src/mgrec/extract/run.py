@@ -73,18 +73,23 @@ def is_video(path: str | Path) -> bool:
 
 
 def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, device: str = "cpu",
-                        progress: bool = False) -> list[Path]:
+                        progress: bool = False, stream: str | None = None) -> list[Path]:
     """Features for raw videos, made exactly as a run's training features were (backbone, size,
-    window, stride: its `feature_recipe.json`), for detecting with that run."""
+    window, stride: its `feature_recipe.json`), for detecting with that run. `stream`: of a run with
+    several input streams, the recipe of that stream (`feature_recipe_<stream>.json`; None: the grid stream's)."""
     run = RunDir(run_dir)
-    if not run.recipe_path.exists():
-        raise InputError(f"{run.path} records no feature recipe (its training features had no sidecar): "
-                         "extract features with `mgrec extract` and pass the feature files instead")
-    recipe = read_sidecar(run.recipe_path)
+    path = run.stream_recipe_path(stream)
+    which = f"stream {stream!r}'s" if stream is not None else "its"
+    if not path.exists():
+        raise InputError(f"{run.path} records no feature recipe for {which} features ({path.name}: the training "
+                         "features had no sidecar): extract features with `mgrec extract` and pass the feature "
+                         "files instead" + (" (--stream NAME=FOLDER for each other stream)" if stream else ""))
+    recipe = read_sidecar(path)
     name, _, size = recipe.backbone.partition("@")
     if name not in backbone_names() or name == "skeleton":
-        raise InputError(f"{run.path} was trained on {recipe.backbone!r} features, which mgrec cannot make "
-                         "from a video; pass feature files instead")
+        raise InputError(f"{run.path} was trained on {recipe.backbone!r} features ({which}), which mgrec cannot "
+                         "make from a video; pass feature files instead"
+                         + (" (--stream NAME=FOLDER for each other stream)" if stream else ""))
     if recipe.weights and not Path(recipe.weights).exists():
         raise InputError(f"the run's feature weights {recipe.weights} are not on this machine")
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,

@@ -10,6 +10,7 @@
 - `actionformer.py`: ActionFormer's local self-attention and transformer block;
 - `pyramid.py`: the feature pyramid packed on one time axis, and its per-level statistics;
 - `encoders.py`: embedding + feature pyramid;
+- `fusion.py`: several input streams in one encoder (concat, sum, gated residual fusion);
 - `heads.py`: the cross-scale heads and final predictors, on the packed pyramid;
 - `detector.py`: the three variants put together (mgrec, dyfadet, actionformer), the state format;
 - `reference.py`: the whole detector again in paper notation, level by level, on the same
