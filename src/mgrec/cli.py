@@ -278,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None,
                    help="skeleton CSVs only: frame rate (default: read from SampleXXXX_data.csv)")
     p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
-                   help="instead of extracting: concatenate these feature folders (same videos) into --out "
-                        "(default: extract)")
+                   help="instead of extracting: concatenate these feature folders (same videos, same grid) into "
+                        "--out, the early-fusion shortcut (default: extract). Streams at other rates, or joined "
+                        "in the model (model.fusion: sum, gated), go in the config as data.streams")
     _add_no_progress(p)
 
     p = _command(sub, "convert-videomae", "official VideoMAE V2 checkpoint -> Hugging Face format folder",
