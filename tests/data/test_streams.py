@@ -166,3 +166,50 @@ def test_a_streams_config_derives_the_grid_and_the_model_input(tmp_path):
 def test_bad_streams_configs_are_refused_by_key(tmp_path, data, model, message):
     with pytest.raises(InputError, match=message):
         load_config(write_config(tmp_path, data, model))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_live_streams_give_exactly_the_rows_of_the_whole_files(two_streams, seed):
+    # Chunks of random sizes per stream, in a random order of streams: the released rows, joined, are
+    # the rows of load_video_streams.
+    from mgrec.data.streams import StreamAligner
+
+    data, _, root = two_streams
+    whole = load_video_streams(data, "v0", VIDEO_FPS)
+    files = {"rgb": np.load(root / "rgb" / "v0.npy"), "pose": np.load(root / "pose" / "v0.npy")}
+    rng = np.random.default_rng(seed)
+    aligner = StreamAligner(data, VIDEO_FPS)
+    sent = {name: 0 for name in files}
+    released, most_held = [], 0
+    while any(sent[name] < len(files[name]) for name in files):
+        name = rng.choice([n for n in files if sent[n] < len(files[n])])
+        size = int(rng.integers(1, 12))
+        released.append(aligner.push({name: files[name][sent[name]: sent[name] + size]}))
+        sent[name] += size
+    released.append(aligner.flush())
+    np.testing.assert_array_equal(np.concatenate(released), whole)
+
+    # Fed as a live source would (both streams up to the same moment, hop by hop), the aligner holds only
+    # a few rows, whatever the length of the stream.
+    aligner = StreamAligner(data, VIDEO_FPS)
+    live = []
+    for start in range(0, len(files["rgb"]), 8):
+        live.append(aligner.push({"rgb": files["rgb"][start: start + 8],
+                                  "pose": files["pose"][start // 2: start // 2 + 4]}))
+        most_held = max(most_held, max(len(held) for held in aligner._held))
+    assert most_held <= 10 and sum(map(len, live)) >= len(whole) - 3  # all but the last rows without flush
+    np.testing.assert_array_equal(np.concatenate([*live, aligner.flush()]), whole)
+
+
+def test_live_streams_refuse_an_unknown_stream_or_a_wrong_dim(two_streams):
+    from mgrec.data.streams import StreamAligner
+
+    data, _, _ = two_streams
+    aligner = StreamAligner(data, VIDEO_FPS)
+    with pytest.raises(InputError, match="no stream 'hands'"):
+        aligner.push({"hands": np.zeros((2, 2), np.float32)})
+    with pytest.raises(InputError, match=r"stream 'pose': expected an array \(T, 2\)"):
+        aligner.push({"pose": np.zeros((2, 3), np.float32)})
+    aligner.push({"rgb": np.zeros((5, 4), np.float32)})
+    with pytest.raises(InputError, match="pose sent no features"):
+        aligner.flush()

@@ -17,6 +17,8 @@ that is a different or truncated recording, not a rate difference.
 
 The joined array has the channels of the streams in `DataConfig.input_streams` order (grid stream
 first) and the grid stream's length; the model splits them again (`model.stream_dims`).
+
+Live streams (`StreamAligner`): the same rows, each as soon as every stream has passed its time.
 """
 
 from __future__ import annotations
@@ -41,11 +43,22 @@ def resample_to_grid(features: np.ndarray, source: FeatureGrid, target: FeatureG
         return features.astype(np.float32, copy=False)
     if len(features) == 0:
         raise ValueError("cannot resample a stream without any feature rows")
-    times = target.index_to_seconds(np.arange(length, dtype=np.float64))
-    positions = np.clip(np.atleast_1d(source.seconds_to_index(times)), 0.0, len(features) - 1)
-    below = np.minimum(np.floor(positions).astype(np.int64), len(features) - 1)
+    positions = np.clip(source_positions(source, target, np.arange(length)), 0.0, len(features) - 1)
+    return interpolate(features, positions)
+
+
+def source_positions(source: FeatureGrid, target: FeatureGrid, steps: np.ndarray) -> np.ndarray:
+    """Fractional rows of grid `source` at the centre times of rows `steps` of grid `target`."""
+    return np.atleast_1d(source.seconds_to_index(target.index_to_seconds(np.asarray(steps, dtype=np.float64))))
+
+
+def interpolate(features: np.ndarray, positions: np.ndarray, first_row: int = 0) -> np.ndarray:
+    """Rows at fractional `positions` (within the rows held) of `features`, whose row 0 is row `first_row`
+    of its stream: the linear interpolation of its two neighbours, float32."""
+    local = positions - first_row
+    below = np.minimum(np.floor(local).astype(np.int64), len(features) - 1)
     above = np.minimum(below + 1, len(features) - 1)
-    weight = (positions - below)[:, None].astype(np.float32)
+    weight = (local - below)[:, None].astype(np.float32)
     low = features[below].astype(np.float32, copy=False)
     return low + weight * (features[above].astype(np.float32, copy=False) - low)
 
@@ -96,15 +109,34 @@ def load_video_streams(
     `video_fps`: the video's fps (annotations or the grid stream's sidecar); `folders`: stream name ->
     folder replacing the config's; `main_path`: the grid stream's file, when the caller has it (a
     file named on the command line). With one stream this is `load_features` of that file."""
+    loaded = load_stream_files(data, video_id, video_fps, folders, main_path)
+    if len(loaded) == 1:
+        return loaded[0][0]
+    (main_features, grid), length = loaded[0], len(loaded[0][0])
+    parts = [main_features.astype(np.float32, copy=False)]
+    parts += [resample_to_grid(features, own, grid, length) for features, own in loaded[1:]]
+    return np.concatenate(parts, axis=1)
+
+
+def load_stream_files(
+    data: DataConfig,
+    video_id: str,
+    video_fps: float | None,
+    folders: dict[str, Path] | None = None,
+    main_path: Path | None = None,
+) -> list[tuple[np.ndarray, FeatureGrid | None]]:
+    """Every stream's features of one video, each on its own grid, checked (files, dims, recipes,
+    durations) but not resampled: (features, grid) per stream in `DataConfig.input_streams` order
+    (with one stream, its grid is None: it is the data's). Arguments as for `load_video_streams`."""
     streams = data.input_streams()
     main = streams[0]
     main_file = main_path if main_path is not None else stream_path(main, video_id, folders)
     main_features = load_features(main_file, expected_dim=main.feature_dim)
     if len(streams) == 1:
-        return main_features
+        return [(main_features, None)]
     grid = data.grid(video_fps)
     length = len(main_features)
-    parts = [main_features.astype(np.float32, copy=False)]
+    loaded: list[tuple[np.ndarray, FeatureGrid | None]] = [(main_features, grid)]
     for stream in streams[1:]:
         key = stream_key(data, stream)
         path = stream_path(stream, video_id, folders)
@@ -119,8 +151,92 @@ def load_video_streams(
                 f"video {video_id}: stream {stream.name!r} ({path}) covers {covered:.2f} s but the grid stream "
                 f"{main.name!r} covers {expected:.2f} s (tolerance {duration_tolerance(own, grid):.2f} s): a "
                 "different or truncated recording, or a wrong fps/stride/window in its sidecar or config")
-        parts.append(resample_to_grid(features, own, grid, length))
-    return np.concatenate(parts, axis=1)
+        loaded.append((features, own))
+    return loaded
+
+
+class StreamAligner:
+    """Live features of several streams -> the joined rows `load_video_streams` makes of whole files,
+    each grid step as soon as every stream has passed its time, so online detection needs no file.
+
+        aligner = StreamAligner(config.data, video_fps)
+        rows = aligner.push({"rgb": rgb_chunk, "skeleton": skeleton_chunk})   # (n, C) rows ready now
+        rows = aligner.flush()                                                  # the rest, at the end
+
+    Grid step j is ready when the grid stream has delivered row j and every other stream has
+    delivered the rows around t_j (its row at or after t_j). Until the end, a stream's last row is
+    not known to be its last, so the rows beyond it wait; `flush` holds each stream's last row
+    from there on, as `resample_to_grid` does, so the rows are exactly those of the whole files.
+    Memory stays bounded: each stream keeps only the rows the next pending grid step still needs.
+    """
+
+    def __init__(self, data: DataConfig, video_fps: float | None) -> None:
+        self.streams = data.input_streams()
+        self.grid = data.grid(video_fps)
+        self.stream_grids = [self.grid] + [s.grid(s.fps if s.fps is not None else video_fps)
+                                           for s in self.streams[1:]]
+        self._held = [np.zeros((0, s.feature_dim), dtype=np.float32) for s in self.streams]
+        self._first_row = [0] * len(self.streams)  # stream row number of _held[s][0]
+        self._received = [0] * len(self.streams)
+        self._next_step = 0  # the first grid step not released yet
+
+    def push(self, chunks: dict[str, np.ndarray]) -> np.ndarray:
+        """Add rows of any streams (by name, each (n, its dim)); returns the joined grid rows now ready."""
+        for name, chunk in chunks.items():
+            index = self._index(name)
+            expected = self.streams[index].feature_dim
+            if not isinstance(chunk, np.ndarray) or chunk.ndim != 2 or chunk.shape[1] != expected:
+                raise InputError(f"stream {name!r}: expected an array (T, {expected}), got "
+                                 f"{getattr(chunk, 'shape', type(chunk).__name__)}")
+            self._held[index] = np.concatenate([self._held[index], chunk.astype(np.float32, copy=False)])
+            self._received[index] += len(chunk)
+        return self._release(final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of every stream: the grid rows still waiting (each stream's last row held beyond its end)."""
+        missing = [s.name for s, n in zip(self.streams, self._received) if n == 0]
+        if missing and self._received[0] > self._next_step:
+            raise InputError(f"stream(s) {', '.join(missing)} sent no features: every stream of the run is needed")
+        return self._release(final=True)
+
+    def _index(self, name: str) -> int:
+        for index, stream in enumerate(self.streams):
+            if stream.name == name:
+                return index
+        raise InputError(f"no stream {name!r} in this run (its streams: {', '.join(s.name for s in self.streams)})")
+
+    def _release(self, final: bool) -> np.ndarray:
+        steps = np.arange(self._next_step, self._received[0])
+        positions = [np.clip(source_positions(g, self.grid, steps), 0.0, None) for g in self.stream_grids[1:]]
+        ready = len(steps)
+        for s, position in enumerate(positions, start=1):
+            if final:
+                position[:] = np.minimum(position, self._received[s] - 1)
+            else:  # the rows around each position must have arrived
+                needed = np.floor(position) + (position > np.floor(position))
+                ready = min(ready, int(np.searchsorted(needed, self._received[s] - 1, side="right")))
+        ready = ready if self._received[0] and all(self._received) else 0
+        if ready == 0:
+            return np.zeros((0, sum(s.feature_dim for s in self.streams)), dtype=np.float32)
+        parts = [self._held[0][self._next_step - self._first_row[0]:][:ready]]
+        for s, position in enumerate(positions, start=1):
+            parts.append(interpolate(self._held[s], position[:ready], self._first_row[s]))
+        self._next_step += ready
+        self._forget()
+        return np.concatenate(parts, axis=1)
+
+    def _forget(self) -> None:
+        """Drop the rows no later grid step needs: those before the row below the next step's position."""
+        keep_from = [self._next_step]
+        for grid in self.stream_grids[1:]:
+            position = max(0.0, float(source_positions(grid, self.grid, np.array([self._next_step]))[0]))
+            keep_from.append(int(np.floor(position)))
+        for s, first in enumerate(keep_from):
+            first = min(first, self._received[s])
+            drop = first - self._first_row[s]
+            if drop > 0:
+                self._held[s] = self._held[s][drop:]
+                self._first_row[s] = first
 
 
 def stream_folders(items: list[str], data: DataConfig) -> dict[str, Path]:

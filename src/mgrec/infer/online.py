@@ -7,6 +7,10 @@
     for emission in online.flush():               # end of the stream: everything pending is final
         ...
 
+A run with several input streams (`data.streams`) takes one chunk per stream per step,
+`online.push_streams({"rgb": rgb_chunk, "skeleton": skeleton_chunk})`: the streams are put on the grid
+as they arrive (`mgrec.data.streams.StreamAligner`), each grid step once every stream has passed its time.
+
 `stream_file` replays a feature file this way and prints one JSON line per gesture (`mgrec stream`):
 the keys of the results JSON (`Detection.to_json`) plus video, emitted_at, latency and compute_ms.
 
@@ -106,7 +110,7 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, PostprocessConfig
-from mgrec.data.streams import load_video_streams
+from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector
@@ -282,6 +286,8 @@ class OnlineDetector:
         self._pending: list[Detection] = []  # the part of it that was not final yet
         self._emitted: list[Detection] = []  # emitted detections whose end lies inside the window
         self._flushed = False
+        # several input streams: their live rows joined on the grid (None: one stream, pushed as it is)
+        self._aligner = StreamAligner(detector.config.data, fps) if detector.config.data.streams else None
         self.num_updates = 0
         self.last_compute_ms = 0.0
 
@@ -324,10 +330,25 @@ class OnlineDetector:
                 emissions += self._update(cutoff=self.now - self.lookahead)
         return emissions
 
+    def push_streams(self, chunks: dict[str, np.ndarray]) -> list[Emission]:
+        """Add features of a run with several input streams: {stream name: (T_s, C_s) rows} in stream
+        order, any streams, any sizes; the grid steps every stream has passed go on as `push` does."""
+        if self._aligner is None:
+            raise InputError("this run reads one stream: push its features with push(chunk)")
+        rows = self._aligner.push(chunks)
+        return self.push(rows) if len(rows) else []
+
     def flush(self) -> list[Emission]:
         """End of the stream: decide everything still pending and return what is emitted."""
         if self._flushed:
             return []
+        emissions = []
+        if self._aligner is not None:  # the last grid steps wait for the streams' ends
+            rows = self._aligner.flush()
+            emissions = self.push(rows) if len(rows) else []
+        return emissions + self._final_update()
+
+    def _final_update(self) -> list[Emission]:
         self._flushed = True
         if self._received == 0:
             return []
@@ -336,10 +357,11 @@ class OnlineDetector:
         # No features since the last update: its predictions still hold, only the cutoff moves.
         return self._emit(self._decide(self._last_hard, math.inf), self.last_compute_ms)
 
-    def run(self, chunks: Iterable[np.ndarray]) -> Iterator[Emission]:
-        """Push every chunk of an iterable, then flush; yields emissions as they happen."""
+    def run(self, chunks: Iterable[np.ndarray | dict[str, np.ndarray]]) -> Iterator[Emission]:
+        """Push every chunk of an iterable (per-stream dicts for a run with several streams), then flush;
+        yields emissions as they happen."""
         for chunk in chunks:
-            yield from self.push(chunk)
+            yield from self.push_streams(chunk) if isinstance(chunk, dict) else self.push(chunk)
         yield from self.flush()
 
     # -- one update ---------------------------------------------------------------------------
@@ -528,7 +550,7 @@ def stream_file(
     path = Path(input_path)
     fps = detector.sidecar_fps(path)
     # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
-    features = load_video_streams(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
+    loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
     online = OnlineDetector(
         detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile
     )
@@ -544,9 +566,10 @@ def stream_file(
             out.flush()
             count += 1
 
-    for chunk in _replay(features, online.hop, online.grid, realtime):
+    names = [s.name for s in detector.config.data.input_streams()]
+    for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
         before = online.num_updates
-        write(online.push(chunk), before)
+        write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
     before = online.num_updates
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
@@ -554,12 +577,27 @@ def stream_file(
                          float(np.percentile(times, 95)), detector.precision)
 
 
-def _replay(features: np.ndarray, hop: int, grid: FeatureGrid, realtime: bool) -> Iterator[np.ndarray]:
-    """Chunks of one hop; with `realtime`, each at the wall-clock moment its last feature would exist."""
+def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
+            realtime: bool) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
+    """Chunks of one hop of the grid stream; with `realtime`, each at the wall-clock moment its last
+    feature would exist. Several streams: each chunk is a dict holding, per stream, the rows that
+    exist by then (a row exists at the end of its window, on its stream's own grid)."""
     started = time.monotonic()
     received = 0
-    for chunk in chunks_of(features, hop):
+    sent = [0] * len(loaded)
+    for chunk in chunks_of(loaded[0][0], hop):
         received += chunk.shape[0]
+        now = grid.covered_seconds(received)
         if realtime:
-            time.sleep(max(0.0, started + grid.covered_seconds(received) - time.monotonic()))
-        yield chunk
+            time.sleep(max(0.0, started + now - time.monotonic()))
+        if len(loaded) == 1:
+            yield chunk
+            continue
+        parts = {names[0]: chunk}
+        for s, (features, own) in enumerate(loaded[1:], start=1):
+            existing = sent[s]
+            while existing < len(features) and own.covered_seconds(existing + 1) <= now:
+                existing += 1
+            parts[names[s]] = features[sent[s]:existing]
+            sent[s] = existing
+        yield parts

@@ -1,0 +1,400 @@
+"""Trainable adapters inside a frozen VideoMAE, for end-to-end training from raw video (AdaTAD's recipe).
+
+AdaTAD (Liu et al., CVPR 2024) trains a detector on raw frames through a frozen VideoMAE whose
+encoder layers are each followed by a small trainable adapter; only the adapters and the head
+learn, so the optimiser holds a few percent of the backbone's weights and the memory goes to
+activations. This module puts such adapters into transformers' `VideoMAEModel` (the model that
+`mgrec.extract.backbones.VideoMAE` loads), and estimates the memory of a training step.
+
+An adapter, after encoder layer i (i in `AdapterConfig.blocks`), on the layer's tokens x of shape
+(clips, T'*H'*W', C) with T' = frames / tubelet and H' x W' = the patch grid:
+
+    h     = GELU(down(x))                                   C -> C * ratio channels
+    mixed = depthwise temporal conv (kernel k) of h over T', at every grid position
+          [ + depthwise spatial k x k conv of h over each tubelet's H' x W' grid ]   (spatial_temporal)
+    h     = h + pointwise(mixed)                            a 1x1 conv, written as a Linear over channels
+    x     = x + scale * up(h)                               up starts at zero, scale at 1
+
+`up` starts at zero so that the adapted backbone computes exactly what the frozen one does at step
+0; `scale` starts at 1, not 0: with both at zero neither would ever get a gradient. At step 0 only
+`up` gets a gradient (everything before it is multiplied by its zero weights), from step 1 on all
+adapter parameters do. The temporal conv runs within a clip (its T' tubelets); clips of mgrec's
+feature grid overlap (window 16, stride 4), so the clips of a window are not one time axis.
+
+The frozen backbone always runs in eval mode. Blocks before the first adapter build no autograd
+graph (nothing in them needs a gradient); with `checkpointing`, every later block (and its adapter)
+is recomputed in the backward pass (`torch.utils.checkpoint`, non-reentrant) and keeps only its
+input. Precision follows `mgrec.devices.autocast_dtype` (auto: bf16 autocast on CUDA, float32 on CPU).
+
+Image size: VideoMAE's position embeddings are a fixed sinusoid table over the flattened token
+index (not learned, not stored in the weights), so another image size or clip length gets the table
+that VideoMAE itself would build for that many tokens (`videomae_convert.sinusoid_position_table`;
+bit-identical to transformers' table at the native size). The patch grid is size // patch: with
+patch 14 at 160 px (ViT-g) the last 6 pixel rows and columns are not seen, as in AdaTAD.
+(AdaTAD's released code instead interpolates the 224-px table bicubically over the grid; which of
+the two serves a frozen backbone better can only be measured with real weights.)
+
+Output: per clip, the mean of the last hidden state over its tokens, then `fc_norm` where the
+checkpoint has one: exactly the feature `mgrec.extract.backbones.VideoMAE` extracts, so a detector
+trained on extracted features sees the same kind of input, shaped (batch, clips, C).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from mgrec.devices import autocast_dtype
+from mgrec.errors import InputError
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD
+from mgrec.extract.videomae_convert import sinusoid_position_table
+
+if TYPE_CHECKING:  # transformers is imported only where a model is built (it is slow to import)
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+ADAPTER_KINDS = ("temporal", "spatial_temporal")
+BLOCK_CHOICES = ("all", "every_other")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Where the adapters go and how big they are. `blocks`: encoder layer indices after which an
+    adapter is inserted, or "all" (AdaTAD's released configs) or "every_other" (layers 1, 3, 5, ...)."""
+
+    kind: str = "temporal"  # temporal | spatial_temporal
+    blocks: tuple[int, ...] | str = "all"
+    ratio: float = 0.25  # bottleneck channels = int(C * ratio)
+    kernel: int = 3  # temporal (and spatial) kernel size, odd
+
+    def block_indices(self, num_layers: int, key: str = "adapters") -> tuple[int, ...]:
+        """The sorted layer indices for a backbone of `num_layers` layers (InputError naming `key`.blocks)."""
+        if self.blocks == "all":
+            return tuple(range(num_layers))
+        if self.blocks == "every_other":
+            return tuple(range(1, num_layers, 2))
+        if isinstance(self.blocks, str) or not isinstance(self.blocks, (tuple, list)):
+            raise InputError(f"{key}.blocks: {self.blocks!r}; expected {' or '.join(BLOCK_CHOICES)} or a list of "
+                             f"layer indices")
+        for index in self.blocks:
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise InputError(f"{key}.blocks: {index!r} is not a layer index (an integer)")
+            if not 0 <= index < num_layers:
+                raise InputError(f"{key}.blocks: layer {index} is out of range; this backbone has {num_layers} "
+                                 f"layers (0..{num_layers - 1})")
+        if len(set(self.blocks)) != len(self.blocks):
+            raise InputError(f"{key}.blocks: {list(self.blocks)} names a layer twice")
+        if not self.blocks:
+            raise InputError(f"{key}.blocks: empty; nothing would be trained")
+        return tuple(sorted(self.blocks))
+
+    def hidden_channels(self, dim: int, key: str = "adapters") -> int:
+        """Bottleneck width for `dim` channels (InputError naming `key`.ratio)."""
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0 < self.ratio <= 1:
+            raise InputError(f"{key}.ratio: {self.ratio!r}; expected a down-projection ratio in (0, 1]")
+        hidden = int(dim * self.ratio)
+        if hidden < 1:
+            raise InputError(f"{key}.ratio: {self.ratio} of {dim} channels leaves none; use at least {1 / dim:.3g}")
+        return hidden
+
+    def check(self, num_layers: int, dim: int, key: str = "adapters") -> None:
+        """InputError naming `key`.kind / .blocks / .ratio / .kernel for settings this backbone cannot take."""
+        if self.kind not in ADAPTER_KINDS:
+            raise InputError(f"{key}.kind: {self.kind!r}; expected one of {', '.join(ADAPTER_KINDS)}")
+        if isinstance(self.kernel, bool) or not isinstance(self.kernel, int) or self.kernel < 1 or self.kernel % 2 == 0:
+            raise InputError(f"{key}.kernel: {self.kernel!r}; expected an odd size >= 1 (padding kernel // 2 on each "
+                             f"side keeps the token grid)")
+        self.block_indices(num_layers, key)
+        self.hidden_channels(dim, key)
+
+
+class Adapter(nn.Module):
+    """One adapter on (clips, T'*H'*W', C) tokens: bottleneck, depthwise temporal (and spatial) conv,
+    pointwise mix, zero-initialised up-projection, scaled residual (see the module docstring)."""
+
+    def __init__(self, dim: int, cfg: AdapterConfig):
+        super().__init__()
+        hidden = cfg.hidden_channels(dim)
+        self.down = nn.Linear(dim, hidden)
+        self.temporal = nn.Conv1d(hidden, hidden, cfg.kernel, padding=cfg.kernel // 2, groups=hidden)
+        self.spatial = (nn.Conv2d(hidden, hidden, cfg.kernel, padding=cfg.kernel // 2, groups=hidden)
+                        if cfg.kind == "spatial_temporal" else None)
+        self.pointwise = nn.Linear(hidden, hidden)
+        self.up = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        t, height, width = grid
+        h = F.gelu(self.down(x))
+        clips, _, channels = h.shape
+        cube = h.view(clips, t, height, width, channels)
+        # Temporal: one sequence of T' tubelets per clip and grid position.
+        along_time = cube.permute(0, 2, 3, 4, 1).reshape(clips * height * width, channels, t)
+        mixed = self.temporal(along_time).view(clips, height, width, channels, t).permute(0, 4, 1, 2, 3)
+        if self.spatial is not None:
+            # Spatial: one H' x W' image per clip and tubelet.
+            per_frame = cube.permute(0, 1, 4, 2, 3).reshape(clips * t, channels, height, width)
+            mixed = mixed + self.spatial(per_frame).view(clips, t, channels, height, width).permute(0, 1, 3, 4, 2)
+        h = h + self.pointwise(mixed.reshape(clips, t * height * width, channels))
+        # Back in x's dtype: under autocast a float32 sum would change what the next frozen layer computes.
+        return x + (self.scale * self.up(h)).to(x.dtype)
+
+
+class AdaptedVideoMAE(nn.Module):
+    """A frozen transformers `VideoMAEModel` with trainable adapters after some of its layers.
+
+    `forward(frames)`: uint8 RGB frames (batch, clips, frames, H, W, 3), as `mgrec.extract.video`
+    decodes them, -> (batch, clips, C) pooled clip features (mean over tokens, then `fc_norm`
+    where given). `tokens(pixels)`: normalised (clips, frames, 3, H, W) -> last hidden state.
+    Build it with `add_adapters`."""
+
+    def __init__(self, backbone: VideoMAEModel, cfg: AdapterConfig, fc_norm: nn.LayerNorm | None = None,
+                 checkpointing: bool = False, precision: str = "auto"):
+        super().__init__()
+        config = backbone.config
+        cfg.check(config.num_hidden_layers, config.hidden_size)
+        autocast_dtype(torch.device("cpu"), precision)  # an unknown precision fails here, not in the first step
+        self.backbone = backbone
+        self.fc_norm = fc_norm
+        self.config = cfg
+        self.checkpointing = checkpointing
+        self.precision = precision
+        self.adapters = nn.ModuleDict(
+            {str(i): Adapter(config.hidden_size, cfg) for i in cfg.block_indices(config.num_hidden_layers)})
+        self.first_adapted = min(int(i) for i in self.adapters)
+        self.patch = config.patch_size
+        self.tubelet = config.tubelet_size
+        native = backbone.embeddings.position_embeddings  # (1, tokens, C), not a buffer: moved by hand
+        self._positions: dict[tuple[int, torch.device], torch.Tensor] = {(native.shape[1], native.device): native}
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1) * 255, persistent=False)
+        for parameter in self.frozen_parameters():
+            parameter.requires_grad_(False)
+        self.train(self.training)
+
+    # -- parameters ------------------------------------------------------------------------------
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The adapters' parameters: what the optimiser gets."""
+        return list(self.adapters.parameters())
+
+    def frozen_parameters(self) -> list[nn.Parameter]:
+        frozen = list(self.backbone.parameters())
+        return frozen + ([] if self.fc_norm is None else list(self.fc_norm.parameters()))
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The adapters' weights only (a run stores these, not a copy of the frozen backbone)."""
+        return {name: value.detach().clone() for name, value in self.adapters.state_dict().items()}
+
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor], source: str = "adapter weights") -> None:
+        """Load `adapter_state_dict()` output; InputError naming `source` and the first mismatching tensor."""
+        own = self.adapters.state_dict()
+        for name in sorted(set(own) ^ set(state)):
+            raise InputError(f"{source}: adapter tensor '{name}' is {'missing' if name in own else 'unexpected'} "
+                             f"(the adapter settings differ from those it was trained with)")
+        for name, value in own.items():
+            if tuple(state[name].shape) != tuple(value.shape):
+                raise InputError(f"{source}: adapter tensor '{name}' has shape {tuple(state[name].shape)}, expected "
+                                 f"{tuple(value.shape)}")
+        self.adapters.load_state_dict(state)
+
+    def train(self, mode: bool = True) -> AdaptedVideoMAE:
+        super().train(mode)
+        # Frozen means deterministic too: the backbone's dropout (if its config has any) stays off.
+        self.backbone.eval()
+        if self.fc_norm is not None:
+            self.fc_norm.eval()
+        return self
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def position_table(self, tokens: int, device: torch.device) -> torch.Tensor:
+        """(1, tokens, C) sinusoid table for `tokens` positions (the backbone's own at its native size)."""
+        key = (tokens, device)
+        if key not in self._positions:
+            table = sinusoid_position_table(tokens, self.backbone.config.hidden_size)[None].to(device)
+            self._positions[key] = table
+        return self._positions[key]
+
+    def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised pixels (clips, frames, 3, H, W) -> the last hidden state (clips, T'*H'*W', C)."""
+        clips, frames, _, height, width = pixels.shape
+        grid = (frames // self.tubelet, height // self.patch, width // self.patch)
+        embeddings = self.backbone.embeddings
+        # The patch projection itself (the embeddings module refuses sizes other than the config's).
+        x = embeddings.patch_embeddings.projection(pixels.permute(0, 2, 1, 3, 4)).flatten(2).transpose(1, 2)
+        # As VideoMAEEmbeddings: the table in x's dtype (bf16 under autocast), so the sums match.
+        x = x + self.position_table(x.shape[1], x.device).type_as(x)
+        for index in range(len(self.backbone.encoder.layer)):
+            if self.checkpointing and torch.is_grad_enabled() and index >= self.first_adapted:
+                x = checkpoint(self._block, index, x, grid, use_reentrant=False)
+            else:
+                x = self._block(index, x, grid)
+        if self.backbone.layernorm is not None:
+            x = self.backbone.layernorm(x)
+        return x
+
+    def _block(self, index: int, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        x = self.backbone.encoder.layer[index](x)
+        adapter = self.adapters[str(index)] if str(index) in self.adapters else None
+        return x if adapter is None else adapter(x, grid)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        self._check_frames(frames)
+        batch, clips, count = frames.shape[:3]
+        pixels = frames.reshape(batch * clips, count, *frames.shape[3:]).permute(0, 1, 4, 2, 3).float()
+        pixels = (pixels - self.mean) / self.std  # as VideoMAE.clip_features normalises
+        dtype = autocast_dtype(frames.device, self.precision)
+        with torch.autocast(frames.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            pooled = self.tokens(pixels).mean(dim=1)
+            if self.fc_norm is not None:
+                pooled = self.fc_norm(pooled)
+        return pooled.view(batch, clips, -1)
+
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        if frames.dtype != torch.uint8 or frames.ndim != 6 or frames.shape[-1] != 3:
+            raise InputError(f"frames: {frames.dtype} {tuple(frames.shape)}; expected uint8 RGB "
+                             f"(batch, clips, frames, height, width, 3)")
+        count, height, width = frames.shape[2:5]
+        if count % self.tubelet or height < self.patch or width < self.patch:
+            raise InputError(f"frames: clips of {count} frames of {height} x {width}; this VideoMAE needs a multiple "
+                             f"of {self.tubelet} frames of at least {self.patch} x {self.patch} pixels")
+
+
+def add_adapters(model: VideoMAEModel, cfg: AdapterConfig, fc_norm: nn.LayerNorm | None = None,
+                 checkpointing: bool = False, precision: str = "auto") -> AdaptedVideoMAE:
+    """`model` with adapters after the layers `cfg.blocks` names; every weight of `model` (and of
+    `fc_norm`, the checkpoint's pooling norm where it has one) is frozen in place (requires_grad False),
+    only the adapters train. `checkpointing`: recompute the layers from the first adapted one on in
+    the backward pass; `precision`: auto | fp32 | bf16, as `train.precision` (`devices.autocast_dtype`).
+    InputError naming adapters.<key> for settings the model cannot take.
+
+    From a checkpoint folder: `vm = mgrec.extract.backbones.VideoMAE(folder, device)`, then
+    `add_adapters(vm.encoder, cfg, fc_norm=vm.fc_norm)`."""
+    adapted = AdaptedVideoMAE(model, cfg, fc_norm, checkpointing, precision)
+    return adapted.to(next(model.parameters()).device)
+
+
+# --------------------------------------------------------------------------------------------
+# Memory of one end-to-end training step, estimated before anything is allocated
+
+# What autograd keeps for the backward pass, per token, counted with torch.autograd.graph.saved_tensors_hooks
+# (tests/extract/test_adapters.py checks the count against this formula):
+# - an encoder layer with frozen weights keeps no input for a weight gradient; it keeps both LayerNorm
+#   inputs, query, key, value and the attention output (SDPA's flash kernel, on CPU and CUDA, keeps no
+#   T x T matrix): 6 x C, plus the GELU input (the MLP width). Under autocast also a low-precision copy
+#   of each weight matrix (4 C^2 + 2 C x MLP), which the input gradient needs. In float32 always: the
+#   mean and 1/std of both LayerNorms and SDPA's log-sum-exp per head.
+LAYER_SAVED_PER_TOKEN_C = 6
+LAYER_SAVED_PER_TOKEN_FLOAT32 = 4  # + heads
+# - an adapter keeps its input and the up-projection's output (for `scale`), 2 x C, and in bottleneck
+#   widths: the GELU input, the temporal conv's input, the pointwise input, the up-projection's input,
+#   and the spatial conv's input for spatial_temporal.
+ADAPTER_SAVED_PER_TOKEN_C = 2
+ADAPTER_SAVED_PER_TOKEN_HIDDEN = {"temporal": 4, "spatial_temporal": 5}
+# The working set of one layer on top of what is kept, float32 (checked against peak RSS, not counted):
+# its MLP activation before and after GELU and a few C-wide tensors (residual stream, its gradient,
+# normed copies).
+WORKING_PER_TOKEN_MLP = 2
+WORKING_PER_TOKEN_C = 6
+# AdamW on the adapters: weights, gradients, two moments, float32.
+ADAPTER_COPIES = 4
+# Measured peak RSS growth over the sum of the parts, on CPU (benchmarks/end_to_end.py): allocator slack
+# and temporaries the parts leave out. The factor is the largest measured ratio plus about 15%.
+MARGIN = 1.3
+
+
+def backbone_parameter_count(config: VideoMAEConfig) -> int:
+    """Parameters of transformers' VideoMAEModel for `config`, without building it."""
+    c, mlp = config.hidden_size, config.intermediate_size
+    patch = config.num_channels * config.tubelet_size * config.patch_size**2 * c + c
+    attention = 4 * c * c + c + (2 * c if config.qv_bias else 0)  # q, k, v, out; out bias; q and v biases
+    layer = attention + 2 * c * mlp + mlp + c + 2 * 2 * c  # + MLP + two LayerNorms
+    final_norm = 0 if config.use_mean_pooling else 2 * c
+    return patch + config.num_hidden_layers * layer + final_norm
+
+
+def adapter_parameter_count(config: VideoMAEConfig, cfg: AdapterConfig) -> int:
+    """Parameters of the adapters `cfg` puts into a VideoMAE of `config`."""
+    c, hidden = config.hidden_size, cfg.hidden_channels(config.hidden_size)
+    convs = (hidden * cfg.kernel + hidden) + ((hidden * cfg.kernel**2 + hidden) if cfg.kind == "spatial_temporal"
+                                              else 0)
+    one = (c * hidden + hidden) + convs + (hidden * hidden + hidden) + (hidden * c + c) + 1
+    return one * len(cfg.block_indices(config.num_hidden_layers))
+
+
+def end_to_end_memory(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
+                      checkpointing: bool, dtype: torch.dtype = torch.float32,
+                      adapters: AdapterConfig | None = None) -> dict[str, int]:
+    """The parts of `estimate_end_to_end_bytes`, in bytes, before the margin: `kept_activations` is
+    what autograd holds when the forward pass ends (exactly: the tests count it), `recomputed` what
+    checkpointing brings back for one layer during the backward pass."""
+    adapters = adapters or AdapterConfig()
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise InputError(f"dtype {dtype}: expected torch.float32, or torch.bfloat16 for bf16 autocast")
+    c, mlp, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    act = 4 if dtype == torch.float32 else 2  # under autocast the residual stream and the layers are bf16
+    blocks = adapters.block_indices(layers)
+    hidden = adapters.hidden_channels(c)
+    grid = image_size // config.patch_size
+    tokens = batch * clips * (frames_per_clip // config.tubelet_size) * grid * grid
+
+    weight_copies = 0 if act == 4 else (4 * c * c + 2 * c * mlp) * act
+    adapter_copies = 0 if act == 4 else (2 * c * hidden + hidden * hidden) * act
+    layer_saved = tokens * ((LAYER_SAVED_PER_TOKEN_C * c + mlp) * act
+                            + (LAYER_SAVED_PER_TOKEN_FLOAT32 + config.num_attention_heads) * 4) + weight_copies
+    adapter_width = ADAPTER_SAVED_PER_TOKEN_C * c + ADAPTER_SAVED_PER_TOKEN_HIDDEN[adapters.kind] * hidden
+    adapter_saved = tokens * adapter_width * act + adapter_copies
+    if checkpointing:
+        # Each layer from the first adapted one on keeps only its input; one at a time (with its
+        # adapter) is recomputed for its backward pass.
+        kept = (layers - blocks[0]) * tokens * c * act
+        recomputed = layer_saved + adapter_saved
+    else:
+        # The first adapted layer itself builds no graph: nothing before its adapter needs a gradient.
+        kept = (layers - blocks[0] - 1) * layer_saved + len(blocks) * adapter_saved
+        recomputed = 0
+    return {
+        "backbone_weights": backbone_parameter_count(config) * 4,  # float32, no gradients, no optimiser state
+        "adapter_weights_and_adamw": adapter_parameter_count(config, adapters) * 4 * ADAPTER_COPIES,
+        "pixels": batch * clips * frames_per_clip * 3 * image_size**2 * (1 + 3 * 4),  # uint8; float, normalising
+        "kept_activations": kept,
+        "recomputed": recomputed,
+        "working_set": tokens * (WORKING_PER_TOKEN_MLP * mlp + WORKING_PER_TOKEN_C * c) * 4,
+    }
+
+
+def estimate_end_to_end_bytes(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
+                              checkpointing: bool, dtype: torch.dtype = torch.float32,
+                              adapters: AdapterConfig | None = None) -> int:
+    """Peak memory of one training step (forward, backward, AdamW on the adapters) of an adapted
+    VideoMAE of `config` on `batch` samples of `clips` clips of `frames_per_clip` frames at
+    `image_size`: the sum of `end_to_end_memory`'s parts times `MARGIN`. The detector head on the
+    (batch, clips, C) features is not included (see `mgrec.model.memory`)."""
+    parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
+    return int(MARGIN * sum(parts.values()))
+
+
+def check_end_to_end_fits(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
+                          checkpointing: bool, dtype: torch.dtype, available: int,
+                          adapters: AdapterConfig | None = None, what: str = "end-to-end training") -> None:
+    """InputError with the numbers when `estimate_end_to_end_bytes` exceeds `available` bytes (the
+    caller says what is available: `mgrec.model.memory.available_bytes()` on CPU, free GPU memory on CUDA)."""
+    parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
+    needed = int(MARGIN * sum(parts.values()))
+    if needed > available:
+        gib = {name: f"{value / 2**30:.1f}" for name, value in parts.items()}
+        raise InputError(
+            f"{what} needs about {needed / 2**30:.1f} GiB ({batch} x {clips} clips of {frames_per_clip} frames at "
+            f"{image_size} px, {config.num_hidden_layers} layers of {config.hidden_size}, "
+            f"{'checkpointing' if checkpointing else 'no checkpointing'}, {str(dtype).removeprefix('torch.')}; "
+            f"activations kept {gib['kept_activations']}, weights {gib['backbone_weights']} GiB), but "
+            f"{available / 2**30:.1f} GiB is available; use fewer clips per sample, a smaller image size"
+            f"{'' if checkpointing else ', or activation checkpointing'}"
+        )
