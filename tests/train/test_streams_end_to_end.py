@@ -73,8 +73,9 @@ def test_data_check_covers_every_stream(two_stream_data):
     config = streams_config(paths, root, "gated")
     report = check_dataset(config)
     assert not report.errors
-    assert [(s["name"], s["dim"], s["stride"], s["grid"]) for s in report.statistics["streams"]] == [
+    assert [(s["name"], s["dim"], s["stride"], s["grid"]) for s in report.streams] == [
         ("main", MAIN_DIM, 4, True), ("aux", 32 - MAIN_DIM, 8, False)]
+    assert "  aux: dim 12, stride 8, window 16" in report.format()
     # a truncated auxiliary file is an error of that stream's file
     aux = root / "aux" / "synthetic_003.npy"
     saved = aux.read_bytes(), aux.with_suffix(".json").read_bytes()

@@ -57,6 +57,7 @@ class CheckReport:
     histogram_before: list[int] | None = None  # train instances per class
     histogram_after: list[float] | None = None  # the same, times the class's crop weight (balance.method)
     balance_method: str = "none"
+    streams: list[dict] = field(default_factory=list)  # data.streams: name, dim, stride, window, fps, grid
 
     @property
     def errors(self) -> list[Problem]:
@@ -74,6 +75,11 @@ class CheckReport:
     def format(self) -> str:
         """Human-readable report: instance tables, every problem with its location, suggestions."""
         lines = _count_table(self)
+        if self.streams:
+            lines += ["", "Input streams (resampled onto the grid stream's grid):"]
+            lines += [f"  {s['name']}: dim {s['dim']}, stride {s['stride']}, window {s['window']}, fps "
+                      f"{'from sidecar/annotations' if s['fps'] is None else s['fps']}"
+                      + ("  (grid stream)" if s["grid"] else "") for s in self.streams]
         if self.histogram_before is not None and self.histogram_after is not None:
             lines += [""] + _balance_table(self)
         lines += ["", f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
@@ -210,7 +216,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
         )
     if data.streams:  # what `mgrec data check` shows per stream
-        report.statistics["streams"] = [
+        report.streams = [
             {"name": s.name, "dim": s.feature_dim, "stride": s.stride, "window": s.window, "fps": s.fps,
              "grid": s is streams[0]} for s in streams]
     if balance:
