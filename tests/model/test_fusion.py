@@ -131,3 +131,12 @@ def test_gates_are_recorded_per_level_when_asked():
 def test_bad_fusion_settings_are_refused_by_key(overrides, key):
     with pytest.raises(InputError, match=key.replace("[", r"\[")):
         check_model(tiny_config("mgrec", input_dim=24, **overrides))
+
+
+def test_the_memory_estimate_counts_one_encoder_per_gated_stream():
+    from mgrec.model.memory import estimate_bytes
+
+    one = estimate_bytes(tiny_config("mgrec", input_dim=24), steps=1024, batch=2, training=True)
+    gated = estimate_bytes(streams_config("mgrec", "gated"), steps=1024, batch=2, training=True)
+    concat = estimate_bytes(streams_config("mgrec", "concat"), steps=1024, batch=2, training=True)
+    assert concat == one and gated > 1.9 * one

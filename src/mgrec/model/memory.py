@@ -9,6 +9,9 @@ inference where the campaign machine measured 141: allocator and kernel choices 
 factors below are the largest value measured on either machine plus about 30%, so the estimate errs
 on the high side.
 
+Gated fusion (`mgrec.model.fusion`) runs one encoder per input stream: its activations are counted
+once per stream, as if the whole network were repeated (the head is not, so this errs high too).
+
 Training and detection call `check_fits` first: a crop or a video that cannot fit is refused with
 the numbers (estimate and memory available), instead of failing inside the allocator or swapping.
 """
@@ -32,7 +35,8 @@ TRAINING_COPIES_OF_WEIGHTS = 5
 def estimate_bytes(cfg: ModelConfig, steps: int, batch: int, training: bool, num_parameters: int = 0) -> int:
     """Peak memory of one pass over `batch` sequences of `steps` feature steps (inputs included)."""
     per_step_channel = TRAINING_BYTES_PER_STEP_CHANNEL[cfg.variant] if training else INFERENCE_BYTES_PER_STEP_CHANNEL
-    activations = per_step_channel * batch * steps * cfg.embed_dim
+    towers = len(cfg.stream_dims) if cfg.fusion == "gated" and cfg.stream_dims else 1
+    activations = per_step_channel * batch * steps * cfg.embed_dim * towers
     inputs = 4 * batch * steps * cfg.input_dim
     weights = 4 * num_parameters * (TRAINING_COPIES_OF_WEIGHTS if training else 1)
     return int(activations + inputs + weights)
