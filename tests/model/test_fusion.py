@@ -35,7 +35,7 @@ def test_gated_fusion_at_step_0_is_the_main_stream_detector(variant):
     state = {("encoder.main." + k[len("encoder."):] if k.startswith("encoder.") else k): v
              for k, v in single.state_dict().items()}
     missing, unexpected = gated.load_state_dict(state, strict=False)
-    assert not unexpected and all(".auxiliaries." in k or ".fusions." in k for k in missing)
+    assert not unexpected and all(".embeddings." in k or ".fusions." in k for k in missing)
     features, mask = batch()
     with torch.no_grad():
         ours, alone = gated(features, mask), single(features[:, : DIMS[0]], mask)
@@ -64,8 +64,7 @@ def test_the_gated_branch_wakes_up_after_one_step():
     loss_of(model(features, mask)).backward()
     assert fusion.gate.weight.grad.abs().sum() > 0
     assert fusion.project_in.weight.grad.abs().sum() > 0
-    tower = model.encoder.auxiliaries[0]
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tower.embedding.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.embeddings[0].parameters())
 
 
 @pytest.mark.parametrize("fusion", ["sum", "gated"])
@@ -105,7 +104,12 @@ def test_concat_is_the_one_stream_detector_and_sum_has_one_embedding_per_stream(
     assert isinstance(summed.encoder.embedding, SummedEmbedding)
     assert [e.convs[0].in_channels for e in summed.encoder.embedding.embeddings] == DIMS
     gated = build_detector(streams_config("mgrec", "gated"))
-    assert isinstance(gated.encoder, GatedFusionEncoder) and len(gated.encoder.auxiliaries) == 1
+    assert isinstance(gated.encoder, GatedFusionEncoder) and len(gated.encoder.embeddings) == 1
+    # the encoder's layers are shared by the streams: gated adds an embedding and the gates, not an encoder
+    extra = sum(p.numel() for p in gated.parameters()) - sum(p.numel() for p in concat.parameters())
+    gates = sum(p.numel() for p in gated.encoder.fusions.parameters())
+    embedding = sum(p.numel() for p in gated.encoder.embeddings.parameters())
+    assert extra == gates + embedding - (sum(DIMS) - DIMS[0]) * 32 * 3
 
 
 def test_gates_are_recorded_per_level_when_asked():

@@ -172,8 +172,8 @@ class AdaptedVideoMAE(nn.Module):
         self.tubelet = config.tubelet_size
         native = backbone.embeddings.position_embeddings  # (1, tokens, C), not a buffer: moved by hand
         self._positions: dict[tuple[int, torch.device], torch.Tensor] = {(native.shape[1], native.device): native}
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1) * 255, persistent=False)
         for parameter in self.frozen_parameters():
             parameter.requires_grad_(False)
         self.train(self.training)
@@ -195,7 +195,8 @@ class AdaptedVideoMAE(nn.Module):
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor], source: str = "adapter weights") -> None:
         """Load `adapter_state_dict()` output; InputError naming `source` and the first mismatching tensor."""
         own = self.adapters.state_dict()
-        for name in sorted(set(own) ^ set(state)):
+        if differing := sorted(set(own) ^ set(state)):
+            name = differing[0]
             raise InputError(f"{source}: adapter tensor '{name}' is {'missing' if name in own else 'unexpected'} "
                              f"(the adapter settings differ from those it was trained with)")
         for name, value in own.items():
@@ -247,12 +248,15 @@ class AdaptedVideoMAE(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         self._check_frames(frames)
-        batch, clips, count = frames.shape[:3]
-        pixels = frames.reshape(batch * clips, count, *frames.shape[3:]).permute(0, 1, 4, 2, 3).float()
-        pixels = (pixels - self.mean) / self.std  # as VideoMAE.clip_features normalises
+        batch, clips = frames.shape[:2]
+        # One float copy, laid out (clips, 3, frames, H, W) as the patch projection reads it, normalised
+        # in place with the same arithmetic as VideoMAE.clip_features: (pixel - 255 mean) / (255 std).
+        count, height, width = frames.shape[2:5]
+        pixels = torch.empty(batch * clips, 3, count, height, width, device=frames.device)
+        pixels.copy_(frames.flatten(0, 1).permute(0, 4, 1, 2, 3)).sub_(self.mean).div_(self.std)
         dtype = autocast_dtype(frames.device, self.precision)
         with torch.autocast(frames.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            pooled = self.tokens(pixels).mean(dim=1)
+            pooled = self.tokens(pixels.transpose(1, 2)).mean(dim=1)
             if self.fc_norm is not None:
                 pooled = self.fc_norm(pooled)
         return pooled.view(batch, clips, -1)
@@ -305,9 +309,17 @@ WORKING_PER_TOKEN_MLP = 2
 WORKING_PER_TOKEN_C = 6
 # AdamW on the adapters: weights, gradients, two moments, float32.
 ADAPTER_COPIES = 4
-# Measured peak RSS growth over the sum of the parts, on CPU (benchmarks/end_to_end.py): allocator slack
-# and temporaries the parts leave out. The factor is the largest measured ratio plus about 15%.
-MARGIN = 1.3
+# Measured on CPU (benchmarks/end_to_end.py; results in benchmarks/results/README.md): the first training
+# step of the tiny model grows the process by about 30 MB whatever the sizes (thread pools, kernel
+# caches); beyond that, peak RSS exceeded the sum of the parts by up to about 30% without checkpointing
+# and up to about 60% with it: glibc keeps freed activation memory in fragments, more so when each
+# layer's small kept input lands between the fragments of its freed working set. The estimate is
+# margin x parts + RUNTIME_BYTES, the margin being the largest measured excess plus about 15%, so that
+# it errs on the high side. The same factors serve CUDA, whose caching allocator's slack differs: not
+# measured here (no GPU).
+MARGIN = 1.5
+MARGIN_CHECKPOINTING = 1.9
+RUNTIME_BYTES = 64 * 2**20
 
 
 def backbone_parameter_count(config: VideoMAEConfig) -> int:
@@ -346,7 +358,8 @@ def end_to_end_memory(config: VideoMAEConfig, image_size: int, frames_per_clip: 
     tokens = batch * clips * (frames_per_clip // config.tubelet_size) * grid * grid
 
     weight_copies = 0 if act == 4 else (4 * c * c + 2 * c * mlp) * act
-    adapter_copies = 0 if act == 4 else (2 * c * hidden + hidden * hidden) * act
+    convs = hidden * adapters.kernel * (1 + (adapters.kernel if adapters.kind == "spatial_temporal" else 0))
+    adapter_copies = 0 if act == 4 else (2 * c * hidden + hidden * hidden + convs) * act
     layer_saved = tokens * ((LAYER_SAVED_PER_TOKEN_C * c + mlp) * act
                             + (LAYER_SAVED_PER_TOKEN_FLOAT32 + config.num_attention_heads) * 4) + weight_copies
     adapter_width = ADAPTER_SAVED_PER_TOKEN_C * c + ADAPTER_SAVED_PER_TOKEN_HIDDEN[adapters.kind] * hidden
@@ -359,11 +372,13 @@ def end_to_end_memory(config: VideoMAEConfig, image_size: int, frames_per_clip: 
     else:
         # The first adapted layer itself builds no graph: nothing before its adapter needs a gradient.
         kept = (layers - blocks[0] - 1) * layer_saved + len(blocks) * adapter_saved
+        if act != 4:  # the first adapter's down-projection: its input needs no gradient, so no weight copy
+            kept -= c * hidden * act
         recomputed = 0
     return {
         "backbone_weights": backbone_parameter_count(config) * 4,  # float32, no gradients, no optimiser state
         "adapter_weights_and_adamw": adapter_parameter_count(config, adapters) * 4 * ADAPTER_COPIES,
-        "pixels": batch * clips * frames_per_clip * 3 * image_size**2 * (1 + 3 * 4),  # uint8; float, normalising
+        "pixels": batch * clips * frames_per_clip * 3 * image_size**2 * (1 + 4),  # uint8 in, one float copy
         "kept_activations": kept,
         "recomputed": recomputed,
         "working_set": tokens * (WORKING_PER_TOKEN_MLP * mlp + WORKING_PER_TOKEN_C * c) * 4,
@@ -375,10 +390,11 @@ def estimate_end_to_end_bytes(config: VideoMAEConfig, image_size: int, frames_pe
                               adapters: AdapterConfig | None = None) -> int:
     """Peak memory of one training step (forward, backward, AdamW on the adapters) of an adapted
     VideoMAE of `config` on `batch` samples of `clips` clips of `frames_per_clip` frames at
-    `image_size`: the sum of `end_to_end_memory`'s parts times `MARGIN`. The detector head on the
-    (batch, clips, C) features is not included (see `mgrec.model.memory`)."""
+    `image_size`: the sum of `end_to_end_memory`'s parts times `MARGIN` (`MARGIN_CHECKPOINTING` with
+    checkpointing), plus `RUNTIME_BYTES`. The detector head on the (batch, clips, C) features is not
+    included (see `mgrec.model.memory`)."""
     parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
-    return int(MARGIN * sum(parts.values()))
+    return int((MARGIN_CHECKPOINTING if checkpointing else MARGIN) * sum(parts.values())) + RUNTIME_BYTES
 
 
 def check_end_to_end_fits(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
@@ -387,7 +403,8 @@ def check_end_to_end_fits(config: VideoMAEConfig, image_size: int, frames_per_cl
     """InputError with the numbers when `estimate_end_to_end_bytes` exceeds `available` bytes (the
     caller says what is available: `mgrec.model.memory.available_bytes()` on CPU, free GPU memory on CUDA)."""
     parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
-    needed = int(MARGIN * sum(parts.values()))
+    needed = estimate_end_to_end_bytes(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype,
+                                       adapters)
     if needed > available:
         gib = {name: f"{value / 2**30:.1f}" for name, value in parts.items()}
         raise InputError(

@@ -6,16 +6,20 @@ The input (B, sum_s C_s, T) holds the streams' channels side by side, the grid s
 - `sum`:    each stream has its own embedding, and the embeddings are added,
                 e = sum_s Embedding_s(x_s),
             before the shared stem and pyramid (`SummedEmbedding`).
-- `gated`:  the main stream (s = 0) runs through the variant's encoder; every other stream s runs
-            through its own encoder of the same shape (its own tower). At every pyramid level l
-            (after the stem, and after each downsampling layer) each auxiliary stream is injected
-            into the main one,
+- `gated`:  every stream has its own embedding; the main stream (s = 0) and every other stream then
+            run through the variant's encoder layers, the same layers (shared weights) for all, so
+            that fusion adds a stream's embedding and the gates, not a second encoder. At every
+            pyramid level l (after the stem, and after each downsampling layer) each auxiliary
+            stream's level a_l is injected into the main one,
                 x_l <- x_l + g_l * P_l(a_l),     g_l = sigmoid(W_l [x_l; a_l])
             per channel and time step, with P_l = 1x1 conv -> ReLU -> 1x1 conv, its last conv
-            zero-initialised (`GatedResidual`), and the fused x_l goes on into the main tower's
-            next layer, so coarser levels see the auxiliary streams too. At step 0 P_l = 0, so the
-            detector is the main stream's detector alone; the first step moves P_l's last conv (its
-            input, P_l's hidden layer, is not zero), and from then on the gate W_l learns too.
+            zero-initialised (`GatedResidual`), and the fused x_l goes on into the next layer, so
+            coarser levels see the auxiliary streams too. At step 0 P_l = 0, so the detector is the
+            main stream's detector alone; the first step moves P_l's last conv (its input, P_l's
+            hidden layer, is not zero), and from then on the gate W_l learns too.
+            Why shared layers: with a second encoder per stream (twice the parameters) the demo's
+            test F1 fell 11 points below its val F1 (two seeds: val 72.0, test 60.6), against 3 for
+            concat: the extra encoder fitted the training subjects (README, "Several input streams").
 `mgrec.model.reference.encoder` writes the same three forms out level by level.
 """
 
@@ -36,8 +40,8 @@ def build_encoder(cfg: ModelConfig) -> nn.Module:
         return build_tower(cfg, Embedding(cfg.input_dim, cfg.embed_dim))
     if cfg.fusion == "sum":
         return build_tower(cfg, SummedEmbedding(dims, cfg.embed_dim))
-    towers = [build_tower(cfg, Embedding(dim, cfg.embed_dim)) for dim in dims]
-    return GatedFusionEncoder(dims, towers[0], towers[1:], cfg.embed_dim)
+    main = build_tower(cfg, Embedding(dims[0], cfg.embed_dim))
+    return GatedFusionEncoder(dims, main, [Embedding(dim, cfg.embed_dim) for dim in dims[1:]], cfg.embed_dim)
 
 
 class SummedEmbedding(nn.Module):
@@ -75,23 +79,24 @@ class GatedResidual(nn.Module):
 
 
 class GatedFusionEncoder(nn.Module):
-    """`gated` fusion: the main tower, one tower per auxiliary stream, a `GatedResidual` per stream and level.
+    """`gated` fusion: the main encoder, one embedding per auxiliary stream (the encoder's layers are
+    shared by all streams), a `GatedResidual` per auxiliary stream and level.
 
     Same interface as `PyramidEncoder`. `record_gates = True` keeps each level's gate, averaged over
     channels and auxiliary streams, in `last_gates` ((B, T_l) per level), for the report's "where
     did the auxiliary streams help" table."""
 
-    def __init__(self, stream_dims: list[int], main: PyramidEncoder, auxiliaries: list[PyramidEncoder],
+    def __init__(self, stream_dims: list[int], main: PyramidEncoder, embeddings: list[nn.Module],
                  embed_dim: int) -> None:
         super().__init__()
-        if len(auxiliaries) != len(stream_dims) - 1:
-            raise ValueError(f"{len(stream_dims)} streams need {len(stream_dims) - 1} auxiliary towers")
+        if len(embeddings) != len(stream_dims) - 1:
+            raise ValueError(f"{len(stream_dims)} streams need {len(stream_dims) - 1} auxiliary embeddings")
         self.stream_dims = list(stream_dims)
         self.main = main
-        self.auxiliaries = nn.ModuleList(auxiliaries)
+        self.embeddings = nn.ModuleList(embeddings)
         num_levels = len(main.branch) + 1
         self.fusions = nn.ModuleList(
-            [nn.ModuleList([GatedResidual(embed_dim) for _ in range(num_levels)]) for _ in auxiliaries]
+            [nn.ModuleList([GatedResidual(embed_dim) for _ in range(num_levels)]) for _ in embeddings]
         )
         self.record_gates = False
         self.last_gates: list[Tensor] = []
@@ -99,17 +104,17 @@ class GatedFusionEncoder(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         parts = x.split(self.stream_dims, dim=1)
         h = self.main.embedding(parts[0], mask)
-        others = [tower.embedding(part, mask) for tower, part in zip(self.auxiliaries, parts[1:])]
+        others = [embedding(part, mask) for embedding, part in zip(self.embeddings, parts[1:])]
         m = mask
-        for i, layer in enumerate(self.main.stem):
-            others = [tower.stem[i](a, mask)[0] for tower, a in zip(self.auxiliaries, others)]
+        for layer in self.main.stem:
+            others = [layer(a, mask)[0] for a in others]
             h, m = layer(h, mask)
         gates: list[Tensor] = []
         h = self._fuse(0, h, others, m, gates)
         feats, masks = [h], [m]
         for i, layer in enumerate(self.main.branch):
             level_mask = m
-            others = [tower.branch[i](a, level_mask)[0] for tower, a in zip(self.auxiliaries, others)]
+            others = [layer(a, level_mask)[0] for a in others]
             h, m = layer(h, level_mask)
             h = self._fuse(i + 1, h, others, m, gates)
             feats.append(h)

@@ -9,8 +9,8 @@ inference where the campaign machine measured 141: allocator and kernel choices 
 factors below are the largest value measured on either machine plus about 30%, so the estimate errs
 on the high side.
 
-Gated fusion (`mgrec.model.fusion`) runs one encoder per input stream: its activations are counted
-once per stream, as if the whole network were repeated (the head is not, so this errs high too).
+Gated fusion (`mgrec.model.fusion`) runs the encoder once per input stream: its activations are
+counted once per stream, as if the whole network were repeated (the head is not, so this errs high too).
 
 Training and detection call `check_fits` first: a crop or a video that cannot fit is refused with
 the numbers (estimate and memory available), instead of failing inside the allocator or swapping.

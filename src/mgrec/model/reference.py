@@ -209,12 +209,12 @@ def encoder(enc: nn.Module, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Te
 
 
 def gated_encoder(enc: GatedFusionEncoder, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """Every stream's tower layer by layer; at each level the main tower's features get each
-    auxiliary stream's added through its gate, and go on to the next level fused."""
-    towers = [enc.main, *enc.auxiliaries]
-    h = [embedding(t.embedding, part, m) for t, part in zip(towers, x.split(enc.stream_dims, dim=1))]
-    for i in range(len(enc.main.stem)):
-        h = [_layer(t.stem[i], h_s, m)[0] for t, h_s in zip(towers, h)]
+    """Every stream through its embedding and the shared encoder layers; at each level the main
+    stream's features get each auxiliary stream's added through its gate, and go on to the next level fused."""
+    embeddings = [enc.main.embedding, *enc.embeddings]
+    h = [embedding(e, part, m) for e, part in zip(embeddings, x.split(enc.stream_dims, dim=1))]
+    for module in enc.main.stem:
+        h = [_layer(module, h_s, m)[0] for h_s in h]
 
     def fuse(level: int) -> Tensor:
         fused = h[0]
@@ -224,10 +224,10 @@ def gated_encoder(enc: GatedFusionEncoder, x: Tensor, m: Tensor) -> tuple[list[T
 
     h[0] = fuse(0)
     feats, masks = [h[0]], [m]
-    for i in range(len(enc.main.branch)):
-        outputs = [_layer(t.branch[i], h_s, m) for t, h_s in zip(towers, h)]
+    for level, module in enumerate(enc.main.branch, start=1):
+        outputs = [_layer(module, h_s, m) for h_s in h]
         h, m = [out[0] for out in outputs], outputs[0][1]
-        h[0] = fuse(i + 1)
+        h[0] = fuse(level)
         feats.append(h[0])
         masks.append(m)
     return feats, masks
