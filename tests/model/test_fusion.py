@@ -35,7 +35,7 @@ def test_gated_fusion_at_step_0_is_the_main_stream_detector(variant):
     state = {("encoder.main." + k[len("encoder."):] if k.startswith("encoder.") else k): v
              for k, v in single.state_dict().items()}
     missing, unexpected = gated.load_state_dict(state, strict=False)
-    assert not unexpected and all(".embeddings." in k or ".fusions." in k for k in missing)
+    assert not unexpected and all(any(part in k for part in (".embeddings.", ".fusions.", ".input_")) for k in missing)
     features, mask = batch()
     with torch.no_grad():
         ours, alone = gated(features, mask), single(features[:, : DIMS[0]], mask)
@@ -58,12 +58,17 @@ def test_the_gated_branch_wakes_up_after_one_step():
     # yet (it multiplies a zero projection), and nothing before the zero conv does either.
     assert fusion.project_out.weight.grad.abs().sum() > 0
     assert fusion.gate.weight.grad.abs().sum() == 0
+    # the same at the input gate: its zero projection Q learns, its gate V waits for Q
+    encoder = model.encoder
+    assert encoder.input_projections[0].weight.grad.abs().sum() > 0
+    assert encoder.input_gates[0].weight.grad.abs().sum() == 0
     optimizer.step()
     optimizer.zero_grad()
     assert fusion.project_out.weight.abs().sum() > 0
     loss_of(model(features, mask)).backward()
     assert fusion.gate.weight.grad.abs().sum() > 0
     assert fusion.project_in.weight.grad.abs().sum() > 0
+    assert encoder.input_gates[0].weight.grad.abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.embeddings[0].parameters())
 
 
@@ -107,7 +112,8 @@ def test_concat_is_the_one_stream_detector_and_sum_has_one_embedding_per_stream(
     assert isinstance(gated.encoder, GatedFusionEncoder) and len(gated.encoder.embeddings) == 1
     # the encoder's layers are shared by the streams: gated adds an embedding and the gates, not an encoder
     extra = sum(p.numel() for p in gated.parameters()) - sum(p.numel() for p in concat.parameters())
-    gates = sum(p.numel() for p in gated.encoder.fusions.parameters())
+    gates = sum(p.numel() for module in (gated.encoder.fusions, gated.encoder.input_gates,
+                                         gated.encoder.input_projections) for p in module.parameters())
     embedding = sum(p.numel() for p in gated.encoder.embeddings.parameters())
     assert extra == gates + embedding - (sum(DIMS) - DIMS[0]) * 32 * 3
 

@@ -18,13 +18,15 @@ An adapter, after encoder layer i (i in `AdapterConfig.blocks`), on the layer's 
 `up` starts at zero so that the adapted backbone computes exactly what the frozen one does at step
 0; `scale` starts at 1, not 0: with both at zero neither would ever get a gradient. At step 0 only
 `up` gets a gradient (everything before it is multiplied by its zero weights), from step 1 on all
-adapter parameters do. The temporal conv runs within a clip (its T' tubelets); clips of mgrec's
-feature grid overlap (window 16, stride 4), so the clips of a window are not one time axis.
+adapter parameters do. The temporal conv runs within a clip (its T' tubelets): clips of mgrec's
+feature grid overlap (window 16, stride 4), so the clips of a window are not one time axis (AdaTAD's
+conv runs across the clips of a window, which there do not overlap).
 
-The frozen backbone always runs in eval mode. Blocks before the first adapter build no autograd
-graph (nothing in them needs a gradient); with `checkpointing`, every later block (and its adapter)
-is recomputed in the backward pass (`torch.utils.checkpoint`, non-reentrant) and keeps only its
-input. Precision follows `mgrec.devices.autocast_dtype` (auto: bf16 autocast on CUDA, float32 on CPU).
+The frozen backbone always runs in eval mode. The layers up to the first adapter build no autograd
+graph (nothing in them needs a gradient); with `checkpointing`, every layer from the first adapted
+one on (with its adapter) is recomputed in the backward pass (`torch.utils.checkpoint`,
+non-reentrant) and keeps only its input. Precision follows `mgrec.devices.autocast_dtype` (auto:
+bf16 autocast on CUDA, float32 on CPU).
 
 Image size: VideoMAE's position embeddings are a fixed sinusoid table over the flattened token
 index (not learned, not stored in the weights), so another image size or clip length gets the table
@@ -37,6 +39,11 @@ the two serves a frozen backbone better can only be measured with real weights.)
 Output: per clip, the mean of the last hidden state over its tokens, then `fc_norm` where the
 checkpoint has one: exactly the feature `mgrec.extract.backbones.VideoMAE` extracts, so a detector
 trained on extracted features sees the same kind of input, shaped (batch, clips, C).
+
+Memory: `estimate_end_to_end_bytes` adds up what one training step holds (frozen float32 weights,
+adapters with AdamW state, pixels, the activations autograd keeps, one layer's working set) from the
+config alone, and `check_end_to_end_fits` refuses a setting with the numbers before anything is
+allocated, as `mgrec.model.memory` does for the detector.
 """
 
 from __future__ import annotations
@@ -302,24 +309,29 @@ LAYER_SAVED_PER_TOKEN_FLOAT32 = 4  # + heads
 #   and the spatial conv's input for spatial_temporal.
 ADAPTER_SAVED_PER_TOKEN_C = 2
 ADAPTER_SAVED_PER_TOKEN_HIDDEN = {"temporal": 4, "spatial_temporal": 5}
-# The working set of one layer on top of what is kept, float32 (checked against peak RSS, not counted):
-# its MLP activation before and after GELU and a few C-wide tensors (residual stream, its gradient,
-# normed copies).
+# The working set of one layer on top of what is kept (checked against peak RSS, not counted): its MLP
+# activation before and after GELU and a few C-wide tensors (residual stream, its gradient, normed copies).
 WORKING_PER_TOKEN_MLP = 2
 WORKING_PER_TOKEN_C = 6
 # AdamW on the adapters: weights, gradients, two moments, float32.
 ADAPTER_COPIES = 4
-# Measured on CPU (benchmarks/end_to_end.py; results in benchmarks/results/README.md): the first training
-# step of the tiny model grows the process by about 30 MB whatever the sizes (thread pools, kernel
-# caches); beyond that, peak RSS exceeded the sum of the parts by up to about 30% without checkpointing
-# and up to about 60% with it: glibc keeps freed activation memory in fragments, more so when each
-# layer's small kept input lands between the fragments of its freed working set. The estimate is
-# margin x parts + RUNTIME_BYTES, the margin being the largest measured excess plus about 15%, so that
-# it errs on the high side. The same factors serve CUDA, whose caching allocator's slack differs: not
-# measured here (no GPU).
-MARGIN = 1.5
-MARGIN_CHECKPOINTING = 1.9
+# Calibrated against peak RSS on CPU, float32 (benchmarks/end_to_end.py; the figures are in
+# benchmarks/results/2026-12-03_e6c777e-dirty_end-to-end/, end_to_end_reestimated.md against these values):
+# - the first training step grows the process by 40-55 MB beyond the parts even for the tiny model
+#   (thread pools, kernel caches, convolution buffers): RUNTIME_BYTES.
+# - glibc keeps freed activation memory in fragments. With checkpointing this grows with depth: each
+#   layer's small kept input splits the hole its freed working set left, so the next layer's working
+#   set goes to fresh memory. Measured on ViT-S at 160 px: up to 0.45 working sets per checkpointed
+#   layer beyond the other parts (0.47 in a probe with 8 clips); CPU_CHECKPOINTING_SLACK counts 0.4,
+#   which the margin multiplies too. A GPU's caching allocator behaves otherwise: not measured (no GPU
+#   here), so on CUDA no such term is added.
+# - MARGIN: without checkpointing peak RSS exceeded the parts by up to 22%; 1.4 covers that with room
+#   (all 16 measured cases came out at 0.57-0.88 of the estimate). On CUDA the same MARGIN is an
+#   assumption, not a measurement.
 RUNTIME_BYTES = 64 * 2**20
+CPU_CHECKPOINTING_SLACK = 0.4
+MARGIN = 1.4
+DEVICE_TYPES = ("cpu", "cuda")
 
 
 def backbone_parameter_count(config: VideoMAEConfig) -> int:
@@ -342,14 +354,17 @@ def adapter_parameter_count(config: VideoMAEConfig, cfg: AdapterConfig) -> int:
 
 
 def end_to_end_memory(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
-                      checkpointing: bool, dtype: torch.dtype = torch.float32,
-                      adapters: AdapterConfig | None = None) -> dict[str, int]:
-    """The parts of `estimate_end_to_end_bytes`, in bytes, before the margin: `kept_activations` is
-    what autograd holds when the forward pass ends (exactly: the tests count it), `recomputed` what
-    checkpointing brings back for one layer during the backward pass."""
+                      checkpointing: bool, dtype: torch.dtype = torch.float32, adapters: AdapterConfig | None = None,
+                      *, device_type: str) -> dict[str, int]:
+    """The parts of `estimate_end_to_end_bytes`, in bytes, before the margin. `kept_activations` is
+    what autograd holds when the forward pass ends (exactly: the tests count it); `recomputed` what
+    checkpointing brings back for one layer during the backward pass; `allocator_slack` the freed
+    but fragmented memory measured on CPU with checkpointing."""
     adapters = adapters or AdapterConfig()
     if dtype not in (torch.float32, torch.bfloat16):
         raise InputError(f"dtype {dtype}: expected torch.float32, or torch.bfloat16 for bf16 autocast")
+    if device_type not in DEVICE_TYPES:
+        raise InputError(f"device type {device_type!r}: expected one of {', '.join(DEVICE_TYPES)}")
     c, mlp, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     act = 4 if dtype == torch.float32 else 2  # under autocast the residual stream and the layers are bf16
     blocks = adapters.block_indices(layers)
@@ -364,11 +379,15 @@ def end_to_end_memory(config: VideoMAEConfig, image_size: int, frames_per_clip: 
                             + (LAYER_SAVED_PER_TOKEN_FLOAT32 + config.num_attention_heads) * 4) + weight_copies
     adapter_width = ADAPTER_SAVED_PER_TOKEN_C * c + ADAPTER_SAVED_PER_TOKEN_HIDDEN[adapters.kind] * hidden
     adapter_saved = tokens * adapter_width * act + adapter_copies
+    working = tokens * (WORKING_PER_TOKEN_MLP * mlp + WORKING_PER_TOKEN_C * c) * act
+    slack = 0
     if checkpointing:
         # Each layer from the first adapted one on keeps only its input; one at a time (with its
         # adapter) is recomputed for its backward pass.
         kept = (layers - blocks[0]) * tokens * c * act
         recomputed = layer_saved + adapter_saved
+        if device_type == "cpu":
+            slack = int(CPU_CHECKPOINTING_SLACK * (layers - blocks[0]) * working)
     else:
         # The first adapted layer itself builds no graph: nothing before its adapter needs a gradient.
         kept = (layers - blocks[0] - 1) * layer_saved + len(blocks) * adapter_saved
@@ -381,30 +400,33 @@ def end_to_end_memory(config: VideoMAEConfig, image_size: int, frames_per_clip: 
         "pixels": batch * clips * frames_per_clip * 3 * image_size**2 * (1 + 4),  # uint8 in, one float copy
         "kept_activations": kept,
         "recomputed": recomputed,
-        "working_set": tokens * (WORKING_PER_TOKEN_MLP * mlp + WORKING_PER_TOKEN_C * c) * 4,
+        "working_set": working,
+        "allocator_slack": slack,
     }
 
 
 def estimate_end_to_end_bytes(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
                               checkpointing: bool, dtype: torch.dtype = torch.float32,
-                              adapters: AdapterConfig | None = None) -> int:
+                              adapters: AdapterConfig | None = None, *, device_type: str) -> int:
     """Peak memory of one training step (forward, backward, AdamW on the adapters) of an adapted
     VideoMAE of `config` on `batch` samples of `clips` clips of `frames_per_clip` frames at
-    `image_size`: the sum of `end_to_end_memory`'s parts times `MARGIN` (`MARGIN_CHECKPOINTING` with
-    checkpointing), plus `RUNTIME_BYTES`. The detector head on the (batch, clips, C) features is not
-    included (see `mgrec.model.memory`)."""
-    parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
-    return int((MARGIN_CHECKPOINTING if checkpointing else MARGIN) * sum(parts.values())) + RUNTIME_BYTES
+    `image_size`, under autocast to `dtype` (float32: none), on a `device_type` ("cpu" or "cuda")
+    device: MARGIN x the sum of `end_to_end_memory`'s parts + RUNTIME_BYTES. The detector head on
+    the (batch, clips, C) features is not included (see `mgrec.model.memory`)."""
+    parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters,
+                              device_type=device_type)
+    return int(MARGIN * sum(parts.values())) + RUNTIME_BYTES
 
 
 def check_end_to_end_fits(config: VideoMAEConfig, image_size: int, frames_per_clip: int, clips: int, batch: int,
                           checkpointing: bool, dtype: torch.dtype, available: int,
-                          adapters: AdapterConfig | None = None, what: str = "end-to-end training") -> None:
+                          adapters: AdapterConfig | None = None, what: str = "end-to-end training", *,
+                          device_type: str) -> None:
     """InputError with the numbers when `estimate_end_to_end_bytes` exceeds `available` bytes (the
     caller says what is available: `mgrec.model.memory.available_bytes()` on CPU, free GPU memory on CUDA)."""
-    parts = end_to_end_memory(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
-    needed = estimate_end_to_end_bytes(config, image_size, frames_per_clip, clips, batch, checkpointing, dtype,
-                                       adapters)
+    plan = (config, image_size, frames_per_clip, clips, batch, checkpointing, dtype, adapters)
+    parts = end_to_end_memory(*plan, device_type=device_type)
+    needed = estimate_end_to_end_bytes(*plan, device_type=device_type)
     if needed > available:
         gib = {name: f"{value / 2**30:.1f}" for name, value in parts.items()}
         raise InputError(

@@ -31,9 +31,14 @@ class Embedding(nn.Module):
         )
         self.norms = nn.ModuleList([ChannelLayerNorm(embed_dim), ChannelLayerNorm(embed_dim)])
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        for conv, norm in zip(self.convs, self.norms):
-            x = apply_mask(norm(conv(x, mask)).relu(), mask)
+    def forward(self, x: Tensor, mask: Tensor, inject=None) -> Tensor:
+        """`inject`: a function of the first conv's output whose result is added to it before its norm
+        (gated fusion's early injection of the other streams, `mgrec.model.fusion`)."""
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            y = conv(x, mask)
+            if index == 0 and inject is not None:
+                y = y + inject(y)
+            x = apply_mask(norm(y).relu(), mask)
         return x
 
 

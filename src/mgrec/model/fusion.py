@@ -6,7 +6,13 @@ The input (B, sum_s C_s, T) holds the streams' channels side by side, the grid s
 - `sum`:    each stream has its own embedding, and the embeddings are added,
                 e = sum_s Embedding_s(x_s),
             before the shared stem and pyramid (`SummedEmbedding`).
-- `gated`:  every stream has its own embedding; the main stream (s = 0) and every other stream then
+- `gated`:  the main stream (s = 0) goes through the variant's encoder, and the others join it twice.
+            First, at its input: each other stream's features x_s get a conv (kernel 3) of their own,
+            Q_s, zero-initialised, added to the main embedding's first conv C x_0 through a gate,
+                C x_0 <- C x_0 + sum_s h_s * Q_s x_s,   h_s = sigmoid(V_s [C x_0; Q_s x_s]),
+            so that where the gates open this is concat's first layer (C and Q_s side by side): gated
+            can learn what concat learns. Then, every stream has its own embedding; the main stream
+            and every other stream
             run through the variant's encoder layers, the same layers (shared weights) for all, so
             that fusion adds a stream's embedding and the gates, not a second encoder. At every
             pyramid level l (after the stem, and after each downsampling layer) each auxiliary
@@ -17,9 +23,11 @@ The input (B, sum_s C_s, T) holds the streams' channels side by side, the grid s
             coarser levels see the auxiliary streams too. At step 0 P_l = 0, so the detector is the
             main stream's detector alone; the first step moves P_l's last conv (its input, P_l's
             hidden layer, is not zero), and from then on the gate W_l learns too.
-            Why shared layers: with a second encoder per stream (twice the parameters) the demo's
-            test F1 fell 11 points below its val F1 (two seeds: val 72.0, test 60.6), against 3 for
-            concat: the extra encoder fitted the training subjects (README, "Several input streams").
+            Why shared layers and the input gate: with a second encoder per stream (twice the
+            parameters) and no input gate, the demo's test F1 fell 11 points below its val F1 (two
+            seeds: val 72.0, test 60.6), against 3 for concat; with shared layers it was 63.9, still
+            under concat's 68.1: the streams met only after their embeddings, where concat lets them
+            meet in the first layer (README, "Several input streams").
 `mgrec.model.reference.encoder` writes the same three forms out level by level.
 """
 
@@ -30,7 +38,7 @@ from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
 from mgrec.model.encoders import Embedding, PyramidEncoder, build_tower
-from mgrec.model.masking import apply_mask
+from mgrec.model.masking import MaskedConv1d, apply_mask
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:
@@ -94,6 +102,12 @@ class GatedFusionEncoder(nn.Module):
         self.stream_dims = list(stream_dims)
         self.main = main
         self.embeddings = nn.ModuleList(embeddings)
+        # the input gate: Q_s (zero-initialised) and V_s per auxiliary stream
+        self.input_projections = nn.ModuleList([MaskedConv1d(dim, embed_dim, 3, bias=False)
+                                                for dim in stream_dims[1:]])
+        for projection in self.input_projections:
+            nn.init.zeros_(projection.weight)
+        self.input_gates = nn.ModuleList([nn.Conv1d(2 * embed_dim, embed_dim, 1) for _ in stream_dims[1:]])
         num_levels = len(main.branch) + 1
         self.fusions = nn.ModuleList(
             [nn.ModuleList([GatedResidual(embed_dim) for _ in range(num_levels)]) for _ in embeddings]
@@ -103,7 +117,15 @@ class GatedFusionEncoder(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         parts = x.split(self.stream_dims, dim=1)
-        h = self.main.embedding(parts[0], mask)
+
+        def inject(first: Tensor) -> Tensor:  # the input gate (module docstring)
+            total = torch.zeros_like(first)
+            for projection, gate, part in zip(self.input_projections, self.input_gates, parts[1:]):
+                projected = projection(part, mask)
+                total = total + torch.sigmoid(gate(torch.cat([first, projected], dim=1))) * projected
+            return total
+
+        h = self.main.embedding(parts[0], mask, inject=inject)
         others = [embedding(part, mask) for embedding, part in zip(self.embeddings, parts[1:])]
         m = mask
         for layer in self.main.stem:

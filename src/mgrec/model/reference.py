@@ -211,8 +211,17 @@ def encoder(enc: nn.Module, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Te
 def gated_encoder(enc: GatedFusionEncoder, x: Tensor, m: Tensor) -> tuple[list[Tensor], list[Tensor]]:
     """Every stream through its embedding and the shared encoder layers; at each level the main
     stream's features get each auxiliary stream's added through its gate, and go on to the next level fused."""
-    embeddings = [enc.main.embedding, *enc.embeddings]
-    h = [embedding(e, part, m) for e, part in zip(embeddings, x.split(enc.stream_dims, dim=1))]
+    parts = x.split(enc.stream_dims, dim=1)
+    # the input gate: C x_0 + sum_s sigmoid(V_s [C x_0; Q_s x_s]) * Q_s x_s, then the embedding's norms
+    main = enc.main.embedding
+    first = main.convs[0](parts[0], m)
+    injected = first
+    for projection, gate, part in zip(enc.input_projections, enc.input_gates, parts[1:]):
+        q = nnf.conv1d(part, projection.weight, padding=projection.kernel_size[0] // 2) * m
+        injected = injected + torch.sigmoid(nnf.conv1d(torch.cat([first, q], dim=1), gate.weight, gate.bias)) * q
+    x_0 = torch.relu(layer_norm(main.norms[0], injected)) * m
+    x_0 = torch.relu(layer_norm(main.norms[1], main.convs[1](x_0, m))) * m
+    h = [x_0, *(embedding(e, part, m) for e, part in zip(enc.embeddings, parts[1:]))]
     for module in enc.main.stem:
         h = [_layer(module, h_s, m)[0] for h_s in h]
 
