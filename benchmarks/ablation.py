@@ -90,7 +90,7 @@ FUSION_ROWS = {
     "gyro": ("default", ["gyro"], "concat", "gyroscope stream alone (its own grid, stride 8)"),
     "concat": ("default", ["acc", "gyro"], "concat", "both, concat (one embedding of all channels)"),
     "sum": ("default", ["acc", "gyro"], "sum", "both, sum (an embedding per stream, added)"),
-    "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder, gyro injected at every level)"),
+    "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder; gyro by input gate + each level)"),
 }
 ENSEMBLE_ROWS = ("default", "repeat_factor")  # each also scored as one ensemble of its seed runs
 TEST_SPLIT = "test"
