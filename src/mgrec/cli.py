@@ -530,6 +530,9 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     if not videos:
         return others, {}
     streams = RunDir(run_dir).read_config().data.input_streams()
+    if len(streams) > 1 and others:  # the other streams of a video are made into scratch, of a file read elsewhere
+        raise InputError(f"{run_dir} reads {len(streams)} streams: give either videos or the grid stream's feature "
+                         "files, not both in one call")
     folders = {}
     for stream in streams[1:]:
         folders[stream.name] = scratch / stream.name
@@ -550,6 +553,9 @@ def _stream_folders(run_dir: Path, items: list[str], extracted: dict[str, Path])
     from mgrec.data.streams import stream_folders
     from mgrec.run import RunDir
 
+    if items and extracted:
+        raise InputError("--stream names the other streams' folders of feature files; for videos they are made "
+                         "from the video with the run's recipes: leave --stream out")
     given = stream_folders(items, RunDir(run_dir).read_config().data) if items else {}
     return {**given, **extracted} or None
 

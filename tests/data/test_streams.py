@@ -213,3 +213,45 @@ def test_live_streams_refuse_an_unknown_stream_or_a_wrong_dim(two_streams):
     aligner.push({"rgb": np.zeros((5, 4), np.float32)})
     with pytest.raises(InputError, match="pose sent no features"):
         aligner.flush()
+
+
+@pytest.mark.parametrize("frames, imu_seconds", [(300, 10.0), (300, 9.6), (307, 10.3), (290, 9.45)])
+def test_a_finer_stream_at_its_own_rate_replayed_live_gives_the_files_rows(tmp_path, frames, imu_seconds):
+    # A 50 Hz stream (fps only in its sidecar) beside 30 fps video features, ending a little before or
+    # after them: the replay of `mgrec stream` through the live aligner gives load_video_streams' rows.
+    from mgrec.data.streams import StreamAligner, load_stream_files
+    from mgrec.infer.online import _replay
+
+    imu = FeatureGrid(fps=50.0, stride=1, window=2)
+    rng = np.random.default_rng(frames)
+    for name, grid, count in (("rgb", GRID, frames), ("imu", imu, int(imu_seconds * 50))):
+        (tmp_path / name).mkdir()
+        write_stream(tmp_path / name, "v0", rng.standard_normal((grid.num_windows(count), 3)).astype(np.float32),
+                     grid, count)
+    data = DataConfig(streams=[StreamConfig(name="rgb", features=str(tmp_path / "rgb"), feature_dim=3),
+                               StreamConfig(name="imu", features=str(tmp_path / "imu"), feature_dim=3, stride=1,
+                                            window=2)])
+    Config(data=data)
+    whole = load_video_streams(data, "v0", VIDEO_FPS)
+    loaded = load_stream_files(data, "v0", VIDEO_FPS)
+    aligner = StreamAligner(data, VIDEO_FPS, stream_fps={"imu": 50.0})
+    rows = [aligner.push(chunk) for chunk in _replay(loaded, ["rgb", "imu"], 8, GRID, realtime=False)]
+    np.testing.assert_array_equal(np.concatenate([*rows, aligner.flush()]), whole)
+
+
+def test_data_check_counts_a_stream_at_its_own_rate_in_its_own_frames(tmp_path):
+    # Annotations with num_frames (video frames at 30 fps) and a 50 Hz stream: no false length error.
+    from mgrec.data.check import check_dataset
+
+    imu = FeatureGrid(fps=50.0, stride=5, window=20)
+    for name, grid, count in (("rgb", GRID, 300), ("imu", imu, 500)):
+        (tmp_path / name).mkdir()
+        write_stream(tmp_path / name, "v0", np.zeros((grid.num_windows(count), 2), np.float32), grid, count)
+    (tmp_path / "a.json").write_text(json.dumps({"classes": ["x"], "database": {"v0": {
+        "subset": "train", "fps": VIDEO_FPS, "duration": 10.0, "num_frames": 300,
+        "annotations": [{"label": "x", "label_id": 0, "segment": [1.0, 2.0]}]}}}))
+    config = Config(data=DataConfig(annotations=str(tmp_path / "a.json"), streams=[
+        StreamConfig(name="rgb", features=str(tmp_path / "rgb"), feature_dim=2),
+        StreamConfig(name="imu", features=str(tmp_path / "imu"), feature_dim=2, stride=5, window=20)]))
+    config.model.num_classes = 1
+    assert not check_dataset(config).errors

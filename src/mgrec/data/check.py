@@ -188,7 +188,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         without_sidecar: list[str] = []
         for split in splits:
             for video_id in aset.video_ids(split):
-                found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar)
+                found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
+                                               video_fps=data.grid(aset.videos[video_id].fps).fps)
                 problems += found
                 if steps is not None and stream is streams[0]:
                     video_steps[video_id] = steps
@@ -301,8 +302,8 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
     return segment.duration / config.data.grid(info.fps).seconds_per_step()
 
 
-def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str]
-                    ) -> tuple[list[Problem], int | None]:
+def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
+                    video_fps: float) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`), and its number of feature steps."""
     data = stream
@@ -342,7 +343,11 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
     grid = stream.grid(stream.fps or (sidecar_fps if key != "data" else None) or info.fps)
     fps = grid.fps
     if steps is not None:
-        expected = grid.num_windows(_video_frames(info, grid.fps))
+        # the video's length in this stream's own frames (another stream may run at its own rate)
+        frames = _video_frames(info, video_fps)
+        if grid.fps != video_fps:
+            frames = int(round(frames / video_fps * grid.fps))
+        expected = grid.num_windows(frames)
         drift = (steps - expected) * grid.seconds_per_step()
         if abs(drift) > MAX_DRIFT_SECONDS:
             covered = grid.covered_seconds(steps)

@@ -132,21 +132,17 @@ class DatasetPaths:
 
     def stream_overrides(self, names: list[str]) -> list[str]:
         """Override items that point a config at the demo's sensor streams `names` (step 6; the first is
-        the grid stream): the annotations, `data.streams`, and the data keys that follow the grid stream."""
+        the grid stream unless the config names another): the annotations and `data.streams` (the data
+        keys that follow the grid stream are dropped from the config: `config._forget_one_stream_keys`)."""
         unknown = [name for name in names if name not in SENSOR_STREAMS]
         if self.streams is None or not names or unknown:
             raise InputError(f"the demo has the sensor streams {', '.join(SENSOR_STREAMS)}; got {names}")
         streams = [{"name": name, "features": str(self.streams / name), "feature_dim": SENSOR_FEATURE_DIM,
                     "stride": SENSOR_STREAMS[name][1].stride, "window": SENSOR_STREAMS[name][1].window,
                     "fps": SAMPLE_RATE} for name in names]
-        grid = SENSOR_STREAMS[names[0]][1]
         return [
             f"data.annotations={self.annotations}",
             f"data.streams={json.dumps(streams)}",  # JSON is YAML: one override sets the whole list
-            f"data.feature_dim={SENSOR_FEATURE_DIM * len(names)}",
-            f"data.stride={grid.stride}",
-            f"data.window={grid.window}",
-            f"data.fps={SAMPLE_RATE}",
         ]
 
 

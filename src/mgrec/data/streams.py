@@ -170,11 +170,13 @@ class StreamAligner:
     Memory stays bounded: each stream keeps only the rows the next pending grid step still needs.
     """
 
-    def __init__(self, data: DataConfig, video_fps: float | None) -> None:
+    def __init__(self, data: DataConfig, video_fps: float | None, stream_fps: dict[str, float] | None = None) -> None:
+        """`stream_fps`: a stream's fps where its config leaves it out and its sidecar gives it (as
+        `load_stream_files` reads it); else the video's."""
         self.streams = data.input_streams()
         self.grid = data.grid(video_fps)
-        self.stream_grids = [self.grid] + [s.grid(s.fps if s.fps is not None else video_fps)
-                                           for s in self.streams[1:]]
+        own_fps = [s.fps if s.fps is not None else (stream_fps or {}).get(s.name, video_fps) for s in self.streams]
+        self.stream_grids = [self.grid] + [s.grid(fps) for s, fps in zip(self.streams[1:], own_fps[1:])]
         self._held = [np.zeros((0, s.feature_dim), dtype=np.float32) for s in self.streams]
         self._first_row = [0] * len(self.streams)  # stream row number of _held[s][0]
         self._received = [0] * len(self.streams)
@@ -232,7 +234,8 @@ class StreamAligner:
             position = max(0.0, float(source_positions(grid, self.grid, np.array([self._next_step]))[0]))
             keep_from.append(int(np.floor(position)))
         for s, first in enumerate(keep_from):
-            first = min(first, self._received[s])
+            # another stream keeps at least its last row: at the end, steps beyond it hold that row
+            first = min(first, self._received[s] if s == 0 else max(0, self._received[s] - 1))
             drop = first - self._first_row[s]
             if drop > 0:
                 self._held[s] = self._held[s][drop:]

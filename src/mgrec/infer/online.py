@@ -233,6 +233,7 @@ class OnlineDetector:
         history: int | None = None,
         video_id: str = "stream",
         compile: bool = False,
+        stream_fps: dict[str, float] | None = None,
     ):
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
@@ -287,7 +288,7 @@ class OnlineDetector:
         self._emitted: list[Detection] = []  # emitted detections whose end lies inside the window
         self._flushed = False
         # several input streams: their live rows joined on the grid (None: one stream, pushed as it is)
-        self._aligner = StreamAligner(detector.config.data, fps) if detector.config.data.streams else None
+        self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
         self.last_compute_ms = 0.0
 
@@ -552,7 +553,9 @@ def stream_file(
     # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
     loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
     online = OnlineDetector(
-        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile
+        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile,
+        stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
+                    if grid is not None},
     )
     count, update_ms = 0, []
 
@@ -601,3 +604,5 @@ def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str
             parts[names[s]] = features[sent[s]:existing]
             sent[s] = existing
         yield parts
+    if len(loaded) > 1:  # rows of the other streams that end after the grid stream's last window
+        yield {names[s]: features[sent[s]:] for s, (features, _) in enumerate(loaded) if s > 0}
