@@ -292,11 +292,11 @@ def derive_from_streams(config: Config) -> None:
     streams are resampled onto its grid), data.feature_dim the streams' total and model.stream_dims
     each stream's; without: model.stream_dims is [data.feature_dim]. The one place these follow."""
     data = config.data
-    if data.streams and all(isinstance(s, StreamConfig) for s in data.streams):
+    if data.streams:
         main = data.main_stream()
         data.features, data.feature_ext, data.stride, data.window, data.fps = (
             "", main.feature_ext, main.stride, main.window, main.fps)
-        data.feature_dim = sum(s.feature_dim for s in data.streams if isinstance(s.feature_dim, int))
+        data.feature_dim = sum(s.feature_dim for s in data.streams)
     config.model.stream_dims = [s.feature_dim for s in data.input_streams()]
 
 

@@ -1,6 +1,7 @@
 """Several input streams per video (`mgrec.data.streams`): one grid, exact times, clear errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,7 +128,7 @@ def test_a_sidecar_that_disagrees_with_its_stream_names_the_stream_key(two_strea
 
 def test_stream_folders_from_the_command_line(two_streams, tmp_path):
     data, _, _ = two_streams
-    assert stream_folders(["pose=/x/pose"], data) == {"pose": __import__("pathlib").Path("/x/pose")}
+    assert stream_folders(["pose=/x/pose"], data) == {"pose": Path("/x/pose")}
     for bad, message in [("pose", "expected NAME=FOLDER"), ("hands=/x", "no stream 'hands'"),
                          ("=x", "expected NAME=FOLDER")]:
         with pytest.raises(InputError, match=message):

@@ -306,15 +306,14 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                     video_fps: float) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`), and its number of feature steps."""
-    data = stream
     video_id = info.video_id
-    path = feature_path(data.features, video_id, data.feature_ext)
+    path = feature_path(stream.features, video_id, stream.feature_ext)
     if not path.is_file():
         what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
         return [Problem("error", str(path), f"{what} missing (extract features for this video)", video_id)], None
     problems = []
     try:
-        steps, _ = inspect_features(path, data.feature_dim)
+        steps, _ = inspect_features(path, stream.feature_dim)
     except InputError as exc:
         problems.append(_problem_from_error(exc, path, video_id))
         steps = None
@@ -327,7 +326,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
             # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
             check_fps = stream.grid(info.fps).fps if key == "data" or stream.fps is not None else None
-            check_sidecar(sidecar, data.stride, data.window, data.feature_dim, check_fps, source=meta,
+            check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, check_fps, source=meta,
                           key_prefix=f"{key}.")
             if steps is not None and sidecar.num_features not in (None, steps):
                 problems.append(Problem(
@@ -354,7 +353,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             problems.append(Problem(
                 "error", str(path),
                 f"{steps} feature steps cover {covered:.1f} s but the video lasts {info.duration:.1f} s "
-                f"({expected} steps expected at fps {fps:g}, stride {data.stride}, window {data.window}"
+                f"({expected} steps expected at fps {fps:g}, stride {stream.stride}, window {stream.window}"
                 + (f" of stream {stream.name!r}" if key != "data" else "") + "); "
                 f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
                 video_id,

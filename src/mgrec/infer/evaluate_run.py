@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from mgrec.data.annotations import load_annotations
@@ -15,19 +15,20 @@ from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import score
 from mgrec.infer.detect import predictions_info
-from mgrec.infer.offline import LONG_VIDEO_CHUNKING, OfflineDetector
+from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
-from mgrec.model.inputs import pad_video
 from mgrec.provenance import provenance
-from mgrec.records import Detection
+from mgrec.records import Detection, Segment
 from mgrec.run import RunDir
+from mgrec.timeline import FeatureGrid
 
 
-def detect_split(detector: OfflineDetector, split: str, progress: bool = False
+def detect_split(detector: OfflineDetector, split: str, progress: bool = False, gates: GateTally | None = None
                  ) -> tuple[dict[str, list[Detection]], dict]:
     """Ranked detections for every video of `split` of the run's annotations, and its ground truth.
 
-    `progress`: a bar over the videos (on stderr)."""
+    `progress`: a bar over the videos (on stderr). `gates`: a gated run's tally of where its auxiliary
+    streams were let in, filled from the same forward passes."""
     data = detector.config.data
     annotations = load_annotations(data.annotations)
     video_ids = annotations.video_ids(split)
@@ -37,55 +38,66 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False
         )
     ranked = {}
     for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
-        features = load_video_streams(data, video_id, annotations.videos[video_id].fps,
-                                      folders=detector.stream_folders)
-        ranked[video_id] = detector.detect(features, video_id=video_id, fps=annotations.videos[video_id].fps)
+        info = annotations.videos[video_id]
+        features = load_video_streams(data, video_id, info.fps, folders=detector.stream_folders)
+        with gates.recording() if gates is not None else nullcontext():
+            ranked[video_id] = detector.detect(features, video_id=video_id, fps=info.fps)
+        if gates is not None:
+            gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(info.fps))
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
     return ranked, ground_truth
 
 
-def fusion_gates(detector: OfflineDetector, split: str) -> dict | None:
+class GateTally:
     """Where the auxiliary streams of a gated run were let in: the mean gate g of level 0
     (`mgrec.model.fusion`; averaged over channels and auxiliary streams) over the feature steps inside
-    each class's ground-truth instances of `split`, and over the steps outside every instance. None for
-    a run without gated fusion. Videos longer than one detection pass are left out (and counted)."""
-    model, data = detector.model, detector.config.data
-    encoder = getattr(model, "encoder", None)
-    if not isinstance(encoder, GatedFusionEncoder):
-        return None
-    annotations = load_annotations(data.annotations)
-    totals, counts = np.zeros(len(detector.classes) + 1), np.zeros(len(detector.classes) + 1)  # last: background
-    videos, skipped = 0, 0
-    device = next(model.parameters()).device
-    encoder.record_gates = True
-    try:
-        for video_id in annotations.video_ids(split):
-            info = annotations.videos[video_id]
-            features = load_video_streams(data, video_id, info.fps, folders=detector.stream_folders)
-            if len(features) > LONG_VIDEO_CHUNKING.steps:
-                skipped += 1
-                continue
-            x, mask = pad_video(features.astype(np.float32, copy=False), model.max_div_factor)
-            with torch.no_grad():
-                model(x.to(device), mask.to(device))
-            gate = encoder.last_gates[0][0, : len(features)].float().cpu().numpy()
-            grid = detector.grid(info.fps)
-            inside = np.zeros(len(features), dtype=bool)
-            for segment in annotations.segments.get(video_id, []):
-                first, last = grid.seconds_to_index(segment.start), grid.seconds_to_index(segment.end)
-                steps = slice(max(0, int(np.ceil(first))), max(0, int(np.floor(last)) + 1))
-                totals[segment.label_id] += gate[steps].sum()
-                counts[segment.label_id] += len(gate[steps])
-                inside[steps] = True
-            totals[-1] += gate[~inside].sum()
-            counts[-1] += int((~inside).sum())
-            videos += 1
-    finally:
-        encoder.record_gates = False
-    means = [float(t / c) if c else None for t, c in zip(totals, counts)]
-    return {"level": 0, "streams": [s.name for s in data.input_streams()[1:]],
-            "per_class": dict(zip(detector.classes, means[:-1])), "background": means[-1],
-            "videos": videos, "skipped_long_videos": skipped}
+    each class's ground-truth instances, and over the steps outside every instance. Read from the
+    detection passes themselves; a video detected in several chunks is left out (and counted)."""
+
+    def __init__(self, detector: OfflineDetector) -> None:
+        self.encoder = detector.model.encoder
+        self.classes = detector.classes
+        self.streams = [s.name for s in detector.config.data.input_streams()[1:]]
+        self.totals = np.zeros(len(self.classes) + 1)  # the last: background
+        self.counts = np.zeros(len(self.classes) + 1)
+        self.chunking = detector.chunking
+        self.videos = self.skipped = 0
+
+    @staticmethod
+    def of(detector: OfflineDetector) -> GateTally | None:
+        """A tally for a gated run, None for any other."""
+        return GateTally(detector) if isinstance(getattr(detector.model, "encoder", None), GatedFusionEncoder) else None
+
+    @contextmanager
+    def recording(self):
+        self.encoder.record_gates = True
+        self.encoder.last_gates = []
+        try:
+            yield
+        finally:
+            self.encoder.record_gates = False
+
+    def add(self, steps: int, segments: list[Segment], grid: FeatureGrid) -> None:
+        """The gates of the pass just run over a video of `steps` feature steps with these instances."""
+        if (self.chunking is not None and steps > self.chunking.steps) or not self.encoder.last_gates:
+            self.skipped += 1
+            return
+        gate = self.encoder.last_gates[0][0, :steps].float().cpu().numpy()
+        inside = np.zeros(steps, dtype=bool)
+        for segment in segments:
+            first, last = grid.seconds_to_index(segment.start), grid.seconds_to_index(segment.end)
+            covered = slice(max(0, int(np.ceil(first))), max(0, int(np.floor(last)) + 1))
+            self.totals[segment.label_id] += gate[covered].sum()
+            self.counts[segment.label_id] += len(gate[covered])
+            inside[covered] = True
+        self.totals[-1] += gate[~inside].sum()
+        self.counts[-1] += int((~inside).sum())
+        self.videos += 1
+
+    def result(self) -> dict:
+        means = [float(t / c) if c else None for t, c in zip(self.totals, self.counts)]
+        return {"level": 0, "streams": self.streams, "per_class": dict(zip(self.classes, means[:-1])),
+                "background": means[-1], "videos": self.videos, "skipped_long_videos": self.skipped}
 
 
 def evaluate_run(
@@ -113,11 +125,11 @@ def evaluate_run(
             raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
         threshold, tuned_on = tune_score_threshold(tune_gt, tune_ranked), tune_on
-    ranked, ground_truth = detect_split(detector, split, progress)
+    gates = GateTally.of(detector)
+    ranked, ground_truth = detect_split(detector, split, progress, gates)
     result = score(ground_truth, ranked, detector.classes, threshold, split=split)
-    gates = fusion_gates(detector, split)
     if gates is not None:
-        result["fusion_gates"] = gates
+        result["fusion_gates"] = gates.result()
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
     command += ["--tune-on", tune_on] if tune_on else []
     command += ["--precision", precision]
