@@ -26,7 +26,7 @@ ALLOWED = {
     "evaluate": BOTTOM,
     "infer": BOTTOM | MIDDLE,
     "train": BOTTOM | MIDDLE,
-    "extract": BOTTOM | {"data"},
+    "extract": BOTTOM | {"data", "model"},  # an end-to-end run's adapters and memory plan (model.end_to_end, memory)
     "report": BOTTOM | {"data", "evaluate"},
     "cli": BOTTOM | MIDDLE | UPPER,
 }

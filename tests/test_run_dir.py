@@ -116,7 +116,7 @@ def test_a_run_config_missing_a_key_is_refused_as_damage_from_format_3(tmp_path)
     text = run.config_path.read_text()
     run.config_path.write_text(text[: text.index("transforms:")])  # cut at a line: still valid YAML
     with pytest.raises(InputError, match=r"config.yaml: \d+ key\(s\) missing \(transforms, pseudo_labels, "
-                                         r"postprocess\); training writes every key"):
+                                         r"postprocess, \.\.\.\); training writes every key"):
         run.read_config()
     # format 3 wrote no pseudo_labels section: its defaults apply
     run.format_path.write_text(json.dumps({"format": 3}))

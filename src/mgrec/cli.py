@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set data.features=data/smg/features",
         "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --resume",
         "mgrec train demo/mgrec.yaml --out runs/demo-x3 --seeds 3 --set data.annotations=... --set data.features=...",
+        "mgrec train smg/mgrec_end_to_end.yaml --out runs/smg-e2e --set data.videos=SMG_VIDEOS "
+        "--set backbone.weights=weights/videomae-v2-g   # end to end, adapters in a frozen VideoMAE",
     ))
     p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
@@ -261,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     p.add_argument("inputs", nargs="*", type=Path, help="video files or folders (skeleton: *_skeleton.csv)")
     p.add_argument("--out", type=Path, required=True, help="features folder")
+    p.add_argument("--run", dest="from_run", type=Path, default=None, metavar="RUN_DIR",
+                   help="an end-to-end run (data.videos): write the features its detector reads, its backbone with "
+                        "its trained adapters, for feature-based training (--backbone, --weights, --window, "
+                        "--stride, --size and --batch then come from the run; default: none)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="with --run: whose adapters")
     p.add_argument("--backbone", default="efficientnet-lite0",
                    choices=["efficientnet-lite0", "videomae", "skeleton", "pose"],
                    help="the feature network (default: efficientnet-lite0; skeleton: joints of SMG skeleton CSVs; "
@@ -272,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=16, help="frames per feature window")
     p.add_argument("--stride", type=int, default=4, help="frames between window starts")
     p.add_argument("--size", type=int, default=None, help="frame size in pixels (default: the backbone's)")
+    p.add_argument("--frames-per-window", type=positive_int, default=None, metavar="N",
+                   help="efficientnet-lite0: average N frames of each window, on frames consecutive windows share "
+                        "(4 of 16 with stride 4: the network runs on a quarter of the frames; a recipe of its own, "
+                        "recorded in the sidecars; default: every frame)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--batch", type=int, default=8,
                    help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae)")
@@ -424,7 +436,8 @@ def cmd_train(args) -> None:
         args.overrides = [*args.overrides, f"pseudo_labels.unlabeled={args.unlabeled}"]
     config = load_config(args.config, args.overrides)
     if args.seeds == 1:
-        result = train(config, args.out, resume=args.resume, progress=show_progress(args), inputs=[Path(args.config)])
+        result = train(config, args.out, resume=args.resume, progress=show_progress(args), inputs=[Path(args.config)],
+                       encoder=_end_to_end_encoder(config))
         print(result.summary())
         return
     if RunDir(args.out).format_path.exists():
@@ -435,10 +448,29 @@ def cmd_train(args) -> None:
         print(f"seed {seed}: training into {member}")
         seeded = load_config(args.config, [*args.overrides, f"seed={seed}"])
         resume = args.resume and RunDir(member).can_resume()
-        result = train(seeded, member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)])
+        result = train(seeded, member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)],
+                       encoder=_end_to_end_encoder(seeded))
         print(result.summary(next_steps=False))
         members.append(member)
     _make_ensemble(members, args.out)
+
+
+def _end_to_end_encoder(config):
+    """End to end (data.videos): the config's VideoMAE with fresh adapters on this process's training
+    device, after the memory plan of a training step is printed (and refused when it cannot fit)."""
+    if not config.end_to_end:
+        return None
+    import torch
+
+    from mgrec.devices import resolve_device
+    from mgrec.extract.adapters import build_adapted_backbone, check_training_memory
+
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun, each process its own GPU
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    encoder = build_adapted_backbone(config, device)
+    print(check_training_memory(config, encoder, device, processes=int(os.environ.get("WORLD_SIZE", 1))))
+    return encoder
 
 
 def cmd_ensemble(args) -> None:
@@ -463,8 +495,10 @@ def cmd_evaluate(args) -> None:
     from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
+    device = _checked_device(args.device)
+    features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args))
     result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
-                          device=_checked_device(args.device), progress=show_progress(args), precision=args.precision)
+                          device=device, progress=show_progress(args), precision=args.precision, features=features)
     print(format_score_table(result))
     run = RunDir(run_dir)
     tuned = result["threshold_tuned_on"]
@@ -514,6 +548,27 @@ def cmd_score(args) -> None:
     gt, pred = split_of(args.split)
     result = score(gt, pred, annotations.classes, threshold, split=args.split)
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
+
+
+def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: str, device: str, progress: bool
+                         ) -> Path | None:
+    """An end-to-end run's features of the videos of `splits`, made with the adapters of `checkpoint` into
+    RUN_DIR/features_<checkpoint> (kept: a later call with the same checkpoint skips them); None for a
+    run trained on feature files."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.data.videos import find_video
+    from mgrec.extract.run import extract_with_run
+    from mgrec.run import RunDir
+
+    config = RunDir(run_dir).read_config()
+    if not config.end_to_end:
+        return None
+    annotations = load_annotations(config.data.annotations)
+    ids = [video for split in splits if split is not None for video in annotations.video_ids(split)]
+    videos = [find_video(Path(config.data.videos), video) for video in dict.fromkeys(ids)]
+    out = Path(run_dir) / f"features_{checkpoint}"
+    extract_with_run(run_dir, videos, out, checkpoint, device, progress)
+    return out
 
 
 def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False
@@ -621,19 +676,15 @@ def cmd_extract(args) -> None:
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
-    results = extract(
-        args.inputs,
-        args.out,
-        backbone=args.backbone,
-        weights=args.weights,
-        window=args.window,
-        stride=args.stride,
-        size=args.size,
-        device=args.device,
-        batch=args.batch,
-        fps=args.fps,
-        progress=show_progress(args),
-    )
+    if args.from_run is not None:
+        from mgrec.extract.run import extract_with_run
+
+        results = extract_with_run(_checked_run_dir(args.from_run), args.inputs, args.out, args.checkpoint, args.device,
+                                   show_progress(args))
+    else:
+        results = extract(args.inputs, args.out, backbone=args.backbone, weights=args.weights, window=args.window,
+                          stride=args.stride, size=args.size, device=args.device, batch=args.batch, fps=args.fps,
+                          progress=show_progress(args), frames_per_window=args.frames_per_window)
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
         for warning in result.warnings:

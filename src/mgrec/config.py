@@ -110,6 +110,9 @@ class DataConfig:
                                            "and joined by model.fusion; empty: the one stream of data.features")
     grid_stream: str = _doc("", "the stream whose feature grid all streams are resampled onto (and whose "
                                 "stride/window data.stride/window become); empty: the first stream")
+    videos: str = _doc("", "end-to-end training: folder of the raw videos (`<video_id>.mp4` or SMG's "
+                           "`<video_id>_color.mp4`), decoded on the fly through `backbone`; one of data.features, "
+                           "data.streams and data.videos per config")
 
     def __post_init__(self) -> None:
         # Split names follow the annotations' subset names, so `val_split: Validation` finds subset "validation".
@@ -266,6 +269,43 @@ class PostprocessConfig:
                                        "it with the value tuned on val")
 
 
+ADAPTER_BLOCKS_NAMED = ("all", "every_other")
+
+
+@dataclass
+class BackboneConfig:
+    """The frozen video backbone with trainable adapters of end-to-end training (`data.videos`)."""
+
+    weights: str = _doc("", "folder of a transformers VideoMAE (config.json + model.safetensors, e.g. from `mgrec "
+                            "convert-videomae`); its hidden size must be data.feature_dim")
+    random_init: bool = _doc(False, "allow a folder with config.json only: random backbone weights from `seed` "
+                                    "(shape and speed tests; the run records it and warns)")
+    image_size: int = _doc(160, "frames are resized to this square size (the position table follows it)")
+    frames_per_clip: int = _doc(16, "frames sampled evenly from each data.window frames into one backbone clip (a "
+                                    "multiple of the backbone's tubelet size, at most data.window)")
+    adapter: str = _doc("temporal", "adapter kind: temporal (depthwise temporal conv in a bottleneck) or "
+                                    "spatial_temporal (plus a depthwise spatial conv, the branches added)")
+    adapter_blocks: str = _doc("every_other", "encoder layers followed by an adapter: all, every_other (1, 3, 5, "
+                                              "...) or indices such as '0,4,8'")
+    adapter_ratio: float = _doc(0.25, "adapter bottleneck channels as a share of the backbone's")
+    adapter_kernel: int = _doc(3, "adapter conv kernel size (odd)")
+    checkpointing: bool = _doc(True, "recompute the backbone's layers in the backward pass (activation "
+                                     "checkpointing): far less memory, about a third more compute")
+    clip_batch: int = _doc(16, "clips per forward pass when a whole video goes through the backbone (validation, "
+                               "detection, extraction)")
+
+    def block_list(self) -> tuple[int, ...] | str:
+        """`adapter_blocks` as `AdapterConfig.blocks` takes it: a named choice or a tuple of indices."""
+        text = self.adapter_blocks.strip()
+        if text in ADAPTER_BLOCKS_NAMED:
+            return text
+        try:
+            return tuple(int(part) for part in text.split(","))
+        except ValueError:
+            raise InputError(f"backbone.adapter_blocks: {_short(self.adapter_blocks)}; expected "
+                             f"{' or '.join(ADAPTER_BLOCKS_NAMED)} or layer indices such as '1,3,5'") from None
+
+
 @dataclass
 class Config:
     name: str = _doc("mgrec", "the experiment's name, in the run's report title")
@@ -279,6 +319,13 @@ class Config:
                                                                    "trained run")
     postprocess: PostprocessConfig = _section(PostprocessConfig, "from network outputs to detections: decoding, NMS, "
                                                                  "the hard set")
+    backbone: BackboneConfig = _section(BackboneConfig, "end-to-end training (data.videos): the frozen VideoMAE and "
+                                                        "its trainable adapters")
+
+    @property
+    def end_to_end(self) -> bool:
+        """Trained from raw video through the adapted backbone (`data.videos`), not on feature files."""
+        return bool(self.data.videos)
 
     def __post_init__(self) -> None:
         derive_from_streams(self)
@@ -553,6 +600,7 @@ def validate(config: Config, source: str) -> None:
         raise InputError(f"{source} [model.input_dim]: {m.input_dim} differs from data.feature_dim="
                          f"{config.data.feature_dim}; leave model.input_dim out (it follows data.feature_dim)")
     _check_streams(config, source)
+    _check_end_to_end(config, source)
     check_model(m, source)
     _check_numbers(config, source)
     if len(m.regression_ranges) != m.num_levels:
@@ -590,6 +638,33 @@ def validate(config: Config, source: str) -> None:
     if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
         raise InputError(f"{source} [model.regression_ranges]: expected [low, high] pairs with 0 <= low < high, "
                          f"increasing from level to level, got {_short(ranges)}")
+
+
+def _check_end_to_end(config: Config, source: str) -> None:
+    """The one rule for a config's inputs: data.features (one stream), data.streams, or data.videos
+    (end to end); with videos, what training on decoded clips cannot do yet is refused by key."""
+    data = config.data
+    if not data.videos:
+        return
+    for key, given in (("data.features", data.features), ("data.streams", data.streams)):
+        if given:
+            raise InputError(f"{source} [{key}]: given with data.videos; a config trains either on feature files "
+                             f"(data.features or data.streams) or end to end on raw videos (data.videos), not both")
+    if not config.backbone.weights:
+        raise InputError(f"{source} [backbone.weights]: data.videos trains through a VideoMAE; expected the folder "
+                         "of its config.json and model.safetensors")
+    if config.pseudo_labels.unlabeled:
+        raise InputError(f"{source} [pseudo_labels.unlabeled]: not available with data.videos (pseudo-labels are "
+                         "made from feature files)")
+    active = [f.name for f in dataclasses.fields(TransformsConfig)
+              if f.name.endswith("_prob") and getattr(config.transforms, f.name) > 0]
+    if active:
+        raise InputError(f"{source} [transforms.{active[0]}]: feature transforms do not apply to decoded clips "
+                         "(data.videos); set it to 0")
+    config.backbone.block_list()
+    if config.backbone.frames_per_clip > data.window:
+        raise InputError(f"{source} [backbone.frames_per_clip]: {config.backbone.frames_per_clip} frames per clip "
+                         f"from windows of data.window={data.window} frames; expected at most {data.window}")
 
 
 STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -659,6 +734,10 @@ _NUMBER_RULES = {
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
     "postprocess.score_threshold": _FRACTION,
+    "backbone.image_size": _POSITIVE, "backbone.frames_per_clip": _POSITIVE,
+    "backbone.adapter_ratio": (lambda v: 0 < v <= 1, "a ratio in (0, 1]"),
+    "backbone.adapter_kernel": (lambda v: v >= 1 and v % 2 == 1, "an odd kernel size >= 1"),
+    "backbone.clip_batch": _POSITIVE,
 }
 
 

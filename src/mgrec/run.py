@@ -45,11 +45,12 @@ from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
 # balance and transforms sections and is read back whole (`read_config` refuses a key missing).
 # 4: config.yaml has the pseudo_labels section. 5: and data.streams, data.grid_stream, model.fusion, model.stream_dims.
-RUN_FORMAT_VERSION = 5
+RUN_FORMAT_VERSION = 6
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
-# defaults apply. 5: several input streams (`data.streams`, `model.fusion`).
+# defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
+# (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
-                                                 "model.stream_dims")}
+                                                 "model.stream_dims"), 6: ("data.videos", "backbone")}
 CHECKPOINT_NAMES = ("best", "last")
 
 

@@ -287,6 +287,13 @@ def test_gpu_script_smoke_mode_runs_on_cpu(tmp_path):
     # 2 s at 28 fps = 56 frames; 16-frame windows every 4 frames: (56 - 16) // 4 + 1 = 11 clips
     assert (extraction["end_to_end"]["frames"], extraction["end_to_end"]["clips"]) == (56, 11)
     assert extraction["model_alone"]["clips_per_s"] > 0
+    # the end-to-end training step, tiny, on the noise video (no sample video cached under this HOME)
+    step = json.loads((tmp_path / "end_to_end_step_smoke.json").read_text())
+    assert_provenance(step, "python benchmarks/end_to_end.py --full-step --tiny --device cpu", threads=1)
+    assert step["video"]["source"].startswith("synthetic")
+    (case,) = step["cases"]
+    assert case["device"] == "cpu" and case["seconds_per_step"] > 0 and case["snippets_per_second"] > 0
+    assert (tmp_path / "end_to_end_step_smoke.md").is_file()
 
 
 def test_speed_table_shows_ratios_to_the_released_dyfadet(speed, tmp_path):

@@ -125,3 +125,48 @@ def test_unknown_backbone_and_missing_weights(tmp_path):
     torch.save({"something": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(InputError, match="other.pth: not an EfficientNet-Lite0 state dict"):
         load_backbone("efficientnet-lite0", tmp_path / "other.pth", "cpu", None)
+
+
+@pytest.mark.parametrize("window, stride, count, offsets", [
+    (16, 4, None, list(range(16))),
+    (16, 4, 4, [0, 4, 8, 12]),  # the multiples of the stride: windows share their frames
+    (16, 4, 2, [0, 12]),
+    (16, 4, 3, [0, 8, 12]),
+    (16, 4, 8, [0, 2, 4, 6, 9, 11, 13, 15]),  # more than the 4 multiples: spread over the window
+    (16, 16, 1, [0]),
+])
+def test_window_offsets(window, stride, count, offsets):
+    from mgrec.extract.backbones import window_offsets
+
+    assert window_offsets(window, stride, count).tolist() == offsets
+
+
+def test_frames_per_window_is_checked():
+    from mgrec.extract.backbones import window_offsets
+
+    with pytest.raises(InputError, match="--frames-per-window 17: expected 1 to the window's 16 frames"):
+        window_offsets(16, 4, 17)
+    with pytest.raises(InputError, match="--frames-per-window: backbone videomae samples its own clip length"):
+        load_backbone("videomae", None, "cpu", None, frames_per_window=4)
+
+
+@pytest.mark.parametrize("count", [4, 3, 6])
+def test_frames_per_window_averages_those_frames_and_runs_the_network_on_no_other(bikes_clip, count):
+    model = load_backbone("efficientnet-lite0", None, "cpu", 64, frames_per_window=count)
+    from mgrec.extract.backbones import window_offsets
+
+    needed = model.frame_needed(16, 4)
+    kept = list(iter_frames(bikes_clip, 64, keep=needed))
+    assert sum(frame is not None for frame in kept) < len(kept)  # frames no window reads are not converted
+    seen = []
+    original = model.frame_embeddings
+    model.frame_embeddings = lambda frames: (seen.append(len(frames)), original(frames))[1]
+    features = np.stack(list(model.window_features(iter(kept), 16, 4, batch=5)))
+    assert features.shape == ((48 - 16) // 4 + 1, 1280)
+    assert sum(seen) == sum(frame is not None for frame in kept)  # each read frame through the CNN once
+
+    every = list(iter_frames(bikes_clip, 64))
+    embeddings = original(every)
+    for index in range(len(features)):
+        expected = embeddings[index * 4 + window_offsets(16, 4, count)].mean(axis=0)
+        np.testing.assert_allclose(features[index], expected, rtol=1e-4, atol=1e-5)

@@ -225,3 +225,16 @@ def test_extract_command_ends_with_a_count_line(tmp_path, capsys):
     assert lines[-1] == f"2 extracted, 0 skipped (done earlier with this recipe): 2 inputs in {tmp_path / 'out'}"
     assert main(argv) == 0  # the second time both are done
     assert capsys.readouterr().out.splitlines()[-1].startswith("0 extracted, 2 skipped")
+
+
+def test_frames_per_window_is_a_recipe_of_its_own(tmp_path, bikes_clip):
+    out = tmp_path / "features"
+    (first,) = extract([bikes_clip], out, size=64, frames_per_window=4, progress=False)
+    assert first.status == "extracted"
+    assert read_sidecar(out / "bikes48.json").frames_per_window == 4
+    (again,) = extract([bikes_clip], out, size=64, frames_per_window=4, progress=False)
+    assert again.status == "skipped"
+    (every,) = extract([bikes_clip], out, size=64, progress=False)  # every frame: another recipe, re-extracted
+    assert every.status == "extracted" and read_sidecar(out / "bikes48.json").frames_per_window is None
+    with pytest.raises(InputError, match="--frames-per-window: backbone skeleton reads every frame"):
+        extract([bikes_clip], out, backbone="skeleton", frames_per_window=4, progress=False)

@@ -19,6 +19,7 @@ from mgrec.config import Config, StreamConfig
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
+from mgrec.data.datasets import video_clips
 from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
 from mgrec.data.streams import stream_key
 from mgrec.errors import InputError, where
@@ -143,9 +144,10 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     if balance and config.balance.method == "none":
         raise InputError("data check --balance: balance.method is none; set it (e.g. --set balance.method=eq1 "
                          "--set balance.alpha=100, or balance.method=adaptive)")
-    for key in ("annotations", "features") if not data.streams else ("annotations",):
+    inputs = ("videos",) if config.end_to_end else () if data.streams else ("features",)
+    for key in ("annotations", *inputs):
         if not getattr(data, key):
-            example = "annotations.json" if key == "annotations" else "features/"
+            example = {"annotations": "annotations.json", "features": "features/"}[key]
             raise InputError(f"{source} [data.{key}]: not set; add it to the config or pass "
                              f"--set data.{key}={example} (the demo data: `mgrec demo` sets both)")
     splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
@@ -178,7 +180,14 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
     # its lengths are the videos' lengths on the model's grid).
     video_steps: dict[str, int] = {}
-    streams = data.input_streams()
+    if config.end_to_end:  # raw videos, decoded through the backbone: each must open at the annotations' fps
+        for split in splits:
+            for video_id in aset.video_ids(split):
+                found, steps = _check_video(aset.videos[video_id], config)
+                problems += found
+                if steps is not None:
+                    video_steps[video_id] = steps
+    streams = [] if config.end_to_end else data.input_streams()
     for stream in streams:
         key = stream_key(data, stream)
         features_dir = Path(stream.features)
@@ -359,6 +368,24 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                 video_id,
             ))
     return problems, steps
+
+
+def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
+    """End to end: problems with one video file of data.videos (missing, unreadable, another fps, a length
+    that disagrees with the annotations' duration), and its number of feature steps."""
+    try:
+        clips = video_clips(config, info.video_id, info.fps)
+    except InputError as exc:
+        return [_problem_from_error(exc, config.data.videos, info.video_id)], None
+    grid = config.data.grid(info.fps)
+    expected = grid.num_windows(_video_frames(info, grid.fps))
+    drift = (clips.length - expected) * grid.seconds_per_step()
+    if abs(drift) > MAX_DRIFT_SECONDS:
+        return [Problem("error", str(clips.path),
+                        f"{clips.frame_count} frames ({clips.length} clips) but the video lasts {info.duration:.1f} "
+                        f"s in the annotations ({expected} clips expected at fps {grid.fps:g}); off by {drift:+.1f} "
+                        "s: another video, or a wrong duration?", info.video_id)], clips.length
+    return [], clips.length
 
 
 def _orphan_features(features_dir: Path, ext: str, aset: AnnotationSet) -> list[Problem]:

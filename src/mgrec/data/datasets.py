@@ -16,10 +16,13 @@ inside it, so a replica never becomes a duplicate target.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from mgrec.config import Config
+from mgrec.data.videos import VideoClips, find_video
 from mgrec.records import Segment
 from mgrec.timeline import FeatureGrid
 
@@ -27,7 +30,9 @@ from mgrec.timeline import FeatureGrid
 @dataclass
 class VideoSample:
     video_id: str
-    features: np.ndarray  # (T, C) float32
+    # (T, C) float32; end to end, the video's clips (`mgrec.data.videos.VideoClips`, shape (T, F, H, W, 3),
+    # slicing decodes): a crop is cut the same way from either
+    features: np.ndarray
     segments: np.ndarray  # (N, 2) float64, level-0 grid units (fractional feature indices)
     labels: np.ndarray  # (N,) int64, 0-based class ids
     grid: FeatureGrid
@@ -41,6 +46,15 @@ class VideoSample:
 class Crop:
     video_index: int
     start: int  # first feature step of the crop
+
+
+def video_clips(config: Config, video_id: str, fps: float | None) -> VideoClips:
+    """End to end: the video of `video_id` in data.videos as clips on the feature grid (decoded when
+    sliced); its fps must be the annotations'."""
+    path = find_video(Path(config.data.videos), video_id)
+    return VideoClips.open(path, stride=config.data.stride, window=config.data.window,
+                           frames_per_clip=config.backbone.frames_per_clip, image_size=config.backbone.image_size,
+                           expected_fps=config.data.fps if config.data.fps is not None else fps)
 
 
 def segments_to_grid(segments: list[Segment], grid: FeatureGrid) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +132,7 @@ def crop_targets(
 class CropItem:
     """One training crop before batching: its features and its targets in crop grid units."""
 
-    features: np.ndarray  # (L, C) float32, L <= the crop length
+    features: np.ndarray  # (L, C) float32 (end to end: (L, F, H, W, 3) uint8 clips), L <= the crop length
     segments: np.ndarray  # (N, 2) float64
     labels: np.ndarray  # (N,) int64
 
@@ -131,7 +145,7 @@ def cut_crop(sample: VideoSample, start: int, crop_len: int, keep_fraction: floa
 
 @dataclass
 class Batch:
-    features: torch.Tensor  # (B, C, T) float32
+    features: torch.Tensor  # (B, C, T) float32; end to end: clips (B, T, F, H, W, 3) uint8
     mask: torch.Tensor  # (B, 1, T) bool
     segments: list[torch.Tensor]  # per item (N_i, 2) level-0 grid units
     labels: list[torch.Tensor]  # per item (N_i,)
@@ -150,11 +164,18 @@ def make_batch(
         else cut_crop(samples[crop.video_index], crop.start, crop_len, keep_fraction)
         for crop in crops
     ]
-    dim = items[0].features.shape[1]
-    features = torch.zeros(len(crops), dim, crop_len)
+    first = items[0].features
+    clips = first.ndim == 5  # decoded clips, end to end: kept uint8 and time-first (the encoder reads them so)
+    if clips:
+        features = torch.zeros(len(crops), crop_len, *first.shape[1:], dtype=torch.uint8)
+    else:
+        features = torch.zeros(len(crops), first.shape[1], crop_len)
     mask = torch.zeros(len(crops), 1, crop_len, dtype=torch.bool)
     for i, item in enumerate(items):
-        features[i, :, : len(item.features)] = torch.from_numpy(np.ascontiguousarray(item.features.T))
+        if clips:
+            features[i, : len(item.features)] = torch.from_numpy(item.features)
+        else:
+            features[i, :, : len(item.features)] = torch.from_numpy(np.ascontiguousarray(item.features.T))
         mask[i, 0, : len(item.features)] = True
     return Batch(features, mask, [torch.from_numpy(item.segments).float() for item in items],
                  [torch.from_numpy(item.labels) for item in items])

@@ -41,6 +41,7 @@ class FeatureSidecar:
     weights: str | None = None  # checkpoint file or model name the backbone was loaded from
     weights_sha256: str | None = None
     num_features: int | None = None  # T, filled in by write_features
+    frames_per_window: int | None = None  # a per-frame backbone read only this many frames of each window
 
 
 def sidecar_path(feature_path: str | Path) -> Path:
@@ -85,6 +86,7 @@ _SIDECAR_CHECKS = {
     "weights_sha256": (_optional(lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None),
                        "64 lower-case hex digits or null"),
     "num_features": (_optional(_positive_int), "a positive integer or null"),
+    "frames_per_window": (_optional(_positive_int), "a positive integer or null (every frame of a window)"),
 }
 _REQUIRED_FIELDS = [f.name for f in dataclasses.fields(FeatureSidecar) if f.default is dataclasses.MISSING]
 

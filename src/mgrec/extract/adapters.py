@@ -48,18 +48,29 @@ allocated, as `mgrec.model.memory` does for the detector.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from mgrec.config import Config
+from mgrec.data.features import read_sidecar
+from mgrec.data.videos import clip_frame_picks
 from mgrec.devices import autocast_dtype
 from mgrec.errors import InputError
-from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, file_sha256
+from mgrec.extract.video import batched, sliding_windows
 from mgrec.extract.videomae_convert import sinusoid_position_table
+from mgrec.model.end_to_end import ADAPTED_BACKBONE, split_state
+from mgrec.model.memory import available_bytes
+from mgrec.run import RunDir
 
 if TYPE_CHECKING:  # transformers is imported only where a model is built (it is slow to import)
     from transformers import VideoMAEConfig, VideoMAEModel
@@ -160,6 +171,10 @@ class AdaptedVideoMAE(nn.Module):
     decodes them, -> (batch, clips, C) pooled clip features (mean over tokens, then `fc_norm`
     where given). `tokens(pixels)`: normalised (clips, frames, 3, H, W) -> last hidden state.
     Build it with `add_adapters`."""
+
+    # Children whose weights are frozen: an end-to-end checkpoint leaves them out (`mgrec.model.end_to_end`).
+    frozen_prefixes = ("backbone", "fc_norm")
+    weights_sha256: str | None = None  # of the backbone's weights, set by `build_adapted_backbone`
 
     def __init__(self, backbone: VideoMAEModel, cfg: AdapterConfig, fc_norm: nn.LayerNorm | None = None,
                  checkpointing: bool = False, precision: str = "auto"):
@@ -290,6 +305,129 @@ def add_adapters(model: VideoMAEModel, cfg: AdapterConfig, fc_norm: nn.LayerNorm
     `add_adapters(vm.encoder, cfg, fc_norm=vm.fc_norm)`."""
     adapted = AdaptedVideoMAE(model, cfg, fc_norm, checkpointing, precision)
     return adapted.to(next(model.parameters()).device)
+
+
+# --------------------------------------------------------------------------------------------
+# The adapted backbone of a config (`data.videos`, `backbone.*`), for training and for a trained run
+
+RANDOM_INIT = "random-init"
+
+
+def build_adapted_backbone(config: Config, device: str | torch.device = "cpu") -> AdaptedVideoMAE:
+    """The config's VideoMAE (`backbone.weights`) with fresh adapters (seeded by `seed`), on `device`.
+
+    `backbone.random_init`: the folder holds config.json only and the weights are drawn from `seed`,
+    so the same config rebuilds the same backbone (the run's detection does). InputError naming
+    `backbone.*` for a folder, size or clip length this VideoMAE cannot take, and naming
+    data.feature_dim when it is not the backbone's hidden size."""
+    backbone = config.backbone
+    folder = Path(backbone.weights)
+    device = torch.device(device)
+    if backbone.random_init:
+        from transformers import VideoMAEConfig, VideoMAEModel
+
+        if (folder / "model.safetensors").exists():
+            raise InputError(f"backbone.random_init: {folder} holds model.safetensors; set backbone.random_init "
+                             "to false to train with those weights")
+        if not (folder / "config.json").is_file():
+            raise InputError(f"backbone.weights: {folder} has no config.json (the VideoMAE's shape)")
+        try:
+            videomae_config = VideoMAEConfig.from_json_file(folder / "config.json")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{folder / 'config.json'}: not a VideoMAE config: {exc}") from None
+        videomae_config._attn_implementation = "sdpa"
+        torch.manual_seed(config.seed)
+        model, fc_norm = VideoMAEModel(videomae_config).eval().to(device), None
+        # no weights file to hash: the shape and the seed are what make these weights
+        weights_sha256 = hashlib.sha256(
+            f"{RANDOM_INIT}:{file_sha256(folder / 'config.json')}:seed={config.seed}".encode()).hexdigest()
+    else:
+        loaded = VideoMAE(folder, device)
+        model, fc_norm, weights_sha256 = loaded.encoder, loaded.fc_norm, loaded.weights_sha256
+    shape = model.config
+    if shape.hidden_size != config.data.feature_dim:
+        raise InputError(f"data.feature_dim: {config.data.feature_dim}, but the backbone {folder} has "
+                         f"{shape.hidden_size} channels; set data.feature_dim: {shape.hidden_size}")
+    if backbone.frames_per_clip % shape.tubelet_size:
+        raise InputError(f"backbone.frames_per_clip: {backbone.frames_per_clip}; the backbone {folder} takes a "
+                         f"multiple of its tubelet size {shape.tubelet_size}")
+    if backbone.image_size < shape.patch_size:
+        raise InputError(f"backbone.image_size: {backbone.image_size}; the backbone {folder} needs at least its "
+                         f"patch size {shape.patch_size}")
+    adapters = AdapterConfig(kind=backbone.adapter, blocks=backbone.block_list(), ratio=backbone.adapter_ratio,
+                             kernel=backbone.adapter_kernel)
+    adapters.check(shape.num_hidden_layers, shape.hidden_size, key="backbone.adapter")
+    torch.manual_seed(config.seed)  # the adapters' own initialisation, the same on every rebuild
+    adapted = add_adapters(model, adapters, fc_norm, checkpointing=backbone.checkpointing,
+                           precision=config.train.precision)
+    adapted.weights_sha256 = weights_sha256
+    return adapted
+
+
+def check_training_memory(config: Config, adapted: AdaptedVideoMAE, device: torch.device, processes: int = 1,
+                          available: int | None = None) -> str:
+    """Refuse (InputError with the numbers) an end-to-end training step that cannot fit on `device`,
+    else return the line that says what it is expected to take (`mgrec train` prints it first)."""
+    device = torch.device(device)
+    dtype = autocast_dtype(device, config.train.precision) or torch.float32
+    batch = max(1, config.train.batch_size // processes)
+    if available is None:
+        available = (torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_bytes())
+    plan = (adapted.backbone.config, config.backbone.image_size, config.backbone.frames_per_clip,
+            config.data.max_seq_len, batch, config.backbone.checkpointing, dtype)
+    if available is not None:
+        check_end_to_end_fits(*plan, available, adapted.config, what="an end-to-end training step",
+                              device_type=device.type)
+    needed = estimate_end_to_end_bytes(*plan, adapted.config, device_type=device.type)
+    recompute = "checkpointing" if config.backbone.checkpointing else "no checkpointing"
+    room = f"{available / 2**30:.1f} GiB available" if available is not None else "available memory unknown"
+    return (f"end-to-end training step on {device}: about {needed / 2**30:.1f} GiB estimated per process for "
+            f"{batch} x {config.data.max_seq_len} clips of {config.backbone.frames_per_clip} frames at "
+            f"{config.backbone.image_size} px ({recompute}, {str(dtype).removeprefix('torch.')}), {room}")
+
+
+class AdaptedBackbone(Backbone):
+    """A trained end-to-end run's backbone (its VideoMAE with the adapters of one checkpoint) as an
+    extraction backbone: `mgrec extract --run`, and detection on raw video, write the features its
+    detector reads. Clips are made as in training (`clip_frame_picks` of each window)."""
+
+    name = ADAPTED_BACKBONE
+
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu"):
+        run = RunDir(run_dir)
+        run.require_finished(checkpoint)
+        run.read_format_version()
+        config = run.read_config()
+        if not config.end_to_end:
+            raise InputError(f"{run.path} was trained on feature files, not end to end (no data.videos): its "
+                             "features are made by `mgrec extract` with the run's feature recipe")
+        recipe = read_sidecar(run.recipe_path) if run.recipe_path.exists() else None
+        self.model = build_adapted_backbone(config, device)
+        if recipe is not None and recipe.weights_sha256 != self.model.weights_sha256:
+            raise InputError(f"the backbone {config.backbone.weights} is not the one {run.path} was trained with "
+                             f"(sha256 {self.model.weights_sha256}, the run recorded {recipe.weights_sha256})")
+        weights, _ = run.read_weights(checkpoint, use_ema=True)
+        _, encoder_state = split_state(weights, str(run.weights_path(checkpoint)))
+        adapter_state = {k.removeprefix("adapters."): v for k, v in encoder_state.items()}
+        self.model.load_adapter_state_dict(adapter_state, source=str(run.weights_path(checkpoint)))
+        self.model.eval()
+        self.device = torch.device(device)
+        self.frames_per_clip = config.backbone.frames_per_clip
+        self.clip_batch = config.backbone.clip_batch
+        self.dim = config.data.feature_dim
+        self.image_size = config.backbone.image_size
+        self.weights = run.weights_path(checkpoint)
+        # Features depend on the backbone and on this checkpoint's adapters: both go into the recipe's hash.
+        self.weights_sha256 = hashlib.sha256(
+            f"{self.model.weights_sha256}:{file_sha256(self.weights)}".encode()).hexdigest()
+
+    @torch.inference_mode()
+    def window_features(self, frames, window, stride, batch) -> Iterator[np.ndarray]:
+        picks = clip_frame_picks(window, self.frames_per_clip)
+        clips = (np.stack([clip[i] for i in picks]) for clip in sliding_windows(frames, window, stride))
+        for chunk in batched(clips, batch):
+            pixels = torch.from_numpy(np.stack(chunk))[None].to(self.device)
+            yield from self.model(pixels)[0].float().cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mgrec.data.videos import clip_frame_picks
 from mgrec.errors import InputError
 from mgrec.extract.video import batched, sliding_windows
 
@@ -59,6 +60,21 @@ def _to_device(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return pixels.permute(0, 3, 1, 2).float()
 
 
+def window_offsets(window: int, stride: int, frames_per_window: int | None) -> np.ndarray:
+    """The frames of a window [0, window) a per-frame backbone averages: all of them (None), or
+    `frames_per_window` spread evenly over the window on multiples of `stride` where there are enough
+    of them, so that consecutive windows share their frames and the network runs on 1 in `stride`
+    frames of the video (16-frame windows every 4 frames, 4 per window: frames 0, 4, 8, 12 of each)."""
+    if frames_per_window is None:
+        return np.arange(window)
+    if not 1 <= frames_per_window <= window:
+        raise InputError(f"--frames-per-window {frames_per_window}: expected 1 to the window's {window} frames")
+    aligned = (window - 1) // stride + 1  # the multiples of stride inside a window
+    if frames_per_window <= aligned:  # spacing >= 1 between the rounded positions: all distinct
+        return stride * np.round(np.linspace(0, aligned - 1, frames_per_window)).astype(int)
+    return np.round(np.linspace(0, window - 1, frames_per_window)).astype(int)
+
+
 class Backbone(ABC):
     """A frozen network that turns a video's frames into one feature per complete window."""
 
@@ -67,6 +83,12 @@ class Backbone(ABC):
     image_size: int  # frames must be image_size x image_size
     weights: Path
     weights_sha256: str
+    frames_per_window: int | None = None  # a per-frame network: the frames of a window it reads (None: all)
+
+    def frame_needed(self, window: int, stride: int) -> Callable[[int], bool] | None:
+        """Which frames of the video the network reads (None: every one): the others need not be
+        converted after decoding (`iter_frames`' keep)."""
+        return None
 
     @abstractmethod
     def window_features(
@@ -116,14 +138,46 @@ class EfficientNetLite0(Backbone):
             maps = self.model.extract_features(pixels)
         return maps.float().mean(dim=(2, 3)).cpu().numpy()
 
-    def window_features(self, frames, window, stride, batch):
-        def per_frame() -> Iterator[np.ndarray]:
-            # `batch` counts frames here: CPUs run this CNN fastest on small batches.
-            for chunk in batched(frames, batch):
-                yield from self.frame_embeddings(chunk)
+    def frame_needed(self, window, stride):
+        if self.frames_per_window is None:
+            return None
+        offsets = window_offsets(window, stride, self.frames_per_window)
+        first = {}  # residue mod stride -> the smallest offset with it: frame f is read iff some window holds it there
+        for offset in sorted(offsets.tolist()):
+            first.setdefault(offset % stride, offset)
+        return lambda index: index % stride in first and index >= first[index % stride]
 
-        for embeddings in sliding_windows(per_frame(), window, stride):
-            yield np.mean(embeddings, axis=0, dtype=np.float32)
+    def window_features(self, frames, window, stride, batch):
+        if self.frames_per_window is None:
+            def per_frame() -> Iterator[np.ndarray]:
+                # `batch` counts frames here: CPUs run this CNN fastest on small batches.
+                for chunk in batched(frames, batch):
+                    yield from self.frame_embeddings(chunk)
+
+            for embeddings in sliding_windows(per_frame(), window, stride):
+                yield np.mean(embeddings, axis=0, dtype=np.float32)
+            return
+        offsets = window_offsets(window, stride, self.frames_per_window)
+        needed = self.frame_needed(window, stride)
+
+        def some_frames() -> Iterator[np.ndarray | None]:
+            # frames the windows do not read stay None (not converted at decoding, not run through the CNN)
+            chunk = []
+            for index, frame in enumerate(frames):
+                chunk.append(frame if needed(index) else None)
+                if sum(item is not None for item in chunk) == batch:
+                    yield from self._embed_some(chunk)
+                    chunk = []
+            yield from self._embed_some(chunk)
+
+        for embeddings in sliding_windows(some_frames(), window, stride):
+            yield np.mean(np.stack([embeddings[i] for i in offsets]), axis=0, dtype=np.float32)
+
+    def _embed_some(self, chunk: list[np.ndarray | None]) -> Iterator[np.ndarray | None]:
+        real = [frame for frame in chunk if frame is not None]
+        embedded = iter(self.frame_embeddings(real)) if real else iter(())
+        for frame in chunk:
+            yield None if frame is None else next(embedded)
 
 
 class VideoMAE(Backbone):
@@ -202,7 +256,7 @@ class VideoMAE(Backbone):
                 f"window {window}: this VideoMAE takes {self.num_frames} frames per clip; use a window >= that"
             )
         # A longer window is sampled uniformly down to the model's clip length.
-        picks = np.linspace(0, window - 1, self.num_frames).round().astype(int)
+        picks = clip_frame_picks(window, self.num_frames)
         clips = ([clip[i] for i in picks] for clip in sliding_windows(frames, window, stride))
         for chunk in batched(clips, batch):
             yield from self.clip_features(chunk)
@@ -212,15 +266,23 @@ VIDEO_BACKBONES: dict[str, Callable[[Path | None, torch.device, int | None], Bac
     "efficientnet-lite0": lambda weights, device, size: EfficientNetLite0(weights, device, size or 224),
     "videomae": VideoMAE,
 }
+PER_FRAME_BACKBONES = ("efficientnet-lite0",)  # those that take --frames-per-window
 
 
 def load_backbone(
-    name: str, weights: str | Path | None, device: str | torch.device, image_size: int | None
+    name: str, weights: str | Path | None, device: str | torch.device, image_size: int | None,
+    frames_per_window: int | None = None,
 ) -> Backbone:
-    """Build a registered backbone on `device`; `image_size` None means the backbone's native size."""
+    """Build a registered backbone on `device`; `image_size` None means the backbone's native size.
+    `frames_per_window`: a per-frame backbone reads only that many frames of each window (`window_offsets`)."""
     if name not in VIDEO_BACKBONES:
         raise InputError(f"backbone '{name}': unknown; choose one of {', '.join(VIDEO_BACKBONES)}")
+    if frames_per_window is not None and name not in PER_FRAME_BACKBONES:
+        raise InputError(f"--frames-per-window: backbone {name} samples its own clip length from each window; the "
+                         f"option is for {', '.join(PER_FRAME_BACKBONES)}")
     weights = None if weights is None else Path(weights)
     if weights is not None and not weights.exists():
         raise InputError(f"{weights}: weights not found")
-    return VIDEO_BACKBONES[name](weights, torch.device(device), image_size)
+    model = VIDEO_BACKBONES[name](weights, torch.device(device), image_size)
+    model.frames_per_window = frames_per_window
+    return model

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from mgrec.data.features import FeatureSidecar, load_features, read_sidecar, sidecar_path, write_features
 from mgrec.errors import InputError
+from mgrec.extract.backbones import Backbone, window_offsets
 from mgrec.extract.pose import POSE, extract_poses
 from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
 from mgrec.extract.video import (
@@ -39,6 +40,7 @@ from mgrec.extract.video import (
     video_id,
 )
 from mgrec.files import check_writable
+from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
 from mgrec.timeline import FeatureGrid
@@ -73,10 +75,11 @@ def is_video(path: str | Path) -> bool:
 
 
 def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, device: str = "cpu",
-                        progress: bool = False, stream: str | None = None) -> list[Path]:
+                        progress: bool = False, stream: str | None = None, checkpoint: str = "best") -> list[Path]:
     """Features for raw videos, made exactly as a run's training features were (backbone, size,
     window, stride: its `feature_recipe.json`), for detecting with that run. `stream`: of a run with
-    several input streams, the recipe of that stream (`feature_recipe_<stream>.json`; None: the grid stream's)."""
+    several input streams, the recipe of that stream (`feature_recipe_<stream>.json`; None: the grid stream's).
+    An end-to-end run's features come from its backbone with the adapters of `checkpoint`."""
     run = RunDir(run_dir)
     path = run.stream_recipe_path(stream)
     which = f"stream {stream!r}'s" if stream is not None else "its"
@@ -86,6 +89,8 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
                          "files instead" + (" (--stream NAME=FOLDER for each other stream)" if stream else ""))
     recipe = read_sidecar(path)
     name, _, size = recipe.backbone.partition("@")
+    if name == ADAPTED_BACKBONE:
+        return [r.feature_path for r in extract_with_run(run_dir, videos, out_dir, checkpoint, device, progress)]
     if name not in backbone_names() or name == "skeleton":
         raise InputError(f"{run.path} was trained on {recipe.backbone!r} features ({which}), which mgrec cannot "
                          "make from a video; pass feature files instead"
@@ -93,8 +98,22 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
     if recipe.weights and not Path(recipe.weights).exists():
         raise InputError(f"the run's feature weights {recipe.weights} are not on this machine")
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
-                      stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress)
+                      stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress,
+                      frames_per_window=recipe.frames_per_window)
     return [r.feature_path for r in results]
+
+
+def extract_with_run(run_dir: str | Path, videos: Iterable[str | Path], out_dir: str | Path, checkpoint: str = "best",
+                     device: str = "cpu", progress: bool = True) -> list[ExtractResult]:
+    """`mgrec extract --run RUN`: the features an end-to-end run's detector reads (its backbone with the
+    adapters of `checkpoint`, its window, stride and clip sampling), so that a user can go on with
+    feature-based training; resumable like any extraction (the recipe's hash covers the adapters)."""
+    from mgrec.extract.adapters import AdaptedBackbone
+
+    config = RunDir(run_dir).read_config()
+    model = AdaptedBackbone(run_dir, checkpoint, _device_for_this_process(device))
+    return extract_videos(videos, out_dir, window=config.data.window, stride=config.data.stride,
+                          batch=config.backbone.clip_batch, progress=progress, model=model)
 
 
 def backbone_names() -> list[str]:
@@ -115,10 +134,13 @@ def extract(
     batch: int = 8,
     fps: float | None = None,
     progress: bool = True,
+    frames_per_window: int | None = None,
 ) -> list[ExtractResult]:
     """Dispatch to `extract_skeletons` for backbone 'skeleton', to `mgrec.extract.pose.extract_poses` for
     'pose' (`device` and `batch` do not apply: MediaPipe runs on the CPU, frame by frame), else to `extract_videos`."""
     check_writable(out_dir, is_dir=True)  # before any work: an --out that is a file, read-only, a full disk
+    if frames_per_window is not None and backbone in (SKELETON, POSE):
+        raise InputError(f"--frames-per-window: backbone {backbone} reads every frame of a window")
     if backbone == SKELETON:
         if weights is not None or size is not None:
             raise InputError("backbone skeleton: takes no --weights or --size (it reads joint positions)")
@@ -129,7 +151,8 @@ def extract(
         if weights is not None or size is not None:
             raise InputError("backbone pose: takes no --weights or --size (MediaPipe's models; frames at their size)")
         return extract_poses(inputs, out_dir, window, stride, progress)
-    return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress)
+    return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress,
+                          frames_per_window=frames_per_window)
 
 
 def _check_windowing(window: int, stride: int) -> None:
@@ -139,7 +162,7 @@ def _check_windowing(window: int, stride: int) -> None:
 
 
 def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
-                      fps: float | None = None) -> FeatureSidecar | None:
+                      fps: float | None = None, frames_per_window: int | None = None) -> FeatureSidecar | None:
     """The sidecar of a complete feature file made with this recipe, or None (then: extract).
 
     The sidecar is written last, so its presence means the feature file is complete.
@@ -151,8 +174,8 @@ def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | N
         done = read_sidecar(meta_path)
     except InputError:
         return None  # an unreadable sidecar is replaced, like a missing one
-    recipe = (backbone, weights_sha256, window, stride)
-    same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride) == recipe
+    recipe = (backbone, weights_sha256, window, stride, frames_per_window)
+    same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
     return done if same_recipe and same_fps else None
 
@@ -208,6 +231,8 @@ def extract_videos(
     device: str = "cpu",
     batch: int = 8,
     progress: bool = True,
+    model: Backbone | None = None,
+    frames_per_window: int | None = None,
 ) -> list[ExtractResult]:
     """Extract features of video files (folders are searched recursively for .mp4 .avi .mkv .mov .webm).
 
@@ -215,7 +240,11 @@ def extract_videos(
     efficientnet-lite0; a VideoMAE takes only its config's image_size). `batch`: frames per
     forward pass for efficientnet-lite0, clips per forward pass for videomae. `weights`: a
     checkpoint file (efficientnet-lite0; default: the packaged ImageNet weights) or a Hugging
-    Face folder (videomae). The sidecar's backbone reads e.g. 'efficientnet-lite0@224'.
+    Face folder (videomae). The sidecar's backbone reads e.g. 'efficientnet-lite0@224'. `model`: a
+    backbone built by the caller (then `backbone`, `weights`, `size` and `device` are not used).
+    `frames_per_window`: efficientnet-lite0 averages only that many frames of each window, on frames the
+    windows share (`backbones.window_offsets`: 4 of 16 with stride 4 run the CNN on a quarter of the
+    frames); recorded in the sidecar, so it is a recipe of its own.
     """
     from mgrec.extract.backbones import load_backbone
 
@@ -224,20 +253,23 @@ def extract_videos(
         raise InputError(f"--batch must be at least 1, got {batch}")
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     out_dir = Path(out_dir)
-    model = load_backbone(backbone, weights, _device_for_this_process(device), size)
+    model = model or load_backbone(backbone, weights, _device_for_this_process(device), size, frames_per_window)
     recipe_name = f"{model.name}@{model.image_size}"
+    if model.frames_per_window is not None:
+        window_offsets(window, stride, model.frames_per_window)  # refused here, before any video is decoded
 
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
-        done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride)
+        done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
+                                 frames_per_window=model.frames_per_window)
         if done is not None:
             results.append(_skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
         try:
             stream = probe_video(path)
-            frames = _Counter(iter_frames(path, model.image_size))
+            frames = _Counter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
             # A second bar inside the video: an hour of video is minutes of work even on a GPU.
             with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
                       disable=not progress) as frame_bar:
@@ -258,6 +290,7 @@ def extract_videos(
             frames=frames.count,
             weights=str(model.weights),
             weights_sha256=model.weights_sha256,
+            frames_per_window=model.frames_per_window,
         )
         write_features(feature_path, np.stack(features).astype(np.float32), sidecar)
         results.append(

@@ -1,12 +1,9 @@
-"""Streaming video decoding with PyAV, and the sliding windows that feature extraction runs on.
+"""Inputs of feature extraction: collecting video files, sharding them across processes, and
+decoding in a background thread (`prefetch`) so that decoding overlaps the network's compute.
 
-Frames are decoded at the video's native frame rate, one at a time, and resized straight to
-size x size (aspect ratio not kept), as the paper ("all frames are resized to 224x224") and the
-official VideoMAE V2 feature extraction do. Nothing holds the whole video: `sliding_windows`
-keeps a ring buffer of `window` items, and `prefetch` decodes in a background thread into a
-bounded queue so that decoding overlaps the network's compute.
-
-There is no OpenCV fallback: PyAV reads every container and codec FFmpeg knows.
+The decoding itself (`iter_frames`, `probe_video`, `sliding_windows`, ...) lives in
+`mgrec.data.videos`, where end-to-end training can use it too; it is imported here so that
+`mgrec.extract.video` keeps offering it.
 """
 
 from __future__ import annotations
@@ -14,33 +11,23 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
-
+from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importers use them from here)
+    MODALITY_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VideoStream,
+    batched,
+    iter_frames,
+    probe_video,
+    sliding_windows,
+    video_id,
+)
 from mgrec.errors import InputError
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
-
-# SMG names its files SampleXXXX_color.mp4, SampleXXXX_skeleton.csv, ... while the annotations
-# use SampleXXXX; dropping these suffixes gives features the ids the annotations use.
-MODALITY_SUFFIXES = ("_color", "_skeleton")
-
 Item = TypeVar("Item")
-
-
-def video_id(path: Path) -> str:
-    """The id a video's features are stored under: the file stem without an SMG modality suffix."""
-    stem = path.stem
-    for suffix in MODALITY_SUFFIXES:
-        if stem.endswith(suffix) and len(stem) > len(suffix):
-            return stem[: -len(suffix)]
-    return stem
 
 
 def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: str) -> list[Path]:
@@ -83,81 +70,6 @@ def shard_for_this_process(items: list[Item]) -> list[Item]:
     if not 0 <= rank < world_size:
         raise InputError(f"environment: RANK={rank} must lie in [0, WORLD_SIZE={world_size})")
     return items[rank::world_size]
-
-
-@dataclass(frozen=True)
-class VideoStream:
-    path: Path
-    fps: float
-    width: int
-    height: int
-    declared_frames: int  # from the container header; 0 when the container does not say
-
-
-def probe_video(path: Path) -> VideoStream:
-    """Open a video and read its first video stream's frame rate and size."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path}: no video stream in this file")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            if not rate or rate <= 0:
-                raise InputError(f"{path}: the video stream has no frame rate")
-            return VideoStream(
-                path, float(rate), stream.codec_context.width, stream.codec_context.height, stream.frames
-            )
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
-
-
-def iter_frames(path: Path, size: int | None) -> Iterator[np.ndarray]:
-    """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
-    at the video's own size and aspect (what a landmark model wants: `mgrec.extract.pose`).
-
-    Raises InputError naming the file and the frame index where decoding failed, including a
-    stream that ends before the number of frames its container declares (a truncated file).
-    """
-    import av
-
-    index = 0
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
-            for frame in container.decode(stream):
-                # swscale's bilinear filter widens with the scale factor, so downscaling is anti-aliased.
-                yield frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
-                index += 1
-            declared = stream.frames
-    except av.FFmpegError as exc:
-        raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}") from None
-    if declared and index < declared:
-        raise InputError(
-            f"{path}: decoding stopped at frame {index}, but the container declares {declared} frames (truncated file?)"
-        )
-
-
-def sliding_windows(items: Iterable[Item], window: int, stride: int) -> Iterator[list[Item]]:
-    """Windows [i*stride, i*stride + window) over a stream, complete windows only.
-
-    Keeps only the last `window` items (a ring buffer). Consumes the whole stream, so that a
-    decoding error after the last complete window still surfaces.
-    """
-    buffer: deque[Item] = deque(maxlen=window)
-    for count, item in enumerate(items, start=1):
-        buffer.append(item)
-        if count >= window and (count - window) % stride == 0:
-            yield list(buffer)
-
-
-def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Consecutive lists of `size` items (the last one may be shorter)."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 _DONE = object()

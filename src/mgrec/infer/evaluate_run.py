@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = False,
     precision: str = "auto",
+    features: str | Path | None = None,
 ) -> dict:
     """Score the run on `split`; the F1 threshold is the one tuned on val at training, or re-tuned on `tune_on`.
 
@@ -116,9 +118,17 @@ def evaluate_run(
     eval_<split>_last.json and detections_<split>_last.json. `device`: auto, cpu, cuda or cuda:N;
     `progress`: a bar over the videos (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
     the one used is recorded in both files (key `inference_precision`: "fp32" or "bf16"; `precision` is F1's).
+    `features`: the folder of the split's feature files instead of the run's data.features (an end-to-end
+    run's, made with its adapters: `mgrec.extract.run.extract_with_run`).
     """
     run = RunDir(run_dir)
     detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
+    if features is not None:
+        detector.config = dataclasses.replace(detector.config,
+                                              data=dataclasses.replace(detector.config.data, features=str(features)))
+    elif detector.config.end_to_end:
+        raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
+                         "(`mgrec evaluate` does so)")
     threshold, tuned_on = detector.postprocess.score_threshold, detector.threshold_tuned_on
     if tune_on is not None:
         if tune_on == split:

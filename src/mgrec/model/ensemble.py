@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from mgrec.config import Config, ModelConfig
 from mgrec.model.detector import Detector, DetectorOutput, build_detector, upgrade_state_dict
+from mgrec.model.end_to_end import split_state
 from mgrec.run import RunDir, load_into
 
 # Probabilities are kept inside [EPS, 1 - EPS] before the logit: it stays finite.
@@ -73,5 +74,7 @@ def load_run_network(run: RunDir, checkpoint: str = "best") -> tuple[Config, lis
     ensemble = run.read_ensemble()
     model = build_model(config.model, ensemble["members"] if ensemble else None)
     weights, _ = run.read_weights(checkpoint, use_ema=True)
+    if config.end_to_end:  # its features come from the adapted backbone (extraction reads the adapters)
+        weights, _ = split_state(weights, str(run.weights_path(checkpoint)))
     load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)
     return config, classes, model.eval()

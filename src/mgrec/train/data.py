@@ -9,7 +9,7 @@ import numpy as np
 from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.check import check_dataset, videos_to_drop
-from mgrec.data.datasets import VideoSample, segments_to_grid
+from mgrec.data.datasets import VideoSample, segments_to_grid, video_clips
 from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.records import AnnotationSet, Segment
@@ -56,7 +56,8 @@ def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: 
         if video_id in exclude:
             continue
         info = annotations.videos[video_id]
-        features = load_video_streams(config.data, video_id, info.fps)
+        features = video_clips(config, video_id, info.fps) if config.end_to_end else \
+            load_video_streams(config.data, video_id, info.fps)
         grid = config.data.grid(info.fps)
         segments = annotations.segments.get(video_id, [])
         grid_segments, labels = segments_to_grid(segments, grid)

@@ -70,6 +70,10 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     if out_run.path.exists() and any(out_run.path.iterdir()):
         raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
     loaded = [(path, *load_member(path)) for path in paths]
+    for path, config, *_ in loaded:
+        if config.end_to_end:  # each member reads its own adapted features: one feature input cannot serve them
+            raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
+                             "files (`mgrec extract --run` makes a run's features, for feature-based training)")
     for path, config, classes, _ in loaded[1:]:
         check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
     _, config, classes, _ = loaded[0]

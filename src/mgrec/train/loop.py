@@ -12,7 +12,6 @@ the epochs that an uninterrupted run would have done.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -36,6 +35,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector, upgrade_state_dict
+from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir, load_into
@@ -142,11 +142,34 @@ class MetricsLog:
 def validate(model, split, config: Config, classes: list[str]) -> tuple[dict, dict]:
     """Ranked detections on `split` -> score threshold tuned on it -> scores."""
     ranked = {
-        s.video_id: detect_video(model, s.features, s.grid, config.postprocess, classes, s.video_id)
+        s.video_id: detect_video(detector_of(model), sample_features(model, s, config), s.grid, config.postprocess,
+                                 classes, s.video_id)
         for s in split.samples
     }
     threshold = tune_score_threshold(split.ground_truth, ranked)
     return score(split.ground_truth, ranked, classes, threshold, split="val"), ranked
+
+
+def sample_features(model: torch.nn.Module, sample: VideoSample, config: Config) -> np.ndarray:
+    """A whole video's features (T, C): its feature file's, or, end to end, its clips through the encoder
+    (every clip, in order, `backbone.clip_batch` at a time)."""
+    if not isinstance(model, EndToEndDetector):
+        return sample.features
+    device = next(model.detector.parameters()).device
+    parts = []
+    with torch.no_grad():
+        for clips in sample.features.iter_clips(config.backbone.clip_batch):
+            parts.append(model.encoder(torch.from_numpy(clips)[None].to(device))[0].float().cpu().numpy())
+    return np.concatenate(parts)
+
+
+def end_to_end_recipe(config: Config, encoder: torch.nn.Module, fps: float) -> FeatureSidecar:
+    """How an end-to-end run turns a video into the detector's features: the backbone's weights and the
+    run's own adapters (`mgrec extract --run`, and `detect`/`stream` on raw video, read it)."""
+    return FeatureSidecar(fps=fps, stride=config.data.stride, window=config.data.window,
+                          backbone=f"{ADAPTED_BACKBONE}@{config.backbone.image_size}", dim=config.data.feature_dim,
+                          frames=None, weights=config.backbone.weights,
+                          weights_sha256=getattr(encoder, "weights_sha256", None))
 
 
 def feature_recipe(stream: StreamConfig, video_id: str) -> FeatureSidecar | None:
@@ -157,19 +180,25 @@ def feature_recipe(stream: StreamConfig, video_id: str) -> FeatureSidecar | None
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, progress: bool = True,
-          inputs: list[Path] = ()) -> TrainResult:
+          inputs: list[Path] = (), encoder: torch.nn.Module | None = None) -> TrainResult:
     """Train `config` into the run directory `run_dir` (or continue it with `resume`).
 
     `inputs`: files the caller read the config from; training refuses to write over them. With
-    `pseudo_labels.unlabeled`, the labelling runs come first (`mgrec.train.pseudo`).
+    `pseudo_labels.unlabeled`, the labelling runs come first (`mgrec.train.pseudo`). End to end
+    (`data.videos`): `encoder` is the adapted backbone (`mgrec.extract.adapters.build_adapted_backbone`).
     """
+    if config.end_to_end and encoder is None:
+        raise InputError("data.videos: end-to-end training needs the adapted backbone; train with `mgrec train`, "
+                         "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
-        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs))
+        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
+                      encoder=encoder)
     with run.lock():
         if not resume:  # refused before any teacher trains, not after
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
-        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs))
+        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
+                      encoder=encoder)
 
 
 def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) -> tuple[list[VideoSample], dict | None]:
@@ -202,7 +231,7 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
 
 
 # What may change between a run and its --resume: where the data lies and which device trains it.
-RESUMABLE_CHANGES = ("data.annotations", "data.features", "train.device")
+RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbone.weights", "train.device")
 
 
 def check_same_config(run: RunDir, config: Config) -> None:
@@ -225,7 +254,8 @@ def check_same_config(run: RunDir, config: Config) -> None:
 
 
 def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path],
-           pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None) -> TrainResult:
+           pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None,
+           encoder: torch.nn.Module | None = None) -> TrainResult:
     started = time.time()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(config.train.device)
@@ -273,7 +303,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         run.write_classes(classes)
         # lets `mgrec detect` extract features from a raw video the same way: the grid stream's recipe in
         # feature_recipe.json, each other stream's in feature_recipe_<name>.json
-        for index, stream in enumerate(config.data.input_streams()):
+        if config.end_to_end:
+            recipe = end_to_end_recipe(config, encoder, train_split.samples[0].grid.fps)
+            run.write_recipe(dataclasses.asdict(recipe))
+            if config.backbone.random_init:
+                say(f"warning: backbone.random_init: the backbone {config.backbone.weights} has random weights "
+                    f"(seed {config.seed}); its features mean nothing for real video")
+        for index, stream in enumerate([] if config.end_to_end else config.data.input_streams()):
             recipe = feature_recipe(stream, train_split.samples[0].video_id)
             if recipe is not None:
                 run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
@@ -282,15 +318,17 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
 
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)
-    model = build_detector(config.model).to(device)
-    # refuse, with numbers, what cannot fit instead of failing in the allocator
+    detector = build_detector(config.model).to(device)
+    # refuse, with numbers, what cannot fit instead of failing in the allocator (the backbone of end-to-end
+    # training is planned by its builder, `mgrec.extract.adapters.check_training_memory`)
     check_fits(config.model, config.data.max_seq_len, max(1, config.train.batch_size // world), training=True,
-               what="a training batch", model=model)
+               what="a training batch", model=detector)
     if val_split.samples:  # validation detects in whole videos
         longest = max(val_split.samples, key=lambda sample: len(sample.features))
         check_fits(config.model, len(longest.features), 1, training=False,
-                   what=f"validating on video {longest.video_id}", model=model)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
+                   what=f"validating on video {longest.video_id}", model=detector)
+    model = EndToEndDetector(encoder.to(device), detector) if config.end_to_end else detector
+    ema = ema_copy(model)
     network = model
     if world > 1:
         network = torch.nn.parallel.DistributedDataParallel(
@@ -304,7 +342,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     warmup_steps = steps_per_epoch * config.train.warmup_epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup_steps, total_steps))
     criterion = DetectionLoss(config.train)
-    points = training_points(model, config, device)
+    points = training_points(detector, config, device)
     step = TrainStep(model, network, ema, optimizer, scheduler, criterion, points, config, device, rank, world)
 
     start_epoch, best = 0, {"epoch": -1, "value": -math.inf, "metrics": {}}

@@ -1,0 +1,327 @@
+"""Videos as data: streaming decoding with PyAV, and a video as clips on the feature grid.
+
+Frames are decoded at the video's native frame rate, one at a time, and resized straight to
+size x size (aspect ratio not kept), as the paper ("all frames are resized to 224x224") and the
+official VideoMAE V2 feature extraction do. Nothing holds the whole video: `sliding_windows`
+keeps a ring buffer of `window` items.
+
+`VideoClips` is one video seen as the clips of its feature grid: clip i samples
+`frames_per_clip` frames of window i, frames [i*stride, i*stride + window). Training reads a
+random crop of clips (`clips`, which seeks) and validation every clip (`iter_clips`, one pass);
+both give the same pixels that extraction (`mgrec.extract`) decodes from the same file.
+
+This lives in `data`, not `extract`, because end-to-end training decodes video and may not
+import `extract`. There is no OpenCV fallback: PyAV reads every container and codec FFmpeg knows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from mgrec.errors import InputError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+# SMG names its files SampleXXXX_color.mp4, SampleXXXX_skeleton.csv, ... while the annotations
+# use SampleXXXX; dropping these suffixes gives features the ids the annotations use.
+MODALITY_SUFFIXES = ("_color", "_skeleton")
+
+# The file names an annotation id may have as a video: `find_video`.
+VIDEO_NAME_SUFFIXES = ("", "_color")
+
+# How far a video's frame rate may be from the annotations' before their frame numbers disagree.
+FPS_TOLERANCE = 0.01
+
+Item = TypeVar("Item")
+
+
+def video_id(path: Path) -> str:
+    """The id a video's features are stored under: the file stem without an SMG modality suffix."""
+    stem = path.stem
+    for suffix in MODALITY_SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def find_video(folder: Path, video_id: str) -> Path:
+    """The video file of an annotation id in `folder` (not recursive): `{id}.mp4`, `{id}_color.mp4`, ...
+    with any extension of VIDEO_SUFFIXES in any case.
+
+    InputError when the folder holds none of those names, or more than one.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder (looking for the video of '{video_id}')")
+    stems = {video_id + suffix for suffix in VIDEO_NAME_SUFFIXES}
+    found = sorted(
+        path for path in folder.iterdir()
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.name[: -len(path.suffix)] in stems and path.is_file()
+    )
+    if not found:
+        names = ", ".join(video_id + suffix + ext for suffix in VIDEO_NAME_SUFFIXES for ext in VIDEO_SUFFIXES)
+        raise InputError(f"{folder}: no video for '{video_id}'; looked for {names} (extension in any case)")
+    if len(found) > 1:
+        raise InputError(
+            f"{folder}: two videos for '{video_id}': {found[0].name} and {found[1].name}; keep one of them"
+        )
+    return found[0]
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    path: Path
+    fps: float
+    width: int
+    height: int
+    declared_frames: int  # from the container header; 0 when the container does not say
+
+
+def probe_video(path: Path) -> VideoStream:
+    """Open a video and read its first video stream's frame rate and size."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: no video stream in this file")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            if not rate or rate <= 0:
+                raise InputError(f"{path}: the video stream has no frame rate")
+            return VideoStream(
+                path, float(rate), stream.codec_context.width, stream.codec_context.height, stream.frames
+            )
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
+
+
+def _to_rgb(frame, size: int | None) -> np.ndarray:
+    # swscale's bilinear filter widens with the scale factor, so downscaling is anti-aliased.
+    return frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+
+
+def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None = None
+                ) -> Iterator[np.ndarray | None]:
+    """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
+    at the video's own size and aspect (what a landmark model wants: `mgrec.extract.pose`).
+    `keep(index)` False: that frame is decoded (later frames depend on it) but not converted, and
+    None stands in its place (a backbone that reads only some frames of each window).
+
+    Raises InputError naming the file and the frame index where decoding failed, including a
+    stream that ends before the number of frames its container declares (a truncated file).
+    """
+    import av
+
+    index = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
+            for frame in container.decode(stream):
+                yield _to_rgb(frame, size) if keep is None or keep(index) else None
+                index += 1
+            declared = stream.frames
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}") from None
+    if declared and index < declared:
+        raise InputError(
+            f"{path}: decoding stopped at frame {index}, but the container declares {declared} frames (truncated file?)"
+        )
+
+
+def sliding_windows(items: Iterable[Item], window: int, stride: int) -> Iterator[list[Item]]:
+    """Windows [i*stride, i*stride + window) over a stream, complete windows only.
+
+    Keeps only the last `window` items (a ring buffer). Consumes the whole stream, so that a
+    decoding error after the last complete window still surfaces.
+    """
+    buffer: deque[Item] = deque(maxlen=window)
+    for count, item in enumerate(items, start=1):
+        buffer.append(item)
+        if count >= window and (count - window) % stride == 0:
+            yield list(buffer)
+
+
+def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of `size` items (the last one may be shorter)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def clip_frame_picks(window: int, frames_per_clip: int) -> np.ndarray:
+    """The frames of a window that its clip holds: `frames_per_clip` offsets spread uniformly over
+    [0, window - 1], first and last included (a longer window is sampled down to the model's clip)."""
+    if frames_per_clip < 1 or window < frames_per_clip:
+        raise InputError(
+            f"window {window}: a clip takes {frames_per_clip} frames of its window; use a window >= that (and >= 1)"
+        )
+    return np.linspace(0, window - 1, frames_per_clip).round().astype(int)
+
+
+def _count_packets(path: Path) -> int:
+    """Frames of the first video stream counted by demuxing (no decoding): for containers that do
+    not declare a frame count."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            # The demuxer ends with an empty flush packet, which is no frame.
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: cannot read the video (corrupt or truncated file?): {exc}") from None
+
+
+@dataclass(frozen=True)
+class VideoClips:
+    """One video as the sequence of clips on its feature grid, decoded on demand.
+
+    Clip i is window i, frames [i*stride, i*stride + window), sampled down to `frames_per_clip`
+    frames (`clip_frame_picks`), each resized to image_size x image_size RGB as `iter_frames`
+    does. Cheap to keep and to pickle (into DataLoader workers): it holds no open file.
+    """
+
+    path: Path
+    fps: float
+    frame_count: int
+    stride: int
+    window: int
+    frames_per_clip: int
+    image_size: int
+
+    @classmethod
+    def open(
+        cls, path: Path, *, stride: int, window: int, frames_per_clip: int, image_size: int,
+        expected_fps: float | None = None,
+    ) -> VideoClips:
+        """Probe `path`. `expected_fps` (the annotations' frame rate): refused when the video's
+        differs by more than 0.01 fps, since the annotations' frame numbers would not be this video's."""
+        path = Path(path)
+        for name, value in (("stride", stride), ("window", window), ("frames_per_clip", frames_per_clip),
+                            ("image_size", image_size)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{path}: {name} must be a positive integer, got {value!r}")
+        clip_frame_picks(window, frames_per_clip)
+        info = probe_video(path)
+        if expected_fps is not None and abs(info.fps - expected_fps) > FPS_TOLERANCE:
+            raise InputError(
+                f"{path}: the video runs at {info.fps:.3f} fps but its annotations at {expected_fps:.3f} fps; "
+                "re-encode the video or fix the annotations' fps"
+            )
+        frame_count = info.declared_frames or _count_packets(path)
+        return cls(path, info.fps, frame_count, stride, window, frames_per_clip, image_size)
+
+    @property
+    def length(self) -> int:
+        """The number of complete windows (feature steps) of the video."""
+        if self.frame_count < self.window:
+            return 0
+        return (self.frame_count - self.window) // self.stride + 1
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        """What `clips(0, length)` would return: (length, frames_per_clip, image_size, image_size, 3)."""
+        return (self.length, self.frames_per_clip, self.image_size, self.image_size, 3)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        """`video[a:b]`: the clips of windows a..b-1, clamped to the video as numpy slicing does (so
+        code written for a feature array, `features[start:start + crop]`, takes clips the same way)."""
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError(f"VideoClips takes a slice with step 1, got {key!r}")
+        start, stop, _ = key.indices(self.length)
+        if stop <= start:
+            return np.empty((0, *self.shape[1:]), dtype=np.uint8)
+        return self.clips(start, stop)
+
+    def clips(self, start: int, stop: int) -> np.ndarray:
+        """uint8 (stop - start, frames_per_clip, image_size, image_size, 3): the clips of windows
+        start..stop-1, decoding only their frames (from the keyframe at or before the first).
+
+        Frames are found by their timestamps, index = round((pts - stream start) * fps): this
+        assumes a constant frame rate, as the feature grid does.
+        """
+        if not 0 <= start < stop <= self.length:
+            raise InputError(f"{self.path}: clips [{start}, {stop}) outside the video's {self.length} windows")
+        picks = clip_frame_picks(self.window, self.frames_per_clip)
+        wanted = (np.arange(start, stop)[:, None] * self.stride + picks[None, :])  # (clips, frames_per_clip)
+        frames = self._decode(np.unique(wanted))
+        return np.stack([np.stack([frames[i] for i in row]) for row in wanted])
+
+    def _decode(self, needed: np.ndarray) -> dict[int, np.ndarray]:
+        """The frames with the (sorted) indices `needed`, resized; InputError for any that is missing."""
+        frames = self._decode_frames(needed, seek=needed[0] > 0)
+        if frames is None:  # the seek failed or landed past the first frame: read from the start instead
+            frames = self._decode_frames(needed, seek=False)
+        missing = set(needed.tolist()) - frames.keys()
+        if missing:
+            raise InputError(
+                f"{self.path}: frame {min(missing)} could not be decoded, but the video should have "
+                f"{self.frame_count} frames (truncated file?)"
+            )
+        return frames
+
+    def _decode_frames(self, needed: np.ndarray, seek: bool) -> dict[int, np.ndarray] | None:
+        """Decode from the keyframe at or before needed[0] (`seek`) or from the start, up to needed[-1].
+        None when seeking does not work for this file: the seek fails, or lands past needed[0]."""
+        import av
+
+        first, last = int(needed[0]), int(needed[-1])
+        needed_set = set(needed.tolist())
+        frames: dict[int, np.ndarray] = {}
+        index = first if seek else 0  # the next frame expected, for error messages
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
+                origin = stream.start_time or 0
+                seconds_per_tick = float(stream.time_base)
+                if seek:
+                    try:
+                        # In the stream's time base; backward: the keyframe at or before the target.
+                        container.seek(origin + int(first / self.fps / seconds_per_tick), stream=stream, backward=True)
+                    except av.FFmpegError:  # e.g. a raw elementary stream, which has no index to seek in
+                        return None
+                for number, frame in enumerate(container.decode(stream)):
+                    if frame.pts is not None:
+                        current = round((frame.pts - origin) * seconds_per_tick * self.fps)
+                    elif not seek:
+                        current = number  # no timestamps: counting is right when decoding from the start
+                    else:
+                        return None
+                    if seek and number == 0 and current > first:
+                        return None
+                    if current in needed_set:
+                        frames[current] = _to_rgb(frame, self.image_size)
+                    if current >= last:
+                        break
+                    index = max(index, current + 1)
+        except av.FFmpegError as exc:
+            raise InputError(
+                f"{self.path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}"
+            ) from None
+        return frames
+
+    def iter_clips(self, batch: int) -> Iterator[np.ndarray]:
+        """Every clip in order, in uint8 arrays of up to `batch` clips (n, frames_per_clip, S, S, 3):
+        one sequential pass over the video, holding only the last `window` frames."""
+        if batch < 1:
+            raise InputError(f"batch must be a positive integer, got {batch}")
+        picks = clip_frame_picks(self.window, self.frames_per_clip)
+        windows = sliding_windows(iter_frames(self.path, self.image_size), self.window, self.stride)
+        # A stream longer than its declared frame count has windows past `length`; they are not on
+        # the grid the rest of mgrec uses for this video (and the stream is still read to its end).
+        clips = (np.stack([frames[i] for i in picks]) for i, frames in enumerate(windows) if i < self.length)
+        for chunk in batched(clips, batch):
+            yield np.stack(chunk)

@@ -1,0 +1,211 @@
+"""mgrec.data.videos: decoding, and a video as clips of its feature grid (checked on real clips)."""
+
+import numpy as np
+import pytest
+
+from mgrec.data.videos import (
+    VideoClips,
+    batched,
+    clip_frame_picks,
+    find_video,
+    iter_frames,
+    probe_video,
+    sliding_windows,
+    video_id,
+)
+from mgrec.errors import InputError
+from mgrec.timeline import FeatureGrid
+
+SIZE = 32
+
+
+def reference_clips(path, stride, window, frames_per_clip, size=SIZE):
+    """Every clip the plain way: all frames in order, complete windows, the window's picks."""
+    picks = clip_frame_picks(window, frames_per_clip)
+    windows = sliding_windows(iter_frames(path, size), window, stride)
+    return np.stack([np.stack([frames[i] for i in picks]) for frames in windows])
+
+
+
+@pytest.mark.parametrize("length", [0, 5, 15, 16, 17, 19, 20, 21, 40, 121])
+@pytest.mark.parametrize("window,stride", [(16, 4), (16, 16), (8, 3), (1, 1), (4, 6)])
+def test_sliding_windows_are_the_complete_windows_of_the_feature_grid(length, window, stride):
+    items = list(range(length))
+    windows = list(sliding_windows(iter(items), window, stride))
+    brute_force = [items[s : s + window] for s in range(0, length - window + 1, stride)]
+    assert windows == brute_force
+    assert len(windows) == FeatureGrid(30.0, stride, window).num_windows(length)
+
+
+def test_sliding_windows_consume_the_whole_stream():
+    consumed = []
+
+    def stream():
+        for item in range(10):
+            consumed.append(item)
+            yield item
+
+    assert len(list(sliding_windows(stream(), 4, 4))) == 2  # items 8 and 9 belong to no window
+    assert consumed == list(range(10))
+
+
+def test_batched():
+    assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(batched([], 3)) == []
+
+
+
+def test_video_id_drops_smg_modality_suffixes(tmp_path):
+    assert video_id(tmp_path / "Sample0001_color.mp4") == "Sample0001"
+    assert video_id(tmp_path / "Sample0001_skeleton.csv") == "Sample0001"
+    assert video_id(tmp_path / "clip.b.mp4") == "clip.b"
+    assert video_id(tmp_path / "_color.mp4") == "_color"
+
+
+
+def test_decoding_a_real_video(carphone):
+    stream = probe_video(carphone)
+    assert stream.fps == pytest.approx(30000 / 1001)
+    assert (stream.width, stream.height, stream.declared_frames) == (176, 144, 120)
+    frames = list(iter_frames(carphone, 32))
+    assert len(frames) == 120
+    assert frames[0].shape == (32, 32, 3) and frames[0].dtype == np.uint8
+    # A real video: consecutive frames are similar, but the clip is not a still image.
+    difference = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])]
+    assert 0 < np.median(difference) < 20
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > np.median(difference)
+
+
+def test_a_file_cut_short_is_an_input_error_naming_it(carphone, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(carphone.read_bytes()[:300_000])  # its index sits at the end: it cannot be opened
+    with pytest.raises(InputError, match="cut.mp4: cannot open"):
+        probe_video(cut)
+    with pytest.raises(InputError, match="cut.mp4: decoding failed at frame 0"):
+        list(iter_frames(cut, 32))
+
+
+def test_a_video_failing_midway_names_the_frame(carphone_cut_midway):
+    assert probe_video(carphone_cut_midway).declared_frames == 120
+    decoded = 0
+    with pytest.raises(InputError, match=r"carphone_cut.mp4: decoding (failed at|stopped at) frame (\d+)") as error:
+        for _ in iter_frames(carphone_cut_midway, 32):
+            decoded += 1
+    assert 0 < decoded < 120
+    assert f"frame {decoded}" in str(error.value)
+
+
+def test_clip_frame_picks_spread_over_the_window():
+    assert clip_frame_picks(16, 8).tolist() == [0, 2, 4, 6, 9, 11, 13, 15]
+    assert clip_frame_picks(16, 16).tolist() == list(range(16))
+    assert clip_frame_picks(5, 1).tolist() == [0]
+    with pytest.raises(InputError, match="window 8: a clip takes 16 frames"):
+        clip_frame_picks(8, 16)
+
+
+@pytest.mark.parametrize("video,stride,ranges", [
+    # bikes has keyframes at frames 0, 30, 76, 137, 187 and 242: all but the first range seek past frame 0.
+    ("bikes", 4, [(0, 1), (20, 27), (45, 52), (58, 59)]),
+    # carphone has one keyframe: every seek lands on frame 0.
+    ("carphone", 1, [(0, 1), (50, 57), (104, 105)]),
+])
+def test_clips_are_the_windows_of_a_sequential_decode(video, stride, ranges, request):
+    path = request.getfixturevalue(video)
+    reference = reference_clips(path, stride, window=16, frames_per_clip=8)
+    clips = VideoClips.open(path, stride=stride, window=16, frames_per_clip=8, image_size=SIZE)
+    assert clips.length == len(clips) == len(reference)
+    assert clips.shape == reference.shape == (clips.length, 8, SIZE, SIZE, 3)
+    assert ranges[-1][1] == clips.length  # the last window is among those checked
+    for start, stop in ranges:
+        got = clips.clips(start, stop)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, reference[start:stop], err_msg=f"clips({start}, {stop})")
+
+
+def test_iter_clips_is_every_clip_in_order(carphone):
+    clips = VideoClips.open(carphone, stride=4, window=16, frames_per_clip=8, image_size=SIZE)
+    batches = list(clips.iter_clips(batch=10))
+    assert [len(b) for b in batches] == [10, 10, 7]
+    np.testing.assert_array_equal(np.concatenate(batches), clips.clips(0, clips.length))
+
+
+@pytest.mark.parametrize("frames,window,stride", [(120, 16, 4), (120, 16, 1), (120, 120, 7), (119, 120, 1),
+                                                  (48, 8, 5)])
+def test_length_is_the_number_of_complete_windows(frames, window, stride):
+    clips = VideoClips("v.mp4", fps=25.0, frame_count=frames, stride=stride, window=window, frames_per_clip=1,
+                       image_size=SIZE)
+    assert clips.length == len(list(sliding_windows(range(frames), window, stride)))
+    assert clips.length == FeatureGrid(25.0, stride, window).num_windows(frames)
+
+
+def test_slicing_clamps_like_numpy(bikes_clip):
+    clips = VideoClips.open(bikes_clip, stride=4, window=8, frames_per_clip=4, image_size=SIZE)
+    reference = reference_clips(bikes_clip, 4, window=8, frames_per_clip=4)
+    assert clips.length == len(reference) == 11
+    np.testing.assert_array_equal(clips[9:20], reference[9:])
+    np.testing.assert_array_equal(clips[-2:], reference[-2:])
+    np.testing.assert_array_equal(clips[:1], reference[:1])
+    assert clips[5:5].shape == clips[30:40].shape == (0, 4, SIZE, SIZE, 3)
+    for key in (slice(0, 4, 2), 3, (slice(0, 2),)):
+        with pytest.raises(TypeError, match="slice with step 1"):
+            clips[key]
+    for start, stop in ((-1, 2), (3, 3), (10, 12)):
+        with pytest.raises(InputError, match=rf"bikes48.mp4: clips \[{start}, {stop}\) outside the video's 11 windows"):
+            clips.clips(start, stop)
+
+
+def test_a_video_at_another_frame_rate_than_its_annotations_is_refused(carphone):
+    assert VideoClips.open(carphone, stride=4, window=16, frames_per_clip=8, image_size=SIZE,
+                           expected_fps=29.97).fps == pytest.approx(30000 / 1001)
+    with pytest.raises(InputError, match=r"carphone_pristine.mp4: the video runs at 29.970 fps but its annotations "
+                                         r"at 30.000 fps"):
+        VideoClips.open(carphone, stride=4, window=16, frames_per_clip=8, image_size=SIZE, expected_fps=30.0)
+
+
+def test_open_checks_the_grid(carphone):
+    with pytest.raises(InputError, match="stride must be a positive integer, got 0"):
+        VideoClips.open(carphone, stride=0, window=16, frames_per_clip=8, image_size=SIZE)
+    with pytest.raises(InputError, match="image_size must be a positive integer"):
+        VideoClips.open(carphone, stride=4, window=16, frames_per_clip=8, image_size=-1)
+    with pytest.raises(InputError, match="window 4: a clip takes 8 frames"):
+        VideoClips.open(carphone, stride=4, window=4, frames_per_clip=8, image_size=SIZE)
+
+
+def test_a_stream_without_index_or_timestamps(carphone, make_video, tmp_path):
+    # A raw H.264 stream declares no frame count (counted from its packets), cannot seek and has no
+    # timestamps: clips are found by decoding from the start and counting frames.
+    frames = [frame for _, frame in zip(range(40), iter_frames(carphone, None))]
+    raw = make_video(tmp_path / "raw.h264", frames, codec="libx264")
+    assert probe_video(raw).declared_frames == 0
+    clips = VideoClips.open(raw, stride=3, window=8, frames_per_clip=4, image_size=SIZE)
+    assert clips.frame_count == 40
+    reference = reference_clips(raw, 3, window=8, frames_per_clip=4)
+    assert clips.length == len(reference) == 11
+    np.testing.assert_array_equal(clips.clips(7, 11), reference[7:11])
+
+
+def test_a_file_failing_midway_is_an_input_error_naming_it(carphone_cut_midway):
+    clips = VideoClips.open(carphone_cut_midway, stride=4, window=16, frames_per_clip=8, image_size=SIZE)
+    assert clips.length == 27  # from the 120 frames the container declares
+    assert clips.clips(0, 1).shape == (1, 8, SIZE, SIZE, 3)
+    with pytest.raises(InputError, match=r"carphone_cut.mp4: (decoding failed at frame|frame) \d+"):
+        clips.clips(clips.length - 1, clips.length)
+    with pytest.raises(InputError, match=r"carphone_cut.mp4: decoding (failed|stopped) at frame \d+"):
+        list(clips.iter_clips(batch=8))
+
+
+def test_find_video_finds_the_file_of_an_annotation_id(tmp_path):
+    for name in ("Sample0001_color.mp4", "Sample0001_skeleton.csv", "Sample0002.MKV", "Sample00011.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "deeper").mkdir()
+    (tmp_path / "deeper" / "Sample0003.mp4").write_bytes(b"")
+    assert find_video(tmp_path, "Sample0001") == tmp_path / "Sample0001_color.mp4"
+    assert find_video(tmp_path, "Sample0002") == tmp_path / "Sample0002.MKV"
+    looked_for = r"no video for 'Sample0003'; looked for Sample0003.mp4, .*Sample0003_color.webm"
+    with pytest.raises(InputError, match=looked_for):
+        find_video(tmp_path, "Sample0003")  # not recursive
+    (tmp_path / "Sample0001.avi").write_bytes(b"")
+    with pytest.raises(InputError, match="two videos for 'Sample0001': Sample0001.avi and Sample0001_color.mp4"):
+        find_video(tmp_path, "Sample0001")
+    with pytest.raises(InputError, match="missing: no such folder"):
+        find_video(tmp_path / "missing", "Sample0001")

@@ -1,0 +1,269 @@
+"""End-to-end training from raw video (issue #16): a tiny random-weight VideoMAE with adapters, on a
+real clip (carphone: 120 frames at 29.97 fps), decoded on the fly. The backbone never moves, every
+adapter and detector parameter learns, a run stores no backbone weights, and the whole path, `mgrec
+train` on videos -> `evaluate` -> `extract --run` -> `detect` on the raw video, works and overfits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from tests.helpers import SMALL_MODEL
+
+from mgrec.cli import main
+from mgrec.config import load_config
+from mgrec.data.datasets import Crop, make_batch
+from mgrec.errors import InputError
+from mgrec.extract.adapters import build_adapted_backbone
+from mgrec.model.detector import build_detector
+from mgrec.model.end_to_end import EndToEndDetector, ema_copy, split_state
+from mgrec.run import RunDir
+from mgrec.train.assign import make_points
+from mgrec.train.data import load_split
+from mgrec.train.losses import DetectionLoss
+from mgrec.train.step import TrainStep
+
+# Two "gestures" of the talking person, in seconds of the 4-s clip.
+SEGMENTS = [("nod", 0, [0.8, 1.6]), ("turn", 1, [2.3, 3.3])]
+TINY_VIDEOMAE = dict(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
+                     num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, layer_norm_eps=1e-6,
+                     use_mean_pooling=False)
+
+
+@pytest.fixture
+def end_to_end_data(tmp_path, carphone):
+    """A videos folder (the same clip under a training and a validation id, SMG's `_color` naming), the
+    annotations, a random-init VideoMAE folder (config.json only) and a config YAML training on them."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(carphone, videos / "talk_color.mp4")
+    shutil.copy(carphone, videos / "talk_again.mp4")
+    entry = {"fps": 29.97, "duration": 4.0,
+             "annotations": [{"label": name, "label_id": label, "segment": span} for name, label, span in SEGMENTS]}
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(json.dumps({"classes": ["nod", "turn"], "database": {
+        "talk": {"subset": "training", **entry}, "talk_again": {"subset": "validation", **entry}}}))
+    backbone = tmp_path / "videomae"
+    backbone.mkdir()
+    (backbone / "config.json").write_text(json.dumps({"model_type": "videomae", **TINY_VIDEOMAE}))
+    config = {
+        "seed": 3,
+        "data": {"annotations": str(annotations), "videos": str(videos), "feature_dim": 32, "stride": 2,
+                 "window": 4, "max_seq_len": 64},
+        "backbone": {"weights": str(backbone), "random_init": True, "image_size": 32, "frames_per_clip": 4,
+                     "adapter": "spatial_temporal", "adapter_blocks": "all", "clip_batch": 32},
+        # the head's channel-attention MLPs with 16 hidden units (SMALL_MODEL's have one, which a ReLU can
+        # leave dead on every input: no gradient at all, whatever the input)
+        "model": {"num_classes": 2, **SMALL_MODEL, "embed_dim": 32, "head_dim": 32, "attention_mlp_ratio": 2},
+        "train": {"epochs": 30, "warmup_epochs": 2, "batch_size": 2, "crops_per_video": 6, "lr": 3e-3,
+                  "weight_decay": 0.0, "eval_every": 10, "ema_decay": 0.9, "device": "cpu"},
+    }
+    path = tmp_path / "e2e.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _model(config):
+    encoder = build_adapted_backbone(config)
+    return EndToEndDetector(encoder, build_detector(config.model))
+
+
+def test_one_step_keeps_the_backbone_bit_identical_and_two_steps_reach_every_trainable_parameter(end_to_end_data):
+    config = load_config(end_to_end_data)
+    from mgrec.data.annotations import load_annotations
+
+    annotations = load_annotations(config.data.annotations)
+    split = load_split(config, annotations, "train")
+    (sample,) = split.samples
+    assert sample.length == (120 - 4) // 2 + 1  # every complete window of the clip
+    model = _model(config)
+    frozen_before = {k: v.clone() for k, v in model.encoder.backbone.state_dict().items()}
+    ema = ema_copy(model)
+    assert ema.encoder.backbone is model.encoder.backbone  # shared, not a second copy
+    assert ema.encoder.adapters is not model.encoder.adapters
+    optimizer = torch.optim.AdamW(model.param_groups(0.05), lr=1e-2)
+    probe = model.detector(torch.zeros(1, 32, 64), torch.ones(1, 1, 64, dtype=torch.bool))
+    points = make_points([m.shape[1] for m in probe.masks], probe.strides, config.model.regression_ranges)
+    step = TrainStep(model, model, ema, optimizer, None, DetectionLoss(config.train), points, config,
+                     torch.device("cpu"))
+    batch = make_batch(split.samples, [Crop(0, 0), Crop(0, 0)], 64, 0.5)
+    assert batch.features.dtype == torch.uint8 and batch.features.shape == (2, 64, 4, 32, 32, 3)
+    assert batch.mask[0, 0].sum() == sample.length
+
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert {n.split(".")[0] for n, _ in trainable} == {"detector", "encoder"}
+    assert all(n.startswith("encoder.adapters.") for n, _ in trainable if n.startswith("encoder"))
+    had_gradient = {n: False for n, _ in trainable}
+    for number in range(2):
+        step(batch)
+        for name, parameter in trainable:
+            had_gradient[name] |= parameter.grad is not None and bool(parameter.grad.any())
+        for name, value in model.encoder.backbone.state_dict().items():
+            assert torch.equal(value, frozen_before[name]), (number, name)  # bit for bit
+    assert all(p.grad is None for p in model.encoder.backbone.parameters())
+    assert [name for name, had in had_gradient.items() if not had] == []
+
+
+def test_a_checkpoint_holds_the_detector_and_the_adapters_only(end_to_end_data):
+    config = load_config(end_to_end_data)
+    model = _model(config)
+    state = model.state_dict()
+    assert state and all(k.startswith(("detector.", "encoder.adapters.")) for k in state)
+    detector, encoder = split_state(state, "weights")
+    assert set(detector) == set(model.detector.state_dict())
+    assert set(encoder) == {f"adapters.{k}" for k in model.encoder.adapters.state_dict()}
+    other = _model(load_config(end_to_end_data, ["seed=4"]))
+    other.load_state_dict(state)
+    assert all(torch.equal(v, other.state_dict()[k]) for k, v in state.items())
+    with pytest.raises(RuntimeError, match="missing keys"):
+        other.load_state_dict({k: v for k, v in state.items() if not k.startswith("encoder.")})
+    with pytest.raises(InputError, match="not the weights of an end-to-end run"):
+        split_state(model.detector.state_dict(), "weights")
+    # the same config rebuilds the same random backbone (detection on a trained run relies on it)
+    again = build_adapted_backbone(config)
+    assert all(torch.equal(v, again.backbone.state_dict()[k]) for k, v in model.encoder.backbone.state_dict().items())
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.features=feats", r"\[data.features\]: given with data.videos"),
+    ("backbone.weights=", r"\[backbone.weights\]"),
+    ("transforms.noise_prob=0.5", r"\[transforms.noise_prob\]"),
+    ("backbone.frames_per_clip=8", r"\[backbone.frames_per_clip\]: 8 frames per clip from windows of data.window=4"),
+    ("backbone.adapter_blocks=one", r"backbone.adapter_blocks"),
+])
+def test_configs_that_cannot_train_end_to_end_are_refused_by_key(end_to_end_data, override, message):
+    with pytest.raises(InputError, match=message):
+        load_config(end_to_end_data, [override])
+
+
+def test_the_backbone_must_match_the_config(end_to_end_data, tmp_path):
+    with pytest.raises(InputError, match="data.feature_dim: 48, but the backbone .* has 32 channels"):
+        build_adapted_backbone(load_config(end_to_end_data, ["data.feature_dim=48"]))
+    with pytest.raises(InputError, match="backbone.frames_per_clip: 3; .* multiple of its tubelet size 2"):
+        build_adapted_backbone(load_config(end_to_end_data, ["backbone.frames_per_clip=3"]))
+    with pytest.raises(InputError, match="has no config.json"):
+        build_adapted_backbone(load_config(end_to_end_data, [f"backbone.weights={tmp_path / 'nothing'}"]))
+    with pytest.raises(InputError, match=r"model.safetensors"):  # random weights are asked for, never assumed
+        build_adapted_backbone(load_config(end_to_end_data, ["backbone.random_init=false"]))
+
+
+@pytest.mark.slow
+def test_train_on_videos_overfits_one_video_then_evaluate_extract_and_detect_use_the_adapted_backbone(
+        end_to_end_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(end_to_end_data), "--out", str(run), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "end-to-end training step on cpu: about" in printed
+    assert "warning: backbone.random_init" in printed
+    weights, _ = RunDir(run).read_weights("best")
+    assert weights and all(k.startswith(("detector.", "encoder.adapters.")) for k in weights)  # no backbone copy
+    recipe = json.loads((run / "feature_recipe.json").read_text())
+    assert recipe["backbone"] == "videomae-adapted@32" and len(recipe["weights_sha256"]) == 64
+
+    # its own video, scored: every gesture found, nothing else
+    assert main(["evaluate", str(run), "--split", "train", "--device", "cpu", "--no-progress"]) == 0
+    result = json.loads((run / "eval_train.json").read_text())
+    assert result["f1"] == pytest.approx(1.0), result
+
+    # `extract --run`: the features the detector reads, made by the backbone with the trained adapters
+    features = tmp_path / "features"
+    assert main(["extract", str(Path(end_to_end_data).parent / "videos" / "talk_color.mp4"), "--run", str(run),
+                 "--out", str(features), "--no-progress"]) == 0
+    extracted = np.load(features / "talk.npy")
+    evaluated = np.load(run / "features_best" / "talk.npy")
+    assert extracted.shape == (59, 32)
+    np.testing.assert_array_equal(extracted, evaluated)
+    config = load_config(end_to_end_data)
+    untrained = build_adapted_backbone(config)
+    from mgrec.data.videos import VideoClips
+
+    clips = VideoClips.open(Path(config.data.videos) / "talk_color.mp4", stride=2, window=4, frames_per_clip=4,
+                            image_size=32)
+    with torch.no_grad():
+        frozen = untrained(torch.from_numpy(clips.clips(0, 59))[None])[0].numpy()
+    assert not np.allclose(extracted, frozen, atol=1e-4)  # the adapters learned something
+
+    # detection on the raw video goes through the same adapted backbone
+    out = tmp_path / "detections.json"
+    assert main(["detect", str(run), str(Path(end_to_end_data).parent / "videos" / "talk_again.mp4"),
+                 "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    detections = json.loads(out.read_text())
+    found = sorted((d["label"], round(d["segment"][0], 1)) for d in detections["results"]["talk_again"])
+    assert [label for label, _ in found] == ["nod", "turn"], found
+
+
+def _short_training(end_to_end_data, epochs: int = 3):
+    return load_config(end_to_end_data, [f"train.epochs={epochs}", "train.crops_per_video=2", "train.eval_every=1",
+                                         "train.warmup_epochs=1"])
+
+
+def test_resume_after_a_crash_gives_the_weights_of_the_uninterrupted_run(end_to_end_data, tmp_path):
+    from mgrec.train.loop import train
+
+    config = _short_training(end_to_end_data)
+    full = tmp_path / "full"
+    train(config, full, progress=False, log=lambda *_: None, encoder=build_adapted_backbone(config))
+
+    class Crash(Exception):
+        pass
+
+    original = RunDir.write_training_state
+
+    def save_then_crash(self, state):
+        original(self, state)
+        if state["epoch"] == 1:
+            raise Crash
+
+    interrupted = tmp_path / "interrupted"
+    RunDir.write_training_state = save_then_crash
+    try:
+        with pytest.raises(Crash):
+            train(config, interrupted, progress=False, log=lambda *_: None, encoder=build_adapted_backbone(config))
+    finally:
+        RunDir.write_training_state = original
+    # a new process builds the backbone afresh: the adapters come back from the training state
+    resumed = train(config, interrupted, resume=True, progress=False, log=lambda *_: None,
+                    encoder=build_adapted_backbone(config))
+    assert resumed.first_epoch == 2
+    a, _ = RunDir(full).read_weights("last", use_ema=False)
+    b, _ = RunDir(interrupted).read_weights("last", use_ema=False)
+    assert a.keys() == b.keys() and any(k.startswith("encoder.adapters.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_training_on_videos_needs_the_backbone_and_ensembles_refuse_end_to_end_runs(end_to_end_data, tmp_path):
+    from mgrec.train.ensemble import make_ensemble
+    from mgrec.train.loop import train
+
+    config = _short_training(end_to_end_data, epochs=1)
+    with pytest.raises(InputError, match="end-to-end training needs the adapted backbone"):
+        train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    train(config, tmp_path / "run", progress=False, log=lambda *_: None, encoder=build_adapted_backbone(config))
+    with pytest.raises(InputError, match="trained end to end"):
+        make_ensemble([tmp_path / "run", tmp_path / "run"], tmp_path / "ensemble", log=lambda *_: None)
+    from mgrec.infer.evaluate_run import evaluate_run
+
+    with pytest.raises(InputError, match="trained end to end: its features are made from data.videos first"):
+        evaluate_run(tmp_path / "run", split="train", device="cpu")
+
+
+def test_data_check_opens_every_video_at_the_annotations_fps(end_to_end_data, capsys):
+    assert main(["data", "check", str(end_to_end_data)]) == 0
+    folder = Path(end_to_end_data).parent
+    annotations = json.loads((folder / "annotations.json").read_text())
+    annotations["database"]["talk_again"]["fps"] = 25.0
+    annotations["database"]["talk"]["duration"] = 9.0
+    annotations["database"]["gone"] = {"subset": "validation", "fps": 29.97, "duration": 4.0, "annotations": []}
+    (folder / "annotations.json").write_text(json.dumps(annotations))
+    capsys.readouterr()
+    assert main(["data", "check", str(end_to_end_data)]) == 1
+    printed = capsys.readouterr().out
+    assert "talk_again.mp4" in printed and "29.97" in printed and "25" in printed  # the fps of both
+    assert "gone" in printed and "gone_color" in printed  # the names looked for
+    assert "talk_color.mp4" in printed and "lasts 9.0 s" in printed  # a length that disagrees with the duration
