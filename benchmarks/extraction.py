@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:
             mine = features[row["recipe"]]
             if row["recipe"].startswith("efficientnet") and mine.shape == reference.shape:
-                cosine = np.sum(mine * reference, 1) / (np.linalg.norm(mine, axis=1) * np.linalg.norm(reference, axis=1))
+                norms = np.linalg.norm(mine, axis=1) * np.linalg.norm(reference, axis=1)
+                cosine = np.sum(mine * reference, 1) / norms
                 row["cosine_to_default"] = round(float(cosine.mean()), 4)
     command = ["python", "benchmarks/extraction.py", "--json", str(args.json), "--threads", str(args.threads)]
     command += ["--quick"] if args.quick else []

