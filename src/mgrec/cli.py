@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     p.add_argument("runs", type=Path, nargs="+", help="trained run directories")
     p.add_argument("--out", type=Path, required=True, help="new run directory for the ensemble")
+    p.add_argument("--fusion", choices=["auto", "outputs", "detections"], default="auto",
+                   help="outputs: average the members' per-point outputs (one network layout and feature grid); "
+                        "detections: fuse their ranked detections (any networks and inputs: an RGB run and a "
+                        "skeleton run; members copied into OUT/members/); auto: outputs where the members allow it")
 
     p = _command(sub, "evaluate", "score a run on a split (writes RUN_DIR/eval_<split>.json)", cmd_evaluate,
                  description=(
@@ -474,13 +478,19 @@ def _end_to_end_encoder(config):
 
 
 def cmd_ensemble(args) -> None:
-    _make_ensemble(args.runs, args.out)
+    _make_ensemble(args.runs, args.out, args.fusion)
 
 
-def _make_ensemble(runs: list[Path], out: Path) -> None:
-    from mgrec.train.ensemble import make_ensemble
+def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None:
+    from mgrec.infer.fused import make_fused_ensemble
+    from mgrec.train.ensemble import averaging_refused, make_ensemble
 
-    result = make_ensemble(runs, out)
+    if fusion == "auto":
+        why = averaging_refused(runs)
+        fusion = "outputs" if why is None else "detections"
+        if why is not None:
+            print(f"fusing detections: {why}")
+    result = make_ensemble(runs, out) if fusion == "outputs" else make_fused_ensemble(runs, out)
     val = result.val_metrics
     scores = (f"val F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
               f"{100 * val['average_mAP']:.2f}% at score threshold {val['score_threshold']:.4g} (tuned on val)"
@@ -584,6 +594,10 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     others = [Path(p) for p in inputs if not is_video(p)]
     if not videos:
         return others, {}
+    ensemble = RunDir(run_dir).read_ensemble()
+    if ensemble is not None and ensemble.get("fusion") == "detections":
+        raise InputError(f"{run_dir} fuses runs that may read different features: give feature files its members all "
+                         "read, or extract each member's (members/<m>/feature_recipe.json) and detect with it")
     streams = RunDir(run_dir).read_config().data.input_streams()
     if len(streams) > 1 and others:  # the other streams of a video are made into scratch, of a file read elsewhere
         raise InputError(f"{run_dir} reads {len(streams)} streams: give either videos or the grid stream's feature "

@@ -52,6 +52,10 @@ RUN_FORMAT_VERSION = 6
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone")}
 CHECKPOINT_NAMES = ("best", "last")
+# How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
+# under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in
+# members/<m>/, each with its own network and inputs).
+ENSEMBLE_FUSIONS = ("outputs", "detections")
 
 
 class RunDir:
@@ -160,9 +164,15 @@ class RunDir:
         """Refuse a folder that is not a finished run (before anything is loaded from it)."""
         if not self.path.is_dir():
             raise InputError(f"{self.path}: not a run directory (no such folder)")
-        for path in (self.config_path, self.classes_path, self.weights_path(checkpoint)):
+        ensemble = self.read_ensemble()
+        fused = ensemble is not None and ensemble.get("fusion") == "detections"
+        # a detection-level ensemble holds no weights of its own: its members, whole, in members/<m>/
+        weights = [] if fused else [self.weights_path(checkpoint)]
+        for path in (self.config_path, self.classes_path, *weights):
             if not path.exists():
                 raise InputError(f"{self.path} is not a finished mgrec run: {path.relative_to(self.path)} is missing")
+        for index in range(ensemble["members"] if fused else 0):
+            RunDir(self.member_path(index)).require_finished("best")
 
     def check_fresh_start(self, inputs: list[Path]) -> None:
         """Refuse a fresh training in a folder whose files are not an earlier start of a run, or that
@@ -251,7 +261,13 @@ class RunDir:
         if not isinstance(members, int) or isinstance(members, bool) or members < 1:
             raise InputError(f"{self.format_path} [ensemble.members]: expected a positive integer (the number of "
                              "detectors in the ensemble)")
+        if block.get("fusion", "outputs") not in ENSEMBLE_FUSIONS:
+            raise InputError(f"{self.format_path} [ensemble.fusion]: expected one of {', '.join(ENSEMBLE_FUSIONS)}")
         return block
+
+    def member_path(self, index: int) -> Path:
+        """Member `index` of a detection-level ensemble: a run directory of its own inside this one."""
+        return self.path / "members" / str(index)
 
     def read_config(self) -> Config:
         if not self.config_path.is_file():

@@ -40,6 +40,9 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
     ranked = {}
     for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
         info = annotations.videos[video_id]
+        if detector.members is not None:  # each member reads its own features
+            ranked[video_id] = detector.detect_listed(video_id, info.fps)
+            continue
         features = load_video_streams(data, video_id, info.fps, folders=detector.stream_folders)
         with gates.recording() if gates is not None else nullcontext():
             ranked[video_id] = detector.detect(features, video_id=video_id, fps=info.fps)

@@ -27,6 +27,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
+from mgrec.postprocess.fusion import FUSION_IOU, fuse_detections
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir
@@ -52,6 +53,10 @@ class OfflineDetector:
     autocast: torch.dtype | None = None  # the forward pass's autocast dtype (None: float32)
     chunking: Chunking | None = LONG_VIDEO_CHUNKING  # None: every video in one pass
     stream_folders: dict[str, Path] | None = None  # stream name -> folder replacing the run's (data.streams)
+    # A detection-level ensemble (`mgrec ensemble`, fusion "detections"): its members, each a whole run
+    # with its own network and inputs, whose ranked lists `detect` fuses (`model` is then None).
+    members: list[OfflineDetector] | None = None
+    fusion_iou: float = FUSION_IOU
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -63,6 +68,9 @@ class OfflineDetector:
         torch_device = resolve_device(device, what="device")
         autocast = inference_dtype(torch_device, precision, what="precision")  # checked before loading
         run = RunDir(run_dir)
+        ensemble = run.read_ensemble()
+        if ensemble is not None and ensemble.get("fusion") == "detections":
+            return cls._fused(run, ensemble, checkpoint, device, precision, autocast)
         config, classes, model = load_run_network(run, checkpoint)
         model = model.to(torch_device)
         tuning = run.read_tuning()
@@ -70,6 +78,26 @@ class OfflineDetector:
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
         return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
                    autocast=autocast)
+
+    @classmethod
+    def _fused(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
+               autocast: torch.dtype | None) -> OfflineDetector:
+        if checkpoint != "best":
+            raise InputError(f"{run.path} fuses its members' selected (best) checkpoints; --checkpoint {checkpoint} "
+                             "does not apply")
+        run.read_format_version()
+        config = run.read_config()
+        classes = run.read_classes(expected_count=config.model.num_classes)
+        members = [cls.from_run(run.member_path(i), device=device, precision=precision)
+                   for i in range(ensemble["members"])]
+        for index, member in enumerate(members):
+            if member.classes != classes:
+                raise InputError(f"{run.member_path(index)}: its classes differ from the ensemble's {run.classes_path}")
+        tuning = run.read_tuning()
+        tuned_on = tuning.get("tuned_on") if tuning is not None else None
+        return cls(None, config, classes, run.read_postprocess(config), run.path, checkpoint,
+                   tuned_on if isinstance(tuned_on, str) else None, autocast=autocast, members=members,
+                   fusion_iou=float(ensemble.get("iou_threshold", FUSION_IOU)))
 
     @property
     def precision(self) -> str:
@@ -86,7 +114,11 @@ class OfflineDetector:
 
         With several input streams (`data.streams`), the file is the grid stream's, and the other
         streams' files of the same video are read from their folders (`stream_folders`, else the
-        run's config); an array holds every stream's channels, joined on the grid."""
+        run's config); an array holds every stream's channels, joined on the grid. A detection-level
+        ensemble gives the input to every member (each reads a file with its own recipe) and fuses
+        their ranked lists."""
+        if self.members is not None:
+            return fuse_detections([m.detect(features, video_id, fps) for m in self.members], self.fusion_iou)
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or path.stem
@@ -111,6 +143,14 @@ class OfflineDetector:
             autocast=self.autocast,
             chunking=self.chunking,
         )
+
+    def detect_listed(self, video_id: str, fps: float | None) -> list[Detection]:
+        """Ranked detections for a video of the run's annotations, its features read from the run's folders
+        (a detection-level ensemble: each member's from its own)."""
+        if self.members is not None:
+            return fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
+        features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders)
+        return self.detect(features, video_id=video_id, fps=fps)
 
     def sidecar_fps(self, path: Path) -> float | None:
         """The fps of a (grid stream's) feature file's sidecar, after checking its recipe against the run's config."""

@@ -235,6 +235,10 @@ class OnlineDetector:
         compile: bool = False,
         stream_fps: dict[str, float] | None = None,
     ):
+        if detector.members is not None:
+            raise InputError(f"{detector.run_dir} fuses the detections of runs with different networks or inputs: "
+                             "it is not streamed (stream one of its members, in members/, or an ensemble made with "
+                             "--fusion outputs)")
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
         self.grid = detector.grid(fps)

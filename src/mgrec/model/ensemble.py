@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.config import Config, ModelConfig
+from mgrec.errors import InputError
 from mgrec.model.detector import Detector, DetectorOutput, build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import split_state
 from mgrec.run import RunDir, load_into
@@ -72,6 +73,9 @@ def load_run_network(run: RunDir, checkpoint: str = "best") -> tuple[Config, lis
     config = run.read_config()
     classes = run.read_classes(expected_count=config.model.num_classes)
     ensemble = run.read_ensemble()
+    if ensemble is not None and ensemble.get("fusion") == "detections":
+        raise InputError(f"{run.path} fuses its members' detections: it has no single network (detect, evaluate "
+                         "and report take it; other uses take one of its members, in members/)")
     model = build_model(config.model, ensemble["members"] if ensemble else None)
     weights, _ = run.read_weights(checkpoint, use_ema=True)
     if config.end_to_end:  # its features come from the adapted backbone (extraction reads the adapters)

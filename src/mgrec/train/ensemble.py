@@ -59,6 +59,21 @@ def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, C
                              "layout (train them from one config with different seeds)")
 
 
+def averaging_refused(run_dirs: list[str | Path]) -> str | None:
+    """Why the members' outputs cannot be averaged point by point (`check_compatible`'s message), or None
+    when they can. Runs that cannot be read at all are left to the ensemble that reads them to report."""
+    try:
+        members = [(Path(path), RunDir(path).read_config(), RunDir(path).read_classes()) for path in run_dirs]
+    except InputError:
+        return None
+    try:
+        for member in members[1:]:
+            check_compatible(members[0], member)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
     paths = [Path(p) for p in run_dirs]

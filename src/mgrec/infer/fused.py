@@ -1,0 +1,109 @@
+"""`mgrec ensemble --fusion detections`: runs whose networks or inputs differ (an RGB run and a skeleton
+run, an mgrec and an actionformer) made into one run that fuses their detections.
+
+The ensemble's run directory holds each member whole in members/<m>/ (its config, classes, tuned
+post-processing, feature recipes and selected weights), so it keeps working when the member runs
+are moved or deleted; run.json says `{"ensemble": {"members": M, "fusion": "detections", ...}}`.
+Detection (`OfflineDetector`) runs every member on its own inputs and fuses the ranked lists
+(`mgrec.postprocess.fusion`); the ensemble's F1 score threshold is tuned on the val split of the
+members' annotations, as training tunes a run's. Runs with one network layout and one feature grid
+are better averaged point by point (`mgrec.train.ensemble`, fusion "outputs").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mgrec.config import to_dict
+from mgrec.errors import InputError
+from mgrec.evaluate.f1 import tune_score_threshold
+from mgrec.evaluate.scoring import score
+from mgrec.infer.evaluate_run import detect_split
+from mgrec.infer.offline import OfflineDetector
+from mgrec.postprocess.fusion import FUSION_IOU
+from mgrec.run import RunDir
+
+
+@dataclass
+class FusedEnsemble:
+    run_dir: Path
+    members: list[str]
+    val_metrics: dict | None  # f1, f1_miga, average_mAP, score_threshold on val (None: no val split)
+
+
+def member_files(run: RunDir) -> list[Path]:
+    """What a member's detection needs, as paths inside its run directory."""
+    files = [run.format_path, run.config_path, run.classes_path, run.postprocess_path, run.weights_path("best")]
+    files += sorted(run.path.glob("feature_recipe*.json"))
+    return [path for path in files if path.exists()]
+
+
+def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> FusedEnsemble:
+    """Copy `run_dirs` into the new run directory `out` as the members of a detection-level ensemble and
+    tune its score threshold on val."""
+    paths = [Path(p) for p in run_dirs]
+    if not paths:
+        raise InputError("an ensemble needs at least one run")
+    out_run = RunDir(out)
+    if out_run.path.resolve() in {p.resolve() for p in paths}:
+        raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
+    if out_run.path.exists() and any(out_run.path.iterdir()):
+        raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
+    configs, classes = [], None
+    for path in paths:
+        run = RunDir(path)
+        run.require_finished("best")
+        if run.format_path.exists() and run.read_ensemble() is not None:
+            raise InputError(f"{path} is itself an ensemble; give the runs it was made of")
+        config = run.read_config()
+        if config.end_to_end:
+            raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
+                             "files (`mgrec extract --run` makes a run's features, for feature-based training)")
+        own = run.read_classes(expected_count=config.model.num_classes)
+        if classes is not None and own != classes:
+            raise InputError(f"{path}: its classes differ from those of {paths[0]}; an ensemble needs the same classes")
+        classes = own
+        configs.append(config)
+    config = dataclasses.replace(configs[0], name=f"detection ensemble of {len(paths)}: {configs[0].name}")
+
+    with out_run.lock():
+        for index, path in enumerate(paths):
+            target = out_run.member_path(index)
+            for source in member_files(RunDir(path)):
+                destination = target / source.relative_to(path)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination)
+        out_run.write_config(config)
+        out_run.write_classes(classes)
+        # written last: a folder without it is no ensemble (a killed copy is never read as one)
+        out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths], "fusion": "detections",
+                              "iou_threshold": FUSION_IOU})
+        val_metrics = tune_on_val(out_run, log)
+    return FusedEnsemble(out_run.path, [str(p) for p in paths], val_metrics)
+
+
+def tune_on_val(out: RunDir, log) -> dict | None:
+    """The ensemble's F1 score threshold, tuned on the val split of its (first member's) annotations."""
+    detector = OfflineDetector.from_run(out.path, device="cpu")
+    config = detector.config
+    tuning = {**to_dict(config)["postprocess"], "selected_epoch": None}
+    if not config.data.annotations or not Path(config.data.annotations).exists():
+        log("the members' annotations are not at hand: keeping the configured score threshold")
+        out.write_tuning({**tuning, "tuned_on": None})
+        return None
+    try:
+        ranked, ground_truth = detect_split(detector, config.data.val_split)
+    except InputError as exc:
+        if "no videos in split" not in str(exc):
+            raise
+        log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
+        out.write_tuning({**tuning, "tuned_on": None})
+        return None
+    threshold = tune_score_threshold(ground_truth, ranked)
+    result = score(ground_truth, ranked, detector.classes, threshold, split=config.data.val_split)
+    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
+    out.write_tuning({**tuning, "score_threshold": threshold, "tuned_on": config.data.val_split})
+    return metrics

@@ -1,0 +1,82 @@
+"""Detection-level ensembles (`mgrec ensemble --fusion detections`): runs with different networks made into
+one run that detect, evaluate and report take; one member's ensemble detects what the member detects."""
+
+import json
+
+import pytest
+from tests.helpers import small_config
+
+from mgrec.cli import main
+from mgrec.config import PostprocessConfig, TrainConfig
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
+from mgrec.infer.fused import make_fused_ensemble
+from mgrec.infer.offline import OfflineDetector
+from mgrec.infer.online import OnlineDetector
+from mgrec.model.ensemble import load_run_network
+from mgrec.postprocess.fusion import fuse_detections
+from mgrec.run import RunDir
+from mgrec.train.loop import train
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An mgrec run and an actionformer run on the same synthetic data: outputs that cannot be averaged."""
+    root = tmp_path_factory.mktemp("fused")
+    paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=5, feature_dim=16, length=160, seed=0,
+                                   subsets=("train", "train", "val", "test"))
+    trained = []
+    for variant in ("mgrec", "actionformer"):
+        config = small_config(paths, seed=3, max_seq_len=128, variant=variant,
+                              train=TrainConfig(epochs=2, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
+                                                eval_every=1, ema_decay=0.9),
+                              postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100))
+        trained.append(root / variant)
+        train(config, trained[-1], progress=False, log=lambda *_: None)
+    return paths, trained
+
+
+def detector(run_dir):
+    return OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
+
+
+def test_an_ensemble_of_one_run_detects_and_tunes_what_the_run_does(runs, tmp_path):
+    paths, (first, _) = runs
+    result = make_fused_ensemble([first], tmp_path / "one", log=lambda *_: None)
+    features = paths.features / "synthetic_003.npy"
+    assert detector(tmp_path / "one").detect(features) == detector(first).detect(features)  # bit for bit
+    tuning = RunDir(tmp_path / "one").read_tuning()
+    assert tuning["tuned_on"] == "val" and result.val_metrics["score_threshold"] == tuning["score_threshold"]
+    assert tuning["score_threshold"] == pytest.approx(RunDir(first).read_tuning()["score_threshold"])
+
+
+def test_runs_with_different_networks_are_fused_by_the_cli_and_used_like_a_run(runs, tmp_path, capsys):
+    paths, (a, b) = runs
+    out = tmp_path / "both"
+    assert main(["ensemble", str(a), str(b), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fusing detections: " in printed and "model.variant" in printed  # auto says why it could not average
+    assert RunDir(out).read_ensemble()["fusion"] == "detections"
+    # the members are kept whole inside the ensemble
+    assert (out / "members" / "1" / "checkpoints" / "best.safetensors").is_file()
+
+    features = paths.features / "synthetic_003.npy"
+    fused = detector(out).detect(features)
+    assert fused == fuse_detections([detector(a).detect(features), detector(b).detect(features)])
+    assert main(["evaluate", str(out), "--device", "cpu", "--no-progress"]) == 0
+    scores = json.loads((out / "eval_test.json").read_text())
+    assert scores["num_videos"] == 1 and scores["threshold_tuned_on"] == "val"
+    assert main(["detect", str(out), str(features), "--out", str(tmp_path / "d.json"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "d.json").read_text())["results"]["synthetic_003"]
+    assert main(["report", str(out)]) == 0
+
+    with pytest.raises(InputError, match="is not streamed"):
+        OnlineDetector(detector(out), fps=25.0)
+    with pytest.raises(InputError, match="it has no single network"):
+        load_run_network(RunDir(out))
+    with pytest.raises(InputError, match="--checkpoint last does not apply"):
+        OfflineDetector.from_run(out, checkpoint="last")
+    with pytest.raises(InputError, match="outputs are averaged point by point"):
+        from mgrec.train.ensemble import make_ensemble
+
+        make_ensemble([a, b], tmp_path / "averaged", log=lambda *_: None)
