@@ -371,10 +371,14 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
 
 
 def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
-    """End to end: problems with one video file of data.videos (missing, unreadable, another fps, a length
-    that disagrees with the annotations' duration), and its number of feature steps."""
+    """End to end: problems with one video file of data.videos (missing, unreadable, another fps, shorter
+    than one window, cut short after a header that declares every frame, a length that disagrees with the
+    annotations' duration), and its number of feature steps."""
     try:
         clips = video_clips(config, info.video_id, info.fps)
+        # Training decodes clips on the fly: a file cut short would otherwise fail only when a crop reaches
+        # its end, epochs in. Its first and last frames are decoded now (two short seeks).
+        clips.check_readable()
     except InputError as exc:
         return [_problem_from_error(exc, config.data.videos, info.video_id)], None
     grid = config.data.grid(info.fps)

@@ -26,6 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from mgrec.errors import InputError
+from mgrec.files import safe_child
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -55,17 +56,25 @@ def find_video(folder: Path, video_id: str) -> Path:
     """The video file of an annotation id in `folder` (not recursive): `{id}.mp4`, `{id}_color.mp4`, ...
     with any extension of VIDEO_SUFFIXES in any case.
 
-    InputError when the folder holds none of those names, or more than one.
+    InputError when the id is not a plain file name (`files.safe_child`: it could name a file outside
+    `folder`), when `folder` is not a folder, when it holds none of those names, or more than one, or
+    when the one it holds is not a readable file (a folder, a dangling link).
     """
     folder = Path(folder)
+    safe_child(folder, video_id, "video id")
     if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder (looking for the video of '{video_id}')")
+        problem = "not a folder" if folder.exists() else "no such folder"
+        raise InputError(f"{folder}: {problem} (looking for the video of '{video_id}')")
     stems = {video_id + suffix for suffix in VIDEO_NAME_SUFFIXES}
-    found = sorted(
+    named = sorted(
         path for path in folder.iterdir()
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.name[: -len(path.suffix)] in stems and path.is_file()
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.name[: -len(path.suffix)] in stems
     )
+    found = [path for path in named if path.is_file()]
     if not found:
+        if named:  # the name is there, but no file behind it: say so rather than "no video"
+            raise InputError(f"{named[0]}: not a file (a folder, or a link to nothing); expected the video of "
+                             f"'{video_id}'")
         names = ", ".join(video_id + suffix + ext for suffix in VIDEO_NAME_SUFFIXES for ext in VIDEO_SUFFIXES)
         raise InputError(f"{folder}: no video for '{video_id}'; looked for {names} (extension in any case)")
     if len(found) > 1:
@@ -208,16 +217,20 @@ class VideoClips:
         path = Path(path)
         for name, value in (("stride", stride), ("window", window), ("frames_per_clip", frames_per_clip),
                             ("image_size", image_size)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{path}: {name} must be a positive integer, got {value!r}")
         clip_frame_picks(window, frames_per_clip)
         info = probe_video(path)
-        if expected_fps is not None and abs(info.fps - expected_fps) > FPS_TOLERANCE:
+        # `not <=`: a NaN frame rate compares unequal to everything and must not pass as a match
+        if expected_fps is not None and not abs(info.fps - expected_fps) <= FPS_TOLERANCE:
             raise InputError(
                 f"{path}: the video runs at {info.fps:.3f} fps but its annotations at {expected_fps:.3f} fps; "
                 "re-encode the video or fix the annotations' fps"
             )
         frame_count = info.declared_frames or _count_packets(path)
+        if frame_count < window:
+            # No clip at all: nothing to train on or to detect in (extraction refuses it the same way).
+            raise InputError(f"{path}: {frame_count} frames, shorter than one window of {window} frames")
         return cls(path, info.fps, frame_count, stride, window, frames_per_clip, image_size)
 
     @property
@@ -244,6 +257,18 @@ class VideoClips:
         if stop <= start:
             return np.empty((0, *self.shape[1:]), dtype=np.uint8)
         return self.clips(start, stop)
+
+    def check_readable(self) -> None:
+        """Decode the first frame and the last frame any clip takes; InputError naming the file when either
+        cannot be: above all a truncated file whose header still declares every frame (its index up front),
+        which opens and probes fine and would otherwise fail only when training reaches its end.
+
+        Cheap where the file can seek (two short decodes, from the keyframes before those frames); a
+        stream without an index is decoded from its start. Damage between the two frames is not seen."""
+        self._decode(np.array([0]))
+        last = (self.length - 1) * self.stride + self.window - 1
+        if last > 0:
+            self._decode(np.array([last]))
 
     def clips(self, start: int, stop: int) -> np.ndarray:
         """uint8 (stop - start, frames_per_clip, image_size, image_size, 3): the clips of windows

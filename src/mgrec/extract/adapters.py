@@ -49,6 +49,7 @@ allocated, as `mgrec.model.memory` does for the detector.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ from mgrec.errors import InputError
 from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, file_sha256
 from mgrec.extract.video import batched, sliding_windows
 from mgrec.extract.videomae_convert import sinusoid_position_table
+from mgrec.files import brief, read_json
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, split_state
 from mgrec.model.memory import available_bytes
 from mgrec.run import RunDir
@@ -77,6 +79,14 @@ if TYPE_CHECKING:  # transformers is imported only where a model is built (it is
 
 ADAPTER_KINDS = ("temporal", "spatial_temporal")
 BLOCK_CHOICES = ("all", "every_other")
+# Where `AdapterConfig`'s fields live in a config (`build_adapted_backbone`): messages name these keys.
+BACKBONE_KEYS = {"kind": "backbone.adapter", "blocks": "backbone.adapter_blocks", "ratio": "backbone.adapter_ratio",
+                 "kernel": "backbone.adapter_kernel"}
+
+
+def _key(key: str | dict[str, str], field: str) -> str:
+    """The name of setting `field` in messages: `key`.field, or the config key `key` maps it to."""
+    return key[field] if isinstance(key, dict) else f"{key}.{field}"
 
 
 @dataclass(frozen=True)
@@ -89,43 +99,44 @@ class AdapterConfig:
     ratio: float = 0.25  # bottleneck channels = int(C * ratio)
     kernel: int = 3  # temporal (and spatial) kernel size, odd
 
-    def block_indices(self, num_layers: int, key: str = "adapters") -> tuple[int, ...]:
+    def block_indices(self, num_layers: int, key: str | dict[str, str] = "adapters") -> tuple[int, ...]:
         """The sorted layer indices for a backbone of `num_layers` layers (InputError naming `key`.blocks)."""
         if self.blocks == "all":
             return tuple(range(num_layers))
         if self.blocks == "every_other":
             return tuple(range(1, num_layers, 2))
         if isinstance(self.blocks, str) or not isinstance(self.blocks, (tuple, list)):
-            raise InputError(f"{key}.blocks: {self.blocks!r}; expected {' or '.join(BLOCK_CHOICES)} or a list of "
-                             f"layer indices")
+            raise InputError(f"{_key(key, 'blocks')}: {self.blocks!r}; expected {' or '.join(BLOCK_CHOICES)} or a "
+                             "list of layer indices")
         for index in self.blocks:
             if isinstance(index, bool) or not isinstance(index, int):
-                raise InputError(f"{key}.blocks: {index!r} is not a layer index (an integer)")
+                raise InputError(f"{_key(key, 'blocks')}: {index!r} is not a layer index (an integer)")
             if not 0 <= index < num_layers:
-                raise InputError(f"{key}.blocks: layer {index} is out of range; this backbone has {num_layers} "
-                                 f"layers (0..{num_layers - 1})")
+                raise InputError(f"{_key(key, 'blocks')}: layer {index} is out of range; this backbone has "
+                                 f"{num_layers} layers (0..{num_layers - 1})")
         if len(set(self.blocks)) != len(self.blocks):
-            raise InputError(f"{key}.blocks: {list(self.blocks)} names a layer twice")
+            raise InputError(f"{_key(key, 'blocks')}: {list(self.blocks)} names a layer twice")
         if not self.blocks:
-            raise InputError(f"{key}.blocks: empty; nothing would be trained")
+            raise InputError(f"{_key(key, 'blocks')}: empty; nothing would be trained")
         return tuple(sorted(self.blocks))
 
-    def hidden_channels(self, dim: int, key: str = "adapters") -> int:
+    def hidden_channels(self, dim: int, key: str | dict[str, str] = "adapters") -> int:
         """Bottleneck width for `dim` channels (InputError naming `key`.ratio)."""
         if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0 < self.ratio <= 1:
-            raise InputError(f"{key}.ratio: {self.ratio!r}; expected a down-projection ratio in (0, 1]")
+            raise InputError(f"{_key(key, 'ratio')}: {self.ratio!r}; expected a down-projection ratio in (0, 1]")
         hidden = int(dim * self.ratio)
         if hidden < 1:
-            raise InputError(f"{key}.ratio: {self.ratio} of {dim} channels leaves none; use at least {1 / dim:.3g}")
+            raise InputError(f"{_key(key, 'ratio')}: {self.ratio} of {dim} channels leaves none; use at least "
+                             f"{1 / dim:.3g}")
         return hidden
 
-    def check(self, num_layers: int, dim: int, key: str = "adapters") -> None:
+    def check(self, num_layers: int, dim: int, key: str | dict[str, str] = "adapters") -> None:
         """InputError naming `key`.kind / .blocks / .ratio / .kernel for settings this backbone cannot take."""
         if self.kind not in ADAPTER_KINDS:
-            raise InputError(f"{key}.kind: {self.kind!r}; expected one of {', '.join(ADAPTER_KINDS)}")
+            raise InputError(f"{_key(key, 'kind')}: {self.kind!r}; expected one of {', '.join(ADAPTER_KINDS)}")
         if isinstance(self.kernel, bool) or not isinstance(self.kernel, int) or self.kernel < 1 or self.kernel % 2 == 0:
-            raise InputError(f"{key}.kernel: {self.kernel!r}; expected an odd size >= 1 (padding kernel // 2 on each "
-                             f"side keeps the token grid)")
+            raise InputError(f"{_key(key, 'kernel')}: {self.kernel!r}; expected an odd size >= 1 (padding kernel // 2 "
+                             "on each side keeps the token grid)")
         self.block_indices(num_layers, key)
         self.hidden_channels(dim, key)
 
@@ -319,32 +330,19 @@ def build_adapted_backbone(config: Config, device: str | torch.device = "cpu") -
     `backbone.random_init`: the folder holds config.json only and the weights are drawn from `seed`,
     so the same config rebuilds the same backbone (the run's detection does). InputError naming
     `backbone.*` for a folder, size or clip length this VideoMAE cannot take, and naming
-    data.feature_dim when it is not the backbone's hidden size."""
+    data.feature_dim when it is not the backbone's hidden size. Everything that can be checked from
+    config.json and the safetensors header is checked before a weight is allocated."""
     backbone = config.backbone
     folder = Path(backbone.weights)
     device = torch.device(device)
+    shape = read_videomae_config(folder)
+    weights = folder / "model.safetensors"
     if backbone.random_init:
-        from transformers import VideoMAEConfig, VideoMAEModel
-
-        if (folder / "model.safetensors").exists():
+        if weights.exists():
             raise InputError(f"backbone.random_init: {folder} holds model.safetensors; set backbone.random_init "
                              "to false to train with those weights")
-        if not (folder / "config.json").is_file():
-            raise InputError(f"backbone.weights: {folder} has no config.json (the VideoMAE's shape)")
-        try:
-            videomae_config = VideoMAEConfig.from_json_file(folder / "config.json")
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{folder / 'config.json'}: not a VideoMAE config: {exc}") from None
-        videomae_config._attn_implementation = "sdpa"
-        torch.manual_seed(config.seed)
-        model, fc_norm = VideoMAEModel(videomae_config).eval().to(device), None
-        # no weights file to hash: the shape and the seed are what make these weights
-        weights_sha256 = hashlib.sha256(
-            f"{RANDOM_INIT}:{file_sha256(folder / 'config.json')}:seed={config.seed}".encode()).hexdigest()
     else:
-        loaded = VideoMAE(folder, device)
-        model, fc_norm, weights_sha256 = loaded.encoder, loaded.fc_norm, loaded.weights_sha256
-    shape = model.config
+        check_videomae_weights(weights, shape)
     if shape.hidden_size != config.data.feature_dim:
         raise InputError(f"data.feature_dim: {config.data.feature_dim}, but the backbone {folder} has "
                          f"{shape.hidden_size} channels; set data.feature_dim: {shape.hidden_size}")
@@ -356,12 +354,122 @@ def build_adapted_backbone(config: Config, device: str | torch.device = "cpu") -
                          f"patch size {shape.patch_size}")
     adapters = AdapterConfig(kind=backbone.adapter, blocks=backbone.block_list(), ratio=backbone.adapter_ratio,
                              kernel=backbone.adapter_kernel)
-    adapters.check(shape.num_hidden_layers, shape.hidden_size, key="backbone.adapter")
+    adapters.check(shape.num_hidden_layers, shape.hidden_size, key=BACKBONE_KEYS)
+    _check_weights_fit(shape, folder)
+    if backbone.random_init:
+        from transformers import VideoMAEModel
+
+        shape._attn_implementation = "sdpa"
+        torch.manual_seed(config.seed)
+        model, fc_norm = VideoMAEModel(shape).eval().to(device), None
+        # no weights file to hash: the shape and the seed are what make these weights
+        weights_sha256 = hashlib.sha256(
+            f"{RANDOM_INIT}:{file_sha256(folder / 'config.json')}:seed={config.seed}".encode()).hexdigest()
+    else:
+        loaded = VideoMAE(folder, device)
+        model, fc_norm, weights_sha256 = loaded.encoder, loaded.fc_norm, loaded.weights_sha256
     torch.manual_seed(config.seed)  # the adapters' own initialisation, the same on every rebuild
     adapted = add_adapters(model, adapters, fc_norm, checkpointing=backbone.checkpointing,
                            precision=config.train.precision)
     adapted.weights_sha256 = weights_sha256
     return adapted
+
+
+# config.json keys that size the network: transformers divides by some and allocates by all of them, so
+# each must be a positive integer before a model is built from it.
+VIDEOMAE_SIZE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size",
+                      "tubelet_size", "num_frames")
+
+
+def read_videomae_config(folder: Path) -> VideoMAEConfig:
+    """`folder/config.json` as transformers' VideoMAEConfig; InputError naming the folder or the file and the
+    key for anything a VideoMAE cannot be built from (another model type, a size that is not a positive
+    integer, heads that do not divide the width, an unknown activation, RGB not 3 channels)."""
+    from transformers import VideoMAEConfig
+    from transformers.activations import ACT2FN
+
+    if not folder.is_dir():
+        problem = "not a folder" if folder.exists() else "no such folder"
+        raise InputError(f"backbone.weights: {folder} has no config.json ({problem}); expected the folder of a "
+                         "VideoMAE's config.json and model.safetensors")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise InputError(f"backbone.weights: {folder} has no config.json (the VideoMAE's shape)")
+    raw = read_json(path, "VideoMAE config")
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a JSON {type(raw).__name__}; expected an object of VideoMAE settings")
+    kind = raw.get("model_type", "videomae")
+    if kind != "videomae":
+        raise InputError(f"{path}: model_type {brief(kind)}; backbone.weights takes a VideoMAE (model_type "
+                         "videomae), as `mgrec convert-videomae` writes it")
+    for key in VIDEOMAE_SIZE_KEYS:
+        value = raw.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{path}: {key} {brief(value)}; expected a positive integer")
+    if raw.get("num_channels", 3) != 3:
+        raise InputError(f"{path}: num_channels {brief(raw['num_channels'])}; frames are RGB, expected 3")
+    if not isinstance(raw.get("hidden_act", "gelu"), str) or raw.get("hidden_act", "gelu") not in ACT2FN:
+        raise InputError(f"{path}: hidden_act {brief(raw['hidden_act'])}; expected an activation transformers "
+                         "knows, such as gelu")
+    try:
+        shape = VideoMAEConfig(**raw)
+    except Exception as exc:  # transformers validates the other keys, with error types that vary by version
+        raise InputError(f"{path}: not a VideoMAE config: {' '.join(str(exc).split())}") from None
+    if shape.hidden_size % shape.num_attention_heads:
+        raise InputError(f"{path}: hidden_size {shape.hidden_size} is not a multiple of num_attention_heads "
+                         f"{shape.num_attention_heads}")
+    return shape
+
+
+def check_videomae_weights(weights: Path, shape: VideoMAEConfig) -> None:
+    """InputError naming `weights` (model.safetensors) when it is missing, not a readable safetensors file,
+    or holds backbone tensors of other shapes (or other layers) than config.json describes: read from its
+    header only, before transformers loads (and would stop with a traceback on) any of it. Names are those of
+    the checkpoint less a "videomae." prefix (a classifier's); a tensor whose name the loader maps differently
+    (q_bias) is left to it."""
+    from safetensors import SafetensorError, safe_open
+    from transformers import VideoMAEModel
+
+    if not weights.is_file():
+        raise InputError(f"{weights}: not found; backbone.weights needs the VideoMAE's weights (`mgrec "
+                         "convert-videomae` writes them), or backbone.random_init: true for random ones")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            found = {name.removeprefix("videomae."): tuple(handle.get_slice(name).get_shape())
+                     for name in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise InputError(f"{weights}: not a readable safetensors file (corrupt or truncated?): {exc}") from None
+    # The tensors' shapes do not depend on the image size or clip length (the position table is no tensor of the
+    # checkpoint), so a one-token model on the meta device lists them without allocating or building a table.
+    probe = shape.to_dict() | {"image_size": shape.patch_size, "num_frames": shape.tubelet_size}
+    probe.pop("model_type", None)
+    with torch.device("meta"):
+        model = VideoMAEModel(type(shape)(**probe))
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    expected |= {"fc_norm.weight": (shape.hidden_size,), "fc_norm.bias": (shape.hidden_size,)}
+    config_json = weights.parent / "config.json"
+    for name, size in sorted(found.items()):
+        if name in expected and size != expected[name]:
+            raise InputError(f"{weights}: tensor '{name}' has shape {size}, but {config_json} describes "
+                             f"{expected[name]}: the weights are of another VideoMAE (use the config.json that came "
+                             "with them)")
+        layer = re.match(r"encoder\.layer\.(\d+)\.", name)
+        if layer and int(layer.group(1)) >= shape.num_hidden_layers:
+            # transformers would leave the deeper layers out without a word: a shallower network than trained
+            raise InputError(f"{weights}: tensor '{name}' is of a layer the VideoMAE of {config_json} does not have "
+                             f"({shape.num_hidden_layers} layers); the weights are of another VideoMAE (use the "
+                             "config.json that came with them)")
+
+
+def _check_weights_fit(shape: VideoMAEConfig, folder: Path) -> None:
+    """InputError before allocating a backbone whose float32 weights alone exceed the memory available (a
+    typo in config.json's sizes should not become an out-of-memory kill)."""
+    needed = backbone_parameter_count(shape) * 4
+    available = available_bytes()
+    if available is not None and needed > available:
+        raise InputError(f"backbone.weights: the VideoMAE of {folder / 'config.json'} has "
+                         f"{backbone_parameter_count(shape) / 1e6:.0f} M parameters, {needed / 2**30:.1f} GiB in "
+                         f"float32, but {available / 2**30:.1f} GiB is available")
 
 
 def check_training_memory(config: Config, adapted: AdaptedVideoMAE, device: torch.device, processes: int = 1,
@@ -401,11 +509,19 @@ class AdaptedBackbone(Backbone):
         if not config.end_to_end:
             raise InputError(f"{run.path} was trained on feature files, not end to end (no data.videos): its "
                              "features are made by `mgrec extract` with the run's feature recipe")
-        recipe = read_sidecar(run.recipe_path) if run.recipe_path.exists() else None
+        # Training writes the recipe before the first checkpoint: without it nothing says which backbone the
+        # adapters were trained in, and adapters in another backbone make features that mean nothing.
+        if not run.recipe_path.is_file():
+            raise InputError(f"{run.recipe_path}: missing; an end-to-end run records its backbone there (the run is "
+                             "damaged: restore it from a copy)")
+        recipe = read_sidecar(run.recipe_path)
         self.model = build_adapted_backbone(config, device)
-        if recipe is not None and recipe.weights_sha256 != self.model.weights_sha256:
-            raise InputError(f"the backbone {config.backbone.weights} is not the one {run.path} was trained with "
-                             f"(sha256 {self.model.weights_sha256}, the run recorded {recipe.weights_sha256})")
+        if recipe.weights_sha256 != self.model.weights_sha256:
+            what = (f"config.json and seed {config.seed} (backbone.random_init)" if config.backbone.random_init
+                    else "model.safetensors")
+            raise InputError(f"the backbone {config.backbone.weights} is not the one {run.path} was trained with: its "
+                             f"{what} give sha256 {self.model.weights_sha256}, the run recorded "
+                             f"{recipe.weights_sha256}; put back the backbone it was trained with")
         weights, _ = run.read_weights(checkpoint, use_ema=True)
         _, encoder_state = split_state(weights, str(run.weights_path(checkpoint)))
         adapter_state = {k.removeprefix("adapters."): v for k, v in encoder_state.items()}

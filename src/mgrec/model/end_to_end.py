@@ -42,7 +42,14 @@ class EndToEndDetector(nn.Module):
 
     def encode(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Features (B, C, T) of the valid clips of `frames` (B, T, F, H, W, 3); zeros where `mask` is False."""
+        if frames.ndim != 6 or tuple(mask.shape) != (frames.shape[0], 1, frames.shape[1]):
+            raise InputError(f"frames {tuple(frames.shape)} with mask {tuple(mask.shape)}: expected frames (B, T, "
+                             "F, H, W, 3) and a mask (B, 1, T) of the same B and T")
         valid = mask[:, 0]
+        if not valid.any():
+            # Nothing to encode (a batch of padding only): the encoder is never called on zero clips, which
+            # it cannot take; the features are all padding, zero as everywhere else.
+            return frames.new_zeros(frames.shape[0], self.detector.input_dim, frames.shape[1], dtype=torch.float32)
         features = self.encoder(frames[valid][None])[0]  # (N, C): one pass over every valid clip of the batch
         out = features.new_zeros(frames.shape[0], frames.shape[1], features.shape[-1])
         out[valid] = features
