@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--stride, --size and --batch then come from the run; default: none)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="with --run: whose adapters")
-    p.add_argument("--backbone", default="efficientnet-lite0",
+    p.add_argument("--backbone", default=None,
                    choices=["efficientnet-lite0", "videomae", "skeleton", "pose"],
                    help="the feature network (default: efficientnet-lite0; skeleton: joints of SMG skeleton CSVs; "
                         "pose: MediaPipe body and hand landmarks of any video, run with .venv-pose/bin/mgrec after "
@@ -281,16 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None,
                    help="videomae: a Hugging Face format folder (required); efficientnet-lite0: a state dict "
                         "(default: the packaged ImageNet weights)")
-    p.add_argument("--window", type=int, default=16, help="frames per feature window")
-    p.add_argument("--stride", type=int, default=4, help="frames between window starts")
+    p.add_argument("--window", type=int, default=None, help="frames per feature window (default: 16)")
+    p.add_argument("--stride", type=int, default=None, help="frames between window starts (default: 4)")
     p.add_argument("--size", type=int, default=None, help="frame size in pixels (default: the backbone's)")
     p.add_argument("--frames-per-window", type=positive_int, default=None, metavar="N",
                    help="efficientnet-lite0: average N frames of each window, on frames consecutive windows share "
                         "(4 of 16 with stride 4: the network runs on a quarter of the frames; a recipe of its own, "
                         "recorded in the sidecars; default: every frame)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument("--batch", type=int, default=8,
-                   help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae; "
+                        "default: 8)")
     p.add_argument("--fps", type=float, default=None,
                    help="skeleton CSVs only: frame rate (default: read from SampleXXXX_data.csv)")
     p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
@@ -570,9 +571,14 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
     from mgrec.extract.run import extract_with_run
     from mgrec.run import RunDir
 
-    config = RunDir(run_dir).read_config()
+    run = RunDir(run_dir)
+    config = run.read_config()
     if not config.end_to_end:
         return None
+    if not Path(config.data.videos).is_dir():
+        raise InputError(f"{run.config_path} [data.videos]: {config.data.videos}: no such folder (the run reads its "
+                         "videos there); move them back, or record the new place with mgrec train CONFIG --out RUN "
+                         "--resume --set data.videos=NEW")
     annotations = load_annotations(config.data.annotations)
     ids = [video for split in splits if split is not None for video in annotations.video_ids(split)]
     videos = [find_video(Path(config.data.videos), video) for video in dict.fromkeys(ids)]
@@ -678,7 +684,7 @@ def cmd_stream(args) -> None:
 
 
 def cmd_extract(args) -> None:
-    from mgrec.extract.run import extract, fuse_features
+    from mgrec.extract.run import DEFAULT_BACKBONE, extract, fuse_features
 
     if args.fuse:
         if args.inputs:
@@ -690,15 +696,22 @@ def cmd_extract(args) -> None:
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
+    recipe = {"--backbone": args.backbone, "--weights": args.weights, "--window": args.window, "--stride": args.stride,
+              "--size": args.size, "--batch": args.batch, "--fps": args.fps,
+              "--frames-per-window": args.frames_per_window}
     if args.from_run is not None:
         from mgrec.extract.run import extract_with_run
 
+        if given := [name for name, value in recipe.items() if value is not None]:
+            raise InputError(f"--run: {', '.join(given)} come from the run's recipe; give none of them")
         results = extract_with_run(_checked_run_dir(args.from_run), args.inputs, args.out, args.checkpoint, args.device,
                                    show_progress(args))
     else:
-        results = extract(args.inputs, args.out, backbone=args.backbone, weights=args.weights, window=args.window,
-                          stride=args.stride, size=args.size, device=args.device, batch=args.batch, fps=args.fps,
-                          progress=show_progress(args), frames_per_window=args.frames_per_window)
+        results = extract(args.inputs, args.out, backbone=args.backbone or DEFAULT_BACKBONE, weights=args.weights,
+                          window=16 if args.window is None else args.window,
+                          stride=4 if args.stride is None else args.stride, size=args.size, device=args.device,
+                          batch=8 if args.batch is None else args.batch, fps=args.fps, progress=show_progress(args),
+                          frames_per_window=args.frames_per_window)
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
         for warning in result.warnings:

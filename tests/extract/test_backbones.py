@@ -170,3 +170,11 @@ def test_frames_per_window_averages_those_frames_and_runs_the_network_on_no_othe
     for index in range(len(features)):
         expected = embeddings[index * 4 + window_offsets(16, 4, count)].mean(axis=0)
         np.testing.assert_allclose(features[index], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_corrupt_videomae_checkpoint_is_named(tmp_path):
+    tiny_videomae(tmp_path, with_fc_norm=False)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match="model.safetensors: not a readable safetensors file"):
+        load_backbone("videomae", tmp_path, "cpu", None)

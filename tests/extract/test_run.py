@@ -238,3 +238,18 @@ def test_frames_per_window_is_a_recipe_of_its_own(tmp_path, bikes_clip):
     assert every.status == "extracted" and read_sidecar(out / "bikes48.json").frames_per_window is None
     with pytest.raises(InputError, match="--frames-per-window: backbone skeleton reads every frame"):
         extract([bikes_clip], out, backbone="skeleton", frames_per_window=4, progress=False)
+
+
+def test_a_video_replaced_under_the_same_name_is_extracted_again(tmp_path, bikes_clip, carphone):
+    import shutil
+
+    video = tmp_path / "clip.mp4"
+    shutil.copy(bikes_clip, video)
+    out = tmp_path / "features"
+    assert extract([video], out, size=64, frames_per_window=4, progress=False)[0].status == "extracted"
+    assert extract([video], out, size=64, frames_per_window=4, progress=False)[0].status == "skipped"
+    first = np.load(out / "clip.npy")
+    shutil.copy(carphone, video)  # another video, same name: its old features must not be taken for it
+    (again,) = extract([video], out, size=64, frames_per_window=4, progress=False)
+    assert again.status == "extracted"
+    assert np.load(out / "clip.npy").shape != first.shape

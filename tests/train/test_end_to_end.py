@@ -297,3 +297,31 @@ def test_torchrun_two_processes_match_one_process(end_to_end_data, tmp_path):
         # lr 3e-3 turns into up to about 1e-5 where a gradient is near zero (a wrong share or a missing
         # average moves weights by the order of the learning rate)
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-3, atol=1e-4, err_msg=key)
+
+
+def test_resume_refuses_a_backbone_that_changed_since_the_run_started(end_to_end_data, tmp_path):
+    from mgrec.train.loop import train
+
+    config = _short_training(end_to_end_data, epochs=1)
+    run = tmp_path / "run"
+    train(config, run, progress=False, log=lambda *_: None, encoder=build_adapted_backbone(config))
+    shape = Path(config.backbone.weights) / "config.json"
+    shape.write_text(json.dumps({**json.loads(shape.read_text()), "layer_norm_eps": 1e-5}))
+    with pytest.raises(InputError, match="--resume: the backbone .* is not the one .* was trained with"):
+        train(config, run, resume=True, progress=False, log=lambda *_: None, encoder=build_adapted_backbone(config))
+
+
+def test_extract_with_a_run_takes_no_recipe_options_and_evaluate_names_a_moved_videos_folder(end_to_end_data,
+                                                                                             tmp_path, capsys):
+    from mgrec.train.loop import train
+
+    config = _short_training(end_to_end_data, epochs=1)
+    run = tmp_path / "run"
+    train(config, run, progress=False, log=lambda *_: None, encoder=build_adapted_backbone(config))
+    video = Path(config.data.videos) / "talk_color.mp4"
+    assert main(["extract", str(video), "--run", str(run), "--window", "8", "--out", str(tmp_path / "f")]) == 2
+    assert "--run: --window come from the run's recipe; give none of them" in capsys.readouterr().err
+    Path(config.data.videos).rename(tmp_path / "moved")
+    assert main(["evaluate", str(run), "--split", "train", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "config.yaml [data.videos]" in error and "no such folder" in error

@@ -42,6 +42,14 @@ class FeatureSidecar:
     weights_sha256: str | None = None
     num_features: int | None = None  # T, filled in by write_features
     frames_per_window: int | None = None  # a per-frame backbone read only this many frames of each window
+    source_stamp: str | None = None  # "<bytes>:<mtime_ns>" of the input it was made from (`source_stamp`)
+
+
+def source_stamp(path: str | Path) -> str:
+    """Size and modification time of a feature file's source ("<bytes>:<mtime_ns>"): a video replaced under
+    the same name has another, so its old features are not taken for its new ones."""
+    status = Path(path).stat()
+    return f"{status.st_size}:{status.st_mtime_ns}"
 
 
 def sidecar_path(feature_path: str | Path) -> Path:
@@ -87,6 +95,8 @@ _SIDECAR_CHECKS = {
                        "64 lower-case hex digits or null"),
     "num_features": (_optional(_positive_int), "a positive integer or null"),
     "frames_per_window": (_optional(_positive_int), "a positive integer or null (every frame of a window)"),
+    "source_stamp": (_optional(lambda v: isinstance(v, str) and re.fullmatch(r"\d+:\d+", v) is not None),
+                     "'<bytes>:<mtime_ns>' of the source file, or null"),
 }
 _REQUIRED_FIELDS = [f.name for f in dataclasses.fields(FeatureSidecar) if f.default is dataclasses.MISSING]
 

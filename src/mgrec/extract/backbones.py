@@ -186,7 +186,7 @@ class VideoMAE(Backbone):
     def __init__(self, weights: Path | None, device: torch.device, image_size: int | None = None):
         # Everything is local: never let transformers reach for a model hub.
         os.environ["HF_HUB_OFFLINE"] = "1"
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
         from transformers import VideoMAEForVideoClassification, VideoMAEModel
         from transformers.utils import logging as transformers_logging
 
@@ -200,8 +200,11 @@ class VideoMAE(Backbone):
         for name in ("config.json", "model.safetensors"):
             if not (weights / name).is_file():
                 raise InputError(f"{weights}: expected a Hugging Face VideoMAE folder with {name}")
-        with safe_open(weights / "model.safetensors", framework="pt") as handle:
-            has_fc_norm = "fc_norm.weight" in handle.keys()
+        try:
+            with safe_open(weights / "model.safetensors", framework="pt") as handle:
+                has_fc_norm = "fc_norm.weight" in handle.keys()
+        except (SafetensorError, OSError) as exc:
+            raise InputError(f"{weights / 'model.safetensors'}: not a readable safetensors file ({exc})") from None
         # A fine-tuned checkpoint (with fc_norm) loads as the classifier so that fc_norm comes along.
         model_class = VideoMAEForVideoClassification if has_fc_norm else VideoMAEModel
         try:

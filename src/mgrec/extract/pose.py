@@ -65,7 +65,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
 
-from mgrec.data.features import FeatureSidecar, check_feature_values, write_features
+from mgrec.data.features import FeatureSidecar, check_feature_values, source_stamp, write_features
 from mgrec.errors import InputError
 from mgrec.extract.video import (
     VIDEO_SUFFIXES,
@@ -312,12 +312,13 @@ def extract_poses(
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
-        done = _finished_sidecar(feature_path, POSE, None, window, stride)
+        done = _finished_sidecar(feature_path, POSE, None, window, stride, source=path)
         if done is not None:
             results.append(_skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
         try:
+            stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
             # size None: PyAV keeps each frame's own size (see the module doc for why not a square).
             frames = _Counter(iter_frames(path, None))
@@ -332,7 +333,7 @@ def extract_poses(
         grid = FeatureGrid(stream.fps, stride, window)
         assert len(features) == grid.num_windows(frames.count), "windowing disagrees with FeatureGrid"
         sidecar = FeatureSidecar(fps=stream.fps, stride=stride, window=window, backbone=POSE, dim=POSE_DIM,
-                                 frames=frames.count)
+                                 frames=frames.count, source_stamp=stamp)
         write_features(feature_path, features, sidecar)
         warnings = ()
         if track.frames_without_person:

@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mgrec.data.features import FeatureSidecar, load_features, read_sidecar, sidecar_path, write_features
+from mgrec.data.features import (
+    FeatureSidecar,
+    load_features,
+    read_sidecar,
+    sidecar_path,
+    source_stamp,
+    write_features,
+)
 from mgrec.errors import InputError
 from mgrec.extract.backbones import Backbone, window_offsets
 from mgrec.extract.pose import POSE, extract_poses
@@ -162,8 +169,10 @@ def _check_windowing(window: int, stride: int) -> None:
 
 
 def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
-                      fps: float | None = None, frames_per_window: int | None = None) -> FeatureSidecar | None:
-    """The sidecar of a complete feature file made with this recipe, or None (then: extract).
+                      fps: float | None = None, frames_per_window: int | None = None, source: Path | None = None
+                      ) -> FeatureSidecar | None:
+    """The sidecar of a complete feature file made with this recipe from `source` as it is now (its
+    `source_stamp`; sidecars written before stamps existed are trusted), or None (then: extract).
 
     The sidecar is written last, so its presence means the feature file is complete.
     """
@@ -177,7 +186,8 @@ def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | N
     recipe = (backbone, weights_sha256, window, stride, frames_per_window)
     same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
-    return done if same_recipe and same_fps else None
+    same_source = source is None or done.source_stamp is None or done.source_stamp == source_stamp(source)
+    return done if same_recipe and same_fps and same_source else None
 
 
 def _skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractResult:
@@ -262,12 +272,13 @@ def extract_videos(
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
-                                 frames_per_window=model.frames_per_window)
+                                 frames_per_window=model.frames_per_window, source=path)
         if done is not None:
             results.append(_skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
         try:
+            stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
             frames = _Counter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
             # A second bar inside the video: an hour of video is minutes of work even on a GPU.
@@ -291,6 +302,7 @@ def extract_videos(
             weights=str(model.weights),
             weights_sha256=model.weights_sha256,
             frames_per_window=model.frames_per_window,
+            source_stamp=stamp,
         )
         write_features(feature_path, np.stack(features).astype(np.float32), sidecar)
         results.append(
@@ -333,8 +345,9 @@ def extract_skeletons(
         feature_path = out_dir / f"{video_id(path)}.npy"
         started = time.perf_counter()
         try:
+            stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             sample_fps = fps if fps is not None else _sample_fps(path)
-            done = _finished_sidecar(feature_path, SKELETON, None, window, stride, sample_fps)
+            done = _finished_sidecar(feature_path, SKELETON, None, window, stride, sample_fps, source=path)
             if done is not None:
                 results.append(_skipped(path, feature_path, done))
                 continue
@@ -346,7 +359,8 @@ def extract_skeletons(
             continue
         features = skeleton_window_features(skeleton.positions, sample_fps, window, stride, source=path)
         sidecar = FeatureSidecar(
-            fps=sample_fps, stride=stride, window=window, backbone=SKELETON, dim=SKELETON_DIM, frames=frames
+            fps=sample_fps, stride=stride, window=window, backbone=SKELETON, dim=SKELETON_DIM, frames=frames,
+            source_stamp=stamp,
         )
         write_features(feature_path, features, sidecar)
         warnings = ()

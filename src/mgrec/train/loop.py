@@ -160,6 +160,8 @@ def sample_features(model: torch.nn.Module, sample: VideoSample, config: Config)
     with torch.no_grad():
         for clips in sample.features.iter_clips(config.backbone.clip_batch):
             parts.append(model.encoder(torch.from_numpy(clips)[None].to(device))[0].float().cpu().numpy())
+    if not parts:
+        raise InputError(f"{sample.video_id}: no complete window of {config.data.window} frames to encode")
     return np.concatenate(parts)
 
 
@@ -253,6 +255,18 @@ def check_same_config(run: RunDir, config: Config) -> None:
                          "or train a new run")
 
 
+def check_same_backbone(run: RunDir, config: Config, encoder: torch.nn.Module | None) -> None:
+    """End to end, `--resume` continues with the backbone the run started with: backbone.weights may move,
+    but adapters trained inside one VideoMAE mean nothing inside another."""
+    if not config.end_to_end or not run.recipe_path.is_file():
+        return
+    recorded = read_sidecar(run.recipe_path).weights_sha256
+    if recorded != getattr(encoder, "weights_sha256", None):
+        raise InputError(f"--resume: the backbone {config.backbone.weights} is not the one {run.path} was trained with "
+                         f"(sha256 {getattr(encoder, 'weights_sha256', None)}, the run recorded {recorded}); "
+                         "backbone.weights may move between resumes, not change")
+
+
 def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path],
            pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None,
            encoder: torch.nn.Module | None = None) -> TrainResult:
@@ -275,6 +289,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         raise InputError(f"--resume: {run.state_path} not found, nothing to resume (start without --resume)")
     if resume:
         check_same_config(run, config)
+        check_same_backbone(run, config, encoder)
 
     # data
     annotations, excluded = checked_annotations(config, log=say, source=str(inputs[0]) if inputs else "config")
