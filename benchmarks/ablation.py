@@ -47,8 +47,10 @@ from mgrec.data.streams import load_video_streams
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
+from mgrec.infer.fused import make_fused_ensemble
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.ensemble import load_run_network
+from mgrec.postprocess.fusion import fuse_detections
 from mgrec.provenance import PROVENANCE_KEY, campaign_name, provenance, read_provenance
 from mgrec.run import RunDir
 from mgrec.train.ensemble import make_ensemble
@@ -93,6 +95,9 @@ FUSION_ROWS = {
     "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder; gyro by input gate + each level)"),
 }
 ENSEMBLE_ROWS = ("default", "repeat_factor")  # each also scored as one ensemble of its seed runs
+# The fusion study's late fusion: per seed, the detection-level ensemble of these two rows' runs (no training
+# of its own; its cost is theirs).
+LATE_FUSION = ("acc", "gyro")
 TEST_SPLIT = "test"
 RECORD_NAME = "ablation_run.json"
 TEST_KEYS = ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_threshold", "num_predictions")
@@ -229,15 +234,19 @@ def detect_milliseconds(run_dir: Path, repeats: int = 3) -> float:
     """CPU time of `OfflineDetector.detect` (network, decoding, NMS; float32) per test video of a run, the
     best of `repeats` passes, with the features already loaded (and resampled onto the grid)."""
     detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
-    data = detector.config.data
-    annotations = load_annotations(data.annotations)
-    videos = [(v, annotations.videos[v].fps, load_video_streams(data, v, annotations.videos[v].fps))
+    annotations = load_annotations(detector.config.data.annotations)
+    # a detection-level ensemble: every member on its own features, then the fusion
+    members = detector.members if detector.members is not None else [detector]
+    videos = [(v, annotations.videos[v].fps,
+               [load_video_streams(m.config.data, v, annotations.videos[v].fps) for m in members])
               for v in annotations.video_ids(TEST_SPLIT)]
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
         for video_id, fps, features in videos:
-            detector.detect(features, video_id=video_id, fps=fps)
+            ranked = [m.detect(f, video_id=video_id, fps=fps) for m, f in zip(members, features)]
+            if detector.members is not None:
+                fuse_detections(ranked, detector.fusion_iou)
         best = min(best, time.perf_counter() - started)
     return 1000 * best / len(videos)
 
@@ -274,7 +283,9 @@ def quality_table(runs: list[dict], rare: list[str], fusion: bool = False) -> st
         "|---|---|---|---|---|---|---|---|" + ("---|---|" if fusion else ""),
     ]
     if fusion:
-        titles = {row: title for row, (*_, title) in FUSION_ROWS.items()}
+        titles = {**{row: title for row, (*_, title) in FUSION_ROWS.items()},
+                  "late": f"both, late: the `{LATE_FUSION[0]}` and `{LATE_FUSION[1]}` runs' detections fused "
+                          "(`mgrec ensemble --fusion detections`)"}
     else:
         titles = {**{row: title for row, (_, _, title) in QUALITY_ROWS.items()},
                   **{f"{row}+ensemble": f"ensemble of the `{row}` seed runs" for row in ENSEMBLE_ROWS}}
@@ -302,6 +313,26 @@ def _milliseconds(group: list[dict]) -> str:
         return "–"
     mean, std = mean_std(values)
     return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
+
+
+def late_fusion_one(seed: int, members: list[dict], scratch: Path, log=print) -> dict:
+    """One seed's detection-level ensemble of the LATE_FUSION rows' runs, scored on test like a run."""
+    run_dir = scratch / f"late-{'-'.join(LATE_FUSION)}-seed{seed}-ep{members[0]['epochs']}"
+    if not RunDir(run_dir).eval_path(TEST_SPLIT).exists():
+        if not RunDir(run_dir).format_path.exists():
+            make_fused_ensemble([m["run_dir"] for m in members], run_dir, log=log)
+        evaluate_run(run_dir, TEST_SPLIT, precision="fp32")
+    test = json.loads(RunDir(run_dir).eval_path(TEST_SPLIT).read_text(encoding="utf-8"))
+    tuning = RunDir(run_dir).read_tuning()
+    return {
+        "config": members[0]["config"], "row": "late", "seed": seed, "epochs": members[0]["epochs"],
+        "overrides": [], "run_dir": str(run_dir),
+        "training": {"seconds": sum(m["training"].get("wall_seconds", m["training"]["seconds"]) for m in members),
+                     "val": {"f1": tuning["val_scores"]["f1"], "score_threshold": tuning["score_threshold"]}},
+        "parameters": sum(m.get("parameters", 0) for m in members),
+        "test": {key: test[key] for key in TEST_KEYS},
+        "test_f1_per_class": {name: r["f1"] for name, r in test["per_class"].items()},
+    }
 
 
 def ensemble_one(row: str, members: list[dict], scratch: Path, log=print) -> dict:
@@ -434,6 +465,13 @@ def main(argv: list[str] | None = None) -> int:
                                                           teacher_record.get("wall_seconds", teacher_record["seconds"]))
                 runs.append(record)
                 write_results(args.out, runs, meta)
+        if args.study == "fusion":
+            for seed in args.seeds:
+                members = [next((r for r in runs if r["row"] == row and r["seed"] == seed), None)
+                           for row in LATE_FUSION]
+                if all(members):
+                    runs.append(late_fusion_one(seed, members, args.scratch))
+                    write_results(args.out, runs, meta)
         if args.study == "fusion" and args.time_detection:
             # timed after every training, so that no training shares the cores with the clock
             for record in runs:

@@ -105,5 +105,5 @@ def tune_on_val(out: RunDir, log) -> dict | None:
     threshold = tune_score_threshold(ground_truth, ranked)
     result = score(ground_truth, ranked, detector.classes, threshold, split=config.data.val_split)
     metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
-    out.write_tuning({**tuning, "score_threshold": threshold, "tuned_on": config.data.val_split})
+    out.write_tuning({**tuning, "score_threshold": threshold, "tuned_on": config.data.val_split, "val_scores": metrics})
     return metrics
