@@ -135,6 +135,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(--rows)")
     parser.add_argument("--rows", nargs="+", choices=[*QUALITY_ROWS, *FUSION_ROWS], default=None,
                         help="rows of the quality or fusion study (default: all of the study's)")
+    parser.add_argument("--runs-from", type=Path, default=None, metavar="ABLATION_JSON",
+                        help="take the trained runs of an earlier campaign's ablation.json (their run folders must "
+                             "still exist) instead of training: for the rows computed from runs (the fusion study's "
+                             "late fusion, detection timings; default: train)")
     parser.add_argument("--time-detection", action="store_true",
                         help="fusion study: time detection per test video of every run once all are trained "
                              "(run it when nothing else uses the cores)")
@@ -450,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
             what = args.study if args.study in ("quality", "fusion") else "ablation"
             args.out = RESULTS / campaign_name(what, meta[PROVENANCE_KEY])
         runs = []
+        if args.runs_from is not None:
+            earlier = json.loads(args.runs_from.read_text(encoding="utf-8"))["runs"]
+            runs = [r for r in earlier if r.get("row") in {row for row, *_ in plan} and r.get("seed") in args.seeds]
+            meta["runs_from"] = str(args.runs_from)
+            plan = []
         for row, config, overrides in plan:
             epochs = configured_epochs(config, args.epochs)
             for seed in args.seeds:
