@@ -441,6 +441,19 @@ def _checkpoint_suffix(checkpoint: str) -> str:
 # Weights files (safetensors); also used for files outside a run directory
 
 
+def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
+    """The run directory `out` for an ensemble of `members` (`mgrec ensemble`): refused when there are no
+    members, when it is one of them, or when it exists and is not empty (an ensemble is written anew)."""
+    if not members:
+        raise InputError("an ensemble needs at least one run")
+    run = RunDir(out)
+    if run.path.resolve() in {Path(p).resolve() for p in members}:
+        raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
+    if run.path.exists() and any(run.path.iterdir()):
+        raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
+    return run
+
+
 def write_weights_file(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict) -> None:
     """Model weights (and EMA weights under the prefix `ema.`) in one safetensors file."""
     from safetensors.torch import save_file

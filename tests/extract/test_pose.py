@@ -264,8 +264,10 @@ def test_real_video_through_the_pose_venv(tmp_path, carphone, make_video):
     assert 8 <= missing <= 16, warnings[0]  # the black frames, and a few while the tracker finds the person again
 
     sidecar = json.loads((out / "carphone.json").read_text())
+    assert re.fullmatch(r"\d+:\d+", sidecar.pop("source_stamp"))  # the source's size and mtime
     assert sidecar == {"fps": pytest.approx(30000 / 1001), "stride": 4, "window": 16, "backbone": "pose",
-                       "dim": POSE_DIM, "frames": 120, "weights": None, "weights_sha256": None, "num_features": 27}
+                       "dim": POSE_DIM, "frames": 120, "weights": None, "weights_sha256": None, "num_features": 27,
+                       "frames_per_window": None}
     features = np.load(out / "carphone.npy")
     assert features.shape == (27, POSE_DIM) and features.dtype == np.float32 and np.isfinite(features).all()
 

@@ -414,7 +414,8 @@ def test_a_trained_run_refuses_another_backbone_a_missing_recipe_and_moved_video
     (root / "videos").rename(root / "moved")
     capsys.readouterr()
     assert main(["evaluate", str(run), "--split", "val", "--device", "cpu", "--no-progress"]) == 2
-    assert f"{root / 'videos'}: no such folder (looking for the video of 'talk_again')" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"config.yaml [data.videos]: {root / 'videos'}: no such folder (the run reads its videos there)" in error
 
 
 @pytest.mark.slow  # trains the module's run (about 3 s) when it runs alone

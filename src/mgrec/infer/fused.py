@@ -24,7 +24,7 @@ from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.fusion import FUSION_IOU
-from mgrec.run import RunDir
+from mgrec.run import RunDir, new_ensemble_dir
 
 
 @dataclass
@@ -45,13 +45,7 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
     """Copy `run_dirs` into the new run directory `out` as the members of a detection-level ensemble and
     tune its score threshold on val."""
     paths = [Path(p) for p in run_dirs]
-    if not paths:
-        raise InputError("an ensemble needs at least one run")
-    out_run = RunDir(out)
-    if out_run.path.resolve() in {p.resolve() for p in paths}:
-        raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
-    if out_run.path.exists() and any(out_run.path.iterdir()):
-        raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
+    out_run = new_ensemble_dir(out, paths)
     configs, classes = [], None
     for path in paths:
         run = RunDir(path)

@@ -18,7 +18,7 @@ from mgrec.config import Config, to_dict
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
-from mgrec.run import RunDir
+from mgrec.run import RunDir, new_ensemble_dir
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import validate
 
@@ -77,13 +77,7 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
     paths = [Path(p) for p in run_dirs]
-    if not paths:
-        raise InputError("an ensemble needs at least one run")
-    out_run = RunDir(out)
-    if out_run.path.resolve() in {p.resolve() for p in paths}:
-        raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
-    if out_run.path.exists() and any(out_run.path.iterdir()):
-        raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
+    out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
     for path, config, *_ in loaded:
         if config.end_to_end:  # each member reads its own adapted features: one feature input cannot serve them
