@@ -176,6 +176,15 @@ def clip_frame_picks(window: int, frames_per_clip: int) -> np.ndarray:
     return np.linspace(0, window - 1, frames_per_clip).round().astype(int)
 
 
+def window_clips(frames: Iterable[np.ndarray], window: int, stride: int, frames_per_clip: int
+                 ) -> Iterator[np.ndarray]:
+    """The clip of every complete window of a frame stream, in order: (frames_per_clip, H, W, 3), the
+    window's frames at `clip_frame_picks` (what a VideoMAE reads, in extraction and in training alike)."""
+    picks = clip_frame_picks(window, frames_per_clip)
+    for frames in sliding_windows(frames, window, stride):
+        yield np.stack([frames[i] for i in picks])
+
+
 def _count_packets(path: Path) -> int:
     """Frames of the first video stream counted by demuxing (no decoding): for containers that do
     not declare a frame count."""
@@ -343,10 +352,9 @@ class VideoClips:
         one sequential pass over the video, holding only the last `window` frames."""
         if batch < 1:
             raise InputError(f"batch must be a positive integer, got {batch}")
-        picks = clip_frame_picks(self.window, self.frames_per_clip)
-        windows = sliding_windows(iter_frames(self.path, self.image_size), self.window, self.stride)
+        every = window_clips(iter_frames(self.path, self.image_size), self.window, self.stride, self.frames_per_clip)
         # A stream longer than its declared frame count has windows past `length`; they are not on
         # the grid the rest of mgrec uses for this video (and the stream is still read to its end).
-        clips = (np.stack([frames[i] for i in picks]) for i, frames in enumerate(windows) if i < self.length)
+        clips = (clip for i, clip in enumerate(every) if i < self.length)
         for chunk in batched(clips, batch):
             yield np.stack(chunk)

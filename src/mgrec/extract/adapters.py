@@ -63,11 +63,11 @@ from torch.utils.checkpoint import checkpoint
 
 from mgrec.config import Config
 from mgrec.data.features import read_sidecar
-from mgrec.data.videos import clip_frame_picks
+from mgrec.data.videos import window_clips
 from mgrec.devices import autocast_dtype
 from mgrec.errors import InputError
 from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, file_sha256
-from mgrec.extract.video import batched, sliding_windows
+from mgrec.extract.video import batched
 from mgrec.extract.videomae_convert import sinusoid_position_table
 from mgrec.files import brief, read_json
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, split_state
@@ -529,7 +529,6 @@ class AdaptedBackbone(Backbone):
         self.model.eval()
         self.device = torch.device(device)
         self.frames_per_clip = config.backbone.frames_per_clip
-        self.clip_batch = config.backbone.clip_batch
         self.dim = config.data.feature_dim
         self.image_size = config.backbone.image_size
         self.weights = run.weights_path(checkpoint)
@@ -539,9 +538,7 @@ class AdaptedBackbone(Backbone):
 
     @torch.inference_mode()
     def window_features(self, frames, window, stride, batch) -> Iterator[np.ndarray]:
-        picks = clip_frame_picks(window, self.frames_per_clip)
-        clips = (np.stack([clip[i] for i in picks]) for clip in sliding_windows(frames, window, stride))
-        for chunk in batched(clips, batch):
+        for chunk in batched(window_clips(frames, window, stride, self.frames_per_clip), batch):
             pixels = torch.from_numpy(np.stack(chunk))[None].to(self.device)
             yield from self.model(pixels)[0].float().cpu().numpy()
 

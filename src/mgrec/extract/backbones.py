@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgrec.data.videos import clip_frame_picks
+from mgrec.data.videos import window_clips
 from mgrec.errors import InputError
 from mgrec.extract.video import batched, sliding_windows
 
@@ -241,8 +241,8 @@ class VideoMAE(Backbone):
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1) * 255
 
     @torch.inference_mode()
-    def clip_features(self, clips: list[list[np.ndarray]]) -> np.ndarray:
-        """(B, dim) features of B clips of `num_frames` frames each."""
+    def clip_features(self, clips: list[np.ndarray]) -> np.ndarray:
+        """(B, dim) features of B clips, each (num_frames, H, W, 3) uint8."""
         batch, frames = len(clips), len(clips[0])
         pixels = _to_device([frame for clip in clips for frame in clip], self.device)
         pixels = (pixels.view(batch, frames, *pixels.shape[1:]) - self.mean) / self.std
@@ -259,9 +259,7 @@ class VideoMAE(Backbone):
                 f"window {window}: this VideoMAE takes {self.num_frames} frames per clip; use a window >= that"
             )
         # A longer window is sampled uniformly down to the model's clip length.
-        picks = clip_frame_picks(window, self.num_frames)
-        clips = ([clip[i] for i in picks] for clip in sliding_windows(frames, window, stride))
-        for chunk in batched(clips, batch):
+        for chunk in batched(window_clips(frames, window, stride, self.num_frames), batch):
             yield from self.clip_features(chunk)
 
 

@@ -37,8 +37,10 @@ class EndToEndDetector(nn.Module):
         self.encoder = encoder
         self.detector = detector
 
-    def frozen_modules(self) -> list[nn.Module]:
-        return [module for name, module in self.encoder.named_children() if _is_frozen(self.encoder, name)]
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        """The encoder's frozen children by name (`frozen_prefixes`): never trained, never saved."""
+        frozen = getattr(self.encoder, "frozen_prefixes", ())
+        return {name: module for name, module in self.encoder.named_children() if name in frozen}
 
     def encode(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Features (B, C, T) of the valid clips of `frames` (B, T, F, H, W, 3); zeros where `mask` is False."""
@@ -70,8 +72,7 @@ class EndToEndDetector(nn.Module):
 
     def state_dict(self, *args, **kwargs):
         full = super().state_dict(*args, **kwargs)
-        frozen = tuple(f"{kwargs.get('prefix', '')}{ENCODER_PREFIX}{name}." for name, _ in self.encoder.named_children()
-                       if _is_frozen(self.encoder, name))
+        frozen = tuple(f"{kwargs.get('prefix', '')}{ENCODER_PREFIX}{name}." for name in self.frozen_modules())
         for key in [k for k in full if k.startswith(frozen)]:
             del full[key]
         return full
@@ -86,14 +87,11 @@ class EndToEndDetector(nn.Module):
         return super().load_state_dict(state_dict, strict=False, assign=assign)
 
 
-def _is_frozen(encoder: nn.Module, child: str) -> bool:
-    return child in getattr(encoder, "frozen_prefixes", ())
-
-
 def ema_copy(model: nn.Module) -> nn.Module:
     """A deep copy for the weights' moving average, in eval mode and without gradients; an end-to-end
     model's frozen backbone is shared, not copied (it never changes, and it is most of the memory)."""
-    memo = {id(module): module for module in model.frozen_modules()} if isinstance(model, EndToEndDetector) else {}
+    frozen = model.frozen_modules().values() if isinstance(model, EndToEndDetector) else ()
+    memo = {id(module): module for module in frozen}
     return copy.deepcopy(model, memo).eval().requires_grad_(False)
 
 

@@ -324,10 +324,11 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
             if config.backbone.random_init:
                 say(f"warning: backbone.random_init: the backbone {config.backbone.weights} has random weights "
                     f"(seed {config.seed}); its features mean nothing for real video")
-        for index, stream in enumerate([] if config.end_to_end else config.data.input_streams()):
-            recipe = feature_recipe(stream, train_split.samples[0].video_id)
-            if recipe is not None:
-                run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
+        else:
+            for index, stream in enumerate(config.data.input_streams()):
+                recipe = feature_recipe(stream, train_split.samples[0].video_id)
+                if recipe is not None:
+                    run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
         if pseudo_record is not None:
             run.write_pseudo_labels(pseudo_record)
 
