@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
 from mgrec.data.demo import DatasetPaths
 
@@ -27,3 +33,42 @@ def _classes(paths: DatasetPaths) -> list[str]:
     from mgrec.data.annotations import load_annotations
 
     return load_annotations(paths.annotations).classes
+
+
+# End-to-end training on a real clip (tests/train/test_end_to_end*.py): two "gestures" of the talking
+# person, in seconds of the 4-s carphone clip, and a tiny random-init VideoMAE.
+SEGMENTS = [("nod", 0, [0.8, 1.6]), ("turn", 1, [2.3, 3.3])]
+TINY_VIDEOMAE = dict(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
+                     num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, layer_norm_eps=1e-6,
+                     use_mean_pooling=False)
+
+
+def write_end_to_end_data(root: Path, clip: Path, train: dict) -> Path:
+    """videos/ (the clip as talk_color.mp4 for training and talk_again.mp4 for validation: SMG's `_color`
+    naming and a plain one), the annotations, a random-init VideoMAE folder (config.json only) and a config
+    YAML training on them with `train`; returns the config's path."""
+    videos = root / "videos"
+    videos.mkdir(parents=True)
+    shutil.copy(clip, videos / "talk_color.mp4")
+    shutil.copy(clip, videos / "talk_again.mp4")
+    entry = {"fps": 29.97, "duration": 4.0,
+             "annotations": [{"label": name, "label_id": label, "segment": span} for name, label, span in SEGMENTS]}
+    (root / "annotations.json").write_text(json.dumps({"classes": ["nod", "turn"], "database": {
+        "talk": {"subset": "training", **entry}, "talk_again": {"subset": "validation", **entry}}}))
+    backbone = root / "videomae"
+    backbone.mkdir()
+    (backbone / "config.json").write_text(json.dumps({"model_type": "videomae", **TINY_VIDEOMAE}))
+    config = {
+        "seed": 3,
+        "data": {"annotations": str(root / "annotations.json"), "videos": str(videos), "feature_dim": 32,
+                 "stride": 2, "window": 4, "max_seq_len": 64},
+        "backbone": {"weights": str(backbone), "random_init": True, "image_size": 32, "frames_per_clip": 4,
+                     "adapter": "spatial_temporal", "adapter_blocks": "all", "clip_batch": 32},
+        # the head's channel-attention MLPs with 16 hidden units (SMALL_MODEL's have one, which a ReLU can
+        # leave dead on every input: no gradient at all, whatever the input)
+        "model": {"num_classes": 2, **SMALL_MODEL, "embed_dim": 32, "head_dim": 32, "attention_mlp_ratio": 2},
+        "train": train,
+    }
+    path = root / "e2e.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

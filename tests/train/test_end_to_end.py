@@ -6,14 +6,13 @@ train` on videos -> `evaluate` -> `extract --run` -> `detect` on the raw video, 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from tests.helpers import SMALL_MODEL
+from tests.helpers import write_end_to_end_data
 
 from mgrec.cli import main
 from mgrec.config import load_config
@@ -28,44 +27,14 @@ from mgrec.train.data import load_split
 from mgrec.train.losses import DetectionLoss
 from mgrec.train.step import TrainStep
 
-# Two "gestures" of the talking person, in seconds of the 4-s clip.
-SEGMENTS = [("nod", 0, [0.8, 1.6]), ("turn", 1, [2.3, 3.3])]
-TINY_VIDEOMAE = dict(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
-                     num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, layer_norm_eps=1e-6,
-                     use_mean_pooling=False)
-
 
 @pytest.fixture
 def end_to_end_data(tmp_path, carphone):
-    """A videos folder (the same clip under a training and a validation id, SMG's `_color` naming), the
-    annotations, a random-init VideoMAE folder (config.json only) and a config YAML training on them."""
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    shutil.copy(carphone, videos / "talk_color.mp4")
-    shutil.copy(carphone, videos / "talk_again.mp4")
-    entry = {"fps": 29.97, "duration": 4.0,
-             "annotations": [{"label": name, "label_id": label, "segment": span} for name, label, span in SEGMENTS]}
-    annotations = tmp_path / "annotations.json"
-    annotations.write_text(json.dumps({"classes": ["nod", "turn"], "database": {
-        "talk": {"subset": "training", **entry}, "talk_again": {"subset": "validation", **entry}}}))
-    backbone = tmp_path / "videomae"
-    backbone.mkdir()
-    (backbone / "config.json").write_text(json.dumps({"model_type": "videomae", **TINY_VIDEOMAE}))
-    config = {
-        "seed": 3,
-        "data": {"annotations": str(annotations), "videos": str(videos), "feature_dim": 32, "stride": 2,
-                 "window": 4, "max_seq_len": 64},
-        "backbone": {"weights": str(backbone), "random_init": True, "image_size": 32, "frames_per_clip": 4,
-                     "adapter": "spatial_temporal", "adapter_blocks": "all", "clip_batch": 32},
-        # the head's channel-attention MLPs with 16 hidden units (SMALL_MODEL's have one, which a ReLU can
-        # leave dead on every input: no gradient at all, whatever the input)
-        "model": {"num_classes": 2, **SMALL_MODEL, "embed_dim": 32, "head_dim": 32, "attention_mlp_ratio": 2},
-        "train": {"epochs": 30, "warmup_epochs": 2, "batch_size": 2, "crops_per_video": 6, "lr": 3e-3,
-                  "weight_decay": 0.0, "eval_every": 10, "ema_decay": 0.9, "device": "cpu"},
-    }
-    path = tmp_path / "e2e.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The real clip as a training and a validation video, annotations, a random-init VideoMAE and a config
+    that trains long enough to overfit it (`tests.helpers.write_end_to_end_data`)."""
+    return write_end_to_end_data(tmp_path, carphone, {
+        "epochs": 30, "warmup_epochs": 2, "batch_size": 2, "crops_per_video": 6, "lr": 3e-3, "weight_decay": 0.0,
+        "eval_every": 10, "ema_decay": 0.9, "device": "cpu"})
 
 
 def _model(config):

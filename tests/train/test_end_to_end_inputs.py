@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tests.helpers import SMALL_MODEL
-from tests.train.test_end_to_end import SEGMENTS, TINY_VIDEOMAE
+from tests.helpers import TINY_VIDEOMAE, write_end_to_end_data
 
 from mgrec.cli import main
 from mgrec.config import load_config
@@ -38,32 +37,11 @@ from mgrec.model.end_to_end import EndToEndDetector
 
 
 def _setup(root: Path, carphone: Path) -> Path:
-    """videos/ (talk_color.mp4 for training, talk_again.mp4 for validation), annotations, a random-init
-    VideoMAE folder and a one-epoch config; returns the config's path."""
-    videos = root / "videos"
-    videos.mkdir(parents=True)
-    shutil.copy(carphone, videos / "talk_color.mp4")
-    shutil.copy(carphone, videos / "talk_again.mp4")
-    entry = {"fps": 29.97, "duration": 4.0,
-             "annotations": [{"label": name, "label_id": label, "segment": span} for name, label, span in SEGMENTS]}
-    (root / "annotations.json").write_text(json.dumps({"classes": ["nod", "turn"], "database": {
-        "talk": {"subset": "training", **entry}, "talk_again": {"subset": "validation", **entry}}}))
-    backbone = root / "videomae"
-    backbone.mkdir()
-    (backbone / "config.json").write_text(json.dumps({"model_type": "videomae", **TINY_VIDEOMAE}))
-    config = {
-        "seed": 3,
-        "data": {"annotations": str(root / "annotations.json"), "videos": str(videos), "feature_dim": 32,
-                 "stride": 2, "window": 4, "max_seq_len": 64},
-        "backbone": {"weights": str(backbone), "random_init": True, "image_size": 32, "frames_per_clip": 4,
-                     "adapter": "spatial_temporal", "adapter_blocks": "all", "clip_batch": 32},
-        "model": {"num_classes": 2, **SMALL_MODEL, "embed_dim": 32, "head_dim": 32, "attention_mlp_ratio": 2},
-        "train": {"epochs": 1, "warmup_epochs": 1, "batch_size": 2, "crops_per_video": 2, "lr": 3e-3,
-                  "weight_decay": 0.0, "eval_every": 1, "ema_decay": 0.9, "device": "cpu"},
-    }
-    path = root / "e2e.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The real clip as a training and a validation video, annotations, a random-init VideoMAE and a
+    one-epoch config (`tests.helpers.write_end_to_end_data`); returns the config's path."""
+    return write_end_to_end_data(root, carphone, {
+        "epochs": 1, "warmup_epochs": 1, "batch_size": 2, "crops_per_video": 2, "lr": 3e-3, "weight_decay": 0.0,
+        "eval_every": 1, "ema_decay": 0.9, "device": "cpu"})
 
 
 @pytest.fixture
