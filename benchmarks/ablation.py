@@ -83,6 +83,7 @@ QUALITY_ROWS = {
     # The schedule within the same crops (the demo's runs are still improving at their last epoch): on top of
     # the repeat-factor default, twice the optimizer steps of half the batch, a higher peak rate, no drop path.
     "batch2": ("mgrec", REPEAT_FACTOR + ("train.batch_size=2",), "repeat factor, batch 2 (same crops, 2x steps)"),
+    "batch1": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1",), "repeat factor, batch 1 (same crops, 4x steps)"),
     "lr2": ("mgrec", REPEAT_FACTOR + ("train.lr=0.002",), "repeat factor, peak lr 0.002 (instead of 0.001)"),
     "no_drop_path": ("mgrec", REPEAT_FACTOR + ("model.drop_path=0.0",), "repeat factor, no drop path (0.1 before)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
