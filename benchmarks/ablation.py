@@ -101,7 +101,7 @@ FUSION_ROWS = {
     "sum": ("default", ["acc", "gyro"], "sum", "both, sum (an embedding per stream, added)"),
     "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder; gyro by input gate + each level)"),
 }
-ENSEMBLE_ROWS = ("default", "repeat_factor")  # each also scored as one ensemble of its seed runs
+ENSEMBLE_ROWS = ("default", "repeat_factor", "batch1")  # each also scored as one ensemble of its seed runs
 # The fusion study's late fusion: per seed, the detection-level ensemble of these two rows' runs (no training
 # of its own; its cost is theirs).
 LATE_FUSION = ("acc", "gyro")
