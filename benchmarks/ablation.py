@@ -86,6 +86,11 @@ QUALITY_ROWS = {
     "batch1": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1",), "repeat factor, batch 1 (same crops, 4x steps)"),
     "lr2": ("mgrec", REPEAT_FACTOR + ("train.lr=0.002",), "repeat factor, peak lr 0.002 (instead of 0.001)"),
     "no_drop_path": ("mgrec", REPEAT_FACTOR + ("model.drop_path=0.0",), "repeat factor, no drop path (0.1 before)"),
+    # On the batch-1 default: is the paper's Eq. 1 still behind repeat factor, and do the crop transforms help a
+    # network that is no longer short of steps?
+    "batch1_eq1": ("mgrec", ("train.batch_size=1",), "batch 1 with the paper's Eq. 1 (alpha 160), not repeat factor"),
+    "batch1_temporal": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1",) + TEMPORAL,
+                        "batch 1, repeat factor + time scale and instance paste (p 0.5 each)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",
