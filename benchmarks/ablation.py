@@ -42,7 +42,7 @@ import torch
 
 from mgrec.config import load_config
 from mgrec.data.annotations import load_annotations
-from mgrec.data.demo import build_demo
+from mgrec.data.demo import build_demo, default_cache_dir
 from mgrec.data.streams import load_video_streams
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
@@ -165,7 +165,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scratch", type=Path, default=REPO / "runs" / "ablation", help="folder for the run directories"
     )
-    parser.add_argument("--demo-cache", type=Path, default=None, help="demo data folder (default: mgrec's demo cache)")
+    parser.add_argument("--demo-cache", type=Path, default=None,
+                        help="demo data folder (default: mgrec's demo cache; with --demo-seed N > 0, demo-seedN "
+                             "beside it)")
+    parser.add_argument("--demo-seed", type=int, default=0,
+                        help="build the demo with this seed: other subjects in train, val and test, other streams "
+                             "(a held-out check of a default chosen on seed 0; runs go to <scratch>-demoN)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--override",
@@ -175,6 +180,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra config override for every run, e.g. train.device=cuda (repeatable)",
     )
     return parser.parse_args(argv)
+
+
+def seed_folders(demo_seed: int, demo_cache: Path | None, scratch: Path) -> tuple[Path | None, Path]:
+    """The demo cache and the run folder for a demo built with `demo_seed`.
+
+    Seed 0 keeps them. Another seed is another build of the demo: its own cache (unless one is given) and
+    its own run folders, so nothing made from seed 0 is rebuilt, and no seed-0 run is taken for a run on
+    this data (a run folder's name does not carry the data it trained on).
+    """
+    if demo_seed == 0:
+        return demo_cache, scratch
+    cache = demo_cache or default_cache_dir().with_name(f"demo-seed{demo_seed}")
+    return cache, scratch.with_name(f"{scratch.name}-demo{demo_seed}")
 
 
 def run_config(spec: RunSpec, data_overrides: list[str]):
@@ -436,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if args.epochs is not None and args.epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {args.epochs}")
-        demo_seed = 0
+        demo_seed = args.demo_seed
+        args.demo_cache, args.scratch = seed_folders(demo_seed, args.demo_cache, args.scratch)
         paths = build_demo(args.demo_cache, seed=demo_seed)
         device = training_device(args.configs[0], tuple(args.override), paths.overrides())
         meta = {
@@ -464,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = [(config, config, ()) for config in args.configs]
         if args.out is None:
             what = args.study if args.study in ("quality", "fusion") else "ablation"
+            what += f"-demo{demo_seed}" if demo_seed != 0 else ""
             args.out = RESULTS / campaign_name(what, meta[PROVENANCE_KEY])
         runs = []
         if args.runs_from is not None:

@@ -150,6 +150,16 @@ def test_a_training_step_trains_and_time_training_restores_the_weights(speed):
 # -- ablation.py ------------------------------------------------------------------------------
 
 
+def test_another_demo_seed_has_its_own_cache_and_run_folders(ablation, monkeypatch, tmp_path):
+    monkeypatch.setenv("MGREC_CACHE", str(tmp_path / "cache"))
+    scratch = tmp_path / "runs" / "ablation"
+    assert ablation.seed_folders(0, None, scratch) == (None, scratch)  # the demo's own cache, as before
+    assert ablation.seed_folders(1, None, scratch) == (tmp_path / "cache" / "demo-seed1", tmp_path / "runs" /
+                                                       "ablation-demo1")
+    given = tmp_path / "mine"
+    assert ablation.seed_folders(2, given, scratch) == (given, tmp_path / "runs" / "ablation-demo2")
+
+
 def test_mean_and_sample_std_by_hand(ablation):
     mean, std = ablation.mean_std([0.2, 0.4])
     assert mean == pytest.approx(0.3) and std == pytest.approx(math.sqrt(0.02))
