@@ -29,10 +29,11 @@ dev: $(VENV)/.dev-installed
 demo: install
 	$(VENV)/bin/mgrec demo --out $(DEMO_RUN)
 
-# pose-env: the pose extractor's test runs it (tests/extract/test_pose.py)
 # The suite in parallel, one test process per core (at most 4; each runs torch on one thread:
 # tests/conftest.py); `$(PY) -m pytest` alone runs it in one process.
 PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist worksteal
+
+# pose-env: the pose extractor's test runs it (tests/extract/test_pose.py)
 test: dev lint pose-env
 	$(PY) -m pytest $(PYTEST_PARALLEL)
 
