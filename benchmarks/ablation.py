@@ -91,6 +91,12 @@ QUALITY_ROWS = {
     "batch1_eq1": ("mgrec", ("train.batch_size=1",), "batch 1 with the paper's Eq. 1 (alpha 160), not repeat factor"),
     "batch1_temporal": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1",) + TEMPORAL,
                         "batch 1, repeat factor + time scale and instance paste (p 0.5 each)"),
+    # Seed stability on the batch-1 default: a longer weights' average (0.99 keeps about the last 100 of the 720
+    # steps, two epochs; 0.995 about four epochs, 0.998 about ten).
+    "batch1_ema995": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "train.ema_decay=0.995"),
+                      "batch 1, repeat factor, weights' average at decay 0.995 (0.99 before)"),
+    "batch1_ema998": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "train.ema_decay=0.998"),
+                      "batch 1, repeat factor, weights' average at decay 0.998 (0.99 before)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",
