@@ -185,7 +185,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra config override for every run, e.g. train.device=cuda (repeatable)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.demo_seed < 0:  # numpy's generator would refuse it later, with a message that names no option
+        parser.error(f"--demo-seed must be 0 or more, got {args.demo_seed}")
+    return args
 
 
 def seed_folders(demo_seed: int, demo_cache: Path | None, scratch: Path) -> tuple[Path | None, Path]:

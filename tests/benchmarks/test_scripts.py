@@ -160,6 +160,13 @@ def test_another_demo_seed_has_its_own_cache_and_run_folders(ablation, monkeypat
     assert ablation.seed_folders(2, given, scratch) == (given, tmp_path / "runs" / "ablation-demo2")
 
 
+def test_a_negative_demo_seed_is_refused_naming_the_option(ablation, capsys):
+    with pytest.raises(SystemExit) as refused:
+        ablation.parse_args(["--study", "quality", "--demo-seed", "-1"])
+    assert refused.value.code == 2
+    assert "--demo-seed must be 0 or more, got -1" in capsys.readouterr().err
+
+
 def test_mean_and_sample_std_by_hand(ablation):
     mean, std = ablation.mean_std([0.2, 0.4])
     assert mean == pytest.approx(0.3) and std == pytest.approx(math.sqrt(0.02))
