@@ -3,7 +3,7 @@
 import torch
 from tests.model.helpers import prefix_mask
 
-from mgrec.model.masking import MaskedConv1d, downsample, masked_max, masked_mean, max_over
+from mgrec.model.masking import MaskedConv1d, apply_mask, downsample, mask_weights, masked_max, masked_mean, max_over
 
 
 def test_masked_mean_and_max_ignore_padding():
@@ -43,3 +43,14 @@ def test_masked_conv_is_zero_at_padding_despite_its_bias():
     out = conv(torch.randn(1, 3, 8) * mask, mask)
     assert torch.equal(out[..., 5:], torch.zeros(1, 4, 3))
     assert torch.all(out[..., :5] != 0)
+
+
+def test_mask_weights_mask_exactly_as_the_bool_mask_in_every_dtype():
+    mask = prefix_mask([5, 2], 6)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        x = torch.randn(2, 3, 6).to(dtype)
+        for weights in (mask_weights(mask), mask_weights(mask, dtype)):
+            masked = apply_mask(x, weights)
+            assert masked.dtype == dtype  # float32 weights never promote bf16 features
+            assert torch.equal(masked, apply_mask(x, mask))
+            assert torch.equal(masked_mean(x, weights), masked_mean(x, mask))

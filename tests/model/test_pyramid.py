@@ -28,6 +28,17 @@ def test_segments_pool_each_stretch_over_its_real_positions_only():
     assert torch.equal(whole.max(x), masked_max(x, mask))
 
 
+def test_segment_max_fills_masked_steps_below_any_real_value_in_every_dtype():
+    # Real values far below zero, masked ones (which the contract makes zero) holding large values.
+    mask = torch.tensor([[[1, 1, 0, 0, 1, 1, 0]]], dtype=torch.bool)
+    x = torch.tensor([[[-1e30, -5.0, 0.0, 1e6, -3e38, -2e38, 7.0]]])
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        segments = Segments(mask, [(0, 2), (4, 6)])
+        peaks = segments.max(x.to(dtype))
+        assert peaks.dtype == dtype
+        assert torch.equal(peaks, torch.tensor([[[-5.0, -2e38]]]).to(dtype))
+
+
 def test_segment_without_real_positions_pools_to_zero():
     x = torch.randn(1, 2, 6)
     mask = torch.tensor([[[1, 1, 1, 0, 0, 0]]], dtype=torch.bool)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mgrec.model import fastpath
-from mgrec.model.masking import apply_mask, downsample, masked_mean
+from mgrec.model.masking import apply_mask, downsample, mask_weights, masked_mean
 from mgrec.model.norm import ChannelLayerNorm
 from mgrec.model.residual import residual_branch
 
@@ -247,7 +247,8 @@ class DynELayer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         if self.downsample:
             x, mask = downsample(x, mask)
-        u = apply_mask(self.norm(x), mask)
-        x = apply_mask(x + self.mix_residual(self.mixer(u, mask)), mask)
-        x = apply_mask(x + self.ffn_residual(self.ffn(self.ffn_norm(x))), mask)
+        weights = mask_weights(mask, x.dtype)  # cast once for the four uses below
+        u = apply_mask(self.norm(x), weights)
+        x = apply_mask(x + self.mix_residual(self.mixer(u, weights)), weights)
+        x = apply_mask(x + self.ffn_residual(self.ffn(self.ffn_norm(x))), weights)
         return x, mask

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from mgrec.config import ModelConfig
 from mgrec.model.actionformer import TransformerBlock
 from mgrec.model.dyfadet import DynELayer
-from mgrec.model.masking import MaskedConv1d, apply_mask
+from mgrec.model.masking import MaskedConv1d, apply_mask, mask_weights
 from mgrec.model.norm import ChannelLayerNorm
 
 
@@ -34,11 +34,12 @@ class Embedding(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, inject=None) -> Tensor:
         """`inject`: a function of the first conv's output whose result is added to it before its norm
         (gated fusion's early injection of the other streams, `mgrec.model.fusion`)."""
+        weights = mask_weights(mask, x.dtype)  # cast once for the four uses below
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            y = conv(x, mask)
+            y = conv(x, weights)
             if index == 0 and inject is not None:
                 y = y + inject(y)
-            x = apply_mask(norm(y).relu(), mask)
+            x = apply_mask(norm(y).relu(), weights)
         return x
 
 

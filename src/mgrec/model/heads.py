@@ -62,13 +62,13 @@ class Predictors(nn.Module):
 
     def classify(self, x: Tensor, levels: PackedLevels) -> list[Tensor]:
         """Per level (B, T_l, num_classes) raw logits (zero at padded positions), at least float32."""
-        return levels.unpack(_in_float32(self.cls, x, levels.mask).transpose(1, 2), dim=1)
+        return levels.unpack(_in_float32(self.cls, x, levels.weights).transpose(1, 2), dim=1)
 
     def regress(self, x: Tensor, levels: PackedLevels) -> list[Tensor]:
         """Per level (B, T_l, 2) non-negative distances to start and end, in units of the level stride
         (at least float32)."""
         scales = levels.spread(self.reg_scales)
-        return levels.unpack((_in_float32(self.reg, x, levels.mask) * scales).relu().transpose(1, 2), dim=1)
+        return levels.unpack((_in_float32(self.reg, x, levels.weights) * scales).relu().transpose(1, 2), dim=1)
 
 
 def _in_float32(conv: MaskedConv1d, x: Tensor, mask: Tensor) -> Tensor:
@@ -95,7 +95,7 @@ class ConvTower(nn.Module):
 
     def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = apply_mask(norm(conv(x, levels.mask)).relu(), levels.mask)
+            x = apply_mask(norm(conv(x, levels.weights)).relu(), levels.weights)
         return x
 
 
@@ -132,7 +132,7 @@ class AttentionFusion(nn.Module):
     def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
         last = levels.count - 1
         weights = self.path_weights(levels.count)
-        fused = attend_packed(self.attend[1], x, levels.mask, levels.spread(weights[1]), levels.segments(0, last))
+        fused = attend_packed(self.attend[1], x, levels.weights, levels.spread(weights[1]), levels.segments(0, last))
         if last == 0:
             return fused
         # The neighbour paths cover the levels that have that neighbour: 1..L-1 and 0..L-2. They
@@ -141,7 +141,8 @@ class AttentionFusion(nn.Module):
             span = levels.span(first, final)
             scale = levels.spread(weights[path], first, final)
             segments = levels.segments(first, final)
-            fused[..., span] += attend_packed(self.attend[path], neighbour(x), levels.mask[..., span], scale, segments)
+            mask = levels.weights[..., span]
+            fused[..., span] += attend_packed(self.attend[path], neighbour(x), mask, scale, segments)
         return fused
 
 
@@ -165,10 +166,10 @@ class DFAFusion(nn.Module):
         if last > 0:
             # Each DFA runs only on the levels it is read from: 0..L-2 (finer), 1..L-1 (coarser).
             sources = levels.span(0, last - 1)
-            finer = self.from_finer(x[..., sources], levels.mask[..., sources])
+            finer = self.from_finer(x[..., sources], levels.weights[..., sources])
             fused[..., levels.span(1, last)] += self.neighbour_weight * levels.from_finer(finer, sources.start)
             sources = levels.span(1, last)
-            coarser = self.from_coarser(x[..., sources], levels.mask[..., sources])
+            coarser = self.from_coarser(x[..., sources], levels.weights[..., sources])
             fused[..., levels.span(0, last - 1)] += self.neighbour_weight * levels.from_coarser(coarser, sources.start)
         return fused
 
@@ -183,7 +184,7 @@ class DynamicTower(nn.Module):
 
     def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
         for fusion, conv in zip(self.fusions, self.convs):
-            x = conv(fusion(x, levels), levels.mask).relu()
+            x = conv(fusion(x, levels), levels.weights).relu()
         return x
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgrec.model.masking import apply_mask, max_over
+from mgrec.model.masking import apply_mask, mask_weights, max_over
 
 
 class Segments:
@@ -37,16 +37,19 @@ class Segments:
         if bounds[0][0] != 0:
             raise ValueError(f"the first segment must start at 0, got bounds {bounds}")
         self.mask = mask  # (B, 1, T) bool
+        self.weights = mask_weights(mask)  # the same as 0/1 float32, cast once for every pooling
         self.bounds = bounds
         real = [mask[..., begin:end].sum(dim=-1, dtype=torch.float32) for begin, end in bounds]
         self.real = torch.stack(real, dim=-1)  # (B, 1, S) real positions per segment
+        self._has_real = self.real > 0
+        self._floors: dict[torch.dtype, Tensor] = {}
         # Each segment's value is spread over the segment and the masked stretch that follows it.
         ends = [begin for begin, _ in bounds[1:]] + [mask.shape[-1]]
         self._spread_lengths = [end - begin for (begin, _), end in zip(bounds, ends)]
 
     def mean(self, x: Tensor) -> Tensor:
         """Mean over the real positions of each segment of (B, C, T) features -> (B, C, S)."""
-        zeroed = apply_mask(x, self.mask)
+        zeroed = apply_mask(x, self.weights)
         # Sums over contiguous slices: a bmm with a (T, S) indicator matrix is much
         # slower for long inputs (a matrix product with a handful of columns).
         totals = torch.cat([zeroed[..., begin:end].sum(dim=-1, keepdim=True) for begin, end in self.bounds], dim=-1)
@@ -54,10 +57,20 @@ class Segments:
 
     def max(self, x: Tensor) -> Tensor:
         """Max over the real positions of each segment -> (B, C, S); 0 for a segment without any."""
-        lowest = torch.finfo(x.dtype).min
-        filled = torch.where(self.mask, x, lowest)  # one fill for all segments
+        filled = x + self._floor(x.dtype)  # one fill for all segments
         peaks = torch.cat([max_over(filled[..., begin:end], dim=-1) for begin, end in self.bounds], dim=-1)
-        return torch.where(self.real > 0, peaks, torch.zeros_like(peaks))
+        return torch.where(self._has_real, peaks, 0.0)
+
+    def _floor(self, dtype: torch.dtype) -> Tensor:
+        """0 at real positions, the lowest finite value of `dtype` at masked ones (B, 1, T).
+
+        Added to features that are zero at masked positions (the mask contract), it fills them with the
+        lowest value, as `torch.where(mask, x, lowest)` would, at a third of its cost on CPU (torch's
+        where is not vectorised there). Anything a real value could be is far above the fill.
+        """
+        if dtype not in self._floors:
+            self._floors[dtype] = (1.0 - self.weights).to(dtype) * torch.finfo(dtype).min
+        return self._floors[dtype]
 
     def spread(self, values: Tensor) -> Tensor:
         """Per-segment values (..., S) -> per-position values (..., T) (broadcast for one segment)."""
@@ -85,6 +98,8 @@ class PackedLevels:
             position += length + gap
         self.total = position - gap
         self.mask = self.pack(masks)  # (B, 1, N), False in the gaps
+        # The same as 0/1 float32: the head applies it some hundred times per pass (`masking.apply_mask`).
+        self.weights = mask_weights(self.mask)
         self._segments: dict[tuple[int, int], Segments] = {}
 
     @property
@@ -145,7 +160,7 @@ class PackedLevels:
     def _join(self, parts: list[Tensor], span: slice) -> Tensor:
         """Per-level pieces -> one tensor over `span` with zero gaps, masked there: upsampling can
         copy a real value onto a padded step, and the block convention wants zeros at padding."""
-        return apply_mask(self._with_gaps(parts), self.mask[..., span])
+        return apply_mask(self._with_gaps(parts), self.weights[..., span])
 
     def _with_gaps(self, parts: list[Tensor]) -> Tensor:
         """Consecutive levels' pieces joined along time with `gap` zeros between them."""
