@@ -480,3 +480,20 @@ def test_online_eval_records_its_provenance(tmp_path):
     assert written[PROVENANCE_KEY] == result[PROVENANCE_KEY]
     assert_provenance(written, f"python benchmarks/online_eval.py {tmp_path / 'run'} --split test", threads=1)
     assert "threads" not in written and written["num_videos"] == 1 and len(written["online"]) == 1
+
+
+@pytest.mark.slow
+def test_compile_start_times_a_cold_and_a_warm_start(tmp_path):
+    out = tmp_path / "compile_start.json"
+    argv = ["--json", str(out), "--warm", "1", "--updates", "2",
+            *[part for item in TINY_MODEL for part in ("--override", item)]]
+    assert load_script("compile_start").main(argv) == 0
+    result = json.loads(out.read_text())
+    assert_provenance(result, "python benchmarks/compile_start.py --json", threads=1)
+    assert result["overrides"] == TINY_MODEL and len(result["warm"]) == 1
+    for start in (result["cold"], *result["warm"]):
+        assert start["process_s"] > start["setup_s"] > 0
+        assert start["compiled_update_ms"] > 0 and start["eager_update_ms"] > 0
+        assert start["history"] == 128  # the demo's window: data.max_seq_len // 8
+    # The warm start found the cold one's compiled code in the shared cache.
+    assert result["warm"][0]["setup_s"] < result["cold"]["setup_s"]
