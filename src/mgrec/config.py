@@ -192,7 +192,10 @@ class TrainConfig:
     weight_decay: float = _doc(0.025, "AdamW weight decay, on conv kernels and linear matrices only")
     clip_grad: float = _doc(1.0, "clip the gradient's L2 norm to this; 0: no clipping")
     ema_decay: float = _doc(0.999, "decay of the weights' moving average (validated, saved and used to detect); "
-                                   "warm-up: min(decay, (1+t)/(10+t)) at step t")
+                                   "warm-up: min(decay, (1+t)/(1+ema_warmup+t)) at step t")
+    ema_warmup: float = _doc(9.0, "gamma of the moving average's warm-up: until step t = gamma/(1-ema_decay) the "
+                                  "average weights step k about as k**(gamma-1), i.e. it holds about the last "
+                                  "1/(gamma+1) of the steps so far; smaller: a longer average")
     center_radius: float = _doc(1.5, "centre sampling: a point is positive only within center_radius x its level's "
                                       "stride of an instance's centre")
     focal_alpha: float = _doc(0.25, "alpha of the sigmoid focal classification loss")
@@ -716,7 +719,7 @@ _NUMBER_RULES = {
     "data.crop_keep_fraction": _FRACTION,
     "train.epochs": _POSITIVE, "train.warmup_epochs": _NON_NEGATIVE, "train.batch_size": _POSITIVE,
     "train.lr": _POSITIVE, "train.weight_decay": _NON_NEGATIVE, "train.clip_grad": _NON_NEGATIVE,
-    "train.ema_decay": _FRACTION, "train.center_radius": _POSITIVE,
+    "train.ema_decay": _FRACTION, "train.ema_warmup": _POSITIVE, "train.center_radius": _POSITIVE,
     "train.focal_alpha": (lambda v: v <= 1, "a number <= 1 (negative: no class weighting)"),
     "train.focal_gamma": _NON_NEGATIVE, "train.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "train.init_loss_norm": _POSITIVE, "train.reg_loss_weight": _NON_NEGATIVE,

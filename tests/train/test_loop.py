@@ -52,6 +52,27 @@ def test_schedules():
     # EMA warm-up: early steps follow the weights closely, later ones use the configured decay
     assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
     assert ema_decay_at(10**6, 0.999) == 0.999
+    assert ema_decay_at(0, 0.999, warmup=3.0) == pytest.approx(0.25)
+
+
+def averaged_step(steps: int, decay: float, warmup: float) -> float:
+    """The moving average, after `steps` updates, of a parameter that equals the step number."""
+    average = 0.0
+    for step in range(steps):
+        beta = ema_decay_at(step, decay, warmup)
+        average = beta * average + (1.0 - beta) * step
+    return average
+
+
+@pytest.mark.parametrize("warmup", [3.0, 9.0])
+def test_the_ema_warmup_alone_averages_a_short_run_as_a_power_of_the_step(warmup):
+    # Weights about k**(warmup - 1): the average sits at warmup / (warmup + 1) of the run.
+    steps = 720  # the demo's batch-1 run
+    assert averaged_step(steps, 0.999, warmup) / steps == pytest.approx(warmup / (warmup + 1), abs=0.01)
+    # A decay the warm-up stays below for the whole run changes nothing: with the default warm-up (9),
+    # any decay from 0.99 up (the demo's base config has 0.99).
+    lowest = 0.99 if warmup == 9.0 else 0.999
+    assert averaged_step(steps, lowest, warmup) == averaged_step(steps, 0.9999, warmup)
 
 
 @pytest.mark.slow

@@ -20,9 +20,15 @@ from mgrec.train.assign import Points, assign_batch
 from mgrec.train.losses import DetectionLoss, LossParts
 
 
-def ema_decay_at(step: int, decay: float) -> float:
-    """EMA warm-up: early steps average fast so a short schedule does not keep the random init."""
-    return min(decay, (1 + step) / (10 + step))
+def ema_decay_at(step: int, decay: float, warmup: float = 9.0) -> float:
+    """EMA warm-up: early steps average fast so a short schedule does not keep the random init.
+
+    min(decay, (1 + t) / (1 + warmup + t)) at step t. Until the configured decay takes over (at
+    t = warmup / (1 - decay): 8991 steps for 0.999 with warmup 9), the average weights the parameters
+    of step k about as k**(warmup - 1), whatever the decay: a run shorter than that is averaged by the
+    warm-up alone (the demo's 720 steps are, for any decay from 0.99 up).
+    """
+    return min(decay, (1 + step) / (1 + warmup + step))
 
 
 @torch.no_grad()
@@ -102,7 +108,7 @@ class TrainStep:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        update_ema(self.ema, self.model, ema_decay_at(self.steps_done, train.ema_decay))
+        update_ema(self.ema, self.model, ema_decay_at(self.steps_done, train.ema_decay, train.ema_warmup))
         self.steps_done += 1
         return parts
 
