@@ -114,6 +114,7 @@ from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector
+from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
@@ -463,13 +464,16 @@ def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int,
         return _COMPILED[model][key], length
     compiled = torch.compile(model, dynamic=False, options={"cpp_wrapper": True})
     device = next(model.parameters()).device
-    features = torch.zeros(1, feature_dim, length, device=device)
-    mask = torch.ones(1, 1, length, dtype=torch.bool, device=device)
     print(f"compiling the network for {length}-step windows (about a minute the first time) ...", file=sys.stderr)
     precision = nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast)
     try:
         with torch.inference_mode(), precision:
-            compiled(features, mask)
+            # Inputs made as an update makes them (`detect_video`: pad_video inside inference mode). The
+            # compiled code is guarded on its inputs' dispatch keys too: zeros made outside inference
+            # mode made the first update compile again (10 s, even with a warm inductor cache).
+            features, mask = pad_video(np.zeros((length, feature_dim), dtype=np.float32), model.max_div_factor,
+                                       length)
+            compiled(features.to(device), mask.to(device))
     except Exception as exc:  # inductor's errors (no C++ compiler, ...) come in many types
         first_line = (str(exc).strip().splitlines() or [""])[0]
         raise InputError(
