@@ -9,7 +9,8 @@ network, and then times updates with a full window, compiled and eager. All star
 inductor cache folder, empty at the first start (cold); the later ones (warm) find what the first
 wrote, as a user's second `mgrec stream --compile` does. Reported per start: `setup_s` (creating
 the detector: tracing, compiling or loading from the cache, and the warm-up pass), `process_s`
-(from launch to the first update done, imports included) and the median update times.
+(from launch to the first update done, imports included), the median update times, and the
+cache counters of torch's compiler (a warm start hits AOTAutograd's cache and inductor's FX graph cache).
 
 Writes the JSON (with the provenance record) and prints a short table.
 """
@@ -76,6 +77,10 @@ print(json.dumps({
     "hop": compiled.hop,
     "compiled_update_ms": median_update_ms(compiled, updates),
     "eager_update_ms": median_update_ms(OnlineDetector(loaded, fps=config.data.fps), updates),
+    # what the caches gave: a warm start should hit both (the lowered graph and the compiled code)
+    "aot_autograd": dict(torch._dynamo.utils.counters["aot_autograd"]),
+    "inductor_fx_graph_cache": {key: value for key, value in torch._dynamo.utils.counters["inductor"].items()
+                                if key.startswith("fxgraph_cache")},
 }))
 """
 

@@ -495,5 +495,9 @@ def test_compile_start_times_a_cold_and_a_warm_start(tmp_path):
         assert start["process_s"] > start["setup_s"] > 0
         assert start["compiled_update_ms"] > 0 and start["eager_update_ms"] > 0
         assert start["history"] == 128  # the demo's window: data.max_seq_len // 8
-    # The warm start found the cold one's compiled code in the shared cache.
+    # The warm start found the cold one's lowered graph and compiled code in the shared cache (a graph that
+    # enters autocast bypasses AOTAutograd's cache: `mgrec.model.norm.autocast_off`).
+    assert result["cold"]["aot_autograd"].get("autograd_cache_saved") == 1
+    assert result["warm"][0]["aot_autograd"].get("autograd_cache_hit") == 1
+    assert result["warm"][0]["inductor_fx_graph_cache"].get("fxgraph_cache_hit") == 1
     assert result["warm"][0]["setup_s"] < result["cold"]["setup_s"]

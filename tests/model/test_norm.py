@@ -1,11 +1,13 @@
 """The channel LayerNorm, on both of its paths (mgrec.model.fastpath), against torch's layer_norm."""
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mgrec.model import fastpath, reference
-from mgrec.model.norm import ChannelLayerNorm
+from mgrec.model.norm import ChannelLayerNorm, autocast_off
 
 PATHS = pytest.mark.parametrize("cpu_kernels", [True, False], ids=["cpu-kernels", "plain"])
 
@@ -66,3 +68,14 @@ def test_the_cpu_kernels_run_on_cpu_tensors_unless_forced():
         assert not fastpath.cpu_kernels(x)
     assert fastpath.cpu_kernels(x)
     assert not fastpath.cpu_kernels(torch.zeros(1, device="meta"))
+
+
+def test_autocast_off_switches_autocast_off_only_where_it_is_on():
+    x = torch.randn(4, 4)
+    # Without autocast: nothing to switch off, and no autocast call (a compiled graph holding one is not cached).
+    assert isinstance(autocast_off("cpu"), contextlib.nullcontext)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (x @ x).dtype == torch.bfloat16
+        with autocast_off("cpu"):
+            assert (x @ x).dtype == torch.float32
+        assert (x @ x).dtype == torch.bfloat16

@@ -40,7 +40,7 @@ from mgrec.config import ModelConfig
 from mgrec.model.attention import SpatialTemporalAttention
 from mgrec.model.dyfadet import DFAConv1d
 from mgrec.model.masking import MaskedConv1d, apply_mask
-from mgrec.model.norm import ChannelLayerNorm
+from mgrec.model.norm import ChannelLayerNorm, autocast_off
 from mgrec.model.pyramid import PackedLevels, Segments
 
 
@@ -81,7 +81,7 @@ def _in_float32(conv: MaskedConv1d, x: Tensor, mask: Tensor) -> Tensor:
     from 0.017 to 0.009 feature steps; they are a tiny part of the compute (num_classes + 2 outputs).
     """
     wide = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    with torch.autocast(x.device.type, enabled=False):
+    with autocast_off(x.device.type):
         return conv(wide, mask)
 
 
