@@ -65,7 +65,7 @@ class Segments:
         """0 at real positions, the lowest finite value of `dtype` at masked ones (B, 1, T).
 
         Added to features that are zero at masked positions (the mask contract), it fills them with the
-        lowest value, as `torch.where(mask, x, lowest)` would, at a third of its cost on CPU (torch's
+        lowest value, as `torch.where(mask, x, lowest)` would, at a fraction of its cost on CPU (torch's
         where is not vectorised there). Anything a real value could be is far above the fill.
         """
         if dtype not in self._floors:
