@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
-from mgrec.config import Config, save_config
+from mgrec.config import Config, save_config, to_dict
 from mgrec.errors import InputError
-from mgrec.run import RUN_FORMAT_VERSION, RunDir, load_into, read_weights_file, write_weights_file
+from mgrec.run import CONFIG_KEYS_ADDED, RUN_FORMAT_VERSION, RunDir, load_into, read_weights_file, write_weights_file
 
 
 def test_outputs_of_another_checkpoint_never_replace_those_of_best(tmp_path):
@@ -128,6 +130,59 @@ def test_a_run_config_missing_a_key_is_refused_as_damage_from_format_3(tmp_path)
                                                                       "  feature_ext:"))
     config = run.read_config()
     assert (config.balance.method, config.balance.alpha) == ("eq1", 160)
+
+
+# The config keys each run format wrote, recorded when the format was made (dotted, sections that are
+# empty mappings or None count as one key). A run of format v lacks exactly the keys added after v.
+RECORDED_KEYS = json.loads((Path(__file__).parent / "run_format_config_keys.json").read_text())
+
+
+def config_keys(tree: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            keys |= config_keys(value, f"{prefix}{key}.")
+        else:
+            keys.add(prefix + key)
+    return keys
+
+
+def test_a_new_config_key_comes_with_a_new_run_format():
+    """Adding a config key without a format of its own would make every older run unreadable (its
+    config.yaml would be refused as damaged). Today's keys must be the current format's record, and
+    each key an older format lacks must be listed in CONFIG_KEYS_ADDED after that format."""
+    today = config_keys(to_dict(Config()))
+    assert str(RUN_FORMAT_VERSION) in RECORDED_KEYS, (
+        f"record format {RUN_FORMAT_VERSION}'s config keys in tests/run_format_config_keys.json")
+    assert today == set(RECORDED_KEYS[str(RUN_FORMAT_VERSION)]), (
+        "the config's keys changed: bump RUN_FORMAT_VERSION, list the new keys in CONFIG_KEYS_ADDED and record "
+        f"the new key set; added {sorted(today - set(RECORDED_KEYS[str(RUN_FORMAT_VERSION)]))}")
+    for version, keys in RECORDED_KEYS.items():
+        added_later = [k for v, added in CONFIG_KEYS_ADDED.items() if v > int(version) for k in added]
+        unlisted = [key for key in sorted(today - set(keys))
+                    if not any(key == k or key.startswith(k + ".") for k in added_later)]
+        assert not unlisted, f"format {version} lacks {unlisted}, which CONFIG_KEYS_ADDED does not list"
+
+
+@pytest.mark.parametrize("version", sorted(int(v) for v in RECORDED_KEYS))
+def test_a_run_of_each_recorded_format_reads_back_with_defaults_for_later_keys(tmp_path, version):
+    """A config.yaml holding exactly the keys format `version` wrote (today's defaults as values)."""
+    def keep(tree: dict, prefix: str = "") -> dict:
+        kept = {}
+        for key, value in tree.items():
+            name = prefix + key
+            if isinstance(value, dict) and value:
+                inner = keep(value, name + ".")
+                if inner:
+                    kept[key] = inner
+            elif name in RECORDED_KEYS[str(version)]:
+                kept[key] = value
+        return kept
+
+    run = RunDir(tmp_path)
+    run.format_path.write_text(json.dumps({"format": version}))
+    run.config_path.write_text(yaml.safe_dump(keep(to_dict(Config())), sort_keys=False))
+    assert run.read_config() == Config()
 
 
 def test_tuned_threshold_must_be_a_probability(tmp_path):
