@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -501,3 +502,54 @@ def test_compile_start_times_a_cold_and_a_warm_start(tmp_path):
     assert result["warm"][0]["aot_autograd"].get("autograd_cache_hit") == 1
     assert result["warm"][0]["inductor_fx_graph_cache"].get("fxgraph_cache_hit") == 1
     assert result["warm"][0]["setup_s"] < result["cold"]["setup_s"]
+
+
+# -- postprocess_levers.py ----------------------------------------------------------------------
+
+
+def test_postprocess_levers_reproduce_the_runs_own_setting_and_bound_it_by_the_oracle(tmp_path):
+    from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
+    from mgrec.data.synthetic import make_synthetic_dataset
+    from mgrec.run import RunDir
+
+    levers = load_script("postprocess_levers")
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=3, num_classes=3, feature_dim=16, length=96,
+                                   subsets=("train", "val", "test"))
+    model_config = ModelConfig(input_dim=16, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
+                               regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
+    config = Config(
+        data=DataConfig(annotations=str(paths.annotations), features=str(paths.features), feature_dim=16,
+                        max_seq_len=64),
+        model=model_config,
+        postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=40),
+    )
+    torch.manual_seed(0)
+    RunDir(tmp_path / "run").write_for_inference(config, ["a", "b", "c"], build_detector(model_config).eval(),
+                                                 score_threshold=0.0)
+    campaign = tmp_path / "ablation.json"
+    campaign.write_text(json.dumps({"runs": [{"config": "mgrec", "row": "r", "seed": 0,
+                                              "run_dir": str(tmp_path / "run")}]}))
+    assert levers.main(["--ablation", str(campaign), "--shifts", "2"]) == 0
+    written = json.loads((tmp_path / "postprocess_levers.json").read_text())
+    assert_provenance(written, f"python benchmarks/postprocess_levers.py --ablation {campaign}", threads=1)
+    f1 = written["runs"][0]["f1"]
+    assert set(f1) == {"soft_nms_sigma_0.1", "soft_nms_sigma_0.25", "soft_nms_sigma_0.5", "soft_nms_sigma_1",
+                       "hard_nms_tiou_0.3", "hard_nms_tiou_0.5", "hard_nms_tiou_0.7", "shift_0", "shift_1",
+                       "oracle_threshold", "shifts_0_to_1_fused"}
+    assert f1["soft_nms_sigma_0.5"] == f1["shift_0"]  # the run's own post-processing, unshifted
+    assert f1["oracle_threshold"]["test"] >= f1["shift_0"]["test"]
+    assert written["summary"]["r"]["shift_0"]["test"] == [100 * f1["shift_0"]["test"], None]
+    # A shifted pass's detections are moved back onto the video's own time: none starts before the
+    # dropped steps, and the unshifted pass is the detector's own output.
+    from mgrec.data.annotations import load_annotations
+    from mgrec.infer.offline import OfflineDetector
+
+    detector = OfflineDetector.from_run(tmp_path / "run", device="cpu")
+    _, unshifted = levers.shifted_detections(detector, "test", 0)
+    _, shifted = levers.shifted_detections(detector, "test", 3)
+    videos = load_annotations(paths.annotations).videos
+    for video_id, detections in shifted.items():
+        features = np.load(paths.features / f"{video_id}.npy")
+        assert unshifted[video_id] == detector.detect(features, video_id, fps=videos[video_id].fps)
+        assert detections and min(d.start_frame for d in detections) >= 3 * config.data.stride
+        assert detections != unshifted[video_id]
