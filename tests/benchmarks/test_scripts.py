@@ -504,15 +504,15 @@ def test_compile_start_times_a_cold_and_a_warm_start(tmp_path):
     assert result["warm"][0]["setup_s"] < result["cold"]["setup_s"]
 
 
-# -- postprocess_levers.py ----------------------------------------------------------------------
+# -- after_training.py ----------------------------------------------------------------------
 
 
-def test_postprocess_levers_reproduce_the_runs_own_setting_and_bound_it_by_the_oracle(tmp_path):
+def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_oracle(tmp_path):
     from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
     from mgrec.data.synthetic import make_synthetic_dataset
     from mgrec.run import RunDir
 
-    levers = load_script("postprocess_levers")
+    levers = load_script("after_training")
     paths = make_synthetic_dataset(tmp_path / "data", num_videos=3, num_classes=3, feature_dim=16, length=96,
                                    subsets=("train", "val", "test"))
     model_config = ModelConfig(input_dim=16, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
@@ -526,17 +526,22 @@ def test_postprocess_levers_reproduce_the_runs_own_setting_and_bound_it_by_the_o
     torch.manual_seed(0)
     RunDir(tmp_path / "run").write_for_inference(config, ["a", "b", "c"], build_detector(model_config).eval(),
                                                  score_threshold=0.0)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    shutil.copy(checkpoints / "best.safetensors", checkpoints / "last.safetensors")  # trained: the last epoch won
     campaign = tmp_path / "ablation.json"
     campaign.write_text(json.dumps({"runs": [{"config": "mgrec", "row": "r", "seed": 0,
                                               "run_dir": str(tmp_path / "run")}]}))
     assert levers.main(["--ablation", str(campaign), "--shifts", "2"]) == 0
-    written = json.loads((tmp_path / "postprocess_levers.json").read_text())
-    assert_provenance(written, f"python benchmarks/postprocess_levers.py --ablation {campaign}", threads=1)
+    written = json.loads((tmp_path / "after_training.json").read_text())
+    assert_provenance(written, f"python benchmarks/after_training.py --ablation {campaign}", threads=1)
     f1 = written["runs"][0]["f1"]
     assert set(f1) == {"soft_nms_sigma_0.1", "soft_nms_sigma_0.25", "soft_nms_sigma_0.5", "soft_nms_sigma_1",
                        "hard_nms_tiou_0.3", "hard_nms_tiou_0.5", "hard_nms_tiou_0.7", "shift_0", "shift_1",
-                       "oracle_threshold", "shifts_0_to_1_fused"}
+                       "oracle_threshold", "last_checkpoint", "shifts_0_to_1_fused"}
     assert f1["soft_nms_sigma_0.5"] == f1["shift_0"]  # the run's own post-processing, unshifted
+    assert f1["last_checkpoint"] == f1["shift_0"]  # last = selected here: both rules agree everywhere
+    crossfit = written["runs"][0]["val_crossfit"]
+    assert crossfit["select"] == crossfit["last"]
     assert f1["oracle_threshold"]["test"] >= f1["shift_0"]["test"]
     assert written["summary"]["r"]["shift_0"]["test"] == [100 * f1["shift_0"]["test"], None]
     # A shifted pass's detections are moved back onto the video's own time: none starts before the
@@ -553,3 +558,18 @@ def test_postprocess_levers_reproduce_the_runs_own_setting_and_bound_it_by_the_o
         assert unshifted[video_id] == detector.detect(features, video_id, fps=videos[video_id].fps)
         assert detections and min(d.start_frame for d in detections) >= 3 * config.data.stride
         assert detections != unshifted[video_id]
+
+
+def test_val_crossfit_scores_each_rule_on_the_half_it_did_not_choose_on():
+    """Selected weights find only video a's gesture, the last weights only b's. Choosing on {a} keeps the
+    selected weights, which then miss b; choosing on {b} keeps the last ones, which then miss a. The last
+    rule tunes its threshold on {a} (no detections there: threshold 0) and finds b."""
+    from mgrec.records import Detection, Segment
+
+    levers = load_script("after_training")
+    gt = {v: [Segment(v, 1.0, 2.0, 0, "x")] for v in ("a", "b")}
+    found = {v: [Detection(v, 1.0, 2.0, 0, "x", 0.9)] for v in ("a", "b")}
+    selected = {"a": found["a"], "b": []}
+    last = {"a": [], "b": found["b"]}
+    result = levers.crossfit(gt, selected, last)
+    assert result["select"] == 0.0 and result["last"] == pytest.approx(0.5, abs=1e-6)

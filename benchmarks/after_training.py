@@ -1,6 +1,6 @@
-"""How far post-processing alone moves trained runs' F1 (issue #14): NMS, threshold, shifted passes.
+"""How far choices after training move trained runs' F1 (issue #14): NMS, threshold, checkpoint, shifted passes.
 
-    python benchmarks/postprocess_levers.py --ablation benchmarks/results/<campaign>/ablation.json --rows batch1
+    python benchmarks/after_training.py --ablation benchmarks/results/<campaign>/ablation.json --rows batch1
 
 Nothing is retrained. For every run of the chosen rows of an ablation/quality campaign (EMA weights of
 the selected checkpoint, fp32, one thread), the ranked detections of val and test are made again under
@@ -9,11 +9,18 @@ each variant, the score threshold is tuned on val (as training does) and applied
   setting is Soft-NMS, sigma 0.5);
 - `oracle_threshold`: the run's own detections with the threshold tuned on test itself, an upper
   bound of what any threshold rule on val could give;
+- `last_checkpoint`: the last epoch's weights instead of the epoch selected on val (the same when the
+  last epoch was selected), threshold tuned on val;
+- `val_crossfit`: the two checkpoint rules compared on val alone. For every split of the val videos into
+  two halves A and B (all of them; sizes differ by at most one): `select` keeps whichever of the
+  selected and the last checkpoint has the higher F1 on A, `last` keeps the last; both tune the
+  threshold on A and are scored on B. Mean F1 on B over the splits. (Epochs other than these two are not
+  kept by training, so `select` chooses between two.)
 - `shifts`: the video's features shifted by 0..S-1 steps (the first s steps dropped, detections moved
   back by s steps), each pass's detections alone, and all passes fused at the detection level
   (`mgrec.postprocess.fusion.fuse_detections`, as `mgrec ensemble --fusion detections`): the pyramid's
   stride-2 levels see another phase of the video in each pass.
-Writes `postprocess_levers.json` (per run, and mean ± sample std per row and variant) beside the
+Writes `after_training.json` (per run, and mean ± sample std per row and variant) beside the
 campaign's ablation.json unless --json says otherwise, with the provenance record.
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import statistics
 import sys
@@ -63,6 +71,25 @@ def val_tuned(val: tuple[dict, dict], test: tuple[dict, dict]) -> dict:
             for split, (gt, ranked) in (("val", val), ("test", test))}
 
 
+def crossfit(val_gt: dict, selected: dict, last: dict) -> dict:
+    """Mean F1 on half B of val of the rules `select` and `last`, over every split of val into halves."""
+    def sub(mapping: dict, ids) -> dict:
+        return {v: mapping[v] for v in ids}
+
+    ids = sorted(val_gt)
+    totals = {"select": [], "last": []}
+    for half_a in itertools.combinations(ids, len(ids) // 2):
+        half_b = [v for v in ids if v not in half_a]
+        on_b = {}
+        for name, ranked in (("selected", selected), ("last", last)):
+            threshold = tune_score_threshold(sub(val_gt, half_a), sub(ranked, half_a))
+            on_b[name] = tuple(f1_strict(sub(val_gt, half), apply_score_threshold(sub(ranked, half), threshold))
+                               .overall.f1 for half in (half_a, half_b))
+        totals["select"].append(on_b["selected"][1] if on_b["selected"][0] > on_b["last"][0] else on_b["last"][1])
+        totals["last"].append(on_b["last"][1])
+    return {name: statistics.fmean(values) for name, values in totals.items()}
+
+
 def measure_run(run_dir: str, shifts: int) -> dict:
     detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
     val_split, test_split = detector.config.data.val_split, detector.config.data.test_split
@@ -84,12 +111,17 @@ def measure_run(run_dir: str, shifts: int) -> dict:
         "test": f1_strict(test_gt, apply_score_threshold(test_ranked, tune_score_threshold(test_gt, test_ranked)))
         .overall.f1}
 
+    last = OfflineDetector.from_run(run_dir, checkpoint="last", device="cpu", precision="fp32")
+    last_val, last_test = shifted_detections(last, val_split, 0), shifted_detections(last, test_split, 0)
+    variants["last_checkpoint"] = val_tuned(last_val, last_test)
+    crossfit_f1 = crossfit(passes[0][0][0], passes[0][0][1], last_val[1])
+
     def fused(index: int) -> tuple[dict, dict[str, list[Detection]]]:
         gt = passes[0][index][0]
         return gt, {v: fuse_detections([passes[s][index][1][v] for s in passes]) for v in gt}
 
     variants[f"shifts_0_to_{shifts - 1}_fused"] = val_tuned(fused(0), fused(1))
-    return {"run_dir": run_dir, "f1": variants}
+    return {"run_dir": run_dir, "f1": variants, "val_crossfit": crossfit_f1}
 
 
 def summarise(results: list[dict]) -> dict:
@@ -106,6 +138,10 @@ def summarise(results: list[dict]) -> dict:
                 values = [100 * r["f1"][variant][split] for r in group]
                 summary[row][variant][split] = [statistics.fmean(values),
                                                 statistics.stdev(values) if len(values) > 1 else None]
+        for rule in ("select", "last"):
+            values = [100 * r["val_crossfit"][rule] for r in group]
+            summary[row][f"val_crossfit_{rule}"] = [statistics.fmean(values),
+                                                     statistics.stdev(values) if len(values) > 1 else None]
     return summary
 
 
@@ -133,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(results)
     for row, variants in summary.items():
         for name, f1 in variants.items():
+            if name.startswith("val_crossfit"):
+                print(f"{row:12s} {name:24s} half B of val {f1[0]:.2f} ± {f1[1] or 0:.2f}")
+                continue
             print(f"{row:12s} {name:24s} val {f1['val'][0]:.2f} ± {f1['val'][1] or 0:.2f}   "
                   f"test {f1['test'][0]:.2f} ± {f1['test'][1] or 0:.2f}")
-    out = args.json or args.ablation.with_name("postprocess_levers.json")
-    document = {PROVENANCE_KEY: provenance(["python", "benchmarks/postprocess_levers.py", *argv], threads=1),
+    out = args.json or args.ablation.with_name("after_training.json")
+    document = {PROVENANCE_KEY: provenance(["python", "benchmarks/after_training.py", *argv], threads=1),
                 "shifts": args.shifts, "summary": summary, "runs": results}
     out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")
