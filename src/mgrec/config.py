@@ -206,6 +206,9 @@ class TrainConfig:
     crops_per_video: int = _doc(4, "random crops drawn per training video per epoch (videos are long)")
     eval_every: int = _doc(5, "epochs between validation runs (the last epoch is always validated)")
     select_metric: str = _doc("f1", "validation metric that picks the best checkpoint: f1 or average_mAP")
+    select_checkpoint: str = _doc("best", "the weights a run keeps as its result (checkpoints/best): best (the "
+                                          "validated epoch with the highest select_metric) or last (the last "
+                                          "epoch, as ActionFormer does); either way the threshold is tuned on val")
     device: str = _doc("auto", "auto (CUDA when there is one), cpu, cuda or cuda:N")
     precision: str = _doc("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
 
@@ -637,6 +640,9 @@ def validate(config: Config, source: str) -> None:
                          f"got {_short(scale)}")
     if config.train.select_metric not in ("f1", "average_mAP"):
         raise InputError(f"{source} [train.select_metric]: expected 'f1' or 'average_mAP'")
+    if config.train.select_checkpoint not in ("best", "last"):
+        raise InputError(f"{source} [train.select_checkpoint]: expected 'best' or 'last', got "
+                         f"{_short(config.train.select_checkpoint)}")
     ranges = m.regression_ranges
     if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
         raise InputError(f"{source} [model.regression_ranges]: expected [low, high] pairs with 0 <= low < high, "

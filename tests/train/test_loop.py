@@ -1,5 +1,7 @@
 """The training loop end to end on tiny synthetic data: learning, resume, SIGKILL, DDP."""
 
+import dataclasses
+import json
 import os
 import random
 import signal
@@ -14,7 +16,15 @@ import torch
 from safetensors.torch import load_file
 from tests.helpers import small_config
 
-from mgrec.config import BalanceConfig, Config, PostprocessConfig, TrainConfig, TransformsConfig, save_config
+from mgrec.config import (
+    BalanceConfig,
+    Config,
+    PostprocessConfig,
+    TrainConfig,
+    TransformsConfig,
+    save_config,
+    validate,
+)
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
@@ -442,3 +452,21 @@ def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path):
     moved = tiny_config(dataset, epochs=2, eval_every=2)
     moved.train.device = "cpu"  # where it trains may change
     train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+
+
+def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(dataset, tmp_path):
+    config = tiny_config(dataset, epochs=3, eval_every=1, select_checkpoint="last")
+    run = tmp_path / "run"
+    result = train(config, run, progress=False, log=lambda *_: None)
+    last_val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                if '"kind": "val"' in line][-1]
+    tuning = json.loads((run / "postprocess.json").read_text())
+    assert tuning["selected_epoch"] == last_val["epoch"] == 2
+    assert tuning["score_threshold"] == last_val["score_threshold"]
+    best = load_file(str(run / "checkpoints/best.safetensors"))
+    last = load_file(str(run / "checkpoints/last.safetensors"))
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
+    assert "kept the last epoch (2), val F1 " in result.summary()
+    with pytest.raises(InputError, match=r"\[train.select_checkpoint\]: expected 'best' or 'last', got 'newest'"):
+        validate(dataclasses.replace(config, train=dataclasses.replace(config.train, select_checkpoint="newest")),
+                 "config.yaml")

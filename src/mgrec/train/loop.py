@@ -54,6 +54,7 @@ class TrainResult:
     seconds: float
     epochs: int = 0
     select_metric: str = "f1"
+    select_checkpoint: str = "best"  # "last": the last epoch was kept, whatever its val score
     tuned_on: str | None = None  # the split the score threshold was tuned on (None: no val split)
     rank: int = 0  # under torchrun, only rank 0 validates and knows the selected epoch
     first_epoch: int = 0  # the first epoch this call trained (> 0 after --resume)
@@ -72,8 +73,10 @@ class TrainResult:
             lines.append(f"no val split: kept the last epoch ({self.best_epoch}) and the configured score threshold "
                          f"{m['score_threshold']:.4g}")
         else:
+            which = (f"kept the last epoch ({self.best_epoch}), val" if self.select_checkpoint == "last"
+                     else f"selected epoch {self.best_epoch} by val {self.select_metric}:")
             lines.append(
-                f"selected epoch {self.best_epoch} by val {self.select_metric}: F1 {_percent(m['f1'])}, "
+                f"{which} F1 {_percent(m['f1'])}, "
                 f"F1 (MiGA rule) {_percent(m['f1_miga'])}, average mAP {_percent(m['average_mAP'])} "
                 f"at score threshold {m['score_threshold']:.4g} (tuned on {self.tuned_on})"
             )
@@ -452,8 +455,12 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                 f"average mAP {_percent(result['average_mAP'])}  threshold {result['score_threshold']:.3f}  "
                 f"{time.time() - val_started:.1f} s"
             )
-            if value > best["value"]:
-                line += f"  best {config.train.select_metric}"
+            if config.train.select_checkpoint == "best":
+                keep, mark = value > best["value"], f"  best {config.train.select_metric}"
+            else:  # "last": the last epoch, validated for its score threshold
+                keep, mark = last_epoch, "  kept: the last epoch"
+            if keep:
+                line += mark
                 best = {
                     "epoch": epoch,
                     "value": value,
@@ -500,7 +507,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         tuning["tuned_on"] = config.data.val_split if val_split.samples else None
         run.write_tuning(tuning)
     return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=config.train.epochs,
-                       select_metric=config.train.select_metric,
+                       select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
                        tuned_on=config.data.val_split if val_split.samples else None, rank=rank,
                        first_epoch=start_epoch)
 
