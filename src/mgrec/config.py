@@ -273,6 +273,10 @@ class PostprocessConfig:
     min_duration: float = _doc(0.05, "candidates not longer than this many feature steps are dropped")
     score_threshold: float = _doc(0.3, "the hard set (F1) keeps detections scoring at least this; training replaces "
                                        "it with the value tuned on val")
+    shifted_passes: int = _doc(1, "offline detection (and validation) runs the network this many times, on the "
+                                  "features from step 0, 1, ... on, and fuses the passes' detections as `mgrec "
+                                  "ensemble --fusion detections` does (the pyramid's stride-2 levels see another "
+                                  "phase each time); 1: one pass. Streaming always makes one")
 
 
 ADAPTER_BLOCKS_NAMED = ("all", "every_other")
@@ -358,6 +362,7 @@ MAX_LEVELS = 16
 # The longest stretch of features held at once (a training crop, an online window): 2**20 steps is
 # days of video at SMG's 7 steps/s; more is a typo or an attack, refused before anything is allocated.
 MAX_STEPS = 2**20
+MAX_SHIFTED_PASSES = 64  # each pass costs a whole detection; more is a typo
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
 MAX_BASE_DEPTH = 32
 PRECISIONS = ("auto", "fp32", "bf16")  # see mgrec.devices.autocast_dtype
@@ -743,6 +748,8 @@ _NUMBER_RULES = {
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
     "postprocess.score_threshold": _FRACTION,
+    "postprocess.shifted_passes": (lambda v: 0 < v <= MAX_SHIFTED_PASSES,
+                                   f"a number of passes in [1, {MAX_SHIFTED_PASSES}]"),
     "backbone.image_size": _POSITIVE, "backbone.frames_per_clip": _POSITIVE,
     "backbone.adapter_ratio": (lambda v: 0 < v <= 1, "a ratio in (0, 1]"),
     "backbone.adapter_kernel": (lambda v: v >= 1 and v % 2 == 1, "an odd kernel size >= 1"),

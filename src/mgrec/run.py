@@ -45,7 +45,8 @@ from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
 # balance and transforms sections and is read back whole (`read_config` refuses a key missing).
 # 4: config.yaml has the pseudo_labels section. 5: and data.streams, data.grid_stream, model.fusion, model.stream_dims.
-# 6: end-to-end training (below). 7: config.yaml has train.ema_warmup. 8: and train.select_checkpoint.
+# 6: end-to-end training (below). 7: config.yaml has train.ema_warmup. 8: and train.select_checkpoint,
+# postprocess.shifted_passes.
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run_dir.py` checks the key sets recorded per format).
 RUN_FORMAT_VERSION = 8
@@ -53,10 +54,11 @@ RUN_FORMAT_VERSION = 8
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
 # 7: the weights' average warm-up exponent (`train.ema_warmup`; its default 9 is what older runs used).
-# 8: which epoch a run keeps (`train.select_checkpoint`; older runs kept the best validated one).
+# 8: which epoch a run keeps (`train.select_checkpoint`; older runs kept the best validated one) and
+# the shifted detection passes (`postprocess.shifted_passes`; older runs made one).
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone"),
-                     7: ("train.ema_warmup",), 8: ("train.select_checkpoint",)}
+                     7: ("train.ema_warmup",), 8: ("train.select_checkpoint", "postprocess.shifted_passes")}
 CHECKPOINT_NAMES = ("best", "last")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in

@@ -364,6 +364,30 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
         stream_file(tmp_path / "run", path, out=io.StringIO())
 
 
+def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 100.0
+    threshold = detector.detect(features, fps=fps)[15].score
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+    outputs, summaries = [], []
+    for passes in (1, 4):
+        config = replace(detector.config, postprocess=replace(detector.config.postprocess, shifted_passes=passes))
+        run = tmp_path / f"run{passes}"
+        RunDir(run).write_for_inference(config, detector.classes, detector.model, score_threshold=threshold)
+        outputs.append(io.StringIO())
+        summaries.append(stream_file(run, path, lookahead=0.01, hop=8, out=outputs[-1]))
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert strip(outputs[0].getvalue()) == strip(outputs[1].getvalue()) != []
+    assert "note:" not in summaries[0].describe()
+    assert "detects offline in 4 shifted passes" in summaries[1].describe()
+    # offline, the same run fuses four passes
+    offline = OfflineDetector.from_run(tmp_path / "run4")
+    assert offline.detect(features, fps=fps) != OfflineDetector.from_run(tmp_path / "run1").detect(features, fps=fps)
+
+
 def test_default_window_is_an_eighth_of_the_training_crop_or_what_the_lookahead_needs():
     detector = pointwise_detector(PointwiseModel(), max_seq_len=1024)
     assert OnlineDetector(detector, FPS, lookahead=2.0, hop=4).history == 128

@@ -56,3 +56,28 @@ def test_detect_video_is_decode_then_nms_then_records(method):
                              GRID.covered_seconds(37))
     assert len(expected) > 5
     assert detections == expected
+
+
+def test_shifted_passes_fuse_the_detections_of_the_shifted_features_moved_back_onto_the_video():
+    from dataclasses import replace
+
+    from mgrec.postprocess.fusion import fuse_detections
+
+    features = np.random.default_rng(2).normal(size=(41, 5)).astype(np.float32)
+    network = TwoLevelNetwork(5)
+    one = PostprocessConfig(pre_nms_thresh=0.05, max_detections=30)
+    fused = detect_video(network, features, GRID, replace(one, shifted_passes=3), CLASSES, "v")
+
+    passes = [detect_video(network, features, GRID, one, CLASSES, "v")]
+    for shift in (1, 2):  # a detection of features[shift:] starts `shift` steps (4 frames each) later
+        frames = shift * GRID.stride
+        passes.append([replace(d, start=d.start + frames / GRID.fps, end=d.end + frames / GRID.fps,
+                               start_frame=d.start_frame + frames, end_frame=d.end_frame + frames)
+                       for d in detect_video(network, features[shift:], GRID, one, CLASSES, "v")])
+    assert fused == fuse_detections(passes)[:30]
+    assert len(fused) == 30 and fused != passes[0]
+    assert all(0 <= d.start < d.end <= GRID.covered_seconds(41) for d in fused)
+    # one pass per step at most: a 2-step video makes 2 passes, not 3
+    short = features[:2]
+    assert detect_video(network, short, GRID, replace(one, shifted_passes=3), CLASSES, "v") == detect_video(
+        network, short, GRID, replace(one, shifted_passes=2), CLASSES, "v")

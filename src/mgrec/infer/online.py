@@ -166,13 +166,19 @@ class StreamSummary:
     mean_compute_ms: float  # per update (network, post-processing, emission rule)
     p95_compute_ms: float
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
+    offline_passes: int = 1  # the run's postprocess.shifted_passes; a stream makes one
 
     def describe(self) -> str:
-        return (
+        text = (
             f"stream {self.video_id}: {self.emitted} gestures emitted in {self.updates} updates over "
             f"{self.stream_seconds:.1f} s of stream; compute per update mean {self.mean_compute_ms:.1f} ms, "
             f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
         )
+        if self.offline_passes > 1:
+            text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
+                     "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores; the "
+                     "stream made one pass per update at that threshold")
+        return text
 
 
 class FeatureWindow:
@@ -491,12 +497,15 @@ def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
     because decoding keeps scores strictly above `pre_nms_thresh`, in float32), and Soft-NMS stops at
     the first pick below the threshold (`min_score`). Either way only candidates that can never be in
     the hard set go: NMS picks in descending score, and a lower candidate never lowers a higher one.
+    A stream makes one pass per update (`shifted_passes` is for offline detection: a fused score is a
+    mean over passes, so a candidate below the threshold in one pass could still count).
     """
     threshold = post.score_threshold
     return replace(
         post,
         pre_nms_thresh=max(post.pre_nms_thresh, threshold * (1 - 1e-6)),
         min_score=max(post.min_score, threshold),
+        shifted_passes=1,
     )
 
 
@@ -585,7 +594,7 @@ def stream_file(
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
-                         float(np.percentile(times, 95)), detector.precision)
+                         float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes)
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,

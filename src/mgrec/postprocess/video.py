@@ -14,7 +14,7 @@ checkpoint or out-of-range features would look like a video with nothing in it.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import RawDetections, decode_video
+from mgrec.postprocess.fusion import fuse_detections
 from mgrec.postprocess.nms import nms
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
@@ -84,7 +85,33 @@ def detect_video(
     `--precision`, `mgrec.devices.inference_dtype`) and only it; None: no autocast of its own
     (float32, as training's validation wants). Decoding and NMS run on the outputs cast to float32.
     `chunking`: a video longer than `chunking.steps` is detected in overlapping windows (`Chunking`).
+    `post.shifted_passes` = N > 1: the video is detected N times, on its features from step 0, 1, ...,
+    N - 1 on (each stride-2 level of the pyramid sees another phase of the video), every pass's
+    detections moved back onto the video's time, and the N ranked lists fused as a detection-level
+    ensemble's (`mgrec.postprocess.fusion`; a gesture found by one pass alone keeps 1/N of its score).
+    A video of fewer than N steps gets one pass per step.
     """
+    passes = []
+    for shift in range(max(1, min(post.shifted_passes, len(features)))):
+        detections = _one_pass(model, features[shift:], grid, post, classes, video_id, padded_length, autocast,
+                               chunking)
+        passes.append([_moved(d, shift * grid.stride, grid) for d in detections] if shift else detections)
+    if len(passes) == 1:
+        return passes[0]
+    return fuse_detections(passes)[: post.max_detections]
+
+
+def _moved(detection: Detection, frames: int, grid: FeatureGrid) -> Detection:
+    """A detection made on features starting `frames` frames into the video, in the video's own time."""
+    seconds = grid.frame_to_seconds(frames)
+    return replace(detection, start=detection.start + seconds, end=detection.end + seconds,
+                   start_frame=None if detection.start_frame is None else detection.start_frame + frames,
+                   end_frame=None if detection.end_frame is None else detection.end_frame + frames)
+
+
+def _one_pass(model: torch.nn.Module, features: np.ndarray, grid: FeatureGrid, post: PostprocessConfig,
+              classes: list[str], video_id: str, padded_length: int | None, autocast: torch.dtype | None,
+              chunking: Chunking | None) -> list[Detection]:
     windows = chunking.windows(len(features)) if chunking is not None else [(0, len(features), 0, len(features))]
     parts = []
     for start, end, core_start, core_end in windows:
