@@ -471,8 +471,11 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
         f"Machine: {record['machine']}; torch {record['torch']}, {record['threads']} threads; {record['date']}; "
         f"git commit {record['git_commit']}.",
     ]
-    if any(r["overrides"] for r in runs):
-        text.append(f"Extra overrides: {sorted({o for r in runs for o in r['overrides']})}.")
+    overrides = {}  # per row: the config overrides its runs trained with (the same for every seed)
+    for r in runs:
+        if r["overrides"]:
+            overrides.setdefault(r.get("row", r["config"]), r["overrides"])
+    text += [f"Overrides of `{row}`: {', '.join(f'`{o}`' for o in values)}.  " for row, values in overrides.items()]
     (out / "ablation.md").write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
