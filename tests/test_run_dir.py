@@ -191,11 +191,6 @@ def test_tuned_threshold_must_be_a_probability(tmp_path):
     assert run.read_postprocess(config) == config.postprocess  # nothing tuned
     run.write_tuning({"score_threshold": 0.25, "tuned_on": "val"})
     assert run.read_postprocess(config).score_threshold == 0.25
-    run.write_tuning({"score_threshold": 0.25, "stream_score_threshold": 0.5})
-    assert run.read_tuning()["stream_score_threshold"] == 0.5
-    run.write_tuning({"score_threshold": 0.25, "stream_score_threshold": "high"})
-    with pytest.raises(InputError, match=r"postprocess.json \[stream_score_threshold\]: expected a number in \[0, 1\]"):
-        run.read_tuning()
     run.write_tuning({"score_threshold": 7})
     with pytest.raises(InputError, match=r"postprocess.json \[score_threshold\]"):
         run.read_postprocess(config)

@@ -323,12 +323,7 @@ class RunDir:
             raise InputError(
                 f"{self.postprocess_path} [score_threshold]: expected a number in [0, 1] (the threshold tuned on val)"
             )
-        stream = tuned.get("stream_score_threshold")  # written when detection makes shifted passes
-        if stream is not None and (not is_number(stream) or not 0.0 <= stream <= 1.0):
-            raise InputError(f"{self.postprocess_path} [stream_score_threshold]: expected a number in [0, 1] (the "
-                             "threshold tuned on val for one pass, as a stream makes), or no such key")
-        return {**tuned, "score_threshold": float(threshold),
-                **({"stream_score_threshold": float(stream)} if stream is not None else {})}
+        return {**tuned, "score_threshold": float(threshold)}
 
     def read_weights(self, checkpoint: str = "best", use_ema: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
         """State dict of a checkpoint (its EMA copy when present and `use_ema`) and its metadata."""

@@ -364,38 +364,28 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
         stream_file(tmp_path / "run", path, out=io.StringIO())
 
 
-def test_a_run_with_shifted_passes_streams_one_pass_at_its_one_pass_threshold_and_says_so(tmp_path):
+def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
     fps = 100.0
-    ranked = detector.detect(features, fps=fps)
-    fused_threshold, one_pass_threshold = ranked[15].score, ranked[8].score
+    threshold = detector.detect(features, fps=fps)[15].score
     path = tmp_path / "clip.npy"
     write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
-
-    def streamed(name: str, passes: int, threshold: float, stream_threshold: float | None = None):
+    outputs, summaries = [], []
+    for passes in (1, 4):
         config = replace(detector.config, postprocess=replace(detector.config.postprocess, shifted_passes=passes))
-        run = RunDir(tmp_path / name)
-        run.write_for_inference(config, detector.classes, detector.model, score_threshold=threshold)
-        if stream_threshold is not None:  # as training writes it for a run with shifted passes
-            run.write_tuning({**run.read_tuning(), "stream_score_threshold": stream_threshold})
-        out = io.StringIO()
-        summary = stream_file(run.path, path, lookahead=0.01, hop=8, out=out)
-        return [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}
-                for line in out.getvalue().splitlines()], summary.describe()
-
-    one_pass, text = streamed("one", 1, one_pass_threshold)
-    assert one_pass and "note:" not in text
-    shifted, text = streamed("shifted", 4, fused_threshold, stream_threshold=one_pass_threshold)
-    assert shifted == one_pass
-    assert f"at the threshold tuned on val for one pass ({one_pass_threshold:.4g})" in text
-    # a run without a one-pass threshold streams at its own and says that it was tuned on fused scores
-    older, text = streamed("older", 4, fused_threshold)
-    assert older == streamed("one_fused", 1, fused_threshold)[0] != one_pass
-    assert "tuned on their fused scores only" in text
-    # offline, the run fuses four passes
-    assert (OfflineDetector.from_run(tmp_path / "shifted").detect(features, fps=fps)
-            != OfflineDetector.from_run(tmp_path / "one").detect(features, fps=fps))
+        run = tmp_path / f"run{passes}"
+        RunDir(run).write_for_inference(config, detector.classes, detector.model, score_threshold=threshold)
+        outputs.append(io.StringIO())
+        summaries.append(stream_file(run, path, lookahead=0.01, hop=8, out=outputs[-1]))
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert strip(outputs[0].getvalue()) == strip(outputs[1].getvalue()) != []
+    assert "note:" not in summaries[0].describe()
+    assert "detects offline in 4 shifted passes" in summaries[1].describe()
+    # offline, the same run fuses four passes
+    offline = OfflineDetector.from_run(tmp_path / "run4")
+    assert offline.detect(features, fps=fps) != OfflineDetector.from_run(tmp_path / "run1").detect(features, fps=fps)
 
 
 def test_default_window_is_an_eighth_of_the_training_crop_or_what_the_lookahead_needs():

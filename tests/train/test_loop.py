@@ -470,22 +470,3 @@ def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(data
     with pytest.raises(InputError, match=r"\[train.select_checkpoint\]: expected 'best' or 'last', got 'newest'"):
         validate(dataclasses.replace(config, train=dataclasses.replace(config.train, select_checkpoint="newest")),
                  "config.yaml")
-
-
-def test_a_run_with_shifted_passes_also_tunes_a_threshold_for_one_pass_on_val(dataset, tmp_path):
-    from mgrec.evaluate.f1 import tune_score_threshold
-    from mgrec.infer.evaluate_run import detect_split
-    from mgrec.infer.offline import OfflineDetector
-
-    config = tiny_config(dataset, epochs=2, eval_every=1)
-    config = dataclasses.replace(config, postprocess=dataclasses.replace(config.postprocess, shifted_passes=3))
-    run = tmp_path / "run"
-    train(config, run, progress=False, log=lambda *_: None)
-    tuning = json.loads((run / "postprocess.json").read_text())
-    detector = OfflineDetector.from_run(run, device="cpu")
-    assert detector.stream_threshold == tuning["stream_score_threshold"]
-    for passes, key in ((3, "score_threshold"), (1, "stream_score_threshold")):
-        detector.postprocess = dataclasses.replace(detector.postprocess, shifted_passes=passes)
-        ranked, ground_truth = detect_split(detector, "val")
-        assert tuning[key] == tune_score_threshold(ground_truth, ranked), key
-

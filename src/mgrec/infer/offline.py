@@ -57,9 +57,6 @@ class OfflineDetector:
     # with its own network and inputs, whose ranked lists `detect` fuses (`model` is then None).
     members: list[OfflineDetector] | None = None
     fusion_iou: float = FUSION_IOU
-    # The threshold tuned on val for one pass, which a stream makes per update, where it differs from
-    # `postprocess.score_threshold` (a run detecting in shifted passes); None: the same.
-    stream_threshold: float | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -80,7 +77,7 @@ class OfflineDetector:
         tuned_on = tuning.get("tuned_on") if tuning is not None else None
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
         return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
-                   autocast=autocast, stream_threshold=tuning.get("stream_score_threshold") if tuning else None)
+                   autocast=autocast)
 
     @classmethod
     def _fused(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,

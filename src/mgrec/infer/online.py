@@ -112,7 +112,6 @@ import torch
 from mgrec.config import MAX_STEPS, PostprocessConfig
 from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import hard_set
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.inputs import pad_video
@@ -168,7 +167,6 @@ class StreamSummary:
     p95_compute_ms: float
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
     offline_passes: int = 1  # the run's postprocess.shifted_passes; a stream makes one
-    stream_threshold: float | None = None  # the run's threshold for one pass, when it has one
 
     def describe(self) -> str:
         text = (
@@ -176,14 +174,10 @@ class StreamSummary:
             f"{self.stream_seconds:.1f} s of stream; compute per update mean {self.mean_compute_ms:.1f} ms, "
             f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
         )
-        if self.offline_passes > 1 and self.stream_threshold is not None:
+        if self.offline_passes > 1:
             text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
-                     "(postprocess.shifted_passes); the stream made one pass per update, at the threshold tuned "
-                     f"on val for one pass ({self.stream_threshold:.4g})")
-        elif self.offline_passes > 1:
-            text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
-                     "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores only; "
-                     "the stream made one pass per update at that threshold")
+                     "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores; the "
+                     "stream made one pass per update at that threshold")
         return text
 
 
@@ -253,10 +247,7 @@ class OnlineDetector:
                              "it is not streamed (stream one of its members, in members/, or an ensemble made with "
                              "--fusion outputs)")
         self.detector = detector
-        # One pass per update, at the threshold tuned on val for one pass when the run has its own for it
-        threshold = (detector.postprocess.score_threshold if detector.stream_threshold is None
-                     else detector.stream_threshold)
-        self.postprocess = hard_set_postprocess(replace(detector.postprocess, score_threshold=threshold))
+        self.postprocess = hard_set_postprocess(detector.postprocess)
         self.grid = detector.grid(fps)
         self.video_id = video_id
         self.feature_dim = detector.config.data.feature_dim
@@ -421,7 +412,7 @@ class OnlineDetector:
                 start_frame=d.start_frame + frame_offset,
                 end_frame=d.end_frame + frame_offset,
             )
-            for d in hard_set(detections, self.postprocess.score_threshold)
+            for d in self.detector.hard_set(detections)
         ]
 
     def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
@@ -603,8 +594,7 @@ def stream_file(
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
-                         float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
-                         detector.stream_threshold)
+                         float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes)
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,

@@ -143,22 +143,14 @@ class MetricsLog:
 
 
 def validate(model, split, config: Config, classes: list[str]) -> tuple[dict, dict]:
-    """Ranked detections on `split` -> score threshold tuned on it -> scores.
-
-    With `postprocess.shifted_passes` > 1 the result also holds `stream_score_threshold`: the threshold
-    tuned on the same split for one pass, which is what a stream makes per update."""
-    def ranked_with(post) -> dict:
-        return {s.video_id: detect_video(detector_of(model), sample_features(model, s, config), s.grid, post, classes,
-                                         s.video_id)
-                for s in split.samples}
-
-    ranked = ranked_with(config.postprocess)
+    """Ranked detections on `split` -> score threshold tuned on it -> scores."""
+    ranked = {
+        s.video_id: detect_video(detector_of(model), sample_features(model, s, config), s.grid, config.postprocess,
+                                 classes, s.video_id)
+        for s in split.samples
+    }
     threshold = tune_score_threshold(split.ground_truth, ranked)
-    result = score(split.ground_truth, ranked, classes, threshold, split="val")
-    if config.postprocess.shifted_passes > 1:
-        one_pass = ranked_with(dataclasses.replace(config.postprocess, shifted_passes=1))
-        result["stream_score_threshold"] = tune_score_threshold(split.ground_truth, one_pass)
-    return result, ranked
+    return score(split.ground_truth, ranked, classes, threshold, split="val"), ranked
 
 
 def sample_features(model: torch.nn.Module, sample: VideoSample, config: Config) -> np.ndarray:
@@ -472,8 +464,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                 best = {
                     "epoch": epoch,
                     "value": value,
-                    "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold",
-                                                       "stream_score_threshold") if k in result},
+                    "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
                 }
                 run.write_weights("best", model, ema, {"epoch": epoch, **best["metrics"]})
         say(line)  # one line per epoch, validated or not
@@ -512,8 +503,6 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
             say("no val split: keeping the last epoch and the configured score threshold")
         tuning = to_dict(config)["postprocess"]
         tuning["score_threshold"] = best["metrics"]["score_threshold"]
-        if "stream_score_threshold" in best["metrics"]:  # shifted passes: a stream's one pass has its own
-            tuning["stream_score_threshold"] = best["metrics"]["stream_score_threshold"]
         tuning["selected_epoch"] = best["epoch"]
         tuning["tuned_on"] = config.data.val_split if val_split.samples else None
         run.write_tuning(tuning)
