@@ -120,6 +120,12 @@ QUALITY_ROWS = {
     # 7 of 8 row-splits without retraining.
     "batch1_shift4": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4"),
                       "batch 1, 4 shifted detection passes fused"),
+    # Subject shift on the shifted-passes default: the test subjects' errors are mostly one exercise taken for
+    # another (FEL, IR, ER, ROW as ABD), so each video's features are standardised per channel by the video's
+    # own statistics (`data.normalize: video`; a stream by the steps received so far).
+    "batch1_norm": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
+                                              "data.normalize=video"),
+                    "batch 1, 4 shifted passes, each video's features standardised per channel"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",

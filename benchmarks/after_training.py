@@ -59,7 +59,7 @@ def shifted_detections(detector: OfflineDetector, split: str, shift: int):
         ranked[sample.video_id] = [
             dataclasses.replace(d, start=d.start + seconds, end=d.end + seconds,
                                 start_frame=d.start_frame + frames, end_frame=d.end_frame + frames)
-            for d in detector.detect(sample.features[shift:], sample.video_id, fps=sample.grid.fps)
+            for d in detector.detect_inputs(sample.features[shift:], sample.video_id, fps=sample.grid.fps)
         ]
     return data.ground_truth, ranked
 

@@ -32,7 +32,7 @@ def ranked_detections(detector: OfflineDetector, split: str):
     """Ground truth and ranked detections of every video of `split` of the run's annotations."""
     config = detector.config
     data = load_split(config, load_annotations(config.data.annotations), split)
-    ranked = {s.video_id: detector.detect(s.features, s.video_id, fps=s.grid.fps) for s in data.samples}
+    ranked = {s.video_id: detector.detect_inputs(s.features, s.video_id, fps=s.grid.fps) for s in data.samples}
     return data.ground_truth, ranked
 
 

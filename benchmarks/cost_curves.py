@@ -91,7 +91,7 @@ def chunking_accuracy(run_dir: str) -> list[dict]:
     rows = []
     for chunking in (None, Chunking(1024, 256), Chunking(512, 128)):
         detector.chunking = chunking
-        ranked = {s.video_id: detector.detect(s.features, s.video_id, fps=s.grid.fps) for s in split.samples}
+        ranked = {s.video_id: detector.detect_inputs(s.features, s.video_id, fps=s.grid.fps) for s in split.samples}
         result = score(split.ground_truth, ranked, detector.classes, detector.postprocess.score_threshold, "test")
         rows.append({"chunking": None if chunking is None else [chunking.steps, chunking.overlap],
                      "longest_video_steps": max(len(s.features) for s in split.samples),

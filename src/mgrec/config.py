@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from mgrec.data.normalize import NORMALIZE_MODES
 from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.smg_csv import MAX_FPS, fps_problem
@@ -110,6 +111,9 @@ class DataConfig:
                                            "and joined by model.fusion; empty: the one stream of data.features")
     grid_stream: str = _doc("", "the stream whose feature grid all streams are resampled onto (and whose "
                                 "stride/window data.stride/window become); empty: the first stream")
+    normalize: str = _doc("none", "`video`: each video's features standardised per channel by the video's own mean "
+                                  "and std over time before the network (a stream: by the steps received so far; "
+                                  "`mgrec.data.normalize`); `none`: as read")
     videos: str = _doc("", "end-to-end training: folder of the raw videos (`<video_id>.mp4` or SMG's "
                            "`<video_id>_color.mp4`), decoded on the fly through `backbone`; one of data.features, "
                            "data.streams and data.videos per config")
@@ -623,6 +627,11 @@ def validate(config: Config, source: str) -> None:
             f"{source} [data.max_seq_len]: {config.data.max_seq_len} must be divisible by the largest pyramid "
             f"stride {2 ** (m.num_levels - 1)}"
         )
+    if config.data.normalize not in NORMALIZE_MODES:
+        close = difflib.get_close_matches(str(config.data.normalize), NORMALIZE_MODES, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"{source} [data.normalize]: expected one of {', '.join(NORMALIZE_MODES)}, "
+                         f"got {_short(config.data.normalize)}{hint}")
     if config.postprocess.nms not in ("soft", "hard"):
         raise InputError(f"{source} [postprocess.nms]: expected 'soft' or 'hard', got {_short(config.postprocess.nms)}")
     if config.train.precision not in PRECISIONS:
@@ -667,6 +676,9 @@ def _check_end_to_end(config: Config, source: str) -> None:
     if not config.backbone.weights:
         raise InputError(f"{source} [backbone.weights]: data.videos trains through a VideoMAE; expected the folder "
                          "of its config.json and model.safetensors")
+    if data.normalize != "none":
+        raise InputError(f"{source} [data.normalize]: {_short(data.normalize)} standardises feature files; with "
+                         "data.videos the features are made inside the network: expected 'none'")
     if config.pseudo_labels.unlabeled:
         raise InputError(f"{source} [pseudo_labels.unlabeled]: not available with data.videos (pseudo-labels are "
                          "made from feature files)")

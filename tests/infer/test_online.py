@@ -188,20 +188,23 @@ def test_sliding_window_matches_offline_and_latency_is_bounded(hop, lookahead, m
     assert [e.detection.end for e in pushed] == sorted(e.detection.end for e in pushed)
 
 
-def tiny_network_detector(seed: int = 0) -> OfflineDetector:
+def tiny_network_detector(seed: int = 0, normalize: str = "none") -> OfflineDetector:
     torch.manual_seed(seed)
     model_cfg = ModelConfig(input_dim=16, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
                             regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
     # An untrained network scores every (step, class) near the prior: keep NMS short.
     post = PostprocessConfig(max_detections=40)
-    config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64), model=model_cfg,
-                    postprocess=post)
+    config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64, normalize=normalize),
+                    model=model_cfg, postprocess=post)
     return OfflineDetector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))
 
 
-def test_whole_stream_in_view_equals_offline_with_a_real_network():
-    detector = tiny_network_detector()
-    features = np.random.default_rng(1).normal(size=(150, 16)).astype(np.float32)
+@pytest.mark.parametrize("normalize", ["none", "video"])
+def test_whole_stream_in_view_equals_offline_with_a_real_network(normalize):
+    # data.normalize = video: offline standardises by the whole video, a stream by the steps received so far,
+    # which at the update deciding everything (the last) are the whole stream
+    detector = tiny_network_detector(normalize=normalize)
+    features = np.random.default_rng(1).normal(loc=3.0, scale=2.0, size=(150, 16)).astype(np.float32)
     ranked = detector.detect(features, video_id="v", fps=FPS)
     # an untrained network scores about the class prior: cut its ranked list at its 12th score
     detector.postprocess = replace(detector.postprocess, score_threshold=ranked[11].score)
@@ -217,6 +220,28 @@ def test_whole_stream_in_view_equals_offline_with_a_real_network():
     assert all(e.emitted_at == stream_seconds for e in emitted)
     assert online.num_updates == 15  # one per hop; the flush reuses the last update's predictions
     assert all(e.compute_ms > 0 for e in emitted)
+
+
+def test_a_normalising_stream_standardises_each_window_by_the_steps_received_so_far(monkeypatch):
+    detector = tiny_network_detector(normalize="video")
+    features = np.random.default_rng(3).normal(loc=-2.0, scale=5.0, size=(90, 16)).astype(np.float32)
+    seen = []
+    import mgrec.infer.online as online_module
+    real = online_module.detect_video
+
+    def recording(model, window, *args, **kwargs):
+        seen.append(window.copy())
+        return real(model, window, *args, **kwargs)
+
+    monkeypatch.setattr(online_module, "detect_video", recording)
+    online = OnlineDetector(detector, FPS, lookahead=0.5, hop=30, history=40, video_id="v")
+    for chunk in random_chunks(features, np.random.default_rng(4), 7):
+        online.push(chunk)
+    assert len(seen) == 3  # updates after 30, 60 and 90 steps, each on the newest 40 (30 at first)
+    for update, window in enumerate(seen, start=1):
+        received = features[: 30 * update]
+        expected = (received[-40:] - received.mean(0)) / received.std(0)
+        np.testing.assert_allclose(window, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -102,6 +102,7 @@ def test_a_checkpoint_holds_the_detector_and_the_adapters_only(end_to_end_data):
     ("data.features=feats", r"\[data.features\]: given with data.videos"),
     ("backbone.weights=", r"\[backbone.weights\]"),
     ("transforms.noise_prob=0.5", r"\[transforms.noise_prob\]"),
+    ("data.normalize=video", r"\[data.normalize\]: 'video' standardises feature files; .* expected 'none'"),
     ("backbone.frames_per_clip=8", r"\[backbone.frames_per_clip\]: 8 frames per clip from windows of data.window=4"),
     ("backbone.adapter_blocks=one", r"backbone.adapter_blocks"),
 ])

@@ -21,6 +21,7 @@ import torch
 
 from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import check_sidecar, list_feature_files, read_sidecar, sidecar_path
+from mgrec.data.normalize import network_inputs
 from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import inference_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
@@ -130,12 +131,21 @@ class OfflineDetector:
                                  "beside it (mgrec extract writes one), or set data.fps in the run's config")
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
-        one_pass = len(features) if self.chunking is None else min(len(features), self.chunking.steps)
+        return self.detect_inputs(network_inputs(self.config.data.normalize, features), video_id, fps)
+
+    def detect_inputs(self, inputs: np.ndarray, video_id: str | None = None,
+                      fps: float | None = None) -> list[Detection]:
+        """Ranked detections for one video given as the network takes it: its features (T, C) after
+        `data.normalize` (what `mgrec.train.data.load_split` returns); `detect` takes them as read."""
+        if self.members is not None:
+            raise ValueError("a detection-level ensemble's members may normalise differently: give it features as read "
+                             "(detect)")
+        one_pass = len(inputs) if self.chunking is None else min(len(inputs), self.chunking.steps)
         check_fits(self.config.model, one_pass, 1, training=False, what=f"video {video_id or 'video'}",
                    model=self.model)  # refused with numbers, not by the allocator
         return detect_video(
             self.model,
-            features.astype(np.float32, copy=False),
+            inputs.astype(np.float32, copy=False),
             self.grid(fps),
             self.postprocess,
             self.classes,

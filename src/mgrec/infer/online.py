@@ -82,6 +82,13 @@ to a floor: the network is nearly all of an update, and the several hundred smal
 forward pass cost about the same at any window length. The figures are in
 `benchmarks/results/README.md` ("Online recognition" and "Figures moved out of docstrings").
 
+Per-video normalisation (`data.normalize: video`)
+-------------------------------------------------
+Offline, a video's features are standardised by the whole video's statistics (`mgrec.data.normalize`).
+A stream has no whole video yet: each window is standardised by the statistics of every step received
+so far (running sums, O(C) memory), which are the offline ones once the stream has passed its whole
+length. Early in a stream they rest on a few seconds and differ more from the offline ones.
+
 Compiled network (`compile=True`, `mgrec stream --compile`)
 -----------------------------------------------------------
 Most of an update is the fixed cost of those small operations, which `torch.compile` (inductor,
@@ -110,6 +117,7 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, PostprocessConfig
+from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
@@ -290,6 +298,8 @@ class OnlineDetector:
             self._network, self._padded_length = compile_for_window(detector.model, self.history, self.feature_dim,
                                                                      detector.autocast)
         self._window = FeatureWindow(self.history, self.feature_dim)
+        # data.normalize = video: the statistics of every step received so far (the stream has no end yet)
+        self._stats = RunningChannelStats(self.feature_dim) if detector.config.data.normalize == "video" else None
         self._received = 0  # feature steps pushed so far
         self._since_update = 0  # of those, pushed after the last update
         self._chunks = 0  # chunks pushed so far, for error messages
@@ -335,6 +345,8 @@ class OnlineDetector:
         while offset < chunk.shape[0]:
             take = min(chunk.shape[0] - offset, self.hop - self._since_update)
             self._window.append(chunk[offset : offset + take])
+            if self._stats is not None:
+                self._stats.add(chunk[offset : offset + take])
             offset += take
             self._received += take
             self._since_update += take
@@ -391,6 +403,8 @@ class OnlineDetector:
         """The hard set of the current window, in stream time and stream frames."""
         window = self._window.view()
         window_start = self._received - window.shape[0]
+        if self._stats is not None:
+            window = self._stats.current().apply(window)
         detections = detect_video(
             self._network,
             window,

@@ -10,6 +10,7 @@ from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.check import check_dataset, videos_to_drop
 from mgrec.data.datasets import VideoSample, segments_to_grid, video_clips
+from mgrec.data.normalize import network_inputs
 from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.records import AnnotationSet, Segment
@@ -50,14 +51,15 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
 
 
 def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: set[str] = frozenset()) -> SplitData:
-    """Features and ground truth of every video of `split` (minus `exclude`)."""
+    """Network inputs and ground truth of every video of `split` (minus `exclude`): each video's
+    features as the network takes them (`data.normalize` applied to the whole video), or its clips."""
     samples, ground_truth = [], {}
     for video_id in annotations.video_ids(split):
         if video_id in exclude:
             continue
         info = annotations.videos[video_id]
         features = video_clips(config, video_id, info.fps) if config.end_to_end else \
-            load_video_streams(config.data, video_id, info.fps)
+            network_inputs(config.data.normalize, load_video_streams(config.data, video_id, info.fps))
         grid = config.data.grid(info.fps)
         segments = annotations.segments.get(video_id, [])
         grid_segments, labels = segments_to_grid(segments, grid)

@@ -22,8 +22,9 @@ from mgrec.run import RunDir, new_ensemble_dir
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import validate
 
-# The settings members must share: the grid the features are read on, and the network's layout.
-SHARED_DATA_KEYS = ("feature_dim", "stride", "window", "fps")
+# The settings members must share: the grid the features are read on, how they become network inputs,
+# and the network's layout.
+SHARED_DATA_KEYS = ("feature_dim", "stride", "window", "fps", "normalize")
 
 
 @dataclass
@@ -50,7 +51,7 @@ def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, C
         a, b = getattr(config_a.data, key), getattr(config_b.data, key)
         if a != b:
             raise InputError(f"{path_b} [data.{key}]: {b!r}, but {path_a} has {a!r}; the members must read the "
-                             "same features on the same grid")
+                             "same features on the same grid, made into network inputs the same way")
     model_a, model_b = to_dict(config_a)["model"], to_dict(config_b)["model"]
     for key in model_a:
         if model_a[key] != model_b[key]:

@@ -27,6 +27,7 @@ import numpy as np
 from mgrec.config import Config, PseudoLabelConfig
 from mgrec.data.datasets import VideoSample
 from mgrec.data.features import list_feature_files, load_features, read_sidecar, sidecar_path
+from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.model.ensemble import load_run_network
@@ -62,10 +63,15 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
             raise InputError(f"{path}: the features' fps is unknown: put its sidecar {side.name} beside it "
                              "(mgrec extract writes one), or set data.fps")
         grid = config.data.grid(fps)
-        kept = hard_set(detect_video(model, features, grid, run_config.postprocess, classes, path.stem), threshold)
+        # the labelling run reads the video as it was trained to; the training run as it is configured to
+        inputs = network_inputs(config.data.normalize, features)
+        teacher_inputs = inputs if run_config.data.normalize == config.data.normalize else \
+            network_inputs(run_config.data.normalize, features)
+        kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, path.stem),
+                        threshold)
         segments = grid.seconds_to_index(np.array([[d.start, d.end] for d in kept]).reshape(-1, 2))
         labels = np.array([d.label_id for d in kept], dtype=np.int64)
-        samples.append(VideoSample(path.stem, features, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+        samples.append(VideoSample(path.stem, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
                                    labels, grid))
         record[path.stem] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
     log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
