@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 
-from mgrec.data.normalize import NORMALIZE_MODES
 from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.smg_csv import MAX_FPS, fps_problem
@@ -218,6 +217,8 @@ class TrainConfig:
 
 
 BALANCE_METHODS = ("none", "eq1", "repeat_factor", "adaptive")
+# data.normalize: features as read, or each video standardised by its own statistics (mgrec.data.normalize)
+NORMALIZE_MODES = ("none", "video")
 
 
 @dataclass

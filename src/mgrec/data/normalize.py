@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NORMALIZE_MODES = ("none", "video")
+from mgrec.config import NORMALIZE_MODES
+
 # A channel that barely moves within a video (a constant one: std 0) is centred, not blown up.
 STD_FLOOR = 1e-5
 # Statistics are summed over blocks of this many steps, so a memory-mapped 10-hour video is not
