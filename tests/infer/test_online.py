@@ -411,6 +411,27 @@ def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
     # offline, the same run fuses four passes
     offline = OfflineDetector.from_run(tmp_path / "run4")
     assert offline.detect(features, fps=fps) != OfflineDetector.from_run(tmp_path / "run1").detect(features, fps=fps)
+    assert "data.normalize" not in summaries[1].describe()
+
+
+def test_a_normalising_run_streams_from_a_file_and_says_how(tmp_path):
+    detector = tiny_network_detector(seed=5, normalize="video")
+    features = np.random.default_rng(6).normal(loc=4.0, size=(120, 16)).astype(np.float32)
+    fps = 100.0
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+    RunDir(tmp_path / "run").write_for_inference(detector.config, detector.classes, detector.model,
+                                                 score_threshold=detector.detect(features, fps=fps)[10].score)
+    out = io.StringIO()
+    summary = stream_file(tmp_path / "run", path, lookahead=10.0, hop=8, out=out)
+    # with the whole stream in view at its end, the emissions are the offline hard set (whole-video statistics)
+    offline = OfflineDetector.from_run(tmp_path / "run")
+    streamed = sorted((d["label"], *d["segment"]) for d in map(json.loads, out.getvalue().splitlines()))
+    expected = sorted((d.label, d.start, d.end) for d in offline.hard_set(offline.detect(features, fps=fps)))
+    assert len(streamed) == len(expected) > 0
+    assert [s[0] for s in streamed] == [e[0] for e in expected]
+    np.testing.assert_allclose([s[1:] for s in streamed], [e[1:] for e in expected], atol=1e-6)
+    assert "stream used those of the steps received so far" in summary.describe()
 
 
 def test_default_window_is_an_eighth_of_the_training_crop_or_what_the_lookahead_needs():

@@ -175,6 +175,7 @@ class StreamSummary:
     p95_compute_ms: float
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
     offline_passes: int = 1  # the run's postprocess.shifted_passes; a stream makes one
+    normalize: str = "none"  # the run's data.normalize; "video": by the steps received so far
 
     def describe(self) -> str:
         text = (
@@ -186,6 +187,9 @@ class StreamSummary:
             text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
                      "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores; the "
                      "stream made one pass per update at that threshold")
+        if self.normalize == "video":
+            text += ("\nnote: the run standardises each video by its own statistics (data.normalize: video); the "
+                     "stream used those of the steps received so far, so its first seconds rest on few steps")
         return text
 
 
@@ -608,7 +612,8 @@ def stream_file(
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
-                         float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes)
+                         float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
+                         detector.config.data.normalize)
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
