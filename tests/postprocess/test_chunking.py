@@ -47,3 +47,20 @@ def test_chunked_detection_equals_one_pass_where_the_network_sees_less_than_the_
 
 def test_a_video_shorter_than_a_window_is_one_pass():
     assert Chunking(8192, 1024).windows(3000) == [(0, 3000, 0, 3000)]
+
+
+def test_a_standardised_long_video_is_standardised_window_by_window_as_a_whole():
+    # data.normalize = video on a video detected in windows: each window goes through the whole video's
+    # statistics on its way in, which gives what the whole standardised copy gives, without the copy
+    from mgrec.data.normalize import ChannelStats
+
+    torch.manual_seed(0)
+    model = perturbed(build_detector(tiny_config("mgrec", num_levels=3,
+                                                 regression_ranges=[[0, 4], [4, 8], [8, 10000]]))).eval()
+    features = np.random.default_rng(5).normal(loc=3.0, scale=4.0, size=(700, 24)).astype(np.float32)
+    stats = ChannelStats.of(features)
+    post = PostprocessConfig(max_detections=50)
+    for chunking in (None, Chunking(256, 128)):
+        copied = detect_video(model, stats.apply(features), GRID, post, CLASSES, "v", chunking=chunking)
+        windowed = detect_video(model, features, GRID, post, CLASSES, "v", chunking=chunking, standardize=stats.apply)
+        assert windowed == copied != detect_video(model, features, GRID, post, CLASSES, "v", chunking=chunking)

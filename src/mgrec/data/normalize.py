@@ -8,12 +8,15 @@ so what one subject (or camera, or sensor placement) adds to every step of its v
 gain per channel, is gone before the network sees them. The statistics use nothing but the features:
 no label is read, and a test video is normalised by itself.
 
-Where it happens (the seam): the code that holds a WHOLE video turns its raw features into network
-inputs with `network_inputs`: `mgrec.train.data.load_split` (training crops, validation) and
-`mgrec.infer.offline.OfflineDetector.detect` (detection and evaluation), and pseudo-labelling's teacher.
-A stream never holds the whole video: `mgrec.infer.online.OnlineDetector` normalises each window with
-the statistics of every step received so far (`RunningChannelStats`, exact running sums in float64),
-which become the offline ones once the stream has passed its whole length.
+Where it happens (the seam): the code that holds a WHOLE video computes its statistics. Training
+(`mgrec.train.data.load_split`: training crops, validation) and pseudo-labelling keep the video
+standardised in memory (`network_inputs`); detection and evaluation
+(`mgrec.infer.offline.OfflineDetector.detect`) hand the statistics to
+`mgrec.postprocess.video.detect_video`, which standardises each window as it enters the network, so
+that a long (memory-mapped) video is never copied whole. A stream never holds the whole video:
+`mgrec.infer.online.OnlineDetector` standardises each window with the statistics of every step received
+so far (`RunningChannelStats`, exact running sums in float64), which become the offline ones once the
+stream has passed its whole length.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 
 from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import check_sidecar, list_feature_files, read_sidecar, sidecar_path
-from mgrec.data.normalize import network_inputs
+from mgrec.data.normalize import ChannelStats
 from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import inference_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
@@ -131,7 +132,9 @@ class OfflineDetector:
                                  "beside it (mgrec extract writes one), or set data.fps in the run's config")
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
-        return self.detect_inputs(network_inputs(self.config.data.normalize, features), video_id, fps)
+        # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
+        stats = ChannelStats.of(features) if self.config.data.normalize == "video" and len(features) else None
+        return self._detect(features, video_id, fps, None if stats is None else stats.apply)
 
     def detect_inputs(self, inputs: np.ndarray, video_id: str | None = None,
                       fps: float | None = None) -> list[Detection]:
@@ -140,6 +143,10 @@ class OfflineDetector:
         if self.members is not None:
             raise ValueError("a detection-level ensemble's members may normalise differently: give it features as read "
                              "(detect)")
+        return self._detect(inputs, video_id, fps, None)
+
+    def _detect(self, inputs: np.ndarray, video_id: str | None, fps: float | None,
+                standardize: Callable[[np.ndarray], np.ndarray] | None) -> list[Detection]:
         one_pass = len(inputs) if self.chunking is None else min(len(inputs), self.chunking.steps)
         check_fits(self.config.model, one_pass, 1, training=False, what=f"video {video_id or 'video'}",
                    model=self.model)  # refused with numbers, not by the allocator
@@ -152,6 +159,7 @@ class OfflineDetector:
             video_id or "video",
             autocast=self.autocast,
             chunking=self.chunking,
+            standardize=standardize,
         )
 
     def detect_listed(self, video_id: str, fps: float | None) -> list[Detection]:

@@ -407,8 +407,6 @@ class OnlineDetector:
         """The hard set of the current window, in stream time and stream frames."""
         window = self._window.view()
         window_start = self._received - window.shape[0]
-        if self._stats is not None:
-            window = self._stats.current().apply(window)
         detections = detect_video(
             self._network,
             window,
@@ -418,6 +416,7 @@ class OnlineDetector:
             self.video_id,
             self._padded_length,
             autocast=self.detector.autocast,
+            standardize=None if self._stats is None else self._stats.current().apply,
         )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride

@@ -13,6 +13,7 @@ checkpoint or out-of-range features would look like a video with nothing in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
@@ -76,6 +77,7 @@ def detect_video(
     padded_length: int | None = None,
     autocast: torch.dtype | None = None,
     chunking: Chunking | None = None,
+    standardize: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Detection]:
     """Ranked detections (descending score) for one video's features (T, C), clipped to the video.
 
@@ -90,11 +92,14 @@ def detect_video(
     detections moved back onto the video's time, and the N ranked lists fused as a detection-level
     ensemble's (`mgrec.postprocess.fusion`; a gesture found by one pass alone keeps 1/N of its score).
     A video of fewer than N steps gets one pass per step.
+    `standardize`: a function every window of features goes through on its way into the network
+    (`data.normalize: video`: `ChannelStats.apply` with the whole video's statistics, `mgrec.data.normalize`),
+    so that a long video is never copied whole.
     """
     passes = []
     for shift in range(max(1, min(post.shifted_passes, len(features)))):
         detections = _one_pass(model, features[shift:], grid, post, classes, video_id, padded_length, autocast,
-                               chunking)
+                               chunking, standardize)
         passes.append([_moved(d, shift * grid.stride, grid) for d in detections] if shift else detections)
     if len(passes) == 1:
         return passes[0]
@@ -111,11 +116,13 @@ def _moved(detection: Detection, frames: int, grid: FeatureGrid) -> Detection:
 
 def _one_pass(model: torch.nn.Module, features: np.ndarray, grid: FeatureGrid, post: PostprocessConfig,
               classes: list[str], video_id: str, padded_length: int | None, autocast: torch.dtype | None,
-              chunking: Chunking | None) -> list[Detection]:
+              chunking: Chunking | None,
+              standardize: Callable[[np.ndarray], np.ndarray] | None) -> list[Detection]:
     windows = chunking.windows(len(features)) if chunking is not None else [(0, len(features), 0, len(features))]
     parts = []
     for start, end, core_start, core_end in windows:
-        raw = _candidates(model, features[start:end], post, video_id, padded_length, autocast)
+        window = features[start:end] if standardize is None else standardize(features[start:end])
+        raw = _candidates(model, window, post, video_id, padded_length, autocast)
         keep = (raw.points >= core_start - start) & (raw.points < core_end - start)  # all of a single window
         parts.append((raw.segments[keep] + start, raw.scores[keep], raw.labels[keep]))
     segments, scores, labels = nms(*(torch.cat(column) for column in zip(*parts)), post)
