@@ -91,3 +91,24 @@ def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
     with pytest.raises(InputError, match=r"v.npy: the features' fps is unknown"):
         train(with_pseudo(config_for(paths), unlabeled=str(bare), teacher=str(teacher)),
               tmp_path / "r2", progress=False, log=lambda *_: None)
+
+
+def test_the_teacher_reads_the_pool_its_way_and_the_student_its_own(setup):
+    # a teacher trained on features as read labels them as read; a standardising student trains on them standardised
+    import numpy as np
+
+    from mgrec.data.features import load_features
+    from mgrec.data.normalize import ChannelStats
+    from mgrec.train.pseudo import label_videos
+
+    paths, _, teacher, pool = setup
+    student = config_for(paths)
+    student = dataclasses.replace(student, data=dataclasses.replace(student.data, normalize="video"))
+    # every ranked detection (min score 0): the labels then show which inputs the teacher read
+    (sample,), record = label_videos(RunDir(teacher), [pool / "synthetic_003.npy"], student, 0.0, log=lambda *_: None)
+    raw = load_features(pool / "synthetic_003.npy")
+    np.testing.assert_array_equal(sample.features, ChannelStats.of(raw).apply(raw))
+    hard = OfflineDetector.from_run(teacher, device="cpu", precision="fp32")
+    expected = hard.hard_set(hard.detect(pool / "synthetic_003.npy"), threshold=0.0)
+    assert [(d["label"], d["start"], d["end"]) for d in record["videos"]["synthetic_003"]] == \
+        [(d.label, d.start, d.end) for d in expected] != []
