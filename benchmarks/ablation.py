@@ -153,7 +153,7 @@ FUSION_ROWS = {
     "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder; gyro by input gate + each level)"),
 }
 # Each also scored as one ensemble of its seed runs.
-ENSEMBLE_ROWS = ("default", "repeat_factor", "batch1", "batch1_norm")
+ENSEMBLE_ROWS = ("default", "repeat_factor", "batch1", "batch1_norm", "batch1_norm_temporal")
 # The fusion study's late fusion: per seed, the detection-level ensemble of these two rows' runs (no training
 # of its own; its cost is theirs).
 LATE_FUSION = ("acc", "gyro")
