@@ -40,6 +40,7 @@ from mgrec.data.annotations import load_annotations
 from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tune_score_threshold
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.fusion import fuse_detections
+from mgrec.postprocess.video import moved_detection
 from mgrec.provenance import PROVENANCE_KEY, provenance
 from mgrec.records import Detection
 from mgrec.train.data import load_split
@@ -54,11 +55,8 @@ def shifted_detections(detector: OfflineDetector, split: str, shift: int):
     data = load_split(config, load_annotations(config.data.annotations), split)
     ranked = {}
     for sample in data.samples:
-        frames = shift * sample.grid.stride
-        seconds = sample.grid.frame_to_seconds(frames)
         ranked[sample.video_id] = [
-            dataclasses.replace(d, start=d.start + seconds, end=d.end + seconds,
-                                start_frame=d.start_frame + frames, end_frame=d.end_frame + frames)
+            moved_detection(d, shift * sample.grid.stride, sample.grid)
             for d in detector.detect_inputs(sample.features[shift:], sample.video_id, fps=sample.grid.fps)
         ]
     return data.ground_truth, ranked

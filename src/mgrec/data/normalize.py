@@ -21,6 +21,7 @@ stream has passed its whole length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,11 +89,17 @@ class RunningChannelStats:
         return ChannelStats(self.mean.copy(), np.sqrt(self._sum_sq / self.count), self.count)
 
 
-def network_inputs(mode: str, features: np.ndarray) -> np.ndarray:
-    """A whole video's raw features (T, C) as the network takes them under `data.normalize = mode`:
-    unchanged for "none", standardised by the video's own statistics for "video"."""
+def standardizer(mode: str, features: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What turns windows of a whole video's raw features (T, C) into network inputs under
+    `data.normalize = mode`: None for "none" (as read), the video's `ChannelStats.apply` for "video"."""
     if mode == "none" or len(features) == 0:
-        return features
+        return None
     if mode == "video":
-        return ChannelStats.of(features).apply(features)
+        return ChannelStats.of(features).apply
     raise ValueError(f"data.normalize: expected one of {', '.join(NORMALIZE_MODES)}, got {mode!r}")
+
+
+def network_inputs(mode: str, features: np.ndarray) -> np.ndarray:
+    """A whole video's raw features (T, C) as the network takes them under `data.normalize = mode`."""
+    standardize = standardizer(mode, features)
+    return features if standardize is None else standardize(features)

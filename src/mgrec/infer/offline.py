@@ -22,7 +22,7 @@ import torch
 
 from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import check_sidecar, list_feature_files, read_sidecar, sidecar_path
-from mgrec.data.normalize import ChannelStats
+from mgrec.data.normalize import standardizer
 from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import inference_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
@@ -133,8 +133,7 @@ class OfflineDetector:
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
         # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
-        stats = ChannelStats.of(features) if self.config.data.normalize == "video" and len(features) else None
-        return self._detect(features, video_id, fps, None if stats is None else stats.apply)
+        return self._detect(features, video_id, fps, standardizer(self.config.data.normalize, features))
 
     def detect_inputs(self, inputs: np.ndarray, video_id: str | None = None,
                       fps: float | None = None) -> list[Detection]:

@@ -100,13 +100,13 @@ def detect_video(
     for shift in range(max(1, min(post.shifted_passes, len(features)))):
         detections = _one_pass(model, features[shift:], grid, post, classes, video_id, padded_length, autocast,
                                chunking, standardize)
-        passes.append([_moved(d, shift * grid.stride, grid) for d in detections] if shift else detections)
+        passes.append([moved_detection(d, shift * grid.stride, grid) for d in detections] if shift else detections)
     if len(passes) == 1:
         return passes[0]
     return fuse_detections(passes)[: post.max_detections]
 
 
-def _moved(detection: Detection, frames: int, grid: FeatureGrid) -> Detection:
+def moved_detection(detection: Detection, frames: int, grid: FeatureGrid) -> Detection:
     """A detection made on features starting `frames` frames into the video, in the video's own time."""
     seconds = grid.frame_to_seconds(frames)
     return replace(detection, start=detection.start + seconds, end=detection.end + seconds,
