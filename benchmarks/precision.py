@@ -45,7 +45,7 @@ import torch
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.config import load_config
 from mgrec.data.annotations import load_annotations
-from mgrec.devices import inference_dtype, native_bf16_cpu, precision_name
+from mgrec.devices import autocast_dtype, native_bf16_cpu, precision_name
 from mgrec.evaluate.f1 import hard_set
 from mgrec.evaluate.scoring import score
 from mgrec.infer.agreement import TOLERANCES, compare
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         configs, lengths, repeats, overrides = ["demo/mgrec.yaml"], list(QUICK_LENGTHS), 1, QUICK_MODEL
 
     document: dict = {PROVENANCE_KEY: record, "native_bf16_cpu": native_bf16_cpu(),
-                      "auto_precision_cpu": precision_name(inference_dtype(torch.device("cpu"), "auto")),
+                      "auto_precision_cpu": precision_name(autocast_dtype(torch.device("cpu"), "auto")),
                       "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average_at_start": os.getloadavg()}
     if args.run is not None:
         document["agreement"] = measure_agreement(args.run, args.split)

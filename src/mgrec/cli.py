@@ -21,9 +21,9 @@ from mgrec.errors import InputError
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
-PRECISION_HELP = ("the network's forward pass: auto (bf16 autocast on CUDA and on a CPU with native bf16, "
-                  "AVX512-BF16 or AMX; else fp32), fp32 (exactly the float32 detections) or bf16 (also on a CPU "
-                  "without native bf16, where it is emulated and much slower); outputs record the one used")
+PRECISION_HELP = ("the network's forward pass: auto (bf16 autocast on CUDA, fp32 on a CPU: bf16 was measured "
+                  "no faster there), fp32 (exactly the float32 detections) or bf16 (on a CPU without native bf16, "
+                  "AVX512-BF16 or AMX, it is emulated and much slower); outputs record the one used")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(4 of 16 with stride 4: the network runs on a quarter of the frames; a recipe of its own, "
                         "recorded in the sidecars; default: every frame)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--precision", default=None, choices=_precisions(),
+                   help="the backbone's forward pass: auto (bf16 autocast on CUDA, fp32 on a CPU; the default), fp32 "
+                        "or bf16 (on a CPU with AVX512-BF16 or AMX about 2x faster than fp32; emulated and much slower "
+                        "without); recorded in the sidecars, a recipe of its own")
     p.add_argument("--batch", type=int, default=None,
                    help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae; "
                         "default: 8)")
@@ -371,10 +375,14 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
-def _add_precision(p: argparse.ArgumentParser) -> None:
+def _precisions() -> tuple[str, ...]:
     from mgrec.config import PRECISIONS
 
-    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    return PRECISIONS
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default="auto", choices=_precisions(), help=PRECISION_HELP)
 
 
 def _add_no_progress(p: argparse.ArgumentParser) -> None:
@@ -698,7 +706,7 @@ def cmd_extract(args) -> None:
         raise InputError("no inputs: give video files or folders")
     recipe = {"--backbone": args.backbone, "--weights": args.weights, "--window": args.window, "--stride": args.stride,
               "--size": args.size, "--batch": args.batch, "--fps": args.fps,
-              "--frames-per-window": args.frames_per_window}
+              "--frames-per-window": args.frames_per_window, "--precision": args.precision}
     if args.from_run is not None:
         from mgrec.extract.run import extract_with_run
 
@@ -711,7 +719,7 @@ def cmd_extract(args) -> None:
                           window=16 if args.window is None else args.window,
                           stride=4 if args.stride is None else args.stride, size=args.size, device=args.device,
                           batch=8 if args.batch is None else args.batch, fps=args.fps, progress=show_progress(args),
-                          frames_per_window=args.frames_per_window)
+                          frames_per_window=args.frames_per_window, precision=args.precision)
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
         for warning in result.warnings:

@@ -1,5 +1,5 @@
 """Device names from configs and flags -> torch devices, with clear errors; the precision of
-training (`autocast_dtype`) and of detection (`inference_dtype`)."""
+training, extraction and detection (`autocast_dtype`)."""
 
 from __future__ import annotations
 
@@ -26,20 +26,8 @@ def resolve_device(name: str, what: str = "train.device") -> torch.device:
         raise InputError(f"{what}={name!r} is not a device name (auto, cpu, cuda, cuda:N)") from None
 
 
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, or None for plain float32.
-
-    `auto` is bf16 autocast on CUDA and float32 on CPU: bf16 on CPU is a choice made per run
-    (`bf16`), not a silent default."""
-    if precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
 # --------------------------------------------------------------------------------------------
-# Inference precision (`mgrec detect / evaluate / stream --precision`)
+# Precision (`train.precision`; `mgrec detect / evaluate / stream --precision`)
 
 # /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4 and later) and
 # AMX-BF16 (Sapphire Rapids and later). Read only where torch cannot say.
@@ -79,20 +67,24 @@ def cpuinfo_flags(path: Path | None = None) -> set[str]:
     return flags
 
 
-def inference_dtype(device: torch.device, precision: str, what: str = "precision") -> torch.dtype | None:
-    """The autocast dtype of the network's forward pass in detection, or None for plain float32.
+def autocast_dtype(device: torch.device, precision: str, what: str = "precision") -> torch.dtype | None:
+    """The autocast dtype of the network's forward pass for `precision`, or None for plain float32: in
+    training (`train.precision`), feature extraction and detection (`--precision`) alike.
 
-    `auto`: bf16 on CUDA and on a CPU with native bf16 (`native_bf16_cpu`), float32 elsewhere;
-    `bf16`: bf16 on any device (emulated, hence slow, on a CPU without native bf16); `fp32`: never
-    autocast. Training has its own rule (`autocast_dtype`: auto = float32 on CPU); detection may
-    differ from it because its agreement with float32 is stated and measured (`mgrec.infer.agreement`:
-    boundaries within one feature step, scores within 0.01). `what` names the setting in error messages.
+    `auto`: bf16 on CUDA, float32 on a CPU, whatever it offers; `bf16`: bf16 on any device (emulated,
+    hence slow, on a CPU without native bf16: `native_bf16_cpu`); `fp32`: never autocast.
+    Why not bf16 on a CPU with native bf16: measured on one (a 2-core Xeon with AVX512-BF16 and AMX,
+    torch 2.13, `benchmarks/precision.py`, benchmarks/results/2026-12-04_387a257_precision/), bf16
+    autocast made the demo model 1.09-1.12x slower at 2304-6912 steps and its online update 1.5x
+    slower (16.4 against 11.0 ms), and gained only 11 % on the SMG model (0.89x the time): the network is mostly small
+    element-wise ops and depthwise convs, where autocast adds casts and saves little arithmetic.
+    `auto` picks what is not slower; bf16 stays one flag away, with its agreement with float32 stated and
+    measured (`mgrec.infer.agreement`: boundaries within one feature step, scores within 0.01).
+    `what` names the setting in error messages.
     """
     if precision not in PRECISIONS:
         raise InputError(f"{what}={precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto" and (device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())):
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
 

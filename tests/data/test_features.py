@@ -167,6 +167,7 @@ def test_read_sidecar_defaults_and_types(tmp_path):
         ({"backbone": ""}, "[backbone]: expected a backbone name"),
         ({"weights_sha256": "abc"}, "[weights_sha256]: expected 64 lower-case hex digits"),
         ({"strid": 4}, "[strid]: unknown key"),
+        ({"precision": "fp16"}, '[precision]: expected "fp32", "bf16" or null (not recorded), got'),
     ],
 )
 def test_read_sidecar_errors(tmp_path, changes, expected):

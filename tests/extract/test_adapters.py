@@ -273,7 +273,7 @@ def test_bad_adapter_settings_name_the_key(cfg, message):
 
 
 def test_bad_precision_and_custom_keys():
-    with pytest.raises(InputError, match="precision 'fp64'"):
+    with pytest.raises(InputError, match=r"precision='fp64': expected one of auto, fp32, bf16"):
         add_adapters(tiny_videomae(), AdapterConfig(), precision="fp64")
     with pytest.raises(InputError, match=r"train\.adapters\.kernel: 4"):
         AdapterConfig(kernel=4).check(num_layers=4, dim=32, key="train.adapters")

@@ -75,6 +75,35 @@ def test_runs_resume(tmp_path, carphone):
     assert len(np.load(out / "clip.npy")) == (120 - 16) // 8 + 1
 
 
+def test_the_precision_is_a_recipe_of_its_own_recorded_in_the_sidecar(tmp_path, carphone):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(carphone.read_bytes())
+    out = tmp_path / "out"
+
+    def run(**recipe):
+        return [r.status for r in extract_videos([video], out, size=SIZE, batch=8, progress=False, **recipe)]
+
+    assert run() == ["extracted"]  # auto: float32 on a CPU
+    assert read_sidecar(out / "clip.json").precision == "fp32"
+    fp32 = np.load(out / "clip.npy")
+    assert run(precision="fp32") == ["skipped"]
+    assert run(precision="bf16") == ["extracted"]  # another recipe: extracted again, recorded
+    assert read_sidecar(out / "clip.json").precision == "bf16"
+    bf16 = np.load(out / "clip.npy")
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)
+    cosine = (bf16 * fp32).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(fp32, axis=1)
+    assert cosine.min() > 0.99  # the same features, to bf16's 8-bit mantissa
+    # a sidecar from before the precision was recorded is trusted, as one without a source stamp is
+    raw = json.loads((out / "clip.json").read_text())
+    del raw["precision"]
+    (out / "clip.json").write_text(json.dumps(raw))
+    assert run(precision="fp32") == ["skipped"]
+    with pytest.raises(InputError, match=r"--precision='fp16': expected one of auto, fp32, bf16"):
+        run(precision="fp16")
+    with pytest.raises(InputError, match=r"--precision: backbone skeleton runs no network"):
+        extract([video], out, backbone="skeleton", precision="bf16", progress=False)
+
+
 def test_bad_videos_fail_loudly_and_get_no_files(tmp_path, carphone, carphone_cut_midway, make_video):
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -43,6 +43,7 @@ class FeatureSidecar:
     num_features: int | None = None  # T, filled in by write_features
     frames_per_window: int | None = None  # a per-frame backbone read only this many frames of each window
     source_stamp: str | None = None  # "<bytes>:<mtime_ns>" of the input it was made from (`source_stamp`)
+    precision: str | None = None  # the backbone's forward pass, "fp32" or "bf16" (None: not recorded)
 
 
 def source_stamp(path: str | Path) -> str:
@@ -95,6 +96,7 @@ _SIDECAR_CHECKS = {
                        "64 lower-case hex digits or null"),
     "num_features": (_optional(_positive_int), "a positive integer or null"),
     "frames_per_window": (_optional(_positive_int), "a positive integer or null (every frame of a window)"),
+    "precision": (lambda v: v is None or v in ("fp32", "bf16"), '"fp32", "bf16" or null (not recorded)'),
     "source_stamp": (_optional(lambda v: isinstance(v, str) and re.fullmatch(r"\d+:\d+", v) is not None),
                      "'<bytes>:<mtime_ns>' of the source file, or null"),
 }

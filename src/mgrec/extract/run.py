@@ -33,6 +33,7 @@ from mgrec.data.features import (
     source_stamp,
     write_features,
 )
+from mgrec.devices import precision_name
 from mgrec.errors import InputError
 from mgrec.extract.backbones import Backbone, window_offsets
 from mgrec.extract.pose import POSE, extract_poses
@@ -106,7 +107,7 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
         raise InputError(f"the run's feature weights {recipe.weights} are not on this machine")
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
                       stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress,
-                      frames_per_window=recipe.frames_per_window)
+                      frames_per_window=recipe.frames_per_window, precision=recipe.precision)
     return [r.feature_path for r in results]
 
 
@@ -142,12 +143,15 @@ def extract(
     fps: float | None = None,
     progress: bool = True,
     frames_per_window: int | None = None,
+    precision: str | None = None,
 ) -> list[ExtractResult]:
     """Dispatch to `extract_skeletons` for backbone 'skeleton', to `mgrec.extract.pose.extract_poses` for
     'pose' (`device` and `batch` do not apply: MediaPipe runs on the CPU, frame by frame), else to `extract_videos`."""
     check_writable(out_dir, is_dir=True)  # before any work: an --out that is a file, read-only, a full disk
     if frames_per_window is not None and backbone in (SKELETON, POSE):
         raise InputError(f"--frames-per-window: backbone {backbone} reads every frame of a window")
+    if precision is not None and backbone in (SKELETON, POSE):
+        raise InputError(f"--precision: backbone {backbone} runs no network of mgrec's (skeleton: none; pose: MediaPipe)")
     if backbone == SKELETON:
         if weights is not None or size is not None:
             raise InputError("backbone skeleton: takes no --weights or --size (it reads joint positions)")
@@ -159,7 +163,7 @@ def extract(
             raise InputError("backbone pose: takes no --weights or --size (MediaPipe's models; frames at their size)")
         return extract_poses(inputs, out_dir, window, stride, progress)
     return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress,
-                          frames_per_window=frames_per_window)
+                          frames_per_window=frames_per_window, precision=precision or "auto")
 
 
 def _check_windowing(window: int, stride: int) -> None:
@@ -169,10 +173,11 @@ def _check_windowing(window: int, stride: int) -> None:
 
 
 def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
-                      fps: float | None = None, frames_per_window: int | None = None, source: Path | None = None
-                      ) -> FeatureSidecar | None:
+                      fps: float | None = None, frames_per_window: int | None = None, source: Path | None = None,
+                      precision: str | None = None) -> FeatureSidecar | None:
     """The sidecar of a complete feature file made with this recipe from `source` as it is now (its
     `source_stamp`; sidecars written before stamps existed are trusted), or None (then: extract).
+    Sidecars written before the precision was recorded are trusted for any `precision` likewise.
 
     The sidecar is written last, so its presence means the feature file is complete.
     """
@@ -186,6 +191,7 @@ def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | N
     recipe = (backbone, weights_sha256, window, stride, frames_per_window)
     same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
+    same_recipe = same_recipe and (done.precision is None or done.precision == precision)
     same_source = source is None or done.source_stamp is None or done.source_stamp == source_stamp(source)
     return done if same_recipe and same_fps and same_source else None
 
@@ -243,6 +249,7 @@ def extract_videos(
     progress: bool = True,
     model: Backbone | None = None,
     frames_per_window: int | None = None,
+    precision: str = "auto",
 ) -> list[ExtractResult]:
     """Extract features of video files (folders are searched recursively for .mp4 .avi .mkv .mov .webm).
 
@@ -254,7 +261,9 @@ def extract_videos(
     backbone built by the caller (then `backbone`, `weights`, `size` and `device` are not used).
     `frames_per_window`: efficientnet-lite0 averages only that many frames of each window, on frames the
     windows share (`backbones.window_offsets`: 4 of 16 with stride 4 run the CNN on a quarter of the
-    frames); recorded in the sidecar, so it is a recipe of its own.
+    frames); recorded in the sidecar, so it is a recipe of its own. `precision`: auto | fp32 | bf16, of the
+    backbone's forward pass (`backbones.load_backbone`); the one used is recorded in the sidecar, a recipe of
+    its own too.
     """
     from mgrec.extract.backbones import load_backbone
 
@@ -263,8 +272,10 @@ def extract_videos(
         raise InputError(f"--batch must be at least 1, got {batch}")
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     out_dir = Path(out_dir)
-    model = model or load_backbone(backbone, weights, _device_for_this_process(device), size, frames_per_window)
+    model = model or load_backbone(backbone, weights, _device_for_this_process(device), size, frames_per_window,
+                                   precision)
     recipe_name = f"{model.name}@{model.image_size}"
+    recipe_precision = precision_name(model.autocast)
     if model.frames_per_window is not None:
         window_offsets(window, stride, model.frames_per_window)  # refused here, before any video is decoded
 
@@ -272,7 +283,7 @@ def extract_videos(
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
-                                 frames_per_window=model.frames_per_window, source=path)
+                                 frames_per_window=model.frames_per_window, source=path, precision=recipe_precision)
         if done is not None:
             results.append(_skipped(path, feature_path, done))
             continue
@@ -303,6 +314,7 @@ def extract_videos(
             weights_sha256=model.weights_sha256,
             frames_per_window=model.frames_per_window,
             source_stamp=stamp,
+            precision=recipe_precision,
         )
         write_features(feature_path, np.stack(features).astype(np.float32), sidecar)
         results.append(

@@ -5,8 +5,8 @@
     final = detector.hard_set(detections)                    # the thresholded set used for F1
 
 Precision (`precision=`, `mgrec detect --precision`): `auto` runs the network's forward pass under bf16
-autocast on CUDA and on a CPU with native bf16 (AVX512-BF16 or AMX), in float32 elsewhere
-(`mgrec.devices.inference_dtype`); decoding and NMS are float32 either way. bf16 detections agree
+autocast on CUDA and in float32 on a CPU, also one with native bf16, where bf16 was measured no faster
+(`mgrec.devices.autocast_dtype`); decoding and NMS are float32 either way. bf16 detections agree
 with float32 ones within stated tolerances (tests/infer/test_precision.py); `fp32` gives exactly
 the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 """
@@ -24,7 +24,7 @@ from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import check_sidecar, list_feature_files, read_sidecar, sidecar_path
 from mgrec.data.normalize import standardizer
 from mgrec.data.streams import load_video_streams, stream_key
-from mgrec.devices import inference_dtype, precision_name, resolve_device
+from mgrec.devices import autocast_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.model.ensemble import load_run_network
@@ -66,9 +66,9 @@ class OfflineDetector:
         """Load a run directory written by `mgrec train` (EMA weights of the selected checkpoint).
 
         `device`: auto (CUDA when available), cpu, cuda or cuda:N. `precision`: auto (bf16 autocast
-        on CUDA and on a CPU with native bf16, else float32), fp32 or bf16 (see the module docstring)."""
+        on CUDA, float32 on a CPU), fp32 or bf16 (see the module docstring)."""
         torch_device = resolve_device(device, what="device")
-        autocast = inference_dtype(torch_device, precision, what="precision")  # checked before loading
+        autocast = autocast_dtype(torch_device, precision, what="precision")  # checked before loading
         run = RunDir(run_dir)
         ensemble = run.read_ensemble()
         if ensemble is not None and ensemble.get("fusion") == "detections":

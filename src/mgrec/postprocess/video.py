@@ -84,7 +84,7 @@ def detect_video(
     `padded_length`: run the network on this fixed length (masked padding changes no result), as
     a network compiled for one input size wants; default: T rounded up to the largest stride.
     `autocast`: run the network's forward pass under autocast to this dtype (detection's
-    `--precision`, `mgrec.devices.inference_dtype`) and only it; None: no autocast of its own
+    `--precision`, `mgrec.devices.autocast_dtype`) and only it; None: no autocast of its own
     (float32, as training's validation wants). Decoding and NMS run on the outputs cast to float32.
     `chunking`: a video longer than `chunking.steps` is detected in overlapping windows (`Chunking`).
     `post.shifted_passes` = N > 1: the video is detected N times, on its features from step 0, 1, ...,
