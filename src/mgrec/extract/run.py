@@ -151,7 +151,8 @@ def extract(
     if frames_per_window is not None and backbone in (SKELETON, POSE):
         raise InputError(f"--frames-per-window: backbone {backbone} reads every frame of a window")
     if precision is not None and backbone in (SKELETON, POSE):
-        raise InputError(f"--precision: backbone {backbone} runs no network of mgrec's (skeleton: none; pose: MediaPipe)")
+        raise InputError(f"--precision: backbone {backbone} runs no network of mgrec's "
+                         "(skeleton: none; pose: MediaPipe)")
     if backbone == SKELETON:
         if weights is not None or size is not None:
             raise InputError("backbone skeleton: takes no --weights or --size (it reads joint positions)")
