@@ -267,7 +267,7 @@ def test_real_video_through_the_pose_venv(tmp_path, carphone, make_video):
     assert re.fullmatch(r"\d+:\d+", sidecar.pop("source_stamp"))  # the source's size and mtime
     assert sidecar == {"fps": pytest.approx(30000 / 1001), "stride": 4, "window": 16, "backbone": "pose",
                        "dim": POSE_DIM, "frames": 120, "weights": None, "weights_sha256": None, "num_features": 27,
-                       "frames_per_window": None}
+                       "frames_per_window": None, "precision": None}  # no network of mgrec's: no precision
     features = np.load(out / "carphone.npy")
     assert features.shape == (27, POSE_DIM) and features.dtype == np.float32 and np.isfinite(features).all()
 

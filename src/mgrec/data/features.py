@@ -43,7 +43,7 @@ class FeatureSidecar:
     num_features: int | None = None  # T, filled in by write_features
     frames_per_window: int | None = None  # a per-frame backbone read only this many frames of each window
     source_stamp: str | None = None  # "<bytes>:<mtime_ns>" of the input it was made from (`source_stamp`)
-    precision: str | None = None  # the backbone's forward pass, "fp32" or "bf16" (None: not recorded)
+    precision: str | None = None  # the backbone's forward pass, "fp32" or "bf16" (None: not recorded; skeleton, pose)
 
 
 def source_stamp(path: str | Path) -> str:
