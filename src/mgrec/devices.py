@@ -36,7 +36,8 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), so that bf16 autocast is faster.
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). `--precision auto` does not depend on
+    it (`autocast_dtype`); benchmarks record it, and forced bf16 is only worth timing where it is True.
 
     Without it torch still runs bf16, but emulated: convolutions fall back to a slow generic kernel
     (measured on a 2-core AVX2 machine: the SMG model at T = 2304 took 65-80 s instead of 0.6 s).
@@ -74,10 +75,11 @@ def autocast_dtype(device: torch.device, precision: str, what: str = "precision"
     `auto`: bf16 on CUDA, float32 on a CPU, whatever it offers; `bf16`: bf16 on any device (emulated,
     hence slow, on a CPU without native bf16: `native_bf16_cpu`); `fp32`: never autocast.
     Why not bf16 on a CPU with native bf16: measured on one (a 2-core Xeon with AVX512-BF16 and AMX,
-    torch 2.13, `benchmarks/precision.py`, benchmarks/results/2026-12-04_387a257_precision/), bf16
-    autocast made the demo model 1.09-1.12x slower at 2304-6912 steps and its online update 1.5x
-    slower (16.4 against 11.0 ms), and gained only 11 % on the SMG model (0.89x the time): the network is mostly small
-    element-wise ops and depthwise convs, where autocast adds casts and saves little arithmetic.
+    torch 2.13; `benchmarks/precision.py`, benchmarks/results/2026-12-04_387a257_precision/), bf16
+    autocast made the demo model 1.09-1.12x slower at 2304-6912 steps and gained only 11 % on the SMG
+    model (0.89x the time); an ad-hoc timing put the demo's online update at 16.4 against 11.0 ms. The
+    network is mostly small element-wise ops and depthwise convs, where autocast adds casts and saves
+    little arithmetic.
     `auto` picks what is not slower; bf16 stays one flag away, with its agreement with float32 stated and
     measured (`mgrec.infer.agreement`: boundaries within one feature step, scores within 0.01).
     `what` names the setting in error messages.

@@ -26,6 +26,22 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b.T
 
 
+def test_efficientnet_channels_last_on_a_cpu_gives_the_default_layouts_embeddings(efficientnet):
+    # the CPU fast path (channels-last convolutions) against the plain layout, on the same frames
+    assert efficientnet.memory_format is torch.channels_last
+    frames = list(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
+    fast = efficientnet.frame_embeddings(frames)
+    try:
+        efficientnet.memory_format = torch.contiguous_format
+        efficientnet.model.to(memory_format=torch.contiguous_format)
+        plain = efficientnet.frame_embeddings(frames)
+    finally:
+        efficientnet.memory_format = torch.channels_last
+        efficientnet.model.to(memory_format=torch.channels_last)
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
+    assert np.abs(plain).max() > 0.1  # real embeddings, not zeros
+
+
 @pytest.mark.slow
 def test_efficientnet_windows_pool_real_per_frame_features(efficientnet, carphone, bikes_clip):
     assert (efficientnet.dim, efficientnet.image_size) == (1280, 224)

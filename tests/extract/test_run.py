@@ -22,6 +22,11 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def extraction_statuses(video, out, **recipe) -> list[str]:
+    """`extract_videos` of one video into `out` with this recipe on top of the tests' small frames: its statuses."""
+    return [r.status for r in extract_videos([video], out, size=SIZE, batch=8, progress=False, **recipe)]
+
+
 def test_video_features_and_sidecar(tmp_path, carphone):
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -54,7 +59,7 @@ def test_runs_resume(tmp_path, carphone):
     out = tmp_path / "out"
 
     def run(**recipe):
-        return [r.status for r in extract_videos([video], out, size=SIZE, batch=8, progress=False, **recipe)]
+        return extraction_statuses(video, out, **recipe)
 
     assert run() == ["extracted"]
     first = np.load(out / "clip.npy")
@@ -81,7 +86,7 @@ def test_the_precision_is_a_recipe_of_its_own_recorded_in_the_sidecar(tmp_path, 
     out = tmp_path / "out"
 
     def run(**recipe):
-        return [r.status for r in extract_videos([video], out, size=SIZE, batch=8, progress=False, **recipe)]
+        return extraction_statuses(video, out, **recipe)
 
     assert run() == ["extracted"]  # auto: float32 on a CPU
     assert read_sidecar(out / "clip.json").precision == "fp32"

@@ -115,7 +115,7 @@ def test_fp32_gives_exactly_the_float32_detections(trained_run, monkeypatch):
         assert auto.autocast is None and auto.precision == "fp32" and auto.detect(path) == plain
 
 
-def test_detect_cli_with_precision_fp32_writes_exactly_the_float32_results(trained_run, tmp_path, monkeypatch):
+def test_detect_cli_with_precision_fp32_writes_exactly_the_float32_results(trained_run, tmp_path):
     run, paths = trained_run
     assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "d.json"), "--all",
                  "--precision", "fp32"]) == 0

@@ -12,8 +12,9 @@ Two backbones, chosen by name through `VIDEO_BACKBONES`:
   checkpoint has one (what VideoMAE V2's own TAD feature extraction returns).
 
 Precision (`mgrec extract --precision`, `mgrec.devices.autocast_dtype`): `auto` runs both under bf16 autocast
-on CUDA and in float32 on a CPU; `bf16` forces bf16 autocast (on a CPU with AVX512-BF16 or AMX, 2x the
-frames/s of EfficientNet-Lite0 in float32: benchmarks/extraction.py). The precision used is recorded in the
+on CUDA and in float32 on a CPU; `bf16` forces bf16 autocast (on a 2-core Xeon with AVX512-BF16 and AMX,
+EfficientNet-Lite0 extraction ran 1.5x as fast as in float32, start-up and decoding included:
+benchmarks/extraction.py). The precision used is recorded in the
 sidecar, so bf16 features are a recipe of their own. Skeleton CSVs are not video: see `mgrec.extract.skeleton`.
 """
 

@@ -191,10 +191,10 @@ def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | N
         return None  # an unreadable sidecar is replaced, like a missing one
     recipe = (backbone, weights_sha256, window, stride, frames_per_window)
     same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
+    same_precision = done.precision is None or done.precision == precision
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
-    same_recipe = same_recipe and (done.precision is None or done.precision == precision)
     same_source = source is None or done.source_stamp is None or done.source_stamp == source_stamp(source)
-    return done if same_recipe and same_fps and same_source else None
+    return done if same_recipe and same_precision and same_fps and same_source else None
 
 
 def _skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractResult:
