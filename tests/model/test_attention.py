@@ -6,7 +6,7 @@ from tests.model.helpers import assert_same_outputs_and_gradients, prefix_mask
 
 from mgrec.model import reference
 from mgrec.model.attention import SpatialTemporalAttention
-from mgrec.model.heads import attend_packed
+from mgrec.model.heads import attend_packed, attend_paths
 from mgrec.model.masking import masked_max, masked_mean
 from mgrec.model.pyramid import Segments
 
@@ -48,6 +48,28 @@ def test_the_packed_adapter_with_one_segment_is_the_attention_times_the_scale():
     scale = torch.rand(12)
     packed = attend_packed(attention, x, mask, scale, Segments(mask, [(0, 12)]))
     assert torch.allclose(packed, attention(x, mask) * scale, atol=1e-6)
+
+
+def test_attending_all_paths_at_once_is_each_attention_times_its_scale_summed():
+    # Three paths in one pass (stacked weights, a block-diagonal time conv) against the modules one
+    # by one, with two segments pooled apart and a padded video; outputs and gradients.
+    torch.manual_seed(0)
+    attentions = torch.nn.ModuleList([SpatialTemporalAttention(8, mlp_ratio=2, kernel_size=7) for _ in range(3)])
+    attentions = attentions.double()
+    mask = prefix_mask([20, 13], 20)
+    paths = (torch.randn(2, 3, 8, 20, dtype=torch.float64) * mask[:, None]).requires_grad_()
+    scales = torch.rand(3, 20, dtype=torch.float64)
+    bounds = [(0, 12), (16, 20)]  # a masked gap between them, as between packed levels
+    gapped = mask.clone()
+    gapped[..., 12:16] = False
+    fused = attend_paths(attentions, paths * gapped[:, None], gapped.double(), scales, Segments(gapped, bounds))
+    expected = 0
+    for path, attention in enumerate(attentions):
+        x = paths[:, path] * gapped
+        per_segment = [attention(x[..., begin:end], gapped[..., begin:end]) for begin, end in bounds]
+        attended = torch.cat([per_segment[0], torch.zeros_like(x[..., 12:16]), per_segment[1]], dim=-1)
+        expected = expected + attended * scales[path]
+    assert_same_outputs_and_gradients([fused], [expected], [paths, *attentions.parameters()], atol=1e-10, rtol=1e-10)
 
 
 def test_spatial_temporal_attention_ignores_whatever_is_in_the_padding():

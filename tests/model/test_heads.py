@@ -5,7 +5,7 @@ import pytest
 import torch
 from tests.model.helpers import VARIANTS, assert_same_outputs_and_gradients, perturbed, prefix_mask, tiny_config
 
-from mgrec.model import reference
+from mgrec.model import heads, reference
 from mgrec.model.detector import build_detector
 
 
@@ -20,7 +20,10 @@ def pyramid_inputs(model, lengths, total, seed):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("num_levels", [1, 2, 6])
-def test_packed_head_equals_the_level_by_level_reference(variant, num_levels):
+@pytest.mark.parametrize("one_pass_limit", [0, 1 << 30], ids=["path-by-path", "all-paths-at-once"])
+def test_packed_head_equals_the_level_by_level_reference(variant, num_levels, one_pass_limit, monkeypatch):
+    # mgrec's fusion has two forms, chosen by input size (`heads.ONE_PASS_MAX_ELEMENTS`): both are checked.
+    monkeypatch.setattr(heads, "ONE_PASS_MAX_ELEMENTS", one_pass_limit)
     # In float64: the towers' ReLUs make gradients jump where a value crosses 0, and in float32 the
     # two forms' rounding can put a value within 1e-7 of 0 on different sides.
     torch.manual_seed(0)

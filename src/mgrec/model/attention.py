@@ -12,7 +12,8 @@ Both respect the mask: the time pooling uses real positions only, and the (2, T)
 padded positions before the conv, so padding never reaches a real position's gate.
 
 Reference: `reference.spatial_temporal_attention`. The detection head runs this module on its
-packed pyramid through `heads.attend_packed` (per-level pooling, a per-position scale).
+packed pyramid through `heads.attend_paths` (per-level pooling, a per-position scale, the three
+paths of a tower layer in one pass).
 """
 
 from __future__ import annotations
