@@ -50,9 +50,10 @@ def test_the_packed_adapter_with_one_segment_is_the_attention_times_the_scale():
     assert torch.allclose(packed, attention(x, mask) * scale, atol=1e-6)
 
 
-def test_attending_all_paths_at_once_is_each_attention_times_its_scale_summed():
+def test_attending_all_paths_at_once_is_each_attention_times_its_scale_summed_per_group():
     # Three paths in one pass (stacked weights, a block-diagonal time conv) against the modules one
-    # by one, with two segments pooled apart and a padded video; outputs and gradients.
+    # by one, with two segments pooled apart and a padded video; in one group (summed) and in three
+    # (apart); outputs and gradients.
     torch.manual_seed(0)
     attentions = torch.nn.ModuleList([SpatialTemporalAttention(8, mlp_ratio=2, kernel_size=7) for _ in range(3)])
     attentions = attentions.double()
@@ -62,14 +63,19 @@ def test_attending_all_paths_at_once_is_each_attention_times_its_scale_summed():
     bounds = [(0, 12), (16, 20)]  # a masked gap between them, as between packed levels
     gapped = mask.clone()
     gapped[..., 12:16] = False
-    fused = attend_paths(attentions, paths * gapped[:, None], gapped.double(), scales, Segments(gapped, bounds))
-    expected = 0
+    segments = Segments(gapped, bounds)
+    summed = attend_paths(list(attentions), paths * gapped[:, None], gapped.double(), scales, segments)
+    apart = attend_paths(list(attentions), paths * gapped[:, None], gapped.double(), scales, segments, groups=3)
+    attended = []
     for path, attention in enumerate(attentions):
         x = paths[:, path] * gapped
         per_segment = [attention(x[..., begin:end], gapped[..., begin:end]) for begin, end in bounds]
-        attended = torch.cat([per_segment[0], torch.zeros_like(x[..., 12:16]), per_segment[1]], dim=-1)
-        expected = expected + attended * scales[path]
-    assert_same_outputs_and_gradients([fused], [expected], [paths, *attentions.parameters()], atol=1e-10, rtol=1e-10)
+        attended.append(torch.cat([per_segment[0], torch.zeros_like(x[..., 12:16]), per_segment[1]], dim=-1))
+    weighted = [a * scale for a, scale in zip(attended, scales)]
+    expected = [sum(weighted), *weighted]
+    assert summed.shape == (2, 1, 8, 20) and apart.shape == (2, 3, 8, 20)
+    assert_same_outputs_and_gradients([summed[:, 0], *apart.unbind(1)], expected, [paths, *attentions.parameters()],
+                                      atol=1e-10, rtol=1e-10)
 
 
 def test_spatial_temporal_attention_ignores_whatever_is_in_the_padding():

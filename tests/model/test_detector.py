@@ -9,6 +9,7 @@ from torch import nn
 
 from mgrec.config import ModelConfig
 from mgrec.errors import InputError
+from mgrec.model import heads
 from mgrec.model.detector import build_detector
 from mgrec.model.dyfadet import DFAConv1d, DynETokenMixer
 
@@ -75,17 +76,29 @@ def test_batching_with_a_shorter_video_matches_running_it_alone(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_intermediate_features_are_zero_at_padded_positions(variant):
+@pytest.mark.parametrize("one_pass_limit", [0, 1 << 30], ids=["tower-by-tower", "towers-in-one-pass"])
+def test_intermediate_features_are_zero_at_padded_positions(variant, one_pass_limit, monkeypatch):
     # The block convention: every pyramid level and every head-tower fusion returns zeros at
     # padded positions (37 real steps: odd at several levels, where upsampling spills over), and
-    # the packed head keeps the gaps between its levels zero.
+    # the packed head keeps the gaps between its levels zero; in both forms of the mgrec head.
     torch.manual_seed(0)
+    monkeypatch.setattr(heads, "ONE_PASS_MAX_ELEMENTS", one_pass_limit)
     model = perturbed(build_detector(tiny_config(variant))).eval()
     encoder_levels, packed = [], []
     model.encoder.register_forward_hook(lambda mod, args, out: encoder_levels.extend(out[0]))
     for module in model.head.modules():
         if type(module).__name__ in ("AttentionFusion", "DFAFusion", "ConvTower", "DynamicTower"):
             module.register_forward_hook(lambda mod, args, out: packed.append((out, args[1].mask)))
+
+    def recorded(function):
+        def run(modules, x, levels, *rest):
+            out = function(modules, x, levels, *rest)
+            packed.append((out, levels.mask[:, None]))  # (B, G, C, N) outputs: a mask (B, 1, 1, N)
+            return out
+        return run
+
+    monkeypatch.setattr(heads, "fuse_in_one_pass", recorded(heads.fuse_in_one_pass))
+    monkeypatch.setattr(heads, "towers_in_one_pass", recorded(heads.towers_in_one_pass))
     mask = prefix_mask([37], 64)
     with torch.no_grad():
         model(torch.randn(1, 24, 64), mask)

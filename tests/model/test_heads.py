@@ -20,9 +20,9 @@ def pyramid_inputs(model, lengths, total, seed):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("num_levels", [1, 2, 6])
-@pytest.mark.parametrize("one_pass_limit", [0, 1 << 30], ids=["path-by-path", "all-paths-at-once"])
+@pytest.mark.parametrize("one_pass_limit", [0, 1 << 30], ids=["tower-by-tower", "towers-in-one-pass"])
 def test_packed_head_equals_the_level_by_level_reference(variant, num_levels, one_pass_limit, monkeypatch):
-    # mgrec's fusion has two forms, chosen by input size (`heads.ONE_PASS_MAX_ELEMENTS`): both are checked.
+    # mgrec's head has two forms, chosen by input size (`heads.ONE_PASS_MAX_ELEMENTS`): both are checked.
     monkeypatch.setattr(heads, "ONE_PASS_MAX_ELEMENTS", one_pass_limit)
     # In float64: the towers' ReLUs make gradients jump where a value crosses 0, and in float32 the
     # two forms' rounding can put a value within 1e-7 of 0 on different sides.

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from mgrec.model import fastpath
 from mgrec.model.masking import apply_mask, downsample, mask_weights, masked_mean
-from mgrec.model.norm import ChannelLayerNorm
+from mgrec.model.norm import ChannelLayerNorm, grouped_channel_layer_norm
 from mgrec.model.residual import residual_branch
 
 # On CPU the DFA conv aggregates long inputs in pieces of this many time steps (see `DFAConv1d.aggregate`).
@@ -133,6 +133,34 @@ class DFAConv1d(nn.Module):
         # Tap-major (B, ka * in, T): tap i of channel c at row i * in + c.
         gated = (torch.stack(taps, dim=1) * gate.unsqueeze(1)).flatten(1, 2)
         return self.mixing(gated)
+
+
+def dfa_in_one_pass(convs: list[DFAConv1d], xs: Tensor, mask: Tensor) -> Tensor:
+    """(B, G, in, T) -> (B, G, out, T): convs[g] on xs[:, g] (`DFAConv1d.forward`), the G convs in one pass.
+
+    For a few short inputs at once (the head's two towers on an online window), where the fixed
+    cost of an op is most of its time: the gates' depthwise convs run as one over all G * in
+    channels (shifted taps), the mixings as one batched matrix product, the norms as one
+    (`norm.grouped_channel_layer_norm`). The convs must share kernel size, gate tau and norm eps.
+    """
+    batch, groups, channels, length = xs.shape
+    kernel_size, tau = convs[0].kernel_size, convs[0].gate_tau
+    half = kernel_size // 2
+    padded = F.pad(xs, (half, half))
+    taps = [padded[..., i : i + length] for i in range(kernel_size)]  # (B, G, in, T) each
+    weight = 2.0 * torch.stack([conv.gate_weight[:, 0] for conv in convs])  # (G, in, k), see _aggregate_padded
+    bias = 2.0 * (torch.stack([conv.gate_bias for conv in convs]) - tau)[..., None]
+    doubled = torch.addcmul(bias, taps[0], weight[..., 0:1])
+    for i in range(1, kernel_size):
+        doubled.addcmul_(taps[i], weight[..., i : i + 1])
+    gate = geretanh_from_doubled_shift(doubled, tau)
+    # Tap-major rows per group (B, G, k * in, T), as each conv's mixing weight wants them.
+    gated = (torch.stack(taps, dim=2) * gate.unsqueeze(2)).flatten(2, 3)
+    mixing = torch.stack([conv.mixing.weight[:, :, 0] for conv in convs])  # (G, out, k * in)
+    mixed = torch.matmul(mixing, gated) + torch.stack([conv.mixing.bias for conv in convs])[..., None]
+    normed = grouped_channel_layer_norm(mixed, torch.stack([conv.norm.weight for conv in convs]),
+                                        torch.stack([conv.norm.bias for conv in convs]), convs[0].norm.eps)
+    return apply_mask(normed, mask)
 
 
 # --------------------------------------------------------------------------------------------

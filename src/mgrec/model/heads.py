@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
 from mgrec.model.attention import SpatialTemporalAttention
-from mgrec.model.dyfadet import DFAConv1d
+from mgrec.model.dyfadet import DFAConv1d, dfa_in_one_pass
 from mgrec.model.masking import MaskedConv1d, apply_mask, max_over
 from mgrec.model.norm import ChannelLayerNorm, autocast_off
 from mgrec.model.pyramid import PackedLevels, Segments
@@ -110,15 +110,18 @@ def attend_packed(attention: SpatialTemporalAttention, x: Tensor, mask: Tensor, 
     return x * (apply_mask(attention.time_gate(x, mask), mask) * scale)
 
 
-def attend_paths(attentions: nn.ModuleList, paths: Tensor, mask: Tensor, scales: Tensor, segments: Segments) -> Tensor:
-    """sum_p attentions[p](paths[:, p], mask) * scales[p] on packed levels, all paths in one pass.
+def attend_paths(attentions: list[SpatialTemporalAttention], paths: Tensor, mask: Tensor, scales: Tensor,
+                 segments: Segments, groups: int = 1) -> Tensor:
+    """(B, G, C, N): per group g, sum_p attentions[p](paths[:, p], mask) * scales[p] over the paths p
+    of that group, on packed levels, all paths in one pass.
 
     `paths` (B, P, C, N): one input per attention module, each laid over the whole packed pyramid;
     `scales` (P, N): each path's weight at every position (0 where a path has no input); `segments`:
     the levels, pooled one by one (Eq. 4). Each op runs once for the P paths, with the modules'
     weights stacked: the head's fusion is three small attentions per tower layer, whose fixed costs
     per op, not their arithmetic, are most of their time on an online window.
-    Each path p equals `attend_packed(attentions[p], paths[:, p], mask, scales[p], segments)`.
+    Each path p equals `attend_packed(attentions[p], paths[:, p], mask, scales[p], segments)`. The
+    paths are in G groups of P / G consecutive ones (the three paths of each of the G fusions).
     """
     batch, count, channels, length = paths.shape
     flat = paths.reshape(batch, count * channels, length)
@@ -145,29 +148,31 @@ def attend_paths(attentions: nn.ModuleList, paths: Tensor, mask: Tensor, scales:
     time_logits = F.conv1d(apply_mask(maps, mask), (own_maps * kernels[:, None]).flatten(1, 2),
                            torch.cat([conv.bias for conv in time_convs]), padding=time_convs[0].padding)
     time_gates = apply_mask(torch.sigmoid(time_logits), mask) * scales  # (B, P, N)
-    # The weighted sum over the paths (an einsum here runs as N tiny matrix products on CPU).
-    fused = gated[:, 0] * time_gates[:, 0:1]
-    for path in range(1, count):
-        fused.addcmul_(gated[:, path], time_gates[:, path : path + 1])  # its backward needs no output
+    # The weighted sum over each group's paths (an einsum here runs as N tiny matrix products on CPU).
+    gated = gated.unflatten(1, (groups, -1))
+    time_gates = time_gates.unflatten(1, (groups, -1))[:, :, :, None]
+    fused = gated[:, :, 0] * time_gates[:, :, 0]
+    for path in range(1, gated.shape[2]):
+        fused.addcmul_(gated[:, :, path], time_gates[:, :, path])  # its backward needs no output
     return fused
 
 
-# Inputs (B, C, N) of at most this many numbers go through `AttentionFusion.all_paths_at_once`, larger
-# ones through `path_by_path`. One pass saves fixed costs per op, which dominate on short inputs (an
-# online window); laying the neighbour paths over all levels costs about a fifth more arithmetic,
-# which dominates on long ones. Measured on a 2-core Xeon, one thread, one fusion layer with 128
-# channels and 5 levels (an ad-hoc timing, 2026-12-04): one pass takes 0.80x the time of path by path
-# at 128 steps (33k numbers), 0.95x at 256 (65k), 1.11x at 512 (129k); forward and backward 0.84x,
-# 1.02x, 1.13x.
+# Packed pyramids (B, C, N) of at most this many numbers go through the mgrec head's towers in one
+# pass (`towers_in_one_pass`: both towers, all three attention paths of a layer at once), larger ones
+# tower by tower and path by path. One pass saves fixed costs per op, which dominate on short inputs
+# (an online window); laying the neighbour paths over all levels costs about a fifth more
+# arithmetic, which dominates on long ones. Measured on a 2-core Xeon, one thread, one fusion layer
+# with 128 channels and 5 levels (an ad-hoc timing, 2026-12-04): the three paths in one pass take
+# 0.80x the time of path by path at 128 steps (33k numbers), 0.95x at 256 (65k), 1.11x at 512 (129k);
+# forward and backward 0.84x, 1.02x, 1.13x. Both towers together then save another 0.9x on a 128-step
+# online window of the demo model (4.5 against 4.9 ms for the two towers).
 ONE_PASS_MAX_ELEMENTS = 1 << 16
 
 
 class AttentionFusion(nn.Module):
     """mgrec's cross-scale fusion: softmax-weighted sum of three attended paths (l-1, l, l+1).
 
-    Reference: `reference.attention_fusion`. All three paths run in one pass (`attend_paths`): the
-    finer and coarser paths are laid over the whole packed pyramid, zero at the levels without that
-    neighbour (the first and last), where their weight is 0.
+    Reference: `reference.attention_fusion`.
     """
 
     def __init__(self, dim: int, mlp_ratio: int, kernel_size: int) -> None:
@@ -185,25 +190,10 @@ class AttentionFusion(nn.Module):
         return torch.softmax(logits.masked_fill(~present, float("-inf")), dim=0)
 
     def forward(self, x: Tensor, levels: PackedLevels) -> Tensor:
-        if x.numel() <= ONE_PASS_MAX_ELEMENTS:
-            return self.all_paths_at_once(x, levels)
-        return self.path_by_path(x, levels)
+        """One pass per path (`attend_packed`), each over the levels that have its input only.
 
-    def all_paths_at_once(self, x: Tensor, levels: PackedLevels) -> Tensor:
-        """The three paths in one pass, each laid over the whole packed pyramid (short inputs)."""
-        last = levels.count - 1
-        if last == 0:
-            finer = coarser = torch.zeros_like(x)
-        else:  # the neighbour paths cover the levels that have that neighbour: 1..L-1 and 0..L-2
-            finer = _over_all_levels(levels.from_finer(x), levels.span(1, last), levels.total)
-            coarser = _over_all_levels(levels.from_coarser(x), levels.span(0, last - 1), levels.total)
-        segments = levels.segments(0, last)
-        scales = segments.spread(self.path_weights(levels.count))  # (3, N); 0 where a path is absent
-        paths = torch.stack([finer, x, coarser], dim=1)
-        return attend_paths(self.attend, paths, levels.weights, scales, segments)
-
-    def path_by_path(self, x: Tensor, levels: PackedLevels) -> Tensor:
-        """One pass per path (`attend_packed`), each over the levels that have its input only (long inputs)."""
+        On short inputs the head runs its two towers' fusions in one pass instead (`fuse_in_one_pass`).
+        """
         last = levels.count - 1
         weights = self.path_weights(levels.count)
         fused = attend_packed(self.attend[1], x, levels.weights, levels.spread(weights[1]), levels.segments(0, last))
@@ -218,6 +208,30 @@ class AttentionFusion(nn.Module):
             mask = levels.weights[..., span]
             fused[..., span] += attend_packed(self.attend[path], neighbour(x), mask, scale, segments)
         return fused
+
+
+def fuse_in_one_pass(fusions: list[AttentionFusion], xs: Tensor, levels: PackedLevels) -> Tensor:
+    """(B, G, C, N) -> (B, G, C, N): fusion g on xs[:, g], the 3 G paths in one pass (`attend_paths`).
+
+    The finer and coarser paths are laid over the whole packed pyramid, zero at the levels without
+    that neighbour (the first and the last), where their weight is 0.
+    """
+    batch, groups, channels, length = xs.shape
+    flat = xs.reshape(batch, groups * channels, length)  # the neighbour gathers are channel-wise
+    last = levels.count - 1
+    if last == 0:
+        finer = coarser = torch.zeros_like(flat)
+    else:  # the neighbour paths cover the levels that have that neighbour: 1..L-1 and 0..L-2
+        finer = _over_all_levels(levels.from_finer(flat), levels.span(1, last), levels.total)
+        coarser = _over_all_levels(levels.from_coarser(flat), levels.span(0, last - 1), levels.total)
+    # (B, G, 3, C, N) -> (B, 3 G, C, N): the three paths of each fusion side by side
+    paths = torch.stack([finer, flat, coarser], dim=1).view(batch, 3, groups, channels, length)
+    paths = paths.transpose(1, 2).reshape(batch, 3 * groups, channels, length)
+    segments = levels.segments(0, last)
+    # (3 G, N); 0 where a path is absent
+    scales = segments.spread(torch.cat([fusion.path_weights(levels.count) for fusion in fusions]))
+    attentions = [attention for fusion in fusions for attention in fusion.attend]
+    return attend_paths(attentions, paths, levels.weights, scales, segments, groups)
 
 
 def _over_all_levels(x: Tensor, covered: slice, total: int) -> Tensor:
@@ -279,15 +293,34 @@ class DetectionHead(nn.Module):
         self.reg_tower = reg_tower
         self.predictors = predictors
         self.gap = gap  # zero steps between packed levels: the widest half-kernel of the head
+        # mgrec's towers (attention fusion, DFA convs) can run side by side (`towers_in_one_pass`)
+        self.towers_in_one_pass = all(
+            isinstance(tower, DynamicTower) and all(isinstance(f, AttentionFusion) for f in tower.fusions)
+            for tower in (cls_tower, reg_tower)
+        )
 
     def forward(self, feats: list[Tensor], masks: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Per-level features (B, C, T_l) and masks -> per level (B, T_l, num_classes) logits and
         (B, T_l, 2) offsets."""
         levels = PackedLevels(masks, self.gap)
         x = levels.pack(feats)
-        cls_logits = self.predictors.classify(self.cls_tower(x, levels), levels)
-        offsets = self.predictors.regress(self.reg_tower(x, levels), levels)
-        return cls_logits, offsets
+        if self.towers_in_one_pass and x.numel() <= ONE_PASS_MAX_ELEMENTS:
+            both = towers_in_one_pass([self.cls_tower, self.reg_tower], x, levels)
+            cls_features, reg_features = both[:, 0], both[:, 1]
+        else:
+            cls_features, reg_features = self.cls_tower(x, levels), self.reg_tower(x, levels)
+        return self.predictors.classify(cls_features, levels), self.predictors.regress(reg_features, levels)
+
+
+def towers_in_one_pass(towers: list[DynamicTower], x: Tensor, levels: PackedLevels) -> Tensor:
+    """(B, C, N) -> (B, G, C', N): the G towers of the mgrec head on the same input, each layer of
+    all of them in one pass (`fuse_in_one_pass`, `dyfadet.dfa_in_one_pass`): an online window's
+    head is two towers of small ops whose fixed costs are most of its time."""
+    xs = x[:, None].expand(-1, len(towers), -1, -1)
+    for layer in range(len(towers[0].convs)):
+        fused = fuse_in_one_pass([tower.fusions[layer] for tower in towers], xs, levels)
+        xs = dfa_in_one_pass([tower.convs[layer] for tower in towers], fused, levels.weights[:, None]).relu()
+    return xs
 
 
 def _tower(cfg: ModelConfig) -> nn.Module:

@@ -77,6 +77,21 @@ def _channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> 
     return out, normed, rstd
 
 
+def grouped_channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """G channel LayerNorms in one pass: LayerNorm over dim 2 of (B, G, C, T), group g with its own
+    weight[g] and bias[g] (G, C). For a few small inputs at once (the head's two towers on an online
+    window); out of place, so autograd differentiates it. Statistics in at least float32; the output
+    has the input's dtype.
+    """
+    wide = _at_least_float32(x)
+    averaging = wide.new_full((1, x.shape[2]), 1.0 / x.shape[2])
+    with autocast_off(x.device.type):
+        centred = wide - torch.matmul(averaging, wide)  # means and variances by (1, C) x (C, T) products
+        variance = torch.matmul(averaging, centred.square())
+    normed = centred * (variance + eps).rsqrt()
+    return (normed * weight.to(normed.dtype)[..., None] + bias.to(normed.dtype)[..., None]).to(x.dtype)
+
+
 class _ChannelLayerNormFunction(torch.autograd.Function):
     """`_channel_layer_norm` with the layer-norm gradient written out: the forward works in place
     (fewer passes over memory), which autograd cannot differentiate through."""

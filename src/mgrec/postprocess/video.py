@@ -153,15 +153,19 @@ def check_network_output(
     """InputError naming the video when a class logit or an offset at a real position is NaN or Inf.
 
     Per level: logits (T_l, K), offsets (T_l, 2), mask (T_l,) bool; padded positions may hold anything.
-    One device synchronisation for all levels.
+    One device synchronisation, and one check of all levels at once (few ops: it runs at every
+    update of a stream); the per-level counts are taken only to name the first bad level.
     """
-    def bad(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return (~torch.isfinite(values) & mask[:, None]).sum()
+    def bad(values: list[torch.Tensor]) -> torch.Tensor:
+        return ~torch.isfinite(torch.cat(values)) & torch.cat(masks)[:, None]
 
-    # (levels, 2): the bad logits and the bad offsets of each level
-    counts = torch.stack([torch.stack([bad(c, m), bad(o, m)]) for c, o, m in zip(cls_logits, offsets, masks)]).cpu()
-    if not counts.any():
+    bad_logits, bad_offsets = bad(cls_logits), bad(offsets)
+    if not bool(bad_logits.any() | bad_offsets.any()):
         return
+    # (levels, 2): the bad logits and the bad offsets of each level
+    bounds = np.cumsum([0] + [len(m) for m in masks])
+    counts = torch.stack([torch.stack([bad_logits[begin:end].sum(), bad_offsets[begin:end].sum()])
+                          for begin, end in zip(bounds[:-1], bounds[1:])]).cpu()
     level = int(counts.sum(dim=1).nonzero()[0, 0])
     what = "class logits" if counts[level, 0] else "offsets"
     raise InputError(
