@@ -53,14 +53,16 @@ def test_video_features_and_sidecar(tmp_path, carphone):
     assert grid.index_to_seconds(0) == pytest.approx(8 / sidecar.fps)
 
 
-def test_runs_resume(tmp_path, carphone):
+def clip_extraction(tmp_path, carphone):
+    """A copy of the test clip, the output folder and a function extracting the clip into it (statuses)."""
     video = tmp_path / "clip.mp4"
     video.write_bytes(carphone.read_bytes())
     out = tmp_path / "out"
+    return video, out, lambda **recipe: extraction_statuses(video, out, **recipe)
 
-    def run(**recipe):
-        return extraction_statuses(video, out, **recipe)
 
+def test_runs_resume(tmp_path, carphone):
+    _, out, run = clip_extraction(tmp_path, carphone)
     assert run() == ["extracted"]
     first = np.load(out / "clip.npy")
     stamp = os.stat(out / "clip.npy").st_mtime_ns
@@ -81,13 +83,7 @@ def test_runs_resume(tmp_path, carphone):
 
 
 def test_the_precision_is_a_recipe_of_its_own_recorded_in_the_sidecar(tmp_path, carphone):
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(carphone.read_bytes())
-    out = tmp_path / "out"
-
-    def run(**recipe):
-        return extraction_statuses(video, out, **recipe)
-
+    video, out, run = clip_extraction(tmp_path, carphone)
     assert run() == ["extracted"]  # auto: float32 on a CPU
     assert read_sidecar(out / "clip.json").precision == "fp32"
     fp32 = np.load(out / "clip.npy")

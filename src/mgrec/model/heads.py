@@ -26,7 +26,8 @@ levels side by side on one time axis, so each op runs once for all levels instea
 level, which makes the head much faster on short inputs such as an online window. The results
 are those of the level-by-level computation described above, written out in
 `mgrec.model.reference` (`head`, `conv_tower`, `attention_fusion`, `dfa_fusion`); tests compare
-the two.
+the two. On short inputs the mgrec head goes further: both towers, and the three attention paths of
+each layer, run in one pass (`towers_in_one_pass`, below `ONE_PASS_MAX_ELEMENTS`).
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ def attend_paths(attentions: list[SpatialTemporalAttention], paths: Tensor, mask
 # arithmetic, which dominates on long ones. Measured on a 2-core Xeon, one thread, one fusion layer
 # with 128 channels and 5 levels (an ad-hoc timing, 2026-12-04): the three paths in one pass take
 # 0.80x the time of path by path at 128 steps (33k numbers), 0.95x at 256 (65k), 1.11x at 512 (129k);
-# forward and backward 0.84x, 1.02x, 1.13x. Both towers together then save another 0.9x on a 128-step
-# online window of the demo model (4.5 against 4.9 ms for the two towers).
+# forward and backward 0.84x, 1.02x, 1.13x. Running both towers together then takes 0.92x the time of
+# one after the other on a 128-step online window of the demo model (4.5 against 4.9 ms).
 ONE_PASS_MAX_ELEMENTS = 1 << 16
 
 
@@ -294,7 +295,7 @@ class DetectionHead(nn.Module):
         self.predictors = predictors
         self.gap = gap  # zero steps between packed levels: the widest half-kernel of the head
         # mgrec's towers (attention fusion, DFA convs) can run side by side (`towers_in_one_pass`)
-        self.towers_in_one_pass = all(
+        self.towers_run_together = all(
             isinstance(tower, DynamicTower) and all(isinstance(f, AttentionFusion) for f in tower.fusions)
             for tower in (cls_tower, reg_tower)
         )
@@ -304,7 +305,7 @@ class DetectionHead(nn.Module):
         (B, T_l, 2) offsets."""
         levels = PackedLevels(masks, self.gap)
         x = levels.pack(feats)
-        if self.towers_in_one_pass and x.numel() <= ONE_PASS_MAX_ELEMENTS:
+        if self.towers_run_together and x.numel() <= ONE_PASS_MAX_ELEMENTS:
             both = towers_in_one_pass([self.cls_tower, self.reg_tower], x, levels)
             cls_features, reg_features = both[:, 0], both[:, 1]
         else:
