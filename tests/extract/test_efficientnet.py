@@ -1,0 +1,48 @@
+import pytest
+import torch
+from efficientnet_lite_pytorch import EfficientNet
+
+from mgrec.extract.efficientnet import FoldedEfficientNet
+
+
+@pytest.fixture(scope="module")
+def package_network():
+    """The package's EfficientNet-Lite0 (the readable form) with BatchNorm statistics far from 0 and 1,
+    so that a fold that forgot the mean, the variance, gamma or beta would show."""
+    torch.manual_seed(0)
+    model = EfficientNet.from_name("efficientnet-lite0").eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-1.0, 1.0)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("size", [224, 97])  # native, and an odd size (the pads are fixed at build time)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_folded_network_equals_the_packages(package_network, size, memory_format):
+    folded = FoldedEfficientNet(package_network).to(memory_format=memory_format)
+    x = torch.randn(2, 3, size, size).contiguous(memory_format=memory_format)
+    with torch.inference_mode():
+        expected = package_network.extract_features(x)
+        got = folded(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert expected.abs().max() > 1.0 and expected.std() > 0.1  # a real signal, not a saturated one
+
+
+def test_folding_keeps_the_packages_weights_untouched(package_network):
+    before = {name: value.clone() for name, value in package_network.state_dict().items()}
+    FoldedEfficientNet(package_network)
+    after = package_network.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def test_only_an_eval_mode_lite_network_is_folded(package_network):
+    with pytest.raises(ValueError, match="eval mode"):
+        FoldedEfficientNet(EfficientNet.from_name("efficientnet-lite0").train())
+    with pytest.raises(ValueError, match="Lite model"):
+        FoldedEfficientNet(EfficientNet.from_name("efficientnet-b0").eval())
