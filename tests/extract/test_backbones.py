@@ -39,6 +39,16 @@ def test_efficientnet_fast_path_gives_the_package_networks_embeddings(efficientn
     assert np.abs(plain).max() > 0.1  # real embeddings, not zeros
 
 
+def test_efficientnet_bf16_on_a_cpu_runs_a_bf16_network_close_to_float32(efficientnet):
+    bf16 = load_backbone("efficientnet-lite0", None, "cpu", None, precision="bf16")
+    frames = list(np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
+    got, expected = bf16.frame_embeddings(frames), efficientnet.frame_embeddings(frames)
+    assert bf16.network().dtype == torch.bfloat16 and efficientnet.network().dtype == torch.float32
+    assert got.dtype == np.float32
+    assert np.diag(cosine(got, expected)).min() > 0.999
+    assert not np.array_equal(got, expected)  # it did run in bf16
+
+
 @pytest.mark.slow
 def test_efficientnet_windows_pool_real_per_frame_features(efficientnet, carphone, bikes_clip):
     assert (efficientnet.dim, efficientnet.image_size) == (1280, 224)

@@ -2,7 +2,8 @@ import pytest
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
-from mgrec.extract.efficientnet import FoldedEfficientNet
+from mgrec.extract import efficientnet
+from mgrec.extract.efficientnet import FoldedEfficientNet, fused_kernels_available
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +22,19 @@ def package_network():
     return model
 
 
+@pytest.fixture(params=["fused oneDNN kernels", "plain convolutions"])
+def kernels(request, monkeypatch):
+    if request.param == "fused oneDNN kernels":
+        if not fused_kernels_available():
+            pytest.skip("this torch build has no oneDNN")
+    else:
+        monkeypatch.setattr(efficientnet, "fused_kernels_available", lambda: False)
+    return request.param
+
+
 @pytest.mark.parametrize("size", [224, 97])  # native, and an odd size (the pads are fixed at build time)
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_folded_network_equals_the_packages(package_network, size, memory_format):
+def test_folded_network_equals_the_packages(package_network, kernels, size, memory_format):
     folded = FoldedEfficientNet(package_network).to(memory_format=memory_format)
     x = torch.randn(2, 3, size, size).contiguous(memory_format=memory_format)
     with torch.inference_mode():
@@ -32,6 +43,22 @@ def test_folded_network_equals_the_packages(package_network, size, memory_format
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
     assert expected.abs().max() > 1.0 and expected.std() > 0.1  # a real signal, not a saturated one
+
+
+def test_bf16_folded_network_is_as_close_to_float32_as_bf16_autocast(package_network, kernels):
+    # bf16 weights and activations throughout (what autocast does to every convolution), so its error
+    # against float32 is of the same size as the package's network under bf16 autocast
+    folded = FoldedEfficientNet(package_network, torch.bfloat16).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = package_network.extract_features(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = package_network.extract_features(x).float()
+        got = folded(x)
+    assert got.dtype == torch.bfloat16
+    error = (got.float() - expected).norm() / expected.norm()
+    autocast_error = (autocast - expected).norm() / expected.norm()
+    assert error < 2 * autocast_error and error < 0.01, (error, autocast_error)
 
 
 def test_folding_keeps_the_packages_weights_untouched(package_network):

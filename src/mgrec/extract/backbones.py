@@ -12,10 +12,10 @@ Two backbones, chosen by name through `VIDEO_BACKBONES`:
   checkpoint has one (what VideoMAE V2's own TAD feature extraction returns).
 
 Precision (`mgrec extract --precision`, `mgrec.devices.autocast_dtype`): `auto` runs both under bf16 autocast
-on CUDA and in float32 on a CPU; `bf16` forces bf16 autocast (on a 2-core Xeon with AVX512-BF16 and AMX,
-EfficientNet-Lite0 extraction ran 1.5x as fast as in float32, start-up and decoding included:
-benchmarks/extraction.py). The precision used is recorded in the
-sidecar, so bf16 features are a recipe of their own. Skeleton CSVs are not video: see `mgrec.extract.skeleton`.
+on CUDA and in float32 on a CPU; `bf16` forces bf16 (on a CPU, EfficientNet-Lite0's folded network holds
+bf16 weights rather than running under autocast: `EfficientNetLite0.network`). The precision used is
+recorded in the sidecar, so bf16 features are a recipe of their own. Speeds: benchmarks/extraction.py.
+Skeleton CSVs are not video: see `mgrec.extract.skeleton`.
 """
 
 from __future__ import annotations
@@ -130,16 +130,27 @@ class EfficientNetLite0(Backbone):
             raise InputError(f"{weights}: not an EfficientNet-Lite0 state dict: {exc}") from None
         # The package's network stays as it is (the readable form, and its classifier `_fc`); frames run
         # through its folded form (`mgrec.extract.efficientnet`: BatchNorms folded into the convolutions,
-        # fewer memory passes). On a CPU the convolutions run in the channels-last layout, where
-        # oneDNN's kernels are fastest: 1.7x the frames/s of the default layout at 224 px on a 2-core
-        # Xeon (fp32, 16 frames a batch). The result is the same function, summed in another order.
+        # one fused oneDNN kernel per layer on a CPU). On a CPU the convolutions run in the channels-last
+        # layout, where oneDNN's kernels are fastest. The result is the same function, summed in another
+        # order. Ad hoc, network alone, 8 frames a batch at 224 px on a 2-core Xeon with AMX: the
+        # package's network in the channels-last layout 127 frames/s in fp32 and 230 in bf16 autocast,
+        # the folded one 165 and 459.
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.model = model.eval().to(device)
-        self.network = FoldedEfficientNet(self.model).to(memory_format=self.memory_format)
         self.device = device
         self.image_size = image_size
         self.weights = weights
         self.weights_sha256 = file_sha256(weights)
+        self._network: FoldedEfficientNet | None = None
+
+    def network(self) -> FoldedEfficientNet:
+        """The folded network frames run through. On a CPU it holds its weights in the precision's dtype
+        (oneDNN's fused kernels take one dtype: bf16 there is its own weights, not autocast); on a GPU it
+        is float32 under autocast."""
+        dtype = self.autocast if self.device.type == "cpu" and self.autocast is not None else torch.float32
+        if self._network is None or self._network.dtype != dtype:
+            self._network = FoldedEfficientNet(self.model, dtype).to(memory_format=self.memory_format)
+        return self._network
 
     @torch.inference_mode()
     def frame_embeddings(self, frames: list[np.ndarray]) -> np.ndarray:
@@ -147,8 +158,9 @@ class EfficientNetLite0(Backbone):
         # The Lite models come from TensorFlow, which feeds them (pixel - 127) / 128, not ImageNet
         # mean/std; on real frames these weights are clearly more confident with this input range.
         pixels = (_to_device(frames, self.device) - 127.0) / 128.0
-        with _autocast(self.device, self.autocast):
-            maps = self.network(pixels.contiguous(memory_format=self.memory_format))
+        network = self.network()
+        with _autocast(self.device, None if self.device.type == "cpu" else self.autocast):
+            maps = network(pixels.contiguous(memory_format=self.memory_format))
         return maps.float().mean(dim=(2, 3)).cpu().numpy()
 
     def frame_needed(self, window, stride):

@@ -1,17 +1,23 @@
 """EfficientNet-Lite0 for inference: the `efficientnet_lite_pytorch` network with fewer memory passes.
 
 The package's network (the readable form, kept as it is) runs every convolution as four passes over
-its output: zero padding into a new tensor, the convolution, BatchNorm, ReLU6. In eval mode a
-BatchNorm is an affine map per channel, so it folds into the convolution before it
-(w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps)); a symmetric "same"
-padding is the convolution's own `padding` argument (no padded copy); ReLU6 runs in place. What is left
-is one convolution per layer, plus an in-place clamp where the layer has one, and an explicit pad only
-where TensorFlow's "same" padding is asymmetric (the stem and the four stride-2 depthwise
-convolutions pad right and bottom only). MBConv blocks have no squeeze-excitation in the Lite models;
-drop-connect is off at inference.
+its output: zero padding into a new tensor, the convolution, BatchNorm, ReLU6; a block's skip
+connection is a fifth. Here, for inference:
 
-`FoldedEfficientNet(model)(x)` equals `model.extract_features(x)` up to float rounding
-(tests/extract/test_efficientnet.py checks it against the package's network).
+- each BatchNorm (eval mode: an affine map per channel) is folded into the convolution before it:
+  w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps);
+- "same" padding is the convolution's own `padding` argument, no padded copy. TensorFlow's padding is
+  lopsided where the stride is 2 (the stem and four depthwise convolutions pad right and bottom one
+  more than left and top); there the kernel gets that many leading rows/columns of zeros and the
+  padding becomes symmetric: the same sums, the same output positions;
+- on a CPU with oneDNN, each layer is one fused oneDNN kernel: convolution + ReLU6, or convolution +
+  the skip connection (`torch.ops.mkldnn._convolution_pointwise`, the kernels torch.compile's CPU
+  backend emits); elsewhere plain convolutions with ReLU6 in place.
+
+`FoldedEfficientNet(model, dtype)(x)` equals `model.extract_features(x)` up to float rounding
+(tests/extract/test_efficientnet.py checks both paths against the package's network). It computes in
+`dtype` (float32 or bfloat16): the fused kernels take one dtype, so bf16 is its own weights rather than
+autocast. MBConv blocks have no squeeze-excitation in the Lite models; drop-connect is off at inference.
 """
 
 from __future__ import annotations
@@ -22,30 +28,44 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
+def fused_kernels_available() -> bool:
+    """Whether this torch build has oneDNN's fused convolution kernels (CPU builds with mkldnn)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
 class FoldedConv(nn.Module):
     """A "same"-padded convolution with its BatchNorm folded in, then ReLU6 if `activation`."""
 
     @torch.no_grad()
-    def __init__(self, conv: nn.Conv2d, batch_norm: nn.BatchNorm2d, activation: bool):
+    def __init__(self, conv: nn.Conv2d, batch_norm: nn.BatchNorm2d, activation: bool, dtype: torch.dtype):
         super().__init__()
         weight, bias = fuse_conv_bn_weights(
             conv.weight, conv.bias, batch_norm.running_mean, batch_norm.running_var, batch_norm.eps,
             batch_norm.weight, batch_norm.bias,
         )
-        self.weight = nn.Parameter(weight.detach(), requires_grad=False)
-        self.bias = nn.Parameter(bias.detach(), requires_grad=False)
-        self.stride, self.dilation, self.groups = conv.stride, conv.dilation, conv.groups
         left, right, top, bottom = _same_padding(conv)
-        if left == right and top == bottom:
-            self.pad, self.padding = None, (top, left)
-        else:
-            self.pad, self.padding = (left, right, top, bottom), (0, 0)
+        if right < left or bottom < top:
+            raise ValueError(f"FoldedConv: expected TensorFlow 'same' padding (right/bottom >= left/top) in {conv}")
+        # Leading zero rows/columns in the kernel stand for the padding the left/top side lacks.
+        weight = F.pad(weight.detach(), (right - left, 0, bottom - top, 0))
+        self.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
+        self.bias = nn.Parameter(bias.detach().to(dtype), requires_grad=False)
+        self.padding = [bottom, right]
+        self.stride, self.dilation, self.groups = list(conv.stride), list(conv.dilation), conv.groups
         self.activation = activation
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.pad is not None:
-            x = F.pad(x, self.pad)
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        """The layer on x; `skip` (a layer without activation only): added to its output."""
+        if x.device.type == "cpu" and fused_kernels_available():
+            conv = torch.ops.mkldnn._convolution_pointwise
+            arguments = (self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
+            if skip is not None:
+                return conv.binary(x, skip, *arguments, "add", None, None, [], None)
+            return conv(x, *arguments, "hardtanh", [0.0, 6.0], "") if self.activation else conv(
+                x, *arguments, "none", [], "")
         x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if skip is not None:
+            return x.add_(skip)
         return F.hardtanh_(x, 0.0, 6.0) if self.activation else x
 
 
@@ -53,41 +73,41 @@ class FoldedBlock(nn.Module):
     """An MBConv block: 1x1 expansion (unless the ratio is 1), depthwise convolution, 1x1 projection,
     and the skip connection where the block keeps its shape."""
 
-    def __init__(self, block: nn.Module):
+    def __init__(self, block: nn.Module, dtype: torch.dtype):
         super().__init__()
         arguments = block._block_args
         if getattr(block, "has_se", False):
             raise ValueError("FoldedBlock: squeeze-excitation blocks are not folded (the Lite models have none)")
-        self.expand = FoldedConv(block._expand_conv, block._bn0, True) if arguments.expand_ratio != 1 else None
-        self.depthwise = FoldedConv(block._depthwise_conv, block._bn1, True)
-        self.project = FoldedConv(block._project_conv, block._bn2, False)
-        self.residual = (
-            block.id_skip and _stride(arguments.stride) == 1 and arguments.input_filters == arguments.output_filters
-        )
+        self.expand = FoldedConv(block._expand_conv, block._bn0, True, dtype) if arguments.expand_ratio != 1 else None
+        self.depthwise = FoldedConv(block._depthwise_conv, block._bn1, True, dtype)
+        self.project = FoldedConv(block._project_conv, block._bn2, False, dtype)
+        same_shape = _stride(arguments.stride) == 1 and arguments.input_filters == arguments.output_filters
+        self.skip = block.id_skip and same_shape
 
     def forward(self, inputs: Tensor) -> Tensor:
         x = inputs if self.expand is None else self.expand(inputs)
-        x = self.project(self.depthwise(x))
-        return x.add_(inputs) if self.residual else x
+        return self.project(self.depthwise(x), skip=inputs if self.skip else None)
 
 
 class FoldedEfficientNet(nn.Module):
-    """The feature maps of `model.extract_features` (stem, MBConv blocks, 1x1 head), for inference only."""
+    """The feature maps of `model.extract_features` (stem, MBConv blocks, 1x1 head), for inference only,
+    computed in `dtype` (inputs are cast to it)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
         if model.training:
             raise ValueError("FoldedEfficientNet: fold a model in eval mode (its BatchNorms use running statistics)")
         if model._global_params.relu_fn != "relu6":
             raise ValueError(f"FoldedEfficientNet: expected a Lite model (ReLU6), got {model._global_params.relu_fn}")
+        self.dtype = dtype
         self.layers = nn.Sequential(
-            FoldedConv(model._conv_stem, model._bn0, True),
-            *[FoldedBlock(block) for block in model._blocks],
-            FoldedConv(model._conv_head, model._bn1, True),
+            FoldedConv(model._conv_stem, model._bn0, True, dtype),
+            *[FoldedBlock(block, dtype) for block in model._blocks],
+            FoldedConv(model._conv_head, model._bn1, True, dtype),
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
+        return self.layers(x.to(self.dtype))
 
 
 def _same_padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
