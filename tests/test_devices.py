@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mgrec import devices
-from mgrec.devices import autocast_dtype, cpuinfo_flags, native_bf16_cpu, precision_name
+from mgrec.devices import autocast_dtype, cpuinfo_flags, extraction_dtype, native_bf16_cpu, precision_name
 from mgrec.errors import InputError
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -21,6 +21,17 @@ def test_auto_is_bf16_on_cuda_and_float32_on_any_cpu(monkeypatch, native):
     assert autocast_dtype(CPU, "fp32") is None and autocast_dtype(CUDA, "fp32") is None
     # another device type (e.g. Apple's) keeps float32 under auto
     assert autocast_dtype(torch.device("mps"), "auto") is None
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_extraction_auto_is_bf16_also_on_a_cpu_with_native_bf16(monkeypatch, native):
+    # video backbones are large convolutions and matrix products: bf16 pays where the CPU has it
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: native)
+    assert extraction_dtype(CPU, "auto") is (torch.bfloat16 if native else None)
+    assert extraction_dtype(CUDA, "auto") is torch.bfloat16
+    assert extraction_dtype(CPU, "fp32") is None and extraction_dtype(CPU, "bf16") is torch.bfloat16
+    with pytest.raises(InputError, match=r"--precision='half': expected one of"):
+        extraction_dtype(CPU, "half")
 
 
 def test_a_bad_precision_names_the_setting():

@@ -290,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "recorded in the sidecars; default: every frame)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--precision", default=None, choices=_precisions(),
-                   help="the backbone's forward pass: auto (bf16 autocast on CUDA, fp32 on a CPU; the default), "
-                        "fp32 or bf16 (on a CPU with AVX512-BF16 or AMX about 1.5x faster than fp32; emulated and "
-                        "much slower without); recorded in the sidecars, a recipe of its own")
+                   help="the backbone's forward pass: auto (the default: bf16 on CUDA and on a CPU with native "
+                        "bf16, AVX512-BF16 or AMX, where it is 1.7x as fast; fp32 on other CPUs), fp32 or bf16 "
+                        "(emulated and much slower on a CPU without native bf16); recorded in the sidecars, a "
+                        "recipe of its own")
     p.add_argument("--batch", type=int, default=None,
                    help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae; "
                         "default: 8)")

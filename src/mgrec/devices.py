@@ -36,8 +36,9 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). `--precision auto` does not depend on
-    it (`autocast_dtype`); benchmarks record it, and forced bf16 is only worth timing where it is True.
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). `--precision auto` of feature
+    extraction follows it (`extraction_dtype`), that of the detector does not (`autocast_dtype`);
+    benchmarks record it, and forced bf16 is only worth timing where it is True.
 
     Without it torch still runs bf16, but emulated: convolutions fall back to a slow generic kernel
     (measured on a 2-core AVX2 machine: the SMG model at T = 2304 took 65-80 s instead of 0.6 s).
@@ -89,6 +90,23 @@ def autocast_dtype(device: torch.device, precision: str, what: str = "precision"
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
+
+
+def extraction_dtype(device: torch.device, precision: str, what: str = "--precision") -> torch.dtype | None:
+    """The dtype of a video backbone's forward pass (`mgrec extract --precision`): as `autocast_dtype`,
+    except that `auto` is bf16 also on a CPU with native bf16 (`native_bf16_cpu`).
+
+    Video backbones are large convolutions and matrix products, where bf16 pays on such a CPU, unlike the
+    detector: on a 2-core Xeon with AMX (torch 2.13, benchmarks/results/2026-12-04_c9d0e20_extraction/),
+    `mgrec extract` with EfficientNet-Lite0 took 9.2 s in bf16 against 15.8 s in fp32 for a 60 s video,
+    start-up included, with window features at cosine 0.9993 to fp32's; VideoMAE ViT-S ran 3.1x as many
+    clips/s (ad hoc). The precision is recorded in the sidecars: bf16 features are a recipe of their own,
+    and `--precision fp32` keeps the float32 one.
+    """
+    dtype = autocast_dtype(device, precision, what)
+    if precision == "auto" and device.type == "cpu" and native_bf16_cpu():
+        return torch.bfloat16
+    return dtype
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -17,7 +17,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def efficientnet():
-    return load_backbone("efficientnet-lite0", None, "cpu", None)
+    return load_backbone("efficientnet-lite0", None, "cpu", None, precision="fp32")
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -111,7 +111,7 @@ def reference_clip_feature(model, frames: list[np.ndarray], with_fc_norm: bool) 
 @pytest.mark.parametrize("with_fc_norm", [False, True])
 def test_videomae_features_are_pooled_clip_embeddings(tmp_path, carphone, with_fc_norm):
     model = tiny_videomae(tmp_path, with_fc_norm)
-    backbone = load_backbone("videomae", tmp_path, "cpu", None)
+    backbone = load_backbone("videomae", tmp_path, "cpu", None, precision="fp32")
     assert (backbone.dim, backbone.image_size, backbone.num_frames) == (32, 32, 8)
     assert backbone.weights_sha256 == file_sha256(tmp_path / "model.safetensors")
     assert (backbone.fc_norm is not None) == with_fc_norm

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
+from mgrec.devices import native_bf16_cpu
 from mgrec.errors import InputError
 from mgrec.extract.backbones import file_sha256
 from mgrec.extract.run import extract, extract_videos, fuse_features
@@ -84,13 +85,14 @@ def test_runs_resume(tmp_path, carphone):
 
 def test_the_precision_is_a_recipe_of_its_own_recorded_in_the_sidecar(tmp_path, carphone):
     video, out, run = clip_extraction(tmp_path, carphone)
-    assert run() == ["extracted"]  # auto: float32 on a CPU
-    assert read_sidecar(out / "clip.json").precision == "fp32"
-    fp32 = np.load(out / "clip.npy")
-    assert run(precision="fp32") == ["skipped"]
-    assert run(precision="bf16") == ["extracted"]  # another recipe: extracted again, recorded
-    assert read_sidecar(out / "clip.json").precision == "bf16"
-    bf16 = np.load(out / "clip.npy")
+    auto, other = ("bf16", "fp32") if native_bf16_cpu() else ("fp32", "bf16")
+    assert run() == ["extracted"]  # auto: bf16 on a CPU with native bf16, float32 on others
+    assert read_sidecar(out / "clip.json").precision == auto
+    first = np.load(out / "clip.npy")
+    assert run(precision=auto) == ["skipped"]
+    assert run(precision=other) == ["extracted"]  # another recipe: extracted again, recorded
+    assert read_sidecar(out / "clip.json").precision == other
+    fp32, bf16 = (np.load(out / "clip.npy"), first) if auto == "bf16" else (first, np.load(out / "clip.npy"))
     assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)
     cosine = (bf16 * fp32).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(fp32, axis=1)
     assert cosine.min() > 0.99  # the same features, to bf16's 8-bit mantissa

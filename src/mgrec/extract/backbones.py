@@ -11,8 +11,9 @@ Two backbones, chosen by name through `VIDEO_BACKBONES`:
   window, features = mean of the last hidden state over all tokens, followed by `fc_norm` when the
   checkpoint has one (what VideoMAE V2's own TAD feature extraction returns).
 
-Precision (`mgrec extract --precision`, `mgrec.devices.autocast_dtype`): `auto` runs both under bf16 autocast
-on CUDA and in float32 on a CPU; `bf16` forces bf16 (on a CPU, EfficientNet-Lite0's folded network holds
+Precision (`mgrec extract --precision`, `mgrec.devices.extraction_dtype`): `auto` runs both in bf16 on CUDA
+and on a CPU with native bf16 (AVX512-BF16 or AMX), in float32 on other CPUs; `bf16` forces bf16, `fp32`
+float32 (on a CPU, EfficientNet-Lite0's folded network holds
 bf16 weights rather than running under autocast: `EfficientNetLite0.network`). The precision used is
 recorded in the sidecar, so bf16 features are a recipe of their own. Speeds: benchmarks/extraction.py.
 Skeleton CSVs are not video: see `mgrec.extract.skeleton`.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from mgrec.data.videos import window_clips
-from mgrec.devices import autocast_dtype
+from mgrec.devices import extraction_dtype
 from mgrec.errors import InputError
 from mgrec.extract.efficientnet import FoldedEfficientNet
 from mgrec.extract.video import batched, sliding_windows
@@ -301,8 +302,8 @@ def load_backbone(
 ) -> Backbone:
     """Build a registered backbone on `device`; `image_size` None means the backbone's native size.
     `frames_per_window`: a per-frame backbone reads only that many frames of each window (`window_offsets`).
-    `precision`: auto | fp32 | bf16, of its forward pass (`mgrec.devices.autocast_dtype`)."""
-    autocast = autocast_dtype(torch.device(device), precision, what="--precision")
+    `precision`: auto | fp32 | bf16, of its forward pass (`mgrec.devices.extraction_dtype`)."""
+    autocast = extraction_dtype(torch.device(device), precision)
     if name not in VIDEO_BACKBONES:
         raise InputError(f"backbone '{name}': unknown; choose one of {', '.join(VIDEO_BACKBONES)}")
     if frames_per_window is not None and name not in PER_FRAME_BACKBONES:
