@@ -9,11 +9,13 @@ H.264 (libx264, CRF 23); without the clip, moving noise (a harder case for the d
 `mgrec extract VIDEO --out DIR --no-progress --threads N ...` in a fresh process, timed from launch to
 exit: what a user waits for, Python and model start-up included. Recipes:
 
-- efficientnet-lite0 at 224 px, every frame (the default recipe), and at 224 and 160 px reading 4 of each
-  window's 16 frames (`--frames-per-window 4`: the frames windows share, a quarter of the video), 160 px
-  every frame, 128 px 4 frames;
-- the same at 224 px every frame, 224 px 4 frames and 160 px every frame with `--precision bf16` (bf16 autocast);
-- VideoMAE ViT-S (12 layers of 384, random weights: speed only) at 112 and 160 px, 16 frames per window
+- efficientnet-lite0 in fp32 at 224 px, every frame (the default recipe in float32), and at 224 and 160 px
+  reading 4 of each window's 16 frames (`--frames-per-window 4`: the frames windows share, a quarter of
+  the video), 160 px every frame, 128 px 4 frames;
+- the same at 224 px every frame, 224 px 4 frames and 160 px every frame with `--precision bf16` (what the
+  default `--precision auto` is on a CPU with native bf16);
+- VideoMAE ViT-S (12 layers of 384, random weights: speed only) at 112 and 160 px, 16 frames per window, fp32
+  and bf16
   (left out with `--skip-videomae`).
 
 For each: seconds, x real time (video seconds / wall seconds), frames/s. For the recipes that read fewer
@@ -39,14 +41,17 @@ from mgrec.provenance import PROVENANCE_KEY, provenance
 REPO = Path(__file__).resolve().parents[1]
 CLIP = Path.home() / ".cache" / "mgrec" / "test-videos" / "bikes.mp4"
 SECONDS, FPS, WIDTH, HEIGHT = 60, 30, 640, 480
+# Each recipe names its precision: `--precision auto` (the default) is bf16 on a CPU with native bf16 and
+# fp32 on others (`mgrec.devices.extraction_dtype`), so the rows stay comparable between machines. The
+# cosine column is against the float32 recipe at 224 px, every frame (the default before auto meant bf16).
 DEFAULT = "efficientnet-lite0 224 every frame"
 RECIPES = {
-    DEFAULT: [],
-    "efficientnet-lite0 224, 4 frames/window": ["--frames-per-window", "4"],
-    "efficientnet-lite0 160, every frame": ["--size", "160"],
-    "efficientnet-lite0 160, 4 frames/window": ["--size", "160", "--frames-per-window", "4"],
-    "efficientnet-lite0 128, 4 frames/window": ["--size", "128", "--frames-per-window", "4"],
-    # bf16 autocast (`--precision bf16`): about twice as fast where the CPU has AVX512-BF16 or AMX
+    DEFAULT: ["--precision", "fp32"],
+    "efficientnet-lite0 224, 4 frames/window": ["--frames-per-window", "4", "--precision", "fp32"],
+    "efficientnet-lite0 160, every frame": ["--size", "160", "--precision", "fp32"],
+    "efficientnet-lite0 160, 4 frames/window": ["--size", "160", "--frames-per-window", "4", "--precision", "fp32"],
+    "efficientnet-lite0 128, 4 frames/window": ["--size", "128", "--frames-per-window", "4", "--precision", "fp32"],
+    # bf16: about twice as fast where the CPU has AVX512-BF16 or AMX (emulated, slow, elsewhere)
     "efficientnet-lite0 224 every frame, bf16": ["--precision", "bf16"],
     "efficientnet-lite0 224, 4 frames/window, bf16": ["--frames-per-window", "4", "--precision", "bf16"],
     "efficientnet-lite0 160, every frame, bf16": ["--size", "160", "--precision", "bf16"],
@@ -120,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
         if not (args.quick or args.skip_videomae):
             for size in (112, 160):
                 weights = vit_s_weights(scratch / "weights", size)
-                recipes[f"videomae ViT-S {size}"] = ["--backbone", "videomae", "--weights", str(weights)]
+                for precision in ("fp32", "bf16"):
+                    recipes[f"videomae ViT-S {size}, {precision}"] = ["--backbone", "videomae", "--weights",
+                                                                      str(weights), "--precision", precision]
         features = {}
         for name, extra in recipes.items():
             out = scratch / f"out-{len(features)}"
