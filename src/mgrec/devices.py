@@ -97,7 +97,7 @@ def extraction_dtype(device: torch.device, precision: str, what: str = "--precis
     except that `auto` is bf16 also on a CPU with native bf16 (`native_bf16_cpu`).
 
     Video backbones are large convolutions and matrix products, where bf16 pays on such a CPU, unlike the
-    detector: on a 2-core Xeon with AMX (torch 2.13, benchmarks/results/2026-12-04_c9d0e20_extraction/),
+    detector: on a 2-core Xeon with AMX (torch 2.13, benchmarks/results/2026-12-04_886148a_extraction/),
     `mgrec extract` with EfficientNet-Lite0 took 9.2 s in bf16 against 15.8 s in fp32 for a 60 s video,
     start-up included, with window features at cosine 0.9993 to fp32's; VideoMAE ViT-S ran 3.1x as many
     clips/s (ad hoc). The precision is recorded in the sidecars: bf16 features are a recipe of their own,
