@@ -3,7 +3,7 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 
 from mgrec.extract import efficientnet
-from mgrec.extract.efficientnet import FoldedEfficientNet, fused_kernels_available
+from mgrec.extract.efficientnet import FoldedConv, FoldedEfficientNet, fused_kernels_available
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,10 @@ def package_network():
 @pytest.fixture(params=["fused oneDNN kernels", "plain convolutions"])
 def kernels(request, monkeypatch):
     if request.param == "fused oneDNN kernels":
-        if not fused_kernels_available():
-            pytest.skip("this torch build has no oneDNN")
+        if not fused_kernels_available(torch.bfloat16):
+            pytest.skip("this torch build or CPU has no oneDNN bf16 kernels")
     else:
-        monkeypatch.setattr(efficientnet, "fused_kernels_available", lambda: False)
+        monkeypatch.setattr(efficientnet, "fused_kernels_available", lambda dtype: False)
     return request.param
 
 
@@ -36,6 +36,8 @@ def kernels(request, monkeypatch):
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_folded_network_equals_the_packages(package_network, kernels, size, memory_format):
     folded = FoldedEfficientNet(package_network).to(memory_format=memory_format)
+    assert all(layer.fused == (kernels == "fused oneDNN kernels") for layer in folded.modules()
+               if isinstance(layer, FoldedConv))
     x = torch.randn(2, 3, size, size).contiguous(memory_format=memory_format)
     with torch.inference_mode():
         expected = package_network.extract_features(x)
@@ -73,3 +75,15 @@ def test_only_an_eval_mode_lite_network_is_folded(package_network):
         FoldedEfficientNet(EfficientNet.from_name("efficientnet-lite0").train())
     with pytest.raises(ValueError, match="Lite model"):
         FoldedEfficientNet(EfficientNet.from_name("efficientnet-b0").eval())
+
+
+def test_bf16_uses_fused_kernels_only_on_a_cpu_with_native_bf16(package_network, monkeypatch):
+    # oneDNN may have no bf16 kernel on an older CPU; the plain path runs bf16 anywhere (slowly)
+    monkeypatch.setattr(efficientnet, "native_bf16_cpu", lambda: False)
+
+    def fused(dtype):
+        return {layer.fused for layer in FoldedEfficientNet(package_network, dtype).modules()
+                if isinstance(layer, FoldedConv)}
+
+    assert fused(torch.bfloat16) == {False}
+    assert fused(torch.float32) == {torch.backends.mkldnn.is_available()}

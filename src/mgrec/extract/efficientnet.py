@@ -27,10 +27,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from mgrec.devices import native_bf16_cpu
 
-def fused_kernels_available() -> bool:
-    """Whether this torch build has oneDNN's fused convolution kernels (CPU builds with mkldnn)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+def fused_kernels_available(dtype: torch.dtype) -> bool:
+    """Whether this torch build has oneDNN's fused convolution kernels (CPU builds with mkldnn) for `dtype`:
+    bf16 ones only on a CPU with native bf16 (elsewhere oneDNN may have no bf16 kernel at all, while the
+    plain path still runs, slowly)."""
+    available = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    return available and (dtype != torch.bfloat16 or native_bf16_cpu())
 
 
 class FoldedConv(nn.Module):
@@ -53,10 +58,11 @@ class FoldedConv(nn.Module):
         self.padding = [bottom, right]
         self.stride, self.dilation, self.groups = list(conv.stride), list(conv.dilation), conv.groups
         self.activation = activation
+        self.fused = fused_kernels_available(dtype)  # used where the input is on a CPU
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         """The layer on x; `skip` (a layer without activation only): added to its output."""
-        if x.device.type == "cpu" and fused_kernels_available():
+        if self.fused and x.device.type == "cpu":
             conv = torch.ops.mkldnn._convolution_pointwise
             arguments = (self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
             if skip is not None:
