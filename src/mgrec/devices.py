@@ -98,10 +98,10 @@ def extraction_dtype(device: torch.device, precision: str, what: str = "--precis
 
     Video backbones are large convolutions and matrix products, where bf16 pays on such a CPU, unlike the
     detector: on a 2-core Xeon with AMX (torch 2.13, benchmarks/results/2026-12-04_886148a_extraction/),
-    `mgrec extract` with EfficientNet-Lite0 took 9.2 s in bf16 against 15.8 s in fp32 for a 60 s video,
-    start-up included, with window features at cosine 0.9993 to fp32's; VideoMAE ViT-S ran 3.1x as many
-    clips/s (ad hoc). The precision is recorded in the sidecars: bf16 features are a recipe of their own,
-    and `--precision fp32` keeps the float32 one.
+    `mgrec extract` with EfficientNet-Lite0 took 8.5 s in bf16 against 14.6 s in fp32 for a 60 s video,
+    start-up included, with window features at cosine 0.9993 to fp32's; VideoMAE ViT-S 2.2-3.1x as fast.
+    The precision is recorded in the sidecars: bf16 features are a recipe of their own, and
+    `--precision fp32` keeps the float32 one.
     """
     dtype = autocast_dtype(device, precision, what)
     if precision == "auto" and device.type == "cpu" and native_bf16_cpu():

@@ -67,8 +67,8 @@ class FoldedConv(nn.Module):
             arguments = (self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
             if skip is not None:
                 return conv.binary(x, skip, *arguments, "add", None, None, [], None)
-            return conv(x, *arguments, "hardtanh", [0.0, 6.0], "") if self.activation else conv(
-                x, *arguments, "none", [], "")
+            activation, bounds = ("hardtanh", [0.0, 6.0]) if self.activation else ("none", [])
+            return conv(x, *arguments, activation, bounds, "")
         x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if skip is not None:
             return x.add_(skip)
