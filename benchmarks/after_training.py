@@ -20,6 +20,10 @@ each variant, the score threshold is tuned on val (as training does) and applied
   back by s steps), each pass's detections alone, and all passes fused at the detection level
   (`mgrec.postprocess.fusion.fuse_detections`, as `mgrec ensemble --fusion detections`): the pyramid's
   stride-2 levels see another phase of the video in each pass.
+- `across_classes_tiou_X`: those fused passes (the demo default's own setting), then one gesture at a
+  time: going down the ranked list, a detection is dropped when a higher one of another class that was
+  kept overlaps it by a tIoU >= X (`suppressed_across_classes`). On the demo most errors are one
+  exercise taken for another at a true gesture; this asks whether dropping the weaker class helps.
 Writes `after_training.json` (per run, and mean ± sample std per row and variant) beside the
 campaign's ablation.json unless --json says otherwise, with the provenance record.
 """
@@ -38,6 +42,7 @@ import torch
 
 from mgrec.data.annotations import load_annotations
 from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tune_score_threshold
+from mgrec.evaluate.matching import tiou
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.fusion import fuse_detections
 from mgrec.postprocess.video import moved_detection
@@ -47,6 +52,7 @@ from mgrec.train.data import load_split
 
 NMS_SIGMAS = (0.1, 0.25, 0.5, 1.0)
 NMS_IOUS = (0.3, 0.5, 0.7)
+ACROSS_CLASS_IOUS = (0.1, 0.3, 0.5, 0.7)
 
 
 def shifted_detections(detector: OfflineDetector, split: str, shift: int):
@@ -60,6 +66,18 @@ def shifted_detections(detector: OfflineDetector, split: str, shift: int):
             for d in detector.detect_inputs(sample.features[shift:], sample.video_id, fps=sample.grid.fps)
         ]
     return data.ground_truth, ranked
+
+
+def suppressed_across_classes(ranked: list[Detection], iou_threshold: float) -> list[Detection]:
+    """A ranked list with every detection dropped that overlaps a kept, higher-ranked one of another class
+    by a tIoU >= `iou_threshold` (greedy, from the top; same-class overlaps are left to NMS). Dropping depends
+    only on higher detections, so a score threshold applied after it keeps what it would keep applied before."""
+    kept: list[Detection] = []
+    for detection in ranked:
+        if not any(k.label_id != detection.label_id and tiou(k.start, k.end, detection.start, detection.end)
+                   >= iou_threshold for k in kept):
+            kept.append(detection)
+    return kept
 
 
 def val_tuned(val: tuple[dict, dict], test: tuple[dict, dict]) -> dict:
@@ -119,6 +137,10 @@ def measure_run(run_dir: str, shifts: int) -> dict:
         return gt, {v: fuse_detections([passes[s][index][1][v] for s in passes]) for v in gt}
 
     variants[f"shifts_0_to_{shifts - 1}_fused"] = val_tuned(fused(0), fused(1))
+    for iou in ACROSS_CLASS_IOUS:
+        val, test = (((gt, {v: suppressed_across_classes(r, iou) for v, r in ranked.items()}))
+                     for gt, ranked in (fused(0), fused(1)))
+        variants[f"across_classes_tiou_{iou:g}"] = val_tuned(val, test)
     return {"run_dir": run_dir, "f1": variants, "val_crossfit": crossfit_f1}
 
 

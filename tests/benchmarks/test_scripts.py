@@ -537,7 +537,8 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
     f1 = written["runs"][0]["f1"]
     assert set(f1) == {"soft_nms_sigma_0.1", "soft_nms_sigma_0.25", "soft_nms_sigma_0.5", "soft_nms_sigma_1",
                        "hard_nms_tiou_0.3", "hard_nms_tiou_0.5", "hard_nms_tiou_0.7", "shift_0", "shift_1",
-                       "oracle_threshold", "last_checkpoint", "shifts_0_to_1_fused"}
+                       "oracle_threshold", "last_checkpoint", "shifts_0_to_1_fused", "across_classes_tiou_0.1",
+                       "across_classes_tiou_0.3", "across_classes_tiou_0.5", "across_classes_tiou_0.7"}
     assert f1["soft_nms_sigma_0.5"] == f1["shift_0"]  # the run's own post-processing, unshifted
     assert f1["last_checkpoint"] == f1["shift_0"]  # last = selected here: both rules agree everywhere
     crossfit = written["runs"][0]["val_crossfit"]
@@ -558,6 +559,25 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
         assert unshifted[video_id] == detector.detect(features, video_id, fps=videos[video_id].fps)
         assert detections and min(d.start_frame for d in detections) >= 3 * config.data.stride
         assert detections != unshifted[video_id]
+
+
+def test_suppression_across_classes_drops_the_weaker_class_only_where_a_kept_one_overlaps():
+    from mgrec.records import Detection
+
+    levers = load_script("after_training")
+    ranked = [Detection("v", 0.0, 10.0, 0, "x", 0.9),
+              Detection("v", 1.0, 10.0, 1, "y", 0.8),  # tIoU 0.9 with the first, another class: dropped
+              Detection("v", 0.0, 9.0, 0, "x", 0.7),  # the same class as the first: left to NMS
+              Detection("v", 5.0, 15.0, 2, "z", 0.6),  # tIoU 1/3 with the first, 4/15 with the third
+              Detection("v", 1.0, 10.5, 0, "x", 0.5)]  # tIoU 0.95 with the dropped y, 0.39 with z
+    assert levers.suppressed_across_classes(ranked, 0.5) == [ranked[0], ranked[2], ranked[3], ranked[4]]
+    # z goes at 0.3; the last x stays: what was dropped suppresses nothing
+    assert levers.suppressed_across_classes(ranked, 0.3) == [ranked[0], ranked[2], ranked[4]]
+    assert levers.suppressed_across_classes(ranked, 0.95) == ranked
+    # A threshold applied after the suppression keeps what it keeps applied before (dropping looks upwards only).
+    for cut in range(len(ranked) + 1):
+        assert levers.suppressed_across_classes(ranked[:cut], 0.5) == levers.suppressed_across_classes(
+            ranked, 0.5)[: len(levers.suppressed_across_classes(ranked[:cut], 0.5))]
 
 
 def test_val_crossfit_scores_each_rule_on_the_half_it_did_not_choose_on():

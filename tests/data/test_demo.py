@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import re
+import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -186,6 +188,26 @@ def test_build_is_reused_until_the_manifest_disagrees(built):
     demo.build_demo(built.root, seed=0)
     assert json.loads((built.root / "manifest.json").read_text())["recipe"] == demo.RECIPE_VERSION
     assert not stale.exists() and built.annotations.stat().st_mtime_ns != stamp
+
+
+def test_a_second_build_waits_for_the_first_and_reuses_it(built, tmp_path):
+    """Two benchmarks started together once built the same folder side by side and one crashed on the
+    other's files; now the second waits for the first one's lock and then finds the build done."""
+    root = tmp_path / "demo"
+    shutil.copytree(built.root, root)
+    manifest = (root / "manifest.json").read_text()
+    (root / "manifest.json").unlink()  # a build under way has no manifest yet
+    stamp = (root / "annotations.json").stat().st_mtime_ns
+    returned = []
+    with demo._one_build_at_a_time(root):
+        second = threading.Thread(target=lambda: returned.append(demo.build_demo(root, seed=0)))
+        second.start()
+        second.join(1.0)
+        assert second.is_alive()  # waiting on the lock, not writing
+        (root / "manifest.json").write_text(manifest)  # the first build ends
+    second.join(60)
+    assert not second.is_alive() and returned[0].root == root
+    assert (root / "annotations.json").stat().st_mtime_ns == stamp  # reused, not built again
 
 
 def test_refuses_to_overwrite_a_foreign_folder(tmp_path):

@@ -62,11 +62,13 @@ file marks the folder as the demo's, so that a rebuild never deletes files of a 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +96,7 @@ SENSOR_STREAMS = {
 }
 SENSOR_FEATURE_DIM = 64
 OWNER_MARK = ".mgrec-demo"  # empty file marking a folder that build_demo may overwrite
+BUILD_LOCK = ".build.lock"  # held while a build writes the folder (`_one_build_at_a_time`)
 INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (in a source checkout, `make install` does it)"
 SPLITS = ("train", "val", "test")
 
@@ -180,6 +183,26 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
         return paths
 
     _claim_folder(root)
+    with _one_build_at_a_time(root):
+        if not force and _manifest_matches(manifest_path, seed):
+            return paths  # another process built it while this one waited
+        _build(paths, manifest_path, seed)
+    return paths
+
+
+@contextlib.contextmanager
+def _one_build_at_a_time(root: Path) -> Iterator[None]:
+    """Hold the demo folder while building: a second process (two benchmarks started together) waits for
+    the first build instead of deleting and writing the same files beside it, then finds it done. The OS
+    releases the lock when a process dies, so a killed build leaves none behind."""
+    import fcntl  # POSIX, as the run directory's lock
+
+    with open(root / BUILD_LOCK, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _build(paths: DatasetPaths, manifest_path: Path, seed: int) -> None:
     started = time.perf_counter()
     gestures, classes = load_watch_recordings()
     background = load_background_recordings()
@@ -216,7 +239,6 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     }
     with atomic_open(manifest_path) as handle:
         handle.write(json.dumps(manifest, indent=1) + "\n")
-    return paths
 
 
 def _claim_folder(root: Path) -> None:
