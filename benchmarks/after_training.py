@@ -17,13 +17,19 @@ each variant, the score threshold is tuned on val (as training does) and applied
   threshold on A and are scored on B. Mean F1 on B over the splits. (Epochs other than these two are not
   kept by training, so `select` chooses between two.)
 - `shifts`: the video's features shifted by 0..S-1 steps (the first s steps dropped, detections moved
-  back by s steps), each pass's detections alone, and all passes fused at the detection level
-  (`mgrec.postprocess.fusion.fuse_detections`, as `mgrec ensemble --fusion detections`): the pyramid's
-  stride-2 levels see another phase of the video in each pass.
-- `across_classes_tiou_X`: those fused passes (the demo default's own setting), then one gesture at a
-  time: going down the ranked list, a detection is dropped when a higher one of another class that was
-  kept overlaps it by a tIoU >= X (`suppressed_across_classes`). On the demo most errors are one
-  exercise taken for another at a true gesture; this asks whether dropping the weaker class helps.
+  back by s steps), each detected with the run's own setting (`shift_0` is the run itself; a run trained
+  with `postprocess.shifted_passes` N makes N passes from each shift) and all of them fused at the
+  detection level (`mgrec.postprocess.fusion.fuse_detections`, as `mgrec ensemble --fusion detections`):
+  the pyramid's stride-2 levels see another phase of the video in each pass.
+- `time_scales`: test-time resampling. Each video's features resampled in time by 0.8 and by 1.25
+  (linear interpolation on the feature grid, as the `transforms.time_scale_prob` crop transform trains
+  with), detected with the run's own setting, the detections mapped back onto the video's grid; each
+  scale alone (`time_scale_X`) and both fused with the run's own detections (`time_scales_fused`). Only
+  the detection time grows.
+- `across_classes_tiou_X`: the run's own detections, then one gesture at a time: going down the ranked
+  list, a detection is dropped when a kept, higher one of another class overlaps it by a tIoU >= X
+  (`suppressed_across_classes`). On the demo most errors are one exercise taken for another at a true
+  gesture; this asks whether dropping the weaker class helps.
 Writes `after_training.json` (per run, and mean ± sample std per row and variant) beside the
 campaign's ablation.json unless --json says otherwise, with the provenance record.
 """
@@ -38,6 +44,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mgrec.data.annotations import load_annotations
@@ -53,6 +60,8 @@ from mgrec.train.data import load_split
 NMS_SIGMAS = (0.1, 0.25, 0.5, 1.0)
 NMS_IOUS = (0.3, 0.5, 0.7)
 ACROSS_CLASS_IOUS = (0.1, 0.3, 0.5, 0.7)
+TIME_SCALES = (0.8, 1.25)
+GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes")
 
 
 def shifted_detections(detector: OfflineDetector, split: str, shift: int):
@@ -78,6 +87,33 @@ def suppressed_across_classes(ranked: list[Detection], iou_threshold: float) -> 
                    >= iou_threshold for k in kept):
             kept.append(detection)
     return kept
+
+
+def resampled(features: np.ndarray, scale: float) -> np.ndarray:
+    """(T, C) features resampled in time by `scale` (> 1: more steps), linearly between neighbouring steps."""
+    positions = np.arange(int(np.floor((len(features) - 1) * scale + 1e-9)) + 1) / scale
+    left = np.minimum(np.floor(positions).astype(np.int64), len(features) - 1)
+    right = np.minimum(left + 1, len(features) - 1)
+    fraction = (positions - left).astype(np.float32)[:, None]
+    return ((1 - fraction) * features[left] + fraction * features[right]).astype(np.float32)
+
+
+def scaled_back(detection: Detection, scale: float, grid) -> Detection:
+    """A detection made on features resampled by `scale`, on the original video's grid: step u is step u / scale."""
+    start, end = (grid.index_to_seconds(grid.seconds_to_index(t) / scale) for t in (detection.start, detection.end))
+    frames = None if detection.start_frame is None else tuple(int(f) for f in grid.seconds_to_frame([start, end]))
+    return dataclasses.replace(detection, start=start, end=end, start_frame=frames and frames[0],
+                               end_frame=frames and frames[1])
+
+
+def scaled_detections(detector: OfflineDetector, split: str, scale: float):
+    """Ground truth and ranked detections of `split`, each video detected on its features resampled by `scale`."""
+    config = detector.config
+    data = load_split(config, load_annotations(config.data.annotations), split)
+    return data.ground_truth, {
+        sample.video_id: [scaled_back(d, scale, sample.grid) for d in detector.detect_inputs(
+            resampled(sample.features, scale), sample.video_id, fps=sample.grid.fps)]
+        for sample in data.samples}
 
 
 def val_tuned(val: tuple[dict, dict], test: tuple[dict, dict]) -> dict:
@@ -106,19 +142,22 @@ def crossfit(val_gt: dict, selected: dict, last: dict) -> dict:
     return {name: statistics.fmean(values) for name, values in totals.items()}
 
 
-def measure_run(run_dir: str, shifts: int) -> dict:
+def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> dict:
+    """Val and test F1 of one run under the variants of `groups` (the run's own setting, `shift_0`, and the
+    oracle threshold always)."""
     detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
     val_split, test_split = detector.config.data.val_split, detector.config.data.test_split
     own = detector.postprocess
     variants = {}
-    for name, change in [*((f"soft_nms_sigma_{s:g}", {"nms": "soft", "sigma": s}) for s in NMS_SIGMAS),
-                         *((f"hard_nms_tiou_{t:g}", {"nms": "hard", "iou_threshold": t}) for t in NMS_IOUS)]:
+    nms_variants = [*((f"soft_nms_sigma_{s:g}", {"nms": "soft", "sigma": s}) for s in NMS_SIGMAS),
+                    *((f"hard_nms_tiou_{t:g}", {"nms": "hard", "iou_threshold": t}) for t in NMS_IOUS)]
+    for name, change in nms_variants if "nms" in groups else []:
         detector.postprocess = dataclasses.replace(own, **change)
         variants[name] = val_tuned(shifted_detections(detector, val_split, 0),
                                    shifted_detections(detector, test_split, 0))
     detector.postprocess = own
     passes = {s: (shifted_detections(detector, val_split, s), shifted_detections(detector, test_split, s))
-              for s in range(shifts)}
+              for s in range(shifts if "shifts" in groups else 1)}
     for s, (val, test) in passes.items():
         variants[f"shift_{s}"] = val_tuned(val, test)
     test_gt, test_ranked = passes[0][1]
@@ -127,21 +166,35 @@ def measure_run(run_dir: str, shifts: int) -> dict:
         "test": f1_strict(test_gt, apply_score_threshold(test_ranked, tune_score_threshold(test_gt, test_ranked)))
         .overall.f1}
 
-    last = OfflineDetector.from_run(run_dir, checkpoint="last", device="cpu", precision="fp32")
-    last_val, last_test = shifted_detections(last, val_split, 0), shifted_detections(last, test_split, 0)
-    variants["last_checkpoint"] = val_tuned(last_val, last_test)
-    crossfit_f1 = crossfit(passes[0][0][0], passes[0][0][1], last_val[1])
+    result = {"run_dir": run_dir, "f1": variants}
+    if "checkpoint" in groups:
+        last = OfflineDetector.from_run(run_dir, checkpoint="last", device="cpu", precision="fp32")
+        last_val, last_test = shifted_detections(last, val_split, 0), shifted_detections(last, test_split, 0)
+        variants["last_checkpoint"] = val_tuned(last_val, last_test)
+        result["val_crossfit"] = crossfit(passes[0][0][0], passes[0][0][1], last_val[1])
 
     def fused(index: int) -> tuple[dict, dict[str, list[Detection]]]:
         gt = passes[0][index][0]
         return gt, {v: fuse_detections([passes[s][index][1][v] for s in passes]) for v in gt}
 
-    variants[f"shifts_0_to_{shifts - 1}_fused"] = val_tuned(fused(0), fused(1))
-    for iou in ACROSS_CLASS_IOUS:
-        val, test = (((gt, {v: suppressed_across_classes(r, iou) for v, r in ranked.items()}))
-                     for gt, ranked in (fused(0), fused(1)))
+    if "shifts" in groups:
+        variants[f"shifts_0_to_{shifts - 1}_fused"] = val_tuned(fused(0), fused(1))
+    # The run's own setting (its shifted_passes included), unshifted: what the variants below start from.
+    own_val, own_test = passes[0]
+    if "time_scales" in groups:
+        scaled = {scale: tuple(scaled_detections(detector, split, scale) for split in (val_split, test_split))
+                  for scale in TIME_SCALES}
+        for scale, (val, test) in scaled.items():
+            variants[f"time_scale_{scale:g}"] = val_tuned(val, test)
+        variants["time_scales_fused"] = val_tuned(*(
+            (gt, {v: fuse_detections([ranked[v]] + [scaled[scale][index][1][v] for scale in TIME_SCALES])
+                  [: detector.postprocess.max_detections] for v in gt})
+            for index, (gt, ranked) in enumerate((own_val, own_test))))
+    for iou in ACROSS_CLASS_IOUS if "across_classes" in groups else []:
+        val, test = ((gt, {v: suppressed_across_classes(r, iou) for v, r in ranked.items()})
+                     for gt, ranked in (own_val, own_test))
         variants[f"across_classes_tiou_{iou:g}"] = val_tuned(val, test)
-    return {"run_dir": run_dir, "f1": variants, "val_crossfit": crossfit_f1}
+    return result
 
 
 def summarise(results: list[dict]) -> dict:
@@ -158,7 +211,7 @@ def summarise(results: list[dict]) -> dict:
                 values = [100 * r["f1"][variant][split] for r in group]
                 summary[row][variant][split] = [statistics.fmean(values),
                                                 statistics.stdev(values) if len(values) > 1 else None]
-        for rule in ("select", "last"):
+        for rule in ("select", "last") if all("val_crossfit" in r for r in group) else ():
             values = [100 * r["val_crossfit"][rule] for r in group]
             summary[row][f"val_crossfit_{rule}"] = [statistics.fmean(values),
                                                      statistics.stdev(values) if len(values) > 1 else None]
@@ -171,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", type=Path, required=True, help="ablation.json of a campaign (its runs)")
     parser.add_argument("--rows", nargs="+", default=None, help="rows of the campaign to measure (default: all)")
     parser.add_argument("--shifts", type=int, default=4, help="shifted passes 0..S-1 (default 4)")
+    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
+                        help="variant groups to measure (default: all; the run's own setting always)")
     parser.add_argument("--json", type=Path, default=None, help="result file (default: beside --ablation)")
     args = parser.parse_args(argv)
     if args.shifts < 1:
@@ -183,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for run in runs:
         results.append({"row": run.get("row", run["config"]), "seed": run["seed"],
-                        **measure_run(run["run_dir"], args.shifts)})
+                        **measure_run(run["run_dir"], args.shifts, tuple(args.groups))})
         print(f"{results[-1]['row']} seed {run['seed']}: " + ", ".join(
             f"{name} {100 * f1['test']:.2f}" for name, f1 in results[-1]["f1"].items()), flush=True)
     summary = summarise(results)
@@ -196,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"test {f1['test'][0]:.2f} ± {f1['test'][1] or 0:.2f}")
     out = args.json or args.ablation.with_name("after_training.json")
     document = {PROVENANCE_KEY: provenance(["python", "benchmarks/after_training.py", *argv], threads=1),
-                "shifts": args.shifts, "summary": summary, "runs": results}
+                "shifts": args.shifts, "groups": args.groups, "summary": summary, "runs": results}
     out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0

@@ -538,7 +538,8 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
     assert set(f1) == {"soft_nms_sigma_0.1", "soft_nms_sigma_0.25", "soft_nms_sigma_0.5", "soft_nms_sigma_1",
                        "hard_nms_tiou_0.3", "hard_nms_tiou_0.5", "hard_nms_tiou_0.7", "shift_0", "shift_1",
                        "oracle_threshold", "last_checkpoint", "shifts_0_to_1_fused", "across_classes_tiou_0.1",
-                       "across_classes_tiou_0.3", "across_classes_tiou_0.5", "across_classes_tiou_0.7"}
+                       "across_classes_tiou_0.3", "across_classes_tiou_0.5", "across_classes_tiou_0.7",
+                       "time_scale_0.8", "time_scale_1.25", "time_scales_fused"}
     assert f1["soft_nms_sigma_0.5"] == f1["shift_0"]  # the run's own post-processing, unshifted
     assert f1["last_checkpoint"] == f1["shift_0"]  # last = selected here: both rules agree everywhere
     crossfit = written["runs"][0]["val_crossfit"]
@@ -559,6 +560,13 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
         assert unshifted[video_id] == detector.detect(features, video_id, fps=videos[video_id].fps)
         assert detections and min(d.start_frame for d in detections) >= 3 * config.data.stride
         assert detections != unshifted[video_id]
+    # A subset of the groups: the run's own setting and the oracle always, the rest as asked
+    subset_json = tmp_path / "ts.json"
+    assert levers.main(["--ablation", str(campaign), "--groups", "time_scales", "--json", str(subset_json)]) == 0
+    subset = json.loads(subset_json.read_text())
+    assert set(subset["runs"][0]["f1"]) == {"shift_0", "oracle_threshold", "time_scale_0.8", "time_scale_1.25",
+                                           "time_scales_fused"}
+    assert subset["runs"][0]["f1"]["shift_0"] == f1["shift_0"] and "val_crossfit" not in subset["runs"][0]
 
 
 def test_suppression_across_classes_drops_the_weaker_class_only_where_a_kept_one_overlaps():
@@ -578,6 +586,25 @@ def test_suppression_across_classes_drops_the_weaker_class_only_where_a_kept_one
     for cut in range(len(ranked) + 1):
         assert levers.suppressed_across_classes(ranked[:cut], 0.5) == levers.suppressed_across_classes(
             ranked, 0.5)[: len(levers.suppressed_across_classes(ranked[:cut], 0.5))]
+
+
+def test_time_scaled_detection_maps_back_onto_the_video_grid():
+    from mgrec.records import Detection
+    from mgrec.timeline import FeatureGrid
+
+    levers = load_script("after_training")
+    features = np.arange(11, dtype=np.float32)[:, None] * np.ones((1, 3), dtype=np.float32)
+    stretched = levers.resampled(features, 1.25)
+    assert len(stretched) == 13 and np.allclose(stretched[:, 0], np.arange(13) / 1.25)  # step u is step u / 1.25
+    assert np.array_equal(levers.resampled(features, 1.0), features)
+    assert np.allclose(levers.resampled(features, 0.8)[:, 0], np.arange(9) / 0.8)
+    grid = FeatureGrid(fps=50.0, stride=4, window=16)
+    # found at steps 10..20 of the stretched video: steps 8..16 of the video itself
+    found = Detection("v", grid.index_to_seconds(10.0), grid.index_to_seconds(20.0), 0, "x", 0.9, 0, 0)
+    back = levers.scaled_back(found, 1.25, grid)
+    assert [grid.seconds_to_index(back.start), grid.seconds_to_index(back.end)] == pytest.approx([8.0, 16.0])
+    assert (back.start_frame, back.end_frame) == tuple(grid.seconds_to_frame([back.start, back.end]))
+    assert (back.label_id, back.score) == (0, 0.9)
 
 
 def test_val_crossfit_scores_each_rule_on_the_half_it_did_not_choose_on():
