@@ -49,8 +49,9 @@ def test_a_file_of_that_name_wins_and_unknown_names_stay_paths(tmp_path, monkeyp
 def test_demo_default_config_is_shipped_and_inherits_its_base(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert find_config(DEFAULT_DEMO_CONFIG) == (SHIPPED / DEFAULT_DEMO_CONFIG).resolve()
-    config = load_config(DEFAULT_DEMO_CONFIG)  # `base: mgrec.yaml` (and its base) read next to the shipped file
+    config = load_config(DEFAULT_DEMO_CONFIG)  # `base: actionformer.yaml` (and its base) read next to the shipped file
     assert config.model.num_classes == 7 and (config.balance.method, config.balance.alpha) == ("repeat_factor", None)
+    assert config.model.variant == "actionformer" and config.data.normalize == "video"
 
 
 def test_every_command_takes_a_shipped_config_by_name(tmp_path, monkeypatch, capsys):
