@@ -4,14 +4,16 @@
     python benchmarks/ablation.py --study quality    # issue #14: balancing and crop transforms, same budget
     python benchmarks/ablation.py --study fusion     # issue #15: the demo's two sensor streams, alone and fused
 
-`--study quality` runs `QUALITY_ROWS` instead: today's default (`demo/mgrec.yaml`), each addition
-alone, and all together, every row with the same epochs and crops per epoch (balancing moves crops
-between classes, transforms change crops: neither trains longer). Its table adds the val F1 of the
-selected epoch (the split defaults are chosen on) and the test F1 of the rarest third of the classes
-(by training instances). `--study fusion` runs `FUSION_ROWS` the same way: `demo/default.yaml` on
-the demo's sensor streams (`mgrec.data.demo`, step 6: accelerometer on the 12.5 steps/s grid,
-gyroscope at half that rate), each stream alone and both joined by each `model.fusion`; its table
-adds each row's parameter count.
+`--study quality` runs `QUALITY_ROWS` instead: the paper's recipe (`demo/mgrec.yaml`, row `default`: the
+default when the study began), each addition alone and together, and the recipe built from them
+(`demo/default.yaml`, on the paper's network and on ActionFormer's), every row with the same epochs
+and crops per epoch (balancing moves crops between classes, transforms change crops: neither trains
+longer). Its table adds the val F1 of the selected epoch (the split defaults are chosen on) and the
+test F1 of the rarest third of the classes (by training instances). `--study fusion` runs
+`FUSION_ROWS` the same way: `demo/default.yaml` (the paper's network at batch 4 when the README's
+fusion table was made, ActionFormer's with the recipe since) on the demo's sensor streams
+(`mgrec.data.demo`, step 6: accelerometer on the 12.5 steps/s grid, gyroscope at half that rate),
+each stream alone and both joined by each `model.fusion`; its table adds each row's parameter count.
 
 Each (config, seed) run trains `src/mgrec/configs/demo/<config>.yaml` with `mgrec.train.loop.train` (the
 config's seed replaced by the run's seed; the demo data itself is the same for every run) into
@@ -137,17 +139,18 @@ QUALITY_ROWS = {
     "batch1_norm_temporal": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
                                                        "data.normalize=video") + TEMPORAL,
                              "batch 1, 4 shifted passes, standardised, + time scale and instance paste (p 0.5 each)"),
-    # Seed stability on the current default (demo/default.yaml): a stronger stochastic depth. On the batch-1
-    # recipe drop path 0.2 had a lower val F1 on split 0 but a higher test F1 on both splits then run.
+    # Seed stability on the default of 2026-12-04 midday (the paper's network with the recipe, the row above): a
+    # stronger stochastic depth. On the batch-1 recipe drop path 0.2 had a lower val F1 on split 0 but a higher
+    # test F1 on both splits then run.
     "default_dp02": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
                                                "data.normalize=video", "model.drop_path=0.2") + TEMPORAL,
-                     "the current default (`demo/default.yaml`), drop path 0.2 (0.1 before)"),
+                     "the paper's network with the recipe (the row above), drop path 0.2 (0.1 before)"),
     # The recipe without the paper's model: ActionFormer (local self-attention encoder, conv head) trained and
-    # detected as the current default. On the issue's held-out benchmark the plain ActionFormer had a third of
-    # the paper model's seed spread (paper recipe for both).
+    # detected as `batch1_norm_temporal`. On the issue's held-out benchmark the plain ActionFormer had a third of
+    # the paper model's seed spread (paper recipe for both). Chosen on val: `demo/default.yaml` since.
     "default_actionformer": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
                                                              "data.normalize=video") + TEMPORAL,
-                             "ActionFormer with the current default's recipe (`demo/default.yaml` but the network)"),
+                             "ActionFormer's network with the recipe (`demo/default.yaml` since 2026-12-04)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",
@@ -164,7 +167,7 @@ FUSION_ROWS = {
     "gated": ("default", ["acc", "gyro"], "gated", "both, gated (acc's encoder; gyro by input gate + each level)"),
 }
 # Each also scored as one ensemble of its seed runs.
-ENSEMBLE_ROWS = ("default", "repeat_factor", "batch1", "batch1_norm", "batch1_norm_temporal")
+ENSEMBLE_ROWS = ("default", "repeat_factor", "batch1", "batch1_norm", "batch1_norm_temporal", "default_actionformer")
 # The fusion study's late fusion: per seed, the detection-level ensemble of these two rows' runs (no training
 # of its own; its cost is theirs).
 LATE_FUSION = ("acc", "gyro")

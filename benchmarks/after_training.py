@@ -98,12 +98,16 @@ def resampled(features: np.ndarray, scale: float) -> np.ndarray:
     return ((1 - fraction) * features[left] + fraction * features[right]).astype(np.float32)
 
 
-def scaled_back(detection: Detection, scale: float, grid) -> Detection:
-    """A detection made on features resampled by `scale`, on the original video's grid: step u is step u / scale."""
-    start, end = (grid.index_to_seconds(grid.seconds_to_index(t) / scale) for t in (detection.start, detection.end))
-    frames = None if detection.start_frame is None else tuple(int(f) for f in grid.seconds_to_frame([start, end]))
-    return dataclasses.replace(detection, start=start, end=end, start_frame=frames and frames[0],
-                               end_frame=frames and frames[1])
+def scaled_back(detection: Detection, scale: float, grid, duration: float) -> Detection:
+    """A detection made on features resampled by `scale`, on the original video's grid (step u is step
+    u / scale), clipped to the video's `duration` seconds as detection clips (an edge the detector clipped to
+    the resampled video moves with the mapping)."""
+    start, end = (min(max(grid.index_to_seconds(grid.seconds_to_index(t) / scale), 0.0), duration)
+                  for t in (detection.start, detection.end))
+    if detection.start_frame is None:
+        return dataclasses.replace(detection, start=start, end=end)
+    start_frame, end_frame = (int(f) for f in grid.seconds_to_frame([start, end]))
+    return dataclasses.replace(detection, start=start, end=end, start_frame=start_frame, end_frame=end_frame)
 
 
 def scaled_detections(detector: OfflineDetector, split: str, scale: float):
@@ -111,8 +115,9 @@ def scaled_detections(detector: OfflineDetector, split: str, scale: float):
     config = detector.config
     data = load_split(config, load_annotations(config.data.annotations), split)
     return data.ground_truth, {
-        sample.video_id: [scaled_back(d, scale, sample.grid) for d in detector.detect_inputs(
-            resampled(sample.features, scale), sample.video_id, fps=sample.grid.fps)]
+        sample.video_id: [scaled_back(d, scale, sample.grid, sample.grid.covered_seconds(sample.length))
+                          for d in detector.detect_inputs(resampled(sample.features, scale), sample.video_id,
+                                                          fps=sample.grid.fps)]
         for sample in data.samples}
 
 
@@ -173,12 +178,15 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
         variants["last_checkpoint"] = val_tuned(last_val, last_test)
         result["val_crossfit"] = crossfit(passes[0][0][0], passes[0][0][1], last_val[1])
 
-    def fused(index: int) -> tuple[dict, dict[str, list[Detection]]]:
-        gt = passes[0][index][0]
-        return gt, {v: fuse_detections([passes[s][index][1][v] for s in passes]) for v in gt}
+    def fused(lists: list[tuple[dict, dict[str, list[Detection]]]]) -> tuple[dict, dict[str, list[Detection]]]:
+        """Several passes over one split fused per video as detection does (`detect_video`): the ranked list cut
+        at `max_detections`."""
+        gt = lists[0][0]
+        return gt, {v: fuse_detections([ranked[v] for _, ranked in lists])[: own.max_detections] for v in gt}
 
     if "shifts" in groups:
-        variants[f"shifts_0_to_{shifts - 1}_fused"] = val_tuned(fused(0), fused(1))
+        variants[f"shifts_0_to_{shifts - 1}_fused"] = val_tuned(*(fused([passes[s][index] for s in passes])
+                                                                   for index in (0, 1)))
     # The run's own setting (its shifted_passes included), unshifted: what the variants below start from.
     own_val, own_test = passes[0]
     if "time_scales" in groups:
@@ -186,10 +194,8 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
                   for scale in TIME_SCALES}
         for scale, (val, test) in scaled.items():
             variants[f"time_scale_{scale:g}"] = val_tuned(val, test)
-        variants["time_scales_fused"] = val_tuned(*(
-            (gt, {v: fuse_detections([ranked[v]] + [scaled[scale][index][1][v] for scale in TIME_SCALES])
-                  [: detector.postprocess.max_detections] for v in gt})
-            for index, (gt, ranked) in enumerate((own_val, own_test))))
+        variants["time_scales_fused"] = val_tuned(*(fused([own_split] + [scaled[scale][index] for scale in TIME_SCALES])
+                                                    for index, own_split in enumerate((own_val, own_test))))
     for iou in ACROSS_CLASS_IOUS if "across_classes" in groups else []:
         val, test = ((gt, {v: suppressed_across_classes(r, iou) for v, r in ranked.items()})
                      for gt, ranked in (own_val, own_test))
@@ -251,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"test {f1['test'][0]:.2f} ± {f1['test'][1] or 0:.2f}")
     out = args.json or args.ablation.with_name("after_training.json")
     document = {PROVENANCE_KEY: provenance(["python", "benchmarks/after_training.py", *argv], threads=1),
-                "shifts": args.shifts, "groups": args.groups, "summary": summary, "runs": results}
+                "shifts": args.shifts if "shifts" in args.groups else None, "groups": args.groups,
+                "summary": summary, "runs": results}
     out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0

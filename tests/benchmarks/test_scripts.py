@@ -601,10 +601,14 @@ def test_time_scaled_detection_maps_back_onto_the_video_grid():
     grid = FeatureGrid(fps=50.0, stride=4, window=16)
     # found at steps 10..20 of the stretched video: steps 8..16 of the video itself
     found = Detection("v", grid.index_to_seconds(10.0), grid.index_to_seconds(20.0), 0, "x", 0.9, 0, 0)
-    back = levers.scaled_back(found, 1.25, grid)
+    back = levers.scaled_back(found, 1.25, grid, duration=100.0)
     assert [grid.seconds_to_index(back.start), grid.seconds_to_index(back.end)] == pytest.approx([8.0, 16.0])
     assert (back.start_frame, back.end_frame) == tuple(grid.seconds_to_frame([back.start, back.end]))
     assert (back.label_id, back.score) == (0, 0.9)
+    # An edge the detector clipped to the resampled video stays inside the video itself.
+    edges = Detection("v", 0.0, grid.covered_seconds(9), 0, "x", 0.9, 0, 0)  # all of 9 steps resampled by 0.8
+    clipped = levers.scaled_back(edges, 0.8, grid, duration=grid.covered_seconds(11))
+    assert clipped.start == 0.0 and clipped.end <= grid.covered_seconds(11) and clipped.start_frame >= 0
 
 
 def test_val_crossfit_scores_each_rule_on_the_half_it_did_not_choose_on():

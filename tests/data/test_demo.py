@@ -203,7 +203,7 @@ def test_a_second_build_waits_for_the_first_and_reuses_it(built, tmp_path):
         second = threading.Thread(target=lambda: returned.append(demo.build_demo(root, seed=0)))
         second.start()
         second.join(1.0)
-        assert second.is_alive()  # waiting on the lock, not writing
+        assert second.is_alive()  # waiting on the lock (the unchanged annotations below are the proof)
         (root / "manifest.json").write_text(manifest)  # the first build ends
     second.join(60)
     assert not second.is_alive() and returned[0].root == root

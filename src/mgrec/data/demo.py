@@ -194,7 +194,10 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
 def _one_build_at_a_time(root: Path) -> Iterator[None]:
     """Hold the demo folder while building: a second process (two benchmarks started together) waits for
     the first build instead of deleting and writing the same files beside it, then finds it done. The OS
-    releases the lock when a process dies, so a killed build leaves none behind."""
+    releases the lock when a process dies, so a killed build leaves none behind. It orders builds only: a
+    build that must happen (`force`, or another seed in the same folder) still replaces the files that a
+    training of another process may be reading; give each seed its own folder (`mgrec demo --cache`, the
+    benchmarks' demo-seedN folders)."""
     import fcntl  # POSIX, as the run directory's lock
 
     with open(root / BUILD_LOCK, "a+", encoding="utf-8") as handle:
