@@ -42,12 +42,15 @@ import itertools
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mgrec.data.annotations import load_annotations
+from mgrec.data.datasets import VideoSample
+from mgrec.data.transforms import resample_steps
 from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tune_score_threshold
 from mgrec.evaluate.matching import tiou
 from mgrec.infer.offline import OfflineDetector
@@ -55,7 +58,7 @@ from mgrec.postprocess.fusion import fuse_detections
 from mgrec.postprocess.video import moved_detection
 from mgrec.provenance import PROVENANCE_KEY, provenance
 from mgrec.records import Detection
-from mgrec.train.data import load_split
+from mgrec.train.data import SplitData, load_split
 
 NMS_SIGMAS = (0.1, 0.25, 0.5, 1.0)
 NMS_IOUS = (0.3, 0.5, 0.7)
@@ -64,17 +67,21 @@ TIME_SCALES = (0.8, 1.25)
 GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes")
 
 
-def shifted_detections(detector: OfflineDetector, split: str, shift: int):
-    """Ground truth and ranked detections of `split`, each video's features shifted by `shift` steps."""
-    config = detector.config
-    data = load_split(config, load_annotations(config.data.annotations), split)
-    ranked = {}
-    for sample in data.samples:
-        ranked[sample.video_id] = [
-            moved_detection(d, shift * sample.grid.stride, sample.grid)
-            for d in detector.detect_inputs(sample.features[shift:], sample.video_id, fps=sample.grid.fps)
-        ]
-    return data.ground_truth, ranked
+def split_detections(detector: OfflineDetector, data: SplitData,
+                     inputs: Callable[[np.ndarray], np.ndarray] = lambda features: features,
+                     back: Callable[[Detection, VideoSample], Detection] = lambda detection, sample: detection):
+    """Ground truth and ranked detections of a loaded split (`load_split`), each video detected on
+    `inputs(its features)`, each detection put back on the video's own time by `back`."""
+    return data.ground_truth, {
+        sample.video_id: [back(d, sample) for d in detector.detect_inputs(inputs(sample.features), sample.video_id,
+                                                                          fps=sample.grid.fps)]
+        for sample in data.samples}
+
+
+def shifted_detections(detector: OfflineDetector, data: SplitData, shift: int):
+    """`split_detections` with each video's features shifted by `shift` steps (the first ones dropped)."""
+    return split_detections(detector, data, lambda features: features[shift:],
+                            lambda d, sample: moved_detection(d, shift * sample.grid.stride, sample.grid))
 
 
 def suppressed_across_classes(ranked: list[Detection], iou_threshold: float) -> list[Detection]:
@@ -90,12 +97,8 @@ def suppressed_across_classes(ranked: list[Detection], iou_threshold: float) -> 
 
 
 def resampled(features: np.ndarray, scale: float) -> np.ndarray:
-    """(T, C) features resampled in time by `scale` (> 1: more steps), linearly between neighbouring steps."""
-    positions = np.arange(int(np.floor((len(features) - 1) * scale + 1e-9)) + 1) / scale
-    left = np.minimum(np.floor(positions).astype(np.int64), len(features) - 1)
-    right = np.minimum(left + 1, len(features) - 1)
-    fraction = (positions - left).astype(np.float32)[:, None]
-    return ((1 - fraction) * features[left] + fraction * features[right]).astype(np.float32)
+    """(T, C) features resampled in time by `scale` (> 1: more steps), as the crop transform resamples."""
+    return resample_steps(features, int(np.floor((len(features) - 1) * scale + 1e-9)) + 1, scale).astype(np.float32)
 
 
 def scaled_back(detection: Detection, scale: float, grid, duration: float) -> Detection:
@@ -110,15 +113,11 @@ def scaled_back(detection: Detection, scale: float, grid, duration: float) -> De
     return dataclasses.replace(detection, start=start, end=end, start_frame=start_frame, end_frame=end_frame)
 
 
-def scaled_detections(detector: OfflineDetector, split: str, scale: float):
-    """Ground truth and ranked detections of `split`, each video detected on its features resampled by `scale`."""
-    config = detector.config
-    data = load_split(config, load_annotations(config.data.annotations), split)
-    return data.ground_truth, {
-        sample.video_id: [scaled_back(d, scale, sample.grid, sample.grid.covered_seconds(sample.length))
-                          for d in detector.detect_inputs(resampled(sample.features, scale), sample.video_id,
-                                                          fps=sample.grid.fps)]
-        for sample in data.samples}
+def scaled_detections(detector: OfflineDetector, data: SplitData, scale: float):
+    """`split_detections` with each video's features resampled in time by `scale`."""
+    return split_detections(detector, data, lambda features: resampled(features, scale),
+                            lambda d, sample: scaled_back(d, scale, sample.grid,
+                                                          sample.grid.covered_seconds(sample.length)))
 
 
 def val_tuned(val: tuple[dict, dict], test: tuple[dict, dict]) -> dict:
@@ -151,17 +150,21 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
     """Val and test F1 of one run under the variants of `groups` (the run's own setting, `shift_0`, and the
     oracle threshold always)."""
     detector = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
-    val_split, test_split = detector.config.data.val_split, detector.config.data.test_split
+    config = detector.config
+    annotations = load_annotations(config.data.annotations)
+    # Each split read (and standardised) once, for every variant below.
+    val_data, test_data = (load_split(config, annotations, split)
+                           for split in (config.data.val_split, config.data.test_split))
     own = detector.postprocess
     variants = {}
     nms_variants = [*((f"soft_nms_sigma_{s:g}", {"nms": "soft", "sigma": s}) for s in NMS_SIGMAS),
                     *((f"hard_nms_tiou_{t:g}", {"nms": "hard", "iou_threshold": t}) for t in NMS_IOUS)]
     for name, change in nms_variants if "nms" in groups else []:
         detector.postprocess = dataclasses.replace(own, **change)
-        variants[name] = val_tuned(shifted_detections(detector, val_split, 0),
-                                   shifted_detections(detector, test_split, 0))
+        variants[name] = val_tuned(shifted_detections(detector, val_data, 0),
+                                   shifted_detections(detector, test_data, 0))
     detector.postprocess = own
-    passes = {s: (shifted_detections(detector, val_split, s), shifted_detections(detector, test_split, s))
+    passes = {s: (shifted_detections(detector, val_data, s), shifted_detections(detector, test_data, s))
               for s in range(shifts if "shifts" in groups else 1)}
     for s, (val, test) in passes.items():
         variants[f"shift_{s}"] = val_tuned(val, test)
@@ -174,7 +177,7 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
     result = {"run_dir": run_dir, "f1": variants}
     if "checkpoint" in groups:
         last = OfflineDetector.from_run(run_dir, checkpoint="last", device="cpu", precision="fp32")
-        last_val, last_test = shifted_detections(last, val_split, 0), shifted_detections(last, test_split, 0)
+        last_val, last_test = shifted_detections(last, val_data, 0), shifted_detections(last, test_data, 0)
         variants["last_checkpoint"] = val_tuned(last_val, last_test)
         result["val_crossfit"] = crossfit(passes[0][0][0], passes[0][0][1], last_val[1])
 
@@ -190,7 +193,7 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
     # The run's own setting (its shifted_passes included), unshifted: what the variants below start from.
     own_val, own_test = passes[0]
     if "time_scales" in groups:
-        scaled = {scale: tuple(scaled_detections(detector, split, scale) for split in (val_split, test_split))
+        scaled = {scale: tuple(scaled_detections(detector, data, scale) for data in (val_data, test_data))
                   for scale in TIME_SCALES}
         for scale, (val, test) in scaled.items():
             variants[f"time_scale_{scale:g}"] = val_tuned(val, test)

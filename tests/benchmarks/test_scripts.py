@@ -552,8 +552,9 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
     from mgrec.infer.offline import OfflineDetector
 
     detector = OfflineDetector.from_run(tmp_path / "run", device="cpu")
-    _, unshifted = levers.shifted_detections(detector, "test", 0)
-    _, shifted = levers.shifted_detections(detector, "test", 3)
+    test_data = levers.load_split(detector.config, load_annotations(paths.annotations), "test")
+    _, unshifted = levers.shifted_detections(detector, test_data, 0)
+    _, shifted = levers.shifted_detections(detector, test_data, 3)
     videos = load_annotations(paths.annotations).videos
     for video_id, detections in shifted.items():
         features = np.load(paths.features / f"{video_id}.npy")

@@ -46,15 +46,20 @@ def resample_window(length: int, start: int, crop_len: int, scale: float) -> tup
     return max(0, min(start, length - span)), span, out_len
 
 
+def resample_steps(chunk: np.ndarray, out_len: int, scale: float) -> np.ndarray:
+    """(out_len, C): output step u of `chunk` (T, C) resampled in time by `scale` is source position u / scale,
+    linearly between its two neighbouring steps (the last step repeats past the end)."""
+    positions = np.arange(out_len) / scale
+    left = np.minimum(np.floor(positions).astype(np.int64), len(chunk) - 1)
+    right = np.minimum(left + 1, len(chunk) - 1)
+    frac = (positions - left).astype(np.float32)[:, None]
+    return (1 - frac) * chunk[left] + frac * chunk[right]
+
+
 def resample_crop(sample: VideoSample, start: int, crop_len: int, scale: float, keep_fraction: float) -> CropItem:
     """The crop of `crop_len` steps from `start`, resampled in time by `scale` (module docstring, 1.)."""
     start, span, out_len = resample_window(sample.length, start, crop_len, scale)
-    positions = np.arange(out_len) / scale  # source positions of the output steps, from `start`
-    left = np.minimum(np.floor(positions).astype(np.int64), span - 1)
-    right = np.minimum(left + 1, span - 1)
-    frac = (positions - left).astype(np.float32)[:, None]
-    chunk = sample.features[start : start + span]
-    features = (1 - frac) * chunk[left] + frac * chunk[right]
+    features = resample_steps(sample.features[start : start + span], out_len, scale)
     segments, labels = crop_targets(sample, start, span, keep_fraction)
     return CropItem(features.astype(np.float32), np.clip(segments * scale, 0, out_len), labels)
 
