@@ -11,6 +11,9 @@ each variant, the score threshold is tuned on val (as training does) and applied
   bound of what any threshold rule on val could give;
 - `last_checkpoint`: the last epoch's weights instead of the epoch selected on val (the same when the
   last epoch was selected), threshold tuned on val;
+- `averaged_checkpoints`: the mean of the selected and the last checkpoint's weights (both EMA weights),
+  threshold tuned on val: a weight average of two points of one training (the same as the run when the
+  last epoch was selected), asked of for seed spread at no training cost;
 - `val_crossfit`: the two checkpoint rules compared on val alone. For every split of the val videos into
   two halves A and B (all of them; sizes differ by at most one): `select` keeps whichever of the
   selected and the last checkpoint has the higher F1 on A, `last` keeps the last; both tune the
@@ -26,6 +29,11 @@ each variant, the score threshold is tuned on val (as training does) and applied
   with), detected with the run's own setting, the detections mapped back onto the video's grid; each
   scale alone (`time_scale_X`) and both fused with the run's own detections (`time_scales_fused`). Only
   the detection time grows.
+- `logit_adjustment_X`: the network's class logits raised by X * log(n_max / n_c), n_c the class's
+  instances in the train split (post-hoc logit adjustment, Menon et al., ICLR 2021): one number per run
+  that moves scores toward the rare classes (X < 0: away from them, undoing some of what class balancing
+  did), where a per-class threshold (`class_thresholds.py`) has seven to fit on val. Reported with the mean
+  F1 of the rarest third of the classes (`rare_f1`).
 - `across_classes_tiou_X`: the run's own detections, then one gesture at a time: going down the ranked
   list, a detection is dropped when a kept, higher one of another class overlaps it by a tIoU >= X
   (`suppressed_across_classes`). On the demo most errors are one exercise taken for another at a true
@@ -64,7 +72,9 @@ NMS_SIGMAS = (0.1, 0.25, 0.5, 1.0)
 NMS_IOUS = (0.3, 0.5, 0.7)
 ACROSS_CLASS_IOUS = (0.1, 0.3, 0.5, 0.7)
 TIME_SCALES = (0.8, 1.25)
-GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes")
+LOGIT_ADJUSTMENTS = (-0.25, 0.25, 0.5, 1.0)
+GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes", "logit_adjustment",
+          "averaged_checkpoints")
 
 
 def split_detections(detector: OfflineDetector, data: SplitData,
@@ -120,11 +130,43 @@ def scaled_detections(detector: OfflineDetector, data: SplitData, scale: float):
                                                           sample.grid.covered_seconds(sample.length)))
 
 
-def val_tuned(val: tuple[dict, dict], test: tuple[dict, dict]) -> dict:
-    """Val and test strict F1 at the threshold tuned on val."""
+class LogitAdjusted(torch.nn.Module):
+    """A detector network whose class logits are raised by `shift` (K,) at every position."""
+
+    def __init__(self, network: torch.nn.Module, shift: torch.Tensor):
+        super().__init__()
+        self.network = network
+        self.max_div_factor = network.max_div_factor
+        self.register_buffer("shift", shift)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor):
+        out = self.network(features, mask)
+        return dataclasses.replace(out, cls_logits=[logits + self.shift for logits in out.cls_logits])
+
+
+def logit_shift(train_counts: list[int], tau: float) -> torch.Tensor:
+    """tau * log(n_max / n_c) per class: 0 for the most frequent class, more the rarer a class is (a class
+    with no train instance counts as one, the rarest possible)."""
+    counts = torch.tensor(train_counts, dtype=torch.float32).clamp(min=1.0)
+    return tau * torch.log(counts.max() / counts)
+
+
+def averaged_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The mean of two state dicts of one network (floating tensors; others, such as counters, from `a`)."""
+    return {name: (a[name] + b[name]) / 2 if a[name].is_floating_point() else a[name] for name in a}
+
+
+def val_tuned(val: tuple[dict, dict], test: tuple[dict, dict], rare: list[int] | None = None) -> dict:
+    """Val and test strict F1 at the threshold tuned on val; with `rare` (class ids) also their mean F1."""
     threshold = tune_score_threshold(*val)
-    return {split: f1_strict(gt, apply_score_threshold(ranked, threshold)).overall.f1
-            for split, (gt, ranked) in (("val", val), ("test", test))}
+    scores = {}
+    for split, (gt, ranked) in (("val", val), ("test", test)):
+        result = f1_strict(gt, apply_score_threshold(ranked, threshold))
+        scores[split] = result.overall.f1
+        if rare is not None:
+            scores[f"{split}_rare_f1"] = statistics.fmean(
+                result.per_class[c].f1 if c in result.per_class else 0.0 for c in rare)
+    return scores
 
 
 def crossfit(val_gt: dict, selected: dict, last: dict) -> dict:
@@ -181,6 +223,13 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
         variants["last_checkpoint"] = val_tuned(last_val, last_test)
         result["val_crossfit"] = crossfit(passes[0][0][0], passes[0][0][1], last_val[1])
 
+    if "averaged_checkpoints" in groups:
+        last = OfflineDetector.from_run(run_dir, checkpoint="last", device="cpu", precision="fp32")
+        averaged = OfflineDetector.from_run(run_dir, device="cpu", precision="fp32")
+        averaged.model.load_state_dict(averaged_weights(detector.model.state_dict(), last.model.state_dict()))
+        variants["averaged_checkpoints"] = val_tuned(shifted_detections(averaged, val_data, 0),
+                                                     shifted_detections(averaged, test_data, 0))
+
     def fused(lists: list[tuple[dict, dict[str, list[Detection]]]]) -> tuple[dict, dict[str, list[Detection]]]:
         """Several passes over one split fused per video as detection does (`detect_video`): the ranked list cut
         at `max_detections`."""
@@ -199,6 +248,19 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
             variants[f"time_scale_{scale:g}"] = val_tuned(val, test)
         variants["time_scales_fused"] = val_tuned(*(fused([own_split] + [scaled[scale][index] for scale in TIME_SCALES])
                                                     for index, own_split in enumerate((own_val, own_test))))
+    if "logit_adjustment" in groups:
+        counts = [0] * len(detector.classes)
+        for segment in (s for video in annotations.video_ids(config.data.train_split)
+                        for s in annotations.segments.get(video, [])):
+            counts[segment.label_id] += 1
+        rare = sorted(range(len(counts)), key=lambda c: counts[c])[: max(1, len(counts) // 3)]
+        variants["logit_adjustment_0"] = val_tuned(own_val, own_test, rare)
+        network = detector.model
+        for tau in LOGIT_ADJUSTMENTS:
+            detector.model = LogitAdjusted(network, logit_shift(counts, tau))
+            variants[f"logit_adjustment_{tau:g}"] = val_tuned(shifted_detections(detector, val_data, 0),
+                                                               shifted_detections(detector, test_data, 0), rare)
+        detector.model = network
     for iou in ACROSS_CLASS_IOUS if "across_classes" in groups else []:
         val, test = ((gt, {v: suppressed_across_classes(r, iou) for v, r in ranked.items()})
                      for gt, ranked in (own_val, own_test))
@@ -216,7 +278,7 @@ def summarise(results: list[dict]) -> dict:
         summary[row] = {}
         for variant in group[0]["f1"]:
             summary[row][variant] = {}
-            for split in ("val", "test"):
+            for split in group[0]["f1"][variant]:  # val, test (and val_rare_f1, test_rare_f1)
                 values = [100 * r["f1"][variant][split] for r in group]
                 summary[row][variant][split] = [statistics.fmean(values),
                                                 statistics.stdev(values) if len(values) > 1 else None]
@@ -256,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             if name.startswith("val_crossfit"):
                 print(f"{row:12s} {name:24s} half B of val {f1[0]:.2f} ± {f1[1] or 0:.2f}")
                 continue
-            print(f"{row:12s} {name:24s} val {f1['val'][0]:.2f} ± {f1['val'][1] or 0:.2f}   "
-                  f"test {f1['test'][0]:.2f} ± {f1['test'][1] or 0:.2f}")
+            print(f"{row:12s} {name:24s} " + "   ".join(f"{split} {mean:.2f} ± {std or 0:.2f}"
+                                                           for split, (mean, std) in f1.items()))
     out = args.json or args.ablation.with_name("after_training.json")
     document = {PROVENANCE_KEY: provenance(["python", "benchmarks/after_training.py", *argv], threads=1),
                 "shifts": args.shifts if "shifts" in args.groups else None, "groups": args.groups,

@@ -539,9 +539,17 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
                        "hard_nms_tiou_0.3", "hard_nms_tiou_0.5", "hard_nms_tiou_0.7", "shift_0", "shift_1",
                        "oracle_threshold", "last_checkpoint", "shifts_0_to_1_fused", "across_classes_tiou_0.1",
                        "across_classes_tiou_0.3", "across_classes_tiou_0.5", "across_classes_tiou_0.7",
-                       "time_scale_0.8", "time_scale_1.25", "time_scales_fused"}
+                       "time_scale_0.8", "time_scale_1.25", "time_scales_fused", "logit_adjustment_0",
+                       "logit_adjustment_-0.25", "logit_adjustment_0.25", "logit_adjustment_0.5", "logit_adjustment_1",
+                       "averaged_checkpoints"}
     assert f1["soft_nms_sigma_0.5"] == f1["shift_0"]  # the run's own post-processing, unshifted
+    # no adjustment is the run's own setting, now with the rarest third's F1 beside it
+    assert {split: f1["logit_adjustment_0"][split] for split in ("val", "test")} == f1["shift_0"]
+    assert set(f1["logit_adjustment_0.5"]) == {"val", "test", "val_rare_f1", "test_rare_f1"}
+    assert written["summary"]["r"]["logit_adjustment_1"]["test_rare_f1"][0] == 100 * f1["logit_adjustment_1"][
+        "test_rare_f1"]
     assert f1["last_checkpoint"] == f1["shift_0"]  # last = selected here: both rules agree everywhere
+    assert f1["averaged_checkpoints"] == f1["shift_0"]  # and their average is the run
     crossfit = written["runs"][0]["val_crossfit"]
     assert crossfit["select"] == crossfit["last"]
     assert f1["oracle_threshold"]["test"] >= f1["shift_0"]["test"]
@@ -568,6 +576,35 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
     assert set(subset["runs"][0]["f1"]) == {"shift_0", "oracle_threshold", "time_scale_0.8", "time_scale_1.25",
                                            "time_scales_fused"}
     assert subset["runs"][0]["f1"]["shift_0"] == f1["shift_0"] and "val_crossfit" not in subset["runs"][0]
+
+
+def test_averaged_weights_are_the_mean_of_the_floating_tensors():
+    levers = load_script("after_training")
+    a = {"w": torch.tensor([1.0, 3.0]), "steps": torch.tensor(4)}
+    b = {"w": torch.tensor([3.0, 5.0]), "steps": torch.tensor(9)}
+    averaged = levers.averaged_weights(a, b)
+    assert averaged["w"].tolist() == [2.0, 4.0] and averaged["steps"].item() == 4
+
+
+def test_logit_adjustment_raises_each_class_by_tau_log_of_its_rarity():
+    from mgrec.config import ModelConfig
+
+    levers = load_script("after_training")
+    shift = levers.logit_shift([100, 10, 50], tau=0.5)
+    assert shift.tolist() == pytest.approx([0.0, 0.5 * np.log(10.0), 0.5 * np.log(2.0)])
+    assert levers.logit_shift([100, 0, 50], tau=1.0)[1].item() == pytest.approx(np.log(100.0))  # none: as one
+    model_config = ModelConfig(input_dim=8, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
+                               regression_ranges=[[0, 4], [4, 8], [8, 10000]])
+    torch.manual_seed(0)
+    network = build_detector(model_config).eval()
+    adjusted = levers.LogitAdjusted(network, shift)
+    features, mask = torch.randn(1, 8, 32), torch.ones(1, 1, 32, dtype=torch.bool)
+    with torch.inference_mode():
+        plain, moved = network(features, mask), adjusted(features, mask)
+    assert adjusted.max_div_factor == network.max_div_factor
+    for before, after in zip(plain.cls_logits, moved.cls_logits):
+        assert torch.allclose(after - before, shift.expand_as(before))
+    assert all(torch.equal(a, b) for a, b in zip(plain.offsets, moved.offsets))
 
 
 def test_suppression_across_classes_drops_the_weaker_class_only_where_a_kept_one_overlaps():
