@@ -226,3 +226,35 @@ def test_an_integer_too_large_for_a_float_is_an_input_error(tmp_path):
     path = write(tmp_path, "c.yaml", "data:\n  fps: 1" + "0" * 400 + "\n")
     with pytest.raises(InputError, match=r"c.yaml \[data.fps\]: expected a finite number"):
         load_config(path)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: x\ntrain:\n  epochs: 1\nmodel:\n  num_classes: 7\ntrain:\n  lr: 0.0005\n")
+    with pytest.raises(InputError, match=r"dup.yaml:6:1: not valid YAML: key 'train' appears twice in one mapping "
+                                         r"\(first at line 2\)"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(InputError, match=r"dup.yaml:3:3: .*key 'epochs' appears twice"):
+        load_config(path)
+
+
+def test_a_config_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: x\nnotes: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1.yaml:2: not UTF-8 text \(byte 0xe9"):
+        load_config(path)
+
+
+def test_a_bad_override_is_reported_as_the_overrides_not_the_files(tmp_path):
+    path = tmp_path / "c.yaml"
+    save_config(Config(data=DataConfig(annotations="a.json", features="f")), path)
+    with pytest.raises(InputError, match=r"^--set \[train.epoch\]: unknown key; did you mean 'train.epochs'\?"):
+        load_config(path, ["train.epoch=1"])
+    with pytest.raises(InputError, match=r"^--set \[train.epochs\]: expected int"):
+        load_config(path, ["train.epochs=abc"])
+    assert load_config(path, ["train.epochs=3"]).train.epochs == 3
+    # a key the file itself gets wrong is still the file's
+    path.write_text(path.read_text() + "\nmisc: 1\n")
+    with pytest.raises(InputError, match=r"c.yaml \[misc\]: unknown key"):
+        load_config(path, ["train.epochs=3"])

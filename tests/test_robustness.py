@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1012,3 +1013,49 @@ def test_skeleton_extraction_refuses_numbers_that_make_nan_or_zero_features(
     outcome = mgrec(capsys, *argv, *(["--fps", option] if option else []), "--no-progress")
     assert_input_error(outcome, expected)
     assert not list(tmp_path.rglob("*.npy"))  # no NaN or all-zero features were written
+
+
+# Outputs that are not plain files: a link is written through, a pipe or device is written into
+
+
+def test_an_output_that_is_a_symbolic_link_is_written_through_and_stays_a_link(tmp_path):
+    target = tmp_path / "target.json"
+    target.write_text("original")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    check_writable(link)
+
+
+def test_an_output_that_is_a_named_pipe_is_written_into_not_replaced(tmp_path):
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    check_writable(pipe)  # no probe file beside it is needed
+    _write_predictions(pipe)
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert json.loads(received[0])["results"]["v"][0]["label"] == "c0"
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still a pipe
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file
+
+
+def test_detect_into_a_pipe_writes_the_json_alone_there_and_its_summary_on_stderr(capsys, dataset, run, tmp_path):
+    import threading
+
+    out = tmp_path / "out"
+    os.mkfifo(out)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(out.read_bytes()))
+    reader.start()
+    outcome = mgrec(capsys, "detect", run, feature_file(dataset), "--out", out)
+    reader.join(timeout=30)
+    assert outcome.code == 0 and outcome.out == ""
+    assert "wrote " in outcome.err
+    assert set(json.loads(received[0])["results"]) == {"synthetic_000"}  # the pipe holds the JSON alone
+    assert stat.S_ISFIFO(os.stat(out).st_mode)

@@ -648,7 +648,7 @@ def cmd_detect(args) -> None:
     import tempfile
 
     from mgrec.data.features import sidecar_path
-    from mgrec.files import check_output, check_writable
+    from mgrec.files import check_output, check_writable, is_stream, output_target
     from mgrec.infer.detect import detect_files
     from mgrec.run import RunDir
 
@@ -663,7 +663,8 @@ def cmd_detect(args) -> None:
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted))
-    print(summary.describe())
+    # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
+    print(summary.describe(), file=sys.stderr if is_stream(output_target(args.out)) else sys.stdout)
 
 
 def cmd_stream(args) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError
-from mgrec.files import brief
+from mgrec.files import brief, decode_utf8
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -397,6 +397,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     overridden: dict = {}
     for item in overrides or []:
         _apply_override(overridden, item)
+    _check_overrides(overridden)
     if _sets_streams(overridden):
         _forget_one_stream_keys(raw, keep=overridden.get("data", {}))
     for item in overrides or []:
@@ -428,19 +429,40 @@ def check_stream_keys(raw: dict, config: Config, source: str) -> None:
                              f"{because}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error: PyYAML keeps the last,
+    so a second `train:` section would silently drop everything the first one said."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (first at line {seen[key]}); the "
+                    "second would silently replace the first", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     if path in seen:
         raise InputError(f"{path}: config inherits from itself via 'base'")
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise InputError(f"{path}: {path.stat().st_size} bytes is not a config (at most {MAX_CONFIG_BYTES})")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read config {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    text = decode_utf8(path, data)  # names the line of a byte that is not UTF-8
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_StrictLoader) or {}
+    except yaml.MarkedYAMLError as exc:  # where, then what: "config.yaml:6:1: not valid YAML: key 'train' ..."
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: not valid YAML: {(exc.problem or exc.context or str(exc))[:300]}") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {brief(str(exc), 200)}") from None
+        raise InputError(f"{path}: not valid YAML: {brief(str(exc), 300)}") from None
     except RecursionError:
         raise InputError(f"{path}: nests too deeply to be a config") from None
     if not isinstance(raw, dict):
@@ -479,6 +501,15 @@ def _deep_update(target: dict, update: dict) -> None:
             _deep_update(target[key], value)
         else:
             target[key] = value
+
+
+def _check_overrides(overridden: dict) -> None:
+    """Unknown keys and values of the wrong type in `--set` are reported as `--set`'s, not the config file's."""
+    overridden = copy.deepcopy(overridden)
+    _upgrade_renamed_keys(overridden, "--set")
+    _upgrade_moved_keys(overridden, "--set")
+    _drop_removed_keys(overridden, "--set")
+    from_dict(Config, overridden, source="--set")
 
 
 def _apply_override(raw: dict, item: str) -> None:

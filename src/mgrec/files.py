@@ -12,6 +12,9 @@ Writing: readers see the old file or the complete new one, never half of one.
 Everything mgrec writes (annotations, features, sidecars, checkpoints, predictions, scores,
 reports) goes through here: a temporary file beside the target, fsync, rename over the target,
 fsync of the folder. A writer killed at any moment leaves no partial file that counts as done.
+An output that is a symbolic link is written through it (its target is replaced, the link stays);
+one that is not a file at all (a named pipe, a device such as /dev/stdout) is written into as it is,
+since there is nothing to replace, and a rename would put a plain file in its place.
 Every output gets the same permissions (0666 less the umask: 0644 under the usual 022), and every
 failure to write (read-only or full disk, a folder in the way, ...) is one `InputError` line naming
 the path and the cause.
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import reprlib
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -84,21 +88,52 @@ def safe_child(folder: str | Path, name: str, what: str = "name") -> Path:
     return Path(folder) / name
 
 
+def output_target(path: str | Path) -> Path:
+    """Where an output named `path` is written: the target of a symbolic link (the link stays a link)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def is_stream(path: Path) -> bool:
+    """True when `path` exists and is neither a file nor a folder: a named pipe, a device, a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
-    """`with atomic_open(path) as handle: handle.write(...)`; on an exception `path` is untouched."""
-    path = Path(path)
+    """`with atomic_open(path) as handle: handle.write(...)`; on an exception `path` is untouched
+    (a pipe or device is written into directly: see the module docstring)."""
+    path = output_target(path)
+    mode = "wb" if binary else "w"
+    text = {} if binary else {"encoding": "utf-8", "newline": ""}
+    if is_stream(path):
+        try:
+            with open(path, mode, **text) as handle:
+                yield handle
+        except OSError as exc:
+            raise _cannot_write(path, exc) from None
+        return
     with _temporary_beside(path) as temp_name:
-        mode = "wb" if binary else "w"
-        with open(temp_name, mode, encoding=None if binary else "utf-8", newline=None if binary else "") as handle:
+        with open(temp_name, mode, **text) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """For libraries that write to a file name themselves: `write(temp_name)`, then the rename."""
-    path = Path(path)
+    """For libraries that write to a file name themselves: `write(temp_name)`, then the rename (a pipe or
+    device: `write(path)`)."""
+    path = output_target(path)
+    if is_stream(path):
+        try:
+            write(str(path))
+        except OSError as exc:
+            raise _cannot_write(path, exc) from None
+        return
     with _temporary_beside(path) as temp_name:
         try:
             write(temp_name)
@@ -231,7 +266,11 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
     shown = path
     if not is_dir and isinstance(path, str) and path.endswith(("/", os.sep)):
         raise InputError(f"cannot write {shown}: it ends with '/', so it names a folder; give a file name")
-    path = Path(path)
+    path = Path(path) if is_dir else output_target(path)
+    if not is_dir and is_stream(path):  # a pipe or device: written into, nothing is created beside it
+        if not os.access(path, os.W_OK):
+            raise InputError(f"cannot write {shown}: {os.strerror(errno.EACCES)}")
+        return
     if is_dir and path.exists() and not path.is_dir():
         raise InputError(f"cannot write into {shown}: it is a file, not a folder")
     if not is_dir and path.is_dir():
