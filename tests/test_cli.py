@@ -105,6 +105,18 @@ def test_threads_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["detect", "RUN", "f.npy", "--out", "o.json", "--threads", "0"])
     assert "expected at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # torch's thread pool segfaulted on 99999
+        build_parser().parse_args(["--threads", "99999", "detect", "RUN", "f.npy", "--out", "o.json"])
+    assert "expected at most 1024, got 99999" in capsys.readouterr().err
+    assert build_parser().parse_args(["--threads", "1024", "evaluate", "RUN"]).threads == 1024
+
+
+def test_python_dash_m_mgrec_is_the_command_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mgrec", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith(mgrec.__version__), done
 
 
 @pytest.mark.parametrize("command", ["detect", "evaluate", "stream"])

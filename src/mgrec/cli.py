@@ -86,6 +86,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+# More threads than this is no machine's core count: torch's thread pool segfaults when asked for 99999.
+MAX_THREADS = 1024
+
+
+def thread_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_THREADS}, got {value} (this machine has "
+                                         f"{os.cpu_count()} cores)")
+    return value
+
+
 THREADS_HELP = "torch CPU threads, before or after the command (default: torch's choice; 1 for stream)"
 
 
@@ -100,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--threads", type=positive_int, default=None, help=THREADS_HELP)
+    parser.add_argument("--threads", type=thread_count, default=None, help=THREADS_HELP)
     sub = parser.add_subparsers(metavar="COMMAND")
 
     data = _group(sub, "data", "convert and check datasets", examples=(
@@ -352,7 +364,7 @@ def _command(sub, name: str, help: str, run, examples: tuple[str, ...], descript
     p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
                        formatter_class=HelpFormatter, epilog=_examples(*examples))
     # SUPPRESS: absent here, the value given before the command (or its default) stays.
-    p.add_argument("--threads", type=positive_int, default=argparse.SUPPRESS, help=THREADS_HELP)
+    p.add_argument("--threads", type=thread_count, default=argparse.SUPPRESS, help=THREADS_HELP)
     p.set_defaults(run=run)
     return p
 
