@@ -54,6 +54,26 @@ def test_a_fresh_start_refuses_a_committed_run_and_a_hand_written_config(tmp_pat
         run.check_fresh_start([])
 
 
+def test_a_fresh_start_refuses_a_run_json_that_is_not_mgrecs(tmp_path):
+    run = RunDir(tmp_path / "features")
+    run.path.mkdir()
+    run.format_path.write_text(json.dumps({"fps": 30.0, "stride": 4}))  # the sidecar of a video named "run"
+    with pytest.raises(InputError, match=r"run.json is not an mgrec run's .*\[format\]: expected a positive"):
+        run.check_fresh_start([])
+    assert json.loads(run.format_path.read_text()) == {"fps": 30.0, "stride": 4}
+
+
+def test_training_refuses_an_out_that_is_a_folder_it_reads(tmp_path):
+    from mgrec.config import DataConfig
+    from mgrec.train.loop import refuse_a_folder_training_reads
+
+    config = Config(data=DataConfig(annotations=str(tmp_path / "a.json"), features=str(tmp_path / "features")))
+    with pytest.raises(InputError, match=r"--out .*features is the folder of data.features, which training reads"):
+        refuse_a_folder_training_reads(tmp_path / "features" / ".", config)
+    refuse_a_folder_training_reads(tmp_path / "run", config)
+    refuse_a_folder_training_reads(tmp_path / "features" / "run", config)  # a new folder inside it is fine
+
+
 def test_weights_without_a_committed_state_do_not_block_a_fresh_start(tmp_path):
     # A kill between last.safetensors and last_state.pt of the first epoch: nothing to resume, and
     # a fresh start must be possible.

@@ -507,6 +507,14 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
     from mgrec.infer.fused import make_fused_ensemble
     from mgrec.train.ensemble import averaging_refused, make_ensemble
 
+    # Allowed (an ensemble of one run is the run; of a run twice, the run), but rarely what was meant.
+    resolved = [Path(run).resolve() for run in runs]
+    for path in dict.fromkeys(resolved):
+        if resolved.count(path) > 1:
+            print(f"note: {path} is given {resolved.count(path)} times: it counts that many times in the ensemble",
+                  file=sys.stderr)
+    if len(set(resolved)) == 1:
+        print("note: the ensemble has one distinct run: it detects as that run does", file=sys.stderr)
     if fusion == "auto":
         why = averaging_refused(runs)
         fusion = "outputs" if why is None else "detections"

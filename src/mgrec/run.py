@@ -199,6 +199,12 @@ class RunDir:
             if foreign:
                 raise InputError(f"{foreign[0]} was not written by mgrec train (no run.json beside it); "
                                  "choose another --out, training would overwrite it")
+        else:
+            try:  # a run.json of mgrec's, not a file of the same name (a video called "run"'s sidecar)
+                self.read_format_version()
+            except InputError as exc:
+                raise InputError(f"{self.format_path} is not an mgrec run's ({exc}); choose another --out, "
+                                 "training would overwrite it") from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -65,6 +65,15 @@ def test_an_ensemble_of_two_identical_runs_equals_one(runs, tmp_path):
     assert_same_detections(detections(tmp_path / "twice", features), detections(first, features))
 
 
+def test_the_command_line_says_when_a_run_is_given_twice_or_alone(runs, tmp_path, capsys):
+    _, _, (first, second) = runs
+    assert main(["ensemble", str(first), f"{first}/", "--out", str(tmp_path / "twice")]) in (0, None)
+    err = capsys.readouterr().err
+    assert f"note: {first.resolve()} is given 2 times" in err and "one distinct run" in err
+    assert main(["ensemble", str(first), str(second), "--out", str(tmp_path / "two")]) in (0, None)
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_an_ensemble_is_a_run_that_evaluate_and_detect_take(runs, tmp_path, capsys):
     paths, _, members = runs
     out = tmp_path / "both"

@@ -196,6 +196,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         raise InputError("data.videos: end-to-end training needs the adapted backbone; train with `mgrec train`, "
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
+    refuse_a_folder_training_reads(run.path, config)
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
@@ -204,6 +205,19 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
+
+
+def refuse_a_folder_training_reads(run_dir: Path, config: Config) -> None:
+    """The run folder must not be a folder of inputs (features, streams, videos, unlabelled features): the
+    run's files would land among them, and one of them could replace an input of the same name."""
+    data = config.data
+    folders = [("data.features", data.features), ("data.videos", data.videos),
+               ("pseudo_labels.unlabeled", config.pseudo_labels.unlabeled),
+               *((f"data.streams[{i}].features", stream.features) for i, stream in enumerate(data.streams))]
+    target = Path(run_dir).resolve()
+    for key, folder in folders:
+        if folder and Path(folder).resolve() == target:
+            raise InputError(f"--out {run_dir} is the folder of {key}, which training reads; choose another --out")
 
 
 def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) -> tuple[list[VideoSample], dict | None]:
