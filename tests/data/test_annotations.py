@@ -93,6 +93,24 @@ def test_inconsistent_ids_without_class_list(tmp_path):
     assert "'clap'" in message and "'wave'" in message and "database.S1.annotations[1]" in message
 
 
+def test_a_first_seen_odd_label_id_is_named_not_the_ids_it_hides(tmp_path):
+    # The odd pair comes first, so the good ones are the ones that disagree and id 0 never makes the
+    # list: collecting entry errors (data check), the cause is the disagreement, not a missing id.
+    document = _document()
+    del document["classes"]
+    document["database"]["S1"]["annotations"][1]["label_id"] = 3  # wave, 0 everywhere else
+    path = _write(tmp_path, document)
+    errors: list[EntryError] = []
+    with pytest.raises(InputError) as info:
+        load_annotations(path, errors)
+    message = str(info.value)
+    assert message.startswith(f"{path} [database.S3.annotations[0].label_id]: label 'wave' has label_id 0 here "
+                              "but 3 at [database.S1.annotations[1]] (and 1 more annotation(s) that disagree)")
+    assert "never appears" not in message
+    with pytest.raises(InputError, match=r"label 'wave' has label_id 0 here but 3"):  # the same without collecting
+        load_annotations(path)
+
+
 def _set(path_in_document, value):
     def mutate(document):
         node = document

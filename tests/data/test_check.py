@@ -207,3 +207,35 @@ def test_an_absurd_duration_is_reported_as_drift_not_a_crash(tmp_path):
     report = check_dataset(_config(tmp_path))
     [drift] = [p for p in report.errors if p.where == str(tmp_path / "feats" / "v.npy")]
     assert re.search(r"\(\d{15,} steps expected at fps 10", drift.message), drift.message
+
+
+def test_disagreeing_label_ids_are_the_reported_cause_without_a_table_of_zeros(tmp_path):
+    # No classes list and the first-seen c0 carries id 2: data check names that, as the reader does,
+    # not "label_id 0 never appears", and shows no instance table of a class list it could not build.
+    database = {"a": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0)), "b": _entry("training", (0, 5.0, 6.0))}
+    database["a"]["annotations"][0]["label_id"] = 2
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    report = check_dataset(_config(tmp_path))
+    [problem] = report.problems
+    assert problem.where == f"{tmp_path / 'ann.json'} [database.b.annotations[0].label_id]"
+    assert problem.message.startswith("label 'c0' has label_id 0 here but 2 at [database.a.annotations[0]]")
+    text = report.format()
+    assert "Instances per class" not in text and "total" not in text
+    assert text.startswith("Problems: 1 error(s), 0 warning(s)")
+
+
+@pytest.mark.parametrize("broken", [{"fps": 0}, {"fps": None}, {"subset": None}, {"duration": None}])
+def test_a_refused_video_entry_does_not_make_its_features_orphans(tmp_path, broken):
+    entry = {**_entry("training", (0, 1.0, 2.0)), **broken}
+    entry = {key: value for key, value in entry.items() if value is not None}  # None: the key is missing
+    document = {"classes": ["c0", "c1", "c2"], "database": {"good": _entry("training", (1, 1.0, 2.0)), "bad": entry}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("good", "bad", "stray"):
+        _features(tmp_path / "feats", video_id)
+    report = check_dataset(_config(tmp_path))
+    [error] = report.errors
+    assert error.video_id == "bad" and error.where.startswith(f"{tmp_path / 'ann.json'} [database.bad")
+    # only the real orphan: bad.npy has an entry, a refused one
+    orphans = [p.where for p in report.warnings if "no entry in the annotations" in p.message]
+    assert orphans == [str(tmp_path / "feats" / "stray.npy")]

@@ -111,6 +111,10 @@ class _LabelTable:
         self.declared = declared
         self.name_of_id: dict[int, tuple[str, str]] = {}  # id -> (name, key where first seen)
         self.id_of_name: dict[str, tuple[int, str]] = {}
+        # Pairs that disagree with the first-seen ones. When the first seen is the odd one out (one bad
+        # label_id before hundreds of good ones), the good ids go missing from the built list; the
+        # disagreement, not the gap, is then the cause to report.
+        self.conflicts: list[_BadEntry] = []
 
     def check(self, label_id: int, label: str, key: str) -> None:
         if self.declared is not None:
@@ -120,14 +124,19 @@ class _LabelTable:
             raise _BadEntry(f"{key}.label_id", f"label_id must be >= 0, got {label_id}")
         if label_id in self.name_of_id and self.name_of_id[label_id][0] != label:
             name, first_key = self.name_of_id[label_id]
-            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]")
+            self._conflict(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]")
         if label in self.id_of_name and self.id_of_name[label][0] != label_id:
             other_id, first_key = self.id_of_name[label]
-            raise _BadEntry(
+            self._conflict(
                 f"{key}.label_id", f"label {label!r} has label_id {label_id} here but {other_id} at [{first_key}]"
             )
         self.name_of_id.setdefault(label_id, (label, key))
         self.id_of_name.setdefault(label, (label_id, key))
+
+    def _conflict(self, key: str, message: str) -> None:
+        bad = _BadEntry(key, message)
+        self.conflicts.append(bad)
+        raise bad
 
     def _check_declared(self, label_id: int, label: str, key: str) -> None:
         classes = self.declared
@@ -149,6 +158,13 @@ class _LabelTable:
             return list(self.declared)
         ids = sorted(self.name_of_id)
         missing = [i for i in range(ids[-1] + 1) if i not in self.name_of_id] if ids else []
+        if missing and self.conflicts:
+            first = self.conflicts[0]
+            more = f" (and {len(self.conflicts) - 1} more annotation(s) that disagree)" if len(self.conflicts) > 1 else ""
+            raise InputError(
+                f"{where(path, key=first.key)}: {first.message}{more}; with no top-level \"classes\" list the "
+                "label_id -> label pairs must agree everywhere"
+            )
         if missing:
             raise InputError(
                 f"{where(path, key='database')}: label_id {', '.join(map(str, missing))} never appears, so the "

@@ -20,7 +20,14 @@ from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
 from mgrec.data.datasets import video_clips
-from mgrec.data.features import check_sidecar, feature_path, inspect_features, read_sidecar, sidecar_path
+from mgrec.data.features import (
+    check_sidecar,
+    check_sidecar_length,
+    feature_path,
+    inspect_features,
+    read_sidecar,
+    sidecar_path,
+)
 from mgrec.data.streams import stream_key
 from mgrec.errors import InputError, where
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -75,7 +82,8 @@ class CheckReport:
 
     def format(self) -> str:
         """Human-readable report: instance tables, every problem with its location, suggestions."""
-        lines = _count_table(self)
+        # Without a class list (the annotations could not be read) the table would only show zeros.
+        lines = _count_table(self) if self.classes else []
         if self.streams:
             lines += ["", "Input streams (resampled onto the grid stream's grid):"]
             lines += [f"  {s['name']}: dim {s['dim']}, stride {s['stride']}, window {s['window']}, fps "
@@ -83,7 +91,7 @@ class CheckReport:
                       + ("  (grid stream)" if s["grid"] else "") for s in self.streams]
         if self.histogram_before is not None and self.histogram_after is not None:
             lines += [""] + _balance_table(self)
-        lines += ["", f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
+        lines += [""] * bool(lines) + [f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
         if self.suggestions:
             lines += ["", "Suggested settings (from the training split; pass as overrides):"]
@@ -166,6 +174,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             videos_per_split={split: 0 for split in splits},
         )
     problems += [Problem("error", e.where, e.message, e.video_id) for e in entry_errors]
+    refused_videos = {e.video_id for e in entry_errors}
 
     if aset.num_classes != config.model.num_classes:
         problems.append(Problem(
@@ -208,7 +217,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
                 f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could "
                 f"not be checked against the config (first: {without_sidecar[0]})",
             ))
-        problems += _orphan_features(features_dir, stream.feature_ext, aset)
+        # A video whose entry was refused still has its entry: its features are not orphans.
+        problems += _orphan_features(features_dir, stream.feature_ext, set(aset.videos) | refused_videos)
 
     report = CheckReport(
         problems=problems,
@@ -337,13 +347,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             check_fps = stream.grid(info.fps).fps if key == "data" or stream.fps is not None else None
             check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, check_fps, source=meta,
                           key_prefix=f"{key}.")
-            if steps is not None and sidecar.num_features not in (None, steps):
-                problems.append(Problem(
-                    "error", str(meta),
-                    f"sidecar says {sidecar.num_features} feature steps but {path.name} holds {steps} "
-                    "(interrupted extraction?)",
-                    video_id,
-                ))
+            if steps is not None:
+                check_sidecar_length(path, steps, sidecar)
         except InputError as exc:
             problems.append(_problem_from_error(exc, meta, video_id))
     else:
@@ -392,12 +397,13 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     return [], clips.length
 
 
-def _orphan_features(features_dir: Path, ext: str, aset: AnnotationSet) -> list[Problem]:
+def _orphan_features(features_dir: Path, ext: str, listed: set[str]) -> list[Problem]:
+    """Feature files of videos the annotations do not list (`listed`: every video id with an entry)."""
     suffix = ext if ext.startswith(".") else "." + ext
     return [
         Problem("warning", str(path), "feature file has no entry in the annotations (not used)")
         for path in sorted(features_dir.iterdir())
-        if path.is_file() and path.suffix == suffix and path.stem not in aset.videos
+        if path.is_file() and path.suffix == suffix and path.stem not in listed
     ]
 
 
