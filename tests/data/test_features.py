@@ -16,6 +16,7 @@ from mgrec.data.features import (
     MAX_FEATURE_ABS,
     FeatureSidecar,
     check_sidecar,
+    check_sidecar_length,
     feature_path,
     inspect_features,
     list_feature_files,
@@ -479,3 +480,47 @@ def test_a_sidecar_fps_integer_beyond_the_float_range_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"v\.json \[fps\]: expected a positive number of frames per second") as error:
         read_sidecar(path)
     assert len(str(error.value)) < len(str(path)) + 200  # the 401 digits are cut short
+
+
+def test_a_sidecar_whose_num_features_disagrees_is_refused_by_the_loader(tmp_path):
+    # detect and stream read features through load_features: a sidecar recording another length (an
+    # interrupted extraction, a file replaced beside it) is refused there as data check refuses it.
+    path = tmp_path / "v.npy"
+    write_features(path, np.zeros((22, 3), np.float32), SIDECAR)
+    raw = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    sidecar_path(path).write_text(json.dumps({**raw, "num_features": 5}), encoding="utf-8")
+    expected = f"{tmp_path / 'v.json'}: sidecar says 5 feature steps but v.npy holds 22 (interrupted extraction?)"
+    with pytest.raises(InputError) as info:
+        load_features(path, 3)
+    assert str(info.value) == expected
+    with pytest.raises(InputError) as info:
+        check_sidecar_length(path, 22, read_sidecar(sidecar_path(path)))
+    assert str(info.value) == expected
+    assert inspect_features(path, 3) == (22, 3)  # data check counts the steps and reports both
+    sidecar_path(path).write_text(json.dumps({**raw, "num_features": None}), encoding="utf-8")
+    assert load_features(path, 3).shape == (22, 3)  # not recorded: nothing to compare
+
+
+def test_a_non_utf8_sidecar_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "v.npy"
+    write_features(path, np.zeros((22, 3), np.float32), SIDECAR)
+    text = sidecar_path(path).read_bytes()
+    sidecar_path(path).write_bytes(text.replace(b"videomae-s", b"videomae-\xff"))
+    line = text[: text.index(b"videomae-s")].count(b"\n") + 1
+    with pytest.raises(InputError, match=rf"v\.json:{line}: not UTF-8 text \(byte 0xff at offset \d+\)"):
+        read_sidecar(sidecar_path(path))
+
+
+@pytest.mark.filterwarnings("error")  # numpy's "created on Python 2" UserWarning would fail the test
+@pytest.mark.parametrize("reader", [load_features, inspect_features])
+@pytest.mark.parametrize("name", ["v.npy", "v.npz"])
+def test_a_header_numpy_parses_only_after_filtering_gives_no_stray_warning(tmp_path, reader, name):
+    # `(-10L, 3)` is Python 2's long syntax: numpy parses it on a second try and warns before mgrec's own error.
+    member = _npy_header((10, 3)).replace(b"(10, 3)", b"(-10L, 3)") + b"\0" * 120
+    path = tmp_path / name
+    if name == "v.npz":
+        _npz_with_member_bytes(path, member)
+    else:
+        path.write_bytes(member)
+    with pytest.raises(InputError, match=r"shape \(-10, 3\) in the header"):
+        reader(path, 3)

@@ -160,7 +160,8 @@ class _LabelTable:
         missing = [i for i in range(ids[-1] + 1) if i not in self.name_of_id] if ids else []
         if missing and self.conflicts:
             first = self.conflicts[0]
-            more = f" (and {len(self.conflicts) - 1} more annotation(s) that disagree)" if len(self.conflicts) > 1 else ""
+            others = len(self.conflicts) - 1
+            more = f" (and {others} more annotation(s) that disagree)" if others else ""
             raise InputError(
                 f"{where(path, key=first.key)}: {first.message}{more}; with no top-level \"classes\" list the "
                 "label_id -> label pairs must agree everywhere"

@@ -9,11 +9,13 @@ training instead of producing silently shifted detections.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import lzma
 import math
 import re
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -120,6 +122,28 @@ def read_sidecar(path: str | Path) -> FeatureSidecar:
         if not is_valid(value):
             raise InputError(f"{path} [{name}]: expected {expected}, got {brief(value)}")
     return FeatureSidecar(**{**raw, "fps": float(raw["fps"])})
+
+
+def check_sidecar_length(feature_file: str | Path, steps: int, sidecar: FeatureSidecar | None = None) -> None:
+    """The one check that a feature file holds the `num_features` its sidecar records (`load_features` and
+    `data check` both use it): a mismatch means an interrupted extraction or a file replaced beside its
+    sidecar, whose steps would then sit on the wrong times. `sidecar`: the file's, when the caller has
+    read it; otherwise it is read here, if there is one. A sidecar that cannot be read is not this
+    check's business: whoever needs its fps/stride/window reads it and reports that."""
+    feature_file = Path(feature_file)
+    meta = sidecar_path(feature_file)
+    if sidecar is None:
+        if not meta.is_file():
+            return
+        try:
+            sidecar = read_sidecar(meta)
+        except InputError:
+            return
+    if sidecar.num_features not in (None, steps):
+        raise InputError(
+            f"{meta}: sidecar says {sidecar.num_features} feature steps but {feature_file.name} holds {steps} "
+            "(interrupted extraction?)"
+        )
 
 
 def check_sidecar(
@@ -285,6 +309,18 @@ def check_feature_values(array: np.ndarray, source: object) -> None:
         )
 
 
+@contextlib.contextmanager
+def _quiet_header_parse():
+    """Silence numpy's warning for a header it could parse only after filtering it (a Python 2 `10L`).
+
+    numpy retries such a header and warns "created on Python 2" before mgrec has checked it: on a
+    corrupt header (`(-10L, 3)`) that stray warning came before mgrec's own one-line error, and on a
+    real Python 2 file it says nothing the user needs. Only this warning, only while numpy reads a header."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*created on Python 2", category=UserWarning)
+        yield
+
+
 def _read_npy_header(handle) -> tuple[tuple, bool, np.dtype]:
     """(shape, fortran_order, dtype) from the header of a .npy stream, without reading the data."""
     version = npy_format.read_magic(handle)
@@ -293,7 +329,8 @@ def _read_npy_header(handle) -> tuple[tuple, bool, np.dtype]:
         raise ValueError(f".npy format version {version[0]}.{version[1]} is not one of a plain array (1.0, 2.0)")
     read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
     try:
-        return read(handle)  # at most 10,000 bytes of header, parsed as a literal (never evaluated)
+        with _quiet_header_parse():
+            return read(handle)  # at most 10,000 bytes of header, parsed as a literal (never evaluated)
     except (ValueError, OSError, EOFError):
         raise
     except Exception as exc:
@@ -337,7 +374,8 @@ def _open_npy(path: Path) -> np.ndarray:
         header_bytes = handle.tell()
     _check_declared(path, shape, dtype, path.stat().st_size - header_bytes)
     # Memory-mapped: `inspect_features` then reads the values block by block, never a whole copy.
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    with _quiet_header_parse():  # np.load parses the header again
+        return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def _open_npz(path: Path) -> np.ndarray:
@@ -424,11 +462,12 @@ def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarr
     an `.npz` without `feats`; an array that is not float16/32/64 (a pickled object array is named
     as such, never loaded); not 2-D; T or C zero; C != expected_dim (a transposed (C, T) array is
     recognised and named); NaN or Inf values, or values beyond +-`MAX_FEATURE_ABS` (how many and
-    where the first is).
+    where the first is); a sidecar whose `num_features` is not T (`check_sidecar_length`).
     """
     path = Path(path)
     array = _open_array(path)
-    _validate(array, path, expected_dim)
+    length, _ = _validate(array, path, expected_dim)
+    check_sidecar_length(path, length)  # `inspect_features` leaves it to its caller (data check reports both)
     return np.array(array, dtype=np.float32, order="C")  # a real copy: the memory map is closed after
 
 
