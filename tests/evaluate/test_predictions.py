@@ -147,6 +147,9 @@ def entry(**changes):
         (entry(segment=[2.0, 2.0]), "results.Sample0036[1].segment", "start < end"),
         (entry(segment=[3.0, 2.0]), "results.Sample0036[1].segment", "start < end"),
         (entry(segment=["1", 2]), "results.Sample0036[1].segment", "numbers"),
+        (entry(segment=[-10.0, -5.0]), "results.Sample0036[1].segment", "start -10 s is negative"),
+        (entry(segment=[-0.5, 2.0]), "results.Sample0036[1].segment", "start -0.5 s is negative"),
+        (entry(**{"segment(frames)": [-14, 56]}), "results.Sample0036[1].segment(frames)", "0 <= start <= end"),
         (entry(label="jumping", label_id=None), "results.Sample0036[1].label", "unknown class 'jumping'"),
         (entry(label_id=3), "results.Sample0036[1].label_id", "[0, 3)"),
         (entry(label_id=True, label=None), "results.Sample0036[1].label_id", "integer"),
@@ -299,3 +302,13 @@ def test_csv_names_that_spreadsheets_run_as_formulas_are_escaped_and_read_back_e
     assert "'@video" in text and "'=HYPERLINK" in text and "'+1" in text
     back = load_predictions(tmp_path / "p.csv", classes)
     assert [(d.video_id, d.label) for d in back["@video"]] == [("@video", classes[0]), ("@video", classes[1])]
+
+
+def test_the_csv_table_refuses_negative_times_with_its_line(tmp_path):
+    # the CSV table goes through the same entry parser as JSON
+    path = tmp_path / "pred.csv"
+    path.write_text("video,start_s,end_s,start_frame,end_frame,label,score\nv,1.0,2.0,,,ok,0.5\nv,-10.0,-5.0,,,ok,0.5\n")
+    with pytest.raises(InputError, match=r"pred\.csv:3 \[segment\]: start -10 s is negative"):
+        load_predictions(path, ["ok"])
+    path.write_text("video,start_s,end_s,start_frame,end_frame,label,score\nv,0.0,2.0,,,ok,-3.5\n")
+    assert load_predictions(path, ["ok"])["v"][0].score == -3.5  # scores are not probabilities everywhere (logits)

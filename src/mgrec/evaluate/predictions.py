@@ -154,6 +154,11 @@ def _parse_entry(
     start, end = float(segment[0]), float(segment[1])
     if not (math.isfinite(start) and math.isfinite(end)) or start >= end:
         raise InputError(f"{at('.segment')}: expected finite start < end, got {segment!r}")
+    # As in the annotations reader: times count from the video's start, and a negative one is a bug in
+    # whatever wrote the file (mgrec clips its detections to the video), not a detection to score.
+    if start < 0:
+        raise InputError(f"{at('.segment')}: start {start:g} s is negative (times count from the video's start), "
+                         f"got {segment!r}")
 
     label_id = entry.get("label_id")
     label = entry.get("label")
@@ -185,10 +190,11 @@ def _parse_entry(
     frames = entry.get("segment(frames)")
     if frames is not None:
         if not (isinstance(frames, list) and len(frames) == 2
-                and all(isinstance(f, int) and not isinstance(f, bool) for f in frames) and frames[0] <= frames[1]):
+                and all(isinstance(f, int) and not isinstance(f, bool) for f in frames)
+                and 0 <= frames[0] <= frames[1]):
             raise InputError(
                 f"{at('.segment(frames)')}: expected [start_frame, end_frame] integers, "
-                f"start <= end, got {frames!r}"
+                f"0 <= start <= end, got {frames!r}"
             )
         start_frame, end_frame = frames
 
