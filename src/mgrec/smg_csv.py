@@ -105,8 +105,13 @@ def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
         raise InputError(f"{path}:{line}: expected whole numbers {names}, got {_shown(cells)}") from None
 
 
-def read_label_file(path: Path, num_classes: int) -> list[SmgRow]:
-    """A label file (`SampleXXXX_finelabels.csv`): `class(1..K),start_frame,end_frame` rows."""
+def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
+                    frames_source: Path | None = None) -> list[SmgRow]:
+    """A label file (`SampleXXXX_finelabels.csv`): `class(1..K),start_frame,end_frame` rows.
+
+    `num_frames`: the video's frame count when known (numFrames of `frames_source`, its
+    `SampleXXXX_data.csv`); a row whose frames run past it is refused, like any other bad row: it
+    labels frames the video does not have (a typo, or the label file of another video)."""
     rows = []
     names = f"class(1..{num_classes}),start_frame,end_frame"
     for line, cells in _csv_rows(path):
@@ -119,6 +124,11 @@ def read_label_file(path: Path, num_classes: int) -> list[SmgRow]:
             raise InputError(f"{path}:{line}: start frame {start} is negative")
         if start >= end:
             raise InputError(f"{path}:{line}: start frame {start} is not before end frame {end}")
+        # end == num_frames is let through: an exclusive end at the video's last frame.
+        if num_frames is not None and end > num_frames:
+            counted = f" (numFrames in {frames_source})" if frames_source is not None else ""
+            raise InputError(f"{path}:{line}: end frame {end} is past the video's end: it has {num_frames} "
+                             f"frames{counted}")
         rows.append(SmgRow(line, label, start, end))
     return rows
 
@@ -168,9 +178,10 @@ def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
     rows: list[SmgRow] = []
     columns_seen: int | None = None
     try:
-        text = file.read_bytes().decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: not UTF-8 text (bad byte at offset {exc.start})") from None
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read: {exc.strerror}") from None
+    text = decode_utf8(file, data)  # tolerates the byte-order mark spreadsheets write; names line and byte
     reader = csv.reader(io.StringIO(text, newline=""))
     lines = []
     try:
@@ -197,6 +208,8 @@ def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
             ) from None
         if not 1 <= class_number <= num_classes:
             raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}")
+        if start_frame < 0:  # as in label files and the JSON readers: frames count from the video's first
+            raise InputError(f"{location}: start_frame {start_frame} is negative")
         if start_frame >= end_frame:
             raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
         score = 1.0

@@ -366,6 +366,8 @@ def test_smg_fps_argument_contradicting_data_file(tmp_path):
         ("5,56,56\n", 1, "not before end"),
         ("5,28,56\n\n5,60,50\n", 3, "not before end"),
         ("5,-3,56\n", 1, "negative"),
+        ("5,28,56\n1,1390,1500\n", 2, "end frame 1500 is past the video's end: it has 1400 frames (numFrames in"),
+        ("5,1500,1600\n", 1, "end frame 1600 is past the video's end: it has 1400 frames"),
     ],
 )
 def test_smg_csv_errors_name_file_and_line(tmp_path, text, line, expected):
@@ -374,6 +376,11 @@ def test_smg_csv_errors_name_file_and_line(tmp_path, text, line, expected):
         read_smg_labels(tmp_path)
     assert f"{labels}:{line}:" in str(info.value)
     assert expected in str(info.value)
+
+
+def test_smg_labels_may_end_at_the_video_frame_count(tmp_path):
+    _sample(tmp_path, "Sample0001", "5,1300,1400\n", "1400,28,4095\n")  # an exclusive end at the last frame
+    assert read_smg_labels(tmp_path).segments["Sample0001"][0].end_frame == 1400
 
 
 def test_smg_non_utf8_names_line(tmp_path):

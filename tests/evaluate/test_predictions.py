@@ -233,11 +233,13 @@ def test_smg_csv_folder_with_fps_per_video_takes_longest_id(tmp_path):
         ("1,10,10\n", 1, "must be < end_frame"),
         ("1,0,10,high\n", 1, "score must be a number"),
         ("1,0,10,inf\n", 1, "score must be finite"),
+        ("1,0,10\n1,-20,-5\n", 2, "start_frame -20 is negative"),
+        ("1,0,10\n1,\xe9,10\n", 2, "not UTF-8 text (byte 0xe9"),
     ],
 )
 def test_smg_csv_errors_name_file_and_line(tmp_path, text, line, message):
     file = tmp_path / "Sample0036.csv"
-    file.write_text(text)
+    file.write_bytes(text.encode("latin-1"))
     with pytest.raises(InputError) as error:
         load_predictions(tmp_path, CLASSES, fps=28)
     assert f"{file}:{line}:" in str(error.value) and message in str(error.value)

@@ -443,7 +443,8 @@ def read_smg_labels(
     Times are frame / fps. The fps comes from `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`),
     which also gives the number of frames and so the duration; without that file the `fps`
     argument is used and the duration is taken as (last labelled end frame + 1) / fps, which
-    can be shorter than the real video. An `fps` argument that contradicts a data file is an error.
+    can be shorter than the real video. An `fps` argument that contradicts a data file is an error,
+    and so is a label row that ends past the data file's frame count.
 
     `splits` maps subset name -> subject numbers (Sample0007 is subject 7); default
     train 1-30, val 31-35, test 36-40 (the MiGA challenge split).
@@ -479,8 +480,6 @@ def read_smg_labels(
         if subject not in subset_of:
             ranges = ", ".join(f"{k}={min(v)}-{max(v)}" for k, v in splits.items() if v)
             raise InputError(f"{labels_path}: subject {subject} is in no split ({ranges}); pass the subject ranges")
-        rows = read_label_file(labels_path, len(SMG_CLASSES))
-
         data_path = folder / f"{name}_data.csv"
         num_frames = None
         video_fps = fps
@@ -492,6 +491,8 @@ def read_smg_labels(
             raise InputError(
                 f"{folder}: no {name}_data.csv to read the fps from; pass --fps (the SMG paper reports 28)"
             )
+        # Read after the data file: its frame count bounds the rows.
+        rows = read_label_file(labels_path, len(SMG_CLASSES), num_frames, data_path)
         if num_frames is None and not rows:
             raise InputError(
                 f"{labels_path}: empty label file and no {name}_data.csv, so the video's length is unknown"
