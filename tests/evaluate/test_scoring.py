@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mgrec.errors import InputError
-from mgrec.evaluate.scoring import confusion_counts, format_score_table, restrict_to_videos, score
+from mgrec.evaluate.scoring import confusion_counts, coverage_note, format_score_table, restrict_to_videos, score
 from mgrec.records import Detection, Segment
 
 CLASSES = ["x", "y", "z"]
@@ -123,3 +123,17 @@ def test_format_score_table():
     assert "@0.3 27.78" in lines[3] and "average 27.78" in lines[3]
     assert lines[-3].split() == ["0", "x", "2", "83.33", "50.00", "50.00", "50.00"]
     assert lines[-1].split()[:4] == ["2", "z", "1", "0.00"]
+
+
+def test_coverage_note_says_how_many_scored_videos_the_predictions_never_saw():
+    # RANKED covers a, not b: b's one ground truth counts as missed, and the user is told so
+    assert coverage_note(GT, RANKED, "test") == (
+        "predictions cover 1 of 2 videos of split test; the other 1 (b) count as all missed (1 ground-truth segment(s))"
+    )
+    assert coverage_note(GT, {"a": [], "b": []}, "test") is None  # listed with no detections: covered
+    assert coverage_note(GT, ["a", "b", "elsewhere"]) is None
+    many = {f"v{i}": [seg(f"v{i}", 0, 1, 0)] for i in range(8)}
+    note = coverage_note(many, ["v0"])
+    assert note.startswith("predictions cover 1 of 8 videos; the other 7 (v1, v2, v3, v4, v5, ...)")
+    # the score itself is unchanged by the note: b is still all missed
+    assert score(GT, RANKED, CLASSES, 0.5)["recall"] == 0.25

@@ -32,6 +32,24 @@ def restrict_to_videos(
     return {video_id: list(pred.get(video_id, [])) for video_id in video_ids}
 
 
+def coverage_note(gt: Mapping[str, list[Segment]], predicted: Iterable[str], split: str = "") -> str | None:
+    """A line for the user when a predictions file covers only some of the scored videos, else None.
+
+    `gt`: the scored videos (a split); `predicted`: the video ids the predictions file holds. `score`
+    counts every ground truth of an uncovered video as missed, which is right for a detector that
+    found nothing there and wrong for a file made for other videos (detect run on 2 of 6): the score
+    is kept, and the user is told how much of it comes from videos the file never saw."""
+    predicted = set(predicted)
+    uncovered = [video_id for video_id in gt if video_id not in predicted]
+    if not uncovered:
+        return None
+    missed = sum(len(gt[video_id]) for video_id in uncovered)
+    shown = ", ".join(uncovered[:5]) + (", ..." if len(uncovered) > 5 else "")
+    return (f"predictions cover {len(gt) - len(uncovered)} of {len(gt)} videos"
+            f"{' of split ' + split if split else ''}; the other {len(uncovered)} ({shown}) count as all missed "
+            f"({missed} ground-truth segment(s))")
+
+
 def _check_labels(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
     for index, item in enumerate(items):
         if not (0 <= item.label_id < len(classes)) or classes[item.label_id] != item.label:
