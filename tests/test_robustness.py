@@ -300,6 +300,20 @@ def test_score_names_the_splits_when_the_split_is_unknown(capsys, dataset, tmp_p
     assert_input_error(outcome, str(dataset.annotations), "no videos in split 'tset'", "test, train, val")
 
 
+def test_score_says_when_the_predictions_cover_only_some_videos_of_the_split(capsys, dataset, tmp_path):
+    document = json.loads(Path(dataset.annotations).read_text())
+    document["database"]["synthetic_001"]["subset"] = "test"  # two test videos
+    (tmp_path / "ann.json").write_text(json.dumps(document))
+    label = document["database"]["synthetic_002"]["annotations"][0]["label"]
+    (tmp_path / "pred.json").write_text(json.dumps(
+        {"results": {"synthetic_002": [{"segment": [1.0, 2.0], "label": label, "score": 0.9}]}}))
+    outcome = mgrec(capsys, "score", "--gt", tmp_path / "ann.json", "--pred", tmp_path / "pred.json", "--split", "test")
+    assert outcome.code == 0, outcome.err
+    assert f"note: {tmp_path / 'pred.json'}: predictions cover 1 of 2 videos of split test" in outcome.err
+    outcome = mgrec(capsys, "score", "--gt", dataset.annotations, "--pred", tmp_path / "pred.json", "--split", "test")
+    assert outcome.code == 0 and "note:" not in outcome.err  # the one test video is covered
+
+
 HUGE = "1" + "0" * 400  # a JSON integer far beyond the float range
 
 

@@ -554,7 +554,7 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.f1 import tune_score_threshold
     from mgrec.evaluate.predictions import load_predictions, predictions_info
-    from mgrec.evaluate.scoring import format_score_table, score
+    from mgrec.evaluate.scoring import coverage_note, format_score_table, score
 
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
@@ -579,7 +579,11 @@ def cmd_score(args) -> None:
                 f"no predictions for split {name} in {args.pred} (it covers "
                 f"{len(predictions)} video(s), none of the {len(ids)} of split {name!r})"
             )
-        return {v: annotations.segments.get(v, []) for v in ids}, {v: predictions.get(v, []) for v in ids}
+        scored = {v: annotations.segments.get(v, []) for v in ids}
+        note = coverage_note(scored, predictions, name)  # a partial file scores its missing videos as all missed
+        if note:
+            print(f"note: {args.pred}: {note}", file=sys.stderr)
+        return scored, {v: predictions.get(v, []) for v in ids}
 
     threshold = args.score_threshold
     if args.tune_on:
