@@ -662,3 +662,45 @@ def test_val_crossfit_scores_each_rule_on_the_half_it_did_not_choose_on():
     last = {"a": [], "b": found["b"]}
     result = levers.crossfit(gt, selected, last)
     assert result["select"] == 0.0 and result["last"] == pytest.approx(0.5, abs=1e-6)
+
+
+# -- compiled_variants.py -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stride, padding, dilation, kernel", [(1, 1, 1, 3), (1, 0, 1, 1), (2, 2, 2, 3), (1, 2, 1, 5)])
+def test_convolution_as_one_matrix_product_equals_conv1d(stride, padding, dilation, kernel):
+    import torch.nn.functional as F
+
+    variants = load_script("compiled_variants")
+    conv = variants.conv1d_as_matmul(F.conv1d)
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(1, 6, 23), torch.randn(4, 6, kernel), torch.randn(4)
+    expected = F.conv1d(x, weight, bias, stride, padding, dilation)
+    assert torch.allclose(conv(x, weight, bias, stride, padding, dilation), expected, atol=1e-5)
+    assert torch.allclose(conv(x, weight, None, (stride,), (padding,), (dilation,)),
+                          F.conv1d(x, weight, None, stride, padding, dilation), atol=1e-5)
+    grouped = torch.randn(6, 1, kernel)  # grouped convolutions are left to conv1d
+    assert torch.equal(conv(x, grouped, None, stride, padding, dilation, 6),
+                       F.conv1d(x, grouped, None, stride, padding, dilation, 6))
+
+
+def test_compiled_variants_runs_each_variant_in_its_own_process(tmp_path):
+    from mgrec.config import Config, DataConfig, ModelConfig
+    from mgrec.run import RunDir
+
+    variants = load_script("compiled_variants")
+    model_config = ModelConfig(variant="actionformer", input_dim=8, num_classes=3, embed_dim=16, head_dim=16,
+                               num_levels=3, regression_ranges=[[0, 4], [4, 8], [8, 10000]], transformer_heads=2)
+    config = Config(data=DataConfig(annotations="a.json", features="f", feature_dim=8, max_seq_len=64),
+                    model=model_config)
+    torch.manual_seed(0)
+    RunDir(tmp_path / "run").write_for_inference(config, ["a", "b", "c"], build_detector(model_config).eval(),
+                                                 score_threshold=0.5)
+    out = tmp_path / "variants.json"
+    assert variants.main([str(tmp_path / "run"), "--variants", "eager", "mm_convs", "--window", "32",
+                          "--repeats", "3", "--json", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert_provenance(written, f"python benchmarks/compiled_variants.py {tmp_path / 'run'}", threads=1)
+    eager, mm_convs = written["results"]
+    assert eager["variant"] == "eager" and eager["max_logit_diff"] == 0.0 and eager["median_ms"] > 0
+    assert mm_convs["variant"] == "mm_convs" and 0 < mm_convs["max_logit_diff"] < 1e-4
