@@ -29,6 +29,7 @@ ALLOWED = {
     "extract": BOTTOM | {"data", "model"},  # an end-to-end run's adapters and memory plan (model.end_to_end, memory)
     "report": BOTTOM | {"data", "evaluate"},
     "cli": BOTTOM | MIDDLE | UPPER,
+    "__main__": {"cli"},  # `python -m mgrec`: the command line, nothing else
 }
 
 
