@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from tests.helpers import small_config
@@ -91,6 +92,37 @@ def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
     with pytest.raises(InputError, match=r"v.npy: the features' fps is unknown"):
         train(with_pseudo(config_for(paths), unlabeled=str(bare), teacher=str(teacher)),
               tmp_path / "r2", progress=False, log=lambda *_: None)
+
+
+def test_labelled_videos_and_unreadable_files_in_the_pool_are_refused_before_a_teacher_trains(setup, tmp_path):
+    paths, _, _, pool = setup
+
+    def refused(folder, match, **pseudo):
+        with pytest.raises(InputError, match=match):
+            train(with_pseudo(config_for(paths), unlabeled=str(folder), **pseudo), tmp_path / f"run-{folder.name}",
+                  progress=False, log=lambda *_: None)
+        assert not (tmp_path / f"run-{folder.name}" / "teacher").exists()
+
+    # the labelled features folder itself: its first video is a training video
+    refused(paths.features, r"synthetic_000.npy is video 'synthetic_000' of the train split .* its own labels")
+    for video, split in (("synthetic_002", "val"), ("synthetic_003", "test")):
+        (tmp_path / split).mkdir()
+        shutil.copy(paths.features / f"{video}.npy", tmp_path / split / f"{video}.npy")
+        refused(tmp_path / split, rf"{video}.npy is video '{video}' of the {split} split", transductive=False)
+    refused(tmp_path / "val", r"of the val split .* selects the checkpoint", transductive=True)  # never val
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "x.npy").write_bytes(b"\x93NUMPY garbage" * 10)
+    refused(garbage, r"x.npy: cannot read features")
+
+
+def test_resuming_a_run_with_pseudo_labels_added_is_refused_before_a_teacher_trains(setup, tmp_path):
+    paths, _, teacher, pool = setup
+    run = Path(shutil.copytree(teacher, tmp_path / "run"))
+    with pytest.raises(InputError, match=r"pseudo_labels.unlabeled"):
+        train(with_pseudo(config_for(paths), unlabeled=str(pool), transductive=True), run, resume=True,
+              progress=False, log=lambda *_: None)
+    assert not (run / "teacher").exists()
 
 
 def test_the_teacher_reads_the_pool_its_way_and_the_student_its_own(setup):

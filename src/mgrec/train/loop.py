@@ -42,7 +42,7 @@ from mgrec.run import RunDir, load_into
 from mgrec.train.assign import make_points
 from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
-from mgrec.train.pseudo import label_videos, unlabeled_files, without_pseudo_labels
+from mgrec.train.pseudo import check_unlabeled, label_videos, unlabeled_files, without_pseudo_labels
 from mgrec.train.step import TrainStep, lr_factor
 
 
@@ -227,6 +227,10 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
     if not pseudo.unlabeled:
         return [], None
     files = unlabeled_files(pseudo.unlabeled)
+    # Everything that can be refused is refused before a teacher trains (a training's worth of time).
+    check_unlabeled(files, config)
+    if run.can_resume() and run.config_path.exists():
+        check_same_config(run, config)
     distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
     if distributed and (not pseudo.teacher or pseudo.rounds > 1):
         raise InputError("pseudo-labels under torchrun: train the teacher first and give it as "

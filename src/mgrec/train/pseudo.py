@@ -26,7 +26,7 @@ import numpy as np
 
 from mgrec.config import Config, PseudoLabelConfig
 from mgrec.data.datasets import VideoSample
-from mgrec.data.features import list_feature_files, load_features, read_sidecar, sidecar_path
+from mgrec.data.features import inspect_features, list_feature_files, load_features, read_sidecar, sidecar_path
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
@@ -47,6 +47,33 @@ def unlabeled_files(folder: str | Path) -> list[Path]:
     if not listing.files:
         raise InputError(f"pseudo_labels.unlabeled: {folder} holds no feature files (.npy, .npz)")
     return listing.files
+
+
+def check_unlabeled(files: list[Path], config: Config) -> None:
+    """Before any teacher trains: every unlabelled file reads as features of the run's width, and none is a
+    video the run is trained, selected or tested on.
+
+    Only the split each annotated video id belongs to is looked at, never a label. A training video has
+    labels already; a val video pseudo-labelled would be trained on and then select the checkpoint and the
+    threshold; a test video is allowed only in the declared transductive setting (`pseudo_labels.transductive`).
+    """
+    from mgrec.data.annotations import load_annotations
+
+    for path in files:
+        inspect_features(path, expected_dim=config.data.feature_dim)
+    annotations = load_annotations(config.data.annotations)
+    data = config.data
+    split_of = {video: split for split in (data.train_split, data.val_split, data.test_split) if split
+                for video in annotations.video_ids(split)}
+    for path in files:
+        split = split_of.get(path.stem)
+        if split is None or (split == data.test_split and config.pseudo_labels.transductive):
+            continue
+        why = ("it is trained on with its own labels" if split == data.train_split else
+               "it selects the checkpoint and the threshold" if split == data.val_split else
+               "set pseudo_labels.transductive: true to label the test videos on purpose, and say so")
+        raise InputError(f"pseudo_labels.unlabeled: {path} is video {path.stem!r} of the {split} split in "
+                         f"{data.annotations} ({why}); give a folder of videos outside the labelled splits")
 
 
 def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
