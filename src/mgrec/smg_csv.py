@@ -173,8 +173,25 @@ def read_data_file(path: Path) -> tuple[int, float]:
 # Prediction files
 
 
+def prediction_files(folder: Path) -> list[Path]:
+    """The files of a folder of SMG-style predictions, as `mgrec score` reads them: flat `VIDEO.csv`
+    files and SMG's own layout `VIDEO/VIDEO_finelabels.csv` (which `write_smg_labels` writes).
+
+    The one list of what such a folder holds, so that `mgrec detect --format smg` refuses a folder
+    whose old files would be scored together with its new ones."""
+    return sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
+
+
 def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
     """A prediction file: `class(1..K),start_frame,end_frame[,score]` rows (score 1.0 when absent)."""
+    return read_prediction_rows(file, num_classes)[0]
+
+
+def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], int | None]:
+    """`read_prediction_file`'s rows and the file's column count (3 or 4; None for a file without rows).
+
+    The count tells a folder's reader which files hold scores: a folder mixing both kinds is the
+    hard set of one run beside the ranked list of another, and cannot be scored as one set."""
     rows: list[SmgRow] = []
     columns_seen: int | None = None
     try:
@@ -221,7 +238,7 @@ def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
             if not math.isfinite(score):
                 raise InputError(f"{location}: score must be finite, got {brief(row[3])}")
         rows.append(SmgRow(line_number, class_number, start_frame, end_frame, score))
-    return rows
+    return rows, columns_seen
 
 
 # ---------------------------------------------------------------------------------------------

@@ -203,16 +203,35 @@ def test_missing_path(tmp_path):
 
 
 def test_smg_csv_folder(tmp_path):
-    (tmp_path / "Sample0036_finelabels.csv").write_text("3,28,56,0.75\n1,100,128,0.5\n\n")
-    (tmp_path / "Sample0037.csv").write_text("2,0,14\n")
-    loaded = load_predictions(tmp_path, CLASSES, fps=28)
-    assert loaded == {
+    (tmp_path / "scored").mkdir()
+    (tmp_path / "scored" / "Sample0036_finelabels.csv").write_text("3,28,56,0.75\n1,100,128,0.5\n\n")
+    (tmp_path / "scored" / "Sample0037.csv").write_text("")  # no detections: fits either kind
+    assert load_predictions(tmp_path / "scored", CLASSES, fps=28) == {
         "Sample0036": [
             detection("Sample0036", 1.0, 2.0, 2, 0.75, (28, 56)),
             detection("Sample0036", 100 / 28, 128 / 28, 0, 0.5, (100, 128)),
         ],
+        "Sample0037": [],
+    }
+    (tmp_path / "hard").mkdir()
+    (tmp_path / "hard" / "Sample0037.csv").write_text("2,0,14\n")
+    assert load_predictions(tmp_path / "hard", CLASSES, fps=28) == {
         "Sample0037": [detection("Sample0037", 0.0, 0.5, 1, 1.0, (0, 14))],
     }
+
+
+def test_smg_csv_folder_mixing_scored_and_unscored_files_is_refused(tmp_path):
+    """Files with and without scores in one folder are two sets (a hard set and another run's ranked
+    list): scored together every unscored detection would rank first. Both kinds are named."""
+    for video, text in (("Sample0036", "1,0,10\n"), ("Sample0037", ""), ("Sample0038", "2,0,14,0.5\n")):
+        (tmp_path / video).mkdir()
+        (tmp_path / video / f"{video}_finelabels.csv").write_text(text)
+    with pytest.raises(InputError) as error:
+        load_predictions(tmp_path, CLASSES, fps=28)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path}: mixes")
+    assert "Sample0036/Sample0036_finelabels.csv: 3 columns" in message
+    assert "Sample0038/Sample0038_finelabels.csv: 4 columns" in message
 
 
 def test_smg_csv_folder_with_fps_per_video_takes_longest_id(tmp_path):

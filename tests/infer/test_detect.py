@@ -16,6 +16,7 @@ from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import load_predictions
+from mgrec.infer.detect import detect_files
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.detector import build_detector
@@ -79,6 +80,27 @@ def test_detect_cli_formats(trained_run, tmp_path):
         lines = [line for line in path.read_text().splitlines() if line]
         assert len(lines) == len(results[video])
         assert all(1 <= int(line.split(",")[0]) <= 17 for line in lines)
+
+
+def test_detect_smg_refuses_a_folder_that_already_holds_label_files(trained_run, tmp_path, capsys):
+    """A second `detect --format smg` into the same folder would replace some files and keep the others
+    (of another run, or hard beside --all), and `mgrec score` would read them all as one set."""
+    run, paths = trained_run
+    inputs = sorted(paths.features.glob("*.npy"))
+    out = tmp_path / "smg"
+    assert main(["detect", str(run), *map(str, inputs), "--out", str(out), "--format", "smg"]) == 0
+    before = {path: path.read_bytes() for path in out.rglob("*.csv")}
+    capsys.readouterr()
+    assert main(["detect", str(run), str(inputs[0]), "--out", str(out), "--format", "smg", "--all"]) == 2
+    error = capsys.readouterr().err
+    assert f"{out}: already holds {len(inputs)} SMG label file(s)" in error
+    assert "remove them or choose another folder" in error
+    assert {path: path.read_bytes() for path in out.rglob("*.csv")} == before  # nothing replaced
+    flat = tmp_path / "flat"  # a flat VIDEO.csv is read by `mgrec score` too
+    flat.mkdir()
+    (flat / "Sample0001.csv").write_text("1,0,10\n")
+    with pytest.raises(InputError, match="already holds 1 SMG label file"):
+        detect_files(run, [inputs[0]], flat, fmt="smg")
 
 
 @pytest.mark.parametrize("fmt, name", [("json", "d.json"), ("csv", "d.csv"), ("csv", "csv-named.json"), ("smg", "smg")])

@@ -10,8 +10,8 @@ Three input forms:
 - The CSV table `save_predictions_csv` writes (`mgrec detect --format csv`), recognised by its header.
 - A folder of SMG-style CSV files, one per video (`VIDEO.csv`, or `VIDEO/VIDEO_finelabels.csv` as
   `mgrec detect --format smg` writes them): no header, rows `class(1..K),start_frame,end_frame`
-  with an optional fourth `score` column (a file uses it on every row or on none; without it every
-  score is 1.0), read by `mgrec.smg_csv.read_prediction_file`. Seconds are frames / fps.
+  with an optional fourth `score` column (a folder uses it on every row of every file or on none;
+  without it every score is 1.0), read by `mgrec.smg_csv.read_prediction_rows`. Seconds are frames / fps.
 
 Writing: results JSON (`save_predictions`: ActivityNet-complete, with `version`, `results`,
 `external_data`, which the official evaluator and DETAD require, and an `mgrec` block saying
@@ -44,7 +44,7 @@ from mgrec.files import (
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
 from mgrec.records import Detection
-from mgrec.smg_csv import fps_problem, read_prediction_file
+from mgrec.smg_csv import fps_problem, prediction_files, read_prediction_rows
 from mgrec.timeline import FeatureGrid
 
 # What `version` says in results JSON; the official evaluator only checks that the key exists.
@@ -265,11 +265,15 @@ def _load_csv_folder(
         raise InputError(f"{folder}: reading SMG-style CSV predictions needs the frame rate (fps)")
     # Flat (`VIDEO.csv`) or SMG's own layout, which `mgrec detect --format smg` writes
     # (`VIDEO/VIDEO_finelabels.csv`).
-    files = sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
+    files = prediction_files(folder)
     if not files:
         raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)")
     predictions: dict[str, list[Detection]] = {}
     source_of: dict[str, Path] = {}
+    # The first file of each column count (3: no score, 4: scored). Files without rows hold no clue.
+    # Both kinds in one folder are two sets put together (the hard set of one run, every score 1.0,
+    # beside another's ranked list): scored as one, F1 and mAP would mean nothing.
+    first_with: dict[int, Path] = {}
     for file in files:
         video_id = _video_id_for(file, fps_by_video)
         if video_id in source_of:
@@ -278,20 +282,30 @@ def _load_csv_folder(
         if fps_problem(video_fps):
             raise InputError(f"{file}: video {video_id}: {fps_problem(video_fps)}")
         source_of[video_id] = file
-        predictions[video_id] = _read_csv_file(file, video_id, classes, float(video_fps))
+        predictions[video_id], columns = _read_csv_file(file, video_id, classes, float(video_fps))
+        if columns is not None:
+            first_with.setdefault(columns, file)
+        if len(first_with) > 1:
+            raise InputError(
+                f"{folder}: mixes prediction files without a score column ({first_with[3]}: 3 columns) and with "
+                f"one ({first_with[4]}: 4 columns), e.g. the hard set of one `mgrec detect` beside the ranked list "
+                "(--all) of another; score a folder of one kind"
+            )
     return predictions
 
 
-def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) -> list[Detection]:
+def _read_csv_file(file: Path, video_id: str, classes: list[str], fps: float) -> tuple[list[Detection], int | None]:
+    """The detections of one SMG-style file and its column count (None: no rows)."""
     clock = FeatureGrid(fps=fps, stride=1, window=1)  # absolute frames: stride and window play no part
+    rows, columns = read_prediction_rows(file, len(classes))
     return [
         Detection(
             video_id=video_id, start=clock.frame_to_seconds(row.start_frame), end=clock.frame_to_seconds(row.end_frame),
             label_id=row.class_number - 1, label=classes[row.class_number - 1], score=row.score,
             start_frame=row.start_frame, end_frame=row.end_frame,
         )
-        for row in read_prediction_file(file, len(classes))
-    ]
+        for row in rows
+    ], columns
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     from mgrec.smg_csv import write_smg_labels
 
     check_writable(out, is_dir=fmt == "smg")
+    if fmt == "smg":
+        _refuse_old_label_files(Path(out))
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     detector.stream_folders = stream_folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
@@ -114,3 +116,19 @@ def _refuse_duplicate_ids(paths: list[Path]) -> None:
             raise InputError(f"{seen[path.stem]} and {path} are both video {path.stem!r}; "
                              "one output would silently replace the other")
         seen[path.stem] = path
+
+
+def _refuse_old_label_files(out: Path) -> None:
+    """Refuse an SMG output folder that already holds prediction files, before any work.
+
+    Each video's file would be replaced without a word and the others kept, and `mgrec score` reads
+    every file of the folder as one set: videos of another run or another set (hard vs --all)
+    would be scored with the new ones. Only a folder with none is safe to write into."""
+    from mgrec.smg_csv import prediction_files
+
+    old = prediction_files(out)
+    if old:
+        raise InputError(
+            f"{out}: already holds {len(old)} SMG label file(s) (e.g. {old[0]}), which this output would partly "
+            "replace and `mgrec score` would read with the new ones; remove them or choose another folder"
+        )
