@@ -216,6 +216,32 @@ def test_live_streams_refuse_an_unknown_stream_or_a_wrong_dim(two_streams):
         aligner.flush()
 
 
+def test_a_refused_push_changes_nothing_and_a_stalled_stream_is_named(two_streams):
+    from mgrec.data.streams import MAX_STREAM_LAG_SECONDS, StreamAligner
+
+    data, _, root = two_streams
+    files = {"rgb": np.load(root / "rgb" / "v0.npy"), "pose": np.load(root / "pose" / "v0.npy")}
+    aligner = StreamAligner(data, VIDEO_FPS)
+    good = {"rgb": files["rgb"][:8], "pose": files["pose"][:4]}
+    for bad, message in ((dict(good, hands=files["pose"][:4]), "no stream 'hands'"),
+                         (dict(good, pose=np.full((4, 2), 1e30, np.float32)), r"stream 'pose' \(rows 0\.\.\): 8 value"),
+                         (dict(good, pose=files["pose"][:4].astype(np.int64)), "found dtype int64")):
+        with pytest.raises(InputError, match=message):
+            aligner.push(bad)
+        assert aligner._received == [0, 0]  # the good chunk of that push was not taken either
+    rows = [aligner.push(good)]
+    rest = {"rgb": files["rgb"][8:], "pose": files["pose"][4:]}
+    np.testing.assert_array_equal(np.concatenate([*rows, aligner.push(rest), aligner.flush()]),
+                                  load_video_streams(data, "v0", VIDEO_FPS))
+    # one stream stops: past the lag bound the stall is an error naming it, not an ever-growing buffer
+    aligner = StreamAligner(data, VIDEO_FPS)
+    steps_per_second = 1.0 / aligner.grid.seconds_per_step()
+    chunk = np.zeros((8, 4), np.float32)
+    with pytest.raises(InputError, match=r"stream\(s\) pose more than 60 s behind the others"):
+        for _ in range(int(MAX_STREAM_LAG_SECONDS * steps_per_second / 8) + 2):
+            aligner.push({"rgb": chunk})
+
+
 @pytest.mark.parametrize("frames, imu_seconds", [(300, 10.0), (300, 9.6), (307, 10.3), (290, 9.45)])
 def test_a_finer_stream_at_its_own_rate_replayed_live_gives_the_files_rows(tmp_path, frames, imu_seconds):
     # A 50 Hz stream (fps only in its sidecar) beside 30 fps video features, ending a little before or

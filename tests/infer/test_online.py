@@ -448,14 +448,28 @@ def test_bad_input_is_reported():
         OnlineDetector(detector, FPS, lookahead=1.0, hop=5, history=10)
     with pytest.raises(InputError, match="lookahead"):
         OnlineDetector(detector, FPS, lookahead=-1.0)
+    # through the Python API, values the command line's parser would have refused
+    for kwargs, message in (({"hop": 2.5}, "hop must be a whole number of feature steps, got 2.5"),
+                            ({"history": float("nan")}, "history must be a whole number"),
+                            ({"lookahead": "2"}, "lookahead must be a finite number of seconds >= 0, got '2'"),
+                            ({"hop": True}, "hop must be a whole number")):
+        with pytest.raises(InputError, match=message):
+            OnlineDetector(detector, FPS, **kwargs)
+    with pytest.raises(InputError, match=r"from --hop 99999999\) is more than"):
+        OnlineDetector(detector, FPS, hop=99999999)
     online = OnlineDetector(detector, FPS, hop=4, history=64)
     online.push(np.zeros((3, NUM_CLASSES + 2), dtype=np.float32))
     with pytest.raises(InputError, match=r"stream chunk 2 \(steps 3\.\.\).*shape \(T, 5\)"):
         online.push(np.zeros((3, 7), dtype=np.float32))
     bad = np.zeros((2, NUM_CLASSES + 2), dtype=np.float32)
     bad[1, 0] = np.nan
-    with pytest.raises(InputError, match="NaN"):
+    with pytest.raises(InputError, match=r"stream chunk 3 \(steps 3\.\.\): 1 NaN/Inf value\(s\), the first at \[t=1"):
         online.push(bad)
+    bad[1, 0] = 1e30  # finite, but would ruin the running statistics (and 1e300 overflows float32 to Inf)
+    with pytest.raises(InputError, match=r"stream chunk 4 .*1 value\(s\) outside \+-1e\+06, the first 1e\+30"):
+        online.push(bad.astype(np.float64))
+    with pytest.raises(InputError, match=r"expected float16/float32/float64 features, found dtype int64"):
+        online.push(np.zeros((2, NUM_CLASSES + 2), dtype=np.int64))
     assert online.flush() == [] and online.flush() == []
     with pytest.raises(RuntimeError, match="flushed"):
         online.push(np.zeros((1, NUM_CLASSES + 2), dtype=np.float32))

@@ -28,11 +28,21 @@ from pathlib import Path
 import numpy as np
 
 from mgrec.config import DataConfig, StreamConfig
-from mgrec.data.features import check_sidecar, feature_path, load_features, read_sidecar, sidecar_path
+from mgrec.data.features import (
+    check_feature_values,
+    check_sidecar,
+    feature_path,
+    load_features,
+    read_sidecar,
+    sidecar_path,
+)
 from mgrec.errors import InputError
 from mgrec.timeline import FeatureGrid
 
 DURATION_TOLERANCE_SECONDS = 1.0
+# A live stream that stops sending stalls every grid step after it, while the others' rows pile up. Past this
+# lag the stall is an error naming the stream, not a buffer that grows for as long as the others send.
+MAX_STREAM_LAG_SECONDS = 60.0
 
 
 def resample_to_grid(features: np.ndarray, source: FeatureGrid, target: FeatureGrid, length: int) -> np.ndarray:
@@ -183,16 +193,35 @@ class StreamAligner:
         self._next_step = 0  # the first grid step not released yet
 
     def push(self, chunks: dict[str, np.ndarray]) -> np.ndarray:
-        """Add rows of any streams (by name, each (n, its dim)); returns the joined grid rows now ready."""
+        """Add rows of any streams (by name, each (n, its dim)); returns the joined grid rows now ready.
+
+        Every chunk is checked before any is taken: a refused push changes nothing, so the caller may
+        send it again corrected without the streams slipping against each other."""
+        checked = []
         for name, chunk in chunks.items():
             index = self._index(name)
             expected = self.streams[index].feature_dim
             if not isinstance(chunk, np.ndarray) or chunk.ndim != 2 or chunk.shape[1] != expected:
                 raise InputError(f"stream {name!r}: expected an array (T, {expected}), got "
                                  f"{getattr(chunk, 'shape', type(chunk).__name__)}")
-            self._held[index] = np.concatenate([self._held[index], chunk.astype(np.float32, copy=False)])
+            check_feature_values(chunk, f"stream {name!r} (rows {self._received[index]}..)")
+            checked.append((index, chunk.astype(np.float32, copy=False)))
+        for index, chunk in checked:
+            self._held[index] = np.concatenate([self._held[index], chunk])
             self._received[index] += len(chunk)
-        return self._release(final=False)
+        rows = self._release(final=False)
+        self._check_lag()
+        return rows
+
+    def _check_lag(self) -> None:
+        covered = [grid.covered_seconds(n) for grid, n in zip(self.stream_grids, self._received)]
+        held = [len(rows) * grid.seconds_per_step() for rows, grid in zip(self._held, self.stream_grids)]
+        if max(held) > MAX_STREAM_LAG_SECONDS:
+            behind = [s.name for s, c in zip(self.streams, covered) if c < max(covered) - MAX_STREAM_LAG_SECONDS]
+            names = behind or [self.streams[int(np.argmin(covered))].name]
+            raise InputError(f"stream(s) {', '.join(names)} more than {MAX_STREAM_LAG_SECONDS:g} s behind the others "
+                             f"(received up to {min(covered):.1f} s, the others up to {max(covered):.1f} s): no grid "
+                             "step can be detected until every stream of the run arrives")
 
     def flush(self) -> np.ndarray:
         """End of every stream: the grid rows still waiting (each stream's last row held beyond its end)."""

@@ -117,6 +117,7 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, PostprocessConfig
+from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.errors import InputError
@@ -264,8 +265,12 @@ class OnlineDetector:
         self.video_id = video_id
         self.feature_dim = detector.config.data.feature_dim
         step_seconds = self.grid.seconds_per_step()
-        if not (math.isfinite(lookahead) and lookahead >= 0):
-            raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead}")
+        if isinstance(lookahead, bool) or not isinstance(lookahead, (int, float)) or not (
+                math.isfinite(lookahead) and lookahead >= 0):
+            raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead!r}")
+        for name, value in (("hop", hop), ("history", history)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise InputError(f"{name} must be a whole number of feature steps, got {value!r}")
         self.lookahead = float(lookahead)
         self.hop = hop if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
         if self.hop < 1:
@@ -282,9 +287,11 @@ class OnlineDetector:
         self.history = history if history is not None else default_history
         if self.history > MAX_STEPS:
             # checked before anything is allocated: the window holds history x feature_dim numbers
+            source = ("--history" if history is not None else
+                      f"--hop {self.hop}" if self.hop > lookahead_steps else f"--lookahead {self.lookahead:g} s")
             raise InputError(
-                f"an online window of {self.history} feature steps (from history or lookahead {self.lookahead:g} s) "
-                f"is more than {MAX_STEPS}; use a shorter --history / --lookahead"
+                f"an online window of {self.history} feature steps (from {source}) is more than {MAX_STEPS}; "
+                "use a shorter --history, --hop or --lookahead"
             )
         # the window and one pass over it must fit
         check_fits(detector.config.model, self.history, 1, training=False, what="the online window",
@@ -459,10 +466,9 @@ class OnlineDetector:
             raise InputError(f"{where}: expected a numpy array (T, {self.feature_dim}), got {type(chunk).__name__}")
         if chunk.ndim != 2 or chunk.shape[1] != self.feature_dim:
             raise InputError(f"{where}: expected shape (T, {self.feature_dim}), got {chunk.shape}")
-        if chunk.dtype.kind != "f":
-            raise InputError(f"{where}: expected float features, got dtype {chunk.dtype}")
-        if not np.isfinite(chunk).all():
-            raise InputError(f"{where}: holds NaN or Inf values")
+        # The validator every feature file passes (float dtype, finite, within +-1e6): one value of 1e30 would
+        # ruin the running statistics, and the float32 cast would turn 1e300 into Inf, for the rest of the stream.
+        check_feature_values(chunk, where)
         return chunk.astype(np.float32, copy=False)
 
 
