@@ -401,6 +401,26 @@ def test_smg_folder_problems(tmp_path):
         read_smg_labels(tmp_path, splits={"train": {41, 2}})
 
 
+@pytest.mark.parametrize("name, expected", [("sample0002", "Sample0002"), ("SAMPLE2", "Sample2"),
+                                            ("Sample\u0662", "Sample2")])
+def test_smg_sample_folder_spelt_otherwise_is_named_not_dropped(tmp_path, name, expected):
+    """`sample0002/sample0002_finelabels.csv` beside `Sample0001/` was left out without a word."""
+    _sample(tmp_path, "Sample0001", "5,28,56\n", "1400,28,4095\n")
+    _sample(tmp_path / "train", name, "5,28,56\n", "1400,28,4095\n")
+    with pytest.raises(InputError) as info:
+        read_smg_labels(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'train' / name}: a sample folder must be spelled {expected!r}")
+
+
+def test_smg_two_folders_of_one_sample_number_are_refused(tmp_path):
+    """Sample1 and Sample0001 are one video: read as two, subject 1 would count twice."""
+    _sample(tmp_path, "Sample0001", "5,28,56\n", "1400,28,4095\n")
+    _sample(tmp_path / "more", "Sample1", "5,28,56\n", "1400,28,4095\n")
+    with pytest.raises(InputError, match=rf"{tmp_path}: {tmp_path / 'Sample0001'} and {tmp_path / 'more' / 'Sample1'} "
+                                         r"are both sample 1; keep one"):
+        read_smg_labels(tmp_path)
+
+
 def test_parse_subject_ranges():
     assert parse_subject_ranges(ann.DEFAULT_SMG_SPLITS) == {
         "train": set(range(1, 31)), "val": set(range(31, 36)), "test": set(range(36, 41))

@@ -379,7 +379,10 @@ def save_annotations(aset: AnnotationSet, path: str | Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # SMG label CSVs
 
-_SAMPLE_NAME = re.compile(r"Sample(\d+)")
+_SAMPLE_NAME = re.compile(r"Sample([0-9]+)")
+# What a misspelt sample folder looks like (`sample0002`, `SAMPLE0002`, other scripts' digits): named
+# as an error instead of being left out of the annotations without a word.
+_SAMPLE_NAME_LOOSE = re.compile(r"sample(\d+)", re.IGNORECASE)
 
 
 MAX_SUBJECT = 9999
@@ -419,12 +422,25 @@ def _find_sample_dirs(root: Path) -> dict[str, Path]:
     candidates = [p for p in root.iterdir() if p.is_dir()]
     candidates += [p for parent in candidates for p in parent.iterdir() if p.is_dir()]
     found: dict[str, Path] = {}
+    by_number: dict[int, Path] = {}
     for folder in sorted(candidates):
-        if not _SAMPLE_NAME.fullmatch(folder.name):
+        exact = _SAMPLE_NAME.fullmatch(folder.name)
+        if not exact:
+            loose = _SAMPLE_NAME_LOOSE.fullmatch(folder.name)
+            if loose:  # on a case-sensitive disk its label file would never be found: say so, do not skip it
+                digits = loose.group(1)
+                expected = "Sample" + str(int(digits)).zfill(len(digits))
+                raise InputError(f"{folder}: a sample folder must be spelled {expected!r} exactly (Sample, capital S, "
+                                 "then digits 0-9), and its files likewise; rename it")
             continue
         if folder.name in found:
             raise InputError(f"{root}: {folder.name} is there twice: {found[folder.name]} and {folder}")
+        # Sample1 and Sample0001 are the same subject's video: reading both would count it twice.
+        number = int(exact.group(1))
+        if number in by_number:
+            raise InputError(f"{root}: {by_number[number]} and {folder} are both sample {number}; keep one")
         found[folder.name] = folder
+        by_number[number] = folder
     return found
 
 
