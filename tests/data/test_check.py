@@ -239,3 +239,18 @@ def test_a_refused_video_entry_does_not_make_its_features_orphans(tmp_path, brok
     # only the real orphan: bad.npy has an entry, a refused one
     orphans = [p.where for p in report.warnings if "no entry in the annotations" in p.message]
     assert orphans == [str(tmp_path / "feats" / "stray.npy")]
+
+
+def test_a_val_split_without_instances_is_an_error_before_training(tmp_path):
+    # training stopped at its first validation ("no ground-truth segments in split val"), every epoch lost
+    document = {"classes": ["c0", "c1", "c2"],
+                "database": {"t": _entry("training", (0, 1.0, 2.0)), "v1": _entry("validation"),
+                             "v2": _entry("validation")}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    messages = [p.message for p in check_dataset(_config(tmp_path)).errors]
+    assert "split 'val' (data.val_split) has 2 video(s) but no annotated instance: validation selects the " \
+        "checkpoint and tunes the score threshold on its instances; annotate them, or leave the videos out of " \
+        "that split to train without validation" in messages
+    document["database"]["v2"] = _entry("validation", (1, 3.0, 4.0))
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    assert not any("no annotated instance" in p.message for p in check_dataset(_config(tmp_path)).errors)

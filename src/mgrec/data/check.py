@@ -182,6 +182,15 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
         ))
     problems += _check_splits(aset, annotations_path, data.train_split, splits)
+    val_videos = aset.video_ids(data.val_split) if data.val_split else []
+    if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
+        # training would stop at its first validation, with every epoch before it lost
+        problems.append(Problem(
+            "error", str(annotations_path),
+            f"split {data.val_split!r} (data.val_split) has {len(val_videos)} video(s) but no annotated instance: "
+            "validation selects the checkpoint and tunes the score threshold on its instances; annotate them, or "
+            "leave the videos out of that split to train without validation",
+        ))
 
     for split in splits:
         for video_id in aset.video_ids(split):
