@@ -1,8 +1,10 @@
 """The HTML report and `analyze_run`, built from a hand-made run directory."""
 
+import base64
 import html
 import json
 import re
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -189,6 +191,26 @@ def test_text_from_the_data_is_escaped(built):
     assert "Folding &lt;arms&gt; &amp; &quot;hands&quot;" in page
     # the parser gives the original id back from the attribute
     assert ODD_VIDEO in count_bars(page).sections
+
+
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def test_bidi_controls_in_data_text_are_shown_as_escapes(tmp_path, monkeypatch):
+    """A video id or class name holding a bidi override or isolate would reverse the page's text after
+    it (another id, class or score shown than the data holds): the page and its figures show escapes."""
+    module = sys.modules[__name__]  # build_run_dir reads the names from here
+    monkeypatch.setattr(module, "ODD_VIDEO", "clip \u202eevil\u2066 x\u2069")
+    monkeypatch.setattr(module, "CLASSES", [CLASSES[0] + " \u202bR", *CLASSES[1:]])
+    run = build_run_dir(tmp_path)
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert not BIDI.search(page)
+    assert "<h3>clip \\u202eevil\\u2066 x\\u2069<span" in page
+    assert "Arms akimbo \\u202bR" in page
+    figures = [base64.b64decode(data).decode("utf-8")
+               for data in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)]
+    assert not any(BIDI.search(svg) for svg in figures)
+    assert any("Arms akimbo \\u202bR" in svg for svg in figures)
 
 
 def test_hover_text_has_class_times_score_tiou_and_match(built):

@@ -5,7 +5,8 @@ Every function returns a matplotlib `Figure` built without pyplot (no global fig
 GUI backend), so figures can be made in any process and are freed with the object. `save_figure`
 writes PNG and SVG; `svg_bytes` renders SVG in memory for the HTML report. SVG text stays text
 (smaller files, selectable labels) and SVG ids are seeded, so the output is reproducible. Text
-from the data (class names) goes through `plain`, so that a "$" in a name is never read as math.
+from the data (class names) goes through `plain`, so that a "$" in a name is never read as math and a bidi
+override never reverses the text after it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from mgrec.evaluate.analysis import ERROR_NAMES, ERROR_TYPES, ErrorAnalysis, PRCurve, ThresholdCurve
+from mgrec.terminal import visible
 
 CHARACTERISTIC_NAMES = {
     "relative_length": "Relative length (× class median)",
@@ -48,8 +50,10 @@ _SAVE_SETTINGS = {"svg.fonttype": "none", "svg.hashsalt": "mgrec", "font.size": 
 
 
 def plain(text: str) -> str:
-    """`text` drawn as written: matplotlib reads "$...$" as math (and fails on bad math)."""
-    return text.replace("$", r"\$")
+    """`text` drawn as written: matplotlib reads "$...$" as math (and fails on bad math). Control
+    characters and bidi overrides and isolates are drawn as escapes (`\\u202e`, `mgrec.terminal.visible`),
+    as in the page around the figures: raw, a crafted class name would reverse the text after it."""
+    return visible(text).replace("$", r"\$")
 
 
 @contextlib.contextmanager

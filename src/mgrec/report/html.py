@@ -9,7 +9,7 @@ tIoU, the F1-against-threshold curve and the per-class precision-recall curves, 
 matrix, the DETAD error analysis of the hard set and of the ranked list, the class histogram
 before and after label augmentation, the training curves and the provenance of the results. The
 page needs no network: CSS and JS are inlined, figures are SVG data URIs, and every text from the
-data is escaped.
+data is escaped by `_escape` (bidi overrides and isolates shown as `\\u202e`, as on the terminal).
 
 `analyze_run(run_dir, split)` writes the error-analysis figures (PNG and SVG) and the numbers
 behind them to RUN_DIR/analysis/<split>_*.
@@ -64,6 +64,7 @@ from mgrec.report.figures import (
     write_analysis_figures,
 )
 from mgrec.run import RunDir
+from mgrec.terminal import visible
 
 # What the report reads from eval_<split>.json (the "Scores" contract).
 _SCORE_KEYS = (
@@ -242,6 +243,16 @@ def _tuned_on(run: RunData) -> str | None:
 # Page parts
 
 
+def _escape(text: str) -> str:
+    """Text from the data (video ids, class names, paths, config) for the page: the one escaper.
+
+    Beyond HTML's own characters, control characters and the bidi embeddings, overrides and isolates
+    (U+202A-U+202E, U+2066-U+2069, and the marks U+200E/U+200F) are shown as escapes (`\\u202e`), as
+    on the terminal (`mgrec.terminal.visible`): raw, a crafted video id would reverse the text after
+    it, so that the page shows another id, another class or other numbers than the data holds."""
+    return html.escape(visible(text))
+
+
 def _asset(name: str) -> str:
     return resources.files("mgrec.report").joinpath(name).read_text(encoding="utf-8")
 
@@ -253,7 +264,7 @@ def _percent(value: float | None) -> str:
 def _figure_html(figure: Figure, alt: str, caption: str) -> str:
     data = base64.b64encode(svg_bytes(figure)).decode("ascii")
     return (
-        f'<figure><img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+        f'<figure><img alt="{_escape(alt)}" src="data:image/svg+xml;base64,{data}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
@@ -281,10 +292,10 @@ def _headline(scores: dict, run: RunData, point: OperatingPoint) -> str:
     ]
     card_html = "".join(
         f'<div class="card"><div class="value">{_percent(value)}</div>'
-        f'<div class="label">{html.escape(label)}</div></div>'
+        f'<div class="label">{_escape(label)}</div></div>'
         for label, value in cards
     )
-    maps = " · ".join(f"mAP@{html.escape(str(t))} {_percent(v)}" for t, v in scores["mAP"].items())
+    maps = " · ".join(f"mAP@{_escape(str(t))} {_percent(v)}" for t, v in scores["mAP"].items())
     num_gt = sum(map(len, run.ground_truth.values()))
     missed = num_gt - len(point.matches)
     return (
@@ -316,7 +327,7 @@ def _per_class_table(scores: dict, ap: APResult, missed: list[int]) -> str:
         has_gt = not math.isnan(ap.ap[0, label_id])  # AP is NaN for a class without ground truth
         at_tiou = "".join(_heat(float(ap.ap[t, label_id]) if has_gt else None) for t in range(len(ap.thresholds)))
         body.append(
-            f'<tr><td class="num">{label_id}</td><td>{html.escape(name)}</td>'
+            f'<tr><td class="num">{label_id}</td><td>{_escape(name)}</td>'
             f'<td class="num">{row["instances"]}</td><td class="num">{missed[label_id]}</td>{at_tiou}'
             f'<td class="num">{_percent(row["ap"])}</td>'
             f'<td class="num">{_percent(row["f1"])}</td><td class="num">{_percent(row["precision"])}</td>'
@@ -340,13 +351,13 @@ def _fusion_gates(scores: dict) -> str:
         return "–" if value is None else f"{value:.3f}"
 
     rows = "".join(
-        f"<tr><td>{html.escape(str(name))}</td><td>{gate(value)}</td>"
+        f"<tr><td>{_escape(str(name))}</td><td>{gate(value)}</td>"
         f"<td>{_percent(scores['per_class'].get(name, {}).get('f1'))}</td></tr>"
         for name, value in gates.get("per_class", {}).items()
     )
     rows += f"<tr><td><i>background</i></td><td>{gate(gates.get('background'))}</td><td></td></tr>"
     streams = ", ".join(map(str, gates.get("streams", [])))
-    return (f"<p>Gated fusion injects the auxiliary stream(s) <b>{html.escape(streams)}</b> into the main one as "
+    return (f"<p>Gated fusion injects the auxiliary stream(s) <b>{_escape(streams)}</b> into the main one as "
             "x + g &middot; P(a) at every pyramid level. The table gives the mean gate g at level 0 (stride 1) over "
             "the feature steps inside each class's ground-truth instances of this split: higher means the "
             f"auxiliary streams were let in more there ({gates.get('videos', 0)} videos"
@@ -357,7 +368,7 @@ def _fusion_gates(scores: dict) -> str:
 
 def _legend(classes: list[str]) -> str:
     items = "".join(
-        f'<span><span class="swatch c{i}"></span>{html.escape(name)}</span>' for i, name in enumerate(classes)
+        f'<span><span class="swatch c{i}"></span>{_escape(name)}</span>' for i, name in enumerate(classes)
     )
     return f'<div class="legend">{items}</div>'
 
@@ -380,8 +391,8 @@ def assign_lanes(items: list[Segment] | list[Detection]) -> list[int]:
 def _bar(kind: str, video_id: str, item: Segment | Detection, lane: int, missed: bool, title: str) -> str:
     classes = f"{kind} c{item.label_id}" + (" miss" if missed else "")
     return (
-        f'<rect class="{classes}" data-video="{html.escape(video_id)}" x="{item.start:.3f}" y="{lane + 0.12:.2f}" '
-        f'width="{max(item.end - item.start, 0.0):.3f}" height="0.76"><title>{html.escape(title)}</title></rect>'
+        f'<rect class="{classes}" data-video="{_escape(video_id)}" x="{item.start:.3f}" y="{lane + 0.12:.2f}" '
+        f'width="{max(item.end - item.start, 0.0):.3f}" height="0.76"><title>{_escape(title)}</title></rect>'
     )
 
 
@@ -419,7 +430,7 @@ def _video_timeline(
             f"{best} · {'matched' if matched else 'not matched'}"
         )
         bars.append(_bar("det-bar", video_id, detection, num_gt_lanes + det_lanes[index], not matched, title))
-    escaped = html.escape(video_id)
+    escaped = _escape(video_id)
     height = rows * LANE_PIXELS
     lanes_note = f", {num_det_lanes} lanes" if num_det_lanes > 1 else ""
     return (
@@ -457,8 +468,8 @@ def _timelines(run: RunData, point: OperatingPoint) -> str:
 def _operating_point(run: RunData, scores: dict, point: OperatingPoint, tuned_on: str | None) -> str:
     curve: ThresholdCurve = f1_threshold_curve(run.ground_truth, run.ranked)
     curves: dict[float, dict[int, PRCurve]] = precision_recall_curves(run.ground_truth, run.ranked)
-    split = html.escape(run.split)
-    where_tuned = f"tuned on {html.escape(str(tuned_on))}" if tuned_on else "not tuned on another split"
+    split = _escape(run.split)
+    where_tuned = f"tuned on {_escape(str(tuned_on))}" if tuned_on else "not tuned on another split"
     summary = ""
     if len(curve.thresholds):
         used, best = curve.at(point.threshold), curve.best_threshold
@@ -491,13 +502,13 @@ def _bins_table(analysis: ErrorAnalysis, classes: list[str]) -> str:
     rows = []
     for name, characteristic in analysis.characteristics.items():
         bins = " · ".join(
-            f"<b>{html.escape(label)}</b> {html.escape(edges)}: {count}"
+            f"<b>{_escape(label)}</b> {_escape(edges)}: {count}"
             for label, edges, count in zip(characteristic.bins.labels, characteristic.bins.ranges(),
                                            characteristic.gt_counts)
         )
-        rows.append(f"<tr><td>{html.escape(CHARACTERISTIC_NAMES.get(name, name))}</td><td>{bins}</td></tr>")
+        rows.append(f"<tr><td>{_escape(CHARACTERISTIC_NAMES.get(name, name))}</td><td>{bins}</td></tr>")
     medians = ", ".join(
-        f"{html.escape(classes[label_id])} {value:.2f} s" for label_id, value in analysis.median_lengths.items()
+        f"{_escape(classes[label_id])} {value:.2f} s" for label_id, value in analysis.median_lengths.items()
     )
     return (
         '<table class="bins"><thead><tr><th>characteristic</th><th>bins: label, edges: ground-truth segments</th>'
@@ -510,7 +521,7 @@ def _bins_table(analysis: ErrorAnalysis, classes: list[str]) -> str:
 
 
 def _analysis_figures(analysis: ErrorAnalysis) -> str:
-    what = html.escape(analysis.describe())
+    what = _escape(analysis.describe())
     fn = _figure_html(
         false_negative_figure(analysis),
         f"false negative analysis of the {analysis.which}",
@@ -561,7 +572,7 @@ def _class_histogram(run: RunData) -> str:
     if not train:
         return (
             f'<p class="note">The annotations hold no videos of the training split '
-            f"{html.escape(repr(train_split))}: no class histogram.</p>"
+            f"{_escape(repr(train_split))}: no class histogram.</p>"
         )
     balance = run.config.balance
     before = class_histogram(train, len(run.classes))
@@ -571,7 +582,7 @@ def _class_histogram(run: RunData) -> str:
         after = [count * weight for count, weight in zip(before, weights)]
         label = f"eq1, α = {balance.alpha}" if balance.method == "eq1" else balance.method
     caption = "Instances per class in the training split" + (
-        f", and the crop anchors they weigh after class balancing ({html.escape(label)}"
+        f", and the crop anchors they weigh after class balancing ({_escape(label)}"
         + ("; paper Eq. 1" if balance.method == "eq1" else "")
         + ("; at the first epoch: its later weights are plotted under Training" * (balance.method == "adaptive"))
         + ")."
@@ -621,7 +632,7 @@ def _confusion(scores: dict, run: RunData, point: OperatingPoint) -> str:
 
 def _text(value: object) -> str:
     """A provenance value as escaped text; missing ones (older eval files) say so."""
-    return NOT_RECORDED if value is None or value == "" else html.escape(str(value))
+    return NOT_RECORDED if value is None or value == "" else _escape(str(value))
 
 
 def threshold_origin(scores: dict, tuning: dict | None) -> str:
@@ -650,9 +661,9 @@ def _provenance_line(scores: dict, tuning: dict | None) -> str:
     commit = record.get("git_commit")
     return (
         f'<p class="sub provenance-line">checkpoint {_text(scores.get("checkpoint"))} · score threshold '
-        f"{float(scores['score_threshold']):.4g}, {html.escape(threshold_origin(scores, tuning))} · evaluated "
+        f"{float(scores['score_threshold']):.4g}, {_escape(threshold_origin(scores, tuning))} · evaluated "
         f"{_text(record.get('date'))} with mgrec {_text(record.get('mgrec'))}"
-        f"{' (commit ' + html.escape(str(commit)[:12]) + ')' if commit else ''} · "
+        f"{' (commit ' + _escape(str(commit)[:12]) + ')' if commit else ''} · "
         f'<a href="#provenance">provenance</a></p>'
     )
 
@@ -679,11 +690,11 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     record = _provenance_record(scores)
     rows = [
         ("run directory", _text(scores.get("run") or str(run.run_dir.resolve()))),
-        ("split", html.escape(run.split)),
+        ("split", _escape(run.split)),
         ("checkpoint", _text(scores.get("checkpoint"))),
         ("score threshold", f"{float(scores['score_threshold']):.6g}"),
-        ("threshold tuned", html.escape(threshold_origin(scores, tuning))),
-        ("training data", html.escape(training_data(run))),
+        ("threshold tuned", _escape(threshold_origin(scores, tuning))),
+        ("training data", _escape(training_data(run))),
         ("evaluated by", f"<code>{_text(record.get('command'))}</code>"),
         ("date (UTC)", _text(record.get("date"))),
         ("mgrec version", _text(record.get("mgrec"))),
@@ -692,17 +703,17 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
         ("machine", _text(record.get("machine"))),
         ("torch", _text(record.get("torch"))),
         ("CPU threads", _text(record.get("threads"))),
-        ("report made with", f"mgrec {html.escape(mgrec.__version__)}"),
+        ("report made with", f"mgrec {_escape(mgrec.__version__)}"),
     ]
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     config_path = RunDir(run.run_dir).config_path
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     return (
         f'<table class="provenance"><tbody>{table}</tbody></table>'
-        f'<p class="note">From eval_{html.escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
+        f'<p class="note">From eval_{_escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
         "postprocess.json; “not recorded” marks what an older eval file does not hold.</p>"
         "<details><summary>config.yaml: the resolved config the run was trained with</summary>"
-        f'<pre class="config">{html.escape(config_text)}</pre></details>'
+        f'<pre class="config">{_escape(config_text)}</pre></details>'
     )
 
 
@@ -739,13 +750,13 @@ def write_report(
     body = "".join(f'<h2 id="{anchor}">{name}</h2>{content}' for anchor, name, content in sections)
     page = (
         '<!DOCTYPE html>\n<html lang="en" data-js-errors="0"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title>"
+        f"<title>{_escape(title)}</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<script>{_asset('errors.js')}</script>"
         f"<style>{_asset('report.css')}\n{_class_css(len(run.classes))}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f'<p class="sub">run <code>{html.escape(run.run_dir.resolve().name)}</code> · model '
-        f"{html.escape(run.config.model.variant)} · split {html.escape(split)} · "
+        f"<h1>{_escape(title)}</h1>"
+        f'<p class="sub">run <code>{_escape(run.run_dir.resolve().name)}</code> · model '
+        f"{_escape(run.config.model.variant)} · split {_escape(split)} · "
         f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}<nav>{nav}</nav>{body}"
         f"<script>{_asset('timeline.js')}</script></body></html>\n"
     )
