@@ -256,6 +256,23 @@ def test_missing_or_bad_inputs_are_input_errors(tmp_path):
         write_report(run["run_dir"], annotations=tmp_path / "missing.json")
 
 
+def test_a_split_without_ground_truth_is_named_with_the_annotations_file(tmp_path, capsys):
+    """The analysis said only "no ground-truth segments", naming neither the split nor the file."""
+    from mgrec.cli import main
+
+    run = build_run_dir(tmp_path)
+    document = json.loads(run["annotations"].read_text(encoding="utf-8"))
+    for entry in document["database"].values():
+        if entry["subset"] == "test":
+            entry["annotations"] = []
+    unlabelled = tmp_path / "copy.json"
+    unlabelled.write_text(json.dumps(document), encoding="utf-8")
+    expected = f"{unlabelled}: no ground-truth segments in split 'test' (3 videos, none labelled)"
+    for command in ("report", "analyze"):
+        assert main([command, str(run["run_dir"]), "--annotations", str(unlabelled)]) == 2
+        assert expected in capsys.readouterr().err, command
+
+
 @pytest.mark.slow
 def test_analyze_run_writes_figures_and_numbers(tmp_path):
     run = build_run_dir(tmp_path)

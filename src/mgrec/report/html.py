@@ -124,6 +124,13 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         raise InputError(
             f"{annotations_path}: no videos in split {split!r} (splits: {', '.join(annotation_set.subsets())})"
         )
+    # Both the report and `mgrec analyze` analyse the errors against the ground truth; without any,
+    # the analysis could only say "no ground-truth segments", naming neither the file nor the split.
+    if not any(annotation_set.segments.get(v) for v in video_ids):
+        raise InputError(
+            f"{annotations_path}: no ground-truth segments in split {split!r} ({len(video_ids)} videos, none "
+            "labelled): nothing to analyse; are these the annotations the run was evaluated on?"
+        )
     detections_path = run.detections_path(split)
     if not detections_path.is_file():
         raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r} "
