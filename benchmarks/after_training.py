@@ -34,6 +34,10 @@ each variant, the score threshold is tuned on val (as training does) and applied
   that moves scores toward the rare classes (X < 0: away from them, undoing some of what class balancing
   did), where a per-class threshold (`class_thresholds.py`) has seven to fit on val. Reported with the mean
   F1 of the rarest third of the classes (`rare_f1`).
+- `passes_N`: the run's own detections made in N shifted passes instead of its `postprocess.shifted_passes`
+  (features shifted by 0..N-1 steps, fused, as detection does), threshold tuned on val: the pyramid's
+  top level has stride 16, so 16 passes see every phase of the video at every level; with the rarest
+  third's F1 (`rare_f1`);
 - `across_classes_tiou_X`: the run's own detections, then one gesture at a time: going down the ranked
   list, a detection is dropped when a kept, higher one of another class overlaps it by a tIoU >= X
   (`suppressed_across_classes`). On the demo most errors are one exercise taken for another at a true
@@ -73,8 +77,9 @@ NMS_IOUS = (0.3, 0.5, 0.7)
 ACROSS_CLASS_IOUS = (0.1, 0.3, 0.5, 0.7)
 TIME_SCALES = (0.8, 1.25)
 LOGIT_ADJUSTMENTS = (-0.25, 0.25, 0.5, 1.0)
+PASSES = (1, 2, 8, 16)
 GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes", "logit_adjustment",
-          "averaged_checkpoints")
+          "averaged_checkpoints", "passes")
 
 
 def split_detections(detector: OfflineDetector, data: SplitData,
@@ -248,12 +253,19 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
             variants[f"time_scale_{scale:g}"] = val_tuned(val, test)
         variants["time_scales_fused"] = val_tuned(*(fused([own_split] + [scaled[scale][index] for scale in TIME_SCALES])
                                                     for index, own_split in enumerate((own_val, own_test))))
+    counts = [0] * len(detector.classes)  # train instances per class
+    for segment in (s for video in annotations.video_ids(config.data.train_split)
+                    for s in annotations.segments.get(video, [])):
+        counts[segment.label_id] += 1
+    rare = sorted(range(len(counts)), key=lambda c: counts[c])[: max(1, len(counts) // 3)]
+    if "passes" in groups:
+        variants[f"passes_{own.shifted_passes}"] = val_tuned(own_val, own_test, rare)
+        for passes in (n for n in PASSES if n != own.shifted_passes):
+            detector.postprocess = dataclasses.replace(own, shifted_passes=passes)
+            variants[f"passes_{passes}"] = val_tuned(shifted_detections(detector, val_data, 0),
+                                                     shifted_detections(detector, test_data, 0), rare)
+        detector.postprocess = own
     if "logit_adjustment" in groups:
-        counts = [0] * len(detector.classes)
-        for segment in (s for video in annotations.video_ids(config.data.train_split)
-                        for s in annotations.segments.get(video, [])):
-            counts[segment.label_id] += 1
-        rare = sorted(range(len(counts)), key=lambda c: counts[c])[: max(1, len(counts) // 3)]
         variants["logit_adjustment_0"] = val_tuned(own_val, own_test, rare)
         network = detector.model
         for tau in LOGIT_ADJUSTMENTS:

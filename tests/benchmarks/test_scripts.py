@@ -541,7 +541,7 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
                        "across_classes_tiou_0.3", "across_classes_tiou_0.5", "across_classes_tiou_0.7",
                        "time_scale_0.8", "time_scale_1.25", "time_scales_fused", "logit_adjustment_0",
                        "logit_adjustment_-0.25", "logit_adjustment_0.25", "logit_adjustment_0.5", "logit_adjustment_1",
-                       "averaged_checkpoints"}
+                       "averaged_checkpoints", "passes_1", "passes_2", "passes_8", "passes_16"}
     assert f1["soft_nms_sigma_0.5"] == f1["shift_0"]  # the run's own post-processing, unshifted
     # no adjustment is the run's own setting, now with the rarest third's F1 beside it
     assert {split: f1["logit_adjustment_0"][split] for split in ("val", "test")} == f1["shift_0"]
@@ -550,6 +550,9 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
         "test_rare_f1"]
     assert f1["last_checkpoint"] == f1["shift_0"]  # last = selected here: both rules agree everywhere
     assert f1["averaged_checkpoints"] == f1["shift_0"]  # and their average is the run
+    # the run detects in one pass: passes_1 is the run itself, with the rarest third beside it
+    assert {split: f1["passes_1"][split] for split in ("val", "test")} == f1["shift_0"]
+    assert f1["passes_8"].keys() == {"val", "test", "val_rare_f1", "test_rare_f1"}
     crossfit = written["runs"][0]["val_crossfit"]
     assert crossfit["select"] == crossfit["last"]
     assert f1["oracle_threshold"]["test"] >= f1["shift_0"]["test"]
