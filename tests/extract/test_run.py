@@ -83,6 +83,39 @@ def test_runs_resume(tmp_path, carphone):
     assert len(np.load(out / "clip.npy")) == (120 - 16) // 8 + 1
 
 
+def test_a_truncated_feature_file_is_extracted_again_not_skipped(tmp_path, carphone):
+    _, out, run = clip_extraction(tmp_path, carphone)
+    assert run() == ["extracted"]
+    first = np.load(out / "clip.npy")
+    with open(out / "clip.npy", "r+b") as handle:  # cut after its sidecar was written
+        handle.truncate(os.path.getsize(out / "clip.npy") - 100)
+    assert run() == ["extracted"]
+    np.testing.assert_array_equal(np.load(out / "clip.npy"), first)
+
+
+def test_extraction_never_replaces_a_file_it_did_not_write(tmp_path, carphone):
+    # --out the videos' own folder, where clip.json / other.npy are the user's files
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(carphone.read_bytes())
+    (folder / "other.mp4").write_bytes(carphone.read_bytes())
+    (folder / "clip.json").write_text('{"my": "labels"}')
+    (folder / "other.npy").write_text("precious")
+    with pytest.raises(InputError) as error:
+        extract_videos([folder], folder, size=SIZE, progress=False)
+    message = str(error.value)
+    assert message.startswith("2 of 2 inputs failed:")  # nothing was written, so no "the others were written"
+    assert f"{folder / 'clip.json'} exists and was not written by mgrec extract" in message
+    assert f"{folder / 'other.npy'} exists and was not written by mgrec extract" in message
+    assert (folder / "clip.json").read_text() == '{"my": "labels"}' and (folder / "other.npy").read_text() == "precious"
+    # its own earlier outputs it replaces (another recipe), and the sidecar names the weights absolutely
+    (folder / "clip.json").unlink()
+    (folder / "other.npy").unlink()
+    assert extraction_statuses(folder / "clip.mp4", folder) == ["extracted"]
+    assert extraction_statuses(folder / "clip.mp4", folder, stride=8) == ["extracted"]
+    assert os.path.isabs(read_sidecar(folder / "clip.json").weights)
+
+
 def test_the_precision_is_a_recipe_of_its_own_recorded_in_the_sidecar(tmp_path, carphone):
     video, out, run = clip_extraction(tmp_path, carphone)
     auto, other = ("bf16", "fp32") if native_bf16_cpu() else ("fp32", "bf16")

@@ -454,6 +454,12 @@ def inspect_features(path: str | Path, expected_dim: int | None = None) -> tuple
     return _validate(_open_array(path), path, expected_dim)
 
 
+def feature_file_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape a feature file's header declares, after checking that the file holds that much data
+    (memory-mapped: nothing is read but the header). InputError for a missing, truncated or corrupt file."""
+    return tuple(_open_array(Path(path)).shape)
+
+
 def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarray:
     """Load a feature file as a (T, C) float32 array.
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from mgrec.data.features import (
     FeatureSidecar,
+    feature_file_shape,
     load_features,
     read_sidecar,
     sidecar_path,
@@ -100,11 +101,13 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
     if name == ADAPTED_BACKBONE:
         return [r.feature_path for r in extract_with_run(run_dir, videos, out_dir, checkpoint, device, progress)]
     if name not in backbone_names() or name == "skeleton":
-        raise InputError(f"{run.path} was trained on {recipe.backbone!r} features ({which}), which mgrec cannot "
-                         "make from a video; pass feature files instead"
+        features = f"stream {stream!r}'s features" if stream is not None else "its features"
+        raise InputError(f"{run.path} was trained on {recipe.backbone!r} features ({features}), which mgrec "
+                         "cannot make from a video; pass feature files instead"
                          + (" (--stream NAME=FOLDER for each other stream)" if stream else ""))
     if recipe.weights and not Path(recipe.weights).exists():
-        raise InputError(f"the run's feature weights {recipe.weights} are not on this machine")
+        raise InputError(f"the run's feature weights {recipe.weights} (recorded in {path}) are not found from "
+                         f"{Path.cwd()}; run from the folder they were extracted from, or put them there")
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
                       stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress,
                       frames_per_window=recipe.frames_per_window, precision=recipe.precision)
@@ -187,14 +190,47 @@ def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | N
         return None
     try:
         done = read_sidecar(meta_path)
+        complete = feature_file_shape(feature_path)[:1] == (done.num_features,)
     except InputError:
-        return None  # an unreadable sidecar is replaced, like a missing one
+        return None  # an unreadable sidecar is replaced, like a missing one; a truncated feature file too
+    if not complete:
+        return None  # the file was cut or replaced after its sidecar was written
     recipe = (backbone, weights_sha256, window, stride, frames_per_window)
     same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
     same_precision = done.precision is None or done.precision == precision
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
     same_source = source is None or done.source_stamp is None or done.source_stamp == source_stamp(source)
     return done if same_recipe and same_precision and same_fps and same_source else None
+
+
+def refuse_a_file_mgrec_did_not_write(feature_path: Path) -> None:
+    """Extraction replaces only its own earlier outputs (a sidecar mgrec reads, a feature array, or an array a
+    killed extraction left without its sidecar): with --out the videos' own folder, `clip.json` or `clip.npy`
+    may be the user's own file, and replacing it would lose it."""
+    meta_path = sidecar_path(feature_path)
+    ours = meta_path.exists() and _readable_sidecar(meta_path)  # then the array beside it is ours, even cut short
+    foreign = [path for path, exists, owned in ((meta_path, meta_path.exists(), ours),
+                                                 (feature_path, feature_path.exists(), ours))
+               if exists and not owned and not (path == feature_path and _readable_feature_file(path))]
+    if foreign:
+        raise InputError(f"{foreign[0]} exists and was not written by mgrec extract; extracting would replace it: "
+                         "move it, or choose another --out")
+
+
+def _readable_sidecar(path: Path) -> bool:
+    try:
+        read_sidecar(path)
+    except InputError:
+        return False
+    return True
+
+
+def _readable_feature_file(path: Path) -> bool:
+    try:
+        feature_file_shape(path)
+    except InputError:
+        return False
+    return True
 
 
 def _skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractResult:
@@ -204,7 +240,8 @@ def _skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractR
 def _raise_failures(failures: list[str], total: int) -> None:
     if failures:
         listing = "\n  ".join(failures)
-        raise InputError(f"{len(failures)} of {total} inputs failed (the others were written):\n  {listing}")
+        others = " (the others were written)" if len(failures) < total else ""
+        raise InputError(f"{len(failures)} of {total} inputs failed{others}:\n  {listing}")
 
 
 class _Counter:
@@ -290,6 +327,7 @@ def extract_videos(
             continue
         started = time.perf_counter()
         try:
+            refuse_a_file_mgrec_did_not_write(feature_path)  # before decoding: nothing is lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
             frames = _Counter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
@@ -311,7 +349,8 @@ def extract_videos(
             backbone=recipe_name,
             dim=model.dim,
             frames=frames.count,
-            weights=str(model.weights),
+            # absolute: `detect RUN VIDEO` from another folder finds the weights through the run's recipe
+            weights=str(Path(model.weights).resolve()) if model.weights else str(model.weights),
             weights_sha256=model.weights_sha256,
             frames_per_window=model.frames_per_window,
             source_stamp=stamp,
@@ -364,6 +403,7 @@ def extract_skeletons(
             if done is not None:
                 results.append(_skipped(path, feature_path, done))
                 continue
+            refuse_a_file_mgrec_did_not_write(feature_path)
             skeleton = read_skeleton_csv(path)
             frames = len(skeleton.positions)
             _check_length(path, frames, window)
@@ -462,6 +502,7 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
             weights=" + ".join(s.weights or "none" for s in sidecars),
         )
         feature_path = out_dir / f"{vid}.npy"
+        refuse_a_file_mgrec_did_not_write(feature_path)
         write_features(feature_path, fused, sidecar)
         results.append(FuseResult(vid, feature_path, shortest, lengths))
     return results
