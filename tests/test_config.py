@@ -258,3 +258,13 @@ def test_a_bad_override_is_reported_as_the_overrides_not_the_files(tmp_path):
     path.write_text(path.read_text() + "\nmisc: 1\n")
     with pytest.raises(InputError, match=r"c.yaml \[misc\]: unknown key"):
         load_config(path, ["train.epochs=3"])
+
+
+def test_base_may_name_a_config_shipped_with_mgrec(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: demo/default.yaml\ntrain:\n  epochs: 3\n")
+    config = load_config(path)
+    assert config.model.variant == "actionformer" and config.train.epochs == 3  # the shipped default, then mine
+    path.write_text("base: demo/nothing.yaml\n")
+    with pytest.raises(InputError, match=r"mine.yaml \[base\]: 'demo/nothing.yaml' is neither a file beside it"):
+        load_config(path)

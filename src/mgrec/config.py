@@ -474,7 +474,13 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         raise InputError(f"{path} [base]: expected the path of the config to inherit from, got {_short(base)}")
     if len(seen) >= MAX_BASE_DEPTH:
         raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
-    merged = _read_yaml_with_base((path.parent / base).resolve(), seen + (path,))
+    beside = (path.parent / base).resolve()
+    # a file beside the config first, else a config shipped with mgrec by name (as on the command line)
+    target = beside if beside.exists() else find_config(base)
+    if not Path(target).exists():
+        raise InputError(f"{path} [base]: {base!r} is neither a file beside it ({beside}) nor a config shipped "
+                         "with mgrec (demo/default.yaml, smg/mgrec.yaml, ...)")
+    merged = _read_yaml_with_base(Path(target).resolve(), seen + (path,))
     if _sets_streams(raw):
         _forget_one_stream_keys(merged, keep=raw.get("data", {}))
     _deep_update(merged, raw)
