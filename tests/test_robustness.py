@@ -204,6 +204,26 @@ def test_detect_names_a_bad_feature_file(capsys, dataset, run, tmp_path, damage,
     assert not (tmp_path / "out.json").exists()
 
 
+def test_detect_refuses_features_of_another_backbone_or_other_weights(capsys, dataset, run_copy, tmp_path):
+    # the right shape, meaningless to the network: packaged-weights features found 0 gestures in custom-weights ones
+    path = copy_with_sidecar(dataset, tmp_path / "features")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    recipe = {**sidecar, "backbone": "efficientnet-lite0@224", "weights_sha256": "a" * 64, "num_features": None}
+    (run_copy / "feature_recipe.json").write_text(json.dumps(recipe))
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "backbone": "efficientnet-lite0@224",
+                                                     "weights_sha256": "b" * 64}))
+    outcome = mgrec(capsys, "detect", run_copy, path, "--out", tmp_path / "out.json")
+    assert_input_error(outcome, f"{path.with_suffix('.json')}: these features were made with another recipe than "
+                       f"the run was trained on ({run_copy / 'feature_recipe.json'}): weights_sha256 '{'b' * 64}' "
+                       f"(the run: '{'a' * 64}')")
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "backbone": "my-i3d"}))
+    assert_input_error(mgrec(capsys, "detect", run_copy, path, "--out", tmp_path / "out.json"),
+                       "backbone 'my-i3d' (the run: 'efficientnet-lite0@224')")
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "backbone": "efficientnet-lite0@224",
+                                                     "weights_sha256": "a" * 64}))
+    assert mgrec(capsys, "detect", run_copy, path, "--out", tmp_path / "out.json").code == 0  # the run's recipe
+
+
 def test_detect_handles_feature_files_shorter_than_the_largest_stride_and_very_long_ones(
     capsys, dataset, run, tmp_path
 ):

@@ -178,7 +178,25 @@ class OfflineDetector:
         main = self.config.data.main_stream()
         check_sidecar(sidecar, stride=main.stride, window=main.window, dim=main.feature_dim, fps=main.fps,
                       source=str(side), key_prefix=stream_key(self.config.data, main) + ".")
+        self._check_recipe(sidecar, side)
         return sidecar.fps
+
+    def _check_recipe(self, sidecar, side: Path) -> None:
+        """Features of another backbone or other weights than the run was trained on have the right shape and
+        mean nothing to the network (a run of packaged-weights features found 0 gestures in custom-weights
+        ones): refused where both the file's sidecar and the run's recipe record them."""
+        recipe_path = RunDir(self.run_dir).recipe_path if self.run_dir is not None else None
+        if recipe_path is None or not recipe_path.exists():
+            return
+        recipe = read_sidecar(recipe_path)
+        differences = [f"{name} {getattr(sidecar, name)!r} (the run: {getattr(recipe, name)!r})"
+                       for name in ("backbone", "weights_sha256", "frames_per_window")
+                       if getattr(sidecar, name) is not None and getattr(recipe, name) is not None
+                       and getattr(sidecar, name) != getattr(recipe, name)]
+        if differences:
+            raise InputError(f"{side}: these features were made with another recipe than the run was trained on "
+                             f"({recipe_path}): {'; '.join(differences)}; extract them with the run's recipe "
+                             "(`mgrec detect RUN VIDEO` does)")
 
     def hard_set(self, detections: list[Detection], threshold: float | None = None) -> list[Detection]:
         """The detections kept for F1: score >= the threshold tuned on val (or `threshold`)."""
