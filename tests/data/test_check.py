@@ -254,3 +254,19 @@ def test_a_val_split_without_instances_is_an_error_before_training(tmp_path):
     document["database"]["v2"] = _entry("validation", (1, 3.0, 4.0))
     (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
     assert not any("no annotated instance" in p.message for p in check_dataset(_config(tmp_path)).errors)
+
+
+def test_feature_files_of_two_recipes_in_one_folder_are_an_error(tmp_path):
+    # the same shape, another meaning: features of other weights mixed into a training folder
+    document = {"classes": ["c0", "c1", "c2"],
+                "database": {"a": _entry("training", (0, 1.0, 2.0)), "b": _entry("training", (1, 3.0, 4.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "a", weights_sha256="1" * 64)
+    _features(tmp_path / "feats", "b", weights_sha256="2" * 64)
+    [mixed] = [p for p in check_dataset(_config(tmp_path)).errors if "different recipes" in p.message]
+    assert mixed.where == str(tmp_path / "feats")
+    assert f"{tmp_path / 'feats' / 'a.npy'} with backbone 'test', weights sha256 {'1' * 64}" in mixed.message
+    assert f"{tmp_path / 'feats' / 'b.npy'} with 'test', {'2' * 64}, None; extract every video" in mixed.message
+    _features(tmp_path / "feats", "b", weights_sha256="1" * 64)
+    assert not [p for p in check_dataset(_config(tmp_path)).errors if "different recipes" in p.message]

@@ -213,13 +213,22 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             problems.append(Problem("error", str(features_dir), f"features folder not found (config {key}.features)"))
             continue
         without_sidecar: list[str] = []
+        recipes: dict[tuple, str] = {}  # (backbone, weights sha256, frames per window) -> the first file made so
         for split in splits:
             for video_id in aset.video_ids(split):
                 found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
-                                               video_fps=data.grid(aset.videos[video_id].fps).fps)
+                                               video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes)
                 problems += found
                 if steps is not None and stream is streams[0]:
                     video_steps[video_id] = steps
+        if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
+            (first, first_file), (other, other_file) = list(recipes.items())[:2]
+            problems.append(Problem(
+                "error", str(features_dir),
+                f"the feature files were made with {len(recipes)} different recipes: {first_file} with backbone "
+                f"{first[0]!r}, weights sha256 {first[1]}, frames per window {first[2]}; {other_file} with "
+                f"{other[0]!r}, {other[1]}, {other[2]}; extract every video with one recipe",
+            ))
         if without_sidecar:
             problems.append(Problem(
                 "warning", str(features_dir),
@@ -331,9 +340,10 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
 
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
-                    video_fps: float) -> tuple[list[Problem], int | None]:
+                    video_fps: float, recipes: dict[tuple, str] | None = None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
-    `data.streams[i]`), and its number of feature steps."""
+    `data.streams[i]`), and its number of feature steps. `recipes` collects each recipe seen (backbone,
+    weights sha256, frames per window) with the first file made so."""
     video_id = info.video_id
     path = feature_path(stream.features, video_id, stream.feature_ext)
     if not path.is_file():
@@ -351,6 +361,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         try:
             sidecar = read_sidecar(meta)
             sidecar_fps = sidecar.fps
+            if recipes is not None:
+                recipes.setdefault((sidecar.backbone, sidecar.weights_sha256, sidecar.frames_per_window), str(path))
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
             # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
             check_fps = stream.grid(info.fps).fps if key == "data" or stream.fps is not None else None
