@@ -175,6 +175,9 @@ class RunDir:
         if not self.path.is_dir():
             raise InputError(f"{self.path}: not a run directory (no such folder)")
         ensemble = self.read_ensemble()
+        if ensemble is not None and checkpoint != "best":  # its members' selected checkpoints, made into one run
+            raise InputError(f"{self.path} is an ensemble of its members' selected (best) checkpoints; --checkpoint "
+                             f"{checkpoint} does not apply")
         fused = ensemble is not None and ensemble.get("fusion") == "detections"
         # a detection-level ensemble holds no weights of its own: its members, whole, in members/<m>/
         weights = [] if fused else [self.weights_path(checkpoint)]

@@ -65,6 +65,14 @@ def test_an_ensemble_of_two_identical_runs_equals_one(runs, tmp_path):
     assert_same_detections(detections(tmp_path / "twice", features), detections(first, features))
 
 
+def test_an_ensemble_has_no_last_checkpoint(runs, tmp_path, capsys):
+    _, _, members = runs
+    make_ensemble(members, tmp_path / "e", log=lambda *_: None)
+    assert main(["evaluate", str(tmp_path / "e"), "--checkpoint", "last"]) == 2
+    assert "is an ensemble of its members' selected (best) checkpoints; --checkpoint last does not apply" in \
+        capsys.readouterr().err
+
+
 def test_the_command_line_says_when_a_run_is_given_twice_or_alone(runs, tmp_path, capsys):
     _, _, (first, second) = runs
     assert main(["ensemble", str(first), f"{first}/", "--out", str(tmp_path / "twice")]) in (0, None)
