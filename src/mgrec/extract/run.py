@@ -208,26 +208,19 @@ def refuse_a_file_mgrec_did_not_write(feature_path: Path) -> None:
     killed extraction left without its sidecar): with --out the videos' own folder, `clip.json` or `clip.npy`
     may be the user's own file, and replacing it would lose it."""
     meta_path = sidecar_path(feature_path)
-    ours = meta_path.exists() and _readable_sidecar(meta_path)  # then the array beside it is ours, even cut short
+    ours = meta_path.exists() and _reads(read_sidecar, meta_path)  # then the array beside it is ours, even cut short
     foreign = [path for path, exists, owned in ((meta_path, meta_path.exists(), ours),
                                                  (feature_path, feature_path.exists(), ours))
-               if exists and not owned and not (path == feature_path and _readable_feature_file(path))]
+               if exists and not owned and not (path == feature_path and _reads(feature_file_shape, path))]
     if foreign:
         raise InputError(f"{foreign[0]} exists and was not written by mgrec extract; extracting would replace it: "
                          "move it, or choose another --out")
 
 
-def _readable_sidecar(path: Path) -> bool:
+def _reads(read, path: Path) -> bool:
+    """Whether `read(path)` (mgrec's sidecar or feature-file reader) accepts the file."""
     try:
-        read_sidecar(path)
-    except InputError:
-        return False
-    return True
-
-
-def _readable_feature_file(path: Path) -> bool:
-    try:
-        feature_file_shape(path)
+        read(path)
     except InputError:
         return False
     return True
