@@ -27,6 +27,7 @@ from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import autocast_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
+from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.fusion import FUSION_IOU, fuse_detections
@@ -189,8 +190,12 @@ class OfflineDetector:
         if recipe_path is None or not recipe_path.exists():
             return
         recipe = read_sidecar(recipe_path)
+        # An end-to-end run's features come from its own adapted backbone, whose weights differ by checkpoint:
+        # there the sha256 names a checkpoint, not another recipe.
+        adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE
+        fields = ("backbone", "frames_per_window") if adapted else ("backbone", "weights_sha256", "frames_per_window")
         differences = [f"{name} {getattr(sidecar, name)!r} (the run: {getattr(recipe, name)!r})"
-                       for name in ("backbone", "weights_sha256", "frames_per_window")
+                       for name in fields
                        if getattr(sidecar, name) is not None and getattr(recipe, name) is not None
                        and getattr(sidecar, name) != getattr(recipe, name)]
         if differences:
