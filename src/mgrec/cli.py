@@ -515,12 +515,12 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
                   file=sys.stderr)
     if len(set(resolved)) == 1:
         print("note: the ensemble has one distinct run: it detects as that run does", file=sys.stderr)
+    why = averaging_refused(runs) if fusion == "auto" else None
     if fusion == "auto":
-        why = averaging_refused(runs)
         fusion = "outputs" if why is None else "detections"
-        if why is not None:
-            print(f"fusing detections: {why}")
     result = make_ensemble(runs, out) if fusion == "outputs" else make_fused_ensemble(runs, out)
+    if why is not None:  # said once it worked: where fusing detections is refused too, its error says the same
+        print(f"fusing detections: {why}")
     val = result.val_metrics
     scores = (f"val F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
               f"{100 * val['average_mAP']:.2f}% at score threshold {val['score_threshold']:.4g} (tuned on val)"

@@ -2,6 +2,7 @@
 one run that detect, evaluate and report take; one member's ensemble detects what the member detects."""
 
 import json
+from pathlib import Path
 
 import pytest
 from tests.helpers import small_config
@@ -48,6 +49,18 @@ def test_an_ensemble_of_one_run_detects_and_tunes_what_the_run_does(runs, tmp_pa
     tuning = RunDir(tmp_path / "one").read_tuning()
     assert tuning["tuned_on"] == "val" and result.val_metrics["score_threshold"] == tuning["score_threshold"]
     assert tuning["score_threshold"] == pytest.approx(RunDir(first).read_tuning()["score_threshold"])
+
+
+def test_runs_that_cannot_be_fused_either_get_one_error_not_a_note_first(runs, tmp_path, capsys):
+    import shutil
+
+    _, (a, _) = runs
+    reversed_classes = Path(shutil.copytree(a, tmp_path / "reversed"))
+    classes = json.loads((reversed_classes / "classes.json").read_text())
+    (reversed_classes / "classes.json").write_text(json.dumps(classes[::-1]))
+    assert main(["ensemble", str(a), str(reversed_classes), "--out", str(tmp_path / "e")]) == 2
+    captured = capsys.readouterr()
+    assert "fusing detections" not in captured.out and captured.err.startswith("mgrec: error: ")
 
 
 def test_runs_with_different_networks_are_fused_by_the_cli_and_used_like_a_run(runs, tmp_path, capsys):
