@@ -672,7 +672,7 @@ def cmd_detect(args) -> None:
     import tempfile
 
     from mgrec.data.features import sidecar_path
-    from mgrec.files import check_output, check_writable, is_stream, output_target
+    from mgrec.files import check_output, check_writable, is_stream
     from mgrec.infer.detect import detect_files
     from mgrec.run import RunDir
 
@@ -688,7 +688,7 @@ def cmd_detect(args) -> None:
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted))
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
-    print(summary.describe(), file=sys.stderr if is_stream(output_target(args.out)) else sys.stdout)
+    print(summary.describe(), file=sys.stderr if is_stream(args.out) else sys.stdout)  # links followed
 
 
 def cmd_stream(args) -> None:

@@ -94,8 +94,9 @@ def output_target(path: str | Path) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def is_stream(path: Path) -> bool:
-    """True when `path` exists and is neither a file nor a folder: a named pipe, a device, a socket."""
+def is_stream(path: str | Path) -> bool:
+    """True when `path` (or what a link there points to) exists and is neither a file nor a folder: a named
+    pipe, a device, a socket."""
     try:
         mode = os.stat(path).st_mode
     except OSError:

@@ -16,7 +16,7 @@ the frame clock, nothing above), so that data, evaluate and infer may all import
 The two readers differ on purpose in what they accept:
 - `read_label_file` (annotations): exactly three whole-number columns split on commas, no
   negative frames, frame numbers below `MAX_FRAME`, and a header row is named as such;
-- `read_prediction_file` (predictions, possibly from other tools): parsed as CSV (quoted cells),
+- `read_prediction_rows` (predictions, possibly from other tools): parsed as CSV (quoted cells),
   three or four columns (the same count on every row; without a score every score is 1.0).
 Every problem is an `InputError` naming the file and line.
 """
@@ -182,13 +182,9 @@ def prediction_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
 
 
-def read_prediction_file(file: Path, num_classes: int) -> list[SmgRow]:
-    """A prediction file: `class(1..K),start_frame,end_frame[,score]` rows (score 1.0 when absent)."""
-    return read_prediction_rows(file, num_classes)[0]
-
-
 def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], int | None]:
-    """`read_prediction_file`'s rows and the file's column count (3 or 4; None for a file without rows).
+    """A prediction file's `class(1..K),start_frame,end_frame[,score]` rows (score 1.0 when absent) and its
+    column count (3 or 4; None for a file without rows).
 
     The count tells a folder's reader which files hold scores: a folder mixing both kinds is the
     hard set of one run beside the ranked list of another, and cannot be scored as one set."""

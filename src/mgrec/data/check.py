@@ -21,6 +21,7 @@ from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
 from mgrec.data.datasets import video_clips
 from mgrec.data.features import (
+    RECIPE_FIELDS,
     check_sidecar,
     check_sidecar_length,
     feature_path,
@@ -213,7 +214,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             problems.append(Problem("error", str(features_dir), f"features folder not found (config {key}.features)"))
             continue
         without_sidecar: list[str] = []
-        recipes: dict[tuple, str] = {}  # (backbone, weights sha256, frames per window) -> the first file made so
+        recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
         for split in splits:
             for video_id in aset.video_ids(split):
                 found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
@@ -362,7 +363,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             sidecar = read_sidecar(meta)
             sidecar_fps = sidecar.fps
             if recipes is not None:
-                recipes.setdefault((sidecar.backbone, sidecar.weights_sha256, sidecar.frames_per_window), str(path))
+                recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
             # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
             check_fps = stream.grid(info.fps).fps if key == "data" or stream.fps is not None else None

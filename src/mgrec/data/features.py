@@ -48,6 +48,12 @@ class FeatureSidecar:
     precision: str | None = None  # the backbone's forward pass, "fp32" or "bf16" (None: not recorded; skeleton, pose)
 
 
+# What makes two feature files mean the same beyond their shape (stride, window and dim are checked against
+# the config): features of another backbone or other weights have the right shape and mean nothing to a
+# network trained on these. `data check` refuses a folder mixing them; detection, features unlike the run's.
+RECIPE_FIELDS = ("backbone", "weights_sha256", "frames_per_window")
+
+
 def source_stamp(path: str | Path) -> str:
     """Size and modification time of a feature file's source ("<bytes>:<mtime_ns>"): a video replaced under
     the same name has another, so its old features are not taken for its new ones."""

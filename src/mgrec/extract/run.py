@@ -208,12 +208,12 @@ def refuse_a_file_mgrec_did_not_write(feature_path: Path) -> None:
     killed extraction left without its sidecar): with --out the videos' own folder, `clip.json` or `clip.npy`
     may be the user's own file, and replacing it would lose it."""
     meta_path = sidecar_path(feature_path)
-    ours = meta_path.exists() and _reads(read_sidecar, meta_path)  # then the array beside it is ours, even cut short
-    foreign = [path for path, exists, owned in ((meta_path, meta_path.exists(), ours),
-                                                 (feature_path, feature_path.exists(), ours))
-               if exists and not owned and not (path == feature_path and _reads(feature_file_shape, path))]
-    if foreign:
-        raise InputError(f"{foreign[0]} exists and was not written by mgrec extract; extracting would replace it: "
+    if meta_path.exists():
+        foreign = None if _reads(read_sidecar, meta_path) else meta_path  # ours: so is the array beside it, even cut
+    else:
+        foreign = feature_path if feature_path.exists() and not _reads(feature_file_shape, feature_path) else None
+    if foreign is not None:
+        raise InputError(f"{foreign} exists and was not written by mgrec extract; extracting would replace it: "
                          "move it, or choose another --out")
 
 

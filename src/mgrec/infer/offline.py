@@ -15,13 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig
-from mgrec.data.features import check_sidecar, list_feature_files, read_sidecar, sidecar_path
+from mgrec.data.features import (
+    RECIPE_FIELDS,
+    FeatureSidecar,
+    check_sidecar,
+    list_feature_files,
+    read_sidecar,
+    sidecar_path,
+)
 from mgrec.data.normalize import standardizer
 from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import autocast_dtype, precision_name, resolve_device
@@ -182,18 +190,23 @@ class OfflineDetector:
         self._check_recipe(sidecar, side)
         return sidecar.fps
 
-    def _check_recipe(self, sidecar, side: Path) -> None:
+    @cached_property
+    def _feature_recipe(self) -> tuple[Path, FeatureSidecar] | None:
+        """The run's feature_recipe.json and what it says, read once (every input file is checked against it)."""
+        path = RunDir(self.run_dir).recipe_path if self.run_dir is not None else None
+        return (path, read_sidecar(path)) if path is not None and path.exists() else None
+
+    def _check_recipe(self, sidecar: FeatureSidecar, side: Path) -> None:
         """Features of another backbone or other weights than the run was trained on have the right shape and
         mean nothing to the network (a run of packaged-weights features found 0 gestures in custom-weights
         ones): refused where both the file's sidecar and the run's recipe record them."""
-        recipe_path = RunDir(self.run_dir).recipe_path if self.run_dir is not None else None
-        if recipe_path is None or not recipe_path.exists():
+        if self._feature_recipe is None:
             return
-        recipe = read_sidecar(recipe_path)
+        recipe_path, recipe = self._feature_recipe
         # An end-to-end run's features come from its own adapted backbone, whose weights differ by checkpoint:
         # there the sha256 names a checkpoint, not another recipe.
         adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE
-        fields = ("backbone", "frames_per_window") if adapted else ("backbone", "weights_sha256", "frames_per_window")
+        fields = [name for name in RECIPE_FIELDS if not (adapted and name == "weights_sha256")]
         differences = [f"{name} {getattr(sidecar, name)!r} (the run: {getattr(recipe, name)!r})"
                        for name in fields
                        if getattr(sidecar, name) is not None and getattr(recipe, name) is not None
