@@ -17,6 +17,10 @@ embed 512, 6 pyramid levels) with `--model` as the variant; the data is random. 
   (`mgrec.train.step.TrainStep`): zero_grad, forward, target assignment, loss, backward, gradient
   clipping, AdamW step, EMA update, on crops of `--length` steps holding random ground truth.
   Median of `--repeats` after warm-up.
+- `train_step_compiled_s_bs2` (with `--train-compile`): the same batch-2 step with the network compiled
+  (`train.compile`: torch.compile, inductor), timed in the same process after the eager one;
+  `train_compile_s` is its first step, which compiles the forward and backward graphs, and
+  `peak_mem_train_compiled_bs2_bytes` its peak memory, measured as the eager one's.
 - `peak_mem_train_bs2_bytes`: on CUDA `torch.cuda.max_memory_allocated` over the batch-2 steps; on
   CPU the peak resident set size (VmHWM) of the whole process over those steps, after resetting the
   peak through /proc/self/clear_refs (Linux); `peak_mem_method` says which applied.
@@ -108,6 +112,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEMO_CONFIG,
         help="model of the online update, with the --model variant (default src/mgrec/configs/demo/mgrec.yaml)",
+    )
+    parser.add_argument(
+        "--train-compile",
+        action="store_true",
+        help="also time the batch-2 training step with the compiled network (train.compile)",
     )
     parser.add_argument(
         "--online-compile",
@@ -254,10 +263,12 @@ def forward_flops(model: Detector, input_dim: int, length: int, device: torch.de
 
 
 def make_train_step(
-    model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool, seed: int = 0
+    model: Detector, config: Config, batch: int, length: int, device: torch.device, bf16: bool, seed: int = 0,
+    compile: bool = False,
 ) -> Callable[[], float]:
     """The training loop's step (`mgrec.train.step.TrainStep`, without the lr schedule) on a fixed
-    random batch, as a callable returning the loss."""
+    random batch, as a callable returning the loss; `compile`: through the network compiled as the
+    training loop compiles it with `train.compile`."""
     generator = torch.Generator().manual_seed(seed)
     features, mask, segments, labels = random_crops(batch, length, config, device, generator)
     fixed_batch = Batch(features, mask, segments, labels)
@@ -266,7 +277,7 @@ def make_train_step(
     optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
     step = TrainStep(
         model,
-        model,
+        torch.compile(model, dynamic=False) if compile else model,
         ema,
         optimizer,
         None,
@@ -292,13 +303,21 @@ def time_training(
     bf16: bool,
     repeats: int,
     measure_memory: bool = False,
+    compile: bool = False,
 ) -> dict:
-    """Step times; with `measure_memory`, the peak memory over set-up, warm-up and timed steps."""
+    """Step times; with `measure_memory`, the peak memory over set-up, warm-up and timed steps;
+    with `compile`, the network compiled and the first step (which compiles it) timed apart."""
     initial = copy.deepcopy(model.state_dict())  # every measurement starts from the same weights
     method = reset_peak_memory(device) if measure_memory else None
     before = current_memory(device) if measure_memory else None
-    step = make_train_step(model, config, batch, length, device, bf16)
-    result = {"samples": timed_calls(step, device, repeats)}
+    step = make_train_step(model, config, batch, length, device, bf16, compile=compile)
+    result = {}
+    if compile:
+        started = time.perf_counter()
+        step()
+        synchronize(device)
+        result["compile_s"] = time.perf_counter() - started
+    result["samples"] = timed_calls(step, device, repeats)
     if measure_memory:
         synchronize(device)
         result.update(peak=read_peak_memory(device), before=before, method=method)
@@ -484,6 +503,11 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         samples["train_step_s_bs8"] = time_training(model, config, 8, args.length, device, bf16, args.repeats)[
             "samples"
         ]
+    if args.train_compile:
+        compiled_bs2 = time_training(model, config, 2, args.length, device, bf16, args.repeats, measure_memory=True,
+                                     compile=True)
+        samples["train_step_compiled_s_bs2"] = compiled_bs2["samples"]
+        say(f"training network compiled in {compiled_bs2['compile_s']:.1f} s (the first step)")
     # After training: compiling loads inductor and its kernels, which would count in the training's peak RSS.
     online = time_online_update(args.online_config, args.model, device, bf16, args.online_updates, args.online_history)
     samples["online_update_s"] = online["samples"]
@@ -511,6 +535,9 @@ def run_benchmark(args: argparse.Namespace, argv: list[str]) -> dict:
         "train_step_s_bs2": medians["train_step_s_bs2"],
         "train_step_s_bs8": medians.get("train_step_s_bs8"),
         "peak_mem_train_bs2_bytes": peak,
+        "train_step_compiled_s_bs2": medians.get("train_step_compiled_s_bs2"),
+        "train_compile_s": compiled_bs2["compile_s"] if args.train_compile else None,
+        "peak_mem_train_compiled_bs2_bytes": compiled_bs2["peak"] if args.train_compile else None,
         "infer_s_2304": medians["infer_s_2304"],
         "infer_s_6912": medians["infer_s_6912"],
         "infer_net_s_2304": medians["infer_net_s_2304"],
@@ -566,18 +593,23 @@ ANCHORS = {
 }
 RATIO_BASE = "DyFADet release"
 # Goals for mgrec on CPU: training step <= 0.5x and inference <= 0.25x of the released DyFADet;
-# online update of the demo model <= 10 ms.
+# online update of the demo model <= 10 ms (the first speed work's, which the committed tables show);
+# issue #20's training step <= 0.25x for the compiled step it added.
 GOALS = {
     "train_step_s_bs2": ("<=", 0.5 * 7.77),
+    "train_step_compiled_s_bs2": ("<=", 0.25 * 7.77),
     "infer_s_2304": ("<=", 0.25 * 1.94),
     "online_update_s": ("<=", 0.010),
     "online_update_compiled_s": ("<=", 0.010),
 }
+# Rows whose ratio is taken to another key's anchor (the compiled step to the released training step).
+ANCHOR_KEY = {"train_step_compiled_s_bs2": "train_step_s_bs2"}
 # (key, row title, scale, format) in table order
 TABLE_ROWS = [
     ("params", "parameters (M)", 1e-6, "{:.2f}"),
     ("flops_forward_2304", "forward GFLOPs, T = 2304", 1e-9, "{:.1f}"),
     ("train_step_s_bs2", "training step, batch 2 (s)", 1, "{:.2f}"),
+    ("train_step_compiled_s_bs2", "  with the compiled network (s)", 1, "{:.2f}"),
     ("train_step_s_bs8", "training step, batch 8 (s)", 1, "{:.2f}"),
     ("peak_mem_train_bs2_bytes", "peak memory, training batch 2 (GB)", 1e-9, "{:.2f}"),
     ("infer_s_2304", "inference T = 2304 (s)", 1, "{:.3f}"),
@@ -589,8 +621,8 @@ TABLE_ROWS = [
 ]
 
 
-# Table rows that results written before the option existed lack (only with --online-compile).
-OPTIONAL_KEYS = {"online_update_compiled_s"}
+# Table rows that results written before the option existed lack (only with --online-compile, --train-compile).
+OPTIONAL_KEYS = {"online_update_compiled_s", "train_step_compiled_s_bs2"}
 
 
 def speed_table(results: list[dict]) -> str:
@@ -602,7 +634,9 @@ def speed_table(results: list[dict]) -> str:
     columns += list(ANCHORS)
     lines = ["| | " + " | ".join(columns) + " | goal |", "|---" * (len(columns) + 2) + "|"]
     for key, title, scale, form in TABLE_ROWS:
-        base = ANCHORS[RATIO_BASE].get(key)
+        if key in OPTIONAL_KEYS and all(r.get(key) is None for r in results):
+            continue  # an option none of these runs used
+        base = ANCHORS[RATIO_BASE].get(ANCHOR_KEY.get(key, key))
         cells = []
         for r in results:
             value = r.get(key)

@@ -1,5 +1,5 @@
 """Device names from configs and flags -> torch devices, with clear errors; the precision of
-training, extraction and detection (`autocast_dtype`)."""
+training, extraction and detection (`autocast_dtype`); what a failed torch.compile says (`compile_failure`)."""
 
 from __future__ import annotations
 
@@ -112,3 +112,12 @@ def extraction_dtype(device: torch.device, precision: str, what: str = "--precis
 def precision_name(dtype: torch.dtype | None) -> str:
     """The name recorded in outputs for an autocast dtype: "bf16", or "fp32" for none."""
     return {None: "fp32", torch.bfloat16: "bf16"}[dtype]
+
+
+def compile_failure(exc: BaseException) -> str:
+    """What went wrong when torch.compile could not build a network, in one line: dynamo wraps the
+    backend's error (inductor's missing C++ compiler, ...) in one whose own first line names only
+    the backend, so the wrapped error's type and first line are what a user needs to see."""
+    inner = getattr(exc, "inner_exception", None) or exc
+    first_line = (str(inner).strip().splitlines() or [""])[0]
+    return f"{type(inner).__name__}: {first_line}"

@@ -46,10 +46,10 @@ from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
 # balance and transforms sections and is read back whole (`read_config` refuses a key missing).
 # 4: config.yaml has the pseudo_labels section. 5: and data.streams, data.grid_stream, model.fusion, model.stream_dims.
 # 6: end-to-end training (below). 7: config.yaml has train.ema_warmup. 8: and train.select_checkpoint,
-# postprocess.shifted_passes.
+# postprocess.shifted_passes. 9: and data.normalize. 10: and train.compile.
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run_dir.py` checks the key sets recorded per format).
-RUN_FORMAT_VERSION = 9
+RUN_FORMAT_VERSION = 10
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
@@ -57,10 +57,11 @@ RUN_FORMAT_VERSION = 9
 # 8: which epoch a run keeps (`train.select_checkpoint`; older runs kept the best validated one) and
 # the shifted detection passes (`postprocess.shifted_passes`; older runs made one). 9: per-video
 # standardisation of the features (`data.normalize`; older runs read them as they are: "none").
+# 10: the compiled training network (`train.compile`; older runs trained eagerly: false).
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone"),
                      7: ("train.ema_warmup",), 8: ("train.select_checkpoint", "postprocess.shifted_passes"),
-                     9: ("data.normalize",)}
+                     9: ("data.normalize",), 10: ("train.compile",)}
 CHECKPOINT_NAMES = ("best", "last")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in

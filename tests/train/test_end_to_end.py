@@ -103,6 +103,7 @@ def test_a_checkpoint_holds_the_detector_and_the_adapters_only(end_to_end_data):
     ("backbone.weights=", r"\[backbone.weights\]"),
     ("transforms.noise_prob=0.5", r"\[transforms.noise_prob\]"),
     ("data.normalize=video", r"\[data.normalize\]: 'video' standardises feature files; .* expected 'none'"),
+    ("train.compile=true", r"\[train.compile\]: compiles the detector trained on feature files; .* expected false"),
     ("backbone.frames_per_clip=8", r"\[backbone.frames_per_clip\]: 8 frames per clip from windows of data.window=4"),
     ("backbone.adapter_blocks=one", r"backbone.adapter_blocks"),
 ])

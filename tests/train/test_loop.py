@@ -470,3 +470,33 @@ def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(data
     with pytest.raises(InputError, match=r"\[train.select_checkpoint\]: expected 'best' or 'last', got 'newest'"):
         validate(dataclasses.replace(config, train=dataclasses.replace(config.train, select_checkpoint="newest")),
                  "config.yaml")
+
+
+@pytest.mark.slow
+def test_a_compiled_training_trains_the_weights_of_the_eager_one(dataset, tmp_path):
+    # train.compile runs the steps through torch.compile's network (inductor), which fuses the same
+    # arithmetic in another order: the weights agree to float rounding (no drop path in the small model,
+    # whose random draws a compiled graph makes differently).
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    train(tiny_config(dataset), eager, progress=False, log=lambda *_: None)
+    train(tiny_config(dataset, compile=True), compiled, progress=False, log=lambda *_: None)
+    assert RunDir(compiled).read_config().train.compile
+    a = load_file(str(eager / "checkpoints/last.safetensors"))
+    b = load_file(str(compiled / "checkpoints/last.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
+    assert any(not torch.equal(a[key], b[key]) for key in a), "the compiled network was not used"
+
+
+def test_a_network_that_cannot_be_compiled_stops_training_with_what_to_do(dataset, tmp_path, monkeypatch):
+    def no_compiler(graph, example_inputs):  # as inductor fails on a machine without g++
+        raise RuntimeError("Compiler: g++ not found")
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda network, **options: real_compile(network, backend=no_compiler))
+    with pytest.raises(InputError, match=r"compiling the network for training failed \(RuntimeError: Compiler: g\+\+ "
+                                         r"not found\); torch.compile needs a working C\+\+ compiler \(g\+\+\) on "
+                                         r"CPU: install one, or set train.compile: false"):
+        train(tiny_config(dataset, compile=True), tmp_path / "run", progress=False, log=lambda *_: None)
+    assert not RunDir(tmp_path / "run").has_training()

@@ -120,6 +120,7 @@ from mgrec.config import MAX_STEPS, PostprocessConfig
 from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
+from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector
@@ -504,9 +505,8 @@ def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int,
                                        length)
             compiled(features.to(device), mask.to(device))
     except Exception as exc:  # inductor's errors (no C++ compiler, ...) come in many types
-        first_line = (str(exc).strip().splitlines() or [""])[0]
         raise InputError(
-            f"compiling the network failed ({type(exc).__name__}: {first_line}); torch.compile needs a working "
+            f"compiling the network failed ({compile_failure(exc)}); torch.compile needs a working "
             "C++ compiler (g++); run without --compile to use the network as it is"
         ) from exc
     _COMPILED.setdefault(model, {})[key] = compiled

@@ -371,6 +371,8 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if config.train.compile:  # compiled at the first step, for the fixed crop shape
+        network = torch.compile(network, dynamic=False)
     optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
     crop_len = config.data.max_seq_len
     crops_per_epoch = config.train.crops_per_video * len(train_split.samples)

@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from mgrec.config import Config
 from mgrec.data.datasets import Batch
-from mgrec.devices import autocast_dtype
+from mgrec.devices import autocast_dtype, compile_failure
 from mgrec.errors import InputError
 from mgrec.train.assign import Points, assign_batch
 from mgrec.train.losses import DetectionLoss, LossParts
@@ -78,7 +78,13 @@ class TrainStep:
         x, mask = batch.features[share].to(self.device), batch.mask[share].to(self.device)
         dtype = autocast_dtype(self.device, train.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = self.network(x, mask)
+            try:
+                out = self.network(x, mask)
+            except torch._dynamo.exc.BackendCompilerFailed as exc:  # train.compile: inductor could not build it
+                raise InputError(
+                    f"compiling the network for training failed ({compile_failure(exc)}); torch.compile needs a "
+                    "working C++ compiler (g++) on CPU: install one, or set train.compile: false"
+                ) from exc
         cls_logits = torch.cat(out.cls_logits, dim=1).float()
         offsets = torch.cat(out.offsets, dim=1).float()
         valid = torch.cat(out.masks, dim=1)
