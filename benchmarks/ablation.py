@@ -157,6 +157,16 @@ QUALITY_ROWS = {
     "default_af_window37": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
                                                             "data.normalize=video", "model.transformer_window=37")
                             + TEMPORAL, "the new default (the row above) with a 37-step attention window (19)"),
+    # Issue #20's training speed paths, checked for accuracy on the demo: bf16 autocast (on a CPU with native
+    # bf16), and the same through the compiled network (train.compile; at SMG scale 0.65x the eager fp32 step;
+    # the demo's small steps gain nothing, and each run here pays its compiling, minutes cold, seconds warm).
+    "default_bf16": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
+                                                     "data.normalize=video", "train.precision=bf16") + TEMPORAL,
+                     "the default (`demo/default.yaml`) trained in bf16 autocast"),
+    "default_compiled_bf16": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
+                                                              "data.normalize=video", "train.precision=bf16",
+                                                              "train.compile=true") + TEMPORAL,
+                              "the default trained in bf16 autocast through the compiled network"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",
