@@ -157,6 +157,14 @@ QUALITY_ROWS = {
     "default_af_window37": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
                                                             "data.normalize=video", "model.transformer_window=37")
                             + TEMPORAL, "the new default (the row above) with a 37-step attention window (19)"),
+    # Aimed at the default's confusions between exercises on unseen subjects and its seed spread: softer class
+    # targets, and a stronger stochastic depth (tried on the paper's network before, not on ActionFormer's).
+    "default_ls01": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
+                                                     "data.normalize=video", "train.label_smoothing=0.1") + TEMPORAL,
+                     "the default with label smoothing 0.1 (0 before)"),
+    "default_af_dp02": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
+                                                        "data.normalize=video", "model.drop_path=0.2") + TEMPORAL,
+                        "the default with drop path 0.2 (0.1 before)"),
     # Issue #20's training speed paths, checked for accuracy on the demo: bf16 autocast (on a CPU with native
     # bf16), and the same through the compiled network (train.compile; at SMG scale 0.65x the eager fp32 step;
     # the demo's small steps gain nothing, and each run here pays its compiling, minutes cold, seconds warm).
