@@ -408,6 +408,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         + (f" x {world} processes" if world > 1 else "")
         + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
     )
+    if config.train.compile:
+        say("train.compile: the first step compiles the network (2-3 minutes the first time on a CPU, about 20 s "
+            "once inductor's cache holds it)")
     if metrics.tensorboard is not None:
         say(f"TensorBoard: tensorboard --logdir {metrics.tensorboard_dir}")
     bar = _progress(total_steps, step.steps_done, enabled=progress and is_main)
