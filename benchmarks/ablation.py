@@ -166,7 +166,7 @@ QUALITY_ROWS = {
                                                         "data.normalize=video", "model.drop_path=0.2") + TEMPORAL,
                         "the default with drop path 0.2 (0.1 before)"),
     # Issue #20's training speed paths, checked for accuracy on the demo: bf16 autocast (on a CPU with native
-    # bf16), and the same through the compiled network (train.compile; at SMG scale 0.65x the eager fp32 step;
+    # bf16), and the same through the compiled network (train.compile; at SMG scale 0.61x the eager fp32 step;
     # the demo's small steps gain nothing, and each run here pays its compiling, minutes cold, seconds warm).
     "default_bf16": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
                                                      "data.normalize=video", "train.precision=bf16") + TEMPORAL,

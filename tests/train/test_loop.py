@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch._inductor.exc
+from functorch.compile import make_boxed_func
 from safetensors.torch import load_file
 from tests.helpers import small_config
+from torch._dynamo.backends.common import aot_autograd
 
 from mgrec.config import (
     BalanceConfig,
@@ -442,7 +445,7 @@ def test_a_training_killed_at_every_fsync_resumes_to_the_weights_of_the_uninterr
         assert got.keys() == expected.keys() and all(torch.equal(got[key], expected[key]) for key in got), k
 
 
-def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path):
+def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path, monkeypatch):
     config = tiny_config(dataset, epochs=2, eval_every=2)
     _train_epochs_then_stop(config, tmp_path / "run", stop_after=1)
     longer = tiny_config(dataset, epochs=3, eval_every=2)
@@ -450,8 +453,12 @@ def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path):
                                          r"run, 3 now\)"):
         train(longer, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
     moved = tiny_config(dataset, epochs=2, eval_every=2)
-    moved.train.device = "cpu"  # where it trains may change
+    moved.train.device = "cpu"  # where it trains may change, and whether its steps are compiled
+    moved.train.compile = True
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda network, **options: real_compile(network, backend="eager", **options))
     train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    assert RunDir(tmp_path / "run").read_config().train.compile
 
 
 def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(dataset, tmp_path):
@@ -495,10 +502,29 @@ def test_a_network_that_cannot_be_compiled_stops_training_with_what_to_do(datase
     def no_compiler(graph, example_inputs):  # as inductor fails on a machine without g++
         raise RuntimeError("Compiler: g++ not found")
 
-    real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda network, **options: real_compile(network, backend=no_compiler))
+    real_compile, options_given = torch.compile, []
+
+    def compile_with(backend):
+        def compile(network, **options):
+            options_given.append(options)
+            return real_compile(network, backend=backend, **options)
+        return compile
+
+    monkeypatch.setattr(torch, "compile", compile_with(no_compiler))
     with pytest.raises(InputError, match=r"compiling the network for training failed \(RuntimeError: Compiler: g\+\+ "
                                          r"not found\); torch.compile needs a working C\+\+ compiler \(g\+\+\) on "
                                          r"CPU: install one, or set train.compile: false"):
+        train(tiny_config(dataset, compile=True), tmp_path / "run", progress=False, log=lambda *_: None)
+    assert not RunDir(tmp_path / "run").has_training()
+    assert options_given == [{"dynamic": False}]  # one fixed crop shape: compiled once per run
+
+    # the backward graph compiles at the first backward pass, after a forward pass that worked
+    def backward_fails(graph, example_inputs):
+        raise torch._inductor.exc.InductorError(RuntimeError("Compiler: g++ not found"), None)
+
+    forward_as_traced = aot_autograd(fw_compiler=lambda gm, _: make_boxed_func(gm.forward), bw_compiler=backward_fails)
+    monkeypatch.setattr(torch, "compile", compile_with(forward_as_traced))
+    with pytest.raises(InputError, match=r"compiling the network for training failed \(RuntimeError: Compiler: g\+\+ "
+                                         r"not found\); torch.compile needs"):
         train(tiny_config(dataset, compile=True), tmp_path / "run", progress=False, log=lambda *_: None)
     assert not RunDir(tmp_path / "run").has_training()

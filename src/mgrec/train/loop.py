@@ -253,8 +253,10 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
     return samples, {**record, "transductive": pseudo.transductive, "unlabeled": pseudo.unlabeled}
 
 
-# What may change between a run and its --resume: where the data lies and which device trains it.
-RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbone.weights", "train.device")
+# What may change between a run and its --resume: where the data lies, which device trains it and whether
+# the steps run through the compiled network (no saved state depends on it: a machine without g++ resumes).
+RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbone.weights", "train.device",
+                     "train.compile")
 
 
 def check_same_config(run: RunDir, config: Config) -> None:
@@ -409,7 +411,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
     )
     if config.train.compile:
-        say("train.compile: the first step compiles the network (2-3 minutes the first time on a CPU, about 20 s "
+        say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
             "once inductor's cache holds it)")
     if metrics.tensorboard is not None:
         say(f"TensorBoard: tensorboard --logdir {metrics.tensorboard_dir}")

@@ -7,6 +7,8 @@ benchmark measures exactly what training runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,12 +48,26 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+@contextmanager
+def compile_errors_explained() -> Iterator[None]:
+    """With train.compile, the first step compiles the forward graph and its backward pass the backward
+    one: a backend that cannot build either (inductor without g++, ...) becomes a message saying what to do."""
+    try:
+        yield
+    except torch._dynamo.exc.BackendCompilerFailed as exc:
+        raise InputError(
+            f"compiling the network for training failed ({compile_failure(exc)}); torch.compile needs a working "
+            "C++ compiler (g++) on CPU: install one, or set train.compile: false (a run may resume either way)"
+        ) from exc
+
+
 @dataclass
 class TrainStep:
     """Everything one optimisation step needs; `step(batch)` runs it and returns the loss parts.
 
     `network` is what runs the forward pass (the model itself, or its DistributedDataParallel
-    wrapper); `model` holds the parameters that are clipped and averaged into `ema`.
+    wrapper, either possibly compiled: train.compile); `model` holds the parameters that are
+    clipped and averaged into `ema`.
     Under DDP every process gets the same global batch and trains on its share (rank::world).
     """
 
@@ -77,14 +93,9 @@ class TrainStep:
         share = slice(self.rank, None, self.world)
         x, mask = batch.features[share].to(self.device), batch.mask[share].to(self.device)
         dtype = autocast_dtype(self.device, train.precision)
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            try:
-                out = self.network(x, mask)
-            except torch._dynamo.exc.BackendCompilerFailed as exc:  # train.compile: inductor could not build it
-                raise InputError(
-                    f"compiling the network for training failed ({compile_failure(exc)}); torch.compile needs a "
-                    "working C++ compiler (g++) on CPU: install one, or set train.compile: false"
-                ) from exc
+        with compile_errors_explained(), torch.autocast(self.device.type, dtype=dtype or torch.float32,
+                                                        enabled=dtype is not None):
+            out = self.network(x, mask)
         cls_logits = torch.cat(out.cls_logits, dim=1).float()
         offsets = torch.cat(out.offsets, dim=1).float()
         valid = torch.cat(out.masks, dim=1)
@@ -107,8 +118,10 @@ class TrainStep:
                 "Lower train.lr, or check the features (`mgrec data check`)"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        # DDP averages gradients over processes; the loss is a sum over the global batch
-        (parts.total * self.world).backward()
+        # DDP averages gradients over processes; the loss is a sum over the global batch. A compiled network
+        # compiles its backward graph here, at the first backward pass.
+        with compile_errors_explained():
+            (parts.total * self.world).backward()
         if train.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_grad)
         self.optimizer.step()
