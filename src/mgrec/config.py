@@ -216,7 +216,7 @@ class TrainConfig:
     precision: str = _doc("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
     compile: bool = _doc(False, "run the training steps through the compiled network (torch.compile, inductor; needs "
                                 "g++ on CPU): pays off for long runs of large crops (SMG scale on a 2-core Xeon: a "
-                                "step 0.78x the eager one, 0.61x with precision bf16, after 2-3 min of compiling, "
+                                "step 0.8x the eager one, 0.61x with precision bf16, after 2-3 min of compiling, "
                                 "about 20 s once inductor's cache holds it), not for the demo's small ones; "
                                 "validation and detection stay eager")
 
