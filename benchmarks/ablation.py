@@ -75,6 +75,15 @@ TEMPORAL = ("transforms.time_scale_prob=0.5", "transforms.paste_prob=0.5")
 FEATURE = ("transforms.channel_dropout_prob=0.5", "transforms.noise_prob=0.5", "transforms.noise_std=0.1")
 ADAPTIVE = ("balance.method=adaptive", "balance.alpha=null")
 REPEAT_FACTOR = ("balance.method=repeat_factor", "balance.alpha=null")
+
+
+def recipe(*extra: str) -> tuple[str, ...]:
+    """The recipe of `demo/default.yaml` (repeat factor, batch 1, 4 shifted passes, standardised features,
+    time scale and paste) with `extra` overrides, in the order the rows' run folders were named by."""
+    return REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4", "data.normalize=video",
+                            *extra) + TEMPORAL
+
+
 QUALITY_ROWS = {
     "default": ("mgrec", (), "today's default: eq1 (alpha 160) + ST attention"),
     "repeat_factor": ("mgrec", REPEAT_FACTOR, "repeat factor instead of eq1"),
@@ -136,53 +145,42 @@ QUALITY_ROWS = {
     # The crop transforms on the standardised default (on the batch-1 recipe they had a higher mean val F1 on
     # split 0, +0.3, and the smallest test spread there; an instance pasted from another video comes
     # standardised by its own video, as that video's crops do).
-    "batch1_norm_temporal": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                       "data.normalize=video") + TEMPORAL,
+    "batch1_norm_temporal": ("mgrec", recipe(),
                              "batch 1, 4 shifted passes, standardised, + time scale and instance paste (p 0.5 each)"),
     # Seed stability on the default of 2026-12-04 midday (the paper's network with the recipe, the row above): a
     # stronger stochastic depth. On the batch-1 recipe drop path 0.2 had a lower val F1 on split 0 but a higher
     # test F1 on both splits then run.
-    "default_dp02": ("mgrec", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                               "data.normalize=video", "model.drop_path=0.2") + TEMPORAL,
+    "default_dp02": ("mgrec", recipe("model.drop_path=0.2"),
                      "the paper's network with the recipe (the row above), drop path 0.2 (0.1 before)"),
     # The recipe without the paper's model: ActionFormer (local self-attention encoder, conv head) trained and
     # detected as `batch1_norm_temporal`. On the issue's held-out benchmark the plain ActionFormer had a third of
     # the paper model's seed spread (paper recipe for both). Chosen on val: `demo/default.yaml` since.
-    "default_actionformer": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                             "data.normalize=video") + TEMPORAL,
+    "default_actionformer": ("actionformer", recipe(),
                              "ActionFormer's network with the recipe (`demo/default.yaml` since 2026-12-04)"),
     # The new default with twice the attention context: most test errors are one exercise taken for another at
     # a true gesture, and a wider local window (37 steps, about 3 s, against 19) lets each step see more of the
     # movement around it. Attention has no weights of its own, so the model is the same size.
-    "default_af_window37": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                            "data.normalize=video", "model.transformer_window=37")
-                            + TEMPORAL, "the new default (the row above) with a 37-step attention window (19)"),
+    "default_af_window37": ("actionformer", recipe("model.transformer_window=37"),
+                            "the new default (the row above) with a 37-step attention window (19)"),
     # Aimed at the default's confusions between exercises on unseen subjects and its seed spread: softer class
     # targets, and a stronger stochastic depth (tried on the paper's network before, not on ActionFormer's).
-    "default_ls01": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                     "data.normalize=video", "train.label_smoothing=0.1") + TEMPORAL,
+    "default_ls01": ("actionformer", recipe("train.label_smoothing=0.1"),
                      "the default with label smoothing 0.1 (0 before)"),
-    "default_af_dp02": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                        "data.normalize=video", "model.drop_path=0.2") + TEMPORAL,
+    "default_af_dp02": ("actionformer", recipe("model.drop_path=0.2"),
                         "the default with drop path 0.2 (0.1 before)"),
     # The other side of the 37-step window (lower val F1, larger spread): a 9-step one (0.7 s), also less compute
     # per online update; and centre sampling over a wider neighbourhood of each instance (2.5 strides, not 1.5),
     # more positive points for the short instances of the rare classes.
-    "default_af_window9": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                           "data.normalize=video", "model.transformer_window=9")
-                           + TEMPORAL, "the default with a 9-step attention window (19)"),
-    "default_radius25": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                         "data.normalize=video", "train.center_radius=2.5") + TEMPORAL,
+    "default_af_window9": ("actionformer", recipe("model.transformer_window=9"),
+                           "the default with a 9-step attention window (19)"),
+    "default_radius25": ("actionformer", recipe("train.center_radius=2.5"),
                          "the default with centre sampling radius 2.5 (1.5)"),
     # Issue #20's training speed paths, checked for accuracy on the demo: bf16 autocast (on a CPU with native
     # bf16), and the same through the compiled network (train.compile; at SMG scale 0.61x the eager fp32 step;
     # the demo's small steps gain nothing, and each run here pays its compiling, minutes cold, seconds warm).
-    "default_bf16": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                     "data.normalize=video", "train.precision=bf16") + TEMPORAL,
+    "default_bf16": ("actionformer", recipe("train.precision=bf16"),
                      "the default (`demo/default.yaml`) trained in bf16 autocast"),
-    "default_compiled_bf16": ("actionformer", REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4",
-                                                              "data.normalize=video", "train.precision=bf16",
-                                                              "train.compile=true") + TEMPORAL,
+    "default_compiled_bf16": ("actionformer", recipe("train.precision=bf16", "train.compile=true"),
                               "the default trained in bf16 autocast through the compiled network"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
