@@ -76,7 +76,7 @@ from mgrec.postprocess.video import detect_video
 from mgrec.provenance import PROVENANCE_KEY, provenance, read_provenance
 from mgrec.train.assign import Points, make_points
 from mgrec.train.losses import DetectionLoss
-from mgrec.train.step import TrainStep
+from mgrec.train.step import TrainStep, training_network
 
 REPO = Path(__file__).resolve().parents[1]
 SMG_CONFIG = REPO / "src" / "mgrec" / "configs" / "smg" / "base.yaml"
@@ -268,8 +268,8 @@ def make_train_step(
     compile: bool = False,
 ) -> Callable[[], float]:
     """The training loop's step (`mgrec.train.step.TrainStep`, without the lr schedule) on a fixed
-    random batch, as a callable returning the loss; `compile`: through the network compiled as the
-    training loop compiles it with `train.compile`."""
+    random batch, as a callable returning the loss; `compile`: through the network the training loop
+    compiles with `train.compile` (`mgrec.train.step.training_network`)."""
     generator = torch.Generator().manual_seed(seed)
     features, mask, segments, labels = random_crops(batch, length, config, device, generator)
     fixed_batch = Batch(features, mask, segments, labels)
@@ -278,7 +278,7 @@ def make_train_step(
     optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
     step = TrainStep(
         model,
-        torch.compile(model, dynamic=False) if compile else model,
+        training_network(model, compile),
         ema,
         optimizer,
         None,

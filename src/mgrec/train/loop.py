@@ -43,7 +43,7 @@ from mgrec.train.assign import make_points
 from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
 from mgrec.train.pseudo import check_unlabeled, label_videos, unlabeled_files, without_pseudo_labels
-from mgrec.train.step import TrainStep, lr_factor
+from mgrec.train.step import TrainStep, lr_factor, training_network
 
 
 @dataclass
@@ -373,8 +373,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if config.train.compile:  # compiled at the first step, for the fixed crop shape
-        network = torch.compile(network, dynamic=False)
+    network = training_network(network, config.train.compile)
     optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
     crop_len = config.data.max_seq_len
     crops_per_epoch = config.train.crops_per_video * len(train_split.samples)

@@ -48,6 +48,12 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def training_network(network: torch.nn.Module, compile: bool) -> torch.nn.Module:
+    """What runs the training steps' forward pass: `network` itself, or with train.compile the same compiled
+    by torch.compile for the one crop shape a run trains on (dynamic=False: compiled once, at the first step)."""
+    return torch.compile(network, dynamic=False) if compile else network
+
+
 @contextmanager
 def compile_errors_explained() -> Iterator[None]:
     """With train.compile, the first step compiles the forward graph and its backward pass the backward
