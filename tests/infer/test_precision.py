@@ -99,6 +99,41 @@ def test_under_bf16_autocast_the_final_predictors_run_in_float32(variant):
     assert any(not torch.equal(a, b) for a, b in zip(fp32.cls_logits, bf16.cls_logits))  # bf16 did run
 
 
+# Modules whose inputs or outputs are float32 under bf16 autocast on purpose: the detector, its
+# encoder and the embedding's first conv read the float32 features; the final predictors run in
+# float32 (`model.heads._in_float32`).
+FLOAT32_ON_PURPOSE = ("", "encoder", "encoder.embedding", "encoder.embedding.convs.0")
+
+
+@pytest.mark.parametrize("variant", ["mgrec", "dyfadet", "actionformer"])
+@pytest.mark.parametrize("length", [96, 4096])  # the mgrec head in one pass (short inputs) and tower by tower
+def test_under_bf16_autocast_the_features_between_modules_stay_bf16(variant, length):
+    """Where a float32 parameter meets a bf16 activation in an element-wise op, type promotion turns
+    the result, and everything computed from it, into float32: twice the memory traffic for no
+    accuracy the bf16 convolutions keep. So such parameters are cast to the activation's dtype
+    (the dtype rule of `mgrec.model.masking`), and every module passes bf16 features on, except where float32
+    is chosen."""
+    torch.manual_seed(0)
+    model = build_detector(tiny_config(variant, num_levels=3)).eval()
+    float32_seen = set()
+
+    def record(name):
+        def hook(module, args, output):
+            outputs = output if isinstance(output, tuple) else (output,)
+            for tensor in (args[0], *outputs):  # args[1:] are masks (bool, or float32 0/1 weights)
+                if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32:
+                    float32_seen.add(name)
+        return hook
+
+    for name, module in model.named_modules():
+        if name not in FLOAT32_ON_PURPOSE and not name.startswith("head.predictors"):
+            module.register_forward_hook(record(name))
+    x, mask = torch.randn(1, 24, length), torch.ones(1, 1, length, dtype=torch.bool)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x, mask)
+    assert float32_seen == set()
+
+
 def test_fp32_gives_exactly_the_float32_detections(trained_run, monkeypatch):
     run, paths = trained_run
     path = next(paths.features.glob("*.npy"))

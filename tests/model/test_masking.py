@@ -1,9 +1,19 @@
-"""The mask contract's helpers: masked statistics and downsampling, hand-computed."""
+"""The mask contract's helpers: masked statistics and downsampling, hand-computed; the pointwise conv."""
 
+import pytest
 import torch
 from tests.model.helpers import prefix_mask
 
-from mgrec.model.masking import MaskedConv1d, apply_mask, downsample, mask_weights, masked_max, masked_mean, max_over
+from mgrec.model.masking import (
+    MaskedConv1d,
+    PointwiseConv1d,
+    apply_mask,
+    downsample,
+    mask_weights,
+    masked_max,
+    masked_mean,
+    max_over,
+)
 
 
 def test_masked_mean_and_max_ignore_padding():
@@ -54,3 +64,32 @@ def test_mask_weights_mask_exactly_as_the_bool_mask_in_every_dtype():
             assert masked.dtype == dtype  # float32 weights never promote bf16 features
             assert torch.equal(masked, apply_mask(x, mask))
             assert torch.equal(masked_mean(x, weights), masked_mean(x, mask))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_conv_is_the_kernel_1_conv_with_its_gradients(batch, bias):
+    torch.manual_seed(0)
+    pointwise = PointwiseConv1d(6, 4, bias=bias)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 4, 1, bias=bias)  # the same init draws: the same weights
+    assert all(torch.equal(a, b) for a, b in zip(pointwise.parameters(), conv.parameters()))
+    assert pointwise.state_dict().keys() == conv.state_dict().keys()
+    x = torch.randn(batch, 6, 9, requires_grad=True)
+    ours, theirs = pointwise(x), conv(x)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    weights = torch.randn(ours.shape)
+    grads = [torch.autograd.grad((weights * out).sum(), [x, *module.parameters()])
+             for out, module in ((ours, pointwise), (theirs, conv))]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_pointwise_conv_under_bf16_autocast_gives_bf16_as_the_conv_does():
+    torch.manual_seed(0)
+    pointwise = PointwiseConv1d(6, 4)
+    x = torch.randn(2, 6, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, theirs = pointwise(x), torch.nn.functional.conv1d(x, pointwise.weight, pointwise.bias)
+    assert ours.dtype == theirs.dtype == torch.bfloat16
+    assert torch.allclose(ours.float(), theirs.float(), atol=0.02)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mgrec.model.masking import apply_mask, downsample
+from mgrec.model.masking import PointwiseConv1d, apply_mask, downsample
 from mgrec.model.norm import ChannelLayerNorm
 from mgrec.model.residual import residual_branch
 
@@ -36,8 +36,8 @@ class LocalSelfAttention(nn.Module):
         self.heads = heads
         self.half = window // 2
         self.chunk = max(1, self.half)
-        self.qkv = nn.Conv1d(dim, 3 * dim, 1)
-        self.proj = nn.Conv1d(dim, dim, 1)
+        self.qkv = PointwiseConv1d(dim, 3 * dim)
+        self.proj = PointwiseConv1d(dim, dim)
 
     @staticmethod
     def _neighbour_chunks(x: Tensor) -> Tensor:
@@ -94,7 +94,7 @@ class TransformerBlock(nn.Module):
         self.attn = LocalSelfAttention(dim, heads, window)
         self.attn_residual = residual_branch(dim, drop_path, layer_scale=True)
         self.mlp_norm = ChannelLayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Conv1d(dim, 4 * dim, 1), nn.GELU(), nn.Conv1d(4 * dim, dim, 1))
+        self.mlp = nn.Sequential(PointwiseConv1d(dim, 4 * dim), nn.GELU(), PointwiseConv1d(4 * dim, dim))
         self.mlp_residual = residual_branch(dim, drop_path, layer_scale=True)
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

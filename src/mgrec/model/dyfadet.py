@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mgrec.model import fastpath
-from mgrec.model.masking import apply_mask, downsample, mask_weights, masked_mean
+from mgrec.model.masking import PointwiseConv1d, apply_mask, downsample, mask_weights, masked_mean
 from mgrec.model.norm import ChannelLayerNorm, grouped_channel_layer_norm
 from mgrec.model.residual import residual_branch
 
@@ -89,7 +89,7 @@ class DFAConv1d(nn.Module):
         # rather than at z ~ 0, where the gate is closed for half of the positions and flat.
         nn.init.constant_(self.gate_bias, gate_tau)
         # Weight layout (out, ka * in, 1), tap-major: column i * in_dim + c is tap i of channel c.
-        self.mixing = nn.Conv1d(kernel_size * in_dim, out_dim, 1)
+        self.mixing = PointwiseConv1d(kernel_size * in_dim, out_dim)
         self.norm = ChannelLayerNorm(out_dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -122,6 +122,9 @@ class DFAConv1d(nn.Module):
         # `geretanh_from_doubled_shift` are folded into its (small) weight and bias.
         weight, bias = 2.0 * self.gate_weight, 2.0 * (self.gate_bias - self.gate_tau)
         if shifted_taps_gate:
+            # In the taps' dtype: under autocast float32 weights would promote the gate, and every
+            # pass after it, to float32 (the dtype rule of `mgrec.model.masking`).
+            weight, bias = weight.to(padded.dtype), bias.to(padded.dtype)
             # The depthwise conv as a sum of the shifted taps: torch's CPU depthwise conv has a
             # fixed cost far above that of these few passes.
             doubled = torch.addcmul(bias[:, None], taps[0], weight[:, :, 0])
@@ -148,8 +151,9 @@ def dfa_in_one_pass(convs: list[DFAConv1d], xs: Tensor, mask: Tensor) -> Tensor:
     half = kernel_size // 2
     padded = F.pad(xs, (half, half))
     taps = [padded[..., i : i + length] for i in range(kernel_size)]  # (B, G, in, T) each
-    weight = 2.0 * torch.stack([conv.gate_weight[:, 0] for conv in convs])  # (G, in, k), see _aggregate_padded
-    bias = 2.0 * (torch.stack([conv.gate_bias for conv in convs]) - tau)[..., None]
+    # (G, in, k), in the inputs' dtype, as in `_aggregate_padded`
+    weight = 2.0 * torch.stack([conv.gate_weight[:, 0] for conv in convs]).to(xs.dtype)
+    bias = 2.0 * (torch.stack([conv.gate_bias for conv in convs]) - tau)[..., None].to(xs.dtype)
     doubled = torch.addcmul(bias, taps[0], weight[..., 0:1])
     for i in range(1, kernel_size):
         doubled.addcmul_(taps[i], weight[..., i : i + 1])
@@ -177,8 +181,8 @@ def depthwise(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """'Same'-length depthwise conv of (B, C, T) with a (C, 1, k) kernel. Kernel 1 runs as a
     per-channel affine map: torch's grouped conv loops over the channels for kernel 1, which is
     much slower on CPU."""
-    if weight.shape[-1] == 1:
-        return torch.addcmul(bias[:, None], x, weight[:, :, 0])
+    if weight.shape[-1] == 1:  # in x's dtype, as the conv is under autocast (the dtype rule of `mgrec.model.masking`)
+        return torch.addcmul(bias[:, None].to(x.dtype), x, weight[:, :, 0].to(x.dtype))
     return F.conv1d(x, weight, bias, padding=weight.shape[-1] // 2, groups=x.shape[1])
 
 
@@ -227,9 +231,11 @@ class DynETokenMixer(nn.Module):
 
     def forward(self, u: Tensor, mask: Tensor) -> Tensor:
         phi = F.relu(depthwise(masked_mean(u, mask), self.instance_gate_weight, self.instance_gate_bias))
-        # instance + u = (w_value * u + b_value) * phi + u: one per-channel affine map of u.
+        # instance + u = (w_value * u + b_value) * phi + u: one per-channel affine map of u (its
+        # small (B, C, 1) factors in u's dtype: the dtype rule of `mgrec.model.masking`).
         value_weight, value_bias = self.instance_value_weight[:, :, 0], self.instance_value_bias[:, None]
-        instance_and_identity = torch.addcmul(value_bias * phi, u, 1.0 + value_weight * phi)
+        scale, shift = (1.0 + value_weight * phi).to(u.dtype), (value_bias * phi).to(u.dtype)
+        instance_and_identity = torch.addcmul(shift, u, scale)
         kernel = _merged_kernel(self.expanded_conv_weight, self.window_conv_weight)
         bias = self.expanded_conv_bias + self.window_conv_bias
         multi = F.relu(F.conv1d(u, kernel, bias, padding=kernel.shape[-1] // 2, groups=u.shape[1]))
@@ -269,7 +275,7 @@ class DynELayer(nn.Module):
         self.mixer = DynETokenMixer(dim, window, expanded_kernel_size(window, expansion), init_std)
         self.mix_residual = residual_branch(dim, drop_path, layer_scale)
         self.ffn_norm = ChannelLayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Conv1d(dim, mlp_dim, 1), nn.GELU(), nn.Conv1d(mlp_dim, dim, 1))
+        self.ffn = nn.Sequential(PointwiseConv1d(dim, mlp_dim), nn.GELU(), PointwiseConv1d(mlp_dim, dim))
         self.ffn_residual = residual_branch(dim, drop_path, layer_scale)
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

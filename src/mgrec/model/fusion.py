@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from mgrec.config import ModelConfig
 from mgrec.model.encoders import Embedding, PyramidEncoder, build_tower
-from mgrec.model.masking import MaskedConv1d, apply_mask
+from mgrec.model.masking import MaskedConv1d, PointwiseConv1d, apply_mask
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:
@@ -80,10 +80,10 @@ class GatedResidual(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.gate = nn.Conv1d(2 * dim, dim, 1)
+        self.gate = PointwiseConv1d(2 * dim, dim)
         nn.init.constant_(self.gate.bias, GATE_OPEN_BIAS)
-        self.project_in = nn.Conv1d(dim, dim, 1)
-        self.project_out = nn.Conv1d(dim, dim, 1)
+        self.project_in = PointwiseConv1d(dim, dim)
+        self.project_out = PointwiseConv1d(dim, dim)
         nn.init.zeros_(self.project_out.weight)
         nn.init.zeros_(self.project_out.bias)
 
@@ -115,7 +115,7 @@ class GatedFusionEncoder(nn.Module):
                                                 for dim in stream_dims[1:]])
         for projection in self.input_projections:
             nn.init.zeros_(projection.weight)
-        self.input_gates = nn.ModuleList([nn.Conv1d(2 * embed_dim, embed_dim, 1) for _ in stream_dims[1:]])
+        self.input_gates = nn.ModuleList([PointwiseConv1d(2 * embed_dim, embed_dim) for _ in stream_dims[1:]])
         for gate in self.input_gates:
             nn.init.constant_(gate.bias, GATE_OPEN_BIAS)
         num_levels = len(main.branch) + 1

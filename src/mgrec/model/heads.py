@@ -108,7 +108,8 @@ def attend_packed(attention: SpatialTemporalAttention, x: Tensor, mask: Tensor, 
     `scale` holds one weight per position (the level's path weight), folded into the small time gate.
     """
     x = x * segments.spread(attention.channel_gate(segments.mean(x), segments.max(x)))
-    return x * (apply_mask(attention.time_gate(x, mask), mask) * scale)
+    gate = apply_mask(attention.time_gate(x, mask), mask) * scale
+    return x * gate.to(x.dtype)  # a float32 scale would promote x (the dtype rule of `mgrec.model.masking`)
 
 
 def attend_paths(attentions: list[SpatialTemporalAttention], paths: Tensor, mask: Tensor, scales: Tensor,
@@ -148,7 +149,7 @@ def attend_paths(attentions: list[SpatialTemporalAttention], paths: Tensor, mask
     own_maps = torch.eye(count, dtype=kernels.dtype, device=kernels.device)[:, :, None, None]
     time_logits = F.conv1d(apply_mask(maps, mask), (own_maps * kernels[:, None]).flatten(1, 2),
                            torch.cat([conv.bias for conv in time_convs]), padding=time_convs[0].padding)
-    time_gates = apply_mask(torch.sigmoid(time_logits), mask) * scales  # (B, P, N)
+    time_gates = (apply_mask(torch.sigmoid(time_logits), mask) * scales).to(gated.dtype)  # (B, P, N)
     # The weighted sum over each group's paths (an einsum here runs as N tiny matrix products on CPU).
     gated = gated.unflatten(1, (groups, -1))
     time_gates = time_gates.unflatten(1, (groups, -1))[:, :, :, None]

@@ -22,7 +22,7 @@ class LayerScale(nn.Module):
         self.scale = nn.Parameter(torch.full((dim,), init))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale[:, None]
+        return x * self.scale[:, None].to(x.dtype)  # the dtype rule of `mgrec.model.masking`
 
 
 class DropPath(nn.Module):
