@@ -595,13 +595,15 @@ ANCHORS = {
     "ActionFormer release": {"train_step_s_bs2": 3.42, "infer_s_2304": 0.64},
 }
 RATIO_BASE = "DyFADet release"
-# Goals for mgrec on CPU: training step <= 0.5x and inference <= 0.25x of the released DyFADet;
-# online update of the demo model <= 10 ms (the first speed work's, which the committed tables show);
-# issue #20's training step <= 0.25x for the compiled step it added.
+# Goals for mgrec on CPU: training step <= 0.5x of the released DyFADet and online update of the demo
+# model <= 10 ms (the first speed work's, which the committed tables show); issue #20's training step
+# <= 0.25x for the compiled step it added, and its inference <= 0.15x at T = 2304 and 6912 (the
+# first speed work asked 0.25x).
 GOALS = {
     "train_step_s_bs2": ("<=", 0.5 * 7.77),
     "train_step_compiled_s_bs2": ("<=", 0.25 * 7.77),
-    "infer_s_2304": ("<=", 0.25 * 1.94),
+    "infer_s_2304": ("<=", 0.15 * 1.94),
+    "infer_s_6912": ("<=", 0.15 * 5.67),
     "online_update_s": ("<=", 0.010),
     "online_update_compiled_s": ("<=", 0.010),
 }
