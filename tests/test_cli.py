@@ -176,3 +176,60 @@ def test_score_threshold_must_be_a_probability(value, capsys):
     with pytest.raises(SystemExit):
         main(["score", "--gt", "a.json", "--pred", "p.json", "--score-threshold", value])
     assert "expected a number in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--size", "100000", "argument --size: expected a whole number in [32, 2048], got 100000"),  # blamed the video
+    ("--size", "0", "argument --size: expected a whole number in [32, 2048], got 0"),  # silently 224
+    ("--size", "big", "argument --size: expected a whole number in [32, 2048], got 'big'"),
+    ("--window", "0", "argument --window: expected a whole number in [1, 1024], got 0"),
+    ("--stride", "5000", "argument --stride: expected a whole number in [1, 1024], got 5000"),
+    ("--batch", "0", "argument --batch: expected a whole number in [1, 256], got 0"),
+    ("--batch", "1000000", "argument --batch: expected a whole number in [1, 256], got 1000000"),
+])
+def test_extract_numbers_are_refused_with_their_range_before_any_work(capsys, tmp_path, option, value, expected):
+    with pytest.raises(SystemExit) as exited:
+        main(["extract", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "features"), option, value])
+    assert exited.value.code == 2 and expected in capsys.readouterr().err
+    assert not (tmp_path / "features").exists()
+    limits = {"--size": (32, 2048), "--window": (1, 1024), "--stride": (1, 1024), "--batch": (1, 256)}[option]
+    for limit in limits:  # the ends of the range are allowed
+        args = build_parser().parse_args(["extract", "clip.mp4", "--out", "f", option, str(limit)])
+        assert getattr(args, option[2:]) == limit
+
+
+def test_demo_fresh_deletes_only_a_run_and_never_the_working_directory_or_the_demo_data(tmp_path, capsys,
+                                                                                        monkeypatch):
+    # `--fresh` deleted whatever --out named: a folder of the user's files, `.`, the demo data itself.
+    mine, work = tmp_path / "mine", tmp_path / "work"
+    for folder in (mine, work):
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    cache = tmp_path / "runs" / "cache"
+    monkeypatch.chdir(work)
+    cases = [
+        (["--out", str(mine)], f"--fresh: {mine} was not deleted: it holds 'notes.txt', which mgrec never writes"),
+        (["--out", "."], "--fresh: . was not deleted: it is the working directory; choose another --out"),
+        (["--out", str(tmp_path)], f"it holds {work}, the working directory"),
+        (["--out", str(cache.parent), "--cache", str(cache)], f"it holds {cache}, the demo data (--cache)"),
+        (["--out", str(cache), "--cache", str(cache)], f"--out {cache} lies in the demo data folder {cache} (--cache)"),
+        (["--out", str(cache / "streams"), "--cache", str(cache)], "lies in the demo data folder"),
+    ]
+    for options, expected in cases:
+        options = options if "--cache" in options else [*options, "--cache", str(cache)]
+        assert main(["demo", *options, "--fresh"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mgrec: error: ") and expected in err and err.count("\n") == 1, err
+    assert (mine / "notes.txt").read_text() == (work / "notes.txt").read_text() == "mine"
+    assert not cache.exists()  # refused before the data is built
+
+
+@pytest.mark.parametrize("command", [["data", "convert", "SMG"], ["detect", "RUN", "f.npy"],
+                                     ["detect", "RUN", "f.npy", "--format", "smg"]])
+def test_an_out_of_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mgrec: error: cannot write -: mgrec does not take '-' for standard output; give a ")
+    assert "/dev/stdout" in err or "--format" in command
+    assert not list(tmp_path.iterdir())

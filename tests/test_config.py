@@ -162,7 +162,7 @@ def test_every_number_must_be_finite_and_in_its_range(tmp_path):
         "train:\n  lr: .inf\n": r"\[train.lr\]: expected a finite number, got inf",
         "train:\n  weight_decay: .nan\n": r"\[train.weight_decay\]: expected a finite number",
         "train:\n  focal_gamma: -1\n": r"\[train.focal_gamma\]: expected a number >= 0",
-        "seed: -3\n": r"\[seed\]: expected an integer >= 0",
+        "seed: -3\n": r"\[seed\]: expected an integer in \[0, 2147483647\]",
         "data:\n  fps: .inf\n": r"\[data.fps\]: expected a finite number",
         "postprocess:\n  score_threshold: 1.5\n": r"\[postprocess.score_threshold\]: expected a number in \[0, 1\]",
         "model:\n  num_levels: 20\n": r"\[model.num_levels\]: expected at most 16",
@@ -268,3 +268,63 @@ def test_base_may_name_a_config_shipped_with_mgrec(tmp_path):
     path.write_text("base: demo/nothing.yaml\n")
     with pytest.raises(InputError, match=r"mine.yaml \[base\]: 'demo/nothing.yaml' is neither a file beside it"):
         load_config(path)
+
+
+def test_a_seed_is_at_most_what_every_epoch_seed_derived_from_it_allows(tmp_path):
+    import torch
+
+    from mgrec.config import MAX_SEED
+
+    # each epoch seeds torch with seed * 1000 + epoch: 2**62 overflowed it once the run folder was written
+    for seed in (MAX_SEED + 1, 2**62, 2**63 - 1):
+        with pytest.raises(InputError, match=r"c.yaml \[seed\]: expected an integer in \[0, 2147483647\]"):
+            load_config(write(tmp_path, "c.yaml", f"seed: {seed}\n"))
+    assert load_config(write(tmp_path, "c.yaml", f"seed: {MAX_SEED}\n")).seed == MAX_SEED
+    torch.manual_seed(MAX_SEED * 1000 + 10**9)  # a billion epochs later, still a valid seed
+
+
+def test_a_value_out_of_range_given_with_set_is_blamed_on_the_set(tmp_path):
+    # the range rules named the config file (or the shipped demo config) for a value it does not hold
+    for config in (write(tmp_path, "my.yaml", "seed: 1\n"), "demo/default.yaml"):
+        with pytest.raises(InputError, match=r"^--set train.epochs=0 \[train.epochs\]: expected a positive number, "
+                                             r"got 0$"):
+            load_config(config, ["train.epochs=0"])
+    path = write(tmp_path, "my.yaml", "train:\n  epochs: 0\n")
+    cases = {
+        ("train.epochs=3", "seed=9223372036854775807"): r"^--set seed=9223372036854775807 \[seed\]: expected an",
+        ("train.epochs=3", "train.input_noise=-1"):  # read into its new key
+            r"^--set train.input_noise=-1 \[transforms.noise_std\]: expected a number >= 0",
+        ("train={epochs: 0}",): r"^--set train=\{epochs: 0\} \[train.epochs\]",  # a whole section
+        ("train.epochs=3", "model.regression_ranges=[[0, .inf]]"):
+            r"^--set model.regression_ranges=\[\[0, .inf\]\] \[model.regression_ranges\[0\]\[1\]\]: expected a finite",
+        ("train.epochs=3", "model.head_layers=100000"):  # the model's rules too
+            r"^--set model.head_layers=100000 \[model.head_layers\]: expected at most 64 layers",
+    }
+    for overrides, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            load_config(path, list(overrides))
+    # the file's own value is still the file's, whatever else is set
+    with pytest.raises(InputError, match=r"my.yaml \[train.epochs\]: expected a positive number, got 0"):
+        load_config(path, ["train.lr=0.001"])
+    with pytest.raises(InputError, match=r"^--set train.epochs=0 \[train.epochs\]"):  # the last --set of a key
+        load_config(path, ["train.epochs=3", "train.epochs=0"])
+
+
+def test_layer_counts_kernel_expansion_and_crops_per_video_have_an_upper_bound(tmp_path):
+    from mgrec.config import MAX_CROPS_PER_VIDEO, MAX_KERNEL_EXPANSION, MAX_LAYERS
+
+    # building 100000 layers hung; a 2e9-step kernel and 1e9 crops per video died in the allocator
+    cases = {
+        "model:\n  head_layers: 100000\n": r"c.yaml \[model.head_layers\]: expected at most 64 layers, got 100000",
+        "model:\n  stem_layers: 100000\n": r"c.yaml \[model.stem_layers\]: expected at most 64 layers, got 100000",
+        "model:\n  kernel_expansion: 1.0e9\n":
+            r"c.yaml \[model.kernel_expansion\]: expected a positive number, at most 64, got 1000000000.0",
+        "train:\n  crops_per_video: 1000000000\n":
+            r"c.yaml \[train.crops_per_video\]: expected a positive number of crops, at most 10000, got 1000000000",
+    }
+    for text, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            load_config(write(tmp_path, "c.yaml", text))
+    at_the_limits = (f"model:\n  head_layers: {MAX_LAYERS}\n  stem_layers: {MAX_LAYERS}\n  kernel_expansion: "
+                     f"{MAX_KERNEL_EXPANSION}\ntrain:\n  crops_per_video: {MAX_CROPS_PER_VIDEO}\n")
+    assert load_config(write(tmp_path, "c.yaml", at_the_limits)).model.head_layers == MAX_LAYERS

@@ -65,7 +65,7 @@ def test_a_fresh_start_refuses_a_run_json_that_is_not_mgrecs(tmp_path):
 
 def test_training_refuses_an_out_that_is_a_folder_it_reads(tmp_path):
     from mgrec.config import DataConfig
-    from mgrec.train.loop import refuse_a_folder_training_reads
+    from mgrec.run import refuse_a_folder_training_reads
 
     config = Config(data=DataConfig(annotations=str(tmp_path / "a.json"), features=str(tmp_path / "features")))
     with pytest.raises(InputError, match=r"--out .*features is the folder of data.features, which training reads"):
@@ -82,6 +82,80 @@ def test_weights_without_a_committed_state_do_not_block_a_fresh_start(tmp_path):
     run.write_weights("last", nn.Linear(2, 2), None, {"epoch": 0})
     assert not run.can_resume() and not run.has_training()
     run.check_fresh_start([])
+
+
+def test_a_fresh_start_refuses_an_ensemble_an_unfinished_one_and_the_results_of_a_model(tmp_path):
+    # An ensemble has no last_state.pt: a fresh start took it for an empty folder and replaced its weights.
+    ensemble = RunDir(tmp_path / "ensemble")
+    ensemble.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    ensemble.write_format({"members": 2, "sources": ["r1", "r2"]})
+    with pytest.raises(InputError, match=r"ensemble already holds an ensemble of 2 run\(s\) made by mgrec ensemble, "
+                                         r"which training would replace .*; choose another --out"):
+        ensemble.check_fresh_start([])
+    unfinished = RunDir(tmp_path / "unfinished")  # killed while copying its members, before run.json
+    (unfinished.member_path(0)).mkdir(parents=True)
+    with pytest.raises(InputError, match=r"already holds members/ of an mgrec ensemble that did not finish"):
+        unfinished.check_fresh_start([])
+    evaluated = RunDir(tmp_path / "evaluated")  # a run's scores, its training state deleted
+    evaluated.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    evaluated.write_eval("test", {"f1": 0.5})
+    with pytest.raises(InputError, match=r"already holds eval_test.json, results of mgrec evaluate or report .* "
+                                         r"choose another --out, or delete them"):
+        evaluated.check_fresh_start([])
+
+
+def test_only_a_run_directory_or_an_empty_folder_is_deleted(tmp_path, monkeypatch):
+    from mgrec.run import check_removable, remove_run_dir
+
+    run = RunDir(tmp_path / "run")  # a finished run, with its scores, TensorBoard log and figures
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    run.write_eval("test", {"f1": 0.5})
+    for folder in ("tensorboard", "analysis"):
+        (run.path / folder).mkdir()
+    remove_run_dir(run.path)
+    assert not run.path.exists()
+    (tmp_path / "empty").mkdir()
+    remove_run_dir(tmp_path / "empty")
+    remove_run_dir(tmp_path / "nothing")  # nothing there: nothing to do
+    assert not (tmp_path / "empty").exists()
+
+    mine = tmp_path / "mine"  # the user's own folder
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(InputError, match=r"--fresh: .*mine was not deleted: it holds 'notes.txt' and 1 more, which "
+                                         r"mgrec never writes into a run; .* choose another --out"):
+        remove_run_dir(mine)
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    (run.path / "notes.txt").write_text("mine")  # a run holding a file of the user's
+    with pytest.raises(InputError, match="it holds 'notes.txt', which mgrec never writes into a run"):
+        remove_run_dir(run.path)
+    (run.path / "notes.txt").unlink()
+    look_alike = tmp_path / "look-alike"  # a run's names without run.json: not a run of mgrec's
+    (look_alike / "checkpoints").mkdir(parents=True)
+    save_config(Config(), look_alike / "config.yaml")
+    with pytest.raises(InputError, match="holds 'c.*' but no run.json, so it is not an mgrec run directory"):
+        remove_run_dir(look_alike)
+    RunDir(look_alike).format_path.write_text(json.dumps({"fps": 30.0}))  # the sidecar of a video named "run"
+    with pytest.raises(InputError, match=r"its run.json is not an mgrec run's .*\[format\]"):
+        remove_run_dir(look_alike)
+    (tmp_path / "link").symlink_to(run.path)
+    with pytest.raises(InputError, match="link was not deleted: it is a symbolic link"):
+        remove_run_dir(tmp_path / "link")
+    with pytest.raises(InputError, match="it is a file, not a run directory"):
+        remove_run_dir(run.config_path)
+    with pytest.raises(InputError, match=r"run was not deleted: it holds .*cache, the demo data"):
+        check_removable(run.path, keep=[("the demo data", run.path / "sub" / "cache")])
+    with pytest.raises(InputError, match="run was not deleted: it is the demo data"):
+        check_removable(run.path, keep=[("the demo data", run.path)])
+    monkeypatch.chdir(run.checkpoints_dir)
+    with pytest.raises(InputError, match=r"run was not deleted: it holds .*checkpoints, the working directory"):
+        remove_run_dir(run.path)
+    monkeypatch.chdir(run.path)
+    with pytest.raises(InputError, match=r"--fresh: \. was not deleted: it is the working directory"):
+        remove_run_dir(".")
+    assert (mine / "notes.txt").read_text() == "mine" and run.weights_path("best").exists()
+    assert (look_alike / "config.yaml").exists() and (tmp_path / "link").is_symlink()
 
 
 def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_resume(tmp_path):
@@ -235,3 +309,10 @@ def test_a_class_listed_twice_is_refused(tmp_path):
     run.write_classes(["a", "a", "b"])
     with pytest.raises(InputError, match="class 'a' is listed twice"):
         run.read_classes()
+
+
+def test_the_next_commands_quote_a_run_directory_for_the_shell():
+    from mgrec.run import next_commands
+
+    assert next_commands("runs/a") == "next: mgrec evaluate runs/a (test scores), then mgrec report runs/a"
+    assert next_commands("my runs/a") == "next: mgrec evaluate 'my runs/a' (test scores), then mgrec report 'my runs/a'"

@@ -44,3 +44,24 @@ def test_training_piped_into_a_reader_that_leaves_finishes_and_saves(tmp_path):
     assert "BrokenPipeError" not in stderr and "Traceback" not in stderr
     run = RunDir(tmp_path / "run")
     assert run.weights_path("best").exists() and run.postprocess_path.exists()
+
+
+def test_text_the_stream_cannot_encode_is_escaped_not_an_error(tmp_path, monkeypatch):
+    # PYTHONIOENCODING=ascii: a non-ASCII path raised UnicodeEncodeError after the work was done (exit 1)
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    for escape in (True, False):  # stdout's layer and stderr's
+        TerminalText(ascii_out, escape=escape).write("caf\u00e9 \u4e2d \udcff\n")
+    ascii_out.flush()
+    assert ascii_out.buffer.getvalue().decode("ascii") == "caf\\xe9 \\u4e2d \\udcff\n" * 2
+    # through the command line: the summary line names the non-ASCII output
+    from mgrec.cli import main
+
+    root = tmp_path / "smg"
+    (root / "Sample0001").mkdir(parents=True)
+    (root / "Sample0001" / "Sample0001_finelabels.csv").write_text("1,10,20\n")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    out = tmp_path / "annotations_\u00e9.json"
+    assert main(["data", "convert", str(root), "--out", str(out), "--fps", "28", "--splits", "train=1"]) == 0
+    sys.stdout.flush()
+    assert "annotations_\\xe9.json" in stdout.buffer.getvalue().decode("ascii") and out.exists()

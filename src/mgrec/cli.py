@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
+    _add_fps(p)
     _add_device(p)
     _add_precision(p)
     _add_no_progress(p)
@@ -263,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=int, default=None,
                    help="feature steps per update (default: about 1 s of features)")
     p.add_argument("--history", type=int, default=None,
-                   help="feature steps of the window the network sees (default: data.max_seq_len // 8, "
-                        "or what the lookahead needs)")
+                   help="feature steps of the window the network sees (default: data.max_seq_len // 8, or what "
+                        "deciding a gesture needs if more: lookahead, a hop and the gesture; the summary says which)")
+    _add_fps(p)
     p.add_argument("--compile", action="store_true",
                    help="compile the network for the window first (torch.compile; about a minute, needs g++): "
                         "about half the compute per update")
@@ -293,9 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None,
                    help="videomae: a Hugging Face format folder (required); efficientnet-lite0: a state dict "
                         "(default: the packaged ImageNet weights)")
-    p.add_argument("--window", type=int, default=None, help="frames per feature window (default: 16)")
-    p.add_argument("--stride", type=int, default=None, help="frames between window starts (default: 4)")
-    p.add_argument("--size", type=int, default=None, help="frame size in pixels (default: the backbone's)")
+    from mgrec import extract as limits  # the ranges of the numbers below, checked as they are parsed
+
+    p.add_argument("--window", type=_extract_number("frames"), default=None,
+                   help=f"frames per feature window, 1-{limits.MAX_WINDOW_FRAMES} (default: 16)")
+    p.add_argument("--stride", type=_extract_number("frames"), default=None,
+                   help=f"frames between window starts, 1-{limits.MAX_WINDOW_FRAMES} (default: 4)")
+    p.add_argument("--size", type=_extract_number("size"), default=None,
+                   help=f"frame size in pixels, {limits.MIN_FRAME_SIZE}-{limits.MAX_FRAME_SIZE} (default: the "
+                        "backbone's)")
     p.add_argument("--frames-per-window", type=positive_int, default=None, metavar="N",
                    help="efficientnet-lite0: average N frames of each window, on frames consecutive windows share "
                         "(4 of 16 with stride 4: the network runs on a quarter of the frames; a recipe of its own, "
@@ -306,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "bf16, AVX512-BF16 or AMX, where it is 1.7x as fast; fp32 on other CPUs), fp32 or bf16 "
                         "(emulated and much slower on a CPU without native bf16); recorded in the sidecars, a "
                         "recipe of its own")
-    p.add_argument("--batch", type=int, default=None,
-                   help="network inputs per forward pass (frames for efficientnet-lite0, clips for videomae; "
-                        "default: 8)")
+    p.add_argument("--batch", type=_extract_number("batch"), default=None,
+                   help=f"network inputs per forward pass, 1-{limits.MAX_BATCH} (frames for efficientnet-lite0, "
+                        "clips for videomae; default: 8)")
     p.add_argument("--fps", type=float, default=None,
                    help="skeleton CSVs only: frame rate (default: read from SampleXXXX_data.csv)")
     p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
@@ -349,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "when no such file exists")
     p.add_argument("--cache", type=Path, default=None,
                    help="where the demo data is built (default: $MGREC_CACHE/demo, else ~/.cache/mgrec/demo)")
-    p.add_argument("--fresh", action="store_true", help="delete an existing run directory first")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete an existing run directory first (only a run of mgrec's or an empty folder)")
     _add_no_progress(p)
     _add_set(p)
     return parser
@@ -382,6 +391,15 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 def _add_run_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a run directory written by `mgrec train --out`")
+
+
+def _add_fps(p: argparse.ArgumentParser) -> None:
+    # Sidecars are optional: without this option, features without one (and a run without data.fps) could only
+    # be detected after editing the run's config by hand.
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the videos the features come from, for feature files without a sidecar when "
+                        "the run's config has no data.fps (default: the sidecar's, else the run's data.fps; refused "
+                        "when it contradicts either)")
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
@@ -504,11 +522,13 @@ def cmd_ensemble(args) -> None:
 
 
 def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None:
+    from mgrec.files import resolve_path
     from mgrec.infer.fused import make_fused_ensemble
+    from mgrec.run import next_commands
     from mgrec.train.ensemble import averaging_refused, make_ensemble
 
     # Allowed (an ensemble of one run is the run; of a run twice, the run), but rarely what was meant.
-    resolved = [Path(run).resolve() for run in runs]
+    resolved = [resolve_path(run) for run in runs]
     for path in dict.fromkeys(resolved):
         if resolved.count(path) > 1:
             print(f"note: {path} is given {resolved.count(path)} times: it counts that many times in the ensemble",
@@ -526,7 +546,7 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
               f"{100 * val['average_mAP']:.2f}% at score threshold {val['score_threshold']:.4g} (tuned on val)"
               if val else "no val split: the configured score threshold")
     print(f"ensemble of {len(result.members)} runs: {scores}\nrun directory: {result.run_dir}\n"
-          f"next: mgrec evaluate {result.run_dir} (test scores), then mgrec report {result.run_dir}")
+          f"{next_commands(result.run_dir)}")
 
 
 def cmd_evaluate(args) -> None:
@@ -556,6 +576,10 @@ def cmd_score(args) -> None:
     from mgrec.evaluate.predictions import load_predictions, predictions_info
     from mgrec.evaluate.scoring import coverage_note, format_score_table, score
 
+    if args.tune_on:
+        from mgrec.infer.evaluate_run import check_tuning_split  # imported only here: its module imports torch
+
+        check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
@@ -612,7 +636,11 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
         raise InputError(f"{run.config_path} [data.videos]: {config.data.videos}: no such folder (the run reads its "
                          "videos there); move them back, or record the new place with mgrec train CONFIG --out RUN "
                          "--resume --set data.videos=NEW")
-    annotations = load_annotations(config.data.annotations)
+    from mgrec.infer.evaluate_run import EVALUATE_REMEDY
+    from mgrec.run import run_data_path
+
+    annotations = load_annotations(run_data_path(run_dir, "data.annotations", config.data.annotations,
+                                                 EVALUATE_REMEDY))
     ids = [video for split in splits if split is not None for video in annotations.video_ids(split)]
     videos = [find_video(Path(config.data.videos), video) for video in dict.fromkeys(ids)]
     out = Path(run_dir) / f"features_{checkpoint}"
@@ -674,10 +702,12 @@ def cmd_detect(args) -> None:
     from mgrec.data.features import sidecar_path
     from mgrec.files import check_output, check_writable, is_stream
     from mgrec.infer.detect import detect_files
+    from mgrec.infer.offline import checked_fps
     from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
+    fps = checked_fps(args.fps, "--fps")  # before any extraction
     sidecars = [sidecar_path(p) for p in args.inputs if Path(p).is_file()]  # read too, for the fps
     check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
@@ -686,7 +716,7 @@ def cmd_detect(args) -> None:
                                          progress=show_progress(args))
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
-                               stream_folders=_stream_folders(run_dir, args.stream, extracted))
+                               stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=sys.stderr if is_stream(args.out) else sys.stdout)  # links followed
 
@@ -694,10 +724,12 @@ def cmd_detect(args) -> None:
 def cmd_stream(args) -> None:
     import tempfile
 
+    from mgrec.infer.offline import checked_fps
     from mgrec.infer.online import stream_file
 
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
+    fps = checked_fps(args.fps, "--fps")  # before any extraction
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         (source,), extracted = features_for(run_dir, [args.input], Path(scratch), device=device)
         summary = stream_file(
@@ -712,9 +744,30 @@ def cmd_stream(args) -> None:
             device=device,
             precision=args.precision,
             stream_folders=_stream_folders(run_dir, args.stream, extracted),
+            fps=fps,
         )
     # stderr: stdout stays pure JSON lines for whatever reads them
     print(terminal.visible(summary.describe()), file=sys.stderr)
+
+
+def _extract_number(kind: str):
+    """The parser of one of `mgrec extract`'s whole-number options: refused on the command line with its
+    range, before any work (`--size 0` was read as the default and `--size 100000` blamed the video)."""
+    from mgrec import extract
+
+    low, high = {"size": (extract.MIN_FRAME_SIZE, extract.MAX_FRAME_SIZE), "frames": (1, extract.MAX_WINDOW_FRAMES),
+                 "batch": (1, extract.MAX_BATCH)}[kind]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], got {value}")
+        return value
+
+    return parse
 
 
 def cmd_extract(args) -> None:
@@ -790,18 +843,25 @@ def cmd_report(args) -> None:
 
 def cmd_demo(args) -> None:
     """The main job on a fresh machine: real-motion demo data -> check -> train -> test scores -> report."""
-    import shutil
-
     from mgrec.config import load_config
     from mgrec.data.check import check_dataset
     from mgrec.data.demo import build_demo, default_cache_dir, demo_statistics, format_statistics
     from mgrec.evaluate.scoring import format_score_table
+    from mgrec.files import resolve_path
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.report.html import write_report
-    from mgrec.run import RunDir
+    from mgrec.run import RunDir, check_removable, remove_run_dir
     from mgrec.train.loop import train
 
-    paths = build_demo(args.cache or default_cache_dir())
+    cache = Path(args.cache or default_cache_dir())
+    # A rebuild of the demo data deletes its folders: a run inside them would go with them.
+    if resolve_path(cache) in (resolve_path(args.out), *resolve_path(args.out).parents):
+        raise InputError(f"--out {args.out} lies in the demo data folder {cache} (--cache), whose folders a rebuild "
+                         "deletes; choose an --out outside it")
+    keep = [("the demo data (--cache)", cache)]
+    if args.fresh:  # refused now, not after the data is built and checked
+        check_removable(args.out, keep)
+    paths = build_demo(cache)
     print(f"demo data: {paths.root}")
     print(format_statistics(demo_statistics(paths.root)))
     plain = load_config(args.config, args.overrides)  # a config with data.streams reads the demo's sensor streams
@@ -809,8 +869,8 @@ def cmd_demo(args) -> None:
     config = load_config(args.config, [*data, *args.overrides])
     report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
-    if args.fresh and args.out.exists():
-        shutil.rmtree(args.out)
+    if args.fresh:  # only a run directory or an empty folder (`mgrec.run.check_removable`)
+        remove_run_dir(args.out, keep)
     resume = RunDir(args.out).can_resume()
     result = train(config, args.out, resume=resume, progress=show_progress(args))
     print(result.summary(next_steps=False))  # the demo goes on to evaluate and report

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError
-from mgrec.files import brief, decode_utf8
+from mgrec.files import brief, decode_utf8, resolve_path
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -375,6 +375,22 @@ MAX_STEPS = 2**20
 MAX_SHIFTED_PASSES = 64  # each pass costs a whole detection; more is a typo
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
 MAX_BASE_DEPTH = 32
+# Seeds: each epoch seeds torch with seed * 1000 + epoch, which must stay a signed 64-bit integer (torch
+# refuses more: "Overflow when unpacking long long", once the run folder was written); below 2**31 it
+# does for any epoch count, and every library takes it (numpy's legacy seeder asks < 2**32).
+MAX_SEED = 2**31 - 1
+# Layers per tower (model.stem_layers, model.head_layers): the released detectors have 2 and 3. Layers are
+# built one by one in Python before their memory can be judged, and 100000 of them took hours to build;
+# 64 leaves every design of these detectors room.
+MAX_LAYERS = 64
+# model.kernel_expansion k: DynE's long kernel is round((window_size + 1) * k) steps, 5 as released (a
+# 10-step kernel at window 1). k = 64 already spans more steps than the coarser pyramid levels hold; more
+# is a typo (1e9 asked for a 2e9-step kernel per channel and died in the allocator).
+MAX_KERNEL_EXPANSION = 64
+# Training crops per video and epoch: every epoch's crops are drawn up front, as Python objects (about
+# 100 bytes each), and an epoch is crops_per_video x videos / batch_size steps. The shipped configs draw
+# 2-64; 10000 is an epoch of days on SMG, while 1e9 asked for 100 GB per video before the first step.
+MAX_CROPS_PER_VIDEO = 10_000
 PRECISIONS = ("auto", "fp32", "bf16")  # see mgrec.devices.autocast_dtype
 
 
@@ -390,7 +406,7 @@ def find_config(name: str | Path) -> Path:
         return path
     shipped = Path(str(resources.files("mgrec") / "configs")).resolve()
     text = path.as_posix().removeprefix("configs/")
-    candidate = (shipped / (text if text.endswith((".yaml", ".yml")) else text + ".yaml")).resolve()
+    candidate = resolve_path(shipped / (text if text.endswith((".yaml", ".yml")) else text + ".yaml"))
     return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else path
 
 
@@ -403,6 +419,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for item in overrides or []:
         _apply_override(overridden, item)
     _check_overrides(overridden)
+    origins = _override_origins(overrides or [])
     if _sets_streams(overridden):
         _forget_one_stream_keys(raw, keep=overridden.get("data", {}))
     for item in overrides or []:
@@ -412,8 +429,45 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     _drop_removed_keys(raw, str(path))
     config = from_dict(Config, raw, source=str(path))
     check_stream_keys(raw, config, source=str(path))
-    validate(config, source=str(path))
+    validate(config, source=str(path), origins=origins)
     return config
+
+
+def _override_origins(overrides: list[str]) -> dict[str, str]:
+    """Dotted key -> the `--set` item that gave it its value (the last that did; keys that old names are
+    read into included), so that a value out of range is blamed on the `--set`, not on the config file."""
+    origins: dict[str, str] = {}
+    for item in overrides:
+        one: dict = {}
+        _apply_override(one, item)
+        _upgrade_renamed_keys(one, "--set")
+        _upgrade_moved_keys(one, "--set")
+        for key in _leaf_keys(one):
+            for inner in [k for k in origins if k.startswith((f"{key}.", f"{key}["))]:
+                del origins[inner]  # a later item that sets a whole section sets what it holds too
+            origins[key] = item
+    return origins
+
+
+def _leaf_keys(raw: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of the values in `raw` (a list is one value; an empty section, which sets nothing, none)."""
+    keys = []
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{dotted}.") if isinstance(value, dict) else [dotted]
+    return keys
+
+
+def _at(source: str, key: str, origins: dict[str, str] | None) -> str:
+    """Where the value of `key` came from, for a message: `--set ITEM [key]` when an override gave it (or
+    the section or list holding it), else `source [key]`."""
+    part = key
+    while part and part not in (origins or {}):
+        part = part[:max(part.rfind("."), part.rfind("["), 0)]
+    if not part:
+        return f"{source} [{key}]"
+    item = origins[part]
+    return f"--set {item if len(item) <= 80 else brief(item)} [{key}]"
 
 
 def check_stream_keys(raw: dict, config: Config, source: str) -> None:
@@ -479,13 +533,17 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         raise InputError(f"{path} [base]: expected the path of the config to inherit from, got {_short(base)}")
     if len(seen) >= MAX_BASE_DEPTH:
         raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
-    beside = (path.parent / base).resolve()
-    # a file beside the config first, else a config shipped with mgrec by name (as on the command line)
-    target = beside if beside.exists() else find_config(base)
-    if not Path(target).exists():
-        raise InputError(f"{path} [base]: {base!r} is neither a file beside it ({beside}) nor a config shipped "
-                         "with mgrec (demo/default.yaml, smg/mgrec.yaml, ...)")
-    merged = _read_yaml_with_base(Path(target).resolve(), seen + (path,))
+    try:  # a symbolic link loop is named with the config and key that lead to it
+        beside = resolve_path(path.parent / base)
+        # a file beside the config first, else a config shipped with mgrec by name (as on the command line)
+        target = beside if beside.exists() else find_config(base)
+        if not Path(target).exists():
+            raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
+                             "(demo/default.yaml, smg/mgrec.yaml, ...)")
+        target = resolve_path(target)
+    except InputError as exc:
+        raise InputError(f"{path} [base]: {exc}") from None
+    merged = _read_yaml_with_base(target, seen + (path,))
     if _sets_streams(raw):
         _forget_one_stream_keys(merged, keep=raw.get("data", {}))
     _deep_update(merged, raw)
@@ -651,16 +709,17 @@ def _convert(hint, value, source: str, key: str):
     raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {_short(value)}")
 
 
-def validate(config: Config, source: str) -> None:
-    """Checks across fields that types alone cannot express."""
+def validate(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
+    """Checks across fields that types alone cannot express. `origins`: the keys `--set` gave, which the
+    number and model rules name instead of `source` (`_override_origins`)."""
     m = config.model
     if m.input_dim != config.data.feature_dim:
         raise InputError(f"{source} [model.input_dim]: {m.input_dim} differs from data.feature_dim="
                          f"{config.data.feature_dim}; leave model.input_dim out (it follows data.feature_dim)")
     _check_streams(config, source)
     _check_end_to_end(config, source)
-    check_model(m, source)
-    _check_numbers(config, source)
+    check_model(m, source, origins)
+    _check_numbers(config, source, origins)
     if len(m.regression_ranges) != m.num_levels:
         raise InputError(
             f"{source} [model.regression_ranges]: {len(m.regression_ranges)} ranges for {m.num_levels} levels"
@@ -779,7 +838,7 @@ _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _NUMBER_RULES = {
-    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (2**31 - 1)"),
     "data.stride": _POSITIVE, "data.window": _POSITIVE, "data.feature_dim": _POSITIVE,
     "data.max_seq_len": (lambda v: 0 < v <= MAX_STEPS, f"a positive number of steps <= {MAX_STEPS}"),
     "data.fps": (lambda v: v is None or fps_problem(v) is None,  # the one frame-rate rule (annotations, sidecars too)
@@ -792,7 +851,9 @@ _NUMBER_RULES = {
     "train.focal_alpha": (lambda v: v <= 1, "a number <= 1 (negative: no class weighting)"),
     "train.focal_gamma": _NON_NEGATIVE, "train.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "train.init_loss_norm": _POSITIVE, "train.reg_loss_weight": _NON_NEGATIVE,
-    "train.crops_per_video": _POSITIVE, "train.eval_every": _POSITIVE,
+    "train.crops_per_video": (lambda v: 0 < v <= MAX_CROPS_PER_VIDEO,
+                              f"a positive number of crops, at most {MAX_CROPS_PER_VIDEO}"),
+    "train.eval_every": _POSITIVE,
     "balance.alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null"),
     "balance.repeat_threshold": (lambda v: 0 < v <= 1, "a share of the instances in (0, 1]"),
     "balance.difficulty_momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
@@ -815,18 +876,18 @@ _NUMBER_RULES = {
 }
 
 
-def _check_numbers(config: Config, source: str) -> None:
+def _check_numbers(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
     """Every number of the config is finite (inf and NaN are never a setting), and in its range."""
     for key, value in _numbers(config):
         if isinstance(value, float) and not math.isfinite(value):
-            raise InputError(f"{source} [{key}]: expected a finite number, got {value}")
+            raise InputError(f"{_at(source, key, origins)}: expected a finite number, got {value}")
         rule = _NUMBER_RULES.get(key)
         if rule is not None and value is not None and not rule[0](value):
-            raise InputError(f"{source} [{key}]: expected {rule[1]}, got {_short(value)}")
+            raise InputError(f"{_at(source, key, origins)}: expected {rule[1]}, got {_short(value)}")
     for key, rule in _NUMBER_RULES.items():  # optional numbers (None) are checked by their rule too
         value = _lookup(config, key)
         if value is None and not rule[0](value):
-            raise InputError(f"{source} [{key}]: expected {rule[1]}, got null")
+            raise InputError(f"{_at(source, key, origins)}: expected {rule[1]}, got null")
 
 
 def _numbers(node: Any, prefix: str = ""):
@@ -853,18 +914,21 @@ def _short(value: Any) -> str:
     return brief(value)
 
 
-def check_model(m: ModelConfig, source: str = "model config") -> None:
+def check_model(m: ModelConfig, source: str = "model config", origins: dict[str, str] | None = None) -> None:
     """Model settings that the network cannot be built with, reported by config key (the one
-    place: `validate` runs it for a config file, `build_detector` for a ModelConfig built in code)."""
+    place: `validate` runs it for a config file, `build_detector` for a ModelConfig built in code).
+    Widths (embed_dim, mlp_dim, head_dim, ...) have no bound here: what they cost depends on the crop and
+    the machine, and training asks `mgrec.model.memory` before the network is built."""
 
     def fail(key: str, expected: str) -> None:
-        raise InputError(f"{source} [model.{key}]: expected {expected}, got {_short(getattr(m, key))}")
+        raise InputError(f"{_at(source, f'model.{key}', origins)}: expected {expected}, got {_short(getattr(m, key))}")
 
     if m.variant not in MODEL_VARIANTS:
         close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(
-            f"{source} [model.variant]: {_short(m.variant)} is not one of {', '.join(MODEL_VARIANTS)}{hint}"
+            f"{_at(source, 'model.variant', origins)}: {_short(m.variant)} is not one of "
+            f"{', '.join(MODEL_VARIANTS)}{hint}"
         )
     for key in ("input_dim", "num_classes", "embed_dim", "mlp_dim", "head_dim", "num_levels", "head_layers"):
         if not isinstance(getattr(m, key), int) or getattr(m, key) < 1:
@@ -873,11 +937,14 @@ def check_model(m: ModelConfig, source: str = "model config") -> None:
         fail("num_levels", f"at most {MAX_LEVELS}")
     if m.stem_layers < 0:
         fail("stem_layers", "a non-negative integer")
+    for key in ("stem_layers", "head_layers"):
+        if getattr(m, key) > MAX_LAYERS:
+            fail(key, f"at most {MAX_LAYERS} layers")
     for key in ("head_kernel", "window_size", "attention_kernel", "transformer_window"):
         if getattr(m, key) < 1 or getattr(m, key) % 2 != 1:
             fail(key, "an odd positive integer (centred kernels/windows)")
-    if not m.kernel_expansion > 0:
-        fail("kernel_expansion", "a positive number")
+    if not 0 < m.kernel_expansion <= MAX_KERNEL_EXPANSION:
+        fail("kernel_expansion", f"a positive number, at most {MAX_KERNEL_EXPANSION}")
     if not 0.0 <= m.drop_path < 1.0:
         fail("drop_path", "a rate in [0, 1)")
     if not 0.0 < m.cls_prior < 1.0:
@@ -889,7 +956,8 @@ def check_model(m: ModelConfig, source: str = "model config") -> None:
     if m.fusion not in FUSIONS:
         close = difflib.get_close_matches(str(m.fusion), FUSIONS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{source} [model.fusion]: expected one of {', '.join(FUSIONS)}, got {_short(m.fusion)}{hint}")
+        raise InputError(f"{_at(source, 'model.fusion', origins)}: expected one of {', '.join(FUSIONS)}, got "
+                         f"{_short(m.fusion)}{hint}")
     if m.stream_dims and (any(not isinstance(d, int) or d < 1 for d in m.stream_dims)
                           or sum(m.stream_dims) != m.input_dim):
         fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)")

@@ -88,10 +88,26 @@ def safe_child(folder: str | Path, name: str, what: str = "name") -> Path:
     return Path(folder) / name
 
 
+def resolve_path(path: str | Path) -> Path:
+    """`Path(path).resolve()` of a path the user gave, with a symbolic-link loop (`ln -s L L`, or a -> b -> a,
+    anywhere along the path) an `InputError` naming the path: Python 3.11 raises RuntimeError("Symlink loop")
+    for one even when not strict, and later versions an OSError (ELOOP). Every `.resolve()` of a user's path
+    goes through here."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        loop = exc.errno == errno.ELOOP if isinstance(exc, OSError) else "loop" in str(exc).lower()
+        if not loop:
+            raise
+        raise InputError(f"{path} is a symbolic link loop (following its links leads back to them, never to a "
+                         "file or folder); replace the link") from None
+
+
 def output_target(path: str | Path) -> Path:
     """Where an output named `path` is written: the target of a symbolic link (the link stays a link)."""
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    # resolve_path: a link loop would otherwise be replaced by a plain file at the rename
+    return resolve_path(path) if path.is_symlink() else path
 
 
 def is_stream(path: str | Path) -> bool:
@@ -246,10 +262,10 @@ def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: I
     (`reads`: files, or folders whose existing files are all read) or a file no command may replace
     (`protected`: e.g. a trained run's files, `mgrec.run.RunDir.owned_files`). Inside a folder that is
     read, only a new file may be written."""
-    target = Path(out).resolve()
+    target = resolve_path(out)
     for kind, paths in (("reads", reads), ("protected", protected)):
         for path in paths:
-            path = Path(path).resolve()
+            path = resolve_path(path)
             overwrites = path == target or target in path.parents
             if kind == "reads" and path.is_dir() and path in target.parents and target.exists():
                 overwrites = True  # an existing file inside a folder the command reads
@@ -265,6 +281,11 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
     Probes with a real one-byte write and fsync, so that a full disk is found now, not after the work.
     """
     shown = path
+    if str(path) == "-":  # the Unix habit for standard output; written as it is, it made a file named "-"
+        name = "a folder name" if is_dir else "a file name, or /dev/stdout for standard output"
+        raise InputError(f"cannot write -: mgrec does not take '-' for standard output; give {name} "
+                         "(one named '-' by its full path)")
+    resolve_path(path)  # a symbolic link loop is named as one, not by the error the probe would meet in it
     if not is_dir and isinstance(path, str) and path.endswith(("/", os.sep)):
         raise InputError(f"cannot write {shown}: it ends with '/', so it names a folder; give a file name")
     path = Path(path) if is_dir else output_target(path)

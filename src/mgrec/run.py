@@ -15,6 +15,8 @@
 
 The files above `eval_` are the run itself (`RunDir.run_files`): only training writes them.
 The outputs may be rewritten by `evaluate` and `report`.
+A training starts afresh only in a folder holding no committed training, ensemble or outputs
+(`RunDir.check_fresh_start`); a folder is deleted only by `remove_run_dir`, and only when it is a run or empty.
 
 Every writer is atomic (`mgrec.files`); every reader validates what it reads and turns any
 problem into an `InputError` naming the file. Nothing here executes code on load: YAML through
@@ -29,8 +31,11 @@ import dataclasses
 import json
 import math
 import os
+import re
+import shlex
+import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,8 +43,8 @@ import torch
 import yaml
 
 from mgrec.config import Config, PostprocessConfig, load_config, missing_keys, save_config
-from mgrec.errors import InputError
-from mgrec.files import atomic_write, atomic_write_text, is_number, read_json
+from mgrec.errors import InputError, where
+from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_json, resolve_path
 
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
@@ -67,6 +72,11 @@ CHECKPOINT_NAMES = ("best", "last")
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in
 # members/<m>/, each with its own network and inputs).
 ENSEMBLE_FUSIONS = ("outputs", "detections")
+# What mgrec writes into a run directory besides `run_files` and `output_files`: TensorBoard logs, the figures
+# of `analyze`, the features `evaluate` makes for an end-to-end run, the members of a detection ensemble, the
+# teacher and students of pseudo-labelling, and the temporary files of the atomic writers and their probes.
+_RUN_ENTRY = re.compile(r"checkpoints|tensorboard|analysis|features_(best|last)|members|teacher|student\d+"
+                        r"|\..+\.tmp|\.mgrec-write-check\..+")
 
 
 class RunDir:
@@ -193,9 +203,9 @@ class RunDir:
         would overwrite a file the training reads (its config, its annotations)."""
         if self.has_training():
             raise InputError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
-        own = {path.resolve() for path in self.run_files()}
+        own = {resolve_path(path) for path in self.run_files()}
         for path in inputs:
-            if Path(path).resolve() in own:
+            if resolve_path(path) in own:
                 raise InputError(f"{path} is one of the files training writes into {self.path}; "
                                  "choose another --out (training never overwrites its own inputs)")
         if not self.format_path.exists():
@@ -209,6 +219,34 @@ class RunDir:
             except InputError as exc:
                 raise InputError(f"{self.format_path} is not an mgrec run's ({exc}); choose another --out, "
                                  "training would overwrite it") from None
+        held = self.results_held()
+        if held is not None:
+            raise InputError(f"{self.path} already holds {held}")
+
+    def results_held(self) -> str | None:
+        """What this folder holds besides an earlier start of a training that a training must not write over
+        (an ensemble, whole or being made, and what `evaluate` and `report` made of a model), with what to do
+        instead; None when it holds nothing of the kind. An ensemble has no `last_state.pt`: `has_training`
+        alone took it for an empty folder, and a training replaced its weights beside its scores."""
+        ensemble = self.read_ensemble()
+        if ensemble is not None:
+            return (f"an ensemble of {ensemble['members']} run(s) made by mgrec ensemble, which training would "
+                    "replace and which cannot be resumed; choose another --out")
+        if self.member_path(0).parent.exists():  # copied before run.json is written: a killed ensemble
+            return ("members/ of an mgrec ensemble that did not finish; choose another --out, or delete the folder "
+                    "and make the ensemble again")
+        outputs = self.output_files()
+        if outputs:
+            more = f" and {len(outputs) - 1} more" if len(outputs) > 1 else ""
+            return (f"{outputs[0].name}{more}, results of mgrec evaluate or report that a new training would leave "
+                    "beside another model; choose another --out, or delete them to train here")
+        return None
+
+    def foreign_entries(self) -> list[str]:
+        """The names in the folder that mgrec never writes into a run directory, sorted."""
+        own = {path.name for path in self.owned_files() if path.parent == self.path}
+        return sorted(entry.name for entry in self.path.iterdir()
+                      if entry.name not in own and not _RUN_ENTRY.fullmatch(entry.name))
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -467,11 +505,69 @@ def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     if not members:
         raise InputError("an ensemble needs at least one run")
     run = RunDir(out)
-    if run.path.resolve() in {Path(p).resolve() for p in members}:
+    if resolve_path(run.path) in {resolve_path(p) for p in members}:
         raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
     if run.path.exists() and any(run.path.iterdir()):
         raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
     return run
+
+
+def remove_run_dir(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (), option: str = "--fresh") -> None:
+    """Delete the run directory `path` (`mgrec demo --fresh`): the one way mgrec deletes a folder it is given,
+    and only after `check_removable` (same arguments) found it to be a run or empty."""
+    check_removable(path, keep, option)
+    if os.path.lexists(path):
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise InputError(f"{option}: cannot delete {path}: {exc.strerror or brief(str(exc))}") from None
+
+
+def check_removable(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (), option: str = "--fresh") -> None:
+    """Refuse, naming what the folder holds, to delete `path` unless it is missing, empty, or recognisably an
+    mgrec run directory: its run.json is mgrec's (or it holds only the lock and temporary files of a start
+    killed before its first write) and nothing in it is a name mgrec does not write into a run (a file of the
+    user's inside would go with it). Never a link or a file, nor a folder that is or holds the working
+    directory or a folder of `keep` ((what, folder) pairs, e.g. the demo data). `option` asks for the deletion."""
+    path = Path(path)
+    refuse = f"{option}: {path} was not deleted:"
+    todo = "choose another --out, or delete it yourself"
+    target = resolve_path(path)
+    # asked even of a folder not made yet: the demo builds its data (`keep`) before the deletion
+    for what, folder in (("the working directory", Path.cwd()), *keep):
+        folder = resolve_path(folder)
+        if folder == target or target in folder.parents:
+            where = "it is" if folder == target else f"it holds {folder},"
+            raise InputError(f"{refuse} {where} {what}; choose another --out")
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():  # rmtree of a link would delete (or fail on) what it points to
+        kind = "a symbolic link" if path.is_symlink() else "a file"
+        raise InputError(f"{refuse} it is {kind}, not a run directory; choose another --out")
+    run = RunDir(path)
+    try:
+        foreign = run.foreign_entries()
+    except OSError as exc:
+        raise InputError(f"{refuse} it cannot be listed ({exc.strerror or brief(str(exc))}); {todo}") from None
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise InputError(f"{refuse} it holds {brief(foreign[0])}{more}, which mgrec never writes into a run; "
+                         f"{option} deletes only an mgrec run directory or an empty folder: {todo}")
+    if run.format_path.exists():
+        try:
+            run.read_format_version()
+        except InputError as exc:
+            raise InputError(f"{refuse} its run.json is not an mgrec run's ({exc}); {todo}") from None
+        return
+    written = [entry.name for entry in path.iterdir() if not _STARTED.fullmatch(entry.name)]
+    if written:  # training writes run.json first: these files are not of a run's start
+        raise InputError(f"{refuse} it holds {brief(written[0])} but no run.json, so it is not an mgrec run "
+                         f"directory; {todo}")
+
+
+# All that a training killed before its first write leaves (run.json is written first): the lock and
+# temporary files.
+_STARTED = re.compile(r"\.lock|\..+\.tmp")
 
 
 def write_weights_file(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict) -> None:
@@ -552,3 +648,50 @@ def load_into(
             "Was it written by another model configuration?"
         )
     model.load_state_dict(state)
+
+
+def refuse_a_folder_training_reads(run_dir: Path, config: Config, reader: str = "training") -> None:
+    """The run folder must not be a folder of inputs (features, streams, videos, unlabelled features): the
+    run's files would land among them, and one of them could replace an input of the same name. `reader`:
+    who reads `config`'s folders, for the message (an ensemble's member)."""
+    data = config.data
+    folders = [("data.features", data.features), ("data.videos", data.videos),
+               ("pseudo_labels.unlabeled", config.pseudo_labels.unlabeled),
+               *((f"data.streams[{i}].features", stream.features) for i, stream in enumerate(data.streams))]
+    target = resolve_path(run_dir)
+    for key, folder in folders:
+        if folder and resolve_path(folder) == target:
+            raise InputError(f"--out {run_dir} is the folder of {key}, which {reader} reads; choose another --out")
+
+
+def refuse_an_out_the_members_read(out: str | Path, run_dirs: list[str | Path]) -> None:
+    """The ensemble's folder may not be a folder its members read (their features, videos, streams, unlabelled
+    features): training's refusal, asked with each member's config before anything is written. A member that
+    cannot be read is left to the ensemble that reads it to report."""
+    for path in run_dirs:
+        try:
+            config = RunDir(path).read_config()
+        except InputError:
+            continue
+        refuse_a_folder_training_reads(Path(out), config, reader=f"the member {path}")
+
+
+def next_commands(run_dir: str | Path) -> str:
+    """The line that tells a user what to run on a new run directory (quoted for a shell: paths with spaces)."""
+    quoted = shlex.quote(str(run_dir))
+    return f"next: mgrec evaluate {quoted} (test scores), then mgrec report {quoted}"
+
+
+def run_data_path(run_dir: str | Path, key: str, value: str | Path, remedy: str, folder: bool = False) -> Path:
+    """A path of a run's config (`key`: data.annotations, data.features), or an error that says where it was
+    looked for: a relative path is read from the current directory, as `mgrec train` read it, so a command run
+    from another folder found nothing and said only "annotations.json: annotations file not found". `remedy`:
+    what the calling command lets the user do about it (`mgrec report`: pass the annotations file explicitly)."""
+    label = where(Path(run_dir) / "config.yaml", key=key)
+    path = Path(value)
+    if not str(value) or str(path) == ".":
+        raise InputError(f"{label}: no {'folder' if folder else 'file'} given")
+    if not (path.is_dir() if folder else path.is_file()):
+        raise InputError(f"{label}: {path} not found (relative paths are read from the current directory "
+                         f"{Path.cwd()}); {remedy}")
+    return path

@@ -7,6 +7,10 @@ prints goes through `TerminalText`, which shows each such character as a visible
 
 A reader that goes away (`mgrec train ... | head`) must not stop the work: after a broken pipe
 the output is dropped quietly and the command goes on (training finishes and saves).
+
+A terminal or pipe whose encoding cannot show a character (`PYTHONIOENCODING=ascii`, a C locale; a
+file name holding bytes that are not UTF-8) gets its escape instead (`\\xe9`, `\\udcff`), in both
+streams: a message must never fail at being printed, least of all after the work is done.
 """
 
 from __future__ import annotations
@@ -39,10 +43,21 @@ class TerminalText(io.TextIOBase):
     def write(self, text: str) -> int:
         if not self.broken:
             try:
-                self.stream.write(visible(text) if self.escape else text)
+                self.stream.write(self._encodable(visible(text) if self.escape else text))
             except BrokenPipeError:
                 self._drop_output()
         return len(text)
+
+    def _encodable(self, text: str) -> str:
+        """`text` with each character the stream's encoding lacks as its backslash escape."""
+        encoding = getattr(self.stream, "encoding", None) or "utf-8"  # StringIO has none: it takes anything
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError:
+            return text.encode(encoding, "backslashreplace").decode(encoding)
+        except LookupError:  # an encoding Python does not know: the stream's own error is the best we can do
+            pass
+        return text
 
     def flush(self) -> None:
         if not self.broken:

@@ -201,3 +201,10 @@ def test_a_corrupt_videomae_checkpoint_is_named(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 3])
     with pytest.raises(InputError, match="model.safetensors: not a readable safetensors file"):
         load_backbone("videomae", tmp_path, "cpu", None)
+
+
+@pytest.mark.parametrize("size", [0, 31, 2049, 100_000])
+def test_an_efficientnet_frame_size_outside_its_range_is_refused_not_replaced(size):
+    # 0 was read as "the native 224"; 100000 failed in the decoder, blamed on the video
+    with pytest.raises(InputError, match=rf"^image size {size}: EfficientNet-Lite0 takes 32 to 2048 pixels"):
+        load_backbone("efficientnet-lite0", None, "cpu", size)

@@ -217,6 +217,36 @@ def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):
     assert all(0 <= d.start < d.end <= duration + 1e-9 for d in detections)
 
 
+def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):
+    # Sidecars are optional and train/evaluate work without them; detect refused every such file and had no
+    # --fps: the only way on was editing the run's config.yaml by hand.
+    run = make_random_run(tmp_path, input_dim=8)  # data.fps: null
+    rows = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+    bare = tmp_path / "bare" / "clip.npy"
+    bare.parent.mkdir()
+    np.save(bare, rows)
+    out = tmp_path / "d.json"
+    assert main(["detect", str(run), str(bare), "--out", str(out), "--all"]) == 2
+    assert f"{bare}: the features' fps is unknown: pass the video's frame rate with --fps" in capsys.readouterr().err
+    assert main(["detect", str(run), str(bare), "--out", str(out), "--all", "--fps", "28"]) == 0
+    from_option = json.loads(out.read_text())["results"]
+
+    clip = tmp_path / "clip.npy"
+    write_features(clip, rows, FeatureSidecar(fps=28.0, stride=4, window=16, backbone="test", dim=8, frames=None))
+    assert main(["detect", str(run), str(clip), "--out", str(out), "--all"]) == 0
+    assert json.loads(out.read_text())["results"] == from_option and from_option["clip"]
+    # the SMG label files place frames by the same fps
+    assert main(["detect", str(run), str(bare), "--out", str(tmp_path / "smg"), "--format", "smg", "--fps", "28"]) == 0
+    capsys.readouterr()
+
+    assert main(["detect", str(run), str(clip), "--out", str(out), "--fps", "30"]) == 2
+    assert "clip.json: the sidecar says fps 28, but --fps 30: which is the video's?" in capsys.readouterr().err
+    for bad in ("nan", "0", "-30", "inf", "1e-300", "1e9"):
+        assert main(["detect", str(run), str(bare), "--out", str(out), "--fps", bad]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("mgrec: error: --fps: expected a number of frames per second in [0.001, 1000], got ")
+
+
 def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     from mgrec.extract.run import extract
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, load_config
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import tiou
@@ -35,6 +35,7 @@ from mgrec.model.detector import DetectorOutput, build_detector
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir
 
+REPO = Path(__file__).resolve().parents[2]
 NUM_CLASSES = 3
 FPS = 50.0  # with stride 4: 12.5 feature steps per second, 0.08 s per step
 STEP_SECONDS = 4 / FPS
@@ -442,6 +443,46 @@ def test_default_window_is_an_eighth_of_the_training_crop_or_what_the_lookahead_
     assert OnlineDetector(detector, FPS, lookahead=2.0, hop=4, history=100).history == 100
 
 
+def test_the_default_window_holds_the_lookahead_a_hop_and_a_gesture_the_levels_learn():
+    # The worked example's run (examples/cut_in.yaml: crops of 128 steps, 0.16 s a step, top level from 8 steps):
+    # its default was lookahead and hop alone, 20 steps, and its stream found 1 of the 6 cut-ins offline finds.
+    config = load_config(REPO / "examples" / "cut_in.yaml")
+    detector = OfflineDetector(PointwiseModel(num_classes=2), config, ["a", "b"], config.postprocess, Path("."))
+    online = OnlineDetector(detector, 25.0, lookahead=2.0)
+    assert (online.hop, online.history) == (6, 13 + 6 + 1 + 2 * 8)
+    # the demo's and SMG's defaults stay an eighth of their crops, the window measured there
+    for name, expected in (("demo/default.yaml", 128), ("smg/mgrec.yaml", 288)):
+        config = load_config(REPO / "src" / "mgrec" / "configs" / name)
+        shipped = OfflineDetector(PointwiseModel(), config, [], config.postprocess, Path("."))
+        assert OnlineDetector(shipped, None, lookahead=2.0).history == expected, name
+
+
+def test_the_default_window_finds_what_offline_detection_finds():
+    # Gestures of 12-16 steps, which the levels below the top learn (top range from 8 steps: up to 16 long).
+    # Before, the default window (26 steps: lookahead 13, hop 12, 1) no longer held a gesture's centre at the
+    # update deciding it, and the stream missed most of them.
+    rng = np.random.default_rng(11)
+    gestures = draw_gestures(600, rng, min_len=12, max_len=16, max_gap=20)
+    features = encode(600, gestures)
+    detector = pointwise_detector(PointwiseModel(), max_seq_len=64)
+    detector.config = replace(detector.config, model=replace(detector.config.model, num_levels=2,
+                                                             regression_ranges=[[0, 8], [8, 10000]]))
+    online = OnlineDetector(detector, FPS, lookahead=1.0)
+    assert (online.hop, online.history) == (12, 13 + 12 + 1 + 16)
+    emitted = [e.detection for e in online.run(random_chunks(features, rng, 9))]
+    offline = detector.hard_set(detector.detect(features, video_id="stream", fps=FPS))
+    assert len(offline) == len(gestures) > 20
+    assert sorted(map(key, emitted)) == sorted(map(key, offline))
+
+
+@pytest.mark.parametrize("fps", [0, 0.0, float("inf"), float("nan"), -30.0, "30", 1e-300, True, 1e9])
+def test_a_bad_fps_is_refused_naming_fps_and_the_range(fps):
+    # through the Python API: before, ZeroDivisionError (0, inf), a ValueError about int conversion (nan),
+    # TypeError ("30"), nothing detected (-30) or segments at 1e302 s (1e-300)
+    with pytest.raises(InputError, match=r"^fps: expected a number of frames per second in \[0\.001, 1000\], got "):
+        OnlineDetector(pointwise_detector(PointwiseModel()), fps)
+
+
 def test_bad_input_is_reported():
     detector = pointwise_detector(PointwiseModel())
     with pytest.raises(InputError, match="history of 10 feature steps is too short"):
@@ -504,6 +545,40 @@ def test_stream_command_keeps_stdout_json_and_ends_with_a_summary_on_stderr(tmp_
     summary = captured.err.strip().splitlines()[-1]
     assert summary.startswith(f"stream clip: {len(lines)} gestures emitted in 15 updates over ")
     assert "compute per update mean " in summary and " ms, p95 " in summary
+    # the window that ran (here the default: lookahead 3 steps, hop 8, 1, and 16 of a gesture; 0.004 s a step)
+    assert " of stream, window 28 steps (0.1 s); compute per update" in summary
+
+
+def test_stream_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)  # data.fps: null, as a run trained on annotations' fps
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
+    args = ["stream", str(tmp_path / "run"), "--lookahead", "0.01", "--hop", "8", "--device", "cpu"]
+    bare = tmp_path / "bare" / "clip.npy"  # sidecars are optional
+    bare.parent.mkdir()
+    np.save(bare, features)
+    assert main([*args[:2], str(bare), *args[2:]]) == 2
+    error = capsys.readouterr().err
+    assert f"{bare}: the features' fps is unknown: pass the video's frame rate with --fps" in error
+    assert error.count("\n") == 1
+
+    assert main([*args[:2], str(bare), *args[2:], "--fps", "1000"]) == 0
+    from_option = capsys.readouterr().out
+    clip = tmp_path / "clip.npy"
+    write_features(clip, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    assert main([*args[:2], str(clip), *args[2:]]) == 0
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert strip(from_option) == strip(capsys.readouterr().out) != []
+
+    # a sidecar and --fps that disagree: neither is taken, both are named
+    assert main([*args[:2], str(clip), *args[2:], "--fps", "500"]) == 2
+    assert "clip.json: the sidecar says fps 1000, but --fps 500" in capsys.readouterr().err
+    for bad in ("nan", "0", "-30", "inf", "1e-300"):
+        assert main([*args[:2], str(bare), *args[2:], "--fps", bad]) == 2
+        assert "--fps: expected a number of frames per second in [0.001, 1000]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kwargs, message", [

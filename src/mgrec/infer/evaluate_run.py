@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mgrec.config import canonical_subset
 from mgrec.data.annotations import load_annotations
 from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
@@ -20,8 +21,19 @@ from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
 from mgrec.provenance import provenance
 from mgrec.records import Detection, Segment
-from mgrec.run import RunDir
+from mgrec.run import RunDir, run_data_path
 from mgrec.timeline import FeatureGrid
+
+
+def check_tuning_split(tune_on: str | None, split: str) -> None:
+    """Refuse tuning the F1 threshold on the split being scored (`mgrec evaluate` and `mgrec score --tune-on`):
+    a threshold chosen on the answers makes the F1 look better than any new video would score."""
+    if tune_on is not None and canonical_subset(tune_on) == canonical_subset(split):
+        raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
+
+
+# What `mgrec evaluate` lets a user do about a run's relative paths: it has no option that replaces them.
+EVALUATE_REMEDY = "run mgrec evaluate from the folder mgrec train ran in (the run's relative paths start there)"
 
 
 def detect_split(detector: OfflineDetector, split: str, progress: bool = False, gates: GateTally | None = None
@@ -31,7 +43,10 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
     `progress`: a bar over the videos (on stderr). `gates`: a gated run's tally of where its auxiliary
     streams were let in, filled from the same forward passes."""
     data = detector.config.data
-    annotations = load_annotations(data.annotations)
+    annotations = load_annotations(run_data_path(detector.run_dir, "data.annotations", data.annotations,
+                                                 EVALUATE_REMEDY))
+    if detector.members is None and not data.streams and detector.stream_folders is None:
+        run_data_path(detector.run_dir, "data.features", data.features, EVALUATE_REMEDY, folder=True)
     video_ids = annotations.video_ids(split)
     if not video_ids:
         raise InputError(
@@ -133,9 +148,8 @@ def evaluate_run(
         raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
                          "(`mgrec evaluate` does so)")
     threshold, tuned_on = detector.postprocess.score_threshold, detector.threshold_tuned_on
+    check_tuning_split(tune_on, split)
     if tune_on is not None:
-        if tune_on == split:
-            raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
         threshold, tuned_on = tune_score_threshold(tune_gt, tune_ranked), tune_on
     gates = GateTally.of(detector)

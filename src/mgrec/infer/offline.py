@@ -35,6 +35,7 @@ from mgrec.data.streams import load_video_streams, stream_key
 from mgrec.devices import autocast_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
+from mgrec.files import brief
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
@@ -42,12 +43,29 @@ from mgrec.postprocess.fusion import FUSION_IOU, fuse_detections
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir
+from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
 # Videos longer than this are detected in overlapping windows (`Chunking`): one window of 8192 steps
 # needs about 1 GB at SMG width (`mgrec.model.memory`), whatever the video's length. 8192 steps are
 # 20 min at SMG's 7 steps/s, so SMG's 12-15 min videos and the demo's are always one pass.
 LONG_VIDEO_CHUNKING = Chunking(steps=8192, overlap=1024)
+# Two frame rates of one video closer than this are the same (the sidecar check's tolerance, `check_sidecar`).
+FPS_TOLERANCE = 1e-3
+
+
+def checked_fps(fps: object, what: str = "fps") -> float | None:
+    """`fps` as a float (None stays None: not given), refused by the rule every sidecar's, annotation's and
+    config's fps passes (`mgrec.smg_csv.fps_problem`), in one line naming `what` (fps, --fps) and the range.
+
+    Unchecked, 0 or inf divided by zero, nan and 1e-300 put every detection at nan or 1e302 s, and a
+    negative fps silently detected nothing."""
+    if fps is None:
+        return None
+    if fps_problem(fps) is not None:
+        raise InputError(f"{what}: expected a number of frames per second in [{MIN_FPS:g}, {MAX_FPS:g}], "
+                         f"got {brief(fps)}")
+    return float(fps)
 
 
 @dataclass
@@ -116,7 +134,8 @@ class OfflineDetector:
         return precision_name(self.autocast)
 
     def grid(self, fps: float | None = None) -> FeatureGrid:
-        return self.config.data.grid(fps)
+        """The feature grid of a video at `fps` (the run's data.fps wins when set); a bad fps is refused."""
+        return self.config.data.grid(checked_fps(fps))
 
     def detect(
         self, features: np.ndarray | str | Path, video_id: str | None = None, fps: float | None = None
@@ -127,18 +146,18 @@ class OfflineDetector:
         streams' files of the same video are read from their folders (`stream_folders`, else the
         run's config); an array holds every stream's channels, joined on the grid. A detection-level
         ensemble gives the input to every member (each reads a file with its own recipe) and fuses
-        their ranked lists."""
+        their ranked lists. `fps`: the video's frame rate; for a file, only where neither its sidecar
+        nor the run's data.fps says it (and refused when it contradicts either, `file_fps`)."""
+        fps = checked_fps(fps)
         if self.members is not None:
             return fuse_detections([m.detect(features, video_id, fps) for m in self.members], self.fusion_iou)
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or path.stem
-            fps = fps or self.sidecar_fps(path)
+            fps = self.file_fps(path, fps)
             features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
                                           main_path=path)
-            if fps is None and self.config.data.fps is None:
-                raise InputError(f"{path}: the features' fps is unknown: put its sidecar {sidecar_path(path).name} "
-                                 "beside it (mgrec extract writes one), or set data.fps in the run's config")
+            self.require_fps(path, fps)
         elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
             raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
         # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
@@ -189,6 +208,33 @@ class OfflineDetector:
                       source=str(side), key_prefix=stream_key(self.config.data, main) + ".")
         self._check_recipe(sidecar, side)
         return sidecar.fps
+
+    def file_fps(self, path: Path, given: float | None = None, what: str = "fps") -> float | None:
+        """The frame rate of a feature file's video: its sidecar's (checked against the run, `sidecar_fps`), else
+        `given` (`what`: --fps on the command line, fps in Python); None where the run's data.fps places it.
+
+        Features without sidecars are allowed, so `given` is how a user names their fps without editing the
+        run's config. It may only agree with what the sidecar or the run says: ignored silently, a wrong
+        sidecar or run fps would have passed unnoticed, each detection's time scaled by the ratio."""
+        given = checked_fps(given, what)
+        found = self.sidecar_fps(path)
+        if given is not None and found is not None and abs(found - given) > FPS_TOLERANCE:
+            raise InputError(f"{sidecar_path(path)}: the sidecar says fps {found:g}, but {what} {given:g}: which is "
+                             f"the video's? Leave {what} out to use the sidecar's, or extract the features again")
+        run_fps = self.config.data.fps
+        if given is not None and run_fps is not None and abs(run_fps - given) > FPS_TOLERANCE:
+            raise InputError(f"{what} {given:g} contradicts the run's data.fps {run_fps:g} "
+                             f"({RunDir(self.run_dir).config_path}), which places every feature step in time: "
+                             f"leave {what} out")
+        return found if found is not None else given
+
+    def require_fps(self, path: Path, fps: float | None) -> None:
+        """Refuse a feature file whose fps nobody knows (`file_fps` found none, the run has no data.fps), naming
+        the file and the ways to give it. Called after the file is loaded: its own problems come first."""
+        if fps is None and self.config.data.fps is None:
+            raise InputError(f"{path}: the features' fps is unknown: pass the video's frame rate with --fps "
+                             f"(fps= in Python), or put the features' sidecar {sidecar_path(path).name} beside it "
+                             "(mgrec extract writes one)")
 
     @cached_property
     def _feature_recipe(self) -> tuple[Path, FeatureSidecar] | None:

@@ -81,6 +81,9 @@ lookahead costs a little at every length), while the compute per update fell wit
 to a floor: the network is nearly all of an update, and the several hundred small operations of one
 forward pass cost about the same at any window length. The figures are in
 `benchmarks/results/README.md` ("Online recognition" and "Figures moved out of docstrings").
+The default is never shorter than deciding a gesture needs: lookahead and one hop after it, and the
+gesture itself before them, up to twice the start of the top level's regression range
+(`default_history`); on a run with short crops (the worked example's 128 steps) that is the longer one.
 
 Per-video normalisation (`data.normalize: video`)
 -------------------------------------------------
@@ -116,14 +119,14 @@ from typing import IO, Iterable, Iterator
 import numpy as np
 import torch
 
-from mgrec.config import MAX_STEPS, PostprocessConfig
+from mgrec.config import MAX_STEPS, Config, PostprocessConfig
 from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.infer.offline import OfflineDetector
+from mgrec.infer.offline import OfflineDetector, checked_fps
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.video import detect_video
@@ -134,9 +137,39 @@ from mgrec.timeline import FeatureGrid
 SAME_GESTURE_TIOU = 0.5
 # Default update interval in seconds of stream (rounded to whole feature steps).
 DEFAULT_HOP_SECONDS = 1.0
-# Default window: the training crop length (data.max_seq_len) divided by this, or what the
-# lookahead needs if that is more (see "Window length" above for the measurements behind it).
+# Default window: at least the training crop length (data.max_seq_len) divided by this (see "Window
+# length" above for the measurements behind it), and at least what a gesture needs (`default_history`).
 DEFAULT_HISTORY_DIVISOR = 8
+
+
+def gesture_steps(config: Config) -> int:
+    """The longest gesture, in feature steps, that the network's levels below the top one learn: twice where the
+    top level's regression range begins (capped at the training crop, the longest stretch the network saw).
+
+    A level learns the gestures whose centre lies this many steps from their farther end, half their length
+    (`model.regression_ranges`); the top range is open-ended, so its start is the one bound the run records
+    on the gestures it was made for (`mgrec data check` sizes the levels so that the longest 1% of the training
+    gestures fall there)."""
+    top_start = config.model.regression_ranges[-1][0]
+    return min(config.data.max_seq_len, math.ceil(2 * top_start))
+
+
+def default_history(config: Config, lookahead_steps: int, hop: int) -> int:
+    """The window an `OnlineDetector` uses when none is given, in feature steps: the most of
+
+    - an eighth of the training crop, `data.max_seq_len // 8` (measured on the demo, "Window length" above);
+    - the largest pyramid stride (the network's input must hold one step of its top level);
+    - what deciding a gesture needs: at the update that decides it, a gesture ends up to `lookahead` and one hop
+      before the newest step, and the whole gesture must still be inside the window (`gesture_steps`).
+
+    The last was missing: the worked example's run (crop 128 steps, 0.16 s a step) got 20 steps, lookahead
+    and hop and nothing more, and its stream emitted 1 gesture where offline detection finds all 6 cut-ins;
+    with the gesture's 16 steps it gets 36 and emits those 6 (README, "Worked example"). The demo's (128
+    steps) and SMG's (288) defaults stay the crop's eighth."""
+    lookahead_need = lookahead_steps + hop + 1
+    largest_stride = 2 ** (config.model.num_levels - 1)
+    return max(config.data.max_seq_len // DEFAULT_HISTORY_DIVISOR, largest_stride,
+               lookahead_need + gesture_steps(config))
 
 
 @dataclass(frozen=True)
@@ -178,11 +211,16 @@ class StreamSummary:
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
     offline_passes: int = 1  # the run's postprocess.shifted_passes; a stream makes one
     normalize: str = "none"  # the run's data.normalize; "video": by the steps received so far
+    history: int = 0  # feature steps of the window the network saw (0: not recorded)
+    history_seconds: float = 0.0  # the same in seconds of stream
 
     def describe(self) -> str:
+        # The window is printed: a default that is too short for the run's gestures finds few of them, and
+        # without it in the line nothing says which window ran.
+        window = f", window {self.history} steps ({self.history_seconds:.1f} s)" if self.history else ""
         text = (
             f"stream {self.video_id}: {self.emitted} gestures emitted in {self.updates} updates over "
-            f"{self.stream_seconds:.1f} s of stream; compute per update mean {self.mean_compute_ms:.1f} ms, "
+            f"{self.stream_seconds:.1f} s of stream{window}; compute per update mean {self.mean_compute_ms:.1f} ms, "
             f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
         )
         if self.offline_passes > 1:
@@ -240,8 +278,8 @@ class OnlineDetector:
     `detector`: a loaded run (`OfflineDetector.from_run`); `fps`: frames per second of the stream's video
     (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
     after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
-    one second); `history`: feature steps of the window the network sees (default
-    data.max_seq_len // 8, or more if the lookahead needs it); `compile`: run a compiled network
+    one second); `history`: feature steps of the window the network sees (default: `default_history`,
+    data.max_seq_len // 8 or what deciding a gesture needs if that is more); `compile`: run a compiled network
     (see "Compiled network" above). The emission rule is described in the module docstring.
     """
 
@@ -260,6 +298,7 @@ class OnlineDetector:
             raise InputError(f"{detector.run_dir} fuses the detections of runs with different networks or inputs: "
                              "it is not streamed (stream one of its members, in members/, or an ensemble made with "
                              "--fusion outputs)")
+        fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
         self.grid = detector.grid(fps)
@@ -284,8 +323,7 @@ class OnlineDetector:
         lookahead_steps = math.ceil(self.lookahead / step_seconds)
         largest_stride = 2 ** (detector.config.model.num_levels - 1)
         needed = max(lookahead_steps + self.hop + 1, largest_stride)
-        default_history = max(detector.config.data.max_seq_len // DEFAULT_HISTORY_DIVISOR, needed)
-        self.history = history if history is not None else default_history
+        self.history = history if history is not None else default_history(detector.config, lookahead_steps, self.hop)
         if self.history > MAX_STEPS:
             # checked before anything is allocated: the window holds history x feature_dim numbers
             source = ("--history" if history is not None else
@@ -566,6 +604,7 @@ def stream_file(
     device: str = "auto",
     precision: str = "auto",
     stream_folders: dict[str, Path] | None = None,
+    fps: float | None = None,
 ) -> StreamSummary:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
 
@@ -573,7 +612,8 @@ def stream_file(
     streams' files of the same video come from their folders (`stream_folders`, else the run's
     config), resampled onto the grid, and each update pushes one hop of all of them, joined.
 
-    The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`. `realtime`: push
+    The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`, else from `fps` (`--fps`),
+    which may not contradict them (`OfflineDetector.file_fps`). `realtime`: push
     each hop of features at the wall-clock moment its last feature would exist in a live video
     (updates only happen at hop boundaries, so finer pushing would report nothing sooner); otherwise
     as fast as possible. `hop`, `history`, `compile`: as for `OnlineDetector`. `threads`: torch CPU threads for
@@ -589,9 +629,10 @@ def stream_file(
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     detector.stream_folders = stream_folders
     path = Path(input_path)
-    fps = detector.sidecar_fps(path)
+    fps = detector.file_fps(path, fps, what="--fps")
     # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
     loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
+    detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
     online = OnlineDetector(
         detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile,
         stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
@@ -618,7 +659,8 @@ def stream_file(
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
                          float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
-                         detector.config.data.normalize)
+                         detector.config.data.normalize, online.history,
+                         online.history * online.grid.seconds_per_step())
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,

@@ -32,7 +32,7 @@ from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
-from mgrec.errors import InputError, where
+from mgrec.errors import InputError
 from mgrec.evaluate.analysis import (
     ErrorAnalysis,
     PRCurve,
@@ -46,7 +46,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.files import atomic_write_text, read_json
+from mgrec.files import atomic_write_text, read_json, resolve_path
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     CHARACTERISTIC_NAMES,
@@ -63,7 +63,7 @@ from mgrec.report.figures import (
     training_curves_figure,
     write_analysis_figures,
 )
-from mgrec.run import RunDir
+from mgrec.run import RunDir, run_data_path
 from mgrec.terminal import visible
 
 # What the report reads from eval_<split>.json (the "Scores" contract).
@@ -105,14 +105,9 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     config = run.read_config()
     classes_path = run.classes_path
     classes = run.read_classes()
-    annotations_path = Path(annotations) if annotations is not None else Path(config.data.annotations)
-    if not str(annotations_path) or str(annotations_path) == ".":
-        raise InputError(f"{where(run_dir / 'config.yaml', key='data.annotations')}: no annotations file given")
-    if not annotations_path.is_file():
-        raise InputError(
-            f"{where(run_dir / 'config.yaml', key='data.annotations')}: {annotations_path} not found "
-            f"(relative paths are read from the current directory {Path.cwd()}); pass the annotations file explicitly"
-        )
+    annotations_path = run_data_path(run_dir, "data.annotations",
+                                     annotations if annotations is not None else config.data.annotations,
+                                     "pass the annotations file explicitly")
     annotation_set = load_annotations(annotations_path)
     if annotation_set.classes != classes:
         raise InputError(
@@ -696,7 +691,7 @@ def training_data(run: RunData) -> str:
 def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     record = _provenance_record(scores)
     rows = [
-        ("run directory", _text(scores.get("run") or str(run.run_dir.resolve()))),
+        ("run directory", _text(scores.get("run") or str(resolve_path(run.run_dir)))),
         ("split", _escape(run.split)),
         ("checkpoint", _text(scores.get("checkpoint"))),
         ("score threshold", f"{float(scores['score_threshold']):.6g}"),
@@ -762,7 +757,7 @@ def write_report(
         f"<script>{_asset('errors.js')}</script>"
         f"<style>{_asset('report.css')}\n{_class_css(len(run.classes))}</style></head><body>"
         f"<h1>{_escape(title)}</h1>"
-        f'<p class="sub">run <code>{_escape(run.run_dir.resolve().name)}</code> · model '
+        f'<p class="sub">run <code>{_escape(resolve_path(run.run_dir).name)}</code> · model '
         f"{_escape(run.config.model.variant)} · split {_escape(split)} · "
         f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}<nav>{nav}</nav>{body}"
         f"<script>{_asset('timeline.js')}</script></body></html>\n"

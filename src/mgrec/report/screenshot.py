@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from mgrec.errors import InputError
+from mgrec.files import resolve_path
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -35,7 +36,7 @@ def chromium_command(chromium: str, profile: Path, page: Path, *action: str) -> 
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--force-device-scale-factor=1", f"--user-data-dir={profile}", "--virtual-time-budget=2000",
-        "--hide-scrollbars", *action, page.resolve().as_uri(),
+        "--hide-scrollbars", *action, resolve_path(page).as_uri(),
     ]
 
 

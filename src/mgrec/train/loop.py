@@ -36,9 +36,9 @@ from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
-from mgrec.model.memory import check_fits
+from mgrec.model.memory import check_fits, count_parameters
 from mgrec.postprocess.video import detect_video
-from mgrec.run import RunDir, load_into
+from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
 from mgrec.train.assign import make_points
 from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
@@ -82,7 +82,7 @@ class TrainResult:
             )
         lines.append(f"run directory: {self.run_dir}")
         if next_steps:
-            lines.append(f"next: mgrec evaluate {self.run_dir} (test scores), then mgrec report {self.run_dir}")
+            lines.append(next_commands(self.run_dir))
         return "\n".join(lines)
 
 
@@ -197,6 +197,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
     refuse_a_folder_training_reads(run.path, config)
+    check_batch_fits(config)  # before the run folder is made (the lock) and the network built
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
@@ -207,17 +208,15 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
                       encoder=encoder)
 
 
-def refuse_a_folder_training_reads(run_dir: Path, config: Config) -> None:
-    """The run folder must not be a folder of inputs (features, streams, videos, unlabelled features): the
-    run's files would land among them, and one of them could replace an input of the same name."""
-    data = config.data
-    folders = [("data.features", data.features), ("data.videos", data.videos),
-               ("pseudo_labels.unlabeled", config.pseudo_labels.unlabeled),
-               *((f"data.streams[{i}].features", stream.features) for i, stream in enumerate(data.streams))]
-    target = Path(run_dir).resolve()
-    for key, folder in folders:
-        if folder and Path(folder).resolve() == target:
-            raise InputError(f"--out {run_dir} is the folder of {key}, which training reads; choose another --out")
+def check_batch_fits(config: Config) -> None:
+    """A training batch that cannot fit is refused with the numbers (`mgrec.model.memory`) before the network
+    is built and before the run folder is touched: a width that cannot be allocated failed in the allocator,
+    and left a run folder holding a config and no run. The parameters are counted on the meta device."""
+    device = resolve_device(config.train.device)
+    if device.type == "cpu":  # the estimate is of host memory
+        batch = max(1, config.train.batch_size // int(os.environ.get("WORLD_SIZE", 1)))
+        check_fits(config.model, config.data.max_seq_len, batch, training=True, what="a training batch",
+                   parameters=count_parameters(config.model), device=device)
 
 
 def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) -> tuple[list[VideoSample], dict | None]:
@@ -309,7 +308,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     if not resume:
         run.check_fresh_start([*inputs, Path(config.data.annotations)])
     if resume and not run.can_resume():
-        raise InputError(f"--resume: {run.state_path} not found, nothing to resume (start without --resume)")
+        held = run.results_held()  # an ensemble has no training state: starting without --resume is refused too
+        raise InputError(f"--resume: {run.state_path} not found, nothing to resume "
+                         + (f"({run.path} holds {held})" if held else "(start without --resume)"))
     if resume:
         check_same_config(run, config)
         check_same_backbone(run, config, encoder)
@@ -330,6 +331,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     anchors, anchor_labels = crop_anchors(train_split.samples, balancer.replication())
     transforms = CropTransforms(config.transforms, train_split.samples, len(classes))
     transforms = transforms if transforms.active else None  # none active: crops are cut exactly as before
+    # refuse, with numbers, a validation video that cannot fit before anything is written or built (the batch
+    # was asked before the run folder was made, `check_batch_fits`; the backbone of end-to-end training is
+    # planned by its builder, `mgrec.extract.adapters.check_training_memory`)
+    if val_split.samples and device.type == "cpu":  # validation detects in whole videos
+        longest = max(val_split.samples, key=lambda sample: len(sample.features))
+        check_fits(config.model, len(longest.features), 1, training=False, what=f"validating on video "
+                   f"{longest.video_id}", parameters=count_parameters(config.model), device=device)
 
     if is_main:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -358,14 +366,6 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     # model, EMA, optimiser, schedule
     seed_everything(config.seed)
     detector = build_detector(config.model).to(device)
-    # refuse, with numbers, what cannot fit instead of failing in the allocator (the backbone of end-to-end
-    # training is planned by its builder, `mgrec.extract.adapters.check_training_memory`)
-    check_fits(config.model, config.data.max_seq_len, max(1, config.train.batch_size // world), training=True,
-               what="a training batch", model=detector)
-    if val_split.samples:  # validation detects in whole videos
-        longest = max(val_split.samples, key=lambda sample: len(sample.features))
-        check_fits(config.model, len(longest.features), 1, training=False,
-                   what=f"validating on video {longest.video_id}", model=detector)
     model = EndToEndDetector(encoder.to(device), detector) if config.end_to_end else detector
     ema = ema_copy(model)
     network = model

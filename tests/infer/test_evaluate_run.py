@@ -1,0 +1,90 @@
+"""`mgrec evaluate` (and `mgrec score`, which shares its rule on tuning): where a run's relative data paths are
+looked for, and no F1 threshold tuned on the split being scored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mgrec.cli import main
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
+from mgrec.infer.evaluate_run import check_tuning_split
+from mgrec.model.detector import build_detector
+from mgrec.run import RunDir
+
+SMALL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3, regression_ranges=[[0, 4], [4, 8], [8, 10000]],
+             drop_path=0.0)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def relative_run(root: Path, annotations: str = "data/annotations.json", features: str = "data/features") -> Path:
+    """A run (random weights) whose config names its data relative to `root`, as `mgrec train` run in `root` with
+    `--set data.annotations=data/annotations.json` writes it."""
+    make_synthetic_dataset(root / "data", num_videos=3, num_classes=3, feature_dim=8, length=96, seed=1,
+                           subsets=("train", "val", "test"))
+    model = ModelConfig(input_dim=8, num_classes=3, **SMALL)
+    config = Config(data=DataConfig(annotations=annotations, features=features, feature_dim=8, max_seq_len=64),
+                    model=model, postprocess=PostprocessConfig(max_detections=20))
+    torch.manual_seed(0)
+    RunDir(root / "run").write_for_inference(config, ["class00", "class01", "class02"], build_detector(model),
+                                             score_threshold=0.1)
+    return root / "run"
+
+
+def test_evaluate_from_another_folder_says_where_relative_paths_are_read_from(tmp_path, monkeypatch, capsys):
+    # before: only "annotations.json: annotations file not found", while `mgrec report` explained it
+    run = relative_run(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert error == (f"mgrec: error: {run / 'config.yaml'} [data.annotations]: data/annotations.json not found "
+                     f"(relative paths are read from the current directory {elsewhere}); run mgrec evaluate from the "
+                     "folder mgrec train ran in (the run's relative paths start there)\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "run", "--device", "cpu"]) == 0
+    assert (run / "eval_test.json").is_file()
+
+
+def test_evaluate_names_a_relative_features_folder_the_same_way(tmp_path, monkeypatch, capsys):
+    run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"))
+    monkeypatch.chdir(run)
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 2
+    assert (f"[data.features]: data/features not found (relative paths are read from the current directory {run})"
+            in capsys.readouterr().err)
+
+
+def test_score_refuses_to_tune_the_threshold_on_the_split_it_scores(tmp_path, monkeypatch, capsys):
+    # as evaluate does: before, score tuned on the test set without a word
+    run = relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["detect", "run", "data/features", "--out", "ranked.json", "--all"]) == 0
+    capsys.readouterr()
+    score = ["score", "--gt", "data/annotations.json", "--pred", "ranked.json", "--split", "test"]
+    assert main([*score, "--tune-on", "val"]) == 0
+    capsys.readouterr()
+    for tune_on in ("test", "Testing"):
+        assert main([*score, "--tune-on", tune_on]) == 2
+        assert capsys.readouterr().err == (f"mgrec: error: --tune-on {tune_on} is the split being scored; tune on "
+                                           "another split (e.g. val)\n")
+    assert main(["evaluate", str(run), "--device", "cpu", "--tune-on", "test"]) == 2
+    assert "--tune-on test is the split being scored" in capsys.readouterr().err
+
+
+def test_check_tuning_split():
+    check_tuning_split(None, "test")
+    check_tuning_split("val", "test")
+    with pytest.raises(InputError, match="--tune-on validation is the split being scored"):
+        check_tuning_split("validation", "val")

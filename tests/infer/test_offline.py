@@ -1,0 +1,103 @@
+"""OfflineDetector's entry points: the fps a caller gives is checked as every sidecar's is, and a feature file's
+fps comes from its sidecar, the run's data.fps or the caller, who may not contradict either."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
+from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.errors import InputError
+from mgrec.infer.offline import OfflineDetector, checked_fps
+from mgrec.model.detector import build_detector
+
+FPS_ERROR = r"^fps: expected a number of frames per second in \[0\.001, 1000\], got "
+BAD_FPS = [0, 0.0, float("inf"), float("-inf"), float("nan"), -30.0, "30", 1e-300, True, 1e9, [30]]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_detector(fps: float | None = None) -> OfflineDetector:
+    torch.manual_seed(0)
+    model = ModelConfig(input_dim=16, num_classes=3, embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
+                        regression_ranges=[[0, 4], [4, 8], [8, 10000]], drop_path=0.0)
+    post = PostprocessConfig(max_detections=20)
+    config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64, fps=fps), model=model,
+                    postprocess=post)
+    return OfflineDetector(build_detector(model).eval(), config, ["a", "b", "c"], post, Path("run"))
+
+
+def features(steps: int = 60) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(steps, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fps", BAD_FPS)
+def test_a_bad_fps_is_refused_at_every_entry_point(fps, tmp_path):
+    # before: ZeroDivisionError (0, inf), ValueError about int conversion (nan), TypeError ("30"), nothing
+    # detected (-30), segments at 1e302 s (1e-300), start=nan from detect(fps=nan)
+    detector = tiny_detector()
+    path = tmp_path / "clip.npy"
+    np.save(path, features())
+    for call in (lambda: detector.detect(features(), fps=fps), lambda: detector.detect(path, fps=fps),
+                 lambda: detector.grid(fps), lambda: checked_fps(fps)):
+        with pytest.raises(InputError, match=FPS_ERROR):
+            call()
+    with pytest.raises(InputError, match=r"^--fps: expected a number of frames per second in \[0\.001, 1000\]"):
+        checked_fps(fps, "--fps")
+
+
+def test_good_fps_values_pass_as_floats():
+    assert checked_fps(None) is None
+    assert checked_fps(30) == 30.0 and isinstance(checked_fps(30), float)
+    assert checked_fps(np.float32(29.97)) == pytest.approx(29.97)
+    assert checked_fps(0.001) == 0.001 and checked_fps(1000) == 1000.0
+
+
+def test_a_file_takes_its_fps_from_its_sidecar_the_run_or_the_caller(tmp_path):
+    detector = tiny_detector()
+    rows = features()
+    bare = tmp_path / "bare" / "clip.npy"  # sidecars are optional
+    bare.parent.mkdir()
+    np.save(bare, rows)
+    with pytest.raises(InputError, match=r"bare/clip\.npy: the features' fps is unknown: pass the video's frame rate "
+                                         r"with --fps \(fps= in Python\), or put the features' sidecar clip\.json"):
+        detector.detect(bare)
+    assert detector.detect(bare, fps=25.0) == detector.detect(rows, video_id="clip", fps=25.0)
+
+    clip = tmp_path / "clip.npy"
+    write_features(clip, rows, FeatureSidecar(fps=25.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    assert detector.file_fps(clip) == detector.file_fps(clip, 25.0) == 25.0
+    # before, the given fps silently replaced the sidecar's (and 0 silently fell back to it)
+    with pytest.raises(InputError, match=r"clip\.json: the sidecar says fps 25, but fps 30: which is the video's\?"):
+        detector.detect(clip, fps=30.0)
+    with pytest.raises(InputError, match=r"clip\.json: the sidecar says fps 25, but --fps 30"):
+        detector.file_fps(clip, 30.0, what="--fps")
+    with pytest.raises(InputError, match=FPS_ERROR):
+        detector.detect(clip, fps=0)
+
+    # a run that places every step by its data.fps: the caller may repeat it, not contradict it
+    placed = tiny_detector(fps=25.0)
+    assert placed.file_fps(bare) is None and placed.file_fps(bare, 25.0) == 25.0
+    with pytest.raises(InputError, match=r"^--fps 50 contradicts the run's data\.fps 25 \(run/config\.yaml\)"):
+        placed.file_fps(bare, 50.0, what="--fps")
+    # a missing file is the loader's to report
+    with pytest.raises(InputError, match=r"nope\.npy"):
+        detector.detect(tmp_path / "nope.npy")
+
+
+def test_a_bad_fps_is_refused_for_an_ensemble_of_detections_too():
+    detector = tiny_detector()
+    fused = replace(detector, model=None, members=[detector, detector])
+    with pytest.raises(InputError, match=FPS_ERROR):
+        fused.detect(features(), fps=float("nan"))
