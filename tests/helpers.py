@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
@@ -72,3 +74,13 @@ def write_end_to_end_data(root: Path, clip: Path, train: dict) -> Path:
     path = root / "e2e.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny convolutions run fastest on one thread; more threads only contend on a shared machine.
+    Autouse in every module that imports it (`from tests.helpers import one_torch_thread  # noqa: F401`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

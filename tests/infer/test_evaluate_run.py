@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.helpers import one_torch_thread  # noqa: F401 (autouse)
 
 from mgrec.cli import main
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
@@ -19,13 +20,6 @@ from mgrec.run import RunDir
 SMALL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3, regression_ranges=[[0, 4], [4, 8], [8, 10000]],
              drop_path=0.0)
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def relative_run(root: Path, annotations: str = "data/annotations.json", features: str = "data/features") -> Path:

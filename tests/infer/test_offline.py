@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.helpers import one_torch_thread  # noqa: F401 (autouse)
 
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
 from mgrec.data.features import FeatureSidecar, write_features
@@ -19,13 +20,6 @@ from mgrec.model.detector import build_detector
 FPS_ERROR = r"^fps: expected a number of frames per second in \[0\.001, 1000\], got "
 BAD_FPS = [0, 0.0, float("inf"), float("-inf"), float("nan"), -30.0, "30", 1e-300, True, 1e9, [30]]
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_detector(fps: float | None = None) -> OfflineDetector:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.helpers import one_torch_thread  # noqa: F401 (autouse)
 from torch import nn
 
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, load_config
@@ -42,14 +43,6 @@ STEP_SECONDS = 4 / FPS
 GESTURE_LOGIT = 4.0  # sigmoid 0.982
 BACKGROUND_LOGIT = -10.0  # below pre_nms_thresh: no candidate at all
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny convolutions run fastest on one thread; more threads only contend on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class PointwiseModel(nn.Module):
