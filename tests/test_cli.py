@@ -224,6 +224,22 @@ def test_demo_fresh_deletes_only_a_run_and_never_the_working_directory_or_the_de
     assert not cache.exists()  # refused before the data is built
 
 
+def test_demo_fresh_keeps_the_run_when_the_training_would_be_refused_anyway(tmp_path, capsys):
+    # a typo that no training survives (a width no machine holds) cost the old run: deleted, then refused
+    from torch import nn
+
+    from mgrec.config import Config
+    from mgrec.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    assert main(["demo", "--out", str(run.path), "--cache", str(tmp_path / "cache"), "--fresh",
+                 "--set", "model.embed_dim=100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mgrec: error: a training batch needs about "), err
+    assert run.config_path.exists()
+
+
 @pytest.mark.parametrize("command", [["data", "convert", "SMG"], ["detect", "RUN", "f.npy"],
                                      ["detect", "RUN", "f.npy", "--format", "smg"]])
 def test_an_out_of_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, capsys, monkeypatch, command):

@@ -99,8 +99,8 @@ def test_a_fresh_start_refuses_an_ensemble_an_unfinished_one_and_the_results_of_
     evaluated = RunDir(tmp_path / "evaluated")  # a run's scores, its training state deleted
     evaluated.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
     evaluated.write_eval("test", {"f1": 0.5})
-    with pytest.raises(InputError, match=r"already holds eval_test.json, results of mgrec evaluate or report .* "
-                                         r"choose another --out, or delete them"):
+    with pytest.raises(InputError, match=r"already holds eval_test.json, results of mgrec evaluate or report of a "
+                                         r"model that a new training would replace; choose another --out$"):
         evaluated.check_fresh_start([])
 
 
@@ -316,3 +316,16 @@ def test_the_next_commands_quote_a_run_directory_for_the_shell():
 
     assert next_commands("runs/a") == "next: mgrec evaluate runs/a (test scores), then mgrec report runs/a"
     assert next_commands("my runs/a") == "next: mgrec evaluate 'my runs/a' (test scores), then mgrec report 'my runs/a'"
+
+
+def test_the_folder_of_a_training_still_running_is_not_deleted(tmp_path):
+    from mgrec.run import remove_run_dir
+
+    run = RunDir(tmp_path / "run")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    with run.lock():  # a training holds the run (the OS lock of another open file: as another process)
+        with pytest.raises(InputError, match=r"--fresh: .*run was not deleted: it is in use by pid \d+ on "):
+            remove_run_dir(run.path)
+        assert run.config_path.exists()
+    remove_run_dir(run.path)  # released: deleted
+    assert not run.path.exists()

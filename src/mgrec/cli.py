@@ -550,10 +550,11 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
 
 
 def cmd_evaluate(args) -> None:
-    from mgrec.evaluate.scoring import format_score_table
+    from mgrec.evaluate.scoring import check_tuning_split, format_score_table
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.run import RunDir
 
+    check_tuning_split(args.tune_on, args.split)  # before an end-to-end run's features are extracted
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args))
@@ -574,12 +575,9 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.f1 import tune_score_threshold
     from mgrec.evaluate.predictions import load_predictions, predictions_info
-    from mgrec.evaluate.scoring import coverage_note, format_score_table, score
+    from mgrec.evaluate.scoring import check_tuning_split, coverage_note, format_score_table, score
 
-    if args.tune_on:
-        from mgrec.infer.evaluate_run import check_tuning_split  # imported only here: its module imports torch
-
-        check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
+    check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
@@ -851,7 +849,7 @@ def cmd_demo(args) -> None:
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.report.html import write_report
     from mgrec.run import RunDir, check_removable, remove_run_dir
-    from mgrec.train.loop import train
+    from mgrec.train.loop import refuse_before_training, train
 
     cache = Path(args.cache or default_cache_dir())
     # A rebuild of the demo data deletes its folders: a run inside them would go with them.
@@ -869,7 +867,8 @@ def cmd_demo(args) -> None:
     config = load_config(args.config, [*data, *args.overrides])
     report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
-    if args.fresh:  # only a run directory or an empty folder (`mgrec.run.check_removable`)
+    if args.fresh:  # only a run directory or an empty folder (`mgrec.run.check_removable`), and not for a
+        refuse_before_training(config, Path(args.out))  # training that would be refused anyway
         remove_run_dir(args.out, keep)
     resume = RunDir(args.out).can_resume()
     result = train(config, args.out, resume=resume, progress=show_progress(args))

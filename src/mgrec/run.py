@@ -238,8 +238,8 @@ class RunDir:
         outputs = self.output_files()
         if outputs:
             more = f" and {len(outputs) - 1} more" if len(outputs) > 1 else ""
-            return (f"{outputs[0].name}{more}, results of mgrec evaluate or report that a new training would leave "
-                    "beside another model; choose another --out, or delete them to train here")
+            return (f"{outputs[0].name}{more}, results of mgrec evaluate or report of a model that a new training "
+                    "would replace; choose another --out")
         return None
 
     def foreign_entries(self) -> list[str]:
@@ -253,8 +253,6 @@ class RunDir:
         """Hold the run for one process (a training): a second one refuses instead of interleaving
         checkpoints and metrics. The OS releases the lock when the process dies, so a killed run
         leaves no stale lock; the file only says who holds it."""
-        import fcntl
-
         created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -263,14 +261,7 @@ class RunDir:
             what = "it is a file, not a folder" if self.path.is_file() else (exc.strerror or str(exc))
             raise InputError(f"cannot write the run directory {self.path}: {what}") from None
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.seek(0)
-                holder = handle.read(200).strip() or "another process"
-                raise InputError(
-                    f"{self.path} is in use by {holder}; wait for it to finish or use another --out"
-                ) from None
+            _lock_or_refuse(handle, str(self.path))
             handle.seek(0)
             handle.truncate()
             handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -501,9 +492,11 @@ def _checkpoint_suffix(checkpoint: str) -> str:
 
 def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     """The run directory `out` for an ensemble of `members` (`mgrec ensemble`): refused when there are no
-    members, when it is one of them, or when it exists and is not empty (an ensemble is written anew)."""
+    members, when it is a folder a member reads, when it is one of them, or when it exists and is not empty
+    (an ensemble is written anew)."""
     if not members:
         raise InputError("an ensemble needs at least one run")
+    refuse_an_out_the_members_read(out, members)
     run = RunDir(out)
     if resolve_path(run.path) in {resolve_path(p) for p in members}:
         raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
@@ -516,11 +509,30 @@ def remove_run_dir(path: str | Path, keep: Iterable[tuple[str, str | Path]] = ()
     """Delete the run directory `path` (`mgrec demo --fresh`): the one way mgrec deletes a folder it is given,
     and only after `check_removable` (same arguments) found it to be a run or empty."""
     check_removable(path, keep, option)
-    if os.path.lexists(path):
+    if not os.path.lexists(path):
+        return
+    lock_path = RunDir(path).lock_path
+    with contextlib.ExitStack() as held:
+        if lock_path.is_file():  # never the folder of a training that is running: hold its lock while deleting
+            _lock_or_refuse(held.enter_context(open(lock_path, "a+", encoding="utf-8")),
+                            f"{option}: {path} was not deleted: it")
         try:
             shutil.rmtree(path)
         except OSError as exc:
             raise InputError(f"{option}: cannot delete {path}: {exc.strerror or brief(str(exc))}") from None
+
+
+def _lock_or_refuse(handle, what: str) -> None:
+    """Take the exclusive lock of the open lock file `handle` (`RunDir.lock`), or refuse naming its holder;
+    `what` starts the message (the run directory)."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read(200).strip() or "another process"
+        raise InputError(f"{what} is in use by {holder}; wait for it to finish or use another --out") from None
 
 
 def check_removable(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (), option: str = "--fresh") -> None:
@@ -692,6 +704,8 @@ def run_data_path(run_dir: str | Path, key: str, value: str | Path, remedy: str,
     if not str(value) or str(path) == ".":
         raise InputError(f"{label}: no {'folder' if folder else 'file'} given")
     if not (path.is_dir() if folder else path.is_file()):
+        if path.is_absolute():  # where it is read from is not the question
+            raise InputError(f"{label}: {path} not found (moved or deleted since the run was trained?)")
         raise InputError(f"{label}: {path} not found (relative paths are read from the current directory "
                          f"{Path.cwd()}); {remedy}")
     return path

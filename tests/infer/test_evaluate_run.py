@@ -13,7 +13,7 @@ from mgrec.cli import main
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
-from mgrec.infer.evaluate_run import check_tuning_split
+from mgrec.evaluate.scoring import check_tuning_split
 from mgrec.model.detector import build_detector
 from mgrec.run import RunDir
 
@@ -58,6 +58,14 @@ def test_evaluate_names_a_relative_features_folder_the_same_way(tmp_path, monkey
     assert main(["evaluate", str(run), "--device", "cpu"]) == 2
     assert (f"[data.features]: data/features not found (relative paths are read from the current directory {run})"
             in capsys.readouterr().err)
+
+
+def test_a_missing_absolute_path_is_not_blamed_on_the_working_directory(tmp_path, capsys):
+    run = relative_run(tmp_path, annotations=str(tmp_path / "gone.json"))
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 2
+    gone = tmp_path / "gone.json"
+    assert capsys.readouterr().err == (f"mgrec: error: {run / 'config.yaml'} [data.annotations]: {gone} not found "
+                                       "(moved or deleted since the run was trained?)\n")
 
 
 def test_score_refuses_to_tune_the_threshold_on_the_split_it_scores(tmp_path, monkeypatch, capsys):

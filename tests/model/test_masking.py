@@ -4,6 +4,7 @@ import pytest
 import torch
 from tests.model.helpers import prefix_mask
 
+from mgrec.model import fastpath
 from mgrec.model.masking import (
     MaskedConv1d,
     PointwiseConv1d,
@@ -76,6 +77,8 @@ def test_pointwise_conv_is_the_kernel_1_conv_with_its_gradients(batch, bias):
     assert all(torch.equal(a, b) for a, b in zip(pointwise.parameters(), conv.parameters()))
     assert pointwise.state_dict().keys() == conv.state_dict().keys()
     x = torch.randn(batch, 6, 9, requires_grad=True)
+    with fastpath.forced(cpu=False):  # the plain form is the conv itself
+        assert torch.equal(pointwise(x), conv(x))
     ours, theirs = pointwise(x), conv(x)
     assert torch.allclose(ours, theirs, atol=1e-6)
     weights = torch.randn(ours.shape)
@@ -93,3 +96,8 @@ def test_pointwise_conv_under_bf16_autocast_gives_bf16_as_the_conv_does():
         ours, theirs = pointwise(x), torch.nn.functional.conv1d(x, pointwise.weight, pointwise.bias)
     assert ours.dtype == theirs.dtype == torch.bfloat16
     assert torch.allclose(ours.float(), theirs.float(), atol=0.02)
+
+
+def test_pointwise_conv_refuses_unbatched_features_by_their_shape():
+    with pytest.raises(ValueError, match=r"takes \(B, C, T\) features, got shape \(6, 9\)"):
+        PointwiseConv1d(6, 4)(torch.randn(6, 9))

@@ -52,6 +52,8 @@ class FeatureSidecar:
 # the config): features of another backbone or other weights have the right shape and mean nothing to a
 # network trained on these. `data check` refuses a folder mixing them; detection, features unlike the run's.
 RECIPE_FIELDS = ("backbone", "weights_sha256", "frames_per_window")
+# Two frame rates of one video closer than this are the same (a sidecar against the annotations or --fps).
+FPS_TOLERANCE = 1e-3
 
 
 def source_stamp(path: str | Path) -> str:
@@ -173,7 +175,7 @@ def check_sidecar(
         for name, (value, key) in expected.items()
         if getattr(sidecar, name) != value
     ]
-    if fps is not None and abs(sidecar.fps - fps) > 1e-3:
+    if fps is not None and abs(sidecar.fps - fps) > FPS_TOLERANCE:
         mismatches.append(f"fps is {sidecar.fps:g} in the sidecar but {fps:g} for this video")
     if mismatches:
         raise InputError(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from mgrec.config import canonical_subset
 from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import average_precision
 from mgrec.evaluate.f1 import (
@@ -187,3 +188,10 @@ def format_score_table(result: dict) -> str:
             f"{_percent(row['f1']):>6}  {_percent(row['precision']):>6}  {_percent(row['recall']):>6}"
         )
     return "\n".join(lines)
+
+
+def check_tuning_split(tune_on: str | None, split: str) -> None:
+    """Refuse tuning the F1 threshold on the split being scored (`mgrec evaluate` and `mgrec score --tune-on`):
+    a threshold chosen on the answers makes the F1 look better than any new video would score."""
+    if tune_on is not None and canonical_subset(tune_on) == canonical_subset(split):
+        raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mgrec.config import canonical_subset
 from mgrec.data.annotations import load_annotations
 from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
-from mgrec.evaluate.scoring import score
+from mgrec.evaluate.scoring import check_tuning_split, score
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
@@ -23,14 +22,6 @@ from mgrec.provenance import provenance
 from mgrec.records import Detection, Segment
 from mgrec.run import RunDir, run_data_path
 from mgrec.timeline import FeatureGrid
-
-
-def check_tuning_split(tune_on: str | None, split: str) -> None:
-    """Refuse tuning the F1 threshold on the split being scored (`mgrec evaluate` and `mgrec score --tune-on`):
-    a threshold chosen on the answers makes the F1 look better than any new video would score."""
-    if tune_on is not None and canonical_subset(tune_on) == canonical_subset(split):
-        raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
-
 
 # What `mgrec evaluate` lets a user do about a run's relative paths: it has no option that replaces them.
 EVALUATE_REMEDY = "run mgrec evaluate from the folder mgrec train ran in (the run's relative paths start there)"

@@ -24,7 +24,7 @@ from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.fusion import FUSION_IOU
-from mgrec.run import RunDir, new_ensemble_dir, refuse_an_out_the_members_read
+from mgrec.run import RunDir, new_ensemble_dir
 
 
 @dataclass
@@ -45,7 +45,6 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
     """Copy `run_dirs` into the new run directory `out` as the members of a detection-level ensemble and
     tune its score threshold on val."""
     paths = [Path(p) for p in run_dirs]
-    refuse_an_out_the_members_read(out, paths)
     out_run = new_ensemble_dir(out, paths)
     configs, classes = [], None
     for path in paths:

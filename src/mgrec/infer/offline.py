@@ -23,6 +23,7 @@ import torch
 
 from mgrec.config import Config, PostprocessConfig
 from mgrec.data.features import (
+    FPS_TOLERANCE,
     RECIPE_FIELDS,
     FeatureSidecar,
     check_sidecar,
@@ -50,8 +51,6 @@ from mgrec.timeline import FeatureGrid
 # needs about 1 GB at SMG width (`mgrec.model.memory`), whatever the video's length. 8192 steps are
 # 20 min at SMG's 7 steps/s, so SMG's 12-15 min videos and the demo's are always one pass.
 LONG_VIDEO_CHUNKING = Chunking(steps=8192, overlap=1024)
-# Two frame rates of one video closer than this are the same (the sidecar check's tolerance, `check_sidecar`).
-FPS_TOLERANCE = 1e-3
 
 
 def checked_fps(fps: object, what: str = "fps") -> float | None:

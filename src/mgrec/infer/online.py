@@ -166,10 +166,15 @@ def default_history(config: Config, lookahead_steps: int, hop: int) -> int:
     and hop and nothing more, and its stream emitted 1 gesture where offline detection finds all 6 cut-ins;
     with the gesture's 16 steps it gets 36 and emits those 6 (README, "Worked example"). The demo's (128
     steps) and SMG's (288) defaults stay the crop's eighth."""
-    lookahead_need = lookahead_steps + hop + 1
-    largest_stride = 2 ** (config.model.num_levels - 1)
-    return max(config.data.max_seq_len // DEFAULT_HISTORY_DIVISOR, largest_stride,
-               lookahead_need + gesture_steps(config))
+    return max(config.data.max_seq_len // DEFAULT_HISTORY_DIVISOR, shortest_history(config, lookahead_steps, hop),
+               lookahead_steps + hop + 1 + gesture_steps(config))
+
+
+def shortest_history(config: Config, lookahead_steps: int, hop: int) -> int:
+    """The shortest window an `OnlineDetector` takes, in feature steps: lookahead and one hop with a step to
+    spare (a gesture must still be in the window at the update that decides it), and the largest pyramid
+    stride (the network's input must hold one step of its top level)."""
+    return max(lookahead_steps + hop + 1, 2 ** (config.model.num_levels - 1))
 
 
 @dataclass(frozen=True)
@@ -321,8 +326,7 @@ class OnlineDetector:
             raise InputError(f"a lookahead of {self.lookahead:g} s is more than an online window may hold "
                              f"({MAX_STEPS} feature steps, {MAX_STEPS * step_seconds:g} s)")
         lookahead_steps = math.ceil(self.lookahead / step_seconds)
-        largest_stride = 2 ** (detector.config.model.num_levels - 1)
-        needed = max(lookahead_steps + self.hop + 1, largest_stride)
+        needed = shortest_history(detector.config, lookahead_steps, self.hop)
         self.history = history if history is not None else default_history(detector.config, lookahead_steps, self.hop)
         if self.history > MAX_STEPS:
             # checked before anything is allocated: the window holds history x feature_dim numbers
@@ -339,7 +343,7 @@ class OnlineDetector:
             raise InputError(
                 f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "
                 f"({lookahead_steps} steps) and hop {self.hop}: give at least {needed} steps "
-                f"(and at least the largest pyramid stride, {largest_stride})"
+                f"(and at least the largest pyramid stride, {2 ** (detector.config.model.num_levels - 1)})"
             )
 
         self._network = detector.model

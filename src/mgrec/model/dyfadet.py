@@ -161,7 +161,8 @@ def dfa_in_one_pass(convs: list[DFAConv1d], xs: Tensor, mask: Tensor) -> Tensor:
     # Tap-major rows per group (B, G, k * in, T), as each conv's mixing weight wants them.
     gated = (torch.stack(taps, dim=2) * gate.unsqueeze(2)).flatten(2, 3)
     mixing = torch.stack([conv.mixing.weight[:, :, 0] for conv in convs])  # (G, out, k * in)
-    mixed = torch.matmul(mixing, gated) + torch.stack([conv.mixing.bias for conv in convs])[..., None]
+    mixed = torch.matmul(mixing, gated)  # under autocast in its dtype; the bias too (the dtype rule)
+    mixed = mixed + torch.stack([conv.mixing.bias for conv in convs])[..., None].to(mixed.dtype)
     normed = grouped_channel_layer_norm(mixed, torch.stack([conv.norm.weight for conv in convs]),
                                         torch.stack([conv.norm.bias for conv in convs]), convs[0].norm.eps)
     return apply_mask(normed, mask)

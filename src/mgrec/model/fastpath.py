@@ -1,11 +1,12 @@
 """The one switch between the CPU-tuned forms of two blocks and their plain forms.
 
-Two blocks have a form written for torch's CPU kernels, whose fixed costs and memory layouts
+Three blocks have a form written for torch's CPU kernels, whose fixed costs and memory layouts
 differ from an accelerator's:
 - `norm.ChannelLayerNorm`: statistics by a matmul and a hand-written backward (plain form: torch's
   layer_norm on the transposed tensor);
 - `dyfadet.DFAConv1d`: the gate's depthwise conv as a sum of shifted taps, long inputs in pieces
-  (plain form: a real depthwise conv, the whole input at once).
+  (plain form: a real depthwise conv, the whole input at once);
+- `masking.PointwiseConv1d`: a kernel-1 conv as a matrix product (plain form: the conv).
 Both forms compute the same function (tests/model/test_fastpath.py checks outputs and gradients).
 The choice is made here and nowhere else: the CPU forms for tensors on the CPU, the plain forms
 elsewhere, unless a test or a benchmark forces one of them with `forced`.

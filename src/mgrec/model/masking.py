@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mgrec.model import fastpath
+
 
 def apply_mask(x: Tensor, mask: Tensor) -> Tensor:
     """Zero the padded positions of (B, C, T) features; `mask` is (B, 1, T) bool, or its 0/1 weights
@@ -110,13 +112,18 @@ class PointwiseConv1d(nn.Conv1d):
     torch's CPU convolution takes oneDNN's path under bf16 autocast, with layout copies of its input
     and output that cost more than the product itself; as addmm / baddbmm the product runs straight
     on the (C, T) layout. Measured on the 2-core Xeon (AVX512-BF16 + AMX), one thread, the SMG model's
-    shapes (an ad-hoc timing, 2026-12-04): 1.7-3.8x faster in bf16, 2-7 % faster in float32.
+    shapes (an ad-hoc timing, 2026-12-04): 1.7-3.8x faster in bf16, 2-7 % faster in float32. Off the CPU
+    (`fastpath.cpu_kernels`) it is the conv.
     """
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
         super().__init__(in_dim, out_dim, 1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        if x.dim() != 3:
+            raise ValueError(f"a pointwise conv takes (B, C, T) features, got shape {tuple(x.shape)}")
+        if not fastpath.cpu_kernels(x):  # on a GPU the conv is as fast, and takes TF32 where it is allowed
+            return super().forward(x)
         weight = self.weight[:, :, 0]
         if self.bias is None:
             return torch.matmul(weight, x)

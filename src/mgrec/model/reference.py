@@ -44,6 +44,17 @@ def layer_norm(norm: ChannelLayerNorm, x: Tensor) -> Tensor:
     return nnf.layer_norm(x.transpose(1, 2), (x.shape[1],), norm.weight, norm.bias, norm.eps).transpose(1, 2)
 
 
+def pointwise(conv: nn.Conv1d, x: Tensor) -> Tensor:
+    """A kernel-1 conv, written as one (`masking.PointwiseConv1d` computes it as a matrix product)."""
+    return nnf.conv1d(x, conv.weight, conv.bias)
+
+
+def pointwise_mlp(mlp: nn.Sequential, x: Tensor) -> Tensor:
+    """[kernel-1 conv, GELU, kernel-1 conv] (the FFN of DynE and of the transformer block)."""
+    first, activation, second = mlp
+    return pointwise(second, activation(pointwise(first, x)))
+
+
 def mean_over_time(x: Tensor, m: Tensor) -> Tensor:
     """AvgPool_T: the mean of (B, C, T) over the real time steps -> (B, C)."""
     m = m.to(x.dtype)
@@ -130,7 +141,7 @@ def dyne_layer(layer: DynELayer, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
         x, m = downsample(x, m)
     u = layer_norm(layer.norm, x) * m
     x = (x + layer.mix_residual(dyne_mixer(layer.mixer, u, m))) * m
-    x = (x + layer.ffn_residual(layer.ffn(layer_norm(layer.ffn_norm, x)))) * m
+    x = (x + layer.ffn_residual(pointwise_mlp(layer.ffn, layer_norm(layer.ffn_norm, x)))) * m
     return x, m
 
 
@@ -146,14 +157,15 @@ def local_self_attention(attention: LocalSelfAttention, x: Tensor, m: Tensor) ->
     """
     batch, dim, length = x.shape
     heads, head_dim = attention.heads, dim // attention.heads
-    q, k, v = attention.qkv(x).reshape(batch, 3, heads, head_dim, length).permute(1, 0, 2, 4, 3)  # (B, H, T, d)
+    qkv = pointwise(attention.qkv, x).reshape(batch, 3, heads, head_dim, length)
+    q, k, v = qkv.permute(1, 0, 2, 4, 3)  # (B, H, T, d)
     t = torch.arange(length, device=x.device)
     band = (t[:, None] - t[None, :]).abs() <= attention.half
     allowed = band & (m[:, :, None, :] | torch.eye(length, dtype=torch.bool, device=x.device))  # (B, 1, T, T)
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(head_dim)
     A = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
     out = (A @ v).permute(0, 1, 3, 2).reshape(batch, dim, length)
-    return attention.proj(out) * m
+    return pointwise(attention.proj, out) * m
 
 
 def transformer_block(block: TransformerBlock, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
@@ -166,7 +178,7 @@ def transformer_block(block: TransformerBlock, x: Tensor, m: Tensor) -> tuple[Te
     if block.downsample:
         x, m = downsample(x, m)
     x = (x + block.attn_residual(local_self_attention(block.attn, layer_norm(block.attn_norm, x), m))) * m
-    x = (x + block.mlp_residual(block.mlp(layer_norm(block.mlp_norm, x)))) * m
+    x = (x + block.mlp_residual(pointwise_mlp(block.mlp, layer_norm(block.mlp_norm, x)))) * m
     return x, m
 
 

@@ -18,7 +18,7 @@ from mgrec.config import Config, to_dict
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
-from mgrec.run import RunDir, new_ensemble_dir, refuse_an_out_the_members_read
+from mgrec.run import RunDir, new_ensemble_dir
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import validate
 
@@ -78,7 +78,6 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
     paths = [Path(p) for p in run_dirs]
-    refuse_an_out_the_members_read(out, paths)
     out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
     for path, config, *_ in loaded:

@@ -196,8 +196,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         raise InputError("data.videos: end-to-end training needs the adapted backbone; train with `mgrec train`, "
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
-    refuse_a_folder_training_reads(run.path, config)
-    check_batch_fits(config)  # before the run folder is made (the lock) and the network built
+    refuse_before_training(config, run.path)
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
@@ -206,6 +205,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
+
+
+def refuse_before_training(config: Config, run_dir: Path) -> None:
+    """What training refuses before the run folder is made (the lock) and the network built: a run folder
+    that is a folder of inputs, a batch that cannot fit. `mgrec demo --fresh` asks it before deleting."""
+    refuse_a_folder_training_reads(run_dir, config)
+    check_batch_fits(config)
 
 
 def check_batch_fits(config: Config) -> None:
