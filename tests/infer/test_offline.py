@@ -15,6 +15,7 @@ from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 from mgrec.infer.offline import OfflineDetector, checked_fps
+from mgrec.infer.online import OnlineDetector
 from mgrec.model.detector import build_detector
 
 FPS_ERROR = r"^fps: expected a number of frames per second in \[0\.001, 1000\], got "
@@ -85,6 +86,12 @@ def test_a_file_takes_its_fps_from_its_sidecar_the_run_or_the_caller(tmp_path):
     assert placed.file_fps(bare) is None and placed.file_fps(bare, 25.0) == 25.0
     with pytest.raises(InputError, match=r"^--fps 50 contradicts the run's data\.fps 25 \(run/config\.yaml\)"):
         placed.file_fps(bare, 50.0, what="--fps")
+    # the same for an array and a stream in Python (before, the run's data.fps won without a word)
+    assert placed.detect(rows, fps=25.0) == placed.detect(rows)
+    with pytest.raises(InputError, match=r"^fps 50 contradicts the run's data\.fps 25"):
+        placed.detect(rows, fps=50.0)
+    with pytest.raises(InputError, match=r"^fps 50 contradicts the run's data\.fps 25"):
+        OnlineDetector(placed, fps=50.0)
     # a missing file is the loader's to report
     with pytest.raises(InputError, match=r"nope\.npy"):
         detector.detect(tmp_path / "nope.npy")

@@ -133,8 +133,20 @@ class OfflineDetector:
         return precision_name(self.autocast)
 
     def grid(self, fps: float | None = None) -> FeatureGrid:
-        """The feature grid of a video at `fps` (the run's data.fps wins when set); a bad fps is refused."""
-        return self.config.data.grid(checked_fps(fps))
+        """The feature grid of a video at `fps` (or at the run's data.fps); a bad fps, or one that contradicts
+        the run's data.fps, is refused."""
+        fps = checked_fps(fps)
+        self.refuse_another_fps_than_the_runs(fps)
+        return self.config.data.grid(fps)
+
+    def refuse_another_fps_than_the_runs(self, given: float | None, what: str = "fps") -> None:
+        """A run with data.fps places every feature step by it: a different fps given for a video (`what`:
+        --fps on the command line, fps in Python) would have been ignored without a word."""
+        run_fps = self.config.data.fps
+        if given is not None and run_fps is not None and abs(run_fps - given) > FPS_TOLERANCE:
+            raise InputError(f"{what} {given:g} contradicts the run's data.fps {run_fps:g} "
+                             f"({RunDir(self.run_dir).config_path}), which places every feature step in time: "
+                             f"leave {what} out")
 
     def detect(
         self, features: np.ndarray | str | Path, video_id: str | None = None, fps: float | None = None
@@ -220,11 +232,7 @@ class OfflineDetector:
         if given is not None and found is not None and abs(found - given) > FPS_TOLERANCE:
             raise InputError(f"{sidecar_path(path)}: the sidecar says fps {found:g}, but {what} {given:g}: which is "
                              f"the video's? Leave {what} out to use the sidecar's, or extract the features again")
-        run_fps = self.config.data.fps
-        if given is not None and run_fps is not None and abs(run_fps - given) > FPS_TOLERANCE:
-            raise InputError(f"{what} {given:g} contradicts the run's data.fps {run_fps:g} "
-                             f"({RunDir(self.run_dir).config_path}), which places every feature step in time: "
-                             f"leave {what} out")
+        self.refuse_another_fps_than_the_runs(given, what)
         return found if found is not None else given
 
     def require_fps(self, path: Path, fps: float | None) -> None:
