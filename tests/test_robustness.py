@@ -204,6 +204,24 @@ def test_detect_names_a_bad_feature_file(capsys, dataset, run, tmp_path, damage,
     assert not (tmp_path / "out.json").exists()
 
 
+def test_evaluate_refuses_features_of_another_recipe_as_detect_does(capsys, dataset, run_copy, tmp_path):
+    # evaluate read the run's own folder without the check detect makes: features re-extracted with another
+    # backbone after training were scored without a word
+    features = Path(shutil.copytree(dataset.features, tmp_path / "features"))
+    config = yaml.safe_load((run_copy / "config.yaml").read_text())
+    config["data"]["features"] = str(features)
+    (run_copy / "config.yaml").write_text(yaml.safe_dump(config))
+    sidecars = sorted(features.glob("*.json"))
+    recipe = {**json.loads(sidecars[0].read_text()), "num_features": None}
+    (run_copy / "feature_recipe.json").write_text(json.dumps(recipe))
+    assert mgrec(capsys, "evaluate", run_copy, "--device", "cpu").code == 0  # the run's recipe
+    for sidecar in sidecars:
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "backbone": "my-i3d"}))
+    outcome = mgrec(capsys, "evaluate", run_copy, "--device", "cpu")
+    assert_input_error(outcome, "these features were made with another recipe than the run was trained on",
+                       f"backbone 'my-i3d' (the run: {recipe['backbone']!r})")
+
+
 def test_detect_refuses_features_of_another_backbone_or_other_weights(capsys, dataset, run_copy, tmp_path):
     # the right shape, meaningless to the network: packaged-weights features found 0 gestures in custom-weights ones
     path = copy_with_sidecar(dataset, tmp_path / "features")

@@ -329,3 +329,28 @@ def test_the_folder_of_a_training_still_running_is_not_deleted(tmp_path):
         assert run.config_path.exists()
     remove_run_dir(run.path)  # released: deleted
     assert not run.path.exists()
+
+
+def test_a_run_still_written_or_stopped_before_its_end_is_not_used_for_detection(tmp_path):
+    # evaluate / detect / stream / report read best weights of some epoch with the config's threshold from a
+    # training still running or killed (and their outputs then stayed beside the finished run)
+    run = RunDir(tmp_path / "run")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))  # imported weights: no training, usable
+    run.require_finished()
+    with run.lock():  # a training holds it
+        with pytest.raises(InputError, match=r"run is in use by pid \d+ on .*; wait for it to finish$"):
+            run.require_finished()
+    run.write_training_state({"epoch": 3})  # stopped after an epoch, before postprocess.json
+    with pytest.raises(InputError, match=r"run is a training that did not finish \(no postprocess.json, which its "
+                                         r"last epoch writes\): finish it with mgrec train .*config.yaml --out .*run "
+                                         r"--resume$"):
+        run.require_finished()
+    run.write_tuning({"score_threshold": 0.4, "tuned_on": "val"})
+    run.require_finished()
+
+    ensemble = RunDir(tmp_path / "ensemble")  # killed while tuning on val
+    ensemble.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    ensemble.write_format({"members": 2, "sources": ["a", "b"]})
+    with pytest.raises(InputError, match=r"ensemble is an ensemble that did not finish \(stopped while tuning its "
+                                         r"score threshold on val: no postprocess.json\); make it again"):
+        ensemble.require_finished()

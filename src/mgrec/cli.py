@@ -472,8 +472,9 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_train(args) -> None:
-    from mgrec.config import load_config
-    from mgrec.run import RunDir
+    from mgrec.config import MAX_SEED, load_config
+    from mgrec.files import resolve_path
+    from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
     from mgrec.train.loop import train
 
     if args.unlabeled is not None:
@@ -484,11 +485,19 @@ def cmd_train(args) -> None:
                        encoder=_end_to_end_encoder(config))
         print(result.summary())
         return
-    if RunDir(args.out).format_path.exists():
+    out = resolve_path(args.out)  # "." names no folder to name the members after
+    if RunDir(out).format_path.exists():
         raise InputError(f"{args.out} already holds a run; choose another --out for the ensemble")
+    seeds = range(config.seed, config.seed + args.seeds)
+    if seeds[-1] > MAX_SEED:
+        raise InputError(f"--seeds {args.seeds} from seed {config.seed} would train seed {seeds[-1]}, past the "
+                         f"largest seed {MAX_SEED}; lower seed or --seeds")
+    # what the ensemble would refuse after the trainings, refused before them
+    refuse_a_folder_training_reads(out, config)
+    new_ensemble_dir(out, [out.with_name(f"{out.name}-seed{seed}") for seed in seeds])
     members = []
-    for seed in range(config.seed, config.seed + args.seeds):
-        member = args.out.with_name(f"{args.out.name}-seed{seed}")
+    for seed in seeds:
+        member = out.with_name(f"{out.name}-seed{seed}")
         print(f"seed {seed}: training into {member}")
         seeded = load_config(args.config, [*args.overrides, f"seed={seed}"])
         resume = args.resume and RunDir(member).can_resume()
@@ -496,7 +505,7 @@ def cmd_train(args) -> None:
                        encoder=_end_to_end_encoder(seeded))
         print(result.summary(next_steps=False))
         members.append(member)
-    _make_ensemble(members, args.out)
+    _make_ensemble(members, out)
 
 
 def _end_to_end_encoder(config):

@@ -185,6 +185,7 @@ class RunDir:
         """Refuse a folder that is not a finished run (before anything is loaded from it)."""
         if not self.path.is_dir():
             raise InputError(f"{self.path}: not a run directory (no such folder)")
+        self.refuse_unfinished()
         ensemble = self.read_ensemble()
         if ensemble is not None and checkpoint != "best":  # its members' selected checkpoints, made into one run
             raise InputError(f"{self.path} is an ensemble of its members' selected (best) checkpoints; --checkpoint "
@@ -197,6 +198,28 @@ class RunDir:
                 raise InputError(f"{self.path} is not a finished mgrec run: {path.relative_to(self.path)} is missing")
         for index in range(ensemble["members"] if fused else 0):
             RunDir(self.member_path(index)).require_finished("best")
+
+    def refuse_unfinished(self) -> None:
+        """Refuse a run that a training or an ensemble is still writing (its lock is held), or one that stopped
+        before its end: until postprocess.json, their last write, is there, its best weights are of some epoch
+        and its score threshold the config's, and whatever is detected or scored with it is not the run's."""
+        if self.lock_path.is_file():
+            try:
+                handle = open(self.lock_path, encoding="utf-8")
+            except OSError:  # a lock file this user cannot read: nothing to learn from it
+                handle = None
+            if handle is not None:
+                with handle:
+                    _lock_or_refuse(handle, str(self.path), advice="wait for it to finish")
+        if self.postprocess_path.exists():
+            return
+        if self.has_training():
+            raise InputError(f"{self.path} is a training that did not finish (no {self.postprocess_path.name}, which "
+                             f"its last epoch writes): finish it with mgrec train {self.config_path} --out "
+                             f"{self.path} --resume")
+        if self.read_ensemble() is not None:
+            raise InputError(f"{self.path} is an ensemble that did not finish (stopped while tuning its score "
+                             f"threshold on val: no {self.postprocess_path.name}); make it again into a new --out")
 
     def check_fresh_start(self, inputs: list[Path]) -> None:
         """Refuse a fresh training in a folder whose files are not an earlier start of a run, or that
@@ -522,9 +545,9 @@ def remove_run_dir(path: str | Path, keep: Iterable[tuple[str, str | Path]] = ()
             raise InputError(f"{option}: cannot delete {path}: {exc.strerror or brief(str(exc))}") from None
 
 
-def _lock_or_refuse(handle, what: str) -> None:
-    """Take the exclusive lock of the open lock file `handle` (`RunDir.lock`), or refuse naming its holder;
-    `what` starts the message (the run directory)."""
+def _lock_or_refuse(handle, what: str, advice: str = "wait for it to finish or use another --out") -> None:
+    """Take the exclusive lock of the open lock file `handle` (`RunDir.lock`; released when it is closed), or
+    refuse naming its holder; `what` starts the message (the run directory), `advice` ends it."""
     import fcntl
 
     try:
@@ -532,7 +555,7 @@ def _lock_or_refuse(handle, what: str) -> None:
     except OSError:
         handle.seek(0)
         holder = handle.read(200).strip() or "another process"
-        raise InputError(f"{what} is in use by {holder}; wait for it to finish or use another --out") from None
+        raise InputError(f"{what} is in use by {holder}; {advice}") from None
 
 
 def check_removable(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (), option: str = "--fresh") -> None:

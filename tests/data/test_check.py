@@ -270,3 +270,21 @@ def test_feature_files_of_two_recipes_in_one_folder_are_an_error(tmp_path):
     assert f"{tmp_path / 'feats' / 'b.npy'} with 'test', {'2' * 64}, None; extract every video" in mixed.message
     _features(tmp_path / "feats", "b", weights_sha256="1" * 64)
     assert not [p for p in check_dataset(_config(tmp_path)).errors if "different recipes" in p.message]
+
+
+def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_path):
+    # a class relabelled away in train but present in test: "Problems: 0 error(s), 0 warning(s)" before
+    document = {"classes": ["c0", "c1", "c2"], "database": {
+        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0)),
+        "v": _entry("validation", (0, 1.0, 2.0), (2, 3.0, 4.0)),
+        "s": _entry("testing", (2, 1.0, 2.0), (2, 5.0, 6.0), (1, 8.0, 9.0)),
+    }}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v", "s"):
+        _features(tmp_path / "feats", video_id)
+    report = check_dataset(_config(tmp_path))
+    assert not report.errors
+    assert [p.message for p in report.warnings] == [
+        "class 'c2' has no instance in the training split 'train' (1 in 'val', 2 in 'test'): the network cannot "
+        "learn it, and its F1 and AP there are 0"]

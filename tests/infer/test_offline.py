@@ -102,3 +102,27 @@ def test_a_bad_fps_is_refused_for_an_ensemble_of_detections_too():
     fused = replace(detector, model=None, members=[detector, detector])
     with pytest.raises(InputError, match=FPS_ERROR):
         fused.detect(features(), fps=float("nan"))
+
+
+def test_an_array_given_in_python_passes_what_a_feature_file_passes():
+    # before: an empty array a torch RuntimeError, an integer one accepted, one NaN blamed on "the run's
+    # weights" (a training that diverged), a list a TypeError
+    detector = tiny_detector(fps=25.0)
+    rows = features()
+    bad = rows.copy()
+    bad[7, 3] = np.nan
+    cases = [
+        (rows[:0], r"^features: feature array is empty, shape \(0, 16\)$"),
+        (rows.astype(np.int64), r"^features: expected float16/float32/float64 features, found dtype int64$"),
+        (bad, r"^features: 1 NaN/Inf value\(s\), the first at \[t=7, c=3\]$"),
+        (rows[:, :5], r"^features: expected feature dimension 16 \(data.feature_dim\), found 5$"),
+        (rows.tolist(), r"^features: expected a \(T, C\) numpy array or a feature file's path, got list$"),
+    ]
+    for array, expected in cases:
+        with pytest.raises(InputError, match=expected):
+            detector.detect(array)
+    with pytest.raises(InputError, match=r"^inputs: feature array is empty"):
+        detector.detect_inputs(rows[:0])
+    with pytest.raises(InputError, match=r"^inputs: 1 NaN/Inf value"):
+        detector.detect_inputs(bad)
+    assert detector.detect(rows.astype(np.float16)) == detector.detect(rows.astype(np.float16).astype(np.float32))

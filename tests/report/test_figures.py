@@ -212,3 +212,20 @@ def test_class_names_in_scripts_the_font_lacks_draw_without_a_flood_of_warnings(
     svg = svg_bytes(class_histogram_figure(["挥手", "😀 wave", "nod"], np.array([3, 4, 5]), None, None))
     assert b"<svg" in svg
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
+
+
+def test_a_figure_that_cannot_be_written_is_an_input_error_naming_it_and_leaves_nothing(tmp_path):
+    # `mgrec analyze` on a read-only run folder: a raw OSError traceback from matplotlib's savefig
+    from matplotlib.figure import Figure
+
+    from mgrec.errors import InputError
+    from mgrec.report.figures import save_figure
+
+    blocker = tmp_path / "analysis"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(InputError, match=r"analysis/test_false_negatives\.png"):
+        save_figure(Figure(), blocker / "test_false_negatives")
+    paths = save_figure(Figure(), tmp_path / "fig")
+    assert [p.name for p in paths] == ["fig.png", "fig.svg"]
+    assert paths[0].read_bytes().startswith(b"\x89PNG") and b"<svg" in paths[1].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analysis", "fig.png", "fig.svg"]  # no temporaries

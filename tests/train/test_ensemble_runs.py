@@ -146,3 +146,29 @@ def test_train_with_seeds_trains_the_members_and_their_ensemble(runs, tmp_path, 
         assert RunDir(tmp_path / f"x-seed{seed}").read_config().seed == seed
     assert RunDir(tmp_path / "x").read_ensemble()["members"] == 2
     assert "ensemble of 2 runs: val F1" in capsys.readouterr().out
+
+
+def test_train_with_seeds_refuses_before_training_what_the_ensemble_would_refuse_after(runs, tmp_path, capsys,
+                                                                                      monkeypatch):
+    # a full --out, seeds past the largest and `--out .` were found after every member had trained (or, for
+    # ".", as a traceback)
+    from mgrec.config import save_config
+
+    paths, _, _ = runs
+    config = tmp_path / "c.yaml"
+    save_config(config_for(paths, 7), config)
+    full = tmp_path / "notes"
+    full.mkdir()
+    (full / "a.txt").write_text("mine")
+    for options, expected in [
+        (["--out", str(full)], "notes exists and is not empty; the ensemble is written into a new folder"),
+        (["--out", str(tmp_path / "big"), "--set", "seed=2147483647"],
+         "--seeds 2 from seed 2147483647 would train seed 2147483648, past the largest seed 2147483647"),
+    ]:
+        assert main(["train", str(config), *options, "--seeds", "2", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mgrec: error: ") and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "notes"]  # nothing trained
+    monkeypatch.chdir(full)  # `--out .` (a traceback: "." has no name to name the members after)
+    assert main(["train", str(config), "--out", ".", "--seeds", "2", "--no-progress"]) == 2
+    assert "notes exists and is not empty" in capsys.readouterr().err

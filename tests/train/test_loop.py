@@ -158,6 +158,8 @@ def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     _train_epochs_then_stop(config, interrupted, stop_after=2)
     resumed = train(config, interrupted, resume=True, progress=False, log=lambda *_: None)
     assert resumed.summary().startswith("finished epochs 2-3 (resumed) in ")
+    again = train(config, interrupted, resume=True, progress=False, log=lambda *_: None)  # nothing left
+    assert again.summary().startswith("finished all 4 epochs before (resumed: nothing left to train) in ")
     a = load_file(str(full / "checkpoints/last.safetensors"))
     b = load_file(str(interrupted / "checkpoints/last.safetensors"))
     assert a.keys() == b.keys()

@@ -142,6 +142,13 @@ def test_a_run_used_without_its_stream_is_a_clear_error(gated_run, two_stream_da
                    FeatureSidecar(50.0, 8, 16, "test-aux", 5, None))
     with pytest.raises(InputError, match=r"wrong/synthetic_003"):
         detect_files(gated_run, [lonely / "synthetic_003.npy"], tmp_path / "x.json", stream_folders={"aux": wrong})
+    # push() of one stream's rows to a run of two: the message points to push_streams
+    from mgrec.infer.online import OnlineDetector
+
+    online = OnlineDetector(OfflineDetector.from_run(gated_run), fps=50.0)
+    with pytest.raises(InputError, match=r"expected shape \(T, 32\) \(the joined rows of the run's 2 streams; "
+                                         r"push_streams takes each stream's own chunks by name\), got \(4, 20\)"):
+        online.push(np.zeros((4, MAIN_DIM), np.float32))
 
 
 @pytest.mark.slow

@@ -183,6 +183,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
         ))
     problems += _check_splits(aset, annotations_path, data.train_split, splits)
+    problems += _check_untrained_classes(aset, annotations_path, data.train_split, splits)
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
         # training would stop at its first validation, with every epoch before it lost
@@ -280,6 +281,30 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str,
             "warning", str(annotations_path),
             f"videos in subsets {listed} are in none of the configured splits ({', '.join(splits)}) and are not used",
         ))
+    return problems
+
+
+def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_split: str,
+                             splits: list[str]) -> list[Problem]:
+    """A class with instances in other splits but none in the training split: the network never sees it, and
+    its F1 and AP in val and test are 0 (a labelling or split mistake more often than a choice)."""
+    def counts(split: str) -> list[int]:
+        return class_histogram(aset.subset(split).segments, aset.num_classes)
+
+    if not aset.video_ids(train_split):
+        return []  # reported as "no videos in split" already
+    trained = counts(train_split)
+    others = {split: counts(split) for split in splits if split != train_split}
+    problems = []
+    for label_id, name in enumerate(aset.classes):
+        elsewhere = {split: count[label_id] for split, count in others.items() if count[label_id]}
+        if trained[label_id] == 0 and elsewhere:
+            listed = ", ".join(f"{count} in {split!r}" for split, count in elsewhere.items())
+            problems.append(Problem(
+                "warning", str(annotations_path),
+                f"class {name!r} has no instance in the training split {train_split!r} ({listed}): the network "
+                "cannot learn it, and its F1 and AP there are 0",
+            ))
     return problems
 
 

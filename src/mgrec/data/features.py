@@ -437,7 +437,14 @@ def _open_array(path: Path) -> np.ndarray:
         raise InputError(f"{path}: cannot read features (truncated or corrupt file?): {_reason(exc)}") from None
 
 
-def _validate(array: np.ndarray, path: Path, expected_dim: int | None) -> tuple[int, int]:
+def check_feature_array(array: np.ndarray, source: object, expected_dim: int | None) -> None:
+    """What every feature file passes, for an array given in Python (`source` names it in the message): a
+    (T, C) float16/32/64 array with T and C above 0 and C = `expected_dim`, every value finite and within
+    +-`MAX_FEATURE_ABS`."""
+    _validate(array, source, expected_dim)
+
+
+def _validate(array: np.ndarray, path: Path | object, expected_dim: int | None) -> tuple[int, int]:
     _check_dtype(array.dtype, path)
     if array.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array (T, C), found shape {array.shape}")

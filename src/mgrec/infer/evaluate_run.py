@@ -10,7 +10,6 @@ import numpy as np
 from tqdm import tqdm
 
 from mgrec.data.annotations import load_annotations
-from mgrec.data.streams import load_video_streams
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_score_threshold
 from mgrec.evaluate.predictions import save_predictions
@@ -49,7 +48,7 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
         if detector.members is not None:  # each member reads its own features
             ranked[video_id] = detector.detect_listed(video_id, info.fps)
             continue
-        features = load_video_streams(data, video_id, info.fps, folders=detector.stream_folders)
+        features = detector.listed_features(video_id, info.fps)
         with gates.recording() if gates is not None else nullcontext():
             ranked[video_id] = detector.detect(features, video_id=video_id, fps=info.fps)
         if gates is not None:

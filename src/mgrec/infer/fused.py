@@ -81,7 +81,8 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
 
 def tune_on_val(out: RunDir, log) -> dict | None:
     """The ensemble's F1 score threshold, tuned on the val split of its (first member's) annotations."""
-    detector = OfflineDetector.from_run(out.path, device="cpu")
+    # not `from_run`, which refuses an ensemble without postprocess.json: the one this writes
+    detector = OfflineDetector.fused_ensemble(out, out.read_ensemble(), "best", "cpu", "fp32", None)
     config = detector.config
     tuning = {**to_dict(config)["postprocess"], "selected_epoch": None}
     if not config.data.annotations or not Path(config.data.annotations).exists():

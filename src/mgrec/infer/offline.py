@@ -13,6 +13,7 @@ the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,13 +27,14 @@ from mgrec.data.features import (
     FPS_TOLERANCE,
     RECIPE_FIELDS,
     FeatureSidecar,
+    check_feature_array,
     check_sidecar,
     list_feature_files,
     read_sidecar,
     sidecar_path,
 )
 from mgrec.data.normalize import standardizer
-from mgrec.data.streams import load_video_streams, stream_key
+from mgrec.data.streams import load_video_streams, stream_key, stream_path
 from mgrec.devices import autocast_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
@@ -98,7 +100,8 @@ class OfflineDetector:
         run = RunDir(run_dir)
         ensemble = run.read_ensemble()
         if ensemble is not None and ensemble.get("fusion") == "detections":
-            return cls._fused(run, ensemble, checkpoint, device, precision, autocast)
+            run.refuse_unfinished()  # (a single network's run: `load_run_network` asks it)
+            return cls.fused_ensemble(run, ensemble, checkpoint, device, precision, autocast)
         config, classes, model = load_run_network(run, checkpoint)
         model = model.to(torch_device)
         tuning = run.read_tuning()
@@ -108,8 +111,10 @@ class OfflineDetector:
                    autocast=autocast)
 
     @classmethod
-    def _fused(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
-               autocast: torch.dtype | None) -> OfflineDetector:
+    def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
+                       autocast: torch.dtype | None) -> OfflineDetector:
+        """The detector of a detection-level ensemble (`ensemble`: its run.json's record), also of one being
+        made: `from_run` refuses an unfinished one, the ensemble's own tuning on val reads it (`infer.fused`)."""
         if checkpoint != "best":
             raise InputError(f"{run.path} fuses its members' selected (best) checkpoints; --checkpoint {checkpoint} "
                              "does not apply")
@@ -162,6 +167,9 @@ class OfflineDetector:
         fps = checked_fps(fps)
         if self.members is not None:
             return fuse_detections([m.detect(features, video_id, fps) for m in self.members], self.fusion_iou)
+        if not isinstance(features, (np.ndarray, str, os.PathLike)):
+            raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
+                             f"{type(features).__name__}")
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or path.stem
@@ -169,8 +177,8 @@ class OfflineDetector:
             features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
                                           main_path=path)
             self.require_fps(path, fps)
-        elif features.ndim != 2 or features.shape[1] != self.config.data.feature_dim:
-            raise InputError(f"features of shape {features.shape}: expected (T, {self.config.data.feature_dim})")
+        else:  # what a feature file passes (an empty, integer or NaN array reached the network)
+            check_feature_array(features, "features", self.config.data.feature_dim)
         # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
         return self._detect(features, video_id, fps, standardizer(self.config.data.normalize, features))
 
@@ -181,7 +189,10 @@ class OfflineDetector:
         if self.members is not None:
             raise ValueError("a detection-level ensemble's members may normalise differently: give it features as read "
                              "(detect)")
-        return self._detect(inputs, video_id, fps, None)
+        if not isinstance(inputs, np.ndarray):
+            raise InputError(f"inputs: expected a (T, C) numpy array, got {type(inputs).__name__}")
+        check_feature_array(inputs, "inputs", self.config.data.feature_dim)
+        return self._detect(inputs, video_id, checked_fps(fps), None)
 
     def _detect(self, inputs: np.ndarray, video_id: str | None, fps: float | None,
                 standardize: Callable[[np.ndarray], np.ndarray] | None) -> list[Detection]:
@@ -205,8 +216,16 @@ class OfflineDetector:
         (a detection-level ensemble: each member's from its own)."""
         if self.members is not None:
             return fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
-        features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders)
-        return self.detect(features, video_id=video_id, fps=fps)
+        return self.detect(self.listed_features(video_id, fps), video_id=video_id, fps=fps)
+
+    def listed_features(self, video_id: str, fps: float | None) -> np.ndarray:
+        """The (T, C) input of a video of the run's annotations, read from the run's folders; the grid stream's
+        sidecar is checked against the run's recipe first, as for a file given to `detect` (features extracted
+        again another way after training were scored without a word)."""
+        grid_file = stream_path(self.config.data.input_streams()[0], video_id, self.stream_folders)
+        if grid_file.is_file():
+            self.sidecar_fps(grid_file)
+        return load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders)
 
     def sidecar_fps(self, path: Path) -> float | None:
         """The fps of a (grid stream's) feature file's sidecar, after checking its recipe against the run's config."""

@@ -508,7 +508,10 @@ class OnlineDetector:
         if not isinstance(chunk, np.ndarray):
             raise InputError(f"{where}: expected a numpy array (T, {self.feature_dim}), got {type(chunk).__name__}")
         if chunk.ndim != 2 or chunk.shape[1] != self.feature_dim:
-            raise InputError(f"{where}: expected shape (T, {self.feature_dim}), got {chunk.shape}")
+            streams = self.detector.config.data.streams
+            joined = (f" (the joined rows of the run's {len(streams)} streams; push_streams takes each stream's "
+                      "own chunks by name)" if streams else "")
+            raise InputError(f"{where}: expected shape (T, {self.feature_dim}){joined}, got {chunk.shape}")
         # The validator every feature file passes (float dtype, finite, within +-1e6): one value of 1e30 would
         # ruin the running statistics, and the float32 cast would turn 1e300 into Inf, for the rest of the stream.
         check_feature_values(chunk, where)

@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from mgrec.evaluate.analysis import ERROR_NAMES, ERROR_TYPES, ErrorAnalysis, PRCurve, ThresholdCurve
+from mgrec.files import atomic_write
 from mgrec.terminal import visible
 
 CHARACTERISTIC_NAMES = {
@@ -67,12 +68,13 @@ def _drawing():
 
 
 def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
-    """Write `<path>.png` (150 dpi) and `<path>.svg`; returns both paths."""
+    """Write `<path>.png` (150 dpi) and `<path>.svg`; returns both paths. Each is written whole or not at all
+    (`atomic_write`), and a folder that cannot be written is an `InputError` naming the file."""
     paths = []
     with _drawing():
         for suffix, options in ((".png", {"dpi": 150}), (".svg", {"metadata": {"Date": None}})):
             path = path_without_suffix.with_suffix(suffix)
-            figure.savefig(path, bbox_inches="tight", **options)
+            atomic_write(path, lambda temp: figure.savefig(temp, format=suffix[1:], bbox_inches="tight", **options))
             paths.append(path)
     return paths
 
