@@ -354,3 +354,22 @@ def test_a_run_still_written_or_stopped_before_its_end_is_not_used_for_detection
     with pytest.raises(InputError, match=r"ensemble is an ensemble that did not finish \(stopped while tuning its "
                                          r"score threshold on val: no postprocess.json\); make it again"):
         ensemble.require_finished()
+
+
+def test_loaders_share_a_run_and_a_file_system_without_locks_refuses_nothing(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    run = RunDir(tmp_path / "run")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    with run.lock():
+        pass  # a finished training leaves its .lock (and a copy of the run carries it)
+    with open(run.lock_path, encoding="utf-8") as other_loader:  # loaders probe with a shared lock
+        fcntl.flock(other_loader, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        run.require_finished()  # two detect jobs at once: neither refuses the other
+
+    def no_locks_here(handle, operation):  # NFS refuses an exclusive lock on a read-only file; FUSE has none
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks_here)
+    run.require_finished()  # not "in use by" the long-dead trainer named in the copied .lock

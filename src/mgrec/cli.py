@@ -473,7 +473,6 @@ def cmd_data_check(args) -> int:
 
 def cmd_train(args) -> None:
     from mgrec.config import MAX_SEED, load_config
-    from mgrec.files import resolve_path
     from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
     from mgrec.train.loop import train
 
@@ -485,7 +484,11 @@ def cmd_train(args) -> None:
                        encoder=_end_to_end_encoder(config))
         print(result.summary())
         return
-    out = resolve_path(args.out)  # "." names no folder to name the members after
+    if config.end_to_end:  # the ensemble would refuse them after N trainings (hours of GPU time)
+        raise InputError("--seeds with data.videos (end to end): ensembles take runs trained on feature files; "
+                         "train the seeds one by one, or on features (`mgrec extract --run` makes a run's features)")
+    # "." names no folder to name the members after; a link is not followed (members named after it)
+    out = Path(os.path.abspath(args.out))
     if RunDir(out).format_path.exists():
         raise InputError(f"{args.out} already holds a run; choose another --out for the ensemble")
     seeds = range(config.seed, config.seed + args.seeds)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -209,8 +210,8 @@ class RunDir:
             except OSError:  # a lock file this user cannot read: nothing to learn from it
                 handle = None
             if handle is not None:
-                with handle:
-                    _lock_or_refuse(handle, str(self.path), advice="wait for it to finish")
+                with handle:  # a shared lock: loaders never refuse each other, only a writer's exclusive one
+                    _lock_or_refuse(handle, str(self.path), advice="wait for it to finish", shared=True)
         if self.postprocess_path.exists():
             return
         if self.has_training():
@@ -537,22 +538,32 @@ def remove_run_dir(path: str | Path, keep: Iterable[tuple[str, str | Path]] = ()
     lock_path = RunDir(path).lock_path
     with contextlib.ExitStack() as held:
         if lock_path.is_file():  # never the folder of a training that is running: hold its lock while deleting
-            _lock_or_refuse(held.enter_context(open(lock_path, "a+", encoding="utf-8")),
-                            f"{option}: {path} was not deleted: it")
+            try:
+                handle = held.enter_context(open(lock_path, encoding="utf-8"))
+            except OSError as exc:
+                raise InputError(f"{option}: cannot delete {path}: {exc.strerror or brief(str(exc))}") from None
+            _lock_or_refuse(handle, f"{option}: {path} was not deleted: it")
         try:
             shutil.rmtree(path)
         except OSError as exc:
             raise InputError(f"{option}: cannot delete {path}: {exc.strerror or brief(str(exc))}") from None
 
 
-def _lock_or_refuse(handle, what: str, advice: str = "wait for it to finish or use another --out") -> None:
-    """Take the exclusive lock of the open lock file `handle` (`RunDir.lock`; released when it is closed), or
-    refuse naming its holder; `what` starts the message (the run directory), `advice` ends it."""
+def _lock_or_refuse(handle, what: str, advice: str = "wait for it to finish or use another --out",
+                    shared: bool = False) -> None:
+    """Take the exclusive (or `shared`) lock of the open lock file `handle` (`RunDir.lock`; released when it
+    is closed), or refuse naming its holder; `what` starts the message (the run directory), `advice` ends it.
+
+    Only a lock held elsewhere is refused. A file system without flock (some FUSE mounts; NFS refuses an
+    exclusive lock on a file opened for reading) raises other errors: there the lock cannot protect
+    anything, and refusing would name a holder that died long ago (a run copied with its .lock)."""
     import fcntl
 
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return
         handle.seek(0)
         holder = handle.read(200).strip() or "another process"
         raise InputError(f"{what} is in use by {holder}; {advice}") from None

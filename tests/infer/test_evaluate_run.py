@@ -90,3 +90,18 @@ def test_check_tuning_split():
     check_tuning_split("val", "test")
     with pytest.raises(InputError, match="--tune-on validation is the split being scored"):
         check_tuning_split("validation", "val")
+
+
+def test_a_run_with_data_fps_places_its_own_videos_by_it_as_training_did(tmp_path, monkeypatch, capsys):
+    # data.fps 28.2 over the annotations' 28 (as 30 over NTSC's 29.97): training placed every video by
+    # data.fps, so evaluate must too, not refuse the annotations' fps as a caller's contradicting one
+    import yaml
+
+    run = relative_run(tmp_path)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["fps"] = 28.2
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    for sidecar in (tmp_path / "data" / "features").glob("*.json"):
+        sidecar.unlink()  # sidecars would name 28 (training's data check refuses that)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "run", "--device", "cpu"]) == 0, capsys.readouterr().err

@@ -172,3 +172,8 @@ def test_train_with_seeds_refuses_before_training_what_the_ensemble_would_refuse
     monkeypatch.chdir(full)  # `--out .` (a traceback: "." has no name to name the members after)
     assert main(["train", str(config), "--out", ".", "--seeds", "2", "--no-progress"]) == 2
     assert "notes exists and is not empty" in capsys.readouterr().err
+    # end to end: every member trained (hours on a GPU) before the ensemble refused them
+    assert main(["train", "smg/mgrec_end_to_end.yaml", "--out", str(tmp_path / "e2e"), "--seeds", "2"]) == 2
+    assert "--seeds with data.videos (end to end): ensembles take runs trained on feature files" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "e2e-seed1234").exists()

@@ -48,11 +48,12 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
         if detector.members is not None:  # each member reads its own features
             ranked[video_id] = detector.detect_listed(video_id, info.fps)
             continue
-        features = detector.listed_features(video_id, info.fps)
+        fps = detector.listed_fps(info.fps)
+        features = detector.listed_features(video_id, fps)
         with gates.recording() if gates is not None else nullcontext():
-            ranked[video_id] = detector.detect(features, video_id=video_id, fps=info.fps)
+            ranked[video_id] = detector.detect(features, video_id=video_id, fps=fps)
         if gates is not None:
-            gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(info.fps))
+            gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
     return ranked, ground_truth
 

@@ -138,11 +138,9 @@ class OfflineDetector:
         return precision_name(self.autocast)
 
     def grid(self, fps: float | None = None) -> FeatureGrid:
-        """The feature grid of a video at `fps` (or at the run's data.fps); a bad fps, or one that contradicts
-        the run's data.fps, is refused."""
-        fps = checked_fps(fps)
-        self.refuse_another_fps_than_the_runs(fps)
-        return self.config.data.grid(fps)
+        """The feature grid of a video at `fps` (the run's data.fps wins when set, as in training); a bad fps
+        is refused."""
+        return self.config.data.grid(checked_fps(fps))
 
     def refuse_another_fps_than_the_runs(self, given: float | None, what: str = "fps") -> None:
         """A run with data.fps places every feature step by it: a different fps given for a video (`what`:
@@ -167,6 +165,7 @@ class OfflineDetector:
         fps = checked_fps(fps)
         if self.members is not None:
             return fuse_detections([m.detect(features, video_id, fps) for m in self.members], self.fusion_iou)
+        self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
         if not isinstance(features, (np.ndarray, str, os.PathLike)):
             raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
                              f"{type(features).__name__}")
@@ -216,7 +215,13 @@ class OfflineDetector:
         (a detection-level ensemble: each member's from its own)."""
         if self.members is not None:
             return fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
+        fps = self.listed_fps(fps)
         return self.detect(self.listed_features(video_id, fps), video_id=video_id, fps=fps)
+
+    def listed_fps(self, annotated: float | None) -> float | None:
+        """The fps a video of the run's annotations is placed by: the run's data.fps when set (as in training,
+        where it wins over the annotations' own, e.g. 30 over NTSC's 29.97), else the annotated one."""
+        return annotated if self.config.data.fps is None else None
 
     def listed_features(self, video_id: str, fps: float | None) -> np.ndarray:
         """The (T, C) input of a video of the run's annotations, read from the run's folders; the grid stream's

@@ -281,7 +281,7 @@ class OnlineDetector:
     """Detects micro-gestures in a stream of feature chunks and reports each once, when final.
 
     `detector`: a loaded run (`OfflineDetector.from_run`); `fps`: frames per second of the stream's video
-    (the run's `data.fps` wins when set, as in offline detection); `lookahead`: seconds of stream
+    (where the run has `data.fps`, only that one: another is refused); `lookahead`: seconds of stream
     after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
     one second); `history`: feature steps of the window the network sees (default: `default_history`,
     data.max_seq_len // 8 or what deciding a gesture needs if that is more); `compile`: run a compiled network
@@ -306,6 +306,7 @@ class OnlineDetector:
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
+        detector.refuse_another_fps_than_the_runs(fps)
         self.grid = detector.grid(fps)
         self.video_id = video_id
         self.feature_dim = detector.config.data.feature_dim
