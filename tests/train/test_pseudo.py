@@ -125,6 +125,19 @@ def test_resuming_a_run_with_pseudo_labels_added_is_refused_before_a_teacher_tra
     assert not (run / "teacher").exists()
 
 
+def test_resume_before_the_student_s_first_epoch_says_to_start_without_it(setup, tmp_path):
+    # killed after the teacher, before the student's first epoch: --resume labelled the pool again, then
+    # said "nothing to resume (start without --resume)"
+    paths, _, teacher, pool = setup
+    run = tmp_path / "run"
+    shutil.copytree(teacher, run / "teacher")
+    with pytest.raises(InputError, match=r"--resume: .*last_state.pt not found: the student has no epoch to resume "
+                                         r"yet \(its teacher, .*teacher, is kept\); start without --resume"):
+        train(with_pseudo(config_for(paths), unlabeled=str(pool), transductive=True), run, resume=True,
+              progress=False, log=lambda *_: None)
+    assert {p.name for p in run.iterdir()} <= {".lock", "teacher"}  # nothing labelled or written
+
+
 def test_the_teacher_reads_the_pool_its_way_and_the_student_its_own(setup):
     # a teacher trained on features as read labels them as read; a standardising student trains on them standardised
     import numpy as np

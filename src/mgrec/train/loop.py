@@ -205,6 +205,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     with run.lock():
         if not resume:  # refused before any teacher trains, not after
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
+        elif not run.can_resume() and config.pseudo_labels.unlabeled and (run.path / "teacher").is_dir():
+            # killed after its teacher, before the student's first epoch: said before the pool is labelled again
+            raise InputError(f"--resume: {run.state_path} not found: the student has no epoch to resume yet (its "
+                             f"teacher, {run.path / 'teacher'}, is kept); start without --resume, which reuses it")
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
 
