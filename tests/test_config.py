@@ -328,3 +328,57 @@ def test_layer_counts_kernel_expansion_and_crops_per_video_have_an_upper_bound(t
     at_the_limits = (f"model:\n  head_layers: {MAX_LAYERS}\n  stem_layers: {MAX_LAYERS}\n  kernel_expansion: "
                      f"{MAX_KERNEL_EXPANSION}\ntrain:\n  crops_per_video: {MAX_CROPS_PER_VIDEO}\n")
     assert load_config(write(tmp_path, "c.yaml", at_the_limits)).model.head_layers == MAX_LAYERS
+
+
+def test_yaml_merge_keys_are_read_and_the_mappings_own_keys_win(tmp_path):
+    # `<<: *anchor` was refused: "could not determine a constructor for the tag 'tag:yaml.org,2002:merge'".
+    path = write(tmp_path, "c.yaml", "data:\n  streams:\n    - &rgb {name: rgb, features: f, feature_dim: 8}\n"
+                                     "    - <<: *rgb\n      name: flow\ntrain:\n  <<: {epochs: 2, lr: 0.5}\n"
+                                     "  epochs: 1\n")
+    config = load_config(path)
+    assert [(s.name, s.feature_dim) for s in config.data.streams] == [("rgb", 8), ("flow", 8)]
+    assert (config.train.epochs, config.train.lr) == (1, 0.5)
+    twice = write(tmp_path, "twice.yaml", "train:\n  <<: {lr: 0.5}\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(InputError, match=r"twice.yaml:4:3: not valid YAML: key 'epochs' appears twice"):
+        load_config(twice)
+
+
+def test_a_key_that_is_a_list_is_an_input_error(tmp_path):
+    # `? [a, b]` made a raw TypeError: unhashable type: 'list'.
+    path = write(tmp_path, "c.yaml", "name: x\n? [a, b]\n: 1\n")
+    with pytest.raises(InputError, match=r"c.yaml:2:3: not valid YAML: a list as a key; config keys are names"):
+        load_config(path)
+
+
+def test_an_empty_section_names_its_key(tmp_path):
+    # was "c.yaml [train.]: expected a mapping, got None"
+    with pytest.raises(InputError, match=r"c.yaml \[train\]: expected a mapping of keys, got nothing \(a section "
+                                         r"without keys: give its keys, or delete it\)$"):
+        load_config(write(tmp_path, "c.yaml", "train:\n"))
+    with pytest.raises(InputError, match=r"--set \[train\]: expected a mapping of keys, got 3$"):
+        load_config(write(tmp_path, "d.yaml", "{}"), ["train=3"])
+
+
+def test_base_loops_name_every_config_of_the_loop_and_a_folder_is_no_base(tmp_path):
+    # a -> b -> c -> a was reported as "b.yaml: config inherits from itself"; `base: /tmp` as
+    # "cannot read config /tmp: Is a directory", without the config or key that named it.
+    write(tmp_path, "b.yaml", "base: c.yaml\n")
+    write(tmp_path, "c.yaml", "base: a.yaml\n")
+    a = write(tmp_path, "a.yaml", "base: b.yaml\n")
+    with pytest.raises(InputError) as error:
+        load_config(a)
+    loop = f"{a} -> {tmp_path / 'b.yaml'} -> {tmp_path / 'c.yaml'} -> {tmp_path / 'a.yaml'}"
+    assert str(error.value) == f"{loop}: these configs inherit from each other in a loop (their 'base' keys)"
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(InputError, match=r"d.yaml \[base\]: 'folder' is a folder \(.*folder\); expected a config file"):
+        load_config(write(tmp_path, "d.yaml", "base: folder\n"))
+
+
+def test_set_on_a_list_item_says_to_give_the_whole_list(tmp_path):
+    # Messages name list items as data.streams[0].stride; `--set data.streams[0].stride=8` answered
+    # "unknown key; did you mean 'data.streams'?".
+    with pytest.raises(InputError) as error:
+        load_config("demo/fusion.yaml", ["data.streams[0].stride=8"])
+    assert str(error.value) == (
+        "--set 'data.streams[0].stride=8': streams[0] is an item of a list, which --set cannot change alone; give "
+        "the whole list (--set 'data.streams=[...]') or edit it in the config")

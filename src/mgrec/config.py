@@ -18,13 +18,14 @@ import math
 import re
 import types
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mgrec.errors import InputError
+from mgrec.errors import InputError, where
 from mgrec.files import brief, decode_utf8, resolve_path
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
@@ -495,7 +496,12 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor`: its keys are defaults that the mapping's own keys may replace
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a {type(key).__name__} as a key; config keys are names", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice in one mapping (first at line {seen[key]}); the "
@@ -505,8 +511,9 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
-    if path in seen:
-        raise InputError(f"{path}: config inherits from itself via 'base'")
+    if resolve_path(path) in map(resolve_path, seen):
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise InputError(f"{chain}: these configs inherit from each other in a loop (their 'base' keys)")
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise InputError(f"{path}: {path.stat().st_size} bytes is not a config (at most {MAX_CONFIG_BYTES})")
@@ -518,8 +525,8 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         raw = yaml.load(text, Loader=_StrictLoader) or {}
     except yaml.MarkedYAMLError as exc:  # where, then what: "config.yaml:6:1: not valid YAML: key 'train' ..."
         mark = exc.problem_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: not valid YAML: {(exc.problem or exc.context or str(exc))[:300]}") from None
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise InputError(f"{path}{at}: not valid YAML: {(exc.problem or exc.context or str(exc))[:300]}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {brief(str(exc), 300)}") from None
     except RecursionError:
@@ -540,6 +547,8 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         if not Path(target).exists():
             raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
                              "(demo/default.yaml, smg/mgrec.yaml, ...)")
+        if Path(target).is_dir():
+            raise InputError(f"{base!r} is a folder ({target}); expected a config file (a .yaml)")
         target = resolve_path(target)
     except InputError as exc:
         raise InputError(f"{path} [base]: {exc}") from None
@@ -587,6 +596,11 @@ def _apply_override(raw: dict, item: str) -> None:
         raise InputError(f"override {item!r}: expected key=value, e.g. train.lr=3e-4")
     key, text = item.split("=", 1)
     parts = key.strip().split(".")
+    listed = next((part for part in parts if "[" in part), None)
+    if listed is not None:  # messages name list items so (data.streams[0].stride); --set cannot reach into lists
+        whole = key[: key.index("[")]
+        raise InputError(f"--set {brief(item)}: {listed} is an item of a list, which --set cannot change alone; "
+                         f"give the whole list (--set '{whole}=[...]') or edit it in the config")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -663,7 +677,8 @@ def _upgrade_renamed_keys(raw: dict, source: str) -> None:
 def from_dict(cls, raw: Any, source: str, prefix: str = ""):
     """Build dataclass `cls` from a plain dict, checking keys and types."""
     if not isinstance(raw, dict):
-        raise InputError(f"{source} [{prefix or 'top level'}]: expected a mapping, got {_short(raw)}")
+        got = "nothing (a section without keys: give its keys, or delete it)" if raw is None else _short(raw)
+        raise InputError(f"{source} [{prefix.removesuffix('.') or 'top level'}]: expected a mapping of keys, got {got}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     values = {}
@@ -672,7 +687,7 @@ def from_dict(cls, raw: Any, source: str, prefix: str = ""):
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
-            raise InputError(f"{source} [{full}]: unknown key{hint}")
+            raise InputError(f"{where(source, key=full)}: unknown key{hint}")  # a YAML key may hold any text
         values[key] = _convert(hints[key], value, source, full)
     return cls(**values)
 

@@ -4,6 +4,10 @@ The CLI prints an `InputError` as one clear message without a traceback; anythin
 Messages name the file (and line or key) and say what was expected.
 """
 
+# Keys are built from data (`database.<video id>.fps`): one longer than this, or holding a character that is
+# not printable (a newline, NUL, a terminal escape, a bidi override), is shown as its repr, cut to this length.
+MAX_KEY_CHARS = 120
+
 
 class InputError(Exception):
     """A user-fixable problem with input data, a config or a command-line option."""
@@ -15,5 +19,15 @@ def where(path: object, line: int | None = None, key: str | None = None) -> str:
     if line is not None:
         text += f":{line}"
     if key is not None:
-        text += f" [{key}]"
+        text += f" [{shown_key(key)}]"
     return text
+
+
+def shown_key(key: str) -> str:
+    """A key as written when it is printable and short; else its repr (escapes shown, never executed), cut, so
+    that a message stays one short line whatever a video id or class name in the key holds."""
+    if key.isprintable() and len(key) <= MAX_KEY_CHARS:
+        return key
+    if len(key) <= MAX_KEY_CHARS:
+        return repr(key)
+    return f"{key[:MAX_KEY_CHARS]!r}... ({len(key)} characters)"

@@ -248,6 +248,18 @@ def test_a_folder_of_only_junk_names_what_it_skipped(tmp_path):
         list_feature_files(tmp_path / "missing")
 
 
+def test_a_folder_of_videos_given_for_features_says_how_to_use_them(tmp_path):
+    # `mgrec detect RUN videos/` said only "folder holds no feature files", though detect takes videos.
+    for name in ("b.mp4", "a.MOV", "._c.mp4", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(InputError) as error:
+        list_feature_files(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path}: folder holds no feature files (.npy, .npz), but 2 video file(s) (a.MOV, ...): give the video "
+        f"files themselves ({tmp_path}/*.MOV), or make their features with mgrec extract {tmp_path} --out FEATURES"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Numbers (family 3): dtypes and the value range
 

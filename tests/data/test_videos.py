@@ -209,3 +209,52 @@ def test_find_video_finds_the_file_of_an_annotation_id(tmp_path):
         find_video(tmp_path, "Sample0001")
     with pytest.raises(InputError, match="missing: no such folder"):
         find_video(tmp_path / "missing", "Sample0001")
+
+
+def test_a_video_stored_rotated_is_decoded_as_it_is_shown(make_video, tmp_path):
+    # A phone's portrait video is stored landscape with a display rotation; frames were read sideways.
+    import av
+
+    picture = np.zeros((32, 64, 3), np.uint8)
+    picture[:16, :16] = 255  # white top-left corner of the stored (landscape) picture
+    plain = make_video(tmp_path / "plain.mp4", [picture] * 3)
+    rotated = tmp_path / "rotated.mp4"
+    with av.open(str(plain)) as source, av.open(str(rotated), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        stream.set_display_rotation(90)  # counterclockwise: the top-left corner is shown bottom-left
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    shown = next(iter_frames(rotated, None))
+    assert shown.shape == (64, 32, 3)
+    assert shown[-8:, :8].mean() > 200 and shown[:8, :8].mean() < 50
+    square = next(iter_frames(rotated, SIZE))
+    np.testing.assert_array_equal(square, np.rot90(next(iter_frames(plain, SIZE))))
+
+
+def test_a_variable_frame_rate_is_refused_naming_the_first_frame_off_the_grid(tmp_path):
+    # Frames were placed at index / average fps: 30 frames at 25 fps then 30 at 5 fps put the gestures
+    # of the first part seconds late, without a word.
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        milliseconds = 0
+        for index in range(60):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 4, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = milliseconds, Fraction(1, 1000)
+            milliseconds += 40 if index < 30 else 200
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with pytest.raises(InputError, match=r"vfr.mp4: variable frame rate: frame \d+ is shown at [\d.]+ s, but at the "
+                                         r"stream's average 8.523 fps mgrec would place it at [\d.]+ s; re-encode"):
+        list(iter_frames(path, SIZE))

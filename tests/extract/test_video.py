@@ -58,6 +58,18 @@ def test_collect_inputs(tmp_path):
         collect_inputs([tmp_path / "a"], (".mp4",), "video file")
 
 
+
+def test_collect_inputs_leaves_out_hidden_names_and_takes_one_file_given_twice_once(tmp_path):
+    # A macOS `._clip.mp4` beside clip.mp4 failed the extraction ("1 of 2 inputs failed"); the folder and a
+    # path into it were "both stored as 'clip'; extract them into different folders", though one file.
+    for name in ("clip.mp4", "._clip.mp4", ".hidden/other.mp4", "sub/.cache.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert collect_inputs([tmp_path], (".mp4",), "video file") == [tmp_path / "clip.mp4"]
+    assert collect_inputs([tmp_path, tmp_path / "sub" / ".." / "clip.mp4"], (".mp4",), "video file") == [
+        tmp_path / "clip.mp4"]
+    assert collect_inputs([tmp_path / "._clip.mp4"], (".mp4",), "video file") == [tmp_path / "._clip.mp4"]
+
 def test_shard_for_this_process(monkeypatch):
     items = list(range(7))
     monkeypatch.delenv("RANK", raising=False)

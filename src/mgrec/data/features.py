@@ -258,8 +258,20 @@ def list_feature_files(folder: str | Path) -> FeatureFolder:
     listing = FeatureFolder(files, skipped)
     if not files:
         note = f"; skipped {listing.skipped_summary()}" if skipped else ""
-        raise InputError(f"{folder}: folder holds no feature files ({', '.join(FEATURE_SUFFIXES)}){note}")
+        raise InputError(f"{folder}: folder holds no feature files ({', '.join(FEATURE_SUFFIXES)}){note}"
+                         + _videos_instead(folder))
     return listing
+
+
+def _videos_instead(folder: Path) -> str:
+    """What to do with a folder of videos given where features are read: '' when it holds none."""
+    from mgrec.data.videos import VIDEO_SUFFIXES
+
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+    if not videos:
+        return ""
+    return (f", but {len(videos)} video file(s) ({videos[0].name}, ...): give the video files themselves "
+            f"({folder}/*{videos[0].suffix}), or make their features with mgrec extract {folder} --out FEATURES")
 
 
 def _dtype_name(dtype: np.dtype) -> str:

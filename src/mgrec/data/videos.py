@@ -1,7 +1,8 @@
 """Videos as data: streaming decoding with PyAV, and a video as clips on the feature grid.
 
 Frames are decoded at the video's native frame rate, one at a time, and resized straight to
-size x size (aspect ratio not kept), as the paper ("all frames are resized to 224x224") and the
+size x size (aspect ratio not kept; turned upright first where the container says the video is
+shown rotated), as the paper ("all frames are resized to 224x224") and the
 official VideoMAE V2 feature extraction do. Nothing holds the whole video: `sliding_windows`
 keeps a ring buffer of `window` items.
 
@@ -39,6 +40,10 @@ VIDEO_NAME_SUFFIXES = ("", "_color")
 
 # How far a video's frame rate may be from the annotations' before their frame numbers disagree.
 FPS_TOLERANCE = 0.01
+
+# How far a frame's timestamp may be from where a constant frame rate puts it (index / fps) before the video
+# is refused as having a variable frame rate: half a second moves a micro-gesture by a good part of its length.
+MAX_TIMESTAMP_DRIFT_S = 0.5
 
 Item = TypeVar("Item")
 
@@ -102,19 +107,42 @@ def probe_video(path: Path) -> VideoStream:
             if not container.streams.video:
                 raise InputError(f"{path}: no video stream in this file")
             stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            if not rate or rate <= 0:
+            rate = _frame_rate(stream)
+            if rate is None:
                 raise InputError(f"{path}: the video stream has no frame rate")
             return VideoStream(
-                path, float(rate), stream.codec_context.width, stream.codec_context.height, stream.frames
+                path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames
             )
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
 
 
+def _frame_rate(stream) -> float | None:
+    """The frame rate mgrec places a video's frames by (its feature grid's fps): the stream's average
+    rate, else FFmpeg's guess; None when neither is a positive number."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate and rate > 0 else None
+
+
 def _to_rgb(frame, size: int | None) -> np.ndarray:
-    # swscale's bilinear filter widens with the scale factor, so downscaling is anti-aliased.
-    return frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+    """The frame as a player shows it: resized (swscale's bilinear filter widens with the scale factor, so
+    downscaling is anti-aliased), then turned by the rotation of its display matrix, as FFmpeg's players
+    and `ffmpeg` itself do (a phone's portrait video is stored landscape with a rotation of -90 degrees)."""
+    array = frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
+    quarter_turns = round(frame.rotation / 90) % 4  # counterclockwise, as np.rot90 turns
+    return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
+
+
+def _check_constant_rate(path: Path, index: int, seconds: float, fps: float) -> None:
+    """Features place frame `index` at index / fps seconds; a frame shown more than `MAX_TIMESTAMP_DRIFT_S`
+    away from there (a variable frame rate, dropped frames) would put every later detection off by as much."""
+    expected = index / fps
+    if abs(seconds - expected) > MAX_TIMESTAMP_DRIFT_S:
+        raise InputError(
+            f"{path}: variable frame rate: frame {index} is shown at {seconds:.2f} s, but at the stream's "
+            f"average {fps:.3f} fps mgrec would place it at {expected:.2f} s; re-encode the video at a constant "
+            f"rate (ffmpeg -i IN -fps_mode cfr -r {fps:.3f} OUT.mp4)"
+        )
 
 
 def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None = None
@@ -125,7 +153,9 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
     None stands in its place (a backbone that reads only some frames of each window).
 
     Raises InputError naming the file and the frame index where decoding failed, including a
-    stream that ends before the number of frames its container declares (a truncated file).
+    stream that ends before the number of frames its container declares (a truncated file), and
+    naming the first frame shown more than MAX_TIMESTAMP_DRIFT_S from index / fps (a variable frame
+    rate: the feature grid assumes a constant one). Frames are turned upright by their display matrix.
     """
     import av
 
@@ -134,7 +164,12 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
+            fps, first_seconds = _frame_rate(stream), None
             for frame in container.decode(stream):
+                if frame.pts is not None and fps is not None:
+                    seconds = float(frame.pts * stream.time_base)
+                    first_seconds = seconds if first_seconds is None else first_seconds
+                    _check_constant_rate(path, index, seconds - first_seconds, fps)
                 yield _to_rgb(frame, size) if keep is None or keep(index) else None
                 index += 1
             declared = stream.frames

@@ -33,8 +33,10 @@ Item = TypeVar("Item")
 def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: str) -> list[Path]:
     """Expand folders (recursively, sorted) into the files whose names end with one of `endings`.
 
-    InputError for a missing path, a given file with another ending, a folder without any such
-    file, or two inputs that would write the same feature file (same `video_id`).
+    Names starting with '.' inside a folder are left out (a file named explicitly is read as it is); one
+    file given twice, even by two paths, is one input. InputError for a missing path, a given file with
+    another ending, a folder without any such file, or two files that would write the same feature file
+    (same `video_id`).
     """
     def matches(path: Path) -> bool:
         return path.name.lower().endswith(endings)
@@ -43,7 +45,9 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p))
+            # hidden names are never inputs: macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`
+            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p)
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise InputError(f"{path}: folder holds no {what} (looked for *{', *'.join(endings)}, recursively)")
             files.extend(found)
@@ -56,7 +60,7 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
     by_id: dict[str, Path] = {}
     for file in files:
         other = by_id.setdefault(video_id(file), file)
-        if other != file:
+        if other != file and not other.samefile(file):  # one file reached twice (a folder and a path in it) is one
             raise InputError(
                 f"{other} and {file} would both be stored as '{video_id(file)}'; extract them into different folders"
             )
