@@ -370,6 +370,18 @@ def test_no_output_may_replace_an_input_or_a_file_of_the_run(capsys, tmp_path, e
     assert _snapshot(run.path, features) == before
 
 
+def test_report_out_must_be_an_html_file_or_a_folder(capsys, tmp_path, evaluated_run):
+    """`report --out notes.txt` replaced the user's notes with HTML; `--out reports` (meant: a folder) made a
+    file named `reports`."""
+    run, _, annotations = evaluated_run
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    for out in (notes, tmp_path / "reports"):
+        assert main(["report", str(run.path), "--annotations", str(annotations), "--out", str(out)]) == 2
+        assert "a report is an HTML file; give a name ending in .html, or a folder" in capsys.readouterr().err
+    assert notes.read_text() == "keep" and not (tmp_path / "reports").exists()
+
+
 def test_an_output_inside_an_input_folder_may_only_be_a_new_file(capsys, tmp_path, evaluated_run):
     run, features, _ = evaluated_run
     assert main(["detect", str(run.path), str(features), "--out", str(features / "detections.json")]) == 0

@@ -331,8 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     p.add_argument("checkpoint", type=Path, help="the official .pth checkpoint")
     p.add_argument("out", type=Path, help="folder to write (config.json, model.safetensors)")
-    p.add_argument("--heads", type=int, default=None,
+    p.add_argument("--heads", type=positive_int, default=None,
                    help="attention heads (default: inferred for the known model sizes)")
+    p.add_argument("--frames", type=positive_int, default=None,
+                   help="frames per clip the model was trained on (default: 16)")
+    p.add_argument("--size", type=positive_int, default=None,
+                   help="frame size in pixels the model was trained on (default: 224)")
 
     p = _command(sub, "analyze", "error analysis figures (false negatives/positives, sensitivity)", cmd_analyze,
                  examples=("mgrec analyze runs/demo-mgrec", "mgrec analyze runs/demo-mgrec --split val"))
@@ -821,7 +825,8 @@ def cmd_extract(args) -> None:
 def cmd_convert_videomae(args) -> None:
     from mgrec.extract.videomae_convert import convert_videomae_v2
 
-    overrides = {"num_attention_heads": args.heads} if args.heads else None
+    given = {"num_attention_heads": args.heads, "num_frames": args.frames, "image_size": args.size}
+    overrides = {key: value for key, value in given.items() if value is not None}
     print(f"wrote {convert_videomae_v2(args.checkpoint, args.out, overrides)}")
 
 
@@ -833,7 +838,7 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from mgrec.files import check_output, check_writable
+    from mgrec.files import check_output, check_writable, is_stream, output_target
     from mgrec.report.html import write_report
     from mgrec.run import RunDir
 
@@ -848,6 +853,12 @@ def cmd_report(args) -> None:
         owned = [f for f in RunDir(run_dir).owned_files() if not f.name.startswith("report_")]
         check_output(out, reads=reads, protected=owned)
         check_writable(out)
+        # "--out reports" (meant: a folder) made a file named "reports"; "--out notes.txt" replaced the notes.
+        # A link to an .html file, a pipe and /dev/stdout (even when redirected to a file) stay allowed.
+        suffixes = {out.suffix.lower(), output_target(out).suffix.lower()}
+        if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
+            raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
+                             "or a folder (an existing one, or a name ending in '/')")
     print(f"report: {write_report(run_dir, split=args.split, out=out, annotations=args.annotations)}")
 
 

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -208,3 +210,30 @@ def test_an_efficientnet_frame_size_outside_its_range_is_refused_not_replaced(si
     # 0 was read as "the native 224"; 100000 failed in the decoder, blamed on the video
     with pytest.raises(InputError, match=rf"^image size {size}: EfficientNet-Lite0 takes 32 to 2048 pixels"):
         load_backbone("efficientnet-lite0", None, "cpu", size)
+
+
+def test_hostile_efficientnet_weights_are_one_line(tmp_path):
+    """An empty file (EOFError), a dict with an int key (AttributeError), a few stray bytes (IndexError)
+    were tracebacks; a folder was 'weights file not found'."""
+    (tmp_path / "empty.pth").write_bytes(b"")
+    torch.save({1: torch.zeros(2)}, tmp_path / "intkey.pth")
+    (tmp_path / "short.pth").write_bytes(b"abc")
+    for name, kind in (("empty.pth", "EOFError"), ("intkey.pth", "AttributeError"), ("short.pth", "IndexError")):
+        with pytest.raises(InputError, match=f"{name}: not an EfficientNet-Lite0 state dict: {kind}"):
+            load_backbone("efficientnet-lite0", tmp_path / name, "cpu", None)
+    with pytest.raises(InputError, match="a folder; --weights for efficientnet-lite0 is its weights file"):
+        load_backbone("efficientnet-lite0", tmp_path, "cpu", None)
+
+
+def test_a_videomae_folder_whose_config_does_not_fit_its_weights_is_named(tmp_path):
+    """A config.json of another model type, not an object, or with an edited hidden_size was a transformers
+    traceback (TypeError, 'ignore_mismatched_sizes' RuntimeError)."""
+    tiny_videomae(tmp_path, with_fc_norm=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_size": 64}))
+    with pytest.raises(InputError, match=r"safetensors: '.*' has shape .* but config.json gives .* do not belong"):
+        load_backbone("videomae", tmp_path, "cpu", None)
+    for text, found in (('{"model_type": "bert"}', "'bert'"), ("[]", "'list'")):
+        (tmp_path / "config.json").write_text(text)
+        with pytest.raises(InputError, match=f"config.json: expected a VideoMAE config .*, found {found}"):
+            load_backbone("videomae", tmp_path, "cpu", None)

@@ -201,3 +201,66 @@ def test_converter_input_errors(tmp_path):
     with pytest.raises(InputError, match="d.pth: no weights found"):
         convert_videomae_v2(tmp_path / "d.pth", tmp_path / "out", OVERRIDES)
     assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_hostile_checkpoints_are_one_line_naming_the_tensor(tmp_path):
+    """Wrong shapes, NaN, integer weights, int keys, a missing first MLP and non-checkpoint bytes were
+    tracebacks (ValueError, KeyError, AttributeError) or, for a wrong norm/head shape and NaN, a written folder."""
+    expects = "transformers' VideoMAE expects"
+    cases = {
+        "blocks.0.attn.qkv.weight": (torch.zeros(10, HIDDEN), r"qkv.weight' has shape \(10, 64\); expected \(192, 64"),
+        "blocks.0.norm1.weight": (torch.zeros(7), rf"layernorm_before.weight' has shape \(7,\); {expects} \(64,\)"),
+        "head.weight": (torch.zeros(CLASSES), rf"'classifier.weight' has shape \(5,\); {expects} \(5, 64\)"),
+        "patch_embed.proj.weight": (torch.zeros(HIDDEN, 3, PATCH, PATCH), "expected 5 dimensions"),
+        "blocks.1.norm2.bias": (torch.full((HIDDEN,), float("nan")), "'blocks.1.norm2.bias' holds NaN or infinite"),
+        "blocks.0.mlp.fc1.bias": (torch.zeros(MLP, dtype=torch.int64), "dtype torch.int64; expected floating-point"),
+    }
+    for n, (key, (tensor, message)) in enumerate(cases.items()):
+        state = official_state_dict()
+        state[key] = tensor
+        torch.save(state, tmp_path / f"{n}.pth")
+        with pytest.raises(InputError, match=message):
+            convert_videomae_v2(tmp_path / f"{n}.pth", tmp_path / "out", OVERRIDES)
+    state = official_state_dict()
+    del state["blocks.0.mlp.fc1.weight"]
+    torch.save(state, tmp_path / "nofc1.pth")
+    with pytest.raises(InputError, match="nofc1.pth: missing 'blocks.0.mlp.fc1.weight'"):
+        convert_videomae_v2(tmp_path / "nofc1.pth", tmp_path / "out", OVERRIDES)
+    torch.save({1: torch.zeros(2)}, tmp_path / "intkey.pth")
+    with pytest.raises(InputError, match="expected tensor names"):
+        convert_videomae_v2(tmp_path / "intkey.pth", tmp_path / "out", OVERRIDES)
+    (tmp_path / "text.pth").write_text("hello")
+    with pytest.raises(InputError, match="text.pth: not a PyTorch checkpoint"):
+        convert_videomae_v2(tmp_path / "text.pth", tmp_path / "out", OVERRIDES)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(InputError, match="empty.pth: cannot read the checkpoint: the file is empty or cut short"):
+        convert_videomae_v2(tmp_path / "empty.pth", tmp_path / "out", OVERRIDES)
+    assert not (tmp_path / "out").exists() or not (tmp_path / "out" / "config.json").exists()
+
+
+def test_an_output_that_is_a_file_is_named_before_the_checkpoint_is_read(tmp_path):
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(InputError, match="cannot write into .*file: it is a file, not a folder"):
+        convert_videomae_v2(tmp_path / "missing.pth", tmp_path / "file", OVERRIDES)
+    with pytest.raises(InputError, match="a part of the path is a file, not a folder"):
+        convert_videomae_v2(tmp_path / "missing.pth", tmp_path / "file" / "sub", OVERRIDES)
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_head_frame_and_size_overrides_must_be_positive_whole_numbers(tmp_path, capsys):
+    """`convert-videomae --heads -4` wrote a folder whose config had -4 heads (`--heads 0` was ignored); the
+    pos_embed message asked for overrides the command line did not have (now --frames / --size)."""
+    from mgrec.cli import main
+
+    torch.save(official_state_dict(), tmp_path / "a.pth")
+    for value in (-4, 0, 2.5, True):
+        with pytest.raises(InputError, match="config override 'num_attention_heads': expected a whole number >= 1"):
+            convert_videomae_v2(tmp_path / "a.pth", tmp_path / "out", {**OVERRIDES, "num_attention_heads": value})
+    assert not (tmp_path / "out" / "config.json").exists()
+    with pytest.raises(SystemExit):
+        main(["convert-videomae", str(tmp_path / "a.pth"), str(tmp_path / "out"), "--heads=-4"])
+    assert "--heads: expected at least 1" in capsys.readouterr().err
+    assert main(["convert-videomae", str(tmp_path / "a.pth"), str(tmp_path / "out"),
+                 "--heads", str(HEADS), "--frames", str(FRAMES), "--size", str(SIZE)]) in (0, None)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (config["num_attention_heads"], config["num_frames"], config["image_size"]) == (HEADS, FRAMES, SIZE)

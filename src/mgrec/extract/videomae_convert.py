@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from mgrec.errors import InputError
+from mgrec.files import check_writable
 
 # The standard ViT sizes: S, B, L, H, g.
 HEADS_BY_HIDDEN_SIZE = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
@@ -59,7 +60,11 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise InputError(f"{path}: cannot read the checkpoint: {exc}") from None
+        reason = str(exc) or "the file is empty or cut short"
+        raise InputError(f"{path}: cannot read the checkpoint: {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - the unpickler meets arbitrary bytes: KeyError, ValueError, ...
+        kind = type(exc).__name__
+        raise InputError(f"{path}: not a PyTorch checkpoint (torch.save file): {kind}: {exc}") from None
     while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
         nested = next(
             (state[key] for key in ("model", "module", "state_dict") if isinstance(state.get(key), dict)), None
@@ -69,8 +74,16 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = nested
     if not isinstance(state, dict):
         raise InputError(f"{path}: expected a state dict, found {type(state).__name__}")
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    for key, value in tensors.items():
+        if not isinstance(key, str):
+            raise InputError(f"{path}: expected tensor names (strings) as keys, found {type(key).__name__} {key!r}")
+        if not value.is_floating_point():
+            raise InputError(f"{path}: tensor '{key}' has dtype {value.dtype}; expected floating-point weights")
+        if not torch.isfinite(value).all():
+            raise InputError(f"{path}: tensor '{key}' holds NaN or infinite values; the checkpoint is damaged")
     # Checkpoints saved from DistributedDataParallel prefix every key with 'module.'.
-    return {key.removeprefix("module."): value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    return {key.removeprefix("module."): value for key, value in tensors.items()}
 
 
 def sinusoid_position_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -88,21 +101,31 @@ def sinusoid_position_table(num_positions: int, dim: int) -> torch.Tensor:
 def infer_config(state: dict[str, torch.Tensor], source: str | Path, overrides: dict | None = None) -> dict:
     """VideoMAEConfig arguments read from the tensor shapes (plus defaults and `overrides`)."""
     overrides = dict(overrides or {})
-    for key in overrides:
+    for key, value in overrides.items():
         if key not in OVERRIDABLE:
             raise InputError(f"config override '{key}': not allowed; choose from {', '.join(OVERRIDABLE)}")
+        if key != "layer_norm_eps" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"config override '{key}': expected a whole number >= 1, got {value!r}")
     if "patch_embed.proj.weight" not in state:
         raise InputError(f"{source}: no 'patch_embed.proj.weight'; not a VideoMAE V2 fine-tuned checkpoint")
+    if state["patch_embed.proj.weight"].ndim != 5:
+        raise InputError(
+            f"{source}: 'patch_embed.proj.weight' has shape {tuple(state['patch_embed.proj.weight'].shape)}; "
+            "expected 5 dimensions (hidden, channels, tubelet, patch, patch) of a video Conv3d"
+        )
     hidden, channels, tubelet, patch, patch_w = state["patch_embed.proj.weight"].shape
     if patch != patch_w:
         raise InputError(f"{source}: non-square patches ({patch}x{patch_w}) are not supported")
     depth = len({int(m.group(1)) for key in state if (m := re.match(r"blocks\.(\d+)\.", key))})
     if depth == 0:
         raise InputError(f"{source}: no transformer blocks ('blocks.N.*') in the checkpoint")
+    if "blocks.0.mlp.fc1.weight" not in state:
+        raise InputError(f"{source}: missing 'blocks.0.mlp.fc1.weight'")
     heads = overrides.get("num_attention_heads", HEADS_BY_HIDDEN_SIZE.get(hidden))
     if heads is None:
         raise InputError(
-            f"{source}: hidden size {hidden} is not a known ViT size; give num_attention_heads in the config overrides"
+            f"{source}: hidden size {hidden} is not a known ViT size; give num_attention_heads in the config "
+            "overrides (convert-videomae --heads)"
         )
     if hidden % heads:
         raise InputError(f"{source}: hidden size {hidden} is not divisible by {heads} heads")
@@ -152,7 +175,12 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: dict, source: str
     for n in range(config["num_hidden_layers"]):
         official, ours = f"blocks.{n}.", f"videomae.encoder.layer.{n}."
         # Cloned: safetensors refuses tensors that share memory, as slices of qkv would.
-        query, key, value = (part.clone() for part in take(official + "attn.qkv.weight").split(hidden, dim=0))
+        qkv = take(official + "attn.qkv.weight")
+        if tuple(qkv.shape) != (3 * hidden, hidden):
+            raise InputError(
+                f"{source}: '{official}attn.qkv.weight' has shape {tuple(qkv.shape)}; expected {(3 * hidden, hidden)}"
+            )
+        query, key, value = (part.clone() for part in qkv.split(hidden, dim=0))
         converted[ours + "attention.attention.query.weight"] = query
         converted[ours + "attention.attention.key.weight"] = key
         converted[ours + "attention.attention.value.weight"] = value
@@ -179,13 +207,28 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: dict, source: str
     return {name: tensor.contiguous() for name, tensor in converted.items()}
 
 
+def check_shapes(tensors: dict[str, torch.Tensor], config: dict, source: str | Path) -> None:
+    """Every converted tensor must have the shape transformers' VideoMAE (built on the meta device) expects."""
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    with torch.device("meta"):
+        expected = VideoMAEForVideoClassification(VideoMAEConfig(**config)).state_dict()
+    for name, tensor in tensors.items():
+        if name in expected and tensor.shape != expected[name].shape:
+            raise InputError(
+                f"{source}: the tensor converted to '{name}' has shape {tuple(tensor.shape)}; "
+                f"transformers' VideoMAE expects {tuple(expected[name].shape)}"
+            )
+
+
 def _check_fixed_positions(pos_embed: torch.Tensor, config: dict, source: str | Path) -> None:
     tokens = (config["num_frames"] // config["tubelet_size"]) * (config["image_size"] // config["patch_size"]) ** 2
     table = pos_embed.reshape(-1, pos_embed.shape[-1]).float()
     if table.shape[0] != tokens:
         raise InputError(
             f"{source}: pos_embed has {table.shape[0]} positions but {config['num_frames']} frames at "
-            f"{config['image_size']} give {tokens}; set num_frames / image_size in the config overrides"
+            f"{config['image_size']} give {tokens}; set num_frames / image_size in the config overrides "
+            "(convert-videomae --frames / --size)"
         )
     if not torch.allclose(table, sinusoid_position_table(tokens, table.shape[1]), atol=1e-4):
         raise InputError(f"{source}: pos_embed is learned, not the fixed sinusoid table transformers' VideoMAE uses")
@@ -201,9 +244,11 @@ def convert_videomae_v2(checkpoint_path: str | Path, out_dir: str | Path, config
     from transformers import VideoMAEConfig
 
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
+    check_writable(out_dir, is_dir=True)  # before the (long) load of a large checkpoint
     state = load_official_state_dict(checkpoint_path)
     config = infer_config(state, checkpoint_path, config_overrides)
     tensors = convert_state_dict(state, config, checkpoint_path)
+    check_shapes(tensors, config, checkpoint_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Weights first, each via a temporary name, config last: a folder with a config is complete.
     (out_dir / "config.json").unlink(missing_ok=True)
