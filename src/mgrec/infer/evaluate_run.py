@@ -51,7 +51,7 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
         fps = detector.listed_fps(info.fps)
         features = detector.listed_features(video_id, fps)
         with gates.recording() if gates is not None else nullcontext():
-            ranked[video_id] = detector.detect(features, video_id=video_id, fps=fps)
+            ranked[video_id] = detector.detect_read(features, video_id, fps)
         if gates is not None:
             gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}

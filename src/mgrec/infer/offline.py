@@ -178,6 +178,11 @@ class OfflineDetector:
             self.require_fps(path, fps)
         else:  # what a feature file passes (an empty, integer or NaN array reached the network)
             check_feature_array(features, "features", self.config.data.feature_dim)
+        return self.detect_read(features, video_id, fps)
+
+    def detect_read(self, features: np.ndarray, video_id: str | None, fps: float | None) -> list[Detection]:
+        """`detect` of features already read and checked (`listed_features`, `load_video_streams`): the values
+        are not scanned a second time."""
         # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
         return self._detect(features, video_id, fps, standardizer(self.config.data.normalize, features))
 
@@ -216,7 +221,7 @@ class OfflineDetector:
         if self.members is not None:
             return fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
         fps = self.listed_fps(fps)
-        return self.detect(self.listed_features(video_id, fps), video_id=video_id, fps=fps)
+        return self.detect_read(self.listed_features(video_id, fps), video_id, fps)
 
     def listed_fps(self, annotated: float | None) -> float | None:
         """The fps a video of the run's annotations is placed by: the run's data.fps when set (as in training,
