@@ -162,7 +162,6 @@ def test_every_number_must_be_finite_and_in_its_range(tmp_path):
         "train:\n  lr: .inf\n": r"\[train.lr\]: expected a finite number, got inf",
         "train:\n  weight_decay: .nan\n": r"\[train.weight_decay\]: expected a finite number",
         "train:\n  focal_gamma: -1\n": r"\[train.focal_gamma\]: expected a number >= 0",
-        "seed: -3\n": r"\[seed\]: expected an integer in \[0, 2147483647\]",
         "data:\n  fps: .inf\n": r"\[data.fps\]: expected a finite number",
         "postprocess:\n  score_threshold: 1.5\n": r"\[postprocess.score_threshold\]: expected a number in \[0, 1\]",
         "model:\n  num_levels: 20\n": r"\[model.num_levels\]: expected at most 16",
@@ -273,14 +272,22 @@ def test_base_may_name_a_config_shipped_with_mgrec(tmp_path):
 def test_a_seed_is_at_most_what_every_epoch_seed_derived_from_it_allows(tmp_path):
     import torch
 
-    from mgrec.config import MAX_SEED
+    from mgrec.config import MAX_SEED, check_for_training
 
     # each epoch seeds torch with seed * 1000 + epoch: 2**62 overflowed it once the run folder was written
-    for seed in (MAX_SEED + 1, 2**62, 2**63 - 1):
-        with pytest.raises(InputError, match=r"c.yaml \[seed\]: expected an integer in \[0, 2147483647\]"):
-            load_config(write(tmp_path, "c.yaml", f"seed: {seed}\n"))
-    assert load_config(write(tmp_path, "c.yaml", f"seed: {MAX_SEED}\n")).seed == MAX_SEED
+    for seed in (MAX_SEED + 1, 2**62, 2**63 - 1, -1):
+        config = load_config(write(tmp_path, "c.yaml", f"seed: {seed}\n"))  # read: a saved run's config must load
+        assert config.seed == seed
+        with pytest.raises(InputError, match=r"^\S*c.yaml \[seed\]: expected an integer in \[0, 2147483647\] "
+                                             rf"\(2\*\*31 - 1\) to train, got {seed}$"):
+            check_for_training(config)
+    check_for_training(load_config(write(tmp_path, "c.yaml", f"seed: {MAX_SEED}\n")))
     torch.manual_seed(MAX_SEED * 1000 + 10**9)  # a billion epochs later, still a valid seed
+    # a config built in code says so
+    with pytest.raises(InputError, match=r"^config \[seed\]: expected an integer in"):
+        check_for_training(Config(seed=MAX_SEED + 1))
+    with pytest.raises(InputError, match=r"^--set seed=2147483648 \[seed\]: expected an integer in"):
+        check_for_training(load_config("demo/default.yaml", ["seed=2147483648"]))
 
 
 def test_a_value_out_of_range_given_with_set_is_blamed_on_the_set(tmp_path):
@@ -291,7 +298,6 @@ def test_a_value_out_of_range_given_with_set_is_blamed_on_the_set(tmp_path):
             load_config(config, ["train.epochs=0"])
     path = write(tmp_path, "my.yaml", "train:\n  epochs: 0\n")
     cases = {
-        ("train.epochs=3", "seed=9223372036854775807"): r"^--set seed=9223372036854775807 \[seed\]: expected an",
         ("train.epochs=3", "train.input_noise=-1"):  # read into its new key
             r"^--set train.input_noise=-1 \[transforms.noise_std\]: expected a number >= 0",
         ("train={epochs: 0}",): r"^--set train=\{epochs: 0\} \[train.epochs\]",  # a whole section
@@ -308,6 +314,48 @@ def test_a_value_out_of_range_given_with_set_is_blamed_on_the_set(tmp_path):
         load_config(path, ["train.lr=0.001"])
     with pytest.raises(InputError, match=r"^--set train.epochs=0 \[train.epochs\]"):  # the last --set of a key
         load_config(path, ["train.epochs=3", "train.epochs=0"])
+
+
+def test_a_rule_across_keys_names_where_each_key_came_from(tmp_path):
+    # a clash of a --set with the file blamed the file alone ("default.yaml [balance.alpha]: expected a number
+    # >= 1 (eq1 needs it), got None" for `--set balance.method=eq1`); now every key from elsewhere comes first and
+    # the message goes on from the key it is about
+    with pytest.raises(InputError, match=r"^--set balance.method=eq1 \[balance.method\] and \S*default.yaml "
+                                         r"\[balance.alpha\]: expected a number >= 1 \(eq1 needs it\), got None$"):
+        load_config("demo/default.yaml", ["balance.method=eq1"])
+    path = write(tmp_path, "c.yaml", "data:\n  features: feats\nbalance:\n  method: eq1\n  alpha: 2\n")
+    cases = {
+        ("balance.method=none",): r"^--set balance.method=none \[balance.method\] and \S*c.yaml \[balance.alpha\]: "
+                                  r"expected null \(method none has no alpha\), got 2$",
+        ("balance.method=none", "balance.alpha=3"): r"^--set balance.method=none \[balance.method\] and --set "
+                                                    r"balance.alpha=3 \[balance.alpha\]: expected null",
+        ("model.num_levels=5",): r"^--set model.num_levels=5 \[model.num_levels\] and \S*c.yaml "
+                                 r"\[model.regression_ranges\]: 6 ranges for 5 levels$",
+        ("data.max_seq_len=100",): r"^\S*c.yaml \[model.num_levels\] and --set data.max_seq_len=100 "
+                                   r"\[data.max_seq_len\]: 100 must be divisible",
+        ("model.fusion=sum",): r"^\S*c.yaml \[data.streams\] and --set model.fusion=sum \[model.fusion\]: sum joins "
+                               r"two or more data.streams",
+        ("data.videos=clips",): r"^--set data.videos=clips \[data.videos\] and \S*c.yaml \[data.features\]: given "
+                                r"with data.videos",
+        ("model.embed_dim=30", "model.transformer_heads=4"):
+            r"^--set model.embed_dim=30 \[model.embed_dim\] and --set model.transformer_heads=4 "
+            r"\[model.transformer_heads\]: expected a positive divisor of embed_dim=30, got 4$",
+        ("data.normalize=bogus",): r"^--set data.normalize=bogus \[data.normalize\]: expected one of",  # one key too
+    }
+    for overrides, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            load_config(path, list(overrides))
+    # keys of one place: that place alone, as before
+    with pytest.raises(InputError, match=r"^\S*c.yaml \[balance.alpha\]: expected null \(method none has no alpha\)"):
+        load_config(write(tmp_path, "c.yaml", "balance:\n  method: none\n  alpha: 2\n"))
+    # an old key beside its new name
+    old = write(tmp_path, "old.yaml", "train:\n  bf16: true\n")
+    with pytest.raises(InputError, match=r"^--set train.precision=fp32 \[train.precision\] and \S*old.yaml "
+                                         r"\[train.bf16\]: replaced by train.precision"):
+        load_config(old, ["train.precision=fp32"])
+    with pytest.raises(InputError, match=r"^\S*c.yaml \[balance.method\] and --set data.augment_alpha=2 "
+                                         r"\[data.augment_alpha\]: replaced by balance.method"):
+        load_config(path, ["data.augment_alpha=2"])
 
 
 def test_layer_counts_kernel_expansion_and_crops_per_video_have_an_upper_bound(tmp_path):

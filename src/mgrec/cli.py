@@ -297,9 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the packaged ImageNet weights)")
     from mgrec import extract as limits  # the ranges of the numbers below, checked as they are parsed
 
-    p.add_argument("--window", type=_extract_number("frames"), default=None,
+    p.add_argument("--window", type=_extract_number("window"), default=None,
                    help=f"frames per feature window, 1-{limits.MAX_WINDOW_FRAMES} (default: 16)")
-    p.add_argument("--stride", type=_extract_number("frames"), default=None,
+    p.add_argument("--stride", type=_extract_number("stride"), default=None,
                    help=f"frames between window starts, 1-{limits.MAX_WINDOW_FRAMES} (default: 4)")
     p.add_argument("--size", type=_extract_number("size"), default=None,
                    help=f"frame size in pixels, {limits.MIN_FRAME_SIZE}-{limits.MAX_FRAME_SIZE} (default: the "
@@ -476,13 +476,14 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_train(args) -> None:
-    from mgrec.config import MAX_SEED, load_config
+    from mgrec.config import MAX_SEED, check_for_training, load_config
     from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
     from mgrec.train.loop import train
 
     if args.unlabeled is not None:
         args.overrides = [*args.overrides, f"pseudo_labels.unlabeled={args.unlabeled}"]
     config = load_config(args.config, args.overrides)
+    check_for_training(config)  # training asks it too; here before a backbone is built or --seeds counted from it
     if args.seeds == 1:
         result = train(config, args.out, resume=args.resume, progress=show_progress(args), inputs=[Path(args.config)],
                        encoder=_end_to_end_encoder(config))
@@ -764,21 +765,20 @@ def cmd_stream(args) -> None:
     print(terminal.visible(summary.describe()), file=sys.stderr)
 
 
-def _extract_number(kind: str):
-    """The parser of one of `mgrec extract`'s whole-number options: refused on the command line with its
-    range, before any work (`--size 0` was read as the default and `--size 100000` blamed the video)."""
-    from mgrec import extract
-
-    low, high = {"size": (extract.MIN_FRAME_SIZE, extract.MAX_FRAME_SIZE), "frames": (1, extract.MAX_WINDOW_FRAMES),
-                 "batch": (1, extract.MAX_BATCH)}[kind]
+def _extract_number(name: str):
+    """The parser of one of `mgrec extract`'s whole-number options (`mgrec.extract.NUMBER_RANGES`): refused on
+    the command line with its range, before any work (`--size 0` was read as the default and `--size 100000`
+    blamed the video), by the rule the Python API asks too (`mgrec.extract.number_problem`)."""
+    from mgrec.extract import number_problem
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], got {value}")
+            value = text
+        problem = number_problem(name, value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     return parse

@@ -378,7 +378,9 @@ MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; anything larger is not one
 MAX_BASE_DEPTH = 32
 # Seeds: each epoch seeds torch with seed * 1000 + epoch, which must stay a signed 64-bit integer (torch
 # refuses more: "Overflow when unpacking long long", once the run folder was written); below 2**31 it
-# does for any epoch count, and every library takes it (numpy's legacy seeder asks < 2**32).
+# does for any epoch count, and every library takes it (numpy's legacy seeder asks < 2**32). Asked when
+# training starts (`check_for_training`), not when a config is read: runs trained with a larger seed before
+# the rule existed still load for detection, evaluation and reports.
 MAX_SEED = 2**31 - 1
 # Layers per tower (model.stem_layers, model.head_layers): the released detectors have 2 and 3. Layers are
 # built one by one in Python before their memory can be judged, and 100000 of them took hours to build;
@@ -421,28 +423,39 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         _apply_override(overridden, item)
     _check_overrides(overridden)
     origins = _override_origins(overrides or [])
+    as_given = _override_origins(overrides or [], upgrade=False)  # the keys of older names, as the items name them
     if _sets_streams(overridden):
         _forget_one_stream_keys(raw, keep=overridden.get("data", {}))
     for item in overrides or []:
         _apply_override(raw, item)
-    _upgrade_renamed_keys(raw, str(path))
-    _upgrade_moved_keys(raw, str(path))
-    _drop_removed_keys(raw, str(path))
+    _upgrade_renamed_keys(raw, str(path), as_given)
+    _upgrade_moved_keys(raw, str(path), as_given)
+    _drop_removed_keys(raw, str(path), as_given)
     config = from_dict(Config, raw, source=str(path))
-    check_stream_keys(raw, config, source=str(path))
+    check_stream_keys(raw, config, source=str(path), origins=origins)
     validate(config, source=str(path), origins=origins)
+    config._origins = (str(path), origins)  # for the rules asked later, by training (`check_for_training`)
     return config
 
 
-def _override_origins(overrides: list[str]) -> dict[str, str]:
+def key_origin(config: Config, key: str) -> str:
+    """Where `key` of `config` came from, for a message: as `load_config` read it (`c.yaml [seed]`, or
+    `--set seed=5 [seed]`), else `config [seed]` (a config built in code)."""
+    source, origins = getattr(config, "_origins", ("config", None))
+    return _at(source, key, origins)
+
+
+def _override_origins(overrides: list[str], upgrade: bool = True) -> dict[str, str]:
     """Dotted key -> the `--set` item that gave it its value (the last that did; keys that old names are
-    read into included), so that a value out of range is blamed on the `--set`, not on the config file."""
+    read into included, unless not `upgrade`: then the old names), so that a value out of range is blamed on
+    the `--set`, not on the config file."""
     origins: dict[str, str] = {}
     for item in overrides:
         one: dict = {}
         _apply_override(one, item)
-        _upgrade_renamed_keys(one, "--set")
-        _upgrade_moved_keys(one, "--set")
+        if upgrade:
+            _upgrade_renamed_keys(one, "--set")
+            _upgrade_moved_keys(one, "--set")
         for key in _leaf_keys(one):
             for inner in [k for k in origins if k.startswith((f"{key}.", f"{key}["))]:
                 del origins[inner]  # a later item that sets a whole section sets what it holds too
@@ -459,19 +472,30 @@ def _leaf_keys(raw: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _at(source: str, key: str, origins: dict[str, str] | None) -> str:
+def _at(source: str, key: str, origins: dict[str, str] | None, also: tuple[str, ...] = ()) -> str:
     """Where the value of `key` came from, for a message: `--set ITEM [key]` when an override gave it (or
-    the section or list holding it), else `source [key]`."""
+    the section or list holding it), else `source [key]`. `also`: the other keys a rule across fields reads
+    (every such rule names them here); each that came from elsewhere is named first, so that a clash with a
+    `--set` is never blamed on the file alone, and the message goes on from the key it is about:
+    `--set balance.method=eq1 [balance.method] and c.yaml [balance.alpha]: expected a number >= 1`."""
+    place = _place(source, key, origins)
+    others = [f"{_place(source, other, origins)} [{other}]" for other in dict.fromkeys(also)
+              if other != key and _place(source, other, origins) != place]
+    return " and ".join([*others, f"{place} [{key}]"])
+
+
+def _place(source: str, key: str, origins: dict[str, str] | None) -> str:
+    """`--set ITEM` when an override gave `key` its value (or the section or list holding it), else `source`."""
     part = key
     while part and part not in (origins or {}):
         part = part[:max(part.rfind("."), part.rfind("["), 0)]
     if not part:
-        return f"{source} [{key}]"
+        return source
     item = origins[part]
-    return f"--set {item if len(item) <= 80 else brief(item)} [{key}]"
+    return f"--set {item if len(item) <= 80 else brief(item)}"
 
 
-def check_stream_keys(raw: dict, config: Config, source: str) -> None:
+def check_stream_keys(raw: dict, config: Config, source: str, origins: dict[str, str] | None = None) -> None:
     """Keys that `derive_from_streams` sets may be given (a saved config holds them) only with the value
     they follow: anything else would be silently replaced, so it is refused."""
     data, model = raw.get("data"), raw.get("model")
@@ -485,8 +509,8 @@ def check_stream_keys(raw: dict, config: Config, source: str) -> None:
                        else f"with data.streams it is the grid stream {config.data.main_stream().name!r}'s"
                        + (" (data.feature_dim: the streams' total)" if key == "data.feature_dim" else "")
                        + "; set it per stream")
-            raise InputError(f"{source} [{key}]: {_short(value)} differs from {_short(derived)}: leave it out, "
-                             f"{because}")
+            raise InputError(f"{_at(source, key, origins, also=('data.streams',))}: {_short(value)} differs from "
+                             f"{_short(derived)}: leave it out, {because}")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -626,7 +650,7 @@ _REMOVED_KEYS = {
 }
 
 
-def _upgrade_moved_keys(raw: dict, source: str) -> None:
+def _upgrade_moved_keys(raw: dict, source: str, origins: dict[str, str] | None = None) -> None:
     """Keys that moved to another section (and may set a second key there), read into their new home.
 
     `data.augment_alpha: A` -> `balance.method: eq1`, `balance.alpha: A` (null: nothing, balance is off
@@ -649,28 +673,30 @@ def _upgrade_moved_keys(raw: dict, source: str) -> None:
             continue  # `from_dict` reports the section that is not a mapping
         clash = [key for key in new_values if key in target]
         if clash:
-            raise InputError(f"{source} [{section}.{old}]: replaced by {new_section}.{clash[0]}; give only the "
-                             f"{new_section} keys")
+            where_ = _at(source, f"{section}.{old}", origins, also=(f"{new_section}.{clash[0]}",))
+            raise InputError(f"{where_}: replaced by {new_section}.{clash[0]}; give only the {new_section} keys")
         target.update(new_values)
 
 
-def _drop_removed_keys(raw: dict, source: str) -> None:
+def _drop_removed_keys(raw: dict, source: str, origins: dict[str, str] | None = None) -> None:
     for (section, old), (default, why) in _REMOVED_KEYS.items():
         values = raw.get(section)
         if isinstance(values, dict) and old in values and values.pop(old) != default:
-            raise InputError(f"{source} [{section}.{old}]: this key was removed ({why}); delete it")
+            raise InputError(f"{_at(source, f'{section}.{old}', origins)}: this key was removed ({why}); delete it")
 
 
-def _upgrade_renamed_keys(raw: dict, source: str) -> None:
+def _upgrade_renamed_keys(raw: dict, source: str, origins: dict[str, str] | None = None) -> None:
     for (section, old), (new, convert) in _RENAMED_KEYS.items():
         values = raw.get(section)
         if not isinstance(values, dict) or old not in values:
             continue
         if new in values:
-            raise InputError(f"{source} [{section}.{old}]: replaced by {section}.{new}; give only {section}.{new}")
+            raise InputError(f"{_at(source, f'{section}.{old}', origins, also=(f'{section}.{new}',))}: replaced by "
+                             f"{section}.{new}; give only {section}.{new}")
         old_value = values.pop(old)
         if not isinstance(old_value, bool):
-            raise InputError(f"{source} [{section}.{old}]: expected true or false, got {_short(old_value)}")
+            raise InputError(f"{_at(source, f'{section}.{old}', origins)}: expected true or false, got "
+                             f"{_short(old_value)}")
         values[new] = convert(old_value)
 
 
@@ -725,126 +751,136 @@ def _convert(hint, value, source: str, key: str):
 
 
 def validate(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
-    """Checks across fields that types alone cannot express. `origins`: the keys `--set` gave, which the
-    number and model rules name instead of `source` (`_override_origins`)."""
+    """Checks across fields that types alone cannot express. `origins`: the keys `--set` gave, which every
+    rule names instead of `source` (`_override_origins`); a rule across fields names each key it reads
+    that came from elsewhere too (`_at`)."""
+    def at(key: str, *also: str) -> str:
+        return _at(source, key, origins, also)
+
     m = config.model
     if m.input_dim != config.data.feature_dim:
-        raise InputError(f"{source} [model.input_dim]: {m.input_dim} differs from data.feature_dim="
+        raise InputError(f"{at('model.input_dim', 'data.feature_dim')}: {m.input_dim} differs from data.feature_dim="
                          f"{config.data.feature_dim}; leave model.input_dim out (it follows data.feature_dim)")
-    _check_streams(config, source)
-    _check_end_to_end(config, source)
+    _check_streams(config, at)
+    _check_end_to_end(config, at)
     check_model(m, source, origins)
     _check_numbers(config, source, origins)
     if len(m.regression_ranges) != m.num_levels:
         raise InputError(
-            f"{source} [model.regression_ranges]: {len(m.regression_ranges)} ranges for {m.num_levels} levels"
+            f"{at('model.regression_ranges', 'model.num_levels')}: {len(m.regression_ranges)} ranges for "
+            f"{m.num_levels} levels"
         )
     if config.data.max_seq_len % (2 ** (m.num_levels - 1)) != 0:
         raise InputError(
-            f"{source} [data.max_seq_len]: {config.data.max_seq_len} must be divisible by the largest pyramid "
-            f"stride {2 ** (m.num_levels - 1)}"
+            f"{at('data.max_seq_len', 'model.num_levels')}: {config.data.max_seq_len} must be divisible by the "
+            f"largest pyramid stride {2 ** (m.num_levels - 1)}"
         )
     if config.data.normalize not in NORMALIZE_MODES:
         close = difflib.get_close_matches(str(config.data.normalize), NORMALIZE_MODES, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{source} [data.normalize]: expected one of {', '.join(NORMALIZE_MODES)}, "
+        raise InputError(f"{at('data.normalize')}: expected one of {', '.join(NORMALIZE_MODES)}, "
                          f"got {_short(config.data.normalize)}{hint}")
     if config.postprocess.nms not in ("soft", "hard"):
-        raise InputError(f"{source} [postprocess.nms]: expected 'soft' or 'hard', got {_short(config.postprocess.nms)}")
+        raise InputError(f"{at('postprocess.nms')}: expected 'soft' or 'hard', got {_short(config.postprocess.nms)}")
     if config.train.precision not in PRECISIONS:
-        raise InputError(f"{source} [train.precision]: expected one of {', '.join(PRECISIONS)}, "
+        raise InputError(f"{at('train.precision')}: expected one of {', '.join(PRECISIONS)}, "
                          f"got {_short(config.train.precision)}")
     balance = config.balance
     if balance.method not in BALANCE_METHODS:
         close = difflib.get_close_matches(str(balance.method), BALANCE_METHODS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{source} [balance.method]: expected one of {', '.join(BALANCE_METHODS)}, "
+        raise InputError(f"{at('balance.method')}: expected one of {', '.join(BALANCE_METHODS)}, "
                          f"got {_short(balance.method)}{hint}")
     # alpha belongs to eq1 alone: a value beside another method would silently do nothing
     if (balance.method == "eq1") != (balance.alpha is not None):
         expected = ("a number >= 1 (eq1 needs it)" if balance.method == "eq1"
                     else f"null (method {balance.method} has no alpha)")
-        raise InputError(f"{source} [balance.alpha]: expected {expected}, got {_short(balance.alpha)}")
+        raise InputError(f"{at('balance.alpha', 'balance.method')}: expected {expected}, got {_short(balance.alpha)}")
     scale = config.transforms.time_scale_range
     if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-        raise InputError(f"{source} [transforms.time_scale_range]: expected [low, high] with 0 < low <= high, "
+        raise InputError(f"{at('transforms.time_scale_range')}: expected [low, high] with 0 < low <= high, "
                          f"got {_short(scale)}")
     if config.train.select_metric not in ("f1", "average_mAP"):
-        raise InputError(f"{source} [train.select_metric]: expected 'f1' or 'average_mAP'")
+        raise InputError(f"{at('train.select_metric')}: expected 'f1' or 'average_mAP'")
     if config.train.select_checkpoint not in ("best", "last"):
-        raise InputError(f"{source} [train.select_checkpoint]: expected 'best' or 'last', got "
+        raise InputError(f"{at('train.select_checkpoint')}: expected 'best' or 'last', got "
                          f"{_short(config.train.select_checkpoint)}")
     ranges = m.regression_ranges
     if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
-        raise InputError(f"{source} [model.regression_ranges]: expected [low, high] pairs with 0 <= low < high, "
+        raise InputError(f"{at('model.regression_ranges')}: expected [low, high] pairs with 0 <= low < high, "
                          f"increasing from level to level, got {_short(ranges)}")
 
 
-def _check_end_to_end(config: Config, source: str) -> None:
+def _check_end_to_end(config: Config, at) -> None:
     """The one rule for a config's inputs: data.features (one stream), data.streams, or data.videos
-    (end to end); with videos, what training on decoded clips cannot do yet is refused by key."""
+    (end to end); with videos, what training on decoded clips cannot do yet is refused by key. `at(key,
+    *also)`: where a key came from (`validate`'s)."""
     data = config.data
     if not data.videos:
         return
     for key, given in (("data.features", data.features), ("data.streams", data.streams)):
         if given:
-            raise InputError(f"{source} [{key}]: given with data.videos; a config trains either on feature files "
-                             f"(data.features or data.streams) or end to end on raw videos (data.videos), not both")
+            raise InputError(f"{at(key, 'data.videos')}: given with data.videos; a config trains either on feature "
+                             f"files (data.features or data.streams) or end to end on raw videos (data.videos), "
+                             "not both")
     if not config.backbone.weights:
-        raise InputError(f"{source} [backbone.weights]: data.videos trains through a VideoMAE; expected the folder "
-                         "of its config.json and model.safetensors")
+        raise InputError(f"{at('backbone.weights', 'data.videos')}: data.videos trains through a VideoMAE; expected "
+                         "the folder of its config.json and model.safetensors")
     if data.normalize != "none":
-        raise InputError(f"{source} [data.normalize]: {_short(data.normalize)} standardises feature files; with "
-                         "data.videos the features are made inside the network: expected 'none'")
+        raise InputError(f"{at('data.normalize', 'data.videos')}: {_short(data.normalize)} standardises feature "
+                         "files; with data.videos the features are made inside the network: expected 'none'")
     if config.train.compile:
-        raise InputError(f"{source} [train.compile]: compiles the detector trained on feature files; with "
-                         "data.videos (a VideoMAE with adapters, recomputed in the backward pass) expected false")
+        raise InputError(f"{at('train.compile', 'data.videos')}: compiles the detector trained on feature files; "
+                         "with data.videos (a VideoMAE with adapters, recomputed in the backward pass) expected false")
     if config.pseudo_labels.unlabeled:
-        raise InputError(f"{source} [pseudo_labels.unlabeled]: not available with data.videos (pseudo-labels are "
-                         "made from feature files)")
+        raise InputError(f"{at('pseudo_labels.unlabeled', 'data.videos')}: not available with data.videos "
+                         "(pseudo-labels are made from feature files)")
     active = [f.name for f in dataclasses.fields(TransformsConfig)
               if f.name.endswith("_prob") and getattr(config.transforms, f.name) > 0]
     if active:
-        raise InputError(f"{source} [transforms.{active[0]}]: feature transforms do not apply to decoded clips "
-                         "(data.videos); set it to 0")
+        raise InputError(f"{at(f'transforms.{active[0]}', 'data.videos')}: feature transforms do not apply to "
+                         "decoded clips (data.videos); set it to 0")
     config.backbone.block_list()
     if config.backbone.frames_per_clip > data.window:
-        raise InputError(f"{source} [backbone.frames_per_clip]: {config.backbone.frames_per_clip} frames per clip "
-                         f"from windows of data.window={data.window} frames; expected at most {data.window}")
+        raise InputError(f"{at('backbone.frames_per_clip', 'data.window')}: {config.backbone.frames_per_clip} frames "
+                         f"per clip from windows of data.window={data.window} frames; expected at most {data.window}")
 
 
 STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def _check_streams(config: Config, source: str) -> None:
-    """data.streams, data.grid_stream and model.fusion, which only make sense together."""
+def _check_streams(config: Config, at) -> None:
+    """data.streams, data.grid_stream and model.fusion, which only make sense together. `at(key, *also)`:
+    where a key came from (`validate`'s)."""
     data, fusion = config.data, config.model.fusion
     names = [s.name for s in data.streams]
     for i, stream in enumerate(data.streams):
         key = f"data.streams[{i}]"
         if not STREAM_NAME.fullmatch(stream.name):
-            raise InputError(f"{source} [{key}.name]: expected a name of letters, digits, '_', '-', '.' "
+            raise InputError(f"{at(f'{key}.name')}: expected a name of letters, digits, '_', '-', '.' "
                              f"(e.g. rgb, skeleton), got {_short(stream.name)}")
         if stream.name in names[:i]:
-            raise InputError(f"{source} [{key}.name]: stream {stream.name!r} is named twice; names must differ")
+            raise InputError(f"{at(f'{key}.name', f'data.streams[{names.index(stream.name)}].name')}: stream "
+                             f"{stream.name!r} is named twice; names must differ")
         if not stream.features:
-            raise InputError(f"{source} [{key}.features]: expected the folder of stream {stream.name!r}'s features")
+            raise InputError(f"{at(f'{key}.features')}: expected the folder of stream {stream.name!r}'s features")
         for field_name in ("feature_dim", "stride", "window"):
             if getattr(stream, field_name) < 1:
-                raise InputError(f"{source} [{key}.{field_name}]: expected a positive integer, got "
+                raise InputError(f"{at(f'{key}.{field_name}')}: expected a positive integer, got "
                                  f"{_short(getattr(stream, field_name))}")
         if stream.fps is not None and fps_problem(stream.fps) is not None:
-            raise InputError(f"{source} [{key}.fps]: expected a positive number of frames per second, at most "
+            raise InputError(f"{at(f'{key}.fps')}: expected a positive number of frames per second, at most "
                              f"{MAX_FPS:g}, or null, got {_short(stream.fps)}")
     if data.grid_stream and data.grid_stream not in names:
         expected = f"one of the streams ({', '.join(names)})" if names else "empty (there are no data.streams)"
-        raise InputError(f"{source} [data.grid_stream]: expected {expected}, got {_short(data.grid_stream)}")
+        raise InputError(f"{at('data.grid_stream', 'data.streams')}: expected {expected}, got "
+                         f"{_short(data.grid_stream)}")
     if data.streams and config.pseudo_labels.unlabeled:
-        raise InputError(f"{source} [pseudo_labels.unlabeled]: pseudo-labelling reads one stream's files and "
-                         "cannot be combined with data.streams yet; leave one of them out")
+        raise InputError(f"{at('pseudo_labels.unlabeled', 'data.streams')}: pseudo-labelling reads one stream's "
+                         "files and cannot be combined with data.streams yet; leave one of them out")
     if fusion != "concat" and len(data.streams) < 2:
-        raise InputError(f"{source} [model.fusion]: {fusion} joins two or more data.streams, and this config has "
-                         f"{len(data.streams)}; use concat or give data.streams")
+        raise InputError(f"{at('model.fusion', 'data.streams')}: {fusion} joins two or more data.streams, and this "
+                         f"config has {len(data.streams)}; use concat or give data.streams")
 
 
 # Allowed values of every number in the config (besides being finite, which `_check_numbers` asks
@@ -853,7 +889,6 @@ _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _NUMBER_RULES = {
-    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (2**31 - 1)"),
     "data.stride": _POSITIVE, "data.window": _POSITIVE, "data.feature_dim": _POSITIVE,
     "data.max_seq_len": (lambda v: 0 < v <= MAX_STEPS, f"a positive number of steps <= {MAX_STEPS}"),
     "data.fps": (lambda v: v is None or fps_problem(v) is None,  # the one frame-rate rule (annotations, sidecars too)
@@ -889,6 +924,22 @@ _NUMBER_RULES = {
     "backbone.adapter_kernel": (lambda v: v >= 1 and v % 2 == 1, "an odd kernel size >= 1"),
     "backbone.clip_batch": _POSITIVE,
 }
+
+
+# Rules only training asks (`check_for_training`), in `_NUMBER_RULES`' form: a finished run's config.yaml
+# that breaks one still loads, since detecting, scoring and reporting never use the value.
+_TRAINING_RULES = {
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (2**31 - 1)"),
+}
+
+
+def check_for_training(config: Config) -> None:
+    """The rules of `_TRAINING_RULES`, asked when a training starts or resumes
+    (`mgrec.train.loop.refuse_before_training`), each value blamed on where it came from (`key_origin`)."""
+    for key, (test, expected) in _TRAINING_RULES.items():
+        value = _lookup(config, key)
+        if not test(value):
+            raise InputError(f"{key_origin(config, key)}: expected {expected} to train, got {_short(value)}")
 
 
 def _check_numbers(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
@@ -935,8 +986,9 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
     Widths (embed_dim, mlp_dim, head_dim, ...) have no bound here: what they cost depends on the crop and
     the machine, and training asks `mgrec.model.memory` before the network is built."""
 
-    def fail(key: str, expected: str) -> None:
-        raise InputError(f"{_at(source, f'model.{key}', origins)}: expected {expected}, got {_short(getattr(m, key))}")
+    def fail(key: str, expected: str, also: tuple[str, ...] = ()) -> None:  # `also`: the other keys the rule reads
+        raise InputError(f"{_at(source, f'model.{key}', origins, also)}: expected {expected}, got "
+                         f"{_short(getattr(m, key))}")
 
     if m.variant not in MODEL_VARIANTS:
         close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
@@ -967,7 +1019,7 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
     if m.attention_mlp_ratio < 1:
         fail("attention_mlp_ratio", "a positive integer")
     if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
-        fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}")
+        fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}", also=("model.embed_dim",))
     if m.fusion not in FUSIONS:
         close = difflib.get_close_matches(str(m.fusion), FUSIONS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -975,9 +1027,11 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
                          f"{_short(m.fusion)}{hint}")
     if m.stream_dims and (any(not isinstance(d, int) or d < 1 for d in m.stream_dims)
                           or sum(m.stream_dims) != m.input_dim):
-        fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)")
+        fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)",
+             also=("model.input_dim", "data.streams"))
     if m.fusion != "concat" and len(m.stream_dims) < 2:
-        fail("fusion", "concat for one input stream (sum and gated join two or more data.streams)")
+        fail("fusion", "concat for one input stream (sum and gated join two or more data.streams)",
+             also=("model.stream_dims", "data.streams"))
 
 
 def to_dict(config: Config) -> dict:

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -223,6 +224,40 @@ def test_skeleton_input_errors(tmp_path):
         extract([tmp_path], tmp_path / "out", backbone="skeleton", size=224)
     with pytest.raises(InputError, match="--fps is for skeleton CSVs only"):
         extract([tmp_path], tmp_path / "out", fps=30.0)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("window", 0, "[1, 1024], got 0"), ("stride", -1, "[1, 1024], got -1"), ("window", 5000, "[1, 1024], got 5000"),
+    ("size", 10**9, "[32, 2048], got 1000000000"), ("size", 0, "[32, 2048], got 0"),
+    ("batch", True, "[1, 256], got True"), ("batch", 2.5, "[1, 256], got 2.5"), ("batch", "8", "[1, 256], got '8'"),
+    ("stride", 4.0, "[1, 1024], got 4.0"), ("batch", 0, "[1, 256], got 0"), ("batch", 10**6, "[1, 256], got 1000000"),
+])
+def test_the_api_refuses_the_numbers_the_command_line_refuses(tmp_path, carphone, name, value, expected):
+    # only the command line checked the ranges: from Python, batch=True ran as 1, size=10**9 died in the
+    # decoder, stride=-1 and "8" were tracebacks
+    from mgrec.extract.run import extract_skeletons
+
+    expected = f"^{name}: expected a whole number in {re.escape(expected)}$"
+    with pytest.raises(InputError, match=expected):
+        extract([carphone], tmp_path / "out", progress=False, **{name: value})
+    with pytest.raises(InputError, match=expected):
+        extract_videos([carphone], tmp_path / "out", progress=False, **{name: value})
+    if name in ("window", "stride"):
+        with pytest.raises(InputError, match=expected):
+            extract([carphone], tmp_path / "out", backbone="skeleton", progress=False, **{name: value})
+        with pytest.raises(InputError, match=expected):
+            extract_skeletons([carphone], tmp_path / "out", progress=False, **{name: value})
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_ends_of_each_range_pass_the_api_check():
+    from mgrec.extract import NUMBER_RANGES
+    from mgrec.extract.run import check_numbers
+
+    for name, (low, high) in NUMBER_RANGES.items():
+        check_numbers(**{name: low})
+        check_numbers(**{name: np.int64(high)})  # NumPy's integers are whole numbers too
+    check_numbers(size=None)  # the backbone's own size
 
 
 def write_set(folder, lengths: dict[str, int], dim: int, **recipe) -> None:

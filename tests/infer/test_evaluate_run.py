@@ -22,13 +22,15 @@ SMALL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3, regression_ran
 
 
 
-def relative_run(root: Path, annotations: str = "data/annotations.json", features: str = "data/features") -> Path:
+def relative_run(root: Path, annotations: str = "data/annotations.json", features: str = "data/features",
+                 seed: int = 1234) -> Path:
     """A run (random weights) whose config names its data relative to `root`, as `mgrec train` run in `root` with
     `--set data.annotations=data/annotations.json` writes it."""
     make_synthetic_dataset(root / "data", num_videos=3, num_classes=3, feature_dim=8, length=96, seed=1,
                            subsets=("train", "val", "test"))
     model = ModelConfig(input_dim=8, num_classes=3, **SMALL)
-    config = Config(data=DataConfig(annotations=annotations, features=features, feature_dim=8, max_seq_len=64),
+    config = Config(seed=seed, data=DataConfig(annotations=annotations, features=features, feature_dim=8,
+                                               max_seq_len=64),
                     model=model, postprocess=PostprocessConfig(max_detections=20))
     torch.manual_seed(0)
     RunDir(root / "run").write_for_inference(config, ["class00", "class01", "class02"], build_detector(model),
@@ -105,3 +107,28 @@ def test_a_run_with_data_fps_places_its_own_videos_by_it_as_training_did(tmp_pat
         sidecar.unlink()  # sidecars would name 28 (training's data check refuses that)
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "run", "--device", "cpu"]) == 0, capsys.readouterr().err
+
+
+def test_a_run_saved_with_a_seed_past_the_largest_still_evaluates_and_reports_but_trains_no_more(tmp_path, monkeypatch,
+                                                                                               capsys):
+    # seeds were bounded to 2**31 - 1 when every config was read: runs trained with a larger one before the rule
+    # existed were refused by evaluate, detect, stream and report, which never use the seed
+    run = relative_run(tmp_path, seed=3_000_000_000)
+    monkeypatch.chdir(tmp_path)
+    assert RunDir(run).read_config().seed == 3_000_000_000
+    assert main(["evaluate", "run", "--device", "cpu"]) == 0
+    assert main(["report", "run"]) == 0
+    capsys.readouterr()
+    # training from it (a new run from its config, or a resume of it) seeds torch with it: refused, before anything
+    # is written, naming the file and the key
+    expected = (f"mgrec: error: {run / 'config.yaml'} [seed]: expected an integer in [0, 2147483647] (2**31 - 1) to "
+                "train, got 3000000000\n")
+    for options in (["--out", "again"], ["--out", "run", "--resume"]):
+        assert main(["train", str(run / "config.yaml"), *options, "--no-progress"]) == 2
+        assert capsys.readouterr().err == expected
+    assert not (tmp_path / "again").exists()
+    from mgrec.train.loop import train
+
+    with pytest.raises(InputError, match=r"config.yaml \[seed\]: expected an integer in \[0, 2147483647\]"):
+        train(RunDir(run).read_config(), tmp_path / "again", progress=False)  # the Python API too
+    assert not (tmp_path / "again").exists()

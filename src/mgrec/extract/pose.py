@@ -296,15 +296,15 @@ def extract_poses(
     from mgrec.extract.run import (
         ExtractResult,
         _check_length,
-        _check_windowing,
         _Counter,
         _finished_sidecar,
         _raise_failures,
         _skipped,
         _ticking,
+        check_numbers,
     )
 
-    _check_windowing(window, stride)
+    check_numbers(window=window, stride=stride)
     mediapipe = load_mediapipe()  # before any work: the one fix is another venv
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     out_dir = Path(out_dir)

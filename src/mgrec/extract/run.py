@@ -36,6 +36,7 @@ from mgrec.data.features import (
 )
 from mgrec.devices import precision_name
 from mgrec.errors import InputError
+from mgrec.extract import MAX_BATCH, number_problem
 from mgrec.extract.backbones import Backbone, window_offsets
 from mgrec.extract.pose import POSE, extract_poses
 from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
@@ -123,8 +124,9 @@ def extract_with_run(run_dir: str | Path, videos: Iterable[str | Path], out_dir:
 
     config = RunDir(run_dir).read_config()
     model = AdaptedBackbone(run_dir, checkpoint, _device_for_this_process(device))
+    # clips per forward pass is no part of the recipe: a run's larger backbone.clip_batch is taken MAX_BATCH at a time
     return extract_videos(videos, out_dir, window=config.data.window, stride=config.data.stride,
-                          batch=config.backbone.clip_batch, progress=progress, model=model)
+                          batch=min(config.backbone.clip_batch, MAX_BATCH), progress=progress, model=model)
 
 
 def backbone_names() -> list[str]:
@@ -150,6 +152,7 @@ def extract(
 ) -> list[ExtractResult]:
     """Dispatch to `extract_skeletons` for backbone 'skeleton', to `mgrec.extract.pose.extract_poses` for
     'pose' (`device` and `batch` do not apply: MediaPipe runs on the CPU, frame by frame), else to `extract_videos`."""
+    check_numbers(window=window, stride=stride, size=size, batch=batch)  # before any work, whichever backbone
     check_writable(out_dir, is_dir=True)  # before any work: an --out that is a file, read-only, a full disk
     if frames_per_window is not None and backbone in (SKELETON, POSE):
         raise InputError(f"--frames-per-window: backbone {backbone} reads every frame of a window")
@@ -170,10 +173,15 @@ def extract(
                           frames_per_window=frames_per_window, precision=precision or "auto")
 
 
-def _check_windowing(window: int, stride: int) -> None:
-    for name, value in (("window", window), ("stride", stride)):
-        if not isinstance(value, int) or value < 1:
-            raise InputError(f"--{name} must be a positive integer, got {value!r}")
+def check_numbers(**values: object) -> None:
+    """The whole-number settings of an extraction (window, stride, size, batch: `mgrec.extract.NUMBER_RANGES`,
+    the ranges the command line refuses too), refused by name before any work; size None is the backbone's own."""
+    for name, value in values.items():
+        if value is None and name == "size":
+            continue
+        problem = number_problem(name, value)
+        if problem is not None:
+            raise InputError(f"{name}: {problem}")
 
 
 def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
@@ -298,9 +306,7 @@ def extract_videos(
     """
     from mgrec.extract.backbones import load_backbone
 
-    _check_windowing(window, stride)
-    if batch < 1:
-        raise InputError(f"--batch must be at least 1, got {batch}")
+    check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     out_dir = Path(out_dir)
     model = model or load_backbone(backbone, weights, _device_for_this_process(device), size, frames_per_window,
@@ -378,7 +384,7 @@ def extract_skeletons(
     `fps`: the frame rate (needed for velocities and the sidecar); None reads it from the
     `SampleXXXX_data.csv` next to each `SampleXXXX_skeleton.csv`.
     """
-    _check_windowing(window, stride)
+    check_numbers(window=window, stride=stride)
     if fps is not None and fps_problem(fps):
         raise InputError(f"--fps: {fps_problem(fps)}")
     # SMG sample folders also hold label and data CSVs: only *_skeleton.csv files are inputs.

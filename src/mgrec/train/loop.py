@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mgrec.config import Config, StreamConfig, to_dict
+from mgrec.config import Config, StreamConfig, check_for_training, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
@@ -214,8 +214,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
 
 
 def refuse_before_training(config: Config, run_dir: Path) -> None:
-    """What training refuses before the run folder is made (the lock) and the network built: a run folder
-    that is a folder of inputs, a batch that cannot fit. `mgrec demo --fresh` asks it before deleting."""
+    """What training (a new one or a --resume) refuses before the run folder is made (the lock) and the network
+    built: a value only training uses out of its range (the seed: `mgrec.config.check_for_training`; a finished
+    run holding one still loads for detection), a run folder that is a folder of inputs, a batch that cannot
+    fit. `mgrec demo --fresh` asks it before deleting."""
+    check_for_training(config)
     refuse_a_folder_training_reads(run_dir, config)
     check_batch_fits(config)
 
