@@ -183,6 +183,11 @@ QUALITY_ROWS = {
                     "the default with the paper's Eq. 1 (alpha 160) instead of repeat factor"),
     "default_wide": ("actionformer", recipe("model.embed_dim=256", "model.head_dim=256"),
                      "the default at twice the width (embedding and head 256 channels, 128 before)"),
+    # The default with the whole-gesture classifier's second opinion (`postprocess.second_opinion`, w = 0.25), in
+    # the pipeline: validation (the selected epoch, the tuned threshold) sees the rescored detections. Measured
+    # after training first (`after_training.py --groups segment_classifier`: level val F1, narrower seed spread).
+    "default_second_opinion": ("actionformer", recipe("postprocess.second_opinion=0.25"),
+                               "the default with a second opinion on each detection's class (w 0.25)"),
     # Issue #20's training speed paths, checked for accuracy on the demo: bf16 autocast (on a CPU with native
     # bf16), and the same through the compiled network (train.compile; at SMG scale 0.61x the eager fp32 step;
     # the demo's small steps gain nothing, and each run here pays its compiling, minutes cold, seconds warm).

@@ -38,12 +38,13 @@ each variant, the score threshold is tuned on val (as training does) and applied
   (features shifted by 0..N-1 steps, fused, as detection does), threshold tuned on val: the pyramid's
   top level has stride 16, so 16 passes see every phase of the video at every level; with the rarest
   third's F1 (`rare_f1`);
-- `segment_classifier_wX`: a second opinion on each detection's class. A multinomial logistic regression
-  (class-weighted, L2, LBFGS; deterministic) is fitted on the train split's labelled gestures, each described
-  by its features pooled over the gesture (`segment_descriptor`: mean, std and max per channel, the means of
-  its three thirds, its log length), every gesture also with SEGMENT_JITTER copies whose ends move by up to
-  a fifth of its length (detections' ends are off by about that); a detection's score s becomes
-  s ** (1 - X) * p ** X, p the classifier's probability of the detection's class on the detected stretch.
+- `segment_classifier_wX`: a second opinion on each detection's class, as `postprocess.second_opinion: X`
+  gives it (`mgrec.postprocess.second_opinion`): a multinomial logistic regression (class-weighted, L2, LBFGS;
+  deterministic) fitted on the train split's labelled gestures, each described by its features pooled over
+  the gesture (mean, std and max per channel, the means of its three thirds, its log length), each also with
+  moved ends; a detection's score s becomes s ** (1 - X) * p ** X, p the classifier's probability of the
+  detection's class on the detected stretch. Here the run's own detections are rescored after training (its
+  checkpoint and threshold were chosen without it).
   On the demo most errors are one exercise taken for another at a true gesture: this asks whether a
   whole-gesture view of the class, which the detector's points do not have, separates them. The
   classifier's accuracy on the val and test gestures (true ends) is kept as `segment_classifier_accuracy`.
@@ -77,6 +78,7 @@ from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tune_score_thres
 from mgrec.evaluate.matching import tiou
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.fusion import fuse_detections
+from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier, segment_descriptor
 from mgrec.postprocess.video import moved_detection
 from mgrec.provenance import PROVENANCE_KEY, provenance
 from mgrec.records import Detection
@@ -89,8 +91,6 @@ TIME_SCALES = (0.8, 1.25)
 LOGIT_ADJUSTMENTS = (-0.25, 0.25, 0.5, 1.0)
 PASSES = (1, 2, 8, 16)
 SEGMENT_WEIGHTS = (0.25, 0.5)
-SEGMENT_JITTER = 3
-SEGMENT_WEIGHT_DECAY = 1e-2
 GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes", "logit_adjustment",
           "averaged_checkpoints", "passes", "segment_classifier")
 
@@ -169,82 +169,27 @@ def logit_shift(train_counts: list[int], tau: float) -> torch.Tensor:
     return tau * torch.log(counts.max() / counts)
 
 
-def segment_descriptor(features: np.ndarray, start: float, end: float) -> np.ndarray:
-    """(T, C) features pooled over the steps [start, end] (fractional feature indices, widened to whole steps,
-    at least one, clipped to the video): mean, std and max per channel, the means of three consecutive thirds
-    (a third too short to hold a step takes the whole stretch's mean), and log(steps): 6 C + 1 numbers."""
-    length = features.shape[0]
-    first = int(np.clip(np.floor(start), 0, length - 1))
-    last = int(np.clip(np.ceil(end), first + 1, length))
-    stretch = features[first:last]
-    thirds = [part.mean(0) if len(part) else stretch.mean(0) for part in np.array_split(stretch, 3)]
-    return np.concatenate([stretch.mean(0), stretch.std(0), stretch.max(0), *thirds, [np.log(last - first)]])
+def segment_classifier(data: SplitData, num_classes: int) -> SegmentClassifier:
+    """The second opinion's classifier (`mgrec.postprocess.second_opinion`) fitted on a split's gestures."""
+    return SegmentClassifier.fit([(s.features, s.segments, s.labels) for s in data.samples], num_classes)
 
 
-class SegmentClassifier:
-    """Multinomial logistic regression on `segment_descriptor`s of a split's labelled gestures (see the module
-    docstring, `segment_classifier_wX`): descriptors standardised on the train set, classes weighted by
-    n / (K n_c), L2 penalty `weight_decay`, fitted by LBFGS from zeros (no randomness but the jitter's `seed`)."""
-
-    def __init__(self, data: SplitData, num_classes: int, weight_decay: float = SEGMENT_WEIGHT_DECAY,
-                 jitter: int = SEGMENT_JITTER, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        descriptors, labels = [], []
-        for sample in data.samples:
-            for (start, end), label in zip(sample.segments, sample.labels):
-                moves = [(0.0, 0.0)] + [tuple(rng.uniform(-0.2, 0.2, 2) * (end - start)) for _ in range(jitter)]
-                for move_start, move_end in moves:
-                    descriptors.append(segment_descriptor(sample.features, start + move_start, end + move_end))
-                    labels.append(int(label))
-        x = torch.tensor(np.stack(descriptors), dtype=torch.float64)
-        y = torch.tensor(labels)
-        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
-        x = (x - self.mean) / self.std
-        counts = torch.bincount(y, minlength=num_classes).to(torch.float64)
-        weight = counts.sum() / (num_classes * counts.clamp(min=1.0))
-        self.linear = torch.nn.Linear(x.shape[1], num_classes, dtype=torch.float64)
-        torch.nn.init.zeros_(self.linear.weight)
-        torch.nn.init.zeros_(self.linear.bias)
-        optimizer = torch.optim.LBFGS(self.linear.parameters(), max_iter=300, line_search_fn="strong_wolfe")
-
-        def loss():
-            optimizer.zero_grad()
-            value = (torch.nn.functional.cross_entropy(self.linear(x), y, weight=weight)
-                     + weight_decay * self.linear.weight.pow(2).sum())
-            value.backward()
-            return value
-
-        optimizer.step(loss)
-
-    def probabilities(self, features: np.ndarray, start: float, end: float) -> np.ndarray:
-        """(K,) class probabilities of the stretch [start, end] of a video's features (feature indices)."""
-        with torch.no_grad():
-            x = (torch.tensor(segment_descriptor(features, start, end), dtype=torch.float64) - self.mean) / self.std
-            return torch.softmax(self.linear(x), dim=-1).numpy()
-
-    def accuracy(self, data: SplitData) -> float:
-        """Share of a split's labelled gestures (their true ends) whose most probable class is their own."""
-        hits = [int(np.argmax(self.probabilities(s.features, start, end)) == label)
-                for s in data.samples for (start, end), label in zip(s.segments, s.labels)]
-        return float(np.mean(hits)) if hits else 0.0
+def classifier_accuracy(classifier: SegmentClassifier, data: SplitData) -> float:
+    """Share of a split's labelled gestures (their true ends) whose most probable class is their own."""
+    hits = [int(classifier.probabilities(segment_descriptor(s.features, start, end)[None])[0].argmax() == label)
+            for s in data.samples for (start, end), label in zip(s.segments, s.labels)]
+    return float(np.mean(hits)) if hits else 0.0
 
 
 def segment_rescored(split: tuple[dict, dict[str, list[Detection]]], data: SplitData,
                      classifier: SegmentClassifier, weight: float) -> tuple[dict, dict[str, list[Detection]]]:
-    """A split's ranked detections with each score s made s ** (1 - weight) * p ** weight, p the classifier's
-    probability of the detection's class on its stretch; re-ranked by the new scores."""
+    """A split's ranked detections rescored by the second opinion at `weight` (`SecondOpinion.rescored`; the
+    split's features are already standardised as the network read them)."""
     gt, ranked = split
+    opinion = SecondOpinion(classifier, weight)
     samples = {sample.video_id: sample for sample in data.samples}
-    rescored = {}
-    for video_id, detections in ranked.items():
-        sample = samples[video_id]
-        moved = []
-        for d in detections:
-            start, end = sample.grid.seconds_to_index(d.start), sample.grid.seconds_to_index(d.end)
-            p = float(classifier.probabilities(sample.features, start, end)[d.label_id])
-            moved.append(dataclasses.replace(d, score=float(d.score ** (1 - weight) * p ** weight)))
-        rescored[video_id] = sorted(moved, key=lambda d: -d.score)
-    return gt, rescored
+    return gt, {video_id: opinion.rescored(detections, samples[video_id].features, samples[video_id].grid)
+                for video_id, detections in ranked.items()}
 
 
 def averaged_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -371,9 +316,9 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
         detector.model = network
     if "segment_classifier" in groups:
         train_data = load_split(config, annotations, config.data.train_split)
-        classifier = SegmentClassifier(train_data, len(detector.classes))
-        result["segment_classifier_accuracy"] = {"val": classifier.accuracy(val_data),
-                                                 "test": classifier.accuracy(test_data)}
+        classifier = segment_classifier(train_data, len(detector.classes))
+        result["segment_classifier_accuracy"] = {"val": classifier_accuracy(classifier, val_data),
+                                                 "test": classifier_accuracy(classifier, test_data)}
         variants["segment_classifier_w0"] = val_tuned(own_val, own_test, rare, len(detector.classes))
         for weight in SEGMENT_WEIGHTS:
             variants[f"segment_classifier_w{weight:g}"] = val_tuned(

@@ -288,6 +288,9 @@ class PostprocessConfig:
                                   "features from step 0, 1, ... on, and fuses the passes' detections as `mgrec "
                                   "ensemble --fusion detections` does (the pyramid's stride-2 levels see another "
                                   "phase each time); 1: one pass. Streaming always makes one")
+    second_opinion: float = _doc(0.0, "weight w of a whole-gesture classifier's opinion on each detection's class "
+                                      "(`mgrec.postprocess.second_opinion`, fitted on the train split's gestures "
+                                      "before training): a score s becomes s**(1-w) * p**w; 0: off")
 
 
 ADAPTER_BLOCKS_NAMED = ("all", "every_other")
@@ -805,6 +808,14 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
     if config.train.select_checkpoint not in ("best", "last"):
         raise InputError(f"{at('train.select_checkpoint')}: expected 'best' or 'last', got "
                          f"{_short(config.train.select_checkpoint)}")
+    if config.postprocess.second_opinion > 0:
+        # the whole-gesture classifier is fitted on one stream's feature files and applied by one network's
+        # detection: what reads other inputs, or labels with a teacher, does not carry it yet
+        for key, given in (("data.streams", config.data.streams), ("data.videos", config.data.videos),
+                           ("pseudo_labels.unlabeled", config.pseudo_labels.unlabeled)):
+            if given:
+                raise InputError(f"{at('postprocess.second_opinion', key)}: a second opinion is not available with "
+                                 f"{key} yet; set postprocess.second_opinion: 0")
     ranges = m.regression_ranges
     if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
         raise InputError(f"{at('model.regression_ranges')}: expected [low, high] pairs with 0 <= low < high, "
@@ -919,6 +930,7 @@ _NUMBER_RULES = {
     "postprocess.score_threshold": _FRACTION,
     "postprocess.shifted_passes": (lambda v: 0 < v <= MAX_SHIFTED_PASSES,
                                    f"a number of passes in [1, {MAX_SHIFTED_PASSES}]"),
+    "postprocess.second_opinion": (lambda v: 0 <= v < 1, "a weight in [0, 1)"),
     "backbone.image_size": _POSITIVE, "backbone.frames_per_clip": _POSITIVE,
     "backbone.adapter_ratio": (lambda v: 0 < v <= 1, "a ratio in (0, 1]"),
     "backbone.adapter_kernel": (lambda v: v >= 1 and v % 2 == 1, "an odd kernel size >= 1"),

@@ -52,10 +52,11 @@ from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_
 # balance and transforms sections and is read back whole (`read_config` refuses a key missing).
 # 4: config.yaml has the pseudo_labels section. 5: and data.streams, data.grid_stream, model.fusion, model.stream_dims.
 # 6: end-to-end training (below). 7: config.yaml has train.ema_warmup. 8: and train.select_checkpoint,
-# postprocess.shifted_passes. 9: and data.normalize. 10: and train.compile.
+# postprocess.shifted_passes. 9: and data.normalize. 10: and train.compile. 11: and postprocess.second_opinion
+# (with it above 0, the run holds second_opinion.safetensors).
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run_dir.py` checks the key sets recorded per format).
-RUN_FORMAT_VERSION = 10
+RUN_FORMAT_VERSION = 11
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
@@ -63,11 +64,13 @@ RUN_FORMAT_VERSION = 10
 # 8: which epoch a run keeps (`train.select_checkpoint`; older runs kept the best validated one) and
 # the shifted detection passes (`postprocess.shifted_passes`; older runs made one). 9: per-video
 # standardisation of the features (`data.normalize`; older runs read them as they are: "none").
-# 10: the compiled training network (`train.compile`; older runs trained eagerly: false).
+# 10: the compiled training network (`train.compile`; older runs trained eagerly: false). 11: the whole-gesture
+# classifier's weight (`postprocess.second_opinion`; older runs had none: 0).
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone"),
                      7: ("train.ema_warmup",), 8: ("train.select_checkpoint", "postprocess.shifted_passes"),
-                     9: ("data.normalize",), 10: ("train.compile",)}
+                     9: ("data.normalize",), 10: ("train.compile",),
+                     11: ("postprocess.second_opinion",)}
 CHECKPOINT_NAMES = ("best", "last")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in
@@ -123,6 +126,11 @@ class RunDir:
         return self.path / "postprocess.json"
 
     @property
+    def second_opinion_path(self) -> Path:
+        """The whole-gesture classifier of `postprocess.second_opinion` (`mgrec.postprocess.second_opinion`)."""
+        return self.path / "second_opinion.safetensors"
+
+    @property
     def metrics_path(self) -> Path:
         return self.path / "metrics.jsonl"
 
@@ -153,7 +161,7 @@ class RunDir:
         """The files that make the run (written by training only; no other command may replace them)."""
         return [self.format_path, self.config_path, self.classes_path, self.recipe_path, self.postprocess_path,
                 self.pseudo_labels_path, self.metrics_path, self.state_path, self.lock_path,
-                *(self.weights_path(name) for name in CHECKPOINT_NAMES),
+                self.second_opinion_path, *(self.weights_path(name) for name in CHECKPOINT_NAMES),
                 *sorted(self.path.glob("feature_recipe_*.json"))]
 
     def output_files(self) -> list[Path]:
@@ -457,6 +465,25 @@ class RunDir:
         self, checkpoint: str, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict
     ) -> None:
         write_weights_file(self.weights_path(checkpoint), model, ema, metadata)
+
+    def write_second_opinion(self, classifier: torch.nn.Module) -> None:
+        """The whole-gesture classifier of `postprocess.second_opinion` (buffers only), atomically."""
+        write_weights_file(self.second_opinion_path, classifier, None, {"kind": "second_opinion"})
+
+    def read_second_opinion(self, config: Config):
+        """The run's whole-gesture classifier (`mgrec.postprocess.second_opinion.SegmentClassifier`), for a run whose
+        `postprocess.second_opinion` is above 0."""
+        from mgrec.postprocess.second_opinion import SegmentClassifier, descriptor_dim
+
+        path = self.second_opinion_path
+        if not path.exists():
+            raise InputError(f"{path} does not exist, but the run's postprocess.second_opinion is "
+                             f"{config.postprocess.second_opinion:g}: training writes it before its first epoch; the "
+                             "run is incomplete (copied without it?)")
+        state, _ = read_weights_file(path)
+        classifier = SegmentClassifier(descriptor_dim(config.data.feature_dim), config.model.num_classes)
+        load_into(classifier, state, path)
+        return classifier
 
     def write_training_state(self, state: dict) -> None:
         atomic_write(self.state_path, lambda temp: torch.save(state, temp))

@@ -641,51 +641,6 @@ def test_logit_adjustment_raises_each_class_by_tau_log_of_its_rarity():
     assert all(torch.equal(a, b) for a, b in zip(plain.offsets, moved.offsets))
 
 
-def test_segment_classifier_learns_pooled_gestures_and_rescoring_reranks_by_it():
-    from mgrec.data.datasets import VideoSample
-    from mgrec.records import Detection
-    from mgrec.timeline import FeatureGrid
-
-    levers = load_script("after_training")
-    features = np.arange(12, dtype=np.float32)[:, None] * np.ones((1, 2), dtype=np.float32)
-    descriptor = levers.segment_descriptor(features, 2.4, 6.2)  # widened to steps 2..6 (7 is the end)
-    assert descriptor.shape == (6 * 2 + 1,)
-    assert descriptor[:2].tolist() == [4.0, 4.0] and descriptor[4:6].tolist() == [6.0, 6.0]  # mean, max
-    assert descriptor[6:12].tolist() == [2.5, 2.5, 4.5, 4.5, 6.0, 6.0]  # thirds of 5 steps: 2, 2, 1
-    assert descriptor[-1] == pytest.approx(np.log(5.0))
-    assert np.isfinite(levers.segment_descriptor(features, 11.5, 11.5)).all()  # at least one step, in the video
-
-    # Class 0 lifts channel 0 over its gesture, class 1 channel 1: pooled, the classes part cleanly.
-    rng = np.random.default_rng(0)
-    grid = FeatureGrid(fps=10.0, stride=1, window=1)
-    samples = []
-    for v in range(4):
-        video = rng.normal(0.0, 0.3, (200, 2)).astype(np.float32)
-        segments, labels = [], []
-        for i, start in enumerate(range(5, 190, 20)):
-            label = (i + v) % 2
-            video[start:start + 10, label] += 2.0
-            segments.append([start, start + 10])
-            labels.append(label)
-        samples.append(VideoSample(f"v{v}", video, np.asarray(segments, float), np.asarray(labels), grid))
-    data = levers.SplitData(samples, {})
-    classifier = levers.SegmentClassifier(data, num_classes=2)
-    assert classifier.accuracy(data) == 1.0
-    again = levers.SegmentClassifier(data, num_classes=2)  # deterministic: the same fit
-    assert np.array_equal(again.probabilities(samples[0].features, 5, 15),
-                          classifier.probabilities(samples[0].features, 5, 15))
-    # A gesture of class 0 (video v0, steps 5..15) found as class 1 at a higher score and as class 0 lower:
-    # with the classifier's opinion the class-0 detection comes first; weight 0 keeps the scores.
-    start, end = grid.index_to_seconds(5.0), grid.index_to_seconds(15.0)
-    ranked = {"v0": [Detection("v0", start, end, 1, "b", 0.8), Detection("v0", start, end, 0, "a", 0.6)]}
-    _, kept = levers.segment_rescored(({}, ranked), data, classifier, 0.0)
-    assert kept == ranked
-    _, moved = levers.segment_rescored(({}, ranked), data, classifier, 0.5)
-    assert [d.label_id for d in moved["v0"]] == [0, 1]
-    p = classifier.probabilities(samples[0].features, 5.0, 15.0)
-    assert moved["v0"][0].score == pytest.approx(0.6 ** 0.5 * p[0] ** 0.5)
-
-
 def test_suppression_across_classes_drops_the_weaker_class_only_where_a_kept_one_overlaps():
     from mgrec.records import Detection
 

@@ -193,12 +193,22 @@ def tiny_network_detector(seed: int = 0, normalize: str = "none") -> OfflineDete
     return OfflineDetector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))
 
 
-@pytest.mark.parametrize("normalize", ["none", "video"])
-def test_whole_stream_in_view_equals_offline_with_a_real_network(normalize):
+@pytest.mark.parametrize("normalize, second_opinion", [("none", 0.0), ("video", 0.0), ("video", 0.5)])
+def test_whole_stream_in_view_equals_offline_with_a_real_network(normalize, second_opinion):
     # data.normalize = video: offline standardises by the whole video, a stream by the steps received so far,
-    # which at the update deciding everything (the last) are the whole stream
+    # which at the update deciding everything (the last) are the whole stream. A second opinion rescores both
+    # alike, and the stream's early cut (candidates that cannot reach the threshold after it) keeps the hard set.
+    from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
+
     detector = tiny_network_detector(normalize=normalize)
     features = np.random.default_rng(1).normal(loc=3.0, scale=2.0, size=(150, 16)).astype(np.float32)
+    if second_opinion:
+        rng = np.random.default_rng(4)
+        starts = rng.integers(0, 130, 40)
+        gestures = (rng.normal(size=(150, 16)), np.stack([starts, starts + rng.integers(2, 20, 40)], 1),
+                    rng.integers(0, 3, 40))
+        detector.second_opinion = SecondOpinion(SegmentClassifier.fit([gestures], 3), second_opinion)
+        detector.postprocess = replace(detector.postprocess, second_opinion=second_opinion)
     ranked = detector.detect(features, video_id="v", fps=FPS)
     # an untrained network scores about the class prior: cut its ranked list at its 12th score
     detector.postprocess = replace(detector.postprocess, score_threshold=ranked[11].score)

@@ -43,6 +43,7 @@ from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.fusion import FUSION_IOU, fuse_detections
+from mgrec.postprocess.second_opinion import SecondOpinion
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir
@@ -87,6 +88,8 @@ class OfflineDetector:
     # with its own network and inputs, whose ranked lists `detect` fuses (`model` is then None).
     members: list[OfflineDetector] | None = None
     fusion_iou: float = FUSION_IOU
+    # The run's whole-gesture classifier and its weight (`postprocess.second_opinion` > 0), else None.
+    second_opinion: SecondOpinion | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -107,8 +110,10 @@ class OfflineDetector:
         tuning = run.read_tuning()
         tuned_on = tuning.get("tuned_on") if tuning is not None else None
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
+        weight = config.postprocess.second_opinion
+        second_opinion = SecondOpinion(run.read_second_opinion(config), weight) if weight > 0 else None
         return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
-                   autocast=autocast)
+                   autocast=autocast, second_opinion=second_opinion)
 
     @classmethod
     def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
@@ -213,6 +218,7 @@ class OfflineDetector:
             autocast=self.autocast,
             chunking=self.chunking,
             standardize=standardize,
+            second_opinion=self.second_opinion,
         )
 
     def detect_listed(self, video_id: str, fps: float | None) -> list[Detection]:

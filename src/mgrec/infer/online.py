@@ -129,6 +129,7 @@ from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector, checked_fps
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
+from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
@@ -468,6 +469,7 @@ class OnlineDetector:
             self._padded_length,
             autocast=self.detector.autocast,
             standardize=None if self._stats is None else self._stats.current().apply,
+            second_opinion=self.detector.second_opinion,
         )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
@@ -567,9 +569,11 @@ def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
     the first pick below the threshold (`min_score`). Either way only candidates that can never be in
     the hard set go: NMS picks in descending score, and a lower candidate never lowers a higher one.
     A stream makes one pass per update (`shifted_passes` is for offline detection: a fused score is a
-    mean over passes, so a candidate below the threshold in one pass could still count).
+    mean over passes, so a candidate below the threshold in one pass could still count). With a second
+    opinion (`postprocess.second_opinion` = w > 0) the bar is the least score that can still reach the threshold
+    after it, threshold ** (1 / (1 - w)) (`lowest_score_that_can_pass`).
     """
-    threshold = post.score_threshold
+    threshold = lowest_score_that_can_pass(post.score_threshold, post.second_opinion)
     return replace(
         post,
         pre_nms_thresh=max(post.pre_nms_thresh, threshold * (1 - 1e-6)),

@@ -27,6 +27,7 @@ from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import RawDetections, decode_video
 from mgrec.postprocess.fusion import fuse_detections
 from mgrec.postprocess.nms import nms
+from mgrec.postprocess.second_opinion import SecondOpinion
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
@@ -78,6 +79,7 @@ def detect_video(
     autocast: torch.dtype | None = None,
     chunking: Chunking | None = None,
     standardize: Callable[[np.ndarray], np.ndarray] | None = None,
+    second_opinion: SecondOpinion | None = None,
 ) -> list[Detection]:
     """Ranked detections (descending score) for one video's features (T, C), clipped to the video.
 
@@ -95,15 +97,16 @@ def detect_video(
     `standardize`: a function every window of features goes through on its way into the network
     (`data.normalize: video`: `ChannelStats.apply` with the whole video's statistics, `mgrec.data.normalize`),
     so that a long video is never copied whole.
+    `second_opinion`: the run's whole-gesture classifier rescores the final ranked list
+    (`mgrec.postprocess.second_opinion`; `postprocess.second_opinion` > 0).
     """
     passes = []
     for shift in range(max(1, min(post.shifted_passes, len(features)))):
         detections = _one_pass(model, features[shift:], grid, post, classes, video_id, padded_length, autocast,
                                chunking, standardize)
         passes.append([moved_detection(d, shift * grid.stride, grid) for d in detections] if shift else detections)
-    if len(passes) == 1:
-        return passes[0]
-    return fuse_detections(passes)[: post.max_detections]
+    ranked = passes[0] if len(passes) == 1 else fuse_detections(passes)[: post.max_detections]
+    return ranked if second_opinion is None else second_opinion.rescored(ranked, features, grid, standardize)
 
 
 def moved_detection(detection: Detection, frames: int, grid: FeatureGrid) -> Detection:

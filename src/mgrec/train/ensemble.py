@@ -81,6 +81,10 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
     for path, config, *_ in loaded:
+        if config.postprocess.second_opinion > 0:
+            raise InputError(f"{path}: its detections are rescored by a second opinion (postprocess.second_opinion "
+                             f"{config.postprocess.second_opinion:g}), which an ensemble does not carry yet; "
+                             "ensemble runs trained without it")
         if config.end_to_end:  # each member reads its own adapted features: one feature input cannot serve them
             raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
                              "files (`mgrec extract --run` makes a run's features, for feature-based training)")

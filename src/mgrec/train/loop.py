@@ -37,6 +37,7 @@ from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
+from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
 from mgrec.train.assign import make_points
@@ -144,11 +145,13 @@ class MetricsLog:
             self.tensorboard.close()
 
 
-def validate(model, split, config: Config, classes: list[str]) -> tuple[dict, dict]:
-    """Ranked detections on `split` -> score threshold tuned on it -> scores."""
+def validate(model, split, config: Config, classes: list[str],
+             second_opinion: SecondOpinion | None = None) -> tuple[dict, dict]:
+    """Ranked detections on `split` (rescored by the run's `second_opinion`, if any) -> score threshold tuned
+    on it -> scores."""
     ranked = {
         s.video_id: detect_video(detector_of(model), sample_features(model, s, config), s.grid, config.postprocess,
-                                 classes, s.video_id)
+                                 classes, s.video_id, second_opinion=second_opinion)
         for s in split.samples
     }
     threshold = tune_score_threshold(split.ground_truth, ranked)
@@ -341,6 +344,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     if not train_split.samples:
         raise InputError(f"{config.data.annotations}: no videos in the training split {config.data.train_split!r}")
     labelled_videos = len(train_split.samples)
+    # the whole-gesture classifier (postprocess.second_opinion): fitted on the labelled train gestures, as the
+    # network reads them; deterministic, so a resumed run fits the same one
+    second_opinion = None
+    if config.postprocess.second_opinion > 0:
+        classifier = SegmentClassifier.fit([(s.features, s.segments, s.labels) for s in train_split.samples],
+                                           len(classes))
+        second_opinion = SecondOpinion(classifier, config.postprocess.second_opinion)
     train_split.samples.extend(pseudo_samples)  # trained on like any video: crops, balancing, transforms
     balancer = ClassBalancer(config.balance, class_counts(train_split.samples, len(classes)))
     anchors, anchor_labels = crop_anchors(train_split.samples, balancer.replication())
@@ -362,6 +372,8 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         run.write_format()
         run.write_config(config)
         run.write_classes(classes)
+        if second_opinion is not None:
+            run.write_second_opinion(second_opinion.classifier)
         # lets `mgrec detect` extract features from a raw video the same way: the grid stream's recipe in
         # feature_recipe.json, each other stream's in feature_recipe_<name>.json
         if config.end_to_end:
@@ -477,7 +489,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         last_epoch = epoch == config.train.epochs - 1
         if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and val_split.samples:
             val_started = time.time()
-            result, _ = validate(ema, val_split, config, classes)
+            result, _ = validate(ema, val_split, config, classes, second_opinion)
             value = result[config.train.select_metric]
             metrics.write(
                 {
