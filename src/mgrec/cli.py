@@ -492,10 +492,6 @@ def cmd_train(args) -> None:
     if config.end_to_end:  # the ensemble would refuse them after N trainings (hours of GPU time)
         raise InputError("--seeds with data.videos (end to end): ensembles take runs trained on feature files; "
                          "train the seeds one by one, or on features (`mgrec extract --run` makes a run's features)")
-    if config.postprocess.second_opinion > 0:  # the same, for a second opinion
-        raise InputError(f"--seeds with postprocess.second_opinion {config.postprocess.second_opinion:g}: an ensemble "
-                         "does not carry a second opinion yet; train the seeds one by one, or set "
-                         "postprocess.second_opinion=0")
     # "." names no folder to name the members after; a link is not followed (members named after it)
     out = Path(os.path.abspath(args.out))
     if RunDir(out).format_path.exists():

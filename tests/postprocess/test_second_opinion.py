@@ -1,11 +1,11 @@
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
 import yaml
 from tests.helpers import small_config
 
-from mgrec.cli import main
 from mgrec.config import PostprocessConfig, TrainConfig, load_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
@@ -132,8 +132,6 @@ def test_a_run_keeps_its_classifier_and_detection_applies_it(run_with_opinion):
 
     # a run whose file is gone is refused by name
     copy = run_dir.parent / "copy"
-    import shutil
-
     shutil.copytree(run_dir, copy)
     (copy / "second_opinion.safetensors").unlink()
     with pytest.raises(InputError, match="second_opinion.safetensors does not exist, but the run's "
@@ -141,16 +139,42 @@ def test_a_run_keeps_its_classifier_and_detection_applies_it(run_with_opinion):
         OfflineDetector.from_run(copy, device="cpu")
 
 
-def test_what_does_not_carry_a_second_opinion_refuses_it(run_with_opinion, tmp_path, capsys):
+def test_ensembles_carry_the_members_second_opinion(run_with_opinion, tmp_path):
+    from mgrec.infer.fused import make_fused_ensemble
+
     run_dir, paths = run_with_opinion
-    with pytest.raises(InputError, match="an ensemble does not carry yet"):
-        make_ensemble([run_dir, run_dir], tmp_path / "ensemble")
+    video = sorted(p.stem for p in paths.features.glob("*.npy"))[0]
+    features = np.load(paths.features / f"{video}.npy")
+    alone = OfflineDetector.from_run(run_dir, device="cpu").detect(features, video_id=video, fps=30.0)
+    for name, make in (("outputs", make_ensemble), ("detections", make_fused_ensemble)):
+        make([run_dir, run_dir], tmp_path / name, log=lambda *_: None)
+        ensemble = OfflineDetector.from_run(tmp_path / name, device="cpu")
+        found = ensemble.detect(features, video_id=video, fps=30.0)
+        # two identical members: the run's own (rescored) detections
+        assert [(d.start, d.end, d.label_id) for d in found] == [(d.start, d.end, d.label_id) for d in alone], name
+        assert [d.score for d in found] == pytest.approx([d.score for d in alone], abs=1e-6), name
+    assert (tmp_path / "outputs" / "second_opinion.safetensors").exists()
+    assert (tmp_path / "detections" / "members" / "0" / "second_opinion.safetensors").exists()
+    # members that rescore differently are not averaged
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    saved = RunDir(run_dir).read_second_opinion(RunDir(run_dir).read_config())
+    RunDir(other).write_second_opinion(_another_classifier(saved))
+    with pytest.raises(InputError, match="another classifier than"):
+        make_ensemble([run_dir, other], tmp_path / "mixed", log=lambda *_: None)
+
+
+def _another_classifier(classifier: SegmentClassifier) -> SegmentClassifier:
+    changed = SegmentClassifier(classifier.mean.numel(), classifier.num_classes)
+    changed.load_state_dict(classifier.state_dict())
+    changed.bias.add_(1.0)
+    return changed
+
+
+def test_what_does_not_carry_a_second_opinion_refuses_it(run_with_opinion, tmp_path):
+    run_dir, paths = run_with_opinion
     config = tmp_path / "c.yaml"
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    config.write_text(yaml.safe_dump(saved))
-    assert main(["train", str(config), "--out", str(tmp_path / "seeds"), "--seeds", "2"]) == 2
-    assert "an ensemble does not carry a second opinion yet" in capsys.readouterr().err
-    assert not (tmp_path / "seeds-seed3").exists()  # refused before any training
+    config.write_text(yaml.safe_dump(yaml.safe_load((run_dir / "config.yaml").read_text())))
     with pytest.raises(InputError, match=r"--set pseudo_labels.unlabeled=/tmp/pool \[pseudo_labels.unlabeled\] and "
                                          r".*c.yaml \[postprocess.second_opinion\]: a second opinion is not "
                                          "available with pseudo_labels.unlabeled yet"):

@@ -36,7 +36,8 @@ class FusedEnsemble:
 
 def member_files(run: RunDir) -> list[Path]:
     """What a member's detection needs, as paths inside its run directory."""
-    files = [run.format_path, run.config_path, run.classes_path, run.postprocess_path, run.weights_path("best")]
+    files = [run.format_path, run.config_path, run.classes_path, run.postprocess_path, run.weights_path("best"),
+             run.second_opinion_path]
     files += sorted(run.path.glob("feature_recipe*.json"))
     return [path for path in files if path.exists()]
 

@@ -14,10 +14,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from mgrec.config import Config, to_dict
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
+from mgrec.postprocess.second_opinion import SecondOpinion
 from mgrec.run import RunDir, new_ensemble_dir
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import validate
@@ -70,6 +73,7 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
     try:
         for member in members[1:]:
             check_compatible(members[0], member)
+        shared_second_opinion([(path, config) for path, config, _ in members])
     except InputError as exc:
         return str(exc)
     return None
@@ -81,15 +85,12 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
     for path, config, *_ in loaded:
-        if config.postprocess.second_opinion > 0:
-            raise InputError(f"{path}: its detections are rescored by a second opinion (postprocess.second_opinion "
-                             f"{config.postprocess.second_opinion:g}), which an ensemble does not carry yet; "
-                             "ensemble runs trained without it")
         if config.end_to_end:  # each member reads its own adapted features: one feature input cannot serve them
             raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
                              "files (`mgrec extract --run` makes a run's features, for feature-based training)")
     for path, config, classes, _ in loaded[1:]:
         check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
+    second_opinion = shared_second_opinion([(path, config) for path, config, *_ in loaded])
     _, config, classes, _ = loaded[0]
     config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
@@ -102,12 +103,35 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
         if recipe.exists():  # `detect` extracts features from raw video the members' way
             out_run.write_recipe(read_json(recipe, "feature recipe"))
         out_run.write_weights("best", ensemble, None, {"ensemble_of": [str(p) for p in paths]})
-        val_metrics = tune_on_val(ensemble, config, classes, out_run, log)
+        if second_opinion is not None:
+            out_run.write_second_opinion(second_opinion.classifier)
+        val_metrics = tune_on_val(ensemble, config, classes, out_run, log, second_opinion)
     return EnsembleResult(out_run.path, [str(p) for p in paths], val_metrics)
 
 
-def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], out: RunDir, log) -> dict | None:
-    """The ensemble's score threshold, tuned on the val split of the members' data (as training does)."""
+def shared_second_opinion(members: list[tuple[Path, Config]]) -> SecondOpinion | None:
+    """The members' second opinion (`postprocess.second_opinion`), which an ensemble averaging their outputs
+    applies once: the same weight and the same classifier in every member (runs trained on the same data
+    fit the same one), else refused by name."""
+    (first_path, first), *others = members
+    weight = first.postprocess.second_opinion
+    classifier = RunDir(first_path).read_second_opinion(first) if weight > 0 else None
+    for path, config in others:
+        if config.postprocess.second_opinion != weight:
+            raise InputError(f"{path} [postprocess.second_opinion]: {config.postprocess.second_opinion:g}, but "
+                             f"{first_path} has {weight:g}; the members must rescore their detections alike")
+        if classifier is not None:
+            own = RunDir(path).read_second_opinion(config)
+            if not all(torch.equal(a, b) for a, b in zip(classifier.state_dict().values(), own.state_dict().values())):
+                raise InputError(f"{RunDir(path).second_opinion_path}: another classifier than {first_path}'s (fitted "
+                                 "on other train data?); the members of an ensemble must share it")
+    return None if classifier is None else SecondOpinion(classifier, weight)
+
+
+def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], out: RunDir, log,
+                second_opinion: SecondOpinion | None = None) -> dict | None:
+    """The ensemble's score threshold, tuned on the val split of the members' data (as training does), on
+    detections rescored by the members' `second_opinion`, if they have one."""
     tuning = to_dict(config)["postprocess"]
     tuning["selected_epoch"] = None
     if not config.data.annotations:
@@ -120,7 +144,7 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         out.write_tuning({**tuning, "tuned_on": None})
         return None
-    result, _ = validate(ensemble, val, config, classes)
+    result, _ = validate(ensemble, val, config, classes, second_opinion)
     metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
     out.write_tuning({**tuning, "score_threshold": metrics["score_threshold"], "tuned_on": config.data.val_split,
                       "val_scores": metrics})
