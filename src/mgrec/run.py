@@ -7,6 +7,7 @@
       feature_recipe.json       how the training features were made (a feature sidecar), if known
       postprocess.json          post-processing with the score threshold tuned on val
       metrics.jsonl             one JSON object per line: train and val records per epoch
+      second_opinion.safetensors  the whole-gesture classifier, when postprocess.second_opinion > 0
       checkpoints/best.safetensors, last.safetensors   weights (and EMA weights under `ema.`)
       checkpoints/last_state.pt everything `--resume` needs, in one file
       eval_<split>.json, detections_<split>.json         outputs of `mgrec evaluate` (checkpoint best;
@@ -470,20 +471,15 @@ class RunDir:
         """The whole-gesture classifier of `postprocess.second_opinion` (buffers only), atomically."""
         write_weights_file(self.second_opinion_path, classifier, None, {"kind": "second_opinion"})
 
-    def read_second_opinion(self, config: Config):
-        """The run's whole-gesture classifier (`mgrec.postprocess.second_opinion.SegmentClassifier`), for a run whose
-        `postprocess.second_opinion` is above 0."""
-        from mgrec.postprocess.second_opinion import SegmentClassifier, descriptor_dim
-
+    def read_second_opinion(self, config: Config) -> dict[str, torch.Tensor]:
+        """The state (buffers) of the run's whole-gesture classifier, for a run whose `postprocess.second_opinion` is
+        above 0 (`mgrec.postprocess.second_opinion.run_classifier` makes the classifier of it)."""
         path = self.second_opinion_path
         if not path.exists():
             raise InputError(f"{path} does not exist, but the run's postprocess.second_opinion is "
                              f"{config.postprocess.second_opinion:g}: training writes it before its first epoch; the "
                              "run is incomplete (copied without it?)")
-        state, _ = read_weights_file(path)
-        classifier = SegmentClassifier(descriptor_dim(config.data.feature_dim), config.model.num_classes)
-        load_into(classifier, state, path)
-        return classifier
+        return read_weights_file(path)[0]
 
     def write_training_state(self, state: dict) -> None:
         atomic_write(self.state_path, lambda temp: torch.save(state, temp))

@@ -15,6 +15,7 @@ from mgrec.postprocess.second_opinion import (
     SegmentClassifier,
     descriptor_dim,
     lowest_score_that_can_pass,
+    run_classifier,
     segment_descriptor,
 )
 from mgrec.records import Detection
@@ -158,7 +159,7 @@ def test_ensembles_carry_the_members_second_opinion(run_with_opinion, tmp_path):
     # members that rescore differently are not averaged
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
-    saved = RunDir(run_dir).read_second_opinion(RunDir(run_dir).read_config())
+    saved = run_classifier(RunDir(run_dir), RunDir(run_dir).read_config())
     RunDir(other).write_second_opinion(_another_classifier(saved))
     with pytest.raises(InputError, match="another classifier than"):
         make_ensemble([run_dir, other], tmp_path / "mixed", log=lambda *_: None)

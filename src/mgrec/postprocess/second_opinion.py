@@ -29,7 +29,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from mgrec.config import Config
 from mgrec.records import Detection
+from mgrec.run import RunDir, load_into
 from mgrec.timeline import FeatureGrid
 
 JITTER = 3  # moved copies of each training gesture
@@ -145,6 +147,14 @@ class SecondOpinion:
         scores = [d.score ** (1 - w) * float(probability[i, d.label_id]) ** w for i, d in enumerate(detections)]
         order = sorted(range(len(detections)), key=lambda i: -scores[i])
         return [replace(detections[i], score=scores[i]) for i in order]
+
+
+def run_classifier(run: RunDir, config: Config) -> SegmentClassifier:
+    """The whole-gesture classifier a run keeps (`second_opinion.safetensors`), checked against its config's
+    feature and class counts."""
+    classifier = SegmentClassifier(descriptor_dim(config.data.feature_dim), config.model.num_classes)
+    load_into(classifier, run.read_second_opinion(config), run.second_opinion_path)
+    return classifier
 
 
 def lowest_score_that_can_pass(threshold: float, weight: float) -> float:

@@ -20,7 +20,7 @@ from mgrec.config import Config, to_dict
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
-from mgrec.postprocess.second_opinion import SecondOpinion
+from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.run import RunDir, new_ensemble_dir
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import validate
@@ -115,13 +115,13 @@ def shared_second_opinion(members: list[tuple[Path, Config]]) -> SecondOpinion |
     fit the same one), else refused by name."""
     (first_path, first), *others = members
     weight = first.postprocess.second_opinion
-    classifier = RunDir(first_path).read_second_opinion(first) if weight > 0 else None
+    classifier = run_classifier(RunDir(first_path), first) if weight > 0 else None
     for path, config in others:
         if config.postprocess.second_opinion != weight:
             raise InputError(f"{path} [postprocess.second_opinion]: {config.postprocess.second_opinion:g}, but "
                              f"{first_path} has {weight:g}; the members must rescore their detections alike")
         if classifier is not None:
-            own = RunDir(path).read_second_opinion(config)
+            own = run_classifier(RunDir(path), config)
             if not all(torch.equal(a, b) for a, b in zip(classifier.state_dict().values(), own.state_dict().values())):
                 raise InputError(f"{RunDir(path).second_opinion_path}: another classifier than {first_path}'s (fitted "
                                  "on other train data?); the members of an ensemble must share it")
