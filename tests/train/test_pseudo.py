@@ -63,6 +63,25 @@ def test_pseudo_labels_are_the_teacher_s_hard_set_and_never_its_ground_truth(set
     assert json.loads(RunDir(tmp_path / "b").pseudo_labels_path.read_text())["videos"] == record["videos"]
 
 
+def test_a_teacher_with_a_second_opinion_labels_with_its_rescored_hard_set(setup, tmp_path):
+    # its threshold was tuned on rescored detections: labelling without the rescoring kept a different set
+    paths, _, _, pool = setup
+    teacher_config = config_for(paths)
+    teacher_config = dataclasses.replace(teacher_config, postprocess=dataclasses.replace(teacher_config.postprocess,
+                                                                                         second_opinion=0.25))
+    teacher = tmp_path / "teacher"
+    train(teacher_config, teacher, progress=False, log=lambda *_: None)
+    config = with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(teacher), transductive=True,
+                         min_score=0.05)
+    train(config, tmp_path / "student", progress=False, log=lambda *_: None)
+    record = json.loads(RunDir(tmp_path / "student").pseudo_labels_path.read_text())
+    hard = OfflineDetector.from_run(teacher, device="cpu", precision="fp32")
+    assert hard.second_opinion is not None
+    expected = hard.hard_set(hard.detect(pool / "synthetic_003.npy"), threshold=0.05)
+    assert expected and [(d["label"], d["start"], d["end"], d["score"]) for d in record["videos"]["synthetic_003"]] == \
+        [(d.label, d.start, d.end, d.score) for d in expected]
+
+
 def test_without_a_teacher_one_is_trained_first_and_the_report_says_transductive(setup, tmp_path):
     paths, _, _, pool = setup
     config = with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), transductive=True)

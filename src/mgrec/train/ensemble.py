@@ -122,7 +122,9 @@ def shared_second_opinion(members: list[tuple[Path, Config]]) -> SecondOpinion |
                              f"{first_path} has {weight:g}; the members must rescore their detections alike")
         if classifier is not None:
             own = run_classifier(RunDir(path), config)
-            if not all(torch.equal(a, b) for a, b in zip(classifier.state_dict().values(), own.state_dict().values())):
+            # the same data fits the same classifier up to float rounding (LBFGS's sums vary with the thread count)
+            if not all(torch.allclose(a, b, rtol=1e-6, atol=1e-8)
+                       for a, b in zip(classifier.state_dict().values(), own.state_dict().values())):
                 raise InputError(f"{RunDir(path).second_opinion_path}: another classifier than {first_path}'s (fitted "
                                  "on other train data?); the members of an ensemble must share it")
     return None if classifier is None else SecondOpinion(classifier, weight)

@@ -31,6 +31,7 @@ from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.model.ensemble import load_run_network
+from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir
 
@@ -81,6 +82,9 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
     """Each file's features with the labelling run's hard set as ground truth; and the record of it."""
     run_config, classes, model = load_run_network(labeller, "best")
     threshold = min_score if min_score is not None else labeller.read_postprocess(run_config).score_threshold
+    # a labelling run with a second opinion tuned its threshold on rescored detections: it labels with them too
+    weight = run_config.postprocess.second_opinion
+    second_opinion = SecondOpinion(run_classifier(labeller, run_config), weight) if weight > 0 else None
     samples, record = [], {}
     for path in files:
         features = load_features(path, expected_dim=config.data.feature_dim)
@@ -94,8 +98,8 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
         inputs = network_inputs(config.data.normalize, features)
         teacher_inputs = inputs if run_config.data.normalize == config.data.normalize else \
             network_inputs(run_config.data.normalize, features)
-        kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, path.stem),
-                        threshold)
+        kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, path.stem,
+                                     second_opinion=second_opinion), threshold)
         segments = grid.seconds_to_index(np.array([[d.start, d.end] for d in kept]).reshape(-1, 2))
         labels = np.array([d.label_id for d in kept], dtype=np.int64)
         samples.append(VideoSample(path.stem, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
