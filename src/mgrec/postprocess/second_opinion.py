@@ -46,13 +46,18 @@ def descriptor_dim(channels: int) -> int:
     return (3 + PARTS) * channels + 1
 
 
-def segment_descriptor(features: np.ndarray, start: float, end: float) -> np.ndarray:
-    """(T, C) features pooled over the steps [start, end] (fractional feature indices, widened to whole
-    steps, at least one, clipped to the video): mean, std and max per channel, the means of PARTS consecutive
-    parts (a part too short to hold a step takes the whole stretch's mean), and log(steps): (3 + PARTS) C + 1."""
-    length = features.shape[0]
+def stretch_steps(start: float, end: float, length: int) -> tuple[int, int]:
+    """The whole steps [first, last) a stretch [start, end] (fractional feature indices) covers in a video of
+    `length` steps: widened to whole steps, at least one, clipped to the video."""
     first = int(np.clip(np.floor(start), 0, length - 1))
-    last = int(np.clip(np.ceil(end), first + 1, length))
+    return first, int(np.clip(np.ceil(end), first + 1, length))
+
+
+def segment_descriptor(features: np.ndarray, start: float, end: float) -> np.ndarray:
+    """(T, C) features pooled over the steps of [start, end] (`stretch_steps`): mean, std and max per channel,
+    the means of PARTS consecutive parts (a part too short to hold a step takes the whole stretch's mean), and
+    log(steps): (3 + PARTS) C + 1."""
+    first, last = stretch_steps(start, end, features.shape[0])
     stretch = features[first:last].astype(np.float64)
     parts = [part.mean(0) if len(part) else stretch.mean(0) for part in np.array_split(stretch, PARTS)]
     return np.concatenate([stretch.mean(0), stretch.std(0), stretch.max(0), *parts, [np.log(last - first)]])
@@ -139,8 +144,7 @@ class SecondOpinion:
         for d in detections:
             start, end = grid.seconds_to_index(d.start), grid.seconds_to_index(d.end)
             # the stretch alone goes through `standardize` (a per-channel affine map): a long video is not copied
-            first = int(np.clip(np.floor(start), 0, len(features) - 1))
-            last = int(np.clip(np.ceil(end), first + 1, len(features)))
+            first, last = stretch_steps(start, end, len(features))
             stretch = features[first:last] if standardize is None else standardize(features[first:last])
             descriptors.append(segment_descriptor(stretch, start - first, end - first))
         probability = self.classifier.probabilities(np.stack(descriptors))
