@@ -48,6 +48,13 @@ each variant, the score threshold is tuned on val (as training does) and applied
   On the demo most errors are one exercise taken for another at a true gesture: this asks whether a
   whole-gesture view of the class, which the detector's points do not have, separates them. The
   classifier's accuracy on the val and test gestures (true ends) is kept as `segment_classifier_accuracy`.
+- `threshold_*`: other rules for the score threshold, all tuned on val alone, against `oracle_threshold`
+  (the threshold tuned on test), which narrows the seed spread on the demo: whether a steadier rule on val
+  gets some of that. `threshold_plateau_X`: the median of the thresholds whose val F1 is within X of the
+  best (the argmax of a small val is one draw); `threshold_smoothed_W`: the argmax of the val F1 curve
+  averaged over W neighbouring thresholds on each side; `threshold_relative_topK`: every video's scores
+  divided by the mean of its K highest before tuning and applying (label-free at detection time, so a
+  subject whose scores run lower than val's keeps its gestures).
 - `across_classes_tiou_X`: the run's own detections, then one gesture at a time: going down the ranked
   list, a detection is dropped when a kept, higher one of another class overlaps it by a tIoU >= X
   (`suppressed_across_classes`). On the demo most errors are one exercise taken for another at a true
@@ -73,6 +80,7 @@ import torch
 from mgrec.data.annotations import load_annotations
 from mgrec.data.datasets import VideoSample
 from mgrec.data.transforms import resample_steps
+from mgrec.evaluate.analysis import f1_threshold_curve
 from mgrec.evaluate.average_precision import average_precision
 from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tune_score_threshold
 from mgrec.evaluate.matching import tiou
@@ -91,8 +99,11 @@ TIME_SCALES = (0.8, 1.25)
 LOGIT_ADJUSTMENTS = (-0.25, 0.25, 0.5, 1.0)
 PASSES = (1, 2, 8, 16)
 SEGMENT_WEIGHTS = (0.25, 0.5)
+THRESHOLD_PLATEAUS = (0.01, 0.03)
+THRESHOLD_SMOOTHING = (20, 40)
+THRESHOLD_TOP = (5, 20)
 GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes", "logit_adjustment",
-          "averaged_checkpoints", "passes", "segment_classifier")
+          "averaged_checkpoints", "passes", "segment_classifier", "threshold_rules")
 
 
 def split_detections(detector: OfflineDetector, data: SplitData,
@@ -190,6 +201,36 @@ def segment_rescored(split: tuple[dict, dict[str, list[Detection]]], data: Split
     samples = {sample.video_id: sample for sample in data.samples}
     return gt, {video_id: opinion.rescored(detections, samples[video_id].features, samples[video_id].grid)
                 for video_id, detections in ranked.items()}
+
+
+def plateau_threshold(gt: dict, ranked: dict, drop: float) -> float:
+    """The median of the thresholds whose F1 on (gt, ranked) is within `drop` of the best."""
+    curve = f1_threshold_curve(gt, ranked)
+    return float(np.median(curve.thresholds[curve.f1 >= curve.f1.max() - drop]))
+
+
+def smoothed_threshold(gt: dict, ranked: dict, width: int) -> float:
+    """The threshold at the highest point of the F1 curve averaged over `width` neighbours on each side
+    (the highest such threshold on ties)."""
+    curve = f1_threshold_curve(gt, ranked)
+    smooth = np.convolve(np.pad(curve.f1, width, mode="edge"), np.ones(2 * width + 1) / (2 * width + 1), "valid")
+    return float(curve.thresholds[np.flatnonzero(smooth == smooth.max()).max()])
+
+
+def relative_scores(ranked: dict[str, list[Detection]], top: int) -> dict[str, list[Detection]]:
+    """Every video's detection scores divided by the mean of its `top` highest."""
+    out = {}
+    for video_id, detections in ranked.items():
+        highest = sorted((d.score for d in detections), reverse=True)[:top]
+        scale = statistics.fmean(highest) if highest else 1.0
+        out[video_id] = [dataclasses.replace(d, score=d.score / scale) for d in detections]
+    return out
+
+
+def at_threshold(val: tuple[dict, dict], test: tuple[dict, dict], threshold: float) -> dict:
+    """Val and test strict F1 at a given score threshold."""
+    return {split: f1_strict(gt, apply_score_threshold(ranked, threshold)).overall.f1
+            for split, (gt, ranked) in (("val", val), ("test", test))}
 
 
 def averaged_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -324,6 +365,15 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
             variants[f"segment_classifier_w{weight:g}"] = val_tuned(
                 segment_rescored(own_val, val_data, classifier, weight),
                 segment_rescored(own_test, test_data, classifier, weight), rare, len(detector.classes))
+    if "threshold_rules" in groups:
+        for drop in THRESHOLD_PLATEAUS:
+            variants[f"threshold_plateau_{drop:g}"] = at_threshold(own_val, own_test, plateau_threshold(*own_val, drop))
+        for width in THRESHOLD_SMOOTHING:
+            variants[f"threshold_smoothed_{width}"] = at_threshold(own_val, own_test,
+                                                                   smoothed_threshold(*own_val, width))
+        for top in THRESHOLD_TOP:
+            variants[f"threshold_relative_top{top}"] = val_tuned(*((gt, relative_scores(ranked, top))
+                                                                   for gt, ranked in (own_val, own_test)))
     for iou in ACROSS_CLASS_IOUS if "across_classes" in groups else []:
         val, test = ((gt, {v: suppressed_across_classes(r, iou) for v, r in ranked.items()})
                      for gt, ranked in (own_val, own_test))

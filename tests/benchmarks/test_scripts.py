@@ -567,7 +567,9 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
                        "time_scale_0.8", "time_scale_1.25", "time_scales_fused", "logit_adjustment_0",
                        "logit_adjustment_-0.25", "logit_adjustment_0.25", "logit_adjustment_0.5", "logit_adjustment_1",
                        "averaged_checkpoints", "passes_1", "passes_2", "passes_8", "passes_16",
-                       "segment_classifier_w0", "segment_classifier_w0.25", "segment_classifier_w0.5"}
+                       "segment_classifier_w0", "segment_classifier_w0.25", "segment_classifier_w0.5",
+                       "threshold_plateau_0.01", "threshold_plateau_0.03", "threshold_smoothed_20",
+                       "threshold_smoothed_40", "threshold_relative_top5", "threshold_relative_top20"}
     # no second opinion is the run's own setting; the classifier's accuracy on true gestures is kept beside
     assert {split: f1["segment_classifier_w0"][split] for split in ("val", "test")} == f1["shift_0"]
     assert set(f1["segment_classifier_w0.25"]) == {"val", "test", "val_rare_f1", "test_rare_f1", "val_average_mAP",
@@ -681,6 +683,26 @@ def test_time_scaled_detection_maps_back_onto_the_video_grid():
     edges = Detection("v", 0.0, grid.covered_seconds(9), 0, "x", 0.9, 0, 0)  # all of 9 steps resampled by 0.8
     clipped = levers.scaled_back(edges, 0.8, grid, duration=grid.covered_seconds(11))
     assert clipped.start == 0.0 and clipped.end <= grid.covered_seconds(11) and clipped.start_frame >= 0
+
+
+def test_threshold_rules_on_a_hand_made_f1_curve():
+    """Five detections of one class on five gestures, scores 0.9..0.5, the third (0.7) a miss: thresholds
+    0.9, 0.8, 0.7, 0.6, 0.5 give F1 2/6, 4/7, 4/8, 6/9, 8/10; best 0.8 at 0.5."""
+    from mgrec.records import Detection, Segment
+
+    levers = load_script("after_training")
+    gt = {"v": [Segment("v", 10.0 * i, 10.0 * i + 5, 0, "x") for i in range(5)]}
+    ranked = {"v": [Detection("v", 10.0 * i + (100 if i == 2 else 0), 10.0 * i + 5 + (100 if i == 2 else 0), 0, "x",
+                              0.9 - 0.1 * i) for i in range(5)]}
+    assert levers.plateau_threshold(gt, ranked, 0.0) == pytest.approx(0.5)
+    # within 0.14 of 0.8: 0.8 (at 0.5) and 0.667 (at 0.6); their median
+    assert levers.plateau_threshold(gt, ranked, 0.14) == pytest.approx(0.55)
+    # averaged over one neighbour each side (edges repeated): 0.5 -> (0.667 + 0.8 + 0.8) / 3 is the highest
+    assert levers.smoothed_threshold(gt, ranked, 1) == pytest.approx(0.5)
+    # divided by the mean of the two highest scores (0.85): the order is kept, the top is near 1
+    relative = levers.relative_scores(ranked, 2)["v"]
+    assert [d.score for d in relative] == pytest.approx([s / 0.85 for s in (0.9, 0.8, 0.7, 0.6, 0.5)])
+    assert levers.relative_scores({"w": []}, 2) == {"w": []}
 
 
 def test_val_crossfit_scores_each_rule_on_the_half_it_did_not_choose_on():
