@@ -430,3 +430,18 @@ def test_set_on_a_list_item_says_to_give_the_whole_list(tmp_path):
     assert str(error.value) == (
         "--set 'data.streams[0].stride=8': streams[0] is an item of a list, which --set cannot change alone; give "
         "the whole list (--set 'data.streams=[...]') or edit it in the config")
+
+
+def test_per_class_thresholds_are_checked_by_key(tmp_path):
+    path = write(tmp_path, "c.yaml", "model:\n  num_classes: 3\npostprocess:\n  class_thresholds: [0.2, 0.3, 0.4]\n")
+    assert load_config(path).postprocess.class_thresholds == [0.2, 0.3, 0.4]
+    with pytest.raises(InputError, match=r"\[postprocess.thresholds\]: expected one of global, per_class, got "
+                                         r"'perclass'; did you mean 'per_class'\?"):
+        load_config(path, ["postprocess.thresholds=perclass"])
+    with pytest.raises(InputError, match=r"\[postprocess.class_thresholds\]: 2 thresholds for 3 classes"):
+        load_config(path, ["postprocess.class_thresholds=[0.1,0.2]"])
+    with pytest.raises(InputError,
+                       match=r"\[postprocess.class_thresholds\[2\]\]: expected a score in \[0, 1\], got 1.5"):
+        load_config(path, ["postprocess.class_thresholds=[0.1,0.2,1.5]"])
+    with pytest.raises(InputError, match=r"\[postprocess.threshold_shrinkage\]: expected a number >= 0"):
+        load_config(path, ["postprocess.threshold_shrinkage=-1"])

@@ -567,7 +567,7 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
 
 
 def cmd_evaluate(args) -> None:
-    from mgrec.evaluate.scoring import check_tuning_split, format_score_table
+    from mgrec.evaluate.scoring import bar_of, check_tuning_split, format_score_table
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.run import RunDir
 
@@ -581,7 +581,8 @@ def cmd_evaluate(args) -> None:
     run = RunDir(run_dir)
     tuned = result["threshold_tuned_on"]
     print(f"evaluated {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint} "
-          f"and {result['inference_precision']} inference (score threshold {result['score_threshold']:.4g}, "
+          f"and {result['inference_precision']} inference ("
+          f"{'score threshold' if result.get('class_thresholds') is None else 'score >='} {bar_of(result)}, "
           f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
           f"wrote {run.eval_path(args.split, args.checkpoint)} and {run.detections_path(args.split, args.checkpoint)}")
 

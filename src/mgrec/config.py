@@ -225,6 +225,7 @@ class TrainConfig:
 BALANCE_METHODS = ("none", "eq1", "repeat_factor", "adaptive")
 # data.normalize: features as read, or each video standardised by its own statistics (mgrec.data.normalize)
 NORMALIZE_MODES = ("none", "video")
+THRESHOLD_RULES = ("global", "per_class")  # postprocess.thresholds
 
 
 @dataclass
@@ -284,6 +285,13 @@ class PostprocessConfig:
     min_duration: float = _doc(0.05, "candidates not longer than this many feature steps are dropped")
     score_threshold: float = _doc(0.3, "the hard set (F1) keeps detections scoring at least this; training replaces "
                                        "it with the value tuned on val")
+    thresholds: str = _doc("global", "what training tunes on val for the hard set: global (one score threshold) or "
+                                     "per_class (one per class as well, in class_thresholds)")
+    threshold_shrinkage: float = _doc(10.0, "per_class: a class's threshold is pulled toward the global one, (n t_c "
+                                            "+ k t) / (n + k), n its val instances and k this")
+    class_thresholds: list[float] | None = _doc(None, "one score threshold per class (by label id) for the hard set "
+                                                      "instead of score_threshold; training with thresholds: per_class "
+                                                      "replaces it with the values tuned on val; null: score_threshold")
     shifted_passes: int = _doc(1, "offline detection (and validation) runs the network this many times, on the "
                                   "features from step 0, 1, ... on, and fuses the passes' detections as `mgrec "
                                   "ensemble --fusion detections` does (the pyramid's stride-2 levels see another "
@@ -785,6 +793,19 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
                          f"got {_short(config.data.normalize)}{hint}")
     if config.postprocess.nms not in ("soft", "hard"):
         raise InputError(f"{at('postprocess.nms')}: expected 'soft' or 'hard', got {_short(config.postprocess.nms)}")
+    if config.postprocess.thresholds not in THRESHOLD_RULES:
+        close = difflib.get_close_matches(str(config.postprocess.thresholds), THRESHOLD_RULES, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"{at('postprocess.thresholds')}: expected one of {', '.join(THRESHOLD_RULES)}, "
+                         f"got {_short(config.postprocess.thresholds)}{hint}")
+    class_thresholds = config.postprocess.class_thresholds
+    if class_thresholds is not None and len(class_thresholds) != m.num_classes:
+        raise InputError(f"{at('postprocess.class_thresholds', 'model.num_classes')}: {len(class_thresholds)} "
+                         f"thresholds for {m.num_classes} classes; expected one per class, or null")
+    for label_id, threshold in enumerate(class_thresholds or []):
+        if not 0 <= threshold <= 1:
+            raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score in [0, 1], "
+                             f"got {_short(threshold)}")
     if config.train.precision not in PRECISIONS:
         raise InputError(f"{at('train.precision')}: expected one of {', '.join(PRECISIONS)}, "
                          f"got {_short(config.train.precision)}")
@@ -927,7 +948,7 @@ _NUMBER_RULES = {
     "postprocess.pre_nms_thresh": _FRACTION, "postprocess.pre_nms_topk": _POSITIVE,
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
-    "postprocess.score_threshold": _FRACTION,
+    "postprocess.score_threshold": _FRACTION, "postprocess.threshold_shrinkage": _NON_NEGATIVE,
     "postprocess.shifted_passes": (lambda v: 0 < v <= MAX_SHIFTED_PASSES,
                                    f"a number of passes in [1, {MAX_SHIFTED_PASSES}]"),
     "postprocess.second_opinion": (lambda v: 0 <= v < 1, "a weight in [0, 1)"),

@@ -54,10 +54,11 @@ from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_
 # 4: config.yaml has the pseudo_labels section. 5: and data.streams, data.grid_stream, model.fusion, model.stream_dims.
 # 6: end-to-end training (below). 7: config.yaml has train.ema_warmup. 8: and train.select_checkpoint,
 # postprocess.shifted_passes. 9: and data.normalize. 10: and train.compile. 11: and postprocess.second_opinion
-# (with it above 0, the run holds second_opinion.safetensors).
+# (with it above 0, the run holds second_opinion.safetensors). 12: and postprocess.thresholds,
+# threshold_shrinkage, class_thresholds (postprocess.json may hold class_thresholds).
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run_dir.py` checks the key sets recorded per format).
-RUN_FORMAT_VERSION = 11
+RUN_FORMAT_VERSION = 12
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
@@ -66,12 +67,14 @@ RUN_FORMAT_VERSION = 11
 # the shifted detection passes (`postprocess.shifted_passes`; older runs made one). 9: per-video
 # standardisation of the features (`data.normalize`; older runs read them as they are: "none").
 # 10: the compiled training network (`train.compile`; older runs trained eagerly: false). 11: the whole-gesture
-# classifier's weight (`postprocess.second_opinion`; older runs had none: 0).
+# classifier's weight (`postprocess.second_opinion`; older runs had none: 0). 12: a score threshold per class
+# (`postprocess.thresholds`, `threshold_shrinkage`, `class_thresholds`; older runs had one: global, null).
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone"),
                      7: ("train.ema_warmup",), 8: ("train.select_checkpoint", "postprocess.shifted_passes"),
                      9: ("data.normalize",), 10: ("train.compile",),
-                     11: ("postprocess.second_opinion",)}
+                     11: ("postprocess.second_opinion",),
+                     12: ("postprocess.thresholds", "postprocess.threshold_shrinkage", "postprocess.class_thresholds")}
 CHECKPOINT_NAMES = ("best", "last")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in
@@ -381,11 +384,17 @@ class RunDir:
         return classes
 
     def read_postprocess(self, config: Config) -> PostprocessConfig:
-        """The config's post-processing with the score threshold tuned on val (when training tuned one)."""
+        """The config's post-processing with the score threshold tuned on val (when training tuned one), and the
+        per-class thresholds tuned with it (`postprocess.thresholds: per_class`; a run of format 11 or older
+        has none)."""
         tuned = self.read_tuning()
         if tuned is None:
             return config.postprocess
-        return replace(config.postprocess, score_threshold=tuned["score_threshold"])
+        per_class = tuned.get("class_thresholds", config.postprocess.class_thresholds)
+        if per_class is not None and len(per_class) != config.model.num_classes:
+            raise InputError(f"{self.postprocess_path} [class_thresholds]: {len(per_class)} thresholds, but the "
+                             f"run's config.yaml has model.num_classes={config.model.num_classes}")
+        return replace(config.postprocess, score_threshold=tuned["score_threshold"], class_thresholds=per_class)
 
     def read_tuning(self) -> dict | None:
         """postprocess.json: {score_threshold, tuned_on, selected_epoch, ...}, or None when absent."""
@@ -397,7 +406,13 @@ class RunDir:
             raise InputError(
                 f"{self.postprocess_path} [score_threshold]: expected a number in [0, 1] (the threshold tuned on val)"
             )
-        return {**tuned, "score_threshold": float(threshold)}
+        per_class = tuned.get("class_thresholds")
+        if per_class is not None and not (isinstance(per_class, list)
+                                          and all(is_number(t) and 0.0 <= t <= 1.0 for t in per_class)):
+            raise InputError(f"{self.postprocess_path} [class_thresholds]: expected null or a list of numbers in "
+                             f"[0, 1] (one threshold per class, tuned on val), got {brief(per_class)}")
+        return {**tuned, "score_threshold": float(threshold),
+                **({} if per_class is None else {"class_thresholds": [float(t) for t in per_class]})}
 
     def read_weights(self, checkpoint: str = "best", use_ema: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
         """State dict of a checkpoint (its EMA copy when present and `use_ema`) and its metadata."""

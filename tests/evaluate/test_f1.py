@@ -15,6 +15,7 @@ from mgrec.evaluate.f1 import (
     hard_set,
     tune_class_thresholds,
     tune_score_threshold,
+    tune_thresholds,
 )
 from mgrec.evaluate.matching import tiou
 from mgrec.records import Detection, Segment
@@ -306,3 +307,13 @@ def test_unshrunk_class_thresholds_never_lower_the_f1_of_the_global_threshold(ra
     thresholds = tune_class_thresholds(gt, pred, 3, glob, shrinkage=0.0)
     global_f1 = f1_strict(gt, apply_score_threshold(pred, glob)).overall.f1
     assert f1_strict(gt, apply_score_threshold(pred, glob, thresholds)).overall.f1 >= global_f1 - 1e-12
+
+
+def test_tune_thresholds_follows_the_configured_rule():
+    gt, pred = _two_class_case()
+    glob = tune_score_threshold(gt, pred)
+    assert tune_thresholds(gt, pred, 2, "global") == (glob, None)
+    assert tune_thresholds(gt, pred, 2, "per_class", shrinkage=3.0) == (
+        glob, tune_class_thresholds(gt, pred, 2, glob, 3.0))
+    with pytest.raises(InputError, match="'global' or 'per_class'"):
+        tune_thresholds(gt, pred, 2, "per-class")

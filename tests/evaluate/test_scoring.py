@@ -35,7 +35,8 @@ RANKED = {
 }
 
 CONTRACT_KEYS = {
-    "split", "num_videos", "num_ground_truth", "num_predictions", "score_threshold", "f1", "precision", "recall",
+    "split", "num_videos", "num_ground_truth", "num_predictions", "score_threshold", "class_thresholds", "f1",
+    "precision", "recall",
     "f1_miga", "precision_miga", "recall_miga", "mAP", "average_mAP", "per_class", "confusion",
 }
 
@@ -137,3 +138,16 @@ def test_coverage_note_says_how_many_scored_videos_the_predictions_never_saw():
     assert note.startswith("predictions cover 1 of 8 videos; the other 7 (v1, v2, v3, v4, v5, ...)")
     # the score itself is unchanged by the note: b is still all missed
     assert score(GT, RANKED, CLASSES, 0.5)["recall"] == 0.25
+
+
+def test_per_class_thresholds_cut_each_class_at_its_own_bar():
+    # x at 0.15 keeps both x detections (one finds [40, 50]); y and z at 0.95 keep none
+    result = score(GT, RANKED, CLASSES, score_threshold=0.5, split="val", class_thresholds=[0.15, 0.95, 0.95])
+    assert result["class_thresholds"] == [0.15, 0.95, 0.95] and result["score_threshold"] == 0.5
+    assert result["num_predictions"] == 3  # x at 0.9, 0.8 and 0.2
+    assert (result["precision"], result["recall"]) == (pytest.approx(2 / 3), 0.5)
+    assert result["per_class"]["x"]["recall"] == 1.0
+    assert "its class's threshold (0.15 to 0.95)" in format_score_table(result)
+    assert score(GT, RANKED, CLASSES, score_threshold=0.5)["class_thresholds"] is None
+    with pytest.raises(InputError, match="expected 3 finite numbers"):
+        score(GT, RANKED, CLASSES, score_threshold=0.5, class_thresholds=[0.1, 0.2])

@@ -631,11 +631,12 @@ def analyze_hard_set(
     bins: Mapping[str, Bins | None] | None = None,
     min_tiou: float = 0.1,
     slices: int = 10,
+    class_thresholds: Sequence[float] | None = None,
 ) -> ErrorAnalysis:
-    """The same analyses at the operating point: the hard set (score >= `score_threshold`) of
-    `ranked`, matched as the one-to-one F1 matches (tIoU > `F1_TIOU_THRESHOLD`), every match
-    counted (no precision floor). Its `missed` segments are exactly those `f1.f1_strict` misses."""
-    hard = apply_score_threshold(ranked, score_threshold)
+    """The same analyses at the operating point: the hard set (score >= `score_threshold`, or >= their
+    class's `class_thresholds`) of `ranked`, matched as the one-to-one F1 matches (tIoU > `F1_TIOU_THRESHOLD`),
+    every match counted (no precision floor). Its `missed` segments are exactly those `f1.f1_strict` misses."""
+    hard = apply_score_threshold(ranked, score_threshold, class_thresholds)
     result = analyze(gt, hard, video_durations, tiou=F1_TIOU_THRESHOLD, bins=bins, min_tiou=min_tiou,
                      fn_min_precision=0.0, slices=slices, comparison=">")
     return replace(result, which=HARD_SET, score_threshold=float(score_threshold))

@@ -281,3 +281,21 @@ def tune_class_thresholds(
     # (n t_c + k t) / (n + k), written so that k = 0 gives t_c exactly
     return [t + shrinkage * (global_threshold - t) / (n + shrinkage) if n + shrinkage > 0 else float(global_threshold)
             for n, t in zip(num_gt, thresholds)]
+
+
+def tune_thresholds(
+    gt: Mapping[str, list[Segment]],
+    ranked_pred: Mapping[str, list[Detection]],
+    num_classes: int,
+    rule: str = "global",
+    shrinkage: float = 10.0,
+) -> tuple[float, list[float] | None]:
+    """The hard set's bars tuned on this data, as `postprocess.thresholds` asks: the global score threshold
+    (`tune_score_threshold`) and, for rule "per_class", one per class (`tune_class_thresholds`, shrunk toward
+    the global one by `shrinkage`); None for "global"."""
+    if rule not in ("global", "per_class"):
+        raise InputError(f"threshold rule must be 'global' or 'per_class', got {rule!r}")
+    threshold = tune_score_threshold(gt, ranked_pred)
+    if rule == "global":
+        return threshold, None
+    return threshold, tune_class_thresholds(gt, ranked_pred, num_classes, threshold, shrinkage)

@@ -98,15 +98,22 @@ def score(
     classes: list[str],
     score_threshold: float,
     split: str = "",
+    class_thresholds: Sequence[float] | None = None,
 ) -> dict:
     """Every score of `ranked` against `gt` (the keys of the Scores contract).
 
     Videos in `gt` without predictions have none; predictions of videos not in `gt` are an error
     (restrict them first with `restrict_to_videos`). `num_predictions` counts the hard set, the
-    predictions F1 is computed on. AP of a class without ground truth is None (JSON null).
+    predictions F1 is computed on: score >= `score_threshold`, or with `class_thresholds` (one per class,
+    by label id) >= the threshold of the detection's class. AP of a class without ground truth is None
+    (JSON null).
     """
     if not math.isfinite(score_threshold):
         raise InputError(f"score threshold must be a finite number, got {score_threshold}")
+    if class_thresholds is not None and (len(class_thresholds) != len(classes)
+                                         or not all(math.isfinite(t) for t in class_thresholds)):
+        raise InputError(f"per-class score thresholds: expected {len(classes)} finite numbers (one per class), "
+                         f"got {list(class_thresholds)}")
     unknown = sorted(set(ranked) - set(gt))
     if unknown:
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
@@ -123,7 +130,7 @@ def score(
         _check_labels(items, classes, "prediction", video_id)
 
     ranked = restrict_to_videos(ranked, gt)
-    hard = apply_score_threshold(ranked, score_threshold)
+    hard = apply_score_threshold(ranked, score_threshold, class_thresholds)
     strict = f1_strict(gt, hard, F1_TIOU_THRESHOLD)
     miga = f1_miga(gt, hard, F1_TIOU_THRESHOLD)
     ap = average_precision(gt, ranked, len(classes))
@@ -149,6 +156,7 @@ def score(
         "num_ground_truth": num_ground_truth,
         "num_predictions": strict.overall.num_pred,
         "score_threshold": float(score_threshold),
+        "class_thresholds": None if class_thresholds is None else [float(t) for t in class_thresholds],
         "f1": strict.overall.f1,
         "precision": strict.overall.precision,
         "recall": strict.overall.recall,
@@ -162,6 +170,14 @@ def score(
     }
 
 
+def bar_of(result: dict) -> str:
+    """The hard set's bar of a scores dict in words: its score threshold, or its per-class thresholds."""
+    per_class = result.get("class_thresholds")
+    if per_class:
+        return f"its class's threshold ({min(per_class):.4g} to {max(per_class):.4g})"
+    return f"{result['score_threshold']:.4g}"
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
@@ -171,7 +187,7 @@ def format_score_table(result: dict) -> str:
     maps = "  ".join(f"@{key} {_percent(value)}" for key, value in result["mAP"].items())
     lines = [
         f"split {result['split'] or '-'}: {result['num_videos']} videos, {result['num_ground_truth']} ground-truth "
-        f"segments, {result['num_predictions']} predictions with score >= {result['score_threshold']:.4g}",
+        f"segments, {result['num_predictions']} predictions with score >= {bar_of(result)}",
         f"F1 (one-to-one) {_percent(result['f1'])}  precision {_percent(result['precision'])}  "
         f"recall {_percent(result['recall'])}",
         f"F1 (MiGA rule)  {_percent(result['f1_miga'])}  precision {_percent(result['precision_miga'])}  "

@@ -34,6 +34,7 @@ class DetectSummary:
     score_threshold: float  # the hard set's bar: the F1 threshold of the run
     threshold_tuned_on: str | None  # the split it was tuned on (None: the config's threshold)
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
+    class_thresholds: list[float] | None = None  # the bar of each class instead, where the run tuned them
 
     @property
     def set_name(self) -> str:
@@ -45,8 +46,9 @@ class DetectSummary:
         if self.ranked:
             which = "the ranked list (every detection, for mAP; without --all: the hard set)"
         else:
-            which = (f"the hard set (score >= {self.score_threshold:.4g}, the F1 threshold {tuned}; "
-                     "--all writes the ranked list, for mAP)")
+            bar = (f"{self.score_threshold:.4g}, the F1 threshold" if self.class_thresholds is None else
+                   f"its class's threshold, {min(self.class_thresholds):.4g} to {max(self.class_thresholds):.4g},")
+            which = f"the hard set (score >= {bar} {tuned}; --all writes the ranked list, for mAP)"
         return (f"wrote {self.path}: {self.detections} detections in {self.videos} videos "
                 f"({self.precision} inference), {which}")
 
@@ -87,7 +89,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         fps_by_video[path.stem] = detector.grid(video_fps).fps
     out = Path(out)
     summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
-                            detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision)
+                            detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
+                            detector.postprocess.class_thresholds)
     if fmt == "json":
         save_predictions(results, out, info=predictions_info(detector, ranked))
     elif fmt == "csv":
@@ -98,14 +101,17 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
 
 
 def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float | None = None,
-                     tuned_on: str | None = None) -> dict:
-    """The `mgrec` block of a results JSON: which set it holds, where its threshold comes from, and the
-    precision of the network's forward pass ("fp32" or "bf16").
+                     tuned_on: str | None = None, class_thresholds: list[float] | None = None) -> dict:
+    """The `mgrec` block of a results JSON: which set it holds, where its thresholds come from (the score
+    threshold, and the per-class ones where the run tuned them), and the precision of the network's forward
+    pass ("fp32" or "bf16").
 
-    `threshold`, `tuned_on`: a threshold other than the run's (re-tuned by `evaluate --tune-on`)."""
+    `threshold`, `tuned_on`, `class_thresholds`: thresholds other than the run's (re-tuned by `evaluate
+    --tune-on`)."""
     return {
         "set": "ranked" if ranked else "hard",
         "score_threshold": detector.postprocess.score_threshold if threshold is None else threshold,
+        "class_thresholds": detector.postprocess.class_thresholds if threshold is None else class_thresholds,
         "threshold_tuned_on": detector.threshold_tuned_on if threshold is None else tuned_on,
         "run": str(detector.run_dir),
         "checkpoint": detector.checkpoint,

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from mgrec.data.annotations import load_annotations
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import tune_score_threshold
+from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_split, score
 from mgrec.infer.detect import predictions_info
@@ -138,14 +138,16 @@ def evaluate_run(
     elif detector.config.end_to_end:
         raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
                          "(`mgrec evaluate` does so)")
-    threshold, tuned_on = detector.postprocess.score_threshold, detector.threshold_tuned_on
+    post = detector.postprocess
+    threshold, class_thresholds, tuned_on = post.score_threshold, post.class_thresholds, detector.threshold_tuned_on
     check_tuning_split(tune_on, split)
-    if tune_on is not None:
+    if tune_on is not None:  # re-tuned by the run's own rule (postprocess.thresholds)
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
-        threshold, tuned_on = tune_score_threshold(tune_gt, tune_ranked), tune_on
+        (threshold, class_thresholds), tuned_on = tune_thresholds(tune_gt, tune_ranked, len(detector.classes),
+                                                                  post.thresholds, post.threshold_shrinkage), tune_on
     gates = GateTally.of(detector)
     ranked, ground_truth = detect_split(detector, split, progress, gates)
-    result = score(ground_truth, ranked, detector.classes, threshold, split=split)
+    result = score(ground_truth, ranked, detector.classes, threshold, split=split, class_thresholds=class_thresholds)
     if gates is not None:
         result["fusion_gates"] = gates.result()
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
@@ -154,7 +156,8 @@ def evaluate_run(
     result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(run.path),
                    "inference_precision": detector.precision, "provenance": provenance(command)})
     run.write_eval(split, result, checkpoint)
-    info = {**predictions_info(detector, ranked=True, threshold=threshold, tuned_on=tuned_on),
+    info = {**predictions_info(detector, ranked=True, threshold=threshold, tuned_on=tuned_on,
+                               class_thresholds=class_thresholds),
             "split": split, "provenance": result["provenance"]}
     save_predictions(ranked, run.detections_path(split, checkpoint), info=info)
     return result

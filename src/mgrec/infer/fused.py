@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mgrec.config import to_dict
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import tune_score_threshold
+from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
@@ -98,8 +98,12 @@ def tune_on_val(out: RunDir, log) -> dict | None:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         out.write_tuning({**tuning, "tuned_on": None})
         return None
-    threshold = tune_score_threshold(ground_truth, ranked)
-    result = score(ground_truth, ranked, detector.classes, threshold, split=config.data.val_split)
+    post = config.postprocess
+    threshold, class_thresholds = tune_thresholds(ground_truth, ranked, len(detector.classes), post.thresholds,
+                                                  post.threshold_shrinkage)
+    result = score(ground_truth, ranked, detector.classes, threshold, split=config.data.val_split,
+                   class_thresholds=class_thresholds)
     metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
-    out.write_tuning({**tuning, "score_threshold": threshold, "tuned_on": config.data.val_split, "val_scores": metrics})
+    out.write_tuning({**tuning, "score_threshold": threshold, "class_thresholds": class_thresholds,
+                      "tuned_on": config.data.val_split, "val_scores": metrics})
     return metrics

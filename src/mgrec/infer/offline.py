@@ -305,8 +305,11 @@ class OfflineDetector:
                              "(`mgrec detect RUN VIDEO` does)")
 
     def hard_set(self, detections: list[Detection], threshold: float | None = None) -> list[Detection]:
-        """The detections kept for F1: score >= the threshold tuned on val (or `threshold`)."""
-        return hard_set(detections, self.postprocess.score_threshold if threshold is None else threshold)
+        """The detections kept for F1: score >= the threshold tuned on val, or >= their class's where the run
+        tuned one per class (`postprocess.thresholds: per_class`); with `threshold`, score >= it alone."""
+        if threshold is not None:
+            return hard_set(detections, threshold)
+        return hard_set(detections, self.postprocess.score_threshold, self.postprocess.class_thresholds)
 
 
 def feature_files(inputs: list[str | Path], log=None) -> list[Path]:

@@ -20,7 +20,8 @@ The newest `history` feature steps are kept in a bounded buffer, the *window*. E
 network and the post-processing run on the whole window exactly as offline detection runs on a whole
 file (`mgrec.postprocess.video.detect_video`); the detections are shifted from window time to stream
 time (the window starts at stream step `window_start`) and cut to the hard set (score >= the threshold
-tuned on val, `OfflineDetector.postprocess.score_threshold`).
+tuned on val, `OfflineDetector.postprocess.score_threshold`, or the threshold of the detection's class where the
+run tuned one per class).
 
 Time. The stream time `now` of an update is the moment its newest feature became available: the end
 of that feature's frame window, `FeatureGrid.covered_seconds(steps received)`. An emission records
@@ -571,9 +572,12 @@ def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
     A stream makes one pass per update (`shifted_passes` is for offline detection: a fused score is a
     mean over passes, so a candidate below the threshold in one pass could still count). With a second
     opinion (`postprocess.second_opinion` = w > 0) the bar is the least score that can still reach the threshold
-    after it, threshold ** (1 / (1 - w)) (`lowest_score_that_can_pass`).
+    after it, threshold ** (1 / (1 - w)) (`lowest_score_that_can_pass`). With a threshold per class
+    (`postprocess.class_thresholds`) the threshold here is the lowest of them: a candidate below it can reach
+    no class's hard set.
     """
-    threshold = lowest_score_that_can_pass(post.score_threshold, post.second_opinion)
+    lowest = post.score_threshold if post.class_thresholds is None else min(post.class_thresholds)
+    threshold = lowest_score_that_can_pass(lowest, post.second_opinion)
     return replace(
         post,
         pre_nms_thresh=max(post.pre_nms_thresh, threshold * (1 - 1e-6)),

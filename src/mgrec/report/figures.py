@@ -211,10 +211,12 @@ def sensitivity_figure(analysis: ErrorAnalysis) -> Figure:
 
 
 def pr_curves_figure(
-    curves: Mapping[float, Mapping[int, PRCurve]], classes: Sequence[str], score_threshold: float | None = None
+    curves: Mapping[float, Mapping[int, PRCurve]], classes: Sequence[str], score_threshold: float | None = None,
+    class_thresholds: Sequence[float] | None = None,
 ) -> Figure:
     """One panel per class with ground truth: its precision-recall curve at each tIoU, and a dot
-    where the score threshold cuts each curve (the hard set's precision and recall at that tIoU)."""
+    where the score threshold (or, with `class_thresholds`, the class's own) cuts each curve (the hard set's
+    precision and recall at that tIoU)."""
     tious = sorted(curves)
     label_ids = sorted({label_id for by_class in curves.values() for label_id in by_class})
     columns = max(1, min(4, len(label_ids)))
@@ -233,7 +235,8 @@ def pr_curves_figure(
             if curve is None or not len(curve.recall):
                 continue
             axes.plot(curve.recall, 100 * curve.precision, color=color, linewidth=1.2)
-            point = curve.at_threshold(score_threshold) if score_threshold is not None else None
+            bar = class_thresholds[label_id] if class_thresholds is not None else score_threshold
+            point = curve.at_threshold(bar) if bar is not None else None
             if point is not None:
                 axes.plot([point[1]], [100 * point[0]], marker="o", markersize=4.5, color=color,
                           markeredgecolor="black", markeredgewidth=0.7, linestyle="none")
@@ -248,9 +251,10 @@ def pr_curves_figure(
     figure.supxlabel("recall", fontsize=9)
     figure.supylabel("precision (%)", fontsize=9)
     handles = [Line2D([], [], color=color, label=f"tIoU ≥ {tiou:g}") for tiou, color in zip(tious, colors)]
-    if score_threshold is not None:
+    if score_threshold is not None or class_thresholds is not None:
+        bar = f"{score_threshold:.3g}" if class_thresholds is None else "the class's threshold"
         handles.append(Line2D([], [], color="gray", marker="o", markeredgecolor="black", linestyle="none",
-                              label=f"score ≥ {score_threshold:.3g} (the hard set)"))
+                              label=f"score ≥ {bar} (the hard set)"))
     figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
     return figure
 

@@ -46,7 +46,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.files import atomic_write_text, read_json, resolve_path
+from mgrec.files import atomic_write_text, brief, is_number, read_json, resolve_path
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     CHARACTERISTIC_NAMES,
@@ -148,23 +148,32 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     )
 
 
-def read_scores(path: Path) -> dict:
-    """eval_<split>.json, checked for the keys the report shows."""
+def read_scores(path: Path, num_classes: int) -> dict:
+    """eval_<split>.json, checked for the keys the report shows (and its per-class thresholds, where it has them:
+    one number in [0, 1] per class of the run)."""
     if not path.is_file():
         raise InputError(f"{path}: not found; expected the run's scores (written by mgrec evaluate)")
     scores = read_json(path, "scores")
     missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
     if missing:
         raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate")
+    per_class = scores.get("class_thresholds")
+    if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
+                                      and all(is_number(t) and 0 <= t <= 1 for t in per_class)):
+        raise InputError(f"{path} [class_thresholds]: expected null or {num_classes} numbers in [0, 1] (one per "
+                         f"class), got {brief(per_class)}")
     return scores
 
 
-def score_threshold_of(run: RunData) -> float:
-    """The threshold of the hard set: eval_<split>.json's, else the run's tuned one, else the config's."""
+def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
+    """The hard set's score threshold and per-class thresholds (None: the one threshold for all): eval_<split>.json's,
+    else the run's tuned ones, else the config's."""
     eval_path = RunDir(run.run_dir).eval_path(run.split)
     if eval_path.is_file():
-        return float(read_scores(eval_path)["score_threshold"])
-    return RunDir(run.run_dir).read_postprocess(run.config).score_threshold
+        scores = read_scores(eval_path, len(run.classes))
+        return float(scores["score_threshold"]), scores.get("class_thresholds")
+    post = RunDir(run.run_dir).read_postprocess(run.config)
+    return post.score_threshold, post.class_thresholds
 
 
 @dataclass
@@ -177,16 +186,26 @@ class OperatingPoint:
     matches: list[Match]
     matched_gt: dict[str, set[int]] = field(default_factory=dict)  # video -> indices into its segments
     matched_det: dict[str, set[int]] = field(default_factory=dict)  # video -> indices into its hard set
+    class_thresholds: list[float] | None = None  # each class's bar instead of `threshold`, where the run has them
 
     @classmethod
-    def of(cls, run: RunData, threshold: float) -> OperatingPoint:
-        hard = apply_score_threshold(run.ranked, threshold)
+    def of(cls, run: RunData, threshold: float, class_thresholds: list[float] | None = None) -> OperatingPoint:
+        hard = apply_score_threshold(run.ranked, threshold, class_thresholds)
         matches = f1_strict(run.ground_truth, hard, F1_TIOU_THRESHOLD).matches
-        point = cls(threshold, hard, matches, {v: set() for v in run.ground_truth}, {v: set() for v in hard})
+        point = cls(threshold, hard, matches, {v: set() for v in run.ground_truth}, {v: set() for v in hard},
+                    class_thresholds)
         for match in matches:
             point.matched_gt[match.video_id].add(match.gt_index)
             point.matched_det[match.video_id].add(match.pred_index)
         return point
+
+    @property
+    def bar(self) -> str:
+        """The hard set's bar in words, after "score ≥"."""
+        if self.class_thresholds is None:
+            return f"{self.threshold:.4g}"
+        return (f"its class's threshold ({min(self.class_thresholds):.4g} to {max(self.class_thresholds):.4g}, "
+                "tuned per class)")
 
     def missed_per_class(self, run: RunData) -> list[int]:
         missed = [0] * len(run.classes)
@@ -201,9 +220,11 @@ def run_analysis(run: RunData) -> ErrorAnalysis:
     return analyze(run.ground_truth, run.ranked, run.video_durations())
 
 
-def run_hard_set_analysis(run: RunData, threshold: float) -> ErrorAnalysis:
+def run_hard_set_analysis(run: RunData, threshold: float, class_thresholds: list[float] | None = None
+                          ) -> ErrorAnalysis:
     """The same analysis of the hard set, matched as F1 matches it (its misses are the timelines')."""
-    return analyze_hard_set(run.ground_truth, run.ranked, run.video_durations(), threshold)
+    return analyze_hard_set(run.ground_truth, run.ranked, run.video_durations(), threshold,
+                            class_thresholds=class_thresholds)
 
 
 def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None) -> list[Path]:
@@ -214,8 +235,8 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     curves around the operating point; `<split>_analysis.json` holds the numbers of both analyses.
     """
     run = load_run(run_dir, split, annotations)
-    threshold = score_threshold_of(run)
-    ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold)
+    threshold, class_thresholds = hard_set_bar_of(run)
+    ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold, class_thresholds)
     out_dir = run.run_dir / "analysis"
     paths = write_analysis_figures(ranked, out_dir, prefix=f"{split}_")
     paths += write_analysis_figures(hard, out_dir, prefix=f"{split}_hard_set_")
@@ -223,9 +244,10 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     paths += save_figure(f1_threshold_figure(f1_threshold_curve(run.ground_truth, run.ranked), threshold,
                                              tuned_on, split), out_dir / f"{split}_f1_threshold")
     paths += save_figure(pr_curves_figure(precision_recall_curves(run.ground_truth, run.ranked), run.classes,
-                                          threshold), out_dir / f"{split}_pr_curves")
+                                          threshold, class_thresholds), out_dir / f"{split}_pr_curves")
     summary = out_dir / f"{split}_analysis.json"
     atomic_write_text(summary, json.dumps({"split": split, "score_threshold": threshold,
+                                           "class_thresholds": class_thresholds,
                                            "ranked_list": ranked.to_json(), "hard_set": hard.to_json()}, indent=1))
     return [*paths, summary]
 
@@ -304,7 +326,7 @@ def _headline(scores: dict, run: RunData, point: OperatingPoint) -> str:
         f'<div class="cards">{card_html}</div>'
         f'<p class="note">{len(run.ground_truth)} videos, {num_gt} ground-truth '
         f"segments; F1, precision and recall are on the <b>hard set</b>: the "
-        f"{scores['num_predictions']} detections with score ≥ {scores['score_threshold']:.4g}, matched "
+        f"{scores['num_predictions']} detections with score ≥ {_escape(point.bar)}, matched "
         f"one to one (or by the MiGA starter-kit rule) to a segment of the same class with tIoU &gt; "
         f"{F1_TIOU_THRESHOLD:g}. One to one, the hard set misses {missed} of the {num_gt} segments: the "
         f"dashed ground-truth bars of the timelines. mAP is on the <b>ranked list</b> (all "
@@ -460,7 +482,7 @@ def _timelines(run: RunData, point: OperatingPoint) -> str:
     return (
         f"{_legend(run.classes)}"
         '<p class="note">Hover a bar for its class, times, score and best tIoU; mouse wheel zooms, drag pans, '
-        f"double-click resets. Detections are the hard set (score ≥ {point.threshold:.4g}), every one of them: "
+        f"double-click resets. Detections are the hard set (score ≥ {_escape(point.bar)}), every one of them: "
         "detections that overlap get lanes of their own. A dashed red outline marks a missed segment or an "
         f"unmatched detection (one-to-one, same class, tIoU &gt; {F1_TIOU_THRESHOLD:g}).</p>"
         + "".join(sections)
@@ -482,6 +504,11 @@ def _operating_point(run: RunData, scores: dict, point: OperatingPoint, tuned_on
             f"{_percent(used_f1)}; the best threshold on {split} itself would be {best:.4g} with F1 "
             f"{_percent(best_f1)} ({100 * (best_f1 - used_f1):.2f} points more)."
         )
+        if point.class_thresholds is not None:  # the curve moves one threshold for every class
+            summary = (f" This run's hard set takes a threshold per class ({_escape(point.bar)}); the curve moves "
+                       f"one threshold for all classes, and the dashed line is the global one ({where_tuned}) "
+                       f"beside which they were tuned: there F1 on {split} would be {_percent(used_f1)}, the best "
+                       f"single threshold on {split} itself {best:.4g} with F1 {_percent(best_f1)}.")
     f1_figure = _figure_html(
         f1_threshold_figure(curve, point.threshold, tuned_on, run.split),
         "F1 against the score threshold",
@@ -490,7 +517,7 @@ def _operating_point(run: RunData, scores: dict, point: OperatingPoint, tuned_on
         "threshold is not critical.",
     )
     pr_figure = _figure_html(
-        pr_curves_figure(curves, run.classes, point.threshold),
+        pr_curves_figure(curves, run.classes, point.threshold, point.class_thresholds),
         "precision-recall curves per class",
         "Precision against recall of each class's ranked detections, one curve per tIoU threshold of mAP "
         "(ActivityNet matching, tIoU ≥ t); the area under each (interpolated) is that class's AP at t. A dot "
@@ -729,11 +756,12 @@ def write_report(
     """
     run = load_run(run_dir, split, annotations)
     run_files = RunDir(run.run_dir)
-    scores = read_scores(run_files.eval_path(split))
+    scores = read_scores(run_files.eval_path(split), len(run.classes))
     tuning = run_files.read_tuning()
-    point = OperatingPoint.of(run, float(scores["score_threshold"]))
+    point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
     tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)
-    ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold)
+    ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
+                                                                               point.class_thresholds)
     ap = average_precision(run.ground_truth, run.ranked, len(run.classes))
     title = f"mgrec report: {run.config.name} on {split}"
     sections = [

@@ -132,7 +132,8 @@ def shared_second_opinion(members: list[tuple[Path, Config]]) -> SecondOpinion |
 
 def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], out: RunDir, log,
                 second_opinion: SecondOpinion | None = None) -> dict | None:
-    """The ensemble's score threshold, tuned on the val split of the members' data (as training does), on
+    """The ensemble's score threshold (and per-class ones, as the members' `postprocess.thresholds` asks), tuned
+    on the val split of the members' data (as training does), on
     detections rescored by the members' `second_opinion`, if they have one."""
     tuning = to_dict(config)["postprocess"]
     tuning["selected_epoch"] = None
@@ -148,6 +149,7 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
         return None
     result, _ = validate(ensemble, val, config, classes, second_opinion)
     metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
-    out.write_tuning({**tuning, "score_threshold": metrics["score_threshold"], "tuned_on": config.data.val_split,
+    out.write_tuning({**tuning, "score_threshold": metrics["score_threshold"],
+                      "class_thresholds": result["class_thresholds"], "tuned_on": config.data.val_split,
                       "val_scores": metrics})
     return metrics

@@ -32,7 +32,7 @@ from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, side
 from mgrec.data.transforms import CropTransforms
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import tune_score_threshold
+from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
@@ -59,6 +59,7 @@ class TrainResult:
     tuned_on: str | None = None  # the split the score threshold was tuned on (None: no val split)
     rank: int = 0  # under torchrun, only rank 0 validates and knows the selected epoch
     first_epoch: int = 0  # the first epoch this call trained (> 0 after --resume)
+    class_thresholds: list[float] | None = None  # tuned beside the score threshold (postprocess.thresholds: per_class)
 
     def summary(self, next_steps: bool = True) -> str:
         """The readable end of `mgrec train`: time, the selected epoch and its val scores (percent), and
@@ -72,6 +73,8 @@ class TrainResult:
         if self.rank != 0:
             return f"process {self.rank}: {lines[0]}; process 0 wrote the run directory {self.run_dir}"
         m = self.best_metrics
+        per_class = ("" if self.class_thresholds is None else
+                     f" and per-class thresholds {min(self.class_thresholds):.4g} to {max(self.class_thresholds):.4g}")
         if self.tuned_on is None:
             lines.append(f"no val split: kept the last epoch ({self.best_epoch}) and the configured score threshold "
                          f"{m['score_threshold']:.4g}")
@@ -81,7 +84,7 @@ class TrainResult:
             lines.append(
                 f"{which} F1 {_percent(m['f1'])}, "
                 f"F1 (MiGA rule) {_percent(m['f1_miga'])}, average mAP {_percent(m['average_mAP'])} "
-                f"at score threshold {m['score_threshold']:.4g} (tuned on {self.tuned_on})"
+                f"at score threshold {m['score_threshold']:.4g}{per_class} (tuned on {self.tuned_on})"
             )
         lines.append(f"run directory: {self.run_dir}")
         if next_steps:
@@ -147,15 +150,16 @@ class MetricsLog:
 
 def validate(model, split, config: Config, classes: list[str],
              second_opinion: SecondOpinion | None = None) -> tuple[dict, dict]:
-    """Ranked detections on `split` (rescored by the run's `second_opinion`, if any) -> score threshold tuned
-    on it -> scores."""
+    """Ranked detections on `split` (rescored by the run's `second_opinion`, if any) -> score threshold (and, with
+    `postprocess.thresholds: per_class`, one per class) tuned on it -> scores."""
     ranked = {
         s.video_id: detect_video(detector_of(model), sample_features(model, s, config), s.grid, config.postprocess,
                                  classes, s.video_id, second_opinion=second_opinion)
         for s in split.samples
     }
-    threshold = tune_score_threshold(split.ground_truth, ranked)
-    return score(split.ground_truth, ranked, classes, threshold, split="val"), ranked
+    threshold, class_thresholds = tune_thresholds(split.ground_truth, ranked, len(classes),
+                                                  config.postprocess.thresholds, config.postprocess.threshold_shrinkage)
+    return score(split.ground_truth, ranked, classes, threshold, split="val", class_thresholds=class_thresholds), ranked
 
 
 def sample_features(model: torch.nn.Module, sample: VideoSample, config: Config) -> np.ndarray:
@@ -516,6 +520,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                     "epoch": epoch,
                     "value": value,
                     "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
+                    "class_thresholds": result["class_thresholds"],
                 }
                 run.write_weights("best", model, ema, {"epoch": epoch, **best["metrics"]})
         say(line)  # one line per epoch, validated or not
@@ -550,17 +555,20 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                 "epoch": config.train.epochs - 1,
                 "value": None,
                 "metrics": {"score_threshold": config.postprocess.score_threshold},
+                "class_thresholds": config.postprocess.class_thresholds,
             }
             say("no val split: keeping the last epoch and the configured score threshold")
         tuning = to_dict(config)["postprocess"]
         tuning["score_threshold"] = best["metrics"]["score_threshold"]
+        # tuned with the threshold (per_class), else none; a resumed run's record from before them has none
+        tuning["class_thresholds"] = best.get("class_thresholds")
         tuning["selected_epoch"] = best["epoch"]
         tuning["tuned_on"] = config.data.val_split if val_split.samples else None
         run.write_tuning(tuning)
     return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=config.train.epochs,
                        select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
                        tuned_on=config.data.val_split if val_split.samples else None, rank=rank,
-                       first_epoch=start_epoch)
+                       first_epoch=start_epoch, class_thresholds=best.get("class_thresholds"))
 
 
 def training_points(model: torch.nn.Module, config: Config, device: torch.device):

@@ -81,7 +81,10 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
                  log=print) -> tuple[list[VideoSample], dict]:
     """Each file's features with the labelling run's hard set as ground truth; and the record of it."""
     run_config, classes, model = load_run_network(labeller, "best")
-    threshold = min_score if min_score is not None else labeller.read_postprocess(run_config).score_threshold
+    # the labelling run's hard set (its per-class thresholds where it tuned them), or min_score for every class
+    tuned = labeller.read_postprocess(run_config)
+    threshold = min_score if min_score is not None else tuned.score_threshold
+    class_thresholds = tuned.class_thresholds if min_score is None else None
     # a labelling run with a second opinion tuned its threshold on rescored detections: it labels with them too
     weight = run_config.postprocess.second_opinion
     second_opinion = SecondOpinion(run_classifier(labeller, run_config), weight) if weight > 0 else None
@@ -99,12 +102,15 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
         teacher_inputs = inputs if run_config.data.normalize == config.data.normalize else \
             network_inputs(run_config.data.normalize, features)
         kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, path.stem,
-                                     second_opinion=second_opinion), threshold)
+                                     second_opinion=second_opinion), threshold, class_thresholds)
         segments = grid.seconds_to_index(np.array([[d.start, d.end] for d in kept]).reshape(-1, 2))
         labels = np.array([d.label_id for d in kept], dtype=np.int64)
         samples.append(VideoSample(path.stem, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
                                    labels, grid))
         record[path.stem] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
     log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
-        f"{sum(len(v) for v in record.values())} instances (score >= {threshold:.4g})")
-    return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "videos": record}
+        f"{sum(len(v) for v in record.values())} instances (score >= "
+        f"{threshold if class_thresholds is None else min(class_thresholds):.4g}"
+        f"{'' if class_thresholds is None else ' and its class threshold'})")
+    return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "class_thresholds": class_thresholds,
+                     "videos": record}
