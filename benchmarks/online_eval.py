@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
         "compiled_online_network": args.compile,
         PROVENANCE_KEY: provenance(["python", "benchmarks/online_eval.py", *argv], threads=args.threads, device="cpu"),
         "score_threshold": detector.postprocess.score_threshold,
+        "class_thresholds": detector.postprocess.class_thresholds,
         "offline": evaluate_offline(detector, videos),
         "online": [
             evaluate_online(detector, videos, lookahead, args.hop, history, args.compile)

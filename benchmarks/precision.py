@@ -85,11 +85,13 @@ def measure_agreement(run_dir: Path, split: str) -> dict:
         ranked[name], ground_truth = detect_split(detector, split)
         seconds[name] = time.perf_counter() - started
     reference = detectors["fp32"]
-    threshold = reference.postprocess.score_threshold
+    threshold, class_thresholds = reference.postprocess.score_threshold, reference.postprocess.class_thresholds
     videos = load_annotations(reference.config.data.annotations).videos
     step = {v: reference.grid(videos[v].fps).seconds_per_step() for v in ground_truth}  # as detect_split's grids
-    hard = {name: {v: hard_set(d, threshold) for v, d in lists.items()} for name, lists in ranked.items()}
+    hard = {name: {v: hard_set(d, threshold, class_thresholds) for v, d in lists.items()}
+            for name, lists in ranked.items()}
     result = {"run": str(run_dir), "split": split, "videos": len(ground_truth), "score_threshold": threshold,
+              "class_thresholds": class_thresholds,
               "tolerances": {"count_fraction": TOLERANCES.count_fraction,
                              "unmatched_fraction": TOLERANCES.unmatched_fraction, "score": TOLERANCES.score},
               "detect_split_s": seconds}
@@ -99,7 +101,8 @@ def measure_agreement(run_dir: Path, split: str) -> dict:
         result[f"{name}_agreement"] = {**agreement.to_json(), "problems": agreement.problems()}
     result["scores"] = {}
     for name, lists in ranked.items():
-        scores = score(ground_truth, lists, reference.classes, threshold, split=split)
+        scores = score(ground_truth, lists, reference.classes, threshold, split=split,
+                       class_thresholds=class_thresholds)
         result["scores"][name] = {key: scores[key] for key in ("f1", "f1_miga", "average_mAP", "num_predictions")
                                   if key in scores}
     f1 = {name: s["f1"] for name, s in result["scores"].items()}

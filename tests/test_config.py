@@ -440,8 +440,8 @@ def test_per_class_thresholds_are_checked_by_key(tmp_path):
         load_config(path, ["postprocess.thresholds=perclass"])
     with pytest.raises(InputError, match=r"\[postprocess.class_thresholds\]: 2 thresholds for 3 classes"):
         load_config(path, ["postprocess.class_thresholds=[0.1,0.2]"])
-    with pytest.raises(InputError,
-                       match=r"\[postprocess.class_thresholds\[2\]\]: expected a score in \[0, 1\], got 1.5"):
-        load_config(path, ["postprocess.class_thresholds=[0.1,0.2,1.5]"])
+    with pytest.raises(InputError, match=r"\[postprocess.class_thresholds\[2\]\]: expected a score threshold in "
+                                         r"\[0, 2\] \(above 1: none of the class\), got 2.5"):
+        load_config(path, ["postprocess.class_thresholds=[0.1,0.2,2.5]"])
     with pytest.raises(InputError, match=r"\[postprocess.threshold_shrinkage\]: expected a number >= 0"):
         load_config(path, ["postprocess.threshold_shrinkage=-1"])

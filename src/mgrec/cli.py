@@ -539,6 +539,7 @@ def cmd_ensemble(args) -> None:
 
 
 def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None:
+    from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.files import resolve_path
     from mgrec.infer.fused import make_fused_ensemble
     from mgrec.run import next_commands
@@ -560,14 +561,16 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
         print(f"fusing detections: {why}")
     val = result.val_metrics
     scores = (f"val F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
-              f"{100 * val['average_mAP']:.2f}% at score threshold {val['score_threshold']:.4g} (tuned on val)"
+              f"{100 * val['average_mAP']:.2f}% at "
+              f"{threshold_phrase(val['score_threshold'], val.get('class_thresholds'))} (tuned on val)"
               if val else "no val split: the configured score threshold")
     print(f"ensemble of {len(result.members)} runs: {scores}\nrun directory: {result.run_dir}\n"
           f"{next_commands(result.run_dir)}")
 
 
 def cmd_evaluate(args) -> None:
-    from mgrec.evaluate.scoring import bar_of, check_tuning_split, format_score_table
+    from mgrec.evaluate.f1 import threshold_phrase
+    from mgrec.evaluate.scoring import check_tuning_split, format_score_table
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.run import RunDir
 
@@ -582,7 +585,7 @@ def cmd_evaluate(args) -> None:
     tuned = result["threshold_tuned_on"]
     print(f"evaluated {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint} "
           f"and {result['inference_precision']} inference ("
-          f"{'score threshold' if result.get('class_thresholds') is None else 'score >='} {bar_of(result)}, "
+          f"{threshold_phrase(result['score_threshold'], result.get('class_thresholds'))}, "
           f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
           f"wrote {run.eval_path(args.split, args.checkpoint)} and {run.detections_path(args.split, args.checkpoint)}")
 

@@ -803,8 +803,9 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
         raise InputError(f"{at('postprocess.class_thresholds', 'model.num_classes')}: {len(class_thresholds)} "
                          f"thresholds for {m.num_classes} classes; expected one per class, or null")
     for label_id, threshold in enumerate(class_thresholds or []):
-        if not 0 <= threshold <= 1:
-            raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score in [0, 1], "
+        if not 0 <= threshold <= 2:  # above 1: none of the class (tuning puts it just above the class's top score)
+            raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score threshold in "
+                             f"[0, 2] (above 1: none of the class), "
                              f"got {_short(threshold)}")
     if config.train.precision not in PRECISIONS:
         raise InputError(f"{at('train.precision')}: expected one of {', '.join(PRECISIONS)}, "
@@ -964,6 +965,19 @@ _NUMBER_RULES = {
 _TRAINING_RULES = {
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (2**31 - 1)"),
 }
+
+
+def check_same_threshold_rule(members: list[tuple[Path, Config]]) -> None:
+    """InputError naming the first ensemble member whose `postprocess.thresholds` or `threshold_shrinkage` differs
+    from the first member's: an ensemble tunes its thresholds on val by one rule, taken from its members."""
+    (first, config), *others = members
+    for path, other in others:
+        for key in ("thresholds", "threshold_shrinkage"):
+            a, b = getattr(config.postprocess, key), getattr(other.postprocess, key)
+            if a != b:
+                raise InputError(f"{path} [postprocess.{key}]: {_short(b)}, but {first} has {_short(a)}; an "
+                                 "ensemble tunes its score thresholds on val by one rule: give runs trained with the "
+                                 "same one")
 
 
 def check_for_training(config: Config) -> None:

@@ -407,10 +407,11 @@ class RunDir:
                 f"{self.postprocess_path} [score_threshold]: expected a number in [0, 1] (the threshold tuned on val)"
             )
         per_class = tuned.get("class_thresholds")
+        # a class best served by none of its detections gets a bar just above its highest score, which may be 1
         if per_class is not None and not (isinstance(per_class, list)
-                                          and all(is_number(t) and 0.0 <= t <= 1.0 for t in per_class)):
+                                          and all(is_number(t) and 0.0 <= t <= 2.0 for t in per_class)):
             raise InputError(f"{self.postprocess_path} [class_thresholds]: expected null or a list of numbers in "
-                             f"[0, 1] (one threshold per class, tuned on val), got {brief(per_class)}")
+                             f"[0, 2] (one threshold per class, tuned on val), got {brief(per_class)}")
         return {**tuned, "score_threshold": float(threshold),
                 **({} if per_class is None else {"class_thresholds": [float(t) for t in per_class]})}
 

@@ -310,10 +310,14 @@ def test_unshrunk_class_thresholds_never_lower_the_f1_of_the_global_threshold(ra
 
 
 def test_tune_thresholds_follows_the_configured_rule():
+    from mgrec.config import PostprocessConfig
+
     gt, pred = _two_class_case()
     glob = tune_score_threshold(gt, pred)
-    assert tune_thresholds(gt, pred, 2, "global") == (glob, None)
-    assert tune_thresholds(gt, pred, 2, "per_class", shrinkage=3.0) == (
-        glob, tune_class_thresholds(gt, pred, 2, glob, 3.0))
+    assert tune_thresholds(gt, pred, 2, PostprocessConfig()) == (glob, None)
+    # global tuning keeps bars set by hand
+    assert tune_thresholds(gt, pred, 2, PostprocessConfig(class_thresholds=[0.3, 0.4])) == (glob, [0.3, 0.4])
+    per_class = PostprocessConfig(thresholds="per_class", threshold_shrinkage=3.0, class_thresholds=[0.3, 0.4])
+    assert tune_thresholds(gt, pred, 2, per_class) == (glob, tune_class_thresholds(gt, pred, 2, glob, 3.0))
     with pytest.raises(InputError, match="'global' or 'per_class'"):
-        tune_thresholds(gt, pred, 2, "per-class")
+        tune_thresholds(gt, pred, 2, PostprocessConfig(thresholds="per-class"))

@@ -17,7 +17,7 @@ from mgrec.infer.detect import detect_files
 from mgrec.infer.evaluate_run import detect_split, evaluate_run
 from mgrec.infer.offline import OfflineDetector
 from mgrec.infer.online import OnlineDetector
-from mgrec.report.html import write_report
+from mgrec.report.html import analyze_run, write_report
 from mgrec.run import RunDir
 from mgrec.train.ensemble import make_ensemble
 from mgrec.train.loop import train
@@ -30,7 +30,7 @@ def per_class_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("class-thresholds")
     paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=3, feature_dim=16, length=160,
                                    subsets=("train", "train", "val", "test"))
-    config = small_config(paths, seed=5, max_seq_len=128,
+    config = small_config(paths, seed=3, max_seq_len=128,
                           train=TrainConfig(epochs=2, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
                                             eval_every=1, ema_decay=0.9),
                           postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100, thresholds="per_class",
@@ -44,13 +44,17 @@ def test_training_tunes_one_threshold_per_class_on_val(per_class_run):
     tuning = json.loads((run_dir / "postprocess.json").read_text())
     per_class = tuning["class_thresholds"]
     assert len(per_class) == 3 and all(0 <= t <= 1 for t in per_class)
-    assert result.class_thresholds == per_class and "per-class thresholds" in result.summary(next_steps=False)
+    assert result.class_thresholds == per_class
+    assert "at score >= its class's threshold" in result.summary(next_steps=False)
     # they are what the rule gives on the selected weights' val detections
     detector = OfflineDetector.from_run(run_dir, device="cpu")
     ranked, gt = detect_split(detector, "val")
-    threshold, expected = tune_thresholds(gt, ranked, 3, "per_class", SHRINKAGE)
+    threshold, expected = tune_thresholds(gt, ranked, 3, detector.postprocess)
     assert tuning["score_threshold"] == pytest.approx(threshold) and per_class == pytest.approx(expected)
     assert detector.postprocess.class_thresholds == per_class
+    assert len(set(per_class)) == 3  # each class got a bar of its own here (this seed; others tie them)
+    # evaluate --tune-on re-tunes them by the run's rule
+    assert evaluate_run(run_dir, split="test", tune_on="val")["class_thresholds"] == pytest.approx(per_class)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +95,12 @@ def test_evaluate_detect_and_report_cut_each_class_at_its_threshold(bars_that_bi
 
     page = write_report(run_dir, split="test").read_text()
     assert "tuned per class" in page and f"{min(bars):.4g} to {max(bars):.4g}" in page
+    # the report's and `analyze`'s hard set is the per-class one
+    assert f"The {kept} detections with score ≥ its class&#x27;s threshold" in page  # the hard set's analysis
+    analyze_run(run_dir, split="test")
+    analysis = json.loads((run_dir / "analysis" / "test_analysis.json").read_text())
+    assert analysis["class_thresholds"] == bars and analysis["hard_set"]["class_thresholds"] == bars
+    assert analysis["hard_set"]["num_predictions"] == kept
 
 
 def test_a_stream_emits_the_per_class_hard_set(bars_that_bite):
@@ -109,12 +119,35 @@ def test_a_stream_emits_the_per_class_hard_set(bars_that_bite):
     assert offline and all(d.score >= detector.postprocess.class_thresholds[d.label_id] for d in emitted)
 
 
-def test_an_ensemble_tunes_per_class_thresholds_as_its_members_do(per_class_run, tmp_path):
+def test_ensembles_tune_per_class_thresholds_as_their_members_do(per_class_run, tmp_path):
+    from mgrec.infer.fused import make_fused_ensemble
+
     run_dir, _, _ = per_class_run
-    make_ensemble([run_dir, run_dir], tmp_path / "ensemble", log=lambda *_: None)
     member = RunDir(run_dir).read_tuning()
-    ensemble = RunDir(tmp_path / "ensemble").read_tuning()
-    assert ensemble["class_thresholds"] == pytest.approx(member["class_thresholds"], abs=1e-6)
+    for name, make in (("outputs", make_ensemble), ("detections", make_fused_ensemble)):
+        make([run_dir, run_dir], tmp_path / name, log=lambda *_: None)
+        ensemble = RunDir(tmp_path / name).read_tuning()  # two identical members: the member's own bars
+        assert ensemble["class_thresholds"] == pytest.approx(member["class_thresholds"], abs=1e-6), name
+    # members tuned by different rules are refused by key, before anything is written
+    other = tmp_path / "global"
+    shutil.copytree(run_dir, other)
+    config = (other / "config.yaml").read_text()
+    (other / "config.yaml").write_text(config.replace("thresholds: per_class", "thresholds: global"))
+    for name, make in (("mixed-outputs", make_ensemble), ("mixed-detections", make_fused_ensemble)):
+        with pytest.raises(InputError, match=r"global \[postprocess.thresholds\]: 'global', but .* has 'per_class'"):
+            make([run_dir, other], tmp_path / name, log=lambda *_: None)
+
+
+def test_bars_set_by_hand_are_kept_by_global_tuning(per_class_run, tmp_path):
+    """`thresholds: global` tunes the global threshold only: per-class bars given in the config stay the hard
+    set's, in validation and after it."""
+    from mgrec.evaluate.f1 import tune_score_threshold
+
+    run_dir, _, _ = per_class_run
+    config = RunDir(run_dir).read_config()
+    post = dataclasses.replace(config.postprocess, thresholds="global", class_thresholds=[0.0, 1.0, 0.5])
+    ranked, gt = detect_split(OfflineDetector.from_run(run_dir, device="cpu"), "val")
+    assert tune_thresholds(gt, ranked, 3, post) == (tune_score_threshold(gt, ranked), [0.0, 1.0, 0.5])
 
 
 def test_a_damaged_record_of_class_thresholds_is_refused_by_key(per_class_run, tmp_path):
@@ -124,16 +157,22 @@ def test_a_damaged_record_of_class_thresholds_is_refused_by_key(per_class_run, t
     tuning = json.loads((copy / "postprocess.json").read_text())
     for bad, message in (([0.1, 0.2], r"postprocess.json \[class_thresholds\]: 2 thresholds, but the run's "
                                       r"config.yaml has model.num_classes=3"),
-                         ([0.1, 0.2, 1.5], r"postprocess.json \[class_thresholds\]: expected null or a list of "
-                                           r"numbers in \[0, 1\]"),
+                         ([0.1, 0.2, 2.5], r"postprocess.json \[class_thresholds\]: expected null or a list of "
+                                           r"numbers in \[0, 2\]"),
                          ("0.3", r"postprocess.json \[class_thresholds\]: expected null")):
         (copy / "postprocess.json").write_text(json.dumps({**tuning, "class_thresholds": bad}))
         with pytest.raises(InputError, match=message):
             OfflineDetector.from_run(copy, device="cpu")
-    # a run of an older format has no record: one threshold for all
+    # a record without the key (a run of format 11 or older) leaves the config's bars: none there, by hand here
     del tuning["class_thresholds"]
     (copy / "postprocess.json").write_text(json.dumps(tuning))
     assert OfflineDetector.from_run(copy, device="cpu").postprocess.class_thresholds is None
+    config = (copy / "config.yaml").read_text()
+    (copy / "config.yaml").write_text(config.replace("class_thresholds: null", "class_thresholds: [0.1, 0.2, 0.3]"))
+    assert OfflineDetector.from_run(copy, device="cpu").postprocess.class_thresholds == [0.1, 0.2, 0.3]
+    # a class best served by none of its detections gets a bar just above its top score, which may pass 1
+    (copy / "postprocess.json").write_text(json.dumps({**tuning, "class_thresholds": [0.1, 1.0000000000000002, 0.3]}))
+    assert OfflineDetector.from_run(copy, device="cpu").postprocess.class_thresholds[1] > 1
 
 
 def test_the_hard_set_is_the_class_wise_cut():

@@ -82,7 +82,7 @@ import numpy as np
 
 from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, interpolated_ap
-from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, F1Result, apply_score_threshold, f1_strict
+from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, F1Result, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import bounds, greedy_match, scores, tiou_above, tiou_at_least, tiou_matrix
 from mgrec.records import Detection, Segment
 
@@ -413,10 +413,14 @@ class ErrorAnalysis:
     false_positives: FalsePositiveProfile
     missed: frozenset[SegmentKey]  # the segments counted as false negatives
     median_lengths: dict[int, float]  # class id -> median segment length (s): relative length's unit
+    class_thresholds: list[float] | None = None  # the hard set's bar per class, where it was cut so
 
     def describe(self) -> str:
-        """"ranked list, tIoU >= 0.5" or "hard set (score >= 0.41), tIoU > 0.3"."""
-        which = self.which if self.score_threshold is None else f"{self.which} (score ≥ {self.score_threshold:.4g})"
+        """"ranked list, tIoU >= 0.5", "hard set (score >= 0.41), tIoU > 0.3" or, cut per class, "hard set (score
+        >= its class's threshold (0.2 to 0.6)), tIoU > 0.3"."""
+        which = self.which
+        if self.score_threshold is not None:
+            which = f"{self.which} (score ≥ {bar_words(self.score_threshold, self.class_thresholds)})"
         return f"{which}, tIoU {'≥' if self.comparison == '>=' else '>'} {self.tiou:g}"
 
     def to_json(self) -> dict:
@@ -429,6 +433,7 @@ class ErrorAnalysis:
             "tiou": self.tiou,
             "comparison": self.comparison,
             "score_threshold": self.score_threshold,
+            "class_thresholds": self.class_thresholds,
             "min_tiou": self.min_tiou,
             "num_ground_truth": self.num_ground_truth,
             "num_predictions": self.num_predictions,
@@ -639,7 +644,8 @@ def analyze_hard_set(
     hard = apply_score_threshold(ranked, score_threshold, class_thresholds)
     result = analyze(gt, hard, video_durations, tiou=F1_TIOU_THRESHOLD, bins=bins, min_tiou=min_tiou,
                      fn_min_precision=0.0, slices=slices, comparison=">")
-    return replace(result, which=HARD_SET, score_threshold=float(score_threshold))
+    return replace(result, which=HARD_SET, score_threshold=float(score_threshold),
+                   class_thresholds=None if class_thresholds is None else [float(t) for t in class_thresholds])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mgrec.config import PostprocessConfig
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import (
     bounds,
@@ -50,6 +51,20 @@ def hard_set(detections: Iterable[Detection], score_threshold: float,
     if class_thresholds is None:
         return [d for d in detections if d.score >= score_threshold]
     return [d for d in detections if d.score >= class_thresholds[d.label_id]]
+
+
+def bar_words(score_threshold: float, class_thresholds: Sequence[float] | None = None) -> str:
+    """The hard set's bar in words, to follow "score >=": "0.41", or "its class's threshold (0.2 to 0.6)"."""
+    if class_thresholds is None:
+        return f"{score_threshold:.4g}"
+    return f"its class's threshold ({min(class_thresholds):.4g} to {max(class_thresholds):.4g})"
+
+
+def threshold_phrase(score_threshold: float, class_thresholds: Sequence[float] | None = None) -> str:
+    """"score threshold 0.41", or "score >= its class's threshold (0.2 to 0.6)" (`bar_words`)."""
+    if class_thresholds is None:
+        return f"score threshold {score_threshold:.4g}"
+    return f"score >= {bar_words(score_threshold, class_thresholds)}"
 
 
 def apply_score_threshold(pred: Mapping[str, list[Detection]], threshold: float,
@@ -283,19 +298,20 @@ def tune_class_thresholds(
             for n, t in zip(num_gt, thresholds)]
 
 
+
 def tune_thresholds(
     gt: Mapping[str, list[Segment]],
     ranked_pred: Mapping[str, list[Detection]],
     num_classes: int,
-    rule: str = "global",
-    shrinkage: float = 10.0,
+    post: PostprocessConfig,
 ) -> tuple[float, list[float] | None]:
-    """The hard set's bars tuned on this data, as `postprocess.thresholds` asks: the global score threshold
-    (`tune_score_threshold`) and, for rule "per_class", one per class (`tune_class_thresholds`, shrunk toward
-    the global one by `shrinkage`); None for "global"."""
-    if rule not in ("global", "per_class"):
-        raise InputError(f"threshold rule must be 'global' or 'per_class', got {rule!r}")
+    """The hard set's bars tuned on this data, as `post.thresholds` asks: the global score threshold
+    (`tune_score_threshold`) and the per-class ones. "per_class" tunes those too (`tune_class_thresholds`,
+    shrunk toward the global one by `post.threshold_shrinkage`); "global" keeps `post.class_thresholds`, which
+    are None unless set by hand (then they, not the tuned global threshold, cut the hard set)."""
     threshold = tune_score_threshold(gt, ranked_pred)
-    if rule == "global":
-        return threshold, None
-    return threshold, tune_class_thresholds(gt, ranked_pred, num_classes, threshold, shrinkage)
+    if post.thresholds == "global":
+        return threshold, post.class_thresholds
+    if post.thresholds != "per_class":
+        raise InputError(f"postprocess.thresholds must be 'global' or 'per_class', got {post.thresholds!r}")
+    return threshold, tune_class_thresholds(gt, ranked_pred, num_classes, threshold, post.threshold_shrinkage)

@@ -322,7 +322,7 @@ def save_predictions(
 
     The file holds the three keys the official ActivityNet evaluator and DETAD require
     (`version`, `results`, `external_data`) and an `MGREC_KEY` block: `info` (for example
-    {"set": "hard" | "ranked", "score_threshold", "threshold_tuned_on", "run", "checkpoint"}), plus
+    {"set": "hard" | "ranked", "score_threshold", "class_thresholds", "threshold_tuned_on", "run", "checkpoint"}), plus
     `mgrec_version` and a `provenance` record (command, date, git commit, machine; `info`'s own
     `provenance`, when it has one, is kept instead). `external_data` defaults to
     {"used": None, "details": ...}: whether the features' backbone was pretrained on other data

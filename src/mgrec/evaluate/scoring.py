@@ -19,6 +19,7 @@ from mgrec.evaluate.average_precision import average_precision
 from mgrec.evaluate.f1 import (
     F1_TIOU_THRESHOLD,
     apply_score_threshold,
+    bar_words,
     f1_miga,
     f1_strict,
 )
@@ -171,11 +172,8 @@ def score(
 
 
 def bar_of(result: dict) -> str:
-    """The hard set's bar of a scores dict in words: its score threshold, or its per-class thresholds."""
-    per_class = result.get("class_thresholds")
-    if per_class:
-        return f"its class's threshold ({min(per_class):.4g} to {max(per_class):.4g})"
-    return f"{result['score_threshold']:.4g}"
+    """The hard set's bar of a scores dict in words (`f1.bar_words`)."""
+    return bar_words(result["score_threshold"], result.get("class_thresholds"))
 
 
 def _percent(value: float | None) -> str:

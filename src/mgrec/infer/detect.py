@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mgrec.errors import InputError
+from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.files import check_writable, safe_child
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
@@ -46,9 +47,8 @@ class DetectSummary:
         if self.ranked:
             which = "the ranked list (every detection, for mAP; without --all: the hard set)"
         else:
-            bar = (f"{self.score_threshold:.4g}, the F1 threshold" if self.class_thresholds is None else
-                   f"its class's threshold, {min(self.class_thresholds):.4g} to {max(self.class_thresholds):.4g},")
-            which = f"the hard set (score >= {bar} {tuned}; --all writes the ranked list, for mAP)"
+            which = (f"the hard set (score >= {bar_words(self.score_threshold, self.class_thresholds)}, the F1 "
+                     f"threshold {tuned}; --all writes the ranked list, for mAP)")
         return (f"wrote {self.path}: {self.detections} detections in {self.videos} videos "
                 f"({self.precision} inference), {which}")
 

@@ -144,7 +144,7 @@ def evaluate_run(
     if tune_on is not None:  # re-tuned by the run's own rule (postprocess.thresholds)
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
         (threshold, class_thresholds), tuned_on = tune_thresholds(tune_gt, tune_ranked, len(detector.classes),
-                                                                  post.thresholds, post.threshold_shrinkage), tune_on
+                                                                  post), tune_on
     gates = GateTally.of(detector)
     ranked, ground_truth = detect_split(detector, split, progress, gates)
     result = score(ground_truth, ranked, detector.classes, threshold, split=split, class_thresholds=class_thresholds)

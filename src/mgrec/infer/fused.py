@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgrec.config import to_dict
+from mgrec.config import check_same_threshold_rule, to_dict
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
@@ -62,6 +62,7 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
             raise InputError(f"{path}: its classes differ from those of {paths[0]}; an ensemble needs the same classes")
         classes = own
         configs.append(config)
+    check_same_threshold_rule(list(zip(paths, configs)))
     config = dataclasses.replace(configs[0], name=f"detection ensemble of {len(paths)}: {configs[0].name}")
 
     with out_run.lock():
@@ -98,12 +99,10 @@ def tune_on_val(out: RunDir, log) -> dict | None:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         out.write_tuning({**tuning, "tuned_on": None})
         return None
-    post = config.postprocess
-    threshold, class_thresholds = tune_thresholds(ground_truth, ranked, len(detector.classes), post.thresholds,
-                                                  post.threshold_shrinkage)
+    threshold, class_thresholds = tune_thresholds(ground_truth, ranked, len(detector.classes), config.postprocess)
     result = score(ground_truth, ranked, detector.classes, threshold, split=config.data.val_split,
                    class_thresholds=class_thresholds)
-    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
+    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold", "class_thresholds")}
     out.write_tuning({**tuning, "score_threshold": threshold, "class_thresholds": class_thresholds,
                       "tuned_on": config.data.val_split, "val_scores": metrics})
     return metrics

@@ -77,7 +77,7 @@ class OfflineDetector:
     model: torch.nn.Module
     config: Config
     classes: list[str]
-    postprocess: PostprocessConfig  # includes the score threshold tuned on val
+    postprocess: PostprocessConfig  # includes the score threshold tuned on val (and the per-class ones, if any)
     run_dir: Path
     checkpoint: str = "best"
     threshold_tuned_on: str | None = None  # the split the score threshold was tuned on (None: the config's)

@@ -563,7 +563,8 @@ def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int,
 
 
 def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
-    """Post-processing settings that yield the same hard set (score >= `post.score_threshold`) faster.
+    """Post-processing settings that yield the same hard set (score >= `post.score_threshold`, or >= the class's
+    `post.class_thresholds`) faster.
 
     Candidates below the threshold before NMS are dropped (the bar sits a hair below the threshold
     because decoding keeps scores strictly above `pre_nms_thresh`, in float32), and Soft-NMS stops at

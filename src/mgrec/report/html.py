@@ -43,7 +43,7 @@ from mgrec.evaluate.analysis import (
     precision_recall_curves,
 )
 from mgrec.evaluate.average_precision import APResult, average_precision
-from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, f1_strict
+from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
 from mgrec.files import atomic_write_text, brief, is_number, read_json, resolve_path
@@ -159,10 +159,15 @@ def read_scores(path: Path, num_classes: int) -> dict:
         raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate")
     per_class = scores.get("class_thresholds")
     if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
-                                      and all(is_number(t) and 0 <= t <= 1 for t in per_class)):
-        raise InputError(f"{path} [class_thresholds]: expected null or {num_classes} numbers in [0, 1] (one per "
-                         f"class), got {brief(per_class)}")
+                                      and all(is_number(t) and 0 <= t <= 2 for t in per_class)):
+        raise InputError(f"{path} [class_thresholds]: expected null or {num_classes} numbers in [0, 2] (one per "
+                         f"class; above 1: none of the class), got {brief(per_class)}")
     return scores
+
+
+def _bar_words(threshold: float, class_thresholds: list[float] | None) -> str:
+    """`f1.bar_words`, saying where per-class thresholds come from."""
+    return bar_words(threshold, class_thresholds) + ("" if class_thresholds is None else ", tuned per class")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
@@ -202,10 +207,7 @@ class OperatingPoint:
     @property
     def bar(self) -> str:
         """The hard set's bar in words, after "score ≥"."""
-        if self.class_thresholds is None:
-            return f"{self.threshold:.4g}"
-        return (f"its class's threshold ({min(self.class_thresholds):.4g} to {max(self.class_thresholds):.4g}, "
-                "tuned per class)")
+        return _bar_words(self.threshold, self.class_thresholds)
 
     def missed_per_class(self, run: RunData) -> list[int]:
         missed = [0] * len(run.classes)
@@ -521,7 +523,7 @@ def _operating_point(run: RunData, scores: dict, point: OperatingPoint, tuned_on
         "precision-recall curves per class",
         "Precision against recall of each class's ranked detections, one curve per tIoU threshold of mAP "
         "(ActivityNet matching, tIoU ≥ t); the area under each (interpolated) is that class's AP at t. A dot "
-        f"marks where the score threshold {point.threshold:.4g} cuts each curve: the hard set's precision "
+        f"marks where the score threshold ({_escape(point.bar)}) cuts each curve: the hard set's precision "
         "and recall at that tIoU.",
     )
     return f1_figure + pr_figure
@@ -579,7 +581,8 @@ def _error_analysis(hard: ErrorAnalysis, ranked: ErrorAnalysis, classes: list[st
         "<code>mgrec.evaluate.analysis</code>) twice: on the hard set, the detections F1 counts, and on the "
         "ranked list, all detections, as DETAD and mAP see them. Each figure names its set.</p>"
         '<h3 id="errors-hard">The hard set (the operating point)</h3>'
-        f'<p class="note">The {hard.num_predictions} detections with score ≥ {hard.score_threshold:.4g}, matched '
+        f'<p class="note">The {hard.num_predictions} detections with score ≥ '
+        f"{_escape(_bar_words(hard.score_threshold, hard.class_thresholds))}, matched "
         f"one to one as F1 matches them (same class, tIoU &gt; {hard.tiou:g}); every match counts. It misses "
         f"{len(hard.missed)} of the {hard.num_ground_truth} segments: exactly the dashed ground-truth bars of the "
         "timelines.</p>"

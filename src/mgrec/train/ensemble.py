@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mgrec.config import Config, to_dict
+from mgrec.config import Config, check_same_threshold_rule, to_dict
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
@@ -91,6 +91,7 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     for path, config, classes, _ in loaded[1:]:
         check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
     second_opinion = shared_second_opinion([(path, config) for path, config, *_ in loaded])
+    check_same_threshold_rule([(path, config) for path, config, *_ in loaded])
     _, config, classes, _ = loaded[0]
     config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
@@ -148,7 +149,7 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
         out.write_tuning({**tuning, "tuned_on": None})
         return None
     result, _ = validate(ensemble, val, config, classes, second_opinion)
-    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")}
+    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold", "class_thresholds")}
     out.write_tuning({**tuning, "score_threshold": metrics["score_threshold"],
                       "class_thresholds": result["class_thresholds"], "tuned_on": config.data.val_split,
                       "val_scores": metrics})

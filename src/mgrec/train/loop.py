@@ -32,7 +32,7 @@ from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, side
 from mgrec.data.transforms import CropTransforms
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import tune_thresholds
+from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
@@ -73,18 +73,16 @@ class TrainResult:
         if self.rank != 0:
             return f"process {self.rank}: {lines[0]}; process 0 wrote the run directory {self.run_dir}"
         m = self.best_metrics
-        per_class = ("" if self.class_thresholds is None else
-                     f" and per-class thresholds {min(self.class_thresholds):.4g} to {max(self.class_thresholds):.4g}")
+        threshold = threshold_phrase(m["score_threshold"], self.class_thresholds)
         if self.tuned_on is None:
-            lines.append(f"no val split: kept the last epoch ({self.best_epoch}) and the configured score threshold "
-                         f"{m['score_threshold']:.4g}")
+            lines.append(f"no val split: kept the last epoch ({self.best_epoch}) and the configured {threshold}")
         else:
             which = (f"kept the last epoch ({self.best_epoch}), val" if self.select_checkpoint == "last"
                      else f"selected epoch {self.best_epoch} by val {self.select_metric}:")
             lines.append(
                 f"{which} F1 {_percent(m['f1'])}, "
                 f"F1 (MiGA rule) {_percent(m['f1_miga'])}, average mAP {_percent(m['average_mAP'])} "
-                f"at score threshold {m['score_threshold']:.4g}{per_class} (tuned on {self.tuned_on})"
+                f"at {threshold} (tuned on {self.tuned_on})"
             )
         lines.append(f"run directory: {self.run_dir}")
         if next_steps:
@@ -157,8 +155,7 @@ def validate(model, split, config: Config, classes: list[str],
                                  classes, s.video_id, second_opinion=second_opinion)
         for s in split.samples
     }
-    threshold, class_thresholds = tune_thresholds(split.ground_truth, ranked, len(classes),
-                                                  config.postprocess.thresholds, config.postprocess.threshold_shrinkage)
+    threshold, class_thresholds = tune_thresholds(split.ground_truth, ranked, len(classes), config.postprocess)
     return score(split.ground_truth, ranked, classes, threshold, split="val", class_thresholds=class_thresholds), ranked
 
 
@@ -503,11 +500,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                     **{
                         k: result[k] for k in ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_threshold")
                     },
+                    **({} if result["class_thresholds"] is None else {"class_thresholds": result["class_thresholds"]}),
                 }
             )
             line += (
                 f"  | val F1 {_percent(result['f1'])}  F1 MiGA {_percent(result['f1_miga'])}  "
-                f"average mAP {_percent(result['average_mAP'])}  threshold {result['score_threshold']:.3f}  "
+                f"average mAP {_percent(result['average_mAP'])}  threshold {result['score_threshold']:.3f}"
+                f"{'' if result['class_thresholds'] is None else ' (and per class)'}  "
                 f"{time.time() - val_started:.1f} s"
             )
             if config.train.select_checkpoint == "best":
