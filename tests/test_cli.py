@@ -240,6 +240,13 @@ def test_demo_fresh_keeps_the_run_when_the_training_would_be_refused_anyway(tmp_
     assert run.config_path.exists()
 
 
+def test_demo_refuses_a_bad_setting_before_building_the_data(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+                 "--set", "postprocess.second_opinion=1"]) == 2
+    assert "[postprocess.second_opinion]: expected a weight in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
 @pytest.mark.parametrize("command", [["data", "convert", "SMG"], ["detect", "RUN", "f.npy"],
                                      ["detect", "RUN", "f.npy", "--format", "smg"]])
 def test_an_out_of_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, capsys, monkeypatch, command):

@@ -7,6 +7,7 @@ closer to their module are linked from docs/robustness.md instead of repeated he
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -1102,6 +1103,45 @@ def test_an_output_that_is_a_named_pipe_is_written_into_not_replaced(tmp_path):
     assert json.loads(received[0])["results"]["v"][0]["label"] == "c0"
     assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still a pipe
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file
+
+
+def test_an_output_naming_an_open_descriptor_is_written_through_it(tmp_path):
+    """/dev/stdout, /dev/fd/N: whatever the shell connected. A pipe gets the bytes; a file opened for
+    appending (`>> log`) keeps what it held and its inode (it was replaced by a new file, `>>` lost)."""
+    from mgrec.files import atomic_write, descriptor_named
+
+    assert [descriptor_named(p) for p in ("/dev/stdout", "/dev/stderr", "/dev/fd/7", f"/proc/{os.getpid()}/fd/5",
+                                          "/proc/self/fd/3", "/proc/1/fd/1", "/tmp/dev/stdout")] == \
+        [1, 2, 7, 5, 3, None, None]
+    read_end, write_end = os.pipe()
+    try:
+        check_writable(f"/dev/fd/{write_end}")
+        _write_predictions(f"/dev/fd/{write_end}")
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:
+            assert json.loads(reader.read())["results"]["v"][0]["label"] == "c0"
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write_end)
+    log = tmp_path / "app.log"
+    log.write_text("earlier line\n")
+    inode = log.stat().st_ino
+    with open(log, "a") as appended:
+        atomic_write_text(f"/dev/fd/{appended.fileno()}", "first\n")
+        atomic_write(f"/dev/fd/{appended.fileno()}", lambda name: Path(name).write_text("second\n"))
+    assert log.read_text() == "earlier line\nfirst\nsecond\n" and log.stat().st_ino == inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log"]  # nothing beside it
+
+
+def test_detect_to_dev_stdout_in_a_pipe_writes_the_json_there(dataset, run):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mgrec", "--threads", "1", "detect", str(run),
+                           str(feature_file(dataset)), "--out", "/dev/stdout"], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert set(json.loads(done.stdout)["results"]) == {"synthetic_000"}  # stdout holds the JSON alone
+    assert b"wrote /dev/stdout" in done.stderr
 
 
 def test_detect_into_a_pipe_writes_the_json_alone_there_and_its_summary_on_stderr(capsys, dataset, run, tmp_path):

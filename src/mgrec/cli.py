@@ -886,10 +886,11 @@ def cmd_demo(args) -> None:
     keep = [("the demo data (--cache)", cache)]
     if args.fresh:  # refused now, not after the data is built and checked
         check_removable(args.out, keep)
+    # the config and --set items are checked before the data is built; data.streams reads the sensor streams
+    plain = load_config(args.config, args.overrides)
     paths = build_demo(cache)
     print(f"demo data: {paths.root}")
     print(format_statistics(demo_statistics(paths.root)))
-    plain = load_config(args.config, args.overrides)  # a config with data.streams reads the demo's sensor streams
     data = paths.stream_overrides([s.name for s in plain.data.streams]) if plain.data.streams else paths.overrides()
     config = load_config(args.config, [*data, *args.overrides])
     report = check_dataset(config, balance=config.balance.method != "none")

@@ -13,8 +13,10 @@ Everything mgrec writes (annotations, features, sidecars, checkpoints, predictio
 reports) goes through here: a temporary file beside the target, fsync, rename over the target,
 fsync of the folder. A writer killed at any moment leaves no partial file that counts as done.
 An output that is a symbolic link is written through it (its target is replaced, the link stays);
-one that is not a file at all (a named pipe, a device such as /dev/stdout) is written into as it is,
-since there is nothing to replace, and a rename would put a plain file in its place.
+one that is not a file at all (a named pipe, a device) is written into as it is, since there is nothing
+to replace, and a rename would put a plain file in its place. One that names this process's own descriptor
+(`/dev/stdout`, `/dev/fd/N`) is written through that descriptor, whatever the shell connected to it: a pipe,
+a terminal, or a file it opened (`> out.json`, `>> log`: appended at its offset, never replaced).
 Every output gets the same permissions (0666 less the umask: 0644 under the usual 022), and every
 failure to write (read-only or full disk, a folder in the way, ...) is one `InputError` line naming
 the path and the cause.
@@ -29,7 +31,9 @@ import json
 import os
 import re
 import reprlib
+import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -110,9 +114,30 @@ def output_target(path: str | Path) -> Path:
     return resolve_path(path) if path.is_symlink() else path
 
 
+# Names of this process's own open descriptors: /dev/stdout, /dev/fd/3, /proc/self/fd/1.
+_DESCRIPTOR_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_DESCRIPTOR_PATTERN = re.compile(r"/(?:dev/fd|proc/(?:self|\d+)/fd)/(\d+)")
+
+
+def descriptor_named(path: str | Path) -> int | None:
+    """The open file descriptor `path` names (`/dev/stdout` is 1, `/dev/fd/N` and `/proc/self/fd/N` are N),
+    or None. Such an output is whatever the shell connected: a pipe, a terminal, or a file opened for writing
+    or appending (`> f`, `>> f`), which must be written through the descriptor at its offset, not reopened
+    (truncating what `>>` keeps) nor replaced by a new file."""
+    text = str(path)
+    if text in _DESCRIPTOR_NAMES:
+        return _DESCRIPTOR_NAMES[text]
+    match = _DESCRIPTOR_PATTERN.fullmatch(text)
+    if match is None or not (text.startswith(("/dev/", "/proc/self/")) or text.split("/")[2] == str(os.getpid())):
+        return None
+    return int(match.group(1))
+
+
 def is_stream(path: str | Path) -> bool:
-    """True when `path` (or what a link there points to) exists and is neither a file nor a folder: a named
-    pipe, a device, a socket."""
+    """True when `path` names one of this process's descriptors (`descriptor_named`), or (it, or what a link
+    there points to) exists and is neither a file nor a folder: a named pipe, a device, a socket."""
+    if descriptor_named(path) is not None:
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -121,9 +146,32 @@ def is_stream(path: str | Path) -> bool:
 
 
 @contextlib.contextmanager
+def _descriptor_handle(path: str | Path, fd: int, binary: bool) -> Iterator[IO]:
+    """A handle writing into descriptor `fd` (a duplicate: closing it leaves `fd` open), after whatever Python
+    still buffers for stdout and stderr, so the lines stay in order."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        handle = open(os.dup(fd), "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""}))
+    except OSError as exc:
+        raise _cannot_write(Path(path), exc) from None
+    try:
+        with handle:
+            yield handle
+    except OSError as exc:
+        raise _cannot_write(Path(path), exc) from None
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
     """`with atomic_open(path) as handle: handle.write(...)`; on an exception `path` is untouched
     (a pipe or device is written into directly: see the module docstring)."""
+    fd = descriptor_named(path)
+    if fd is not None:
+        with _descriptor_handle(path, fd, binary) as handle:
+            yield handle
+        return
     path = output_target(path)
     mode = "wb" if binary else "w"
     text = {} if binary else {"encoding": "utf-8", "newline": ""}
@@ -143,7 +191,16 @@ def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """For libraries that write to a file name themselves: `write(temp_name)`, then the rename (a pipe or
-    device: `write(path)`)."""
+    device: `write(path)`; one of this process's descriptors: `write` into a temporary folder, then copied
+    into the descriptor)."""
+    fd = descriptor_named(path)
+    if fd is not None:
+        with tempfile.TemporaryDirectory(prefix="mgrec-out-") as folder:
+            temp_name = os.path.join(folder, Path(path).name)
+            write(temp_name)
+            with open(temp_name, "rb") as source, _descriptor_handle(path, fd, binary=True) as target:
+                shutil.copyfileobj(source, target)
+        return
     path = output_target(path)
     if is_stream(path):
         try:
@@ -285,6 +342,12 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
         name = "a folder name" if is_dir else "a file name, or /dev/stdout for standard output"
         raise InputError(f"cannot write -: mgrec does not take '-' for standard output; give {name} "
                          "(one named '-' by its full path)")
+    if not is_dir and descriptor_named(path) is not None:  # written through the open descriptor
+        try:
+            os.fstat(descriptor_named(path))
+        except OSError as exc:
+            raise _cannot_write(Path(path), exc) from None
+        return
     resolve_path(path)  # a symbolic link loop is named as one, not by the error the probe would meet in it
     if not is_dir and isinstance(path, str) and path.endswith(("/", os.sep)):
         raise InputError(f"cannot write {shown}: it ends with '/', so it names a folder; give a file name")

@@ -495,7 +495,7 @@ class RunDir:
             raise InputError(f"{path} does not exist, but the run's postprocess.second_opinion is "
                              f"{config.postprocess.second_opinion:g}: training writes it before its first epoch; the "
                              "run is incomplete (copied without it?)")
-        return read_weights_file(path)[0]
+        return read_weights_file(path, use_ema=False)[0]  # a classifier has no averaged copy
 
     def write_training_state(self, state: dict) -> None:
         atomic_write(self.state_path, lambda temp: torch.save(state, temp))

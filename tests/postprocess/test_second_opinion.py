@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import shutil
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_the_classifier_learns_pooled_gestures_deterministically():
         assert (classifier.probabilities(descriptors).argmax(1) == labels).all()
     again = SegmentClassifier.fit(videos, num_classes=2)
     assert all(np.array_equal(a, b) for a, b in zip(classifier.state_dict().values(), again.state_dict().values()))
-    with pytest.raises(ValueError, match="no labelled gesture"):
+    with pytest.raises(InputError, match="postprocess.second_opinion: the train split has no labelled gesture"):
         SegmentClassifier.fit([(videos[0][0], np.zeros((0, 2)), np.zeros(0, dtype=int))], num_classes=2)
 
 
@@ -186,3 +187,34 @@ def test_what_does_not_carry_a_second_opinion_refuses_it(run_with_opinion, tmp_p
     with pytest.raises(InputError, match=r"postprocess.second_opinion\]: expected a weight in \[0, 1\)"):
         load_config(config, ["postprocess.second_opinion=1.0"])
     assert dataclasses.asdict(load_config(config, []).postprocess)["second_opinion"] == 0.25
+
+
+def test_a_classifier_no_fit_makes_is_refused_by_its_file(run_with_opinion, tmp_path):
+    """Finite but degenerate buffers (a zero std, a huge weight) gave NaN scores: NaN in JSON, no detection in
+    the hard set, a traceback in ensembles."""
+    run_dir, _ = run_with_opinion
+    saved = run_classifier(RunDir(run_dir), RunDir(run_dir).read_config())
+    for name, edit, message in (("std", lambda c: c.std.zero_(), "std down to 0"),
+                                ("weight", lambda c: c.weight.fill_(1.7e308), "weight up to 1.7e+308 in size"),
+                                ("bias", lambda c: c.bias.fill_(-1e7), "bias up to 1e+07 in size")):
+        copy = tmp_path / name
+        shutil.copytree(run_dir, copy)
+        damaged = _another_classifier(saved, 0.0)
+        edit(damaged)
+        RunDir(copy).write_second_opinion(damaged)
+        with pytest.raises(InputError, match=rf"second_opinion.safetensors: {re.escape(message)}.*not a fitted "
+                                             "whole-gesture classifier"):
+            OfflineDetector.from_run(copy, device="cpu")
+
+
+def test_an_ensemble_of_a_member_with_a_damaged_classifier_names_that_member(run_with_opinion, tmp_path, capsys):
+    from mgrec.cli import main
+
+    run_dir, _ = run_with_opinion
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run_dir, damaged)
+    (damaged / "second_opinion.safetensors").write_bytes(b"not safetensors")
+    assert main(["ensemble", str(run_dir), str(damaged), "--out", str(tmp_path / "ens")]) == 2
+    err = capsys.readouterr().err
+    assert str(damaged / "second_opinion.safetensors") in err and "members" not in err
+    assert not (tmp_path / "ens").exists()  # refused before anything was written

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from mgrec.config import Config
+from mgrec.errors import InputError
 from mgrec.records import Detection
 from mgrec.run import RunDir, load_into
 from mgrec.timeline import FeatureGrid
@@ -94,7 +95,8 @@ class SegmentClassifier(torch.nn.Module):
                     descriptors.append(segment_descriptor(features, start + move_start, end + move_end))
                     labels.append(int(label))
         if not descriptors:
-            raise ValueError("no labelled gesture to fit the second opinion on")
+            raise InputError("postprocess.second_opinion: the train split has no labelled gesture to fit the "
+                             "whole-gesture classifier on; label some, or set postprocess.second_opinion: 0")
         x = torch.from_numpy(np.stack(descriptors))
         y = torch.tensor(labels)
         classifier = cls(x.shape[1], num_classes)
@@ -154,11 +156,26 @@ class SecondOpinion:
         return [replace(detections[i], score=scores[i]) for i in order]
 
 
+# What a fitted classifier's buffers can hold: `fit` adds 1e-6 to every std, and its L2-penalised weights on
+# standardised descriptors stay far below the bound. Outside these, probabilities are NaN or all-or-nothing.
+MIN_STD, MAX_PARAMETER = 1e-6, 1e6
+
+
 def run_classifier(run: RunDir, config: Config) -> SegmentClassifier:
     """The whole-gesture classifier a run keeps (`second_opinion.safetensors`), checked against its config's
-    feature and class counts."""
+    feature and class counts, and for values no fit makes (a std below MIN_STD, a weight or bias beyond
+    MAX_PARAMETER): those give NaN or saturated probabilities, so every rescored score would be wrong."""
     classifier = SegmentClassifier(descriptor_dim(config.data.feature_dim), config.model.num_classes)
     load_into(classifier, run.read_second_opinion(config), run.second_opinion_path)
+    problems = [f"std down to {classifier.std.min().item():.3g} (a fit gives at least {MIN_STD:g})"
+                if classifier.std.min() < MIN_STD else None,
+                *(f"{name} up to {values.abs().max().item():.3g} in size (a fit stays below {MAX_PARAMETER:g})"
+                  for name, values in (("weight", classifier.weight), ("bias", classifier.bias))
+                  if values.abs().max() > MAX_PARAMETER)]
+    problems = [p for p in problems if p]
+    if problems:
+        raise InputError(f"{run.second_opinion_path}: {'; '.join(problems)}: not a fitted whole-gesture classifier "
+                         "(damaged or edited); the run's detections cannot be rescored with it")
     return classifier
 
 

@@ -70,6 +70,11 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
         members = [(Path(path), RunDir(path).read_config(), RunDir(path).read_classes()) for path in run_dirs]
     except InputError:
         return None
+    # a member's damaged classifier is an error of that member, named by its own file, not a reason to fuse
+    # detections (whose copy of the member would then be blamed)
+    for path, config, _ in members:
+        if config.postprocess.second_opinion > 0:
+            run_classifier(RunDir(path), config)
     try:
         for member in members[1:]:
             check_compatible(members[0], member)
