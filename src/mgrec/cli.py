@@ -228,15 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     ), examples=(
         "mgrec detect runs/demo-mgrec features/ --out detections.json",
         "mgrec detect runs/demo-mgrec video.mp4 --out ranked.json --all",
+        "mgrec detect runs/demo-mgrec videos/clip.mp4 --format srt --out videos/   # videos/clip.srt",
         "mgrec detect runs/fusion acc/ --stream gyro=other/gyro --out detections.json",
     ))
     _add_run_dir(p)
     p.add_argument("inputs", nargs="+", type=Path, help="feature files, folders of them, or video files (a run "
                                                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
-    p.add_argument("--out", type=Path, required=True, help="output file (a folder for --format smg)")
-    p.add_argument("--format", choices=["json", "csv", "smg"], default="json",
-                   help="results JSON (ActivityNet style), one CSV table, or SMG-style label CSVs per video")
+    p.add_argument("--out", type=Path, required=True, help="output file (a folder for --format smg, srt, vtt)")
+    p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default="json",
+                   help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
+                        "subtitles per video (OUT/<video>.srt or .vtt: the detections over the video in a player)")
     p.add_argument("--all", action="store_true",
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
@@ -719,6 +721,7 @@ def cmd_detect(args) -> None:
     import tempfile
 
     from mgrec.data.features import sidecar_path
+    from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths
     from mgrec.files import check_output, check_writable, is_stream
     from mgrec.infer.detect import detect_files
     from mgrec.infer.offline import checked_fps
@@ -728,8 +731,13 @@ def cmd_detect(args) -> None:
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     sidecars = [sidecar_path(p) for p in args.inputs if Path(p).is_file()]  # read too, for the fps
-    check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
-    check_writable(args.out, is_dir=args.format == "smg")  # before any extraction: fail early
+    if args.format in SUBTITLE_FORMATS:
+        # only new files OUT/<video>.srt are written (any file there is refused, the video's own subtitles
+        # included), so OUT may be the videos' own folder: `--out videos/` puts clip.srt beside clip.mp4
+        subtitle_paths([Path(p).stem for p in args.inputs if Path(p).is_file()], args.out, args.format)
+    else:
+        check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
+    check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device,
                                          progress=show_progress(args))

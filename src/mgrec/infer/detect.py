@@ -19,6 +19,7 @@ from tqdm import tqdm
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
+from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
 from mgrec.files import check_writable, safe_child
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
@@ -69,7 +70,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     """
     from mgrec.smg_csv import write_smg_labels
 
-    check_writable(out, is_dir=fmt == "smg")
+    folder_output = fmt == "smg" or fmt in SUBTITLE_FORMATS  # a file per video, in the folder OUT
+    check_writable(out, is_dir=folder_output)
     fps = checked_fps(fps, "--fps")  # before the run is loaded
     if fmt == "smg":
         _refuse_old_label_files(Path(out))
@@ -80,6 +82,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     if fmt == "smg":  # each video gets OUT/<id>/: refuse an id that leaves OUT before any work
         for path in paths:
             safe_child(Path(out), path.stem, "video id")
+    if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
+        subtitle_paths([path.stem for path in paths], out, fmt)
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
@@ -95,6 +99,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         save_predictions(results, out, info=predictions_info(detector, ranked))
     elif fmt == "csv":
         save_predictions_csv(results, out)
+    elif fmt in SUBTITLE_FORMATS:
+        write_subtitles(results, out, fmt)
     else:
         write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
     return summary

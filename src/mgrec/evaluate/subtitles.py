@@ -1,0 +1,73 @@
+"""Detections as subtitles, to watch them over the video in any player: SubRip (.srt) and WebVTT (.vtt).
+
+    mgrec detect RUN videos/clip.mp4 --format srt --out videos/    # writes videos/clip.srt beside the video
+
+One cue per detection, in time order: its class and score ("PEN 0.89"); overlapping detections are
+overlapping cues, which players stack. Class names come from data: whitespace (a line break would end a
+cue) is collapsed to single spaces; in WebVTT `&`, `<` and `>` are written as entities (so no name can
+open a tag or hold the "-->" of a timing line), in SubRip, which has no escapes, "-->" becomes "->".
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+
+from mgrec.errors import InputError
+from mgrec.files import atomic_write_text, safe_child
+from mgrec.records import Detection
+
+SUBTITLE_FORMATS = ("srt", "vtt")
+
+
+def timestamp(seconds: float, fmt: str) -> str:
+    """HH:MM:SS,mmm (SubRip) or HH:MM:SS.mmm (WebVTT), rounded to the millisecond; hours grow past 99."""
+    millis = max(0, round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{whole:02d}{',' if fmt == 'srt' else '.'}{millis:03d}"
+
+
+def cue_text(detection: Detection, fmt: str) -> str:
+    """"LABEL SCORE" on one line, the label's whitespace collapsed (and, in WebVTT, escaped)."""
+    label = " ".join(detection.label.split()) or f"class {detection.label_id}"
+    if fmt == "vtt":
+        label = html.escape(label, quote=False)
+    else:  # SubRip has no escapes; an arrow in the text is what some readers take for a timing line
+        label = label.replace("-->", "->")
+    return f"{label} {detection.score:.2f}"
+
+
+def subtitle_text(detections: list[Detection], fmt: str) -> str:
+    """A whole subtitle file of one video's detections, cues in order of start (then end) time."""
+    if fmt not in SUBTITLE_FORMATS:
+        raise InputError(f"subtitle format must be one of {', '.join(SUBTITLE_FORMATS)}, got {fmt!r}")
+    cues = []
+    for number, d in enumerate(sorted(detections, key=lambda d: (d.start, d.end)), start=1):
+        timing = f"{timestamp(d.start, fmt)} --> {timestamp(d.end, fmt)}"
+        cues.append(f"{number}\n{timing}\n{cue_text(d, fmt)}\n")
+    header = "WEBVTT\n\n" if fmt == "vtt" else ""
+    return header + "\n".join(cues)
+
+
+def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str) -> dict[str, Path]:
+    """OUT/<video_id>.<fmt> of each video, refused (`InputError`) where a file is already there: it may be
+    the video's own subtitles, sitting beside it, which must not be replaced."""
+    paths = {video_id: safe_child(out_dir, f"{video_id}.{fmt}", "video id") for video_id in video_ids}
+    taken = [str(path) for path in paths.values() if path.exists() or path.is_symlink()]
+    if taken:
+        raise InputError(f"{taken[0]} already exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}: "
+                         f"subtitles are never written over a file (it may be the video's own); remove it or choose "
+                         "another --out folder")
+    return paths
+
+
+def write_subtitles(detections_by_video: Mapping[str, list[Detection]], out_dir: str | Path, fmt: str) -> list[Path]:
+    """One subtitle file per video, `out_dir/<video_id>.<fmt>` (a video without detections gets a file without
+    cues); every target is checked before any is written. Returns the paths written."""
+    paths = subtitle_paths(sorted(detections_by_video), out_dir, fmt)
+    for video_id, path in paths.items():
+        atomic_write_text(path, subtitle_text(detections_by_video[video_id], fmt))
+    return list(paths.values())

@@ -1,0 +1,61 @@
+"""Subtitles of detections (SubRip, WebVTT): the exact text, hostile class names, and never over a file."""
+
+import pytest
+from tests.test_robustness import tiny_config, write_run
+
+from mgrec.cli import main
+from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.errors import InputError
+from mgrec.evaluate.subtitles import subtitle_text, timestamp, write_subtitles
+from mgrec.records import Detection
+
+
+def test_cues_are_in_time_order_with_class_and_score():
+    found = [Detection("v", 3725.5, 3726.0004, 1, "wave", 0.5), Detection("v", 1.25, 2.0, 0, "nod", 0.876)]
+    assert subtitle_text(found, "srt") == (
+        "1\n00:00:01,250 --> 00:00:02,000\nnod 0.88\n\n"
+        "2\n01:02:05,500 --> 01:02:06,000\nwave 0.50\n")
+    assert subtitle_text(found, "vtt") == (
+        "WEBVTT\n\n"
+        "1\n00:00:01.250 --> 00:00:02.000\nnod 0.88\n\n"
+        "2\n01:02:05.500 --> 01:02:06.000\nwave 0.50\n")
+    assert subtitle_text([], "srt") == "" and subtitle_text([], "vtt") == "WEBVTT\n\n"
+    assert timestamp(0.0004, "srt") == "00:00:00,000" and timestamp(59.9996, "vtt") == "00:01:00.000"
+    assert timestamp(360000.0, "srt") == "100:00:00,000"  # past 99 hours the hours grow
+    with pytest.raises(InputError, match="srt, vtt"):
+        subtitle_text(found, "ass")
+
+
+def test_a_class_name_cannot_end_a_cue_or_open_a_tag():
+    hostile = [Detection("v", 0.0, 1.0, 0, "a\n\nb --> <i>&", 0.5)]
+    srt = subtitle_text(hostile, "srt")
+    assert srt == "1\n00:00:00,000 --> 00:00:01,000\na b -> <i>& 0.50\n"  # one line, no second arrow
+    vtt = subtitle_text(hostile, "vtt")
+    assert vtt.endswith("a b --&gt; &lt;i&gt;&amp; 0.50\n") and vtt.count("-->") == 1
+
+
+def test_subtitles_are_never_written_over_a_file(tmp_path):
+    found = {"clip": [Detection("clip", 0.0, 1.0, 0, "nod", 0.5)], "other": []}
+    (tmp_path / "clip.srt").write_text("the video's own subtitles")
+    with pytest.raises(InputError, match=r"clip.srt already exists: subtitles are never written over a file"):
+        write_subtitles(found, tmp_path, "srt")
+    assert (tmp_path / "clip.srt").read_text() == "the video's own subtitles"
+    assert not (tmp_path / "other.srt").exists()  # checked before any is written
+    assert [p.name for p in write_subtitles(found, tmp_path, "vtt")] == ["clip.vtt", "other.vtt"]
+    with pytest.raises(InputError, match="video id"):
+        write_subtitles({"../x": []}, tmp_path, "srt")
+
+
+def test_detect_writes_subtitles_beside_the_inputs(tmp_path, capsys):
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=2, feature_dim=8, length=96,
+                                     subsets=("train", "test"))
+    run = write_run(tmp_path / "run", tiny_config(dataset))
+    inputs = sorted(str(p) for p in dataset.features.glob("*.npy"))
+    # the features' own folder: only new files are written there
+    assert main(["detect", str(run), *inputs, "--format", "srt", "--out", str(dataset.features)]) == 0
+    written = sorted(p.name for p in dataset.features.glob("*.srt"))
+    assert written == ["synthetic_000.srt", "synthetic_001.srt"]
+    assert (dataset.features / "synthetic_000.srt").read_text().startswith("1\n00:00:")
+    capsys.readouterr()
+    assert main(["detect", str(run), inputs[0], "--format", "srt", "--out", str(dataset.features)]) == 2
+    assert "synthetic_000.srt already exists" in capsys.readouterr().err
