@@ -5,10 +5,9 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from tests.helpers import small_config
+from tests.helpers import train_tiny_run
 
-from mgrec.config import PostprocessConfig, TrainConfig, load_config
-from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.config import PostprocessConfig, load_config
 from mgrec.errors import InputError
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.second_opinion import (
@@ -23,7 +22,6 @@ from mgrec.records import Detection
 from mgrec.run import RunDir
 from mgrec.timeline import FeatureGrid
 from mgrec.train.ensemble import make_ensemble
-from mgrec.train.loop import train
 
 
 def test_the_descriptor_pools_the_stretch_by_hand():
@@ -98,15 +96,10 @@ def test_no_score_below_the_bar_reaches_the_threshold():
 
 @pytest.fixture(scope="module")
 def run_with_opinion(tmp_path_factory):
-    root = tmp_path_factory.mktemp("second-opinion")
-    paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=3, feature_dim=16, length=160,
-                                   subsets=("train", "train", "val", "test"))
-    config = small_config(paths, seed=3, max_seq_len=128,
-                          train=TrainConfig(epochs=2, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
-                                            eval_every=1, ema_decay=0.9),
-                          postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100, second_opinion=0.25))
-    train(config, root / "run", log=lambda *_: None, progress=False)
-    return root / "run", paths
+    run_dir, paths, _ = train_tiny_run(tmp_path_factory.mktemp("second-opinion"), seed=3,
+                                       postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100,
+                                                                     second_opinion=0.25))
+    return run_dir, paths
 
 
 def test_a_run_keeps_its_classifier_and_detection_applies_it(run_with_opinion):

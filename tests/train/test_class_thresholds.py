@@ -7,10 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.helpers import small_config
+from tests.helpers import train_tiny_run
 
-from mgrec.config import PostprocessConfig, TrainConfig
-from mgrec.data.synthetic import make_synthetic_dataset
+from mgrec.config import PostprocessConfig
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set, tune_thresholds
 from mgrec.infer.detect import detect_files
@@ -20,23 +19,15 @@ from mgrec.infer.online import OnlineDetector
 from mgrec.report.html import analyze_run, write_report
 from mgrec.run import RunDir
 from mgrec.train.ensemble import make_ensemble
-from mgrec.train.loop import train
 
 SHRINKAGE = 2.0
 
 
 @pytest.fixture(scope="module")
 def per_class_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class-thresholds")
-    paths = make_synthetic_dataset(root / "data", num_videos=4, num_classes=3, feature_dim=16, length=160,
-                                   subsets=("train", "train", "val", "test"))
-    config = small_config(paths, seed=3, max_seq_len=128,
-                          train=TrainConfig(epochs=2, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
-                                            eval_every=1, ema_decay=0.9),
+    return train_tiny_run(tmp_path_factory.mktemp("class-thresholds"), seed=3,
                           postprocess=PostprocessConfig(pre_nms_topk=200, max_detections=100, thresholds="per_class",
                                                         threshold_shrinkage=SHRINKAGE))
-    result = train(config, root / "run", log=lambda *_: None, progress=False)
-    return root / "run", paths, result
 
 
 def test_training_tunes_one_threshold_per_class_on_val(per_class_run):
