@@ -36,7 +36,7 @@ from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
-from mgrec.files import atomic_write, atomic_write_text, check_writable
+from mgrec.files import atomic_write, atomic_write_text, check_writable, resolve_path
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.nms import nms
 from mgrec.postprocess.video import detect_video
@@ -1133,6 +1133,71 @@ def test_an_output_naming_an_open_descriptor_is_written_through_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log"]  # nothing beside it
 
 
+def test_a_descriptor_is_found_through_links_and_other_spellings_and_checked_before_work(tmp_path):
+    from mgrec.files import descriptor_named
+
+    link = tmp_path / "out.csv"
+    link.symlink_to("/dev/stdout")
+    chain = tmp_path / "chain"
+    chain.symlink_to(link)
+    assert [descriptor_named(p) for p in (link, chain, "//dev/stdout", "/dev/./stderr", "/proc/thread-self/fd/4",
+                                          "/dev/fd/99999999999999999999", tmp_path / "plain")] == [1, 1, 1, 2, 4, None,
+                                                                                                  None]
+    log = tmp_path / "app.log"
+    log.write_text("earlier line\n")
+    with open(log, "a") as appended:
+        fd_link = tmp_path / "fd-link"
+        fd_link.symlink_to(f"/dev/fd/{appended.fileno()}")
+        atomic_write_text(fd_link, "appended\n")  # through the link: appended, not replaced
+    assert log.read_text() == "earlier line\nappended\n" and fd_link.is_symlink()
+    with open(log) as read_only:
+        with pytest.raises(InputError, match=rf"cannot write /dev/fd/{read_only.fileno()}: descriptor "
+                                             rf"{read_only.fileno()} is open for reading only"):
+            check_writable(f"/dev/fd/{read_only.fileno()}")
+
+
+
+def test_a_path_that_cannot_be_followed_is_one_line(monkeypatch):
+    # another process's /proc/<pid>/fd/1: realpath meets "permission denied" (a traceback before)
+    def denied(self, strict=False):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(Path, "resolve", denied)
+    with pytest.raises(InputError, match="cannot follow /proc/1/fd/1: Permission denied"):
+        resolve_path("/proc/1/fd/1")
+
+
+def test_closed_or_swapped_standard_streams(dataset, run, tmp_path):
+    """`>&-` closed stdout (a traceback, exit 120, nothing written); `--out /dev/stderr` put the closing line
+    into the data; a read-only stdout failed only after the work."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "mgrec", "--threads", "1", "detect", str(run), str(feature_file(dataset))]
+
+    def shell(args: list[str], redirect: str) -> subprocess.CompletedProcess:
+        line = " ".join(f"'{a}'" for a in args) + " " + redirect
+        return subprocess.run(["bash", "-c", line], capture_output=True, timeout=300, text=True)
+
+    closed = shell([*command, "--out", str(tmp_path / "d.json")], ">&-")
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr and (tmp_path / "d.json").exists()
+    refused = shell([*command, "--out", "/dev/stdout"], ">&-")
+    assert refused.returncode == 2 and refused.stderr.startswith("mgrec: error: cannot write /dev/stdout")
+    assert "Traceback" not in refused.stderr and "Exception ignored" not in refused.stderr
+    reading = shell([*command, "--out", "/dev/stdout"], "1</dev/null")
+    assert reading.returncode == 2 and "descriptor 1 is open for reading only" in reading.stderr
+    swapped = shell([*command, "--out", "/dev/stderr", "--format", "csv"], "")
+    assert swapped.stderr.startswith("video,start_s") and "wrote /dev/stderr" not in swapped.stderr
+    assert swapped.stdout.startswith("wrote /dev/stderr")
+
+
+def test_an_output_with_a_long_name_gets_a_temporary_file_that_fits(tmp_path):
+    long_name = tmp_path / ("x" * 250)  # fits the 255-byte limit; ".NAME.<pid>.<random>.tmp" would not
+    atomic_write_text(long_name, "kept")
+    atomic_write_text(long_name, "replaced")
+    assert long_name.read_text() == "replaced" and sorted(p.name for p in tmp_path.iterdir()) == [long_name.name]
+
+
 def test_detect_to_dev_stdout_in_a_pipe_writes_the_json_there(dataset, run):
     import subprocess
     import sys
@@ -1158,3 +1223,19 @@ def test_detect_into_a_pipe_writes_the_json_alone_there_and_its_summary_on_stder
     assert "wrote " in outcome.err
     assert set(json.loads(received[0])["results"]) == {"synthetic_000"}  # the pipe holds the JSON alone
     assert stat.S_ISFIFO(os.stat(out).st_mode)
+
+
+def test_an_ensemble_into_a_file_and_scores_with_a_bad_threshold_are_one_line(capsys, run, tmp_path):
+    from mgrec.report.html import _SCORE_KEYS, read_scores
+
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    outcome = mgrec(capsys, "ensemble", run, run, "--out", a_file)
+    assert outcome.code == 2 and "Traceback" not in outcome.err
+    assert outcome.err.splitlines()[-1].endswith("afile is not a folder; the ensemble is written into a new folder")
+    assert a_file.read_text() == "x"
+    for bad in ("x", [1], float("nan"), 1.5):
+        path = tmp_path / "eval_test.json"
+        path.write_text(json.dumps({**{key: 0 for key in _SCORE_KEYS}, "score_threshold": bad}))
+        with pytest.raises(InputError, match=r"eval_test.json \[score_threshold\]: expected a number in \[0, 1\]"):
+            read_scores(path, 3)

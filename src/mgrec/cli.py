@@ -432,6 +432,19 @@ def _add_annotations(p: argparse.ArgumentParser) -> None:
                    help="annotations JSON (default: the run config's data.annotations)")
 
 
+def closing_line_stream(out: str | Path | None):
+    """Where a command's closing line ("wrote ...") goes: standard error when its output is a stream (standard
+    output, a pipe: the data stays alone there), standard output when the output is standard error itself, or
+    a file, or the command's own default (None)."""
+    from mgrec.files import descriptor_named, is_stream
+
+    if out is None:
+        return sys.stdout
+    if descriptor_named(out) == 2:
+        return sys.stdout
+    return sys.stderr if is_stream(out) else sys.stdout
+
+
 def show_progress(args) -> bool:
     """A bar only when asked and on a terminal: in a log file its frames would mix with the lines."""
     return not getattr(args, "no_progress", False) and sys.stdout.isatty() and sys.stderr.isatty()
@@ -465,7 +478,8 @@ def cmd_data_convert(args) -> None:
     save_annotations(annotations, args.out)
     counts = {s: len(annotations.video_ids(s)) for s in annotations.subsets()}
     total = sum(len(v) for v in annotations.segments.values())
-    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos {counts}")
+    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos {counts}",
+          file=closing_line_stream(args.out))
 
 
 def cmd_data_check(args) -> int:
@@ -722,7 +736,7 @@ def cmd_detect(args) -> None:
 
     from mgrec.data.features import sidecar_path
     from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths
-    from mgrec.files import check_output, check_writable, is_stream
+    from mgrec.files import check_output, check_writable
     from mgrec.infer.detect import detect_files
     from mgrec.infer.offline import checked_fps
     from mgrec.run import RunDir
@@ -745,7 +759,7 @@ def cmd_detect(args) -> None:
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
-    print(summary.describe(), file=sys.stderr if is_stream(args.out) else sys.stdout)  # links followed
+    print(summary.describe(), file=closing_line_stream(args.out))
 
 
 def cmd_stream(args) -> None:
@@ -871,7 +885,8 @@ def cmd_report(args) -> None:
         if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
             raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
                              "or a folder (an existing one, or a name ending in '/')")
-    print(f"report: {write_report(run_dir, split=args.split, out=out, annotations=args.annotations)}")
+    print(f"report: {write_report(run_dir, split=args.split, out=out, annotations=args.annotations)}",
+          file=closing_line_stream(out))
 
 
 def cmd_demo(args) -> None:

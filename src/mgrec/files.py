@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import json
 import os
 import re
@@ -102,6 +103,8 @@ def resolve_path(path: str | Path) -> Path:
     except (RuntimeError, OSError) as exc:
         loop = exc.errno == errno.ELOOP if isinstance(exc, OSError) else "loop" in str(exc).lower()
         if not loop:
+            if isinstance(exc, OSError):  # e.g. another process's /proc/<pid>/fd/1: permission denied
+                raise InputError(f"cannot follow {path}: {exc.strerror or exc}") from None
             raise
         raise InputError(f"{path} is a symbolic link loop (following its links leads back to them, never to a "
                          "file or folder); replace the link") from None
@@ -114,23 +117,48 @@ def output_target(path: str | Path) -> Path:
     return resolve_path(path) if path.is_symlink() else path
 
 
-# Names of this process's own open descriptors: /dev/stdout, /dev/fd/3, /proc/self/fd/1.
+# Names of this process's own open descriptors: /dev/stdout, /dev/fd/3, /proc/self/fd/1, /proc/<pid>/fd/1.
 _DESCRIPTOR_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
-_DESCRIPTOR_PATTERN = re.compile(r"/(?:dev/fd|proc/(?:self|\d+)/fd)/(\d+)")
+_DESCRIPTOR_PATTERN = re.compile(r"/(?:dev/fd|proc/(?:self|thread-self|\d+)/fd)/(\d{1,9})")
+_MAX_LINK_HOPS = 40  # as the kernel's own limit on a chain of symbolic links
 
 
 def descriptor_named(path: str | Path) -> int | None:
-    """The open file descriptor `path` names (`/dev/stdout` is 1, `/dev/fd/N` and `/proc/self/fd/N` are N),
-    or None. Such an output is whatever the shell connected: a pipe, a terminal, or a file opened for writing
-    or appending (`> f`, `>> f`), which must be written through the descriptor at its offset, not reopened
-    (truncating what `>>` keeps) nor replaced by a new file."""
+    """The open file descriptor `path` names, or None: `/dev/stdout` is 1, `/dev/fd/N` and `/proc/self/fd/N`
+    are N, and so is a symbolic link (or a chain of them) leading to such a name, however spelled (`//dev/stdout`).
+    Such an output is whatever the shell connected: a pipe, a terminal, or a file opened for writing or appending
+    (`> f`, `>> f`), which must be written through the descriptor at its offset, not reopened (truncating what
+    `>>` keeps) nor replaced by a new file. Following the links to their end would not do: the end of
+    /proc/self/fd/1 is `pipe:[N]` or the file itself."""
     text = str(path)
-    if text in _DESCRIPTOR_NAMES:
-        return _DESCRIPTOR_NAMES[text]
-    match = _DESCRIPTOR_PATTERN.fullmatch(text)
-    if match is None or not (text.startswith(("/dev/", "/proc/self/")) or text.split("/")[2] == str(os.getpid())):
-        return None
-    return int(match.group(1))
+    for _ in range(_MAX_LINK_HOPS):
+        text = os.path.normpath(text) if text.startswith("/") else os.path.normpath(os.path.abspath(text))
+        text = "/" + text.lstrip("/")  # POSIX keeps a leading "//"; the kernel reads it as "/"
+        if text in _DESCRIPTOR_NAMES:
+            return _DESCRIPTOR_NAMES[text]
+        match = _DESCRIPTOR_PATTERN.fullmatch(text)
+        if match is not None:
+            own = not text.startswith("/proc/") or text.split("/")[2] in ("self", "thread-self", str(os.getpid()))
+            return int(match.group(1)) if own else None
+        try:
+            target = os.readlink(text)
+        except OSError:  # not a link (or not there): a plain path
+            return None
+        text = os.path.join(os.path.dirname(text), target)
+    return None
+
+
+def check_descriptor_writable(path: str | Path, fd: int) -> None:
+    """`InputError` unless descriptor `fd` (which `path` names) is open for writing: closed (`>&-`) or opened
+    for reading (`1</dev/null`) is refused before any work, not after it."""
+    import fcntl
+
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError as exc:
+        raise _cannot_write(Path(path), exc) from None
+    if flags & os.O_ACCMODE not in (os.O_WRONLY, os.O_RDWR):
+        raise InputError(f"cannot write {path}: descriptor {fd} is open for reading only")
 
 
 def is_stream(path: str | Path) -> bool:
@@ -237,7 +265,8 @@ def _temporary_beside(path: Path) -> Iterator[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_temporaries(path)
         # The writer's pid is in the name: a later writer of the same file removes what a killed one left.
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f"{_temporary_prefix(path)}{os.getpid()}.",
+                                         suffix=".tmp")
     except OSError as exc:
         raise _cannot_write(path, exc) from None
     os.close(fd)
@@ -259,10 +288,20 @@ def _temporary_beside(path: Path) -> Iterator[str]:
         raise
 
 
+def _temporary_prefix(path: Path) -> str:
+    """The start of the names of `path`'s temporary files: `.NAME.`, or, where NAME is so long that the
+    temporary name (pid, random part, `.tmp`: up to 40 bytes more) would pass the 255-byte limit of one name,
+    `.` and a digest of NAME: an output whose own name fits must never fail at its temporary file."""
+    if len(path.name.encode("utf-8", "surrogateescape")) + 42 <= MAX_NAME_BYTES:
+        return f".{path.name}."
+    digest = hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return f".mgrec-{digest}."
+
+
 def _remove_abandoned_temporaries(path: Path) -> None:
     """Temporary files of earlier writers of `path` whose process is gone (killed mid-write): never
     read, never complete, only clutter beside the output."""
-    prefix = f".{path.name}."
+    prefix = _temporary_prefix(path)
     for candidate in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
         pid_text = candidate.name[len(prefix):].split(".", 1)[0]
         if pid_text.isdigit() and not _process_alive(int(pid_text)):
@@ -342,11 +381,12 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
         name = "a folder name" if is_dir else "a file name, or /dev/stdout for standard output"
         raise InputError(f"cannot write -: mgrec does not take '-' for standard output; give {name} "
                          "(one named '-' by its full path)")
-    if not is_dir and descriptor_named(path) is not None:  # written through the open descriptor
-        try:
-            os.fstat(descriptor_named(path))
-        except OSError as exc:
-            raise _cannot_write(Path(path), exc) from None
+    fd = descriptor_named(path)
+    if fd is not None:  # written through the open descriptor
+        if is_dir:
+            raise InputError(f"cannot write into {shown}: it names an open descriptor (standard output?), not a "
+                             "folder")
+        check_descriptor_writable(path, fd)
         return
     resolve_path(path)  # a symbolic link loop is named as one, not by the error the probe would meet in it
     if not is_dir and isinstance(path, str) and path.endswith(("/", os.sep)):

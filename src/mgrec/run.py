@@ -563,6 +563,8 @@ def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     run = RunDir(out)
     if resolve_path(run.path) in {resolve_path(p) for p in members}:
         raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
+    if run.path.exists() and not run.path.is_dir():
+        raise InputError(f"{out} is not a folder; the ensemble is written into a new folder")
     if run.path.exists() and any(run.path.iterdir()):
         raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
     return run

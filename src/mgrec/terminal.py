@@ -87,9 +87,23 @@ class TerminalText(io.TextIOBase):
             pass
 
 
+class _Closed(io.TextIOBase):
+    """Where text goes when the shell closed the stream (`>&-`: Python's sys.stdout is None): nowhere, without
+    an error. Not /dev/null opened in its place, which would take the free descriptor 1 and make `--out
+    /dev/stdout` write into it silently instead of being refused."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
 def install() -> None:
-    """Route sys.stdout (escaped) and sys.stderr through `TerminalText` (once)."""
+    """Route sys.stdout (escaped) and sys.stderr through `TerminalText` (once); a closed one writes nowhere."""
     for name, escape in (("stdout", True), ("stderr", False)):
         stream = getattr(sys, name)
+        if stream is None:
+            stream = _Closed()
         if not isinstance(stream, TerminalText):
             setattr(sys, name, TerminalText(stream, escape))

@@ -27,11 +27,13 @@ def test_cues_are_in_time_order_with_class_and_score():
 
 
 def test_a_class_name_cannot_end_a_cue_or_open_a_tag():
-    hostile = [Detection("v", 0.0, 1.0, 0, "a\n\nb --> <i>&", 0.5)]
+    hostile = [Detection("v", 0.0, 1.0, 0, "a\n\nb ---> <i>&{\\an8}\x00\u2028c", 0.5)]
     srt = subtitle_text(hostile, "srt")
-    assert srt == "1\n00:00:00,000 --> 00:00:01,000\na b -> <i>& 0.50\n"  # one line, no second arrow
+    assert srt == "1\n00:00:00,000 --> 00:00:01,000\na b ---\u203a \u2039i\u203a&(\\an8) c 0.50\n"  # one line
     vtt = subtitle_text(hostile, "vtt")
-    assert vtt.endswith("a b --&gt; &lt;i&gt;&amp; 0.50\n") and vtt.count("-->") == 1
+    assert vtt.endswith("a b ---&gt; &lt;i&gt;&amp;{\\an8} c 0.50\n")
+    for text in (srt, vtt):
+        assert text.count("-->") == 1 and len(text.strip().split("\n")) == (3 if text is srt else 5)
 
 
 def test_subtitles_are_never_written_over_a_file(tmp_path):

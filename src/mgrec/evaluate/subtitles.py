@@ -4,13 +4,15 @@
 
 One cue per detection, in time order: its class and score ("PEN 0.89"); overlapping detections are
 overlapping cues, which players stack. Class names come from data: whitespace (a line break would end a
-cue) is collapsed to single spaces; in WebVTT `&`, `<` and `>` are written as entities (so no name can
-open a tag or hold the "-->" of a timing line), in SubRip, which has no escapes, "-->" becomes "->".
+cue) and control characters become single spaces; in WebVTT `&`, `<` and `>` are written as entities, in
+SubRip, which has no escapes, `<`, `>`, `{`, `}` become look-alikes: no name can open a tag, hold the "-->"
+of a timing line or position the cue.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,13 +32,17 @@ def timestamp(seconds: float, fmt: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{whole:02d}{',' if fmt == 'srt' else '.'}{millis:03d}"
 
 
+# SubRip has no escapes, and players read <i>...</i>, <font ...> and {\an8} in its text as markup: these
+# become look-alikes that are not (with ">" gone, no text line can hold the "-->" of a timing line either).
+_SUBRIP_LOOKALIKES = str.maketrans({"<": "\u2039", ">": "\u203a", "{": "(", "}": ")"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def cue_text(detection: Detection, fmt: str) -> str:
-    """"LABEL SCORE" on one line, the label's whitespace collapsed (and, in WebVTT, escaped)."""
-    label = " ".join(detection.label.split()) or f"class {detection.label_id}"
-    if fmt == "vtt":
-        label = html.escape(label, quote=False)
-    else:  # SubRip has no escapes; an arrow in the text is what some readers take for a timing line
-        label = label.replace("-->", "->")
+    """"LABEL SCORE" on one line: the label's control characters and whitespace collapsed to single spaces,
+    and what the format would read as markup escaped (WebVTT) or replaced by look-alikes (SubRip)."""
+    label = " ".join(_CONTROL.sub(" ", detection.label).split()) or f"class {detection.label_id}"
+    label = html.escape(label, quote=False) if fmt == "vtt" else label.translate(_SUBRIP_LOOKALIKES)
     return f"{label} {detection.score:.2f}"
 
 

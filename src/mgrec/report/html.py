@@ -157,6 +157,9 @@ def read_scores(path: Path, num_classes: int) -> dict:
     missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
     if missing:
         raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate")
+    threshold = scores["score_threshold"]
+    if not (is_number(threshold) and 0 <= threshold <= 1):
+        raise InputError(f"{path} [score_threshold]: expected a number in [0, 1], got {brief(threshold)}")
     per_class = scores.get("class_thresholds")
     if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
                                       and all(is_number(t) and 0 <= t <= 2 for t in per_class)):
