@@ -169,13 +169,16 @@ def test_outputs_never_replace_what_a_command_reads_or_a_run_s_own_files(tmp_pat
     check_output(tmp_path / "report.html", reads=[tmp_path / "annotations.json"], protected=run.run_files())
 
 
-@pytest.mark.parametrize("value", ["2", "-0.1", "nan", "x"])
-def test_score_threshold_must_be_a_probability(value, capsys):
-    from mgrec.cli import main
+@pytest.mark.parametrize("value", ["nan", "inf", "x"])
+def test_score_threshold_must_be_a_finite_number(value, capsys):
+    # any finite number otherwise: predictions may hold logits (the loader takes them), and --tune-on on such a
+    # file picks a threshold such as 5.0 that the option must be able to give again
+    from mgrec.cli import finite_number, main
 
     with pytest.raises(SystemExit):
         main(["score", "--gt", "a.json", "--pred", "p.json", "--score-threshold", value])
-    assert "expected a number in [0, 1]" in capsys.readouterr().err
+    assert "expected a finite number" in capsys.readouterr().err
+    assert finite_number("5") == 5.0 and finite_number("-0.5") == -0.5
 
 
 @pytest.mark.parametrize("option, value, expected", [
@@ -256,3 +259,20 @@ def test_an_out_of_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, ca
     assert err.startswith("mgrec: error: cannot write -: mgrec does not take '-' for standard output; give a ")
     assert "/dev/stdout" in err or "--format" in command
     assert not list(tmp_path.iterdir())
+
+
+def test_a_threshold_above_every_score_is_said(tmp_path, capsys):
+    import json
+
+    from mgrec.data.annotations import save_annotations
+    from mgrec.records import AnnotationSet, Segment, VideoInfo
+
+    videos = {"v": VideoInfo("v", "test", 10.0, 30.0)}
+    save_annotations(AnnotationSet(["a"], videos, {"v": [Segment("v", 1.0, 2.0, 0, "a")]}), tmp_path / "gt.json")
+    (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [1.0, 2.0], "label": "a",
+                                                                      "score": 0.95}]}}))
+    command = ["score", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "p.json")]
+    assert main([*command, "--score-threshold", "2"]) in (0, None)
+    assert ("note: the score threshold 2 is above every score of split test in" in capsys.readouterr().err)
+    assert main([*command, "--score-threshold", "0.5"]) in (0, None)
+    assert "above every score" not in capsys.readouterr().err

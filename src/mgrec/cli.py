@@ -11,6 +11,7 @@ frames would be glued to the lines around them, so there the output is plain lin
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -66,13 +67,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
-def probability(text: str) -> float:
+def finite_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
     return value
 
 
@@ -215,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="the split to score")
     p.add_argument("--tune-on", default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
-    p.add_argument("--score-threshold", type=probability, default=0.0,
+    # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
+    p.add_argument("--score-threshold", type=finite_number, default=0.0,
                    help="F1 counts detections with score >= this (in [0, 1])")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
@@ -519,6 +521,10 @@ def cmd_train(args) -> None:
     # what the ensemble would refuse after the trainings, refused before them
     refuse_a_folder_training_reads(out, config)
     new_ensemble_dir(out, [out.with_name(f"{out.name}-seed{seed}") for seed in seeds])
+    for seed in seeds:  # every member's folder before the first trains, not after the others did (hours)
+        member = RunDir(out.with_name(f"{out.name}-seed{seed}"))
+        if not (args.resume and member.can_resume()):
+            member.check_fresh_start([Path(args.config)])
     members = []
     for seed in seeds:
         member = out.with_name(f"{out.name}-seed{seed}")
@@ -649,6 +655,10 @@ def cmd_score(args) -> None:
         tune_gt, tune_pred = split_of(args.tune_on)
         threshold = tune_score_threshold(tune_gt, tune_pred)
     gt, pred = split_of(args.split)
+    highest = max((d.score for items in pred.values() for d in items), default=None)
+    if highest is not None and threshold > highest:  # any finite threshold is taken (scores may be logits)
+        print(f"note: the score threshold {threshold:.4g} is above every score of split {args.split} in {args.pred} "
+              f"(the highest is {highest:.4g}): the hard set is empty and F1 is 0", file=sys.stderr)
     result = score(gt, pred, annotations.classes, threshold, split=args.split)
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 

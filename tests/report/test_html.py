@@ -256,6 +256,39 @@ def test_missing_or_bad_inputs_are_input_errors(tmp_path):
         write_report(run["run_dir"], annotations=tmp_path / "missing.json")
 
 
+def test_edited_scores_or_detections_are_refused_by_key(tmp_path):
+    """Values of the wrong kind were tracebacks (ValueError, AttributeError, IndexError) or shown as they were
+    (F1 7.0 as 700 %); a detections file that no longer matches the scores gave a page contradicting itself."""
+    import json
+    import shutil
+
+    run = build_run_dir(tmp_path / "made")
+    scores_path, detections_path = run["run_dir"] / "eval_test.json", run["run_dir"] / "detections_test.json"
+    scores, detections = json.loads(scores_path.read_text()), json.loads(detections_path.read_text())
+    name = next(iter(scores["per_class"]))
+    edits = {
+        "f1": ({**scores, "f1": "0.7"}, r"\[f1\]: expected a number in \[0, 1\]"),
+        "f1 above one": ({**scores, "f1": 7.0}, r"\[f1\]: expected a number in \[0, 1\]"),
+        "mAP": ({**scores, "mAP": [1, 2]}, r"\[mAP\]: expected a mapping"),
+        "per_class": ({**scores, "per_class": []}, r"\[per_class\]: expected a mapping"),
+        "label_id": ({**scores, "per_class": {**scores["per_class"], name: {**scores["per_class"][name],
+                                                                             "label_id": 9}}},
+                     rf"\[per_class.{name}\]: expected label_id in \[0, "),
+        "confusion": ({**scores, "confusion": None}, r"\[confusion.matrix\]: expected \d+ rows"),
+        "matrix": ({**scores, "confusion": {**scores["confusion"], "matrix": [[1]]}}, r"\[confusion.matrix\]"),
+    }
+    for case, (edited, message) in edits.items():
+        scores_path.write_text(json.dumps(edited))
+        with pytest.raises(InputError, match=r"eval_test.json " + message):
+            write_report(run["run_dir"])
+    scores_path.write_text(json.dumps(scores))
+    write_report(run["run_dir"])
+    detections_path.write_text(json.dumps({**detections, "results": {}}))
+    with pytest.raises(InputError, match=r"detections_test.json and .*eval_test.json do not agree"):
+        write_report(run["run_dir"])
+    shutil.rmtree(tmp_path / "made")
+
+
 def test_a_split_without_ground_truth_is_named_with_the_annotations_file(tmp_path, capsys):
     """The analysis said only "no ground-truth segments", naming neither the split nor the file."""
     from mgrec.cli import main

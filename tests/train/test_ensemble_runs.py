@@ -169,6 +169,13 @@ def test_train_with_seeds_refuses_before_training_what_the_ensemble_would_refuse
         err = capsys.readouterr().err
         assert err.startswith("mgrec: error: ") and expected in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "notes"]  # nothing trained
+    # a later member's folder already holding a run was found after the earlier members had trained
+    taken = tmp_path / "ens-seed8"
+    shutil.copytree(runs[2][0], taken)
+    assert main(["train", str(config), "--out", str(tmp_path / "ens"), "--seeds", "2", "--no-progress"]) == 2
+    assert "ens-seed8 already holds a run; pass --resume" in capsys.readouterr().err
+    assert not (tmp_path / "ens-seed7").exists()
+    shutil.rmtree(taken)
     monkeypatch.chdir(full)  # `--out .` (a traceback: "." has no name to name the members after)
     assert main(["train", str(config), "--out", ".", "--seeds", "2", "--no-progress"]) == 2
     assert "notes exists and is not empty" in capsys.readouterr().err

@@ -481,6 +481,29 @@ def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path, 
     assert RunDir(tmp_path / "run").read_config().train.compile
 
 
+def test_resume_refuses_a_config_yaml_edited_after_the_training_started(dataset, tmp_path):
+    """The run's config.yaml was the only record: editing epochs 2 -> 4 there and resuming restarted the
+    learning-rate schedule on a 4-epoch curve, a run of neither length."""
+    config = tiny_config(dataset, epochs=2, eval_every=2)
+    _train_epochs_then_stop(config, tmp_path / "run", stop_after=1)
+    run = RunDir(tmp_path / "run")
+    edited = tiny_config(dataset, epochs=4, eval_every=2)
+    run.write_config(edited)
+    with pytest.raises(InputError, match=r"--resume: the config differs from the config .*last_state.pt was trained "
+                                         r"with \(train.epochs: 2 in the run, 4 now\); .*config.yaml was edited"):
+        train(edited, run.path, resume=True, progress=False, log=lambda *_: None)
+
+
+def test_resuming_a_finished_run_checks_the_checkpoints_it_reports_done(dataset, tmp_path):
+    config = tiny_config(dataset, epochs=1, eval_every=1)
+    train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    best = tmp_path / "run" / "checkpoints" / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:100])
+    with pytest.raises(InputError, match=r"--resume: .*run finished training, but checkpoint .*best.safetensors is "
+                                         "not a readable safetensors file"):
+        train(config, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+
+
 def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(dataset, tmp_path):
     config = tiny_config(dataset, epochs=3, eval_every=1, select_checkpoint="last")
     run = tmp_path / "run"

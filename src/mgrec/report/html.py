@@ -149,8 +149,8 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
 
 
 def read_scores(path: Path, num_classes: int) -> dict:
-    """eval_<split>.json, checked for the keys the report shows (and its per-class thresholds, where it has them:
-    one number in [0, 1] per class of the run)."""
+    """eval_<split>.json, checked for the keys the report shows and their kinds (`_score_problem`; and its per-class
+    thresholds, where it has them: one number in [0, 2] per class of the run)."""
     if not path.is_file():
         raise InputError(f"{path}: not found; expected the run's scores (written by mgrec evaluate)")
     scores = read_json(path, "scores")
@@ -160,6 +160,11 @@ def read_scores(path: Path, num_classes: int) -> dict:
     threshold = scores["score_threshold"]
     if not (is_number(threshold) and 0 <= threshold <= 1):
         raise InputError(f"{path} [score_threshold]: expected a number in [0, 1], got {brief(threshold)}")
+    problem = _score_problem(scores, num_classes)
+    if problem is not None:
+        key, expected = problem
+        raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate wrote it (edited?): "
+                         "evaluate the run again")
     per_class = scores.get("class_thresholds")
     if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
                                       and all(is_number(t) and 0 <= t <= 2 for t in per_class)):
@@ -171,6 +176,54 @@ def read_scores(path: Path, num_classes: int) -> dict:
 def _bar_words(threshold: float, class_thresholds: list[float] | None) -> str:
     """`f1.bar_words`, saying where per-class thresholds come from."""
     return bar_words(threshold, class_thresholds) + ("" if class_thresholds is None else ", tuned per class")
+
+
+def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
+    """(key, what was expected) of the first value of a scores dict the report cannot show, or None."""
+    def fraction(value, high: float = 1.0) -> bool:
+        return is_number(value) and 0 <= value <= high
+
+    if not (isinstance(scores["num_predictions"], int) and not isinstance(scores["num_predictions"], bool)
+            and scores["num_predictions"] >= 0):
+        return "num_predictions", "a count"
+    for key in ("f1", "precision", "recall", "f1_miga", "recall_miga", "average_mAP"):
+        if key in scores and not fraction(scores[key]):
+            return key, "a number in [0, 1]"
+    if "precision_miga" in scores and not fraction(scores["precision_miga"], math.inf):  # may pass 1 (MiGA rule)
+        return "precision_miga", "a number >= 0"
+    if not (isinstance(scores["mAP"], dict) and all(fraction(v) for v in scores["mAP"].values())):
+        return "mAP", "a mapping of tIoU to numbers in [0, 1]"
+    per_class = scores["per_class"]
+    if not isinstance(per_class, dict):
+        return "per_class", "a mapping of class names to their scores"
+    for name, entry in per_class.items():
+        label_id = entry.get("label_id") if isinstance(entry, dict) else None
+        valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
+                 and isinstance(entry.get("instances"), int)
+                 and (entry.get("ap") is None or fraction(entry.get("ap")))
+                 and all(fraction(entry.get(k)) for k in ("f1", "precision", "recall")))
+        if not valid:
+            return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances, ap (or null), f1, precision and "
+                                         "recall in [0, 1]")
+    confusion = scores["confusion"]
+    matrix = confusion.get("matrix") if isinstance(confusion, dict) else None
+    if not (isinstance(matrix, list) and len(matrix) == num_classes
+            and all(isinstance(row, list) and len(row) == num_classes
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row) for row in matrix)):
+        return "confusion.matrix", f"{num_classes} rows of {num_classes} counts"
+    return None
+
+
+def check_detections_agree(run: RunData, scores: dict, eval_path: Path) -> None:
+    """`InputError` when the run's detections file and its scores file do not describe one evaluation: other
+    videos, or a hard set of another size (one of them edited, or written by another evaluate)."""
+    bars = (float(scores["score_threshold"]), scores.get("class_thresholds"))
+    hard = sum(len(items) for items in apply_score_threshold(run.ranked, *bars).values())
+    if set(run.ranked) != set(run.ground_truth) or hard != scores["num_predictions"]:
+        detections = RunDir(run.run_dir).detections_path(run.split)
+        raise InputError(f"{detections} and {eval_path} do not agree (videos {len(run.ranked)} against "
+                         f"{len(run.ground_truth)} of split {run.split}, hard set {hard} against num_predictions "
+                         f"{scores['num_predictions']}); evaluate the run again (`mgrec evaluate`)")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
@@ -763,6 +816,7 @@ def write_report(
     run = load_run(run_dir, split, annotations)
     run_files = RunDir(run.run_dir)
     scores = read_scores(run_files.eval_path(split), len(run.classes))
+    check_detections_agree(run, scores, run_files.eval_path(split))
     tuning = run_files.read_tuning()
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
     tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)

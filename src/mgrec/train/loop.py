@@ -39,7 +39,7 @@ from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_
 from mgrec.model.memory import check_fits, count_parameters
 from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
-from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
+from mgrec.run import CHECKPOINT_NAMES, RunDir, load_into, next_commands, refuse_a_folder_training_reads
 from mgrec.train.assign import make_points
 from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
@@ -279,21 +279,32 @@ RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbo
 
 def check_same_config(run: RunDir, config: Config) -> None:
     """`--resume` continues a run as it was configured: a different config would silently mix two
-    trainings (and rewrite the run's config.yaml), so any difference is refused, by key."""
+    trainings (and rewrite the run's config.yaml), so any difference is refused, by key: from the run's
+    config.yaml, and from the config its training state recorded (config.yaml may have been edited since)."""
     def flat(node: dict, prefix: str = "") -> dict:
         items = {}
         for key, value in node.items():
             items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
         return items
 
-    saved, given = flat(to_dict(run.read_config())), flat(to_dict(config))
-    changed = [k for k in sorted(set(saved) | set(given))
-               if k not in RESUMABLE_CHANGES and saved.get(k) != given.get(k)]
-    if changed:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} in the run, {given.get(k)!r} now" for k in changed[:3])
-        raise InputError(f"--resume: the config differs from {run.config_path} ({shown}"
-                         f"{', ...' if len(changed) > 3 else ''}); resume with the run's own config, "
-                         "or train a new run")
+    given = flat(to_dict(config))
+
+    def refuse_differences(saved: dict, where: str, advice: str) -> None:
+        changed = [k for k in sorted(set(saved) | set(given))
+                   if k not in RESUMABLE_CHANGES and saved.get(k) != given.get(k)]
+        if changed:
+            shown = ", ".join(f"{k}: {saved.get(k)!r} in the run, {given.get(k)!r} now" for k in changed[:3])
+            raise InputError(f"--resume: the config differs from {where} ({shown}"
+                             f"{', ...' if len(changed) > 3 else ''}); {advice}")
+
+    refuse_differences(flat(to_dict(run.read_config())), str(run.config_path),
+                       "resume with the run's own config, or train a new run")
+    if run.state_path.exists():
+        recorded = run.read_training_state().get("config")  # states written before it was recorded: none
+        if isinstance(recorded, str):
+            refuse_differences(flat(json.loads(recorded)), f"the config {run.state_path} was trained with",
+                               f"{run.config_path} was edited after the training started; restore it, or train "
+                               "a new run")
 
 
 def check_same_backbone(run: RunDir, config: Config, encoder: torch.nn.Module | None) -> None:
@@ -424,6 +435,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         start_epoch, step.steps_done = int(state["epoch"]) + 1, int(state["step"])
         best = json.loads(state["best"])
         balancer.load_state(json.loads(state["balance"]) if "balance" in state else None)
+        if start_epoch >= config.train.epochs:  # finished: nothing will rewrite its checkpoints, so they must read
+            for name in CHECKPOINT_NAMES:
+                try:
+                    run.read_weights(name)
+                except InputError as exc:
+                    raise InputError(f"--resume: {run.path} finished training, but {exc}; the run cannot detect "
+                                     "without it: train a new run") from None
         say(f"resuming {run.path} after epoch {start_epoch - 1} (step {step.steps_done})")
         if is_main:
             run.keep_metrics_before(start_epoch)
@@ -538,6 +556,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                     "loss_norm": criterion.loss_norm,
                     "best": json.dumps(best),
                     "balance": json.dumps(balancer.state()),
+                    "config": json.dumps(to_dict(config)),  # what --resume must continue (config.yaml can be edited)
                 }
             )
         if world > 1:
