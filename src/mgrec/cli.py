@@ -77,6 +77,13 @@ def finite_number(text: str) -> float:
     return value
 
 
+def nonnegative_number(text: str) -> float:
+    value = finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -209,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     ), examples=(
         "mgrec score --gt annotations.json --pred detections.json --split test",
         "mgrec score --gt annotations.json --pred ranked.json --split test --tune-on val --json",
+        "mgrec score --gt annotations.json --pred ranked.json --tune-on val --thresholds per_class",
     ))
     p.add_argument("--gt", type=Path, required=True, help="annotations JSON")
     p.add_argument("--pred", type=Path, required=True,
@@ -218,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
     p.add_argument("--score-threshold", type=finite_number, default=0.0,
-                   help="F1 counts detections with score >= this (in [0, 1])")
+                   help="F1 counts detections with score >= this (default 0: every detection of the file)")
+    p.add_argument("--thresholds", choices=["global", "per_class"], default="global",
+                   help="with --tune-on: one threshold, or one per class as well (postprocess.thresholds: the bars a "
+                        "per_class run uses, from its `detect --all` output)")
+    p.add_argument("--threshold-shrinkage", type=nonnegative_number, default=10.0, metavar="K",
+                   help="per_class: each class's threshold is pulled toward the global one, (n t_c + K t) / (n + K), "
+                        "n its instances in the --tune-on split (default 10, as postprocess.threshold_shrinkage)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
@@ -615,12 +629,15 @@ def cmd_evaluate(args) -> None:
 def cmd_score(args) -> None:
     import json
 
+    from mgrec.config import PostprocessConfig
     from mgrec.data.annotations import load_annotations
-    from mgrec.evaluate.f1 import tune_score_threshold
+    from mgrec.evaluate.f1 import tune_thresholds
     from mgrec.evaluate.predictions import load_predictions, predictions_info
     from mgrec.evaluate.scoring import check_tuning_split, coverage_note, format_score_table, score
 
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
+    if args.thresholds == "per_class" and not args.tune_on:
+        raise InputError("--thresholds per_class tunes the per-class thresholds on a split: give --tune-on SPLIT")
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
@@ -650,16 +667,17 @@ def cmd_score(args) -> None:
             print(f"note: {args.pred}: {note}", file=sys.stderr)
         return scored, {v: predictions.get(v, []) for v in ids}
 
-    threshold = args.score_threshold
+    threshold, class_thresholds = args.score_threshold, None
     if args.tune_on:
         tune_gt, tune_pred = split_of(args.tune_on)
-        threshold = tune_score_threshold(tune_gt, tune_pred)
+        rule = PostprocessConfig(thresholds=args.thresholds, threshold_shrinkage=args.threshold_shrinkage)
+        threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(args.split)
     highest = max((d.score for items in pred.values() for d in items), default=None)
-    if highest is not None and threshold > highest:  # any finite threshold is taken (scores may be logits)
+    if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
         print(f"note: the score threshold {threshold:.4g} is above every score of split {args.split} in {args.pred} "
               f"(the highest is {highest:.4g}): the hard set is empty and F1 is 0", file=sys.stderr)
-    result = score(gt, pred, annotations.classes, threshold, split=args.split)
+    result = score(gt, pred, annotations.classes, threshold, split=args.split, class_thresholds=class_thresholds)
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 
 

@@ -189,3 +189,23 @@ def test_a_teacher_with_class_thresholds_labels_with_its_per_class_hard_set(bars
     # min_score, when given, is the one bar for every class
     _, at_min = label_videos(labeller, files, labeller.read_config(), 0.0, log=lambda *_: None)
     assert at_min["class_thresholds"] is None and len(at_min["videos"]["synthetic_003"]) > len(labels)
+
+
+def test_score_reproduces_a_per_class_run_from_its_ranked_detections(per_class_run, tmp_path, capsys):
+    """`mgrec score --tune-on val --thresholds per_class` on the run's `detect --all` output tunes the bars
+    training tuned, and scores test as `evaluate` does."""
+    from mgrec.cli import main
+
+    run_dir, paths, _ = per_class_run
+    expected = evaluate_run(run_dir, split="test")
+    ranked = tmp_path / "ranked.json"
+    detect_files(run_dir, sorted(paths.features.glob("*.npy")), ranked, ranked=True)
+    command = ["score", "--gt", str(paths.annotations), "--pred", str(ranked), "--tune-on", "val", "--json"]
+    assert main([*command, "--thresholds", "per_class", "--threshold-shrinkage", str(SHRINKAGE)]) in (0, None)
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["class_thresholds"] == pytest.approx(expected["class_thresholds"])
+    assert scored["f1"] == pytest.approx(expected["f1"]) and scored["num_predictions"] == expected["num_predictions"]
+    assert main(command) in (0, None)
+    assert json.loads(capsys.readouterr().out)["class_thresholds"] is None  # one threshold by default
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(ranked), "--thresholds", "per_class"]) == 2
+    assert "give --tune-on SPLIT" in capsys.readouterr().err
