@@ -348,11 +348,15 @@ def test_a_rule_across_keys_names_where_each_key_came_from(tmp_path):
     # keys of one place: that place alone, as before
     with pytest.raises(InputError, match=r"^\S*c.yaml \[balance.alpha\]: expected null \(method none has no alpha\)"):
         load_config(write(tmp_path, "c.yaml", "balance:\n  method: none\n  alpha: 2\n"))
-    # an old key beside its new name
+    # an old key beside its new name: a --set of the new name overrides a file's old one (the file's keys are read
+    # into their new names first); an old-name --set beside the file's new key is refused, naming both
     old = write(tmp_path, "old.yaml", "train:\n  bf16: true\n")
-    with pytest.raises(InputError, match=r"^--set train.precision=fp32 \[train.precision\] and \S*old.yaml "
+    assert load_config(old).train.precision == "auto" and load_config(old, ["train.precision=fp32"]).train.precision \
+        == "fp32"
+    new = write(tmp_path, "new.yaml", "train:\n  precision: fp32\n")
+    with pytest.raises(InputError, match=r"^\S*new.yaml \[train.precision\] and --set train.bf16=true "
                                          r"\[train.bf16\]: replaced by train.precision"):
-        load_config(old, ["train.precision=fp32"])
+        load_config(new, ["train.bf16=true"])
     with pytest.raises(InputError, match=r"^\S*c.yaml \[balance.method\] and --set data.augment_alpha=2 "
                                          r"\[data.augment_alpha\]: replaced by balance.method"):
         load_config(path, ["data.augment_alpha=2"])
@@ -445,3 +449,27 @@ def test_per_class_thresholds_are_checked_by_key(tmp_path):
         load_config(path, ["postprocess.class_thresholds=[0.1,0.2,2.5]"])
     with pytest.raises(InputError, match=r"\[postprocess.threshold_shrinkage\]: expected a number >= 0"):
         load_config(path, ["postprocess.threshold_shrinkage=-1"])
+
+
+def test_a_base_is_found_beside_the_config_or_shipped_never_in_the_current_folder(tmp_path, monkeypatch):
+    """`base: other.yaml` of sub/child.yaml loaded ./other.yaml when run from the folder above, and refused it
+    from sub/: one config, two meanings."""
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "child.yaml", "base: other.yaml\n")
+    write(tmp_path, "other.yaml", "base: demo/default.yaml\ntrain: {epochs: 777}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"child.yaml \[base\]: 'other.yaml' is neither a file beside it"):
+        load_config("sub/child.yaml")
+    # a folder named like a shipped config in the current folder does not hide the shipped one
+    (tmp_path / "demo" / "default.yaml").mkdir(parents=True)
+    assert load_config(write(tmp_path / "sub", "plain.yaml", "base: demo/default.yaml\n")).name == "demo-default"
+
+
+def test_an_old_key_in_a_config_overrides_its_base_s_new_one(tmp_path):
+    """`data.augment_alpha` in a config whose shipped base sets balance.method was refused, blaming the config."""
+    config = load_config(write(tmp_path, "o1.yaml", "base: demo/default.yaml\ndata:\n  augment_alpha: 2\n"))
+    assert (config.balance.method, config.balance.alpha) == ("eq1", 2)
+    config = load_config(write(tmp_path, "o2.yaml", "base: demo/default.yaml\ntrain:\n  bf16: true\n"))
+    assert config.train.precision == "auto"  # bf16: true was read as auto (bf16 was CUDA-only)
+    with pytest.raises(InputError, match=r"o3.yaml \[train.bf16\]: replaced by train.precision; give only"):
+        load_config(write(tmp_path, "o3.yaml", "train:\n  bf16: true\n  precision: fp32\n"))

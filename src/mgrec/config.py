@@ -413,15 +413,21 @@ def find_config(name: str | Path) -> Path:
     shipped in the package (package data `mgrec/configs`, found through importlib.resources, so a
     source checkout and an installed wheel reach the same files): `demo/mgrec.yaml`, `demo/mgrec`
     or `configs/demo/mgrec.yaml`. Otherwise the path unchanged (reading it says it does not exist)."""
-    from importlib import resources
-
     path = Path(name).expanduser()
     if path.exists():
         return path
+    return shipped_config(path) or path
+
+
+def shipped_config(name: str | Path) -> Path | None:
+    """The config of that name shipped with mgrec (`demo/mgrec.yaml`, `demo/mgrec`, `configs/demo/mgrec.yaml`), or
+    None."""
+    from importlib import resources
+
     shipped = Path(str(resources.files("mgrec") / "configs")).resolve()
-    text = path.as_posix().removeprefix("configs/")
+    text = Path(name).as_posix().removeprefix("configs/")
     candidate = resolve_path(shipped / (text if text.endswith((".yaml", ".yml")) else text + ".yaml"))
-    return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else path
+    return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
@@ -569,6 +575,11 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
     base = raw.pop("base", None)
+    # each file's keys of older names are read into their new ones before it is laid over its base, so that a
+    # key it gives overrides its base's, whatever name either uses
+    _upgrade_renamed_keys(raw, str(path))
+    _upgrade_moved_keys(raw, str(path))
+    _drop_removed_keys(raw, str(path))
     if base is None:
         return raw
     if not isinstance(base, str) or not base.strip():
@@ -576,9 +587,10 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     if len(seen) >= MAX_BASE_DEPTH:
         raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
     try:  # a symbolic link loop is named with the config and key that lead to it
-        beside = resolve_path(path.parent / base)
-        # a file beside the config first, else a config shipped with mgrec by name (as on the command line)
-        target = beside if beside.exists() else find_config(base)
+        beside = resolve_path(path.parent / Path(base).expanduser())
+        # a file beside the config first, else a config shipped with mgrec by name; never one that happens to be
+        # in the current folder, which would load the same config differently from another folder
+        target = beside if beside.exists() else (shipped_config(base) or beside)
         if not Path(target).exists():
             raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
                              "(demo/default.yaml, smg/mgrec.yaml, ...)")

@@ -288,3 +288,20 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
     assert [p.message for p in report.warnings] == [
         "class 'c2' has no instance in the training split 'train' (1 in 'val', 2 in 'test'): the network cannot "
         "learn it, and its F1 and AP there are 0"]
+
+
+def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):
+    """The instance checks read duration, the feature checks num_frames: duration 1e12 hid an instance at
+    5000 s (0 errors); a disagreement within a second or 2 % (metadata rounding) is not one."""
+    (tmp_path / "feats").mkdir()
+    frames = int(round(20.0 * FPS))
+    entries = {"wrong": {**_entry("training", (0, 5000.0, 5001.0)), "duration": 1e12, "num_frames": frames},
+               "rounded": {**_entry("training", (0, 1.0, 2.0)), "duration": 20.0 + 0.5, "num_frames": frames}}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": entries}))
+    for video_id in entries:
+        _features(tmp_path / "feats", video_id)
+    report = check_dataset(_config(tmp_path))
+    messages = [(p.video_id, p.message) for p in report.errors]
+    assert ("wrong", f"duration 1e+12 s disagrees with num_frames {frames} at {FPS:g} fps (20 s); correct the wrong "
+                     "one") in messages
+    assert not any(video_id == "rounded" for video_id, _ in messages)

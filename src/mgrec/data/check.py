@@ -313,6 +313,16 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
     video_id = info.video_id
     if not segments:
         problems.append(Problem("warning", info.source, "video has no annotated instances", video_id))
+    if info.num_frames is not None:
+        # the instance checks below read `duration`, the feature checks `num_frames`: a wrong one of the two hid
+        # an instance thousands of seconds past the features (a second or 2 % covers metadata rounding)
+        frames_seconds = info.num_frames / info.fps
+        if abs(info.duration - frames_seconds) > max(1.0, 0.02 * frames_seconds):
+            problems.append(Problem(
+                "error", info.source,
+                f"duration {info.duration:.6g} s disagrees with num_frames {info.num_frames} at {info.fps:g} fps "
+                f"({frames_seconds:.6g} s); correct the wrong one", video_id,
+            ))
     tolerance = FeatureGrid(fps=info.fps, stride=1, window=1).frame_to_seconds(1)  # one frame of rounding
     first_of: dict[tuple, Segment] = {}
     for segment in segments:
