@@ -1136,6 +1136,9 @@ def test_an_output_naming_an_open_descriptor_is_written_through_it(tmp_path):
 def test_a_descriptor_is_found_through_links_and_other_spellings_and_checked_before_work(tmp_path):
     from mgrec.files import descriptor_named
 
+    folder_link = tmp_path / "fdlink"  # a link to the folder /dev/fd: fdlink/1 is descriptor 1
+    folder_link.symlink_to("/dev/fd")
+    assert descriptor_named(folder_link / "1") == 1 and descriptor_named("/dev/fd/../stdout") is None
     link = tmp_path / "out.csv"
     link.symlink_to("/dev/stdout")
     chain = tmp_path / "chain"

@@ -444,15 +444,22 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if _sets_streams(overridden):
         _forget_one_stream_keys(raw, keep=overridden.get("data", {}))
     for item in overrides or []:
-        _apply_override(raw, item)
-    _upgrade_renamed_keys(raw, str(path), as_given)
-    _upgrade_moved_keys(raw, str(path), as_given)
-    _drop_removed_keys(raw, str(path), as_given)
+        _apply_upgraded_override(raw, item, str(path), as_given)
     config = from_dict(Config, raw, source=str(path))
     check_stream_keys(raw, config, source=str(path), origins=origins)
     validate(config, source=str(path), origins=origins)
     config._origins = (str(path), origins)  # for the rules asked later, by training (`check_for_training`)
     return config
+
+
+def config_from_record(raw: dict, source: str) -> Config:
+    """A config recorded as a plain dict (`to_dict`, e.g. in a training state) read back as a config file is:
+    keys of older names read into their new ones, keys added since at their defaults."""
+    raw = copy.deepcopy(raw)
+    _upgrade_renamed_keys(raw, source)
+    _upgrade_moved_keys(raw, source)
+    _drop_removed_keys(raw, source)
+    return from_dict(Config, raw, source=source)
 
 
 def key_origin(config: Config, key: str) -> str:
@@ -659,6 +666,29 @@ def _apply_override(raw: dict, item: str) -> None:
         node[parts[-1]] = text
 
 
+def _apply_upgraded_override(raw: dict, item: str, source: str, origins: dict[str, str]) -> None:
+    """A `--set` item laid over the config's keys (already read into their new names, file by file), as one
+    more layer: an item of an older name is read into its new keys first, which it then sets, so that it
+    overrides the config whatever name either uses."""
+    one: dict = {}
+    _apply_override(one, item)
+    _upgrade_renamed_keys(one, source, origins)
+    _upgrade_moved_keys(one, source, origins)
+    _drop_removed_keys(one, source, origins)
+    old_names = {*_RENAMED_KEYS, *_REMOVED_KEYS, *((section, key) for section, key, *_ in _MOVED_KEYS)}
+    if not any((section, key) in old_names for section, key in (k.split(".", 1) for k in _override_keys(item))):
+        _apply_override(raw, item)  # as given: a whole section replaces the config's
+        return
+    for section, values in one.items():
+        raw.setdefault(section, {}).update(values)
+
+
+def _override_keys(item: str) -> list[str]:
+    """The dotted keys a `--set` item names, at the depth of (section, key) when it names one."""
+    key = item.split("=", 1)[0].strip()
+    return [".".join(key.split(".")[:2])] if key.count(".") >= 1 else []
+
+
 # Keys of older configs (and of the config.yaml of older runs), each read into its one new key.
 # Giving both the old and the new key is refused: two keys must never disagree.
 _RENAMED_KEYS = {
@@ -673,17 +703,22 @@ _REMOVED_KEYS = {
 }
 
 
+# Keys that moved to another section: (section, old key, new section, the new keys of a value).
+_MOVED_KEYS = (
+    ("data", "augment_alpha", "balance", lambda a: {"method": "eq1", "alpha": a}),
+    # 0 was "no noise": said outright, so that it also turns off noise a config below it gave
+    ("train", "input_noise", "transforms",
+     lambda s: {"noise_std": s, "noise_prob": 1.0} if s else {"noise_prob": 0.0}),
+)
+
+
 def _upgrade_moved_keys(raw: dict, source: str, origins: dict[str, str] | None = None) -> None:
     """Keys that moved to another section (and may set a second key there), read into their new home.
 
     `data.augment_alpha: A` -> `balance.method: eq1`, `balance.alpha: A` (null: nothing, balance is off
     by default); `train.input_noise: S` -> `transforms.noise_std: S`, `transforms.noise_prob: 1` (it was
     added to every crop). Giving the old key and the new section's keys is refused."""
-    moves = (
-        ("data", "augment_alpha", "balance", lambda a: {"method": "eq1", "alpha": a}),
-        ("train", "input_noise", "transforms", lambda s: {"noise_std": s, "noise_prob": 1.0} if s else {}),
-    )
-    for section, old, new_section, convert in moves:
+    for section, old, new_section, convert in _MOVED_KEYS:
         values = raw.get(section)
         if not isinstance(values, dict) or old not in values:
             continue

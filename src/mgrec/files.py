@@ -119,21 +119,23 @@ def output_target(path: str | Path) -> Path:
 
 # Names of this process's own open descriptors: /dev/stdout, /dev/fd/3, /proc/self/fd/1, /proc/<pid>/fd/1.
 _DESCRIPTOR_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
-_DESCRIPTOR_PATTERN = re.compile(r"/(?:dev/fd|proc/(?:self|thread-self|\d+)/fd)/(\d{1,9})")
+_DESCRIPTOR_PATTERN = re.compile(r"/(?:dev/fd|proc/(?:self|thread-self|\d+)(?:/task/\d+)?/fd)/(\d{1,9})")
 _MAX_LINK_HOPS = 40  # as the kernel's own limit on a chain of symbolic links
 
 
 def descriptor_named(path: str | Path) -> int | None:
     """The open file descriptor `path` names, or None: `/dev/stdout` is 1, `/dev/fd/N` and `/proc/self/fd/N`
-    are N, and so is a symbolic link (or a chain of them) leading to such a name, however spelled (`//dev/stdout`).
+    are N, and so is a symbolic link (or a chain of them) leading to such a name, however spelled (`//dev/stdout`,
+    `fdlink/1` where fdlink is a link to /dev/fd).
     Such an output is whatever the shell connected: a pipe, a terminal, or a file opened for writing or appending
     (`> f`, `>> f`), which must be written through the descriptor at its offset, not reopened (truncating what
     `>>` keeps) nor replaced by a new file. Following the links to their end would not do: the end of
     /proc/self/fd/1 is `pipe:[N]` or the file itself."""
     text = str(path)
     for _ in range(_MAX_LINK_HOPS):
-        text = os.path.normpath(text) if text.startswith("/") else os.path.normpath(os.path.abspath(text))
-        text = "/" + text.lstrip("/")  # POSIX keeps a leading "//"; the kernel reads it as "/"
+        # the folder resolved (a link to /dev/fd, `//dev`), the last name kept: /dev/stdout itself is a link
+        folder, name = os.path.split(text if text.startswith("/") else os.path.join(os.getcwd(), text))
+        text = os.path.join(os.path.realpath(folder), name)
         if text in _DESCRIPTOR_NAMES:
             return _DESCRIPTOR_NAMES[text]
         match = _DESCRIPTOR_PATTERN.fullmatch(text)
@@ -290,8 +292,9 @@ def _temporary_beside(path: Path) -> Iterator[str]:
 
 def _temporary_prefix(path: Path) -> str:
     """The start of the names of `path`'s temporary files: `.NAME.`, or, where NAME is so long that the
-    temporary name (pid, random part, `.tmp`: up to 40 bytes more) would pass the 255-byte limit of one name,
-    `.` and a digest of NAME: an output whose own name fits must never fail at its temporary file."""
+    temporary name (dots, pid, random part, `.tmp`: about 25 bytes more; 42 allowed) would pass the 255-byte
+    limit of one name, `.` and a digest of NAME: an output whose own name fits must never fail at its temporary
+    file."""
     if len(path.name.encode("utf-8", "surrogateescape")) + 42 <= MAX_NAME_BYTES:
         return f".{path.name}."
     digest = hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:32]

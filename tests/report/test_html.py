@@ -281,8 +281,10 @@ def test_edited_scores_or_detections_are_refused_by_key(tmp_path):
         scores_path.write_text(json.dumps(edited))
         with pytest.raises(InputError, match=r"eval_test.json " + message):
             write_report(run["run_dir"])
-    scores_path.write_text(json.dumps(scores))
+    # the MiGA rule's precision and F1 may pass 1 (one prediction finds two segments): an unedited file
+    scores_path.write_text(json.dumps({**scores, "precision_miga": 2.0, "f1_miga": 1.33}))
     write_report(run["run_dir"])
+    scores_path.write_text(json.dumps(scores))
     detections_path.write_text(json.dumps({**detections, "results": {}}))
     with pytest.raises(InputError, match=r"detections_test.json and .*eval_test.json do not agree"):
         write_report(run["run_dir"])

@@ -186,11 +186,12 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     if not (isinstance(scores["num_predictions"], int) and not isinstance(scores["num_predictions"], bool)
             and scores["num_predictions"] >= 0):
         return "num_predictions", "a count"
-    for key in ("f1", "precision", "recall", "f1_miga", "recall_miga", "average_mAP"):
+    for key in ("f1", "precision", "recall", "recall_miga", "average_mAP"):
         if key in scores and not fraction(scores[key]):
             return key, "a number in [0, 1]"
-    if "precision_miga" in scores and not fraction(scores["precision_miga"], math.inf):  # may pass 1 (MiGA rule)
-        return "precision_miga", "a number >= 0"
+    for key in ("precision_miga", "f1_miga"):  # the MiGA rule's may pass 1: one prediction can find two segments
+        if key in scores and not fraction(scores[key], math.inf):
+            return key, "a number >= 0"
     if not (isinstance(scores["mAP"], dict) and all(fraction(v) for v in scores["mAP"].values())):
         return "mAP", "a mapping of tIoU to numbers in [0, 1]"
     per_class = scores["per_class"]
@@ -215,15 +216,15 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
 
 
 def check_detections_agree(run: RunData, scores: dict, eval_path: Path) -> None:
-    """`InputError` when the run's detections file and its scores file do not describe one evaluation: other
-    videos, or a hard set of another size (one of them edited, or written by another evaluate)."""
+    """`InputError` when the run's detections file and its scores file do not describe one evaluation: the hard
+    set of the detections (cut at the scores' thresholds) is not the size the scores counted (one of them
+    edited, or written by another evaluate; a video's detections gone)."""
     bars = (float(scores["score_threshold"]), scores.get("class_thresholds"))
     hard = sum(len(items) for items in apply_score_threshold(run.ranked, *bars).values())
-    if set(run.ranked) != set(run.ground_truth) or hard != scores["num_predictions"]:
+    if hard != scores["num_predictions"]:
         detections = RunDir(run.run_dir).detections_path(run.split)
-        raise InputError(f"{detections} and {eval_path} do not agree (videos {len(run.ranked)} against "
-                         f"{len(run.ground_truth)} of split {run.split}, hard set {hard} against num_predictions "
-                         f"{scores['num_predictions']}); evaluate the run again (`mgrec evaluate`)")
+        raise InputError(f"{detections} and {eval_path} do not agree (a hard set of {hard} detections against "
+                         f"num_predictions {scores['num_predictions']}); evaluate the run again (`mgrec evaluate`)")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:

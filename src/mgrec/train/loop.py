@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mgrec.config import Config, StreamConfig, check_for_training, to_dict
+from mgrec.config import Config, StreamConfig, check_for_training, config_from_record, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
@@ -39,7 +39,7 @@ from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_
 from mgrec.model.memory import check_fits, count_parameters
 from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
-from mgrec.run import CHECKPOINT_NAMES, RunDir, load_into, next_commands, refuse_a_folder_training_reads
+from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
 from mgrec.train.assign import make_points
 from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
@@ -301,8 +301,9 @@ def check_same_config(run: RunDir, config: Config) -> None:
                        "resume with the run's own config, or train a new run")
     if run.state_path.exists():
         recorded = run.read_training_state().get("config")  # states written before it was recorded: none
-        if isinstance(recorded, str):
-            refuse_differences(flat(json.loads(recorded)), f"the config {run.state_path} was trained with",
+        if isinstance(recorded, str):  # read as config.yaml is: later keys get their defaults, old names upgraded
+            recorded_config = config_from_record(json.loads(recorded), str(run.state_path))
+            refuse_differences(flat(to_dict(recorded_config)), f"the config {run.state_path} was trained with",
                                f"{run.config_path} was edited after the training started; restore it, or train "
                                "a new run")
 
@@ -435,13 +436,14 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         start_epoch, step.steps_done = int(state["epoch"]) + 1, int(state["step"])
         best = json.loads(state["best"])
         balancer.load_state(json.loads(state["balance"]) if "balance" in state else None)
-        if start_epoch >= config.train.epochs:  # finished: nothing will rewrite its checkpoints, so they must read
-            for name in CHECKPOINT_NAMES:
-                try:
-                    run.read_weights(name)
-                except InputError as exc:
-                    raise InputError(f"--resume: {run.path} finished training, but {exc}; the run cannot detect "
-                                     "without it: train a new run") from None
+        # finished (its postprocess.json is written after the last epoch): nothing will rewrite the selected
+        # weights, which detection reads, so they must read; killed before that file, the end is done again below
+        if start_epoch >= config.train.epochs and run.postprocess_path.exists():
+            try:
+                run.read_weights("best")
+            except InputError as exc:
+                raise InputError(f"--resume: {run.path} finished training, but {exc}; the run cannot detect "
+                                 "without it: train a new run") from None
         say(f"resuming {run.path} after epoch {start_epoch - 1} (step {step.steps_done})")
         if is_main:
             run.keep_metrics_before(start_epoch)
