@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError, where
-from mgrec.files import brief, decode_utf8, resolve_path
+from mgrec.files import brief, decode_utf8, is_number, resolve_path
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -850,10 +850,9 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
         raise InputError(f"{at('postprocess.class_thresholds', 'model.num_classes')}: {len(class_thresholds)} "
                          f"thresholds for {m.num_classes} classes; expected one per class, or null")
     for label_id, threshold in enumerate(class_thresholds or []):
-        if not 0 <= threshold <= 2:  # above 1: none of the class (tuning puts it just above the class's top score)
+        if not 0 <= threshold <= MAX_CLASS_THRESHOLD:
             raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score threshold in "
-                             f"[0, 2] (above 1: none of the class), "
-                             f"got {_short(threshold)}")
+                             f"[0, {MAX_CLASS_THRESHOLD:g}] (above 1: none of the class), got {_short(threshold)}")
     if config.train.precision not in PRECISIONS:
         raise InputError(f"{at('train.precision')}: expected one of {', '.join(PRECISIONS)}, "
                          f"got {_short(config.train.precision)}")
@@ -1012,6 +1011,24 @@ _NUMBER_RULES = {
 _TRAINING_RULES = {
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (2**31 - 1)"),
 }
+
+
+# A class best served by none of its detections is given a bar just above its top score, which may be 1: a bar
+# above 1 keeps none of the class.
+MAX_CLASS_THRESHOLD = 2.0
+
+
+def class_thresholds_problem(values: Any, num_classes: int | None = None) -> str | None:
+    """What a record of per-class thresholds was expected to be, when `values` is not that (None: it is): null, or
+    a list of numbers in [0, MAX_CLASS_THRESHOLD], one per class (`num_classes`, when given)."""
+    if values is None:
+        return None
+    if not (isinstance(values, list) and all(is_number(t) and 0 <= t <= MAX_CLASS_THRESHOLD for t in values)):
+        return (f"null or a list of numbers in [0, {MAX_CLASS_THRESHOLD:g}] (one threshold per class; above 1: none of "
+                f"the class), got {_short(values)}")
+    if num_classes is not None and len(values) != num_classes:
+        return f"one threshold per class of the run's {num_classes}, got {len(values)}"
+    return None
 
 
 def check_same_threshold_rule(members: list[tuple[Path, Config]]) -> None:

@@ -44,7 +44,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from mgrec.config import Config, PostprocessConfig, load_config, missing_keys, save_config
+from mgrec.config import (
+    Config,
+    PostprocessConfig,
+    class_thresholds_problem,
+    load_config,
+    missing_keys,
+    save_config,
+)
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_json, resolve_path
 
@@ -391,9 +398,10 @@ class RunDir:
         if tuned is None:
             return config.postprocess
         per_class = tuned.get("class_thresholds", config.postprocess.class_thresholds)
-        if per_class is not None and len(per_class) != config.model.num_classes:
-            raise InputError(f"{self.postprocess_path} [class_thresholds]: {len(per_class)} thresholds, but the "
-                             f"run's config.yaml has model.num_classes={config.model.num_classes}")
+        problem = class_thresholds_problem(per_class, config.model.num_classes)
+        if problem is not None:
+            raise InputError(f"{self.postprocess_path} [class_thresholds]: expected {problem} (model.num_classes of "
+                             "the run's config.yaml)")
         return replace(config.postprocess, score_threshold=tuned["score_threshold"], class_thresholds=per_class)
 
     def read_tuning(self) -> dict | None:
@@ -407,11 +415,9 @@ class RunDir:
                 f"{self.postprocess_path} [score_threshold]: expected a number in [0, 1] (the threshold tuned on val)"
             )
         per_class = tuned.get("class_thresholds")
-        # a class best served by none of its detections gets a bar just above its highest score, which may be 1
-        if per_class is not None and not (isinstance(per_class, list)
-                                          and all(is_number(t) and 0.0 <= t <= 2.0 for t in per_class)):
-            raise InputError(f"{self.postprocess_path} [class_thresholds]: expected null or a list of numbers in "
-                             f"[0, 2] (one threshold per class, tuned on val), got {brief(per_class)}")
+        problem = class_thresholds_problem(per_class)
+        if problem is not None:
+            raise InputError(f"{self.postprocess_path} [class_thresholds]: expected {problem}")
         return {**tuned, "score_threshold": float(threshold),
                 **({} if per_class is None else {"class_thresholds": [float(t) for t in per_class]})}
 

@@ -146,8 +146,8 @@ def test_a_damaged_record_of_class_thresholds_is_refused_by_key(per_class_run, t
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
     tuning = json.loads((copy / "postprocess.json").read_text())
-    for bad, message in (([0.1, 0.2], r"postprocess.json \[class_thresholds\]: 2 thresholds, but the run's "
-                                      r"config.yaml has model.num_classes=3"),
+    for bad, message in (([0.1, 0.2], r"postprocess.json \[class_thresholds\]: expected one threshold per class of "
+                                      r"the run's 3, got 2 \(model.num_classes of the run's config.yaml\)"),
                          ([0.1, 0.2, 2.5], r"postprocess.json \[class_thresholds\]: expected null or a list of "
                                            r"numbers in \[0, 2\]"),
                          ("0.3", r"postprocess.json \[class_thresholds\]: expected null")):

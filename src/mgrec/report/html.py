@@ -28,7 +28,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import mgrec
-from mgrec.config import Config
+from mgrec.config import Config, class_thresholds_problem
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
@@ -165,11 +165,9 @@ def read_scores(path: Path, num_classes: int) -> dict:
         key, expected = problem
         raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate wrote it (edited?): "
                          "evaluate the run again")
-    per_class = scores.get("class_thresholds")
-    if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
-                                      and all(is_number(t) and 0 <= t <= 2 for t in per_class)):
-        raise InputError(f"{path} [class_thresholds]: expected null or {num_classes} numbers in [0, 2] (one per "
-                         f"class; above 1: none of the class), got {brief(per_class)}")
+    problem = class_thresholds_problem(scores.get("class_thresholds"), num_classes)
+    if problem is not None:
+        raise InputError(f"{path} [class_thresholds]: expected {problem}")
     return scores
 
 
