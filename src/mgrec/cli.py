@@ -110,6 +110,8 @@ THREADS_HELP = "torch CPU threads, before or after the command (default: torch's
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mgrec.config import THRESHOLD_RULES, PostprocessConfig
+
     parser = argparse.ArgumentParser(
         prog="mgrec",
         description="Micro-gesture online recognition: temporal detection of micro-gestures in long videos.",
@@ -227,12 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
     p.add_argument("--score-threshold", type=finite_number, default=0.0,
                    help="F1 counts detections with score >= this (default 0: every detection of the file)")
-    p.add_argument("--thresholds", choices=["global", "per_class"], default="global",
+    p.add_argument("--thresholds", choices=THRESHOLD_RULES, default="global",
                    help="with --tune-on: one threshold, or one per class as well (postprocess.thresholds: the bars a "
                         "per_class run uses, from its `detect --all` output)")
-    p.add_argument("--threshold-shrinkage", type=nonnegative_number, default=10.0, metavar="K",
-                   help="per_class: each class's threshold is pulled toward the global one, (n t_c + K t) / (n + K), "
-                        "n its instances in the --tune-on split (default 10, as postprocess.threshold_shrinkage)")
+    p.add_argument("--threshold-shrinkage", type=nonnegative_number, default=PostprocessConfig.threshold_shrinkage,
+                   metavar="K", help="per_class: each class's threshold is pulled toward the global one, (n t_c + K t) "
+                                     "/ (n + K), n its instances in the --tune-on split (as "
+                                     "postprocess.threshold_shrinkage)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
@@ -534,22 +537,19 @@ def cmd_train(args) -> None:
                          f"largest seed {MAX_SEED}; lower seed or --seeds")
     # what the ensemble would refuse after the trainings, refused before them
     refuse_a_folder_training_reads(out, config)
-    new_ensemble_dir(out, [out.with_name(f"{out.name}-seed{seed}") for seed in seeds])
-    for seed in seeds:  # every member's folder before the first trains, not after the others did (hours)
-        member = RunDir(out.with_name(f"{out.name}-seed{seed}"))
-        if not (args.resume and member.can_resume()):
-            member.check_fresh_start([Path(args.config)])
-    members = []
-    for seed in seeds:
-        member = out.with_name(f"{out.name}-seed{seed}")
+    members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
+    new_ensemble_dir(out, list(members.values()))
+    for member in members.values():  # every member's folder before the first trains, not after the others did
+        if not (args.resume and RunDir(member).can_resume()):
+            RunDir(member).check_fresh_start([Path(args.config)])
+    for seed, member in members.items():
         print(f"seed {seed}: training into {member}")
         seeded = load_config(args.config, [*args.overrides, f"seed={seed}"])
         resume = args.resume and RunDir(member).can_resume()
         result = train(seeded, member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)],
                        encoder=_end_to_end_encoder(seeded))
         print(result.summary(next_steps=False))
-        members.append(member)
-    _make_ensemble(members, out)
+    _make_ensemble(list(members.values()), out)
 
 
 def _end_to_end_encoder(config):

@@ -456,9 +456,7 @@ def config_from_record(raw: dict, source: str) -> Config:
     """A config recorded as a plain dict (`to_dict`, e.g. in a training state) read back as a config file is:
     keys of older names read into their new ones, keys added since at their defaults."""
     raw = copy.deepcopy(raw)
-    _upgrade_renamed_keys(raw, source)
-    _upgrade_moved_keys(raw, source)
-    _drop_removed_keys(raw, source)
+    _read_old_names(raw, source)
     return from_dict(Config, raw, source=source)
 
 
@@ -584,9 +582,7 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     base = raw.pop("base", None)
     # each file's keys of older names are read into their new ones before it is laid over its base, so that a
     # key it gives overrides its base's, whatever name either uses
-    _upgrade_renamed_keys(raw, str(path))
-    _upgrade_moved_keys(raw, str(path))
-    _drop_removed_keys(raw, str(path))
+    _read_old_names(raw, str(path))
     if base is None:
         return raw
     if not isinstance(base, str) or not base.strip():
@@ -638,9 +634,7 @@ def _deep_update(target: dict, update: dict) -> None:
 def _check_overrides(overridden: dict) -> None:
     """Unknown keys and values of the wrong type in `--set` are reported as `--set`'s, not the config file's."""
     overridden = copy.deepcopy(overridden)
-    _upgrade_renamed_keys(overridden, "--set")
-    _upgrade_moved_keys(overridden, "--set")
-    _drop_removed_keys(overridden, "--set")
+    _read_old_names(overridden, "--set")
     from_dict(Config, overridden, source="--set")
 
 
@@ -670,23 +664,23 @@ def _apply_upgraded_override(raw: dict, item: str, source: str, origins: dict[st
     """A `--set` item laid over the config's keys (already read into their new names, file by file), as one
     more layer: an item of an older name is read into its new keys first, which it then sets, so that it
     overrides the config whatever name either uses."""
-    one: dict = {}
-    _apply_override(one, item)
-    _upgrade_renamed_keys(one, source, origins)
-    _upgrade_moved_keys(one, source, origins)
-    _drop_removed_keys(one, source, origins)
-    old_names = {*_RENAMED_KEYS, *_REMOVED_KEYS, *((section, key) for section, key, *_ in _MOVED_KEYS)}
-    if not any((section, key) in old_names for section, key in (k.split(".", 1) for k in _override_keys(item))):
+    section, _, rest = item.split("=", 1)[0].strip().partition(".")
+    if (section, rest.split(".", 1)[0]) not in _OLD_NAMES:
         _apply_override(raw, item)  # as given: a whole section replaces the config's
         return
-    for section, values in one.items():
-        raw.setdefault(section, {}).update(values)
+    one: dict = {}
+    _apply_override(one, item)
+    _read_old_names(one, source, origins)
+    for new_section, values in one.items():
+        raw.setdefault(new_section, {}).update(values)
 
 
-def _override_keys(item: str) -> list[str]:
-    """The dotted keys a `--set` item names, at the depth of (section, key) when it names one."""
-    key = item.split("=", 1)[0].strip()
-    return [".".join(key.split(".")[:2])] if key.count(".") >= 1 else []
+def _read_old_names(raw: dict, source: str, origins: dict[str, str] | None = None) -> None:
+    """Keys of older names in `raw` (one config file, a `--set` item, a recorded config) read into their new ones;
+    a removed key holding anything but its old default, or an old key beside its new one, refused."""
+    _upgrade_renamed_keys(raw, source, origins)
+    _upgrade_moved_keys(raw, source, origins)
+    _drop_removed_keys(raw, source, origins)
 
 
 # Keys of older configs (and of the config.yaml of older runs), each read into its one new key.
@@ -710,6 +704,9 @@ _MOVED_KEYS = (
     ("train", "input_noise", "transforms",
      lambda s: {"noise_std": s, "noise_prob": 1.0} if s else {"noise_prob": 0.0}),
 )
+
+# Every (section, key) of an older name.
+_OLD_NAMES = {*_RENAMED_KEYS, *_REMOVED_KEYS, *((section, key) for section, key, *_ in _MOVED_KEYS)}
 
 
 def _upgrade_moved_keys(raw: dict, source: str, origins: dict[str, str] | None = None) -> None:

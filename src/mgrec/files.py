@@ -183,9 +183,10 @@ def _descriptor_handle(path: str | Path, fd: int, binary: bool) -> Iterator[IO]:
         with contextlib.suppress(Exception):
             stream.flush()
     try:
-        handle = open(os.dup(fd), "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""}))
+        duplicate = os.dup(fd)
     except OSError as exc:
         raise _cannot_write(Path(path), exc) from None
+    handle = open(duplicate, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""}))
     try:
         with handle:
             yield handle

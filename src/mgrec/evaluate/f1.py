@@ -298,7 +298,6 @@ def tune_class_thresholds(
             for n, t in zip(num_gt, thresholds)]
 
 
-
 def tune_thresholds(
     gt: Mapping[str, list[Segment]],
     ranked_pred: Mapping[str, list[Detection]],

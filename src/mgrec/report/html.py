@@ -213,12 +213,11 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     return None
 
 
-def check_detections_agree(run: RunData, scores: dict, eval_path: Path) -> None:
+def check_detections_agree(run: RunData, point: OperatingPoint, scores: dict, eval_path: Path) -> None:
     """`InputError` when the run's detections file and its scores file do not describe one evaluation: the hard
-    set of the detections (cut at the scores' thresholds) is not the size the scores counted (one of them
-    edited, or written by another evaluate; a video's detections gone)."""
-    bars = (float(scores["score_threshold"]), scores.get("class_thresholds"))
-    hard = sum(len(items) for items in apply_score_threshold(run.ranked, *bars).values())
+    set of the detections (`point`, cut at the scores' thresholds) is not the size the scores counted (one of
+    them edited, or written by another evaluate; a video's detections gone)."""
+    hard = sum(len(items) for items in point.hard.values())
     if hard != scores["num_predictions"]:
         detections = RunDir(run.run_dir).detections_path(run.split)
         raise InputError(f"{detections} and {eval_path} do not agree (a hard set of {hard} detections against "
@@ -815,9 +814,9 @@ def write_report(
     run = load_run(run_dir, split, annotations)
     run_files = RunDir(run.run_dir)
     scores = read_scores(run_files.eval_path(split), len(run.classes))
-    check_detections_agree(run, scores, run_files.eval_path(split))
-    tuning = run_files.read_tuning()
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
+    check_detections_agree(run, point, scores, run_files.eval_path(split))
+    tuning = run_files.read_tuning()
     tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)
     ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
                                                                                point.class_thresholds)

@@ -29,7 +29,7 @@ from mgrec.data.datasets import VideoSample
 from mgrec.data.features import inspect_features, list_feature_files, load_features, read_sidecar, sidecar_path
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
-from mgrec.evaluate.f1 import hard_set
+from mgrec.evaluate.f1 import bar_words, hard_set
 from mgrec.model.ensemble import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.postprocess.video import detect_video
@@ -109,8 +109,6 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
                                    labels, grid))
         record[path.stem] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
     log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
-        f"{sum(len(v) for v in record.values())} instances (score >= "
-        f"{threshold if class_thresholds is None else min(class_thresholds):.4g}"
-        f"{'' if class_thresholds is None else ' and its class threshold'})")
+        f"{sum(len(v) for v in record.values())} instances (score >= {bar_words(threshold, class_thresholds)})")
     return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "class_thresholds": class_thresholds,
                      "videos": record}
