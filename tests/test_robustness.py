@@ -1242,3 +1242,35 @@ def test_an_ensemble_into_a_file_and_scores_with_a_bad_threshold_are_one_line(ca
         path.write_text(json.dumps({**{key: 0 for key in _SCORE_KEYS}, "score_threshold": bad}))
         with pytest.raises(InputError, match=r"eval_test.json \[score_threshold\]: expected a number in \[0, 1\]"):
             read_scores(path, 3)
+
+
+@pytest.mark.parametrize("command, output", [
+    (("evaluate",), "detections_test.json"), (("evaluate",), "eval_test.json"),
+    (("evaluate", "--checkpoint", "last"), "eval_test_last.json"), (("report",), "report_test.html"),
+    (("analyze",), "analysis"), (("analyze",), "analysis/test_analysis.json"),
+])
+def test_a_link_at_a_runs_own_output_name_is_refused_before_it_replaces_what_it_names(
+        capsys, dataset, run_copy, tmp_path, command, output):
+    """evaluate, report and analyze write at names of their own in the run: a link there once carried the write
+    onto the run's config.yaml (the run destroyed) or the annotations it read."""
+    victim = run_copy / "config.yaml"
+    before = victim.read_bytes()
+    link = run_copy / output
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(victim if output != "analysis" else tmp_path)
+    if command[0] != "evaluate":  # report and analyze read its scores
+        assert mgrec(capsys, "evaluate", run_copy).code == 0
+    outcome = mgrec(capsys, command[0], run_copy, *command[1:])
+    assert_input_error(outcome, f"{link}: is a symbolic link", "remove the link")
+    assert victim.read_bytes() == before and link.is_symlink()
+
+
+def test_analyze_refuses_a_file_where_its_folder_goes_and_a_run_may_be_named_like_a_config(
+        capsys, run_copy, tmp_path):
+    assert mgrec(capsys, "evaluate", run_copy).code == 0
+    (run_copy / "analysis").write_text("notes")
+    assert_input_error(mgrec(capsys, "analyze", run_copy), f"{run_copy / 'analysis'}: is not a folder")
+    assert (run_copy / "analysis").read_text() == "notes"
+    named = Path(shutil.copytree(run_copy, tmp_path / "run.yaml"))  # `mgrec train ... --out run.yaml` makes one
+    assert mgrec(capsys, "evaluate", named).code == 0
+    assert_input_error(mgrec(capsys, "evaluate", tmp_path / "other.yaml"), "is a config file, not a run directory")

@@ -473,7 +473,7 @@ def show_progress(args) -> bool:
 
 def _checked_run_dir(path: Path) -> Path:
     """The run directory argument, refused with a hint when it is a config (a common first mistake)."""
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml") and not path.is_dir():  # a run may be named run.yaml
         raise InputError(
             f"{path}: is a config file, not a run directory; train it first (mgrec train {path} --out RUN_DIR) "
             "and give the run directory"
@@ -614,6 +614,8 @@ def cmd_evaluate(args) -> None:
 
     check_tuning_split(args.tune_on, args.split)  # before an end-to-end run's features are extracted
     run_dir = _checked_run_dir(args.run_dir)
+    RunDir(run_dir).check_outputs(files=[RunDir(run_dir).eval_path(args.split, args.checkpoint),
+                                         RunDir(run_dir).detections_path(args.split, args.checkpoint)])
     device = _checked_device(args.device)
     features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args))
     result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
@@ -888,8 +890,11 @@ def cmd_convert_videomae(args) -> None:
 
 def cmd_analyze(args) -> None:
     from mgrec.report.html import analyze_run
+    from mgrec.run import RunDir
 
-    for path in analyze_run(_checked_run_dir(args.run_dir), split=args.split, annotations=args.annotations):
+    run = RunDir(_checked_run_dir(args.run_dir))
+    run.check_outputs(files=run.analysis_files(args.split), folders=[run.analysis_dir])
+    for path in analyze_run(run.path, split=args.split, annotations=args.annotations):
         print(path)
 
 
@@ -900,6 +905,8 @@ def cmd_report(args) -> None:
 
     run_dir = _checked_run_dir(args.run_dir)
     out = None if args.out is None else Path(args.out)
+    if out is None:
+        RunDir(run_dir).check_outputs(files=[RunDir(run_dir).report_path(args.split)])
     if out is not None:
         if args.out.endswith(("/", os.sep)) or out.is_dir():  # a folder: the report goes into it
             out = out / RunDir(run_dir).report_path(args.split).name

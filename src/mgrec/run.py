@@ -185,6 +185,28 @@ class RunDir:
         return self.run_files() + self.output_files()
 
     @property
+    def analysis_dir(self) -> Path:
+        return self.path / "analysis"
+
+    def analysis_files(self, split: str) -> list[Path]:
+        """What `analyze` of `split` finds already written in `analysis_dir` (its files start `<split>_`)."""
+        if not self.analysis_dir.is_dir() or self.analysis_dir.is_symlink():
+            return []
+        return sorted(p for p in self.analysis_dir.iterdir() if p.name.startswith(f"{split}_"))
+
+    def check_outputs(self, files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+        """Before any work: the outputs a command writes into the run at names of mgrec's own (`eval_*`,
+        `detections_*`, `report_*`, `analysis/`) must be absent or plain files and folders. A symbolic link there
+        would carry the write out of the run onto whatever it names (the run's config, the annotations the
+        command reads); a folder where a file goes, or a file where the folder goes, would fail after the work."""
+        for path, kind in [*((f, "file") for f in files), *((f, "folder") for f in folders)]:
+            if path.is_symlink():
+                raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where mgrec writes its "
+                                 f"own output {kind}, which would replace what the link names; remove the link")
+            if path.exists() and not (path.is_file() if kind == "file" else path.is_dir()):
+                raise InputError(f"{path}: is not a {kind}, where mgrec writes its own output {kind}; move it away")
+
+    @property
     def lock_path(self) -> Path:
         return self.path / ".lock"
 

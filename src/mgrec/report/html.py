@@ -293,7 +293,7 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     run = load_run(run_dir, split, annotations)
     threshold, class_thresholds = hard_set_bar_of(run)
     ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold, class_thresholds)
-    out_dir = run.run_dir / "analysis"
+    out_dir = RunDir(run.run_dir).analysis_dir
     paths = write_analysis_figures(ranked, out_dir, prefix=f"{split}_")
     paths += write_analysis_figures(hard, out_dir, prefix=f"{split}_hard_set_")
     tuned_on = _tuned_on(run)
