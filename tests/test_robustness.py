@@ -1274,3 +1274,30 @@ def test_analyze_refuses_a_file_where_its_folder_goes_and_a_run_may_be_named_lik
     named = Path(shutil.copytree(run_copy, tmp_path / "run.yaml"))  # `mgrec train ... --out run.yaml` makes one
     assert mgrec(capsys, "evaluate", named).code == 0
     assert_input_error(mgrec(capsys, "evaluate", tmp_path / "other.yaml"), "is a config file, not a run directory")
+
+
+@pytest.mark.parametrize("row, expected", [
+    ("1,1_0,2_0", "expected whole numbers"), ("1,\u0663\u0660,40", "expected whole numbers"),
+    ("1,\uff11\uff10\uff10,200", "expected whole numbers"),
+])
+def test_smg_label_numbers_are_ascii_digits_and_rows_end_at_line_breaks_only(capsys, tmp_path, row, expected):
+    """int() took "1_0" as 10 and Arabic-Indic or full-width digits; str.splitlines() broke a row at U+2028."""
+    sample = tmp_path / "smg" / "Sample0001"
+    sample.mkdir(parents=True)
+    labels = sample / "Sample0001_finelabels.csv"
+    (sample / "Sample0001_data.csv").write_text("1400,28,4095\n")
+    labels.write_text(f"5,28,56\n{row}\n", encoding="utf-8")
+    outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann.json")
+    assert_input_error(outcome, f"{labels}:2", expected)
+    labels.write_text("5,28,56\n1,10,20\u20281,30,40\n2,x,9\n", encoding="utf-8")  # one row, then line 3
+    outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann.json")
+    assert_input_error(outcome, f"{labels}:2")
+    assert not (tmp_path / "ann.json").exists()
+
+
+def test_score_names_an_smg_prediction_frame_beyond_the_float_range(capsys, dataset, tmp_path):
+    outcome, file = _score_csv_folder(capsys, dataset, tmp_path, f"1,0,{'9' * 400}\n".encode())
+    assert_input_error(outcome, f"{file}:1", "frame number out of range")
+    (tmp_path / "b").mkdir()
+    outcome, file = _score_csv_folder(capsys, dataset, tmp_path / "b", "1,0,1_0,0.5\n".encode())
+    assert_input_error(outcome, f"{file}:1", "must be integers")

@@ -53,7 +53,7 @@ from mgrec.config import (
     save_config,
 )
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_json, resolve_path
+from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_json, resolve_path, text_lines
 
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
@@ -464,7 +464,7 @@ class RunDir:
         if not self.metrics_path.exists():
             return []
         try:
-            lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+            lines = text_lines(self.metrics_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{self.metrics_path}: cannot read the metrics log ({exc})") from None
         records = []

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, brief, decode_utf8, safe_child
+from mgrec.files import atomic_open, brief, decode_utf8, safe_child, text_lines
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
@@ -73,13 +73,25 @@ class SmgRow(NamedTuple):
 # Label files (annotations) and the SampleXXXX_data.csv next to them
 
 
+# A frame or class number as a CSV holds one: ASCII digits, an optional sign. int() also takes "1_0" (10),
+# Arabic-Indic and full-width digits, which no exporter writes.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def whole_number(cell: str) -> int:
+    """`cell` (stripped) as an int; ValueError unless it is ASCII digits with an optional sign."""
+    if _WHOLE_NUMBER.fullmatch(cell) is None:
+        raise ValueError(cell)
+    return int(cell)
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, stripped cells) of every non-blank line of a small CSV file."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    for number, line in enumerate(decode_utf8(path, data).splitlines(), start=1):
+    for number, line in enumerate(text_lines(decode_utf8(path, data)), start=1):
         if line.strip():
             yield number, [cell.strip() for cell in line.split(",")]
 
@@ -92,7 +104,7 @@ def _shown(cells: list[str]) -> str:
 
 def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
     try:
-        values = [int(cell) for cell in cells]
+        values = [whole_number(cell) for cell in cells]
         if any(abs(v) > MAX_FRAME for v in values):
             raise InputError(f"{path}:{line}: number out of range in {_shown(cells)} (expected {names})")
         return values
@@ -214,11 +226,13 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
             raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
         columns_seen = len(row)
         try:
-            class_number, start_frame, end_frame = (int(cell) for cell in row[:3])
+            class_number, start_frame, end_frame = (whole_number(cell.strip()) for cell in row[:3])
         except ValueError:
             raise InputError(
                 f"{location}: class, start_frame and end_frame must be integers, got {brief(row[:3])}"
             ) from None
+        if max(abs(start_frame), abs(end_frame)) > MAX_FRAME:  # as in label files: seconds must stay finite
+            raise InputError(f"{location}: frame number out of range in {brief(row[:3])} (at most {MAX_FRAME})")
         if not 1 <= class_number <= num_classes:
             raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}")
         if start_frame < 0:  # as in label files and the JSON readers: frames count from the video's first

@@ -34,6 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
+from mgrec.files import text_lines
 from mgrec.smg_csv import fps_problem, read_data_file
 
 NUM_JOINTS = 25
@@ -56,7 +57,7 @@ def read_skeleton_csv(path: Path) -> Skeleton:
     """Read the world joint positions of every frame; InputError (file:line) for malformed rows."""
     columns = NUM_JOINTS * VALUES_PER_JOINT
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = text_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the skeleton file: {exc}") from None
     while lines and not lines[-1].strip():  # a trailing newline (or a few) is not a frame
