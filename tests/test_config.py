@@ -227,6 +227,38 @@ def test_an_integer_too_large_for_a_float_is_an_input_error(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("text, key, value", [
+    ("seed: 0123\n", "seed", 123),  # YAML 1.1: octal 83
+    ("train:\n  batch_size: 0010\n", "train.batch_size", 10),  # YAML 1.1: 8
+    ("train:\n  lr: 1e-3\n", "train.lr", 0.001),  # YAML 1.1: the string "1e-3"
+])
+def test_numbers_read_as_yaml_1_2_reads_them(tmp_path, text, key, value):
+    config = load_config(write(tmp_path, "n.yaml", text))
+    for part in key.split("."):
+        config = getattr(config, part)
+    assert config == value
+
+
+@pytest.mark.parametrize("text, override, message", [
+    ("train:\n  epochs: 1:30\n", None, r"n.yaml \[train.epochs\]: expected"),  # YAML 1.1: 90 (base 60)
+    ("train:\n  epochs: 1_0\n", None, r"n.yaml \[train.epochs\]: expected"),  # YAML 1.1: 10
+    ("train:\n  epochs: 2\n", "train.epochs=1_0", r"\[train.epochs\]: expected"),
+    ("train:\n  epochs: 2\n", "data.fps=1:00", r"\[data.fps\]: expected"),  # YAML 1.1: 60
+])
+def test_yaml_1_1_numbers_are_refused_by_key_not_read_as_other_numbers(tmp_path, text, override, message):
+    with pytest.raises(InputError, match=message):
+        load_config(write(tmp_path, "n.yaml", text), [override] if override else None)
+
+
+def test_merge_keys_given_twice_or_disagreeing_are_refused(tmp_path):
+    twice = "a: &a {epochs: 5}\nb: &b {epochs: 7}\ntrain:\n  <<: *a\n  <<: *b\n"
+    with pytest.raises(InputError, match=r"m.yaml:5:3: not valid YAML: '<<' appears twice in one mapping"):
+        load_config(write(tmp_path, "m.yaml", twice))
+    for merged in ("[{epochs: 5}, {epochs: 7}]", "[{e: 5}, {e: 7}]"):  # PyYAML picked 7 in one, 5 in the other
+        with pytest.raises(InputError, match=r"key '(epochs|e)' is given by two of the mappings merged here"):
+            load_config(write(tmp_path, "m.yaml", f"train:\n  <<: {merged}\n"))
+
+
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text("name: x\ntrain:\n  epochs: 1\nmodel:\n  num_classes: 7\ntrain:\n  lr: 0.0005\n")
@@ -491,3 +523,13 @@ def test_a_recorded_config_reads_back_as_a_config_file_does():
     read = config_from_record(recorded, "last_state.pt")
     assert read.postprocess.thresholds == "global" and read.train.precision == "fp32"
     assert recorded["train"]["bf16"] is False  # the record itself is left as it was
+
+
+def test_a_saved_config_reads_back_strings_that_look_like_numbers_as_strings(tmp_path):
+    from mgrec.config import save_config
+
+    config = load_config(write(tmp_path, "c.yaml", "name: '1e3'\ndata:\n  annotations: '1:30'\n  features: '0123'\n"))
+    assert (config.name, config.data.annotations, config.data.features) == ("1e3", "1:30", "0123")
+    save_config(config, tmp_path / "saved.yaml")
+    again = load_config(tmp_path / "saved.yaml")
+    assert (again.name, again.data.annotations, again.data.features) == ("1e3", "1:30", "0123")

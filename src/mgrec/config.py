@@ -536,11 +536,27 @@ def check_stream_keys(raw: dict, config: Config, source: str, origins: dict[str,
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.safe_load, except that a key given twice in one mapping is an error: PyYAML keeps the last,
-    so a second `train:` section would silently drop everything the first one said."""
+    """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last, so a
+    second `train:` section would silently drop everything the first one said), and numbers are read as YAML
+    1.2 reads them (`_INT`, `_FLOAT`)."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
+        merges = [(key_node, value) for key_node, value in node.value if key_node.tag == "tag:yaml.org,2002:merge"]
+        if len(merges) > 1:
+            raise yaml.constructor.ConstructorError(
+                None, None, "'<<' appears twice in one mapping; the second would silently replace the first "
+                "(merge several with <<: [*a, *b])", merges[1][0].start_mark)
+        if merges and isinstance(merges[0][1], yaml.SequenceNode):
+            # which of several merged mappings wins a key they share differs between PyYAML's own code paths
+            merged: dict = {}
+            for mapping in merges[0][1].value:
+                for key_node, _ in mapping.value if isinstance(mapping, yaml.MappingNode) else ():
+                    key = self.construct_object(key_node, deep=True)
+                    if isinstance(key, Hashable) and merged.setdefault(key, mapping) is not mapping:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} is given by two of the mappings merged here; YAML readers "
+                            "disagree on which wins: set it in the mapping itself", key_node.start_mark)
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # `<<: *anchor`: its keys are defaults that the mapping's own keys may replace
@@ -554,6 +570,48 @@ class _StrictLoader(yaml.SafeLoader):
                     "second would silently replace the first", key_node.start_mark)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+# Numbers as YAML 1.2 reads them. PyYAML follows YAML 1.1, where `seed: 0123` is octal 83, `epochs: 1:30` is 90
+# (base 60), `1_0` is 10 and `1e-3` is a string: a config meant none of these. Here a number is decimal digits
+# (leading zeros kept decimal), 0o/0x, or a float with an optional exponent, .inf, .nan; anything else is a
+# string, which the typed config then refuses by key.
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))
+_StrictLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+.0123456789"))
+
+
+def _yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if _INT.match(text) is None:  # an explicit !!int tag on something else
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a whole number", node.start_mark)
+    base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+    return int(text[2:] if base != 10 else text, base)
+
+
+def _yaml12_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = loader.construct_scalar(node)
+    if _FLOAT.match(text) is None:  # an explicit !!float tag on something else
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a number", node.start_mark)
+    lowered = text.lower()
+    if lowered.endswith(".inf"):
+        return -math.inf if text.startswith("-") else math.inf
+    return math.nan if lowered == ".nan" else float(text)
+
+
+_StrictLoader.add_constructor(_INT_TAG, _yaml12_int)
+_StrictLoader.add_constructor(_FLOAT_TAG, _yaml12_float)
+
+
+def read_yaml_value(text: str):
+    """One YAML value as configs read them (a `--set` value)."""
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
@@ -655,7 +713,7 @@ def _apply_override(raw: dict, item: str) -> None:
         if not isinstance(node, dict):
             raise InputError(f"override {item!r}: {part} is not a section")
     try:
-        node[parts[-1]] = yaml.safe_load(text)
+        node[parts[-1]] = read_yaml_value(text)
     except yaml.YAMLError:
         node[parts[-1]] = text
 
@@ -1161,10 +1219,20 @@ def missing_keys(raw: Any) -> list[str]:
     return walk(to_dict(Config()), raw, "")
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """yaml.safe_dump, quoting every string that YAML 1.1 or 1.2 would read as something else (a path named
+    `1e3` is a string to PyYAML's own reader, a number to `_StrictLoader`)."""
+
+
+_YAML_11, _YAML_12 = yaml.SafeDumper.yaml_implicit_resolvers, _StrictLoader.yaml_implicit_resolvers
+_ConfigDumper.yaml_implicit_resolvers = {first: _YAML_11.get(first, []) + _YAML_12.get(first, [])
+                                         for first in {*_YAML_11, *_YAML_12}}
+
+
 def save_config(config: Config, path: str | Path) -> None:
     from mgrec.files import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+    atomic_write_text(path, yaml.dump(to_dict(config), Dumper=_ConfigDumper, sort_keys=False))
 
 
 # ---------------------------------------------------------------------------------------------
