@@ -276,3 +276,24 @@ def test_a_threshold_above_every_score_is_said(tmp_path, capsys):
     assert ("note: the score threshold 2 is above every score of split test in" in capsys.readouterr().err)
     assert main([*command, "--score-threshold", "0.5"]) in (0, None)
     assert "above every score" not in capsys.readouterr().err
+
+
+def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestures(tmp_path, capsys):
+    """--score-threshold beside --tune-on, and --threshold-shrinkage without per_class, were silently ignored; a
+    tuning split without gestures tuned an arbitrary threshold (above every score: F1 0)."""
+    import json
+
+    from mgrec.data.annotations import save_annotations
+    from mgrec.records import AnnotationSet, Segment, VideoInfo
+
+    videos = {"v": VideoInfo("v", "test", 10.0, 30.0), "w": VideoInfo("w", "val", 10.0, 30.0)}
+    save_annotations(AnnotationSet(["a"], videos, {"v": [Segment("v", 1.0, 2.0, 0, "a")]}), tmp_path / "gt.json")
+    (tmp_path / "p.json").write_text(json.dumps({"results": {
+        v: [{"segment": [1.0, 2.0], "label": "a", "score": 0.95}] for v in ("v", "w")}}))
+    command = ["score", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "p.json")]
+    for extra, message in ((["--tune-on", "val", "--score-threshold", "0.99"], "give one of them"),
+                           (["--threshold-shrinkage", "3"], "it needs --thresholds per_class"),
+                           (["--tune-on", "val"], "split 'val' has no gestures to tune the threshold on")):
+        assert main([*command, *extra]) == 2
+        assert message in capsys.readouterr().err
+

@@ -229,15 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-on", default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
-    p.add_argument("--score-threshold", type=finite_number, default=0.0,
-                   help="F1 counts detections with score >= this (default 0: every detection of the file)")
+    p.add_argument("--score-threshold", type=finite_number, default=None,
+                   help="F1 counts detections with score >= this (default 0: every detection of the file); not with "
+                        "--tune-on, which chooses it")
     p.add_argument("--thresholds", choices=THRESHOLD_RULES, default="global",
                    help="with --tune-on: one threshold, or one per class as well (postprocess.thresholds: the bars a "
                         "per_class run uses, from its `detect --all` output)")
-    p.add_argument("--threshold-shrinkage", type=nonnegative_number, default=PostprocessConfig.threshold_shrinkage,
+    p.add_argument("--threshold-shrinkage", type=nonnegative_number, default=None,
                    metavar="K", help="per_class: each class's threshold is pulled toward the global one, (n t_c + K t) "
-                                     "/ (n + K), n its instances in the --tune-on split (as "
-                                     "postprocess.threshold_shrinkage)")
+                                     "/ (n + K), n its instances in the --tune-on split (default "
+                                     f"{PostprocessConfig.threshold_shrinkage:g}, as postprocess.threshold_shrinkage)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
@@ -631,6 +632,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_score(args) -> None:
+    import dataclasses
     import json
 
     from mgrec.config import PostprocessConfig
@@ -642,6 +644,12 @@ def cmd_score(args) -> None:
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
     if args.thresholds == "per_class" and not args.tune_on:
         raise InputError("--thresholds per_class tunes the per-class thresholds on a split: give --tune-on SPLIT")
+    if args.tune_on and args.score_threshold is not None:
+        raise InputError(f"--score-threshold {args.score_threshold:g} and --tune-on {args.tune_on}: --tune-on chooses "
+                         "the threshold; give one of them")
+    if args.threshold_shrinkage is not None and args.thresholds != "per_class":
+        raise InputError("--threshold-shrinkage pulls per-class thresholds toward the global one: it needs "
+                         "--thresholds per_class")
     annotations = load_annotations(args.gt)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
@@ -671,10 +679,14 @@ def cmd_score(args) -> None:
             print(f"note: {args.pred}: {note}", file=sys.stderr)
         return scored, {v: predictions.get(v, []) for v in ids}
 
-    threshold, class_thresholds = args.score_threshold, None
+    threshold, class_thresholds = args.score_threshold or 0.0, None
     if args.tune_on:
         tune_gt, tune_pred = split_of(args.tune_on)
-        rule = PostprocessConfig(thresholds=args.thresholds, threshold_shrinkage=args.threshold_shrinkage)
+        if not any(tune_gt.values()):  # every threshold would score F1 0 there: the tuning would be arbitrary
+            raise InputError(f"{args.gt}: split {args.tune_on!r} has no gestures to tune the threshold on")
+        rule = PostprocessConfig(thresholds=args.thresholds)
+        if args.threshold_shrinkage is not None:
+            rule = dataclasses.replace(rule, threshold_shrinkage=args.threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(args.split)
     highest = max((d.score for items in pred.values() for d in items), default=None)

@@ -321,3 +321,16 @@ def test_tune_thresholds_follows_the_configured_rule():
     assert tune_thresholds(gt, pred, 2, per_class) == (glob, tune_class_thresholds(gt, pred, 2, glob, 3.0))
     with pytest.raises(InputError, match="'global' or 'per_class'"):
         tune_thresholds(gt, pred, 2, PostprocessConfig(thresholds="per-class"))
+
+
+def test_per_class_tuning_takes_scores_up_to_the_largest_float():
+    import math
+
+    from mgrec.config import PostprocessConfig
+    from mgrec.evaluate.f1 import tune_thresholds
+    from mgrec.records import Detection, Segment
+
+    gt = {"v": [Segment("v", 1.0, 2.0, 0, "a")]}
+    ranked = {"v": [Detection("v", 1.0, 2.0, 0, "a", 1.7976931348623157e308), Detection("v", 5.0, 6.0, 1, "b", 0.5)]}
+    threshold, bars = tune_thresholds(gt, ranked, 2, PostprocessConfig(thresholds="per_class"))
+    assert all(map(math.isfinite, bars)) and math.isfinite(threshold)

@@ -290,11 +290,14 @@ def tune_class_thresholds(
             correct = [int(at_or_above(match_sorted[k], thresholds[k])) for k in range(num_classes)]
             predicted = [int(at_or_above(pred_sorted[k], thresholds[k])) for k in range(num_classes)]
             correct_rest, predicted_rest = sum(correct) - correct[c], sum(predicted) - predicted[c]
-            candidates = np.append(np.unique(pred_sorted[c]), np.nextafter(pred_sorted[c][-1], np.inf))
+            # a bar just above the class's top score (none kept); above the largest float there is none
+            with np.errstate(over="ignore"):
+                above = np.nextafter(pred_sorted[c][-1], np.inf)
+            candidates = np.unique(pred_sorted[c]) if np.isinf(above) else np.append(np.unique(pred_sorted[c]), above)
             thresholds[c] = _best_threshold(candidates, correct_rest + at_or_above(match_sorted[c], candidates),
                                             predicted_rest + at_or_above(pred_sorted[c], candidates), total_gt)
     # (n t_c + k t) / (n + k), written so that k = 0 gives t_c exactly
-    return [t + shrinkage * (global_threshold - t) / (n + shrinkage) if n + shrinkage > 0 else float(global_threshold)
+    return [t + (global_threshold - t) * (shrinkage / (n + shrinkage)) if n + shrinkage > 0 else float(global_threshold)
             for n, t in zip(num_gt, thresholds)]
 
 

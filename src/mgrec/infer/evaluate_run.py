@@ -143,6 +143,9 @@ def evaluate_run(
     check_tuning_split(tune_on, split)
     if tune_on is not None:  # re-tuned by the run's own rule (postprocess.thresholds)
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
+        if not any(tune_gt.values()):  # every threshold scores F1 0 there: the tuning would be arbitrary
+            raise InputError(f"{detector.config.data.annotations}: split {tune_on!r} has no gestures to tune the "
+                             "threshold on")
         (threshold, class_thresholds), tuned_on = tune_thresholds(tune_gt, tune_ranked, len(detector.classes),
                                                                   post), tune_on
     gates = GateTally.of(detector)
