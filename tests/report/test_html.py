@@ -274,8 +274,21 @@ def test_edited_scores_or_detections_are_refused_by_key(tmp_path):
         "label_id": ({**scores, "per_class": {**scores["per_class"], name: {**scores["per_class"][name],
                                                                              "label_id": 9}}},
                      rf"\[per_class.{name}\]: expected label_id in \[0, "),
-        "confusion": ({**scores, "confusion": None}, r"\[confusion.matrix\]: expected \d+ rows"),
+        "confusion": ({**scores, "confusion": None}, r"\[confusion.labels\]: expected the names of the run's"),
         "matrix": ({**scores, "confusion": {**scores["confusion"], "matrix": [[1]]}}, r"\[confusion.matrix\]"),
+        # each of these was a traceback (KeyError, ValueError, AttributeError), or an empty table shown as if true
+        "no labels": ({**scores, "confusion": {k: v for k, v in scores["confusion"].items() if k != "labels"}},
+                      r"\[confusion.labels\]"),
+        "one label": ({**scores, "confusion": {**scores["confusion"], "labels": ["class00"]}}, r"\[confusion.labels\]"),
+        "background": ({**scores, "confusion": {**scores["confusion"], "background": [1]}},
+                       r"\[confusion.background\]: expected \d+ counts"),
+        "background text": ({**scores, "confusion": {**scores["confusion"], "background": "x"}},
+                            r"\[confusion.background\]"),
+        "gates": ({**scores, "fusion_gates": [1, 2]}, r"\[fusion_gates\]: expected per_class"),
+        "gate text": ({**scores, "fusion_gates": {"per_class": {name: "high"}, "background": None, "streams": ["a"],
+                                                   "videos": 1}}, r"\[fusion_gates\]"),
+        "no classes": ({**scores, "per_class": {}}, r"\[per_class\]: expected a mapping of each class"),
+        "no mAP": ({**scores, "mAP": {}}, r"\[mAP\]: expected a mapping"),
     }
     for case, (edited, message) in edits.items():
         scores_path.write_text(json.dumps(edited))

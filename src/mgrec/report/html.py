@@ -190,11 +190,16 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     for key in ("precision_miga", "f1_miga"):  # the MiGA rule's may pass 1: one prediction can find two segments
         if key in scores and not fraction(scores[key], math.inf):
             return key, "a number >= 0"
-    if not (isinstance(scores["mAP"], dict) and all(fraction(v) for v in scores["mAP"].values())):
+    if not (isinstance(scores["mAP"], dict) and scores["mAP"] and all(fraction(v) for v in scores["mAP"].values())):
         return "mAP", "a mapping of tIoU to numbers in [0, 1]"
+    confusion = scores["confusion"]
+    labels = confusion.get("labels") if isinstance(confusion, dict) else None
+    if not (isinstance(labels, list) and len(labels) == num_classes and all(isinstance(n, str) for n in labels)
+            and len(set(labels)) == num_classes):
+        return "confusion.labels", f"the names of the run's {num_classes} classes"
     per_class = scores["per_class"]
-    if not isinstance(per_class, dict):
-        return "per_class", "a mapping of class names to their scores"
+    if not (isinstance(per_class, dict) and set(per_class) == set(labels)):
+        return "per_class", "a mapping of each class name to its scores"
     for name, entry in per_class.items():
         label_id = entry.get("label_id") if isinstance(entry, dict) else None
         valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
@@ -204,12 +209,27 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
         if not valid:
             return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances, ap (or null), f1, precision and "
                                          "recall in [0, 1]")
-    confusion = scores["confusion"]
-    matrix = confusion.get("matrix") if isinstance(confusion, dict) else None
-    if not (isinstance(matrix, list) and len(matrix) == num_classes
-            and all(isinstance(row, list) and len(row) == num_classes
-                    and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row) for row in matrix)):
+    def counts(row: object) -> bool:
+        return (isinstance(row, list) and len(row) == num_classes
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row))
+
+    matrix = confusion.get("matrix")
+    if not (isinstance(matrix, list) and len(matrix) == num_classes and all(counts(row) for row in matrix)):
         return "confusion.matrix", f"{num_classes} rows of {num_classes} counts"
+    if confusion.get("background") is not None and not counts(confusion["background"]):
+        return "confusion.background", f"{num_classes} counts"
+    if "fusion_gates" in scores:
+        gates = scores["fusion_gates"]
+
+        def gate(value: object) -> bool:
+            return value is None or fraction(value)
+
+        if not (isinstance(gates, dict) and isinstance(gates.get("per_class"), dict)
+                and all(gate(v) for v in gates["per_class"].values()) and gate(gates.get("background"))
+                and isinstance(gates.get("streams"), list) and all(isinstance(n, str) for n in gates["streams"])
+                and isinstance(gates.get("videos"), int) and isinstance(gates.get("skipped_long_videos", 0), int)):
+            return "fusion_gates", ("per_class and background gates in [0, 1] (or null), the names of the streams and "
+                                    "counts of videos")
     return None
 
 
