@@ -658,13 +658,19 @@ def test_nothing_executes_code_while_loading_a_file():
     for file, number, line in torch_loads:
         assert "weights_only=True" in line, f"{file}:{number}: {line}"
     assert _calls(r"\bpickle\.loads?\(|\bdill\.|\bjoblib\.load|\bmarshal\.loads?\(|\bshelve\.open") == []
-    # configs are read by one loader: PyYAML's safe loader that also refuses a key given twice
+    # configs (files and --set values) are read by one loader: PyYAML's safe loader that also refuses a key given
+    # twice and reads numbers as YAML 1.2 does
     assert [(file, line) for file, _, line in _calls(r"yaml\.(unsafe_)?load\(|yaml\.full_load|Loader=")] == [
+        ("config.py", "return yaml.load(text, Loader=_StrictLoader)"),
         ("config.py", "raw = yaml.load(text, Loader=_StrictLoader) or {}")]
-    from mgrec.config import _StrictLoader
+    from mgrec.config import _StrictLoader, _yaml12_float, _yaml12_int
 
     assert issubclass(_StrictLoader, yaml.SafeLoader)
-    assert _StrictLoader.yaml_constructors is yaml.SafeLoader.yaml_constructors  # no tag of its own
+    # no tag of its own: the safe loader's, with its own readers of the two number tags
+    safe = yaml.SafeLoader.yaml_constructors
+    own = {tag: f for tag, f in _StrictLoader.yaml_constructors.items() if safe.get(tag) != f}
+    assert own == {"tag:yaml.org,2002:int": _yaml12_int, "tag:yaml.org,2002:float": _yaml12_float}
+    assert _StrictLoader.yaml_constructors.keys() == yaml.SafeLoader.yaml_constructors.keys()
     assert _calls(r"\btorch\.jit\.load|trust_remote_code=True|(?<![.\w])(eval|exec)\(") == []
     # The one pickle: a data file inside the pip-installed seglearn wheel (see docs/robustness.md).
     pickled = _calls(r"allow_pickle=True")
@@ -1301,3 +1307,15 @@ def test_score_names_an_smg_prediction_frame_beyond_the_float_range(capsys, data
     (tmp_path / "b").mkdir()
     outcome, file = _score_csv_folder(capsys, dataset, tmp_path / "b", "1,0,1_0,0.5\n".encode())
     assert_input_error(outcome, f"{file}:1", "must be integers")
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_its_id_reaches_an_output(capsys, dataset, run, tmp_path):
+    """Its id went into the CSV as a traceback (UnicodeEncodeError) after the work, into JSON as a lone surrogate."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    copy_with_sidecar(dataset, folder, os.fsdecode(b"bad\xffname"))
+    for fmt in ("csv", "json", "srt"):
+        out = tmp_path / f"out.{fmt}"
+        outcome = mgrec(capsys, "detect", run, folder, "--format", fmt, "--out", out)
+        assert_input_error(outcome, "the file name is not UTF-8 text", "rename the file")
+        assert not out.exists()

@@ -405,6 +405,10 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
     if not is_dir and path.is_dir():
         raise InputError(f"cannot write {shown}: it is a folder")
     folder = path if is_dir else path.parent
+    # The folders the probe makes are removed after it (the writers make them again): a command refused after
+    # this check, before its first output, leaves nothing behind.
+    created = [folder, *folder.parents]
+    created = created[: next((i for i, f in enumerate(created) if f.exists()), len(created))]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".mgrec-write-check.")
@@ -416,6 +420,10 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
             os.unlink(probe)
     except OSError as exc:
         raise _cannot_write(shown, exc) from None
+    finally:
+        for made in created:  # deepest first
+            with contextlib.suppress(OSError):
+                made.rmdir()
 
 
 def _umask() -> int:
@@ -477,6 +485,17 @@ def decode_utf8(path: Path, data: bytes) -> str:
         raise InputError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
+
+
+def id_from_name(path: Path) -> str:
+    """The video id a file's name gives (its stem), refused unless it is text: a name of bytes that are not UTF-8
+    (Python holds them as lone surrogates) cannot go into the JSON, CSV or subtitle outputs the id is written to."""
+    try:
+        path.stem.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{brief(str(path))}: the file name is not UTF-8 text, and its name is the video id that "
+                         "outputs are written under; rename the file") from None
+    return path.stem
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -323,6 +323,12 @@ def test_csv_names_that_spreadsheets_run_as_formulas_are_escaped_and_read_back_e
     assert "'@video" in text and "'=HYPERLINK" in text and "'+1" in text
     back = load_predictions(tmp_path / "p.csv", classes)
     assert [(d.video_id, d.label) for d in back["@video"]] == [("@video", classes[0]), ("@video", classes[1])]
+    # the escape is one to one: a name that starts with the apostrophe itself is not read as another video's
+    pred = {v: [Detection(video_id=v, start=1.0, end=2.0, label_id=2, label="ok", score=0.5)]
+            for v in ("=x", "'=x", "'x", "''=x")}
+    save_predictions_csv(pred, tmp_path / "q.csv")
+    back = load_predictions(tmp_path / "q.csv", classes)
+    assert sorted(back) == sorted(pred) and all(len(items) == 1 for items in back.values())
 
 
 def test_the_csv_table_refuses_negative_times_with_its_line(tmp_path):

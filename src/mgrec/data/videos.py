@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 
 from mgrec.errors import InputError
-from mgrec.files import safe_child
+from mgrec.files import id_from_name, safe_child
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -50,7 +50,7 @@ Item = TypeVar("Item")
 
 def video_id(path: Path) -> str:
     """The id a video's features are stored under: the file stem without an SMG modality suffix."""
-    stem = path.stem
+    stem = id_from_name(path)
     for suffix in MODALITY_SUFFIXES:
         if stem.endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)]

@@ -357,11 +357,13 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_text(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    """`text` with an apostrophe before it where it starts a formula, or an apostrophe itself: so that the video
+    `'=x` is not written as `=x` is, and both read back as what they were (`from_spreadsheet_text`)."""
+    return "'" + text if text.startswith((*_FORMULA_START, "'")) else text
 
 
 def from_spreadsheet_text(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
+    return text[1:] if text.startswith("'") and text[1:].startswith((*_FORMULA_START, "'")) else text
 
 
 def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) -> None:

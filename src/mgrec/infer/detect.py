@@ -20,7 +20,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
-from mgrec.files import check_writable, safe_child
+from mgrec.files import check_writable, id_from_name, safe_child
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
 
@@ -126,8 +126,10 @@ def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float |
 
 
 def _refuse_duplicate_ids(paths: list[Path]) -> None:
+    """Every file names a video id (`id_from_name`), no two the same one."""
     seen: dict[str, Path] = {}
     for path in paths:
+        id_from_name(path)
         if path.stem in seen:
             raise InputError(f"{seen[path.stem]} and {path} are both video {path.stem!r}; "
                              "one output would silently replace the other")

@@ -127,6 +127,7 @@ from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
+from mgrec.files import id_from_name
 from mgrec.infer.offline import OfflineDetector, checked_fps
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
@@ -651,7 +652,7 @@ def stream_file(
     loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
     detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
     online = OnlineDetector(
-        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=path.stem, compile=compile,
+        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=id_from_name(path), compile=compile,
         stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
                     if grid is not None},
     )
