@@ -1319,3 +1319,24 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_its_id_reaches_an_output
         outcome = mgrec(capsys, "detect", run, folder, "--format", fmt, "--out", out)
         assert_input_error(outcome, "the file name is not UTF-8 text", "rename the file")
         assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["long id", "file", "link"])
+def test_detect_smg_checks_every_label_path_before_writing_any(capsys, dataset, run, tmp_path, case):
+    """A 245-byte id (its `_finelabels.csv` name past 255 bytes) or OUT/<id> as a file failed after `a/` was written
+    (a partial set that score reads as whole); OUT/<id> as a link to another folder took that video's file there."""
+    inputs = tmp_path / "in"
+    copy_with_sidecar(dataset, inputs, "a")
+    other = "v" * 245 if case == "long id" else "zz"
+    copy_with_sidecar(dataset, inputs, other)
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    if case == "file":
+        (out / other).write_text("notes")
+    elif case == "link":
+        (out / other).symlink_to(elsewhere)
+    outcome = mgrec(capsys, "detect", run, inputs, "--format", "smg", "--out", out)
+    assert_input_error(outcome, *{"long id": ["is longer than 255 bytes"], "file": [f"{out / other}: is a file"],
+                                  "link": [f"{out / other}: is a symbolic link"]}[case])
+    assert not list(out.rglob("*.csv")) and not list(elsewhere.iterdir())

@@ -28,7 +28,7 @@ import io
 import math
 import numbers
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -255,6 +255,22 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
 # Writing
 
 
+def smg_label_paths(video_ids: Iterable[str], out_dir: str | Path) -> dict[str, Path]:
+    """`out_dir/VID/VID_finelabels.csv` of each video, all checked before any is written: each id a plain file
+    name and the file's name too (`safe_child`), and `out_dir/VID` absent or a folder, not a file or a symbolic link
+    (which would carry the file out of `out_dir`). A refusal half-way would leave a partial set, which `mgrec score`
+    would read as a whole one."""
+    paths = {}
+    for video_id in video_ids:
+        folder = safe_child(out_dir, video_id, "video id")
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            kind = "a symbolic link" if folder.is_symlink() else "a file"
+            raise InputError(f"{folder}: is {kind}, where video {brief(video_id)}'s label folder goes; move it away or "
+                             "choose another --out folder")
+        paths[video_id] = safe_child(folder, f"{video_id}_finelabels.csv", "video id + _finelabels.csv")
+    return paths
+
+
 def write_smg_labels(
     detections_by_video: Mapping[str, list[Detection]],
     out_dir: str | Path,
@@ -270,11 +286,10 @@ def write_smg_labels(
     `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`. A video with no detections gets an
     empty file. Each file is written atomically. Returns the paths written.
 
-    Video ids come from data (feature file names), so each must be a plain file name
-    (`mgrec.files.safe_child`): all are checked before any file is written, and an id such as `..`
-    is an InputError instead of a file outside `out_dir`.
+    Video ids come from data (feature file names): every path is checked before any file is written
+    (`smg_label_paths`), and an id such as `..` is an InputError instead of a file outside `out_dir`.
     """
-    folders = {video_id: safe_child(out_dir, video_id, "video id") for video_id in detections_by_video}
+    paths = smg_label_paths(detections_by_video, out_dir)
     written = []
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
@@ -287,7 +302,7 @@ def write_smg_labels(
                 start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
             rows.append((start, end, det.label_id + 1, det.score))
         rows.sort(key=lambda row: row[:3])
-        path = folders[video_id] / f"{video_id}_finelabels.csv"
+        path = paths[video_id]
         with atomic_open(path) as handle:
             for start, end, label, score in rows:
                 handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")

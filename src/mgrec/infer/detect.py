@@ -20,7 +20,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
-from mgrec.files import check_writable, id_from_name, safe_child
+from mgrec.files import check_writable, id_from_name
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
 
@@ -68,7 +68,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     several input streams reads the other streams' files from these folders (by name) instead of its config's.
     `fps`: the videos' frame rate (`--fps`), for files whose sidecar and run do not say it (`OfflineDetector.file_fps`).
     """
-    from mgrec.smg_csv import write_smg_labels
+    from mgrec.smg_csv import smg_label_paths, write_smg_labels
 
     folder_output = fmt == "smg" or fmt in SUBTITLE_FORMATS  # a file per video, in the folder OUT
     check_writable(out, is_dir=folder_output)
@@ -79,9 +79,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     detector.stream_folders = stream_folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     _refuse_duplicate_ids(paths)
-    if fmt == "smg":  # each video gets OUT/<id>/: refuse an id that leaves OUT before any work
-        for path in paths:
-            safe_child(Path(out), path.stem, "video id")
+    if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
+        smg_label_paths([path.stem for path in paths], out)
     if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
         subtitle_paths([path.stem for path in paths], out, fmt)
     results: dict[str, list[Detection]] = {}
