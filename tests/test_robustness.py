@@ -1340,3 +1340,16 @@ def test_detect_smg_checks_every_label_path_before_writing_any(capsys, dataset, 
     assert_input_error(outcome, *{"long id": ["is longer than 255 bytes"], "file": [f"{out / other}: is a file"],
                                   "link": [f"{out / other}: is a symbolic link"]}[case])
     assert not list(out.rglob("*.csv")) and not list(elsewhere.iterdir())
+
+
+def test_an_error_quoting_a_huge_value_stays_a_readable_line(capsys, dataset, tmp_path):
+    """A 1 MB label (or a segment of a million numbers) made a megabyte-long error line."""
+    from mgrec.terminal import MAX_LINE_CHARS
+
+    pred = tmp_path / "pred.json"
+    for entry in ({"segment": [1.0, 2.0], "label": "x" * 10**6, "score": 0.5},
+                  {"segment": [1.0] * 10**6, "label": "a", "score": 0.5}):
+        pred.write_text(json.dumps({"results": {"synthetic_002": [entry]}}))
+        outcome = mgrec(capsys, "score", "--gt", dataset.annotations, "--pred", pred)
+        assert_input_error(outcome, str(pred), "characters left out")
+        assert max(map(len, outcome.err.splitlines())) < MAX_LINE_CHARS + 100

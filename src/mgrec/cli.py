@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except InputError as exc:
-        print(f"mgrec: error: {terminal.visible(str(exc))}", file=sys.stderr)
+        print(f"mgrec: error: {terminal.visible(terminal.bounded(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mgrec: interrupted", file=sys.stderr)

@@ -30,6 +30,21 @@ def visible(text: str) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+MAX_LINE_CHARS = 2000
+
+
+def bounded(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """`text` with every line longer than `limit` cut in its middle: an error quotes the value it refuses, which
+    a hostile file can make megabytes long, while its start (file and key) and end (what was expected) matter."""
+    def cut(line: str) -> str:
+        if len(line) <= limit:
+            return line
+        head, tail = limit * 2 // 3, limit // 3
+        return f"{line[:head]} ... ({len(line) - head - tail} characters left out) ... {line[-tail:]}"
+
+    return "\n".join(cut(line) for line in text.split("\n"))
+
+
 class TerminalText(io.TextIOBase):
     """A text stream in front of stdout or stderr: broken pipes absorbed, and with `escape` unsafe
     characters shown as escapes. stderr is not escaped (progress bars move the cursor with escape
