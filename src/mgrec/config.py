@@ -1370,7 +1370,8 @@ def config_reference(cls: type | None = None) -> str:
         "inherits from another file (its keys are overridden by this one's; the file beside this one, else a config",
         "shipped with mgrec such as `demo/default.yaml`), and any key can be set on the command line:",
         "`mgrec train CONFIG --out RUN --set data.annotations=a.json --set data.features=feats --set train.epochs=20`.",
-        "Unknown keys and wrong types are refused, naming the file and the key.",
+        "Unknown keys and wrong types are refused, naming the file and the key. Numbers are read as YAML 1.2 reads",
+        "them (`0123` is 123, `1e-3` a number; `1:30` and `1_0`, numbers to YAML 1.1, are refused by key).",
         "",
     ]
     lines += _key_table(cls, "", "top level")
