@@ -615,14 +615,14 @@ def cmd_evaluate(args) -> None:
 
     check_tuning_split(args.tune_on, args.split)  # before an end-to-end run's features are extracted
     run_dir = _checked_run_dir(args.run_dir)
-    RunDir(run_dir).check_outputs(files=[RunDir(run_dir).eval_path(args.split, args.checkpoint),
-                                         RunDir(run_dir).detections_path(args.split, args.checkpoint)])
+    run = RunDir(run_dir)
+    run.check_outputs(files=[run.eval_path(args.split, args.checkpoint),
+                             run.detections_path(args.split, args.checkpoint)])
     device = _checked_device(args.device)
     features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args))
     result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
                           device=device, progress=show_progress(args), precision=args.precision, features=features)
     print(format_score_table(result))
-    run = RunDir(run_dir)
     tuned = result["threshold_tuned_on"]
     print(f"evaluated {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint} "
           f"and {result['inference_precision']} inference ("
@@ -639,7 +639,13 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.f1 import tune_thresholds
     from mgrec.evaluate.predictions import load_predictions, predictions_info
-    from mgrec.evaluate.scoring import check_tuning_split, coverage_note, format_score_table, score
+    from mgrec.evaluate.scoring import (
+        check_tuning_gestures,
+        check_tuning_split,
+        coverage_note,
+        format_score_table,
+        score,
+    )
 
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
     if args.thresholds == "per_class" and not args.tune_on:
@@ -682,8 +688,7 @@ def cmd_score(args) -> None:
     threshold, class_thresholds = args.score_threshold or 0.0, None
     if args.tune_on:
         tune_gt, tune_pred = split_of(args.tune_on)
-        if not any(tune_gt.values()):  # every threshold would score F1 0 there: the tuning would be arbitrary
-            raise InputError(f"{args.gt}: split {args.tune_on!r} has no gestures to tune the threshold on")
+        check_tuning_gestures(tune_gt, args.tune_on, args.gt)
         rule = PostprocessConfig(thresholds=args.thresholds)
         if args.threshold_shrinkage is not None:
             rule = dataclasses.replace(rule, threshold_shrinkage=args.threshold_shrinkage)

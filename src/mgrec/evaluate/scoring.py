@@ -209,3 +209,10 @@ def check_tuning_split(tune_on: str | None, split: str) -> None:
     a threshold chosen on the answers makes the F1 look better than any new video would score."""
     if tune_on is not None and canonical_subset(tune_on) == canonical_subset(split):
         raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
+
+
+def check_tuning_gestures(ground_truth: dict, tune_on: str, annotations: object) -> None:
+    """Refuse tuning on a split without gestures (`annotations`: the file, for the message): every threshold scores
+    F1 0 there, so the one chosen is arbitrary (above every score, an empty hard set)."""
+    if not any(ground_truth.values()):
+        raise InputError(f"{annotations}: split {tune_on!r} has no gestures to tune the threshold on")

@@ -128,11 +128,11 @@ def _refuse_duplicate_ids(paths: list[Path]) -> None:
     """Every file names a video id (`id_from_name`), no two the same one."""
     seen: dict[str, Path] = {}
     for path in paths:
-        id_from_name(path)
-        if path.stem in seen:
-            raise InputError(f"{seen[path.stem]} and {path} are both video {path.stem!r}; "
+        video = id_from_name(path)
+        if video in seen:
+            raise InputError(f"{seen[video]} and {path} are both video {video!r}; "
                              "one output would silently replace the other")
-        seen[path.stem] = path
+        seen[video] = path
 
 
 def _refuse_old_label_files(out: Path) -> None:

@@ -13,7 +13,7 @@ from mgrec.data.annotations import load_annotations
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
-from mgrec.evaluate.scoring import check_tuning_split, score
+from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
@@ -143,9 +143,7 @@ def evaluate_run(
     check_tuning_split(tune_on, split)
     if tune_on is not None:  # re-tuned by the run's own rule (postprocess.thresholds)
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
-        if not any(tune_gt.values()):  # every threshold scores F1 0 there: the tuning would be arbitrary
-            raise InputError(f"{detector.config.data.annotations}: split {tune_on!r} has no gestures to tune the "
-                             "threshold on")
+        check_tuning_gestures(tune_gt, tune_on, detector.config.data.annotations)
         (threshold, class_thresholds), tuned_on = tune_thresholds(tune_gt, tune_ranked, len(detector.classes),
                                                                   post), tune_on
     gates = GateTally.of(detector)
