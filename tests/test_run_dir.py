@@ -169,6 +169,16 @@ def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_re
         run.read_metrics()
     run.keep_metrics_before(1)
     assert [r["epoch"] for r in run.read_metrics()] == [0]
+    # values of the wrong kind were tracebacks in the report, or a string plotted as a category
+    for line, problem in [('{"kind": "train", "epoch": 1, "loss": {"a": 1}}', r"\[loss\]: expected a finite number"),
+                          ('{"kind": "val", "epoch": 1, "f1": "0.5"}', r"\[f1\]: expected a finite number"),
+                          ('{"kind": "balance", "epoch": 1, "crop_shares": ["x", null]}',
+                           r"\[crop_shares\]: expected a list of finite numbers or nulls")]:
+        run.metrics_path.write_text('{"kind": "train", "epoch": 0, "loss": 1.0}\n' + line + "\n")
+        with pytest.raises(InputError, match=r"metrics.jsonl:2 " + problem):
+            run.read_metrics()
+    run.metrics_path.write_text('{"kind": "balance", "epoch": 0, "crop_shares": [0.5, null]}\n')  # null: a gap
+    assert run.read_metrics()[0]["crop_shares"] == [0.5, None]
 
 
 def test_weights_with_nan_are_refused_and_dtypes_must_match(tmp_path):

@@ -106,6 +106,18 @@ def thread_count(text: str) -> int:
     return value
 
 
+# More seed runs than this in one command is a typo, not an experiment: each is a whole training, and the
+# members are listed and checked before the first trains (a count of 5e7 built a 7.5-GB list first).
+MAX_SEEDS = 1000
+
+
+def seed_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SEEDS} seeds (each is a whole training), got {value}")
+    return value
+
+
 THREADS_HELP = "torch CPU threads, before or after the command (default: torch's choice; 1 for stream)"
 
 
@@ -166,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
-    p.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+    p.add_argument("--seeds", type=seed_count, default=1, metavar="N",
                    help="train N runs with seeds seed, seed+1, ... into OUT-seed<S>, then their ensemble into OUT "
                         "(mgrec ensemble; default 1: one run into OUT)")
     p.add_argument("--unlabeled", type=Path, default=None, metavar="FOLDER",
@@ -516,7 +528,7 @@ def cmd_data_check(args) -> int:
 def cmd_train(args) -> None:
     from mgrec.config import MAX_SEED, check_for_training, load_config
     from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
-    from mgrec.train.loop import train
+    from mgrec.train.loop import check_same_config, train
 
     if args.unlabeled is not None:
         args.overrides = [*args.overrides, f"pseudo_labels.unlabeled={args.unlabeled}"]
@@ -542,15 +554,17 @@ def cmd_train(args) -> None:
     refuse_a_folder_training_reads(out, config)
     members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
     new_ensemble_dir(out, list(members.values()))
-    for member in members.values():  # every member's folder before the first trains, not after the others did
-        if not (args.resume and RunDir(member).can_resume()):
+    seeded = {seed: load_config(args.config, [*args.overrides, f"seed={seed}"]) for seed in seeds}
+    for seed, member in members.items():  # every member's folder before the first trains, not after the others did
+        if args.resume and RunDir(member).can_resume():
+            check_same_config(RunDir(member), seeded[seed])
+        else:
             RunDir(member).check_fresh_start([Path(args.config)])
     for seed, member in members.items():
         print(f"seed {seed}: training into {member}")
-        seeded = load_config(args.config, [*args.overrides, f"seed={seed}"])
         resume = args.resume and RunDir(member).can_resume()
-        result = train(seeded, member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)],
-                       encoder=_end_to_end_encoder(seeded))
+        result = train(seeded[seed], member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)],
+                       encoder=_end_to_end_encoder(seeded[seed]))
         print(result.summary(next_steps=False))
     _make_ensemble(list(members.values()), out)
 
@@ -581,7 +595,7 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
     from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.files import resolve_path
     from mgrec.infer.fused import make_fused_ensemble
-    from mgrec.run import next_commands
+    from mgrec.run import RunDir, next_commands
     from mgrec.train.ensemble import averaging_refused, make_ensemble
 
     # Allowed (an ensemble of one run is the run; of a run twice, the run), but rarely what was meant.
@@ -599,9 +613,10 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
     if why is not None:  # said once it worked: where fusing detections is refused too, its error says the same
         print(f"fusing detections: {why}")
     val = result.val_metrics
-    scores = (f"val F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
+    tuned_on = (RunDir(result.run_dir).read_tuning() or {}).get("tuned_on")  # the members' data.val_split
+    scores = (f"{tuned_on} F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
               f"{100 * val['average_mAP']:.2f}% at "
-              f"{threshold_phrase(val['score_threshold'], val.get('class_thresholds'))} (tuned on val)"
+              f"{threshold_phrase(val['score_threshold'], val.get('class_thresholds'))} (tuned on {tuned_on})"
               if val else "no val split: the configured score threshold")
     print(f"ensemble of {len(result.members)} runs: {scores}\nrun directory: {result.run_dir}\n"
           f"{next_commands(result.run_dir)}")

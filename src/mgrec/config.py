@@ -1099,6 +1099,24 @@ def check_same_threshold_rule(members: list[tuple[Path, Config]]) -> None:
                                  "same one")
 
 
+def check_same_splits(members: list[tuple[Path, Config]]) -> None:
+    """InputError naming the first ensemble member trained on other annotations or other splits than the first
+    member: the ensemble is tuned on the first member's val split and scored on its test split, which another
+    member may have trained on (a member trained on test scored a perfect test without a word)."""
+    (first, config), *others = members
+    for path, other in others:
+        for key in ("train_split", "val_split", "test_split"):
+            a, b = getattr(config.data, key), getattr(other.data, key)
+            if a != b:
+                raise InputError(f"{path} [data.{key}]: {_short(b)}, but {first} has {_short(a)}; the members of an "
+                                 "ensemble must be trained, tuned and tested on the same splits")
+        a, b = Path(config.data.annotations), Path(other.data.annotations)
+        same = a.resolve() == b.resolve() or (a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes())
+        if not same:
+            raise InputError(f"{path} [data.annotations]: {_short(str(b))}, but {first} has {_short(str(a))} (another "
+                             "file, or one that is not found); the members of an ensemble must share their annotations")
+
+
 def check_for_training(config: Config) -> None:
     """The rules of `_TRAINING_RULES`, asked when a training starts or resumes
     (`mgrec.train.loop.refuse_before_training`), each value blamed on where it came from (`key_origin`)."""

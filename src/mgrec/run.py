@@ -94,6 +94,28 @@ _RUN_ENTRY = re.compile(r"checkpoints|tensorboard|analysis|features_(best|last)|
                         r"|\..+\.tmp|\.mgrec-write-check\..+")
 
 
+# The values training logs in metrics.jsonl, each a finite number or null (a non-finite number is logged as
+# null); the report plots them, a string or an object among them was a traceback or a wrong curve.
+METRICS_NUMBERS = ("step", "lr", "seconds", "loss", "cls_loss", "reg_loss", "f1", "precision", "recall", "f1_miga",
+                   "average_mAP", "score_threshold")
+METRICS_NUMBER_LISTS = ("class_weights", "crop_shares", "class_thresholds")
+
+
+def metrics_record_problem(record: dict) -> str | None:
+    """"[key]: expected ..." for the first logged value of `record` that is not what training writes, else None."""
+    def finite_or_null(value) -> bool:
+        return value is None or (is_number(value) and math.isfinite(value))
+
+    for key in METRICS_NUMBERS:
+        if key in record and not finite_or_null(record[key]):
+            return f"[{key}]: expected a finite number or null, got {brief(record[key])}"
+    for key in METRICS_NUMBER_LISTS:
+        value = record.get(key)
+        if key in record and value is not None and not (isinstance(value, list) and all(map(finite_or_null, value))):
+            return f"[{key}]: expected a list of finite numbers or nulls (one per class), got {brief(value)}"
+    return None
+
+
 class RunDir:
     """File names, validated readers and atomic writers of one run directory."""
 
@@ -481,6 +503,9 @@ class RunDir:
                 raise InputError(
                     f"{self.metrics_path}:{number}: expected a JSON object with 'kind' and an integer 'epoch'"
                 )
+            problem = metrics_record_problem(record)
+            if problem is not None:
+                raise InputError(f"{self.metrics_path}:{number} {problem}")
             records.append(record)
         return records
 

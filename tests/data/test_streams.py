@@ -130,7 +130,10 @@ def test_stream_folders_from_the_command_line(two_streams, tmp_path):
     data, _, _ = two_streams
     assert stream_folders(["pose=/x/pose"], data) == {"pose": Path("/x/pose")}
     for bad, message in [("pose", "expected NAME=FOLDER"), ("hands=/x", "no stream 'hands'"),
-                         ("=x", "expected NAME=FOLDER")]:
+                         ("=x", "expected NAME=FOLDER"),
+                         # the grid stream's files are the inputs given: its folder was ignored without a word
+                         ("rgb=/x", r"'rgb' is the grid stream, read from the feature files given; --stream names "
+                                    r"the other streams \(pose\)")]:
         with pytest.raises(InputError, match=message):
             stream_folders([bad], data)
 

@@ -353,3 +353,29 @@ def test_a_video_replaced_under_the_same_name_is_extracted_again(tmp_path, bikes
     (again,) = extract([video], out, size=64, frames_per_window=4, progress=False)
     assert again.status == "extracted"
     assert np.load(out / "clip.npy").shape != first.shape
+
+
+def test_fuse_checks_every_video_before_writing_any_and_keeps_each_input_s_recipe(tmp_path):
+    # a refusal at the last video left the others fused, which `detect FOLDER` then read as the whole set
+    write_set(tmp_path / "a", {"v1": 10, "v2": 10, "v3": 10}, dim=3)
+    write_set(tmp_path / "b", {"v1": 10, "v2": 10, "v3": 30}, dim=2)
+    with pytest.raises(InputError, match="video 'v3': feature lengths differ"):
+        fuse_features([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # the weights' sha256, frames per window and precision were dropped: fused features of other weights
+    # passed every recipe check
+    sha = {"w1": "ab" * 32, "w2": "cd" * 32}
+    for name in sha:
+        write_set(tmp_path / name, {"v1": 10}, dim=3, weights_sha256=sha[name], frames_per_window=4, precision="bf16")
+    write_set(tmp_path / "c", {"v1": 10}, dim=2)
+    fused = {}
+    for name in sha:
+        fuse_features([tmp_path / name, tmp_path / "c"], tmp_path / f"fused-{name}")
+        fused[name] = read_sidecar(tmp_path / f"fused-{name}" / "v1.json")
+    assert fused["w1"].weights_sha256 != fused["w2"].weights_sha256 and len(fused["w1"].weights_sha256) == 64
+    assert (fused["w1"].frames_per_window, fused["w1"].precision) == (None, None)  # the inputs differ in both
+    assert fused["w1"].backbone == "b3[4 frames]+b2"
+    write_set(tmp_path / "d", {"v1": 10}, dim=2, frames_per_window=4, precision="bf16")
+    fuse_features([tmp_path / "w1", tmp_path / "d"], tmp_path / "fused-w1d")
+    same = read_sidecar(tmp_path / "fused-w1d" / "v1.json")
+    assert (same.backbone, same.frames_per_window, same.precision) == ("b3+b2", 4, "bf16")

@@ -184,3 +184,58 @@ def test_train_with_seeds_refuses_before_training_what_the_ensemble_would_refuse
     assert "--seeds with data.videos (end to end): ensembles take runs trained on feature files" in (
         capsys.readouterr().err)
     assert not (tmp_path / "e2e-seed1234").exists()
+
+
+def test_members_of_other_features_or_other_splits_are_refused_and_an_edited_member_count_is_named(runs, tmp_path):
+    # a member trained on another backbone's features was averaged with the others (one input read for both),
+    # and a member trained on the test split was scored on it, both without a word
+    import dataclasses
+
+    from mgrec.config import save_config
+    from mgrec.train.ensemble import averaging_refused
+
+    _, _, (first, second) = runs
+    other_features = Path(shutil.copytree(second, tmp_path / "other-features"))
+    recipe = json.loads((first / "feature_recipe.json").read_text())
+    (other_features / "feature_recipe.json").write_text(json.dumps({**recipe, "backbone": "another-backbone"}))
+    with pytest.raises(InputError, match=r"other-features was trained on features made another way than .*"
+                                         r"backbone 'another-backbone'"):
+        make_ensemble([first, other_features], tmp_path / "e1")
+    assert "made another way" in averaging_refused([first, other_features])  # `--fusion auto` fuses detections
+    other_splits = Path(shutil.copytree(second, tmp_path / "other-splits"))
+    config = RunDir(other_splits).read_config()
+    save_config(dataclasses.replace(config, data=dataclasses.replace(config.data, train_split="test",
+                                                                     test_split="train")), other_splits / "config.yaml")
+    with pytest.raises(InputError, match=r"other-splits \[data.train_split\]: 'test', but .* has 'train'"):
+        make_ensemble([first, other_splits], tmp_path / "e2")
+    from mgrec.infer.fused import make_fused_ensemble
+
+    with pytest.raises(InputError, match=r"\[data.train_split\]"):
+        make_fused_ensemble([first, other_splits], tmp_path / "e3")
+    # every stream's recipe goes with the ensemble (`detect` extracts from raw video by it)
+    make_ensemble([first, second], tmp_path / "e4", log=lambda *_: None)
+    assert json.loads((tmp_path / "e4" / "feature_recipe.json").read_text()) == recipe
+    # an edited member count is refused from the weights' keys before that many detectors are built
+    record = json.loads((tmp_path / "e4" / "run.json").read_text())
+    record["ensemble"]["members"] = 10**9
+    (tmp_path / "e4" / "run.json").write_text(json.dumps(record))
+    with pytest.raises(InputError, match=r"\[ensemble.members\]: 1000000000, but .*best.safetensors holds 2 members"):
+        OfflineDetector.from_run(tmp_path / "e4", device="cpu")
+
+
+def test_train_with_seeds_bounds_the_count_and_checks_resumable_members_first(runs, tmp_path, capsys):
+    from mgrec.config import save_config
+
+    paths, _, (first, _) = runs
+    config = tmp_path / "c.yaml"
+    save_config(config_for(paths, 7), config)
+    # a count of 5e7 built a 7.5-GB list of members before anything was said
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(config), "--out", str(tmp_path / "big"), "--seeds", "50000000"])
+    assert exit_.value.code == 2 and "argument --seeds: expected at most 1000 seeds" in capsys.readouterr().err
+    # a resumable later member with another config was found after the earlier members had trained
+    shutil.copytree(first, tmp_path / "ens-seed8")  # seed 3's run where seed 8's would be
+    assert main(["train", str(config), "--out", str(tmp_path / "ens"), "--seeds", "2", "--resume",
+                 "--no-progress"]) == 2
+    assert "--resume: the config differs from" in capsys.readouterr().err
+    assert not (tmp_path / "ens-seed7").exists()

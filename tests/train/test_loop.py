@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -479,6 +480,25 @@ def test_resume_refuses_a_config_that_differs_from_the_run_s(dataset, tmp_path, 
     monkeypatch.setattr(torch, "compile", lambda network, **options: real_compile(network, backend="eager", **options))
     train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
     assert RunDir(tmp_path / "run").read_config().train.compile
+
+
+def test_resume_refuses_features_moved_to_a_folder_of_another_recipe(dataset, tmp_path):
+    # data.features may move between resumes; features made another way were trained on for the later epochs,
+    # and the run's recipe silently rewritten to theirs
+    config = tiny_config(dataset, epochs=2, eval_every=2)
+    _train_epochs_then_stop(config, tmp_path / "run", stop_after=1)
+    recipe = (tmp_path / "run" / "feature_recipe.json").read_text()
+    other = Path(shutil.copytree(config.data.features, tmp_path / "other"))
+    for side in other.glob("*.json"):
+        side.write_text(json.dumps({**json.loads(side.read_text()), "backbone": "another-backbone"}))
+    moved = tiny_config(dataset, epochs=2, eval_every=2)
+    moved.data.features = str(other)
+    with pytest.raises(InputError, match=r"--resume: .*other/.*\.json: these features were made with another recipe "
+                                         r"than .* trained on .*backbone 'another-backbone'.*data.features may move"):
+        train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    assert (tmp_path / "run" / "feature_recipe.json").read_text() == recipe
+    moved.data.features = str(Path(shutil.copytree(config.data.features, tmp_path / "same")))  # moved, same recipe
+    train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
 
 
 def test_resume_refuses_a_config_yaml_edited_after_the_training_started(dataset, tmp_path):

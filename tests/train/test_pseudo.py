@@ -3,6 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.helpers import small_config
 
@@ -105,12 +106,27 @@ def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
         train(with_pseudo(config_for(paths), unlabeled=str(tmp_path / "empty"), teacher=str(teacher)),
               tmp_path / "r1", progress=False, log=lambda *_: None)
     assert not (tmp_path / "r1" / "teacher").exists()
+    other_video = np.load(pool / "synthetic_003.npy") + 0.5  # a video of no labelled split
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(pool / "synthetic_003.npy", bare / "v.npy")  # no sidecar, no data.fps
-    with pytest.raises(InputError, match=r"v.npy: the features' fps is unknown"):
-        train(with_pseudo(config_for(paths), unlabeled=str(bare), teacher=str(teacher)),
-              tmp_path / "r2", progress=False, log=lambda *_: None)
+    np.save(bare / "v.npy", other_video)  # no sidecar, no data.fps
+    with pytest.raises(InputError, match=r"v.npy: the features' fps is unknown"):  # before the teacher trains
+        train(with_pseudo(config_for(paths), unlabeled=str(bare)), tmp_path / "r2", progress=False, log=lambda *_: None)
+    assert not (tmp_path / "r2" / "teacher").exists()
+    # a sidecar of another grid or another recipe than the training features': labels at the wrong times, or
+    # labels of features that mean something else
+    sidecar = json.loads((pool / "synthetic_003.json").read_text())
+    for name, change, match in (("grid", {"stride": 8}, r"v.json.*stride"),
+                                ("recipe", {"backbone": "another-backbone"},
+                                 r"v.json: these features were made with another .*'another-backbone' \(the tr")):
+        folder = tmp_path / name
+        folder.mkdir()
+        np.save(folder / "v.npy", other_video)
+        (folder / "v.json").write_text(json.dumps({**sidecar, **change}))
+        with pytest.raises(InputError, match=match):
+            train(with_pseudo(config_for(paths), unlabeled=str(folder)), tmp_path / f"r-{name}", progress=False,
+                  log=lambda *_: None)
+        assert not (tmp_path / f"r-{name}" / "teacher").exists()
 
 
 def test_labelled_videos_and_unreadable_files_in_the_pool_are_refused_before_a_teacher_trains(setup, tmp_path):
@@ -129,6 +145,16 @@ def test_labelled_videos_and_unreadable_files_in_the_pool_are_refused_before_a_t
         shutil.copy(paths.features / f"{video}.npy", tmp_path / split / f"{video}.npy")
         refused(tmp_path / split, rf"{video}.npy is video '{video}' of the {split} split", transductive=False)
     refused(tmp_path / "val", r"of the val split .* selects the checkpoint", transductive=True)  # never val
+    # the same videos under other names: a copy (found by its content) and a link (by the file it is)
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    shutil.copy(paths.features / "synthetic_002.npy", renamed / "val_copy.npy")
+    refused(renamed, r"val_copy.npy is video 'synthetic_002' of the val split .*the same features as",
+            transductive=True)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "train_link.npy").symlink_to(paths.features / "synthetic_000.npy")
+    refused(linked, r"train_link.npy is video 'synthetic_000' of the train split .* \(it is ", transductive=True)
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "x.npy").write_bytes(b"\x93NUMPY garbage" * 10)

@@ -142,6 +142,21 @@ def test_a_run_used_without_its_stream_is_a_clear_error(gated_run, two_stream_da
                    FeatureSidecar(50.0, 8, 16, "test-aux", 5, None))
     with pytest.raises(InputError, match=r"wrong/synthetic_003"):
         detect_files(gated_run, [lonely / "synthetic_003.npy"], tmp_path / "x.json", stream_folders={"aux": wrong})
+    # the other stream's features made another way than the run's (its recipe in feature_recipe_aux.json): only
+    # the grid stream's file was checked, and detect and stream ran on them
+    other_recipe = tmp_path / "other-recipe"
+    other_recipe.mkdir()
+    aux = root / "aux" / "synthetic_003.npy"
+    features, sidecar = load_features(aux), read_sidecar(aux.with_suffix(".json"))
+    write_features(other_recipe / "synthetic_003.npy", features,
+                   FeatureSidecar(sidecar.fps, 8, 16, "another-backbone", sidecar.dim, sidecar.frames))
+    recipe_error = (r"other-recipe/synthetic_003.json: these features were made with another recipe than the run was "
+                    r"trained on \(.*feature_recipe_aux.json\): backbone 'another-backbone' \(the run: 'test-aux'\)")
+    with pytest.raises(InputError, match=recipe_error):
+        detect_files(gated_run, [lonely / "synthetic_003.npy"], tmp_path / "x.json",
+                     stream_folders={"aux": other_recipe})
+    with pytest.raises(InputError, match=recipe_error):
+        stream_file(gated_run, lonely / "synthetic_003.npy", stream_folders={"aux": other_recipe}, out=io.StringIO())
     # push() of one stream's rows to a run of two: the message points to push_streams
     from mgrec.infer.online import OnlineDetector
 

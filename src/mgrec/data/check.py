@@ -144,7 +144,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     length disagrees with the video's duration by more than MAX_DRIFT_SECONDS.
     Reported as warnings: videos without instances, instances ending after the video ends,
     duplicated ground truths, feature files without an annotations entry, missing sidecars,
-    videos in no configured split, and empty val/test splits.
+    videos in no configured split, empty val/test splits, a val or test split that is the training
+    split, and classes without a training instance.
 
     With `balance`, the report also holds the training class histogram before and after class
     balancing (`balance.method`, `mgrec.data.balance`): instances, and the crop anchors they weigh.
@@ -183,6 +184,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
         ))
     problems += _check_splits(aset, annotations_path, data.train_split, splits)
+    problems += [Problem("warning", f"{source} [data.{key}]", message)
+                 for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
     problems += _check_untrained_classes(aset, annotations_path, data.train_split, splits)
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
@@ -284,6 +287,19 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str,
     return problems
 
 
+def same_split_problems(train_split: str, val_split: str, test_split: str) -> list[tuple[str, str]]:
+    """(config key, message) for a val or test split that is the training split: THUMOS-style data trains on
+    "validation", and a val_split left at its default then chose the checkpoint and the score threshold on the
+    training videos, and scored them, without a word (`data check` and `train` say it)."""
+    problems = []
+    for key, split, role in (("val_split", val_split, "chooses the checkpoint and tunes the score threshold"),
+                             ("test_split", test_split, "is what evaluate scores")):
+        if split and split == train_split:
+            problems.append((key, f"{split!r} is also the training split (data.train_split): it {role} on the "
+                                  f"videos the network is trained on; set data.{key} to a split of other videos"))
+    return problems
+
+
 def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_split: str,
                              splits: list[str]) -> list[Problem]:
     """A class with instances in other splits but none in the training split: the network never sees it, and
@@ -298,8 +314,8 @@ def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_
     problems = []
     for label_id, name in enumerate(aset.classes):
         elsewhere = {split: count[label_id] for split, count in others.items() if count[label_id]}
-        if trained[label_id] == 0 and elsewhere:
-            listed = ", ".join(f"{count} in {split!r}" for split, count in elsewhere.items())
+        if trained[label_id] == 0:
+            listed = ", ".join(f"{count} in {split!r}" for split, count in elsewhere.items()) or "nor in any other"
             problems.append(Problem(
                 "warning", str(annotations_path),
                 f"class {name!r} has no instance in the training split {train_split!r} ({listed}): the network "

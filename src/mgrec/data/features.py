@@ -52,6 +52,17 @@ class FeatureSidecar:
 # the config): features of another backbone or other weights have the right shape and mean nothing to a
 # network trained on these. `data check` refuses a folder mixing them; detection, features unlike the run's.
 RECIPE_FIELDS = ("backbone", "weights_sha256", "frames_per_window")
+
+
+def recipe_differences(sidecar: FeatureSidecar, recipe: FeatureSidecar, fields=RECIPE_FIELDS,
+                       reference: str = "the run") -> list[str]:
+    """"name 'value' (<reference>: 'value')" for each of `fields` that both record and in which they differ (a
+    field one of them does not record cannot be compared: features without it are allowed)."""
+    return [f"{name} {getattr(sidecar, name)!r} ({reference}: {getattr(recipe, name)!r})" for name in fields
+            if getattr(sidecar, name) is not None and getattr(recipe, name) is not None
+            and getattr(sidecar, name) != getattr(recipe, name)]
+
+
 # Two frame rates of one video closer than this are the same (a sidecar against the annotations or --fps).
 FPS_TOLERANCE = 1e-3
 

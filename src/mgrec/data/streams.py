@@ -23,12 +23,14 @@ Live streams (`StreamAligner`): the same rows, each as soon as every stream has 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from mgrec.config import DataConfig, StreamConfig
 from mgrec.data.features import (
+    FeatureSidecar,
     check_feature_values,
     check_sidecar,
     feature_path,
@@ -94,14 +96,23 @@ def stream_path(stream: StreamConfig, video_id: str, folders: dict[str, Path] | 
     return feature_path(folder, video_id, stream.feature_ext)
 
 
-def stream_fps(stream: StreamConfig, path: Path, video_fps: float | None, key: str) -> float | None:
-    """A stream's fps: its config's, else its sidecar's (after checking the sidecar's recipe), else the video's."""
+# Checks a stream's sidecar against how a run's features of that stream were made (`OfflineDetector`):
+# called with the stream's name, its sidecar and the sidecar's path.
+RecipeCheck = Callable[[str, FeatureSidecar, Path], None]
+
+
+def stream_fps(stream: StreamConfig, path: Path, video_fps: float | None, key: str,
+               check_recipe: RecipeCheck | None = None) -> float | None:
+    """A stream's fps: its config's, else its sidecar's (after checking the sidecar against the config and,
+    with `check_recipe`, against the run's recipe of this stream), else the video's."""
     side = sidecar_path(path)
     sidecar = None
     if side.exists():
         sidecar = read_sidecar(side)
         check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, fps=stream.fps, source=side,
                       key_prefix=f"{key}.")
+        if check_recipe is not None:
+            check_recipe(stream.name, sidecar, side)
     if stream.fps is not None:
         return stream.fps
     return sidecar.fps if sidecar is not None else video_fps
@@ -113,13 +124,15 @@ def load_video_streams(
     video_fps: float | None,
     folders: dict[str, Path] | None = None,
     main_path: Path | None = None,
+    check_recipe: RecipeCheck | None = None,
 ) -> np.ndarray:
     """One video's (T, C) model input: every stream's features on the grid stream's grid, joined.
 
     `video_fps`: the video's fps (annotations or the grid stream's sidecar); `folders`: stream name ->
     folder replacing the config's; `main_path`: the grid stream's file, when the caller has it (a
-    file named on the command line). With one stream this is `load_features` of that file."""
-    loaded = load_stream_files(data, video_id, video_fps, folders, main_path)
+    file named on the command line); `check_recipe`: checks each other stream's sidecar against a run's
+    recipe (the grid stream's is the caller's to check). With one stream this is `load_features` of that file."""
+    loaded = load_stream_files(data, video_id, video_fps, folders, main_path, check_recipe)
     if len(loaded) == 1:
         return loaded[0][0]
     (main_features, grid), length = loaded[0], len(loaded[0][0])
@@ -134,6 +147,7 @@ def load_stream_files(
     video_fps: float | None,
     folders: dict[str, Path] | None = None,
     main_path: Path | None = None,
+    check_recipe: RecipeCheck | None = None,
 ) -> list[tuple[np.ndarray, FeatureGrid | None]]:
     """Every stream's features of one video, each on its own grid, checked (files, dims, recipes,
     durations) but not resampled: (features, grid) per stream in `DataConfig.input_streams` order
@@ -152,9 +166,10 @@ def load_stream_files(
         path = stream_path(stream, video_id, folders)
         if not path.is_file():
             raise InputError(f"video {video_id}: stream {stream.name!r} has no feature file {path} (every video "
-                             f"needs every stream of data.streams; extract it, or set {key}.features)")
+                             f"needs every stream of data.streams; extract it, or set {key}.features; detect and "
+                             f"stream take --stream {stream.name}=FOLDER)")
         features = load_features(path, expected_dim=stream.feature_dim)
-        own = stream.grid(stream_fps(stream, path, video_fps, key))
+        own = stream.grid(stream_fps(stream, path, video_fps, key, check_recipe))
         covered, expected = own.covered_seconds(len(features)), grid.covered_seconds(length)
         if abs(covered - expected) > duration_tolerance(own, grid):
             raise InputError(
@@ -281,6 +296,9 @@ def stream_folders(items: list[str], data: DataConfig) -> dict[str, Path]:
             raise InputError(f"--stream {item!r}: expected NAME=FOLDER (streams of this run: {', '.join(names)})")
         if name not in names:
             raise InputError(f"--stream {item!r}: no stream {name!r} in this run (its streams: {', '.join(names)})")
+        if name == names[0]:  # its files are the inputs named on the command line (or the run's, for evaluate)
+            raise InputError(f"--stream {item!r}: {name!r} is the grid stream, read from the feature files given; "
+                             f"--stream names the other streams ({', '.join(names[1:])})")
         if name in folders:
             raise InputError(f"--stream: stream {name!r} is given twice")
         folders[name] = Path(folder)

@@ -16,6 +16,7 @@ input is done one InputError lists all failures.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,9 @@ from tqdm import tqdm
 
 from mgrec.data.features import (
     FeatureSidecar,
+    check_sidecar_length,
     feature_file_shape,
+    inspect_features,
     load_features,
     read_sidecar,
     sidecar_path,
@@ -463,48 +466,73 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
                 + (f"; extra: {', '.join(extra[:5])}" if extra else "")
             )
 
+    # every video checked (sidecars, values, lengths, the outputs) before the first is written: a refusal
+    # half-way left a folder of some fused videos, which `detect FOLDER` then read as the whole set
+    plans = [_fuse_plan(vid, [files[vid] for files in feature_sets], out_dir) for vid in sorted(feature_sets[0])]
     results = []
-    for vid in sorted(feature_sets[0]):
-        paths = [files[vid] for files in feature_sets]
-        sidecars = [read_sidecar(sidecar_path(p)) for p in paths]
-        first = sidecars[0]
-        for path, sidecar in zip(paths[1:], sidecars[1:]):
-            for field in ("stride", "window"):
-                if getattr(sidecar, field) != getattr(first, field):
-                    raise InputError(
-                        f"{sidecar_path(path)} [{field}]: {getattr(sidecar, field)} here but "
-                        f"{getattr(first, field)} in {sidecar_path(paths[0])}; fused features must share it"
-                    )
-            if abs(sidecar.fps - first.fps) > 1e-3:
-                raise InputError(
-                    f"{sidecar_path(path)} [fps]: {sidecar.fps:g} here but {first.fps:g} in "
-                    f"{sidecar_path(paths[0])}; fused features must share it"
-                )
-        arrays = [load_features(p, expected_dim=s.dim) for p, s in zip(paths, sidecars)]
-        lengths = tuple(len(a) for a in arrays)
-        if max(lengths) - min(lengths) > MAX_LENGTH_DIFFERENCE:
-            listing = ", ".join(f"{p} has {n}" for p, n in zip(paths, lengths))
-            raise InputError(
-                f"video '{vid}': feature lengths differ by more than {MAX_LENGTH_DIFFERENCE} steps ({listing}); "
-                "are these the same video?"
-            )
+    for vid, paths, sidecars, lengths, feature_path in plans:
         shortest = min(lengths)
-        fused = np.concatenate([a[:shortest] for a in arrays], axis=1)
-        frames = [s.frames for s in sidecars if s.frames is not None]
-        sidecar = FeatureSidecar(
-            fps=first.fps,
-            stride=first.stride,
-            window=first.window,
-            backbone="+".join(s.backbone for s in sidecars),
-            dim=fused.shape[1],
-            frames=min(frames) if frames else None,
-            weights=" + ".join(s.weights or "none" for s in sidecars),
-        )
-        feature_path = out_dir / f"{vid}.npy"
-        refuse_a_file_mgrec_did_not_write(feature_path)
-        write_features(feature_path, fused, sidecar)
+        fused = np.concatenate([load_features(p, expected_dim=s.dim)[:shortest] for p, s in zip(paths, sidecars)],
+                               axis=1)
+        write_features(feature_path, fused, fused_sidecar(sidecars, fused.shape[1]))
         results.append(FuseResult(vid, feature_path, shortest, lengths))
     return results
+
+
+def _fuse_plan(vid: str, paths: list[Path], out_dir: Path) -> tuple:
+    """One video's inputs to fuse, checked without keeping their values: (vid, paths, sidecars, lengths, output)."""
+    sidecars = [read_sidecar(sidecar_path(p)) for p in paths]
+    first = sidecars[0]
+    for path, sidecar in zip(paths[1:], sidecars[1:]):
+        for field in ("stride", "window"):
+            if getattr(sidecar, field) != getattr(first, field):
+                raise InputError(
+                    f"{sidecar_path(path)} [{field}]: {getattr(sidecar, field)} here but "
+                    f"{getattr(first, field)} in {sidecar_path(paths[0])}; fused features must share it"
+                )
+        if abs(sidecar.fps - first.fps) > 1e-3:
+            raise InputError(
+                f"{sidecar_path(path)} [fps]: {sidecar.fps:g} here but {first.fps:g} in "
+                f"{sidecar_path(paths[0])}; fused features must share it"
+            )
+    lengths = tuple(inspect_features(p, expected_dim=s.dim)[0] for p, s in zip(paths, sidecars))
+    for path, length, sidecar in zip(paths, lengths, sidecars):
+        check_sidecar_length(path, length, sidecar)
+    if max(lengths) - min(lengths) > MAX_LENGTH_DIFFERENCE:
+        listing = ", ".join(f"{p} has {n}" for p, n in zip(paths, lengths))
+        raise InputError(
+            f"video '{vid}': feature lengths differ by more than {MAX_LENGTH_DIFFERENCE} steps ({listing}); "
+            "are these the same video?"
+        )
+    feature_path = out_dir / f"{vid}.npy"
+    refuse_a_file_mgrec_did_not_write(feature_path)
+    return vid, paths, sidecars, lengths, feature_path
+
+
+def fused_sidecar(sidecars: list[FeatureSidecar], dim: int) -> FeatureSidecar:
+    """The sidecar of features fused from inputs with `sidecars`, keeping every input's recipe (`RECIPE_FIELDS`)
+    comparable: the backbones joined with '+' (each with its frames per window where the inputs differ in it),
+    the weights' sha256 a hash of the inputs' (another checkpoint in any input gives another one)."""
+    first = sidecars[0]
+    frames = [s.frames for s in sidecars if s.frames is not None]
+    same_frames_per_window = len({s.frames_per_window for s in sidecars}) == 1
+    backbones = [s.backbone if same_frames_per_window or s.frames_per_window is None
+                 else f"{s.backbone}[{s.frames_per_window} frames]" for s in sidecars]
+    shas = [s.weights_sha256 for s in sidecars]
+    precisions = {s.precision for s in sidecars}
+    return FeatureSidecar(
+        fps=first.fps,
+        stride=first.stride,
+        window=first.window,
+        backbone="+".join(backbones),
+        dim=dim,
+        frames=min(frames) if frames else None,
+        weights=" + ".join(s.weights or "none" for s in sidecars),
+        weights_sha256=None if not any(shas) else hashlib.sha256(
+            "+".join(sha or "none" for sha in shas).encode()).hexdigest(),
+        frames_per_window=first.frames_per_window if same_frames_per_window else None,
+        precision=precisions.pop() if len(precisions) == 1 else None,
+    )
 
 
 def _feature_files(folder: Path) -> dict[str, Path]:

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgrec.config import check_same_threshold_rule, to_dict
+from mgrec.config import check_same_splits, check_same_threshold_rule, to_dict
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
@@ -63,6 +63,7 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
         classes = own
         configs.append(config)
     check_same_threshold_rule(list(zip(paths, configs)))
+    check_same_splits(list(zip(paths, configs)))
     config = dataclasses.replace(configs[0], name=f"detection ensemble of {len(paths)}: {configs[0].name}")
 
     with out_run.lock():

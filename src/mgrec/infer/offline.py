@@ -31,6 +31,7 @@ from mgrec.data.features import (
     check_sidecar,
     list_feature_files,
     read_sidecar,
+    recipe_differences,
     sidecar_path,
 )
 from mgrec.data.normalize import standardizer
@@ -179,7 +180,7 @@ class OfflineDetector:
             video_id = video_id or path.stem
             fps = self.file_fps(path, fps)
             features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
-                                          main_path=path)
+                                          main_path=path, check_recipe=self.check_stream_recipe)
             self.require_fps(path, fps)
         else:  # what a feature file passes (an empty, integer or NaN array reached the network)
             check_feature_array(features, "features", self.config.data.feature_dim)
@@ -241,7 +242,8 @@ class OfflineDetector:
         grid_file = stream_path(self.config.data.input_streams()[0], video_id, self.stream_folders)
         if grid_file.is_file():
             self.sidecar_fps(grid_file)
-        return load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders)
+        return load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
+                                  check_recipe=self.check_stream_recipe)
 
     def sidecar_fps(self, path: Path) -> float | None:
         """The fps of a (grid stream's) feature file's sidecar, after checking its recipe against the run's config."""
@@ -279,26 +281,35 @@ class OfflineDetector:
                              "(mgrec extract writes one)")
 
     @cached_property
-    def _feature_recipe(self) -> tuple[Path, FeatureSidecar] | None:
-        """The run's feature_recipe.json and what it says, read once (every input file is checked against it)."""
-        path = RunDir(self.run_dir).recipe_path if self.run_dir is not None else None
-        return (path, read_sidecar(path)) if path is not None and path.exists() else None
+    def _feature_recipes(self) -> dict[str | None, tuple[Path, FeatureSidecar]]:
+        """The run's recipe of each input stream that has one (None: the grid stream's feature_recipe.json, a
+        name: feature_recipe_<name>.json) and what it says, read once (every input file is checked against it)."""
+        if self.run_dir is None:
+            return {}
+        run = RunDir(self.run_dir)
+        names = [None, *(stream.name for stream in self.config.data.input_streams()[1:])]
+        paths = {name: run.stream_recipe_path(name) for name in names}
+        return {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
 
     def _check_recipe(self, sidecar: FeatureSidecar, side: Path) -> None:
+        """The grid stream's `check_stream_recipe`."""
+        self.check_stream_recipe(None, sidecar, side)
+
+    def check_stream_recipe(self, stream: str | None, sidecar: FeatureSidecar, side: Path) -> None:
         """Features of another backbone or other weights than the run was trained on have the right shape and
         mean nothing to the network (a run of packaged-weights features found 0 gestures in custom-weights
-        ones): refused where both the file's sidecar and the run's recipe record them."""
-        if self._feature_recipe is None:
+        ones): refused where both the file's sidecar and the run's recipe of that stream (`stream`: None for
+        the grid stream) record them."""
+        if stream == self.config.data.input_streams()[0].name:
+            stream = None
+        if stream not in self._feature_recipes:
             return
-        recipe_path, recipe = self._feature_recipe
+        recipe_path, recipe = self._feature_recipes[stream]
         # An end-to-end run's features come from its own adapted backbone, whose weights differ by checkpoint:
         # there the sha256 names a checkpoint, not another recipe.
         adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE
         fields = [name for name in RECIPE_FIELDS if not (adapted and name == "weights_sha256")]
-        differences = [f"{name} {getattr(sidecar, name)!r} (the run: {getattr(recipe, name)!r})"
-                       for name in fields
-                       if getattr(sidecar, name) is not None and getattr(recipe, name) is not None
-                       and getattr(sidecar, name) != getattr(recipe, name)]
+        differences = recipe_differences(sidecar, recipe, fields)
         if differences:
             raise InputError(f"{side}: these features were made with another recipe than the run was trained on "
                              f"({recipe_path}): {'; '.join(differences)}; extract them with the run's recipe "

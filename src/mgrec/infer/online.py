@@ -649,7 +649,8 @@ def stream_file(
     path = Path(input_path)
     fps = detector.file_fps(path, fps, what="--fps")
     # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
-    loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path)
+    loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path,
+                               check_recipe=detector.check_stream_recipe)
     detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
     online = OnlineDetector(
         detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=id_from_name(path), compile=compile,

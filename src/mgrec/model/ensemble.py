@@ -76,8 +76,13 @@ def load_run_network(run: RunDir, checkpoint: str = "best") -> tuple[Config, lis
     if ensemble is not None and ensemble.get("fusion") == "detections":
         raise InputError(f"{run.path} fuses its members' detections: it has no single network (detect, evaluate "
                          "and report take it; other uses take one of its members, in members/)")
-    model = build_model(config.model, ensemble["members"] if ensemble else None)
     weights, _ = run.read_weights(checkpoint, use_ema=True)
+    if ensemble:  # counted before that many detectors are built: an edited count of 10**9 would exhaust memory
+        held = {key.split(".")[1] for key in weights if key.startswith("members.")}
+        if len(held) != ensemble["members"]:
+            raise InputError(f"{run.format_path} [ensemble.members]: {ensemble['members']}, but "
+                             f"{run.weights_path(checkpoint)} holds {len(held)} members")
+    model = build_model(config.model, ensemble["members"] if ensemble else None)
     if config.end_to_end:  # its features come from the adapted backbone (extraction reads the adapters)
         weights, _ = split_state(weights, str(run.weights_path(checkpoint)))
     load_into(model, weights, run.weights_path(checkpoint), upgrade=upgrade_state_dict)

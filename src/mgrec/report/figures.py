@@ -355,7 +355,9 @@ def balance_figure(classes: Sequence[str], records: Sequence[Mapping]) -> Figure
     epochs = [r["epoch"] for r in rows]
     colors = colormaps["tab20"]
     for c, name in enumerate(classes):
-        shares = [100 * r["crop_shares"][c] if c < len(r["crop_shares"]) else np.nan for r in rows]
+        # a class the log does not give (null: not finite when logged) is a gap in its line
+        shares = [100 * r["crop_shares"][c] if c < len(r["crop_shares"]) and r["crop_shares"][c] is not None
+                  else np.nan for r in rows]
         axes.plot(epochs, shares, marker=".", color=colors(c % 20), label=plain(f"{c}  {name}"))
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -375,7 +377,7 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val"]
     for key, color in (("loss", "black"), ("cls_loss", "#d6457a"), ("reg_loss", "#3b6fb6")):
-        points = [(r["epoch"], r[key]) for r in train if key in r]
+        points = [(r["epoch"], r[key]) for r in train if r.get(key) is not None]
         if points:
             epochs, values = zip(*points)
             left.plot(epochs, values, marker=".", color=color, label=key)

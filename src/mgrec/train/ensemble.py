@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from mgrec.config import Config, check_same_threshold_rule, to_dict
+from mgrec.config import Config, check_same_splits, check_same_threshold_rule, to_dict
+from mgrec.data.features import read_sidecar, recipe_differences
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
@@ -55,12 +56,35 @@ def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, C
         if a != b:
             raise InputError(f"{path_b} [data.{key}]: {b!r}, but {path_a} has {a!r}; the members must read the "
                              "same features on the same grid, made into network inputs the same way")
+    streams_a, streams_b = (stream_layout(config) for config in (config_a, config_b))
+    if streams_a != streams_b:
+        raise InputError(f"{path_b} [data.streams]: {streams_b!r}, but {path_a} has {streams_a!r}; the members must "
+                         "read the same input streams, on the same grids")
+    for name in recipe_names(config_a):
+        recipe_a, recipe_b = RunDir(path_a).stream_recipe_path(name), RunDir(path_b).stream_recipe_path(name)
+        if recipe_a.is_file() and recipe_b.is_file():
+            differences = recipe_differences(read_sidecar(recipe_b), read_sidecar(recipe_a), reference=str(path_a))
+            if differences:
+                raise InputError(f"{recipe_b}: {path_b} was trained on features made another way than {path_a}'s "
+                                 f"({recipe_a}): {'; '.join(differences)}; averaged "
+                                 "outputs read one input (--fusion detections gives each member its own)")
     model_a, model_b = to_dict(config_a)["model"], to_dict(config_b)["model"]
     for key in model_a:
         if model_a[key] != model_b[key]:
             raise InputError(f"{path_b} [model.{key}]: {model_b[key]!r}, but {path_a} has {model_a[key]!r}; the "
                              "members' outputs are averaged point by point, so their networks must have the same "
                              "layout (train them from one config with different seeds)")
+
+
+def stream_layout(config: Config) -> list[dict]:
+    """A config's input streams as the network reads them: everything but the folders they lie in."""
+    return [{key: value for key, value in stream.items() if key != "features"}
+            for stream in to_dict(config)["data"]["streams"]] + [{"grid_stream": config.data.grid_stream}]
+
+
+def recipe_names(config: Config) -> list[str | None]:
+    """The recipes a run of `config` records: None for the grid stream's, the other streams' by name."""
+    return [None, *(stream.name for stream in config.data.input_streams()[1:])]
 
 
 def averaging_refused(run_dirs: list[str | Path]) -> str | None:
@@ -97,6 +121,7 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
         check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
     second_opinion = shared_second_opinion([(path, config) for path, config, *_ in loaded])
     check_same_threshold_rule([(path, config) for path, config, *_ in loaded])
+    check_same_splits([(path, config) for path, config, *_ in loaded])
     _, config, classes, _ = loaded[0]
     config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
@@ -105,9 +130,10 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
         out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths]})
         out_run.write_config(config)
         out_run.write_classes(classes)
-        recipe = RunDir(paths[0]).recipe_path
-        if recipe.exists():  # `detect` extracts features from raw video the members' way
-            out_run.write_recipe(read_json(recipe, "feature recipe"))
+        for name in recipe_names(config):  # `detect` extracts features from raw video the members' way
+            recipe = RunDir(paths[0]).stream_recipe_path(name)
+            if recipe.exists():
+                out_run.write_recipe(read_json(recipe, "feature recipe"), stream=name)
         out_run.write_weights("best", ensemble, None, {"ensemble_of": [str(p) for p in paths]})
         if second_opinion is not None:
             out_run.write_second_opinion(second_opinion.classifier)

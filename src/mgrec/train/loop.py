@@ -27,8 +27,9 @@ import torch.distributed as dist
 
 from mgrec.config import Config, StreamConfig, check_for_training, config_from_record, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
+from mgrec.data.check import same_split_problems
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
-from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, sidecar_path
+from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, recipe_differences, sidecar_path
 from mgrec.data.transforms import CropTransforms
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
@@ -320,6 +321,23 @@ def check_same_backbone(run: RunDir, config: Config, encoder: torch.nn.Module | 
                          "backbone.weights may move between resumes, not change")
 
 
+def check_same_recipes(run: RunDir, config: Config, video_id: str) -> None:
+    """`--resume` may find the features moved (data.features), not made another way: epochs of one backbone's
+    features continued on another's would train one network on two inputs, and rewrite the run's recipe.
+    Each stream's training features (those of `video_id`) are checked against the recipe the run recorded."""
+    for index, stream in enumerate(config.data.input_streams()):
+        recorded = run.stream_recipe_path(None if index == 0 else stream.name)
+        now = feature_recipe(stream, video_id)
+        if now is None or not recorded.is_file():
+            continue
+        differences = recipe_differences(now, read_sidecar(recorded))
+        if differences:
+            side = sidecar_path(feature_path(stream.features, video_id, stream.feature_ext))
+            raise InputError(f"--resume: {side}: these features were made with another recipe than {run.path} was "
+                             f"trained on ({recorded}): {'; '.join(differences)}; data.features may move between "
+                             "resumes, not change (train a new run on these features)")
+
+
 def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path],
            pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None,
            encoder: torch.nn.Module | None = None) -> TrainResult:
@@ -356,6 +374,10 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     val_split = load_split(config, annotations, config.data.val_split, excluded)
     if not train_split.samples:
         raise InputError(f"{config.data.annotations}: no videos in the training split {config.data.train_split!r}")
+    if resume and not config.end_to_end:
+        check_same_recipes(run, config, train_split.samples[0].video_id)
+    for key, message in same_split_problems(config.data.train_split, config.data.val_split, config.data.test_split):
+        say(f"warning: data.{key}: {message}")
     labelled_videos = len(train_split.samples)
     # the whole-gesture classifier (postprocess.second_opinion): fitted on the labelled train gestures, as the
     # network reads them; deterministic, so a resumed run fits the same one

@@ -26,7 +26,19 @@ import numpy as np
 
 from mgrec.config import Config, PseudoLabelConfig
 from mgrec.data.datasets import VideoSample
-from mgrec.data.features import inspect_features, list_feature_files, load_features, read_sidecar, sidecar_path
+from mgrec.data.features import (
+    FeatureSidecar,
+    check_sidecar,
+    check_sidecar_length,
+    feature_file_shape,
+    feature_path,
+    inspect_features,
+    list_feature_files,
+    load_features,
+    read_sidecar,
+    recipe_differences,
+    sidecar_path,
+)
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
@@ -51,8 +63,10 @@ def unlabeled_files(folder: str | Path) -> list[Path]:
 
 
 def check_unlabeled(files: list[Path], config: Config) -> None:
-    """Before any teacher trains: every unlabelled file reads as features of the run's width, and none is a
-    video the run is trained, selected or tested on.
+    """Before any teacher trains: every unlabelled file reads as features of the run's width, made the way the
+    training features were (its sidecar's stride, window, fps and recipe) and placed in time (an fps known),
+    and none is a video the run is trained, selected or tested on: by its name, by the file it is (a link), or
+    by its content (a copy under another name).
 
     Only the split each annotated video id belongs to is looked at, never a label. A training video has
     labels already; a val video pseudo-labelled would be trained on and then select the checkpoint and the
@@ -60,21 +74,66 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
     """
     from mgrec.data.annotations import load_annotations
 
-    for path in files:
-        inspect_features(path, expected_dim=config.data.feature_dim)
-    annotations = load_annotations(config.data.annotations)
     data = config.data
+    annotations = load_annotations(data.annotations)
     split_of = {video: split for split in (data.train_split, data.val_split, data.test_split) if split
                 for video in annotations.video_ids(split)}
+    labelled = {video: feature_path(data.features, video, data.feature_ext) for video in split_of}
+    train_ids = annotations.video_ids(data.train_split)
+    recipe_file = sidecar_path(labelled[train_ids[0]]) if train_ids else None
+    recipe = read_sidecar(recipe_file) if recipe_file is not None and recipe_file.is_file() else None
+    shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
     for path in files:
-        split = split_of.get(path.stem)
+        video, how = labelled_twin(path, shapes[path], labelled)
+        split = split_of.get(video)
         if split is None or (split == data.test_split and config.pseudo_labels.transductive):
             continue
         why = ("it is trained on with its own labels" if split == data.train_split else
                "it selects the checkpoint and the threshold" if split == data.val_split else
                "set pseudo_labels.transductive: true to label the test videos on purpose, and say so")
-        raise InputError(f"pseudo_labels.unlabeled: {path} is video {path.stem!r} of the {split} split in "
-                         f"{data.annotations} ({why}); give a folder of videos outside the labelled splits")
+        raise InputError(f"pseudo_labels.unlabeled: {path} is video {video!r} of the {split} split in "
+                         f"{data.annotations}{how} ({why}); give a folder of videos outside the labelled splits")
+    for path in files:
+        check_unlabeled_sidecar(path, shapes[path][0], config, recipe, recipe_file)
+
+
+def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: FeatureSidecar | None,
+                            recipe_file: Path | None) -> None:
+    """An unlabelled file's sidecar agrees with the config (stride, window, dim, fps) and with the training
+    features' recipe (`recipe`, read from `recipe_file`), as a labelled file's must; and its fps is known
+    (the sidecar's or data.fps): pseudo-labels on another grid would sit at the wrong times."""
+    data, side = config.data, sidecar_path(path)
+    sidecar = read_sidecar(side) if side.is_file() else None
+    if sidecar is not None:
+        check_sidecar(sidecar, data.stride, data.window, data.feature_dim, fps=data.fps, source=side)
+        check_sidecar_length(path, length, sidecar)
+        differences = recipe_differences(sidecar, recipe, reference="the training features") if recipe else []
+        if differences:
+            raise InputError(f"pseudo_labels.unlabeled: {side}: these features were made with another recipe than "
+                             f"the training features ({recipe_file}): {'; '.join(differences)}")
+    if (sidecar is None or sidecar.fps is None) and data.fps is None:
+        raise InputError(f"{path}: the features' fps is unknown: put its sidecar {side.name} beside it "
+                         "(mgrec extract writes one), or set data.fps")
+
+
+def labelled_twin(path: Path, shape: tuple[int, int], labelled: dict[str, Path]) -> tuple[str | None, str]:
+    """The annotated video (of `labelled`: video id -> its feature file) that the unlabelled file `path` is, and
+    how it was found (words for a message); (None, "") when it is none of them. Contents are compared only
+    with files of the same shape, so a pool of other videos costs one header read per labelled file."""
+    if path.stem in labelled:
+        return path.stem, ""
+    real = path.resolve()
+    for video, file in labelled.items():
+        if file.is_file() and file.resolve() == real:
+            return video, f" (it is {file})"
+    features = None
+    for video, file in labelled.items():
+        if not file.is_file() or tuple(feature_file_shape(file)) != tuple(shape):
+            continue
+        features = load_features(path) if features is None else features
+        if np.array_equal(features, load_features(file)):
+            return video, f" (the same features as {file})"
+    return None, ""
 
 
 def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
