@@ -390,6 +390,20 @@ def test_smg_frame_number_beyond_the_float_range(capsys, tmp_path):
     assert_input_error(outcome, f"{sample / 'Sample0001_finelabels.csv'}:1")
 
 
+def test_smg_convert_says_which_durations_are_taken_from_the_last_label(capsys, tmp_path):
+    # without <sample>_data.csv (--fps given), the duration is the last label's end: `data check` then refused
+    # every real feature file as too long, blaming the fps or the stride, and convert had said nothing
+    for name, data_file in (("Sample0001", False), ("Sample0002", True)):
+        (tmp_path / "smg" / name).mkdir(parents=True)
+        (tmp_path / "smg" / name / f"{name}_finelabels.csv").write_text("3,10,40\n5,100,130\n")
+        if data_file:
+            (tmp_path / "smg" / name / f"{name}_data.csv").write_text("1400,28,4095\n")
+    outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann.json", "--fps", "28")
+    assert outcome.code in (0, None)
+    assert ("warning: 1 of the 2 videos (Sample0001) have no <sample>_data.csv: their duration is taken from their "
+            "last label") in outcome.err
+
+
 def _score_csv_folder(capsys, dataset, tmp_path, content: bytes) -> tuple[Outcome, Path]:
     folder = tmp_path / "pred"
     folder.mkdir()

@@ -493,6 +493,8 @@ def _checked_run_dir(path: Path) -> Path:
         )
     if path.is_file():
         raise InputError(f"{path}: is a file, not a run directory (the folder `mgrec train --out` writes)")
+    if not path.exists():  # said before any file inside it is named as missing
+        raise InputError(f"{path}: not a run directory (no such folder)")
     return path
 
 
@@ -514,6 +516,12 @@ def cmd_data_convert(args) -> None:
     total = sum(len(v) for v in annotations.segments.values())
     print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos {counts}",
           file=closing_line_stream(args.out))
+    guessed = [info.video_id for info in annotations.videos.values() if info.num_frames is None]
+    if guessed:  # `data check` then measured the features against a length that is no video's
+        print(f"warning: {len(guessed)} of the {len(annotations.videos)} videos ({', '.join(guessed[:3])}"
+              f"{', ...' if len(guessed) > 3 else ''}) have no <sample>_data.csv: their duration is taken from "
+              "their last label, which a video outlasts, so `data check` will find their features too long; "
+              "put each sample's _data.csv (numFrames, fps) beside its labels for its real length", file=sys.stderr)
 
 
 def cmd_data_check(args) -> int:
@@ -560,13 +568,31 @@ def cmd_train(args) -> None:
             check_same_config(RunDir(member), seeded[seed])
         else:
             RunDir(member).check_fresh_start([Path(args.config)])
+    results = []
     for seed, member in members.items():
         print(f"seed {seed}: training into {member}")
         resume = args.resume and RunDir(member).can_resume()
         result = train(seeded[seed], member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)],
                        encoder=_end_to_end_encoder(seeded[seed]))
         print(result.summary(next_steps=False))
+        results.append(result)
+    print(seed_spread(results))
     _make_ensemble(list(members.values()), out)
+
+
+def seed_spread(results) -> str:
+    """The members' selected val scores as mean ± std over the seeds (what one training of the config gives,
+    and how much it varies), for the line before the ensemble's."""
+    import numpy as np
+
+    scored = [r for r in results if r.best_metrics]
+    if not scored:
+        return f"{len(results)} seeds: no val split, so no val scores to compare"
+    parts = []
+    for key, name in (("f1", "F1"), ("f1_miga", "F1 (MiGA rule)"), ("average_mAP", "average mAP")):
+        values = 100 * np.array([r.best_metrics[key] for r in scored])
+        parts.append(f"{name} {values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}")
+    return f"{len(scored)} seeds, {scored[0].tuned_on} (mean ± std over seeds): " + ", ".join(parts)
 
 
 def _end_to_end_encoder(config):

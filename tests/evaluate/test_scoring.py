@@ -151,3 +151,13 @@ def test_per_class_thresholds_cut_each_class_at_its_own_bar():
     assert score(GT, RANKED, CLASSES, score_threshold=0.5)["class_thresholds"] is None
     with pytest.raises(InputError, match="expected 3 finite numbers"):
         score(GT, RANKED, CLASSES, score_threshold=0.5, class_thresholds=[0.1, 0.2])
+
+
+def test_the_table_says_why_the_miga_precision_passes_100():
+    # one prediction spanning two gestures finds both by the MiGA rule: precision 200 was printed unexplained
+    gt = {"v": [seg("v", 0.0, 1.0, 0), seg("v", 1.2, 2.2, 0)]}
+    result = score(gt, {"v": [det("v", 0.0, 2.2, 0, 0.9)]}, CLASSES, 0.5)
+    assert result["precision_miga"] == pytest.approx(2.0) and result["f1_miga"] == pytest.approx(4 / 3, abs=1e-6)
+    assert "precision 200.00  recall 100.00  (above 100: by the MiGA rule one prediction may find several" in (
+        format_score_table(result))
+    assert "above 100" not in format_score_table(score(GT, RANKED, CLASSES, 0.5, split="val"))

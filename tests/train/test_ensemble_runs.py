@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -145,7 +146,11 @@ def test_train_with_seeds_trains_the_members_and_their_ensemble(runs, tmp_path, 
     for seed in (7, 8):
         assert RunDir(tmp_path / f"x-seed{seed}").read_config().seed == seed
     assert RunDir(tmp_path / "x").read_ensemble()["members"] == 2
-    assert "ensemble of 2 runs: val F1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ensemble of 2 runs: val F1" in out
+    # what one training gives and how much it varies, before the ensemble's line
+    assert re.search(r"2 seeds, val \(mean ± std over seeds\): F1 \d+\.\d\d ± \d+\.\d\d, F1 \(MiGA rule\) "
+                     r"\d+\.\d\d ± \d+\.\d\d, average mAP \d+\.\d\d ± \d+\.\d\d\n", out), out
 
 
 def test_train_with_seeds_refuses_before_training_what_the_ensemble_would_refuse_after(runs, tmp_path, capsys,
