@@ -253,12 +253,16 @@ def test_demo_refuses_a_bad_setting_before_building_the_data(tmp_path, capsys):
 @pytest.mark.parametrize("command", [["data", "convert", "SMG"], ["detect", "RUN", "f.npy"],
                                      ["detect", "RUN", "f.npy", "--format", "smg"]])
 def test_an_out_of_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, capsys, monkeypatch, command):
-    monkeypatch.chdir(tmp_path)
-    assert main([*command, "--out", "-"]) == 2
+    (tmp_path / "SMG").mkdir()
+    (tmp_path / "RUN").mkdir()  # a missing run folder is said first
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main([str(tmp_path / part) if part in ("SMG", "RUN") else part for part in command] + ["--out", "-"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mgrec: error: cannot write -: mgrec does not take '-' for standard output; give a ")
     assert "/dev/stdout" in err or "--format" in command
-    assert not list(tmp_path.iterdir())
+    assert not list(work.iterdir())
 
 
 def test_a_threshold_above_every_score_is_said(tmp_path, capsys):

@@ -106,6 +106,9 @@ def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
         train(with_pseudo(config_for(paths), unlabeled=str(tmp_path / "empty"), teacher=str(teacher)),
               tmp_path / "r1", progress=False, log=lambda *_: None)
     assert not (tmp_path / "r1" / "teacher").exists()
+    with pytest.raises(InputError, match=r"synthetic_003.npy is a file; give the folder that holds"):
+        train(with_pseudo(config_for(paths), unlabeled=str(pool / "synthetic_003.npy"), teacher=str(teacher)),
+              tmp_path / "r1", progress=False, log=lambda *_: None)
     other_video = np.load(pool / "synthetic_003.npy") + 0.5  # a video of no labelled split
     bare = tmp_path / "bare"
     bare.mkdir()

@@ -54,6 +54,9 @@ def without_pseudo_labels(config: Config) -> Config:
 
 
 def unlabeled_files(folder: str | Path) -> list[Path]:
+    if Path(folder).is_file():
+        raise InputError(f"pseudo_labels.unlabeled: {folder} is a file; give the folder that holds the unlabelled "
+                         "feature files")
     listing = list_feature_files(folder)
     if not Path(folder).is_dir():
         raise InputError(f"pseudo_labels.unlabeled: {folder} is not a folder")
