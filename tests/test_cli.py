@@ -301,3 +301,20 @@ def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestur
         assert main([*command, *extra]) == 2
         assert message in capsys.readouterr().err
 
+
+
+def test_the_seeds_summary_is_mean_and_std_of_the_members_val_scores_and_says_when_there_is_no_val():
+    from pathlib import Path
+
+    from mgrec.cli import seed_spread
+    from mgrec.train.loop import TrainResult
+
+    def result(f1, mAP):
+        return TrainResult(Path("r"), 3, {"f1": f1, "f1_miga": f1, "average_mAP": mAP, "score_threshold": 0.3}, 1.0,
+                           tuned_on="val")
+
+    assert seed_spread([result(0.70, 0.60), result(0.74, 0.64)]) == (
+        "2 seeds, val (mean ± std over seeds): F1 72.00 ± 2.83, F1 (MiGA rule) 72.00 ± 2.83, average mAP 62.00 ± 2.83")
+    # without a val split a run records its threshold alone: this was a KeyError after every member had trained
+    no_val = TrainResult(Path("r"), 3, {"score_threshold": 0.3}, 1.0)
+    assert seed_spread([no_val, no_val]) == "2 seeds: no val split, so no val scores to compare"

@@ -585,7 +585,7 @@ def seed_spread(results) -> str:
     and how much it varies), for the line before the ensemble's."""
     import numpy as np
 
-    scored = [r for r in results if r.best_metrics]
+    scored = [r for r in results if "f1" in r.best_metrics]  # without a val split: the threshold alone
     if not scored:
         return f"{len(results)} seeds: no val split, so no val scores to compare"
     parts = []

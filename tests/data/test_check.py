@@ -287,7 +287,7 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
     assert not report.errors
     assert [p.message for p in report.warnings] == [
         "class 'c2' has no instance in the training split 'train' (1 in 'val', 2 in 'test'): the network cannot "
-        "learn it, and its F1 and AP there are 0"]
+        "learn it, and its F1 and AP are 0"]
     # a class in no split at all (a class list longer than the labels used), and THUMOS-style data trained on
     # "validation" with val_split left at it: both passed with no word
     document["classes"].append("c3")

@@ -136,6 +136,8 @@ def test_stream_folders_from_the_command_line(two_streams, tmp_path):
                                     r"the other streams \(pose\)")]:
         with pytest.raises(InputError, match=message):
             stream_folders([bad], data)
+    with pytest.raises(InputError, match=r"'features' is the grid stream, .*; this run reads one stream: leave"):
+        stream_folders(["features=/x"], DataConfig(features="f"))
 
 
 def write_config(tmp_path, data: dict, model: dict | None = None):

@@ -373,9 +373,14 @@ def test_fuse_checks_every_video_before_writing_any_and_keeps_each_input_s_recip
         fuse_features([tmp_path / name, tmp_path / "c"], tmp_path / f"fused-{name}")
         fused[name] = read_sidecar(tmp_path / f"fused-{name}" / "v1.json")
     assert fused["w1"].weights_sha256 != fused["w2"].weights_sha256 and len(fused["w1"].weights_sha256) == 64
-    assert (fused["w1"].frames_per_window, fused["w1"].precision) == (None, None)  # the inputs differ in both
-    assert fused["w1"].backbone == "b3[4 frames]+b2"
+    # one input of a per-frame backbone (4 frames per window), one without: the backbones as fused before, the
+    # frames per window the one known (a run trained on earlier fused features takes these); precisions differ
+    assert (fused["w1"].backbone, fused["w1"].frames_per_window, fused["w1"].precision) == ("b3+b2", 4, None)
     write_set(tmp_path / "d", {"v1": 10}, dim=2, frames_per_window=4, precision="bf16")
     fuse_features([tmp_path / "w1", tmp_path / "d"], tmp_path / "fused-w1d")
     same = read_sidecar(tmp_path / "fused-w1d" / "v1.json")
     assert (same.backbone, same.frames_per_window, same.precision) == ("b3+b2", 4, "bf16")
+    write_set(tmp_path / "e", {"v1": 10}, dim=2, frames_per_window=16)  # two known values: both named
+    fuse_features([tmp_path / "w1", tmp_path / "e"], tmp_path / "fused-w1e")
+    both = read_sidecar(tmp_path / "fused-w1e" / "v1.json")
+    assert (both.backbone, both.frames_per_window) == ("b3[4 frames]+b2[16 frames]", None)

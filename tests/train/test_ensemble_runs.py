@@ -217,6 +217,14 @@ def test_members_of_other_features_or_other_splits_are_refused_and_an_edited_mem
 
     with pytest.raises(InputError, match=r"\[data.train_split\]"):
         make_fused_ensemble([first, other_splits], tmp_path / "e3")
+    # annotations are compared where both files are here: a member trained on another machine names a path
+    # that is not (its ensemble is tuned on the first member's annotations, as before)
+    from mgrec.config import check_same_splits
+
+    elsewhere = RunDir(second).read_config()
+    elsewhere = dataclasses.replace(elsewhere, data=dataclasses.replace(elsewhere.data,
+                                                                        annotations="/cluster/job42/ann.json"))
+    check_same_splits([(first, RunDir(first).read_config()), (second, elsewhere)])
     # every stream's recipe goes with the ensemble (`detect` extracts from raw video by it)
     make_ensemble([first, second], tmp_path / "e4", log=lambda *_: None)
     assert json.loads((tmp_path / "e4" / "feature_recipe.json").read_text()) == recipe

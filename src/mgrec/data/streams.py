@@ -296,9 +296,11 @@ def stream_folders(items: list[str], data: DataConfig) -> dict[str, Path]:
             raise InputError(f"--stream {item!r}: expected NAME=FOLDER (streams of this run: {', '.join(names)})")
         if name not in names:
             raise InputError(f"--stream {item!r}: no stream {name!r} in this run (its streams: {', '.join(names)})")
-        if name == names[0]:  # its files are the inputs named on the command line (or the run's, for evaluate)
+        if name == names[0]:  # its files are the inputs named on the command line
+            others = (f"--stream names the other streams ({', '.join(names[1:])})" if len(names) > 1 else
+                      "this run reads one stream: leave --stream out")
             raise InputError(f"--stream {item!r}: {name!r} is the grid stream, read from the feature files given; "
-                             f"--stream names the other streams ({', '.join(names[1:])})")
+                             f"{others}")
         if name in folders:
             raise InputError(f"--stream: stream {name!r} is given twice")
         folders[name] = Path(folder)

@@ -511,12 +511,14 @@ def _fuse_plan(vid: str, paths: list[Path], out_dir: Path) -> tuple:
 
 def fused_sidecar(sidecars: list[FeatureSidecar], dim: int) -> FeatureSidecar:
     """The sidecar of features fused from inputs with `sidecars`, keeping every input's recipe (`RECIPE_FIELDS`)
-    comparable: the backbones joined with '+' (each with its frames per window where the inputs differ in it),
-    the weights' sha256 a hash of the inputs' (another checkpoint in any input gives another one)."""
+    comparable: the backbones joined with '+' (each with its frames per window where two inputs record different
+    ones), the weights' sha256 a hash of the inputs' (another checkpoint in any input gives another one)."""
     first = sidecars[0]
     frames = [s.frames for s in sidecars if s.frames is not None]
-    same_frames_per_window = len({s.frames_per_window for s in sidecars}) == 1
-    backbones = [s.backbone if same_frames_per_window or s.frames_per_window is None
+    # one known frames-per-window value (a per-frame backbone's) is the fused features' own; two different
+    # ones are named in the backbones, the one field that can hold both
+    known = {s.frames_per_window for s in sidecars if s.frames_per_window is not None}
+    backbones = [s.backbone if len(known) <= 1 or s.frames_per_window is None
                  else f"{s.backbone}[{s.frames_per_window} frames]" for s in sidecars]
     shas = [s.weights_sha256 for s in sidecars]
     precisions = {s.precision for s in sidecars}
@@ -530,7 +532,7 @@ def fused_sidecar(sidecars: list[FeatureSidecar], dim: int) -> FeatureSidecar:
         weights=" + ".join(s.weights or "none" for s in sidecars),
         weights_sha256=None if not any(shas) else hashlib.sha256(
             "+".join(sha or "none" for sha in shas).encode()).hexdigest(),
-        frames_per_window=first.frames_per_window if same_frames_per_window else None,
+        frames_per_window=known.pop() if len(known) == 1 else None,
         precision=precisions.pop() if len(precisions) == 1 else None,
     )
 

@@ -79,7 +79,7 @@ def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, C
 def stream_layout(config: Config) -> list[dict]:
     """A config's input streams as the network reads them: everything but the folders they lie in."""
     return [{key: value for key, value in stream.items() if key != "features"}
-            for stream in to_dict(config)["data"]["streams"]] + [{"grid_stream": config.data.grid_stream}]
+            for stream in to_dict(config)["data"]["streams"]] + [{"grid_stream": config.data.main_stream().name}]
 
 
 def recipe_names(config: Config) -> list[str | None]:

@@ -207,6 +207,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
+    for key, message in same_split_problems(config.data.train_split, config.data.val_split, config.data.test_split):
+        log(f"warning: data.{key}: {message}")  # here, not in _train: students would say it again
     with run.lock():
         if not resume:  # refused before any teacher trains, not after
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
@@ -370,14 +372,13 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     if config.model.num_classes != len(classes):
         raise InputError(f"model.num_classes={config.model.num_classes} but {config.data.annotations} "
                          f"has {len(classes)} classes")
+    training_videos = [v for v in annotations.video_ids(config.data.train_split) if v not in excluded]
+    if resume and not config.end_to_end and training_videos:  # before every video is read
+        check_same_recipes(run, config, training_videos[0])
     train_split = load_split(config, annotations, config.data.train_split, excluded)
     val_split = load_split(config, annotations, config.data.val_split, excluded)
     if not train_split.samples:
         raise InputError(f"{config.data.annotations}: no videos in the training split {config.data.train_split!r}")
-    if resume and not config.end_to_end:
-        check_same_recipes(run, config, train_split.samples[0].video_id)
-    for key, message in same_split_problems(config.data.train_split, config.data.val_split, config.data.test_split):
-        say(f"warning: data.{key}: {message}")
     labelled_videos = len(train_split.samples)
     # the whole-gesture classifier (postprocess.second_opinion): fitted on the labelled train gestures, as the
     # network reads them; deterministic, so a resumed run fits the same one

@@ -19,7 +19,9 @@ are written to RUN/pseudo_labels.json.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ from mgrec.data.features import (
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
+from mgrec.files import resolve_path
 from mgrec.model.ensemble import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.postprocess.video import detect_video
@@ -84,10 +87,14 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
     labelled = {video: feature_path(data.features, video, data.feature_ext) for video in split_of}
     train_ids = annotations.video_ids(data.train_split)
     recipe_file = sidecar_path(labelled[train_ids[0]]) if train_ids else None
-    recipe = read_sidecar(recipe_file) if recipe_file is not None and recipe_file.is_file() else None
+    recipe = None
+    if recipe_file is not None and recipe_file.is_file():
+        with contextlib.suppress(InputError):  # a broken training sidecar is training's to report, not the pool's
+            recipe = read_sidecar(recipe_file)
     shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
+    twins = LabelledFiles(labelled)
     for path in files:
-        video, how = labelled_twin(path, shapes[path], labelled)
+        video, how = twins.find(path, shapes[path])
         split = split_of.get(video)
         if split is None or (split == data.test_split and config.pseudo_labels.transductive):
             continue
@@ -119,24 +126,56 @@ def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: Fea
                          "(mgrec extract writes one), or set data.fps")
 
 
-def labelled_twin(path: Path, shape: tuple[int, int], labelled: dict[str, Path]) -> tuple[str | None, str]:
-    """The annotated video (of `labelled`: video id -> its feature file) that the unlabelled file `path` is, and
-    how it was found (words for a message); (None, "") when it is none of them. Contents are compared only
-    with files of the same shape, so a pool of other videos costs one header read per labelled file."""
-    if path.stem in labelled:
-        return path.stem, ""
-    real = path.resolve()
-    for video, file in labelled.items():
-        if file.is_file() and file.resolve() == real:
-            return video, f" (it is {file})"
-    features = None
-    for video, file in labelled.items():
-        if not file.is_file() or tuple(feature_file_shape(file)) != tuple(shape):
-            continue
-        features = load_features(path) if features is None else features
-        if np.array_equal(features, load_features(file)):
-            return video, f" (the same features as {file})"
-    return None, ""
+class LabelledFiles:
+    """The labelled videos' feature files (video id -> file), searched for a file of the unlabelled pool: by its
+    name, by the file it resolves to (a link), or by its content (a copy under another name). Each labelled file's
+    header is read once and its content hashed only when a pool file has its shape, once; a labelled file that
+    cannot be read is skipped (it is training's to report: `data.drop_bad_videos` may leave it out)."""
+
+    def __init__(self, labelled: dict[str, Path]):
+        self.labelled = labelled
+        self._shapes: dict[str, tuple[int, ...]] | None = None
+        self._hashes: dict[str, str | None] = {}
+
+    def find(self, path: Path, shape: tuple[int, int]) -> tuple[str | None, str]:
+        """The annotated video that the unlabelled file `path` (of `shape`) is, and how it was found (words for a
+        message); (None, "") when it is none of them."""
+        if path.stem in self.labelled:
+            return path.stem, ""
+        real = resolve_path(path)
+        for video, file in self.labelled.items():
+            if file.is_file() and resolve_path(file) == real:
+                return video, f" (it is {file})"
+        same_shape = [video for video, own in self.shapes().items() if own == tuple(shape)]
+        if same_shape:
+            digest = content_hash(path)
+            for video in same_shape:
+                if video not in self._hashes:
+                    self._hashes[video] = _readable_hash(self.labelled[video])
+                if self._hashes[video] == digest:
+                    return video, f" (the same features as {self.labelled[video]})"
+        return None, ""
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        if self._shapes is None:
+            self._shapes = {}
+            for video, file in self.labelled.items():
+                if file.is_file():
+                    with contextlib.suppress(InputError):
+                        self._shapes[video] = tuple(feature_file_shape(file))
+        return self._shapes
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of a feature file's values as float32 (a copy reads the same whatever its container)."""
+    return hashlib.sha256(load_features(path).tobytes()).hexdigest()
+
+
+def _readable_hash(path: Path) -> str | None:
+    try:
+        return content_hash(path)
+    except InputError:
+        return None
 
 
 def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
@@ -153,12 +192,8 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
     samples, record = [], {}
     for path in files:
         features = load_features(path, expected_dim=config.data.feature_dim)
-        side = sidecar_path(path)
-        fps = read_sidecar(side).fps if side.exists() else None
-        if fps is None and config.data.fps is None:
-            raise InputError(f"{path}: the features' fps is unknown: put its sidecar {side.name} beside it "
-                             "(mgrec extract writes one), or set data.fps")
-        grid = config.data.grid(fps)
+        side = sidecar_path(path)  # checked with the pool (`check_unlabeled_sidecar`): an fps is known
+        grid = config.data.grid(read_sidecar(side).fps if side.exists() else None)
         # the labelling run reads the video as it was trained to; the training run as it is configured to
         inputs = network_inputs(config.data.normalize, features)
         teacher_inputs = inputs if run_config.data.normalize == config.data.normalize else \
