@@ -1367,3 +1367,12 @@ def test_an_error_quoting_a_huge_value_stays_a_readable_line(capsys, dataset, tm
         outcome = mgrec(capsys, "score", "--gt", dataset.annotations, "--pred", pred)
         assert_input_error(outcome, str(pred), "characters left out")
         assert max(map(len, outcome.err.splitlines())) < MAX_LINE_CHARS + 100
+
+
+def test_a_demo_cache_that_is_a_file_is_one_line(capsys, tmp_path):
+    # FileExistsError / NotADirectoryError tracebacks from the folder's creation
+    (tmp_path / "cachefile").write_text("hi")
+    for cache in (tmp_path / "cachefile", tmp_path / "cachefile" / "sub"):
+        outcome = mgrec(capsys, "demo", "--cache", cache, "--out", tmp_path / "run", "--threads", "1")
+        assert_input_error(outcome, f"{cache}: cannot make the demo data folder there")
+    assert (tmp_path / "cachefile").read_text() == "hi" and not (tmp_path / "run").exists()

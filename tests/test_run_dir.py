@@ -131,6 +131,12 @@ def test_only_a_run_directory_or_an_empty_folder_is_deleted(tmp_path, monkeypatc
     with pytest.raises(InputError, match="it holds 'notes.txt', which mgrec never writes into a run"):
         remove_run_dir(run.path)
     (run.path / "notes.txt").unlink()
+    (run.path / "analysis").mkdir()  # inside the folders mgrec makes in a run, too
+    (run.path / "analysis" / "test_pr.png").write_bytes(b"png")
+    (run.path / "analysis" / "my_notes.md").write_text("mine")
+    with pytest.raises(InputError, match="it holds 'analysis/my_notes.md', which mgrec never writes into a run"):
+        remove_run_dir(run.path)
+    (run.path / "analysis" / "my_notes.md").unlink()
     look_alike = tmp_path / "look-alike"  # a run's names without run.json: not a run of mgrec's
     (look_alike / "checkpoints").mkdir(parents=True)
     save_config(Config(), look_alike / "config.yaml")
@@ -383,3 +389,21 @@ def test_loaders_share_a_run_and_a_file_system_without_locks_refuses_nothing(tmp
 
     monkeypatch.setattr(fcntl, "flock", no_locks_here)
     run.require_finished()  # not "in use by" the long-dead trainer named in the copied .lock
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_what_it_names_is_untouched(tmp_path):
+    # `open(.lock, "a+")` followed the link: the config being trained was truncated to "pid ... on host"
+    victim = tmp_path / "config.yaml"
+    victim.write_text("seed: 1\n")
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.lock_path.symlink_to(victim)
+    with pytest.raises(InputError, match=r"run/.lock: is a symbolic link, where the run's lock file goes; remove it"):
+        with run.lock():
+            pass
+    assert victim.read_text() == "seed: 1\n"
+    run.lock_path.unlink()
+    os.mkfifo(run.lock_path)
+    with pytest.raises(InputError, match=r"run/.lock: is not a regular file"):
+        with run.lock():
+            pass

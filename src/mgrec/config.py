@@ -609,9 +609,36 @@ _StrictLoader.add_constructor(_INT_TAG, _yaml12_int)
 _StrictLoader.add_constructor(_FLOAT_TAG, _yaml12_float)
 
 
+# The values a config may expand to through YAML aliases (`&a` ... `*a`, `<<: *a`): a config holds a few hundred;
+# a 20-kB file of aliases of aliases expanded to millions, hours and gigabytes before any key was checked.
+MAX_YAML_VALUES = 100_000
+
+
+class TooManyValues(yaml.YAMLError):
+    pass
+
+
+def load_yaml(text: str):
+    """YAML as configs read it (`_StrictLoader`: YAML 1.2 numbers, no duplicate keys), after counting the values
+    its aliases expand to (`MAX_YAML_VALUES`) on the composed node graph, which holds each aliased node once."""
+    root = yaml.compose(text, Loader=_StrictLoader)
+    seen, stack = 0, [] if root is None else [root]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_VALUES:
+            raise TooManyValues(f"its aliases (*name) expand to more than {MAX_YAML_VALUES} values; a config holds "
+                                "a few hundred")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def read_yaml_value(text: str):
     """One YAML value as configs read them (a `--set` value)."""
-    return yaml.load(text, Loader=_StrictLoader)
+    return load_yaml(text)
 
 
 def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
@@ -619,14 +646,17 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise InputError(f"{chain}: these configs inherit from each other in a loop (their 'base' keys)")
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise InputError(f"{path}: {path.stat().st_size} bytes is not a config (at most {MAX_CONFIG_BYTES})")
-        data = path.read_bytes()
+        with open(path, "rb") as handle:  # read to the limit, not stat'ed: a device (/dev/zero) has no size
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise InputError(f"{path}: more than {MAX_CONFIG_BYTES} bytes is not a config")
     except OSError as exc:
         raise InputError(f"cannot read config {path}: {exc.strerror or exc}") from None
     text = decode_utf8(path, data)  # names the line of a byte that is not UTF-8
     try:
-        raw = yaml.load(text, Loader=_StrictLoader) or {}
+        raw = load_yaml(text) or {}
+    except TooManyValues as exc:
+        raise InputError(f"{path}: {exc}") from None
     except yaml.MarkedYAMLError as exc:  # where, then what: "config.yaml:6:1: not valid YAML: key 'train' ..."
         mark = exc.problem_mark
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -713,9 +743,17 @@ def _apply_override(raw: dict, item: str) -> None:
         if not isinstance(node, dict):
             raise InputError(f"override {item!r}: {part} is not a section")
     try:
-        node[parts[-1]] = read_yaml_value(text)
+        value = read_yaml_value(text)
+    except TooManyValues as exc:
+        raise InputError(f"--set {brief(item)}: {exc}") from None
+    except RecursionError:
+        raise InputError(f"--set {brief(item)}: nests too deeply to be a config value") from None
     except yaml.YAMLError:
-        node[parts[-1]] = text
+        value = text
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        _deep_update(node[parts[-1]], value)  # a section's keys laid over the config's, as `base:` lays them
+    else:
+        node[parts[-1]] = value
 
 
 def _apply_upgraded_override(raw: dict, item: str, source: str, origins: dict[str, str]) -> None:
@@ -724,7 +762,7 @@ def _apply_upgraded_override(raw: dict, item: str, source: str, origins: dict[st
     overrides the config whatever name either uses."""
     section, _, rest = item.split("=", 1)[0].strip().partition(".")
     if (section, rest.split(".", 1)[0]) not in _OLD_NAMES:
-        _apply_override(raw, item)  # as given: a whole section replaces the config's
+        _apply_override(raw, item)  # as given: a mapping's keys laid over the config's
         return
     one: dict = {}
     _apply_override(one, item)
@@ -851,9 +889,9 @@ def _convert(hint, value, source: str, key: str):
             return float(value)
         except OverflowError:  # an integer of hundreds of digits: YAML reads it exactly, no float holds it
             raise InputError(f"{source} [{key}]: expected a finite number, got {_short(value)}") from None
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML reads 1e-4 (no dot) as a string
+    if hint is float and isinstance(value, str) and _FLOAT.match(value.strip()):
+        try:  # a quoted number ("1e-4"), read by YAML 1.2's rule, not Python's (which takes 1_0e-3 and ٠.٣)
+            return float(value)
         except ValueError:
             pass
     if hint is int and isinstance(value, float) and value.is_integer():
@@ -1022,6 +1060,8 @@ def _check_streams(config: Config, at) -> None:
 _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+# a probability a candidate must be above (`probs > pre_nms_thresh`): 1 leaves no candidate at all
+_BELOW_ONE = (lambda v: 0 <= v < 1, "a number in [0, 1) (at 1 nothing is ever detected)")
 _NUMBER_RULES = {
     "data.stride": _POSITIVE, "data.window": _POSITIVE, "data.feature_dim": _POSITIVE,
     "data.max_seq_len": (lambda v: 0 < v <= MAX_STEPS, f"a positive number of steps <= {MAX_STEPS}"),
@@ -1047,7 +1087,7 @@ _NUMBER_RULES = {
     "transforms.paste_prob": _FRACTION, "transforms.paste_context": _NON_NEGATIVE,
     "pseudo_labels.rounds": _POSITIVE,
     "pseudo_labels.min_score": (lambda v: v is None or 0 <= v <= 1, "a score in [0, 1], or null"),
-    "postprocess.pre_nms_thresh": _FRACTION, "postprocess.pre_nms_topk": _POSITIVE,
+    "postprocess.pre_nms_thresh": _BELOW_ONE, "postprocess.pre_nms_topk": _POSITIVE,
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
     "postprocess.score_threshold": _FRACTION, "postprocess.threshold_shrinkage": _NON_NEGATIVE,

@@ -37,6 +37,7 @@ import re
 import shlex
 import shutil
 import socket
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -94,6 +95,31 @@ _RUN_ENTRY = re.compile(r"checkpoints|tensorboard|analysis|features_(best|last)|
                         r"|\..+\.tmp|\.mgrec-write-check\..+")
 
 
+# What mgrec writes inside the folders it makes in a run (beside the temporary files of its writers).
+_INSIDE_RUN = {
+    "checkpoints": re.compile(r"(last|best)\.safetensors|last_state\.pt"),
+    "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
+    "analysis": re.compile(r"[^.][^/]*_[^/]+\.(png|svg|json)"),
+    "features": re.compile(r"[^.][^/]*\.(npy|json)"),
+}
+_TEMPORARY = re.compile(r"\..+\.tmp|\.mgrec-write-check\..+")
+
+
+def _foreign_inside(folder: Path) -> list[str]:
+    """The names inside one of the folders mgrec makes in a run that it does not write there."""
+    if folder.name in ("teacher", "members") or folder.name.startswith("student"):
+        runs = [folder] if folder.name != "members" else [p for p in folder.iterdir() if p.name.isdigit() and
+                                                            p.is_dir() and not p.is_symlink()]
+        others = [] if folder.name != "members" else sorted(p.name for p in folder.iterdir() if p not in runs)
+        return others + [f"{run.name}/{name}" if run != folder else name
+                         for run in runs for name in RunDir(run).foreign_entries()]
+    kind = "features" if folder.name.startswith("features_") else folder.name
+    pattern = _INSIDE_RUN.get(kind)
+    return sorted(entry.name for entry in folder.iterdir()
+                  if pattern is None or not (pattern.fullmatch(entry.name) or _TEMPORARY.fullmatch(entry.name))
+                  or not entry.is_file())
+
+
 # The values training logs in metrics.jsonl, each a finite number or null (a non-finite number is logged as
 # null); the report plots them, a string or an object among them was a traceback or a wrong curve.
 METRICS_NUMBERS = ("step", "lr", "seconds", "loss", "cls_loss", "reg_loss", "f1", "precision", "recall", "f1_miga",
@@ -114,6 +140,22 @@ def metrics_record_problem(record: dict) -> str | None:
         if key in record and value is not None and not (isinstance(value, list) and all(map(finite_or_null, value))):
             return f"[{key}]: expected a list of finite numbers or nulls (one per class), got {brief(value)}"
     return None
+
+
+def open_lock_file(path: Path):
+    """A run's `.lock`, opened for writing the holder's pid without following a link: a `.lock` that links to
+    another file (the config being trained) had that file truncated and overwritten before anything was said."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        if path.is_symlink() or exc.errno == errno.ELOOP:
+            raise InputError(f"{path}: is a symbolic link, where the run's lock file goes; remove it") from None
+        what = "it is a file, not a folder" if path.parent.is_file() else (exc.strerror or str(exc))
+        raise InputError(f"cannot write the run directory {path.parent}: {what}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device: nothing to write a pid into
+        os.close(fd)
+        raise InputError(f"{path}: is not a regular file, where the run's lock file goes; remove it")
+    return os.fdopen(fd, "a+", encoding="utf-8")
 
 
 class RunDir:
@@ -267,7 +309,7 @@ class RunDir:
         """Refuse a run that a training or an ensemble is still writing (its lock is held), or one that stopped
         before its end: until postprocess.json, their last write, is there, its best weights are of some epoch
         and its score threshold the config's, and whatever is detected or scored with it is not the run's."""
-        if self.lock_path.is_file():
+        if self.lock_path.is_file() and not self.lock_path.is_symlink():  # a link is no lock mgrec took
             try:
                 handle = open(self.lock_path, encoding="utf-8")
             except OSError:  # a lock file this user cannot read: nothing to learn from it
@@ -330,10 +372,19 @@ class RunDir:
         return None
 
     def foreign_entries(self) -> list[str]:
-        """The names in the folder that mgrec never writes into a run directory, sorted."""
+        """The names in the folder, and in the folders mgrec makes inside it, that mgrec never writes into a run
+        directory, sorted (relative to the run): `--fresh` deletes none of a user's files, also not
+        `analysis/notes.md`. A teacher's, a student's and an ensemble member's folders are runs themselves."""
         own = {path.name for path in self.owned_files() if path.parent == self.path}
-        return sorted(entry.name for entry in self.path.iterdir()
-                      if entry.name not in own and not _RUN_ENTRY.fullmatch(entry.name))
+        foreign = []
+        for entry in self.path.iterdir():
+            if entry.name in own:
+                continue
+            if not _RUN_ENTRY.fullmatch(entry.name):
+                foreign.append(entry.name)
+            elif entry.is_dir() and not entry.is_symlink():
+                foreign += [f"{entry.name}/{name}" for name in _foreign_inside(entry)]
+        return sorted(foreign)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -343,10 +394,10 @@ class RunDir:
         created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            handle = open(self.lock_path, "a+", encoding="utf-8")
         except OSError as exc:
             what = "it is a file, not a folder" if self.path.is_file() else (exc.strerror or str(exc))
             raise InputError(f"cannot write the run directory {self.path}: {what}") from None
+        handle = open_lock_file(self.lock_path)
         try:
             _lock_or_refuse(handle, str(self.path))
             handle.seek(0)

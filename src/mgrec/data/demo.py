@@ -250,8 +250,12 @@ def _claim_folder(root: Path) -> None:
         raise InputError(
             f"{root}: folder is not empty and was not made by `build_demo`; choose a new or empty folder for the demo"
         )
-    root.mkdir(parents=True, exist_ok=True)
-    (root / OWNER_MARK).touch()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / OWNER_MARK).touch()
+    except OSError as exc:  # a file at the folder's name or above it, a read-only place
+        what = "it is a file, not a folder" if root.is_file() else (exc.strerror or str(exc))
+        raise InputError(f"{root}: cannot make the demo data folder there: {what}") from None
 
 
 def _manifest_matches(path: Path, seed: int) -> bool:
