@@ -675,8 +675,8 @@ def test_nothing_executes_code_while_loading_a_file():
     # configs (files and --set values) are read by one loader: PyYAML's safe loader that also refuses a key given
     # twice and reads numbers as YAML 1.2 does
     assert [(file, line) for file, _, line in _calls(r"yaml\.(unsafe_)?load\(|yaml\.full_load|Loader=")] == [
-        ("config.py", "return yaml.load(text, Loader=_StrictLoader)"),
-        ("config.py", "raw = yaml.load(text, Loader=_StrictLoader) or {}")]
+        ("config.py", "root = yaml.compose(text, Loader=_StrictLoader)"),  # counted first (`load_yaml`)
+        ("config.py", "return yaml.load(text, Loader=_StrictLoader)")]
     from mgrec.config import _StrictLoader, _yaml12_float, _yaml12_int
 
     assert issubclass(_StrictLoader, yaml.SafeLoader)
