@@ -107,17 +107,20 @@ _TEMPORARY = re.compile(r"\..+\.tmp|\.mgrec-write-check\..+")
 
 def _foreign_inside(folder: Path) -> list[str]:
     """The names inside one of the folders mgrec makes in a run that it does not write there."""
-    if folder.name in ("teacher", "members") or folder.name.startswith("student"):
-        runs = [folder] if folder.name != "members" else [p for p in folder.iterdir() if p.name.isdigit() and
-                                                            p.is_dir() and not p.is_symlink()]
-        others = [] if folder.name != "members" else sorted(p.name for p in folder.iterdir() if p not in runs)
-        return others + [f"{run.name}/{name}" if run != folder else name
-                         for run in runs for name in RunDir(run).foreign_entries()]
-    kind = "features" if folder.name.startswith("features_") else folder.name
-    pattern = _INSIDE_RUN.get(kind)
+    if folder.name == "teacher" or folder.name.startswith("student"):  # a run of its own
+        return RunDir(folder).foreign_entries()
+    if folder.name == "members":  # members/<m>: runs of their own
+        foreign = []
+        for member in sorted(folder.iterdir()):
+            if member.name.isdigit() and member.is_dir() and not member.is_symlink():
+                foreign += [f"{member.name}/{name}" for name in RunDir(member).foreign_entries()]
+            else:
+                foreign.append(member.name)
+        return foreign
+    pattern = _INSIDE_RUN.get("features" if folder.name.startswith("features_") else folder.name)
     return sorted(entry.name for entry in folder.iterdir()
-                  if pattern is None or not (pattern.fullmatch(entry.name) or _TEMPORARY.fullmatch(entry.name))
-                  or not entry.is_file())
+                  if pattern is None or not entry.is_file()
+                  or not (pattern.fullmatch(entry.name) or _TEMPORARY.fullmatch(entry.name)))
 
 
 # The values training logs in metrics.jsonl, each a finite number or null (a non-finite number is logged as

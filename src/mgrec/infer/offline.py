@@ -254,7 +254,7 @@ class OfflineDetector:
         main = self.config.data.main_stream()
         check_sidecar(sidecar, stride=main.stride, window=main.window, dim=main.feature_dim, fps=main.fps,
                       source=str(side), key_prefix=stream_key(self.config.data, main) + ".")
-        self._check_recipe(sidecar, side)
+        self.check_stream_recipe(None, sidecar, side)
         return sidecar.fps
 
     def file_fps(self, path: Path, given: float | None = None, what: str = "fps") -> float | None:
@@ -290,10 +290,6 @@ class OfflineDetector:
         names = [None, *(stream.name for stream in self.config.data.input_streams()[1:])]
         paths = {name: run.stream_recipe_path(name) for name in names}
         return {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
-
-    def _check_recipe(self, sidecar: FeatureSidecar, side: Path) -> None:
-        """The grid stream's `check_stream_recipe`."""
-        self.check_stream_recipe(None, sidecar, side)
 
     def check_stream_recipe(self, stream: str | None, sidecar: FeatureSidecar, side: Path) -> None:
         """Features of another backbone or other weights than the run was trained on have the right shape and

@@ -134,6 +134,7 @@ class LabelledFiles:
 
     def __init__(self, labelled: dict[str, Path]):
         self.labelled = labelled
+        self._reals: dict[Path, str] | None = None
         self._shapes: dict[str, tuple[int, ...]] | None = None
         self._hashes: dict[str, str | None] = {}
 
@@ -142,10 +143,11 @@ class LabelledFiles:
         message); (None, "") when it is none of them."""
         if path.stem in self.labelled:
             return path.stem, ""
-        real = resolve_path(path)
-        for video, file in self.labelled.items():
-            if file.is_file() and resolve_path(file) == real:
-                return video, f" (it is {file})"
+        if self._reals is None:  # each labelled path resolved once, not once per pool file
+            self._reals = {resolve_path(file): video for video, file in self.labelled.items() if file.is_file()}
+        video = self._reals.get(resolve_path(path))
+        if video is not None:
+            return video, f" (it is {self.labelled[video]})"
         same_shape = [video for video, own in self.shapes().items() if own == tuple(shape)]
         if same_shape:
             digest = content_hash(path)
