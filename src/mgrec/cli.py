@@ -765,7 +765,7 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
     from mgrec.run import run_data_path
 
     annotations = load_annotations(run_data_path(run_dir, "data.annotations", config.data.annotations,
-                                                 EVALUATE_REMEDY))
+                                                 EVALUATE_REMEDY), default_fps=config.data.fps)
     ids = [video for split in splits if split is not None for video in annotations.video_ids(split)]
     videos = [find_video(Path(config.data.videos), video) for video in dict.fromkeys(ids)]
     out = Path(run_dir) / f"features_{checkpoint}"

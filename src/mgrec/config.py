@@ -94,8 +94,9 @@ class DataConfig:
     feature_dim: int = _doc(1408, "C, the size of one feature vector; the model's input size follows it")
     stride: int = _doc(4, "video frames between the starts of consecutive feature windows")
     window: int = _doc(16, "video frames per feature window; row t stands for its centre, (t*stride + window/2)/fps s")
-    fps: float | None = _doc(None, "frame rate of the videos the features come from; null: each video's fps from the "
-                                   "annotations (or the feature sidecar)")
+    fps: float | None = _doc(None, "frame rate of the videos the features come from (also the fps of an annotations "
+                                   "entry without one); null: each video's fps from the annotations (or the feature "
+                                   "sidecar)")
     train_split: str = _doc("train", "annotations subset to train on (`training`, `Validation`, `testing` are read as "
                                      "train, val, test)")
     val_split: str = _doc("val", "subset validated on during training: picks the best checkpoint and tunes the F1 "
@@ -1314,7 +1315,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
      "OpenTAD: feature_stride x sample_stride"),
     ("dataset.num_frames", "dataset.*.offset_frames (= window / 2)", "data.window",
      "row t stands for (t*stride + window/2)/fps s, as in ActionFormer"),
-    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations"),
+    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, it is also the fps "
+     "of an annotations entry without one"),
     ("dataset.max_seq_len", "RandomTrunc.trunc_len", "data.max_seq_len", ""),
     ("dataset.trunc_thresh", "RandomTrunc.trunc_thresh", "data.crop_keep_fraction", ""),
     ("dataset.crop_ratio", "RandomTrunc.crop_ratio", "",

@@ -111,6 +111,60 @@ def test_a_first_seen_odd_label_id_is_named_not_the_ids_it_hides(tmp_path):
         load_annotations(path)
 
 
+def test_instances_named_by_label_alone_take_their_place_in_classes(tmp_path):
+    document = _document()
+    for item in document["database"]["S1"]["annotations"]:
+        del item["label_id"]
+    aset = load_annotations(_write(tmp_path, document))
+    assert [s.label_id for s in aset.segments["S1"]] == [1, 0, 2]  # nod, wave, shrug in classes
+    document["database"]["S1"]["annotations"][0]["label"] = "nodd"
+    with pytest.raises(InputError, match=r"\[database\.S1\.annotations\[0\]\.label\]: 'nodd' is not in the "
+                                         r"top-level classes list; did you mean 'nod'\?"):
+        load_annotations(_write(tmp_path, document))
+
+
+def test_a_file_of_labels_alone_sorts_its_labels_into_the_class_list(tmp_path):
+    # ActivityNet 1.3's own files: no classes list, no label_id anywhere
+    document = _document()
+    del document["classes"]
+    for video in document["database"].values():
+        for item in video["annotations"]:
+            del item["label_id"]
+    aset = load_annotations(_write(tmp_path, document))
+    assert aset.classes == ["nod", "shrug", "wave"]
+    assert [(s.label, s.label_id) for s in aset.segments["S1"]] == [("nod", 0), ("wave", 2), ("shrug", 1)]
+    round_trip = tmp_path / "saved.json"
+    save_annotations(aset, round_trip)
+    def without_source(segments):
+        return {v: [dataclasses.replace(s, source="") for s in items] for v, items in segments.items()}
+    reloaded = load_annotations(round_trip)
+    assert reloaded.classes == aset.classes and without_source(reloaded.segments) == without_source(aset.segments)
+
+
+def test_a_label_alone_among_label_ids_without_classes_names_the_first_id(tmp_path):
+    document = _document()
+    del document["classes"]
+    del document["database"]["S3"]["annotations"][1]["label_id"]
+    with pytest.raises(InputError) as info:
+        load_annotations(_write(tmp_path, document))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'ann.json'} [database.S3.annotations[1]]: missing key 'label_id': other "
+                              "instances carry one (the first at [database.S1.annotations[0]])")
+
+
+def test_a_video_without_fps_takes_the_default_fps(tmp_path):
+    document = _document()
+    del document["database"]["S1"]["fps"]
+    path = _write(tmp_path, document)
+    aset = load_annotations(path, default_fps=10.0)
+    assert aset.videos["S1"].fps == 10.0 and aset.videos["S2"].fps == 25.0  # an entry's own fps is kept
+    assert aset.segments["S1"][0].start_frame == 10  # segment(frames) checked at the default fps
+    with pytest.raises(InputError, match=r"\[database\.S1\.annotations\[0\]\.segment\(frames\)\].*fps"):
+        load_annotations(path, default_fps=30.0)  # frames 10, 25 are not 1.0, 2.5 s at 30 fps
+    with pytest.raises(InputError, match=r"\[database\.S1\]: missing key 'fps'.*data\.fps"):
+        load_annotations(path)
+
+
 def _set(path_in_document, value):
     def mutate(document):
         node = document

@@ -318,3 +318,23 @@ def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):
     assert ("wrong", f"duration 1e+12 s disagrees with num_frames {frames} at {FPS:g} fps (20 s); correct the wrong "
                      "one") in messages
     assert not any(video_id == "rounded" for video_id, _ in messages)
+
+
+def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_fps(tmp_path):
+    # ActivityNet 1.3's layout: no fps (ActionFormer's default_fps gives it), labels without ids
+    database = {"t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0)), "v": _entry("validation", (2, 1.0, 2.0)),
+                "s": _entry("testing", (1, 5.0, 6.0), (2, 8.0, 9.0))}
+    for entry in database.values():
+        del entry["fps"]
+        for item in entry["annotations"]:
+            del item["label_id"]
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in database:
+        _features(tmp_path / "feats", video_id)
+    config = _config(tmp_path)
+    missing = {p.where for p in check_dataset(config).errors if "missing key 'fps'" in p.message}
+    assert missing == {f"{tmp_path / 'ann.json'} [database.{video_id}]" for video_id in database}
+    config.data.fps = FPS
+    report = check_dataset(config)
+    assert not report.errors and report.classes == ["c0", "c1", "c2"]

@@ -16,17 +16,20 @@ The JSON format (what ActionFormer, the official ActivityNet evaluator and DETAD
 
 `version`, `classes`, `taxonomy`, `num_frames` and `segment(frames)` are optional when reading (a
 taxonomy, ActivityNet's class tree, is not needed: the classes are `classes` or the label ids);
-`save_annotations` writes all of them that are known. `version`, `taxonomy` and `database` are the
-keys the official ActivityNet evaluator and DETAD check before reading a ground-truth file; mgrec
-writes subset names `train`/`val`/`test`, so give those tools `subset="val"` (their default is
-ActivityNet's "validation").
+so are `label_id` (an instance's place in `classes`, or, in a file with neither, in the sorted labels)
+and `fps` where the config's data.fps gives it (`load_annotations`). `save_annotations` writes all of
+them that are known. `version`, `taxonomy` and `database` are the keys the official ActivityNet
+evaluator and DETAD check before reading a ground-truth file; mgrec writes subset names
+`train`/`val`/`test`, so give those tools `subset="val"` (their default is ActivityNet's "validation").
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,14 +110,28 @@ class _BadEntry(Exception):
 class _LabelTable:
     """Checks (label_id, label) pairs against the declared class list or builds one from them."""
 
-    def __init__(self, declared: list[str] | None):
+    def __init__(self, declared: list[str] | None, first_id_key: str | None = None):
         self.declared = declared
+        self.first_id_key = first_id_key  # where the first instance with a label_id is, for messages
         self.name_of_id: dict[int, tuple[str, str]] = {}  # id -> (name, key where first seen)
         self.id_of_name: dict[str, tuple[int, str]] = {}
         # Pairs that disagree with the first-seen ones. When the first seen is the odd one out (one bad
         # label_id before hundreds of good ones), the good ids go missing from the built list; the
         # disagreement, not the gap, is then the cause to report.
         self.conflicts: list[_BadEntry] = []
+
+    def resolve(self, label: str, key: str) -> int:
+        """The label_id of an instance named by its label alone: its place in the class list."""
+        if self.declared is None:
+            first = self.first_id_key
+            raise _BadEntry(key, f"missing key 'label_id': other instances carry one (the first at [{first}]); give "
+                                 "every instance its label_id, or add a top-level \"classes\" list to name the "
+                                 "classes by label alone")
+        if label not in self.declared:
+            close = difflib.get_close_matches(label, self.declared, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _BadEntry(f"{key}.label", f"{label!r} is not in the top-level classes list{hint}")
+        return self.declared.index(label)
 
     def check(self, label_id: int, label: str, key: str) -> None:
         if self.declared is not None:
@@ -189,7 +206,8 @@ def _require(entry: dict, name: str, key: str) -> Any:
     return entry[name]
 
 
-def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[VideoInfo, list]:
+def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: float | None
+                 ) -> tuple[VideoInfo, list]:
     try:  # a video id names its feature file: it must not lead out of the features folder
         safe_child("FEATURES", video_id, "video id")
     except InputError as exc:
@@ -199,7 +217,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str) -> tuple[Video
     subset = _require(entry, "subset", key)
     if not isinstance(subset, str) or not subset.strip():
         raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
-    fps = _require(entry, "fps", key)
+    if "fps" not in entry and default_fps is None:
+        raise _BadEntry(key, "missing key 'fps' (the video's frames per second; a config's data.fps gives it to "
+                             "every video whose entry has none, as ActionFormer's default_fps does)")
+    fps = entry.get("fps", default_fps)
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
         raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
@@ -246,10 +267,13 @@ def _parse_segment(path: Path, info: VideoInfo, item: Any, key: str, labels: _La
     label = _require(item, "label", key)
     if not isinstance(label, str):
         raise _BadEntry(f"{key}.label", f"expected a class name, got {_short(label)}")
-    label_id = _require(item, "label_id", key)
-    if not _is_integer(label_id):
-        raise _BadEntry(f"{key}.label_id", f"expected an integer class id, got {_short(label_id)}")
-    label_id = int(label_id)
+    if "label_id" in item:
+        label_id = item["label_id"]
+        if not _is_integer(label_id):
+            raise _BadEntry(f"{key}.label_id", f"expected an integer class id, got {_short(label_id)}")
+        label_id = int(label_id)
+    else:
+        label_id = labels.resolve(label, key)
     start, end = _parse_pair(_require(item, "segment", key), f"{key}.segment", "in seconds", integers=False)
     start_frame = end_frame = None
     if item.get("segment(frames)") is not None:
@@ -277,13 +301,30 @@ def _parse_segment(path: Path, info: VideoInfo, item: Any, key: str, labels: _La
     )
 
 
-def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = None) -> AnnotationSet:
+def _instances(database: dict) -> Iterator[tuple[str, dict]]:
+    """(key, instance) of every instance entry that is an object, in file order; the rest is checked later."""
+    for video_id, entry in database.items():
+        items = entry.get("annotations") if isinstance(entry, dict) else None
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                yield f"database.{video_id}.annotations[{index}]", item
+
+
+def _first_label_id_key(database: dict) -> str | None:
+    return next((key for key, item in _instances(database) if "label_id" in item), None)
+
+
+def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = None,
+                     default_fps: float | None = None) -> AnnotationSet:
     """Read an ActivityNet-style annotations JSON (format in the module docstring).
 
     Subset names become `train`/`val`/`test` (case-insensitive `training`/`validation`/`testing`;
     other names are kept, lower-cased). The class list is the top-level `classes` when present,
     otherwise it is built from the label_id -> label pairs of all annotations, which must then be
-    consistent and cover ids 0..K-1.
+    consistent and cover ids 0..K-1. An instance without `label_id` takes its label's place in
+    `classes`; in a file where no instance has a `label_id` and no `classes` list is given (ActivityNet
+    1.3's own files), the classes are the labels met, sorted by name. A video entry without `fps`
+    takes `default_fps` (a config's data.fps, ActionFormer's default_fps); with none given it is an error.
 
     Problems with the file as a whole (not JSON, no `database`, a bad `classes` list) always raise
     InputError. A problem inside one video entry or one annotation entry raises too, unless
@@ -301,7 +342,10 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     if not isinstance(database, dict):
         raise InputError(f"{where(path, key='database')}: expected an object mapping video ids to videos")
     declared = _read_class_list(path, raw["classes"]) if "classes" in raw else None
-    labels = _LabelTable(declared)
+    first_id_key = _first_label_id_key(database)
+    if declared is None and first_id_key is None:  # classes named by label alone (ActivityNet 1.3's files)
+        declared = sorted({item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)})
+    labels = _LabelTable(declared, first_id_key)
 
     def report(video_id: str, bad: _BadEntry) -> None:
         if entry_errors is None:
@@ -313,7 +357,7 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     for video_id, entry in database.items():
         key = f"database.{video_id}"
         try:
-            info, items = _parse_video(path, video_id, entry, key)
+            info, items = _parse_video(path, video_id, entry, key, default_fps)
         except _BadEntry as bad:
             report(video_id, bad)
             continue

@@ -166,7 +166,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     problems: list[Problem] = []
     entry_errors: list[EntryError] = []
     try:
-        aset = load_annotations(annotations_path, entry_errors)
+        aset = load_annotations(annotations_path, entry_errors, default_fps=data.fps)
     except InputError as exc:
         problems.append(_problem_from_error(exc, annotations_path, None))
         return CheckReport(

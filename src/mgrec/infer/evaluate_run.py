@@ -34,7 +34,7 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
     streams were let in, filled from the same forward passes."""
     data = detector.config.data
     annotations = load_annotations(run_data_path(detector.run_dir, "data.annotations", data.annotations,
-                                                 EVALUATE_REMEDY))
+                                                 EVALUATE_REMEDY), default_fps=data.fps)
     if detector.members is None and not data.streams and detector.stream_folders is None:
         run_data_path(detector.run_dir, "data.features", data.features, EVALUATE_REMEDY, folder=True)
     video_ids = annotations.video_ids(split)

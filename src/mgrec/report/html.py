@@ -108,7 +108,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     annotations_path = run_data_path(run_dir, "data.annotations",
                                      annotations if annotations is not None else config.data.annotations,
                                      "pass the annotations file explicitly")
-    annotation_set = load_annotations(annotations_path)
+    annotation_set = load_annotations(annotations_path, default_fps=config.data.fps)
     if annotation_set.classes != classes:
         raise InputError(
             f"{classes_path}: the run's classes differ from those of {annotations_path} "

@@ -28,7 +28,7 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
     for problem in report.warnings:
         log(f"warning: {problem.where}: {problem.message}")
     if not report.errors:
-        return load_annotations(config.data.annotations), set()
+        return load_annotations(config.data.annotations, default_fps=config.data.fps), set()
     if report.dataset_errors:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.dataset_errors)
         # a video's own error (a bad entry left out) may be what empties a split: show those too
@@ -47,7 +47,7 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
     for video_id, reasons in sorted(dropped.items()):
         log(f"dropping video {video_id}: {'; '.join(reasons)}")
     # entry-level errors are recorded (and their videos dropped) instead of raised
-    return load_annotations(config.data.annotations, entry_errors=[]), set(dropped)
+    return load_annotations(config.data.annotations, entry_errors=[], default_fps=config.data.fps), set(dropped)
 
 
 def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: set[str] = frozenset()) -> SplitData:

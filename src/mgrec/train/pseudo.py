@@ -81,7 +81,7 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
     from mgrec.data.annotations import load_annotations
 
     data = config.data
-    annotations = load_annotations(data.annotations)
+    annotations = load_annotations(data.annotations, default_fps=data.fps)
     split_of = {video: split for split in (data.train_split, data.val_split, data.test_split) if split
                 for video in annotations.video_ids(split)}
     labelled = {video: feature_path(data.features, video, data.feature_ext) for video in split_of}
