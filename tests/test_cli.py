@@ -282,6 +282,25 @@ def test_a_threshold_above_every_score_is_said(tmp_path, capsys):
     assert "above every score" not in capsys.readouterr().err
 
 
+def test_score_reads_an_activitynet_file_without_fps_with_the_fps_given(tmp_path, capsys):
+    """ActivityNet 1.3's files have no per-video fps, and `score` has no config whose data.fps could give it."""
+    import json
+
+    document = {"database": {"v": {"subset": "testing", "duration": 30.0,
+                                   "annotations": [{"label": "a", "segment": [1.0, 2.0]}]}}}
+    (tmp_path / "gt.json").write_text(json.dumps(document))
+    (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [1.0, 2.0], "label": "a",
+                                                                      "score": 0.95}]}}))
+    command = ["score", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "p.json"), "--json"]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "gt.json [database.v]: missing key 'fps' (" in err and "--fps for mgrec score" in err
+    assert main([*command, "--fps", "30"]) in (0, None)
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(1.0)
+    assert main([*command, "--fps", "0"]) == 2
+    assert "--fps: expected a number of frames per second" in capsys.readouterr().err
+
+
 def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestures(tmp_path, capsys):
     """--score-threshold beside --tune-on, and --threshold-shrinkage without per_class, were silently ignored; a
     tuning split without gestures tuned an arbitrary threshold (above every score: F1 0)."""

@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="K", help="per_class: each class's threshold is pulled toward the global one, (n t_c + K t) "
                                      "/ (n + K), n its instances in the --tune-on split (default "
                                      f"{PostprocessConfig.threshold_shrinkage:g}, as postprocess.threshold_shrinkage)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frames per second of every video whose --gt entry has no fps (ActivityNet 1.3's files; "
+                        "ActionFormer's default_fps)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
@@ -687,6 +690,7 @@ def cmd_score(args) -> None:
         format_score_table,
         score,
     )
+    from mgrec.infer.offline import checked_fps
 
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
     if args.thresholds == "per_class" and not args.tune_on:
@@ -697,7 +701,7 @@ def cmd_score(args) -> None:
     if args.threshold_shrinkage is not None and args.thresholds != "per_class":
         raise InputError("--threshold-shrinkage pulls per-class thresholds toward the global one: it needs "
                          "--thresholds per_class")
-    annotations = load_annotations(args.gt)
+    annotations = load_annotations(args.gt, default_fps=checked_fps(args.fps, "--fps"))
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
     if predictions_info(args.pred).get("set") == "hard":

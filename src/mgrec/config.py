@@ -1308,7 +1308,10 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
      "same JSON layout; mgrec also reads a top-level `classes` list"),
     ("dataset.feat_folder", "dataset.*.data_path", "data.features", ""),
     ("dataset.file_ext", "LoadFeats.feat_format", "data.feature_ext", "`.npy`, or `.npz` with the array under `feats`"),
-    ("dataset.file_prefix", "", "", "files are named exactly `<video_id><feature_ext>`"),
+    ("dataset.file_prefix", "LoadFeats.prefix", "", "files are named exactly `<video_id><feature_ext>` (`data check` "
+     "names a prefixed file it finds beside a missing one)"),
+    ("", "dataset.*.class_map", "", "the annotations' top-level `classes` list (else the label ids, else the sorted "
+     "labels)"),
     ("dataset.input_dim", "model.projection.in_channels", "data.feature_dim", "model.input_dim follows it"),
     ("dataset.num_classes", "model.rpn_head.num_classes", "model.num_classes", ""),
     ("dataset.feat_stride", "dataset.*.feature_stride, dataset.*.sample_stride", "data.stride",
@@ -1317,6 +1320,11 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
      "row t stands for (t*stride + window/2)/fps s, as in ActionFormer"),
     ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, it is also the fps "
      "of an annotations entry without one"),
+    ("dataset.downsample_rate", "", "",
+     "no subsampling on reading: extract with a larger stride (`mgrec extract --stride`) or save feats[::r] and "
+     "multiply data.stride by r"),
+    ("dataset.force_upsampling", "ResizeFeat", "", "features are read at their own length (no resizing to a fixed "
+     "one, ActivityNet's setting)"),
     ("dataset.max_seq_len", "RandomTrunc.trunc_len", "data.max_seq_len", ""),
     ("dataset.trunc_thresh", "RandomTrunc.trunc_thresh", "data.crop_keep_fraction", ""),
     ("dataset.crop_ratio", "RandomTrunc.crop_ratio", "",
@@ -1348,8 +1356,11 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("model.dyn_head.tau (DyFADet)", "model.rpn_head.dyn_head_cfg.tau", "model.gate_tau", ""),
     ("model.input_noise (DyFADet)", "model.projection.input_noise", "transforms.noise_std",
      "mgrec's is in units of each channel's std, applied with probability transforms.noise_prob"),
+    ("train_cfg.center_sample", "model.rpn_head.center_sample", "", "always `radius`"),
     ("train_cfg.center_sample_radius", "model.rpn_head.center_sample_radius", "train.center_radius",
      "centre sampling is always on"),
+    ("train_cfg.head_empty_cls", "", "", "no class left out of the head: a class without a training instance is a "
+     "`data check` warning"),
     ("train_cfg.loss_weight", "", "train.reg_loss_weight", "no -1 (automatic balance)"),
     ("train_cfg.cls_prior_prob", "model.rpn_head.cls_prior_prob", "model.cls_prior", ""),
     ("train_cfg.init_loss_norm", "model.rpn_head.loss_normalizer", "train.init_loss_norm", "momentum fixed at 0.9"),

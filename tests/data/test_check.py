@@ -301,6 +301,12 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
             "other videos") in warnings
     assert any("class 'c3' has no instance in the training split 'val' (nor in any other)" in message
                for _, message in warnings)
+    # ActionFormer's THUMOS setting: trained on validation, validated on test (the threshold chosen on test)
+    config.data.train_split, config.data.val_split = "train", "test"
+    warnings = [(p.where, p.message) for p in check_dataset(config).warnings]
+    assert ("config [data.val_split]", "'test' is also the test split (data.test_split): the checkpoint and the score "
+            "threshold are chosen on the videos evaluate scores, so the test score is optimistic; set data.val_split "
+            "to a split of other videos (THUMOS: hold out some of its validation videos)") in warnings
 
 
 def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):
@@ -338,3 +344,19 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     config.data.fps = FPS
     report = check_dataset(config)
     assert not report.errors and report.classes == ["c0", "c1", "c2"]
+    # ActivityNet's testing split: thousands of unlabelled videos, one warning for them all (a line each before)
+    document = json.loads((tmp_path / "ann.json").read_text(encoding="utf-8"))
+    for index in range(4):
+        document["database"][f"u{index}"] = {"subset": "testing", "duration": 20.0, "annotations": []}
+        _features(tmp_path / "feats", f"u{index}")
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    report = check_dataset(config)
+    assert not report.errors
+    assert [(p.where, p.message) for p in report.warnings if "no annotated instances" in p.message] == [
+        (str(tmp_path / "ann.json"), "4 of the 5 videos of split 'test' have no annotated instances (first: u0, u1, "
+                                     "u2)")]
+    (tmp_path / "feats" / "s.npy").rename(tmp_path / "feats" / "v_s.npy")  # ActionFormer's ActivityNet file names
+    [missing] = check_dataset(config).errors
+    assert (missing.where, missing.message) == (str(tmp_path / "feats" / "s.npy"), "feature file missing (v_s.npy is "
+                                                "there, but mgrec reads <video_id>.npy without a prefix: link or "
+                                                "rename the files)")

@@ -151,7 +151,8 @@ def entry(**changes):
         (entry(segment=[-0.5, 2.0]), "results.Sample0036[1].segment", "start -0.5 s is negative"),
         (entry(**{"segment(frames)": [-14, 56]}), "results.Sample0036[1].segment(frames)", "0 <= start <= end"),
         (entry(label="jumping", label_id=None), "results.Sample0036[1].label", "unknown class 'jumping'"),
-        (entry(label_id=3), "results.Sample0036[1].label_id", "[0, 3)"),
+        (entry(label_id=3), "results.Sample0036[1].label_id", "[0, 3), got 3; were the predictions made with another "
+                                                              "class list than this one (3: ['arms akimbo', "),
         (entry(label_id=True, label=None), "results.Sample0036[1].label_id", "integer"),
         (entry(label_id=0), "results.Sample0036[1]", "label 'moving legs' is class 2 but label_id is 0"),
         (entry(label=None, label_id=None), "results.Sample0036[1]", "missing 'label'"),

@@ -87,11 +87,42 @@ def test_score_refuses_to_tune_the_threshold_on_the_split_it_scores(tmp_path, mo
     assert "--tune-on test is the split being scored" in capsys.readouterr().err
 
 
+def test_a_split_without_labels_is_named_before_any_video_is_detected(tmp_path, monkeypatch, capsys):
+    """ActivityNet's testing videos carry no labels: evaluate detected them all, then said only "no ground-truth
+    segments in split test: nothing to score against", naming neither the file nor a split to use."""
+    import json
+
+    relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    document = json.loads(Path("data/annotations.json").read_text(encoding="utf-8"))
+    for entry in document["database"].values():
+        if entry["subset"] == "test":
+            entry["annotations"] = []
+    Path("data/annotations.json").write_text(json.dumps(document), encoding="utf-8")
+    assert main(["evaluate", "run", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "mgrec: error: data/annotations.json: no ground-truth segments in split 'test' (1 videos, none labelled): "
+        "nothing to score or tune on; use a labelled split (train, val), or detect these videos with mgrec detect")
+
+
+def test_a_missing_feature_file_of_the_split_is_named_with_a_way_out(tmp_path, monkeypatch, capsys):
+    """A run trained with data.drop_bad_videos lacks a file: evaluate said only "feature file not found"."""
+    relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    test_file = Path("data/features/synthetic_002.npy")  # the one test video
+    test_file.unlink()
+    assert main(["evaluate", "run", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mgrec: error: {test_file}: feature file not found (1 of split 'test' missing); evaluate "
+                          "scores every video of the split: extract the missing ones, or detect the others")
+
+
 def test_check_tuning_split():
     check_tuning_split(None, "test")
     check_tuning_split("val", "test")
-    with pytest.raises(InputError, match="--tune-on validation is the split being scored"):
-        check_tuning_split("validation", "val")
+    with pytest.raises(InputError, match="--tune-on validation is the split being scored; tune on another split "
+                                         r"\(val tunes the threshold a test score uses: --split test --tune-on val\)"):
+        check_tuning_split("validation", "val")  # not "e.g. val", the split it refuses
 
 
 def test_a_run_with_data_fps_places_its_own_videos_by_it_as_training_did(tmp_path, monkeypatch, capsys):

@@ -1,6 +1,7 @@
 """The HTML report and `analyze_run`, built from a hand-made run directory."""
 
 import base64
+import copy
 import html
 import json
 import re
@@ -319,6 +320,31 @@ def test_a_split_without_ground_truth_is_named_with_the_annotations_file(tmp_pat
     for command in ("report", "analyze"):
         assert main([command, str(run["run_dir"]), "--annotations", str(unlabelled)]) == 2
         assert expected in capsys.readouterr().err, command
+
+
+def test_report_on_annotations_the_run_was_not_scored_against_is_refused(tmp_path):
+    """`report --annotations OTHER` showed eval_test.json's scores (on the run's own annotations) beside OTHER's
+    ground truth: a recall of 81 % over 8 segments that the detections find 5 of."""
+    run = build_run_dir(tmp_path)
+    document = json.loads(run["annotations"].read_text(encoding="utf-8"))
+    test_videos = [v for v, entry in document["database"].items() if entry["subset"] == "test"]
+    other = tmp_path / "other.json"
+    dropped = copy.deepcopy(document)
+    first = next(v for v in test_videos if dropped["database"][v]["annotations"])
+    dropped["database"][first]["annotations"] = dropped["database"][first]["annotations"][1:]
+    other.write_text(json.dumps(dropped), encoding="utf-8")
+    with pytest.raises(InputError, match=rf"eval_test.json was not scored against {re.escape(str(other))}: it counts "
+                                         r"\d+ instances of split 'test'.*mgrec score --gt "):
+        write_report(run["run_dir"], annotations=other)
+    moved = copy.deepcopy(document)  # as many instances of each class, one of them elsewhere: found by none
+    segment = next(item for v in test_videos for item in moved["database"][v]["annotations"])
+    segment["segment"] = [0.0, 0.5]
+    segment.pop("segment(frames)", None)
+    other.write_text(json.dumps(moved), encoding="utf-8")
+    with pytest.raises(InputError, match=r"was not scored against"):
+        write_report(run["run_dir"], annotations=other)
+    other.write_text(json.dumps(document), encoding="utf-8")  # the same annotations under another name: as before
+    write_report(run["run_dir"], annotations=other, out=tmp_path / "same.html")
 
 
 @pytest.mark.slow

@@ -218,8 +218,8 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     if not isinstance(subset, str) or not subset.strip():
         raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
     if "fps" not in entry and default_fps is None:
-        raise _BadEntry(key, "missing key 'fps' (the video's frames per second; a config's data.fps gives it to "
-                             "every video whose entry has none, as ActionFormer's default_fps does)")
+        raise _BadEntry(key, "missing key 'fps' (the video's frames per second; to give every entry without one "
+                             "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score)")
     fps = entry.get("fps", default_fps)
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
@@ -231,7 +231,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     num_frames = entry.get("num_frames")
     if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
         raise _BadEntry(f"{key}.num_frames", f"expected a positive whole number of frames, got {_short(num_frames)}")
-    annotations = _require(entry, "annotations", key)
+    if "annotations" not in entry:
+        raise _BadEntry(key, "missing key 'annotations' (use [] for a video without instances: a test video whose "
+                             "labels are withheld)")
+    annotations = entry["annotations"]
     if not isinstance(annotations, list):
         raise _BadEntry(
             f"{key}.annotations", f"expected a list (use [] for a video without instances), got {_short(annotations)}"

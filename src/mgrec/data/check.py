@@ -7,6 +7,7 @@ its location. Errors make training wrong or impossible; warnings are worth a loo
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 from dataclasses import dataclass, field
@@ -198,8 +199,10 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         ))
 
     for split in splits:
-        for video_id in aset.video_ids(split):
+        video_ids = aset.video_ids(split)
+        for video_id in video_ids:
             problems += _check_segments(aset.videos[video_id], aset.segments[video_id], config.model.num_classes)
+        problems += _unlabelled_videos(aset, split, video_ids, annotations_path)
     # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
     # its lengths are the videos' lengths on the model's grid).
     video_steps: dict[str, int] = {}
@@ -288,15 +291,23 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str,
 
 
 def same_split_problems(train_split: str, val_split: str, test_split: str) -> list[tuple[str, str]]:
-    """(config key, message) for a val or test split that is the training split: THUMOS-style data trains on
-    "validation", and a val_split left at its default then chose the checkpoint and the score threshold on the
-    training videos, and scored them, without a word (`data check` and `train` say it)."""
+    """(config key, message) for a val or test split that is the training split, or a val split that is the test
+    split: THUMOS-style data trains on "validation", and a val_split left at its default then chose the checkpoint
+    and the score threshold on the training videos, and scored them, without a word (`data check` and `train` say
+    it)."""
     problems = []
     for key, split, role in (("val_split", val_split, "chooses the checkpoint and tunes the score threshold"),
                              ("test_split", test_split, "is what evaluate scores")):
         if split and split == train_split:
             problems.append((key, f"{split!r} is also the training split (data.train_split): it {role} on the "
                                   f"videos the network is trained on; set data.{key} to a split of other videos"))
+    # ActionFormer's THUMOS config validates on "test": the test score then comes with a checkpoint and a
+    # threshold chosen on the test videos themselves (what `evaluate --tune-on` refuses)
+    if val_split and val_split == test_split and val_split != train_split:
+        problems.append(("val_split", f"{val_split!r} is also the test split (data.test_split): the checkpoint "
+                                      "and the score threshold are chosen on the videos evaluate scores, so the test "
+                                      "score is optimistic; set data.val_split to a split of other videos (THUMOS: "
+                                      "hold out some of its validation videos)"))
     return problems
 
 
@@ -324,11 +335,24 @@ def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_
     return problems
 
 
+# Up to this many videos of a split without instances are a warning each; more are one warning for the split
+# (ActivityNet's testing split is thousands of unlabelled videos: a line each buried every other problem).
+_UNLABELLED_EACH = 3
+
+
+def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path
+                       ) -> list[Problem]:
+    unlabelled = [v for v in video_ids if not aset.segments[v]]
+    if len(unlabelled) <= _UNLABELLED_EACH:
+        return [Problem("warning", aset.videos[v].source, "video has no annotated instances", v) for v in unlabelled]
+    return [Problem("warning", str(annotations_path),
+                    f"{len(unlabelled)} of the {len(video_ids)} videos of split {split!r} have no annotated instances "
+                    f"(first: {', '.join(unlabelled[:3])})")]
+
+
 def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
     problems = []
     video_id = info.video_id
-    if not segments:
-        problems.append(Problem("warning", info.source, "video has no annotated instances", video_id))
     if info.num_frames is not None:
         # the instance checks below read `duration`, the feature checks `num_frames`: a wrong one of the two hid
         # an instance thousands of seconds past the features (a second or 2 % covers metadata rounding)
@@ -400,7 +424,11 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
     path = feature_path(stream.features, video_id, stream.feature_ext)
     if not path.is_file():
         what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
-        return [Problem("error", str(path), f"{what} missing (extract features for this video)", video_id)], None
+        # ActionFormer's ActivityNet features are named v_<id>.npy (its dataset.file_prefix)
+        prefixed = sorted(p.name for p in path.parent.glob("?*" + glob.escape(path.name)))
+        remedy = (f"{prefixed[0]} is there, but mgrec reads <video_id>{path.suffix} without a prefix: link or rename "
+                  "the files" if prefixed else "extract features for this video")
+        return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
     problems = []
     try:
         steps, _ = inspect_features(path, stream.feature_dim)

@@ -38,6 +38,7 @@ import mgrec
 from mgrec.errors import InputError, where
 from mgrec.files import (
     atomic_write_text,
+    brief,
     decode_utf8,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
 )
@@ -57,6 +58,9 @@ UNKNOWN_EXTERNAL_DATA = {
 }
 
 CSV_COLUMNS = ("video", "start_s", "end_s", "start_frame", "end_frame", "label", "score")
+# Said where a prediction's class id does not fit the class list it is read against: a file of another run, or
+# ground truth whose classes are only the labels it holds (an annotations file without some class)
+ANOTHER_CLASS_LIST = "; were the predictions made with another class list than this one"
 
 
 def load_predictions(
@@ -168,6 +172,7 @@ def _parse_entry(
                                      and 0 <= label_id < len(classes)):
         raise InputError(
             f"{at('.label_id')}: expected an integer in [0, {len(classes)}), got {label_id!r}"
+            + (f"{ANOTHER_CLASS_LIST} ({len(classes)}: {brief(classes)})" if isinstance(label_id, int) else "")
         )
     if label is not None and not isinstance(label, str):
         raise InputError(f"{at('.label')}: expected a class name (string), got {label!r}")
@@ -175,7 +180,8 @@ def _parse_entry(
         raise InputError(f"{at('.label')}: unknown class {label!r}; known: {classes}")
     if label is not None and label_id is not None and class_ids[label] != label_id:
         raise InputError(
-            f"{at('')}: label {label!r} is class {class_ids[label]} but label_id is {label_id}"
+            f"{at('')}: label {label!r} is class {class_ids[label]} but label_id is {label_id}{ANOTHER_CLASS_LIST} "
+            f"({len(classes)}: {brief(classes)})"
         )
     if label_id is None:
         label_id = class_ids[label]

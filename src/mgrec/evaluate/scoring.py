@@ -211,7 +211,9 @@ def check_tuning_split(tune_on: str | None, split: str) -> None:
     """Refuse tuning the F1 threshold on the split being scored (`mgrec evaluate` and `mgrec score --tune-on`):
     a threshold chosen on the answers makes the F1 look better than any new video would score."""
     if tune_on is not None and canonical_subset(tune_on) == canonical_subset(split):
-        raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split (e.g. val)")
+        hint = "e.g. val" if canonical_subset(split) != "val" else "val tunes the threshold a test score uses: " \
+                                                                   "--split test --tune-on val"
+        raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split ({hint})")
 
 
 def check_tuning_gestures(ground_truth: dict, tune_on: str, annotations: object) -> None:

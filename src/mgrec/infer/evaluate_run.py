@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mgrec.data.annotations import load_annotations
+from mgrec.data.streams import stream_path
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
@@ -42,6 +43,16 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
         raise InputError(
             f"{data.annotations}: no videos in split {split!r} (splits: {', '.join(annotations.subsets())})"
         )
+    if not any(annotations.segments.get(v) for v in video_ids):  # found before any video is detected
+        labelled = [s for s in annotations.subsets() if any(annotations.segments.get(v) for v in
+                                                            annotations.video_ids(s))]
+        raise InputError(
+            f"{data.annotations}: no ground-truth segments in split {split!r} ({len(video_ids)} videos, none "
+            f"labelled): nothing to score or tune on; use a labelled split ({', '.join(labelled) or 'none'}), or "
+            "detect these videos with mgrec detect"
+        )
+    if detector.members is None:  # every file before the first video is detected (a member reads its own)
+        _check_every_file(detector, split, video_ids)
     ranked = {}
     for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
         info = annotations.videos[video_id]
@@ -56,6 +67,19 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
             gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
     return ranked, ground_truth
+
+
+def _check_every_file(detector: OfflineDetector, split: str, video_ids: list[str]) -> None:
+    """InputError naming the feature files of the split that are missing (a run trained with
+    data.drop_bad_videos may lack some): evaluate scores every video of a split, or none."""
+    missing = [path for stream in detector.config.data.input_streams() for video_id in video_ids
+               if not (path := stream_path(stream, video_id, detector.stream_folders)).exists()]
+    if missing:
+        raise InputError(
+            f"{missing[0]}: feature file not found ({len(missing)} of split {split!r} missing); evaluate scores every "
+            "video of the split: extract the missing ones, or detect the others (mgrec detect RUN FILES --all --out "
+            "ranked.json) and score them (mgrec score --gt ANNOTATIONS --pred ranked.json), which counts the "
+            "missing videos' gestures as missed")
 
 
 class GateTally:

@@ -21,6 +21,7 @@ import base64
 import html
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -87,6 +88,7 @@ class RunData:
     annotations: AnnotationSet
     ground_truth: dict[str, list[Segment]]  # every video of the split, possibly without segments
     ranked: dict[str, list[Detection]]  # detections_<split>.json
+    annotations_path: Path
 
     def video_durations(self) -> dict[str, float]:
         return {v: self.annotations.videos[v].duration for v in self.ground_truth}
@@ -145,6 +147,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         annotations=annotation_set,
         ground_truth={v: list(annotation_set.segments.get(v, [])) for v in video_ids},
         ranked={v: list(ranked.get(v, [])) for v in video_ids},
+        annotations_path=annotations_path,
     )
 
 
@@ -233,15 +236,29 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     return None
 
 
-def check_detections_agree(run: RunData, point: OperatingPoint, scores: dict, eval_path: Path) -> None:
-    """`InputError` when the run's detections file and its scores file do not describe one evaluation: the hard
-    set of the detections (`point`, cut at the scores' thresholds) is not the size the scores counted (one of
-    them edited, or written by another evaluate; a video's detections gone)."""
+def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval_path: Path) -> None:
+    """`InputError` when the run's scores file does not describe its detections against the ground truth loaded:
+    the hard set of the detections (`point`, cut at the scores' thresholds) is not the size the scores counted
+    (one of them edited, or written by another evaluate; a video's detections gone), or the scores counted other
+    instances per class, or found another number of them, than these detections do in the loaded annotations
+    (`report --annotations` with a file the run was not evaluated on: its page would show one file's scores
+    beside another's ground truth)."""
     hard = sum(len(items) for items in point.hard.values())
+    detections = RunDir(run.run_dir).detections_path(run.split)
     if hard != scores["num_predictions"]:
-        detections = RunDir(run.run_dir).detections_path(run.split)
         raise InputError(f"{detections} and {eval_path} do not agree (a hard set of {hard} detections against "
                          f"num_predictions {scores['num_predictions']}); evaluate the run again (`mgrec evaluate`)")
+    scored = {entry["label_id"]: entry["instances"] for entry in scores["per_class"].values()}
+    loaded = Counter(s.label_id for items in run.ground_truth.values() for s in items)
+    scored_found = round(float(scores["recall"]) * sum(scored.values()))
+    bar = "" if scores.get("class_thresholds") else f" --score-threshold {float(scores['score_threshold']):g}"
+    if any(scored.get(c, 0) != loaded[c] for c in range(len(run.classes))) or scored_found != len(point.matches):
+        raise InputError(
+            f"{eval_path} was not scored against {run.annotations_path}: it counts {sum(scored.values())} instances "
+            f"of split {run.split!r} and finds {scored_found}, the file has {sum(loaded.values())} and the same "
+            f"detections find {len(point.matches)}; report the run on the annotations it was evaluated on, or score "
+            f"its detections against this file: mgrec score --gt {run.annotations_path} --pred {detections} "
+            f"--split {run.split}{bar}")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
@@ -835,7 +852,7 @@ def write_report(
     run_files = RunDir(run.run_dir)
     scores = read_scores(run_files.eval_path(split), len(run.classes))
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
-    check_detections_agree(run, point, scores, run_files.eval_path(split))
+    check_one_evaluation(run, point, scores, run_files.eval_path(split))
     tuning = run_files.read_tuning()
     tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)
     ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
