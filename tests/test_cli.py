@@ -299,6 +299,13 @@ def test_score_reads_an_activitynet_file_without_fps_with_the_fps_given(tmp_path
     assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(1.0)
     assert main([*command, "--fps", "0"]) == 2
     assert "--fps: expected a number of frames per second" in capsys.readouterr().err
+    # the segments in frames: scored 0 without a word before
+    (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [45.0, 60.0], "label": "a",
+                                                                      "score": 0.95}]}}))
+    assert main([*command, "--fps", "30"]) in (0, None)
+    assert (f"note: 1 of the 1 detections in {tmp_path / 'p.json'} start after their video ends (first: v at 45 s, "
+            f"{tmp_path / 'gt.json'} gives it 30 s); are their segments in frames, not seconds?") in \
+        capsys.readouterr().err
 
 
 def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestures(tmp_path, capsys):

@@ -80,3 +80,20 @@ def test_a_config_whose_base_is_a_symbolic_link_loop_names_the_config_and_key(ca
     config = tmp_path / "my.yaml"
     config.write_text("base: L\n")
     assert_input_error(mgrec(capsys, "data", "check", config), f"{config} [base]: {loop_message(loop)}")
+
+
+def test_a_lone_surrogate_escape_in_json_is_refused_by_key_and_a_pair_is_read(tmp_path):
+    """`"\\ud800"` is valid JSON, but no UTF-8 output can hold it: a video id or class name with one was a traceback in
+    whatever wrote it first (data check, detect --format csv, report)."""
+    from mgrec.files import read_json
+
+    path = tmp_path / "a.json"
+    path.write_text('{"database": {"v": {"annotations": [{"label": "bad\\ud800"}]}}}', encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(f"{path} [database.v.annotations[0].label]: annotations file "
+                                                   "holds a lone UTF-16 surrogate escape")):
+        read_json(path, "annotations")
+    path.write_text('{"a\\udc00": 1}', encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape("[a\\udc00]: t file holds a lone")):
+        read_json(path, "t")
+    path.write_text('{"\\\\ud800 is text": ["\\ud83d\\ude00"]}', encoding="utf-8")  # an escaped backslash, a pair
+    assert read_json(path, "t") == {"\\ud800 is text": ["\U0001F600"]}

@@ -712,6 +712,15 @@ def cmd_score(args) -> None:
         raise InputError(
             f"{args.pred}: predictions for {len(unknown)} video(s) not in {args.gt}: {', '.join(unknown[:10])}"
         )
+    # segments in frames read as seconds score 0 without a word: they start after the videos end
+    late = [d for video, items in predictions.items() for d in items
+            if d.start > annotations.videos[video].duration + 1.0]
+    if late:
+        first = late[0]
+        print(f"note: {len(late)} of the {sum(map(len, predictions.values()))} detections in {args.pred} start after "
+              f"their video ends (first: {first.video_id} at {first.start:g} s, {args.gt} gives it "
+              f"{annotations.videos[first.video_id].duration:g} s); are their segments in frames, not seconds?",
+              file=sys.stderr)
 
     def split_of(name: str):
         ids = annotations.video_ids(name)

@@ -465,7 +465,10 @@ def read_json(path: str | Path, what: str) -> Any:
         raise InputError(f"{path}: cannot read {what} file: {exc.strerror}") from None
     text = decode_utf8(path, data)
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        if "\\ud" in text.lower():  # an escaped surrogate: rare, so the whole document is walked only then
+            _refuse_lone_surrogates(path, what, document)
+        return document
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
     except RecursionError:
@@ -475,6 +478,27 @@ def read_json(path: str | Path, what: str) -> Any:
             f"{path}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
             "replace the first"
         ) from None
+
+
+def _refuse_lone_surrogates(path: Path, what: str, document: Any) -> None:
+    """InputError naming the first string (or key) of a parsed JSON document that holds half of a UTF-16 surrogate
+    pair (`"\\ud800"` is valid JSON): such text cannot be written to any UTF-8 output, so a video id or a class name
+    holding one failed with a traceback in whatever wrote it first."""
+    pending = [("", document)]
+    while pending:
+        key, node = pending.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for name, value in items:
+            child = (f"{key}.{name}" if key else str(name)) if isinstance(node, dict) else f"{key}[{name}]"
+            for text in (name, value) if isinstance(name, str) else (value,):
+                if isinstance(text, str) and not text.isascii():
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        shown = child.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+                        raise InputError(f"{path} [{shown[:200]}]: {what} file holds a lone UTF-16 surrogate escape "
+                                         "(\\ud800-\\udfff without its pair), which is not text") from None
+            pending.append((child, value))
 
 
 def decode_utf8(path: Path, data: bytes) -> str:

@@ -190,8 +190,10 @@ def prediction_files(folder: Path) -> list[Path]:
     files and SMG's own layout `VIDEO/VIDEO_finelabels.csv` (which `write_smg_labels` writes).
 
     The one list of what such a folder holds, so that `mgrec detect --format smg` refuses a folder
-    whose old files would be scored together with its new ones."""
-    return sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
+    whose old files would be scored together with its new ones. Hidden names are left out, as in every folder
+    mgrec reads: macOS's AppleDouble `._VIDEO.csv` beside each copied file."""
+    found = sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
+    return [path for path in found if not any(part.startswith(".") for part in path.relative_to(folder).parts)]
 
 
 def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], int | None]:

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 
 import pytest
 
@@ -139,6 +140,35 @@ def test_a_file_of_labels_alone_sorts_its_labels_into_the_class_list(tmp_path):
         return {v: [dataclasses.replace(s, source="") for s in items] for v, items in segments.items()}
     reloaded = load_annotations(round_trip)
     assert reloaded.classes == aset.classes and without_source(reloaded.segments) == without_source(aset.segments)
+
+
+def test_labels_alone_of_smg_keep_smg_numbering(tmp_path):
+    # SMG's label CSVs (and `detect --format smg`) number classes in SMG's order: sorted by name, the same
+    # detections scored 43 against 3 average mAP depending on which file they met
+    names = [SMG_CLASSES[2], SMG_CLASSES[0], SMG_CLASSES[1]]
+    document = {"database": {"v": {"subset": "train", "fps": 10, "duration": 10.0, "annotations": [
+        {"label": name, "segment": [i, i + 0.5]} for i, name in enumerate(names)]}}}
+    assert load_annotations(_write(tmp_path, document)).classes == list(SMG_CLASSES[:3])
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["caf\u00e9", "cafe\u0301"], "are one name to a reader (the two differ only in Unicode normalisation, case or "
+                                    "spaces: '"),
+    (["Clap", "clap "], "classes 'Clap' and 'clap ' are one name to a reader"),
+    (["", "clap"], "class name '' (0 characters): expected a name of 1 to 200 characters"),
+    (["x" * 201, "clap"], "(201 characters): expected a name of 1 to 200"),
+])
+def test_class_names_must_differ_to_a_reader_and_be_short_enough_to_show(tmp_path, labels, message):
+    """One gesture spelled in NFC and NFD became two classes with half the instances each, without a word; a
+    30000-character name ran the report's figures out of memory."""
+    document = {"database": {"v": {"subset": "train", "fps": 10, "duration": 10.0, "annotations": [
+        {"label": json.loads(f'"{label}"'), "segment": [i, i + 0.5]} for i, label in enumerate(labels)]}}}
+    with pytest.raises(InputError) as info:
+        load_annotations(_write(tmp_path, document))
+    assert str(info.value).startswith(f"{tmp_path / 'ann.json'} [classes]: ") and message in str(info.value)
+    document["classes"] = [json.loads(f'"{label}"') for label in labels]  # declared: the same rule
+    with pytest.raises(InputError, match=re.escape(message[:20])):
+        load_annotations(_write(tmp_path, document))
 
 
 def test_a_label_alone_among_label_ids_without_classes_names_the_first_id(tmp_path):

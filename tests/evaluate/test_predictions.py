@@ -207,6 +207,7 @@ def test_smg_csv_folder(tmp_path):
     (tmp_path / "scored").mkdir()
     (tmp_path / "scored" / "Sample0036_finelabels.csv").write_text("3,28,56,0.75\n1,100,128,0.5\n\n")
     (tmp_path / "scored" / "Sample0037.csv").write_text("")  # no detections: fits either kind
+    (tmp_path / "scored" / "._Sample0036_finelabels.csv").write_bytes(b"\x00\x05\x16\x07")  # macOS's AppleDouble
     assert load_predictions(tmp_path / "scored", CLASSES, fps=28) == {
         "Sample0036": [
             detection("Sample0036", 1.0, 2.0, 2, 0.75, (28, 56)),

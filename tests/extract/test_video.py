@@ -91,3 +91,17 @@ def test_shard_for_this_process(monkeypatch):
 def test_the_decoding_moved_to_data_is_still_importable_from_here(name):
     # extract/run.py, pose.py and backbones.py import these from mgrec.extract.video.
     assert getattr(mgrec.extract.video, name) is getattr(mgrec.data.videos, name)
+
+
+@pytest.mark.parametrize("rate", ["1000000:1", "1:100000"])
+def test_a_frame_rate_no_sidecar_could_hold_is_refused_before_extracting(tmp_path, rate):
+    """A 1e6-fps video was extracted, its sidecar then unreadable (past the fps rule), and the rerun refused it as a
+    file mgrec had not written."""
+    from mgrec.data.videos import probe_video
+
+    path = tmp_path / "v.y4m"
+    frame = b"FRAME\n" + bytes(16 * 16 * 3 // 2)
+    path.write_bytes(f"YUV4MPEG2 W16 H16 F{rate} Ip A1:1 C420jpeg\n".encode() + frame * 3)
+    with pytest.raises(InputError, match=r"v.y4m: the video stream's frame rate is \S+ fps; mgrec places frames by "
+                                         r"rates of 0.001 to 1000 fps"):
+        probe_video(path)

@@ -235,6 +235,14 @@ def test_hostile_checkpoints_are_one_line_naming_the_tensor(tmp_path):
     (tmp_path / "empty.pth").write_bytes(b"")
     with pytest.raises(InputError, match="empty.pth: cannot read the checkpoint: the file is empty or cut short"):
         convert_videomae_v2(tmp_path / "empty.pth", tmp_path / "out", OVERRIDES)
+    looped: dict = {}
+    looped["model"] = looped  # unpickles fine (weights_only), and the unwrapping followed it forever
+    pair: dict = {"module": {}}
+    pair["module"]["state_dict"] = pair
+    for name, state in (("loop.pth", looped), ("pair.pth", pair)):
+        torch.save(state, tmp_path / name)
+        with pytest.raises(InputError, match=f"{name}: its 'model'/'module'/'state_dict' entries lead back"):
+            convert_videomae_v2(tmp_path / name, tmp_path / "out", OVERRIDES)
     assert not (tmp_path / "out").exists() or not (tmp_path / "out" / "config.json").exists()
 
 

@@ -29,6 +29,7 @@ import difflib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +130,7 @@ class _LabelTable:
                                  "classes by label alone")
         if label not in self.declared:
             close = difflib.get_close_matches(label, self.declared, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?{_spelling_hint(label, close[0])}" if close else ""
             raise _BadEntry(f"{key}.label", f"{label!r} is not in the top-level classes list{hint}")
         return self.declared.index(label)
 
@@ -141,7 +142,8 @@ class _LabelTable:
             raise _BadEntry(f"{key}.label_id", f"label_id must be >= 0, got {label_id}")
         if label_id in self.name_of_id and self.name_of_id[label_id][0] != label:
             name, first_key = self.name_of_id[label_id]
-            self._conflict(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]")
+            self._conflict(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]"
+                                           f"{_spelling_hint(label, name)}")
         if label in self.id_of_name and self.id_of_name[label][0] != label_id:
             other_id, first_key = self.id_of_name[label]
             self._conflict(
@@ -168,7 +170,8 @@ class _LabelTable:
                 hint = f"classes lists {label!r} as label_id {classes.index(label)}"
             else:
                 hint = f"{label!r} is not in the top-level classes list"
-            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {classes[label_id]!r} in classes, but {hint}")
+            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {classes[label_id]!r} in classes, but {hint}"
+                                            f"{_spelling_hint(label, classes[label_id])}")
 
     def class_list(self, path: Path) -> list[str]:
         if self.declared is not None:
@@ -189,6 +192,37 @@ class _LabelTable:
                 'class list cannot be built from the annotations; add a top-level "classes" list'
             )
         return [self.name_of_id[i][0] for i in ids]
+
+
+# A class name is shown in tables, figure legends and output files: a 30000-character one made the report's figures
+# run out of memory.
+MAX_CLASS_NAME = 200
+
+
+def _name_key(name: str) -> str:
+    """A class name as a reader sees it: Unicode-normalised (NFKC), case-folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def _spelling_hint(name: str, other: str) -> str:
+    """Said where two class names that differ look the same (`_name_key`): 'café' in NFC and in NFD."""
+    if name == other or _name_key(name) != _name_key(other):
+        return ""
+    return f" (the two differ only in Unicode normalisation, case or spaces: {ascii(name)} and {ascii(other)})"
+
+
+def _check_class_names(path: Path, classes: list[str]) -> None:
+    """Every class name non-empty, at most MAX_CLASS_NAME characters, and none the same as another to a reader
+    (`_name_key`): two spellings of one gesture would train as two classes, each with half its instances."""
+    seen: dict[str, str] = {}
+    for name in classes:
+        if not name.strip() or len(name) > MAX_CLASS_NAME:
+            raise InputError(f"{where(path, key='classes')}: class name {_short(name)} ({len(name)} characters): "
+                             f"expected a name of 1 to {MAX_CLASS_NAME} characters, not only spaces")
+        other = seen.setdefault(_name_key(name), name)
+        if other != name:
+            raise InputError(f"{where(path, key='classes')}: classes {other!r} and {name!r} are one name to a reader"
+                             f"{_spelling_hint(name, other)}; give each class one spelling")
 
 
 def _read_class_list(path: Path, value: Any) -> list[str]:
@@ -326,7 +360,8 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     otherwise it is built from the label_id -> label pairs of all annotations, which must then be
     consistent and cover ids 0..K-1. An instance without `label_id` takes its label's place in
     `classes`; in a file where no instance has a `label_id` and no `classes` list is given (ActivityNet
-    1.3's own files), the classes are the labels met, sorted by name. A video entry without `fps`
+    1.3's own files), the classes are the labels met, sorted by name (SMG's class names first, in SMG's
+    order). Class names must differ to a reader (`_check_class_names`). A video entry without `fps`
     takes `default_fps` (a config's data.fps, ActionFormer's default_fps); with none given it is an error.
 
     Problems with the file as a whole (not JSON, no `database`, a bad `classes` list) always raise
@@ -347,7 +382,10 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     declared = _read_class_list(path, raw["classes"]) if "classes" in raw else None
     first_id_key = _first_label_id_key(database)
     if declared is None and first_id_key is None:  # classes named by label alone (ActivityNet 1.3's files)
-        declared = sorted({item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)})
+        met = {item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)}
+        # SMG's names keep SMG's numbering (its label CSVs, and mgrec's `--format smg` output, count by it)
+        declared = sorted(met, key=lambda name: (SMG_CLASSES.index(name) if name in SMG_CLASSES else len(SMG_CLASSES),
+                                                 name))
     labels = _LabelTable(declared, first_id_key)
 
     def report(video_id: str, bad: _BadEntry) -> None:
@@ -371,7 +409,9 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
                 segments[video_id].append(_parse_segment(path, info, item, f"{key}.annotations[{index}]", labels))
             except _BadEntry as bad:
                 report(video_id, bad)
-    return AnnotationSet(classes=labels.class_list(path), videos=videos, segments=segments)
+    classes = labels.class_list(path)
+    _check_class_names(path, classes)
+    return AnnotationSet(classes=classes, videos=videos, segments=segments)
 
 
 def _segment_record(segment: Segment) -> dict:

@@ -28,6 +28,7 @@ import numpy as np
 
 from mgrec.errors import InputError
 from mgrec.files import id_from_name, safe_child
+from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
@@ -110,6 +111,9 @@ def probe_video(path: Path) -> VideoStream:
             rate = _frame_rate(stream)
             if rate is None:
                 raise InputError(f"{path}: the video stream has no frame rate")
+            if fps_problem(rate) is not None:  # the rule every sidecar is read by: one written past it is unreadable
+                raise InputError(f"{path}: the video stream's frame rate is {rate:g} fps; mgrec places frames by "
+                                 f"rates of {MIN_FPS:g} to {MAX_FPS:g} fps")
             return VideoStream(
                 path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames
             )

@@ -133,6 +133,11 @@ class EfficientNetLite0(Backbone):
             model.load_state_dict(state, strict=True)
         except Exception as exc:  # noqa: BLE001 - a user's file: unpickling arbitrary bytes raises any kind
             raise InputError(f"{weights}: not an EfficientNet-Lite0 state dict: {type(exc).__name__}: {exc}") from None
+        # NaN weights give finite features here (ReLU6 clamps them away): wrong numbers no later check could see
+        damaged = next((key for key, value in model.state_dict().items()
+                        if value.is_floating_point() and not torch.isfinite(value).all()), None)
+        if damaged is not None:
+            raise InputError(f"{weights}: tensor '{damaged}' holds NaN or infinite values; the weights are damaged")
         # The package's network stays as it is (the readable form, and its classifier `_fc`); frames run
         # through its folded form (`mgrec.extract.efficientnet`: BatchNorms folded into the convolutions,
         # one fused oneDNN kernel per layer on a CPU). On a CPU the convolutions run in the channels-last

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from mgrec.data.features import (
     FeatureSidecar,
+    check_feature_values,
     check_sidecar_length,
     feature_file_shape,
     inspect_features,
@@ -358,7 +359,10 @@ def extract_videos(
             source_stamp=stamp,
             precision=recipe_precision,
         )
-        write_features(feature_path, np.stack(features).astype(np.float32), sidecar)
+        stacked = np.stack(features).astype(np.float32)
+        # a damaged backbone (NaN weights) or overflow: refused before the file is written, not found by data check
+        check_feature_values(stacked, f"{path} through {model.name}")
+        write_features(feature_path, stacked, sidecar)
         results.append(
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started)
         )

@@ -65,12 +65,17 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - the unpickler meets arbitrary bytes: KeyError, ValueError, ...
         kind = type(exc).__name__
         raise InputError(f"{path}: not a PyTorch checkpoint (torch.save file): {kind}: {exc}") from None
+    unwrapped = set()  # a dict holding itself ({"model": d}) unpickles fine and looped forever
     while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
         nested = next(
             (state[key] for key in ("model", "module", "state_dict") if isinstance(state.get(key), dict)), None
         )
         if nested is None:
             raise InputError(f"{path}: no weights found; top-level keys: {', '.join(map(str, state)) or 'none'}")
+        if id(nested) in unwrapped:
+            raise InputError(f"{path}: its 'model'/'module'/'state_dict' entries lead back to themselves; no weights "
+                             "found")
+        unwrapped.add(id(state))
         state = nested
     if not isinstance(state, dict):
         raise InputError(f"{path}: expected a state dict, found {type(state).__name__}")

@@ -295,7 +295,8 @@ def f1_threshold_figure(
     axes.set_xlabel("score threshold (the hard set: detections with score ≥ threshold)")
     axes.set_ylabel("%")
     axes.set_title(plain(f"F1 against the score threshold on {split}"), fontsize=10)
-    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    if axes.get_legend_handles_labels()[0]:  # none without detections ("No artists with labels" on stderr)
+        axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     _tidy(axes)
     return figure
 
