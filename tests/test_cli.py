@@ -297,6 +297,15 @@ def test_score_reads_an_activitynet_file_without_fps_with_the_fps_given(tmp_path
     assert "gt.json [database.v]: missing key 'fps' (" in err and "--fps for mgrec score" in err
     assert main([*command, "--fps", "30"]) in (0, None)
     assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(1.0)
+    # ActivityNet's mAP is averaged over tIoU 0.5:0.05:0.95, not THUMOS's 0.3:0.1:0.7 (the default)
+    assert main([*command, "--fps", "30", "--tious", "activitynet"]) in (0, None)
+    assert list(json.loads(capsys.readouterr().out)["mAP"]) == [f"{0.5 + 0.05 * i:.2f}".rstrip("0") for i in range(10)]
+    assert main([*command, "--fps", "30", "--tious", "0.7,0.1,0.7"]) in (0, None)
+    assert list(json.loads(capsys.readouterr().out)["mAP"]) == ["0.1", "0.7"]
+    for bad in ("0", "1.5", "nan", "thumos14", ""):
+        assert main([*command, "--fps", "30", "--tious", bad]) == 2
+        assert f"--tious {bad}: expected thumos, activitynet, epic, or tIoU thresholds in (0, 1]" in \
+            capsys.readouterr().err
     assert main([*command, "--fps", "0"]) == 2
     assert "--fps: expected a number of frames per second" in capsys.readouterr().err
     # the segments in frames: scored 0 without a word before

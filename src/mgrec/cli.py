@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None,
                    help="frames per second of every video whose --gt entry has no fps (ActivityNet 1.3's files; "
                         "ActionFormer's default_fps)")
+    p.add_argument("--tious", default="thumos",
+                   help="the tIoU thresholds mAP is averaged over: thumos (0.3:0.1:0.7, the default, as evaluate), "
+                        "activitynet (0.5:0.05:0.95), epic (0.1:0.1:0.5), or thresholds such as 0.3,0.5,0.7")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
@@ -681,6 +684,7 @@ def cmd_score(args) -> None:
 
     from mgrec.config import PostprocessConfig
     from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.f1 import tune_thresholds
     from mgrec.evaluate.predictions import load_predictions, predictions_info
     from mgrec.evaluate.scoring import (
@@ -701,6 +705,7 @@ def cmd_score(args) -> None:
     if args.threshold_shrinkage is not None and args.thresholds != "per_class":
         raise InputError("--threshold-shrinkage pulls per-class thresholds toward the global one: it needs "
                          "--thresholds per_class")
+    tious = parse_tious(args.tious)
     annotations = load_annotations(args.gt, default_fps=checked_fps(args.fps, "--fps"))
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
@@ -752,7 +757,8 @@ def cmd_score(args) -> None:
     if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
         print(f"note: the score threshold {threshold:.4g} is above every score of split {args.split} in {args.pred} "
               f"(the highest is {highest:.4g}): the hard set is empty and F1 is 0", file=sys.stderr)
-    result = score(gt, pred, annotations.classes, threshold, split=args.split, class_thresholds=class_thresholds)
+    result = score(gt, pred, annotations.classes, threshold, split=args.split, class_thresholds=class_thresholds,
+                   tiou_thresholds=tious)
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mgrec.errors import InputError
 from mgrec.evaluate.matching import (
     bounds,
     greedy_match,
@@ -32,6 +33,27 @@ from mgrec.evaluate.matching import (
 from mgrec.records import Detection, Segment
 
 DEFAULT_TIOU_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+# The tIoU thresholds each benchmark averages its mAP over (THUMOS14's are mgrec's default).
+TIOU_PRESETS = {
+    "thumos": DEFAULT_TIOU_THRESHOLDS,
+    "activitynet": tuple(round(0.5 + 0.05 * i, 2) for i in range(10)),  # 0.5:0.05:0.95
+    "epic": (0.1, 0.2, 0.3, 0.4, 0.5),
+}
+
+
+def parse_tious(text: str) -> tuple[float, ...]:
+    """`--tious`: a preset name (`TIOU_PRESETS`) or comma-separated thresholds in (0, 1], e.g. 0.3,0.5,0.7;
+    returned sorted, without repeats."""
+    if text in TIOU_PRESETS:
+        return TIOU_PRESETS[text]
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0 < value <= 1 for value in values):  # NaN fails the comparison too
+        raise InputError(f"--tious {text}: expected {', '.join(TIOU_PRESETS)}, or tIoU thresholds in (0, 1] "
+                         "separated by commas (0.3,0.5,0.7)")
+    return tuple(sorted(set(values)))
 
 
 @dataclass(frozen=True)

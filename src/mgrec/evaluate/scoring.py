@@ -15,7 +15,7 @@ import numpy as np
 
 from mgrec.config import canonical_subset
 from mgrec.errors import InputError
-from mgrec.evaluate.average_precision import average_precision
+from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision
 from mgrec.evaluate.f1 import (
     F1_TIOU_THRESHOLD,
     apply_score_threshold,
@@ -100,6 +100,7 @@ def score(
     score_threshold: float,
     split: str = "",
     class_thresholds: Sequence[float] | None = None,
+    tiou_thresholds: Sequence[float] = DEFAULT_TIOU_THRESHOLDS,
 ) -> dict:
     """Every score of `ranked` against `gt` (the keys of the Scores contract).
 
@@ -107,7 +108,8 @@ def score(
     (restrict them first with `restrict_to_videos`). `num_predictions` counts the hard set, the
     predictions F1 is computed on: score >= `score_threshold`, or with `class_thresholds` (one per class,
     by label id) >= the threshold of the detection's class. AP of a class without ground truth is None
-    (JSON null).
+    (JSON null). mAP is at each of `tiou_thresholds`, and averaged over them (`average_mAP`, and each class's
+    `ap`).
     """
     if not math.isfinite(score_threshold):
         raise InputError(f"score threshold must be a finite number, got {score_threshold}")
@@ -134,7 +136,7 @@ def score(
     hard = apply_score_threshold(ranked, score_threshold, class_thresholds)
     strict = f1_strict(gt, hard, F1_TIOU_THRESHOLD)
     miga = f1_miga(gt, hard, F1_TIOU_THRESHOLD)
-    ap = average_precision(gt, ranked, len(classes))
+    ap = average_precision(gt, ranked, len(classes), tiou_thresholds)
     matrix, background = confusion_counts(gt, hard, len(classes))
 
     per_class = {}
