@@ -466,8 +466,11 @@ def read_json(path: str | Path, what: str) -> Any:
     text = decode_utf8(path, data)
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-        if "\\ud" in text.lower():  # an escaped surrogate: rare, so the whole document is walked only then
-            _refuse_lone_surrogates(path, what, document)
+        if "\\ud" in text.lower():  # an escaped surrogate: rare, and then one C-speed re-encoding says if any is lone
+            try:
+                json.dumps(document, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                _refuse_lone_surrogates(path, what, document)
         return document
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
@@ -484,21 +487,24 @@ def _refuse_lone_surrogates(path: Path, what: str, document: Any) -> None:
     """InputError naming the first string (or key) of a parsed JSON document that holds half of a UTF-16 surrogate
     pair (`"\\ud800"` is valid JSON): such text cannot be written to any UTF-8 output, so a video id or a class name
     holding one failed with a traceback in whatever wrote it first."""
-    pending = [("", document)]
+    def lone(text: object) -> bool:
+        try:
+            isinstance(text, str) and text.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+
+    pending: list[tuple[tuple, Any]] = [((), document)]  # key path (built into text only for the bad string), node
     while pending:
-        key, node = pending.pop()
+        keys, node = pending.pop()
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for name, value in items:
-            child = (f"{key}.{name}" if key else str(name)) if isinstance(node, dict) else f"{key}[{name}]"
-            for text in (name, value) if isinstance(name, str) else (value,):
-                if isinstance(text, str) and not text.isascii():
-                    try:
-                        text.encode("utf-8")
-                    except UnicodeEncodeError:
-                        shown = child.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-                        raise InputError(f"{path} [{shown[:200]}]: {what} file holds a lone UTF-16 surrogate escape "
-                                         "(\\ud800-\\udfff without its pair), which is not text") from None
-            pending.append((child, value))
+            if lone(name) or lone(value):
+                child = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in (*keys, name)).lstrip(".")
+                shown = child.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+                raise InputError(f"{path} [{shown[:200]}]: {what} file holds a lone UTF-16 surrogate escape "
+                                 "(\\ud800-\\udfff without its pair), which is not text")
+            pending.append(((*keys, name), value))
 
 
 def decode_utf8(path: Path, data: bytes) -> str:
@@ -509,6 +515,14 @@ def decode_utf8(path: Path, data: bytes) -> str:
         raise InputError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
+
+
+def is_hidden(path: str | Path, root: str | Path | None = None) -> bool:
+    """Whether mgrec leaves a file out of every folder it reads: its name, or that of a folder between `root` and
+    it, starts with a dot (macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`, editors' files)."""
+    path = Path(path)
+    parts = path.relative_to(root).parts if root is not None else (path.name,)
+    return any(part.startswith(".") for part in parts)
 
 
 def id_from_name(path: Path) -> str:

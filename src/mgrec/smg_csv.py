@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, brief, decode_utf8, safe_child, text_lines
+from mgrec.files import atomic_open, brief, decode_utf8, is_hidden, safe_child, text_lines
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
@@ -193,7 +193,7 @@ def prediction_files(folder: Path) -> list[Path]:
     whose old files would be scored together with its new ones. Hidden names are left out, as in every folder
     mgrec reads: macOS's AppleDouble `._VIDEO.csv` beside each copied file."""
     found = sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
-    return [path for path in found if not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+    return [path for path in found if not is_hidden(path, folder)]
 
 
 def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], int | None]:

@@ -145,10 +145,13 @@ def test_a_file_of_labels_alone_sorts_its_labels_into_the_class_list(tmp_path):
 def test_labels_alone_of_smg_keep_smg_numbering(tmp_path):
     # SMG's label CSVs (and `detect --format smg`) number classes in SMG's order: sorted by name, the same
     # detections scored 43 against 3 average mAP depending on which file they met
-    names = [SMG_CLASSES[2], SMG_CLASSES[0], SMG_CLASSES[1]]
+    names = [SMG_CLASSES[5], SMG_CLASSES[0], SMG_CLASSES[2]]  # SMG's classes 6, 1 and 3
     document = {"database": {"v": {"subset": "train", "fps": 10, "duration": 10.0, "annotations": [
         {"label": name, "segment": [i, i + 0.5]} for i, name in enumerate(names)]}}}
-    assert load_annotations(_write(tmp_path, document)).classes == list(SMG_CLASSES[:3])
+    aset = load_annotations(_write(tmp_path, document))
+    assert aset.classes == list(SMG_CLASSES) and [s.label_id for s in aset.segments["v"]] == [5, 0, 2]
+    document["database"]["v"]["annotations"][0]["label"] = "Waving"  # not SMG's: sorted by name
+    assert load_annotations(_write(tmp_path, document)).classes == sorted([SMG_CLASSES[0], SMG_CLASSES[2], "Waving"])
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -165,10 +168,14 @@ def test_class_names_must_differ_to_a_reader_and_be_short_enough_to_show(tmp_pat
         {"label": json.loads(f'"{label}"'), "segment": [i, i + 0.5]} for i, label in enumerate(labels)]}}}
     with pytest.raises(InputError) as info:
         load_annotations(_write(tmp_path, document))
-    assert str(info.value).startswith(f"{tmp_path / 'ann.json'} [classes]: ") and message in str(info.value)
-    document["classes"] = [json.loads(f'"{label}"') for label in labels]  # declared: the same rule
-    with pytest.raises(InputError, match=re.escape(message[:20])):
+    # the class list is built from the instances: the instance where the name was met is named
+    assert re.match(re.escape(f"{tmp_path / 'ann.json'} [database.v.annotations[") + r"[01]\]\.label\]: ",
+                    str(info.value)) and message in str(info.value)
+    document["classes"] = [json.loads(f'"{label}"') for label in labels]  # declared: the same rule, at its place
+    with pytest.raises(InputError) as info:
         load_annotations(_write(tmp_path, document))
+    assert re.match(re.escape(f"{tmp_path / 'ann.json'} [classes[") + r"[01]\]\]: ", str(info.value))
+    assert message[:20] in str(info.value)
 
 
 def test_a_label_alone_among_label_ids_without_classes_names_the_first_id(tmp_path):

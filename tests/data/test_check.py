@@ -355,7 +355,10 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     assert [(p.where, p.message) for p in report.warnings if "no annotated instances" in p.message] == [
         (str(tmp_path / "ann.json"), "4 of the 5 videos of split 'test' have no annotated instances (first: u0, u1, "
                                      "u2)")]
-    (tmp_path / "feats" / "s.npy").rename(tmp_path / "feats" / "v_s.npy")  # ActionFormer's ActivityNet file names
+    (tmp_path / "feats" / "s.npy").rename(tmp_path / "feats" / "ss.npy")  # another video's name ending alike: no hint
+    [missing] = check_dataset(config).errors
+    assert missing.message == "feature file missing (extract features for this video)"
+    (tmp_path / "feats" / "ss.npy").rename(tmp_path / "feats" / "v_s.npy")  # ActionFormer's ActivityNet file names
     [missing] = check_dataset(config).errors
     assert (missing.where, missing.message) == (str(tmp_path / "feats" / "s.npy"), "feature file missing (v_s.npy is "
                                                 "there, but mgrec reads <video_id>.npy without a prefix: link or "

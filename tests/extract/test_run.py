@@ -174,6 +174,31 @@ def test_tiny_videomae_from_a_folder(tmp_path, carphone):
     assert np.load(tmp_path / "out" / "carphone_pristine.npy").shape == (14, 48)
 
 
+def test_non_finite_features_are_refused_before_writing_and_the_other_videos_go_on(tmp_path, carphone):
+    """A backbone with a NaN weight wrote NaN features with exit 0 (found later by data check, and a rerun skipped
+    the file as done)."""
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    config = VideoMAEConfig(image_size=32, patch_size=16, num_frames=16, tubelet_size=2, hidden_size=48,
+                            num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
+    model = VideoMAEModel(config)
+    with torch.no_grad():
+        model.embeddings.patch_embeddings.projection.weight[0].fill_(float("nan"))
+    model.save_pretrained(tmp_path / "weights")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.mp4").write_bytes(carphone.read_bytes())
+    (inputs / "b.mp4").write_bytes(carphone.read_bytes())
+    with pytest.raises(InputError) as error:
+        extract([inputs], tmp_path / "out", backbone="videomae", weights=tmp_path / "weights", window=16, stride=8,
+                batch=4, progress=False)
+    message = str(error.value)
+    assert "2 of 2 inputs failed" in message
+    assert f"{inputs / 'a.mp4'} through videomae: 672 NaN/Inf value(s), the first at [t=0, c=0]" in message
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.npy"))
+
+
 def write_skeleton(path, frames: int, seed: int, untracked: list[int] = ()) -> None:
     rng = np.random.default_rng(seed)
     rows = rng.normal(0, 0.3, (frames, 25, 11))

@@ -113,7 +113,9 @@ class _LabelTable:
 
     def __init__(self, declared: list[str] | None, first_id_key: str | None = None):
         self.declared = declared
+        self.id_of_declared = {name: index for index, name in enumerate(declared or [])}
         self.first_id_key = first_id_key  # where the first instance with a label_id is, for messages
+        self.label_key: dict[str, str] = {}  # label -> where it was first met, for messages
         self.name_of_id: dict[int, tuple[str, str]] = {}  # id -> (name, key where first seen)
         self.id_of_name: dict[str, tuple[int, str]] = {}
         # Pairs that disagree with the first-seen ones. When the first seen is the odd one out (one bad
@@ -128,13 +130,14 @@ class _LabelTable:
             raise _BadEntry(key, f"missing key 'label_id': other instances carry one (the first at [{first}]); give "
                                  "every instance its label_id, or add a top-level \"classes\" list to name the "
                                  "classes by label alone")
-        if label not in self.declared:
+        if label not in self.id_of_declared:
             close = difflib.get_close_matches(label, self.declared, n=1)
             hint = f"; did you mean {close[0]!r}?{_spelling_hint(label, close[0])}" if close else ""
             raise _BadEntry(f"{key}.label", f"{label!r} is not in the top-level classes list{hint}")
-        return self.declared.index(label)
+        return self.id_of_declared[label]
 
     def check(self, label_id: int, label: str, key: str) -> None:
+        self.label_key.setdefault(label, f"{key}.label")
         if self.declared is not None:
             self._check_declared(label_id, label, key)
             return
@@ -211,18 +214,20 @@ def _spelling_hint(name: str, other: str) -> str:
     return f" (the two differ only in Unicode normalisation, case or spaces: {ascii(name)} and {ascii(other)})"
 
 
-def _check_class_names(path: Path, classes: list[str]) -> None:
+def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]) -> None:
     """Every class name non-empty, at most MAX_CLASS_NAME characters, and none the same as another to a reader
-    (`_name_key`): two spellings of one gesture would train as two classes, each with half its instances."""
+    (`_name_key`): two spellings of one gesture would train as two classes, each with half its instances.
+    `first_key`: where each name was first met, for a class list built from the instances."""
     seen: dict[str, str] = {}
-    for name in classes:
+    for index, name in enumerate(classes):
+        at = where(path, key=first_key.get(name, f"classes[{index}]"))
         if not name.strip() or len(name) > MAX_CLASS_NAME:
-            raise InputError(f"{where(path, key='classes')}: class name {_short(name)} ({len(name)} characters): "
-                             f"expected a name of 1 to {MAX_CLASS_NAME} characters, not only spaces")
+            raise InputError(f"{at}: class name {_short(name)} ({len(name)} characters): expected a name of 1 to "
+                             f"{MAX_CLASS_NAME} characters, not only spaces")
         other = seen.setdefault(_name_key(name), name)
         if other != name:
-            raise InputError(f"{where(path, key='classes')}: classes {other!r} and {name!r} are one name to a reader"
-                             f"{_spelling_hint(name, other)}; give each class one spelling")
+            raise InputError(f"{at}: classes {other!r} and {name!r} are one name to a reader"
+                             f"{_spelling_hint(other, name)}; give each class one spelling")
 
 
 def _read_class_list(path: Path, value: Any) -> list[str]:
@@ -360,9 +365,10 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     otherwise it is built from the label_id -> label pairs of all annotations, which must then be
     consistent and cover ids 0..K-1. An instance without `label_id` takes its label's place in
     `classes`; in a file where no instance has a `label_id` and no `classes` list is given (ActivityNet
-    1.3's own files), the classes are the labels met, sorted by name (SMG's class names first, in SMG's
-    order). Class names must differ to a reader (`_check_class_names`). A video entry without `fps`
-    takes `default_fps` (a config's data.fps, ActionFormer's default_fps); with none given it is an error.
+    1.3's own files), the classes are the labels met, sorted by name (where every label is one of SMG's
+    class names: SMG's 17 classes in SMG's order). Class names must differ to a reader
+    (`_check_class_names`). A video entry without `fps` takes `default_fps` (a config's data.fps,
+    ActionFormer's default_fps); with none given it is an error.
 
     Problems with the file as a whole (not JSON, no `database`, a bad `classes` list) always raise
     InputError. A problem inside one video entry or one annotation entry raises too, unless
@@ -383,9 +389,8 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     first_id_key = _first_label_id_key(database)
     if declared is None and first_id_key is None:  # classes named by label alone (ActivityNet 1.3's files)
         met = {item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)}
-        # SMG's names keep SMG's numbering (its label CSVs, and mgrec's `--format smg` output, count by it)
-        declared = sorted(met, key=lambda name: (SMG_CLASSES.index(name) if name in SMG_CLASSES else len(SMG_CLASSES),
-                                                 name))
+        # SMG's names take SMG's 17 classes, numbered as its label CSVs (and `--format smg` output) count them
+        declared = list(SMG_CLASSES) if met and met <= set(SMG_CLASSES) else sorted(met)
     labels = _LabelTable(declared, first_id_key)
 
     def report(video_id: str, bad: _BadEntry) -> None:
@@ -410,7 +415,7 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
             except _BadEntry as bad:
                 report(video_id, bad)
     classes = labels.class_list(path)
-    _check_class_names(path, classes)
+    _check_class_names(path, classes, {} if "classes" in raw else labels.label_key)
     return AnnotationSet(classes=classes, videos=videos, segments=segments)
 
 

@@ -7,9 +7,9 @@ its location. Errors make training wrong or impossible; warnings are worth a loo
 
 from __future__ import annotations
 
-import glob
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key
 from mgrec.errors import InputError, where
+from mgrec.files import is_hidden
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
@@ -222,10 +223,12 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             continue
         without_sidecar: list[str] = []
         recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
+        prefixed = _PrefixedNames(features_dir)
         for split in splits:
             for video_id in aset.video_ids(split):
                 found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
-                                               video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes)
+                                               video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
+                                               prefixed=prefixed)
                 problems += found
                 if steps is not None and stream is streams[0]:
                     video_steps[video_id] = steps
@@ -415,19 +418,39 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
     return segment.duration / config.data.grid(info.fps).seconds_per_step()
 
 
+class _PrefixedNames:
+    """A folder's file names by what follows their first `_` or `-`, listed once when first asked: ActionFormer's
+    ActivityNet features are named `v_<id>.npy` (its dataset.file_prefix), and a missing `<id>.npy` beside one
+    is said so."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names: dict[str, str] | None = None
+
+    def get(self, name: str) -> str | None:
+        if self.names is None:
+            self.names = {}
+            for entry in sorted(os.scandir(self.folder), key=lambda e: e.name) if self.folder.is_dir() else []:
+                cut = min((i for i in (entry.name.find("_"), entry.name.find("-")) if i > 0), default=-1)
+                if not is_hidden(entry.name) and cut > 0:
+                    self.names.setdefault(entry.name[cut + 1:], entry.name)
+        return self.names.get(name)
+
+
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
-                    video_fps: float, recipes: dict[tuple, str] | None = None) -> tuple[list[Problem], int | None]:
+                    video_fps: float, recipes: dict[tuple, str] | None = None,
+                    prefixed: _PrefixedNames | None = None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`), and its number of feature steps. `recipes` collects each recipe seen (backbone,
-    weights sha256, frames per window) with the first file made so."""
+    weights sha256, frames per window) with the first file made so; `prefixed`: the stream folder's names,
+    to say where a missing file is there under a prefix."""
     video_id = info.video_id
     path = feature_path(stream.features, video_id, stream.feature_ext)
     if not path.is_file():
         what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
-        # ActionFormer's ActivityNet features are named v_<id>.npy (its dataset.file_prefix)
-        prefixed = sorted(p.name for p in path.parent.glob("?*" + glob.escape(path.name)))
-        remedy = (f"{prefixed[0]} is there, but mgrec reads <video_id>{path.suffix} without a prefix: link or rename "
-                  "the files" if prefixed else "extract features for this video")
+        twin = prefixed.get(path.name) if prefixed is not None else None
+        remedy = (f"{twin} is there, but mgrec reads <video_id>{path.suffix} without a prefix: link or rename "
+                  "the files" if twin else "extract features for this video")
         return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
     problems = []
     try:

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, brief, is_number, read_json, safe_child
+from mgrec.files import atomic_open, brief, is_hidden, is_number, read_json, safe_child
 from mgrec.smg_csv import MAX_FPS, fps_problem
 
 
@@ -265,7 +265,7 @@ def list_feature_files(folder: str | Path) -> FeatureFolder:
     for entry in sorted(folder.iterdir()):
         if entry.suffix.lower() not in FEATURE_SUFFIXES:
             continue
-        (skipped if entry.name.startswith(".") or not entry.is_file() else files).append(entry)
+        (skipped if is_hidden(entry) or not entry.is_file() else files).append(entry)
     listing = FeatureFolder(files, skipped)
     if not files:
         note = f"; skipped {listing.skipped_summary()}" if skipped else ""
@@ -278,7 +278,7 @@ def _videos_instead(folder: Path) -> str:
     """What to do with a folder of videos given where features are read: '' when it holds none."""
     from mgrec.data.videos import VIDEO_SUFFIXES
 
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not is_hidden(p))
     if not videos:
         return ""
     return (f", but {len(videos)} video file(s) ({videos[0].name}, ...): give the video files themselves "

@@ -53,7 +53,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import check_writable, resolve_path
+from mgrec.files import check_writable, is_hidden, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -340,6 +340,9 @@ def extract_videos(
                 decoded = _ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
                 features = list(model.window_features(decoded, window, stride, batch))
             _check_length(path, frames.count, window)
+            stacked = np.stack(features).astype(np.float32)
+            # a damaged backbone or an overflow: refused before the file is written, not found later by data check
+            check_feature_values(stacked, f"{path} through {model.name}")
         except InputError as exc:
             failures.append(str(exc))
             continue
@@ -359,9 +362,6 @@ def extract_videos(
             source_stamp=stamp,
             precision=recipe_precision,
         )
-        stacked = np.stack(features).astype(np.float32)
-        # a damaged backbone (NaN weights) or overflow: refused before the file is written, not found by data check
-        check_feature_values(stacked, f"{path} through {model.name}")
         write_features(feature_path, stacked, sidecar)
         results.append(
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started)
@@ -547,7 +547,7 @@ def _feature_files(folder: Path) -> dict[str, Path]:
         raise InputError(f"{folder}: no such feature folder")
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in (".npy", ".npz") or path.name.startswith("."):
+        if path.suffix.lower() not in (".npy", ".npz") or is_hidden(path):
             continue
         if not sidecar_path(path).is_file():
             raise InputError(f"{path}: no sidecar {sidecar_path(path).name} (unfinished extraction?)")

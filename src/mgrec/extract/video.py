@@ -26,6 +26,7 @@ from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importe
     video_id,
 )
 from mgrec.errors import InputError
+from mgrec.files import is_hidden
 
 Item = TypeVar("Item")
 
@@ -46,8 +47,7 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
         path = Path(given)
         if path.is_dir():
             # hidden names are never inputs: macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`
-            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p)
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p) and not is_hidden(p, path))
             if not found:
                 raise InputError(f"{path}: folder holds no {what} (looked for *{', *'.join(endings)}, recursively)")
             files.extend(found)

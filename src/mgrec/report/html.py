@@ -251,14 +251,15 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     scored = {entry["label_id"]: entry["instances"] for entry in scores["per_class"].values()}
     loaded = Counter(s.label_id for items in run.ground_truth.values() for s in items)
     scored_found = round(float(scores["recall"]) * sum(scored.values()))
-    bar = "" if scores.get("class_thresholds") else f" --score-threshold {float(scores['score_threshold']):g}"
+    bar = (" (at one threshold: the run's per-class ones cannot be given to score)" if scores.get("class_thresholds")
+           else f" --score-threshold {float(scores['score_threshold'])!r}")
     if any(scored.get(c, 0) != loaded[c] for c in range(len(run.classes))) or scored_found != len(point.matches):
         raise InputError(
             f"{eval_path} was not scored against {run.annotations_path}: it counts {sum(scored.values())} instances "
             f"of split {run.split!r} and finds {scored_found}, the file has {sum(loaded.values())} and the same "
-            f"detections find {len(point.matches)}; report the run on the annotations it was evaluated on, or score "
-            f"its detections against this file: mgrec score --gt {run.annotations_path} --pred {detections} "
-            f"--split {run.split}{bar}")
+            f"detections find {len(point.matches)}; report the run on the annotations it was evaluated on (edited "
+            f"since? evaluate the run again: mgrec evaluate), or score its detections against this file: mgrec score "
+            f"--gt {run.annotations_path} --pred {detections} --split {run.split}{bar}")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
