@@ -46,9 +46,9 @@ class Detection:
 
     def to_json(self) -> dict:
         record = {
-            "segment": [self.start, self.end],  # unrounded: rounding can move a tIoU across 0.3
+            "segment": [float(self.start), float(self.end)],  # unrounded: rounding can move a tIoU across 0.3
             "label": self.label,
-            "label_id": self.label_id,
+            "label_id": int(self.label_id),
             "score": float(self.score),
         }
         if self.start_frame is not None and self.end_frame is not None:

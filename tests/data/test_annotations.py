@@ -200,6 +200,8 @@ def test_a_video_without_fps_takes_the_default_fps(tmp_path):
         load_annotations(path, default_fps=30.0)  # frames 10, 25 are not 1.0, 2.5 s at 30 fps
     with pytest.raises(InputError, match=r"\[database\.S1\]: missing key 'fps'.*data\.fps"):
         load_annotations(path)
+    with pytest.raises(InputError, match=r"^default_fps: expected a positive number of frames per second"):
+        load_annotations(path, default_fps=float("nan"))  # blamed on the file's entry before
 
 
 def _set(path_in_document, value):

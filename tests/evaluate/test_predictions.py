@@ -341,3 +341,22 @@ def test_the_csv_table_refuses_negative_times_with_its_line(tmp_path):
         load_predictions(path, ["ok"])
     path.write_text("video,start_s,end_s,start_frame,end_frame,label,score\nv,0.0,2.0,,,ok,-3.5\n")
     assert load_predictions(path, ["ok"])["v"][0].score == -3.5  # scores are not probabilities everywhere (logits)
+
+
+def test_save_predictions_names_a_non_finite_detection_and_writes_numpy_scalars(tmp_path):
+    """A NaN score was json's "Out of range float values" naming nothing; a start of numpy's float32 was blamed on
+    `info`; a list for the mapping an AttributeError."""
+    import dataclasses
+
+    import numpy as np
+
+    good = detection("v", 1.0, 2.0, 0, 0.5)
+    with pytest.raises(InputError, match=r"predictions \[v\]\[1\]: expected finite times and score, got \[1.0, "
+                                         r"2.0\] score nan"):
+        save_predictions({"v": [good, dataclasses.replace(good, score=float("nan"))]}, tmp_path / "p.json")
+    with pytest.raises(InputError, match="predictions: expected a mapping"):
+        save_predictions([good], tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists()
+    save_predictions({"v": [dataclasses.replace(good, start=np.float32(1.0), label_id=np.int64(0))]},
+                     tmp_path / "p.json")
+    assert load_predictions(tmp_path / "p.json", CLASSES) == {"v": [good]}

@@ -1,6 +1,7 @@
 """The score dict of the contract, on a hand-computed case, plus its errors and the table."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -161,3 +162,30 @@ def test_the_table_says_why_the_miga_precision_passes_100():
     assert "precision 200.00  recall 100.00  (above 100: by the MiGA rule one prediction may find several" in (
         format_score_table(result))
     assert "above 100" not in format_score_table(score(GT, RANKED, CLASSES, 0.5, split="val"))
+
+
+def test_score_in_python_refuses_what_the_file_readers_refuse():
+    """start after end, a NaN score (left out of F1, counted in AP), one video's list given for the mapping (a
+    TypeError deep in a sort), an empty or out-of-range list of tIoUs (IndexError, average mAP 0)."""
+    import dataclasses
+
+    gt = {"v": [Segment("v", 1.0, 2.0, 0, "a")]}
+    good = Detection("v", 1.0, 2.0, 0, "a", 0.9)
+    assert score(gt, {"v": [good]}, ["a"], np.float32(0.5))["f1"] == pytest.approx(1.0)
+    cases = [
+        ({"v": [dataclasses.replace(good, start=2.0, end=1.0)]}, "expected a finite start before its end"),
+        ({"v": [dataclasses.replace(good, score=float("nan"))]}, "expected a finite score, got nan"),
+        ({"v": [dataclasses.replace(good, start=float("nan"))]}, "expected a finite start"),
+        ({"v": [dataclasses.replace(good, label_id=1.0)]}, "does not match the class list"),
+        ([good], "predictions: expected a mapping {video_id: [...]}, got list"),
+    ]
+    for ranked, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)):
+            score(gt, ranked, ["a"], 0.5)
+    with pytest.raises(InputError, match="expected a finite start before its end"):
+        score({"v": [Segment("v", 2.0, 1.0, 0, "a")]}, {"v": [good]}, ["a"], 0.5)
+    for tious in ([], [1.5], [float("nan")]):
+        with pytest.raises(InputError, match=r"tIoU thresholds: expected one or more numbers in \(0, 1\]"):
+            score(gt, {"v": [good]}, ["a"], 0.5, tiou_thresholds=tious)
+    with pytest.raises(InputError, match="score threshold must be a finite number, got '0.5'"):
+        score(gt, {"v": [good]}, ["a"], "0.5")

@@ -126,3 +126,25 @@ def test_an_array_given_in_python_passes_what_a_feature_file_passes():
     with pytest.raises(InputError, match=r"^inputs: 1 NaN/Inf value"):
         detector.detect_inputs(bad)
     assert detector.detect(rows.astype(np.float16)) == detector.detect(rows.astype(np.float16).astype(np.float32))
+
+
+def test_the_python_api_refuses_what_it_cannot_read_right():
+    """A masked array passed its check with a NaN under the mask (every later detection then failed, blaming the
+    weights); detect_read took ints, a 1-D row or a torch tensor into deep tracebacks or other detections;
+    hard_set indexed per-class bars by another run's label ids and took a NaN threshold as 'keep nothing'."""
+    detector = tiny_detector(fps=10.0)
+    rows = features()
+    masked = np.ma.masked_invalid(np.where(np.arange(60)[:, None] == 3, np.nan, rows).astype(np.float32))
+    with pytest.raises(InputError, match=r"a masked array \(numpy.ma\); mgrec reads every value"):
+        detector.detect(masked)
+    for bad in (rows.astype(np.int64), rows[0], np.zeros((0, 16), np.float32), masked):
+        with pytest.raises(InputError, match="detect_read takes a"):
+            detector.detect_read(bad, None, None)
+    ranked = detector.detect(rows)
+    assert detector.detect_read(rows, None, None) == ranked
+    for threshold in (float("nan"), "0.5", True):
+        with pytest.raises(InputError, match="threshold: expected a finite number"):
+            detector.hard_set(ranked, threshold)
+    with pytest.raises(InputError, match="label_id 7 / label 'zzz' is not a class of this run"):
+        detector.hard_set([replace(ranked[0], label_id=7, label="zzz")])
+    assert detector.hard_set(ranked, np.float32(0.0)) == ranked

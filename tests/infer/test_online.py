@@ -501,6 +501,10 @@ def test_bad_input_is_reported():
             OnlineDetector(detector, FPS, **kwargs)
     with pytest.raises(InputError, match=r"from --hop 99999999\) is more than"):
         OnlineDetector(detector, FPS, hop=99999999)
+    OnlineDetector(detector, FPS, lookahead=np.float32(1.0))  # numpy's scalars are numbers (was refused)
+    online = OnlineDetector(detector, FPS, hop=4, history=64)
+    with pytest.raises(InputError, match=r"a masked array \(numpy.ma\)"):  # a NaN under its mask passed
+        online.push(np.ma.masked_invalid(np.full((3, NUM_CLASSES + 2), np.nan, dtype=np.float32)))
     online = OnlineDetector(detector, FPS, hop=4, history=64)
     online.push(np.zeros((3, NUM_CLASSES + 2), dtype=np.float32))
     with pytest.raises(InputError, match=r"stream chunk 2 \(steps 3\.\.\).*shape \(T, 5\)"):

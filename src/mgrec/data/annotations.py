@@ -379,6 +379,9 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     `data check` reports them.
     """
     path = Path(path)
+    if default_fps is not None and (not is_number(default_fps) or fps_problem(default_fps)):
+        raise InputError(f"default_fps: expected a positive number of frames per second, at most {MAX_FPS:g}, got "
+                         f"{_short(default_fps)}")
     raw = read_json(path, "annotations")
     if not isinstance(raw, dict) or "database" not in raw:
         raise InputError(f"{where(path, key='top level')}: expected an object with a \"database\" key")

@@ -308,6 +308,8 @@ def check_feature_values(array: np.ndarray, source: object) -> None:
     Scans in blocks of rows, so a memory-mapped file is never copied whole. InputError saying how
     many values are bad and where the first is: NaN/Inf first, then values out of range.
     """
+    if isinstance(array, np.ma.MaskedArray):  # its comparisons skip masked values: a NaN under the mask passed
+        raise InputError(f"{source}: a masked array (numpy.ma); mgrec reads every value: give array.filled(VALUE)")
     _check_dtype(array.dtype, source)
     rows = array if array.ndim == 2 else array.reshape(array.shape[0] if array.ndim else 1, -1)
     # The bound in the array's own dtype (float16 cannot even hold 1e6: its own maximum, 65504, is the bound).

@@ -50,10 +50,21 @@ def parse_tious(text: str) -> tuple[float, ...]:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         values = []
-    if not values or not all(0 < value <= 1 for value in values):  # NaN fails the comparison too
-        raise InputError(f"--tious {text}: expected {', '.join(TIOU_PRESETS)}, or tIoU thresholds in (0, 1] "
-                         "separated by commas (0.3,0.5,0.7)")
-    return tuple(sorted(set(values)))
+    if not _tious_problem(values):
+        return tuple(sorted(set(values)))
+    raise InputError(f"--tious {text}: expected {', '.join(TIOU_PRESETS)}, or tIoU thresholds in (0, 1] separated by "
+                     "commas (0.3,0.5,0.7)")
+
+
+def _tious_problem(values: Sequence[float]) -> bool:
+    return not values or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in values)  # NaN fails too
+
+
+def check_tious(values: Sequence[float]) -> None:
+    """tIoU thresholds given in Python: at least one, each in (0, 1] (an empty list was an IndexError, 1.5 an
+    average mAP of 0)."""
+    if _tious_problem(values):
+        raise InputError(f"tIoU thresholds: expected one or more numbers in (0, 1], got {list(values)!r}")
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,13 @@ def save_predictions(
     {"used": None, "details": ...}: whether the features' backbone was pretrained on other data
     is not known here, and None says so rather than claiming either answer.
     """
+    if not isinstance(pred, Mapping):
+        raise InputError(f"predictions: expected a mapping {{video_id: [Detection]}}, got {type(pred).__name__}")
+    for video_id, items in pred.items():  # named here: json's own "Out of range float values" names nothing
+        for index, d in enumerate(items):
+            if not all(math.isfinite(value) for value in (d.start, d.end, d.score)):
+                raise InputError(f"predictions [{video_id}][{index}]: expected finite times and score, got "
+                                 f"[{d.start}, {d.end}] score {d.score}")
     block = dict(info or {})
     if "mgrec_version" in block:
         raise ValueError("info must not hold 'mgrec_version': save_predictions writes it")

@@ -9,13 +9,14 @@ The keys are the "Scores" contract in docs/contracts.md.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from mgrec.config import canonical_subset
 from mgrec.errors import InputError
-from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision
+from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
     F1_TIOU_THRESHOLD,
     apply_score_threshold,
@@ -52,13 +53,23 @@ def coverage_note(gt: Mapping[str, list[Segment]], predicted: Iterable[str], spl
             f"({missed} ground-truth segment(s))")
 
 
-def _check_labels(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
+def _check_items(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
+    """What the file readers refuse, for segments and detections given in Python: a label of the class list, a
+    finite start before its end, a finite score (a NaN one was left out of F1 but counted in AP)."""
+    def finite(value: object) -> bool:  # numpy's scalars too
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
     for index, item in enumerate(items):
-        if not (0 <= item.label_id < len(classes)) or classes[item.label_id] != item.label:
-            place = getattr(item, "source", "") or f"video {video_id} {what} #{index}"
+        place = getattr(item, "source", "") or f"video {video_id} {what} #{index}"
+        if (not isinstance(item.label_id, numbers.Integral) or isinstance(item.label_id, bool)
+                or not 0 <= item.label_id < len(classes) or classes[item.label_id] != item.label):
             raise InputError(
                 f"{place}: label_id {item.label_id} / label {item.label!r} does not match the class list {classes}"
             )
+        if not (finite(item.start) and finite(item.end) and item.start < item.end):
+            raise InputError(f"{place}: expected a finite start before its end, got [{item.start}, {item.end}]")
+        if isinstance(item, Detection) and not finite(item.score):
+            raise InputError(f"{place}: expected a finite score, got {item.score!r}")
 
 
 def confusion_counts(
@@ -111,8 +122,13 @@ def score(
     (JSON null). mAP is at each of `tiou_thresholds`, and averaged over them (`average_mAP`, and each class's
     `ap`).
     """
-    if not math.isfinite(score_threshold):
-        raise InputError(f"score threshold must be a finite number, got {score_threshold}")
+    for name, value in (("ground truth", gt), ("predictions", ranked)):
+        if not isinstance(value, Mapping):  # detect() returns one video's list
+            raise InputError(f"{name}: expected a mapping {{video_id: [...]}}, got {type(value).__name__} (one "
+                             "video's list: give {video_id: its list})")
+    if not (isinstance(score_threshold, numbers.Real) and math.isfinite(score_threshold)):
+        raise InputError(f"score threshold must be a finite number, got {score_threshold!r}")
+    check_tious(tiou_thresholds)
     if class_thresholds is not None and (len(class_thresholds) != len(classes)
                                          or not all(math.isfinite(t) for t in class_thresholds)):
         raise InputError(f"per-class score thresholds: expected {len(classes)} finite numbers (one per class), "
@@ -128,9 +144,9 @@ def score(
     if num_ground_truth == 0:
         raise InputError(f"no ground-truth segments{' in split ' + split if split else ''}: nothing to score against")
     for video_id, items in gt.items():
-        _check_labels(items, classes, "ground truth", video_id)
+        _check_items(items, classes, "ground truth", video_id)
     for video_id, items in ranked.items():
-        _check_labels(items, classes, "prediction", video_id)
+        _check_items(items, classes, "prediction", video_id)
 
     ranked = restrict_to_videos(ranked, gt)
     hard = apply_score_threshold(ranked, score_threshold, class_thresholds)

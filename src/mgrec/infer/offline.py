@@ -13,6 +13,8 @@ the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,7 +190,11 @@ class OfflineDetector:
 
     def detect_read(self, features: np.ndarray, video_id: str | None, fps: float | None) -> list[Detection]:
         """`detect` of features already read and checked (`listed_features`, `load_video_streams`): the values
-        are not scanned a second time."""
+        are not scanned a second time (anything else: `detect`)."""
+        if (not isinstance(features, np.ndarray) or isinstance(features, np.ma.MaskedArray) or features.ndim != 2
+                or features.dtype.kind != "f" or not len(features)):
+            raise InputError(f"features: detect_read takes a (T, C) float array already checked, got "
+                             f"{type(features).__name__} {getattr(features, 'shape', '')}; give it to detect instead")
         # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
         return self._detect(features, video_id, fps, standardizer(self.config.data.normalize, features))
 
@@ -313,7 +319,17 @@ class OfflineDetector:
 
     def hard_set(self, detections: list[Detection], threshold: float | None = None) -> list[Detection]:
         """The detections kept for F1: score >= the threshold tuned on val, or >= their class's where the run
-        tuned one per class (`postprocess.thresholds: per_class`); with `threshold`, score >= it alone."""
+        tuned one per class (`postprocess.thresholds: per_class`); with `threshold`, score >= it alone. Detections
+        of another class list are refused (a per-class bar indexed by a foreign label id)."""
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                                      or not math.isfinite(threshold)):
+            raise InputError(f"threshold: expected a finite number, got {threshold!r}")
+        foreign = next((d for d in detections if not (isinstance(d.label_id, numbers.Integral)
+                                                      and 0 <= d.label_id < len(self.classes)
+                                                      and self.classes[d.label_id] == d.label)), None)
+        if foreign is not None:
+            raise InputError(f"detection of {foreign.video_id!r} at {foreign.start:g} s: label_id {foreign.label_id} "
+                             f"/ label {foreign.label!r} is not a class of this run ({brief(self.classes)})")
         if threshold is not None:
             return hard_set(detections, threshold)
         return hard_set(detections, self.postprocess.score_threshold, self.postprocess.class_thresholds)

@@ -109,6 +109,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sys
 import time
 import weakref
@@ -314,7 +315,7 @@ class OnlineDetector:
         self.video_id = video_id
         self.feature_dim = detector.config.data.feature_dim
         step_seconds = self.grid.seconds_per_step()
-        if isinstance(lookahead, bool) or not isinstance(lookahead, (int, float)) or not (
+        if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Real) or not (
                 math.isfinite(lookahead) and lookahead >= 0):
             raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead!r}")
         for name, value in (("hop", hop), ("history", history)):
