@@ -157,6 +157,24 @@ def test_a_split_that_is_not_a_name_is_refused(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("prefix", ["../", "a/b", ".hidden", "a\\b", "x" * 65])
+def test_a_feature_prefix_stays_a_plain_visible_name_fragment(tmp_path, prefix):
+    path = write(tmp_path, "c.yaml", f"data:\n  feature_prefix: {prefix!r}\n")
+    with pytest.raises(InputError, match=r"c.yaml \[data.feature_prefix\]: expected text of at most 64 characters "
+                                         r"without '/', '\\' or a leading '.'"):
+        load_config(path)
+    streams = (f"data:\n  streams:\n  - {{name: a, features: f, feature_dim: 2, feature_prefix: {prefix!r}}}\n"
+               "model:\n  fusion: concat\n")
+    with pytest.raises(InputError, match=r"\[data.streams\[0\].feature_prefix\]: expected text of at most 64"):
+        load_config(write(tmp_path, "s.yaml", streams))
+
+
+def test_a_feature_prefix_is_read():
+    config = Config()
+    config.data.feature_prefix = "v_"
+    assert config.data.input_streams()[0].feature_prefix == "v_"
+
+
 def test_every_number_must_be_finite_and_in_its_range(tmp_path):
     cases = {
         "train:\n  lr: .inf\n": r"\[train.lr\]: expected a finite number, got inf",

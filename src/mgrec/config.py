@@ -62,8 +62,10 @@ class StreamConfig:
     """One input stream of a multi-stream config (`data.streams`): its own feature files and recipe."""
 
     name: str = _doc("", "the stream's name (rgb, skeleton, acc, ...): errors, runs and reports name it")
-    features: str = _doc("", "folder of this stream's feature files, one per video: `<video_id><feature_ext>`")
+    features: str = _doc("", "folder of this stream's feature files, one per video: "
+                             "`<feature_prefix><video_id><feature_ext>`")
     feature_ext: str = _doc(".npy", "feature file ending: `.npy` or `.npz` (the array under key `feats`)")
+    feature_prefix: str = _doc("", "text before the video id in this stream's feature file names")
     feature_dim: int = _doc(0, "C of this stream's feature vectors (its sidecar's `dim`)")
     stride: int = _doc(4, "video frames between the starts of consecutive windows of this stream")
     window: int = _doc(16, "video frames per window of this stream")
@@ -80,7 +82,7 @@ class StreamConfig:
 
 # With `data.streams`, these data keys are the grid stream's (`data.grid_stream`) or, for feature_dim, the
 # streams' sum; a config may leave them out, and a different value is refused (`check_stream_keys`).
-DERIVED_FROM_STREAMS = ("features", "feature_ext", "feature_dim", "stride", "window", "fps")
+DERIVED_FROM_STREAMS = ("features", "feature_ext", "feature_prefix", "feature_dim", "stride", "window", "fps")
 FUSIONS = ("concat", "sum", "gated")
 
 
@@ -88,9 +90,13 @@ FUSIONS = ("concat", "sum", "gated")
 class DataConfig:
     annotations: str = _doc("", "annotations file: ActivityNet-style JSON (`mgrec data convert` makes one from SMG "
                                 "label folders); needed to train")
-    features: str = _doc("", "folder of feature files, one per video: `<video_id><feature_ext>`, an array (T, C)")
+    features: str = _doc("", "folder of feature files, one per video: `<feature_prefix><video_id><feature_ext>`, "
+                             "an array (T, C)")
     feature_ext: str = _doc(".npy", "feature file ending: `.npy` (the array itself) or `.npz` (the array under key "
                                     "`feats`)")
+    feature_prefix: str = _doc("", "text before the video id in each feature file's name (ActionFormer's "
+                                   "file_prefix: `v_` for its ActivityNet features); a file of detect or stream "
+                                   "named so is the video after it")
     feature_dim: int = _doc(1408, "C, the size of one feature vector; the model's input size follows it")
     stride: int = _doc(4, "video frames between the starts of consecutive feature windows")
     window: int = _doc(16, "video frames per feature window; row t stands for its centre, (t*stride + window/2)/fps s")
@@ -142,7 +148,8 @@ class DataConfig:
         `features` (named "features")."""
         if not self.streams:
             return [StreamConfig(name="features", features=self.features, feature_ext=self.feature_ext,
-                                 feature_dim=self.feature_dim, stride=self.stride, window=self.window, fps=self.fps)]
+                                 feature_prefix=self.feature_prefix, feature_dim=self.feature_dim, stride=self.stride,
+                                 window=self.window, fps=self.fps)]
         main = self.main_stream()
         return [main, *(s for s in self.streams if s is not main)]
 
@@ -374,8 +381,8 @@ def derive_from_streams(config: Config) -> None:
     data = config.data
     if data.streams:
         main = data.main_stream()
-        data.features, data.feature_ext, data.stride, data.window, data.fps = (
-            "", main.feature_ext, main.stride, main.window, main.fps)
+        data.features, data.feature_ext, data.feature_prefix, data.stride, data.window, data.fps = (
+            "", main.feature_ext, main.feature_prefix, main.stride, main.window, main.fps)
         data.feature_dim = sum(s.feature_dim for s in data.streams)
     config.model.stream_dims = [s.feature_dim for s in data.input_streams()]
 
@@ -1020,6 +1027,9 @@ def _check_end_to_end(config: Config, at) -> None:
 
 
 STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# A feature file name's prefix stays inside the features folder and is not hidden (mgrec reads no dot-file).
+FEATURE_PREFIX = re.compile(r"(?:[^./\\\x00][^/\\\x00]{0,63})?")
+FEATURE_PREFIX_RULE = "text of at most 64 characters without '/', '\\' or a leading '.' (empty: no prefix)"
 
 
 def _check_streams(config: Config, at) -> None:
@@ -1037,6 +1047,9 @@ def _check_streams(config: Config, at) -> None:
                              f"{stream.name!r} is named twice; names must differ")
         if not stream.features:
             raise InputError(f"{at(f'{key}.features')}: expected the folder of stream {stream.name!r}'s features")
+        if not (isinstance(stream.feature_prefix, str) and FEATURE_PREFIX.fullmatch(stream.feature_prefix)):
+            raise InputError(f"{at(f'{key}.feature_prefix')}: expected {FEATURE_PREFIX_RULE}, got "
+                             f"{_short(stream.feature_prefix)}")
         for field_name in ("feature_dim", "stride", "window"):
             if getattr(stream, field_name) < 1:
                 raise InputError(f"{at(f'{key}.{field_name}')}: expected a positive integer, got "
@@ -1044,6 +1057,10 @@ def _check_streams(config: Config, at) -> None:
         if stream.fps is not None and fps_problem(stream.fps) is not None:
             raise InputError(f"{at(f'{key}.fps')}: expected a positive number of frames per second, at most "
                              f"{MAX_FPS:g}, or null, got {_short(stream.fps)}")
+    # after the streams: with them, data.feature_prefix is the grid stream's (`derive_from_streams`)
+    if not (isinstance(data.feature_prefix, str) and FEATURE_PREFIX.fullmatch(data.feature_prefix)):
+        raise InputError(f"{at('data.feature_prefix')}: expected {FEATURE_PREFIX_RULE}, got "
+                         f"{_short(data.feature_prefix)}")
     if data.grid_stream and data.grid_stream not in names:
         expected = f"one of the streams ({', '.join(names)})" if names else "empty (there are no data.streams)"
         raise InputError(f"{at('data.grid_stream', 'data.streams')}: expected {expected}, got "
@@ -1308,8 +1325,7 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
      "same JSON layout; mgrec also reads a top-level `classes` list"),
     ("dataset.feat_folder", "dataset.*.data_path", "data.features", ""),
     ("dataset.file_ext", "LoadFeats.feat_format", "data.feature_ext", "`.npy`, or `.npz` with the array under `feats`"),
-    ("dataset.file_prefix", "LoadFeats.prefix", "", "files are named exactly `<video_id><feature_ext>` (`data check` "
-     "names a prefixed file it finds beside a missing one)"),
+    ("dataset.file_prefix", "LoadFeats.prefix", "data.feature_prefix", ""),
     ("", "dataset.*.class_map", "", "the annotations' top-level `classes` list (else the label ids, else the sorted "
      "labels)"),
     ("dataset.input_dim", "model.projection.in_channels", "data.feature_dim", "model.input_dim follows it"),

@@ -63,10 +63,10 @@ from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_
 # 6: end-to-end training (below). 7: config.yaml has train.ema_warmup. 8: and train.select_checkpoint,
 # postprocess.shifted_passes. 9: and data.normalize. 10: and train.compile. 11: and postprocess.second_opinion
 # (with it above 0, the run holds second_opinion.safetensors). 12: and postprocess.thresholds,
-# threshold_shrinkage, class_thresholds (postprocess.json may hold class_thresholds).
+# threshold_shrinkage, class_thresholds (postprocess.json may hold class_thresholds). 13: and data.feature_prefix.
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run_dir.py` checks the key sets recorded per format).
-RUN_FORMAT_VERSION = 12
+RUN_FORMAT_VERSION = 13
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
@@ -77,12 +77,14 @@ RUN_FORMAT_VERSION = 12
 # 10: the compiled training network (`train.compile`; older runs trained eagerly: false). 11: the whole-gesture
 # classifier's weight (`postprocess.second_opinion`; older runs had none: 0). 12: a score threshold per class
 # (`postprocess.thresholds`, `threshold_shrinkage`, `class_thresholds`; older runs had one: global, null).
+# 13: a prefix of the feature file names (`data.feature_prefix`, and each stream's; older runs had none: "").
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone"),
                      7: ("train.ema_warmup",), 8: ("train.select_checkpoint", "postprocess.shifted_passes"),
                      9: ("data.normalize",), 10: ("train.compile",),
                      11: ("postprocess.second_opinion",),
-                     12: ("postprocess.thresholds", "postprocess.threshold_shrinkage", "postprocess.class_thresholds")}
+                     12: ("postprocess.thresholds", "postprocess.threshold_shrinkage", "postprocess.class_thresholds"),
+                     13: ("data.feature_prefix",)}
 CHECKPOINT_NAMES = ("best", "last")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in

@@ -361,5 +361,13 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     (tmp_path / "feats" / "ss.npy").rename(tmp_path / "feats" / "v_s.npy")  # ActionFormer's ActivityNet file names
     [missing] = check_dataset(config).errors
     assert (missing.where, missing.message) == (str(tmp_path / "feats" / "s.npy"), "feature file missing (v_s.npy is "
-                                                "there, but mgrec reads <video_id>.npy without a prefix: link or "
-                                                "rename the files)")
+                                                "there: set data.feature_prefix: 'v_' to read files named "
+                                                "<prefix><video_id>.npy)")
+    # ActionFormer's file_prefix: every file named v_<id>.npy, read as such, none an orphan
+    for path in (tmp_path / "feats").glob("*.npy"):
+        if not path.name.startswith("v_"):
+            path.rename(path.with_name("v_" + path.name))
+            path.with_suffix(".json").rename(path.with_name("v_" + path.stem + ".json"))
+    config.data.feature_prefix = "v_"
+    report = check_dataset(config)
+    assert not report.errors and not [p for p in report.warnings if "no entry in the annotations" in p.message]

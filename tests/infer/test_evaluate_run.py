@@ -23,14 +23,16 @@ SMALL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3, regression_ran
 
 
 def relative_run(root: Path, annotations: str = "data/annotations.json", features: str = "data/features",
-                 seed: int = 1234) -> Path:
+                 seed: int = 1234, feature_prefix: str = "") -> Path:
     """A run (random weights) whose config names its data relative to `root`, as `mgrec train` run in `root` with
-    `--set data.annotations=data/annotations.json` writes it."""
+    `--set data.annotations=data/annotations.json` writes it; its feature files named `<feature_prefix><id>`."""
     make_synthetic_dataset(root / "data", num_videos=3, num_classes=3, feature_dim=8, length=96, seed=1,
                            subsets=("train", "val", "test"))
+    for path in sorted((root / "data" / "features").iterdir()) if feature_prefix else ():
+        path.rename(path.with_name(feature_prefix + path.name))
     model = ModelConfig(input_dim=8, num_classes=3, **SMALL)
     config = Config(seed=seed, data=DataConfig(annotations=annotations, features=features, feature_dim=8,
-                                               max_seq_len=64),
+                                               max_seq_len=64, feature_prefix=feature_prefix),
                     model=model, postprocess=PostprocessConfig(max_detections=20))
     torch.manual_seed(0)
     RunDir(root / "run").write_for_inference(config, ["class00", "class01", "class02"], build_detector(model),
@@ -115,6 +117,22 @@ def test_a_missing_feature_file_of_the_split_is_named_with_a_way_out(tmp_path, m
     err = capsys.readouterr().err
     assert err.startswith(f"mgrec: error: {test_file}: feature file not found (1 of split 'test' missing); evaluate "
                           "scores every video of the split: extract the missing ones, or detect the others")
+
+
+def test_a_run_with_a_feature_prefix_evaluates_and_detects_its_videos_by_their_ids(tmp_path, monkeypatch, capsys):
+    """ActionFormer's ActivityNet features are `v_<id>.npy`: the run reads them by id, and `detect` names a file's
+    detections by the id after the prefix, so `score` matches them to the annotations."""
+    import json
+
+    relative_run(tmp_path, feature_prefix="v_")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "run", "--device", "cpu"]) == 0
+    assert json.loads(Path("run/eval_test.json").read_text())["num_videos"] == 1
+    assert main(["detect", "run", "data/features", "--all", "--out", "ranked.json"]) == 0
+    assert set(json.loads(Path("ranked.json").read_text())["results"]) == {"synthetic_000", "synthetic_001",
+                                                                           "synthetic_002"}
+    capsys.readouterr()
+    assert main(["score", "--gt", "data/annotations.json", "--pred", "ranked.json", "--tune-on", "val"]) == 0
 
 
 def test_check_tuning_split():

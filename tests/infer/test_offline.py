@@ -148,3 +148,19 @@ def test_the_python_api_refuses_what_it_cannot_read_right():
     with pytest.raises(InputError, match="label_id 7 / label 'zzz' is not a class of this run"):
         detector.hard_set([replace(ranked[0], label_id=7, label="zzz")])
     assert detector.hard_set(ranked, np.float32(0.0)) == ranked
+
+
+def test_a_feature_prefix_names_the_video_after_it_and_two_files_of_one_video_are_refused(tmp_path):
+    """ActionFormer's file_prefix (`v_<id>.npy`, its ActivityNet features): the video is the id after it, so
+    detections and outputs match annotations that name `<id>`."""
+    from mgrec.infer.detect import _video_ids
+
+    detector = tiny_detector(fps=10.0)
+    detector.config.data.feature_prefix = "v_"
+    np.save(tmp_path / "v_abc.npy", features())
+    assert {d.video_id for d in detector.detect(tmp_path / "v_abc.npy")} == {"abc"}
+    np.save(tmp_path / "abc.npy", features())  # a file without the prefix is the video of its whole name
+    np.save(tmp_path / "v_.npy", features())  # the prefix alone: no id after it
+    assert _video_ids([tmp_path / "v_.npy"], "v_") == {tmp_path / "v_.npy": "v_"}
+    with pytest.raises(InputError, match=r"abc.npy are both video 'abc'; one output would silently replace"):
+        _video_ids([tmp_path / "v_abc.npy", tmp_path / "abc.npy"], "v_")

@@ -205,3 +205,15 @@ def test_the_teacher_reads_the_pool_its_way_and_the_student_its_own(setup):
     expected = hard.hard_set(hard.detect(pool / "synthetic_003.npy"), threshold=0.0)
     assert [(d["label"], d["start"], d["end"]) for d in record["videos"]["synthetic_003"]] == \
         [(d.label, d.start, d.end) for d in expected] != []
+
+
+def test_a_pool_file_named_with_the_feature_prefix_is_the_labelled_video_after_it(tmp_path):
+    """With data.feature_prefix `v_`, a pool file `v_abc.npy` is video `abc`: a labelled video (val, test) copied
+    into the pool is found by its name as without a prefix."""
+    from pathlib import Path
+
+    from mgrec.train.pseudo import LabelledFiles
+
+    twins = LabelledFiles({"abc": tmp_path / "labelled" / "v_abc.npy"}, "v_")
+    assert twins.find(Path("pool/v_abc.npy"), (10, 4)) == ("abc", "")
+    assert twins.find(Path("pool/abc.npy"), (10, 4)) == ("abc", "")

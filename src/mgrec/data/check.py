@@ -25,12 +25,12 @@ from mgrec.data.features import (
     RECIPE_FIELDS,
     check_sidecar,
     check_sidecar_length,
-    feature_path,
     inspect_features,
     read_sidecar,
     sidecar_path,
+    without_prefix,
 )
-from mgrec.data.streams import stream_key
+from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
 from mgrec.files import is_hidden
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -247,7 +247,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
                 f"not be checked against the config (first: {without_sidecar[0]})",
             ))
         # A video whose entry was refused still has its entry: its features are not orphans.
-        problems += _orphan_features(features_dir, stream.feature_ext, set(aset.videos) | refused_videos)
+        problems += _orphan_features(features_dir, stream, set(aset.videos) | refused_videos)
 
     report = CheckReport(
         problems=problems,
@@ -421,7 +421,7 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
 class _PrefixedNames:
     """A folder's file names by what follows their first `_` or `-`, listed once when first asked: ActionFormer's
     ActivityNet features are named `v_<id>.npy` (its dataset.file_prefix), and a missing `<id>.npy` beside one
-    is said so."""
+    is said so, with the setting that reads them (data.feature_prefix)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -445,12 +445,12 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
     weights sha256, frames per window) with the first file made so; `prefixed`: the stream folder's names,
     to say where a missing file is there under a prefix."""
     video_id = info.video_id
-    path = feature_path(stream.features, video_id, stream.feature_ext)
+    path = stream_path(stream, video_id)
     if not path.is_file():
         what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
         twin = prefixed.get(path.name) if prefixed is not None else None
-        remedy = (f"{twin} is there, but mgrec reads <video_id>{path.suffix} without a prefix: link or rename "
-                  "the files" if twin else "extract features for this video")
+        remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
+                  f"<prefix><video_id>{path.suffix}" if twin else "extract features for this video")
         return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
     problems = []
     try:
@@ -521,13 +521,14 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     return [], clips.length
 
 
-def _orphan_features(features_dir: Path, ext: str, listed: set[str]) -> list[Problem]:
+def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str]) -> list[Problem]:
     """Feature files of videos the annotations do not list (`listed`: every video id with an entry)."""
+    ext = stream.feature_ext
     suffix = ext if ext.startswith(".") else "." + ext
     return [
         Problem("warning", str(path), "feature file has no entry in the annotations (not used)")
         for path in sorted(features_dir.iterdir())
-        if path.is_file() and path.suffix == suffix and path.stem not in listed
+        if path.is_file() and path.suffix == suffix and without_prefix(path.stem, stream.feature_prefix) not in listed
     ]
 
 

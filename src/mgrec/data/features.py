@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, brief, is_hidden, is_number, read_json, safe_child
+from mgrec.files import atomic_open, brief, id_from_name, is_hidden, is_number, read_json, safe_child
 from mgrec.smg_csv import MAX_FPS, fps_problem
 
 
@@ -79,15 +79,25 @@ def sidecar_path(feature_path: str | Path) -> Path:
     return Path(feature_path).with_suffix(".json")
 
 
-def feature_path(features_dir: str | Path, video_id: str, ext: str) -> Path:
-    """`<features_dir>/<video_id><ext>`; `ext` may be given with or without the dot.
+def feature_path(features_dir: str | Path, video_id: str, ext: str, prefix: str = "") -> Path:
+    """`<features_dir>/<prefix><video_id><ext>`; `ext` may be given with or without the dot.
 
     The video id comes from data (an annotations file), so it must be a plain file name
     (`mgrec.files.safe_child`): an id that is absolute or holds `..` or a separator would read a
     file outside the features folder, and is refused.
     """
     safe_child(features_dir, video_id, "video id")
-    return safe_child(features_dir, f"{video_id}{ext if ext.startswith('.') else '.' + ext}", "video id")
+    return safe_child(features_dir, f"{prefix}{video_id}{ext if ext.startswith('.') else '.' + ext}", "video id")
+
+
+def video_id_of(path: Path, prefix: str = "") -> str:
+    """The video a feature file is of: its name without the ending (`mgrec.files.id_from_name`) and, where it
+    starts with the features' `prefix` (data.feature_prefix), without that either: `v_abc.npy` is video `abc`."""
+    return without_prefix(id_from_name(path), prefix)
+
+
+def without_prefix(stem: str, prefix: str) -> str:
+    return stem[len(prefix):] if prefix and stem.startswith(prefix) and len(stem) > len(prefix) else stem
 
 
 # ---------------------------------------------------------------------------------------------

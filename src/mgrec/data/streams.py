@@ -93,7 +93,7 @@ def stream_key(data: DataConfig, stream: StreamConfig) -> str:
 def stream_path(stream: StreamConfig, video_id: str, folders: dict[str, Path] | None = None) -> Path:
     """`<folder>/<video_id><ext>` of one stream; `folders` may replace a stream's folder (by name)."""
     folder = (folders or {}).get(stream.name, stream.features)
-    return feature_path(folder, video_id, stream.feature_ext)
+    return feature_path(folder, video_id, stream.feature_ext, stream.feature_prefix)
 
 
 # Checks a stream's sidecar against how a run's features of that stream were made (`OfflineDetector`):

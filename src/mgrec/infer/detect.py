@@ -16,11 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mgrec.data.features import video_id_of
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
-from mgrec.files import check_writable, id_from_name
+from mgrec.files import check_writable
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
 
@@ -78,18 +79,18 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     detector.stream_folders = stream_folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
-    _refuse_duplicate_ids(paths)
+    video_ids = _video_ids(paths, detector.config.data.feature_prefix)
     if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
-        smg_label_paths([path.stem for path in paths], out)
+        smg_label_paths(list(video_ids.values()), out)
     if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
-        subtitle_paths([path.stem for path in paths], out, fmt)
+        subtitle_paths(list(video_ids.values()), out, fmt)
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
         video_fps = detector.file_fps(path, fps, what="--fps")
-        detections = detector.detect(path, fps=video_fps)
-        results[path.stem] = detections if ranked else detector.hard_set(detections)
-        fps_by_video[path.stem] = detector.grid(video_fps).fps
+        detections = detector.detect(path, video_ids[path], fps=video_fps)
+        results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
+        fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
     out = Path(out)
     summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
                             detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
@@ -124,15 +125,17 @@ def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float |
     }
 
 
-def _refuse_duplicate_ids(paths: list[Path]) -> None:
-    """Every file names a video id (`id_from_name`), no two the same one."""
+def _video_ids(paths: list[Path], prefix: str) -> dict[Path, str]:
+    """The video id each file names (`video_id_of`: its name, less the run's data.feature_prefix), refused where
+    two files name one video (one output would replace the other)."""
     seen: dict[str, Path] = {}
     for path in paths:
-        video = id_from_name(path)
+        video = video_id_of(path, prefix)
         if video in seen:
             raise InputError(f"{seen[video]} and {path} are both video {video!r}; "
                              "one output would silently replace the other")
         seen[video] = path
+    return {path: video for video, path in seen.items()}
 
 
 def _refuse_old_label_files(out: Path) -> None:

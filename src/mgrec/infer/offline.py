@@ -35,6 +35,7 @@ from mgrec.data.features import (
     read_sidecar,
     recipe_differences,
     sidecar_path,
+    video_id_of,
 )
 from mgrec.data.normalize import standardizer
 from mgrec.data.streams import load_video_streams, stream_key, stream_path
@@ -179,7 +180,7 @@ class OfflineDetector:
                              f"{type(features).__name__}")
         if not isinstance(features, np.ndarray):
             path = Path(features)
-            video_id = video_id or path.stem
+            video_id = video_id or video_id_of(path, self.config.data.feature_prefix)
             fps = self.file_fps(path, fps)
             features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
                                           main_path=path, check_recipe=self.check_stream_recipe)

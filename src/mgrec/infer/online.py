@@ -122,13 +122,12 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, Config, PostprocessConfig
-from mgrec.data.features import check_feature_values
+from mgrec.data.features import check_feature_values, video_id_of
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.files import id_from_name
 from mgrec.infer.offline import OfflineDetector, checked_fps
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
@@ -649,12 +648,13 @@ def stream_file(
     detector.stream_folders = stream_folders
     path = Path(input_path)
     fps = detector.file_fps(path, fps, what="--fps")
+    video_id = video_id_of(path, detector.config.data.feature_prefix)
     # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
-    loaded = load_stream_files(detector.config.data, path.stem, fps, folders=stream_folders, main_path=path,
+    loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
                                check_recipe=detector.check_stream_recipe)
     detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
     online = OnlineDetector(
-        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=id_from_name(path), compile=compile,
+        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id, compile=compile,
         stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
                     if grid is not None},
     )
@@ -677,7 +677,7 @@ def stream_file(
     before = online.num_updates
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
-    return StreamSummary(path.stem, count, online.num_updates, online.now, float(times.mean()),
+    return StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
                          float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
                          detector.config.data.normalize, online.history,
                          online.history * online.grid.seconds_per_step())

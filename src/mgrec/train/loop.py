@@ -29,7 +29,8 @@ from mgrec.config import Config, StreamConfig, check_for_training, config_from_r
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.check import same_split_problems
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
-from mgrec.data.features import FeatureSidecar, feature_path, read_sidecar, recipe_differences, sidecar_path
+from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
+from mgrec.data.streams import stream_path
 from mgrec.data.transforms import CropTransforms
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
@@ -187,7 +188,7 @@ def end_to_end_recipe(config: Config, encoder: torch.nn.Module, fps: float) -> F
 def feature_recipe(stream: StreamConfig, video_id: str) -> FeatureSidecar | None:
     """The sidecar of a training video's features of one input stream (backbone, window, stride,
     weights), if it has one."""
-    side = sidecar_path(feature_path(stream.features, video_id, stream.feature_ext))
+    side = sidecar_path(stream_path(stream, video_id))
     return read_sidecar(side) if side.exists() else None
 
 
@@ -334,7 +335,7 @@ def check_same_recipes(run: RunDir, config: Config, video_id: str) -> None:
             continue
         differences = recipe_differences(now, read_sidecar(recorded))
         if differences:
-            side = sidecar_path(feature_path(stream.features, video_id, stream.feature_ext))
+            side = sidecar_path(stream_path(stream, video_id))
             raise InputError(f"--resume: {side}: these features were made with another recipe than {run.path} was "
                              f"trained on ({recorded}): {'; '.join(differences)}; data.features may move between "
                              "resumes, not change (train a new run on these features)")

@@ -40,6 +40,7 @@ from mgrec.data.features import (
     read_sidecar,
     recipe_differences,
     sidecar_path,
+    video_id_of,
 )
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
@@ -84,7 +85,7 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
     annotations = load_annotations(data.annotations, default_fps=data.fps)
     split_of = {video: split for split in (data.train_split, data.val_split, data.test_split) if split
                 for video in annotations.video_ids(split)}
-    labelled = {video: feature_path(data.features, video, data.feature_ext) for video in split_of}
+    labelled = {video: feature_path(data.features, video, data.feature_ext, data.feature_prefix) for video in split_of}
     train_ids = annotations.video_ids(data.train_split)
     recipe_file = sidecar_path(labelled[train_ids[0]]) if train_ids else None
     recipe = None
@@ -92,7 +93,7 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
         with contextlib.suppress(InputError):  # a broken training sidecar is training's to report, not the pool's
             recipe = read_sidecar(recipe_file)
     shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
-    twins = LabelledFiles(labelled)
+    twins = LabelledFiles(labelled, data.feature_prefix)
     for path in files:
         video, how = twins.find(path, shapes[path])
         split = split_of.get(video)
@@ -132,8 +133,9 @@ class LabelledFiles:
     header is read once and its content hashed only when a pool file has its shape, once; a labelled file that
     cannot be read is skipped (it is training's to report: `data.drop_bad_videos` may leave it out)."""
 
-    def __init__(self, labelled: dict[str, Path]):
+    def __init__(self, labelled: dict[str, Path], prefix: str = ""):
         self.labelled = labelled
+        self.prefix = prefix  # data.feature_prefix: a pool file named so is the video after it
         self._reals: dict[Path, str] | None = None
         self._shapes: dict[str, tuple[int, ...]] | None = None
         self._hashes: dict[str, str | None] = {}
@@ -141,8 +143,8 @@ class LabelledFiles:
     def find(self, path: Path, shape: tuple[int, int]) -> tuple[str | None, str]:
         """The annotated video that the unlabelled file `path` (of `shape`) is, and how it was found (words for a
         message); (None, "") when it is none of them."""
-        if path.stem in self.labelled:
-            return path.stem, ""
+        if video_id_of(path, self.prefix) in self.labelled:
+            return video_id_of(path, self.prefix), ""
         if self._reals is None:  # each labelled path resolved once, not once per pool file
             self._reals = {resolve_path(file): video for video, file in self.labelled.items() if file.is_file()}
         video = self._reals.get(resolve_path(path))
@@ -193,6 +195,7 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
     second_opinion = SecondOpinion(run_classifier(labeller, run_config), weight) if weight > 0 else None
     samples, record = [], {}
     for path in files:
+        video_id = video_id_of(path, config.data.feature_prefix)
         features = load_features(path, expected_dim=config.data.feature_dim)
         side = sidecar_path(path)  # checked with the pool (`check_unlabeled_sidecar`): an fps is known
         grid = config.data.grid(read_sidecar(side).fps if side.exists() else None)
@@ -200,13 +203,13 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
         inputs = network_inputs(config.data.normalize, features)
         teacher_inputs = inputs if run_config.data.normalize == config.data.normalize else \
             network_inputs(run_config.data.normalize, features)
-        kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, path.stem,
+        kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, video_id,
                                      second_opinion=second_opinion), threshold, class_thresholds)
         segments = grid.seconds_to_index(np.array([[d.start, d.end] for d in kept]).reshape(-1, 2))
         labels = np.array([d.label_id for d in kept], dtype=np.int64)
-        samples.append(VideoSample(path.stem, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+        samples.append(VideoSample(video_id, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
                                    labels, grid))
-        record[path.stem] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
+        record[video_id] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
     log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
         f"{sum(len(v) for v in record.values())} instances (score >= {bar_words(threshold, class_thresholds)})")
     return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "class_thresholds": class_thresholds,
