@@ -798,6 +798,7 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
 
     A run with several input streams: each video is turned into every stream with that stream's
     recipe; the grid stream's files are returned, and the folders of the other streams' (by name)."""
+    from mgrec.data.features import sidecar_path
     from mgrec.extract.run import extract_with_recipe, is_video
     from mgrec.run import RunDir
 
@@ -816,16 +817,19 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     folders = {}
     for stream in streams[1:]:
         folders[stream.name] = scratch / stream.name
-        extract_with_recipe(run_dir, videos, folders[stream.name], device=device, progress=progress,
-                            stream=stream.name)
+        made = extract_with_recipe(run_dir, videos, folders[stream.name], device=device, progress=progress,
+                                   stream=stream.name)
+        for path in made if stream.feature_prefix else ():  # named as the stream's files are read
+            for file in (sidecar_path(path), path):
+                file.rename(file.with_name(stream.feature_prefix + file.name))
     main = scratch / "grid" if len(streams) > 1 else scratch
     return others + extract_with_recipe(run_dir, videos, main, device=device, progress=progress), folders
 
 
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", action="append", default=[], metavar="NAME=FOLDER",
-                   help="a run with several data.streams: read stream NAME's files (<video_id><ext>) from FOLDER "
-                        "(repeat per stream; default: the folders in the run's config)")
+                   help="a run with several data.streams: read stream NAME's files (<prefix><video_id><ext>) from "
+                        "FOLDER (repeat per stream; default: the folders in the run's config)")
 
 
 def _stream_folders(run_dir: Path, items: list[str], extracted: dict[str, Path]) -> dict[str, Path] | None:

@@ -399,7 +399,8 @@ def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys)
 
 def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, carphone):
     # Two streams of one video by two recipes (EfficientNet at 112 px every 4 frames, and every 8 frames):
-    # from the video, detect makes each with its own recipe, and finds what it finds on the feature files.
+    # from the video, detect makes each with its own recipe, and finds what it finds on the feature files
+    # (the second stream's named with a prefix, v_<id>.npy: made so from the video too).
     import torch
 
     from mgrec.config import StreamConfig
@@ -410,11 +411,14 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
                      progress=False)[0]
     recipes = {name: FeatureSidecar(**json.loads(r.feature_path.with_suffix(".json").read_text()))
                for name, r in (("fine", fine), ("coarse", coarse))}
+    for file in (coarse.feature_path, coarse.feature_path.with_suffix(".json")):  # this stream's files: v_<id>
+        file.rename(file.with_name("v_" + file.name))
     dim = recipes["fine"].dim
     config = Config(
         data=DataConfig(max_seq_len=128, streams=[
             StreamConfig(name="fine", features=str(tmp_path / "fine"), feature_dim=dim, stride=4, window=16),
-            StreamConfig(name="coarse", features=str(tmp_path / "coarse"), feature_dim=dim, stride=8, window=16)]),
+            StreamConfig(name="coarse", features=str(tmp_path / "coarse"), feature_dim=dim, stride=8, window=16,
+                         feature_prefix="v_")]),
         model=ModelConfig(num_classes=17, fusion="gated", **SMALL_MODEL),
         postprocess=PostprocessConfig(pre_nms_thresh=0.0, pre_nms_topk=500, max_detections=500),
     )
