@@ -466,7 +466,7 @@ def read_json(path: str | Path, what: str) -> Any:
     text = decode_utf8(path, data)
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-        if "\\ud" in text.lower():  # an escaped surrogate: rare, and then one C-speed re-encoding says if any is lone
+        if "\\ud" in text or "\\uD" in text:  # an escaped surrogate: rare; one C-speed re-encoding says if lone
             try:
                 json.dumps(document, ensure_ascii=False).encode("utf-8")
             except UnicodeEncodeError:

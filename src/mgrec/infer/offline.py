@@ -331,8 +331,11 @@ class OfflineDetector:
         if foreign is not None:
             raise InputError(f"detection of {foreign.video_id!r} at {foreign.start:g} s: label_id {foreign.label_id} "
                              f"/ label {foreign.label!r} is not a class of this run ({brief(self.classes)})")
-        if threshold is not None:
-            return hard_set(detections, threshold)
+        return hard_set(detections, threshold) if threshold is not None else self.own_hard_set(detections)
+
+    def own_hard_set(self, detections: list[Detection]) -> list[Detection]:
+        """`hard_set` at the run's thresholds of detections this detector made, unchecked: the online update's
+        path, where the check would scan every detection of every window for nothing."""
         return hard_set(detections, self.postprocess.score_threshold, self.postprocess.class_thresholds)
 
 

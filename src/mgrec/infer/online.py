@@ -484,7 +484,7 @@ class OnlineDetector:
                 start_frame=d.start_frame + frame_offset,
                 end_frame=d.end_frame + frame_offset,
             )
-            for d in self.detector.hard_set(detections)
+            for d in self.detector.own_hard_set(detections)
         ]
 
     def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
