@@ -606,16 +606,13 @@ def _end_to_end_encoder(config):
     device, after the memory plan of a training step is printed (and refused when it cannot fit)."""
     if not config.end_to_end:
         return None
-    import torch
 
-    from mgrec.devices import resolve_device
+    from mgrec.devices import process_device, process_rank
     from mgrec.extract.adapters import build_adapted_backbone, check_training_memory
 
-    device = resolve_device(config.train.device)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun, each process its own GPU
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    device = process_device(config.train.device)  # under torchrun, each process its own GPU
     encoder = build_adapted_backbone(config, device)
-    print(check_training_memory(config, encoder, device, processes=int(os.environ.get("WORLD_SIZE", 1))))
+    print(check_training_memory(config, encoder, device, processes=process_rank()[1]))
     return encoder
 
 
@@ -728,9 +725,7 @@ def cmd_score(args) -> None:
               file=sys.stderr)
 
     def split_of(name: str):
-        ids = annotations.video_ids(name)
-        if not ids:
-            raise InputError(f"{args.gt}: no videos in split {name!r} (splits: {', '.join(annotations.subsets())})")
+        ids = annotations.split_video_ids(name, args.gt)
         if not any(v in predictions for v in ids):
             # Scoring (or tuning on) a split the file does not cover would silently count every
             # gesture as missed, and tune the threshold to 0.

@@ -3,6 +3,7 @@ training, extraction and detection (`autocast_dtype`); what a failed torch.compi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -25,6 +26,32 @@ def resolve_device(name: str, what: str = "train.device") -> torch.device:
     except RuntimeError:
         raise InputError(f"{what}={name!r} is not a device name (auto, cpu, cuda, cuda:N)") from None
 
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, number of processes) of this process: torchrun's RANK and WORLD_SIZE, (0, 1) without it."""
+    rank, world = _environment_count("RANK", 0), _environment_count("WORLD_SIZE", 1)
+    if not 0 <= rank < world:
+        raise InputError(f"environment: RANK={rank} must lie in [0, WORLD_SIZE={world})")
+    return rank, world
+
+
+def process_device(name: str, what: str = "train.device") -> torch.device:
+    """`resolve_device`, and under torchrun (LOCAL_RANK set) a CUDA device is this process's own GPU."""
+    device = resolve_device(name, what)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", _environment_count("LOCAL_RANK", 0))
+    return device
+
+
+def _environment_count(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"environment: {name}={text!r} must be a whole number (torchrun sets it)") from None
 
 # --------------------------------------------------------------------------------------------
 # Precision (`train.precision`; `mgrec detect / evaluate / stream --precision`)

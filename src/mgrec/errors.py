@@ -13,6 +13,11 @@ class InputError(Exception):
     """A user-fixable problem with input data, a config or a command-line option."""
 
 
+class EmptySplit(InputError):
+    """An annotations file lists no video in the split asked for (`AnnotationSet.split_video_ids`): callers
+    that can do without the split (an ensemble tuned on val) catch this one."""
+
+
 def where(path: object, line: int | None = None, key: str | None = None) -> str:
     """Format a location for error messages: 'file.csv:12' or 'config.yaml [train.lr]'."""
     text = str(path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mgrec.errors import EmptySplit
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -83,6 +85,13 @@ class AnnotationSet:
     def video_ids(self, subset: str | None = None) -> list[str]:
         """Video ids in a stable (sorted) order, optionally only those of one subset."""
         return sorted(v for v, info in self.videos.items() if subset is None or info.subset == subset)
+
+    def split_video_ids(self, split: str, source: object) -> list[str]:
+        """`video_ids(split)`, refused (`EmptySplit`, naming `source`, the annotations file) when there are none."""
+        ids = self.video_ids(split)
+        if not ids:
+            raise EmptySplit(f"{source}: no videos in split {split!r} (splits: {', '.join(self.subsets())})")
+        return ids
 
     def subset(self, subset: str) -> "AnnotationSet":
         ids = self.video_ids(subset)

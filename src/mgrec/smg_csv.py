@@ -145,7 +145,8 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
     return rows
 
 
-def _is_float(text: str) -> bool:
+def parses_as_number(text: str) -> bool:
+    """Whether a CSV cell reads as a number (a header cell does not)."""
     try:
         float(text)
     except ValueError:
@@ -161,7 +162,7 @@ def read_data_file(path: Path) -> tuple[int, float]:
     skeleton extraction alike).
     """
     rows = list(_csv_rows(path))
-    if rows and not any(_is_float(cell) for cell in rows[0][1]):
+    if rows and not any(parses_as_number(cell) for cell in rows[0][1]):
         rows = rows[1:]
     if len(rows) != 1:
         raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}")

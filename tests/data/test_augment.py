@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mgrec.data.augment import augment_annotations, class_histogram, repeat_factor, repeat_factors
+from mgrec.data.augment import class_histogram, repeat_factor, repeat_factors
 from mgrec.errors import InputError
 from mgrec.records import Segment
 
@@ -56,22 +56,13 @@ def _segment(video_id, label_id, start):
     return Segment(video_id, start, start + 1.0, label_id, f"c{label_id}", source=f"{video_id}:{start}")
 
 
-def test_augment_replicates_rare_instances_in_place():
-    # class 0: 3 instances (common at alpha 3), class 1: 1 instance (R = ceil(log2 3) + 1 = 3),
-    # class 2: 2 instances (R = ceil(log2 1.5) + 1 = 2)
+def test_class_histogram_counts_every_video():
     data = {
         "a": [_segment("a", 0, 0), _segment("a", 1, 1), _segment("a", 0, 2)],
         "b": [_segment("b", 2, 0), _segment("b", 0, 1), _segment("b", 2, 2)],
         "empty": [],
     }
-    out = augment_annotations(data, num_classes=4, alpha=3)
-    assert [s.label_id for s in out["a"]] == [0, 1, 1, 1, 0]
-    assert [s.label_id for s in out["b"]] == [2, 2, 0, 2, 2]
-    assert out["empty"] == []
-    assert all(replica is data["a"][1] for replica in out["a"][1:4])  # the same object, repeated
     assert class_histogram(data, 4) == [3, 1, 2, 0]
-    assert class_histogram(out, 4) == [3, 3, 4, 0]
-    assert [len(v) for v in data.values()] == [3, 3, 0]  # input untouched
 
 
 def test_class_histogram_rejects_unknown_label():

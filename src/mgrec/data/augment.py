@@ -4,7 +4,8 @@ A class c with Z_c training instances, 0 < Z_c < alpha, is rare; each of its ins
 replicated so that it appears R_c = ceil(log2(alpha / Z_c)) + 1 times in the training
 annotations. Only annotations are replicated, never feature data.
 
-What this changes for the model (the contract the trainer implements):
+What this changes for the model (the contract the trainer implements: `balance.method: eq1` in
+`mgrec.data.balance`, whose replication `mgrec.train.data.crop_anchors` applies):
 - The trainer draws its training crops centred on annotation entries (with a random offset
   for every draw). A rare instance listed R_c times is therefore chosen as a crop centre R_c
   times as often, and each of those crops sees it at a different position in the window, with
@@ -64,19 +65,3 @@ def class_histogram(segments_by_video: Mapping[str, Sequence[Segment]], num_clas
             histogram[segment.label_id] += 1
     return histogram
 
-
-def augment_annotations(
-    segments_by_video: Mapping[str, Sequence[Segment]], num_classes: int, alpha: float
-) -> dict[str, list[Segment]]:
-    """Replicate the instances of rare classes (see the module docstring for what that means
-    for training).
-
-    `segments_by_video` is the training split: Z_c is counted over it. Each instance of class c
-    appears R_c times in a row in the result (the same Segment object repeated); the order of
-    instances is kept.
-    """
-    factors = repeat_factors(class_histogram(segments_by_video, num_classes), alpha)
-    return {
-        video_id: [segment for segment in segments for _ in range(factors[segment.label_id])]
-        for video_id, segments in segments_by_video.items()
-    }

@@ -62,11 +62,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
 
 from mgrec.data.features import FeatureSidecar, check_feature_values, source_stamp, write_features
 from mgrec.errors import InputError
+from mgrec.extract.skeleton import window_means, window_peaks
 from mgrec.extract.video import (
     VIDEO_SUFFIXES,
     collect_inputs,
@@ -175,19 +175,10 @@ def pose_window_features(track: LandmarkTrack, fps: float, window: int, stride: 
     presence = np.stack([person, left_found, right_found], axis=1).astype(np.float64)
 
     starts = np.arange(0, len(pose) - window + 1, stride)
-
-    # Window means from cumulative sums: sum over [s, s+window) = cum[s+window] - cum[s].
-    def window_mean(values: np.ndarray) -> np.ndarray:
-        cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-        return (cumulative[starts + window] - cumulative[starts]) / window
-
-    if len(starts):
-        peak_speed = sliding_window_view(np.abs(velocity), window, axis=0)[starts].max(axis=-1)
-    else:
-        peak_speed = np.zeros((0, POSITION_DIM))
     with np.errstate(over="ignore"):  # a value beyond float32 becomes Inf, which the check below names
         features = np.concatenate(
-            [window_mean(pose), window_mean(velocity), peak_speed, window_mean(presence)], axis=1
+            [window_means(pose, starts, window), window_means(velocity, starts, window),
+             window_peaks(np.abs(velocity), starts, window), window_means(presence, starts, window)], axis=1
         ).astype(np.float32)
     check_feature_values(features, f"{source}: the features made from it")
     return features

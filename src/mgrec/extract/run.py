@@ -17,7 +17,6 @@ input is done one InputError lists all failures.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from mgrec.data.features import (
     source_stamp,
     write_features,
 )
-from mgrec.devices import precision_name
+from mgrec.devices import precision_name, process_device
 from mgrec.errors import InputError
 from mgrec.extract import MAX_BATCH, number_problem
 from mgrec.extract.backbones import Backbone, window_offsets
@@ -127,7 +126,7 @@ def extract_with_run(run_dir: str | Path, videos: Iterable[str | Path], out_dir:
     from mgrec.extract.adapters import AdaptedBackbone
 
     config = RunDir(run_dir).read_config()
-    model = AdaptedBackbone(run_dir, checkpoint, _device_for_this_process(device))
+    model = AdaptedBackbone(run_dir, checkpoint, str(process_device(device, what="--device")))
     # clips per forward pass is no part of the recipe: a run's larger backbone.clip_batch is taken MAX_BATCH at a time
     return extract_videos(videos, out_dir, window=config.data.window, stride=config.data.stride,
                           batch=min(config.backbone.clip_batch, MAX_BATCH), progress=progress, model=model)
@@ -269,16 +268,6 @@ def _ticking(items: Iterator, bar) -> Iterator:
         yield item
 
 
-def _device_for_this_process(device: str) -> str:
-    from mgrec.devices import resolve_device
-
-    resolve_device(device, what="--device")  # a clear error for a missing or misspelt device
-    # Under torchrun every process on a machine gets its own GPU.
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return str(resolve_device(device, what="--device"))
-
-
 def extract_videos(
     videos: Iterable[str | Path],
     out_dir: str | Path,
@@ -313,8 +302,8 @@ def extract_videos(
     check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     out_dir = Path(out_dir)
-    model = model or load_backbone(backbone, weights, _device_for_this_process(device), size, frames_per_window,
-                                   precision)
+    model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
+                                   frames_per_window, precision)
     recipe_name = f"{model.name}@{model.image_size}"
     recipe_precision = precision_name(model.autocast)
     if model.frames_per_window is not None:

@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
 from mgrec.files import text_lines
-from mgrec.smg_csv import fps_problem, read_data_file
+from mgrec.smg_csv import fps_problem, parses_as_number, read_data_file
 
 NUM_JOINTS = 25
 VALUES_PER_JOINT = 11
@@ -75,7 +75,7 @@ def read_skeleton_csv(path: Path) -> Skeleton:
         try:
             rows[number - 1] = np.array(fields, dtype=np.float64)
         except ValueError:
-            bad = next(field for field in fields if not _is_number(field))
+            bad = next(field for field in fields if not parses_as_number(field))
             raise InputError(f"{where(path, number)}: expected numbers, found {bad.strip()!r}") from None
     if not np.isfinite(rows).all():
         line = int(np.argwhere(~np.isfinite(rows))[0][0]) + 1
@@ -105,20 +105,26 @@ def spine_length(positions: np.ndarray) -> float:
     return float(np.linalg.norm(positions[:, SPINE_SHOULDER] - positions[:, SPINE_BASE], axis=-1).mean())
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def read_sample_fps(path: Path) -> float:
     """The frame rate from an SMG `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`; header optional).
 
     Read by `mgrec.smg_csv.read_data_file`, the one reader of these files: the fps is finite, > 0
     and at most `mgrec.smg_csv.MAX_FPS`."""
     return read_data_file(path)[1]
+
+
+def window_means(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """(frames, C) -> (len(starts), C): the mean over frames [s, s + window) for each start s, from cumulative
+    sums (the sum over [s, s + window) is cum[s + window] - cum[s])."""
+    cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    return (cumulative[starts + window] - cumulative[starts]) / window
+
+
+def window_peaks(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """(frames, C) -> (len(starts), C): the maximum over frames [s, s + window) for each start s."""
+    if not len(starts):
+        return np.zeros((0, values.shape[1]))
+    return sliding_window_view(values, window, axis=0)[starts].max(axis=-1)
 
 
 def skeleton_window_features(
@@ -138,14 +144,8 @@ def skeleton_window_features(
     velocity = np.diff(pose, axis=0, prepend=pose[:1]) * fps
 
     starts = np.arange(0, len(pose) - window + 1, stride)
-
-    # Window means from cumulative sums: sum over [s, s+window) = cum[s+window] - cum[s].
-    def window_mean(values: np.ndarray) -> np.ndarray:
-        cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-        return (cumulative[starts + window] - cumulative[starts]) / window
-
-    peak_speed = sliding_window_view(np.abs(velocity), window, axis=0)[starts].max(axis=-1)
     with np.errstate(over="ignore"):  # a value beyond float32 becomes Inf, which the check below names
-        features = np.concatenate([window_mean(pose), window_mean(velocity), peak_speed], axis=1).astype(np.float32)
+        features = np.concatenate([window_means(pose, starts, window), window_means(velocity, starts, window),
+                                   window_peaks(np.abs(velocity), starts, window)], axis=1).astype(np.float32)
     check_feature_values(features, f"{source}: the features made from it")
     return features

@@ -8,7 +8,6 @@ The decoding itself (`iter_frames`, `probe_video`, `sliding_windows`, ...) lives
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importe
     sliding_windows,
     video_id,
 )
+from mgrec.devices import process_rank
 from mgrec.errors import InputError
 from mgrec.files import is_hidden
 
@@ -69,10 +69,7 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
 
 def shard_for_this_process(items: list[Item]) -> list[Item]:
     """This process's share under torchrun: items[RANK::WORLD_SIZE] (everything when not launched so)."""
-    rank = int(os.environ.get("RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if not 0 <= rank < world_size:
-        raise InputError(f"environment: RANK={rank} must lie in [0, WORLD_SIZE={world_size})")
+    rank, world_size = process_rank()
     return items[rank::world_size]
 
 

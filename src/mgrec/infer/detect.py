@@ -39,10 +39,6 @@ class DetectSummary:
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
     class_thresholds: list[float] | None = None  # the bar of each class instead, where the run tuned them
 
-    @property
-    def set_name(self) -> str:
-        return "ranked" if self.ranked else "hard"
-
     def describe(self) -> str:
         """The final line of `mgrec detect`: the counts and which set the file holds."""
         tuned = f"tuned on {self.threshold_tuned_on}" if self.threshold_tuned_on else "from the config"

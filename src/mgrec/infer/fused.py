@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgrec.config import check_same_splits, check_same_threshold_rule, to_dict
-from mgrec.errors import InputError
+from mgrec.errors import EmptySplit, InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
@@ -94,9 +94,7 @@ def tune_on_val(out: RunDir, log) -> dict | None:
         return None
     try:
         ranked, ground_truth = detect_split(detector, config.data.val_split)
-    except InputError as exc:
-        if "no videos in split" not in str(exc):
-            raise
+    except EmptySplit:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         out.write_tuning({**tuning, "tuned_on": None})
         return None

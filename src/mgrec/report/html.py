@@ -116,11 +116,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
             f"{classes_path}: the run's classes differ from those of {annotations_path} "
             f"({len(classes)} vs {len(annotation_set.classes)} classes); is this the run's annotations file?"
         )
-    video_ids = annotation_set.video_ids(split)
-    if not video_ids:
-        raise InputError(
-            f"{annotations_path}: no videos in split {split!r} (splits: {', '.join(annotation_set.subsets())})"
-        )
+    video_ids = annotation_set.split_video_ids(split, annotations_path)
     # Both the report and `mgrec analyze` analyse the errors against the ground truth; without any,
     # the analysis could only say "no ground-truth segments", naming neither the file nor the split.
     if not any(annotation_set.segments.get(v) for v in video_ids):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
 from mgrec.data.streams import stream_path
 from mgrec.data.transforms import CropTransforms
-from mgrec.devices import resolve_device
+from mgrec.devices import process_device, process_rank, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score
@@ -43,7 +42,7 @@ from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
 from mgrec.train.assign import make_points
-from mgrec.train.data import checked_annotations, class_counts, crop_anchors, load_split
+from mgrec.train.data import SplitData, checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
 from mgrec.train.pseudo import check_unlabeled, label_videos, unlabeled_files, without_pseudo_labels
 from mgrec.train.step import TrainStep, lr_factor, training_network
@@ -205,7 +204,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
     refuse_before_training(config, run.path)
-    if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 holds the run for all ranks
+    if process_rank()[0] != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
     for key, message in same_split_problems(config.data.train_split, config.data.val_split, config.data.test_split):
@@ -237,7 +236,7 @@ def check_batch_fits(config: Config) -> None:
     and left a run folder holding a config and no run. The parameters are counted on the meta device."""
     device = resolve_device(config.train.device)
     if device.type == "cpu":  # the estimate is of host memory
-        batch = max(1, config.train.batch_size // int(os.environ.get("WORLD_SIZE", 1)))
+        batch = max(1, config.train.batch_size // process_rank()[1])
         check_fits(config.model, config.data.max_seq_len, batch, training=True, what="a training batch",
                    parameters=count_parameters(config.model), device=device)
 
@@ -253,7 +252,7 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
     check_unlabeled(files, config)
     if run.can_resume() and run.config_path.exists():
         check_same_config(run, config)
-    distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
+    distributed = process_rank()[1] > 1
     if distributed and (not pseudo.teacher or pseudo.rounds > 1):
         raise InputError("pseudo-labels under torchrun: train the teacher first and give it as "
                          "pseudo_labels.teacher, with pseudo_labels.rounds=1 (every process labels the pool)")
@@ -341,33 +340,122 @@ def check_same_recipes(run: RunDir, config: Config, video_id: str) -> None:
                              "resumes, not change (train a new run on these features)")
 
 
+@dataclass
+class TrainingData:
+    """What a training reads before anything is written: the labelled (and pseudo-labelled) training videos,
+    the val videos, and what is fitted on the training videos alone."""
+
+    classes: list[str]
+    train_split: SplitData  # labelled videos first, then the pseudo-labelled ones
+    val_split: SplitData
+    labelled_videos: int
+    second_opinion: SecondOpinion | None  # postprocess.second_opinion
+    balancer: ClassBalancer
+    anchors: list[tuple[int, int]]  # (video index, segment index) entries that anchor crops
+    anchor_labels: np.ndarray  # the class of each anchor
+    transforms: CropTransforms | None  # None: no crop transform active, crops are cut exactly
+
+
+@dataclass
+class Optimisation:
+    """The networks and the optimiser state of a training, and its schedule of steps."""
+
+    model: torch.nn.Module  # the trained weights (the detector, or end to end the adapted backbone + detector)
+    ema: torch.nn.Module  # their running average: validated, selected and detected with
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    criterion: DetectionLoss
+    step: TrainStep
+    steps_per_epoch: int
+    total_steps: int
+
+
 def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path],
            pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None,
            encoder: torch.nn.Module | None = None) -> TrainResult:
     started = time.time()
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    device = resolve_device(config.train.device)
+    rank, world = process_rank()
+    device = process_device(config.train.device)
     if world > 1 and not dist.is_initialized():
         if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     is_main = rank == 0
     say = log if is_main else (lambda *_: None)
     if config.train.batch_size % world:
         raise InputError(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes")
+    _check_start(config, run, resume, inputs, encoder)
+    data = _training_data(config, run, resume, inputs, say, pseudo_samples, device)
+    if is_main:
+        _write_run_header(config, run, data, resume, encoder, pseudo_record, say)
+    opt = _optimisation(config, data, encoder, device, rank, world)
+    start_epoch, best = 0, {"epoch": -1, "value": -math.inf, "metrics": {}}
+    if resume:
+        start_epoch, best = _restore(config, run, opt, data.balancer, say)
+        if is_main:
+            run.keep_metrics_before(start_epoch)
 
+    metrics = MetricsLog(run, enabled=is_main)
+    epochs = config.train.epochs
+    say(
+        f"training {config.model.variant} on {data.labelled_videos} videos"
+        + (f" + {len(pseudo_samples)} pseudo-labelled" if pseudo_samples else "")
+        + f" ({len(data.anchors)} crop anchors), "
+        f"validating on {len(data.val_split.samples)}; {epochs} epochs x {opt.steps_per_epoch} steps on {device}"
+        + (f" x {world} processes" if world > 1 else "")
+        + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
+    )
+    if config.train.compile:
+        say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
+            "once inductor's cache holds it)")
+    if metrics.tensorboard is not None:
+        say(f"TensorBoard: tensorboard --logdir {metrics.tensorboard_dir}")
+    bar = _progress(opt.total_steps, opt.step.steps_done, enabled=progress and is_main)
+    say = _beside_bar(say, bar)
+    for epoch in range(start_epoch, epochs):
+        record = _train_epoch(config, epoch, data, opt, metrics, bar)
+        line = (
+            f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
+            f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
+        )
+        last_epoch = epoch == epochs - 1
+        if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and data.val_split.samples:
+            best, validated = _validate_and_select(config, run, epoch, data, opt, metrics, best)
+            line += validated
+        say(line)  # one line per epoch, validated or not
+        if is_main:
+            _write_checkpoint(config, run, epoch, opt, data.balancer, best)
+        if world > 1:
+            dist.barrier()
+    if bar is not None:
+        bar.close()
+    metrics.close()
+    if is_main:
+        best = _write_tuning(config, run, data, opt, best, say)
+    tuned_on = config.data.val_split if data.val_split.samples else None
+    return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=epochs,
+                       select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
+                       tuned_on=tuned_on, rank=rank, first_epoch=start_epoch,
+                       class_thresholds=best.get("class_thresholds"))
+
+
+def _check_start(config: Config, run: RunDir, resume: bool, inputs: list[Path], encoder) -> None:
+    """A new run starts in a folder holding no run; a --resume continues one, with its own config and backbone."""
     if not resume:
         run.check_fresh_start([*inputs, Path(config.data.annotations)])
-    if resume and not run.can_resume():
+        return
+    if not run.can_resume():
         held = run.results_held()  # an ensemble has no training state: starting without --resume is refused too
         raise InputError(f"--resume: {run.state_path} not found, nothing to resume "
                          + (f"({run.path} holds {held})" if held else "(start without --resume)"))
-    if resume:
-        check_same_config(run, config)
-        check_same_backbone(run, config, encoder)
+    check_same_config(run, config)
+    check_same_backbone(run, config, encoder)
 
-    # data
+
+def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path], say,
+                   pseudo_samples: list[VideoSample], device: torch.device) -> TrainingData:
+    """The training and val videos, read and checked, and what is fitted on the training videos: the second
+    opinion's classifier (labelled videos only), the class balancer, the crop anchors and the crop transforms."""
     annotations, excluded = checked_annotations(config, log=say, source=str(inputs[0]) if inputs else "config")
     classes = annotations.classes
     if config.model.num_classes != len(classes):
@@ -392,7 +480,6 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     balancer = ClassBalancer(config.balance, class_counts(train_split.samples, len(classes)))
     anchors, anchor_labels = crop_anchors(train_split.samples, balancer.replication())
     transforms = CropTransforms(config.transforms, train_split.samples, len(classes))
-    transforms = transforms if transforms.active else None  # none active: crops are cut exactly as before
     # refuse, with numbers, a validation video that cannot fit before anything is written or built (the batch
     # was asked before the run folder was made, `check_batch_fits`; the backbone of end-to-end training is
     # planned by its builder, `mgrec.extract.adapters.check_training_memory`)
@@ -400,34 +487,44 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         longest = max(val_split.samples, key=lambda sample: len(sample.features))
         check_fits(config.model, len(longest.features), 1, training=False, what=f"validating on video "
                    f"{longest.video_id}", parameters=count_parameters(config.model), device=device)
+    return TrainingData(classes, train_split, val_split, labelled_videos, second_opinion, balancer, anchors,
+                        anchor_labels, transforms if transforms.active else None)
 
-    if is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.remove_temporary_files()  # half-written by a killed writer; never read
-        if not resume:
-            run.metrics_path.unlink(missing_ok=True)  # a log of an earlier start that never checkpointed
-        run.write_format()
-        run.write_config(config)
-        run.write_classes(classes)
-        if second_opinion is not None:
-            run.write_second_opinion(second_opinion.classifier)
-        # lets `mgrec detect` extract features from a raw video the same way: the grid stream's recipe in
-        # feature_recipe.json, each other stream's in feature_recipe_<name>.json
-        if config.end_to_end:
-            recipe = end_to_end_recipe(config, encoder, train_split.samples[0].grid.fps)
-            run.write_recipe(dataclasses.asdict(recipe))
-            if config.backbone.random_init:
-                say(f"warning: backbone.random_init: the backbone {config.backbone.weights} has random weights "
-                    f"(seed {config.seed}); its features mean nothing for real video")
-        else:
-            for index, stream in enumerate(config.data.input_streams()):
-                recipe = feature_recipe(stream, train_split.samples[0].video_id)
-                if recipe is not None:
-                    run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
-        if pseudo_record is not None:
-            run.write_pseudo_labels(pseudo_record)
 
-    # model, EMA, optimiser, schedule
+def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: bool, encoder, pseudo_record,
+                      say) -> None:
+    """The run's files written before its first epoch: format, config, classes, the second opinion's
+    classifier, the feature recipes (which `mgrec detect` follows to extract a raw video's features the same
+    way) and the pseudo-label record."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.remove_temporary_files()  # half-written by a killed writer; never read
+    if not resume:
+        run.metrics_path.unlink(missing_ok=True)  # a log of an earlier start that never checkpointed
+    run.write_format()
+    run.write_config(config)
+    run.write_classes(data.classes)
+    if data.second_opinion is not None:
+        run.write_second_opinion(data.second_opinion.classifier)
+    # the grid stream's recipe in feature_recipe.json, each other stream's in feature_recipe_<name>.json
+    first = data.train_split.samples[0]
+    if config.end_to_end:
+        run.write_recipe(dataclasses.asdict(end_to_end_recipe(config, encoder, first.grid.fps)))
+        if config.backbone.random_init:
+            say(f"warning: backbone.random_init: the backbone {config.backbone.weights} has random weights "
+                f"(seed {config.seed}); its features mean nothing for real video")
+    else:
+        for index, stream in enumerate(config.data.input_streams()):
+            recipe = feature_recipe(stream, first.video_id)
+            if recipe is not None:
+                run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
+    if pseudo_record is not None:
+        run.write_pseudo_labels(pseudo_record)
+
+
+def _optimisation(config: Config, data: TrainingData, encoder, device: torch.device, rank: int,
+                  world: int) -> Optimisation:
+    """The network (seeded: its initial weights are the seed's), its EMA copy, AdamW and the warm-up + cosine
+    schedule over the training's steps, and the step that ties them together."""
     seed_everything(config.seed)
     detector = build_detector(config.model).to(device)
     model = EndToEndDetector(encoder.to(device), detector) if config.end_to_end else detector
@@ -439,8 +536,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         )
     network = training_network(network, config.train.compile)
     optimizer = torch.optim.AdamW(model.param_groups(config.train.weight_decay), lr=config.train.lr)
-    crop_len = config.data.max_seq_len
-    crops_per_epoch = config.train.crops_per_video * len(train_split.samples)
+    crops_per_epoch = config.train.crops_per_video * len(data.train_split.samples)
     steps_per_epoch = max(1, crops_per_epoch // config.train.batch_size)
     total_steps = steps_per_epoch * config.train.epochs
     warmup_steps = steps_per_epoch * config.train.warmup_epochs
@@ -448,171 +544,157 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     criterion = DetectionLoss(config.train)
     points = training_points(detector, config, device)
     step = TrainStep(model, network, ema, optimizer, scheduler, criterion, points, config, device, rank, world)
+    return Optimisation(model, ema, optimizer, scheduler, criterion, step, steps_per_epoch, total_steps)
 
-    start_epoch, best = 0, {"epoch": -1, "value": -math.inf, "metrics": {}}
-    if resume:
-        state = run.read_training_state()
-        load_into(model, state["model"], run.state_path, upgrade=upgrade_state_dict)
-        load_into(ema, state["ema"], run.state_path, upgrade=upgrade_state_dict)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        criterion.loss_norm = float(state["loss_norm"])
-        start_epoch, step.steps_done = int(state["epoch"]) + 1, int(state["step"])
-        best = json.loads(state["best"])
-        balancer.load_state(json.loads(state["balance"]) if "balance" in state else None)
-        # finished (its postprocess.json is written after the last epoch): nothing will rewrite the selected
-        # weights, which detection reads, so they must read; killed before that file, the end is done again below
-        if start_epoch >= config.train.epochs and run.postprocess_path.exists():
-            try:
-                run.read_weights("best")
-            except InputError as exc:
-                raise InputError(f"--resume: {run.path} finished training, but {exc}; the run cannot detect "
-                                 "without it: train a new run") from None
-        say(f"resuming {run.path} after epoch {start_epoch - 1} (step {step.steps_done})")
-        if is_main:
-            run.keep_metrics_before(start_epoch)
-    metrics = MetricsLog(run, enabled=is_main)
-    epochs = config.train.epochs
-    say(
-        f"training {config.model.variant} on {labelled_videos} videos"
-        + (f" + {len(pseudo_samples)} pseudo-labelled" if pseudo_samples else "")
-        + f" ({len(anchors)} crop anchors), "
-        f"validating on {len(val_split.samples)}; {epochs} epochs x {steps_per_epoch} steps on {device}"
-        + (f" x {world} processes" if world > 1 else "")
-        + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
+
+def _restore(config: Config, run: RunDir, opt: Optimisation, balancer: ClassBalancer, say) -> tuple[int, dict]:
+    """--resume: the training state of the last finished epoch loaded into `opt` and `balancer`; returns the
+    epoch to go on with and the best epoch so far."""
+    state = run.read_training_state()
+    load_into(opt.model, state["model"], run.state_path, upgrade=upgrade_state_dict)
+    load_into(opt.ema, state["ema"], run.state_path, upgrade=upgrade_state_dict)
+    opt.optimizer.load_state_dict(state["optimizer"])
+    opt.scheduler.load_state_dict(state["scheduler"])
+    opt.criterion.loss_norm = float(state["loss_norm"])
+    start_epoch, opt.step.steps_done = int(state["epoch"]) + 1, int(state["step"])
+    best = json.loads(state["best"])
+    balancer.load_state(json.loads(state["balance"]) if "balance" in state else None)
+    # finished (its postprocess.json is written after the last epoch): nothing will rewrite the selected
+    # weights, which detection reads, so they must read; killed before that file, the end is done again
+    if start_epoch >= config.train.epochs and run.postprocess_path.exists():
+        try:
+            run.read_weights("best")
+        except InputError as exc:
+            raise InputError(f"--resume: {run.path} finished training, but {exc}; the run cannot detect "
+                             "without it: train a new run") from None
+    say(f"resuming {run.path} after epoch {start_epoch - 1} (step {opt.step.steps_done})")
+    return start_epoch, best
+
+
+def _train_epoch(config: Config, epoch: int, data: TrainingData, opt: Optimisation, metrics: MetricsLog,
+                 bar) -> dict:
+    """One epoch of steps on crops drawn for it (seeded by (seed, epoch): a resumed run draws the same ones);
+    returns its metrics.jsonl record (mean losses, learning rate, seconds)."""
+    opt.model.train()
+    rng = np.random.default_rng([config.seed, epoch])
+    torch.manual_seed(config.seed * 1000 + epoch)
+    transform_rng = np.random.default_rng([config.seed, epoch, 1])
+    balancer, batch_size = data.balancer, config.train.batch_size
+    crops = draw_training_crops(
+        data.train_split.samples, data.anchors, opt.steps_per_epoch * batch_size, config.data.max_seq_len, rng,
+        anchor_probabilities(data.anchor_labels, balancer.weights()),
     )
-    if config.train.compile:
-        say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
-            "once inductor's cache holds it)")
-    if metrics.tensorboard is not None:
-        say(f"TensorBoard: tensorboard --logdir {metrics.tensorboard_dir}")
-    bar = _progress(total_steps, step.steps_done, enabled=progress and is_main)
-    say = _beside_bar(say, bar)
-    for epoch in range(start_epoch, config.train.epochs):
-        model.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        torch.manual_seed(config.seed * 1000 + epoch)
-        transform_rng = np.random.default_rng([config.seed, epoch, 1])
-        class_weights = balancer.weights()
-        crops = draw_training_crops(
-            train_split.samples, anchors, steps_per_epoch * config.train.batch_size, crop_len, rng,
-            anchor_probabilities(anchor_labels, class_weights),
-        )
-        if config.balance.method != "none":
-            metrics.write({"kind": "balance", "epoch": epoch, "step": step.steps_done, "method": config.balance.method,
-                           "class_weights": balancer.effective_weights(), "crop_shares": balancer.crop_shares()})
-        epoch_started, sums = time.time(), {"loss": 0.0, "cls_loss": 0.0, "reg_loss": 0.0}
-        for i in range(steps_per_epoch):
-            # every process draws the same global batch and keeps its share of it (inside `step`)
-            global_crops = crops[i * config.train.batch_size : (i + 1) * config.train.batch_size]
-            batch = make_batch(
-                train_split.samples, global_crops, crop_len, config.data.crop_keep_fraction, transforms, transform_rng
+    if config.balance.method != "none":
+        metrics.write({"kind": "balance", "epoch": epoch, "step": opt.step.steps_done, "method": config.balance.method,
+                       "class_weights": balancer.effective_weights(), "crop_shares": balancer.crop_shares()})
+    epoch_started, sums = time.time(), {"loss": 0.0, "cls_loss": 0.0, "reg_loss": 0.0}
+    for i in range(opt.steps_per_epoch):
+        # every process draws the same global batch and keeps its share of it (inside `step`)
+        batch = make_batch(data.train_split.samples, crops[i * batch_size : (i + 1) * batch_size],
+                           config.data.max_seq_len, config.data.crop_keep_fraction, data.transforms, transform_rng)
+        parts = opt.step(batch)
+        for key, value in (("loss", parts.total), ("cls_loss", parts.cls), ("reg_loss", parts.reg)):
+            sums[key] += float(value.detach())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(
+                epoch=epoch, loss=f"{float(parts.total.detach()):.3f}", lr=f"{opt.scheduler.get_last_lr()[0]:.2e}"
             )
-            parts = step(batch)
-            for key, value in (("loss", parts.total), ("cls_loss", parts.cls), ("reg_loss", parts.reg)):
-                sums[key] += float(value.detach())
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch, loss=f"{float(parts.total.detach()):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}"
-                )
-        record = {
-            "kind": "train",
+    record = {
+        "kind": "train",
+        "epoch": epoch,
+        "step": opt.step.steps_done,
+        "lr": opt.scheduler.get_last_lr()[0],
+        "seconds": round(time.time() - epoch_started, 3),
+    }
+    record.update({k: v / opt.steps_per_epoch for k, v in sums.items()})
+    metrics.write(record)
+    balancer.update(*opt.step.take_class_stats())
+    return record
+
+
+def _validate_and_select(config: Config, run: RunDir, epoch: int, data: TrainingData, opt: Optimisation,
+                         metrics: MetricsLog, best: dict) -> tuple[dict, str]:
+    """Validates the EMA weights on val (threshold tuned there) and keeps them as the run's "best" weights when
+    train.select_checkpoint says so; returns the best epoch so far and the epoch line's val part."""
+    val_started = time.time()
+    result, _ = validate(opt.ema, data.val_split, config, data.classes, data.second_opinion)
+    metrics.write(
+        {
+            "kind": "val",
             "epoch": epoch,
-            "step": step.steps_done,
-            "lr": scheduler.get_last_lr()[0],
-            "seconds": round(time.time() - epoch_started, 3),
+            "step": opt.step.steps_done,
+            **{k: result[k] for k in ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_threshold")},
+            **({} if result["class_thresholds"] is None else {"class_thresholds": result["class_thresholds"]}),
         }
-        record.update({k: v / steps_per_epoch for k, v in sums.items()})
-        metrics.write(record)
-        balancer.update(*step.take_class_stats())
-        line = (
-            f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
-            f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
-        )
+    )
+    line = (
+        f"  | val F1 {_percent(result['f1'])}  F1 MiGA {_percent(result['f1_miga'])}  "
+        f"average mAP {_percent(result['average_mAP'])}  threshold {result['score_threshold']:.3f}"
+        f"{'' if result['class_thresholds'] is None else ' (and per class)'}  "
+        f"{time.time() - val_started:.1f} s"
+    )
+    value = result[config.train.select_metric]
+    if config.train.select_checkpoint == "best":
+        keep, mark = value > best["value"], f"  best {config.train.select_metric}"
+    else:  # "last": the last epoch, validated for its score threshold
+        keep, mark = epoch == config.train.epochs - 1, "  kept: the last epoch"
+    if not keep:
+        return best, line
+    best = {
+        "epoch": epoch,
+        "value": value,
+        "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
+        "class_thresholds": result["class_thresholds"],
+    }
+    run.write_weights("best", opt.model, opt.ema, {"epoch": epoch, **best["metrics"]})
+    return best, line + mark
 
-        last_epoch = epoch == config.train.epochs - 1
-        if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and val_split.samples:
-            val_started = time.time()
-            result, _ = validate(ema, val_split, config, classes, second_opinion)
-            value = result[config.train.select_metric]
-            metrics.write(
-                {
-                    "kind": "val",
-                    "epoch": epoch,
-                    "step": step.steps_done,
-                    **{
-                        k: result[k] for k in ("f1", "precision", "recall", "f1_miga", "average_mAP", "score_threshold")
-                    },
-                    **({} if result["class_thresholds"] is None else {"class_thresholds": result["class_thresholds"]}),
-                }
-            )
-            line += (
-                f"  | val F1 {_percent(result['f1'])}  F1 MiGA {_percent(result['f1_miga'])}  "
-                f"average mAP {_percent(result['average_mAP'])}  threshold {result['score_threshold']:.3f}"
-                f"{'' if result['class_thresholds'] is None else ' (and per class)'}  "
-                f"{time.time() - val_started:.1f} s"
-            )
-            if config.train.select_checkpoint == "best":
-                keep, mark = value > best["value"], f"  best {config.train.select_metric}"
-            else:  # "last": the last epoch, validated for its score threshold
-                keep, mark = last_epoch, "  kept: the last epoch"
-            if keep:
-                line += mark
-                best = {
-                    "epoch": epoch,
-                    "value": value,
-                    "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
-                    "class_thresholds": result["class_thresholds"],
-                }
-                run.write_weights("best", model, ema, {"epoch": epoch, **best["metrics"]})
-        say(line)  # one line per epoch, validated or not
-        if is_main:
-            run.write_weights("last", model, ema, {"epoch": epoch})
-            # one file holds everything --resume needs, so a kill can never pair weights of one
-            # epoch with optimiser state of another
-            run.write_training_state(
-                {
-                    "epoch": epoch,
-                    "step": step.steps_done,
-                    "model": model.state_dict(),
-                    "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "loss_norm": criterion.loss_norm,
-                    "best": json.dumps(best),
-                    "balance": json.dumps(balancer.state()),
-                    "config": json.dumps(to_dict(config)),  # what --resume must continue (config.yaml can be edited)
-                }
-            )
-        if world > 1:
-            dist.barrier()
-    if bar is not None:
-        bar.close()
-    metrics.close()
 
-    if is_main:
-        if not val_split.samples:
-            # no val split: the last weights are the selected ones, with the configured threshold
-            run.write_weights("best", model, ema, {"epoch": config.train.epochs - 1})
-            best = {
-                "epoch": config.train.epochs - 1,
-                "value": None,
-                "metrics": {"score_threshold": config.postprocess.score_threshold},
-                "class_thresholds": config.postprocess.class_thresholds,
-            }
-            say("no val split: keeping the last epoch and the configured score threshold")
-        tuning = to_dict(config)["postprocess"]
-        tuning["score_threshold"] = best["metrics"]["score_threshold"]
-        # tuned with the threshold (per_class), else none; a resumed run's record from before them has none
-        tuning["class_thresholds"] = best.get("class_thresholds")
-        tuning["selected_epoch"] = best["epoch"]
-        tuning["tuned_on"] = config.data.val_split if val_split.samples else None
-        run.write_tuning(tuning)
-    return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=config.train.epochs,
-                       select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
-                       tuned_on=config.data.val_split if val_split.samples else None, rank=rank,
-                       first_epoch=start_epoch, class_thresholds=best.get("class_thresholds"))
+def _write_checkpoint(config: Config, run: RunDir, epoch: int, opt: Optimisation, balancer: ClassBalancer,
+                      best: dict) -> None:
+    """The epoch's "last" weights and the training state --resume continues from."""
+    run.write_weights("last", opt.model, opt.ema, {"epoch": epoch})
+    # one file holds everything --resume needs, so a kill can never pair weights of one
+    # epoch with optimiser state of another
+    run.write_training_state(
+        {
+            "epoch": epoch,
+            "step": opt.step.steps_done,
+            "model": opt.model.state_dict(),
+            "ema": opt.ema.state_dict(),
+            "optimizer": opt.optimizer.state_dict(),
+            "scheduler": opt.scheduler.state_dict(),
+            "loss_norm": opt.criterion.loss_norm,
+            "best": json.dumps(best),
+            "balance": json.dumps(balancer.state()),
+            "config": json.dumps(to_dict(config)),  # what --resume must continue (config.yaml can be edited)
+        }
+    )
+
+
+def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisation, best: dict, say) -> dict:
+    """After the last epoch: postprocess.json, the selected epoch's score threshold(s) and where they were
+    tuned (written last, it marks the run finished); without a val split the last weights are selected, with
+    the configured threshold. Returns the selected epoch's record."""
+    if not data.val_split.samples:
+        last = config.train.epochs - 1
+        run.write_weights("best", opt.model, opt.ema, {"epoch": last})
+        best = {
+            "epoch": last,
+            "value": None,
+            "metrics": {"score_threshold": config.postprocess.score_threshold},
+            "class_thresholds": config.postprocess.class_thresholds,
+        }
+        say("no val split: keeping the last epoch and the configured score threshold")
+    tuning = to_dict(config)["postprocess"]
+    tuning["score_threshold"] = best["metrics"]["score_threshold"]
+    # tuned with the threshold (per_class), else none; a resumed run's record from before them has none
+    tuning["class_thresholds"] = best.get("class_thresholds")
+    tuning["selected_epoch"] = best["epoch"]
+    tuning["tuned_on"] = config.data.val_split if data.val_split.samples else None
+    run.write_tuning(tuning)
+    return best
 
 
 def training_points(model: torch.nn.Module, config: Config, device: torch.device):
