@@ -111,6 +111,7 @@ def test_every_planted_problem_is_found_at_its_place(planted):
     assert sorted(found) == sorted((s, w, v) for s, w, v, _ in expected)
     for severity, location, video_id, fragment in expected:
         assert fragment in found[(severity, location, video_id)]
+    assert "training draws no crop" not in found[("warning", f"{ann} [database.empty]", "empty")]  # a test video
 
     assert report.videos_per_split == {"train": 3, "val": 2, "test": 3}
     assert report.counts_per_split["train"] == {"c0": 2, "c1": 3, "c2": 1}
@@ -355,6 +356,12 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     assert [(p.where, p.message) for p in report.warnings if "no annotated instances" in p.message] == [
         (str(tmp_path / "ann.json"), "4 of the 5 videos of split 'test' have no annotated instances (first: u0, u1, "
                                      "u2)")]
+    # a training video without gestures anchors no crop: said, since it is not drawn at all
+    document["database"]["u0"]["subset"] = "training"
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    [quiet] = [p for p in check_dataset(config).warnings if p.video_id == "u0"]
+    assert quiet.message == ("video has no annotated instances: training draws no crop from it (crops are anchored "
+                             "on gestures; background is learnt around the gestures of the other videos)")
     (tmp_path / "feats" / "s.npy").rename(tmp_path / "feats" / "ss.npy")  # another video's name ending alike: no hint
     [missing] = check_dataset(config).errors
     assert missing.message == "feature file missing (extract features for this video)"

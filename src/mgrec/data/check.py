@@ -203,7 +203,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         video_ids = aset.video_ids(split)
         for video_id in video_ids:
             problems += _check_segments(aset.videos[video_id], aset.segments[video_id], config.model.num_classes)
-        problems += _unlabelled_videos(aset, split, video_ids, annotations_path)
+        problems += _unlabelled_videos(aset, split, video_ids, annotations_path, split == data.train_split)
     # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
     # its lengths are the videos' lengths on the model's grid).
     video_steps: dict[str, int] = {}
@@ -343,14 +343,18 @@ def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_
 _UNLABELLED_EACH = 3
 
 
-def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path
-                       ) -> list[Problem]:
+def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path,
+                       training: bool) -> list[Problem]:
     unlabelled = [v for v in video_ids if not aset.segments[v]]
+    # training crops are anchored on gestures (`mgrec.data.datasets.draw_training_crops`): say what that means
+    why = (": training draws no crop from it (crops are anchored on gestures; background is learnt around the "
+           "gestures of the other videos)") if training and len(unlabelled) < len(video_ids) else ""
     if len(unlabelled) <= _UNLABELLED_EACH:
-        return [Problem("warning", aset.videos[v].source, "video has no annotated instances", v) for v in unlabelled]
+        return [Problem("warning", aset.videos[v].source, f"video has no annotated instances{why}", v)
+                for v in unlabelled]
     return [Problem("warning", str(annotations_path),
                     f"{len(unlabelled)} of the {len(video_ids)} videos of split {split!r} have no annotated instances "
-                    f"(first: {', '.join(unlabelled[:3])})")]
+                    f"(first: {', '.join(unlabelled[:3])}){why}")]
 
 
 def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:

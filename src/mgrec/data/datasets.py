@@ -5,12 +5,14 @@ level-0 feature grid (fractional indices, see `mgrec.timeline.FeatureGrid`).
 
 Training crops (`draw_training_crops`): SMG videos are ~7000 feature steps, longer than the
 training length, so each epoch draws crops of `max_seq_len` steps. Every crop is anchored on an
-annotation entry drawn uniformly from the (optionally augmented) list of entries of all
-training videos, with a random offset of the anchor inside the crop. Category-frequency
-augmentation (`mgrec.data.augment`) repeats rare-class entries R_c times, so those instances are
-R_c times as likely to anchor a crop: the model sees rare classes in more crops, at different
-offsets and with different neighbours. The targets of a crop are the video's *unique* segments
-inside it, so a replica never becomes a duplicate target.
+annotation entry of a training video, with a random offset of the anchor inside the crop; the
+entries are drawn uniformly or with class-balancing weights (`mgrec.data.balance`). The paper's
+category-frequency augmentation (`mgrec.data.augment`, `balance.method: eq1`) lists rare-class
+entries R_c times, so those instances are R_c times as likely to anchor a crop: the model sees
+rare classes in more crops, at different offsets and with different neighbours. The targets of a
+crop are the video's *unique* segments inside it, so a replica never becomes a duplicate target.
+A training video without any annotated gesture anchors no crop (`mgrec data check` and training
+say so); the background the model learns is that around the gestures of the other videos.
 """
 
 from __future__ import annotations
@@ -76,9 +78,8 @@ def draw_training_crops(
     """Draw `num_crops` crops, each anchored on an entry of `anchors` = (video index, segment index),
     uniformly or with `probabilities` (one per anchor: class balancing, `mgrec.data.balance`).
 
-    Videos no longer than `crop_len` are used whole (start 0). Videos without any anchor are
-    still drawn as uniform random crops, in proportion to their share of videos, so background-only
-    videos are not ignored.
+    Videos no longer than `crop_len` are used whole (start 0). A video without any anchor is not
+    drawn, unless no video has one: then every crop is a uniformly random stretch of a random video.
     """
     crops = []
     if not anchors:
