@@ -341,7 +341,7 @@ def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestur
 def test_the_seeds_summary_is_mean_and_std_of_the_members_val_scores_and_says_when_there_is_no_val():
     from pathlib import Path
 
-    from mgrec.cli import seed_spread
+    from mgrec.train.ensemble import seed_spread
     from mgrec.train.loop import TrainResult
 
     def result(f1, mAP):

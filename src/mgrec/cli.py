@@ -540,9 +540,9 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_train(args) -> None:
-    from mgrec.config import MAX_SEED, check_for_training, load_config
-    from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
-    from mgrec.train.loop import check_same_config, train
+    from mgrec.config import check_for_training, load_config
+    from mgrec.train.ensemble import train_seeds
+    from mgrec.train.loop import train
 
     if args.unlabeled is not None:
         args.overrides = [*args.overrides, f"pseudo_labels.unlabeled={args.unlabeled}"]
@@ -553,52 +553,10 @@ def cmd_train(args) -> None:
                        encoder=_end_to_end_encoder(config))
         print(result.summary())
         return
-    if config.end_to_end:  # the ensemble would refuse them after N trainings (hours of GPU time)
-        raise InputError("--seeds with data.videos (end to end): ensembles take runs trained on feature files; "
-                         "train the seeds one by one, or on features (`mgrec extract --run` makes a run's features)")
-    # "." names no folder to name the members after; a link is not followed (members named after it)
     out = Path(os.path.abspath(args.out))
-    if RunDir(out).format_path.exists():
-        raise InputError(f"{args.out} already holds a run; choose another --out for the ensemble")
-    seeds = range(config.seed, config.seed + args.seeds)
-    if seeds[-1] > MAX_SEED:
-        raise InputError(f"--seeds {args.seeds} from seed {config.seed} would train seed {seeds[-1]}, past the "
-                         f"largest seed {MAX_SEED}; lower seed or --seeds")
-    # what the ensemble would refuse after the trainings, refused before them
-    refuse_a_folder_training_reads(out, config)
-    members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
-    new_ensemble_dir(out, list(members.values()))
-    seeded = {seed: load_config(args.config, [*args.overrides, f"seed={seed}"]) for seed in seeds}
-    for seed, member in members.items():  # every member's folder before the first trains, not after the others did
-        if args.resume and RunDir(member).can_resume():
-            check_same_config(RunDir(member), seeded[seed])
-        else:
-            RunDir(member).check_fresh_start([Path(args.config)])
-    results = []
-    for seed, member in members.items():
-        print(f"seed {seed}: training into {member}")
-        resume = args.resume and RunDir(member).can_resume()
-        result = train(seeded[seed], member, resume=resume, progress=show_progress(args), inputs=[Path(args.config)],
-                       encoder=_end_to_end_encoder(seeded[seed]))
-        print(result.summary(next_steps=False))
-        results.append(result)
-    print(seed_spread(results))
-    _make_ensemble(list(members.values()), out)
-
-
-def seed_spread(results) -> str:
-    """The members' selected val scores as mean ± std over the seeds (what one training of the config gives,
-    and how much it varies), for the line before the ensemble's."""
-    import numpy as np
-
-    scored = [r for r in results if "f1" in r.best_metrics]  # without a val split: the threshold alone
-    if not scored:
-        return f"{len(results)} seeds: no val split, so no val scores to compare"
-    parts = []
-    for key, name in (("f1", "F1"), ("f1_miga", "F1 (MiGA rule)"), ("average_mAP", "average mAP")):
-        values = 100 * np.array([r.best_metrics[key] for r in scored])
-        parts.append(f"{name} {values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}")
-    return f"{len(scored)} seeds, {scored[0].tuned_on} (mean ± std over seeds): " + ", ".join(parts)
+    members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume,
+                          progress=show_progress(args))
+    _make_ensemble(members, out)
 
 
 def _end_to_end_encoder(config):
@@ -676,21 +634,10 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_score(args) -> None:
-    import dataclasses
     import json
 
-    from mgrec.config import PostprocessConfig
-    from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
-    from mgrec.evaluate.f1 import tune_thresholds
-    from mgrec.evaluate.predictions import load_predictions, predictions_info
-    from mgrec.evaluate.scoring import (
-        check_tuning_gestures,
-        check_tuning_split,
-        coverage_note,
-        format_score_table,
-        score,
-    )
+    from mgrec.evaluate.scoring import check_tuning_split, format_score_table, score_files
     from mgrec.infer.offline import checked_fps
 
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
@@ -702,58 +649,10 @@ def cmd_score(args) -> None:
     if args.threshold_shrinkage is not None and args.thresholds != "per_class":
         raise InputError("--threshold-shrinkage pulls per-class thresholds toward the global one: it needs "
                          "--thresholds per_class")
-    tious = parse_tious(args.tious)
-    annotations = load_annotations(args.gt, default_fps=checked_fps(args.fps, "--fps"))
-    fps = {v: info.fps for v, info in annotations.videos.items()}
-    predictions = load_predictions(args.pred, annotations.classes, fps_by_video=fps)
-    if predictions_info(args.pred).get("set") == "hard":
-        print(f"note: {args.pred} holds the hard set (what `mgrec detect` writes by default): its mAP is lower "
-              "than the ranked list's; `mgrec detect --all` writes the ranked list", file=sys.stderr)
-    unknown = sorted(set(predictions) - set(annotations.videos))
-    if unknown:
-        raise InputError(
-            f"{args.pred}: predictions for {len(unknown)} video(s) not in {args.gt}: {', '.join(unknown[:10])}"
-        )
-    # segments in frames read as seconds score 0 without a word: they start after the videos end
-    late = [d for video, items in predictions.items() for d in items
-            if d.start > annotations.videos[video].duration + 1.0]
-    if late:
-        first = late[0]
-        print(f"note: {len(late)} of the {sum(map(len, predictions.values()))} detections in {args.pred} start after "
-              f"their video ends (first: {first.video_id} at {first.start:g} s, {args.gt} gives it "
-              f"{annotations.videos[first.video_id].duration:g} s); are their segments in frames, not seconds?",
-              file=sys.stderr)
-
-    def split_of(name: str):
-        ids = annotations.split_video_ids(name, args.gt)
-        if not any(v in predictions for v in ids):
-            # Scoring (or tuning on) a split the file does not cover would silently count every
-            # gesture as missed, and tune the threshold to 0.
-            raise InputError(
-                f"no predictions for split {name} in {args.pred} (it covers "
-                f"{len(predictions)} video(s), none of the {len(ids)} of split {name!r})"
-            )
-        scored = {v: annotations.segments.get(v, []) for v in ids}
-        note = coverage_note(scored, predictions, name)  # a partial file scores its missing videos as all missed
-        if note:
-            print(f"note: {args.pred}: {note}", file=sys.stderr)
-        return scored, {v: predictions.get(v, []) for v in ids}
-
-    threshold, class_thresholds = args.score_threshold or 0.0, None
-    if args.tune_on:
-        tune_gt, tune_pred = split_of(args.tune_on)
-        check_tuning_gestures(tune_gt, args.tune_on, args.gt)
-        rule = PostprocessConfig(thresholds=args.thresholds)
-        if args.threshold_shrinkage is not None:
-            rule = dataclasses.replace(rule, threshold_shrinkage=args.threshold_shrinkage)
-        threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
-    gt, pred = split_of(args.split)
-    highest = max((d.score for items in pred.values() for d in items), default=None)
-    if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
-        print(f"note: the score threshold {threshold:.4g} is above every score of split {args.split} in {args.pred} "
-              f"(the highest is {highest:.4g}): the hard set is empty and F1 is 0", file=sys.stderr)
-    result = score(gt, pred, annotations.classes, threshold, split=args.split, class_thresholds=class_thresholds,
-                   tiou_thresholds=tious)
+    result = score_files(args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
+                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold,
+                         default_fps=checked_fps(args.fps, "--fps"), tious=parse_tious(args.tious),
+                         note=lambda line: print(f"note: {line}", file=sys.stderr))
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 
 

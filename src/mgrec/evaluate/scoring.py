@@ -8,13 +8,16 @@ The keys are the "Scores" contract in docs/contracts.md.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from mgrec.config import canonical_subset
+from mgrec.config import PostprocessConfig, canonical_subset
+from mgrec.data.annotations import load_annotations
 from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
@@ -23,8 +26,10 @@ from mgrec.evaluate.f1 import (
     bar_words,
     f1_miga,
     f1_strict,
+    tune_thresholds,
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
+from mgrec.evaluate.predictions import load_predictions, predictions_info
 from mgrec.records import Detection, Segment
 
 
@@ -239,3 +244,67 @@ def check_tuning_gestures(ground_truth: dict, tune_on: str, annotations: object)
     F1 0 there, so the one chosen is arbitrary (above every score, an empty hard set)."""
     if not any(ground_truth.values()):
         raise InputError(f"{annotations}: split {tune_on!r} has no gestures to tune the threshold on")
+
+
+def score_files(gt_path: str | Path, pred_path: str | Path, split: str = "test", tune_on: str | None = None,
+                thresholds: str = "global", threshold_shrinkage: float | None = None,
+                score_threshold: float | None = None, default_fps: float | None = None,
+                tious: Sequence[float] = DEFAULT_TIOU_THRESHOLDS, note: Callable[[str], None] = lambda line: None
+                ) -> dict:
+    """`mgrec score`: the predictions file `pred_path` (any format `load_predictions` reads) scored against the
+    annotations file `gt_path` on `split`, at `score_threshold` (0 when not given) or at the threshold(s) tuned on
+    the split `tune_on` (`thresholds`: global or per_class, `threshold_shrinkage` for per_class). `default_fps`
+    places annotations without an fps of their own; `tious`: the thresholds mAP averages over.
+
+    Refused: predictions of videos the annotations do not list, a split (scored or tuned on) that the file does
+    not cover at all (every gesture would count as missed). `note` receives one line for each thing worth saying
+    that is not an error: a hard set given for mAP, detections starting after their video ends (frames read as
+    seconds?), a file covering only part of a split, a threshold above every score."""
+    check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
+    annotations = load_annotations(gt_path, default_fps=default_fps)
+    fps = {v: info.fps for v, info in annotations.videos.items()}
+    predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
+    if predictions_info(pred_path).get("set") == "hard":
+        note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
+             "ranked list's; `mgrec detect --all` writes the ranked list")
+    unknown = sorted(set(predictions) - set(annotations.videos))
+    if unknown:
+        raise InputError(f"{pred_path}: predictions for {len(unknown)} video(s) not in {gt_path}: "
+                         f"{', '.join(unknown[:10])}")
+    # segments in frames read as seconds score 0 without a word: they start after the videos end
+    late = [d for video, items in predictions.items() for d in items
+            if d.start > annotations.videos[video].duration + 1.0]
+    if late:
+        first = late[0]
+        note(f"{len(late)} of the {sum(map(len, predictions.values()))} detections in {pred_path} start after "
+             f"their video ends (first: {first.video_id} at {first.start:g} s, {gt_path} gives it "
+             f"{annotations.videos[first.video_id].duration:g} s); are their segments in frames, not seconds?")
+
+    def split_of(name: str) -> tuple[dict[str, list[Segment]], dict[str, list[Detection]]]:
+        ids = annotations.split_video_ids(name, gt_path)
+        if not any(v in predictions for v in ids):
+            # Scoring (or tuning on) a split the file does not cover would silently count every
+            # gesture as missed, and tune the threshold to 0.
+            raise InputError(f"no predictions for split {name} in {pred_path} (it covers {len(predictions)} "
+                             f"video(s), none of the {len(ids)} of split {name!r})")
+        scored = {v: annotations.segments.get(v, []) for v in ids}
+        partial = coverage_note(scored, predictions, name)  # a partial file scores its missing videos as all missed
+        if partial:
+            note(f"{pred_path}: {partial}")
+        return scored, restrict_to_videos(predictions, ids)
+
+    threshold, class_thresholds = score_threshold or 0.0, None
+    if tune_on:
+        tune_gt, tune_pred = split_of(tune_on)
+        check_tuning_gestures(tune_gt, tune_on, gt_path)
+        rule = PostprocessConfig(thresholds=thresholds)
+        if threshold_shrinkage is not None:
+            rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
+        threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
+    gt, pred = split_of(split)
+    highest = max((d.score for items in pred.values() for d in items), default=None)
+    if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
+        note(f"the score threshold {threshold:.4g} is above every score of split {split} in {pred_path} (the "
+             f"highest is {highest:.4g}): the hard set is empty and F1 is 0")
+    return score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
+                 tiou_thresholds=tious)

@@ -14,17 +14,18 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from mgrec.config import Config, check_same_splits, check_same_threshold_rule, to_dict
+from mgrec.config import MAX_SEED, Config, check_same_splits, check_same_threshold_rule, load_config, to_dict
 from mgrec.data.features import read_sidecar, recipe_differences
 from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
-from mgrec.run import RunDir, new_ensemble_dir
+from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
 from mgrec.train.data import checked_annotations, load_split
-from mgrec.train.loop import validate
+from mgrec.train.loop import TrainResult, check_same_config, train, validate
 
 # The settings members must share: the grid the features are read on, how they become network inputs,
 # and the network's layout.
@@ -185,3 +186,55 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
                       "class_thresholds": result["class_thresholds"], "tuned_on": config.data.val_split,
                       "val_scores": metrics})
     return metrics
+
+
+def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count: int, resume: bool = False,
+                log=print, progress: bool = True) -> list[Path]:
+    """`mgrec train --seeds N`: the config (with its `--set` overrides) trained with seeds seed, seed+1, ... into
+    OUT-seed<S>, one after the other; returns the member runs, for `make_ensemble` or `make_fused_ensemble` to
+    make OUT of. `out` is absolute: "." names no folder to name the members after, and a link is not followed.
+
+    What the ensemble would refuse after the trainings (hours of them) is refused before the first: end-to-end
+    runs, an OUT holding a run or inside training's inputs, a seed past `MAX_SEED`, and every member's folder
+    (holding another run, or with `resume` a run of another config)."""
+    config = load_config(config_path, overrides)
+    if config.end_to_end:
+        raise InputError("--seeds with data.videos (end to end): ensembles take runs trained on feature files; "
+                         "train the seeds one by one, or on features (`mgrec extract --run` makes a run's features)")
+    if RunDir(out).format_path.exists():
+        raise InputError(f"{out} already holds a run; choose another --out for the ensemble")
+    seeds = range(config.seed, config.seed + count)
+    if seeds[-1] > MAX_SEED:
+        raise InputError(f"--seeds {count} from seed {config.seed} would train seed {seeds[-1]}, past the "
+                         f"largest seed {MAX_SEED}; lower seed or --seeds")
+    refuse_a_folder_training_reads(out, config)
+    members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
+    new_ensemble_dir(out, list(members.values()))
+    seeded = {seed: load_config(config_path, [*overrides, f"seed={seed}"]) for seed in seeds}
+    for seed, member in members.items():  # every member's folder before the first trains, not after the others did
+        if resume and RunDir(member).can_resume():
+            check_same_config(RunDir(member), seeded[seed])
+        else:
+            RunDir(member).check_fresh_start([Path(config_path)])
+    results = []
+    for seed, member in members.items():
+        log(f"seed {seed}: training into {member}")
+        result = train(seeded[seed], member, resume=resume and RunDir(member).can_resume(), log=log,
+                       progress=progress, inputs=[Path(config_path)])
+        log(result.summary(next_steps=False))
+        results.append(result)
+    log(seed_spread(results))
+    return list(members.values())
+
+
+def seed_spread(results: list[TrainResult]) -> str:
+    """The members' selected val scores as mean ± std over the seeds (what one training of the config gives,
+    and how much it varies), for the line before the ensemble's."""
+    scored = [r for r in results if "f1" in r.best_metrics]  # without a val split: the threshold alone
+    if not scored:
+        return f"{len(results)} seeds: no val split, so no val scores to compare"
+    parts = []
+    for key, name in (("f1", "F1"), ("f1_miga", "F1 (MiGA rule)"), ("average_mAP", "average mAP")):
+        values = 100 * np.array([r.best_metrics[key] for r in scored])
+        parts.append(f"{name} {values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}")
+    return f"{len(scored)} seeds, {scored[0].tuned_on} (mean ± std over seeds): " + ", ".join(parts)
