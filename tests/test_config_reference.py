@@ -6,15 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mgrec import config as config_module
-from mgrec.config import (
-    DOC,
+from mgrec import config_reference as reference_module
+from mgrec.config import DOC, Config, _doc, _section
+from mgrec.config_reference import (
     KEY_MAPPING,
     REFERENCE_COMMAND,
     REFERENCE_PATH,
-    Config,
-    _doc,
-    _section,
     config_keys,
     config_reference,
     undocumented_keys,
@@ -84,10 +81,10 @@ def test_key_mapping_names_existing_mgrec_keys_and_the_usual_suspects():
 
 
 def test_the_generator_command_prints_the_reference(capsys):
-    config_module.main(["--reference"])
+    reference_module.main([])
     assert capsys.readouterr().out == config_reference()
     with pytest.raises(SystemExit):
-        config_module.main([])
+        reference_module.main(["--unknown"])
 
 
 def test_reference_defaults_are_the_declared_ones_not_derived_values():
