@@ -12,8 +12,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mgrec"
 
-BOTTOM = {"errors", "files", "timeline", "config", "configs", "records", "run", "devices", "allocator", "provenance",
-          "terminal", "smg_csv"}
+BOTTOM = {"errors", "files", "timeline", "config", "config_reference", "configs", "records", "run", "devices",
+          "allocator", "provenance", "terminal", "smg_csv"}
 MIDDLE = {"data", "model", "postprocess", "evaluate"}
 UPPER = {"infer", "train", "extract", "report"}
 

@@ -636,8 +636,9 @@ def cmd_evaluate(args) -> None:
 def cmd_score(args) -> None:
     import json
 
+    from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
-    from mgrec.evaluate.scoring import check_tuning_split, format_score_table, score_files
+    from mgrec.evaluate.scoring import check_tuning_split, format_score_table, score_file
     from mgrec.infer.offline import checked_fps
 
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
@@ -649,10 +650,11 @@ def cmd_score(args) -> None:
     if args.threshold_shrinkage is not None and args.thresholds != "per_class":
         raise InputError("--threshold-shrinkage pulls per-class thresholds toward the global one: it needs "
                          "--thresholds per_class")
-    result = score_files(args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
-                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold,
-                         default_fps=checked_fps(args.fps, "--fps"), tious=parse_tious(args.tious),
-                         note=lambda line: print(f"note: {line}", file=sys.stderr))
+    tious = parse_tious(args.tious)
+    annotations = load_annotations(args.gt, default_fps=checked_fps(args.fps, "--fps"))
+    result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
+                        threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold, tious=tious,
+                        note=lambda line: print(f"note: {line}", file=sys.stderr))
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
 
 

@@ -6,7 +6,8 @@
 - `average_precision`: ActivityNet-style AP / mAP and the interpolated AP;
 - `analysis`: the DETAD error analysis (false negatives, false positives, sensitivity);
 - `scoring`: all scores of one prediction set as the `mgrec score` dict, and its table;
-- `predictions`: reading and writing prediction files (results JSON, SMG-style CSV folders).
+- `predictions`: reading and writing prediction files (results JSON, SMG-style CSV folders);
+- `subtitles`: detections as SubRip / WebVTT subtitles, to watch over the video.
 
-Records in, numbers out: nothing here imports `mgrec.data`.
+Records in, numbers out: nothing here imports `mgrec.data` or the network.
 """

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from mgrec.config import PostprocessConfig, canonical_subset
-from mgrec.data.annotations import load_annotations
 from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
@@ -30,7 +29,7 @@ from mgrec.evaluate.f1 import (
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.evaluate.predictions import load_predictions, predictions_info
-from mgrec.records import Detection, Segment
+from mgrec.records import AnnotationSet, Detection, Segment
 
 
 def restrict_to_videos(
@@ -246,22 +245,20 @@ def check_tuning_gestures(ground_truth: dict, tune_on: str, annotations: object)
         raise InputError(f"{annotations}: split {tune_on!r} has no gestures to tune the threshold on")
 
 
-def score_files(gt_path: str | Path, pred_path: str | Path, split: str = "test", tune_on: str | None = None,
-                thresholds: str = "global", threshold_shrinkage: float | None = None,
-                score_threshold: float | None = None, default_fps: float | None = None,
-                tious: Sequence[float] = DEFAULT_TIOU_THRESHOLDS, note: Callable[[str], None] = lambda line: None
-                ) -> dict:
-    """`mgrec score`: the predictions file `pred_path` (any format `load_predictions` reads) scored against the
-    annotations file `gt_path` on `split`, at `score_threshold` (0 when not given) or at the threshold(s) tuned on
-    the split `tune_on` (`thresholds`: global or per_class, `threshold_shrinkage` for per_class). `default_fps`
-    places annotations without an fps of their own; `tious`: the thresholds mAP averages over.
+def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str | Path, split: str = "test",
+               tune_on: str | None = None, thresholds: str = "global", threshold_shrinkage: float | None = None,
+               score_threshold: float | None = None, tious: Sequence[float] = DEFAULT_TIOU_THRESHOLDS,
+               note: Callable[[str], None] = lambda line: None) -> dict:
+    """`mgrec score`: the predictions file `pred_path` (any format `load_predictions` reads) scored against
+    `annotations` (read from `gt_path`: `mgrec.data.annotations.load_annotations`) on `split`, at
+    `score_threshold` (0 when not given) or at the threshold(s) tuned on the split `tune_on` (`thresholds`:
+    global or per_class, `threshold_shrinkage` for per_class); `tious`: the thresholds mAP averages over.
 
     Refused: predictions of videos the annotations do not list, a split (scored or tuned on) that the file does
     not cover at all (every gesture would count as missed). `note` receives one line for each thing worth saying
     that is not an error: a hard set given for mAP, detections starting after their video ends (frames read as
     seconds?), a file covering only part of a split, a threshold above every score."""
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
-    annotations = load_annotations(gt_path, default_fps=default_fps)
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
     if predictions_info(pred_path).get("set") == "hard":

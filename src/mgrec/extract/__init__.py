@@ -1,8 +1,12 @@
 """Feature extraction: raw videos (or SMG skeleton CSVs) -> one (T, C) feature file per video.
 
-`video` decodes and windows frames, `backbones` turns frames into features, `skeleton` does the
-same for Kinect joints, `videomae_convert` turns official VideoMAE V2 checkpoints into
-transformers folders, and `run` is the `mgrec extract` job (resumable, shardable, fusing).
+- `video`: the videos of a job, decoded ahead on a thread and windowed, shared between processes;
+- `backbones`: frames -> features (EfficientNet-Lite0, VideoMAE), and a run's adapted backbone;
+- `efficientnet`: EfficientNet-Lite0 with fewer memory passes, proven equal to the package's network;
+- `adapters`: trainable adapters inside a frozen VideoMAE (end-to-end training), and its memory plan;
+- `videomae_convert`: official VideoMAE V2 checkpoints -> transformers folders;
+- `skeleton`: Kinect joints -> window features; `pose`: MediaPipe body and hands (in .venv-pose);
+- `run`: the `mgrec extract` job (resumable, shardable, fusing).
 """
 
 # Bounds of `mgrec extract`'s whole-number options, checked when its command line is parsed and by the Python
