@@ -5,17 +5,26 @@
       config.yaml               the resolved config the run was trained with
       classes.json              class names in label-id order
       feature_recipe.json       how the training features were made (a feature sidecar), if known
-      postprocess.json          post-processing with the score threshold tuned on val
+      feature_recipe_<stream>.json  the same for each other input stream of a multi-stream run
+      postprocess.json          post-processing with the score threshold tuned on val (written last:
+                                a run with it is finished)
       metrics.jsonl             one JSON object per line: train and val records per epoch
+      pseudo_labels.json        the pseudo-labels the run trained on, if any (`mgrec.train.pseudo`)
       second_opinion.safetensors  the whole-gesture classifier, when postprocess.second_opinion > 0
       checkpoints/best.safetensors, last.safetensors   weights (and EMA weights under `ema.`)
       checkpoints/last_state.pt everything `--resume` needs, in one file
+      .lock                     held while a command writes the run
+      teacher/, student<N>/     the runs that made the pseudo-labels (runs themselves)
+      members/<i>/              an ensemble's member runs (run.json says `ensemble`)
+      tensorboard/              TensorBoard's logs, when it is installed
       eval_<split>.json, detections_<split>.json         outputs of `mgrec evaluate` (checkpoint best;
       eval_<split>_last.json, detections_<split>_last.json  those of --checkpoint last)
       report_<split>.html       output of `mgrec report`
+      analysis/                 figures and tables of `mgrec analyze` and the report
+      features_<checkpoint>/    an end-to-end run's features, made with that checkpoint's adapters
 
-The files above `eval_` are the run itself (`RunDir.run_files`): only training writes them.
-The outputs may be rewritten by `evaluate` and `report`.
+The files from run.json to .lock are the run itself (`RunDir.run_files`): only training writes them.
+The outputs may be rewritten by `evaluate`, `report` and `analyze`.
 A training starts afresh only in a folder holding no committed training, ensemble or outputs
 (`RunDir.check_fresh_start`); a folder is deleted only by `remove_run_dir`, and only when it is a run or empty.
 
@@ -659,7 +668,7 @@ def _checkpoint_suffix(checkpoint: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Weights files (safetensors); also used for files outside a run directory
+# Making and removing run directories
 
 
 def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
@@ -764,6 +773,10 @@ def check_removable(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (
 # All that a training killed before its first write leaves (run.json is written first): the lock and
 # temporary files.
 _STARTED = re.compile(r"\.lock|\..+\.tmp")
+
+
+# --------------------------------------------------------------------------------------------
+# Weights files (safetensors); also used for files outside a run directory
 
 
 def write_weights_file(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict) -> None:

@@ -1,4 +1,4 @@
-"""The one switch between the CPU-tuned forms of two blocks and their plain forms.
+"""The one switch between the CPU-tuned forms of three blocks and their plain forms.
 
 Three blocks have a form written for torch's CPU kernels, whose fixed costs and memory layouts
 differ from an accelerator's:
@@ -7,7 +7,7 @@ differ from an accelerator's:
 - `dyfadet.DFAConv1d`: the gate's depthwise conv as a sum of shifted taps, long inputs in pieces
   (plain form: a real depthwise conv, the whole input at once);
 - `masking.PointwiseConv1d`: a kernel-1 conv as a matrix product (plain form: the conv).
-Both forms compute the same function (tests/model/test_fastpath.py checks outputs and gradients).
+Each block's two forms compute the same function (tests/model/test_fastpath.py checks outputs and gradients).
 The choice is made here and nowhere else: the CPU forms for tensors on the CPU, the plain forms
 elsewhere, unless a test or a benchmark forces one of them with `forced`.
 """

@@ -7,7 +7,7 @@ scores, an interactive timeline per video (ground truth against the hard set of 
 detection drawn: overlapping ones get sub-lanes of their own), the per-class table with AP at each
 tIoU, the F1-against-threshold curve and the per-class precision-recall curves, the confusion
 matrix, the DETAD error analysis of the hard set and of the ranked list, the class histogram
-before and after label augmentation, the training curves and the provenance of the results. The
+before and after class balancing, the training curves and the provenance of the results. The
 page needs no network: CSS and JS are inlined, figures are SVG data URIs, and every text from the
 data is escaped by `_escape` (bidi overrides and isolates shown as `\\u202e`, as on the terminal).
 
