@@ -232,6 +232,19 @@ def test_the_cli_fails_in_one_line_without_mediapipe(without_mediapipe, tmp_path
     assert not (tmp_path / "out" / "clip.npy").exists()
 
 
+def test_a_file_mgrec_did_not_write_is_not_replaced(monkeypatch, tmp_path):
+    from mgrec.extract import pose
+
+    monkeypatch.setattr(pose, "load_mediapipe", lambda: None)  # refused before MediaPipe or the video is read
+    video, out = tmp_path / "clip.mp4", tmp_path / "out"
+    video.write_bytes(b"")
+    out.mkdir()
+    (out / "clip.npy").write_bytes(b"the user's own file")
+    with pytest.raises(InputError, match=r"clip.npy exists and was not written by mgrec extract"):
+        pose.extract_poses([video], out, progress=False)
+    assert (out / "clip.npy").read_bytes() == b"the user's own file"
+
+
 @pytest.mark.slow
 def test_real_video_through_the_pose_venv(tmp_path, carphone, make_video):
     if not POSE_MGREC.is_file():

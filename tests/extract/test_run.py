@@ -277,7 +277,7 @@ def test_the_api_refuses_the_numbers_the_command_line_refuses(tmp_path, carphone
 
 def test_the_ends_of_each_range_pass_the_api_check():
     from mgrec.extract import NUMBER_RANGES
-    from mgrec.extract.run import check_numbers
+    from mgrec.extract.outputs import check_numbers
 
     for name, (low, high) in NUMBER_RANGES.items():
         check_numbers(**{name: low})

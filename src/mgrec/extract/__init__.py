@@ -24,7 +24,7 @@ MAX_WINDOW_FRAMES = 1024
 MAX_BATCH = 256
 
 # The one statement of those bounds: option -> (least, most). The command line's parser and the Python API
-# (`mgrec.extract.run.check_numbers`) both ask `number_problem`.
+# (`mgrec.extract.outputs.check_numbers`) both ask `number_problem`.
 NUMBER_RANGES = {
     "window": (1, MAX_WINDOW_FRAMES),
     "stride": (1, MAX_WINDOW_FRAMES),

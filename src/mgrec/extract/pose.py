@@ -66,6 +66,17 @@ from tqdm import tqdm
 
 from mgrec.data.features import FeatureSidecar, check_feature_values, source_stamp, write_features
 from mgrec.errors import InputError
+from mgrec.extract.outputs import (
+    ExtractResult,
+    FrameCounter,
+    check_length,
+    check_numbers,
+    finished_sidecar,
+    raise_failures,
+    refuse_a_file_mgrec_did_not_write,
+    skipped,
+    ticking,
+)
 from mgrec.extract.skeleton import window_means, window_peaks
 from mgrec.extract.video import (
     VIDEO_SUFFIXES,
@@ -281,19 +292,8 @@ def extract_poses(
     Resumes, writes and fails as `mgrec.extract.run.extract_videos` does: a video whose finished
     sidecar has this recipe (backbone 'pose', window, stride) is skipped; features are written
     atomically and the sidecar last; a video that fails does not stop the others, and one
-    InputError lists all failures at the end. Returns `mgrec.extract.run.ExtractResult`s, whose
+    InputError lists all failures at the end. Returns `mgrec.extract.outputs.ExtractResult`s, whose
     warnings count the frames without a person."""
-    # run.py dispatches here; importing it at call time keeps the two modules from importing each other.
-    from mgrec.extract.run import (
-        ExtractResult,
-        _check_length,
-        _Counter,
-        _finished_sidecar,
-        _raise_failures,
-        _skipped,
-        _ticking,
-        check_numbers,
-    )
 
     check_numbers(window=window, stride=stride)
     mediapipe = load_mediapipe()  # before any work: the one fix is another venv
@@ -303,20 +303,21 @@ def extract_poses(
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
-        done = _finished_sidecar(feature_path, POSE, None, window, stride, source=path)
+        done = finished_sidecar(feature_path, POSE, None, window, stride, source=path)
         if done is not None:
-            results.append(_skipped(path, feature_path, done))
+            results.append(skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
         try:
+            refuse_a_file_mgrec_did_not_write(feature_path)  # before decoding: nothing is lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
             # size None: PyAV keeps each frame's own size (see the module doc for why not a square).
-            frames = _Counter(iter_frames(path, None))
+            frames = FrameCounter(iter_frames(path, None))
             with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
                       disable=not progress) as frame_bar, LandmarkTracker(mediapipe) as tracker:
-                track = tracker.track(_ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar))
-            _check_length(path, frames.count, window)
+                track = tracker.track(ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar))
+            check_length(path, frames.count, window)
             features = pose_window_features(track, stream.fps, window, stride, source=path)
         except InputError as exc:
             failures.append(str(exc))
@@ -334,5 +335,5 @@ def extract_poses(
             )
         results.append(ExtractResult(path, feature_path, "extracted", frames.count, len(features),
                                      time.perf_counter() - started, warnings))
-    _raise_failures(failures, len(files))
+    raise_failures(failures, len(files))
     return results

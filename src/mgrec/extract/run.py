@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,6 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_feature_values,
     check_sidecar_length,
-    feature_file_shape,
     inspect_features,
     load_features,
     read_sidecar,
@@ -39,8 +38,19 @@ from mgrec.data.features import (
 )
 from mgrec.devices import precision_name, process_device
 from mgrec.errors import InputError
-from mgrec.extract import MAX_BATCH, number_problem
+from mgrec.extract import MAX_BATCH
 from mgrec.extract.backbones import Backbone, window_offsets
+from mgrec.extract.outputs import (
+    ExtractResult,
+    FrameCounter,
+    check_length,
+    check_numbers,
+    finished_sidecar,
+    raise_failures,
+    refuse_a_file_mgrec_did_not_write,
+    skipped,
+    ticking,
+)
 from mgrec.extract.pose import POSE, extract_poses
 from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
 from mgrec.extract.video import (
@@ -62,17 +72,6 @@ DEFAULT_BACKBONE = "efficientnet-lite0"
 SKELETON = "skeleton"
 # Frames decoded ahead of the network; bounded so that memory stays flat on long videos.
 DECODE_AHEAD = 64
-
-
-@dataclass(frozen=True)
-class ExtractResult:
-    source: Path  # the video or skeleton CSV
-    feature_path: Path
-    status: str  # "extracted", or "skipped" (finished earlier with the same recipe)
-    frames: int | None  # as recorded in the sidecar
-    num_features: int | None
-    seconds: float
-    warnings: tuple[str, ...] = ()  # things the user should know, e.g. untracked skeleton frames
 
 
 @dataclass(frozen=True)
@@ -176,98 +175,6 @@ def extract(
                           frames_per_window=frames_per_window, precision=precision or "auto")
 
 
-def check_numbers(**values: object) -> None:
-    """The whole-number settings of an extraction (window, stride, size, batch: `mgrec.extract.NUMBER_RANGES`,
-    the ranges the command line refuses too), refused by name before any work; size None is the backbone's own."""
-    for name, value in values.items():
-        if value is None and name == "size":
-            continue
-        problem = number_problem(name, value)
-        if problem is not None:
-            raise InputError(f"{name}: {problem}")
-
-
-def _finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,
-                      fps: float | None = None, frames_per_window: int | None = None, source: Path | None = None,
-                      precision: str | None = None) -> FeatureSidecar | None:
-    """The sidecar of a complete feature file made with this recipe from `source` as it is now (its
-    `source_stamp`; sidecars written before stamps existed are trusted), or None (then: extract).
-    Sidecars written before the precision was recorded are trusted for any `precision` likewise.
-
-    The sidecar is written last, so its presence means the feature file is complete.
-    """
-    meta_path = sidecar_path(feature_path)
-    if not (feature_path.is_file() and meta_path.is_file()):
-        return None
-    try:
-        done = read_sidecar(meta_path)
-        complete = feature_file_shape(feature_path)[:1] == (done.num_features,)
-    except InputError:
-        return None  # an unreadable sidecar is replaced, like a missing one; a truncated feature file too
-    if not complete:
-        return None  # the file was cut or replaced after its sidecar was written
-    recipe = (backbone, weights_sha256, window, stride, frames_per_window)
-    same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
-    same_precision = done.precision is None or done.precision == precision
-    same_fps = fps is None or abs(done.fps - fps) <= 1e-3
-    same_source = source is None or done.source_stamp is None or done.source_stamp == source_stamp(source)
-    return done if same_recipe and same_precision and same_fps and same_source else None
-
-
-def refuse_a_file_mgrec_did_not_write(feature_path: Path) -> None:
-    """Extraction replaces only its own earlier outputs (a sidecar mgrec reads, a feature array, or an array a
-    killed extraction left without its sidecar): with --out the videos' own folder, `clip.json` or `clip.npy`
-    may be the user's own file, and replacing it would lose it."""
-    meta_path = sidecar_path(feature_path)
-    if meta_path.exists():
-        foreign = None if _reads(read_sidecar, meta_path) else meta_path  # ours: so is the array beside it, even cut
-    else:
-        foreign = feature_path if feature_path.exists() and not _reads(feature_file_shape, feature_path) else None
-    if foreign is not None:
-        raise InputError(f"{foreign} exists and was not written by mgrec extract; extracting would replace it: "
-                         "move it, or choose another --out")
-
-
-def _reads(read, path: Path) -> bool:
-    """Whether `read(path)` (mgrec's sidecar or feature-file reader) accepts the file."""
-    try:
-        read(path)
-    except InputError:
-        return False
-    return True
-
-
-def _skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractResult:
-    return ExtractResult(source, feature_path, "skipped", done.frames, done.num_features, 0.0)
-
-
-def _raise_failures(failures: list[str], total: int) -> None:
-    if failures:
-        listing = "\n  ".join(failures)
-        others = " (the others were written)" if len(failures) < total else ""
-        raise InputError(f"{len(failures)} of {total} inputs failed{others}:\n  {listing}")
-
-
-class _Counter:
-    """Passes items through and counts them (the frame count is known only after decoding)."""
-
-    def __init__(self, items: Iterator):
-        self.items = items
-        self.count = 0
-
-    def __iter__(self):
-        for item in self.items:
-            self.count += 1
-            yield item
-
-
-def _ticking(items: Iterator, bar) -> Iterator:
-    """Passes items through, advancing `bar` as the network takes them (not as they are decoded ahead)."""
-    for item in items:
-        bar.update(1)
-        yield item
-
-
 def extract_videos(
     videos: Iterable[str | Path],
     out_dir: str | Path,
@@ -312,23 +219,23 @@ def extract_videos(
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
-        done = _finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
+        done = finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
                                  frames_per_window=model.frames_per_window, source=path, precision=recipe_precision)
         if done is not None:
-            results.append(_skipped(path, feature_path, done))
+            results.append(skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
         try:
             refuse_a_file_mgrec_did_not_write(feature_path)  # before decoding: nothing is lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
-            frames = _Counter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
+            frames = FrameCounter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
             # A second bar inside the video: an hour of video is minutes of work even on a GPU.
             with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
                       disable=not progress) as frame_bar:
-                decoded = _ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
+                decoded = ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
                 features = list(model.window_features(decoded, window, stride, batch))
-            _check_length(path, frames.count, window)
+            check_length(path, frames.count, window)
             stacked = np.stack(features).astype(np.float32)
             # a damaged backbone or an overflow: refused before the file is written, not found later by data check
             check_feature_values(stacked, f"{path} through {model.name}")
@@ -355,15 +262,8 @@ def extract_videos(
         results.append(
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started)
         )
-    _raise_failures(failures, len(files))
+    raise_failures(failures, len(files))
     return results
-
-
-def _check_length(path: Path, frames: int, window: int) -> None:
-    if frames == 0:
-        raise InputError(f"{path}: no frames could be decoded")
-    if frames < window:
-        raise InputError(f"{path}: {frames} frames, shorter than one window of {window} frames")
 
 
 def extract_skeletons(
@@ -394,14 +294,14 @@ def extract_skeletons(
         try:
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             sample_fps = fps if fps is not None else _sample_fps(path)
-            done = _finished_sidecar(feature_path, SKELETON, None, window, stride, sample_fps, source=path)
+            done = finished_sidecar(feature_path, SKELETON, None, window, stride, sample_fps, source=path)
             if done is not None:
-                results.append(_skipped(path, feature_path, done))
+                results.append(skipped(path, feature_path, done))
                 continue
             refuse_a_file_mgrec_did_not_write(feature_path)
             skeleton = read_skeleton_csv(path)
             frames = len(skeleton.positions)
-            _check_length(path, frames, window)
+            check_length(path, frames, window)
         except InputError as exc:
             failures.append(str(exc))
             continue
@@ -422,7 +322,7 @@ def extract_skeletons(
                 path, feature_path, "extracted", frames, len(features), time.perf_counter() - started, warnings
             )
         )
-    _raise_failures(failures, len(files))
+    raise_failures(failures, len(files))
     return results
 
 
