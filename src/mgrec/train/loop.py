@@ -383,7 +383,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     is_main = rank == 0
     say = log if is_main else (lambda *_: None)
     if config.train.batch_size % world:
-        raise InputError(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes")
+        raise InputError(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes "
+                         f"(each trains on an equal share of every batch): --set train.batch_size={world} or a "
+                         f"multiple of {world}")
     _check_start(config, run, resume, inputs, encoder)
     data = _training_data(config, run, resume, inputs, say, pseudo_samples, device)
     if is_main:
