@@ -22,7 +22,7 @@ each variant, the score threshold is tuned on val (as training does) and applied
 - `shifts`: the video's features shifted by 0..S-1 steps (the first s steps dropped, detections moved
   back by s steps), each detected with the run's own setting (`shift_0` is the run itself; a run trained
   with `postprocess.shifted_passes` N makes N passes from each shift) and all of them fused at the
-  detection level (`mgrec.postprocess.fusion.fuse_detections`, as `mgrec ensemble --fusion detections`):
+  detection level (`mgrec.postprocess.detection_fusion.fuse_detections`, as `mgrec ensemble --fusion detections`):
   the pyramid's stride-2 levels see another phase of the video in each pass.
 - `time_scales`: test-time resampling. Each video's features resampled in time by 0.8 and by 1.25
   (linear interpolation on the feature grid, as the `transforms.time_scale_prob` crop transform trains
@@ -89,7 +89,7 @@ from mgrec.evaluate.average_precision import average_precision
 from mgrec.evaluate.f1 import apply_score_threshold, f1_strict, tune_score_threshold
 from mgrec.evaluate.matching import tiou
 from mgrec.infer.offline import OfflineDetector
-from mgrec.postprocess.fusion import fuse_detections
+from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier, segment_descriptor
 from mgrec.postprocess.video import moved_detection
 from mgrec.provenance import PROVENANCE_KEY, provenance

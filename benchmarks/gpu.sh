@@ -15,7 +15,7 @@
 # 3. Feature extraction with the VideoMAE V2 giant configuration (random init, since no weights can be
 #    downloaded here), bf16 autocast, SDPA attention, 32 clips per forward: extract_videomae_giant.json
 #    - model alone: clips/s on random clips, and achieved TFLOP/s (FlopCounterMode FLOPs of one clip x clips/s);
-#    - end to end: `mgrec.extract.run.extract` on a generated 30 s, 28 fps, 320x240 video (noise plus
+#    - end to end: `mgrec.extract.jobs.extract` on a generated 30 s, 28 fps, 320x240 video (noise plus
 #      moving shapes, encoded with PyAV), with the random giant saved by save_pretrained in a temp folder.
 # Every JSON holds the provenance record of mgrec.provenance.provenance under "provenance".
 # Every step has its own time limit; a step that fails or times out is listed in failures.txt and the
@@ -213,7 +213,7 @@ def write_test_video(path, seconds):
 
 scratch = Path(tempfile.mkdtemp(prefix="mgrec-gpu-bench-"))
 try:
-    from mgrec.extract.run import extract
+    from mgrec.extract.jobs import extract
 
     del clips
     model.to(torch.bfloat16).cpu().save_pretrained(scratch / "weights")  # bf16 halves what is written and hashed

@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from mgrec.infer.evaluate_run import evaluate_run
-from mgrec.infer.fused import make_fused_ensemble
+from mgrec.infer.fused_ensemble import make_fused_ensemble
 from mgrec.provenance import PROVENANCE_KEY, provenance
 from mgrec.run import RunDir
 

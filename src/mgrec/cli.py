@@ -581,7 +581,7 @@ def cmd_ensemble(args) -> None:
 def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None:
     from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.files import resolve_path
-    from mgrec.infer.fused import make_fused_ensemble
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
     from mgrec.run import RunDir, next_commands
     from mgrec.train.ensemble import averaging_refused, make_ensemble
 
@@ -665,7 +665,7 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
     run trained on feature files."""
     from mgrec.data.annotations import load_annotations
     from mgrec.data.videos import find_video
-    from mgrec.extract.run import extract_with_run
+    from mgrec.extract.jobs import extract_with_run
     from mgrec.run import RunDir
 
     run = RunDir(run_dir)
@@ -695,7 +695,7 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     A run with several input streams: each video is turned into every stream with that stream's
     recipe; the grid stream's files are returned, and the folders of the other streams' (by name)."""
     from mgrec.data.features import sidecar_path
-    from mgrec.extract.run import extract_with_recipe, is_video
+    from mgrec.extract.jobs import extract_with_recipe, is_video
     from mgrec.run import RunDir
 
     videos = [Path(p) for p in inputs if is_video(p)]
@@ -820,7 +820,7 @@ def _extract_number(name: str):
 
 
 def cmd_extract(args) -> None:
-    from mgrec.extract.run import DEFAULT_BACKBONE, extract, fuse_features
+    from mgrec.extract.jobs import DEFAULT_BACKBONE, extract, fuse_features
 
     if args.fuse:
         if args.inputs:
@@ -836,7 +836,7 @@ def cmd_extract(args) -> None:
               "--size": args.size, "--batch": args.batch, "--fps": args.fps,
               "--frames-per-window": args.frames_per_window, "--precision": args.precision}
     if args.from_run is not None:
-        from mgrec.extract.run import extract_with_run
+        from mgrec.extract.jobs import extract_with_run
 
         if given := [name for name, value in recipe.items() if value is not None]:
             raise InputError(f"--run: {', '.join(given)} come from the run's recipe; give none of them")

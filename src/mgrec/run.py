@@ -74,7 +74,7 @@ from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_
 # (with it above 0, the run holds second_opinion.safetensors). 12: and postprocess.thresholds,
 # threshold_shrinkage, class_thresholds (postprocess.json may hold class_thresholds). 13: and data.feature_prefix.
 # A new config key needs a new format here and its entry below, or every older run would be refused as
-# damaged (`tests/test_run_dir.py` checks the key sets recorded per format).
+# damaged (`tests/test_run.py` checks the key sets recorded per format).
 RUN_FORMAT_VERSION = 13
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
@@ -96,7 +96,7 @@ CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_strea
                      13: ("data.feature_prefix",)}
 CHECKPOINT_NAMES = ("best", "last")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
-# under `members.<m>.`), or their detections fused (`mgrec.postprocess.fusion`; members kept whole in
+# under `members.<m>.`), or their detections fused (`mgrec.postprocess.detection_fusion`; members kept whole in
 # members/<m>/, each with its own network and inputs).
 ENSEMBLE_FUSIONS = ("outputs", "detections")
 # What mgrec writes into a run directory besides `run_files` and `output_files`: TensorBoard logs, the figures

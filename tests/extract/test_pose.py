@@ -19,6 +19,7 @@ import pytest
 
 from mgrec.cli import main
 from mgrec.errors import InputError
+from mgrec.extract.jobs import backbone_names, extract
 from mgrec.extract.pose import (
     BODY_LANDMARKS,
     BODY_SLOT,
@@ -40,7 +41,6 @@ from mgrec.extract.pose import (
     load_mediapipe,
     pose_window_features,
 )
-from mgrec.extract.run import backbone_names, extract
 
 REPO = Path(__file__).resolve().parents[2]
 POSE_MGREC = REPO / ".venv-pose" / "bin" / "mgrec"

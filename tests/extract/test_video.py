@@ -89,7 +89,7 @@ def test_shard_for_this_process(monkeypatch):
 @pytest.mark.parametrize("name", ["VIDEO_SUFFIXES", "MODALITY_SUFFIXES", "VideoStream", "video_id", "probe_video",
                                   "iter_frames", "sliding_windows", "batched"])
 def test_the_decoding_moved_to_data_is_still_importable_from_here(name):
-    # extract/run.py, pose.py and backbones.py import these from mgrec.extract.video.
+    # extract/jobs.py, pose.py and backbones.py import these from mgrec.extract.video.
     assert getattr(mgrec.extract.video, name) is getattr(mgrec.data.videos, name)
 
 

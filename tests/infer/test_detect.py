@@ -248,7 +248,7 @@ def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, c
 
 
 def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
-    from mgrec.extract.run import extract
+    from mgrec.extract.jobs import extract
 
     extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
     recipe_path = extracted[0].feature_path.with_suffix(".json")
@@ -264,7 +264,7 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
 
 
 def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone, capsys):
-    from mgrec.extract.run import extract
+    from mgrec.extract.jobs import extract
 
     extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
     recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
@@ -381,7 +381,7 @@ def test_a_folder_with_appledouble_junk_is_detected_without_it(trained_run, tmp_
     ('{"fps": 25.0}', r"feature_recipe\.json \[stride\]: missing key"),
 ])
 def test_a_malformed_feature_recipe_is_named_with_its_key(tmp_path, recipe_text, message):
-    from mgrec.extract.run import extract_with_recipe
+    from mgrec.extract.jobs import extract_with_recipe
 
     run = make_random_run(tmp_path, input_dim=8)
     (run / "feature_recipe.json").write_text(recipe_text)
@@ -404,7 +404,7 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
     import torch
 
     from mgrec.config import StreamConfig
-    from mgrec.extract.run import extract
+    from mgrec.extract.jobs import extract
 
     fine = extract([carphone], tmp_path / "fine", backbone="efficientnet-lite0", size=112, progress=False)[0]
     coarse = extract([carphone], tmp_path / "coarse", backbone="efficientnet-lite0", size=112, stride=8,

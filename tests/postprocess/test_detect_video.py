@@ -61,7 +61,7 @@ def test_detect_video_is_decode_then_nms_then_records(method):
 def test_shifted_passes_fuse_the_detections_of_the_shifted_features_moved_back_onto_the_video():
     from dataclasses import replace
 
-    from mgrec.postprocess.fusion import fuse_detections
+    from mgrec.postprocess.detection_fusion import fuse_detections
 
     features = np.random.default_rng(2).normal(size=(41, 5)).astype(np.float32)
     network = TwoLevelNetwork(5)

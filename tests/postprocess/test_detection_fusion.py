@@ -1,11 +1,11 @@
-"""Detection-level fusion (`mgrec.postprocess.fusion`): one member's list comes back unchanged, identical
+"""Detection-level fusion (`mgrec.postprocess.detection_fusion`): one member's list comes back unchanged, identical
 members give it again, boundaries are score-weighted, a member is never counted twice in one gesture."""
 
 from dataclasses import replace
 
 import pytest
 
-from mgrec.postprocess.fusion import fuse_detections
+from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.records import Detection
 
 

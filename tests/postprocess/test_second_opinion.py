@@ -135,7 +135,7 @@ def test_a_run_keeps_its_classifier_and_detection_applies_it(run_with_opinion):
 
 
 def test_ensembles_carry_the_members_second_opinion(run_with_opinion, tmp_path):
-    from mgrec.infer.fused import make_fused_ensemble
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
 
     run_dir, paths = run_with_opinion
     video = sorted(p.stem for p in paths.features.glob("*.npy"))[0]

@@ -111,7 +111,7 @@ def test_a_stream_emits_the_per_class_hard_set(bars_that_bite):
 
 
 def test_ensembles_tune_per_class_thresholds_as_their_members_do(per_class_run, tmp_path):
-    from mgrec.infer.fused import make_fused_ensemble
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
 
     run_dir, _, _ = per_class_run
     member = RunDir(run_dir).read_tuning()

@@ -6,7 +6,8 @@
 - `adapters`: trainable adapters inside a frozen VideoMAE (end-to-end training), and its memory plan;
 - `videomae_convert`: official VideoMAE V2 checkpoints -> transformers folders;
 - `skeleton`: Kinect joints -> window features; `pose`: MediaPipe body and hands (in .venv-pose);
-- `run`: the `mgrec extract` job (resumable, shardable, fusing).
+- `outputs`: what the jobs share (results, resuming, refusing foreign files, failures);
+- `jobs`: the `mgrec extract` jobs (resumable, shardable, fusing).
 """
 
 # Bounds of `mgrec extract`'s whole-number options, checked when its command line is parsed and by the Python

@@ -1,4 +1,4 @@
-"""What every extraction job shares (`mgrec.extract.run`'s video and skeleton jobs, `mgrec.extract.pose`'s):
+"""What every extraction job shares (`mgrec.extract.jobs`'s video and skeleton jobs, `mgrec.extract.pose`'s):
 the result record, its whole-number settings checked, resuming (a finished sidecar of the same recipe is a
 file done), never replacing a file mgrec did not write, frames counted as they are decoded, and the failures of
 single inputs listed once every other input is done.

@@ -289,7 +289,7 @@ def extract_poses(
 ) -> list:
     """Pose features (see the module doc) of video files, or of all videos in folders (recursively).
 
-    Resumes, writes and fails as `mgrec.extract.run.extract_videos` does: a video whose finished
+    Resumes, writes and fails as `mgrec.extract.jobs.extract_videos` does: a video whose finished
     sidecar has this recipe (backbone 'pose', window, stride) is skipped; features are written
     atomically and the sidecar last; a video that fails does not stop the others, and one
     InputError lists all failures at the end. Returns `mgrec.extract.outputs.ExtractResult`s, whose

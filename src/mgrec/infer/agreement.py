@@ -17,7 +17,7 @@ the hard set meets them (417 against 416 detections, 99.3 % matched, scores with
 average mAP -0.02 points). The ranked list meets the count and the matching (3000 against 3000, 99.3 %)
 but not the score bar everywhere: 11 of 2980 pairs differ by more than 0.01 (up to 0.09), all of them
 Soft-NMS-decayed detections scoring under 0.19, where two overlapping candidates of nearly equal score
-that swap ranks swap their decays. The network's own outputs are far closer (tests/infer/test_precision.py
+that swap ranks swap their decays. The network's own outputs are far closer (tests/infer/test_agreement.py
 compares every candidate without NMS).
 """
 

@@ -1,7 +1,7 @@
 """`mgrec detect`: feature files in, detections out as JSON, CSV or SMG label CSVs.
 
 Raw videos are turned into feature files first, with the run's feature recipe, by the CLI
-(`mgrec.extract.run.extract_with_recipe`): detection itself only reads features.
+(`mgrec.extract.jobs.extract_with_recipe`): detection itself only reads features.
 
 By default the hard set is written (score >= the F1 threshold tuned on val); `ranked=True` writes
 the ranked list, which is what mAP (here or in the ActivityNet evaluator or DETAD) must be computed

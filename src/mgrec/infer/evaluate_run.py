@@ -148,7 +148,7 @@ def evaluate_run(
     `progress`: a bar over the videos (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
     the one used is recorded in both files (key `inference_precision`: "fp32" or "bf16"; `precision` is F1's).
     `features`: the folder of the split's feature files instead of the run's data.features (an end-to-end
-    run's, made with its adapters: `mgrec.extract.run.extract_with_run`).
+    run's, made with its adapters: `mgrec.extract.jobs.extract_with_run`).
     """
     run = RunDir(run_dir)
     detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)

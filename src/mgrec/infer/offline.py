@@ -7,7 +7,7 @@
 Precision (`precision=`, `mgrec detect --precision`): `auto` runs the network's forward pass under bf16
 autocast on CUDA and in float32 on a CPU, also one with native bf16, where bf16 was measured no faster
 (`mgrec.devices.autocast_dtype`); decoding and NMS are float32 either way. bf16 detections agree
-with float32 ones within stated tolerances (tests/infer/test_precision.py); `fp32` gives exactly
+with float32 ones within stated tolerances (tests/infer/test_agreement.py); `fp32` gives exactly
 the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 """
 
@@ -46,7 +46,7 @@ from mgrec.files import brief
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
-from mgrec.postprocess.fusion import FUSION_IOU, fuse_detections
+from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
@@ -123,7 +123,8 @@ class OfflineDetector:
     def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
                        autocast: torch.dtype | None) -> OfflineDetector:
         """The detector of a detection-level ensemble (`ensemble`: its run.json's record), also of one being
-        made: `from_run` refuses an unfinished one, the ensemble's own tuning on val reads it (`infer.fused`)."""
+        made: `from_run` refuses an unfinished one, the ensemble's own tuning on val reads it
+        (`infer.fused_ensemble`)."""
         if checkpoint != "best":
             raise InputError(f"{run.path} fuses its members' selected (best) checkpoints; --checkpoint {checkpoint} "
                              "does not apply")

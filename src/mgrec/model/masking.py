@@ -19,7 +19,7 @@ Autocast casts only the inputs of matrix products and convolutions; wherever a f
 promotion would make the result float32, and every op after it would move twice the bytes. So such
 parameters are cast to the features' dtype first (`.to(x.dtype)`, a no-op in float32). Float32 is
 kept on purpose in two places only: the statistics of the channel LayerNorm (`norm.py`) and the
-final predictors (`heads._in_float32`). tests/infer/test_precision.py checks every module's
+final predictors (`heads._in_float32`). tests/infer/test_agreement.py checks every module's
 features under autocast.
 """
 

@@ -6,7 +6,7 @@
   the textbook greedy loop, bit for bit);
 - `video`: one video's features through the network, decoding and NMS to `Detection` records in
   seconds and frames (`detect_video`);
-- `fusion`: several detectors' ranked lists of one video fused at the detection level;
+- `detection_fusion`: several detectors' ranked lists of one video fused at the detection level;
 - `second_opinion`: a whole-gesture classifier that rescores each detection (opt-in).
 
 It lives below `train` and `infer` so that neither imports the other. The hard set used for F1

@@ -25,7 +25,7 @@ from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import RawDetections, decode_video
-from mgrec.postprocess.fusion import fuse_detections
+from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.postprocess.nms import nms
 from mgrec.postprocess.second_opinion import SecondOpinion
 from mgrec.records import Detection
@@ -92,7 +92,7 @@ def detect_video(
     `post.shifted_passes` = N > 1: the video is detected N times, on its features from step 0, 1, ...,
     N - 1 on (each stride-2 level of the pyramid sees another phase of the video), every pass's
     detections moved back onto the video's time, and the N ranked lists fused as a detection-level
-    ensemble's (`mgrec.postprocess.fusion`; a gesture found by one pass alone keeps 1/N of its score).
+    ensemble's (`mgrec.postprocess.detection_fusion`; a gesture found by one pass alone keeps 1/N of its score).
     A video of fewer than N steps gets one pass per step.
     `standardize`: a function every window of features goes through on its way into the network
     (`data.normalize: video`: `ChannelStats.apply` with the whole video's statistics, `mgrec.data.normalize`),

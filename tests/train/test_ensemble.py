@@ -213,7 +213,7 @@ def test_members_of_other_features_or_other_splits_are_refused_and_an_edited_mem
                                                                      test_split="train")), other_splits / "config.yaml")
     with pytest.raises(InputError, match=r"other-splits \[data.train_split\]: 'test', but .* has 'train'"):
         make_ensemble([first, other_splits], tmp_path / "e2")
-    from mgrec.infer.fused import make_fused_ensemble
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
 
     with pytest.raises(InputError, match=r"\[data.train_split\]"):
         make_fused_ensemble([first, other_splits], tmp_path / "e3")

@@ -5,7 +5,7 @@ The ensemble's run directory holds each member whole in members/<m>/ (its config
 post-processing, feature recipes and selected weights), so it keeps working when the member runs
 are moved or deleted; run.json says `{"ensemble": {"members": M, "fusion": "detections", ...}}`.
 Detection (`OfflineDetector`) runs every member on its own inputs and fuses the ranked lists
-(`mgrec.postprocess.fusion`); the ensemble's F1 score threshold is tuned on the val split of the
+(`mgrec.postprocess.detection_fusion`); the ensemble's F1 score threshold is tuned on the val split of the
 members' annotations, as training tunes a run's. Runs with one network layout and one feature grid
 are better averaged point by point (`mgrec.train.ensemble`, fusion "outputs").
 """
@@ -23,7 +23,7 @@ from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
-from mgrec.postprocess.fusion import FUSION_IOU
+from mgrec.postprocess.detection_fusion import FUSION_IOU
 from mgrec.run import RunDir, new_ensemble_dir
 
 

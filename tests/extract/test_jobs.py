@@ -10,7 +10,7 @@ from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
 from mgrec.devices import native_bf16_cpu
 from mgrec.errors import InputError
 from mgrec.extract.backbones import file_sha256
-from mgrec.extract.run import extract, extract_videos, fuse_features
+from mgrec.extract.jobs import extract, extract_videos, fuse_features
 from mgrec.timeline import FeatureGrid
 
 SIZE = 64  # small frames keep the EfficientNet runs fast; the windowing does not depend on it
@@ -260,7 +260,7 @@ def test_skeleton_input_errors(tmp_path):
 def test_the_api_refuses_the_numbers_the_command_line_refuses(tmp_path, carphone, name, value, expected):
     # only the command line checked the ranges: from Python, batch=True ran as 1, size=10**9 died in the
     # decoder, stride=-1 and "8" were tracebacks
-    from mgrec.extract.run import extract_skeletons
+    from mgrec.extract.jobs import extract_skeletons
 
     expected = f"^{name}: expected a whole number in {re.escape(expected)}$"
     with pytest.raises(InputError, match=expected):
