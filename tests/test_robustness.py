@@ -1249,7 +1249,7 @@ def test_detect_into_a_pipe_writes_the_json_alone_there_and_its_summary_on_stder
 
 
 def test_an_ensemble_into_a_file_and_scores_with_a_bad_threshold_are_one_line(capsys, run, tmp_path):
-    from mgrec.report.html import _SCORE_KEYS, read_scores
+    from mgrec.run import _SCORE_KEYS, RunDir
 
     a_file = tmp_path / "afile"
     a_file.write_text("x")
@@ -1261,7 +1261,7 @@ def test_an_ensemble_into_a_file_and_scores_with_a_bad_threshold_are_one_line(ca
         path = tmp_path / "eval_test.json"
         path.write_text(json.dumps({**{key: 0 for key in _SCORE_KEYS}, "score_threshold": bad}))
         with pytest.raises(InputError, match=r"eval_test.json \[score_threshold\]: expected a number in \[0, 1\]"):
-            read_scores(path, 3)
+            RunDir(tmp_path).read_eval("test", 3)
 
 
 @pytest.mark.parametrize("command, output", [

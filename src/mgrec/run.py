@@ -655,10 +655,98 @@ class RunDir:
 
     # --- writers (outputs) ----------------------------------------------------------------
 
+    def read_eval(self, split: str, num_classes: int, checkpoint: str = "best") -> dict:
+        """eval_<split>.json (`write_eval`'s), checked for the keys the report shows and their kinds
+        (`_score_problem`; and its per-class thresholds, where it has them: one number in [0, 2] per class of
+        the run)."""
+        path = self.eval_path(split, checkpoint)
+        if not path.is_file():
+            raise InputError(f"{path}: not found; expected the run's scores (written by mgrec evaluate)")
+        scores = read_json(path, "scores")
+        missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
+        if missing:
+            raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate")
+        threshold = scores["score_threshold"]
+        if not (is_number(threshold) and 0 <= threshold <= 1):
+            raise InputError(f"{path} [score_threshold]: expected a number in [0, 1], got {brief(threshold)}")
+        problem = _score_problem(scores, num_classes)
+        if problem is not None:
+            key, expected = problem
+            raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate wrote it "
+                             "(edited?): evaluate the run again")
+        problem = class_thresholds_problem(scores.get("class_thresholds"), num_classes)
+        if problem is not None:
+            raise InputError(f"{path} [class_thresholds]: expected {problem}")
+        return scores
+
     def write_eval(self, split: str, result: dict, checkpoint: str = "best") -> Path:
         path = self.eval_path(split, checkpoint)
         atomic_write_text(path, json.dumps(result, indent=1))
         return path
+
+
+# What the report reads from eval_<split>.json (the "Scores" contract, docs/contracts.md).
+_SCORE_KEYS = (
+    "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
+    "per_class", "confusion",
+)
+
+
+def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
+    """(key, what was expected) of the first value of a scores dict the report cannot show, or None."""
+    def fraction(value, high: float = 1.0) -> bool:
+        return is_number(value) and 0 <= value <= high
+
+    if not (isinstance(scores["num_predictions"], int) and not isinstance(scores["num_predictions"], bool)
+            and scores["num_predictions"] >= 0):
+        return "num_predictions", "a count"
+    for key in ("f1", "precision", "recall", "recall_miga", "average_mAP"):
+        if key in scores and not fraction(scores[key]):
+            return key, "a number in [0, 1]"
+    for key in ("precision_miga", "f1_miga"):  # the MiGA rule's may pass 1: one prediction can find two segments
+        if key in scores and not fraction(scores[key], math.inf):
+            return key, "a number >= 0"
+    if not (isinstance(scores["mAP"], dict) and scores["mAP"] and all(fraction(v) for v in scores["mAP"].values())):
+        return "mAP", "a mapping of tIoU to numbers in [0, 1]"
+    confusion = scores["confusion"]
+    labels = confusion.get("labels") if isinstance(confusion, dict) else None
+    if not (isinstance(labels, list) and len(labels) == num_classes and all(isinstance(n, str) for n in labels)
+            and len(set(labels)) == num_classes):
+        return "confusion.labels", f"the names of the run's {num_classes} classes"
+    per_class = scores["per_class"]
+    if not (isinstance(per_class, dict) and set(per_class) == set(labels)):
+        return "per_class", "a mapping of each class name to its scores"
+    for name, entry in per_class.items():
+        label_id = entry.get("label_id") if isinstance(entry, dict) else None
+        valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
+                 and isinstance(entry.get("instances"), int)
+                 and (entry.get("ap") is None or fraction(entry.get("ap")))
+                 and all(fraction(entry.get(k)) for k in ("f1", "precision", "recall")))
+        if not valid:
+            return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances, ap (or null), f1, precision and "
+                                         "recall in [0, 1]")
+    def counts(row: object) -> bool:
+        return (isinstance(row, list) and len(row) == num_classes
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row))
+
+    matrix = confusion.get("matrix")
+    if not (isinstance(matrix, list) and len(matrix) == num_classes and all(counts(row) for row in matrix)):
+        return "confusion.matrix", f"{num_classes} rows of {num_classes} counts"
+    if confusion.get("background") is not None and not counts(confusion["background"]):
+        return "confusion.background", f"{num_classes} counts"
+    if "fusion_gates" in scores:
+        gates = scores["fusion_gates"]
+
+        def gate(value: object) -> bool:
+            return value is None or fraction(value)
+
+        if not (isinstance(gates, dict) and isinstance(gates.get("per_class"), dict)
+                and all(gate(v) for v in gates["per_class"].values()) and gate(gates.get("background"))
+                and isinstance(gates.get("streams"), list) and all(isinstance(n, str) for n in gates["streams"])
+                and isinstance(gates.get("videos"), int) and isinstance(gates.get("skipped_long_videos", 0), int)):
+            return "fusion_gates", ("per_class and background gates in [0, 1] (or null), the names of the streams and "
+                                    "counts of videos")
+    return None
 
 
 def _checkpoint_suffix(checkpoint: str) -> str:

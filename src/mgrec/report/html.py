@@ -29,7 +29,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import mgrec
-from mgrec.config import Config, class_thresholds_problem
+from mgrec.config import Config
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
@@ -47,7 +47,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.files import atomic_write_text, brief, is_number, read_json, resolve_path
+from mgrec.files import atomic_write_text, read_json, resolve_path
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     CHARACTERISTIC_NAMES,
@@ -67,11 +67,6 @@ from mgrec.report.figures import (
 from mgrec.run import RunDir, run_data_path
 from mgrec.terminal import visible
 
-# What the report reads from eval_<split>.json (the "Scores" contract).
-_SCORE_KEYS = (
-    "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
-    "per_class", "confusion",
-)
 NOT_RECORDED = "not recorded"
 # Height of one timeline lane in CSS pixels (ground truth and detections get as many as they need).
 LANE_PIXELS = 22
@@ -147,89 +142,9 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     )
 
 
-def read_scores(path: Path, num_classes: int) -> dict:
-    """eval_<split>.json, checked for the keys the report shows and their kinds (`_score_problem`; and its per-class
-    thresholds, where it has them: one number in [0, 2] per class of the run)."""
-    if not path.is_file():
-        raise InputError(f"{path}: not found; expected the run's scores (written by mgrec evaluate)")
-    scores = read_json(path, "scores")
-    missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
-    if missing:
-        raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate")
-    threshold = scores["score_threshold"]
-    if not (is_number(threshold) and 0 <= threshold <= 1):
-        raise InputError(f"{path} [score_threshold]: expected a number in [0, 1], got {brief(threshold)}")
-    problem = _score_problem(scores, num_classes)
-    if problem is not None:
-        key, expected = problem
-        raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate wrote it (edited?): "
-                         "evaluate the run again")
-    problem = class_thresholds_problem(scores.get("class_thresholds"), num_classes)
-    if problem is not None:
-        raise InputError(f"{path} [class_thresholds]: expected {problem}")
-    return scores
-
-
 def _bar_words(threshold: float, class_thresholds: list[float] | None) -> str:
     """`f1.bar_words`, saying where per-class thresholds come from."""
     return bar_words(threshold, class_thresholds) + ("" if class_thresholds is None else ", tuned per class")
-
-
-def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
-    """(key, what was expected) of the first value of a scores dict the report cannot show, or None."""
-    def fraction(value, high: float = 1.0) -> bool:
-        return is_number(value) and 0 <= value <= high
-
-    if not (isinstance(scores["num_predictions"], int) and not isinstance(scores["num_predictions"], bool)
-            and scores["num_predictions"] >= 0):
-        return "num_predictions", "a count"
-    for key in ("f1", "precision", "recall", "recall_miga", "average_mAP"):
-        if key in scores and not fraction(scores[key]):
-            return key, "a number in [0, 1]"
-    for key in ("precision_miga", "f1_miga"):  # the MiGA rule's may pass 1: one prediction can find two segments
-        if key in scores and not fraction(scores[key], math.inf):
-            return key, "a number >= 0"
-    if not (isinstance(scores["mAP"], dict) and scores["mAP"] and all(fraction(v) for v in scores["mAP"].values())):
-        return "mAP", "a mapping of tIoU to numbers in [0, 1]"
-    confusion = scores["confusion"]
-    labels = confusion.get("labels") if isinstance(confusion, dict) else None
-    if not (isinstance(labels, list) and len(labels) == num_classes and all(isinstance(n, str) for n in labels)
-            and len(set(labels)) == num_classes):
-        return "confusion.labels", f"the names of the run's {num_classes} classes"
-    per_class = scores["per_class"]
-    if not (isinstance(per_class, dict) and set(per_class) == set(labels)):
-        return "per_class", "a mapping of each class name to its scores"
-    for name, entry in per_class.items():
-        label_id = entry.get("label_id") if isinstance(entry, dict) else None
-        valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
-                 and isinstance(entry.get("instances"), int)
-                 and (entry.get("ap") is None or fraction(entry.get("ap")))
-                 and all(fraction(entry.get(k)) for k in ("f1", "precision", "recall")))
-        if not valid:
-            return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances, ap (or null), f1, precision and "
-                                         "recall in [0, 1]")
-    def counts(row: object) -> bool:
-        return (isinstance(row, list) and len(row) == num_classes
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row))
-
-    matrix = confusion.get("matrix")
-    if not (isinstance(matrix, list) and len(matrix) == num_classes and all(counts(row) for row in matrix)):
-        return "confusion.matrix", f"{num_classes} rows of {num_classes} counts"
-    if confusion.get("background") is not None and not counts(confusion["background"]):
-        return "confusion.background", f"{num_classes} counts"
-    if "fusion_gates" in scores:
-        gates = scores["fusion_gates"]
-
-        def gate(value: object) -> bool:
-            return value is None or fraction(value)
-
-        if not (isinstance(gates, dict) and isinstance(gates.get("per_class"), dict)
-                and all(gate(v) for v in gates["per_class"].values()) and gate(gates.get("background"))
-                and isinstance(gates.get("streams"), list) and all(isinstance(n, str) for n in gates["streams"])
-                and isinstance(gates.get("videos"), int) and isinstance(gates.get("skipped_long_videos", 0), int)):
-            return "fusion_gates", ("per_class and background gates in [0, 1] (or null), the names of the streams and "
-                                    "counts of videos")
-    return None
 
 
 def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval_path: Path) -> None:
@@ -263,7 +178,7 @@ def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
     else the run's tuned ones, else the config's."""
     eval_path = RunDir(run.run_dir).eval_path(run.split)
     if eval_path.is_file():
-        scores = read_scores(eval_path, len(run.classes))
+        scores = RunDir(run.run_dir).read_eval(run.split, len(run.classes))
         return float(scores["score_threshold"]), scores.get("class_thresholds")
     post = RunDir(run.run_dir).read_postprocess(run.config)
     return post.score_threshold, post.class_thresholds
@@ -847,7 +762,7 @@ def write_report(
     """
     run = load_run(run_dir, split, annotations)
     run_files = RunDir(run.run_dir)
-    scores = read_scores(run_files.eval_path(split), len(run.classes))
+    scores = run_files.read_eval(split, len(run.classes))
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
     check_one_evaluation(run, point, scores, run_files.eval_path(split))
     tuning = run_files.read_tuning()
