@@ -280,6 +280,55 @@ class FeatureWindow:
         return self._store[self._begin : self._end]
 
 
+@dataclass(frozen=True)
+class WindowPlan:
+    """How an `OnlineDetector` updates: seconds of stream after a gesture's end before it is reported, feature steps
+    between updates, and feature steps of the window the network sees."""
+
+    lookahead: float
+    hop: int
+    history: int
+
+
+def plan_window(config: Config, step_seconds: float, lookahead: object, hop: object = None,
+                history: object = None) -> WindowPlan:
+    """The checked lookahead, hop and window of a stream on a grid of `step_seconds` per feature step (hop and
+    history None: their defaults, about a second and `default_history`)."""
+    if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Real) or not (
+            math.isfinite(lookahead) and lookahead >= 0):
+        raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead!r}")
+    for name, value in (("hop", hop), ("history", history)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise InputError(f"{name} must be a whole number of feature steps, got {value!r}")
+    lookahead = float(lookahead)
+    hop = int(hop) if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
+    if hop < 1:
+        raise InputError(f"hop must be at least 1 feature step, got {hop}")
+    # A gesture must still be inside the window at the update that decides it, with some
+    # context before it: lookahead and one hop must fit in the window with room to spare.
+    if lookahead / step_seconds > MAX_STEPS:
+        raise InputError(f"a lookahead of {lookahead:g} s is more than an online window may hold "
+                         f"({MAX_STEPS} feature steps, {MAX_STEPS * step_seconds:g} s)")
+    lookahead_steps = math.ceil(lookahead / step_seconds)
+    needed = shortest_history(config, lookahead_steps, hop)
+    window = int(history) if history is not None else default_history(config, lookahead_steps, hop)
+    if window > MAX_STEPS:
+        # checked before anything is allocated: the window holds history x feature_dim numbers
+        source = ("--history" if history is not None else
+                  f"--hop {hop}" if hop > lookahead_steps else f"--lookahead {lookahead:g} s")
+        raise InputError(
+            f"an online window of {window} feature steps (from {source}) is more than {MAX_STEPS}; "
+            "use a shorter --history, --hop or --lookahead"
+        )
+    if window < needed:
+        raise InputError(
+            f"history of {window} feature steps is too short for lookahead {lookahead:g} s "
+            f"({lookahead_steps} steps) and hop {hop}: give at least {needed} steps "
+            f"(and at least the largest pyramid stride, {2 ** (config.model.num_levels - 1)})"
+        )
+    return WindowPlan(lookahead, hop, window)
+
+
 class OnlineDetector:
     """Detects micro-gestures in a stream of feature chunks and reports each once, when final.
 
@@ -313,42 +362,11 @@ class OnlineDetector:
         self.grid = detector.grid(fps)
         self.video_id = video_id
         self.feature_dim = detector.config.data.feature_dim
-        step_seconds = self.grid.seconds_per_step()
-        if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Real) or not (
-                math.isfinite(lookahead) and lookahead >= 0):
-            raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead!r}")
-        for name, value in (("hop", hop), ("history", history)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-                raise InputError(f"{name} must be a whole number of feature steps, got {value!r}")
-        self.lookahead = float(lookahead)
-        self.hop = hop if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
-        if self.hop < 1:
-            raise InputError(f"hop must be at least 1 feature step, got {self.hop}")
-        # A gesture must still be inside the window at the update that decides it, with some
-        # context before it: lookahead and one hop must fit in the window with room to spare.
-        if self.lookahead / step_seconds > MAX_STEPS:
-            raise InputError(f"a lookahead of {self.lookahead:g} s is more than an online window may hold "
-                             f"({MAX_STEPS} feature steps, {MAX_STEPS * step_seconds:g} s)")
-        lookahead_steps = math.ceil(self.lookahead / step_seconds)
-        needed = shortest_history(detector.config, lookahead_steps, self.hop)
-        self.history = history if history is not None else default_history(detector.config, lookahead_steps, self.hop)
-        if self.history > MAX_STEPS:
-            # checked before anything is allocated: the window holds history x feature_dim numbers
-            source = ("--history" if history is not None else
-                      f"--hop {self.hop}" if self.hop > lookahead_steps else f"--lookahead {self.lookahead:g} s")
-            raise InputError(
-                f"an online window of {self.history} feature steps (from {source}) is more than {MAX_STEPS}; "
-                "use a shorter --history, --hop or --lookahead"
-            )
+        plan = plan_window(detector.config, self.grid.seconds_per_step(), lookahead, hop, history)
+        self.lookahead, self.hop, self.history = plan.lookahead, plan.hop, plan.history
         # the window and one pass over it must fit
         check_fits(detector.config.model, self.history, 1, training=False, what="the online window",
                    model=detector.model)
-        if self.history < needed:
-            raise InputError(
-                f"history of {self.history} feature steps is too short for lookahead {self.lookahead:g} s "
-                f"({lookahead_steps} steps) and hop {self.hop}: give at least {needed} steps "
-                f"(and at least the largest pyramid stride, {2 ** (detector.config.model.num_levels - 1)})"
-            )
 
         self._network = detector.model
         self._padded_length: int | None = None  # fixed network input length (compiled network only)
