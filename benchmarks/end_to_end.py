@@ -19,9 +19,9 @@ Each case runs in a fresh process (`OMP_WAIT_POLICY=PASSIVE`, `mgrec.allocator.k
 as the `mgrec` command line sets them), which reports the seconds of `--repeats` steps after one untimed
 step (`seconds_per_step`: their median; of two, the larger), and the growth of its peak RSS (VmHWM)
 over its RSS before the model was built: backbone weights, adapters with their AdamW state, input and
-activations. Beside it, the planner's estimate on CPU (`mgrec.extract.adapters.estimate_end_to_end_bytes`,
+activations. Beside it, the planner's estimate on CPU (`mgrec.extract.adapter_memory.estimate_end_to_end_bytes`,
 device_type "cpu"), its parts, measured / estimate (at most 1 where the estimate is safe), and the
-margin this case alone would need, (measured - RUNTIME_BYTES) / parts (what `adapters.MARGIN` is set
+margin this case alone would need, (measured - RUNTIME_BYTES) / parts (what `adapter_memory.MARGIN` is set
 from). `--reestimate` recomputes these from an earlier file's measurements, measuring nothing. Last,
 the planner's figure for VideoMAE V2-g (40 layers of 1408, 16 heads, MLP 6144, patch 14, tubelet 2) on
 a CUDA device at 160 px, 16 frames per clip, 96 clips per sample, batch 1, bf16, with and without
@@ -134,7 +134,8 @@ def assess(case: dict) -> dict:
     import torch
     from transformers import VideoMAEConfig
 
-    from mgrec.extract.adapters import MARGIN, RUNTIME_BYTES, AdapterConfig, end_to_end_memory
+    from mgrec.extract.adapter_memory import MARGIN, RUNTIME_BYTES, end_to_end_memory
+    from mgrec.extract.adapters import AdapterConfig
 
     plan = (VideoMAEConfig(**CONFIGS[case["config"]]), case["image_size"], case["frames"], case["clips"], 1,
             case["checkpointing"], torch.float32, AdapterConfig(kind=case["kind"]))
@@ -151,13 +152,13 @@ def vit_g_plan() -> dict:
     import torch
     from transformers import VideoMAEConfig
 
-    from mgrec.extract.adapters import (
-        AdapterConfig,
+    from mgrec.extract.adapter_memory import (
         adapter_parameter_count,
         backbone_parameter_count,
         end_to_end_memory,
         estimate_end_to_end_bytes,
     )
+    from mgrec.extract.adapters import AdapterConfig
 
     config, setting = VideoMAEConfig(**CONFIGS["vit-g"]), VIT_G
     available = setting["available_gib"] * 2**30
@@ -323,13 +324,13 @@ def full_step_case(spec: dict) -> dict:
     from mgrec.data.annotations import load_annotations
     from mgrec.data.datasets import Crop, make_batch
     from mgrec.devices import autocast_dtype
-    from mgrec.extract.adapters import (
+    from mgrec.extract.adapter_memory import (
         adapter_parameter_count,
         backbone_parameter_count,
-        build_adapted_backbone,
         end_to_end_memory,
         estimate_end_to_end_bytes,
     )
+    from mgrec.extract.adapters import build_adapted_backbone
     from mgrec.model.detector import build_detector
     from mgrec.model.end_to_end import EndToEndDetector, ema_copy
     from mgrec.model.memory import estimate_bytes

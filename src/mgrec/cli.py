@@ -566,7 +566,8 @@ def _end_to_end_encoder(config):
         return None
 
     from mgrec.devices import process_device, process_rank
-    from mgrec.extract.adapters import build_adapted_backbone, check_training_memory
+    from mgrec.extract.adapter_memory import check_training_memory
+    from mgrec.extract.adapters import build_adapted_backbone
 
     device = process_device(config.train.device)  # under torchrun, each process its own GPU
     encoder = build_adapted_backbone(config, device)

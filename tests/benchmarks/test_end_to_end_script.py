@@ -7,7 +7,7 @@ import pytest
 import torch
 from tests.benchmarks.test_scripts import assert_provenance, load_script
 
-from mgrec.extract.adapters import estimate_end_to_end_bytes
+from mgrec.extract.adapter_memory import estimate_end_to_end_bytes
 
 
 @pytest.mark.slow

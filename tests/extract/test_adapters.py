@@ -8,16 +8,14 @@ import pytest
 import torch
 
 from mgrec.errors import InputError
-from mgrec.extract.adapters import (
-    AdaptedVideoMAE,
-    AdapterConfig,
+from mgrec.extract.adapter_memory import (
     adapter_parameter_count,
-    add_adapters,
     backbone_parameter_count,
     check_end_to_end_fits,
     end_to_end_memory,
     estimate_end_to_end_bytes,
 )
+from mgrec.extract.adapters import AdaptedVideoMAE, AdapterConfig, add_adapters
 from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, load_backbone
 from mgrec.extract.video import iter_frames
 

@@ -3,7 +3,8 @@
 - `video`: the videos of a job, decoded ahead on a thread and windowed, shared between processes;
 - `backbones`: frames -> features (EfficientNet-Lite0, VideoMAE), and a run's adapted backbone;
 - `efficientnet`: EfficientNet-Lite0 with fewer memory passes, proven equal to the package's network;
-- `adapters`: trainable adapters inside a frozen VideoMAE (end-to-end training), and its memory plan;
+- `adapters`: trainable adapters inside a frozen VideoMAE (end-to-end training), and a trained run's adapted
+  backbone; `adapter_memory`: the memory of one end-to-end training step, planned before allocating;
 - `videomae_convert`: official VideoMAE V2 checkpoints -> transformers folders;
 - `skeleton`: Kinect joints -> window features; `pose`: MediaPipe body and hands (in .venv-pose);
 - `outputs`: what the jobs share (results, resuming, refusing foreign files, failures);

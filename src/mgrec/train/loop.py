@@ -484,7 +484,7 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
     transforms = CropTransforms(config.transforms, train_split.samples, len(classes))
     # refuse, with numbers, a validation video that cannot fit before anything is written or built (the batch
     # was asked before the run folder was made, `check_batch_fits`; the backbone of end-to-end training is
-    # planned by its builder, `mgrec.extract.adapters.check_training_memory`)
+    # planned by its builder, `mgrec.extract.adapter_memory.check_training_memory`)
     if val_split.samples and device.type == "cpu":  # validation detects in whole videos
         longest = max(val_split.samples, key=lambda sample: len(sample.features))
         check_fits(config.model, len(longest.features), 1, training=False, what=f"validating on video "
