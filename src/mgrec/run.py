@@ -61,6 +61,7 @@ from mgrec.config import (
     load_config,
     missing_keys,
     save_config,
+    to_dict,
 )
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_json, resolve_path, text_lines
@@ -678,6 +679,19 @@ class RunDir:
         if problem is not None:
             raise InputError(f"{path} [class_thresholds]: expected {problem}")
         return scores
+
+    def write_ensemble_tuning(self, config: Config, val_scores: dict | None, split: str | None) -> dict | None:
+        """An ensemble's postprocess.json (it trains no epoch to select): the members' post-processing with the
+        score threshold(s) of `val_scores`, the `mgrec score` dict of the ensemble on `split`, or, without them (no
+        val split, no annotations at hand), the configured ones. Returns the val scores recorded (None without)."""
+        tuning = {**to_dict(config)["postprocess"], "selected_epoch": None, "tuned_on": None}
+        if val_scores is None:
+            self.write_tuning(tuning)
+            return None
+        metrics = {k: val_scores[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold", "class_thresholds")}
+        self.write_tuning({**tuning, "score_threshold": metrics["score_threshold"],
+                           "class_thresholds": metrics["class_thresholds"], "tuned_on": split, "val_scores": metrics})
+        return metrics
 
     def write_eval(self, split: str, result: dict, checkpoint: str = "best") -> Path:
         path = self.eval_path(split, checkpoint)

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgrec.config import check_same_splits, check_same_threshold_rule, to_dict
+from mgrec.config import check_same_splits, check_same_threshold_rule
 from mgrec.errors import EmptySplit, InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
@@ -87,21 +87,15 @@ def tune_on_val(out: RunDir, log) -> dict | None:
     # not `from_run`, which refuses an ensemble without postprocess.json: the one this writes
     detector = OfflineDetector.fused_ensemble(out, out.read_ensemble(), "best", "cpu", "fp32", None)
     config = detector.config
-    tuning = {**to_dict(config)["postprocess"], "selected_epoch": None}
     if not config.data.annotations or not Path(config.data.annotations).exists():
         log("the members' annotations are not at hand: keeping the configured score threshold")
-        out.write_tuning({**tuning, "tuned_on": None})
-        return None
+        return out.write_ensemble_tuning(config, None, None)
     try:
         ranked, ground_truth = detect_split(detector, config.data.val_split)
     except EmptySplit:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
-        out.write_tuning({**tuning, "tuned_on": None})
-        return None
+        return out.write_ensemble_tuning(config, None, None)
     threshold, class_thresholds = tune_thresholds(ground_truth, ranked, len(detector.classes), config.postprocess)
     result = score(ground_truth, ranked, detector.classes, threshold, split=config.data.val_split,
                    class_thresholds=class_thresholds)
-    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold", "class_thresholds")}
-    out.write_tuning({**tuning, "score_threshold": threshold, "class_thresholds": class_thresholds,
-                      "tuned_on": config.data.val_split, "val_scores": metrics})
-    return metrics
+    return out.write_ensemble_tuning(config, result, config.data.val_split)

@@ -168,24 +168,16 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
     """The ensemble's score threshold (and per-class ones, as the members' `postprocess.thresholds` asks), tuned
     on the val split of the members' data (as training does), on
     detections rescored by the members' `second_opinion`, if they have one."""
-    tuning = to_dict(config)["postprocess"]
-    tuning["selected_epoch"] = None
     if not config.data.annotations:
         log("the members' config names no annotations: keeping the configured score threshold")
-        out.write_tuning({**tuning, "tuned_on": None})
-        return None
+        return out.write_ensemble_tuning(config, None, None)
     annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path))
     val = load_split(config, annotations, config.data.val_split, excluded)
     if not val.samples:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
-        out.write_tuning({**tuning, "tuned_on": None})
-        return None
+        return out.write_ensemble_tuning(config, None, None)
     result, _ = validate(ensemble, val, config, classes, second_opinion)
-    metrics = {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold", "class_thresholds")}
-    out.write_tuning({**tuning, "score_threshold": metrics["score_threshold"],
-                      "class_thresholds": result["class_thresholds"], "tuned_on": config.data.val_split,
-                      "val_scores": metrics})
-    return metrics
+    return out.write_ensemble_tuning(config, result, config.data.val_split)
 
 
 def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count: int, resume: bool = False,
