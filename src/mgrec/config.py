@@ -1167,8 +1167,14 @@ def check_same_splits(members: list[tuple[Path, Config]]) -> None:
             if a != b:
                 raise InputError(f"{path} [data.{key}]: {_short(b)}, but {first} has {_short(a)}; the members of an "
                                  "ensemble must be trained, tuned and tested on the same splits")
-        # compared where both files are here: a member trained on another machine names a path that is not
+        # compared where both files are here: a member trained on another machine names an absolute path that is
+        # not; a relative path that is not here was written where another folder is current (it would skip the check)
         a, b = Path(config.data.annotations), Path(other.data.annotations)
+        for member, named in ((first, a), (path, b)):
+            if str(named) not in ("", ".") and not named.is_absolute() and not named.is_file():
+                raise InputError(f"{member} [data.annotations]: {_short(str(named))} not found (relative paths "
+                                 f"are read from the current directory {Path.cwd()}); run this from the folder the "
+                                 "members were trained in, so that their annotations can be compared")
         if a.is_file() and b.is_file() and resolve_path(a) != resolve_path(b) and a.read_bytes() != b.read_bytes():
             raise InputError(f"{path} [data.annotations]: {_short(str(b))}, but {first} has {_short(str(a))}, another "
                              "file; the members of an ensemble must share their annotations")

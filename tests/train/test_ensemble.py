@@ -225,6 +225,11 @@ def test_members_of_other_features_or_other_splits_are_refused_and_an_edited_mem
     elsewhere = dataclasses.replace(elsewhere, data=dataclasses.replace(elsewhere.data,
                                                                         annotations="/cluster/job42/ann.json"))
     check_same_splits([(first, RunDir(first).read_config()), (second, elsewhere)])
+    # a relative path that is not here was read from another current folder: the check is not skipped for it
+    moved = dataclasses.replace(elsewhere, data=dataclasses.replace(elsewhere.data, annotations="ann_leak.json"))
+    with pytest.raises(InputError, match=r"\[data.annotations\]: 'ann_leak.json' not found \(relative paths are read "
+                                         r"from the current directory .*\); run this from the folder the members"):
+        check_same_splits([(first, RunDir(first).read_config()), (second, moved)])
     # every stream's recipe goes with the ensemble (`detect` extracts from raw video by it)
     make_ensemble([first, second], tmp_path / "e4", log=lambda *_: None)
     assert json.loads((tmp_path / "e4" / "feature_recipe.json").read_text()) == recipe

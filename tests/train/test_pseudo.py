@@ -132,6 +132,73 @@ def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
         assert not (tmp_path / f"r-{name}" / "teacher").exists()
 
 
+def test_a_teacher_of_other_classes_grid_recipe_or_splits_is_refused_before_it_labels(setup, tmp_path):
+    from mgrec.config import save_config
+
+    paths, _, teacher, pool = setup
+
+    def edited(name, edit):
+        copy = Path(shutil.copytree(teacher, tmp_path / name))
+        edit(copy)
+        return copy
+
+    def reversed_classes(run):
+        (run / "classes.json").write_text(json.dumps(json.loads((run / "classes.json").read_text())[::-1]))
+
+    def other_config(**data):
+        def edit(run):
+            config = RunDir(run).read_config()
+            save_config(dataclasses.replace(config, data=dataclasses.replace(config.data, **data)), run / "config.yaml")
+        return edit
+
+    def other_recipe(run):
+        recipe = json.loads((run / "feature_recipe.json").read_text())
+        (run / "feature_recipe.json").write_text(json.dumps({**recipe, "backbone": "another-backbone"}))
+
+    for name, edit, match in (
+            ("classes", reversed_classes, r"teacher: .*classes.json lists other classes than .* first difference at "
+                                          r"label id 0"),
+            ("stride", other_config(stride=8), r"teacher: .*config.yaml \[data.stride\]: 8, but this run has 4"),
+            ("recipe", other_recipe, r"teacher: .*feature_recipe.json: the teacher was trained on features made "
+                                     r"another way .*'another-backbone'"),
+            ("splits", other_config(train_split="test", test_split="train"),
+             r"teacher: .*splits saw the labels of 1 video\(s\) this run holds out: synthetic_003 \(this run's "
+             r"test, the teacher trained on it\)")):
+        given = edited(name, edit)
+        run = tmp_path / f"run-{name}"
+        with pytest.raises(InputError, match=match):
+            train(with_pseudo(config_for(paths), unlabeled=str(pool), teacher=str(given), transductive=True), run,
+                  progress=False, log=lambda *_: None)
+        assert not (run / "pseudo_labels.json").exists() and not (run / "config.yaml").exists()
+    with pytest.raises(InputError, match=r"teacher: .*run-self is the run being trained"):
+        train(with_pseudo(config_for(paths), unlabeled=str(pool), teacher=str(tmp_path / "run-self"),
+                          transductive=True), tmp_path / "run-self", progress=False, log=lambda *_: None)
+
+
+def test_one_video_twice_in_the_pool_is_refused(setup, tmp_path):
+    # it would be trained on twice and recorded once (pseudo_labels.json is keyed by video id)
+    paths, _, teacher, pool = setup
+    features = np.load(pool / "synthetic_003.npy")
+    sidecar = (pool / "synthetic_003.json").read_text()
+
+    def pool_of(name, files):
+        folder = tmp_path / name
+        folder.mkdir()
+        for file, make in files.items():
+            make(folder / file)
+            (folder / file).with_suffix(".json").write_text(sidecar)
+        return folder
+
+    for name, files, match in (
+            ("npz", {"v.npy": lambda p: np.save(p, features), "v.npz": lambda p: np.savez(p, feats=features)},
+             r"v.npy and .*v.npz are the same video id"),
+            ("copy", {"a.npy": lambda p: np.save(p, features + 1), "b.npy": lambda p: np.save(p, features + 1)},
+             r"a.npy and .*b.npy hold the same features")):
+        with pytest.raises(InputError, match=match):
+            train(with_pseudo(config_for(paths), unlabeled=str(pool_of(name, files)), teacher=str(teacher)),
+                  tmp_path / f"run-{name}", progress=False, log=lambda *_: None)
+
+
 def test_labelled_videos_and_unreadable_files_in_the_pool_are_refused_before_a_teacher_trains(setup, tmp_path):
     paths, _, _, pool = setup
 

@@ -35,6 +35,7 @@ from mgrec.devices import process_device, process_rank, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score
+from mgrec.files import resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
@@ -44,7 +45,7 @@ from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training
 from mgrec.train.assign import make_points
 from mgrec.train.data import SplitData, checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
-from mgrec.train.pseudo import check_unlabeled, label_videos, unlabeled_files, without_pseudo_labels
+from mgrec.train.pseudo import check_teacher, check_unlabeled, label_videos, unlabeled_files, without_pseudo_labels
 from mgrec.train.step import TrainStep, lr_factor, training_network
 
 
@@ -259,7 +260,11 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
     plain = without_pseudo_labels(config)
     if pseudo.teacher:
         labeller = RunDir(pseudo.teacher)
+        if resolve_path(labeller.path) == resolve_path(run.path):
+            raise InputError(f"pseudo_labels.teacher: {pseudo.teacher} is the run being trained (--out); give a "
+                             "finished run as the teacher, or leave the setting out to train one into RUN/teacher")
         labeller.require_finished("best")
+        check_teacher(labeller, config, log)
     else:
         labeller = RunDir(run.path / "teacher")
         log(f"pseudo-labels: training the teacher into {labeller.path}")

@@ -93,6 +93,7 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
         with contextlib.suppress(InputError):  # a broken training sidecar is training's to report, not the pool's
             recipe = read_sidecar(recipe_file)
     shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
+    refuse_one_video_twice(files, shapes, data.feature_prefix)
     twins = LabelledFiles(labelled, data.feature_prefix)
     for path in files:
         video, how = twins.find(path, shapes[path])
@@ -106,6 +107,28 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
                          f"{data.annotations}{how} ({why}); give a folder of videos outside the labelled splits")
     for path in files:
         check_unlabeled_sidecar(path, shapes[path][0], config, recipe, recipe_file)
+
+
+def refuse_one_video_twice(files: list[Path], shapes: dict[Path, tuple[int, int]], prefix: str = "") -> None:
+    """One video twice in the pool would be trained on with twice the weight (and recorded once, by its id): two
+    files of one id (x.npy and x.npz), one file reached twice (a link), or the same features under two names."""
+    seen: dict[object, Path] = {}
+    for path in files:
+        for key, how in (((0, video_id_of(path, prefix)), "the same video id"), ((1, resolve_path(path)), "one file")):
+            other = seen.setdefault(key, path)
+            if other != path:
+                raise InputError(f"pseudo_labels.unlabeled: {other} and {path} are {how}; the pool holds each video "
+                                 "once")
+    by_shape: dict[tuple[int, ...], list[Path]] = {}
+    for path in files:
+        by_shape.setdefault(tuple(shapes[path]), []).append(path)
+    for group in (g for g in by_shape.values() if len(g) > 1):  # only files of one shape can hold the same features
+        hashes: dict[str, Path] = {}
+        for path in group:
+            other = hashes.setdefault(content_hash(path), path)
+            if other != path:
+                raise InputError(f"pseudo_labels.unlabeled: {other} and {path} hold the same features; the pool holds "
+                                 "each video once")
 
 
 def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: FeatureSidecar | None,
@@ -125,6 +148,75 @@ def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: Fea
     if (sidecar is None or sidecar.fps is None) and data.fps is None:
         raise InputError(f"{path}: the features' fps is unknown: put its sidecar {side.name} beside it "
                          "(mgrec extract writes one), or set data.fps")
+
+
+# What a given teacher must share with the run it labels for: the features, read on the same grid (its detections
+# are placed on the student's grid). How they become network inputs (data.normalize) may differ: each reads them
+# its own way (`label_videos`).
+TEACHER_DATA_KEYS = ("feature_dim", "stride", "window", "fps")
+
+
+def check_teacher(teacher: RunDir, config: Config, log=print) -> None:
+    """A run given as `pseudo_labels.teacher` labels videos for this run: its label ids must name this run's classes
+    (the annotations'), its features be read on this run's grid, made the same way (its recorded recipe against
+    the training features'), and it must not have trained on a video this run validates or tests on, nor validated
+    on one it tests on (their labels would reach this run through the pseudo-labels; sharing this run's val split,
+    as the teacher training makes into RUN/teacher does, is what training on val labels means anyway). Refused
+    before any video is labelled."""
+    from mgrec.data.annotations import load_annotations
+
+    annotations = load_annotations(config.data.annotations, default_fps=config.data.fps)
+    classes = annotations.classes
+    run_config = teacher.read_config()
+    own_classes = teacher.read_classes()
+    if own_classes != classes:
+        first = next((i for i, (a, b) in enumerate(zip(own_classes, classes)) if a != b), min(len(own_classes),
+                                                                                            len(classes)))
+        raise InputError(f"pseudo_labels.teacher: {teacher.classes_path} lists other classes than "
+                         f"{config.data.annotations} ({len(own_classes)} against {len(classes)}; the first difference "
+                         f"at label id {first}): the teacher's label ids would name other gestures")
+    for key in TEACHER_DATA_KEYS:
+        own, wanted = getattr(run_config.data, key), getattr(config.data, key)
+        if own != wanted:
+            raise InputError(f"pseudo_labels.teacher: {teacher.config_path} [data.{key}]: {own!r}, but this run has "
+                             f"{wanted!r}; the teacher must read the features this run trains on, on the same grid")
+    if run_config.data.streams:
+        raise InputError(f"pseudo_labels.teacher: {teacher.path} reads several input streams (data.streams); a teacher "
+                         "labels the one feature file of each unlabelled video")
+    train_ids = annotations.video_ids(config.data.train_split)
+    features = sidecar_path(feature_path(config.data.features, train_ids[0], config.data.feature_ext,
+                                         config.data.feature_prefix)) if train_ids else None
+    if features is not None and features.is_file() and teacher.recipe_path.is_file():
+        differences = recipe_differences(read_sidecar(teacher.recipe_path), read_sidecar(features),
+                                         reference="the training features")
+        if differences:
+            raise InputError(f"pseudo_labels.teacher: {teacher.recipe_path}: the teacher was trained on features made "
+                             f"another way than this run's ({features}): {'; '.join(differences)}")
+    # the teacher's annotations where they are here (a relative path is read from the current folder, as training
+    # read it; an absolute one that is not here was another machine's, and cannot be compared)
+    taught_from = Path(run_config.data.annotations)
+    if not taught_from.is_file():
+        if not taught_from.is_absolute():
+            raise InputError(f"pseudo_labels.teacher: {teacher.config_path} [data.annotations]: {taught_from} not "
+                             f"found (relative paths are read from the current directory {Path.cwd()}); train "
+                             "from the folder the teacher was trained in, so that its splits can be compared with "
+                             "this run's")
+        log(f"note: pseudo_labels.teacher: {taught_from} (the teacher's annotations) is not here: whether it trained "
+            "on this run's val or test videos cannot be checked")
+        return
+    taught = load_annotations(taught_from, default_fps=run_config.data.fps)
+    trained_on = set(taught.video_ids(run_config.data.train_split))
+    validated_on = set(taught.video_ids(run_config.data.val_split)) if run_config.data.val_split else set()
+    leaked = [(video, split, "trained") for split in (config.data.val_split, config.data.test_split) if split
+              for video in annotations.video_ids(split) if video in trained_on]
+    if config.data.test_split:
+        leaked += [(video, config.data.test_split, "validated")
+                   for video in annotations.video_ids(config.data.test_split) if video in validated_on]
+    if leaked:
+        shown = ", ".join(f"{video} (this run's {split}, the teacher {how} on it)" for video, split, how in leaked[:3])
+        raise InputError(f"pseudo_labels.teacher: {teacher.path} saw the labels of {len(leaked)} video(s) this run "
+                         f"holds out: {shown}{', ...' if len(leaked) > 3 else ''} (its annotations: {taught_from}); "
+                         "their labels would reach this run through the pseudo-labels")
 
 
 class LabelledFiles:
