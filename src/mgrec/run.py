@@ -773,6 +773,15 @@ def _checkpoint_suffix(checkpoint: str) -> str:
 # Making and removing run directories
 
 
+def pseudo_labelled_members(members: list[tuple[Path, Config]]) -> list[dict]:
+    """The members of an ensemble that trained on pseudo-labels, for its run.json record (`pseudo_labelled`): the
+    ensemble's config is its first member's, so without this a transductive member (trained on the test subjects'
+    own videos) would go unsaid in the ensemble's report."""
+    return [{"member": str(path), "unlabeled": config.pseudo_labels.unlabeled,
+             "transductive": config.pseudo_labels.transductive}
+            for path, config in members if config.pseudo_labels.unlabeled]
+
+
 def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     """The run directory `out` for an ensemble of `members` (`mgrec ensemble`): refused when there are no
     members, when it is a folder a member reads, when it is one of them, or when it exists and is not empty

@@ -97,6 +97,17 @@ def test_without_a_teacher_one_is_trained_first_and_the_report_says_transductive
 
     evaluate_run(tmp_path / "run", "test")
     assert "TRANSDUCTIVE, these are the test subjects' own videos" in training_data(load_run(tmp_path / "run"))
+    # an ensemble holding that run (its config is its first member's) says it too, of either kind
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
+    from mgrec.train.ensemble import make_ensemble
+
+    teacher = tmp_path / "run" / "teacher"
+    for name, make in (("averaged", make_ensemble), ("fused", make_fused_ensemble)):
+        make([teacher, tmp_path / "run"], tmp_path / name, log=lambda *_: None)
+        evaluate_run(tmp_path / name, "test")
+        said = training_data(load_run(tmp_path / name))
+        assert f"{tmp_path / 'run'} also trained on pseudo-labels of the unlabelled videos in {pool}: TRANSDUCTIVE" \
+            in said, said
 
 
 def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):

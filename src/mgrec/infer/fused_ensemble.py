@@ -24,7 +24,7 @@ from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.detection_fusion import FUSION_IOU
-from mgrec.run import RunDir, new_ensemble_dir
+from mgrec.run import RunDir, new_ensemble_dir, pseudo_labelled_members
 
 
 @dataclass
@@ -77,7 +77,8 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
         out_run.write_classes(classes)
         # written last: a folder without it is no ensemble (a killed copy is never read as one)
         out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths], "fusion": "detections",
-                              "iou_threshold": FUSION_IOU})
+                              "iou_threshold": FUSION_IOU,
+                              "pseudo_labelled": pseudo_labelled_members(list(zip(paths, configs)))})
         val_metrics = tune_on_val(out_run, log)
     return FusedEnsemble(out_run.path, [str(p) for p in paths], val_metrics)
 

@@ -709,7 +709,13 @@ def training_data(run: RunData) -> str:
     run_dir = RunDir(run.run_dir)
     ensemble = run_dir.read_ensemble()
     if ensemble is not None:
-        return f"an ensemble of {ensemble['members']} runs: {', '.join(map(str, ensemble.get('sources', [])))}"
+        text = f"an ensemble of {ensemble['members']} runs: {', '.join(map(str, ensemble.get('sources', [])))}"
+        for member in ensemble.get("pseudo_labelled") or []:  # ensembles made before it was recorded: none
+            text += (f"; {member.get('member')} also trained on pseudo-labels of the unlabelled videos in "
+                     f"{member.get('unlabeled')}")
+            if member.get("transductive"):
+                text += ": TRANSDUCTIVE, these are the test subjects' own videos (their labels were never read)"
+        return text
     pseudo = run.config.pseudo_labels
     text = f"the {run.config.data.train_split} split of the annotations"
     if not pseudo.unlabeled:

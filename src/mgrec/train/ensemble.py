@@ -23,7 +23,7 @@ from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
-from mgrec.run import RunDir, new_ensemble_dir, refuse_a_folder_training_reads
+from mgrec.run import RunDir, new_ensemble_dir, pseudo_labelled_members, refuse_a_folder_training_reads
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import TrainResult, check_same_config, train, validate
 
@@ -128,7 +128,8 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
 
     with out_run.lock():
-        out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths]})
+        out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths],
+                              "pseudo_labelled": pseudo_labelled_members([(p, c) for p, c, *_ in loaded])})
         out_run.write_config(config)
         out_run.write_classes(classes)
         for name in recipe_names(config):  # `detect` extracts features from raw video the members' way
