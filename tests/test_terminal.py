@@ -65,3 +65,25 @@ def test_text_the_stream_cannot_encode_is_escaped_not_an_error(tmp_path, monkeyp
     assert main(["data", "convert", str(root), "--out", str(out), "--fps", "28", "--splits", "train=1"]) == 0
     sys.stdout.flush()
     assert "annotations_\\xe9.json" in stdout.buffer.getvalue().decode("ascii") and out.exists()
+
+
+def test_a_full_disk_under_standard_output_is_one_line_and_a_non_zero_exit(tmp_path):
+    # `> /dev/full`: the write or the flush fails with ENOSPC; a traceback from terminal.py said it before
+    import os
+
+    if not os.path.exists("/dev/full"):
+        import pytest
+
+        pytest.skip("no /dev/full on this system")
+    for command in (["--version"], ["data", "check", "--help"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "mgrec.cli", *command], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == "mgrec: error: cannot write standard output: No space left on device"
+    # the stderr layer drops its own failures: there is nowhere left to say them
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    TerminalText(Full(), escape=False, name="standard error").write("progress")

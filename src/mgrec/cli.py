@@ -34,16 +34,22 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_cpu_memory()
     terminal.install()  # names from data printed safely; a closed pipe never stops the work
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
-        return args.run(args) or 0
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # --help and --version print, then exit: their output is flushed here too
+            sys.stdout.flush()
+            raise
+        if not hasattr(args, "run"):
+            parser.print_help()
+            return 2
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        code = args.run(args) or 0
+        sys.stdout.flush()  # here, not at exit: a full disk is one line and a non-zero exit, not a traceback
+        return code
     except InputError as exc:
         print(f"mgrec: error: {terminal.visible(terminal.bounded(str(exc)))}", file=sys.stderr)
         return 2

@@ -21,6 +21,8 @@ import re
 import sys
 from typing import TextIO
 
+from mgrec.errors import InputError
+
 # C0 controls but \t \n \r, DEL, C1 controls, and the bidi embeddings, overrides and isolates.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -48,20 +50,30 @@ def bounded(text: str, limit: int = MAX_LINE_CHARS) -> str:
 class TerminalText(io.TextIOBase):
     """A text stream in front of stdout or stderr: broken pipes absorbed, and with `escape` unsafe
     characters shown as escapes. stderr is not escaped (progress bars move the cursor with escape
-    sequences); the messages mgrec writes there go through `visible` themselves."""
+    sequences); the messages mgrec writes there go through `visible` themselves.
 
-    def __init__(self, stream: TextIO, escape: bool) -> None:
+    Any other failure to write (a full disk, `> /dev/full`, a quota) is an `InputError` naming the stream, so
+    the command ends with one line on stderr and a non-zero exit instead of a traceback; stderr's own failures
+    are dropped (there is nowhere left to say them)."""
+
+    def __init__(self, stream: TextIO, escape: bool, name: str = "standard output") -> None:
         self.stream = stream
         self.escape = escape
+        self.name = name
         self.broken = False
 
     def write(self, text: str) -> int:
         if not self.broken:
             try:
                 self.stream.write(self._encodable(visible(text) if self.escape else text))
-            except BrokenPipeError:
-                self._drop_output()
+            except OSError as exc:
+                self._failed(exc)
         return len(text)
+
+    def _failed(self, exc: OSError) -> None:
+        self._drop_output()
+        if not isinstance(exc, BrokenPipeError) and self.name != "standard error":
+            raise InputError(f"cannot write {self.name}: {exc.strerror or exc}") from None
 
     def _encodable(self, text: str) -> str:
         """`text` with each character the stream's encoding lacks as its backslash escape."""
@@ -78,8 +90,8 @@ class TerminalText(io.TextIOBase):
         if not self.broken:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
-                self._drop_output()
+            except OSError as exc:
+                self._failed(exc)
 
     def isatty(self) -> bool:
         return self.stream.isatty()
@@ -116,9 +128,9 @@ class _Closed(io.TextIOBase):
 
 def install() -> None:
     """Route sys.stdout (escaped) and sys.stderr through `TerminalText` (once); a closed one writes nowhere."""
-    for name, escape in (("stdout", True), ("stderr", False)):
+    for name, escape, said in (("stdout", True, "standard output"), ("stderr", False, "standard error")):
         stream = getattr(sys, name)
         if stream is None:
             stream = _Closed()
         if not isinstance(stream, TerminalText):
-            setattr(sys, name, TerminalText(stream, escape))
+            setattr(sys, name, TerminalText(stream, escape, said))
