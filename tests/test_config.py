@@ -557,6 +557,13 @@ def test_a_config_is_read_to_its_size_limit_and_aliases_and_set_values_are_bound
     # /dev/zero has no size to stat: 6.5 GB were read before a MemoryError
     with pytest.raises(InputError, match=r"/dev/zero: more than 1000000 bytes is not a config"):
         load_config("/dev/zero")
+    # a named pipe nobody writes: opening it waited forever, as a config and as a base
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    for config in (tmp_path / "pipe.yaml", write(tmp_path, "child.yaml", "base: pipe.yaml\n")):
+        with pytest.raises(InputError, match=r"pipe.yaml: is a pipe or a socket, not a file"):
+            load_config(config)
     # an alias fanned out to 640000 values in a 16-kB file (a minute and 600 MB before a key was checked)
     fan = "model:\n  regression_ranges: [&a [" + ", ".join(["1"] * 800) + "], " + ", ".join(["*a"] * 799) + "]\n"
     with pytest.raises(InputError, match=r"its aliases \(\*name\) expand to more than 100000 values"):

@@ -14,7 +14,9 @@ import copy
 import dataclasses
 import difflib
 import math
+import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Hashable
@@ -653,6 +655,9 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise InputError(f"{chain}: these configs inherit from each other in a loop (their 'base' keys)")
     try:
+        if stat.S_ISFIFO(os.stat(path).st_mode) or stat.S_ISSOCK(os.stat(path).st_mode):
+            # opening a pipe waits for a writer, which a named pipe nobody writes never gets: a hang
+            raise InputError(f"{path}: is a pipe or a socket, not a file; give the config file itself")
         with open(path, "rb") as handle:  # read to the limit, not stat'ed: a device (/dev/zero) has no size
             data = handle.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:
