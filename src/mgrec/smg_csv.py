@@ -85,6 +85,19 @@ def whole_number(cell: str) -> int:
     return int(cell)
 
 
+# A time, score or fps as a CSV holds one: ASCII digits with an optional sign, point and exponent (and nan or inf,
+# which the callers then refuse by name). float() also takes "1_37.2", Arabic-Indic and full-width digits.
+_DECIMAL_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)",
+                             re.IGNORECASE)
+
+
+def decimal_number(cell: str) -> float:
+    """`cell` (stripped) as a float; ValueError unless it is written in ASCII digits (sign, point, exponent)."""
+    if _DECIMAL_NUMBER.fullmatch(cell.strip()) is None:
+        raise ValueError(cell)
+    return float(cell)
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, stripped cells) of every non-blank line of a small CSV file."""
     try:
@@ -148,7 +161,7 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
 def parses_as_number(text: str) -> bool:
     """Whether a CSV cell reads as a number (a header cell does not)."""
     try:
-        float(text)
+        decimal_number(text)
     except ValueError:
         return False
     return True
@@ -171,7 +184,7 @@ def read_data_file(path: Path) -> tuple[int, float]:
         raise InputError(f"{path}:{line}: expected 3 columns numFrames,fps,maxDepth, found {len(cells)}")
     num_frames = _integers(path, line, cells[:1], "numFrames,fps,maxDepth")[0]
     try:
-        fps = float(cells[1])
+        fps = decimal_number(cells[1])
     except ValueError:
         raise InputError(f"{path}:{line}: fps {brief(cells[1])} is not a number") from None
     if num_frames <= 0:
@@ -245,7 +258,7 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
         score = 1.0
         if len(row) == 4:
             try:
-                score = float(row[3])
+                score = decimal_number(row[3])
             except ValueError:
                 raise InputError(f"{location}: score must be a number, got {brief(row[3])}") from None
             if not math.isfinite(score):

@@ -314,6 +314,26 @@ def test_save_predictions_csv(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]
 
 
+@pytest.mark.parametrize("column, cell", [("start_s", "1_0.5"), ("end_s", "\u0663"), ("score", "\u0660.\u0665"),
+                                          ("start_frame", "\uff12\uff18"), ("end_frame", "7_0")])
+def test_the_csv_table_reads_numbers_in_ascii_digits_only(tmp_path, column, cell):
+    # float() and int() read "1_0.5" as 10.5 and full-width or Arabic-Indic digits as numbers; the SMG CSVs and the
+    # configs refuse them, and so does this reader now
+    pred = {"a": [detection("a", 1.0, 2.5, 1, 0.25, (28, 70))]}
+    path = tmp_path / "pred.csv"
+    save_predictions_csv(pred, path)
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[0][column] = cell
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    kind = "an integer" if column.endswith("frame") else "a number"
+    with pytest.raises(InputError, match=rf"pred.csv:2 \[{column}\]: expected {kind}, got"):
+        load_predictions(path, CLASSES)
+
+
 def test_csv_names_that_spreadsheets_run_as_formulas_are_escaped_and_read_back_exactly(tmp_path):
     from mgrec.evaluate.predictions import save_predictions_csv
 

@@ -45,7 +45,7 @@ from mgrec.files import (
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
 from mgrec.records import Detection
-from mgrec.smg_csv import fps_problem, prediction_files, read_prediction_rows
+from mgrec.smg_csv import decimal_number, fps_problem, prediction_files, read_prediction_rows, whole_number
 from mgrec.timeline import FeatureGrid
 
 # What `version` says in results JSON; the official evaluator only checks that the key exists.
@@ -243,8 +243,8 @@ def _load_table_csv(path: Path, classes: list[str]) -> dict[str, list[Detection]
 
 def _csv_number(path: Path, line: int, cells: dict[str, str], column: str, integer: bool = False) -> float | int:
     text = cells[column]
-    try:
-        return int(text) if integer else float(text)
+    try:  # ASCII numbers only, as the other CSV readers take them: int("６８６１") and float("1_37.2") are numbers
+        return whole_number(text.strip()) if integer else decimal_number(text)
     except ValueError:
         kind = "an integer" if integer else "a number"
         raise InputError(f"{where(path, line=line, key=column)}: expected {kind}, got {text!r}") from None
