@@ -287,6 +287,19 @@ def smg_label_paths(video_ids: Iterable[str], out_dir: str | Path) -> dict[str, 
     return paths
 
 
+# Present while `write_smg_labels` writes a folder's files (removed after the last): a killed `mgrec detect` left a
+# partial set that `mgrec score` read as a whole one. Hidden, so folder listings pass it by; the readers refuse it.
+INCOMPLETE_MARKER = ".mgrec-incomplete"
+
+
+def refuse_an_incomplete_set(folder: str | Path) -> None:
+    """A folder of label files whose writing did not finish (`INCOMPLETE_MARKER` in it) is not a set to read."""
+    marker = Path(folder) / INCOMPLETE_MARKER
+    if marker.exists():
+        raise InputError(f"{folder}: holds the label files of an `mgrec detect --format smg` that did not finish "
+                         f"({marker} is there): some videos have no file; detect again into an empty folder")
+
+
 def write_smg_labels(
     detections_by_video: Mapping[str, list[Detection]],
     out_dir: str | Path,
@@ -300,12 +313,16 @@ def write_smg_labels(
     frames when set, else round(seconds * fps); `fps` is one rate for all videos or a mapping
     video id -> fps. The folder layout matches SMG's, so the files (without scores) read back with
     `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`. A video with no detections gets an
-    empty file. Each file is written atomically. Returns the paths written.
+    empty file. Each file is written atomically, and the set is marked incomplete until its last file is
+    written (`INCOMPLETE_MARKER`, which the readers refuse). Returns the paths written.
 
     Video ids come from data (feature file names): every path is checked before any file is written
     (`smg_label_paths`), and an id such as `..` is an InputError instead of a file outside `out_dir`.
     """
     paths = smg_label_paths(detections_by_video, out_dir)
+    marker = Path(out_dir) / INCOMPLETE_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("mgrec detect is writing this folder's label files; they are a set once this file is gone\n")
     written = []
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
@@ -323,4 +340,5 @@ def write_smg_labels(
             for start, end, label, score in rows:
                 handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")
         written.append(path)
+    marker.unlink()
     return written

@@ -103,6 +103,38 @@ def test_detect_smg_refuses_a_folder_that_already_holds_label_files(trained_run,
         detect_files(run, [inputs[0]], flat, fmt="smg")
 
 
+def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(trained_run, tmp_path, capsys,
+                                                                             monkeypatch):
+    # each file is atomic, the set was not: killed after 3 of 6 files, `mgrec score` read the 3 as the whole set
+    from mgrec import smg_csv
+
+    run, paths = trained_run
+    inputs = sorted(paths.features.glob("*.npy"))
+    out = tmp_path / "smg"
+    written = []
+
+    def killed_after_one(path, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt  # the process dies here: no later file, no cleanup
+        written.append(path)
+        return real_open(path, *args, **kwargs)
+
+    real_open = smg_csv.atomic_open
+    monkeypatch.setattr(smg_csv, "atomic_open", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        detect_files(run, inputs, out, fmt="smg")
+    monkeypatch.undo()
+    assert len(list(out.rglob("*.csv"))) == 1 and (out / smg_csv.INCOMPLETE_MARKER).exists()
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(out), "--split", "test"]) == 2
+    assert "did not finish" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"smg: holds the label files of an `mgrec detect --format smg` that did not "
+                                         r"finish .*detect again into an empty folder"):
+        detect_files(run, inputs, out, fmt="smg")
+    finished = tmp_path / "finished"
+    detect_files(run, inputs, finished, fmt="smg")
+    assert not (finished / smg_csv.INCOMPLETE_MARKER).exists() and len(list(finished.rglob("*.csv"))) == len(inputs)
+
+
 @pytest.mark.parametrize("fmt, name", [("json", "d.json"), ("csv", "d.csv"), ("csv", "csv-named.json"), ("smg", "smg")])
 def test_score_reads_back_every_format_detect_writes(trained_run, tmp_path, capsys, fmt, name):
     """`mgrec score` on each output of `mgrec detect` gives the scores of the JSON output

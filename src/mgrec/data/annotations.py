@@ -39,7 +39,7 @@ from mgrec.config import canonical_subset  # the one subset-name rule, shared wi
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_open, is_number, read_json, safe_child
 from mgrec.records import AnnotationSet, Segment, VideoInfo
-from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file
+from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file, refuse_an_incomplete_set
 from mgrec.timeline import FeatureGrid
 
 FORMAT_VERSION = "mgrec-annotations-1"
@@ -563,6 +563,7 @@ def read_smg_labels(
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: SMG label folder not found (expected SampleXXXX/SampleXXXX_finelabels.csv inside)")
+    refuse_an_incomplete_set(root)
     if splits is None:
         splits = parse_subject_ranges(DEFAULT_SMG_SPLITS)
     subset_of: dict[int, str] = {}

@@ -45,7 +45,14 @@ from mgrec.files import (
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
 from mgrec.records import Detection
-from mgrec.smg_csv import decimal_number, fps_problem, prediction_files, read_prediction_rows, whole_number
+from mgrec.smg_csv import (
+    decimal_number,
+    fps_problem,
+    prediction_files,
+    read_prediction_rows,
+    refuse_an_incomplete_set,
+    whole_number,
+)
 from mgrec.timeline import FeatureGrid
 
 # What `version` says in results JSON; the official evaluator only checks that the key exists.
@@ -271,6 +278,7 @@ def _load_csv_folder(
         raise InputError(f"{folder}: reading SMG-style CSV predictions needs the frame rate (fps)")
     # Flat (`VIDEO.csv`) or SMG's own layout, which `mgrec detect --format smg` writes
     # (`VIDEO/VIDEO_finelabels.csv`).
+    refuse_an_incomplete_set(folder)
     files = prediction_files(folder)
     if not files:
         raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)")

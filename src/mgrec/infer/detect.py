@@ -140,8 +140,9 @@ def _refuse_old_label_files(out: Path) -> None:
     Each video's file would be replaced without a word and the others kept, and `mgrec score` reads
     every file of the folder as one set: videos of another run or another set (hard vs --all)
     would be scored with the new ones. Only a folder with none is safe to write into."""
-    from mgrec.smg_csv import prediction_files
+    from mgrec.smg_csv import prediction_files, refuse_an_incomplete_set
 
+    refuse_an_incomplete_set(out)
     old = prediction_files(out)
     if old:
         raise InputError(
