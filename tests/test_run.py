@@ -370,6 +370,20 @@ def test_a_run_still_written_or_stopped_before_its_end_is_not_used_for_detection
     with pytest.raises(InputError, match=r"ensemble is an ensemble that did not finish \(stopped while tuning its "
                                          r"score threshold on val: no postprocess.json\); make it again"):
         ensemble.require_finished()
+    copying = RunDir(tmp_path / "copying")  # a detection-level ensemble killed while copying its members
+    (copying.member_path(0) / "checkpoints").mkdir(parents=True)
+    for read in (copying.require_finished, copying.read_config):
+        with pytest.raises(InputError, match=r"copying is an ensemble that did not finish \(stopped while copying its "
+                                             r"members into members/: no run.json\); make it again"):
+            read()
+    # the report of a killed training says so (it sent the user to mgrec evaluate, which refuses the run)
+    from mgrec.report.html import load_run
+
+    killed = RunDir(tmp_path / "killed")
+    killed.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    killed.write_training_state({"epoch": 3})
+    with pytest.raises(InputError, match=r"killed is a training that did not finish"):
+        load_run(killed.path)
 
 
 def test_loaders_share_a_run_and_a_file_system_without_locks_refuses_nothing(tmp_path, monkeypatch):

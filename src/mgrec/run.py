@@ -341,6 +341,10 @@ class RunDir:
         if self.read_ensemble() is not None:
             raise InputError(f"{self.path} is an ensemble that did not finish (stopped while tuning its score "
                              f"threshold on val: no {self.postprocess_path.name}); make it again into a new --out")
+        if not self.format_path.exists() and self.member_path(0).parent.is_dir():
+            raise InputError(f"{self.path} is an ensemble that did not finish (stopped while copying its members "
+                             f"into {self.member_path(0).parent.name}/: no {self.format_path.name}); make it again "
+                             "into a new --out")
 
     def check_fresh_start(self, inputs: list[Path]) -> None:
         """Refuse a fresh training in a folder whose files are not an earlier start of a run, or that
@@ -473,6 +477,7 @@ class RunDir:
 
     def read_config(self) -> Config:
         if not self.config_path.is_file():
+            self.refuse_unfinished()  # an ensemble killed before its config: said as such
             raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
         config = load_config(self.config_path)
         version = self.read_format_version()
@@ -784,14 +789,18 @@ def pseudo_labelled_members(members: list[tuple[Path, Config]]) -> list[dict]:
 
 def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     """The run directory `out` for an ensemble of `members` (`mgrec ensemble`): refused when there are no
-    members, when it is a folder a member reads, when it is one of them, or when it exists and is not empty
-    (an ensemble is written anew)."""
+    members, when it is a folder a member reads, when it is one of them or inside one, or when it exists and is
+    not empty (an ensemble is written anew)."""
     if not members:
         raise InputError("an ensemble needs at least one run")
     refuse_an_out_the_members_read(out, members)
     run = RunDir(out)
     if resolve_path(run.path) in {resolve_path(p) for p in members}:
         raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
+    for member in members:  # a run inside a run: the member's own files would hold another run's
+        if resolve_path(member) in resolve_path(run.path).parents:
+            raise InputError(f"{out} is inside the member {member}; an ensemble is a run of its own: choose an --out "
+                             "outside its members")
     if run.path.exists() and not run.path.is_dir():
         raise InputError(f"{out} is not a folder; the ensemble is written into a new folder")
     if run.path.exists() and any(run.path.iterdir()):

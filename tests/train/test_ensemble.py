@@ -108,6 +108,9 @@ def test_members_that_cannot_be_averaged_and_bad_outputs_are_refused(runs, tmp_p
         make_ensemble([first, wide], tmp_path / "e1")
     with pytest.raises(InputError, match="would overwrite one of its members"):
         make_ensemble([first, second], second)
+    with pytest.raises(InputError, match=r"checkpoints/ens is inside the member .*; an ensemble is a run of its own"):
+        make_ensemble([first, second], Path(second) / "checkpoints" / "ens")
+    assert not (Path(second) / "checkpoints" / "ens").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(InputError, match="exists and is not empty"):

@@ -98,6 +98,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise InputError(f"{run.path}: not a run directory")
+    run.refuse_unfinished()  # a killed training has no detections to show: said so, not "run mgrec evaluate"
     run_dir = run.path
     config = run.read_config()
     classes_path = run.classes_path
