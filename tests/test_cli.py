@@ -319,9 +319,9 @@ def test_score_reads_an_activitynet_file_without_fps_with_the_fps_given(tmp_path
     (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [1.5, 2.0], "segment(frames)": [0, 1],
                                                                       "label": "a", "score": 0.95}]}}))
     assert main([*command, "--fps", "30"]) in (0, None)
-    assert (f"note: 1 detections in {tmp_path / 'p.json'} have a segment(frames) more than a frame away from their "
-            f"segment in seconds at {tmp_path / 'gt.json'}'s fps (first: v [1.5, 2] s, frames [0, 1] at 30 fps); "
-            "the seconds are scored") in capsys.readouterr().err
+    assert (f"note: 1 detections in {tmp_path / 'p.json'} have a segment(frames) more than 1.5 frames away from "
+            "their segment in seconds at the videos' fps (first: v [1.5, 2] s, frames [0, 1] at 30 fps); the seconds "
+            "are scored") in capsys.readouterr().err
 
 
 def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestures(tmp_path, capsys):

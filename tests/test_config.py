@@ -562,8 +562,16 @@ def test_a_config_is_read_to_its_size_limit_and_aliases_and_set_values_are_bound
 
     os.mkfifo(tmp_path / "pipe.yaml")
     for config in (tmp_path / "pipe.yaml", write(tmp_path, "child.yaml", "base: pipe.yaml\n")):
-        with pytest.raises(InputError, match=r"pipe.yaml: is a pipe or a socket, not a file"):
+        with pytest.raises(InputError, match=r"pipe.yaml: is a named pipe or a socket, not a file"):
             load_config(config)
+    # a pipe this process holds open reads (`mgrec train <(cat c.yaml)`, stdin)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"seed: 7\n")
+    os.close(write_end)
+    try:
+        assert load_config(f"/dev/fd/{read_end}").seed == 7
+    finally:
+        os.close(read_end)
     # an alias fanned out to 640000 values in a 16-kB file (a minute and 600 MB before a key was checked)
     fan = "model:\n  regression_ranges: [&a [" + ", ".join(["1"] * 800) + "], " + ", ".join(["*a"] * 799) + "]\n"
     with pytest.raises(InputError, match=r"its aliases \(\*name\) expand to more than 100000 values"):

@@ -86,3 +86,19 @@ def test_no_readable_answer_means_not_native(monkeypatch, tmp_path):
     folder.mkdir()
     monkeypatch.setattr(devices, "CPUINFO", folder)  # unreadable as a file
     assert native_bf16_cpu() is False
+
+
+def test_under_torchrun_a_cuda_device_without_an_index_is_the_process_s_own(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # devices are named, not used
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert devices.process_device("cuda") == torch.device("cuda", 3)
+    assert devices.process_device("auto") == torch.device("cuda", 3)
+    assert devices.process_device("cuda:1") == torch.device("cuda", 1)  # an explicit GPU stays what it says
+    assert devices.process_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("RANK", "two")
+    with pytest.raises(InputError, match=r"environment: RANK='two' must be a whole number"):
+        devices.process_rank()
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError, match=r"RANK=2 must lie in \[0, WORLD_SIZE=2\)"):
+        devices.process_rank()

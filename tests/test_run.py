@@ -347,6 +347,14 @@ def test_the_folder_of_a_training_still_running_is_not_deleted(tmp_path):
     assert not run.path.exists()
 
 
+def killed_config_run(tmp_path):
+    """A run folder whose config.yaml went missing."""
+    run = RunDir(tmp_path / "lockless")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    run.config_path.unlink()
+    return run
+
+
 def test_a_run_still_written_or_stopped_before_its_end_is_not_used_for_detection(tmp_path):
     # evaluate / detect / stream / report read best weights of some epoch with the config's threshold from a
     # training still running or killed (and their outputs then stayed beside the finished run)
@@ -376,6 +384,17 @@ def test_a_run_still_written_or_stopped_before_its_end_is_not_used_for_detection
         with pytest.raises(InputError, match=r"copying is an ensemble that did not finish \(stopped while copying its "
                                              r"members into members/: no run.json\); make it again"):
             read()
+    # inside the lock (a --resume whose config went missing), the config is named, not the process's own lock
+    lockless = killed_config_run(tmp_path)
+    with lockless.lock():
+        with pytest.raises(InputError, match=r"config.yaml: not found; expected the run's config"):
+            lockless.read_config()
+    # an edited ensemble record is named, not an AttributeError in the report
+    edited = RunDir(tmp_path / "edited")
+    edited.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    edited.write_format({"members": 2, "sources": ["a", "b"], "pseudo_labelled": "x"})
+    with pytest.raises(InputError, match=r"\[ensemble.pseudo_labelled\]: expected a list of"):
+        edited.read_ensemble()
     # the report of a killed training says so (it sent the user to mgrec evaluate, which refuses the run)
     from mgrec.report.html import load_run
 

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError, where
-from mgrec.files import brief, decode_utf8, is_number, resolve_path
+from mgrec.files import brief, decode_utf8, descriptor_named, is_number, resolve_path
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -655,9 +655,11 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise InputError(f"{chain}: these configs inherit from each other in a loop (their 'base' keys)")
     try:
-        if stat.S_ISFIFO(os.stat(path).st_mode) or stat.S_ISSOCK(os.stat(path).st_mode):
-            # opening a pipe waits for a writer, which a named pipe nobody writes never gets: a hang
-            raise InputError(f"{path}: is a pipe or a socket, not a file; give the config file itself")
+        if descriptor_named(path) is None and (stat.S_ISFIFO(os.stat(path).st_mode)
+                                               or stat.S_ISSOCK(os.stat(path).st_mode)):
+            # opening a named pipe waits for a writer, which one nobody writes never gets: a hang (a descriptor this
+            # process holds, /dev/stdin or <(...)'s /dev/fd/N, is open already and reads)
+            raise InputError(f"{path}: is a named pipe or a socket, not a file; give the config file itself")
         with open(path, "rb") as handle:  # read to the limit, not stat'ed: a device (/dev/zero) has no size
             data = handle.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:

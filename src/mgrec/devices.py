@@ -37,9 +37,10 @@ def process_rank() -> tuple[int, int]:
 
 
 def process_device(name: str, what: str = "train.device") -> torch.device:
-    """`resolve_device`, and under torchrun (LOCAL_RANK set) a CUDA device is this process's own GPU."""
+    """`resolve_device`, and under torchrun (LOCAL_RANK set) a CUDA device without an index (`cuda`, or `auto` on a
+    machine with CUDA) is this process's own GPU; `cuda:N` stays what it says."""
     device = resolve_device(name, what)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", _environment_count("LOCAL_RANK", 0))
     return device
 

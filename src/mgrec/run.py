@@ -341,6 +341,10 @@ class RunDir:
         if self.read_ensemble() is not None:
             raise InputError(f"{self.path} is an ensemble that did not finish (stopped while tuning its score "
                              f"threshold on val: no {self.postprocess_path.name}); make it again into a new --out")
+        self.refuse_a_half_copied_ensemble()
+
+    def refuse_a_half_copied_ensemble(self) -> None:
+        """A detection-level ensemble killed while copying its members: members/ and no run.json (written last)."""
         if not self.format_path.exists() and self.member_path(0).parent.is_dir():
             raise InputError(f"{self.path} is an ensemble that did not finish (stopped while copying its members "
                              f"into {self.member_path(0).parent.name}/: no {self.format_path.name}); make it again "
@@ -469,6 +473,12 @@ class RunDir:
                              "detectors in the ensemble)")
         if block.get("fusion", "outputs") not in ENSEMBLE_FUSIONS:
             raise InputError(f"{self.format_path} [ensemble.fusion]: expected one of {', '.join(ENSEMBLE_FUSIONS)}")
+        pseudo = block.get("pseudo_labelled", [])  # ensembles made before it was recorded: none
+        if not (isinstance(pseudo, list) and all(
+                isinstance(m, dict) and isinstance(m.get("member"), str) and isinstance(m.get("unlabeled"), str)
+                and isinstance(m.get("transductive"), bool) for m in pseudo)):
+            raise InputError(f"{self.format_path} [ensemble.pseudo_labelled]: expected a list of "
+                             "{member, unlabeled, transductive} records (as mgrec ensemble writes it)")
         return block
 
     def member_path(self, index: int) -> Path:
@@ -477,7 +487,7 @@ class RunDir:
 
     def read_config(self) -> Config:
         if not self.config_path.is_file():
-            self.refuse_unfinished()  # an ensemble killed before its config: said as such
+            self.refuse_a_half_copied_ensemble()  # killed before its config: said as such
             raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
         config = load_config(self.config_path)
         version = self.read_format_version()

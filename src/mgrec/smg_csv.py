@@ -322,7 +322,12 @@ def write_smg_labels(
     paths = smg_label_paths(detections_by_video, out_dir)
     marker = Path(out_dir) / INCOMPLETE_MARKER
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text("mgrec detect is writing this folder's label files; they are a set once this file is gone\n")
+    try:  # made exclusively: a second writer into the folder is refused, not mixed in
+        with open(marker, "x", encoding="utf-8") as handle:
+            handle.write("mgrec detect is writing this folder's label files; they are a set once this file is gone\n")
+    except FileExistsError:
+        raise InputError(f"{out_dir}: another mgrec detect is writing label files here, or one did not finish "
+                         f"({marker} is there); detect into another folder") from None
     written = []
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
@@ -340,5 +345,5 @@ def write_smg_labels(
             for start, end, label, score in rows:
                 handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")
         written.append(path)
-    marker.unlink()
+    marker.unlink(missing_ok=True)
     return written

@@ -181,6 +181,16 @@ def test_a_teacher_of_other_classes_grid_recipe_or_splits_is_refused_before_it_l
             train(with_pseudo(config_for(paths), unlabeled=str(pool), teacher=str(given), transductive=True), run,
                   progress=False, log=lambda *_: None)
         assert not (run / "pseudo_labels.json").exists() and not (run / "config.yaml").exists()
+    # what reads the same: data.fps set to the fps the sidecars give; a teacher imported without its annotations
+    lines = []
+    for name, edit in (("fps", other_config(fps=28.0)), ("imported", other_config(annotations=""))):
+        train(with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(edited(name, edit)),
+                          transductive=True), tmp_path / f"run-ok-{name}", progress=False, log=lines.append)
+    assert any("names no annotations: whether the teacher trained on this run's val or test videos cannot be "
+               "checked" in line for line in lines)
+    with pytest.raises(InputError, match=r"teacher: .*fps-30 reads its features at 30 fps, this run at 28"):
+        train(with_pseudo(config_for(paths), unlabeled=str(pool), teacher=str(edited("fps-30", other_config(fps=30.0))),
+                          transductive=True), tmp_path / "run-fps-30", progress=False, log=lambda *_: None)
     with pytest.raises(InputError, match=r"teacher: .*run-self is the run being trained"):
         train(with_pseudo(config_for(paths), unlabeled=str(pool), teacher=str(tmp_path / "run-self"),
                           transductive=True), tmp_path / "run-self", progress=False, log=lambda *_: None)

@@ -245,6 +245,10 @@ def check_tuning_gestures(ground_truth: dict, tune_on: str, annotations: object)
         raise InputError(f"{annotations}: split {tune_on!r} has no gestures to tune the threshold on")
 
 
+# How far a detection's frames may be from its seconds before `score_file` says so, in frames.
+FRAMES_SLACK = 1.5
+
+
 def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str | Path, split: str = "test",
                tune_on: str | None = None, thresholds: str = "global", threshold_shrinkage: float | None = None,
                score_threshold: float | None = None, tious: Sequence[float] = DEFAULT_TIOU_THRESHOLDS,
@@ -268,16 +272,17 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if unknown:
         raise InputError(f"{pred_path}: predictions for {len(unknown)} video(s) not in {gt_path}: "
                          f"{', '.join(unknown[:10])}")
-    # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored
+    # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored (a
+    # frame and a half of slack: fused detections' rounded mean frames drift from their mean seconds by over one)
     astray = [d for video, items in predictions.items() for d in items if d.start_frame is not None
               and max(abs(d.start_frame / fps[video] - d.start), abs(d.end_frame / fps[video] - d.end))
-              > (1 + 1e-6) / fps[video]]
+              > FRAMES_SLACK / fps[video]]
     if astray:
         first = astray[0]
-        note(f"{len(astray)} detections in {pred_path} have a segment(frames) more than a frame away from their "
-             f"segment in seconds at {gt_path}'s fps (first: {first.video_id} [{first.start:g}, {first.end:g}] s, "
-             f"frames [{first.start_frame}, {first.end_frame}] at {fps[first.video_id]:g} fps); the seconds are "
-             "scored")
+        note(f"{len(astray)} detections in {pred_path} have a segment(frames) more than {FRAMES_SLACK:g} frames "
+             f"away from their segment in seconds at the videos' fps (first: {first.video_id} [{first.start:g}, "
+             f"{first.end:g}] s, frames [{first.start_frame}, {first.end_frame}] at {fps[first.video_id]:g} fps); "
+             "the seconds are scored")
     # segments in frames read as seconds score 0 without a word: they start after the videos end
     late = [d for video, items in predictions.items() for d in items
             if d.start > annotations.videos[video].duration + 1.0]

@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
 from mgrec.files import text_lines
-from mgrec.smg_csv import fps_problem, parses_as_number, read_data_file
+from mgrec.smg_csv import fps_problem, read_data_file
 
 NUM_JOINTS = 25
 VALUES_PER_JOINT = 11
@@ -75,7 +75,7 @@ def read_skeleton_csv(path: Path) -> Skeleton:
         try:
             rows[number - 1] = np.array(fields, dtype=np.float64)
         except ValueError:
-            bad = next(field for field in fields if not parses_as_number(field))
+            bad = next(field for field in fields if not _parses_as_float(field))
             raise InputError(f"{where(path, number)}: expected numbers, found {bad.strip()!r}") from None
     if not np.isfinite(rows).all():
         line = int(np.argwhere(~np.isfinite(rows))[0][0]) + 1
@@ -111,6 +111,15 @@ def read_sample_fps(path: Path) -> float:
     Read by `mgrec.smg_csv.read_data_file`, the one reader of these files: the fps is finite, > 0
     and at most `mgrec.smg_csv.MAX_FPS`."""
     return read_data_file(path)[1]
+
+
+def _parses_as_float(text: str) -> bool:
+    """Whether numpy's float parsing, which read the row, takes `text` (to name the cell it did not)."""
+    try:
+        np.float64(text)
+    except ValueError:
+        return False
+    return True
 
 
 def window_means(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 from mgrec.config import Config, PseudoLabelConfig
 from mgrec.data.datasets import VideoSample
 from mgrec.data.features import (
+    FPS_TOLERANCE,
     FeatureSidecar,
     check_sidecar,
     check_sidecar_length,
@@ -153,7 +154,7 @@ def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: Fea
 # What a given teacher must share with the run it labels for: the features, read on the same grid (its detections
 # are placed on the student's grid). How they become network inputs (data.normalize) may differ: each reads them
 # its own way (`label_videos`).
-TEACHER_DATA_KEYS = ("feature_dim", "stride", "window", "fps")
+TEACHER_DATA_KEYS = ("feature_dim", "stride", "window")
 
 
 def check_teacher(teacher: RunDir, config: Config, log=print) -> None:
@@ -186,15 +187,27 @@ def check_teacher(teacher: RunDir, config: Config, log=print) -> None:
     train_ids = annotations.video_ids(config.data.train_split)
     features = sidecar_path(feature_path(config.data.features, train_ids[0], config.data.feature_ext,
                                          config.data.feature_prefix)) if train_ids else None
-    if features is not None and features.is_file() and teacher.recipe_path.is_file():
-        differences = recipe_differences(read_sidecar(teacher.recipe_path), read_sidecar(features),
-                                         reference="the training features")
+    training_recipe = read_sidecar(features) if features is not None and features.is_file() else None
+    teacher_recipe = read_sidecar(teacher.recipe_path) if teacher.recipe_path.is_file() else None
+    # the fps each reads its features at: data.fps where set (it overrides), else its features' own
+    own_fps = run_config.data.fps or (teacher_recipe.fps if teacher_recipe else None)
+    wanted_fps = config.data.fps or (training_recipe.fps if training_recipe else None)
+    if own_fps is not None and wanted_fps is not None and abs(own_fps - wanted_fps) > FPS_TOLERANCE:
+        raise InputError(f"pseudo_labels.teacher: {teacher.path} reads its features at {own_fps:g} fps, this run at "
+                         f"{wanted_fps:g} (data.fps or the features' sidecars); the teacher must read them on the same "
+                         "grid")
+    if training_recipe is not None and teacher_recipe is not None:
+        differences = recipe_differences(teacher_recipe, training_recipe, reference="the training features")
         if differences:
             raise InputError(f"pseudo_labels.teacher: {teacher.recipe_path}: the teacher was trained on features made "
                              f"another way than this run's ({features}): {'; '.join(differences)}")
     # the teacher's annotations where they are here (a relative path is read from the current folder, as training
     # read it; an absolute one that is not here was another machine's, and cannot be compared)
     taught_from = Path(run_config.data.annotations)
+    if str(run_config.data.annotations) in ("", "."):  # a run imported without its data (`write_for_inference`)
+        log(f"note: pseudo_labels.teacher: {teacher.config_path} names no annotations: whether the teacher trained on "
+            "this run's val or test videos cannot be checked")
+        return
     if not taught_from.is_file():
         if not taught_from.is_absolute():
             raise InputError(f"pseudo_labels.teacher: {teacher.config_path} [data.annotations]: {taught_from} not "
