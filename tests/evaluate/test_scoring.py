@@ -189,3 +189,27 @@ def test_score_in_python_refuses_what_the_file_readers_refuse():
             score(gt, {"v": [good]}, ["a"], 0.5, tiou_thresholds=tious)
     with pytest.raises(InputError, match="score threshold must be a finite number, got '0.5'"):
         score(gt, {"v": [good]}, ["a"], "0.5")
+
+
+def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path, capsys):
+    # its notes were dropped by default (segments in frames scored 0 without a word), a path given for the
+    # annotations was an AttributeError, split=None scored every video of the file, tious=0.5 a TypeError
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "p.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {"v": {"subset": "test", "fps": 30.0, "duration": 30.0,
+                                                                         "annotations": [{"label": "a",
+                                                                                          "segment": [1.0, 2.0]}]}}}))
+    save_predictions({"v": [Detection("v", 45.0, 60.0, 0, "a", 0.9)]}, pred_path)  # frames written as seconds
+    annotations = load_annotations(gt_path)
+    assert score_file(annotations, gt_path, pred_path, "test")["f1"] == 0.0
+    assert "start after their video ends" in capsys.readouterr().err
+    for arguments, message in (({"annotations": str(gt_path)}, "annotations: expected the AnnotationSet of"),
+                               ({"split": None}, "split: expected a split name, got None"),
+                               ({"score_threshold": "0.3"}, "score_threshold: expected a number, got '0.3'")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            score_file(**{"annotations": annotations, "gt_path": gt_path, "pred_path": pred_path, **arguments})
+    assert list(score_file(annotations, gt_path, pred_path, "test", tious=0.5, note=lambda line: None)["mAP"]) \
+        == ["0.5"]

@@ -183,6 +183,23 @@ def test_pr_curves_one_panel_per_class_and_the_operating_point():
     assert "0 zero" in zero.get_title() and "1 segments" in zero.get_title()
 
 
+def test_pr_curves_of_many_classes_show_the_most_frequent_and_say_so():
+    # a 500-class report did not finish in 5 minutes: the figure's layout time grows faster than its panels
+    from mgrec.evaluate.analysis import PRCurve
+    from mgrec.report.figures import MAX_PR_PANELS
+
+    count = MAX_PR_PANELS + 5
+    curves = {0.5: {label_id: PRCurve(label_id, 0.5, num_gt=label_id + 1, scores=np.array([0.9]),
+                                      precision=np.array([1.0]), recall=np.array([1.0 / (label_id + 1)]))
+                    for label_id in range(count)}}
+    figure = pr_curves_figure(curves, [f"c{i}" for i in range(count)])
+    titles = [axes.get_title() for axes in figure.axes if axes.get_visible()]
+    assert len(titles) == MAX_PR_PANELS
+    assert titles[0].startswith("5 c5") and titles[-1].startswith(f"{count - 1} c{count - 1}")  # the most segments
+    assert figure.get_suptitle() == (f"the {MAX_PR_PANELS} classes with the most ground-truth segments, of {count} "
+                                     "(every class's AP is in the per-class table)")
+
+
 def test_f1_threshold_figure_plots_the_curve_and_marks_both_thresholds():
     curve = f1_threshold_curve({"v": SEGMENTS}, {"v": DETECTIONS})
     figure = f1_threshold_figure(curve, 0.65, "val", "test")

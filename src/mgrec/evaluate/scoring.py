@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -252,7 +253,7 @@ FRAMES_SLACK = 1.5
 def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str | Path, split: str = "test",
                tune_on: str | None = None, thresholds: str = "global", threshold_shrinkage: float | None = None,
                score_threshold: float | None = None, tious: Sequence[float] = DEFAULT_TIOU_THRESHOLDS,
-               note: Callable[[str], None] = lambda line: None) -> dict:
+               note: Callable[[str], None] | None = None) -> dict:
     """`mgrec score`: the predictions file `pred_path` (any format `load_predictions` reads) scored against
     `annotations` (read from `gt_path`: `mgrec.data.annotations.load_annotations`) on `split`, at
     `score_threshold` (0 when not given) or at the threshold(s) tuned on the split `tune_on` (`thresholds`:
@@ -261,7 +262,21 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     Refused: predictions of videos the annotations do not list, a split (scored or tuned on) that the file does
     not cover at all (every gesture would count as missed). `note` receives one line for each thing worth saying
     that is not an error: a hard set given for mAP, detections starting after their video ends (frames read as
-    seconds?), a file covering only part of a split, a threshold above every score."""
+    seconds?), a file covering only part of a split, a threshold above every score; by default they go to stderr,
+    as `mgrec score` prints them."""
+    if note is None:
+        def note(line: str) -> None:
+            print(f"note: {line}", file=sys.stderr)
+    if not isinstance(annotations, AnnotationSet):
+        raise InputError(f"annotations: expected the AnnotationSet of {gt_path} (mgrec.data.annotations."
+                         f"load_annotations), got {type(annotations).__name__}")
+    for name, value in (("split", split), ("tune_on", tune_on)):
+        if (value is not None and not isinstance(value, str)) or (name == "split" and not value):
+            raise InputError(f"{name}: expected a split name, got {value!r}")
+    if score_threshold is not None and (isinstance(score_threshold, bool)
+                                        or not isinstance(score_threshold, numbers.Real)):
+        raise InputError(f"score_threshold: expected a number, got {score_threshold!r}")
+    tious = [tious] if isinstance(tious, numbers.Real) else tious  # one threshold given as a number
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
