@@ -829,9 +829,19 @@ def _extract_number(name: str):
 def cmd_extract(args) -> None:
     from mgrec.extract.jobs import DEFAULT_BACKBONE, extract, fuse_features
 
+    recipe = {"--backbone": args.backbone, "--weights": args.weights, "--window": args.window, "--stride": args.stride,
+              "--size": args.size, "--batch": args.batch, "--fps": args.fps,
+              "--frames-per-window": args.frames_per_window, "--precision": args.precision}
     if args.fuse:
         if args.inputs:
             raise InputError("--fuse takes feature folders; give no other inputs")
+        # joining feature files reads no video: a recipe option, a run or a device would be ignored without a word
+        ignored = [name for name, value in recipe.items() if value is not None]
+        ignored += ["--run"] * (args.from_run is not None) + ["--checkpoint"] * (args.checkpoint != "best")
+        ignored += ["--device"] * (args.device != "cpu")
+        if ignored:
+            raise InputError(f"--fuse: {', '.join(ignored)} do not apply (the folders' features are joined as they "
+                             "are, each keeps its own recipe); give none of them")
         fused = fuse_features(args.fuse, args.out)
         for item in fused:
             print(f"{item.feature_path}: {item.num_features} steps (inputs {item.input_lengths})")
@@ -839,9 +849,6 @@ def cmd_extract(args) -> None:
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
-    recipe = {"--backbone": args.backbone, "--weights": args.weights, "--window": args.window, "--stride": args.stride,
-              "--size": args.size, "--batch": args.batch, "--fps": args.fps,
-              "--frames-per-window": args.frames_per_window, "--precision": args.precision}
     if args.from_run is not None:
         from mgrec.extract.jobs import extract_with_run
 

@@ -326,6 +326,16 @@ def test_fuse_errors(tmp_path):
         fuse_features([tmp_path / "a", tmp_path / "long"], tmp_path / "out")
     with pytest.raises(InputError, match="at least two"):
         fuse_features([tmp_path / "a"], tmp_path / "out")
+    # on the command line, options a fusion would ignore (it reads no video) are refused, not dropped
+    from mgrec.cli import main
+
+    write_set(tmp_path / "b", {"v1": 10}, dim=2)
+    (tmp_path / "a" / "v1.json").unlink(missing_ok=True)
+    write_set(tmp_path / "a", {"v1": 10}, dim=3)
+    for extra in (["--stride", "8", "--window", "32"], ["--fps", "25"], ["--device", "cuda"], ["--run", "r"]):
+        assert main(["extract", "--fuse", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "fo"),
+                     *extra]) == 2
+        assert not (tmp_path / "fo").exists()
 
 
 def test_progress_inside_a_video_counts_its_frames(tmp_path, carphone, capsys):
