@@ -1317,6 +1317,34 @@ _ConfigDumper.yaml_implicit_resolvers = {first: _YAML_11.get(first, []) + _YAML_
                                          for first in {*_YAML_11, *_YAML_12}}
 
 
+def checked_config(config: object, source: str = "the config given") -> Config:
+    """A config built or changed in code (`dataclasses.replace` on a loaded one) checked as `load_config` checks a
+    file, and returned as that file would load: every key's type, every range and every rule across keys (a string
+    for an epoch count, a NaN learning rate or batch 0 failed deep in training, after the run folder was begun).
+    Paths may be `Path` objects; they come back as strings, as a file gives them."""
+    if not isinstance(config, Config):
+        raise InputError(f"{source}: expected an mgrec.config.Config (load_config builds one), got "
+                         f"{type(config).__name__}")
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return str(value) if isinstance(value, Path) else value
+
+    try:
+        raw = load_yaml(yaml.dump(plain(to_dict(config)), Dumper=_ConfigDumper, sort_keys=False))
+    except yaml.YAMLError as exc:  # a value no config file can hold (an object of another kind)
+        raise InputError(f"{source}: holds a value a config cannot: {brief(str(exc), 200)}") from None
+    checked = from_dict(Config, raw, source=source)
+    check_stream_keys(raw, checked, source=source)
+    validate(checked, source=source)
+    if hasattr(config, "_origins"):
+        checked._origins = config._origins
+    return checked
+
+
 def save_config(config: Config, path: str | Path) -> None:
     from mgrec.files import atomic_write_text
 

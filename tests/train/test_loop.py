@@ -304,9 +304,17 @@ def test_ddp_two_processes_match_one_process(dataset, tmp_path):
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
 
 
-def test_a_non_finite_loss_stops_training_before_the_weights_change(dataset, tmp_path):
+def test_a_non_finite_loss_stops_training_before_the_weights_change(dataset, tmp_path, monkeypatch):
+    from mgrec.train.losses import DetectionLoss
+
     config = tiny_config(dataset, epochs=2, eval_every=1)
-    config.train.focal_gamma = float("nan")  # the loss is NaN from the first step
+    computed = DetectionLoss.__call__
+
+    def nan_loss(self, *args, **kwargs):  # the loss is NaN from the first step (a NaN setting is refused first)
+        parts = computed(self, *args, **kwargs)
+        return parts._replace(total=parts.total * float("nan"))
+
+    monkeypatch.setattr(DetectionLoss, "__call__", nan_loss)
     with pytest.raises(InputError, match=r"training stopped at step 0: the loss is nan"):
         train(config, tmp_path / "run", progress=False, log=lambda *_: None)
     assert not RunDir(tmp_path / "run").has_training()  # nothing committed, no NaN checkpoint
@@ -613,3 +621,18 @@ def test_sizes_that_cannot_fit_are_refused_before_the_run_folder_exists(dataset,
     assert f"[{key}]" in err or "GiB is available" in err or f"{key}=1000000000" in err, err
     assert not (tmp_path / "run").exists() and time.monotonic() - started < 30
 
+
+
+def test_a_config_changed_in_code_is_checked_before_the_run_folder_is_made(dataset, tmp_path):
+    # train(dataclasses.replace(...)) with a string epoch count, a NaN learning rate or batch 0 failed deep in
+    # training (TypeError, torch's ValueError, ZeroDivisionError) after run.json and config.yaml were written
+    import dataclasses
+
+    config = tiny_config(dataset, epochs=1)
+    for change, message in (({"epochs": "1"}, r"\[train.epochs\]: expected int, got '1'"),
+                            ({"lr": float("nan")}, r"\[train.lr\]: expected a finite number, got nan"),
+                            ({"batch_size": 0}, r"\[train.batch_size\]: expected a positive number, got 0")):
+        with pytest.raises(InputError, match=r"the config given to train " + message):
+            train(dataclasses.replace(config, train=dataclasses.replace(config.train, **change)), tmp_path / "run",
+                  progress=False, log=lambda *_: None)
+        assert not (tmp_path / "run").exists()

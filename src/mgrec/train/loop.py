@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mgrec.config import Config, StreamConfig, check_for_training, config_from_record, to_dict
+from mgrec.config import Config, StreamConfig, check_for_training, checked_config, config_from_record, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.check import same_split_problems
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
@@ -200,6 +200,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     `pseudo_labels.unlabeled`, the labelling runs come first (`mgrec.train.pseudo`). End to end
     (`data.videos`): `encoder` is the adapted backbone (`mgrec.extract.adapters.build_adapted_backbone`).
     """
+    config = checked_config(config, "the config given to train")  # as a file is checked: built in code, it was not
     if config.end_to_end and encoder is None:
         raise InputError("data.videos: end-to-end training needs the adapted backbone; train with `mgrec train`, "
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
