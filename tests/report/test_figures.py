@@ -157,6 +157,27 @@ def test_confusion_has_class_names_on_both_axes_and_a_missed_column():
     ElementTree.fromstring(svg_bytes(figure))  # renders
 
 
+def test_a_confusion_of_many_classes_shows_the_most_frequent_and_sums_the_others():
+    # 500 classes took 8 GB and 70 s to draw; every count stays in the figure, the rare classes' summed
+    from mgrec.report.figures import MAX_CONFUSION_CLASSES, fold_classes
+
+    count = MAX_CONFUSION_CLASSES + 3
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(0, 5, size=(count, count))
+    instances = np.arange(count)[::-1] + 10  # class 0 the most frequent
+    background, missed = rng.integers(0, 5, size=count), rng.integers(0, 5, size=count)
+    kept, folded, folded_background, folded_missed, folded_instances = fold_classes(matrix, background, missed,
+                                                                                    instances)
+    assert kept == list(range(MAX_CONFUSION_CLASSES))
+    assert folded.shape == (MAX_CONFUSION_CLASSES + 1,) * 2 and folded.sum() == matrix.sum()
+    assert folded[-1, -1] == matrix[MAX_CONFUSION_CLASSES:, MAX_CONFUSION_CLASSES:].sum()
+    assert folded_background.sum() == background.sum() and folded_missed.sum() == missed.sum()
+    assert folded_instances[-1] == instances[MAX_CONFUSION_CLASSES:].sum()
+    figure = confusion_figure([f"c{i}" for i in range(count)], matrix, background, missed, instances)
+    columns = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert columns[-2:] == ["the other 3 classes", "missed"] and len(columns) == MAX_CONFUSION_CLASSES + 2
+
+
 def test_class_histogram_legend_does_not_cover_the_axis_label():
     figure = class_histogram_figure([f"class {i}" for i in range(7)], [545, 325, 227, 169, 122, 69, 54],
                                     [545, 325, 227, 169, 244, 207, 162], "eq1, α = 160")

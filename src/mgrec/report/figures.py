@@ -420,6 +420,32 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     return figure
 
 
+# The confusion matrix draws at most this many classes, the rest summed into one row and column (`fold_classes`).
+MAX_CONFUSION_CLASSES = 30
+
+
+def fold_classes(matrix: np.ndarray, background: Sequence[int] | None, missed: Sequence[int] | None,
+                 instances: Sequence[int] | None, keep: int = MAX_CONFUSION_CLASSES
+                 ) -> tuple[list[int], np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The `keep` classes with the most instances (ground truth: `instances`, else the matrix's row sums), in
+    label order, and the counts with every other class summed into one last row and column: (kept ids, matrix
+    (keep + 1, keep + 1), background, missed, instances, each with the folded classes' sum last). Every count of
+    the input is in the output once."""
+    weight = np.asarray(instances if instances is not None else matrix.sum(axis=1), dtype=np.int64)
+    kept = sorted(int(i) for i in np.argsort(-weight, kind="stable")[:keep])
+    rest = np.setdiff1d(np.arange(len(matrix)), kept)
+
+    def fold(vector):
+        if vector is None:
+            return None
+        vector = np.asarray(vector, dtype=np.int64)
+        return np.append(vector[kept], vector[rest].sum())
+
+    rows = np.vstack([matrix[kept], matrix[rest].sum(axis=0, keepdims=True)])
+    folded = np.hstack([rows[:, kept], rows[:, rest].sum(axis=1, keepdims=True)])
+    return kept, folded, fold(background), fold(missed), fold(instances)
+
+
 def confusion_figure(
     labels: Sequence[str],
     matrix: Sequence[Sequence[int]],
@@ -433,11 +459,19 @@ def confusion_figure(
     ones. `background` (predictions that overlap no segment, per predicted class) is an extra row;
     `missed` (ground-truth segments of each class that no detection matched) an extra column,
     coloured by its share of the class's `instances` (or of the largest count without them).
-    Class names label both axes.
+    Class names label both axes. Beyond `MAX_CONFUSION_CLASSES` classes, those with the most instances are shown and
+    the others are summed into one "other classes" row and column (`fold_classes`): a 500-class matrix took 8 GB
+    and 70 s to draw.
     """
-    count = len(labels)
-    counts = np.asarray(matrix, dtype=np.int64).reshape(count, count)
-    row_names = [plain(f"{i}  {name}") for i, name in enumerate(labels)]
+    ids = list(range(len(labels)))
+    counts = np.asarray(matrix, dtype=np.int64).reshape(len(labels), len(labels))
+    folded = len(labels) > MAX_CONFUSION_CLASSES
+    if folded:
+        ids, counts, background, missed, instances = fold_classes(counts, background, missed, instances)
+    names = [plain(f"{i}  {labels[i]}") for i in ids] + ([f"the other {len(labels) - len(ids)} classes"] if folded
+                                                          else [])
+    count = len(names)
+    row_names = list(names)
     if background is not None:
         counts = np.vstack([counts, np.asarray(background, dtype=np.int64)[None, :]])
         row_names.append("no segment (background)")
@@ -474,7 +508,7 @@ def confusion_figure(
         axes.axhline(count - 0.5, color="white", linewidth=3)
     axes.set_xlim(-0.5, columns - 0.5)
     axes.set_ylim(len(row_names) - 0.5, -0.5)
-    column_names = [plain(f"{i}  {name}") for i, name in enumerate(labels)]
+    column_names = list(names)
     if missed is not None:
         column_names.append("missed")
     axes.set_xticks(range(columns), column_names, fontsize=8, rotation=40, ha="right", rotation_mode="anchor")
