@@ -17,6 +17,8 @@ def resolve_device(name: str, what: str = "train.device") -> torch.device:
 
     `what` names the setting in error messages (a config key or a command-line flag).
     """
+    if not isinstance(name, str):
+        raise InputError(f"{what}={name!r} is not a device name (auto, cpu, cuda, cuda:N)")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

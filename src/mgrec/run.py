@@ -305,7 +305,8 @@ class RunDir:
     def require_finished(self, checkpoint: str = "best") -> None:
         """Refuse a folder that is not a finished run (before anything is loaded from it)."""
         if not self.path.is_dir():
-            raise InputError(f"{self.path}: not a run directory (no such folder)")
+            what = "a file, not a folder" if self.path.exists() else "no such folder"
+            raise InputError(f"{self.path}: not a run directory ({what})")
         self.refuse_unfinished()
         ensemble = self.read_ensemble()
         if ensemble is not None and checkpoint != "best":  # its members' selected checkpoints, made into one run

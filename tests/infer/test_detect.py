@@ -3,7 +3,9 @@
 import csv
 import dataclasses
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -477,3 +479,30 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
     # a stream without a recipe cannot be made from a video, and says which
     (run / "feature_recipe_coarse.json").unlink()
     assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "x.json")]) == 2
+
+
+def test_a_run_loaded_by_a_relative_path_checks_recipes_after_a_chdir(trained_run, tmp_path, monkeypatch):
+    # the recipes were read at the first detect: after an os.chdir a relative run path found none, and features
+    # of another recipe were detected without a word
+    import json
+    import shutil
+
+    run, paths = trained_run
+    other = tmp_path / "other"
+    other.mkdir()
+    feature = sorted(paths.features.glob("*.npy"))[0]
+    shutil.copy(feature, other / feature.name)
+    sidecar = json.loads(feature.with_suffix(".json").read_text())
+    (other / feature.with_suffix(".json").name).write_text(json.dumps({**sidecar, "backbone": "another-backbone"}))
+    assert (Path(run) / "feature_recipe.json").exists()
+    monkeypatch.chdir(Path(run).parent)
+    detector = OfflineDetector.from_run(Path(run).name, device="cpu")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"these features were made with another recipe than the run was trained on"):
+        detector.detect(other / feature.name)
+    with pytest.raises(InputError, match=r"config.yaml: not a run directory \(a file, not a folder\)"):
+        OfflineDetector.from_run(Path(run) / "config.yaml", device="cpu")
+    for bad, message in (((None,), "run_dir: expected the path of a run directory"),
+                         ((run,), "device=None is not a device name")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            OfflineDetector.from_run(*bad, device=None if bad[0] is not None else "cpu")

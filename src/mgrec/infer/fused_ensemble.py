@@ -45,6 +45,8 @@ def member_files(run: RunDir) -> list[Path]:
 def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> FusedEnsemble:
     """Copy `run_dirs` into the new run directory `out` as the members of a detection-level ensemble and
     tune its score threshold on val."""
+    if isinstance(run_dirs, (str, Path)):  # a str would be iterated a character at a time
+        raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
     paths = [Path(p) for p in run_dirs]
     out_run = new_ensemble_dir(out, paths)
     configs, classes = [], None

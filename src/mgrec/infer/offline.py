@@ -102,6 +102,8 @@ class OfflineDetector:
 
         `device`: auto (CUDA when available), cpu, cuda or cuda:N. `precision`: auto (bf16 autocast
         on CUDA, float32 on a CPU), fp32 or bf16 (see the module docstring)."""
+        if not isinstance(run_dir, (str, Path)):
+            raise InputError(f"run_dir: expected the path of a run directory, got {brief(run_dir)}")
         torch_device = resolve_device(device, what="device")
         autocast = autocast_dtype(torch_device, precision, what="precision")  # checked before loading
         run = RunDir(run_dir)
@@ -116,8 +118,12 @@ class OfflineDetector:
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
         weight = config.postprocess.second_opinion
         second_opinion = SecondOpinion(run_classifier(run, config), weight) if weight > 0 else None
-        return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
-                   autocast=autocast, second_opinion=second_opinion)
+        detector = cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
+                       autocast=autocast, second_opinion=second_opinion)
+        # the recipes read now, where the run is: read at the first detect, after an os.chdir in between, a relative
+        # run path found none, and features of another recipe passed without a word
+        detector._feature_recipes  # noqa: B018 (a cached property, read for its effect)
+        return detector
 
     @classmethod
     def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,

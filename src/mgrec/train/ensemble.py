@@ -111,6 +111,8 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
 
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
+    if isinstance(run_dirs, (str, Path)):  # a str would be iterated a character at a time
+        raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
     paths = [Path(p) for p in run_dirs]
     out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
