@@ -378,3 +378,20 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     config.data.feature_prefix = "v_"
     report = check_dataset(config)
     assert not report.errors and not [p for p in report.warnings if "no entry in the annotations" in p.message]
+
+
+def test_many_instances_with_one_problem_are_listed_a_few_then_counted(tmp_path):
+    # a million duplicate segments in one video printed a million warnings (193 MB)
+    segments = [(0, 1.0, 2.0)] * 9 + [(1, 19.5, 22.0)] * 7  # 8 duplicates; 7 ending after the video (6 duplicates)
+    database = {"v": _entry("training", *segments), "w": _entry("validation", (0, 1.0, 2.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in database:
+        _features(tmp_path / "feats", video_id)
+    warnings = [p.message for p in check_dataset(_config(tmp_path)).warnings if p.video_id == "v"]
+    duplicates = [m for m in warnings if m.startswith("duplicate ground truth")]
+    late = [m for m in warnings if m.startswith("instance ends at")]
+    assert len(duplicates) == 5 and len(late) == 5
+    counted = [m for m in warnings if m.startswith("and ")]
+    assert sorted(m.split(" instance(s)")[0] for m in counted) == ["and 2 more", "and 9 more"]
+    assert any("like " in m and ": duplicate ground truth" in m for m in counted)

@@ -357,6 +357,10 @@ def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], an
                     f"(first: {', '.join(unlabelled[:3])}){why}")]
 
 
+# Up to this many instances of a video with one kind of problem are listed each; the rest are counted in one line.
+_INSTANCE_PROBLEMS_EACH = 5
+
+
 def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
     problems = []
     video_id = info.video_id
@@ -372,36 +376,37 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
             ))
     tolerance = FeatureGrid(fps=info.fps, stride=1, window=1).frame_to_seconds(1)  # one frame of rounding
     first_of: dict[tuple, Segment] = {}
+    found: dict[str, list[Problem]] = {}  # each kind of instance problem: the first few, then a count
+
+    def add(kind: str, severity: str, segment: Segment, message: str) -> None:
+        found.setdefault(kind, []).append(Problem(severity, segment.source, message, video_id))
+
     for segment in segments:
         if segment.label_id >= num_classes:
-            problems.append(Problem(
-                "error", segment.source,
-                f"label {segment.label!r} (label_id {segment.label_id}) is beyond the model's {num_classes} classes",
-                video_id,
-            ))
+            add("label", "error", segment,
+                f"label {segment.label!r} (label_id {segment.label_id}) is beyond the model's {num_classes} classes")
         if segment.start >= info.duration:
-            problems.append(Problem(
-                "error", segment.source,
-                f"instance starts at {segment.start:.3f} s, after the video ends ({info.duration:.3f} s)", video_id,
-            ))
+            add("after the end", "error", segment,
+                f"instance starts at {segment.start:.3f} s, after the video ends ({info.duration:.3f} s)")
         elif segment.end > info.duration + tolerance:
-            problems.append(Problem(
-                "warning", segment.source,
+            add("ends late", "warning", segment,
                 f"instance ends at {segment.end:.3f} s, {segment.end - info.duration:.3f} s after the video ends "
-                f"({info.duration:.3f} s)",
-                video_id,
-            ))
+                f"({info.duration:.3f} s)")
         if segment.start_frame is not None and segment.end_frame is not None:
             identity = (segment.label_id, "frames", segment.start_frame, segment.end_frame)
         else:
             identity = (segment.label_id, "seconds", round(segment.start, 6), round(segment.end, 6))
         if identity in first_of:
-            problems.append(Problem(
-                "warning", segment.source,
-                f"duplicate ground truth: same label and times as {first_of[identity].source}", video_id,
-            ))
+            add("duplicate", "warning", segment,
+                f"duplicate ground truth: same label and times as {first_of[identity].source}")
         else:
             first_of[identity] = segment
+    for listed in found.values():  # a million duplicates were a million lines (193 MB of warnings)
+        problems += listed[:_INSTANCE_PROBLEMS_EACH]
+        if len(listed) > _INSTANCE_PROBLEMS_EACH:
+            first = listed[0]
+            problems.append(Problem(first.severity, info.source, f"and {len(listed) - _INSTANCE_PROBLEMS_EACH} more "
+                                    f"instance(s) of this video like {first.where}: {first.message}", video_id))
     return problems
 
 
