@@ -245,6 +245,22 @@ def test_a_refused_push_changes_nothing_and_a_stalled_stream_is_named(two_stream
     with pytest.raises(InputError, match=r"stream\(s\) pose more than 60 s behind the others"):
         for _ in range(int(MAX_STREAM_LAG_SECONDS * steps_per_second / 8) + 2):
             aligner.push({"rgb": chunk})
+    # the refused push was undone (its rows were kept before): sent again with the other stream, it goes through
+    received = list(aligner._received)
+    with pytest.raises(InputError, match="behind the others"):
+        aligner.push({"rgb": chunk})
+    assert aligner._received == received
+    late = int(aligner._received[0] * aligner.grid.seconds_per_step() / aligner.stream_grids[1].seconds_per_step())
+    rows = aligner.push({"rgb": chunk, "pose": np.zeros((late + 8, 2), np.float32)})
+    assert len(rows) > 0
+    # one stream sent rows and another none: said at the end whichever stream is missing (the grid stream too)
+    lone = StreamAligner(data, VIDEO_FPS)
+    lone.push({"pose": np.zeros((6, 2), np.float32)})
+    with pytest.raises(InputError, match="rgb sent no features"):
+        lone.flush()
+    assert len(StreamAligner(data, VIDEO_FPS).flush()) == 0  # nothing at all: an empty stream
+    with pytest.raises(InputError, match=r"expected \{stream name: \(T, C\) rows\}, got list"):
+        StreamAligner(data, VIDEO_FPS).push([chunk])
 
 
 @pytest.mark.parametrize("frames, imu_seconds", [(300, 10.0), (300, 9.6), (307, 10.3), (290, 9.45)])

@@ -210,8 +210,11 @@ class StreamAligner:
     def push(self, chunks: dict[str, np.ndarray]) -> np.ndarray:
         """Add rows of any streams (by name, each (n, its dim)); returns the joined grid rows now ready.
 
-        Every chunk is checked before any is taken: a refused push changes nothing, so the caller may
-        send it again corrected without the streams slipping against each other."""
+        Every chunk is checked before any is taken, and a push that leaves a stream too far behind is undone: a
+        refused push changes nothing, so the caller may send it again corrected without the streams slipping
+        against each other."""
+        if not isinstance(chunks, dict):
+            raise InputError(f"expected {{stream name: (T, C) rows}}, got {type(chunks).__name__}")
         checked = []
         for name, chunk in chunks.items():
             index = self._index(name)
@@ -221,11 +224,16 @@ class StreamAligner:
                                  f"{getattr(chunk, 'shape', type(chunk).__name__)}")
             check_feature_values(chunk, f"stream {name!r} (rows {self._received[index]}..)")
             checked.append((index, chunk.astype(np.float32, copy=False)))
+        before = (list(self._held), list(self._first_row), list(self._received), self._next_step)
         for index, chunk in checked:
             self._held[index] = np.concatenate([self._held[index], chunk])
             self._received[index] += len(chunk)
         rows = self._release(final=False)
-        self._check_lag()
+        try:
+            self._check_lag()
+        except InputError:  # undone: the rows it released are released again by the push that follows
+            self._held, self._first_row, self._received, self._next_step = before
+            raise
         return rows
 
     def _check_lag(self) -> None:
@@ -241,7 +249,7 @@ class StreamAligner:
     def flush(self) -> np.ndarray:
         """End of every stream: the grid rows still waiting (each stream's last row held beyond its end)."""
         missing = [s.name for s, n in zip(self.streams, self._received) if n == 0]
-        if missing and self._received[0] > self._next_step:
+        if missing and any(self._received):  # some streams sent rows, others none (no stream at all: an empty one)
             raise InputError(f"stream(s) {', '.join(missing)} sent no features: every stream of the run is needed")
         return self._release(final=True)
 

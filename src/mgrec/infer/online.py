@@ -435,6 +435,8 @@ class OnlineDetector:
         order, any streams, any sizes; the grid steps every stream has passed go on as `push` does."""
         if self._aligner is None:
             raise InputError("this run reads one stream: push its features with push(chunk)")
+        if self._flushed:
+            raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
         rows = self._aligner.push(chunks)
         return self.push(rows) if len(rows) else []
 
