@@ -333,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an end-to-end run (data.videos): write the features its detector reads, its backbone with "
                         "its trained adapters, for feature-based training (--backbone, --weights, --window, "
                         "--stride, --size and --batch then come from the run; default: none)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="with --run: whose adapters")
+    p.add_argument("--checkpoint", choices=["best", "last"], default=None,
+                   help="with --run: whose adapters (default: best)")
     p.add_argument("--backbone", default=None,
                    choices=["efficientnet-lite0", "videomae", "skeleton", "pose"],
                    help="the feature network (default: efficientnet-lite0; skeleton: joints of SMG skeleton CSVs; "
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="efficientnet-lite0: average N frames of each window, on frames consecutive windows share "
                         "(4 of 16 with stride 4: the network runs on a quarter of the frames; a recipe of its own, "
                         "recorded in the sidecars; default: every frame)")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--device", default=None, help=DEVICE_HELP + " (default: cpu)")
     p.add_argument("--precision", default=None, choices=_precisions(),
                    help="the backbone's forward pass: auto (the default: bf16 on CUDA and on a CPU with native "
                         "bf16, AVX512-BF16 or AMX, where it is 1.7x as fast; fp32 on other CPUs), fp32 or bf16 "
@@ -837,8 +837,8 @@ def cmd_extract(args) -> None:
             raise InputError("--fuse takes feature folders; give no other inputs")
         # joining feature files reads no video: a recipe option, a run or a device would be ignored without a word
         ignored = [name for name, value in recipe.items() if value is not None]
-        ignored += ["--run"] * (args.from_run is not None) + ["--checkpoint"] * (args.checkpoint != "best")
-        ignored += ["--device"] * (args.device != "cpu")
+        ignored += ["--run"] * (args.from_run is not None) + ["--checkpoint"] * (args.checkpoint is not None)
+        ignored += ["--device"] * (args.device is not None)
         if ignored:
             raise InputError(f"--fuse: {', '.join(ignored)} do not apply (the folders' features are joined as they "
                              "are, each keeps its own recipe); give none of them")
@@ -849,17 +849,18 @@ def cmd_extract(args) -> None:
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
+    device, checkpoint = args.device or "cpu", args.checkpoint or "best"
     if args.from_run is not None:
         from mgrec.extract.jobs import extract_with_run
 
         if given := [name for name, value in recipe.items() if value is not None]:
             raise InputError(f"--run: {', '.join(given)} come from the run's recipe; give none of them")
-        results = extract_with_run(_checked_run_dir(args.from_run), args.inputs, args.out, args.checkpoint, args.device,
+        results = extract_with_run(_checked_run_dir(args.from_run), args.inputs, args.out, checkpoint, device,
                                    show_progress(args))
     else:
         results = extract(args.inputs, args.out, backbone=args.backbone or DEFAULT_BACKBONE, weights=args.weights,
                           window=16 if args.window is None else args.window,
-                          stride=4 if args.stride is None else args.stride, size=args.size, device=args.device,
+                          stride=4 if args.stride is None else args.stride, size=args.size, device=device,
                           batch=8 if args.batch is None else args.batch, fps=args.fps, progress=show_progress(args),
                           frames_per_window=args.frames_per_window, precision=args.precision)
     for result in results:

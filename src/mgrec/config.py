@@ -1331,6 +1331,8 @@ def checked_config(config: object, source: str = "the config given") -> Config:
             return {key: plain(item) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
             return [plain(item) for item in value]
+        if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "shape", None) == ():
+            return value.item()  # a numpy number (a sweep over np.logspace): the Python number it holds
         return str(value) if isinstance(value, Path) else value
 
     try:

@@ -213,3 +213,7 @@ def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path,
             score_file(**{"annotations": annotations, "gt_path": gt_path, "pred_path": pred_path, **arguments})
     assert list(score_file(annotations, gt_path, pred_path, "test", tious=0.5, note=lambda line: None)["mAP"]) \
         == ["0.5"]
+    with pytest.raises(InputError, match="tIoU thresholds: expected one or more numbers"):
+        score_file(annotations, gt_path, pred_path, "test", tious=True, note=lambda line: None)
+    with pytest.raises(InputError, match="score_threshold 0.99 and tune_on 'test': tuning chooses the threshold"):
+        score_file(annotations, gt_path, pred_path, "test", tune_on="test", score_threshold=0.99)

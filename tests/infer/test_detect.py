@@ -500,6 +500,13 @@ def test_a_run_loaded_by_a_relative_path_checks_recipes_after_a_chdir(trained_ru
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match=r"these features were made with another recipe than the run was trained on"):
         detector.detect(other / feature.name)
+    # the recipes are still read only when a file with a sidecar is checked: a run whose recipe cannot be read
+    # detects arrays (and files without sidecars) as before
+    copy = Path(shutil.copytree(run, tmp_path / "copy"))
+    recipe = json.loads((copy / "feature_recipe.json").read_text())
+    (copy / "feature_recipe.json").write_text(json.dumps({**recipe, "added_later": 1}))
+    rows = np.load(feature)
+    assert isinstance(OfflineDetector.from_run(copy, device="cpu").detect(rows, fps=28.0), list)
     with pytest.raises(InputError, match=r"config.yaml: not a run directory \(a file, not a folder\)"):
         OfflineDetector.from_run(Path(run) / "config.yaml", device="cpu")
     for bad, message in (((None,), "run_dir: expected the path of a run directory"),

@@ -176,6 +176,7 @@ def test_a_confusion_of_many_classes_shows_the_most_frequent_and_sums_the_others
     figure = confusion_figure([f"c{i}" for i in range(count)], matrix, background, missed, instances)
     columns = [label.get_text() for label in figure.axes[0].get_xticklabels()]
     assert columns[-2:] == ["the other 3 classes", "missed"] and len(columns) == MAX_CONFUSION_CLASSES + 2
+    assert "the other classes' corner counts their detections among themselves" in figure.axes[0].get_title()
 
 
 def test_class_histogram_legend_does_not_cover_the_axis_label():

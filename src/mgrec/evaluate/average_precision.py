@@ -16,7 +16,7 @@ checker's job, not the metric's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,14 +57,18 @@ def parse_tious(text: str) -> tuple[float, ...]:
 
 
 def _tious_problem(values: Sequence[float]) -> bool:
-    return not values or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in values)  # NaN fails too
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        return True
+    values = list(values)
+    return not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
+                                 for v in values)  # NaN fails too
 
 
 def check_tious(values: Sequence[float]) -> None:
     """tIoU thresholds given in Python: at least one, each in (0, 1] (an empty list was an IndexError, 1.5 an
     average mAP of 0)."""
     if _tious_problem(values):
-        raise InputError(f"tIoU thresholds: expected one or more numbers in (0, 1], got {list(values)!r}")
+        raise InputError(f"tIoU thresholds: expected one or more numbers in (0, 1], got {values!r}")
 
 
 @dataclass(frozen=True)

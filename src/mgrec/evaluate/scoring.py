@@ -276,7 +276,11 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if score_threshold is not None and (isinstance(score_threshold, bool)
                                         or not isinstance(score_threshold, numbers.Real)):
         raise InputError(f"score_threshold: expected a number, got {score_threshold!r}")
-    tious = [tious] if isinstance(tious, numbers.Real) else tious  # one threshold given as a number
+    if tune_on and score_threshold is not None:
+        raise InputError(f"score_threshold {score_threshold:g} and tune_on {tune_on!r}: tuning chooses the threshold; "
+                         "give one of them")
+    # one threshold given as a number (True is no threshold: score refuses it)
+    tious = [tious] if isinstance(tious, numbers.Real) and not isinstance(tious, bool) else tious
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)

@@ -42,7 +42,7 @@ from mgrec.data.streams import load_video_streams, stream_key, stream_path
 from mgrec.devices import autocast_dtype, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.files import brief
+from mgrec.files import brief, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
@@ -94,6 +94,10 @@ class OfflineDetector:
     fusion_iou: float = FUSION_IOU
     # The run's whole-gesture classifier and its weight (`postprocess.second_opinion` > 0), else None.
     second_opinion: SecondOpinion | None = None
+    # `run_dir` as an absolute path, taken when the run was loaded: its recipes are read from there when the first
+    # file with a sidecar is checked, whatever the current folder is by then (after an os.chdir a relative
+    # run_dir found none, and features of another recipe passed without a word)
+    run_root: Path | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -118,12 +122,8 @@ class OfflineDetector:
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
         weight = config.postprocess.second_opinion
         second_opinion = SecondOpinion(run_classifier(run, config), weight) if weight > 0 else None
-        detector = cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
-                       autocast=autocast, second_opinion=second_opinion)
-        # the recipes read now, where the run is: read at the first detect, after an os.chdir in between, a relative
-        # run path found none, and features of another recipe passed without a word
-        detector._feature_recipes  # noqa: B018 (a cached property, read for its effect)
-        return detector
+        return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
+                   autocast=autocast, second_opinion=second_opinion, run_root=resolve_path(run.path))
 
     @classmethod
     def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
@@ -300,7 +300,7 @@ class OfflineDetector:
         name: feature_recipe_<name>.json) and what it says, read once (every input file is checked against it)."""
         if self.run_dir is None:
             return {}
-        run = RunDir(self.run_dir)
+        run = RunDir(self.run_root or self.run_dir)
         names = [None, *(stream.name for stream in self.config.data.input_streams()[1:])]
         paths = {name: run.stream_recipe_path(name) for name in names}
         return {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}

@@ -517,7 +517,11 @@ def confusion_figure(
     axes.set_aspect("equal")
     axes.set_xlabel("predicted class")
     axes.set_ylabel("ground-truth class")
-    axes.set_title("Confusion matrix of the hard set", fontsize=10)
+    title = "Confusion matrix of the hard set"
+    if folded:
+        title += (f"\n(the {len(ids)} classes with the most instances; the other classes' corner counts their "
+                  "detections among themselves, right class or not)")
+    axes.set_title(title, fontsize=10)
     figure.colorbar(ScalarMappable(Normalize(0, 1), blues), ax=axes, fraction=0.04, pad=0.02,
                     label="share of the row")
     if missed is not None:
