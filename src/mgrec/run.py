@@ -806,10 +806,11 @@ def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
         raise InputError("an ensemble needs at least one run")
     refuse_an_out_the_members_read(out, members)
     run = RunDir(out)
-    if resolve_path(run.path) in {resolve_path(p) for p in members}:
+    target = resolve_path(run.path)
+    if target in {resolve_path(p) for p in members}:
         raise InputError(f"{out}: the ensemble would overwrite one of its members; choose another --out")
     for member in members:  # a run inside a run: the member's own files would hold another run's
-        if resolve_path(member) in resolve_path(run.path).parents:
+        if resolve_path(member) in target.parents:
             raise InputError(f"{out} is inside the member {member}; an ensemble is a run of its own: choose an --out "
                              "outside its members")
     if run.path.exists() and not run.path.is_dir():

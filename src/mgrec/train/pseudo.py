@@ -87,12 +87,7 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
     split_of = {video: split for split in (data.train_split, data.val_split, data.test_split) if split
                 for video in annotations.video_ids(split)}
     labelled = {video: feature_path(data.features, video, data.feature_ext, data.feature_prefix) for video in split_of}
-    train_ids = annotations.video_ids(data.train_split)
-    recipe_file = sidecar_path(labelled[train_ids[0]]) if train_ids else None
-    recipe = None
-    if recipe_file is not None and recipe_file.is_file():
-        with contextlib.suppress(InputError):  # a broken training sidecar is training's to report, not the pool's
-            recipe = read_sidecar(recipe_file)
+    recipe_file, recipe = training_recipe(config, annotations)
     shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
     refuse_one_video_twice(files, shapes, data.feature_prefix)
     twins = LabelledFiles(labelled, data.feature_prefix)
@@ -130,6 +125,21 @@ def refuse_one_video_twice(files: list[Path], shapes: dict[Path, tuple[int, int]
             if other != path:
                 raise InputError(f"pseudo_labels.unlabeled: {other} and {path} hold the same features; the pool holds "
                                  "each video once")
+
+
+def training_recipe(config: Config, annotations) -> tuple[Path | None, FeatureSidecar | None]:
+    """The sidecar of the first training video's features (where it is, what it says): how the training features
+    were made, which pool files and a given teacher are held to. None where it is missing or unreadable (a broken
+    training sidecar is training's to report, not the pool's)."""
+    train_ids = annotations.video_ids(config.data.train_split)
+    if not train_ids:
+        return None, None
+    data = config.data
+    side = sidecar_path(feature_path(data.features, train_ids[0], data.feature_ext, data.feature_prefix))
+    if side.is_file():
+        with contextlib.suppress(InputError):
+            return side, read_sidecar(side)
+    return side, None
 
 
 def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: FeatureSidecar | None,
@@ -184,20 +194,17 @@ def check_teacher(teacher: RunDir, config: Config, log=print) -> None:
     if run_config.data.streams:
         raise InputError(f"pseudo_labels.teacher: {teacher.path} reads several input streams (data.streams); a teacher "
                          "labels the one feature file of each unlabelled video")
-    train_ids = annotations.video_ids(config.data.train_split)
-    features = sidecar_path(feature_path(config.data.features, train_ids[0], config.data.feature_ext,
-                                         config.data.feature_prefix)) if train_ids else None
-    training_recipe = read_sidecar(features) if features is not None and features.is_file() else None
+    features, recipe = training_recipe(config, annotations)
     teacher_recipe = read_sidecar(teacher.recipe_path) if teacher.recipe_path.is_file() else None
     # the fps each reads its features at: data.fps where set (it overrides), else its features' own
     own_fps = run_config.data.fps or (teacher_recipe.fps if teacher_recipe else None)
-    wanted_fps = config.data.fps or (training_recipe.fps if training_recipe else None)
+    wanted_fps = config.data.fps or (recipe.fps if recipe else None)
     if own_fps is not None and wanted_fps is not None and abs(own_fps - wanted_fps) > FPS_TOLERANCE:
         raise InputError(f"pseudo_labels.teacher: {teacher.path} reads its features at {own_fps:g} fps, this run at "
                          f"{wanted_fps:g} (data.fps or the features' sidecars); the teacher must read them on the same "
                          "grid")
-    if training_recipe is not None and teacher_recipe is not None:
-        differences = recipe_differences(teacher_recipe, training_recipe, reference="the training features")
+    if recipe is not None and teacher_recipe is not None:
+        differences = recipe_differences(teacher_recipe, recipe, reference="the training features")
         if differences:
             raise InputError(f"pseudo_labels.teacher: {teacher.recipe_path}: the teacher was trained on features made "
                              f"another way than this run's ({features}): {'; '.join(differences)}")
