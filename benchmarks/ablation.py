@@ -44,7 +44,7 @@ import torch
 
 from mgrec.config import load_config
 from mgrec.data.annotations import load_annotations
-from mgrec.data.demo import build_demo, default_cache_dir
+from mgrec.data.demo import DatasetPaths, build_demo, default_cache_dir
 from mgrec.data.streams import load_video_streams
 from mgrec.devices import resolve_device
 from mgrec.errors import InputError
@@ -86,6 +86,7 @@ def recipe(*extra: str) -> tuple[str, ...]:
 
 QUALITY_ROWS = {
     "default": ("mgrec", (), "today's default: eq1 (alpha 160) + ST attention"),
+    "actionformer": ("actionformer", (), "ActionFormer, Table 2's row (demo/actionformer.yaml: eq1, batch 4)"),
     "repeat_factor": ("mgrec", REPEAT_FACTOR, "repeat factor instead of eq1"),
     "adaptive": ("mgrec", ADAPTIVE, "adaptive balancing instead of eq1"),
     "temporal": ("mgrec", TEMPORAL, "+ time scale and instance paste (p 0.5 each)"),
@@ -288,6 +289,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo-seed", type=int, default=0,
                         help="build the demo with this seed: other subjects in train, val and test, other streams "
                              "(a held-out check of a default chosen on seed 0; runs go to <scratch>-demoN)")
+    parser.add_argument("--data", type=Path, default=None, metavar="FOLDER",
+                        help="train and score on a dataset built by benchmarks/heldout_data.py (annotations.json, "
+                             "features/, heldout_manifest.json) instead of the demo; nothing is built, the runs go "
+                             "to <scratch>-<FOLDER's name> (quality and table2 studies, not the pseudo row)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--override",
@@ -299,7 +304,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.demo_seed < 0:  # numpy's generator would refuse it later, with a message that names no option
         parser.error(f"--demo-seed must be 0 or more, got {args.demo_seed}")
+    if args.data is not None:
+        if args.demo_seed or args.demo_cache is not None:
+            parser.error("--data replaces the demo: it takes no --demo-seed or --demo-cache")
+        if args.study == "fusion" or (args.rows and "pseudo" in args.rows):
+            parser.error("--data has no sensor streams and no unlabelled pool: the fusion study and the pseudo row "
+                         "need the demo")
     return args
+
+
+def dataset_paths(folder: Path) -> DatasetPaths:
+    """The paths of a dataset built by benchmarks/heldout_data.py, checked to be a complete build."""
+    manifest = folder / "heldout_manifest.json"
+    try:
+        feature_dim = int(json.loads(manifest.read_text(encoding="utf-8"))["feature_dim"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{manifest}: not a complete build of benchmarks/heldout_data.py ({exc})") from None
+    return DatasetPaths(folder, folder / "annotations.json", folder / "features", feature_dim)
 
 
 def seed_folders(demo_seed: int, demo_cache: Path | None, scratch: Path) -> tuple[Path | None, Path]:
@@ -578,12 +599,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs is not None and args.epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {args.epochs}")
         demo_seed = args.demo_seed
-        args.demo_cache, args.scratch = seed_folders(demo_seed, args.demo_cache, args.scratch)
-        paths = build_demo(args.demo_cache, seed=demo_seed)
+        if args.data is not None:
+            paths = dataset_paths(args.data.expanduser().resolve())
+            args.scratch = args.scratch.with_name(f"{args.scratch.name}-{paths.root.name}")
+        else:
+            args.demo_cache, args.scratch = seed_folders(demo_seed, args.demo_cache, args.scratch)
+            paths = build_demo(args.demo_cache, seed=demo_seed)
         device = training_device(args.configs[0], tuple(args.override), paths.overrides())
         meta = {
             PROVENANCE_KEY: provenance(["python", "benchmarks/ablation.py", *argv], device=device),
             "demo_root": str(paths.root),
+            "data": None if args.data is None else json.loads((paths.root / "heldout_manifest.json").read_text(
+                encoding="utf-8")),
             "demo_seed": demo_seed,
             "split": TEST_SPLIT,
             "study": args.study,
@@ -607,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None:
             what = args.study if args.study in ("quality", "fusion") else "ablation"
             what += f"-demo{demo_seed}" if demo_seed != 0 else ""
+            what += f"-{paths.root.name}" if args.data is not None else ""
             args.out = RESULTS / campaign_name(what, meta[PROVENANCE_KEY])
         runs = []
         if args.runs_from is not None:
