@@ -14,6 +14,9 @@ import pytest
 import torch
 
 from mgrec.config import load_config
+from mgrec.data.annotations import load_annotations
+from mgrec.data.demo import GRID
+from mgrec.data.demo import RAREST_TO_COMMONEST as DEMO_RATIO
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.model.detector import build_detector
 from mgrec.provenance import PROVENANCE_KEY
@@ -292,6 +295,87 @@ def test_ablation_trains_scores_and_resumes(ablation, tmp_path, monkeypatch):
     (campaign,) = (tmp_path / "results").iterdir()
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_([0-9a-f]{7}(-dirty)?|nogit)_ablation", campaign.name), campaign.name
     assert json.loads((campaign / "ablation.json").read_text())["runs"][0]["test"] == run["test"]
+
+
+# -- heldout_data.py -------------------------------------------------------------------------
+
+NEEDS_DEMO_DATA = pytest.mark.skipif(
+    importlib.util.find_spec("seglearn") is None or importlib.util.find_spec("aeon") is None,
+    reason="demo data not installed (pip install --no-deps seglearn==1.2.5 aeon==1.6.0)",
+)
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    """The held-out-style benchmark built once (seed 0) and the script's module."""
+    module = load_script("heldout_data")
+    root = tmp_path_factory.mktemp("heldout") / "data"
+    assert module.main(["--out", str(root), "--seed", "0"]) == 0
+    return module, root
+
+
+@NEEDS_DEMO_DATA
+def test_heldout_benchmark_splits_subjects_and_labels_inside_its_streams(heldout):
+    module, root = heldout
+    annotations = load_annotations(root / "annotations.json")
+    subjects = {split: {v.split("_")[1] for v in annotations.video_ids(split)} for split in module.SPLITS}
+    assert {split: len(s) for split, s in subjects.items()} == module.SUBJECTS_PER_SPLIT
+    assert not (subjects["train"] & subjects["val"] or subjects["train"] & subjects["test"]
+                or subjects["val"] & subjects["test"])
+    for video_id in annotations.video_ids():
+        info = annotations.videos[video_id]
+        features = np.load(root / "features" / f"{video_id}.npy")
+        assert features.shape == (GRID.num_windows(info.num_frames), module.FEATURE_DIM)
+        assert np.all(np.abs(features) < 1.0)  # softsign
+        segments = sorted(annotations.segments[video_id], key=lambda s: s.start)
+        assert segments and all(0 < s.start < s.end < info.duration for s in segments)
+        assert all(a.end < b.start for a, b in zip(segments, segments[1:]))  # background between gestures
+        lengths = [s.duration for s in segments]
+        assert min(lengths) >= module.INSTANCE_SECONDS["min"] - 1e-9
+        assert max(lengths) <= module.INSTANCE_SECONDS["max"] + 1e-9
+    # the imbalance is another than the demo's, along another class order
+    train = np.bincount([s.label_id for v in annotations.video_ids("train") for s in annotations.segments[v]],
+                        minlength=annotations.num_classes)
+    assert module.RAREST_TO_COMMONEST != DEMO_RATIO and train.min() < train.max() / 5
+    assert list(np.argsort(-train)) != list(range(annotations.num_classes))
+
+
+@NEEDS_DEMO_DATA
+def test_heldout_build_is_reproducible_and_refuses_a_folder_it_did_not_make(heldout, tmp_path, capsys):
+    module, root = heldout
+    again = tmp_path / "again"
+    assert module.main(["--out", str(again), "--seed", "0"]) == 0
+    assert (again / "annotations.json").read_bytes() == (root / "annotations.json").read_bytes()
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("mine")
+    assert module.main(["--out", str(tmp_path / "theirs")]) == 2
+    assert "not built by this script" in capsys.readouterr().err
+    assert (tmp_path / "theirs" / "notes.txt").read_text() == "mine"
+
+
+def test_ablation_data_option_refuses_what_needs_the_demo(ablation, capsys, tmp_path):
+    for extra in (["--demo-seed", "1"], ["--study", "fusion"], ["--study", "quality", "--rows", "pseudo"]):
+        with pytest.raises(SystemExit):
+            ablation.parse_args(["--data", str(tmp_path), *extra])
+        assert "--data" in capsys.readouterr().err
+    with pytest.raises(ablation.InputError, match="heldout_manifest.json: not a complete build"):
+        ablation.dataset_paths(tmp_path)
+
+
+@NEEDS_DEMO_DATA
+@pytest.mark.slow
+def test_ablation_trains_on_the_heldout_benchmark_in_its_own_run_folders(ablation, heldout, tmp_path):
+    _, root = heldout
+    argv = ["--study", "quality", "--rows", "actionformer", "--seeds", "0", "--epochs", "1", "--threads", "1",
+            "--data", str(root), "--scratch", str(tmp_path / "runs" / "ablation"), "--out", str(tmp_path / "out"),
+            *[f"--override={item}" for item in [*TINY_MODEL, "data.max_seq_len=256", "train.crops_per_video=1",
+                                                "train.batch_size=8", "postprocess.max_detections=100"]]]
+    assert ablation.main(argv) == 0
+    report = json.loads((tmp_path / "out" / "ablation.json").read_text())
+    (run,) = report["runs"]
+    assert Path(run["run_dir"]).parent == tmp_path / "runs" / "ablation-data"  # never a demo run's folder
+    assert load_config(Path(run["run_dir"]) / "config.yaml").data.annotations == str(root / "annotations.json")
+    assert report["data"]["recipe"] == "heldout-v1" and report["rarest_third"]
 
 
 # -- gpu.sh ---------------------------------------------------------------------------------
