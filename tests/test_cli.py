@@ -338,10 +338,18 @@ def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestur
         v: [{"segment": [1.0, 2.0], "label": "a", "score": 0.95}] for v in ("v", "w")}}))
     command = ["score", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "p.json")]
     for extra, message in ((["--tune-on", "val", "--score-threshold", "0.99"], "give one of them"),
-                           (["--threshold-shrinkage", "3"], "it needs --thresholds per_class"),
-                           (["--tune-on", "val"], "split 'val' has no gestures to tune the threshold on")):
+                           (["--threshold-shrinkage", "3"], "it needs thresholds per_class (--thresholds per_class)"),
+                           (["--tune-on", "val"], "split 'val' has no gestures to tune the threshold on"),
+                           # a --fps no video uses was dropped without a word
+                           (["--fps", "30"], "--fps 30 would not be used: every video of")):
         assert main([*command, *extra]) == 2
         assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a split's name is part of output names (eval_<split>.json)
+        main([*command, "--split", "x/../victim"])
+    assert "argument --split: split 'x/../victim' contains a path separator" in capsys.readouterr().err
+    # the annotations' names for a split are the command line's too (`testing` was "no videos in split 'testing'")
+    assert main([*command, "--split", "Testing", "--json"]) in (0, None)
+    assert json.loads(capsys.readouterr().out)["split"] == "test"
 
 
 

@@ -26,6 +26,16 @@ def test_outputs_of_another_checkpoint_never_replace_those_of_best(tmp_path):
         run.weights_path("../../x")
 
 
+def test_a_split_names_output_files_inside_the_run_only(tmp_path):
+    # `x/../postprocess` replaced the run's postprocess.json with detections, `x/../../victim` a file outside it
+    run = RunDir(tmp_path)
+    assert run.eval_path("Testing") == tmp_path / "eval_test.json"  # the annotations' names for a split
+    for split in ("x/../postprocess", "x/../../victim", "..", "a\\b", ""):
+        for path_of in (run.eval_path, run.detections_path, run.report_path):
+            with pytest.raises(InputError, match="split"):
+                path_of(split)
+
+
 def test_the_lock_refuses_a_second_holder_and_is_free_again_afterwards(tmp_path):
     run = RunDir(tmp_path / "run")
     with run.lock():

@@ -73,6 +73,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+def split_argument(text: str) -> str:
+    """--split / --tune-on: `split_name` (Testing is test, as in the annotations; one plain name)."""
+    from mgrec.config import split_name
+
+    try:
+        return split_name(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def finite_number(text: str) -> float:
     try:
         value = float(text)
@@ -222,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec evaluate runs/demo-mgrec --split test --tune-on val --checkpoint last",
                  ))
     _add_run_dir(p)
-    p.add_argument("--split", default="test", help="the split to score")
-    p.add_argument("--tune-on", default=None,
+    p.add_argument("--split", type=split_argument, default="test", help="the split to score")
+    p.add_argument("--tune-on", type=split_argument, default=None,
                    help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
                         "val during training)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
@@ -243,12 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", type=Path, required=True, help="annotations JSON")
     p.add_argument("--pred", type=Path, required=True,
                    help="predictions: results JSON, CSV table, or a folder of SMG-style CSVs")
-    p.add_argument("--split", default="test", help="the split to score")
-    p.add_argument("--tune-on", default=None,
+    p.add_argument("--split", type=split_argument, default="test", help="the split to score")
+    p.add_argument("--tune-on", type=split_argument, default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
     p.add_argument("--score-threshold", type=finite_number, default=None,
-                   help="F1 counts detections with score >= this (default 0: every detection of the file); not with "
+                   help="F1 counts detections with score >= this (default: every detection of the file); not with "
                         "--tune-on, which chooses it")
     p.add_argument("--thresholds", choices=THRESHOLD_RULES, default="global",
                    help="with --tune-on: one threshold, or one per class as well (postprocess.thresholds: the bars a "
@@ -389,13 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "analyze", "error analysis figures (false negatives/positives, sensitivity)", cmd_analyze,
                  examples=("mgrec analyze runs/demo-mgrec", "mgrec analyze runs/demo-mgrec --split val"))
     _add_run_dir(p)
-    p.add_argument("--split", default="test", help="the split to analyse")
+    p.add_argument("--split", type=split_argument, default="test", help="the split to analyse")
     _add_annotations(p)
 
     p = _command(sub, "report", "one self-contained HTML report of a run", cmd_report,
                  examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html"))
     _add_run_dir(p)
-    p.add_argument("--split", default="test", help="the split to report")
+    p.add_argument("--split", type=split_argument, default="test", help="the split to report")
     p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
@@ -645,20 +655,22 @@ def cmd_score(args) -> None:
 
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
-    from mgrec.evaluate.scoring import check_tuning_split, format_score_table, score_file
+    from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
     from mgrec.infer.offline import checked_fps
 
-    check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers
-    if args.thresholds == "per_class" and not args.tune_on:
-        raise InputError("--thresholds per_class tunes the per-class thresholds on a split: give --tune-on SPLIT")
-    if args.tune_on and args.score_threshold is not None:
-        raise InputError(f"--score-threshold {args.score_threshold:g} and --tune-on {args.tune_on}: --tune-on chooses "
-                         "the threshold; give one of them")
-    if args.threshold_shrinkage is not None and args.thresholds != "per_class":
-        raise InputError("--threshold-shrinkage pulls per-class thresholds toward the global one: it needs "
-                         "--thresholds per_class")
+    check_threshold_options(args.tune_on, args.thresholds, args.threshold_shrinkage, args.score_threshold)
+    check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers (before reading)
     tious = parse_tious(args.tious)
-    annotations = load_annotations(args.gt, default_fps=checked_fps(args.fps, "--fps"))
+    fps = checked_fps(args.fps, "--fps")
+    annotations = load_annotations(args.gt, default_fps=fps)
+    own_fps = [v for v, info in annotations.videos.items() if fps is not None and info.fps != fps]
+    if own_fps and len(own_fps) == len(annotations.videos):
+        raise InputError(f"--fps {fps:g} would not be used: every video of {args.gt} has its own fps (first: "
+                         f"{own_fps[0]} at {annotations.videos[own_fps[0]].fps:g}), which places its frames; leave "
+                         "--fps out")
+    if own_fps:
+        print(f"note: --fps {fps:g} places the frames of the videos of {args.gt} without an fps only; {len(own_fps)} "
+              f"have their own (first: {own_fps[0]} at {annotations.videos[own_fps[0]].fps:g})", file=sys.stderr)
     result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold, tious=tious,
                         note=lambda line: print(f"note: {line}", file=sys.stderr))

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError, where
-from mgrec.files import brief, decode_utf8, descriptor_named, is_number, resolve_path
+from mgrec.files import brief, decode_utf8, descriptor_named, file_name_problem, is_number, resolve_path
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -40,6 +40,21 @@ def canonical_subset(name: str) -> str:
     """'Training'/'validation'/'testing' -> 'train'/'val'/'test'; any other name lower-cased."""
     lowered = name.strip().lower()
     return _SUBSET_ALIASES.get(lowered, lowered)
+
+
+def split_name(value: object, what: str = "split") -> str:
+    """A split's name as the annotations and a run's files use it: `canonical_subset`, and one plain file name
+    (`safe_child`'s rule), since it becomes part of output names (`eval_<split>.json`, `report_<split>.html`): a
+    subset `x/../postprocess` in an annotations file made `mgrec evaluate` replace the run's postprocess.json.
+    The one rule for a split named in an annotations file, a config, on the command line or in a call."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} {brief(value)}: expected a split name such as 'test'")
+    name = canonical_subset(value)
+    problem = file_name_problem(name)
+    if problem:
+        raise InputError(f"{what} {brief(value)} {problem}: a split's name is part of output file names "
+                         "(eval_<split>.json), so it must be one plain name")
+    return name
 
 
 # Every key's one-line meaning lives beside it, in the field's metadata under DOC: docs/config.md is

@@ -77,20 +77,25 @@ def safe_child(folder: str | Path, name: str, what: str = "name") -> Path:
     """
     if not isinstance(name, str):
         raise InputError(f"{what} {brief(name)}: expected a text name")
-    problem = None
-    if name in ("", ".", ".."):
-        problem = "is not a file name" if name else "is empty"
-    elif "\0" in name:
-        problem = "contains a NUL character"
-    elif "/" in name or "\\" in name:
-        problem = "contains a path separator (it would name a file in another folder)"
-    elif re.match(r"[A-Za-z]:", name):  # C:x is C:'s current folder on Windows
-        problem = "starts with a drive (it would name a file in another folder)"
-    elif len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
-        problem = f"is longer than {MAX_NAME_BYTES} bytes"
+    problem = file_name_problem(name)
     if problem:
         raise InputError(f"{what} {brief(name)} {problem}; it must be a plain file name inside {folder}")
     return Path(folder) / name
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` is not one plain file name (`safe_child`'s rule), or None."""
+    if name in ("", ".", ".."):
+        return "is not a file name" if name else "is empty"
+    if "\0" in name:
+        return "contains a NUL character"
+    if "/" in name or "\\" in name:
+        return "contains a path separator (it would name a file in another folder)"
+    if re.match(r"[A-Za-z]:", name):  # C:x is C:'s current folder on Windows
+        return "starts with a drive (it would name a file in another folder)"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES} bytes"
+    return None
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -61,6 +61,7 @@ from mgrec.config import (
     load_config,
     missing_keys,
     save_config,
+    split_name,
     to_dict,
 )
 from mgrec.errors import InputError, where
@@ -239,13 +240,13 @@ class RunDir:
     def eval_path(self, split: str, checkpoint: str = "best") -> Path:
         """Scores of `split`; a checkpoint other than the selected one gets its own file, so that
         evaluating `last` never replaces the scores of `best`."""
-        return self.path / f"eval_{split}{_checkpoint_suffix(checkpoint)}.json"
+        return self.path / f"eval_{split_name(split)}{_checkpoint_suffix(checkpoint)}.json"
 
     def detections_path(self, split: str, checkpoint: str = "best") -> Path:
-        return self.path / f"detections_{split}{_checkpoint_suffix(checkpoint)}.json"
+        return self.path / f"detections_{split_name(split)}{_checkpoint_suffix(checkpoint)}.json"
 
     def report_path(self, split: str) -> Path:
-        return self.path / f"report_{split}.html"
+        return self.path / f"report_{split_name(split)}.html"
 
     def run_files(self) -> list[Path]:
         """The files that make the run (written by training only; no other command may replace them)."""

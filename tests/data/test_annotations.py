@@ -610,3 +610,14 @@ def test_frames_more_than_a_frame_off_the_seconds_are_named_in_seconds(tmp_path)
     with pytest.raises(InputError, match=r"segment\(frames\)\]: \[42, 60\] does not match segment \[4\.0, 6\.0\] s "
                                          r"at 10\.0 fps \(those frames are \[4\.2, 6\] s, more than a frame off\)"):
         load_annotations(_write(tmp_path, document))
+
+
+def test_a_subset_name_that_would_lead_out_of_a_run_folder_is_refused(tmp_path):
+    # a split's name is part of output file names: subset `x/../postprocess` made `mgrec evaluate --split
+    # x/../postprocess` replace the run's postprocess.json, `x/../../victim` a file outside the run
+    for subset, problem in (("x/../postprocess", "contains a path separator"), ("..", "is not a file name"),
+                            ("a\\b", "contains a path separator")):
+        document = _document()
+        document["database"]["S2"]["subset"] = subset
+        with pytest.raises(InputError, match=re.escape("database.S2.subset") + ".*" + re.escape(problem)):
+            load_annotations(_write(tmp_path, document))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mgrec.config import Config
-from mgrec.data.check import check_dataset, suggest_settings, videos_to_drop
+from mgrec.data.check import check_dataset, schedule_problem, suggest_settings, videos_to_drop
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 
@@ -308,6 +308,15 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
     assert ("config [data.val_split]", "'test' is also the test split (data.test_split): the checkpoint and the score "
             "threshold are chosen on the videos evaluate scores, so the test score is optimistic; set data.val_split "
             "to a split of other videos (THUMOS: hold out some of its validation videos)") in warnings
+
+
+def test_a_warm_up_that_fills_the_run_is_a_warning_naming_the_peak_it_reaches():
+    # `--set train.epochs=1` on a config warming up for 2: the rate rose to half of train.lr and never decayed
+    assert schedule_problem(15, 2) is None
+    assert schedule_problem(1, 2) == (
+        "train.warmup_epochs 2 >= train.epochs 1: the learning rate rises for the whole run to 50% of train.lr and "
+        "never decays; set --set train.warmup_epochs=N with N < 1 for the schedule's cosine decay")
+    assert "to 100% of train.lr" in schedule_problem(5, 5)
 
 
 def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):

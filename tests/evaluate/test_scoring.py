@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_confusion_takes_the_ground_truth_of_highest_tiou_of_any_class():
 
 
 def test_predictions_for_unknown_videos_are_an_error_naming_them():
-    with pytest.raises(InputError, match="2 video\\(s\\) without ground truth in split test: c, d"):
+    with pytest.raises(InputError, match="2 video\\(s\\) without ground truth in split test: 'c', 'd'"):
         score(GT, {"c": [], "d": [], "a": []}, CLASSES, 0.5, split="test")
     restricted = restrict_to_videos({"c": [], **RANKED}, GT)
     assert restricted == {"a": RANKED["a"], "b": []}
@@ -207,13 +208,63 @@ def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path,
     assert score_file(annotations, gt_path, pred_path, "test")["f1"] == 0.0
     assert "start after their video ends" in capsys.readouterr().err
     for arguments, message in (({"annotations": str(gt_path)}, "annotations: expected the AnnotationSet of"),
-                               ({"split": None}, "split: expected a split name, got None"),
-                               ({"score_threshold": "0.3"}, "score_threshold: expected a number, got '0.3'")):
+                               ({"split": None}, "split None: expected a split name such as 'test'"),
+                               ({"split": "x/../postprocess"}, "split 'x/../postprocess' contains a path separator"),
+                               ({"score_threshold": "0.3"}, "score_threshold (--score-threshold): expected a finite "
+                                                            "number, got '0.3'"),
+                               ({"pred_path": bytes(pred_path)}, "pred_path: expected a path"),
+                               # per-class thresholds: the CLI's rules hold in Python too (they were ignored there)
+                               ({"thresholds": "per_class"}, "thresholds per_class (--thresholds per_class) tunes"),
+                               ({"threshold_shrinkage": 3.0}, "threshold_shrinkage (--threshold-shrinkage) pulls"),
+                               *(({"tune_on": "val", "thresholds": "per_class", "threshold_shrinkage": bad},
+                                  "threshold_shrinkage (--threshold-shrinkage): expected a finite number >= 0")
+                                 for bad in (float("nan"), -1.0, "3"))):
         with pytest.raises(InputError, match=re.escape(message)):
             score_file(**{"annotations": annotations, "gt_path": gt_path, "pred_path": pred_path, **arguments})
+    # any iterable of tIoUs, as a list is (a set or a generator was a TypeError)
+    assert list(score_file(annotations, gt_path, pred_path, "Testing", tious={0.5, 0.3},
+                           note=lambda line: None)["mAP"]) == ["0.3", "0.5"]
     assert list(score_file(annotations, gt_path, pred_path, "test", tious=0.5, note=lambda line: None)["mAP"]) \
         == ["0.5"]
     with pytest.raises(InputError, match="tIoU thresholds: expected one or more numbers"):
         score_file(annotations, gt_path, pred_path, "test", tious=True, note=lambda line: None)
-    with pytest.raises(InputError, match="score_threshold 0.99 and tune_on 'test': tuning chooses the threshold"):
+    with pytest.raises(InputError, match=re.escape("score_threshold (--score-threshold) 0.99 and tune_on (--tune-on) "
+                                                   "test: tuning chooses the threshold")):
         score_file(annotations, gt_path, pred_path, "test", tune_on="test", score_threshold=0.99)
+
+
+def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_says_when_mAP_means_little(tmp_path):
+    # a file of logits: the default bar of 0 dropped every negative score without a word (F1 from a third of them)
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {"v": {
+        "subset": "test", "fps": 30.0, "duration": 60.0,
+        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}}}))
+    annotations = load_annotations(gt_path)
+    hits = [Detection("v", float(s), s + 2.0, 0, "a", score) for s, score in zip(range(0, 50, 10),
+                                                                               (-2.0, -1.0, 0.5, 1.0, -0.5))]
+    save_predictions({"v": hits}, tmp_path / "logits.json")
+    notes = []
+    result = score_file(annotations, gt_path, tmp_path / "logits.json", "test", note=notes.append)
+    assert result["num_predictions"] == 5 and result["f1"] == pytest.approx(1.0) and result["score_threshold"] == -2.0
+    assert score_file(annotations, gt_path, tmp_path / "logits.json", "test", score_threshold=0.0,
+                      note=notes.append)["num_predictions"] == 2  # a bar given is a bar kept
+    assert not notes
+    # every score the same (SMG label files have none): mAP follows the file's order, and a note says so
+    save_predictions({"v": [replace(d, score=1.0) for d in hits]}, tmp_path / "flat.json")
+    score_file(annotations, gt_path, tmp_path / "flat.json", "test", note=notes.append)
+    assert len(notes) == 1 and "has the score 1 (a file without scores" in notes[0]
+    # a CSV table does not say which set it holds
+    notes.clear()
+    save_predictions_csv({"v": hits[2:4]}, tmp_path / "table.csv")
+    score_file(annotations, gt_path, tmp_path / "table.csv", "test", note=notes.append)
+    assert len(notes) == 1 and "is a CSV table, which does not record whether it holds the hard set" in notes[0]
+    # ids of videos the annotations lack are quoted: a leading space or a newline in one was invisible, or split
+    # the one-line error
+    save_predictions({" v": hits, "w\n": hits}, tmp_path / "ids.json")
+    with pytest.raises(InputError, match=re.escape("predictions for 2 video(s) not in") + ".*" +
+                       re.escape("' v', 'w\\n'")):
+        score_file(annotations, gt_path, tmp_path / "ids.json", "test", note=notes.append)

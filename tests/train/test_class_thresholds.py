@@ -208,4 +208,4 @@ def test_score_reproduces_a_per_class_run_from_its_ranked_detections(per_class_r
     assert main(command) in (0, None)
     assert json.loads(capsys.readouterr().out)["class_thresholds"] is None  # one threshold by default
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(ranked), "--thresholds", "per_class"]) == 2
-    assert "give --tune-on SPLIT" in capsys.readouterr().err
+    assert "give tune_on (--tune-on SPLIT)" in capsys.readouterr().err

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mgrec.config import canonical_subset  # the one subset-name rule, shared with the config's split names
+from mgrec.config import canonical_subset, split_name  # the one subset-name rule, shared with the config's split names
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_open, is_number, read_json, safe_child
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -256,6 +256,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     subset = _require(entry, "subset", key)
     if not isinstance(subset, str) or not subset.strip():
         raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
+    try:  # a split's name becomes part of file names (eval_<split>.json): one plain name
+        split_name(subset, "subset")
+    except InputError as exc:
+        raise _BadEntry(f"{key}.subset", str(exc)) from None
     if "fps" not in entry and default_fps is None:
         raise _BadEntry(key, "missing key 'fps' (the video's frames per second; to give every entry without one "
                              "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score)")

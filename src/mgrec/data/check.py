@@ -189,6 +189,9 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     problems += [Problem("warning", f"{source} [data.{key}]", message)
                  for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
     problems += _check_untrained_classes(aset, annotations_path, data.train_split, splits)
+    schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs)
+    if schedule:
+        problems.append(Problem("warning", f"{source} [train.warmup_epochs]", schedule))
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
         # training would stop at its first validation, with every epoch before it lost
@@ -291,6 +294,18 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str,
             f"videos in subsets {listed} are in none of the configured splits ({', '.join(splits)}) and are not used",
         ))
     return problems
+
+
+def schedule_problem(epochs: int, warmup_epochs: int) -> str | None:
+    """The learning-rate schedule (`train.step.lr_factor`) when the warm-up fills the run: the rate rises for every
+    step, never reaches train.lr and never decays (`--set train.epochs=1` on a config warming up for 2). Said by
+    `data check` and `train`, not refused: a short trial run is a fair thing to train."""
+    if warmup_epochs < epochs:
+        return None
+    peak = epochs / warmup_epochs
+    return (f"train.warmup_epochs {warmup_epochs} >= train.epochs {epochs}: the learning rate rises for the whole run "
+            f"to {peak:.0%} of train.lr and never decays; set --set train.warmup_epochs=N with N < {epochs} for the "
+            "schedule's cosine decay")
 
 
 def same_split_problems(train_split: str, val_split: str, test_split: str) -> list[tuple[str, str]]:

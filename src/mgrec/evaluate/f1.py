@@ -20,6 +20,8 @@ Both count the hard set: the detections with score >= the score threshold (`hard
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -261,6 +263,9 @@ def tune_class_thresholds(
     the class's ground-truth instances here and k = `shrinkage`: a class seen a few times keeps
     nearly the global threshold. A class without predictions keeps the global threshold.
     """
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) or not shrinkage >= 0 \
+            or not math.isfinite(shrinkage):  # NaN made n + k > 0 false: every class silently got the global one
+        raise InputError(f"threshold shrinkage: expected a finite number >= 0, got {shrinkage!r}")
     strict = f1_strict(gt, ranked_pred, tiou_threshold)
     video_ids = _video_ids(gt, ranked_pred)
     all_scores = [[] for _ in range(num_classes)]

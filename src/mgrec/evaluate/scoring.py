@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mgrec.config import PostprocessConfig, canonical_subset
+from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, split_name
 from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
@@ -29,7 +30,8 @@ from mgrec.evaluate.f1 import (
     tune_thresholds,
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
-from mgrec.evaluate.predictions import load_predictions, predictions_info
+from mgrec.evaluate.predictions import CSV_COLUMNS, load_predictions, predictions_info
+from mgrec.files import brief
 from mgrec.records import AnnotationSet, Detection, Segment
 
 
@@ -140,7 +142,8 @@ def score(
                          f"got {list(class_thresholds)}")
     unknown = sorted(set(ranked) - set(gt))
     if unknown:
-        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        shown = ", ".join(brief(video) for video in unknown[:10])  # quoted: a space or newline in an id shows
+        shown += f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
         raise InputError(
             f"predictions for {len(unknown)} video(s) without ground truth{' in split ' + split if split else ''}: "
             f"{shown}; restrict the predictions to the scored videos first"
@@ -230,6 +233,43 @@ def format_score_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def check_threshold_options(tune_on: str | None, thresholds: str, threshold_shrinkage: object,
+                            score_threshold: object) -> None:
+    """The threshold options of `mgrec score` (`score_file`) that go together: a given threshold or one tuned, per
+    class only when tuned, a shrinkage only for per-class thresholds and a number >= 0 (NaN turned every class's
+    threshold into the global one without a word). Each named as the call and the command line name it."""
+    if thresholds not in THRESHOLD_RULES:
+        raise InputError(f"thresholds (--thresholds) {brief(thresholds)}: expected one of {', '.join(THRESHOLD_RULES)}")
+    if score_threshold is not None and (isinstance(score_threshold, bool) or not isinstance(score_threshold,
+                                                                                            numbers.Real)
+                                        or not math.isfinite(score_threshold)):
+        raise InputError(f"score_threshold (--score-threshold): expected a finite number, got {brief(score_threshold)}")
+    if tune_on and score_threshold is not None:
+        raise InputError(f"score_threshold (--score-threshold) {score_threshold:g} and tune_on (--tune-on) {tune_on}: "
+                         "tuning chooses the threshold; give one of them")
+    if thresholds == "per_class" and not tune_on:
+        raise InputError("thresholds per_class (--thresholds per_class) tunes the per-class thresholds on a split: "
+                         "give tune_on (--tune-on SPLIT)")
+    if threshold_shrinkage is not None:
+        if thresholds != "per_class":
+            raise InputError("threshold_shrinkage (--threshold-shrinkage) pulls per-class thresholds toward the global "
+                             "one: it needs thresholds per_class (--thresholds per_class)")
+        if (isinstance(threshold_shrinkage, bool) or not isinstance(threshold_shrinkage, numbers.Real)
+                or not math.isfinite(threshold_shrinkage) or threshold_shrinkage < 0):
+            raise InputError("threshold_shrinkage (--threshold-shrinkage): expected a finite number >= 0 (instances "
+                             f"of val a class's threshold is pulled toward the global one by), got "
+                             f"{brief(threshold_shrinkage)}")
+
+
+def _first_line(path: str | os.PathLike) -> str:
+    """The first line of a text file, stripped (empty when it cannot be read: the readers say why)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            return handle.readline(4096).strip()
+    except OSError:
+        return ""
+
+
 def check_tuning_split(tune_on: str | None, split: str) -> None:
     """Refuse tuning the F1 threshold on the split being scored (`mgrec evaluate` and `mgrec score --tune-on`):
     a threshold chosen on the answers makes the F1 look better than any new video would score."""
@@ -256,7 +296,8 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
                note: Callable[[str], None] | None = None) -> dict:
     """`mgrec score`: the predictions file `pred_path` (any format `load_predictions` reads) scored against
     `annotations` (read from `gt_path`: `mgrec.data.annotations.load_annotations`) on `split`, at
-    `score_threshold` (0 when not given) or at the threshold(s) tuned on the split `tune_on` (`thresholds`:
+    `score_threshold` (when not given, every detection of the file: 0, or the lowest score where the file
+    holds negative scores, logits) or at the threshold(s) tuned on the split `tune_on` (`thresholds`:
     global or per_class, `threshold_shrinkage` for per_class); `tious`: the thresholds mAP averages over.
 
     Refused: predictions of videos the annotations do not list, a split (scored or tuned on) that the file does
@@ -270,27 +311,29 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if not isinstance(annotations, AnnotationSet):
         raise InputError(f"annotations: expected the AnnotationSet of {gt_path} (mgrec.data.annotations."
                          f"load_annotations), got {type(annotations).__name__}")
-    for name, value in (("split", split), ("tune_on", tune_on)):
-        if (value is not None and not isinstance(value, str)) or (name == "split" and not value):
-            raise InputError(f"{name}: expected a split name, got {value!r}")
-    if score_threshold is not None and (isinstance(score_threshold, bool)
-                                        or not isinstance(score_threshold, numbers.Real)):
-        raise InputError(f"score_threshold: expected a number, got {score_threshold!r}")
-    if tune_on and score_threshold is not None:
-        raise InputError(f"score_threshold {score_threshold:g} and tune_on {tune_on!r}: tuning chooses the threshold; "
-                         "give one of them")
-    # one threshold given as a number (True is no threshold: score refuses it)
-    tious = [tious] if isinstance(tious, numbers.Real) and not isinstance(tious, bool) else tious
+    if not isinstance(pred_path, (str, os.PathLike)):
+        raise InputError(f"pred_path: expected a path (str or pathlib.Path), got {type(pred_path).__name__}")
+    split = split_name(split, "split")  # `testing` is `test`, as in the annotations; a plain name
+    tune_on = None if tune_on is None else split_name(tune_on, "tune_on (--tune-on)")
+    check_threshold_options(tune_on, thresholds, threshold_shrinkage, score_threshold)
+    # one threshold given as a number (True is no threshold: score refuses it); any iterable of numbers
+    if isinstance(tious, numbers.Real) and not isinstance(tious, bool):
+        tious = [tious]
+    tious = tuple(sorted(set(tious))) if isinstance(tious, Iterable) and not isinstance(tious, (str, bytes)) else tious
+    check_tious(tious)
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
     if predictions_info(pred_path).get("set") == "hard":
         note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
              "ranked list's; `mgrec detect --all` writes the ranked list")
+    elif Path(pred_path).is_file() and _first_line(pred_path) == ",".join(CSV_COLUMNS):
+        note(f"{pred_path} is a CSV table, which does not record whether it holds the hard set (`mgrec detect`'s "
+             "default) or the ranked list (`--all`): mAP means what it should for a ranked list only")
     unknown = sorted(set(predictions) - set(annotations.videos))
     if unknown:
         raise InputError(f"{pred_path}: predictions for {len(unknown)} video(s) not in {gt_path}: "
-                         f"{', '.join(unknown[:10])}")
+                         f"{', '.join(brief(video) for video in unknown[:10])}")
     # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored (a
     # frame and a half of slack: fused detections' rounded mean frames drift from their mean seconds by over one)
     astray = [d for video, items in predictions.items() for d in items if d.start_frame is not None
@@ -324,7 +367,11 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             note(f"{pred_path}: {partial}")
         return scored, restrict_to_videos(predictions, ids)
 
-    threshold, class_thresholds = score_threshold or 0.0, None
+    # Without a threshold every detection of the file counts: 0 for probabilities, the lowest score where a
+    # file holds logits (a bar of 0 dropped every negative score without a word)
+    lowest = min((d.score for items in predictions.values() for d in items), default=0.0)
+    threshold = score_threshold if score_threshold is not None else min(0.0, lowest)
+    class_thresholds = None
     if tune_on:
         tune_gt, tune_pred = split_of(tune_on)
         check_tuning_gestures(tune_gt, tune_on, gt_path)
@@ -333,7 +380,12 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
-    highest = max((d.score for items in pred.values() for d in items), default=None)
+    scores = {d.score for items in pred.values() for d in items}
+    if len(scores) == 1 and sum(map(len, pred.values())) > 1:
+        note(f"every detection of split {split} in {pred_path} has the score {next(iter(scores)):g} (a file "
+             "without scores, as SMG label files are?): mAP ranks them in the file's order, so it says little; "
+             "F1 does not depend on the order")
+    highest = max(scores, default=None)
     if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
         note(f"the score threshold {threshold:.4g} is above every score of split {split} in {pred_path} (the "
              f"highest is {highest:.4g}): the hard set is empty and F1 is 0")

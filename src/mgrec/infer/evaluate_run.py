@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mgrec.config import split_name
 from mgrec.data.annotations import load_annotations
 from mgrec.data.streams import stream_path
 from mgrec.errors import InputError
@@ -150,6 +151,8 @@ def evaluate_run(
     `features`: the folder of the split's feature files instead of the run's data.features (an end-to-end
     run's, made with its adapters: `mgrec.extract.jobs.extract_with_run`).
     """
+    split = split_name(split)  # `testing` is `test`, as the annotations read it; one plain name (it names files)
+    tune_on = None if tune_on is None else split_name(tune_on, "tune_on")
     run = RunDir(run_dir)
     detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
     if features is not None:

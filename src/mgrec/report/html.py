@@ -29,7 +29,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import mgrec
-from mgrec.config import Config
+from mgrec.config import Config, split_name
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
@@ -95,6 +95,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     `annotations` overrides the config's `data.annotations` (a relative path there is read from
     the current directory, as `mgrec train` did).
     """
+    split = split_name(split)
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise InputError(f"{run.path}: not a run directory")
@@ -240,6 +241,7 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     `<split>_hard_set_false_negatives` etc.; `<split>_f1_threshold` and `<split>_pr_curves` are the
     curves around the operating point; `<split>_analysis.json` holds the numbers of both analyses.
     """
+    split = split_name(split)
     run = load_run(run_dir, split, annotations)
     threshold, class_thresholds = hard_set_bar_of(run)
     ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold, class_thresholds)
@@ -767,6 +769,7 @@ def write_report(
     Default output: RUN_DIR/report_<split>.html. `annotations` overrides the config's
     `data.annotations`.
     """
+    split = split_name(split)
     run = load_run(run_dir, split, annotations)
     run_files = RunDir(run.run_dir)
     scores = run_files.read_eval(split, len(run.classes))
