@@ -559,12 +559,15 @@ def write_results(out: Path, runs: list[dict], meta: dict) -> None:
     epochs = sorted({r["epochs"] for r in runs})
     quality = meta.get("study") in ("quality", "fusion")
     fusion = meta.get("study") == "fusion"
+    data = meta.get("data")  # a dataset of benchmarks/heldout_data.py instead of the demo (--data)
+    benchmark = "the demo benchmark" if data is None else "the held-out-style benchmark (benchmarks/heldout_data.py)"
     text = [
         ("# Fusion study on the demo's sensor streams (issue #15)" if fusion else
-         "# Quality study on the demo benchmark (issue #14)" if quality else "# Table 2 on the demo benchmark"),
+         f"# Quality study on {benchmark} (issue #14)" if quality else f"# Table 2 on {benchmark}"),
         "",
-        f"Test split of the demo data (built with seed {meta['demo_seed']}), "
-        f"train.epochs = {', '.join(map(str, epochs))}; "
+        (f"Test split of the demo data (built with seed {meta['demo_seed']}), " if data is None else
+         f"Test split of {meta['demo_root']} (recipe {data['recipe']}, built with seed {data['seed']}), ")
+        + f"train.epochs = {', '.join(map(str, epochs))}; "
         "F1 = strict one-to-one F1 at tIoU 0.3 with the score threshold tuned on val, MiGA = the challenge "
         "starter kit's F1. Mean ± sample standard deviation over seeds. "
         + ("Every row trains the same epochs with the same crops per epoch; val F1 is the selected epoch's."

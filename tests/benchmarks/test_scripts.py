@@ -376,6 +376,8 @@ def test_ablation_trains_on_the_heldout_benchmark_in_its_own_run_folders(ablatio
     assert Path(run["run_dir"]).parent == tmp_path / "runs" / "ablation-data"  # never a demo run's folder
     assert load_config(Path(run["run_dir"]) / "config.yaml").data.annotations == str(root / "annotations.json")
     assert report["data"]["recipe"] == "heldout-v1" and report["rarest_third"]
+    table = (tmp_path / "out" / "ablation.md").read_text()
+    assert f"Test split of {root} (recipe heldout-v1, built with seed 0)" in table
 
 
 # -- gpu.sh ---------------------------------------------------------------------------------
