@@ -292,7 +292,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=None, metavar="FOLDER",
                         help="train and score on a dataset built by benchmarks/heldout_data.py (annotations.json, "
                              "features/, heldout_manifest.json) instead of the demo; nothing is built, the runs go "
-                             "to <scratch>-<FOLDER's name> (quality and table2 studies, not the pseudo row)")
+                             "to <scratch>-<FOLDER's name>-<hash of its annotations> (quality and table2 studies, "
+                             "without the pseudo row)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--override",
@@ -311,6 +312,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--data has no sensor streams and no unlabelled pool: the fusion study and the pseudo row "
                          "need the demo")
     return args
+
+
+def quality_plan(rows: list[str] | None, on_demo: bool = True) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The quality study's (row, config, overrides) in QUALITY_ROWS' order, for `rows` (None: every row); off the
+    demo (`--data`) without the pseudo row, which trains on the demo's unlabelled pool."""
+    return [(row, config, overrides) for row, (config, overrides, _) in QUALITY_ROWS.items()
+            if (rows is None or row in rows) and (on_demo or row != "pseudo")]
 
 
 def dataset_paths(folder: Path) -> DatasetPaths:
@@ -604,7 +612,10 @@ def main(argv: list[str] | None = None) -> int:
         demo_seed = args.demo_seed
         if args.data is not None:
             paths = dataset_paths(args.data.expanduser().resolve())
-            args.scratch = args.scratch.with_name(f"{args.scratch.name}-{paths.root.name}")
+            # a run folder's name does not carry its data: the runs of a dataset go to a folder named by its
+            # annotations' content, so a rebuild with another seed, or another folder of the same name, trains anew
+            fingerprint = hashlib.sha1(paths.annotations.read_bytes()).hexdigest()[:8]
+            args.scratch = args.scratch.with_name(f"{args.scratch.name}-{paths.root.name}-{fingerprint}")
         else:
             args.demo_cache, args.scratch = seed_folders(demo_seed, args.demo_cache, args.scratch)
             paths = build_demo(args.demo_cache, seed=demo_seed)
@@ -627,8 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             meta["train_instances"] = counts
             meta["rarest_third"] = rarest_third(counts)
         if args.study == "quality":
-            plan = [(row, config, overrides) for row, (config, overrides, _) in QUALITY_ROWS.items()
-                    if args.rows is None or row in args.rows]
+            plan = quality_plan(args.rows, on_demo=args.data is None)
         elif args.study == "fusion":
             plan = [(row, config, (*paths.stream_overrides(names), f"model.fusion={fusion}"))
                     for row, (config, names, fusion, _) in FUSION_ROWS.items() if args.rows is None or row in args.rows]

@@ -15,28 +15,34 @@ What differs (the demo's `mgrec.data.demo` first, this benchmark's `RECIPE` seco
 - subjects train / val / test: 6 / 2 / 2; 5 / 2 / 3.
 - streams per subject train / val / test and their length: 4 / 3 / 3 of 180-240 s; 5 / 4 / 4 of 120-300 s.
 - class frequencies: geometric along the dataset's class order, the rarest 1/10 of the commonest; geometric
-  along a seeded random order (other classes are the rare ones), the rarest 1/12.5.
+  along a seeded random order, the rarest 1/12.5 (the three rarest in training: ER, FEL, TRAP with seed 0,
+  ROW, FEL, ABD with seed 1; the demo's are TRAP, ROW, ER or nearly so).
 - gesture length: LogNormal(median 1.6 s, sigma 0.62) in [0.4, 6] s; LogNormal(median 2.2 s, sigma 0.5)
   in [0.6, 7] s.
 - background: BasicMotions pieces of LogNormal(median 1.0 s, sigma 0.7) in [0.2, 6] s; half BasicMotions,
   half rest (smoothed low noise, as standing still), LogNormal(median 1.5 s, sigma 0.8) in [0.3, 8] s.
 - gain, joins, noise floor: log-uniform [0.7, 1.4], a 10-sample linear cross-fade, sigma 0.05;
-  log-uniform [0.5, 2.0], a 20-sample raised-cosine cross-fade, sigma 0.1.
+  log-uniform [0.5, 2.0], a 20-sample raised-cosine cross-fade, sigma 0.1 (a background piece of 0.3-0.4 s,
+  about 5% of them, is shorter than its two fades, which then overlap and mix three pieces at that join; a
+  gesture's labelled extent is still exactly where it dominates, from the middle of its fade-in).
 - features (the same grid: 50 fps, stride 4, window 16, 128 numbers): the raw window, 4 statistics and 4 FFT
   magnitudes per channel, a random projection, tanh; the raw window, mean, standard deviation, mean
   absolute difference and 6 FFT magnitudes per channel, another random projection, softsign.
 
 What stays: the source recordings (seglearn's watch dataset for the gestures, aeon's BasicMotions for
-the background; `mgrec.data.demo` reads them), one subject per stream, the feature grid (so the demo's
-configs run on it unchanged), the file layout (`annotations.json`, `features/<video_id>.npy` with
-sidecars) and subject-disjoint splits. The folder also gets `heldout_manifest.json` (recipe, seed,
-statistics), written last.
+the background; `mgrec.data.demo` reads them), hence the same ten people: the defaults were chosen on the
+val subjects of the demo's splits 0-2 (subjects 1, 4, 5, 6, 10), and one of the three test subjects here is
+one of them (10 with seed 0, 6 with seed 1), in other streams, cuts and features. Also one subject per
+stream, the feature grid (so the demo's configs run on it unchanged), the file layout (`annotations.json`,
+`features/<video_id>.npy` with sidecars) and subject-disjoint splits. The folder also gets
+`heldout_manifest.json` (recipe, seed, statistics), written last.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -75,18 +81,24 @@ GAIN_RANGE = (0.5, 2.0)
 CROSSFADE = 20  # samples
 NOISE_FLOOR = 0.1
 FFT_BINS = 6
+OWNER_MARK = ".mgrec-heldout"  # an empty file marking a folder this script may replace
 
 
 def build(root: Path, seed: int) -> DatasetPaths:
-    """Write the benchmark into `root` (a new or empty folder, or one this script built) and return its paths."""
-    if root.is_dir() and any(root.iterdir()) and not (root / "heldout_manifest.json").exists():
+    """Write the benchmark into `root` (a new or empty folder, or one this script built, whose files it replaces)
+    and return its paths. `heldout_manifest.json` is written last: a folder without it is incomplete."""
+    if root.is_dir() and any(root.iterdir()) and not (root / OWNER_MARK).exists():
         raise InputError(f"{root}: not empty and not built by this script; choose a new or empty folder")
     started = time.perf_counter()
     gestures, classes = load_watch_recordings()
     background = load_background_recordings()
     aset, signals = generate_streams(gestures, classes, background, seed)
     paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / OWNER_MARK).touch()  # before anything is deleted: a killed build can be built again
     (root / "heldout_manifest.json").unlink(missing_ok=True)
+    if paths.features.exists():
+        shutil.rmtree(paths.features)  # another seed's video ids must not stay beside this one's
     write_dataset(paths, aset, {v: encode(signal) for v, signal in signals.items()}, GRID, BACKBONE)
     manifest = {"recipe": RECIPE, "seed": seed, "backbone": BACKBONE, "feature_dim": FEATURE_DIM,
                 "build_seconds": round(time.perf_counter() - started, 2), "statistics": annotation_statistics(aset)}
@@ -224,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder to build into (new, empty, or built before)")
     parser.add_argument("--seed", type=int, default=0, help="build seed: subjects per split, streams (default 0)")
     args = parser.parse_args(argv)
+    if args.seed < 0:  # numpy's generator would refuse it with a traceback
+        parser.error(f"--seed must be 0 or more, got {args.seed}")
     try:
         paths = build(args.out.expanduser(), args.seed)
     except InputError as exc:

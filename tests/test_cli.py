@@ -344,6 +344,17 @@ def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestur
                            (["--fps", "30"], "--fps 30 would not be used: every video of")):
         assert main([*command, *extra]) == 2
         assert message in capsys.readouterr().err
+    # --fps where only some videos lack one: said; where every video has its own, refused, even one equal to it
+    document = json.loads((tmp_path / "gt.json").read_text())
+    document["database"]["v"]["fps"] = 30.0
+    (tmp_path / "own.json").write_text(json.dumps(document))
+    assert main(["score", "--gt", str(tmp_path / "own.json"), "--pred", str(tmp_path / "p.json"), "--fps", "30"]) == 2
+    assert "--fps 30 would not be used: every video of" in capsys.readouterr().err
+    del document["database"]["w"]["fps"]
+    (tmp_path / "some.json").write_text(json.dumps(document))
+    assert main(["score", "--gt", str(tmp_path / "some.json"), "--pred", str(tmp_path / "p.json"), "--fps", "30"]) \
+        in (0, None)
+    assert "note: --fps 30 places the frames of the videos of" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a split's name is part of output names (eval_<split>.json)
         main([*command, "--split", "x/../victim"])
     assert "argument --split: split 'x/../victim' contains a path separator" in capsys.readouterr().err

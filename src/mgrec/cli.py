@@ -656,6 +656,7 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
+    from mgrec.files import brief
     from mgrec.infer.offline import checked_fps
 
     check_threshold_options(args.tune_on, args.thresholds, args.threshold_shrinkage, args.score_threshold)
@@ -663,14 +664,14 @@ def cmd_score(args) -> None:
     tious = parse_tious(args.tious)
     fps = checked_fps(args.fps, "--fps")
     annotations = load_annotations(args.gt, default_fps=fps)
-    own_fps = [v for v, info in annotations.videos.items() if fps is not None and info.fps != fps]
-    if own_fps and len(own_fps) == len(annotations.videos):
-        raise InputError(f"--fps {fps:g} would not be used: every video of {args.gt} has its own fps (first: "
-                         f"{own_fps[0]} at {annotations.videos[own_fps[0]].fps:g}), which places its frames; leave "
-                         "--fps out")
+    own_fps = [v for v, info in annotations.videos.items() if fps is not None and info.fps_given]
     if own_fps:
+        first = f"first: {brief(own_fps[0])} at {annotations.videos[own_fps[0]].fps:g}"
+        if len(own_fps) == len(annotations.videos):
+            raise InputError(f"--fps {fps:g} would not be used: every video of {args.gt} has its own fps ({first}), "
+                             "which places its frames; leave --fps out")
         print(f"note: --fps {fps:g} places the frames of the videos of {args.gt} without an fps only; {len(own_fps)} "
-              f"have their own (first: {own_fps[0]} at {annotations.videos[own_fps[0]].fps:g})", file=sys.stderr)
+              f"have their own ({first})", file=sys.stderr)
     result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold, tious=tious,
                         note=lambda line: print(f"note: {line}", file=sys.stderr))

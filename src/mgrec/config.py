@@ -44,13 +44,15 @@ def canonical_subset(name: str) -> str:
 
 def split_name(value: object, what: str = "split") -> str:
     """A split's name as the annotations and a run's files use it: `canonical_subset`, and one plain file name
-    (`safe_child`'s rule), since it becomes part of output names (`eval_<split>.json`, `report_<split>.html`): a
-    subset `x/../postprocess` in an annotations file made `mgrec evaluate` replace the run's postprocess.json.
-    The one rule for a split named in an annotations file, a config, on the command line or in a call."""
+    (`safe_child`'s rule) short enough for the longest output name it is part of (`detections_<split>_last.json`;
+    also `eval_<split>.json`, `report_<split>.html`): a subset `x/../postprocess` in an annotations file made `mgrec
+    evaluate` replace the run's postprocess.json. The one rule for a split named in an annotations file, on the
+    command line or in a call that names files by it (a config's split names only select videos: the files are
+    named by the split a command is given)."""
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{what} {brief(value)}: expected a split name such as 'test'")
     name = canonical_subset(value)
-    problem = file_name_problem(name)
+    problem = file_name_problem(name) or file_name_problem(f"detections_{name}_last.json")
     if problem:
         raise InputError(f"{what} {brief(value)} {problem}: a split's name is part of output file names "
                          "(eval_<split>.json), so it must be one plain name")

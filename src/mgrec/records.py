@@ -68,6 +68,7 @@ class VideoInfo:
     duration: float  # seconds
     num_frames: int | None = None
     source: str = ""
+    fps_given: bool = True  # False: the annotations gave no fps and a default placed it (data.fps, score --fps)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end at tiny sizes, so they cannot rot; their helpers are checked by hand."""
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -353,6 +354,27 @@ def test_heldout_build_is_reproducible_and_refuses_a_folder_it_did_not_make(held
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "mine"
 
 
+@NEEDS_DEMO_DATA
+def test_heldout_build_recovers_from_a_killed_build_and_keeps_no_other_seeds_files(heldout, tmp_path):
+    module, root = heldout
+    folder = tmp_path / "data"
+    assert module.main(["--out", str(folder), "--seed", "1"]) == 0
+    (folder / "heldout_manifest.json").unlink()  # as a build killed before its last write leaves it
+    assert module.main(["--out", str(folder), "--seed", "0"]) == 0
+    assert sorted(p.name for p in (folder / "features").iterdir()) == sorted(p.name for p in
+                                                                             (root / "features").iterdir())
+    with pytest.raises(SystemExit):
+        module.main(["--out", str(folder), "--seed", "-1"])
+
+
+def test_the_quality_plan_off_the_demo_has_no_pseudo_row(ablation):
+    # without --rows every row was planned, the pseudo row last, with the demo's unlabelled pool "None"
+    assert [row for row, *_ in ablation.quality_plan(None)][-1] == "pseudo"
+    off_demo = [row for row, *_ in ablation.quality_plan(None, on_demo=False)]
+    assert "pseudo" not in off_demo and len(off_demo) == len(ablation.QUALITY_ROWS) - 1
+    assert [row for row, *_ in ablation.quality_plan(["actionformer", "default"])] == ["default", "actionformer"]
+
+
 def test_ablation_data_option_refuses_what_needs_the_demo(ablation, capsys, tmp_path):
     for extra in (["--demo-seed", "1"], ["--study", "fusion"], ["--study", "quality", "--rows", "pseudo"]):
         with pytest.raises(SystemExit):
@@ -373,7 +395,9 @@ def test_ablation_trains_on_the_heldout_benchmark_in_its_own_run_folders(ablatio
     assert ablation.main(argv) == 0
     report = json.loads((tmp_path / "out" / "ablation.json").read_text())
     (run,) = report["runs"]
-    assert Path(run["run_dir"]).parent == tmp_path / "runs" / "ablation-data"  # never a demo run's folder
+    # never a demo run's folder, nor one of another build in a folder of the same name
+    fingerprint = hashlib.sha1((root / "annotations.json").read_bytes()).hexdigest()[:8]
+    assert Path(run["run_dir"]).parent == tmp_path / "runs" / f"ablation-data-{fingerprint}"
     assert load_config(Path(run["run_dir"]) / "config.yaml").data.annotations == str(root / "annotations.json")
     assert report["data"]["recipe"] == "heldout-v1" and report["rarest_third"]
     table = (tmp_path / "out" / "ablation.md").read_text()

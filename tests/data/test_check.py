@@ -319,6 +319,23 @@ def test_a_warm_up_that_fills_the_run_is_a_warning_naming_the_peak_it_reaches():
     assert "to 100% of train.lr" in schedule_problem(5, 5)
 
 
+def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
+    document = {"classes": ["c0", "c1", "c2"], "database": {
+        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+    }}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id)
+    config = _config(tmp_path)
+    config.train.epochs, config.train.warmup_epochs = 1, 2
+    assert ("config [train.warmup_epochs]", schedule_problem(1, 2)) in [(p.where, p.message)
+                                                                       for p in check_dataset(config).warnings]
+    config.train.epochs = 3
+    assert not any("warmup" in p.where for p in check_dataset(config).warnings)
+
+
 def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):
     """The instance checks read duration, the feature checks num_frames: duration 1e12 hid an instance at
     5000 s (0 errors); a disagreement within a second or 2 % (metadata rounding) is not one."""

@@ -221,6 +221,8 @@ def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path,
                                  for bad in (float("nan"), -1.0, "3"))):
         with pytest.raises(InputError, match=re.escape(message)):
             score_file(**{"annotations": annotations, "gt_path": gt_path, "pred_path": pred_path, **arguments})
+    with pytest.raises(InputError, match="tIoU thresholds: expected one or more numbers"):
+        score_file(annotations, gt_path, pred_path, "test", tious=[[0.3]], note=lambda line: None)
     # any iterable of tIoUs, as a list is (a set or a generator was a TypeError)
     assert list(score_file(annotations, gt_path, pred_path, "Testing", tious={0.5, 0.3},
                            note=lambda line: None)["mAP"]) == ["0.3", "0.5"]
@@ -242,11 +244,13 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
     gt_path = tmp_path / "gt.json"
     gt_path.write_text(json.dumps({"classes": ["a"], "database": {"v": {
         "subset": "test", "fps": 30.0, "duration": 60.0,
-        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}}}))
+        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]},
+        "u": {"subset": "val", "fps": 30.0, "duration": 60.0, "annotations": []}}}))
     annotations = load_annotations(gt_path)
     hits = [Detection("v", float(s), s + 2.0, 0, "a", score) for s, score in zip(range(0, 50, 10),
                                                                                (-2.0, -1.0, 0.5, 1.0, -0.5))]
-    save_predictions({"v": hits}, tmp_path / "logits.json")
+    # a val detection's lower score is not the test split's bar
+    save_predictions({"v": hits, "u": [Detection("u", 1.0, 2.0, 0, "a", -7.0)]}, tmp_path / "logits.json")
     notes = []
     result = score_file(annotations, gt_path, tmp_path / "logits.json", "test", note=notes.append)
     assert result["num_predictions"] == 5 and result["f1"] == pytest.approx(1.0) and result["score_threshold"] == -2.0

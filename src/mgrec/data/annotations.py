@@ -289,6 +289,7 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         duration=float(duration),
         num_frames=None if num_frames is None else int(num_frames),
         source=where(path, key=key),
+        fps_given="fps" in entry,
     )
     return info, annotations
 

@@ -319,8 +319,9 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     # one threshold given as a number (True is no threshold: score refuses it); any iterable of numbers
     if isinstance(tious, numbers.Real) and not isinstance(tious, bool):
         tious = [tious]
-    tious = tuple(sorted(set(tious))) if isinstance(tious, Iterable) and not isinstance(tious, (str, bytes)) else tious
+    tious = tuple(tious) if isinstance(tious, Iterable) and not isinstance(tious, (str, bytes)) else tious
     check_tious(tious)
+    tious = tuple(sorted(set(tious)))
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
@@ -367,11 +368,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             note(f"{pred_path}: {partial}")
         return scored, restrict_to_videos(predictions, ids)
 
-    # Without a threshold every detection of the file counts: 0 for probabilities, the lowest score where a
-    # file holds logits (a bar of 0 dropped every negative score without a word)
-    lowest = min((d.score for items in predictions.values() for d in items), default=0.0)
-    threshold = score_threshold if score_threshold is not None else min(0.0, lowest)
-    class_thresholds = None
+    threshold, class_thresholds = score_threshold, None
     if tune_on:
         tune_gt, tune_pred = split_of(tune_on)
         check_tuning_gestures(tune_gt, tune_on, gt_path)
@@ -381,6 +378,8 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
     scores = {d.score for items in pred.values() for d in items}
+    if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
+        threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
     if len(scores) == 1 and sum(map(len, pred.values())) > 1:
         note(f"every detection of split {split} in {pred_path} has the score {next(iter(scores)):g} (a file "
              "without scores, as SMG label files are?): mAP ranks them in the file's order, so it says little; "
