@@ -81,9 +81,9 @@ def test_score_refuses_to_tune_the_threshold_on_the_split_it_scores(tmp_path, mo
     score = ["score", "--gt", "data/annotations.json", "--pred", "ranked.json", "--split", "test"]
     assert main([*score, "--tune-on", "val"]) == 0
     capsys.readouterr()
-    for tune_on in ("test", "Testing"):
+    for tune_on in ("test", "Testing"):  # the annotations' names for a split: read as `test`
         assert main([*score, "--tune-on", tune_on]) == 2
-        assert capsys.readouterr().err == (f"mgrec: error: --tune-on {tune_on} is the split being scored; tune on "
+        assert capsys.readouterr().err == ("mgrec: error: --tune-on test is the split being scored; tune on "
                                            "another split (e.g. val)\n")
     assert main(["evaluate", str(run), "--device", "cpu", "--tune-on", "test"]) == 2
     assert "--tune-on test is the split being scored" in capsys.readouterr().err
