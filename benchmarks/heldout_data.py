@@ -58,6 +58,7 @@ from mgrec.data.demo import (
     class_probabilities,
     load_background_recordings,
     load_watch_recordings,
+    overlap_add,
     write_dataset,
 )
 from mgrec.errors import InputError
@@ -202,19 +203,7 @@ def _cut(signal: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarra
 
 def _join(pieces: list[np.ndarray]) -> np.ndarray:
     """Overlap-add with a raised-cosine cross-fade over each piece's last CROSSFADE samples."""
-    total = sum(len(p) - CROSSFADE for p in pieces) + CROSSFADE
-    out = np.zeros((total, pieces[0].shape[1]))
-    fade_in = 0.5 - 0.5 * np.cos(np.pi * (np.arange(CROSSFADE) + 0.5) / CROSSFADE)
-    position = 0
-    for index, piece in enumerate(pieces):
-        weights = np.ones(len(piece))
-        if index > 0:
-            weights[:CROSSFADE] = fade_in
-        if index < len(pieces) - 1:
-            weights[-CROSSFADE:] = 1.0 - fade_in
-        out[position: position + len(piece)] += weights[:, None] * piece
-        position += len(piece) - CROSSFADE
-    return out
+    return overlap_add(pieces, 0.5 - 0.5 * np.cos(np.pi * (np.arange(CROSSFADE) + 0.5) / CROSSFADE))
 
 
 def encode(signal: np.ndarray) -> np.ndarray:

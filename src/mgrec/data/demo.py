@@ -501,19 +501,26 @@ def _cut(recording: MotionRecording, length: int, rng: np.random.Generator) -> n
 
 
 def _cross_fade(pieces: list[np.ndarray]) -> np.ndarray:
-    """Overlap-add pieces: each one's last CROSSFADE samples overlap the next one's first."""
-    total = sum(len(p) - CROSSFADE for p in pieces) + CROSSFADE
+    """The demo's joins: a linear cross-fade over CROSSFADE samples."""
+    return overlap_add(pieces, (np.arange(CROSSFADE) + 0.5) / CROSSFADE)
+
+
+def overlap_add(pieces: list[np.ndarray], fade_in: np.ndarray) -> np.ndarray:
+    """Pieces joined end to end, each one's last len(fade_in) samples overlapping the next one's first: the next
+    fades in by `fade_in` while the one before fades out by 1 - fade_in (where a piece is shorter than its two
+    fades, its fade-out is the one applied where they meet)."""
+    crossfade = len(fade_in)
+    total = sum(len(p) - crossfade for p in pieces) + crossfade
     out = np.zeros((total, pieces[0].shape[1]))
-    fade_in = (np.arange(CROSSFADE) + 0.5) / CROSSFADE
     position = 0
     for index, piece in enumerate(pieces):
         weights = np.ones(len(piece))
         if index > 0:
-            weights[:CROSSFADE] = fade_in
+            weights[:crossfade] = fade_in
         if index < len(pieces) - 1:
-            weights[-CROSSFADE:] = 1.0 - fade_in
+            weights[-crossfade:] = 1.0 - fade_in
         out[position : position + len(piece)] += weights[:, None] * piece
-        position += len(piece) - CROSSFADE
+        position += len(piece) - crossfade
     return out
 
 
