@@ -321,14 +321,16 @@ def quality_plan(rows: list[str] | None, on_demo: bool = True) -> list[tuple[str
             if (rows is None or row in rows) and (on_demo or row != "pseudo")]
 
 
-def dataset_paths(folder: Path) -> DatasetPaths:
-    """The paths of a dataset built by benchmarks/heldout_data.py, checked to be a complete build."""
-    manifest = folder / "heldout_manifest.json"
+def dataset_paths(folder: Path) -> tuple[DatasetPaths, dict]:
+    """The paths of a dataset built by benchmarks/heldout_data.py, checked to be a complete build, and its manifest
+    (recipe, seed, statistics)."""
+    path = folder / "heldout_manifest.json"
     try:
-        feature_dim = int(json.loads(manifest.read_text(encoding="utf-8"))["feature_dim"])
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        feature_dim = int(manifest["feature_dim"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{manifest}: not a complete build of benchmarks/heldout_data.py ({exc})") from None
-    return DatasetPaths(folder, folder / "annotations.json", folder / "features", feature_dim)
+        raise InputError(f"{path}: not a complete build of benchmarks/heldout_data.py ({exc})") from None
+    return DatasetPaths(folder, folder / "annotations.json", folder / "features", feature_dim), manifest
 
 
 def seed_folders(demo_seed: int, demo_cache: Path | None, scratch: Path) -> tuple[Path | None, Path]:
@@ -610,8 +612,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs is not None and args.epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {args.epochs}")
         demo_seed = args.demo_seed
+        manifest = None  # of a dataset given by --data
         if args.data is not None:
-            paths = dataset_paths(args.data.expanduser().resolve())
+            paths, manifest = dataset_paths(args.data.expanduser().resolve())
             # a run folder's name does not carry its data: the runs of a dataset go to a folder named by its
             # annotations' content, so a rebuild with another seed, or another folder of the same name, trains anew
             fingerprint = hashlib.sha1(paths.annotations.read_bytes()).hexdigest()[:8]
@@ -623,8 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {
             PROVENANCE_KEY: provenance(["python", "benchmarks/ablation.py", *argv], device=device),
             "demo_root": str(paths.root),
-            "data": None if args.data is None else json.loads((paths.root / "heldout_manifest.json").read_text(
-                encoding="utf-8")),
+            "data": manifest,
             "demo_seed": demo_seed,
             "split": TEST_SPLIT,
             "study": args.study,

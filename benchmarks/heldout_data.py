@@ -16,7 +16,7 @@ What differs (the demo's `mgrec.data.demo` first, this benchmark's `RECIPE` seco
 - streams per subject train / val / test and their length: 4 / 3 / 3 of 180-240 s; 5 / 4 / 4 of 120-300 s.
 - class frequencies: geometric along the dataset's class order, the rarest 1/10 of the commonest; geometric
   along a seeded random order, the rarest 1/12.5 (the three rarest in training: ER, FEL, TRAP with seed 0,
-  ROW, FEL, ABD with seed 1; the demo's are TRAP, ROW, ER or nearly so).
+  ROW, FEL, ABD with seed 1; the demo's are ROW, TRAP, ER on each of its four splits).
 - gesture length: LogNormal(median 1.6 s, sigma 0.62) in [0.4, 6] s; LogNormal(median 2.2 s, sigma 0.5)
   in [0.6, 7] s.
 - background: BasicMotions pieces of LogNormal(median 1.0 s, sigma 0.7) in [0.2, 6] s; half BasicMotions,
@@ -56,9 +56,12 @@ from mgrec.data.demo import (
     MotionRecording,
     annotation_statistics,
     class_probabilities,
+    cut,
     load_background_recordings,
     load_watch_recordings,
+    lognormal_samples,
     overlap_add,
+    split_background,
     write_dataset,
 )
 from mgrec.errors import InputError
@@ -74,6 +77,7 @@ SUBJECTS_PER_SPLIT = {"train": 5, "val": 2, "test": 3}
 STREAMS_PER_SUBJECT = {"train": 5, "val": 4, "test": 4}
 STREAM_SECONDS = (120.0, 300.0)
 INSTANCE_SECONDS = {"median": 2.2, "sigma": 0.5, "min": 0.6, "max": 7.0}
+BACKGROUND_PER_SPLIT = {"train": 10, "val": 4, "test": 6}  # BasicMotions recordings per activity (20 each)
 GAP_SECONDS = {"median": 1.5, "sigma": 0.8, "min": 0.3, "max": 8.0}
 RAREST_TO_COMMONEST = 0.08
 REST_SHARE = 0.5  # of the background pieces: rest (smoothed noise) instead of a BasicMotions cut
@@ -119,7 +123,7 @@ def generate_streams(gestures: list[MotionRecording], classes: list[str], backgr
     # class frequencies decay along a random order of the classes, so the rarest are not the demo's
     probabilities = np.empty(len(classes))
     probabilities[rng.permutation(len(classes))] = class_probabilities(len(classes), RAREST_TO_COMMONEST)
-    background_of = _split_background(background, rng)
+    background_of = split_background(background, rng, BACKGROUND_PER_SPLIT)
 
     aset = AnnotationSet(classes=list(classes))
     signals = {}
@@ -136,44 +140,26 @@ def generate_streams(gestures: list[MotionRecording], classes: list[str], backgr
     return aset, signals
 
 
-def _split_background(background: list[MotionRecording], rng: np.random.Generator) -> dict[str, list]:
-    """BasicMotions' recordings split by recording, per activity 10 / 4 / 6 (20 each)."""
-    shares = {"train": 10, "val": 4, "test": 6}
-    by_split: dict[str, list] = {split: [] for split in SPLITS}
-    for activity in sorted({r.activity for r in background}):
-        recordings = [r for r in background if r.activity == activity]
-        shuffled = [recordings[i] for i in rng.permutation(len(recordings))]
-        for split in SPLITS:
-            by_split[split] += shuffled[: shares[split]]
-            shuffled = shuffled[shares[split]:]
-    return by_split
-
-
-def _samples(rng: np.random.Generator, spec: dict[str, float]) -> int:
-    seconds = np.clip(spec["median"] * np.exp(spec["sigma"] * rng.standard_normal()), spec["min"], spec["max"])
-    return int(round(seconds * SAMPLE_RATE))
-
-
 def _compose(video_id: str, own: list[MotionRecording], classes: list[str], probabilities: np.ndarray,
              background: list[MotionRecording], rng: np.random.Generator) -> tuple[np.ndarray, list[Segment]]:
     """One stream: background, gesture, background, ..., background, up to its drawn length."""
     target = int(rng.uniform(*STREAM_SECONDS) * SAMPLE_RATE)
     pieces, segments, position = [], [], 0
     while True:
-        gap = _samples(rng, GAP_SECONDS)
+        gap = lognormal_samples(rng, GAP_SECONDS)
         if rng.random() < REST_SHARE:
             pieces.append(_rest(gap + CROSSFADE, rng))
         else:
-            pieces.append(_cut(background[rng.integers(len(background))].signal, gap, rng))
+            pieces.append(cut(background[rng.integers(len(background))], gap, rng, CROSSFADE, GAIN_RANGE))
         position += gap
-        length = _samples(rng, INSTANCE_SECONDS)
+        length = lognormal_samples(rng, INSTANCE_SECONDS)
         if position + length + int(GAP_SECONDS["median"] * SAMPLE_RATE) > target:
             break
         label_id = int(rng.choice(len(classes), p=probabilities))
         candidates = [r for r in own if r.activity == classes[label_id]]
         if not candidates:
             raise InputError(f"{video_id}: the subject has no {classes[label_id]} recording")
-        pieces.append(_cut(candidates[rng.integers(len(candidates))].signal, length, rng))
+        pieces.append(cut(candidates[rng.integers(len(candidates))], length, rng, CROSSFADE, GAIN_RANGE))
         start = position + CROSSFADE // 2  # the middle of the fade-in: where the gesture starts to dominate
         segments.append(Segment(video_id=video_id, start=start / SAMPLE_RATE, end=(start + length) / SAMPLE_RATE,
                                 label_id=label_id, label=classes[label_id], start_frame=start,
@@ -190,15 +176,6 @@ def _rest(length: int, rng: np.random.Generator) -> np.ndarray:
     smooth = np.stack([np.convolve(channel, kernel, mode="valid") for channel in noise.T], axis=1)
     smooth *= REST_LEVEL / max(smooth.std(), 1e-9)
     return smooth + rng.normal(0.0, 0.3, size=6)
-
-
-def _cut(signal: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """A random contiguous cut of length + CROSSFADE samples with a random gain."""
-    total = length + CROSSFADE
-    if len(signal) < total:
-        raise InputError(f"a recording of {len(signal)} samples is shorter than the {total} needed")
-    offset = int(rng.integers(len(signal) - total + 1))
-    return np.exp(rng.uniform(*np.log(GAIN_RANGE))) * signal[offset: offset + total]
 
 
 def _join(pieces: list[np.ndarray]) -> np.ndarray:

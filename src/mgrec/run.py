@@ -799,6 +799,14 @@ def pseudo_labelled_members(members: list[tuple[Path, Config]]) -> list[dict]:
             for path, config in members if config.pseudo_labels.unlabeled]
 
 
+def member_paths(run_dirs: object) -> list[Path]:
+    """The run directories an ensemble is made of, as paths; one path given alone is refused (a str would be
+    iterated a character at a time)."""
+    if isinstance(run_dirs, (str, Path)):
+        raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
+    return [Path(p) for p in run_dirs]
+
+
 def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     """The run directory `out` for an ensemble of `members` (`mgrec ensemble`): refused when there are no
     members, when it is a folder a member reads, when it is one of them or inside one, or when it exists and is

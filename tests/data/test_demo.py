@@ -64,7 +64,7 @@ def test_split_sizes_and_subjects_disjoint(aset):
 
 def test_background_recordings_split_disjointly(sources):
     background = sources[2]
-    by_split = demo._split_background(background, np.random.default_rng(3))
+    by_split = demo.split_background(background, np.random.default_rng(3))
     ids = {split: {id(r) for r in recordings} for split, recordings in by_split.items()}
     assert [len(ids[s]) for s in ("train", "val", "test")] == [48, 16, 16]
     assert set.union(*ids.values()) == {id(r) for r in background}

@@ -257,7 +257,7 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     if not isinstance(subset, str) or not subset.strip():
         raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
     try:  # a split's name becomes part of file names (eval_<split>.json): one plain name
-        split_name(subset, "subset")
+        subset = split_name(subset, "subset")
     except InputError as exc:
         raise _BadEntry(f"{key}.subset", str(exc)) from None
     if "fps" not in entry and default_fps is None:
@@ -284,7 +284,7 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         )
     info = VideoInfo(
         video_id=video_id,
-        subset=canonical_subset(subset),
+        subset=subset,
         fps=float(fps),
         duration=float(duration),
         num_frames=None if num_frames is None else int(num_frames),

@@ -389,7 +389,8 @@ def class_probabilities(num_classes: int, rarest_to_commonest: float) -> np.ndar
     return weights / weights.sum()
 
 
-def _lognormal_samples(rng: np.random.Generator, spec: dict[str, float]) -> int:
+def lognormal_samples(rng: np.random.Generator, spec: dict[str, float]) -> int:
+    """A length in samples at SAMPLE_RATE: LogNormal(spec median, spec sigma) seconds clipped to [min, max]."""
     seconds = np.clip(spec["median"] * np.exp(spec["sigma"] * rng.standard_normal()), spec["min"], spec["max"])
     return int(round(seconds * SAMPLE_RATE))
 
@@ -407,7 +408,7 @@ def generate_streams(
     subjects_of = {}
     for split in SPLITS:
         subjects_of[split], order = sorted(order[: SUBJECTS_PER_SPLIT[split]]), order[SUBJECTS_PER_SPLIT[split] :]
-    background_of = _split_background(background, rng)
+    background_of = split_background(background, rng)
     probabilities = class_probabilities(len(classes), RAREST_TO_COMMONEST)
 
     aset = AnnotationSet(classes=list(classes))
@@ -433,16 +434,18 @@ def generate_streams(
     return aset, signals, pool
 
 
-def _split_background(background: list[MotionRecording], rng: np.random.Generator) -> dict[str, list]:
+def split_background(background: list[MotionRecording], rng: np.random.Generator,
+                     per_split: dict[str, int] = BACKGROUND_PER_SPLIT) -> dict[str, list]:
+    """BasicMotions' recordings split by recording: of each activity's (shuffled), `per_split[split]` to a split."""
     by_split: dict[str, list] = {split: [] for split in SPLITS}
     for activity in sorted({r.activity for r in background}):
         recordings = [r for r in background if r.activity == activity]
-        if len(recordings) != sum(BACKGROUND_PER_SPLIT.values()):
-            raise InputError(f"BasicMotions: expected {sum(BACKGROUND_PER_SPLIT.values())} '{activity}' recordings")
+        if len(recordings) != sum(per_split.values()):
+            raise InputError(f"BasicMotions: expected {sum(per_split.values())} '{activity}' recordings")
         shuffled = [recordings[i] for i in rng.permutation(len(recordings))]
         for split in SPLITS:
-            by_split[split] += shuffled[: BACKGROUND_PER_SPLIT[split]]
-            shuffled = shuffled[BACKGROUND_PER_SPLIT[split] :]
+            by_split[split] += shuffled[: per_split[split]]
+            shuffled = shuffled[per_split[split] :]
     return by_split
 
 
@@ -460,15 +463,15 @@ def _compose_stream(
     segments = []
     position = 0  # start of the next piece, in samples
     while True:
-        gap = _lognormal_samples(rng, GAP_SECONDS)
-        pieces.append(_cut(background[rng.integers(len(background))], gap, rng))
+        gap = lognormal_samples(rng, GAP_SECONDS)
+        pieces.append(cut(background[rng.integers(len(background))], gap, rng))
         position += gap
-        length = _lognormal_samples(rng, INSTANCE_SECONDS)
+        length = lognormal_samples(rng, INSTANCE_SECONDS)
         if position + length + int(GAP_SECONDS["median"] * SAMPLE_RATE) > target:
             break
         label_id = int(rng.choice(len(classes), p=probabilities))
         candidates = [r for r in own if r.activity == classes[label_id]]
-        pieces.append(_cut(candidates[rng.integers(len(candidates))], length, rng))
+        pieces.append(cut(candidates[rng.integers(len(candidates))], length, rng))
         # The piece fades in over [position, position + CROSSFADE) and out over the same span
         # after its end, so it dominates from the middle of one fade to the middle of the other.
         start = position + CROSSFADE // 2
@@ -490,13 +493,15 @@ def _compose_stream(
     return signal, segments
 
 
-def _cut(recording: MotionRecording, length: int, rng: np.random.Generator) -> np.ndarray:
-    """A random contiguous cut of length + CROSSFADE samples, with a random gain."""
-    total = length + CROSSFADE
+def cut(recording: MotionRecording, length: int, rng: np.random.Generator, crossfade: int = CROSSFADE,
+        gain_range: tuple[float, float] = GAIN_RANGE) -> np.ndarray:
+    """A random contiguous cut of length + `crossfade` samples (its fade-out tail), with a gain log-uniform in
+    `gain_range`."""
+    total = length + crossfade
     if len(recording.signal) < total:
         raise InputError(f"a {recording.activity} recording has {len(recording.signal)} samples, need {total}")
     offset = int(rng.integers(len(recording.signal) - total + 1))
-    gain = np.exp(rng.uniform(np.log(GAIN_RANGE[0]), np.log(GAIN_RANGE[1])))
+    gain = np.exp(rng.uniform(np.log(gain_range[0]), np.log(gain_range[1])))
     return gain * recording.signal[offset : offset + total]
 
 

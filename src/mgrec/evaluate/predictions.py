@@ -92,7 +92,7 @@ def load_predictions(
     head = _first_text(path)
     if head.startswith("{"):
         return _load_json(path, classes)
-    if head.split("\n", 1)[0].strip() == ",".join(CSV_COLUMNS):
+    if _is_table_head(head):
         return _load_table_csv(path, classes)
     raise InputError(
         f"{path}: not a predictions file; expected results JSON ({{\"results\": ...}}), the CSV table of "
@@ -112,6 +112,17 @@ def predictions_info(path: str | Path) -> dict[str, Any]:
     if not isinstance(block, dict):
         raise InputError(f"{where(path, key=MGREC_KEY)}: expected an object (what mgrec recorded), got {block!r}")
     return block
+
+
+def is_csv_table(path: str | Path) -> bool:
+    """Whether `path` is a file holding the CSV table of `mgrec detect --format csv` (by its header, as
+    `load_predictions` tells it)."""
+    path = Path(path)
+    return path.is_file() and _is_table_head(_first_text(path))
+
+
+def _is_table_head(head: str) -> bool:
+    return head.split("\n", 1)[0].strip() == ",".join(CSV_COLUMNS)
 
 
 def _first_text(path: Path, size: int = 4096) -> str:

@@ -30,7 +30,7 @@ from mgrec.evaluate.f1 import (
     tune_thresholds,
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
-from mgrec.evaluate.predictions import CSV_COLUMNS, load_predictions, predictions_info
+from mgrec.evaluate.predictions import is_csv_table, load_predictions, predictions_info
 from mgrec.files import brief
 from mgrec.records import AnnotationSet, Detection, Segment
 
@@ -261,15 +261,6 @@ def check_threshold_options(tune_on: str | None, thresholds: str, threshold_shri
                              f"{brief(threshold_shrinkage)}")
 
 
-def _first_line(path: str | os.PathLike) -> str:
-    """The first line of a text file, stripped (empty when it cannot be read: the readers say why)."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            return handle.readline(4096).strip()
-    except OSError:
-        return ""
-
-
 def check_tuning_split(tune_on: str | None, split: str) -> None:
     """Refuse tuning the F1 threshold on the split being scored (`mgrec evaluate` and `mgrec score --tune-on`):
     a threshold chosen on the answers makes the F1 look better than any new video would score."""
@@ -328,7 +319,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if predictions_info(pred_path).get("set") == "hard":
         note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
              "ranked list's; `mgrec detect --all` writes the ranked list")
-    elif Path(pred_path).is_file() and _first_line(pred_path) == ",".join(CSV_COLUMNS):
+    elif is_csv_table(pred_path):
         note(f"{pred_path} is a CSV table, which does not record whether it holds the hard set (`mgrec detect`'s "
              "default) or the ranked list (`--all`): mAP means what it should for a ranked list only")
     unknown = sorted(set(predictions) - set(annotations.videos))

@@ -24,7 +24,7 @@ from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.detection_fusion import FUSION_IOU
-from mgrec.run import RunDir, new_ensemble_dir, pseudo_labelled_members
+from mgrec.run import RunDir, member_paths, new_ensemble_dir, pseudo_labelled_members
 
 
 @dataclass
@@ -45,9 +45,7 @@ def member_files(run: RunDir) -> list[Path]:
 def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> FusedEnsemble:
     """Copy `run_dirs` into the new run directory `out` as the members of a detection-level ensemble and
     tune its score threshold on val."""
-    if isinstance(run_dirs, (str, Path)):  # a str would be iterated a character at a time
-        raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
-    paths = [Path(p) for p in run_dirs]
+    paths = member_paths(run_dirs)
     out_run = new_ensemble_dir(out, paths)
     configs, classes = [], None
     for path in paths:

@@ -241,8 +241,8 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     `<split>_hard_set_false_negatives` etc.; `<split>_f1_threshold` and `<split>_pr_curves` are the
     curves around the operating point; `<split>_analysis.json` holds the numbers of both analyses.
     """
-    split = split_name(split)
     run = load_run(run_dir, split, annotations)
+    split = run.split  # as the annotations name it (`split_name`)
     threshold, class_thresholds = hard_set_bar_of(run)
     ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold, class_thresholds)
     out_dir = RunDir(run.run_dir).analysis_dir
@@ -769,8 +769,8 @@ def write_report(
     Default output: RUN_DIR/report_<split>.html. `annotations` overrides the config's
     `data.annotations`.
     """
-    split = split_name(split)
     run = load_run(run_dir, split, annotations)
+    split = run.split  # as the annotations name it (`split_name`)
     run_files = RunDir(run.run_dir)
     scores = run_files.read_eval(split, len(run.classes))
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))

@@ -23,7 +23,13 @@ from mgrec.errors import InputError
 from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector, load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
-from mgrec.run import RunDir, new_ensemble_dir, pseudo_labelled_members, refuse_a_folder_training_reads
+from mgrec.run import (
+    RunDir,
+    member_paths,
+    new_ensemble_dir,
+    pseudo_labelled_members,
+    refuse_a_folder_training_reads,
+)
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import TrainResult, check_same_config, train, validate
 
@@ -111,9 +117,7 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
 
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
-    if isinstance(run_dirs, (str, Path)):  # a str would be iterated a character at a time
-        raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
-    paths = [Path(p) for p in run_dirs]
+    paths = member_paths(run_dirs)
     out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
     for path, config, *_ in loaded:
