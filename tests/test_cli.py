@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 import torch
@@ -167,6 +168,35 @@ def test_outputs_never_replace_what_a_command_reads_or_a_run_s_own_files(tmp_pat
     with pytest.raises(InputError, match="this command reads it"):  # a folder that holds an input
         check_output(tmp_path, reads=[tmp_path / "features" / "a.npy"])
     check_output(tmp_path / "report.html", reads=[tmp_path / "annotations.json"], protected=run.run_files())
+
+
+def test_no_output_replaces_the_files_of_any_run_it_lies_in(tmp_path):
+    # Only the command's own run was protected: `detect RUN --out OTHER/postprocess.json`, `--format csv --out
+    # OTHER/checkpoints/best.safetensors` and `data convert ... --out OTHER/config.yaml` replaced another run's
+    # files (exit 0).
+    from mgrec.files import check_output
+    from mgrec.run import RunDir
+
+    other = RunDir(tmp_path / "other")
+    other.path.mkdir()
+    other.write_format()
+    other.eval_path("test").write_text("{}")
+    for name in ("postprocess.json", "checkpoints/best.safetensors", "config.yaml", "eval_test.json", "run.json"):
+        with pytest.raises(InputError, match=f"would overwrite {re.escape(str(other.path / name))} \\(it belongs to a "
+                                             "trained run\\)"):
+            check_output(other.path / name)
+    with pytest.raises(InputError, match="it belongs to a trained run"):  # a features folder that is the run's
+        check_output(other.path)
+    check_output(other.path / "mine.json")  # a new file beside the run's is the user's to write
+    check_output(other.path / "features")
+    # the command's own rewrites (report over its report) stay allowed, nothing else of that run
+    check_output(other.report_path("test"), replaces=[other.report_path("test")])
+    with pytest.raises(InputError, match="it belongs to a trained run"):
+        check_output(other.eval_path("test"), replaces=[other.report_path("test")])
+    # a run.json that is not mgrec's (a video named "run"'s sidecar) makes no run
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "run.json").write_text('{"fps": 30}')
+    check_output(tmp_path / "videos" / "config.yaml")
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "x"])

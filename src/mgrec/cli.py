@@ -841,7 +841,9 @@ def _extract_number(name: str):
 
 def cmd_extract(args) -> None:
     from mgrec.extract.jobs import DEFAULT_BACKBONE, extract, fuse_features
+    from mgrec.files import check_output
 
+    check_output(args.out)  # a features folder, not a run's (nor a folder holding one's files)
     recipe = {"--backbone": args.backbone, "--weights": args.weights, "--window": args.window, "--stride": args.stride,
               "--size": args.size, "--batch": args.batch, "--fps": args.fps,
               "--frames-per-window": args.frames_per_window, "--precision": args.precision}
@@ -887,9 +889,11 @@ def cmd_extract(args) -> None:
 
 def cmd_convert_videomae(args) -> None:
     from mgrec.extract.videomae_convert import convert_videomae_v2
+    from mgrec.files import check_output
 
     given = {"num_attention_heads": args.heads, "num_frames": args.frames, "image_size": args.size}
     overrides = {key: value for key, value in given.items() if value is not None}
+    check_output(args.out)
     print(f"wrote {convert_videomae_v2(args.checkpoint, args.out, overrides)}")
 
 
@@ -918,8 +922,8 @@ def cmd_report(args) -> None:
         config = RunDir(run_dir).read_config()
         reads = [RunDir(run_dir).config_path, args.annotations or config.data.annotations]
         # the report may replace a report, nothing else of the run (scores, detections: it reads them)
-        owned = [f for f in RunDir(run_dir).owned_files() if not f.name.startswith("report_")]
-        check_output(out, reads=reads, protected=owned)
+        owned = RunDir(run_dir).owned_files()
+        check_output(out, reads=reads, protected=owned, replaces=[f for f in owned if f.name.startswith("report_")])
         check_writable(out)
         # "--out reports" (meant: a folder) made a file named "reports"; "--out notes.txt" replaced the notes.
         # A link to an .html file, a pipe and /dev/stdout (even when redirected to a file) stay allowed.

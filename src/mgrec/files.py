@@ -360,14 +360,20 @@ def _cannot_write(path: str | Path, exc: OSError) -> InputError:
     return InputError(f"cannot write {path}: {cause}")
 
 
-def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = ()) -> None:
+def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = (),
+                 replaces: Iterable[str | Path] = ()) -> None:
     """The one guard of every command's output, called before any work.
 
     `out` (a file, or a folder and what lies in it) must not be, or hold, a file the command reads
     (`reads`: files, or folders whose existing files are all read) or a file no command may replace
-    (`protected`: e.g. a trained run's files, `mgrec.run.RunDir.owned_files`). Inside a folder that is
-    read, only a new file may be written."""
+    (`protected`: e.g. the command's own run's files, `mgrec.run.RunDir.owned_files`; the files of every
+    run `out` lies in are always protected, but for the outputs this command rewrites, `replaces`). Inside
+    a folder that is read, only a new file may be written."""
+    from mgrec.run import files_of_runs_around  # mgrec.run builds on this module: imported here, not above
+
     target = resolve_path(out)
+    rewritten = {resolve_path(path) for path in replaces}
+    protected = [path for path in (*protected, *files_of_runs_around(target)) if resolve_path(path) not in rewritten]
     for kind, paths in (("reads", reads), ("protected", protected)):
         for path in paths:
             path = resolve_path(path)

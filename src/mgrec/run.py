@@ -25,7 +25,7 @@
 
 The files from run.json to .lock are the run itself (`RunDir.run_files`): only training writes them.
 The outputs may be rewritten by `evaluate`, `report` and `analyze`.
-A training starts afresh only in a folder holding no committed training, ensemble or outputs
+A training starts afresh only in a folder holding no committed training, finished run, ensemble or outputs
 (`RunDir.check_fresh_start`); a folder is deleted only by `remove_run_dir`, and only when it is a run or empty.
 
 Every writer is atomic (`mgrec.files`); every reader validates what it reads and turns any
@@ -376,6 +376,10 @@ class RunDir:
         held = self.results_held()
         if held is not None:
             raise InputError(f"{self.path} already holds {held}")
+        if self.postprocess_path.exists():  # a finished run without its state file: copied, or an ensemble's member
+            raise InputError(f"{self.path} already holds a finished run ({self.postprocess_path.name}, written when a "
+                             "training ends), which cannot be resumed without its checkpoints/last_state.pt; a new "
+                             "training would replace its weights: choose another --out")
 
     def results_held(self) -> str | None:
         """What this folder holds besides an earlier start of a training that a training must not write over
@@ -481,6 +485,17 @@ class RunDir:
                 and isinstance(m.get("transductive"), bool) for m in pseudo)):
             raise InputError(f"{self.format_path} [ensemble.pseudo_labelled]: expected a list of "
                              "{member, unlabeled, transductive} records (as mgrec ensemble writes it)")
+        sources = block.get("sources")
+        if isinstance(sources, list) and len(sources) != members:
+            raise InputError(f"{self.format_path} [ensemble.members]: {members}, but [ensemble.sources] lists "
+                             f"{len(sources)} run(s); make the ensemble again")
+        if block.get("fusion") == "detections":  # each member a run of its own in members/<m>: all of them used
+            folder = self.member_path(0).parent
+            found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+            if found != sorted(str(m) for m in range(members)):
+                raise InputError(f"{self.format_path} [ensemble.members]: {members}, but {folder} holds "
+                                 f"{', '.join(map(brief, found)) or 'nothing'} (expected the members 0 to "
+                                 f"{members - 1}); make the ensemble again")
         return block
 
     def member_path(self, index: int) -> Path:
@@ -797,6 +812,23 @@ def pseudo_labelled_members(members: list[tuple[Path, Config]]) -> list[dict]:
     return [{"member": str(path), "unlabeled": config.pseudo_labels.unlabeled,
              "transductive": config.pseudo_labels.transductive}
             for path, config in members if config.pseudo_labels.unlabeled]
+
+
+def files_of_runs_around(path: str | Path) -> list[Path]:
+    """The files of every mgrec run that `path` is or lies in (a folder above it holding mgrec's run.json):
+    what no command's output may replace (`mgrec.files.check_output` asks it for every output, so that
+    `detect --out OTHER_RUN/postprocess.json` is refused as `--out OWN_RUN/postprocess.json` was)."""
+    files = []
+    for folder in (resolve_path(path), *resolve_path(path).parents):
+        run = RunDir(folder)
+        if not run.format_path.is_file():
+            continue
+        try:
+            run.read_format_version()
+        except InputError:  # a run.json of something else (a video named "run"'s sidecar): no run here
+            continue
+        files += run.owned_files()
+    return files
 
 
 def member_paths(run_dirs: object) -> list[Path]:

@@ -89,6 +89,9 @@ def whole_number(cell: str) -> int:
 # which the callers then refuse by name). float() also takes "1_37.2", Arabic-Indic and full-width digits.
 _DECIMAL_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)",
                              re.IGNORECASE)
+# A row of such numbers, one regular expression for a whole line (a skeleton file has 100 per frame).
+DECIMAL_ROW = re.compile(rf"\s*(?:{_DECIMAL_NUMBER.pattern})\s*(?:,\s*(?:{_DECIMAL_NUMBER.pattern})\s*)*",
+                         re.IGNORECASE)
 
 
 def decimal_number(cell: str) -> float:

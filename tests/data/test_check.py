@@ -336,6 +336,24 @@ def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
     assert not any("warmup" in p.where for p in check_dataset(config).warnings)
 
 
+def test_data_check_counts_the_training_instances_no_pyramid_point_can_learn(tmp_path):
+    # Instances within one feature step got no positive point (the assignment's strict centre test) and were
+    # dropped from training; `data check` said "0 error(s)".
+    step = STRIDE / FPS  # seconds per feature step
+    document = {"classes": ["c0", "c1", "c2"], "database": {
+        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 3.0 + 0.5 * step), (2, 5.0, 6.0), (2, 8.0, 8.0 + 0.9 * step)),
+        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 3.0 + 0.1 * step), (2, 5.0, 6.0)),
+    }}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id)
+    warnings = [p.message for p in check_dataset(_config(tmp_path)).warnings if "pyramid point" in p.message]
+    assert warnings == [f"2 of the 4 training instances are too short for any pyramid point to learn (no feature step "
+                        f"lies inside them), first 't' [3.000, {3.0 + 0.5 * step:.3f}] s (0.50 steps); training never "
+                        "sees them: extract the features at a finer stride (data.stride), or check their times"]
+
+
 def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):
     """The instance checks read duration, the feature checks num_frames: duration 1e12 hid an instance at
     5000 s (0 errors); a disagreement within a second or 2 % (metadata rounding) is not one."""

@@ -243,6 +243,22 @@ def test_smg_csv_folder_with_fps_per_video_takes_longest_id(tmp_path):
     assert loaded["cam_1"][0].end == 0.5 and loaded["cam"][0].end == 1.0
 
 
+def test_smg_csv_folder_takes_the_video_its_file_or_folder_names_not_a_video_named_like_its_start(tmp_path):
+    # `x_1/x_1_finelabels.csv` beside ground truth of x and y was scored as video x (F1 100): a JSON of the same
+    # predictions is refused as holding a video not in the ground truth.
+    (tmp_path / "x_1").mkdir()
+    (tmp_path / "x_1" / "x_1_finelabels.csv").write_text("1,10,30\n")
+    with pytest.raises(InputError, match=r"x_1_finelabels.csv: video 'x_1' \(its folder\) is not in the ground truth"):
+        load_predictions(tmp_path, CLASSES, fps_by_video={"x": 10.0, "y": 10.0})
+    assert list(load_predictions(tmp_path, CLASSES, fps_by_video={"x": 10.0, "x_1": 10.0})) == ["x_1"]
+    # with one fps for all, an id with "_" in it is the whole stem (it was cut at the first "_": `train`)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "train_subject03_0.csv").write_text("1,10,30\n")
+    (flat / "val_subject01_0_finelabels.csv").write_text("1,10,30\n")
+    assert sorted(load_predictions(flat, CLASSES, fps=28)) == ["train_subject03_0", "val_subject01_0"]
+
+
 @pytest.mark.parametrize(
     "text, line, message",
     [

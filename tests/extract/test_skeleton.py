@@ -49,7 +49,7 @@ def test_reading_takes_world_positions_and_fills_untracked_frames(tmp_path):
     "line,replacement,message",
     [
         (3, "1,2,3", r"s_skeleton.csv:3: expected 275 comma-separated values \(25 joints x 11\), found 3"),
-        (2, None, r"s_skeleton.csv:2: expected numbers, found 'abc'"),
+        (2, None, r"s_skeleton.csv:2: expected numbers \(ASCII digits\), found 'abc'"),
         (4, "", r"s_skeleton.csv:4: expected 275 comma-separated values .* found 1"),
     ],
 )
@@ -60,6 +60,18 @@ def test_malformed_rows_name_file_and_line(tmp_path, line, replacement, message)
     lines[line - 1] = replacement if replacement is not None else "abc," + lines[line - 1].split(",", 1)[1]
     path.write_text("\n".join(lines) + "\n\n")
     with pytest.raises(InputError, match=message):
+        read_skeleton_csv(path)
+
+
+@pytest.mark.parametrize("cell", ["1_0.5", "\uff11", "0x1p3", "1.0.0"])
+def test_a_number_not_written_in_ascii_digits_is_named_not_read_as_another(tmp_path, cell):
+    # numpy's float parser read '1_0.5' as 10.5 and a full-width '1' as 1 (exit 0)
+    path = tmp_path / "s_skeleton.csv"
+    write_skeleton_csv(path, standing_person(3))
+    lines = path.read_text().splitlines()
+    lines[1] = f"{cell}," + lines[1].split(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=f"s_skeleton.csv:2: expected numbers \\(ASCII digits\\), found '{cell}'"):
         read_skeleton_csv(path)
 
 

@@ -93,3 +93,28 @@ def test_runs_with_different_networks_are_fused_by_the_cli_and_used_like_a_run(r
         from mgrec.train.ensemble import make_ensemble
 
         make_ensemble([a, b], tmp_path / "averaged", log=lambda *_: None)
+
+
+def test_an_ensemble_whose_run_json_and_members_disagree_is_refused_not_cut_short(runs, tmp_path):
+    # `members: 1` in run.json of a two-member ensemble: detect used member 0 alone without a word.
+    import shutil
+
+    _, (a, b) = runs
+    out = tmp_path / "both"
+    make_fused_ensemble([a, b], out, log=lambda *_: None)
+    block = json.loads((out / "run.json").read_text())
+    block["ensemble"]["members"] = 1
+    (out / "run.json").write_text(json.dumps(block))
+    with pytest.raises(InputError, match=r"\[ensemble.members\]: 1, but \[ensemble.sources\] lists 2 run\(s\)"):
+        detector(out)
+    block["ensemble"]["sources"] = block["ensemble"]["sources"][:1]
+    (out / "run.json").write_text(json.dumps(block))
+    with pytest.raises(InputError, match=r"\[ensemble.members\]: 1, but .*members holds '0', '1' \(expected the "
+                                         r"members 0 to 0\)"):
+        detector(out)
+    block["ensemble"]["members"] = 2
+    block["ensemble"]["sources"] *= 2
+    (out / "run.json").write_text(json.dumps(block))
+    shutil.rmtree(out / "members" / "1")
+    with pytest.raises(InputError, match=r"\[ensemble.members\]: 2, but .*members holds '0' \(expected"):
+        detector(out)

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgrec.train.assign import Points, assign_batch, assign_targets, make_points
+from mgrec.train.assign import Points, assign_batch, assign_targets, make_points, unlearnable_segments
 
 RANGES = [[0, 4], [4, 8], [8, 16]]
 
@@ -160,3 +160,25 @@ def test_assign_matches_brute_force(gts, radius):
     assert targets.positive.tolist() == positive
     assert targets.cls_targets.tolist() == cls_targets
     assert targets.reg_targets.flatten().tolist() == pytest.approx([x for row in reg_targets for x in row], abs=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.floats(0.0, 40.0), length=st.floats(0.01, 30.0), radius=st.sampled_from([0.5, 1.5, 2.5]))
+def test_unlearnable_segments_is_assign_targets_over_every_crop_start(start, length, radius):
+    # The pure rule `data check` and `train` warn with, against the assignment itself: a segment alone is learnable
+    # when, for some crop start (any whole step), some point of some level is positive for it.
+    segment = np.array([[start, start + length]])
+    strides = [1, 2, 4]
+    unlearnable = bool(unlearnable_segments(segment, strides, RANGES, radius)[0])
+    learned = False
+    for offset in range(max(strides)):  # a crop starting at `offset` mod the top stride
+        points = make_points([96 // s for s in strides], strides, RANGES)
+        shifted = torch.tensor(segment, dtype=torch.float32) + offset
+        targets = assign_targets(points, shifted, torch.tensor([0]), 1, center_radius=radius)
+        learned |= bool(targets.positive.any())
+    assert unlearnable == (not learned)
+
+
+def test_a_segment_within_one_step_is_unlearnable_and_one_across_a_step_is_not():
+    segments = np.array([[10.3, 10.9], [10.0, 11.0], [10.0, 11.01], [9.9, 11.0], [3.0, 9.0]])
+    assert unlearnable_segments(segments, [1, 2, 4], RANGES).tolist() == [True, True, False, False, False]

@@ -122,6 +122,13 @@ def test_run_directory_contents_and_refusals(dataset, tmp_path):
         train(config, run, progress=False, log=lambda *_: None)
     with pytest.raises(InputError, match="nothing to resume"):
         train(config, tmp_path / "other", resume=True, progress=False, log=lambda *_: None)
+    # A finished run without its state file (copied without it, or an ensemble's member) is not a killed
+    # start: a new training would have replaced its weights and tuning.
+    (run / "checkpoints/last_state.pt").unlink()
+    weights = (run / "checkpoints/best.safetensors").read_bytes()
+    with pytest.raises(InputError, match="already holds a finished run"):
+        train(config, run, progress=False, log=lambda *_: None)
+    assert (run / "checkpoints/best.safetensors").read_bytes() == weights
 
 
 def test_training_into_an_ensemble_is_refused_and_leaves_it_whole(dataset, tmp_path):

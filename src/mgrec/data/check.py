@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.config import Config, StreamConfig
+from mgrec.config import Config, DataConfig, ModelConfig, StreamConfig
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
-from mgrec.data.datasets import video_clips
+from mgrec.data.datasets import segments_to_grid, video_clips
 from mgrec.data.features import (
     RECIPE_FIELDS,
     check_sidecar,
@@ -32,10 +32,11 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.files import is_hidden
+from mgrec.files import brief, is_hidden
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
+from mgrec.train.assign import unlearnable_segments
 
 # Features and annotations may disagree by up to this much before the time axis is suspect.
 MAX_DRIFT_SECONDS = 1.0
@@ -192,6 +193,11 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs)
     if schedule:
         problems.append(Problem("warning", f"{source} [train.warmup_epochs]", schedule))
+    unlearnable = unlearnable_problem(
+        [(video_id, *_grid_instances(aset, video_id, data)) for video_id in aset.video_ids(data.train_split)],
+        config.model, config.train.center_radius)
+    if unlearnable:
+        problems.append(Problem("warning", str(annotations_path), unlearnable))
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
         # training would stop at its first validation, with every epoch before it lost
@@ -306,6 +312,31 @@ def schedule_problem(epochs: int, warmup_epochs: int) -> str | None:
     return (f"train.warmup_epochs {warmup_epochs} >= train.epochs {epochs}: the learning rate rises for the whole run "
             f"to {peak:.0%} of train.lr and never decays; set --set train.warmup_epochs=N with N < {epochs} for the "
             "schedule's cosine decay")
+
+
+def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model: ModelConfig,
+                        center_radius: float) -> str | None:
+    """Of the training videos' (video id, (N, 2) instances in grid units, grid), the instances no pyramid point can
+    learn (`mgrec.train.assign.unlearnable_segments`: within about one feature step, mostly), counted, the first
+    named; None when there are none. Said by `data check` and `train`: training dropped them without a word."""
+    strides = [2**level for level in range(model.num_levels)]
+    found = [(video_id, segments[index], grid) for video_id, segments, grid in videos
+             for index in np.flatnonzero(unlearnable_segments(segments, strides, model.regression_ranges,
+                                                              center_radius))]
+    if not found:
+        return None
+    total = sum(len(segments) for _, segments, _ in videos)
+    video_id, (first, last), grid = found[0]
+    return (f"{len(found)} of the {total} training instances are too short for any pyramid point to learn (no "
+            f"feature step lies inside them), first {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
+            f"{grid.index_to_seconds(last):.3f}] s ({last - first:.2f} steps); training never sees them: extract the "
+            "features at a finer stride (data.stride), or check their times")
+
+
+def _grid_instances(aset: AnnotationSet, video_id: str, data: DataConfig) -> tuple[np.ndarray, FeatureGrid]:
+    """A video's instances on its feature grid, as training places them (`mgrec.train.data.load_split`)."""
+    grid = data.grid(aset.videos[video_id].fps)
+    return segments_to_grid(aset.segments.get(video_id, []), grid)[0], grid
 
 
 def same_split_problems(train_split: str, val_split: str, test_split: str) -> list[tuple[str, str]]:

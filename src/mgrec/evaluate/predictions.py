@@ -78,10 +78,11 @@ def load_predictions(
 ) -> dict[str, list[Detection]]:
     """Predictions per video from a results JSON file or a folder of SMG-style CSV files.
 
-    For a CSV folder give `fps` (one rate for all videos) or `fps_by_video`. With `fps_by_video`, a
-    file belongs to the video id that equals its stem or that its stem starts with followed by
-    "_" (`Sample0036_finelabels.csv` -> `Sample0036`; the longest such id wins). With only `fps`,
-    the video id is the stem up to its first "_".
+    For a CSV folder give `fps` (one rate for all videos) or `fps_by_video`. A file in SMG's layout
+    `VIDEO/VIDEO_finelabels.csv` belongs to the video its folder names; a flat file to its stem, less
+    a `_finelabels` ending (`Sample0036_finelabels.csv` -> `Sample0036`). With `fps_by_video`, a flat
+    file whose stem is no video id belongs to the id its stem starts with followed by "_" (`cam_1_pred.csv`
+    -> `cam_1`; the longest such id wins).
     """
     path = Path(path)
     if path.is_dir():
@@ -272,11 +273,16 @@ def _csv_number(path: Path, line: int, cells: dict[str, str], column: str, integ
 # SMG-style CSV folder
 
 
-def _video_id_for(file: Path, fps_by_video: Mapping[str, float] | None) -> str:
-    stem = file.stem
-    if fps_by_video is None:
-        return stem.split("_", 1)[0]
-    owners = [v for v in fps_by_video if stem == v or stem.startswith(v + "_")]
+def _video_id_for(file: Path, folder: Path, fps_by_video: Mapping[str, float] | None) -> str:
+    if file.parent != folder:  # SMG's layout (`prediction_files`): the folder names the video, as the file does
+        video_id = file.parent.name
+        if fps_by_video is not None and video_id not in fps_by_video:  # `x_1/x_1_finelabels.csv` was read as x's
+            raise InputError(f"{file}: video {brief(video_id)} (its folder) is not in the ground truth")
+        return video_id
+    stem = file.stem.removesuffix("_finelabels") if file.stem != "_finelabels" else file.stem
+    if fps_by_video is None or stem in fps_by_video:
+        return stem
+    owners = [v for v in fps_by_video if file.stem.startswith(v + "_")]
     if not owners:
         raise InputError(f"{file}: its name matches no video id with a known fps (expected '<video_id>[_...].csv')")
     return max(owners, key=len)
@@ -300,7 +306,7 @@ def _load_csv_folder(
     # beside another's ranked list): scored as one, F1 and mAP would mean nothing.
     first_with: dict[int, Path] = {}
     for file in files:
-        video_id = _video_id_for(file, fps_by_video)
+        video_id = _video_id_for(file, folder, fps_by_video)
         if video_id in source_of:
             raise InputError(f"{file}: video {video_id} already read from {source_of[video_id]}")
         video_fps = fps_by_video[video_id] if fps_by_video is not None else fps

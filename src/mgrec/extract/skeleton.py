@@ -26,6 +26,7 @@ instead of becoming NaN or all-zero features.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
 from mgrec.files import text_lines
-from mgrec.smg_csv import fps_problem, read_data_file
+from mgrec.smg_csv import DECIMAL_ROW, decimal_number, fps_problem, read_data_file
 
 NUM_JOINTS = 25
 VALUES_PER_JOINT = 11
@@ -53,13 +54,18 @@ class Skeleton:
     untracked_frames: int  # frames that were all zeros in the file
 
 
+# Text in these characters alone is ASCII numbers as numpy reads them, or something numpy refuses ('1.0.0').
+_DECIMAL_CHARACTERS = re.compile(r"[0-9eE+\-.,\s]*")
+
+
 def read_skeleton_csv(path: Path) -> Skeleton:
     """Read the world joint positions of every frame; InputError (file:line) for malformed rows."""
     columns = NUM_JOINTS * VALUES_PER_JOINT
     try:
-        lines = text_lines(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the skeleton file: {exc}") from None
+    lines, plain = text_lines(text), _DECIMAL_CHARACTERS.fullmatch(text) is not None
     while lines and not lines[-1].strip():  # a trailing newline (or a few) is not a frame
         lines.pop()
     if not lines:
@@ -72,11 +78,14 @@ def read_skeleton_csv(path: Path) -> Skeleton:
                 f"{where(path, number)}: expected {columns} comma-separated values "
                 f"({NUM_JOINTS} joints x {VALUES_PER_JOINT}), found {len(fields)}"
             )
-        try:
+        try:  # numpy's parser also reads '1_0.5' and full-width digits: each line is checked unless the whole
+            # text is written in the characters of decimal numbers alone (one pass, not a regex per line)
+            if not plain and DECIMAL_ROW.fullmatch(line) is None:
+                raise ValueError(line)
             rows[number - 1] = np.array(fields, dtype=np.float64)
         except ValueError:
-            bad = next(field for field in fields if not _parses_as_float(field))
-            raise InputError(f"{where(path, number)}: expected numbers, found {bad.strip()!r}") from None
+            bad = next(field for field in fields if not _is_decimal(field))
+            raise InputError(f"{where(path, number)}: expected numbers (ASCII digits), found {bad.strip()!r}") from None
     if not np.isfinite(rows).all():
         line = int(np.argwhere(~np.isfinite(rows))[0][0]) + 1
         raise InputError(f"{where(path, line)}: NaN or infinite value")
@@ -113,10 +122,11 @@ def read_sample_fps(path: Path) -> float:
     return read_data_file(path)[1]
 
 
-def _parses_as_float(text: str) -> bool:
-    """Whether numpy's float parsing, which read the row, takes `text` (to name the cell it did not)."""
+def _is_decimal(text: str) -> bool:
+    """Whether `text` is a number as a CSV holds one (`mgrec.smg_csv.decimal_number`), to name the cell a row
+    failed on."""
     try:
-        np.float64(text)
+        decimal_number(text)
     except ValueError:
         return False
     return True

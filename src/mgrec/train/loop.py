@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from mgrec.config import Config, StreamConfig, check_for_training, checked_config, config_from_record, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
-from mgrec.data.check import same_split_problems, schedule_problem
+from mgrec.data.check import same_split_problems, schedule_problem, unlearnable_problem
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
 from mgrec.data.streams import stream_path
@@ -416,6 +416,10 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     schedule = schedule_problem(epochs, config.train.warmup_epochs)
     if schedule:
         say(f"warning: {schedule}")
+    unlearnable = unlearnable_problem([(s.video_id, s.segments, s.grid) for s in data.train_split.samples],
+                                      config.model, config.train.center_radius)
+    if unlearnable:
+        say(f"warning: {unlearnable}")
     if config.train.compile:
         say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
             "once inductor's cache holds it)")
