@@ -409,3 +409,17 @@ def test_the_seeds_summary_is_mean_and_std_of_the_members_val_scores_and_says_wh
     # without a val split a run records its threshold alone: this was a KeyError after every member had trained
     no_val = TrainResult(Path("r"), 3, {"score_threshold": 0.3}, 1.0)
     assert seed_spread([no_val, no_val]) == "2 seeds: no val split, so no val scores to compare"
+
+
+@pytest.mark.parametrize("argv, usage, unknown", [
+    (["detect", "run", "x.npy", "--out", "y.json", "--bogus"], "usage: mgrec detect ", "--bogus"),
+    (["data", "check", "my.yaml", "--epochs", "3"], "usage: mgrec data check ", "--epochs 3"),
+    (["--bogus"], "usage: mgrec [-h]", "--bogus"),
+])
+def test_an_unknown_option_is_said_under_its_command_s_usage_line(argv, usage, unknown, capsys):
+    # argparse said it under mgrec's own usage line, which lists no option of the command
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(usage)
+    assert err.rstrip().endswith(f"error: unrecognized arguments: {unknown}")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mgrec.config import Config, DataConfig, canonical_subset, load_config, save_config
@@ -594,3 +596,15 @@ def test_a_section_given_to_set_is_laid_over_the_config_s_and_numbers_follow_yam
     # at 1 no probability is above the candidate threshold: F1 0 at a "tuned" threshold 0, without a word
     with pytest.raises(InputError, match=r"postprocess.pre_nms_thresh.*\[0, 1\) \(at 1 nothing is ever detected\)"):
         load_config(path, ["postprocess.pre_nms_thresh=1"])
+
+
+def test_a_shipped_config_copied_elsewhere_loads_as_the_shipped_one(tmp_path):
+    # `base: actionformer.yaml` was read beside the copy: "neither a file beside it nor a config shipped with mgrec"
+    import shutil
+
+    from mgrec.config import shipped_config
+
+    for name in ("demo/default.yaml", "demo/fusion.yaml", "smg/mgrec.yaml", "smg/mgrec_end_to_end.yaml"):
+        copy = tmp_path / Path(name).name
+        shutil.copy(shipped_config(name), copy)
+        assert load_config(copy) == load_config(name), name

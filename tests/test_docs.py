@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from pathlib import Path
 
+from mgrec.config import load_config
 from mgrec.data.features import _SIDECAR_CHECKS
 from mgrec.run import CONFIG_KEYS_ADDED, RUN_FORMAT_VERSION
 
@@ -38,3 +40,22 @@ def test_every_test_linked_from_the_docs_exists():
         if not defined:
             missing.append(f"{doc}: tests/{path}::{name}")
     assert not missing, "\n".join(missing)
+
+
+def test_the_readme_s_own_feature_configs_load_as_they_say(tmp_path):
+    """The two configs of "Your own features": the minimal one, and the one with the default recipe, which keeps
+    the demo's recipe and replaces what belongs to the demo's data (fps, channels, classes, levels)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Your own features"):readme.index("### Several input streams")]
+    blocks = [textwrap.dedent(b) for b in re.findall(r"\n\n((?:    [^\n]*\n)+)", section) if "name: my-gestures" in b]
+    assert len(blocks) == 2
+    loaded = []
+    for index, block in enumerate(blocks):
+        (tmp_path / f"my{index}.yaml").write_text(block, encoding="utf-8")
+        loaded.append(load_config(tmp_path / f"my{index}.yaml"))
+    minimal, recipe = loaded
+    assert (minimal.model.variant, minimal.balance.method) == ("mgrec", "none")
+    assert (recipe.model.variant, recipe.balance.method, recipe.data.normalize, recipe.train.batch_size,
+            recipe.postprocess.shifted_passes) == ("actionformer", "repeat_factor", "video", 1, 4)
+    assert (recipe.data.fps, recipe.data.feature_dim, recipe.model.num_classes, recipe.model.num_levels) == (
+        None, 2048, 5, 6)

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         try:
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:  # said with the command's own usage line, not mgrec's (argparse's parse_args gives mgrec's)
+                getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
         except SystemExit:  # --help and --version print, then exit: their output is flushed here too
             sys.stdout.flush()
             raise
@@ -258,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
     p.add_argument("--score-threshold", type=finite_number, default=None,
-                   help="F1 counts detections with score >= this (default: every detection of the file); not with "
-                        "--tune-on, which chooses it")
+                   help="F1 counts detections with score >= this (default: the threshold a run's ranked list from "
+                        "`mgrec detect --all` records, else every detection of the file); not with --tune-on, which "
+                        "chooses it")
     p.add_argument("--thresholds", choices=THRESHOLD_RULES, default="global",
                    help="with --tune-on: one threshold, or one per class as well (postprocess.thresholds: the bars a "
                         "per_class run uses, from its `detect --all` output)")
@@ -436,7 +439,7 @@ def _command(sub, name: str, help: str, run, examples: tuple[str, ...], descript
                        formatter_class=HelpFormatter, epilog=_examples(*examples))
     # SUPPRESS: absent here, the value given before the command (or its default) stays.
     p.add_argument("--threads", type=thread_count, default=argparse.SUPPRESS, help=THREADS_HELP)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, command_parser=p)
     return p
 
 

@@ -75,9 +75,10 @@ from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_
 # postprocess.shifted_passes. 9: and data.normalize. 10: and train.compile. 11: and postprocess.second_opinion
 # (with it above 0, the run holds second_opinion.safetensors). 12: and postprocess.thresholds,
 # threshold_shrinkage, class_thresholds (postprocess.json may hold class_thresholds). 13: and data.feature_prefix.
+# 14: splits.json, the video ids trained and validated on (no new config key).
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run.py` checks the key sets recorded per format).
-RUN_FORMAT_VERSION = 13
+RUN_FORMAT_VERSION = 14
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
@@ -208,6 +209,11 @@ class RunDir:
         return self.recipe_path if stream is None else self.path / f"feature_recipe_{stream}.json"
 
     @property
+    def splits_path(self) -> Path:
+        """The videos the run trained and validated on, by id, as its annotations split them then (format 14)."""
+        return self.path / "splits.json"
+
+    @property
     def pseudo_labels_path(self) -> Path:
         """The pseudo-labels the run trained on (`mgrec.train.pseudo`), when it trained on any."""
         return self.path / "pseudo_labels.json"
@@ -251,7 +257,7 @@ class RunDir:
     def run_files(self) -> list[Path]:
         """The files that make the run (written by training only; no other command may replace them)."""
         return [self.format_path, self.config_path, self.classes_path, self.recipe_path, self.postprocess_path,
-                self.pseudo_labels_path, self.metrics_path, self.state_path, self.lock_path,
+                self.pseudo_labels_path, self.splits_path, self.metrics_path, self.state_path, self.lock_path,
                 self.second_opinion_path, *(self.weights_path(name) for name in CHECKPOINT_NAMES),
                 *sorted(self.path.glob("feature_recipe_*.json"))]
 
@@ -485,11 +491,11 @@ class RunDir:
                 and isinstance(m.get("transductive"), bool) for m in pseudo)):
             raise InputError(f"{self.format_path} [ensemble.pseudo_labelled]: expected a list of "
                              "{member, unlabeled, transductive} records (as mgrec ensemble writes it)")
-        sources = block.get("sources")
-        if isinstance(sources, list) and len(sources) != members:
-            raise InputError(f"{self.format_path} [ensemble.members]: {members}, but [ensemble.sources] lists "
-                             f"{len(sources)} run(s); make the ensemble again")
         if block.get("fusion") == "detections":  # each member a run of its own in members/<m>: all of them used
+            sources = block.get("sources")
+            if isinstance(sources, list) and len(sources) != members:
+                raise InputError(f"{self.format_path} [ensemble.members]: {members}, but [ensemble.sources] lists "
+                                 f"{len(sources)} run(s); make the ensemble again")
             folder = self.member_path(0).parent
             found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
             if found != sorted(str(m) for m in range(members)):
@@ -620,6 +626,45 @@ class RunDir:
     def write_classes(self, classes: list[str]) -> None:
         atomic_write_text(self.classes_path, json.dumps(classes, indent=1))
 
+    def write_splits(self, record: dict) -> None:
+        """`{"annotations", "train_split", "train", "val_split", "val"}`: the split names and video ids trained
+        and validated on (`read_splits` is what every later command compares the annotations with)."""
+        atomic_write_text(self.splits_path, json.dumps(record, indent=1))
+
+    def read_splits(self) -> dict | None:
+        """The record `write_splits` wrote; None for a run of format 13 or older, which has none. An ensemble made
+        by `mgrec ensemble` holds its members' records joined (each member trained on its own videos)."""
+        if not self.splits_path.exists():
+            ensemble = self.read_ensemble()
+            if ensemble is None or ensemble.get("fusion") != "detections":
+                return None
+            records = [RunDir(self.member_path(m)).read_splits() for m in range(ensemble["members"])]
+            return None if None in records else join_split_records(records)
+        raw = read_json(self.splits_path, "splits record")
+        names, lists = ("annotations", "train_split", "val_split"), ("train", "val")
+        keys = ("annotations", "train_split", "train", "val_split", "val")
+        if not (isinstance(raw, dict) and set(raw) == set(keys) and all(isinstance(raw[k], str) for k in names)
+                and all(isinstance(raw[k], list) and all(isinstance(v, str) for v in raw[k]) for k in lists)):
+            raise InputError(f"{self.splits_path}: expected {{{', '.join(keys)}}} (the split names and video ids the "
+                             "run trained and validated on, as mgrec train writes them)")
+        return raw
+
+    def check_held_out(self, split: str, video_ids: Iterable[str]) -> None:
+        """Refuse to score `split` when any of its videos was one this run trained on, by its record: the annotations
+        it names were changed since (their splits redrawn: `data convert --splits` into the same file), and the run
+        would be scored on its own training videos without a word. The training split itself may be scored."""
+        record = self.read_splits()
+        if record is None or split_name(split) == split_name(record["train_split"]):
+            return
+        trained = set(record["train"])
+        seen = [video for video in video_ids if video in trained]
+        if seen:
+            shown = ", ".join(brief(v) for v in seen[:3]) + (", ..." if len(seen) > 3 else "")
+            raise InputError(f"{len(seen)} video(s) of split {split!r} are videos this run trained on ({shown}; "
+                             f"{self.splits_path}: split {record['train_split']!r} of {record['annotations']} when it "
+                             "trained): the annotations' splits changed since; score the run on videos it did not "
+                             "train on, or train it again on the new splits")
+
     def write_pseudo_labels(self, record: dict) -> None:
         atomic_write_text(self.pseudo_labels_path, json.dumps(record, indent=1))
 
@@ -694,7 +739,9 @@ class RunDir:
         the run)."""
         path = self.eval_path(split, checkpoint)
         if not path.is_file():
-            raise InputError(f"{path}: not found; expected the run's scores (written by mgrec evaluate)")
+            command = f"mgrec evaluate {shlex.quote(str(self.path))} --split {split}" + (
+                f" --checkpoint {checkpoint}" if checkpoint != "best" else "")
+            raise InputError(f"{path}: not found; expected the run's scores: run `{command}` first (it writes them)")
         scores = read_json(path, "scores")
         missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
         if missing:
@@ -829,6 +876,13 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
             continue
         files += run.owned_files()
     return files
+
+
+def join_split_records(records: list[dict]) -> dict:
+    """The splits record of an ensemble: every video any member trained or validated on (each in the order seen)."""
+    return {"annotations": records[0]["annotations"], "train_split": records[0]["train_split"],
+            "train": list(dict.fromkeys(v for r in records for v in r["train"])),
+            "val_split": records[0]["val_split"], "val": list(dict.fromkeys(v for r in records for v in r["val"]))}
 
 
 def member_paths(run_dirs: object) -> list[Path]:

@@ -266,6 +266,22 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
     save_predictions_csv({"v": hits[2:4]}, tmp_path / "table.csv")
     score_file(annotations, gt_path, tmp_path / "table.csv", "test", note=notes.append)
     assert len(notes) == 1 and "is a CSV table, which does not record whether it holds the hard set" in notes[0]
+    # the ranked list of a run (`mgrec detect --all`) is scored at the threshold it records, as `evaluate` scores the
+    # run: at 0 its whole ranked list was the hard set (F1 24 for a run of F1 72, without a word)
+    notes.clear()
+    ranked = {"v": [replace(d, score=p) for d, p in zip(hits, (0.9, 0.8, 0.7, 0.2, 0.1))]}
+    save_predictions(ranked, tmp_path / "ranked.json", {"set": "ranked", "score_threshold": 0.5,
+                                                         "class_thresholds": None, "threshold_tuned_on": "val"})
+    result = score_file(annotations, gt_path, tmp_path / "ranked.json", "test", note=notes.append)
+    assert result["num_predictions"] == 3 and result["score_threshold"] == 0.5
+    assert notes == [f"{tmp_path / 'ranked.json'} is the ranked list of a run: F1 at the threshold it records (0.5, "
+                     "tuned on val); --score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT "
+                     "of --gt"]
+    assert score_file(annotations, gt_path, tmp_path / "ranked.json", "test", score_threshold=0.0,
+                      note=notes.append)["num_predictions"] == 5
+    save_predictions(ranked, tmp_path / "odd.json", {"set": "ranked", "score_threshold": "high"})
+    with pytest.raises(InputError, match=r"odd.json \[mgrec.score_threshold\]: expected a finite number"):
+        score_file(annotations, gt_path, tmp_path / "odd.json", "test", note=notes.append)
     # ids of videos the annotations lack are quoted: a leading space or a newline in one was invisible, or split
     # the one-line error
     save_predictions({" v": hits, "w\n": hits}, tmp_path / "ids.json")

@@ -6,7 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgrec.train.assign import Points, assign_batch, assign_targets, make_points, unlearnable_segments
+from mgrec.data.check import unlearnable_segments
+from mgrec.train.assign import Points, assign_batch, assign_targets, make_points
 
 RANGES = [[0, 4], [4, 8], [8, 16]]
 

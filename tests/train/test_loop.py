@@ -131,6 +131,37 @@ def test_run_directory_contents_and_refusals(dataset, tmp_path):
     assert (run / "checkpoints/best.safetensors").read_bytes() == weights
 
 
+def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are_redrawn(tmp_path):
+    # The annotations were recorded by path only: redrawing their splits (`data convert --splits` into the same
+    # file) made `evaluate` score the run on a video it trained on, without a word, and `--resume` train on others.
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160, seed=0,
+                                   subsets=("train", "train", "val", "test"))
+    config = tiny_config(paths, epochs=2)
+    run = tmp_path / "run"
+    train(config, run, progress=False, log=lambda *_: None)
+    record = json.loads((run / "splits.json").read_text())
+    assert record == {"annotations": str(paths.annotations), "train_split": "train",
+                      "train": ["synthetic_000", "synthetic_001"], "val_split": "val", "val": ["synthetic_002"]}
+    assert evaluate_run(run, device="cpu")["num_videos"] == 1
+
+    document = json.loads(paths.annotations.read_text())
+    database = document["database"]
+    database["synthetic_001"]["subset"], database["synthetic_003"]["subset"] = "test", "train"
+    paths.annotations.write_text(json.dumps(document))
+    with pytest.raises(InputError, match=r"1 video\(s\) of split 'test' are videos this run trained on "
+                                         r"\('synthetic_001'; .*splits.json: split 'train' of .* when it trained\)"):
+        evaluate_run(run, device="cpu")
+    assert evaluate_run(run, split="train", device="cpu")["num_videos"] == 2  # its own training videos, asked for
+    from mgrec.report.html import write_report
+
+    with pytest.raises(InputError, match="are videos this run trained on"):
+        write_report(run, split="test")
+    # a resumed run continues on the videos it started on
+    with pytest.raises(InputError, match=r"--resume: split 'train' of .* is not the 2 videos the run started on "
+                                         r"\(.*splits.json\): now also 'synthetic_003'; no longer 'synthetic_001'"):
+        train(config, run, resume=True, progress=False, log=lambda *_: None)
+
+
 def test_training_into_an_ensemble_is_refused_and_leaves_it_whole(dataset, tmp_path):
     # An ensemble's folder has no last_state.pt: training took it for an empty one, replaced its weights,
     # dropped run.json's ensemble block and left its scores beside the new model.

@@ -166,13 +166,25 @@ def test_a_teacher_of_other_classes_grid_recipe_or_splits_is_refused_before_it_l
         recipe = json.loads((run / "feature_recipe.json").read_text())
         (run / "feature_recipe.json").write_text(json.dumps({**recipe, "backbone": "another-backbone"}))
 
+    def trained_on_test(run):  # its record, written when it trained, says what it trained on
+        record = json.loads((run / "splits.json").read_text())
+        (run / "splits.json").write_text(json.dumps({**record, "train": [*record["train"], "synthetic_003"]}))
+
+    def old_teacher_of_other_splits(run):
+        other_config(train_split="test", test_split="train")(run)
+        (run / "splits.json").unlink()
+
     for name, edit, match in (
             ("classes", reversed_classes, r"teacher: .*classes.json lists other classes than .* first difference at "
                                           r"label id 0"),
             ("stride", other_config(stride=8), r"teacher: .*config.yaml \[data.stride\]: 8, but this run has 4"),
             ("recipe", other_recipe, r"teacher: .*feature_recipe.json: the teacher was trained on features made "
                                      r"another way .*'another-backbone'"),
-            ("splits", other_config(train_split="test", test_split="train"),
+            ("splits", trained_on_test,
+             r"teacher: .*splits saw the labels of 1 video\(s\) this run holds out: synthetic_003 \(this run's "
+             r"test, the teacher trained on it\)"),
+            # a teacher of format 13 has no record: its annotations are read as they are, its config's splits
+            ("old-splits", old_teacher_of_other_splits,
              r"teacher: .*splits saw the labels of 1 video\(s\) this run holds out: synthetic_003 \(this run's "
              r"test, the teacher trained on it\)")):
         given = edited(name, edit)
@@ -183,7 +195,11 @@ def test_a_teacher_of_other_classes_grid_recipe_or_splits_is_refused_before_it_l
         assert not (run / "pseudo_labels.json").exists() and not (run / "config.yaml").exists()
     # what reads the same: data.fps set to the fps the sidecars give; a teacher imported without its annotations
     lines = []
-    for name, edit in (("fps", other_config(fps=28.0)), ("imported", other_config(annotations=""))):
+    def imported(run):  # `write_for_inference`: a model trained elsewhere, with neither annotations nor a record
+        other_config(annotations="")(run)
+        (run / "splits.json").unlink()
+
+    for name, edit in (("fps", other_config(fps=28.0)), ("imported", imported)):
         train(with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(edited(name, edit)),
                           transductive=True), tmp_path / f"run-ok-{name}", progress=False, log=lines.append)
     assert any("names no annotations: whether the teacher trained on this run's val or test videos cannot be "

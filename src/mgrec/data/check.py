@@ -36,7 +36,6 @@ from mgrec.files import brief, is_hidden
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
-from mgrec.train.assign import unlearnable_segments
 
 # Features and annotations may disagree by up to this much before the time axis is suspect.
 MAX_DRIFT_SECONDS = 1.0
@@ -314,10 +313,35 @@ def schedule_problem(epochs: int, warmup_epochs: int) -> str | None:
             "schedule's cosine decay")
 
 
+def unlearnable_segments(
+    segments: np.ndarray, strides: list[int], regression_ranges: list[list[float]], center_radius: float = 1.5,
+) -> np.ndarray:
+    """(N,) bool: the segments ((N, 2) [start, end], level-0 grid units) that no pyramid point can learn, wherever
+    a crop starts: no whole grid position of any level lies strictly inside the segment's centre region with its
+    larger distance to the ends in that level's regression range (the rule of `mgrec.train.assign.assign_targets`,
+    without the competition between overlapping segments; a test proves the two equal). A segment within one
+    feature step ([10.3, 10.9]; [10, 11]) has no position strictly inside it: training never sees it, and `data
+    check` and `train` say how many there are."""
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    starts, ends = segments[:, :1], segments[:, 1:]
+    centres = 0.5 * (starts + ends)
+    learnable = np.zeros(len(segments), dtype=bool)
+    for stride, (low, high) in zip(strides, regression_ranges):
+        region_start = np.maximum(centres - center_radius * stride, starts)
+        region_end = np.minimum(centres + center_radius * stride, ends)
+        # a crop may start at any step, so any whole position is some crop's point on this level
+        offsets = np.arange(int(2 * center_radius * stride) + 2)
+        positions = np.floor(region_start) + 1 + offsets  # (N, W): the whole positions after region_start
+        largest = np.maximum(positions - starts, ends - positions)
+        qualifies = (positions < region_end) & (largest >= low) & (largest <= high)
+        learnable |= qualifies.any(axis=1)
+    return ~learnable
+
+
 def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model: ModelConfig,
                         center_radius: float) -> str | None:
     """Of the training videos' (video id, (N, 2) instances in grid units, grid), the instances no pyramid point can
-    learn (`mgrec.train.assign.unlearnable_segments`: within about one feature step, mostly), counted, the first
+    learn (`unlearnable_segments`: within about one feature step, mostly), counted, the first
     named; None when there are none. Said by `data check` and `train`: training dropped them without a word."""
     strides = [2**level for level in range(model.num_levels)]
     found = [(video_id, segments[index], grid) for video_id, segments, grid in videos

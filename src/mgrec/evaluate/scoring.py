@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, split_name
-from mgrec.errors import InputError
+from mgrec.errors import InputError, where
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
     F1_TIOU_THRESHOLD,
@@ -31,7 +31,7 @@ from mgrec.evaluate.f1 import (
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.evaluate.predictions import is_csv_table, load_predictions, predictions_info
-from mgrec.files import brief
+from mgrec.files import brief, is_number
 from mgrec.records import AnnotationSet, Detection, Segment
 
 
@@ -105,6 +105,19 @@ def confusion_counts(
         np.add.at(matrix, (label_ids(gt_items)[nearest[overlapping]], pred_labels[overlapping]), 1)
         np.add.at(background, pred_labels[~overlapping], 1)
     return matrix, background
+
+
+def recorded_thresholds(info: Mapping, pred_path: str | Path, num_classes: int) -> tuple[float, list[float] | None]:
+    """The score threshold (and per-class ones) a ranked list of `mgrec detect --all` records (`predictions_info`)."""
+    threshold, per_class = info.get("score_threshold"), info.get("class_thresholds")
+    if not (is_number(threshold) and math.isfinite(threshold)):
+        raise InputError(f"{where(pred_path, key='mgrec.score_threshold')}: expected a finite number (the run's "
+                         f"threshold), got {brief(threshold)}")
+    if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
+                                      and all(is_number(t) and math.isfinite(t) for t in per_class)):
+        raise InputError(f"{where(pred_path, key='mgrec.class_thresholds')}: expected null or {num_classes} finite "
+                         "numbers (one threshold per class)")
+    return float(threshold), None if per_class is None else [float(t) for t in per_class]
 
 
 def _threshold_key(threshold: float) -> str:
@@ -316,7 +329,8 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
-    if predictions_info(pred_path).get("set") == "hard":
+    info = predictions_info(pred_path)
+    if info.get("set") == "hard":
         note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
              "ranked list's; `mgrec detect --all` writes the ranked list")
     elif is_csv_table(pred_path):
@@ -360,6 +374,14 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         return scored, restrict_to_videos(predictions, ids)
 
     threshold, class_thresholds = score_threshold, None
+    if threshold is None and not tune_on and info.get("set") == "ranked" and "score_threshold" in info:
+        # `mgrec detect --all` of a run: its own threshold, as `evaluate` would score it (scored at 0, the whole ranked
+        # list was the hard set: F1 24 for a run of F1 72, without a word)
+        threshold, class_thresholds = recorded_thresholds(info, pred_path, len(annotations.classes))
+        tuned = info.get("threshold_tuned_on")
+        note(f"{pred_path} is the ranked list of a run: F1 at the threshold it records ({threshold:.4g}"
+             f"{', tuned on ' + str(tuned) if tuned else ''}{', and one per class' if class_thresholds else ''}); "
+             "--score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT of --gt")
     if tune_on:
         tune_gt, tune_pred = split_of(tune_on)
         check_tuning_gestures(tune_gt, tune_on, gt_path)

@@ -40,6 +40,7 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
     if detector.members is None and not data.streams and detector.stream_folders is None:
         run_data_path(detector.run_dir, "data.features", data.features, EVALUATE_REMEDY, folder=True)
     video_ids = annotations.split_video_ids(split, data.annotations)
+    RunDir(detector.run_dir).check_held_out(split, video_ids)
     if not any(annotations.segments.get(v) for v in video_ids):  # found before any video is detected
         labelled = [s for s in annotations.subsets() if any(annotations.segments.get(v) for v in
                                                             annotations.video_ids(s))]

@@ -21,6 +21,7 @@ import base64
 import html
 import json
 import math
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
@@ -114,6 +115,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
             f"({len(classes)} vs {len(annotation_set.classes)} classes); is this the run's annotations file?"
         )
     video_ids = annotation_set.split_video_ids(split, annotations_path)
+    run.check_held_out(split, video_ids)
     # Both the report and `mgrec analyze` analyse the errors against the ground truth; without any,
     # the analysis could only say "no ground-truth segments", naming neither the file nor the split.
     if not any(annotation_set.segments.get(v) for v in video_ids):
@@ -123,8 +125,8 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         )
     detections_path = run.detections_path(split)
     if not detections_path.is_file():
-        raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r} "
-                         "(written by mgrec evaluate)")
+        raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r}: run "
+                         f"`mgrec evaluate {shlex.quote(str(run_dir))} --split {split}` first (it writes them)")
     ranked = load_predictions(detections_path, classes)
     unknown = sorted(set(ranked) - set(video_ids))
     if unknown:

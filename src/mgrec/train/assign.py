@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -128,30 +127,6 @@ def assign_targets(
     reg_targets = distances[torch.arange(num_points, device=device), shortest_index] / points.strides[:, None]
     reg_targets = reg_targets * positive[:, None]
     return Targets(cls_targets, reg_targets, positive)
-
-
-def unlearnable_segments(
-    segments: np.ndarray, strides: list[int], regression_ranges: list[list[float]], center_radius: float = 1.5,
-) -> np.ndarray:
-    """(N,) bool: the segments ((N, 2) [start, end], level-0 grid units) that no pyramid point can learn, wherever
-    a crop starts: no whole grid position of any level lies strictly inside the segment's centre region with its
-    larger distance to the ends in that level's regression range (the rule of `assign_targets`, without the
-    competition between overlapping segments). A segment within one feature step ([10.3, 10.9]; [10, 11]) has no
-    position strictly inside it: training never sees it, and `data check` and `train` say how many there are."""
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
-    starts, ends = segments[:, :1], segments[:, 1:]
-    centres = 0.5 * (starts + ends)
-    learnable = np.zeros(len(segments), dtype=bool)
-    for stride, (low, high) in zip(strides, regression_ranges):
-        region_start = np.maximum(centres - center_radius * stride, starts)
-        region_end = np.minimum(centres + center_radius * stride, ends)
-        # a crop may start at any step, so any whole position is some crop's point on this level
-        offsets = np.arange(int(2 * center_radius * stride) + 2)
-        positions = np.floor(region_start) + 1 + offsets  # (N, W): the whole positions after region_start
-        largest = np.maximum(positions - starts, ends - positions)
-        qualifies = (positions < region_end) & (largest >= low) & (largest <= high)
-        learnable |= qualifies.any(axis=1)
-    return ~learnable
 
 
 def assign_batch(

@@ -25,6 +25,7 @@ from mgrec.model.ensemble import EnsembleDetector, load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.run import (
     RunDir,
+    join_split_records,
     member_paths,
     new_ensemble_dir,
     pseudo_labelled_members,
@@ -138,6 +139,9 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
                               "pseudo_labelled": pseudo_labelled_members([(p, c) for p, c, *_ in loaded])})
         out_run.write_config(config)
         out_run.write_classes(classes)
+        records = [RunDir(path).read_splits() for path in paths]
+        if None not in records:  # every video a member trained on, which the ensemble's scores must leave out
+            out_run.write_splits(join_split_records(records))
         for name in recipe_names(config):  # `detect` extracts features from raw video the members' way
             recipe = RunDir(paths[0]).stream_recipe_path(name)
             if recipe.exists():
@@ -180,6 +184,7 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
         return out.write_ensemble_tuning(config, None, None)
     annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path))
     val = load_split(config, annotations, config.data.val_split, excluded)
+    out.check_held_out(config.data.val_split, [sample.video_id for sample in val.samples])
     if not val.samples:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)

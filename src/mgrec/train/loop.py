@@ -35,7 +35,7 @@ from mgrec.devices import process_device, process_rank, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score
-from mgrec.files import resolve_path
+from mgrec.files import brief, resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
@@ -477,6 +477,8 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
         raise InputError(f"model.num_classes={config.model.num_classes} but {config.data.annotations} "
                          f"has {len(classes)} classes")
     training_videos = [v for v in annotations.video_ids(config.data.train_split) if v not in excluded]
+    if resume:
+        check_same_videos(run, config, training_videos)
     if resume and not config.end_to_end and training_videos:  # before every video is read
         check_same_recipes(run, config, training_videos[0])
     train_split = load_split(config, annotations, config.data.train_split, excluded)
@@ -518,6 +520,7 @@ def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: b
     run.write_format()
     run.write_config(config)
     run.write_classes(data.classes)
+    run.write_splits(splits_record(config, data))
     if data.second_opinion is not None:
         run.write_second_opinion(data.second_opinion.classifier)
     # the grid stream's recipe in feature_recipe.json, each other stream's in feature_recipe_<name>.json
@@ -534,6 +537,29 @@ def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: b
                 run.write_recipe(dataclasses.asdict(recipe), stream=None if index == 0 else stream.name)
     if pseudo_record is not None:
         run.write_pseudo_labels(pseudo_record)
+
+
+def splits_record(config: Config, data: TrainingData) -> dict:
+    """What the run trains and validates on, by video id (`RunDir.write_splits`), pseudo-labelled videos aside."""
+    return {"annotations": str(config.data.annotations),
+            "train_split": config.data.train_split,
+            "train": [s.video_id for s in data.train_split.samples[:data.labelled_videos]],
+            "val_split": config.data.val_split, "val": [s.video_id for s in data.val_split.samples]}
+
+
+def check_same_videos(run: RunDir, config: Config, training_videos: list[str]) -> None:
+    """A resumed run continues on the videos it started on (its splits record; runs of format 13 and older have
+    none): annotations whose splits were redrawn since would train one model on two sets of videos."""
+    record = run.read_splits()
+    if record is None or record["train"] == training_videos:
+        return
+    added = [v for v in training_videos if v not in set(record["train"])]
+    removed = [v for v in record["train"] if v not in set(training_videos)]
+    change = "; ".join(f"{what} {', '.join(brief(v) for v in videos[:3])}{', ...' if len(videos) > 3 else ''}"
+                       for what, videos in (("now also", added), ("no longer", removed)) if videos) or "reordered"
+    raise InputError(f"--resume: split {config.data.train_split!r} of {config.data.annotations} is not the "
+                     f"{len(record['train'])} videos the run started on ({run.splits_path}): {change}; resume with the "
+                     "annotations it started with, or start a new run")
 
 
 def _optimisation(config: Config, data: TrainingData, encoder, device: torch.device, rank: int,

@@ -208,8 +208,13 @@ def check_teacher(teacher: RunDir, config: Config, log=print) -> None:
         if differences:
             raise InputError(f"pseudo_labels.teacher: {teacher.recipe_path}: the teacher was trained on features made "
                              f"another way than this run's ({features}): {'; '.join(differences)}")
-    # the teacher's annotations where they are here (a relative path is read from the current folder, as training
-    # read it; an absolute one that is not here was another machine's, and cannot be compared)
+    record = teacher.read_splits()  # what the teacher trained and validated on, recorded when it did (format 14)
+    if record is not None:
+        _refuse_leaks(teacher, config, annotations, set(record["train"]), set(record["val"]), record["annotations"])
+        return
+    # a teacher of format 13 or older: its annotations where they are here (a relative path is read from the
+    # current folder, as training read it; an absolute one that is not here was another machine's, and cannot be
+    # compared), as they are now
     taught_from = Path(run_config.data.annotations)
     if str(run_config.data.annotations) in ("", "."):  # a run imported without its data (`write_for_inference`)
         log(f"note: pseudo_labels.teacher: {teacher.config_path} names no annotations: whether the teacher trained on "
@@ -227,6 +232,12 @@ def check_teacher(teacher: RunDir, config: Config, log=print) -> None:
     taught = load_annotations(taught_from, default_fps=run_config.data.fps)
     trained_on = set(taught.video_ids(run_config.data.train_split))
     validated_on = set(taught.video_ids(run_config.data.val_split)) if run_config.data.val_split else set()
+    _refuse_leaks(teacher, config, annotations, trained_on, validated_on, str(taught_from))
+
+
+def _refuse_leaks(teacher: RunDir, config: Config, annotations, trained_on: set[str], validated_on: set[str],
+                  taught_from: str) -> None:
+    """Refuse a teacher that trained on a video this run validates or tests on, or validated on one it tests on."""
     leaked = [(video, split, "trained") for split in (config.data.val_split, config.data.test_split) if split
               for video in annotations.video_ids(split) if video in trained_on]
     if config.data.test_split:
