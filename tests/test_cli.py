@@ -423,3 +423,23 @@ def test_an_unknown_option_is_said_under_its_command_s_usage_line(argv, usage, u
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith(usage)
     assert err.rstrip().endswith(f"error: unrecognized arguments: {unknown}")
+
+
+def test_a_feature_file_and_a_video_of_one_id_are_refused_before_the_video_is_extracted(tmp_path, capsys):
+    # refused after the video's features were extracted, naming their temporary path
+    from torch import nn
+
+    from mgrec.config import Config
+    from mgrec.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    (tmp_path / "feats").mkdir()
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "feats" / "clip.npy").write_bytes(b"")
+    (tmp_path / "videos" / "clip.mp4").write_bytes(b"not read")
+    assert main(["detect", str(run.path), str(tmp_path / "feats" / "clip.npy"), str(tmp_path / "videos" / "clip.mp4"),
+                 "--out", str(tmp_path / "d.json")]) == 2
+    assert capsys.readouterr().err == (f"mgrec: error: {tmp_path / 'feats' / 'clip.npy'} and "
+                                       f"{tmp_path / 'videos' / 'clip.mp4'} are both video 'clip'; give one of them "
+                                       "(one output would silently replace the other)\n")

@@ -56,11 +56,16 @@ def test_demo_default_config_is_shipped_and_inherits_its_base(tmp_path, monkeypa
 
 def test_every_command_takes_a_shipped_config_by_name(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MGREC_CACHE", str(tmp_path / "c"))
     # No data paths in the shipped config: `data check` gets as far as the annotations.
     assert main(["data", "check", "demo/mgrec.yaml"]) == 2
     err = capsys.readouterr().err
     assert "cannot read config" not in err
     assert "demo/mgrec.yaml [data.annotations]: not set; add it to the config or pass --set data.annotations=" in err
+    # where the demo data is, once built (it was "`mgrec demo` sets both", and no path)
+    demo = tmp_path / "c" / "demo"
+    assert (f"(the demo data, once `mgrec demo` has built it: --set data.annotations={demo / 'annotations.json'} "
+            f"--set data.features={demo / 'features'})") in err
 
 
 def test_package_data_holds_every_file_read_at_run_time():

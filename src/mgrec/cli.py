@@ -717,7 +717,8 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
 
     A run with several input streams: each video is turned into every stream with that stream's
     recipe; the grid stream's files are returned, and the folders of the other streams' (by name)."""
-    from mgrec.data.features import sidecar_path
+    from mgrec.data.features import sidecar_path, video_id_of
+    from mgrec.data.videos import video_id
     from mgrec.extract.jobs import extract_with_recipe, is_video
     from mgrec.run import RunDir
 
@@ -729,7 +730,15 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     if ensemble is not None and ensemble.get("fusion") == "detections":
         raise InputError(f"{run_dir} fuses runs that may read different features: give feature files its members all "
                          "read, or extract each member's (members/<m>/feature_recipe.json) and detect with it")
-    streams = RunDir(run_dir).read_config().data.input_streams()
+    config = RunDir(run_dir).read_config()
+    # a feature file and a video of one id: refused now, by the names given, not after the video is extracted (and
+    # named by its features' temporary path)
+    given = {video_id_of(path, config.data.feature_prefix): path for path in others if path.is_file()}
+    for video in videos:
+        if video_id(video) in given:
+            raise InputError(f"{given[video_id(video)]} and {video} are both video {video_id(video)!r}; "
+                             "give one of them (one output would silently replace the other)")
+    streams = config.data.input_streams()
     if len(streams) > 1 and others:  # the other streams of a video are made into scratch, of a file read elsewhere
         raise InputError(f"{run_dir} reads {len(streams)} streams: give either videos or the grid stream's feature "
                          "files, not both in one call")
@@ -948,7 +957,7 @@ def cmd_demo(args) -> None:
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.report.html import write_report
     from mgrec.run import RunDir, check_removable, remove_run_dir
-    from mgrec.train.loop import refuse_before_training, train
+    from mgrec.train.loop import check_same_config, refuse_before_training, train
 
     cache = Path(args.cache or default_cache_dir())
     # A rebuild of the demo data deletes its folders: a run inside them would go with them.
@@ -965,6 +974,10 @@ def cmd_demo(args) -> None:
     print(format_statistics(demo_statistics(paths.root)))
     data = paths.stream_overrides([s.name for s in plain.data.streams]) if plain.data.streams else paths.overrides()
     config = load_config(args.config, [*data, *args.overrides])
+    if not args.fresh and RunDir(args.out).can_resume():  # said before the data check and its long report
+        check_same_config(RunDir(args.out), config, asked=f"--out {args.out}",
+                          advice="it holds an earlier mgrec demo's run, which this one would resume: pass --fresh to "
+                                 "replace it, or choose another --out")
     report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
     if args.fresh:  # only a run directory or an empty folder (`mgrec.run.check_removable`), and not for a

@@ -2,11 +2,12 @@
 
 import json
 import re
+import shlex
 
 import numpy as np
 import pytest
 
-from mgrec.config import Config
+from mgrec.config import Config, load_config
 from mgrec.data.check import check_dataset, schedule_problem, suggest_settings, videos_to_drop
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
@@ -130,12 +131,17 @@ def test_every_planted_problem_is_found_at_its_place(planted):
     assert "Instances per class and split" in text
     assert "Problems: 8 error(s), 6 warning(s)" in text
     assert f"ERROR   {feats / 'nan.npy'}: 1 NaN/Inf" in text
-    assert "data.max_seq_len=64" in text
+    # each suggestion pastes into a shell as it is printed (unquoted, `[[0, 4], [4, 10000]]` split at its spaces)
+    overrides = [shlex.split(line.strip())[1] for line in text.splitlines() if line.startswith("  --set ")]
+    assert overrides == ["data.max_seq_len=64", "model.num_levels=2", "model.regression_ranges=[[0,4],[4,10000]]"]
+    applied = load_config("demo/default.yaml", overrides)
+    assert applied.model.regression_ranges == [[0, 4], [4, 10000]] and applied.data.max_seq_len == 64
 
 
 def test_balancing_histograms(planted):
     config = _config(planted)
-    with pytest.raises(InputError, match="balance.method is none"):
+    with pytest.raises(InputError, match=r"balance.method is none; set it \(--set balance.method=repeat_factor, "
+                                         "mgrec.s default recipe"):
         check_dataset(config, balance=True)
     config.balance.method, config.balance.alpha = "eq1", 3
     report = check_dataset(config, balance=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
 from mgrec.data.datasets import segments_to_grid, video_clips
+from mgrec.data.demo import default_cache_dir
 from mgrec.data.features import (
     RECIPE_FIELDS,
     check_sidecar,
@@ -97,8 +99,12 @@ class CheckReport:
         lines += [""] * bool(lines) + [f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
         if self.suggestions:
-            lines += ["", "Suggested settings (from the training split; pass as overrides):"]
-            lines += [f"  {key}={json.dumps(value)}" for key, value in self.suggestions.items()]
+            lines += ["", "Suggested settings (from the training split; command-line overrides for data check and "
+                          "train):"]
+            # compact JSON (valid YAML), quoted for the shell: `--set model.regression_ranges=[[0, 4], ...]` unquoted
+            # split at its spaces into arguments argparse refused
+            compact = {key: json.dumps(value, separators=(",", ":")) for key, value in self.suggestions.items()}
+            lines += [f"  --set {shlex.quote(f'{key}={value}')}" for key, value in compact.items()]
             lines += ["Based on:"]
             lines += [f"  {key}: {value}" for key, value in self.statistics.items()]
         return "\n".join(lines)
@@ -154,14 +160,18 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     """
     data = config.data
     if balance and config.balance.method == "none":
-        raise InputError("data check --balance: balance.method is none; set it (e.g. --set balance.method=eq1 "
-                         "--set balance.alpha=100, or balance.method=adaptive)")
+        raise InputError("data check --balance: balance.method is none; set it (--set balance.method=repeat_factor, "
+                         "mgrec's default recipe; balance.method=eq1 --set balance.alpha=100, the paper's; or "
+                         "balance.method=adaptive)")
     inputs = ("videos",) if config.end_to_end else () if data.streams else ("features",)
     for key in ("annotations", *inputs):
         if not getattr(data, key):
             example = {"annotations": "annotations.json", "features": "features/"}[key]
+            demo = default_cache_dir()
             raise InputError(f"{source} [data.{key}]: not set; add it to the config or pass "
-                             f"--set data.{key}={example} (the demo data: `mgrec demo` sets both)")
+                             f"--set data.{key}={example} (the demo data, once `mgrec demo` has built it: "
+                             f"--set data.annotations={demo / 'annotations.json'} "
+                             f"--set data.features={demo / 'features'})")
     splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
     annotations_path = Path(data.annotations)
 

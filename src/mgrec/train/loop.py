@@ -26,7 +26,6 @@ import torch.distributed as dist
 
 from mgrec.config import Config, StreamConfig, check_for_training, checked_config, config_from_record, to_dict
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
-from mgrec.data.check import same_split_problems, schedule_problem, unlearnable_problem
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
 from mgrec.data.streams import stream_path
@@ -209,8 +208,6 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     if process_rank()[0] != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder)
-    for key, message in same_split_problems(config.data.train_split, config.data.val_split, config.data.test_split):
-        log(f"warning: data.{key}: {message}")  # here, not in _train: students would say it again
     with run.lock():
         if not resume:  # refused before any teacher trains, not after
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
@@ -286,10 +283,12 @@ RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbo
                      "train.compile")
 
 
-def check_same_config(run: RunDir, config: Config) -> None:
+def check_same_config(run: RunDir, config: Config, asked: str = "--resume",
+                      advice: str = "resume with the run's own config, or train a new run") -> None:
     """`--resume` continues a run as it was configured: a different config would silently mix two
     trainings (and rewrite the run's config.yaml), so any difference is refused, by key: from the run's
-    config.yaml, and from the config its training state recorded (config.yaml may have been edited since)."""
+    config.yaml, and from the config its training state recorded (config.yaml may have been edited since).
+    `asked`, `advice`: what made this a resume, and what to do instead (`mgrec demo` resumes its --out)."""
     def flat(node: dict, prefix: str = "") -> dict:
         items = {}
         for key, value in node.items():
@@ -303,11 +302,10 @@ def check_same_config(run: RunDir, config: Config) -> None:
                    if k not in RESUMABLE_CHANGES and saved.get(k) != given.get(k)]
         if changed:
             shown = ", ".join(f"{k}: {saved.get(k)!r} in the run, {given.get(k)!r} now" for k in changed[:3])
-            raise InputError(f"--resume: the config differs from {where} ({shown}"
+            raise InputError(f"{asked}: the config differs from {where} ({shown}"
                              f"{', ...' if len(changed) > 3 else ''}); {advice}")
 
-    refuse_differences(flat(to_dict(run.read_config())), str(run.config_path),
-                       "resume with the run's own config, or train a new run")
+    refuse_differences(flat(to_dict(run.read_config())), str(run.config_path), advice)
     if run.state_path.exists():
         recorded = run.read_training_state().get("config")  # states written before it was recorded: none
         if isinstance(recorded, str):  # read as config.yaml is: later keys get their defaults, old names upgraded
@@ -413,13 +411,6 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         + (f" x {world} processes" if world > 1 else "")
         + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
     )
-    schedule = schedule_problem(epochs, config.train.warmup_epochs)
-    if schedule:
-        say(f"warning: {schedule}")
-    unlearnable = unlearnable_problem([(s.video_id, s.segments, s.grid) for s in data.train_split.samples],
-                                      config.model, config.train.center_radius)
-    if unlearnable:
-        say(f"warning: {unlearnable}")
     if config.train.compile:
         say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
             "once inductor's cache holds it)")
