@@ -608,3 +608,18 @@ def test_a_shipped_config_copied_elsewhere_loads_as_the_shipped_one(tmp_path):
         copy = tmp_path / Path(name).name
         shutil.copy(shipped_config(name), copy)
         assert load_config(copy) == load_config(name), name
+
+
+def test_a_run_s_config_reused_with_other_features_names_every_derived_key_at_once(tmp_path):
+    # a run's config.yaml holds model.stream_dims and model.input_dim; with another data.feature_dim each was
+    # refused in turn, one fix and one rerun per key
+    from mgrec.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(load_config("demo/default.yaml"))
+    text = run.config_path.read_text().replace("feature_dim: 128", "feature_dim: 2048")
+    (tmp_path / "mine.yaml").write_text(text)
+    with pytest.raises(InputError, match=r"mine.yaml: model.stream_dims, model.input_dim differ from the values they "
+                                         r"follow .*: leave them out"):
+        load_config(tmp_path / "mine.yaml")

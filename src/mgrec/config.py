@@ -551,8 +551,14 @@ def check_stream_keys(raw: dict, config: Config, source: str, origins: dict[str,
              for key in DERIVED_FROM_STREAMS if config.data.streams and isinstance(data, dict) and key in data]
     if isinstance(model, dict) and "stream_dims" in model:
         given.append(("model.stream_dims", model["stream_dims"], config.model.stream_dims))
+    differing = [key for key, value, derived in given if value != derived]
+    if differing and isinstance(model, dict) and model.get("input_dim") not in (None, config.data.feature_dim):
+        differing.append("model.input_dim")  # `validate` refuses it alone; with the others, all are said at once
     for key, value, derived in given:
         if value != derived:
+            if len(differing) > 1:  # a run's config.yaml, reused with another data.feature_dim
+                raise InputError(f"{source}: {', '.join(differing)} differ from the values they follow (data.streams "
+                                 "and data.feature_dim; a run's config.yaml writes them out): leave them out")
             because = ("it follows data.streams" if key.startswith("model.")
                        else f"with data.streams it is the grid stream {config.data.main_stream().name!r}'s"
                        + (" (data.feature_dim: the streams' total)" if key == "data.feature_dim" else "")
