@@ -193,6 +193,14 @@ def test_no_output_replaces_the_files_of_any_run_it_lies_in(tmp_path):
     check_output(other.report_path("test"), replaces=[other.report_path("test")])
     with pytest.raises(InputError, match="it belongs to a trained run"):
         check_output(other.eval_path("test"), replaces=[other.report_path("test")])
+    # a run of a newer format, and one whose run.json is damaged beside its config, are runs too
+    (other.path / "run.json").write_text('{"format": 99}')
+    with pytest.raises(InputError, match="it belongs to a trained run"):
+        check_output(other.path / "postprocess.json")
+    (other.path / "run.json").write_text('{"format": 1')
+    (other.path / "config.yaml").write_text("seed: 1\n")
+    with pytest.raises(InputError, match="it belongs to a trained run"):
+        check_output(other.path / "config.yaml")
     # a run.json that is not mgrec's (a video named "run"'s sidecar) makes no run
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "run.json").write_text('{"fps": 30}')

@@ -608,6 +608,11 @@ def test_a_shipped_config_copied_elsewhere_loads_as_the_shipped_one(tmp_path):
         copy = tmp_path / Path(name).name
         shutil.copy(shipped_config(name), copy)
         assert load_config(copy) == load_config(name), name
+    # a copy of the whole folder reads its own bases, edits and all (`demo/base.yaml` is the copy's base.yaml)
+    folder = Path(shutil.copytree(shipped_config("demo/default.yaml").parent, tmp_path / "mine"))
+    (folder / "base.yaml").write_text((folder / "base.yaml").read_text().replace("epochs: 15", "epochs: 3"))
+    assert load_config(folder / "default.yaml").train.epochs == 3
+    assert load_config("demo/default.yaml").train.epochs == 15
 
 
 def test_a_run_s_config_reused_with_other_features_names_every_derived_key_at_once(tmp_path):

@@ -950,6 +950,7 @@ def cmd_report(args) -> None:
 def cmd_demo(args) -> None:
     """The main job on a fresh machine: real-motion demo data -> check -> train -> test scores -> report."""
     from mgrec.config import load_config
+    from mgrec.data.annotations import load_annotations
     from mgrec.data.check import check_dataset
     from mgrec.data.demo import build_demo, default_cache_dir, demo_statistics, format_statistics
     from mgrec.evaluate.scoring import format_score_table
@@ -957,7 +958,7 @@ def cmd_demo(args) -> None:
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.report.html import write_report
     from mgrec.run import RunDir, check_removable, remove_run_dir
-    from mgrec.train.loop import check_same_config, refuse_before_training, train
+    from mgrec.train.loop import check_same_config, check_same_videos, refuse_before_training, train
 
     cache = Path(args.cache or default_cache_dir())
     # A rebuild of the demo data deletes its folders: a run inside them would go with them.
@@ -975,9 +976,12 @@ def cmd_demo(args) -> None:
     data = paths.stream_overrides([s.name for s in plain.data.streams]) if plain.data.streams else paths.overrides()
     config = load_config(args.config, [*data, *args.overrides])
     if not args.fresh and RunDir(args.out).can_resume():  # said before the data check and its long report
-        check_same_config(RunDir(args.out), config, asked=f"--out {args.out}",
-                          advice="it holds an earlier mgrec demo's run, which this one would resume: pass --fresh to "
-                                 "replace it, or choose another --out")
+        advice = ("it holds an earlier mgrec demo's run, which this one would resume: pass --fresh to replace it, or "
+                  "choose another --out")
+        check_same_config(RunDir(args.out), config, asked=f"--out {args.out}", advice=advice)
+        training = load_annotations(config.data.annotations, default_fps=config.data.fps).video_ids(
+            config.data.train_split)
+        check_same_videos(RunDir(args.out), config, training, asked=f"--out {args.out}", advice=advice)
     report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
     if args.fresh:  # only a run directory or an empty folder (`mgrec.run.check_removable`), and not for a

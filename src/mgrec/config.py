@@ -716,9 +716,12 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
     try:  # a symbolic link loop is named with the config and key that lead to it
         beside = resolve_path(path.parent / Path(base).expanduser())
-        # a file beside the config first, else a config shipped with mgrec by name; never one that happens to be
-        # in the current folder, which would load the same config differently from another folder
-        target = beside if beside.exists() else (shipped_config(base) or beside)
+        # a file beside the config first (a shipped name's file too: `demo/actionformer.yaml` is `actionformer.yaml`
+        # beside a copy of the shipped folder, whose edits count), else a config shipped with mgrec by name; never
+        # one that happens to be in the current folder, which would load the same config differently elsewhere
+        same_name = resolve_path(path.parent / Path(base).name)
+        shipped = shipped_config(base)
+        target = beside if beside.exists() else same_name if shipped and same_name.is_file() else (shipped or beside)
         if not Path(target).exists():
             raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
                              "(demo/default.yaml, smg/mgrec.yaml, ...)")

@@ -65,7 +65,16 @@ from mgrec.config import (
     to_dict,
 )
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_write, atomic_write_text, brief, is_number, read_json, resolve_path, text_lines
+from mgrec.files import (
+    atomic_write,
+    atomic_write_text,
+    brief,
+    is_hidden,
+    is_number,
+    read_json,
+    resolve_path,
+    text_lines,
+)
 
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
@@ -497,7 +506,7 @@ class RunDir:
                 raise InputError(f"{self.format_path} [ensemble.members]: {members}, but [ensemble.sources] lists "
                                  f"{len(sources)} run(s); make the ensemble again")
             folder = self.member_path(0).parent
-            found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+            found = sorted(p.name for p in folder.iterdir() if not is_hidden(p, folder)) if folder.is_dir() else []
             if found != sorted(str(m) for m in range(members)):
                 raise InputError(f"{self.format_path} [ensemble.members]: {members}, but {folder} holds "
                                  f"{', '.join(map(brief, found)) or 'nothing'} (expected the members 0 to "
@@ -632,7 +641,7 @@ class RunDir:
         atomic_write_text(self.splits_path, json.dumps(record, indent=1))
 
     def read_splits(self) -> dict | None:
-        """The record `write_splits` wrote; None for a run of format 13 or older, which has none. An ensemble made
+        """The record `write_splits` wrote; None for a run started before format 14, which has none. An ensemble made
         by `mgrec ensemble` holds its members' records joined (each member trained on its own videos)."""
         if not self.splits_path.exists():
             ensemble = self.read_ensemble()
@@ -654,14 +663,16 @@ class RunDir:
         it names were changed since (their splits redrawn: `data convert --splits` into the same file), and the run
         would be scored on its own training videos without a word. The training split itself may be scored."""
         record = self.read_splits()
-        if record is None or split_name(split) == split_name(record["train_split"]):
+        if not split or record is None or split_name(split) == split_name(record["train_split"]):
             return
         trained = set(record["train"])
         seen = [video for video in video_ids if video in trained]
         if seen:
             shown = ", ".join(brief(v) for v in seen[:3]) + (", ..." if len(seen) > 3 else "")
+            members = self.member_path(0).parent
+            recorded = self.splits_path if self.splits_path.exists() else members / "*" / "splits.json"
             raise InputError(f"{len(seen)} video(s) of split {split!r} are videos this run trained on ({shown}; "
-                             f"{self.splits_path}: split {record['train_split']!r} of {record['annotations']} when it "
+                             f"{recorded}: split {record['train_split']!r} of {record['annotations']} when it "
                              "trained): the annotations' splits changed since; score the run on videos it did not "
                              "train on, or train it again on the new splits")
 
@@ -865,17 +876,35 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
     """The files of every mgrec run that `path` is or lies in (a folder above it holding mgrec's run.json):
     what no command's output may replace (`mgrec.files.check_output` asks it for every output, so that
     `detect --out OTHER_RUN/postprocess.json` is refused as `--out OWN_RUN/postprocess.json` was)."""
-    files = []
-    for folder in (resolve_path(path), *resolve_path(path).parents):
-        run = RunDir(folder)
-        if not run.format_path.is_file():
-            continue
+    return [file for folder in (resolve_path(path), *resolve_path(path).parents) if _holds_a_run(RunDir(folder))
+            for file in RunDir(folder).owned_files()]
+
+
+def _holds_a_run(run: RunDir) -> bool:
+    """Whether a folder is a run's, for protecting its files: a run.json holding an integer format (of any version:
+    a newer mgrec's run is protected too), or one that cannot be read beside the run's config or classes (damaged).
+    A run.json of something else (a video named "run"'s sidecar, an object without "format") makes no run."""
+    if not run.format_path.is_file():
+        return False
+    try:
+        raw = read_json(run.format_path, "run format")
+    except InputError:
+        return run.config_path.is_file() or run.classes_path.is_file()
+    return isinstance(raw, dict) and isinstance(raw.get("format"), int) and not isinstance(raw.get("format"), bool)
+
+
+def refuse_members_trained_on(members: list[Path], split: str, video_ids: list[str]) -> None:
+    """An ensemble tunes its threshold on `split` (its members' val split, whose videos are `video_ids`): refused,
+    before anything is written, when a member trained on one of them (by the member's record: the annotations'
+    splits were redrawn between trainings)."""
+    for member in members:
         try:
-            run.read_format_version()
-        except InputError:  # a run.json of something else (a video named "run"'s sidecar): no run here
-            continue
-        files += run.owned_files()
-    return files
+            RunDir(member).check_held_out(split, video_ids)
+        except InputError as exc:
+            raise InputError(f"ensemble member {member}: {exc}".replace(
+                "score the run on videos it did not train on, or train it again on the new splits",
+                "the ensemble would tune its threshold on them; leave this member out, or train it again on the "
+                "new splits")) from None
 
 
 def join_split_records(records: list[dict]) -> dict:

@@ -118,3 +118,33 @@ def test_an_ensemble_whose_run_json_and_members_disagree_is_refused_not_cut_shor
     shutil.rmtree(out / "members" / "1")
     with pytest.raises(InputError, match=r"\[ensemble.members\]: 2, but .*members holds '0' \(expected"):
         detector(out)
+
+
+def test_a_fused_ensemble_holds_its_members_records_and_refuses_a_member_trained_on_its_val(runs, tmp_path):
+    # The members' splits.json were not copied: the ensemble had no record, and was scored on its members' training
+    # videos after the splits were redrawn. A member trained on a val video was refused after the folder was written.
+    import shutil
+
+    from mgrec.run import join_split_records
+
+    _, (a, b) = runs
+    out = tmp_path / "both"
+    make_fused_ensemble([a, b], out, log=lambda *_: None)
+    ensemble = RunDir(out)
+    assert ensemble.read_splits() == join_split_records([RunDir(a).read_splits(), RunDir(b).read_splits()])
+    with pytest.raises(InputError, match=r"video\(s\) of split 'test' are videos this run trained on "
+                                         r"\('synthetic_000'; .*members/\*/splits.json"):
+        ensemble.check_held_out("test", ["synthetic_003", "synthetic_000"])
+    (out / "members" / ".DS_Store").write_text("")  # a file the Finder leaves is no member
+    assert len(detector(out).members) == 2
+
+    leaky = Path(shutil.copytree(b, tmp_path / "leaky"))
+    record = json.loads((leaky / "splits.json").read_text())
+    (leaky / "splits.json").write_text(json.dumps({**record, "train": [*record["train"], "synthetic_002"]}))
+    with pytest.raises(InputError, match=r"ensemble member .*leaky: 1 video\(s\) of split 'val' are videos this "
+                                         r"run trained on .*the ensemble would tune its threshold on them; leave this "
+                                         r"member out"):
+        make_fused_ensemble([a, leaky], tmp_path / "e", log=lambda *_: None)
+    assert not (tmp_path / "e").exists()
+    # no val split: nothing to tune on, nothing to check
+    RunDir(leaky).check_held_out("", ["synthetic_002"])

@@ -160,6 +160,11 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
     with pytest.raises(InputError, match=r"--resume: split 'train' of .* is not the 2 videos the run started on "
                                          r"\(.*splits.json\): now also 'synthetic_003'; no longer 'synthetic_001'"):
         train(config, run, resume=True, progress=False, log=lambda *_: None)
+    # a run started before format 14 has no record: resumed, it gets none from today's annotations (which are not
+    # what it trained on), and is checked against the annotations as they are
+    (run / "splits.json").unlink()
+    train(config, run, resume=True, progress=False, log=lambda *_: None)
+    assert not (run / "splits.json").exists()
 
 
 def test_training_into_an_ensemble_is_refused_and_leaves_it_whole(dataset, tmp_path):

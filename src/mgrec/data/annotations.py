@@ -35,7 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mgrec.config import canonical_subset, split_name  # the one subset-name rule, shared with the config's split names
+from mgrec.config import (  # the one subset-name rule, shared with the config's split names
+    DataConfig,
+    canonical_subset,
+    split_name,
+)
 from mgrec.errors import InputError, where
 from mgrec.files import atomic_open, is_number, read_json, safe_child
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -425,6 +429,14 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     classes = labels.class_list(path)
     _check_class_names(path, classes, {} if "classes" in raw else labels.label_key)
     return AnnotationSet(classes=classes, videos=videos, segments=segments)
+
+
+def val_videos_at_hand(data: DataConfig) -> list[str]:
+    """The video ids of `data.val_split` in `data.annotations`, where both are given and the file is here (an
+    ensemble of runs checks its members against them before it tunes on them); [] otherwise."""
+    if not data.val_split or not data.annotations or not Path(data.annotations).is_file():
+        return []
+    return load_annotations(data.annotations, default_fps=data.fps).video_ids(data.val_split)
 
 
 def _segment_record(segment: Segment) -> dict:

@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
-from mgrec.files import text_lines
+from mgrec.files import brief, text_lines
 from mgrec.smg_csv import DECIMAL_ROW, decimal_number, fps_problem, read_data_file
 
 NUM_JOINTS = 25
@@ -85,7 +85,8 @@ def read_skeleton_csv(path: Path) -> Skeleton:
             rows[number - 1] = np.array(fields, dtype=np.float64)
         except ValueError:
             bad = next(field for field in fields if not _is_decimal(field))
-            raise InputError(f"{where(path, number)}: expected numbers (ASCII digits), found {bad.strip()!r}") from None
+            raise InputError(f"{where(path, number)}: expected numbers (ASCII digits), found {brief(bad.strip(' '))}"
+                             ) from None
     if not np.isfinite(rows).all():
         line = int(np.argwhere(~np.isfinite(rows))[0][0]) + 1
         raise InputError(f"{where(path, line)}: NaN or infinite value")

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgrec.config import check_same_splits, check_same_threshold_rule
+from mgrec.data.annotations import val_videos_at_hand
 from mgrec.errors import EmptySplit, InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.detection_fusion import FUSION_IOU
-from mgrec.run import RunDir, member_paths, new_ensemble_dir, pseudo_labelled_members
+from mgrec.run import RunDir, member_paths, new_ensemble_dir, pseudo_labelled_members, refuse_members_trained_on
 
 
 @dataclass
@@ -37,7 +38,7 @@ class FusedEnsemble:
 def member_files(run: RunDir) -> list[Path]:
     """What a member's detection needs, as paths inside its run directory."""
     files = [run.format_path, run.config_path, run.classes_path, run.postprocess_path, run.weights_path("best"),
-             run.second_opinion_path]
+             run.second_opinion_path, run.splits_path]  # the videos it trained on: the ensemble is not scored on them
     files += sorted(run.path.glob("feature_recipe*.json"))
     return [path for path in files if path.exists()]
 
@@ -46,6 +47,9 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
     """Copy `run_dirs` into the new run directory `out` as the members of a detection-level ensemble and
     tune its score threshold on val."""
     paths = member_paths(run_dirs)
+    data = RunDir(paths[0]).read_config().data if paths else None
+    if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
+        refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
     configs, classes = [], None
     for path in paths:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_SEED, Config, check_same_splits, check_same_threshold_rule, load_config, to_dict
+from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_sidecar, recipe_differences
 from mgrec.errors import InputError
 from mgrec.files import read_json
@@ -30,6 +31,7 @@ from mgrec.run import (
     new_ensemble_dir,
     pseudo_labelled_members,
     refuse_a_folder_training_reads,
+    refuse_members_trained_on,
 )
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import TrainResult, check_same_config, train, validate
@@ -119,6 +121,9 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
     paths = member_paths(run_dirs)
+    data = RunDir(paths[0]).read_config().data if paths else None
+    if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
+        refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
     loaded = [(path, *load_member(path)) for path in paths]
     for path, config, *_ in loaded:
@@ -184,7 +189,6 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
         return out.write_ensemble_tuning(config, None, None)
     annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path))
     val = load_split(config, annotations, config.data.val_split, excluded)
-    out.check_held_out(config.data.val_split, [sample.video_id for sample in val.samples])
     if not val.samples:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)

@@ -511,7 +511,8 @@ def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: b
     run.write_format()
     run.write_config(config)
     run.write_classes(data.classes)
-    run.write_splits(splits_record(config, data))
+    if not resume:  # a resumed run keeps the record it started with (`check_same_videos`); one started before
+        run.write_splits(splits_record(config, data))  # format 14 gets none: today's splits are not what it trained on
     if data.second_opinion is not None:
         run.write_second_opinion(data.second_opinion.classifier)
     # the grid stream's recipe in feature_recipe.json, each other stream's in feature_recipe_<name>.json
@@ -538,9 +539,11 @@ def splits_record(config: Config, data: TrainingData) -> dict:
             "val_split": config.data.val_split, "val": [s.video_id for s in data.val_split.samples]}
 
 
-def check_same_videos(run: RunDir, config: Config, training_videos: list[str]) -> None:
-    """A resumed run continues on the videos it started on (its splits record; runs of format 13 and older have
-    none): annotations whose splits were redrawn since would train one model on two sets of videos."""
+def check_same_videos(run: RunDir, config: Config, training_videos: list[str], asked: str = "--resume",
+                      advice: str = "resume with the annotations it started with, or start a new run") -> None:
+    """A resumed run continues on the videos it started on (its splits record; runs started before format 14 have
+    none): annotations whose splits were redrawn since would train one model on two sets of videos. `asked`,
+    `advice`: as `check_same_config`'s."""
     record = run.read_splits()
     if record is None or record["train"] == training_videos:
         return
@@ -548,9 +551,8 @@ def check_same_videos(run: RunDir, config: Config, training_videos: list[str]) -
     removed = [v for v in record["train"] if v not in set(training_videos)]
     change = "; ".join(f"{what} {', '.join(brief(v) for v in videos[:3])}{', ...' if len(videos) > 3 else ''}"
                        for what, videos in (("now also", added), ("no longer", removed)) if videos) or "reordered"
-    raise InputError(f"--resume: split {config.data.train_split!r} of {config.data.annotations} is not the "
-                     f"{len(record['train'])} videos the run started on ({run.splits_path}): {change}; resume with the "
-                     "annotations it started with, or start a new run")
+    raise InputError(f"{asked}: split {config.data.train_split!r} of {config.data.annotations} is not the "
+                     f"{len(record['train'])} videos the run started on ({run.splits_path}): {change}; {advice}")
 
 
 def _optimisation(config: Config, data: TrainingData, encoder, device: torch.device, rank: int,
