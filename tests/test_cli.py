@@ -423,6 +423,7 @@ def test_the_seeds_summary_is_mean_and_std_of_the_members_val_scores_and_says_wh
     (["detect", "run", "x.npy", "--out", "y.json", "--bogus"], "usage: mgrec detect ", "--bogus"),
     (["data", "check", "my.yaml", "--epochs", "3"], "usage: mgrec data check ", "--epochs 3"),
     (["--bogus"], "usage: mgrec [-h]", "--bogus"),
+    (["--bogus", "detect", "run", "x.npy", "--out", "y.json"], "usage: mgrec [-h]", "--bogus"),
 ])
 def test_an_unknown_option_is_said_under_its_command_s_usage_line(argv, usage, unknown, capsys):
     # argparse said it under mgrec's own usage line, which lists no option of the command

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args, unknown = parser.parse_known_args(argv)
             if unknown:  # said with the command's own usage line, not mgrec's (argparse's parse_args gives mgrec's)
-                getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+                _parser_of(unknown[0], argv, args, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
         except SystemExit:  # --help and --version print, then exit: their output is flushed here too
             sys.stdout.flush()
             raise
@@ -431,6 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _parser_of(option: str, argv: list[str] | None, args: argparse.Namespace,
+               parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser an unknown option was given to: the command's, unless it came before the command's name
+    (`mgrec --bogus detect ...`)."""
+    command = getattr(args, "command_parser", None)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if command is None or option not in words:
+        return command or parser
+    name = command.prog.split()[1]  # "mgrec data check" -> "data"
+    return parser if name not in words or words.index(option) < words.index(name) else command
 
 
 def _command(sub, name: str, help: str, run, examples: tuple[str, ...], description: str | None = None):
