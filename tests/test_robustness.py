@@ -402,6 +402,14 @@ def test_smg_convert_says_which_durations_are_taken_from_the_last_label(capsys, 
     assert outcome.code in (0, None)
     assert ("warning: 1 of the 2 videos (Sample0001) have no <sample>_data.csv: their duration is taken from their "
             "last label") in outcome.err
+    # the fix it names is the file SMG ships (three columns; two were refused), and a backup folder is said
+    assert "put each sample's _data.csv (one row numFrames,fps,maxDepth, as SMG ships it)" in outcome.err
+    (tmp_path / "smg" / "Sample0001" / "Sample0001_data.csv").write_text("1400,28,4095\n")
+    shutil.copytree(tmp_path / "smg" / "Sample0001", tmp_path / "smg" / "Sample0001_old")
+    outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann2.json")
+    assert outcome.code in (0, None) and "in 2 videos" in outcome.out
+    assert (f"warning: 1 folder(s) named like a sample but not SampleXXXX exactly were left out: "
+            f"{tmp_path / 'smg' / 'Sample0001_old'}") in outcome.err
 
 
 def _score_csv_folder(capsys, dataset, tmp_path, content: bytes) -> tuple[Outcome, Path]:

@@ -542,7 +542,7 @@ def _checked_device(name: str) -> str:
 
 
 def cmd_data_convert(args) -> None:
-    from mgrec.data.annotations import parse_subject_ranges, read_smg_labels, save_annotations
+    from mgrec.data.annotations import parse_subject_ranges, read_smg_labels, save_annotations, skipped_sample_folders
     from mgrec.files import check_output, check_writable
 
     check_output(args.out, reads=[args.smg_root])
@@ -557,8 +557,13 @@ def cmd_data_convert(args) -> None:
     if guessed:  # `data check` then measured the features against a length that is no video's
         print(f"warning: {len(guessed)} of the {len(annotations.videos)} videos ({', '.join(guessed[:3])}"
               f"{', ...' if len(guessed) > 3 else ''}) have no <sample>_data.csv: their duration is taken from "
-              "their last label, which a video outlasts, so `data check` will find their features too long; "
-              "put each sample's _data.csv (numFrames, fps) beside its labels for its real length", file=sys.stderr)
+              "their last label, which a video outlasts, so `data check` and `train` will refuse their features as "
+              "too long; put each sample's _data.csv (one row numFrames,fps,maxDepth, as SMG ships it) beside its "
+              "labels for its real length", file=sys.stderr)
+    skipped = skipped_sample_folders(args.smg_root)
+    if skipped:  # a backup beside its sample (Sample0003_old) is fair to leave out, but not without a word
+        print(f"warning: {len(skipped)} folder(s) named like a sample but not SampleXXXX exactly were left out: "
+              f"{', '.join(str(p) for p in skipped[:3])}{', ...' if len(skipped) > 3 else ''}", file=sys.stderr)
 
 
 def cmd_data_check(args) -> int:

@@ -621,3 +621,24 @@ def test_a_subset_name_that_would_lead_out_of_a_run_folder_is_refused(tmp_path):
         document["database"]["S2"]["subset"] = subset
         with pytest.raises(InputError, match=re.escape("database.S2.subset") + ".*" + re.escape(problem)):
             load_annotations(_write(tmp_path, document))
+
+
+def test_an_smg_label_folder_given_as_annotations_points_to_data_convert(tmp_path):
+    # "cannot read annotations file: Is a directory"
+    (tmp_path / "smg" / "Sample0001").mkdir(parents=True)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'smg'}: a folder, where an annotations JSON file was "
+                                                   f"expected; an SMG label folder (SampleXXXX/SampleXXXX_finelabels"
+                                                   f".csv) is converted once: mgrec data convert {tmp_path / 'smg'} "
+                                                   "--out annotations.json")):
+        ann.load_annotations(tmp_path / "smg")
+
+
+def test_a_label_file_not_named_after_its_folder_is_named_with_what_was_found(tmp_path):
+    # "no SampleXXXX_finelabels.csv in 1 sample folder(s) ...; point the root at the labelled samples only"
+    sample = tmp_path / "smg" / "Sample0003"
+    sample.mkdir(parents=True)
+    (sample / "Sample03_finelabels.csv").write_text("1,0,10\n")
+    expected = (f"({sample / 'Sample0003_finelabels.csv'} expected, found 'Sample03_finelabels.csv'); name each label "
+                "file after its folder")
+    with pytest.raises(InputError, match=re.escape(expected)):
+        ann.read_smg_labels(tmp_path / "smg", fps=28.0, splits={"train": {3}})

@@ -445,3 +445,47 @@ def test_many_instances_with_one_problem_are_listed_a_few_then_counted(tmp_path)
     counted = [m for m in warnings if m.startswith("and ")]
     assert sorted(m.split(" instance(s)")[0] for m in counted) == ["and 2 more", "and 9 more"]
     assert any("like " in m and ": duplicate ground truth" in m for m in counted)
+
+
+def test_a_config_fps_other_than_the_annotations_is_a_warning_with_the_drift(tmp_path):
+    # smg/*.yaml's data.fps 28 beside `_data.csv` files of 30 fps: labels drifted 7 % against the features (val F1
+    # 93 -> 13 in a helper's run) and `data check` said nothing
+    document = {"classes": ["c0", "c1", "c2"], "database": {
+        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+    }}
+    document["database"]["v"]["fps"] = 12.0
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id)
+    config = _config(tmp_path)
+    config.data.fps = FPS
+    warnings = [(p.where, p.message) for p in check_dataset(config).warnings if p.where.endswith("[data.fps]")]
+    assert warnings == [("config [data.fps]", f"{FPS:g} places the features of 1 video(s) whose annotations give "
+                         f"another fps (first 'v': 12, {tmp_path / 'ann.json'} [database.v]): unless the features were "
+                         f"made from the videos resampled to {FPS:g} fps, their labels drift against them by up to "
+                         "20.0%; --set data.fps=null takes each video's own")]
+    config.data.fps = None  # each video's own: nothing to say
+    assert not [p for p in check_dataset(config).warnings if p.where.endswith("[data.fps]")]
+
+
+def test_a_sidecar_frame_count_that_fits_neither_its_file_nor_the_annotations_is_an_error(tmp_path):
+    # `frames: 3000` beside a file of 818 steps and a video of 3286 frames passed; detect then wrote SMG rows past
+    # the video's end
+    document = {"classes": ["c0", "c1", "c2"], "database": {
+        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+    }}
+    document["database"]["t"]["num_frames"] = 200
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "t", frames=100)  # 22 windows by its frames; the file holds 47
+    _features(tmp_path / "feats", "v", frames=210)  # 49 windows: 2 steps (0.8 s) off, a padded extraction is fine
+    errors = [(p.where, p.message) for p in check_dataset(_config(tmp_path)).errors]
+    sidecar = str(tmp_path / "feats" / "t.json")
+    assert (sidecar, "frames 100 make 22 windows (stride 4, window 16), but t.npy holds 47 (off by +10.0 s): the "
+                     "sidecar of another video, or a wrong frame count?") in errors
+    assert (sidecar, f"frames 100, but {tmp_path / 'ann.json'} [database.t] gives the video 200 frames: the sidecar "
+                     "of another video, or a wrong frame count?") in errors
+    assert not [e for e in errors if "v.json" in e[0]]

@@ -41,7 +41,7 @@ from mgrec.config import (  # the one subset-name rule, shared with the config's
     split_name,
 )
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, is_number, read_json, safe_child
+from mgrec.files import atomic_open, brief, is_number, read_json, safe_child
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file, refuse_an_incomplete_set
 from mgrec.timeline import FeatureGrid
@@ -391,6 +391,10 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     if default_fps is not None and (not is_number(default_fps) or fps_problem(default_fps)):
         raise InputError(f"default_fps: expected a positive number of frames per second, at most {MAX_FPS:g}, got "
                          f"{_short(default_fps)}")
+    if path.is_dir():  # an SMG label folder given where its converted JSON goes
+        raise InputError(f"{path}: a folder, where an annotations JSON file was expected; an SMG label folder "
+                         f"(SampleXXXX/SampleXXXX_finelabels.csv) is converted once: mgrec data convert {path} --out "
+                         "annotations.json")
     raw = read_json(path, "annotations")
     if not isinstance(raw, dict) or "database" not in raw:
         raise InputError(f"{where(path, key='top level')}: expected an object with a \"database\" key")
@@ -529,6 +533,16 @@ def parse_subject_ranges(text: str) -> dict[str, set[int]]:
     return result
 
 
+def skipped_sample_folders(root: str | Path) -> list[Path]:
+    """Folders `data convert` leaves out although their names start like a sample's (`Sample0003_old`, a backup;
+    `Sample0003-labels`): said by `data convert`, not skipped without a word."""
+    root = Path(root)
+    candidates = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    candidates += [p for parent in candidates for p in parent.iterdir() if p.is_dir()]
+    return sorted(p for p in candidates
+                  if _SAMPLE_NAME_LOOSE.match(p.name) and not _SAMPLE_NAME_LOOSE.fullmatch(p.name))
+
+
 def _find_sample_dirs(root: Path) -> dict[str, Path]:
     """SampleXXXX folders directly in `root` or one level deeper (the challenge's layout)."""
     candidates = [p for p in root.iterdir() if p.is_dir()]
@@ -593,11 +607,14 @@ def read_smg_labels(
     sample_dirs = _find_sample_dirs(root)
     if not sample_dirs:
         raise InputError(f"{root}: no SampleXXXX folders here or one level deeper")
-    unlabelled = [str(d) for name, d in sample_dirs.items() if not (d / f"{name}_finelabels.csv").is_file()]
+    unlabelled = [(name, d) for name, d in sample_dirs.items() if not (d / f"{name}_finelabels.csv").is_file()]
     if unlabelled:
+        shown = "; ".join(f"{d / (name + '_finelabels.csv')} expected, found "
+                          f"{', '.join(brief(p.name) for p in sorted(d.glob('*.csv'))[:3]) or 'no .csv file'}"
+                          for name, d in unlabelled[:3])
         raise InputError(
-            f"{root}: no SampleXXXX_finelabels.csv in {len(unlabelled)} sample folder(s): "
-            f"{', '.join(unlabelled[:5])}; point the root at the labelled samples only"
+            f"{root}: no SampleXXXX_finelabels.csv in {len(unlabelled)} sample folder(s) ({shown}); name each label "
+            "file after its folder, or point the root at the labelled samples only"
         )
 
     if fps is not None and fps_problem(fps):

@@ -24,7 +24,11 @@ from mgrec.data.balance import ClassBalancer
 from mgrec.data.datasets import segments_to_grid, video_clips
 from mgrec.data.demo import default_cache_dir
 from mgrec.data.features import (
+    FPS_TOLERANCE as _FPS_TOLERANCE,
+)
+from mgrec.data.features import (
     RECIPE_FIELDS,
+    FeatureSidecar,
     check_sidecar,
     check_sidecar_length,
     inspect_features,
@@ -207,6 +211,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         config.model, config.train.center_radius)
     if unlearnable:
         problems.append(Problem("warning", str(annotations_path), unlearnable))
+    problems += _check_config_fps([aset.videos[v] for split in splits for v in aset.video_ids(split)], data.fps,
+                                  source)
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
         # training would stop at its first validation, with every epoch before it lost
@@ -441,6 +447,24 @@ def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], an
 _INSTANCE_PROBLEMS_EACH = 5
 
 
+def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
+    """`data.fps` places every video's features on the grid; videos whose annotations give another fps (SMG's
+    `_data.csv`) had their frame labels turned into seconds at that one. Unless the features were made from the
+    videos resampled to data.fps (ActionFormer's default_fps), every label drifts against them (about 7 % from 30
+    to 28 fps) and training learns almost nothing: a warning, with the first such video and a count."""
+    other = [info for info in videos
+             if config_fps is not None and info.fps_given and abs(info.fps - config_fps) > _FPS_TOLERANCE]
+    if not other:
+        return []
+    first = other[0]
+    return [Problem("warning", f"{source} [data.fps]",
+                    f"{config_fps:g} places the features of {len(other)} video(s) whose annotations give another fps "
+                    f"(first {brief(first.video_id)}: {first.fps:g}, {first.source}): unless the features were made "
+                    f"from the videos resampled to {config_fps:g} fps, their labels drift against them by up to "
+                    f"{max(abs(info.fps / config_fps - 1) for info in other):.1%}; --set data.fps=null takes each "
+                    "video's own")]
+
+
 def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
     problems = []
     video_id = info.video_id
@@ -562,6 +586,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                           key_prefix=f"{key}.")
             if steps is not None:
                 check_sidecar_length(path, steps, sidecar)
+                problems += _sidecar_frames_problems(sidecar, meta, path, steps, info, video_id)
         except InputError as exc:
             problems.append(_problem_from_error(exc, meta, video_id))
     else:
@@ -586,6 +611,29 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                 video_id,
             ))
     return problems, steps
+
+
+def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, steps: int, info: VideoInfo,
+                             video_id: str) -> list[Problem]:
+    """A sidecar's `frames` (the video's frame count) against the steps its file holds and the frames the
+    annotations give, each within `MAX_DRIFT_SECONDS` (ActionFormer-style features may pad a window or two):
+    `detect --format smg` writes frames by it, so a wrong one placed rows past the video's end unsaid."""
+    if sidecar.frames is None:
+        return []
+    own = FeatureGrid(fps=sidecar.fps, stride=sidecar.stride, window=sidecar.window)
+    problems = []
+    off = (steps - own.num_windows(sidecar.frames)) * own.seconds_per_step()
+    if abs(off) > MAX_DRIFT_SECONDS:
+        problems.append(Problem("error", str(meta), f"frames {sidecar.frames} make {own.num_windows(sidecar.frames)} "
+                                f"windows (stride {sidecar.stride}, window {sidecar.window}), but {path.name} holds "
+                                f"{steps} (off by {off:+.1f} s): the sidecar of another video, or a wrong frame count?",
+                                video_id))
+    if info.num_frames is not None and abs(sidecar.fps - info.fps) <= _FPS_TOLERANCE and \
+            abs(sidecar.frames - info.num_frames) / info.fps > MAX_DRIFT_SECONDS:
+        problems.append(Problem("error", str(meta), f"frames {sidecar.frames}, but {info.source} gives the video "
+                                f"{info.num_frames} frames: the sidecar of another video, or a wrong frame count?",
+                                video_id))
+    return problems
 
 
 def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
