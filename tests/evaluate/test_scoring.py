@@ -288,3 +288,26 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
     with pytest.raises(InputError, match=re.escape("predictions for 2 video(s) not in") + ".*" +
                        re.escape("' v', 'w\\n'")):
         score_file(annotations, gt_path, tmp_path / "ids.json", "test", note=notes.append)
+
+
+def test_an_smg_folder_written_with_classes_from_0_gets_a_hint_with_its_shifted_f1(tmp_path):
+    # 0-based class ids in SMG label files (1..K) scored 0.00 F1 without a word
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps({"classes": ["a", "b", "c"], "database": {"v": {
+        "subset": "test", "fps": 10.0, "duration": 60.0,
+        "annotations": [{"label": "b", "segment": [1.0, 3.0]}, {"label": "c", "segment": [5.0, 8.0]}]}}}))
+    annotations = load_annotations(gt_path)
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "v.csv").write_text("1,10,30\n2,50,80\n")  # b and c written from 0
+    notes = []
+    result = score_file(annotations, gt_path, tmp_path / "pred", "test", note=notes.append)
+    assert result["f1"] == 0
+    assert notes[-1] == (f"F1 is 0, but with every class id of {tmp_path / 'pred'} one higher it would be 100.00%: "
+                         "were the classes written from 0? SMG label files number them 1 to K")
+    (tmp_path / "pred" / "v.csv").write_text("2,10,30\n3,50,80\n")  # right: nothing to say
+    notes.clear()
+    assert score_file(annotations, gt_path, tmp_path / "pred", "test", note=notes.append)["f1"] == pytest.approx(1.0)
+    assert not any("F1 is 0" in n for n in notes)

@@ -401,5 +401,28 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
         note(f"the score threshold {threshold:.4g} is above every score of split {split} in {pred_path} (the "
              f"highest is {highest:.4g}): the hard set is empty and F1 is 0")
-    return score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
-                 tiou_thresholds=tious)
+    result = score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
+                   tiou_thresholds=tious)
+    if Path(pred_path).is_dir() and result["num_predictions"] and result["f1"] == 0:
+        shifted = _shifted_class_f1(gt, pred, annotations.classes, threshold)
+        if shifted is not None:  # SMG's class column counts from 1: a folder written from 0 scores nothing
+            note(f"F1 is 0, but with every class id of {pred_path} one {shifted[0]} it would be {shifted[1]:.2%}: were "
+                 "the classes written from 0? SMG label files number them 1 to K")
+    return result
+
+
+def _shifted_class_f1(gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]], classes: list[str],
+                      threshold: float) -> tuple[str, float] | None:
+    """The F1 of `pred` with every class id one lower or one higher (where all stay in range), the better of the two
+    when it is above 0; None otherwise."""
+    best = None
+    for step, word in ((1, "higher"), (-1, "lower")):
+        moved = {video: [dataclasses.replace(d, label_id=d.label_id + step, label=classes[d.label_id + step])
+                         for d in items] for video, items in pred.items()
+                 if all(0 <= d.label_id + step < len(classes) for d in items)}
+        if len(moved) != len(pred):
+            continue
+        f1 = score(gt, moved, classes, threshold)["f1"]
+        if f1 > 0 and (best is None or f1 > best[1]):
+            best = (word, f1)
+    return best
