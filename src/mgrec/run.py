@@ -658,10 +658,13 @@ class RunDir:
                              "run trained and validated on, as mgrec train writes them)")
         return raw
 
-    def check_held_out(self, split: str, video_ids: Iterable[str]) -> None:
+    def check_held_out(self, split: str, video_ids: Iterable[str],
+                       advice: str = "score the run on videos it did not train on, or train it again on the new "
+                                     "splits") -> None:
         """Refuse to score `split` when any of its videos was one this run trained on, by its record: the annotations
         it names were changed since (their splits redrawn: `data convert --splits` into the same file), and the run
-        would be scored on its own training videos without a word. The training split itself may be scored."""
+        would be scored on its own training videos without a word. The training split itself may be scored.
+        `advice`: what to do instead (an ensemble's differs)."""
         record = self.read_splits()
         if not split or record is None or split_name(split) == split_name(record["train_split"]):
             return
@@ -673,8 +676,7 @@ class RunDir:
             recorded = self.splits_path if self.splits_path.exists() else members / "*" / "splits.json"
             raise InputError(f"{len(seen)} video(s) of split {split!r} are videos this run trained on ({shown}; "
                              f"{recorded}: split {record['train_split']!r} of {record['annotations']} when it "
-                             "trained): the annotations' splits changed since; score the run on videos it did not "
-                             "train on, or train it again on the new splits")
+                             f"trained): the annotations' splits changed since; {advice}")
 
     def write_pseudo_labels(self, record: dict) -> None:
         atomic_write_text(self.pseudo_labels_path, json.dumps(record, indent=1))
@@ -876,8 +878,9 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
     """The files of every mgrec run that `path` is or lies in (a folder above it holding mgrec's run.json):
     what no command's output may replace (`mgrec.files.check_output` asks it for every output, so that
     `detect --out OTHER_RUN/postprocess.json` is refused as `--out OWN_RUN/postprocess.json` was)."""
-    return [file for folder in (resolve_path(path), *resolve_path(path).parents) if _holds_a_run(RunDir(folder))
-            for file in RunDir(folder).owned_files()]
+    target = resolve_path(path)
+    runs = [RunDir(folder) for folder in (target, *target.parents)]
+    return [file for run in runs if _holds_a_run(run) for file in run.owned_files()]
 
 
 def _holds_a_run(run: RunDir) -> bool:
@@ -897,14 +900,12 @@ def refuse_members_trained_on(members: list[Path], split: str, video_ids: list[s
     """An ensemble tunes its threshold on `split` (its members' val split, whose videos are `video_ids`): refused,
     before anything is written, when a member trained on one of them (by the member's record: the annotations'
     splits were redrawn between trainings)."""
+    advice = "the ensemble would tune its threshold on them; leave this member out, or train it again on the new splits"
     for member in members:
         try:
-            RunDir(member).check_held_out(split, video_ids)
+            RunDir(member).check_held_out(split, video_ids, advice)
         except InputError as exc:
-            raise InputError(f"ensemble member {member}: {exc}".replace(
-                "score the run on videos it did not train on, or train it again on the new splits",
-                "the ensemble would tune its threshold on them; leave this member out, or train it again on the "
-                "new splits")) from None
+            raise InputError(f"ensemble member {member}: {exc}") from None
 
 
 def join_split_records(records: list[dict]) -> dict:

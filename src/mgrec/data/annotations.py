@@ -537,16 +537,19 @@ def skipped_sample_folders(root: str | Path) -> list[Path]:
     """Folders `data convert` leaves out although their names start like a sample's (`Sample0003_old`, a backup;
     `Sample0003-labels`): said by `data convert`, not skipped without a word."""
     root = Path(root)
-    candidates = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    candidates += [p for parent in candidates for p in parent.iterdir() if p.is_dir()]
-    return sorted(p for p in candidates
+    return sorted(p for p in (_folders_to_depth_two(root) if root.is_dir() else [])
                   if _SAMPLE_NAME_LOOSE.match(p.name) and not _SAMPLE_NAME_LOOSE.fullmatch(p.name))
+
+
+def _folders_to_depth_two(root: Path) -> list[Path]:
+    """The folders in `root` and one level deeper, where SMG's sample folders may lie."""
+    folders = [p for p in root.iterdir() if p.is_dir()]
+    return folders + [p for parent in folders for p in parent.iterdir() if p.is_dir()]
 
 
 def _find_sample_dirs(root: Path) -> dict[str, Path]:
     """SampleXXXX folders directly in `root` or one level deeper (the challenge's layout)."""
-    candidates = [p for p in root.iterdir() if p.is_dir()]
-    candidates += [p for parent in candidates for p in parent.iterdir() if p.is_dir()]
+    candidates = _folders_to_depth_two(root)
     found: dict[str, Path] = {}
     by_number: dict[int, Path] = {}
     for folder in sorted(candidates):

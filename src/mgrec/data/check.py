@@ -24,9 +24,7 @@ from mgrec.data.balance import ClassBalancer
 from mgrec.data.datasets import segments_to_grid, video_clips
 from mgrec.data.demo import default_cache_dir
 from mgrec.data.features import (
-    FPS_TOLERANCE as _FPS_TOLERANCE,
-)
-from mgrec.data.features import (
+    FPS_TOLERANCE,
     RECIPE_FIELDS,
     FeatureSidecar,
     check_sidecar,
@@ -453,7 +451,7 @@ def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source:
     videos resampled to data.fps (ActionFormer's default_fps), every label drifts against them (about 7 % from 30
     to 28 fps) and training learns almost nothing: a warning, with the first such video and a count."""
     other = [info for info in videos
-             if config_fps is not None and info.fps_given and abs(info.fps - config_fps) > _FPS_TOLERANCE]
+             if config_fps is not None and info.fps_given and abs(info.fps - config_fps) > FPS_TOLERANCE]
     if not other:
         return []
     first = other[0]
@@ -622,13 +620,14 @@ def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, st
         return []
     own = FeatureGrid(fps=sidecar.fps, stride=sidecar.stride, window=sidecar.window)
     problems = []
-    off = (steps - own.num_windows(sidecar.frames)) * own.seconds_per_step()
+    windows = own.num_windows(sidecar.frames)
+    off = (steps - windows) * own.seconds_per_step()
     if abs(off) > MAX_DRIFT_SECONDS:
-        problems.append(Problem("error", str(meta), f"frames {sidecar.frames} make {own.num_windows(sidecar.frames)} "
+        problems.append(Problem("error", str(meta), f"frames {sidecar.frames} make {windows} "
                                 f"windows (stride {sidecar.stride}, window {sidecar.window}), but {path.name} holds "
                                 f"{steps} (off by {off:+.1f} s): the sidecar of another video, or a wrong frame count?",
                                 video_id))
-    if info.num_frames is not None and abs(sidecar.fps - info.fps) <= _FPS_TOLERANCE and \
+    if info.num_frames is not None and abs(sidecar.fps - info.fps) <= FPS_TOLERANCE and \
             abs(sidecar.frames - info.num_frames) / info.fps > MAX_DRIFT_SECONDS:
         problems.append(Problem("error", str(meta), f"frames {sidecar.frames}, but {info.source} gives the video "
                                 f"{info.num_frames} frames: the sidecar of another video, or a wrong frame count?",

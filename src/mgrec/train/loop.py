@@ -547,8 +547,9 @@ def check_same_videos(run: RunDir, config: Config, training_videos: list[str], a
     record = run.read_splits()
     if record is None or record["train"] == training_videos:
         return
-    added = [v for v in training_videos if v not in set(record["train"])]
-    removed = [v for v in record["train"] if v not in set(training_videos)]
+    started, now = set(record["train"]), set(training_videos)
+    added = [v for v in training_videos if v not in started]
+    removed = [v for v in record["train"] if v not in now]
     change = "; ".join(f"{what} {', '.join(brief(v) for v in videos[:3])}{', ...' if len(videos) > 3 else ''}"
                        for what, videos in (("now also", added), ("no longer", removed)) if videos) or "reordered"
     raise InputError(f"{asked}: split {config.data.train_split!r} of {config.data.annotations} is not the "
