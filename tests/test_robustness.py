@@ -413,6 +413,22 @@ def test_smg_convert_says_which_durations_are_taken_from_the_last_label(capsys, 
             f"{tmp_path / 'smg' / 'Sample0001_old'}") in outcome.err
 
 
+def test_smg_convert_warns_when_no_row_has_the_last_class(capsys, tmp_path):
+    """Label files written with classes 0..16 whose rows happen to hold no class 0 were read one class off
+    without a word; none of them can hold class 17."""
+    sample = tmp_path / "smg" / "Sample0001"
+    sample.mkdir(parents=True)
+    (sample / "Sample0001_data.csv").write_text("1400,28,4095\n")
+    (sample / "Sample0001_finelabels.csv").write_text("5,28,56\n16,100,130\n")
+    outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann.json")
+    assert outcome.code in (0, None)
+    assert ("warning: no label row has class 17 (Illustrative hand gestures): if these files number classes from 0 "
+            "to 16, every instance is read as the class before its own") in outcome.err
+    (sample / "Sample0001_finelabels.csv").write_text("5,28,56\n17,100,130\n")
+    outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann2.json")
+    assert outcome.code in (0, None) and "class 17" not in outcome.err
+
+
 def _score_csv_folder(capsys, dataset, tmp_path, content: bytes) -> tuple[Outcome, Path]:
     folder = tmp_path / "pred"
     folder.mkdir()

@@ -560,6 +560,12 @@ def cmd_data_convert(args) -> None:
               "their last label, which a video outlasts, so `data check` and `train` will refuse their features as "
               "too long; put each sample's _data.csv (one row numFrames,fps,maxDepth, as SMG ships it) beside its "
               "labels for its real length", file=sys.stderr)
+    last_class = len(annotations.classes) - 1
+    if total and not any(s.label_id == last_class for segments in annotations.segments.values() for s in segments):
+        # A file numbering classes from 0 has no row of class 0 only by chance, but never one of class K.
+        print(f"warning: no label row has class {last_class + 1} ({annotations.classes[last_class]}): if these files "
+              f"number classes from 0 to {last_class}, every instance is read as the class before its own; SMG label "
+              f"files number them 1 to {last_class + 1}", file=sys.stderr)
     skipped = skipped_sample_folders(args.smg_root)
     if skipped:  # a backup beside its sample (Sample0003_old) is fair to leave out, but not without a word
         print(f"warning: {len(skipped)} folder(s) named like a sample but not SampleXXXX exactly were left out: "

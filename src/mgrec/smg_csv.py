@@ -14,7 +14,7 @@ and `mgrec detect --format smg` all come here. It sits at the bottom layer (it k
 the frame clock, nothing above), so that data, evaluate and infer may all import it.
 
 The two readers differ on purpose in what they accept:
-- `read_label_file` (annotations): exactly three whole-number columns split on commas, no
+- `read_label_file` (annotations): exactly three whole-number columns, each row on one line, no
   negative frames, frame numbers below `MAX_FRAME`, and a header row is named as such;
 - `read_prediction_rows` (predictions, possibly from other tools): parsed as CSV (quoted cells),
   three or four columns (the same count on every row; without a score every score is 1.0).
@@ -102,14 +102,21 @@ def decimal_number(cell: str) -> float:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, stripped cells) of every non-blank line of a small CSV file."""
+    """(line number, stripped cells) of every non-blank line of a small CSV file, parsed as CSV: a spreadsheet or
+    pandas with quoting on writes `"1","120","158"`, the same row as `1,120,158`. A quoted cell holding a line
+    break is refused: no row of these files spans two lines."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     for number, line in enumerate(text_lines(decode_utf8(path, data)), start=1):
-        if line.strip():
-            yield number, [cell.strip() for cell in line.split(",")]
+        if not line.strip():
+            continue
+        try:
+            cells = next(csv.reader([line], skipinitialspace=True, strict=True))
+        except csv.Error as exc:
+            raise InputError(f"{path}:{number}: not a row of comma-separated cells ({exc}): {brief(line)}") from None
+        yield number, [cell.strip() for cell in cells]
 
 
 def _shown(cells: list[str]) -> str:
@@ -147,7 +154,9 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
             raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}")
         label, start, end = _integers(path, line, cells, names)
         if not 1 <= label <= num_classes:
-            raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}")
+            hint = (" (SMG label files number classes from 1; a file written from 0 needs every class raised by one)"
+                    if label == 0 else "")
+            raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}{hint}")
         if start < 0:
             raise InputError(f"{path}:{line}: start frame {start} is negative")
         if start >= end:

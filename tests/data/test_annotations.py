@@ -454,7 +454,9 @@ def test_smg_fps_argument_contradicting_data_file(tmp_path):
         ("5,28,56\n5,28\n", 2, "3 columns"),
         ("5,28,56\n5,28,56,7\n", 2, "3 columns"),
         ("5,28,56\n5,28.5,56\n", 2, "whole numbers"),
-        ("0,28,56\n", 1, "class 0 is outside 1..17"),
+        ("0,28,56\n", 1, "class 0 is outside 1..17 (SMG label files number classes from 1; a file written from 0"),
+        ('5,28,56\n"5,28,60\n', 2, "not a row of comma-separated cells"),
+        ('5,28,56\n"5,28",60\n', 2, "3 columns"),
         ("5,28,56\n18,28,56\n", 2, "class 18 is outside 1..17"),
         ("5,56,56\n", 1, "not before end"),
         ("5,28,56\n\n5,60,50\n", 3, "not before end"),
@@ -469,6 +471,18 @@ def test_smg_csv_errors_name_file_and_line(tmp_path, text, line, expected):
         read_smg_labels(tmp_path)
     assert f"{labels}:{line}:" in str(info.value)
     assert expected in str(info.value)
+
+
+def test_smg_label_and_data_files_with_quoted_cells_read_as_without(tmp_path):
+    """A spreadsheet or pandas with quoting on writes `"5","28","56"`: the same row, not a refused one."""
+    _sample(tmp_path, "Sample0001", '"5","28","56"\n 3, "100",140\n',
+            '"numFrames","fps","maxDepth"\n"1400","28","4095"\n')
+    _sample(tmp_path, "Sample0002", "5,28,56\n3,100,140\n", "1400,28,4095\n")
+    aset = read_smg_labels(tmp_path, splits={"train": {1, 2}})
+    quoted, plain = aset.segments["Sample0001"], aset.segments["Sample0002"]
+    assert [(s.label_id, s.start_frame, s.end_frame) for s in quoted] == [(4, 28, 56), (2, 100, 140)]
+    assert [(s.label_id, s.start, s.end) for s in quoted] == [(s.label_id, s.start, s.end) for s in plain]
+    assert aset.videos["Sample0001"].duration == aset.videos["Sample0002"].duration == 50.0
 
 
 def test_smg_labels_may_end_at_the_video_frame_count(tmp_path):
