@@ -67,6 +67,17 @@ def test_load_values_subsets_and_sources(tmp_path):
     assert aset.segments["S2"] == []
 
 
+def test_a_frame_count_without_a_duration_gives_the_duration_at_the_entry_s_fps(tmp_path):
+    """Files that store a video's length in frames only were refused for want of a duration."""
+    document = _document()
+    del document["database"]["S2"]["duration"]
+    del document["database"]["S2"]["fps"]
+    aset = load_annotations(_write(tmp_path, document), default_fps=30.0)
+    assert (aset.videos["S2"].duration, aset.videos["S2"].num_frames, aset.videos["S2"].fps) == (10.0, 300, 30.0)
+    document["database"]["S2"]["fps"] = 25
+    assert load_annotations(_write(tmp_path, document)).videos["S2"].duration == 12.0
+
+
 def test_class_list_built_from_label_ids(tmp_path):
     document = _document()
     del document["classes"]
@@ -236,6 +247,8 @@ ERROR_CASES = [
     (_set(("database", "S1", "fps"), 0), "[database.S1.fps]", "positive number"),
     (_set(("database", "S1", "duration"), -3), "[database.S1.duration]", "positive duration"),
     (_set(("database", "S1", "num_frames"), 12.5), "[database.S1.num_frames]", "whole number"),
+    (_delete(("database", "S1", "duration")), "[database.S1]", "missing key 'duration' (the video's length in "
+                                                               "seconds; or its frame count as 'num_frames'"),
     (_delete(("database", "S1", "annotations")), "[database.S1]", "missing key 'annotations'"),
     (_set(("database", "S1", "annotations"), {}), "[database.S1.annotations]", "use []"),
     (_set(A1, "x"), "[database.S1.annotations[1]]", "expected an object"),

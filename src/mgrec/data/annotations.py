@@ -14,7 +14,8 @@ The JSON format (what ActionFormer, the official ActivityNet evaluator and DETAD
                                                   "segment": [12.0, 13.5],
                                                   "segment(frames)": [336, 378]}]}}}
 
-`version`, `classes`, `taxonomy`, `num_frames` and `segment(frames)` are optional when reading (a
+`version`, `classes`, `taxonomy`, `num_frames` and `segment(frames)` are optional when reading, and
+`duration` where `num_frames` gives the length (num_frames / fps) (a
 taxonomy, ActivityNet's class tree, is not needed: the classes are `classes` or the label ids);
 so are `label_id` (an instance's place in `classes`, or, in a file with neither, in the sorted labels)
 and `fps` where the config's data.fps gives it (`load_annotations`). `save_annotations` writes all of
@@ -272,12 +273,16 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     if not is_number(fps) or fps_problem(fps):
         raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
                                       f"got {_short(fps)}")
-    duration = _require(entry, "duration", key)
-    if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
-        raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {_short(duration)}")
     num_frames = entry.get("num_frames")
     if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
         raise _BadEntry(f"{key}.num_frames", f"expected a positive whole number of frames, got {_short(num_frames)}")
+    if "duration" not in entry and num_frames is None:
+        raise _BadEntry(key, "missing key 'duration' (the video's length in seconds; or its frame count as "
+                             "'num_frames', which with its fps gives the duration)")
+    # A frame count without a duration (files that store frames, not seconds): num_frames frames last num_frames/fps.
+    duration = entry.get("duration", None if num_frames is None else num_frames / fps)
+    if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
+        raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {_short(duration)}")
     if "annotations" not in entry:
         raise _BadEntry(key, "missing key 'annotations' (use [] for a video without instances: a test video whose "
                              "labels are withheld)")
