@@ -489,3 +489,20 @@ def test_a_sidecar_frame_count_that_fits_neither_its_file_nor_the_annotations_is
     assert (sidecar, f"frames 100, but {tmp_path / 'ann.json'} [database.t] gives the video 200 frames: the sidecar "
                      "of another video, or a wrong frame count?") in errors
     assert not [e for e in errors if "v.json" in e[0]]
+
+
+@pytest.mark.parametrize("extra_steps, refused", [(1, False), (2, False), (3, True), (-2, False), (-3, True)])
+def test_features_may_stray_from_the_duration_by_two_steps_where_a_step_is_longer_than_the_tolerance(
+        tmp_path, extra_steps, refused):
+    """ActionFormer's ActivityNet features (stride 16 at 15 fps: 1.07-s steps) keep the partial last window, one
+    step more than complete windows: over the 1.0-s tolerance, so every such video was an error and training
+    refused to start. Two steps of slack where a step is long; three are still an error."""
+    config = _config(tmp_path)
+    config.data.stride, config.data.window, config.data.fps = 16, 16, 15.0
+    (tmp_path / "feats").mkdir()
+    annotations = {"v": {"subset": "training", "fps": 15.0, "duration": 64.0,  # 960 frames, 60 complete windows
+                         "annotations": [{"label": "c0", "label_id": 0, "segment": [3.0, 9.0]}]}}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": annotations}))
+    np.save(tmp_path / "feats" / "v.npy", np.zeros((60 + extra_steps, DIM), np.float32))
+    messages = [p.message for p in check_dataset(config).errors]
+    assert any("feature steps cover" in m for m in messages) == refused, messages

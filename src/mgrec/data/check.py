@@ -41,7 +41,8 @@ from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
 
-# Features and annotations may disagree by up to this much before the time axis is suspect.
+# Features and annotations may disagree by up to this much before the time axis is suspect, or by two
+# steps where a step is longer (`allowed_drift`).
 MAX_DRIFT_SECONDS = 1.0
 # ActionFormer's crop length: longer crops cost memory for little gain.
 MAX_SEQ_LEN_CAP = 2304
@@ -112,6 +113,13 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def allowed_drift(grid: FeatureGrid) -> float:
+    """How far, in seconds, a feature file's length may stray from its video's before the time axis is suspect:
+    MAX_DRIFT_SECONDS, or two steps where that is longer. Extractors pad a partial last window or two (ActionFormer's
+    ActivityNet features keep ceil(frames / 16) at 15 fps, one more 1.07-s step than complete windows)."""
+    return max(MAX_DRIFT_SECONDS, 2 * grid.seconds_per_step())
+
+
 def _count_table(report: CheckReport) -> list[str]:
     splits = list(report.counts_per_split)
     width = max([len(name) for name in report.classes] + [len("class")])
@@ -151,7 +159,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     negative times), a class count that differs from model.num_classes, labels beyond it,
     instances that start after the video ends, missing or unreadable feature files, wrong feature
     dimension, NaN/Inf, sidecars that disagree with the config or the file, and features whose
-    length disagrees with the video's duration by more than MAX_DRIFT_SECONDS.
+    length disagrees with the video's duration by more than `allowed_drift`.
     Reported as warnings: videos without instances, instances ending after the video ends,
     duplicated ground truths, feature files without an annotations entry, missing sidecars,
     videos in no configured split, empty val/test splits, a val or test split that is the training
@@ -598,7 +606,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             frames = int(round(frames / video_fps * grid.fps))
         expected = grid.num_windows(frames)
         drift = (steps - expected) * grid.seconds_per_step()
-        if abs(drift) > MAX_DRIFT_SECONDS:
+        if abs(drift) > allowed_drift(grid):
             covered = grid.covered_seconds(steps)
             problems.append(Problem(
                 "error", str(path),
@@ -614,7 +622,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
 def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, steps: int, info: VideoInfo,
                              video_id: str) -> list[Problem]:
     """A sidecar's `frames` (the video's frame count) against the steps its file holds and the frames the
-    annotations give, each within `MAX_DRIFT_SECONDS` (ActionFormer-style features may pad a window or two):
+    annotations give, each within `allowed_drift` (ActionFormer-style features may pad a window or two):
     `detect --format smg` writes frames by it, so a wrong one placed rows past the video's end unsaid."""
     if sidecar.frames is None:
         return []
@@ -622,7 +630,7 @@ def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, st
     problems = []
     windows = own.num_windows(sidecar.frames)
     off = (steps - windows) * own.seconds_per_step()
-    if abs(off) > MAX_DRIFT_SECONDS:
+    if abs(off) > allowed_drift(own):
         problems.append(Problem("error", str(meta), f"frames {sidecar.frames} make {windows} "
                                 f"windows (stride {sidecar.stride}, window {sidecar.window}), but {path.name} holds "
                                 f"{steps} (off by {off:+.1f} s): the sidecar of another video, or a wrong frame count?",
@@ -649,7 +657,7 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     grid = config.data.grid(info.fps)
     expected = grid.num_windows(_video_frames(info, grid.fps))
     drift = (clips.length - expected) * grid.seconds_per_step()
-    if abs(drift) > MAX_DRIFT_SECONDS:
+    if abs(drift) > allowed_drift(grid):
         return [Problem("error", str(clips.path),
                         f"{clips.frame_count} frames ({clips.length} clips) but the video lasts {info.duration:.1f} "
                         f"s in the annotations ({expected} clips expected at fps {grid.fps:g}); off by {drift:+.1f} "
