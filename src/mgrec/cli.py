@@ -653,6 +653,7 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
 
 
 def cmd_evaluate(args) -> None:
+    from mgrec.config import canonical_subset
     from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.evaluate.scoring import check_tuning_split, format_score_table
     from mgrec.infer.evaluate_run import evaluate_run
@@ -674,6 +675,11 @@ def cmd_evaluate(args) -> None:
           f"{threshold_phrase(result['score_threshold'], result.get('class_thresholds'))}, "
           f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
           f"wrote {run.eval_path(args.split, args.checkpoint)} and {run.detections_path(args.split, args.checkpoint)}")
+    train_split = run.read_config().data.train_split
+    if args.split == canonical_subset(train_split):  # ActionFormer's THUMOS layout trains on "validation"
+        print(f"note: split {args.split} is the split this run trained on (data.train_split {train_split!r}): its "
+              "scores say how closely the run fits the videos it learnt from, not how it does on new ones",
+              file=sys.stderr)
 
 
 def cmd_score(args) -> None:

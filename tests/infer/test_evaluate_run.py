@@ -181,3 +181,15 @@ def test_a_run_saved_with_a_seed_past_the_largest_still_evaluates_and_reports_bu
     with pytest.raises(InputError, match=r"config.yaml \[seed\]: expected an integer in \[0, 2147483647\]"):
         train(RunDir(run).read_config(), tmp_path / "again", progress=False)  # the Python API too
     assert not (tmp_path / "again").exists()
+
+
+def test_evaluate_on_the_training_split_says_so(tmp_path, monkeypatch, capsys):
+    """ActionFormer's THUMOS layout trains on subset "validation", read as val: `evaluate --split val` then scored
+    the training videos like any held-out split, without a word."""
+    run = relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(run), "--device", "cpu", "--split", "train"]) == 0
+    assert ("note: split train is the split this run trained on (data.train_split 'train'): its scores say how "
+            "closely the run fits the videos it learnt from") in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 0
+    assert "trained on" not in capsys.readouterr().err

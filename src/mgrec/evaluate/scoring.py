@@ -225,9 +225,10 @@ def format_score_table(result: dict) -> str:
     lines = [
         f"split {result['split'] or '-'}: {result['num_videos']} videos, {result['num_ground_truth']} ground-truth "
         f"segments, {result['num_predictions']} predictions with score >= {bar_of(result)}",
-        f"F1 (one-to-one) {_percent(result['f1'])}  precision {_percent(result['precision'])}  "
-        f"recall {_percent(result['recall'])}",
-        f"F1 (MiGA rule)  {_percent(result['f1_miga'])}  precision {_percent(result['precision_miga'])}  "
+        f"F1 (one-to-one, tIoU > {F1_TIOU_THRESHOLD:g}) {_percent(result['f1'])}  precision "
+        f"{_percent(result['precision'])}  recall {_percent(result['recall'])}",
+        f"F1 (MiGA rule, tIoU > {F1_TIOU_THRESHOLD:g})  {_percent(result['f1_miga'])}  precision "
+        f"{_percent(result['precision_miga'])}  "
         f"recall {_percent(result['recall_miga'])}"
         # the starter kit's rule, kept as the challenge scores: a prediction is not used up by the gesture it finds
         + ("  (above 100: by the MiGA rule one prediction may find several gestures)"
@@ -236,7 +237,8 @@ def format_score_table(result: dict) -> str:
         "",
     ]
     width = max([len("class")] + [min(len(name), 48) for name in result["per_class"]])
-    lines.append(f"{'id':>3}  {'class':<{width}}  {'inst':>5}  {'AP':>6}  {'F1':>6}  {'P':>6}  {'R':>6}")
+    lines.append(f"{'id':>3}  {'class':<{width}}  {'inst':>5}  {'AP':>6}  {'F1':>6}  {'P':>6}  {'R':>6}    (AP: "
+                 "averaged over the mAP's tIoUs; F1, P, R: at the F1's)")
     for name, row in result["per_class"].items():
         shown = name if len(name) <= 48 else name[:45] + "..."
         lines.append(
@@ -390,6 +392,11 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
+    outside = [video for video, items in predictions.items() if items and video not in gt]
+    if outside:  # ActivityNet's evaluator counts them as false positives; scoring one split leaves them out
+        shown = ", ".join(brief(video) for video in outside[:3]) + (", ..." if len(outside) > 3 else "")
+        note(f"{pred_path}: the {sum(len(predictions[v]) for v in outside)} predictions of {len(outside)} video(s) "
+             f"outside split {split} ({shown}) are not scored (--split names the videos scored)")
     scores = {d.score for items in pred.values() for d in items}
     if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
         threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
