@@ -166,8 +166,11 @@ def test_labels_alone_of_smg_keep_smg_numbering(tmp_path):
 
 
 @pytest.mark.parametrize("labels, message", [
-    (["caf\u00e9", "cafe\u0301"], "are one name to a reader (the two differ only in Unicode normalisation, case or "
-                                    "spaces: '"),
+    (["caf\u00e9", "cafe\u0301"], "are one name to a reader (the two differ only in Unicode normalisation, case, "
+                                    "spaces or invisible characters: '"),
+    (["PEN", "PEN\u00ad"], "are one name to a reader (the two differ only in Unicode normalisation, case, spaces or "
+                           "invisible characters: 'PEN' and 'PEN\\xad')"),
+    (["a", "a\u200b"], "are one name to a reader"),
     (["Clap", "clap "], "classes 'Clap' and 'clap ' are one name to a reader"),
     (["", "clap"], "class name '' (0 characters): expected a name of 1 to 200 characters"),
     (["x" * 201, "clap"], "(201 characters): expected a name of 1 to 200"),

@@ -369,6 +369,27 @@ def test_csv_names_that_spreadsheets_run_as_formulas_are_escaped_and_read_back_e
     assert sorted(back) == sorted(pred) and all(len(items) == 1 for items in back.values())
 
 
+def test_a_lone_carriage_return_in_a_name_is_written_quoted_and_a_broken_row_is_named_at_its_first_line(tmp_path):
+    """csv quotes a cell holding \n, not one holding a lone \r: `detect --format csv` wrote a file `score` then
+    failed on with a traceback (`new-line character seen in unquoted field`); a quote never closed was blamed
+    on the file's last line."""
+    classes = ["ER\r", "ok"]
+    pred = {"v\r1": [Detection(video_id="v\r1", start=1.0, end=2.0, label_id=0, label="ER\r", score=0.5)],
+            "w": [Detection(video_id="w", start=3.0, end=4.0, label_id=1, label="ok", score=0.25)]}
+    save_predictions_csv(pred, tmp_path / "p.csv")
+    back = load_predictions(tmp_path / "p.csv", classes)
+    assert {v: [(d.label, d.start, d.score) for d in items] for v, items in back.items()} == \
+        {"v\r1": [("ER\r", 1.0, 0.5)], "w": [("ok", 3.0, 0.25)]}
+    assert (tmp_path / "p.csv").read_bytes().endswith(b"\nw,3.0000,4.0000,,,ok,0.250000\n")  # others plain
+    head = "video,start_s,end_s,start_frame,end_frame,label,score\n"
+    (tmp_path / "q.csv").write_text(head + "w,1.0,2.0,,,ok,0.5\nw,3.0,4.0,,,ER\r,0.8\n", newline="")
+    with pytest.raises(InputError, match=r"q\.csv:3: expected 7 columns"):  # the \r ends the row there
+        load_predictions(tmp_path / "q.csv", classes)
+    (tmp_path / "q.csv").write_text(head + 'w,1.0,2.0,,,"ok,0.5\n' + "w,3.0,4.0,,,ok,0.8\n" * 5, newline="")
+    with pytest.raises(InputError, match=r"q\.csv:2: not a row of video"):
+        load_predictions(tmp_path / "q.csv", classes)
+
+
 def test_the_csv_table_refuses_negative_times_with_its_line(tmp_path):
     # the CSV table goes through the same entry parser as JSON
     path = tmp_path / "pred.csv"

@@ -208,15 +208,18 @@ MAX_CLASS_NAME = 200
 
 
 def _name_key(name: str) -> str:
-    """A class name as a reader sees it: Unicode-normalised (NFKC), case-folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    """A class name as a reader sees it: Unicode-normalised (NFKC), case-folded, spaces collapsed, and without the
+    characters that print as nothing (Unicode's format characters: soft hyphen, zero-width space and joiners, BOM)."""
+    visible = "".join(c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf")
+    return " ".join(visible.casefold().split())
 
 
 def _spelling_hint(name: str, other: str) -> str:
     """Said where two class names that differ look the same (`_name_key`): 'café' in NFC and in NFD."""
     if name == other or _name_key(name) != _name_key(other):
         return ""
-    return f" (the two differ only in Unicode normalisation, case or spaces: {ascii(name)} and {ascii(other)})"
+    return (f" (the two differ only in Unicode normalisation, case, spaces or invisible characters: {ascii(name)} and "
+            f"{ascii(other)})")
 
 
 def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]) -> None:

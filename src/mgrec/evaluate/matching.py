@@ -74,8 +74,10 @@ def tiou_above(tious: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def tiou_at_least(tious: np.ndarray, threshold: float) -> np.ndarray:
-    """tIoU >= threshold, up to rounding: ActivityNet's (and DETAD's) comparison."""
-    return np.asarray(tious) >= threshold - TIOU_TOLERANCE
+    """tIoU >= threshold, up to rounding: ActivityNet's (and DETAD's) comparison. Segments that do not overlap
+    never match: a threshold within the tolerance of 0 (`--tious 1e-9`) made every same-class pair a hit."""
+    tious = np.asarray(tious)
+    return (tious >= threshold - TIOU_TOLERANCE) & (tious > 0)
 
 
 def greedy_match(overlaps: np.ndarray, hits: np.ndarray, best_pair_first: bool = False) -> list[tuple[int, int]]:

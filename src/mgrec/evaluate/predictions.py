@@ -236,9 +236,17 @@ def _parse_entry(
 def _load_table_csv(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
     class_ids = {name: i for i, name in enumerate(classes)}
     predictions: dict[str, list[Detection]] = {}
-    rows = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes())))
+    rows = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""), strict=True)
     next(rows)  # the header, checked by the caller
-    for row in rows:
+    while True:
+        first_line = rows.line_num + 1  # where the row starts: a quote never closed reads on to the file's end
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InputError(f"{where(path, line=first_line)}: not a row of {','.join(CSV_COLUMNS)} ({exc}; a line "
+                             "break or quote inside a cell must be in a quoted cell, its quotes doubled)") from None
         line = rows.line_num
         if not row:
             continue
@@ -412,12 +420,14 @@ def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) 
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    # The csv module quotes a cell holding \n (the line terminator) but not a lone \r, which every CSV reader then
+    # takes for a line break: a row with one (a video id or class name of such a file) is written fully quoted.
+    quoting_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for video_id, items in pred.items():
         for d in items:
-            writer.writerow([
-                spreadsheet_text(video_id), f"{d.start:.4f}", f"{d.end:.4f}",
-                "" if d.start_frame is None else d.start_frame, "" if d.end_frame is None else d.end_frame,
-                spreadsheet_text(d.label), f"{d.score:.6f}",
-            ])
+            row = [spreadsheet_text(video_id), f"{d.start:.4f}", f"{d.end:.4f}",
+                   "" if d.start_frame is None else d.start_frame, "" if d.end_frame is None else d.end_frame,
+                   spreadsheet_text(d.label), f"{d.score:.6f}"]
+            (quoting_all if "\r" in row[0] + row[5] else writer).writerow(row)
     atomic_write_text(Path(path), buffer.getvalue())
