@@ -870,6 +870,12 @@ def test_an_output_that_is_a_folder_or_a_file_of_the_wrong_kind(capsys, dataset,
     assert (tmp_path / "file").read_text() == "keep me"
     with pytest.raises(InputError, match="it ends with '/', so it names a folder"):
         check_writable(f"{tmp_path}/report/")
+    # through the command line too: argparse's Path("results/") dropped the '/', and a file results was written
+    outcome = mgrec(capsys, "detect", run, feature_file(dataset), "--out", f"{tmp_path}/results/")
+    assert_input_error(outcome, f"cannot write {tmp_path}/results/: it ends with '/', so it names a folder")
+    outcome = mgrec(capsys, "data", "convert", tmp_path, "--out", f"{tmp_path}/ann/")
+    assert_input_error(outcome, f"cannot write {tmp_path}/ann/: it ends with '/'")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "ann").exists()
 
 
 def _fail_with(monkeypatch, number: int, where: str = "os.fsync") -> None:

@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec data convert SMG_ROOT --out annotations.json --splits train=1-30,val=31-35,test=36-40",
                  ))
     p.add_argument("smg_root", type=Path, help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv)")
-    p.add_argument("--out", type=Path, required=True, help="annotations JSON to write")
+    # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
+    p.add_argument("--out", required=True, help="annotations JSON to write")
     p.add_argument("--fps", type=float,
                    help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file)")
     p.add_argument("--splits", default="train=1-30,val=31-35,test=36-40", help="subject numbers per subset")
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, help="feature files, folders of them, or video files (a run "
                                                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
-    p.add_argument("--out", type=Path, required=True, help="output file (a folder for --format smg, srt, vtt)")
+    p.add_argument("--out", required=True, help="output file (a folder for --format smg, srt, vtt)")  # as written
     p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default="json",
                    help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
                         "subtitles per video (OUT/<video>.srt or .vtt: the detections over the video in a player)")

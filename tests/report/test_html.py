@@ -336,6 +336,9 @@ def test_report_on_annotations_the_run_was_not_scored_against_is_refused(tmp_pat
     with pytest.raises(InputError, match=rf"eval_test.json was not scored against {re.escape(str(other))}: it counts "
                                          r"\d+ instances of split 'test'.*mgrec score --gt "):
         write_report(run["run_dir"], annotations=other)
+    with pytest.raises(InputError, match="was not scored against"):  # `analyze` too (it replaced the run's analysis)
+        analyze_run(run["run_dir"], annotations=other)
+    assert not (run["run_dir"] / "analysis").exists()
     moved = copy.deepcopy(document)  # as many instances of each class, one of them elsewhere: found by none
     segment = next(item for v in test_videos for item in moved["database"][v]["annotations"])
     segment["segment"] = [0.0, 0.5]
@@ -345,6 +348,9 @@ def test_report_on_annotations_the_run_was_not_scored_against_is_refused(tmp_pat
         write_report(run["run_dir"], annotations=other)
     other.write_text(json.dumps(document), encoding="utf-8")  # the same annotations under another name: as before
     write_report(run["run_dir"], annotations=other, out=tmp_path / "same.html")
+    analyze_run(run["run_dir"], annotations=other)
+    analysis = json.loads((run["run_dir"] / "analysis" / "test_analysis.json").read_text(encoding="utf-8"))
+    assert analysis["annotations"] == str(other)  # which ground truth the figures were drawn against
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -404,6 +405,10 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         note(f"every detection of split {split} in {pred_path} has the score {next(iter(scores)):g} (a file "
              "without scores, as SMG label files are?): mAP ranks them in the file's order, so it says little; "
              "F1 does not depend on the order")
+    elif tied := _tied_detections(pred):  # scores rounded by another tool: the file's order breaks their ties
+        note(f"{tied} detections of split {split} in {pred_path} share their score with another of their class: mAP "
+             "ranks tied detections in the file's order (as ActivityNet's evaluator does), so another order of the "
+             "same detections may give a slightly different mAP; F1 does not depend on the order")
     highest = max(scores, default=None)
     if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
         note(f"the score threshold {threshold:.4g} is above every score of split {split} in {pred_path} (the "
@@ -416,6 +421,13 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             note(f"F1 is 0, but with every class id of {pred_path} one {shifted[0]} it would be {shifted[1]:.2%}: were "
                  "the classes written from 0? SMG label files number them 1 to K")
     return result
+
+
+def _tied_detections(pred: Mapping[str, list[Detection]]) -> int:
+    """How many detections share their (class, score) with another detection: average precision ranks a class's
+    detections over every video by score, and breaks ties by their order."""
+    counts = Counter((d.label_id, d.score) for items in pred.values() for d in items)
+    return sum(n for n in counts.values() if n > 1)
 
 
 def _shifted_class_f1(gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]], classes: list[str],

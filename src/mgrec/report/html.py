@@ -246,6 +246,10 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     run = load_run(run_dir, split, annotations)
     split = run.split  # as the annotations name it (`split_name`)
     threshold, class_thresholds = hard_set_bar_of(run)
+    eval_path = RunDir(run.run_dir).eval_path(split)
+    if eval_path.is_file():  # as the report: `--annotations` of a file the run was not evaluated on is refused
+        scores = RunDir(run.run_dir).read_eval(split, len(run.classes))
+        check_one_evaluation(run, OperatingPoint.of(run, threshold, class_thresholds), scores, eval_path)
     ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold, class_thresholds)
     out_dir = RunDir(run.run_dir).analysis_dir
     paths = write_analysis_figures(ranked, out_dir, prefix=f"{split}_")
@@ -256,7 +260,8 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     paths += save_figure(pr_curves_figure(precision_recall_curves(run.ground_truth, run.ranked), run.classes,
                                           threshold, class_thresholds), out_dir / f"{split}_pr_curves")
     summary = out_dir / f"{split}_analysis.json"
-    atomic_write_text(summary, json.dumps({"split": split, "score_threshold": threshold,
+    atomic_write_text(summary, json.dumps({"split": split, "annotations": str(run.annotations_path),
+                                           "score_threshold": threshold,
                                            "class_thresholds": class_thresholds,
                                            "ranked_list": ranked.to_json(), "hard_set": hard.to_json()}, indent=1))
     return [*paths, summary]
