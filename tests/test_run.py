@@ -47,6 +47,21 @@ def test_the_lock_refuses_a_second_holder_and_is_free_again_afterwards(tmp_path)
         pass
 
 
+def test_a_folder_refused_before_anything_was_written_keeps_no_lock_file(tmp_path):
+    """`mgrec train --out FOLDER` refused a folder holding the user's own classes.json, and left `.lock` in it."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "classes.json").write_text("{}")
+    with pytest.raises(InputError, match="refused"):
+        with RunDir(folder).lock():
+            raise InputError("refused")
+    assert sorted(p.name for p in folder.iterdir()) == ["classes.json"]
+    run = RunDir(tmp_path / "run")  # a run that wrote its format keeps its lock file (it says who held the run)
+    with run.lock():
+        run.write_format()
+    assert run.lock_path.exists()
+
+
 def test_a_fresh_start_refuses_a_committed_run_and_a_hand_written_config(tmp_path):
     run = RunDir(tmp_path / "run")
     run.check_fresh_start([])  # nothing there yet

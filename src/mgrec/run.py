@@ -441,6 +441,7 @@ class RunDir:
         except OSError as exc:
             what = "it is a file, not a folder" if self.path.is_file() else (exc.strerror or str(exc))
             raise InputError(f"cannot write the run directory {self.path}: {what}") from None
+        lock_created = not self.lock_path.exists()
         handle = open_lock_file(self.lock_path)
         try:
             _lock_or_refuse(handle, str(self.path))
@@ -451,10 +452,13 @@ class RunDir:
             yield
         finally:
             handle.close()
-            # A run that stopped before writing anything (bad data, bad config) leaves no folder behind.
+            # A run that stopped before writing anything (bad data, bad config) leaves no folder behind, and a
+            # folder of the user's own that was refused keeps no lock file of ours.
             if created and [p.name for p in self.path.iterdir()] == [self.lock_path.name]:
                 self.lock_path.unlink()
                 self.path.rmdir()
+            elif lock_created and not self.format_path.exists():
+                self.lock_path.unlink(missing_ok=True)
 
     def remove_temporary_files(self) -> None:
         """Half-written files of a killed writer (never read; `mgrec.files` names them `.NAME.*.tmp`)."""

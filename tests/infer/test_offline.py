@@ -137,6 +137,8 @@ def test_the_python_api_refuses_what_it_cannot_read_right():
     masked = np.ma.masked_invalid(np.where(np.arange(60)[:, None] == 3, np.nan, rows).astype(np.float32))
     with pytest.raises(InputError, match=r"a masked array \(numpy.ma\); mgrec reads every value"):
         detector.detect(masked)
+    with pytest.raises(InputError, match=r"a numpy.matrix, a subclass of numpy.ndarray with arithmetic of its own"):
+        detector.detect(np.asmatrix(rows))  # its `*` is a matrix product: a ValueError deep in the normalisation
     for bad in (rows.astype(np.int64), rows[0], np.zeros((0, 16), np.float32), masked):
         with pytest.raises(InputError, match="detect_read takes a"):
             detector.detect_read(bad, None, None)
@@ -164,3 +166,16 @@ def test_a_feature_prefix_names_the_video_after_it_and_two_files_of_one_video_ar
     assert _video_ids([tmp_path / "v_.npy"], "v_") == {tmp_path / "v_.npy": "v_"}
     with pytest.raises(InputError, match=r"abc.npy are both video 'abc'; one output would silently replace"):
         _video_ids([tmp_path / "v_abc.npy", tmp_path / "abc.npy"], "v_")
+
+
+def test_one_feature_file_reached_twice_is_one_input(tmp_path):
+    """`detect RUN FOLDER FOLDER/x.npy` (a shell glob's slip) refused x.npy as two videos of one id."""
+    from mgrec.infer.offline import feature_files
+
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", features())
+    (tmp_path / "link.npy").symlink_to(tmp_path / "a.npy")
+    assert feature_files([tmp_path, tmp_path / "a.npy", str(tmp_path / "b.npy")]) == [tmp_path / "a.npy",
+                                                                                      tmp_path / "b.npy"]
+    assert feature_files([tmp_path / "link.npy", tmp_path / "b.npy", tmp_path / "a.npy"]) == [tmp_path / "link.npy",
+                                                                                              tmp_path / "b.npy"]

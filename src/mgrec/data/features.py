@@ -320,6 +320,11 @@ def check_feature_values(array: np.ndarray, source: object) -> None:
     """
     if isinstance(array, np.ma.MaskedArray):  # its comparisons skip masked values: a NaN under the mask passed
         raise InputError(f"{source}: a masked array (numpy.ma); mgrec reads every value: give array.filled(VALUE)")
+    if isinstance(array, np.ndarray) and type(array) not in (np.ndarray, np.memmap):
+        # A subclass redefines arithmetic: numpy.matrix's `*` is a matrix product, which made the normalisation's
+        # `features * scale` a ValueError about shapes (or, for a square one, other numbers without a word).
+        raise InputError(f"{source}: a {type(array).__module__}.{type(array).__name__}, a subclass of numpy.ndarray "
+                         "with arithmetic of its own; give a plain array: numpy.asarray(x)")
     _check_dtype(array.dtype, source)
     rows = array if array.ndim == 2 else array.reshape(array.shape[0] if array.ndim else 1, -1)
     # The bound in the array's own dtype (float16 cannot even hold 1e6: its own maximum, 65504, is the bound).

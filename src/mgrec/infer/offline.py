@@ -349,7 +349,8 @@ class OfflineDetector:
 def feature_files(inputs: list[str | Path], log=None) -> list[Path]:
     """Expand files and folders into feature files (sorted; a folder contributes its .npy/.npz files,
     without hidden ones: `mgrec.data.features.list_feature_files`; `log` hears what was skipped).
-    A file named explicitly is read as it is."""
+    A file named explicitly is read as it is; one file reached twice (a folder and a file in it, a shell glob's
+    slip) is one input, as in `mgrec extract`."""
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -361,4 +362,11 @@ def feature_files(inputs: list[str | Path], log=None) -> list[Path]:
             files.append(item)
         else:
             raise InputError(f"{item}: no such file or folder")
-    return files
+    seen: set[tuple[int, int]] = set()
+    unique = []
+    for file in files:
+        identity = (file.stat().st_dev, file.stat().st_ino)
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(file)
+    return unique
