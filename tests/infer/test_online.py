@@ -323,6 +323,22 @@ def test_shifting_predictions_give_one_emission_per_gesture():
     assert all(e.latency < lookahead + (hop + 2 * jitter) * STEP_SECONDS + 1e-9 for e in pushed)
 
 
+@pytest.mark.parametrize("lookahead", [0.0, 0.01])
+def test_a_lookahead_under_one_step_never_emits_a_gesture_cut_at_the_window_s_edge(lookahead):
+    """At lookahead 0 a gesture still in progress, its end cut at the newest step, was final: emitted cut, then
+    again whole (73 pairs on the demo's test split). A detection ending within the newest step may still grow."""
+    rng = np.random.default_rng(5)
+    gestures = draw_gestures(600, rng, min_len=10, max_len=30, max_gap=10)
+    features = encode(600, gestures)
+    detector = pointwise_detector(PointwiseModel())
+    offline = detector.hard_set(detector.detect(features, video_id="v", fps=FPS))
+    online = OnlineDetector(detector, FPS, lookahead=lookahead, hop=1, history=100, video_id="v")
+    emissions = list(online.run(random_chunks(features, rng, 5)))
+    emitted = [e.detection for e in emissions]
+    assert not duplicates(emitted) and sorted(map(key, emitted)) == sorted(map(key, offline))
+    assert all(e.latency >= STEP_SECONDS - 1e-9 for e in emissions if e.emitted_at < online.now)
+
+
 @pytest.mark.slow
 def test_memory_stays_bounded_on_a_long_stream():
     rng = np.random.default_rng(4)

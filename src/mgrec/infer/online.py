@@ -27,8 +27,11 @@ Time. The stream time `now` of an update is the moment its newest feature became
 of that feature's frame window, `FeatureGrid.covered_seconds(steps received)`. An emission records
 `emitted_at = now` and `latency = now - gesture end`.
 
-Finality. The cutoff of an update is `now - lookahead`; a detection is final when its end lies at or
-before the cutoff, i.e. the network has seen at least `lookahead` seconds of what follows the gesture.
+Finality. The cutoff of an update is `now - lookahead`, or `now` less one feature step for a lookahead
+shorter than that; a detection is final when its end lies at or before the cutoff, i.e. the network has
+seen at least `lookahead` seconds (and one step) of what follows the gesture. A detection that ends within
+the newest step is cut off by the window's edge and may still grow: at lookahead 0 each gesture in
+progress was emitted cut there, then again whole.
 
 The emission rule (each gesture once)
 -------------------------------------
@@ -427,7 +430,7 @@ class OnlineDetector:
             self._received += take
             self._since_update += take
             if self._since_update == self.hop:
-                emissions += self._update(cutoff=self.now - self.lookahead)
+                emissions += self._update(cutoff=self.now - max(self.lookahead, self.grid.seconds_per_step()))
         return emissions
 
     def push_streams(self, chunks: dict[str, np.ndarray]) -> list[Emission]:
