@@ -833,7 +833,8 @@ def cmd_detect(args) -> None:
     print(summary.describe(), file=closing_line_stream(args.out))
 
 
-def cmd_stream(args) -> None:
+def cmd_stream(args) -> int:
+    import signal
     import tempfile
 
     from mgrec.infer.offline import checked_fps
@@ -842,24 +843,35 @@ def cmd_stream(args) -> None:
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
+    received = []
+
+    def end_the_session(signum, frame):  # SIGTERM ends a live session as Ctrl-C does: pending gestures decided
+        received.append(signum)
+        raise KeyboardInterrupt
+
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         (source,), extracted = features_for(run_dir, [args.input], Path(scratch), device=device)
-        summary = stream_file(
-            run_dir,
-            source,
-            lookahead=args.lookahead,
-            realtime=args.realtime,
-            hop=args.hop,
-            history=args.history,
-            threads=args.threads or 1,  # small updates are fastest on one thread
-            compile=args.compile,
-            device=device,
-            precision=args.precision,
-            stream_folders=_stream_folders(run_dir, args.stream, extracted),
-            fps=fps,
-        )
+        previous = signal.signal(signal.SIGTERM, end_the_session)
+        try:
+            summary = stream_file(
+                run_dir,
+                source,
+                lookahead=args.lookahead,
+                realtime=args.realtime,
+                hop=args.hop,
+                history=args.history,
+                threads=args.threads or 1,  # small updates are fastest on one thread
+                compile=args.compile,
+                device=device,
+                precision=args.precision,
+                stream_folders=_stream_folders(run_dir, args.stream, extracted),
+                fps=fps,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     # stderr: stdout stays pure JSON lines for whatever reads them
     print(terminal.visible(summary.describe()), file=sys.stderr)
+    return 128 + int(received[0] if received else signal.SIGINT) if summary.interrupted else 0
 
 
 def _extract_number(name: str):

@@ -409,6 +409,44 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
         stream_file(tmp_path / "run", path, out=io.StringIO())
 
 
+def test_an_interrupted_stream_decides_what_arrived_and_a_reader_gone_away_stops_it(tmp_path, monkeypatch):
+    """Ctrl-C (and SIGTERM) ended a live session without the gestures it had seen but not yet decided, and
+    without the summary; a closed stdout (`| head -1`) let the stream run to its end and exit 0."""
+    import mgrec.infer.online as online_module
+
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 1000.0
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=fps)[15].score)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+    replay = online_module._replay
+
+    def interrupted_at_the_ninth_hop(*args):
+        for index, chunk in enumerate(replay(*args)):
+            if index == 8:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(online_module, "_replay", interrupted_at_the_ninth_hop)
+    out = io.StringIO()
+    summary = stream_file(tmp_path / "run", path, lookahead=2.0, hop=8, out=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    online = OnlineDetector(OfflineDetector.from_run(tmp_path / "run"), fps, lookahead=2.0, hop=8, video_id="clip")
+    expected = [e.to_json() for e in online.run(chunks_of(features[:64], 8))]  # the 8 hops that arrived, then flushed
+    assert summary.interrupted and summary.updates == 8 and lines and len(lines) == len(expected)
+    assert [line["segment"] for line in lines] == [e["segment"] for e in expected]
+    assert "interrupted at 0.3 s of stream: the gestures still pending were decided" in summary.describe()
+
+    monkeypatch.setattr(online_module, "_replay", replay)
+
+    class GoneAway(io.StringIO):  # what `terminal.TerminalText` is after a broken pipe
+        broken = True
+
+    with pytest.raises(InputError, match=r"the reader of the stream's output went away after 0 gesture\(s\), at "):
+        stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=GoneAway())
+
+
 def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
@@ -570,6 +608,38 @@ def test_stream_command_keeps_stdout_json_and_ends_with_a_summary_on_stderr(tmp_
     assert "compute per update mean " in summary and " ms, p95 " in summary
     # the window that ran (here the default: lookahead 3 steps, hop 8, 1, and 16 of a gesture; 0.004 s a step)
     assert " of stream, window 28 steps (0.1 s); compute per update" in summary
+
+
+def test_sigterm_ends_a_stream_as_ctrl_c_does_with_the_summary_and_128_plus_its_number(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """SIGTERM (how a session manager ends a process) exited 143 having printed nothing: no pending gesture, no
+    summary."""
+    import os
+    import signal
+
+    import mgrec.infer.online as online_module
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    replay = online_module._replay
+
+    def terminated_at_the_ninth_hop(*args):
+        for index, chunk in enumerate(replay(*args)):
+            if index == 8:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield chunk
+
+    monkeypatch.setattr(online_module, "_replay", terminated_at_the_ninth_hop)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["stream", str(tmp_path / "run"), str(path), "--lookahead", "0.01", "--hop", "8",
+                 "--device", "cpu"]) == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler was the stream's only
+    err = capsys.readouterr().err
+    assert "gestures emitted in 8 updates" in err and "interrupted at " in err
 
 
 def test_stream_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):

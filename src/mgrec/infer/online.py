@@ -224,6 +224,7 @@ class StreamSummary:
     normalize: str = "none"  # the run's data.normalize; "video": by the steps received so far
     history: int = 0  # feature steps of the window the network saw (0: not recorded)
     history_seconds: float = 0.0  # the same in seconds of stream
+    interrupted: bool = False  # ended by Ctrl-C (or SIGTERM from `mgrec stream`) before the file's end
 
     def describe(self) -> str:
         # The window is printed: a default that is too short for the run's gestures finds few of them, and
@@ -234,6 +235,9 @@ class StreamSummary:
             f"{self.stream_seconds:.1f} s of stream{window}; compute per update mean {self.mean_compute_ms:.1f} ms, "
             f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
         )
+        if self.interrupted:
+            text += (f"\ninterrupted at {self.stream_seconds:.1f} s of stream: the gestures still pending were "
+                     "decided as at a stream's end, on what had arrived")
         if self.offline_passes > 1:
             text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
                      "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores; the "
@@ -691,19 +695,27 @@ def stream_file(
         for emission in emissions:
             out.write(json.dumps(emission.to_json()) + "\n")
             out.flush()
+            if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
+                raise InputError(f"the reader of the stream's output went away after {count} gesture(s), at "
+                                 f"{online.now:.1f} s of stream: stopped (a live session would otherwise run on, "
+                                 "its gestures dropped)")
             count += 1
 
     names = [s.name for s in detector.config.data.input_streams()]
-    for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
-        before = online.num_updates
-        write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
+    interrupted = False
+    try:
+        for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
+            before = online.num_updates
+            write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
+    except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
+        interrupted = True
     before = online.num_updates
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     return StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
                          float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
                          detector.config.data.normalize, online.history,
-                         online.history * online.grid.seconds_per_step())
+                         online.history * online.grid.seconds_per_step(), interrupted)
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
