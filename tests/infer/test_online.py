@@ -447,6 +447,40 @@ def test_an_interrupted_stream_decides_what_arrived_and_a_reader_gone_away_stops
         stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=GoneAway())
 
 
+def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
+    """`mgrec stream ... > log.jsonl` could not be scored (`not valid JSON: Extra data`): each line is a detection
+    with its video, read as the results JSON's entries are."""
+    from mgrec.cli import main
+    from mgrec.evaluate.predictions import load_predictions, save_predictions
+
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 1000.0
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=fps)[15].score)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+    log = tmp_path / "log.jsonl"
+    with log.open("w") as out:
+        stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    read = load_predictions(log, detector.classes)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [d.to_json()["segment"] for d in read["clip"]] == [line["segment"] for line in lines] and len(lines) >= 10
+    save_predictions(read, tmp_path / "same.json")
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"classes": detector.classes, "database": {"clip": {
+        "subset": "test", "fps": fps, "duration": 0.5,
+        "annotations": [{"label": line["label"], "segment": line["segment"]} for line in lines[::2]]}}}))
+    scores = []
+    for predictions in (log, tmp_path / "same.json"):
+        assert main(["score", "--gt", str(gt), "--pred", str(predictions), "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0]["f1"] == scores[1]["f1"] and scores[0]["num_predictions"] == len(lines)
+    assert 0.6 < scores[0]["f1"] < 1  # every other detection is a gesture
+    log.write_text(log.read_text() + "{not json\n")
+    with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}: not a JSON object of a detection"):
+        load_predictions(log, detector.classes)
+
+
 def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)

@@ -1,6 +1,6 @@
 """Reading and writing predictions.
 
-Three input forms:
+Four input forms:
 - JSON (ActivityNet results style): `{"results": {video_id: [{"segment": [start_s, end_s],
   "label": name, "label_id": int, "score": float}, ...]}}`. Each entry needs `label` or
   `label_id` (both, if given, must name the same class) and `score`; an optional
@@ -8,6 +8,8 @@ Three input forms:
   top-level keys (`version`, `external_data`, `mgrec`, which `save_predictions` also writes) are
   not needed, so files from other tools and from older mgrec read too.
 - The CSV table `save_predictions_csv` writes (`mgrec detect --format csv`), recognised by its header.
+- JSON lines, one detection with its `video` per line, as `mgrec stream` prints its emissions (a stream's
+  log saved from stdout: its hard set).
 - A folder of SMG-style CSV files, one per video (`VIDEO.csv`, or `VIDEO/VIDEO_finelabels.csv` as
   `mgrec detect --format smg` writes them): no header, rows `class(1..K),start_frame,end_frame`
   with an optional fourth `score` column (a folder uses it on every row of every file or on none;
@@ -41,6 +43,7 @@ from mgrec.files import (
     brief,
     decode_utf8,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
+    text_lines,
 )
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
@@ -91,22 +94,28 @@ def load_predictions(
         raise InputError(f"{path}: no such predictions file or folder")
     # By content, not by suffix: whatever `mgrec detect` wrote reads back under any name.
     head = _first_text(path)
+    if _is_json_lines(head):
+        return _load_json_lines(path, classes)
     if head.startswith("{"):
         return _load_json(path, classes)
     if _is_table_head(head):
         return _load_table_csv(path, classes)
     raise InputError(
         f"{path}: not a predictions file; expected results JSON ({{\"results\": ...}}), the CSV table of "
-        f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), or a folder of SMG-style CSV files"
+        f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), the JSON lines `mgrec stream` prints, or a "
+        "folder of SMG-style CSV files"
     )
 
 
 def predictions_info(path: str | Path) -> dict[str, Any]:
     """The `MGREC_KEY` block of a results JSON file written by `save_predictions` (which set it holds,
     its threshold, run, checkpoint, provenance); {} for a file without one: results JSON written by
-    other tools or by mgrec before the block existed, the CSV table, a folder of SMG-style CSV files."""
+    other tools or by mgrec before the block existed, the CSV table, JSON lines, a folder of SMG-style CSV files."""
     path = Path(path)
-    if path.is_dir() or not path.is_file() or not _first_text(path).startswith("{"):
+    if path.is_dir() or not path.is_file():
+        return {}
+    head = _first_text(path)
+    if not head.startswith("{") or _is_json_lines(head):  # a stream's emissions record nothing of the kind
         return {}
     document = read_json(path, "predictions")
     block = document.get(MGREC_KEY, {}) if isinstance(document, dict) else {}
@@ -155,6 +164,39 @@ def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
             _parse_entry(entry, _json_location(path, f"results.{video_id}[{i}]"), video_id, classes, class_ids)
             for i, entry in enumerate(entries)
         ]
+    return predictions
+
+
+def _is_json_lines(head: str) -> bool:
+    """Whether a file starting with `head` holds one detection per line, as `mgrec stream` prints them (its first
+    line alone a JSON object with a video and a segment; a results JSON's first line is not one)."""
+    first = head.split("\n", 1)[0].strip()
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "video" in record and "segment" in record
+
+
+def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
+    """The emissions of `mgrec stream` saved from its stdout (`> stream.jsonl`), one JSON object per line: each a
+    detection of the results JSON with its video (`Emission.to_json`). A stream's emissions are its hard set."""
+    class_ids = {name: i for i, name in enumerate(classes)}
+    predictions: dict[str, list[Detection]] = {}
+    for number, line in enumerate(text_lines(decode_utf8(path, path.read_bytes())), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{where(path, line=number)}: not a JSON object of a detection ({exc}); expected one per "
+                             "line, as mgrec stream prints them") from None
+        video_id = record.get("video") if isinstance(record, dict) else None
+        if not isinstance(video_id, str) or not video_id:
+            raise InputError(f"{where(path, line=number, key='video')}: expected a detection with its video id, got "
+                             f"{brief(record)}")
+        at = lambda field, number=number: where(path, line=number, key=field.lstrip(".") or None)  # noqa: E731
+        predictions.setdefault(video_id, []).append(_parse_entry(record, at, video_id, classes, class_ids))
     return predictions
 
 
