@@ -171,6 +171,19 @@ def test_a_feature_prefix_stays_a_plain_visible_name_fragment(tmp_path, prefix):
         load_config(write(tmp_path, "s.yaml", streams))
 
 
+@pytest.mark.parametrize("ext", [".pt", ".foo", "pth", ""])
+def test_a_feature_ending_mgrec_cannot_read_is_refused_by_key(tmp_path, ext):
+    """OpenTAD's feat_format takes `pt`: `.pt` files were opened as .npz and blamed for their keys, file by file."""
+    with pytest.raises(InputError, match=r"c.yaml \[data.feature_ext\]: expected .npy or .npz, got .*torch's .pt"):
+        load_config(write(tmp_path, "c.yaml", f"data:\n  feature_ext: {ext!r}\n"))
+    streams = (f"data:\n  streams:\n  - {{name: a, features: f, feature_dim: 2, feature_ext: {ext!r}}}\n"
+               "model:\n  fusion: concat\n")
+    with pytest.raises(InputError, match=r"\[data.streams\[0\].feature_ext\]: expected .npy or .npz"):
+        load_config(write(tmp_path, "s.yaml", streams))
+    for good in (".npz", "npy", ".NPY"):
+        assert load_config(write(tmp_path, "g.yaml", f"data:\n  feature_ext: {good!r}\n")).data.feature_ext == good
+
+
 def test_a_feature_prefix_is_read():
     config = Config()
     config.data.feature_prefix = "v_"
@@ -628,3 +641,22 @@ def test_a_run_s_config_reused_with_other_features_names_every_derived_key_at_on
     with pytest.raises(InputError, match=r"mine.yaml: model.stream_dims, model.input_dim differ from the values they "
                                          r"follow .*: leave them out"):
         load_config(tmp_path / "mine.yaml")
+
+
+def test_an_actionformer_config_is_refused_at_once_with_its_keys_mapped(tmp_path):
+    """ActionFormer's YAML given as mgrec's stopped at `dataset_name` (unknown key), then `train_split` ('did you
+    mean train?'), then `dataset` ('did you mean data?'): one foreign key at a time, none named as mgrec's."""
+    text = ("dataset_name: thumos\ntrain_split: ['validation']\nmodel_name: LocPointTransformer\n"
+            "dataset:\n  feat_stride: 4\n  num_frames: 16\n  file_prefix: ~\nmodel:\n  n_mha_win_size: 19\n"
+            "  fpn_type: identity\nopt:\n  learning_rate: 0.0001\ntest_cfg:\n  max_seg_num: 200\n")
+    with pytest.raises(InputError) as info:
+        load_config(write(tmp_path, "af.yaml", text))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'af.yaml'}: an ActionFormer / DyFADet config (sections dataset_name, "
+                              "dataset, opt, test_cfg), not mgrec's")
+    for pair in ("dataset.feat_stride -> data.stride", "dataset.num_frames -> data.window",
+                 "dataset.file_prefix -> data.feature_prefix", "model_name -> model.variant",
+                 "model.n_mha_win_size -> model.transformer_window", "opt.learning_rate -> train.lr",
+                 "test_cfg.max_seg_num -> postprocess.max_detections"):
+        assert pair in message
+    assert "fpn_type" not in message  # no mgrec counterpart: not named as if it had one

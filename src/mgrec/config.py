@@ -461,6 +461,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     optional `base:` file to inherit from) and apply overrides."""
     path = find_config(path)
     raw = _read_yaml_with_base(path, seen=())
+    refuse_a_foreign_config(raw, str(path))
     overridden: dict = {}
     for item in overrides or []:
         _apply_override(overridden, item)
@@ -476,6 +477,33 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     validate(config, source=str(path), origins=origins)
     config._origins = (str(path), origins)  # for the rules asked later, by training (`check_for_training`)
     return config
+
+
+# Top-level sections of ActionFormer's and DyFADet's YAML configs that mgrec's have not.
+_ACTIONFORMER_SECTIONS = ("dataset_name", "dataset", "opt", "loader", "train_cfg", "test_cfg")
+
+
+def refuse_a_foreign_config(raw: Any, source: str) -> None:
+    """An ActionFormer or DyFADet YAML config given as mgrec's: refused at once, each of its keys that mgrec has
+    named with mgrec's key (`config_reference.KEY_MAPPING`), instead of one "unknown key" at a time."""
+    found = [name for name in _ACTIONFORMER_SECTIONS if isinstance(raw, dict) and name in raw]
+    if not found:
+        return
+    from mgrec.config_reference import KEY_MAPPING  # beside the table docs/config.md prints
+
+    given = {f"{section}.{key}" for section, values in raw.items() if isinstance(values, dict) for key in values}
+    given |= {str(key) for key, values in raw.items() if not isinstance(values, dict)}
+    pairs = []
+    for theirs, _, ours, _ in KEY_MAPPING:
+        names = [name.split(" (")[0].strip() for name in theirs.split(",") if name.strip()]
+        for name in names:
+            qualified = name if "." in name or name in given else f"model.{name}"
+            if ours and qualified in given:
+                pairs.append(f"{qualified} -> {ours}")
+    raise InputError(f"{source}: an ActionFormer / DyFADet config (sections {', '.join(found)}), not mgrec's; its "
+                     f"keys map to mgrec's as docs/config.md's table 'ActionFormer / OpenTAD -> mgrec' says"
+                     + (f": {'; '.join(pairs)}" if pairs else "") + ". Write an mgrec config with those keys "
+                     "(mgrec data check CONFIG then suggests the data's settings)")
 
 
 def config_from_record(raw: dict, source: str) -> Config:
@@ -1059,6 +1087,7 @@ def _check_end_to_end(config: Config, at) -> None:
 
 
 STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+FEATURE_EXTENSIONS = (".npy", ".npz")  # what `mgrec.data.features` reads
 # A feature file name's prefix stays inside the features folder and is not hidden (mgrec reads no dot-file).
 FEATURE_PREFIX = re.compile(r"(?:[^./\\\x00][^/\\\x00]{0,63})?")
 FEATURE_PREFIX_RULE = "text of at most 64 characters without '/', '\\' or a leading '.' (empty: no prefix)"
@@ -1090,6 +1119,11 @@ def _check_streams(config: Config, at) -> None:
             raise InputError(f"{at(f'{key}.fps')}: expected a positive number of frames per second, at most "
                              f"{MAX_FPS:g}, or null, got {_short(stream.fps)}")
     # after the streams: with them, data.feature_prefix is the grid stream's (`derive_from_streams`)
+    for key, ext in [*((f"data.streams[{i}].feature_ext", s.feature_ext) for i, s in enumerate(data.streams)),
+                     ("data.feature_ext", data.feature_ext)]:  # the streams' first: data's is derived from one
+        if ("." + ext.lstrip(".")).lower() not in FEATURE_EXTENSIONS:  # `.pt` was read as an .npz, blamed on its keys
+            raise InputError(f"{at(key)}: expected {' or '.join(FEATURE_EXTENSIONS)}, got {_short(ext)} (torch's .pt "
+                             "files are not read: save each array with numpy.save)")
     if not (isinstance(data.feature_prefix, str) and FEATURE_PREFIX.fullmatch(data.feature_prefix)):
         raise InputError(f"{at('data.feature_prefix')}: expected {FEATURE_PREFIX_RULE}, got "
                          f"{_short(data.feature_prefix)}")

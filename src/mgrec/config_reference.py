@@ -34,8 +34,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
      "OpenTAD: feature_stride x sample_stride"),
     ("dataset.num_frames", "dataset.*.offset_frames (= window / 2)", "data.window",
      "row t stands for (t*stride + window/2)/fps s, as in ActionFormer"),
-    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, it is also the fps "
-     "of an annotations entry without one"),
+    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, an entry without one "
+     "takes it and every other must agree with it (the run detects at that one fps)"),
     ("dataset.downsample_rate", "", "",
      "no subsampling on reading: extract with a larger stride (`mgrec extract --stride`) or save feats[::r] and "
      "multiply data.stride by r"),
@@ -47,8 +47,9 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
      "crops are max_seq_len long and drawn around an instance"),
     ("train_split, val_split", "dataset.train/val/test.subset_name",
      "data.train_split, data.val_split, data.test_split",
-     "one name each, not a list; `Validation` is read as val. ActionFormer's THUMOS val_split is the test set: "
-     "mgrec validates on val and scores test apart"),
+     "one name each, not a list; `Validation` is read as val. ActionFormer's THUMOS setting (train on "
+     "`validation`, no validation, score `test`): train_split val, val_split a name no video has (the last epoch "
+     "and the config's score threshold are kept, with a warning), test_split test"),
     ("model_name, model.backbone_type", "model.type", "model.variant",
      "LocPointTransformer/convTransformer: actionformer; DyFADet/DynE: dyfadet"),
     ("model.backbone_arch", "model.projection.arch", "model.stem_layers, model.num_levels",
@@ -60,7 +61,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("model.head_num_layers", "model.rpn_head.num_convs (+ 1)", "model.head_layers",
      "counts the final predictor, as ActionFormer; OpenTAD's num_convs = head_layers - 1"),
     ("model.n_head", "model.projection.attn_cfg.n_head", "model.transformer_heads", ""),
-    ("model.n_mha_win_size", "model.projection.attn_cfg.n_mha_win_size", "model.transformer_window", ""),
+    ("model.n_mha_win_size", "model.projection.attn_cfg.n_mha_win_size", "model.transformer_window",
+     "one odd window for every level: no per-level list, no -1 (global attention)"),
     ("model.regression_range", "model.rpn_head.prior_generator.regression_range", "model.regression_ranges", ""),
     ("model.scale_factor", "model.rpn_head.prior_generator.strides", "", "always 2: level l has stride 2**l"),
     ("model.use_abs_pe, model.use_rel_pe", "model.projection.use_abs_pe", "", "no position encodings"),
@@ -101,7 +103,11 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("opt.learning_rate", "optimizer.lr", "train.lr", "always AdamW, linear warm-up then cosine to 0"),
     ("opt.weight_decay", "optimizer.weight_decay", "train.weight_decay", ""),
     ("opt.epochs", "scheduler.max_epoch", "train.epochs",
-     "mgrec's epochs include the warm-up, as OpenTAD's max_epoch: ActionFormer's opt.epochs + opt.warmup_epochs"),
+     "mgrec's epochs include the warm-up, as OpenTAD's max_epoch: ActionFormer's opt.epochs + opt.warmup_epochs; "
+     "an mgrec epoch draws train.crops_per_video crops (default 4) of each training video, ActionFormer's one: "
+     "crops_per_video 1 counts epochs (and warm-up) as it does"),
+    ("opt.type, opt.schedule_type, opt.warmup", "optimizer.type, scheduler.type", "",
+     "always AdamW, a linear warm-up (train.warmup_epochs), then cosine"),
     ("opt.warmup_epochs", "scheduler.warmup_epoch", "train.warmup_epochs", ""),
     ("loader.batch_size", "solver.train.batch_size", "train.batch_size", ""),
     ("loader.num_workers", "solver.train.num_workers", "",
@@ -109,6 +115,11 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("(train.py keeps an EMA at decay 0.999)", "solver.ema", "train.ema_decay",
      "the EMA is always kept; with a warm-up"),
     ("init_rand_seed", "", "seed", ""),
+    ("dataset_name, output_folder", "work_dir", "", "a run is the folder `mgrec train --out` names"),
+    ("model.max_buffer_len_factor", "", "", "no buffer: each video is detected at its own length"),
+    ("model.embd_kernel_size, model.embd_with_ln, model.fpn_with_ln, model.head_with_ln, model.fpn_start_level",
+     "", "", "fixed: the embedding's convs of kernel 3 with LayerNorm, a LayerNorm per level (the neck), LayerNorm in "
+     "ActionFormer's head tower, the head on every level"),
     ("devices", "", "train.device", "one device per process; several GPUs: launch `mgrec train` with torchrun"),
 )
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
+from mgrec.config import FEATURE_EXTENSIONS
 from mgrec.errors import InputError
 from mgrec.files import atomic_open, brief, id_from_name, is_hidden, is_number, read_json, safe_child
 from mgrec.smg_csv import MAX_FPS, fps_problem
@@ -214,7 +215,6 @@ def check_sidecar(
 #   claiming 1e9 x 16, a deflate bomb) is refused before anything is allocated;
 # - its values must be finite and within +-MAX_FEATURE_ABS (`check_feature_values`).
 
-FEATURE_SUFFIXES = (".npy", ".npz")
 FEATURE_DTYPES = "float16/float32/float64"
 
 # The most values one feature file may hold: 2**30 values are 4 GiB as float32, which `load_features`
@@ -273,13 +273,13 @@ def list_feature_files(folder: str | Path) -> FeatureFolder:
         raise InputError(f"{folder}: no such feature folder")
     files, skipped = [], []
     for entry in sorted(folder.iterdir()):
-        if entry.suffix.lower() not in FEATURE_SUFFIXES:
+        if entry.suffix.lower() not in FEATURE_EXTENSIONS:
             continue
         (skipped if is_hidden(entry) or not entry.is_file() else files).append(entry)
     listing = FeatureFolder(files, skipped)
     if not files:
         note = f"; skipped {listing.skipped_summary()}" if skipped else ""
-        raise InputError(f"{folder}: folder holds no feature files ({', '.join(FEATURE_SUFFIXES)}){note}"
+        raise InputError(f"{folder}: folder holds no feature files ({', '.join(FEATURE_EXTENSIONS)}){note}"
                          + _videos_instead(folder))
     return listing
 
