@@ -270,7 +270,9 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         raise _BadEntry(f"{key}.subset", str(exc)) from None
     if "fps" not in entry and default_fps is None:
         raise _BadEntry(key, "missing key 'fps' (the video's frames per second; to give every entry without one "
-                             "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score)")
+                             "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score, "
+                             "where predictions in seconds score the same at any fps and only frames need the right "
+                             "one)")
     fps = entry.get("fps", default_fps)
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
