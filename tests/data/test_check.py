@@ -415,6 +415,10 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     (tmp_path / "feats" / "s.npy").rename(tmp_path / "feats" / "ss.npy")  # another video's name ending alike: no hint
     [missing] = check_dataset(config).errors
     assert missing.message == "feature file missing (extract features for this video)"
+    np.savez(tmp_path / "feats" / "s.npz", feats=np.zeros((STEPS, DIM), np.float32))  # under data.feature_ext .npy
+    [missing] = check_dataset(config).errors
+    assert missing.message == "feature file missing (s.npz is there: set data.feature_ext: .npz)"
+    (tmp_path / "feats" / "s.npz").unlink()
     (tmp_path / "feats" / "ss.npy").rename(tmp_path / "feats" / "v_s.npy")  # ActionFormer's ActivityNet file names
     [missing] = check_dataset(config).errors
     assert (missing.where, missing.message) == (str(tmp_path / "feats" / "s.npy"), "feature file missing (v_s.npy is "

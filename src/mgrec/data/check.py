@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mgrec.config import Config, DataConfig, ModelConfig, StreamConfig
+from mgrec.config import FEATURE_EXTENSIONS, Config, DataConfig, ModelConfig, StreamConfig
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
@@ -568,8 +568,15 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
     if not path.is_file():
         what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
         twin = prefixed.get(path.name) if prefixed is not None else None
-        remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
-                  f"<prefix><video_id>{path.suffix}" if twin else "extract features for this video")
+        other_ending = next((path.with_suffix(ext) for ext in FEATURE_EXTENSIONS
+                             if ext != path.suffix.lower() and path.with_suffix(ext).is_file()), None)
+        if twin:
+            remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
+                      f"<prefix><video_id>{path.suffix}")
+        elif other_ending is not None:  # `.npz` files under the default data.feature_ext
+            remedy = f"{other_ending.name} is there: set {key}.feature_ext: {other_ending.suffix}"
+        else:
+            remedy = "extract features for this video"
         return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
     problems = []
     try:
