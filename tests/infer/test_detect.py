@@ -258,6 +258,31 @@ def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):
     assert all(0 <= d.start < d.end <= duration + 1e-9 for d in detections)
 
 
+def test_a_video_of_the_run_s_annotations_is_placed_by_its_annotated_fps(tmp_path, capsys):
+    """A run with data.fps null (the recommended recipe) asked for --fps to detect a video its own annotations
+    list, with its fps."""
+    from mgrec.config import load_config, save_config
+
+    run = make_random_run(tmp_path, input_dim=8)
+    annotations = tmp_path / "ann.json"
+    annotations.write_text(json.dumps({"classes": [f"class{i}" for i in range(17)], "database": {
+        "clip": {"subset": "test", "fps": 28.0, "duration": 15.0, "annotations": []}}}))
+    config = load_config(run / "config.yaml")
+    config.data.annotations = str(annotations)
+    save_config(config, run / "config.yaml")
+    rows = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+    (tmp_path / "bare").mkdir()
+    np.save(tmp_path / "bare" / "clip.npy", rows)
+    np.save(tmp_path / "bare" / "other.npy", rows)
+    out = tmp_path / "d.json"
+    assert main(["detect", str(run), str(tmp_path / "bare" / "clip.npy"), "--out", str(out), "--all"]) == 0
+    assert main(["detect", str(run), str(tmp_path / "bare" / "clip.npy"), "--out", str(tmp_path / "e.json"), "--all",
+                 "--fps", "28"]) == 0
+    assert json.loads(out.read_text())["results"] == json.loads((tmp_path / "e.json").read_text())["results"]
+    assert main(["detect", str(run), str(tmp_path / "bare" / "other.npy"), "--out", str(out)]) == 2  # not listed
+    assert "the features' fps is unknown" in capsys.readouterr().err
+
+
 def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):
     # Sidecars are optional and train/evaluate work without them; detect refused every such file and had no
     # --fps: the only way on was editing the run's config.yaml by hand.

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig
+from mgrec.data.annotations import load_annotations
 from mgrec.data.features import (
     FPS_TOLERANCE,
     RECIPE_FIELDS,
@@ -284,7 +285,23 @@ class OfflineDetector:
             raise InputError(f"{sidecar_path(path)}: the sidecar says fps {found:g}, but {what} {given:g}: which is "
                              f"the video's? Leave {what} out to use the sidecar's, or extract the features again")
         self.refuse_another_fps_than_the_runs(given, what)
+        if found is None and given is None and self.config.data.fps is None:  # a video the run's annotations list
+            found = self._annotated_fps.get(video_id_of(path, self.config.data.feature_prefix))
         return found if found is not None else given
+
+    @cached_property
+    def _annotated_fps(self) -> dict[str, float]:
+        """Each video's own fps in the run's annotations file (the entries that give one), where that file is at
+        hand: a video the run trained or was scored on needs no --fps. A file that cannot be read gives none (the
+        caller then asks for --fps; its problems are `data check`'s)."""
+        path = Path(self.config.data.annotations) if self.config.data.annotations else None
+        if path is None or not path.is_file():
+            return {}
+        try:
+            annotations = load_annotations(path)
+        except InputError:
+            return {}
+        return {video: info.fps for video, info in annotations.videos.items() if info.fps_given}
 
     def require_fps(self, path: Path, fps: float | None) -> None:
         """Refuse a feature file whose fps nobody knows (`file_fps` found none, the run has no data.fps), naming
