@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -445,6 +446,27 @@ def test_an_interrupted_stream_decides_what_arrived_and_a_reader_gone_away_stops
 
     with pytest.raises(InputError, match=r"the reader of the stream's output went away after 0 gesture\(s\), at "):
         stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=GoneAway())
+
+
+def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, monkeypatch):
+    """`--realtime` with updates slower than a hop of stream printed each gesture later than its emitted_at and
+    latency said, and the summary was silent about it."""
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    update = OnlineDetector._update
+
+    def slow(self, cutoff):  # 0.1 s an update, against 0.032 s of stream a hop
+        time.sleep(0.1)
+        return update(self, cutoff)
+
+    monkeypatch.setattr(OnlineDetector, "_update", slow)
+    summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, realtime=True, out=io.StringIO())
+    assert 0.8 < summary.behind_seconds < 2.0  # 15 updates of 0.1 s over 0.5 s of stream
+    assert f"behind real time: the updates fell up to {summary.behind_seconds:.1f} s behind" in summary.describe()
+    assert stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=io.StringIO()).behind_seconds == 0.0
 
 
 def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):

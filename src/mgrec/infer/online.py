@@ -225,6 +225,7 @@ class StreamSummary:
     history: int = 0  # feature steps of the window the network saw (0: not recorded)
     history_seconds: float = 0.0  # the same in seconds of stream
     interrupted: bool = False  # ended by Ctrl-C (or SIGTERM from `mgrec stream`) before the file's end
+    behind_seconds: float = 0.0  # `--realtime`: how far the updates fell behind the stream's pace at most
 
     def describe(self) -> str:
         # The window is printed: a default that is too short for the run's gestures finds few of them, and
@@ -235,6 +236,10 @@ class StreamSummary:
             f"{self.stream_seconds:.1f} s of stream{window}; compute per update mean {self.mean_compute_ms:.1f} ms, "
             f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
         )
+        if self.behind_seconds > 0.5:
+            text += (f"\nbehind real time: the updates fell up to {self.behind_seconds:.1f} s behind the stream's "
+                     "pace (each took longer than a hop of stream lasts), and each gesture was printed that much "
+                     "later than its emitted_at says")
         if self.interrupted:
             text += (f"\ninterrupted at {self.stream_seconds:.1f} s of stream: the gestures still pending were "
                      "decided as at a stream's end, on what had arrived")
@@ -702,11 +707,14 @@ def stream_file(
             count += 1
 
     names = [s.name for s in detector.config.data.input_streams()]
-    interrupted = False
+    interrupted, behind = False, 0.0
+    started = time.monotonic()  # as `_replay`'s own clock, within its first step
     try:
         for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
             before = online.num_updates
             write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
+            if realtime:  # the stream's pace is kept only while an update takes less than a hop of stream
+                behind = max(behind, time.monotonic() - started - online.now)
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
         interrupted = True
     before = online.num_updates
@@ -715,7 +723,7 @@ def stream_file(
     return StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
                          float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
                          detector.config.data.normalize, online.history,
-                         online.history * online.grid.seconds_per_step(), interrupted)
+                         online.history * online.grid.seconds_per_step(), interrupted, behind)
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
