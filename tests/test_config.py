@@ -157,6 +157,10 @@ def test_a_split_that_is_not_a_name_is_refused(tmp_path):
     path = write(tmp_path, "c.yaml", "data:\n  val_split: 3\n")
     with pytest.raises(InputError, match=r"c.yaml \[data.val_split\]: expected str"):
         load_config(path)
+    path = write(tmp_path, "c.yaml", "data:\n  train_split: ['validation']\n")  # ActionFormer's lists
+    with pytest.raises(InputError, match=r"c.yaml \[data.train_split\]: expected one name, not a list: write "
+                                         r"train_split: 'validation'"):
+        load_config(path)
 
 
 @pytest.mark.parametrize("prefix", ["../", "a/b", ".hidden", "a\\b", "x" * 65])

@@ -966,6 +966,10 @@ def _convert(hint, value, source: str, key: str):
         return int(value)
     if hint in (int, str, bool) and type(value) is hint:
         return value
+    if hint is str and isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        # ActionFormer's `train_split: ['validation']`: one name there too, in a list
+        raise InputError(f"{source} [{key}]: expected one name, not a list: write {key.split('.')[-1]}: "
+                         f"{_short(value[0])}")
     raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {_short(value)}")
 
 
