@@ -324,6 +324,37 @@ def test_shifting_predictions_give_one_emission_per_gesture():
     assert all(e.latency < lookahead + (hop + 2 * jitter) * STEP_SECONDS + 1e-9 for e in pushed)
 
 
+def test_a_push_interrupted_during_an_update_resumes_from_received_steps(monkeypatch):
+    """Ctrl-C in a notebook during `push` dropped the rest of the chunk and nothing said how many rows were in: the
+    stream's clock then ran behind. `received_steps` says where to resume, and the gestures are those of a stream
+    never interrupted."""
+    rng = np.random.default_rng(6)
+    gestures = draw_gestures(400, rng, min_len=6, max_len=20, max_gap=10)
+    features = encode(400, gestures)
+    detector = pointwise_detector(PointwiseModel())
+    whole = OnlineDetector(detector, FPS, lookahead=0.5, hop=8, history=80, video_id="v")
+    expected = [e.detection for e in whole.run([features])]
+
+    online = OnlineDetector(detector, FPS, lookahead=0.5, hop=8, history=80, video_id="v")
+    detect_window = OnlineDetector._detect_window
+    calls = []
+
+    def interrupted_once(self):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return detect_window(self)
+
+    monkeypatch.setattr(OnlineDetector, "_detect_window", interrupted_once)
+    emitted = []
+    with pytest.raises(KeyboardInterrupt):
+        emitted += online.push(features[:100])
+    assert online.received_steps == 40  # the fifth update's hop is in, the rest of the chunk is not
+    emitted += online.push(features[online.received_steps:100])
+    emitted += online.push(features[100:]) + online.flush()
+    assert sorted(map(key, (e.detection for e in emitted))) == sorted(map(key, expected))
+
+
 @pytest.mark.parametrize("lookahead", [0.0, 0.01])
 def test_a_lookahead_under_one_step_never_emits_a_gesture_cut_at_the_window_s_edge(lookahead):
     """At lookahead 0 a gesture still in progress, its end cut at the newest step, was final: emitted cut, then
@@ -609,7 +640,7 @@ def test_bad_input_is_reported():
                             ({"hop": True}, "hop must be a whole number")):
         with pytest.raises(InputError, match=message):
             OnlineDetector(detector, FPS, **kwargs)
-    with pytest.raises(InputError, match=r"from --hop 99999999\) is more than"):
+    with pytest.raises(InputError, match=r"from hop \(--hop\) 99999999\) is more than"):
         OnlineDetector(detector, FPS, hop=99999999)
     OnlineDetector(detector, FPS, lookahead=np.float32(1.0))  # numpy's scalars are numbers (was refused)
     online = OnlineDetector(detector, FPS, hop=4, history=64)

@@ -326,11 +326,12 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
     window = int(history) if history is not None else default_history(config, lookahead_steps, hop)
     if window > MAX_STEPS:
         # checked before anything is allocated: the window holds history x feature_dim numbers
-        source = ("--history" if history is not None else
-                  f"--hop {hop}" if hop > lookahead_steps else f"--lookahead {lookahead:g} s")
+        # named as both the command line and Python (OnlineDetector's arguments) name them
+        source = ("history (--history)" if history is not None else
+                  f"hop (--hop) {hop}" if hop > lookahead_steps else f"lookahead (--lookahead) {lookahead:g} s")
         raise InputError(
             f"an online window of {window} feature steps (from {source}) is more than {MAX_STEPS}; "
-            "use a shorter --history, --hop or --lookahead"
+            "use a shorter history, hop or lookahead"
         )
     if window < needed:
         raise InputError(
@@ -396,6 +397,7 @@ class OnlineDetector:
         self._pending: list[Detection] = []  # the part of it that was not final yet
         self._emitted: list[Detection] = []  # emitted detections whose end lies inside the window
         self._flushed = False
+        self._undelivered: list[Emission] = []  # decided by a push that raised before it could return them
         # several input streams: their live rows joined on the grid (None: one stream, pushed as it is)
         self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
@@ -418,28 +420,45 @@ class OnlineDetector:
         """Stream seconds at which the newest feature became available (0 before any feature)."""
         return self.grid.covered_seconds(self._received)
 
+    @property
+    def received_steps(self) -> int:
+        """Feature steps pushed so far: the stream's clock (every time is counted from them)."""
+        return self._received
+
     def push(self, chunk: np.ndarray) -> list[Emission]:
         """Add features (T_chunk, C) in stream order; returns the gestures that became final.
 
         A chunk may hold any number of steps: it is cut at the hop boundaries, so updates happen
-        every `hop` steps whatever the chunk sizes are.
+        every `hop` steps whatever the chunk sizes are. A chunk that is refused (a NaN row, another width)
+        changes nothing. The stream's clock is the count of steps pushed, so a chunk left out (a sensor's
+        dropout) moves every later time earlier by its length: push rows in its place (zeros, or the last
+        row again) to keep the clock. Where push is interrupted during an update (Ctrl-C), the steps before
+        that update are in and the rest of the chunk is not: push `chunk[received_steps - before:]` again (the
+        next push or flush returns the gestures the interrupted one had decided, and makes the update again).
         """
         if self._flushed:
             raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
         self._chunks += 1
         chunk = self._checked(chunk)
-        emissions: list[Emission] = []
+        # Gestures of earlier updates of a push that was interrupted (Ctrl-C during a later update of its chunk)
+        # come first: they were decided, and the raised push could not return them.
+        emissions, self._undelivered = self._undelivered, []
         offset = 0
-        while offset < chunk.shape[0]:
-            take = min(chunk.shape[0] - offset, self.hop - self._since_update)
-            self._window.append(chunk[offset : offset + take])
-            if self._stats is not None:
-                self._stats.add(chunk[offset : offset + take])
-            offset += take
-            self._received += take
-            self._since_update += take
-            if self._since_update == self.hop:
-                emissions += self._update(cutoff=self.now - max(self.lookahead, self.grid.seconds_per_step()))
+        try:
+            while offset < chunk.shape[0]:
+                # 0 after an interrupted update (its hop is in, `_since_update` still full): it is made again first
+                take = min(chunk.shape[0] - offset, self.hop - self._since_update)
+                self._window.append(chunk[offset : offset + take])
+                if self._stats is not None:
+                    self._stats.add(chunk[offset : offset + take])
+                offset += take
+                self._received += take
+                self._since_update += take
+                if self._since_update == self.hop:
+                    emissions += self._update(cutoff=self.now - max(self.lookahead, self.grid.seconds_per_step()))
+        except BaseException:
+            self._undelivered = emissions
+            raise
         return emissions
 
     def push_streams(self, chunks: dict[str, np.ndarray]) -> list[Emission]:
@@ -456,10 +475,10 @@ class OnlineDetector:
         """End of the stream: decide everything still pending and return what is emitted."""
         if self._flushed:
             return []
-        emissions = []
+        emissions, self._undelivered = self._undelivered, []
         if self._aligner is not None:  # the last grid steps wait for the streams' ends
             rows = self._aligner.flush()
-            emissions = self.push(rows) if len(rows) else []
+            emissions += self.push(rows) if len(rows) else []
         return emissions + self._final_update()
 
     def _final_update(self) -> list[Emission]:
