@@ -33,7 +33,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("dataset.feat_stride", "dataset.*.feature_stride, dataset.*.sample_stride", "data.stride",
      "OpenTAD: feature_stride x sample_stride"),
     ("dataset.num_frames", "dataset.*.offset_frames (= window / 2)", "data.window",
-     "row t stands for (t*stride + window/2)/fps s, as in ActionFormer"),
+     "row t stands for (t*stride + window/2)/fps s, as in ActionFormer; a wrong window moves every time by half "
+     "the difference, which no check can see in features without a sidecar"),
     ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, an entry without one "
      "takes it and every other must agree with it (the run detects at that one fps)"),
     ("dataset.downsample_rate", "", "",
