@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec score --gt annotations.json --pred detections.json --split test",
         "mgrec score --gt annotations.json --pred ranked.json --split test --tune-on val --json",
         "mgrec score --gt annotations.json --pred ranked.json --tune-on val --thresholds per_class",
+        "mgrec score --gt annotations.json --pred other_tool_results.json --analysis analysis/",
     ))
     p.add_argument("--gt", type=Path, required=True, help="annotations JSON")
     p.add_argument("--pred", type=Path, required=True,
@@ -278,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the tIoU thresholds mAP is averaged over: thumos (0.3:0.1:0.7, the default, as evaluate), "
                         "activitynet (0.5:0.05:0.95), epic (0.1:0.1:0.5), or thresholds such as 0.3,0.5,0.7")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
+    p.add_argument("--analysis", default=None, metavar="FOLDER",
+                   help="also write the error analysis of the scored split into FOLDER, as `mgrec analyze` does for a "
+                        "run: DETAD's false-negative, false-positive and sensitivity figures of the ranked list and "
+                        "of the hard set, the F1-threshold and PR curves, and their numbers (<split>_analysis.json)")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
         "Detect micro-gestures in feature files or videos (videos are turned into features with the run's\n"
@@ -689,7 +694,7 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
-    from mgrec.files import brief
+    from mgrec.files import brief, check_output, check_writable
     from mgrec.infer.offline import checked_fps
 
     check_threshold_options(args.tune_on, args.thresholds, args.threshold_shrinkage, args.score_threshold)
@@ -705,10 +710,34 @@ def cmd_score(args) -> None:
                              "which places its frames; leave --fps out")
         print(f"note: --fps {fps:g} places the frames of the videos of {args.gt} without an fps only; {len(own_fps)} "
               f"have their own ({first})", file=sys.stderr)
+    if args.analysis is not None:  # before the work: a folder that cannot be written, or one of a run's
+        check_output(args.analysis, reads=[args.gt, args.pred])
+        check_writable(args.analysis, is_dir=True)
     result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold, tious=tious,
                         note=lambda line: print(f"note: {line}", file=sys.stderr))
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
+    if args.analysis is not None:
+        paths = _analyse_predictions(annotations, args, result)
+        print(f"wrote the error analysis of split {args.split} into {args.analysis} ({len(paths)} files)",
+              file=sys.stderr)
+
+
+def _analyse_predictions(annotations, args, result: dict) -> list[Path]:
+    """`mgrec score --analysis`: the error analysis of the scored split of a predictions file, at the threshold
+    it was scored at."""
+    from mgrec.evaluate.predictions import load_predictions
+    from mgrec.evaluate.scoring import restrict_to_videos
+    from mgrec.report.html import write_error_analysis
+
+    video_ids = annotations.split_video_ids(args.split, args.gt)
+    predictions = load_predictions(args.pred, annotations.classes,
+                                   fps_by_video={v: info.fps for v, info in annotations.videos.items()})
+    return write_error_analysis(
+        {v: annotations.segments.get(v, []) for v in video_ids}, restrict_to_videos(predictions, video_ids),
+        {v: annotations.videos[v].duration for v in video_ids}, annotations.classes, args.split,
+        result["score_threshold"], result.get("class_thresholds"), args.tune_on, Path(args.analysis),
+        {"annotations": str(args.gt), "predictions": str(args.pred)})
 
 
 def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: str, device: str, progress: bool

@@ -384,6 +384,20 @@ def test_analyze_run_writes_figures_and_numbers(tmp_path):
                           {"background": 1}, {}]
     assert re.match(rb"\x89PNG", (run["run_dir"] / "analysis" / "test_sensitivity.png").read_bytes()[:4])
 
+    # the same analysis of any predictions file: `mgrec score --analysis` on the run's detections (a file that
+    # records its threshold, as any run's ranked list does) against its annotations
+    from mgrec.cli import main
+
+    out = tmp_path / "of the file"
+    assert main(["score", "--gt", str(run["annotations"]), "--pred", str(run["run_dir"] / "detections_test.json"),
+                 "--score-threshold", str(THRESHOLD), "--analysis", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == names
+    of_file = json.loads((out / "test_analysis.json").read_text())
+    assert of_file["predictions"] == str(run["run_dir"] / "detections_test.json")
+    assert {k: v for k, v in of_file.items() if k != "predictions"} == summary
+    assert main(["score", "--gt", str(run["annotations"]), "--pred", str(run["run_dir"] / "detections_test.json"),
+                 "--analysis", str(run["run_dir"])]) == 2  # a run's folder is not a place for other files
+
 
 # ---------------------------------------------------------------------------------------------
 # Every detection is shown; what the hard set misses is what the timelines show

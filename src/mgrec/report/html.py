@@ -250,20 +250,32 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     if eval_path.is_file():  # as the report: `--annotations` of a file the run was not evaluated on is refused
         scores = RunDir(run.run_dir).read_eval(split, len(run.classes))
         check_one_evaluation(run, OperatingPoint.of(run, threshold, class_thresholds), scores, eval_path)
-    ranked, hard = run_analysis(run), run_hard_set_analysis(run, threshold, class_thresholds)
-    out_dir = RunDir(run.run_dir).analysis_dir
-    paths = write_analysis_figures(ranked, out_dir, prefix=f"{split}_")
+    return write_error_analysis(run.ground_truth, run.ranked, run.video_durations(), run.classes, split,
+                                threshold, class_thresholds, _tuned_on(run), RunDir(run.run_dir).analysis_dir,
+                                {"annotations": str(run.annotations_path)})
+
+
+def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[str, list[Detection]],
+                         durations: dict[str, float], classes: list[str], split: str, threshold: float,
+                         class_thresholds: list[float] | None, tuned_on: str | None, out_dir: Path,
+                         sources: dict[str, str]) -> list[Path]:
+    """The error analysis of one split's ranked detections and of their hard set (cut at `threshold`, or per class)
+    against its ground truth: figures (PNG, SVG) and numbers (`<split>_analysis.json`, with `sources`: which files
+    it was made of) in `out_dir`, for a run (`analyze_run`) and for any predictions file (`mgrec score
+    --analysis`)."""
+    ranked_analysis = analyze(ground_truth, ranked, durations)
+    hard = analyze_hard_set(ground_truth, ranked, durations, threshold, class_thresholds=class_thresholds)
+    paths = write_analysis_figures(ranked_analysis, out_dir, prefix=f"{split}_")
     paths += write_analysis_figures(hard, out_dir, prefix=f"{split}_hard_set_")
-    tuned_on = _tuned_on(run)
-    paths += save_figure(f1_threshold_figure(f1_threshold_curve(run.ground_truth, run.ranked), threshold,
-                                             tuned_on, split), out_dir / f"{split}_f1_threshold")
-    paths += save_figure(pr_curves_figure(precision_recall_curves(run.ground_truth, run.ranked), run.classes,
-                                          threshold, class_thresholds), out_dir / f"{split}_pr_curves")
+    paths += save_figure(f1_threshold_figure(f1_threshold_curve(ground_truth, ranked), threshold, tuned_on, split),
+                         out_dir / f"{split}_f1_threshold")
+    paths += save_figure(pr_curves_figure(precision_recall_curves(ground_truth, ranked), classes, threshold,
+                                          class_thresholds), out_dir / f"{split}_pr_curves")
     summary = out_dir / f"{split}_analysis.json"
-    atomic_write_text(summary, json.dumps({"split": split, "annotations": str(run.annotations_path),
-                                           "score_threshold": threshold,
+    atomic_write_text(summary, json.dumps({"split": split, **sources, "score_threshold": threshold,
                                            "class_thresholds": class_thresholds,
-                                           "ranked_list": ranked.to_json(), "hard_set": hard.to_json()}, indent=1))
+                                           "ranked_list": ranked_analysis.to_json(), "hard_set": hard.to_json()},
+                                          indent=1))
     return [*paths, summary]
 
 
