@@ -171,9 +171,11 @@ def _is_json_lines(head: str) -> bool:
     """Whether a file starting with `head` holds one detection per line, as `mgrec stream` prints them (its first
     line alone a JSON object with a video and a segment; a results JSON's first line is not one)."""
     first = head.split("\n", 1)[0].strip()
+    if not (first.startswith("{") and first.endswith("}")):
+        return False
     try:
         record = json.loads(first)
-    except ValueError:
+    except (ValueError, RecursionError):  # the file's own reader then says what is wrong with it, and where
         return False
     return isinstance(record, dict) and "video" in record and "segment" in record
 
@@ -188,7 +190,7 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
             continue
         try:
             record = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's stack
             raise InputError(f"{where(path, line=number)}: not a JSON object of a detection ({exc}); expected one per "
                              "line, as mgrec stream prints them") from None
         video_id = record.get("video") if isinstance(record, dict) else None
