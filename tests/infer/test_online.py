@@ -441,17 +441,24 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
         stream_file(tmp_path / "run", path, out=io.StringIO())
 
 
+def replayed_clip(tmp_path: Path) -> tuple[Path, Path, np.ndarray, OfflineDetector]:
+    """A run of the tiny network (its threshold at its 16th detection) and a 120-step clip with its sidecar at
+    1000 fps (0.5 s of stream, replayed in real time within a test): run, clip, features, detector."""
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    return tmp_path / "run", path, features, detector
+
+
 def test_an_interrupted_stream_decides_what_arrived_and_a_reader_gone_away_stops_it(tmp_path, monkeypatch):
     """Ctrl-C (and SIGTERM) ended a live session without the gestures it had seen but not yet decided, and
     without the summary; a closed stdout (`| head -1`) let the stream run to its end and exit 0."""
     import mgrec.infer.online as online_module
 
-    detector = tiny_network_detector(seed=5)
-    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    _, path, features, _ = replayed_clip(tmp_path)
     fps = 1000.0
-    write_run(tmp_path / "run", detector, detector.detect(features, fps=fps)[15].score)
-    path = tmp_path / "clip.npy"
-    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
     replay = online_module._replay
 
     def interrupted_at_the_ninth_hop(*args):
@@ -482,11 +489,7 @@ def test_an_interrupted_stream_decides_what_arrived_and_a_reader_gone_away_stops
 def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, monkeypatch):
     """`--realtime` with updates slower than a hop of stream printed each gesture later than its emitted_at and
     latency said, and the summary was silent about it."""
-    detector = tiny_network_detector(seed=5)
-    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
-    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
-    path = tmp_path / "clip.npy"
-    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    _, path, _, _ = replayed_clip(tmp_path)
     update = OnlineDetector._update
 
     def slow(self, cutoff):  # 0.1 s an update, against 0.032 s of stream a hop
@@ -506,12 +509,8 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
     from mgrec.cli import main
     from mgrec.evaluate.predictions import load_predictions, save_predictions
 
-    detector = tiny_network_detector(seed=5)
-    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    _, path, _, detector = replayed_clip(tmp_path)
     fps = 1000.0
-    write_run(tmp_path / "run", detector, detector.detect(features, fps=fps)[15].score)
-    path = tmp_path / "clip.npy"
-    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
     log = tmp_path / "log.jsonl"
     with log.open("w") as out:
         stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
@@ -707,11 +706,7 @@ def test_sigterm_ends_a_stream_as_ctrl_c_does_with_the_summary_and_128_plus_its_
     import mgrec.infer.online as online_module
     from mgrec.cli import main
 
-    detector = tiny_network_detector(seed=5)
-    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
-    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
-    path = tmp_path / "clip.npy"
-    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    _, path, _, _ = replayed_clip(tmp_path)
     replay = online_module._replay
 
     def terminated_at_the_ninth_hop(*args):
