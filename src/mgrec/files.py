@@ -474,7 +474,13 @@ def read_json(path: str | Path, what: str) -> Any:
         raise InputError(f"{path}: {what} file not found") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what} file: {exc.strerror}") from None
-    text = decode_utf8(path, data)
+    return parse_json(decode_utf8(path, data), path, what)
+
+
+def parse_json(text: str, path: Path, what: str, line: int | None = None) -> Any:
+    """`read_json`'s parsing of `text`, the whole of file `path` or (`line`) one line of it (JSON lines): every
+    failure an InputError naming the file and line:column."""
+    shown = str(path) if line is None else f"{path}:{line}"
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
         if "\\ud" in text or "\\uD" in text:  # an escaped surrogate: rare; one C-speed re-encoding says if lone
@@ -484,14 +490,17 @@ def read_json(path: str | Path, what: str) -> Any:
                 _refuse_lone_surrogates(path, what, document)
         return document
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}") from None
+        at = f"{path}:{exc.lineno}:{exc.colno}" if line is None else f"{path}:{line}:{exc.colno}"
+        raise InputError(f"{at}: {what} file is not valid JSON: {exc.msg}") from None
     except RecursionError:
-        raise InputError(f"{path}: {what} file nests JSON too deeply to be a {what} file") from None
+        raise InputError(f"{shown}: {what} file nests JSON too deeply to be a {what} file") from None
     except _DuplicateKey as exc:
         raise InputError(
-            f"{path}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
+            f"{shown}: key {exc.args[0]!r} appears twice in one JSON object; the second would silently "
             "replace the first"
         ) from None
+    except ValueError as exc:  # Python's limit of 4300 digits on an integer written in decimal
+        raise InputError(f"{shown}: {what} file holds a number no reader takes ({exc})") from None
 
 
 def _refuse_lone_surrogates(path: Path, what: str, document: Any) -> None:

@@ -174,8 +174,10 @@ def test_one_feature_file_reached_twice_is_one_input(tmp_path):
 
     for name in ("a", "b"):
         np.save(tmp_path / f"{name}.npy", features())
-    (tmp_path / "link.npy").symlink_to(tmp_path / "a.npy")
-    assert feature_files([tmp_path, tmp_path / "a.npy", str(tmp_path / "b.npy")]) == [tmp_path / "a.npy",
-                                                                                      tmp_path / "b.npy"]
-    assert feature_files([tmp_path / "link.npy", tmp_path / "b.npy", tmp_path / "a.npy"]) == [tmp_path / "link.npy",
-                                                                                              tmp_path / "b.npy"]
+    assert feature_files([tmp_path, tmp_path / "a.npy", str(tmp_path / "b.npy"), tmp_path / "." / "b.npy"]) == [
+        tmp_path / "a.npy", tmp_path / "b.npy"]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.npy").symlink_to(tmp_path / "a.npy")  # another name of the file: kept, named by it
+    (tmp_path / "again").symlink_to(tmp_path / "sub")  # a linked folder leads to the same names
+    assert feature_files([tmp_path / "sub", tmp_path / "a.npy", tmp_path / "again" / "a.npy"]) == [
+        tmp_path / "sub" / "a.npy", tmp_path / "a.npy"]

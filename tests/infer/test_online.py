@@ -529,7 +529,13 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
     assert scores[0]["f1"] == scores[1]["f1"] and scores[0]["num_predictions"] == len(lines)
     assert 0.6 < scores[0]["f1"] < 1  # every other detection is a gesture
     log.write_text(log.read_text() + "{not json\n")
-    with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}: not a JSON object of a detection"):
+    with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}:2: predictions file is not valid JSON"):
+        load_predictions(log, detector.classes)
+    log.write_text(json.dumps(lines[0])[:-1] + ', "video": "other"}\n')  # as the results JSON's reader refuses it
+    with pytest.raises(InputError, match=r"log.jsonl:1: key 'video' appears twice in one JSON object"):
+        load_predictions(log, detector.classes)
+    log.write_text(json.dumps(lines[0])[:-1] + ', "x": ' + "9" * 5000 + "}\n")  # past Python's 4300 digits
+    with pytest.raises(InputError, match=r"log.jsonl(:1)?: predictions file holds a number no reader takes"):
         load_predictions(log, detector.classes)
 
 

@@ -42,6 +42,7 @@ from mgrec.files import (
     atomic_write_text,
     brief,
     decode_utf8,
+    parse_json,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
     text_lines,
 )
@@ -188,11 +189,7 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
     for number, line in enumerate(text_lines(decode_utf8(path, path.read_bytes())), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's stack
-            raise InputError(f"{where(path, line=number)}: not a JSON object of a detection ({exc}); expected one per "
-                             "line, as mgrec stream prints them") from None
+        record = parse_json(line, path, "predictions", line=number)  # duplicate keys, depth, huge numbers
         video_id = record.get("video") if isinstance(record, dict) else None
         if not isinstance(video_id, str) or not video_id:
             raise InputError(f"{where(path, line=number, key='video')}: expected a detection with its video id, got "

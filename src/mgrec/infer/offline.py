@@ -379,10 +379,11 @@ def feature_files(inputs: list[str | Path], log=None) -> list[Path]:
             files.append(item)
         else:
             raise InputError(f"{item}: no such file or folder")
-    seen: set[tuple[int, int]] = set()
+    # One file by its name in its folder, not by its contents: two names of one file (a link) are two videos' ids.
+    seen: set[Path] = set()
     unique = []
     for file in files:
-        identity = (file.stat().st_dev, file.stat().st_ino)
+        identity = Path(os.path.realpath(file.parent)) / file.name
         if identity not in seen:
             seen.add(identity)
             unique.append(file)
