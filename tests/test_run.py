@@ -56,6 +56,26 @@ def test_a_folder_refused_before_anything_was_written_keeps_no_lock_file(tmp_pat
         with RunDir(folder).lock():
             raise InputError("refused")
     assert sorted(p.name for p in folder.iterdir()) == ["classes.json"]
+    # A process refused the lock leaves the holder's file, also where the holder made it after the refused one
+    # looked (the holder has written no run.json yet): the refused one removed it.
+    import mgrec.run as run_module
+
+    real_open, holder = run_module.open_lock_file, RunDir(folder).lock()
+
+    def holder_takes_it_meanwhile(path):
+        run_module.open_lock_file = real_open
+        holder.__enter__()
+        return real_open(path)
+
+    run_module.open_lock_file = holder_takes_it_meanwhile
+    try:
+        with pytest.raises(InputError, match="is in use"):
+            with RunDir(folder).lock():
+                pass
+        assert RunDir(folder).lock_path.exists()
+    finally:
+        run_module.open_lock_file = real_open
+        holder.__exit__(None, None, None)
     run = RunDir(tmp_path / "run")  # a run that wrote its format keeps its lock file (it says who held the run)
     with run.lock():
         run.write_format()

@@ -867,7 +867,7 @@ def cmd_stream(args) -> int:
     import tempfile
 
     from mgrec.infer.offline import checked_fps
-    from mgrec.infer.online import stream_file
+    from mgrec.infer.online import StreamInterrupted, stream_file
 
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
@@ -896,6 +896,13 @@ def cmd_stream(args) -> int:
                 stream_folders=_stream_folders(run_dir, args.stream, extracted),
                 fps=fps,
             )
+        except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary says where
+            summary = stopped.summary
+        except KeyboardInterrupt:  # before the stream started, or a second signal while it ended
+            if not received:
+                raise
+            print("mgrec: terminated", file=sys.stderr)
+            return 128 + int(received[0])
         finally:
             signal.signal(signal.SIGTERM, previous)
     # stderr: stdout stays pure JSON lines for whatever reads them

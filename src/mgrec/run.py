@@ -443,8 +443,10 @@ class RunDir:
             raise InputError(f"cannot write the run directory {self.path}: {what}") from None
         lock_created = not self.lock_path.exists()
         handle = open_lock_file(self.lock_path)
+        held = False  # a process refused the lock leaves the file alone: its holder may not have written anything yet
         try:
             _lock_or_refuse(handle, str(self.path))
+            held = True
             handle.seek(0)
             handle.truncate()
             handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -454,10 +456,10 @@ class RunDir:
             handle.close()
             # A run that stopped before writing anything (bad data, bad config) leaves no folder behind, and a
             # folder of the user's own that was refused keeps no lock file of ours.
-            if created and [p.name for p in self.path.iterdir()] == [self.lock_path.name]:
+            if held and created and [p.name for p in self.path.iterdir()] == [self.lock_path.name]:
                 self.lock_path.unlink()
                 self.path.rmdir()
-            elif lock_created and not self.format_path.exists():
+            elif held and lock_created and not self.format_path.exists():
                 self.lock_path.unlink(missing_ok=True)
 
     def remove_temporary_files(self) -> None:

@@ -110,10 +110,13 @@ from `--precision`), compiled or not; the compiled network is traced under that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
+import signal
 import sys
+import threading
 import time
 import weakref
 from contextlib import nullcontext
@@ -238,8 +241,8 @@ class StreamSummary:
         )
         if self.behind_seconds > 0.5:
             text += (f"\nbehind real time: the updates fell up to {self.behind_seconds:.1f} s behind the stream's "
-                     "pace (each took longer than a hop of stream lasts), and each gesture was printed that much "
-                     "later than its emitted_at says")
+                     "pace (they took longer than the stream they covered lasted), and gestures were printed up to "
+                     "that much later than their emitted_at says")
         if self.interrupted:
             text += (f"\ninterrupted at {self.stream_seconds:.1f} s of stream: the gestures still pending were "
                      "decided as at a stream's end, on what had arrived")
@@ -251,6 +254,31 @@ class StreamSummary:
             text += ("\nnote: the run standardises each video by its own statistics (data.normalize: video); the "
                      "stream used those of the steps received so far, so its first seconds rest on few steps")
         return text
+
+
+class StreamInterrupted(KeyboardInterrupt):
+    """`stream_file` ended by Ctrl-C (or SIGTERM from `mgrec stream`): the gestures that had arrived were decided and
+    written first; `summary` is what the stream did. A KeyboardInterrupt, so that a script stops as it would."""
+
+    def __init__(self, summary: StreamSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while the gestures of an update are written: one arriving in between would leave
+    gestures decided (and never offered again) but unwritten. Where signals cannot be held (not the main thread,
+    no pthread_sigmask), nothing is held: Python delivers signals to the main thread only."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class FeatureWindow:
@@ -716,33 +744,39 @@ def stream_file(
         # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
         if online.num_updates > updates_before:
             update_ms.append(online.last_compute_ms)
-        for emission in emissions:
-            out.write(json.dumps(emission.to_json()) + "\n")
-            out.flush()
-            if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
-                raise InputError(f"the reader of the stream's output went away after {count} gesture(s), at "
-                                 f"{online.now:.1f} s of stream: stopped (a live session would otherwise run on, "
-                                 "its gestures dropped)")
-            count += 1
+        with _signals_held():
+            for emission in emissions:
+                out.write(json.dumps(emission.to_json()) + "\n")
+                out.flush()
+                if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
+                    raise InputError(f"the reader of the stream's output went away after {count} gesture(s), at "
+                                     f"{online.now:.1f} s of stream: stopped (a live session would otherwise run "
+                                     "on, its gestures dropped)")
+                count += 1
 
     names = [s.name for s in detector.config.data.input_streams()]
     interrupted, behind = False, 0.0
     started = time.monotonic()  # as `_replay`'s own clock, within its first step
     try:
         for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
+            if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
+                grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
+                received = online.received_steps + len(grid_rows)
+                behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
             before = online.num_updates
             write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
-            if realtime:  # the stream's pace is kept only while an update takes less than a hop of stream
-                behind = max(behind, time.monotonic() - started - online.now)
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
         interrupted = True
     before = online.num_updates
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
-    return StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
-                         float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
-                         detector.config.data.normalize, online.history,
-                         online.history * online.grid.seconds_per_step(), interrupted, behind)
+    summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
+                            float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
+                            detector.config.data.normalize, online.history,
+                            online.history * online.grid.seconds_per_step(), interrupted, behind)
+    if interrupted:
+        raise StreamInterrupted(summary)
+    return summary
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
