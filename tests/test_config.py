@@ -660,6 +660,7 @@ def test_an_actionformer_config_is_refused_at_once_with_its_keys_mapped(tmp_path
                               "dataset, opt, test_cfg), not mgrec's")
     for pair in ("dataset.feat_stride -> data.stride", "dataset.num_frames -> data.window",
                  "dataset.file_prefix -> data.feature_prefix", "model_name -> model.variant",
+                 "train_split -> data.train_split;",
                  "model.n_mha_win_size -> model.transformer_window", "opt.learning_rate -> train.lr",
                  "test_cfg.max_seg_num -> postprocess.max_detections"):
         assert pair in message

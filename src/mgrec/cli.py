@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--analysis", default=None, metavar="FOLDER",
                    help="also write the error analysis of the scored split into FOLDER, as `mgrec analyze` does for a "
                         "run: DETAD's false-negative, false-positive and sensitivity figures of the ranked list and "
-                        "of the hard set, the F1-threshold and PR curves, and their numbers (<split>_analysis.json)")
+                        "of the hard set, the F1-threshold and PR curves, and their numbers (<split>_analysis.json); "
+                        "default: scores only")
 
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
         "Detect micro-gestures in feature files or videos (videos are turned into features with the run's\n"

@@ -496,10 +496,11 @@ def refuse_a_foreign_config(raw: Any, source: str) -> None:
     pairs = []
     for theirs, _, ours, _ in KEY_MAPPING:
         names = [name.split(" (")[0].strip() for name in theirs.split(",") if name.strip()]
-        for name in names:
+        targets = [key.strip() for key in ours.split(",")]
+        for index, name in enumerate(names):
             qualified = name if "." in name or name in given else f"model.{name}"
-            if ours and qualified in given:
-                pairs.append(f"{qualified} -> {ours}")
+            if ours and qualified in given:  # `train_split, val_split` -> their own keys, one each
+                pairs.append(f"{qualified} -> {targets[index] if 1 < len(names) <= len(targets) else ours}")
     raise InputError(f"{source}: an ActionFormer / DyFADet config (sections {', '.join(found)}), not mgrec's; its "
                      f"keys map to mgrec's as docs/config.md's table 'ActionFormer / OpenTAD -> mgrec' says"
                      + (f": {'; '.join(pairs)}" if pairs else "") + ". Write an mgrec config with those keys "

@@ -35,8 +35,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("dataset.num_frames", "dataset.*.offset_frames (= window / 2)", "data.window",
      "row t stands for (t*stride + window/2)/fps s, as in ActionFormer; a wrong window moves every time by half "
      "the difference, which no check can see in features without a sidecar"),
-    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, an entry without one "
-     "takes it and every other must agree with it (the run detects at that one fps)"),
+    ("dataset.default_fps", "", "data.fps", "null: each video's fps from the annotations; set, every video is placed "
+     "at it, as ActionFormer does (an entry without one takes it; `data check` warns of entries with another)"),
     ("dataset.downsample_rate", "", "",
      "no subsampling on reading: extract with a larger stride (`mgrec extract --stride`) or save feats[::r] and "
      "multiply data.stride by r"),

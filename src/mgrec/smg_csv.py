@@ -355,7 +355,8 @@ def write_smg_labels(
         path = paths[video_id]
         with atomic_open(path) as handle:
             for start, end, label, score in rows:
-                handle.write(f"{label},{start},{end},{score:.6f}\n" if with_scores else f"{label},{start},{end}\n")
+                # the score as it is (repr): rounded, equal scores made ties that the file's order then broke
+                handle.write(f"{label},{start},{end},{float(score)!r}\n" if with_scores else f"{label},{start},{end}\n")
         written.append(path)
     marker.unlink(missing_ok=True)
     return written

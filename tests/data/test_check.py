@@ -500,7 +500,7 @@ def test_features_may_stray_from_the_duration_by_two_steps_where_a_step_is_longe
         tmp_path, extra_steps, refused):
     """ActionFormer's ActivityNet features (stride 16 at 15 fps: 1.07-s steps) keep the partial last window, one
     step more than complete windows: over the 1.0-s tolerance, so every such video was an error and training
-    refused to start. Two steps of slack where a step is long; three are still an error."""
+    refused to start. Two steps of slack where they last longer than the tolerance; three are still an error."""
     config = _config(tmp_path)
     config.data.stride, config.data.window, config.data.fps = 16, 16, 15.0
     (tmp_path / "feats").mkdir()

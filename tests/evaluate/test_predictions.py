@@ -315,7 +315,7 @@ def test_save_predictions_csv(tmp_path):
             "start_frame": "28",
             "end_frame": "70",
             "label": "folding arms",
-            "score": "0.250000",
+            "score": "0.25",
         },
         {
             "video": "b",
@@ -324,7 +324,7 @@ def test_save_predictions_csv(tmp_path):
             "start_frame": "",
             "end_frame": "",
             "label": "arms akimbo",
-            "score": "1.000000",
+            "score": "1.0",
         },
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]
@@ -380,7 +380,7 @@ def test_a_lone_carriage_return_in_a_name_is_written_quoted_and_a_broken_row_is_
     back = load_predictions(tmp_path / "p.csv", classes)
     assert {v: [(d.label, d.start, d.score) for d in items] for v, items in back.items()} == \
         {"v\r1": [("ER\r", 1.0, 0.5)], "w": [("ok", 3.0, 0.25)]}
-    assert (tmp_path / "p.csv").read_bytes().endswith(b"\nw,3.0000,4.0000,,,ok,0.250000\n")  # others plain
+    assert (tmp_path / "p.csv").read_bytes().endswith(b"\nw,3.0000,4.0000,,,ok,0.25\n")  # others plain
     head = "video,start_s,end_s,start_frame,end_frame,label,score\n"
     (tmp_path / "q.csv").write_text(head + "w,1.0,2.0,,,ok,0.5\nw,3.0,4.0,,,ER\r,0.8\n", newline="")
     with pytest.raises(InputError, match=r"q\.csv:3: expected 7 columns"):  # the \r ends the row there

@@ -314,3 +314,24 @@ def test_an_smg_folder_written_with_classes_from_0_gets_a_hint_with_its_shifted_
     notes.clear()
     assert score_file(annotations, gt_path, tmp_path / "pred", "test", note=notes.append)["f1"] == pytest.approx(1.0)
     assert not any("F1 is 0" in n for n in notes)
+
+
+def test_the_videos_tuned_on_are_not_called_unscored(tmp_path):
+    """`score --split test --tune-on val` of a file covering both said the val predictions "are not scored"."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path = tmp_path / "gt.json"
+    database = {video: {"subset": subset, "fps": 30.0, "duration": 60.0,
+                        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}
+                for video, subset in (("t", "test"), ("v", "val"), ("w", "train"))}
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": database}))
+    predictions = {video: [Detection(video, float(s), s + 2.0, 0, "a", 0.5 + s / 100) for s in range(0, 50, 10)]
+                   for video in ("t", "v", "w")}
+    save_predictions(predictions, tmp_path / "p.json")
+    notes = []
+    score_file(load_annotations(gt_path), gt_path, tmp_path / "p.json", "test", tune_on="val", note=notes.append)
+    assert [n for n in notes if "not scored" in n] == [
+        f"{tmp_path / 'p.json'}: the 5 predictions of 1 video(s) outside split test ('w') are not scored (--split "
+        "names the videos scored, --tune-on those tuned on)"]

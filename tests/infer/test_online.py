@@ -356,7 +356,7 @@ def test_a_push_interrupted_during_an_update_resumes_from_received_steps(monkeyp
     assert sorted(map(key, (e.detection for e in emitted))) == sorted(map(key, expected))
 
 
-@pytest.mark.parametrize("lookahead", [0.0, 0.01])
+@pytest.mark.parametrize("lookahead", [0.0])
 def test_a_lookahead_under_one_step_never_emits_a_gesture_cut_at_the_window_s_edge(lookahead):
     """At lookahead 0 a gesture still in progress, its end cut at the newest step, was final: emitted cut, then
     again whole (73 pairs on the demo's test split). A detection ending within the newest step may still grow."""

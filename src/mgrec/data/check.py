@@ -42,7 +42,7 @@ from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
 
 # Features and annotations may disagree by up to this much before the time axis is suspect, or by two
-# steps where a step is longer (`allowed_drift`).
+# steps where two steps last longer (`allowed_drift`).
 MAX_DRIFT_SECONDS = 1.0
 # ActionFormer's crop length: longer crops cost memory for little gain.
 MAX_SEQ_LEN_CAP = 2304

@@ -469,6 +469,6 @@ def save_predictions_csv(pred: Mapping[str, list[Detection]], path: str | Path) 
         for d in items:
             row = [spreadsheet_text(video_id), f"{d.start:.4f}", f"{d.end:.4f}",
                    "" if d.start_frame is None else d.start_frame, "" if d.end_frame is None else d.end_frame,
-                   spreadsheet_text(d.label), f"{d.score:.6f}"]
+                   spreadsheet_text(d.label), repr(float(d.score))]  # exact: rounded scores tie
             (quoting_all if "\r" in row[0] + row[5] else writer).writerow(row)
     atomic_write_text(Path(path), buffer.getvalue())

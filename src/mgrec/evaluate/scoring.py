@@ -393,11 +393,13 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
-    outside = [video for video, items in predictions.items() if items and video not in gt]
+    tuned = set(annotations.split_video_ids(tune_on, gt_path)) if tune_on else set()
+    outside = [video for video, items in predictions.items() if items and video not in gt and video not in tuned]
     if outside:  # ActivityNet's evaluator counts them as false positives; scoring one split leaves them out
         shown = ", ".join(brief(video) for video in outside[:3]) + (", ..." if len(outside) > 3 else "")
         note(f"{pred_path}: the {sum(len(predictions[v]) for v in outside)} predictions of {len(outside)} video(s) "
-             f"outside split {split} ({shown}) are not scored (--split names the videos scored)")
+             f"outside split {split} ({shown}) are not scored (--split names the videos scored"
+             f"{', --tune-on those tuned on' if tune_on else ''})")
     scores = {d.score for items in pred.values() for d in items}
     if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
         threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)

@@ -48,8 +48,8 @@ update k's hard set with end <= cutoff_k is emitted when both hold:
    kept apart within one update stay two, as they are in offline detection.
 
 Consequences, by design:
-- Every emission has latency >= lookahead, and < lookahead + hop seconds, unless its predicted end
-  moved back between two updates (then it is later by that amount).
+- Every emission has latency >= max(lookahead, one step), and < that + hop seconds, unless its
+  predicted end moved back between two updates (then it is later by that amount).
 - Each stretch is decided once, with `lookahead` seconds of context after it. A detection that shows
   up only after its stretch was decided is never emitted: a score that rises above the threshold late,
   or an artefact at the left edge of the window, where the window cuts off the context.
@@ -268,17 +268,24 @@ class StreamInterrupted(KeyboardInterrupt):
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait while the gestures of an update are written: one arriving in between would leave
-    gestures decided (and never offered again) but unwritten. Where signals cannot be held (not the main thread,
-    no pthread_sigmask), nothing is held: Python delivers signals to the main thread only."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    gestures decided (and never offered again) but unwritten. Their Python handlers are swapped for a recorder
+    meanwhile and a signal that came is raised again after (masking them would not do: the kernel hands a signal
+    to any thread that does not mask it, torch's among them). Python runs handlers in the main thread only:
+    elsewhere, and for a handler set outside Python, nothing is held."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(
+            signal.getsignal(number) is None for number in held):
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    came: list[int] = []
+    previous = {number: signal.signal(number, lambda number, frame: came.append(number)) for number in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if came:
+            signal.raise_signal(came[0])
 
 
 class FeatureWindow:
