@@ -335,3 +335,31 @@ def test_the_videos_tuned_on_are_not_called_unscored(tmp_path):
     assert [n for n in notes if "not scored" in n] == [
         f"{tmp_path / 'p.json'}: the 5 predictions of 1 video(s) outside split test ('w') are not scored (--split "
         "names the videos scored, --tune-on those tuned on)"]
+
+
+def test_tied_scores_are_noted_as_making_map_depend_on_the_file_s_order(tmp_path):
+    """Scores rounded by another tool tie, and average precision then ranks them in the file's order (66.24 against
+    66.30 for one file reversed), without a word; exact scores, as mgrec writes them, raise no note."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps({"classes": ["a", "b"], "database": {"t": {
+        "subset": "test", "fps": 30.0, "duration": 60.0,
+        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}}}))
+    annotations = load_annotations(gt_path)
+    scores = [0.9, 0.8, 0.8, 0.7, 0.8]  # three of class a tie; the class-b detection at 0.9 ties with nothing
+    detections = [Detection("t", float(s), s + 2.0, 0, "a", score) for s, score in zip(range(0, 50, 10), scores)]
+    save_predictions({"t": [*detections, Detection("t", 1.0, 2.0, 1, "b", 0.9)]}, tmp_path / "tied.json")
+    notes = []
+    score_file(annotations, gt_path, tmp_path / "tied.json", "test", note=notes.append)
+    assert [n for n in notes if "share their score" in n] == [
+        f"3 detections of split test in {tmp_path / 'tied.json'} share their score with another of their class: mAP "
+        "ranks tied detections in the file's order (as ActivityNet's evaluator does), so another order of the same "
+        "detections may give a slightly different mAP; F1 does not depend on the order"]
+    save_predictions({"t": [replace(d, score=d.score + i / 1000) for i, d in enumerate(detections)]},
+                     tmp_path / "exact.json")
+    notes.clear()
+    score_file(annotations, gt_path, tmp_path / "exact.json", "test", note=notes.append)
+    assert not [n for n in notes if "share their score" in n]
