@@ -578,7 +578,7 @@ def test_write_smg_labels_reads_back(tmp_path):
 
     scored = write_smg_labels(detections, tmp_path / "scored", fps={"Sample0001": 10.0, "Sample0036": 28.0},
                               with_scores=True)
-    assert scored[0].read_text(encoding="utf-8") == "1,27,57,0.500000\n9,30,40,0.900000\n"  # 3 s, 4 s at 10 fps
+    assert scored[0].read_text(encoding="utf-8") == "1,27,57,0.5\n9,30,40,0.9\n"  # 3 s, 4 s at 10 fps; exact scores
 
 
 def test_smg_labels_survive_the_json_round_trip(tmp_path):

@@ -510,8 +510,13 @@ def test_ctrl_c_while_gestures_are_written_waits_until_they_are(tmp_path):
             return super().write(text)
 
     out = InterruptedOnTheThirdLine()
-    with pytest.raises(StreamInterrupted):
-        stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    # Python's own Ctrl-C handler, whatever the test process set (a pytest-xdist worker ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(StreamInterrupted):
+            stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     strip = lambda lines: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"} for line in lines]  # noqa: E731
     assert len(expected) > 3 and strip(out.getvalue().splitlines()[:3]) == strip(expected[:3])
 
