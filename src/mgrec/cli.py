@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_no_progress(p)
 
     p = _command(sub, "score", "score a predictions file against annotations", cmd_score, description=(
-        "Score predictions (any format `mgrec detect` writes: results JSON, CSV table, SMG label folders)\n"
+        "Score predictions (any format `mgrec detect` writes: results JSON, CSV table, SMG label folders;\n"
+        "or the JSON lines `mgrec stream` prints)\n"
         "against annotations. F1 counts the detections with score >= the threshold; mAP uses them all, so\n"
         "score a ranked list (`mgrec detect --all`) for mAP comparable to other tools."
     ), examples=(
@@ -256,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     ))
     p.add_argument("--gt", type=Path, required=True, help="annotations JSON")
     p.add_argument("--pred", type=Path, required=True,
-                   help="predictions: results JSON, CSV table, or a folder of SMG-style CSVs")
+                   help="predictions: results JSON, CSV table, a folder of SMG-style CSVs, or the JSON lines of "
+                        "mgrec stream")
     p.add_argument("--split", type=split_argument, default="test", help="the split to score")
     p.add_argument("--tune-on", type=split_argument, default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
