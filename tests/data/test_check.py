@@ -325,11 +325,16 @@ def test_a_warm_up_that_fills_the_run_is_a_warning_naming_the_peak_it_reaches():
     assert "to 100% of train.lr" in schedule_problem(5, 5)
 
 
-def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
-    document = {"classes": ["c0", "c1", "c2"], "database": {
+def _train_and_val_document() -> dict:
+    """Annotations of a training and a validation video with one instance of each class."""
+    return {"classes": ["c0", "c1", "c2"], "database": {
         "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
         "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
     }}
+
+
+def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
+    document = _train_and_val_document()
     (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
     (tmp_path / "feats").mkdir()
     for video_id in ("t", "v"):
@@ -454,10 +459,7 @@ def test_many_instances_with_one_problem_are_listed_a_few_then_counted(tmp_path)
 def test_a_config_fps_other_than_the_annotations_is_a_warning_with_the_drift(tmp_path):
     # smg/*.yaml's data.fps 28 beside `_data.csv` files of 30 fps: labels drifted 7 % against the features (val F1
     # 93 -> 13 in a helper's run) and `data check` said nothing
-    document = {"classes": ["c0", "c1", "c2"], "database": {
-        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
-        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
-    }}
+    document = _train_and_val_document()
     document["database"]["v"]["fps"] = 12.0
     (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
     (tmp_path / "feats").mkdir()
@@ -477,10 +479,7 @@ def test_a_config_fps_other_than_the_annotations_is_a_warning_with_the_drift(tmp
 def test_a_sidecar_frame_count_that_fits_neither_its_file_nor_the_annotations_is_an_error(tmp_path):
     # `frames: 3000` beside a file of 818 steps and a video of 3286 frames passed; detect then wrote SMG rows past
     # the video's end
-    document = {"classes": ["c0", "c1", "c2"], "database": {
-        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
-        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
-    }}
+    document = _train_and_val_document()
     document["database"]["t"]["num_frames"] = 200
     (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
     (tmp_path / "feats").mkdir()

@@ -393,7 +393,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
-    tuned = set(annotations.split_video_ids(tune_on, gt_path)) if tune_on else set()
+    tuned = tune_gt if tune_on else {}  # the videos tuned on were used, if not scored
     outside = [video for video, items in predictions.items() if items and video not in gt and video not in tuned]
     if outside:  # ActivityNet's evaluator counts them as false positives; scoring one split leaves them out
         shown = ", ".join(brief(video) for video in outside[:3]) + (", ..." if len(outside) > 3 else "")
