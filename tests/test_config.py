@@ -153,6 +153,17 @@ def test_split_names_are_read_like_subset_names(tmp_path):
     assert load_config(tmp_path / "resolved.yaml").data.val_split == "val"
 
 
+def test_null_means_empty_for_a_text_key_whose_default_is_empty_and_nowhere_else(tmp_path):
+    """ActionFormer writes `file_prefix: ~` for no prefix: a null text key whose empty default means "none" is
+    read as that empty default; a null where a name is needed (a split) is still refused."""
+    path = write(tmp_path, "c.yaml", "data:\n  feature_prefix: ~\npseudo_labels:\n  teacher: null\n")
+    config = load_config(path)
+    assert (config.data.feature_prefix, config.pseudo_labels.teacher) == ("", "")
+    path = write(tmp_path, "c.yaml", "data:\n  val_split: ~\n")
+    with pytest.raises(InputError, match=r"c.yaml \[data.val_split\]: expected str, got null"):
+        load_config(path)
+
+
 def test_a_split_that_is_not_a_name_is_refused(tmp_path):
     path = write(tmp_path, "c.yaml", "data:\n  val_split: 3\n")
     with pytest.raises(InputError, match=r"c.yaml \[data.val_split\]: expected str"):

@@ -926,7 +926,8 @@ def from_dict(cls, raw: Any, source: str, prefix: str = ""):
         got = "nothing (a section without keys: give its keys, or delete it)" if raw is None else _short(raw)
         raise InputError(f"{source} [{prefix.removesuffix('.') or 'top level'}]: expected a mapping of keys, got {got}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     values = {}
     for key, value in raw.items():
         full = f"{prefix}{key}"
@@ -934,6 +935,10 @@ def from_dict(cls, raw: Any, source: str, prefix: str = ""):
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
             raise InputError(f"{where(source, key=full)}: unknown key{hint}")  # a YAML key may hold any text
+        if value is None and hints[key] is str and fields[key].default == "":
+            # a text key whose empty default means "none" (a prefix, a folder, a teacher): YAML's null
+            # (ActionFormer's `file_prefix: ~`) says the same
+            value = ""
         values[key] = _convert(hints[key], value, source, full)
     return cls(**values)
 
@@ -971,7 +976,8 @@ def _convert(hint, value, source: str, key: str):
         # ActionFormer's `train_split: ['validation']`: one name there too, in a list
         raise InputError(f"{source} [{key}]: expected one name, not a list: write {key.split('.')[-1]}: "
                          f"{_short(value[0])}")
-    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {_short(value)}")
+    got = "null" if value is None else _short(value)  # the config's own word for it
+    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}")
 
 
 def validate(config: Config, source: str, origins: dict[str, str] | None = None) -> None:

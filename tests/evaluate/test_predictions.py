@@ -154,6 +154,8 @@ def entry(**changes):
         (entry(label_id=3), "results.Sample0036[1].label_id", "[0, 3), got 3; were the predictions made with another "
                                                               "class list than this one (3: ['arms akimbo', "),
         (entry(label_id=True, label=None), "results.Sample0036[1].label_id", "integer"),
+        (entry(label=1, label_id=None), "results.Sample0036[1].label", "got 1 (if 1 is the class's index in [0, 3) "
+                                                                       "of ['arms akimbo', "),
         (entry(label_id=0), "results.Sample0036[1]", "label 'moving legs' is class 2 but label_id is 0"),
         (entry(label=None, label_id=None), "results.Sample0036[1]", "missing 'label'"),
         (entry(score=None), "results.Sample0036[1]", "missing 'score'"),

@@ -235,7 +235,11 @@ def _parse_entry(
             + (f"{ANOTHER_CLASS_LIST} ({len(classes)}: {brief(classes)})" if isinstance(label_id, int) else "")
         )
     if label is not None and not isinstance(label, str):
-        raise InputError(f"{at('.label')}: expected a class name (string), got {label!r}")
+        index_hint = ""
+        if isinstance(label, int) and not isinstance(label, bool):  # ActionFormer's results hold class ids here
+            index_hint = (f" (if {label} is the class's index in [0, {len(classes)}) of {brief(classes)}, give it "
+                          "as label_id)")
+        raise InputError(f"{at('.label')}: expected a class name (string), got {brief(label)}{index_hint}")
     if label is not None and label not in class_ids:
         raise InputError(f"{at('.label')}: unknown class {label!r}; known: {classes}")
     if label is not None and label_id is not None and class_ids[label] != label_id:
