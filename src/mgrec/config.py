@@ -186,8 +186,9 @@ class ModelConfig:
     input_dim: int | None = _doc(None, "derived from data.feature_dim: leave it out (a different value is refused)")
     num_classes: int = _doc(17, "K, the number of classes (the annotations' class list)")
     fusion: str = _doc("concat", "how several data.streams are joined: concat (one embedding of all channels), "
-                                 "sum (one embedding per stream, added), gated (the grid stream's encoder, each "
-                                 "other stream's own encoder injected at every level by a learned gate)")
+                                 "sum (one embedding per stream, added), gated (each stream its own embedding, all "
+                                 "through the same encoder layers; the other streams join the grid stream's at its "
+                                 "input and at every pyramid level through learned gates)")
     stream_dims: list[int] = _doc([], "derived from data.streams (each stream's feature_dim, in order): leave it out")
     embed_dim: int = _doc(512, "channels of the embedding and of every pyramid level")
     mlp_dim: int = _doc(768, "hidden channels of the DynE layers' feed-forward MLP (mgrec, dyfadet)")
