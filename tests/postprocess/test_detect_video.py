@@ -81,3 +81,20 @@ def test_shifted_passes_fuse_the_detections_of_the_shifted_features_moved_back_o
     short = features[:2]
     assert detect_video(network, short, GRID, replace(one, shifted_passes=3), CLASSES, "v") == detect_video(
         network, short, GRID, replace(one, shifted_passes=2), CLASSES, "v")
+
+
+def test_a_network_in_training_mode_detects_in_eval_mode_and_keeps_its_mode():
+    """A user's own loop validating its model hands it over in training mode: dropout must not make the detections
+    random, and the network must come back in the mode it was handed over in."""
+
+    class WithDropout(TwoLevelNetwork):
+        def forward(self, x, mask):
+            return super().forward(torch.nn.functional.dropout(x, 0.5, self.training), mask)
+
+    features = np.random.default_rng(2).normal(size=(40, 5)).astype(np.float32)
+    post = PostprocessConfig(pre_nms_thresh=0.05, max_detections=40)
+    network = WithDropout(5).eval()
+    expected = detect_video(network, features, GRID, post, CLASSES, "v")
+    network.train()
+    assert [detect_video(network, features, GRID, post, CLASSES, "v") for _ in range(2)] == [expected, expected]
+    assert network.training

@@ -13,8 +13,8 @@ checkpoint or out-of-range features would look like a video with nothing in it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -141,13 +141,27 @@ def _candidates(model: torch.nn.Module, features: np.ndarray, post: PostprocessC
     device = next(model.parameters()).device
     x, mask = pad_video(features, model.max_div_factor, padded_length)
     # None leaves the autocast state of the caller as it is (a benchmark may wrap the whole call)
-    with nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast):
+    with evaluating(model), nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast):
         out = model(x.to(device), mask.to(device))
     cls_logits = [c[0].float() for c in out.cls_logits]
     offsets = [o[0].float() for o in out.offsets]
     masks = [m[0] for m in out.masks]
     check_network_output(cls_logits, offsets, masks, video_id)
     return decode_video(cls_logits, offsets, masks, out.strides, post)
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """`model` in eval mode for one pass, its own mode restored after: a network handed over in training mode (a
+    user's own loop validating its model) would otherwise detect with drop path and dropout on, at random."""
+    if not model.training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
 
 
 def check_network_output(
