@@ -676,3 +676,19 @@ def test_an_actionformer_config_is_refused_at_once_with_its_keys_mapped(tmp_path
                  "test_cfg.max_seg_num -> postprocess.max_detections"):
         assert pair in message
     assert "fpn_type" not in message  # no mgrec counterpart: not named as if it had one
+
+
+def test_a_config_changed_in_code_refuses_a_key_it_does_not_have_and_is_checked_before_it_is_saved(tmp_path):
+    """In Python a typo'd attribute was kept aside and ignored, and `save_config` wrote a file `load_config` then
+    refused; both now fail where the mistake is made, naming the key."""
+    from mgrec.config import UnknownKey
+
+    config = Config()
+    with pytest.raises(UnknownKey, match=r"TrainConfig has no key 'epoch'; did you mean 'epochs'\?"):
+        config.train.epoch = 3
+    with pytest.raises(AttributeError):  # what any Python object without the attribute gives, too
+        config.data.featurs = "f"
+    config.train.lr = "fast"
+    with pytest.raises(InputError, match=r"saved.yaml \[train.lr\]: expected float, got 'fast'"):
+        save_config(config, tmp_path / "saved.yaml")
+    assert not (tmp_path / "saved.yaml").exists()

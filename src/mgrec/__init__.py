@@ -1,3 +1,61 @@
-"""mgrec: micro-gesture online recognition (temporal detection on clip features)."""
+"""mgrec: micro-gesture online recognition (temporal detection on clip features).
+
+The Python entry points, importable from `mgrec` itself; each is loaded on first use, so `import mgrec` stays
+light (no torch until a name that needs it is used):
+
+- `OfflineDetector.from_run(RUN)`: a trained run; `.detect(path or (T, C) array)` its ranked detections,
+  `.hard_set(...)` those at the run's threshold.
+- `OnlineDetector(detector, fps)`: `.push(rows)` the features of a live stream, `.flush()` at its end; each gesture
+  comes out once, when final. `stream_file` replays a file the way `mgrec stream` does.
+- `load_config`, `checked_config`, `save_config`, `Config`: the typed config (a YAML file, or built and changed in
+  code; every key checked as a file's are).
+- `train(config, run_dir)`: what `mgrec train` does; `build_detector(config.model)` the bare network.
+- `score(gt, ranked, classes, score_threshold)`: the challenge's F1 and mAP of records in memory; `score_file` of
+  files, as `mgrec score`.
+- `load_annotations`, `load_predictions`, `save_predictions`, and the records `Segment`, `Detection`,
+  `AnnotationSet`.
+- `InputError`: what every problem a user can fix raises (a bad file, key, value or argument).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it
+_ENTRY_POINTS = {
+    "OfflineDetector": "mgrec.infer.offline",
+    "OnlineDetector": "mgrec.infer.online",
+    "stream_file": "mgrec.infer.online",
+    "Config": "mgrec.config",
+    "load_config": "mgrec.config",
+    "checked_config": "mgrec.config",
+    "save_config": "mgrec.config",
+    "train": "mgrec.train.loop",
+    "build_detector": "mgrec.model.detector",
+    "score": "mgrec.evaluate.scoring",
+    "score_file": "mgrec.evaluate.scoring",
+    "load_annotations": "mgrec.data.annotations",
+    "load_predictions": "mgrec.evaluate.predictions",
+    "save_predictions": "mgrec.evaluate.predictions",
+    "Segment": "mgrec.records",
+    "Detection": "mgrec.records",
+    "AnnotationSet": "mgrec.records",
+    "InputError": "mgrec.errors",
+}
+
+__all__ = ["__version__", *_ENTRY_POINTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ENTRY_POINTS:
+        raise AttributeError(f"module 'mgrec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+    globals()[name] = value  # the next use is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -75,8 +75,26 @@ def _section(cls: type, meaning: str) -> Any:
     return field(default_factory=cls, metadata={DOC: meaning})
 
 
+class UnknownKey(InputError, AttributeError):
+    """A config attribute set in code that is no key of its section (an AttributeError too, as for any object)."""
+
+
+class _KeysOnly:
+    """A config section takes only its own keys as attributes: `config.train.learning_rate = 1` in Python would
+    otherwise be kept aside and ignored, where the same typo in a file is refused with "did you mean". Names
+    starting with `_` stay free (`Config._origins`, where each key's value came from)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        keys = type(self).__dataclass_fields__
+        if not name.startswith("_") and name not in keys:
+            close = difflib.get_close_matches(name, list(keys), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; its keys: {', '.join(keys)}"
+            raise UnknownKey(f"{type(self).__name__} has no key {name!r}{hint}")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class StreamConfig:
+class StreamConfig(_KeysOnly):
     """One input stream of a multi-stream config (`data.streams`): its own feature files and recipe."""
 
     name: str = _doc("", "the stream's name (rgb, skeleton, acc, ...): errors, runs and reports name it")
@@ -105,7 +123,7 @@ FUSIONS = ("concat", "sum", "gated")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_KeysOnly):
     annotations: str = _doc("", "annotations file: ActivityNet-style JSON (`mgrec data convert` makes one from SMG "
                                 "label folders); needed to train")
     features: str = _doc("", "folder of feature files, one per video: `<feature_prefix><video_id><feature_ext>`, "
@@ -157,7 +175,7 @@ class DataConfig:
         fps = self.fps if self.fps is not None else video_fps
         if fps is None:
             raise InputError("the features' fps is unknown: set data.fps, or give the video's fps "
-                             "(annotations, or a sidecar .json next to the features)")
+                             "(annotations, a sidecar .json next to the features, --fps; fps= in Python)")
         return FeatureGrid(fps=fps, stride=self.stride, window=self.window)
 
     def input_streams(self) -> list[StreamConfig]:
@@ -180,7 +198,7 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_KeysOnly):
     variant: str = _doc("mgrec", "the detector: mgrec (DynE encoder, spatial-temporal attention head), dyfadet (DynE "
                                  "encoder, DFA head) or actionformer (local self-attention encoder, conv head)")
     input_dim: int | None = _doc(None, "derived from data.feature_dim: leave it out (a different value is refused)")
@@ -215,7 +233,7 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_KeysOnly):
     epochs: int = _doc(40, "training epochs, warm-up included")
     warmup_epochs: int = _doc(5, "epochs of linear learning-rate warm-up from 0; then cosine decay to 0")
     batch_size: int = _doc(2, "training crops per optimisation step")
@@ -256,7 +274,7 @@ THRESHOLD_RULES = ("global", "per_class")  # postprocess.thresholds
 
 
 @dataclass
-class BalanceConfig:
+class BalanceConfig(_KeysOnly):
     method: str = _doc("none", "how training crops favour rare classes: none; eq1 (the paper's Eq. 1: a class with "
                                "Z < alpha instances anchors ceil(log2(alpha/Z))+1 times as many crops); repeat_factor "
                                "(LVIS: max(1, sqrt(t/f)) for a class holding a share f of the instances); adaptive "
@@ -270,7 +288,7 @@ class BalanceConfig:
 
 
 @dataclass
-class TransformsConfig:
+class TransformsConfig(_KeysOnly):
     time_scale_prob: float = _doc(0.0, "probability that a training crop is resampled in time (features linearly "
                                        "interpolated, boundaries moved exactly)")
     time_scale_range: list[float] = _doc([0.8, 1.25], "[low, high] resampling factor, drawn log-uniformly; > 1 "
@@ -287,7 +305,7 @@ class TransformsConfig:
 
 
 @dataclass
-class PseudoLabelConfig:
+class PseudoLabelConfig(_KeysOnly):
     unlabeled: str = _doc("", "folder of feature files without annotations to pseudo-label (`mgrec train "
                               "--unlabeled`); empty: no pseudo-labels")
     teacher: str = _doc("", "a trained run that labels them first; empty: training trains one (the same config "
@@ -300,7 +318,7 @@ class PseudoLabelConfig:
 
 
 @dataclass
-class PostprocessConfig:
+class PostprocessConfig(_KeysOnly):
     pre_nms_thresh: float = _doc(0.001, "a (point, class) pair is a candidate when its probability is above this")
     pre_nms_topk: int = _doc(2000, "candidates kept per pyramid level before NMS, the most probable")
     nms: str = _doc("soft", "class-wise NMS: soft (Gaussian Soft-NMS) or hard")
@@ -332,7 +350,7 @@ ADAPTER_BLOCKS_NAMED = ("all", "every_other")
 
 
 @dataclass
-class BackboneConfig:
+class BackboneConfig(_KeysOnly):
     """The frozen video backbone with trainable adapters of end-to-end training (`data.videos`)."""
 
     weights: str = _doc("", "folder of a transformers VideoMAE (config.json + model.safetensors, e.g. from `mgrec "
@@ -366,7 +384,7 @@ class BackboneConfig:
 
 
 @dataclass
-class Config:
+class Config(_KeysOnly):
     name: str = _doc("mgrec", "the experiment's name, in the run's report title")
     seed: int = _doc(1234, "one seed for Python, NumPy and torch")
     data: DataConfig = _section(DataConfig, "the features, the annotations and the training crops")
@@ -1420,6 +1438,9 @@ def checked_config(config: object, source: str = "the config given") -> Config:
 
 
 def save_config(config: Config, path: str | Path) -> None:
+    """`config` written to `path` as YAML, checked first as `checked_config` checks it: a file `load_config` would
+    refuse (a string where a number goes, set in code) is never written."""
     from mgrec.files import atomic_write_text
 
-    atomic_write_text(path, yaml.dump(to_dict(config), Dumper=_ConfigDumper, sort_keys=False))
+    checked = checked_config(config, source=f"the config to write to {path}")
+    atomic_write_text(path, yaml.dump(to_dict(checked), Dumper=_ConfigDumper, sort_keys=False))

@@ -371,7 +371,8 @@ class RunDir:
         """Refuse a fresh training in a folder whose files are not an earlier start of a run, or that
         would overwrite a file the training reads (its config, its annotations)."""
         if self.has_training():
-            raise InputError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+            raise InputError(f"{self.path} already holds a run; pass --resume to continue it (resume=True in "
+                             "Python) or choose another --out")
         own = {resolve_path(path) for path in self.run_files()}
         for path in inputs:
             if resolve_path(path) in own:

@@ -179,6 +179,9 @@ def test_score_in_python_refuses_what_the_file_readers_refuse():
         ({"v": [dataclasses.replace(good, start=float("nan"))]}, "expected a finite start"),
         ({"v": [dataclasses.replace(good, label_id=1.0)]}, "does not match the class list"),
         ([good], "predictions: expected a mapping {video_id: [...]}, got list"),
+        # scored under its key whatever it said: F1 1.0 for a detection of another video
+        ({"v": [dataclasses.replace(good, video_id="w")]},
+         "its video_id 'w' is not the video it is listed under ('v')"),
     ]
     for ranked, message in cases:
         with pytest.raises(InputError, match=re.escape(message)):
@@ -257,13 +260,20 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
     assert score_file(annotations, gt_path, tmp_path / "logits.json", "test", score_threshold=0.0,
                       note=notes.append)["num_predictions"] == 2  # a bar given is a bar kept
     # the val video's detection is left out of test's scores, with a word (ActivityNet's evaluator counts it)
-    assert notes == [f"{tmp_path / 'logits.json'}: the 1 predictions of 1 video(s) outside split test ('u') are not "
-                     "scored (--split names the videos scored)"] * 2
+    outside = (f"{tmp_path / 'logits.json'}: the 1 predictions of 1 video(s) outside split test ('u') are not "
+               "scored (--split names the videos scored)")
+    # a results file that records no threshold, scored without one: F1 counts every detection, with a word (a
+    # ranked list saved from Python without its threshold scored F1 24 for a run of F1 71, silently)
+    no_threshold = (f"{tmp_path / 'logits.json'} records no score threshold and none was given: F1 counts every "
+                    "detection, as it should for a hard set; for a ranked list (every candidate, as other tools "
+                    "write) it is far too low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of "
+                    "--gt")
+    assert notes == [outside, no_threshold, outside]
     notes.clear()
     # every score the same (SMG label files have none): mAP follows the file's order, and a note says so
     save_predictions({"v": [replace(d, score=1.0) for d in hits]}, tmp_path / "flat.json")
     score_file(annotations, gt_path, tmp_path / "flat.json", "test", note=notes.append)
-    assert len(notes) == 1 and "has the score 1 (a file without scores" in notes[0]
+    assert len(notes) == 2 and "records no score threshold" in notes[0] and "has the score 1 (a file" in notes[1]
     # a CSV table does not say which set it holds
     notes.clear()
     save_predictions_csv({"v": hits[2:4]}, tmp_path / "table.csv")

@@ -132,6 +132,16 @@ def is_csv_table(path: str | Path) -> bool:
     return path.is_file() and _is_table_head(_first_text(path))
 
 
+def is_results_json(path: str | Path) -> bool:
+    """Whether `path` is a file holding one results JSON document (ActivityNet's layout; not JSON lines, not a
+    CSV table, not a folder)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    head = _first_text(path)
+    return head.startswith("{") and not _is_json_lines(head)
+
+
 def _is_table_head(head: str) -> bool:
     return head.split("\n", 1)[0].strip() == ",".join(CSV_COLUMNS)
 

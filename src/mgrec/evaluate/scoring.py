@@ -31,7 +31,7 @@ from mgrec.evaluate.f1 import (
     tune_thresholds,
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
-from mgrec.evaluate.predictions import is_csv_table, load_predictions, predictions_info
+from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, predictions_info
 from mgrec.files import brief, is_number
 from mgrec.records import AnnotationSet, Detection, Segment
 
@@ -69,6 +69,9 @@ def _check_items(items: Sequence[Segment | Detection], classes: list[str], what:
 
     for index, item in enumerate(items):
         place = getattr(item, "source", "") or f"video {video_id} {what} #{index}"
+        if item.video_id != video_id:  # scored under its key: a record of another video there is a mix-up
+            raise InputError(f"{place}: its video_id {brief(item.video_id)} is not the video it is listed under "
+                             f"({brief(video_id)})")
         if (not isinstance(item.label_id, numbers.Integral) or isinstance(item.label_id, bool)
                 or not 0 <= item.label_id < len(classes) or classes[item.label_id] != item.label):
             raise InputError(
@@ -403,6 +406,10 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     scores = {d.score for items in pred.values() for d in items}
     if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
         threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
+        if info.get("set") is None and is_results_json(pred_path):  # a ranked list saved without its threshold
+            note(f"{pred_path} records no score threshold and none was given: F1 counts every detection, as it "
+                 "should for a hard set; for a ranked list (every candidate, as other tools write) it is far too "
+                 "low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of --gt")
     if len(scores) == 1 and sum(map(len, pred.values())) > 1:
         note(f"every detection of split {split} in {pred_path} has the score {next(iter(scores)):g} (a file "
              "without scores, as SMG label files are?): mAP ranks them in the file's order, so it says little; "

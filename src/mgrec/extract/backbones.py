@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,8 +218,9 @@ class VideoMAE(Backbone):
     name = "videomae"
 
     def __init__(self, weights: Path | None, device: torch.device, image_size: int | None = None):
-        # Everything is local: never let transformers reach for a model hub.
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        # Everything is local: the weights load with local_files_only (below), so transformers never reaches for a
+        # model hub, and the process's environment is left as it is (HF_HUB_OFFLINE set here would hold for a
+        # notebook's other Hugging Face work too).
         from safetensors import SafetensorError, safe_open
         from transformers import VideoMAEForVideoClassification, VideoMAEModel
         from transformers.utils import logging as transformers_logging

@@ -381,17 +381,17 @@ class OnlineDetector:
     """Detects micro-gestures in a stream of feature chunks and reports each once, when final.
 
     `detector`: a loaded run (`OfflineDetector.from_run`); `fps`: frames per second of the stream's video
-    (where the run has `data.fps`, only that one: another is refused); `lookahead`: seconds of stream
-    after a gesture's end before it is reported; `hop`: feature steps between updates (default: about
-    one second); `history`: feature steps of the window the network sees (default: `default_history`,
-    data.max_seq_len // 8 or what deciding a gesture needs if that is more); `compile`: run a compiled network
-    (see "Compiled network" above). The emission rule is described in the module docstring.
+    (where the run has `data.fps`, that one, and None or the same may be given: another is refused);
+    `lookahead`: seconds of stream after a gesture's end before it is reported; `hop`: feature steps between
+    updates (default: about one second); `history`: feature steps of the window the network sees (default:
+    `default_history`, data.max_seq_len // 8 or what deciding a gesture needs if that is more); `compile`: run a
+    compiled network (see "Compiled network" above). The emission rule is described in the module docstring.
     """
 
     def __init__(
         self,
         detector: OfflineDetector,
-        fps: float | None,
+        fps: float | None = None,
         lookahead: float = 2.0,
         hop: int | None = None,
         history: int | None = None,

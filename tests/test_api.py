@@ -1,0 +1,28 @@
+"""The entry points `mgrec` itself offers (`mgrec/__init__.py`): each is the object its module defines, and
+`import mgrec` alone loads none of them (no torch) until one is used."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import mgrec
+
+
+def test_every_entry_point_is_its_module_s_object_and_listed():
+    names = [name for name in mgrec.__all__ if name != "__version__"]
+    assert {"OfflineDetector", "OnlineDetector", "load_config", "train", "score", "InputError"} <= set(names)
+    for name in names:
+        assert getattr(mgrec, name) is getattr(importlib.import_module(mgrec._ENTRY_POINTS[name]), name), name
+    assert set(mgrec.__all__) <= set(dir(mgrec))
+    with pytest.raises(AttributeError, match="module 'mgrec' has no attribute 'OflineDetector'"):
+        mgrec.OflineDetector  # noqa: B018
+
+
+def test_importing_mgrec_loads_no_entry_point_and_no_torch():
+    code = ("import sys, mgrec; print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('mgrec.'))); "
+            "mgrec.Segment; print('mgrec.records' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "True False"  # a record needs no torch either
