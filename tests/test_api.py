@@ -12,7 +12,7 @@ import mgrec
 
 def test_every_entry_point_is_its_module_s_object_and_listed():
     names = [name for name in mgrec.__all__ if name != "__version__"]
-    assert {"OfflineDetector", "OnlineDetector", "load_config", "train", "score", "InputError"} <= set(names)
+    assert {"OfflineDetector", "OnlineDetector", "load_config", "score", "InputError"} <= set(names)
     for name in names:
         assert getattr(mgrec, name) is getattr(importlib.import_module(mgrec._ENTRY_POINTS[name]), name), name
     assert set(mgrec.__all__) <= set(dir(mgrec))

@@ -452,3 +452,28 @@ def test_a_feature_file_and_a_video_of_one_id_are_refused_before_the_video_is_ex
     assert capsys.readouterr().err == (f"mgrec: error: {tmp_path / 'feats' / 'clip.npy'} and "
                                        f"{tmp_path / 'videos' / 'clip.mp4'} are both video 'clip'; give one of them "
                                        "(one output would silently replace the other)\n")
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["score", "--gt", "g.json", "--pred", "p.json", "--score-threshold", "0_5"], "--score-threshold"),
+    (["score", "--gt", "g.json", "--pred", "p.json", "--fps", "٣٠"], "--fps"),
+    (["stream", "RUN", "f.npy", "--hop", "2_4"], "--hop"),
+    (["stream", "RUN", "f.npy", "--lookahead", "٣"], "--lookahead"),
+    (["--threads", "١", "score", "--gt", "g.json", "--pred", "p.json"], "--threads"),
+])
+def test_command_line_numbers_are_ascii_digits_as_every_number_mgrec_reads(argv, option, capsys):
+    # float() and int() read "0_5" as 5 and Arabic-Indic digits as numbers: --score-threshold 0_5 scored at 5
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected a" in err and "ASCII digits" in err
+
+
+def test_tious_are_ascii_digits_too():
+    from mgrec.evaluate.average_precision import parse_tious
+
+    assert parse_tious("0.5,0.7") == (0.5, 0.7)
+    for text in ("٠.5", "0_5"):
+        with pytest.raises(InputError, match="expected thumos, activitynet, epic, or tIoU thresholds"):
+            parse_tious(text)

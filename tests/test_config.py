@@ -469,8 +469,8 @@ def test_layer_counts_kernel_expansion_and_crops_per_video_have_an_upper_bound(t
 def test_yaml_merge_keys_are_read_and_the_mappings_own_keys_win(tmp_path):
     # `<<: *anchor` was refused: "could not determine a constructor for the tag 'tag:yaml.org,2002:merge'".
     path = write(tmp_path, "c.yaml", "data:\n  streams:\n    - &rgb {name: rgb, features: f, feature_dim: 8}\n"
-                                     "    - <<: *rgb\n      name: flow\ntrain:\n  <<: {epochs: 2, lr: 0.5}\n"
-                                     "  epochs: 1\n")
+                                     "    - <<: *rgb\n      name: flow\n      features: g\n"
+                                     "train:\n  <<: {epochs: 2, lr: 0.5}\n  epochs: 1\n")
     config = load_config(path)
     assert [(s.name, s.feature_dim) for s in config.data.streams] == [("rgb", 8), ("flow", 8)]
     assert (config.train.epochs, config.train.lr) == (1, 0.5)

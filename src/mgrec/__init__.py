@@ -9,7 +9,8 @@ light (no torch until a name that needs it is used):
   comes out once, when final. `stream_file` replays a file the way `mgrec stream` does.
 - `load_config`, `checked_config`, `save_config`, `Config`: the typed config (a YAML file, or built and changed in
   code; every key checked as a file's are).
-- `train(config, run_dir)`: what `mgrec train` does; `build_detector(config.model)` the bare network.
+- `build_detector(config.model)`: the bare network. (Training from Python: `mgrec.train.loop.train(config, run_dir)`,
+  what `mgrec train` does; `mgrec.train` is the package that holds it.)
 - `score(gt, ranked, classes, score_threshold)`: the challenge's F1 and mAP of records in memory; `score_file` of
   files, as `mgrec score`.
 - `load_annotations`, `load_predictions`, `save_predictions`, and the records `Segment`, `Detection`,
@@ -33,7 +34,6 @@ _ENTRY_POINTS = {
     "load_config": "mgrec.config",
     "checked_config": "mgrec.config",
     "save_config": "mgrec.config",
-    "train": "mgrec.train.loop",
     "build_detector": "mgrec.model.detector",
     "score": "mgrec.evaluate.scoring",
     "score_file": "mgrec.evaluate.scoring",

@@ -19,6 +19,7 @@ from pathlib import Path
 from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
+from mgrec.smg_csv import decimal_number, whole_number
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
@@ -85,11 +86,32 @@ def split_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Numbers on the command line are read by the rule of every number mgrec reads from text (`smg_csv`): ASCII
+# digits with an optional sign, point and exponent. float() and int() also take "0_5" (5) and Arabic-Indic or
+# full-width digits, which made --score-threshold 0_5 a bar of 5 and --hop 2_4 a hop of 24 without a word.
+
+
+def number(text: str) -> float:
+    """Any number written in ASCII (nan and inf too, for options that say what they do with them)."""
+    try:
+        return decimal_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (ASCII digits, e.g. 0.5 or 1e-3), got {text!r}") from None
+
+
+def whole(text: str) -> int:
+    try:
+        return whole_number(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (ASCII digits), got {text!r}") from None
+
+
 def finite_number(text: str) -> float:
     try:
-        value = float(text)
+        value = decimal_number(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a finite number (ASCII digits, e.g. 0.5 or 1e-3), got "
+                                         f"{text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
     return value
@@ -103,10 +125,7 @@ def nonnegative_number(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
@@ -167,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("smg_root", type=Path, help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv)")
     # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
     p.add_argument("--out", required=True, help="annotations JSON to write")
-    p.add_argument("--fps", type=float,
+    p.add_argument("--fps", type=number,
                    help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file)")
     p.add_argument("--splits", default="train=1-30,val=31-35,test=36-40", help="subject numbers per subset")
     p = _command(data, "check", "report every problem in a config's data, and suggest settings", cmd_data_check,
@@ -274,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="K", help="per_class: each class's threshold is pulled toward the global one, (n t_c + K t) "
                                      "/ (n + K), n its instances in the --tune-on split (default "
                                      f"{PostprocessConfig.threshold_shrinkage:g}, as postprocess.threshold_shrinkage)")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--fps", type=number, default=None,
                    help="frames per second of every video whose --gt entry has no fps (ActivityNet 1.3's files; "
                         "ActionFormer's default_fps)")
     p.add_argument("--tious", default="thumos",
@@ -329,11 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream (a run "
                                             "with several data.streams: the grid stream's file)")
     _add_stream_folders(p)
-    p.add_argument("--lookahead", type=float, default=2.0, help="seconds after a gesture's end before it is final")
+    p.add_argument("--lookahead", type=number, default=2.0, help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
-    p.add_argument("--hop", type=int, default=None,
+    p.add_argument("--hop", type=whole, default=None,
                    help="feature steps per update (default: about 1 s of features)")
-    p.add_argument("--history", type=int, default=None,
+    p.add_argument("--history", type=whole, default=None,
                    help="feature steps of the window the network sees (default: data.max_seq_len // 8, or what "
                         "deciding a gesture needs if more: lookahead, a hop and the gesture; the summary prints it)")
     _add_fps(p)
@@ -387,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_extract_number("batch"), default=None,
                    help=f"network inputs per forward pass, 1-{limits.MAX_BATCH} (frames for efficientnet-lite0, "
                         "clips for videomae; default: 8)")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--fps", type=number, default=None,
                    help="skeleton CSVs only: frame rate (default: read from SampleXXXX_data.csv)")
     p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
                    help="instead of extracting: concatenate these feature folders (same videos, same grid) into "
@@ -482,7 +501,7 @@ def _add_run_dir(p: argparse.ArgumentParser) -> None:
 def _add_fps(p: argparse.ArgumentParser) -> None:
     # Sidecars are optional: without this option, features without one (and a run without data.fps) could only
     # be detected after editing the run's config by hand.
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--fps", type=number, default=None,
                    help="frame rate of the videos the features come from, for feature files without a sidecar when "
                         "the run's config has no data.fps (default: the sidecar's, else the run's data.fps; refused "
                         "when it contradicts either)")
@@ -697,7 +716,7 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
-    from mgrec.files import brief, check_output, check_writable
+    from mgrec.files import brief
     from mgrec.infer.offline import checked_fps
 
     check_threshold_options(args.tune_on, args.thresholds, args.threshold_shrinkage, args.score_threshold)
@@ -713,9 +732,8 @@ def cmd_score(args) -> None:
                              "which places its frames; leave --fps out")
         print(f"note: --fps {fps:g} places the frames of the videos of {args.gt} without an fps only; {len(own_fps)} "
               f"have their own ({first})", file=sys.stderr)
-    if args.analysis is not None:  # before the work: a folder that cannot be written, or one of a run's
-        check_output(args.analysis, reads=[args.gt, args.pred])
-        check_writable(args.analysis, is_dir=True)
+    if args.analysis is not None:  # before the work
+        _check_analysis_folder(Path(args.analysis), args.split, reads=[args.gt, args.pred])
     result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold, tious=tious,
                         note=lambda line: print(f"note: {line}", file=sys.stderr))
@@ -724,6 +742,26 @@ def cmd_score(args) -> None:
         paths = _analyse_predictions(annotations, args, result)
         print(f"wrote the error analysis of split {args.split} into {args.analysis} ({len(paths)} files)",
               file=sys.stderr)
+
+
+def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
+    """`score --analysis FOLDER`, before any work: not a folder of a run, not one that cannot be written, and no
+    file there that the analysis's `<split>_*` files would replace unless an earlier analysis wrote them (the user's
+    own files of those names, or symbolic links there, which would carry the writes onto what they name)."""
+    from mgrec.files import brief, check_output, check_writable
+    from mgrec.report.html import is_error_analysis
+
+    check_output(folder, reads=reads, option="--analysis")
+    check_writable(folder, is_dir=True)
+    present = sorted(path for path in folder.iterdir() if path.name.startswith(f"{split}_")) if folder.is_dir() else []
+    for path in present:
+        if path.is_symlink():
+            raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where the analysis writes "
+                             "its own file, which would replace what the link names; remove the link")
+    if present and not is_error_analysis(folder / f"{split}_analysis.json"):
+        raise InputError(f"--analysis {folder} holds {len(present)} file(s) named {split}_* that no mgrec analysis "
+                         f"wrote (first: {brief(present[0].name)}), which the analysis would replace; move them, or "
+                         "choose another folder")
 
 
 def _analyse_predictions(annotations, args, result: dict) -> list[Path]:

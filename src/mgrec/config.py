@@ -1123,6 +1123,11 @@ FEATURE_PREFIX = re.compile(r"(?:[^./\\\x00][^/\\\x00]{0,63})?")
 FEATURE_PREFIX_RULE = "text of at most 64 characters without '/', '\\' or a leading '.' (empty: no prefix)"
 
 
+def _stream_files(stream: StreamConfig) -> tuple[str, str, str]:
+    """What names a stream's feature files: its folder (as the file system resolves it), prefix and ending."""
+    return os.path.realpath(stream.features), stream.feature_prefix, stream.feature_ext
+
+
 def _check_streams(config: Config, at) -> None:
     """data.streams, data.grid_stream and model.fusion, which only make sense together. `at(key, *also)`:
     where a key came from (`validate`'s)."""
@@ -1133,11 +1138,20 @@ def _check_streams(config: Config, at) -> None:
         if not STREAM_NAME.fullmatch(stream.name):
             raise InputError(f"{at(f'{key}.name')}: expected a name of letters, digits, '_', '-', '.' "
                              f"(e.g. rgb, skeleton), got {_short(stream.name)}")
-        if stream.name in names[:i]:
-            raise InputError(f"{at(f'{key}.name', f'data.streams[{names.index(stream.name)}].name')}: stream "
-                             f"{stream.name!r} is named twice; names must differ")
+        folded = [name.casefold() for name in names[:i]]
+        if stream.name.casefold() in folded:  # its recipe file, feature_recipe_<name>.json: one file where case folds
+            first = names[folded.index(stream.name.casefold())]
+            raise InputError(f"{at(f'{key}.name', f'data.streams[{names.index(first)}].name')}: stream "
+                             f"{stream.name!r} is named twice ({first!r}); names must differ, in more than case")
         if not stream.features:
             raise InputError(f"{at(f'{key}.features')}: expected the folder of stream {stream.name!r}'s features")
+        files = _stream_files(stream)
+        same = next((j for j, other in enumerate(data.streams[:i]) if _stream_files(other) == files), None)
+        if same is not None:  # one sensor fed twice (a copy-paste slip): nothing would tell
+            raise InputError(f"{at(f'{key}.features', f'data.streams[{same}].features')}: streams "
+                             f"{data.streams[same].name!r} and {stream.name!r} read the same files "
+                             f"({_short(stream.features)}, prefix {_short(stream.feature_prefix)}, "
+                             f"{_short(stream.feature_ext)}); give each stream its own")
         if not (isinstance(stream.feature_prefix, str) and FEATURE_PREFIX.fullmatch(stream.feature_prefix)):
             raise InputError(f"{at(f'{key}.feature_prefix')}: expected {FEATURE_PREFIX_RULE}, got "
                              f"{_short(stream.feature_prefix)}")
@@ -1200,7 +1214,8 @@ _NUMBER_RULES = {
     "transforms.channel_dropout_rate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "transforms.paste_prob": _FRACTION, "transforms.paste_context": _NON_NEGATIVE,
     "pseudo_labels.rounds": _POSITIVE,
-    "pseudo_labels.min_score": (lambda v: v is None or 0 <= v <= 1, "a score in [0, 1], or null"),
+    "pseudo_labels.min_score": (lambda v: v is None or 0 <= v < 1,
+                                "a score in [0, 1) (no detection scores 1: nothing would be labelled), or null"),
     "postprocess.pre_nms_thresh": _BELOW_ONE, "postprocess.pre_nms_topk": _POSITIVE,
     "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,

@@ -361,14 +361,14 @@ def _cannot_write(path: str | Path, exc: OSError) -> InputError:
 
 
 def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = (),
-                 replaces: Iterable[str | Path] = ()) -> None:
+                 replaces: Iterable[str | Path] = (), option: str = "--out") -> None:
     """The one guard of every command's output, called before any work.
 
     `out` (a file, or a folder and what lies in it) must not be, or hold, a file the command reads
     (`reads`: files, or folders whose existing files are all read) or a file no command may replace
     (`protected`: e.g. the command's own run's files, `mgrec.run.RunDir.owned_files`; the files of every
     run `out` lies in are always protected, but for the outputs this command rewrites, `replaces`). Inside
-    a folder that is read, only a new file may be written."""
+    a folder that is read, only a new file may be written. `option`: how the command line names `out`."""
     from mgrec.run import files_of_runs_around  # mgrec.run builds on this module: imported here, not above
 
     target = resolve_path(out)
@@ -383,7 +383,7 @@ def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: I
             if overwrites:
                 why = "this command reads it" if kind == "reads" else "it belongs to a trained run"
                 shown = target if path in target.parents else path
-                raise InputError(f"--out {out} would overwrite {shown} ({why}); choose another output")
+                raise InputError(f"{option} {out} would overwrite {shown} ({why}); choose another output")
 
 
 def check_writable(path: str | Path, is_dir: bool = False) -> None:

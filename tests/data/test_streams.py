@@ -163,6 +163,12 @@ def test_a_streams_config_derives_the_grid_and_the_model_input(tmp_path):
     ({"streams": STREAMS}, {"stream_dims": [2, 4]}, r"\[model.stream_dims\]"),
     ({"streams": [STREAMS[0], {**STREAMS[1], "name": "rgb"}]}, {}, r"\[data.streams\[1\].name\]: stream .rgb. is"),
     ({"streams": [STREAMS[0], {**STREAMS[1], "features": ""}]}, {}, r"\[data.streams\[1\].features\]"),
+    # one recipe file, feature_recipe_<name>.json, where the file system folds case
+    ({"streams": [STREAMS[0], {**STREAMS[1], "name": "RGB"}]}, {},
+     r"\[data.streams\[1\].name\]: stream 'RGB' is named twice \('rgb'\); names must differ, in more"),
+    # one sensor fed twice: a copy-paste slip nothing told
+    ({"streams": [STREAMS[0], {**STREAMS[1], "features": "./r/"}]}, {}, r"\[data.streams\[1\].features\]: streams "
+                                                                       r"'rgb' and 'pose' read the same files"),
     ({"streams": [STREAMS[0], {**STREAMS[1], "name": "a/b"}]}, {}, r"\[data.streams\[1\].name\]"),
     ({"streams": [STREAMS[0], {**STREAMS[1], "stride": 0}]}, {}, r"\[data.streams\[1\].stride\]"),
     ({"streams": STREAMS, "grid_stream": "hands"}, {}, r"\[data.grid_stream\]: expected one of the streams"),

@@ -193,3 +193,11 @@ def test_evaluate_on_the_training_split_says_so(tmp_path, monkeypatch, capsys):
             "closely the run fits the videos it learnt from") in capsys.readouterr().err
     assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 0
     assert "trained on" not in capsys.readouterr().err
+    # `score` of the run's ranked list says it too: the file names its run (absolutely: read from another folder)
+    assert main(["detect", str(run), "data/features", "--all", "--out", "ranked.json", "--device", "cpu"]) == 0
+    monkeypatch.chdir(tmp_path / "data")
+    for split, said in (("train", True), ("test", False)):
+        capsys.readouterr()
+        assert main(["score", "--gt", "annotations.json", "--pred", "../ranked.json", "--split", split]) == 0
+        assert ("note: split train is the split the run that made ../ranked.json trained on (data.train_split "
+                "'train')" in capsys.readouterr().err) is said

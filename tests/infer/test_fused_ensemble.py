@@ -148,3 +148,21 @@ def test_a_fused_ensemble_holds_its_members_records_and_refuses_a_member_trained
     assert not (tmp_path / "e").exists()
     # no val split: nothing to tune on, nothing to check
     RunDir(leaky).check_held_out("", ["synthetic_002"])
+
+
+def test_members_whose_annotations_are_gone_are_refused_before_anything_is_written(runs, tmp_path):
+    # made anyway, with the configured threshold and no check of the members' training videos against val, and a
+    # log line that said "no val split"
+    import shutil
+
+    _, (a, b) = runs
+    moved = []
+    for run in (a, b):
+        copy = Path(shutil.copytree(run, tmp_path / run.name))
+        text = (copy / "config.yaml").read_text()
+        annotations = RunDir(run).read_config().data.annotations
+        (copy / "config.yaml").write_text(text.replace(annotations, str(tmp_path / "gone" / "annotations.json")))
+        moved.append(copy)
+    with pytest.raises(InputError, match=r"config.yaml \[data.annotations\]: .*gone/annotations.json not found"):
+        make_fused_ensemble(moved, tmp_path / "e", log=lambda *_: None)
+    assert not (tmp_path / "e").exists()

@@ -399,6 +399,39 @@ def test_analyze_run_writes_figures_and_numbers(tmp_path):
                  "--analysis", str(run["run_dir"])]) == 2  # a run's folder is not a place for other files
 
 
+def test_score_analysis_replaces_an_earlier_analysis_only_and_never_writes_through_a_link(built, tmp_path, capsys):
+    """`score --analysis FOLDER` wrote its 17 files over whatever bore their names: the user's own files, and
+    through symbolic links the annotations and predictions it read (exit 0)."""
+    from mgrec.cli import main
+
+    run = built[0]
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_bytes(Path(run["annotations"]).read_bytes())
+    pred.write_bytes((run["run_dir"] / "detections_test.json").read_bytes())
+    command = ["score", "--gt", str(gt), "--pred", str(pred), "--score-threshold", str(THRESHOLD), "--analysis"]
+    kept = {path: path.read_bytes() for path in (gt, pred)}
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "test_analysis.json").symlink_to(gt)
+    (linked / "test_pr_curves.svg").symlink_to(pred)
+    assert main([*command, str(linked)]) == 2
+    assert "is a symbolic link (to" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "test_analysis.json").write_text('{"my": "notes"}')
+    assert main([*command, str(mine)]) == 2
+    assert "holds 1 file(s) named test_* that no mgrec analysis wrote (first: 'test_analysis.json')" in \
+        capsys.readouterr().err
+    assert (mine / "test_analysis.json").read_text() == '{"my": "notes"}'
+    assert {path: path.read_bytes() for path in kept} == kept
+    # an analysis's own folder takes the next analysis; the user's files of other names stay
+    ours = tmp_path / "ours"
+    assert main([*command, str(ours)]) == 0
+    (ours / "notes.txt").write_text("mine")
+    assert main([*command, str(ours)]) == 0
+    assert (ours / "notes.txt").read_text() == "mine"
+
+
 # ---------------------------------------------------------------------------------------------
 # Every detection is shown; what the hard set misses is what the timelines show
 

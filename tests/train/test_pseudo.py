@@ -143,6 +143,22 @@ def test_a_bad_pool_is_refused_before_anything_trains(setup, tmp_path):
         assert not (tmp_path / f"r-{name}" / "teacher").exists()
 
 
+def test_a_teacher_that_labels_nothing_in_the_whole_pool_is_a_warning_and_min_score_1_is_no_bar(setup, tmp_path):
+    # at a bar no detection passes, every pool video trains as background only, its gestures taught as nothing:
+    # not without a word
+    paths, _, teacher, pool = setup
+    lines = []
+    train(with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(teacher), transductive=True,
+                      min_score=0.9999), tmp_path / "none", progress=False, log=lines.append)
+    assert any("0 instances (score >= 0.9999)" in line for line in lines)
+    assert any(line.startswith("warning: ") and "labelled no gesture in any of the 1 unlabelled videos: they train "
+               "as background only; lower pseudo_labels.min_score" in line for line in lines)
+    with pytest.raises(InputError, match=r"\[pseudo_labels.min_score\]: expected a score in \[0, 1\) \(no detection "
+                                         r"scores 1"):
+        train(with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(teacher), transductive=True,
+                          min_score=1.0), tmp_path / "one", progress=False, log=lambda *_: None)
+
+
 def test_a_teacher_of_other_classes_grid_recipe_or_splits_is_refused_before_it_labels(setup, tmp_path):
     from mgrec.config import save_config
 

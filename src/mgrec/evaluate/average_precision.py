@@ -31,6 +31,7 @@ from mgrec.evaluate.matching import (
     tiou_matrix,
 )
 from mgrec.records import Detection, Segment
+from mgrec.smg_csv import decimal_number
 
 DEFAULT_TIOU_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 # The tIoU thresholds each benchmark averages its mAP over (THUMOS14's are mgrec's default).
@@ -47,7 +48,7 @@ def parse_tious(text: str) -> tuple[float, ...]:
     if text in TIOU_PRESETS:
         return TIOU_PRESETS[text]
     try:
-        values = [float(part) for part in text.split(",")]
+        values = [decimal_number(part) for part in text.split(",")]  # ASCII digits: not 0_5, not ٠.٥
     except ValueError:
         values = []
     if not _tious_problem(values):

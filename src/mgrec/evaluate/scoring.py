@@ -34,6 +34,7 @@ from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, predictions_info
 from mgrec.files import brief, is_number
 from mgrec.records import AnnotationSet, Detection, Segment
+from mgrec.run import RunDir
 
 
 def restrict_to_videos(
@@ -59,6 +60,17 @@ def coverage_note(gt: Mapping[str, list[Segment]], predicted: Iterable[str], spl
     return (f"predictions cover {len(gt) - len(uncovered)} of {len(gt)} videos"
             f"{' of split ' + split if split else ''}; the other {len(uncovered)} ({shown}) count as all missed "
             f"({missed} ground-truth segment(s))")
+
+
+def _training_split_of(run: object) -> str | None:
+    """The train split of the run a predictions file records (`mgrec detect` writes its path), where that run is
+    at hand; None otherwise (a file of another tool, a run moved away: nothing to say)."""
+    if not isinstance(run, str) or not run:
+        return None
+    try:
+        return RunDir(run).read_config().data.train_split
+    except (InputError, OSError):
+        return None
 
 
 def _check_items(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
@@ -396,6 +408,11 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
+    trained_on = _training_split_of(info.get("run"))
+    if trained_on is not None and canonical_subset(trained_on) == split:  # as `evaluate` says it
+        note(f"split {split} is the split the run that made {pred_path} trained on (data.train_split "
+             f"{trained_on!r}): its scores say how closely the run fits the videos it learnt from, not how it does "
+             "on new ones")
     tuned = tune_gt if tune_on else {}  # the videos tuned on were used, if not scored
     outside = [video for video, items in predictions.items() if items and video not in gt and video not in tuned]
     if outside:  # ActivityNet's evaluator counts them as false positives; scoring one split leaves them out

@@ -25,7 +25,14 @@ from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.detection_fusion import FUSION_IOU
-from mgrec.run import RunDir, member_paths, new_ensemble_dir, pseudo_labelled_members, refuse_members_trained_on
+from mgrec.run import (
+    RunDir,
+    member_paths,
+    new_ensemble_dir,
+    pseudo_labelled_members,
+    refuse_members_trained_on,
+    run_data_path,
+)
 
 
 @dataclass
@@ -49,6 +56,9 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
     paths = member_paths(run_dirs)
     data = RunDir(paths[0]).read_config().data if paths else None
     if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
+        if data.val_split and data.annotations:  # tuned on them: a file gone missing is refused, as when averaging
+            run_data_path(paths[0], "data.annotations", data.annotations,
+                          "make the ensemble from the folder its members were trained in")
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
     configs, classes = [], None
@@ -92,8 +102,8 @@ def tune_on_val(out: RunDir, log) -> dict | None:
     # not `from_run`, which refuses an ensemble without postprocess.json: the one this writes
     detector = OfflineDetector.fused_ensemble(out, out.read_ensemble(), "best", "cpu", "fp32", None)
     config = detector.config
-    if not config.data.annotations or not Path(config.data.annotations).exists():
-        log("the members' annotations are not at hand: keeping the configured score threshold")
+    if not config.data.annotations:
+        log("the members name no annotations: keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)
     try:
         ranked, ground_truth = detect_split(detector, config.data.val_split)

@@ -279,6 +279,18 @@ def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[st
     return [*paths, summary]
 
 
+def is_error_analysis(path: Path) -> bool:
+    """Whether `path` is a plain file holding the numbers `write_error_analysis` writes (`<split>_analysis.json`):
+    the mark of a folder whose `<split>_*` files an analysis wrote, and a new one may replace."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(document, dict) and {"split", "ranked_list", "hard_set"} <= set(document)
+
+
 def _tuned_on(run: RunData) -> str | None:
     """The split the hard set's threshold was tuned on, as far as the run directory says."""
     eval_path = RunDir(run.run_dir).eval_path(run.split)

@@ -333,7 +333,11 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
         samples.append(VideoSample(video_id, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
                                    labels, grid))
         record[video_id] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
+    found = sum(len(v) for v in record.values())
     log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
-        f"{sum(len(v) for v in record.values())} instances (score >= {bar_words(threshold, class_thresholds)})")
+        f"{found} instances (score >= {bar_words(threshold, class_thresholds)})")
+    if found == 0:  # the pool's gestures are taught as background, every one of them
+        log(f"warning: {labeller.path} labelled no gesture in any of the {len(files)} unlabelled videos: they train as "
+            "background only; lower pseudo_labels.min_score, or check that the pool holds videos of these gestures")
     return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "class_thresholds": class_thresholds,
                      "videos": record}
