@@ -26,3 +26,9 @@ def test_importing_mgrec_loads_no_entry_point_and_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "True False"  # a record needs no torch either
+
+
+def test_the_metrics_load_without_torch():
+    # scoring lists of records (a notebook's, another toolkit's) took 1.6 s of importing torch through provenance
+    code = "import sys, mgrec.evaluate.scoring, mgrec.evaluate.predictions; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -14,10 +14,12 @@ import platform
 import shlex
 import subprocess
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 import mgrec
+
+if TYPE_CHECKING:
+    import torch
 
 PROVENANCE_KEY = "provenance"
 # What benchmark campaigns write: results being written must not make the next run of the same
@@ -29,6 +31,8 @@ DIRTY = "+dirty"
 def describe_machine(device: torch.device | None = None) -> str:
     """A one-line description of the machine for result files: the GPU's name for a CUDA device,
     else the CPU model (from /proc/cpuinfo where it exists) and its logical CPU count; plus the OS."""
+    import torch  # here, not above: mgrec.evaluate's metrics read files through this module and need no torch
+
     if device is not None and torch.device(device).type == "cuda":
         return f"{torch.cuda.get_device_name(device)}; {platform.platform()}"
     cpu = platform.processor() or platform.machine()
@@ -72,6 +76,8 @@ def provenance(command: list[str] | str, threads: int | None = None, device: tor
     `threads`: torch CPU threads the measurement ran with (default: `torch.get_num_threads()` now);
     `device`: the device measured (a CUDA device is described by its GPU, anything else by the CPU).
     `date` is UTC in ISO 8601; `git_commit` as `git_commit()`."""
+    import torch
+
     return {
         "command": command if isinstance(command, str) else shlex.join(str(part) for part in command),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -34,7 +34,6 @@ from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, predictions_info
 from mgrec.files import brief, is_number
 from mgrec.records import AnnotationSet, Detection, Segment
-from mgrec.run import RunDir
 
 
 def restrict_to_videos(
@@ -67,6 +66,8 @@ def _training_split_of(run: object) -> str | None:
     at hand; None otherwise (a file of another tool, a run moved away: nothing to say)."""
     if not isinstance(run, str) or not run:
         return None
+    from mgrec.run import RunDir  # here: the metrics themselves need no torch, which mgrec.run loads
+
     try:
         return RunDir(run).read_config().data.train_split
     except (InputError, OSError):
