@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -940,6 +942,25 @@ def test_a_library_that_reports_a_full_disk_in_its_own_words(tmp_path, monkeypat
     with pytest.raises(RuntimeError, match="unexpected pos"):  # a real bug, with space left, stays a bug
         atomic_write(tmp_path / "state.pt", torch_on_a_full_disk)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_library_s_quota_or_file_size_failure_is_a_cannot_write(tmp_path):
+    """A quota (EDQUOT, common on clusters) or a file-size limit (EFBIG) ended in the library's traceback:
+    safetensors quotes the errno, torch.save says only "unexpected pos"."""
+    def safetensors_over_quota(temp):
+        raise RuntimeError("Error while serializing: I/O error: Disk quota exceeded (os error 122)")
+
+    with pytest.raises(InputError, match=r"^cannot write .*w.safetensors: Disk quota exceeded$"):
+        atomic_write(tmp_path / "w.safetensors", safetensors_over_quota)
+    # torch.save past `ulimit -f` (in a process of its own: the limit holds for the whole process)
+    code = ("import resource, sys, torch; from mgrec.files import atomic_write; from mgrec.errors import InputError\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))\n"
+            "try:\n    atomic_write(sys.argv[1], lambda temp: torch.save(torch.zeros(1 << 20), temp))\n"
+            "except InputError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "state.pt")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == f"cannot write {tmp_path / 'state.pt'}: File too large", out.stdout + out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_numpy_short_write_on_a_full_disk(tmp_path, monkeypatch):

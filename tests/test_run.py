@@ -485,3 +485,16 @@ def test_a_lock_file_that_is_a_link_is_refused_and_what_it_names_is_untouched(tm
     with pytest.raises(InputError, match=r"run/.lock: is not a regular file"):
         with run.lock():
             pass
+
+
+def test_an_ensemble_folder_written_by_another_command_after_its_check_is_refused_under_the_lock(tmp_path):
+    """Two `ensemble --out E`: the second, paused after its check that E was empty, wrote its run over the first's
+    finished one (and beside its evaluation). Under the lock, before the first write, the folder is checked again."""
+    from mgrec.run import refuse_a_written_ensemble_dir
+
+    run = RunDir(tmp_path / "E")
+    with run.lock():
+        refuse_a_written_ensemble_dir(run)  # only the lock: a new ensemble's folder
+        (run.path / "eval_test.json").write_text("{}")  # another ensemble finished and was evaluated meanwhile
+        with pytest.raises(InputError, match=r"E is no longer empty \(another command wrote 'eval_test.json' there"):
+            refuse_a_written_ensemble_dir(run)

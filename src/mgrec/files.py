@@ -250,14 +250,37 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         except (OSError, InputError):
             raise
         except Exception as exc:
-            # Libraries report a full disk in their own words (torch.save: "unexpected pos 576 vs 534";
-            # safetensors: "I/O error: No space left on device"): ask the file system, before the
-            # temporary file is removed and frees its space again.
-            if "No space left on device" in str(exc) or _disk_full(path.parent):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            # Libraries report a failed write in their own words (torch.save: "unexpected pos 576 vs 534";
+            # safetensors: "I/O error: Disk quota exceeded (os error 122)"): their errno where they give it, else
+            # ask the file system, before the temporary file is removed and frees its space again.
+            code = _library_write_errno(exc, temp_name, path.parent)
+            if code is not None:
+                raise OSError(code, os.strerror(code)) from None
             raise
         with open(temp_name, "rb+") as handle:
             os.fsync(handle.fileno())
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors) quote an errno
+
+
+def _library_write_errno(exc: Exception, temp_name: str, folder: Path) -> int | None:
+    """The errno behind a library's failed write into `temp_name`: the one its message quotes, else the one a
+    write of 1 MiB more at the file's end meets (a full disk, a quota, a file-size limit: torch.save says only
+    "unexpected pos"), else ENOSPC where the file system is full; None for a failure that is no write's."""
+    quoted = _OS_ERROR.search(str(exc))
+    if quoted is not None:
+        return int(quoted.group(1))
+    if "No space left on device" in str(exc):
+        return errno.ENOSPC
+    try:
+        with open(temp_name, "ab") as handle:
+            handle.write(bytes(1 << 20))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as probe:
+        return probe.errno
+    return errno.ENOSPC if _disk_full(folder) else None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -318,6 +341,20 @@ def _remove_abandoned_temporaries(path: Path) -> None:
                 candidate.unlink()
 
 
+# `_temporary_beside`'s names: `.NAME.<pid>.<mkstemp's letters>.tmp`
+_TEMPORARY_NAME = re.compile(r"\..*\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+
+
+def remove_abandoned_temporaries(folder: Path) -> None:
+    """Every temporary file in `folder` whose writer is gone; those of writers still at work stay (a resumed
+    training cleaning its run removed the file an `evaluate` was writing there)."""
+    for candidate in folder.glob(".*.tmp"):
+        found = _TEMPORARY_NAME.fullmatch(candidate.name)
+        if found is not None and not _process_alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -358,6 +395,15 @@ def _cannot_write(path: str | Path, exc: OSError) -> InputError:
         folder = Path(path) if Path(path).is_dir() else Path(path).parent
         cause = os.strerror(errno.ENOSPC) if _disk_full(folder) else brief(str(exc))
     return InputError(f"cannot write {path}: {cause}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in blocks (a results file of a long split is tens of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = (),

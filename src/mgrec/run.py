@@ -72,6 +72,7 @@ from mgrec.files import (
     is_hidden,
     is_number,
     read_json,
+    remove_abandoned_temporaries,
     resolve_path,
     text_lines,
 )
@@ -464,11 +465,11 @@ class RunDir:
                 self.lock_path.unlink(missing_ok=True)
 
     def remove_temporary_files(self) -> None:
-        """Half-written files of a killed writer (never read; `mgrec.files` names them `.NAME.*.tmp`)."""
+        """Half-written files of killed writers (never read; `mgrec.files` names them `.NAME.<pid>.*.tmp`); those of
+        writers still at work (an `evaluate`, a `report` of this run) stay."""
         for folder in (self.path, self.checkpoints_dir):
             if folder.is_dir():
-                for leftover in folder.glob(".*.tmp"):
-                    leftover.unlink(missing_ok=True)
+                remove_abandoned_temporaries(folder)
 
     # --- readers --------------------------------------------------------------------------
 
@@ -950,6 +951,16 @@ def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     if run.path.exists() and any(run.path.iterdir()):
         raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
     return run
+
+
+def refuse_a_written_ensemble_dir(run: RunDir) -> None:
+    """Inside the ensemble's lock, before its first write: the folder holds nothing but the lock. Another command
+    may have written it between `new_ensemble_dir`'s check and the lock (a second `ensemble --out` into the same
+    folder, paused while it loaded its members, wrote its run over the first's, beside the first's evaluation)."""
+    written = sorted(path.name for path in run.path.iterdir() if path != run.lock_path)
+    if written:
+        raise InputError(f"{run.path} is no longer empty (another command wrote {brief(written[0])} there while this "
+                         "one loaded its members); the ensemble is written into a new folder")
 
 
 def remove_run_dir(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (), option: str = "--fresh") -> None:

@@ -201,3 +201,23 @@ def test_evaluate_on_the_training_split_says_so(tmp_path, monkeypatch, capsys):
         assert main(["score", "--gt", "annotations.json", "--pred", "../ranked.json", "--split", split]) == 0
         assert ("note: split train is the split the run that made ../ranked.json trained on (data.train_split "
                 "'train')" in capsys.readouterr().err) is said
+
+
+def test_evaluate_writes_its_scores_last_naming_the_detections_and_report_refuses_another_pair(tmp_path, monkeypatch):
+    """Scores were written before detections: an evaluate stopped between the two (a kill, a full disk) left new
+    scores beside an earlier evaluate's detections, and the report showed them together."""
+    import hashlib
+    import json
+
+    from mgrec.report.html import write_report
+
+    run = relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 0
+    detections = run / "detections_test.json"
+    scores = json.loads((run / "eval_test.json").read_text())
+    assert scores["detections_sha256"] == hashlib.sha256(detections.read_bytes()).hexdigest()
+    write_report(run)
+    detections.write_text(json.dumps(json.loads(detections.read_text())))  # another writer's bytes
+    with pytest.raises(InputError, match=r"eval_test.json names other detections than .*detections_test.json"):
+        write_report(run)

@@ -30,6 +30,7 @@ from mgrec.run import (
     member_paths,
     new_ensemble_dir,
     pseudo_labelled_members,
+    refuse_a_written_ensemble_dir,
     refuse_members_trained_on,
     run_data_path,
 )
@@ -81,6 +82,7 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
     config = dataclasses.replace(configs[0], name=f"detection ensemble of {len(paths)}: {configs[0].name}")
 
     with out_run.lock():
+        refuse_a_written_ensemble_dir(out_run)
         for index, path in enumerate(paths):
             target = out_run.member_path(index)
             for source in member_files(RunDir(path)):

@@ -48,7 +48,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.files import atomic_write_text, read_json, resolve_path
+from mgrec.files import atomic_write_text, file_sha256, read_json, resolve_path
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     CHARACTERISTIC_NAMES,
@@ -160,6 +160,11 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     beside another's ground truth)."""
     hard = sum(len(items) for items in point.hard.values())
     detections = RunDir(run.run_dir).detections_path(run.split)
+    recorded = scores.get("detections_sha256")  # evaluate writes it since its scores come last
+    if recorded is not None and recorded != file_sha256(detections):
+        raise InputError(f"{eval_path} names other detections than {detections} (not the same file's bytes: another "
+                         "evaluate replaced one of them, or was stopped between the two); evaluate the run again "
+                         "(`mgrec evaluate`)")
     if hard != scores["num_predictions"]:
         raise InputError(f"{detections} and {eval_path} do not agree (a hard set of {hard} detections against "
                          f"num_predictions {scores['num_predictions']}); evaluate the run again (`mgrec evaluate`)")

@@ -31,6 +31,7 @@ from mgrec.run import (
     new_ensemble_dir,
     pseudo_labelled_members,
     refuse_a_folder_training_reads,
+    refuse_a_written_ensemble_dir,
     refuse_members_trained_on,
 )
 from mgrec.train.data import checked_annotations, load_split
@@ -140,6 +141,7 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
 
     with out_run.lock():
+        refuse_a_written_ensemble_dir(out_run)
         out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths],
                               "pseudo_labelled": pseudo_labelled_members([(p, c) for p, c, *_ in loaded])})
         out_run.write_config(config)
