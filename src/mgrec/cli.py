@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit:  # --help and --version print, then exit: their output is flushed here too
             sys.stdout.flush()
             raise
-        if not hasattr(args, "run"):
-            parser.print_help()
+        if not hasattr(args, "run"):  # no command (or no action of `mgrec data`): its help, as usage goes, on stderr
+            getattr(args, "group_parser", parser).print_help(sys.stderr)
             return 2
         if args.threads:
             import torch
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mgrec",
         description="Micro-gesture online recognition: temporal detection of micro-gestures in long videos.",
         formatter_class=HelpFormatter,
+        allow_abbrev=False,  # `--score 0.5` read as --score-threshold: an abbreviation breaks when an option is added
         epilog=_examples(
             "mgrec demo                                   # build the demo data, train, evaluate, report",
             "mgrec detect --help                          # the help of one command",
@@ -183,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
                      "mgrec data convert SMG_ROOT --out annotations.json --splits train=1-30,val=31-35,test=36-40",
                  ))
-    p.add_argument("smg_root", type=Path, help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv)")
+    p.add_argument("smg_root", metavar="SMG_ROOT", type=Path,
+                   help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv)")
     # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
     p.add_argument("--out", required=True, help="annotations JSON to write")
     p.add_argument("--fps", type=number,
@@ -254,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec evaluate runs/demo-mgrec --split test --tune-on val --checkpoint last",
                  ))
     _add_run_dir(p)
-    p.add_argument("--split", type=split_argument, default="test", help="the split to score")
-    p.add_argument("--tune-on", type=split_argument, default=None,
+    p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
+    p.add_argument("--tune-on", metavar="SPLIT", type=split_argument, default=None,
                    help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
                         "val during training)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
@@ -278,11 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pred", type=Path, required=True,
                    help="predictions: results JSON, CSV table, a folder of SMG-style CSVs, or the JSON lines of "
                         "mgrec stream")
-    p.add_argument("--split", type=split_argument, default="test", help="the split to score")
-    p.add_argument("--tune-on", type=split_argument, default=None,
+    p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
+    p.add_argument("--tune-on", metavar="SPLIT", type=split_argument, default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)
-    p.add_argument("--score-threshold", type=finite_number, default=None,
+    p.add_argument("--score-threshold", metavar="T", type=finite_number, default=None,
                    help="F1 counts detections with score >= this (default: the threshold a run's ranked list from "
                         "`mgrec detect --all` records, else every detection of the file); not with --tune-on, which "
                         "chooses it")
@@ -323,9 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
     p.add_argument("--out", required=True, help="output file (a folder for --format smg, srt, vtt)")  # as written
-    p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default="json",
+    p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default=None,
                    help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
-                        "subtitles per video (OUT/<video>.srt or .vtt: the detections over the video in a player)")
+                        "subtitles per video (OUT/<video>.srt or .vtt: the detections over the video in a player) "
+                        "(default: csv for an --out ending .csv, else json)")
     p.add_argument("--all", action="store_true",
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
@@ -348,11 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream (a run "
                                             "with several data.streams: the grid stream's file)")
     _add_stream_folders(p)
-    p.add_argument("--lookahead", type=number, default=2.0, help="seconds after a gesture's end before it is final")
+    p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=2.0,
+                   help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
-    p.add_argument("--hop", type=whole, default=None,
+    p.add_argument("--hop", metavar="STEPS", type=positive_int, default=None,
                    help="feature steps per update (default: about 1 s of features)")
-    p.add_argument("--history", type=whole, default=None,
+    p.add_argument("--history", metavar="STEPS", type=positive_int, default=None,
                    help="feature steps of the window the network sees (default: data.max_seq_len // 8, or what "
                         "deciding a gesture needs if more: lookahead, a hop and the gesture; the summary prints it)")
     _add_fps(p)
@@ -430,13 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "analyze", "error analysis figures (false negatives/positives, sensitivity)", cmd_analyze,
                  examples=("mgrec analyze runs/demo-mgrec", "mgrec analyze runs/demo-mgrec --split val"))
     _add_run_dir(p)
-    p.add_argument("--split", type=split_argument, default="test", help="the split to analyse")
+    p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to analyse")
     _add_annotations(p)
 
     p = _command(sub, "report", "one self-contained HTML report of a run", cmd_report,
                  examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html"))
     _add_run_dir(p)
-    p.add_argument("--split", type=split_argument, default="test", help="the split to report")
+    p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to report")
     p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
@@ -476,7 +480,7 @@ def _parser_of(option: str, argv: list[str] | None, args: argparse.Namespace,
 def _command(sub, name: str, help: str, run, examples: tuple[str, ...], description: str | None = None):
     """A sub-command parser with the shared formatter, examples at the end of its help, and --threads."""
     p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
-                       formatter_class=HelpFormatter, epilog=_examples(*examples))
+                       formatter_class=HelpFormatter, epilog=_examples(*examples), allow_abbrev=False)
     # SUPPRESS: absent here, the value given before the command (or its default) stays.
     p.add_argument("--threads", type=thread_count, default=argparse.SUPPRESS, help=THREADS_HELP)
     p.set_defaults(run=run, command_parser=p)
@@ -484,8 +488,11 @@ def _command(sub, name: str, help: str, run, examples: tuple[str, ...], descript
 
 
 def _group(sub, name: str, help: str, examples: tuple[str, ...]):
+    """A command of actions (`mgrec data convert|check`): its own help when no action is given, and --threads."""
     p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                       formatter_class=HelpFormatter, epilog=_examples(*examples))
+                       formatter_class=HelpFormatter, epilog=_examples(*examples), allow_abbrev=False)
+    p.add_argument("--threads", type=thread_count, default=argparse.SUPPRESS, help=THREADS_HELP)
+    p.set_defaults(group_parser=p)
     return p.add_subparsers(metavar="ACTION")
 
 
@@ -495,7 +502,7 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="a run directory written by `mgrec train --out`")
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory written by `mgrec train --out`")
 
 
 def _add_fps(p: argparse.ArgumentParser) -> None:
@@ -577,9 +584,9 @@ def cmd_data_convert(args) -> None:
     check_writable(args.out)
     annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=parse_subject_ranges(args.splits))
     save_annotations(annotations, args.out)
-    counts = {s: len(annotations.video_ids(s)) for s in annotations.subsets()}
+    counts = ", ".join(f"{s} {len(annotations.video_ids(s))}" for s in annotations.subsets())
     total = sum(len(v) for v in annotations.segments.values())
-    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos {counts}",
+    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos ({counts})",
           file=closing_line_stream(args.out))
     guessed = [info.video_id for info in annotations.videos.values() if info.num_frames is None]
     if guessed:  # `data check` then measured the features against a length that is no video's
@@ -609,6 +616,12 @@ def cmd_data_check(args) -> int:
     return 1 if report.errors else 0
 
 
+def log_line(line: str) -> None:
+    """A line of a long command's log (training's epochs): results on stdout, warnings and notes on stderr, as every
+    command prints them."""
+    print(line, file=sys.stderr if line.startswith(("warning:", "note:")) else sys.stdout)
+
+
 def cmd_train(args) -> None:
     from mgrec.config import check_for_training, load_config
     from mgrec.train.ensemble import train_seeds
@@ -619,12 +632,12 @@ def cmd_train(args) -> None:
     config = load_config(args.config, args.overrides)
     check_for_training(config)  # training asks it too; here before a backbone is built or --seeds counted from it
     if args.seeds == 1:
-        result = train(config, args.out, resume=args.resume, progress=show_progress(args), inputs=[Path(args.config)],
-                       encoder=_end_to_end_encoder(config))
+        result = train(config, args.out, resume=args.resume, log=log_line, progress=show_progress(args),
+                       inputs=[Path(args.config)], encoder=_end_to_end_encoder(config))
         print(result.summary())
         return
     out = Path(os.path.abspath(args.out))
-    members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume,
+    members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume, log=log_line,
                           progress=show_progress(args))
     _make_ensemble(members, out)
 
@@ -667,7 +680,8 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
     why = averaging_refused(runs) if fusion == "auto" else None
     if fusion == "auto":
         fusion = "outputs" if why is None else "detections"
-    result = make_ensemble(runs, out) if fusion == "outputs" else make_fused_ensemble(runs, out)
+    make = make_ensemble if fusion == "outputs" else make_fused_ensemble
+    result = make(runs, out, log=log_line)
     if why is not None:  # said once it worked: where fusing detections is refused too, its error says the same
         print(f"fusing detections: {why}")
     val = result.val_metrics
@@ -882,6 +896,8 @@ def cmd_detect(args) -> None:
     from mgrec.infer.offline import checked_fps
     from mgrec.run import RunDir
 
+    if args.format is None:  # `--out x.csv` wrote JSON into x.csv without a word
+        args.format = "csv" if str(args.out).lower().endswith(".csv") else "json"
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
@@ -1012,7 +1028,7 @@ def cmd_extract(args) -> None:
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
         for warning in result.warnings:
-            print(f"  warning: {warning}")
+            print(f"warning: {result.source}: {warning}", file=sys.stderr)
     extracted = sum(r.status == "extracted" for r in results)
     print(f"{extracted} extracted, {len(results) - extracted} skipped (done earlier with this recipe): "
           f"{len(results)} inputs in {args.out}")
@@ -1107,7 +1123,7 @@ def cmd_demo(args) -> None:
         refuse_before_training(config, Path(args.out))  # training that would be refused anyway
         remove_run_dir(args.out, keep)
     resume = RunDir(args.out).can_resume()
-    result = train(config, args.out, resume=resume, progress=show_progress(args))
+    result = train(config, args.out, resume=resume, log=log_line, progress=show_progress(args))
     print(result.summary(next_steps=False))  # the demo goes on to evaluate and report
     scores = evaluate_run(args.out, split=config.data.test_split, progress=show_progress(args))
     print(format_score_table(scores))

@@ -136,6 +136,13 @@ def test_every_planted_problem_is_found_at_its_place(planted):
     assert overrides == ["data.max_seq_len=64", "model.num_levels=2", "model.regression_ranges=[[0,4],[4,10000]]"]
     applied = load_config("demo/default.yaml", overrides)
     assert applied.model.regression_ranges == [[0, 4], [4, 10000]] and applied.data.max_seq_len == 64
+    # a config that already sets them is told nothing (the demo was told to set what its shipped config sets)
+    config = _config(planted)
+    config.data.max_seq_len, config.model.num_levels = 64, 2
+    config.model.regression_ranges = [[0, 4], [4, 10000]]
+    assert check_dataset(config).suggestions == {}
+    config.data.max_seq_len = 128
+    assert check_dataset(config).suggestions == {"data.max_seq_len": 64}
 
 
 def test_balancing_histograms(planted):

@@ -536,3 +536,14 @@ def test_a_header_numpy_parses_only_after_filtering_gives_no_stray_warning(tmp_p
         path.write_bytes(member)
     with pytest.raises(InputError, match=r"shape \(-10, 3\) in the header"):
         reader(path, 3)
+
+
+def test_a_sidecar_given_for_its_features_names_the_array_to_give(tmp_path):
+    # `detect RUN features/x.json` said "cannot read features (truncated or corrupt file?)"
+    np.save(tmp_path / "x.npy", np.zeros((4, 2), dtype=np.float32))
+    (tmp_path / "x.json").write_text('{"fps": 30}')
+    with pytest.raises(InputError, match=r"x.json: is the sidecar of the features x.npy .*not features: give .*x.npy$"):
+        load_features(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text("{}")  # no array beside it: what it was
+    with pytest.raises(InputError, match=r"y.json: cannot read features \(truncated or corrupt file\?\)"):
+        load_features(tmp_path / "y.json")

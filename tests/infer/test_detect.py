@@ -144,14 +144,17 @@ def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(tra
     assert not (finished / smg_csv.INCOMPLETE_MARKER).exists() and len(list(finished.rglob("*.csv"))) == len(inputs)
 
 
-@pytest.mark.parametrize("fmt, name", [("json", "d.json"), ("csv", "d.csv"), ("csv", "csv-named.json"), ("smg", "smg")])
+@pytest.mark.parametrize("fmt, name", [("json", "d.json"), ("csv", "d.csv"), ("csv", "csv-named.json"), ("smg", "smg"),
+                                       (None, "by-its-ending.csv")])
 def test_score_reads_back_every_format_detect_writes(trained_run, tmp_path, capsys, fmt, name):
     """`mgrec score` on each output of `mgrec detect` gives the scores of the JSON output
     (recognised by content: a CSV table named .json reads as a CSV table)."""
     run, paths = trained_run
     inputs = [str(paths.features / f"{v}.npy") for v in load_annotations(paths.annotations).video_ids("test")]
     assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "ref.json")]) == 0
-    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / name), "--format", fmt]) == 0
+    # without --format, an --out ending .csv is the CSV table (it was JSON in a file named .csv)
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / name), *(["--format", fmt] if fmt else [])]) == 0
+    assert fmt is not None or (tmp_path / name).read_text().startswith("video,start_s,")
     capsys.readouterr()
     scores = {}
     for pred in ("ref.json", name):

@@ -102,8 +102,8 @@ class CheckReport:
         lines += [""] * bool(lines) + [f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
         if self.suggestions:
-            lines += ["", "Suggested settings (from the training split; command-line overrides for data check and "
-                          "train):"]
+            lines += ["", "Suggested settings that differ from the config (from the training split's lengths; "
+                          "command-line overrides for data check and train):"]
             # compact JSON (valid YAML), quoted for the shell: `--set model.regression_ranges=[[0, 4], ...]` unquoted
             # split at its spaces into arguments argparse refused
             compact = {key: json.dumps(value, separators=(",", ":")) for key, value in self.suggestions.items()}
@@ -138,7 +138,7 @@ def _balance_table(report: CheckReport) -> list[str]:
     lines = [f"Training instances before and after class balancing ({report.balance_method}): crop anchors per "
              f"class{note}", f"{'class':{width}}  before   after"]
     for name, before, after in zip(report.classes, report.histogram_before, report.histogram_after):
-        lines.append(f"{name:{width}}{before:>8}{after:>8.6g}")
+        lines.append(f"{name:{width}}{before:>8}{after:>8.1f}")  # weighted anchors: fractions of one
     return lines
 
 
@@ -290,10 +290,14 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     )
     train = aset.subset(data.train_split)
     if train.videos:
-        report.suggestions, report.statistics = suggest_settings(
+        suggestions, report.statistics = suggest_settings(
             [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
             [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
         )
+        # only what differs from the config: the shipped demo config was told to set what it sets
+        current = {"data.max_seq_len": data.max_seq_len, "model.num_levels": config.model.num_levels,
+                   "model.regression_ranges": [list(r) for r in config.model.regression_ranges]}
+        report.suggestions = {key: value for key, value in suggestions.items() if value != current[key]}
     if data.streams:  # what `mgrec data check` shows per stream
         report.streams = [
             {"name": s.name, "dim": s.feature_dim, "stride": s.stride, "window": s.window, "fps": s.fps,

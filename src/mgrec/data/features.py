@@ -470,6 +470,10 @@ def _open_array(path: Path) -> np.ndarray:
             raise InputError(
                 f"{path}: cannot read features: a Python pickle, not a plain array (mgrec never unpickles files)"
             )
+        arrays = [path.with_suffix(ending) for ending in (".npy", ".npz") if path.with_suffix(ending).is_file()]
+        if path.suffix == ".json" and arrays:  # `detect RUN features/x.json`: the sidecar, given for its array
+            raise InputError(f"{path}: is the sidecar of the features {arrays[0].name} (what extraction recorded), "
+                             f"not features: give {arrays[0]}")
         raise InputError(f"{path}: cannot read features (truncated or corrupt file?): not a .npy or .npz file")
     except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error,
             lzma.LZMAError) as exc:
