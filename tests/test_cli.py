@@ -477,3 +477,17 @@ def test_tious_are_ascii_digits_too():
     for text in ("٠.5", "0_5"):
         with pytest.raises(InputError, match="expected thumos, activitynet, epic, or tIoU thresholds"):
             parse_tious(text)
+
+
+def test_no_abbreviations_and_a_group_without_its_action_shows_its_own_help(capsys):
+    # `--score 0.5` was read as --score-threshold (a script's abbreviation breaks once an option is added)
+    with pytest.raises(SystemExit):
+        main(["score", "--gt", "g.json", "--pred", "p.json", "--score", "0.5"])
+    assert "unrecognized arguments: --score 0.5" in capsys.readouterr().err
+    # `mgrec data` printed mgrec's own help; `mgrec data --threads 1 check` was "invalid choice: '1'"
+    assert main(["data"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("usage: mgrec data [-h] [--threads THREADS] ACTION")
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "--threads", "1", "check", "--help"])
+    assert exit_.value.code == 0 and "usage: mgrec data check" in capsys.readouterr().out

@@ -17,7 +17,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def checked_fps(fps: object, what: str = "fps") -> float | None:
 class OfflineDetector:
     """A trained run, loaded for detection: its network, config, classes and tuned post-processing."""
 
-    model: torch.nn.Module
+    model: torch.nn.Module = field(repr=False)  # a repr of the whole network buried the rest in a notebook
     config: Config
     classes: list[str]
     postprocess: PostprocessConfig  # includes the score threshold tuned on val (and the per-class ones, if any)
