@@ -694,6 +694,14 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
           f"{next_commands(result.run_dir)}")
 
 
+def _note_postprocess_changes(run) -> None:
+    """A note where the run's config.yaml was edited after training in a way its tuned threshold does not know."""
+    changes = run.postprocess_changed_since_tuning(run.read_config())
+    if changes:
+        print(f"note: {run.path}: {'; '.join(changes)} (edited since training?): the threshold tuned then is used "
+              "as it is; `mgrec evaluate RUN --tune-on val` tunes one for the settings now", file=sys.stderr)
+
+
 def cmd_evaluate(args) -> None:
     from mgrec.config import canonical_subset
     from mgrec.evaluate.f1 import threshold_phrase
@@ -706,6 +714,8 @@ def cmd_evaluate(args) -> None:
     run = RunDir(run_dir)
     run.check_outputs(files=[run.eval_path(args.split, args.checkpoint),
                              run.detections_path(args.split, args.checkpoint)])
+    if not args.tune_on:
+        _note_postprocess_changes(run)
     device = _checked_device(args.device)
     features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args))
     result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
@@ -899,6 +909,7 @@ def cmd_detect(args) -> None:
     if args.format is None:  # `--out x.csv` wrote JSON into x.csv without a word
         args.format = "csv" if str(args.out).lower().endswith(".csv") else "json"
     run_dir = _checked_run_dir(args.run_dir)
+    _note_postprocess_changes(RunDir(run_dir))
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     sidecars = [sidecar_path(p) for p in args.inputs if Path(p).is_file()]  # read too, for the fps

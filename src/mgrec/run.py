@@ -569,6 +569,18 @@ class RunDir:
                              "the run's config.yaml)")
         return replace(config.postprocess, score_threshold=tuned["score_threshold"], class_thresholds=per_class)
 
+    def postprocess_changed_since_tuning(self, config: Config) -> list[str]:
+        """The post-processing settings of the run's config.yaml that differ from those its threshold was tuned
+        with (postprocess.json records them): `nms: hard` written into config.yaml after training kept the threshold
+        tuned under soft NMS, without a word. Each as `postprocess.KEY is NOW in config.yaml, THEN when tuned`."""
+        tuned = self.read_tuning()
+        if tuned is None:
+            return []
+        now = to_dict(config)["postprocess"]
+        kept = ("score_threshold", "class_thresholds")  # what tuning wrote, not what it was tuned with
+        return [f"postprocess.{key} is {now[key]!r} in config.yaml, {tuned[key]!r} when the threshold was tuned"
+                for key in now if key not in kept and key in tuned and tuned[key] != now[key]]
+
     def read_tuning(self) -> dict | None:
         """postprocess.json: {score_threshold, tuned_on, selected_epoch, ...}, or None when absent."""
         if not self.postprocess_path.exists():

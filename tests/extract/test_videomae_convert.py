@@ -235,6 +235,16 @@ def test_hostile_checkpoints_are_one_line_naming_the_tensor(tmp_path):
     (tmp_path / "empty.pth").write_bytes(b"")
     with pytest.raises(InputError, match="empty.pth: cannot read the checkpoint: the file is empty or cut short"):
         convert_videomae_v2(tmp_path / "empty.pth", tmp_path / "out", OVERRIDES)
+    # a checkpoint with Python objects (the official one keeps its argparse.Namespace): torch's text advised
+    # weights_only=False, which runs the file's code; a missing file said Python's "[Errno 2] ..."
+    import argparse
+
+    torch.save({"model": official_state_dict(), "args": argparse.Namespace(lr=1)}, tmp_path / "objects.pth")
+    with pytest.raises(InputError, match=r"objects.pth: holds Python objects besides tensors, which mgrec does not "
+                                         r"unpickle .*torch.save\(model.state_dict\(\), PATH\)$"):
+        convert_videomae_v2(tmp_path / "objects.pth", tmp_path / "out", OVERRIDES)
+    with pytest.raises(InputError, match=r"gone.pth: cannot read the checkpoint: No such file or directory$"):
+        convert_videomae_v2(tmp_path / "gone.pth", tmp_path / "out", OVERRIDES)
     looped: dict = {}
     looped["model"] = looped  # unpickles fine (weights_only), and the unwrapping followed it forever
     pair: dict = {"module": {}}

@@ -221,3 +221,19 @@ def test_evaluate_writes_its_scores_last_naming_the_detections_and_report_refuse
     detections.write_text(json.dumps(json.loads(detections.read_text())))  # another writer's bytes
     with pytest.raises(InputError, match=r"eval_test.json names other detections than .*detections_test.json"):
         write_report(run)
+
+
+def test_post_processing_edited_in_config_yaml_after_tuning_is_noted(tmp_path, monkeypatch, capsys):
+    """`nms: hard` written into a trained run's config.yaml kept the threshold tuned under soft NMS, without a word."""
+    run = relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 0
+    assert "edited since training" not in capsys.readouterr().err
+    config = (run / "config.yaml").read_text()
+    assert "  nms: soft\n" in config
+    (run / "config.yaml").write_text(config.replace("  nms: soft\n", "  nms: hard\n"))
+    assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 0
+    assert (f"note: {run}: postprocess.nms is 'hard' in config.yaml, 'soft' when the threshold was tuned (edited "
+            "since training?)") in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--device", "cpu", "--split", "test", "--tune-on", "val"]) == 0
+    assert "edited since training" not in capsys.readouterr().err  # tuned anew for the settings now

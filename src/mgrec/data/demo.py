@@ -255,7 +255,8 @@ def _claim_folder(root: Path) -> None:
         (root / OWNER_MARK).touch()
     except OSError as exc:  # a file at the folder's name or above it, a read-only place
         what = "it is a file, not a folder" if root.is_file() else (exc.strerror or str(exc))
-        raise InputError(f"{root}: cannot make the demo data folder there: {what}") from None
+        raise InputError(f"{root}: cannot make the demo data folder there: {what} (`mgrec demo --cache FOLDER`, or "
+                         "MGREC_CACHE=FOLDER in the environment, puts it elsewhere)") from None
 
 
 def _manifest_matches(path: Path, seed: int) -> bool:

@@ -58,8 +58,20 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of an official checkpoint, unwrapped from its 'model'/'module' nesting."""
     path = Path(path)
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:  # said as a person would: "[Errno 2] No such file or directory: '...'" was Python's
+        raise InputError(f"{path}: cannot read the checkpoint: {exc.strerror or exc}") from None
+    if not head:
+        raise InputError(f"{path}: cannot read the checkpoint: the file is empty or cut short")
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise InputError(f"{path}: not a PyTorch checkpoint (a torch.save file is a zip archive or a pickle)")
+    try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+    except pickle.UnpicklingError:  # torch's own text advised weights_only=False, which runs the file's code
+        raise InputError(f"{path}: holds Python objects besides tensors, which mgrec does not unpickle (it never runs "
+                         "a file's code); save the weights alone: torch.save(model.state_dict(), PATH)") from None
+    except (OSError, RuntimeError, EOFError) as exc:
         reason = str(exc) or "the file is empty or cut short"
         raise InputError(f"{path}: cannot read the checkpoint: {reason}") from None
     except Exception as exc:  # noqa: BLE001 - the unpickler meets arbitrary bytes: KeyError, ValueError, ...
