@@ -97,3 +97,9 @@ def test_a_lone_surrogate_escape_in_json_is_refused_by_key_and_a_pair_is_read(tm
         read_json(path, "t")
     path.write_text('{"\\\\ud800 is text": ["\\ud83d\\ude00"]}', encoding="utf-8")  # an escaped backslash, a pair
     assert read_json(path, "t") == {"\\ud800 is text": ["\U0001F600"]}
+
+
+def test_counted_is_plural_but_for_one():
+    from mgrec.files import counted
+
+    assert [counted(n, "video") for n in (0, 1, 2)] == ["0 videos", "1 video", "2 videos"]

@@ -696,7 +696,10 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
 
 def _note_postprocess_changes(run) -> None:
     """A note where the run's config.yaml was edited after training in a way its tuned threshold does not know."""
-    changes = run.postprocess_changed_since_tuning(run.read_config())
+    try:
+        changes = run.postprocess_changed_since_tuning(run.read_config())
+    except InputError:  # an unreadable run: loading it says so, after the command's own checks
+        return
     if changes:
         print(f"note: {run.path}: {'; '.join(changes)} (edited since training?): the threshold tuned then is used "
               "as it is; `mgrec evaluate RUN --tune-on val` tunes one for the settings now", file=sys.stderr)
@@ -909,7 +912,6 @@ def cmd_detect(args) -> None:
     if args.format is None:  # `--out x.csv` wrote JSON into x.csv without a word
         args.format = "csv" if str(args.out).lower().endswith(".csv") else "json"
     run_dir = _checked_run_dir(args.run_dir)
-    _note_postprocess_changes(RunDir(run_dir))
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     sidecars = [sidecar_path(p) for p in args.inputs if Path(p).is_file()]  # read too, for the fps
@@ -920,6 +922,7 @@ def cmd_detect(args) -> None:
     else:
         check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
+    _note_postprocess_changes(RunDir(run_dir))
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device,
                                          progress=show_progress(args))

@@ -46,6 +46,11 @@ from mgrec.errors import InputError
 MAX_NAME_BYTES = 255
 
 
+def counted(count: int, noun: str) -> str:
+    """`count` and `noun`, plural but for one: "1 video", "3 videos" (a plain -s: the nouns mgrec counts)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def brief(value: object, limit: int = 80) -> str:
     """`repr(value)`, cut to about `limit` characters, for values quoted in error messages.
 

@@ -568,6 +568,12 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
         scores.append(json.loads(capsys.readouterr().out))
     assert scores[0]["f1"] == scores[1]["f1"] and scores[0]["num_predictions"] == len(lines)
     assert 0.6 < scores[0]["f1"] < 1  # every other detection is a gesture
+    # read by its first line whole: one past 4 KB (another tool's keys), or lines ended by \r alone, were taken for
+    # a results JSON ("Extra data")
+    padded = [{**lines[0], "pad": "x" * 5000}, *lines[1:]]
+    for name, ending in (("long.jsonl", "\n"), ("cr.jsonl", "\r")):
+        (tmp_path / name).write_text("".join(json.dumps(line) + ending for line in padded), newline="")
+        assert load_predictions(tmp_path / name, detector.classes) == read
     log.write_text(log.read_text() + "{not json\n")
     with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}:2: predictions file is not valid JSON"):
         load_predictions(log, detector.classes)

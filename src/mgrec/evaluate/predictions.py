@@ -95,7 +95,7 @@ def load_predictions(
         raise InputError(f"{path}: no such predictions file or folder")
     # By content, not by suffix: whatever `mgrec detect` wrote reads back under any name.
     head = _first_text(path)
-    if _is_json_lines(head):
+    if _is_json_lines(path):
         return _load_json_lines(path, classes)
     if head.startswith("{"):
         return _load_json(path, classes)
@@ -116,7 +116,7 @@ def predictions_info(path: str | Path) -> dict[str, Any]:
     if path.is_dir() or not path.is_file():
         return {}
     head = _first_text(path)
-    if not head.startswith("{") or _is_json_lines(head):  # a stream's emissions record nothing of the kind
+    if not head.startswith("{") or _is_json_lines(path):  # a stream's emissions record nothing of the kind
         return {}
     document = read_json(path, "predictions")
     block = document.get(MGREC_KEY, {}) if isinstance(document, dict) else {}
@@ -139,7 +139,7 @@ def is_results_json(path: str | Path) -> bool:
     if not path.is_file():
         return False
     head = _first_text(path)
-    return head.startswith("{") and not _is_json_lines(head)
+    return head.startswith("{") and not _is_json_lines(path)
 
 
 def _is_table_head(head: str) -> bool:
@@ -178,10 +178,17 @@ def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
     return predictions
 
 
-def _is_json_lines(head: str) -> bool:
-    """Whether a file starting with `head` holds one detection per line, as `mgrec stream` prints them (its first
-    line alone a JSON object with a video and a segment; a results JSON's first line is not one)."""
-    first = head.split("\n", 1)[0].strip()
+# How far the first line of a predictions file is read to tell JSON lines: a stream's line is under 1 KB, but a
+# record with keys of another tool's may be longer than the first 4 KB `_first_text` reads
+FIRST_LINE_LIMIT = 1 << 20
+
+
+def _is_json_lines(path: Path) -> bool:
+    """Whether `path` holds one detection per line, as `mgrec stream` prints them (its first line alone a JSON
+    object with a video and a segment; a results JSON's first line is not one)."""
+    with open(path, "rb") as handle:
+        line = handle.readline(FIRST_LINE_LIMIT)
+    first = (text_lines(line.decode("utf-8-sig", errors="replace")) or [""])[0].strip()  # \r alone ends one too
     if not (first.startswith("{") and first.endswith("}")):
         return False
     try:

@@ -442,6 +442,10 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
              f"highest is {highest:.4g}): the hard set is empty and F1 is 0")
     result = score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
                    tiou_thresholds=tious)
+    # where the threshold came from, as eval_<split>.json says it: the split tuned on here, the one the file records
+    # (a run's ranked list scored at its own threshold), or None (given, or every detection)
+    recorded = score_threshold is None and not tune_on and info.get("set") == "ranked" and "score_threshold" in info
+    result["threshold_tuned_on"] = tune_on or (info.get("threshold_tuned_on") if recorded else None)
     if Path(pred_path).is_dir() and result["num_predictions"] and result["f1"] == 0:
         shifted = _shifted_class_f1(gt, pred, annotations.classes, threshold)
         if shifted is not None:  # SMG's class column counts from 1: a folder written from 0 scores nothing

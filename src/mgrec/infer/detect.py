@@ -21,7 +21,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
-from mgrec.files import check_writable
+from mgrec.files import check_writable, counted
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
 
@@ -47,7 +47,7 @@ class DetectSummary:
         else:
             which = (f"the hard set (score >= {bar_words(self.score_threshold, self.class_thresholds)}, the F1 "
                      f"threshold {tuned}; --all writes the ranked list, for mAP)")
-        return (f"wrote {self.path}: {self.detections} detections in {self.videos} videos "
+        return (f"wrote {self.path}: {counted(self.detections, 'detection')} in {counted(self.videos, 'video')} "
                 f"({self.precision} inference), {which}")
 
 

@@ -34,7 +34,7 @@ from mgrec.devices import process_device, process_rank, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score
-from mgrec.files import brief, resolve_path
+from mgrec.files import brief, counted, resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
@@ -67,7 +67,7 @@ class TrainResult:
         (`next_steps`) the commands that come next."""
         done = self.epochs - self.first_epoch  # `seconds` covers these only
         per_epoch = f" ({_duration(self.seconds / done)} per epoch)" if done > 0 else ""
-        which = f"epochs {self.first_epoch}-{self.epochs - 1} (resumed)" if self.first_epoch else f"{done} epochs"
+        which = f"epochs {self.first_epoch}-{self.epochs - 1} (resumed)" if self.first_epoch else counted(done, "epoch")
         if done <= 0:  # resumed after its last epoch: nothing trained now
             which = f"all {self.epochs} epochs before (resumed: nothing left to train)"
         lines = [f"finished {which} in {_duration(self.seconds)}{per_epoch}"]
