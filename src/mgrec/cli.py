@@ -441,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                  examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html"))
     _add_run_dir(p)
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to report")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="whose evaluation: `mgrec evaluate --checkpoint last` writes its own scores and detections "
+                        "(report_<split>_last.html)")
     p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
@@ -1076,10 +1079,10 @@ def cmd_report(args) -> None:
     run_dir = _checked_run_dir(args.run_dir)
     out = None if args.out is None else Path(args.out)
     if out is None:
-        RunDir(run_dir).check_outputs(files=[RunDir(run_dir).report_path(args.split)])
+        RunDir(run_dir).check_outputs(files=[RunDir(run_dir).report_path(args.split, args.checkpoint)])
     if out is not None:
         if args.out.endswith(("/", os.sep)) or out.is_dir():  # a folder: the report goes into it
-            out = out / RunDir(run_dir).report_path(args.split).name
+            out = out / RunDir(run_dir).report_path(args.split, args.checkpoint).name
         config = RunDir(run_dir).read_config()
         reads = [RunDir(run_dir).config_path, args.annotations or config.data.annotations]
         # the report may replace a report, nothing else of the run (scores, detections: it reads them)
@@ -1092,8 +1095,8 @@ def cmd_report(args) -> None:
         if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
             raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
                              "or a folder (an existing one, or a name ending in '/')")
-    print(f"report: {write_report(run_dir, split=args.split, out=out, annotations=args.annotations)}",
-          file=closing_line_stream(out))
+    written = write_report(run_dir, split=args.split, out=out, annotations=args.annotations, checkpoint=args.checkpoint)
+    print(f"report: {written}", file=closing_line_stream(out))
 
 
 def cmd_demo(args) -> None:

@@ -261,8 +261,8 @@ class RunDir:
     def detections_path(self, split: str, checkpoint: str = "best") -> Path:
         return self.path / f"detections_{split_name(split)}{_checkpoint_suffix(checkpoint)}.json"
 
-    def report_path(self, split: str) -> Path:
-        return self.path / f"report_{split_name(split)}.html"
+    def report_path(self, split: str, checkpoint: str = "best") -> Path:
+        return self.path / f"report_{split_name(split)}{_checkpoint_suffix(checkpoint)}.html"
 
     def run_files(self) -> list[Path]:
         """The files that make the run (written by training only; no other command may replace them)."""

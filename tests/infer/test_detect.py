@@ -224,6 +224,11 @@ def test_evaluating_the_last_checkpoint_keeps_the_scores_of_best(trained_run):
     assert json.loads((run / "eval_test_last.json").read_text())["checkpoint"] == "last"
     assert best["threshold_tuned_on"] == last["threshold_tuned_on"] == "val"
     assert (run / "detections_test_last.json").exists()
+    # and is reported as its own: report --checkpoint last (the report read the best checkpoint's files only)
+    assert main(["report", str(run), "--checkpoint", "last"]) == 0
+    page = (run / "report_test_last.html").read_text()
+    assert "checkpoint last" in page and "checkpoint best" not in page
+    assert main(["report", str(run)]) == 0 and "checkpoint best" in (run / "report_test.html").read_text()
 
 
 def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):

@@ -85,13 +85,16 @@ class RunData:
     ground_truth: dict[str, list[Segment]]  # every video of the split, possibly without segments
     ranked: dict[str, list[Detection]]  # detections_<split>.json
     annotations_path: Path
+    checkpoint: str = "best"  # whose evaluation: detections_<split>[_last].json, eval_<split>[_last].json
 
     def video_durations(self) -> dict[str, float]:
         return {v: self.annotations.videos[v].duration for v in self.ground_truth}
 
 
-def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None) -> RunData:
-    """Config, classes, annotations and ranked detections of `split` of a run directory.
+def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None,
+             checkpoint: str = "best") -> RunData:
+    """Config, classes, annotations and ranked detections of `split` of a run directory (those `mgrec evaluate
+    --checkpoint CHECKPOINT` wrote).
 
     `annotations` overrides the config's `data.annotations` (a relative path there is read from
     the current directory, as `mgrec train` did).
@@ -123,10 +126,11 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
             f"{annotations_path}: no ground-truth segments in split {split!r} ({len(video_ids)} videos, none "
             "labelled): nothing to analyse; are these the annotations the run was evaluated on?"
         )
-    detections_path = run.detections_path(split)
+    detections_path = run.detections_path(split, checkpoint)
     if not detections_path.is_file():
+        also = f" --checkpoint {checkpoint}" if checkpoint != "best" else ""
         raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r}: run "
-                         f"`mgrec evaluate {shlex.quote(str(run_dir))} --split {split}` first (it writes them)")
+                         f"`mgrec evaluate {shlex.quote(str(run_dir))} --split {split}{also}` first (it writes them)")
     ranked = load_predictions(detections_path, classes)
     unknown = sorted(set(ranked) - set(video_ids))
     if unknown:
@@ -143,6 +147,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         ground_truth={v: list(annotation_set.segments.get(v, [])) for v in video_ids},
         ranked={v: list(ranked.get(v, [])) for v in video_ids},
         annotations_path=annotations_path,
+        checkpoint=checkpoint,
     )
 
 
@@ -159,7 +164,7 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     (`report --annotations` with a file the run was not evaluated on: its page would show one file's scores
     beside another's ground truth)."""
     hard = sum(len(items) for items in point.hard.values())
-    detections = RunDir(run.run_dir).detections_path(run.split)
+    detections = RunDir(run.run_dir).detections_path(run.split, run.checkpoint)
     recorded = scores.get("detections_sha256")  # evaluate writes it since its scores come last
     if recorded is not None and recorded != file_sha256(detections):
         raise InputError(f"{eval_path} names other detections than {detections} (not the same file's bytes: another "
@@ -185,9 +190,9 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
     """The hard set's score threshold and per-class thresholds (None: the one threshold for all): eval_<split>.json's,
     else the run's tuned ones, else the config's."""
-    eval_path = RunDir(run.run_dir).eval_path(run.split)
+    eval_path = RunDir(run.run_dir).eval_path(run.split, run.checkpoint)
     if eval_path.is_file():
-        scores = RunDir(run.run_dir).read_eval(run.split, len(run.classes))
+        scores = RunDir(run.run_dir).read_eval(run.split, len(run.classes), run.checkpoint)
         return float(scores["score_threshold"]), scores.get("class_thresholds")
     post = RunDir(run.run_dir).read_postprocess(run.config)
     return post.score_threshold, post.class_thresholds
@@ -298,7 +303,7 @@ def is_error_analysis(path: Path) -> bool:
 
 def _tuned_on(run: RunData) -> str | None:
     """The split the hard set's threshold was tuned on, as far as the run directory says."""
-    eval_path = RunDir(run.run_dir).eval_path(run.split)
+    eval_path = RunDir(run.run_dir).eval_path(run.split, run.checkpoint)
     if eval_path.is_file():
         scores = read_json(eval_path, "scores")
         if isinstance(scores, dict) and "threshold_tuned_on" in scores:
@@ -798,19 +803,21 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
 
 
 def write_report(
-    run_dir: str | Path, split: str = "test", out: str | Path | None = None, annotations: str | Path | None = None
+    run_dir: str | Path, split: str = "test", out: str | Path | None = None, annotations: str | Path | None = None,
+    checkpoint: str = "best",
 ) -> Path:
-    """Write the self-contained HTML report of `split` of a run; returns its path.
+    """Write the self-contained HTML report of `split` of a run (of the evaluation of `checkpoint`: `mgrec evaluate
+    --checkpoint last` writes its own scores and detections); returns its path.
 
-    Default output: RUN_DIR/report_<split>.html. `annotations` overrides the config's
+    Default output: RUN_DIR/report_<split>.html (report_<split>_last.html). `annotations` overrides the config's
     `data.annotations`.
     """
-    run = load_run(run_dir, split, annotations)
+    run = load_run(run_dir, split, annotations, checkpoint)
     split = run.split  # as the annotations name it (`split_name`)
     run_files = RunDir(run.run_dir)
-    scores = run_files.read_eval(split, len(run.classes))
+    scores = run_files.read_eval(split, len(run.classes), checkpoint)
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
-    check_one_evaluation(run, point, scores, run_files.eval_path(split))
+    check_one_evaluation(run, point, scores, run_files.eval_path(split, checkpoint))
     tuning = run_files.read_tuning()
     tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)
     ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
@@ -843,7 +850,7 @@ def write_report(
         f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}<nav>{nav}</nav>{body}"
         f"<script>{_asset('timeline.js')}</script></body></html>\n"
     )
-    out_path = Path(out) if out is not None else run_files.report_path(split)
+    out_path = Path(out) if out is not None else run_files.report_path(split, checkpoint)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, page)
     return out_path
