@@ -12,6 +12,7 @@ import mgrec
 
 def test_every_entry_point_is_its_module_s_object_and_listed():
     names = [name for name in mgrec.__all__ if name != "__version__"]
+    assert sorted(names) == sorted(mgrec._ENTRY_POINTS)  # __all__ is written out: it must list every entry point
     assert {"OfflineDetector", "OnlineDetector", "load_config", "score", "InputError"} <= set(names)
     for name in names:
         assert getattr(mgrec, name) is getattr(importlib.import_module(mgrec._ENTRY_POINTS[name]), name), name

@@ -21,9 +21,20 @@ light (no torch until a name that needs it is used):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers see (py.typed): the names below, as their modules define them
+    from mgrec.config import Config, checked_config, load_config, save_config
+    from mgrec.data.annotations import load_annotations
+    from mgrec.errors import InputError
+    from mgrec.evaluate.predictions import load_predictions, save_predictions
+    from mgrec.evaluate.scoring import score, score_file
+    from mgrec.infer.offline import OfflineDetector
+    from mgrec.infer.online import OnlineDetector, stream_file
+    from mgrec.model.detector import build_detector
+    from mgrec.records import AnnotationSet, Detection, Segment
 
 # name -> the module that defines it
 _ENTRY_POINTS = {
@@ -46,7 +57,11 @@ _ENTRY_POINTS = {
     "InputError": "mgrec.errors",
 }
 
-__all__ = ["__version__", *_ENTRY_POINTS]
+__all__ = [  # written out, for type checkers and linters; tests/test_api.py holds it equal to _ENTRY_POINTS
+    "__version__", "OfflineDetector", "OnlineDetector", "stream_file", "Config", "load_config", "checked_config",
+    "save_config", "build_detector", "score", "score_file", "load_annotations", "load_predictions", "save_predictions",
+    "Segment", "Detection", "AnnotationSet", "InputError",
+]
 
 
 def __getattr__(name: str) -> Any:

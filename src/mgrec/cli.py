@@ -705,7 +705,8 @@ def _note_postprocess_changes(run) -> None:
         return
     if changes:
         print(f"note: {run.path}: {'; '.join(changes)} (edited since training?): the threshold tuned then is used "
-              "as it is; `mgrec evaluate RUN --tune-on val` tunes one for the settings now", file=sys.stderr)
+              "as it is (restore the setting to use the run as tuned; `mgrec evaluate RUN --tune-on val` scores one "
+              "evaluation at a threshold tuned for the settings now, and keeps none)", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> None:
@@ -779,19 +780,20 @@ def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
     file there that the analysis's `<split>_*` files would replace unless an earlier analysis wrote them (the user's
     own files of those names, or symbolic links there, which would carry the writes onto what they name)."""
     from mgrec.files import brief, check_output, check_writable
-    from mgrec.report.html import is_error_analysis
+    from mgrec.report.html import error_analysis_names, is_error_analysis
 
     check_output(folder, reads=reads, option="--analysis")
     check_writable(folder, is_dir=True)
-    present = sorted(path for path in folder.iterdir() if path.name.startswith(f"{split}_")) if folder.is_dir() else []
+    present = [folder / name for name in error_analysis_names(split)]
+    present = [path for path in present if path.is_symlink() or path.exists()]
     for path in present:
         if path.is_symlink():
             raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where the analysis writes "
                              "its own file, which would replace what the link names; remove the link")
-    if present and not is_error_analysis(folder / f"{split}_analysis.json"):
-        raise InputError(f"--analysis {folder} holds {len(present)} file(s) named {split}_* that no mgrec analysis "
-                         f"wrote (first: {brief(present[0].name)}), which the analysis would replace; move them, or "
-                         "choose another folder")
+    if present and not is_error_analysis(folder / f"{split}_analysis.json"):  # written last by an analysis
+        raise InputError(f"--analysis {folder} holds {len(present)} file(s) of the names the analysis writes that "
+                         f"no finished mgrec analysis wrote (first: {brief(present[0].name)}); move them, or choose "
+                         "another folder")
 
 
 def _analyse_predictions(annotations, args, result: dict) -> list[Path]:
@@ -992,7 +994,7 @@ def _extract_number(name: str):
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = whole_number(text.strip())  # ASCII digits, as every number on the command line
         except ValueError:
             value = text
         problem = number_problem(name, value)

@@ -272,7 +272,8 @@ _OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors
 def _library_write_errno(exc: Exception, temp_name: str, folder: Path) -> int | None:
     """The errno behind a library's failed write into `temp_name`: the one its message quotes, else the one a
     write of 1 MiB more at the file's end meets (a full disk, a quota, a file-size limit: torch.save says only
-    "unexpected pos"), else ENOSPC where the file system is full; None for a failure that is no write's."""
+    "unexpected pos"), else ENOSPC where the file system is full; None for a failure that is no write's. The quoted
+    errno is trusted as the write's; a failure of another kind (a pickling TypeError) costs the 1-MiB probe first."""
     quoted = _OS_ERROR.search(str(exc))
     if quoted is not None:
         return int(quoted.group(1))
@@ -346,13 +347,15 @@ def _remove_abandoned_temporaries(path: Path) -> None:
                 candidate.unlink()
 
 
-# `_temporary_beside`'s names: `.NAME.<pid>.<mkstemp's letters>.tmp`
-_TEMPORARY_NAME = re.compile(r"\..*\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+# `_temporary_beside`'s names: `.NAME.<pid>.<mkstemp's letters>.tmp`, or `.mgrec-<digest>.<pid>...` for a long NAME
+# (DOTALL: a NAME may hold any character but '/')
+_TEMPORARY_NAME = re.compile(r"\..*\.([0-9]+)\.[A-Za-z0-9_]+\.tmp", re.DOTALL)
 
 
-def remove_abandoned_temporaries(folder: Path) -> None:
+def remove_dead_writers_temporaries(folder: Path) -> None:
     """Every temporary file in `folder` whose writer is gone; those of writers still at work stay (a resumed
-    training cleaning its run removed the file an `evaluate` was writing there)."""
+    training cleaning its run removed the file an `evaluate` was writing there). A writer is judged on this
+    machine: one on another host sharing the folder reads as gone."""
     for candidate in folder.glob(".*.tmp"):
         found = _TEMPORARY_NAME.fullmatch(candidate.name)
         if found is not None and not _process_alive(int(found.group(1))):
@@ -365,7 +368,7 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by someone else
+    except (OSError, OverflowError):  # exists, owned by someone else; or a number no pid is: not ours to judge
         return True
     return True
 

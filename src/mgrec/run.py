@@ -72,7 +72,7 @@ from mgrec.files import (
     is_hidden,
     is_number,
     read_json,
-    remove_abandoned_temporaries,
+    remove_dead_writers_temporaries,
     resolve_path,
     text_lines,
 )
@@ -469,7 +469,7 @@ class RunDir:
         writers still at work (an `evaluate`, a `report` of this run) stay."""
         for folder in (self.path, self.checkpoints_dir):
             if folder.is_dir():
-                remove_abandoned_temporaries(folder)
+                remove_dead_writers_temporaries(folder)
 
     # --- readers --------------------------------------------------------------------------
 

@@ -245,6 +245,9 @@ def test_hostile_checkpoints_are_one_line_naming_the_tensor(tmp_path):
         convert_videomae_v2(tmp_path / "objects.pth", tmp_path / "out", OVERRIDES)
     with pytest.raises(InputError, match=r"gone.pth: cannot read the checkpoint: No such file or directory$"):
         convert_videomae_v2(tmp_path / "gone.pth", tmp_path / "out", OVERRIDES)
+    (tmp_path / "garbled.pth").write_bytes(b"\x80\x02garbage")  # a pickle's start, then no pickle: not objects
+    with pytest.raises(InputError, match=r"garbled.pth: cannot read the checkpoint: "):
+        convert_videomae_v2(tmp_path / "garbled.pth", tmp_path / "out", OVERRIDES)
     looped: dict = {}
     looped["model"] = looped  # unpickles fine (weights_only), and the unwrapping followed it forever
     pair: dict = {"module": {}}

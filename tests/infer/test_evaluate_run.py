@@ -213,6 +213,14 @@ def test_evaluate_writes_its_scores_last_naming_the_detections_and_report_refuse
 
     run = relative_run(tmp_path)
     monkeypatch.chdir(tmp_path)
+
+    def full_disk(*_):
+        raise InputError("cannot write eval_test.json: No space left on device")
+
+    with monkeypatch.context() as patched:  # stopped between its two writes: the detections alone, no scores
+        patched.setattr(RunDir, "write_eval", full_disk)
+        assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 2
+    assert (run / "detections_test.json").is_file() and not (run / "eval_test.json").exists()
     assert main(["evaluate", str(run), "--device", "cpu", "--split", "test"]) == 0
     detections = run / "detections_test.json"
     scores = json.loads((run / "eval_test.json").read_text())

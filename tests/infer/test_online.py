@@ -571,8 +571,8 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
     # read by its first line whole: one past 4 KB (another tool's keys), or lines ended by \r alone, were taken for
     # a results JSON ("Extra data")
     padded = [{**lines[0], "pad": "x" * 5000}, *lines[1:]]
-    for name, ending in (("long.jsonl", "\n"), ("cr.jsonl", "\r")):
-        (tmp_path / name).write_text("".join(json.dumps(line) + ending for line in padded), newline="")
+    for name, ending in (("long.jsonl", "\n"), ("cr.jsonl", "\r"), ("blank-first.jsonl", "\n\n")):
+        (tmp_path / name).write_text("".join(ending + json.dumps(line) for line in padded), newline="")
         assert load_predictions(tmp_path / name, detector.classes) == read
     log.write_text(log.read_text() + "{not json\n")
     with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}:2: predictions file is not valid JSON"):

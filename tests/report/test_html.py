@@ -403,6 +403,7 @@ def test_score_analysis_replaces_an_earlier_analysis_only_and_never_writes_throu
     """`score --analysis FOLDER` wrote its 17 files over whatever bore their names: the user's own files, and
     through symbolic links the annotations and predictions it read (exit 0)."""
     from mgrec.cli import main
+    from mgrec.report.html import error_analysis_names
 
     run = built[0]
     gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
@@ -420,16 +421,22 @@ def test_score_analysis_replaces_an_earlier_analysis_only_and_never_writes_throu
     mine.mkdir()
     (mine / "test_analysis.json").write_text('{"my": "notes"}')
     assert main([*command, str(mine)]) == 2
-    assert "holds 1 file(s) named test_* that no mgrec analysis wrote (first: 'test_analysis.json')" in \
-        capsys.readouterr().err
+    assert ("holds 1 file(s) of the names the analysis writes that no finished mgrec analysis wrote (first: "
+            "'test_analysis.json')") in capsys.readouterr().err
     assert (mine / "test_analysis.json").read_text() == '{"my": "notes"}'
     assert {path: path.read_bytes() for path in kept} == kept
-    # an analysis's own folder takes the next analysis; the user's files of other names stay
+    # an analysis's own folder takes the next analysis; the user's files of other names stay, even named test_*
     ours = tmp_path / "ours"
     assert main([*command, str(ours)]) == 0
-    (ours / "notes.txt").write_text("mine")
+    assert sorted(p.name for p in ours.iterdir()) == sorted(error_analysis_names("test"))  # the names it checks
+    for name in ("notes.txt", "test_notes.txt"):
+        (ours / name).write_text("mine")
     assert main([*command, str(ours)]) == 0
-    assert (ours / "notes.txt").read_text() == "mine"
+    assert (ours / "notes.txt").read_text() == (ours / "test_notes.txt").read_text() == "mine"
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "test_notes.txt").write_text("mine")  # no file of the analysis's names: nothing to refuse
+    assert main([*command, str(fresh)]) == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -260,3 +260,29 @@ def test_train_with_seeds_bounds_the_count_and_checks_resumable_members_first(ru
                  "--no-progress"]) == 2
     assert "--resume: the config differs from" in capsys.readouterr().err
     assert not (tmp_path / "ens-seed7").exists()
+
+
+@pytest.mark.parametrize("fusion", ["outputs", "detections"])
+def test_an_ensemble_whose_folder_another_command_writes_meanwhile_is_refused_under_its_lock(runs, tmp_path,
+                                                                                            monkeypatch, fusion):
+    """A second `ensemble --out E`, paused after its check that E was empty while the first finished and was
+    evaluated, wrote its run over the first's: both kinds check the folder again under the lock, writing nothing."""
+    import mgrec.infer.fused_ensemble
+    import mgrec.train.ensemble
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
+
+    _, _, (first, _) = runs
+    module = mgrec.train.ensemble if fusion == "outputs" else mgrec.infer.fused_ensemble
+    checked = module.new_ensemble_dir
+
+    def another_command_writes_after_the_check(out, members):
+        run = checked(out, members)
+        run.path.mkdir(parents=True)
+        (run.path / "eval_test.json").write_text('{"theirs": true}')
+        return run
+
+    monkeypatch.setattr(module, "new_ensemble_dir", another_command_writes_after_the_check)
+    make = make_ensemble if fusion == "outputs" else make_fused_ensemble
+    with pytest.raises(InputError, match=r"E is no longer empty \(another command wrote 'eval_test.json' there"):
+        make([first], tmp_path / "E", log=lambda *_: None)
+    assert sorted(p.name for p in (tmp_path / "E").iterdir()) == ["eval_test.json"]

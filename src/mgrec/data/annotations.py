@@ -525,7 +525,7 @@ def parse_subject_ranges(text: str) -> dict[str, set[int]]:
     result: dict[str, set[int]] = {}
     owner: dict[int, str] = {}
     for item in (part.strip() for part in text.split(",")):
-        match = re.fullmatch(r"([A-Za-z_]\w*)\s*=\s*(\d+)(?:\s*-\s*(\d+))?", item)
+        match = re.fullmatch(r"([A-Za-z_]\w*)\s*=\s*([0-9]+)(?:\s*-\s*([0-9]+))?", item)  # ASCII digits
         if not match:
             raise InputError(f"subject ranges {text!r}: item {item!r}: expected name=first-last, e.g. train=1-30")
         name = canonical_subset(match.group(1))

@@ -187,8 +187,10 @@ def _is_json_lines(path: Path) -> bool:
     """Whether `path` holds one detection per line, as `mgrec stream` prints them (its first line alone a JSON
     object with a video and a segment; a results JSON's first line is not one)."""
     with open(path, "rb") as handle:
-        line = handle.readline(FIRST_LINE_LIMIT)
-    first = (text_lines(line.decode("utf-8-sig", errors="replace")) or [""])[0].strip()  # \r alone ends one too
+        start = handle.read(FIRST_LINE_LIMIT)
+    # the first line that holds anything (blank lines are skipped, as the reader skips them); \r alone ends one too
+    lines = text_lines(start.decode("utf-8-sig", errors="replace"))
+    first = next((line.strip() for line in lines if line.strip()), "")
     if not (first.startswith("{") and first.endswith("}")):
         return False
     try:

@@ -84,7 +84,8 @@ def _check_items(items: Sequence[Segment | Detection], classes: list[str], what:
         place = getattr(item, "source", "") or f"video {video_id} {what} #{index}"
         if item.video_id != video_id:  # scored under its key: a record of another video there is a mix-up
             raise InputError(f"{place}: its video_id {brief(item.video_id)} is not the video it is listed under "
-                             f"({brief(video_id)})")
+                             f"({brief(video_id)}); OfflineDetector.detect names an array's detections 'video' "
+                             "unless given video_id=")
         if (not isinstance(item.label_id, numbers.Integral) or isinstance(item.label_id, bool)
                 or not 0 <= item.label_id < len(classes) or classes[item.label_id] != item.label):
             raise InputError(

@@ -68,9 +68,13 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise InputError(f"{path}: not a PyTorch checkpoint (a torch.save file is a zip archive or a pickle)")
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # torch's own text advised weights_only=False, which runs the file's code
-        raise InputError(f"{path}: holds Python objects besides tensors, which mgrec does not unpickle (it never runs "
-                         "a file's code); save the weights alone: torch.save(model.state_dict(), PATH)") from None
+    except pickle.UnpicklingError as exc:
+        # torch's text advises weights_only=False, which runs the file's code: said in mgrec's words instead
+        if "Unsupported global" in str(exc):  # an object of some class
+            raise InputError(f"{path}: holds Python objects besides tensors, which mgrec does not unpickle (it never "
+                             "runs a file's code); save the weights alone: torch.save(model.state_dict(), "
+                             "PATH)") from None
+        raise InputError(f"{path}: cannot read the checkpoint: its pickle is garbled or cut short") from None
     except (OSError, RuntimeError, EOFError) as exc:
         reason = str(exc) or "the file is empty or cut short"
         raise InputError(f"{path}: cannot read the checkpoint: {reason}") from None

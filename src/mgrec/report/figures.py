@@ -72,7 +72,7 @@ def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
     (`atomic_write`), and a folder that cannot be written is an `InputError` naming the file."""
     paths = []
     with _drawing():
-        for suffix, options in ((".png", {"dpi": 150}), (".svg", {"metadata": {"Date": None}})):
+        for suffix, options in zip(FIGURE_ENDINGS, ({"dpi": 150}, {"metadata": {"Date": None}})):
             path = path_without_suffix.with_suffix(suffix)
             atomic_write(path, lambda temp: figure.savefig(temp, format=suffix[1:], bbox_inches="tight", **options))
             paths.append(path)
@@ -316,17 +316,19 @@ def f1_threshold_figure(
     return figure
 
 
+# The names of DETAD's three figures (`write_analysis_figures`), and the endings `save_figure` writes each in
+ANALYSIS_FIGURE_STEMS = ("false_negatives", "false_positives", "sensitivity")
+FIGURE_ENDINGS = (".png", ".svg")
+
+
 def write_analysis_figures(analysis: ErrorAnalysis, out_dir: str | Path, prefix: str = "") -> list[Path]:
     """Write the false-negative, false-positive and sensitivity figures as PNG and SVG:
     `<out_dir>/<prefix>false_negatives.png` etc."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for stem, make in (
-        ("false_negatives", false_negative_figure),
-        ("false_positives", false_positive_figure),
-        ("sensitivity", sensitivity_figure),
-    ):
+    makers = (false_negative_figure, false_positive_figure, sensitivity_figure)
+    for stem, make in zip(ANALYSIS_FIGURE_STEMS, makers):
         paths.extend(save_figure(make(analysis), out_dir / f"{prefix}{stem}"))
     return paths
 

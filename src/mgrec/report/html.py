@@ -51,7 +51,9 @@ from mgrec.evaluate.predictions import load_predictions
 from mgrec.files import atomic_write_text, file_sha256, read_json, resolve_path
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
+    ANALYSIS_FIGURE_STEMS,
     CHARACTERISTIC_NAMES,
+    FIGURE_ENDINGS,
     balance_figure,
     class_histogram_figure,
     confusion_figure,
@@ -287,6 +289,15 @@ def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[st
                                            "ranked_list": ranked_analysis.to_json(), "hard_set": hard.to_json()},
                                           indent=1))
     return [*paths, summary]
+
+
+def error_analysis_names(split: str) -> list[str]:
+    """The names of the files `write_error_analysis` writes for `split` (the same for a run and for `mgrec score
+    --analysis`): what may be replaced when a folder holds an earlier analysis, and nothing else."""
+    stems = [f"{split}_{stem}" for stem in ANALYSIS_FIGURE_STEMS]
+    stems += [f"{split}_hard_set_{stem}" for stem in ANALYSIS_FIGURE_STEMS]
+    stems += [f"{split}_f1_threshold", f"{split}_pr_curves"]
+    return [f"{stem}{ending}" for stem in stems for ending in FIGURE_ENDINGS] + [f"{split}_analysis.json"]
 
 
 def is_error_analysis(path: Path) -> bool:
