@@ -263,15 +263,15 @@ def test_real_video_through_the_pose_venv(tmp_path, carphone, make_video):
     make_video(videos / "blanked.mp4", frames, fps=30)
     out = tmp_path / "out"
 
-    def run() -> str:
+    def run() -> subprocess.CompletedProcess:
         done = subprocess.run([str(POSE_MGREC), "extract", str(videos), "--backbone", "pose", "--out", str(out),
                                "--no-progress"], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
+        return done
 
-    stdout = run()
-    assert stdout.count("extracted:") == 2
-    warnings = [line for line in stdout.splitlines() if "warning:" in line]
+    done = run()
+    assert done.stdout.count("extracted:") == 2
+    warnings = [line for line in done.stderr.splitlines() if "warning:" in line]  # on stderr, as every command's
     assert len(warnings) == 1 and "blanked.mp4" in warnings[0]  # carphone has a person on every frame
     missing = int(re.search(r"(\d+) of 120 frames had no person found", warnings[0]).group(1))
     assert 8 <= missing <= 16, warnings[0]  # the black frames, and a few while the tracker finds the person again
@@ -304,4 +304,4 @@ def test_real_video_through_the_pose_venv(tmp_path, carphone, make_video):
     assert (person[8:12] < 1).all()  # windows 8-11 (frames 32-59) hold black frames
 
     # A second run finds both done.
-    assert run().count("skipped:") == 2
+    assert run().stdout.count("skipped:") == 2
