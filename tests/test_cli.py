@@ -492,3 +492,23 @@ def test_no_abbreviations_and_a_group_without_its_action_shows_its_own_help(caps
     with pytest.raises(SystemExit) as exit_:
         main(["data", "--threads", "1", "check", "--help"])
     assert exit_.value.code == 0 and "usage: mgrec data check" in capsys.readouterr().out
+
+
+def test_sigterm_during_a_command_is_said_in_one_line_and_exits_143(monkeypatch, capsys):
+    # a scheduler's SIGTERM (a job's time limit) ended evaluate, detect or train in silence; Ctrl-C said so
+    import os
+    import signal
+    import time
+
+    import mgrec.cli
+
+    def terminated_while_working(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(mgrec.cli, "cmd_score", terminated_while_working)
+    assert main(["score", "--gt", "g.json", "--pred", "p.json"]) == 143
+    assert capsys.readouterr().err == "mgrec: terminated\n"
+    assert signal.getsignal(signal.SIGTERM) is before  # the process's own handler is back

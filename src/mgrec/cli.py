@@ -11,9 +11,13 @@ frames would be glued to the lines around them, so there the output is plain lin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from mgrec import __version__, terminal
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        code = args.run(args) or 0
+        with _terminated_as_said():
+            code = args.run(args) or 0
         sys.stdout.flush()  # here, not at exit: a full disk is one line and a non-zero exit, not a traceback
         return code
     except InputError as exc:
@@ -59,6 +64,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mgrec: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("mgrec: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+
+
+class Terminated(Exception):
+    """SIGTERM (a scheduler's, `kill`, a job's time limit) during a command: said in one line, exit 143, as Ctrl-C is
+    (the command died in silence). `mgrec stream` ends its session on it instead, with its own handler."""
+
+
+@contextlib.contextmanager
+def _terminated_as_said() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signal handlers
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -939,7 +968,6 @@ def cmd_detect(args) -> None:
 
 
 def cmd_stream(args) -> int:
-    import signal
     import tempfile
 
     from mgrec.infer.offline import checked_fps
