@@ -512,3 +512,6 @@ def test_sigterm_during_a_command_is_said_in_one_line_and_exits_143(monkeypatch,
     assert main(["score", "--gt", "g.json", "--pred", "p.json"]) == 143
     assert capsys.readouterr().err == "mgrec: terminated\n"
     assert signal.getsignal(signal.SIGTERM) is before  # the process's own handler is back
+    # not an Exception: a reader's `except Exception` on the way called the file it was reading corrupt (a resumed
+    # training's state: "delete it to restart the run")
+    assert not issubclass(mgrec.cli.Terminated, Exception)

@@ -69,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGTERM
 
 
-class Terminated(Exception):
+class Terminated(BaseException):
     """SIGTERM (a scheduler's, `kill`, a job's time limit) during a command: said in one line, exit 143, as Ctrl-C is
-    (the command died in silence). `mgrec stream` ends its session on it instead, with its own handler."""
+    (the command died in silence). `mgrec stream` ends its session on it instead, with its own handler. A
+    BaseException, as KeyboardInterrupt is: an `except Exception` on the way (a reader calling a file corrupt) must not
+    take it for the failure of what it was doing."""
 
 
 @contextlib.contextmanager
@@ -810,8 +812,13 @@ def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
     own files of those names, or symbolic links there, which would carry the writes onto what they name)."""
     from mgrec.files import brief, check_output, check_writable
     from mgrec.report.html import error_analysis_names, is_error_analysis
+    from mgrec.run import run_around
 
     check_output(folder, reads=reads, option="--analysis")
+    inside = run_around(folder)
+    if inside is not None:  # its analysis/ is `mgrec analyze`'s, of the run's own detections
+        raise InputError(f"--analysis {folder} is inside the run {inside.path}, whose files are its own (`mgrec "
+                         "analyze RUN` writes its analysis); choose a folder outside runs")
     check_writable(folder, is_dir=True)
     present = [folder / name for name in error_analysis_names(split)]
     present = [path for path in present if path.is_symlink() or path.exists()]

@@ -903,6 +903,12 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
     return [file for run in runs if _holds_a_run(run) for file in run.owned_files()]
 
 
+def run_around(path: str | Path) -> RunDir | None:
+    """The run `path` is or lies in (the nearest folder holding one, as `files_of_runs_around` tells them), if any."""
+    target = resolve_path(path)
+    return next((run for run in map(RunDir, (target, *target.parents)) if _holds_a_run(run)), None)
+
+
 def _holds_a_run(run: RunDir) -> bool:
     """Whether a folder is a run's, for protecting its files: a run.json holding an integer format (of any version:
     a newer mgrec's run is protected too), or one that cannot be read beside the run's config or classes (damaged).

@@ -437,6 +437,16 @@ def test_score_analysis_replaces_an_earlier_analysis_only_and_never_writes_throu
     fresh.mkdir()
     (fresh / "test_notes.txt").write_text("mine")  # no file of the analysis's names: nothing to refuse
     assert main([*command, str(fresh)]) == 0
+    # an analysis stopped part-way leaves its mark first: the next one may replace what it left
+    (ours / "test_analysis.json").write_text('{"split": "test", "complete": false}')
+    (ours / "test_pr_curves.png").write_bytes(b"half")
+    assert main([*command, str(ours)]) == 0 and json.loads((ours / "test_analysis.json").read_text())["complete"]
+    # a run's own analysis folder is `mgrec analyze`'s, of the run's detections
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    (other_run / "run.json").write_text('{"format": 14}')
+    assert main([*command, str(other_run / "analysis")]) == 2
+    assert f"is inside the run {other_run}" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ Every problem raises `InputError` naming the file and the key path or line.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -420,8 +421,9 @@ def save_predictions(
     path: str | Path,
     info: Mapping[str, Any] | None = None,
     external_data: Mapping[str, Any] | None = None,
-) -> None:
-    """Write predictions as ActivityNet results JSON (times unrounded, see `Detection.to_json`).
+) -> str:
+    """Write predictions as ActivityNet results JSON (times unrounded, see `Detection.to_json`); returns the sha256
+    of the bytes written (what `evaluate` names in its scores: read back, another writer's file could be hashed).
 
     The file holds the three keys the official ActivityNet evaluator and DETAD require
     (`version`, `results`, `external_data`) and an `MGREC_KEY` block: `info` (for example
@@ -451,7 +453,9 @@ def save_predictions(
         MGREC_KEY: block,
     }
     # allow_nan=False: NaN is not JSON and the official evaluator's json.load would accept it silently.
-    atomic_write_text(Path(path), json.dumps(document, indent=1, allow_nan=False, default=_path_text) + "\n")
+    text = json.dumps(document, indent=1, allow_nan=False, default=_path_text) + "\n"
+    atomic_write_text(Path(path), text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _path_text(value: object) -> str:

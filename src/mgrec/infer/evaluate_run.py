@@ -16,7 +16,6 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
-from mgrec.files import file_sha256
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
@@ -187,8 +186,6 @@ def evaluate_run(
     # The detections first, the scores last and naming the detections' bytes: a kill or a full disk between the two
     # writes leaves scores that do not name the detections beside them, which the report refuses (scores written
     # first were paired with the detections of an earlier evaluate, and shown with them)
-    detections = run.detections_path(split, checkpoint)
-    save_predictions(ranked, detections, info=info)
-    result["detections_sha256"] = file_sha256(detections)
+    result["detections_sha256"] = save_predictions(ranked, run.detections_path(split, checkpoint), info=info)
     run.write_eval(split, result, checkpoint)
     return result

@@ -167,14 +167,16 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     beside another's ground truth)."""
     hard = sum(len(items) for items in point.hard.values())
     detections = RunDir(run.run_dir).detections_path(run.split, run.checkpoint)
+    again = (f"evaluate the run again (`mgrec evaluate {shlex.quote(str(run.run_dir))} --split {run.split}"
+             + (f" --checkpoint {run.checkpoint}" if run.checkpoint != "best" else "") + "`)")
     recorded = scores.get("detections_sha256")  # evaluate writes it since its scores come last
     if recorded is not None and recorded != file_sha256(detections):
-        raise InputError(f"{eval_path} names other detections than {detections} (not the same file's bytes: another "
-                         "evaluate replaced one of them, or was stopped between the two); evaluate the run again "
-                         "(`mgrec evaluate`)")
+        raise InputError(f"{eval_path} names other detections than {detections} (not the bytes evaluate wrote: "
+                         f"rewritten since, by another evaluate or by hand, or evaluate stopped between the two); "
+                         f"{again}")
     if hard != scores["num_predictions"]:
         raise InputError(f"{detections} and {eval_path} do not agree (a hard set of {hard} detections against "
-                         f"num_predictions {scores['num_predictions']}); evaluate the run again (`mgrec evaluate`)")
+                         f"num_predictions {scores['num_predictions']}); {again}")
     scored = {entry["label_id"]: entry["instances"] for entry in scores["per_class"].values()}
     loaded = Counter(s.label_id for items in run.ground_truth.values() for s in items)
     scored_found = round(float(scores["recall"]) * sum(scored.values()))
@@ -277,14 +279,18 @@ def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[st
     --analysis`)."""
     ranked_analysis = analyze(ground_truth, ranked, durations)
     hard = analyze_hard_set(ground_truth, ranked, durations, threshold, class_thresholds=class_thresholds)
+    summary = out_dir / f"{split}_analysis.json"
+    # first the mark of an analysis under way (an earlier one's numbers are gone from then on), last the numbers: a
+    # folder an analysis was stopped in says so, and the next analysis may replace what it left
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(summary, json.dumps({"split": split, **sources, "complete": False}, indent=1))
     paths = write_analysis_figures(ranked_analysis, out_dir, prefix=f"{split}_")
     paths += write_analysis_figures(hard, out_dir, prefix=f"{split}_hard_set_")
     paths += save_figure(f1_threshold_figure(f1_threshold_curve(ground_truth, ranked), threshold, tuned_on, split),
                          out_dir / f"{split}_f1_threshold")
     paths += save_figure(pr_curves_figure(precision_recall_curves(ground_truth, ranked), classes, threshold,
                                           class_thresholds), out_dir / f"{split}_pr_curves")
-    summary = out_dir / f"{split}_analysis.json"
-    atomic_write_text(summary, json.dumps({"split": split, **sources, "score_threshold": threshold,
+    atomic_write_text(summary, json.dumps({"split": split, **sources, "complete": True, "score_threshold": threshold,
                                            "class_thresholds": class_thresholds,
                                            "ranked_list": ranked_analysis.to_json(), "hard_set": hard.to_json()},
                                           indent=1))
@@ -301,15 +307,18 @@ def error_analysis_names(split: str) -> list[str]:
 
 
 def is_error_analysis(path: Path) -> bool:
-    """Whether `path` is a plain file holding the numbers `write_error_analysis` writes (`<split>_analysis.json`):
-    the mark of a folder whose `<split>_*` files an analysis wrote, and a new one may replace."""
+    """Whether `path` is a plain file `write_error_analysis` wrote (`<split>_analysis.json`, its numbers, or the mark of
+    an analysis stopped part-way): the mark of a folder whose files of the analysis's names an analysis wrote, and a
+    new one may replace."""
     if path.is_symlink() or not path.is_file():
         return False
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    return isinstance(document, dict) and {"split", "ranked_list", "hard_set"} <= set(document)
+    # "complete": false marks one stopped part-way; analyses written before the mark have their numbers
+    return isinstance(document, dict) and "split" in document and (
+        "complete" in document or {"ranked_list", "hard_set"} <= set(document))
 
 
 def _tuned_on(run: RunData) -> str | None:
