@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec data check smg/mgrec.yaml --set data.annotations=data/smg/annotations.json",
                      "mgrec data check my_config.yaml --balance",
                  ))
-    p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (smg/mgrec.yaml, ...)")
+    p.add_argument("config", metavar="CONFIG", type=Path,
+                   help="a YAML config, or the name of a shipped one (smg/mgrec.yaml, ...)")
     p.add_argument("--balance", "--augment", dest="balance", action="store_true",
                    help="also print the class histogram before/after class balancing (balance.method)")
     _add_set(p)
@@ -246,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec train smg/mgrec_end_to_end.yaml --out runs/smg-e2e --set data.videos=SMG_VIDEOS "
         "--set backbone.weights=weights/videomae-v2-g   # end to end, adapters in a frozen VideoMAE",
     ))
-    p.add_argument("config", type=Path, help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
+    p.add_argument("config", metavar="CONFIG", type=Path,
+                   help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     p.add_argument("--seeds", type=seed_count, default=1, metavar="N",
@@ -269,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                  ), examples=(
                      "mgrec ensemble runs/a runs/b runs/c --out runs/abc",
                  ))
-    p.add_argument("runs", type=Path, nargs="+", help="trained run directories")
+    p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="trained run directories")
     p.add_argument("--out", type=Path, required=True, help="new run directory for the ensemble")
     p.add_argument("--fusion", choices=["auto", "outputs", "detections"], default="auto",
                    help="outputs: average the members' per-point outputs (one network layout and feature grid); "
@@ -352,8 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec detect runs/fusion acc/ --stream gyro=other/gyro --out detections.json",
     ))
     _add_run_dir(p)
-    p.add_argument("inputs", nargs="+", type=Path, help="feature files, folders of them, or video files (a run "
-                                                        "with several data.streams: the grid stream's files)")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", type=Path,
+                   help="feature files, folders of them, or video files (a run "
+                        "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
     p.add_argument("--out", required=True, help="output file (a folder for --format smg, srt, vtt)")  # as written
     p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default=None,
@@ -379,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
                  ))
     _add_run_dir(p)
-    p.add_argument("input", type=Path, help="feature file (or video, extracted first) replayed as a stream (a run "
-                                            "with several data.streams: the grid stream's file)")
+    p.add_argument("input", metavar="INPUT", type=Path,
+                   help="feature file (or video, extracted first) replayed as a stream (a run "
+                        "with several data.streams: the grid stream's file)")
     _add_stream_folders(p)
     p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=2.0,
                    help="seconds after a gesture's end before it is final")
@@ -403,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec extract SMG_ROOT --backbone skeleton --out features/skeleton",
                      "mgrec extract videos/ --backbone pose --out features/pose   # as .venv-pose/bin/mgrec",
                  ))
-    p.add_argument("inputs", nargs="*", type=Path, help="video files or folders (skeleton: *_skeleton.csv)")
+    p.add_argument("inputs", metavar="VIDEO", nargs="*", type=Path,
+                   help="video files or folders (skeleton: *_skeleton.csv)")
     p.add_argument("--out", type=Path, required=True, help="features folder")
     p.add_argument("--run", dest="from_run", type=Path, default=None, metavar="RUN_DIR",
                    help="an end-to-end run (data.videos): write the features its detector reads, its backbone with "
@@ -453,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_convert_videomae, examples=(
                      "mgrec convert-videomae vit_g_hybrid_pt_1200e_k710_ft.pth weights/videomae-v2-g",
                  ))
-    p.add_argument("checkpoint", type=Path, help="the official .pth checkpoint")
-    p.add_argument("out", type=Path, help="folder to write (config.json, model.safetensors)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="the official .pth checkpoint")
+    p.add_argument("out", metavar="OUT_DIR", type=Path, help="folder to write (config.json, model.safetensors)")
     p.add_argument("--heads", type=positive_int, default=None,
                    help="attention heads (default: inferred for the known model sizes)")
     p.add_argument("--frames", type=positive_int, default=None,
@@ -979,10 +984,12 @@ def cmd_stream(args) -> int:
 
     from mgrec.infer.offline import checked_fps
     from mgrec.infer.online import StreamInterrupted, stream_file
+    from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
+    _note_postprocess_changes(RunDir(run_dir))  # a stream emits at the tuned threshold too
     received = []
 
     def end_the_session(signum, frame):  # SIGTERM ends a live session as Ctrl-C does: pending gestures decided
