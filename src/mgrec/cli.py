@@ -122,12 +122,12 @@ def split_argument(text: str) -> str:
 # full-width digits, which made --score-threshold 0_5 a bar of 5 and --hop 2_4 a hop of 24 without a word.
 
 
-def number(text: str) -> float:
+def number(text: str, what: str = "a number") -> float:
     """Any number written in ASCII (nan and inf too, for options that say what they do with them)."""
     try:
         return decimal_number(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number (ASCII digits, e.g. 0.5 or 1e-3), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what} (ASCII digits, e.g. 0.5 or 1e-3), got {text!r}") from None
 
 
 def whole(text: str) -> int:
@@ -138,11 +138,7 @@ def whole(text: str) -> int:
 
 
 def finite_number(text: str) -> float:
-    try:
-        value = decimal_number(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number (ASCII digits, e.g. 0.5 or 1e-3), got "
-                                         f"{text!r}") from None
+    value = number(text, "a finite number")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
     return value
@@ -831,7 +827,7 @@ def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
         if path.is_symlink():
             raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where the analysis writes "
                              "its own file, which would replace what the link names; remove the link")
-    if present and not is_error_analysis(folder / f"{split}_analysis.json"):  # written last by an analysis
+    if present and not is_error_analysis(folder / f"{split}_analysis.json"):  # an analysis's mark, first and last
         raise InputError(f"--analysis {folder} holds {len(present)} file(s) of the names the analysis writes that "
                          f"no finished mgrec analysis wrote (first: {brief(present[0].name)}); move them, or choose "
                          "another folder")

@@ -339,10 +339,8 @@ def _temporary_prefix(path: Path) -> str:
 def _remove_abandoned_temporaries(path: Path) -> None:
     """Temporary files of earlier writers of `path` whose process is gone (killed mid-write): never
     read, never complete, only clutter beside the output."""
-    prefix = _temporary_prefix(path)
-    for candidate in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid_text = candidate.name[len(prefix):].split(".", 1)[0]
-        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+    for candidate in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):
+        if _writer_is_gone(candidate):
             with contextlib.suppress(OSError):
                 candidate.unlink()
 
@@ -357,10 +355,15 @@ def remove_dead_writers_temporaries(folder: Path) -> None:
     training cleaning its run removed the file an `evaluate` was writing there). A writer is judged on this
     machine: one on another host sharing the folder reads as gone."""
     for candidate in folder.glob(".*.tmp"):
-        found = _TEMPORARY_NAME.fullmatch(candidate.name)
-        if found is not None and not _process_alive(int(found.group(1))):
+        if _writer_is_gone(candidate):
             with contextlib.suppress(OSError):
                 candidate.unlink()
+
+
+def _writer_is_gone(temporary: Path) -> bool:
+    """Whether the process that named `temporary` (`_TEMPORARY_NAME`) no longer runs; False for another name."""
+    found = _TEMPORARY_NAME.fullmatch(temporary.name)
+    return found is not None and not _process_alive(int(found.group(1)))
 
 
 def _process_alive(pid: int) -> bool:

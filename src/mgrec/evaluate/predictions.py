@@ -32,6 +32,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -190,8 +191,7 @@ def _is_json_lines(path: Path) -> bool:
     with open(path, "rb") as handle:
         start = handle.read(FIRST_LINE_LIMIT)
     # the first line that holds anything (blank lines are skipped, as the reader skips them); \r alone ends one too
-    lines = text_lines(start.decode("utf-8-sig", errors="replace"))
-    first = next((line.strip() for line in lines if line.strip()), "")
+    first = re.match(r"[^\r\n]*", start.decode("utf-8-sig", errors="replace").lstrip()).group().strip()
     if not (first.startswith("{") and first.endswith("}")):
         return False
     try:
