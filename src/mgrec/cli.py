@@ -464,9 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame size in pixels the model was trained on (default: 224)")
 
     p = _command(sub, "analyze", "error analysis figures (false negatives/positives, sensitivity)", cmd_analyze,
-                 examples=("mgrec analyze runs/demo-mgrec", "mgrec analyze runs/demo-mgrec --split val"))
+                 examples=("mgrec analyze runs/demo-mgrec", "mgrec analyze runs/demo-mgrec --split val",
+                           "mgrec analyze runs/demo-mgrec --checkpoint last   # analysis/test_last_*"))
     _add_run_dir(p)
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to analyse")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="whose detections: `mgrec evaluate --checkpoint last` writes its own "
+                        "(RUN_DIR/analysis/<split>_last_*)")
     _add_annotations(p)
 
     p = _command(sub, "report", "one self-contained HTML report of a run", cmd_report,
@@ -1107,7 +1111,7 @@ def cmd_analyze(args) -> None:
 
     run = RunDir(_checked_run_dir(args.run_dir))
     run.check_outputs(files=run.analysis_files(args.split), folders=[run.analysis_dir])
-    for path in analyze_run(run.path, split=args.split, annotations=args.annotations):
+    for path in analyze_run(run.path, split=args.split, annotations=args.annotations, checkpoint=args.checkpoint):
         print(path)
 
 

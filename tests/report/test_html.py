@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mgrec.config import BalanceConfig, Config, DataConfig, save_config
-from mgrec.data.annotations import save_annotations
+from mgrec.data.annotations import load_annotations, save_annotations
 from mgrec.errors import InputError
-from mgrec.evaluate.predictions import save_predictions
+from mgrec.evaluate.predictions import load_predictions, save_predictions
 from mgrec.evaluate.scoring import score
 from mgrec.records import AnnotationSet, Detection, Segment, VideoInfo
 from mgrec.report.html import analyze_run, assign_lanes, threshold_origin, write_report
@@ -394,9 +394,25 @@ def test_analyze_run_writes_figures_and_numbers(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == names
     of_file = json.loads((out / "test_analysis.json").read_text())
     assert of_file["predictions"] == str(run["run_dir"] / "detections_test.json")
-    assert {k: v for k, v in of_file.items() if k != "predictions"} == summary
+    assert {k: v for k, v in of_file.items() if k != "predictions"} == {k: v for k, v in summary.items()
+                                                                         if k != "checkpoint"}
+    assert summary["checkpoint"] == "best"
     assert main(["score", "--gt", str(run["annotations"]), "--pred", str(run["run_dir"] / "detections_test.json"),
                  "--analysis", str(run["run_dir"])]) == 2  # a run's folder is not a place for other files
+
+    # the last checkpoint's evaluation (`evaluate --checkpoint last`) is analysed beside the best's, not over it
+    last_ranked = {video: items[:1] for video, items in load_predictions(run["run_dir"] / "detections_test.json",
+                                                                        CLASSES).items()}
+    save_predictions(last_ranked, run["run_dir"] / "detections_test_last.json")
+    gt = load_annotations(run["annotations"]).segments
+    last_scores = score({v: gt[v] for v in last_ranked}, last_ranked, CLASSES, THRESHOLD, split="test")
+    last_scores.update({"checkpoint": "last", "threshold_tuned_on": "val", "run": str(run["run_dir"])})
+    (run["run_dir"] / "eval_test_last.json").write_text(json.dumps(last_scores))
+    assert main(["analyze", str(run["run_dir"]), "--checkpoint", "last"]) == 0
+    last = json.loads((run["run_dir"] / "analysis" / "test_last_analysis.json").read_text())
+    assert last["checkpoint"] == "last" and last["ranked_list"]["num_predictions"] == 3
+    assert json.loads((run["run_dir"] / "analysis" / "test_analysis.json").read_text()) == summary
+    assert (run["run_dir"] / "analysis" / "test_last_hard_set_sensitivity.png").is_file()
 
 
 def test_score_analysis_replaces_an_earlier_analysis_only_and_never_writes_through_a_link(built, tmp_path, capsys):

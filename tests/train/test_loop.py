@@ -105,7 +105,8 @@ def test_overfits_one_video_to_perfect_f1(tmp_path):
 def test_run_directory_contents_and_refusals(dataset, tmp_path):
     config = tiny_config(dataset, epochs=2, eval_every=1)
     run = tmp_path / "run"
-    train(config, run, progress=False, log=lambda *_: None)
+    followed: list[dict] = []
+    train(config, run, progress=False, log=lambda *_: None, on_metrics=followed.append)
     for name in (
         "config.yaml",
         "classes.json",
@@ -118,6 +119,9 @@ def test_run_directory_contents_and_refusals(dataset, tmp_path):
         assert (run / name).exists(), name
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert sum('"kind": "val"' in line for line in lines) == 2
+    # `on_metrics` is given each record of metrics.jsonl as it is written, in order, as numbers
+    assert followed == [json.loads(line) for line in lines]
+    assert [r["epoch"] for r in followed if r["kind"] == "val"] == [0, 1] and 0 <= followed[-1]["f1"] <= 1
     with pytest.raises(InputError, match="already holds a run"):
         train(config, run, progress=False, log=lambda *_: None)
     with pytest.raises(InputError, match="nothing to resume"):

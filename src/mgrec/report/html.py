@@ -250,46 +250,55 @@ def run_hard_set_analysis(run: RunData, threshold: float, class_thresholds: list
                             class_thresholds=class_thresholds)
 
 
-def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None) -> list[Path]:
-    """Write the error-analysis figures (PNG, SVG) and their numbers (JSON) to RUN_DIR/analysis/<split>_*.
+def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Path | None = None,
+                checkpoint: str = "best") -> list[Path]:
+    """Write the error-analysis figures (PNG, SVG) and their numbers (JSON) to RUN_DIR/analysis/<split>_*
+    (of the detections `mgrec evaluate --checkpoint CHECKPOINT` wrote; for `last`, <split>_last_*).
 
     The DETAD figures of the ranked list are `<split>_false_negatives` etc., those of the hard set
     `<split>_hard_set_false_negatives` etc.; `<split>_f1_threshold` and `<split>_pr_curves` are the
     curves around the operating point; `<split>_analysis.json` holds the numbers of both analyses.
     """
-    run = load_run(run_dir, split, annotations)
+    run = load_run(run_dir, split, annotations, checkpoint)
     split = run.split  # as the annotations name it (`split_name`)
     threshold, class_thresholds = hard_set_bar_of(run)
-    eval_path = RunDir(run.run_dir).eval_path(split)
+    eval_path = RunDir(run.run_dir).eval_path(split, checkpoint)
     if eval_path.is_file():  # as the report: `--annotations` of a file the run was not evaluated on is refused
-        scores = RunDir(run.run_dir).read_eval(split, len(run.classes))
+        scores = RunDir(run.run_dir).read_eval(split, len(run.classes), checkpoint)
         check_one_evaluation(run, OperatingPoint.of(run, threshold, class_thresholds), scores, eval_path)
     return write_error_analysis(run.ground_truth, run.ranked, run.video_durations(), run.classes, split,
                                 threshold, class_thresholds, _tuned_on(run), RunDir(run.run_dir).analysis_dir,
-                                {"annotations": str(run.annotations_path)})
+                                {"annotations": str(run.annotations_path), "checkpoint": checkpoint},
+                                stem=analysis_stem(split, checkpoint))
+
+
+def analysis_stem(split: str, checkpoint: str = "best") -> str:
+    """What the names of a run's analysis files start with: the split, and `_last` for the last checkpoint's."""
+    return split if checkpoint == "best" else f"{split}_{checkpoint}"
 
 
 def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[str, list[Detection]],
                          durations: dict[str, float], classes: list[str], split: str, threshold: float,
                          class_thresholds: list[float] | None, tuned_on: str | None, out_dir: Path,
-                         sources: dict[str, str]) -> list[Path]:
+                         sources: dict[str, str], stem: str | None = None) -> list[Path]:
     """The error analysis of one split's ranked detections and of their hard set (cut at `threshold`, or per class)
-    against its ground truth: figures (PNG, SVG) and numbers (`<split>_analysis.json`, with `sources`: which files
+    against its ground truth: figures (PNG, SVG) and numbers (`<stem>_analysis.json`, with `sources`: which files
     it was made of) in `out_dir`, for a run (`analyze_run`) and for any predictions file (`mgrec score
-    --analysis`)."""
+    --analysis`). `stem` starts every file's name (default: the split)."""
+    stem = split if stem is None else stem
     ranked_analysis = analyze(ground_truth, ranked, durations)
     hard = analyze_hard_set(ground_truth, ranked, durations, threshold, class_thresholds=class_thresholds)
-    summary = out_dir / f"{split}_analysis.json"
+    summary = out_dir / f"{stem}_analysis.json"
     # first the mark of an analysis under way (an earlier one's numbers are gone from then on), last the numbers: a
     # folder an analysis was stopped in says so, and the next analysis may replace what it left
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, json.dumps({"split": split, **sources, "complete": False}, indent=1))
-    paths = write_analysis_figures(ranked_analysis, out_dir, prefix=f"{split}_")
-    paths += write_analysis_figures(hard, out_dir, prefix=f"{split}_hard_set_")
+    paths = write_analysis_figures(ranked_analysis, out_dir, prefix=f"{stem}_")
+    paths += write_analysis_figures(hard, out_dir, prefix=f"{stem}_hard_set_")
     paths += save_figure(f1_threshold_figure(f1_threshold_curve(ground_truth, ranked), threshold, tuned_on, split),
-                         out_dir / f"{split}_f1_threshold")
+                         out_dir / f"{stem}_f1_threshold")
     paths += save_figure(pr_curves_figure(precision_recall_curves(ground_truth, ranked), classes, threshold,
-                                          class_thresholds), out_dir / f"{split}_pr_curves")
+                                          class_thresholds), out_dir / f"{stem}_pr_curves")
     atomic_write_text(summary, json.dumps({"split": split, **sources, "complete": True, "score_threshold": threshold,
                                            "class_thresholds": class_thresholds,
                                            "ranked_list": ranked_analysis.to_json(), "hard_set": hard.to_json()},

@@ -12,11 +12,13 @@ the epochs that an uninterrupted run would have done.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +120,8 @@ class MetricsLog:
     Both keep fractions (F1 0.6709, not 67.09); only what is printed is in percent.
     """
 
-    def __init__(self, run: RunDir, enabled: bool):
-        self.run, self.enabled = run, enabled
+    def __init__(self, run: RunDir, enabled: bool, listener: Callable[[dict], None] | None = None):
+        self.run, self.enabled, self.listener = run, enabled, listener
         self.tensorboard = None
         if enabled:
             try:
@@ -137,6 +139,8 @@ class MetricsLog:
         if not self.enabled:
             return
         self.run.append_metrics(record)
+        if self.listener is not None:
+            self.listener(copy.deepcopy(record))  # the caller's to keep or change
         if self.tensorboard is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("epoch", "step"):
@@ -192,10 +196,14 @@ def feature_recipe(stream: StreamConfig, video_id: str) -> FeatureSidecar | None
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, progress: bool = True,
-          inputs: list[Path] = (), encoder: torch.nn.Module | None = None) -> TrainResult:
+          inputs: list[Path] = (), encoder: torch.nn.Module | None = None,
+          on_metrics: Callable[[dict], None] | None = None) -> TrainResult:
     """Train `config` into the run directory `run_dir` (or continue it with `resume`).
 
-    `inputs`: files the caller read the config from; training refuses to write over them. With
+    `log` takes the printed lines; `on_metrics` (if given) each record as it is appended to the run's
+    metrics.jsonl (a copy: {"kind": "train" | "val" | "balance", "epoch", "step", ...}, fractions, not percent),
+    for a caller that follows the training in numbers (teachers and students of pseudo-labelling keep their own
+    logs). `inputs`: files the caller read the config from; training refuses to write over them. With
     `pseudo_labels.unlabeled`, the labelling runs come first (`mgrec.train.pseudo`). End to end
     (`data.videos`): `encoder` is the adapted backbone (`mgrec.extract.adapters.build_adapted_backbone`).
     """
@@ -207,7 +215,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     refuse_before_training(config, run.path)
     if process_rank()[0] != 0:  # under torchrun, rank 0 holds the run for all ranks
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
-                      encoder=encoder)
+                      encoder=encoder, on_metrics=on_metrics)
     with run.lock():
         if not resume:  # refused before any teacher trains, not after
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
@@ -216,7 +224,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
             raise InputError(f"--resume: {run.state_path} not found: the student has no epoch to resume yet (its "
                              f"teacher, {run.path / 'teacher'}, is kept); start without --resume, which reuses it")
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
-                      encoder=encoder)
+                      encoder=encoder, on_metrics=on_metrics)
 
 
 def refuse_before_training(config: Config, run_dir: Path) -> None:
@@ -376,7 +384,7 @@ class Optimisation:
 
 def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, inputs: list[Path],
            pseudo_samples: list[VideoSample] = (), pseudo_record: dict | None = None,
-           encoder: torch.nn.Module | None = None) -> TrainResult:
+           encoder: torch.nn.Module | None = None, on_metrics: Callable[[dict], None] | None = None) -> TrainResult:
     started = time.time()
     rank, world = process_rank()
     device = process_device(config.train.device)
@@ -401,7 +409,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         if is_main:
             run.keep_metrics_before(start_epoch)
 
-    metrics = MetricsLog(run, enabled=is_main)
+    metrics = MetricsLog(run, enabled=is_main, listener=on_metrics)
     epochs = config.train.epochs
     say(
         f"training {config.model.variant} on {data.labelled_videos} videos"
