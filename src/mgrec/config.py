@@ -379,7 +379,7 @@ class BackboneConfig(_KeysOnly):
         try:
             return tuple(int(part) for part in text.split(","))
         except ValueError:
-            raise InputError(f"backbone.adapter_blocks: {_short(self.adapter_blocks)}; expected "
+            raise InputError(f"backbone.adapter_blocks: {brief(self.adapter_blocks)}; expected "
                              f"{' or '.join(ADAPTER_BLOCKS_NAMED)} or layer indices such as '1,3,5'") from None
 
 
@@ -611,8 +611,8 @@ def check_stream_keys(raw: dict, config: Config, source: str, origins: dict[str,
                        else f"with data.streams it is the grid stream {config.data.main_stream().name!r}'s"
                        + (" (data.feature_dim: the streams' total)" if key == "data.feature_dim" else "")
                        + "; set it per stream")
-            raise InputError(f"{_at(source, key, origins, also=('data.streams',))}: {_short(value)} differs from "
-                             f"{_short(derived)}: leave it out, {because}")
+            raise InputError(f"{_at(source, key, origins, also=('data.streams',))}: {brief(value)} differs from "
+                             f"{brief(derived)}: leave it out, {because}")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -759,7 +759,7 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
     if base is None:
         return raw
     if not isinstance(base, str) or not base.strip():
-        raise InputError(f"{path} [base]: expected the path of the config to inherit from, got {_short(base)}")
+        raise InputError(f"{path} [base]: expected the path of the config to inherit from, got {brief(base)}")
     if len(seen) >= MAX_BASE_DEPTH:
         raise InputError(f"{path} [base]: more than {MAX_BASE_DEPTH} configs inherit from each other")
     try:  # a symbolic link loop is named with the config and key that lead to it
@@ -935,14 +935,14 @@ def _upgrade_renamed_keys(raw: dict, source: str, origins: dict[str, str] | None
         old_value = values.pop(old)
         if not isinstance(old_value, bool):
             raise InputError(f"{_at(source, f'{section}.{old}', origins)}: expected true or false, got "
-                             f"{_short(old_value)}")
+                             f"{brief(old_value)}")
         values[new] = convert(old_value)
 
 
 def from_dict(cls, raw: Any, source: str, prefix: str = ""):
     """Build dataclass `cls` from a plain dict, checking keys and types."""
     if not isinstance(raw, dict):
-        got = "nothing (a section without keys: give its keys, or delete it)" if raw is None else _short(raw)
+        got = "nothing (a section without keys: give its keys, or delete it)" if raw is None else brief(raw)
         raise InputError(f"{source} [{prefix.removesuffix('.') or 'top level'}]: expected a mapping of keys, got {got}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -974,14 +974,14 @@ def _convert(hint, value, source: str, key: str):
         return _convert(inner[0], value, source, key)
     if origin is list:
         if not isinstance(value, list):
-            raise InputError(f"{source} [{key}]: expected a list, got {_short(value)}")
+            raise InputError(f"{source} [{key}]: expected a list, got {brief(value)}")
         (item_hint,) = typing.get_args(hint)
         return [_convert(item_hint, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return float(value)
         except OverflowError:  # an integer of hundreds of digits: YAML reads it exactly, no float holds it
-            raise InputError(f"{source} [{key}]: expected a finite number, got {_short(value)}") from None
+            raise InputError(f"{source} [{key}]: expected a finite number, got {brief(value)}") from None
     if hint is float and isinstance(value, str) and _FLOAT.match(value.strip()):
         try:  # a quoted number ("1e-4"), read by YAML 1.2's rule, not Python's (which takes 1_0e-3 and ٠.٣)
             return float(value)
@@ -994,8 +994,8 @@ def _convert(hint, value, source: str, key: str):
     if hint is str and isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
         # ActionFormer's `train_split: ['validation']`: one name there too, in a list
         raise InputError(f"{source} [{key}]: expected one name, not a list: write {key.split('.')[-1]}: "
-                         f"{_short(value[0])}")
-    got = "null" if value is None else _short(value)  # the config's own word for it
+                         f"{brief(value[0])}")
+    got = "null" if value is None else brief(value)  # the config's own word for it
     raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}")
 
 
@@ -1028,14 +1028,14 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
         close = difflib.get_close_matches(str(config.data.normalize), NORMALIZE_MODES, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(f"{at('data.normalize')}: expected one of {', '.join(NORMALIZE_MODES)}, "
-                         f"got {_short(config.data.normalize)}{hint}")
+                         f"got {brief(config.data.normalize)}{hint}")
     if config.postprocess.nms not in ("soft", "hard"):
-        raise InputError(f"{at('postprocess.nms')}: expected 'soft' or 'hard', got {_short(config.postprocess.nms)}")
+        raise InputError(f"{at('postprocess.nms')}: expected 'soft' or 'hard', got {brief(config.postprocess.nms)}")
     if config.postprocess.thresholds not in THRESHOLD_RULES:
         close = difflib.get_close_matches(str(config.postprocess.thresholds), THRESHOLD_RULES, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(f"{at('postprocess.thresholds')}: expected one of {', '.join(THRESHOLD_RULES)}, "
-                         f"got {_short(config.postprocess.thresholds)}{hint}")
+                         f"got {brief(config.postprocess.thresholds)}{hint}")
     class_thresholds = config.postprocess.class_thresholds
     if class_thresholds is not None and len(class_thresholds) != m.num_classes:
         raise InputError(f"{at('postprocess.class_thresholds', 'model.num_classes')}: {len(class_thresholds)} "
@@ -1043,30 +1043,30 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
     for label_id, threshold in enumerate(class_thresholds or []):
         if not 0 <= threshold <= MAX_CLASS_THRESHOLD:
             raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score threshold in "
-                             f"[0, {MAX_CLASS_THRESHOLD:g}] (above 1: none of the class), got {_short(threshold)}")
+                             f"[0, {MAX_CLASS_THRESHOLD:g}] (above 1: none of the class), got {brief(threshold)}")
     if config.train.precision not in PRECISIONS:
         raise InputError(f"{at('train.precision')}: expected one of {', '.join(PRECISIONS)}, "
-                         f"got {_short(config.train.precision)}")
+                         f"got {brief(config.train.precision)}")
     balance = config.balance
     if balance.method not in BALANCE_METHODS:
         close = difflib.get_close_matches(str(balance.method), BALANCE_METHODS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(f"{at('balance.method')}: expected one of {', '.join(BALANCE_METHODS)}, "
-                         f"got {_short(balance.method)}{hint}")
+                         f"got {brief(balance.method)}{hint}")
     # alpha belongs to eq1 alone: a value beside another method would silently do nothing
     if (balance.method == "eq1") != (balance.alpha is not None):
         expected = ("a number >= 1 (eq1 needs it)" if balance.method == "eq1"
                     else f"null (method {balance.method} has no alpha)")
-        raise InputError(f"{at('balance.alpha', 'balance.method')}: expected {expected}, got {_short(balance.alpha)}")
+        raise InputError(f"{at('balance.alpha', 'balance.method')}: expected {expected}, got {brief(balance.alpha)}")
     scale = config.transforms.time_scale_range
     if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
         raise InputError(f"{at('transforms.time_scale_range')}: expected [low, high] with 0 < low <= high, "
-                         f"got {_short(scale)}")
+                         f"got {brief(scale)}")
     if config.train.select_metric not in ("f1", "average_mAP"):
         raise InputError(f"{at('train.select_metric')}: expected 'f1' or 'average_mAP'")
     if config.train.select_checkpoint not in ("best", "last"):
         raise InputError(f"{at('train.select_checkpoint')}: expected 'best' or 'last', got "
-                         f"{_short(config.train.select_checkpoint)}")
+                         f"{brief(config.train.select_checkpoint)}")
     if config.postprocess.second_opinion > 0:
         # the whole-gesture classifier is fitted on one stream's feature files and applied by one network's
         # detection: what reads other inputs, or labels with a teacher, does not carry it yet
@@ -1078,7 +1078,7 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
     ranges = m.regression_ranges
     if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in ranges) or any(b[0] < a[0] for a, b in zip(ranges, ranges[1:])):
         raise InputError(f"{at('model.regression_ranges')}: expected [low, high] pairs with 0 <= low < high, "
-                         f"increasing from level to level, got {_short(ranges)}")
+                         f"increasing from level to level, got {brief(ranges)}")
 
 
 def _check_end_to_end(config: Config, at) -> None:
@@ -1097,7 +1097,7 @@ def _check_end_to_end(config: Config, at) -> None:
         raise InputError(f"{at('backbone.weights', 'data.videos')}: data.videos trains through a VideoMAE; expected "
                          "the folder of its config.json and model.safetensors")
     if data.normalize != "none":
-        raise InputError(f"{at('data.normalize', 'data.videos')}: {_short(data.normalize)} standardises feature "
+        raise InputError(f"{at('data.normalize', 'data.videos')}: {brief(data.normalize)} standardises feature "
                          "files; with data.videos the features are made inside the network: expected 'none'")
     if config.train.compile:
         raise InputError(f"{at('train.compile', 'data.videos')}: compiles the detector trained on feature files; "
@@ -1137,7 +1137,7 @@ def _check_streams(config: Config, at) -> None:
         key = f"data.streams[{i}]"
         if not STREAM_NAME.fullmatch(stream.name):
             raise InputError(f"{at(f'{key}.name')}: expected a name of letters, digits, '_', '-', '.' "
-                             f"(e.g. rgb, skeleton), got {_short(stream.name)}")
+                             f"(e.g. rgb, skeleton), got {brief(stream.name)}")
         folded = [name.casefold() for name in names[:i]]
         if stream.name.casefold() in folded:  # its recipe file, feature_recipe_<name>.json: one file where case folds
             first = names[folded.index(stream.name.casefold())]
@@ -1150,31 +1150,31 @@ def _check_streams(config: Config, at) -> None:
         if same is not None:  # one sensor fed twice (a copy-paste slip): nothing would tell
             raise InputError(f"{at(f'{key}.features', f'data.streams[{same}].features')}: streams "
                              f"{data.streams[same].name!r} and {stream.name!r} read the same files "
-                             f"({_short(stream.features)}, prefix {_short(stream.feature_prefix)}, "
-                             f"{_short(stream.feature_ext)}); give each stream its own")
+                             f"({brief(stream.features)}, prefix {brief(stream.feature_prefix)}, "
+                             f"{brief(stream.feature_ext)}); give each stream its own")
         if not (isinstance(stream.feature_prefix, str) and FEATURE_PREFIX.fullmatch(stream.feature_prefix)):
             raise InputError(f"{at(f'{key}.feature_prefix')}: expected {FEATURE_PREFIX_RULE}, got "
-                             f"{_short(stream.feature_prefix)}")
+                             f"{brief(stream.feature_prefix)}")
         for field_name in ("feature_dim", "stride", "window"):
             if getattr(stream, field_name) < 1:
                 raise InputError(f"{at(f'{key}.{field_name}')}: expected a positive integer, got "
-                                 f"{_short(getattr(stream, field_name))}")
+                                 f"{brief(getattr(stream, field_name))}")
         if stream.fps is not None and fps_problem(stream.fps) is not None:
             raise InputError(f"{at(f'{key}.fps')}: expected a positive number of frames per second, at most "
-                             f"{MAX_FPS:g}, or null, got {_short(stream.fps)}")
+                             f"{MAX_FPS:g}, or null, got {brief(stream.fps)}")
     # after the streams: with them, data.feature_prefix is the grid stream's (`derive_from_streams`)
     for key, ext in [*((f"data.streams[{i}].feature_ext", s.feature_ext) for i, s in enumerate(data.streams)),
                      ("data.feature_ext", data.feature_ext)]:  # the streams' first: data's is derived from one
         if ("." + ext.lstrip(".")).lower() not in FEATURE_EXTENSIONS:  # `.pt` was read as an .npz, blamed on its keys
-            raise InputError(f"{at(key)}: expected {' or '.join(FEATURE_EXTENSIONS)}, got {_short(ext)} (torch's .pt "
+            raise InputError(f"{at(key)}: expected {' or '.join(FEATURE_EXTENSIONS)}, got {brief(ext)} (torch's .pt "
                              "files are not read: save each array with numpy.save)")
     if not (isinstance(data.feature_prefix, str) and FEATURE_PREFIX.fullmatch(data.feature_prefix)):
         raise InputError(f"{at('data.feature_prefix')}: expected {FEATURE_PREFIX_RULE}, got "
-                         f"{_short(data.feature_prefix)}")
+                         f"{brief(data.feature_prefix)}")
     if data.grid_stream and data.grid_stream not in names:
         expected = f"one of the streams ({', '.join(names)})" if names else "empty (there are no data.streams)"
         raise InputError(f"{at('data.grid_stream', 'data.streams')}: expected {expected}, got "
-                         f"{_short(data.grid_stream)}")
+                         f"{brief(data.grid_stream)}")
     if data.streams and config.pseudo_labels.unlabeled:
         raise InputError(f"{at('pseudo_labels.unlabeled', 'data.streams')}: pseudo-labelling reads one stream's "
                          "files and cannot be combined with data.streams yet; leave one of them out")
@@ -1249,7 +1249,7 @@ def class_thresholds_problem(values: Any, num_classes: int | None = None) -> str
         return None
     if not (isinstance(values, list) and all(is_number(t) and 0 <= t <= MAX_CLASS_THRESHOLD for t in values)):
         return (f"null or a list of numbers in [0, {MAX_CLASS_THRESHOLD:g}] (one threshold per class; above 1: none of "
-                f"the class), got {_short(values)}")
+                f"the class), got {brief(values)}")
     if num_classes is not None and len(values) != num_classes:
         return f"one threshold per class of the run's {num_classes}, got {len(values)}"
     return None
@@ -1263,7 +1263,7 @@ def check_same_threshold_rule(members: list[tuple[Path, Config]]) -> None:
         for key in ("thresholds", "threshold_shrinkage"):
             a, b = getattr(config.postprocess, key), getattr(other.postprocess, key)
             if a != b:
-                raise InputError(f"{path} [postprocess.{key}]: {_short(b)}, but {first} has {_short(a)}; an "
+                raise InputError(f"{path} [postprocess.{key}]: {brief(b)}, but {first} has {brief(a)}; an "
                                  "ensemble tunes its score thresholds on val by one rule: give runs trained with the "
                                  "same one")
 
@@ -1277,18 +1277,18 @@ def check_same_splits(members: list[tuple[Path, Config]]) -> None:
         for key in ("train_split", "val_split", "test_split"):
             a, b = getattr(config.data, key), getattr(other.data, key)
             if a != b:
-                raise InputError(f"{path} [data.{key}]: {_short(b)}, but {first} has {_short(a)}; the members of an "
+                raise InputError(f"{path} [data.{key}]: {brief(b)}, but {first} has {brief(a)}; the members of an "
                                  "ensemble must be trained, tuned and tested on the same splits")
         # compared where both files are here: a member trained on another machine names an absolute path that is
         # not; a relative path that is not here was written where another folder is current (it would skip the check)
         a, b = Path(config.data.annotations), Path(other.data.annotations)
         for member, named in ((first, a), (path, b)):
             if str(named) not in ("", ".") and not named.is_absolute() and not named.is_file():
-                raise InputError(f"{member} [data.annotations]: {_short(str(named))} not found (relative paths "
+                raise InputError(f"{member} [data.annotations]: {brief(str(named))} not found (relative paths "
                                  f"are read from the current directory {Path.cwd()}); run this from the folder the "
                                  "members were trained in, so that their annotations can be compared")
         if a.is_file() and b.is_file() and resolve_path(a) != resolve_path(b) and a.read_bytes() != b.read_bytes():
-            raise InputError(f"{path} [data.annotations]: {_short(str(b))}, but {first} has {_short(str(a))}, another "
+            raise InputError(f"{path} [data.annotations]: {brief(str(b))}, but {first} has {brief(str(a))}, another "
                              "file; the members of an ensemble must share their annotations")
 
 
@@ -1298,7 +1298,7 @@ def check_for_training(config: Config) -> None:
     for key, (test, expected) in _TRAINING_RULES.items():
         value = _lookup(config, key)
         if not test(value):
-            raise InputError(f"{key_origin(config, key)}: expected {expected} to train, got {_short(value)}")
+            raise InputError(f"{key_origin(config, key)}: expected {expected} to train, got {brief(value)}")
 
 
 def _check_numbers(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
@@ -1308,7 +1308,7 @@ def _check_numbers(config: Config, source: str, origins: dict[str, str] | None =
             raise InputError(f"{_at(source, key, origins)}: expected a finite number, got {value}")
         rule = _NUMBER_RULES.get(key)
         if rule is not None and value is not None and not rule[0](value):
-            raise InputError(f"{_at(source, key, origins)}: expected {rule[1]}, got {_short(value)}")
+            raise InputError(f"{_at(source, key, origins)}: expected {rule[1]}, got {brief(value)}")
     for key, rule in _NUMBER_RULES.items():  # optional numbers (None) are checked by their rule too
         value = _lookup(config, key)
         if value is None and not rule[0](value):
@@ -1334,11 +1334,6 @@ def _lookup(config: Config, key: str) -> Any:
     return node
 
 
-def _short(value: Any) -> str:
-    """A value for an error message, bounded: a YAML alias bomb or a huge list must not be expanded."""
-    return brief(value)
-
-
 def check_model(m: ModelConfig, source: str = "model config", origins: dict[str, str] | None = None) -> None:
     """Model settings that the network cannot be built with, reported by config key (the one
     place: `validate` runs it for a config file, `build_detector` for a ModelConfig built in code).
@@ -1347,13 +1342,13 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
 
     def fail(key: str, expected: str, also: tuple[str, ...] = ()) -> None:  # `also`: the other keys the rule reads
         raise InputError(f"{_at(source, f'model.{key}', origins, also)}: expected {expected}, got "
-                         f"{_short(getattr(m, key))}")
+                         f"{brief(getattr(m, key))}")
 
     if m.variant not in MODEL_VARIANTS:
         close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(
-            f"{_at(source, 'model.variant', origins)}: {_short(m.variant)} is not one of "
+            f"{_at(source, 'model.variant', origins)}: {brief(m.variant)} is not one of "
             f"{', '.join(MODEL_VARIANTS)}{hint}"
         )
     for key in ("input_dim", "num_classes", "embed_dim", "mlp_dim", "head_dim", "num_levels", "head_layers"):
@@ -1383,7 +1378,7 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
         close = difflib.get_close_matches(str(m.fusion), FUSIONS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InputError(f"{_at(source, 'model.fusion', origins)}: expected one of {', '.join(FUSIONS)}, got "
-                         f"{_short(m.fusion)}{hint}")
+                         f"{brief(m.fusion)}{hint}")
     if m.stream_dims and (any(not isinstance(d, int) or d < 1 for d in m.stream_dims)
                           or sum(m.stream_dims) != m.input_dim):
         fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)",

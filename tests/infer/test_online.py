@@ -413,7 +413,13 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
 
     out = io.StringIO()
-    summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # one torch thread while it streams (the default), and the caller's own setting given back after
+        summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert summary.emitted == len(lines) >= 10  # most of the 16+ offline detections above the threshold
     # 120 steps in hops of 8: 15 updates, each timed; flush has no new features, so no 16th update

@@ -86,11 +86,6 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 # ---------------------------------------------------------------------------------------------
 # ActivityNet-style JSON
 
@@ -230,7 +225,7 @@ def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]
     for index, name in enumerate(classes):
         at = where(path, key=first_key.get(name, f"classes[{index}]"))
         if not name.strip() or len(name) > MAX_CLASS_NAME:
-            raise InputError(f"{at}: class name {_short(name)} ({len(name)} characters): expected a name of 1 to "
+            raise InputError(f"{at}: class name {brief(name)} ({len(name)} characters): expected a name of 1 to "
                              f"{MAX_CLASS_NAME} characters, not only spaces")
         other = seen.setdefault(_name_key(name), name)
         if other != name:
@@ -240,7 +235,7 @@ def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]
 
 def _read_class_list(path: Path, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-        raise InputError(f"{where(path, key='classes')}: expected a list of class names, got {_short(value)}")
+        raise InputError(f"{where(path, key='classes')}: expected a list of class names, got {brief(value)}")
     for index, name in enumerate(value):
         if value.index(name) != index:
             raise InputError(f"{where(path, key=f'classes[{index}]')}: class {name!r} is listed twice")
@@ -260,10 +255,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     except InputError as exc:
         raise _BadEntry(key, str(exc).replace(" inside FEATURES", "")) from None
     if not isinstance(entry, dict):
-        raise _BadEntry(key, f"expected an object with subset, fps, duration, annotations; got {_short(entry)}")
+        raise _BadEntry(key, f"expected an object with subset, fps, duration, annotations; got {brief(entry)}")
     subset = _require(entry, "subset", key)
     if not isinstance(subset, str) or not subset.strip():
-        raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {_short(subset)}")
+        raise _BadEntry(f"{key}.subset", f"expected a subset name such as 'training', got {brief(subset)}")
     try:  # a split's name becomes part of file names (eval_<split>.json): one plain name
         subset = split_name(subset, "subset")
     except InputError as exc:
@@ -277,24 +272,24 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
         raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
-                                      f"got {_short(fps)}")
+                                      f"got {brief(fps)}")
     num_frames = entry.get("num_frames")
     if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
-        raise _BadEntry(f"{key}.num_frames", f"expected a positive whole number of frames, got {_short(num_frames)}")
+        raise _BadEntry(f"{key}.num_frames", f"expected a positive whole number of frames, got {brief(num_frames)}")
     if "duration" not in entry and num_frames is None:
         raise _BadEntry(key, "missing key 'duration' (the video's length in seconds; or its frame count as "
                              "'num_frames', which with its fps gives the duration)")
     # A frame count without a duration (files that store frames, not seconds): num_frames frames last num_frames/fps.
     duration = entry.get("duration", None if num_frames is None else num_frames / fps)
     if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
-        raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {_short(duration)}")
+        raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {brief(duration)}")
     if "annotations" not in entry:
         raise _BadEntry(key, "missing key 'annotations' (use [] for a video without instances: a test video whose "
                              "labels are withheld)")
     annotations = entry["annotations"]
     if not isinstance(annotations, list):
         raise _BadEntry(
-            f"{key}.annotations", f"expected a list (use [] for a video without instances), got {_short(annotations)}"
+            f"{key}.annotations", f"expected a list (use [] for a video without instances), got {brief(annotations)}"
         )
     info = VideoInfo(
         video_id=video_id,
@@ -311,10 +306,10 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
 def _parse_pair(value: Any, key: str, what: str, integers: bool) -> tuple[float, float]:
     check = _is_integer if integers else is_number
     if not isinstance(value, list) or len(value) != 2 or not all(check(v) for v in value):
-        raise _BadEntry(key, f"expected [start, end] {what}, got {_short(value)}")
+        raise _BadEntry(key, f"expected [start, end] {what}, got {brief(value)}")
     start, end = value
     if not (math.isfinite(start) and math.isfinite(end)):
-        raise _BadEntry(key, f"start and end must be finite numbers, got {_short(value)}")
+        raise _BadEntry(key, f"start and end must be finite numbers, got {brief(value)}")
     if start < 0:
         raise _BadEntry(key, f"start {start} is negative")
     if start >= end:
@@ -324,14 +319,14 @@ def _parse_pair(value: Any, key: str, what: str, integers: bool) -> tuple[float,
 
 def _parse_segment(path: Path, info: VideoInfo, item: Any, key: str, labels: _LabelTable) -> Segment:
     if not isinstance(item, dict):
-        raise _BadEntry(key, f"expected an object with label, label_id, segment; got {_short(item)}")
+        raise _BadEntry(key, f"expected an object with label, label_id, segment; got {brief(item)}")
     label = _require(item, "label", key)
     if not isinstance(label, str):
-        raise _BadEntry(f"{key}.label", f"expected a class name, got {_short(label)}")
+        raise _BadEntry(f"{key}.label", f"expected a class name, got {brief(label)}")
     if "label_id" in item:
         label_id = item["label_id"]
         if not _is_integer(label_id):
-            raise _BadEntry(f"{key}.label_id", f"expected an integer class id, got {_short(label_id)}")
+            raise _BadEntry(f"{key}.label_id", f"expected an integer class id, got {brief(label_id)}")
         label_id = int(label_id)
     else:
         label_id = labels.resolve(label, key)
@@ -400,7 +395,7 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     path = Path(path)
     if default_fps is not None and (not is_number(default_fps) or fps_problem(default_fps)):
         raise InputError(f"default_fps: expected a positive number of frames per second, at most {MAX_FPS:g}, got "
-                         f"{_short(default_fps)}")
+                         f"{brief(default_fps)}")
     if path.is_dir():  # an SMG label folder given where its converted JSON goes
         raise InputError(f"{path}: a folder, where an annotations JSON file was expected; an SMG label folder "
                          f"(SampleXXXX/SampleXXXX_finelabels.csv) is converted once: mgrec data convert {path} --out "

@@ -25,7 +25,7 @@ import torch
 
 from mgrec.config import Config
 from mgrec.data.videos import VideoClips, find_video
-from mgrec.records import Segment
+from mgrec.records import Detection, Segment
 from mgrec.timeline import FeatureGrid
 
 
@@ -59,8 +59,9 @@ def video_clips(config: Config, video_id: str, fps: float | None) -> VideoClips:
                            expected_fps=config.data.fps if config.data.fps is not None else fps)
 
 
-def segments_to_grid(segments: list[Segment], grid: FeatureGrid) -> tuple[np.ndarray, np.ndarray]:
-    """Ground truth in seconds -> (N, 2) fractional feature indices and (N,) labels."""
+def segments_to_grid(segments: list[Segment] | list[Detection], grid: FeatureGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth (or a teacher's detections taken as such) in seconds -> (N, 2) fractional feature indices and
+    (N,) labels."""
     if not segments:
         return np.zeros((0, 2)), np.zeros((0,), dtype=np.int64)
     seconds = np.array([[s.start, s.end] for s in segments], dtype=np.float64)

@@ -48,7 +48,7 @@ from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.ensemble import load_run_network
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
-from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
+from mgrec.postprocess.second_opinion import SecondOpinion, run_second_opinion
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection
 from mgrec.run import RunDir
@@ -121,10 +121,8 @@ class OfflineDetector:
         tuning = run.read_tuning()
         tuned_on = tuning.get("tuned_on") if tuning is not None else None
         tuned_on = tuned_on if isinstance(tuned_on, str) else None
-        weight = config.postprocess.second_opinion
-        second_opinion = SecondOpinion(run_classifier(run, config), weight) if weight > 0 else None
         return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
-                   autocast=autocast, second_opinion=second_opinion, run_root=resolve_path(run.path))
+                   autocast=autocast, second_opinion=run_second_opinion(run, config), run_root=resolve_path(run.path))
 
     @classmethod
     def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,

@@ -138,7 +138,7 @@ from mgrec.infer.offline import OfflineDetector, checked_fps
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
-from mgrec.postprocess.video import detect_video
+from mgrec.postprocess.video import detect_video, moved_detection
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
@@ -263,6 +263,19 @@ class StreamInterrupted(KeyboardInterrupt):
     def __init__(self, summary: StreamSummary) -> None:
         super().__init__()
         self.summary = summary
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `threads` (None: left as they are) for the block, and given back after: a Python
+    caller's process keeps its own setting."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -561,17 +574,7 @@ class OnlineDetector:
         )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
-        seconds_offset = self.grid.frame_to_seconds(frame_offset)
-        return [
-            replace(
-                d,
-                start=d.start + seconds_offset,
-                end=d.end + seconds_offset,
-                start_frame=d.start_frame + frame_offset,
-                end_frame=d.end_frame + frame_offset,
-            )
-            for d in self.detector.own_hard_set(detections)
-        ]
+        return [moved_detection(d, frame_offset, self.grid) for d in self.detector.own_hard_set(detections)]
 
     def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
         """Apply the emission rule to an update's hard set; updates the rule's state."""
@@ -720,70 +723,69 @@ def stream_file(
     which may not contradict them (`OfflineDetector.file_fps`). `realtime`: push
     each hop of features at the wall-clock moment its last feature would exist in a live video
     (updates only happen at hop boundaries, so finer pushing would report nothing sooner); otherwise
-    as fast as possible. `hop`, `history`, `compile`: as for `OnlineDetector`. `threads`: torch CPU threads for
-    this process (None: leave torch's setting).
+    as fast as possible. `hop`, `history`, `compile`: as for `OnlineDetector`. `threads`: torch CPU threads while it
+    streams (None: leave torch's setting; the one before is restored after).
     One is the default because an update is a batch of one short window: more threads add
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
     `device`: auto, cpu, cuda or cuda:N. `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`).
     Returns what happened: gestures, updates, compute per update, the precision used.
     """
     out = sys.stdout if out is None else out  # looked up per call: the caller may have redirected it
-    if threads is not None:
-        torch.set_num_threads(threads)
-    detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
-    detector.stream_folders = stream_folders
-    path = Path(input_path)
-    fps = detector.file_fps(path, fps, what="--fps")
-    video_id = video_id_of(path, detector.config.data.feature_prefix)
-    # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
-    loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
-                               check_recipe=detector.check_stream_recipe)
-    detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
-    online = OnlineDetector(
-        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id, compile=compile,
-        stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
-                    if grid is not None},
-    )
-    count, update_ms = 0, []
+    with _torch_threads(threads):
+        detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+        detector.stream_folders = stream_folders
+        path = Path(input_path)
+        fps = detector.file_fps(path, fps, what="--fps")
+        video_id = video_id_of(path, detector.config.data.feature_prefix)
+        # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
+        loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
+                                   check_recipe=detector.check_stream_recipe)
+        detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
+        online = OnlineDetector(
+            detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id, compile=compile,
+            stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
+                        if grid is not None},
+        )
+        count, update_ms = 0, []
 
-    def write(emissions: list[Emission], updates_before: int) -> None:
-        nonlocal count
-        # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
-        if online.num_updates > updates_before:
-            update_ms.append(online.last_compute_ms)
-        with _signals_held():
-            for emission in emissions:
-                out.write(json.dumps(emission.to_json()) + "\n")
-                out.flush()
-                if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
-                    raise InputError(f"the reader of the stream's output went away after {count} gesture(s), at "
-                                     f"{online.now:.1f} s of stream: stopped (a live session would otherwise run "
-                                     "on, its gestures dropped)")
-                count += 1
+        def write(emissions: list[Emission], updates_before: int) -> None:
+            nonlocal count
+            # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
+            if online.num_updates > updates_before:
+                update_ms.append(online.last_compute_ms)
+            with _signals_held():
+                for emission in emissions:
+                    out.write(json.dumps(emission.to_json()) + "\n")
+                    out.flush()
+                    if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
+                        raise InputError(f"the reader of the stream's output went away after {count} gesture(s), at "
+                                         f"{online.now:.1f} s of stream: stopped (a live session would otherwise run "
+                                         "on, its gestures dropped)")
+                    count += 1
 
-    names = [s.name for s in detector.config.data.input_streams()]
-    interrupted, behind = False, 0.0
-    started = time.monotonic()  # as `_replay`'s own clock, within its first step
-    try:
-        for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
-            if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
-                grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
-                received = online.received_steps + len(grid_rows)
-                behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
-            before = online.num_updates
-            write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
-    except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
-        interrupted = True
-    before = online.num_updates
-    write(online.flush(), before)
-    times = np.asarray(update_ms) if update_ms else np.zeros(1)
-    summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
-                            float(np.percentile(times, 95)), detector.precision, detector.postprocess.shifted_passes,
-                            detector.config.data.normalize, online.history,
-                            online.history * online.grid.seconds_per_step(), interrupted, behind)
-    if interrupted:
-        raise StreamInterrupted(summary)
-    return summary
+        names = [s.name for s in detector.config.data.input_streams()]
+        interrupted, behind = False, 0.0
+        started = time.monotonic()  # as `_replay`'s own clock, within its first step
+        try:
+            for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
+                if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
+                    grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
+                    received = online.received_steps + len(grid_rows)
+                    behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
+                before = online.num_updates
+                write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
+        except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
+            interrupted = True
+        before = online.num_updates
+        write(online.flush(), before)
+        times = np.asarray(update_ms) if update_ms else np.zeros(1)
+        summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
+                                float(np.percentile(times, 95)), detector.precision,
+                                detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
+                                online.history * online.grid.seconds_per_step(), interrupted, behind)
+        if interrupted:
+            raise StreamInterrupted(summary)
+        return summary
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,

@@ -161,6 +161,13 @@ class SecondOpinion:
 MIN_STD, MAX_PARAMETER = 1e-6, 1e6
 
 
+def run_second_opinion(run: RunDir, config: Config) -> SecondOpinion | None:
+    """The second opinion a run's detections are rescored with (its `postprocess.second_opinion` weight and kept
+    classifier), or None where the weight is 0."""
+    weight = config.postprocess.second_opinion
+    return SecondOpinion(run_classifier(run, config), weight) if weight > 0 else None
+
+
 def run_classifier(run: RunDir, config: Config) -> SegmentClassifier:
     """The whole-gesture classifier a run keeps (`second_opinion.safetensors`), checked against its config's
     feature and class counts, and for values no fit makes (a std below MIN_STD, a weight or bias beyond

@@ -24,10 +24,8 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from mgrec.config import Config, PseudoLabelConfig
-from mgrec.data.datasets import VideoSample
+from mgrec.data.datasets import VideoSample, segments_to_grid
 from mgrec.data.features import (
     FPS_TOLERANCE,
     FeatureSidecar,
@@ -48,7 +46,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
 from mgrec.files import resolve_path
 from mgrec.model.ensemble import load_run_network
-from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
+from mgrec.postprocess.second_opinion import run_second_opinion
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir
 
@@ -314,8 +312,7 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
     threshold = min_score if min_score is not None else tuned.score_threshold
     class_thresholds = tuned.class_thresholds if min_score is None else None
     # a labelling run with a second opinion tuned its threshold on rescored detections: it labels with them too
-    weight = run_config.postprocess.second_opinion
-    second_opinion = SecondOpinion(run_classifier(labeller, run_config), weight) if weight > 0 else None
+    second_opinion = run_second_opinion(labeller, run_config)
     samples, record = [], {}
     for path in files:
         video_id = video_id_of(path, config.data.feature_prefix)
@@ -328,10 +325,7 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
             network_inputs(run_config.data.normalize, features)
         kept = hard_set(detect_video(model, teacher_inputs, grid, run_config.postprocess, classes, video_id,
                                      second_opinion=second_opinion), threshold, class_thresholds)
-        segments = grid.seconds_to_index(np.array([[d.start, d.end] for d in kept]).reshape(-1, 2))
-        labels = np.array([d.label_id for d in kept], dtype=np.int64)
-        samples.append(VideoSample(video_id, inputs, np.asarray(segments, dtype=np.float64).reshape(-1, 2),
-                                   labels, grid))
+        samples.append(VideoSample(video_id, inputs, *segments_to_grid(kept, grid), grid))
         record[video_id] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
     found = sum(len(v) for v in record.values())
     log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
