@@ -19,7 +19,7 @@ import re
 import stat
 import types
 import typing
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1024,18 +1024,9 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
             f"{at('data.max_seq_len', 'model.num_levels')}: {config.data.max_seq_len} must be divisible by the "
             f"largest pyramid stride {2 ** (m.num_levels - 1)}"
         )
-    if config.data.normalize not in NORMALIZE_MODES:
-        close = difflib.get_close_matches(str(config.data.normalize), NORMALIZE_MODES, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{at('data.normalize')}: expected one of {', '.join(NORMALIZE_MODES)}, "
-                         f"got {brief(config.data.normalize)}{hint}")
-    if config.postprocess.nms not in ("soft", "hard"):
-        raise InputError(f"{at('postprocess.nms')}: expected 'soft' or 'hard', got {brief(config.postprocess.nms)}")
-    if config.postprocess.thresholds not in THRESHOLD_RULES:
-        close = difflib.get_close_matches(str(config.postprocess.thresholds), THRESHOLD_RULES, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{at('postprocess.thresholds')}: expected one of {', '.join(THRESHOLD_RULES)}, "
-                         f"got {brief(config.postprocess.thresholds)}{hint}")
+    check_choice(at('data.normalize'), config.data.normalize, NORMALIZE_MODES)
+    check_choice(at('postprocess.nms'), config.postprocess.nms, ("soft", "hard"))
+    check_choice(at('postprocess.thresholds'), config.postprocess.thresholds, THRESHOLD_RULES)
     class_thresholds = config.postprocess.class_thresholds
     if class_thresholds is not None and len(class_thresholds) != m.num_classes:
         raise InputError(f"{at('postprocess.class_thresholds', 'model.num_classes')}: {len(class_thresholds)} "
@@ -1044,15 +1035,9 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
         if not 0 <= threshold <= MAX_CLASS_THRESHOLD:
             raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score threshold in "
                              f"[0, {MAX_CLASS_THRESHOLD:g}] (above 1: none of the class), got {brief(threshold)}")
-    if config.train.precision not in PRECISIONS:
-        raise InputError(f"{at('train.precision')}: expected one of {', '.join(PRECISIONS)}, "
-                         f"got {brief(config.train.precision)}")
+    check_choice(at('train.precision'), config.train.precision, PRECISIONS)
     balance = config.balance
-    if balance.method not in BALANCE_METHODS:
-        close = difflib.get_close_matches(str(balance.method), BALANCE_METHODS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{at('balance.method')}: expected one of {', '.join(BALANCE_METHODS)}, "
-                         f"got {brief(balance.method)}{hint}")
+    check_choice(at('balance.method'), balance.method, BALANCE_METHODS)
     # alpha belongs to eq1 alone: a value beside another method would silently do nothing
     if (balance.method == "eq1") != (balance.alpha is not None):
         expected = ("a number >= 1 (eq1 needs it)" if balance.method == "eq1"
@@ -1062,11 +1047,8 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
     if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
         raise InputError(f"{at('transforms.time_scale_range')}: expected [low, high] with 0 < low <= high, "
                          f"got {brief(scale)}")
-    if config.train.select_metric not in ("f1", "average_mAP"):
-        raise InputError(f"{at('train.select_metric')}: expected 'f1' or 'average_mAP'")
-    if config.train.select_checkpoint not in ("best", "last"):
-        raise InputError(f"{at('train.select_checkpoint')}: expected 'best' or 'last', got "
-                         f"{brief(config.train.select_checkpoint)}")
+    check_choice(at('train.select_metric'), config.train.select_metric, ("f1", "average_mAP"))
+    check_choice(at('train.select_checkpoint'), config.train.select_checkpoint, ("best", "last"))
     if config.postprocess.second_opinion > 0:
         # the whole-gesture classifier is fitted on one stream's feature files and applied by one network's
         # detection: what reads other inputs, or labels with a teacher, does not carry it yet
@@ -1334,6 +1316,16 @@ def _lookup(config: Config, key: str) -> Any:
     return node
 
 
+def check_choice(where: str, value: object, choices: Sequence[str]) -> None:
+    """A setting that takes one of a few names: anything else is refused at `where` (the key, as `_at` names it),
+    with the choices listed and the nearest one suggested."""
+    if isinstance(value, str) and value in choices:
+        return
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise InputError(f"{where}: expected one of {', '.join(choices)}, got {brief(value)}{hint}")
+
+
 def check_model(m: ModelConfig, source: str = "model config", origins: dict[str, str] | None = None) -> None:
     """Model settings that the network cannot be built with, reported by config key (the one
     place: `validate` runs it for a config file, `build_detector` for a ModelConfig built in code).
@@ -1344,13 +1336,7 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
         raise InputError(f"{_at(source, f'model.{key}', origins, also)}: expected {expected}, got "
                          f"{brief(getattr(m, key))}")
 
-    if m.variant not in MODEL_VARIANTS:
-        close = difflib.get_close_matches(m.variant, MODEL_VARIANTS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(
-            f"{_at(source, 'model.variant', origins)}: {brief(m.variant)} is not one of "
-            f"{', '.join(MODEL_VARIANTS)}{hint}"
-        )
+    check_choice(_at(source, 'model.variant', origins), m.variant, MODEL_VARIANTS)
     for key in ("input_dim", "num_classes", "embed_dim", "mlp_dim", "head_dim", "num_levels", "head_layers"):
         if not isinstance(getattr(m, key), int) or getattr(m, key) < 1:
             fail(key, "a positive integer")
@@ -1374,11 +1360,7 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
         fail("attention_mlp_ratio", "a positive integer")
     if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
         fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}", also=("model.embed_dim",))
-    if m.fusion not in FUSIONS:
-        close = difflib.get_close_matches(str(m.fusion), FUSIONS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"{_at(source, 'model.fusion', origins)}: expected one of {', '.join(FUSIONS)}, got "
-                         f"{brief(m.fusion)}{hint}")
+    check_choice(_at(source, 'model.fusion', origins), m.fusion, FUSIONS)
     if m.stream_dims and (any(not isinstance(d, int) or d < 1 for d in m.stream_dims)
                           or sum(m.stream_dims) != m.input_dim):
         fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)",

@@ -595,7 +595,7 @@ def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(data
     last = load_file(str(run / "checkpoints/last.safetensors"))
     assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
     assert "kept the last epoch (2), val F1 " in result.summary()
-    with pytest.raises(InputError, match=r"\[train.select_checkpoint\]: expected 'best' or 'last', got 'newest'"):
+    with pytest.raises(InputError, match=r"\[train.select_checkpoint\]: expected one of best, last, got 'newest'"):
         validate(dataclasses.replace(config, train=dataclasses.replace(config.train, select_checkpoint="newest")),
                  "config.yaml")
 
