@@ -388,6 +388,29 @@ def test_a_video_replaced_under_the_same_name_is_extracted_again(tmp_path, bikes
     (again,) = extract([video], out, size=64, frames_per_window=4, progress=False)
     assert again.status == "extracted"
     assert np.load(out / "clip.npy").shape != first.shape
+    assert read_sidecar(out / "clip.json").source == str(video.resolve())
+
+
+def test_another_video_of_the_same_name_does_not_replace_features_of_one_still_there(tmp_path, bikes_clip,
+                                                                                      carphone):
+    import shutil
+
+    (tmp_path / "camA").mkdir(), (tmp_path / "camB").mkdir()
+    first, second = tmp_path / "camA" / "clip.mp4", tmp_path / "camB" / "clip.mp4"
+    shutil.copy(bikes_clip, first)
+    shutil.copy(carphone, second)
+    out = tmp_path / "features"
+    assert extract([first], out, size=64, frames_per_window=4, progress=False)[0].status == "extracted"
+    kept = (out / "clip.npy").read_bytes()
+    # folder by folder into one features folder: camA's features (hours of work on long videos) were replaced
+    with pytest.raises(InputError, match=rf"holds the features of {re.escape(str(first.resolve()))} .*another file "
+                                         rf"than {re.escape(str(second))}"):
+        extract([second], out, size=64, frames_per_window=4, progress=False)
+    assert (out / "clip.npy").read_bytes() == kept
+    # the same file under the same path is still done, and one whose recorded source moved away may take its place
+    assert extract([first], out, size=64, frames_per_window=4, progress=False)[0].status == "skipped"
+    first.rename(tmp_path / "camA" / "moved.mp4")
+    assert extract([second], out, size=64, frames_per_window=4, progress=False)[0].status == "extracted"
 
 
 def test_fuse_checks_every_video_before_writing_any_and_keeps_each_input_s_recipe(tmp_path):

@@ -46,6 +46,8 @@ class FeatureSidecar:
     num_features: int | None = None  # T, filled in by write_features
     frames_per_window: int | None = None  # a per-frame backbone read only this many frames of each window
     source_stamp: str | None = None  # "<bytes>:<mtime_ns>" of the input it was made from (`source_stamp`)
+    source: str | None = None  # the input's absolute path (None: not recorded): another input of the same name
+    # must not replace these features (`mgrec.extract.outputs.refuse_a_file_mgrec_did_not_write`)
     precision: str | None = None  # the backbone's forward pass, "fp32" or "bf16" (None: not recorded; skeleton, pose)
 
 
@@ -131,6 +133,7 @@ _SIDECAR_CHECKS = {
     "precision": (lambda v: v is None or v in ("fp32", "bf16"), '"fp32", "bf16" or null (not recorded)'),
     "source_stamp": (_optional(lambda v: isinstance(v, str) and re.fullmatch(r"\d+:\d+", v) is not None),
                      "'<bytes>:<mtime_ns>' of the source file, or null"),
+    "source": (_optional(lambda v: isinstance(v, str) and v != ""), "the source file's path, or null"),
 }
 _REQUIRED_FIELDS = [f.name for f in dataclasses.fields(FeatureSidecar) if f.default is dataclasses.MISSING]
 

@@ -226,7 +226,7 @@ def extract_videos(
             continue
         started = time.perf_counter()
         try:
-            refuse_a_file_mgrec_did_not_write(feature_path)  # before decoding: nothing is lost, no time either
+            refuse_a_file_mgrec_did_not_write(feature_path, path)  # before decoding: nothing lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
             frames = FrameCounter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
@@ -256,6 +256,7 @@ def extract_videos(
             weights_sha256=model.weights_sha256,
             frames_per_window=model.frames_per_window,
             source_stamp=stamp,
+            source=str(resolve_path(path)),
             precision=recipe_precision,
         )
         write_features(feature_path, stacked, sidecar)
@@ -298,7 +299,7 @@ def extract_skeletons(
             if done is not None:
                 results.append(skipped(path, feature_path, done))
                 continue
-            refuse_a_file_mgrec_did_not_write(feature_path)
+            refuse_a_file_mgrec_did_not_write(feature_path, path)
             skeleton = read_skeleton_csv(path)
             frames = len(skeleton.positions)
             check_length(path, frames, window)
@@ -308,7 +309,7 @@ def extract_skeletons(
         features = skeleton_window_features(skeleton.positions, sample_fps, window, stride, source=path)
         sidecar = FeatureSidecar(
             fps=sample_fps, stride=stride, window=window, backbone=SKELETON, dim=SKELETON_DIM, frames=frames,
-            source_stamp=stamp,
+            source_stamp=stamp, source=str(resolve_path(path)),
         )
         write_features(feature_path, features, sidecar)
         warnings = ()
@@ -398,7 +399,7 @@ def _fuse_plan(vid: str, paths: list[Path], out_dir: Path) -> tuple:
             "are these the same video?"
         )
     feature_path = out_dir / f"{vid}.npy"
-    refuse_a_file_mgrec_did_not_write(feature_path)
+    refuse_a_file_mgrec_did_not_write(feature_path, None)
     return vid, paths, sidecars, lengths, feature_path
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from mgrec.data.features import FeatureSidecar, feature_file_shape, read_sidecar, sidecar_path, source_stamp
 from mgrec.errors import InputError
 from mgrec.extract import number_problem
+from mgrec.files import resolve_path
 
 
 @dataclass(frozen=True)
@@ -60,22 +61,41 @@ def finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | No
     same_recipe = (done.backbone, done.weights_sha256, done.window, done.stride, done.frames_per_window) == recipe
     same_precision = done.precision is None or done.precision == precision
     same_fps = fps is None or abs(done.fps - fps) <= 1e-3
-    same_source = source is None or done.source_stamp is None or done.source_stamp == source_stamp(source)
+    same_source = source is None or (_same_input(done, source) and (done.source_stamp is None
+                                                                     or done.source_stamp == source_stamp(source)))
     return done if same_recipe and same_precision and same_fps and same_source else None
 
 
-def refuse_a_file_mgrec_did_not_write(feature_path: Path) -> None:
-    """Extraction replaces only its own earlier outputs (a sidecar mgrec reads, a feature array, or an array a
-    killed extraction left without its sidecar): with --out the videos' own folder, `clip.json` or `clip.npy`
-    may be the user's own file, and replacing it would lose it."""
+def refuse_a_file_mgrec_did_not_write(feature_path: Path, source: Path | None) -> None:
+    """Extraction replaces only its own earlier outputs of the same input (a sidecar mgrec reads, a feature array,
+    or an array a killed extraction left without its sidecar): with --out the videos' own folder, `clip.json` or
+    `clip.npy` may be the user's own file, and replacing it would lose it; features of another input of the same
+    name (`camA/clip.mp4` extracted earlier, `camB/clip.mp4` now) are hours of work of a video that is still there.
+    A recorded source that is gone (moved, renamed) is no longer anyone's: its features may be replaced. `source`
+    None: an output made of no one input file (fused features), which replaces mgrec's own outputs only."""
     meta_path = sidecar_path(feature_path)
     if meta_path.exists():
-        foreign = None if _reads(read_sidecar, meta_path) else meta_path  # ours: so is the array beside it, even cut
+        try:
+            earlier = read_sidecar(meta_path)
+        except InputError:
+            earlier = None
+        foreign = None if earlier is not None else meta_path  # ours: so is the array beside it, even cut
+        if earlier is not None and source is not None and not _same_input(earlier, source):
+            raise InputError(f"{feature_path} holds the features of {earlier.source} (its sidecar says so), another "
+                             f"file than {source}, both stored as {feature_path.stem!r}: extract them into different "
+                             "folders, or delete those features first to replace them")
     else:
         foreign = feature_path if feature_path.exists() and not _reads(feature_file_shape, feature_path) else None
     if foreign is not None:
         raise InputError(f"{foreign} exists and was not written by mgrec extract; extracting would replace it: "
                          "move it, or choose another --out")
+
+
+def _same_input(sidecar: FeatureSidecar, source: Path) -> bool:
+    """Whether features with `sidecar` may be `source`'s: they record no source, or `source` itself, or one that
+    is gone (moved or renamed: its stamp then says whether it is the same file)."""
+    recorded = sidecar.source
+    return recorded is None or not Path(recorded).exists() or resolve_path(recorded) == resolve_path(source)
 
 
 def _reads(read, path: Path) -> bool:

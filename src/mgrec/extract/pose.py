@@ -87,6 +87,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
+from mgrec.files import resolve_path
 from mgrec.smg_csv import fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -309,7 +310,7 @@ def extract_poses(
             continue
         started = time.perf_counter()
         try:
-            refuse_a_file_mgrec_did_not_write(feature_path)  # before decoding: nothing is lost, no time either
+            refuse_a_file_mgrec_did_not_write(feature_path, path)  # before decoding: nothing lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
             # size None: PyAV keeps each frame's own size (see the module doc for why not a square).
@@ -325,7 +326,7 @@ def extract_poses(
         grid = FeatureGrid(stream.fps, stride, window)
         assert len(features) == grid.num_windows(frames.count), "windowing disagrees with FeatureGrid"
         sidecar = FeatureSidecar(fps=stream.fps, stride=stride, window=window, backbone=POSE, dim=POSE_DIM,
-                                 frames=frames.count, source_stamp=stamp)
+                                 frames=frames.count, source_stamp=stamp, source=str(resolve_path(path)))
         write_features(feature_path, features, sidecar)
         warnings = ()
         if track.frames_without_person:
