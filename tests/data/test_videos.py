@@ -85,6 +85,20 @@ def test_a_file_cut_short_is_an_input_error_naming_it(carphone, tmp_path):
         list(iter_frames(cut, 32))
 
 
+@pytest.mark.parametrize("name, codec", [("clip.mkv", "mpeg4"), ("clip.webm", "libvpx-vp9")])
+def test_a_matroska_file_cut_short_is_refused_by_its_declared_duration(make_video, tmp_path, name, codec):
+    # Matroska and WebM declare no frame count: half a file decoded as a whole, shorter video (exit 0)
+    rng = np.random.default_rng(0)
+    video = make_video(tmp_path / name, [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(60)],
+                       fps=10, codec=codec)
+    assert probe_video(video).declared_frames == 0 and len(list(iter_frames(video, 16))) == 60
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"cut_{name}: decoding stopped at \d+\.\d+ s \(frame \d+\), but the "
+                                         r"container declares 6\.00 s \(truncated file\?\)"):
+        list(iter_frames(cut, 16))
+
+
 def test_a_video_failing_midway_names_the_frame(carphone_cut_midway):
     assert probe_video(carphone_cut_midway).declared_frames == 120
     decoded = 0

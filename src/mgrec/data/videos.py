@@ -163,7 +163,7 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
     """
     import av
 
-    index = 0
+    index, seconds = 0, None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -176,13 +176,38 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
                     _check_constant_rate(path, index, seconds - first_seconds, fps)
                 yield _to_rgb(frame, size) if keep is None or keep(index) else None
                 index += 1
-            declared = stream.frames
+            declared, declared_end = stream.frames, _declared_end(container, stream)
     except av.FFmpegError as exc:
         raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}") from None
     if declared and index < declared:
         raise InputError(
             f"{path}: decoding stopped at frame {index}, but the container declares {declared} frames (truncated file?)"
         )
+    # Matroska and WebM declare no frame count, only a duration: a file cut short decodes without an error
+    if not declared and declared_end is not None and seconds is not None and fps is not None:
+        shown_end = seconds + 1 / fps
+        if shown_end < declared_end - MAX_MISSING_SECONDS:
+            raise InputError(
+                f"{path}: decoding stopped at {shown_end:.2f} s (frame {index}), but the container declares "
+                f"{declared_end:.2f} s (truncated file?); if the video plays to its end, rewrite its header: "
+                f"ffmpeg -i IN -c copy OUT.{path.suffix.lstrip('.') or 'mkv'}")
+
+
+# How much shorter than its declared duration a video without a frame count may decode: its last frame is
+# shown for 1/fps, and a container's duration may count an audio track a little longer than the video.
+MAX_MISSING_SECONDS = 1.0
+
+
+def _declared_end(container, stream) -> float | None:
+    """Where the container says the video stream ends, in seconds of its timestamps: the stream's own duration,
+    else the container's (Matroska and WebM keep only that one); None when neither is known."""
+    if stream.duration is not None and stream.duration > 0:
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        import av
+
+        return ((container.start_time or 0) + container.duration) / av.time_base
+    return None
 
 
 def sliding_windows(items: Iterable[Item], window: int, stride: int) -> Iterator[list[Item]]:
