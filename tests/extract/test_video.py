@@ -59,6 +59,19 @@ def test_collect_inputs(tmp_path):
 
 
 
+def test_collect_inputs_follows_linked_folders_once_and_not_up(tmp_path):
+    # `videos/cam2 -> /mnt/cam2`: Path.rglob did not enter it, and its videos were left out without a word
+    (tmp_path / "videos" / "cam1").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for name in ("videos/cam1/a.mp4", "elsewhere/b.mp4", "outside.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "videos" / "cam2").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "videos" / "cam2again").symlink_to(tmp_path / "elsewhere")  # one real folder: walked once
+    (tmp_path / "videos" / "cam1" / "up").symlink_to(tmp_path)  # a loop out of and round what was given
+    (tmp_path / "videos" / "self").symlink_to(tmp_path / "videos")
+    assert [p.name for p in collect_inputs([tmp_path / "videos"], (".mp4",), "video file")] == ["a.mp4", "b.mp4"]
+
+
 def test_collect_inputs_leaves_out_hidden_names_and_takes_one_file_given_twice_once(tmp_path):
     # A macOS `._clip.mp4` beside clip.mp4 failed the extraction ("1 of 2 inputs failed"); the folder and a
     # path into it were "both stored as 'clip'; extract them into different folders", though one file.

@@ -8,6 +8,7 @@ The decoding itself (`iter_frames`, `probe_video`, `sliding_windows`, ...) lives
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -47,7 +48,7 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
         path = Path(given)
         if path.is_dir():
             # hidden names are never inputs: macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`
-            found = sorted(p for p in path.rglob("*") if p.is_file() and matches(p) and not is_hidden(p, path))
+            found = sorted(p for p in files_under(path) if p.is_file() and matches(p) and not is_hidden(p, path))
             if not found:
                 raise InputError(f"{path}: folder holds no {what} (looked for *{', *'.join(endings)}, recursively)")
             files.extend(found)
@@ -65,6 +66,24 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
                 f"{other} and {file} would both be stored as '{video_id(file)}'; extract them into different folders"
             )
     return list(by_id.values())
+
+
+def files_under(folder: Path) -> Iterator[Path]:
+    """Every name under `folder`, recursively, through linked folders too (a dataset's `videos/train ->
+    /mnt/...`: Path.rglob does not enter them, and their videos were left out without a word), each real
+    folder once; a link to `folder` or a folder above it (`loop -> ..`) is not followed, which would walk round or
+    out of what was given. Hidden folders are not entered."""
+    top = Path(os.path.realpath(folder))
+    seen: set[tuple[int, int]] = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        status = os.stat(root)
+        real = Path(os.path.realpath(root))
+        if (status.st_dev, status.st_ino) in seen or (root != str(folder) and top.is_relative_to(real)):
+            folders[:] = []
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        folders[:] = sorted(name for name in folders if not name.startswith("."))  # sorted: the same link wins
+        yield from (Path(root) / name for name in names)
 
 
 def shard_for_this_process(items: list[Item]) -> list[Item]:
