@@ -580,6 +580,13 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
     for name, ending in (("long.jsonl", "\n"), ("cr.jsonl", "\r"), ("blank-first.jsonl", "\n\n")):
         (tmp_path / name).write_text("".join(ending + json.dumps(line) for line in padded), newline="")
         assert load_predictions(tmp_path / name, detector.classes) == read
+    # `mgrec stream ... >> log.jsonl` run twice (a rerun after Ctrl-C): both sessions were scored, every gesture
+    # twice, F1 halved without a word
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(log.read_text() * 2)
+    with pytest.raises(InputError, match=rf"twice.jsonl:{len(lines) + 1} \[emitted_at\]: .* but line {len(lines)} "
+                                         r"emitted video 'clip' at .*start over, two stream sessions of one video"):
+        load_predictions(twice, detector.classes)
     log.write_text(log.read_text() + "{not json\n")
     with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}:2: predictions file is not valid JSON"):
         load_predictions(log, detector.classes)

@@ -206,6 +206,7 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
     detection of the results JSON with its video (`Emission.to_json`). A stream's emissions are its hard set."""
     class_ids = {name: i for i, name in enumerate(classes)}
     predictions: dict[str, list[Detection]] = {}
+    emitted: dict[str, tuple[float, int]] = {}  # video -> the latest emitted_at read, and its line
     for number, line in enumerate(text_lines(decode_utf8(path, path.read_bytes())), start=1):
         if not line.strip():
             continue
@@ -216,7 +217,24 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
                              f"{brief(record)}")
         at = lambda field, number=number: where(path, line=number, key=field.lstrip(".") or None)  # noqa: E731
         predictions.setdefault(video_id, []).append(_parse_entry(record, at, video_id, classes, class_ids))
+        _refuse_a_second_session(record.get("emitted_at"), video_id, emitted, path, number)
     return predictions
+
+
+def _refuse_a_second_session(emitted_at: object, video_id: str, emitted: dict[str, tuple[float, int]], path: Path,
+                             number: int) -> None:
+    """One stream's emissions of a video come in the order they were decided (`emitted_at` never goes back): a
+    video whose emissions start over is two sessions appended to one file (`>> log.jsonl` twice, a rerun after
+    Ctrl-C), and scoring both would count every gesture twice, half of them as false positives."""
+    if not _is_number(emitted_at):
+        return  # another tool's lines, or mgrec's before emitted_at: nothing to tell sessions by
+    latest = emitted.get(video_id)
+    if latest is not None and emitted_at < latest[0]:
+        raise InputError(f"{where(path, line=number, key='emitted_at')}: {emitted_at:g} s, but line {latest[1]} "
+                         f"emitted video {video_id!r} at {latest[0]:g} s: its emissions start over, two stream "
+                         "sessions of one video in one file (appended with >>?); keep each session's lines in a "
+                         "file of its own, or remove the earlier session's")
+    emitted[video_id] = (float(emitted_at), number)
 
 
 def _json_location(path: Path, key: str) -> Callable[[str], str]:
