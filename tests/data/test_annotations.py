@@ -78,6 +78,26 @@ def test_a_frame_count_without_a_duration_gives_the_duration_at_the_entry_s_fps(
     assert load_annotations(_write(tmp_path, document)).videos["S2"].duration == 12.0
 
 
+def test_an_opentad_entry_s_frame_count_and_duration_give_its_fps(tmp_path):
+    """OpenTAD's files carry "frame" and "duration", no fps: every entry was refused for a missing 'fps'."""
+    document = _document()
+    entry = document["database"]["S2"]  # 25 fps, 12 s
+    del entry["fps"]
+    entry["frame"] = 300
+    path = _write(tmp_path, document)
+    aset = load_annotations(path)
+    assert (aset.videos["S2"].fps, aset.videos["S2"].num_frames, aset.videos["S2"].fps_given) == (25.0, 300, True)
+    assert load_annotations(path, default_fps=30.0).videos["S2"].fps == 30.0  # data.fps, where given, places it
+    entry["num_frames"] = 301
+    with pytest.raises(InputError, match=r"\[database\.S2\]: 'num_frames' 301 and 'frame' 300 differ"):
+        load_annotations(_write(tmp_path, document))
+    del entry["num_frames"]
+    entry["frame"] = 10**9
+    with pytest.raises(InputError, match=r"\[database\.S2\.frame\]: expected a positive number of frames per "
+                                         r"second, .*got 1000000000 frames in 12.0 s, 8.33333e\+07 fps"):
+        load_annotations(_write(tmp_path, document))
+
+
 def test_class_list_built_from_label_ids(tmp_path):
     document = _document()
     del document["classes"]

@@ -14,8 +14,9 @@ The JSON format (what ActionFormer, the official ActivityNet evaluator and DETAD
                                                   "segment": [12.0, 13.5],
                                                   "segment(frames)": [336, 378]}]}}}
 
-`version`, `classes`, `taxonomy`, `num_frames` and `segment(frames)` are optional when reading, and
-`duration` where `num_frames` gives the length (num_frames / fps) (a
+`version`, `classes`, `taxonomy`, `num_frames` (OpenTAD's `frame`) and `segment(frames)` are optional when
+reading, `duration` where `num_frames` gives the length (num_frames / fps), and `fps` where `num_frames` and
+`duration` give it (OpenTAD's files) (a
 taxonomy, ActivityNet's class tree, is not needed: the classes are `classes` or the label ids);
 so are `label_id` (an instance's place in `classes`, or, in a file with neither, in the sorted labels)
 and `fps` where the config's data.fps gives it (`load_annotations`). `save_annotations` writes all of
@@ -263,19 +264,33 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         subset = split_name(subset, "subset")
     except InputError as exc:
         raise _BadEntry(f"{key}.subset", str(exc)) from None
-    if "fps" not in entry and default_fps is None:
-        raise _BadEntry(key, "missing key 'fps' (the video's frames per second; to give every entry without one "
+    # OpenTAD's files name the frame count "frame"; mgrec's, "num_frames"
+    frames_key = "num_frames" if "num_frames" in entry or "frame" not in entry else "frame"
+    if "num_frames" in entry and "frame" in entry and entry["num_frames"] != entry["frame"]:
+        raise _BadEntry(key, f"'num_frames' {brief(entry['num_frames'])} and 'frame' {brief(entry['frame'])} differ; "
+                             "both are the video's frame count: give one")
+    num_frames = entry.get(frames_key)
+    if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
+        raise _BadEntry(f"{key}.{frames_key}", f"expected a positive whole number of frames, got {brief(num_frames)}")
+    # Without an fps of its own or a default (data.fps, --fps), an entry with a frame count and a duration (OpenTAD's
+    # files) has the frames per second they give.
+    own_rate = (num_frames is not None and is_number(entry.get("duration")) and math.isfinite(entry["duration"])
+                and entry["duration"] > 0)
+    if "fps" not in entry and default_fps is None and not own_rate:
+        raise _BadEntry(key, "missing key 'fps' (the video's frames per second; or a frame count, 'num_frames' or "
+                             "OpenTAD's 'frame', with 'duration', which give it; to give every entry without one "
                              "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score, "
                              "where predictions in seconds score the same at any fps and only frames need the right "
                              "one)")
-    fps = entry.get("fps", default_fps)
+    fps = entry["fps"] if "fps" in entry else default_fps if default_fps is not None else \
+        num_frames / entry["duration"]
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
-        raise _BadEntry(f"{key}.fps", f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
-                                      f"got {brief(fps)}")
-    num_frames = entry.get("num_frames")
-    if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
-        raise _BadEntry(f"{key}.num_frames", f"expected a positive whole number of frames, got {brief(num_frames)}")
+        where_fps = f"{key}.fps" if "fps" in entry or default_fps is not None else f"{key}.{frames_key}"
+        got = brief(fps) if "fps" in entry or default_fps is not None else \
+            f"{brief(num_frames)} frames in {brief(entry['duration'])} s, {fps:g} fps"
+        raise _BadEntry(where_fps, f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
+                                   f"got {got}")
     if "duration" not in entry and num_frames is None:
         raise _BadEntry(key, "missing key 'duration' (the video's length in seconds; or its frame count as "
                              "'num_frames', which with its fps gives the duration)")
@@ -298,7 +313,7 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         duration=float(duration),
         num_frames=None if num_frames is None else int(num_frames),
         source=where(path, key=key),
-        fps_given="fps" in entry,
+        fps_given="fps" in entry or default_fps is None,  # its own, or given by its frame count and duration
     )
     return info, annotations
 
