@@ -270,6 +270,21 @@ def test_a_val_split_without_instances_is_an_error_before_training(tmp_path):
     assert not any("no annotated instance" in p.message for p in check_dataset(_config(tmp_path)).errors)
 
 
+def test_an_empty_split_names_the_subset_no_split_takes(tmp_path):
+    # a val subset named 'valid' trained with no validation at all (an untuned threshold), said only as "in none
+    # of the configured splits"
+    document = {"classes": ["c0", "c1", "c2"],
+                "database": {"t": _entry("training", (0, 1.0, 2.0)), "v": _entry("valid", (1, 3.0, 4.0)),
+                             "x": _entry("test", (2, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    warnings = [p.message for p in check_dataset(_config(tmp_path)).warnings]
+    assert "no videos in split 'val'; the annotations name a subset 'valid' (1 video) that no split takes: " \
+        "--set data.val_split=valid?" in warnings
+    document["database"]["v"]["subset"] = "test"  # nothing left to suggest
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    assert "no videos in split 'val'" in [p.message for p in check_dataset(_config(tmp_path)).warnings]
+
+
 def test_feature_files_of_two_recipes_in_one_folder_are_an_error(tmp_path):
     # the same shape, another meaning: features of other weights mixed into a training folder
     document = {"classes": ["c0", "c1", "c2"],

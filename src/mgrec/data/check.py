@@ -7,6 +7,7 @@ its location. Errors make training wrong or impossible; warnings are worth a loo
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.files import brief, is_hidden
+from mgrec.files import brief, counted, is_hidden
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
@@ -205,7 +206,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
             "error", where(annotations_path, key="classes"),
             f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
         ))
-    problems += _check_splits(aset, annotations_path, data.train_split, splits)
+    problems += _check_splits(aset, annotations_path, data, splits)
     problems += [Problem("warning", f"{source} [data.{key}]", message)
                  for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
     problems += _check_untrained_classes(aset, annotations_path, data.train_split, splits)
@@ -311,13 +312,15 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     return report
 
 
-def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str, splits: list[str]) -> list[Problem]:
+def _check_splits(aset: AnnotationSet, annotations_path: Path, data: DataConfig, splits: list[str]) -> list[Problem]:
     problems = []
+    unused = {s: len(aset.video_ids(s)) for s in aset.subsets() if s not in splits}
+    keys = {data.train_split: "train_split", data.val_split: "val_split", data.test_split: "test_split"}
     for split in splits:
         if not aset.video_ids(split):
-            severity = "error" if split == train_split else "warning"
-            problems.append(Problem(severity, str(annotations_path), f"no videos in split {split!r}"))
-    unused = {s: len(aset.video_ids(s)) for s in aset.subsets() if s not in splits}
+            severity = "error" if split == data.train_split else "warning"
+            problems.append(Problem(severity, str(annotations_path),
+                                    f"no videos in split {split!r}{_split_hint(split, keys.get(split), unused)}"))
     if unused:
         listed = ", ".join(f"{name!r} ({count})" for name, count in unused.items())
         problems.append(Problem(
@@ -325,6 +328,16 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, train_split: str,
             f"videos in subsets {listed} are in none of the configured splits ({', '.join(splits)}) and are not used",
         ))
     return problems
+
+
+def _split_hint(split: str, key: str | None, unused: dict[str, int]) -> str:
+    """Which subset of the annotations an empty split may have meant: one no split takes (a val split named
+    'valid' or 'dev'), named with the setting that takes it."""
+    if key is None or not unused:
+        return ""
+    name = (difflib.get_close_matches(split, list(unused), n=1, cutoff=0.3) or [max(unused, key=unused.get)])[0]
+    return (f"; the annotations name a subset {name!r} ({counted(unused[name], 'video')}) that no split takes: "
+            f"--set data.{key}={name}?")
 
 
 def schedule_problem(epochs: int, warmup_epochs: int) -> str | None:
