@@ -105,6 +105,21 @@ def test_class_list_built_from_label_ids(tmp_path):
     assert aset.classes == ["wave", "nod", "shrug"]
 
 
+def test_one_based_label_ids_are_named_as_such(tmp_path):
+    # ids 1..K: "label_id 0 never appears, add a classes list"; doing so gave one error per instance
+    document = _document()
+    classes = document.pop("classes")
+    for entry in document["database"].values():
+        for instance in entry["annotations"]:
+            instance["label_id"] += 1
+    with pytest.raises(InputError, match=r"ann\.json \[database\]: label_id 0 never appears.*; or, if the ids are "
+                                         r"1-based \(they run 1\.\.3\), subtract 1 from every label_id"):
+        load_annotations(_write(tmp_path, document))
+    document["classes"] = classes
+    with pytest.raises(InputError, match=r"classes lists '\w+' as label_id \d, one less: are the ids 1-based\?"):
+        load_annotations(_write(tmp_path, document))
+
+
 def test_class_list_with_a_missing_id_asks_for_classes(tmp_path):
     document = _document()
     del document["classes"]

@@ -170,7 +170,11 @@ class _LabelTable:
                 f"(the top-level classes list has {len(classes)})",
             )
         if classes[label_id] != label:
-            if label in classes:
+            if label in classes and classes.index(label) == label_id - 1:
+                hint = (f"classes lists {label!r} as label_id {label_id - 1}, one less: are the ids 1-based? They "
+                        "count from 0, each a class's place in classes (as ActionFormer's): subtract 1 from every "
+                        "label_id, or leave label_id out")
+            elif label in classes:
                 hint = f"classes lists {label!r} as label_id {classes.index(label)}"
             else:
                 hint = f"{label!r} is not in the top-level classes list"
@@ -191,9 +195,12 @@ class _LabelTable:
                 "label_id -> label pairs must agree everywhere"
             )
         if missing:
+            one_based = (f'; or, if the ids are 1-based (they run 1..{ids[-1]}), subtract 1 from every label_id: they '
+                         "count from 0, each a class's place in the class list, as ActionFormer's"
+                         if missing == [0] and ids == list(range(1, len(ids) + 1)) else "")
             raise InputError(
                 f"{where(path, key='database')}: label_id {', '.join(map(str, missing))} never appears, so the "
-                'class list cannot be built from the annotations; add a top-level "classes" list'
+                f'class list cannot be built from the annotations; add a top-level "classes" list{one_based}'
             )
         return [self.name_of_id[i][0] for i in ids]
 
