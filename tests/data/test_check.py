@@ -316,7 +316,7 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
     assert not report.errors
     assert [p.message for p in report.warnings] == [
         "class 'c2' has no instance in the training split 'train' (1 in 'val', 2 in 'test'): the network cannot "
-        "learn it, and its F1 and AP are 0"]
+        "learn it, and its F1 and AP there are 0"]
     # a class in no split at all (a class list longer than the labels used), and THUMOS-style data trained on
     # "validation" with val_split left at it: both passed with no word
     document["classes"].append("c3")
@@ -328,8 +328,8 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
     assert ("config [data.val_split]", "'val' is also the training split (data.train_split): it chooses the checkpoint "
             "and tunes the score threshold on the videos the network is trained on; set data.val_split to a split of "
             "other videos") in warnings
-    assert any("class 'c3' has no instance in the training split 'val' (nor in any other)" in message
-               for _, message in warnings)
+    assert any("class 'c3' has no instance in the training split 'val' (nor in any other): the network cannot learn "
+               "it, and it is scored nowhere (F1 and AP '-': no instance to find)" in message for _, message in warnings)
     # ActionFormer's THUMOS setting: trained on validation, validated on test (the threshold chosen on test)
     config.data.train_split, config.data.val_split = "train", "test"
     warnings = [(p.where, p.message) for p in check_dataset(config).warnings]

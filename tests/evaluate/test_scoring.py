@@ -84,6 +84,12 @@ def test_class_without_ground_truth_has_null_ap():
     assert result["per_class"]["z"]["ap"] is None and result["per_class"]["y"]["ap"] is None
     assert result["mAP"]["0.5"] == 0.0  # mean over class x only
     json.dumps(result, allow_nan=False)
+    # its F1 too: a class with neither instances nor detections has none (it read 0, as if every gesture was missed);
+    # one with detections but no instance made only false positives, F1 0
+    assert {k: result["per_class"]["y"][k] for k in ("f1", "precision", "recall")} == dict.fromkeys(
+        ("f1", "precision", "recall"))
+    assert result["per_class"]["z"]["f1"] == 0.0 and result["per_class"]["z"]["precision"] == 0.0
+    assert "  y  " in format_score_table(result) and format_score_table(result).splitlines()[-2].count(" -") == 4
 
 
 def test_confusion_takes_the_ground_truth_of_highest_tiou_of_any_class():

@@ -426,7 +426,8 @@ def same_split_problems(train_split: str, val_split: str, test_split: str) -> li
 def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_split: str,
                              splits: list[str]) -> list[Problem]:
     """A class with no instance in the training split (whether or not other splits have some): the network never
-    sees it, and its F1 and AP are 0 (a labelling or split mistake, or a class list longer than the labels used)."""
+    sees it, and its F1 and AP are 0 where it has instances (a labelling or split mistake, or a class list longer than
+    the labels used)."""
     def counts(split: str) -> list[int]:
         return class_histogram(aset.subset(split).segments, aset.num_classes)
 
@@ -442,7 +443,8 @@ def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_
             problems.append(Problem(
                 "warning", str(annotations_path),
                 f"class {name!r} has no instance in the training split {train_split!r} ({listed}): the network "
-                "cannot learn it, and its F1 and AP are 0",
+                "cannot learn it, " + ("and its F1 and AP there are 0" if elsewhere else
+                                       "and it is scored nowhere (F1 and AP '-': no instance to find)"),
             ))
     return problems
 

@@ -203,9 +203,10 @@ def score(
             "instances": counts.num_gt if counts else 0,
             # AP of a class is its mean over the tIoU thresholds, like average_mAP.
             "ap": None if math.isnan(class_ap[0]) else float(np.mean(class_ap)),
-            "f1": counts.f1 if counts else 0.0,
-            "precision": counts.precision if counts else 0.0,
-            "recall": counts.recall if counts else 0.0,
+            # a class with neither instances nor detections has no F1 to give (None, shown as "-", as its AP)
+            "f1": counts.f1 if counts else None,
+            "precision": counts.precision if counts else None,
+            "recall": counts.recall if counts else None,
         }
 
     return {
