@@ -103,8 +103,9 @@ class CheckReport:
         lines += [""] * bool(lines) + [f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
         lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
         if self.suggestions:
-            lines += ["", "Suggested settings that differ from the config (from the training split's lengths; "
-                          "command-line overrides for data check and train):"]
+            lines += ["", "Suggested settings that differ from the config (starting points for new data, from the "
+                          "training split's lengths alone; a config's value chosen on val, as the shipped configs' "
+                          "were, is the better one; command-line overrides for data check and train):"]
             # compact JSON (valid YAML), quoted for the shell: `--set model.regression_ranges=[[0, 4], ...]` unquoted
             # split at its spaces into arguments argparse refused
             compact = {key: json.dumps(value, separators=(",", ":")) for key, value in self.suggestions.items()}
