@@ -36,6 +36,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -592,6 +593,23 @@ def decode_utf8(path: Path, data: bytes) -> str:
         raise InputError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
+
+
+def name_key(name: str) -> str:
+    """A name as a reader sees it: Unicode-normalised (NFKC), case-folded, spaces collapsed, and without the
+    characters that print as nothing (Unicode's format characters: soft hyphen, zero-width space and joiners, BOM).
+    Two class names or video ids with one key look the same in any message ('café' in NFC and in NFD: a file copied
+    from macOS keeps its name's NFD)."""
+    visible = "".join(c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf")
+    return " ".join(visible.casefold().split())
+
+
+def spelling_hint(name: str, other: str) -> str:
+    """Said where two names that differ look the same (`name_key`), showing where they differ."""
+    if name == other or name_key(name) != name_key(other):
+        return ""
+    return (f" (the two differ only in Unicode normalisation, case, spaces or invisible characters: {ascii(name)} and "
+            f"{ascii(other)})")
 
 
 def is_hidden(path: str | Path, root: str | Path | None = None) -> bool:

@@ -285,6 +285,21 @@ def test_an_empty_split_names_the_subset_no_split_takes(tmp_path):
     assert "no videos in split 'val'" in [p.message for p in check_dataset(_config(tmp_path)).warnings]
 
 
+def test_a_feature_file_named_in_another_unicode_normalisation_is_named_as_such(tmp_path):
+    # a file copied from macOS keeps its name in NFD, the annotations hold NFC: "feature file missing (extract
+    # features for this video)" beside "no entry in the annotations", two paths that print the same
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "café_01")
+    document = {"classes": ["c0", "c1", "c2"], "database": {nfc: _entry("training", (0, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", unicodedata.normalize("NFD", nfc))
+    errors = [p.message for p in check_dataset(_config(tmp_path)).errors]
+    assert any(message.startswith("feature file missing ('cafe\\u0301_01.npy' is there, a name that reads the same "
+                                  "(the two differ only in Unicode normalisation") for message in errors), errors
+
+
 def test_feature_files_of_two_recipes_in_one_folder_are_an_error(tmp_path):
     # the same shape, another meaning: features of other weights mixed into a training folder
     document = {"classes": ["c0", "c1", "c2"],

@@ -201,6 +201,24 @@ def test_score_in_python_refuses_what_the_file_readers_refuse():
         score(gt, {"v": [good]}, ["a"], "0.5")
 
 
+def test_predictions_of_a_video_spelt_in_another_unicode_normalisation_say_so(tmp_path):
+    import unicodedata
+
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    nfc = unicodedata.normalize("NFC", "café")
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "p.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {nfc: {
+        "subset": "test", "fps": 30.0, "duration": 30.0, "annotations": [{"label": "a", "segment": [1.0, 2.0]}]}}}))
+    nfd = unicodedata.normalize("NFD", nfc)
+    save_predictions({nfd: [Detection(nfd, 1.0, 2.0, 0, "a", 0.9)]}, pred_path)
+    with pytest.raises(InputError, match=r"not in .*gt.json: '.+'; '.+' reads as its video '.+' \(the two differ "
+                                         r"only in Unicode normalisation.*'cafe\\u0301'"):
+        score_file(load_annotations(gt_path), gt_path, pred_path, "test")
+
+
 def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path, capsys):
     # its notes were dropped by default (segments in frames scored 0 without a word), a path given for the
     # annotations was an AttributeError, split=None scored every video of the file, tious=0.5 a TypeError

@@ -31,7 +31,6 @@ import difflib
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from mgrec.config import (  # the one subset-name rule, shared with the config's
     split_name,
 )
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, brief, is_number, read_json, safe_child
+from mgrec.files import atomic_open, brief, is_number, name_key, read_json, safe_child, spelling_hint
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file, refuse_an_incomplete_set
 from mgrec.timeline import FeatureGrid
@@ -133,7 +132,7 @@ class _LabelTable:
                                  "classes by label alone")
         if label not in self.id_of_declared:
             close = difflib.get_close_matches(label, self.declared, n=1)
-            hint = f"; did you mean {close[0]!r}?{_spelling_hint(label, close[0])}" if close else ""
+            hint = f"; did you mean {close[0]!r}?{spelling_hint(label, close[0])}" if close else ""
             raise _BadEntry(f"{key}.label", f"{label!r} is not in the top-level classes list{hint}")
         return self.id_of_declared[label]
 
@@ -147,7 +146,7 @@ class _LabelTable:
         if label_id in self.name_of_id and self.name_of_id[label_id][0] != label:
             name, first_key = self.name_of_id[label_id]
             self._conflict(f"{key}.label", f"label_id {label_id} is {label!r} here but {name!r} at [{first_key}]"
-                                           f"{_spelling_hint(label, name)}")
+                                           f"{spelling_hint(label, name)}")
         if label in self.id_of_name and self.id_of_name[label][0] != label_id:
             other_id, first_key = self.id_of_name[label]
             self._conflict(
@@ -179,7 +178,7 @@ class _LabelTable:
             else:
                 hint = f"{label!r} is not in the top-level classes list"
             raise _BadEntry(f"{key}.label", f"label_id {label_id} is {classes[label_id]!r} in classes, but {hint}"
-                                            f"{_spelling_hint(label, classes[label_id])}")
+                                            f"{spelling_hint(label, classes[label_id])}")
 
     def class_list(self, path: Path) -> list[str]:
         if self.declared is not None:
@@ -210,24 +209,9 @@ class _LabelTable:
 MAX_CLASS_NAME = 200
 
 
-def _name_key(name: str) -> str:
-    """A class name as a reader sees it: Unicode-normalised (NFKC), case-folded, spaces collapsed, and without the
-    characters that print as nothing (Unicode's format characters: soft hyphen, zero-width space and joiners, BOM)."""
-    visible = "".join(c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf")
-    return " ".join(visible.casefold().split())
-
-
-def _spelling_hint(name: str, other: str) -> str:
-    """Said where two class names that differ look the same (`_name_key`): 'café' in NFC and in NFD."""
-    if name == other or _name_key(name) != _name_key(other):
-        return ""
-    return (f" (the two differ only in Unicode normalisation, case, spaces or invisible characters: {ascii(name)} and "
-            f"{ascii(other)})")
-
-
 def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]) -> None:
     """Every class name non-empty, at most MAX_CLASS_NAME characters, and none the same as another to a reader
-    (`_name_key`): two spellings of one gesture would train as two classes, each with half its instances.
+    (`name_key`): two spellings of one gesture would train as two classes, each with half its instances.
     `first_key`: where each name was first met, for a class list built from the instances."""
     seen: dict[str, str] = {}
     for index, name in enumerate(classes):
@@ -235,10 +219,10 @@ def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]
         if not name.strip() or len(name) > MAX_CLASS_NAME:
             raise InputError(f"{at}: class name {brief(name)} ({len(name)} characters): expected a name of 1 to "
                              f"{MAX_CLASS_NAME} characters, not only spaces")
-        other = seen.setdefault(_name_key(name), name)
+        other = seen.setdefault(name_key(name), name)
         if other != name:
             raise InputError(f"{at}: classes {other!r} and {name!r} are one name to a reader"
-                             f"{_spelling_hint(other, name)}; give each class one spelling")
+                             f"{spelling_hint(other, name)}; give each class one spelling")
 
 
 def _read_class_list(path: Path, value: Any) -> list[str]:

@@ -37,7 +37,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.files import brief, counted, is_hidden
+from mgrec.files import brief, counted, is_hidden, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
@@ -565,15 +565,28 @@ class _PrefixedNames:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.names: dict[str, str] | None = None
+        self.alike: dict[str, str] = {}  # `name_key` -> a name with it
 
     def get(self, name: str) -> str | None:
+        self._list()
+        return self.names.get(name)
+
+    def spelt_otherwise(self, name: str) -> str | None:
+        """A file of the folder whose name differs from `name` only as two names that look the same do (`name_key`:
+        Unicode normalisation, case: a file copied from macOS keeps its name's NFD)."""
+        self._list()
+        other = self.alike.get(name_key(name))
+        return other if other != name else None
+
+    def _list(self) -> None:
         if self.names is None:
             self.names = {}
             for entry in sorted(os.scandir(self.folder), key=lambda e: e.name) if self.folder.is_dir() else []:
                 cut = min((i for i in (entry.name.find("_"), entry.name.find("-")) if i > 0), default=-1)
                 if not is_hidden(entry.name) and cut > 0:
                     self.names.setdefault(entry.name[cut + 1:], entry.name)
-        return self.names.get(name)
+                if not is_hidden(entry.name):
+                    self.alike.setdefault(name_key(entry.name), entry.name)
 
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
@@ -590,7 +603,11 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         twin = prefixed.get(path.name) if prefixed is not None else None
         other_ending = next((path.with_suffix(ext) for ext in FEATURE_EXTENSIONS
                              if ext != path.suffix.lower() and path.with_suffix(ext).is_file()), None)
-        if twin:
+        spelt = prefixed.spelt_otherwise(path.name) if prefixed is not None else None
+        if spelt:
+            remedy = (f"{ascii(spelt)} is there, a name that reads the same{spelling_hint(path.name, spelt)}: rename "
+                      "the file, or the video id, to one spelling")
+        elif twin:
             remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
                       f"<prefix><video_id>{path.suffix}")
         elif other_ending is not None:  # `.npz` files under the default data.feature_ext

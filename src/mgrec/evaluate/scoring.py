@@ -32,7 +32,7 @@ from mgrec.evaluate.f1 import (
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, predictions_info
-from mgrec.files import brief, is_number
+from mgrec.files import brief, is_number, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Detection, Segment
 
 
@@ -359,8 +359,12 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
              "default) or the ranked list (`--all`): mAP means what it should for a ranked list only")
     unknown = sorted(set(predictions) - set(annotations.videos))
     if unknown:
+        alike = {name_key(video): video for video in annotations.videos}
+        spelt = next(((video, alike[name_key(video)]) for video in unknown if name_key(video) in alike), None)
         raise InputError(f"{pred_path}: predictions for {len(unknown)} video(s) not in {gt_path}: "
-                         f"{', '.join(brief(video) for video in unknown[:10])}")
+                         f"{', '.join(brief(video) for video in unknown[:10])}"
+                         + ("" if spelt is None else f"; {brief(spelt[0])} reads as its video {brief(spelt[1])}"
+                            f"{spelling_hint(*spelt)}: give both one spelling"))
     # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored (a
     # frame and a half of slack: fused detections' rounded mean frames drift from their mean seconds by over one)
     astray = [d for video, items in predictions.items() for d in items if d.start_frame is not None
