@@ -346,6 +346,13 @@ def test_a_pickle_file_is_named_as_such(tmp_path):
     assert "allow_pickle" not in str(info.value)
 
 
+def test_a_video_given_as_features_says_to_extract_it(tmp_path, carphone):
+    # `OfflineDetector.detect("clip.mp4")` said "truncated or corrupt file?" of a good video
+    with pytest.raises(InputError, match=r"carphone_pristine.mp4: a video, not a feature file: turn it into features "
+                                         r"first \(`mgrec extract`"):
+        load_features(carphone, 3)
+
+
 # ---------------------------------------------------------------------------------------------
 # Resource bombs (family 4): headers are checked before anything is read or allocated
 

@@ -245,6 +245,18 @@ def test_a_video_stored_rotated_is_decoded_as_it_is_shown(make_video, tmp_path):
     assert shown[-8:, :8].mean() > 200 and shown[:8, :8].mean() < 50
     square = next(iter_frames(rotated, SIZE))
     np.testing.assert_array_equal(square, np.rot90(next(iter_frames(plain, SIZE))))
+    # a turn of no quarter turns was rounded (45 degrees to none, 135 to 180) without a word
+    slanted = tmp_path / "slanted.mp4"
+    with av.open(str(plain)) as source, av.open(str(slanted), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        stream.set_display_rotation(45)
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    with pytest.raises(InputError, match=r"slanted.mp4: frame 0 is to be shown turned by 45 degrees; mgrec turns "
+                                         r"frames by quarter turns only"):
+        next(iter_frames(slanted, SIZE))
 
 
 def test_a_variable_frame_rate_is_refused_naming_the_first_frame_off_the_grid(tmp_path):

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from mgrec.config import FEATURE_EXTENSIONS
+from mgrec.data.videos import VIDEO_SUFFIXES
 from mgrec.errors import InputError
 from mgrec.files import atomic_open, brief, id_from_name, is_hidden, is_number, read_json, safe_child
 from mgrec.smg_csv import MAX_FPS, fps_problem
@@ -477,6 +478,9 @@ def _open_array(path: Path) -> np.ndarray:
         if path.suffix == ".json" and arrays:  # `detect RUN features/x.json`: the sidecar, given for its array
             raise InputError(f"{path}: is the sidecar of the features {arrays[0].name} (what extraction recorded), "
                              f"not features: give {arrays[0]}")
+        if path.suffix.lower() in VIDEO_SUFFIXES:  # `OfflineDetector.detect("clip.mp4")`: features come first
+            raise InputError(f"{path}: a video, not a feature file: turn it into features first (`mgrec extract`, or "
+                             "`mgrec detect RUN VIDEO`, which extracts with the run's recipe)")
         raise InputError(f"{path}: cannot read features (truncated or corrupt file?): not a .npy or .npz file")
     except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error,
             lzma.LZMAError) as exc:

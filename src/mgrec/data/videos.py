@@ -170,6 +170,9 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
             stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
             fps, first_seconds = _frame_rate(stream), None
             for frame in container.decode(stream):
+                if frame.rotation % 90:  # `_to_rgb` turns by quarter turns: 45 degrees rounded to none, 135 to 180
+                    raise InputError(f"{path}: frame {index} is to be shown turned by {frame.rotation:g} degrees; "
+                                     "mgrec turns frames by quarter turns only: re-encode the video upright")
                 if frame.pts is not None and fps is not None:
                     seconds = float(frame.pts * stream.time_base)
                     first_seconds = seconds if first_seconds is None else first_seconds
