@@ -278,6 +278,7 @@ def test_real_video_through_the_pose_venv(tmp_path, carphone, make_video):
 
     sidecar = json.loads((out / "carphone.json").read_text())
     assert re.fullmatch(r"\d+:\d+", sidecar.pop("source_stamp"))  # the source's size and mtime
+    assert sidecar.pop("source").endswith("carphone.mp4")  # and path: another video of its name does not replace it
     assert sidecar == {"fps": pytest.approx(30000 / 1001), "stride": 4, "window": 16, "backbone": "pose",
                        "dim": POSE_DIM, "frames": 120, "weights": None, "weights_sha256": None, "num_features": 27,
                        "frames_per_window": None, "precision": None}  # no network of mgrec's: no precision
