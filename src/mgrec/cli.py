@@ -206,18 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
         "mgrec data check smg/mgrec.yaml --balance",
     ))
-    p = _command(data, "convert", "SMG label folders -> annotations JSON (ActivityNet style)", cmd_data_convert,
+    p = _command(data, "convert", "SMG label folders (or another tool's annotations JSON) -> annotations JSON "
+                 "(ActivityNet style)", cmd_data_convert,
                  examples=(
                      "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
                      "mgrec data convert SMG_ROOT --out annotations.json --splits train=1-30,val=31-35,test=36-40",
+                     "mgrec data convert thumos_anno.json --class-map category_idx.txt --out annotations.json",
                  ))
-    p.add_argument("smg_root", metavar="SMG_ROOT", type=Path,
-                   help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv)")
+    p.add_argument("smg_root", metavar="INPUT", type=Path,
+                   help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv), or an annotations JSON "
+                        "(ActionFormer's, OpenTAD's) to write with its classes listed, in mgrec's form")
     # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
     p.add_argument("--out", required=True, help="annotations JSON to write")
     p.add_argument("--fps", type=number,
-                   help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file)")
-    p.add_argument("--splits", default="train=1-30,val=31-35,test=36-40", help="subject numbers per subset")
+                   help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file); of a "
+                        "JSON: for entries with no fps, or frame count and duration, of their own")
+    p.add_argument("--splits", default=None,
+                   help="SMG: subject numbers per subset (default: train=1-30,val=31-35,test=36-40)")
+    p.add_argument("--class-map", type=Path, default=None, metavar="FILE",
+                   help="a JSON's class names, one per line in label-id order (OpenTAD's class_map, "
+                        "category_idx.txt), where the file lists none (default: its own classes, else its label ids, "
+                        "else the labels sorted by name)")
     p = _command(data, "check", "report every problem in a config's data, and suggest settings", cmd_data_check,
                  examples=(
                      "mgrec data check smg/mgrec.yaml --set data.annotations=data/smg/annotations.json",
@@ -616,17 +625,37 @@ def _checked_device(name: str) -> str:
 
 
 def cmd_data_convert(args) -> None:
-    from mgrec.data.annotations import parse_subject_ranges, read_smg_labels, save_annotations, skipped_sample_folders
+    from mgrec.data.annotations import (
+        load_annotations,
+        parse_subject_ranges,
+        read_smg_labels,
+        save_annotations,
+        skipped_sample_folders,
+    )
     from mgrec.files import check_output, check_writable
 
-    check_output(args.out, reads=[args.smg_root])
+    from_json = args.smg_root.is_file()
+    if from_json and args.splits is not None:
+        raise InputError(f"--splits: {args.smg_root} is an annotations JSON, whose entries name their subsets; "
+                         "--splits numbers SMG's subjects")
+    if not from_json and args.class_map is not None:
+        raise InputError(f"--class-map: the classes of SMG label folders are SMG's 17; --class-map names those of an "
+                         f"annotations JSON, and {args.smg_root} is none")
+    check_output(args.out, reads=[args.smg_root, *([args.class_map] if args.class_map else [])])
     check_writable(args.out)
-    annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=parse_subject_ranges(args.splits))
+    if from_json:
+        annotations = load_annotations(args.smg_root, default_fps=args.fps, class_map=args.class_map)
+    else:
+        splits = parse_subject_ranges(args.splits or "train=1-30,val=31-35,test=36-40")
+        annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=splits)
     save_annotations(annotations, args.out)
     counts = ", ".join(f"{s} {len(annotations.video_ids(s))}" for s in annotations.subsets())
     total = sum(len(v) for v in annotations.segments.values())
-    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos ({counts})",
+    classes = f", {len(annotations.classes)} classes in id order: {', '.join(annotations.classes)}" if from_json else ""
+    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos ({counts}){classes}",
           file=closing_line_stream(args.out))
+    if from_json:
+        return
     guessed = [info.video_id for info in annotations.videos.values() if info.num_frames is None]
     if guessed:  # `data check` then measured the features against a length that is no video's
         print(f"warning: {len(guessed)} of the {len(annotations.videos)} videos ({', '.join(guessed[:3])}"

@@ -638,6 +638,35 @@ def test_data_convert_refuses_a_bad_fps_and_huge_subject_ranges(tmp_path):
         parse_subject_ranges("train=1-30000000")
 
 
+def test_an_opentad_file_is_converted_with_its_class_map(tmp_path, capsys):
+    # OpenTAD's files: no fps (a frame count and a duration), no classes, labels by name; its class_map (OpenTAD's
+    # category_idx.txt) sets the ids. Without it the classes were the labels sorted by name, and a class of the map
+    # with no instance could not be declared.
+    from mgrec.cli import main
+
+    document = {"database": {
+        "v1": {"subset": "Validation", "duration": 10.0, "frame": 300,
+               "annotations": [{"label": "b", "segment": [1, 2]}, {"label": "a", "segment": [3, 4]}]},
+        "v2": {"subset": "Test", "duration": 20.0, "frame": 500, "annotations": [{"label": "c", "segment": [1, 2]}]}}}
+    source, class_map, out = tmp_path / "anno.json", tmp_path / "category_idx.txt", tmp_path / "out.json"
+    source.write_text(json.dumps(document))
+    class_map.write_text("c\r\nb\n\n  a \nunseen\n")
+    assert load_annotations(source).classes == ["a", "b", "c"]
+    assert main(["data", "convert", str(source), "--class-map", str(class_map), "--out", str(out)]) == 0
+    assert "3 instances in 2 videos (test 1, val 1), 4 classes in id order: c, b, a, unseen" in capsys.readouterr().out
+    converted = load_annotations(out)
+    assert converted.classes == ["c", "b", "a", "unseen"] and converted.videos["v1"].fps == 30.0
+    assert [(s.label, s.label_id) for s in converted.segments["v1"]] == [("b", 1), ("a", 2)]
+    class_map.write_text("c\nb\n")
+    with pytest.raises(InputError, match=r"anno.json \[database.v1.annotations\[1\].label\]: 'a' is not in the "
+                                         r"top-level classes list"):
+        load_annotations(source, class_map=class_map)
+    class_map.write_text("c\nb\nC\n")
+    with pytest.raises(InputError, match=r"category_idx.txt \[line 3\]: classes 'c' and 'C' are one name to a reader"):
+        load_annotations(source, class_map=class_map)
+    assert main(["data", "convert", str(source), "--splits", "train=1", "--out", str(out)]) == 2
+
+
 @pytest.mark.parametrize("video_id", ["..", "../etc/x", "/abs", "a\x00b", ""])
 def test_video_ids_that_would_leave_the_features_folder_are_refused_at_load(tmp_path, video_id):
     path = tmp_path / "a.json"

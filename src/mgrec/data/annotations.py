@@ -42,7 +42,17 @@ from mgrec.config import (  # the one subset-name rule, shared with the config's
     split_name,
 )
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, brief, is_number, name_key, read_json, safe_child, spelling_hint
+from mgrec.files import (
+    atomic_open,
+    brief,
+    decode_utf8,
+    is_number,
+    name_key,
+    read_json,
+    safe_child,
+    spelling_hint,
+    text_lines,
+)
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file, refuse_an_incomplete_set
 from mgrec.timeline import FeatureGrid
@@ -377,7 +387,7 @@ def _first_label_id_key(database: dict) -> str | None:
 
 
 def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = None,
-                     default_fps: float | None = None) -> AnnotationSet:
+                     default_fps: float | None = None, class_map: str | Path | None = None) -> AnnotationSet:
     """Read an ActivityNet-style annotations JSON (format in the module docstring).
 
     Subset names become `train`/`val`/`test` (case-insensitive `training`/`validation`/`testing`;
@@ -388,7 +398,8 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     1.3's own files), the classes are the labels met, sorted by name (where every label is one of SMG's
     class names: SMG's 17 classes in SMG's order). Class names must differ to a reader
     (`_check_class_names`). A video entry without `fps` takes `default_fps` (a config's data.fps,
-    ActionFormer's default_fps); with none given it is an error.
+    ActionFormer's default_fps); with none given it is an error. `class_map`: a text file of the class names, one
+    per line in label-id order (OpenTAD's class_map), for a file without `classes` (with one, they must agree).
 
     Problems with the file as a whole (not JSON, no `database`, a bad `classes` list) always raise
     InputError. A problem inside one video entry or one annotation entry raises too, unless
@@ -413,6 +424,12 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     if not isinstance(database, dict):
         raise InputError(f"{where(path, key='database')}: expected an object mapping video ids to videos")
     declared = _read_class_list(path, raw["classes"]) if "classes" in raw else None
+    if class_map is not None:
+        mapped = read_class_map(class_map)
+        if declared is not None and declared != mapped:
+            raise InputError(f"{where(path, key='classes')}: {brief(declared)} differ from the classes of {class_map} "
+                             f"({brief(mapped)}); give the class list once")
+        declared = mapped
     first_id_key = _first_label_id_key(database)
     if declared is None and first_id_key is None:  # classes named by label alone (ActivityNet 1.3's files)
         met = {item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)}
@@ -442,8 +459,26 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
             except _BadEntry as bad:
                 report(video_id, bad)
     classes = labels.class_list(path)
-    _check_class_names(path, classes, {} if "classes" in raw else labels.label_key)
+    _check_class_names(path, classes, {} if "classes" in raw or class_map is not None else labels.label_key)
     return AnnotationSet(classes=classes, videos=videos, segments=segments)
+
+
+def read_class_map(path: str | Path) -> list[str]:
+    """A class map as OpenTAD keeps one (its `class_map`, THUMOS's `category_idx.txt`): a UTF-8 text file of the
+    class names, one per line, in label-id order; blank lines are left out, as are spaces around a name."""
+    path = Path(path)
+    try:
+        text = decode_utf8(path, path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: class map not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: a folder, where a class map (a text file, one class name per line) goes") from None
+    names = [line.strip() for line in text_lines(text) if line.strip()]
+    if not names:
+        raise InputError(f"{path}: the class map names no class; expected one class name per line, in label-id order")
+    _check_class_names(path, names, {name: f"line {number}" for number, name in
+                                     enumerate((line.strip() for line in text_lines(text)), start=1) if name})
+    return names
 
 
 def val_videos_at_hand(data: DataConfig) -> list[str]:
