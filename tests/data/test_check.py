@@ -467,6 +467,15 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     assert (missing.where, missing.message) == (str(tmp_path / "feats" / "s.npy"), "feature file missing (v_s.npy is "
                                                 "there: set data.feature_prefix: 'v_' to read files named "
                                                 "<prefix><video_id>.npy)")
+    (tmp_path / "feats" / "v_s.npy").rename(tmp_path / "feats" / "imu_feat_s.npy")  # a prefix with a '_' of its own
+    [missing] = check_dataset(config).errors
+    assert "imu_feat_s.npy is there: set data.feature_prefix: 'imu_feat_'" in missing.message
+    (tmp_path / "feats" / "imu_feat_s.npy").rename(tmp_path / "feats" / "s_i3d.npy")  # OpenTAD's LoadFeats suffix
+    [missing] = check_dataset(config).errors
+    assert missing.message == ("feature file missing (s_i3d.npy is there: mgrec reads <prefix><video_id>.npy, nothing "
+                               "between the id and the ending; rename the files without '_i3d' (in bash: for f in "
+                               '*_i3d.npy; do mv "$f" "${f%_i3d.npy}.npy"; done))')
+    (tmp_path / "feats" / "s_i3d.npy").rename(tmp_path / "feats" / "v_s.npy")
     # ActionFormer's file_prefix: every file named v_<id>.npy, read as such, none an orphan
     for path in (tmp_path / "feats").glob("*.npy"):
         if not path.name.startswith("v_"):

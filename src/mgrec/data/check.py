@@ -558,18 +558,25 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
 
 
 class _PrefixedNames:
-    """A folder's file names by what follows their first `_` or `-`, listed once when first asked: ActionFormer's
-    ActivityNet features are named `v_<id>.npy` (its dataset.file_prefix), and a missing `<id>.npy` beside one
-    is said so, with the setting that reads them (data.feature_prefix)."""
+    """A folder's file names by what follows each of their `_` or `-`, and by what precedes them with the name's
+    ending, listed once when first asked: ActionFormer's ActivityNet features are named `v_<id>.npy` (its
+    dataset.file_prefix), OpenTAD's may carry a suffix (`<id>_i3d.npy`, its LoadFeats suffix), and a missing
+    `<id>.npy` beside one is said so, with the setting that reads them (data.feature_prefix) or the renaming."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.names: dict[str, str] | None = None
+        self.suffixed: dict[str, str] = {}  # "<id>.npy" -> "<id>_i3d.npy"
         self.alike: dict[str, str] = {}  # `name_key` -> a name with it
 
     def get(self, name: str) -> str | None:
         self._list()
         return self.names.get(name)
+
+    def with_suffix(self, name: str) -> str | None:
+        """A file of the folder named `name` with more before its ending (`<id>_i3d.npy` for `<id>.npy`)."""
+        self._list()
+        return self.suffixed.get(name)
 
     def spelt_otherwise(self, name: str) -> str | None:
         """A file of the folder whose name differs from `name` only as two names that look the same do (`name_key`:
@@ -582,11 +589,13 @@ class _PrefixedNames:
         if self.names is None:
             self.names = {}
             for entry in sorted(os.scandir(self.folder), key=lambda e: e.name) if self.folder.is_dir() else []:
-                cut = min((i for i in (entry.name.find("_"), entry.name.find("-")) if i > 0), default=-1)
-                if not is_hidden(entry.name) and cut > 0:
+                if is_hidden(entry.name):
+                    continue
+                stem, ending = os.path.splitext(entry.name)
+                for cut in (i for i, c in enumerate(stem) if c in "_-" and 0 < i < len(stem) - 1):
                     self.names.setdefault(entry.name[cut + 1:], entry.name)
-                if not is_hidden(entry.name):
-                    self.alike.setdefault(name_key(entry.name), entry.name)
+                    self.suffixed.setdefault(stem[:cut] + ending, entry.name)
+                self.alike.setdefault(name_key(entry.name), entry.name)
 
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
@@ -604,6 +613,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         other_ending = next((path.with_suffix(ext) for ext in FEATURE_EXTENSIONS
                              if ext != path.suffix.lower() and path.with_suffix(ext).is_file()), None)
         spelt = prefixed.spelt_otherwise(path.name) if prefixed is not None else None
+        suffixed = prefixed.with_suffix(path.name) if prefixed is not None else None
         if spelt:
             remedy = (f"{ascii(spelt)} is there, a name that reads the same{spelling_hint(path.name, spelt)}: rename "
                       "the file, or the video id, to one spelling")
@@ -612,6 +622,11 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                       f"<prefix><video_id>{path.suffix}")
         elif other_ending is not None:  # `.npz` files under the default data.feature_ext
             remedy = f"{other_ending.name} is there: set {key}.feature_ext: {other_ending.suffix}"
+        elif suffixed:
+            extra = suffixed[len(path.stem):-len(path.suffix)]
+            remedy = (f"{suffixed} is there: mgrec reads <prefix><video_id>{path.suffix}, nothing between the id and "
+                      f"the ending; rename the files without {extra!r} (in bash: for f in *{extra}{path.suffix}; do mv "
+                      f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
         else:
             remedy = "extract features for this video"
         return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
