@@ -731,7 +731,7 @@ def cmd_ensemble(args) -> None:
 
 
 def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None:
-    from mgrec.evaluate.f1 import threshold_phrase
+    from mgrec.evaluate.scoring import val_scores_phrase
     from mgrec.files import resolve_path
     from mgrec.infer.fused_ensemble import make_fused_ensemble
     from mgrec.run import RunDir, next_commands
@@ -754,9 +754,7 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
         print(f"fusing detections: {why}")
     val = result.val_metrics
     tuned_on = (RunDir(result.run_dir).read_tuning() or {}).get("tuned_on")  # the members' data.val_split
-    scores = (f"{tuned_on} F1 {100 * val['f1']:.2f}%, F1 (MiGA rule) {100 * val['f1_miga']:.2f}%, average mAP "
-              f"{100 * val['average_mAP']:.2f}% at "
-              f"{threshold_phrase(val['score_threshold'], val.get('class_thresholds'))} (tuned on {tuned_on})"
+    scores = (f"{tuned_on} {val_scores_phrase(val, tuned_on, val.get('class_thresholds'))}"
               if val else "no val split: the configured score threshold")
     print(f"ensemble of {len(result.members)} runs: {scores}\nrun directory: {result.run_dir}\n"
           f"{next_commands(result.run_dir)}")

@@ -171,7 +171,7 @@ class DataConfig(_KeysOnly):
     def grid(self, video_fps: float | None) -> FeatureGrid:
         """The feature grid of a video: `data.fps` when set, else the video's own fps (annotations or sidecar).
 
-        The only place a grid is built from the config."""
+        The grid every stream is resampled onto (each stream's own grid: `StreamConfig.grid`)."""
         fps = self.fps if self.fps is not None else video_fps
         if fps is None:
             raise InputError("the features' fps is unknown: set data.fps, or give the video's fps "

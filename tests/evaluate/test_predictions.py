@@ -10,7 +10,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.predictions import (
     MGREC_KEY,
     load_predictions,
-    predictions_info,
+    read_predictions_info,
     save_predictions,
     save_predictions_csv,
 )
@@ -74,7 +74,7 @@ def test_results_json_is_activitynet_complete(tmp_path):
     assert {k: block[k] for k in info} == info
     assert block["mgrec_version"] == mgrec.__version__
     assert {"command", "date", "git_commit", "machine"} <= set(block["provenance"])
-    assert predictions_info(path) == block
+    assert read_predictions_info(path) == block
     assert load_predictions(path, CLASSES) == pred  # the extra keys change nothing for mgrec
 
 
@@ -89,7 +89,7 @@ def test_results_json_keeps_callers_provenance_and_external_data(tmp_path):
     with pytest.raises(ValueError, match="mgrec_version"):
         save_predictions({}, path, info={"mgrec_version": "9"})
     save_predictions({}, path, info={"run": tmp_path / "runs" / "demo"})  # paths are written as text
-    assert predictions_info(path)["run"] == str(tmp_path / "runs" / "demo")
+    assert read_predictions_info(path)["run"] == str(tmp_path / "runs" / "demo")
     with pytest.raises(TypeError, match="set .* is not JSON"):
         save_predictions({}, path, info={"splits": {"val"}})
 
@@ -101,18 +101,18 @@ def test_results_json_without_the_activitynet_keys_still_reads(tmp_path):
                               "segment(frames)": [14, 42]}]}}
     path.write_text(json.dumps(old, indent=1))
     assert load_predictions(path, CLASSES) == {"v": [detection("v", 0.5, 1.5, 2, 0.25, (14, 42))]}
-    assert predictions_info(path) == {}
+    assert read_predictions_info(path) == {}
 
 
-def test_predictions_info_of_other_forms_and_bad_blocks(tmp_path):
+def test_read_predictions_info_of_other_forms_and_bad_blocks(tmp_path):
     table = tmp_path / "pred.csv"
     save_predictions_csv({"a": [detection("a", 1.0, 2.0, 0, 0.5)]}, table)
-    assert predictions_info(table) == {}
-    assert predictions_info(tmp_path) == {}  # a folder of SMG-style CSV files
+    assert read_predictions_info(table) == {}
+    assert read_predictions_info(tmp_path) == {}  # a folder of SMG-style CSV files
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"results": {}, MGREC_KEY: ["hard"]}))
     with pytest.raises(InputError, match=r"bad.json \[mgrec\]: expected an object"):
-        predictions_info(bad)
+        read_predictions_info(bad)
 
 
 def test_json_label_by_name_or_id(tmp_path):

@@ -17,7 +17,7 @@ Four input forms:
 
 Writing: results JSON (`save_predictions`: ActivityNet-complete, with `version`, `results`,
 `external_data`, which the official evaluator and DETAD require, and an `mgrec` block saying
-which set the file holds and where it came from, read back by `predictions_info`), and one flat
+which set the file holds and where it came from, read back by `read_predictions_info`), and one flat
 CSV with a header (`save_predictions_csv`); SMG-style files per video are written by
 `mgrec.smg_csv.write_smg_labels`.
 
@@ -110,7 +110,7 @@ def load_predictions(
     )
 
 
-def predictions_info(path: str | Path) -> dict[str, Any]:
+def read_predictions_info(path: str | Path) -> dict[str, Any]:
     """The `MGREC_KEY` block of a results JSON file written by `save_predictions` (which set it holds,
     its threshold, run, checkpoint, provenance); {} for a file without one: results JSON written by
     other tools or by mgrec before the block existed, the CSV table, JSON lines, a folder of SMG-style CSV files."""

@@ -28,10 +28,11 @@ from mgrec.evaluate.f1 import (
     bar_words,
     f1_miga,
     f1_strict,
+    threshold_phrase,
     tune_thresholds,
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
-from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, predictions_info
+from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, read_predictions_info
 from mgrec.files import brief, is_number, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Detection, Segment
 
@@ -126,7 +127,8 @@ def confusion_counts(
 
 
 def recorded_thresholds(info: Mapping, pred_path: str | Path, num_classes: int) -> tuple[float, list[float] | None]:
-    """The score threshold (and per-class ones) a ranked list of `mgrec detect --all` records (`predictions_info`)."""
+    """The score threshold (and per-class ones) a ranked list of `mgrec detect --all` records
+    (`mgrec.evaluate.predictions.read_predictions_info`)."""
     threshold, per_class = info.get("score_threshold"), info.get("class_thresholds")
     if not (is_number(threshold) and math.isfinite(threshold)):
         raise InputError(f"{where(pred_path, key='mgrec.score_threshold')}: expected a finite number (the run's "
@@ -232,6 +234,14 @@ def score(
 def bar_of(result: dict) -> str:
     """The hard set's bar of a scores dict in words (`f1.bar_words`)."""
     return bar_words(result["score_threshold"], result.get("class_thresholds"))
+
+
+def val_scores_phrase(metrics: dict, tuned_on: str | None, class_thresholds: list[float] | None = None) -> str:
+    """"F1 73.43%, F1 (MiGA rule) 73.43%, average mAP 65.34% at score threshold 0.32 (tuned on val)": a run's (or an
+    ensemble's) val scores as training and `mgrec ensemble` print them; `metrics` in fractions, as files keep them."""
+    return (f"F1 {100 * metrics['f1']:.2f}%, F1 (MiGA rule) {100 * metrics['f1_miga']:.2f}%, average mAP "
+            f"{100 * metrics['average_mAP']:.2f}% at {threshold_phrase(metrics['score_threshold'], class_thresholds)} "
+            f"(tuned on {tuned_on})")
 
 
 def _percent(value: float | None) -> str:
@@ -350,7 +360,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
     fps = {v: info.fps for v, info in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
-    info = predictions_info(pred_path)
+    info = read_predictions_info(pred_path)
     if info.get("set") == "hard":
         note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
              "ranked list's; `mgrec detect --all` writes the ranked list")

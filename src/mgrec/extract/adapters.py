@@ -216,7 +216,8 @@ class AdaptedVideoMAE(nn.Module):
     # -- parameters ------------------------------------------------------------------------------
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The adapters' parameters: what the optimiser gets."""
+        """The adapters' parameters, the ones training moves (`EndToEndDetector.param_groups` hands them to the
+        optimiser in decay groups; a bare loop, as `benchmarks/end_to_end.py`, may take these)."""
         return list(self.adapters.parameters())
 
     def frozen_parameters(self) -> list[nn.Parameter]:
@@ -224,7 +225,8 @@ class AdaptedVideoMAE(nn.Module):
         return frozen + ([] if self.fc_norm is None else list(self.fc_norm.parameters()))
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """The adapters' weights only (a run stores these, not a copy of the frozen backbone)."""
+        """The adapters' weights only, without the frozen backbone (what a run's checkpoint keeps of the encoder,
+        under `adapters.`: `EndToEndDetector.state_dict` leaves the frozen modules out)."""
         return {name: value.detach().clone() for name, value in self.adapters.state_dict().items()}
 
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor], source: str = "adapter weights") -> None:

@@ -1,4 +1,4 @@
-"""`mgrec detect`: feature files in, detections out as JSON, CSV or SMG label CSVs.
+"""`mgrec detect`: feature files in, detections out as JSON, CSV, SMG label CSVs or subtitles (SRT, VTT).
 
 Raw videos are turned into feature files first, with the run's feature recipe, by the CLI
 (`mgrec.extract.jobs.extract_with_recipe`): detection itself only reads features.

@@ -567,7 +567,7 @@ def _timelines(run: RunData, point: OperatingPoint) -> str:
     )
 
 
-def _operating_point(run: RunData, scores: dict, point: OperatingPoint, tuned_on: str | None) -> str:
+def _operating_point(run: RunData, point: OperatingPoint, tuned_on: str | None) -> str:
     curve: ThresholdCurve = f1_threshold_curve(run.ground_truth, run.ranked)
     curves: dict[float, dict[int, PRCurve]] = precision_recall_curves(run.ground_truth, run.ranked)
     split = _escape(run.split)
@@ -858,7 +858,7 @@ def write_report(
         ("timelines", "Timelines", _timelines(run, point)),
         ("classes", "Per class", _per_class_table(scores, ap, point.missed_per_class(run))),
         *([("fusion", "Fusion gates", _fusion_gates(scores))] if "fusion_gates" in scores else []),
-        ("threshold", "Threshold and PR curves", _operating_point(run, scores, point, tuned_on)),
+        ("threshold", "Threshold and PR curves", _operating_point(run, point, tuned_on)),
         ("confusion", "Confusion matrix", _confusion(scores, run, point)),
         ("errors", "Error analysis", _error_analysis(hard_analysis, ranked_analysis, run.classes)),
         ("histogram", "Class histogram", _class_histogram(run)),

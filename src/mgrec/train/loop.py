@@ -35,7 +35,7 @@ from mgrec.data.transforms import CropTransforms
 from mgrec.devices import process_device, process_rank, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
-from mgrec.evaluate.scoring import score
+from mgrec.evaluate.scoring import score, val_scores_phrase
 from mgrec.files import brief, counted, resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
@@ -82,11 +82,7 @@ class TrainResult:
         else:
             which = (f"kept the last epoch ({self.best_epoch}), val" if self.select_checkpoint == "last"
                      else f"selected epoch {self.best_epoch} by val {self.select_metric}:")
-            lines.append(
-                f"{which} F1 {_percent(m['f1'])}, "
-                f"F1 (MiGA rule) {_percent(m['f1_miga'])}, average mAP {_percent(m['average_mAP'])} "
-                f"at {threshold} (tuned on {self.tuned_on})"
-            )
+            lines.append(f"{which} {val_scores_phrase(m, self.tuned_on, self.class_thresholds)}")
         lines.append(f"run directory: {self.run_dir}")
         if next_steps:
             lines.append(next_commands(self.run_dir))
