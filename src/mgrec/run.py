@@ -57,6 +57,8 @@ import yaml
 from mgrec.config import (
     Config,
     PostprocessConfig,
+    check_same_splits,
+    check_same_threshold_rule,
     class_thresholds_problem,
     load_config,
     missing_keys,
@@ -947,6 +949,32 @@ def member_paths(run_dirs: object) -> list[Path]:
     if isinstance(run_dirs, (str, Path)):
         raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
     return [Path(p) for p in run_dirs]
+
+
+def checked_members(paths: list[Path]) -> tuple[list[Config], list[str]]:
+    """The members' configs and their classes, each member checked before any network is loaded or file written:
+    a finished run (its selected weights), not itself an ensemble (its runs are given instead), not trained end
+    to end (each member would read its own adapted features), every one with the first one's classes, one
+    threshold rule and one set of splits for all (`check_same_threshold_rule`, `check_same_splits`): what both
+    ways of making an ensemble (averaged outputs, fused detections) ask of their members."""
+    configs, classes = [], None
+    for path in paths:
+        run = RunDir(path)
+        run.require_finished("best")
+        if run.format_path.exists() and run.read_ensemble() is not None:
+            raise InputError(f"{path} is itself an ensemble; give the runs it was made of")
+        config = run.read_config()
+        if config.end_to_end:
+            raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
+                             "files (`mgrec extract --run` makes a run's features, for feature-based training)")
+        own = run.read_classes(expected_count=config.model.num_classes)
+        if classes is not None and own != classes:
+            raise InputError(f"{path}: its classes differ from those of {paths[0]}; an ensemble needs the same classes")
+        classes = own
+        configs.append(config)
+    check_same_threshold_rule(list(zip(paths, configs)))
+    check_same_splits(list(zip(paths, configs)))
+    return configs, classes or []
 
 
 def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:

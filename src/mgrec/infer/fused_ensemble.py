@@ -17,9 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgrec.config import check_same_splits, check_same_threshold_rule
 from mgrec.data.annotations import val_videos_at_hand
-from mgrec.errors import EmptySplit, InputError
+from mgrec.errors import EmptySplit
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
 from mgrec.infer.evaluate_run import detect_split
@@ -27,6 +26,7 @@ from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.detection_fusion import FUSION_IOU
 from mgrec.run import (
     RunDir,
+    checked_members,
     member_paths,
     new_ensemble_dir,
     pseudo_labelled_members,
@@ -62,23 +62,7 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
                           "make the ensemble from the folder its members were trained in")
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
-    configs, classes = [], None
-    for path in paths:
-        run = RunDir(path)
-        run.require_finished("best")
-        if run.format_path.exists() and run.read_ensemble() is not None:
-            raise InputError(f"{path} is itself an ensemble; give the runs it was made of")
-        config = run.read_config()
-        if config.end_to_end:
-            raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
-                             "files (`mgrec extract --run` makes a run's features, for feature-based training)")
-        own = run.read_classes(expected_count=config.model.num_classes)
-        if classes is not None and own != classes:
-            raise InputError(f"{path}: its classes differ from those of {paths[0]}; an ensemble needs the same classes")
-        classes = own
-        configs.append(config)
-    check_same_threshold_rule(list(zip(paths, configs)))
-    check_same_splits(list(zip(paths, configs)))
+    configs, classes = checked_members(paths)
     config = dataclasses.replace(configs[0], name=f"detection ensemble of {len(paths)}: {configs[0].name}")
 
     with out_run.lock():

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgrec.config import MAX_SEED, Config, check_same_splits, check_same_threshold_rule, load_config, to_dict
+from mgrec.config import MAX_SEED, Config, load_config, to_dict
 from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_sidecar, recipe_differences
 from mgrec.errors import InputError
@@ -26,6 +26,7 @@ from mgrec.model.ensemble import EnsembleDetector, load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.run import (
     RunDir,
+    checked_members,
     join_split_records,
     member_paths,
     new_ensemble_dir,
@@ -47,14 +48,6 @@ class EnsembleResult:
     run_dir: Path
     members: list[str]
     val_metrics: dict | None  # f1, f1_miga, average_mAP, score_threshold on val (None: no val split)
-
-
-def load_member(run_dir: Path) -> tuple[Config, list[str], object]:
-    """A finished run's config, classes and network with its selected EMA weights."""
-    run = RunDir(run_dir)
-    if run.format_path.exists() and run.read_ensemble() is not None:
-        raise InputError(f"{run_dir} is itself an ensemble; give the runs it was made of")
-    return load_run_network(run, "best")
 
 
 def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, Config, list[str]]) -> None:
@@ -126,16 +119,11 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
-    loaded = [(path, *load_member(path)) for path in paths]
-    for path, config, *_ in loaded:
-        if config.end_to_end:  # each member reads its own adapted features: one feature input cannot serve them
-            raise InputError(f"{path} was trained end to end (data.videos); ensembles take runs trained on feature "
-                             "files (`mgrec extract --run` makes a run's features, for feature-based training)")
+    checked_members(paths)  # before any network is loaded
+    loaded = [(path, *load_run_network(RunDir(path), "best")) for path in paths]
     for path, config, classes, _ in loaded[1:]:
         check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
     second_opinion = shared_second_opinion([(path, config) for path, config, *_ in loaded])
-    check_same_threshold_rule([(path, config) for path, config, *_ in loaded])
-    check_same_splits([(path, config) for path, config, *_ in loaded])
     _, config, classes, _ = loaded[0]
     config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
