@@ -343,6 +343,72 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if note is None:
         def note(line: str) -> None:
             print(f"note: {line}", file=sys.stderr)
+    split, tune_on, tious = _checked_score_arguments(annotations, gt_path, pred_path, split, tune_on, thresholds,
+                                                     threshold_shrinkage, score_threshold, tious)
+    fps = {video: entry.fps for video, entry in annotations.videos.items()}
+    predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
+    info = read_predictions_info(pred_path)
+    _note_the_file(predictions, annotations, info, pred_path, gt_path, note)
+
+    def split_of(name: str) -> tuple[dict[str, list[Segment]], dict[str, list[Detection]]]:
+        ids = annotations.split_video_ids(name, gt_path)
+        if not any(v in predictions for v in ids):
+            # Scoring (or tuning on) a split the file does not cover would silently count every
+            # gesture as missed, and tune the threshold to 0.
+            raise InputError(f"no predictions for split {name} in {pred_path} (it covers {len(predictions)} "
+                             f"video(s), none of the {len(ids)} of split {name!r})")
+        scored = {v: annotations.segments.get(v, []) for v in ids}
+        partial = coverage_note(scored, predictions, name)  # a partial file scores its missing videos as all missed
+        if partial:
+            note(f"{pred_path}: {partial}")
+        return scored, restrict_to_videos(predictions, ids)
+
+    # `mgrec detect --all` of a run, scored with no threshold given or tuned: at its own threshold, as `evaluate`
+    # would score it (scored at 0, the whole ranked list was the hard set: F1 24 for a run of F1 72, without a word)
+    recorded = score_threshold is None and not tune_on and info.get("set") == "ranked" and "score_threshold" in info
+    threshold, class_thresholds = score_threshold, None
+    if recorded:
+        threshold, class_thresholds = recorded_thresholds(info, pred_path, len(annotations.classes))
+        tuned = info.get("threshold_tuned_on")
+        note(f"{pred_path} is the ranked list of a run: F1 at the threshold it records ({threshold:.4g}"
+             f"{', tuned on ' + str(tuned) if tuned else ''}{', and one per class' if class_thresholds else ''}); "
+             "--score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT of --gt")
+    tuned_gt: dict[str, list[Segment]] = {}
+    if tune_on:
+        tuned_gt, tune_pred = split_of(tune_on)
+        check_tuning_gestures(tuned_gt, tune_on, gt_path)
+        rule = PostprocessConfig(thresholds=thresholds)
+        if threshold_shrinkage is not None:
+            rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
+        threshold, class_thresholds = tune_thresholds(tuned_gt, tune_pred, len(annotations.classes), rule)
+    gt, pred = split_of(split)
+    _note_the_split(predictions, gt, tuned_gt, info, split, tune_on, pred_path, note)
+    scores = {d.score for items in pred.values() for d in items}
+    if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
+        threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
+        if info.get("set") is None and is_results_json(pred_path):  # a ranked list saved without its threshold
+            note(f"{pred_path} records no score threshold and none was given: F1 counts every detection, as it "
+                 "should for a hard set; for a ranked list (every candidate, as other tools write) it is far too "
+                 "low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of --gt")
+    _note_the_scores(pred, scores, threshold, class_thresholds, split, pred_path, note)
+    result = score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
+                   tiou_thresholds=tious)
+    # where the threshold came from, as eval_<split>.json says it: the split tuned on here, the one the file records
+    # (a run's ranked list scored at its own threshold), or None (given, or every detection)
+    result["threshold_tuned_on"] = tune_on or (info.get("threshold_tuned_on") if recorded else None)
+    if Path(pred_path).is_dir() and result["num_predictions"] and result["f1"] == 0:
+        shifted = _shifted_class_f1(gt, pred, annotations.classes, threshold)
+        if shifted is not None:  # SMG's class column counts from 1: a folder written from 0 scores nothing
+            note(f"F1 is 0, but with every class id of {pred_path} one {shifted[0]} it would be {shifted[1]:.2%}: were "
+                 "the classes written from 0? SMG label files number them 1 to K")
+    return result
+
+
+def _checked_score_arguments(annotations: object, gt_path: str | Path, pred_path: object, split: object,
+                             tune_on: object, thresholds: str, threshold_shrinkage: object, score_threshold: object,
+                             tious: object) -> tuple[str, str | None, tuple[float, ...]]:
+    """`score_file`'s arguments, refused by name where they cannot be scored with; the split names as the
+    annotations name them, and the tIoU thresholds sorted and once each."""
     if not isinstance(annotations, AnnotationSet):
         raise InputError(f"annotations: expected the AnnotationSet of {gt_path} (mgrec.data.annotations."
                          f"load_annotations), got {type(annotations).__name__}")
@@ -356,11 +422,15 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         tious = [tious]
     tious = tuple(tious) if isinstance(tious, Iterable) and not isinstance(tious, (str, bytes)) else tious
     check_tious(tious)
-    tious = tuple(sorted(set(tious)))
     check_tuning_split(tune_on, split)  # as evaluate: no threshold chosen on the answers
-    fps = {v: info.fps for v, info in annotations.videos.items()}
-    predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
-    info = read_predictions_info(pred_path)
+    return split, tune_on, tuple(sorted(set(tious)))
+
+
+def _note_the_file(predictions: dict[str, list[Detection]], annotations: AnnotationSet, info: dict,
+                   pred_path: str | Path, gt_path: str | Path, note: Callable[[str], None]) -> None:
+    """What a predictions file says of itself before any split is scored: which set it holds (a hard set scored
+    for mAP), videos the annotations do not list (refused), frames that disagree with the seconds, detections
+    after their video's end (segments in frames read as seconds)."""
     if info.get("set") == "hard":
         note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
              "ranked list's; `mgrec detect --all` writes the ranked list")
@@ -375,6 +445,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
                          f"{', '.join(brief(video) for video in unknown[:10])}"
                          + ("" if spelt is None else f"; {brief(spelt[0])} reads as its video {brief(spelt[1])}"
                             f"{spelling_hint(*spelt)}: give both one spelling"))
+    fps = {video: entry.fps for video, entry in annotations.videos.items()}
     # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored (a
     # frame and a half of slack: fused detections' rounded mean frames drift from their mean seconds by over one)
     astray = [d for video, items in predictions.items() for d in items if d.start_frame is not None
@@ -395,55 +466,30 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
              f"their video ends (first: {first.video_id} at {first.start:g} s, {gt_path} gives it "
              f"{annotations.videos[first.video_id].duration:g} s); are their segments in frames, not seconds?")
 
-    def split_of(name: str) -> tuple[dict[str, list[Segment]], dict[str, list[Detection]]]:
-        ids = annotations.split_video_ids(name, gt_path)
-        if not any(v in predictions for v in ids):
-            # Scoring (or tuning on) a split the file does not cover would silently count every
-            # gesture as missed, and tune the threshold to 0.
-            raise InputError(f"no predictions for split {name} in {pred_path} (it covers {len(predictions)} "
-                             f"video(s), none of the {len(ids)} of split {name!r})")
-        scored = {v: annotations.segments.get(v, []) for v in ids}
-        partial = coverage_note(scored, predictions, name)  # a partial file scores its missing videos as all missed
-        if partial:
-            note(f"{pred_path}: {partial}")
-        return scored, restrict_to_videos(predictions, ids)
 
-    threshold, class_thresholds = score_threshold, None
-    if threshold is None and not tune_on and info.get("set") == "ranked" and "score_threshold" in info:
-        # `mgrec detect --all` of a run: its own threshold, as `evaluate` would score it (scored at 0, the whole ranked
-        # list was the hard set: F1 24 for a run of F1 72, without a word)
-        threshold, class_thresholds = recorded_thresholds(info, pred_path, len(annotations.classes))
-        tuned = info.get("threshold_tuned_on")
-        note(f"{pred_path} is the ranked list of a run: F1 at the threshold it records ({threshold:.4g}"
-             f"{', tuned on ' + str(tuned) if tuned else ''}{', and one per class' if class_thresholds else ''}); "
-             "--score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT of --gt")
-    if tune_on:
-        tune_gt, tune_pred = split_of(tune_on)
-        check_tuning_gestures(tune_gt, tune_on, gt_path)
-        rule = PostprocessConfig(thresholds=thresholds)
-        if threshold_shrinkage is not None:
-            rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
-        threshold, class_thresholds = tune_thresholds(tune_gt, tune_pred, len(annotations.classes), rule)
-    gt, pred = split_of(split)
+def _note_the_split(predictions: dict[str, list[Detection]], gt: dict[str, list[Segment]],
+                    tuned_gt: dict[str, list[Segment]], info: dict, split: str, tune_on: str | None,
+                    pred_path: str | Path, note: Callable[[str], None]) -> None:
+    """What is worth saying of the scored split: the split the run that made the file trained on, and
+    predictions of videos neither scored nor tuned on (left out, where ActivityNet's evaluator counts them)."""
     trained_on = _training_split_of(info.get("run"))
     if trained_on is not None and canonical_subset(trained_on) == split:  # as `evaluate` says it
         note(f"split {split} is the split the run that made {pred_path} trained on (data.train_split "
              f"{trained_on!r}): its scores say how closely the run fits the videos it learnt from, not how it does "
              "on new ones")
-    tuned = tune_gt if tune_on else {}  # the videos tuned on were used, if not scored
-    outside = [video for video, items in predictions.items() if items and video not in gt and video not in tuned]
+    outside = [video for video, items in predictions.items() if items and video not in gt and video not in tuned_gt]
     if outside:  # ActivityNet's evaluator counts them as false positives; scoring one split leaves them out
         shown = ", ".join(brief(video) for video in outside[:3]) + (", ..." if len(outside) > 3 else "")
         note(f"{pred_path}: the {sum(len(predictions[v]) for v in outside)} predictions of {len(outside)} video(s) "
              f"outside split {split} ({shown}) are not scored (--split names the videos scored"
              f"{', --tune-on those tuned on' if tune_on else ''})")
-    scores = {d.score for items in pred.values() for d in items}
-    if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
-        threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
-        if info.get("set") is None and is_results_json(pred_path):  # a ranked list saved without its threshold
-            note(f"{pred_path} records no score threshold and none was given: F1 counts every detection, as it "
-                 "should for a hard set; for a ranked list (every candidate, as other tools write) it is far too "
-                 "low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of --gt")
+
+
+def _note_the_scores(pred: dict[str, list[Detection]], scores: set[float], threshold: float,
+                     class_thresholds: list[float] | None, split: str, pred_path: str | Path,
+                     note: Callable[[str], None]) -> None:
+    """What the scored split's scores make of mAP and F1: one score for all (mAP in the file's order), ties
+    (broken by the file's order), a threshold above every score (an empty hard set)."""
     if len(scores) == 1 and sum(map(len, pred.values())) > 1:
         note(f"every detection of split {split} in {pred_path} has the score {next(iter(scores)):g} (a file "
              "without scores, as SMG label files are?): mAP ranks them in the file's order, so it says little; "
@@ -456,18 +502,6 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     if class_thresholds is None and highest is not None and threshold > highest:  # scores may be logits
         note(f"the score threshold {threshold:.4g} is above every score of split {split} in {pred_path} (the "
              f"highest is {highest:.4g}): the hard set is empty and F1 is 0")
-    result = score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
-                   tiou_thresholds=tious)
-    # where the threshold came from, as eval_<split>.json says it: the split tuned on here, the one the file records
-    # (a run's ranked list scored at its own threshold), or None (given, or every detection)
-    recorded = score_threshold is None and not tune_on and info.get("set") == "ranked" and "score_threshold" in info
-    result["threshold_tuned_on"] = tune_on or (info.get("threshold_tuned_on") if recorded else None)
-    if Path(pred_path).is_dir() and result["num_predictions"] and result["f1"] == 0:
-        shifted = _shifted_class_f1(gt, pred, annotations.classes, threshold)
-        if shifted is not None:  # SMG's class column counts from 1: a folder written from 0 scores nothing
-            note(f"F1 is 0, but with every class id of {pred_path} one {shifted[0]} it would be {shifted[1]:.2%}: were "
-                 "the classes written from 0? SMG label files number them 1 to K")
-    return result
 
 
 def _tied_detections(pred: Mapping[str, list[Detection]]) -> int:
