@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -452,6 +453,13 @@ def _percent(values: list[float]) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
+def rarest_mean(f1_per_class: dict[str, float | None], rare: list[str]) -> float:
+    """Mean test F1 of the rarest classes, those with an F1 to give (a class without test instances that nothing was
+    detected as has none: `score`'s per-class null); NaN where none has."""
+    values = [f1_per_class[name] for name in rare if f1_per_class[name] is not None]
+    return statistics.fmean(values) if values else math.nan
+
+
 def rarest_third(train_counts: dict[str, int]) -> list[str]:
     """The ceil(K / 3) classes with the fewest training instances (ties: the class listed first)."""
     order = sorted(train_counts, key=lambda name: train_counts[name])
@@ -478,7 +486,7 @@ def quality_table(runs: list[dict], rare: list[str], fusion: bool = False) -> st
         group = [r for r in runs if r.get("row") == row]
         if not group:
             continue
-        rare_f1 = [statistics.fmean(r["test_f1_per_class"][name] for name in rare) for r in group]
+        rare_f1 = [rarest_mean(r["test_f1_per_class"], rare) for r in group]
         lines.append(
             f"| {title} (`{row}`) | {len(group)} (seeds {', '.join(str(r['seed']) for r in group)}) "
             f"| {_percent([r['training']['val']['f1'] for r in group])} "

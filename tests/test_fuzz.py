@@ -436,8 +436,12 @@ def test_scores_are_fractions_and_valid_json_for_any_input(case):
     # (tests/evaluate/test_f1.py has the case), and its F1 = 2PR / (P + R) stays below 2R <= 2
     assert result["precision_miga"] >= 0 and 0 <= result["f1_miga"] <= 2 * result["recall_miga"] + 1e-9
     fractions += list(result["mAP"].values())
+    detected = {d.label_id for items in pred.values() for d in items if d.score >= threshold}
     for row in result["per_class"].values():
-        fractions += [row["f1"], row["precision"], row["recall"]] + ([row["ap"]] if row["ap"] is not None else [])
+        rates = [row["f1"], row["precision"], row["recall"]]
+        # no instance and nothing detected as it: no F1 to give (null), as no AP; otherwise numbers
+        assert (rates == [None] * 3) == (row["instances"] == 0 and row["label_id"] not in detected)
+        fractions += [r for r in rates if r is not None] + ([row["ap"]] if row["ap"] is not None else [])
         assert (row["ap"] is None) == (row["instances"] == 0)
     for value in fractions:
         assert 0.0 <= value <= 1.0

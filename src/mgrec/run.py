@@ -37,7 +37,6 @@ the optimiser state.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import json
 import math
@@ -709,6 +708,15 @@ class RunDir:
     def write_tuning(self, tuning: dict) -> None:
         atomic_write_text(self.postprocess_path, json.dumps(tuning, indent=1))
 
+    def write_selection(self, config: Config, score_threshold: float, class_thresholds: list[float] | None,
+                        selected_epoch: int | None, tuned_on: str | None, val_scores: dict | None = None) -> None:
+        """postprocess.json, the one place it is assembled: the config's post-processing with the score threshold
+        (and per-class ones) detection uses, the epoch selected (None: an ensemble, weights made elsewhere), the
+        split they were tuned on (None: configured) and, for an ensemble, its val scores."""
+        tuning = {**to_dict(config)["postprocess"], "score_threshold": score_threshold,
+                  "class_thresholds": class_thresholds, "selected_epoch": selected_epoch, "tuned_on": tuned_on}
+        self.write_tuning(tuning if val_scores is None else {**tuning, "val_scores": val_scores})
+
     def write_weights(
         self, checkpoint: str, model: torch.nn.Module, ema: torch.nn.Module | None, metadata: dict
     ) -> None:
@@ -761,8 +769,7 @@ class RunDir:
         self.write_classes(classes)
         self.write_weights("best", model, None, {"epoch": 0})
         if score_threshold is not None:
-            tuning = {**dataclasses.asdict(config.postprocess), "score_threshold": score_threshold, "tuned_on": None}
-            self.write_tuning(tuning)
+            self.write_selection(config, score_threshold, config.postprocess.class_thresholds, None, None)
         if recipe is not None:
             self.write_recipe(recipe)
 
@@ -798,13 +805,12 @@ class RunDir:
         """An ensemble's postprocess.json (it trains no epoch to select): the members' post-processing with the
         score threshold(s) of `val_scores`, the `mgrec score` dict of the ensemble on `split`, or, without them (no
         val split, no annotations at hand), the configured ones. Returns the val scores recorded (None without)."""
-        tuning = {**to_dict(config)["postprocess"], "selected_epoch": None, "tuned_on": None}
+        post = config.postprocess
         if val_scores is None:
-            self.write_tuning(tuning)
+            self.write_selection(config, post.score_threshold, post.class_thresholds, None, None)
             return None
         metrics = {k: val_scores[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold", "class_thresholds")}
-        self.write_tuning({**tuning, "score_threshold": metrics["score_threshold"],
-                           "class_thresholds": metrics["class_thresholds"], "tuned_on": split, "val_scores": metrics})
+        self.write_selection(config, metrics["score_threshold"], metrics["class_thresholds"], None, split, metrics)
         return metrics
 
     def write_eval(self, split: str, result: dict, checkpoint: str = "best") -> Path:

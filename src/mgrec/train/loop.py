@@ -726,13 +726,9 @@ def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisa
             "class_thresholds": config.postprocess.class_thresholds,
         }
         say("no val split: keeping the last epoch and the configured score threshold")
-    tuning = to_dict(config)["postprocess"]
-    tuning["score_threshold"] = best["metrics"]["score_threshold"]
-    # tuned with the threshold (per_class), else none; a resumed run's record from before them has none
-    tuning["class_thresholds"] = best.get("class_thresholds")
-    tuning["selected_epoch"] = best["epoch"]
-    tuning["tuned_on"] = config.data.val_split if data.val_split.samples else None
-    run.write_tuning(tuning)
+    # class thresholds: tuned with the threshold (per_class), else none; a resumed run's record from before has none
+    run.write_selection(config, best["metrics"]["score_threshold"], best.get("class_thresholds"), best["epoch"],
+                        config.data.val_split if data.val_split.samples else None)
     return best
 
 
