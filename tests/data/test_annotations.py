@@ -87,7 +87,19 @@ def test_an_opentad_entry_s_frame_count_and_duration_give_its_fps(tmp_path):
     path = _write(tmp_path, document)
     aset = load_annotations(path)
     assert (aset.videos["S2"].fps, aset.videos["S2"].num_frames, aset.videos["S2"].fps_given) == (25.0, 300, True)
-    assert load_annotations(path, default_fps=30.0).videos["S2"].fps == 30.0  # data.fps, where given, places it
+    # its own rate before a default (data.fps, --fps: a config's grid takes data.fps anyway, and data check says
+    # where the two differ); null num_frames beside it is none
+    assert load_annotations(path, default_fps=30.0).videos["S2"].fps == 25.0
+    entry["num_frames"] = None
+    assert load_annotations(_write(tmp_path, document)).videos["S2"].num_frames == 300
+    for bad, where_ in ((float("nan"), "duration"), ("12", "duration")):
+        entry["duration"] = bad
+        with pytest.raises(InputError, match=rf"\[database\.S2\.{where_}\]: expected a positive duration"):
+            load_annotations(_write(tmp_path, document))
+    entry["duration"], entry["frame"] = 12.0, 10**400  # an integer no float holds: an OverflowError before
+    with pytest.raises(InputError, match=r"\[database\.S2\.frame\]: expected a positive whole number of frames"):
+        load_annotations(_write(tmp_path, document))
+    entry["frame"] = 300
     entry["num_frames"] = 301
     with pytest.raises(InputError, match=r"\[database\.S2\]: 'num_frames' 301 and 'frame' 300 differ"):
         load_annotations(_write(tmp_path, document))
@@ -116,7 +128,8 @@ def test_one_based_label_ids_are_named_as_such(tmp_path):
                                          r"1-based \(they run 1\.\.3\), subtract 1 from every label_id"):
         load_annotations(_write(tmp_path, document))
     document["classes"] = classes
-    with pytest.raises(InputError, match=r"classes lists '\w+' as label_id \d, one less: are the ids 1-based\?"):
+    with pytest.raises(InputError, match=r"top-level classes list lists '\w+' as label_id \d, one less \(if every id "
+                                         r"is one more than its class's place, the ids are 1-based"):
         load_annotations(_write(tmp_path, document))
 
 
@@ -659,7 +672,13 @@ def test_an_opentad_file_is_converted_with_its_class_map(tmp_path, capsys):
     assert [(s.label, s.label_id) for s in converted.segments["v1"]] == [("b", 1), ("a", 2)]
     class_map.write_text("c\nb\n")
     with pytest.raises(InputError, match=r"anno.json \[database.v1.annotations\[1\].label\]: 'a' is not in the "
-                                         r"top-level classes list"):
+                                         r"class map .*category_idx.txt"):
+        load_annotations(source, class_map=class_map)
+    class_map.write_text("c\nb\n\nc\n")  # a name twice gave its instances the second place's id
+    with pytest.raises(InputError, match=r"category_idx.txt \[line 4\]: class 'c' is named again \(first at line 1\)"):
+        load_annotations(source, class_map=class_map)
+    class_map.write_text("0 c\n1 b\n2 a\n")  # THUMOS's classidx.txt numbers its lines
+    with pytest.raises(InputError, match=r"category_idx.txt \[line 1\]: '0 c': the lines look numbered"):
         load_annotations(source, class_map=class_map)
     class_map.write_text("c\nb\nC\n")
     with pytest.raises(InputError, match=r"category_idx.txt \[line 3\]: classes 'c' and 'C' are one name to a reader"):

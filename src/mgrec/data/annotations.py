@@ -121,8 +121,10 @@ class _BadEntry(Exception):
 class _LabelTable:
     """Checks (label_id, label) pairs against the declared class list or builds one from them."""
 
-    def __init__(self, declared: list[str] | None, first_id_key: str | None = None):
+    def __init__(self, declared: list[str] | None, first_id_key: str | None = None,
+                 named_in: str = "the top-level classes list"):
         self.declared = declared
+        self.named_in = named_in  # where the declared list comes from, for messages (a class map: its file)
         self.id_of_declared = {name: index for index, name in enumerate(declared or [])}
         self.first_id_key = first_id_key  # where the first instance with a label_id is, for messages
         self.label_key: dict[str, str] = {}  # label -> where it was first met, for messages
@@ -143,7 +145,7 @@ class _LabelTable:
         if label not in self.id_of_declared:
             close = difflib.get_close_matches(label, self.declared, n=1)
             hint = f"; did you mean {close[0]!r}?{spelling_hint(label, close[0])}" if close else ""
-            raise _BadEntry(f"{key}.label", f"{label!r} is not in the top-level classes list{hint}")
+            raise _BadEntry(f"{key}.label", f"{label!r} is not in {self.named_in}{hint}")
         return self.id_of_declared[label]
 
     def check(self, label_id: int, label: str, key: str) -> None:
@@ -176,19 +178,19 @@ class _LabelTable:
             raise _BadEntry(
                 f"{key}.label_id",
                 f"label_id {label_id} is outside 0..{len(classes) - 1} "
-                f"(the top-level classes list has {len(classes)})",
+                f"({self.named_in} has {len(classes)})"
+                + (": are the ids 1-based? They count from 0" if label_id == len(classes) else ""),
             )
         if classes[label_id] != label:
-            if label in classes and classes.index(label) == label_id - 1:
-                hint = (f"classes lists {label!r} as label_id {label_id - 1}, one less: are the ids 1-based? They "
-                        "count from 0, each a class's place in classes (as ActionFormer's): subtract 1 from every "
-                        "label_id, or leave label_id out")
-            elif label in classes:
-                hint = f"classes lists {label!r} as label_id {classes.index(label)}"
+            if label in classes:
+                hint = f"{self.named_in} lists {label!r} as label_id {classes.index(label)}"
+                if classes.index(label) == label_id - 1:
+                    hint += (", one less (if every id is one more than its class's place, the ids are 1-based: they "
+                             "count from 0, as ActionFormer's; subtract 1 from every label_id, or leave label_id out)")
             else:
-                hint = f"{label!r} is not in the top-level classes list"
-            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {classes[label_id]!r} in classes, but {hint}"
-                                            f"{spelling_hint(label, classes[label_id])}")
+                hint = f"{label!r} is not in {self.named_in}"
+            raise _BadEntry(f"{key}.label", f"label_id {label_id} is {classes[label_id]!r} in {self.named_in}, but "
+                                            f"{hint}{spelling_hint(label, classes[label_id])}")
 
     def class_list(self, path: Path) -> list[str]:
         if self.declared is not None:
@@ -227,7 +229,8 @@ def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]
     for index, name in enumerate(classes):
         at = where(path, key=first_key.get(name, f"classes[{index}]"))
         if not name.strip() or len(name) > MAX_CLASS_NAME:
-            raise InputError(f"{at}: class name {brief(name)} ({len(name)} characters): expected a name of 1 to "
+            length = "" if len(name) > 80 else f" ({len(name)} characters)"  # `brief` counts a longer one itself
+            raise InputError(f"{at}: class name {brief(name)}{length}: expected a name of 1 to "
                              f"{MAX_CLASS_NAME} characters, not only spaces")
         other = seen.setdefault(name_key(name), name)
         if other != name:
@@ -265,39 +268,39 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         subset = split_name(subset, "subset")
     except InputError as exc:
         raise _BadEntry(f"{key}.subset", str(exc)) from None
-    # OpenTAD's files name the frame count "frame"; mgrec's, "num_frames"
-    frames_key = "num_frames" if "num_frames" in entry or "frame" not in entry else "frame"
-    if "num_frames" in entry and "frame" in entry and entry["num_frames"] != entry["frame"]:
-        raise _BadEntry(key, f"'num_frames' {brief(entry['num_frames'])} and 'frame' {brief(entry['frame'])} differ; "
+    # OpenTAD's files name the frame count "frame"; mgrec's, "num_frames" (null: not given)
+    counts = {name: entry[name] for name in ("num_frames", "frame") if entry.get(name) is not None}
+    if len(counts) == 2 and counts["num_frames"] != counts["frame"]:
+        raise _BadEntry(key, f"'num_frames' {brief(counts['num_frames'])} and 'frame' {brief(counts['frame'])} differ; "
                              "both are the video's frame count: give one")
-    num_frames = entry.get(frames_key)
-    if num_frames is not None and (not _is_integer(num_frames) or num_frames <= 0):
+    frames_key = next(iter(counts), "num_frames")
+    num_frames = counts.get(frames_key)
+    if num_frames is not None and not (_is_integer(num_frames) and is_number(num_frames) and num_frames > 0):
         raise _BadEntry(f"{key}.{frames_key}", f"expected a positive whole number of frames, got {brief(num_frames)}")
-    # Without an fps of its own or a default (data.fps, --fps), an entry with a frame count and a duration (OpenTAD's
-    # files) has the frames per second they give.
-    own_rate = (num_frames is not None and is_number(entry.get("duration")) and math.isfinite(entry["duration"])
-                and entry["duration"] > 0)
-    if "fps" not in entry and default_fps is None and not own_rate:
+    if "duration" in entry and not (is_number(entry["duration"]) and math.isfinite(entry["duration"])
+                                    and entry["duration"] > 0):
+        raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {brief(entry['duration'])}")
+    # The frame rate: the entry's own fps; else the one its frame count and duration give (OpenTAD's files); else
+    # the default (data.fps, --fps, as ActionFormer's default_fps), which a config's grid uses anyway where set.
+    derived = "fps" not in entry and num_frames is not None and "duration" in entry
+    if "fps" not in entry and not derived and default_fps is None:
         raise _BadEntry(key, "missing key 'fps' (the video's frames per second; or a frame count, 'num_frames' or "
                              "OpenTAD's 'frame', with 'duration', which give it; to give every entry without one "
                              "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score, "
                              "where predictions in seconds score the same at any fps and only frames need the right "
                              "one)")
-    fps = entry["fps"] if "fps" in entry else default_fps if default_fps is not None else \
-        num_frames / entry["duration"]
+    fps = entry["fps"] if "fps" in entry else num_frames / entry["duration"] if derived else default_fps
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
-        where_fps = f"{key}.fps" if "fps" in entry or default_fps is not None else f"{key}.{frames_key}"
-        got = brief(fps) if "fps" in entry or default_fps is not None else \
-            f"{brief(num_frames)} frames in {brief(entry['duration'])} s, {fps:g} fps"
-        raise _BadEntry(where_fps, f"expected a positive number of frames per second, at most {MAX_FPS:g}, "
-                                   f"got {got}")
+        got = (f"{brief(num_frames)} frames in {brief(entry['duration'])} s, {fps:g} fps" if derived else brief(fps))
+        raise _BadEntry(f"{key}.{frames_key}" if derived else f"{key}.fps",
+                        f"expected a positive number of frames per second, at most {MAX_FPS:g}, got {got}")
     if "duration" not in entry and num_frames is None:
         raise _BadEntry(key, "missing key 'duration' (the video's length in seconds; or its frame count as "
                              "'num_frames', which with its fps gives the duration)")
     # A frame count without a duration (files that store frames, not seconds): num_frames frames last num_frames/fps.
-    duration = entry.get("duration", None if num_frames is None else num_frames / fps)
-    if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
+    duration = entry["duration"] if "duration" in entry else num_frames / fps
+    if not math.isfinite(duration) or duration <= 0:
         raise _BadEntry(f"{key}.duration", f"expected a positive duration in seconds, got {brief(duration)}")
     if "annotations" not in entry:
         raise _BadEntry(key, "missing key 'annotations' (use [] for a video without instances: a test video whose "
@@ -314,7 +317,7 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
         duration=float(duration),
         num_frames=None if num_frames is None else int(num_frames),
         source=where(path, key=key),
-        fps_given="fps" in entry or default_fps is None,  # its own, or given by its frame count and duration
+        fps_given="fps" in entry or derived,  # its own, or given by its frame count and duration
     )
     return info, annotations
 
@@ -435,7 +438,9 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
         met = {item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)}
         # SMG's names take SMG's 17 classes, numbered as its label CSVs (and `--format smg` output) count them
         declared = list(SMG_CLASSES) if met and met <= set(SMG_CLASSES) else sorted(met)
-    labels = _LabelTable(declared, first_id_key)
+    named_in = ("the top-level classes list" if "classes" in raw else f"the class map {class_map}"
+                if class_map is not None else "the class list (its labels, sorted)")
+    labels = _LabelTable(declared, first_id_key, named_in)
 
     def report(video_id: str, bad: _BadEntry) -> None:
         if entry_errors is None:
@@ -473,11 +478,20 @@ def read_class_map(path: str | Path) -> list[str]:
         raise InputError(f"{path}: class map not found") from None
     except IsADirectoryError:
         raise InputError(f"{path}: a folder, where a class map (a text file, one class name per line) goes") from None
-    names = [line.strip() for line in text_lines(text) if line.strip()]
-    if not names:
+    lines = [(number, line.strip()) for number, line in enumerate(text_lines(text), start=1) if line.strip()]
+    if not lines:
         raise InputError(f"{path}: the class map names no class; expected one class name per line, in label-id order")
-    _check_class_names(path, names, {name: f"line {number}" for number, name in
-                                     enumerate((line.strip() for line in text_lines(text)), start=1) if name})
+    if all(re.fullmatch(r"\d+\s+\S.*", name) for _, name in lines):  # THUMOS's classidx.txt: "7 BaseballPitch"
+        raise InputError(f"{path} [line {lines[0][0]}]: {brief(lines[0][1])}: the lines look numbered; a class map "
+                         "is one class name per line, the line's place its label id: remove the numbers (with the "
+                         "lines in their order)")
+    first_line: dict[str, int] = {}
+    for number, name in lines:
+        if first_line.setdefault(name, number) != number:
+            raise InputError(f"{path} [line {number}]: class {brief(name)} is named again (first at line "
+                             f"{first_line[name]}); each class once, at the line of its label id")
+    names = [name for _, name in lines]
+    _check_class_names(path, names, {name: f"line {number}" for number, name in lines})
     return names
 
 
