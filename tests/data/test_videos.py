@@ -99,6 +99,35 @@ def test_a_matroska_file_cut_short_is_refused_by_its_declared_duration(make_vide
         list(iter_frames(cut, 16))
 
 
+def test_a_matroska_file_whose_audio_outlasts_its_video_or_which_starts_late_is_whole(tmp_path):
+    # the container's duration covers every track: 2 s of video beside 5 s of audio was refused as truncated, and a
+    # start offset was counted twice
+    import av
+
+    rng = np.random.default_rng(0)
+    for name, audio, offset in (("audio.mkv", True, 0), ("late.mkv", False, 100)):
+        with av.open(str(tmp_path / name), "w") as out:
+            video = out.add_stream("mpeg4", rate=10)
+            video.width = video.height = 32
+            video.pix_fmt = "yuv420p"
+            sound = out.add_stream("flac", rate=48000) if audio else None
+            for index in range(20):
+                frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), format="rgb24")
+                frame.pts = index + offset
+                for packet in video.encode(frame):
+                    out.mux(packet)
+            for packet in video.encode():
+                out.mux(packet)
+            for start in range(0, 5 * 48000, 960) if audio else ():
+                samples = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+                samples.sample_rate, samples.pts = 48000, start
+                for packet in sound.encode(samples):
+                    out.mux(packet)
+            for packet in sound.encode() if audio else ():
+                out.mux(packet)
+        assert len(list(iter_frames(tmp_path / name, 16))) == 20, name
+
+
 def test_a_video_failing_midway_names_the_frame(carphone_cut_midway):
     assert probe_video(carphone_cut_midway).declared_frames == 120
     decoded = 0
@@ -254,9 +283,11 @@ def test_a_video_stored_rotated_is_decoded_as_it_is_shown(make_video, tmp_path):
             if packet.dts is not None:
                 packet.stream = stream
                 out.mux(packet)
-    with pytest.raises(InputError, match=r"slanted.mp4: frame 0 is to be shown turned by 45 degrees; mgrec turns "
+    with pytest.raises(InputError, match=r"slanted.mp4: a frame is to be shown turned by 45 degrees; mgrec turns "
                                          r"frames by quarter turns only"):
         next(iter_frames(slanted, SIZE))
+    with pytest.raises(InputError, match=r"slanted.mp4: a frame is to be shown turned by 45 degrees"):  # end to end
+        VideoClips.open(slanted, stride=1, window=2, frames_per_clip=2, image_size=SIZE).clips(0, 1)
 
 
 def test_a_variable_frame_rate_is_refused_naming_the_first_frame_off_the_grid(tmp_path):

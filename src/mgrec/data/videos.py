@@ -17,6 +17,7 @@ import `extract`. There is no OpenCV fallback: PyAV reads every container and co
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -128,10 +129,14 @@ def _frame_rate(stream) -> float | None:
     return float(rate) if rate and rate > 0 else None
 
 
-def _to_rgb(frame, size: int | None) -> np.ndarray:
+def _to_rgb(frame, size: int | None, path: Path) -> np.ndarray:
     """The frame as a player shows it: resized (swscale's bilinear filter widens with the scale factor, so
     downscaling is anti-aliased), then turned by the rotation of its display matrix, as FFmpeg's players
-    and `ffmpeg` itself do (a phone's portrait video is stored landscape with a rotation of -90 degrees)."""
+    and `ffmpeg` itself do (a phone's portrait video is stored landscape with a rotation of -90 degrees).
+    A rotation of no quarter turns is refused (45 degrees was rounded to none, 135 to 180)."""
+    if frame.rotation % 90:
+        raise InputError(f"{path}: a frame is to be shown turned by {frame.rotation:g} degrees; mgrec turns frames "
+                         "by quarter turns only: re-encode the video upright")
     array = frame.to_ndarray(width=size, height=size, format="rgb24", interpolation="BILINEAR")
     quarter_turns = round(frame.rotation / 90) % 4  # counterclockwise, as np.rot90 turns
     return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
@@ -170,14 +175,11 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
             stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
             fps, first_seconds = _frame_rate(stream), None
             for frame in container.decode(stream):
-                if frame.rotation % 90:  # `_to_rgb` turns by quarter turns: 45 degrees rounded to none, 135 to 180
-                    raise InputError(f"{path}: frame {index} is to be shown turned by {frame.rotation:g} degrees; "
-                                     "mgrec turns frames by quarter turns only: re-encode the video upright")
                 if frame.pts is not None and fps is not None:
                     seconds = float(frame.pts * stream.time_base)
                     first_seconds = seconds if first_seconds is None else first_seconds
                     _check_constant_rate(path, index, seconds - first_seconds, fps)
-                yield _to_rgb(frame, size) if keep is None or keep(index) else None
+                yield _to_rgb(frame, size, path) if keep is None or keep(index) else None
                 index += 1
             declared, declared_end = stream.frames, _declared_end(container, stream)
     except av.FFmpegError as exc:
@@ -197,19 +199,28 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
 
 
 # How much shorter than its declared duration a video without a frame count may decode: its last frame is
-# shown for 1/fps, and a container's duration may count an audio track a little longer than the video.
+# shown for 1/fps, and a declared duration is rounded.
 MAX_MISSING_SECONDS = 1.0
 
 
 def _declared_end(container, stream) -> float | None:
-    """Where the container says the video stream ends, in seconds of its timestamps: the stream's own duration,
-    else the container's (Matroska and WebM keep only that one); None when neither is known."""
+    """Where the container says the video stream ends, in seconds of its timestamps: the track's own duration
+    (Matroska keeps it as a DURATION tag, which FFmpeg and mkvmerge write), else the stream's, else the container's
+    where the video is its only stream (the container's covers every track: an audio track may outlast the video);
+    None when none is known. Compared with the end of the last frame decoded, which includes any start offset, so
+    a declared duration read as an end can only be more lenient."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", tag.strip())
+        if match:
+            hours, minutes, seconds = match.groups()
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     if stream.duration is not None and stream.duration > 0:
         return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
-    if container.duration is not None and container.duration > 0:
+    if len(container.streams) == 1 and container.duration is not None and container.duration > 0:
         import av
 
-        return ((container.start_time or 0) + container.duration) / av.time_base
+        return container.duration / av.time_base
     return None
 
 
@@ -404,7 +415,7 @@ class VideoClips:
                     if seek and number == 0 and current > first:
                         return None
                     if current in needed_set:
-                        frames[current] = _to_rgb(frame, self.image_size)
+                        frames[current] = _to_rgb(frame, self.image_size, self.path)
                     if current >= last:
                         break
                     index = max(index, current + 1)
