@@ -407,8 +407,13 @@ def test_another_video_of_the_same_name_does_not_replace_features_of_one_still_t
                                          rf"than {re.escape(str(second))}"):
         extract([second], out, size=64, frames_per_window=4, progress=False)
     assert (out / "clip.npy").read_bytes() == kept
-    # the same file under the same path is still done, and one whose recorded source moved away may take its place
+    # the same file under the same path is still done, by another path too (a hard link), and one whose recorded
+    # source moved away may take its place
     assert extract([first], out, size=64, frames_per_window=4, progress=False)[0].status == "skipped"
+    (tmp_path / "linked").mkdir()
+    os.link(first, tmp_path / "linked" / "clip.mp4")
+    assert extract([tmp_path / "linked" / "clip.mp4"], out, size=64, frames_per_window=4,
+                   progress=False)[0].status == "skipped"
     first.rename(tmp_path / "camA" / "moved.mp4")
     assert extract([second], out, size=64, frames_per_window=4, progress=False)[0].status == "extracted"
 

@@ -587,6 +587,12 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
     with pytest.raises(InputError, match=rf"twice.jsonl:{len(lines) + 1} \[emitted_at\]: .* but line {len(lines)} "
                                          r"emitted video 'clip' at .*start over, two stream sessions of one video"):
         load_predictions(twice, detector.classes)
+    twice.write_text(json.dumps(lines[-1]) + "\n" + json.dumps(lines[-1]) + "\n")  # a session of one emission, rerun
+    with pytest.raises(InputError, match=r"twice.jsonl:2 \[emitted_at\]: .* but line 1 holds the same emission"):
+        load_predictions(twice, detector.classes)
+    twice.write_text(json.dumps({**lines[0], "emitted_at": -5}) + "\n")
+    with pytest.raises(InputError, match=r"twice.jsonl:1 \[emitted_at\]: expected the seconds of stream .* got -5"):
+        load_predictions(twice, detector.classes)
     log.write_text(log.read_text() + "{not json\n")
     with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}:2: predictions file is not valid JSON"):
         load_predictions(log, detector.classes)

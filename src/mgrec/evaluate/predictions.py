@@ -207,6 +207,7 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
     class_ids = {name: i for i, name in enumerate(classes)}
     predictions: dict[str, list[Detection]] = {}
     emitted: dict[str, tuple[float, int]] = {}  # video -> the latest emitted_at read, and its line
+    seen: dict[tuple, int] = {}  # (video, emitted_at, detection) -> its line
     for number, line in enumerate(text_lines(decode_utf8(path, path.read_bytes())), start=1):
         if not line.strip():
             continue
@@ -216,24 +217,35 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
             raise InputError(f"{where(path, line=number, key='video')}: expected a detection with its video id, got "
                              f"{brief(record)}")
         at = lambda field, number=number: where(path, line=number, key=field.lstrip(".") or None)  # noqa: E731
-        predictions.setdefault(video_id, []).append(_parse_entry(record, at, video_id, classes, class_ids))
-        _refuse_a_second_session(record.get("emitted_at"), video_id, emitted, path, number)
+        detection = _parse_entry(record, at, video_id, classes, class_ids)
+        predictions.setdefault(video_id, []).append(detection)
+        _refuse_a_second_session(record.get("emitted_at") if "emitted_at" in record else None, detection, emitted,
+                                 seen, path, number)
     return predictions
 
 
-def _refuse_a_second_session(emitted_at: object, video_id: str, emitted: dict[str, tuple[float, int]], path: Path,
-                             number: int) -> None:
-    """One stream's emissions of a video come in the order they were decided (`emitted_at` never goes back): a
-    video whose emissions start over is two sessions appended to one file (`>> log.jsonl` twice, a rerun after
-    Ctrl-C), and scoring both would count every gesture twice, half of them as false positives."""
-    if not _is_number(emitted_at):
+def _refuse_a_second_session(emitted_at: object, detection: Detection, emitted: dict[str, tuple[float, int]],
+                             seen: dict[tuple, int], path: Path, number: int) -> None:
+    """One stream's emissions of a video come in the order they were decided (`emitted_at` never goes back) and
+    each once: a video whose emissions start over, or repeat a line, is two sessions appended to one file
+    (`>> log.jsonl` twice, a rerun after Ctrl-C), and scoring both would count every gesture twice, half of them
+    as false positives."""
+    if emitted_at is None:
         return  # another tool's lines, or mgrec's before emitted_at: nothing to tell sessions by
+    at = where(path, line=number, key="emitted_at")
+    if not _is_number(emitted_at) or not math.isfinite(emitted_at) or emitted_at < 0:
+        raise InputError(f"{at}: expected the seconds of stream at which the gesture was emitted (a number >= 0), "
+                         f"got {brief(emitted_at)}")
+    video_id = detection.video_id
     latest = emitted.get(video_id)
-    if latest is not None and emitted_at < latest[0]:
-        raise InputError(f"{where(path, line=number, key='emitted_at')}: {emitted_at:g} s, but line {latest[1]} "
-                         f"emitted video {video_id!r} at {latest[0]:g} s: its emissions start over, two stream "
-                         "sessions of one video in one file (appended with >>?); keep each session's lines in a "
-                         "file of its own, or remove the earlier session's")
+    again = seen.setdefault((video_id, float(emitted_at), detection), number)
+    back = latest is not None and emitted_at < latest[0]
+    if back or again != number:
+        earlier = (f"line {latest[1]} emitted video {video_id!r} at {latest[0]:g} s" if back
+                   else f"line {again} holds the same emission")
+        raise InputError(f"{at}: {emitted_at:g} s, but {earlier}: its emissions start over, two stream sessions of "
+                         "one video in one file (appended with >>?); keep each session's lines in a file of its own, "
+                         "or remove the earlier session's")
     emitted[video_id] = (float(emitted_at), number)
 
 

@@ -6,6 +6,7 @@ single inputs listed once every other input is done.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,6 @@ from pathlib import Path
 from mgrec.data.features import FeatureSidecar, feature_file_shape, read_sidecar, sidecar_path, source_stamp
 from mgrec.errors import InputError
 from mgrec.extract import number_problem
-from mgrec.files import resolve_path
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,18 @@ def refuse_a_file_mgrec_did_not_write(feature_path: Path, source: Path | None) -
 
 
 def _same_input(sidecar: FeatureSidecar, source: Path) -> bool:
-    """Whether features with `sidecar` may be `source`'s: they record no source, or `source` itself, or one that
-    is gone (moved or renamed: its stamp then says whether it is the same file)."""
+    """Whether features with `sidecar` may be `source`'s: they record no source, or `source` itself (by any path,
+    a hard link too), or one that is gone (moved or renamed: its stamp then says whether it is the same file), or
+    a copy with its size and time (`cp -p`, the same stamp)."""
     recorded = sidecar.source
-    return recorded is None or not Path(recorded).exists() or resolve_path(recorded) == resolve_path(source)
+    if recorded is None:
+        return True
+    try:
+        if not Path(recorded).exists():
+            return True
+        return os.path.samefile(recorded, source) or sidecar.source_stamp == source_stamp(source)
+    except (OSError, ValueError):  # a recorded path no file system takes (hand-edited): nobody's
+        return True
 
 
 def _reads(read, path: Path) -> bool:
