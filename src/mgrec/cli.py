@@ -634,6 +634,9 @@ def cmd_data_convert(args) -> None:
     )
     from mgrec.files import check_output, check_writable
 
+    if not args.smg_root.exists():
+        raise InputError(f"{args.smg_root}: no such file or folder (expected an SMG root folder, or an annotations "
+                         "JSON)")
     from_json = args.smg_root.is_file()
     if from_json and args.splits is not None:
         raise InputError(f"--splits: {args.smg_root} is an annotations JSON, whose entries name their subsets; "

@@ -56,6 +56,9 @@ def split_name(value: object, what: str = "split") -> str:
     if problem:
         raise InputError(f"{what} {brief(value)} {problem}: a split's name is part of output file names "
                          "(eval_<split>.json), so it must be one plain name")
+    if name.endswith("_last"):  # split `test_last`'s files would be split `test`'s at --checkpoint last
+        raise InputError(f"{what} {brief(value)}: a split's name may not end in '_last', which names the last "
+                         "checkpoint's outputs (eval_<split>_last.json)")
     return name
 
 

@@ -855,10 +855,12 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
         valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
                  and isinstance(entry.get("instances"), int)
                  and (entry.get("ap") is None or fraction(entry.get("ap")))
-                 and all(entry.get(k) is None or fraction(entry.get(k)) for k in ("f1", "precision", "recall")))
+                 # null only for a class without instances (and nothing detected as it: `score`)
+                 and all(fraction(entry.get(k)) or entry.get(k) is None and entry.get("instances") == 0
+                         for k in ("f1", "precision", "recall")))
         if not valid:
             return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances, ap, f1, precision and recall in "
-                                         "[0, 1] (or null)")
+                                         "[0, 1] (null only for a class without instances)")
     def counts(row: object) -> bool:
         return (isinstance(row, list) and len(row) == num_classes
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row))

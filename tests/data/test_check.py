@@ -344,7 +344,8 @@ def test_a_class_with_instances_elsewhere_but_none_in_training_is_a_warning(tmp_
             "and tunes the score threshold on the videos the network is trained on; set data.val_split to a split of "
             "other videos") in warnings
     assert any("class 'c3' has no instance in the training split 'val' (nor in any other): the network cannot learn "
-               "it, and it is scored nowhere (F1 and AP '-': no instance to find)" in message
+               "it, and it is scored nowhere (AP '-', F1 '-' or 0 where something is detected as it: no instance to "
+               "find)" in message
                for _, message in warnings)
     # ActionFormer's THUMOS setting: trained on validation, validated on test (the threshold chosen on test)
     config.data.train_split, config.data.val_split = "train", "test"

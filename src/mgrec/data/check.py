@@ -317,11 +317,11 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, data: DataConfig,
     problems = []
     unused = {s: len(aset.video_ids(s)) for s in aset.subsets() if s not in splits}
     keys = {data.train_split: "train_split", data.val_split: "val_split", data.test_split: "test_split"}
-    for split in splits:
-        if not aset.video_ids(split):
-            severity = "error" if split == data.train_split else "warning"
-            problems.append(Problem(severity, str(annotations_path),
-                                    f"no videos in split {split!r}{_split_hint(split, keys.get(split), unused)}"))
+    empty = [split for split in splits if not aset.video_ids(split)]
+    for split in empty:
+        severity = "error" if split == data.train_split else "warning"
+        hint = _split_hint(split, keys.get(split), unused, alone=len(empty) == 1)
+        problems.append(Problem(severity, str(annotations_path), f"no videos in split {split!r}{hint}"))
     if unused:
         listed = ", ".join(f"{name!r} ({count})" for name, count in unused.items())
         problems.append(Problem(
@@ -331,12 +331,14 @@ def _check_splits(aset: AnnotationSet, annotations_path: Path, data: DataConfig,
     return problems
 
 
-def _split_hint(split: str, key: str | None, unused: dict[str, int]) -> str:
+def _split_hint(split: str, key: str | None, unused: dict[str, int], alone: bool) -> str:
     """Which subset of the annotations an empty split may have meant: one no split takes (a val split named
-    'valid' or 'dev'), named with the setting that takes it."""
-    if key is None or not unused:
+    'valid' or 'dev'), named with the setting that takes it; by its name, or, for the one empty split (`alone`),
+    the largest such subset."""
+    close = difflib.get_close_matches(split, list(unused), n=1, cutoff=0.3)
+    if key is None or not (close or alone and unused):
         return ""
-    name = (difflib.get_close_matches(split, list(unused), n=1, cutoff=0.3) or [max(unused, key=unused.get)])[0]
+    name = (close or [max(unused, key=unused.get)])[0]
     return (f"; the annotations name a subset {name!r} ({counted(unused[name], 'video')}) that no split takes: "
             f"--set data.{key}={name}?")
 
@@ -445,7 +447,8 @@ def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_
                 "warning", str(annotations_path),
                 f"class {name!r} has no instance in the training split {train_split!r} ({listed}): the network "
                 "cannot learn it, " + ("and its F1 and AP there are 0" if elsewhere else
-                                       "and it is scored nowhere (F1 and AP '-': no instance to find)"),
+                                       "and it is scored nowhere (AP '-', F1 '-' or 0 where something is detected "
+                                       "as it: no instance to find)"),
             ))
     return problems
 

@@ -307,8 +307,9 @@ def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[st
 
 
 def error_analysis_names(split: str) -> list[str]:
-    """The names of the files `write_error_analysis` writes for `split` (the same for a run and for `mgrec score
-    --analysis`): what may be replaced when a folder holds an earlier analysis, and nothing else."""
+    """The names of the files `write_error_analysis` writes for `split` (a stem: `mgrec analyze --checkpoint last`
+    writes `<split>_last_*`; `mgrec score --analysis` the split's own): what may be replaced when a folder holds an
+    earlier analysis, and nothing else."""
     stems = [f"{split}_{stem}" for stem in ANALYSIS_FIGURE_STEMS]
     stems += [f"{split}_hard_set_{stem}" for stem in ANALYSIS_FIGURE_STEMS]
     stems += [f"{split}_f1_threshold", f"{split}_pr_curves"]
