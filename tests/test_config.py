@@ -151,6 +151,12 @@ def test_split_names_are_read_like_subset_names(tmp_path):
     assert annotations.canonical_subset is canonical_subset
     save_config(config, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml").data.val_split == "val"
+    # a split named `test_last` wrote over split `test`'s files of --checkpoint last (eval_test_last.json)
+    from mgrec.config import split_name
+
+    with pytest.raises(InputError, match=r"subset 'Test_Last': a split's name may not end in '_last'"):
+        split_name("Test_Last", "subset")
+    assert split_name("last") == "last" and split_name("lastly") == "lastly"
 
 
 def test_null_means_empty_for_a_text_key_whose_default_is_empty_and_nowhere_else(tmp_path):
