@@ -202,6 +202,54 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     problems += [Problem("error", e.where, e.message, e.video_id) for e in entry_errors]
     refused_videos = {e.video_id for e in entry_errors}
 
+    problems += _annotation_problems(aset, annotations_path, config, splits, source)
+    # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
+    # its lengths are the videos' lengths on the model's grid).
+    video_steps: dict[str, int] = {}
+    if config.end_to_end:  # raw videos, decoded through the backbone: each must open at the annotations' fps
+        for split in splits:
+            for video_id in aset.video_ids(split):
+                found, steps = _check_video(aset.videos[video_id], config)
+                problems += found
+                if steps is not None:
+                    video_steps[video_id] = steps
+    streams = [] if config.end_to_end else data.input_streams()
+    for stream in streams:
+        problems += _stream_problems(stream, stream is streams[0], aset, splits, data,
+                                     set(aset.videos) | refused_videos, video_steps)
+
+    report = CheckReport(
+        problems=problems,
+        classes=list(aset.classes),
+        counts_per_split={
+            split: dict(zip(aset.classes, class_histogram(aset.subset(split).segments, aset.num_classes)))
+            for split in splits
+        },
+        videos_per_split={split: len(aset.video_ids(split)) for split in splits},
+    )
+    train = aset.subset(data.train_split)
+    if train.videos:
+        report.suggestions, report.statistics = _suggestions(train, config, video_steps)
+    if data.streams:  # what `mgrec data check` shows per stream
+        report.streams = [
+            {"name": s.name, "dim": s.feature_dim, "stride": s.stride, "window": s.window, "fps": s.fps,
+             "grid": s is streams[0]} for s in streams]
+    if balance:
+        report.histogram_before = class_histogram(train.segments, aset.num_classes)
+        weights = ClassBalancer(config.balance, report.histogram_before).effective_weights()
+        report.histogram_after = [count * weight for count, weight in zip(report.histogram_before, weights)]
+        report.balance_method = config.balance.method
+        report.statistics["class_weights"] = [round(weight, 4) for weight in weights]
+    return report
+
+
+def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Config, splits: list[str],
+                         source: str) -> list[Problem]:
+    """What the annotations and the config say of each other: the class count, the splits, classes no training
+    instance teaches, the schedule, instances no pyramid point can learn, the frame rates, a val split without
+    instances, and each video's instances."""
+    data = config.data
+    problems: list[Problem] = []
     if aset.num_classes != config.model.num_classes:
         problems.append(Problem(
             "error", where(annotations_path, key="classes"),
@@ -236,81 +284,62 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         for video_id in video_ids:
             problems += _check_segments(aset.videos[video_id], aset.segments[video_id], config.model.num_classes)
         problems += _unlabelled_videos(aset, split, video_ids, annotations_path, split == data.train_split)
-    # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
-    # its lengths are the videos' lengths on the model's grid).
-    video_steps: dict[str, int] = {}
-    if config.end_to_end:  # raw videos, decoded through the backbone: each must open at the annotations' fps
-        for split in splits:
-            for video_id in aset.video_ids(split):
-                found, steps = _check_video(aset.videos[video_id], config)
-                problems += found
-                if steps is not None:
-                    video_steps[video_id] = steps
-    streams = [] if config.end_to_end else data.input_streams()
-    for stream in streams:
-        key = stream_key(data, stream)
-        features_dir = Path(stream.features)
-        if not features_dir.is_dir():
-            problems.append(Problem("error", str(features_dir), f"features folder not found (config {key}.features)"))
-            continue
-        without_sidecar: list[str] = []
-        recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
-        prefixed = _PrefixedNames(features_dir)
-        for split in splits:
-            for video_id in aset.video_ids(split):
-                found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
-                                               video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
-                                               prefixed=prefixed)
-                problems += found
-                if steps is not None and stream is streams[0]:
-                    video_steps[video_id] = steps
-        if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
-            (first, first_file), (other, other_file) = list(recipes.items())[:2]
-            problems.append(Problem(
-                "error", str(features_dir),
-                f"the feature files were made with {len(recipes)} different recipes: {first_file} with backbone "
-                f"{first[0]!r}, weights sha256 {first[1]}, frames per window {first[2]}; {other_file} with "
-                f"{other[0]!r}, {other[1]}, {other[2]}; extract every video with one recipe",
-            ))
-        if without_sidecar:
-            problems.append(Problem(
-                "warning", str(features_dir),
-                f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could "
-                f"not be checked against the config (first: {without_sidecar[0]})",
-            ))
-        # A video whose entry was refused still has its entry: its features are not orphans.
-        problems += _orphan_features(features_dir, stream, set(aset.videos) | refused_videos)
+    return problems
 
-    report = CheckReport(
-        problems=problems,
-        classes=list(aset.classes),
-        counts_per_split={
-            split: dict(zip(aset.classes, class_histogram(aset.subset(split).segments, aset.num_classes)))
-            for split in splits
-        },
-        videos_per_split={split: len(aset.video_ids(split)) for split in splits},
+
+def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, splits: list[str], data: DataConfig,
+                     listed: set[str], video_steps: dict[str, int]) -> list[Problem]:
+    """Every file of one input stream against its own recipe and its video's duration, its folder's mixed
+    recipes, missing sidecars and orphans (`listed`: every video with an entry, refused or not); the grid stream's
+    lengths go into `video_steps` (the videos' lengths on the model's grid)."""
+    problems: list[Problem] = []
+    key = stream_key(data, stream)
+    features_dir = Path(stream.features)
+    if not features_dir.is_dir():
+        return [Problem("error", str(features_dir), f"features folder not found (config {key}.features)")]
+    without_sidecar: list[str] = []
+    recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
+    prefixed = _PrefixedNames(features_dir)
+    for split in splits:
+        for video_id in aset.video_ids(split):
+            found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
+                                           video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
+                                           prefixed=prefixed)
+            problems += found
+            if steps is not None and is_grid:
+                video_steps[video_id] = steps
+    if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
+        (first, first_file), (other, other_file) = list(recipes.items())[:2]
+        problems.append(Problem(
+            "error", str(features_dir),
+            f"the feature files were made with {len(recipes)} different recipes: {first_file} with backbone "
+            f"{first[0]!r}, weights sha256 {first[1]}, frames per window {first[2]}; {other_file} with "
+            f"{other[0]!r}, {other[1]}, {other[2]}; extract every video with one recipe",
+        ))
+    if without_sidecar:
+        problems.append(Problem(
+            "warning", str(features_dir),
+            f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could "
+            f"not be checked against the config (first: {without_sidecar[0]})",
+        ))
+    # A video whose entry was refused still has its entry: its features are not orphans.
+    problems += _orphan_features(features_dir, stream, listed)
+    return problems
+
+
+def _suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, int]
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings `suggest_settings` gives for the training split's lengths that differ from the config's, and the
+    statistics they come from."""
+    data = config.data
+    suggestions, statistics = suggest_settings(
+        [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
+        [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
     )
-    train = aset.subset(data.train_split)
-    if train.videos:
-        suggestions, report.statistics = suggest_settings(
-            [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
-            [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
-        )
-        # only what differs from the config: the shipped demo config was told to set what it sets
-        current = {"data.max_seq_len": data.max_seq_len, "model.num_levels": config.model.num_levels,
-                   "model.regression_ranges": [list(r) for r in config.model.regression_ranges]}
-        report.suggestions = {key: value for key, value in suggestions.items() if value != current[key]}
-    if data.streams:  # what `mgrec data check` shows per stream
-        report.streams = [
-            {"name": s.name, "dim": s.feature_dim, "stride": s.stride, "window": s.window, "fps": s.fps,
-             "grid": s is streams[0]} for s in streams]
-    if balance:
-        report.histogram_before = class_histogram(train.segments, aset.num_classes)
-        weights = ClassBalancer(config.balance, report.histogram_before).effective_weights()
-        report.histogram_after = [count * weight for count, weight in zip(report.histogram_before, weights)]
-        report.balance_method = config.balance.method
-        report.statistics["class_weights"] = [round(weight, 4) for weight in weights]
-    return report
+    # only what differs from the config: the shipped demo config was told to set what it sets
+    current = {"data.max_seq_len": data.max_seq_len, "model.num_levels": config.model.num_levels,
+               "model.regression_ranges": [list(r) for r in config.model.regression_ranges]}
+    return {key: value for key, value in suggestions.items() if value != current[key]}, statistics
 
 
 def _check_splits(aset: AnnotationSet, annotations_path: Path, data: DataConfig, splits: list[str]) -> list[Problem]:
