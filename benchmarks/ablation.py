@@ -52,7 +52,7 @@ from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.infer.fused_ensemble import make_fused_ensemble
 from mgrec.infer.offline import OfflineDetector
-from mgrec.model.ensemble import load_run_network
+from mgrec.model.load import load_run_network
 from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.provenance import PROVENANCE_KEY, campaign_name, provenance, read_provenance
 from mgrec.run import RunDir

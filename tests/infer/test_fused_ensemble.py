@@ -14,7 +14,7 @@ from mgrec.errors import InputError
 from mgrec.infer.fused_ensemble import make_fused_ensemble
 from mgrec.infer.offline import OfflineDetector
 from mgrec.infer.online import OnlineDetector
-from mgrec.model.ensemble import load_run_network
+from mgrec.model.load import load_run_network
 from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.run import RunDir
 from mgrec.train.loop import train

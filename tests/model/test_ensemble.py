@@ -3,7 +3,8 @@ import torch
 from tests.model.helpers import perturbed, prefix_mask, tiny_config
 
 from mgrec.model.detector import build_detector
-from mgrec.model.ensemble import EnsembleDetector, build_model, mean_probability_logits
+from mgrec.model.ensemble import EnsembleDetector, mean_probability_logits
+from mgrec.model.load import build_model
 
 
 def _outputs(model, length=64, seed=0):

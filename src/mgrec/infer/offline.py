@@ -45,7 +45,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.files import brief, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
-from mgrec.model.ensemble import load_run_network
+from mgrec.model.load import load_run_network
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
 from mgrec.postprocess.second_opinion import SecondOpinion, run_second_opinion

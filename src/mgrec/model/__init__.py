@@ -14,6 +14,7 @@
 - `heads.py`: the cross-scale heads and final predictors, on the packed pyramid;
 - `detector.py`: the three variants put together (mgrec, dyfadet, actionformer), the state format;
 - `ensemble.py`: several detectors with one pyramid run as one (per-point probabilities averaged);
+- `load.py`: a trained run's network from its files (one detector or such an ensemble, its EMA weights);
 - `end_to_end.py`: a frozen clip encoder with adapters before the detector (training from raw video);
 - `reference.py`: the whole detector again in paper notation, level by level, on the same
   parameters: slow and plain, what the fast modules above are tested against;

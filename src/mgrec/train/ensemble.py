@@ -22,7 +22,8 @@ from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_sidecar, recipe_differences
 from mgrec.errors import InputError
 from mgrec.files import read_json
-from mgrec.model.ensemble import EnsembleDetector, load_run_network
+from mgrec.model.ensemble import EnsembleDetector
+from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
 from mgrec.run import (
     RunDir,

@@ -45,7 +45,7 @@ from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
 from mgrec.files import resolve_path
-from mgrec.model.ensemble import load_run_network
+from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import run_second_opinion
 from mgrec.postprocess.video import detect_video
 from mgrec.run import RunDir
