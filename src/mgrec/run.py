@@ -19,8 +19,8 @@
       tensorboard/              TensorBoard's logs, when it is installed
       eval_<split>.json, detections_<split>.json         outputs of `mgrec evaluate` (checkpoint best;
       eval_<split>_last.json, detections_<split>_last.json  those of --checkpoint last)
-      report_<split>.html       output of `mgrec report`
-      analysis/                 figures and tables of `mgrec analyze` and the report
+      report_<split>.html       output of `mgrec report` (report_<split>_last.html: of --checkpoint last)
+      analysis/                 figures and tables of `mgrec analyze` (<split>_*; <split>_last_* of --checkpoint last)
       features_<checkpoint>/    an end-to-end run's features, made with that checkpoint's adapters
 
 The files from run.json to .lock are the run itself (`RunDir.run_files`): only training writes them.
