@@ -329,7 +329,8 @@ class PostprocessConfig(_KeysOnly):
                                      "is dropped")
     sigma: float = _doc(0.5, "Gaussian Soft-NMS: scores decay by exp(-tIoU**2 / sigma)")
     min_score: float = _doc(0.001, "Soft-NMS drops candidates whose decayed score falls below this")
-    max_detections: int = _doc(2000, "detections kept per video after NMS (the ranked list)")
+    max_detections: int = _doc(2000, "detections kept per video after NMS (the ranked list), and more where the "
+                                     "hard set (score >= the threshold) goes on past it")
     min_duration: float = _doc(0.05, "candidates not longer than this many feature steps are dropped")
     score_threshold: float = _doc(0.3, "the hard set (F1) keeps detections scoring at least this; training replaces "
                                        "it with the value tuned on val")

@@ -41,7 +41,8 @@ class TwoLevelNetwork(torch.nn.Module):
 def test_detect_video_is_decode_then_nms_then_records(method):
     features = np.random.default_rng(1).normal(size=(37, 5)).astype(np.float32)  # odd: one padded step
     network = TwoLevelNetwork(5)
-    post = PostprocessConfig(nms=method, pre_nms_thresh=0.05, max_detections=40)
+    # a threshold above every score: the cap is the cap (a hard set past it is kept: test_the_cap_never_cuts_...)
+    post = PostprocessConfig(nms=method, pre_nms_thresh=0.05, max_detections=40, score_threshold=1.0)
     detections = detect_video(network, features, GRID, post, CLASSES, "v")
 
     with torch.inference_mode():
@@ -65,7 +66,7 @@ def test_shifted_passes_fuse_the_detections_of_the_shifted_features_moved_back_o
 
     features = np.random.default_rng(2).normal(size=(41, 5)).astype(np.float32)
     network = TwoLevelNetwork(5)
-    one = PostprocessConfig(pre_nms_thresh=0.05, max_detections=30)
+    one = PostprocessConfig(pre_nms_thresh=0.05, max_detections=30, score_threshold=1.0)
     fused = detect_video(network, features, GRID, replace(one, shifted_passes=3), CLASSES, "v")
 
     passes = [detect_video(network, features, GRID, one, CLASSES, "v")]
@@ -98,3 +99,35 @@ def test_a_network_in_training_mode_detects_in_eval_mode_and_keeps_its_mode():
     network.train()
     assert [detect_video(network, features, GRID, post, CLASSES, "v") for _ in range(2)] == [expected, expected]
     assert network.training
+
+
+@pytest.mark.parametrize("kind", ["soft", "hard"])
+def test_the_cap_never_cuts_the_hard_set(kind):
+    # a long recording holds more gestures than postprocess.max_detections: the ranked list was cut there, and with
+    # it the hard set (488 of a 77-minute recording's 1280 detections at the demo's cap of 500), without a word
+    from mgrec.postprocess.nms import nms
+    from mgrec.postprocess.video import nms_within_the_cap, within_the_cap
+
+    rng = np.random.default_rng(0)
+    starts = np.arange(40, dtype=np.float64) * 10.0  # 40 gestures apart from one another, 25 of them above 0.5
+    segments = torch.tensor(np.stack([starts, starts + 2.0], axis=1))
+    scores = torch.tensor(np.r_[rng.uniform(0.6, 0.9, 25), rng.uniform(0.05, 0.4, 15)])
+    labels = torch.tensor(rng.integers(0, 3, 40))
+    post = PostprocessConfig(nms=kind, max_detections=10, score_threshold=0.5, min_score=0.001)
+    kept = nms_within_the_cap(segments, scores, labels, post)
+    assert len(kept[1]) == 25 and bool((kept[1] >= 0.5).all())  # every one of the hard set, none below past the cap
+    everything = nms(segments, scores, labels, PostprocessConfig(nms=kind, max_detections=100, min_score=0.001))
+    assert all(torch.equal(a, b[:25]) for a, b in zip(kept, everything))  # the ranked list of a cap large enough
+    few = PostprocessConfig(nms=kind, max_detections=30, score_threshold=0.5, min_score=0.001)
+    assert len(nms_within_the_cap(segments, scores, labels, few)[1]) == 30  # under the cap: the cap, as before
+    per_class = PostprocessConfig(nms=kind, max_detections=10, score_threshold=0.95, class_thresholds=[0.5, 0.95, 0.95])
+    assert len(nms_within_the_cap(segments, scores, labels, per_class)[1]) == 25  # the lowest bar of any class
+    ranked = to_detections(kept[0].numpy(), kept[1].numpy(), kept[2].numpy(), GRID, CLASSES, "v", 500.0)
+    assert within_the_cap(ranked, replace_cap(post, 5)) == ranked and len(within_the_cap(ranked, replace_cap(
+        post, 5, threshold=0.85))) == max(5, sum(d.score >= 0.85 for d in ranked))
+
+
+def replace_cap(post, cap, threshold=None):
+    from dataclasses import replace
+
+    return replace(post, max_detections=cap, score_threshold=post.score_threshold if threshold is None else threshold)
