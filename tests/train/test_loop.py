@@ -559,6 +559,28 @@ def test_resume_refuses_features_moved_to_a_folder_of_another_recipe(dataset, tm
     train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
 
 
+def test_resume_refuses_annotations_that_list_the_classes_in_another_order(dataset, tmp_path):
+    # data.annotations may move between resumes; one with the classes reordered trained the later epochs on other
+    # labels and rewrote classes.json, exit 0
+    config = tiny_config(dataset, epochs=2, eval_every=2)
+    _train_epochs_then_stop(config, tmp_path / "run", stop_after=1)
+    classes = (tmp_path / "run" / "classes.json").read_text()
+    document = json.loads(Path(config.data.annotations).read_text())
+    order = document["classes"][::-1]
+    document["classes"] = order
+    for entry in document["database"].values():
+        for instance in entry["annotations"]:
+            instance["label_id"] = order.index(instance["label"])
+    reordered = tmp_path / "reordered.json"
+    reordered.write_text(json.dumps(document))
+    moved = tiny_config(dataset, epochs=2, eval_every=2)
+    moved.data.annotations = str(reordered)
+    with pytest.raises(InputError, match=r"--resume: .*reordered.json lists other classes than .*classes.json \(first "
+                                         r"difference at id 0"):
+        train(moved, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    assert (tmp_path / "run" / "classes.json").read_text() == classes
+
+
 def test_resume_refuses_a_config_yaml_edited_after_the_training_started(dataset, tmp_path):
     """The run's config.yaml was the only record: editing epochs 2 -> 4 there and resuming restarted the
     learning-rate schedule on a 4-epoch curve, a run of neither length."""

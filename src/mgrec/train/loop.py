@@ -223,6 +223,18 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
                       encoder=encoder, on_metrics=on_metrics)
 
 
+def check_same_classes(run: RunDir, classes: list[str], annotations: str) -> None:
+    """A resumed run's annotations must name its classes in the order it trained them: class ids in another order
+    would train its later epochs on other labels, and rewrite classes.json under its earlier ones."""
+    own = run.read_classes()
+    if own != classes:
+        first = next((i for i, (a, b) in enumerate(zip(own, classes)) if a != b), min(len(own), len(classes)))
+        raise InputError(f"--resume: {annotations} lists other classes than {run.classes_path} (first difference "
+                         f"at id {first}: {brief(classes[first] if first < len(classes) else None)} there, "
+                         f"{brief(own[first] if first < len(own) else None)} in the run); resume with the annotations "
+                         "the run trained on")
+
+
 def refuse_before_training(config: Config, run_dir: Path) -> None:
     """What training (a new one or a --resume) refuses before the run folder is made (the lock) and the network
     built: a value only training uses out of its range (the seed: `mgrec.config.check_for_training`; a finished
@@ -396,6 +408,8 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                          f"multiple of {world}")
     _check_start(config, run, resume, inputs, encoder)
     data = _training_data(config, run, resume, inputs, say, pseudo_samples, device)
+    if resume and run.classes_path.is_file():  # data.annotations may move between a run and its --resume
+        check_same_classes(run, data.classes, config.data.annotations)
     if is_main:
         _write_run_header(config, run, data, resume, encoder, pseudo_record, say)
     opt = _optimisation(config, data, encoder, device, rank, world)
