@@ -698,3 +698,10 @@ def test_a_config_changed_in_code_refuses_a_key_it_does_not_have_and_is_checked_
     with pytest.raises(InputError, match=r"saved.yaml \[train.lr\]: expected float, got 'fast'"):
         save_config(config, tmp_path / "saved.yaml")
     assert not (tmp_path / "saved.yaml").exists()
+    # a section set as a dict set every other key of it back to its default (batch_size, warm-up, ...)
+    from mgrec.config import checked_config
+
+    config = Config()
+    config.train = {"epochs": 1}
+    with pytest.raises(InputError, match=r"\[train\]: expected a TrainConfig, got dict; set its keys one by one"):
+        checked_config(config)

@@ -1411,6 +1411,14 @@ def checked_config(config: object, source: str = "the config given") -> Config:
     if not isinstance(config, Config):
         raise InputError(f"{source}: expected an mgrec.config.Config (load_config builds one), got "
                          f"{type(config).__name__}")
+    for section in dataclasses.fields(Config):
+        value, expected = getattr(config, section.name), section.default_factory() \
+            if section.default_factory is not dataclasses.MISSING else None
+        # `config.train = {"epochs": 1}` set every other key of the section back to its default, without a word
+        if expected is not None and dataclasses.is_dataclass(expected) and not isinstance(value, type(expected)):
+            raise InputError(f"{source} [{section.name}]: expected a {type(expected).__name__}, got "
+                             f"{type(value).__name__}; set its keys one by one (config.{section.name}.KEY = ...), "
+                             "which keeps the others")
 
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
