@@ -689,6 +689,18 @@ def test_the_default_window_holds_the_lookahead_a_hop_and_a_gesture_the_levels_l
         assert OnlineDetector(shipped, None, lookahead=2.0).history == expected, name
 
 
+def test_a_window_given_too_short_for_the_gestures_is_noted(capsys):
+    # `--history 38`, the least the refusal asked for, left no room for the gestures: 11 emitted for 49, silently
+    config = load_config(REPO / "examples" / "cut_in.yaml")
+    detector = OfflineDetector(PointwiseModel(num_classes=2), config, ["a", "b"], config.postprocess, Path("."))
+    OnlineDetector(detector, 25.0, lookahead=2.0, history=24)
+    assert ("note: a window of 24 feature steps leaves 4 for the gesture an update decides, after lookahead and hop; "
+            "the run's gestures reach 16 steps, and longer ones are missed (the default window holds them: 36 steps "
+            "or more)") in capsys.readouterr().err
+    OnlineDetector(detector, 25.0, lookahead=2.0, history=36)
+    assert "note" not in capsys.readouterr().err
+
+
 def test_the_default_window_finds_what_offline_detection_finds():
     # Gestures of 12-16 steps, which the levels below the top learn (top range from 8 steps: up to 16 long).
     # Before, the default window (26 steps: lookahead 13, hop 12, 1) no longer held a gesture's centre at the

@@ -387,6 +387,12 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
             f"({lookahead_steps} steps) and hop {hop}: give at least {needed} steps "
             f"(and at least the largest pyramid stride, {2 ** (config.model.num_levels - 1)})"
         )
+    with_gesture = lookahead_steps + hop + 1 + gesture_steps(config)
+    if window < with_gesture:  # allowed (a shorter window is faster), but gestures longer than what is left are lost
+        print(f"note: a window of {window} feature steps leaves {window - lookahead_steps - hop - 1} for the gesture "
+              f"an update decides, after lookahead and hop; the run's gestures reach {gesture_steps(config)} steps, "
+              f"and longer ones are missed (the default window holds them: {with_gesture} steps or more)",
+              file=sys.stderr)
     return WindowPlan(lookahead, hop, window)
 
 
