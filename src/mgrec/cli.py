@@ -914,15 +914,18 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
     return out
 
 
-def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False
-                 ) -> tuple[list[Path], dict[str, Path]]:
+def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False,
+                 failed: list[str] | None = None) -> tuple[list[Path], dict[str, Path]]:
     """Feature inputs as they are; recorded videos turned into features with the run's recipe first.
 
     A run with several input streams: each video is turned into every stream with that stream's
-    recipe; the grid stream's files are returned, and the folders of the other streams' (by name)."""
+    recipe; the grid stream's files are returned, and the folders of the other streams' (by name).
+    `failed`: where given (one stream), the videos whose features could not be made are said there and the others
+    returned (an overnight batch's one bad file lost every other video's work); otherwise any failure is raised."""
     from mgrec.data.features import sidecar_path, video_id_of
     from mgrec.data.videos import video_id
     from mgrec.extract.jobs import extract_with_recipe, is_video
+    from mgrec.extract.outputs import InputsFailed
     from mgrec.run import RunDir
 
     videos = [Path(p) for p in inputs if is_video(p)]
@@ -954,7 +957,15 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
             for file in (sidecar_path(path), path):
                 file.rename(file.with_name(stream.feature_prefix + file.name))
     main = scratch / "grid" if len(streams) > 1 else scratch
-    return others + extract_with_recipe(run_dir, videos, main, device=device, progress=progress), folders
+    try:
+        made = extract_with_recipe(run_dir, videos, main, device=device, progress=progress)
+    except InputsFailed as exc:
+        if failed is None or len(streams) > 1:
+            raise InputError(str(exc).replace(" (the others were written)", "") + "\nno detections were written")
+        failed += exc.failures
+        made = [main / f"{video_id(video)}.npy" for video in videos
+                if sidecar_path(main / f"{video_id(video)}.npy").is_file()]  # written last: the features are whole
+    return others + made, folders
 
 
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
@@ -999,14 +1010,20 @@ def cmd_detect(args) -> None:
         check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
     _note_postprocess_changes(RunDir(run_dir))
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         inputs, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device,
-                                         progress=show_progress(args))
+                                         progress=show_progress(args), failed=failed)
+        if not inputs:
+            raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=closing_line_stream(args.out))
+    if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
+        raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
+                         f"in {args.out}:\n  " + "\n  ".join(failed))
 
 
 def cmd_stream(args) -> int:

@@ -335,6 +335,15 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     from_video = json.loads((tmp_path / "video.json").read_text())["results"]
     from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
     assert from_video == from_features and sum(map(len, from_video.values())) > 0
+    # one unreadable video of several: the others' detections are written, and the error names the one missing (it
+    # said "the others were written" of features deleted with their scratch folder, and wrote nothing)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(carphone.read_bytes()[:300_000])
+    out = tmp_path / "batch.json"
+    assert main(["detect", str(run), str(carphone), str(broken), "--out", str(out), "--all"]) == 2
+    assert json.loads(out.read_text())["results"] == from_video
+    assert main(["detect", str(run), str(broken), "--out", str(tmp_path / "none.json")]) == 2
+    assert not (tmp_path / "none.json").exists()
 
 
 def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone, capsys):
@@ -509,6 +518,11 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
     from_video = json.loads((tmp_path / "video.json").read_text())["results"]
     from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
     assert from_video == from_features and sum(map(len, from_video.values())) > 0
+    # with several streams, one unreadable video of several stops the whole call, and says nothing was written
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(carphone.read_bytes()[:300_000])
+    assert main(["detect", str(run), str(carphone), str(broken), "--out", str(tmp_path / "batch.json")]) == 2
+    assert not (tmp_path / "batch.json").exists()
     # a stream without a recipe cannot be made from a video, and says which
     (run / "feature_recipe_coarse.json").unlink()
     assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "x.json")]) == 2

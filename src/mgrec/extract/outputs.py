@@ -119,11 +119,19 @@ def skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractRe
     return ExtractResult(source, feature_path, "skipped", done.frames, done.num_features, 0.0)
 
 
+class InputsFailed(InputError):
+    """Some inputs of an extraction failed, each said in `failures`; the others' features were written."""
+
+    def __init__(self, message: str, failures: list[str]):
+        super().__init__(message)
+        self.failures = failures
+
+
 def raise_failures(failures: list[str], total: int) -> None:
     if failures:
         listing = "\n  ".join(failures)
         others = " (the others were written)" if len(failures) < total else ""
-        raise InputError(f"{len(failures)} of {total} inputs failed{others}:\n  {listing}")
+        raise InputsFailed(f"{len(failures)} of {total} inputs failed{others}:\n  {listing}", failures)
 
 
 class FrameCounter:
