@@ -244,7 +244,7 @@ def test_find_video_finds_the_file_of_an_annotation_id(tmp_path):
     (tmp_path / "deeper" / "Sample0003.mp4").write_bytes(b"")
     assert find_video(tmp_path, "Sample0001") == tmp_path / "Sample0001_color.mp4"
     assert find_video(tmp_path, "Sample0002") == tmp_path / "Sample0002.MKV"
-    looked_for = r"no video for 'Sample0003'; looked for Sample0003.mp4, .*Sample0003_color.webm"
+    looked_for = r"no video for 'Sample0003'; looked for Sample0003 and Sample0003_color with any of \.mp4, .*\.webm"
     with pytest.raises(InputError, match=looked_for):
         find_video(tmp_path, "Sample0003")  # not recursive
     (tmp_path / "Sample0001.avi").write_bytes(b"")

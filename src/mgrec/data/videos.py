@@ -31,7 +31,10 @@ from mgrec.errors import InputError
 from mgrec.files import id_from_name, safe_child
 from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+# The containers mgrec takes for videos (PyAV reads them all): phones and cameras (.mp4, .m4v, .mov, .3gp, AVCHD's
+# .mts/.m2ts), screen and stream recorders (OBS's .mkv, .flv, .ts), and the older ones (.avi, .mpg, .wmv).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mts", ".m2ts", ".ts", ".flv", ".mpg", ".mpeg",
+                  ".wmv", ".3gp", ".ogv")
 
 # SMG names its files SampleXXXX_color.mp4, SampleXXXX_skeleton.csv, ... while the annotations
 # use SampleXXXX; dropping these suffixes gives features the ids the annotations use.
@@ -82,8 +85,9 @@ def find_video(folder: Path, video_id: str) -> Path:
         if named:  # the name is there, but no file behind it: say so rather than "no video"
             raise InputError(f"{named[0]}: not a file (a folder, or a link to nothing); expected the video of "
                              f"'{video_id}'")
-        names = ", ".join(video_id + suffix + ext for suffix in VIDEO_NAME_SUFFIXES for ext in VIDEO_SUFFIXES)
-        raise InputError(f"{folder}: no video for '{video_id}'; looked for {names} (extension in any case)")
+        names = " and ".join(video_id + suffix for suffix in VIDEO_NAME_SUFFIXES)
+        raise InputError(f"{folder}: no video for '{video_id}'; looked for {names} with any of "
+                         f"{', '.join(VIDEO_SUFFIXES)} (in any case)")
     if len(found) > 1:
         raise InputError(
             f"{folder}: two videos for '{video_id}': {found[0].name} and {found[1].name}; keep one of them"
