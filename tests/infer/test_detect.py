@@ -252,6 +252,23 @@ def make_random_run(root, input_dim, recipe: FeatureSidecar | None = None):
     return run
 
 
+def test_features_of_another_frame_rate_than_the_run_s_are_noted_once(tmp_path, capsys):
+    # a lab's 60-fps camera on a run trained on 25-fps videos (data.fps null): each step spans 2.4x less time than in
+    # training, the gestures look longer than any the network learnt, and 9 cues came out for 6 gestures, silently
+    recipe = FeatureSidecar(fps=25.0, stride=4, window=16, backbone="test", dim=8, frames=None)
+    run = make_random_run(tmp_path, input_dim=8, recipe=recipe)
+    features = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
+    for name, fps in (("a", 60.0), ("b", 60.0), ("c", 25.5)):
+        write_features(tmp_path / f"{name}.npy", features, dataclasses.replace(recipe, fps=fps))
+    assert main(["detect", str(run), str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out",
+                 str(tmp_path / "d.json")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: ") == 1 and "a.json: features of a 60-fps video, where the run's" in err
+    assert "are of 25 fps: a feature step spans 0.42x the time it did in training" in err
+    assert main(["detect", str(run), str(tmp_path / "c.npy"), "--out", str(tmp_path / "e.json")]) == 0
+    assert "note" not in capsys.readouterr().err  # within 5 %: the same rate to the network
+
+
 def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):
     run = make_random_run(tmp_path, input_dim=8)
     steps = 7000  # an SMG test video at stride 4; training crops are 128 steps here

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -99,6 +100,8 @@ class OfflineDetector:
     # file with a sidecar is checked, whatever the current folder is by then (after an os.chdir a relative
     # run_dir found none, and features of another recipe passed without a word)
     run_root: Path | None = None
+    # whether a file of another frame rate than the run's features was noted (once per detector)
+    told_another_rate: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -330,6 +333,15 @@ class OfflineDetector:
         if stream not in self._feature_recipes:
             return
         recipe_path, recipe = self._feature_recipes[stream]
+        if (stream is None and self.config.data.fps is None and not self.told_another_rate
+                and abs(sidecar.fps - recipe.fps) > 0.05 * recipe.fps):
+            # allowed (the grid follows each video's own fps), but a feature step then spans another stretch of time
+            # than in training, and the gestures look longer or shorter to the network than any it learnt
+            self.told_another_rate = True
+            print(f"note: {side}: features of a {sidecar.fps:g}-fps video, where the run's ({recipe_path}) are of "
+                  f"{recipe.fps:g} fps: a feature step spans {recipe.fps / sidecar.fps:.2g}x the time it did in "
+                  f"training; for the run's own scale, make the video {recipe.fps:g} fps first (ffmpeg -i IN -r "
+                  f"{recipe.fps:g} OUT.mp4)", file=sys.stderr)
         # An end-to-end run's features come from its own adapted backbone, whose weights differ by checkpoint:
         # there the sha256 names a checkpoint, not another recipe.
         adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE
