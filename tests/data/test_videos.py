@@ -126,6 +126,39 @@ def test_a_matroska_file_whose_audio_outlasts_its_video_or_which_starts_late_is_
             for packet in sound.encode() if audio else ():
                 out.mux(packet)
         assert len(list(iter_frames(tmp_path / name, 16))) == 20, name
+    assert probe_video(tmp_path / "late.mkv").late_start == 0.0  # the file starts with its one track
+
+
+def test_a_video_track_that_starts_after_the_file_is_said(tmp_path):
+    # an edit list or a recorder starting the audio first: the first frame is shown 2 s into the file, and every
+    # subtitle cue mgrec wrote was 2 s early in a player, without a word
+    import av
+
+    from mgrec.extract.jobs import extract
+
+    path = tmp_path / "late.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width = video.height = 32
+        video.pix_fmt = "yuv420p"
+        sound = out.add_stream("flac", rate=48000)
+        for start in range(0, 5 * 48000, 960):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+            samples.sample_rate, samples.pts = 48000, start
+            for packet in sound.encode(samples):
+                out.mux(packet)
+        for index in range(30):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), format="rgb24")
+            frame.pts = index + 20
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in [*video.encode(), *sound.encode()]:
+            out.mux(packet)
+    assert probe_video(path).late_start == pytest.approx(2.0, abs=0.05)
+    (result,) = extract([path], tmp_path / "features", size=32, progress=False)
+    assert result.warnings == (f"{path}: its first frame is shown 2.00 s into the file (the video track starts "
+                               "late); mgrec's times count from that frame: a player shows them 2.00 s later",)
 
 
 def test_a_video_failing_midway_names_the_frame(carphone_cut_midway):

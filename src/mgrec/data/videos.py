@@ -102,6 +102,9 @@ class VideoStream:
     width: int
     height: int
     declared_frames: int  # from the container header; 0 when the container does not say
+    # how long after the file's start (its earliest track) the video's first frame is shown: a player's timeline
+    # counts from the file's start, mgrec's times from the first frame (0 where the file does not say)
+    late_start: float = 0.0
 
 
 def probe_video(path: Path) -> VideoStream:
@@ -119,8 +122,11 @@ def probe_video(path: Path) -> VideoStream:
             if fps_problem(rate) is not None:  # the rule every sidecar is read by: one written past it is unreadable
                 raise InputError(f"{path}: the video stream's frame rate is {rate:g} fps; mgrec places frames by "
                                  f"rates of {MIN_FPS:g} to {MAX_FPS:g} fps")
+            late = 0.0
+            if stream.start_time is not None and container.start_time is not None:
+                late = float(stream.start_time * stream.time_base) - container.start_time / av.time_base
             return VideoStream(
-                path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames
+                path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames, max(0.0, late)
             )
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None

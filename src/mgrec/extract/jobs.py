@@ -17,6 +17,7 @@ input is done one InputError lists all failures.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
                       stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress,
                       frames_per_window=recipe.frames_per_window, precision=recipe.precision)
+    for warning in (warning for result in results for warning in result.warnings):
+        print(f"warning: {warning}", file=sys.stderr)  # said by `mgrec extract` too; here for detect and stream
     return [r.feature_path for r in results]
 
 
@@ -260,8 +263,12 @@ def extract_videos(
             precision=recipe_precision,
         )
         write_features(feature_path, stacked, sidecar)
+        late = () if stream.late_start < 1 / stream.fps else (
+            f"{path}: its first frame is shown {stream.late_start:.2f} s into the file (the video track starts late); "
+            f"mgrec's times count from that frame: a player shows them {stream.late_start:.2f} s later",)
         results.append(
-            ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started)
+            ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started,
+                          late)
         )
     raise_failures(failures, len(files))
     return results
