@@ -61,6 +61,25 @@ def test_an_ensemble_of_one_run_detects_what_the_run_detects(runs, tmp_path):
         RunDir(first).read_tuning()["score_threshold"])
 
 
+@pytest.mark.parametrize("fusion", ["outputs", "detections"])
+def test_an_ensemble_of_runs_trained_without_validation_keeps_their_threshold_and_says_so(runs, tmp_path, fusion):
+    # the members' empty val split was "tuned on": warnings of a split '' (`--set data.val_split=val?`)
+    import shutil
+
+    from mgrec.config import load_config, save_config
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
+
+    _, _, (first, _) = runs
+    member = Path(shutil.copytree(first, tmp_path / "member"))
+    config = load_config(member / "config.yaml")
+    config.data.val_split = ""
+    save_config(config, member / "config.yaml")
+    lines = []
+    (make_ensemble if fusion == "outputs" else make_fused_ensemble)([member], tmp_path / "e", log=lines.append)
+    assert lines == ["the members have no val split (data.val_split is empty): keeping the configured score threshold"]
+    assert RunDir(tmp_path / "e").read_tuning()["tuned_on"] is None
+
+
 def test_an_ensemble_of_two_identical_runs_equals_one(runs, tmp_path):
     paths, _, (first, _) = runs
     make_ensemble([first, first], tmp_path / "twice", log=lambda *_: None)

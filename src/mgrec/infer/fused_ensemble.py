@@ -91,6 +91,9 @@ def tune_on_val(out: RunDir, log) -> dict | None:
     if not config.data.annotations:
         log("the members name no annotations: keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)
+    if not config.data.val_split:  # trained without validation: nothing to tune on (and no split '' to warn of)
+        log("the members have no val split (data.val_split is empty): keeping the configured score threshold")
+        return out.write_ensemble_tuning(config, None, None)
     try:
         ranked, ground_truth = detect_split(detector, config.data.val_split)
     except EmptySplit:

@@ -178,6 +178,9 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
     if not config.data.annotations:
         log("the members' config names no annotations: keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)
+    if not config.data.val_split:  # trained without validation: nothing to tune on (and no split '' to warn of)
+        log("the members have no val split (data.val_split is empty): keeping the configured score threshold")
+        return out.write_ensemble_tuning(config, None, None)
     annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path))
     val = load_split(config, annotations, config.data.val_split, excluded)
     if not val.samples:
