@@ -353,6 +353,11 @@ def test_base_may_name_a_config_shipped_with_mgrec(tmp_path):
     path.write_text("base: demo/nothing.yaml\n")
     with pytest.raises(InputError, match=r"mine.yaml \[base\]: 'demo/nothing.yaml' is neither a file beside it"):
         load_config(path)
+    # a file named as the shipped config it inherits from: the shipped one, not itself ("a loop")
+    named = tmp_path / "fusion.yaml"
+    named.write_text("base: demo/fusion.yaml\ntrain:\n  epochs: 2\n")
+    config = load_config(named)
+    assert config.model.fusion == "gated" and config.train.epochs == 2
 
 
 def test_a_seed_is_at_most_what_every_epoch_seed_derived_from_it_allows(tmp_path):

@@ -773,7 +773,9 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         # one that happens to be in the current folder, which would load the same config differently elsewhere
         same_name = resolve_path(path.parent / Path(base).name)
         shipped = shipped_config(base)
-        target = beside if beside.exists() else same_name if shipped and same_name.is_file() else (shipped or beside)
+        # (a file `fusion.yaml` with `base: demo/fusion.yaml` means the shipped one, not itself)
+        same_name_there = shipped and same_name.is_file() and same_name != resolve_path(path)
+        target = beside if beside.exists() else same_name if same_name_there else (shipped or beside)
         if not Path(target).exists():
             raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
                              "(demo/default.yaml, smg/mgrec.yaml, ...)")
