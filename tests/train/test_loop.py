@@ -708,3 +708,24 @@ def test_a_config_changed_in_code_is_checked_before_the_run_folder_is_made(datas
             train(dataclasses.replace(config, train=dataclasses.replace(config.train, **change)), tmp_path / "run",
                   progress=False, log=lambda *_: None)
         assert not (tmp_path / "run").exists()
+
+
+def test_resume_lets_each_stream_s_folder_move_and_names_the_stream_key_that_changed(tmp_path):
+    # a two-stream run could not resume once its stream folders moved: the whole data.streams lists were shown,
+    # about 1 KB each, without saying which key differed
+    from mgrec.config import DataConfig, StreamConfig, checked_config
+    from mgrec.train.loop import check_same_config
+
+    def two_streams(root, gyro_stride=8):
+        data = DataConfig(streams=[StreamConfig(name="acc", features=str(root / "acc"), feature_dim=4, stride=4),
+                                   StreamConfig(name="gyro", features=str(root / "gyro"), feature_dim=2,
+                                                stride=gyro_stride)])
+        return checked_config(Config(data=data))
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(two_streams(tmp_path / "old"))
+    check_same_config(run, two_streams(tmp_path / "moved"))  # the folders moved: resumable
+    with pytest.raises(InputError, match=r"--resume: the config differs from .*config.yaml \(data.streams\[1\].stride: "
+                                         r"8 in the run, 4 now"):
+        check_same_config(run, two_streams(tmp_path / "old", gyro_stride=4))

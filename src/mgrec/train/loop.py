@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -297,6 +298,7 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
 # the steps run through the compiled network (no saved state depends on it: a machine without g++ resumes).
 RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbone.weights", "train.device",
                      "train.compile")
+MOVABLE_STREAM = re.compile(r"data\.streams\[\d+\]\.features")  # each stream's folder may move too
 
 
 def check_same_config(run: RunDir, config: Config, asked: str = "--resume",
@@ -308,14 +310,21 @@ def check_same_config(run: RunDir, config: Config, asked: str = "--resume",
     def flat(node: dict, prefix: str = "") -> dict:
         items = {}
         for key, value in node.items():
-            items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+            if isinstance(value, dict):
+                items.update(flat(value, f"{prefix}{key}."))
+            elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+                items[f"{prefix}{key}"] = f"{len(value)} entries"  # data.streams: each stream's keys by name
+                for index, item in enumerate(value):
+                    items.update(flat(item, f"{prefix}{key}[{index}]."))
+            else:
+                items[f"{prefix}{key}"] = value
         return items
 
     given = flat(to_dict(config))
 
     def refuse_differences(saved: dict, where: str, advice: str) -> None:
         changed = [k for k in sorted(set(saved) | set(given))
-                   if k not in RESUMABLE_CHANGES and saved.get(k) != given.get(k)]
+                   if k not in RESUMABLE_CHANGES and not MOVABLE_STREAM.fullmatch(k) and saved.get(k) != given.get(k)]
         if changed:
             shown = ", ".join(f"{k}: {saved.get(k)!r} in the run, {given.get(k)!r} now" for k in changed[:3])
             raise InputError(f"{asked}: the config differs from {where} ({shown}"
