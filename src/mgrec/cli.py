@@ -990,7 +990,9 @@ def cmd_detect(args) -> None:
     import tempfile
 
     from mgrec.data.features import sidecar_path
+    from mgrec.data.videos import video_id
     from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths
+    from mgrec.extract.jobs import is_video
     from mgrec.files import check_output, check_writable
     from mgrec.infer.detect import detect_files
     from mgrec.infer.offline import checked_fps
@@ -1016,9 +1018,12 @@ def cmd_detect(args) -> None:
                                          progress=show_progress(args), failed=failed)
         if not inputs:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
+        # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
+        names = {video_id(Path(p)): Path(p).stem for p in args.inputs if is_video(p)}
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
-                               stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps)
+                               stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps,
+                               subtitle_names=names)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=closing_line_stream(args.out))
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing

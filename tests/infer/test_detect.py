@@ -361,6 +361,13 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     assert json.loads(out.read_text())["results"] == from_video
     assert main(["detect", str(run), str(broken), "--out", str(tmp_path / "none.json")]) == 2
     assert not (tmp_path / "none.json").exists()
+    # SMG's clip_color.mp4 is video `clip`, and its subtitles clip_color.srt, which a player pairs with it (clip.srt
+    # was written, which none loads, while the check before any work looked for clip_color.srt)
+    colour = tmp_path / "videos" / "clip_color.mp4"
+    colour.parent.mkdir()
+    colour.write_bytes(carphone.read_bytes())
+    assert main(["detect", str(run), str(colour), "--format", "srt", "--out", str(colour.parent)]) == 0
+    assert sorted(p.name for p in colour.parent.iterdir()) == ["clip_color.mp4", "clip_color.srt"]
 
 
 def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone, capsys):

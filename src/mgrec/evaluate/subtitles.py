@@ -58,10 +58,15 @@ def subtitle_text(detections: list[Detection], fmt: str) -> str:
     return header + "\n".join(cues)
 
 
-def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str) -> dict[str, Path]:
-    """OUT/<video_id>.<fmt> of each video, refused (`InputError`) where a file is already there: it may be
-    the video's own subtitles, sitting beside it, which must not be replaced."""
-    paths = {video_id: safe_child(out_dir, f"{video_id}.{fmt}", "video id") for video_id in video_ids}
+def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str,
+                   file_names: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """OUT/<name>.<fmt> of each video, refused (`InputError`) where a file is already there: it may be
+    the video's own subtitles, sitting beside it, which must not be replaced. `file_names`: a video's name where it
+    is not its id (a video file's own stem, `clip_color` of SMG's `clip_color.mp4`, which players pair with
+    `clip_color.srt`)."""
+    names = file_names or {}
+    paths = {video_id: safe_child(out_dir, f"{names.get(video_id, video_id)}.{fmt}", "video id")
+             for video_id in video_ids}
     taken = [str(path) for path in paths.values() if path.exists() or path.is_symlink()]
     if taken:
         raise InputError(f"{taken[0]} already exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}: "
@@ -70,10 +75,12 @@ def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str) -> dict[
     return paths
 
 
-def write_subtitles(detections_by_video: Mapping[str, list[Detection]], out_dir: str | Path, fmt: str) -> list[Path]:
-    """One subtitle file per video, `out_dir/<video_id>.<fmt>` (a video without detections gets a file without
-    cues); every target is checked before any is written. Returns the paths written."""
-    paths = subtitle_paths(sorted(detections_by_video), out_dir, fmt)
+def write_subtitles(detections_by_video: Mapping[str, list[Detection]], out_dir: str | Path, fmt: str,
+                    file_names: Mapping[str, str] | None = None) -> list[Path]:
+    """One subtitle file per video, `out_dir/<video_id>.<fmt>` (or the name `file_names` gives it; a video without
+    detections gets a file without cues); every target is checked before any is written. Returns the paths
+    written."""
+    paths = subtitle_paths(sorted(detections_by_video), out_dir, fmt, file_names)
     for video_id, path in paths.items():
         atomic_write_text(path, subtitle_text(detections_by_video[video_id], fmt))
     return list(paths.values())

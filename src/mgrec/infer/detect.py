@@ -54,7 +54,7 @@ class DetectSummary:
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
                  ranked: bool = False, device: str = "auto", progress: bool = False,
                  precision: str = "auto", stream_folders: dict[str, Path] | None = None,
-                 fps: float | None = None) -> DetectSummary:
+                 fps: float | None = None, subtitle_names: dict[str, str] | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
@@ -64,6 +64,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     the one used is in the JSON file's `mgrec` block and in the summary. `stream_folders`: a run with
     several input streams reads the other streams' files from these folders (by name) instead of its config's.
     `fps`: the videos' frame rate (`--fps`), for files whose sidecar and run do not say it (`OfflineDetector.file_fps`).
+    `subtitle_names`: a video's subtitle file name where it is not its id (a video file's own stem).
     """
     from mgrec.smg_csv import smg_label_paths, write_smg_labels
 
@@ -79,7 +80,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
         smg_label_paths(list(video_ids.values()), out)
     if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
-        subtitle_paths(list(video_ids.values()), out, fmt)
+        subtitle_paths(list(video_ids.values()), out, fmt, subtitle_names)
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
@@ -96,7 +97,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     elif fmt == "csv":
         save_predictions_csv(results, out)
     elif fmt in SUBTITLE_FORMATS:
-        write_subtitles(results, out, fmt)
+        write_subtitles(results, out, fmt, subtitle_names)
     else:
         write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
     return summary
