@@ -1048,6 +1048,11 @@ def cmd_stream(args) -> int:
         received.append(signum)
         raise KeyboardInterrupt
 
+    from mgrec.extract.jobs import is_video
+
+    if is_video(args.input):  # minutes of silence before the first line, for a long video, without this
+        print(f"turning {args.input} into features with the run's recipe first; the stream starts once they are made "
+              "(a live source goes through OnlineDetector.push in Python)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         (source,), extracted = features_for(run_dir, [args.input], Path(scratch), device=device)
         previous = signal.signal(signal.SIGTERM, end_the_session)
