@@ -348,7 +348,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     fps = {video: entry.fps for video, entry in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
     info = read_predictions_info(pred_path)
-    _note_the_file(predictions, annotations, info, pred_path, gt_path, note)
+    _note_the_file(predictions, annotations, fps, info, pred_path, gt_path, note)
 
     def split_of(name: str) -> tuple[dict[str, list[Segment]], dict[str, list[Detection]]]:
         ids = annotations.split_video_ids(name, gt_path)
@@ -426,11 +426,11 @@ def _checked_score_arguments(annotations: object, gt_path: str | Path, pred_path
     return split, tune_on, tuple(sorted(set(tious)))
 
 
-def _note_the_file(predictions: dict[str, list[Detection]], annotations: AnnotationSet, info: dict,
-                   pred_path: str | Path, gt_path: str | Path, note: Callable[[str], None]) -> None:
+def _note_the_file(predictions: dict[str, list[Detection]], annotations: AnnotationSet, fps: dict[str, float],
+                   info: dict, pred_path: str | Path, gt_path: str | Path, note: Callable[[str], None]) -> None:
     """What a predictions file says of itself before any split is scored: which set it holds (a hard set scored
-    for mAP), videos the annotations do not list (refused), frames that disagree with the seconds, detections
-    after their video's end (segments in frames read as seconds)."""
+    for mAP), videos the annotations do not list (refused), frames that disagree with the seconds at each video's
+    `fps`, detections after their video's end (segments in frames read as seconds)."""
     if info.get("set") == "hard":
         note(f"{pred_path} holds the hard set (what `mgrec detect` writes by default): its mAP is lower than the "
              "ranked list's; `mgrec detect --all` writes the ranked list")
@@ -445,7 +445,6 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
                          f"{', '.join(brief(video) for video in unknown[:10])}"
                          + ("" if spelt is None else f"; {brief(spelt[0])} reads as its video {brief(spelt[1])}"
                             f"{spelling_hint(*spelt)}: give both one spelling"))
-    fps = {video: entry.fps for video, entry in annotations.videos.items()}
     # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored (a
     # frame and a half of slack: fused detections' rounded mean frames drift from their mean seconds by over one)
     astray = [d for video, items in predictions.items() for d in items if d.start_frame is not None

@@ -387,12 +387,12 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
             f"({lookahead_steps} steps) and hop {hop}: give at least {needed} steps "
             f"(and at least the largest pyramid stride, {2 ** (config.model.num_levels - 1)})"
         )
-    with_gesture = lookahead_steps + hop + 1 + gesture_steps(config)
-    if window < with_gesture:  # allowed (a shorter window is faster), but gestures longer than what is left are lost
-        print(f"note: a window of {window} feature steps leaves {window - lookahead_steps - hop - 1} for the gesture "
-              f"an update decides, after lookahead and hop; the run's gestures reach {gesture_steps(config)} steps, "
-              f"and longer ones are missed (the default window holds them: {with_gesture} steps or more)",
-              file=sys.stderr)
+    gesture = gesture_steps(config)
+    room = window - lookahead_steps - hop - 1  # what an update's window holds of the gesture it decides
+    if room < gesture:  # allowed (a shorter window is faster), but the longer gestures are lost
+        print(f"note: a window of {window} feature steps leaves {room} for the gesture an update decides, after "
+              f"lookahead and hop; the run's gestures reach {gesture} steps, and longer ones are missed (the default "
+              f"window holds them: {window - room + gesture} steps or more)", file=sys.stderr)
     return WindowPlan(lookahead, hop, window)
 
 
@@ -654,7 +654,7 @@ def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int,
             f"compiling the network failed ({compile_failure(exc)}); torch.compile needs a working "
             "C++ compiler (g++); run without --compile to use the network as it is"
         ) from exc
-    check_compiled(model, compiled, length, feature_dim, precision)
+    check_compiled(model, compiled, length, feature_dim, autocast)
     _COMPILED.setdefault(model, {})[key] = compiled
     return compiled, length
 
@@ -665,12 +665,14 @@ COMPILED_LOGIT_TOLERANCE = {None: 1e-3, torch.bfloat16: 0.1}
 
 
 def check_compiled(model: torch.nn.Module, compiled: torch.nn.Module, length: int, feature_dim: int,
-                   precision) -> None:
+                   autocast: torch.dtype | None) -> None:
     """Refuse a compiled network whose outputs are not the network's: on a full window and a half-filled one of
-    seeded features, every level's logits within `COMPILED_LOGIT_TOLERANCE`. torch.compile mis-compiled the gated
-    fusion of two streams once (logits 1.4 apart on three levels, 10 gestures streamed for 74), without an error."""
+    seeded features, under the updates' `autocast`, every level's logits within `COMPILED_LOGIT_TOLERANCE`.
+    torch.compile mis-compiled the gated fusion of two streams (logits 1.34 apart on three levels, 10 gestures
+    streamed for 74) without an error."""
     device = next(model.parameters()).device
-    tolerance = COMPILED_LOGIT_TOLERANCE.get(getattr(precision, "fast_dtype", None), 0.1)
+    tolerance = COMPILED_LOGIT_TOLERANCE.get(autocast, COMPILED_LOGIT_TOLERANCE[torch.bfloat16])
+    precision = nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast)
     rng = np.random.default_rng(0)
     with torch.inference_mode(), precision:
         for steps in (length, max(1, length // 2)):

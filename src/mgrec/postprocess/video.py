@@ -114,17 +114,22 @@ def hard_set_floor(post: PostprocessConfig) -> float:
     return min([post.score_threshold, *(post.class_thresholds or [])])
 
 
+def kept_count(post: PostprocessConfig, in_hard_set: int) -> int:
+    """How many of a ranked list to keep: `post.max_detections`, or all `in_hard_set` where they are more: a long
+    recording holds more gestures than the cap, and cutting there dropped detections of the hard set without a word
+    (a 77-minute recording kept 488 of its 1219 at the demo's cap of 500)."""
+    return max(post.max_detections, in_hard_set)
+
+
 def within_the_cap(ranked: list[Detection], post: PostprocessConfig) -> list[Detection]:
-    """A ranked list cut to `post.max_detections`, but never inside the hard set: a long recording holds more
-    gestures than the cap, and cutting there dropped detections of the hard set without a word (488 of a 77-minute
-    recording's 1280 at the demo's cap of 500)."""
+    """A ranked list cut to `post.max_detections`, but never inside the hard set (`kept_count`)."""
     floor = hard_set_floor(post)
-    return ranked[: max(post.max_detections, sum(1 for d in ranked if d.score >= floor))]
+    return ranked[: kept_count(post, sum(1 for d in ranked if d.score >= floor))]
 
 
 def nms_within_the_cap(segments: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                        post: PostprocessConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`nms` keeping `post.max_detections`, or more while the hard set goes on (`within_the_cap`): the cap is
+    """`nms` keeping `post.max_detections`, or more while the hard set goes on (`kept_count`): the cap is
     doubled until the last kept score falls below the hard set's floor. The greedy picks of a larger cap begin
     with those of a smaller one, so the result is the ranked list of a cap that was large enough."""
     floor, limit = hard_set_floor(post), post.max_detections
@@ -133,7 +138,7 @@ def nms_within_the_cap(segments: torch.Tensor, scores: torch.Tensor, labels: tor
         if len(kept[1]) < limit or float(kept[1][-1]) < floor:
             break
         limit *= 2
-    count = max(post.max_detections, int((kept[1] >= floor).sum()))
+    count = kept_count(post, int((kept[1] >= floor).sum()))
     return kept[0][:count], kept[1][:count], kept[2][:count]
 
 
