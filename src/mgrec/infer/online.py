@@ -135,6 +135,7 @@ from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.infer.offline import OfflineDetector, checked_fps
+from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
@@ -659,11 +660,6 @@ def compile_for_window(model: torch.nn.Module, history: int, feature_dim: int,
     return compiled, length
 
 
-# How far the compiled network's logits may stray from the network's own on a test window: float sums in another
-# order move them by about 1e-5 in float32; bf16's 8-bit mantissa by far more.
-COMPILED_LOGIT_TOLERANCE = {None: 1e-3, torch.bfloat16: 0.1}
-
-
 def check_compiled(model: torch.nn.Module, compiled: torch.nn.Module, length: int, feature_dim: int,
                    autocast: torch.dtype | None) -> None:
     """Refuse a compiled network whose outputs are not the network's: on a full window and a half-filled one of
@@ -679,9 +675,7 @@ def check_compiled(model: torch.nn.Module, compiled: torch.nn.Module, length: in
             features, mask = pad_video(rng.standard_normal((steps, feature_dim)).astype(np.float32),
                                        model.max_div_factor, length)
             own, fast = (network(features.to(device), mask.to(device)) for network in (model, compiled))
-            # the points inside the video (`masks`): what padding holds is never decoded
-            apart = max(float((a.float() - b.float()).abs()[m].max()) for a, b, m in
-                        zip(own.cls_logits, fast.cls_logits, own.masks) if m.any())
+            apart = logits_apart(own, fast)
             if not apart <= tolerance:
                 raise InputError(f"the compiled network disagrees with the network itself: logits up to {apart:.3g} "
                                  f"apart on a test window of {steps} steps (at most {tolerance:g} expected); "

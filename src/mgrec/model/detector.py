@@ -46,6 +46,19 @@ class DetectorOutput:
     strides: list[int]
 
 
+# How far a compiled network's logits may stray from the network's own (torch.compile is checked against it before
+# it is used, in training and in streaming): float sums in another order move them by about 1e-5 in float32; bf16's
+# 8-bit mantissa by far more.
+COMPILED_LOGIT_TOLERANCE = {None: 1e-3, torch.bfloat16: 0.1}
+
+
+def logits_apart(own: DetectorOutput, other: DetectorOutput) -> float:
+    """The largest difference between two outputs' class logits at the points inside the video (`own.masks`):
+    what padding holds is never decoded."""
+    return max((float((a.detach().float() - b.detach().float()).abs()[m].max()) for a, b, m in
+                zip(own.cls_logits, other.cls_logits, own.masks) if m.any()), default=0.0)
+
+
 class Detector(nn.Module):
     """Features (B, C, T) and a mask (B, 1, T) -> `DetectorOutput`. T must divide by `max_div_factor`."""
 

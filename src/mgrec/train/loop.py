@@ -605,7 +605,8 @@ def _optimisation(config: Config, data: TrainingData, encoder, device: torch.dev
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup_steps, total_steps))
     criterion = DetectionLoss(config.train)
     points = training_points(detector, config, device)
-    step = TrainStep(model, network, ema, optimizer, scheduler, criterion, points, config, device, rank, world)
+    step = TrainStep(model, network, ema, optimizer, scheduler, criterion, points, config, device, rank, world,
+                     compiled_unchecked=config.train.compile and world == 1)
     return Optimisation(model, ema, optimizer, scheduler, criterion, step, steps_per_epoch, total_steps)
 
 

@@ -16,8 +16,9 @@ import torch.distributed as dist
 
 from mgrec.config import Config
 from mgrec.data.datasets import Batch
-from mgrec.devices import autocast_dtype, compile_failure
+from mgrec.devices import autocast_dtype, compile_failure, precision_name
 from mgrec.errors import InputError
+from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, DetectorOutput, logits_apart
 from mgrec.train.assign import Points, assign_batch
 from mgrec.train.losses import DetectionLoss, LossParts
 
@@ -50,8 +51,71 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 def training_network(network: torch.nn.Module, compile: bool) -> torch.nn.Module:
     """What runs the training steps' forward pass: `network` itself, or with train.compile the same compiled
-    by torch.compile for the one crop shape a run trains on (dynamic=False: compiled once, at the first step)."""
-    return torch.compile(network, dynamic=False) if compile else network
+    by torch.compile for the one crop shape a run trains on (dynamic=False: compiled once, at the first step).
+    The compiled graph draws its random numbers (drop path) as the network does (`fallback_random`), so a
+    seed's compiled training takes the same draws as its eager one, and the first step can check the two
+    against each other (`check_compiled_training`)."""
+    return torch.compile(network, dynamic=False, options={"fallback_random": True}) if compile else network
+
+
+# How far the compiled training step's gradients may stray from the network's own: the norm of the difference over
+# the gradient's norm, all parameters together. Measured in float32 on a demo crop: 6e-7 for the demo's network,
+# 1.3e-3 for the gated two-stream one (its 1e-6 logit differences flip a few ReLU gates of the regression tower).
+COMPILED_GRADIENT_TOLERANCE = {None: 0.01, torch.bfloat16: 0.1}
+
+
+def _weighted_outputs(out: DetectorOutput) -> torch.Tensor:
+    """A fixed random weighting of every output (logits and offsets) at the points inside the crop: one number
+    whose gradient reaches every parameter the outputs depend on, with no sums that cancel by construction."""
+    weights = torch.Generator().manual_seed(0)
+    total = torch.zeros((), device=out.masks[0].device)
+    for outputs in (out.cls_logits, out.offsets):
+        for output, inside in zip(outputs, out.masks):
+            weight = torch.randn(output.shape, generator=weights).to(output.device)
+            total = total + (output.float() * weight)[inside].sum()
+    return total
+
+
+def check_compiled_training(model: torch.nn.Module, compiled: torch.nn.Module, features: torch.Tensor,
+                            mask: torch.Tensor, autocast: torch.dtype | None) -> None:
+    """Refuse a compiled network whose training step is not the network's own, before it changes a weight.
+
+    On the first crop, in training mode and under the steps' `autocast`, both run forward and backward with
+    the same random draws (drop path): the logits within `COMPILED_LOGIT_TOLERANCE` of each other, and the
+    gradients of a fixed random weighting of every output (`_weighted_outputs`) within
+    `COMPILED_GRADIENT_TOLERANCE`. torch.compile mis-compiled a gated two-stream network for streaming
+    without an error (`mgrec.infer.online.check_compiled`); a training on such a graph learns other weights.
+    """
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    cuda = [features.device] if features.device.type == "cuda" else []
+    runs = []
+    with torch.random.fork_rng(devices=cuda):
+        draws = torch.get_rng_state(), [torch.cuda.get_rng_state(device) for device in cuda]
+        for network in (model, compiled):
+            torch.set_rng_state(draws[0])
+            for device, state in zip(cuda, draws[1]):
+                torch.cuda.set_rng_state(state, device)
+            with torch.autocast(features.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+                out = network(features, mask)
+            gradients = torch.autograd.grad(_weighted_outputs(out), parameters, allow_unused=True)
+            runs.append((out, [torch.zeros_like(p) if g is None else g.float() for p, g in zip(parameters, gradients)]))
+    (own, own_gradients), (fast, fast_gradients) = runs
+    own_norm = torch.sqrt(sum(g.pow(2).sum() for g in own_gradients))
+    if not torch.isfinite(own_norm):
+        return  # the network's own step is not finite: the step's loss check names that, not the compiler
+    logits = logits_apart(own, fast)
+    gradients = float(torch.sqrt(sum((a - b).pow(2).sum() for a, b in zip(own_gradients, fast_gradients))) /
+                      own_norm.clamp_min(1e-30))
+    logit_tolerance = COMPILED_LOGIT_TOLERANCE.get(autocast, COMPILED_LOGIT_TOLERANCE[torch.bfloat16])
+    gradient_tolerance = COMPILED_GRADIENT_TOLERANCE.get(autocast, COMPILED_GRADIENT_TOLERANCE[torch.bfloat16])
+    if not (logits <= logit_tolerance and gradients <= gradient_tolerance):
+        gradients_said = (f"gradients {gradients:.3g} apart relative to their norm (at most {gradient_tolerance:g})"
+                          if math.isfinite(gradients) else "gradients not finite (the network's own are)")
+        under = f" under {precision_name(autocast)} autocast" if autocast is not None else ""
+        raise InputError(f"the compiled network disagrees with the network itself on the first training crop: logits "
+                         f"up to {logits:.3g} apart (at most {logit_tolerance:g} expected), {gradients_said}; "
+                         f"torch.compile mis-compiled it{under}: set train.compile: false"
+                         f"{' (or train.precision: fp32)' if autocast is not None else ''}; no weight was changed")
 
 
 @contextmanager
@@ -93,12 +157,19 @@ class TrainStep:
     # and count of the positive points of that class (the difficulty signal of `balance.method: adaptive`)
     missed_sum: torch.Tensor | None = None
     positives: torch.Tensor | None = None
+    # train.compile in one process: the first step checks the compiled network against `model`
+    # (`check_compiled_training`; under DDP the compiled backward averages gradients over processes)
+    compiled_unchecked: bool = False
 
     def __call__(self, batch: Batch) -> LossParts:
         train, num_classes = self.config.train, self.config.model.num_classes
         share = slice(self.rank, None, self.world)
         x, mask = batch.features[share].to(self.device), batch.mask[share].to(self.device)
         dtype = autocast_dtype(self.device, train.precision)
+        if self.compiled_unchecked:
+            with compile_errors_explained():
+                check_compiled_training(self.model, self.network, x, mask, dtype)
+            self.compiled_unchecked = False
         with compile_errors_explained(), torch.autocast(self.device.type, dtype=dtype or torch.float32,
                                                         enabled=dtype is not None):
             out = self.network(x, mask)
