@@ -103,3 +103,89 @@ def test_counted_is_plural_but_for_one():
     from mgrec.files import counted
 
     assert [counted(n, "video") for n in (0, 1, 2)] == ["0 videos", "1 video", "2 videos"]
+
+
+# --- input files that are not files ------------------------------------------------------------------------------
+
+def _in_time(call, seconds: float = 30.0):
+    """`call()`'s result, or a failure where it waits longer than `seconds` (opening a pipe nobody writes waits
+    forever: without this guard a regression would hang the suite instead of failing it)."""
+    import threading
+
+    result, raised = [], []
+
+    def run():
+        try:
+            result.append(call())
+        except BaseException as exc:  # raised again in the test's own thread
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "waited on a named pipe"
+    if raised:
+        raise raised[0]
+    return result[0]
+
+
+def test_read_file_bytes_refuses_what_is_not_a_file_before_opening_it(tmp_path):
+    from mgrec.data.features import read_sidecar
+    from mgrec.files import read_file_bytes, read_json
+
+    os.mkfifo(tmp_path / "pipe.json")
+    (tmp_path / "zero.json").symlink_to("/dev/zero")  # never ends: read whole it took all memory
+    (tmp_path / "folder.json").mkdir()
+    for name, said in [("pipe.json", "a named pipe, not a file; give the annotations file itself"),
+                       ("zero.json", "a character device, not a file; give the annotations file itself"),
+                       ("folder.json", "a folder, where a annotations file goes"),
+                       ("missing.json", "annotations file not found")]:
+        with pytest.raises(InputError, match=re.escape(f"{tmp_path / name}: {said}")):
+            _in_time(lambda: read_json(tmp_path / name, "annotations"))
+    os.mkfifo(tmp_path / "a.json")  # a feature file's sidecar
+    with pytest.raises(InputError, match="a.json: a named pipe, not a file; give the feature sidecar file itself"):
+        _in_time(lambda: read_sidecar(tmp_path / "a.json"))
+    (tmp_path / "real.json").write_text("{}")
+    assert read_file_bytes(tmp_path / "real.json", "annotations") == b"{}"
+
+
+def test_a_descriptor_this_process_holds_is_read(tmp_path):
+    from mgrec.files import read_file_bytes
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"a": 1}')
+    os.close(write_end)
+    try:
+        assert read_file_bytes(f"/dev/fd/{read_end}", "annotations") == b'{"a": 1}'  # as <(...) gives one
+    finally:
+        os.close(read_end)
+
+
+@pytest.mark.parametrize("case", ["score --gt", "score --pred", "--class-map", "SMG _data.csv"])
+def test_a_named_pipe_given_for_an_input_file_is_refused_not_waited_on(tmp_path, capsys, case):
+    from mgrec.data.annotations import save_annotations
+    from mgrec.records import AnnotationSet, VideoInfo
+
+    annotations = tmp_path / "annotations.json"
+    save_annotations(AnnotationSet(classes=["a", "b"], videos={"v": VideoInfo("v", "test", 30.0, 10.0)},
+                                   segments={"v": []}), annotations)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    if case == "SMG _data.csv":
+        sample = tmp_path / "smg" / "Sample0001"
+        sample.mkdir(parents=True)
+        (sample / "Sample0001_finelabels.csv").write_text("1,10,20\n")
+        os.mkfifo(sample / "Sample0001_data.csv")
+        argv = ["data", "convert", tmp_path / "smg", "--out", tmp_path / "out.json"]
+        said = "Sample0001_data.csv: a named pipe, not a file"
+    else:
+        argv, said = {
+            "score --gt": (["score", "--gt", pipe, "--pred", annotations], f"{pipe}: a named pipe, not a file"),
+            "score --pred": (["score", "--gt", annotations, "--pred", pipe],
+                             f"{pipe}: a named pipe, not a predictions file or folder"),
+            "--class-map": (["data", "convert", annotations, "--class-map", pipe, "--out", tmp_path / "out.json"],
+                            f"{pipe}: a named pipe, not a file; give the class map"),
+        }[case]
+    outcome = _in_time(lambda: mgrec(capsys, *argv))
+    assert_input_error(outcome, said)
+    assert not (tmp_path / "out.json").exists()

@@ -183,7 +183,7 @@ def is_stream(path: str | Path) -> bool:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    return not_a_file(mode) is not None
 
 
 @contextlib.contextmanager
@@ -523,16 +523,38 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return result
 
 
-def read_json(path: str | Path, what: str) -> Any:
-    """Parse a UTF-8 JSON file; every failure is an InputError naming the file (and line:column)."""
+def not_a_file(mode: int) -> str | None:
+    """What a path of stat mode `mode` is when it is neither a file nor a folder ("a named pipe", ...), else None."""
+    for test, kind in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return None
+
+
+def read_file_bytes(path: str | Path, what: str) -> bytes:
+    """The bytes of `path`, a `what` file; every failure is an InputError naming it and what was expected.
+
+    A named pipe, a socket or a device is refused before it is opened: opening a pipe that nobody writes waits
+    forever, and /dev/zero or /dev/urandom never end. A descriptor this process holds (`/dev/stdin`, the
+    `/dev/fd/N` of a shell's `<(...)`) is open already, and is read."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        kind = not_a_file(os.stat(path).st_mode)
+        if kind is not None and descriptor_named(path) is None:
+            raise InputError(f"{path}: {kind}, not a file; give the {what} file itself")
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: a folder, where a {what} file goes") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read {what} file: {exc.strerror}") from None
-    return parse_json(decode_utf8(path, data), path, what)
+        raise InputError(f"{path}: cannot read {what} file: {exc.strerror or exc}") from None
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse a UTF-8 JSON file; every failure is an InputError naming the file (and line:column)."""
+    return parse_json(decode_utf8(Path(path), read_file_bytes(path, what)), Path(path), what)
 
 
 def parse_json(text: str, path: Path, what: str, line: int | None = None) -> Any:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, brief, decode_utf8, is_hidden, safe_child, text_lines
+from mgrec.files import atomic_open, brief, decode_utf8, is_hidden, read_file_bytes, safe_child, text_lines
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
@@ -105,10 +105,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, stripped cells) of every non-blank line of a small CSV file, parsed as CSV: a spreadsheet or
     pandas with quoting on writes `"1","120","158"`, the same row as `1,120,158`. A quoted cell holding a line
     break is refused: no row of these files spans two lines."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_file_bytes(path, "CSV")
     for number, line in enumerate(text_lines(decode_utf8(path, data)), start=1):
         if not line.strip():
             continue
@@ -230,11 +227,8 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
     hard set of one run beside the ranked list of another, and cannot be scored as one set."""
     rows: list[SmgRow] = []
     columns_seen: int | None = None
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read: {exc.strerror}") from None
-    text = decode_utf8(file, data)  # tolerates the byte-order mark spreadsheets write; names line and byte
+    # decode_utf8 tolerates the byte-order mark spreadsheets write, and names the line and byte of a bad one
+    text = decode_utf8(file, read_file_bytes(file, "predictions CSV"))
     reader = csv.reader(io.StringIO(text, newline=""))
     lines = []
     try:

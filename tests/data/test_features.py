@@ -89,6 +89,14 @@ def _truncated(tmp_path):
     return path
 
 
+def _appended(tmp_path):  # a long extraction saved part by part into one open file: the first part alone was read
+    path = tmp_path / "v.npy"
+    with open(path, "wb") as handle:
+        np.save(handle, np.ones((50, 3), np.float32))
+        np.save(handle, np.ones((70, 3), np.float32))
+    return path
+
+
 def _garbage(tmp_path):
     path = tmp_path / "v.npy"
     path.write_bytes(b"this is not an array at all")
@@ -112,6 +120,7 @@ BAD_FILES = [
     (_empty, "empty (0 bytes)"),
     (_truncated, "truncated or corrupt"),
     (_garbage, "truncated or corrupt"),
+    (_appended, "holds 968 bytes after its array of shape (50, 3) (arrays appended with np.save to one file?)"),
     (_npz_without_feats, "no array 'feats' in this .npz; it holds: features, other"),
     (lambda p: _save(p, np.ones(12, np.float32)), "expected a 2-D array (T, C), found shape (12,)"),
     (lambda p: _save(p, np.ones((1, 4, 3), np.float32)), "found shape (1, 4, 3)"),

@@ -48,6 +48,7 @@ from mgrec.files import (
     decode_utf8,
     is_number,
     name_key,
+    read_file_bytes,
     read_json,
     safe_child,
     spelling_hint,
@@ -472,12 +473,7 @@ def read_class_map(path: str | Path) -> list[str]:
     """A class map as OpenTAD keeps one (its `class_map`, THUMOS's `category_idx.txt`): a UTF-8 text file of the
     class names, one per line, in label-id order; blank lines are left out, as are spaces around a name."""
     path = Path(path)
-    try:
-        text = decode_utf8(path, path.read_bytes())
-    except FileNotFoundError:
-        raise InputError(f"{path}: class map not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: a folder, where a class map (a text file, one class name per line) goes") from None
+    text = decode_utf8(path, read_file_bytes(path, "class map (a text file, one class name per line)"))
     lines = [(number, line.strip()) for number, line in enumerate(text_lines(text), start=1) if line.strip()]
     if not lines:
         raise InputError(f"{path}: the class map names no class; expected one class name per line, in label-id order")
@@ -692,7 +688,7 @@ def read_smg_labels(
         data_path = folder / f"{name}_data.csv"
         num_frames = None
         video_fps = fps
-        if data_path.is_file():
+        if data_path.exists():  # a pipe or a folder there is named as such by its reader
             num_frames, video_fps = read_data_file(data_path)
             if fps is not None and abs(fps - video_fps) > 1e-6:
                 raise InputError(f"{data_path}: fps {video_fps:g} contradicts the fps {fps:g} passed; drop --fps")

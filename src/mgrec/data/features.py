@@ -405,6 +405,12 @@ def _check_declared(path: Path, shape: tuple, dtype: np.dtype, data_bytes: int) 
             f"{path}: cannot read features (truncated or corrupt file?): the header declares shape {brief(shape)} "
             f"({count * dtype.itemsize:,} bytes of {_dtype_name(dtype)}) but the file holds {data_bytes:,} bytes"
         )
+    if count * dtype.itemsize < data_bytes:  # np.save called twice on one open file: the first array alone read
+        raise InputError(
+            f"{path}: holds {data_bytes - count * dtype.itemsize:,} bytes after its array of shape {brief(shape)} "
+            "(arrays appended with np.save to one file?); a feature file is one array: save the video's features "
+            "once, the parts joined (np.concatenate)"
+        )
     if count > MAX_FEATURE_VALUES:
         raise InputError(
             f"{path}: shape {brief(shape)} is {count:,} values; one feature file may hold at most "

@@ -44,6 +44,7 @@ from mgrec.files import (
     atomic_write_text,
     brief,
     decode_utf8,
+    not_a_file,
     parse_json,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
     text_lines,
@@ -94,7 +95,9 @@ def load_predictions(
     if path.is_dir():
         return _load_csv_folder(path, classes, fps, fps_by_video)
     if not path.is_file():
-        raise InputError(f"{path}: no such predictions file or folder")
+        kind = not_a_file(path.stat().st_mode) if path.exists() else None
+        raise InputError(f"{path}: {kind}, not a predictions file or folder" if kind else
+                         f"{path}: no such predictions file or folder")
     # By content, not by suffix: whatever `mgrec detect` wrote reads back under any name.
     head = _first_text(path)
     if _is_json_lines(path):

@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
-from mgrec.files import brief, text_lines
+from mgrec.files import brief, decode_utf8, read_file_bytes, text_lines
 from mgrec.smg_csv import DECIMAL_ROW, decimal_number, fps_problem, read_data_file
 
 NUM_JOINTS = 25
@@ -61,10 +61,7 @@ _DECIMAL_CHARACTERS = re.compile(r"[0-9eE+\-.,\s]*")
 def read_skeleton_csv(path: Path) -> Skeleton:
     """Read the world joint positions of every frame; InputError (file:line) for malformed rows."""
     columns = NUM_JOINTS * VALUES_PER_JOINT
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the skeleton file: {exc}") from None
+    text = decode_utf8(path, read_file_bytes(path, "skeleton"))
     lines, plain = text_lines(text), _DECIMAL_CHARACTERS.fullmatch(text) is not None
     while lines and not lines[-1].strip():  # a trailing newline (or a few) is not a frame
         lines.pop()
