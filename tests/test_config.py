@@ -710,3 +710,14 @@ def test_a_config_changed_in_code_refuses_a_key_it_does_not_have_and_is_checked_
     config.train = {"epochs": 1}
     with pytest.raises(InputError, match=r"\[train\]: expected a TrainConfig, got dict; set its keys one by one"):
         checked_config(config)
+
+
+def test_a_tilde_in_a_path_key_is_the_home_folder(tmp_path, monkeypatch):
+    # `--set data.annotations=~/.cache/mgrec/demo/annotations.json`: the shell leaves that ~ alone (it is no word's
+    # start), and the data check then said "~/.cache/...: annotations file not found"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config("demo/default.yaml", ["data.annotations=~/demo/annotations.json", "data.features=~/feats",
+                                               "pseudo_labels.unlabeled=~/pool"])
+    assert config.data.annotations == str(tmp_path / "demo" / "annotations.json")
+    assert config.data.features == str(tmp_path / "feats") and config.pseudo_labels.unlabeled == str(tmp_path / "pool")
+    assert load_config("demo/default.yaml", ["data.features=a~b"]).data.features == "a~b"  # only a leading ~

@@ -498,3 +498,85 @@ def test_an_ensemble_folder_written_by_another_command_after_its_check_is_refuse
         (run.path / "eval_test.json").write_text("{}")  # another ensemble finished and was evaluated meanwhile
         with pytest.raises(InputError, match=r"E is no longer empty \(another command wrote 'eval_test.json' there"):
             refuse_a_written_ensemble_dir(run)
+
+
+# --- weights that are not what the run's other files say ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_tiny_runs(tmp_path_factory):
+    """Two runs of one layout trained on the same data with other seeds (so other weights and thresholds)."""
+    from tests.helpers import train_tiny_run
+
+    from mgrec.config import PostprocessConfig
+
+    root = tmp_path_factory.mktemp("weights-match")
+    post = PostprocessConfig(pre_nms_topk=200, max_detections=100)
+    return [train_tiny_run(root / f"seed{seed}", seed=seed, postprocess=post)[0] for seed in (3, 4)]
+
+
+def _copy(run: Path, to: Path) -> RunDir:
+    import shutil
+
+    shutil.copytree(run, to)
+    return RunDir(to)
+
+
+def test_a_network_setting_edited_into_config_yaml_after_training_is_refused_when_loading(two_tiny_runs, tmp_path):
+    # data.normalize: none written into the demo run's config.yaml took test F1 from 72.8 to 13.4 at the threshold
+    # tuned for the run, without a word
+    from mgrec.model.load import load_run_network
+
+    run = _copy(two_tiny_runs[0], tmp_path / "run")
+    load_run_network(run)  # as trained
+    raw = yaml.safe_load(run.config_path.read_text())
+    raw["train"]["epochs"], raw["data"]["annotations"] = 99, "/elsewhere/annotations.json"  # training, a path
+    raw["postprocess"]["iou_threshold"] = 0.2  # post-processing: postprocess.json's own record says so
+    run.config_path.write_text(yaml.safe_dump(raw))
+    load_run_network(run)
+    raw["data"]["normalize"], raw["model"]["drop_path"] = "video", 0.3
+    run.config_path.write_text(yaml.safe_dump(raw))
+    for checkpoint in ("best", "last"):
+        with pytest.raises(InputError, match=rf"{run.config_path}: data.normalize is 'video', 'none' when trained; "
+                                             rf"model.drop_path is 0.3, 0.0 when trained \(the weights "
+                                             rf".*{checkpoint}.safetensors record what they were trained with\)"):
+            load_run_network(run, checkpoint)
+
+
+def test_best_weights_of_another_run_are_refused_when_loading(two_tiny_runs, tmp_path):
+    # a best.safetensors copied in from another run of the same layout was used at this run's threshold: the
+    # demo found 5 gestures instead of 64
+    from mgrec.model.load import load_run_network
+
+    run = _copy(two_tiny_runs[0], tmp_path / "run")
+    other = RunDir(two_tiny_runs[1])
+    own_meta, other_meta = run.read_weights("best")[1], other.read_weights("best")[1]
+    assert own_meta["score_threshold"] != other_meta["score_threshold"]
+    run.weights_path("best").write_bytes(other.weights_path("best").read_bytes())
+    with pytest.raises(InputError, match=r"best.safetensors holds (the weights of epoch \d, but .*postprocess.json "
+                                         r"selected epoch \d|weights whose val threshold was .*, but "
+                                         r".*postprocess.json holds .*): the threshold was tuned on other weights \(a "
+                                         r"checkpoint copied from another run or epoch\?\)"):
+        load_run_network(run)
+
+
+def test_checkpoints_that_record_no_config_are_compared_by_epoch_and_threshold(two_tiny_runs, tmp_path):
+    # checkpoints written before they recorded their config are read, and still matched with postprocess.json
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from mgrec.model.load import load_run_network
+
+    run = _copy(two_tiny_runs[0], tmp_path / "run")
+    path = run.weights_path("best")
+    with safe_open(str(path), "pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        meta = json.loads(handle.metadata()["mgrec"])
+    del meta["config"]
+    save_file(tensors, str(path), metadata={"mgrec": json.dumps(meta)})
+    raw = yaml.safe_load(run.config_path.read_text())
+    raw["data"]["normalize"] = "video"  # nothing recorded to compare it with
+    run.config_path.write_text(yaml.safe_dump(raw))
+    load_run_network(run)
+    save_file(tensors, str(path), metadata={"mgrec": json.dumps({**meta, "score_threshold": 0.123})})
+    with pytest.raises(InputError, match=r"holds weights whose val threshold was 0.123, but"):
+        load_run_network(run)

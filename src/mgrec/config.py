@@ -496,10 +496,27 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     for item in overrides or []:
         _apply_upgraded_override(raw, item, str(path), as_given)
     config = from_dict(Config, raw, source=str(path))
+    _expand_home(config)
     check_stream_keys(raw, config, source=str(path), origins=origins)
     validate(config, source=str(path), origins=origins)
     config._origins = (str(path), origins)  # for the rules asked later, by training (`check_for_training`)
     return config
+
+
+def _expand_home(config: Config) -> None:
+    """`~/...` in a path key read as the home folder, as a shell reads it: in `--set data.annotations=~/a.json` the
+    shell leaves the ~ as it is (it expands one only at a word's start or after the = of a shell variable), and a
+    YAML file never had one expanded."""
+    def expand(value):
+        return os.path.expanduser(value) if isinstance(value, str) and value.startswith("~") else value
+
+    data = config.data
+    data.annotations, data.features, data.videos = expand(data.annotations), expand(data.features), expand(data.videos)
+    for stream in data.streams or []:
+        stream.features = expand(stream.features)
+    config.backbone.weights = expand(config.backbone.weights)
+    config.pseudo_labels.unlabeled = expand(config.pseudo_labels.unlabeled)
+    config.pseudo_labels.teacher = expand(config.pseudo_labels.teacher)
 
 
 # Top-level sections of ActionFormer's and DyFADet's YAML configs that mgrec's have not.
@@ -528,6 +545,37 @@ def refuse_a_foreign_config(raw: Any, source: str) -> None:
                      f"keys map to mgrec's as docs/config.md's table 'ActionFormer / OpenTAD -> mgrec' says"
                      + (f": {'; '.join(pairs)}" if pairs else "") + ". Write an mgrec config with those keys "
                      "(mgrec data check CONFIG then suggests the data's settings)")
+
+
+def flat_keys(node: dict, prefix: str = "") -> dict:
+    """A config's dict (`to_dict`) as {dotted key: value}: `data.streams` as its count of entries and each stream's
+    keys by index (`data.streams[1].features`), so two configs compare key by key."""
+    items = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            items.update(flat_keys(value, f"{prefix}{key}."))
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            items[f"{prefix}{key}"] = f"{len(value)} entries"
+            for index, item in enumerate(value):
+                items.update(flat_keys(item, f"{prefix}{key}[{index}]."))
+        else:
+            items[f"{prefix}{key}"] = value
+    return items
+
+
+# The settings a trained network reads its inputs and computes by. The rest (where the data lies, the splits, training,
+# post-processing, which the threshold's own record covers) may differ between a checkpoint's config and config.yaml;
+# so may data.fps (null and the rate the sidecars give read the same; a rate the features contradict is refused by
+# the recipe's checks).
+NETWORK_SETTINGS = re.compile(r"model\..*|data\.(feature_dim|stride|window|normalize|grid_stream|streams)"
+                              r"|data\.streams\[\d+\]\.(?!features$).*|backbone\.(?!weights$).*")
+
+
+def network_settings_changed(trained: Config, now: Config) -> list[tuple[str, Any, Any]]:
+    """(key, value now, value when trained) of each `NETWORK_SETTINGS` key whose value differs."""
+    then, current = flat_keys(to_dict(trained)), flat_keys(to_dict(now))
+    return [(key, current.get(key), then.get(key)) for key in sorted(set(then) | set(current))
+            if NETWORK_SETTINGS.fullmatch(key) and then.get(key) != current.get(key)]
 
 
 def config_from_record(raw: dict, source: str) -> Config:

@@ -59,8 +59,10 @@ from mgrec.config import (
     check_same_splits,
     check_same_threshold_rule,
     class_thresholds_problem,
+    config_from_record,
     load_config,
     missing_keys,
+    network_settings_changed,
     save_config,
     split_name,
     to_dict,
@@ -602,6 +604,37 @@ class RunDir:
     def read_weights(self, checkpoint: str = "best", use_ema: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
         """State dict of a checkpoint (its EMA copy when present and `use_ema`) and its metadata."""
         return read_weights_file(self.weights_path(checkpoint), use_ema)
+
+    def check_weights_match(self, checkpoint: str, metadata: dict, config: Config) -> None:
+        """Refuse weights that are not what the run's other files say: the network's settings in config.yaml
+        (`network_settings_changed`) edited since the checkpoint was trained with them, or `best` weights of
+        another epoch or threshold than postprocess.json selected (a checkpoint copied in from another run or
+        epoch). Either detected silently with other inputs or other weights at the threshold tuned for these
+        (test F1 72.8 -> 13.4 for `data.normalize: none` written into the demo run's config.yaml). Checkpoints
+        written before they recorded their config are compared by epoch and threshold only."""
+        path = self.weights_path(checkpoint)
+        trained = metadata.get("config")
+        if isinstance(trained, dict):
+            changed = network_settings_changed(config_from_record(trained, f"{path} metadata"), config)
+            if changed:
+                shown = "; ".join(f"{key} is {now!r}, {then!r} when trained" for key, now, then in changed[:3])
+                raise InputError(f"{self.config_path}: {shown}{'; ...' if len(changed) > 3 else ''} (the weights "
+                                 f"{path} record what they were trained with): the network would read other inputs "
+                                 "or compute otherwise; restore config.yaml, or train a run with these settings")
+        tuning = self.read_tuning() if checkpoint == "best" else None
+        if tuning is None:
+            return
+        epoch, selected = metadata.get("epoch"), tuning.get("selected_epoch")
+        threshold = metadata.get("score_threshold")
+        if isinstance(epoch, int) and isinstance(selected, int) and epoch != selected:
+            found = f"the weights of epoch {epoch}, but {self.postprocess_path} selected epoch {selected}"
+        elif is_number(threshold) and is_number(tuning["score_threshold"]) and threshold != tuning["score_threshold"]:
+            found = (f"weights whose val threshold was {threshold:g}, but {self.postprocess_path} holds "
+                     f"{tuning['score_threshold']:g}")
+        else:
+            return
+        raise InputError(f"{path} holds {found}: the threshold was tuned on other weights (a checkpoint copied from "
+                         "another run or epoch?); put the run's own checkpoint back, or train again")
 
     def read_training_state(self) -> dict:
         try:

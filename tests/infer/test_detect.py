@@ -399,6 +399,8 @@ def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run,
     from safetensors.torch import load_file, save_file
     from tests.model.test_state_format import to_format_1
 
+    from mgrec.run import read_weights_file
+
     run, paths = trained_run
     old = tmp_path / "old-run"
     shutil.copytree(run, old)
@@ -408,7 +410,8 @@ def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run,
     (old / "config.yaml").write_text(yaml.safe_dump(config))
     for name in ("best", "last"):
         path = old / "checkpoints" / f"{name}.safetensors"
-        save_file(to_format_1(load_file(str(path))), str(path), metadata={"mgrec": json.dumps({"epoch": 0})})
+        epoch = read_weights_file(path)[1]["epoch"]  # recorded then as now; the config was not
+        save_file(to_format_1(load_file(str(path))), str(path), metadata={"mgrec": json.dumps({"epoch": epoch})})
     assert "encoder.stem.0.instance_gate.weight" in load_file(str(old / "checkpoints" / "best.safetensors"))
     features = next(paths.features.glob("*.npy"))
     expected = OfflineDetector.from_run(run).detect(features)

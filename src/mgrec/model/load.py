@@ -31,7 +31,8 @@ def load_run_network(run: RunDir, checkpoint: str = "best") -> tuple[Config, lis
     if ensemble is not None and ensemble.get("fusion") == "detections":
         raise InputError(f"{run.path} fuses its members' detections: it has no single network (detect, evaluate "
                          "and report take it; other uses take one of its members, in members/)")
-    weights, _ = run.read_weights(checkpoint, use_ema=True)
+    weights, metadata = run.read_weights(checkpoint, use_ema=True)
+    run.check_weights_match(checkpoint, metadata, config)
     if ensemble:  # counted before that many detectors are built: an edited count of 10**9 would exhaust memory
         held = {key.split(".")[1] for key in weights if key.startswith("members.")}
         if len(held) != ensemble["members"]:

@@ -18,6 +18,7 @@ import json
 import math
 import random
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mgrec.config import Config, StreamConfig, check_for_training, checked_config, config_from_record, to_dict
+from mgrec.config import (
+    Config,
+    StreamConfig,
+    check_for_training,
+    checked_config,
+    config_from_record,
+    flat_keys,
+    to_dict,
+)
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
@@ -192,12 +201,13 @@ def feature_recipe(stream: StreamConfig, video_id: str) -> FeatureSidecar | None
     return read_sidecar(side) if side.exists() else None
 
 
-def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, progress: bool = True,
+def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, progress: bool | None = None,
           inputs: list[Path] = (), encoder: torch.nn.Module | None = None,
           on_metrics: Callable[[dict], None] | None = None) -> TrainResult:
     """Train `config` into the run directory `run_dir` (or continue it with `resume`).
 
-    `log` takes the printed lines; `on_metrics` (if given) each record as it is appended to the run's
+    `log` takes the printed lines; `progress`: a step bar on stderr (None: only where stderr is a terminal, so a
+    script's captured output holds no bar frames); `on_metrics` (if given) each record as it is appended to the run's
     metrics.jsonl (a copy: {"kind": "train" | "val" | "balance", "epoch", "step", ...}, fractions, not percent),
     for a caller that follows the training in numbers (teachers and students of pseudo-labelling keep their own
     logs). `inputs`: files the caller read the config from; training refuses to write over them. With
@@ -205,6 +215,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     (`data.videos`): `encoder` is the adapted backbone (`mgrec.extract.adapters.build_adapted_backbone`).
     """
     config = checked_config(config, "the config given to train")  # as a file is checked: built in code, it was not
+    progress = sys.stderr.isatty() if progress is None else progress
     if config.end_to_end and encoder is None:
         raise InputError("data.videos: end-to-end training needs the adapted backbone; train with `mgrec train`, "
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
@@ -307,20 +318,7 @@ def check_same_config(run: RunDir, config: Config, asked: str = "--resume",
     trainings (and rewrite the run's config.yaml), so any difference is refused, by key: from the run's
     config.yaml, and from the config its training state recorded (config.yaml may have been edited since).
     `asked`, `advice`: what made this a resume, and what to do instead (`mgrec demo` resumes its --out)."""
-    def flat(node: dict, prefix: str = "") -> dict:
-        items = {}
-        for key, value in node.items():
-            if isinstance(value, dict):
-                items.update(flat(value, f"{prefix}{key}."))
-            elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-                items[f"{prefix}{key}"] = f"{len(value)} entries"  # data.streams: each stream's keys by name
-                for index, item in enumerate(value):
-                    items.update(flat(item, f"{prefix}{key}[{index}]."))
-            else:
-                items[f"{prefix}{key}"] = value
-        return items
-
-    given = flat(to_dict(config))
+    given = flat_keys(to_dict(config))
 
     def refuse_differences(saved: dict, where: str, advice: str) -> None:
         changed = [k for k in sorted(set(saved) | set(given))
@@ -330,12 +328,12 @@ def check_same_config(run: RunDir, config: Config, asked: str = "--resume",
             raise InputError(f"{asked}: the config differs from {where} ({shown}"
                              f"{', ...' if len(changed) > 3 else ''}); {advice}")
 
-    refuse_differences(flat(to_dict(run.read_config())), str(run.config_path), advice)
+    refuse_differences(flat_keys(to_dict(run.read_config())), str(run.config_path), advice)
     if run.state_path.exists():
         recorded = run.read_training_state().get("config")  # states written before it was recorded: none
         if isinstance(recorded, str):  # read as config.yaml is: later keys get their defaults, old names upgraded
             recorded_config = config_from_record(json.loads(recorded), str(run.state_path))
-            refuse_differences(flat(to_dict(recorded_config)), f"the config {run.state_path} was trained with",
+            refuse_differences(flat_keys(to_dict(recorded_config)), f"the config {run.state_path} was trained with",
                                f"{run.config_path} was edited after the training started; restore it, or train "
                                "a new run")
 
@@ -710,14 +708,21 @@ def _validate_and_select(config: Config, run: RunDir, epoch: int, data: Training
         "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
         "class_thresholds": result["class_thresholds"],
     }
-    run.write_weights("best", opt.model, opt.ema, {"epoch": epoch, **best["metrics"]})
+    run.write_weights("best", opt.model, opt.ema, checkpoint_record(config, epoch, best["metrics"]))
     return best, line + mark
+
+
+def checkpoint_record(config: Config, epoch: int, metrics: dict | None = None) -> dict:
+    """What a checkpoint's metadata records: its epoch, its val metrics when validated (the score threshold tuned
+    with it among them), and the config it was trained with (`RunDir.check_weights_match` compares them with the
+    run's postprocess.json and config.yaml when the weights are loaded)."""
+    return {"epoch": epoch, **(metrics or {}), "config": to_dict(config)}
 
 
 def _write_checkpoint(config: Config, run: RunDir, epoch: int, opt: Optimisation, balancer: ClassBalancer,
                       best: dict) -> None:
     """The epoch's "last" weights and the training state --resume continues from."""
-    run.write_weights("last", opt.model, opt.ema, {"epoch": epoch})
+    run.write_weights("last", opt.model, opt.ema, checkpoint_record(config, epoch))
     # one file holds everything --resume needs, so a kill can never pair weights of one
     # epoch with optimiser state of another
     run.write_training_state(
@@ -742,7 +747,7 @@ def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisa
     the configured threshold. Returns the selected epoch's record."""
     if not data.val_split.samples:
         last = config.train.epochs - 1
-        run.write_weights("best", opt.model, opt.ema, {"epoch": last})
+        run.write_weights("best", opt.model, opt.ema, checkpoint_record(config, last))
         best = {
             "epoch": last,
             "value": None,
