@@ -1,6 +1,6 @@
 """The README's worked example, run as a user would: labelled stand-in videos (real footage with
 cut-ins, `examples/cut_in_videos.py`) -> `mgrec extract` -> `mgrec train` -> `mgrec detect` on a raw
-video -> `mgrec evaluate` -> `mgrec report`."""
+video, `mgrec stream` on its features -> `mgrec evaluate` -> `mgrec report`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def test_the_worked_video_example_runs_end_to_end(carphone, bikes, tmp_path):
           "--set", "data.features=features", "--no-progress", cwd=tmp_path)
     mgrec("detect", "run", "videos/cutin_testing0.mp4", "--out", "from_video.json", cwd=tmp_path)
     mgrec("detect", "run", "features/cutin_testing0.npy", "--out", "from_features.json", cwd=tmp_path)
+    streamed = [json.loads(line) for line in mgrec("stream", "run", "features/cutin_testing0.npy", cwd=tmp_path)
+                .splitlines() if line.startswith("{")]
     mgrec("evaluate", "run", "--split", "test", cwd=tmp_path)
     mgrec("report", "run", cwd=tmp_path)
 
@@ -39,6 +41,10 @@ def test_the_worked_video_example_runs_end_to_end(carphone, bikes, tmp_path):
 
     # A raw video is turned into features by the run's recipe: the same detections as its features.
     assert results("from_video.json") == results("from_features.json")
+    # Online, the same video's gestures, each once it is final (the cut-ins are 0.8-1.8 s, far apart)
+    offline = results("from_features.json")["cutin_testing0"]
+    assert streamed and abs(len(streamed) - len(offline)) <= 1, (len(streamed), len(offline))
+    assert {line["label"] for line in streamed} <= {"traffic cut-in", "mirrored cut-in"}
     scores = json.loads((tmp_path / "run" / "eval_test.json").read_text())
     assert scores["f1"] >= 0.8, scores["f1"]  # the cut-ins are easy to see: the pipeline, not the model, is tested
     assert (tmp_path / "run" / "report_test.html").stat().st_size > 10_000

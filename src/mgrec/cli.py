@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help=DEVICE_HELP + " (default: cpu)")
     p.add_argument("--precision", default=None, choices=_precisions(),
                    help="the backbone's forward pass: auto (the default: bf16 on CUDA and on a CPU with native "
-                        "bf16, AVX512-BF16 or AMX, where it is 1.7x as fast; fp32 on other CPUs), fp32 or bf16 "
+                        "bf16, AVX512-BF16 or AMX, where it is 1.5-3.1x as fast; fp32 on other CPUs), fp32 or bf16 "
                         "(emulated and much slower on a CPU without native bf16); recorded in the sidecars, a "
                         "recipe of its own")
     p.add_argument("--batch", type=_extract_number("batch"), default=None,
@@ -558,8 +558,8 @@ def _add_fps(p: argparse.ArgumentParser) -> None:
     # be detected after editing the run's config by hand.
     p.add_argument("--fps", type=number, default=None,
                    help="frame rate of the videos the features come from, for feature files without a sidecar when "
-                        "the run's config has no data.fps (default: the sidecar's, else the run's data.fps; refused "
-                        "when it contradicts either)")
+                        "the run's config has no data.fps (default: the sidecar's, else the run's data.fps, else the "
+                        "rate of the run's recorded feature recipe; refused when it contradicts them)")
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:

@@ -679,6 +679,15 @@ def test_a_network_that_cannot_be_compiled_stops_training_with_what_to_do(datase
     assert not RunDir(tmp_path / "run").has_training()
 
 
+def test_train_in_python_draws_a_bar_only_where_stderr_is_a_terminal(dataset, tmp_path, capsys):
+    # train(config, run, log=lambda line: None) in a script or notebook cell whose output is captured wrote a
+    # tqdm frame per step into it; the command line already asked for a terminal
+    train(tiny_config(dataset, epochs=1, eval_every=1), tmp_path / "quiet", log=lambda *_: None)
+    assert "step" not in capsys.readouterr().err
+    train(tiny_config(dataset, epochs=1, eval_every=1), tmp_path / "asked", log=lambda *_: None, progress=True)
+    assert "step" in capsys.readouterr().err
+
+
 def test_a_network_compiled_wrong_stops_training_before_its_first_step(dataset, tmp_path, monkeypatch):
     # torch.compile mis-compiled a gated two-stream network without an error (streaming saw logits 1.34 apart);
     # a training through such a graph learns other weights, so the first step checks it against the network
