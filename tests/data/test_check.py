@@ -3,11 +3,13 @@
 import json
 import re
 import shlex
+import shutil
+import zlib
 
 import numpy as np
 import pytest
 
-from mgrec.config import Config, load_config
+from mgrec.config import Config, DataConfig, StreamConfig, load_config
 from mgrec.data.check import check_dataset, schedule_problem, suggest_settings, videos_to_drop
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
@@ -39,9 +41,10 @@ def _sidecar(**changes):
     return FeatureSidecar(**{**fields, **changes})
 
 
-def _features(folder, video_id, steps=STEPS, dim=DIM, sidecar=True, **sidecar_changes):
-    array = np.random.default_rng(0).standard_normal((steps, dim)).astype(np.float32)
-    path = folder / f"{video_id}.npy"
+def _features(folder, video_id, steps=STEPS, dim=DIM, sidecar=True, ext=".npy", **sidecar_changes):
+    # each video its own values: videos of one length holding the same features are one video twice
+    array = np.random.default_rng(zlib.crc32(video_id.encode())).standard_normal((steps, dim)).astype(np.float32)
+    path = folder / f"{video_id}{ext}"
     if sidecar:
         write_features(path, array, _sidecar(dim=dim, **sidecar_changes))
     else:
@@ -557,3 +560,100 @@ def test_features_may_stray_from_the_duration_by_two_steps_where_a_step_is_longe
     np.save(tmp_path / "feats" / "v.npy", np.zeros((60 + extra_steps, DIM), np.float32))
     messages = [p.message for p in check_dataset(config).errors]
     assert any("feature steps cover" in m for m in messages) == refused, messages
+
+
+def _videos_in_splits(tmp_path, subsets: dict[str, str], ext: str = ".npy") -> Config:
+    """One 20-s video of each id in its subset, each with its own features (`ext`) and an instance."""
+    database = {video_id: _entry(subset, (0, 2.0, 3.0)) for video_id, subset in subsets.items()}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": database}),
+                                       encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in subsets:
+        _features(tmp_path / "feats", video_id, ext=ext)
+    config = _config(tmp_path)
+    config.data.feature_ext = ext
+    return config
+
+
+def _twin(folder, video_id, of, how, ext=".npy"):
+    """Video `video_id`'s features made `of`'s again: a copy (another container's where it is .npz: written
+    anew), or a symbolic link to its file."""
+    source, target = folder / f"{of}{ext}", folder / f"{video_id}{ext}"
+    target.unlink()
+    if how == "link":
+        target.symlink_to(source)
+    elif ext == ".npz":  # the same values, stored uncompressed: other bytes on disk
+        np.savez(target, feats=np.load(source)["feats"])
+    else:
+        shutil.copy(source, target)
+
+
+@pytest.mark.parametrize("how, ext", [("copy", ".npy"), ("copy", ".npz"), ("link", ".npy")])
+def test_a_test_video_copied_into_training_under_another_id_is_an_error_naming_both(tmp_path, how, ext):
+    # a test video's features copied into training under another id (its entry duplicated as "train") passed with
+    # "0 error(s), 0 warning(s)", and training scored the model on a video it trained on
+    config = _videos_in_splits(tmp_path, {"a": "training", "copy": "training", "v": "validation", "t": "testing"},
+                               ext)
+    assert not check_dataset(config).errors  # distinct features, some of one shape: nothing said
+    feats = tmp_path / "feats"
+    _twin(feats, "copy", "t", how, ext)
+    report = check_dataset(config)
+    [error] = report.errors
+    same = "are one file" if how == "link" else "hold the same features"
+    assert error.where == str(feats / f"copy{ext}") and error.video_id == "copy"
+    assert error.message == (f"copy (split train) and t (split test) {same} ({feats / f'copy{ext}'}, "
+                             f"{feats / f't{ext}'}): a video in two splits scores the model on what it trained on; "
+                             "remove one of them from the annotations")
+    assert not [p for p in report.warnings if "remove one of them" in p.message]
+    # data.drop_bad_videos leaves the copy out of training and keeps the test split whole
+    assert list(videos_to_drop(report)) == ["copy"] and report.dataset_errors == []
+
+
+def test_a_val_video_that_is_a_test_video_is_an_error_tied_to_the_val_video(tmp_path):
+    config = _videos_in_splits(tmp_path, {"a": "training", "v": "validation", "t": "testing"})
+    _twin(tmp_path / "feats", "v", "t", "copy")
+    [error] = check_dataset(config).errors
+    assert error.video_id == "v"
+    assert error.message.startswith("v (split val) and t (split test) hold the same features (")
+    assert "scores the model on what it was selected on" in error.message
+
+
+def test_one_video_twice_within_a_split_is_a_warning(tmp_path):
+    # twice its weight in training, or counted twice in a score: worth a look, not a leak
+    config = _videos_in_splits(tmp_path, {"a": "training", "a2": "training", "v": "validation", "t": "testing",
+                                          "t2": "testing"})
+    _twin(tmp_path / "feats", "a2", "a", "copy")
+    _twin(tmp_path / "feats", "t2", "t", "link")
+    report = check_dataset(config)
+    assert not report.errors
+    said = {p.video_id: (p.where, p.message) for p in report.warnings if "remove one of them" in p.message}
+    feats = tmp_path / "feats"
+    assert said == {
+        "a2": (str(feats / "a2.npy"), f"a (split train) and a2 (split train) hold the same features "
+                                      f"({feats / 'a.npy'}, {feats / 'a2.npy'}): the video is trained on twice (twice "
+                                      "its weight); remove one of them from the annotations"),
+        "t2": (str(feats / "t2.npy"), f"t (split test) and t2 (split test) are one file ({feats / 't.npy'}, "
+                                      f"{feats / 't2.npy'}): the video counts twice in the test scores; remove one of "
+                                      "them from the annotations"),
+    }
+
+
+def test_a_video_twice_across_splits_is_found_in_every_input_stream(tmp_path):
+    # data.streams: each stream's folder is compared on its own (one error per stream that repeats the video)
+    config = _videos_in_splits(tmp_path, {"a": "training", "copy": "training", "v": "validation", "t": "testing"})
+    (tmp_path / "feats").rename(tmp_path / "rgb")
+    (tmp_path / "pose").mkdir()
+    for video_id in ("a", "copy", "v", "t"):
+        _features(tmp_path / "pose", video_id, dim=4)
+    config.data = DataConfig(annotations=config.data.annotations, streams=[
+        StreamConfig(name="rgb", features=str(tmp_path / "rgb"), feature_dim=DIM, stride=STRIDE, window=WINDOW),
+        StreamConfig(name="pose", features=str(tmp_path / "pose"), feature_dim=4, stride=STRIDE, window=WINDOW)])
+    config = Config(data=config.data, model=config.model)  # derives data.feature_dim from the streams
+    assert not check_dataset(config).errors
+    _twin(tmp_path / "pose", "copy", "t", "copy")
+    [error] = check_dataset(config).errors
+    assert error.where == str(tmp_path / "pose" / "copy.npy")
+    assert "copy (split train) and t (split test) hold the same features" in error.message
+    _twin(tmp_path / "rgb", "copy", "t", "copy")
+    assert sorted(p.where for p in check_dataset(config).errors) == [str(tmp_path / "pose" / "copy.npy"),
+                                                                     str(tmp_path / "rgb" / "copy.npy")]

@@ -563,3 +563,35 @@ def test_a_sidecar_given_for_its_features_names_the_array_to_give(tmp_path):
     (tmp_path / "y.json").write_text("{}")  # no array beside it: what it was
     with pytest.raises(InputError, match=r"y.json: cannot read features \(truncated or corrupt file\?\)"):
         load_features(tmp_path / "y.json")
+
+
+def test_content_hash_reads_the_same_values_alike_in_any_container_block_by_block(tmp_path, monkeypatch):
+    values = np.random.default_rng(3).standard_normal((50, 6)).astype(np.float16).astype(np.float32)
+    np.save(tmp_path / "a.npy", values)
+    np.save(tmp_path / "half.npy", values.astype(np.float16))  # the same values, stored float16
+    np.savez(tmp_path / "b.npz", feats=np.asfortranarray(values))
+    whole = feats.content_hash(tmp_path / "a.npy")
+    monkeypatch.setattr(feats, "HASH_ROWS", 7)  # blocks that do not divide the rows hash as the whole does
+    assert {feats.content_hash(tmp_path / name) for name in ("a.npy", "half.npy", "b.npz")} == {whole}
+    np.save(tmp_path / "c.npy", values + 1)
+    assert feats.content_hash(tmp_path / "c.npy") != whole
+    np.save(tmp_path / "flat.npy", values.ravel())
+    with pytest.raises(InputError, match=r"flat.npy: expected a 2-D array \(T, C\), found shape \(300,\)"):
+        feats.content_hash(tmp_path / "flat.npy")
+
+
+def test_repeated_feature_files_finds_links_and_copies_hashing_only_files_of_one_shape(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    files = [tmp_path / f"{name}.npy" for name in ("a", "b", "a_copy", "a_link", "short", "b_copy")]
+    a, b = rng.standard_normal((20, 3)), rng.standard_normal((20, 3))
+    for path, array in zip(files, (a, b, a, None, a[:10], b)):
+        if array is not None:
+            np.save(path, array.astype(np.float32))
+    files[3].symlink_to(files[0])
+    hashed = []
+    monkeypatch.setattr(feats, "content_hash", lambda path, real=feats.content_hash: hashed.append(path) or real(path))
+    shapes = {0: (20, 3), 1: (20, 3), 2: (20, 3), 3: (20, 3), 4: (10, 3)}  # b_copy has none: unreadable, left out
+    assert feats.repeated_feature_files(files, shapes) == [(0, 2, "hold the same features"), (0, 3, "are one file")]
+    assert hashed == files[:3]  # the link is known by the file it is, the shorter file by its shape
+    shapes[5] = (20, 3)
+    assert feats.repeated_feature_files(files, shapes)[-1] == (1, 5, "hold the same features")

@@ -14,7 +14,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from mgrec.data.features import (
     check_sidecar_length,
     inspect_features,
     read_sidecar,
+    repeated_feature_files,
     sidecar_path,
     without_prefix,
 )
@@ -160,10 +161,12 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     Reported as errors: unreadable annotations or entries (bad keys, types, labels, start >= end,
     negative times), a class count that differs from model.num_classes, labels beyond it,
     instances that start after the video ends, missing or unreadable feature files, wrong feature
-    dimension, NaN/Inf, sidecars that disagree with the config or the file, and features whose
-    length disagrees with the video's duration by more than `allowed_drift`.
+    dimension, NaN/Inf, sidecars that disagree with the config or the file, features whose
+    length disagrees with the video's duration by more than `allowed_drift`, and videos of two
+    splits whose feature files are one file or hold the same features (`repeated_video_problems`).
     Reported as warnings: videos without instances, instances ending after the video ends,
-    duplicated ground truths, feature files without an annotations entry, missing sidecars,
+    duplicated ground truths, one video twice within a split (the same features under two ids),
+    feature files without an annotations entry, missing sidecars,
     videos in no configured split, empty val/test splits, a val or test split that is the training
     split, and classes without a training instance.
 
@@ -300,14 +303,19 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
     without_sidecar: list[str] = []
     recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
     prefixed = _PrefixedNames(features_dir)
+    readable: list[SplitFile] = []  # each video's file that reads as features, in split order (train first)
     for split in splits:
         for video_id in aset.video_ids(split):
             found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
                                            video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
                                            prefixed=prefixed)
             problems += found
-            if steps is not None and is_grid:
-                video_steps[video_id] = steps
+            if steps is not None:
+                # inspected with expected_dim: its width is the stream's
+                readable.append(SplitFile(video_id, split, stream_path(stream, video_id), (steps, stream.feature_dim)))
+                if is_grid:
+                    video_steps[video_id] = steps
+    problems += repeated_video_problems(readable, data.train_split)
     if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
         (first, first_file), (other, other_file) = list(recipes.items())[:2]
         problems.append(Problem(
@@ -324,6 +332,38 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
         ))
     # A video whose entry was refused still has its entry: its features are not orphans.
     problems += _orphan_features(features_dir, stream, listed)
+    return problems
+
+
+class SplitFile(NamedTuple):
+    """A video's feature file of one stream, with the split the video is in and the file's (T, C)."""
+    video_id: str
+    split: str
+    path: Path
+    shape: tuple[int, int]
+
+
+def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Problem]:
+    """Two videos whose feature files are one file (a link, two ids that lead to one file) or hold the same features
+    (a copy under another id): one video twice. In two splits, an error: the model is scored on a video it trained
+    on, or selected its checkpoint and threshold on (an optimistic score nothing else reveals); tied to the video of
+    the earlier split (`files` lists train, val, test in order), so data.drop_bad_videos leaves the copy out of
+    training and keeps the held-out split whole. In one split, a warning: the video counts twice. Only files of
+    one shape are compared (`repeated_feature_files`)."""
+    problems = []
+    for repeat in repeated_feature_files([f.path for f in files], {i: f.shape for i, f in enumerate(files)}):
+        first, then = files[repeat.first], files[repeat.then]
+        both = (f"{first.video_id} (split {first.split}) and {then.video_id} (split {then.split}) {repeat.how} "
+                f"({first.path}, {then.path})")
+        if first.split != then.split:
+            problems.append(Problem("error", str(first.path), f"{both}: a video in two splits scores the model on "
+                                    f"what it {'trained' if first.split == train_split else 'was selected'} on; remove "
+                                    "one of them from the annotations", first.video_id))
+        else:
+            counted_twice = "is trained on twice (twice its weight)" if first.split == train_split else \
+                f"counts twice in the {first.split} scores"
+            problems.append(Problem("warning", str(then.path), f"{both}: the video {counted_twice}; remove one of "
+                                    "them from the annotations", then.video_id))
     return problems
 
 

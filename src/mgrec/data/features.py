@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import lzma
 import math
@@ -18,9 +19,10 @@ import re
 import warnings
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -28,7 +30,7 @@ from numpy.lib import format as npy_format
 from mgrec.config import FEATURE_EXTENSIONS
 from mgrec.data.videos import VIDEO_SUFFIXES
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, brief, id_from_name, is_hidden, is_number, read_json, safe_child
+from mgrec.files import atomic_open, brief, id_from_name, is_hidden, is_number, read_json, resolve_path, safe_child
 from mgrec.smg_csv import MAX_FPS, fps_problem
 
 
@@ -547,6 +549,67 @@ def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarr
     length, _ = _validate(array, path, expected_dim)
     check_sidecar_length(path, length)  # `inspect_features` leaves it to its caller (data check reports both)
     return np.array(array, dtype=np.float32, order="C")  # a real copy: the memory map is closed after
+
+
+# Rows of a feature file hashed at a time (`content_hash`): a memory-mapped .npy is read a block at a time, never
+# copied whole (a 10-hour video of 1408-d features is 1.4 GB as float32).
+HASH_ROWS = 4096
+
+
+def content_hash(path: str | Path) -> str:
+    """sha256 of a feature file's values as float32 in row order: a copy hashes the same whatever its container
+    (.npy or .npz, stored float16 or float32 of the same values, C or Fortran order). Read `HASH_ROWS` rows at a
+    time; the values are not validated (`inspect_features` does that). InputError for a file that cannot be
+    opened, or holds no (T, C) float array."""
+    path = Path(path)
+    array = _open_array(path)
+    _check_dtype(array.dtype, path)
+    if array.ndim != 2:
+        raise InputError(f"{path}: expected a 2-D array (T, C), found shape {array.shape}")
+    digest = hashlib.sha256()
+    for start in range(0, len(array), HASH_ROWS):
+        digest.update(np.ascontiguousarray(array[start:start + HASH_ROWS], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+class Repeat(NamedTuple):
+    """`files[then]` is `files[first]` again (`repeated_feature_files`); `how` says so, in words for a message."""
+    first: int
+    then: int
+    how: str  # "are one file" or "hold the same features"
+
+
+def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int, ...]]) -> list[Repeat]:
+    """The files of `files` that repeat an earlier one, each paired with the first it repeats: one file reached
+    twice (a link, or two names that resolve to it) or the same values under another name (a copy, `.npy` or
+    `.npz`). `shapes` gives each file's shape by its index; a file without one (unreadable: its own check reports
+    it) is left out. Only files of one shape can hold the same values, so only they are hashed (`content_hash`),
+    each once: never every file against every other, and nothing is hashed where no two shapes agree."""
+    repeats: list[Repeat] = []
+    real_first: dict[Path, int] = {}
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, path in enumerate(files):
+        if index not in shapes:
+            continue
+        try:
+            first = real_first.setdefault(resolve_path(path), index)
+        except InputError:  # a link loop: the file's own check says so
+            continue
+        if first != index:
+            repeats.append(Repeat(first, index, "are one file"))
+        else:
+            by_shape.setdefault(tuple(shapes[index]), []).append(index)
+    for group in (g for g in by_shape.values() if len(g) > 1):
+        hash_first: dict[str, int] = {}
+        for index in group:
+            try:
+                digest = content_hash(files[index])
+            except InputError:  # changed or broken since its shape was read: its own check reports it
+                continue
+            first = hash_first.setdefault(digest, index)
+            if first != index:
+                repeats.append(Repeat(first, index, "hold the same features"))
+    return sorted(repeats, key=lambda repeat: repeat.then)
 
 
 def write_features(path: str | Path, features: np.ndarray, sidecar: FeatureSidecar) -> FeatureSidecar:

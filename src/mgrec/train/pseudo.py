@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from mgrec.config import Config, PseudoLabelConfig
@@ -31,6 +30,7 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_sidecar,
     check_sidecar_length,
+    content_hash,
     feature_file_shape,
     feature_path,
     inspect_features,
@@ -38,6 +38,7 @@ from mgrec.data.features import (
     load_features,
     read_sidecar,
     recipe_differences,
+    repeated_feature_files,
     sidecar_path,
     video_id_of,
 )
@@ -106,23 +107,15 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
 def refuse_one_video_twice(files: list[Path], shapes: dict[Path, tuple[int, int]], prefix: str = "") -> None:
     """One video twice in the pool would be trained on with twice the weight (and recorded once, by its id): two
     files of one id (x.npy and x.npz), one file reached twice (a link), or the same features under two names."""
-    seen: dict[object, Path] = {}
+    seen: dict[str, Path] = {}
     for path in files:
-        for key, how in (((0, video_id_of(path, prefix)), "the same video id"), ((1, resolve_path(path)), "one file")):
-            other = seen.setdefault(key, path)
-            if other != path:
-                raise InputError(f"pseudo_labels.unlabeled: {other} and {path} are {how}; the pool holds each video "
-                                 "once")
-    by_shape: dict[tuple[int, ...], list[Path]] = {}
-    for path in files:
-        by_shape.setdefault(tuple(shapes[path]), []).append(path)
-    for group in (g for g in by_shape.values() if len(g) > 1):  # only files of one shape can hold the same features
-        hashes: dict[str, Path] = {}
-        for path in group:
-            other = hashes.setdefault(content_hash(path), path)
-            if other != path:
-                raise InputError(f"pseudo_labels.unlabeled: {other} and {path} hold the same features; the pool holds "
-                                 "each video once")
+        other = seen.setdefault(video_id_of(path, prefix), path)
+        if other != path:
+            raise InputError(f"pseudo_labels.unlabeled: {other} and {path} are the same video id; the pool holds each "
+                             "video once")
+    for repeat in repeated_feature_files(files, {index: shapes[path] for index, path in enumerate(files)}):
+        raise InputError(f"pseudo_labels.unlabeled: {files[repeat.first]} and {files[repeat.then]} {repeat.how}; the "
+                         "pool holds each video once")
 
 
 def training_recipe(config: Config, annotations) -> tuple[Path | None, FeatureSidecar | None]:
@@ -289,11 +282,6 @@ class LabelledFiles:
                     with contextlib.suppress(InputError):
                         self._shapes[video] = tuple(feature_file_shape(file))
         return self._shapes
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of a feature file's values as float32 (a copy reads the same whatever its container)."""
-    return hashlib.sha256(load_features(path).tobytes()).hexdigest()
 
 
 def _readable_hash(path: Path) -> str | None:
