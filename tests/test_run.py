@@ -580,3 +580,62 @@ def test_checkpoints_that_record_no_config_are_compared_by_epoch_and_threshold(t
     save_file(tensors, str(path), metadata={"mgrec": json.dumps({**meta, "score_threshold": 0.123})})
     with pytest.raises(InputError, match=r"holds weights whose val threshold was 0.123, but"):
         load_run_network(run)
+
+
+def test_a_features_folder_lock_opened_just_before_its_holder_ended_is_taken_again(tmp_path):
+    """The holder removes its lock file as it ends: a process that had opened it just before locked a file no longer
+    in the folder, and a third one, creating a new file, would have written beside it."""
+    import mgrec.run as run_module
+    from mgrec.run import FEATURES_LOCK, lock_features_folder
+
+    folder = tmp_path / "features"
+    folder.mkdir()
+    real_open, holder = run_module.open_lock_file, lock_features_folder(folder)
+    holder.__enter__()
+
+    def holder_ends_once_opened(path, **names):
+        run_module.open_lock_file = real_open
+        handle = real_open(path, **names)
+        holder.__exit__(None, None, None)  # removes the file this process has just opened, and lets it go
+        return handle
+
+    run_module.open_lock_file = holder_ends_once_opened
+    try:
+        with lock_features_folder(folder):
+            assert (folder / FEATURES_LOCK).exists()  # the file it holds is the one in the folder
+            with pytest.raises(InputError, match="another extraction is writing there"):
+                with lock_features_folder(folder):
+                    pass
+    finally:
+        run_module.open_lock_file = real_open
+    assert list(folder.iterdir()) == []
+
+
+def test_the_processes_of_one_torchrun_extraction_hold_its_folder_together(tmp_path):
+    from mgrec.run import FEATURES_LOCK, lock_features_folder
+
+    folder = tmp_path / "features"
+    with lock_features_folder(folder, shared=True):
+        with lock_features_folder(folder, shared=True):  # rank 1 beside rank 0
+            with pytest.raises(InputError, match=r"in use by another process; another extraction is writing there"):
+                with lock_features_folder(folder):  # a lone extraction
+                    pass
+        assert (folder / FEATURES_LOCK).exists()  # rank 0 still writes: the last one to end removes it
+    assert not folder.exists()
+    with lock_features_folder(folder):
+        with pytest.raises(InputError, match=r"in use by pid \d+"):
+            with lock_features_folder(folder, shared=True):
+                pass
+
+
+def test_a_killed_extraction_s_lock_file_in_a_run_leaves_it_deletable(tmp_path):
+    """`evaluate` of an end-to-end run extracts into RUN/features_best; one killed there left its lock file."""
+    from mgrec.run import FEATURES_LOCK, remove_run_dir
+
+    run = RunDir(tmp_path / "run")
+    run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
+    (run.path / "features_best").mkdir()
+    (run.path / "features_best" / FEATURES_LOCK).write_text("pid 999999 on elsewhere\n")
+    assert run.foreign_entries() == []
+    remove_run_dir(run.path)
+    assert not run.path.exists()

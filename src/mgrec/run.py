@@ -122,12 +122,16 @@ _RUN_ENTRY = re.compile(r"checkpoints|tensorboard|analysis|features_(best|last)|
                         r"|\..+\.tmp|\.mgrec-write-check\..+")
 
 
+# The lock file of a features folder while an extraction writes it (`lock_features_folder`). Hidden, so that no
+# reader of feature folders takes it for a video's features (`files.is_hidden`; it is no .npy either).
+FEATURES_LOCK = ".mgrec-extract.lock"
+
 # What mgrec writes inside the folders it makes in a run (beside the temporary files of its writers).
 _INSIDE_RUN = {
     "checkpoints": re.compile(r"(last|best)\.safetensors|last_state\.pt"),
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
     "analysis": re.compile(r"[^.][^/]*_[^/]+\.(png|svg|json)"),
-    "features": re.compile(r"[^.][^/]*\.(npy|json)"),
+    "features": re.compile(r"[^.][^/]*\.(npy|json)|" + re.escape(FEATURES_LOCK)),  # a killed extraction leaves it
 }
 _TEMPORARY = re.compile(r"\..+\.tmp|\.mgrec-write-check\..+")
 
@@ -172,19 +176,20 @@ def metrics_record_problem(record: dict) -> str | None:
     return None
 
 
-def open_lock_file(path: Path):
-    """A run's `.lock`, opened for writing the holder's pid without following a link: a `.lock` that links to
-    another file (the config being trained) had that file truncated and overwritten before anything was said."""
+def open_lock_file(path: Path, owner: str = "the run's", folder: str = "the run directory"):
+    """A run's `.lock` (or the lock file of `owner`, in `folder`: `lock_features_folder`'s), opened for writing the
+    holder's pid without following a link: a `.lock` that links to another file (the config being trained) had that
+    file truncated and overwritten before anything was said."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     except OSError as exc:
         if path.is_symlink() or exc.errno == errno.ELOOP:
-            raise InputError(f"{path}: is a symbolic link, where the run's lock file goes; remove it") from None
+            raise InputError(f"{path}: is a symbolic link, where {owner} lock file goes; remove it") from None
         what = "it is a file, not a folder" if path.parent.is_file() else (exc.strerror or str(exc))
-        raise InputError(f"cannot write the run directory {path.parent}: {what}") from None
+        raise InputError(f"cannot write {folder} {path.parent}: {what}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device: nothing to write a pid into
         os.close(fd)
-        raise InputError(f"{path}: is not a regular file, where the run's lock file goes; remove it")
+        raise InputError(f"{path}: is not a regular file, where {owner} lock file goes; remove it")
     return os.fdopen(fd, "a+", encoding="utf-8")
 
 
@@ -1088,6 +1093,92 @@ def _lock_or_refuse(handle, what: str, advice: str = "wait for it to finish or u
         handle.seek(0)
         holder = handle.read(200).strip() or "another process"
         raise InputError(f"{what} is in use by {holder}; {advice}") from None
+
+
+FEATURES_LOCK_ADVICE = "another extraction is writing there: wait for it to finish or use another --out"
+# How often a lock file found removed by its holder just after it was opened is opened again: more would mean a
+# file system whose inode numbers change (some FUSE mounts), where the check could never pass.
+_LOCK_OPENINGS = 5
+
+
+@contextlib.contextmanager
+def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[None]:
+    """Hold the features folder `folder` for one extraction (`mgrec extract --out`, and the extractions of `detect`
+    and `evaluate`): a second one into it is refused before it writes anything, where the two interleaved and left
+    one's feature array beside the other's sidecar. `shared`: the processes of one torchrun extraction, each writing
+    its own share of the inputs, hold it together (and refuse a lone extraction, as it refuses them).
+
+    The OS releases the lock when its process dies, so a killed extraction's lock file blocks nobody; the file is
+    removed when the extraction ends, and a folder made for it that stayed empty with it."""
+    folder = Path(folder)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "it is a file, not a folder" if folder.is_file() else (exc.strerror or str(exc))
+        raise InputError(f"cannot write the features folder {folder}: {what}") from None
+    path = folder / FEATURES_LOCK
+    handle = _open_held_lock(path, str(folder), FEATURES_LOCK_ADVICE, shared)
+    try:
+        if not shared:  # who holds it, for the refusal of another; the holders of a shared lock would mix their lines
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+        yield
+    finally:
+        _release_removing(handle, path)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: features were written, or another process holds it now
+                folder.rmdir()
+
+
+def _open_held_lock(path: Path, what: str, advice: str, shared: bool):
+    """The lock file `path` opened and locked (`_lock_or_refuse`), the very file `path` names now: a holder that
+    ends removes its file while it still holds it (`_release_removing`), and a process that had opened it just
+    before then holds a lock on a file no longer in the folder, which another would not see: it opens the new one."""
+    for _ in range(_LOCK_OPENINGS - 1):
+        handle = _open_and_lock(path, what, advice, shared)
+        if _names(path, handle):
+            return handle
+        handle.close()
+    return _open_and_lock(path, what, advice, shared)
+
+
+def _open_and_lock(path: Path, what: str, advice: str, shared: bool):
+    handle = open_lock_file(path, owner="the extraction's", folder="the features folder")
+    try:
+        _lock_or_refuse(handle, what, advice, shared)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _names(path: Path, handle) -> bool:
+    """Whether `path` is the open file `handle` (not removed, nor replaced by another file since it was opened)."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    own = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _release_removing(handle, path: Path) -> None:
+    """Remove the lock file `path` while still holding its lock (`handle`), then let it go: whoever opened it meanwhile
+    finds it removed (`_open_held_lock`). A shared holder removes it only when it is the last: it then gets the
+    exclusive lock (on a file system without flock the file stays, harmless)."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held already by a lone holder; by the last shared one
+        if _names(path, handle):
+            path.unlink()
+    except OSError:
+        pass  # other holders of a shared lock are still at work, or the file went: it is theirs to remove
+    finally:
+        handle.close()
 
 
 def check_removable(path: str | Path, keep: Iterable[tuple[str, str | Path]] = (), option: str = "--fresh") -> None:

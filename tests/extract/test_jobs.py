@@ -447,3 +447,67 @@ def test_fuse_checks_every_video_before_writing_any_and_keeps_each_input_s_recip
     fuse_features([tmp_path / "w1", tmp_path / "e"], tmp_path / "fused-w1e")
     both = read_sidecar(tmp_path / "fused-w1e" / "v1.json")
     assert (both.backbone, both.frames_per_window) == ("b3[4 frames]+b2[16 frames]", None)
+
+
+def skeleton_folder(tmp_path, count: int = 2):
+    """A folder of `count` short SMG skeleton CSVs (extracted with --fps: no network, no data CSV)."""
+    folder = tmp_path / "smg"
+    folder.mkdir()
+    for number in range(1, count + 1):
+        write_skeleton(folder / f"Sample000{number}_skeleton.csv", 40, number)
+    return folder
+
+
+HELD = r"is in use by pid \d+ on .*; another extraction is writing there: wait for it to finish or use another --out$"
+
+
+def test_a_second_extraction_into_a_folder_another_one_writes_is_refused_before_writing_anything(tmp_path, carphone,
+                                                                                                   capsys):
+    """Two `mgrec extract --out rc` at once both exited 0, one's feature array left beside the other's sidecar."""
+    from mgrec.cli import main
+    from mgrec.run import FEATURES_LOCK, lock_features_folder
+
+    out = tmp_path / "out"
+    smg = skeleton_folder(tmp_path)
+    with lock_features_folder(out):  # another extraction at work (another open file: refused as another process)
+        assert main(["extract", str(smg), "--backbone", "skeleton", "--fps", "28", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.fullmatch(rf"mgrec: error: {re.escape(str(out))} {HELD}", err.strip())
+        with pytest.raises(InputError, match=HELD):  # the Python API too, of videos, before the backbone loads
+            extract_videos([carphone], out, size=SIZE, progress=False)
+        write_set(tmp_path / "a", {"v1": 5}, dim=2)
+        write_set(tmp_path / "b", {"v1": 5}, dim=3)
+        with pytest.raises(InputError, match=HELD):
+            fuse_features([tmp_path / "a", tmp_path / "b"], out)
+        assert [p.name for p in out.iterdir()] == [FEATURES_LOCK]  # nothing written beside the holder's lock
+    assert not out.exists()  # the holder made the folder and wrote nothing: it is gone with its lock
+    assert main(["extract", str(smg), "--backbone", "skeleton", "--fps", "28", "--out", str(out)]) == 0  # free again
+    assert sorted(p.name for p in out.iterdir()) == ["Sample0001.json", "Sample0001.npy", "Sample0002.json",
+                                                     "Sample0002.npy"]  # the lock file goes with the extraction
+
+
+def test_a_lock_file_left_by_a_killed_extraction_does_not_block_the_next(tmp_path):
+    from mgrec.run import FEATURES_LOCK
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / FEATURES_LOCK).write_text("pid 999999 on elsewhere\n")  # no process holds it: the OS let it go
+    results = extract([skeleton_folder(tmp_path)], out, backbone="skeleton", fps=28.0, progress=False)
+    assert [r.status for r in results] == ["extracted", "extracted"]
+    assert not (out / FEATURES_LOCK).exists()
+
+
+def test_readers_of_a_features_folder_leave_its_lock_file_out(tmp_path):
+    """A killed extraction's lock file stays in the folder: no reader takes it for a video's features."""
+    from mgrec.data.features import list_feature_files
+    from mgrec.run import FEATURES_LOCK
+
+    out = tmp_path / "out"
+    smg = skeleton_folder(tmp_path)
+    extract([smg], out, backbone="skeleton", fps=28.0, progress=False)
+    (out / FEATURES_LOCK).write_text("pid 999999 on elsewhere\n")
+    listing = list_feature_files(out)
+    assert [p.name for p in listing.files] == ["Sample0001.npy", "Sample0002.npy"] and listing.note() is None
+    # resuming counts the two videos done, and the folder fuses with another as two videos
+    assert [r.status for r in extract([smg], out, backbone="skeleton", fps=28.0, progress=False)] == ["skipped"] * 2
+    assert [r.video_id for r in fuse_features([out, out], tmp_path / "fused")] == ["Sample0001", "Sample0002"]

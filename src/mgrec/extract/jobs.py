@@ -47,6 +47,7 @@ from mgrec.extract.outputs import (
     check_length,
     check_numbers,
     finished_sidecar,
+    holding,
     raise_failures,
     refuse_a_file_mgrec_did_not_write,
     skipped,
@@ -211,9 +212,15 @@ def extract_videos(
 
     check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
-    out_dir = Path(out_dir)
-    model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
-                                   frames_per_window, precision)
+    with holding(out_dir):  # before the backbone loads: a second extraction into the folder is refused at once
+        model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
+                                       frames_per_window, precision)
+        return _extract_video_files(files, Path(out_dir), model, window, stride, batch, progress)
+
+
+def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, window: int, stride: int, batch: int,
+                         progress: bool) -> list[ExtractResult]:
+    """`extract_videos`'s work, in its held output folder."""
     recipe_name = f"{model.name}@{model.image_size}"
     recipe_precision = precision_name(model.autocast)
     if model.frames_per_window is not None:
@@ -293,8 +300,13 @@ def extract_skeletons(
         raise InputError(f"--fps: {fps_problem(fps)}")
     # SMG sample folders also hold label and data CSVs: only *_skeleton.csv files are inputs.
     files = shard_for_this_process(collect_inputs(csvs, ("_skeleton.csv",), "skeleton CSV"))
-    out_dir = Path(out_dir)
+    with holding(out_dir):
+        return _extract_skeleton_files(files, Path(out_dir), window, stride, fps, progress)
 
+
+def _extract_skeleton_files(files: list[Path], out_dir: Path, window: int, stride: int, fps: float | None,
+                            progress: bool) -> list[ExtractResult]:
+    """`extract_skeletons`'s work, in its held output folder."""
     results, failures = [], []
     for path in tqdm(files, desc="skeletons", unit="file", disable=not progress):
         feature_path = out_dir / f"{video_id(path)}.npy"
@@ -367,17 +379,18 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
                 + (f"; extra: {', '.join(extra[:5])}" if extra else "")
             )
 
-    # every video checked (sidecars, values, lengths, the outputs) before the first is written: a refusal
-    # half-way left a folder of some fused videos, which `detect FOLDER` then read as the whole set
-    plans = [_fuse_plan(vid, [files[vid] for files in feature_sets], out_dir) for vid in sorted(feature_sets[0])]
-    results = []
-    for vid, paths, sidecars, lengths, feature_path in plans:
-        shortest = min(lengths)
-        fused = np.concatenate([load_features(p, expected_dim=s.dim)[:shortest] for p, s in zip(paths, sidecars)],
-                               axis=1)
-        write_features(feature_path, fused, fused_sidecar(sidecars, fused.shape[1]))
-        results.append(FuseResult(vid, feature_path, shortest, lengths))
-    return results
+    with holding(out_dir):
+        # every video checked (sidecars, values, lengths, the outputs) before the first is written: a refusal
+        # half-way left a folder of some fused videos, which `detect FOLDER` then read as the whole set
+        plans = [_fuse_plan(vid, [files[vid] for files in feature_sets], out_dir) for vid in sorted(feature_sets[0])]
+        results = []
+        for vid, paths, sidecars, lengths, feature_path in plans:
+            shortest = min(lengths)
+            fused = np.concatenate([load_features(p, expected_dim=s.dim)[:shortest] for p, s in zip(paths, sidecars)],
+                                   axis=1)
+            write_features(feature_path, fused, fused_sidecar(sidecars, fused.shape[1]))
+            results.append(FuseResult(vid, feature_path, shortest, lengths))
+        return results
 
 
 def _fuse_plan(vid: str, paths: list[Path], out_dir: Path) -> tuple:

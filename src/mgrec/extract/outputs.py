@@ -1,19 +1,22 @@
 """What every extraction job shares (`mgrec.extract.jobs`'s video and skeleton jobs, `mgrec.extract.pose`'s):
-the result record, its whole-number settings checked, resuming (a finished sidecar of the same recipe is a
-file done), never replacing a file mgrec did not write, frames counted as they are decoded, and the failures of
-single inputs listed once every other input is done.
+the result record, its whole-number settings checked, the output folder held against another extraction,
+resuming (a finished sidecar of the same recipe is a file done), never replacing a file mgrec did not write,
+frames counted as they are decoded, and the failures of single inputs listed once every other input is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mgrec.data.features import FeatureSidecar, feature_file_shape, read_sidecar, sidecar_path, source_stamp
+from mgrec.devices import process_rank
 from mgrec.errors import InputError
 from mgrec.extract import number_problem
+from mgrec.run import lock_features_folder
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ def check_numbers(**values: object) -> None:
         problem = number_problem(name, value)
         if problem is not None:
             raise InputError(f"{name}: {problem}")
+
+
+def holding(out_dir: str | Path) -> contextlib.AbstractContextManager:
+    """The output folder held for one extraction (`mgrec.run.lock_features_folder`), from before its first look into
+    it (what is done already) to its last write; the processes of one torchrun extraction hold it together."""
+    return lock_features_folder(out_dir, shared=process_rank()[1] > 1)
 
 
 def finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | None, window: int, stride: int,

@@ -72,6 +72,7 @@ from mgrec.extract.outputs import (
     check_length,
     check_numbers,
     finished_sidecar,
+    holding,
     raise_failures,
     refuse_a_file_mgrec_did_not_write,
     skipped,
@@ -299,8 +300,12 @@ def extract_poses(
     check_numbers(window=window, stride=stride)
     mediapipe = load_mediapipe()  # before any work: the one fix is another venv
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
-    out_dir = Path(out_dir)
+    with holding(out_dir):
+        return _extract_pose_files(files, Path(out_dir), mediapipe, window, stride, progress)
 
+
+def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int, stride: int, progress: bool) -> list:
+    """`extract_poses`'s work, in its held output folder."""
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
         feature_path = out_dir / f"{video_id(path)}.npy"
