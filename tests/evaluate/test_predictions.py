@@ -224,6 +224,26 @@ def test_smg_csv_folder(tmp_path):
     }
 
 
+def test_a_file_in_a_video_folder_that_would_not_be_read_is_named(tmp_path):
+    # `Sample0031/Sample0031.csv` was passed over: its video counted as all missed (F1 65 -> 59), without a word
+    for video in ("Sample0031", "Sample0032"):
+        (tmp_path / "sub" / video).mkdir(parents=True)
+        (tmp_path / "sub" / video / f"{video}_data.csv").write_text("100,28,0\n")  # SMG's own, copied with the tree
+    (tmp_path / "sub" / "Sample0031" / "Sample0031_finelabels.csv").write_text("1,0,10\n")
+    (tmp_path / "sub" / "Sample0032" / "Sample0032.csv").write_text("2,0,14\n")
+    with pytest.raises(InputError, match=r"Sample0032/Sample0032.csv: a .csv file in a video's folder that is not "
+                                         r"named Sample0032_finelabels.csv, so it would not be read; SMG's layout is "
+                                         r"VIDEO/VIDEO_finelabels.csv"):
+        load_predictions(tmp_path / "sub", CLASSES, fps=28)
+    (tmp_path / "sub" / "Sample0032" / "Sample0032.csv").rename(tmp_path / "sub" / "Sample0032" /
+                                                                "Sample0032_finelabels.csv")
+    assert sorted(load_predictions(tmp_path / "sub", CLASSES, fps=28)) == ["Sample0031", "Sample0032"]
+    # one folder too high: said where the files are
+    with pytest.raises(InputError, match=rf"{tmp_path}: no .csv prediction files .*; {tmp_path / 'sub'} holds them "
+                                         r"one folder down: give that folder"):
+        load_predictions(tmp_path, CLASSES, fps=28)
+
+
 def test_smg_csv_folder_mixing_scored_and_unscored_files_is_refused(tmp_path):
     """Files with and without scores in one folder are two sets (a hard set and another run's ranked
     list): scored together every unscored detection would rank first. Both kinds are named."""

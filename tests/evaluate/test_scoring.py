@@ -290,8 +290,8 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
     # ranked list saved from Python without its threshold scored F1 24 for a run of F1 71, silently)
     no_threshold = (f"{tmp_path / 'logits.json'} records no score threshold and none was given: F1 counts every "
                     "detection, as it should for a hard set; for a ranked list (every candidate, as other tools "
-                    "write) it is far too low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of "
-                    "--gt")
+                    "write, or `mgrec detect --all`) it is far too low: give --score-threshold T, or --tune-on SPLIT "
+                    "to tune one on SPLIT of --gt")
     assert notes == [outside, no_threshold, outside]
     notes.clear()
     # every score the same (SMG label files have none): mAP follows the file's order, and a note says so
@@ -302,7 +302,18 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
     notes.clear()
     save_predictions_csv({"v": hits[2:4]}, tmp_path / "table.csv")
     score_file(annotations, gt_path, tmp_path / "table.csv", "test", note=notes.append)
-    assert len(notes) == 1 and "is a CSV table, which does not record whether it holds the hard set" in notes[0]
+    assert len(notes) == 2 and "is a CSV table, which does not record whether it holds the hard set" in notes[0]
+    assert "records no score threshold and none was given" in notes[1]  # `detect --all --out x.csv`: F1 23 for 65
+    # nor does a folder of SMG files with a score column (`detect --all --format smg`); without one, a hard set
+    notes.clear()
+    (tmp_path / "smg").mkdir()
+    (tmp_path / "smg" / "v.csv").write_text("1,0,60,0.9\n1,300,360,0.2\n")
+    score_file(annotations, gt_path, tmp_path / "smg", "test", note=notes.append)
+    assert any("records no score threshold and none was given" in n for n in notes)
+    notes.clear()
+    (tmp_path / "smg" / "v.csv").write_text("1,0,60\n1,300,360\n")
+    score_file(annotations, gt_path, tmp_path / "smg", "test", note=notes.append)
+    assert not any("records no score threshold" in n for n in notes)
     # the ranked list of a run (`mgrec detect --all`) is scored at the threshold it records, as `evaluate` scores the
     # run: at 0 its whole ranked list was the hard set (F1 24 for a run of F1 72, without a word)
     notes.clear()

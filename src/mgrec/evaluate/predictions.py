@@ -44,6 +44,7 @@ from mgrec.files import (
     atomic_write_text,
     brief,
     decode_utf8,
+    is_hidden,
     not_a_file,
     parse_json,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
@@ -403,8 +404,18 @@ def _load_csv_folder(
     # (`VIDEO/VIDEO_finelabels.csv`).
     refuse_an_incomplete_set(folder)
     files = prediction_files(folder)
+    unread = [path for path in sorted(folder.glob("*/*.csv")) if path not in files and not is_hidden(path, folder)
+              and not path.name.endswith("_data.csv")]  # SMG's frame-count files, copied with the tree, are no labels
+    if unread:  # left out, their videos would count as all missed: F1 65 -> 59 for one file named VIDEO.csv
+        raise InputError(f"{unread[0]}: a .csv file in a video's folder that is not named "
+                         f"{unread[0].parent.name}_finelabels.csv, so it would not be read"
+                         f"{f' (and {len(unread) - 1} more)' if len(unread) > 1 else ''}; SMG's layout is "
+                         "VIDEO/VIDEO_finelabels.csv (or flat VIDEO.csv): rename it, or move it out of the folder")
     if not files:
-        raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)")
+        deeper = sorted(folder.glob("*/*/*_finelabels.csv"))
+        raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)"
+                         + (f"; {deeper[0].parent.parent} holds them one folder down: give that folder" if deeper
+                            else ""))
     predictions: dict[str, list[Detection]] = {}
     source_of: dict[str, Path] = {}
     # The first file of each column count (3: no score, 4: scored). Files without rows hold no clue.

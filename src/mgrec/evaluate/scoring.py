@@ -386,10 +386,10 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     scores = {d.score for items in pred.values() for d in items}
     if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
         threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
-        if info.get("set") is None and is_results_json(pred_path):  # a ranked list saved without its threshold
+        if info.get("set") is None and _may_be_a_ranked_list(pred_path, scores):
             note(f"{pred_path} records no score threshold and none was given: F1 counts every detection, as it "
-                 "should for a hard set; for a ranked list (every candidate, as other tools write) it is far too "
-                 "low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of --gt")
+                 "should for a hard set; for a ranked list (every candidate, as other tools write, or `mgrec detect "
+                 "--all`) it is far too low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of --gt")
     _note_the_scores(pred, scores, threshold, class_thresholds, split, pred_path, note)
     result = score(gt, pred, annotations.classes, threshold, split=split, class_thresholds=class_thresholds,
                    tiou_thresholds=tious)
@@ -402,6 +402,15 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             note(f"F1 is 0, but with every class id of {pred_path} one {shifted[0]} it would be {shifted[1]:.2%}: were "
                  "the classes written from 0? SMG label files number them 1 to K")
     return result
+
+
+def _may_be_a_ranked_list(pred_path: str | Path, scores: set[float]) -> bool:
+    """Whether predictions without a recorded set may be a ranked list: a results JSON, a CSV table, or a folder of
+    SMG files with a score column (its scores not all one value: three-column files, all 1.0, are a hard set). A
+    stream's JSON lines are its hard set."""
+    if Path(pred_path).is_dir():
+        return len(scores) > 1
+    return is_results_json(pred_path) or is_csv_table(pred_path)
 
 
 def _checked_score_arguments(annotations: object, gt_path: str | Path, pred_path: object, split: object,
