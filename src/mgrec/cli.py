@@ -211,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                  examples=(
                      "mgrec data convert SMG_ROOT --out data/smg/annotations.json",
                      "mgrec data convert SMG_ROOT --out annotations.json --splits train=1-30,val=31-35,test=36-40",
+                     "mgrec data convert IMIGUE_ROOT --class-map classes.txt --out annotations.json",
                      "mgrec data convert thumos_anno.json --class-map category_idx.txt --out annotations.json",
                  ))
     p.add_argument("smg_root", metavar="INPUT", type=Path,
@@ -222,11 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file); of a "
                         "JSON: for entries with no fps, or frame count and duration, of their own")
     p.add_argument("--splits", default=None,
-                   help="SMG: subject numbers per subset (default: train=1-30,val=31-35,test=36-40)")
+                   help="SMG: subject numbers per subset (default: train=1-30,val=31-35,test=36-40); sample "
+                        "folders without labels whose subject is in none (the challenge's test subjects) are left "
+                        "out")
     p.add_argument("--class-map", type=Path, default=None, metavar="FILE",
-                   help="a JSON's class names, one per line in label-id order (OpenTAD's class_map, "
-                        "category_idx.txt), where the file lists none (default: its own classes, else its label ids, "
-                        "else the labels sorted by name)")
+                   help="class names, one per line in label-id order (OpenTAD's class_map, category_idx.txt). SMG "
+                        "folders: line k names the files' class k (default: SMG's 17); a JSON: where the file lists "
+                        "none (default: its own classes, else its label ids, else the labels sorted by name)")
     p = _command(data, "check", "report every problem in a config's data, and suggest settings", cmd_data_check,
                  examples=(
                      "mgrec data check smg/mgrec.yaml --set data.annotations=data/smg/annotations.json",
@@ -629,6 +632,7 @@ def cmd_data_convert(args) -> None:
         load_annotations,
         parse_subject_ranges,
         read_smg_labels,
+        sample_range,
         save_annotations,
         skipped_sample_folders,
     )
@@ -638,27 +642,30 @@ def cmd_data_convert(args) -> None:
         raise InputError(f"{args.smg_root}: no such file or folder (expected an SMG root folder, or an annotations "
                          "JSON)")
     from_json = args.smg_root.is_file()
+    left_out: list[str] = []  # SMG sample folders without labels, in no split
     if from_json and args.splits is not None:
         raise InputError(f"--splits: {args.smg_root} is an annotations JSON, whose entries name their subsets; "
                          "--splits numbers SMG's subjects")
-    if not from_json and args.class_map is not None:
-        raise InputError(f"--class-map: the classes of SMG label folders are SMG's 17; --class-map names those of an "
-                         f"annotations JSON, and {args.smg_root} is none")
     check_output(args.out, reads=[args.smg_root, *([args.class_map] if args.class_map else [])])
     check_writable(args.out)
     if from_json:
         annotations = load_annotations(args.smg_root, default_fps=args.fps, class_map=args.class_map)
     else:
         splits = parse_subject_ranges(args.splits or "train=1-30,val=31-35,test=36-40")
-        annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=splits)
+        annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=splits, class_map=args.class_map,
+                                      left_out=left_out)
     save_annotations(annotations, args.out)
     counts = ", ".join(f"{s} {len(annotations.video_ids(s))}" for s in annotations.subsets())
     total = sum(len(v) for v in annotations.segments.values())
-    classes = f", {len(annotations.classes)} classes in id order: {', '.join(annotations.classes)}" if from_json else ""
+    classes = (f", {len(annotations.classes)} classes in id order: {', '.join(annotations.classes)}"
+               if from_json or args.class_map is not None else "")
     print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos ({counts}){classes}",
           file=closing_line_stream(args.out))
     if from_json:
         return
+    if left_out:  # the challenge's test subjects come without labels; a typo in --splits would leave out others
+        print(f"note: left out {len(left_out)} sample folder{'s' if len(left_out) > 1 else ''} without labels "
+              f"({sample_range(left_out)}), in no split: the challenge's unlabelled test subjects?", file=sys.stderr)
     guessed = [info.video_id for info in annotations.videos.values() if info.num_frames is None]
     if guessed:  # `data check` then measured the features against a length that is no video's
         print(f"warning: {len(guessed)} of the {len(annotations.videos)} videos ({', '.join(guessed[:3])}"
@@ -669,13 +676,25 @@ def cmd_data_convert(args) -> None:
     last_class = len(annotations.classes) - 1
     if total and not any(s.label_id == last_class for segments in annotations.segments.values() for s in segments):
         # A file numbering classes from 0 has no row of class 0 only by chance, but never one of class K.
-        print(f"warning: no label row has class {last_class + 1} ({annotations.classes[last_class]}): if these files "
-              f"number classes from 0 to {last_class}, every instance is read as the class before its own; SMG label "
-              f"files number them 1 to {last_class + 1}", file=sys.stderr)
+        print(_no_last_class_warning(annotations.classes, args.class_map), file=sys.stderr)
     skipped = skipped_sample_folders(args.smg_root)
     if skipped:  # a backup beside its sample (Sample0003_old) is fair to leave out, but not without a word
         print(f"warning: {len(skipped)} folder(s) named like a sample but not SampleXXXX exactly were left out: "
               f"{', '.join(str(p) for p in skipped[:3])}{', ...' if len(skipped) > 3 else ''}", file=sys.stderr)
+
+
+def _no_last_class_warning(classes: list[str], class_map: Path | None) -> str:
+    """What no row of class K may mean: files numbering classes from 0; with a class map also a line too many in
+    it, or a class of the map with no instance in these files."""
+    count, last = len(classes), classes[-1]
+    if class_map is None:
+        return (f"warning: no label row has class {count} ({last}): if these files number classes from 0 to "
+                f"{count - 1}, every instance is read as the class before its own; SMG label files number them 1 to "
+                f"{count}")
+    return (f"warning: no label row has class {count} ({last}, the last of the {count} classes of {class_map}): if "
+            f"these files number classes from 0 to {count - 1}, every instance is read as the class before its own "
+            f"(label files number them 1 to {count}, class k named on line k of the class map); else {last} has no "
+            "instance here, or the class map has a line too many")
 
 
 def cmd_data_check(args) -> int:

@@ -138,12 +138,13 @@ def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
 
 
 def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
-                    frames_source: Path | None = None) -> list[SmgRow]:
+                    frames_source: Path | None = None, classes_named: str | None = None) -> list[SmgRow]:
     """A label file (`SampleXXXX_finelabels.csv`): `class(1..K),start_frame,end_frame` rows.
 
     `num_frames`: the video's frame count when known (numFrames of `frames_source`, its
     `SampleXXXX_data.csv`); a row whose frames run past it is refused, like any other bad row: it
-    labels frames the video does not have (a typo, or the label file of another video)."""
+    labels frames the video does not have (a typo, or the label file of another video).
+    `classes_named`: where the K classes come from, said with a class past K (SMG's, a class map)."""
     rows = []
     names = f"class(1..{num_classes}),start_frame,end_frame"
     for line, cells in _csv_rows(path):
@@ -152,7 +153,7 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
         label, start, end = _integers(path, line, cells, names)
         if not 1 <= label <= num_classes:
             hint = (" (SMG label files number classes from 1; a file written from 0 needs every class raised by one)"
-                    if label == 0 else "")
+                    if label == 0 else f" ({classes_named})" if classes_named else "")
             raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}{hint}")
         if start < 0:
             raise InputError(f"{path}:{line}: start frame {start} is negative")

@@ -640,6 +640,74 @@ def test_smg_labels_survive_the_json_round_trip(tmp_path):
     assert back.segments["Sample0036"][0].end == 10.0  # 300 / 30 fps
 
 
+def test_smg_folders_of_other_classes_convert_with_their_class_map(tmp_path, capsys):
+    """SMG's layout with other classes (iMiGUE's 32, one's own 7): --class-map was refused for a folder, a class past
+    17 was refused, and 7 classes were written under SMG's names, the first as "Turtling neck and shoulder"."""
+    from mgrec.cli import main
+
+    root, class_map, out = tmp_path / "smg", tmp_path / "classes.txt", tmp_path / "out.json"
+    labels = _sample(root, "Sample0001", "1,28,56\n6,60,90\n", "1400,28,4095\n")
+    class_map.write_text("PEN\nABD\nFEL\nIR\nER\nTRAP\nROW\n")
+    assert main(["data", "convert", str(root), "--class-map", str(class_map), "--out", str(out)]) == 0
+    outcome = capsys.readouterr()
+    assert "7 classes in id order: PEN, ABD, FEL, IR, ER, TRAP, ROW" in outcome.out
+    converted = load_annotations(out)
+    assert converted.classes == ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+    assert [(s.label_id, s.label) for s in converted.segments["Sample0001"]] == [(0, "PEN"), (5, "TRAP")]
+    # no row of class 7: the 0-based hint speaks of the map's 7 classes, not of SMG's 17
+    assert (f"warning: no label row has class 7 (ROW, the last of the 7 classes of {class_map}): if these files "
+            "number classes from 0 to 6") in outcome.err
+    assert "17" not in outcome.err
+
+    labels.write_text("1,28,56\n8,60,90\n")
+    with pytest.raises(InputError, match=re.escape(f"{labels}:2: class 8 is outside 1..7 (the 7 classes of "
+                                                   f"{class_map}")):
+        read_smg_labels(root, class_map=class_map)
+    # without a class map, SMG's 17 as before
+    without = read_smg_labels(root)
+    assert without.classes == list(SMG_CLASSES)
+    assert [s.label for s in without.segments["Sample0001"]] == [SMG_CLASSES[0], SMG_CLASSES[7]]
+    labels.write_text("18,28,56\n")
+    with pytest.raises(InputError, match=re.escape(f"{labels}:1: class 18 is outside 1..17 (SMG's classes; label "
+                                                   "files of another class list need --class-map FILE)")):
+        read_smg_labels(root)
+
+
+def test_unlabelled_samples_in_no_split_are_left_out_with_a_note(tmp_path, capsys):
+    """The challenge's test subjects come without labels: a root holding them was refused although the splits given
+    left them out. Left out now, with a note; a sample without labels in a split is still refused."""
+    from mgrec.cli import main
+
+    root, out = tmp_path / "smg", tmp_path / "out.json"
+    _sample(root, "Sample0001", "5,28,56\n17,60,90\n", "1400,28,4095\n")
+    _sample(root, "Sample0002", "3,28,56\n", "1400,28,4095\n")
+    for number in (3, 4, 5):
+        (root / f"Sample000{number}").mkdir()
+        (root / f"Sample000{number}" / f"Sample000{number}_data.csv").write_text("1400,28,4095\n")
+    assert main(["data", "convert", str(root), "--splits", "train=1,val=2", "--out", str(out)]) == 0
+    outcome = capsys.readouterr()
+    assert "3 instances in 2 videos (train 1, val 1)" in outcome.out
+    assert ("note: left out 3 sample folders without labels (Sample0003-Sample0005), in no split: the challenge's "
+            "unlabelled test subjects?") in outcome.err
+    assert sorted(load_annotations(out).videos) == ["Sample0001", "Sample0002"]
+    left_out: list[str] = []
+    read_smg_labels(root, splits={"train": {1}, "val": {2}}, left_out=left_out)
+    assert left_out == ["Sample0003", "Sample0004", "Sample0005"]
+    # a subject in a split must have its labels: the split would be incomplete
+    with pytest.raises(InputError, match=r"no SampleXXXX_finelabels\.csv in 1 sample folder\(s\) \(\S*Sample0004_"
+                                         r"finelabels\.csv expected"):
+        read_smg_labels(root, splits={"train": {1}, "val": {2}, "test": {4}})
+    assert main(["data", "convert", str(root), "--splits", "train=1,val=2,test=3-5", "--out", str(out)]) == 2
+    refused = capsys.readouterr().err
+    assert "no SampleXXXX_finelabels.csv in 3 sample folder(s)" in refused and "out of the splits" in refused
+    # a label file under another name is labels misnamed, not a sample without labels
+    (root / "Sample0003" / "Sample03_finelabels.csv").write_text("1,0,10\n")
+    with pytest.raises(InputError, match=r"Sample0003_finelabels\.csv expected, found .*'Sample03_finelabels\.csv'\);"
+                                         r" name each label file after its folder, or point the root at the labelled "
+                                         r"samples only$"):
+        read_smg_labels(root, splits={"train": {1}, "val": {2}})
+
+
 def test_data_convert_refuses_a_bad_fps_and_huge_subject_ranges(tmp_path):
     from mgrec.data.annotations import parse_subject_ranges, read_smg_labels
 

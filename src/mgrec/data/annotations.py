@@ -629,17 +629,40 @@ def _find_sample_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
+def _unlabelled_in_no_split(unlabelled: list[tuple[str, Path]], subset_of: dict[int, str]) -> list[str]:
+    """The sample folders of `unlabelled` to leave out: their subject is in no split, as the challenge's test
+    subjects come without labels. One holding a label file under another name (`Sample03_finelabels.csv`)
+    is not among them: its labels are there, misnamed, and refused as such."""
+    return [name for name, folder in unlabelled
+            if int(_SAMPLE_NAME.fullmatch(name).group(1)) not in subset_of
+            and not any(p.name.lower().endswith("finelabels.csv") and not p.name.startswith(".")
+                        for p in folder.iterdir())]
+
+
+def sample_range(names: list[str]) -> str:
+    """Sample folder names for a message: `Sample0031-Sample0036` when their numbers run on without a gap, else
+    the first three (and `...`)."""
+    ordered = sorted(names, key=lambda name: int(_SAMPLE_NAME.fullmatch(name).group(1)))
+    numbers = [int(_SAMPLE_NAME.fullmatch(name).group(1)) for name in ordered]
+    if len(ordered) > 1 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(ordered[:3]) + (", ..." if len(ordered) > 3 else "")
+
+
 def read_smg_labels(
-    root: str | Path, fps: float | None = None, splits: dict[str, set[int]] | None = None
+    root: str | Path, fps: float | None = None, splits: dict[str, set[int]] | None = None,
+    class_map: str | Path | None = None, left_out: list[str] | None = None,
 ) -> AnnotationSet:
     """Read SMG label folders `root/SampleXXXX/SampleXXXX_finelabels.csv` into an AnnotationSet.
 
     Sample folders are looked for in `root` and one level deeper, so the challenge layout
     (`smg_data_phase1/smg_skeleton_train/Sample0001/`) works when `root` is `smg_data_phase1`.
     A sample folder without a `_finelabels.csv` is an error (an unlabelled video is not a video
-    without instances). An empty label file is allowed: a video with no instances.
+    without instances) when its subject is in a split: a labelled split must be complete. One whose
+    subject is in no split (the challenge's unlabelled test subjects) is left out, its name appended
+    to `left_out` when that is given. An empty label file is allowed: a video with no instances.
 
-    Label rows are `class(1..17),start_frame,end_frame` with absolute frame indices, no header
+    Label rows are `class(1..K),start_frame,end_frame` with absolute frame indices, no header
     (read by `mgrec.smg_csv.read_label_file`; `mgrec.smg_csv.write_smg_labels` writes them).
     Times are frame / fps. The fps comes from `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`),
     which also gives the number of frames and so the duration; without that file the `fps`
@@ -649,6 +672,10 @@ def read_smg_labels(
 
     `splits` maps subset name -> subject numbers (Sample0007 is subject 7); default
     train 1-30, val 31-35, test 36-40 (the MiGA challenge split).
+
+    `class_map`: a text file of the class names, one per line (`read_class_map`), line k naming the
+    files' class k, for a dataset in SMG's layout with other classes (iMiGUE's 32, one's own);
+    default SMG's 17 (`SMG_CLASSES`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -667,18 +694,34 @@ def read_smg_labels(
     if not sample_dirs:
         raise InputError(f"{root}: no SampleXXXX folders here or one level deeper")
     unlabelled = [(name, d) for name, d in sample_dirs.items() if not (d / f"{name}_finelabels.csv").is_file()]
+    outside = _unlabelled_in_no_split(unlabelled, subset_of)
+    for name in outside:
+        del sample_dirs[name]
+    if left_out is not None:
+        left_out.extend(outside)
+    if not sample_dirs:  # nothing labelled to convert: an empty annotations file helps no one
+        raise InputError(f"{root}: none of its {len(outside)} sample folder(s) ({sample_range(outside)}) has a "
+                         "SampleXXXX_finelabels.csv; point the root at the labelled samples")
+    unlabelled = [(name, d) for name, d in unlabelled if name not in outside]
     if unlabelled:
         shown = "; ".join(f"{d / (name + '_finelabels.csv')} expected, found "
                           f"{', '.join(brief(p.name) for p in sorted(d.glob('*.csv'))[:3]) or 'no .csv file'}"
                           for name, d in unlabelled[:3])
+        # the other way out, for a folder refused for its split and not for a misnamed file
+        in_split = any(int(_SAMPLE_NAME.fullmatch(name).group(1)) in subset_of for name, _ in unlabelled)
         raise InputError(
             f"{root}: no SampleXXXX_finelabels.csv in {len(unlabelled)} sample folder(s) ({shown}); name each label "
             "file after its folder, or point the root at the labelled samples only"
+            + (" (or leave subjects without labels, as the challenge's test subjects, out of the splits)"
+               if in_split else "")
         )
 
     if fps is not None and fps_problem(fps):
         raise InputError(f"--fps: {fps_problem(fps)} (SMG videos: 28)")
-    aset = AnnotationSet(classes=list(SMG_CLASSES))
+    classes = read_class_map(class_map) if class_map is not None else list(SMG_CLASSES)
+    classes_named = (f"the {len(classes)} classes of {class_map}, line k naming class k" if class_map is not None
+                     else "SMG's classes; label files of another class list need --class-map FILE")
+    aset = AnnotationSet(classes=classes)
     for name, folder in sample_dirs.items():
         labels_path = folder / f"{name}_finelabels.csv"
         subject = int(_SAMPLE_NAME.fullmatch(name).group(1))
@@ -697,7 +740,7 @@ def read_smg_labels(
                 f"{folder}: no {name}_data.csv to read the fps from; pass --fps (the SMG paper reports 28)"
             )
         # Read after the data file: its frame count bounds the rows.
-        rows = read_label_file(labels_path, len(SMG_CLASSES), num_frames, data_path)
+        rows = read_label_file(labels_path, len(classes), num_frames, data_path, classes_named)
         if num_frames is None and not rows:
             raise InputError(
                 f"{labels_path}: empty label file and no {name}_data.csv, so the video's length is unknown"
@@ -719,7 +762,7 @@ def read_smg_labels(
                 start=clock.frame_to_seconds(row.start_frame),
                 end=clock.frame_to_seconds(row.end_frame),
                 label_id=row.class_number - 1,
-                label=SMG_CLASSES[row.class_number - 1],
+                label=classes[row.class_number - 1],
                 start_frame=row.start_frame,
                 end_frame=row.end_frame,
                 source=f"{labels_path}:{row.line}",
