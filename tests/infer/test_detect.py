@@ -590,3 +590,15 @@ def test_a_run_loaded_by_a_relative_path_checks_recipes_after_a_chdir(trained_ru
                          ((run,), "device=None is not a device name")):
         with pytest.raises(InputError, match=re.escape(message)):
             OfflineDetector.from_run(*bad, device=None if bad[0] is not None else "cpu")
+
+
+def test_detect_says_which_videos_the_run_trained_or_validated_on(trained_run, tmp_path, capsys):
+    # `detect RUN FEATURES_FOLDER --format smg` wrote every video of the folder, train and val among the test ones,
+    # into what looks like a challenge submission, without a word
+    run, paths = trained_run
+    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "all.json"), "--device", "cpu"]) == 0
+    assert ("note: 3 of the 4 videos are ones the run trained or validated on (synthetic_000, synthetic_001, "
+            "synthetic_002): their detections say little about unseen videos") in capsys.readouterr().err
+    test_file = paths.features / "synthetic_003.npy"
+    assert main(["detect", str(run), str(test_file), "--out", str(tmp_path / "test.json"), "--device", "cpu"]) == 0
+    assert "trained or validated on" not in capsys.readouterr().err

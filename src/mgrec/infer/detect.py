@@ -11,6 +11,7 @@ on: the hard set's mAP is lower, because the low-scoring detections it drops cou
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_sub
 from mgrec.files import check_writable, counted
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
+from mgrec.run import RunDir
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     detector.stream_folders = stream_folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     video_ids = _video_ids(paths, detector.config.data.feature_prefix)
+    seen = trained_on(RunDir(run_dir), video_ids.values())
+    if seen:
+        print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
+              f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their detections say little about unseen "
+              "videos (a challenge submission holds the test videos only)", file=sys.stderr)
     if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
         smg_label_paths(list(video_ids.values()), out)
     if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
@@ -101,6 +108,14 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     else:
         write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
     return summary
+
+
+def trained_on(run: RunDir, videos: Iterable[str]) -> list[str]:
+    """Those of `videos` the run trained or validated on, by the record of its splits (none for a run started before
+    format 14, which has no record)."""
+    record = run.read_splits() or {}
+    known = set(record.get("train", [])) | set(record.get("val", []))
+    return [video for video in videos if video in known]
 
 
 def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float | None = None,
