@@ -4,6 +4,8 @@ training, extraction and detection (`autocast_dtype`); what a failed torch.compi
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -151,3 +153,17 @@ def compile_failure(exc: BaseException) -> str:
     inner = getattr(exc, "inner_exception", None) or exc
     first_line = (str(inner).strip().splitlines() or [""])[0]
     return f"{type(inner).__name__}: {first_line}"
+
+
+@contextmanager
+def float32_default() -> Iterator[None]:
+    """torch's default dtype float32 inside (and as it was after): mgrec's networks and their inputs are float32
+    whatever a caller set. After `torch.set_default_dtype(torch.float64)`, networks were built in float64: their
+    checkpoints were refused as "another model configuration" by a normal process, a run's own weights refused
+    by that process, and detection stopped at a raw dtype error."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)

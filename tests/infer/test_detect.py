@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tests.helpers import SMALL_MODEL, small_config
 
 from mgrec.cli import main
@@ -602,3 +603,23 @@ def test_detect_says_which_videos_the_run_trained_or_validated_on(trained_run, t
     test_file = paths.features / "synthetic_003.npy"
     assert main(["detect", str(run), str(test_file), "--out", str(tmp_path / "test.json"), "--device", "cpu"]) == 0
     assert "trained or validated on" not in capsys.readouterr().err
+
+
+def test_torch_s_default_dtype_and_a_caller_s_autocast_leave_detection_as_it_is(trained_run):
+    # after torch.set_default_dtype(torch.float64) the run's network was built in float64 and its checkpoint refused
+    # as "another model configuration"; inside a caller's torch.autocast(bf16) an fp32 detector ran in bf16 and
+    # said fp32
+    run, paths = trained_run
+    features = paths.features / "synthetic_003.npy"
+    detector = OfflineDetector.from_run(run, precision="fp32")
+    expected = [(d.label_id, d.start, d.end, d.score) for d in detector.detect(features)]
+    torch.set_default_dtype(torch.float64)
+    try:
+        loaded = OfflineDetector.from_run(run, precision="fp32")
+        assert next(loaded.model.parameters()).dtype == torch.float32
+        assert [(d.label_id, d.start, d.end, d.score) for d in loaded.detect(features)] == expected
+        assert torch.get_default_dtype() == torch.float64  # the caller's, given back
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert [(d.label_id, d.start, d.end, d.score) for d in detector.detect(features)] == expected

@@ -688,6 +688,21 @@ def test_train_in_python_draws_a_bar_only_where_stderr_is_a_terminal(dataset, tm
     assert "step" in capsys.readouterr().err
 
 
+def test_train_builds_float32_networks_with_gradients_whatever_the_caller_set(dataset, tmp_path):
+    # torch.set_default_dtype(torch.float64) trained float64 weights that every later load refused; with
+    # torch.set_grad_enabled(False) the first backward pass raised a raw error after the run folder was written
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
+    try:
+        train(tiny_config(dataset, epochs=1, eval_every=1), tmp_path / "run", progress=False, log=lambda *_: None)
+        assert torch.get_default_dtype() == torch.float64 and not torch.is_grad_enabled()  # the caller's, given back
+    finally:
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
+    weights = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
+    assert {tensor.dtype for tensor in weights.values() if tensor.is_floating_point()} == {torch.float32}
+
+
 def test_a_network_compiled_wrong_stops_training_before_its_first_step(dataset, tmp_path, monkeypatch):
     # torch.compile mis-compiled a gated two-stream network without an error (streaming saw logits 1.34 apart);
     # a training through such a graph learns other weights, so the first step checks it against the network

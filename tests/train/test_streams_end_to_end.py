@@ -164,6 +164,16 @@ def test_a_run_used_without_its_stream_is_a_clear_error(gated_run, two_stream_da
     with pytest.raises(InputError, match=r"expected shape \(T, 32\) \(the joined rows of the run's 2 streams; "
                                          r"push_streams takes each stream's own chunks by name\), got \(4, 20\)"):
         online.push(np.zeros((4, MAIN_DIM), np.float32))
+    # one stream fed by push (joined rows) and push_streams both: the aligner's count of released grid steps and the
+    # detector's clock drifted apart, every later time 0.8 s late, without an error
+    online.push(np.zeros((4, 32), np.float32))  # the refused chunk above fed nothing; joined rows are a way to feed
+    with pytest.raises(InputError, match=r"this stream is fed by push\(\); push_streams\(\) too would put rows "
+                                         r"beside the aligned grid steps"):
+        online.push_streams({"main": np.zeros((4, MAIN_DIM), np.float32)})
+    by_streams = OnlineDetector(OfflineDetector.from_run(gated_run), fps=50.0)
+    by_streams.push_streams({"main": np.zeros((4, MAIN_DIM), np.float32)})
+    with pytest.raises(InputError, match=r"this stream is fed by push_streams\(\); push\(\) too"):
+        by_streams.push(np.zeros((4, 32), np.float32))
 
 
 @pytest.mark.slow

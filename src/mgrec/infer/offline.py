@@ -13,6 +13,7 @@ the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -41,7 +42,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.normalize import standardizer
 from mgrec.data.streams import load_video_streams, stream_key, stream_path
-from mgrec.devices import autocast_dtype, precision_name, resolve_device
+from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.files import brief, resolve_path
@@ -225,18 +226,29 @@ class OfflineDetector:
         one_pass = len(inputs) if self.chunking is None else min(len(inputs), self.chunking.steps)
         check_fits(self.config.model, one_pass, 1, training=False, what=f"video {video_id or 'video'}",
                    model=self.model)  # refused with numbers, not by the allocator
-        return detect_video(
-            self.model,
-            inputs.astype(np.float32, copy=False),
-            self.grid(fps),
-            self.postprocess,
-            self.classes,
-            video_id or "video",
-            autocast=self.autocast,
-            chunking=self.chunking,
-            standardize=standardize,
-            second_opinion=self.second_opinion,
-        )
+        with self.precision_scope():
+            return detect_video(
+                self.model,
+                inputs.astype(np.float32, copy=False),
+                self.grid(fps),
+                self.postprocess,
+                self.classes,
+                video_id or "video",
+                autocast=self.autocast,
+                chunking=self.chunking,
+                standardize=standardize,
+                second_opinion=self.second_opinion,
+            )
+
+    def precision_scope(self) -> contextlib.AbstractContextManager:
+        """Where the network runs under the detector's precision and nothing else: float32 tensors whatever torch's
+        default dtype, and with `autocast` None (fp32) no autocast at all, where a caller's own `torch.autocast`
+        ran the network in bf16 while `precision` and the outputs said fp32."""
+        scope = contextlib.ExitStack()
+        scope.enter_context(float32_default())
+        if self.autocast is None:
+            scope.enter_context(torch.autocast(next(self.model.parameters()).device.type, enabled=False))
+        return scope
 
     def detect_listed(self, video_id: str, fps: float | None) -> list[Detection]:
         """Ranked detections for a video of the run's annotations, its features read from the run's folders

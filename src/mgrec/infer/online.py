@@ -453,6 +453,7 @@ class OnlineDetector:
         self._emitted: list[Detection] = []  # emitted detections whose end lies inside the window
         self._flushed = False
         self._undelivered: list[Emission] = []  # decided by a push that raised before it could return them
+        self._feeding: str | None = None  # "push" or "push_streams", the first used (`_refuse_mixing`)
         # several input streams: their live rows joined on the grid (None: one stream, pushed as it is)
         self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
@@ -491,10 +492,23 @@ class OnlineDetector:
         that update are in and the rest of the chunk is not: push `chunk[received_steps - before:]` again (the
         next push or flush returns the gestures the interrupted one had decided, and makes the update again).
         """
+        self._refuse_mixing("push")
+        return self._push_rows(chunk, fed_by="push")
+
+    def _refuse_mixing(self, method: str) -> None:
+        """Refuse feeding one stream by both `push` (rows of every stream joined) and `push_streams`: the aligner
+        counts the grid steps it released, so rows pushed beside it shifted every later time (0.8 s late after
+        10 joined rows), without an error."""
+        if self._feeding not in (None, method):
+            raise InputError(f"this stream is fed by {self._feeding}(); {method}() too would put rows beside the "
+                             f"aligned grid steps and move every later time: feed one stream by one of them")
+
+    def _push_rows(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
         if self._flushed:
             raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
         self._chunks += 1
         chunk = self._checked(chunk)
+        self._feeding = fed_by  # a refused chunk changes nothing
         # Gestures of earlier updates of a push that was interrupted (Ctrl-C during a later update of its chunk)
         # come first: they were decided, and the raised push could not return them.
         emissions, self._undelivered = self._undelivered, []
@@ -523,8 +537,10 @@ class OnlineDetector:
             raise InputError("this run reads one stream: push its features with push(chunk)")
         if self._flushed:
             raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
+        self._refuse_mixing("push_streams")
         rows = self._aligner.push(chunks)
-        return self.push(rows) if len(rows) else []
+        self._feeding = "push_streams"
+        return self._push_rows(rows, fed_by="push_streams") if len(rows) else []
 
     def flush(self) -> list[Emission]:
         """End of the stream: decide everything still pending and return what is emitted."""
@@ -533,7 +549,7 @@ class OnlineDetector:
         emissions, self._undelivered = self._undelivered, []
         if self._aligner is not None:  # the last grid steps wait for the streams' ends
             rows = self._aligner.flush()
-            emissions += self.push(rows) if len(rows) else []
+            emissions += self._push_rows(rows, fed_by="push_streams") if len(rows) else []
         return emissions + self._final_update()
 
     def _final_update(self) -> list[Emission]:
@@ -567,18 +583,19 @@ class OnlineDetector:
         """The hard set of the current window, in stream time and stream frames."""
         window = self._window.view()
         window_start = self._received - window.shape[0]
-        detections = detect_video(
-            self._network,
-            window,
-            self.grid,
-            self.postprocess,
-            self.detector.classes,
-            self.video_id,
-            self._padded_length,
-            autocast=self.detector.autocast,
-            standardize=None if self._stats is None else self._stats.current().apply,
-            second_opinion=self.detector.second_opinion,
-        )
+        with self.detector.precision_scope():
+            detections = detect_video(
+                self._network,
+                window,
+                self.grid,
+                self.postprocess,
+                self.detector.classes,
+                self.video_id,
+                self._padded_length,
+                autocast=self.detector.autocast,
+                standardize=None if self._stats is None else self._stats.current().apply,
+                second_opinion=self.detector.second_opinion,
+            )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
         return [moved_detection(d, frame_offset, self.grid) for d in self.detector.own_hard_set(detections)]

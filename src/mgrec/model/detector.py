@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.config import ModelConfig, check_model
+from mgrec.devices import float32_default
 from mgrec.model.fusion import build_encoder
 from mgrec.model.heads import DetectionHead, build_head
 from mgrec.model.masking import apply_mask
@@ -101,7 +102,8 @@ class Detector(nn.Module):
 def build_detector(cfg: ModelConfig) -> Detector:
     """The detector for `cfg.variant` (mgrec, dyfadet or actionformer)."""
     check_model(cfg)  # also run when a config file is loaded, naming the file
-    return Detector(cfg, build_encoder(cfg), build_head(cfg))
+    with float32_default():
+        return Detector(cfg, build_encoder(cfg), build_head(cfg))
 
 
 # State format 1 -> 2: the DFA gate's conv became the DFA's own parameters, and the five DynE

@@ -24,7 +24,7 @@ def pad_video(
         if padded_length % multiple != 0 or padded_length < length:
             raise ValueError(f"padded_length {padded_length} must be a multiple of {multiple} and >= {length} steps")
         padded = padded_length
-    x = torch.zeros(1, features.shape[1], padded)
+    x = torch.zeros(1, features.shape[1], padded, dtype=torch.float32)  # whatever torch's default dtype is
     x[0, :, :length] = torch.from_numpy(np.ascontiguousarray(features.T))
     mask = torch.zeros(1, 1, padded, dtype=torch.bool)
     mask[0, 0, :length] = True

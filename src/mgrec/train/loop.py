@@ -42,7 +42,7 @@ from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
 from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
 from mgrec.data.streams import stream_path
 from mgrec.data.transforms import CropTransforms
-from mgrec.devices import process_device, process_rank, resolve_device
+from mgrec.devices import float32_default, process_device, process_rank, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score, val_scores_phrase
@@ -216,6 +216,16 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     """
     config = checked_config(config, "the config given to train")  # as a file is checked: built in code, it was not
     progress = sys.stderr.isatty() if progress is None else progress
+    # float32 networks and gradients on, whatever the caller set: after torch.set_default_dtype(torch.float64) the
+    # run's weights were float64 (refused by every later load), after torch.set_grad_enabled(False) the first
+    # backward pass failed with a raw error, the run folder written
+    with float32_default(), torch.enable_grad():
+        return _train_in_a_run(config, run_dir, resume, log, progress, inputs, encoder, on_metrics)
+
+
+def _train_in_a_run(config: Config, run_dir: str | Path, resume: bool, log, progress: bool, inputs: list[Path],
+                    encoder: torch.nn.Module | None, on_metrics: Callable[[dict], None] | None) -> TrainResult:
+    """`train`'s work, inside its float32, gradients-on scope."""
     if config.end_to_end and encoder is None:
         raise InputError("data.videos: end-to-end training needs the adapted backbone; train with `mgrec train`, "
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
