@@ -28,3 +28,26 @@ def test_both_paths_give_the_same_outputs_and_gradients(variant):
     with torch.no_grad():
         for a, b in zip(run(True, model, features), run(False, model, features)):
             assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_compiled_training_graph_takes_the_plain_forms():
+    # with the CPU forms, inductor's compiled backward gave NaN gradients under bf16 autocast (both demo networks);
+    # a compiled inference graph (streaming, no gradients) keeps them
+    from mgrec.model.masking import PointwiseConv1d
+
+    layer = PointwiseConv1d(4, 3)
+    traced = []
+
+    def recording_backend(graph, example_inputs):
+        traced.append({str(node.target) for node in graph.graph.nodes if node.op == "call_function"})
+        return graph.forward
+
+    features = torch.randn(1, 4, 8)
+    torch._dynamo.reset()
+    torch.compile(layer, backend=recording_backend)(features)
+    with torch.no_grad():
+        torch._dynamo.reset()
+        torch.compile(layer, backend=recording_backend)(features)
+    training, inference = traced
+    assert any("conv1d" in op for op in training) and not any("addmm" in op for op in training), training
+    assert any("addmm" in op for op in inference), inference
