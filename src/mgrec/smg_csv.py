@@ -116,6 +116,14 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         yield number, [cell.strip() for cell in cells]
 
 
+def _separator_hint(cells: list[str]) -> str:
+    """A hint where one cell holds another separator (a spreadsheet's export with ';', or tabs): else ''."""
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if len(cells) == 1 and separator in cells[0]:
+            return f" (its cells are separated by {name}; SMG files separate them by commas)"
+    return ""
+
+
 def _shown(cells: list[str]) -> str:
     """A row for a message: as written when short and printable, else a cut, escaped repr."""
     text = ",".join(cells)
@@ -149,7 +157,7 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
     names = f"class(1..{num_classes}),start_frame,end_frame"
     for line, cells in _csv_rows(path):
         if len(cells) != 3:
-            raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}")
+            raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}{_separator_hint(cells)}")
         label, start, end = _integers(path, line, cells, names)
         if not 1 <= label <= num_classes:
             hint = (" (SMG label files number classes from 1; a file written from 0 needs every class raised by one)"
@@ -185,13 +193,15 @@ def read_data_file(path: Path) -> tuple[int, float]:
     skeleton extraction alike).
     """
     rows = list(_csv_rows(path))
+    hint = _separator_hint(rows[0][1]) if rows else ""
     if rows and not any(parses_as_number(cell) for cell in rows[0][1]):
         rows = rows[1:]
     if len(rows) != 1:
-        raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}")
+        raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}{hint}")
     line, cells = rows[0]
     if len(cells) != 3:
-        raise InputError(f"{path}:{line}: expected 3 columns numFrames,fps,maxDepth, found {len(cells)}")
+        raise InputError(f"{path}:{line}: expected 3 columns numFrames,fps,maxDepth, found {len(cells)}"
+                         f"{_separator_hint(cells)}")
     num_frames = _integers(path, line, cells[:1], "numFrames,fps,maxDepth")[0]
     try:
         fps = decimal_number(cells[1])
@@ -244,7 +254,8 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
             continue  # blank line, no data
         location = where(file, line=line_number)
         if len(row) not in (3, 4):
-            raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns")
+            raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns"
+                             f"{_separator_hint([cell.strip() for cell in row])}")
         if columns_seen is not None and len(row) != columns_seen:
             raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
         columns_seen = len(row)

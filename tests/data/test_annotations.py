@@ -549,6 +549,24 @@ def test_smg_label_and_data_files_with_quoted_cells_read_as_without(tmp_path):
     assert aset.videos["Sample0001"].duration == aset.videos["Sample0002"].duration == 50.0
 
 
+@pytest.mark.parametrize("separator, named", [(";", "';'"), ("\t", "tabs")])
+def test_smg_files_separated_otherwise_than_by_commas_are_named_so(tmp_path, separator, named):
+    # a spreadsheet's ';' export: "expected exactly one row numFrames,fps,maxDepth, found 0" (the row read as a header)
+    _sample(tmp_path, "Sample0001", "5,28,56\n", f"1400{separator}28{separator}4095\n")
+    with pytest.raises(InputError, match=rf"found 0 \(its cells are separated by {named}; SMG files separate them "
+                                         r"by commas\)"):
+        read_smg_labels(tmp_path)
+    _sample(tmp_path / "labels", "Sample0001", f"5{separator}28{separator}56\n", "1400,28,4095\n")
+    with pytest.raises(InputError, match=rf"Sample0001_finelabels.csv:1: expected 3 columns .*found 1 \(its cells "
+                                         rf"are separated by {named}"):
+        read_smg_labels(tmp_path / "labels")
+    from mgrec.smg_csv import read_prediction_rows
+
+    (tmp_path / "pred.csv").write_text(f"5{separator}28{separator}56\n")
+    with pytest.raises(InputError, match=rf"got 1 columns \(its cells are separated by {named}"):
+        read_prediction_rows(tmp_path / "pred.csv", 17)
+
+
 def test_smg_labels_may_end_at_the_video_frame_count(tmp_path):
     _sample(tmp_path, "Sample0001", "5,1300,1400\n", "1400,28,4095\n")  # an exclusive end at the last frame
     assert read_smg_labels(tmp_path).segments["Sample0001"][0].end_frame == 1400

@@ -472,7 +472,9 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
         first = late[0]
         note(f"{len(late)} of the {sum(map(len, predictions.values()))} detections in {pred_path} start after "
              f"their video ends (first: {first.video_id} at {first.start:g} s, {gt_path} gives it "
-             f"{annotations.videos[first.video_id].duration:g} s); are their segments in frames, not seconds?")
+             f"{annotations.videos[first.video_id].duration:g} s); "
+             + ("frames at another fps, or the label files of other videos?" if Path(pred_path).is_dir()
+                else "are their segments in frames, not seconds?"))
 
 
 def _note_the_split(predictions: dict[str, list[Detection]], gt: dict[str, list[Segment]],
