@@ -657,3 +657,71 @@ def test_a_video_twice_across_splits_is_found_in_every_input_stream(tmp_path):
     _twin(tmp_path / "rgb", "copy", "t", "copy")
     assert sorted(p.where for p in check_dataset(config).errors) == [str(tmp_path / "pose" / "copy.npy"),
                                                                      str(tmp_path / "rgb" / "copy.npy")]
+
+
+def test_instances_of_one_class_overlapping_by_more_than_half_are_a_warning_with_their_tiou(tmp_path):
+    # an SMG row copied with shifted frames (5,20,70 then 5,25,72) passed unsaid: only exact copies were duplicates
+    database = {"v": _entry("training",
+                            (0, 2.0, 6.0), (0, 2.5, 6.2),  # tIoU 3.5 / 4.2 = 0.83: one gesture twice
+                            (1, 2.0, 6.0),  # another class over the same time: a gesture beside another
+                            (2, 10.0, 12.0), (2, 11.5, 13.5))}  # one class, tIoU 0.5 / 3.5: one gesture after another
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": database}),
+                                       encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "v")
+    report = check_dataset(_config(tmp_path))
+    overlaps = [p for p in report.problems if "of the same class" in p.message]
+    ann = tmp_path / "ann.json"
+    assert [(p.severity, p.where, p.video_id) for p in overlaps] == [
+        ("warning", f"{ann} [database.v.annotations[1]]", "v")]
+    assert overlaps[0].message.startswith("overlaps [database.v.annotations[0]] of the same class 'c0' in video 'v': "
+                                          "[2.000, 6.000] s and [2.500, 6.200] s, tIoU 0.83 > 0.5: one gesture "
+                                          "labelled twice")
+    assert report.errors == []
+
+
+def test_one_problem_of_many_videos_is_one_line_with_the_count_and_the_settings_that_fix_it_are_suggested(tmp_path):
+    # SMG's config beside 128-dim features at each video's 50 fps: 72 error lines, 2 per video, and the suggested
+    # settings left out data.feature_dim and data.fps, the two that fix them all
+    videos = [f"t{i}" for i in range(6)]
+    database = {v: _entry("training", (0, 2.0, 3.0)) for v in videos} | {"w": _entry("validation", (1, 2.0, 3.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": database}),
+                                       encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in database:
+        _features(tmp_path / "feats", video_id, dim=6)
+    (tmp_path / "feats" / "w.json").unlink()  # one video's problems differ: without a sidecar, no fps to disagree
+    config = _config(tmp_path)
+    config.data.fps = 12.0
+    report = check_dataset(config)
+    assert len(report.errors) == 7 + 6  # every file's width, every sidecar's dim and fps: each still a problem
+    text = report.format()
+    assert "Problems: 13 error(s)" in text
+    problem_lines = [line for line in text.splitlines() if line.startswith(("  ERROR", "  WARNING"))]
+    feats = tmp_path / "feats"
+    assert (f"  ERROR   {feats / 't0.npy'}, and the same for 6 other videos ('t1', 't2', 't3', ...; 7 in all): "
+            "expected feature dimension 8 (data.feature_dim), found 6") in problem_lines
+    assert sum(line.startswith(f"  ERROR   {feats / 't0.json'}, and the same for 5 other videos ('t1', 't2', 't3', "
+                               "...; 6 in all): features do not match the config: dim is 6") for line in problem_lines)
+    assert not any(f"{feats / 't1.npy'}" in line or f"{feats / 't1.json'}" in line for line in problem_lines)
+    assert report.suggestions["data.feature_dim"] == 6
+    assert report.suggestions["data.fps"] is None  # every sidecar gives its video's fps in the annotations
+    overrides = [shlex.split(line.strip())[1] for line in text.splitlines() if line.startswith("  --set ")]
+    assert overrides[:2] == ["data.feature_dim=6", "data.fps=null"]
+    assert "data.feature_dim and data.fps: what the feature files and sidecars say" in text
+    config.data.feature_dim, config.data.fps = 6, None
+    fixed = check_dataset(config)
+    assert fixed.errors == [] and not {"data.feature_dim", "data.fps"} & set(fixed.suggestions)
+
+
+def test_sidecars_of_one_fps_other_than_the_annotations_and_the_config_suggest_that_fps(tmp_path):
+    document = _train_and_val_document()
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id, fps=2 * FPS)
+    config = _config(tmp_path)
+    config.data.fps = 12.0
+    assert check_dataset(config).suggestions["data.fps"] == 2 * FPS
+    _features(tmp_path / "feats", "v", fps=3 * FPS)  # sidecars of two rates: no one setting fixes both
+    assert "data.fps" not in check_dataset(config).suggestions

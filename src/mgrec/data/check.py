@@ -30,6 +30,7 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_sidecar,
     check_sidecar_length,
+    feature_file_shape,
     inspect_features,
     read_sidecar,
     repeated_feature_files,
@@ -38,6 +39,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
+from mgrec.evaluate.matching import tiou_above
 from mgrec.files import brief, counted, is_hidden, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
@@ -102,11 +104,17 @@ class CheckReport:
         if self.histogram_before is not None and self.histogram_after is not None:
             lines += [""] + _balance_table(self)
         lines += [""] * bool(lines) + [f"Problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
-        lines += [f"  {p.severity.upper():7} {p.where}: {p.message}" for p in self.errors + self.warnings]
+        lines += [_problem_line(first, videos) for first, videos in grouped_problems(self.errors + self.warnings)]
         if self.suggestions:
-            lines += ["", "Suggested settings that differ from the config (starting points for new data, from the "
-                          "training split's lengths alone; a config's value chosen on val, as the shipped configs' "
-                          "were, is the better one; command-line overrides for data check and train):"]
+            from_files = [key for key in self.suggestions if key in _FILE_SETTINGS]
+            notes = [f"{' and '.join(from_files)}: what the feature files and sidecars say"] if from_files else []
+            if len(from_files) < len(self.suggestions):
+                notes.append("the others: " * bool(from_files) + "starting points for new data, from the training "
+                             "split's lengths alone; a config's value chosen on val, as the shipped configs' were, "
+                             "is the better one" + ("; they count lengths at the config's fps: rerun once data.fps "
+                                                    "is set") * ("data.fps" in from_files))
+            lines += ["", f"Suggested settings that differ from the config ({'; '.join(notes)}; command-line "
+                          "overrides for data check and train):"]
             # compact JSON (valid YAML), quoted for the shell: `--set model.regression_ranges=[[0, 4], ...]` unquoted
             # split at its spaces into arguments argparse refused
             compact = {key: json.dumps(value, separators=(",", ":")) for key, value in self.suggestions.items()}
@@ -114,6 +122,48 @@ class CheckReport:
             lines += ["Based on:"]
             lines += [f"  {key}: {value}" for key, value in self.statistics.items()]
         return "\n".join(lines)
+
+
+# The suggestions read from the feature files and sidecars (`_file_suggestions`), not from the lengths.
+_FILE_SETTINGS = ("data.feature_dim", "data.fps")
+
+# Up to this many videos with one same problem (severity and message) are a line each; more are one line with the
+# count and the first few: a config's feature_dim other than every file's was two lines per video (72 for SMG's 36).
+_VIDEOS_EACH = 3
+
+
+def grouped_problems(problems: list[Problem]) -> list[tuple[Problem, list[str]]]:
+    """Each problem with the videos it stands for, in the order first seen: itself alone (no video: []), or, for a
+    message said alike of more than _VIDEOS_EACH videos, its first with every such video. Only the printing
+    groups: the report keeps every problem (the counts, the exit code and data.drop_bad_videos go by them)."""
+    alike: dict[tuple[str, str], list[Problem]] = {}
+    for problem in problems:
+        if problem.video_id is not None:
+            alike.setdefault((problem.severity, problem.message), []).append(problem)
+    grouped: list[tuple[Problem, list[str]]] = []
+    shown: set[tuple[str, str]] = set()
+    for problem in problems:
+        if problem.video_id is None:
+            grouped.append((problem, []))
+            continue
+        key = (problem.severity, problem.message)
+        videos = list(dict.fromkeys(p.video_id for p in alike[key]))
+        if len(videos) <= _VIDEOS_EACH:
+            grouped.append((problem, [problem.video_id]))
+        elif key not in shown:
+            shown.add(key)
+            grouped.append((problem, videos))
+    return grouped
+
+
+def _problem_line(problem: Problem, videos: list[str]) -> str:
+    """One line of the report: a problem at its place, or the first of many videos' with the count and the first
+    few (the rest are alike: the same message, each at its own video's file)."""
+    where = problem.where
+    if len(videos) > 1:
+        others = ", ".join(brief(v) for v in videos[1 : _VIDEOS_EACH + 1])
+        where += f", and the same for {len(videos) - 1} other videos ({others}, ...; {len(videos)} in all)"
+    return f"  {problem.severity.upper():7} {where}: {problem.message}"
 
 
 def allowed_drift(grid: FeatureGrid) -> float:
@@ -165,10 +215,14 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     length disagrees with the video's duration by more than `allowed_drift`, and videos of two
     splits whose feature files are one file or hold the same features (`repeated_video_problems`).
     Reported as warnings: videos without instances, instances ending after the video ends,
-    duplicated ground truths, one video twice within a split (the same features under two ids),
+    duplicated ground truths, instances of one class overlapping by a tIoU above SAME_CLASS_OVERLAP_TIOU
+    (`same_class_overlaps`), one video twice within a split (the same features under two ids),
     feature files without an annotations entry, missing sidecars,
     videos in no configured split, empty val/test splits, a val or test split that is the training
     split, and classes without a training instance.
+
+    The suggestions are the data settings the feature files and sidecars say (`_file_suggestions`), then the
+    lengths' (`suggest_settings`), each where the config's value differs.
 
     With `balance`, the report also holds the training class histogram before and after class
     balancing (`balance.method`, `mgrec.data.balance`): instances, and the crop anchors they weigh.
@@ -217,9 +271,12 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
                 if steps is not None:
                     video_steps[video_id] = steps
     streams = [] if config.end_to_end else data.input_streams()
+    # what the one stream's files say of data.feature_dim and data.fps (--set cannot reach a data.streams item)
+    values = _FileValues()
     for stream in streams:
         problems += _stream_problems(stream, stream is streams[0], aset, splits, data,
-                                     set(aset.videos) | refused_videos, video_steps)
+                                     set(aset.videos) | refused_videos, video_steps,
+                                     values if not data.streams else None)
 
     report = CheckReport(
         problems=problems,
@@ -230,9 +287,12 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         },
         videos_per_split={split: len(aset.video_ids(split)) for split in splits},
     )
+    report.suggestions, report.statistics = _file_suggestions(values, data)
     train = aset.subset(data.train_split)
     if train.videos:
-        report.suggestions, report.statistics = _suggestions(train, config, video_steps)
+        lengths, statistics = _suggestions(train, config, video_steps)
+        report.suggestions.update(lengths)
+        report.statistics.update(statistics)
     if data.streams:  # what `mgrec data check` shows per stream
         report.streams = [
             {"name": s.name, "dim": s.feature_dim, "stride": s.stride, "window": s.window, "fps": s.fps,
@@ -291,10 +351,11 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
 
 
 def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, splits: list[str], data: DataConfig,
-                     listed: set[str], video_steps: dict[str, int]) -> list[Problem]:
+                     listed: set[str], video_steps: dict[str, int], values: _FileValues | None = None) -> list[Problem]:
     """Every file of one input stream against its own recipe and its video's duration, its folder's mixed
     recipes, missing sidecars and orphans (`listed`: every video with an entry, refused or not); the grid stream's
-    lengths go into `video_steps` (the videos' lengths on the model's grid)."""
+    lengths go into `video_steps` (the videos' lengths on the model's grid), and what its files say of the settings
+    into `values`, when given."""
     problems: list[Problem] = []
     key = stream_key(data, stream)
     features_dir = Path(stream.features)
@@ -308,7 +369,7 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
         for video_id in aset.video_ids(split):
             found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
                                            video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
-                                           prefixed=prefixed)
+                                           prefixed=prefixed, values=values)
             problems += found
             if steps is not None:
                 # inspected with expected_dim: its width is the stream's
@@ -365,6 +426,38 @@ def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Pr
             problems.append(Problem("warning", str(then.path), f"{both}: the video {counted_twice}; remove one of "
                                     "them from the annotations", then.video_id))
     return problems
+
+
+@dataclass
+class _FileValues:
+    """What the feature files and sidecars of the one stream say of its settings (for the suggestions)."""
+    dims: list[int] = field(default_factory=list)  # each file's width, where its header reads
+    fps: list[tuple[VideoInfo, float]] = field(default_factory=list)  # each readable sidecar's fps, with its video
+
+
+def _file_suggestions(values: _FileValues, data: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data settings the files say, where the config's differ (each then an error on every video, one line in
+    the report): data.feature_dim where every file has one other width; data.fps where sidecars disagree with a
+    set one: null (each video's own rate) where every sidecar gives its video's fps in the annotations, else their
+    one fps. None where the files disagree among themselves: no one setting fixes those. With the statistics."""
+    suggestions: dict[str, Any] = {}
+    statistics: dict[str, Any] = {}
+    dims = sorted(set(values.dims))
+    if len(dims) == 1 and dims[0] != data.feature_dim:
+        suggestions["data.feature_dim"] = dims[0]
+        statistics["feature files' dimension"] = f"{dims[0]} (all {len(values.dims)} files)"
+    rates = [fps for _, fps in values.fps]
+    if data.fps is None or not any(abs(fps - data.fps) > FPS_TOLERANCE for fps in rates):
+        return suggestions, statistics
+    own = all(info.fps_given and abs(fps - info.fps) <= FPS_TOLERANCE for info, fps in values.fps)
+    if own:
+        suggestions["data.fps"] = None
+    elif max(rates) - min(rates) <= FPS_TOLERANCE:
+        suggestions["data.fps"] = rates[0]
+    shown = ", ".join(f"{fps:g}" for fps in sorted(set(rates))[:5]) + ", ..." * (len(set(rates)) > 5)
+    statistics["sidecars' fps"] = (f"{shown} ({len(rates)} sidecars" + ", each its video's fps in the annotations"
+                                   * own + f"; data.fps is {data.fps:g})")
+    return suggestions, statistics
 
 
 def _suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, int]
@@ -543,6 +636,13 @@ def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], an
 
 # Up to this many instances of a video with one kind of problem are listed each; the rest are counted in one line.
 _INSTANCE_PROBLEMS_EACH = 5
+# Two instances of one class overlapping by a tIoU above this are one gesture labelled twice: the default hard NMS
+# (postprocess.iou_threshold 0.5) keeps one detection of a class where two overlap by more, so the other instance is
+# a miss no detector avoids; and the F1's tIoU > 0.3 matches a detection of either to both. Real repeats of a
+# gesture follow each other (SMG's rubbing eyes, rubbing again): they touch or overlap a little, not by half.
+SAME_CLASS_OVERLAP_TIOU = 0.5
+# How many later instances of its class (by start) each instance is compared with, at most.
+_OVERLAP_NEIGHBOURS = 16
 
 
 def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
@@ -603,6 +703,14 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
                 f"duplicate ground truth: same label and times as {first_of[identity].source}")
         else:
             first_of[identity] = segment
+    # exact copies are said as duplicates above; the overlaps are between the distinct instances
+    for segment, other, overlap in same_class_overlaps(list(first_of.values())):
+        add("overlap", "warning", segment,
+            f"overlaps {_key_beside(other.source, segment.source)} of the same class {segment.label!r} in video "
+            f"{brief(video_id)}: [{other.start:.3f}, {other.end:.3f}] s and [{segment.start:.3f}, {segment.end:.3f}] "
+            f"s, tIoU {overlap:.2f} > {SAME_CLASS_OVERLAP_TIOU:g}: one gesture labelled twice (a copied row with "
+            "shifted frames?); training and the one-to-one F1 matching take them as two gestures and NMS leaves a "
+            "detection for one of them only: remove or merge one")
     for listed in found.values():  # a million duplicates were a million lines (193 MB of warnings)
         problems += listed[:_INSTANCE_PROBLEMS_EACH]
         if len(listed) > _INSTANCE_PROBLEMS_EACH:
@@ -610,6 +718,43 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
             problems.append(Problem(first.severity, info.source, f"and {len(listed) - _INSTANCE_PROBLEMS_EACH} more "
                                     f"instance(s) of this video like {first.where}: {first.message}", video_id))
     return problems
+
+
+def same_class_overlaps(segments: list[Segment]) -> list[tuple[Segment, Segment, float]]:
+    """(instance, an earlier instance of its class, their tIoU) for each instance overlapping one of its class by a
+    tIoU above SAME_CLASS_OVERLAP_TIOU, in the order of their starts; each instance is named once, with the first
+    such partner. Instances of different classes may overlap (a hand rubbing the eyes while the legs cross)."""
+    found = []
+    by_class: dict[int, list[Segment]] = {}
+    for segment in segments:
+        by_class.setdefault(segment.label_id, []).append(segment)
+    for same in by_class.values():
+        same.sort(key=lambda s: (s.start, s.end))
+        named: set[int] = set()
+        for i, first in enumerate(same):
+            # tIoU <= (first.end - later.start) / first's length: past first's midpoint no later instance overlaps
+            # it by more than half. Real data has one or two there; a hostile stack of a million instances is
+            # compared _OVERLAP_NEIGHBOURS deep (its instances are named by their nearer neighbours all the same).
+            midpoint = first.start + 0.5 * first.duration
+            for j in range(i + 1, min(i + 1 + _OVERLAP_NEIGHBOURS, len(same))):
+                later = same[j]
+                if later.start >= midpoint:
+                    break
+                if j in named:
+                    continue
+                inter = min(first.end, later.end) - later.start
+                overlap = inter / (first.duration + later.duration - inter)
+                if tiou_above(overlap, SAME_CLASS_OVERLAP_TIOU):
+                    named.add(j)
+                    found.append((later, first, overlap))
+    return sorted(found, key=lambda item: (item[0].start, item[0].end))
+
+
+def _key_beside(source: str, beside: str) -> str:
+    """`source` ("file [key]") as its key alone where `beside` is in the same file: a message about one instance of
+    a file names another by its key."""
+    file, _, key = source.partition(" [")
+    return f"[{key}" if key and beside.partition(" [")[0] == file else source
 
 
 def _video_frames(info: VideoInfo, fps: float) -> int:
@@ -672,11 +817,12 @@ class _PrefixedNames:
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
                     video_fps: float, recipes: dict[tuple, str] | None = None,
-                    prefixed: _PrefixedNames | None = None) -> tuple[list[Problem], int | None]:
+                    prefixed: _PrefixedNames | None = None,
+                    values: _FileValues | None = None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`), and its number of feature steps. `recipes` collects each recipe seen (backbone,
     weights sha256, frames per window) with the first file made so; `prefixed`: the stream folder's names,
-    to say where a missing file is there under a prefix."""
+    to say where a missing file is there under a prefix; `values`: the file's width and its sidecar's fps."""
     video_id = info.video_id
     path = stream_path(stream, video_id)
     if not path.is_file():
@@ -705,15 +851,20 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
     problems = []
     try:
         steps, _ = inspect_features(path, stream.feature_dim)
+        dim = stream.feature_dim
     except InputError as exc:
         problems.append(_problem_from_error(exc, path, video_id))
-        steps = None
+        steps, dim = None, _declared_dim(path, stream.feature_dim)
+    if values is not None and dim is not None:
+        values.dims.append(dim)
     meta = sidecar_path(path)
     sidecar_fps = None
     if meta.is_file():
         try:
             sidecar = read_sidecar(meta)
             sidecar_fps = sidecar.fps
+            if values is not None:
+                values.fps.append((info, sidecar.fps))
             if recipes is not None:
                 recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
@@ -748,6 +899,16 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                 video_id,
             ))
     return problems, steps
+
+
+def _declared_dim(path: Path, expected: int) -> int | None:
+    """The width (C of (T, C)) a feature file that failed its check declares in its header, for the suggestions;
+    None where the header cannot be read or is not (T, C) (a transposed file's first axis is `expected`)."""
+    try:
+        shape = feature_file_shape(path)
+    except InputError:
+        return None
+    return shape[1] if len(shape) == 2 and shape[0] != expected else None
 
 
 def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, steps: int, info: VideoInfo,
