@@ -721,3 +721,15 @@ def test_a_tilde_in_a_path_key_is_the_home_folder(tmp_path, monkeypatch):
     assert config.data.annotations == str(tmp_path / "demo" / "annotations.json")
     assert config.data.features == str(tmp_path / "feats") and config.pseudo_labels.unlabeled == str(tmp_path / "pool")
     assert load_config("demo/default.yaml", ["data.features=a~b"]).data.features == "a~b"  # only a leading ~
+
+
+def test_overrides_are_read_once_and_a_single_str_is_refused(tmp_path):
+    """A generator of overrides was used up by the first of load_config's loops, a check: the override was then
+    dropped without a word; a str was read as overrides of one character each ("override 't': expected key=value")."""
+    path = write(tmp_path, "c.yaml", "train:\n  epochs: 5\n")
+    assert load_config(path, (item for item in ["train.epochs=3"])).train.epochs == 3
+    assert load_config(path, ("train.epochs=4",)).train.epochs == 4
+    with pytest.raises(InputError, match=r"^overrides: expected a list of 'key=value' strings, got a str$"):
+        load_config(path, "train.epochs=3")
+    with pytest.raises(InputError, match=r"^overrides\[1\]: expected a 'key=value' string, got 3$"):
+        load_config(path, ["train.epochs=3", 3])

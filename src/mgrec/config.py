@@ -19,7 +19,7 @@ import re
 import stat
 import types
 import typing
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError, where
-from mgrec.files import brief, decode_utf8, descriptor_named, file_name_problem, is_number, resolve_path
+from mgrec.files import brief, decode_utf8, descriptor_named, file_name_problem, is_number, listed, resolve_path
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -479,21 +479,23 @@ def shipped_config(name: str | Path) -> Path | None:
     return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path, overrides: Iterable[str] | None = None) -> Config:
     """Read a YAML config (a file, or a config shipped with mgrec by name: see `find_config`; with an
-    optional `base:` file to inherit from) and apply overrides."""
+    optional `base:` file to inherit from) and apply `overrides`: 'key=value' strings, as `--set` takes them (a
+    list, or any iterable of them; a single str is refused)."""
+    overrides = _override_list(overrides)
     path = find_config(path)
     raw = _read_yaml_with_base(path, seen=())
     refuse_a_foreign_config(raw, str(path))
     overridden: dict = {}
-    for item in overrides or []:
+    for item in overrides:
         _apply_override(overridden, item)
     _check_overrides(overridden)
-    origins = _override_origins(overrides or [])
-    as_given = _override_origins(overrides or [], upgrade=False)  # the keys of older names, as the items name them
+    origins = _override_origins(overrides)
+    as_given = _override_origins(overrides, upgrade=False)  # the keys of older names, as the items name them
     if _sets_streams(overridden):
         _forget_one_stream_keys(raw, keep=overridden.get("data", {}))
-    for item in overrides or []:
+    for item in overrides:
         _apply_upgraded_override(raw, item, str(path), as_given)
     config = from_dict(Config, raw, source=str(path))
     _expand_home(config)
@@ -501,6 +503,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     validate(config, source=str(path), origins=origins)
     config._origins = (str(path), origins)  # for the rules asked later, by training (`check_for_training`)
     return config
+
+
+def _override_list(overrides: object) -> list[str]:
+    """`load_config`'s overrides as a list, read once: its loops each go over them (a generator was applied by the
+    first, a check, and dropped by the one that sets the config), and each a 'key=value' str."""
+    if overrides is None:
+        return []
+    items = listed(overrides, "overrides", "a list of 'key=value' strings")
+    stranger = next((index for index, item in enumerate(items) if not isinstance(item, str)), None)
+    if stranger is not None:
+        raise InputError(f"overrides[{stranger}]: expected a 'key=value' string, got {brief(items[stranger])}")
+    return items
 
 
 def _expand_home(config: Config) -> None:

@@ -29,6 +29,8 @@ import errno
 import glob
 import hashlib
 import json
+import math
+import numbers
 import os
 import re
 import reprlib
@@ -37,7 +39,7 @@ import stat
 import sys
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -675,3 +677,28 @@ def is_number(value: Any) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def is_finite_real(value: Any) -> bool:
+    """A finite number given in Python: an int or float, or numpy's scalars (np.float32(0.5)); not a bool, which
+    Python counts as an int (True taken for a threshold of 1.0), and not NaN or an infinity."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past a float's range (10**400)
+        return False
+
+
+def listed(value: Any, what: str, expected: str) -> list:
+    """`value`, a list or any other iterable given in Python, as a list read once. A generator or iterator checked
+    by one loop and worked on by the next was empty by then: filter(...) given to hard_set kept nothing, and score
+    counted every detection of an iter(...) as missing. A str is refused, not read as a list of its characters
+    (one override "train.epochs=3" was 14 overrides of one character), and so is a mapping, whose loop gives its
+    keys. `what` names the argument, `expected` says what it takes ("a list of detections")."""
+    if isinstance(value, (str, bytes, Mapping)):
+        raise InputError(f"{what}: expected {expected}, got a {type(value).__name__}")
+    try:
+        return list(value)
+    except TypeError:
+        raise InputError(f"{what}: expected {expected}, got {brief(value)}") from None

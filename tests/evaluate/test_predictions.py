@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -144,8 +145,8 @@ def entry(**changes):
     [
         (entry(segment=None), "results.Sample0036[1]", "missing 'segment'"),
         (entry(segment=[1.0]), "results.Sample0036[1].segment", "start_s, end_s"),
-        (entry(segment=[2.0, 2.0]), "results.Sample0036[1].segment", "start < end"),
-        (entry(segment=[3.0, 2.0]), "results.Sample0036[1].segment", "start < end"),
+        (entry(segment=[2.0, 2.0]), "results.Sample0036[1].segment", "start before its end"),
+        (entry(segment=[3.0, 2.0]), "results.Sample0036[1].segment", "start before its end"),
         (entry(segment=["1", 2]), "results.Sample0036[1].segment", "numbers"),
         (entry(segment=[-10.0, -5.0]), "results.Sample0036[1].segment", "start -10 s is negative"),
         (entry(segment=[-0.5, 2.0]), "results.Sample0036[1].segment", "start -0.5 s is negative"),
@@ -430,8 +431,7 @@ def test_save_predictions_names_a_non_finite_detection_and_writes_numpy_scalars(
     import numpy as np
 
     good = detection("v", 1.0, 2.0, 0, 0.5)
-    with pytest.raises(InputError, match=r"predictions \[v\]\[1\]: expected finite times and score, got \[1.0, "
-                                         r"2.0\] score nan"):
+    with pytest.raises(InputError, match=r"predictions \[v\]\[1\]\.score: expected a finite number, got nan"):
         save_predictions({"v": [good, dataclasses.replace(good, score=float("nan"))]}, tmp_path / "p.json")
     with pytest.raises(InputError, match="predictions: expected a mapping"):
         save_predictions([good], tmp_path / "p.json")
@@ -439,3 +439,45 @@ def test_save_predictions_names_a_non_finite_detection_and_writes_numpy_scalars(
     save_predictions({"v": [dataclasses.replace(good, start=np.float32(1.0), label_id=np.int64(0))]},
                      tmp_path / "p.json")
     assert load_predictions(tmp_path / "p.json", CLASSES) == {"v": [good]}
+
+
+def test_save_predictions_writes_only_what_load_predictions_reads_back(tmp_path):
+    """start > end, a NaN frame, keys 1 and "1", a detection under another video's key, a label that is no name: each
+    was written (then unreadable, or read back as another detection); a frame of numpy's int64 was a TypeError blaming
+    `info`; an iterator of detections was written as []. Each bad one is named by its key and index, and nothing is
+    written."""
+    import dataclasses
+
+    import numpy as np
+
+    good = detection("v", 1.0, 2.0, 0, 0.5)
+    path = tmp_path / "p.json"
+    save_predictions({"v": iter([good])}, path)
+    assert load_predictions(path, CLASSES) == {"v": [good]}
+    save_predictions({"v": [dataclasses.replace(good, start_frame=np.int64(5), end_frame=np.int32(9))]}, path)
+    assert load_predictions(path, CLASSES)["v"][0].start_frame == 5
+    path.unlink()
+    cases = [
+        ({"v": [good, dataclasses.replace(good, start=3.0)]},
+         "predictions [v][1].segment: expected a finite start before its end, got [3.0, 2.0]"),
+        ({"v": [dataclasses.replace(good, start=-1.0)]}, "predictions [v][0].segment: start -1 s is negative"),
+        ({"v": [dataclasses.replace(good, start_frame=float("nan"), end_frame=9)]},
+         "predictions [v][0].segment(frames): expected [start_frame, end_frame] integers"),
+        ({"v": [dataclasses.replace(good, start_frame=5)]}, "predictions [v][0].segment(frames): expected"),
+        ({1: [dataclasses.replace(good, video_id=1)], "1": [dataclasses.replace(good, video_id="1")]},
+         "predictions: key 1: expected a video id (a non-empty str)"),
+        ({"v": [dataclasses.replace(good, video_id="w")]},
+         "predictions [v][0]: its video_id 'w' is not the video it is listed under ('v')"),
+        ({"v": [dataclasses.replace(good, label=3)]}, "predictions [v][0].label: expected a class name"),
+        ({"v": [dataclasses.replace(good, label_id=True)]}, "predictions [v][0].label_id: expected an integer >= 0"),
+        ({"v": [good, dataclasses.replace(good, label="folding arms")]},
+         "predictions [v][1]: label_id 0 is 'folding arms' here but 'arms akimbo' at predictions [v][0]"),
+        ({"v": [good, dataclasses.replace(good, label_id=2)]},
+         "predictions [v][1]: label 'arms akimbo' is label_id 2 here but 0 at predictions [v][0]"),
+        ({"v": [good, (1.0, 2.0)]}, "predictions [v][1]: expected a Detection, got (1.0, 2.0)"),
+        ({"v": "abc"}, "predictions [v]: expected a list of Detection, got a str"),
+    ]
+    for pred, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)):
+            save_predictions(pred, path)
+        assert not path.exists()

@@ -332,7 +332,8 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
         score_file(annotations, gt_path, tmp_path / "odd.json", "test", note=notes.append)
     # ids of videos the annotations lack are quoted: a leading space or a newline in one was invisible, or split
     # the one-line error
-    save_predictions({" v": hits, "w\n": hits}, tmp_path / "ids.json")
+    save_predictions({video: [replace(d, video_id=video) for d in hits] for video in (" v", "w\n")},
+                     tmp_path / "ids.json")
     with pytest.raises(InputError, match=re.escape("predictions for 2 video(s) not in") + ".*" +
                        re.escape("' v', 'w\\n'")):
         score_file(annotations, gt_path, tmp_path / "ids.json", "test", note=notes.append)
@@ -408,3 +409,44 @@ def test_tied_scores_are_noted_as_making_map_depend_on_the_file_s_order(tmp_path
     notes.clear()
     score_file(annotations, gt_path, tmp_path / "exact.json", "test", note=notes.append)
     assert not [n for n in notes if "share their score" in n]
+
+
+def test_score_reads_an_iterator_of_each_video_once():
+    """Each video's list was looped over by the check and then scored: an iterator given there had been emptied by
+    then, and scored F1 0.0 for a perfect detection (a list: 1.0); a generator of tIoUs gave no mAP."""
+    gt = {"v": iter([Segment("v", 1.0, 2.0, 0, "a")])}
+    ranked = {"v": (d for d in [Detection("v", 1.0, 2.0, 0, "a", 0.9)])}
+    result = score(gt, ranked, iter(["a"]), 0.5, tiou_thresholds=(t for t in [0.5]), class_thresholds=iter([0.5]))
+    assert result["f1"] == pytest.approx(1.0) and result["average_mAP"] == pytest.approx(1.0)
+    with pytest.raises(InputError, match=r"^predictions \['v'\]: expected a list of Detection, got a str"):
+        score({"v": []}, {"v": "abc"}, ["a"], 0.5)
+
+
+def test_score_refuses_a_class_named_twice_as_the_annotations_readers_do():
+    """["A", "A"] merged the rows of the two label ids into one per-class row, without a word."""
+    gt = {"v": [Segment("v", 1.0, 2.0, 0, "a")]}
+    ranked = {"v": [Detection("v", 1.0, 2.0, 0, "a", 0.9)]}
+    for classes, message in ((["a", "a"], "classes[1]: class 'a' is listed twice (first as classes[0])"),
+                             (["a", "A "], "classes[1]: classes 'a' and 'A ' are one name to a reader"),
+                             ("ab", "classes: expected a list of class names, got a str"),
+                             (["a", 1], "classes[1]: expected a class name (a str), got 1")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            score(gt, ranked, classes, 0.5)
+
+
+def test_score_refuses_a_negative_start_and_a_bool_for_a_number_as_the_file_readers_do():
+    """A start of -5 s (the readers refuse it) was scored; True was taken for the threshold 1.0."""
+    gt = {"v": [Segment("v", 1.0, 2.0, 0, "a")]}
+    good = Detection("v", 1.0, 2.0, 0, "a", 0.9)
+    with pytest.raises(InputError, match=re.escape("video v ground truth #0: start -5 s is negative (times count "
+                                                   "from the video's start)")):
+        score({"v": [Segment("v", -5.0, 1.5, 0, "a")]}, {"v": [good]}, ["a"], 0.5)
+    with pytest.raises(InputError, match=re.escape("video v prediction #0: start -1 s is negative")):
+        score(gt, {"v": [replace(good, start=-1.0)]}, ["a"], 0.5)
+    with pytest.raises(InputError, match="score threshold must be a finite number, got True"):
+        score(gt, {"v": [good]}, ["a"], True)
+    with pytest.raises(InputError, match=re.escape("per-class score thresholds: expected 1 finite numbers")):
+        score(gt, {"v": [good]}, ["a"], 0.5, class_thresholds=[True])
+    for bad in (replace(good, start=True), replace(good, score=False)):
+        with pytest.raises(InputError, match="expected a finite"):
+            score(gt, {"v": [bad]}, ["a"], 0.5)

@@ -181,3 +181,16 @@ def test_one_feature_file_reached_twice_is_one_input(tmp_path):
     (tmp_path / "again").symlink_to(tmp_path / "sub")  # a linked folder leads to the same names
     assert feature_files([tmp_path / "sub", tmp_path / "a.npy", tmp_path / "again" / "a.npy"]) == [
         tmp_path / "sub" / "a.npy", tmp_path / "a.npy"]
+
+
+def test_hard_set_reads_an_iterator_once_and_a_class_list_names_each_class_once():
+    """hard_set's class check looped over its argument, and the threshold then saw an emptied iterator: filter(...)
+    gave no detection (a list: all of them). A class named twice made two label ids of one class."""
+    detector = tiny_detector(fps=10.0)
+    ranked = detector.detect(features())
+    assert ranked and detector.hard_set(filter(lambda d: True, ranked), -1e9) == ranked
+    assert detector.hard_set(iter(ranked)) == detector.hard_set(ranked)
+    with pytest.raises(InputError, match="detections: expected a list of Detection, got a dict"):
+        detector.hard_set({"video": ranked})
+    with pytest.raises(InputError, match=r"classes\[2\]: class 'a' is listed twice"):
+        replace(detector, classes=["a", "b", "a"])

@@ -47,6 +47,7 @@ from mgrec.files import (
     brief,
     decode_utf8,
     is_number,
+    listed,
     name_key,
     read_file_bytes,
     read_json,
@@ -223,20 +224,46 @@ MAX_CLASS_NAME = 200
 
 
 def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]) -> None:
-    """Every class name non-empty, at most MAX_CLASS_NAME characters, and none the same as another to a reader
-    (`name_key`): two spellings of one gesture would train as two classes, each with half its instances.
-    `first_key`: where each name was first met, for a class list built from the instances."""
-    seen: dict[str, str] = {}
+    """`class_names_problem` of a class list read from `path`, at its place there. `first_key`: where each name was
+    first met, for a class list built from the instances."""
+    problem = class_names_problem(classes)
+    if problem is not None:
+        index, text = problem
+        raise InputError(f"{where(path, key=first_key.get(classes[index], f'classes[{index}]'))}: {text}")
+
+
+def class_names_problem(classes: list[str]) -> tuple[int, str] | None:
+    """The first problem of a list of class names, with the index of the name it is at (None: none). Every class name
+    non-empty, at most MAX_CLASS_NAME characters, each once, and none the same as another to a reader (`name_key`):
+    two spellings of one gesture would train as two classes, each with half its instances, and one name twice
+    scores as one class whose rows overwrite each other."""
+    first: dict[str, int] = {}
     for index, name in enumerate(classes):
-        at = where(path, key=first_key.get(name, f"classes[{index}]"))
         if not name.strip() or len(name) > MAX_CLASS_NAME:
             length = "" if len(name) > 80 else f" ({len(name)} characters)"  # `brief` counts a longer one itself
-            raise InputError(f"{at}: class name {brief(name)}{length}: expected a name of 1 to "
-                             f"{MAX_CLASS_NAME} characters, not only spaces")
-        other = seen.setdefault(name_key(name), name)
+            return index, (f"class name {brief(name)}{length}: expected a name of 1 to {MAX_CLASS_NAME} characters, "
+                           "not only spaces")
+        earlier = first.setdefault(name_key(name), index)
+        other = classes[earlier]
+        if other == name and earlier != index:
+            return index, f"class {brief(name)} is listed twice (first as classes[{earlier}]); each class once"
         if other != name:
-            raise InputError(f"{at}: classes {other!r} and {name!r} are one name to a reader"
-                             f"{spelling_hint(other, name)}; give each class one spelling")
+            return index, (f"classes {other!r} and {name!r} are one name to a reader{spelling_hint(other, name)}; "
+                           "give each class one spelling")
+    return None
+
+
+def check_class_list(classes: object, what: str = "classes") -> list[str]:
+    """A class list given in Python (`score`, `OfflineDetector`), as a list read once: names (str) in label-id order,
+    with no `class_names_problem` (the rule the annotations readers apply to a file's list)."""
+    names = listed(classes, what, "a list of class names")
+    stranger = next((index for index, name in enumerate(names) if not isinstance(name, str)), None)
+    if stranger is not None:
+        raise InputError(f"{what}[{stranger}]: expected a class name (a str), got {brief(names[stranger])}")
+    problem = class_names_problem(names)
+    if problem is not None:
+        raise InputError(f"{what}[{problem[0]}]: {problem[1]}")
+    return names
 
 
 def _read_class_list(path: Path, value: Any) -> list[str]:

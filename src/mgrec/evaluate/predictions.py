@@ -27,10 +27,12 @@ Every problem raises `InputError` naming the file and the key path or line.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -39,12 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import mgrec
-from mgrec.errors import InputError, where
+from mgrec.errors import InputError, shown_key, where
 from mgrec.files import (
     atomic_write_text,
     brief,
     decode_utf8,
+    is_finite_real,
     is_hidden,
+    listed,
     not_a_file,
     parse_json,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
@@ -263,21 +267,42 @@ def _parse_entry(
     """One detection of a JSON entry (or a CSV row read into the same keys); `at(".field")` says where."""
     if not isinstance(entry, dict):
         raise InputError(f"{at('')}: expected an object with segment, label and score")
+    start, end = _segment_of(entry, at)
+    label_id = _label_id_of(entry, at, classes, class_ids)
+    score = _score_of(entry, at)
+    start_frame, end_frame = _frames_of(entry, at)
+    return Detection(
+        video_id=video_id, start=start, end=end, label_id=label_id, label=classes[label_id],
+        score=score, start_frame=start_frame, end_frame=end_frame,
+    )
 
+
+def segment_problem(start: object, end: object) -> str | None:
+    """What is wrong with a segment's times (seconds), as every predictions reader refuses it (and the annotations
+    reader a negative start); None when nothing is. Shared with `score` and `save_predictions`, which take segments
+    given in Python: what they let through, a reader refused."""
+    if not (is_finite_real(start) and is_finite_real(end) and start < end):
+        return f"expected a finite start before its end, got [{start}, {end}]"
+    # As in the annotations reader: times count from the video's start, and a negative one is a bug in
+    # whatever wrote the file (mgrec clips its detections to the video), not a detection to score.
+    if start < 0:
+        return f"start {start:g} s is negative (times count from the video's start), got [{start}, {end}]"
+    return None
+
+
+def _segment_of(entry: dict, at: Callable[[str], str]) -> tuple[float, float]:
     segment = entry.get("segment")
     if segment is None:
         raise InputError(f"{at('')}: missing 'segment' [start_s, end_s]")
     if not (isinstance(segment, list) and len(segment) == 2 and all(_is_number(t) for t in segment)):
         raise InputError(f"{at('.segment')}: expected [start_s, end_s] numbers, got {segment!r}")
-    start, end = float(segment[0]), float(segment[1])
-    if not (math.isfinite(start) and math.isfinite(end)) or start >= end:
-        raise InputError(f"{at('.segment')}: expected finite start < end, got {segment!r}")
-    # As in the annotations reader: times count from the video's start, and a negative one is a bug in
-    # whatever wrote the file (mgrec clips its detections to the video), not a detection to score.
-    if start < 0:
-        raise InputError(f"{at('.segment')}: start {start:g} s is negative (times count from the video's start), "
-                         f"got {segment!r}")
+    problem = segment_problem(*segment)
+    if problem is not None:
+        raise InputError(f"{at('.segment')}: {problem}")
+    return float(segment[0]), float(segment[1])
 
+
+def _label_id_of(entry: dict, at: Callable[[str], str], classes: list[str], class_ids: dict[str, int]) -> int:
     label_id = entry.get("label_id")
     label = entry.get("label")
     if label_id is None and label is None:
@@ -301,31 +326,30 @@ def _parse_entry(
             f"{at('')}: label {label!r} is class {class_ids[label]} but label_id is {label_id}{ANOTHER_CLASS_LIST} "
             f"({len(classes)}: {brief(classes)})"
         )
-    if label_id is None:
-        label_id = class_ids[label]
+    return class_ids[label] if label_id is None else label_id
 
+
+def _score_of(entry: dict, at: Callable[[str], str]) -> float:
     score = entry.get("score")
     if score is None:
         raise InputError(f"{at('')}: missing 'score'")
     if not _is_number(score) or not math.isfinite(score):
         raise InputError(f"{at('.score')}: expected a finite number, got {score!r}")
+    return float(score)
 
-    start_frame = end_frame = None
+
+def _frames_of(entry: dict, at: Callable[[str], str]) -> tuple[int | None, int | None]:
     frames = entry.get("segment(frames)")
-    if frames is not None:
-        if not (isinstance(frames, list) and len(frames) == 2
-                and all(isinstance(f, int) and not isinstance(f, bool) for f in frames)
-                and 0 <= frames[0] <= frames[1]):
-            raise InputError(
-                f"{at('.segment(frames)')}: expected [start_frame, end_frame] integers, "
-                f"0 <= start <= end, got {frames!r}"
-            )
-        start_frame, end_frame = frames
-
-    return Detection(
-        video_id=video_id, start=start, end=end, label_id=label_id, label=classes[label_id],
-        score=float(score), start_frame=start_frame, end_frame=end_frame,
-    )
+    if frames is None:
+        return None, None
+    if not (isinstance(frames, list) and len(frames) == 2
+            and all(isinstance(f, int) and not isinstance(f, bool) for f in frames)
+            and 0 <= frames[0] <= frames[1]):
+        raise InputError(
+            f"{at('.segment(frames)')}: expected [start_frame, end_frame] integers, "
+            f"0 <= start <= end, got {frames!r}"
+        )
+    return frames[0], frames[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,13 +501,7 @@ def save_predictions(
     {"used": None, "details": ...}: whether the features' backbone was pretrained on other data
     is not known here, and None says so rather than claiming either answer.
     """
-    if not isinstance(pred, Mapping):
-        raise InputError(f"predictions: expected a mapping {{video_id: [Detection]}}, got {type(pred).__name__}")
-    for video_id, items in pred.items():  # named here: json's own "Out of range float values" names nothing
-        for index, d in enumerate(items):
-            if not all(math.isfinite(value) for value in (d.start, d.end, d.score)):
-                raise InputError(f"predictions [{video_id}][{index}]: expected finite times and score, got "
-                                 f"[{d.start}, {d.end}] score {d.score}")
+    pred = _checked_for_writing(pred)
     block = dict(info or {})
     if "mgrec_version" in block:
         raise ValueError("info must not hold 'mgrec_version': save_predictions writes it")
@@ -500,6 +518,73 @@ def save_predictions(
     text = json.dumps(document, indent=1, allow_nan=False, default=_path_text) + "\n"
     atomic_write_text(Path(path), text)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _checked_for_writing(pred: object) -> dict[str, list[Detection]]:
+    """`save_predictions`'s predictions, each detection checked by the rules `load_predictions` reads it back with
+    (`_segment_of`, `_score_of`, `_frames_of`; labels as one class list reads them), before anything is written: a
+    file that cannot be read back fails at the scoring, far from the code that made it. A bad one is named by its
+    video key and index. numpy's scalars become the Python numbers they hold (json writes no np.int64), and each
+    video's list is read once (a generator given there was written as [])."""
+    if not isinstance(pred, Mapping):
+        raise InputError(f"predictions: expected a mapping {{video_id: [Detection]}}, got {type(pred).__name__}")
+    checked: dict[str, list[Detection]] = {}
+    first_label: dict[int, tuple[str, str]] = {}  # label_id -> its label, and where first met
+    first_id: dict[str, tuple[int, str]] = {}  # label -> its label_id, and where first met
+    for video_id, items in pred.items():
+        # a results JSON's keys are strings: 1 was written as "1", beside a "1" of its own (a key read twice)
+        if not isinstance(video_id, str) or not video_id:
+            raise InputError(f"predictions: key {brief(video_id)}: expected a video id (a non-empty str)")
+        key = f"predictions [{shown_key(video_id)}]"
+        checked[video_id] = []
+        for index, d in enumerate(listed(items, key, "a list of Detection")):
+            place = f"{key}[{index}]"
+            if not isinstance(d, Detection):
+                raise InputError(f"{place}: expected a Detection, got {brief(d)}")
+            if d.video_id != video_id:  # read back, it would belong to its key's video
+                raise InputError(f"{place}: its video_id {brief(d.video_id)} is not the video it is listed under "
+                                 f"({brief(video_id)})")
+            entry = {"segment": [_plain(d.start), _plain(d.end)], "score": _plain(d.score)}
+            if d.start_frame is not None or d.end_frame is not None:  # one frame alone was dropped without a word
+                entry["segment(frames)"] = [_plain(d.start_frame), _plain(d.end_frame)]
+            at = lambda field, place=place: place + field  # noqa: E731
+            start, end = _segment_of(entry, at)
+            start_frame, end_frame = _frames_of(entry, at)
+            label_id = _plain(d.label_id)
+            _check_one_class_list(label_id, d.label, place, first_label, first_id)
+            checked[video_id].append(dataclasses.replace(
+                d, start=start, end=end, label_id=label_id, score=_score_of(entry, at), start_frame=start_frame,
+                end_frame=end_frame))
+    return checked
+
+
+def _plain(value: object) -> object:
+    """A number as the Python int or float it holds (numpy's scalars: np.int64(5)); anything else as it is, for the
+    reader's rules to refuse (a bool, numpy's too, is no number)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _check_one_class_list(label_id: object, label: object, place: str, first_label: dict[int, tuple[str, str]],
+                          first_id: dict[str, tuple[int, str]]) -> None:
+    """A detection's label_id and label as one class list reads them back: an integer >= 0 and a non-empty name,
+    each label_id always with one label and each label with one label_id (`_label_id_of` refuses the file
+    otherwise, whatever class list it is read with)."""
+    if not (isinstance(label_id, int) and not isinstance(label_id, bool) and label_id >= 0):
+        raise InputError(f"{place}.label_id: expected an integer >= 0, got {brief(label_id)}")
+    if not isinstance(label, str) or not label:
+        raise InputError(f"{place}.label: expected a class name (a non-empty str), got {brief(label)}")
+    other, first = first_label.setdefault(label_id, (label, place))
+    if other != label:
+        raise InputError(f"{place}: label_id {label_id} is {label!r} here but {other!r} at {first}; no class list "
+                         "reads both back")
+    other_id, first = first_id.setdefault(label, (label_id, place))
+    if other_id != label_id:
+        raise InputError(f"{place}: label {label!r} is label_id {label_id} here but {other_id} at {first}; no class "
+                         "list reads both back")
 
 
 def _path_text(value: object) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, split_name
+from mgrec.data.annotations import check_class_list
 from mgrec.errors import InputError, where
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
@@ -32,8 +33,14 @@ from mgrec.evaluate.f1 import (
     tune_thresholds,
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
-from mgrec.evaluate.predictions import is_csv_table, is_results_json, load_predictions, read_predictions_info
-from mgrec.files import brief, is_number, name_key, spelling_hint
+from mgrec.evaluate.predictions import (
+    is_csv_table,
+    is_results_json,
+    load_predictions,
+    read_predictions_info,
+    segment_problem,
+)
+from mgrec.files import brief, is_finite_real, is_number, listed, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Detection, Segment
 
 
@@ -77,11 +84,13 @@ def _training_split_of(run: object) -> str | None:
 
 def _check_items(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
     """What the file readers refuse, for segments and detections given in Python: a label of the class list, a
-    finite start before its end, a finite score (a NaN one was left out of F1 but counted in AP)."""
-    def finite(value: object) -> bool:  # numpy's scalars too
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
+    finite start >= 0 before its end (`segment_problem`), a finite score (a NaN one was left out of F1 but counted
+    in AP)."""
+    kind = Detection if what == "prediction" else (Segment, Detection)
     for index, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise InputError(f"video {video_id} {what} #{index}: expected a "
+                             f"{'Detection' if kind is Detection else 'Segment'}, got {brief(item)}")
         place = getattr(item, "source", "") or f"video {video_id} {what} #{index}"
         if item.video_id != video_id:  # scored under its key: a record of another video there is a mix-up
             raise InputError(f"{place}: its video_id {brief(item.video_id)} is not the video it is listed under "
@@ -92,10 +101,17 @@ def _check_items(items: Sequence[Segment | Detection], classes: list[str], what:
             raise InputError(
                 f"{place}: label_id {item.label_id} / label {item.label!r} does not match the class list {classes}"
             )
-        if not (finite(item.start) and finite(item.end) and item.start < item.end):
-            raise InputError(f"{place}: expected a finite start before its end, got [{item.start}, {item.end}]")
-        if isinstance(item, Detection) and not finite(item.score):
+        problem = segment_problem(item.start, item.end)
+        if problem is not None:
+            raise InputError(f"{place}: {problem}")
+        if isinstance(item, Detection) and not is_finite_real(item.score):
             raise InputError(f"{place}: expected a finite score, got {item.score!r}")
+
+
+def _listed_per_video(value: Mapping[str, Iterable], name: str, expected: str) -> dict[str, list]:
+    """{video_id: its list}, each list read once: `score` checks each, then scores it (an iterator given there was
+    checked, and then scored as empty)."""
+    return {video_id: listed(items, f"{name} [{brief(video_id)}]", expected) for video_id, items in value.items()}
 
 
 def confusion_counts(
@@ -166,13 +182,18 @@ def score(
         if not isinstance(value, Mapping):  # detect() returns one video's list
             raise InputError(f"{name}: expected a mapping {{video_id: [...]}}, got {type(value).__name__} (one "
                              "video's list: give {video_id: its list})")
-    if not (isinstance(score_threshold, numbers.Real) and math.isfinite(score_threshold)):
+    classes = check_class_list(classes)  # one name twice merged the rows of its two label ids
+    if not is_finite_real(score_threshold):  # True is no threshold of 1.0
         raise InputError(f"score threshold must be a finite number, got {score_threshold!r}")
+    tiou_thresholds = listed(tiou_thresholds, "tIoU thresholds", "one or more numbers in (0, 1]")
     check_tious(tiou_thresholds)
-    if class_thresholds is not None and (len(class_thresholds) != len(classes)
-                                         or not all(math.isfinite(t) for t in class_thresholds)):
-        raise InputError(f"per-class score thresholds: expected {len(classes)} finite numbers (one per class), "
-                         f"got {list(class_thresholds)}")
+    if class_thresholds is not None:
+        expected = f"{len(classes)} finite numbers (one per class)"
+        class_thresholds = listed(class_thresholds, "per-class score thresholds", expected)
+        if len(class_thresholds) != len(classes) or not all(is_finite_real(t) for t in class_thresholds):
+            raise InputError(f"per-class score thresholds: expected {expected}, got {brief(class_thresholds)}")
+    gt = _listed_per_video(gt, "ground truth", "a list of Segment")
+    ranked = _listed_per_video(ranked, "predictions", "a list of Detection")
     unknown = sorted(set(ranked) - set(gt))
     if unknown:
         shown = ", ".join(brief(video) for video in unknown[:10])  # quoted: a space or newline in an id shows

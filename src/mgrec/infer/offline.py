@@ -14,11 +14,10 @@ the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig
-from mgrec.data.annotations import load_annotations
+from mgrec.data.annotations import check_class_list, load_annotations
 from mgrec.data.features import (
     FPS_TOLERANCE,
     RECIPE_FIELDS,
@@ -45,7 +44,7 @@ from mgrec.data.streams import load_video_streams, stream_key, stream_path
 from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.files import brief, resolve_path
+from mgrec.files import brief, is_finite_real, listed, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.load import load_run_network
 from mgrec.model.memory import check_fits
@@ -103,6 +102,11 @@ class OfflineDetector:
     run_root: Path | None = None
     # whether a file of another frame rate than the run's features was noted (once per detector)
     told_another_rate: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # a class list given in Python, as score() and the annotations readers check theirs: one name twice made
+        # two label ids of one class, whose detections score() then merged
+        self.classes = check_class_list(self.classes)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -364,13 +368,16 @@ class OfflineDetector:
                              f"({recipe_path}): {'; '.join(differences)}; extract them with the run's recipe "
                              "(`mgrec detect RUN VIDEO` does)")
 
-    def hard_set(self, detections: list[Detection], threshold: float | None = None) -> list[Detection]:
+    def hard_set(self, detections: Iterable[Detection], threshold: float | None = None) -> list[Detection]:
         """The detections kept for F1: score >= the threshold tuned on val, or >= their class's where the run
         tuned one per class (`postprocess.thresholds: per_class`); with `threshold`, score >= it alone. Detections
         of another class list are refused (a per-class bar indexed by a foreign label id)."""
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-                                      or not math.isfinite(threshold)):
+        if threshold is not None and not is_finite_real(threshold):
             raise InputError(f"threshold: expected a finite number, got {threshold!r}")
+        detections = listed(detections, "detections", "a list of Detection")  # checked, then kept: read once
+        stranger = next((d for d in detections if not isinstance(d, Detection)), None)
+        if stranger is not None:
+            raise InputError(f"detections: expected a list of Detection, got {brief(stranger)} in it")
         foreign = next((d for d in detections if not (isinstance(d.label_id, numbers.Integral)
                                                       and 0 <= d.label_id < len(self.classes)
                                                       and self.classes[d.label_id] == d.label)), None)
