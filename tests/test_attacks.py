@@ -460,7 +460,7 @@ def test_any_config_text_loads_or_is_one_clear_line(tmp_path, text):
 
 
 @settings(max_examples=30, deadline=None)
-@given(name=st.text(min_size=1, max_size=20))
+@given(name=st.text(min_size=1, max_size=20).filter(lambda name: name.strip()))  # blank names are refused
 def test_whatever_a_class_is_called_the_score_table_prints_no_control_character(name):
     from mgrec.evaluate.scoring import format_score_table, score
     from mgrec.records import Segment
