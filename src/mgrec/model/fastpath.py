@@ -8,8 +8,9 @@ differ from an accelerator's:
   (plain form: a real depthwise conv, the whole input at once);
 - `masking.PointwiseConv1d`: a kernel-1 conv as a matrix product (plain form: the conv).
 Each block's two forms compute the same function (tests/model/test_fastpath.py checks outputs and gradients).
-The choice is made here and nowhere else: the CPU forms for tensors on the CPU, the plain forms
-elsewhere and in compiled training graphs, unless a test or a benchmark forces one of them with `forced`.
+The choice is made here and nowhere else: the CPU forms for tensors on the CPU (but for the layer norm and the
+kernel-1 convs inside a compiled training graph), the plain forms elsewhere, unless a test or a benchmark forces one
+of them with `forced`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from torch import Tensor
 _forced: bool | None = None  # None: decide by device
 
 
-def cpu_kernels(x: Tensor) -> bool:
-    """Whether the CPU-tuned forms run for the input `x`: True on the CPU (unless forced), except in a training graph
-    torch.compile traces. Inductor picks its own kernels there, and with the CPU forms the compiled backward pass
-    gave NaN gradients under bf16 autocast (torch 2.13, both demo networks; `train.step.check_compiled_training`
-    found it), where the plain forms agree with the network's own gradients."""
+def cpu_kernels(x: Tensor, in_compiled_training: bool = True) -> bool:
+    """Whether the CPU-tuned forms run for the input `x`: True on the CPU (unless forced).
+
+    `in_compiled_training=False`: a block whose CPU form may not run inside a training graph that torch.compile
+    traces. With the layer norm's hand-written backward and the kernel-1 convs' products there, inductor's compiled
+    backward gave NaN gradients under bf16 autocast (torch 2.13, the demo's ActionFormer network; found by
+    `train.step.check_compiled_training`), where with their plain forms the gradients are within 1.1 % of the
+    network's own. The DFA gate keeps its CPU form: the paper's network compiled with its plain form gave NaN logits.
+    """
     if _forced is not None:
         return _forced
-    if torch.compiler.is_compiling() and torch.is_grad_enabled():
+    if not in_compiled_training and torch.compiler.is_compiling() and torch.is_grad_enabled():
         return False
     return x.device.type == "cpu"
 

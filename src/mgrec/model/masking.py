@@ -122,7 +122,7 @@ class PointwiseConv1d(nn.Conv1d):
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         if x.dim() != 3:
             raise ValueError(f"a pointwise conv takes (B, C, T) features, got shape {tuple(x.shape)}")
-        if not fastpath.cpu_kernels(x):  # on a GPU the conv is as fast, and takes TF32 where it is allowed
+        if not fastpath.cpu_kernels(x, in_compiled_training=False):  # on a GPU the conv is as fast (and takes TF32)
             return super().forward(x)
         weight = self.weight[:, :, 0]
         if self.bias is None:

@@ -32,7 +32,7 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        if not fastpath.cpu_kernels(x):
+        if not fastpath.cpu_kernels(x, in_compiled_training=False):
             normed = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.weight, self.bias, self.eps)
             return normed.transpose(1, 2).to(x.dtype)  # autocast runs layer_norm in float32
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or self.bias.requires_grad):
