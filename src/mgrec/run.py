@@ -457,10 +457,7 @@ class RunDir:
         try:
             _lock_or_refuse(handle, str(self.path))
             held = True
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-            handle.flush()
+            _write_holder(handle)
             yield
         finally:
             handle.close()
@@ -1120,17 +1117,22 @@ def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[N
     path = folder / FEATURES_LOCK
     handle = _open_held_lock(path, str(folder), FEATURES_LOCK_ADVICE, shared)
     try:
-        if not shared:  # who holds it, for the refusal of another; the holders of a shared lock would mix their lines
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-            handle.flush()
+        if not shared:  # the holders of a shared lock would mix their lines
+            _write_holder(handle)
         yield
     finally:
         _release_removing(handle, path)
         if created:
             with contextlib.suppress(OSError):  # not empty: features were written, or another process holds it now
                 folder.rmdir()
+
+
+def _write_holder(handle) -> None:
+    """Who holds a lock, in its file: what the refusal of another process names."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
 
 
 def _open_held_lock(path: Path, what: str, advice: str, shared: bool):
