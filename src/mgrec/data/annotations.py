@@ -47,15 +47,13 @@ from mgrec.files import (
     brief,
     decode_utf8,
     is_number,
-    listed,
-    name_key,
     read_file_bytes,
     read_json,
     safe_child,
     spelling_hint,
     text_lines,
 )
-from mgrec.records import AnnotationSet, Segment, VideoInfo
+from mgrec.records import AnnotationSet, Segment, VideoInfo, class_names_problem
 from mgrec.smg_csv import MAX_FPS, fps_problem, read_data_file, read_label_file, refuse_an_incomplete_set
 from mgrec.timeline import FeatureGrid
 
@@ -218,11 +216,6 @@ class _LabelTable:
         return [self.name_of_id[i][0] for i in ids]
 
 
-# A class name is shown in tables, figure legends and output files: a 30000-character one made the report's figures
-# run out of memory.
-MAX_CLASS_NAME = 200
-
-
 def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]) -> None:
     """`class_names_problem` of a class list read from `path`, at its place there. `first_key`: where each name was
     first met, for a class list built from the instances."""
@@ -230,40 +223,6 @@ def _check_class_names(path: Path, classes: list[str], first_key: dict[str, str]
     if problem is not None:
         index, text = problem
         raise InputError(f"{where(path, key=first_key.get(classes[index], f'classes[{index}]'))}: {text}")
-
-
-def class_names_problem(classes: list[str]) -> tuple[int, str] | None:
-    """The first problem of a list of class names, with the index of the name it is at (None: none). Every class name
-    non-empty, at most MAX_CLASS_NAME characters, each once, and none the same as another to a reader (`name_key`):
-    two spellings of one gesture would train as two classes, each with half its instances, and one name twice
-    scores as one class whose rows overwrite each other."""
-    first: dict[str, int] = {}
-    for index, name in enumerate(classes):
-        if not name.strip() or len(name) > MAX_CLASS_NAME:
-            length = "" if len(name) > 80 else f" ({len(name)} characters)"  # `brief` counts a longer one itself
-            return index, (f"class name {brief(name)}{length}: expected a name of 1 to {MAX_CLASS_NAME} characters, "
-                           "not only spaces")
-        earlier = first.setdefault(name_key(name), index)
-        other = classes[earlier]
-        if other == name and earlier != index:
-            return index, f"class {brief(name)} is listed twice (first as classes[{earlier}]); each class once"
-        if other != name:
-            return index, (f"classes {other!r} and {name!r} are one name to a reader{spelling_hint(other, name)}; "
-                           "give each class one spelling")
-    return None
-
-
-def check_class_list(classes: object, what: str = "classes") -> list[str]:
-    """A class list given in Python (`score`, `OfflineDetector`), as a list read once: names (str) in label-id order,
-    with no `class_names_problem` (the rule the annotations readers apply to a file's list)."""
-    names = listed(classes, what, "a list of class names")
-    stranger = next((index for index, name in enumerate(names) if not isinstance(name, str)), None)
-    if stranger is not None:
-        raise InputError(f"{what}[{stranger}]: expected a class name (a str), got {brief(names[stranger])}")
-    problem = class_names_problem(names)
-    if problem is not None:
-        raise InputError(f"{what}[{problem[0]}]: {problem[1]}")
-    return names
 
 
 def _read_class_list(path: Path, value: Any) -> list[str]:

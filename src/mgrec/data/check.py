@@ -39,7 +39,6 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.evaluate.matching import tiou_above
 from mgrec.files import brief, counted, is_hidden, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
@@ -744,7 +743,7 @@ def same_class_overlaps(segments: list[Segment]) -> list[tuple[Segment, Segment,
                     continue
                 inter = min(first.end, later.end) - later.start
                 overlap = inter / (first.duration + later.duration - inter)
-                if tiou_above(overlap, SAME_CLASS_OVERLAP_TIOU):
+                if overlap > SAME_CLASS_OVERLAP_TIOU:
                     named.add(j)
                     found.append((later, first, overlap))
     return sorted(found, key=lambda item: (item[0].start, item[0].end))

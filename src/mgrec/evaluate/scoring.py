@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, split_name
-from mgrec.data.annotations import check_class_list
 from mgrec.errors import InputError, where
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
 from mgrec.evaluate.f1 import (
@@ -41,7 +40,7 @@ from mgrec.evaluate.predictions import (
     segment_problem,
 )
 from mgrec.files import brief, is_finite_real, is_number, listed, name_key, spelling_hint
-from mgrec.records import AnnotationSet, Detection, Segment
+from mgrec.records import AnnotationSet, Detection, Segment, check_class_list
 
 
 def restrict_to_videos(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mgrec.config import Config, PostprocessConfig
-from mgrec.data.annotations import check_class_list, load_annotations
+from mgrec.data.annotations import load_annotations
 from mgrec.data.features import (
     FPS_TOLERANCE,
     RECIPE_FIELDS,
@@ -51,7 +51,7 @@ from mgrec.model.memory import check_fits
 from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
 from mgrec.postprocess.second_opinion import SecondOpinion, run_second_opinion
 from mgrec.postprocess.video import Chunking, detect_video
-from mgrec.records import Detection
+from mgrec.records import Detection, check_class_list
 from mgrec.run import RunDir
 from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
