@@ -214,3 +214,11 @@ def test_input_checks():
 def test_bad_model_settings_are_input_errors_naming_the_key(overrides, key):
     with pytest.raises(InputError, match=key.replace(".", r"\.")):
         build_detector(tiny_config(**{"variant": "mgrec", **overrides}))
+
+
+def test_build_detector_given_a_whole_config_says_which_part_it_takes():
+    from mgrec.config import Config
+    from mgrec.errors import InputError
+
+    with pytest.raises(InputError, match=r"build_detector takes a model config \(config.model\), got Config"):
+        build_detector(Config())

@@ -270,6 +270,9 @@ class StreamInterrupted(KeyboardInterrupt):
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """torch's CPU threads set to `threads` (None: left as they are) for the block, and given back after: a Python
     caller's process keeps its own setting."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads: expected a whole number of threads, 1 or more (or None: torch's setting), got "
+                         f"{threads!r}")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -424,6 +427,10 @@ class OnlineDetector:
                              "it is not streamed (stream one of its members, in members/, or an ensemble made with "
                              "--fusion outputs)")
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
+        if not isinstance(compile, bool):  # "no" is a true value: it compiled
+            raise InputError(f"compile: expected True or False, got {compile!r}")
+        if not isinstance(video_id, str) or not video_id:  # it goes into every emission and score
+            raise InputError(f"video_id: expected a video id (a non-empty str), got {video_id!r}")
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
         detector.refuse_another_fps_than_the_runs(fps)

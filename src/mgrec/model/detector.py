@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mgrec.config import ModelConfig, check_model
 from mgrec.devices import float32_default
+from mgrec.errors import InputError
 from mgrec.model.fusion import build_encoder
 from mgrec.model.heads import DetectionHead, build_head
 from mgrec.model.masking import apply_mask
@@ -101,6 +102,8 @@ class Detector(nn.Module):
 
 def build_detector(cfg: ModelConfig) -> Detector:
     """The detector for `cfg.variant` (mgrec, dyfadet or actionformer)."""
+    if not isinstance(cfg, ModelConfig):  # build_detector(config) of a whole Config: "no attribute 'variant'"
+        raise InputError(f"build_detector takes a model config (config.model), got {type(cfg).__name__}")
     check_model(cfg)  # also run when a config file is loaded, naming the file
     with float32_default():
         return Detector(cfg, build_encoder(cfg), build_head(cfg))
