@@ -428,7 +428,8 @@ def _load_csv_folder(
     # (`VIDEO/VIDEO_finelabels.csv`).
     refuse_an_incomplete_set(folder)
     files = prediction_files(folder)
-    unread = [path for path in sorted(folder.glob("*/*.csv")) if path not in files and not is_hidden(path, folder)
+    read = set(files)
+    unread = [path for path in sorted(folder.glob("*/*.csv")) if path not in read and not is_hidden(path, folder)
               and not path.name.endswith("_data.csv")]  # SMG's frame-count files, copied with the tree, are no labels
     if unread:  # left out, their videos would count as all missed: F1 65 -> 59 for one file named VIDEO.csv
         raise InputError(f"{unread[0]}: a .csv file in a video's folder that is not named "
