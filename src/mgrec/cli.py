@@ -117,6 +117,14 @@ def split_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def video_list(text: str) -> list[str]:
+    """--videos: video ids separated by commas, each once (spaces around them dropped)."""
+    videos = [video.strip() for video in text.split(",")]
+    if not all(videos):
+        raise argparse.ArgumentTypeError(f"expected video ids separated by commas, got {text!r}")
+    return list(dict.fromkeys(videos))
+
+
 # Numbers on the command line are read by the rule of every number mgrec reads from text (`smg_csv`): ASCII
 # digits with an optional sign, point and exponent. float() and int() also take "0_5" (5) and Arabic-Indic or
 # full-width digits, which made --score-threshold 0_5 a bar of 5 and --hop 2_4 a hop of 24 without a word.
@@ -298,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     _add_run_dir(p)
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
+    p.add_argument("--videos", metavar="ID[,ID...]", type=video_list, default=None,
+                   help="score only these videos of the split (one streamed video, say; default: every video of "
+                        "the split, those without predictions counted as all missed)")
     p.add_argument("--tune-on", metavar="SPLIT", type=split_argument, default=None,
                    help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
                         "val during training)")
@@ -384,15 +395,25 @@ def build_parser() -> argparse.ArgumentParser:
                      "Replay a feature file (or a video, extracted first) as a live stream: one JSON line per\n"
                      "gesture on stdout as soon as it is final, with the keys of the results JSON (segment,\n"
                      "segment(frames), label, label_id, score) plus video, emitted_at, latency and compute_ms.\n"
-                     "A summary line (gestures, updates, compute per update) ends the run on stderr."
+                     "A summary line (gestures, updates, compute per update) ends each video's stream on stderr.\n"
+                     "Several files or folders are streamed one after another, each as its own stream; with\n"
+                     "--format smg their gestures are written as SMG label files (the online track's submission)."
                  ), examples=(
                      "mgrec stream runs/demo-mgrec features/Sample0036.npy --realtime",
                      "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
+                     "mgrec stream runs/smg-mgrec test_features/ --format smg --out online_submission/",
                  ))
     _add_run_dir(p)
-    p.add_argument("input", metavar="INPUT", type=Path,
-                   help="feature file (or video, extracted first) replayed as a stream (a run "
-                        "with several data.streams: the grid stream's file)")
+    p.add_argument("inputs", metavar="INPUT", type=Path, nargs="+",
+                   help="feature files or folders of them (or videos, extracted first), each replayed as its own "
+                        "stream, in turn (a run with several data.streams: the grid stream's files)")
+    p.add_argument("--format", choices=["jsonl", "smg"], default="jsonl",
+                   help="jsonl: one JSON line per gesture on stdout, as it is final (the default); smg: the "
+                        "gestures of every video as SMG label files in --out (OUT/VIDEO/VIDEO_finelabels.csv, "
+                        "written once every video was streamed to its end)")
+    p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
+                   help="--format smg: the folder of the label files, one holding none yet (default: none, for JSON "
+                        "lines on stdout)")
     _add_stream_folders(p)
     p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=2.0,
                    help="seconds after a gesture's end before it is final")
@@ -852,7 +873,7 @@ def cmd_score(args) -> None:
         _check_analysis_folder(Path(args.analysis), args.split, reads=[args.gt, args.pred])
     result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,
                         threshold_shrinkage=args.threshold_shrinkage, score_threshold=args.score_threshold, tious=tious,
-                        note=lambda line: print(f"note: {line}", file=sys.stderr))
+                        note=lambda line: print(f"note: {line}", file=sys.stderr), videos=args.videos)
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
     if args.analysis is not None:
         paths = _analyse_predictions(annotations, args, result)
@@ -1053,13 +1074,20 @@ def cmd_detect(args) -> None:
 def cmd_stream(args) -> int:
     import tempfile
 
+    from mgrec.extract.jobs import is_video
+    from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
-    from mgrec.infer.online import StreamInterrupted, stream_file
+    from mgrec.infer.online import StreamInterrupted, stream_files
     from mgrec.run import RunDir
 
+    if (args.format == "smg") != (args.out is not None):
+        raise InputError("--out is the folder of --format smg's label files: give both, or neither (JSON lines go to "
+                         "stdout: `> gestures.jsonl` keeps them)")
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
+    if args.out is not None:
+        check_output(args.out, reads=args.inputs, protected=RunDir(run_dir).owned_files())
     _note_postprocess_changes(RunDir(run_dir))  # a stream emits at the tuned threshold too
     received = []
 
@@ -1067,18 +1095,21 @@ def cmd_stream(args) -> int:
         received.append(signum)
         raise KeyboardInterrupt
 
-    from mgrec.extract.jobs import is_video
+    def video_ended(summary) -> None:  # stderr: stdout stays pure JSON lines for whatever reads them
+        print(terminal.visible(summary.describe()), file=sys.stderr)
 
-    if is_video(args.input):  # minutes of silence before the first line, for a long video, without this
-        print(f"turning {args.input} into features with the run's recipe first; the stream starts once they are made "
-              "(a live source goes through OnlineDetector.push in Python)", file=sys.stderr)
+    videos = [path for path in args.inputs if is_video(path)]
+    if videos:  # minutes of silence before the first line, for a long video, without this
+        print(f"turning {counted(len(videos), 'video')} into features with the run's recipe first; the stream starts "
+              "once they are made (a live source goes through OnlineDetector.push in Python)", file=sys.stderr)
+    summaries = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        (source,), extracted = features_for(run_dir, [args.input], Path(scratch), device=device)
+        sources, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device)
         previous = signal.signal(signal.SIGTERM, end_the_session)
         try:
-            summary = stream_file(
+            summaries = stream_files(
                 run_dir,
-                source,
+                sources,
                 lookahead=args.lookahead,
                 realtime=args.realtime,
                 hop=args.hop,
@@ -1089,9 +1120,15 @@ def cmd_stream(args) -> int:
                 precision=args.precision,
                 stream_folders=_stream_folders(run_dir, args.stream, extracted),
                 fps=fps,
+                smg_out=args.out,
+                on_video_end=video_ended,
             )
-        except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary says where
-            summary = stopped.summary
+        except StreamInterrupted:  # what had arrived was decided and written: the summary said where
+            if len(sources) > 1 or args.out is not None:
+                print(f"stopped: the videos after the interrupted one were not streamed"
+                      f"{'' if args.out is None else f', and no label file was written into {args.out}'}",
+                      file=sys.stderr)
+            return 128 + int(received[0] if received else signal.SIGINT)
         except KeyboardInterrupt:  # before the stream started, or a second signal while it ended
             if not received:
                 raise
@@ -1099,9 +1136,11 @@ def cmd_stream(args) -> int:
             return 128 + int(received[0])
         finally:
             signal.signal(signal.SIGTERM, previous)
-    # stderr: stdout stays pure JSON lines for whatever reads them
-    print(terminal.visible(summary.describe()), file=sys.stderr)
-    return 128 + int(received[0] if received else signal.SIGINT) if summary.interrupted else 0
+    if len(summaries) > 1 or args.out is not None:
+        where = "on stdout" if args.out is None else f"into {args.out} as SMG label files"
+        print(f"streamed {counted(len(summaries), 'video')}: {counted(sum(s.emitted for s in summaries), 'gesture')} "
+              f"written {where}", file=sys.stderr)
+    return 0
 
 
 def _extract_number(name: str):

@@ -137,7 +137,8 @@ def test_format_score_table():
 def test_coverage_note_says_how_many_scored_videos_the_predictions_never_saw():
     # RANKED covers a, not b: b's one ground truth counts as missed, and the user is told so
     assert coverage_note(GT, RANKED, "test") == (
-        "predictions cover 1 of 2 videos of split test; the other 1 (b) count as all missed (1 ground-truth segment(s))"
+        "predictions cover 1 of 2 videos of split test; the other 1 (b) count as all missed (1 ground-truth segment(s); "
+        "`mgrec score --videos` scores only the videos named)"
     )
     assert coverage_note(GT, {"a": [], "b": []}, "test") is None  # listed with no detections: covered
     assert coverage_note(GT, ["a", "b", "elsewhere"]) is None
@@ -260,6 +261,46 @@ def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path,
     with pytest.raises(InputError, match=re.escape("score_threshold (--score-threshold) 0.99 and tune_on (--tune-on) "
                                                    "test: tuning chooses the threshold")):
         score_file(annotations, gt_path, pred_path, "test", tune_on="test", score_threshold=0.99)
+
+
+def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_another_split(tmp_path):
+    """One streamed video scored against its split counted every other video's gestures as missed: its F1 said
+    little of the stream. `videos` scores the ones named; one of another split (or none) is refused by name."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    def entry(subset: str) -> dict:
+        return {"subset": subset, "fps": 30.0, "duration": 30.0,
+                "annotations": [{"label": "a", "segment": [1.0, 2.0]}, {"label": "a", "segment": [5.0, 6.0]}]}
+
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "p.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {"Sample0036": entry("test"),
+                                                                  "Sample0037": entry("test"),
+                                                                  "Sample0031": entry("val")}}))
+    save_predictions({"Sample0036": [Detection("Sample0036", 1.0, 2.0, 0, "a", 0.9),
+                                     Detection("Sample0036", 5.0, 6.0, 0, "a", 0.8)]}, pred_path)
+    annotations = load_annotations(gt_path)
+    notes: list[str] = []
+    whole = score_file(annotations, gt_path, pred_path, "test", note=notes.append)
+    assert whole["recall"] == 0.5 and whole["videos"] is None and whole["num_videos"] == 2
+    assert any("count as all missed" in line and "--videos" in line for line in notes)
+
+    notes.clear()
+    one = score_file(annotations, gt_path, pred_path, "test", note=notes.append, videos=["Sample0036"])
+    assert one["recall"] == 1.0 and one["f1"] == pytest.approx(1.0) and one["num_videos"] == 1 and one["num_ground_truth"] == 2
+    assert one["videos"] == ["Sample0036"] and not any("missed" in line for line in notes)
+    assert format_score_table(one).startswith("split test (Sample0036 only): 1 videos, 2 ground-truth segments")
+    # the other test video named too: its gestures are missed again, as they should be
+    assert score_file(annotations, gt_path, pred_path, "test", note=notes.append,
+                      videos=["Sample0036", "Sample0037"])["recall"] == 0.5
+    for videos, message in ((["Sample0031"], "videos: 'Sample0031' is a video of split 'val' of"),
+                            (["sample0036"], "videos: 'sample0036' is not a video of .*did you mean 'Sample0036'"),
+                            (["Sample9999"], "videos: 'Sample9999' is not a video of"),
+                            ("Sample0036", "videos: expected a list of video ids"),
+                            ([], "videos: expected one or more video ids")):
+        with pytest.raises(InputError, match=message):
+            score_file(annotations, gt_path, pred_path, "test", note=notes.append, videos=videos)
 
 
 def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_says_when_mAP_means_little(tmp_path):

@@ -385,7 +385,7 @@ def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone
     printed = capsys.readouterr()
     from_video = strip(printed.out)
     # said before the video is extracted (a long video's extraction was minutes of silence before the first line)
-    assert printed.err.startswith(f"turning {carphone} into features with the run's recipe first; the stream starts")
+    assert printed.err.startswith("turning 1 video into features with the run's recipe first; the stream starts")
     assert main(["stream", str(run), str(extracted[0].feature_path), "--lookahead", "0.5"]) == 0
     from_features = strip(capsys.readouterr().out)
     assert from_video == from_features and len(from_video) > 0

@@ -155,7 +155,7 @@ def test_the_python_api_refuses_what_it_cannot_read_right():
 def test_a_feature_prefix_names_the_video_after_it_and_two_files_of_one_video_are_refused(tmp_path):
     """ActionFormer's file_prefix (`v_<id>.npy`, its ActivityNet features): the video is the id after it, so
     detections and outputs match annotations that name `<id>`."""
-    from mgrec.infer.detect import _video_ids
+    from mgrec.infer.detect import distinct_video_ids
 
     detector = tiny_detector(fps=10.0)
     detector.config.data.feature_prefix = "v_"
@@ -163,9 +163,9 @@ def test_a_feature_prefix_names_the_video_after_it_and_two_files_of_one_video_ar
     assert {d.video_id for d in detector.detect(tmp_path / "v_abc.npy")} == {"abc"}
     np.save(tmp_path / "abc.npy", features())  # a file without the prefix is the video of its whole name
     np.save(tmp_path / "v_.npy", features())  # the prefix alone: no id after it
-    assert _video_ids([tmp_path / "v_.npy"], "v_") == {tmp_path / "v_.npy": "v_"}
+    assert distinct_video_ids([tmp_path / "v_.npy"], "v_") == {tmp_path / "v_.npy": "v_"}
     with pytest.raises(InputError, match=r"abc.npy are both video 'abc'; one output would silently replace"):
-        _video_ids([tmp_path / "v_abc.npy", tmp_path / "abc.npy"], "v_")
+        distinct_video_ids([tmp_path / "v_abc.npy", tmp_path / "abc.npy"], "v_")
 
 
 def test_one_feature_file_reached_twice_is_one_input(tmp_path):

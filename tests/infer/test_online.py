@@ -622,6 +622,74 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
         load_predictions(log, detector.classes)
 
 
+def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submission(tmp_path, capsys, monkeypatch):
+    """An online-track submission was written from the JSON lines by hand, one `mgrec stream` per video: a folder (or
+    several files) is streamed video by video, each from a fresh stream (nothing of one carries into the next), and
+    `--format smg` writes every video's gestures as SMG label files once all were streamed to their end."""
+    import mgrec.infer.online as online_module
+    from mgrec.cli import main
+    from mgrec.evaluate.predictions import load_predictions
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, detector = replayed_clip(tmp_path)
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    clips = {"Sample0036": features, "Sample0037": features[::-1].copy(), "Sample0038": features[40:].copy()}
+    for name, rows in clips.items():
+        write_features(videos / f"{name}.npy", rows, sidecar)
+    alone = {}
+    for name in clips:  # each streamed by itself, the reference
+        out = io.StringIO()
+        stream_file(run, videos / f"{name}.npy", lookahead=0.01, hop=8, out=out)
+        alone[name] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert all(alone.values())
+
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 0
+    printed = capsys.readouterr()
+    together = [json.loads(line) for line in printed.out.splitlines()]
+    strip = lambda records: [{k: v for k, v in r.items() if k != "compute_ms"} for r in records]  # noqa: E731
+    assert strip(together) == strip([line for name in clips for line in alone[name]])
+    assert [line.split(":")[0] for line in printed.err.splitlines() if line.startswith("stream ")] == [
+        f"stream {name}" for name in clips]
+    assert f"streamed 3 videos: {len(together)} gestures written on stdout" in printed.err
+
+    submission = tmp_path / "submission"
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+                 "--out", str(submission)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == "" and f"into {submission} as SMG label files" in printed.err
+    written = load_predictions(submission, detector.classes, fps_by_video=dict.fromkeys(clips, 1000.0))
+    for name in clips:  # the stream's frames and classes, as the lines said them
+        assert sorted((d.label_id, d.start_frame, d.end_frame) for d in written[name]) == sorted(
+            (line["label_id"], *line["segment(frames)"]) for line in alone[name])
+    # a folder holding label files already is refused before any stream
+    assert main(["stream", str(run), str(videos), "--format", "smg", "--out", str(submission)]) == 2
+    printed = capsys.readouterr()
+    assert "already holds 3 SMG label file" in printed.err and "stream Sample0036" not in printed.err
+    assert main(["stream", str(run), str(videos), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "--out is the folder of --format smg's label files" in capsys.readouterr().err
+
+    # interrupted in the second video: that video is decided as at its end, the third is not streamed, and no label
+    # file is written (a partial set would be scored as the whole submission)
+    replay, calls = online_module._replay, []
+
+    def interrupted_in_the_second_video(*args):
+        calls.append(1)
+        for index, chunk in enumerate(replay(*args)):
+            if len(calls) == 2 and index == 4:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_second_video)
+    stopped = tmp_path / "stopped"
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+                 "--out", str(stopped)]) == 130
+    printed = capsys.readouterr()
+    assert len(calls) == 2 and "interrupted at" in printed.err
+    assert f"no label file was written into {stopped}" in printed.err
+    assert not stopped.exists() or not any(stopped.rglob("*.csv")) and not (stopped / INCOMPLETE_MARKER).exists()
+
+
 def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)

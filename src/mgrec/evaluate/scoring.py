@@ -65,7 +65,7 @@ def coverage_note(gt: Mapping[str, list[Segment]], predicted: Iterable[str], spl
     shown = ", ".join(uncovered[:5]) + (", ..." if len(uncovered) > 5 else "")
     return (f"predictions cover {len(gt) - len(uncovered)} of {len(gt)} videos"
             f"{' of split ' + split if split else ''}; the other {len(uncovered)} ({shown}) count as all missed "
-            f"({missed} ground-truth segment(s))")
+            f"({missed} ground-truth segment(s); `mgrec score --videos` scores only the videos named)")
 
 
 def _training_split_of(run: object) -> str | None:
@@ -271,8 +271,11 @@ def _percent(value: float | None) -> str:
 def format_score_table(result: dict) -> str:
     """The headline numbers and a per-class table (name, instances, AP, F1, P, R) for a terminal."""
     maps = "  ".join(f"@{key} {_percent(value)}" for key, value in result["mAP"].items())
+    only = result.get("videos")
+    only = "" if not only else f" ({', '.join(only[:5])}{', ...' if len(only) > 5 else ''} only)"
     lines = [
-        f"split {result['split'] or '-'}: {result['num_videos']} videos, {result['num_ground_truth']} ground-truth "
+        f"split {result['split'] or '-'}{only}: {result['num_videos']} videos, {result['num_ground_truth']} "
+        "ground-truth "
         f"segments, {result['num_predictions']} predictions with score >= {bar_of(result)}",
         f"F1 (one-to-one, tIoU > {F1_TIOU_THRESHOLD:g}) {_percent(result['f1'])}  precision "
         f"{_percent(result['precision'])}  recall {_percent(result['recall'])}",
@@ -348,12 +351,14 @@ FRAMES_SLACK = 1.5
 def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str | Path, split: str = "test",
                tune_on: str | None = None, thresholds: str = "global", threshold_shrinkage: float | None = None,
                score_threshold: float | None = None, tious: Sequence[float] = DEFAULT_TIOU_THRESHOLDS,
-               note: Callable[[str], None] | None = None) -> dict:
+               note: Callable[[str], None] | None = None, videos: Iterable[str] | None = None) -> dict:
     """`mgrec score`: the predictions file `pred_path` (any format `load_predictions` reads) scored against
     `annotations` (read from `gt_path`: `mgrec.data.annotations.load_annotations`) on `split`, at
     `score_threshold` (when not given, every detection of the file: 0, or the lowest score where the file
     holds negative scores, logits) or at the threshold(s) tuned on the split `tune_on` (`thresholds`:
     global or per_class, `threshold_shrinkage` for per_class); `tious`: the thresholds mAP averages over.
+    `videos`: score only these videos of `split` (one streamed video, a camera's share), each one of the split's;
+    the result's `videos` lists them (null: the whole split). The split tuned on is tuned on whole.
 
     Refused: predictions of videos the annotations do not list, a split (scored or tuned on) that the file does
     not cover at all (every gesture would count as missed). `note` receives one line for each thing worth saying
@@ -365,6 +370,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             print(f"note: {line}", file=sys.stderr)
     split, tune_on, tious = _checked_score_arguments(annotations, gt_path, pred_path, split, tune_on, thresholds,
                                                      threshold_shrinkage, score_threshold, tious)
+    only = None if videos is None else _checked_videos(videos, annotations, gt_path, split)
     fps = {video: entry.fps for video, entry in annotations.videos.items()}
     predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
     info = read_predictions_info(pred_path)
@@ -372,6 +378,8 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
 
     def split_of(name: str) -> tuple[dict[str, list[Segment]], dict[str, list[Detection]]]:
         ids = annotations.split_video_ids(name, gt_path)
+        if name == split and only is not None:
+            ids = [video for video in ids if video in only]
         if not any(v in predictions for v in ids):
             # Scoring (or tuning on) a split the file does not cover would silently count every
             # gesture as missed, and tune the threshold to 0.
@@ -402,7 +410,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tuned_gt, tune_pred, len(annotations.classes), rule)
     gt, pred = split_of(split)
-    _note_the_split(predictions, gt, tuned_gt, info, split, tune_on, pred_path, note)
+    _note_the_split(predictions, gt, tuned_gt, info, split, tune_on, pred_path, note, restricted=only is not None)
     scores = {d.score for items in pred.values() for d in items}
     if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
         threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
@@ -416,12 +424,34 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     # where the threshold came from, as eval_<split>.json says it: the split tuned on here, the one the file records
     # (a run's ranked list scored at its own threshold), or None (given, or every detection)
     result["threshold_tuned_on"] = tune_on or (info.get("threshold_tuned_on") if recorded else None)
+    result["videos"] = None if only is None else list(gt)
     if Path(pred_path).is_dir() and result["num_predictions"] and result["f1"] == 0:
         shifted = _shifted_class_f1(gt, pred, annotations.classes, threshold)
         if shifted is not None:  # SMG's class column counts from 1: a folder written from 0 scores nothing
             note(f"F1 is 0, but with every class id of {pred_path} one {shifted[0]} it would be {shifted[1]:.2%}: were "
                  "the classes written from 0? SMG label files number them 1 to K")
     return result
+
+
+def _checked_videos(videos: object, annotations: AnnotationSet, gt_path: str | Path, split: str) -> set[str]:
+    """`score_file`'s `videos` (`mgrec score --videos`): video ids of the scored split, at least one. A video of
+    another split, or of none, is refused by name (left out, its gestures would silently not be scored)."""
+    if isinstance(videos, (str, bytes)) or not isinstance(videos, Iterable):
+        raise InputError(f"videos: expected a list of video ids, got {brief(videos)}")
+    videos = list(videos)
+    if not videos or not all(isinstance(video, str) and video for video in videos):
+        raise InputError(f"videos: expected one or more video ids (non-empty str), got {brief(videos)}")
+    in_split = set(annotations.split_video_ids(split, gt_path))
+    for video in videos:
+        if video in in_split:
+            continue
+        if video in annotations.videos:
+            raise InputError(f"videos: {brief(video)} is a video of split {annotations.videos[video].subset!r} of "
+                             f"{gt_path}, not of split {split!r}, the one scored (--split)")
+        alike = {name_key(known): known for known in in_split}
+        hint = f"; did you mean {brief(alike[name_key(video)])}?" if name_key(video) in alike else ""
+        raise InputError(f"videos: {brief(video)} is not a video of {gt_path}{hint}")
+    return set(videos)
 
 
 def _may_be_a_ranked_list(pred_path: str | Path, scores: set[float]) -> bool:
@@ -499,7 +529,7 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
 
 def _note_the_split(predictions: dict[str, list[Detection]], gt: dict[str, list[Segment]],
                     tuned_gt: dict[str, list[Segment]], info: dict, split: str, tune_on: str | None,
-                    pred_path: str | Path, note: Callable[[str], None]) -> None:
+                    pred_path: str | Path, note: Callable[[str], None], restricted: bool = False) -> None:
     """What is worth saying of the scored split: the split the run that made the file trained on, and
     predictions of videos neither scored nor tuned on (left out, where ActivityNet's evaluator counts them)."""
     trained_on = _training_split_of(info.get("run"))
@@ -508,11 +538,12 @@ def _note_the_split(predictions: dict[str, list[Detection]], gt: dict[str, list[
              f"{trained_on!r}): its scores say how closely the run fits the videos it learnt from, not how it does "
              "on new ones")
     outside = [video for video, items in predictions.items() if items and video not in gt and video not in tuned_gt]
+    where = f"the videos scored of split {split}" if restricted else f"split {split}"
     if outside:  # ActivityNet's evaluator counts them as false positives; scoring one split leaves them out
         shown = ", ".join(brief(video) for video in outside[:3]) + (", ..." if len(outside) > 3 else "")
         note(f"{pred_path}: the {sum(len(predictions[v]) for v in outside)} predictions of {len(outside)} video(s) "
-             f"outside split {split} ({shown}) are not scored (--split names the videos scored"
-             f"{', --tune-on those tuned on' if tune_on else ''})")
+             f"outside {where} ({shown}) are not scored ({'--videos' if restricted else '--split'} names the videos "
+             f"scored{', --tune-on those tuned on' if tune_on else ''})")
 
 
 def _note_the_scores(pred: dict[str, list[Detection]], scores: set[float], threshold: float,

@@ -74,11 +74,11 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     check_writable(out, is_dir=folder_output)
     fps = checked_fps(fps, "--fps")  # before the run is loaded
     if fmt == "smg":
-        _refuse_old_label_files(Path(out))
+        refuse_old_label_files(Path(out))
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     detector.stream_folders = stream_folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
-    video_ids = _video_ids(paths, detector.config.data.feature_prefix)
+    video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
     seen = trained_on(RunDir(run_dir), video_ids.values())
     if seen:
         print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
@@ -137,7 +137,7 @@ def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float |
     }
 
 
-def _video_ids(paths: list[Path], prefix: str) -> dict[Path, str]:
+def distinct_video_ids(paths: list[Path], prefix: str) -> dict[Path, str]:
     """The video id each file names (`video_id_of`: its name, less the run's data.feature_prefix), refused where
     two files name one video (one output would replace the other)."""
     seen: dict[str, Path] = {}
@@ -150,7 +150,7 @@ def _video_ids(paths: list[Path], prefix: str) -> dict[Path, str]:
     return {path: video for video, path in seen.items()}
 
 
-def _refuse_old_label_files(out: Path) -> None:
+def refuse_old_label_files(out: Path) -> None:
     """Refuse an SMG output folder that already holds prediction files, before any work.
 
     Each video's file would be replaced without a word and the others kept, and `mgrec score` reads

@@ -122,19 +122,20 @@ import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, Config, PostprocessConfig
-from mgrec.data.features import check_feature_values, video_id_of
+from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.infer.offline import OfflineDetector, checked_fps
+from mgrec.files import check_writable
+from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
@@ -784,62 +785,147 @@ def stream_file(
     `device`: auto, cpu, cuda or cuda:N. `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`).
     Returns what happened: gestures, updates, compute per update, the precision used.
     """
-    out = sys.stdout if out is None else out  # looked up per call: the caller may have redirected it
+    (summary,) = stream_files(run_dir, [input_path], lookahead=lookahead, realtime=realtime, hop=hop, out=out,
+                              threads=threads, history=history, compile=compile, device=device, precision=precision,
+                              stream_folders=stream_folders, fps=fps, single_file=True)
+    return summary
+
+
+def stream_files(
+    run_dir: str | Path,
+    inputs: list[str | Path],
+    lookahead: float = 2.0,
+    realtime: bool = False,
+    hop: int | None = None,
+    out: IO[str] | None = None,
+    threads: int | None = 1,
+    history: int | None = None,
+    compile: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    stream_folders: dict[str, Path] | None = None,
+    fps: float | None = None,
+    smg_out: str | Path | None = None,
+    on_video_end: Callable[[StreamSummary], None] | None = None,
+    single_file: bool = False,
+) -> list[StreamSummary]:
+    """Replay feature files (or folders of them) one after another, each as its own live stream, as
+    `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
+    gestures of every video written as SMG label files (`OUT/VID/VID_finelabels.csv`, the online track's
+    submission, `mgrec.smg_csv.write_smg_labels`) once every video has been streamed to its end.
+
+    Each video starts a new `OnlineDetector` (nothing of one stream carries into the next: its clock, window,
+    running statistics); the network is loaded once, and compiled once for all (`compile_for_window`).
+    Everything that can be refused is refused before the first update: ids that two files share, an SMG folder
+    that holds label files already or cannot hold every video's. `on_video_end` hears each video's summary as it
+    ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
+    video's summary): the videos after it are not streamed, and no SMG file is written (a partial set would be
+    scored as the whole submission). Returns one summary per video, in the order streamed.
+    `single_file`: `stream_file`'s one path, read as it is (not a folder).
+    """
+    from mgrec.infer.detect import distinct_video_ids, refuse_old_label_files, trained_on
+    from mgrec.run import RunDir
+    from mgrec.smg_csv import smg_label_paths, write_smg_labels
+
+    if out is not None and smg_out is not None:
+        raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
+    out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
     with _torch_threads(threads):
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
         detector.stream_folders = stream_folders
-        path = Path(input_path)
-        fps = detector.file_fps(path, fps, what="--fps")
-        video_id = video_id_of(path, detector.config.data.feature_prefix)
-        # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
-        loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
-                                   check_recipe=detector.check_stream_recipe)
-        detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
-        online = OnlineDetector(
-            detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id, compile=compile,
-            stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
-                        if grid is not None},
-        )
-        count, update_ms = 0, []
+        paths = [Path(input_path) for input_path in inputs] if single_file else feature_files(
+            inputs, log=lambda line: print(line, file=sys.stderr))
+        if not paths:
+            raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
+        video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
+        if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
+            check_writable(smg_out, is_dir=True)
+            refuse_old_label_files(Path(smg_out))
+            smg_label_paths(list(video_ids.values()), smg_out)
+        seen = trained_on(RunDir(run_dir), video_ids.values())
+        if seen and not single_file:
+            print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
+                  f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their gestures say little about "
+                  "unseen videos (an online-track submission holds the test videos only)", file=sys.stderr)
+        summaries: list[StreamSummary] = []
+        gestures: dict[str, list[Detection]] = {}
+        fps_by_video: dict[str, float] = {}
+        for path in paths:
+            video_fps = detector.file_fps(path, fps, what="--fps")
+            kept = gestures.setdefault(video_ids[path], []) if smg_out is not None else None
+            try:
+                summary = _stream_video(detector, path, video_ids[path], video_fps, lookahead, realtime, hop,
+                                        history, compile, stream_folders, out, kept)
+            except StreamInterrupted as stopped:
+                if on_video_end is not None:
+                    on_video_end(stopped.summary)
+                raise
+            fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
+            summaries.append(summary)
+            if on_video_end is not None:
+                on_video_end(summary)
+        if smg_out is not None:
+            write_smg_labels(gestures, smg_out, fps=fps_by_video)
+        return summaries
 
-        def write(emissions: list[Emission], updates_before: int) -> None:
-            nonlocal count
-            # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
-            if online.num_updates > updates_before:
-                update_ms.append(online.last_compute_ms)
-            with _signals_held():
-                for emission in emissions:
-                    out.write(json.dumps(emission.to_json()) + "\n")
-                    out.flush()
-                    if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
-                        raise InputError(f"the reader of the stream's output went away after {count} gesture(s), at "
-                                         f"{online.now:.1f} s of stream: stopped (a live session would otherwise run "
-                                         "on, its gestures dropped)")
-                    count += 1
 
-        names = [s.name for s in detector.config.data.input_streams()]
-        interrupted, behind = False, 0.0
-        started = time.monotonic()  # as `_replay`'s own clock, within its first step
-        try:
-            for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
-                if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
-                    grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
-                    received = online.received_steps + len(grid_rows)
-                    behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
-                before = online.num_updates
-                write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
-        except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
-            interrupted = True
-        before = online.num_updates
-        write(online.flush(), before)
-        times = np.asarray(update_ms) if update_ms else np.zeros(1)
-        summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
-                                float(np.percentile(times, 95)), detector.precision,
-                                detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
-                                online.history * online.grid.seconds_per_step(), interrupted, behind)
-        if interrupted:
-            raise StreamInterrupted(summary)
-        return summary
+def _stream_video(detector: OfflineDetector, path: Path, video_id: str, fps: float | None, lookahead: float,
+                  realtime: bool, hop: int | None, history: int | None, compile: bool,
+                  stream_folders: dict[str, Path] | None, out: IO[str] | None,
+                  kept: list[Detection] | None) -> StreamSummary:
+    """One video's stream (`stream_files`): each emission written to `out` as a JSON line, or kept in `kept`."""
+    # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
+    loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
+                               check_recipe=detector.check_stream_recipe)
+    detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
+    online = OnlineDetector(
+        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id, compile=compile,
+        stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
+                    if grid is not None},
+    )
+    count, update_ms = 0, []
+
+    def write(emissions: list[Emission], updates_before: int) -> None:
+        nonlocal count
+        # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
+        if online.num_updates > updates_before:
+            update_ms.append(online.last_compute_ms)
+        with _signals_held():
+            for emission in emissions:
+                count += 1
+                if kept is not None:
+                    kept.append(emission.detection)
+                    continue
+                out.write(json.dumps(emission.to_json()) + "\n")
+                out.flush()
+                if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
+                    raise InputError(f"the reader of the stream's output went away after {count - 1} gesture(s), "
+                                     f"at {online.now:.1f} s of stream: stopped (a live session would otherwise run "
+                                     "on, its gestures dropped)")
+
+    names = [s.name for s in detector.config.data.input_streams()]
+    interrupted, behind = False, 0.0
+    started = time.monotonic()  # as `_replay`'s own clock, within its first step
+    try:
+        for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
+            if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
+                grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
+                received = online.received_steps + len(grid_rows)
+                behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
+            before = online.num_updates
+            write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
+    except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
+        interrupted = True
+    before = online.num_updates
+    write(online.flush(), before)
+    times = np.asarray(update_ms) if update_ms else np.zeros(1)
+    summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
+                            float(np.percentile(times, 95)), detector.precision,
+                            detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
+                            online.history * online.grid.seconds_per_step(), interrupted, behind)
+    if interrupted:
+        raise StreamInterrupted(summary)
+    return summary
 
 
 def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
