@@ -99,6 +99,29 @@ def test_a_matroska_file_cut_short_is_refused_by_its_declared_duration(make_vide
         list(iter_frames(cut, 16))
 
 
+@pytest.mark.parametrize("name, codec", [("clip.mkv", "mpeg4"), ("clip.webm", "libvpx-vp9")])
+def test_video_clips_refuse_a_matroska_file_cut_short_by_the_rule_extraction_decodes_by(make_video, tmp_path, name,
+                                                                                        codec):
+    # end to end, a Matroska file's packets were counted: 60 % of a 6-s file opened as a whole 3.2-s video, and
+    # training cropped its clips and placed its labels on 32 of 60 frames without a word (extraction refused it)
+    rng = np.random.default_rng(0)
+    video = make_video(tmp_path / name, [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(60)],
+                       fps=10, codec=codec)
+    clips = VideoClips.open(video, stride=4, window=8, frames_per_clip=4, image_size=SIZE)
+    assert clips.frame_count == 60 and clips.length == 14  # a whole file keeps every frame
+    np.testing.assert_array_equal(clips.clips(10, 14), reference_clips(video, 4, window=8, frames_per_clip=4)[10:])
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size * 6 // 10])
+    with pytest.raises(InputError) as decoded:
+        list(iter_frames(cut, SIZE))
+    with pytest.raises(InputError, match=rf"cut_{name}: its frames stop at \d+\.\d+ s \(frame \d+\), but the "
+                                         r"container declares 6\.00 s \(truncated file\?\); if the video plays to "
+                                         r"its end, rewrite its header") as opened:
+        VideoClips.open(cut, stride=4, window=8, frames_per_clip=4, image_size=SIZE)
+    # the same file found as long by both paths: one rule, `check_whole`
+    assert str(opened.value).split(" at ", 1)[1] == str(decoded.value).split(" at ", 1)[1]
+
+
 def test_a_matroska_file_whose_audio_outlasts_its_video_or_which_starts_late_is_whole(tmp_path):
     # the container's duration covers every track: 2 s of video beside 5 s of audio was refused as truncated, and a
     # start offset was counted twice
@@ -126,6 +149,7 @@ def test_a_matroska_file_whose_audio_outlasts_its_video_or_which_starts_late_is_
             for packet in sound.encode() if audio else ():
                 out.mux(packet)
         assert len(list(iter_frames(tmp_path / name, 16))) == 20, name
+        assert VideoClips.open(tmp_path / name, stride=4, window=8, frames_per_clip=4, image_size=16).frame_count == 20
     assert probe_video(tmp_path / "late.mkv").late_start == 0.0  # the file starts with its one track
 
 

@@ -2,8 +2,9 @@
 with one InputError naming the file or key, before any work that it would spoil, never a traceback,
 a silent skip or a run that quietly pairs adapters with another backbone. One test per family:
 
-1. the videos of data.videos (not a video, cut short after a complete header, no frames, shorter than one
-   window, two files for one id, a folder where a video should be, the folder missing or a file);
+1. the videos of data.videos (not a video, cut short after a complete header, a Matroska file cut short, no
+   frames, shorter than one window, two files for one id, a folder where a video should be, the folder missing or
+   a file);
 2. video ids and the VideoClips API (ids that would leave the folder, a NaN frame rate, a bool stride);
 3. the backbone folder and its config.json (missing, a file, not JSON, a list, another model type, sizes that
    are not positive integers, heads that do not divide the width, an unknown activation, 1 channel);
@@ -113,6 +114,24 @@ def _cut_after_a_complete_header(videos, carphone_cut_midway):
     return "talk_again.mp4: frame 119 could not be decoded, but the video should have 120 frames (truncated file?)"
 
 
+def _a_matroska_file_cut_short(videos, carphone):
+    # Matroska declares only a duration, and its packets were counted: 70 % of the file opened as a whole 2.7-s
+    # video, and only its disagreeing with the annotations' 4.0 s was said ("another video, or a wrong duration?")
+    import av
+
+    (videos / "talk_again.mp4").unlink()
+    whole = videos.parent / "talk_again.mkv"
+    with av.open(str(carphone)) as source, av.open(str(whole), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    (videos / "talk_again.mkv").write_bytes(whole.read_bytes()[: whole.stat().st_size * 7 // 10])
+    return ("talk_again.mkv: its frames stop at 2.74 s (frame 82), but the container declares 4.00 s (truncated "
+            "file?)")
+
+
 def _no_frames(videos, _):
     (videos / "talk_again.mp4").unlink()
     _write_video(videos / "talk_again.avi", 0)
@@ -143,8 +162,9 @@ def _another_frame_rate(videos, _):
     return "talk_again.mp4: the video runs at 29.970 fps but its annotations at 25.000 fps"
 
 
-@pytest.mark.parametrize("damage", [_not_a_video, _cut_after_a_complete_header, _no_frames, _shorter_than_a_window,
-                                    _two_files_for_one_id, _a_folder_named_as_the_video, _another_frame_rate])
+@pytest.mark.parametrize("damage", [_not_a_video, _cut_after_a_complete_header, _a_matroska_file_cut_short, _no_frames,
+                                    _shorter_than_a_window, _two_files_for_one_id, _a_folder_named_as_the_video,
+                                    _another_frame_rate])
 def test_a_bad_video_is_an_error_of_data_check_naming_the_file(setup, carphone, carphone_cut_midway, capsys,
                                                                   damage):
     source = carphone_cut_midway if damage is _cut_after_a_complete_header else carphone

@@ -194,23 +194,32 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
             declared, declared_end = stream.frames, _declared_end(container, stream)
     except av.FFmpegError as exc:
         raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}") from None
-    if declared and index < declared:
-        raise InputError(
-            f"{path}: decoding stopped at frame {index}, but the container declares {declared} frames (truncated file?)"
-        )
-    # Matroska and WebM declare no frame count, only a duration: a file cut short decodes without an error
-    if not declared and declared_end is not None and seconds is not None and fps is not None:
-        shown_end = seconds + 1 / fps
-        if shown_end < declared_end - MAX_MISSING_SECONDS:
-            raise InputError(
-                f"{path}: decoding stopped at {shown_end:.2f} s (frame {index}), but the container declares "
-                f"{declared_end:.2f} s (truncated file?); if the video plays to its end, rewrite its header: "
-                f"ffmpeg -i IN -c copy OUT.{path.suffix.lstrip('.') or 'mkv'}")
+    check_whole(path, index, seconds, declared, declared_end, fps)
 
 
 # How much shorter than its declared duration a video without a frame count may decode: its last frame is
 # shown for 1/fps, and a declared duration is rounded.
 MAX_MISSING_SECONDS = 1.0
+
+
+def check_whole(path: Path, frames: int, last_seconds: float | None, declared_frames: int,
+                declared_end: float | None, fps: float | None, stopped: str = "decoding stopped") -> None:
+    """The rule by which a video read to its end is whole, for extraction (`iter_frames`, frames decoded) and
+    end-to-end training (`VideoClips.open`, packets counted) alike: `frames` found, the last shown at
+    `last_seconds` (its timestamp; None when the stream has none), are not fewer than the container's frame
+    count, or, where it declares none (Matroska and WebM declare only a duration, and a file cut short reads
+    without an error), end no more than MAX_MISSING_SECONDS before its declared end (`_declared_end`).
+    InputError naming the file, what it declares and what was found; `stopped` says how it was found."""
+    if declared_frames and frames < declared_frames:
+        raise InputError(f"{path}: {stopped} at frame {frames}, but the container declares {declared_frames} frames "
+                         "(truncated file?)")
+    if not declared_frames and declared_end is not None and last_seconds is not None and fps is not None:
+        shown_end = last_seconds + 1 / fps
+        if shown_end < declared_end - MAX_MISSING_SECONDS:
+            raise InputError(
+                f"{path}: {stopped} at {shown_end:.2f} s (frame {frames}), but the container declares "
+                f"{declared_end:.2f} s (truncated file?); if the video plays to its end, rewrite its header: "
+                f"ffmpeg -i IN -c copy OUT.{path.suffix.lstrip('.') or 'mkv'}")
 
 
 def _declared_end(container, stream) -> float | None:
@@ -275,16 +284,26 @@ def window_clips(frames: Iterable[np.ndarray], window: int, stride: int, frames_
 
 def _count_packets(path: Path) -> int:
     """Frames of the first video stream counted by demuxing (no decoding): for containers that do
-    not declare a frame count."""
+    not declare a frame count. InputError where they end before the duration the container declares, by the
+    rule extraction decodes by (`check_whole`): a Matroska file cut short demuxes without an error."""
     import av
 
+    count, last_seconds = 0, None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            # The demuxer ends with an empty flush packet, which is no frame.
-            return sum(1 for packet in container.demux(stream) if packet.size)
+            for packet in container.demux(stream):
+                if not packet.size:  # the demuxer ends with an empty flush packet, which is no frame
+                    continue
+                count += 1
+                if packet.pts is not None:  # the last frame shown has the largest timestamp, as in display order
+                    seconds = float(packet.pts * stream.time_base)
+                    last_seconds = seconds if last_seconds is None else max(last_seconds, seconds)
+            declared_end, fps = _declared_end(container, stream), _frame_rate(stream)
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot read the video (corrupt or truncated file?): {exc}") from None
+    check_whole(path, count, last_seconds, 0, declared_end, fps, stopped="its frames stop")
+    return count
 
 
 @dataclass(frozen=True)
