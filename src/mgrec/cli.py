@@ -306,9 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     _add_run_dir(p)
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
-    p.add_argument("--videos", metavar="ID[,ID...]", type=video_list, default=None,
-                   help="score only these videos of the split (one streamed video, say; default: every video of "
-                        "the split, those without predictions counted as all missed)")
     p.add_argument("--tune-on", metavar="SPLIT", type=split_argument, default=None,
                    help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
                         "val during training)")
@@ -333,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions: results JSON, CSV table, a folder of SMG-style CSVs, or the JSON lines of "
                         "mgrec stream")
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
+    p.add_argument("--videos", metavar="ID[,ID...]", type=video_list, default=None,
+                   help="score only these videos of the split (one streamed video, say; default: every video of "
+                        "the split, those without predictions counted as all missed)")
     p.add_argument("--tune-on", metavar="SPLIT", type=split_argument, default=None,
                    help="choose the score threshold that maximises F1 on this split (default: use --score-threshold)")
     # any finite number: a predictions file may hold logits, not probabilities (and --tune-on may pick 5.0)

@@ -137,8 +137,8 @@ def test_format_score_table():
 def test_coverage_note_says_how_many_scored_videos_the_predictions_never_saw():
     # RANKED covers a, not b: b's one ground truth counts as missed, and the user is told so
     assert coverage_note(GT, RANKED, "test") == (
-        "predictions cover 1 of 2 videos of split test; the other 1 (b) count as all missed (1 ground-truth segment(s); "
-        "`mgrec score --videos` scores only the videos named)"
+        "predictions cover 1 of 2 videos of split test; the other 1 (b) count as all missed (1 ground-truth "
+        "segment(s); `mgrec score --videos` scores only the videos named)"
     )
     assert coverage_note(GT, {"a": [], "b": []}, "test") is None  # listed with no detections: covered
     assert coverage_note(GT, ["a", "b", "elsewhere"]) is None
@@ -288,7 +288,8 @@ def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_anoth
 
     notes.clear()
     one = score_file(annotations, gt_path, pred_path, "test", note=notes.append, videos=["Sample0036"])
-    assert one["recall"] == 1.0 and one["f1"] == pytest.approx(1.0) and one["num_videos"] == 1 and one["num_ground_truth"] == 2
+    assert one["recall"] == 1.0 and one["f1"] == pytest.approx(1.0)
+    assert one["num_videos"] == 1 and one["num_ground_truth"] == 2
     assert one["videos"] == ["Sample0036"] and not any("missed" in line for line in notes)
     assert format_score_table(one).startswith("split test (Sample0036 only): 1 videos, 2 ground-truth segments")
     # the other test video named too: its gestures are missed again, as they should be

@@ -652,6 +652,19 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert [line.split(":")[0] for line in printed.err.splitlines() if line.startswith("stream ")] == [
         f"stream {name}" for name in clips]
     assert f"streamed 3 videos: {len(together)} gestures written on stdout" in printed.err
+    # the saved lines of one video scored on that video alone (`--videos`), not with the split's others missed
+    log, gt = tmp_path / "log.jsonl", tmp_path / "gt.json"
+    log.write_text("".join(json.dumps(line) + "\n" for line in alone["Sample0036"]))
+    gt.write_text(json.dumps({"classes": detector.classes, "database": {name: {
+        "subset": "test", "fps": 1000.0, "duration": 0.5,
+        "annotations": [{"label": line["label"], "segment": line["segment"]} for line in alone[name]]}
+        for name in clips}}))
+    with pytest.raises(SystemExit):
+        main(["score", "--gt", str(gt), "--pred", str(log), "--json", "--videos", " Sample0036,"])
+    assert "--videos: expected video ids separated by commas" in capsys.readouterr().err
+    assert main(["score", "--gt", str(gt), "--pred", str(log), "--json", "--videos", "Sample0036"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["videos"] == ["Sample0036"] and scored["recall"] == 1.0 and scored["num_videos"] == 1
 
     submission = tmp_path / "submission"
     assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
@@ -688,6 +701,40 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert len(calls) == 2 and "interrupted at" in printed.err
     assert f"no label file was written into {stopped}" in printed.err
     assert not stopped.exists() or not any(stopped.rglob("*.csv")) and not (stopped / INCOMPLETE_MARKER).exists()
+
+
+def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass():
+    """Two threads pushing into one stream interleaved their rows into one window and clock, unrefused. A push
+    (or flush) that arrives while another runs is refused; pushes from threads taking turns are one stream."""
+    import threading
+
+    online = OnlineDetector(tiny_network_detector(seed=3), 1000.0, lookahead=0.01, hop=8, history=64)
+    rows = np.random.default_rng(4).normal(size=(8, 16)).astype(np.float32)
+    entered, release = threading.Event(), threading.Event()
+    update = online._update
+
+    def slow_update(cutoff):  # the first update waits until the other thread has tried its push
+        entered.set()
+        release.wait(timeout=30)
+        return update(cutoff)
+
+    online._update = slow_update
+    first = threading.Thread(target=online.push, args=(rows,))
+    first.start()
+    assert entered.wait(timeout=30)
+    for call in (lambda: online.push(rows), online.flush):
+        with pytest.raises(InputError, match=r"while another push or flush of this stream was running"):
+            call()
+    release.set()
+    first.join(timeout=30)
+    assert online.received_steps == 8 and online.num_updates == 1  # the refused calls changed nothing
+    online._update = update
+    turns = [threading.Thread(target=online.push, args=(rows,)) for _ in range(3)]
+    for thread in turns:  # one after another, each from its own thread
+        thread.start()
+        thread.join()
+    assert online.received_steps == 32 and online.num_updates == 4
+    online.flush()
 
 
 def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):

@@ -462,6 +462,7 @@ class OnlineDetector:
         self._flushed = False
         self._undelivered: list[Emission] = []  # decided by a push that raised before it could return them
         self._feeding: str | None = None  # "push" or "push_streams", the first used (`_refuse_mixing`)
+        self._in_use = threading.Lock()  # held by the push or flush running now (`_one_caller`)
         # several input streams: their live rows joined on the grid (None: one stream, pushed as it is)
         self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
@@ -500,8 +501,23 @@ class OnlineDetector:
         that update are in and the rest of the chunk is not: push `chunk[received_steps - before:]` again (the
         next push or flush returns the gestures the interrupted one had decided, and makes the update again).
         """
-        self._refuse_mixing("push")
-        return self._push_rows(chunk, fed_by="push")
+        with self._one_caller("push"):
+            self._refuse_mixing("push")
+            return self._push_rows(chunk, fed_by="push")
+
+    @contextlib.contextmanager
+    def _one_caller(self, method: str) -> Iterator[None]:
+        """Refuse a push or flush while another runs (from another thread): two threads feeding one stream
+        interleaved their rows into one window and clock without an error. Calls one after another from
+        different threads (a thread pool's workers taking turns) are a stream's order, and pass."""
+        if not self._in_use.acquire(blocking=False):
+            raise InputError(f"{method}() was called while another push or flush of this stream was running, from "
+                             "another thread: one stream's rows come in one order; feed it from one thread at a "
+                             "time (or give each source its own OnlineDetector)")
+        try:
+            yield
+        finally:
+            self._in_use.release()
 
     def _refuse_mixing(self, method: str) -> None:
         """Refuse feeding one stream by both `push` (rows of every stream joined) and `push_streams`: the aligner
@@ -543,22 +559,24 @@ class OnlineDetector:
         order, any streams, any sizes; the grid steps every stream has passed go on as `push` does."""
         if self._aligner is None:
             raise InputError("this run reads one stream: push its features with push(chunk)")
-        if self._flushed:
-            raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
-        self._refuse_mixing("push_streams")
-        rows = self._aligner.push(chunks)
-        self._feeding = "push_streams"
-        return self._push_rows(rows, fed_by="push_streams") if len(rows) else []
+        with self._one_caller("push_streams"):
+            if self._flushed:
+                raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
+            self._refuse_mixing("push_streams")
+            rows = self._aligner.push(chunks)
+            self._feeding = "push_streams"
+            return self._push_rows(rows, fed_by="push_streams") if len(rows) else []
 
     def flush(self) -> list[Emission]:
         """End of the stream: decide everything still pending and return what is emitted."""
-        if self._flushed:
-            return []
-        emissions, self._undelivered = self._undelivered, []
-        if self._aligner is not None:  # the last grid steps wait for the streams' ends
-            rows = self._aligner.flush()
-            emissions += self._push_rows(rows, fed_by="push_streams") if len(rows) else []
-        return emissions + self._final_update()
+        with self._one_caller("flush"):
+            if self._flushed:
+                return []
+            emissions, self._undelivered = self._undelivered, []
+            if self._aligner is not None:  # the last grid steps wait for the streams' ends
+                rows = self._aligner.flush()
+                emissions += self._push_rows(rows, fed_by="push_streams") if len(rows) else []
+            return emissions + self._final_update()
 
     def _final_update(self) -> list[Emission]:
         self._flushed = True
