@@ -385,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
+    p.add_argument("--keep-features", type=Path, default=None, metavar="FOLDER",
+                   help="videos: keep the features made from them in FOLDER (<video>.npy and its sidecar, as `mgrec "
+                        "extract` writes them; a run with several streams: FOLDER/<stream>/), to score, stream or "
+                        "detect again without decoding; features already there of the run's recipe are reused "
+                        "(default: made in a temporary folder, removed after)")
     _add_fps(p)
     _add_device(p)
     _add_precision(p)
@@ -1033,7 +1038,7 @@ def cmd_detect(args) -> None:
     from mgrec.data.videos import video_id
     from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths
     from mgrec.extract.jobs import is_video
-    from mgrec.files import check_output, check_writable
+    from mgrec.files import check_output, check_writable, counted
     from mgrec.infer.detect import detect_files
     from mgrec.infer.offline import checked_fps
     from mgrec.run import RunDir
@@ -1051,10 +1056,18 @@ def cmd_detect(args) -> None:
     else:
         check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
+    if args.keep_features is not None:
+        if not any(is_video(path) for path in args.inputs):
+            raise InputError("--keep-features keeps the features made from videos; the inputs are feature files "
+                             "already: leave it out")
+        check_output(args.keep_features, reads=args.inputs, protected=RunDir(run_dir).owned_files(),
+                     option="--keep-features")
+        check_writable(args.keep_features, is_dir=True)
     _note_postprocess_changes(RunDir(run_dir))
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        inputs, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device,
+        made_in = Path(scratch) if args.keep_features is None else args.keep_features
+        inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
                                          progress=show_progress(args), failed=failed)
         if not inputs:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
@@ -1066,6 +1079,10 @@ def cmd_detect(args) -> None:
                                subtitle_names=names)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=closing_line_stream(args.out))
+    if args.keep_features is not None:
+        kept = sum(1 for path in args.inputs if is_video(path)) - len(failed)
+        print(f"kept the features of {counted(kept, 'video')} in {args.keep_features} (`mgrec stream RUN "
+              f"{args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads them)", file=sys.stderr)
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
         raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
                          f"in {args.out}:\n  " + "\n  ".join(failed))

@@ -353,6 +353,22 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     from_video = json.loads((tmp_path / "video.json").read_text())["results"]
     from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
     assert from_video == from_features and sum(map(len, from_video.values())) > 0
+    # --keep-features: the features made from the video stay, equal to extract's, and a second detect reuses them
+    # (they were made in a temporary folder and removed: scoring or streaming the video decoded it again)
+    kept = tmp_path / "kept"
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "kept.json"), "--all",
+                 "--keep-features", str(kept)]) == 0
+    assert np.array_equal(np.load(kept / extracted[0].feature_path.name), np.load(extracted[0].feature_path))
+    made = (kept / extracted[0].feature_path.name).stat().st_mtime_ns
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "again.json"), "--all",
+                 "--keep-features", str(kept)]) == 0
+    assert (kept / extracted[0].feature_path.name).stat().st_mtime_ns == made  # reused, not made again
+    assert json.loads((tmp_path / "again.json").read_text())["results"] == from_video
+    for folder, message in ((run, "--keep-features .* would overwrite"),  # a run's folder is the run's
+                            (kept, "the inputs are feature files already")):
+        inputs = [str(carphone)] if folder == run else [str(kept / extracted[0].feature_path.name)]
+        assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "x.json"),
+                     "--keep-features", str(folder)]) == 2
     # one unreadable video of several: the others' detections are written, and the error names the one missing (it
     # said "the others were written" of features deleted with their scratch folder, and wrote nothing)
     broken = tmp_path / "broken.mp4"
