@@ -299,10 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "Detect every video of a split of the run's annotations and score it (F1 at the score\n"
                      "threshold tuned on val, mAP of the ranked list). Writes RUN_DIR/eval_<split>.json and\n"
                      "RUN_DIR/detections_<split>.json (the ranked list); with --checkpoint last,\n"
-                     "eval_<split>_last.json and detections_<split>_last.json."
+                     "eval_<split>_last.json and detections_<split>_last.json. With --online, every video is\n"
+                     "streamed instead, as `mgrec stream` does, and its emissions scored (the online track):\n"
+                     "RUN_DIR/online_<split>.json, with the latency and compute per update."
                  ), examples=(
                      "mgrec evaluate runs/demo-mgrec",
                      "mgrec evaluate runs/demo-mgrec --split test --tune-on val --checkpoint last",
+                     "mgrec evaluate runs/demo-mgrec --online --lookahead 1",
                  ))
     _add_run_dir(p)
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
@@ -310,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
                         "val during training)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
+    p.add_argument("--online", action="store_true",
+                   help="stream every video of the split (a fresh stream each, the default hop and window) and score "
+                        "what the streams emitted, at the run's threshold (default: offline detection)")
+    p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=None,
+                   help="--online: seconds after a gesture's end before it is final (default: 2, as stream)")
     _add_device(p)
     _add_precision(p)
     _add_no_progress(p)
@@ -828,6 +836,10 @@ def cmd_evaluate(args) -> None:
     from mgrec.run import RunDir
 
     check_tuning_split(args.tune_on, args.split)  # before an end-to-end run's features are extracted
+    if args.online:
+        return _evaluate_online(args)
+    if args.lookahead is not None:
+        raise InputError("--lookahead is the streams' (--online); offline detection sees every video whole")
     run_dir = _checked_run_dir(args.run_dir)
     run = RunDir(run_dir)
     run.check_outputs(files=[run.eval_path(args.split, args.checkpoint),
@@ -850,6 +862,42 @@ def cmd_evaluate(args) -> None:
         print(f"note: split {args.split} is the split this run trained on (data.train_split {train_split!r}): its "
               "scores say how closely the run fits the videos it learnt from, not how it does on new ones",
               file=sys.stderr)
+
+
+def _evaluate_online(args) -> None:
+    """`mgrec evaluate --online`: the split streamed, its emissions scored, beside the offline scores if written."""
+    from mgrec.evaluate.scoring import format_score_table
+    from mgrec.infer.evaluate_run import evaluate_online
+    from mgrec.run import RunDir
+
+    if args.tune_on:
+        raise InputError("--tune-on re-tunes the offline threshold; a stream emits at the run's own threshold "
+                         "(tuned on val at training): leave --tune-on out with --online")
+    run_dir = _checked_run_dir(args.run_dir)
+    run = RunDir(run_dir)
+    run.check_outputs(files=[run.online_eval_path(args.split, args.checkpoint)])
+    _note_postprocess_changes(run)
+    device = _checked_device(args.device)
+    features = _end_to_end_features(run_dir, [args.split], args.checkpoint, device, show_progress(args))
+    lookahead = 2.0 if args.lookahead is None else args.lookahead
+    result = evaluate_online(run_dir, split=args.split, lookahead=lookahead, checkpoint=args.checkpoint,
+                             device=device, precision=args.precision, progress=show_progress(args), features=features)
+    print(format_score_table(result))
+    online = result["online"]
+    latency, compute = online["latency_seconds"], online["compute_ms_per_update"]
+    said = "no gesture was decided before its video ended" if latency["mean"] is None else (
+        f"latency after a gesture's end mean {latency['mean']:.2f} s, p95 {latency['p95']:.2f} s "
+        f"({online['decided_while_streaming']} gestures; {online['decided_at_the_end']} more decided by the videos' "
+        "ends)")
+    print(f"streamed {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint}, lookahead "
+          f"{online['lookahead']:g} s, window {online['window_seconds']:.1f} s: {said}; compute per update mean "
+          f"{compute['mean']:.1f} ms ({result['inference_precision']}); wrote "
+          f"{run.online_eval_path(args.split, args.checkpoint)}")
+    offline = run.eval_path(args.split, args.checkpoint)
+    if offline.is_file():
+        scores = run.read_eval(args.split, len(run.read_classes()), args.checkpoint)
+        print(f"offline ({offline.name}): F1 {100 * scores['f1']:.2f}, MiGA rule {100 * scores['f1_miga']:.2f}; "
+              f"streamed: F1 {100 * result['f1']:.2f}, MiGA rule {100 * result['f1_miga']:.2f}")
 
 
 def cmd_score(args) -> None:
@@ -1283,7 +1331,7 @@ def cmd_demo(args) -> None:
     from mgrec.data.demo import build_demo, default_cache_dir, demo_statistics, format_statistics
     from mgrec.evaluate.scoring import format_score_table
     from mgrec.files import resolve_path
-    from mgrec.infer.evaluate_run import evaluate_run
+    from mgrec.infer.evaluate_run import evaluate_online, evaluate_run
     from mgrec.report.html import write_report
     from mgrec.run import RunDir, check_removable, remove_run_dir
     from mgrec.train.loop import check_same_config, check_same_videos, refuse_before_training, train
@@ -1320,6 +1368,13 @@ def cmd_demo(args) -> None:
     print(result.summary(next_steps=False))  # the demo goes on to evaluate and report
     scores = evaluate_run(args.out, split=config.data.test_split, progress=show_progress(args))
     print(format_score_table(scores))
+    # the online track: the same videos streamed (the report shows both)
+    online = evaluate_online(args.out, split=config.data.test_split, progress=show_progress(args))
+    latency = online["online"]["latency_seconds"]["mean"]
+    print(f"streamed, as `mgrec stream` does (lookahead {online['online']['lookahead']:g} s): F1 "
+          f"{100 * online['f1']:.2f} (offline {100 * scores['f1']:.2f}), reported "
+          + ("-" if latency is None else f"{latency:.2f}") + " s after each gesture's end on average, "
+          f"{online['online']['compute_ms_per_update']['mean']:.1f} ms of compute per update")
     print(f"report: {write_report(args.out, split=config.data.test_split)}")
 
 

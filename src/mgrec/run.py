@@ -269,6 +269,10 @@ class RunDir:
     def detections_path(self, split: str, checkpoint: str = "best") -> Path:
         return self.path / f"detections_{split_name(split)}{_checkpoint_suffix(checkpoint)}.json"
 
+    def online_eval_path(self, split: str, checkpoint: str = "best") -> Path:
+        """Scores of `split` streamed (`mgrec evaluate --online`)."""
+        return self.path / f"online_{split_name(split)}{_checkpoint_suffix(checkpoint)}.json"
+
     def report_path(self, split: str, checkpoint: str = "best") -> Path:
         return self.path / f"report_{split_name(split)}{_checkpoint_suffix(checkpoint)}.html"
 
@@ -281,7 +285,7 @@ class RunDir:
 
     def output_files(self) -> list[Path]:
         """The outputs of `evaluate` and `report` now in the run (only those commands rewrite them)."""
-        return sorted(p for pattern in ("eval_*.json", "detections_*.json", "report_*.html")
+        return sorted(p for pattern in ("eval_*.json", "detections_*.json", "online_*.json", "report_*.html")
                       for p in self.path.glob(pattern))
 
     def owned_files(self) -> list[Path]:
@@ -852,6 +856,37 @@ class RunDir:
         path = self.eval_path(split, checkpoint)
         atomic_write_text(path, json.dumps(result, indent=1))
         return path
+
+    def write_online_eval(self, split: str, result: dict, checkpoint: str = "best") -> Path:
+        path = self.online_eval_path(split, checkpoint)
+        atomic_write_text(path, json.dumps(result, indent=1))
+        return path
+
+    def read_online_eval(self, split: str, num_classes: int, checkpoint: str = "best") -> dict | None:
+        """online_<split>.json (`write_online_eval`'s), checked as `read_eval` checks its scores, with its `online`
+        block's numbers; None where the run was not evaluated online."""
+        path = self.online_eval_path(split, checkpoint)
+        if not path.is_file():
+            return None
+        scores = read_json(path, "online scores")
+        missing = [key for key in (*_SCORE_KEYS, "online") if not isinstance(scores, dict) or key not in scores]
+        if missing:
+            raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate "
+                             "--online")
+        problem = _score_problem(scores, num_classes)
+        online = scores["online"]
+        if problem is None and not (isinstance(online, dict) and all(
+                is_number(online.get(key)) for key in ("lookahead", "window_seconds", "updates"))):
+            problem = "online", "the lookahead, window and updates of the streams"
+        if problem is None and not all(isinstance(online.get(key), dict) and all(
+                value is None or is_number(value) for value in online[key].values())
+                for key in ("latency_seconds", "compute_ms_per_update")):
+            problem = "online", "latency and compute figures (numbers)"
+        if problem is not None:
+            key, expected = problem
+            raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate --online wrote "
+                             "it (edited?): evaluate the run online again")
+        return scores
 
 
 # What the report reads from eval_<split>.json (the "Scores" contract, docs/contracts.md).

@@ -245,3 +245,54 @@ def test_post_processing_edited_in_config_yaml_after_tuning_is_noted(tmp_path, m
             "since training?)") in capsys.readouterr().err
     assert main(["evaluate", str(run), "--device", "cpu", "--split", "test", "--tune-on", "val"]) == 0
     assert "edited since training" not in capsys.readouterr().err  # tuned anew for the settings now
+
+
+def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_beside_offline(tmp_path, capsys):
+    """The online track had no score of its own: every video streamed by hand, its lines scored. `evaluate --online`
+    streams the split as `mgrec stream` does and scores the emissions; the report shows them beside offline."""
+    import io
+    import json
+
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.scoring import score_file
+    from mgrec.infer.online import stream_file
+    from mgrec.report.html import write_report
+
+    run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),
+                       features=str(tmp_path / "data" / "features"))
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))  # random weights: score low
+    assert main(["evaluate", str(run), "--online", "--device", "cpu", "--lookahead", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    online = json.loads((run / "online_test.json").read_text())
+    assert "streamed 1 videos of split test with checkpoint best, lookahead 0.5 s" in printed
+    assert online["online"]["lookahead"] == 0.5 and online["online"]["updates"] > 0
+    assert online["online"]["decided_while_streaming"] + online["online"]["decided_at_the_end"] \
+        == online["num_predictions"] > 0
+    latency = online["online"]["latency_seconds"]
+    assert latency["mean"] is None or 0.5 <= latency["median"] <= latency["p95"] <= latency["max"]
+    # the same as streaming the test video with `mgrec stream` and scoring its lines
+    annotations = load_annotations(tmp_path / "data" / "annotations.json")
+    (video,) = annotations.video_ids("test")
+    lines = io.StringIO()
+    stream_file(run, tmp_path / "data" / "features" / f"{video}.npy", lookahead=0.5, out=lines, device="cpu")
+    log = tmp_path / "log.jsonl"
+    log.write_text(lines.getvalue())
+    scored = score_file(annotations, tmp_path / "data" / "annotations.json", log, "test", note=lambda line: None)
+    assert scored["num_predictions"] == online["num_predictions"] and scored["f1"] == online["f1"]
+
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 0  # offline: the report shows both
+    report = write_report(run).read_text()
+    assert 'id="online">Online (streamed)</h2>' in report and "0.5 s after its end" in report
+    assert main(["evaluate", str(run), "--online", "--device", "cpu"]) == 0
+    assert "offline (eval_test.json): F1" in capsys.readouterr().out  # said beside the offline scores
+    # options of the other kind of evaluation are refused by name
+    assert main(["evaluate", str(run), "--online", "--tune-on", "val"]) == 2
+    assert "--tune-on re-tunes the offline threshold" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--lookahead", "1"]) == 2
+    assert "--lookahead is the streams' (--online)" in capsys.readouterr().err
+    # an online file edited by hand is named, not shown
+    edited = json.loads((run / "online_test.json").read_text())
+    edited["online"]["latency_seconds"]["mean"] = "fast"
+    (run / "online_test.json").write_text(json.dumps(edited))
+    with pytest.raises(InputError, match=r"online_test.json \[online\]: expected latency and compute figures"):
+        write_report(run)

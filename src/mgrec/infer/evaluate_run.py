@@ -20,7 +20,7 @@ from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
 from mgrec.provenance import provenance
-from mgrec.records import Detection, Segment
+from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.run import RunDir, run_data_path
 from mgrec.timeline import FeatureGrid
 
@@ -34,6 +34,26 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
 
     `progress`: a bar over the videos (on stderr). `gates`: a gated run's tally of where its auxiliary
     streams were let in, filled from the same forward passes."""
+    annotations, video_ids = split_to_score(detector, split)
+    ranked = {}
+    for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
+        info = annotations.videos[video_id]
+        if detector.members is not None:  # each member reads its own features
+            ranked[video_id] = detector.detect_listed(video_id, info.fps)
+            continue
+        fps = detector.listed_fps(info.fps)
+        features = detector.listed_features(video_id, fps)
+        with gates.recording() if gates is not None else nullcontext():
+            ranked[video_id] = detector.detect_read(features, video_id, fps)
+        if gates is not None:
+            gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
+    ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
+    return ranked, ground_truth
+
+
+def split_to_score(detector: OfflineDetector, split: str) -> tuple[AnnotationSet, list[str]]:
+    """The run's annotations and the videos of `split`, refused before any video is detected where they cannot be
+    scored: a split the run trained on, one without gestures, a feature file missing."""
     data = detector.config.data
     annotations = load_annotations(run_data_path(detector.run_dir, "data.annotations", data.annotations,
                                                  EVALUATE_REMEDY), default_fps=data.fps)
@@ -51,20 +71,7 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
         )
     if detector.members is None:  # every file before the first video is detected (a member reads its own)
         _check_every_file(detector, split, video_ids)
-    ranked = {}
-    for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
-        info = annotations.videos[video_id]
-        if detector.members is not None:  # each member reads its own features
-            ranked[video_id] = detector.detect_listed(video_id, info.fps)
-            continue
-        fps = detector.listed_fps(info.fps)
-        features = detector.listed_features(video_id, fps)
-        with gates.recording() if gates is not None else nullcontext():
-            ranked[video_id] = detector.detect_read(features, video_id, fps)
-        if gates is not None:
-            gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
-    ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
-    return ranked, ground_truth
+    return annotations, video_ids
 
 
 def _check_every_file(detector: OfflineDetector, split: str, video_ids: list[str]) -> None:
@@ -188,4 +195,79 @@ def evaluate_run(
     # first were paired with the detections of an earlier evaluate, and shown with them)
     result["detections_sha256"] = save_predictions(ranked, run.detections_path(split, checkpoint), info=info)
     run.write_eval(split, result, checkpoint)
+    return result
+
+
+def evaluate_online(
+    run_dir: str | Path,
+    split: str = "test",
+    lookahead: float = 2.0,
+    checkpoint: str = "best",
+    device: str = "auto",
+    precision: str = "auto",
+    progress: bool = False,
+    features: str | Path | None = None,
+) -> dict:
+    """The online track's scores of a run on `split`: every video replayed as a live stream, as `mgrec stream` does
+    (`mgrec.infer.online.stream_video`: a fresh stream per video, the default hop and window, `lookahead` seconds
+    after a gesture's end before it is reported), its emissions scored as its hard set at the run's threshold.
+
+    Writes RUN_DIR/online_<split>.json (online_<split>_last.json for `checkpoint="last"`): the keys of
+    `eval_<split>.json` (F1, and the mAP of the emissions, a hard set: lower than the ranked list's), and `online`:
+    the lookahead and window, the latency of the gestures decided while streaming (seconds from a gesture's end to
+    its report: mean, median, p95, max; those the end of a video decided, with less lookahead, are counted apart),
+    and the compute per update (ms, on this machine). `features`: as for `evaluate_run`."""
+    from mgrec.data.streams import stream_path
+    from mgrec.infer.online import Emission, stream_video
+
+    split = split_name(split)
+    run = RunDir(run_dir)
+    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
+    if features is not None:
+        detector.config = dataclasses.replace(detector.config,
+                                              data=dataclasses.replace(detector.config.data, features=str(features)))
+    elif detector.config.end_to_end:
+        raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
+                         "(`mgrec evaluate` does so)")
+    if detector.members is not None:
+        raise InputError(f"{run.path} fuses the detections of runs with different networks or inputs: it is not "
+                         "streamed (evaluate one of its members, in members/, online)")
+    annotations, video_ids = split_to_score(detector, split)
+    grid_stream = detector.config.data.input_streams()[0]
+    emitted: dict[str, list[Detection]] = {}
+    streamed_latency: list[float] = []
+    summaries = []
+    for video_id in tqdm(video_ids, desc=f"{split} online", unit="video", disable=not progress, leave=False):
+        kept: list[Emission] = []
+        summary = stream_video(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
+                               detector.listed_fps(annotations.videos[video_id].fps), lookahead, kept=kept)
+        emitted[video_id] = [emission.detection for emission in kept]
+        streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]
+        summaries.append(summary)
+    post = detector.postprocess
+    ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
+    result = score(ground_truth, emitted, detector.classes, post.score_threshold, split=split,
+                   class_thresholds=post.class_thresholds)
+    updates = sum(s.updates for s in summaries)
+    latency = np.asarray(streamed_latency if streamed_latency else [np.nan])
+    result["online"] = {
+        "lookahead": float(lookahead),
+        "window_steps": summaries[0].history,
+        "window_seconds": summaries[0].history_seconds,
+        "updates": updates,
+        "latency_seconds": {name: None if not streamed_latency else float(value) for name, value in (
+            ("mean", latency.mean()), ("median", np.median(latency)), ("p95", np.percentile(latency, 95)),
+            ("max", latency.max()))},
+        "decided_while_streaming": len(streamed_latency),
+        "decided_at_the_end": sum(s.decided_at_end for s in summaries),
+        "compute_ms_per_update": {
+            "mean": float(sum(s.mean_compute_ms * s.updates for s in summaries) / max(updates, 1)),
+            "p95_of_the_slowest_video": float(max(s.p95_compute_ms for s in summaries)),
+        },
+    }
+    command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint, "--online",
+               "--lookahead", f"{lookahead:g}", "--precision", precision]
+    result.update({"checkpoint": checkpoint, "threshold_tuned_on": detector.threshold_tuned_on, "run": str(run.path),
+                   "inference_precision": detector.precision, "provenance": provenance(command)})
+    run.write_online_eval(split, result, checkpoint)
     return result

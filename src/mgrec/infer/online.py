@@ -231,6 +231,7 @@ class StreamSummary:
     history_seconds: float = 0.0  # the same in seconds of stream
     interrupted: bool = False  # ended by Ctrl-C (or SIGTERM from `mgrec stream`) before the file's end
     behind_seconds: float = 0.0  # `--realtime`: how far the updates fell behind the stream's pace at most
+    decided_at_end: int = 0  # of the gestures emitted, those the stream's end decided (with less lookahead)
 
     def describe(self) -> str:
         # The window is printed: a default that is too short for the run's gestures finds few of them, and
@@ -870,15 +871,17 @@ def stream_files(
         fps_by_video: dict[str, float] = {}
         for path in paths:
             video_fps = detector.file_fps(path, fps, what="--fps")
-            kept = gestures.setdefault(video_ids[path], []) if smg_out is not None else None
+            kept: list[Emission] | None = [] if smg_out is not None else None
             try:
-                summary = _stream_video(detector, path, video_ids[path], video_fps, lookahead, realtime, hop,
+                summary = stream_video(detector, path, video_ids[path], video_fps, lookahead, realtime, hop,
                                         history, compile, stream_folders, out, kept)
             except StreamInterrupted as stopped:
                 if on_video_end is not None:
                     on_video_end(stopped.summary)
                 raise
             fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
+            if kept is not None:
+                gestures[video_ids[path]] = [emission.detection for emission in kept]
             summaries.append(summary)
             if on_video_end is not None:
                 on_video_end(summary)
@@ -887,11 +890,12 @@ def stream_files(
         return summaries
 
 
-def _stream_video(detector: OfflineDetector, path: Path, video_id: str, fps: float | None, lookahead: float,
-                  realtime: bool, hop: int | None, history: int | None, compile: bool,
-                  stream_folders: dict[str, Path] | None, out: IO[str] | None,
-                  kept: list[Detection] | None) -> StreamSummary:
-    """One video's stream (`stream_files`): each emission written to `out` as a JSON line, or kept in `kept`."""
+def stream_video(detector: OfflineDetector, path: Path, video_id: str, fps: float | None, lookahead: float,
+                 realtime: bool = False, hop: int | None = None, history: int | None = None, compile: bool = False,
+                 stream_folders: dict[str, Path] | None = None, out: IO[str] | None = None,
+                 kept: list[Emission] | None = None) -> StreamSummary:
+    """One video's stream, from its feature file `path` (`stream_files`, `mgrec evaluate --online`): each emission
+    written to `out` as a JSON line, or appended to `kept`."""
     # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
     loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
                                check_recipe=detector.check_stream_recipe)
@@ -912,7 +916,7 @@ def _stream_video(detector: OfflineDetector, path: Path, video_id: str, fps: flo
             for emission in emissions:
                 count += 1
                 if kept is not None:
-                    kept.append(emission.detection)
+                    kept.append(emission)
                     continue
                 out.write(json.dumps(emission.to_json()) + "\n")
                 out.flush()
@@ -934,13 +938,14 @@ def _stream_video(detector: OfflineDetector, path: Path, video_id: str, fps: flo
             write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
         interrupted = True
-    before = online.num_updates
+    before, streamed = online.num_updates, count
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
                             float(np.percentile(times, 95)), detector.precision,
                             detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
-                            online.history * online.grid.seconds_per_step(), interrupted, behind)
+                            online.history * online.grid.seconds_per_step(), interrupted, behind,
+                            decided_at_end=count - streamed)
     if interrupted:
         raise StreamInterrupted(summary)
     return summary

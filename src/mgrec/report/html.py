@@ -469,6 +469,38 @@ def _fusion_gates(scores: dict) -> str:
             f"<table><tr><th>class</th><th>mean gate</th><th>F1</th></tr>{rows}</table>")
 
 
+def _online(scores: dict, online_scores: dict) -> str:
+    """The online track beside the offline scores: `mgrec evaluate --online`'s F1 of the streams' emissions, per
+    class too, with how late and how costly they came."""
+    online = online_scores["online"]
+    latency, compute = online["latency_seconds"], online["compute_ms_per_update"]
+
+    def seconds(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    headline = "".join(
+        f"<tr><td>{_escape(label)}</td><td>{_percent(scores[key])}</td><td>{_percent(online_scores[key])}</td></tr>"
+        for label, key in (("F1 (one-to-one)", "f1"), ("F1 (MiGA rule)", "f1_miga"), ("precision", "precision"),
+                           ("recall", "recall")))
+    per_class = "".join(
+        f"<tr><td>{_escape(str(name))}</td><td>{row.get('instances', 0)}</td><td>{_percent(row.get('f1'))}</td>"
+        f"<td>{_percent(online_scores['per_class'].get(name, {}).get('f1'))}</td></tr>"
+        for name, row in scores["per_class"].items())
+    return (
+        f"<p>Every video of the split replayed as a live stream (<code>mgrec evaluate --online</code>, as "
+        f"<code>mgrec stream</code> does): a gesture is reported once, {online['lookahead']:g} s after its end, by a "
+        f"network that sees the last {online['window_seconds']:.1f} s only; the emissions are scored as the hard set "
+        f"is offline. Latency from a gesture's end to its report: mean {seconds(latency['mean'])} s, median "
+        f"{seconds(latency['median'])} s, p95 {seconds(latency['p95'])} s, max {seconds(latency['max'])} s, over the "
+        f"{online['decided_while_streaming']} gestures decided while streaming ({online['decided_at_the_end']} more "
+        f"were decided by the ends of the videos). Compute per update: mean {compute['mean']:.1f} ms over "
+        f"{online['updates']} updates ({_escape(str(online_scores.get('inference_precision', '')))}, the machine of "
+        "the evaluation). Values in %.</p>"
+        f"<table><tr><th></th><th>offline</th><th>streamed</th></tr>{headline}</table>"
+        f"<table><tr><th>class</th><th>instances</th><th>F1 offline</th><th>F1 streamed</th></tr>{per_class}</table>"
+    )
+
+
 def _legend(classes: list[str]) -> str:
     items = "".join(
         f'<span><span class="swatch c{i}"></span>{_escape(name)}</span>' for i, name in enumerate(classes)
@@ -853,12 +885,14 @@ def write_report(
     ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
                                                                                point.class_thresholds)
     ap = average_precision(run.ground_truth, run.ranked, len(run.classes))
+    online_scores = run_files.read_online_eval(split, len(run.classes), checkpoint)
     title = f"mgrec report: {run.config.name} on {split}"
     sections = [
         ("scores", "Scores", _headline(scores, run, point)),
         ("timelines", "Timelines", _timelines(run, point)),
         ("classes", "Per class", _per_class_table(scores, ap, point.missed_per_class(run))),
         *([("fusion", "Fusion gates", _fusion_gates(scores))] if "fusion_gates" in scores else []),
+        *([("online", "Online (streamed)", _online(scores, online_scores))] if online_scores is not None else []),
         ("threshold", "Threshold and PR curves", _operating_point(run, point, tuned_on)),
         ("confusion", "Confusion matrix", _confusion(scores, run, point)),
         ("errors", "Error analysis", _error_analysis(hard_analysis, ranked_analysis, run.classes)),
