@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import numbers
 import os
 import re
 import stat
@@ -27,7 +28,16 @@ from typing import Any
 import yaml
 
 from mgrec.errors import InputError, where
-from mgrec.files import brief, decode_utf8, descriptor_named, file_name_problem, is_number, listed, resolve_path
+from mgrec.files import (
+    brief,
+    decode_utf8,
+    descriptor_named,
+    file_name_problem,
+    is_finite_real,
+    is_number,
+    listed,
+    resolve_path,
+)
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -1503,6 +1513,45 @@ def checked_config(config: object, source: str = "the config given") -> Config:
     if hasattr(config, "_origins"):
         checked._origins = config._origins
     return checked
+
+
+# Each postprocess key's type as its annotation names it (the module's annotations are strings): float, int, str;
+# class_thresholds has a rule of its own (`class_thresholds_problem`).
+_POSTPROCESS_TYPES = {f.name: f.type for f in dataclasses.fields(PostprocessConfig)
+                      if f.type in ("float", "int", "str")}
+
+
+def check_postprocess(postprocess: object, num_classes: int | None = None, what: str = "postprocess") -> None:
+    """A `PostprocessConfig` given in Python (`OfflineDetector(..., postprocess=...)`) checked by the rules a config
+    file's postprocess section passes: each key's type and range (`_NUMBER_RULES`), nms and thresholds among their
+    names, one class threshold per class (of `num_classes`, when given). `what` names the argument in messages.
+
+    Unchecked, a threshold given as "0.3" was a TypeError deep in decoding, and two class thresholds for three
+    classes an IndexError in hard_set. A dict is refused, not read as a section: the keys it lacks would fall back
+    to their defaults, the run's tuned threshold among them."""
+    if isinstance(postprocess, dict):
+        raise InputError(f"{what}: expected an mgrec.config.PostprocessConfig, got a dict; change a loaded one's keys "
+                         "with dataclasses.replace(detector.postprocess, KEY=...), which keeps the others")
+    if not isinstance(postprocess, PostprocessConfig):
+        got = brief(postprocess) if isinstance(postprocess, (type(None), str, numbers.Number)) else \
+            type(postprocess).__name__
+        raise InputError(f"{what}: expected an mgrec.config.PostprocessConfig (config.postprocess), got {got}")
+    for key, hint in _POSTPROCESS_TYPES.items():
+        value = getattr(postprocess, key)
+        if hint == "float" and not is_finite_real(value):
+            raise InputError(f"{what}.{key}: expected a finite number, got {brief(value)}")
+        if hint == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise InputError(f"{what}.{key}: expected a whole number, got {brief(value)}")
+        if hint == "str" and not isinstance(value, str):
+            raise InputError(f"{what}.{key}: expected a str, got {brief(value)}")
+        rule = _NUMBER_RULES.get(f"postprocess.{key}")
+        if rule is not None and not rule[0](value):
+            raise InputError(f"{what}.{key}: expected {rule[1]}, got {brief(value)}")
+    check_choice(f"{what}.nms", postprocess.nms, ("soft", "hard"))
+    check_choice(f"{what}.thresholds", postprocess.thresholds, THRESHOLD_RULES)
+    problem = class_thresholds_problem(postprocess.class_thresholds, num_classes)
+    if problem is not None:
+        raise InputError(f"{what}.class_thresholds: expected {problem}")
 
 
 def save_config(config: Config, path: str | Path) -> None:

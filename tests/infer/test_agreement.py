@@ -22,7 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mgrec import devices
 from mgrec.cli import main
-from mgrec.config import Config, DataConfig, PostprocessConfig, TrainConfig
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
 from mgrec.data.annotations import load_annotations
 from mgrec.data.features import load_features
 from mgrec.errors import InputError
@@ -242,7 +242,8 @@ class AutocastRecorder(torch.nn.Module):
 
 
 def recorder_detector(autocast) -> OfflineDetector:
-    config = Config(data=DataConfig(feature_dim=5, stride=4, window=16, max_seq_len=64))
+    config = Config(data=DataConfig(feature_dim=5, stride=4, window=16, max_seq_len=64),
+                    model=ModelConfig(num_classes=3))
     return OfflineDetector(AutocastRecorder(), config, ["a", "b", "c"], config.postprocess, run_dir=".",
                            autocast=autocast)
 

@@ -3,7 +3,7 @@ fps comes from its sidecar, the run's data.fps or the caller, who may not contra
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 import torch
 from tests.helpers import one_torch_thread  # noqa: F401 (autouse)
 
-from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig
+from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, to_dict
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 from mgrec.infer.offline import OfflineDetector, checked_fps
@@ -194,3 +194,104 @@ def test_hard_set_reads_an_iterator_once_and_a_class_list_names_each_class_once(
         detector.hard_set({"video": ranked})
     with pytest.raises(InputError, match=r"classes\[2\]: class 'a' is listed twice"):
         replace(detector, classes=["a", "b", "a"])
+
+
+def wrong_arguments() -> list:
+    """(argument, value made from a good detector, the message's start): each argument of OfflineDetector(...) of a
+    wrong kind. Before, a raw error deep in the detection (AttributeError: 'dict' object has no attribute
+    'shifted_passes', torch's TypeError for autocast="bf16", IndexError in hard_set) or nothing at all (a network of 4
+    classes labelled by 3 names, a fusion_iou of 2, stream folders of no stream)."""
+    def network(**changes):
+        return lambda d: build_detector(replace(d.config.model, **changes)).eval()
+
+    def post(**changes):
+        return lambda d: replace(d.postprocess, **changes)
+
+    return [
+        ("model", lambda d: None,
+         r"^model: expected a torch\.nn\.Module \(an mgrec detector: build_detector\(config\.model\), or "
+         r"OfflineDetector\.from_run\), got None \(None only beside members, a detection-level ensemble's\)$"),
+        ("model", lambda d: d.model.state_dict(), r"^model: expected a torch\.nn\.Module .*, got OrderedDict$"),
+        ("model", network(num_classes=4),
+         r"^model: expected a network of config\.model\.num_classes=3 classes, got one whose head predicts 4$"),
+        ("model", network(input_dim=8, stream_dims=[8]),
+         r"^model: expected a network of config\.data\.feature_dim=16 input channels, got one of 8$"),
+        ("config", lambda d: to_dict(d.config),
+         r"^config: expected an mgrec\.config\.Config \(load_config builds one\), got \{"),
+        ("config", lambda d: d.config.model, r"^config: expected an mgrec\.config\.Config .*, got ModelConfig$"),
+        ("classes", lambda d: ["a", "b"],
+         r"^classes: expected 3 class names \(config\.model\.num_classes\), got 2: \['a', 'b'\]$"),
+        ("classes", lambda d: "abc", r"^classes: expected a list of class names, got a str$"),
+        ("postprocess", lambda d: {"score_threshold": 0.5},
+         r"^postprocess: expected an mgrec\.config\.PostprocessConfig, got a dict; change a loaded one's keys with "
+         r"dataclasses\.replace\(detector\.postprocess, KEY=\.\.\.\), which keeps the others$"),
+        ("postprocess", lambda d: None,
+         r"^postprocess: expected an mgrec\.config\.PostprocessConfig \(config\.postprocess\), got None$"),
+        ("postprocess", lambda d: d.config, r"^postprocess: expected .*, got Config$"),
+        ("postprocess", post(score_threshold="0.3"),
+         r"^postprocess\.score_threshold: expected a finite number, got '0\.3'$"),
+        ("postprocess", post(max_detections=0), r"^postprocess\.max_detections: expected a positive number, got 0$"),
+        ("postprocess", post(pre_nms_topk=2.5), r"^postprocess\.pre_nms_topk: expected a whole number, got 2\.5$"),
+        ("postprocess", post(nms="Soft"),
+         r"^postprocess\.nms: expected one of soft, hard, got 'Soft'; did you mean 'soft'\?$"),
+        ("postprocess", post(class_thresholds=[0.1, 0.2]),
+         r"^postprocess\.class_thresholds: expected one threshold per class of the run's 3, got 2$"),
+        ("run_dir", lambda d: None, r"^run_dir: expected the path of the run's directory, got None$"),
+        ("run_dir", lambda d: 3, r"^run_dir: expected the path of the run's directory, got 3$"),
+        ("checkpoint", lambda d: None, r"^checkpoint: expected a checkpoint's name \(a str: best, last\), got None$"),
+        ("threshold_tuned_on", lambda d: 3, r"^threshold_tuned_on: expected None or a split's name \(a str\), got 3$"),
+        ("autocast", lambda d: "bf16",
+         r"^autocast: expected None \(float32\) or torch\.bfloat16 \(from_run's precision='bf16'\), got 'bf16'$"),
+        ("autocast", lambda d: torch.float16,
+         r"^autocast: expected None \(float32\) or torch\.bfloat16 .*, got torch\.float16$"),
+        ("chunking", lambda d: 8192,
+         r"^chunking: expected None \(every video in one pass\) or a Chunking\(steps, overlap\), got 8192$"),
+        ("stream_folders", lambda d: ["rgb=x"],
+         r"^stream_folders: expected None or a dict of stream name -> folder \(streams of this run: features\), "
+         r"got \['rgb=x'\]$"),
+        ("stream_folders", lambda d: {"rgb": "x"},
+         r"^stream_folders: expected names of this run's streams \(features\), got 'rgb'$"),
+        ("stream_folders", lambda d: {"features": 3},
+         r"^stream_folders\['features'\]: expected a folder's path, got 3$"),
+        ("members", lambda d: [], r"^members: expected None or a non-empty list of OfflineDetector, got \[\]$"),
+        ("members", lambda d: d,
+         r"^members: expected None or a non-empty list of OfflineDetector, got OfflineDetector$"),
+        ("members", lambda d: [d.model], r"^members\[0\]: expected an OfflineDetector, got Detector$"),
+        ("members", lambda d: [d, replace(d, classes=["x", "y", "z"])],
+         r"^members\[1\]: expected the classes \['a', 'b', 'c'\], got \['x', 'y', 'z'\]$"),
+        ("fusion_iou", lambda d: 0, r"^fusion_iou: expected a tIoU in \(0, 1\], got 0$"),
+        ("fusion_iou", lambda d: 2.0, r"^fusion_iou: expected a tIoU in \(0, 1\], got 2\.0$"),
+        ("fusion_iou", lambda d: float("nan"), r"^fusion_iou: expected a tIoU in \(0, 1\], got nan$"),
+        ("fusion_iou", lambda d: "0.5", r"^fusion_iou: expected a tIoU in \(0, 1\], got '0\.5'$"),
+        ("second_opinion", lambda d: 0.5, r"^second_opinion: expected None or a SecondOpinion .*, got 0\.5$"),
+        ("run_root", lambda d: 3, r"^run_root: expected None or the run directory's absolute path, got 3$"),
+    ]
+
+
+@pytest.mark.parametrize(("argument", "value", "message"),
+                         [pytest.param(*case, id=f"{case[0]}-{index}") for index, case in enumerate(wrong_arguments())])
+def test_each_argument_of_the_wrong_kind_is_named(argument, value, message):
+    detector = tiny_detector(fps=10.0)
+    given = value(detector)
+    with pytest.raises(InputError, match=message):
+        OfflineDetector(**{**{f.name: getattr(detector, f.name) for f in fields(OfflineDetector) if f.init},
+                           argument: given})
+    with pytest.raises(InputError, match=message):  # dataclasses.replace checks it too
+        replace(detector, **{argument: given})
+
+
+def test_a_detector_built_from_parts_still_detects_and_takes_paths_as_str():
+    detector = tiny_detector(fps=10.0)
+    rows = features()
+    ranked = detector.detect(rows)
+    assert ranked
+    built = OfflineDetector(detector.model, detector.config, ("a", "b", "c"), detector.postprocess, "run",
+                            checkpoint="last", threshold_tuned_on="val", autocast=None, chunking=None,
+                            stream_folders={"features": "elsewhere"}, run_root="/tmp/run")
+    assert (built.run_dir, built.run_root, built.stream_folders) == (
+        Path("run"), Path("/tmp/run"), {"features": Path("elsewhere")})
+    assert built.classes == ["a", "b", "c"] and built.detect(rows) == ranked
+    fused = replace(detector, model=None, members=[detector, built], fusion_iou=1)
+    assert fused.fusion_iou == 1.0 and isinstance(fused.fusion_iou, float) and fused.detect(rows)
+    assert replace(detector, postprocess=replace(detector.postprocess, score_threshold=np.float32(0.2),
+                                                  class_thresholds=[0.0, 0.0, 0.0])).hard_set(ranked) == ranked

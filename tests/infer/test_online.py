@@ -800,7 +800,8 @@ def test_the_default_window_holds_the_lookahead_a_hop_and_a_gesture_the_levels_l
     # the demo's and SMG's defaults stay an eighth of their crops, the window measured there
     for name, expected in (("demo/default.yaml", 128), ("smg/mgrec.yaml", 288)):
         config = load_config(REPO / "src" / "mgrec" / "configs" / name)
-        shipped = OfflineDetector(PointwiseModel(), config, [], config.postprocess, Path("."))
+        classes = [f"g{k}" for k in range(config.model.num_classes)]
+        shipped = OfflineDetector(PointwiseModel(), config, classes, config.postprocess, Path("."))
         assert OnlineDetector(shipped, None, lookahead=2.0).history == expected, name
 
 

@@ -17,7 +17,7 @@ import contextlib
 import numbers
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgrec.config import Config, PostprocessConfig
+from mgrec.config import Config, PostprocessConfig, check_postprocess
 from mgrec.data.annotations import load_annotations
 from mgrec.data.features import (
     FPS_TOLERANCE,
@@ -45,7 +45,9 @@ from mgrec.devices import autocast_dtype, float32_default, precision_name, resol
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.files import brief, is_finite_real, listed, resolve_path
+from mgrec.model.detector import Detector
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
+from mgrec.model.heads import Predictors
 from mgrec.model.load import load_run_network
 from mgrec.model.memory import check_fits
 from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
@@ -104,9 +106,7 @@ class OfflineDetector:
     told_another_rate: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # a class list given in Python, as score() and the annotations readers check theirs: one name twice made
-        # two label ids of one class, whose detections score() then merged
-        self.classes = check_class_list(self.classes)
+        _check_arguments(self)  # also when dataclasses.replace makes one
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
@@ -390,6 +390,104 @@ class OfflineDetector:
         """`hard_set` at the run's thresholds of detections this detector made, unchecked: the online update's
         path, where the check would scan every detection of every window for nothing."""
         return hard_set(detections, self.postprocess.score_threshold, self.postprocess.class_thresholds)
+
+
+def _check_arguments(detector: OfflineDetector) -> None:
+    """Each argument of an `OfflineDetector` built in Python, checked as the run's readers check its files (`from_run`
+    passes them too), in one line naming the argument; paths become `Path`s. Unchecked, a wrong kind ended in a raw
+    error deep in the detection (a dict as the post-processing: "no attribute 'shifted_passes'", "bf16" as autocast:
+    torch's TypeError), or in nothing at all: a network of 4 classes labelled by 3 names, or a fusion_iou of 2 that
+    fused nothing."""
+    d = detector
+    members_given = d.members is not None
+    if not isinstance(d.model, torch.nn.Module) and not (members_given and d.model is None):
+        raise InputError(f"model: expected a torch.nn.Module (an mgrec detector: build_detector(config.model), or "
+                         f"OfflineDetector.from_run), got {_got(d.model)}"
+                         + (" (None only beside members, a detection-level ensemble's)" if d.model is None else ""))
+    if not isinstance(d.config, Config):
+        raise InputError(f"config: expected an mgrec.config.Config (load_config builds one), got {_got(d.config)}")
+    # a class list given in Python, as score() and the annotations readers check theirs: one name twice made
+    # two label ids of one class, whose detections score() then merged
+    d.classes = check_class_list(d.classes)
+    num_classes = d.config.model.num_classes
+    if len(d.classes) != num_classes:  # the rule of the run's classes.json (`RunDir.read_classes`)
+        raise InputError(f"classes: expected {num_classes} class names (config.model.num_classes), got "
+                         f"{len(d.classes)}: {brief(d.classes)}")
+    if d.model is not None:
+        head_classes, input_dim = _network_shape(d.model)
+        if head_classes is not None and head_classes != num_classes:  # 4 logits labelled by 3 names
+            raise InputError(f"model: expected a network of config.model.num_classes={num_classes} classes, got one "
+                             f"whose head predicts {head_classes}")
+        if input_dim is not None and input_dim != d.config.data.feature_dim:
+            raise InputError(f"model: expected a network of config.data.feature_dim={d.config.data.feature_dim} "
+                             f"input channels, got one of {input_dim}")
+    check_postprocess(d.postprocess, num_classes)
+    if not isinstance(d.run_dir, (str, os.PathLike)):
+        raise InputError(f"run_dir: expected the path of the run's directory, got {_got(d.run_dir)}")
+    d.run_dir = Path(d.run_dir)
+    if not isinstance(d.checkpoint, str) or not d.checkpoint:
+        raise InputError(f"checkpoint: expected a checkpoint's name (a str: best, last), got {_got(d.checkpoint)}")
+    if d.threshold_tuned_on is not None and not isinstance(d.threshold_tuned_on, str):
+        raise InputError(f"threshold_tuned_on: expected None or a split's name (a str), got "
+                         f"{_got(d.threshold_tuned_on)}")
+    if d.autocast is not None and d.autocast is not torch.bfloat16:  # the precisions outputs name: fp32, bf16
+        raise InputError(f"autocast: expected None (float32) or torch.bfloat16 (from_run's precision='bf16'), got "
+                         f"{_got(d.autocast)}")
+    if d.chunking is not None and not isinstance(d.chunking, Chunking):
+        raise InputError(f"chunking: expected None (every video in one pass) or a Chunking(steps, overlap), got "
+                         f"{_got(d.chunking)}")
+    if d.stream_folders is not None:
+        names = [stream.name for stream in d.config.data.input_streams()]
+        if not isinstance(d.stream_folders, Mapping):
+            raise InputError(f"stream_folders: expected None or a dict of stream name -> folder (streams of this "
+                             f"run: {', '.join(names)}), got {_got(d.stream_folders)}")
+        for name, folder in d.stream_folders.items():
+            if name not in names:
+                raise InputError(f"stream_folders: expected names of this run's streams ({', '.join(names)}), got "
+                                 f"{brief(name)}")
+            if not isinstance(folder, (str, os.PathLike)):
+                raise InputError(f"stream_folders[{name!r}]: expected a folder's path, got {_got(folder)}")
+        d.stream_folders = {name: Path(folder) for name, folder in d.stream_folders.items()}
+    if members_given:
+        if not isinstance(d.members, list) or not d.members:
+            raise InputError(f"members: expected None or a non-empty list of OfflineDetector, got {_got(d.members)}")
+        for index, member in enumerate(d.members):
+            if not isinstance(member, OfflineDetector):
+                raise InputError(f"members[{index}]: expected an OfflineDetector, got {_got(member)}")
+            if member.classes != d.classes:  # fused by label id (`fused_ensemble`'s rule)
+                raise InputError(f"members[{index}]: expected the classes {brief(d.classes)}, got "
+                                 f"{brief(member.classes)}")
+    if not is_finite_real(d.fusion_iou) or not 0 < d.fusion_iou <= 1:
+        raise InputError(f"fusion_iou: expected a tIoU in (0, 1], got {_got(d.fusion_iou)}")
+    d.fusion_iou = float(d.fusion_iou)
+    if d.second_opinion is not None and not isinstance(d.second_opinion, SecondOpinion):
+        raise InputError(f"second_opinion: expected None or a SecondOpinion (run_second_opinion(run, config)), got "
+                         f"{_got(d.second_opinion)}")
+    if d.run_root is not None:
+        if not isinstance(d.run_root, (str, os.PathLike)):
+            raise InputError(f"run_root: expected None or the run directory's absolute path, got {_got(d.run_root)}")
+        d.run_root = Path(d.run_root)
+
+
+def _network_shape(model: torch.nn.Module) -> tuple[int | None, int | None]:
+    """The classes an mgrec network's head predicts and the channels it reads (one detector, an ensemble's first
+    member, an end-to-end run's detector, a compiled one), None where the module is none of mgrec's."""
+    head_classes = input_dim = None
+    for module in model.modules():
+        if head_classes is None and isinstance(module, Predictors):
+            head_classes = module.cls.out_channels
+        if input_dim is None and isinstance(module, Detector):
+            input_dim = module.input_dim
+        if head_classes is not None and input_dim is not None:
+            break
+    return head_classes, input_dim
+
+
+def _got(value: object) -> str:
+    """A value as messages quote it: `brief`'s repr of a plain value, the kind of anything else (the repr of a network
+    or its state dict runs to pages)."""
+    plain = isinstance(value, (type(None), numbers.Number, str, bytes, os.PathLike, torch.dtype))
+    return brief(value) if plain or type(value) in (list, tuple, dict, set) else type(value).__name__
 
 
 def feature_files(inputs: list[str | Path], log=None) -> list[Path]:
