@@ -139,6 +139,20 @@ class GateTally:
                 "background": means[-1], "videos": self.videos, "skipped_long_videos": self.skipped}
 
 
+def evaluated_detector(run: RunDir, checkpoint: str, device: str, precision: str,
+                       features: str | Path | None) -> OfflineDetector:
+    """The run loaded for evaluation; `features`: the folder of the split's features instead of data.features (an
+    end-to-end run's, which must be given)."""
+    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
+    if features is not None:
+        detector.config = dataclasses.replace(detector.config,
+                                              data=dataclasses.replace(detector.config.data, features=str(features)))
+    elif detector.config.end_to_end:
+        raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
+                         "(`mgrec evaluate` does so)")
+    return detector
+
+
 def evaluate_run(
     run_dir: str | Path,
     split: str = "test",
@@ -162,13 +176,7 @@ def evaluate_run(
     split = split_name(split)  # `testing` is `test`, as the annotations read it; one plain name (it names files)
     tune_on = None if tune_on is None else split_name(tune_on, "tune_on")
     run = RunDir(run_dir)
-    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
-    if features is not None:
-        detector.config = dataclasses.replace(detector.config,
-                                              data=dataclasses.replace(detector.config.data, features=str(features)))
-    elif detector.config.end_to_end:
-        raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
-                         "(`mgrec evaluate` does so)")
+    detector = evaluated_detector(run, checkpoint, device, precision, features)
     post = detector.postprocess
     threshold, class_thresholds, tuned_on = post.score_threshold, post.class_thresholds, detector.threshold_tuned_on
     check_tuning_split(tune_on, split)
@@ -222,13 +230,7 @@ def evaluate_online(
 
     split = split_name(split)
     run = RunDir(run_dir)
-    detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
-    if features is not None:
-        detector.config = dataclasses.replace(detector.config,
-                                              data=dataclasses.replace(detector.config.data, features=str(features)))
-    elif detector.config.end_to_end:
-        raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
-                         "(`mgrec evaluate` does so)")
+    detector = evaluated_detector(run, checkpoint, device, precision, features)
     if detector.members is not None:
         raise InputError(f"{run.path} fuses the detections of runs with different networks or inputs: it is not "
                          "streamed (evaluate one of its members, in members/, online)")
