@@ -629,13 +629,20 @@ def test_the_processes_of_one_torchrun_extraction_hold_its_folder_together(tmp_p
 
 
 def test_a_killed_extraction_s_lock_file_in_a_run_leaves_it_deletable(tmp_path):
-    """`evaluate` of an end-to-end run extracts into RUN/features_best; one killed there left its lock file."""
-    from mgrec.run import FEATURES_LOCK, remove_run_dir
+    """`evaluate` of an end-to-end run extracts into RUN/features_best; one killed there left its lock file, and the
+    rows of the video it was extracting (`mgrec.extract.outputs.PartialFeatures`)."""
+    from mgrec.run import FEATURES_LOCK, PARTIAL_FEATURES, remove_run_dir
 
     run = RunDir(tmp_path / "run")
     run.write_for_inference(Config(), ["a"], nn.Linear(2, 2))
     (run.path / "features_best").mkdir()
     (run.path / "features_best" / FEATURES_LOCK).write_text("pid 999999 on elsewhere\n")
-    assert run.foreign_entries() == []
+    rows = run.path / "features_best" / PARTIAL_FEATURES.format("Sample0007")
+    rows.write_bytes(b"rows")
+    rows.with_suffix(".json").write_text("{}")
+    assert rows.name == ".Sample0007.partial.npy" and run.foreign_entries() == []
+    (run.path / "features_best" / ".notes.npy").write_bytes(b"mine")  # another hidden name is no extraction's
+    assert run.foreign_entries() == ["features_best/.notes.npy"]
+    (run.path / "features_best" / ".notes.npy").unlink()
     remove_run_dir(run.path)
     assert not run.path.exists()

@@ -125,13 +125,17 @@ _RUN_ENTRY = re.compile(r"checkpoints|tensorboard|analysis|features_(best|last)|
 # The lock file of a features folder while an extraction writes it (`lock_features_folder`). Hidden, so that no
 # reader of feature folders takes it for a video's features (`files.is_hidden`; it is no .npy either).
 FEATURES_LOCK = ".mgrec-extract.lock"
+# The rows of a video done so far, beside its features while it is extracted (`.<id>.partial.npy` and its sidecar
+# `.<id>.partial.json`: `mgrec.extract.outputs.PartialFeatures`); hidden likewise. A killed extraction leaves them.
+PARTIAL_FEATURES = ".{}.partial.npy"
 
 # What mgrec writes inside the folders it makes in a run (beside the temporary files of its writers).
 _INSIDE_RUN = {
     "checkpoints": re.compile(r"(last|best)\.safetensors|last_state\.pt"),
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
     "analysis": re.compile(r"[^.][^/]*_[^/]+\.(png|svg|json)"),
-    "features": re.compile(r"[^.][^/]*\.(npy|json)|" + re.escape(FEATURES_LOCK)),  # a killed extraction leaves it
+    # a killed extraction leaves its lock file, and the rows of the video it was extracting
+    "features": re.compile(r"[^.][^/]*\.(npy|json)|\.[^/]+\.partial\.(npy|json)|" + re.escape(FEATURES_LOCK)),
 }
 _TEMPORARY = re.compile(r"\..+\.tmp|\.mgrec-write-check\..+")
 

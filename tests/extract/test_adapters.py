@@ -147,6 +147,28 @@ def test_pooled_features_are_the_extracted_ones_on_a_real_video_then_training_mo
     torch.testing.assert_close(adapted(frames)[0].detach(), torch.from_numpy(extracted), rtol=1e-5, atol=1e-5)
 
 
+def test_a_run_s_backbone_resumed_at_a_window_runs_the_whole_run_s_batches_from_the_one_holding_it(carphone):
+    """`extract --run` resumed inside a video (`mgrec.extract.outputs.PartialFeatures`): the rows of a run from the
+    first window, bit for bit, from the whole run's batches of clips, and no frame before them read."""
+    from mgrec.extract.adapters import AdaptedBackbone
+
+    backbone = object.__new__(AdaptedBackbone)  # a run's backbone without the run: its network and its clip length
+    network = add_adapters(tiny_videomae(image_size=32), AdapterConfig(kind="temporal"))
+    randomise_adapters(network)
+    batches = []
+    backbone.model = lambda pixels: (batches.append(pixels.shape[1]), network(pixels))[1]
+    backbone.device, backbone.frames_per_clip = torch.device("cpu"), 8
+    frames = list(iter_frames(carphone, 32))[:48]  # windows of 8 frames every 4: 11, 3 clips a batch
+    whole = np.stack(list(backbone.window_features(iter(frames), 8, 4, batch=3)))
+    assert whole.shape == (11, 32) and batches == [3, 3, 3, 2]
+    for start, first, run in ((1, 0, [3, 3, 3, 2]), (3, 12, [3, 3, 2]), (5, 12, [3, 3, 2]), (10, 36, [2])):
+        batches[:] = []
+        assert backbone.first_frame(start, 8, 4, 3) == first
+        rows = list(backbone.window_features(iter([None] * first + frames[first:]), 8, 4, batch=3, start=start))
+        np.testing.assert_array_equal(np.stack(rows), whole[start:])
+        assert batches == run
+
+
 # -- training: only the adapters move --------------------------------------------------------------------
 
 

@@ -246,3 +246,39 @@ def test_a_videomae_folder_whose_config_does_not_fit_its_weights_is_named(tmp_pa
         (tmp_path / "config.json").write_text(text)
         with pytest.raises(InputError, match=f"config.json: expected a VideoMAE config .*, found {found}"):
             load_backbone("videomae", tmp_path, "cpu", None)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite0, 3 frames a window", "videomae"])
+def test_window_features_from_a_start_window_run_the_whole_run_s_batches_from_the_one_holding_it(tmp_path, bikes_clip,
+                                                                                                backbone):
+    """An extraction resumed inside a video (`start`: the windows before it were saved) gives the rows of a run from
+    the first window, bit for bit: the network runs the very batches of that run, from the one holding window
+    `start`'s first input, and reads no frame before it (those are None, not converted at decoding)."""
+    if backbone == "videomae":
+        tiny_videomae(tmp_path, with_fc_norm=False)
+        model = load_backbone("videomae", tmp_path, "cpu", None, precision="fp32")
+        run, size = "clip_features", 32
+    else:
+        model = load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32",
+                              frames_per_window=3 if "3 frames" in backbone else None)
+        run, size = "frame_embeddings", 64
+    needed = model.frame_needed(16, 4)
+    frames = list(iter_frames(bikes_clip, size, keep=needed))  # 48 frames: 9 windows
+    batches = []
+    original = getattr(model, run)
+    setattr(model, run, lambda inputs: (batches.append(tuple(hash(x.tobytes()) for x in inputs)), original(inputs))[1])
+
+    whole = np.stack(list(model.window_features(iter(frames), 16, 4, batch=5)))
+    whole_batches, batches[:] = list(batches), []
+    assert whole.shape[0] == 9 and model.first_frame(0, 16, 4, 5) == 0
+    for start in (1, 2, 5, 6, 8, 9):
+        first = model.first_frame(start, 16, 4, 5)
+        assert first <= start * 4
+        unread = [None] * first + frames[first:]
+        rows = list(model.window_features(iter(unread), 16, 4, batch=5, start=start))
+        assert len(rows) == 9 - start and (not rows or np.array_equal(np.stack(rows), whole[start:]))
+        assert batches == whole_batches[len(whole_batches) - len(batches):]  # the whole run's last batches ...
+        # ... from the one holding window `start`'s first input: fewer than a batch of inputs of earlier windows
+        after = 9 - start if run == "clip_features" else sum(needed is None or needed(i) for i in range(start * 4, 48))
+        assert after <= sum(len(b) for b in batches) < after + 5
+        batches[:] = []

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import re
@@ -511,3 +512,178 @@ def test_readers_of_a_features_folder_leave_its_lock_file_out(tmp_path):
     # resuming counts the two videos done, and the folder fuses with another as two videos
     assert [r.status for r in extract([smg], out, backbone="skeleton", fps=28.0, progress=False)] == ["skipped"] * 2
     assert [r.video_id for r in fuse_features([out, out], tmp_path / "fused")] == ["Sample0001", "Sample0002"]
+
+
+class Killed(Exception):
+    """The simulated kill of an extraction inside its network."""
+
+
+def network_of(recipe: dict, tmp_path) -> tuple[type, str]:
+    """The backbone class `extract_videos(**recipe)` runs and the name of its method that runs the network on a batch;
+    a tiny VideoMAE's weights written where the recipe names them."""
+    from mgrec.extract.backbones import EfficientNetLite0, VideoMAE
+
+    if recipe.get("backbone") != "videomae":
+        return EfficientNetLite0, "frame_embeddings"
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    torch.manual_seed(0)
+    config = VideoMAEConfig(image_size=32, patch_size=16, num_frames=16, tubelet_size=2, hidden_size=48,
+                            num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
+    VideoMAEModel(config).save_pretrained(recipe["weights"])
+    return VideoMAE, "clip_features"
+
+
+def counting_network(monkeypatch, recipe, tmp_path, kill_at: int | None = None, on_kill=lambda: None) -> list:
+    """The network's batches (a tuple of its inputs' hashes each) from now on, in a list; `kill_at`: the batch of that
+    number (from 1) raises `Killed` instead, after `on_kill()` looked at the files."""
+    backbone, method = network_of(recipe, tmp_path)
+    original, batches = getattr(backbone, method), []
+    original = getattr(original, "unpatched", original)  # not an earlier call's counting one
+
+    def network(self, inputs):
+        if kill_at is not None and len(batches) + 1 == kill_at:
+            on_kill()
+            raise Killed("killed")
+        batches.append(tuple(hash(np.asarray(x).tobytes()) for x in inputs))
+        return original(self, inputs)
+
+    network.unpatched = original
+    monkeypatch.setattr(backbone, method, network)
+    return batches
+
+
+# (recipe, the batch the kill hits, the rows saved before it, the batches a resumed run computes); 120 frames
+KILLED_HALF_WAY = {
+    # 8 frames a batch, killed in its 7th: frames 0-47 done, windows 0-8 (window 8 is frames 32-47); window 9 begins
+    # at frame 36, in the batch of frames 32-39: batches 5 to 15 are run again
+    "efficientnet-lite0": (dict(size=SIZE, batch=8), 7, 9, 11),
+    # the network reads frames 0, 4, 8, ...: 8 of them a batch; killed in its 3rd: frames 0-60 read, windows 0-11
+    # done (window 12 reads 48-60 but ends at frame 63, which comes with the next batch); window 12's first frame,
+    # 48, is the 13th read, in the batch of the 9th to 16th: batches 2 to 4 are run again
+    "efficientnet-lite0, 4 frames a window": (dict(size=SIZE, batch=8, frames_per_window=4), 3, 12, 3),
+    # 4 clips a batch, windows of 16 frames every 8 (14 windows); killed in its 3rd: windows 0-7 done, 2 batches left
+    "videomae": (dict(backbone="videomae", stride=8, batch=4), 3, 8, 2),
+}
+
+
+@pytest.mark.parametrize("backbone", KILLED_HALF_WAY)
+def test_a_video_killed_half_way_resumes_after_its_saved_rows_and_ends_as_an_uninterrupted_run(tmp_path, carphone,
+                                                                                               monkeypatch, capsys,
+                                                                                               backbone):
+    """A killed extraction restarted its video from the first frame (hours of network work on a lab recording)."""
+    from mgrec.extract import outputs
+
+    recipe, kill_at, saved, resumed = KILLED_HALF_WAY[backbone]
+    recipe = {**recipe, "progress": False} | ({"weights": tmp_path / "weights"} if "backbone" in recipe else {})
+    video, out, _ = clip_extraction(tmp_path, carphone)
+    whole_batches = counting_network(monkeypatch, recipe, tmp_path)
+    extract_videos([video], tmp_path / "whole", **recipe)
+    whole = np.load(tmp_path / "whole" / "clip.npy")
+
+    # killed in its network, the rows done were saved as they came (here every row: a save every 0 s, never spaced
+    # out for the time saves take)
+    monkeypatch.setattr(outputs, "PARTIAL_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(outputs, "SAVE_SHARE", float("inf"))
+    partial, partial_json = out / ".clip.partial.npy", out / ".clip.partial.json"
+    on_disk = []  # the rows saved when the kill came (not those saved on the way out)
+    counting_network(monkeypatch, recipe, tmp_path, kill_at=kill_at,
+                     on_kill=lambda: on_disk.append(read_sidecar(partial_json).num_features))
+    with pytest.raises(Killed):
+        extract_videos([video], out, **recipe)
+    assert on_disk == [saved] and read_sidecar(partial_json).num_features == saved
+    np.testing.assert_array_equal(np.load(partial), whole[:saved])
+    assert not (out / "clip.npy").exists() and not (out / "clip.json").exists()
+
+    # the rerun computes the windows after them, in the uninterrupted run's last batches: the same features, bit for bit
+    batches = counting_network(monkeypatch, recipe, tmp_path)
+    assert [r.status for r in extract_videos([video], out, **recipe)] == ["extracted"]
+    assert len(batches) == resumed and batches == whole_batches[-resumed:]
+    np.testing.assert_array_equal(np.load(out / "clip.npy"), whole)
+    assert read_sidecar(out / "clip.json") == read_sidecar(tmp_path / "whole" / "clip.json")
+    assert f"note: {video}: resuming at window {saved}, after the rows saved" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npy"]  # the saved rows are gone with it
+
+
+def test_saved_rows_of_another_recipe_another_file_or_damaged_are_never_used(tmp_path, carphone, monkeypatch, capsys):
+    recipe = dict(size=SIZE, batch=8, progress=False)
+    video, out, _ = clip_extraction(tmp_path, carphone)
+    whole_batches = counting_network(monkeypatch, recipe, tmp_path)
+    extract_videos([video], tmp_path / "whole", **recipe)
+    whole = np.load(tmp_path / "whole" / "clip.npy")
+    # killed in its 7th batch, the rows saved on the way out (the first save was due a minute after the start)
+    partial, partial_json = out / ".clip.partial.npy", out / ".clip.partial.json"
+    on_disk = []
+    counting_network(monkeypatch, recipe, tmp_path, kill_at=7, on_kill=lambda: on_disk.append(partial.exists()))
+    with pytest.raises(Killed):
+        extract_videos([video], out, **recipe)
+    assert on_disk == [False] and read_sidecar(partial_json).num_features == 9
+    kept = {path: path.read_bytes() for path in (partial, partial_json)}
+    capsys.readouterr()
+
+    def rerun(change, why: str, **other) -> list[str]:
+        """The rows put back, `change()`d, and the video extracted again: from its first frame, saying why."""
+        for path, data in kept.items():
+            path.write_bytes(data)
+        (out / "clip.npy").unlink(missing_ok=True)
+        (out / "clip.json").unlink(missing_ok=True)
+        change()
+        batches = counting_network(monkeypatch, recipe, tmp_path)
+        statuses = [r.status for r in extract_videos([video], out, **recipe | other)]
+        err = capsys.readouterr().err
+        assert f"note: {video}: the rows saved by an extraction of it that stopped ({partial}) are not used: " in err
+        assert why in err and "it is extracted from its first frame" in err and "resuming" not in err
+        assert not partial.exists() and not partial_json.exists()
+        assert len(batches) == len(whole_batches)  # every frame through the network again
+        return statuses
+
+    def rewrite_sidecar(**values):
+        partial_json.write_text(json.dumps(json.loads(kept[partial_json]) | values))
+
+    def more_rows_than_windows():
+        np.save(partial, np.zeros((28, 1280), np.float32))
+        rewrite_sidecar(num_features=28)
+
+    assert rerun(lambda: None, "made with another recipe (its stride)", stride=8) == ["extracted"]
+    assert read_sidecar(out / "clip.json").stride == 8
+    rerun(lambda: rewrite_sidecar(precision="bf16" if read_sidecar(partial_json).precision == "fp32" else "fp32"),
+          "made with another recipe (its precision)")
+    stamp = os.stat(video)
+    rerun(lambda: os.utime(video, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9)),  # the video changed since
+          f"they are of {video.resolve()} as it was then (size:mtime {stamp.st_size}:{stamp.st_mtime_ns}), not of "
+          f"this file ({stamp.st_size}:{stamp.st_mtime_ns + 10**9})")
+    np.testing.assert_array_equal(np.load(out / "clip.npy"), whole)
+    kept[partial_json] = kept[partial_json].replace(str(stamp.st_mtime_ns).encode(),
+                                                    str(stamp.st_mtime_ns + 10**9).encode())  # of the file as it is
+
+    # damaged: cut, garbage, its sidecar missing or unreadable, more rows recorded than held or than the video has
+    # windows, values no network makes
+    rerun(lambda: partial.write_bytes(kept[partial][:-100]), "they cannot be read")
+    rerun(lambda: partial.write_bytes(b"\x93NUMPY garbage" * 10), "they cannot be read")
+    rerun(partial_json.unlink, ".clip.partial.json is missing (the extraction stopped while saving them)")
+    rerun(lambda: partial_json.write_text("{"), "their sidecar cannot be read")
+    rerun(lambda: rewrite_sidecar(num_features=10), "sidecar says 10 feature steps but .clip.partial.npy holds 9")
+
+    def poisoned():
+        rows = np.load(io.BytesIO(kept[partial]))
+        rows[3, 5] = np.nan
+        np.save(partial, rows)
+
+    rerun(poisoned, "NaN/Inf value")
+    rerun(more_rows_than_windows, "28 rows, more than the video's 27 windows")
+    np.testing.assert_array_equal(np.load(out / "clip.npy"), whole)
+
+    # as they were saved on the way out, they are used: 11 of the 15 batches run, the same features
+    for path, data in kept.items():
+        path.write_bytes(data)
+    (out / "clip.npy").unlink()
+    batches = counting_network(monkeypatch, recipe, tmp_path)
+    assert [r.status for r in extract_videos([video], out, **recipe)] == ["extracted"]
+    assert len(batches) == 11 and "resuming at window 9" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(out / "clip.npy"), whole)
+
+    # rows left beside features written (a kill between the two) go at the next run, which skips the video
+    for path, data in kept.items():
+        path.write_bytes(data)
+    assert [r.status for r in extract_videos([video], out, **recipe)] == ["skipped"]
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npy"]

@@ -273,13 +273,15 @@ def clip_frame_picks(window: int, frames_per_clip: int) -> np.ndarray:
     return np.linspace(0, window - 1, frames_per_clip).round().astype(int)
 
 
-def window_clips(frames: Iterable[np.ndarray], window: int, stride: int, frames_per_clip: int
+def window_clips(frames: Iterable[np.ndarray], window: int, stride: int, frames_per_clip: int, first: int = 0
                  ) -> Iterator[np.ndarray]:
     """The clip of every complete window of a frame stream, in order: (frames_per_clip, H, W, 3), the
-    window's frames at `clip_frame_picks` (what a VideoMAE reads, in extraction and in training alike)."""
+    window's frames at `clip_frame_picks` (what a VideoMAE reads, in extraction and in training alike).
+    `first`: the clips of the windows before it are left out (their frames may be None: a resumed extraction)."""
     picks = clip_frame_picks(window, frames_per_clip)
-    for frames in sliding_windows(frames, window, stride):
-        yield np.stack([frames[i] for i in picks])
+    for index, frames in enumerate(sliding_windows(frames, window, stride)):
+        if index >= first:
+            yield np.stack([frames[i] for i in picks])
 
 
 def _count_packets(path: Path) -> int:

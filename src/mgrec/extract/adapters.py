@@ -68,7 +68,7 @@ from mgrec.data.videos import window_clips
 from mgrec.devices import autocast_dtype
 from mgrec.errors import InputError
 from mgrec.extract.adapter_memory import backbone_parameter_count
-from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, file_sha256
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, clip_batch_start, file_sha256
 from mgrec.extract.video import batched
 from mgrec.extract.videomae_convert import sinusoid_position_table
 from mgrec.files import brief, read_json
@@ -518,8 +518,13 @@ class AdaptedBackbone(Backbone):
         self.weights_sha256 = hashlib.sha256(
             f"{self.model.weights_sha256}:{file_sha256(self.weights)}".encode()).hexdigest()
 
+    def first_frame(self, start, window, stride, batch) -> int:
+        return clip_batch_start(start, batch) * stride
+
     @torch.inference_mode()
-    def window_features(self, frames, window, stride, batch) -> Iterator[np.ndarray]:
-        for chunk in batched(window_clips(frames, window, stride, self.frames_per_clip), batch):
-            pixels = torch.from_numpy(np.stack(chunk))[None].to(self.device)
-            yield from self.model(pixels)[0].float().cpu().numpy()
+    def window_features(self, frames, window, stride, batch, start=0) -> Iterator[np.ndarray]:
+        first = clip_batch_start(start, batch)
+        clips = window_clips(frames, window, stride, self.frames_per_clip, first=first)
+        for number, chunk in enumerate(batched(clips, batch)):
+            rows = self.model(torch.from_numpy(np.stack(chunk))[None].to(self.device))[0].float().cpu().numpy()
+            yield from rows[start - first:] if number == 0 else rows  # the first batch's windows before `start`: done

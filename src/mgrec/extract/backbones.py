@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,13 +100,24 @@ class Backbone(ABC):
 
     @abstractmethod
     def window_features(
-        self, frames: Iterator[np.ndarray], window: int, stride: int, batch: int
+        self, frames: Iterator[np.ndarray], window: int, stride: int, batch: int, start: int = 0
     ) -> Iterator[np.ndarray]:
         """(image_size, image_size, 3) uint8 RGB frames in order -> a (dim,) float32 feature for
         each window [i*stride, i*stride + window); the whole frame stream is consumed.
 
         `batch` is the number of network inputs per forward pass: frames for a per-frame CNN,
-        clips for a video transformer."""
+        clips for a video transformer.
+
+        `start`: the windows before it are done already (an extraction resumed inside its video,
+        `mgrec.extract.outputs.PartialFeatures`): features are yielded from window `start` on, and the
+        network runs from the batch that holds its first input, `first_frame`'s, in the very batches of a
+        run from the first window (a batch of other inputs may sum in another order: not bit for bit the
+        same). The frames before `first_frame` may be None: they are not read."""
+
+    @abstractmethod
+    def first_frame(self, start: int, window: int, stride: int, batch: int) -> int:
+        """The first frame `window_features(..., start=start)` reads: the first of the network batch that holds
+        window `start`'s first input (0 for `start` 0)."""
 
 
 class EfficientNetLite0(Backbone):
@@ -181,31 +193,51 @@ class EfficientNetLite0(Backbone):
             first.setdefault(offset % stride, offset)
         return lambda index: index % stride in first and index >= first[index % stride]
 
-    def window_features(self, frames, window, stride, batch):
+    def first_frame(self, start, window, stride, batch):
+        if self.frames_per_window is None:  # batches of `batch` frames from frame 0
+            return start * stride // batch * batch
+        # batches of `batch` frames the windows read (`frame_needed`): the one holding window `start`'s first
+        needed = self.frame_needed(window, stride)
+        before = sum(needed(index) for index in range(start * stride))  # read frames before window `start`
+        first, seen = before // batch * batch, 0
+        for index in itertools.count():
+            if needed(index):
+                if seen == first:
+                    return index
+                seen += 1
+        raise AssertionError("unreachable: itertools.count() never ends")
+
+    def window_features(self, frames, window, stride, batch, start=0):
+        first = self.first_frame(start, window, stride, batch)
+        frames = iter(frames)
         if self.frames_per_window is None:
-            def per_frame() -> Iterator[np.ndarray]:
+            def per_frame() -> Iterator[np.ndarray | None]:
+                yield from (None for _ in itertools.islice(frames, first))  # done before `start`: not run
                 # `batch` counts frames here: CPUs run this CNN fastest on small batches.
                 for chunk in batched(frames, batch):
                     yield from self.frame_embeddings(chunk)
 
-            for embeddings in sliding_windows(per_frame(), window, stride):
-                yield np.mean(embeddings, axis=0, dtype=np.float32)
+            for index, embeddings in enumerate(sliding_windows(per_frame(), window, stride)):
+                if index >= start:
+                    yield np.mean(embeddings, axis=0, dtype=np.float32)
             return
         offsets = window_offsets(window, stride, self.frames_per_window)
         needed = self.frame_needed(window, stride)
 
         def some_frames() -> Iterator[np.ndarray | None]:
             # frames the windows do not read stay None (not converted at decoding, not run through the CNN)
+            yield from (None for _ in itertools.islice(frames, first))  # done before `start`: not run
             chunk = []
-            for index, frame in enumerate(frames):
+            for index, frame in enumerate(frames, start=first):
                 chunk.append(frame if needed(index) else None)
                 if sum(item is not None for item in chunk) == batch:
                     yield from self._embed_some(chunk)
                     chunk = []
             yield from self._embed_some(chunk)
 
-        for embeddings in sliding_windows(some_frames(), window, stride):
-            yield np.mean(np.stack([embeddings[i] for i in offsets]), axis=0, dtype=np.float32)
+        for index, embeddings in enumerate(sliding_windows(some_frames(), window, stride)):
+            if index >= start:
+                yield np.mean(np.stack([embeddings[i] for i in offsets]), axis=0, dtype=np.float32)
 
     def _embed_some(self, chunk: list[np.ndarray | None]) -> Iterator[np.ndarray | None]:
         real = [frame for frame in chunk if frame is not None]
@@ -301,14 +333,26 @@ class VideoMAE(Backbone):
                 pooled = self.fc_norm(pooled)
         return pooled.float().cpu().numpy()
 
-    def window_features(self, frames, window, stride, batch):
+    def first_frame(self, start, window, stride, batch):
+        return clip_batch_start(start, batch) * stride
+
+    def window_features(self, frames, window, stride, batch, start=0):
         if window < self.num_frames:
             raise InputError(
                 f"window {window}: this VideoMAE takes {self.num_frames} frames per clip; use a window >= that"
             )
         # A longer window is sampled uniformly down to the model's clip length.
-        for chunk in batched(window_clips(frames, window, stride, self.num_frames), batch):
-            yield from self.clip_features(chunk)
+        first = clip_batch_start(start, batch)
+        clips = window_clips(frames, window, stride, self.num_frames, first=first)
+        for number, chunk in enumerate(batched(clips, batch)):
+            rows = self.clip_features(chunk)
+            yield from rows[start - first:] if number == 0 else rows  # the first batch's windows before `start`: done
+
+
+def clip_batch_start(start: int, batch: int) -> int:
+    """The first window of the batch of `batch` clips that holds window `start` (a clip backbone's batches
+    are windows 0 to batch - 1, batch to 2 * batch - 1, ...)."""
+    return start // batch * batch
 
 
 VIDEO_BACKBONES: dict[str, Callable[[Path | None, torch.device, int | None], Backbone]] = {

@@ -7,8 +7,10 @@ T == FeatureGrid.num_windows(frames)), and `<video_id>.json` the sidecar (see
 
 Runs resume: an input whose finished sidecar matches this run's recipe (backbone and input size,
 weights sha256, window, stride) is skipped. Features are written atomically and the sidecar
-last, so a killed run never leaves a file that counts as done. Under torchrun each process takes
-inputs[RANK::WORLD_SIZE] and its own GPU (LOCAL_RANK); no process group is needed.
+last, so a killed run never leaves a file that counts as done. A video killed half-way resumes
+inside it: its rows done are saved every minute (`mgrec.extract.outputs.PartialFeatures`), and the
+next run's network starts after them, decoding the frames before without converting them. Under torchrun
+each process takes inputs[RANK::WORLD_SIZE] and its own GPU (LOCAL_RANK); no process group is needed.
 
 An input that cannot be read does not stop the others: it gets no files, and once every other
 input is done one InputError lists all failures.
@@ -16,6 +18,7 @@ input is done one InputError lists all failures.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import time
@@ -44,12 +47,14 @@ from mgrec.extract.backbones import Backbone, window_offsets
 from mgrec.extract.outputs import (
     ExtractResult,
     FrameCounter,
+    PartialFeatures,
     check_length,
     check_numbers,
     finished_sidecar,
     holding,
     raise_failures,
     refuse_a_file_mgrec_did_not_write,
+    remove_partial,
     skipped,
     ticking,
 )
@@ -232,6 +237,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
         done = finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
                                  frames_per_window=model.frames_per_window, source=path, precision=recipe_precision)
         if done is not None:
+            remove_partial(feature_path)  # left by a run killed between writing the features and removing them
             results.append(skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
@@ -239,37 +245,48 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
             refuse_a_file_mgrec_did_not_write(feature_path, path)  # before decoding: nothing lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
             stream = probe_video(path)
-            frames = FrameCounter(iter_frames(path, model.image_size, keep=model.frame_needed(window, stride)))
+            grid = FeatureGrid(stream.fps, stride, window)
+            recipe = FeatureSidecar(
+                fps=stream.fps,
+                stride=stride,
+                window=window,
+                backbone=recipe_name,
+                dim=model.dim,
+                frames=None,  # known once decoded
+                # absolute: `detect RUN VIDEO` from another folder finds the weights through the run's recipe
+                weights=str(resolve_path(model.weights)) if model.weights else str(model.weights),
+                weights_sha256=model.weights_sha256,
+                frames_per_window=model.frames_per_window,
+                source_stamp=stamp,
+                source=str(resolve_path(path)),
+                precision=recipe_precision,
+            )
+            # the rows a killed extraction of this video saved: the network starts after them
+            partial = PartialFeatures(feature_path, recipe, path)
+            start = partial.resume(grid.num_windows(stream.declared_frames) if stream.declared_frames else None)
+            first = model.first_frame(start, window, stride, batch)
+            needed = model.frame_needed(window, stride)
+            keep = needed if not first else lambda index: index >= first and (needed is None or needed(index))
+            frames = FrameCounter(iter_frames(path, model.image_size, keep=keep))
             # A second bar inside the video: an hour of video is minutes of work even on a GPU.
             with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
                       disable=not progress) as frame_bar:
                 decoded = ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
-                features = list(model.window_features(decoded, window, stride, batch))
+                features = partial.collect(model.window_features(decoded, window, stride, batch, start=start))
             check_length(path, frames.count, window)
-            stacked = np.stack(features).astype(np.float32)
+            if start and len(features) != grid.num_windows(frames.count):  # a video without a declared frame count
+                raise InputError(f"{path}: {frames.count} frames, {grid.num_windows(frames.count)} windows, fewer than "
+                                 f"the {start} rows an earlier extraction saved for it; they are removed: extract "
+                                 "it again")
             # a damaged backbone or an overflow: refused before the file is written, not found later by data check
-            check_feature_values(stacked, f"{path} through {model.name}")
+            check_feature_values(features, f"{path} through {model.name}")
         except InputError as exc:
+            remove_partial(feature_path)  # its rows would only lead to the same failure
             failures.append(str(exc))
             continue
-        grid = FeatureGrid(stream.fps, stride, window)
         assert len(features) == grid.num_windows(frames.count), "windowing disagrees with FeatureGrid"
-        sidecar = FeatureSidecar(
-            fps=stream.fps,
-            stride=stride,
-            window=window,
-            backbone=recipe_name,
-            dim=model.dim,
-            frames=frames.count,
-            # absolute: `detect RUN VIDEO` from another folder finds the weights through the run's recipe
-            weights=str(resolve_path(model.weights)) if model.weights else str(model.weights),
-            weights_sha256=model.weights_sha256,
-            frames_per_window=model.frames_per_window,
-            source_stamp=stamp,
-            source=str(resolve_path(path)),
-            precision=recipe_precision,
-        )
-        write_features(feature_path, stacked, sidecar)
+        write_features(feature_path, features, dataclasses.replace(recipe, frames=frames.count))
+        remove_partial(feature_path)
         late = () if stream.late_start < 1 / stream.fps else (
             f"{path}: its first frame is shown {stream.late_start:.2f} s into the file (the video track starts late); "
             f"mgrec's times count from that frame: a player shows them {stream.late_start:.2f} s later",)

@@ -1,22 +1,36 @@
 """What every extraction job shares (`mgrec.extract.jobs`'s video and skeleton jobs, `mgrec.extract.pose`'s):
 the result record, its whole-number settings checked, the output folder held against another extraction,
-resuming (a finished sidecar of the same recipe is a file done), never replacing a file mgrec did not write,
-frames counted as they are decoded, and the failures of single inputs listed once every other input is done.
+resuming (a finished sidecar of the same recipe is a file done; inside a video, `PartialFeatures`: the rows a
+killed extraction saved), never replacing a file mgrec did not write, frames counted as they are decoded, and the
+failures of single inputs listed once every other input is done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgrec.data.features import FeatureSidecar, feature_file_shape, read_sidecar, sidecar_path, source_stamp
+import numpy as np
+from tqdm import tqdm
+
+from mgrec.data.features import (
+    FeatureSidecar,
+    feature_file_shape,
+    load_features,
+    read_sidecar,
+    sidecar_path,
+    source_stamp,
+    write_features,
+)
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
 from mgrec.extract import number_problem
-from mgrec.run import lock_features_folder
+from mgrec.run import PARTIAL_FEATURES, lock_features_folder
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,129 @@ def finished_sidecar(feature_path: Path, backbone: str, weights_sha256: str | No
     same_source = source is None or (_same_input(done, source) and (done.source_stamp is None
                                                                      or done.source_stamp == source_stamp(source)))
     return done if same_recipe and same_precision and same_fps and same_source else None
+
+
+# How often, at least, the rows of a video being extracted are saved (`PartialFeatures`): a kill loses at most about
+# this much of the network's work. Less often where a save takes more than `SAVE_SHARE` of the time between two: each
+# save writes all the rows done (an hour of video at 30 fps, 4-frame stride and 1408-d VideoMAE V2 features: 150 MB).
+PARTIAL_SAVE_SECONDS = 60.0
+SAVE_SHARE = 0.05
+
+
+def partial_path(feature_path: Path) -> Path:
+    """Where the rows done of `feature_path`'s video are kept while it is extracted: `.<id>.partial.npy` beside it,
+    its sidecar `.<id>.partial.json` (hidden names: no reader of the folder takes them for a video's features)."""
+    return feature_path.with_name(PARTIAL_FEATURES.format(feature_path.stem))
+
+
+def remove_partial(feature_path: Path) -> None:
+    """The saved rows of `feature_path`'s video removed (sidecar first: rows without one are never trusted); a file
+    that cannot be removed stays, to be replaced or removed by the next extraction of the video."""
+    rows = partial_path(feature_path)
+    for path in (sidecar_path(rows), rows):
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+class PartialFeatures:
+    """The feature rows of one video done so far, kept beside its output while it is extracted (`partial_path`), so
+    that an extraction killed inside a video resumes at its first window not saved, not at its first frame.
+
+    The rows and their sidecar are written by `write_features` (atomically, the sidecar last: a sidecar on disk
+    describes complete rows, as many as its num_features); the sidecar is `recipe`, the one the video's features
+    will have, frames not yet known: backbone and size, weights sha256, window, stride, frames per window, precision,
+    fps, and the video's path and stamp (size and modification time). Rows are saved every `every` seconds (at least:
+    `SAVE_SHARE`) and when the extraction stops on an exception other than the video's own `InputError` (Ctrl-C,
+    out of memory); SIGKILL loses the rows since the last save. They are removed once the video's features are written
+    (`remove_partial`), and when it fails as an input (its rows would only lead to the same failure).
+    """
+
+    def __init__(self, feature_path: Path, recipe: FeatureSidecar, source: Path, every: float | None = None):
+        self.feature_path = feature_path
+        self.path = partial_path(feature_path)
+        self.recipe = recipe
+        self.source = source
+        self.every = PARTIAL_SAVE_SECONDS if every is None else every
+        self.rows = np.empty((0, recipe.dim), np.float32)  # grown by doubling; rows [0, count) are done
+        self.count = 0
+        self.saved = 0  # rows on disk
+
+    def resume(self, windows: int | None = None) -> int:
+        """Take the rows an earlier extraction of this video saved with this recipe as done: their count, the first
+        window to compute (0: none). Rows of another recipe, of another file or of this one changed since (another
+        size or modification time), unreadable ones (cut, corrupt, without their sidecar, values no extraction
+        makes) and more of them than the video's `windows` (when known) are removed, with a note on stderr."""
+        if not (self.path.exists() or sidecar_path(self.path).exists()):
+            return 0
+        problem = self._load(windows)
+        if problem is not None:
+            remove_partial(self.feature_path)
+            _note(f"{self.source}: the rows saved by an extraction of it that stopped ({self.path}) are not used: "
+                  f"{problem}; it is extracted from its first frame")
+            return 0
+        _note(f"{self.source}: resuming at window {self.count}, after the rows saved by an extraction of it that "
+              f"stopped ({self.path})")
+        return self.count
+
+    def _load(self, windows: int | None) -> str | None:
+        """The saved rows loaded, or why they are not used."""
+        meta = sidecar_path(self.path)
+        if not meta.is_file():
+            return f"{meta.name} is missing (the extraction stopped while saving them)"
+        try:
+            saved = read_sidecar(meta)
+        except InputError as exc:
+            return f"their sidecar cannot be read ({exc})"
+        recipe = self.recipe
+        fields = ("backbone", "weights_sha256", "window", "stride", "frames_per_window", "precision", "dim")
+        differ = [name for name in fields if getattr(saved, name) != getattr(recipe, name)]
+        differ += ["fps"] * (abs(saved.fps - recipe.fps) > 1e-3)
+        if differ:
+            return f"they were made with another recipe (its {', '.join(differ)})"
+        if saved.source_stamp != recipe.source_stamp or not _same_input(saved, self.source):
+            return (f"they are of {saved.source} as it was then (size:mtime {saved.source_stamp}), "
+                    f"not of this file ({recipe.source_stamp})")
+        try:
+            rows = load_features(self.path, expected_dim=recipe.dim)  # its length checked against the sidecar's
+        except InputError as exc:
+            return f"they cannot be read ({exc})"
+        if windows is not None and len(rows) > windows:
+            return f"{len(rows)} rows, more than the video's {windows} windows"
+        self.rows, self.count, self.saved = rows, len(rows), len(rows)
+        return None
+
+    def collect(self, rows: Iterable[np.ndarray]) -> np.ndarray:
+        """All the video's rows, (T, dim) float32: those resumed, then `rows` (the network's, from the first window
+        after them) taken as they come and saved as described above."""
+        due = time.monotonic() + self.every
+        try:
+            for row in rows:
+                if self.count == len(self.rows):
+                    grown = np.empty((max(64, 2 * len(self.rows)), self.recipe.dim), np.float32)
+                    grown[:self.count] = self.rows[:self.count]
+                    self.rows = grown
+                self.rows[self.count] = row
+                self.count += 1
+                if time.monotonic() >= due:
+                    began = time.monotonic()
+                    self.save()
+                    due = time.monotonic() + max(self.every, (time.monotonic() - began) / SAVE_SHARE)
+        except InputError:
+            raise  # the video's own failure: its rows are removed
+        except BaseException:
+            with contextlib.suppress(Exception):  # the exception that stopped the extraction is the one to say
+                self.save()
+            raise
+        return self.rows[:self.count]
+
+    def save(self) -> None:
+        if self.count > self.saved:
+            write_features(self.path, self.rows[:self.count], self.recipe)
+            self.saved = self.count
+
+
+def _note(line: str) -> None:
+    tqdm.write(f"note: {line}", file=sys.stderr)  # above a progress bar, where one is shown
 
 
 def refuse_a_file_mgrec_did_not_write(feature_path: Path, source: Path | None) -> None:
