@@ -33,6 +33,7 @@ from mgrec.infer.online import (
     chunks_of,
     hard_set_postprocess,
     stream_file,
+    stream_files,
 )
 from mgrec.model.detector import DetectorOutput, build_detector
 from mgrec.postprocess.video import detect_video
@@ -701,6 +702,37 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert len(calls) == 2 and "interrupted at" in printed.err
     assert f"no label file was written into {stopped}" in printed.err
     assert not stopped.exists() or not any(stopped.rglob("*.csv")) and not (stopped / INCOMPLETE_MARKER).exists()
+
+
+def test_one_bad_file_among_several_is_refused_before_the_first_video_is_streamed(tmp_path, capsys):
+    """A folder whose last file was of another width (or of an unknown fps, or NaN) was found bad at its turn: the
+    videos before it had been streamed (hours, at --realtime), and with --format smg nothing of them was written.
+    Every file is read and checked as its stream will read it before the first update."""
+    from mgrec.cli import main
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    nan = features.copy()
+    nan[50, 3] = np.nan
+    for name, write_bad, message in (
+            ("width", lambda path: write_features(path, features[:, :8].copy(), replace(sidecar, dim=8)),
+             r"Sample0099.json: features do not match the config: dim is 8"),
+            ("fps", lambda path: np.save(path, features), r"Sample0099.npy: the features' fps is unknown"),
+            ("nan", lambda path: np.save(path, nan), r"Sample0099.npy: 1 NaN/Inf value")):
+        videos = tmp_path / name
+        write_features(videos / "Sample0036.npy", features, sidecar)
+        write_features(videos / "Sample0037.npy", features[::-1].copy(), sidecar)
+        write_bad(videos / "Sample0099.npy")  # streamed last
+        if name == "nan":  # its fps known: the NaN is what is wrong
+            (videos / "Sample0099.json").write_text((videos / "Sample0036.json").read_text())
+        with pytest.raises(InputError, match=message):
+            stream_files(run, [videos], lookahead=0.01, hop=8, out=io.StringIO())
+        submission = tmp_path / f"submission-{name}"
+        for extra in ([], ["--format", "smg", "--out", str(submission)]):
+            assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", *extra]) == 2
+            printed = capsys.readouterr()
+            assert printed.out == "" and "stream Sample0036" not in printed.err and "Sample0099." in printed.err
+        assert not submission.exists() or not any(submission.rglob("*.csv"))
 
 
 def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass():

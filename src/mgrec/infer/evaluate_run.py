@@ -226,7 +226,7 @@ def evaluate_online(
     its report: mean, median, p95, max; those the end of a video decided, with less lookahead, are counted apart),
     and the compute per update (ms, on this machine). `features`: as for `evaluate_run`."""
     from mgrec.data.streams import stream_path
-    from mgrec.infer.online import Emission, stream_video
+    from mgrec.infer.online import Emission, stream_video, video_source
 
     split = split_name(split)
     run = RunDir(run_dir)
@@ -236,13 +236,16 @@ def evaluate_online(
                          "streamed (evaluate one of its members, in members/, online)")
     annotations, video_ids = split_to_score(detector, split)
     grid_stream = detector.config.data.input_streams()[0]
+    data_annotations = detector.config.data.annotations
     emitted: dict[str, list[Detection]] = {}
     streamed_latency: list[float] = []
     summaries = []
     for video_id in tqdm(video_ids, desc=f"{split} online", unit="video", disable=not progress, leave=False):
         kept: list[Emission] = []
-        summary = stream_video(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
-                               detector.listed_fps(annotations.videos[video_id].fps), lookahead, kept=kept)
+        source = video_source(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
+                              detector.listed_fps(annotations.videos[video_id].fps), detector.stream_folders,
+                              fps_said_as=f"the fps of {data_annotations} for it")
+        summary = stream_video(detector, source, video_id, lookahead, kept=kept)
         emitted[video_id] = [emission.detection for emission in kept]
         streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]
         summaries.append(summary)

@@ -836,8 +836,10 @@ def stream_files(
     Each video starts a new `OnlineDetector` (nothing of one stream carries into the next: its clock, window,
     running statistics); the network is loaded once, and compiled once for all (`compile_for_window`).
     Everything that can be refused is refused before the first update: ids that two files share, an SMG folder
-    that holds label files already or cannot hold every video's. `on_video_end` hears each video's summary as it
-    ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
+    that holds label files already or cannot hold every video's, and every file read and checked as its stream
+    will read it (features, the other streams' files, fps, the window at its fps: `video_source`), so one bad
+    file does not stop the work after the videos before it were streamed. `on_video_end` hears each video's summary
+    as it ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
     video's summary): the videos after it are not streamed, and no SMG file is written (a partial set would be
     scored as the whole submission). Returns one summary per video, in the order streamed.
     `single_file`: `stream_file`'s one path, read as it is (not a folder).
@@ -866,15 +868,27 @@ def stream_files(
             print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
                   f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their gestures say little about "
                   "unseen videos (an online-track submission holds the test videos only)", file=sys.stderr)
+        # Each file read and checked now, as its stream will read it: one bad file (another width, a NaN, a
+        # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
+        # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
+        # at their turn, so that memory holds one video at a time.
+        first = None
+        for path in paths:
+            source = video_source(detector, path, video_ids[path], fps, stream_folders)
+            OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
+                           video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
+            first = source if first is None else first
         summaries: list[StreamSummary] = []
         gestures: dict[str, list[Detection]] = {}
         fps_by_video: dict[str, float] = {}
-        for path in paths:
-            video_fps = detector.file_fps(path, fps, what="--fps")
+        for index, path in enumerate(paths):
+            source = first if index == 0 else video_source(detector, path, video_ids[path], fps, stream_folders)
+            first = None
+            video_fps = source[0]
             kept: list[Emission] | None = [] if smg_out is not None else None
             try:
-                summary = stream_video(detector, path, video_ids[path], video_fps, lookahead, realtime, hop,
-                                        history, compile, stream_folders, out, kept)
+                summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
+                                       compile, out, kept)
             except StreamInterrupted as stopped:
                 if on_video_end is not None:
                     on_video_end(stopped.summary)
@@ -890,21 +904,32 @@ def stream_files(
         return summaries
 
 
-def stream_video(detector: OfflineDetector, path: Path, video_id: str, fps: float | None, lookahead: float,
-                 realtime: bool = False, hop: int | None = None, history: int | None = None, compile: bool = False,
-                 stream_folders: dict[str, Path] | None = None, out: IO[str] | None = None,
-                 kept: list[Emission] | None = None) -> StreamSummary:
-    """One video's stream, from its feature file `path` (`stream_files`, `mgrec evaluate --online`): each emission
-    written to `out` as a JSON line, or appended to `kept`."""
-    # Several input streams: the file is the grid stream's; each step pushes one hop of every stream, joined.
-    loaded = load_stream_files(detector.config.data, video_id, fps, folders=stream_folders, main_path=path,
+def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: float | None,
+                 stream_folders: dict[str, Path] | None, fps_said_as: str = "--fps"
+                 ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]]:
+    """One video's inputs, read and checked (`stream_files`, `mgrec evaluate --online`): its fps
+    (`OfflineDetector.file_fps`; `fps_said_as` names where `fps` came from), every stream's rows and grid (the file
+    is the grid stream's; `load_stream_files`), and the fps of each stream on its own grid."""
+    video_fps = detector.file_fps(path, fps, what=fps_said_as)
+    loaded = load_stream_files(detector.config.data, video_id, video_fps, folders=stream_folders, main_path=path,
                                check_recipe=detector.check_stream_recipe)
-    detector.require_fps(path, fps)  # named here: OnlineDetector's grid would not say which file
-    online = OnlineDetector(
-        detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id, compile=compile,
-        stream_fps={s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
-                    if grid is not None},
-    )
+    detector.require_fps(path, video_fps)  # named here: OnlineDetector's grid would not say which file
+    stream_fps = {s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
+                  if grid is not None}
+    return video_fps, loaded, stream_fps
+
+
+def stream_video(detector: OfflineDetector,
+                 source: tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]],
+                 video_id: str, lookahead: float, realtime: bool = False, hop: int | None = None,
+                 history: int | None = None, compile: bool = False, out: IO[str] | None = None,
+                 kept: list[Emission] | None = None) -> StreamSummary:
+    """One video's stream (`stream_files`, `mgrec evaluate --online`) of its `source` (`video_source`): each
+    emission written to `out` as a JSON line, or appended to `kept`."""
+    # Several input streams: each step pushes one hop of every stream, joined.
+    fps, loaded, stream_fps = source
+    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                            compile=compile, stream_fps=stream_fps)
     count, update_ms = 0, []
 
     def write(emissions: list[Emission], updates_before: int) -> None:
