@@ -1160,8 +1160,12 @@ def cmd_stream(args) -> int:
         received.append(signum)
         raise KeyboardInterrupt
 
+    ended = []
+
     def video_ended(summary) -> None:  # stderr: stdout stays pure JSON lines for whatever reads them
-        print(terminal.visible(summary.describe()), file=sys.stderr)
+        # the run's notes (shifted passes, normalisation) once: they are the same for every video
+        print(terminal.visible(summary.describe(notes=not ended)), file=sys.stderr)
+        ended.append(summary)
 
     videos = [path for path in args.inputs if is_video(path)]
     if videos:  # minutes of silence before the first line, for a long video, without this
@@ -1188,11 +1192,18 @@ def cmd_stream(args) -> int:
                 smg_out=args.out,
                 on_video_end=video_ended,
             )
-        except StreamInterrupted:  # what had arrived was decided and written: the summary said where
-            if len(sources) > 1 or args.out is not None:
-                print(f"stopped: the videos after the interrupted one were not streamed"
-                      f"{'' if args.out is None else f', and no label file was written into {args.out}'}",
-                      file=sys.stderr)
+        except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
+            # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others
+            said = []
+            if stopped.not_streamed:
+                left = stopped.not_streamed
+                said.append(f"the {counted(len(left), 'video')} after the interrupted one "
+                            f"{'was' if len(left) == 1 else 'were'} not streamed "
+                            f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
+            if args.out is not None:
+                said.append(f"no label file was written into {args.out} (a partial set would be scored as the whole)")
+            if said:
+                print(terminal.visible(f"stopped: {', and '.join(said)}"), file=sys.stderr)
             return 128 + int(received[0] if received else signal.SIGINT)
         except KeyboardInterrupt:  # before the stream started, or a second signal while it ended
             if not received:

@@ -30,6 +30,7 @@ from mgrec.infer.online import (
     FeatureWindow,
     OnlineDetector,
     StreamInterrupted,
+    StreamSummary,
     chunks_of,
     hard_set_postprocess,
     stream_file,
@@ -733,6 +734,47 @@ def test_one_bad_file_among_several_is_refused_before_the_first_video_is_streame
             printed = capsys.readouterr()
             assert printed.out == "" and "stream Sample0036" not in printed.err and "Sample0099." in printed.err
         assert not submission.exists() or not any(submission.rglob("*.csv"))
+
+
+def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s_notes_once(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """One folder of three videos stopped in its second said nothing of the third (the line counted the inputs
+    given, one folder, not its videos), and the run's notes (normalisation, shifted passes) came after every video's
+    summary: twice the same notes per video of a submission."""
+    import mgrec.infer.online as online_module
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)
+    detector.config.data.normalize = "video"  # a note each summary said
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, 0.5)
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    for name in ("Sample0036", "Sample0037", "Sample0038"):
+        write_features(videos / f"{name}.npy", features, sidecar)
+    assert main(["stream", str(tmp_path / "run"), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 0
+    printed = capsys.readouterr().err
+    assert printed.count("stream Sample00") == 3 and printed.count("note: the run standardises each video") == 1
+    summary = StreamSummary("v", 1, 2, 3.0, 1.0, 1.0, offline_passes=4, normalize="video")
+    assert "note:" in summary.describe() and "note:" not in summary.describe(notes=False)
+
+    replay, calls = online_module._replay, []
+
+    def interrupted_in_the_second_video(*args):
+        calls.append(1)
+        for index, chunk in enumerate(replay(*args)):
+            if len(calls) == 2 and index == 4:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_second_video)
+    with pytest.raises(StreamInterrupted) as stopped:
+        stream_files(tmp_path / "run", [videos], lookahead=0.01, hop=8, out=io.StringIO())
+    assert stopped.value.summary.video_id == "Sample0037" and stopped.value.not_streamed == ["Sample0038"]
+    calls.clear()
+    assert main(["stream", str(tmp_path / "run"), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 130
+    printed = capsys.readouterr().err
+    assert "stopped: the 1 video after the interrupted one was not streamed (Sample0038)" in printed
 
 
 def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass():

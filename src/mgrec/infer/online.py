@@ -233,7 +233,9 @@ class StreamSummary:
     behind_seconds: float = 0.0  # `--realtime`: how far the updates fell behind the stream's pace at most
     decided_at_end: int = 0  # of the gestures emitted, those the stream's end decided (with less lookahead)
 
-    def describe(self) -> str:
+    def describe(self, notes: bool = True) -> str:
+        """The summary line (and what went wrong: behind real time, interrupted); `notes`: the run's notes too (its
+        shifted passes and normalisation, the same for every video of a run: said once for several)."""
         # The window is printed: a default that is too short for the run's gestures finds few of them, and
         # without it in the line nothing says which window ran.
         window = f", window {self.history} steps ({self.history_seconds:.1f} s)" if self.history else ""
@@ -249,11 +251,11 @@ class StreamSummary:
         if self.interrupted:
             text += (f"\ninterrupted at {self.stream_seconds:.1f} s of stream: the gestures still pending were "
                      "decided as at a stream's end, on what had arrived")
-        if self.offline_passes > 1:
+        if notes and self.offline_passes > 1:
             text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
                      "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores; the "
                      "stream made one pass per update at that threshold")
-        if self.normalize == "video":
+        if notes and self.normalize == "video":
             text += ("\nnote: the run standardises each video by its own statistics (data.normalize: video); the "
                      "stream used those of the steps received so far, so its first seconds rest on few steps")
         return text
@@ -261,11 +263,13 @@ class StreamSummary:
 
 class StreamInterrupted(KeyboardInterrupt):
     """`stream_file` ended by Ctrl-C (or SIGTERM from `mgrec stream`): the gestures that had arrived were decided and
-    written first; `summary` is what the stream did. A KeyboardInterrupt, so that a script stops as it would."""
+    written first; `summary` is what the stream did, and `not_streamed` the ids of the videos `stream_files` was to
+    stream after it (none for one file). A KeyboardInterrupt, so that a script stops as it would."""
 
-    def __init__(self, summary: StreamSummary) -> None:
+    def __init__(self, summary: StreamSummary, not_streamed: list[str] | None = None) -> None:
         super().__init__()
         self.summary = summary
+        self.not_streamed = [] if not_streamed is None else not_streamed  # `stream_files`: the videos after it
 
 
 @contextlib.contextmanager
@@ -840,8 +844,9 @@ def stream_files(
     will read it (features, the other streams' files, fps, the window at its fps: `video_source`), so one bad
     file does not stop the work after the videos before it were streamed. `on_video_end` hears each video's summary
     as it ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
-    video's summary): the videos after it are not streamed, and no SMG file is written (a partial set would be
-    scored as the whole submission). Returns one summary per video, in the order streamed.
+    video's summary and the ids of the videos not streamed, `not_streamed`): the videos after it are not streamed,
+    and no SMG file is written (a partial set would be scored as the whole submission). Returns one summary per
+    video, in the order streamed.
     `single_file`: `stream_file`'s one path, read as it is (not a folder).
     """
     from mgrec.infer.detect import distinct_video_ids, refuse_old_label_files, trained_on
@@ -890,6 +895,7 @@ def stream_files(
                 summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
                                        compile, out, kept)
             except StreamInterrupted as stopped:
+                stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
                 if on_video_end is not None:
                     on_video_end(stopped.summary)
                 raise
