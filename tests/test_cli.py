@@ -362,6 +362,32 @@ def test_score_reads_an_activitynet_file_without_fps_with_the_fps_given(tmp_path
             "are scored") in capsys.readouterr().err
 
 
+def test_score_analysis_of_some_videos_analyses_those_videos_as_the_table_scores_them(tmp_path, capsys):
+    """`score --videos A --analysis DIR` printed the table of A and wrote the analysis of the whole split: its numbers
+    (B's gestures all missed) disagreed with the table beside it, without a word."""
+    import json
+
+    def entry(start: float) -> dict:
+        return {"subset": "test", "fps": 30.0, "duration": 30.0,
+                "annotations": [{"label": "a", "segment": [start, start + 1.0]},
+                                {"label": "a", "segment": [9.0, 10.0]}]}
+
+    (tmp_path / "gt.json").write_text(json.dumps({"classes": ["a"], "database": {"A": entry(1.0), "B": entry(4.0)}}))
+    (tmp_path / "p.json").write_text(json.dumps({"results": {"A": [{"segment": [1.0, 2.0], "label": "a",
+                                                                      "score": 0.9}]}}))
+    command = ["score", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "p.json"), "--json"]
+    assert main([*command, "--videos", "A", "--analysis", str(tmp_path / "one")]) in (0, None)
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["num_ground_truth"] == 2
+    assert "wrote the error analysis of split test (1 video of it, as scored) into" in printed.err
+    analysis = json.loads((tmp_path / "one" / "test_analysis.json").read_text())
+    assert analysis["videos"] == ["A"] and analysis["hard_set"]["num_ground_truth"] == 2
+    assert main([*command, "--analysis", str(tmp_path / "all")]) in (0, None)  # the whole split, as before
+    assert json.loads(capsys.readouterr().out)["num_ground_truth"] == 4
+    analysis = json.loads((tmp_path / "all" / "test_analysis.json").read_text())
+    assert "videos" not in analysis and analysis["hard_set"]["num_ground_truth"] == 4
+
+
 def test_score_refuses_options_it_would_ignore_and_a_tuning_split_without_gestures(tmp_path, capsys):
     """--score-threshold beside --tune-on, and --threshold-shrinkage without per_class, were silently ignored; a
     tuning split without gestures tuned an arbitrary threshold (above every score: F1 0)."""

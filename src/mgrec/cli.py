@@ -906,7 +906,7 @@ def cmd_score(args) -> None:
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
-    from mgrec.files import brief
+    from mgrec.files import brief, counted
     from mgrec.infer.offline import checked_fps
 
     check_threshold_options(args.tune_on, args.thresholds, args.threshold_shrinkage, args.score_threshold)
@@ -930,7 +930,8 @@ def cmd_score(args) -> None:
     print(json.dumps(result, indent=1) if args.json else format_score_table(result))
     if args.analysis is not None:
         paths = _analyse_predictions(annotations, args, result)
-        print(f"wrote the error analysis of split {args.split} into {args.analysis} ({len(paths)} files)",
+        only = "" if not result.get("videos") else f" ({counted(len(result['videos']), 'video')} of it, as scored)"
+        print(f"wrote the error analysis of split {args.split}{only} into {args.analysis} ({len(paths)} files)",
               file=sys.stderr)
 
 
@@ -961,20 +962,24 @@ def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
 
 
 def _analyse_predictions(annotations, args, result: dict) -> list[Path]:
-    """`mgrec score --analysis`: the error analysis of the scored split of a predictions file, at the threshold
-    it was scored at."""
+    """`mgrec score --analysis`: the error analysis of the scored split of a predictions file (of its videos named
+    by --videos, `result["videos"]`: the whole split's analysis beside the table of one video counted the others'
+    gestures as missed), at the threshold it was scored at."""
     from mgrec.evaluate.predictions import load_predictions
     from mgrec.evaluate.scoring import restrict_to_videos
     from mgrec.report.html import write_error_analysis
 
-    video_ids = annotations.split_video_ids(args.split, args.gt)
+    video_ids = result.get("videos") or annotations.split_video_ids(args.split, args.gt)
+    sources = {"annotations": str(args.gt), "predictions": str(args.pred)}
+    if result.get("videos"):
+        sources["videos"] = result["videos"]
     predictions = load_predictions(args.pred, annotations.classes,
                                    fps_by_video={v: info.fps for v, info in annotations.videos.items()})
     return write_error_analysis(
         {v: annotations.segments.get(v, []) for v in video_ids}, restrict_to_videos(predictions, video_ids),
         {v: annotations.videos[v].duration for v in video_ids}, annotations.classes, args.split,
         result["score_threshold"], result.get("class_thresholds"), args.tune_on, Path(args.analysis),
-        {"annotations": str(args.gt), "predictions": str(args.pred)})
+        sources)
 
 
 def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: str, device: str, progress: bool

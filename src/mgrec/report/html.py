@@ -280,7 +280,7 @@ def analysis_stem(split: str, checkpoint: str = "best") -> str:
 def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[str, list[Detection]],
                          durations: dict[str, float], classes: list[str], split: str, threshold: float,
                          class_thresholds: list[float] | None, tuned_on: str | None, out_dir: Path,
-                         sources: dict[str, str], stem: str | None = None) -> list[Path]:
+                         sources: dict[str, object], stem: str | None = None) -> list[Path]:
     """The error analysis of one split's ranked detections and of their hard set (cut at `threshold`, or per class)
     against its ground truth: figures (PNG, SVG) and numbers (`<stem>_analysis.json`, with `sources`: which files
     it was made of) in `out_dir`, for a run (`analyze_run`) and for any predictions file (`mgrec score
