@@ -297,6 +297,10 @@ def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_anoth
                       videos=["Sample0036", "Sample0037"])["recall"] == 0.5
     for videos, message in ((["Sample0031"], "videos: 'Sample0031' is a video of split 'val' of"),
                             (["sample0036"], "videos: 'sample0036' is not a video of .*did you mean 'Sample0036'"),
+                            # a look-alike letter (Cyrillic U+0430 for 'a') prints as the id it is not: shown escaped
+                            (["S\u0430mple0036"], r"is not a video of .*did you mean 'Sample0036'\? "
+                                                   r"\('S\\u0430mple0036' and 'Sample0036' differ\)"),
+                            (["Sample0O36"], "is not a video of .*did you mean 'Sample0036'\\?$"),
                             (["Sample9999"], "videos: 'Sample9999' is not a video of"),
                             ("Sample0036", "videos: expected a list of video ids"),
                             ([], "videos: expected one or more video ids")):

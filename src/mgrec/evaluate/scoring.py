@@ -9,6 +9,7 @@ The keys are the "Scores" contract in docs/contracts.md.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
 import os
@@ -448,10 +449,23 @@ def _checked_videos(videos: object, annotations: AnnotationSet, gt_path: str | P
         if video in annotations.videos:
             raise InputError(f"videos: {brief(video)} is a video of split {annotations.videos[video].subset!r} of "
                              f"{gt_path}, not of split {split!r}, the one scored (--split)")
-        alike = {name_key(known): known for known in in_split}
-        hint = f"; did you mean {brief(alike[name_key(video)])}?" if name_key(video) in alike else ""
-        raise InputError(f"videos: {brief(video)} is not a video of {gt_path}{hint}")
+        raise InputError(f"videos: {brief(video)} is not a video of {gt_path}{_video_hint(video, in_split)}")
     return set(videos)
+
+
+def _video_hint(video: str, in_split: set[str]) -> str:
+    """Where a video id named (`--videos`) is none of the split's: the one it looks like. A look-alike letter
+    (Cyrillic 'е' for 'e', pasted from a document) printed as the id itself, and 'is not a video' of a name that
+    reads the same said nothing the user could act on: its differences are shown, escaped."""
+    alike = {name_key(known): known for known in sorted(in_split)}
+    close = alike.get(name_key(video))
+    if close is None:
+        matches = difflib.get_close_matches(video, sorted(in_split), n=1, cutoff=0.8)
+        close = matches[0] if matches else None
+    if close is None:
+        return "" if video.isascii() else f" (it holds characters outside ASCII: {ascii(video)})"
+    shown = "" if video.isascii() and close.isascii() else f" ({ascii(video)} and {ascii(close)} differ)"
+    return f"; did you mean {brief(close)}?{shown}"
 
 
 def _may_be_a_ranked_list(pred_path: str | Path, scores: set[float]) -> bool:
