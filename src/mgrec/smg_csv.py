@@ -314,8 +314,9 @@ def refuse_an_incomplete_set(folder: str | Path) -> None:
     """A folder of label files whose writing did not finish (`INCOMPLETE_MARKER` in it) is not a set to read."""
     marker = Path(folder) / INCOMPLETE_MARKER
     if marker.exists():
-        raise InputError(f"{folder}: holds the label files of an `mgrec detect --format smg` that did not finish "
-                         f"({marker} is there): some videos have no file; detect again into an empty folder")
+        raise InputError(f"{folder}: holds the label files of an `mgrec detect` or `mgrec stream` --format smg that "
+                         f"did not finish ({marker} is there): some videos have no file; write them again into an "
+                         "empty folder")
 
 
 def write_smg_labels(
@@ -342,10 +343,11 @@ def write_smg_labels(
     marker.parent.mkdir(parents=True, exist_ok=True)
     try:  # made exclusively: a second writer into the folder is refused, not mixed in
         with open(marker, "x", encoding="utf-8") as handle:
-            handle.write("mgrec detect is writing this folder's label files; they are a set once this file is gone\n")
+            handle.write("mgrec detect or stream is writing this folder's label files; they are a set once this file "
+                         "is gone\n")
     except FileExistsError:
-        raise InputError(f"{out_dir}: another mgrec detect is writing label files here, or one did not finish "
-                         f"({marker} is there); detect into another folder") from None
+        raise InputError(f"{out_dir}: another mgrec detect or stream is writing label files here, or one did not "
+                         f"finish ({marker} is there); write into another folder") from None
     written = []
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps

@@ -130,15 +130,15 @@ def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(tra
     assert len(list(out.rglob("*.csv"))) == 1 and (out / smg_csv.INCOMPLETE_MARKER).exists()
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(out), "--split", "test"]) == 2
     assert "did not finish" in capsys.readouterr().err
-    with pytest.raises(InputError, match=r"smg: holds the label files of an `mgrec detect --format smg` that did not "
-                                         r"finish .*detect again into an empty folder"):
+    with pytest.raises(InputError, match=r"smg: holds the label files of an `mgrec detect` or `mgrec stream` --format "
+                                         r"smg that did not finish .*write them again into an empty folder"):
         detect_files(run, inputs, out, fmt="smg")
     # two writers into one folder: the second is refused, not mixed in (its unlink was a traceback)
     from mgrec.records import Detection
 
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / smg_csv.INCOMPLETE_MARKER).write_text("")
-    with pytest.raises(InputError, match=r"busy: another mgrec detect is writing label files here"):
+    with pytest.raises(InputError, match=r"busy: another mgrec detect or stream is writing label files here"):
         smg_csv.write_smg_labels({"v": [Detection("v", 0.0, 1.0, 0, "a", 0.5)]}, tmp_path / "busy", 10.0)
     finished = tmp_path / "finished"
     detect_files(run, inputs, finished, fmt="smg")

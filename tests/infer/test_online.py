@@ -777,6 +777,21 @@ def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s
     assert "stopped: the 1 video after the interrupted one was not streamed (Sample0038)" in printed
 
 
+def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_stream(tmp_path, capsys):
+    """A folder holding `.mgrec-incomplete` refused `mgrec stream --format smg` with `holds the label files of an
+    mgrec detect --format smg that did not finish ...; detect again`: a stream writes such folders too."""
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, path, _, _ = replayed_clip(tmp_path)
+    (tmp_path / "left").mkdir()
+    (tmp_path / "left" / INCOMPLETE_MARKER).write_text("")
+    assert main(["stream", str(run), str(path), "--format", "smg", "--out", str(tmp_path / "left")]) == 2
+    printed = capsys.readouterr()
+    assert "holds the label files of an `mgrec detect` or `mgrec stream` --format smg that did not finish" in \
+        printed.err and "write them again into an empty folder" in printed.err and "stream clip" not in printed.err
+
+
 def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass():
     """Two threads pushing into one stream interleaved their rows into one window and clock, unrefused. A push
     (or flush) that arrives while another runs is refused; pushes from threads taking turns are one stream."""
