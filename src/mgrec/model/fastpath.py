@@ -24,6 +24,11 @@ from torch import Tensor
 _forced: bool | None = None  # None: decide by device
 
 
+def compiling_for_training() -> bool:
+    """Whether torch.compile is tracing a graph that autograd will differentiate (a compiled training step)."""
+    return torch.compiler.is_compiling() and torch.is_grad_enabled()
+
+
 def cpu_kernels(x: Tensor, in_compiled_training: bool = True) -> bool:
     """Whether the CPU-tuned forms run for the input `x`: True on the CPU (unless forced).
 
@@ -35,7 +40,7 @@ def cpu_kernels(x: Tensor, in_compiled_training: bool = True) -> bool:
     """
     if _forced is not None:
         return _forced
-    if not in_compiled_training and torch.compiler.is_compiling() and torch.is_grad_enabled():
+    if not in_compiled_training and compiling_for_training():
         return False
     return x.device.type == "cpu"
 

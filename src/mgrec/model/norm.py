@@ -32,7 +32,13 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        if not fastpath.cpu_kernels(x, in_compiled_training=False):
+        if fastpath.compiling_for_training():
+            # Inductor's compiled backward (torch 2.13 CPU) gave NaN gradients for bf16 inputs: of F.layer_norm for
+            # the input and weight (with or without autocast, made float32 first or not), and of this written-out
+            # form, cast back to bf16, for the weight and bias at some pyramid levels of the paper's network. Its
+            # float32 output takes the next layer's autocast instead; the network's own gradients then.
+            return channel_layer_norm_out_of_place(x, self.weight, self.bias, self.eps)
+        if not fastpath.cpu_kernels(x):
             normed = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.weight, self.bias, self.eps)
             return normed.transpose(1, 2).to(x.dtype)  # autocast runs layer_norm in float32
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or self.bias.requires_grad):
@@ -75,6 +81,17 @@ def _channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> 
     # Two broadcast passes; addcmul with two broadcast operands is slower than both together.
     out = (normed * weight.to(normed.dtype)[:, None]).add_(bias.to(normed.dtype)[:, None]).to(x.dtype)
     return out, normed, rstd
+
+
+def channel_layer_norm_out_of_place(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """LayerNorm over dim 1 of (B, C, T) as written: (x - mean) / sqrt(var + eps) * weight + bias, in at least
+    float32, and so is the output (not cast back to a bf16 input's dtype); out of place, for autograd to
+    differentiate inside a compiled training graph."""
+    wide = _at_least_float32(x)
+    centred = wide - wide.mean(dim=1, keepdim=True)
+    variance = centred.square().mean(dim=1, keepdim=True)
+    normed = centred * (variance + eps).rsqrt()
+    return normed * weight.to(normed.dtype)[:, None] + bias.to(normed.dtype)[:, None]
 
 
 def grouped_channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
