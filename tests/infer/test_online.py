@@ -624,11 +624,27 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
         load_predictions(log, detector.classes)
 
 
+def interrupt_the_second_video(monkeypatch) -> list[int]:
+    """Ctrl-C at the 5th hop of the second video a stream replays; the list grows by one per video replayed."""
+    import mgrec.infer.online as online_module
+
+    replay, calls = online_module._replay, []
+
+    def interrupted_in_the_second_video(*args):
+        calls.append(1)
+        for index, chunk in enumerate(replay(*args)):
+            if len(calls) == 2 and index == 4:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_second_video)
+    return calls
+
+
 def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submission(tmp_path, capsys, monkeypatch):
     """An online-track submission was written from the JSON lines by hand, one `mgrec stream` per video: a folder (or
     several files) is streamed video by video, each from a fresh stream (nothing of one carries into the next), and
     `--format smg` writes every video's gestures as SMG label files once all were streamed to their end."""
-    import mgrec.infer.online as online_module
     from mgrec.cli import main
     from mgrec.evaluate.predictions import load_predictions
     from mgrec.smg_csv import INCOMPLETE_MARKER
@@ -686,16 +702,7 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
 
     # interrupted in the second video: that video is decided as at its end, the third is not streamed, and no label
     # file is written (a partial set would be scored as the whole submission)
-    replay, calls = online_module._replay, []
-
-    def interrupted_in_the_second_video(*args):
-        calls.append(1)
-        for index, chunk in enumerate(replay(*args)):
-            if len(calls) == 2 and index == 4:
-                raise KeyboardInterrupt
-            yield chunk
-
-    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_second_video)
+    calls = interrupt_the_second_video(monkeypatch)
     stopped = tmp_path / "stopped"
     assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
                  "--out", str(stopped)]) == 130
@@ -741,7 +748,6 @@ def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s
     """One folder of three videos stopped in its second said nothing of the third (the line counted the inputs
     given, one folder, not its videos), and the run's notes (normalisation, shifted passes) came after every video's
     summary: twice the same notes per video of a submission."""
-    import mgrec.infer.online as online_module
     from mgrec.cli import main
 
     detector = tiny_network_detector(seed=5)
@@ -758,16 +764,7 @@ def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s
     summary = StreamSummary("v", 1, 2, 3.0, 1.0, 1.0, offline_passes=4, normalize="video")
     assert "note:" in summary.describe() and "note:" not in summary.describe(notes=False)
 
-    replay, calls = online_module._replay, []
-
-    def interrupted_in_the_second_video(*args):
-        calls.append(1)
-        for index, chunk in enumerate(replay(*args)):
-            if len(calls) == 2 and index == 4:
-                raise KeyboardInterrupt
-            yield chunk
-
-    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_second_video)
+    calls = interrupt_the_second_video(monkeypatch)
     with pytest.raises(StreamInterrupted) as stopped:
         stream_files(tmp_path / "run", [videos], lookahead=0.01, hop=8, out=io.StringIO())
     assert stopped.value.summary.video_id == "Sample0037" and stopped.value.not_streamed == ["Sample0038"]
