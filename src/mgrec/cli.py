@@ -832,6 +832,7 @@ def cmd_evaluate(args) -> None:
     from mgrec.config import canonical_subset
     from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.evaluate.scoring import check_tuning_split, format_score_table
+    from mgrec.files import counted
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.run import RunDir
 
@@ -852,7 +853,7 @@ def cmd_evaluate(args) -> None:
                           device=device, progress=show_progress(args), precision=args.precision, features=features)
     print(format_score_table(result))
     tuned = result["threshold_tuned_on"]
-    print(f"evaluated {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint} "
+    print(f"evaluated {counted(result['num_videos'], 'video')} of split {args.split} with checkpoint {args.checkpoint} "
           f"and {result['inference_precision']} inference ("
           f"{threshold_phrase(result['score_threshold'], result.get('class_thresholds'))}, "
           f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
@@ -867,6 +868,7 @@ def cmd_evaluate(args) -> None:
 def _evaluate_online(args) -> None:
     """`mgrec evaluate --online`: the split streamed, its emissions scored, beside the offline scores if written."""
     from mgrec.evaluate.scoring import format_score_table
+    from mgrec.files import counted
     from mgrec.infer.evaluate_run import evaluate_online
     from mgrec.run import RunDir
 
@@ -889,9 +891,9 @@ def _evaluate_online(args) -> None:
         f"latency after a gesture's end mean {latency['mean']:.2f} s, p95 {latency['p95']:.2f} s "
         f"({online['decided_while_streaming']} gestures; {online['decided_at_the_end']} more decided by the videos' "
         "ends)")
-    print(f"streamed {result['num_videos']} videos of split {args.split} with checkpoint {args.checkpoint}, lookahead "
-          f"{online['lookahead']:g} s, window {online['window_seconds']:.1f} s: {said}; compute per update mean "
-          f"{compute['mean']:.1f} ms ({result['inference_precision']}); wrote "
+    print(f"streamed {counted(result['num_videos'], 'video')} of split {args.split} with checkpoint {args.checkpoint}, "
+          f"lookahead {online['lookahead']:g} s, window {online['window_seconds']:.1f} s: {said}; compute per update "
+          f"mean {compute['mean']:.1f} ms ({result['inference_precision']}); wrote "
           f"{run.online_eval_path(args.split, args.checkpoint)}")
     offline = run.eval_path(args.split, args.checkpoint)
     if offline.is_file():

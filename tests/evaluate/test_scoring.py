@@ -291,7 +291,7 @@ def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_anoth
     assert one["recall"] == 1.0 and one["f1"] == pytest.approx(1.0)
     assert one["num_videos"] == 1 and one["num_ground_truth"] == 2
     assert one["videos"] == ["Sample0036"] and not any("missed" in line for line in notes)
-    assert format_score_table(one).startswith("split test (Sample0036 only): 1 videos, 2 ground-truth segments")
+    assert format_score_table(one).startswith("split test (Sample0036 only): 1 video, 2 ground-truth segments")
     # the other test video named too: its gestures are missed again, as they should be
     assert score_file(annotations, gt_path, pred_path, "test", note=notes.append,
                       videos=["Sample0036", "Sample0037"])["recall"] == 0.5

@@ -187,7 +187,7 @@ def test_the_precision_used_is_recorded_in_every_output(trained_run, tmp_path, c
 
     assert main(["evaluate", str(run), "--precision", precision]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith(f"evaluated 1 videos of split test with checkpoint best and {precision} inference "
+    assert last.startswith(f"evaluated 1 video of split test with checkpoint best and {precision} inference "
                            "(score threshold ")
     scores = json.loads((run / "eval_test.json").read_text())
     assert scores["inference_precision"] == precision

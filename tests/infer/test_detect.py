@@ -489,7 +489,7 @@ def test_evaluate_ends_with_a_count_line_and_records_the_set_of_its_detections(t
     captured = capsys.readouterr()
     assert captured.err == ""
     last = captured.out.strip().splitlines()[-1]
-    assert last.startswith("evaluated 1 videos of split test with checkpoint best and fp32 inference "
+    assert last.startswith("evaluated 1 video of split test with checkpoint best and fp32 inference "
                            "(score threshold ")
     assert f"tuned on val); wrote {run / 'eval_test.json'} and {run / 'detections_test.json'}" in last
     block = json.loads((run / "detections_test.json").read_text())["mgrec"]

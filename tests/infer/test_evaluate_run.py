@@ -264,7 +264,7 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     assert main(["evaluate", str(run), "--online", "--device", "cpu", "--lookahead", "0.5"]) == 0
     printed = capsys.readouterr().out
     online = json.loads((run / "online_test.json").read_text())
-    assert "streamed 1 videos of split test with checkpoint best, lookahead 0.5 s" in printed
+    assert "streamed 1 video of split test with checkpoint best, lookahead 0.5 s" in printed
     assert online["online"]["lookahead"] == 0.5 and online["online"]["updates"] > 0
     assert online["online"]["decided_while_streaming"] + online["online"]["decided_at_the_end"] \
         == online["num_predictions"] > 0

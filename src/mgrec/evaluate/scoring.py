@@ -40,7 +40,7 @@ from mgrec.evaluate.predictions import (
     read_predictions_info,
     segment_problem,
 )
-from mgrec.files import brief, is_finite_real, is_number, listed, name_key, spelling_hint
+from mgrec.files import brief, counted, is_finite_real, is_number, listed, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Detection, Segment, check_class_list
 
 
@@ -275,7 +275,7 @@ def format_score_table(result: dict) -> str:
     only = result.get("videos")
     only = "" if not only else f" ({', '.join(only[:5])}{', ...' if len(only) > 5 else ''} only)"
     lines = [
-        f"split {result['split'] or '-'}{only}: {result['num_videos']} videos, {result['num_ground_truth']} "
+        f"split {result['split'] or '-'}{only}: {counted(result['num_videos'], 'video')}, {result['num_ground_truth']} "
         "ground-truth "
         f"segments, {result['num_predictions']} predictions with score >= {bar_of(result)}",
         f"F1 (one-to-one, tIoU > {F1_TIOU_THRESHOLD:g}) {_percent(result['f1'])}  precision "
