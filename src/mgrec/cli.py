@@ -1128,14 +1128,15 @@ def cmd_detect(args) -> None:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
         # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
         names = {video_id(Path(p)): Path(p).stem for p in args.inputs if is_video(p)}
+        not_extracted = len(failed)
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps,
-                               subtitle_names=names)
+                               subtitle_names=names, failed=failed)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=closing_line_stream(args.out))
     if args.keep_features is not None:
-        kept = sum(1 for path in args.inputs if is_video(path)) - len(failed)
+        kept = sum(1 for path in args.inputs if is_video(path)) - not_extracted
         print(f"kept the features of {counted(kept, 'video')} in {args.keep_features} (`mgrec stream RUN "
               f"{args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads them)", file=sys.stderr)
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing

@@ -640,3 +640,28 @@ def test_torch_s_default_dtype_and_a_caller_s_autocast_leave_detection_as_it_is(
         torch.set_default_dtype(torch.float32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert [(d.label_id, d.start, d.end, d.score) for d in detector.detect(features)] == expected
+
+
+def test_one_bad_feature_file_of_a_batch_is_named_and_the_others_detections_written(trained_run, tmp_path, capsys):
+    """A folder whose one file had another width stopped detect at that file, and nothing of the others was written
+    (an overnight batch lost every video's work); the others are written now, and the bad one named (exit 2)."""
+    run, paths = trained_run
+    folder = tmp_path / "features"
+    shutil.copytree(paths.features, folder)
+    good = sorted(p.stem for p in folder.glob("*.npy"))
+    np.save(folder / "aaa_wide.npy", np.zeros((50, 64), dtype=np.float32))  # first in the folder's order
+    out = tmp_path / "d.json"
+    assert main(["detect", str(run), str(folder), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "1 input(s) could not be read, and their detections are not in" in error and "aaa_wide.npy" in error
+    assert sorted(json.loads(out.read_text())["results"]) == good
+    # from Python the first bad file is raised, as before
+    with pytest.raises(InputError, match="aaa_wide.npy"):
+        detect_files(run, [folder], tmp_path / "python.json")
+    # nothing readable: nothing written
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    np.save(lonely / "aaa_wide.npy", np.zeros((50, 64), dtype=np.float32))
+    assert main(["detect", str(run), str(lonely), "--out", str(tmp_path / "none.json")]) == 2
+    assert "no input could be read, nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "none.json").exists()

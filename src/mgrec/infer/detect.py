@@ -56,7 +56,8 @@ class DetectSummary:
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
                  ranked: bool = False, device: str = "auto", progress: bool = False,
                  precision: str = "auto", stream_folders: dict[str, Path] | None = None,
-                 fps: float | None = None, subtitle_names: dict[str, str] | None = None) -> DetectSummary:
+                 fps: float | None = None, subtitle_names: dict[str, str] | None = None,
+                 failed: list[str] | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
@@ -67,6 +68,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     several input streams reads the other streams' files from these folders (by name) instead of its config's.
     `fps`: the videos' frame rate (`--fps`), for files whose sidecar and run do not say it (`OfflineDetector.file_fps`).
     `subtitle_names`: a video's subtitle file name where it is not its id (a video file's own stem).
+    `failed`: where given, a file that cannot be read (another width, NaN, no fps known) is said there and the others'
+    detections are written (one bad file of an overnight batch lost every other video's work); otherwise it is raised.
     """
     from mgrec.smg_csv import smg_label_paths, write_smg_labels
 
@@ -91,10 +94,18 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
-        video_fps = detector.file_fps(path, fps, what="--fps")
-        detections = detector.detect(path, video_ids[path], fps=video_fps)
+        try:
+            video_fps = detector.file_fps(path, fps, what="--fps")
+            detections = detector.detect(path, video_ids[path], fps=video_fps)
+        except InputError as exc:
+            if failed is None:
+                raise
+            failed.append(str(exc))
+            continue
         results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
         fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
+    if not results:
+        raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
     out = Path(out)
     summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
                             detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
