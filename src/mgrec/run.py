@@ -877,15 +877,7 @@ class RunDir:
         if missing:
             raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate "
                              "--online")
-        problem = _score_problem(scores, num_classes)
-        online = scores["online"]
-        if problem is None and not (isinstance(online, dict) and all(
-                is_number(online.get(key)) for key in ("lookahead", "window_seconds", "updates"))):
-            problem = "online", "the lookahead, window and updates of the streams"
-        if problem is None and not all(isinstance(online.get(key), dict) and all(
-                value is None or is_number(value) for value in online[key].values())
-                for key in ("latency_seconds", "compute_ms_per_update")):
-            problem = "online", "latency and compute figures (numbers)"
+        problem = _score_problem(scores, num_classes) or _online_problem(scores["online"])
         if problem is not None:
             key, expected = problem
             raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate --online wrote "
@@ -898,6 +890,18 @@ _SCORE_KEYS = (
     "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
     "per_class", "confusion",
 )
+
+
+def _online_problem(online: object) -> tuple[str, str] | None:
+    """("online", what was expected) where the `online` block of online_<split>.json cannot be shown, else None."""
+    if not (isinstance(online, dict) and all(is_number(online.get(key))
+                                             for key in ("lookahead", "window_seconds", "updates"))):
+        return "online", "the lookahead, window and updates of the streams"
+    for key in ("latency_seconds", "compute_ms_per_update"):
+        figures = online.get(key)
+        if not (isinstance(figures, dict) and all(value is None or is_number(value) for value in figures.values())):
+            return "online", "latency and compute figures (numbers)"
+    return None
 
 
 def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:

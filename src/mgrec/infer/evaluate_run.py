@@ -254,15 +254,16 @@ def evaluate_online(
     result = score(ground_truth, emitted, detector.classes, post.score_threshold, split=split,
                    class_thresholds=post.class_thresholds)
     updates = sum(s.updates for s in summaries)
-    latency = np.asarray(streamed_latency if streamed_latency else [np.nan])
+    latency = np.asarray(streamed_latency)
+    latency_seconds = dict.fromkeys(("mean", "median", "p95", "max")) if not streamed_latency else {
+        "mean": float(latency.mean()), "median": float(np.median(latency)),
+        "p95": float(np.percentile(latency, 95)), "max": float(latency.max())}
     result["online"] = {
         "lookahead": float(lookahead),
         "window_steps": summaries[0].history,
         "window_seconds": summaries[0].history_seconds,
         "updates": updates,
-        "latency_seconds": {name: None if not streamed_latency else float(value) for name, value in (
-            ("mean", latency.mean()), ("median", np.median(latency)), ("p95", np.percentile(latency, 95)),
-            ("max", latency.max()))},
+        "latency_seconds": latency_seconds,
         "decided_while_streaming": len(streamed_latency),
         "decided_at_the_end": sum(s.decided_at_end for s in summaries),
         "compute_ms_per_update": {

@@ -877,12 +877,15 @@ def stream_files(
         # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
         # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
         # at their turn, so that memory holds one video at a time.
-        first = None
-        for path in paths:
+        def checked_source(path: Path):
             source = video_source(detector, path, video_ids[path], fps, stream_folders)
             OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
                            video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
-            first = source if first is None else first
+            return source
+
+        first = checked_source(paths[0])
+        for path in paths[1:]:
+            checked_source(path)
         summaries: list[StreamSummary] = []
         gestures: dict[str, list[Detection]] = {}
         fps_by_video: dict[str, float] = {}
