@@ -823,6 +823,31 @@ def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass
     online.flush()
 
 
+def test_a_hold_left_by_an_interrupt_between_acquire_and_try_does_not_lock_out_the_thread_s_next_push():
+    """Ctrl-C raised in the main thread just after `_one_caller`'s acquire, before its `try`, left the lock held:
+    every later push of the stream was refused as another thread's. The hold is the thread's own to retake."""
+    import threading
+
+    online = OnlineDetector(tiny_network_detector(seed=3), 1000.0, lookahead=0.01, hop=8, history=64)
+    rows = np.random.default_rng(4).normal(size=(8, 16)).astype(np.float32)
+    assert online._in_use.acquire(blocking=False)  # the interrupted call's hold, never released
+    online.push(rows)
+    assert online.received_steps == 8
+    refused = []
+
+    def other_thread_push():
+        try:
+            online.push(rows)
+        except InputError as error:
+            refused.append(str(error))
+
+    other = threading.Thread(target=other_thread_push)
+    other.start()
+    other.join(timeout=30)
+    assert refused and "while another push or flush of this stream was running" in refused[0]
+    assert online.received_steps == 8
+
+
 def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
     detector = tiny_network_detector(seed=5)
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)

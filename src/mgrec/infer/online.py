@@ -467,7 +467,10 @@ class OnlineDetector:
         self._flushed = False
         self._undelivered: list[Emission] = []  # decided by a push that raised before it could return them
         self._feeding: str | None = None  # "push" or "push_streams", the first used (`_refuse_mixing`)
-        self._in_use = threading.Lock()  # held by the push or flush running now (`_one_caller`)
+        # held by the push or flush running now (`_one_caller`). Reentrant: Ctrl-C arrives in the main thread, and
+        # between `acquire` returning and `try` it left a plain lock held for good, so that every later push of the
+        # stream (an interrupted push is resumed by the next) was refused as another thread's
+        self._in_use = threading.RLock()
         # several input streams: their live rows joined on the grid (None: one stream, pushed as it is)
         self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
@@ -514,7 +517,8 @@ class OnlineDetector:
     def _one_caller(self, method: str) -> Iterator[None]:
         """Refuse a push or flush while another runs (from another thread): two threads feeding one stream
         interleaved their rows into one window and clock without an error. Calls one after another from
-        different threads (a thread pool's workers taking turns) are a stream's order, and pass."""
+        different threads (a thread pool's workers taking turns) are a stream's order, and pass. The lock is the
+        calling thread's to take again: no push calls another, so only a hold left by an interrupt is retaken."""
         if not self._in_use.acquire(blocking=False):
             raise InputError(f"{method}() was called while another push or flush of this stream was running, from "
                              "another thread: one stream's rows come in one order; feed it from one thread at a "
