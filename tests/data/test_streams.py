@@ -119,6 +119,20 @@ def test_a_stream_of_the_wrong_dim_is_refused_naming_the_file(two_streams):
         load_video_streams(data, "v0", VIDEO_FPS)
 
 
+def test_a_stream_file_of_the_wrong_width_names_the_stream_s_own_key(two_streams):
+    # data.feature_dim is the streams' total: a message naming it sent the user to the wrong setting
+    data, _, root = two_streams
+    data.streams[1].feature_dim = 3
+    with pytest.raises(InputError, match=r"pose/v0.npy: expected feature dimension 3 \(data.streams\[1\].feature_dim, "
+                                         r"stream 'pose'\), found"):
+        load_video_streams(data, "v0", VIDEO_FPS)
+    data.streams[1].feature_dim = 2
+    data.streams[0].feature_dim = 3
+    with pytest.raises(InputError, match=r"rgb/v0.npy: expected feature dimension 3 \(data.streams\[0\].feature_dim, "
+                                         r"stream 'rgb'\), found"):
+        load_video_streams(data, "v0", VIDEO_FPS)
+
+
 def test_a_sidecar_that_disagrees_with_its_stream_names_the_stream_key(two_streams):
     data, _, _ = two_streams
     data.streams[1].stride = 4  # the files say 8

@@ -849,7 +849,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
     problems = []
     try:
-        steps, _ = inspect_features(path, stream.feature_dim)
+        steps, _ = inspect_features(path, stream.feature_dim, "data.feature_dim" if key == "data"
+                                    else f"{key}.feature_dim, stream {stream.name!r}")
         dim = stream.feature_dim
     except InputError as exc:
         problems.append(_problem_from_error(exc, path, video_id))

@@ -503,7 +503,8 @@ def check_feature_array(array: np.ndarray, source: object, expected_dim: int | N
     _validate(array, source, expected_dim)
 
 
-def _validate(array: np.ndarray, path: Path | object, expected_dim: int | None) -> tuple[int, int]:
+def _validate(array: np.ndarray, path: Path | object, expected_dim: int | None,
+              dim_key: str = "data.feature_dim") -> tuple[int, int]:
     _check_dtype(array.dtype, path)
     if array.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array (T, C), found shape {array.shape}")
@@ -516,16 +517,17 @@ def _validate(array: np.ndarray, path: Path | object, expected_dim: int | None) 
                 f"{path}: shape {array.shape} looks transposed (C, T); features must be stored as (T, C) "
                 f"with C = {expected_dim}"
             )
-        raise InputError(f"{path}: expected feature dimension {expected_dim} (data.feature_dim), found {dim}")
+        raise InputError(f"{path}: expected feature dimension {expected_dim} ({dim_key}), found {dim}")
     check_feature_values(array, path)
     return length, dim
 
 
-def inspect_features(path: str | Path, expected_dim: int | None = None) -> tuple[int, int]:
+def inspect_features(path: str | Path, expected_dim: int | None = None,
+                     dim_key: str = "data.feature_dim") -> tuple[int, int]:
     """Validate a feature file like `load_features` and return its (T, C), without loading it
     into memory (`.npy` is memory-mapped; the value scan still reads every value)."""
     path = Path(path)
-    return _validate(_open_array(path), path, expected_dim)
+    return _validate(_open_array(path), path, expected_dim, dim_key)
 
 
 def feature_file_shape(path: str | Path) -> tuple[int, ...]:
@@ -534,19 +536,20 @@ def feature_file_shape(path: str | Path) -> tuple[int, ...]:
     return tuple(_open_array(Path(path)).shape)
 
 
-def load_features(path: str | Path, expected_dim: int | None = None) -> np.ndarray:
+def load_features(path: str | Path, expected_dim: int | None = None, dim_key: str = "data.feature_dim") -> np.ndarray:
     """Load a feature file as a (T, C) float32 array.
 
     InputError naming the file for: a missing, empty, truncated or corrupt file; a header declaring
     more data than the file holds or more than `MAX_FEATURE_VALUES` values (checked before reading);
     an `.npz` without `feats`; an array that is not float16/32/64 (a pickled object array is named
     as such, never loaded); not 2-D; T or C zero; C != expected_dim (a transposed (C, T) array is
-    recognised and named); NaN or Inf values, or values beyond +-`MAX_FEATURE_ABS` (how many and
+    recognised and named; `dim_key` is the config key the message names, a stream's own in a run of several
+    streams); NaN or Inf values, or values beyond +-`MAX_FEATURE_ABS` (how many and
     where the first is); a sidecar whose `num_features` is not T (`check_sidecar_length`).
     """
     path = Path(path)
     array = _open_array(path)
-    length, _ = _validate(array, path, expected_dim)
+    length, _ = _validate(array, path, expected_dim, dim_key)
     check_sidecar_length(path, length)  # `inspect_features` leaves it to its caller (data check reports both)
     return np.array(array, dtype=np.float32, order="C")  # a real copy: the memory map is closed after
 

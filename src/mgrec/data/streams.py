@@ -155,7 +155,9 @@ def load_stream_files(
     streams = data.input_streams()
     main = streams[0]
     main_file = main_path if main_path is not None else stream_path(main, video_id, folders)
-    main_features = load_features(main_file, expected_dim=main.feature_dim)
+    main_features = load_features(main_file, expected_dim=main.feature_dim,
+                                  dim_key=f"{stream_key(data, main)}.feature_dim, stream {main.name!r}"
+                                  if data.streams else "data.feature_dim")
     if len(streams) == 1:
         return [(main_features, None)]
     grid = data.grid(video_fps)
@@ -168,7 +170,8 @@ def load_stream_files(
             raise InputError(f"video {video_id}: stream {stream.name!r} has no feature file {path} (every video "
                              f"needs every stream of data.streams; extract it, or set {key}.features; detect and "
                              f"stream take --stream {stream.name}=FOLDER)")
-        features = load_features(path, expected_dim=stream.feature_dim)
+        features = load_features(path, expected_dim=stream.feature_dim,
+                                 dim_key=f"{key}.feature_dim, stream {stream.name!r}")
         own = stream.grid(stream_fps(stream, path, video_fps, key, check_recipe))
         covered, expected = own.covered_seconds(len(features)), grid.covered_seconds(length)
         if abs(covered - expected) > duration_tolerance(own, grid):
