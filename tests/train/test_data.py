@@ -1,9 +1,12 @@
 import numpy as np
+import pytest
 
+from mgrec.config import Config
 from mgrec.data.augment import repeat_factors
 from mgrec.data.datasets import VideoSample
+from mgrec.errors import InputError
 from mgrec.timeline import FeatureGrid
-from mgrec.train.data import class_counts, crop_anchors
+from mgrec.train.data import checked_annotations, class_counts, crop_anchors
 
 GRID = FeatureGrid(fps=10.0, stride=1, window=1)
 
@@ -29,3 +32,19 @@ def test_no_replication_lists_every_instance_once():
     samples = [_video([0, 1]), _video([1])]
     anchors, labels = crop_anchors(samples, [1, 1])
     assert anchors == [(0, 0), (0, 1), (1, 0)] and labels.tolist() == [0, 1, 1]
+
+
+def test_a_wrong_features_path_is_refused_without_talking_of_dropping_videos(tmp_path):
+    # `mgrec train CONFIG --set data.features=<typo>` said "the data has errors that dropping videos cannot fix",
+    # which reads as if the user had asked to drop videos
+    (tmp_path / "ann.json").write_text('{"classes": ["a"], "database": {"v": {"subset": "train", "fps": 30, '
+                                       '"duration": 10, "annotations": []}}}', encoding="utf-8")
+    config = Config()
+    config.data.annotations, config.data.features = str(tmp_path / "ann.json"), str(tmp_path / "featurs")
+    config.model.num_classes = 1
+    with pytest.raises(InputError) as error:
+        checked_annotations(config, log=lambda line: None)
+    message = str(error.value)
+    assert message.startswith("the data has 1 error(s) to fix first (`mgrec data check` lists every problem):\n")
+    assert f"{tmp_path / 'featurs'}: features folder not found (config data.features)" in message
+    assert "dropping" not in message

@@ -35,7 +35,9 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
         video_errors = [p for p in report.errors if p not in report.dataset_errors][:30]
         if video_errors:
             lines += "\n  and in single videos:\n" + "\n".join(f"  {p.where}: {p.message}" for p in video_errors)
-        raise InputError(f"the data has errors that dropping videos cannot fix:\n{lines}")
+        # not tied to one video (a wrong path, no videos in a split): data.drop_bad_videos cannot help either
+        raise InputError(f"the data has {len(report.dataset_errors)} error(s) to fix first (`mgrec data check` "
+                         f"lists every problem):\n{lines}")
     if not config.data.drop_bad_videos:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.errors[:30])
         more = f"\n  ... and {len(report.errors) - 30} more" if len(report.errors) > 30 else ""
