@@ -508,9 +508,17 @@ def _milliseconds(group: list[dict]) -> str:
     return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
 
 
+def members_tag(members: list[dict]) -> str:
+    """A short hash of the member runs' folders, for the folder of a run made from them: two campaigns in one
+    scratch folder with other overrides (`--override train.precision=bf16`) have members of the same seeds and
+    epochs, and the second reused the first one's ensemble, scored as its own."""
+    names = "\n".join(Path(m["run_dir"]).name for m in members)
+    return hashlib.sha1(names.encode()).hexdigest()[:8]
+
+
 def late_fusion_one(seed: int, members: list[dict], scratch: Path, log=print) -> dict:
     """One seed's detection-level ensemble of the LATE_FUSION rows' runs, scored on test like a run."""
-    run_dir = scratch / f"late-{'-'.join(LATE_FUSION)}-seed{seed}-ep{members[0]['epochs']}"
+    run_dir = scratch / f"late-{'-'.join(LATE_FUSION)}-seed{seed}-ep{members[0]['epochs']}-{members_tag(members)}"
     if not RunDir(run_dir).eval_path(TEST_SPLIT).exists():
         if not RunDir(run_dir).format_path.exists():
             make_fused_ensemble([m["run_dir"] for m in members], run_dir, log=log)
@@ -531,7 +539,8 @@ def late_fusion_one(seed: int, members: list[dict], scratch: Path, log=print) ->
 def ensemble_one(row: str, members: list[dict], scratch: Path, log=print) -> dict:
     """The ensemble of a row's seed runs (`mgrec ensemble`), scored on test like a run; reused when done."""
     seeds = [m["seed"] for m in members]
-    run_dir = scratch / f"{row}-ensemble-seeds{'-'.join(map(str, seeds))}-ep{members[0]['epochs']}"
+    epochs = members[0]["epochs"]
+    run_dir = scratch / f"{row}-ensemble-seeds{'-'.join(map(str, seeds))}-ep{epochs}-{members_tag(members)}"
     if not RunDir(run_dir).eval_path(TEST_SPLIT).exists():
         if not RunDir(run_dir).format_path.exists():
             make_ensemble([m["run_dir"] for m in members], run_dir, log=log)
