@@ -424,10 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "smg"], default="jsonl",
                    help="jsonl: one JSON line per gesture on stdout, as it is final (the default); smg: the "
                         "gestures of every video as SMG label files in --out (OUT/VIDEO/VIDEO_finelabels.csv, "
-                        "written once every video was streamed to its end)")
+                        "each written as its video's stream ends; OUT is a set once the last is)")
     p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
-                   help="--format smg: the folder of the label files, one holding none yet (default: none, for JSON "
-                        "lines on stdout)")
+                   help="--format smg: the folder of the label files, one holding none yet, or one the same "
+                        "command left unfinished (Ctrl-C, a kill): it streams the videos that have no file there "
+                        "(default: none, for JSON lines on stdout)")
     _add_stream_folders(p)
     p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=2.0,
                    help="seconds after a gesture's end before it is final")
@@ -1209,8 +1210,12 @@ def cmd_stream(args) -> int:
                 said.append(f"the {counted(len(left), 'video')} after the interrupted one "
                             f"{'was' if len(left) == 1 else 'were'} not streamed "
                             f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
-            if args.out is not None:
-                said.append(f"no label file was written into {args.out} (a partial set would be scored as the whole)")
+            if args.out is not None:  # each finished video's file is kept; the same command streams the others
+                kept = stopped.label_files
+                said.append(f"{args.out} holds the label files of the {counted(len(kept), 'video')} streamed to "
+                            f"{'its' if len(kept) == 1 else 'their'} end and is marked unfinished (`mgrec score` "
+                            "refuses it): the same command again streams the others into it, the interrupted one "
+                            "from its start")
             if said:
                 print(terminal.visible(f"stopped: {', and '.join(said)}"), file=sys.stderr)
             return 128 + int(received[0] if received else signal.SIGINT)

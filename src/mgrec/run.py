@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -295,6 +296,27 @@ class RunDir:
     def owned_files(self) -> list[Path]:
         """Every file of the run a command other than training, evaluate and report must leave alone."""
         return self.run_files() + self.output_files()
+
+    def detector_fingerprint(self) -> str:
+        """A short hash of what a detector made from this run is (sizes and modification times of the files it
+        reads: config, classes, recipes, the tuned thresholds, the best weights; a detection ensemble's members'
+        too): it changes when the run is trained again, re-tuned or replaced. An interrupted `mgrec stream
+        --format smg` records it, so that the run finishing the set is the run that began it."""
+        digest = hashlib.sha1()
+        for path in self._detector_files():
+            status = path.stat()
+            digest.update(f"{path.relative_to(self.path)}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def _detector_files(self) -> list[Path]:
+        """The files of `detector_fingerprint`: the run's own but the training's log, state, lock and last weights,
+        and those of a detection ensemble's members."""
+        skipped = {self.lock_path, self.metrics_path, self.state_path, self.weights_path("last")}
+        files = [path for path in self.run_files() if path not in skipped and path.is_file()]
+        members = self.path / "members"
+        for member in sorted(members.iterdir()) if members.is_dir() else ():
+            files += RunDir(member)._detector_files()
+        return files
 
     @property
     def analysis_dir(self) -> Path:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import numbers
 import re
@@ -305,8 +306,10 @@ def smg_label_paths(video_ids: Iterable[str], out_dir: str | Path) -> dict[str, 
     return paths
 
 
-# Present while `write_smg_labels` writes a folder's files (removed after the last): a killed `mgrec detect` left a
-# partial set that `mgrec score` read as a whole one. Hidden, so folder listings pass it by; the readers refuse it.
+# Present while a folder's label files are written (removed after the last): a killed `mgrec detect` left a partial
+# set that `mgrec score` read as a whole one. Hidden, so folder listings pass it by; the readers refuse it. It holds
+# a JSON object: who writes the set ("writer"), and for `mgrec stream` what the set is made of (`begin_label_set`),
+# so that an interrupted stream can be finished by the same command.
 INCOMPLETE_MARKER = ".mgrec-incomplete"
 
 
@@ -314,9 +317,40 @@ def refuse_an_incomplete_set(folder: str | Path) -> None:
     """A folder of label files whose writing did not finish (`INCOMPLETE_MARKER` in it) is not a set to read."""
     marker = Path(folder) / INCOMPLETE_MARKER
     if marker.exists():
+        plan = unfinished_plan(folder)
+        finish = ("run that `mgrec stream` again, as it was, to stream the videos it did not finish into it, or write "
+                  "them again into an empty folder") if (plan or {}).get("writer") == "mgrec stream" else \
+            "write them again into an empty folder"
         raise InputError(f"{folder}: holds the label files of an `mgrec detect` or `mgrec stream` --format smg that "
-                         f"did not finish ({marker} is there): some videos have no file; write them again into an "
-                         "empty folder")
+                         f"did not finish ({marker} is there): some videos have no file; {finish}")
+
+
+def unfinished_plan(folder: str | Path) -> dict | None:
+    """The JSON object of `folder`'s `INCOMPLETE_MARKER` (None: no marker, or one mgrec did not write as JSON,
+    e.g. by a version before the object)."""
+    try:
+        plan = json.loads((Path(folder) / INCOMPLETE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return plan if isinstance(plan, dict) else None
+
+
+def begin_label_set(out_dir: str | Path, plan: dict) -> None:
+    """Mark `out_dir` as a set being written (`INCOMPLETE_MARKER`, holding `plan`), before its first file. Made
+    exclusively: a second writer into the folder is refused, not mixed in."""
+    marker = Path(out_dir) / INCOMPLETE_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(marker, "x", encoding="utf-8") as handle:
+            handle.write(json.dumps(plan) + "\n")
+    except FileExistsError:
+        raise InputError(f"{out_dir}: another mgrec detect or stream is writing label files here, or one did not "
+                         f"finish ({marker} is there); write into another folder") from None
+
+
+def end_label_set(out_dir: str | Path) -> None:
+    """The set of `out_dir` is whole: its marker goes, after the last file was written."""
+    (Path(out_dir) / INCOMPLETE_MARKER).unlink(missing_ok=True)
 
 
 def write_smg_labels(
@@ -325,46 +359,39 @@ def write_smg_labels(
     fps: float | Mapping[str, float],
     with_scores: bool = False,
 ) -> list[Path]:
-    """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv`.
-
-    Rows are `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th
-    `score` column when `with_scores`; sorted by start frame. Frames are the detection's own
-    frames when set, else round(seconds * fps); `fps` is one rate for all videos or a mapping
-    video id -> fps. The folder layout matches SMG's, so the files (without scores) read back with
-    `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`. A video with no detections gets an
-    empty file. Each file is written atomically, and the set is marked incomplete until its last file is
-    written (`INCOMPLETE_MARKER`, which the readers refuse). Returns the paths written.
+    """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv` (`write_smg_label_file`),
+    with `fps` one rate for all videos or a mapping video id -> fps. A video with no detections gets an empty
+    file. The set is marked incomplete until its last file is written (`INCOMPLETE_MARKER`, which the readers
+    refuse). Returns the paths written.
 
     Video ids come from data (feature file names): every path is checked before any file is written
     (`smg_label_paths`), and an id such as `..` is an InputError instead of a file outside `out_dir`.
     """
     paths = smg_label_paths(detections_by_video, out_dir)
-    marker = Path(out_dir) / INCOMPLETE_MARKER
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    try:  # made exclusively: a second writer into the folder is refused, not mixed in
-        with open(marker, "x", encoding="utf-8") as handle:
-            handle.write("mgrec detect or stream is writing this folder's label files; they are a set once this file "
-                         "is gone\n")
-    except FileExistsError:
-        raise InputError(f"{out_dir}: another mgrec detect or stream is writing label files here, or one did not "
-                         f"finish ({marker} is there); write into another folder") from None
-    written = []
+    begin_label_set(out_dir, {"writer": "mgrec detect"})
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
-        clock = FeatureGrid(fps=video_fps, stride=1, window=1)
-        rows = []
-        for det in detections_by_video[video_id]:
-            if det.start_frame is not None and det.end_frame is not None:
-                start, end = det.start_frame, det.end_frame
-            else:
-                start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
-            rows.append((start, end, det.label_id + 1, det.score))
-        rows.sort(key=lambda row: row[:3])
-        path = paths[video_id]
-        with atomic_open(path) as handle:
-            for start, end, label, score in rows:
-                # the score as it is (repr): rounded, equal scores made ties that the file's order then broke
-                handle.write(f"{label},{start},{end},{float(score)!r}\n" if with_scores else f"{label},{start},{end}\n")
-        written.append(path)
-    marker.unlink(missing_ok=True)
-    return written
+        write_smg_label_file(paths[video_id], detections_by_video[video_id], video_fps, with_scores)
+    end_label_set(out_dir)
+    return [paths[video_id] for video_id in sorted(detections_by_video)]
+
+
+def write_smg_label_file(path: Path, detections: list[Detection], fps: float, with_scores: bool = False) -> None:
+    """One video's label file, atomically (a killed writer leaves the old state, never half a file): rows
+    `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th `score` column when
+    `with_scores`; sorted by start frame. Frames are the detection's own frames when set, else
+    round(seconds * fps). The folder layout matches SMG's, so the files (without scores) read back with
+    `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`."""
+    clock = FeatureGrid(fps=fps, stride=1, window=1)
+    rows = []
+    for det in detections:
+        if det.start_frame is not None and det.end_frame is not None:
+            start, end = det.start_frame, det.end_frame
+        else:
+            start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
+        rows.append((start, end, det.label_id + 1, det.score))
+    rows.sort(key=lambda row: row[:3])
+    with atomic_open(path) as handle:
+        for start, end, label, score in rows:
+            # the score as it is (repr): rounded, equal scores made ties that the file's order then broke
+            handle.write(f"{label},{start},{end},{float(score)!r}\n" if with_scores else f"{label},{start},{end}\n")

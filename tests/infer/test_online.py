@@ -700,16 +700,33 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert main(["stream", str(run), str(videos), "--out", str(tmp_path / "elsewhere")]) == 2
     assert "--out is the folder of --format smg's label files" in capsys.readouterr().err
 
-    # interrupted in the second video: that video is decided as at its end, the third is not streamed, and no label
-    # file is written (a partial set would be scored as the whole submission)
+    # interrupted in the second video: that video is decided as at its end, the third is not streamed; the first
+    # video's file is kept and the folder marked unfinished (a partial set would be scored as the whole submission)
     calls = interrupt_the_second_video(monkeypatch)
     stopped = tmp_path / "stopped"
-    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
-                 "--out", str(stopped)]) == 130
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+               "--out", str(stopped)]
+    assert main(command) == 130
     printed = capsys.readouterr()
     assert len(calls) == 2 and "interrupted at" in printed.err
-    assert f"no label file was written into {stopped}" in printed.err
-    assert not stopped.exists() or not any(stopped.rglob("*.csv")) and not (stopped / INCOMPLETE_MARKER).exists()
+    assert f"{stopped} holds the label files of the 1 video streamed to its end and is marked unfinished" in \
+        printed.err and "the same command again streams the others into it" in printed.err
+    assert [path.name for path in stopped.rglob("*.csv")] == ["Sample0036_finelabels.csv"]
+    assert (stopped / INCOMPLETE_MARKER).exists()
+    assert main(["score", "--gt", str(gt), "--pred", str(stopped)]) == 2
+    assert "did not finish" in capsys.readouterr().err
+    # the same command again streams the two others into it, and the set is the uninterrupted one's
+    calls.clear()
+    monkeypatch.undo()
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert f"resuming the stream into {stopped}: 1 of 3 videos were streamed to their end before" in printed.err
+    assert [line.split(":")[0] for line in printed.err.splitlines() if line.startswith("stream ")] == [
+        "stream Sample0037", "stream Sample0038"]
+    assert not (stopped / INCOMPLETE_MARKER).exists()
+    for name in clips:
+        relative = Path(name) / f"{name}_finelabels.csv"
+        assert (stopped / relative).read_text() == (submission / relative).read_text()
 
 
 def test_one_bad_file_among_several_is_refused_before_the_first_video_is_streamed(tmp_path, capsys):
@@ -787,6 +804,53 @@ def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_strea
     printed = capsys.readouterr()
     assert "holds the label files of an `mgrec detect` or `mgrec stream` --format smg that did not finish" in \
         printed.err and "write them again into an empty folder" in printed.err and "stream clip" not in printed.err
+
+
+def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_it(tmp_path, capsys, monkeypatch):
+    """A stream killed half-way keeps its finished videos' label files in a folder marked unfinished, with what the
+    set is made of: another lookahead, the run trained again, or a file put there meanwhile would make a set of two
+    streams, scored as one submission. Each is refused, naming it; the stream that began it finishes it."""
+    import os
+
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    for name in ("Sample0036", "Sample0037", "Sample0038"):
+        write_features(videos / f"{name}.npy", features, sidecar)
+    out = tmp_path / "out"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+               "--out", str(out)]
+    interrupt_the_second_video(monkeypatch)
+    assert main(command) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    first = out / "Sample0036" / "Sample0036_finelabels.csv"
+    written = first.read_text()
+
+    assert main([*command[:4], "1", *command[5:]]) == 2  # another lookahead
+    assert "of other settings (lookahead 0.01 then, 1.0 now" in capsys.readouterr().err
+    assert main(command[:2] + [str(videos / "Sample0036.npy")] + command[3:]) == 2  # other videos
+    assert "(other videos;" in capsys.readouterr().err
+    weights = run / "checkpoints" / "best.safetensors"
+    status = weights.stat()
+    os.utime(weights, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # the run trained again
+    assert main(command) == 2
+    assert "the run's files changed since (trained, tuned or replaced)" in capsys.readouterr().err
+    os.utime(weights, ns=(status.st_atime_ns, status.st_mtime_ns))
+    (out / "Sample0099.csv").write_text("1,0,5\n")  # a file the stream did not write
+    assert main(command) == 2
+    assert "holds 1 label file(s) the interrupted stream did not write (e.g. " in capsys.readouterr().err
+    (out / "Sample0099.csv").unlink()
+    assert first.read_text() == written and (out / INCOMPLETE_MARKER).exists()  # every refusal changed nothing
+    assert main(["detect", str(run), str(videos), "--format", "smg", "--out", str(out)]) == 2
+    assert "run that `mgrec stream` again, as it was" in capsys.readouterr().err
+
+    assert main(command) == 0
+    assert "1 of 3 videos were streamed to their end before" in capsys.readouterr().err
+    assert len(list(out.rglob("*_finelabels.csv"))) == 3 and not (out / INCOMPLETE_MARKER).exists()
 
 
 def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass():

@@ -134,7 +134,7 @@ from mgrec.data.streams import StreamAligner, load_stream_files
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.files import check_writable
+from mgrec.files import check_writable, counted
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
@@ -270,6 +270,7 @@ class StreamInterrupted(KeyboardInterrupt):
         super().__init__()
         self.summary = summary
         self.not_streamed = [] if not_streamed is None else not_streamed  # `stream_files`: the videos after it
+        self.label_files: list[str] = []  # `stream_files` with smg_out: the videos whose label files are written
 
 
 @contextlib.contextmanager
@@ -839,7 +840,7 @@ def stream_files(
     """Replay feature files (or folders of them) one after another, each as its own live stream, as
     `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
     gestures of every video written as SMG label files (`OUT/VID/VID_finelabels.csv`, the online track's
-    submission, `mgrec.smg_csv.write_smg_labels`) once every video has been streamed to its end.
+    submission), each as its video's stream ends.
 
     Each video starts a new `OnlineDetector` (nothing of one stream carries into the next: its clock, window,
     running statistics); the network is loaded once, and compiled once for all (`compile_for_window`).
@@ -848,14 +849,16 @@ def stream_files(
     will read it (features, the other streams' files, fps, the window at its fps: `video_source`), so one bad
     file does not stop the work after the videos before it were streamed. `on_video_end` hears each video's summary
     as it ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
-    video's summary and the ids of the videos not streamed, `not_streamed`): the videos after it are not streamed,
-    and no SMG file is written (a partial set would be scored as the whole submission). Returns one summary per
-    video, in the order streamed.
+    video's summary and the ids of the videos not streamed, `not_streamed`): the videos after it are not streamed.
+    The SMG folder stays marked unfinished until its last video's file is written (`mgrec.smg_csv.INCOMPLETE_MARKER`:
+    a partial set would be scored as the whole submission), and the same call again, into it, streams only the
+    videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
+    Returns one summary per video streamed, in order.
     `single_file`: `stream_file`'s one path, read as it is (not a folder).
     """
-    from mgrec.infer.detect import distinct_video_ids, refuse_old_label_files, trained_on
+    from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir
-    from mgrec.smg_csv import smg_label_paths, write_smg_labels
+    from mgrec.smg_csv import begin_label_set, end_label_set, smg_label_paths, write_smg_label_file
 
     if out is not None and smg_out is not None:
         raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
@@ -868,10 +871,21 @@ def stream_files(
         if not paths:
             raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
         video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
+        done: set[str] = set()  # videos whose label files an interrupted stream into smg_out wrote
+        resumed: set[str] | None = None
         if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
             check_writable(smg_out, is_dir=True)
-            refuse_old_label_files(Path(smg_out))
-            smg_label_paths(list(video_ids.values()), smg_out)
+            label_paths = smg_label_paths(list(video_ids.values()), smg_out)
+            plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
+                    "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(video_ids.values()),
+                    "lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
+                    "fps": fps}
+            resumed = _videos_streamed_before(Path(smg_out), plan, label_paths)
+            done = set(resumed or ())
+            if done:
+                print(f"resuming the stream into {smg_out}: {len(done)} of {counted(len(video_ids), 'video')} were "
+                      f"streamed to their end before (their label files are kept); streaming the "
+                      f"{len(video_ids) - len(done)} others", file=sys.stderr)
         seen = trained_on(RunDir(run_dir), video_ids.values())
         if seen and not single_file:
             print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
@@ -887,34 +901,67 @@ def stream_files(
                            video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
             return source
 
-        first = checked_source(paths[0])
+        paths = [path for path in paths if video_ids[path] not in done]
+        first = checked_source(paths[0]) if paths else None
         for path in paths[1:]:
             checked_source(path)
+        if smg_out is not None and resumed is None:  # marked once all is checked; exclusively: one writer at a time
+            begin_label_set(smg_out, plan)
         summaries: list[StreamSummary] = []
-        gestures: dict[str, list[Detection]] = {}
-        fps_by_video: dict[str, float] = {}
         for index, path in enumerate(paths):
             source = first if index == 0 else video_source(detector, path, video_ids[path], fps, stream_folders)
             first = None
-            video_fps = source[0]
             kept: list[Emission] | None = [] if smg_out is not None else None
             try:
                 summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
                                        compile, out, kept)
             except StreamInterrupted as stopped:
                 stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
+                stopped.label_files = sorted(done)
                 if on_video_end is not None:
                     on_video_end(stopped.summary)
                 raise
-            fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
-            if kept is not None:
-                gestures[video_ids[path]] = [emission.detection for emission in kept]
+            if kept is not None:  # written now: a kill later keeps it, and the same call again streams the others
+                write_smg_label_file(label_paths[video_ids[path]], [emission.detection for emission in kept],
+                                     detector.grid(source[0]).fps)
+                done.add(video_ids[path])
             summaries.append(summary)
             if on_video_end is not None:
                 on_video_end(summary)
         if smg_out is not None:
-            write_smg_labels(gestures, smg_out, fps=fps_by_video)
+            end_label_set(smg_out)
         return summaries
+
+
+def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path]) -> set[str] | None:
+    """The videos whose label files an interrupted `stream_files` wrote into the SMG folder `out`, where `plan` (the
+    videos, the run and its fingerprint, the stream's settings) is the one that stream recorded in the folder's
+    marker: the same call again streams only the others. None for a folder without a marker, which must hold no
+    label files. Any other unfinished folder is refused: a set of two runs, or of two lookaheads, would be scored as
+    one submission."""
+    from mgrec.infer.detect import refuse_old_label_files
+    from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
+
+    if not (out / INCOMPLETE_MARKER).exists():
+        refuse_old_label_files(out)
+        return None
+    earlier = unfinished_plan(out)
+    if earlier is None or earlier.get("writer") != plan["writer"]:
+        refuse_an_incomplete_set(out)  # an unfinished `mgrec detect`: nothing to resume
+    differ = [key for key in plan if earlier.get(key) != plan[key]]
+    if differ:
+        said = {"run_fingerprint": "the run's files changed since (trained, tuned or replaced)",
+                "videos": "other videos"}
+        what = "; ".join(said.get(key, f"{key} {earlier.get(key)!r} then, {plan[key]!r} now") for key in differ)
+        raise InputError(f"{out}: holds the label files of an interrupted `mgrec stream` --format smg of other "
+                         f"settings ({what}; its run: {earlier.get('run')}): finish it with its own command, or "
+                         "stream into an empty folder")
+    done = {video for video, path in label_paths.items() if path.is_file()}
+    others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
+    if others:
+        raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted stream did not write (e.g. "
+                         f"{others[0]}): remove them, or stream into an empty folder")
+    return done
 
 
 def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: float | None,
