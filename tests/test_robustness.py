@@ -7,6 +7,7 @@ closer to their module are linked from docs/robustness.md instead of repeated he
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import io
@@ -449,6 +450,28 @@ def test_score_csv_predictions_with_a_header_row(capsys, dataset, tmp_path):
 def test_score_csv_predictions_that_are_not_utf8(capsys, dataset, tmp_path):
     outcome, file = _score_csv_folder(capsys, dataset, tmp_path, b"1,0,10\n1,\xe9,20\n")
     assert_input_error(outcome, str(file), "UTF-8")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_files_in_utf16_or_utf32_are_named_so_by_every_reader(capsys, dataset, run, tmp_path, encoding):
+    """Windows PowerShell's `mgrec stream ... > out.jsonl` writes UTF-16 (with its byte-order mark), as Excel's
+    "Unicode text" does: the predictions' readers, which tell a file's kind by its text, said "not a predictions
+    file" of a results JSON or stream's JSON lines, and the others "byte 0xff at offset 0"."""
+    name = encoding[:6].upper()
+    mark = codecs.BOM_UTF16_BE if encoding == "utf-16-be" else b""  # "utf-16" and "utf-32" write their own (LE)
+    save_predictions({}, tmp_path / "plain.json")
+    results = (tmp_path / "plain.json").read_text(encoding="utf-8")
+    stream = json.dumps({"video": "synthetic_002", "segment": [0.5, 1.5], "label": "a", "score": 0.9}) + "\n"
+    annotations = Path(dataset.annotations).read_text(encoding="utf-8")
+    for file, text, argv in (
+            ("pred.json", results, ["score", "--gt", dataset.annotations, "--pred"]),
+            ("stream.jsonl", stream, ["score", "--gt", dataset.annotations, "--pred"]),
+            ("gt.json", annotations, ["score", "--pred", tmp_path / "plain.json", "--gt"]),
+            ("config.yaml", Path(run, "config.yaml").read_text(encoding="utf-8"), ["data", "check"])):
+        path = tmp_path / file
+        path.write_bytes(mark + text.encode(encoding))
+        assert_input_error(mgrec(capsys, *argv, path), f"{path}: {name} text", "by its byte-order mark",
+                           "save the file as UTF-8")
 
 
 def test_score_csv_predictions_with_a_huge_field(capsys, dataset, tmp_path):

@@ -24,6 +24,7 @@ the path and the cause.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import glob
@@ -610,6 +611,7 @@ def _refuse_lone_surrogates(path: Path, what: str, document: Any) -> None:
 
 
 def decode_utf8(path: Path, data: bytes) -> str:
+    refuse_wide_text(path, data)
     try:
         return data.decode("utf-8-sig")  # tolerate a byte-order mark written by some editors
     except UnicodeDecodeError as exc:
@@ -617,6 +619,19 @@ def decode_utf8(path: Path, data: bytes) -> str:
         raise InputError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
+
+
+def refuse_wide_text(path: Path, data: bytes) -> None:
+    """InputError where `data` (a file's first bytes, or all of them) begins with the byte-order mark of UTF-16 or
+    UTF-32: read as UTF-8 such a file was "byte 0xff at offset 0", or "not a predictions file" of its JSON."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16's: ff fe begins both LE marks
+        encoding, writers = "UTF-32", ""
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding, writers = "UTF-16", " (Windows PowerShell's `>` and Excel's \"Unicode text\" write it)"
+    else:
+        return
+    raise InputError(f"{path}: {encoding} text{writers}, by its byte-order mark; mgrec reads UTF-8: save the file as "
+                     "UTF-8")
 
 
 def name_key(name: str) -> str:

@@ -52,6 +52,7 @@ from mgrec.files import (
     not_a_file,
     parse_json,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
+    refuse_wide_text,
     text_lines,
 )
 from mgrec.files import is_number as _is_number
@@ -111,6 +112,8 @@ def load_predictions(
         return _load_json(path, classes)
     if _is_table_head(head):
         return _load_table_csv(path, classes)
+    with open(path, "rb") as handle:  # told apart by its text, which another encoding hides: say which
+        refuse_wide_text(path, handle.read(4))
     raise InputError(
         f"{path}: not a predictions file; expected results JSON ({{\"results\": ...}}), the CSV table of "
         f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), the JSON lines `mgrec stream` prints, or a "
