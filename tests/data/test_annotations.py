@@ -749,7 +749,7 @@ def test_an_opentad_file_is_converted_with_its_class_map(tmp_path, capsys):
         "v2": {"subset": "Test", "duration": 20.0, "frame": 500, "annotations": [{"label": "c", "segment": [1, 2]}]}}}
     source, class_map, out = tmp_path / "anno.json", tmp_path / "category_idx.txt", tmp_path / "out.json"
     source.write_text(json.dumps(document))
-    class_map.write_text("c\r\nb\n\n  a \nunseen\n")
+    class_map.write_text("c\r\nb\n  a \nunseen\n\n")
     assert load_annotations(source).classes == ["a", "b", "c"]
     assert main(["data", "convert", str(source), "--class-map", str(class_map), "--out", str(out)]) == 0
     assert "3 instances in 2 videos (test 1, val 1), 4 classes in id order: c, b, a, unseen" in capsys.readouterr().out
@@ -760,9 +760,14 @@ def test_an_opentad_file_is_converted_with_its_class_map(tmp_path, capsys):
     with pytest.raises(InputError, match=r"anno.json \[database.v1.annotations\[1\].label\]: 'a' is not in the "
                                          r"class map .*category_idx.txt"):
         load_annotations(source, class_map=class_map)
-    class_map.write_text("c\nb\n\nc\n")  # a name twice gave its instances the second place's id
-    with pytest.raises(InputError, match=r"category_idx.txt \[line 4\]: class 'c' is named again \(first at line 1\)"):
+    class_map.write_text("c\nb\nc\n")  # a name twice gave its instances the second place's id
+    with pytest.raises(InputError, match=r"category_idx.txt \[line 3\]: class 'c' is named again \(first at line 1\)"):
         load_annotations(source, class_map=class_map)
+    for text, line in (("c\nb\n\na\n", 3), ("\nc\nb\na\n", 1), ("c\n  \nb\na\n", 2)):  # a deleted name's line
+        class_map.write_text(text)  # skipped, it moved every later class up by one
+        with pytest.raises(InputError, match=rf"category_idx.txt \[line {line}\]: blank line before the class names "
+                                             r"end: line k names class k"):
+            load_annotations(source, class_map=class_map)
     class_map.write_text("0 c\n1 b\n2 a\n")  # THUMOS's classidx.txt numbers its lines
     with pytest.raises(InputError, match=r"category_idx.txt \[line 1\]: '0 c': the lines look numbered"):
         load_annotations(source, class_map=class_map)

@@ -545,6 +545,21 @@ def test_a_sidecar_frame_count_that_fits_neither_its_file_nor_the_annotations_is
     assert not [e for e in errors if "v.json" in e[0]]
 
 
+def test_features_of_another_length_are_measured_against_the_frame_count_they_were_expected_from(tmp_path):
+    """An entry whose frame count and duration disagree (an error of its own) said `46 feature steps cover 7.0 s but
+    the video lasts 7.0 s (100 steps expected ...)`: the expected count came from the frames, the length said from
+    the duration. Both figures now come from the frame count."""
+    config = _config(tmp_path)
+    config.data.stride, config.data.window, config.data.fps = 4, 16, 28.0
+    (tmp_path / "feats").mkdir()
+    annotations = {"v": {"subset": "training", "fps": 28.0, "duration": 20.0, "num_frames": 1400,  # 50 s of frames
+                         "annotations": [{"label": "c0", "label_id": 0, "segment": [3.0, 9.0]}]}}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": annotations}))
+    np.save(tmp_path / "feats" / "v.npy", np.zeros((137, DIM), np.float32))  # 20 s of steps
+    drift = [p.message for p in check_dataset(config).errors if "feature steps cover" in p.message]
+    assert drift and "but the video lasts 1400 frames (50.0 s at 28 fps) (347 steps expected at fps 28" in drift[0]
+
+
 @pytest.mark.parametrize("extra_steps, refused", [(1, False), (2, False), (3, True), (-2, False), (-3, True)])
 def test_features_may_stray_from_the_duration_by_two_steps_where_a_step_is_longer_than_the_tolerance(
         tmp_path, extra_steps, refused):

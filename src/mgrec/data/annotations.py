@@ -457,12 +457,20 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
 
 def read_class_map(path: str | Path) -> list[str]:
     """A class map as OpenTAD keeps one (its `class_map`, THUMOS's `category_idx.txt`): a UTF-8 text file of the
-    class names, one per line, in label-id order; blank lines are left out, as are spaces around a name."""
+    class names, one per line, in label-id order; spaces around a name and blank lines after the last are left out.
+    A blank line before a name is refused: line k names class k of SMG label files, and a skipped line (a deleted
+    name) moved every later class to the one before it, without a word."""
     path = Path(path)
     text = decode_utf8(path, read_file_bytes(path, "class map (a text file, one class name per line)"))
     lines = [(number, line.strip()) for number, line in enumerate(text_lines(text), start=1) if line.strip()]
     if not lines:
         raise InputError(f"{path}: the class map names no class; expected one class name per line, in label-id order")
+    named = {number for number, _ in lines}
+    blank = next((number for number in range(1, lines[-1][0]) if number not in named), None)
+    if blank is not None:
+        raise InputError(f"{path} [line {blank}]: blank line before the class names end: line k names class k, so "
+                         "every later class would move up by one; name the class of this line, or remove the line "
+                         "if no class is missing")
     if all(re.fullmatch(r"\d+\s+\S.*", name) for _, name in lines):  # THUMOS's classidx.txt: "7 BaseballPitch"
         raise InputError(f"{path} [line {lines[0][0]}]: {brief(lines[0][1])}: the lines look numbered; a class map "
                          "is one class name per line, the line's place its label id: remove the numbers (with the "

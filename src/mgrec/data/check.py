@@ -890,9 +890,13 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         drift = (steps - expected) * grid.seconds_per_step()
         if abs(drift) > allowed_drift(grid):
             covered = grid.covered_seconds(steps)
+            # its length as the expected count was made from it: by frame count where the entry has one (a duration
+            # that disagrees with it is an error of its own), so that the two figures of the line agree
+            lasts = f"{info.duration:.1f} s" if info.num_frames is None else \
+                f"{info.num_frames} frames ({info.num_frames / video_fps:.1f} s at {video_fps:g} fps)"
             problems.append(Problem(
                 "error", str(path),
-                f"{steps} feature steps cover {covered:.1f} s but the video lasts {info.duration:.1f} s "
+                f"{steps} feature steps cover {covered:.1f} s but the video lasts {lasts} "
                 f"({expected} steps expected at fps {fps:g}, stride {stream.stride}, window {stream.window}"
                 + (f" of stream {stream.name!r}" if key != "data" else "") + "); "
                 f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
