@@ -457,6 +457,31 @@ def test_tied_scores_are_noted_as_making_map_depend_on_the_file_s_order(tmp_path
     assert not [n for n in notes if "share their score" in n]
 
 
+def test_detections_repeated_exactly_are_noted_with_the_first_of_them(tmp_path):
+    """A CSV table or a folder of label files joined to itself (`cat a.csv a.csv`) took F1 from 59.50 to 40.84
+    without a word: each copy is scored, as a false positive where its first is matched. Said, with the first."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {"t": {
+        "subset": "test", "fps": 30.0, "duration": 60.0,
+        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}}}))
+    annotations = load_annotations(gt_path)
+    detections = [Detection("t", float(s), s + 2.0, 0, "a", 0.5 + s / 100) for s in range(0, 50, 10)]
+    for name, listed, f1 in (("once.json", detections, 1.0), ("twice.json", detections + detections[:2], 10 / 12)):
+        save_predictions({"t": listed}, tmp_path / name)
+        notes = []
+        assert score_file(annotations, gt_path, tmp_path / name, "test", note=notes.append)["f1"] == \
+            pytest.approx(f1)
+        repeated = [n for n in notes if "repeat another exactly" in n]
+        assert repeated == ([] if name == "once.json" else [
+            f"2 of the 7 detections in {tmp_path / name} repeat another exactly (video, class, segment and score; "
+            "first: t a [0, 2] s): each copy is scored, as a false positive where the first is matched; a file "
+            "joined to itself, or written twice?"])
+
+
 def test_score_reads_an_iterator_of_each_video_once():
     """Each video's list was looped over by the check and then scored: an iterator given there had been emptied by
     then, and scored F1 0.0 for a perfect detection (a list: 1.0); a generator of tIoUs gave no mAP."""

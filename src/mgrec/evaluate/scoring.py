@@ -529,6 +529,16 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
              f"away from their segment in seconds at the videos' fps (first: {first.video_id} [{first.start:g}, "
              f"{first.end:g}] s, frames [{first.start_frame}, {first.end_frame}] at {fps[first.video_id]:g} fps); "
              "the seconds are scored")
+    # a file joined to itself (`cat a.csv a.csv`, a folder's files doubled) halved F1 without a word: each copy is
+    # scored, as a false positive wherever its first is matched (the JSON lines of a stream are refused instead)
+    counts = Counter(d for items in predictions.values() for d in items)
+    repeated = sum(count - 1 for count in counts.values())
+    if repeated:
+        first = next(d for d, count in counts.items() if count > 1)
+        note(f"{repeated} of the {sum(map(len, predictions.values()))} detections in {pred_path} repeat another "
+             f"exactly (video, class, segment and score; first: {first.video_id} {first.label} [{first.start:g}, "
+             f"{first.end:g}] s): each copy is scored, as a false positive where the first is matched; a file "
+             "joined to itself, or written twice?")
     # segments in frames read as seconds score 0 without a word: they start after the videos end
     late = [d for video, items in predictions.items() for d in items
             if d.start > annotations.videos[video].duration + 1.0]
