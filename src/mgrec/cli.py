@@ -1150,6 +1150,7 @@ def cmd_stream(args) -> int:
     import tempfile
 
     from mgrec.extract.jobs import is_video
+    from mgrec.extract.live import LiveFeatures, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
     from mgrec.infer.online import StreamInterrupted, stream_files
@@ -1178,12 +1179,20 @@ def cmd_stream(args) -> int:
         ended.append(summary)
 
     videos = [path for path in args.inputs if is_video(path)]
-    if videos:  # minutes of silence before the first line, for a long video, without this
-        print(f"turning {counted(len(videos), 'video')} into features with the run's recipe first; the stream starts "
-              "once they are made (a live source goes through OnlineDetector.push in Python)", file=sys.stderr)
+    # A video streams as it is decoded, its features made window by window, where one backbone makes the run's
+    # features; else it is turned into features whole first (several streams, pose, an end-to-end run).
+    whole_first = live_recipe_problem(run_dir) if videos else None
+    live = LiveFeatures(run_dir, device) if videos and whole_first is None else None
+    if live is not None:
+        print(f"streaming {counted(len(videos), 'video')} as decoded: features made window by window with the run's "
+              f"recipe ({live.model.name})", file=sys.stderr)
+    elif videos:  # minutes of silence before the first line, for a long video, without this
+        print(f"turning {counted(len(videos), 'video')} into features with the run's recipe first ({whole_first}); "
+              "the stream starts once they are made", file=sys.stderr)
     summaries = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        sources, extracted = features_for(run_dir, args.inputs, Path(scratch), device=device)
+        sources, extracted = (args.inputs, {}) if live is not None else features_for(run_dir, args.inputs,
+                                                                                      Path(scratch), device=device)
         previous = signal.signal(signal.SIGTERM, end_the_session)
         try:
             summaries = stream_files(
@@ -1201,6 +1210,7 @@ def cmd_stream(args) -> int:
                 fps=fps,
                 smg_out=args.out,
                 on_video_end=video_ended,
+                live=live,
             )
         except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others

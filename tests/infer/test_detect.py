@@ -400,11 +400,41 @@ def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone
     assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
     printed = capsys.readouterr()
     from_video = strip(printed.out)
-    # said before the video is extracted (a long video's extraction was minutes of silence before the first line)
-    assert printed.err.startswith("turning 1 video into features with the run's recipe first; the stream starts")
+    # the video streams as it is decoded (its whole extraction first was minutes of silence for a long video)
+    assert printed.err.startswith("streaming 1 video as decoded: features made window by window with the run's "
+                                  "recipe (efficientnet-lite0)")
     assert main(["stream", str(run), str(extracted[0].feature_path), "--lookahead", "0.5"]) == 0
     from_features = strip(capsys.readouterr().out)
     assert from_video == from_features and len(from_video) > 0
+
+
+def test_live_features_are_the_extracted_file_s_rows_each_made_once_its_window_is_decoded(tmp_path, carphone,
+                                                                                          monkeypatch):
+    """`mgrec stream VIDEO` made the whole feature file before its first update. The rows are now made as the
+    frames come out of the decoder, equal to the extracted file's bit for bit, the first one after its window's
+    frames and the decoder's bounded lead, not after the whole video."""
+    import mgrec.extract.live as live_module
+    from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    decoded = []
+    frames_of = live_module.iter_frames
+
+    def counted_frames(*args, **kwargs):
+        for frame in frames_of(*args, **kwargs):
+            decoded.append(1)
+            yield frame
+
+    monkeypatch.setattr(live_module, "iter_frames", counted_frames)
+    live = live_module.LiveFeatures(run)
+    assert live.fps(carphone) == pytest.approx(recipe.fps)
+    rows = live.rows(carphone)
+    first = next(rows)
+    assert len(decoded) <= recipe.window + DEFAULT_BATCH + DECODE_AHEAD + 2 < 120  # carphone has 120 frames
+    assert np.array_equal(np.stack([first, *rows]), np.load(extracted[0].feature_path))
+    assert len(decoded) == 120
 
 
 def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run, tmp_path):

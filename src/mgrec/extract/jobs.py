@@ -79,6 +79,8 @@ DEFAULT_BACKBONE = "efficientnet-lite0"
 SKELETON = "skeleton"
 # Frames decoded ahead of the network; bounded so that memory stays flat on long videos.
 DECODE_AHEAD = 64
+# Network inputs per forward pass (`mgrec extract --batch`): frames of a per-frame CNN, clips of a video transformer.
+DEFAULT_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,20 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
     window, stride: its `feature_recipe.json`), for detecting with that run. `stream`: of a run with
     several input streams, the recipe of that stream (`feature_recipe_<stream>.json`; None: the grid stream's).
     An end-to-end run's features come from its backbone with the adapters of `checkpoint`."""
+    recipe, name, size = video_recipe(run_dir, stream)
+    if name == ADAPTED_BACKBONE:
+        return [r.feature_path for r in extract_with_run(run_dir, videos, out_dir, checkpoint, device, progress)]
+    results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
+                      stride=recipe.stride, size=size, device=device, progress=progress,
+                      frames_per_window=recipe.frames_per_window, precision=recipe.precision)
+    for warning in (warning for result in results for warning in result.warnings):
+        print(f"warning: {warning}", file=sys.stderr)  # said by `mgrec extract` too; here for detect and stream
+    return [r.feature_path for r in results]
+
+
+def video_recipe(run_dir: str | Path, stream: str | None = None) -> tuple[FeatureSidecar, str, int | None]:
+    """The run's recipe of a stream's features (None: the grid stream's), checked to be one mgrec can make from a
+    video: the sidecar, the backbone's name and its image size (None: native)."""
     run = RunDir(run_dir)
     path = run.stream_recipe_path(stream)
     which = f"stream {stream!r}'s" if stream is not None else "its"
@@ -109,7 +125,7 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
     recipe = read_sidecar(path)
     name, _, size = recipe.backbone.partition("@")
     if name == ADAPTED_BACKBONE:
-        return [r.feature_path for r in extract_with_run(run_dir, videos, out_dir, checkpoint, device, progress)]
+        return recipe, name, None
     if name not in backbone_names() or name == "skeleton":
         features = f"stream {stream!r}'s features" if stream is not None else "its features"
         raise InputError(f"{run.path} was trained on {recipe.backbone!r} features ({features}), which mgrec "
@@ -118,12 +134,7 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
     if recipe.weights and not Path(recipe.weights).exists():
         raise InputError(f"the run's feature weights {recipe.weights} (recorded in {path}) are not found from "
                          f"{Path.cwd()}; run from the folder they were extracted from, or put them there")
-    results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
-                      stride=recipe.stride, size=int(size) if size else None, device=device, progress=progress,
-                      frames_per_window=recipe.frames_per_window, precision=recipe.precision)
-    for warning in (warning for result in results for warning in result.warnings):
-        print(f"warning: {warning}", file=sys.stderr)  # said by `mgrec extract` too; here for detect and stream
-    return [r.feature_path for r in results]
+    return recipe, name, int(size) if size else None
 
 
 def extract_with_run(run_dir: str | Path, videos: Iterable[str | Path], out_dir: str | Path, checkpoint: str = "best",
@@ -155,7 +166,7 @@ def extract(
     stride: int = 4,
     size: int | None = None,
     device: str = "cpu",
-    batch: int = 8,
+    batch: int = DEFAULT_BATCH,
     fps: float | None = None,
     progress: bool = True,
     frames_per_window: int | None = None,
@@ -193,7 +204,7 @@ def extract_videos(
     stride: int = 4,
     size: int | None = None,
     device: str = "cpu",
-    batch: int = 8,
+    batch: int = DEFAULT_BATCH,
     progress: bool = True,
     model: Backbone | None = None,
     frames_per_window: int | None = None,

@@ -11,7 +11,7 @@ on: the hard set's mAP is lower, because the low-scoring detections it drops cou
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,12 +148,13 @@ def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float |
     }
 
 
-def distinct_video_ids(paths: list[Path], prefix: str) -> dict[Path, str]:
-    """The video id each file names (`video_id_of`: its name, less the run's data.feature_prefix), refused where
-    two files name one video (one output would replace the other)."""
+def distinct_video_ids(paths: list[Path], prefix: str,
+                       id_of: Callable[[Path], str | None] = lambda path: None) -> dict[Path, str]:
+    """The video id each file names (`video_id_of`: its name, less the run's data.feature_prefix; `id_of`'s, for a
+    file it names: a video's), refused where two files name one video (one output would replace the other)."""
     seen: dict[str, Path] = {}
     for path in paths:
-        video = video_id_of(path, prefix)
+        video = id_of(path) or video_id_of(path, prefix)
         if video in seen:
             raise InputError(f"{seen[video]} and {path} are both video {video!r}; "
                              "one output would silently replace the other")

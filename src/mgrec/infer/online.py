@@ -122,7 +122,7 @@ import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -131,6 +131,7 @@ from mgrec.config import MAX_STEPS, Config, PostprocessConfig
 from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
+from mgrec.data.videos import VIDEO_SUFFIXES, video_id
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
@@ -259,6 +260,15 @@ class StreamSummary:
             text += ("\nnote: the run standardises each video by its own statistics (data.normalize: video); the "
                      "stream used those of the steps received so far, so its first seconds rest on few steps")
         return text
+
+
+class VideoFeatures(Protocol):
+    """A run's features of a video made while it is decoded (`mgrec.extract.live.LiveFeatures`, which the command
+    line gives `stream_files`: infer does not import extract): its frame rate, then one (C,) row per window."""
+
+    def fps(self, video: Path) -> float: ...
+
+    def rows(self, video: Path) -> Iterator[np.ndarray]: ...
 
 
 class StreamInterrupted(KeyboardInterrupt):
@@ -775,10 +785,21 @@ def _same_gesture_as_any(detection: Detection, others: list[Detection]) -> bool:
     return bool(tiou_above(same_class_tiou([detection], others), SAME_GESTURE_TIOU).any())
 
 
-def chunks_of(features: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    """Consecutive pieces of `size` rows (the last may be shorter): a file replayed as a stream."""
-    for begin in range(0, features.shape[0], size):
-        yield features[begin : begin + size]
+def chunks_of(features: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of `size` rows (the last may be shorter): a file replayed as a stream, or rows made one
+    by one (`VideoFeatures.rows`), each piece given as soon as its last row is made."""
+    if isinstance(features, np.ndarray):
+        for begin in range(0, features.shape[0], size):
+            yield features[begin : begin + size]
+        return
+    piece: list[np.ndarray] = []
+    for row in features:
+        piece.append(row)
+        if len(piece) == size:
+            yield np.stack(piece)
+            piece = []
+    if piece:
+        yield np.stack(piece)
 
 
 def stream_file(
@@ -836,6 +857,7 @@ def stream_files(
     smg_out: str | Path | None = None,
     on_video_end: Callable[[StreamSummary], None] | None = None,
     single_file: bool = False,
+    live: VideoFeatures | None = None,
 ) -> list[StreamSummary]:
     """Replay feature files (or folders of them) one after another, each as its own live stream, as
     `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
@@ -854,7 +876,8 @@ def stream_files(
     a partial set would be scored as the whole submission), and the same call again, into it, streams only the
     videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
     Returns one summary per video streamed, in order.
-    `single_file`: `stream_file`'s one path, read as it is (not a folder).
+    `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: video files among `inputs` are
+    streamed as they are decoded, their rows made by it window by window (`VideoFeatures`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir
@@ -870,7 +893,11 @@ def stream_files(
             inputs, log=lambda line: print(line, file=sys.stderr))
         if not paths:
             raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
-        video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
+        def streamed_live(path: Path) -> bool:
+            return live is not None and path.suffix.lower() in VIDEO_SUFFIXES
+
+        video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix,
+                                       id_of=lambda path: video_id(path) if streamed_live(path) else None)
         done: set[str] = set()  # videos whose label files an interrupted stream into smg_out wrote
         resumed: set[str] | None = None
         if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
@@ -895,8 +922,15 @@ def stream_files(
         # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
         # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
         # at their turn, so that memory holds one video at a time.
+        def source_of(path: Path):
+            if streamed_live(path):  # its rows made at their turn; the video's header read now
+                video_fps = live.fps(path)
+                detector.require_fps(path, video_fps)
+                return video_fps, [(live.rows(path), None)], {}
+            return video_source(detector, path, video_ids[path], fps, stream_folders)
+
         def checked_source(path: Path):
-            source = video_source(detector, path, video_ids[path], fps, stream_folders)
+            source = source_of(path)
             OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
                            video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
             return source
@@ -909,7 +943,7 @@ def stream_files(
             begin_label_set(smg_out, plan)
         summaries: list[StreamSummary] = []
         for index, path in enumerate(paths):
-            source = first if index == 0 else video_source(detector, path, video_ids[path], fps, stream_folders)
+            source = first if index == 0 else source_of(path)
             first = None
             kept: list[Emission] | None = [] if smg_out is not None else None
             try:
@@ -1036,11 +1070,12 @@ def stream_video(detector: OfflineDetector,
     return summary
 
 
-def _replay(loaded: list[tuple[np.ndarray, FeatureGrid | None]], names: list[str], hop: int, grid: FeatureGrid,
-            realtime: bool) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
-    """Chunks of one hop of the grid stream; with `realtime`, each at the wall-clock moment its last
-    feature would exist. Several streams: each chunk is a dict holding, per stream, the rows that
-    exist by then (a row exists at the end of its window, on its stream's own grid)."""
+def _replay(loaded: list[tuple[np.ndarray | Iterable[np.ndarray], FeatureGrid | None]], names: list[str], hop: int,
+            grid: FeatureGrid, realtime: bool) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
+    """Chunks of one hop of the grid stream (its rows an array, or made one by one as a video is decoded:
+    `VideoFeatures`); with `realtime`, each at the wall-clock moment its last feature would exist. Several
+    streams: each chunk is a dict holding, per stream, the rows that exist by then (a row exists at the end of its
+    window, on its stream's own grid)."""
     started = time.monotonic()
     received = 0
     sent = [0] * len(loaded)

@@ -1,0 +1,63 @@
+"""A run's features of a video made window by window while it is decoded, for `mgrec stream VIDEO`.
+
+`extract_with_recipe` turns a whole video into a feature file before anything reads it: a stream of a
+15-minute video said nothing for minutes. `LiveFeatures` makes the same rows (the run's recipe, the same
+backbone batches, hence the same numbers) as the frames come out of the decoder, so that each row reaches the
+online detector as soon as its window has been decoded, as a camera's would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, video_recipe
+from mgrec.extract.outputs import FrameCounter, check_length
+from mgrec.extract.video import iter_frames, prefetch, probe_video
+
+
+class LiveFeatures:
+    """The features a run reads of a video, made as the video is decoded: `fps(video)` before the first row,
+    then `rows(video)` one (C,) row per window. Only runs whose features a video backbone makes in one stream
+    (`live_recipe_problem` says why not, for the others: they are extracted whole first)."""
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+        from mgrec.devices import process_device
+        from mgrec.extract.backbones import load_backbone
+
+        recipe, name, size = video_recipe(run_dir)
+        self.window, self.stride = recipe.window, recipe.stride
+        self.model = load_backbone(name, recipe.weights, str(process_device(device, what="--device")), size,
+                                   recipe.frames_per_window, recipe.precision)
+
+    def fps(self, video: Path) -> float:
+        """The video's frame rate, from its header (decoding has not started)."""
+        return probe_video(video).fps
+
+    def rows(self, video: Path) -> Iterator[np.ndarray]:
+        """Each window's feature as soon as its frames are decoded and run through the backbone (in the batches of
+        `mgrec extract`, so the rows equal its file's); a video shorter than one window, or one that stops
+        decoding, raises InputError naming it."""
+        frames = FrameCounter(iter_frames(video, self.model.image_size,
+                                          keep=self.model.frame_needed(self.window, self.stride)))
+        decoded = prefetch(iter(frames), DECODE_AHEAD)
+        yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
+        check_length(video, frames.count, self.window)
+
+
+def live_recipe_problem(run_dir: str | Path) -> str | None:
+    """Why the run's features of a video cannot be made while it streams (None: they can): several input
+    streams, or features of an end-to-end run's adapters or of pose landmarks, which are extracted whole first.
+    InputError where no features of the run can be made from a video at all."""
+    from mgrec.extract.jobs import ADAPTED_BACKBONE, POSE
+    from mgrec.run import RunDir
+
+    run = RunDir(run_dir)
+    if len(run.read_config().data.input_streams()) > 1:
+        return "it reads several input streams"
+    _, name, _ = video_recipe(run_dir)  # a run that records no recipe mgrec can make is refused, as by extraction
+    if name in (ADAPTED_BACKBONE, POSE):
+        return f"its features come from {name}"
+    return None
