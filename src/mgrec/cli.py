@@ -406,9 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "stream", "online recognition of a live feature stream (JSON lines)", cmd_stream,
                  description=(
-                     "Replay a feature file (or a video, extracted first) as a live stream: one JSON line per\n"
-                     "gesture on stdout as soon as it is final, with the keys of the results JSON (segment,\n"
-                     "segment(frames), label, label_id, score) plus video, emitted_at, latency and compute_ms.\n"
+                     "Replay a feature file (or a video, its features made as its frames are decoded) as a live\n"
+                     "stream: one JSON line per gesture on stdout as soon as it is final, with the keys of the\n"
+                     "results JSON (segment, segment(frames), label, label_id, score) plus video, emitted_at,\n"
+                     "latency and compute_ms.\n"
                      "A summary line (gestures, updates, compute per update) ends each video's stream on stderr.\n"
                      "Several files or folders are streamed one after another, each as its own stream; with\n"
                      "--format smg their gestures are written as SMG label files (the online track's submission)."
@@ -419,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     _add_run_dir(p)
     p.add_argument("inputs", metavar="INPUT", type=Path, nargs="+",
-                   help="feature files or folders of them (or videos, extracted first), each replayed as its own "
+                   help="feature files or folders of them (or videos, streamed as decoded), each replayed as its own "
                         "stream, in turn (a run with several data.streams: the grid stream's files)")
     p.add_argument("--format", choices=["jsonl", "smg"], default="jsonl",
                    help="jsonl: one JSON line per gesture on stdout, as it is final (the default); smg: the "
