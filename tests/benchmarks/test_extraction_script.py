@@ -23,4 +23,8 @@ def test_quick_extraction_benchmark_writes_its_rows(tmp_path, bikes):  # bikes: 
     assert default["cosine_to_default"] == 1.0 and 0.5 < sampled["cosine_to_default"] < 1.0
     assert all(row["seconds"] > 0 and row["x_real_time"] > 0 for row in rows.values())
     assert "| efficientnet-lite0 224, 4 frames/window |" in out.with_suffix(".md").read_text()
+    # made while decoded (the rows checked equal to the file's by the script): the first row long before the last
+    [live] = result["live"]
+    assert live["recipe"] == "efficientnet-lite0 224 every frame"
+    assert 0 < live["first_row_s"] < live["all_rows_s"] and live["whole_extraction_s"] == default["seconds"]
     assert result["provenance"]["command"].startswith("python benchmarks/extraction.py")
