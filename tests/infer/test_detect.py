@@ -437,6 +437,37 @@ def test_live_features_are_the_extracted_file_s_rows_each_made_once_its_window_i
     assert len(decoded) == 120
 
 
+def test_a_video_that_stops_decoding_mid_stream_is_named_and_the_videos_before_it_are_kept(
+        tmp_path, carphone, carphone_cut_midway, capsys):
+    """Streamed as decoded, a video cut short is found where its decoding stops, not before the first update: the
+    error names it and the frame; with --format smg the videos streamed before it keep their label files, and the
+    same command resumes after the broken one is replaced."""
+    import shutil
+
+    from mgrec.extract.jobs import extract
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(carphone, videos / "a.mp4")
+    shutil.copy(carphone_cut_midway, videos / "b.mp4")
+    out = tmp_path / "submission"
+    command = ["stream", str(run), str(videos / "a.mp4"), str(videos / "b.mp4"), "--lookahead", "0.5",
+               "--format", "smg", "--out", str(out)]
+    assert main(command) == 2
+    printed = capsys.readouterr().err
+    assert "stream a:" in printed and "b.mp4: decoding stopped at frame 56, but the container declares 120" in printed
+    assert [path.name for path in out.rglob("*.csv")] == ["a_finelabels.csv"] and (out / INCOMPLETE_MARKER).exists()
+    shutil.copy(carphone, videos / "b.mp4")
+    assert main(command) == 0
+    assert "1 of 2 videos were streamed to their end before" in capsys.readouterr().err
+    assert (out / "b" / "b_finelabels.csv").read_text() == (out / "a" / "a_finelabels.csv").read_text()
+
+
 def test_a_run_of_the_first_format_still_loads_and_detects_the_same(trained_run, tmp_path):
     """A run written before run.json existed: DynE/DFA weights under their old names, `train.bf16`
     and `model.input_dim` in its config.yaml. It loads, and detects exactly what the run does."""
