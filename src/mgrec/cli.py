@@ -1151,7 +1151,7 @@ def cmd_stream(args) -> int:
     import tempfile
 
     from mgrec.extract.jobs import is_video
-    from mgrec.extract.live import LiveFeatures, live_recipe_problem
+    from mgrec.extract.live import PIPED, LiveFeatures, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
     from mgrec.infer.online import StreamInterrupted, stream_files
@@ -1164,7 +1164,8 @@ def cmd_stream(args) -> int:
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     if args.out is not None:
-        check_output(args.out, reads=args.inputs, protected=RunDir(run_dir).owned_files())
+        check_output(args.out, reads=[path for path in args.inputs if path != PIPED],
+                     protected=RunDir(run_dir).owned_files())
     _note_postprocess_changes(RunDir(run_dir))  # a stream emits at the tuned threshold too
     received = []
 
@@ -1179,10 +1180,15 @@ def cmd_stream(args) -> int:
         print(terminal.visible(summary.describe(notes=not ended)), file=sys.stderr)
         ended.append(summary)
 
-    videos = [path for path in args.inputs if is_video(path)]
+    videos = [path for path in args.inputs if is_video(path) or path == PIPED]
     # A video streams as it is decoded, its features made window by window, where one backbone makes the run's
     # features; else it is turned into features whole first (several streams, pose, an end-to-end run).
     whole_first = live_recipe_problem(run_dir) if videos else None
+    if PIPED in args.inputs and (len(args.inputs) > 1 or whole_first is not None):
+        raise InputError("- (a video piped on standard input) is streamed as it arrives, alone: "
+                         + ("give it without other inputs" if len(args.inputs) > 1 else
+                            f"{run_dir}'s features cannot be made so ({whole_first}); save the video and give its "
+                            "file"))
     live = LiveFeatures(run_dir, device) if videos and whole_first is None else None
     if live is not None:
         print(f"streaming {counted(len(videos), 'video')} as decoded: features made window by window with the run's "

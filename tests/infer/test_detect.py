@@ -408,6 +408,50 @@ def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone
     assert from_video == from_features and len(from_video) > 0
 
 
+def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(tmp_path, carphone, capsys):
+    """`ffmpeg -f v4l2 -i /dev/video0 -f matroska - | mgrec stream RUN -`: a camera's frames streamed as they are
+    captured. The same frames piped (carphone remuxed to Matroska, through a real pipe) give the file's gestures;
+    `-` goes alone, and only to a run whose features are made as a video is decoded."""
+    import subprocess
+    import sys
+
+    import av
+
+    from mgrec.extract.jobs import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    piped = tmp_path / "carphone.mkv"
+    with av.open(str(carphone)) as source, av.open(str(piped), "w", format="matroska") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+
+    def strip(text):
+        return [{k: v for k, v in json.loads(line).items() if k not in ("compute_ms", "video")}
+                for line in text.splitlines()]
+
+    assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
+    from_file = strip(capsys.readouterr().out)
+    done = subprocess.run([sys.executable, "-m", "mgrec", "stream", str(run), "-", "--lookahead", "0.5"],
+                          input=piped.read_bytes(), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stdout.decode()
+    assert strip(lines) == from_file and len(from_file) > 0
+    assert {json.loads(line)["video"] for line in lines.splitlines()} == {"stdin"}
+    assert main(["stream", str(run), "-", str(carphone)]) == 2
+    assert "- (a video piped on standard input) is streamed as it arrives, alone" in capsys.readouterr().err
+    done = subprocess.run([sys.executable, "-m", "mgrec", "stream", str(run), "-"], input=carphone.read_bytes(),
+                          capture_output=True, timeout=300)  # an MP4 piped: its index is at its end
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().endswith("; pipe Matroska or MPEG-TS (ffmpeg ... -f matroska -, or -f mpegts -), "
+                                         "not MP4\n")
+
+
 def test_live_features_are_the_extracted_file_s_rows_each_made_once_its_window_is_decoded(tmp_path, carphone,
                                                                                           monkeypatch):
     """`mgrec stream VIDEO` made the whole feature file before its first update. The rows are now made as the

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -113,15 +113,8 @@ def probe_video(path: Path) -> VideoStream:
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path}: no video stream in this file")
-            stream = container.streams.video[0]
-            rate = _frame_rate(stream)
-            if rate is None:
-                raise InputError(f"{path}: the video stream has no frame rate")
-            if fps_problem(rate) is not None:  # the rule every sidecar is read by: one written past it is unreadable
-                raise InputError(f"{path}: the video stream's frame rate is {rate:g} fps; mgrec places frames by "
-                                 f"rates of {MIN_FPS:g} to {MAX_FPS:g} fps")
+            stream = container.streams.video[0] if container.streams.video else None
+            rate = video_rate(path, stream)
             late = 0.0
             if stream.start_time is not None and container.start_time is not None:
                 late = float(stream.start_time * stream.time_base) - container.start_time / av.time_base
@@ -130,6 +123,41 @@ def probe_video(path: Path) -> VideoStream:
             )
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
+
+
+def video_rate(path: Path | str, stream) -> float:
+    """The frame rate of an opened container's first video `stream` (None: the container has none), checked:
+    `path` names the video in messages."""
+    if stream is None:
+        raise InputError(f"{path}: no video stream in this file")
+    rate = _frame_rate(stream)
+    if rate is None:
+        raise InputError(f"{path}: the video stream has no frame rate")
+    if fps_problem(rate) is not None:  # the rule every sidecar is read by: one written past it is unreadable
+        raise InputError(f"{path}: the video stream's frame rate is {rate:g} fps; mgrec places frames by "
+                         f"rates of {MIN_FPS:g} to {MAX_FPS:g} fps")
+    return rate
+
+
+# What a pipe can carry: an MP4 usually keeps its index at its end, where a reader that cannot seek never finds it.
+PIPE_FORMATS = "pipe Matroska or MPEG-TS (ffmpeg ... -f matroska -, or -f mpegts -), not MP4"
+
+
+def open_piped_video(pipe: BinaryIO, name: str) -> tuple[object, float]:
+    """A video container read from `pipe` (what `ffmpeg ... -f matroska -` writes to a pipe: a camera's frames as
+    they are captured), opened once, as a pipe cannot be read twice: the container, for `iter_frames(name, ...,
+    container=...)`, and its checked frame rate. `name` stands for it in messages."""
+    import av
+
+    try:
+        container = av.open(pipe, mode="r")
+    except av.FFmpegError as exc:
+        raise InputError(f"{name}: cannot read a video container from it ({exc}); {PIPE_FORMATS}") from None
+    try:
+        return container, video_rate(name, container.streams.video[0] if container.streams.video else None)
+    except InputError:
+        container.close()
+        raise
 
 
 def _frame_rate(stream) -> float | None:
@@ -164,7 +192,7 @@ def _check_constant_rate(path: Path, index: int, seconds: float, fps: float) -> 
         )
 
 
-def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None = None
+def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None = None, container=None
                 ) -> Iterator[np.ndarray | None]:
     """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
     at the video's own size and aspect (what a landmark model wants: `mgrec.extract.pose`).
@@ -175,12 +203,13 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
     stream that ends before the number of frames its container declares (a truncated file), and
     naming the first frame shown more than MAX_TIMESTAMP_DRIFT_S from index / fps (a variable frame
     rate: the feature grid assumes a constant one). Frames are turned upright by their display matrix.
+    `container`: one opened already (`open_piped_video`), read instead of opening `path`, and closed at the end.
     """
     import av
 
     index, seconds = 0, None
     try:
-        with av.open(str(path)) as container:
+        with container if container is not None else av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
             fps, first_seconds = _frame_rate(stream), None

@@ -8,22 +8,32 @@ online detector as soon as its window has been decoded, as a camera's would.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from mgrec.data.videos import PIPE_FORMATS, open_piped_video
+from mgrec.errors import InputError
 from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, video_recipe
 from mgrec.extract.outputs import FrameCounter, check_length
-from mgrec.extract.video import iter_frames, prefetch, probe_video
+from mgrec.extract.video import VIDEO_SUFFIXES, iter_frames, prefetch, probe_video, video_id
+
+# `mgrec stream RUN -`: a video container piped on standard input (a camera through ffmpeg), streamed as video
+# `stdin`.
+PIPED = Path("-")
+PIPED_ID = "stdin"
 
 
 class LiveFeatures:
     """The features a run reads of a video, made as the video is decoded: `fps(video)` before the first row,
-    then `rows(video)` one (C,) row per window. Only runs whose features a video backbone makes in one stream
+    then `rows(video)` one (C,) row per window. The video is a file, or `PIPED` (`-`: a container read from
+    standard input as it arrives). Only runs whose features a video backbone makes in one stream
     (`live_recipe_problem` says why not, for the others: they are extracted whole first)."""
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+    def __init__(self, run_dir: str | Path, device: str = "cpu", stdin: BinaryIO | None = None) -> None:
         from mgrec.devices import process_device
         from mgrec.extract.backbones import load_backbone
 
@@ -31,20 +41,46 @@ class LiveFeatures:
         self.window, self.stride = recipe.window, recipe.stride
         self.model = load_backbone(name, recipe.weights, str(process_device(device, what="--device")), size,
                                    recipe.frames_per_window, recipe.precision)
+        self.stdin = stdin  # where `-` is read from (None: sys.stdin's bytes, looked up when it is opened)
+        self._piped = None  # its container, opened by `fps`, until `rows` takes it
+        self._pipe_opened = False  # a pipe is read once
+
+    def takes(self, path: Path) -> bool:
+        """Whether `path` is a video this streams (a video file, or `-`), rather than a feature file."""
+        return path == PIPED or path.suffix.lower() in VIDEO_SUFFIXES
+
+    def video_id(self, path: Path) -> str:
+        return PIPED_ID if path == PIPED else video_id(path)
 
     def fps(self, video: Path) -> float:
         """The video's frame rate, from its header (decoding has not started)."""
-        return probe_video(video).fps
+        if video != PIPED:
+            return probe_video(video).fps
+        if self._pipe_opened:
+            raise InputError("-: standard input holds one video; give `-` once")
+        self._pipe_opened = True
+        self._piped, rate = open_piped_video(self.stdin or sys.stdin.buffer, "standard input")
+        return rate
 
     def rows(self, video: Path) -> Iterator[np.ndarray]:
         """Each window's feature as soon as its frames are decoded and run through the backbone (in the batches of
         `mgrec extract`, so the rows equal its file's); a video shorter than one window, or one that stops
         decoding, raises InputError naming it."""
-        frames = FrameCounter(iter_frames(video, self.model.image_size,
-                                          keep=self.model.frame_needed(self.window, self.stride)))
+        piped = None
+        if video == PIPED:
+            if not self._pipe_opened:
+                self.fps(video)  # its header read first
+            piped, self._piped = self._piped, None  # the rows' now: closed at their end
+        frames = FrameCounter(iter_frames("standard input" if video == PIPED else video, self.model.image_size,
+                                          keep=self.model.frame_needed(self.window, self.stride), container=piped))
         decoded = prefetch(iter(frames), DECODE_AHEAD)
-        yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
-        check_length(video, frames.count, self.window)
+        try:
+            yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
+        except InputError as exc:
+            if video == PIPED and frames.count == 0:  # an MP4 piped opens, and fails at its first frame
+                raise InputError(f"{exc}; {PIPE_FORMATS}") from None
+            raise
+        check_length("standard input" if video == PIPED else video, frames.count, self.window)
 
 
 def live_recipe_problem(run_dir: str | Path) -> str | None:

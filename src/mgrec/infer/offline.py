@@ -491,14 +491,18 @@ def _got(value: object) -> str:
     return brief(value) if plain or type(value) in (list, tuple, dict, set) else type(value).__name__
 
 
-def feature_files(inputs: list[str | Path], log=None) -> list[Path]:
+def feature_files(inputs: list[str | Path], log=None, as_given: Callable[[Path], bool] = lambda path: False
+                  ) -> list[Path]:
     """Expand files and folders into feature files (sorted; a folder contributes its .npy/.npz files,
     without hidden ones: `mgrec.data.features.list_feature_files`; `log` hears what was skipped).
     A file named explicitly is read as it is; one file reached twice (a folder and a file in it, a shell glob's
-    slip) is one input, as in `mgrec extract`."""
+    slip) is one input, as in `mgrec extract`. An input `as_given` takes is kept as it is (a video streamed as it
+    is decoded, `-` for standard input)."""
     files: list[Path] = []
     for item in map(Path, inputs):
-        if item.is_dir():
+        if as_given(item):
+            files.append(item)
+        elif item.is_dir():
             listing = list_feature_files(item)
             if listing.note() is not None and log is not None:
                 log(listing.note())

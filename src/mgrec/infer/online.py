@@ -131,7 +131,6 @@ from mgrec.config import MAX_STEPS, Config, PostprocessConfig
 from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
-from mgrec.data.videos import VIDEO_SUFFIXES, video_id
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
@@ -264,7 +263,12 @@ class StreamSummary:
 
 class VideoFeatures(Protocol):
     """A run's features of a video made while it is decoded (`mgrec.extract.live.LiveFeatures`, which the command
-    line gives `stream_files`: infer does not import extract): its frame rate, then one (C,) row per window."""
+    line gives `stream_files`: infer does not import extract): which inputs are its videos and their ids, a video's
+    frame rate, then one (C,) row per window."""
+
+    def takes(self, path: Path) -> bool: ...
+
+    def video_id(self, path: Path) -> str: ...
 
     def fps(self, video: Path) -> float: ...
 
@@ -889,15 +893,16 @@ def stream_files(
     with _torch_threads(threads):
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
         detector.stream_folders = stream_folders
+
+        def streamed_live(path: Path) -> bool:
+            return live is not None and live.takes(path)
+
         paths = [Path(input_path) for input_path in inputs] if single_file else feature_files(
-            inputs, log=lambda line: print(line, file=sys.stderr))
+            inputs, log=lambda line: print(line, file=sys.stderr), as_given=streamed_live)
         if not paths:
             raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
-        def streamed_live(path: Path) -> bool:
-            return live is not None and path.suffix.lower() in VIDEO_SUFFIXES
-
         video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix,
-                                       id_of=lambda path: video_id(path) if streamed_live(path) else None)
+                                       id_of=lambda path: live.video_id(path) if streamed_live(path) else None)
         done: set[str] = set()  # videos whose label files an interrupted stream into smg_out wrote
         resumed: set[str] | None = None
         if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
