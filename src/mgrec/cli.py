@@ -416,11 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
                  ), examples=(
                      "mgrec stream runs/demo-mgrec features/Sample0036.npy --realtime",
                      "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
+                     "mgrec stream runs/video-run -   # piped in: ffmpeg -f v4l2 -i /dev/video0 -f matroska - | ...",
                      "mgrec stream runs/smg-mgrec test_features/ --format smg --out online_submission/",
                  ))
     _add_run_dir(p)
     p.add_argument("inputs", metavar="INPUT", type=Path, nargs="+",
-                   help="feature files or folders of them (or videos, streamed as decoded), each replayed as its own "
+                   help="feature files or folders of them (or videos, streamed as decoded; - a video container "
+                        "piped on standard input, alone, e.g. from ffmpeg -f matroska -), each replayed as its own "
                         "stream, in turn (a run with several data.streams: the grid stream's files)")
     p.add_argument("--format", choices=["jsonl", "smg"], default="jsonl",
                    help="jsonl: one JSON line per gesture on stdout, as it is final (the default); smg: the "
