@@ -880,8 +880,9 @@ def stream_files(
     a partial set would be scored as the whole submission), and the same call again, into it, streams only the
     videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
     Returns one summary per video streamed, in order.
-    `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: video files among `inputs` are
-    streamed as they are decoded, their rows made by it window by window (`VideoFeatures`).
+    `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: the videos among `inputs` (files,
+    or `-` for standard input) are streamed as they are decoded, their rows made by it window by window
+    (`VideoFeatures`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir
@@ -926,7 +927,7 @@ def stream_files(
         # Each file read and checked now, as its stream will read it: one bad file (another width, a NaN, a
         # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
         # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
-        # at their turn, so that memory holds one video at a time.
+        # at their turn, so that memory holds one video at a time. A video streamed as decoded: its header only.
         def source_of(path: Path):
             if streamed_live(path):  # its rows made at their turn; the video's header read now
                 video_fps = live.fps(path)
