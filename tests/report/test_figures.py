@@ -107,6 +107,16 @@ def test_training_curves_plot_the_records():
     assert any("no validation" in text.get_text() for text in empty.axes[1].texts)
 
 
+def test_training_curves_of_records_whose_values_are_all_null_draw_no_empty_legend(recwarn):
+    """A metrics log whose losses and scores are all null (edited by hand, or an epoch that lost its numbers) made
+    matplotlib warn "No artists with labels found to put in legend" twice, in the middle of `mgrec report`."""
+    records = [{"kind": "train", "epoch": 0, "loss": None}, {"kind": "val", "epoch": 0, "f1": None}]
+    left, right = training_curves_figure(records).axes
+    assert left.get_legend() is None and right.get_legend() is None
+    assert any(text.get_text() == "no validation scores" for text in right.texts)
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+
+
 def test_confusion_colours_are_row_shares_with_counts_written():
     figure = confusion_figure(NAMES, [[3, 1], [0, 0]], background=[2, 2])
     axes = figure.axes[0]

@@ -403,7 +403,7 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("training loss")
     left.set_title("Training loss", fontsize=10)
-    if train:
+    if left.lines:  # records whose values are all null draw nothing: matplotlib warned of an empty legend
         left.legend(fontsize=8)
     _tidy(left)
     for key, color in (("f1", "#2f9e44"), ("f1_miga", "#a9d18e"), ("average_mAP", "#3b6fb6")):
@@ -414,10 +414,11 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     right.set_xlabel("epoch")
     right.set_ylabel("validation score (%)")
     right.set_title("Validation", fontsize=10)
-    if val:
+    if right.lines:
         right.legend(fontsize=8)
     else:
-        right.text(0.5, 0.5, "no validation records", ha="center", va="center", transform=right.transAxes)
+        right.text(0.5, 0.5, "no validation scores" if val else "no validation records", ha="center", va="center",
+                   transform=right.transAxes)
     _tidy(right)
     return figure
 
