@@ -291,6 +291,28 @@ def test_demo_fresh_keeps_the_run_when_the_training_would_be_refused_anyway(tmp_
     assert run.config_path.exists()
 
 
+def test_demo_says_each_data_warning_once(tmp_path, capsys, monkeypatch):
+    """`mgrec demo --set train.epochs=2` printed the warm-up warning twice: once in its data check's report, once
+    when training checked the data again. Training's repeats of the report's warnings are left out."""
+    import mgrec.train.loop as loop
+    from mgrec.errors import InputError
+
+    def training_that_checks_the_data_and_stops(config, out, resume=False, log=print, progress=None):
+        from mgrec.train.data import checked_annotations
+
+        checked_annotations(config, log=log)
+        log("warning: something only training finds")
+        raise InputError("stopped after the data check")
+
+    monkeypatch.setattr(loop, "train", training_that_checks_the_data_and_stops)
+    assert main(["demo", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+                 "--set", "train.epochs=2"]) == 2
+    printed = capsys.readouterr()
+    warm_up = "train.warmup_epochs 2 >= train.epochs 2"
+    assert (printed.out + printed.err).count(warm_up) == 1
+    assert "warning: something only training finds" in printed.err
+
+
 def test_demo_refuses_a_bad_setting_before_building_the_data(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
                  "--set", "postprocess.second_opinion=1"]) == 2

@@ -1408,7 +1408,13 @@ def cmd_demo(args) -> None:
         refuse_before_training(config, Path(args.out))  # training that would be refused anyway
         remove_run_dir(args.out, keep)
     resume = RunDir(args.out).can_resume()
-    result = train(config, args.out, resume=resume, log=log_line, progress=show_progress(args))
+    said = {f"warning: {problem.where}: {problem.message}" for problem in report.warnings}
+
+    def log_once(line: str) -> None:  # training checks the data again: its warnings were just printed above
+        if line not in said:
+            log_line(line)
+
+    result = train(config, args.out, resume=resume, log=log_once, progress=show_progress(args))
     print(result.summary(next_steps=False))  # the demo goes on to evaluate and report
     scores = evaluate_run(args.out, split=config.data.test_split, progress=show_progress(args))
     print(format_score_table(scores))
