@@ -415,21 +415,13 @@ def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(
     import subprocess
     import sys
 
-    import av
-
     from mgrec.extract.jobs import extract
 
     extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
     recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
     run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
     (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
-    piped = tmp_path / "carphone.mkv"
-    with av.open(str(carphone)) as source, av.open(str(piped), "w", format="matroska") as out:
-        stream = out.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
+    piped = remuxed_to_matroska(carphone, tmp_path / "carphone.mkv")
 
     def strip(text):
         return [{k: v for k, v in json.loads(line).items() if k not in ("compute_ms", "video")}
@@ -450,6 +442,58 @@ def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(
     assert done.returncode == 2 and done.stdout == b""
     assert done.stderr.decode().endswith("; pipe Matroska or MPEG-TS (ffmpeg ... -f matroska -, or -f mpegts -), "
                                          "not MP4\n")
+
+
+def remuxed_to_matroska(video: Path, path: Path) -> Path:
+    """`video`'s packets in a Matroska file at `path`, as `ffmpeg ... -f matroska -` pipes a camera's."""
+    import av
+
+    with av.open(str(video)) as source, av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
+def test_ctrl_c_ends_a_piped_stream_whose_source_stalls(tmp_path, carphone):
+    """A camera or network source that stops sending, its pipe still open: Ctrl-C (or SIGTERM) waited for the
+    decoding thread, blocked reading the pipe, so the stream neither ended nor decided its pending gestures until
+    data came; with the thread left to its read, Python aborted at exit on standard input's buffer (exit 134)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mgrec.extract.jobs import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    video = remuxed_to_matroska(carphone, tmp_path / "carphone.mkv").read_bytes()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        out, err = tmp_path / f"{number}.jsonl", tmp_path / f"{number}.err"
+        with open(out, "wb") as out_file, open(err, "wb") as err_file:
+            stream = subprocess.Popen([sys.executable, "-m", "mgrec", "stream", str(run), "-", "--lookahead", "0.5"],
+                                      stdin=subprocess.PIPE, stdout=out_file, stderr=err_file)
+        try:
+            stream.stdin.write(video[: 2 * len(video) // 3])  # then nothing more, the pipe left open
+            stream.stdin.flush()
+            deadline = time.monotonic() + 240
+            while not out.read_bytes() and time.monotonic() < deadline:  # a gesture printed: the stream is on
+                time.sleep(0.2)
+            time.sleep(2)  # and it reaches the end of what came
+            stream.send_signal(number)
+            stream.wait(timeout=30)
+        finally:
+            stream.kill()
+            stream.stdin.close()
+            stream.wait()
+        said = err.read_text()
+        assert stream.returncode == 128 + number, said
+        assert "interrupted at" in said and "Fatal Python error" not in said
 
 
 def test_live_features_are_the_extracted_file_s_rows_each_made_once_its_window_is_decoded(tmp_path, carphone,

@@ -41,7 +41,7 @@ class LiveFeatures:
         self.window, self.stride = recipe.window, recipe.stride
         self.model = load_backbone(name, recipe.weights, str(process_device(device, what="--device")), size,
                                    recipe.frames_per_window, recipe.precision)
-        self.stdin = stdin  # where `-` is read from (None: sys.stdin's bytes, looked up when it is opened)
+        self.stdin = stdin  # where `-` is read from (None: standard input's file, `_standard_input`)
         self._piped = None  # its container, opened by `fps`, until `rows` takes it
         self._pipe_opened = False  # a pipe is read once
 
@@ -59,7 +59,7 @@ class LiveFeatures:
         if self._pipe_opened:
             raise InputError("-: standard input holds one video; give `-` once")
         self._pipe_opened = True
-        self._piped, rate = open_piped_video(self.stdin or sys.stdin.buffer, "standard input")
+        self._piped, rate = open_piped_video(self.stdin or _standard_input(), "standard input")
         return rate
 
     def rows(self, video: Path) -> Iterator[np.ndarray]:
@@ -81,6 +81,14 @@ class LiveFeatures:
                 raise InputError(f"{exc}; {PIPE_FORMATS}") from None
             raise
         check_length("standard input" if video == PIPED else video, frames.count, self.window)
+
+
+def _standard_input() -> BinaryIO:
+    """Standard input's file, unbuffered: the decoding thread reads it, and a source that stalls keeps that thread
+    blocked in a read after Ctrl-C ends the stream. Read through `sys.stdin.buffer`, it held the buffer's lock then,
+    and Python aborted at its exit (`could not acquire lock for <_io.BufferedReader name='<stdin>'>`, exit 134) after
+    the stream's last gestures."""
+    return sys.stdin.buffer.raw
 
 
 def live_recipe_problem(run_dir: str | Path) -> str | None:

@@ -93,13 +93,18 @@ def shard_for_this_process(items: list[Item]) -> list[Item]:
 
 
 _DONE = object()
+# How long a consumer that stops early waits for the producer to stop. A producer reading a file stops within a
+# frame; one blocked reading a pipe that sends nothing (`mgrec stream -` of a stalled camera) stops only when data
+# comes, and waiting for it kept Ctrl-C from ending the stream.
+PRODUCER_STOP_WAIT_S = 1.0
 
 
 def prefetch(items: Iterator[Item], max_items: int) -> Iterator[Item]:
     """Run `items` in a background thread, at most `max_items` ahead of the consumer.
 
     An exception in the producer is re-raised in the consumer; if the consumer stops early, the
-    producer thread is told to stop and does not linger.
+    producer thread is told to stop and does not linger: it is waited for up to `PRODUCER_STOP_WAIT_S`, then left
+    to stop at its next item (a daemon thread, which does not hold the process at its exit).
     """
     handoff: queue.Queue = queue.Queue(maxsize=max_items)
     stop = threading.Event()
@@ -140,4 +145,4 @@ def prefetch(items: Iterator[Item], max_items: int) -> Iterator[Item]:
             yield item
     finally:
         stop.set()
-        thread.join()
+        thread.join(PRODUCER_STOP_WAIT_S)
