@@ -442,6 +442,13 @@ def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(
     assert done.returncode == 2 and done.stdout == b""
     assert done.stderr.decode().endswith("; pipe Matroska or MPEG-TS (ffmpeg ... -f matroska -, or -f mpegts -), "
                                          "not MP4\n")
+    # a Matroska cut short (the sender stopped before the duration it declared): named as a file's is, in one line
+    # (it was an AttributeError: the check's hint took the name's suffix, and standard input's name was a string)
+    done = subprocess.run([sys.executable, "-m", "mgrec", "stream", str(run), "-"], capture_output=True, timeout=300,
+                          input=piped.read_bytes()[: piped.stat().st_size // 2])
+    assert done.returncode == 2
+    assert re.fullmatch(r"mgrec: error: standard input: decoding stopped at 1\.97 s \(frame 58\), but the container "
+                        r"declares 4\.00 s \(truncated file\?\); .*\n", done.stderr.decode().splitlines(True)[-1])
 
 
 def remuxed_to_matroska(video: Path, path: Path) -> Path:

@@ -25,6 +25,9 @@ from mgrec.extract.video import VIDEO_SUFFIXES, iter_frames, prefetch, probe_vid
 # `stdin`.
 PIPED = Path("-")
 PIPED_ID = "stdin"
+# Its name in messages: a path, as the decoder's checks take one (a truncated Matroska piped was an AttributeError
+# on the string's missing suffix where the file's was named).
+PIPED_NAME = Path("standard input")
 
 
 class LiveFeatures:
@@ -59,7 +62,7 @@ class LiveFeatures:
         if self._pipe_opened:
             raise InputError("-: standard input holds one video; give `-` once")
         self._pipe_opened = True
-        self._piped, rate = open_piped_video(self.stdin or _standard_input(), "standard input")
+        self._piped, rate = open_piped_video(self.stdin or _standard_input(), str(PIPED_NAME))
         return rate
 
     def rows(self, video: Path) -> Iterator[np.ndarray]:
@@ -71,8 +74,9 @@ class LiveFeatures:
             if not self._pipe_opened:
                 self.fps(video)  # its header read first
             piped, self._piped = self._piped, None  # the rows' now: closed at their end
-        frames = FrameCounter(iter_frames("standard input" if video == PIPED else video, self.model.image_size,
-                                          keep=self.model.frame_needed(self.window, self.stride), container=piped))
+        name = PIPED_NAME if video == PIPED else video
+        frames = FrameCounter(iter_frames(name, self.model.image_size, container=piped,
+                                          keep=self.model.frame_needed(self.window, self.stride)))
         decoded = prefetch(iter(frames), DECODE_AHEAD)
         try:
             yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
@@ -80,7 +84,7 @@ class LiveFeatures:
             if video == PIPED and frames.count == 0:  # an MP4 piped opens, and fails at its first frame
                 raise InputError(f"{exc}; {PIPE_FORMATS}") from None
             raise
-        check_length("standard input" if video == PIPED else video, frames.count, self.window)
+        check_length(name, frames.count, self.window)
 
 
 def _standard_input() -> BinaryIO:
