@@ -412,6 +412,8 @@ def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(
     """`ffmpeg -f v4l2 -i /dev/video0 -f matroska - | mgrec stream RUN -`: a camera's frames streamed as they are
     captured. The same frames piped (carphone remuxed to Matroska, through a real pipe) give the file's gestures;
     `-` goes alone, and only to a run whose features are made as a video is decoded."""
+    import os
+    import pty
     import subprocess
     import sys
 
@@ -449,6 +451,17 @@ def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(
     assert done.returncode == 2
     assert re.fullmatch(r"mgrec: error: standard input: decoding stopped at 1\.97 s \(frame 58\), but the container "
                         r"declares 4\.00 s \(truncated file\?\); .*\n", done.stderr.decode().splitlines(True)[-1])
+    # nothing can be piped: standard input closed (`<&-`: an AttributeError, Python has no sys.stdin then), or a
+    # terminal (`-` typed without a pipe waited in silence)
+    master, terminal = pty.openpty()
+    for stdin, said in ((None, "closed"), (terminal, "a terminal, not a video")):
+        done = subprocess.run([sys.executable, "-m", "mgrec", "stream", str(run), "-"], capture_output=True,
+                              timeout=300, stdin=stdin, preexec_fn=(lambda: os.close(0)) if stdin is None else None)
+        assert done.returncode == 2 and done.stdout == b""
+        assert done.stderr.decode().splitlines()[-1] == (f"mgrec: error: -: standard input is {said}; pipe a video "
+                                                         "container into it (ffmpeg -i SOURCE -f matroska - | mgrec "
+                                                         "stream RUN -)")
+    os.close(master), os.close(terminal)
 
 
 def remuxed_to_matroska(video: Path, path: Path) -> Path:

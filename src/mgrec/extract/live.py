@@ -28,6 +28,7 @@ PIPED_ID = "stdin"
 # Its name in messages: a path, as the decoder's checks take one (a truncated Matroska piped was an AttributeError
 # on the string's missing suffix where the file's was named).
 PIPED_NAME = Path("standard input")
+PIPED_HOW = "pipe a video container into it (ffmpeg -i SOURCE -f matroska - | mgrec stream RUN -)"
 
 
 class LiveFeatures:
@@ -91,7 +92,12 @@ def _standard_input() -> BinaryIO:
     """Standard input's file, unbuffered: the decoding thread reads it, and a source that stalls keeps that thread
     blocked in a read after Ctrl-C ends the stream. Read through `sys.stdin.buffer`, it held the buffer's lock then,
     and Python aborted at its exit (`could not acquire lock for <_io.BufferedReader name='<stdin>'>`, exit 134) after
-    the stream's last gestures."""
+    the stream's last gestures. Refused when nothing can be piped there: closed (`<&-`, where Python has no
+    sys.stdin: an AttributeError), or a terminal (`-` typed without a pipe waited for a video in silence)."""
+    if sys.stdin is None:
+        raise InputError(f"-: standard input is closed; {PIPED_HOW}")
+    if sys.stdin.isatty():
+        raise InputError(f"-: standard input is a terminal, not a video; {PIPED_HOW}")
     return sys.stdin.buffer.raw
 
 
