@@ -809,7 +809,8 @@ def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_strea
 def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_it(tmp_path, capsys, monkeypatch):
     """A stream killed half-way keeps its finished videos' label files in a folder marked unfinished, with what the
     set is made of: another lookahead, the run trained again, or a file put there meanwhile would make a set of two
-    streams, scored as one submission. Each is refused, naming it; the stream that began it finishes it."""
+    streams, scored as one submission. Each is refused, naming it; the stream that began it finishes it, its run moved
+    meanwhile or not."""
     import os
 
     from mgrec.cli import main
@@ -848,7 +849,8 @@ def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_i
     assert main(["detect", str(run), str(videos), "--format", "smg", "--out", str(out)]) == 2
     assert "run that `mgrec stream` again, as it was" in capsys.readouterr().err
 
-    assert main(command) == 0
+    moved = run.rename(tmp_path / "moved-run")  # the run, its files as they were, moved (it was "other settings")
+    assert main([command[0], str(moved), *command[2:]]) == 0
     assert "1 of 3 videos were streamed to their end before" in capsys.readouterr().err
     assert len(list(out.rglob("*_finelabels.csv"))) == 3 and not (out / INCOMPLETE_MARKER).exists()
 

@@ -975,10 +975,10 @@ def stream_files(
 
 def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path]) -> set[str] | None:
     """The videos whose label files an interrupted `stream_files` wrote into the SMG folder `out`, where `plan` (the
-    videos, the run and its fingerprint, the stream's settings) is the one that stream recorded in the folder's
-    marker: the same call again streams only the others. None for a folder without a marker, which must hold no
-    label files. Any other unfinished folder is refused: a set of two runs, or of two lookaheads, would be scored as
-    one submission."""
+    videos, the run's fingerprint, the stream's settings; the run's path is recorded, not compared) is the one that
+    stream recorded in the folder's marker: the same call again streams only the others. None for a folder without a
+    marker, which must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two
+    lookaheads, would be scored as one submission."""
     from mgrec.infer.detect import refuse_old_label_files
     from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
 
@@ -988,7 +988,9 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
     earlier = unfinished_plan(out)
     if earlier is None or earlier.get("writer") != plan["writer"]:
         refuse_an_incomplete_set(out)  # an unfinished `mgrec detect`: nothing to resume
-    differ = [key for key in plan if earlier.get(key) != plan[key]]
+    # The run is the one of the fingerprint, wherever it is now: a run moved or renamed (its files as they were) began
+    # the set, and its old path, refused as "other settings", could not be given again: the streamed videos were lost.
+    differ = [key for key in plan if key != "run" and earlier.get(key) != plan[key]]
     if differ:
         said = {"run_fingerprint": "the run's files changed since (trained, tuned or replaced)",
                 "videos": "other videos"}
