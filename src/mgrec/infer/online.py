@@ -918,7 +918,7 @@ def stream_files(
             if done:
                 print(f"resuming the stream into {smg_out}: {len(done)} of {counted(len(video_ids), 'video')} were "
                       f"streamed to their end before (their label files are kept); streaming the "
-                      f"{len(video_ids) - len(done)} others", file=sys.stderr)
+                      f"{counted(len(video_ids) - len(done), 'other')}", file=sys.stderr)
         seen = trained_on(RunDir(run_dir), video_ids.values())
         if seen and not single_file:
             print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
