@@ -1192,6 +1192,33 @@ def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[N
                 folder.rmdir()
 
 
+# Held by `mgrec stream --format smg` in its label folder while it streams (`hold_label_folder`).
+LABELS_LOCK = ".mgrec-labels.lock"
+
+
+@contextlib.contextmanager
+def hold_label_folder(folder: str | Path) -> Iterator[None]:
+    """Hold the SMG label folder `folder` for one `mgrec stream --format smg`: a second stream into it while the
+    first ran found the first one's unfinished-set marker, took it for an interrupted stream's and "resumed",
+    both streaming the same videos into one set. Released when the stream ends or its process dies; the lock file
+    is hidden (the folder's readers pass it by) and removed at the end, as is a folder made for it that stayed
+    empty."""
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)  # `check_writable` said why it cannot be, before this
+    path = folder / LABELS_LOCK
+    handle = _open_held_lock(path, str(folder), "another mgrec stream is writing label files there: wait for it to "
+                             "finish or use another --out", False, owner="the stream's", place="the label folder")
+    try:
+        _write_holder(handle)
+        yield
+    finally:
+        _release_removing(handle, path)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: label files were written
+                folder.rmdir()
+
+
 def _write_holder(handle) -> None:
     """Who holds a lock, in its file: what the refusal of another process names."""
     handle.seek(0)
@@ -1200,20 +1227,22 @@ def _write_holder(handle) -> None:
     handle.flush()
 
 
-def _open_held_lock(path: Path, what: str, advice: str, shared: bool):
+def _open_held_lock(path: Path, what: str, advice: str, shared: bool, owner: str = "the extraction's",
+                    place: str = "the features folder"):
     """The lock file `path` opened and locked (`_lock_or_refuse`), the very file `path` names now: a holder that
     ends removes its file while it still holds it (`_release_removing`), and a process that had opened it just
-    before then holds a lock on a file no longer in the folder, which another would not see: it opens the new one."""
+    before then holds a lock on a file no longer in the folder, which another would not see: it opens the new one.
+    `owner` and `place` name the lock and its folder in messages (`open_lock_file`)."""
     for _ in range(_LOCK_OPENINGS - 1):
-        handle = _open_and_lock(path, what, advice, shared)
+        handle = _open_and_lock(path, what, advice, shared, owner, place)
         if _names(path, handle):
             return handle
         handle.close()
-    return _open_and_lock(path, what, advice, shared)
+    return _open_and_lock(path, what, advice, shared, owner, place)
 
 
-def _open_and_lock(path: Path, what: str, advice: str, shared: bool):
-    handle = open_lock_file(path, owner="the extraction's", folder="the features folder")
+def _open_and_lock(path: Path, what: str, advice: str, shared: bool, owner: str, place: str):
+    handle = open_lock_file(path, owner=owner, folder=place)
     try:
         _lock_or_refuse(handle, what, advice, shared)
     except BaseException:

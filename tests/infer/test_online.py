@@ -809,11 +809,12 @@ def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_strea
 def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_it(tmp_path, capsys, monkeypatch):
     """A stream killed half-way keeps its finished videos' label files in a folder marked unfinished, with what the
     set is made of: another lookahead, the run trained again, or a file put there meanwhile would make a set of two
-    streams, scored as one submission. Each is refused, naming it; the stream that began it finishes it, its run moved
-    meanwhile or not."""
+    streams, scored as one submission, and a second stream while one runs took its marker for an interrupted one's.
+    Each is refused, naming it; the stream that began it finishes it, its run moved meanwhile or not."""
     import os
 
     from mgrec.cli import main
+    from mgrec.run import hold_label_folder
     from mgrec.smg_csv import INCOMPLETE_MARKER
 
     run, _, features, _ = replayed_clip(tmp_path)
@@ -848,6 +849,9 @@ def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_i
     assert first.read_text() == written and (out / INCOMPLETE_MARKER).exists()  # every refusal changed nothing
     assert main(["detect", str(run), str(videos), "--format", "smg", "--out", str(out)]) == 2
     assert "run that `mgrec stream` again, as it was" in capsys.readouterr().err
+    with hold_label_folder(out):  # the same command while another stream writes there: not a resume of it
+        assert main(command) == 2
+    assert f"{out} is in use by" in capsys.readouterr().err and first.read_text() == written
 
     moved = run.rename(tmp_path / "moved-run")  # the run, its files as they were, moved (it was "other settings")
     assert main([command[0], str(moved), *command[2:]]) == 0

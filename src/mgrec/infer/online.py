@@ -885,13 +885,16 @@ def stream_files(
     (`VideoFeatures`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
-    from mgrec.run import RunDir
+    from mgrec.run import RunDir, hold_label_folder
     from mgrec.smg_csv import begin_label_set, end_label_set, smg_label_paths, write_smg_label_file
 
     if out is not None and smg_out is not None:
         raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
     out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
-    with _torch_threads(threads):
+    with _torch_threads(threads), contextlib.ExitStack() as held:
+        if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
+            check_writable(smg_out, is_dir=True)
+            held.enter_context(hold_label_folder(smg_out))
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
         detector.stream_folders = stream_folders
 
@@ -907,7 +910,6 @@ def stream_files(
         done: set[str] = set()  # videos whose label files an interrupted stream into smg_out wrote
         resumed: set[str] | None = None
         if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
-            check_writable(smg_out, is_dir=True)
             label_paths = smg_label_paths(list(video_ids.values()), smg_out)
             plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
                     "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(video_ids.values()),
