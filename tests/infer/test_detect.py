@@ -496,8 +496,11 @@ def test_ctrl_c_ends_a_piped_stream_whose_source_stalls(tmp_path, carphone):
     for number in (signal.SIGINT, signal.SIGTERM):
         out, err = tmp_path / f"{number}.jsonl", tmp_path / f"{number}.err"
         with open(out, "wb") as out_file, open(err, "wb") as err_file:
+            # Ctrl-C as a terminal sends it: a test run in the background (a CI job, an xdist worker) ignores SIGINT,
+            # which a child inherits, and Python then installs no KeyboardInterrupt for it
             stream = subprocess.Popen([sys.executable, "-m", "mgrec", "stream", str(run), "-", "--lookahead", "0.5"],
-                                      stdin=subprocess.PIPE, stdout=out_file, stderr=err_file)
+                                      stdin=subprocess.PIPE, stdout=out_file, stderr=err_file,
+                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             stream.stdin.write(video[: 2 * len(video) // 3])  # then nothing more, the pipe left open
             stream.stdin.flush()
