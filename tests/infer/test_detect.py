@@ -519,6 +519,42 @@ def test_ctrl_c_ends_a_piped_stream_whose_source_stalls(tmp_path, carphone):
         assert "interrupted at" in said and "Fatal Python error" not in said
 
 
+def test_a_run_whose_features_are_not_made_as_decoded_streams_a_video_extracted_whole_first(tmp_path, carphone,
+                                                                                            capsys, monkeypatch):
+    """Several input streams, pose landmarks or an end-to-end run's adapters: the video is turned into features whole
+    first, as before videos streamed as decoded, with the reason said, and the gestures are the same."""
+    from dataclasses import replace
+
+    import mgrec.extract.live as live_module
+    from mgrec.extract.jobs import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    assert live_module.live_recipe_problem(run) is None
+    assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
+    as_decoded = capsys.readouterr().out
+
+    monkeypatch.setattr(live_module, "live_recipe_problem", lambda run_dir: "it reads several input streams")
+    assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err.startswith("turning 1 video into features with the run's recipe first (it reads several "
+                                  "input streams); the stream starts once they are made")
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert strip(printed.out) == strip(as_decoded) and as_decoded
+    assert main(["stream", str(run), "-"]) == 2  # a pipe cannot be extracted whole first
+    assert "- (a video piped on standard input) is streamed as it arrives, alone: " in capsys.readouterr().err
+    monkeypatch.undo()
+
+    pose = tmp_path / "pose-run"
+    pose.mkdir()
+    (pose / "config.yaml").write_text((run / "config.yaml").read_text())
+    (pose / "feature_recipe.json").write_text(json.dumps(replace(recipe, backbone="pose", weights=None).__dict__))
+    assert live_module.live_recipe_problem(pose) == "its features come from pose"
+
+
 def test_live_features_are_the_extracted_file_s_rows_each_made_once_its_window_is_decoded(tmp_path, carphone,
                                                                                           monkeypatch):
     """`mgrec stream VIDEO` made the whole feature file before its first update. The rows are now made as the
