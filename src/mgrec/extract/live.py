@@ -17,9 +17,9 @@ import numpy as np
 
 from mgrec.data.videos import PIPE_FORMATS, open_piped_video
 from mgrec.errors import InputError
-from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, video_recipe
+from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, is_video, video_recipe
 from mgrec.extract.outputs import FrameCounter, check_length
-from mgrec.extract.video import VIDEO_SUFFIXES, iter_frames, prefetch, probe_video, video_id
+from mgrec.extract.video import iter_frames, prefetch, probe_video, video_id
 
 # `mgrec stream RUN -`: a video container piped on standard input (a camera through ffmpeg), streamed as video
 # `stdin`.
@@ -51,7 +51,7 @@ class LiveFeatures:
 
     def takes(self, path: Path) -> bool:
         """Whether `path` is a video this streams (a video file, or `-`), rather than a feature file."""
-        return path == PIPED or path.suffix.lower() in VIDEO_SUFFIXES
+        return path == PIPED or is_video(path)
 
     def video_id(self, path: Path) -> str:
         return PIPED_ID if path == PIPED else video_id(path)

@@ -131,6 +131,7 @@ from mgrec.config import MAX_STEPS, Config, PostprocessConfig
 from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import StreamAligner, load_stream_files
+from mgrec.data.videos import batched
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
@@ -796,13 +797,7 @@ def chunks_of(features: np.ndarray | Iterable[np.ndarray], size: int) -> Iterato
         for begin in range(0, features.shape[0], size):
             yield features[begin : begin + size]
         return
-    piece: list[np.ndarray] = []
-    for row in features:
-        piece.append(row)
-        if len(piece) == size:
-            yield np.stack(piece)
-            piece = []
-    if piece:
+    for piece in batched(features, size):
         yield np.stack(piece)
 
 
