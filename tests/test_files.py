@@ -189,3 +189,29 @@ def test_a_named_pipe_given_for_an_input_file_is_refused_not_waited_on(tmp_path,
     outcome = _in_time(lambda: mgrec(capsys, *argv))
     assert_input_error(outcome, said)
     assert not (tmp_path / "out.json").exists()
+
+
+def test_atomic_create_text_makes_the_file_whole_once_and_a_killed_writer_leaves_nothing(tmp_path, monkeypatch):
+    """A marker opened with "x" and then written was left empty by a writer killed between the two, and an empty
+    marker could not say what the set it marks was made of. Created whole or not at all; of two writers, one."""
+    import mgrec.files as files
+
+    target = tmp_path / "folder" / ".marker"
+    files.atomic_create_text(target, '{"a": 1}\n')
+    assert target.read_text() == '{"a": 1}\n'
+    with pytest.raises(FileExistsError):
+        files.atomic_create_text(target, "another writer's\n")
+    assert target.read_text() == '{"a": 1}\n'
+
+    other = tmp_path / "folder" / ".other"
+
+    def killed(source, destination):  # the writer killed with the text written, before the file takes its name
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "link", killed)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_create_text(other, "half\n")
+    monkeypatch.undo()
+    assert sorted(path.name for path in (tmp_path / "folder").iterdir()) == [".marker"]  # no file, no temporary one
+    files.atomic_create_text(other, "whole\n")
+    assert other.read_text() == "whole\n"

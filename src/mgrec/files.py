@@ -298,8 +298,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
+def atomic_create_text(path: str | Path, text: str) -> None:
+    """`atomic_write_text` for a file that must not exist yet: FileExistsError where it does (of two writers, one
+    wins), and a writer killed at any moment leaves no file or the whole one. Opening with "x" and then writing left
+    an empty file where the writer was killed between the two, which readers could not tell from a stranger's."""
+    with _temporary_beside(output_target(path), exclusive=True) as temp_name:
+        with open(temp_name, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 @contextlib.contextmanager
-def _temporary_beside(path: Path) -> Iterator[str]:
+def _temporary_beside(path: Path, exclusive: bool = False) -> Iterator[str]:
+    """A temporary file's name beside `path`, put in its place when the block ends without an exception (`exclusive`:
+    linked there, FileExistsError where `path` exists; else renamed over it)."""
     try:
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
@@ -317,11 +330,16 @@ def _temporary_beside(path: Path) -> Iterator[str]:
         # (0600), and so do writers that replace the file by a new one of their own (safetensors),
         # while outputs are meant to be shared like any file the user creates.
         os.chmod(temp_name, 0o666 & ~_umask())
-        os.replace(temp_name, path)
+        if exclusive:  # a link fails where the name exists, as a rename does not; the temporary name then goes
+            os.link(temp_name, path)
+            os.unlink(temp_name)
+        else:
+            os.replace(temp_name, path)
         _fsync_folder(path.parent)
     except BaseException as exc:
         # The message first: it may ask whether the disk is full, which removing the file would change.
-        error = _cannot_write(path, exc) if isinstance(exc, OSError) else None
+        error = _cannot_write(path, exc) if isinstance(exc, OSError) and not (
+            exclusive and isinstance(exc, FileExistsError)) else None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         if error is not None:

@@ -24,6 +24,7 @@ Every problem is an `InputError` naming the file and line.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -34,7 +35,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mgrec.errors import InputError, where
-from mgrec.files import atomic_open, brief, decode_utf8, is_hidden, read_file_bytes, safe_child, text_lines
+from mgrec.files import (
+    atomic_create_text,
+    atomic_write_text,
+    brief,
+    decode_utf8,
+    is_hidden,
+    read_file_bytes,
+    safe_child,
+    text_lines,
+)
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
@@ -308,8 +318,9 @@ def smg_label_paths(video_ids: Iterable[str], out_dir: str | Path) -> dict[str, 
 
 # Present while a folder's label files are written (removed after the last): a killed `mgrec detect` left a partial
 # set that `mgrec score` read as a whole one. Hidden, so folder listings pass it by; the readers refuse it. It holds
-# a JSON object: who writes the set ("writer"), and for `mgrec stream` what the set is made of (`begin_label_set`),
-# so that an interrupted stream can be finished by the same command.
+# a JSON object: who writes the set ("writer"), and for `mgrec stream` what the set is made of (`begin_label_set`)
+# and the SHA-256 of each label file written so far ("written", `record_label_file`), so that an interrupted stream
+# can be finished by the same command, keeping exactly the files it wrote.
 INCOMPLETE_MARKER = ".mgrec-incomplete"
 
 
@@ -339,13 +350,23 @@ def begin_label_set(out_dir: str | Path, plan: dict) -> None:
     """Mark `out_dir` as a set being written (`INCOMPLETE_MARKER`, holding `plan`), before its first file. Made
     exclusively: a second writer into the folder is refused, not mixed in."""
     marker = Path(out_dir) / INCOMPLETE_MARKER
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(marker, "x", encoding="utf-8") as handle:
-            handle.write(json.dumps(plan) + "\n")
+    try:  # whole or not at all: a marker killed half-written could not say what the set was, nor be resumed
+        atomic_create_text(marker, json.dumps(plan) + "\n")
     except FileExistsError:
         raise InputError(f"{out_dir}: another mgrec detect or stream is writing label files here, or one did not "
                          f"finish ({marker} is there); write into another folder") from None
+
+
+def record_label_file(out_dir: str | Path, video_id: str, text: str) -> None:
+    """Note in the marker of the set being written in `out_dir` the label file `video_id` is about to get (its text's
+    SHA-256), before it is written: a resumed stream keeps a file only as it was written (`unfinished_plan`'s
+    "written"); one emptied or edited since counted as the video's gestures."""
+    plan = unfinished_plan(out_dir)
+    if plan is None:
+        raise InputError(f"{out_dir}: its {INCOMPLETE_MARKER} went away while label files were written there; "
+                         "write the set again into an empty folder")
+    plan.setdefault("written", {})[video_id] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    atomic_write_text(Path(out_dir) / INCOMPLETE_MARKER, json.dumps(plan) + "\n")
 
 
 def end_label_set(out_dir: str | Path) -> None:
@@ -377,11 +398,16 @@ def write_smg_labels(
 
 
 def write_smg_label_file(path: Path, detections: list[Detection], fps: float, with_scores: bool = False) -> None:
-    """One video's label file, atomically (a killed writer leaves the old state, never half a file): rows
-    `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus a 4th `score` column when
-    `with_scores`; sorted by start frame. Frames are the detection's own frames when set, else
-    round(seconds * fps). The folder layout matches SMG's, so the files (without scores) read back with
+    """One video's label file (`smg_label_text`), atomically (a killed writer leaves the old state, never half a
+    file). The folder layout matches SMG's, so the files (without scores) read back with
     `mgrec.data.annotations.read_smg_labels(out_dir, fps=...)`."""
+    atomic_write_text(path, smg_label_text(detections, fps, with_scores))
+
+
+def smg_label_text(detections: list[Detection], fps: float, with_scores: bool = False) -> str:
+    """One video's label file's text: rows `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus
+    a 4th `score` column when `with_scores`; sorted by start frame. Frames are the detection's own frames when set,
+    else round(seconds * fps)."""
     clock = FeatureGrid(fps=fps, stride=1, window=1)
     rows = []
     for det in detections:
@@ -391,7 +417,6 @@ def write_smg_label_file(path: Path, detections: list[Detection], fps: float, wi
             start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
         rows.append((start, end, det.label_id + 1, det.score))
     rows.sort(key=lambda row: row[:3])
-    with atomic_open(path) as handle:
-        for start, end, label, score in rows:
-            # the score as it is (repr): rounded, equal scores made ties that the file's order then broke
-            handle.write(f"{label},{start},{end},{float(score)!r}\n" if with_scores else f"{label},{start},{end}\n")
+    # the score as it is (repr): rounded, equal scores made ties that the file's order then broke
+    return "".join(f"{label},{start},{end},{float(score)!r}\n" if with_scores else f"{label},{start},{end}\n"
+                   for start, end, label, score in rows)

@@ -120,10 +120,10 @@ def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(tra
         if written:
             raise KeyboardInterrupt  # the process dies here: no later file, no cleanup
         written.append(path)
-        return real_open(path, *args, **kwargs)
+        return real_write(path, *args, **kwargs)
 
-    real_open = smg_csv.atomic_open
-    monkeypatch.setattr(smg_csv, "atomic_open", killed_after_one)
+    real_write = smg_csv.atomic_write_text
+    monkeypatch.setattr(smg_csv, "atomic_write_text", killed_after_one)
     with pytest.raises(KeyboardInterrupt):
         detect_files(run, inputs, out, fmt="smg")
     monkeypatch.undo()

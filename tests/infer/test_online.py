@@ -859,6 +859,65 @@ def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_i
     assert len(list(out.rglob("*_finelabels.csv"))) == 3 and not (out / INCOMPLETE_MARKER).exists()
 
 
+def test_a_resumed_stream_keeps_its_label_files_only_as_it_wrote_them_and_a_marker_is_made_whole(tmp_path, capsys,
+                                                                                                monkeypatch):
+    """An interrupted `--format smg` stream's label file emptied (or edited) since was kept on resume as the video's
+    gestures (a video without any); one whose writing was killed before the marker recorded it too. Each is refused by
+    name until removed, and the same command then streams that video again. A stream killed while it made the marker
+    left an empty one, which no command could resume: the marker is made whole or not at all."""
+    import os
+
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER, unfinished_plan
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    for name in ("Sample0036", "Sample0037", "Sample0038"):
+        write_features(videos / f"{name}.npy", features, sidecar)
+    whole = tmp_path / "whole"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
+    assert main([*command, str(whole)]) == 0
+    out = tmp_path / "out"
+
+    def killed(source, destination):  # killed as the marker, written whole beside it, was to take its name
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "link", killed)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    assert not (out / INCOMPLETE_MARKER).exists()  # nothing begun: the same command starts the set afresh
+
+    interrupt_the_second_video(monkeypatch)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    first = out / "Sample0036" / "Sample0036_finelabels.csv"
+    written = first.read_text()
+    assert written and set(unfinished_plan(out)["written"]) == {"Sample0036"}
+    for changed in ("", written + "2,0,5\n"):  # emptied; a row added by hand
+        first.write_text(changed)
+        assert main([*command, str(out)]) == 2
+        assert (f"{first}: is not the label file the interrupted stream wrote for video Sample0036 (changed since, "
+                "e.g. emptied") in capsys.readouterr().err
+        assert first.read_text() == changed and (out / INCOMPLETE_MARKER).exists()  # the refusal changed nothing
+    third = out / "Sample0038" / "Sample0038_finelabels.csv"
+    third.parent.mkdir()
+    third.write_text("1,0,5\n")  # a file the stream was killed before recording, or put there by hand
+    first.write_text(written)
+    assert main([*command, str(out)]) == 2
+    assert f"{third}: is not the label file the interrupted stream wrote for video Sample0038" in \
+        capsys.readouterr().err
+    first.unlink()
+    third.unlink()
+    assert main([*command, str(out)]) == 0  # every video streamed again but none it kept
+    assert "0 of 3 videos were streamed" not in capsys.readouterr().err
+    assert not (out / INCOMPLETE_MARKER).exists()
+    for name in ("Sample0036", "Sample0037", "Sample0038"):
+        assert (out / name / f"{name}_finelabels.csv").read_text() == \
+            (whole / name / f"{name}_finelabels.csv").read_text()
+
+
 def test_a_push_while_another_thread_s_push_runs_is_refused_and_turns_taken_pass():
     """Two threads pushing into one stream interleaved their rows into one window and clock, unrefused. A push
     (or flush) that arrives while another runs is refused; pushes from threads taking turns are one stream."""

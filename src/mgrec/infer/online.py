@@ -135,7 +135,7 @@ from mgrec.data.videos import batched
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.files import check_writable, counted
+from mgrec.files import atomic_write_text, check_writable, counted, file_sha256
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
@@ -881,7 +881,7 @@ def stream_files(
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir, hold_label_folder
-    from mgrec.smg_csv import begin_label_set, end_label_set, smg_label_paths, write_smg_label_file
+    from mgrec.smg_csv import begin_label_set, end_label_set, record_label_file, smg_label_paths, smg_label_text
 
     if out is not None and smg_out is not None:
         raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
@@ -959,8 +959,9 @@ def stream_files(
                     on_video_end(stopped.summary)
                 raise
             if kept is not None:  # written now: a kill later keeps it, and the same call again streams the others
-                write_smg_label_file(label_paths[video_ids[path]], [emission.detection for emission in kept],
-                                     detector.grid(source[0]).fps)
+                text = smg_label_text([emission.detection for emission in kept], detector.grid(source[0]).fps)
+                record_label_file(smg_out, video_ids[path], text)  # first: a file it does not record is not kept
+                atomic_write_text(label_paths[video_ids[path]], text)
                 done.add(video_ids[path])
             summaries.append(summary)
             if on_video_end is not None:
@@ -971,7 +972,8 @@ def stream_files(
 
 
 def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path]) -> set[str] | None:
-    """The videos whose label files an interrupted `stream_files` wrote into the SMG folder `out`, where `plan` (the
+    """The videos whose label files an interrupted `stream_files` wrote into the SMG folder `out`, each file as it was
+    written (its SHA-256 in the marker; any other is refused by name), where `plan` (the
     videos, the run's fingerprint, the stream's settings; the run's path is recorded, not compared) is the one that
     stream recorded in the folder's marker: the same call again streams only the others. None for a folder without a
     marker, which must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two
@@ -995,7 +997,18 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
         raise InputError(f"{out}: holds the label files of an interrupted `mgrec stream` --format smg of other "
                          f"settings ({what}; its run: {earlier.get('run')}): finish it with its own command, or "
                          "stream into an empty folder")
-    done = {video for video, path in label_paths.items() if path.is_file()}
+    # A file is kept as it was written (its SHA-256 in the marker, `record_label_file`): one emptied or edited since,
+    # or one of a video the stream was killed before recording, counted as that video's gestures.
+    written = earlier.get("written") if isinstance(earlier.get("written"), dict) else {}
+    done = set()
+    for video, path in label_paths.items():
+        if not path.is_file():
+            continue
+        if written.get(video) != file_sha256(path):
+            raise InputError(f"{path}: is not the label file the interrupted stream wrote for video {video} (changed "
+                             "since, e.g. emptied, or put there by hand): remove it, and the same command streams "
+                             "that video again")
+        done.add(video)
     others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
     if others:
         raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted stream did not write (e.g. "
