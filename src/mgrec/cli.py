@@ -524,13 +524,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "(RUN_DIR/analysis/<split>_last_*)")
     _add_annotations(p)
 
-    p = _command(sub, "report", "one self-contained HTML report of a run", cmd_report,
-                 examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html"))
+    p = _command(sub, "report", "one self-contained HTML report of a run, or of its detections on new videos",
+                 cmd_report,
+                 examples=("mgrec report runs/demo-mgrec", "mgrec report runs/demo-mgrec --split val --out val.html",
+                           "mgrec report runs/demo-mgrec --detections detections.json   # detections.html"))
     _add_run_dir(p)
-    p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to report")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+    # split, checkpoint and annotations: None when not given, so that --detections can refuse them
+    p.add_argument("--split", metavar="SPLIT", type=split_argument, default=None,
+                   help="the split to report (default: test)")
+    p.add_argument("--checkpoint", default=None, choices=["best", "last"],
                    help="whose evaluation: `mgrec evaluate --checkpoint last` writes its own scores and detections "
-                        "(report_<split>_last.html)")
+                        "(report_<split>_last.html) (default: best)")
+    p.add_argument("--detections", metavar="FILE", default=None,
+                   help="a page of the run's detections on videos without ground truth instead: what `mgrec detect` "
+                        "wrote (results JSON, CSV table or SMG label folder) or `mgrec stream` printed (JSON lines); "
+                        "per class counts, scores and a timeline per video (default --out: FILE with .html)")
     p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
@@ -1345,6 +1353,9 @@ def cmd_report(args) -> None:
     from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
+    if args.detections is not None:
+        return _report_detections(args, run_dir)
+    args.split, args.checkpoint = args.split or "test", args.checkpoint or "best"
     out = None if args.out is None else Path(args.out)
     if out is None:
         RunDir(run_dir).check_outputs(files=[RunDir(run_dir).report_path(args.split, args.checkpoint)])
@@ -1364,6 +1375,40 @@ def cmd_report(args) -> None:
             raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
                              "or a folder (an existing one, or a name ending in '/')")
     written = write_report(run_dir, split=args.split, out=out, annotations=args.annotations, checkpoint=args.checkpoint)
+    print(f"report: {written}", file=closing_line_stream(out))
+
+
+def _report_detections(args, run_dir: Path) -> None:
+    """`mgrec report RUN --detections FILE`: the page of FILE's detections (`mgrec.report.detections`)."""
+    from mgrec.files import check_output, check_writable, is_stream, output_target
+    from mgrec.report.detections import write_detections_report
+    from mgrec.run import RunDir
+
+    given = [option for option, value in (("--split", args.split), ("--checkpoint", args.checkpoint),
+                                          ("--annotations", args.annotations)) if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: a page of --detections has no split, checkpoint or annotations (it "
+                         "draws the file's detections, without ground truth); leave them out, or report the run's "
+                         "split without --detections")
+    source = Path(args.detections)
+    if not source.exists():
+        raise InputError(f"--detections {args.detections}: no such file or folder")
+    if args.out is None:  # beside the detections: detections.json -> detections.html, submission/ -> submission.html
+        out = source.resolve().with_suffix(".html") if source.is_file() else source.resolve().with_name(
+            source.resolve().name + ".html")
+    else:
+        out = Path(args.out)
+        if args.out.endswith(("/", os.sep)) or out.is_dir():
+            out = out / (source.resolve().stem + ".html")
+    # the page never replaces what it reads, nor a file of a run; a page of its own may be written again
+    check_output(out, reads=[source, RunDir(run_dir).config_path, RunDir(run_dir).classes_path],
+                 protected=RunDir(run_dir).owned_files())
+    check_writable(out)
+    suffixes = {out.suffix.lower(), output_target(out).suffix.lower()}
+    if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
+        raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
+                         "or a folder (an existing one, or a name ending in '/')")
+    written = write_detections_report(run_dir, source, out)
     print(f"report: {written}", file=closing_line_stream(out))
 
 

@@ -15,7 +15,7 @@ from tests.helpers import SMALL_MODEL, small_config
 from mgrec.cli import main
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
 from mgrec.data.annotations import load_annotations
-from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.data.features import FeatureSidecar, read_sidecar, sidecar_path, write_features
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
 from mgrec.evaluate.predictions import load_predictions
@@ -663,6 +663,11 @@ def test_detect_says_which_set_it_wrote_in_its_output_and_in_the_file(trained_ru
     assert (block["set"], block["score_threshold"], block["threshold_tuned_on"]) == ("hard", tuned, "val")
     assert (block["run"], block["checkpoint"], block["inference_precision"]) == (str(run), "best", "fp32")
     assert all(d["score"] >= tuned for items in hard["results"].values() for d in items)
+    for video, seconds in block["durations"].items():  # each video's length: its features' span
+        file = paths.features / f"{video}.npy"
+        grid = OfflineDetector.from_run(run).grid(read_sidecar(sidecar_path(file)).fps)
+        assert seconds == grid.covered_seconds(len(np.load(file)))
+    assert sorted(block["durations"]) == sorted(hard["results"])
 
     assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "ranked.json"), "--all"]) == 0
     assert "the ranked list" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mgrec.data.features import video_id_of
+from mgrec.data.features import feature_file_shape, video_id_of
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
@@ -93,6 +93,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         subtitle_paths(list(video_ids.values()), out, fmt, subtitle_names)
     results: dict[str, list[Detection]] = {}
     fps_by_video: dict[str, float] = {}
+    durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
     for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
         try:
             video_fps = detector.file_fps(path, fps, what="--fps")
@@ -104,6 +105,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
             continue
         results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
         fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
+        durations[video_ids[path]] = detector.grid(video_fps).covered_seconds(feature_file_shape(path)[0])
     if not results:
         raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
     out = Path(out)
@@ -111,7 +113,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                             detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
                             detector.postprocess.class_thresholds)
     if fmt == "json":
-        save_predictions(results, out, info=predictions_info(detector, ranked))
+        save_predictions(results, out, info={**predictions_info(detector, ranked), "durations": durations})
     elif fmt == "csv":
         save_predictions_csv(results, out)
     elif fmt in SUBTITLE_FORMATS:

@@ -11,6 +11,7 @@ override never reverses the text after it.
 
 from __future__ import annotations
 
+import colorsys
 import contextlib
 import io
 import math
@@ -331,6 +332,38 @@ def write_analysis_figures(analysis: ErrorAnalysis, out_dir: str | Path, prefix:
     for stem, make in zip(ANALYSIS_FIGURE_STEMS, makers):
         paths.extend(save_figure(make(analysis), out_dir / f"{prefix}{stem}"))
     return paths
+
+
+def class_hsl(label_id: int) -> tuple[float, float, float]:
+    """A distinct colour per class (hue in degrees, saturation and lightness in %): hues a golden angle apart, two
+    lightness levels. The pages' bars and swatches (`mgrec.report.html.class_color`) and the figures share it."""
+    return (label_id * 137.508) % 360, 68.0, 48.0 if label_id % 2 == 0 else 62.0
+
+
+def _class_rgb(label_id: int) -> tuple[float, float, float]:
+    hue, saturation, lightness = class_hsl(label_id)
+    return colorsys.hls_to_rgb(hue / 360, lightness / 100, saturation / 100)
+
+
+def score_histogram_figure(classes: Sequence[str], scores: Sequence[Sequence[float]],
+                           threshold: float | None = None) -> Figure:
+    """Detection scores stacked by class (`scores[c]`: class c's), in bins of 0.05 over [0, 1], with the
+    hard set's `threshold` as a line where there is one."""
+    figure = Figure(figsize=(8, 3.2), layout="constrained")
+    axes = figure.add_subplot()
+    shown = [c for c in range(len(classes)) if len(scores[c])]
+    if shown:
+        axes.hist([np.clip(scores[c], 0.0, 1.0) for c in shown], bins=np.linspace(0.0, 1.0, 21), stacked=True,
+                  color=[_class_rgb(c) for c in shown], label=[plain(classes[c]) for c in shown])
+        figure.legend(fontsize=7, loc="outside right upper", frameon=False)
+    if threshold is not None:
+        axes.axvline(threshold, color="#333333", linestyle="--", linewidth=1.0)
+    axes.set_xlim(0.0, 1.0)
+    axes.set_xlabel("score")
+    axes.set_ylabel("detections")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _tidy(axes)
+    return figure
 
 
 def class_histogram_figure(

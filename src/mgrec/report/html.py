@@ -9,7 +9,7 @@ tIoU, the F1-against-threshold curve and the per-class precision-recall curves, 
 matrix, the DETAD error analysis of the hard set and of the ranked list, the class histogram
 before and after class balancing, the training curves and the provenance of the results. The
 page needs no network: CSS and JS are inlined, figures are SVG data URIs, and every text from the
-data is escaped by `_escape` (bidi overrides and isolates shown as `\\u202e`, as on the terminal).
+data is escaped by `escape` (bidi overrides and isolates shown as `\\u202e`, as on the terminal).
 
 `analyze_run(run_dir, split)` writes the error-analysis figures (PNG and SVG) and the numbers
 behind them to RUN_DIR/analysis/<split>_*.
@@ -56,6 +56,7 @@ from mgrec.report.figures import (
     FIGURE_ENDINGS,
     balance_figure,
     class_histogram_figure,
+    class_hsl,
     confusion_figure,
     f1_threshold_figure,
     false_negative_figure,
@@ -346,7 +347,7 @@ def _tuned_on(run: RunData) -> str | None:
 # Page parts
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """Text from the data (video ids, class names, paths, config) for the page: the one escaper.
 
     Beyond HTML's own characters, control characters and the bidi embeddings, overrides and isolates
@@ -364,19 +365,18 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def _figure_html(figure: Figure, alt: str, caption: str) -> str:
+def figure_html(figure: Figure, alt: str, caption: str) -> str:
     data = base64.b64encode(svg_bytes(figure)).decode("ascii")
     return (
-        f'<figure><img alt="{_escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+        f'<figure><img alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
 
 def class_color(label_id: int) -> str:
-    """A distinct colour per class: hues a golden angle apart, two lightness levels."""
-    hue = (label_id * 137.508) % 360
-    lightness = 48 if label_id % 2 == 0 else 62
-    return f"hsl({hue:.0f}, 68%, {lightness}%)"
+    """A class's colour as CSS (`figures.class_hsl`)."""
+    hue, saturation, lightness = class_hsl(label_id)
+    return f"hsl({hue:.0f}, {saturation:.0f}%, {lightness:.0f}%)"
 
 
 def _class_css(num_classes: int) -> str:
@@ -395,17 +395,17 @@ def _headline(scores: dict, run: RunData, point: OperatingPoint) -> str:
     ]
     card_html = "".join(
         f'<div class="card"><div class="value">{_percent(value)}</div>'
-        f'<div class="label">{_escape(label)}</div></div>'
+        f'<div class="label">{escape(label)}</div></div>'
         for label, value in cards
     )
-    maps = " · ".join(f"mAP@{_escape(str(t))} {_percent(v)}" for t, v in scores["mAP"].items())
+    maps = " · ".join(f"mAP@{escape(str(t))} {_percent(v)}" for t, v in scores["mAP"].items())
     num_gt = sum(map(len, run.ground_truth.values()))
     missed = num_gt - len(point.matches)
     return (
         f'<div class="cards">{card_html}</div>'
         f'<p class="note">{len(run.ground_truth)} videos, {num_gt} ground-truth '
         f"segments; F1, precision and recall are on the <b>hard set</b>: the "
-        f"{scores['num_predictions']} detections with score ≥ {_escape(point.bar)}, matched "
+        f"{scores['num_predictions']} detections with score ≥ {escape(point.bar)}, matched "
         f"one to one (or by the MiGA starter-kit rule) to a segment of the same class with tIoU &gt; "
         f"{F1_TIOU_THRESHOLD:g}. One to one, the hard set misses {missed} of the {num_gt} segments: the "
         f"dashed ground-truth bars of the timelines. mAP is on the <b>ranked list</b> (all "
@@ -430,7 +430,7 @@ def _per_class_table(scores: dict, ap: APResult, missed: list[int]) -> str:
         has_gt = not math.isnan(ap.ap[0, label_id])  # AP is NaN for a class without ground truth
         at_tiou = "".join(_heat(float(ap.ap[t, label_id]) if has_gt else None) for t in range(len(ap.thresholds)))
         body.append(
-            f'<tr><td class="num">{label_id}</td><td>{_escape(name)}</td>'
+            f'<tr><td class="num">{label_id}</td><td>{escape(name)}</td>'
             f'<td class="num">{row["instances"]}</td><td class="num">{missed[label_id]}</td>{at_tiou}'
             f'<td class="num">{_percent(row["ap"])}</td>'
             f'<td class="num">{_percent(row["f1"])}</td><td class="num">{_percent(row["precision"])}</td>'
@@ -454,13 +454,13 @@ def _fusion_gates(scores: dict) -> str:
         return "–" if value is None else f"{value:.3f}"
 
     rows = "".join(
-        f"<tr><td>{_escape(str(name))}</td><td>{gate(value)}</td>"
+        f"<tr><td>{escape(str(name))}</td><td>{gate(value)}</td>"
         f"<td>{_percent(scores['per_class'].get(name, {}).get('f1'))}</td></tr>"
         for name, value in gates.get("per_class", {}).items()
     )
     rows += f"<tr><td><i>background</i></td><td>{gate(gates.get('background'))}</td><td></td></tr>"
     streams = ", ".join(map(str, gates.get("streams", [])))
-    return (f"<p>Gated fusion injects the auxiliary stream(s) <b>{_escape(streams)}</b> into the main one as "
+    return (f"<p>Gated fusion injects the auxiliary stream(s) <b>{escape(streams)}</b> into the main one as "
             "x + g &middot; P(a) at every pyramid level. The table gives the mean gate g at level 0 (stride 1) over "
             "the feature steps inside each class's ground-truth instances of this split: higher means the "
             f"auxiliary streams were let in more there ({gates.get('videos', 0)} videos"
@@ -479,11 +479,11 @@ def _online(scores: dict, online_scores: dict) -> str:
         return "–" if value is None else f"{value:.2f}"
 
     headline = "".join(
-        f"<tr><td>{_escape(label)}</td><td>{_percent(scores[key])}</td><td>{_percent(online_scores[key])}</td></tr>"
+        f"<tr><td>{escape(label)}</td><td>{_percent(scores[key])}</td><td>{_percent(online_scores[key])}</td></tr>"
         for label, key in (("F1 (one-to-one)", "f1"), ("F1 (MiGA rule)", "f1_miga"), ("precision", "precision"),
                            ("recall", "recall")))
     per_class = "".join(
-        f"<tr><td>{_escape(str(name))}</td><td>{row.get('instances', 0)}</td><td>{_percent(row.get('f1'))}</td>"
+        f"<tr><td>{escape(str(name))}</td><td>{row.get('instances', 0)}</td><td>{_percent(row.get('f1'))}</td>"
         f"<td>{_percent(online_scores['per_class'].get(name, {}).get('f1'))}</td></tr>"
         for name, row in scores["per_class"].items())
     return (
@@ -494,16 +494,16 @@ def _online(scores: dict, online_scores: dict) -> str:
         f"{seconds(latency['median'])} s, p95 {seconds(latency['p95'])} s, max {seconds(latency['max'])} s, over the "
         f"{online['decided_while_streaming']} gestures decided while streaming ({online['decided_at_the_end']} more "
         f"were decided by the ends of the videos). Compute per update: mean {compute['mean']:.1f} ms over "
-        f"{online['updates']} updates ({_escape(str(online_scores.get('inference_precision', '')))}, the machine of "
+        f"{online['updates']} updates ({escape(str(online_scores.get('inference_precision', '')))}, the machine of "
         "the evaluation). Values in %.</p>"
         f"<table><tr><th></th><th>offline</th><th>streamed</th></tr>{headline}</table>"
         f"<table><tr><th>class</th><th>instances</th><th>F1 offline</th><th>F1 streamed</th></tr>{per_class}</table>"
     )
 
 
-def _legend(classes: list[str]) -> str:
+def legend(classes: list[str]) -> str:
     items = "".join(
-        f'<span><span class="swatch c{i}"></span>{_escape(name)}</span>' for i, name in enumerate(classes)
+        f'<span><span class="swatch c{i}"></span>{escape(name)}</span>' for i, name in enumerate(classes)
     )
     return f'<div class="legend">{items}</div>'
 
@@ -526,23 +526,27 @@ def assign_lanes(items: list[Segment] | list[Detection]) -> list[int]:
 def _bar(kind: str, video_id: str, item: Segment | Detection, lane: int, missed: bool, title: str) -> str:
     classes = f"{kind} c{item.label_id}" + (" miss" if missed else "")
     return (
-        f'<rect class="{classes}" data-video="{_escape(video_id)}" x="{item.start:.3f}" y="{lane + 0.12:.2f}" '
-        f'width="{max(item.end - item.start, 0.0):.3f}" height="0.76"><title>{_escape(title)}</title></rect>'
+        f'<rect class="{classes}" data-video="{escape(video_id)}" x="{item.start:.3f}" y="{lane + 0.12:.2f}" '
+        f'width="{max(item.end - item.start, 0.0):.3f}" height="0.76"><title>{escape(title)}</title></rect>'
     )
 
 
-def _video_timeline(
+def video_timeline(
     video_id: str,
     duration: float,
-    segments: list[Segment],
+    segments: list[Segment] | None,
     hard: list[Detection],
-    matched_gt: set[int],
-    matched_det: set[int],
+    matched_gt: set[int] = frozenset(),
+    matched_det: set[int] = frozenset(),
 ) -> str:
     """One video: ground-truth lanes (top) and hard-set detection lanes (bottom) in one SVG; every
-    item that overlaps another of its group gets a sub-lane of its own, so none is hidden."""
+    item that overlaps another of its group gets a sub-lane of its own, so none is hidden. `segments` None: a
+    video without ground truth (`mgrec.report.detections`), its detections alone, none marked unmatched."""
+    truth = segments is not None
+    segments = segments or []
     gt_lanes, det_lanes = assign_lanes(segments), assign_lanes(hard)
-    num_gt_lanes, num_det_lanes = max(gt_lanes, default=0) + 1, max(det_lanes, default=0) + 1
+    num_gt_lanes = max(gt_lanes, default=0) + 1 if truth else 0
+    num_det_lanes = max(det_lanes, default=0) + 1
     rows = num_gt_lanes + num_det_lanes
     bars = []
     for index, segment in enumerate(segments):
@@ -554,31 +558,35 @@ def _video_timeline(
         bars.append(_bar("gt-bar", video_id, segment, gt_lanes[index], not found, title))
     overlaps = tiou_matrix([(d.start, d.end) for d in hard], [(s.start, s.end) for s in segments])
     for index, detection in enumerate(hard):
-        if segments:
-            nearest = int(overlaps[index].argmax())
-            best = f"best tIoU {overlaps[index, nearest]:.2f} with {segments[nearest].label}"
-        else:
-            best = "no ground truth in this video"
+        title = f"{detection.label} · {detection.start:.2f}–{detection.end:.2f} s · score {detection.score:.3f}"
         matched = index in matched_det
-        title = (
-            f"{detection.label} · {detection.start:.2f}–{detection.end:.2f} s · score {detection.score:.3f} · "
-            f"{best} · {'matched' if matched else 'not matched'}"
-        )
-        bars.append(_bar("det-bar", video_id, detection, num_gt_lanes + det_lanes[index], not matched, title))
-    escaped = _escape(video_id)
+        if truth and segments:
+            nearest = int(overlaps[index].argmax())
+            title += (f" · best tIoU {overlaps[index, nearest]:.2f} with {segments[nearest].label} · "
+                      f"{'matched' if matched else 'not matched'}")
+        elif truth:
+            title += " · no ground truth in this video · not matched"
+        bars.append(_bar("det-bar", video_id, detection, num_gt_lanes + det_lanes[index], truth and not matched,
+                         title))
+    escaped = escape(video_id)
     height = rows * LANE_PIXELS
     lanes_note = f", {num_det_lanes} lanes" if num_det_lanes > 1 else ""
+    if truth:
+        counts = (f"{len(segments)} segments ({len(matched_gt)} found) · {len(hard)} detections ({len(matched_det)} "
+                  f"matched{lanes_note})")
+        names = (f'<span style="flex: {num_gt_lanes}">ground truth</span>'
+                 f'<span style="flex: {num_det_lanes}">detections</span>')
+        split = f'<line class="lane-split" x1="0" y1="{num_gt_lanes}" x2="{duration:.3f}" y2="{num_gt_lanes}"></line>'
+    else:
+        counts = f"{len(hard)} detections{' (' + lanes_note[2:] + ')' if lanes_note else ''}"
+        names, split = f'<span style="flex: {num_det_lanes}">detections</span>', ""
     return (
         f'<section class="video" data-video="{escaped}"><h3>{escaped}<span class="counts">'
-        f"{len(segments)} segments ({len(matched_gt)} found) · {len(hard)} detections ({len(matched_det)} matched"
-        f"{lanes_note}) · {duration:.1f} s</span></h3>"
-        f'<div class="lanes"><div class="lane-names" style="height: {height}px">'
-        f'<span style="flex: {num_gt_lanes}">ground truth</span><span style="flex: {num_det_lanes}">detections</span>'
-        "</div><div>"
+        f"{counts} · {duration:.1f} s</span></h3>"
+        f'<div class="lanes"><div class="lane-names" style="height: {height}px">{names}</div><div>'
         f'<svg class="timeline" data-video="{escaped}" data-duration="{duration:.3f}" data-rows="{rows}" '
         f'viewBox="0 0 {duration:.3f} {rows}" style="height: {height}px" preserveAspectRatio="none" role="img">'
-        f'<line class="lane-split" x1="0" y1="{num_gt_lanes}" x2="{duration:.3f}" y2="{num_gt_lanes}"></line>'
-        f'{"".join(bars)}</svg><svg class="axis"></svg></div></div></section>'
+        f'{split}{"".join(bars)}</svg><svg class="axis"></svg></div></div></section>'
     )
 
 
@@ -588,12 +596,12 @@ def _timelines(run: RunData, point: OperatingPoint) -> str:
         detections = point.hard[video_id]
         ends = [item.end for item in [*segments, *detections]]
         duration = max([run.annotations.videos[video_id].duration, *ends])
-        sections.append(_video_timeline(video_id, duration, segments, detections, point.matched_gt[video_id],
+        sections.append(video_timeline(video_id, duration, segments, detections, point.matched_gt[video_id],
                                         point.matched_det[video_id]))
     return (
-        f"{_legend(run.classes)}"
+        f"{legend(run.classes)}"
         '<p class="note">Hover a bar for its class, times, score and best tIoU; mouse wheel zooms, drag pans, '
-        f"double-click resets. Detections are the hard set (score ≥ {_escape(point.bar)}), every one of them: "
+        f"double-click resets. Detections are the hard set (score ≥ {escape(point.bar)}), every one of them: "
         "detections that overlap get lanes of their own. A dashed red outline marks a missed segment or an "
         f"unmatched detection (one-to-one, same class, tIoU &gt; {F1_TIOU_THRESHOLD:g}).</p>"
         + "".join(sections)
@@ -603,8 +611,8 @@ def _timelines(run: RunData, point: OperatingPoint) -> str:
 def _operating_point(run: RunData, point: OperatingPoint, tuned_on: str | None) -> str:
     curve: ThresholdCurve = f1_threshold_curve(run.ground_truth, run.ranked)
     curves: dict[float, dict[int, PRCurve]] = precision_recall_curves(run.ground_truth, run.ranked)
-    split = _escape(run.split)
-    where_tuned = f"tuned on {_escape(str(tuned_on))}" if tuned_on else "not tuned on another split"
+    split = escape(run.split)
+    where_tuned = f"tuned on {escape(str(tuned_on))}" if tuned_on else "not tuned on another split"
     summary = ""
     if len(curve.thresholds):
         used, best = curve.at(point.threshold), curve.best_threshold
@@ -616,23 +624,23 @@ def _operating_point(run: RunData, point: OperatingPoint, tuned_on: str | None) 
             f"{_percent(best_f1)} ({100 * (best_f1 - used_f1):.2f} points more)."
         )
         if point.class_thresholds is not None:  # the curve moves one threshold for every class
-            summary = (f" This run's hard set takes a threshold per class ({_escape(point.bar)}); the curve moves "
+            summary = (f" This run's hard set takes a threshold per class ({escape(point.bar)}); the curve moves "
                        f"one threshold for all classes, and the dashed line is the global one ({where_tuned}) "
                        f"beside which they were tuned: there F1 on {split} would be {_percent(used_f1)}, the best "
                        f"single threshold on {split} itself {best:.4g} with F1 {_percent(best_f1)}.")
-    f1_figure = _figure_html(
+    f1_figure = figure_html(
         f1_threshold_figure(curve, point.threshold, tuned_on, run.split),
         "F1 against the score threshold",
         "One-to-one F1, precision and recall of the hard set (the detections with score ≥ the threshold) at "
         f"every threshold, on {split}." + summary + " A flat F1 around the dashed line means the tuned "
         "threshold is not critical.",
     )
-    pr_figure = _figure_html(
+    pr_figure = figure_html(
         pr_curves_figure(curves, run.classes, point.threshold, point.class_thresholds),
         "precision-recall curves per class",
         "Precision against recall of each class's ranked detections, one curve per tIoU threshold of mAP "
         "(ActivityNet matching, tIoU ≥ t); the area under each (interpolated) is that class's AP at t. A dot "
-        f"marks where the score threshold ({_escape(point.bar)}) cuts each curve: the hard set's precision "
+        f"marks where the score threshold ({escape(point.bar)}) cuts each curve: the hard set's precision "
         "and recall at that tIoU.",
     )
     return f1_figure + pr_figure
@@ -642,13 +650,13 @@ def _bins_table(analysis: ErrorAnalysis, classes: list[str]) -> str:
     rows = []
     for name, characteristic in analysis.characteristics.items():
         bins = " · ".join(
-            f"<b>{_escape(label)}</b> {_escape(edges)}: {count}"
+            f"<b>{escape(label)}</b> {escape(edges)}: {count}"
             for label, edges, count in zip(characteristic.bins.labels, characteristic.bins.ranges(),
                                            characteristic.gt_counts)
         )
-        rows.append(f"<tr><td>{_escape(CHARACTERISTIC_NAMES.get(name, name))}</td><td>{bins}</td></tr>")
+        rows.append(f"<tr><td>{escape(CHARACTERISTIC_NAMES.get(name, name))}</td><td>{bins}</td></tr>")
     medians = ", ".join(
-        f"{_escape(classes[label_id])} {value:.2f} s" for label_id, value in analysis.median_lengths.items()
+        f"{escape(classes[label_id])} {value:.2f} s" for label_id, value in analysis.median_lengths.items()
     )
     return (
         '<table class="bins"><thead><tr><th>characteristic</th><th>bins: label, edges: ground-truth segments</th>'
@@ -661,20 +669,20 @@ def _bins_table(analysis: ErrorAnalysis, classes: list[str]) -> str:
 
 
 def _analysis_figures(analysis: ErrorAnalysis) -> str:
-    what = _escape(analysis.describe())
-    fn = _figure_html(
+    what = escape(analysis.describe())
+    fn = figure_html(
         false_negative_figure(analysis),
         f"false negative analysis of the {analysis.which}",
         f"{what}: share of ground-truth segments no detection finds, per bin of relative length, length and "
         "number of same-class segments in the video. Under each bin: its label, edges and number of segments.",
     )
-    fp = _figure_html(
+    fp = figure_html(
         false_positive_figure(analysis),
         f"false positive analysis of the {analysis.which}",
         f"{what}: left, what the detections of rank (k-1)·G..k·G of each class are (G: its number of "
         "ground-truth segments); right, gain in mAP<sub>N</sub> when the detections of one error type are removed.",
     )
-    sensitivity = _figure_html(
+    sensitivity = figure_html(
         sensitivity_figure(analysis),
         f"sensitivity analysis of the {analysis.which}",
         f"{what}: normalised mAP (mAP<sub>N</sub>, N = {analysis.instances_per_class:.1f} segments per class) of "
@@ -691,7 +699,7 @@ def _error_analysis(hard: ErrorAnalysis, ranked: ErrorAnalysis, classes: list[st
         "ranked list, all detections, as DETAD and mAP see them. Each figure names its set.</p>"
         '<h3 id="errors-hard">The hard set (the operating point)</h3>'
         f'<p class="note">The {hard.num_predictions} detections with score ≥ '
-        f"{_escape(_bar_words(hard.score_threshold, hard.class_thresholds))}, matched "
+        f"{escape(_bar_words(hard.score_threshold, hard.class_thresholds))}, matched "
         f"one to one as F1 matches them (same class, tIoU &gt; {hard.tiou:g}); every match counts. It misses "
         f"{len(hard.missed)} of the {hard.num_ground_truth} segments: exactly the dashed ground-truth bars of the "
         "timelines.</p>"
@@ -713,7 +721,7 @@ def _class_histogram(run: RunData) -> str:
     if not train:
         return (
             f'<p class="note">The annotations hold no videos of the training split '
-            f"{_escape(repr(train_split))}: no class histogram.</p>"
+            f"{escape(repr(train_split))}: no class histogram.</p>"
         )
     balance = run.config.balance
     before = class_histogram(train, len(run.classes))
@@ -723,14 +731,14 @@ def _class_histogram(run: RunData) -> str:
         after = [count * weight for count, weight in zip(before, weights)]
         label = f"eq1, α = {balance.alpha}" if balance.method == "eq1" else balance.method
     caption = "Instances per class in the training split" + (
-        f", and the crop anchors they weigh after class balancing ({_escape(label)}"
+        f", and the crop anchors they weigh after class balancing ({escape(label)}"
         + ("; paper Eq. 1" if balance.method == "eq1" else "")
         + ("; at the first epoch: its later weights are plotted under Training" * (balance.method == "adaptive"))
         + ")."
         if after is not None
         else "; class balancing off (balance.method is none)."
     )
-    return _figure_html(class_histogram_figure(run.classes, before, after, label), "class histogram", caption)
+    return figure_html(class_histogram_figure(run.classes, before, after, label), "class histogram", caption)
 
 
 def _training_curves(run_dir: Path, classes: list[str]) -> str:
@@ -738,14 +746,14 @@ def _training_curves(run_dir: Path, classes: list[str]) -> str:
     if not run.metrics_path.is_file():
         return '<p class="note">No metrics.jsonl in the run directory: no training curves.</p>'
     records = run.read_metrics()
-    parts = _figure_html(
+    parts = figure_html(
         training_curves_figure(records),
         "training curves",
         "Mean training losses per epoch, and the validation scores computed every <code>train.eval_every</code> "
         "epochs (F1 at the score threshold tuned on val).",
     )
     if any(r.get("kind") == "balance" for r in records):
-        parts += _figure_html(
+        parts += figure_html(
             balance_figure(classes, records), "class balancing",
             "What the class balancer did: each class's expected share of the training crops, per epoch "
             "(<code>crop_shares</code> of the <code>balance</code> records in metrics.jsonl).",
@@ -756,7 +764,7 @@ def _training_curves(run_dir: Path, classes: list[str]) -> str:
 def _confusion(scores: dict, run: RunData, point: OperatingPoint) -> str:
     confusion = scores["confusion"]
     instances = [scores["per_class"].get(name, {}).get("instances", 0) for name in confusion["labels"]]
-    return _figure_html(
+    return figure_html(
         confusion_figure(confusion["labels"], confusion["matrix"], confusion.get("background"),
                          point.missed_per_class(run), instances),
         "confusion matrix",
@@ -773,7 +781,7 @@ def _confusion(scores: dict, run: RunData, point: OperatingPoint) -> str:
 
 def _text(value: object) -> str:
     """A provenance value as escaped text; missing ones (older eval files) say so."""
-    return NOT_RECORDED if value is None or value == "" else _escape(str(value))
+    return NOT_RECORDED if value is None or value == "" else escape(str(value))
 
 
 def threshold_origin(scores: dict, tuning: dict | None) -> str:
@@ -802,9 +810,9 @@ def _provenance_line(scores: dict, tuning: dict | None) -> str:
     commit = record.get("git_commit")
     return (
         f'<p class="sub provenance-line">checkpoint {_text(scores.get("checkpoint"))} · score threshold '
-        f"{float(scores['score_threshold']):.4g}, {_escape(threshold_origin(scores, tuning))} · evaluated "
+        f"{float(scores['score_threshold']):.4g}, {escape(threshold_origin(scores, tuning))} · evaluated "
         f"{_text(record.get('date'))} with mgrec {_text(record.get('mgrec'))}"
-        f"{' (commit ' + _escape(str(commit)[:12]) + ')' if commit else ''} · "
+        f"{' (commit ' + escape(str(commit)[:12]) + ')' if commit else ''} · "
         f'<a href="#provenance">provenance</a></p>'
     )
 
@@ -837,11 +845,11 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     record = _provenance_record(scores)
     rows = [
         ("run directory", _text(scores.get("run") or str(resolve_path(run.run_dir)))),
-        ("split", _escape(run.split)),
+        ("split", escape(run.split)),
         ("checkpoint", _text(scores.get("checkpoint"))),
         ("score threshold", f"{float(scores['score_threshold']):.6g}"),
-        ("threshold tuned", _escape(threshold_origin(scores, tuning))),
-        ("training data", _escape(training_data(run))),
+        ("threshold tuned", escape(threshold_origin(scores, tuning))),
+        ("training data", escape(training_data(run))),
         ("evaluated by", f"<code>{_text(record.get('command'))}</code>"),
         ("date (UTC)", _text(record.get("date"))),
         ("mgrec version", _text(record.get("mgrec"))),
@@ -850,17 +858,33 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
         ("machine", _text(record.get("machine"))),
         ("torch", _text(record.get("torch"))),
         ("CPU threads", _text(record.get("threads"))),
-        ("report made with", f"mgrec {_escape(mgrec.__version__)}"),
+        ("report made with", f"mgrec {escape(mgrec.__version__)}"),
     ]
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     config_path = RunDir(run.run_dir).config_path
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     return (
         f'<table class="provenance"><tbody>{table}</tbody></table>'
-        f'<p class="note">From eval_{_escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
+        f'<p class="note">From eval_{escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
         "postprocess.json; “not recorded” marks what an older eval file does not hold.</p>"
         "<details><summary>config.yaml: the resolved config the run was trained with</summary>"
-        f'<pre class="config">{_escape(config_text)}</pre></details>'
+        f'<pre class="config">{escape(config_text)}</pre></details>'
+    )
+
+
+def page_html(title: str, subtitle: str, sections: list[tuple[str, str, str]], num_classes: int) -> str:
+    """A whole self-contained page: `title`, the `subtitle` HTML under it, a link bar to the `sections` (anchor, name,
+    HTML) and the sections; the timelines' script, the error counter and the class colours inlined."""
+    nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name, _ in sections)
+    body = "".join(f'<h2 id="{anchor}">{name}</h2>{content}' for anchor, name, content in sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en" data-js-errors="0"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<script>{_asset('errors.js')}</script>"
+        f"<style>{_asset('report.css')}\n{_class_css(num_classes)}</style></head><body>"
+        f"<h1>{escape(title)}</h1>{subtitle}<nav>{nav}</nav>{body}"
+        f"<script>{_asset('timeline.js')}</script></body></html>\n"
     )
 
 
@@ -900,20 +924,10 @@ def write_report(
         ("training", "Training", _training_curves(run.run_dir, run.classes)),
         ("provenance", "Provenance", _provenance(run, scores, tuning)),
     ]
-    nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name, _ in sections)
-    body = "".join(f'<h2 id="{anchor}">{name}</h2>{content}' for anchor, name, content in sections)
-    page = (
-        '<!DOCTYPE html>\n<html lang="en" data-js-errors="0"><head><meta charset="utf-8">'
-        f"<title>{_escape(title)}</title>"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<script>{_asset('errors.js')}</script>"
-        f"<style>{_asset('report.css')}\n{_class_css(len(run.classes))}</style></head><body>"
-        f"<h1>{_escape(title)}</h1>"
-        f'<p class="sub">run <code>{_escape(resolve_path(run.run_dir).name)}</code> · model '
-        f"{_escape(run.config.model.variant)} · split {_escape(split)} · "
-        f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}<nav>{nav}</nav>{body}"
-        f"<script>{_asset('timeline.js')}</script></body></html>\n"
-    )
+    subtitle = (f'<p class="sub">run <code>{escape(resolve_path(run.run_dir).name)}</code> · model '
+                f"{escape(run.config.model.variant)} · split {escape(split)} · "
+                f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}")
+    page = page_html(title, subtitle, sections, len(run.classes))
     out_path = Path(out) if out is not None else run_files.report_path(split, checkpoint)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, page)

@@ -1,0 +1,170 @@
+"""A page of a run's detections on videos without ground truth: `mgrec report RUN --detections FILE`.
+
+What `mgrec detect` (results JSON, its CSV table, SMG label folders) or `mgrec stream` (its JSON lines) found in new
+videos, as one self-contained HTML page: how many detections of each class, in how many videos, at what scores and
+lengths; the score distribution against the run's threshold; and a timeline per video (the run report's, with
+detection lanes only; hover, zoom and pan as there). Nothing is scored: there is no ground truth.
+
+Which detections are drawn: a file of the hard set (what `detect` writes by default, and every stream) is drawn
+whole. A ranked list (`detect --all`, its JSON saying so) is cut to its hard set at the threshold the file records
+(else the run's), as the run report draws the hard set. A file that does not say which set it holds is drawn whole,
+and the page says so.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import mgrec
+from mgrec.config import class_thresholds_problem
+from mgrec.data.features import read_sidecar
+from mgrec.errors import InputError, where
+from mgrec.evaluate.f1 import apply_score_threshold, bar_words
+from mgrec.evaluate.predictions import MGREC_KEY, load_predictions, read_predictions_info
+from mgrec.files import atomic_write_text, brief, is_finite_real, resolve_path
+from mgrec.records import Detection
+from mgrec.report.figures import score_histogram_figure
+from mgrec.report.html import escape, figure_html, legend, page_html, video_timeline
+from mgrec.run import RunDir
+
+
+@dataclass
+class DetectionsData:
+    """The detections a page draws, and what is known of them."""
+
+    source: Path  # the file or folder they were read from
+    run_dir: Path
+    classes: list[str]
+    drawn: dict[str, list[Detection]]  # per video, the detections drawn
+    durations: dict[str, float]  # per video, the seconds its timeline spans
+    info: dict  # the results JSON's `mgrec` block ({} for other files)
+    which: str  # which detections are drawn, in words
+    bar: tuple[float, list[float] | None] | None  # the hard set's score threshold (and per class), where known
+    lengths_recorded: bool  # whether the file records each video's length (else: its last detection's end)
+
+
+def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
+    """The detections of `source` (any predictions file or folder `mgrec score --pred` reads) in `run_dir`'s classes,
+    cut to the hard set where the file holds a ranked list."""
+    run = RunDir(run_dir)
+    config = run.read_config()
+    classes = run.read_classes()
+    source = Path(source)
+    # a folder of SMG CSVs counts frames: at the run's fps, else that of the features it trained on
+    fps = config.data.fps or (read_sidecar(run.recipe_path).fps if run.recipe_path.is_file() else None)
+    found = load_predictions(source, classes, fps=fps)
+    info = read_predictions_info(source)  # {} but for a results JSON that mgrec wrote
+    if "score_threshold" in info:  # the bar it was written at (a ranked list is cut there)
+        bar = (info["score_threshold"], info.get("class_thresholds"))
+        problem = class_thresholds_problem(bar[1], len(classes))
+        if not is_finite_real(bar[0]) or problem is not None:
+            key = "score_threshold" if not is_finite_real(bar[0]) else "class_thresholds"
+            raise InputError(f"{where(source, key=f'{MGREC_KEY}.{key}')}: expected "
+                             f"{'a finite number' if key == 'score_threshold' else problem}, got {brief(info[key])}")
+    else:
+        post = run.read_postprocess(config)
+        bar = (post.score_threshold, post.class_thresholds)
+    if info.get("set") == "ranked":
+        drawn = apply_score_threshold(found, *bar)
+        which = f"the file's ranked list cut to its hard set: score ≥ {bar_words(*bar)}"
+    elif info.get("set") == "hard":
+        drawn, which = found, f"every detection of the file, its hard set (score ≥ {bar_words(*bar)})"
+    else:
+        drawn, which = found, "every detection of the file (it does not say whether it holds the hard set)"
+        bar = bar if info else None  # a file of another tool's, or a stream's: its bar is not known
+    lengths = info.get("durations") if isinstance(info.get("durations"), dict) else {}
+    durations = {}
+    for video_id, detections in drawn.items():
+        length = lengths.get(video_id)
+        ends = [d.end for d in detections]
+        durations[video_id] = max([float(length) if is_finite_real(length) else 0.0, *ends, 1.0])
+    return DetectionsData(source, Path(run_dir), classes, drawn, durations, info, which, bar,
+                          lengths_recorded=bool(lengths) and set(drawn) <= set(lengths))
+
+
+def _summary(data: DetectionsData) -> str:
+    count = sum(map(len, data.drawn.values()))
+    hours = sum(data.durations.values()) / 3600.0
+    cards = [("videos", str(len(data.drawn))), ("detections", str(count)),
+             ("per minute", f"{count / (60 * hours):.1f}" if hours > 0 else "–")]
+    cards_html = "".join(f'<div class="card"><div class="value">{value}</div><div class="label">{label}</div></div>'
+                         for label, value in cards)
+    span = ("the videos' lengths, as the file records them" if data.lengths_recorded else
+            "up to each video's last detection (the file does not record the videos' lengths)")
+    return (f'<div class="cards">{cards_html}</div><p class="note">Drawn: {escape(data.which)}. Rates and timelines '
+            f"span {span}: {hours * 60:.1f} minutes in all. No ground truth: nothing is scored.</p>")
+
+
+def _per_class(data: DetectionsData) -> str:
+    count = sum(map(len, data.drawn.values()))
+    rows = []
+    for label_id, name in enumerate(data.classes):
+        own = [d for detections in data.drawn.values() for d in detections if d.label_id == label_id]
+        videos = sum(1 for detections in data.drawn.values() if any(d.label_id == label_id for d in detections))
+        median_score = f"{statistics.median(d.score for d in own):.3f}" if own else "–"
+        median_length = f"{statistics.median(d.end - d.start for d in own):.2f}" if own else "–"
+        share = f"{100 * len(own) / count:.1f}" if count else "–"
+        rows.append(f'<tr><td class="num">{label_id}</td><td><span class="swatch c{label_id}"></span>{escape(name)}'
+                    f'</td><td class="num">{len(own)}</td><td class="num">{share}</td><td class="num">{videos}</td>'
+                    f'<td class="num">{median_score}</td><td class="num">{median_length}</td></tr>')
+    table = ("<table><tr><th>id</th><th>class</th><th>detections</th><th>share (%)</th><th>videos</th>"
+             f"<th>median score</th><th>median length (s)</th></tr>{''.join(rows)}</table>")
+    scores = [[d.score for detections in data.drawn.values() for d in detections if d.label_id == label_id]
+              for label_id in range(len(data.classes))]
+    threshold = None if data.bar is None or data.bar[1] is not None else data.bar[0]
+    figure = figure_html(score_histogram_figure(data.classes, scores, threshold), "detection scores per class",
+                         "Scores of the drawn detections, stacked by class"
+                         + (f"; the line is the run's threshold ({threshold:.4g})." if threshold is not None else "."))
+    return table + figure
+
+
+def _timelines(data: DetectionsData) -> str:
+    sections = [video_timeline(video_id, data.durations[video_id], None, detections)
+                for video_id, detections in data.drawn.items()]
+    return (f"{legend(data.classes)}"
+            '<p class="note">Hover a bar for its class, times and score; mouse wheel zooms, drag pans, double-click '
+            "resets. Detections that overlap get lanes of their own.</p>" + "".join(sections))
+
+
+def _provenance(data: DetectionsData) -> str:
+    record = data.info.get("provenance") if isinstance(data.info.get("provenance"), dict) else {}
+
+    def text(value: object) -> str:
+        return "not recorded" if value is None else escape(str(value))
+
+    rows = [
+        ("detections", escape(str(resolve_path(data.source)))),
+        ("run of this report", escape(str(resolve_path(data.run_dir)))),
+        ("run that detected", text(data.info.get("run"))),
+        ("checkpoint", text(data.info.get("checkpoint"))),
+        ("inference precision", text(data.info.get("inference_precision"))),
+        ("detected by", f"<code>{text(record.get('command'))}</code>"),
+        ("date (UTC)", text(record.get("date"))),
+        ("git commit", text(record.get("git_commit"))),
+        ("machine", text(record.get("machine"))),
+        ("report made with", f"mgrec {escape(mgrec.__version__)}"),
+    ]
+    table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+    return (f'<table class="provenance"><tbody>{table}</tbody></table><p class="note">From the results JSON\'s '
+            "<code>mgrec</code> block; “not recorded” marks what the file does not hold (CSV tables, SMG label "
+            "folders, streams' JSON lines and other tools' files hold none).</p>")
+
+
+def write_detections_report(run_dir: str | Path, source: str | Path, out: str | Path) -> Path:
+    """Write the page of `source`'s detections (`load_detections`) to `out`; returns its path."""
+    data = load_detections(run_dir, source)
+    title = f"mgrec detections: {data.source.name}"
+    sections = [
+        ("summary", "Summary", _summary(data)),
+        ("classes", "Per class", _per_class(data)),
+        ("timelines", "Timelines", _timelines(data)),
+        ("provenance", "Provenance", _provenance(data)),
+    ]
+    subtitle = (f'<p class="sub">run <code>{escape(resolve_path(data.run_dir).name)}</code> · '
+                f"{len(data.classes)} classes · no ground truth</p>")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, page_html(title, subtitle, sections, len(data.classes)))
+    return out

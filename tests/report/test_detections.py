@@ -1,0 +1,102 @@
+"""The page of a run's detections on videos without ground truth (`mgrec report RUN --detections FILE`)."""
+
+import json
+
+import pytest
+from tests.report.test_html import CLASSES, ODD_VIDEO, THRESHOLD, _detection, build_run_dir, count_bars
+
+from mgrec.cli import main
+from mgrec.evaluate.predictions import save_predictions
+from mgrec.report.detections import load_detections, write_detections_report
+from mgrec.run import RunDir
+from mgrec.smg_csv import write_smg_labels
+
+RANKED = {
+    "cam_1": [_detection("cam_1", 10.0, 12.0, 0, 0.9), _detection("cam_1", 10.5, 12.5, 1, 0.8),  # overlapping
+              _detection("cam_1", 40.0, 41.0, 2, 0.3)],  # below the run's threshold (0.5)
+    ODD_VIDEO: [_detection(ODD_VIDEO, 3.0, 7.0, 1, 0.7)],
+    "cam_3": [_detection("cam_3", 1.0, 2.0, 2, 0.2)],  # nothing in its hard set
+}
+LENGTHS = {"cam_1": 300.0, ODD_VIDEO: 60.0, "cam_3": 30.0}
+
+
+def hard_of(ranked):
+    return {video: [d for d in detections if d.score >= THRESHOLD] for video, detections in ranked.items()}
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return build_run_dir(tmp_path)["run_dir"]
+
+
+def mgrec_file(path, detections, kind):
+    """A results JSON as `mgrec detect` writes it (`kind`: "hard", or "ranked" for --all)."""
+    save_predictions(detections, path, info={"set": kind, "score_threshold": THRESHOLD, "class_thresholds": None,
+                                              "run": "/somewhere/run", "durations": LENGTHS})
+    return path
+
+
+def test_a_hard_set_file_is_drawn_whole_over_each_video_s_recorded_length(run_dir, tmp_path):
+    source = mgrec_file(tmp_path / "detections.json", hard_of(RANKED), "hard")
+    page = write_detections_report(run_dir, source, tmp_path / "page.html").read_text(encoding="utf-8")
+    bars = count_bars(page)
+    assert bars.bars == {("cam_1", "det-bar"): 2, (ODD_VIDEO, "det-bar"): 1}
+    assert not bars.missed and "ground truth</span>" not in page  # nothing scored, no ground-truth lanes
+    assert sorted(bars.sections) == sorted(["cam_1", ODD_VIDEO, "cam_3"])  # a video without detections too
+    assert {video: float(svg["data-duration"]) for video, svg in bars.timelines.items()} == LENGTHS
+    lanes = {y for _, _, y in bars.geometry[("cam_1", "det-bar")]}
+    assert len(lanes) == 2  # the overlapping pair, in two lanes
+    assert "every detection of the file, its hard set (score ≥ 0.5)" in page
+    assert "the videos' lengths, as the file records them: 6.5 minutes" in page
+    assert "clip &quot;a&quot; &amp; &lt;b&gt;" in page and ODD_VIDEO not in page  # escaped
+    assert "Folding &lt;arms&gt; &amp; &quot;hands&quot;" in page
+    assert "/somewhere/run" in page  # the run that detected, from the file
+
+
+def test_a_ranked_list_is_cut_to_the_hard_set_at_the_threshold_it_records(run_dir, tmp_path):
+    source = mgrec_file(tmp_path / "ranked.json", RANKED, "ranked")
+    data = load_detections(run_dir, source)
+    assert {video: len(d) for video, d in data.drawn.items()} == {"cam_1": 2, ODD_VIDEO: 1, "cam_3": 0}
+    assert data.bar == (THRESHOLD, None) and "ranked list cut to its hard set: score ≥ 0.5" in data.which
+
+
+def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detection(run_dir, tmp_path):
+    """An SMG label folder (read at the run's fps) and a stream's JSON lines: the set and the lengths are not known."""
+    RunDir(run_dir).write_recipe({"fps": 28.0, "stride": 4, "window": 16, "backbone": "b", "dim": 4, "frames": None})
+    write_smg_labels(hard_of(RANKED), tmp_path / "smg", fps=28.0)  # frames, read back at the recipe's fps
+    data = load_detections(run_dir, tmp_path / "smg")
+    assert {video: len(d) for video, d in data.drawn.items()} == {"cam_1": 2, ODD_VIDEO: 1, "cam_3": 0}
+    assert data.bar is None and "it does not say whether it holds the hard set" in data.which
+    assert data.durations["cam_1"] == pytest.approx(12.5, abs=0.05) and not data.lengths_recorded
+    lines = tmp_path / "stream.jsonl"
+    lines.write_text("".join(json.dumps({"video": video, **d.to_json(), "emitted_at": d.end + 2.0}) + "\n"
+                             for video, detections in hard_of(RANKED).items() for d in detections))
+    page = write_detections_report(run_dir, lines, tmp_path / "stream.html").read_text(encoding="utf-8")
+    assert count_bars(page).bars == {("cam_1", "det-bar"): 2, (ODD_VIDEO, "det-bar"): 1}
+    assert "up to each video's last detection (the file does not record the videos' lengths)" in page
+
+
+def test_the_command_writes_beside_the_file_and_refuses_what_does_not_apply(run_dir, tmp_path, capsys):
+    source = mgrec_file(tmp_path / "detections.json", hard_of(RANKED), "hard")
+    before = source.read_bytes()
+    assert main(["report", str(run_dir), "--detections", str(source)]) == 0
+    assert (tmp_path / "detections.html").is_file() and source.read_bytes() == before
+    assert f"report: {tmp_path / 'detections.html'}" in capsys.readouterr().out
+    assert main(["report", str(run_dir), "--detections", str(source), "--split", "val"]) == 2
+    assert "--split: a page of --detections has no split" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--detections", str(source), "--out", str(source)]) == 2
+    assert "would overwrite" in capsys.readouterr().err and source.read_bytes() == before
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "none.json")]) == 2
+    assert f"--detections {tmp_path / 'none.json'}: no such file or folder" in capsys.readouterr().err
+    edited = json.loads(before)
+    edited["mgrec"]["score_threshold"] = "high"
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "edited.json")]) == 2
+    assert "mgrec.score_threshold" in capsys.readouterr().err and not (tmp_path / "edited.html").exists()
+
+
+def test_class_names_with_matplotlib_math_draw(run_dir, tmp_path):
+    """CLASSES holds "$\\frac{$": the histogram's legend must draw it as text (math mode fails to parse it)."""
+    assert "$" in CLASSES[2]
+    source = mgrec_file(tmp_path / "d.json", {"v": [_detection("v", 1.0, 2.0, 2, 0.9)]}, "hard")
+    assert write_detections_report(run_dir, source, tmp_path / "d.html").stat().st_size > 0
