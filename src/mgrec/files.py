@@ -553,6 +553,28 @@ def not_a_file(mode: int) -> str | None:
     return None
 
 
+def missing_file_problem(path: str | Path, what: str = "file") -> str:
+    """Why nothing can be read at `path`, which is neither a file nor a folder: "no such file or folder", "a symbolic
+    link to T, which does not exist" (a dataset's links onto a drive no longer mounted), "a symbolic link loop", or
+    what it is ("a named pipe, not a `what`", ...). A dangling link or a pipe exists: calling it missing sent the
+    user looking for a file that is there."""
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            path.stat()
+        except FileNotFoundError:
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link loop (following its links leads back to them, never to a file)"
+            return f"cannot be read: {exc.strerror or exc}"
+    try:
+        kind = not_a_file(os.stat(path).st_mode)
+    except OSError:
+        return "no such file or folder"
+    return f"{kind}, not a {what}" if kind else "no such file or folder"
+
+
 def read_file_bytes(path: str | Path, what: str) -> bytes:
     """The bytes of `path`, a `what` file; every failure is an InputError naming it and what was expected.
 

@@ -118,3 +118,39 @@ def test_a_frame_rate_no_sidecar_could_hold_is_refused_before_extracting(tmp_pat
     with pytest.raises(InputError, match=r"v.y4m: the video stream's frame rate is \S+ fps; mgrec places frames by "
                                          r"rates of 0.001 to 1000 fps"):
         probe_video(path)
+
+
+def test_collect_inputs_names_a_video_of_a_folder_that_cannot_be_read_instead_of_leaving_it_out(tmp_path):
+    """A link to a video on a drive no longer mounted, a link loop or a pipe under a video's name, in a folder given:
+    it was left out without a word (the folder's other videos extracted, `1 extracted` of the 3 there); given
+    itself, a pipe or a dangling link was 'no such file or folder'."""
+    import os
+
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"")
+    (tmp_path / "videos" / "b.mp4").symlink_to("/nonexistent/b.mp4")
+    with pytest.raises(InputError, match=r"b\.mp4: a symbolic link to /nonexistent/b\.mp4, which does not exist") as e:
+        collect_inputs([tmp_path / "videos"], (".mp4",), "video file")
+    assert "1 of the 2 video files in" in str(e.value) and "a folder is extracted whole" in str(e.value)
+    (tmp_path / "videos" / "b.mp4").unlink()
+    os.symlink("c.mp4", tmp_path / "videos" / "d.mp4")
+    os.symlink("d.mp4", tmp_path / "videos" / "c.mp4")
+    with pytest.raises(InputError, match=r"2 of the 3 video files .*c\.mp4: a symbolic link loop"):
+        collect_inputs([tmp_path / "videos"], (".mp4",), "video file")
+    for name in ("c.mp4", "d.mp4"):
+        (tmp_path / "videos" / name).unlink()
+    os.mkfifo(tmp_path / "videos" / "e.mp4")
+    with pytest.raises(InputError, match=r"e\.mp4: a named pipe, not a video file"):
+        collect_inputs([tmp_path / "videos"], (".mp4",), "video file")
+    with pytest.raises(InputError, match=r"e\.mp4: a named pipe, not a video file"):  # given itself
+        collect_inputs([tmp_path / "videos" / "e.mp4"], (".mp4",), "video file")
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    with pytest.raises(InputError, match=r"gone\.mp4: a symbolic link to .*nowhere\.mp4, which does not exist"):
+        collect_inputs([tmp_path / "gone.mp4"], (".mp4",), "video file")
+    # hidden names stay left out, a link to a video is read, and a missing path is still said to be missing
+    (tmp_path / "videos" / "e.mp4").unlink()
+    (tmp_path / "videos" / "._a.mp4").symlink_to("/nonexistent/a.mp4")
+    (tmp_path / "videos" / "f.mp4").symlink_to("a.mp4")
+    assert [p.name for p in collect_inputs([tmp_path / "videos"], (".mp4",), "video file")] == ["a.mp4", "f.mp4"]
+    with pytest.raises(InputError, match="missing.mp4: no such file or folder"):
+        collect_inputs([tmp_path / "missing.mp4"], (".mp4",), "video file")

@@ -27,7 +27,7 @@ from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importe
 )
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
-from mgrec.files import is_hidden
+from mgrec.files import is_hidden, missing_file_problem
 
 Item = TypeVar("Item")
 
@@ -48,16 +48,24 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
         path = Path(given)
         if path.is_dir():
             # hidden names are never inputs: macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`
-            found = sorted(p for p in files_under(path) if p.is_file() and matches(p) and not is_hidden(p, path))
-            if not found:
+            named = sorted(p for p in files_under(path) if matches(p) and not is_hidden(p, path) and not p.is_dir())
+            # an input of the folder that cannot be read (a link onto a drive no longer mounted, a link loop, a pipe)
+            # was left out without a word: the folder's other videos extracted as if they were all of it
+            unreadable = [p for p in named if not p.is_file()]
+            if unreadable:
+                shown = "; ".join(f"{p}: {missing_file_problem(p, what)}" for p in unreadable[:3])
+                raise InputError(f"{path}: {len(unreadable)} of the {len(named)} {what}s in it cannot be read ({shown}"
+                                 f"{'; ...' if len(unreadable) > 3 else ''}); a folder is extracted whole: restore "
+                                 "them, or move them out of it")
+            if not named:
                 raise InputError(f"{path}: folder holds no {what} (looked for *{', *'.join(endings)}, recursively)")
-            files.extend(found)
+            files.extend(named)
         elif path.is_file():
             if not matches(path):
                 raise InputError(f"{path}: not a {what}; expected a name ending in {', '.join(endings)}")
             files.append(path)
         else:
-            raise InputError(f"{path}: no such file or folder")
+            raise InputError(f"{path}: {missing_file_problem(path, what)}")
     by_id: dict[str, Path] = {}
     for file in files:
         other = by_id.setdefault(video_id(file), file)
