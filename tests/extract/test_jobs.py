@@ -419,6 +419,30 @@ def test_another_video_of_the_same_name_does_not_replace_features_of_one_still_t
     assert extract([second], out, size=64, frames_per_window=4, progress=False)[0].status == "extracted"
 
 
+def test_fuse_refuses_a_feature_set_given_twice_by_any_path_or_as_a_copy(tmp_path):
+    """`--fuse a a` (or `a ./a/`, a link to a, a copy of a) wrote every video's channels twice, exit 0."""
+    import shutil
+
+    write_set(tmp_path / "a", {"v1": 10, "v2": 10}, dim=3)
+    write_set(tmp_path / "b", {"v1": 10, "v2": 10}, dim=2)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    for twice in ([tmp_path / "a", tmp_path / "a"], [tmp_path / "a", tmp_path / "b", tmp_path / "link"],
+                  [tmp_path / "a", f"{tmp_path}/./a/"]):
+        with pytest.raises(InputError, match=r"given to --fuse twice.*give each folder once"):
+            fuse_features(twice, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    with pytest.raises(InputError, match=r"video 'v1': .*a/v1.npy and .*copy/v1.npy hold the same features"):
+        fuse_features([tmp_path / "a", tmp_path / "b", tmp_path / "copy"], tmp_path / "out")
+    assert not (tmp_path / "out" / "v1.npy").exists()
+    # two sets of one width and length whose values differ are fused
+    for vid in ("v1", "v2"):
+        sidecar = FeatureSidecar(fps=28.0, stride=4, window=16, backbone="other", dim=3, frames=52)
+        write_features(tmp_path / "c" / f"{vid}.npy", np.ones((10, 3), np.float32), sidecar)
+    fused = fuse_features([tmp_path / "a", tmp_path / "c"], tmp_path / "out")
+    assert [r.input_lengths for r in fused] == [(10, 10)] * 2
+
+
 def test_fuse_checks_every_video_before_writing_any_and_keeps_each_input_s_recipe(tmp_path):
     # a refusal at the last video left the others fused, which `detect FOLDER` then read as the whole set
     write_set(tmp_path / "a", {"v1": 10, "v2": 10, "v3": 10}, dim=3)
@@ -511,7 +535,10 @@ def test_readers_of_a_features_folder_leave_its_lock_file_out(tmp_path):
     assert [p.name for p in listing.files] == ["Sample0001.npy", "Sample0002.npy"] and listing.note() is None
     # resuming counts the two videos done, and the folder fuses with another as two videos
     assert [r.status for r in extract([smg], out, backbone="skeleton", fps=28.0, progress=False)] == ["skipped"] * 2
-    assert [r.video_id for r in fuse_features([out, out], tmp_path / "fused")] == ["Sample0001", "Sample0002"]
+    other = tmp_path / "other"  # another feature set of the same videos (a folder is not fused with itself)
+    for path in listing.files:
+        write_features(other / path.name, np.load(path) * 2 + 1, read_sidecar(path.with_suffix(".json")))
+    assert [r.video_id for r in fuse_features([out, other], tmp_path / "fused")] == ["Sample0001", "Sample0002"]
 
 
 class Killed(Exception):

@@ -69,7 +69,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import check_writable, is_hidden, resolve_path
+from mgrec.files import check_writable, file_sha256, is_hidden, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -397,6 +397,13 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
         raise InputError("--fuse needs at least two feature folders")
     if resolve_path(out_dir) in {resolve_path(d) for d in dirs}:
         raise InputError(f"{out_dir}: the fused features must go to a folder other than the inputs")
+    seen: dict[Path, Path] = {}
+    for folder in dirs:  # fused with itself, every channel came twice: a network twice as wide on the same inputs
+        first = seen.setdefault(resolve_path(folder), folder)
+        if first is not folder:
+            also = "" if str(first) == str(folder) else f" (as {first})"
+            raise InputError(f"{folder}: given to --fuse twice{also}; fusion concatenates the channels of different "
+                             "feature sets (RGB and skeleton, say): give each folder once")
     feature_sets = [_feature_files(d) for d in dirs]
     for folder, files in zip(dirs[1:], feature_sets[1:]):
         missing, extra = sorted(feature_sets[0].keys() - files.keys()), sorted(files.keys() - feature_sets[0].keys())
@@ -446,9 +453,25 @@ def _fuse_plan(vid: str, paths: list[Path], out_dir: Path) -> tuple:
             f"video '{vid}': feature lengths differ by more than {MAX_LENGTH_DIFFERENCE} steps ({listing}); "
             "are these the same video?"
         )
+    _refuse_the_same_features_twice(vid, paths)
     feature_path = out_dir / f"{vid}.npy"
     refuse_a_file_mgrec_did_not_write(feature_path, None)
     return vid, paths, sidecars, lengths, feature_path
+
+
+def _refuse_the_same_features_twice(vid: str, paths: list[Path]) -> None:
+    """Two inputs of one video holding the same bytes (a folder and its copy, a link into another): fused, every
+    channel came twice. Only files of one size are read to compare, so inputs of different widths cost nothing."""
+    by_size: dict[int, list[Path]] = {}
+    for path in paths:
+        by_size.setdefault(path.stat().st_size, []).append(path)
+    for same_size in (group for group in by_size.values() if len(group) > 1):
+        first_of: dict[str, Path] = {}
+        for path in same_size:
+            first = first_of.setdefault(file_sha256(path), path)
+            if first is not path:
+                raise InputError(f"video '{vid}': {first} and {path} hold the same features (a folder and its copy?); "
+                                 "fusion concatenates the channels of different feature sets: give each set once")
 
 
 def fused_sidecar(sidecars: list[FeatureSidecar], dim: int) -> FeatureSidecar:
