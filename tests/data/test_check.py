@@ -1,6 +1,7 @@
 """`data check` on a tiny dataset with planted problems: each is found, at the right place."""
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -488,6 +489,28 @@ def test_an_activitynet_file_without_fps_or_label_ids_is_read_with_the_configs_f
     config.data.feature_prefix = "v_"
     report = check_dataset(config)
     assert not report.errors and not [p for p in report.warnings if "no entry in the annotations" in p.message]
+
+
+def test_a_feature_file_that_is_a_link_to_a_file_gone_or_a_pipe_is_not_said_to_be_missing(tmp_path):
+    """Features on a drive no longer mounted (links to them), or a pipe under a video's name: `feature file missing
+    (extract features for this video)`, which sent the user extracting what is there."""
+    database = {"t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0)),
+                "v": _entry("validation", (0, 1.0, 2.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "t")
+    (tmp_path / "feats" / "v.npy").symlink_to("/mnt/gone/v.npy")
+    [unread] = check_dataset(_config(tmp_path)).errors
+    assert (unread.where, unread.message) == (str(tmp_path / "feats" / "v.npy"), (
+        "feature file cannot be read: a symbolic link to /mnt/gone/v.npy, which does not exist (restore it, or "
+        "extract features for this video)"))
+    (tmp_path / "feats" / "v.npy").unlink()
+    os.mkfifo(tmp_path / "feats" / "v.npy")
+    [unread] = check_dataset(_config(tmp_path)).errors
+    assert unread.message.startswith("feature file cannot be read: a named pipe, not a feature file")
+    (tmp_path / "feats" / "v.npy").unlink()
+    [missing] = check_dataset(_config(tmp_path)).errors  # nothing there: missing, as before
+    assert missing.message == "feature file missing (extract features for this video)"
 
 
 def test_many_instances_with_one_problem_are_listed_a_few_then_counted(tmp_path):

@@ -236,6 +236,9 @@ def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):
     run, _ = trained_run
     assert main(["detect", str(run), str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o.json")]) == 2
     assert "nope.npy: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "gone.npy").symlink_to("/mnt/gone/gone.npy")  # a file that is there, its target not: said so
+    assert main(["detect", str(run), str(tmp_path / "gone.npy"), "--out", str(tmp_path / "o.json")]) == 2
+    assert "gone.npy: a symbolic link to /mnt/gone/gone.npy, which does not exist" in capsys.readouterr().err
 
 
 def make_random_run(root, input_dim, recipe: FeatureSidecar | None = None):

@@ -39,7 +39,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.files import brief, counted, is_hidden, name_key, spelling_hint
+from mgrec.files import brief, counted, is_hidden, missing_file_problem, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
@@ -846,6 +846,9 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                       f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
         else:
             remedy = "extract features for this video"
+        if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing
+            return [Problem("error", str(path), f"{what} cannot be read: {missing_file_problem(path, 'feature file')} "
+                                                "(restore it, or extract features for this video)", video_id)], None
         return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
     problems = []
     try:

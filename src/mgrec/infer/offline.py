@@ -45,7 +45,7 @@ from mgrec.data.streams import load_video_streams, stream_key, stream_path
 from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.files import brief, is_finite_real, listed, resolve_path
+from mgrec.files import brief, is_finite_real, listed, missing_file_problem, resolve_path
 from mgrec.model.detector import Detector
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.heads import Predictors
@@ -510,7 +510,7 @@ def feature_files(inputs: list[str | Path], log=None, as_given: Callable[[Path],
         elif item.exists():
             files.append(item)
         else:
-            raise InputError(f"{item}: no such file or folder")
+            raise InputError(f"{item}: {missing_file_problem(item, 'feature file')}")
     # One file by its name in its folder, not by its contents: two names of one file (a link) are two videos' ids.
     seen: set[Path] = set()
     unique = []
