@@ -215,3 +215,26 @@ def test_atomic_create_text_makes_the_file_whole_once_and_a_killed_writer_leaves
     assert sorted(path.name for path in (tmp_path / "folder").iterdir()) == [".marker"]  # no file, no temporary one
     files.atomic_create_text(other, "whole\n")
     assert other.read_text() == "whole\n"
+
+
+def test_an_output_folder_that_is_a_link_to_nothing_is_named_so(tmp_path):
+    """`--out runs/x` where runs is a link onto a drive not mounted (or x itself a link to a folder never made): the
+    folder cannot be made ("File exists"), and every writer said `a part of the path is a file, not a folder`; the
+    run directory of train and ensemble said `cannot write the run directory x: File exists`."""
+    from mgrec.run import RunDir
+
+    (tmp_path / "runs").symlink_to(tmp_path / "gone")
+    gone = re.escape(str(tmp_path / "gone"))
+    expected = rf"runs is a symbolic link to {gone}, which does not exist; make that folder"
+    for path, is_dir in ((tmp_path / "runs", True), (tmp_path / "runs" / "x", True),
+                         (tmp_path / "runs" / "x" / "report.html", False)):
+        with pytest.raises(InputError, match=expected):
+            check_writable(path, is_dir=is_dir)
+    with pytest.raises(InputError, match=r"cannot write the run directory .*runs/x: .*" + expected):
+        with RunDir(tmp_path / "runs" / "x").lock():
+            pass
+    assert not (tmp_path / "gone").exists() and (tmp_path / "runs").is_symlink()
+    (tmp_path / "gone").mkdir()  # the folder made: written through the link
+    check_writable(tmp_path / "runs" / "x", is_dir=True)
+    with RunDir(tmp_path / "runs" / "x").lock():
+        assert (tmp_path / "gone" / "x").is_dir()

@@ -499,6 +499,7 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
     # this check, before its first output, leaves nothing behind.
     created = [folder, *folder.parents]
     created = created[: next((i for i, f in enumerate(created) if f.exists()), len(created))]
+    refuse_a_dangling_link_among(created, shown)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".mgrec-write-check.")
@@ -551,6 +552,15 @@ def not_a_file(mode: int) -> str | None:
         if test(mode):
             return kind
     return None
+
+
+def refuse_a_dangling_link_among(folders: Iterable[Path], shown: object) -> None:
+    """Before the folders an output goes into are made: one of them that is a symbolic link to nothing (a link onto
+    a drive not mounted) cannot be made ("File exists"), and was named "a part of the path is a file"."""
+    for folder in folders:
+        if folder.is_symlink() and not folder.exists():
+            raise InputError(f"cannot write {shown}: {folder} is {missing_file_problem(folder, 'folder')}; make that "
+                             "folder, or choose another output")
 
 
 def missing_file_problem(path: str | Path, what: str = "file") -> str:

@@ -76,6 +76,7 @@ from mgrec.files import (
     is_hidden,
     is_number,
     read_json,
+    refuse_a_dangling_link_among,
     remove_dead_writers_temporaries,
     resolve_path,
     text_lines,
@@ -476,6 +477,7 @@ class RunDir:
         checkpoints and metrics. The OS releases the lock when the process dies, so a killed run
         leaves no stale lock; the file only says who holds it."""
         created = not self.path.exists()
+        refuse_a_dangling_link_among([self.path, *self.path.parents], f"the run directory {self.path}")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
