@@ -18,7 +18,9 @@ whole process, must not carry over to the next):
 - `compiled_bf16`: `compiled` under bf16 autocast (`mgrec stream --compile --precision bf16`);
 - `dense_attention`: compiled, ActionFormer's local attention computed as one dense (T, T) attention
   with a band mask (`mgrec.model.reference.local_self_attention`) instead of in chunks;
-- `threads2`: `compiled` on two threads.
+- `threads2`: `compiled` on two threads;
+- `max_autotune`: compiled with inductor's `max_autotune` and weight freezing, so that it may choose its own C++
+  matrix-product templates for the CPU (tried against each other at compile time).
 
 Writes the JSON (with the provenance record) and prints a table.
 """
@@ -34,7 +36,7 @@ from pathlib import Path
 from mgrec.provenance import PROVENANCE_KEY, provenance
 
 VARIANTS = ("eager", "compiled", "conv_1x1_as_mm", "freezing", "mm_convs", "mm_convs_bf16", "compiled_bf16",
-            "dense_attention", "threads2")
+            "dense_attention", "threads2", "max_autotune")
 
 
 def conv1d_as_matmul(conv1d):
@@ -84,7 +86,8 @@ def measure(run_dir: str, variant: str, window: int, repeats: int) -> dict:
             F.conv1d = conv1d_as_matmul(F.conv1d)
         if variant == "dense_attention":
             actionformer.LocalSelfAttention.forward = lambda self, h, m: reference.local_self_attention(self, h, m)
-        options = {"cpp_wrapper": True, **({variant: True} if variant in ("conv_1x1_as_mm", "freezing") else {})}
+        options = {"cpp_wrapper": True, **({variant: True} if variant in ("conv_1x1_as_mm", "freezing") else {}),
+                   **({"max_autotune": True, "freezing": True} if variant == "max_autotune" else {})}
         network = model if variant == "eager" else torch.compile(model, dynamic=False, options=options)
         precision = (torch.autocast("cpu", dtype=torch.bfloat16) if variant.endswith("bf16")
                      else torch.autocast("cpu", enabled=False))
