@@ -88,11 +88,17 @@ def test_the_command_writes_beside_the_file_and_refuses_what_does_not_apply(run_
     assert "would overwrite" in capsys.readouterr().err and source.read_bytes() == before
     assert main(["report", str(run_dir), "--detections", str(tmp_path / "none.json")]) == 2
     assert f"--detections {tmp_path / 'none.json'}: no such file or folder" in capsys.readouterr().err
-    edited = json.loads(before)
-    edited["mgrec"]["score_threshold"] = "high"
-    (tmp_path / "edited.json").write_text(json.dumps(edited))
-    assert main(["report", str(run_dir), "--detections", str(tmp_path / "edited.json")]) == 2
-    assert "mgrec.score_threshold" in capsys.readouterr().err and not (tmp_path / "edited.html").exists()
+    for key, value, said in (("score_threshold", "high", "expected a finite number"),
+                             ("durations", {"cam_1": -5}, "durations.cam_1]: expected a video's length in seconds"),
+                             ("durations", {"cam_1": 1e300}, "durations.cam_1]: expected a video's length in seconds"),
+                             ("durations", [300.0], "durations]: expected an object")):
+        edited = json.loads(before)
+        edited["mgrec"][key] = value
+        (tmp_path / "edited.json").write_text(json.dumps(edited))
+        assert main(["report", str(run_dir), "--detections", str(tmp_path / "edited.json")]) == 2
+        printed = capsys.readouterr().err
+        assert f"edited.json [mgrec.{key}" in printed and said in printed, printed
+        assert not (tmp_path / "edited.html").exists()
 
 
 def test_class_names_with_matplotlib_math_draw(run_dir, tmp_path):

@@ -29,6 +29,10 @@ from mgrec.report.figures import score_histogram_figure
 from mgrec.report.html import escape, figure_html, legend, page_html, video_timeline
 from mgrec.run import RunDir
 
+# The longest video a page draws: a week. A length beyond it is a file's mistake (frames taken for seconds), and it
+# would shrink every detection of its timeline to nothing.
+MAX_VIDEO_SECONDS = 7 * 24 * 3600.0
+
 
 @dataclass
 class DetectionsData:
@@ -74,14 +78,25 @@ def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
     else:
         drawn, which = found, "every detection of the file (it does not say whether it holds the hard set)"
         bar = bar if info else None  # a file of another tool's, or a stream's: its bar is not known
-    lengths = info.get("durations") if isinstance(info.get("durations"), dict) else {}
-    durations = {}
-    for video_id, detections in drawn.items():
-        length = lengths.get(video_id)
-        ends = [d.end for d in detections]
-        durations[video_id] = max([float(length) if is_finite_real(length) else 0.0, *ends, 1.0])
+    lengths = _recorded_lengths(source, info)
+    # a timeline spans its video, and at least every detection drawn on it (and a second, for an empty video)
+    durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in detections), 1.0])
+                 for video_id, detections in drawn.items()}
     return DetectionsData(source, Path(run_dir), classes, drawn, durations, info, which, bar,
                           lengths_recorded=bool(lengths) and set(drawn) <= set(lengths))
+
+
+def _recorded_lengths(source: Path, info: dict) -> dict[str, float]:
+    """Each video's length in seconds, as the file's `durations` records it ({} where it does not)."""
+    lengths = info.get("durations", {})
+    if not isinstance(lengths, dict):
+        raise InputError(f"{where(source, key=f'{MGREC_KEY}.durations')}: expected an object {{video id: seconds}}, "
+                         f"got {brief(lengths)}")
+    for video_id, seconds in lengths.items():
+        if not (is_finite_real(seconds) and 0 <= seconds <= MAX_VIDEO_SECONDS):
+            raise InputError(f"{where(source, key=f'{MGREC_KEY}.durations.{video_id}')}: expected a video's length in "
+                             f"seconds (0 to {MAX_VIDEO_SECONDS:g}), got {brief(seconds)}")
+    return {video_id: float(seconds) for video_id, seconds in lengths.items()}
 
 
 def _summary(data: DetectionsData) -> str:
