@@ -436,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=2.0,
                    help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
+    p.add_argument("--wall-clock", action="store_true",
+                   help="each JSON line also holds wall_time: the clock's time (UTC, ISO 8601) the gesture was "
+                        "reported at, for a live source (a camera piped in as -, or --realtime)")
     p.add_argument("--hop", metavar="STEPS", type=positive_int, default=None,
                    help="feature steps per update (default: about 1 s of features)")
     p.add_argument("--history", metavar="STEPS", type=positive_int, default=None,
@@ -1170,6 +1173,9 @@ def cmd_stream(args) -> int:
     if (args.format == "smg") != (args.out is not None):
         raise InputError("--out is the folder of --format smg's label files: give both, or neither (JSON lines go to "
                          "stdout: `> gestures.jsonl` keeps them)")
+    if args.wall_clock and args.format == "smg":
+        raise InputError("--wall-clock puts the time of each report into the JSON lines; --format smg's label files "
+                         "hold no time of report: leave one of them out")
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
@@ -1228,6 +1234,7 @@ def cmd_stream(args) -> int:
                 smg_out=args.out,
                 on_video_end=video_ended,
                 live=live,
+                wall_clock=args.wall_clock,
             )
         except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others

@@ -8,6 +8,7 @@ predicts exactly what the whole file predicts, and the expected emissions are kn
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import time
@@ -459,8 +460,14 @@ def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
     assert all(r["video"] == "clip" and r["score"] >= round(threshold, 6) for r in lines)
 
     realtime = io.StringIO()
-    stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, realtime=True, out=realtime)
-    assert strip(json.loads(line) for line in realtime.getvalue().splitlines()) == strip(lines)
+    started = time.time()
+    stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, realtime=True, out=realtime, wall_clock=True)
+    timed = [json.loads(line) for line in realtime.getvalue().splitlines()]
+    assert strip({k: v for k, v in r.items() if k != "wall_time"} for r in timed) == strip(lines)
+    # --wall-clock: the clock's time of each report, in stream order, each at or after its emitted_at into the replay
+    moments = [datetime.datetime.fromisoformat(r["wall_time"].replace("Z", "+00:00")).timestamp() for r in timed]
+    assert all(r["wall_time"].endswith("Z") for r in timed) and moments == sorted(moments)
+    assert all(started + r["emitted_at"] - 0.005 <= moment <= time.time() for r, moment in zip(timed, moments))
 
     # a sidecar that disagrees with the run's config is caught, naming the sidecar
     write_features(path, features, FeatureSidecar(fps=fps, stride=8, window=16, backbone="test", dim=16, frames=None))
@@ -699,6 +706,10 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert "already holds 3 SMG label file" in printed.err and "stream Sample0036" not in printed.err
     assert main(["stream", str(run), str(videos), "--out", str(tmp_path / "elsewhere")]) == 2
     assert "--out is the folder of --format smg's label files" in capsys.readouterr().err
+    assert main(["stream", str(run), str(videos), "--format", "smg", "--out", str(tmp_path / "timed"),
+                 "--wall-clock"]) == 2  # label files hold no time of report
+    assert "--format smg's label files hold no time of report" in capsys.readouterr().err
+    assert not (tmp_path / "timed").exists()
 
     # interrupted in the second video: that video is decided as at its end, the third is not streamed; the first
     # video's file is kept and the folder marked unfinished (a partial set would be scored as the whole submission)

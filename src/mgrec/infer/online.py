@@ -111,6 +111,7 @@ from `--precision`), compiled or not; the compiled network is traced under that 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import numbers
@@ -196,23 +197,29 @@ class Emission:
     detection: Detection  # times and frames are absolute within the stream
     emitted_at: float  # stream seconds of the update that reported it
     compute_ms: float  # wall time of that update (network, post-processing and the emission rule)
+    wall_time: float | None = None  # the clock's time (Unix seconds) when the update reported it
 
     @property
     def latency(self) -> float:
         """Seconds of stream between the end of the gesture and its report."""
         return self.emitted_at - self.detection.end
 
-    def to_json(self) -> dict:
+    def to_json(self, wall_clock: bool = False) -> dict:
         """The JSON line `mgrec stream` prints for this emission: the video, the detection's keys in the
         results JSON (`Detection.to_json`: segment, segment(frames), label, label_id, score), then when
-        and how fast it was reported."""
-        return {
+        and how fast it was reported; `wall_clock`: also `wall_time`, that moment on the clock (UTC, ISO 8601 to the
+        millisecond), for a live source. Left out by default: the lines of two replays of one file are the same."""
+        line = {
             "video": self.detection.video_id,
             **self.detection.to_json(),
             "emitted_at": round(self.emitted_at, 4),
             "latency": round(self.latency, 4),
             "compute_ms": round(self.compute_ms, 3),
         }
+        if wall_clock and self.wall_time is not None:
+            moment = datetime.datetime.fromtimestamp(self.wall_time, tz=datetime.timezone.utc)
+            line["wall_time"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return line
 
 
 @dataclass(frozen=True)
@@ -670,7 +677,8 @@ class OnlineDetector:
         return new
 
     def _emit(self, detections: list[Detection], compute_ms: float) -> list[Emission]:
-        return [Emission(d, self.now, compute_ms) for d in detections]
+        reported = time.time()
+        return [Emission(d, self.now, compute_ms, reported) for d in detections]
 
     def _checked(self, chunk: np.ndarray) -> np.ndarray:
         where = f"stream chunk {self._chunks} (steps {self._received}..)"
@@ -815,6 +823,7 @@ def stream_file(
     precision: str = "auto",
     stream_folders: dict[str, Path] | None = None,
     fps: float | None = None,
+    wall_clock: bool = False,
 ) -> StreamSummary:
     """Replay a feature file as a live stream and print one JSON line per emitted gesture.
 
@@ -831,11 +840,12 @@ def stream_file(
     One is the default because an update is a batch of one short window: more threads add
     synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
     `device`: auto, cpu, cuda or cuda:N. `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`).
+    `wall_clock`: each line also holds the clock's time of its report (`Emission.to_json`).
     Returns what happened: gestures, updates, compute per update, the precision used.
     """
     (summary,) = stream_files(run_dir, [input_path], lookahead=lookahead, realtime=realtime, hop=hop, out=out,
                               threads=threads, history=history, compile=compile, device=device, precision=precision,
-                              stream_folders=stream_folders, fps=fps, single_file=True)
+                              stream_folders=stream_folders, fps=fps, single_file=True, wall_clock=wall_clock)
     return summary
 
 
@@ -857,6 +867,7 @@ def stream_files(
     on_video_end: Callable[[StreamSummary], None] | None = None,
     single_file: bool = False,
     live: VideoFeatures | None = None,
+    wall_clock: bool = False,
 ) -> list[StreamSummary]:
     """Replay feature files (or folders of them) one after another, each as its own live stream, as
     `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
@@ -877,7 +888,7 @@ def stream_files(
     Returns one summary per video streamed, in order.
     `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: the videos among `inputs` (files,
     or `-` for standard input) are streamed as they are decoded, their rows made by it window by window
-    (`VideoFeatures`).
+    (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its report (`Emission.to_json`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir, hold_label_folder
@@ -885,6 +896,9 @@ def stream_files(
 
     if out is not None and smg_out is not None:
         raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
+    if wall_clock and smg_out is not None:
+        raise InputError("wall_clock (--wall-clock) puts the time of each report into the JSON lines; SMG label files "
+                         "(smg_out, --format smg) hold no time of report")
     out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
     with _torch_threads(threads), contextlib.ExitStack() as held:
         if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
@@ -951,7 +965,7 @@ def stream_files(
             kept: list[Emission] | None = [] if smg_out is not None else None
             try:
                 summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
-                                       compile, out, kept)
+                                       compile, out, kept, wall_clock)
             except StreamInterrupted as stopped:
                 stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
                 stopped.label_files = sorted(done)
@@ -1035,9 +1049,10 @@ def stream_video(detector: OfflineDetector,
                  source: tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]],
                  video_id: str, lookahead: float, realtime: bool = False, hop: int | None = None,
                  history: int | None = None, compile: bool = False, out: IO[str] | None = None,
-                 kept: list[Emission] | None = None) -> StreamSummary:
+                 kept: list[Emission] | None = None, wall_clock: bool = False) -> StreamSummary:
     """One video's stream (`stream_files`, `mgrec evaluate --online`) of its `source` (`video_source`): each
-    emission written to `out` as a JSON line, or appended to `kept`."""
+    emission written to `out` as a JSON line (`wall_clock`: with the clock's time of its report), or appended to
+    `kept`."""
     # Several input streams: each step pushes one hop of every stream, joined.
     fps, loaded, stream_fps = source
     online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
@@ -1055,7 +1070,7 @@ def stream_video(detector: OfflineDetector,
                 if kept is not None:
                     kept.append(emission)
                     continue
-                out.write(json.dumps(emission.to_json()) + "\n")
+                out.write(json.dumps(emission.to_json(wall_clock)) + "\n")
                 out.flush()
                 if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
                     raise InputError(f"the reader of the stream's output went away after {count - 1} gesture(s), "
