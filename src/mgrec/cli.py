@@ -369,6 +369,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the hard set, the F1-threshold and PR curves, and their numbers (<split>_analysis.json); "
                         "default: scores only")
 
+    p = _command(sub, "compare", "several runs' scores, mean ± std over each config's seeds", cmd_compare,
+                 description=(
+        "Runs' scores on one split side by side: the runs are grouped by their training config with the seed\n"
+        "left out (`train --seeds N` makes one group; an ensemble is its own), and each group is one row, named\n"
+        "by what sets its config apart, with the mean ± sample std over its runs of F1, F1 by the MiGA rule,\n"
+        "average mAP, mAP at each tIoU and each class's F1 (rarest first). Each run must be evaluated on the\n"
+        "split first (`mgrec evaluate RUN --split SPLIT`), all on the same videos."),
+                 examples=("mgrec compare runs/paper-seed* runs/default-seed*",
+                           "mgrec compare runs/a-seed1 runs/a-seed2 runs/b-seed1 runs/b-seed2 --split val --json"))
+    p.add_argument("run_dirs", metavar="RUN_DIR", type=Path, nargs="+", help="run directories (`mgrec train --out`)")
+    p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test",
+                   help="the split whose scores are compared (eval_<split>.json of each run)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="whose evaluation: `mgrec evaluate --checkpoint last` writes its own scores")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON (fractions, not percent)")
+
     p = _command(sub, "detect", "detect micro-gestures in feature files (or videos)", cmd_detect, description=(
         "Detect micro-gestures in feature files or videos (videos are turned into features with the run's\n"
         "recipe first). By default the HARD SET is written: the detections with score >= the F1 threshold\n"
@@ -916,6 +932,15 @@ def _evaluate_online(args) -> None:
         scores = run.read_eval(args.split, len(run.read_classes()), args.checkpoint)
         print(f"offline ({offline.name}): F1 {100 * scores['f1']:.2f}, MiGA rule {100 * scores['f1_miga']:.2f}; "
               f"streamed: F1 {100 * result['f1']:.2f}, MiGA rule {100 * result['f1_miga']:.2f}")
+
+
+def cmd_compare(args) -> None:
+    import json
+
+    from mgrec.evaluate.compare import compare_runs, format_comparison
+
+    comparison = compare_runs([_checked_run_dir(run_dir) for run_dir in args.run_dirs], args.split, args.checkpoint)
+    print(json.dumps(comparison.to_json(), indent=1) if args.json else format_comparison(comparison))
 
 
 def cmd_score(args) -> None:

@@ -1,0 +1,184 @@
+"""Several runs' scores side by side, mean ± std over each group of seeds: `mgrec compare RUN... [--split test]`.
+
+One training is one draw: the demo's three seeds of one config spread over 1-4 test F1 points, so a quality claim
+rests on several seeds. Runs are grouped by their training config with the seed and the name left out (`train --seeds
+N` makes one such group; an ensemble is a group of its own), and each group is one row: how many runs, and the mean
+and sample standard deviation over them of strict F1, F1 by the MiGA rule, average mAP, mAP at each tIoU, and each
+class's F1. A row is named by what sets its config apart from the other rows'. Every run must have been scored on the
+same split of the same videos (`mgrec evaluate RUN --split SPLIT` first): means over different test sets compare
+nothing, and are refused.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from mgrec.config import to_dict
+from mgrec.errors import InputError
+from mgrec.run import RunDir
+
+# The headline measures of a row, as eval_<split>.json names them, and how the table heads them.
+MEASURES = {"f1": "F1", "f1_miga": "F1 MiGA", "average_mAP": "avg mAP"}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The mean of some runs' values and their sample standard deviation (None for one run)."""
+
+    mean: float
+    std: float | None
+
+    @staticmethod
+    def of(values: list[float]) -> Spread:
+        return Spread(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None)
+
+    def percent(self) -> str:
+        return f"{100 * self.mean:.2f}" + (f" ± {100 * self.std:.2f}" if self.std is not None else "")
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One group of runs (one config, its seeds) and its scores."""
+
+    name: str  # what sets the group's config apart from the other groups' ("" for the only group)
+    runs: list[Path]
+    seeds: list[int | None]
+    measures: dict[str, Spread]  # MEASURES' keys, and "mAP@<tIoU>" for each tIoU
+    per_class_f1: dict[str, Spread]  # class name -> its F1 over the runs (classes without instances left out)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "runs": [str(run) for run in self.runs], "seeds": self.seeds,
+                "measures": {key: spread.to_json() for key, spread in self.measures.items()},
+                "per_class_f1": {name: spread.to_json() for name, spread in self.per_class_f1.items()}}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The rows of `compare_runs`, and the scored set they share."""
+
+    split: str
+    num_videos: int
+    instances: dict[str, int]  # class name -> its instances in the scored split
+    rows: list[GroupRow]
+
+    def to_json(self) -> dict:
+        return {"split": self.split, "num_videos": self.num_videos, "instances": self.instances,
+                "rows": [row.to_json() for row in self.rows]}
+
+
+def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: str = "best") -> Comparison:
+    """Group `run_dirs` by config (seed and name left out) and summarise each group's scores on `split` (the
+    evaluation of `checkpoint`, `mgrec evaluate --checkpoint`), in the order the groups' first runs were given."""
+    if not run_dirs:
+        raise InputError("compare needs at least one run directory")
+    groups: dict[str, list[tuple[Path, int | None, dict]]] = {}
+    configs: dict[str, dict] = {}
+    scored_set: tuple[Path, int, dict[str, int]] | None = None
+    for given in run_dirs:
+        run = RunDir(given)
+        config = run.read_config()
+        scores = run.read_eval(split, config.model.num_classes, checkpoint)
+        instances = {name: entry["instances"] for name, entry in scores["per_class"].items()}
+        scored = (run.path, scores.get("num_videos"), instances)
+        if scored_set is None:
+            scored_set = scored
+        elif scored[1:] != scored_set[1:]:
+            raise InputError(f"{run.path} and {scored_set[0]} were scored on different {split} sets "
+                             f"({_set_words(*scored[1:])} against {_set_words(*scored_set[1:])}): means over "
+                             "different videos compare nothing; evaluate them on the same annotations")
+        key, flat = _group_key(run, config)
+        if any(path == run.path for path, _, _ in groups.get(key, [])):
+            raise InputError(f"{given}: given twice; each run counts once in its group's mean")
+        groups.setdefault(key, []).append((run.path, config.seed, scores))
+        configs[key] = flat
+    names = _group_names(configs)
+    rows = [_row(names[key], members) for key, members in groups.items()]
+    assert scored_set is not None
+    return Comparison(split, scored_set[1], scored_set[2], rows)
+
+
+def _set_words(videos: object, instances: dict[str, int]) -> str:
+    return f"{videos} videos, {sum(instances.values())} segments"
+
+
+def _group_key(run: RunDir, config) -> tuple[str, dict]:
+    """The key runs of one group share (their config, less seed and name; an ensemble's own path) and the flattened
+    config its name is drawn from."""
+    flat = _flattened(to_dict(config))
+    for varying in ("seed", "name"):
+        flat.pop(varying, None)
+    if run.read_ensemble() is not None:  # an ensemble of runs is not one more seed of its members' config
+        flat["ensemble"] = str(run.path)
+    return repr(sorted(flat.items())), flat
+
+
+def _flattened(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flattened(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _group_names(configs: dict[str, dict]) -> dict[str, str]:
+    """Each group named by the config keys whose values are not the same in every group (`key=value, ...`)."""
+    keys = sorted({key for flat in configs.values() for key in flat})
+    differing = [key for key in keys if len({repr(flat.get(key)) for flat in configs.values()}) > 1]
+    return {group: ", ".join(f"{key}={_value_words(flat.get(key))}" for key in differing)
+            for group, flat in configs.items()}
+
+
+def _value_words(value: object) -> str:
+    return "unset" if value is None else str(value)
+
+
+def _row(name: str, members: list[tuple[Path, int | None, dict]]) -> GroupRow:
+    scores = [member[2] for member in members]
+    measures = {key: Spread.of([s[key] for s in scores]) for key in MEASURES}
+    for tiou in scores[0]["mAP"]:
+        measures[f"mAP@{tiou}"] = Spread.of([s["mAP"][tiou] for s in scores])
+    per_class = {class_name: Spread.of([s["per_class"][class_name]["f1"] for s in scores])
+                 for class_name, entry in scores[0]["per_class"].items() if entry["instances"] > 0}
+    return GroupRow(name, [member[0] for member in members], [member[1] for member in members], measures, per_class)
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """The comparison as text: a table of the headline measures, then one of each class's F1 (in %)."""
+    rows = comparison.rows
+    names = [row.name or "(one config)" for row in rows]
+    width = max(len("group"), *map(len, names))
+    heads = list(MEASURES.values()) + [key for key in rows[0].measures if key not in MEASURES]
+    keys = list(MEASURES) + [key for key in rows[0].measures if key not in MEASURES]
+    column = max(16, *(len(h) for h in heads))
+    lines = [f"{len(rows)} group(s) of runs scored on {comparison.split} ({comparison.num_videos} videos, "
+             f"{sum(comparison.instances.values())} segments); mean ± sample std over each group's runs, in %",
+             f"{'group':<{width}}  runs  " + "".join(f"{h:<{column}}" for h in heads).rstrip()]
+    for name, row in zip(names, rows):
+        cells = "".join(f"{row.measures[key].percent():<{column}}" for key in keys if key in row.measures)
+        lines.append(f"{name:<{width}}  {len(row.runs):<4}  {cells}".rstrip())
+    classes = [name for name in comparison.instances if comparison.instances[name] > 0]
+    rarest_first = sorted(classes, key=lambda name: comparison.instances[name])
+    lines += ["", "F1 per class, rarest in the scored split first (instances):",
+              f"{'group':<{width}}  " + "".join(f"{f'{c} ({comparison.instances[c]})':<{column}}"
+                                                for c in rarest_first).rstrip()]
+    for name, row in zip(names, rows):
+        lines.append(f"{name:<{width}}  " + "".join(f"{row.per_class_f1[c].percent():<{column}}"
+                                                      for c in rarest_first).rstrip())
+    for name, row in zip(names, rows):
+        repeated = sorted({seed for seed in row.seeds if row.seeds.count(seed) > 1}, key=str)
+        if repeated:
+            lines.append(f"note: {name}: runs of seed {', '.join(map(str, repeated))} count more than once (one run "
+                         "copied? the same seed trains the same run on one machine, and another on another CPU)")
+    single = [name for name, row in zip(names, rows) if len(row.runs) == 1]
+    if single:
+        lines.append(f"note: {len(single)} group(s) of one run ({', '.join(single[:3])}{', ...' * (len(single) > 3)})"
+                     ": one training is one draw, and its spread is not known")
+    return "\n".join(lines)
+

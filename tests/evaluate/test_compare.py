@@ -1,0 +1,95 @@
+"""`mgrec compare`: runs grouped by config (seed left out), mean ± sample std of each group's scores."""
+
+import json
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from mgrec.cli import main
+from mgrec.config import Config, DataConfig, TrainConfig, save_config
+from mgrec.errors import InputError
+from mgrec.evaluate.compare import compare_runs, format_comparison
+from mgrec.evaluate.scoring import score
+from mgrec.records import Detection, Segment
+
+CLASSES = ["rare", "common"]
+TRUTH = {"v1": [Segment("v1", 0.0, 2.0, 0, "rare"), Segment("v1", 5.0, 7.0, 1, "common"),
+                Segment("v1", 10.0, 12.0, 1, "common")],
+         "v2": [Segment("v2", 1.0, 3.0, 1, "common")]}
+
+
+def fake_run(root, name, seed, lr, found, truth=TRUTH):
+    """A run directory holding what compare reads: config.yaml, classes.json and eval_test.json (`score` of `found`,
+    the indices of the segments of TRUTH it detects, in order of the videos)."""
+    run = root / name
+    run.mkdir()
+    config = Config(name=name, seed=seed, data=DataConfig(annotations="a.json"), train=TrainConfig(lr=lr))
+    save_config(replace(config, model=replace(config.model, num_classes=2)), run / "config.yaml")
+    (run / "classes.json").write_text(json.dumps(CLASSES))
+    segments = [s for video in truth.values() for s in video]
+    detections: dict[str, list[Detection]] = {video: [] for video in truth}
+    for index in found:
+        s = segments[index]
+        detections[s.video_id].append(Detection(s.video_id, s.start, s.end, s.label_id, s.label, 0.9))
+    detections["v1"].append(Detection("v1", 20.0, 21.0, 0, "rare", 0.8))  # one false positive in every run
+    scores = score(truth, detections, CLASSES, 0.5, split="test")
+    (run / "eval_test.json").write_text(json.dumps(scores))
+    return run, scores
+
+
+def test_runs_are_grouped_by_config_and_each_group_gets_its_mean_and_sample_std(tmp_path):
+    a1, sa1 = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1, 2, 3])
+    a2, sa2 = fake_run(tmp_path, "a-seed2", 2, 1e-3, [1, 2])
+    b1, sb1 = fake_run(tmp_path, "b-seed1", 1, 3e-4, [1, 2, 3])
+    b2, sb2 = fake_run(tmp_path, "b-seed2", 2, 3e-4, [0, 3])
+    b3, sb3 = fake_run(tmp_path, "b-seed3", 3, 3e-4, [0, 1, 2, 3])
+    comparison = compare_runs([a1, b1, a2, b2, b3])
+    assert [row.name for row in comparison.rows] == ["train.lr=0.001", "train.lr=0.0003"]  # name, seed left out
+    first, second = comparison.rows
+    assert first.runs == [a1, a2] and first.seeds == [1, 2] and second.runs == [b1, b2, b3]
+    for row, runs in ((first, [sa1, sa2]), (second, [sb1, sb2, sb3])):
+        for key in ("f1", "f1_miga", "average_mAP"):
+            values = [s[key] for s in runs]
+            assert row.measures[key].mean == pytest.approx(statistics.fmean(values))
+            assert row.measures[key].std == pytest.approx(statistics.stdev(values))
+        assert row.per_class_f1["rare"].mean == pytest.approx(statistics.fmean(s["per_class"]["rare"]["f1"]
+                                                                               for s in runs))
+    assert first.measures["f1"].mean > 0 and set(first.measures) >= {"mAP@0.5", "mAP@0.7"}
+    assert comparison.instances == {"rare": 1, "common": 3} and comparison.num_videos == 2
+
+    table = format_comparison(comparison)
+    assert "2 group(s) of runs scored on test (2 videos, 4 segments)" in table
+    assert f"train.lr=0.001   2     {100 * first.measures['f1'].mean:.2f} ± {100 * first.measures['f1'].std:.2f}" \
+        in table
+    assert table.index("rare (1)") < table.index("common (3)")  # rarest first
+
+
+def test_one_run_and_one_copied_run_are_said_so(tmp_path, capsys):
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    b1, _ = fake_run(tmp_path, "b-seed1", 1, 3e-4, [0, 1, 2])
+    b1_copy, _ = fake_run(tmp_path, "b-copy", 1, 3e-4, [0, 1, 2])
+    assert main(["compare", str(a1), str(b1), str(b1_copy)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: train.lr=0.0003: runs of seed 1 count more than once" in printed
+    assert "note: 1 group(s) of one run (train.lr=0.001): one training is one draw, and its spread is not known" \
+        in printed
+    assert main(["compare", str(a1), str(b1), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in document["rows"]] == ["train.lr=0.001", "train.lr=0.0003"]
+    assert document["rows"][0]["measures"]["f1"]["std"] is None
+
+
+def test_runs_scored_on_other_videos_unevaluated_or_given_twice_are_refused(tmp_path, capsys):
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    fewer = {"v1": TRUTH["v1"]}
+    other, _ = fake_run(tmp_path, "other", 2, 1e-3, [0], truth=fewer)
+    with pytest.raises(InputError, match=r"were scored on different test sets \(1 videos, 3 segments against 2 "
+                                         r"videos, 4 segments\): means over different videos compare nothing"):
+        compare_runs([a1, other])
+    with pytest.raises(InputError, match=r"a-seed1: given twice"):
+        compare_runs([a1, a1])
+    (a1 / "eval_test.json").rename(a1 / "eval_val.json")
+    assert main(["compare", str(a1)]) == 2
+    assert f"run `mgrec evaluate {a1} --split test` first" in capsys.readouterr().err
+    assert main(["compare", str(a1), "--split", "val"]) == 0
