@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -796,6 +797,8 @@ def cmd_train(args) -> None:
     members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume, log=log_line,
                           progress=show_progress(args))
     _make_ensemble(members, out)
+    runs = " ".join(shlex.quote(str(run)) for run in [*members, out])
+    print(f"the seeds and their ensemble side by side, once each is evaluated: mgrec compare {runs}")
 
 
 def _end_to_end_encoder(config):

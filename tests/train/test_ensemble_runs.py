@@ -170,6 +170,8 @@ def test_train_with_seeds_trains_the_members_and_their_ensemble(runs, tmp_path, 
     assert RunDir(tmp_path / "x").read_ensemble()["members"] == 2
     out = capsys.readouterr().out
     assert "ensemble of 2 runs: val F1" in out
+    members = " ".join(str(tmp_path / name) for name in ("x-seed7", "x-seed8", "x"))
+    assert f"the seeds and their ensemble side by side, once each is evaluated: mgrec compare {members}" in out
     # what one training gives and how much it varies, before the ensemble's line
     assert re.search(r"2 seeds, val \(mean ± std over seeds\): F1 \d+\.\d\d ± \d+\.\d\d, F1 \(MiGA rule\) "
                      r"\d+\.\d\d ± \d+\.\d\d, average mAP \d+\.\d\d ± \d+\.\d\d\n", out), out
