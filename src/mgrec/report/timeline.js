@@ -34,8 +34,9 @@
     return 10 * power;
   }
 
-  function drawAxis(axis, start, width) {
-    var pixels = axis.getBoundingClientRect().width || 800;
+  // `pixels`: the axis's width where the caller measured it (see drawAll), else measured here
+  function drawAxis(axis, start, width, pixels) {
+    pixels = pixels || axis.getBoundingClientRect().width || 800;
     while (axis.firstChild) axis.removeChild(axis.firstChild);
     var step = tickStep(width, pixels);
     var namespace = axis.namespaceURI;
@@ -64,9 +65,9 @@
     var view = { start: 0, width: full };
     var drag = null;
 
-    function apply() {
+    function apply(pixels) {
       svg.setAttribute("viewBox", view.start + " 0 " + view.width + " " + rows);
-      drawAxis(axis, view.start, view.width);
+      drawAxis(axis, view.start, view.width, pixels);
     }
 
     svg.addEventListener("wheel", function (event) {
@@ -101,15 +102,19 @@
       view = { start: 0, width: full };
       apply();
     });
-    window.addEventListener("resize", function () {
-      drawAxis(axis, view.start, view.width);
-    });
-
-    apply();
-    svg.setAttribute("data-ready", "1");
+    return { svg: svg, axis: axis, draw: apply };
   }
 
-  var timelines = document.querySelectorAll("svg.timeline");
-  for (var i = 0; i < timelines.length; i++) setUp(timelines[i]);
+  // Every axis is measured first and drawn after: a width read after an axis was drawn makes the browser lay the
+  // page out again, and a page of 5000 videos took 42 s to set up (and as long after each resize), not 11.
+  function drawAll(timelines) {
+    var widths = timelines.map(function (timeline) { return timeline.axis.getBoundingClientRect().width; });
+    timelines.forEach(function (timeline, i) { timeline.draw(widths[i]); });
+  }
+
+  var timelines = Array.prototype.slice.call(document.querySelectorAll("svg.timeline")).map(setUp);
+  drawAll(timelines);
+  timelines.forEach(function (timeline) { timeline.svg.setAttribute("data-ready", "1"); });
+  window.addEventListener("resize", function () { drawAll(timelines); });
   document.documentElement.setAttribute("data-timelines-ready", String(timelines.length));
 })();
