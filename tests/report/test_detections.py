@@ -106,3 +106,20 @@ def test_class_names_with_matplotlib_math_draw(run_dir, tmp_path):
     assert "$" in CLASSES[2]
     source = mgrec_file(tmp_path / "d.json", {"v": [_detection("v", 1.0, 2.0, 2, 0.9)]}, "hard")
     assert write_detections_report(run_dir, source, tmp_path / "d.html").stat().st_size > 0
+
+
+def test_a_detection_past_its_video_s_recorded_length_is_refused_not_drawn_past_it(run_dir, tmp_path, capsys):
+    """The page said its timelines span "the videos' lengths, as the file records them" while one ran 49991 s past
+    a 10 s video's recorded length (and counted 833 minutes where the file records 6.5)."""
+    source = mgrec_file(tmp_path / "detections.json", hard_of(RANKED), "hard")
+    edited = json.loads(source.read_text())
+    edited["results"]["cam_3"] = [{"segment": [50000.0, 50001.0], "label": CLASSES[0], "label_id": 0, "score": 0.9}]
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "edited.json")]) == 2
+    printed = capsys.readouterr().err
+    assert "edited.json [mgrec.durations.cam_3]: expected the video's length in seconds, at least the end of its " \
+           "detections; got 30, and its detection 'Arms akimbo' at 50000–50001 s ends 49971 s past it" in printed
+    assert not (tmp_path / "edited.html").exists()
+    edited["results"]["cam_3"][0]["segment"] = [29.0, 30.0]  # up to the video's end: drawn
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    assert load_detections(run_dir, tmp_path / "edited.json").durations["cam_3"] == 30.0

@@ -32,6 +32,9 @@ from mgrec.run import RunDir
 # The longest video a page draws: a week. A length beyond it is a file's mistake (frames taken for seconds), and it
 # would shrink every detection of its timeline to nothing.
 MAX_VIDEO_SECONDS = 7 * 24 * 3600.0
+# How far a detection may end past its video's recorded length (`detect` clips detections to it; JSON keeps floats
+# exact): more is a file whose lengths are not its detections' videos'.
+LENGTH_TOLERANCE_SECONDS = 0.01
 
 
 @dataclass
@@ -79,6 +82,7 @@ def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
         drawn, which = found, "every detection of the file (it does not say whether it holds the hard set)"
         bar = bar if info else None  # a file of another tool's, or a stream's: its bar is not known
     lengths = _recorded_lengths(source, info)
+    _check_detections_within_lengths(source, found, lengths)
     # a timeline spans its video, and at least every detection drawn on it (and a second, for an empty video)
     durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in detections), 1.0])
                  for video_id, detections in drawn.items()}
@@ -97,6 +101,22 @@ def _recorded_lengths(source: Path, info: dict) -> dict[str, float]:
             raise InputError(f"{where(source, key=f'{MGREC_KEY}.durations.{video_id}')}: expected a video's length in "
                              f"seconds (0 to {MAX_VIDEO_SECONDS:g}), got {brief(seconds)}")
     return {video_id: float(seconds) for video_id, seconds in lengths.items()}
+
+
+def _check_detections_within_lengths(source: Path, found: dict[str, list[Detection]],
+                                     lengths: dict[str, float]) -> None:
+    """A detection never ends past its video's recorded length: a file where one does (its `durations` edited, or
+    those of other videos) would be drawn past it under "the videos' lengths, as the file records them"."""
+    for video_id, detections in found.items():
+        if video_id not in lengths or not detections:
+            continue
+        last = max(detections, key=lambda d: d.end)
+        if last.end > lengths[video_id] + LENGTH_TOLERANCE_SECONDS:
+            raise InputError(
+                f"{where(source, key=f'{MGREC_KEY}.durations.{video_id}')}: expected the video's length in seconds, "
+                f"at least the end of its detections; got {lengths[video_id]:g}, and its detection "
+                f"{brief(last.label)} at {last.start:g}–{last.end:g} s ends {last.end - lengths[video_id]:g} s past "
+                "it (lengths of other videos, or detections of another file?)")
 
 
 def _summary(data: DetectionsData) -> str:
