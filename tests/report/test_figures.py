@@ -278,3 +278,25 @@ def test_a_figure_that_cannot_be_written_is_an_input_error_naming_it_and_leaves_
     assert [p.name for p in paths] == ["fig.png", "fig.svg"]
     assert paths[0].read_bytes().startswith(b"\x89PNG") and b"<svg" in paths[1].read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analysis", "fig.png", "fig.svg"]  # no temporaries
+
+
+def test_long_class_names_are_cut_in_figures_and_leave_the_axes_their_width(recwarn):
+    """The score histogram of `report --detections` with a 150-character class name: its legend was wider than the
+    figure, the layout gave up (matplotlib: "axes sizes collapsed to zero") and the legend was drawn over the bars."""
+    from mgrec.report.figures import MAX_FIGURE_NAME_CHARS, class_text, score_histogram_figure
+
+    names = ["Scratching or touching facial parts other than the eyes " * 3, "b$x$\u202e" + "c" * 80, "nod"]
+    figure = score_histogram_figure(names, [[0.5, 0.6], [0.7], [0.9]], 0.4)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (axes,) = figure.axes
+    plot, legend = axes.get_window_extent(renderer), figure.legends[0].get_window_extent(renderer)
+    assert not plot.overlaps(legend) and plot.width > 0.5 * figure.bbox.width
+    assert not [w for w in recwarn if "collapsed" in str(w.message)]
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels == [class_text(name) for name in names] and labels[2] == "nod"
+    assert len(labels[0]) == MAX_FIGURE_NAME_CHARS and labels[0].endswith("…")
+    assert labels[1].startswith(r"b\$x\$\u202ec")  # still drawn as written, not as math, nor reversed
+    for figure in (class_histogram_figure(names, [3, 4, 5], None), confusion_figure(names, np.eye(3, dtype=int))):
+        figure.draw(FigureCanvasAgg(figure).get_renderer())
+        assert not [w for w in recwarn if "collapsed" in str(w.message)]

@@ -58,6 +58,21 @@ def plain(text: str) -> str:
     return visible(text).replace("$", r"\$")
 
 
+# The most characters of a class name a figure draws: a longer one is cut, with "…" (the page's tables give it whole).
+# Whole, a legend of 150-character names left the score histogram's axes no width (matplotlib: "axes sizes collapsed
+# to zero"), and names of 70 halved them.
+MAX_FIGURE_NAME_CHARS = 40
+
+
+def class_text(name: str) -> str:
+    """A class name as a figure draws it: `plain`, cut to `MAX_FIGURE_NAME_CHARS` characters (the escapes of control
+    characters counted as drawn)."""
+    text = visible(name)
+    if len(text) > MAX_FIGURE_NAME_CHARS:
+        text = text[: MAX_FIGURE_NAME_CHARS - 1] + "…"
+    return plain(text)
+
+
 @contextlib.contextmanager
 def _drawing():
     """The settings every figure is drawn with. A class name in a script the font lacks (CJK, emoji)
@@ -256,7 +271,7 @@ def pr_curves_figure(
         any_curve = next(iter(c for by_class in curves.values() for c in [by_class.get(label_id)] if c), None)
         ap = f", AP@{middle:g} {100 * curves[middle][label_id].ap:.1f}" if middle is not None and any_curve else ""
         count = any_curve.num_gt if any_curve else 0
-        axes.set_title(plain(f"{label_id} {classes[label_id]}") + f"\n{count} segments{ap}", fontsize=8)
+        axes.set_title(f"{label_id} {class_text(classes[label_id])}" + f"\n{count} segments{ap}", fontsize=8)
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 102)
         axes.grid(True, linestyle=":", linewidth=0.6)
@@ -354,7 +369,7 @@ def score_histogram_figure(classes: Sequence[str], scores: Sequence[Sequence[flo
     shown = [c for c in range(len(classes)) if len(scores[c])]
     if shown:
         axes.hist([np.clip(scores[c], 0.0, 1.0) for c in shown], bins=np.linspace(0.0, 1.0, 21), stacked=True,
-                  color=[_class_rgb(c) for c in shown], label=[plain(classes[c]) for c in shown])
+                  color=[_class_rgb(c) for c in shown], label=[class_text(classes[c]) for c in shown])
         figure.legend(fontsize=7, loc="outside right upper", frameon=False)
     if threshold is not None:
         axes.axvline(threshold, color="#333333", linestyle="--", linewidth=1.0)
@@ -380,7 +395,7 @@ def class_histogram_figure(
               label="training instances")
     if after is not None:
         axes.barh(rows + height / 2, after, height=height, color="#d6457a", label=f"crop anchors after {balance}")
-    axes.set_yticks(rows, [plain(f"{i}  {name}") for i, name in enumerate(classes)], fontsize=8)
+    axes.set_yticks(rows, [f"{i}  {class_text(name)}" for i, name in enumerate(classes)], fontsize=8)
     axes.invert_yaxis()
     for container in axes.containers:
         axes.bar_label(container, padding=2, fontsize=6, fmt="%.4g")
@@ -409,7 +424,7 @@ def balance_figure(classes: Sequence[str], records: Sequence[Mapping]) -> Figure
         # a class the log does not give (null: not finite when logged) is a gap in its line
         shares = [100 * r["crop_shares"][c] if c < len(r["crop_shares"]) and r["crop_shares"][c] is not None
                   else np.nan for r in rows]
-        axes.plot(epochs, shares, marker=".", color=colors(c % 20), label=plain(f"{c}  {name}"))
+        axes.plot(epochs, shares, marker=".", color=colors(c % 20), label=f"{c}  {class_text(name)}")
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("share of training crops (%)")
@@ -504,7 +519,7 @@ def confusion_figure(
     folded = len(labels) > MAX_CONFUSION_CLASSES
     if folded:
         ids, counts, background, missed, instances = fold_classes(counts, background, missed, instances)
-    names = [plain(f"{i}  {labels[i]}") for i in ids] + ([f"the other {len(labels) - len(ids)} classes"] if folded
+    names = [f"{i}  {class_text(labels[i])}" for i in ids] + ([f"the other {len(labels) - len(ids)} classes"] if folded
                                                           else [])
     count = len(names)
     row_names = list(names)
