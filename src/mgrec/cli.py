@@ -1415,7 +1415,7 @@ def cmd_report(args) -> None:
 
 def _report_detections(args, run_dir: Path) -> None:
     """`mgrec report RUN --detections FILE`: the page of FILE's detections (`mgrec.report.detections`)."""
-    from mgrec.files import check_output, check_writable, is_stream, output_target
+    from mgrec.files import check_output, check_writable, is_stream, missing_file_problem, output_target, resolve_path
     from mgrec.report.detections import write_detections_report
     from mgrec.run import RunDir
 
@@ -1426,15 +1426,19 @@ def _report_detections(args, run_dir: Path) -> None:
                          "draws the file's detections, without ground truth); leave them out, or report the run's "
                          "split without --detections")
     source = Path(args.detections)
-    if not source.exists():
-        raise InputError(f"--detections {args.detections}: no such file or folder")
-    if args.out is None:  # beside the detections: detections.json -> detections.html, submission/ -> submission.html
-        out = source.resolve().with_suffix(".html") if source.is_file() else source.resolve().with_name(
-            source.resolve().name + ".html")
+    if not (source.is_file() or source.is_dir()):  # a link to a file gone, a pipe (/dev/stdin): said so, not "no such
+        raise InputError(  # file", nor a page named after the pipe (/proc/PID/fd/pipe:[N].html)
+            f"--detections {args.detections}: {missing_file_problem(source, 'predictions file or folder')}")
+    named = resolve_path(source)  # the page is named after it: detections.json -> detections.html, submission/ ->
+    if not named.name:  # submission.html
+        raise InputError(f"--detections {args.detections}: the root folder gives no name to the page; give --out "
+                         "PAGE.html")
+    if args.out is None:  # beside the detections
+        out = named.with_suffix(".html") if source.is_file() else named.with_name(named.name + ".html")
     else:
         out = Path(args.out)
         if args.out.endswith(("/", os.sep)) or out.is_dir():
-            out = out / (source.resolve().stem + ".html")
+            out = out / ((named.stem if source.is_file() else named.name) + ".html")
     # the page never replaces what it reads, nor a file of a run; a page of its own may be written again
     check_output(out, reads=[source, RunDir(run_dir).config_path, RunDir(run_dir).classes_path],
                  protected=RunDir(run_dir).owned_files())

@@ -1,6 +1,7 @@
 """The page of a run's detections on videos without ground truth (`mgrec report RUN --detections FILE`)."""
 
 import json
+import os
 
 import pytest
 from tests.report.test_html import CLASSES, ODD_VIDEO, THRESHOLD, _detection, build_run_dir, count_bars
@@ -123,3 +124,25 @@ def test_a_detection_past_its_video_s_recorded_length_is_refused_not_drawn_past_
     edited["results"]["cam_3"][0]["segment"] = [29.0, 30.0]  # up to the video's end: drawn
     (tmp_path / "edited.json").write_text(json.dumps(edited))
     assert load_detections(run_dir, tmp_path / "edited.json").durations["cam_3"] == 30.0
+
+
+def test_detections_that_are_no_file_or_folder_are_named_for_what_they_are(run_dir, tmp_path, capsys, monkeypatch):
+    """A link to a file gone was "no such file or folder"; a pipe (`--detections /dev/stdin` after `|`) was refused
+    as an output `/proc/PID/fd/pipe:[N].html`; the root folder a `ValueError` traceback (no name to give the page)."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(path.name for path in tmp_path.iterdir())
+    (tmp_path / "gone.json").symlink_to(tmp_path / "mnt" / "det.json")
+    os.mkfifo(tmp_path / "pipe.json")
+    for given, said in (("gone.json", f"a symbolic link to {tmp_path / 'mnt' / 'det.json'}, which does not exist"),
+                        ("pipe.json", "a named pipe, not a predictions file or folder"),
+                        ("/", "the root folder gives no name to the page; give --out PAGE.html")):
+        assert main(["report", str(run_dir), "--detections", given]) == 2
+        assert f"--detections {given}: {said}" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*before, "gone.json", "pipe.json"])  # no page
+    # a folder's page is named after the folder, whole, beside it or in the --out folder alike
+    RunDir(run_dir).write_recipe({"fps": 28.0, "stride": 4, "window": 16, "backbone": "b", "dim": 4, "frames": None})
+    write_smg_labels(hard_of(RANKED), tmp_path / "sub.v2", fps=28.0)
+    (tmp_path / "pages").mkdir()
+    for out in ([], ["--out", "pages"]):
+        assert main(["report", str(run_dir), "--detections", "sub.v2", *out]) == 0
+    assert (tmp_path / "sub.v2.html").is_file() and (tmp_path / "pages" / "sub.v2.html").is_file()
