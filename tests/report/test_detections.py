@@ -146,3 +146,15 @@ def test_detections_that_are_no_file_or_folder_are_named_for_what_they_are(run_d
     for out in ([], ["--out", "pages"]):
         assert main(["report", str(run_dir), "--detections", "sub.v2", *out]) == 0
     assert (tmp_path / "sub.v2.html").is_file() and (tmp_path / "pages" / "sub.v2.html").is_file()
+
+
+def test_the_histogram_s_line_is_named_for_where_its_threshold_comes_from(run_dir, tmp_path):
+    """A file detected by another run at 0.7 (this run's threshold: 0.5): its line was captioned "the run's
+    threshold (0.7)", a threshold this run does not have."""
+    source = tmp_path / "other.json"
+    save_predictions(hard_of(RANKED), source, info={"set": "hard", "score_threshold": 0.7, "class_thresholds": None})
+    page = write_detections_report(run_dir, source, tmp_path / "other.html").read_text(encoding="utf-8")
+    assert "the line is the threshold the file records (0.7)." in page and "run's threshold" not in page
+    save_predictions(RANKED, source, info={"set": "ranked"})  # it records none: cut, and drawn, at the run's
+    page = write_detections_report(run_dir, source, tmp_path / "other.html").read_text(encoding="utf-8")
+    assert "the line is the run's threshold (0.5)." in page

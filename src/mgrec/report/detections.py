@@ -50,6 +50,7 @@ class DetectionsData:
     which: str  # which detections are drawn, in words
     bar: tuple[float, list[float] | None] | None  # the hard set's score threshold (and per class), where known
     lengths_recorded: bool  # whether the file records each video's length (else: its last detection's end)
+    bar_recorded: bool = False  # whether `bar` is the one the file records (else: the run's)
 
 
 def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
@@ -87,7 +88,8 @@ def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
     durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in detections), 1.0])
                  for video_id, detections in drawn.items()}
     return DetectionsData(source, Path(run_dir), classes, drawn, durations, info, which, bar,
-                          lengths_recorded=bool(lengths) and set(drawn) <= set(lengths))
+                          lengths_recorded=bool(lengths) and set(drawn) <= set(lengths),
+                          bar_recorded="score_threshold" in info)
 
 
 def _recorded_lengths(source: Path, info: dict) -> dict[str, float]:
@@ -149,9 +151,10 @@ def _per_class(data: DetectionsData) -> str:
     scores = [[d.score for detections in data.drawn.values() for d in detections if d.label_id == label_id]
               for label_id in range(len(data.classes))]
     threshold = None if data.bar is None or data.bar[1] is not None else data.bar[0]
+    line = "the threshold the file records" if data.bar_recorded else "the run's threshold"
     figure = figure_html(score_histogram_figure(data.classes, scores, threshold), "detection scores per class",
                          "Scores of the drawn detections, stacked by class"
-                         + (f"; the line is the run's threshold ({threshold:.4g})." if threshold is not None else "."))
+                         + (f"; the line is {line} ({threshold:.4g})." if threshold is not None else "."))
     return table + figure
 
 
