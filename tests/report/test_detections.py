@@ -76,6 +76,16 @@ def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detecti
     assert count_bars(page).bars == {("cam_1", "det-bar"): 2, (ODD_VIDEO, "det-bar"): 1}
     assert "up to each video's last detection (the file does not record the videos' lengths)" in page
 
+    partial = mgrec_file(tmp_path / "partial.json", hard_of(RANKED), "hard")
+    document = json.loads(partial.read_text())
+    del document["mgrec"]["durations"]["cam_3"]
+    document["results"]["cam_1"][0]["score"] = 3.5  # another tool's logit
+    partial.write_text(json.dumps(document))
+    page = write_detections_report(run_dir, partial, tmp_path / "partial.html").read_text(encoding="utf-8")
+    assert ("the videos' lengths where the file records them (2 of 3 videos), and the others up to their last "
+            "detection") in page
+    assert "1 score(s) outside [0, 1] (another tool's logits?) are counted in the end bins" in page
+
 
 def test_the_command_writes_beside_the_file_and_refuses_what_does_not_apply(run_dir, tmp_path, capsys):
     source = mgrec_file(tmp_path / "detections.json", hard_of(RANKED), "hard")

@@ -49,7 +49,7 @@ class DetectionsData:
     info: dict  # the results JSON's `mgrec` block ({} for other files)
     which: str  # which detections are drawn, in words
     bar: tuple[float, list[float] | None] | None  # the hard set's score threshold (and per class), where known
-    lengths_recorded: bool  # whether the file records each video's length (else: its last detection's end)
+    lengths_recorded: int  # of the videos drawn, those whose length the file records (others: to their last end)
     bar_recorded: bool = False  # whether `bar` is the one the file records (else: the run's)
 
 
@@ -88,7 +88,7 @@ def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
     durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in detections), 1.0])
                  for video_id, detections in drawn.items()}
     return DetectionsData(source, Path(run_dir), classes, drawn, durations, info, which, bar,
-                          lengths_recorded=bool(lengths) and set(drawn) <= set(lengths),
+                          lengths_recorded=len(set(drawn) & set(lengths)),
                           bar_recorded="score_threshold" in info)
 
 
@@ -128,8 +128,13 @@ def _summary(data: DetectionsData) -> str:
              ("per minute", f"{count / (60 * hours):.1f}" if hours > 0 else "–")]
     cards_html = "".join(f'<div class="card"><div class="value">{value}</div><div class="label">{label}</div></div>'
                          for label, value in cards)
-    span = ("the videos' lengths, as the file records them" if data.lengths_recorded else
-            "up to each video's last detection (the file does not record the videos' lengths)")
+    if data.lengths_recorded == len(data.drawn):
+        span = "the videos' lengths, as the file records them"
+    elif data.lengths_recorded:
+        span = (f"the videos' lengths where the file records them ({data.lengths_recorded} of {len(data.drawn)} "
+                "videos), and the others up to their last detection")
+    else:
+        span = "up to each video's last detection (the file does not record the videos' lengths)"
     return (f'<div class="cards">{cards_html}</div><p class="note">Drawn: {escape(data.which)}. Rates and timelines '
             f"span {span}: {hours * 60:.1f} minutes in all. No ground truth: nothing is scored.</p>")
 
@@ -152,9 +157,12 @@ def _per_class(data: DetectionsData) -> str:
               for label_id in range(len(data.classes))]
     threshold = None if data.bar is None or data.bar[1] is not None else data.bar[0]
     line = "the threshold the file records" if data.bar_recorded else "the run's threshold"
-    figure = figure_html(score_histogram_figure(data.classes, scores, threshold), "detection scores per class",
-                         "Scores of the drawn detections, stacked by class"
-                         + (f"; the line is {line} ({threshold:.4g})." if threshold is not None else "."))
+    outside = sum(1 for own in scores for score in own if not 0.0 <= score <= 1.0)
+    caption = ("Scores of the drawn detections, stacked by class"
+               + (f"; the line is {line} ({threshold:.4g})." if threshold is not None else ".")
+               + (f" {outside} score(s) outside [0, 1] (another tool's logits?) are counted in the end bins."
+                  if outside else ""))
+    figure = figure_html(score_histogram_figure(data.classes, scores, threshold), "detection scores per class", caption)
     return table + figure
 
 
