@@ -559,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a page of the run's detections on videos without ground truth instead: what `mgrec detect` "
                         "wrote (results JSON, CSV table or SMG label folder) or `mgrec stream` printed (JSON lines); "
                         "per class counts, scores and a timeline per video (default --out: FILE with .html)")
+    p.add_argument("--fps", type=number, default=None,
+                   help="--detections of an SMG label folder (frames): the videos' frame rate, where the run records "
+                        "none (its data.fps, or its feature recipe's) (default: none)")
     p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
@@ -1390,6 +1393,8 @@ def cmd_report(args) -> None:
     run_dir = _checked_run_dir(args.run_dir)
     if args.detections is not None:
         return _report_detections(args, run_dir)
+    if args.fps is not None:
+        raise InputError("--fps: the frame rate of --detections' SMG label files; a run's report reads its own scores")
     args.split, args.checkpoint = args.split or "test", args.checkpoint or "best"
     out = None if args.out is None else Path(args.out)
     if out is None:
@@ -1416,6 +1421,7 @@ def cmd_report(args) -> None:
 def _report_detections(args, run_dir: Path) -> None:
     """`mgrec report RUN --detections FILE`: the page of FILE's detections (`mgrec.report.detections`)."""
     from mgrec.files import check_output, check_writable, is_stream, missing_file_problem, output_target, resolve_path
+    from mgrec.infer.offline import checked_fps
     from mgrec.report.detections import write_detections_report
     from mgrec.run import RunDir
 
@@ -1447,7 +1453,7 @@ def _report_detections(args, run_dir: Path) -> None:
     if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
         raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
                          "or a folder (an existing one, or a name ending in '/')")
-    written = write_detections_report(run_dir, source, out)
+    written = write_detections_report(run_dir, source, out, checked_fps(args.fps, "--fps"))
     print(f"report: {written}", file=closing_line_stream(out))
 
 

@@ -87,6 +87,20 @@ def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detecti
     assert "1 score(s) outside [0, 1] (another tool's logits?) are counted in the end bins" in page
 
 
+def test_an_smg_folder_of_a_run_without_a_frame_rate_is_read_at_the_fps_given(run_dir, tmp_path, capsys):
+    write_smg_labels(hard_of(RANKED), tmp_path / "smg", fps=28.0)
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg")]) == 2
+    assert "needs the frame rate (fps)" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg"), "--fps", "28"]) == 0
+    page = (tmp_path / "smg.html").read_text(encoding="utf-8")
+    assert count_bars(page).bars == {("cam_1", "det-bar"): 2, (ODD_VIDEO, "det-bar"): 1}
+    RunDir(run_dir).write_recipe({"fps": 25.0, "stride": 4, "window": 16, "backbone": "b", "dim": 4, "frames": None})
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg"), "--fps", "28"]) == 2
+    assert "fps 28 (--fps): the run's videos are 25 fps" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--fps", "28"]) == 2  # a run's own report: no frames to read
+    assert "--fps: the frame rate of --detections' SMG label files" in capsys.readouterr().err
+
+
 def test_the_command_writes_beside_the_file_and_refuses_what_does_not_apply(run_dir, tmp_path, capsys):
     source = mgrec_file(tmp_path / "detections.json", hard_of(RANKED), "hard")
     before = source.read_bytes()

@@ -13,6 +13,7 @@ and the page says so.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +54,20 @@ class DetectionsData:
     bar_recorded: bool = False  # whether `bar` is the one the file records (else: the run's)
 
 
-def load_detections(run_dir: str | Path, source: str | Path) -> DetectionsData:
+def load_detections(run_dir: str | Path, source: str | Path, fps: float | None = None) -> DetectionsData:
     """The detections of `source` (any predictions file or folder `mgrec score --pred` reads) in `run_dir`'s classes,
-    cut to the hard set where the file holds a ranked list."""
+    cut to the hard set where the file holds a ranked list. `fps`: the videos' frame rate, for a folder of SMG label
+    files (which count frames) of a run that records none."""
     run = RunDir(run_dir)
     config = run.read_config()
     classes = run.read_classes()
     source = Path(source)
-    # a folder of SMG CSVs counts frames: at the run's fps, else that of the features it trained on
-    fps = config.data.fps or (read_sidecar(run.recipe_path).fps if run.recipe_path.is_file() else None)
+    # a folder of SMG CSVs counts frames: at the run's fps, else that of the features it trained on, else the given one
+    recorded = config.data.fps or (read_sidecar(run.recipe_path).fps if run.recipe_path.is_file() else None)
+    if fps is not None and recorded is not None and not math.isclose(fps, recorded, rel_tol=1e-6):
+        raise InputError(f"fps {fps:g} (--fps): the run's videos are {recorded:g} fps (its data.fps or feature "
+                         "recipe); leave it out")
+    fps = recorded or fps
     found = load_predictions(source, classes, fps=fps)
     info = read_predictions_info(source)  # {} but for a results JSON that mgrec wrote
     if "score_threshold" in info:  # the bar it was written at (a ranked list is cut there)
@@ -198,9 +204,10 @@ def _provenance(data: DetectionsData) -> str:
             "folders, streams' JSON lines and other tools' files hold none).</p>")
 
 
-def write_detections_report(run_dir: str | Path, source: str | Path, out: str | Path) -> Path:
-    """Write the page of `source`'s detections (`load_detections`) to `out`; returns its path."""
-    data = load_detections(run_dir, source)
+def write_detections_report(run_dir: str | Path, source: str | Path, out: str | Path,
+                            fps: float | None = None) -> Path:
+    """Write the page of `source`'s detections (`load_detections`, with `fps`) to `out`; returns its path."""
+    data = load_detections(run_dir, source, fps)
     title = f"mgrec detections: {data.source.name}"
     sections = [
         ("summary", "Summary", _summary(data)),
