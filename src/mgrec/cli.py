@@ -373,10 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "compare", "several runs' scores, mean ± std over each config's seeds", cmd_compare,
                  description=(
         "Runs' scores on one split side by side: the runs are grouped by their training config with the seed\n"
-        "left out (`train --seeds N` makes one group; an ensemble is its own), and each group is one row, named\n"
-        "by what sets its config apart, with the mean ± sample std over its runs of F1, F1 by the MiGA rule,\n"
-        "average mAP, mAP at each tIoU and each class's F1 (rarest first). Each run must be evaluated on the\n"
-        "split first (`mgrec evaluate RUN --split SPLIT`), all on the same videos."),
+        "left out (`train --seeds N` makes one group; ensembles of as many runs of one config another), and\n"
+        "each group is one row, named by what sets its config apart, with the mean ± sample std over its runs\n"
+        "of F1, F1 by the MiGA rule, average mAP, mAP at each tIoU and each class's F1 (rarest first). Each\n"
+        "run must be evaluated on the split first (`mgrec evaluate RUN --split SPLIT`), all on the same videos."),
                  examples=("mgrec compare runs/paper-seed* runs/default-seed*",
                            "mgrec compare runs/a-seed1 runs/a-seed2 runs/b-seed1 runs/b-seed2 --split val --json"))
     p.add_argument("run_dirs", metavar="RUN_DIR", type=Path, nargs="+", help="run directories (`mgrec train --out`)")

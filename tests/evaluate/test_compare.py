@@ -65,6 +65,17 @@ def test_runs_are_grouped_by_config_and_each_group_gets_its_mean_and_sample_std(
     assert table.index("rare (1)") < table.index("common (3)")  # rarest first
 
 
+def test_ensembles_of_as_many_runs_of_one_config_are_one_group_apart_from_their_members(tmp_path):
+    runs = [fake_run(tmp_path, f"a-seed{seed}", seed, 1e-3, found)[0] for seed, found in ((1, [0, 1]), (2, [0, 2]))]
+    ensembles = []
+    for name, seed, found in (("e1", 1, [0, 1, 2]), ("e2", 4, [0, 1, 2, 3])):
+        run, _ = fake_run(tmp_path, name, seed, 1e-3, found)
+        (run / "run.json").write_text(json.dumps({"format": 14, "ensemble": {"members": 2, "sources": []}}))
+        ensembles.append(run)
+    rows = compare_runs([*runs, *ensembles]).rows
+    assert [(row.name, row.runs) for row in rows] == [("ensemble=no", runs), ("ensemble=2 runs", ensembles)]
+
+
 def test_one_run_and_one_copied_run_are_said_so(tmp_path, capsys):
     a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
     b1, _ = fake_run(tmp_path, "b-seed1", 1, 3e-4, [0, 1, 2])

@@ -2,11 +2,11 @@
 
 One training is one draw: the demo's three seeds of one config spread over 1-4 test F1 points, so a quality claim
 rests on several seeds. Runs are grouped by their training config with the seed and the name left out (`train --seeds
-N` makes one such group; an ensemble is a group of its own), and each group is one row: how many runs, and the mean
-and sample standard deviation over them of strict F1, F1 by the MiGA rule, average mAP, mAP at each tIoU, and each
-class's F1. A row is named by what sets its config apart from the other rows'. Every run must have been scored on the
-same split of the same videos (`mgrec evaluate RUN --split SPLIT` first): means over different test sets compare
-nothing, and are refused.
+N` makes one such group; ensembles of as many runs of one config are another), and each group is one row: how many
+runs, and the mean and sample standard deviation over them of strict F1, F1 by the MiGA rule, average mAP, mAP at each
+tIoU, and each class's F1. A row is named by what sets its config apart from the other rows'. Every run must have been
+scored on the same split of the same videos (`mgrec evaluate RUN --split SPLIT` first): means over different test
+sets compare nothing, and are refused.
 """
 
 from __future__ import annotations
@@ -107,13 +107,14 @@ def _set_words(videos: object, instances: dict[str, int]) -> str:
 
 
 def _group_key(run: RunDir, config) -> tuple[str, dict]:
-    """The key runs of one group share (their config, less seed and name; an ensemble's own path) and the flattened
-    config its name is drawn from."""
+    """The key runs of one group share (their config, less seed and name; for an ensemble, its members' config and
+    how many they are) and the flattened config its name is drawn from."""
     flat = _flattened(to_dict(config))
     for varying in ("seed", "name"):
         flat.pop(varying, None)
-    if run.read_ensemble() is not None:  # an ensemble of runs is not one more seed of its members' config
-        flat["ensemble"] = str(run.path)
+    ensemble = run.read_ensemble()
+    # an ensemble is not one more seed of its members' config; ensembles of as many runs of one config are a group
+    flat["ensemble"] = "no" if ensemble is None else f"{ensemble['members']} runs"
     return repr(sorted(flat.items())), flat
 
 
