@@ -104,3 +104,18 @@ def test_runs_scored_on_other_videos_unevaluated_or_given_twice_are_refused(tmp_
     assert main(["compare", str(a1)]) == 2
     assert f"run `mgrec evaluate {a1} --split test` first" in capsys.readouterr().err
     assert main(["compare", str(a1), "--split", "val"]) == 0
+
+
+def test_one_run_given_by_two_paths_is_refused_as_given_twice(tmp_path, monkeypatch):
+    """A run and a symbolic link to it (or its absolute path beside a relative one) were two runs of one seed: the
+    same scores counted twice in the group's mean and its std shrunk, with only the note of a copied run."""
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    a2, _ = fake_run(tmp_path, "a-seed2", 2, 1e-3, [0, 1, 2, 3])
+    link = tmp_path / "latest"
+    link.symlink_to(a1, target_is_directory=True)
+    with pytest.raises(InputError, match=rf"latest: given twice \(as {a1}: the same folder\); each run counts once"):
+        compare_runs([a1, a2, link])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"given twice \(as a-seed1: the same folder\)"):
+        compare_runs(["a-seed1", a1])
+    assert len(compare_runs([a1, a2]).rows[0].runs) == 2

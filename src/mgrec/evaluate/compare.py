@@ -92,14 +92,25 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
                              f"({_set_words(*scored[1:])} against {_set_words(*scored_set[1:])}): means over "
                              "different videos compare nothing; evaluate them on the same annotations")
         key, flat = _group_key(run, config)
-        if any(path == run.path for path, _, _ in groups.get(key, [])):
-            raise InputError(f"{given}: given twice; each run counts once in its group's mean")
+        # the same folder by another path (a symbolic link to it, its absolute path beside a relative one, `a/../a`)
+        # is the same run, counted twice in its group's mean as a run of a seed of its own
+        same = next((path for path, _, _ in groups.get(key, []) if _same_folder(path, run.path)), None)
+        if same is not None:
+            also = "" if same == run.path else f" (as {same}: the same folder)"
+            raise InputError(f"{given}: given twice{also}; each run counts once in its group's mean")
         groups.setdefault(key, []).append((run.path, config.seed, scores))
         configs[key] = flat
     names = _group_names(configs)
     rows = [_row(names[key], members) for key, members in groups.items()]
     assert scored_set is not None
     return Comparison(split, scored_set[1], scored_set[2], rows)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a == b or a.samefile(b)
+    except OSError:
+        return False
 
 
 def _set_words(videos: object, instances: dict[str, int]) -> str:
