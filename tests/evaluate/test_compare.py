@@ -119,3 +119,24 @@ def test_one_run_given_by_two_paths_is_refused_as_given_twice(tmp_path, monkeypa
     with pytest.raises(InputError, match=r"given twice \(as a-seed1: the same folder\)"):
         compare_runs(["a-seed1", a1])
     assert len(compare_runs([a1, a2]).rows[0].runs) == 2
+
+
+def test_runs_of_other_class_lists_on_as_many_segments_are_refused_naming_the_classes(tmp_path):
+    """Two runs scored on sets of as many videos and segments but other classes (another class list, a class renamed;
+    or one class's instances moved to another) were refused as scored on `(2 videos, 4 segments against 2 videos, 4
+    segments)`: the same words twice, and no word of what differed."""
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    renamed, _ = fake_run(tmp_path, "renamed", 2, 1e-3, [0, 1])
+    scores = json.loads((renamed / "eval_test.json").read_text())
+    scores["per_class"] = {"Rubbing eyes": scores["per_class"]["rare"], "common": scores["per_class"]["common"]}
+    scores["confusion"]["labels"] = ["Rubbing eyes", "common"]
+    (renamed / "eval_test.json").write_text(json.dumps(scores))
+    with pytest.raises(InputError, match=r"\(2 videos, 4 segments against 2 videos, 4 segments, but of other "
+                                         r"classes: 'Rubbing eyes' against 'rare'\): means over different classes"):
+        compare_runs([a1, renamed])
+    moved, _ = fake_run(tmp_path, "moved", 3, 1e-3, [0, 1])
+    scores = json.loads((moved / "eval_test.json").read_text())
+    scores["per_class"]["rare"]["instances"], scores["per_class"]["common"]["instances"] = 2, 2
+    (moved / "eval_test.json").write_text(json.dumps(scores))
+    with pytest.raises(InputError, match=r"4 segments, but class 'rare' has 2 instances against 1\)"):
+        compare_runs([a1, moved])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mgrec.config import to_dict
 from mgrec.errors import InputError
+from mgrec.files import brief
 from mgrec.run import RunDir
 
 # The headline measures of a row, as eval_<split>.json names them, and how the table heads them.
@@ -89,8 +90,9 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
             scored_set = scored
         elif scored[1:] != scored_set[1:]:
             raise InputError(f"{run.path} and {scored_set[0]} were scored on different {split} sets "
-                             f"({_set_words(*scored[1:])} against {_set_words(*scored_set[1:])}): means over "
-                             "different videos compare nothing; evaluate them on the same annotations")
+                             f"({_set_difference(scored[1:], scored_set[1:])}): means over different "
+                             f"{'videos' if _set_words(*scored[1:]) != _set_words(*scored_set[1:]) else 'classes'} "
+                             "compare nothing; evaluate them on the same annotations, with the same class list")
         key, flat = _group_key(run, config)
         # the same folder by another path (a symbolic link to it, its absolute path beside a relative one, `a/../a`)
         # is the same run, counted twice in its group's mean as a run of a seed of its own
@@ -115,6 +117,22 @@ def _same_folder(a: Path, b: Path) -> bool:
 
 def _set_words(videos: object, instances: dict[str, int]) -> str:
     return f"{videos} videos, {sum(instances.values())} segments"
+
+
+def _set_difference(this: tuple[object, dict[str, int]], first: tuple[object, dict[str, int]]) -> str:
+    """What sets two scored sets (video count, class name -> instances) apart, `this` against `first`: their counts,
+    or where those are the same, their classes (other names: runs of other class lists) or a class's instances."""
+    words = f"{_set_words(*this)} against {_set_words(*first)}"
+    if _set_words(*this) != _set_words(*first):
+        return words
+    ours, theirs = this[1], first[1]
+    if set(ours) != set(theirs):
+        only = [name for name in ours if name not in theirs]
+        other = [name for name in theirs if name not in ours]
+        return (f"{words}, but of other classes: {', '.join(map(brief, only[:3]))}{', ...' * (len(only) > 3)} "
+                f"against {', '.join(map(brief, other[:3]))}{', ...' * (len(other) > 3)}")
+    name = next(name for name in ours if ours[name] != theirs[name])
+    return f"{words}, but class {brief(name)} has {ours[name]} instances against {theirs[name]}"
 
 
 def _group_key(run: RunDir, config) -> tuple[str, dict]:
