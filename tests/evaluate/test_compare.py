@@ -140,3 +140,21 @@ def test_runs_of_other_class_lists_on_as_many_segments_are_refused_naming_the_cl
     (moved / "eval_test.json").write_text(json.dumps(scores))
     with pytest.raises(InputError, match=r"4 segments, but class 'rare' has 2 instances against 1\)"):
         compare_runs([a1, moved])
+
+
+def test_runs_whose_map_has_other_tious_are_refused_naming_the_file(tmp_path):
+    """An eval file whose mAP is at other tIoUs than another run's (edited, or written by another tool): in one group a
+    raw `KeyError: '0.4'`; in another group its cells moved left under the first row's heads (mAP@0.5 printed as
+    mAP@0.4), without a word."""
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    a2, _ = fake_run(tmp_path, "a-seed2", 2, 1e-3, [0, 1, 2])
+    b1, _ = fake_run(tmp_path, "b-seed1", 1, 3e-4, [0, 1, 2])
+    for run in (a2, b1):
+        scores = json.loads((run / "eval_test.json").read_text())
+        del scores["mAP"]["0.4"]
+        (run / "eval_test.json").write_text(json.dumps(scores))
+    for runs in ([a1, a2], [a1, b1]):
+        with pytest.raises(InputError, match=rf"{runs[1]}/eval_test.json \[mAP\]: at tIoU 0.3, 0.5, 0.6, 0.7, but "
+                                             rf"{a1}/eval_test.json at 0.3, 0.4, 0.5, 0.6, 0.7: average mAP"):
+            compare_runs(runs)
+    assert len(compare_runs([a2, b1]).rows) == 2

@@ -80,6 +80,7 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
     groups: dict[str, list[tuple[Path, int | None, dict]]] = {}
     configs: dict[str, dict] = {}
     scored_set: tuple[Path, int, dict[str, int]] | None = None
+    first_tious: tuple[Path, list[str]] | None = None
     for given in run_dirs:
         run = RunDir(given)
         config = run.read_config()
@@ -93,6 +94,13 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
                              f"({_set_difference(scored[1:], scored_set[1:])}): means over different "
                              f"{'videos' if _set_words(*scored[1:]) != _set_words(*scored_set[1:]) else 'classes'} "
                              "compare nothing; evaluate them on the same annotations, with the same class list")
+        tious = list(scores["mAP"])
+        if first_tious is None:
+            first_tious = (run.eval_path(split, checkpoint), tious)
+        elif tious != first_tious[1]:  # a row read the first run's tIoUs in every run (KeyError), the table its heads
+            raise InputError(f"{run.eval_path(split, checkpoint)} [mAP]: at tIoU {', '.join(tious)}, but "
+                             f"{first_tious[0]} at {', '.join(first_tious[1])}: average mAP over other tIoUs compares "
+                             "nothing (the file edited, or not written by mgrec evaluate?); evaluate the runs again")
         key, flat = _group_key(run, config)
         # the same folder by another path (a symbolic link to it, its absolute path beside a relative one, `a/../a`)
         # is the same run, counted twice in its group's mean as a run of a seed of its own
