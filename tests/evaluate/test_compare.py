@@ -158,3 +158,27 @@ def test_runs_whose_map_has_other_tious_are_refused_naming_the_file(tmp_path):
                                              rf"{a1}/eval_test.json at 0.3, 0.4, 0.5, 0.6, 0.7: average mAP"):
             compare_runs(runs)
     assert len(compare_runs([a2, b1]).rows) == 2
+
+
+def test_the_per_class_table_keeps_each_cell_under_its_class_when_names_are_long(tmp_path):
+    """A class name longer than a column (`Scratching or touching facial parts other than the eyes`, `Rubbing eyes`
+    with its count) ran into the next head (`Rubbing eyes (1)common (3)`), and every head after it stood to the right
+    of its cells."""
+    long_names = ["Rubbing eyes and more", "Scratching or touching facial parts other than the eyes"]
+    runs = []
+    for seed in (1, 2):
+        run, _ = fake_run(tmp_path, f"a-seed{seed}", seed, 1e-3, [0, 1, seed + 1])
+        scores = json.loads((run / "eval_test.json").read_text())
+        scores["per_class"] = dict(zip(long_names, scores["per_class"].values()))
+        scores["confusion"]["labels"] = long_names
+        (run / "eval_test.json").write_text(json.dumps(scores))
+        runs.append(run)
+    comparison = compare_runs(runs)
+    lines = format_comparison(comparison).splitlines()
+    head = next(line for line in lines if long_names[0] in line)
+    cells = lines[lines.index(head) + 1]
+    for name in long_names:
+        column = head.index(name)
+        assert head[column - 2:column] == "  "  # two spaces before each head
+        spread = comparison.rows[0].per_class_f1[name].percent()
+        assert cells[column:column + len(spread)] == spread  # its cell under it

@@ -203,11 +203,14 @@ def format_comparison(comparison: Comparison) -> str:
         lines.append(f"{name:<{width}}  {len(row.runs):<4}  {cells}".rstrip())
     classes = [name for name in comparison.instances if comparison.instances[name] > 0]
     rarest_first = sorted(classes, key=lambda name: comparison.instances[name])
+    # each class's column as wide as its head and two spaces: a longer name ran into the next head, and every column
+    # after it stood apart from its cells
+    class_heads = {c: f"{c} ({comparison.instances[c]})" for c in rarest_first}
+    widths = {c: max(column, len(head) + 2) for c, head in class_heads.items()}
     lines += ["", "F1 per class, rarest in the scored split first (instances):",
-              f"{'group':<{width}}  " + "".join(f"{f'{c} ({comparison.instances[c]})':<{column}}"
-                                                for c in rarest_first).rstrip()]
+              f"{'group':<{width}}  " + "".join(f"{class_heads[c]:<{widths[c]}}" for c in rarest_first).rstrip()]
     for name, row in zip(names, rows):
-        lines.append(f"{name:<{width}}  " + "".join(f"{row.per_class_f1[c].percent():<{column}}"
+        lines.append(f"{name:<{width}}  " + "".join(f"{row.per_class_f1[c].percent():<{widths[c]}}"
                                                       for c in rarest_first).rstrip())
     for name, row in zip(names, rows):
         repeated = sorted({seed for seed in row.seeds if row.seeds.count(seed) > 1}, key=str)
