@@ -1247,3 +1247,75 @@ def test_streaming_arguments_of_the_wrong_kind_are_named():
         with pytest.raises(InputError, match=r"threads: expected a whole number of threads, 1 or more"):
             with _torch_threads(threads):
                 pass
+
+
+def test_a_resume_names_every_label_file_it_cannot_keep_at_once_and_an_old_or_edited_marker_for_what_it_is(
+        tmp_path, capsys, monkeypatch):
+    """An interrupted `--format smg` stream's folder whose label files cannot be kept was refused one file at a time
+    (a folder of 50 streamed videos: 50 runs to learn them); a marker of an mgrec before label files were recorded in
+    it ("written" absent) was said to hold files `changed since, e.g. emptied, or put there by hand`; a "written"
+    edited into another kind was read as no file written, and with no label file there the resumed stream ended in a
+    raw `TypeError` as it recorded its first."""
+    import json
+
+    import mgrec.infer.online as online_module
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    names = ("Sample0036", "Sample0037", "Sample0038")
+    for name in names:
+        write_features(videos / f"{name}.npy", features, sidecar)
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert main([*command, str(whole)]) == 0
+    replay, calls = online_module._replay, []
+
+    def interrupted_in_the_third_video(*args):
+        calls.append(1)
+        for index, chunk in enumerate(replay(*args)):
+            if len(calls) == 3 and index == 4:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_third_video)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    files = [out / name / f"{name}_finelabels.csv" for name in names[:2]]
+    texts = [path.read_text() for path in files]
+    marker = out / INCOMPLETE_MARKER
+    plan = json.loads(marker.read_text())
+    assert set(plan["written"]) == set(names[:2])
+    for path in files:
+        path.write_text("")
+    assert main([*command, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{files[0]}: is not the label file the interrupted stream wrote for video Sample0036 (and 1 other of the "
+            f"2: {files[1]}) (changed since, e.g. emptied, or put there by hand): remove them, and the same command "
+            "streams those videos again") in err
+    for path, text in zip(files, texts):
+        path.write_text(text)
+    marker.write_text(json.dumps({key: value for key, value in plan.items() if key != "written"}))  # an old marker
+    assert main([*command, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so none of the 2 "
+            f"label files in {out} can be told from one changed since or put there by hand: remove them") in err
+    marker.write_text(json.dumps({**plan, "written": None}))  # edited
+    assert main([*command, str(out)]) == 2
+    assert f"{marker} [written]: expected the SHA-256 of each label file" in capsys.readouterr().err
+    for path in files:
+        path.unlink()
+    assert main([*command, str(out)]) == 2  # was a raw TypeError once the first video was streamed
+    assert f"{out} holds no label file yet: remove the marker, and the same command" in capsys.readouterr().err
+    for path, text in zip(files, texts):
+        path.write_text(text)
+    marker.write_text(json.dumps(plan))
+    assert main([*command, str(out)]) == 0
+    assert "2 of 3 videos were streamed to their end before" in capsys.readouterr().err
+    assert not marker.exists()
+    for name in names:
+        assert (out / name / f"{name}_finelabels.csv").read_text() == \
+            (whole / name / f"{name}_finelabels.csv").read_text()

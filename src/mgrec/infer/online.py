@@ -136,7 +136,7 @@ from mgrec.data.videos import batched
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.files import atomic_write_text, check_writable, counted, file_sha256
+from mgrec.files import atomic_write_text, brief, check_writable, counted, file_sha256
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
@@ -1013,21 +1013,39 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
                          "stream into an empty folder")
     # A file is kept as it was written (its SHA-256 in the marker, `record_label_file`): one emptied or edited since,
     # or one of a video the stream was killed before recording, counted as that video's gestures.
-    written = earlier.get("written") if isinstance(earlier.get("written"), dict) else {}
-    done = set()
-    for video, path in label_paths.items():
-        if not path.is_file():
-            continue
-        if written.get(video) != file_sha256(path):
-            raise InputError(f"{path}: is not the label file the interrupted stream wrote for video {video} (changed "
-                             "since, e.g. emptied, or put there by hand): remove it, and the same command streams "
-                             "that video again")
-        done.add(video)
+    present = {video: path for video, path in label_paths.items() if path.is_file()}
+    marker = out / INCOMPLETE_MARKER
+    written = earlier.get("written", {})
+    if not (isinstance(written, dict) and all(isinstance(v, str) and isinstance(h, str) for v, h in written.items())):
+        what = (f"no label file of {out} can be told from one changed since: {_remove_the_files(present)}"
+                if present else f"{out} holds no label file yet: remove the marker, and the same command streams "
+                "every video")
+        raise InputError(f"{marker} [written]: expected the SHA-256 of each label file the stream wrote (video -> hex "
+                         f"digest, as mgrec writes it), got {brief(written)}: the marker was edited, and {what}")
+    if present and "written" not in earlier:  # a marker of an mgrec before files were recorded: the plan only
+        raise InputError(f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so "
+                         f"none of the {counted(len(present), 'label file')} in {out} can be told from one changed "
+                         f"since or put there by hand: {_remove_the_files(present)}")
+    # every such file named at once: one a run, the other files found one by one, one run each
+    changed = {video: path for video, path in present.items() if written.get(video) != file_sha256(path)}
+    if changed:
+        video, path = next(iter(changed.items()))
+        more = "" if len(changed) == 1 else f" (and {counted(len(changed) - 1, 'other')} of the {len(present)}: " \
+            f"{', '.join(str(p) for p in list(changed.values())[1:4])}{', ...' * (len(changed) > 4)})"
+        raise InputError(f"{path}: is not the label file the interrupted stream wrote for video {video}{more} (changed "
+                         f"since, e.g. emptied, or put there by hand): {_remove_the_files(changed)}")
+    done = set(present)
     others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
     if others:
         raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted stream did not write (e.g. "
                          f"{others[0]}): remove them, or stream into an empty folder")
     return done
+
+
+def _remove_the_files(paths: dict[str, Path]) -> str:
+    it = "it" if len(paths) == 1 else "them"
+    videos = "that video" if len(paths) == 1 else "those videos"
+    return f"remove {it}, and the same command streams {videos} again"
 
 
 def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: float | None,
