@@ -76,6 +76,18 @@ def test_ensembles_of_as_many_runs_of_one_config_are_one_group_apart_from_their_
     assert [(row.name, row.runs) for row in rows] == [("ensemble=no", runs), ("ensemble=2 runs", ensembles)]
 
 
+def test_a_group_whose_runs_were_evaluated_differently_is_said_so(tmp_path, capsys):
+    runs = [fake_run(tmp_path, f"a-seed{seed}", seed, 1e-3, found)[0] for seed, found in ((1, [0, 1]), (2, [0, 2]))]
+    scores = json.loads((runs[1] / "eval_test.json").read_text())
+    scores.update({"inference_precision": "bf16", "threshold_tuned_on": "val"})
+    (runs[1] / "eval_test.json").write_text(json.dumps(scores))
+    (row,) = compare_runs(runs).rows
+    assert row.mixed == {"inference_precision": [None, "bf16"], "threshold_tuned_on": [None, "val"]}
+    assert main(["compare", *map(str, runs)]) == 0
+    assert ("note: (one config): its runs were evaluated differently (inference_precision None / bf16; "
+            "threshold_tuned_on None / val)") in capsys.readouterr().out
+
+
 def test_one_run_and_one_copied_run_are_said_so(tmp_path, capsys):
     a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
     b1, _ = fake_run(tmp_path, "b-seed1", 1, 3e-4, [0, 1, 2])

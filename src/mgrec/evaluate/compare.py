@@ -20,6 +20,8 @@ from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.run import RunDir
 
+# How a run's evaluation was made, beyond its config (eval_<split>.json's keys): said where a group's runs differ.
+EVALUATED_WITH = ("inference_precision", "threshold_tuned_on", "checkpoint")
 # The headline measures of a row, as eval_<split>.json names them, and how the table heads them.
 MEASURES = {"f1": "F1", "f1_miga": "F1 MiGA", "average_mAP": "avg mAP"}
 
@@ -51,11 +53,13 @@ class GroupRow:
     seeds: list[int | None]
     measures: dict[str, Spread]  # MEASURES' keys, and "mAP@<tIoU>" for each tIoU
     per_class_f1: dict[str, Spread]  # class name -> its F1 over the runs (classes without instances left out)
+    mixed: dict[str, list]  # how the runs' evaluations differ, where they do: eval key -> the values met, in order
 
     def to_json(self) -> dict:
         return {"name": self.name, "runs": [str(run) for run in self.runs], "seeds": self.seeds,
                 "measures": {key: spread.to_json() for key, spread in self.measures.items()},
-                "per_class_f1": {name: spread.to_json() for name, spread in self.per_class_f1.items()}}
+                "per_class_f1": {name: spread.to_json() for name, spread in self.per_class_f1.items()},
+                "mixed": self.mixed}
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,11 @@ def _row(name: str, members: list[tuple[Path, int | None, dict]]) -> GroupRow:
         measures[f"mAP@{tiou}"] = Spread.of([s["mAP"][tiou] for s in scores])
     per_class = {class_name: Spread.of([s["per_class"][class_name]["f1"] for s in scores])
                  for class_name, entry in scores[0]["per_class"].items() if entry["instances"] > 0}
-    return GroupRow(name, [member[0] for member in members], [member[1] for member in members], measures, per_class)
+    # what the config does not hold but the evaluation chose: a group evaluated two ways is two draws of two things
+    mixed = {key: values for key in EVALUATED_WITH
+             if len(values := list(dict.fromkeys(s.get(key) for s in scores))) > 1}
+    return GroupRow(name, [member[0] for member in members], [member[1] for member in members], measures, per_class,
+                    mixed)
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -217,6 +225,11 @@ def format_comparison(comparison: Comparison) -> str:
         if repeated:
             lines.append(f"note: {name}: runs of seed {', '.join(map(str, repeated))} count more than once (one run "
                          "copied? the same seed trains the same run on one machine, and another on another CPU)")
+    for name, row in zip(names, rows):
+        if row.mixed:
+            said = "; ".join(f"{key} {' / '.join(map(str, values))}" for key, values in row.mixed.items())
+            lines.append(f"note: {name}: its runs were evaluated differently ({said}): `mgrec evaluate` them alike "
+                         "for a mean of one thing")
     single = [name for name, row in zip(names, rows) if len(row.runs) == 1]
     if single:
         lines.append(f"note: {len(single)} group(s) of one run ({', '.join(single[:3])}{', ...' * (len(single) > 3)})"
