@@ -631,20 +631,20 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
         load_predictions(log, detector.classes)
 
 
-def interrupt_the_second_video(monkeypatch) -> list[int]:
-    """Ctrl-C at the 5th hop of the second video a stream replays; the list grows by one per video replayed."""
+def interrupt_a_video(monkeypatch, video: int = 2) -> list[int]:
+    """Ctrl-C at the 5th hop of the `video`-th video a stream replays; the list grows by one per video replayed."""
     import mgrec.infer.online as online_module
 
     replay, calls = online_module._replay, []
 
-    def interrupted_in_the_second_video(*args):
+    def interrupted_in_that_video(*args):
         calls.append(1)
         for index, chunk in enumerate(replay(*args)):
-            if len(calls) == 2 and index == 4:
+            if len(calls) == video and index == 4:
                 raise KeyboardInterrupt
             yield chunk
 
-    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_second_video)
+    monkeypatch.setattr(online_module, "_replay", interrupted_in_that_video)
     return calls
 
 
@@ -713,7 +713,7 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
 
     # interrupted in the second video: that video is decided as at its end, the third is not streamed; the first
     # video's file is kept and the folder marked unfinished (a partial set would be scored as the whole submission)
-    calls = interrupt_the_second_video(monkeypatch)
+    calls = interrupt_a_video(monkeypatch)
     stopped = tmp_path / "stopped"
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
                "--out", str(stopped)]
@@ -792,7 +792,7 @@ def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s
     summary = StreamSummary("v", 1, 2, 3.0, 1.0, 1.0, offline_passes=4, normalize="video")
     assert "note:" in summary.describe() and "note:" not in summary.describe(notes=False)
 
-    calls = interrupt_the_second_video(monkeypatch)
+    calls = interrupt_a_video(monkeypatch)
     with pytest.raises(StreamInterrupted) as stopped:
         stream_files(tmp_path / "run", [videos], lookahead=0.01, hop=8, out=io.StringIO())
     assert stopped.value.summary.video_id == "Sample0037" and stopped.value.not_streamed == ["Sample0038"]
@@ -836,7 +836,7 @@ def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_i
     out = tmp_path / "out"
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
                "--out", str(out)]
-    interrupt_the_second_video(monkeypatch)
+    interrupt_a_video(monkeypatch)
     assert main(command) == 130
     monkeypatch.undo()
     capsys.readouterr()
@@ -899,7 +899,7 @@ def test_a_resumed_stream_keeps_its_label_files_only_as_it_wrote_them_and_a_mark
     monkeypatch.undo()
     assert not (out / INCOMPLETE_MARKER).exists()  # nothing begun: the same command starts the set afresh
 
-    interrupt_the_second_video(monkeypatch)
+    interrupt_a_video(monkeypatch)
     assert main([*command, str(out)]) == 130
     monkeypatch.undo()
     capsys.readouterr()
@@ -1258,7 +1258,6 @@ def test_a_resume_names_every_label_file_it_cannot_keep_at_once_and_an_old_or_ed
     raw `TypeError` as it recorded its first."""
     import json
 
-    import mgrec.infer.online as online_module
     from mgrec.cli import main
     from mgrec.smg_csv import INCOMPLETE_MARKER
 
@@ -1271,16 +1270,7 @@ def test_a_resume_names_every_label_file_it_cannot_keep_at_once_and_an_old_or_ed
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
     whole, out = tmp_path / "whole", tmp_path / "out"
     assert main([*command, str(whole)]) == 0
-    replay, calls = online_module._replay, []
-
-    def interrupted_in_the_third_video(*args):
-        calls.append(1)
-        for index, chunk in enumerate(replay(*args)):
-            if len(calls) == 3 and index == 4:
-                raise KeyboardInterrupt
-            yield chunk
-
-    monkeypatch.setattr(online_module, "_replay", interrupted_in_the_third_video)
+    interrupt_a_video(monkeypatch, video=3)
     assert main([*command, str(out)]) == 130
     monkeypatch.undo()
     capsys.readouterr()
