@@ -479,6 +479,29 @@ def test_lanes_are_as_few_as_possible_and_never_overlap():
     assert max(assign_lanes(items((0, 10), (1, 9), (2, 8), (3, 7)))) == 3
 
 
+def test_lanes_are_those_of_the_first_free_lane_scan():
+    """assign_lanes keeps its free and busy lanes in heaps; the rule it implements, written as a scan of every lane
+    per item (what it was: 10 s for 20k overlapping detections), gives the same lanes."""
+    import random
+
+    def first_free_lane(items):
+        lane_ends, lanes = [], [0] * len(items)
+        for i in sorted(range(len(items)), key=lambda i: (items[i].start, items[i].end)):
+            lane = next((n for n, end in enumerate(lane_ends) if end <= items[i].start), len(lane_ends))
+            lane_ends[lane:lane + 1] = [items[i].end]
+            lanes[i] = lane
+        return lanes
+
+    rng = random.Random(0)
+    for _ in range(200):
+        starts = [rng.choice([rng.uniform(0, 30), float(rng.randint(0, 30))]) for _ in range(rng.randint(1, 40))]
+        spans = [(start, start + rng.choice([rng.uniform(0.1, 8), 1.0, 2.0])) for start in starts]
+        detections = [_detection("v", start, end, 0, 0.5) for start, end in spans]
+        assert assign_lanes(detections) == first_free_lane(detections)
+    nested = [_detection("v", i * 1e-3, 100 - i * 1e-3, 0, 0.5) for i in range(5000)]  # all overlap one another
+    assert sorted(assign_lanes(nested)) == list(range(5000))
+
+
 def test_overlapping_detections_get_their_own_lane_and_none_is_hidden(built):
     run, _, page = built
     counter = count_bars(page)

@@ -18,6 +18,7 @@ behind them to RUN_DIR/analysis/<split>_*.
 from __future__ import annotations
 
 import base64
+import heapq
 import html
 import json
 import math
@@ -512,14 +513,21 @@ def assign_lanes(items: list[Segment] | list[Detection]) -> list[int]:
     """A lane per item such that no two items of a lane overlap (touching ones may share): by start
     time, each item goes to the first lane free at its start, which needs the fewest lanes."""
     order = sorted(range(len(items)), key=lambda i: (items[i].start, items[i].end))
-    lane_ends: list[float] = []
+    # Starts only grow, so a lane free at one item's start stays free for every later one: the busy lanes wait in a
+    # heap by end, the free ones in a heap by number (a scan of every lane per item took 10 s for 20k overlapping
+    # detections)
+    busy: list[tuple[float, int]] = []
+    free: list[int] = []
+    count = 0
     lanes = [0] * len(items)
     for i in order:
-        lane = next((n for n, end in enumerate(lane_ends) if end <= items[i].start), len(lane_ends))
-        if lane == len(lane_ends):
-            lane_ends.append(items[i].end)
-        lane_ends[lane] = items[i].end
-        lanes[i] = lane
+        while busy and busy[0][0] <= items[i].start:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            lanes[i] = heapq.heappop(free)
+        else:
+            lanes[i], count = count, count + 1
+        heapq.heappush(busy, (items[i].end, lanes[i]))
     return lanes
 
 
