@@ -579,9 +579,10 @@ def missing_file_problem(path: str | Path, what: str = "file") -> str:
                 return "a symbolic link loop (following its links leads back to them, never to a file)"
             return f"cannot be read: {exc.strerror or exc}"
     try:
-        kind = not_a_file(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except OSError:
         return "no such file or folder"
+    kind = "a folder" if stat.S_ISDIR(mode) else not_a_file(mode)
     return f"{kind}, not a {what}" if kind else "no such file or folder"
 
 

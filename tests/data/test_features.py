@@ -240,13 +240,26 @@ def test_feature_path_keeps_plain_names(video_id):
 
 
 def test_list_feature_files_skips_hidden_and_apple_double_files(tmp_path):
-    for name in ["b.npy", "a.npz", "._b.npy", ".c.npy", "...npy", "notes.txt", "b.json"]:
+    for name in ["b.npy", "a.npz", "._b.npy", ".c.npy", "...npy", ".d.npy", "notes.txt", "b.json"]:
         (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "folder.npy").mkdir()
     listing = list_feature_files(tmp_path)
     assert [p.name for p in listing.files] == ["a.npz", "b.npy"]
-    assert sorted(p.name for p in listing.skipped) == ["...npy", "._b.npy", ".c.npy", "folder.npy"]
-    assert listing.note() == f"{tmp_path}: skipped 4 hidden or non-file entries ('...npy', '._b.npy', '.c.npy', ...)"
+    assert sorted(p.name for p in listing.skipped) == ["...npy", "._b.npy", ".c.npy", ".d.npy"]
+    assert listing.note() == f"{tmp_path}: skipped 4 hidden entries ('...npy', '._b.npy', '.c.npy', ...)"
+
+
+def test_a_feature_name_of_a_folder_that_cannot_be_read_is_refused_not_left_out(tmp_path):
+    """A link to a file gone (a drive not mounted), a folder named like a feature file: skipped with a note, its video
+    was missing from `mgrec detect`'s output, which exited 0."""
+    (tmp_path / "b.npy").write_bytes(b"x")
+    (tmp_path / "gone.npy").symlink_to(tmp_path / "elsewhere" / "gone.npy")
+    (tmp_path / "folder.npy").mkdir()
+    with pytest.raises(InputError) as refused:
+        list_feature_files(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path}: 2 of its 3 feature files cannot be read (folder.npy: a folder, not a feature file; gone.npy: a "
+        f"symbolic link to {tmp_path / 'elsewhere' / 'gone.npy'}, which does not exist); a folder is read whole: "
+        "restore them, or move them out of it")
 
 
 def test_a_folder_of_only_junk_names_what_it_skipped(tmp_path):

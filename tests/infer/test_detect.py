@@ -233,12 +233,21 @@ def test_evaluating_the_last_checkpoint_keeps_the_scores_of_best(trained_run):
 
 
 def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):
-    run, _ = trained_run
+    run, paths = trained_run
     assert main(["detect", str(run), str(tmp_path / "nope.npy"), "--out", str(tmp_path / "o.json")]) == 2
     assert "nope.npy: no such file or folder" in capsys.readouterr().err
     (tmp_path / "gone.npy").symlink_to("/mnt/gone/gone.npy")  # a file that is there, its target not: said so
     assert main(["detect", str(run), str(tmp_path / "gone.npy"), "--out", str(tmp_path / "o.json")]) == 2
     assert "gone.npy: a symbolic link to /mnt/gone/gone.npy, which does not exist" in capsys.readouterr().err
+    # in a folder given whole: left out with a note, its video was missing from an output that exited 0
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(next(paths.features.glob("*.npy")), folder / "v.npy")
+    (tmp_path / "gone.npy").rename(folder / "gone.npy")
+    assert main(["detect", str(run), str(folder), "--out", str(tmp_path / "o.json")]) == 2
+    assert (f"{folder}: 1 of its 2 feature files cannot be read (gone.npy: a symbolic link to /mnt/gone/gone.npy, "
+            "which does not exist); a folder is read whole") in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
 
 
 def make_random_run(root, input_dim, recipe: FeatureSidecar | None = None):

@@ -30,7 +30,17 @@ from numpy.lib import format as npy_format
 from mgrec.config import FEATURE_EXTENSIONS
 from mgrec.data.videos import VIDEO_SUFFIXES
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, brief, id_from_name, is_hidden, is_number, read_json, resolve_path, safe_child
+from mgrec.files import (
+    atomic_open,
+    brief,
+    id_from_name,
+    is_hidden,
+    is_number,
+    missing_file_problem,
+    read_json,
+    resolve_path,
+    safe_child,
+)
 from mgrec.smg_csv import MAX_FPS, fps_problem
 
 
@@ -252,15 +262,15 @@ class FeatureFolder:
     """The feature files of one folder, and the entries left out."""
 
     files: list[Path]  # .npy/.npz files, sorted
-    skipped: list[Path]  # hidden .npy/.npz names (macOS `._x.npy` AppleDouble files, `.x.npy`) and non-files
+    skipped: list[Path]  # hidden .npy/.npz names (macOS `._x.npy` AppleDouble files, `.x.npy`)
 
     def skipped_summary(self) -> str:
-        """'2 hidden or non-file entries (._a.npy, .b.npz)', or '' when nothing was skipped."""
+        """'2 hidden entries (._a.npy, .b.npz)', or '' when nothing was skipped."""
         if not self.skipped:
             return ""
         shown = ", ".join(brief(p.name, 40) for p in self.skipped[:3])
         more = ", ..." if len(self.skipped) > 3 else ""
-        return f"{len(self.skipped)} hidden or non-file entries ({shown}{more})"
+        return f"{len(self.skipped)} hidden entries ({shown}{more})"
 
     def note(self) -> str | None:
         """A line to show the user when something was skipped, else None."""
@@ -268,20 +278,27 @@ class FeatureFolder:
 
 
 def list_feature_files(folder: str | Path) -> FeatureFolder:
-    """The `.npy`/`.npz` files of a folder (not recursive), leaving out hidden names and non-files.
+    """The `.npy`/`.npz` files of a folder (not recursive), leaving out hidden names.
 
     Hidden names are never features: macOS writes `._x.npy` metadata files (AppleDouble) beside
     every file copied to a foreign disk, and a name starting with `.` would give a video id that
-    starts with one (`...npy` is video `..`). InputError when the folder holds no feature file.
+    starts with one (`...npy` is video `..`). InputError when the folder holds no feature file, and when one of its
+    feature names cannot be read (a link to a file gone, a link loop, a pipe, a folder): left out with a note, its
+    video was missing from a detection or a submission that exited 0, as `mgrec extract` no longer does either.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such feature folder")
-    files, skipped = [], []
+    files, skipped, unreadable = [], [], []
     for entry in sorted(folder.iterdir()):
         if entry.suffix.lower() not in FEATURE_EXTENSIONS:
             continue
-        (skipped if is_hidden(entry) or not entry.is_file() else files).append(entry)
+        (skipped if is_hidden(entry) else files if entry.is_file() else unreadable).append(entry)
+    if unreadable:
+        shown = "; ".join(f"{entry.name}: {missing_file_problem(entry, 'feature file')}" for entry in unreadable[:3])
+        raise InputError(f"{folder}: {len(unreadable)} of its {len(files) + len(unreadable)} feature files cannot be "
+                         f"read ({shown}{'; ...' if len(unreadable) > 3 else ''}); a folder is read whole: restore "
+                         "them, or move them out of it")
     listing = FeatureFolder(files, skipped)
     if not files:
         note = f"; skipped {listing.skipped_summary()}" if skipped else ""
