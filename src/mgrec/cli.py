@@ -1386,7 +1386,7 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from mgrec.files import check_output, check_writable, is_stream, output_target
+    from mgrec.files import check_output, check_writable
     from mgrec.report.html import write_report
     from mgrec.run import RunDir
 
@@ -1408,19 +1408,26 @@ def cmd_report(args) -> None:
         owned = RunDir(run_dir).owned_files()
         check_output(out, reads=reads, protected=owned, replaces=[f for f in owned if f.name.startswith("report_")])
         check_writable(out)
-        # "--out reports" (meant: a folder) made a file named "reports"; "--out notes.txt" replaced the notes.
-        # A link to an .html file, a pipe and /dev/stdout (even when redirected to a file) stay allowed.
-        suffixes = {out.suffix.lower(), output_target(out).suffix.lower()}
-        if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
-            raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
-                             "or a folder (an existing one, or a name ending in '/')")
+        _refuse_an_out_not_html(out, args.out)
     written = write_report(run_dir, split=args.split, out=out, annotations=args.annotations, checkpoint=args.checkpoint)
     print(f"report: {written}", file=closing_line_stream(out))
 
 
+def _refuse_an_out_not_html(out: Path, given: str) -> None:
+    """A report's --out (`given`, resolved to `out`) that names no HTML file: "--out reports" (meant: a folder) made a
+    file named "reports"; "--out notes.txt" replaced the notes. A link to an .html file, a pipe and /dev/stdout (even
+    when redirected to a file) stay allowed."""
+    from mgrec.files import is_stream, output_target
+
+    suffixes = {out.suffix.lower(), output_target(out).suffix.lower()}
+    if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
+        raise InputError(f"--out {given}: a report is an HTML file; give a name ending in .html, "
+                         "or a folder (an existing one, or a name ending in '/')")
+
+
 def _report_detections(args, run_dir: Path) -> None:
     """`mgrec report RUN --detections FILE`: the page of FILE's detections (`mgrec.report.detections`)."""
-    from mgrec.files import check_output, check_writable, is_stream, missing_file_problem, output_target, resolve_path
+    from mgrec.files import check_output, check_writable, missing_file_problem, resolve_path
     from mgrec.infer.offline import checked_fps
     from mgrec.report.detections import write_detections_report
     from mgrec.run import RunDir
@@ -1449,10 +1456,7 @@ def _report_detections(args, run_dir: Path) -> None:
     check_output(out, reads=[source, RunDir(run_dir).config_path, RunDir(run_dir).classes_path],
                  protected=RunDir(run_dir).owned_files())
     check_writable(out)
-    suffixes = {out.suffix.lower(), output_target(out).suffix.lower()}
-    if not suffixes & {".html", ".htm"} and not is_stream(out) and out.parent != Path("/dev"):
-        raise InputError(f"--out {args.out}: a report is an HTML file; give a name ending in .html, "
-                         "or a folder (an existing one, or a name ending in '/')")
+    _refuse_an_out_not_html(out, args.out)
     written = write_detections_report(run_dir, source, out, checked_fps(args.fps, "--fps"))
     print(f"report: {written}", file=closing_line_stream(out))
 

@@ -631,6 +631,18 @@ def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
         load_predictions(log, detector.classes)
 
 
+THREE_VIDEOS = ("Sample0036", "Sample0037", "Sample0038")
+
+
+def folder_of_three_videos(tmp_path: Path, features: np.ndarray) -> Path:
+    """tmp_path/videos holding `features` as each of THREE_VIDEOS (1000 fps, stride 4, window 16), to stream."""
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    for name in THREE_VIDEOS:
+        write_features(videos / f"{name}.npy", features, sidecar)
+    return videos
+
+
 def interrupt_a_video(monkeypatch, video: int = 2) -> list[int]:
     """Ctrl-C at the 5th hop of the `video`-th video a stream replays; the list grows by one per video replayed."""
     import mgrec.infer.online as online_module
@@ -782,10 +794,7 @@ def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s
     detector.config.data.normalize = "video"  # a note each summary said
     features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
     write_run(tmp_path / "run", detector, 0.5)
-    videos = tmp_path / "videos"
-    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
-    for name in ("Sample0036", "Sample0037", "Sample0038"):
-        write_features(videos / f"{name}.npy", features, sidecar)
+    videos = folder_of_three_videos(tmp_path, features)
     assert main(["stream", str(tmp_path / "run"), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 0
     printed = capsys.readouterr().err
     assert printed.count("stream Sample00") == 3 and printed.count("note: the run standardises each video") == 1
@@ -829,10 +838,7 @@ def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_i
     from mgrec.smg_csv import INCOMPLETE_MARKER
 
     run, _, features, _ = replayed_clip(tmp_path)
-    videos = tmp_path / "videos"
-    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
-    for name in ("Sample0036", "Sample0037", "Sample0038"):
-        write_features(videos / f"{name}.npy", features, sidecar)
+    videos = folder_of_three_videos(tmp_path, features)
     out = tmp_path / "out"
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
                "--out", str(out)]
@@ -882,10 +888,7 @@ def test_a_resumed_stream_keeps_its_label_files_only_as_it_wrote_them_and_a_mark
     from mgrec.smg_csv import INCOMPLETE_MARKER, unfinished_plan
 
     run, _, features, _ = replayed_clip(tmp_path)
-    videos = tmp_path / "videos"
-    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
-    for name in ("Sample0036", "Sample0037", "Sample0038"):
-        write_features(videos / f"{name}.npy", features, sidecar)
+    videos = folder_of_three_videos(tmp_path, features)
     whole = tmp_path / "whole"
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
     assert main([*command, str(whole)]) == 0
@@ -922,9 +925,9 @@ def test_a_resumed_stream_keeps_its_label_files_only_as_it_wrote_them_and_a_mark
     first.unlink()
     third.unlink()
     assert main([*command, str(out)]) == 0  # every video streamed again but none it kept
-    assert "0 of 3 videos were streamed" not in capsys.readouterr().err
+    assert "resuming the stream" not in capsys.readouterr().err  # no file was kept: nothing to resume from
     assert not (out / INCOMPLETE_MARKER).exists()
-    for name in ("Sample0036", "Sample0037", "Sample0038"):
+    for name in THREE_VIDEOS:
         assert (out / name / f"{name}_finelabels.csv").read_text() == \
             (whole / name / f"{name}_finelabels.csv").read_text()
 
@@ -1262,11 +1265,8 @@ def test_a_resume_names_every_label_file_it_cannot_keep_at_once_and_an_old_or_ed
     from mgrec.smg_csv import INCOMPLETE_MARKER
 
     run, _, features, _ = replayed_clip(tmp_path)
-    videos = tmp_path / "videos"
-    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
-    names = ("Sample0036", "Sample0037", "Sample0038")
-    for name in names:
-        write_features(videos / f"{name}.npy", features, sidecar)
+    names = THREE_VIDEOS
+    videos = folder_of_three_videos(tmp_path, features)
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
     whole, out = tmp_path / "whole", tmp_path / "out"
     assert main([*command, str(whole)]) == 0

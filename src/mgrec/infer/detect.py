@@ -104,8 +104,9 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
             failed.append(str(exc))
             continue
         results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
-        fps_by_video[video_ids[path]] = detector.grid(video_fps).fps
-        durations[video_ids[path]] = detector.grid(video_fps).covered_seconds(feature_file_shape(path)[0])
+        grid = detector.grid(video_fps)
+        fps_by_video[video_ids[path]] = grid.fps
+        durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
     if not results:
         raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
     out = Path(out)

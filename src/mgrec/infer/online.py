@@ -1017,7 +1017,7 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
     marker = out / INCOMPLETE_MARKER
     written = earlier.get("written", {})
     if not (isinstance(written, dict) and all(isinstance(v, str) and isinstance(h, str) for v, h in written.items())):
-        what = (f"no label file of {out} can be told from one changed since: {_remove_the_files(present)}"
+        what = (f"no label file of {out} can be told from one changed since: {_remove_the_files(len(present))}"
                 if present else f"{out} holds no label file yet: remove the marker, and the same command streams "
                 "every video")
         raise InputError(f"{marker} [written]: expected the SHA-256 of each label file the stream wrote (video -> hex "
@@ -1025,7 +1025,7 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
     if present and "written" not in earlier:  # a marker of an mgrec before files were recorded: the plan only
         raise InputError(f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so "
                          f"none of the {counted(len(present), 'label file')} in {out} can be told from one changed "
-                         f"since or put there by hand: {_remove_the_files(present)}")
+                         f"since or put there by hand: {_remove_the_files(len(present))}")
     # every such file named at once: one a run, the other files found one by one, one run each
     changed = {video: path for video, path in present.items() if written.get(video) != file_sha256(path)}
     if changed:
@@ -1033,7 +1033,7 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
         more = "" if len(changed) == 1 else f" (and {counted(len(changed) - 1, 'other')} of the {len(present)}: " \
             f"{', '.join(str(p) for p in list(changed.values())[1:4])}{', ...' * (len(changed) > 4)})"
         raise InputError(f"{path}: is not the label file the interrupted stream wrote for video {video}{more} (changed "
-                         f"since, e.g. emptied, or put there by hand): {_remove_the_files(changed)}")
+                         f"since, e.g. emptied, or put there by hand): {_remove_the_files(len(changed))}")
     done = set(present)
     others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
     if others:
@@ -1042,9 +1042,9 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
     return done
 
 
-def _remove_the_files(paths: dict[str, Path]) -> str:
-    it = "it" if len(paths) == 1 else "them"
-    videos = "that video" if len(paths) == 1 else "those videos"
+def _remove_the_files(count: int) -> str:
+    """What to do with `count` label files a resume cannot keep."""
+    it, videos = ("it", "that video") if count == 1 else ("them", "those videos")
     return f"remove {it}, and the same command streams {videos} again"
 
 
