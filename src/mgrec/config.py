@@ -269,8 +269,9 @@ class TrainConfig(_KeysOnly):
     eval_every: int = _doc(5, "epochs between validation runs (the last epoch is always validated)")
     select_metric: str = _doc("f1", "validation metric that picks the best checkpoint: f1 or average_mAP")
     select_checkpoint: str = _doc("best", "the weights a run keeps as its result (checkpoints/best): best (the "
-                                          "validated epoch with the highest select_metric) or last (the last "
-                                          "epoch, as ActionFormer does); either way the threshold is tuned on val")
+                                          "validated epoch with the highest select_metric, ties going to the "
+                                          "higher of the other of F1 and average mAP) or last (the last epoch, as "
+                                          "ActionFormer does); either way the threshold is tuned on val")
     device: str = _doc("auto", "auto (CUDA when there is one), cpu, cuda or cuda:N")
     precision: str = _doc("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16")
     compile: bool = _doc(False, "run the training steps through the compiled network (torch.compile, inductor; needs "

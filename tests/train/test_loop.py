@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import random
 import shutil
@@ -33,7 +34,7 @@ from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.run import RunDir
-from mgrec.train.loop import train
+from mgrec.train.loop import _better_epoch, train
 from mgrec.train.step import ema_decay_at, lr_factor
 
 
@@ -620,6 +621,33 @@ def test_select_checkpoint_last_keeps_the_last_epoch_with_its_val_threshold(data
     with pytest.raises(InputError, match=r"\[train.select_checkpoint\]: expected one of best, last, got 'newest'"):
         validate(dataclasses.replace(config, train=dataclasses.replace(config.train, select_checkpoint="newest")),
                  "config.yaml")
+
+
+def test_an_epoch_tied_in_the_select_metric_is_kept_for_a_higher_tie_break_metric():
+    best = {"epoch": 4, "value": 1.0, "metrics": {"f1": 1.0, "average_mAP": 0.8375}}
+    assert _better_epoch("f1", {"f1": 1.0, "average_mAP": 1.0}, best)
+    assert not _better_epoch("f1", {"f1": 1.0, "average_mAP": 0.8375}, best)  # both tie: the earlier stays
+    assert not _better_epoch("f1", {"f1": 0.99, "average_mAP": 1.0}, best)  # F1 first, whatever the mAP
+    by_map = {"epoch": 4, "value": 0.8, "metrics": {"f1": 0.7, "average_mAP": 0.8}}
+    assert _better_epoch("average_mAP", {"f1": 0.75, "average_mAP": 0.8}, by_map)
+    first = {"epoch": -1, "value": -math.inf, "metrics": {}}  # before the first validation
+    assert _better_epoch("f1", {"f1": 0.0, "average_mAP": 0.0}, first)
+
+
+def test_training_keeps_the_tied_epoch_of_higher_map(dataset, tmp_path, monkeypatch):
+    # Three validations that tie in F1, as small val sets do; the second has the highest mAP.
+    scripted = iter([(1.0, 0.80), (1.0, 0.95), (1.0, 0.90)])
+
+    def scripted_validate(model, split, config, classes, second_opinion=None):
+        f1, average_map = next(scripted)
+        return {"f1": f1, "precision": f1, "recall": f1, "f1_miga": f1, "average_mAP": average_map,
+                "score_threshold": 0.3, "class_thresholds": None}, {}
+
+    monkeypatch.setattr("mgrec.train.loop.validate", scripted_validate)
+    result = train(tiny_config(dataset, epochs=3, eval_every=1), tmp_path / "run", progress=False,
+                   log=lambda *_: None)
+    assert result.best_epoch == 1 and result.best_metrics["average_mAP"] == 0.95
+    assert json.loads((tmp_path / "run" / "postprocess.json").read_text())["selected_epoch"] == 1
 
 
 @pytest.mark.slow

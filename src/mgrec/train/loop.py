@@ -707,7 +707,7 @@ def _validate_and_select(config: Config, run: RunDir, epoch: int, data: Training
     )
     value = result[config.train.select_metric]
     if config.train.select_checkpoint == "best":
-        keep, mark = value > best["value"], f"  best {config.train.select_metric}"
+        keep, mark = _better_epoch(config.train.select_metric, result, best), f"  best {config.train.select_metric}"
     else:  # "last": the last epoch, validated for its score threshold
         keep, mark = epoch == config.train.epochs - 1, "  kept: the last epoch"
     if not keep:
@@ -720,6 +720,18 @@ def _validate_and_select(config: Config, run: RunDir, epoch: int, data: Training
     }
     run.write_weights("best", opt.model, opt.ema, checkpoint_record(config, epoch, best["metrics"]))
     return best, line + mark
+
+
+# The other measure, which decides between epochs of the same select_metric: on a small val set F1 is a ratio of
+# small counts, and epochs often tie in it exactly (in the worked example, epoch 4 at 85 mAP and epoch 9 at 100).
+TIE_BREAK_METRIC = {"f1": "average_mAP", "average_mAP": "f1"}
+
+
+def _better_epoch(select_metric: str, result: dict, best: dict) -> bool:
+    """Whether this epoch's val result beats the best so far: a higher select_metric, or the same and a higher
+    tie-break metric (the earlier epoch is kept when both tie)."""
+    tie_break = TIE_BREAK_METRIC[select_metric]
+    return (result[select_metric], result[tie_break]) > (best["value"], best["metrics"].get(tie_break, -math.inf))
 
 
 def checkpoint_record(config: Config, epoch: int, metrics: dict | None = None) -> dict:
