@@ -31,7 +31,7 @@ def small_config(paths: DatasetPaths, *, seed: int, max_seq_len: int, train: Tra
     )
 
 
-def train_tiny_run(root: Path, *, seed: int, postprocess: PostprocessConfig):
+def train_tiny_run(root: Path, *, seed: int, postprocess: PostprocessConfig, variant: str = "mgrec"):
     """A run trained for two epochs on a synthetic dataset of 4 videos (train, train, val, test; 3 classes):
     (run folder, dataset paths, `TrainResult`)."""
     from mgrec.data.synthetic import make_synthetic_dataset
@@ -42,7 +42,7 @@ def train_tiny_run(root: Path, *, seed: int, postprocess: PostprocessConfig):
     config = small_config(paths, seed=seed, max_seq_len=128,
                           train=TrainConfig(epochs=2, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
                                             eval_every=1, ema_decay=0.9),
-                          postprocess=postprocess)
+                          postprocess=postprocess, variant=variant)
     result = train(config, root / "run", log=lambda *_: None, progress=False)
     return root / "run", paths, result
 

@@ -296,6 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "detections: fuse their ranked detections (any networks and inputs: an RGB run and a "
                         "skeleton run; members copied into OUT/members/); auto: outputs where the members allow it")
 
+    p = _command(sub, "export", "write a run's network as an ONNX file (any video length), checked against PyTorch",
+                 cmd_export,
+                 description=(
+                     "Write the network of a trained run as one ONNX file for other runtimes (onnxruntime, ...):\n"
+                     "features (1, C, T) and a mask in, each pyramid level's class logits, offsets and mask out,\n"
+                     "for any T that is a multiple of the largest stride. FILE.json beside it says how the run\n"
+                     "feeds it and reads its outputs (standardisation, decoding, NMS, threshold, classes). The\n"
+                     "file is checked against the PyTorch network with onnxruntime before it is kept. Needs\n"
+                     "pip install 'mgrec[export]'."
+                 ), examples=(
+                     "mgrec export runs/demo-mgrec --out demo.onnx",
+                 ))
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="trained run directory")
+    p.add_argument("--out", type=Path, required=True, help="the ONNX file to write (FILE.onnx; FILE.json beside it)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
+
     p = _command(sub, "evaluate", "score a run on a split (writes RUN_DIR/eval_<split>.json)", cmd_evaluate,
                  description=(
                      "Detect every video of a split of the run's annotations and score it (F1 at the score\n"
@@ -864,6 +880,12 @@ def _note_postprocess_changes(run) -> None:
         print(f"note: {run.path}: {'; '.join(changes)} (edited since training?): the threshold tuned then is used "
               "as it is (restore the setting to use the run as tuned; `mgrec evaluate RUN --tune-on val` scores one "
               "evaluation at a threshold tuned for the settings now, and keeps none)", file=sys.stderr)
+
+
+def cmd_export(args) -> None:
+    from mgrec.infer.export import export_onnx
+
+    print(export_onnx(args.run_dir, args.out, args.checkpoint).describe())
 
 
 def cmd_evaluate(args) -> None:

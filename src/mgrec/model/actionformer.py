@@ -48,7 +48,9 @@ class LocalSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         batch, dim, length = x.shape
-        n = -(-length // self.chunk)
+        # Ceil division of non-negative numbers only: ONNX's integer Div truncates, so an exported -(-a // b) is a
+        # floor, and an exported network of any length but a multiple of the chunk cut its last chunk off.
+        n = (length + self.chunk - 1) // self.chunk
         extra = n * self.chunk - length
         head_dim = dim // self.heads
         qkv = F.pad(self.qkv(x), (0, extra)).reshape(batch, 3, self.heads, head_dim, n, self.chunk)

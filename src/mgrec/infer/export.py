@@ -1,0 +1,293 @@
+"""`mgrec export`: a run's network as one ONNX file, for runtimes other than PyTorch (onnxruntime, ...).
+
+The file holds the network alone, for videos of any length:
+
+    inputs   features (1, C, T) float32, mask (1, 1, T) bool (True at the video's steps), T a multiple of
+             the largest stride (pad the features with zeros, the mask with False)
+    outputs  for each pyramid level l (stride s_l = 2**l, T_l = T / s_l):
+             class_logits_l (1, T_l, K), offsets_l (1, T_l, 2), mask_l (1, T_l) bool
+
+What mgrec does around the network is written beside it, in FILE.json (`export_record`): each video's
+standardisation (`data.normalize`), the decoding (score = sigmoid(logit); point t of level l covers the grid
+steps [(t - offset_0) * s_l, (t + offset_1) * s_l]; a grid step i is (i * stride + window / 2) / fps seconds),
+the NMS and score threshold (the run's tuned post-processing), the classes and the feature recipe.
+`OnnxNetwork` runs such a file in place of the PyTorch network inside mgrec's own post-processing: the tests
+detect through it and compare with the run.
+
+The network is traced with the plain forms of the CPU-tuned blocks (`mgrec.model.fastpath`: the same function,
+without the DFA gate's pieces of `DFA_PIECE_STEPS`, whose count depends on T) and checked, before the file is
+kept, against PyTorch with onnxruntime at two lengths, one of them with padding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mgrec.errors import InputError
+from mgrec.files import atomic_write, atomic_write_text, check_output
+from mgrec.infer.offline import OfflineDetector
+from mgrec.model import fastpath
+from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, DetectorOutput
+from mgrec.model.end_to_end import EndToEndDetector
+from mgrec.provenance import provenance
+from mgrec.run import RunDir
+
+FORMAT = "mgrec-onnx-network/1"
+# The two lengths, in multiples of the largest stride, the file is checked at: the traced one, and another that is
+# no multiple of the local attention's chunks, with its last fifth padded.
+TRACED_MULTIPLE, CHECKED_MULTIPLE = 8, 13
+# How far the file's logits and offsets may stray from PyTorch's: float sums in another order, as a compiled
+# network's (measured: 2.4e-6 on the demo's networks).
+TOLERANCE = COMPILED_LOGIT_TOLERANCE[None]
+
+
+def _export_dependencies():
+    try:
+        import onnxruntime
+        import onnxscript  # noqa: F401 (torch.onnx's exporter needs it)
+    except ImportError as exc:
+        raise InputError(f"mgrec export needs onnx, onnxscript and onnxruntime ({exc.name} is not installed): "
+                         "pip install 'mgrec[export]'") from None
+    return onnxruntime
+
+
+class _Outputs(nn.Module):
+    """The network with its outputs as a flat tuple (ONNX has no dataclasses): logits, offsets, masks by level."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, features: Tensor, mask: Tensor) -> tuple[Tensor, ...]:
+        out = self.network(features, mask)
+        return (*out.cls_logits, *out.offsets, *out.masks)
+
+
+def output_names(levels: int) -> list[str]:
+    return ([f"class_logits_{level}" for level in range(levels)] + [f"offsets_{level}" for level in range(levels)]
+            + [f"mask_{level}" for level in range(levels)])
+
+
+@dataclass
+class ExportRecord:
+    """What `export_onnx` wrote and measured."""
+
+    onnx_path: Path
+    record_path: Path
+    levels: int
+    length_multiple: int
+    checked_lengths: list[int]
+    largest_difference: float
+    seconds: float
+    notes: list[str]
+
+    def describe(self) -> str:
+        size = self.onnx_path.stat().st_size / 2**20
+        lines = [f"wrote {self.onnx_path} ({size:.1f} MB) and {self.record_path}: the network for any length T that "
+                 f"is a multiple of {self.length_multiple}, {self.levels} pyramid levels out",
+                 f"checked against PyTorch with onnxruntime at T = "
+                 f"{' and '.join(str(t) for t in self.checked_lengths)}: largest difference of logits and offsets "
+                 f"{self.largest_difference:.1e} (at most {TOLERANCE:g}); {self.seconds:.0f} s"]
+        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+
+
+def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> ExportRecord:
+    """Write the network of the run at `run_dir` (its `checkpoint`'s EMA weights) to `out` (.onnx) and its record
+    to `out` with the suffix .json; returns what was written. Refused: a detection-level ensemble (no one network)
+    and an end-to-end run (its network reads video clips through the adapted backbone)."""
+    onnxruntime = _export_dependencies()
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise InputError(f"--out {out}: expected a file name ending in .onnx (its record is written beside it, "
+                         f"{out.with_suffix('.json').name})")
+    record_path = out.with_suffix(".json")
+    run = RunDir(run_dir)
+    for path in (out, record_path):
+        check_output(path, protected=run.owned_files())
+    started = time.time()
+    detector = OfflineDetector.from_run(run_dir, checkpoint, device="cpu", precision="fp32")
+    if detector.members is not None:
+        raise InputError(f"{run_dir} fuses the detections of {len(detector.members)} runs, each with its own network: "
+                         f"export each member ({run.member_path(0)}, ...)")
+    if isinstance(detector.model, EndToEndDetector):
+        raise InputError(f"{run_dir} is an end-to-end run: its network reads video clips through the adapted "
+                         "backbone, which this export does not hold; extract features with `mgrec extract --run` and "
+                         "train a feature run to export")
+    network = detector.model.eval()
+    multiple = network.max_div_factor
+    levels = len(network.strides)
+    traced = TRACED_MULTIPLE * multiple
+    with torch.no_grad(), fastpath.forced(cpu=False), _quiet_exporter():
+        steps = torch.export.Dim("steps", min=1, max=2**20 // multiple)
+        program = torch.onnx.export(
+            _Outputs(network), (torch.zeros(1, network.input_dim, traced), torch.ones(1, 1, traced, dtype=torch.bool)),
+            dynamo=True, external_data=False, verbose=False, input_names=["features", "mask"],
+            output_names=output_names(levels),
+            dynamic_shapes={"features": {2: multiple * steps}, "mask": {2: multiple * steps}})
+    checked = [traced, CHECKED_MULTIPLE * multiple]
+    measured = {}
+
+    def write_checked(temp_name: str) -> None:
+        program.save(temp_name, external_data=False)
+        session = onnxruntime.InferenceSession(temp_name, providers=["CPUExecutionProvider"])
+        difference = max(_difference(network, session, length, padded=index > 0, where=out)
+                         for index, length in enumerate(checked))
+        if not difference <= TOLERANCE:  # also NaN
+            raise InputError(f"{out}: the exported network differs from {run_dir}'s by {difference:.3g} in its "
+                             f"logits or offsets (at most {TOLERANCE:g} expected): not kept")
+        measured["difference"] = difference
+
+    atomic_write(out, write_checked)
+    notes = _notes(detector)
+    record = export_record(detector, checkpoint, multiple, levels, checked, measured["difference"], notes)
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+    return ExportRecord(out, record_path, levels, multiple, checked, measured["difference"],
+                        time.time() - started, notes)
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """torch.onnx's exporter warns of every torchvision operator it cannot register (torchvision does not work with
+    the CPU wheel, and the network uses none) and of its own internals (deprecations, axis names): not the user's
+    concern; the check against PyTorch after it is."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _difference(network: nn.Module, session, length: int, padded: bool, where: Path) -> float:
+    """The largest difference between the file's and the network's logits and offsets at the video's points, on
+    random features of `length` steps (the last fifth padded when `padded`); inf where the masks differ."""
+    generator = torch.Generator().manual_seed(length)
+    features = torch.randn(1, network.input_dim, length, generator=generator)
+    mask = torch.ones(1, 1, length, dtype=torch.bool)
+    if padded:
+        mask[..., length - length // 5:] = False
+    with torch.no_grad():
+        own = network(features, mask)
+    try:
+        outputs = session.run(None, {"features": features.numpy(), "mask": mask.numpy()})
+    except Exception as exc:  # onnxruntime's own error types: the file cannot run at this length
+        raise InputError(f"{where}: the exported network fails in onnxruntime at T = {length} ({exc}); "
+                         "not kept") from None
+    other = _output_of(outputs, len(own.strides), own.strides)
+    if any(not torch.equal(a, b) for a, b in zip(own.masks, other.masks)):
+        return float("inf")
+    return max(float((a.float() - b.float()).abs()[m].max()) if m.any() else 0.0
+               for pair, masks in ((zip(own.cls_logits, other.cls_logits), own.masks),
+                                   (zip(own.offsets, other.offsets), own.masks))
+               for (a, b), m in zip(pair, masks))
+
+
+def _output_of(outputs: list[np.ndarray], levels: int, strides: list[int]) -> DetectorOutput:
+    tensors = [torch.from_numpy(np.asarray(o)) for o in outputs]
+    return DetectorOutput(tensors[:levels], tensors[levels:2 * levels], tensors[2 * levels:], list(strides))
+
+
+def _notes(detector: OfflineDetector) -> list[str]:
+    """What the run does around its network that a user of the file must do too (also in the record)."""
+    notes = []
+    if detector.config.data.normalize == "video":
+        notes.append("the run standardises each video's features by the video's own mean and spread per channel "
+                     "(data.normalize: video) before the network: do so too (the record's `normalize`)")
+    if detector.postprocess.shifted_passes > 1:
+        notes.append(f"the run detects each video {detector.postprocess.shifted_passes} times, from steps 0, 1, ... "
+                     "on, and fuses the passes (postprocess.shifted_passes); the file is one pass")
+    if detector.second_opinion is not None:
+        notes.append("the run rescores its detections with a whole-gesture classifier (postprocess.second_opinion), "
+                     "which the file does not hold")
+    return notes
+
+
+def export_record(detector: OfflineDetector, checkpoint: str, multiple: int, levels: int, checked: list[int],
+                  difference: float, notes: list[str]) -> dict:
+    """FILE.json: how to feed the file and read its outputs as the run does."""
+    config, post = detector.config, detector.postprocess
+    run = RunDir(detector.run_dir)
+    recipe = json.loads(run.recipe_path.read_text()) if run.recipe_path.is_file() else None
+    strides = [2**level for level in range(levels)]
+    return {
+        "format": FORMAT,
+        "run": str(detector.run_root),
+        "checkpoint": checkpoint,
+        "variant": config.model.variant,
+        "inputs": {
+            "features": f"float32 (1, {detector.model.input_dim}, T): the video's feature steps, T a multiple of "
+                        f"{multiple}, the steps beyond the video zero",
+            "mask": "bool (1, 1, T): True at the video's steps, False at the padding",
+        },
+        "length_multiple": multiple,
+        "outputs": {
+            "class_logits_l": f"float32 (1, T / 2**l, {len(detector.classes)}): per point and class; score = "
+                              "sigmoid(logit)",
+            "offsets_l": "float32 (1, T / 2**l, 2): distances from point t to the segment's start and end, in "
+                         "units of the level's stride: the segment covers grid steps [(t - offsets_l[t, 0]) * "
+                         "2**l, (t + offsets_l[t, 1]) * 2**l]",
+            "mask_l": "bool (1, T / 2**l): True at the points that lie in the video",
+        },
+        "strides": strides,
+        "classes": detector.classes,
+        "grid": {"stride": config.data.stride, "window": config.data.window, "fps": config.data.fps,
+                 "seconds_of_step": "grid step i is (i * stride + window / 2) / fps seconds into the video "
+                                    "(fps: the run's data.fps, else the video's own)"},
+        "normalize": config.data.normalize,
+        "postprocess": dataclasses.asdict(post),
+        "postprocess_steps": "per level, the pre_nms_topk highest scores above pre_nms_thresh at the points of the "
+                             "video; segments longer than min_duration steps; NMS over all levels (nms, iou_threshold, "
+                             "sigma, min_score, max_detections); the hard set: scores at or above score_threshold "
+                             "(class_thresholds per class where set); mgrec.postprocess is the reference",
+        "feature_recipe": recipe,
+        "notes": notes,
+        "checked": {"lengths": checked, "largest_difference": difference, "tolerance": TOLERANCE,
+                    "onnxruntime": _export_dependencies().__version__},
+        "provenance": provenance("mgrec export"),
+    }
+
+
+class OnnxNetwork(nn.Module):
+    """An exported file run by onnxruntime, in place of a run's network: `forward(features, mask)` returns the
+    `DetectorOutput` the network would. `OfflineDetector` detects with it:
+    `dataclasses.replace(OfflineDetector.from_run(RUN), model=OnnxNetwork("net.onnx"))`."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        super().__init__()
+        onnxruntime = _export_dependencies()
+        path = Path(path)
+        record_path = path.with_suffix(".json")
+        if not record_path.is_file():
+            raise InputError(f"{path}: its record {record_path.name} is not beside it (mgrec export writes both)")
+        record = json.loads(record_path.read_text())
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            raise InputError(f"{record_path}: expected the record of `mgrec export` (format {FORMAT})")
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.strides = list(record["strides"])
+        self.max_div_factor = int(record["length_multiple"])
+        self.input_dim = self.session.get_inputs()[0].shape[1]
+        # mgrec's post-processing finds a network's device from its parameters: the CPU, where onnxruntime runs
+        self.register_parameter("device_marker", nn.Parameter(torch.empty(0), requires_grad=False))
+
+    def forward(self, features: Tensor, mask: Tensor) -> DetectorOutput:
+        outputs = self.session.run(None, {"features": features.detach().cpu().float().numpy(),
+                                          "mask": mask.detach().cpu().numpy()})
+        return _output_of(outputs, len(self.strides), self.strides)

@@ -1,0 +1,98 @@
+"""`mgrec export`: the ONNX file of a run's network detects what the run does, at lengths it was not traced at."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from tests.helpers import train_tiny_run
+
+from mgrec.cli import main
+from mgrec.config import PostprocessConfig
+from mgrec.errors import InputError
+from mgrec.infer.export import FORMAT, OnnxNetwork, export_onnx
+from mgrec.infer.offline import OfflineDetector
+from mgrec.model.dyfadet import DFA_PIECE_STEPS
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+POSTPROCESS = PostprocessConfig(pre_nms_topk=200, max_detections=50)
+
+
+def export_tiny_run(root, variant: str):
+    run, paths, _ = train_tiny_run(root, seed=0, postprocess=POSTPROCESS, variant=variant)
+    return run, paths, export_onnx(run, root / "net.onnx")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny trained run of the demo default's network (ActionFormer's: local attention) and its exported file."""
+    return export_tiny_run(tmp_path_factory.mktemp("export"), "actionformer")
+
+
+def assert_same_detections(own: OfflineDetector, onnx_file, features: np.ndarray, lengths) -> None:
+    through_onnx = dataclasses.replace(own, model=OnnxNetwork(onnx_file, threads=1))
+    for length in lengths:
+        expected, found = (detector.detect(features[:length], "v", fps=25.0) for detector in (own, through_onnx))
+        assert len(found) == len(expected) > 0
+        in_order = [sorted(ranked, key=lambda d: (d.label, d.start)) for ranked in (expected, found)]
+        for a, b in zip(*in_order):
+            assert (a.label, a.start_frame, a.end_frame) == (b.label, b.start_frame, b.end_frame)
+            assert abs(a.score - b.score) < 1e-5
+
+
+def test_the_exported_file_detects_what_the_run_detects(exported):
+    run, paths, record = exported
+    features = np.load(next(paths.features.glob("*.npy")))
+    # Traced at 32 steps; 160 and 37 (padded to 40) are lengths it was neither traced nor checked at, and no multiple
+    # of the local attention's chunk of 9 steps: exported as -(-T // 9), the chunk count was a floor (ONNX's integer
+    # division truncates), and onnxruntime refused every such length.
+    assert_same_detections(OfflineDetector.from_run(run, device="cpu", precision="fp32"), record.onnx_path, features,
+                           (len(features), 37))
+
+
+def test_the_papers_network_exports_whole_where_pytorch_runs_it_in_pieces(tmp_path):
+    # On the CPU, PyTorch runs the DFA convs of inputs longer than DFA_PIECE_STEPS in pieces, a count that depends on
+    # the length; the file holds the plain form, which computes the same at every length.
+    run, paths, record = export_tiny_run(tmp_path, "mgrec")
+    features = np.tile(np.load(next(paths.features.glob("*.npy"))), (8, 1))  # 1280 steps
+    assert len(features) > DFA_PIECE_STEPS
+    assert_same_detections(OfflineDetector.from_run(run, device="cpu", precision="fp32"), record.onnx_path, features,
+                           (len(features),))
+
+
+def test_the_record_says_how_the_run_feeds_the_file_and_reads_it(exported):
+    run, _, record = exported
+    saved = json.loads(record.record_path.read_text())
+    tuned = json.loads((run / "postprocess.json").read_text())
+    assert saved["format"] == FORMAT and saved["variant"] == "actionformer"
+    assert saved["classes"] == json.loads((run / "classes.json").read_text())
+    assert saved["postprocess"]["score_threshold"] == tuned["score_threshold"]
+    assert saved["strides"] == [2**level for level in range(record.levels)]
+    assert saved["length_multiple"] == record.length_multiple == saved["strides"][-1]
+    assert saved["checked"]["largest_difference"] == record.largest_difference < 1e-3
+    assert record.onnx_path.stat().st_size > 0 and not list(record.onnx_path.parent.glob("*.data"))  # one file
+
+
+def test_export_refuses_another_suffix_an_ensemble_of_detections_and_names_the_missing_record(exported, tmp_path):
+    run, _, record = exported
+    with pytest.raises(InputError, match=r"--out .*net\.pt: expected a file name ending in \.onnx"):
+        export_onnx(run, tmp_path / "net.pt")
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(record.onnx_path.read_bytes())
+    with pytest.raises(InputError, match=r"lone\.onnx: its record lone\.json is not beside it"):
+        OnnxNetwork(lone)
+    assert main(["ensemble", str(run), str(run), "--out", str(tmp_path / "fused"), "--fusion", "detections"]) == 0
+    with pytest.raises(InputError, match=r"fuses the detections of 2 runs, each with its own network: export each"):
+        export_onnx(tmp_path / "fused", tmp_path / "fused.onnx")
+    assert not (tmp_path / "fused.onnx").exists()
+
+
+def test_export_from_the_command_line_prints_what_it_checked(exported, tmp_path, capsys):
+    run, _, _ = exported
+    assert main(["export", str(run), "--out", str(tmp_path / "cli.onnx"), "--checkpoint", "last"]) == 0
+    printed = capsys.readouterr().out
+    assert "cli.onnx" in printed and "checked against PyTorch with onnxruntime at T = " in printed
+    assert json.loads((tmp_path / "cli.json").read_text())["checkpoint"] == "last"
