@@ -911,7 +911,7 @@ class RunDir:
 
 # What the report reads from eval_<split>.json (the "Scores" contract, docs/contracts.md).
 _SCORE_KEYS = (
-    "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
+    "num_videos", "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
     "per_class", "confusion",
 )
 
@@ -933,9 +933,14 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     def fraction(value, high: float = 1.0) -> bool:
         return is_number(value) and 0 <= value <= high
 
-    if not (isinstance(scores["num_predictions"], int) and not isinstance(scores["num_predictions"], bool)
-            and scores["num_predictions"] >= 0):
-        return "num_predictions", "a count"
+    def count(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    # the counts too: `compare` tells scored sets apart by them, and a "6" beside a 6 (or True for 1 instance) was
+    # a set that differed in nothing it could name (a StopIteration traceback), None printed as "None videos"
+    for key in ("num_videos", "num_predictions"):
+        if not count(scores[key]):
+            return key, "a count"
     for key in ("f1", "precision", "recall", "recall_miga", "average_mAP"):
         if key in scores and not fraction(scores[key]):
             return key, "a number in [0, 1]"
@@ -955,17 +960,17 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     for name, entry in per_class.items():
         label_id = entry.get("label_id") if isinstance(entry, dict) else None
         valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
-                 and isinstance(entry.get("instances"), int)
+                 and count(entry.get("instances"))
                  and (entry.get("ap") is None or fraction(entry.get("ap")))
                  # null only for a class without instances (and nothing detected as it: `score`)
                  and all(fraction(entry.get(k)) or entry.get(k) is None and entry.get("instances") == 0
                          for k in ("f1", "precision", "recall")))
         if not valid:
-            return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances, ap, f1, precision and recall in "
-                                         "[0, 1] (null only for a class without instances)")
+            return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances (a count), ap, f1, precision and "
+                                         "recall in [0, 1] (null only for a class without instances)")
+
     def counts(row: object) -> bool:
-        return (isinstance(row, list) and len(row) == num_classes
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row))
+        return isinstance(row, list) and len(row) == num_classes and all(map(count, row))
 
     matrix = confusion.get("matrix")
     if not (isinstance(matrix, list) and len(matrix) == num_classes and all(counts(row) for row in matrix)):

@@ -1,6 +1,7 @@
 """`mgrec compare`: runs grouped by config (seed left out), mean ± sample std of each group's scores."""
 
 import json
+import re
 import statistics
 from dataclasses import replace
 
@@ -170,6 +171,27 @@ def test_runs_whose_map_has_other_tious_are_refused_naming_the_file(tmp_path):
                                              rf"{a1}/eval_test.json at 0.3, 0.4, 0.5, 0.6, 0.7: average mAP"):
             compare_runs(runs)
     assert len(compare_runs([a2, b1]).rows) == 2
+
+
+def test_counts_of_another_kind_in_an_eval_file_are_refused_naming_the_key(tmp_path, capsys):
+    """An eval file whose counts were edited into another kind (`"num_videos": "2"`, an instance count `true`, the
+    video count removed): beside a run of the same set, a raw `StopIteration` traceback (the two sets differed in
+    nothing the message could name); alone, a table "scored on test (None videos, ...)"."""
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    edits = {"videos-text": ("num_videos", lambda s: s.update(num_videos="2")),
+             "videos-gone": ("num_videos", lambda s: s.pop("num_videos")),
+             "instances-true": ("per_class.rare", lambda s: s["per_class"]["rare"].update(instances=True)),
+             "instances-negative": ("per_class.rare", lambda s: s["per_class"]["rare"].update(instances=-1))}
+    for name, (key, edit) in edits.items():
+        run, scores = fake_run(tmp_path, name, 2, 1e-3, [0, 2])
+        edit(scores)
+        (run / "eval_test.json").write_text(json.dumps(scores))
+        expected = (rf"{run}/eval_test.json: missing key\(s\) num_videos" if name == "videos-gone"
+                    else rf"{run}/eval_test.json \[{key}\]: expected (a count|.*instances \(a count\))")
+        for runs in ([a1, run], [run]):
+            assert main(["compare", *map(str, runs)]) == 2
+            err = capsys.readouterr().err
+            assert re.search(expected, err) and "Traceback" not in err, err
 
 
 def test_the_per_class_table_keeps_each_cell_under_its_class_when_names_are_long(tmp_path):

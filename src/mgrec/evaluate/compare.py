@@ -90,7 +90,7 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
         config = run.read_config()
         scores = run.read_eval(split, config.model.num_classes, checkpoint)
         instances = {name: entry["instances"] for name, entry in scores["per_class"].items()}
-        scored = (run.path, scores.get("num_videos"), instances)
+        scored = (run.path, scores["num_videos"], instances)
         if scored_set is None:
             scored_set = scored
         elif scored[1:] != scored_set[1:]:
