@@ -116,6 +116,29 @@ def test_read_predictions_info_of_other_forms_and_bad_blocks(tmp_path):
         read_predictions_info(bad)
 
 
+def test_a_set_the_block_does_not_know_is_refused_where_every_reader_reads_it(tmp_path, capsys):
+    """A block whose `set` is another value (`Ranked`, `all`: edited, or another tool's) was taken for a file that
+    does not say: `mgrec score` of a run's ranked list counted every candidate at 0 (F1 19.16 for 35.66), without the
+    note it gives a file recording nothing; `report --detections` drew the whole list."""
+    from mgrec.cli import main
+
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"classes": CLASSES, "database": {"v": {"subset": "test", "duration": 10.0, "fps": 10.0,
+                  "annotations": [{"label": CLASSES[0], "segment": [1.0, 2.0]}]}}}))
+    ranked = {"v": [detection("v", 1.0, 2.0, 0, 0.9), detection("v", 5.0, 6.0, 1, 0.2)]}
+    for value in ("Ranked", "all", 1, ["ranked"]):
+        path = tmp_path / "ranked.json"
+        save_predictions(ranked, path, info={"set": value, "score_threshold": 0.5})
+        with pytest.raises(InputError, match=r"ranked.json \[mgrec.set\]: expected 'hard' \(.*\) or 'ranked' \(.*"
+                                             rf"\), or no key where it is not known; got {re.escape(repr(value))}$"):
+            read_predictions_info(path)
+        assert main(["score", "--gt", str(gt), "--pred", str(path)]) == 2
+        assert "[mgrec.set]: expected 'hard'" in capsys.readouterr().err
+    for value in ("ranked", "hard", None):  # what mgrec writes, and null for a file that does not say
+        save_predictions(ranked, path, info={"set": value, "score_threshold": 0.5})
+        assert read_predictions_info(path)["set"] == value
+
+
 def test_json_label_by_name_or_id(tmp_path):
     path = tmp_path / "pred.json"
     path.write_text(

@@ -77,6 +77,10 @@ UNKNOWN_EXTERNAL_DATA = {
     "details": "not recorded by mgrec: features from a backbone pretrained on other data count as external data",
 }
 
+# Which detections a results JSON holds, as its `MGREC_KEY` block's `set` says: every reader acts on it (a ranked list
+# is scored and drawn at the threshold it records, a hard set whole), so another value cannot be passed over
+PREDICTION_SETS = {"hard": "the hard set, what `mgrec detect` writes by default",
+                   "ranked": "the ranked list of every detection, `mgrec detect --all`"}
 CSV_COLUMNS = ("video", "start_s", "end_s", "start_frame", "end_frame", "label", "score")
 # Said where a prediction's class id does not fit the class list it is read against: a file of another run, or
 # ground truth whose classes are only the labels it holds (an annotations file without some class)
@@ -135,6 +139,12 @@ def read_predictions_info(path: str | Path) -> dict[str, Any]:
     block = document.get(MGREC_KEY, {}) if isinstance(document, dict) else {}
     if not isinstance(block, dict):
         raise InputError(f"{where(path, key=MGREC_KEY)}: expected an object (what mgrec recorded), got {block!r}")
+    # another value ("Ranked", "all") was read as a file that does not say: a ranked list scored at 0 with every
+    # candidate counted (F1 19 for 36), and without the note that says so of a file recording nothing
+    if block.get("set") is not None and not (isinstance(block["set"], str) and block["set"] in PREDICTION_SETS):
+        raise InputError(f"{where(path, key=f'{MGREC_KEY}.set')}: expected "
+                         + " or ".join(f"{name!r} ({words})" for name, words in PREDICTION_SETS.items())
+                         + f", or no key where it is not known; got {brief(block['set'])}")
     return block
 
 
