@@ -14,6 +14,7 @@ from mgrec.data.annotations import (
     EntryError,
     load_annotations,
     parse_subject_ranges,
+    read_class_map,
     read_smg_labels,
     save_annotations,
 )
@@ -775,6 +776,28 @@ def test_an_opentad_file_is_converted_with_its_class_map(tmp_path, capsys):
     with pytest.raises(InputError, match=r"category_idx.txt \[line 3\]: classes 'c' and 'C' are one name to a reader"):
         load_annotations(source, class_map=class_map)
     assert main(["data", "convert", str(source), "--splits", "train=1", "--out", str(out)]) == 2
+
+
+def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tmp_path):
+    """Numbered lines were refused only where a space followed the number (THUMOS's `7 BaseballPitch`): a table of
+    ids and names saved from a spreadsheet or pandas (`0,c`, `0;c`, `0:c`, under a header `id,name` too) became the
+    classes `0,c`, `1,b`, ... without a word, and every file naming the classes then refused as of unknown ones."""
+    class_map = tmp_path / "classes.csv"
+    plain = "; a class map is one class name per line, the line's place its label id: remove the numbers"
+    for text, line, shown, rest in (
+            ("0,c\n1,b\n2,a\n", 1, "'0,c'", plain), ("1;c\r\n2;b\r\n3;a\r\n", 1, "'1;c'", plain),
+            ("0: c\n1: b\n", 1, "'0: c'", plain), ("0\tc\n1\tb\n", 1, r"'0\\tc'", plain),
+            ("1 | c\n2 | b\n", 1, r"'1 \| c'", plain),
+            ("id,name\n0,c\n1,b\n", 2, "'0,c'", r" \(under a header row 'id,name'\); .*: remove the header and the "
+                                               "numbers")):
+        class_map.write_text(text)
+        with pytest.raises(InputError, match=rf"classes.csv \[line {line}\]: {shown}: the lines look numbered{rest}"):
+            read_class_map(class_map)
+    # names that hold digits and separators stay names: not every line starts with a number
+    class_map.write_text("3D turn\nc,d\n1,2 step\n")
+    assert read_class_map(class_map) == ["3D turn", "c,d", "1,2 step"]
+    class_map.write_text("name\n2 hands\n")  # one line under a possible header: too little to tell
+    assert read_class_map(class_map) == ["name", "2 hands"]
 
 
 @pytest.mark.parametrize("video_id", ["..", "../etc/x", "/abs", "a\x00b", ""])

@@ -471,10 +471,16 @@ def read_class_map(path: str | Path) -> list[str]:
         raise InputError(f"{path} [line {blank}]: blank line before the class names end: line k names class k, so "
                          "every later class would move up by one; name the class of this line, or remove the line "
                          "if no class is missing")
-    if all(re.fullmatch(r"\d+\s+\S.*", name) for _, name in lines):  # THUMOS's classidx.txt: "7 BaseballPitch"
-        raise InputError(f"{path} [line {lines[0][0]}]: {brief(lines[0][1])}: the lines look numbered; a class map "
-                         "is one class name per line, the line's place its label id: remove the numbers (with the "
-                         "lines in their order)")
+    # THUMOS's classidx.txt ("7 BaseballPitch"), or a table of ids and names saved from a spreadsheet or pandas
+    # ("7,BaseballPitch", "7;...", "7:...", often under a header row "id,name"): the numbers were kept in the names
+    numbered = [bool(re.fullmatch(r"\d+(\s+|\s*[,;:|]\s*)\S.*", name)) for _, name in lines]
+    header = len(lines) > 2 and not numbered[0] and all(numbered[1:])
+    if all(numbered) or header:
+        number, shown = lines[int(header)]
+        raise InputError(f"{path} [line {number}]: {brief(shown)}: the lines look numbered"
+                         + (f" (under a header row {brief(lines[0][1])})" if header else "")
+                         + "; a class map is one class name per line, the line's place its label id: remove the "
+                         + ("header and the " if header else "") + "numbers (with the lines in their order)")
     first_line: dict[str, int] = {}
     for number, name in lines:
         if first_line.setdefault(name, number) != number:
