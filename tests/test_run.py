@@ -216,7 +216,7 @@ def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_re
     assert json.loads(run.metrics_path.read_text().splitlines()[0])["loss"] is None
     with open(run.metrics_path, "a") as handle:
         handle.write('{"kind": "train", "ep')  # killed mid-line
-    with pytest.raises(InputError, match=r"metrics.jsonl:3: not a JSON object"):
+    with pytest.raises(InputError, match=r"metrics.jsonl:3:\d+: metrics log file is not valid JSON"):
         run.read_metrics()
     run.keep_metrics_before(1)
     assert [r["epoch"] for r in run.read_metrics()] == [0]
@@ -230,6 +230,27 @@ def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_re
             run.read_metrics()
     run.metrics_path.write_text('{"kind": "balance", "epoch": 0, "crop_shares": [0.5, null]}\n')  # null: a gap
     assert run.read_metrics()[0]["crop_shares"] == [0.5, None]
+
+
+def test_the_metrics_log_is_read_by_the_json_reader_of_every_other_file(tmp_path):
+    """metrics.jsonl was parsed by json.loads alone: a 5000-digit number (Python's 4300-digit limit) and nesting past
+    the recursion limit were raw tracebacks in `report` (ValueError, RecursionError), a UTF-8 byte-order mark (an editor
+    on Windows) "metrics.jsonl:1: not a JSON object", a key twice silently the second value."""
+    run = RunDir(tmp_path)
+    good = '{"kind": "train", "epoch": 0, "loss": 1.0}\n'
+    for line, problem in (('{"kind": "train", "epoch": 1, "step": ' + "9" * 5000 + "}",
+                           "metrics log file holds a number no reader takes"),
+                          ('{"kind": "train", "epoch": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                           "metrics log file nests JSON too deeply"),
+                          ('{"kind": "train", "epoch": 1, "loss": 1.0, "loss": 5.0}', "key 'loss' appears twice")):
+        run.metrics_path.write_text(good + line + "\n")
+        with pytest.raises(InputError, match=rf"metrics.jsonl:2: {problem}"):  # what report and --resume read
+            run.read_metrics()
+    run.metrics_path.write_bytes(b"\xef\xbb\xbf" + good.encode())
+    assert run.read_metrics() == [{"kind": "train", "epoch": 0, "loss": 1.0}]
+    # --resume still drops a last line cut short, whatever the reader says of it
+    run.metrics_path.write_text(good + '{"kind": "train", "epoch": 1, "step": ' + "9" * 5000)
+    assert run.read_metrics(drop_incomplete_last_line=True) == [{"kind": "train", "epoch": 0, "loss": 1.0}]
 
 
 def test_weights_with_nan_are_refused_and_dtypes_must_match(tmp_path):

@@ -73,8 +73,10 @@ from mgrec.files import (
     atomic_write,
     atomic_write_text,
     brief,
+    decode_utf8,
     is_hidden,
     is_number,
+    parse_json,
     read_json,
     refuse_a_dangling_link_among,
     remove_dead_writers_temporaries,
@@ -687,19 +689,22 @@ class RunDir:
         if not self.metrics_path.exists():
             return []
         try:
-            lines = text_lines(self.metrics_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{self.metrics_path}: cannot read the metrics log ({exc})") from None
+            data = self.metrics_path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{self.metrics_path}: cannot read the metrics log ({exc.strerror or exc})") from None
+        # the one JSON reader of every other file (a byte-order mark, duplicate keys, a 5000-digit number, nesting
+        # deeper than Python's recursion limit): json.loads here let the last two out as raw tracebacks
+        lines = text_lines(decode_utf8(self.metrics_path, data))
         records = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = parse_json(line, self.metrics_path, "metrics log", line=number)
+            except InputError:
                 if drop_incomplete_last_line and number == len(lines):
                     break
-                raise InputError(f"{self.metrics_path}:{number}: not a JSON object") from None
+                raise
             if not isinstance(record, dict) or "kind" not in record or not isinstance(record.get("epoch"), int):
                 raise InputError(
                     f"{self.metrics_path}:{number}: expected a JSON object with 'kind' and an integer 'epoch'"
