@@ -376,6 +376,31 @@ def test_save_predictions_csv(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]
 
 
+@pytest.mark.parametrize("quoting", [csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC, csv.QUOTE_MINIMAL])
+def test_the_csv_table_written_back_quoted_reads_as_the_table(tmp_path, quoting):
+    """The table read into R or pandas and written back (`write.csv`, `to_csv(quoting=QUOTE_ALL)`) quotes its header:
+    `"video","start_s",...` was "not a predictions file; expected ... the CSV table of `mgrec detect --format csv`
+    (header video,start_s,...)", naming the header it has as the one expected."""
+    from mgrec.evaluate.predictions import is_csv_table
+
+    pred = {"a": [detection("a", 1.0, 2.5, 1, 0.25, (28, 70))], "b": [detection("b", 0.5, 1.0, 0, 1.0)]}
+    table = tmp_path / "pred.csv"
+    save_predictions_csv(pred, table)
+    with table.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    quoted = tmp_path / "quoted.csv"
+    with quoted.open("w", newline="", encoding="utf-8-sig") as handle:  # with a byte-order mark, as Excel saves it
+        writer = csv.writer(handle, quoting=quoting, lineterminator="\r\n")
+        writer.writerow(rows[0])
+        for row in rows[1:]:  # numbers as numbers where the writer leaves them unquoted
+            writer.writerow([float(cell) if quoting == csv.QUOTE_NONNUMERIC and column in ("start_s", "end_s", "score")
+                             else cell for column, cell in zip(rows[0], row)])
+    assert is_csv_table(quoted) and load_predictions(quoted, CLASSES) == load_predictions(table, CLASSES)
+    quoted.write_text('"video","start_s","end_s"\n"a",1,2\n')  # another header stays another file
+    with pytest.raises(InputError, match="not a predictions file"):
+        load_predictions(quoted, CLASSES)
+
+
 @pytest.mark.parametrize("column, cell", [("start_s", "1_0.5"), ("end_s", "\u0663"), ("score", "\u0660.\u0665"),
                                           ("start_frame", "\uff12\uff18"), ("end_frame", "7_0")])
 def test_the_csv_table_reads_numbers_in_ascii_digits_only(tmp_path, column, cell):

@@ -166,7 +166,15 @@ def is_results_json(path: str | Path) -> bool:
 
 
 def _is_table_head(head: str) -> bool:
-    return head.split("\n", 1)[0].strip() == ",".join(CSV_COLUMNS)
+    """Whether `head` (a file's first text) starts with the table's header row, read as CSV: a table written back
+    quoted (R's write.csv, pandas with QUOTE_ALL or QUOTE_NONNUMERIC: `"video","start_s",...`) has the same header,
+    and was refused as "not a predictions file", its header named as the one expected."""
+    first = head.split("\n", 1)[0].strip()
+    try:
+        cells = next(csv.reader([first]), [])
+    except csv.Error:
+        return False
+    return tuple(cells) == CSV_COLUMNS
 
 
 def _first_text(path: Path, size: int = 4096) -> str:
