@@ -238,3 +238,39 @@ def test_an_output_folder_that_is_a_link_to_nothing_is_named_so(tmp_path):
     check_writable(tmp_path / "runs" / "x", is_dir=True)
     with RunDir(tmp_path / "runs" / "x").lock():
         assert (tmp_path / "gone" / "x").is_dir()
+
+
+def test_the_files_asked_only_whether_mgrec_wrote_them_answer_no_for_any_unreadable_json(tmp_path, capsys):
+    """An unfinished-set marker or an analysis nested past the recursion limit (100,000 brackets) was a raw
+    RecursionError traceback from `score --pred FOLDER`, `detect`/`stream --format smg --out FOLDER` and `score
+    --analysis FOLDER`: their readers caught the other reasons a file is not mgrec's JSON, and not that one."""
+    import json
+
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.files import json_or_none
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    deep = "[" * 100_000 + "]" * 100_000
+    for text in (deep, "1" * 5000, b"\xff", "{", ""):
+        path = tmp_path / "x.json"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        assert json_or_none(path) is None
+    assert json_or_none(tmp_path / "missing.json") is None and json_or_none(tmp_path) is None
+    path.write_text('{"a": [1]}')
+    assert json_or_none(path) == {"a": [1]}
+
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"classes": ["a"], "database": {"v": {"subset": "test", "duration": 10.0, "fps": 10.0,
+                  "annotations": [{"label": "a", "segment": [1.0, 2.0]}]}}}))
+    labels = tmp_path / "labels" / "v"
+    labels.mkdir(parents=True)
+    (labels / "v_finelabels.csv").write_text("1,10,20\n")
+    (labels.parent / INCOMPLETE_MARKER).write_text(deep)
+    assert_input_error(mgrec(capsys, "score", "--gt", gt, "--pred", labels.parent), "that did not finish")
+    analysis = tmp_path / "analysis"
+    analysis.mkdir()
+    (analysis / "test_analysis.json").write_text(deep)
+    pred = tmp_path / "pred.json"
+    save_predictions({"v": []}, pred)
+    assert_input_error(mgrec(capsys, "score", "--gt", gt, "--pred", pred, "--analysis", analysis),
+                       "no finished mgrec analysis wrote (first: 'test_analysis.json')")

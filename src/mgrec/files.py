@@ -611,6 +611,18 @@ def read_json(path: str | Path, what: str) -> Any:
     return parse_json(decode_utf8(Path(path), read_file_bytes(path, what)), Path(path), what)
 
 
+def json_or_none(path: str | Path) -> Any:
+    """The JSON document of `path`, or None where it cannot be read as one for any reason (missing, not UTF-8, not
+    JSON, nested past Python's recursion limit, a number of 5000 digits): for the files whose reader asks only "did
+    mgrec write this?" (an unfinished-set marker, an analysis, the demo's manifest), where no is an answer, not an
+    error. Each caught some of these reasons and not RecursionError, a raw traceback of `score`, `detect` and
+    `stream` for a marker of 100,000 brackets."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError and json's errors are ValueErrors
+        return None
+
+
 def parse_json(text: str, path: Path, what: str, line: int | None = None) -> Any:
     """`read_json`'s parsing of `text`, the whole of file `path` or (`line`) one line of it (JSON lines): every
     failure an InputError naming the file and line:column."""

@@ -41,6 +41,7 @@ from mgrec.files import (
     brief,
     decode_utf8,
     is_hidden,
+    json_or_none,
     read_file_bytes,
     safe_child,
     text_lines,
@@ -339,10 +340,7 @@ def refuse_an_incomplete_set(folder: str | Path) -> None:
 def unfinished_plan(folder: str | Path) -> dict | None:
     """The JSON object of `folder`'s `INCOMPLETE_MARKER` (None: no marker, or one mgrec did not write as JSON,
     e.g. by a version before the object)."""
-    try:
-        plan = json.loads((Path(folder) / INCOMPLETE_MARKER).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+    plan = json_or_none(Path(folder) / INCOMPLETE_MARKER)
     return plan if isinstance(plan, dict) else None
 
 

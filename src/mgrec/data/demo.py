@@ -77,7 +77,7 @@ import numpy as np
 from mgrec.data.annotations import load_annotations, save_annotations
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
-from mgrec.files import atomic_open
+from mgrec.files import atomic_open, json_or_none
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -260,10 +260,7 @@ def _claim_folder(root: Path) -> None:
 
 
 def _manifest_matches(path: Path, seed: int) -> bool:
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # missing or half-written: rebuild
+    manifest = json_or_none(path)  # None where missing or half-written: rebuild
     return isinstance(manifest, dict) and manifest.get("recipe") == RECIPE_VERSION and manifest.get("seed") == seed
 
 

@@ -49,7 +49,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.files import atomic_write_text, file_sha256, read_json, resolve_path
+from mgrec.files import atomic_write_text, file_sha256, json_or_none, read_json, resolve_path
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     ANALYSIS_FIGURE_STEMS,
@@ -324,10 +324,7 @@ def is_error_analysis(path: Path) -> bool:
     new one may replace."""
     if path.is_symlink() or not path.is_file():
         return False
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
+    document = json_or_none(path)
     # "complete": false marks one stopped part-way; analyses written before the mark have their numbers
     return isinstance(document, dict) and "split" in document and (
         "complete" in document or {"ranked_list", "hard_set"} <= set(document))
