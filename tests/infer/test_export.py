@@ -63,6 +63,15 @@ def test_the_papers_network_exports_whole_where_pytorch_runs_it_in_pieces(tmp_pa
                            (len(features),))
 
 
+def test_an_averaged_ensemble_exports_as_one_network(exported, tmp_path):
+    run, paths, _ = exported
+    assert main(["ensemble", str(run), str(run), "--out", str(tmp_path / "averaged"), "--fusion", "outputs"]) == 0
+    record = export_onnx(tmp_path / "averaged", tmp_path / "averaged.onnx")
+    features = np.load(next(paths.features.glob("*.npy")))
+    assert_same_detections(OfflineDetector.from_run(tmp_path / "averaged", device="cpu", precision="fp32"),
+                           record.onnx_path, features, (len(features),))
+
+
 def test_the_record_says_how_the_run_feeds_the_file_and_reads_it(exported):
     run, _, record = exported
     saved = json.loads(record.record_path.read_text())

@@ -42,6 +42,7 @@ class EnsembleDetector(nn.Module):
         self.members = nn.ModuleList(members)
         self.strides = first.strides
         self.max_div_factor = first.max_div_factor
+        self.input_dim = first.input_dim
 
     def forward(self, x: Tensor, mask: Tensor) -> DetectorOutput:
         outputs = [member(x, mask) for member in self.members]
