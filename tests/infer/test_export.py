@@ -1,6 +1,7 @@
 """`mgrec export`: the ONNX file of a run's network detects what the run does, at lengths it was not traced at."""
 
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from mgrec.config import PostprocessConfig
 from mgrec.errors import InputError
 from mgrec.infer.export import FORMAT, OnnxNetwork, export_onnx
 from mgrec.infer.offline import OfflineDetector
+from mgrec.infer.online import stream_files
 from mgrec.model.dyfadet import DFA_PIECE_STEPS
 
 pytest.importorskip("onnxruntime")
@@ -70,6 +72,39 @@ def test_an_averaged_ensemble_exports_as_one_network(exported, tmp_path):
     features = np.load(next(paths.features.glob("*.npy")))
     assert_same_detections(OfflineDetector.from_run(tmp_path / "averaged", device="cpu", precision="fp32"),
                            record.onnx_path, features, (len(features),))
+
+
+def test_a_stream_through_the_file_emits_what_the_pytorch_stream_emits(exported, capsys):
+    run, paths, record = exported
+    feature_file = next(paths.features.glob("*.npy"))
+    emitted = {}
+    for engine, onnx in (("pytorch", None), ("onnxruntime", record.onnx_path)):
+        lines = io.StringIO()
+        summaries = stream_files(run, [feature_file], out=lines, onnx=onnx)
+        assert summaries[0].engine == engine
+        emitted[engine] = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert len(emitted["onnxruntime"]) == len(emitted["pytorch"]) > 0
+    for a, b in zip(emitted["pytorch"], emitted["onnxruntime"]):
+        assert [a[key] for key in ("label", "segment(frames)", "emitted_at")] == [
+            b[key] for key in ("label", "segment(frames)", "emitted_at")]
+        assert abs(a["score"] - b["score"]) < 1e-5
+    assert "(fp32 inference, onnxruntime)" in summaries[0].describe()
+
+
+def test_a_file_of_other_weights_is_refused_by_a_stream_of_the_run(exported, tmp_path):
+    run, paths, record = exported
+    feature_file = next(paths.features.glob("*.npy"))
+    other = tmp_path / "other.onnx"
+    other.write_bytes(record.onnx_path.read_bytes())
+    saved = json.loads(record.record_path.read_text())
+    (tmp_path / "other.json").write_text(json.dumps({**saved, "weights_sha256": "0" * 64}))
+    with pytest.raises(InputError, match=r"other\.onnx: exported from other weights than .*best\.safetensors"):
+        stream_files(run, [feature_file], out=io.StringIO(), onnx=other)
+    with pytest.raises(InputError, match=r"--onnx runs the exported network in onnxruntime; --compile"):
+        stream_files(run, [feature_file], out=io.StringIO(), onnx=record.onnx_path, compile=True)
+    (tmp_path / "other.json").write_text(json.dumps({**saved, "strides": "1,2,4"}))
+    with pytest.raises(InputError, match=r"other\.json \[strides\]: expected a list"):
+        OnnxNetwork(other)
 
 
 def test_the_record_says_how_the_run_feeds_the_file_and_reads_it(exported):

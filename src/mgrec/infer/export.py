@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_write, atomic_write_text, check_output
+from mgrec.files import atomic_write, atomic_write_text, check_output, file_sha256, read_json
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model import fastpath
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, DetectorOutput
@@ -228,6 +228,7 @@ def export_record(detector: OfflineDetector, checkpoint: str, multiple: int, lev
         "format": FORMAT,
         "run": str(detector.run_root),
         "checkpoint": checkpoint,
+        "weights_sha256": file_sha256(run.weights_path(checkpoint)),  # which weights: `OnnxNetwork.for_detector`
         "variant": config.model.variant,
         "inputs": {
             "features": f"float32 (1, {detector.model.input_dim}, T): the video's feature steps, T a multiple of "
@@ -262,6 +263,22 @@ def export_record(detector: OfflineDetector, checkpoint: str, multiple: int, lev
     }
 
 
+def read_export_record(path: Path) -> dict:
+    """The record `export_onnx` wrote beside the ONNX file at `path` (FILE.json)."""
+    record_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise InputError(f"{path}: no such ONNX file (mgrec export RUN --out {path.name} writes it)")
+    if not record_path.is_file():
+        raise InputError(f"{path}: its record {record_path.name} is not beside it (mgrec export writes both)")
+    record = read_json(record_path, "export record")
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise InputError(f"{record_path}: expected the record of `mgrec export` (format {FORMAT})")
+    for key, kind in (("strides", list), ("length_multiple", int), ("classes", list)):
+        if not isinstance(record.get(key), kind):
+            raise InputError(f"{record_path} [{key}]: expected a {kind.__name__}, as mgrec export writes it")
+    return record
+
+
 class OnnxNetwork(nn.Module):
     """An exported file run by onnxruntime, in place of a run's network: `forward(features, mask)` returns the
     `DetectorOutput` the network would. `OfflineDetector` detects with it:
@@ -271,21 +288,39 @@ class OnnxNetwork(nn.Module):
         super().__init__()
         onnxruntime = _export_dependencies()
         path = Path(path)
-        record_path = path.with_suffix(".json")
-        if not record_path.is_file():
-            raise InputError(f"{path}: its record {record_path.name} is not beside it (mgrec export writes both)")
-        record = json.loads(record_path.read_text())
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise InputError(f"{record_path}: expected the record of `mgrec export` (format {FORMAT})")
+        self.record = read_export_record(path)
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = options.inter_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.strides = list(record["strides"])
-        self.max_div_factor = int(record["length_multiple"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own error types
+            raise InputError(f"{path}: not an ONNX file onnxruntime can run ({exc})") from None
+        self.strides = list(self.record["strides"])
+        self.max_div_factor = self.record["length_multiple"]
         self.input_dim = self.session.get_inputs()[0].shape[1]
         # mgrec's post-processing finds a network's device from its parameters: the CPU, where onnxruntime runs
         self.register_parameter("device_marker", nn.Parameter(torch.empty(0), requires_grad=False))
+
+    @classmethod
+    def for_detector(cls, path: str | Path, detector: OfflineDetector, threads: int | None = None) -> OnnxNetwork:
+        """The file at `path` to run in place of `detector`'s network: refused unless it was exported from the same
+        weights (its record's SHA-256 of the run's checkpoint) with the same classes, on the CPU in float32."""
+        network = cls(path, threads)
+        record, run = network.record, RunDir(detector.run_dir)
+        weights = run.weights_path(detector.checkpoint)
+        if "weights_sha256" not in record:
+            raise InputError(f"{path}: its record names no weights (an export of an older mgrec): export the run again "
+                             f"with `mgrec export {detector.run_dir} --out {path}`")
+        if record["weights_sha256"] != file_sha256(weights) or record["classes"] != detector.classes:
+            raise InputError(f"{path}: exported from other weights than {weights} (its record "
+                             f"{Path(path).with_suffix('.json').name} names {record.get('run')}, checkpoint "
+                             f"{record.get('checkpoint')}): export this run's with `mgrec export {detector.run_dir} "
+                             f"--out {path}`")
+        if detector.autocast is not None or next(detector.model.parameters()).device.type != "cpu":
+            raise InputError(f"{path}: the exported network runs in float32 on the CPU (onnxruntime); leave "
+                             "--precision and --device at auto or give fp32 and cpu")
+        return network
 
     def forward(self, features: Tensor, mask: Tensor) -> DetectorOutput:
         outputs = self.session.run(None, {"features": features.detach().cpu().float().numpy(),

@@ -111,6 +111,7 @@ from `--precision`), compiled or not; the compiled network is traced under that 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -137,6 +138,7 @@ from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.files import atomic_write_text, brief, check_writable, counted, file_sha256
+from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
@@ -240,6 +242,7 @@ class StreamSummary:
     interrupted: bool = False  # ended by Ctrl-C (or SIGTERM from `mgrec stream`) before the file's end
     behind_seconds: float = 0.0  # `--realtime`: how far the updates fell behind the stream's pace at most
     decided_at_end: int = 0  # of the gestures emitted, those the stream's end decided (with less lookahead)
+    engine: str = "pytorch"  # what ran the network: "pytorch", or "onnxruntime" (`stream --onnx`)
 
     def describe(self, notes: bool = True) -> str:
         """The summary line (and what went wrong: behind real time, interrupted); `notes`: the run's notes too (its
@@ -250,7 +253,8 @@ class StreamSummary:
         text = (
             f"stream {self.video_id}: {self.emitted} gestures emitted in {self.updates} updates over "
             f"{self.stream_seconds:.1f} s of stream{window}; compute per update mean {self.mean_compute_ms:.1f} ms, "
-            f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference)"
+            f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference"
+            f"{'' if self.engine == 'pytorch' else ', ' + self.engine})"
         )
         if self.behind_seconds > 0.5:
             text += (f"\nbehind real time: the updates fell up to {self.behind_seconds:.1f} s behind the stream's "
@@ -868,6 +872,7 @@ def stream_files(
     single_file: bool = False,
     live: VideoFeatures | None = None,
     wall_clock: bool = False,
+    onnx: str | Path | None = None,
 ) -> list[StreamSummary]:
     """Replay feature files (or folders of them) one after another, each as its own live stream, as
     `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
@@ -889,6 +894,7 @@ def stream_files(
     `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: the videos among `inputs` (files,
     or `-` for standard input) are streamed as they are decoded, their rows made by it window by window
     (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its report (`Emission.to_json`).
+    `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.for_detector`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir, hold_label_folder
@@ -905,6 +911,11 @@ def stream_files(
             check_writable(smg_out, is_dir=True)
             held.enter_context(hold_label_folder(smg_out))
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+        if onnx is not None:
+            if compile:
+                raise InputError("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch "
+                                 "network: give one of them")
+            detector = dataclasses.replace(detector, model=OnnxNetwork.for_detector(onnx, detector, threads))
         detector.stream_folders = stream_folders
 
         def streamed_live(path: Path) -> bool:
@@ -923,7 +934,7 @@ def stream_files(
             plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
                     "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(video_ids.values()),
                     "lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
-                    "fps": fps}
+                    "fps": fps, **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
             resumed = _videos_streamed_before(Path(smg_out), plan, label_paths)
             done = set(resumed or ())
             if done:
@@ -1111,11 +1122,12 @@ def stream_video(detector: OfflineDetector,
     before, streamed = online.num_updates, count
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
+    engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
     summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
                             float(np.percentile(times, 95)), detector.precision,
                             detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
                             online.history * online.grid.seconds_per_step(), interrupted, behind,
-                            decided_at_end=count - streamed)
+                            decided_at_end=count - streamed, engine=engine)
     if interrupted:
         raise StreamInterrupted(summary)
     return summary
