@@ -21,6 +21,7 @@ is the wall time of one update (network, post-processing, emission rule) on this
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ from mgrec.data.annotations import load_annotations
 from mgrec.data.features import feature_path, load_features
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import f1_miga, f1_strict
+from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector
 from mgrec.infer.online import OnlineDetector, chunks_of
 from mgrec.provenance import PROVENANCE_KEY, provenance, read_provenance
@@ -152,7 +154,8 @@ def format_table(result: dict) -> str:
     lines = [
         f"run {result['run_dir']}, split {result['split']}: {result['num_videos']} videos, "
         f"{off['num_ground_truth']} gestures; CPU, {read_provenance(result)['threads']} torch thread(s)"
-        + (", compiled online network" if result["compiled_online_network"] else ""),
+        + (", compiled online network" if result["compiled_online_network"] else "")
+        + (", online network in onnxruntime" if result.get("onnx_online_network") else ""),
         f"{'mode':<8} {'history':>7} {'hop':>4} {'lookahead':>9} {'F1':>6} {'F1 MiGA':>7} {'#pred':>6} "
         f"{'lat p50':>7} {'lat p95':>7} {'ms p50':>7} {'ms p95':>7}",
         f"{'offline':<8} {'-':>7} {'-':>4} {'-':>9} {cell(off['f1']):>6} {cell(off['f1_miga']):>7} "
@@ -188,23 +191,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--checkpoint", default="best")
     parser.add_argument("--compile", action="store_true", help="online detection with the compiled network")
+    parser.add_argument("--onnx", type=Path, default=None,
+                        help="online detection with this file of `mgrec export RUN` in onnxruntime (offline: PyTorch)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     detector = OfflineDetector.from_run(args.run_dir, checkpoint=args.checkpoint, device="cpu")
     videos = load_split(detector, args.split, args.annotations, args.features)
+    offline = evaluate_offline(detector, videos)
+    if args.onnx is not None:  # the stream's network, as `mgrec stream --onnx` runs it
+        online_detector = dataclasses.replace(
+            detector, model=OnnxNetwork.for_detector(args.onnx, detector, threads=args.threads))
+    else:
+        online_detector = detector
     result = {
         "run_dir": str(args.run_dir),
         "split": args.split,
         "num_videos": len(videos),
         "compiled_online_network": args.compile,
+        "onnx_online_network": None if args.onnx is None else str(args.onnx),
         PROVENANCE_KEY: provenance(["python", "benchmarks/online_eval.py", *argv], threads=args.threads, device="cpu"),
         "score_threshold": detector.postprocess.score_threshold,
         "class_thresholds": detector.postprocess.class_thresholds,
-        "offline": evaluate_offline(detector, videos),
+        "offline": offline,
         "online": [
-            evaluate_online(detector, videos, lookahead, args.hop, history, args.compile)
+            evaluate_online(online_detector, videos, lookahead, args.hop, history, args.compile)
             for history in args.history
             for lookahead in args.lookaheads
         ],

@@ -652,7 +652,8 @@ def _add_fps(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=number, default=None,
                    help="frame rate of the videos the features come from, for feature files without a sidecar when "
                         "the run's config has no data.fps (default: the sidecar's, else the run's data.fps, else the "
-                        "rate of the run's recorded feature recipe; refused when it contradicts them)")
+                        "video's fps in the run's annotations; refused when it contradicts the sidecar or data.fps, "
+                        "noted when it differs from the rate of the run's training features)")
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:

@@ -280,6 +280,11 @@ def test_features_of_another_frame_rate_than_the_run_s_are_noted_once(tmp_path, 
     assert "are of 25 fps: a feature step spans 0.42x the time it did in training" in err
     assert main(["detect", str(run), str(tmp_path / "c.npy"), "--out", str(tmp_path / "e.json")]) == 0
     assert "note" not in capsys.readouterr().err  # within 5 %: the same rate to the network
+    # the same rate given by --fps for a file without a sidecar: passed without a word, every time scaled
+    np.save(tmp_path / "bare.npy", features)
+    assert main(["detect", str(run), str(tmp_path / "bare.npy"), "--fps", "60", "--out", str(tmp_path / "f.json")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: ") == 1 and "bare.npy (--fps 60): features of a 60-fps video, where the run's" in err
 
 
 def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):

@@ -1067,6 +1067,7 @@ def test_a_window_given_too_short_for_the_gestures_is_noted(capsys):
     assert ("note: a window of 24 feature steps leaves 4 for the gesture an update decides, after lookahead and hop; "
             "the run's gestures reach 16 steps, and longer ones are missed (the default window holds them: 36 steps "
             "or more)") in capsys.readouterr().err
+    OnlineDetector(detector, 25.0, lookahead=2.0, history=24)  # a second stream of the same detector: said once
     OnlineDetector(detector, 25.0, lookahead=2.0, history=36)
     assert "note" not in capsys.readouterr().err
 

@@ -103,8 +103,8 @@ class OfflineDetector:
     # file with a sidecar is checked, whatever the current folder is by then (after an os.chdir a relative
     # run_dir found none, and features of another recipe passed without a word)
     run_root: Path | None = None
-    # whether a file of another frame rate than the run's features was noted (once per detector)
-    told_another_rate: bool = field(default=False, repr=False, compare=False)
+    # the notes said to the user so far: each once per detector, however many files or streams it serves
+    told: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_arguments(self)  # also when dataclasses.replace makes one
@@ -305,6 +305,8 @@ class OfflineDetector:
         self.refuse_another_fps_than_the_runs(given, what)
         if found is None and given is None and self.config.data.fps is None:  # a video the run's annotations list
             found = self._annotated_fps.get(video_id_of(path, self.config.data.feature_prefix))
+        if found is None and given is not None:  # the sidecar's rate is noted when its recipe is checked
+            self.note_another_rate(given, f"{path} ({what} {given:g})")
         return found if found is not None else given
 
     @cached_property
@@ -320,6 +322,29 @@ class OfflineDetector:
         except InputError:
             return {}
         return {video: info.fps for video, info in annotations.videos.items() if info.fps_given}
+
+    def note_another_rate(self, fps: float, whose: str) -> None:
+        """Note (once per detector) features of a video at another fps than the run's training features (`whose`:
+        the sidecar or --fps that says so): allowed, as the grid follows each video's own fps, but a feature step
+        then spans another stretch of time than in training, and the gestures look longer or shorter to the network
+        than any it learnt."""
+        recipe = self._feature_recipes.get(None)
+        if recipe is None or self.config.data.fps is not None or "another rate" in self.told:
+            return
+        recipe_path, recipe = recipe
+        if abs(fps - recipe.fps) > 0.05 * recipe.fps:
+            self.told.add("another rate")
+            print(f"note: {whose}: features of a {fps:g}-fps video, where the run's ({recipe_path}) are of "
+                  f"{recipe.fps:g} fps: a feature step spans {recipe.fps / fps:.2g}x the time it did in "
+                  f"training; for the run's own scale, make the video {recipe.fps:g} fps first (ffmpeg -i IN -r "
+                  f"{recipe.fps:g} OUT.mp4)", file=sys.stderr)
+
+    def note_once(self, text: str) -> None:
+        """Print `text` on stderr as a note, unless this detector said it before (a stream checks each video's window
+        before streaming it: a note of the window came twice per video)."""
+        if text not in self.told:
+            self.told.add(text)
+            print(f"note: {text}", file=sys.stderr)
 
     def require_fps(self, path: Path, fps: float | None) -> None:
         """Refuse a feature file whose fps nobody knows (`file_fps` found none, the run has no data.fps), naming
@@ -350,15 +375,8 @@ class OfflineDetector:
         if stream not in self._feature_recipes:
             return
         recipe_path, recipe = self._feature_recipes[stream]
-        if (stream is None and self.config.data.fps is None and not self.told_another_rate
-                and abs(sidecar.fps - recipe.fps) > 0.05 * recipe.fps):
-            # allowed (the grid follows each video's own fps), but a feature step then spans another stretch of time
-            # than in training, and the gestures look longer or shorter to the network than any it learnt
-            self.told_another_rate = True
-            print(f"note: {side}: features of a {sidecar.fps:g}-fps video, where the run's ({recipe_path}) are of "
-                  f"{recipe.fps:g} fps: a feature step spans {recipe.fps / sidecar.fps:.2g}x the time it did in "
-                  f"training; for the run's own scale, make the video {recipe.fps:g} fps first (ffmpeg -i IN -r "
-                  f"{recipe.fps:g} OUT.mp4)", file=sys.stderr)
+        if stream is None:
+            self.note_another_rate(sidecar.fps, str(side))
         # An end-to-end run's features come from its own adapted backbone, whose weights differ by checkpoint:
         # there the sha256 names a checkpoint, not another recipe.
         adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE

@@ -380,11 +380,13 @@ class FeatureWindow:
 @dataclass(frozen=True)
 class WindowPlan:
     """How an `OnlineDetector` updates: seconds of stream after a gesture's end before it is reported, feature steps
-    between updates, and feature steps of the window the network sees."""
+    between updates, and feature steps of the window the network sees; `note`: what the user should hear of it (a
+    window too short for the run's longest gestures), else None."""
 
     lookahead: float
     hop: int
     history: int
+    note: str | None = None
 
 
 def plan_window(config: Config, step_seconds: float, lookahead: object, hop: object = None,
@@ -426,11 +428,12 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
         )
     gesture = gesture_steps(config)
     room = window - lookahead_steps - hop - 1  # what an update's window holds of the gesture it decides
+    note = None
     if room < gesture:  # allowed (a shorter window is faster), but the longer gestures are lost
-        print(f"note: a window of {window} feature steps leaves {room} for the gesture an update decides, after "
-              f"lookahead and hop; the run's gestures reach {gesture} steps, and longer ones are missed (the default "
-              f"window holds them: {window - room + gesture} steps or more)", file=sys.stderr)
-    return WindowPlan(lookahead, hop, window)
+        note = (f"a window of {window} feature steps leaves {room} for the gesture an update decides, after "
+                f"lookahead and hop; the run's gestures reach {gesture} steps, and longer ones are missed (the default "
+                f"window holds them: {window - room + gesture} steps or more)")
+    return WindowPlan(lookahead, hop, window, note)
 
 
 class OnlineDetector:
@@ -472,6 +475,8 @@ class OnlineDetector:
         self.feature_dim = detector.config.data.feature_dim
         plan = plan_window(detector.config, self.grid.seconds_per_step(), lookahead, hop, history)
         self.lookahead, self.hop, self.history = plan.lookahead, plan.hop, plan.history
+        if plan.note is not None:
+            detector.note_once(plan.note)
         # the window and one pass over it must fit
         check_fits(detector.config.model, self.history, 1, training=False, what="the online window",
                    model=detector.model)
