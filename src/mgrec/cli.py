@@ -24,6 +24,7 @@ from pathlib import Path
 from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
+from mgrec.files import counted
 from mgrec.smg_csv import decimal_number, whole_number
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
@@ -437,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision(p)
     _add_no_progress(p)
 
-    p = _command(sub, "stream", "online recognition of a live feature stream (JSON lines)", cmd_stream,
+    p = _command(sub, "stream", "online recognition of a stream of features or video (JSON lines, or SMG label files)",
+                 cmd_stream,
                  description=(
                      "Replay a feature file (or a video, its features made as its frames are decoded) as a live\n"
                      "stream: one JSON line per gesture on stdout as soon as it is final, with the keys of the\n"
@@ -447,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "Several files or folders are streamed one after another, each as its own stream; with\n"
                      "--format smg their gestures are written as SMG label files (the online track's submission)."
                  ), examples=(
-                     "mgrec stream runs/demo-mgrec features/Sample0036.npy --realtime",
+                     "mgrec stream runs/smg-mgrec features/Sample0036.npy --realtime",
                      "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
                      "mgrec stream runs/video-run -   # piped in: ffmpeg -f v4l2 -i /dev/video0 -f matroska - | ...",
                      "mgrec stream runs/smg-mgrec test_features/ --format smg --out online_submission/",
@@ -524,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="efficientnet-lite0: average N frames of each window, on frames consecutive windows share "
                         "(4 of 16 with stride 4: the network runs on a quarter of the frames; a recipe of its own, "
                         "recorded in the sidecars; default: every frame)")
-    p.add_argument("--device", default=None, help=DEVICE_HELP + " (default: cpu)")
+    p.add_argument("--device", default=None, help=DEVICE_HELP + " (default: auto)")
     p.add_argument("--precision", default=None, choices=_precisions(),
                    help="the backbone's forward pass: auto (the default: bf16 on CUDA and on a CPU with native "
                         "bf16, AVX512-BF16 or AMX, where it is 1.5-3.1x as fast; fp32 on other CPUs), fp32 or bf16 "
@@ -750,7 +752,8 @@ def cmd_data_convert(args) -> None:
     total = sum(len(v) for v in annotations.segments.values())
     classes = (f", {len(annotations.classes)} classes in id order: {', '.join(annotations.classes)}"
                if from_json or args.class_map is not None else "")
-    print(f"wrote {args.out}: {total} instances in {len(annotations.videos)} videos ({counts}){classes}",
+    print(f"wrote {args.out}: {counted(total, 'instance')} in {counted(len(annotations.videos), 'video')} ({counts})"
+          f"{classes}",
           file=closing_line_stream(args.out))
     if from_json:
         return
@@ -897,7 +900,6 @@ def cmd_evaluate(args) -> None:
     from mgrec.config import canonical_subset
     from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.evaluate.scoring import check_tuning_split, format_score_table
-    from mgrec.files import counted
     from mgrec.infer.evaluate_run import evaluate_run
     from mgrec.run import RunDir
 
@@ -933,7 +935,6 @@ def cmd_evaluate(args) -> None:
 def _evaluate_online(args) -> None:
     """`mgrec evaluate --online`: the split streamed, its emissions scored, beside the offline scores if written."""
     from mgrec.evaluate.scoring import format_score_table
-    from mgrec.files import counted
     from mgrec.infer.evaluate_run import evaluate_online
     from mgrec.run import RunDir
 
@@ -1370,7 +1371,7 @@ def cmd_extract(args) -> None:
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")
-    device, checkpoint = args.device or "cpu", args.checkpoint or "best"
+    device, checkpoint = args.device or "auto", args.checkpoint or "best"
     if args.from_run is not None:
         from mgrec.extract.jobs import extract_with_run
 
@@ -1390,7 +1391,7 @@ def cmd_extract(args) -> None:
             print(f"warning: {result.source}: {warning}", file=sys.stderr)
     extracted = sum(r.status == "extracted" for r in results)
     print(f"{extracted} extracted, {len(results) - extracted} skipped (done earlier with this recipe): "
-          f"{len(results)} inputs in {args.out}")
+          f"{counted(len(results), 'input')} in {args.out}")
 
 
 def cmd_convert_videomae(args) -> None:

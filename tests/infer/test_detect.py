@@ -214,7 +214,9 @@ def test_score_refuses_to_tune_on_a_split_the_predictions_do_not_cover(trained_r
         )
         == 2
     )
-    assert f"no predictions for split val in {tmp_path / 'test_only.json'}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"no predictions for split val in {tmp_path / 'test_only.json'}" in err
+    assert "to tune on it, score a ranked list of both splits' videos: `mgrec detect RUN FEATURES --all" in err
 
 
 def test_evaluating_the_last_checkpoint_keeps_the_scores_of_best(trained_run):

@@ -384,8 +384,11 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         if not any(v in predictions for v in ids):
             # Scoring (or tuning on) a split the file does not cover would silently count every
             # gesture as missed, and tune the threshold to 0.
+            tuning = name != split  # --tune-on's split: a file of the scored split's videos alone cannot tune
             raise InputError(f"no predictions for split {name} in {pred_path} (it covers {len(predictions)} "
-                             f"video(s), none of the {len(ids)} of split {name!r})")
+                             f"video(s), none of the {len(ids)} of split {name!r})"
+                             + ("; to tune on it, score a ranked list of both splits' videos: `mgrec detect RUN "
+                                "FEATURES --all --out ranked.json`" if tuning else ""))
         scored = {v: annotations.segments.get(v, []) for v in ids}
         partial = coverage_note(scored, predictions, name)  # a partial file scores its missing videos as all missed
         if partial:

@@ -251,7 +251,8 @@ class StreamSummary:
         # without it in the line nothing says which window ran.
         window = f", window {self.history} steps ({self.history_seconds:.1f} s)" if self.history else ""
         text = (
-            f"stream {self.video_id}: {self.emitted} gestures emitted in {self.updates} updates over "
+            f"stream {self.video_id}: {counted(self.emitted, 'gesture')} emitted in {counted(self.updates, 'update')} "
+            "over "
             f"{self.stream_seconds:.1f} s of stream{window}; compute per update mean {self.mean_compute_ms:.1f} ms, "
             f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference"
             f"{'' if self.engine == 'pytorch' else ', ' + self.engine})"

@@ -130,7 +130,8 @@ def _check_detections_within_lengths(source: Path, found: dict[str, list[Detecti
 def _summary(data: DetectionsData) -> str:
     count = sum(map(len, data.drawn.values()))
     hours = sum(data.durations.values()) / 3600.0
-    cards = [("videos", str(len(data.drawn))), ("detections", str(count)),
+    cards = [("video" if len(data.drawn) == 1 else "videos", str(len(data.drawn))),
+             ("detection" if count == 1 else "detections", str(count)),
              ("per minute", f"{count / (60 * hours):.1f}" if hours > 0 else "–")]
     cards_html = "".join(f'<div class="card"><div class="value">{value}</div><div class="label">{label}</div></div>'
                          for label, value in cards)

@@ -439,10 +439,11 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     metrics = MetricsLog(run, enabled=is_main, listener=on_metrics)
     epochs = config.train.epochs
     say(
-        f"training {config.model.variant} on {data.labelled_videos} videos"
+        f"training {config.model.variant} on {counted(data.labelled_videos, 'video')}"
         + (f" + {len(pseudo_samples)} pseudo-labelled" if pseudo_samples else "")
         + f" ({len(data.anchors)} crop anchors), "
-        f"validating on {len(data.val_split.samples)}; {epochs} epochs x {opt.steps_per_epoch} steps on {device}"
+        f"validating on {len(data.val_split.samples)}; {counted(epochs, 'epoch')} x "
+        f"{counted(opt.steps_per_epoch, 'step')} on {device}"
         + (f" x {world} processes" if world > 1 else "")
         + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
     )
