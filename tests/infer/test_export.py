@@ -105,6 +105,14 @@ def test_a_file_of_other_weights_is_refused_by_a_stream_of_the_run(exported, tmp
     (tmp_path / "other.json").write_text(json.dumps({**saved, "strides": "1,2,4"}))
     with pytest.raises(InputError, match=r"other\.json \[strides\]: expected a list"):
         OnnxNetwork(other)
+    (tmp_path / "other.json").write_text(json.dumps({**saved, "strides": [1, 2]}))
+    with pytest.raises(InputError, match=r"other\.json \[strides, length_multiple\]: expected the strides 1, 2, 4"):
+        OnnxNetwork(other)
+    # a file beside the record of another export (a kill between the two writes, one file copied alone)
+    (tmp_path / "other.json").write_text(json.dumps(saved))
+    other.write_bytes(record.onnx_path.read_bytes()[:-10] + bytes(10))
+    with pytest.raises(InputError, match=r"other\.onnx: not the file its record other\.json describes"):
+        OnnxNetwork(other)
 
 
 def test_the_record_says_how_the_run_feeds_the_file_and_reads_it(exported):

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_write, atomic_write_text, check_output, file_sha256, read_json
+from mgrec.files import atomic_write, atomic_write_text, brief, check_output, file_sha256, read_json
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model import fastpath
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, DetectorOutput
@@ -148,10 +148,14 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
             raise InputError(f"{out}: the exported network differs from {run_dir}'s by {difference:.3g} in its "
                              f"logits or offsets (at most {TOLERANCE:g} expected): not kept")
         measured["difference"] = difference
+        measured["onnx_sha256"] = file_sha256(temp_name)
 
     atomic_write(out, write_checked)
     notes = _notes(detector)
     record = export_record(detector, checkpoint, multiple, levels, checked, measured["difference"], notes)
+    # The pair is written one file after the other: a kill between them, or a copy of one file only, leaves a file
+    # beside the record of another export; the hash tells them apart (`read_export_record`).
+    record["onnx_sha256"] = measured["onnx_sha256"]
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return ExportRecord(out, record_path, levels, multiple, checked, measured["difference"],
                         time.time() - started, notes)
@@ -273,9 +277,18 @@ def read_export_record(path: Path) -> dict:
     record = read_json(record_path, "export record")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise InputError(f"{record_path}: expected the record of `mgrec export` (format {FORMAT})")
-    for key, kind in (("strides", list), ("length_multiple", int), ("classes", list)):
+    for key, kind in (("strides", list), ("length_multiple", int), ("classes", list), ("onnx_sha256", str),
+                      ("weights_sha256", str)):
         if not isinstance(record.get(key), kind):
             raise InputError(f"{record_path} [{key}]: expected a {kind.__name__}, as mgrec export writes it")
+    strides, multiple = record["strides"], record["length_multiple"]
+    if not strides or strides != [2**level for level in range(len(strides))] or multiple != strides[-1]:
+        raise InputError(f"{record_path} [strides, length_multiple]: expected the strides 1, 2, 4, ... of the "
+                         f"pyramid's levels and the largest of them, as mgrec export writes them; got {brief(strides)} "
+                         f"and {brief(multiple)}")
+    if file_sha256(path) != record["onnx_sha256"]:
+        raise InputError(f"{path}: not the file its record {record_path.name} describes (another export's, or one "
+                         f"cut short): export again with `mgrec export {record.get('run')} --out {path}`")
     return record
 
 
@@ -298,6 +311,9 @@ class OnnxNetwork(nn.Module):
             raise InputError(f"{path}: not an ONNX file onnxruntime can run ({exc})") from None
         self.strides = list(self.record["strides"])
         self.max_div_factor = self.record["length_multiple"]
+        if len(self.session.get_outputs()) != 3 * len(self.strides):  # logits, offsets and a mask per level
+            raise InputError(f"{path}: {len(self.session.get_outputs())} outputs, where its record's "
+                             f"{len(self.strides)} levels make {3 * len(self.strides)}: not an export of mgrec")
         self.input_dim = self.session.get_inputs()[0].shape[1]
         # mgrec's post-processing finds a network's device from its parameters: the CPU, where onnxruntime runs
         self.register_parameter("device_marker", nn.Parameter(torch.empty(0), requires_grad=False))
@@ -309,9 +325,6 @@ class OnnxNetwork(nn.Module):
         network = cls(path, threads)
         record, run = network.record, RunDir(detector.run_dir)
         weights = run.weights_path(detector.checkpoint)
-        if "weights_sha256" not in record:
-            raise InputError(f"{path}: its record names no weights (an export of an older mgrec): export the run again "
-                             f"with `mgrec export {detector.run_dir} --out {path}`")
         if record["weights_sha256"] != file_sha256(weights) or record["classes"] != detector.classes:
             raise InputError(f"{path}: exported from other weights than {weights} (its record "
                              f"{Path(path).with_suffix('.json').name} names {record.get('run')}, checkpoint "
