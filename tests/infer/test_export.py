@@ -3,6 +3,7 @@
 import dataclasses
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -148,3 +149,24 @@ def test_export_from_the_command_line_prints_what_it_checked(exported, tmp_path,
     printed = capsys.readouterr().out
     assert "cli.onnx" in printed and "checked against PyTorch with onnxruntime at T = " in printed
     assert json.loads((tmp_path / "cli.json").read_text())["checkpoint"] == "last"
+
+
+def test_export_refuses_outputs_it_cannot_write_as_files_before_the_work(exported, tmp_path, monkeypatch):
+    # A folder at FILE.json was refused after the half minute of tracing, once FILE.onnx was written, which stayed
+    # without its record; a named pipe at FILE.onnx took the file and hung the check that reads it back.
+    run, _, _ = exported
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the network was loaded before the outputs were checked")
+
+    monkeypatch.setattr(OfflineDetector, "from_run", loaded)
+    (tmp_path / "record.json").mkdir()
+    with pytest.raises(InputError, match=r"cannot write .*record\.json: it is a folder"):
+        export_onnx(run, tmp_path / "record.onnx")
+    assert not (tmp_path / "record.onnx").exists()
+    (tmp_path / "file.onnx").mkdir()
+    with pytest.raises(InputError, match=r"cannot write .*file\.onnx: it is a folder"):
+        export_onnx(run, tmp_path / "file.onnx")
+    os.mkfifo(tmp_path / "pipe.onnx")
+    with pytest.raises(InputError, match=r"--out .*pipe\.onnx: .*pipe\.onnx is a pipe or device, not a file"):
+        export_onnx(run, tmp_path / "pipe.onnx")

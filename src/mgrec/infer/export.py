@@ -36,7 +36,16 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_write, atomic_write_text, brief, check_output, file_sha256, read_json
+from mgrec.files import (
+    atomic_write,
+    atomic_write_text,
+    brief,
+    check_output,
+    check_writable,
+    file_sha256,
+    is_stream,
+    read_json,
+)
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model import fastpath
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, DetectorOutput
@@ -116,6 +125,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
     run = RunDir(run_dir)
     for path in (out, record_path):
         check_output(path, protected=run.owned_files())
+        _check_file_output(path, out)
     started = time.time()
     detector = OfflineDetector.from_run(run_dir, checkpoint, device="cpu", precision="fp32")
     if detector.members is not None:
@@ -159,6 +169,17 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return ExportRecord(out, record_path, levels, multiple, checked, measured["difference"],
                         time.time() - started, notes)
+
+
+def _check_file_output(path: Path, out: Path) -> None:
+    """Before the half minute of tracing, each of the two outputs: a file that can be written. A folder at either
+    name was refused after it, and at FILE.json only once FILE.onnx was written, which stayed without its record;
+    a named pipe took the file and then hung the check, which reads it back (so does every reader of the pair)."""
+    if is_stream(path):
+        raise InputError(f"--out {out}: {path} is a pipe or device, not a file: mgrec export writes FILE.onnx and "
+                         "FILE.json as files, read back together (to check the network, and by --onnx); give a file "
+                         "name")
+    check_writable(path)
 
 
 @contextmanager
