@@ -170,3 +170,18 @@ def test_export_refuses_outputs_it_cannot_write_as_files_before_the_work(exporte
     os.mkfifo(tmp_path / "pipe.onnx")
     with pytest.raises(InputError, match=r"--out .*pipe\.onnx: .*pipe\.onnx is a pipe or device, not a file"):
         export_onnx(run, tmp_path / "pipe.onnx")
+
+
+def test_export_replaces_a_json_file_beside_its_name_only_where_it_is_an_export_s_record(exported, tmp_path):
+    # `--out features/v.onnx` wrote the record over the video's sidecar `features/v.json`, without a word; the user
+    # names FILE.onnx, and FILE.json only follows from it.
+    run, paths, record = exported
+    sidecar = next(paths.features.glob("*.json"))
+    (tmp_path / sidecar.name).write_bytes(sidecar.read_bytes())
+    with pytest.raises(InputError, match=rf"--out .*{sidecar.stem}\.onnx: its record is written beside it as "
+                                         rf"{sidecar.name}, but .* is not the record of an mgrec export"):
+        export_onnx(run, tmp_path / f"{sidecar.stem}.onnx")
+    assert (tmp_path / sidecar.name).read_bytes() == sidecar.read_bytes()
+    assert not (tmp_path / f"{sidecar.stem}.onnx").exists()
+    (tmp_path / "again.json").write_bytes(record.record_path.read_bytes())  # an earlier export's record: replaced
+    assert export_onnx(run, tmp_path / "again.onnx").record_path == tmp_path / "again.json"

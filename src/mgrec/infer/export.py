@@ -44,6 +44,7 @@ from mgrec.files import (
     check_writable,
     file_sha256,
     is_stream,
+    json_or_none,
     read_json,
 )
 from mgrec.infer.offline import OfflineDetector
@@ -126,6 +127,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
     for path in (out, record_path):
         check_output(path, protected=run.owned_files())
         _check_file_output(path, out)
+    _check_record_replaced(record_path, out)
     started = time.time()
     detector = OfflineDetector.from_run(run_dir, checkpoint, device="cpu", precision="fp32")
     if detector.members is not None:
@@ -180,6 +182,18 @@ def _check_file_output(path: Path, out: Path) -> None:
                          "FILE.json as files, read back together (to check the network, and by --onnx); give a file "
                          "name")
     check_writable(path)
+
+
+def _check_record_replaced(record_path: Path, out: Path) -> None:
+    """The user names FILE.onnx, not FILE.json: a FILE.json there already is replaced only where it is the record
+    of an earlier export. A feature file's sidecar (`--out features/v.onnx`), an annotations file or a config
+    beside the name were overwritten by the record without a word."""
+    if record_path.is_file():
+        found = json_or_none(record_path)
+        if not isinstance(found, dict) or found.get("format") != FORMAT:
+            raise InputError(f"--out {out}: its record is written beside it as {record_path.name}, but {record_path} "
+                             f"is there already and is not the record of an mgrec export (format {FORMAT}): choose "
+                             "another name, or move that file away")
 
 
 @contextmanager
