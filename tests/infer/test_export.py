@@ -4,6 +4,7 @@ import dataclasses
 import io
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -185,3 +186,18 @@ def test_export_replaces_a_json_file_beside_its_name_only_where_it_is_an_export_
     assert not (tmp_path / f"{sidecar.stem}.onnx").exists()
     (tmp_path / "again.json").write_bytes(record.record_path.read_bytes())  # an earlier export's record: replaced
     assert export_onnx(run, tmp_path / "again.onnx").record_path == tmp_path / "again.json"
+
+
+def test_running_a_file_needs_onnxruntime_alone_and_says_so_where_it_is_missing(exported, tmp_path, monkeypatch):
+    # A machine that only streams (onnxruntime, no exporter) was refused `stream --onnx` with "mgrec export needs
+    # onnx, onnxscript and onnxruntime (onnxscript is not installed)".
+    run, paths, record = exported
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    summaries = stream_files(run, [next(paths.features.glob("*.npy"))], out=io.StringIO(), onnx=record.onnx_path)
+    assert summaries[0].engine == "onnxruntime"
+    with pytest.raises(InputError, match=r"mgrec export needs onnx, onnxscript and onnxruntime \(onnxscript is not"):
+        export_onnx(run, tmp_path / "net.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(InputError, match=r"mgrec stream --onnx, OnnxNetwork\) needs onnxruntime \(onnxruntime is not "
+                                         r"installed\): pip install onnxruntime"):
+        OnnxNetwork(record.onnx_path)

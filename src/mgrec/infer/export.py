@@ -73,6 +73,17 @@ def _export_dependencies():
     return onnxruntime
 
 
+def _runtime():
+    """onnxruntime alone: running an exported file needs no exporter (a machine that only streams may lack
+    onnxscript, and was refused for it in the words of `mgrec export`)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise InputError(f"running an exported network (mgrec stream --onnx, OnnxNetwork) needs onnxruntime "
+                         f"({exc.name} is not installed): pip install onnxruntime, or 'mgrec[export]'") from None
+    return onnxruntime
+
+
 class _Outputs(nn.Module):
     """The network with its outputs as a flat tuple (ONNX has no dataclasses): logits, offsets, masks by level."""
 
@@ -334,7 +345,7 @@ class OnnxNetwork(nn.Module):
 
     def __init__(self, path: str | Path, threads: int | None = None):
         super().__init__()
-        onnxruntime = _export_dependencies()
+        onnxruntime = _runtime()
         path = Path(path)
         self.record = read_export_record(path)
         options = onnxruntime.SessionOptions()
