@@ -201,3 +201,15 @@ def test_running_a_file_needs_onnxruntime_alone_and_says_so_where_it_is_missing(
     with pytest.raises(InputError, match=r"mgrec stream --onnx, OnnxNetwork\) needs onnxruntime \(onnxruntime is not "
                                          r"installed\): pip install onnxruntime"):
         OnnxNetwork(record.onnx_path)
+
+
+def test_a_record_of_other_classes_for_the_same_weights_is_refused_as_such(exported, tmp_path):
+    # It was refused as "exported from other weights than RUN/checkpoints/best.safetensors (its record names RUN,
+    # checkpoint best)": the same weights, and the very run and checkpoint named.
+    run, paths, record = exported
+    (tmp_path / "net.onnx").write_bytes(record.onnx_path.read_bytes())
+    saved = json.loads(record.record_path.read_text())
+    (tmp_path / "net.json").write_text(json.dumps({**saved, "classes": saved["classes"][::-1]}))
+    with pytest.raises(InputError, match=r"net\.json \[classes\]: .*, but .*classes\.json holds .*, for the same "
+                                         r"weights \(the record edited, or the run's classes changed since\?\)"):
+        stream_files(run, [next(paths.features.glob("*.npy"))], out=io.StringIO(), onnx=tmp_path / "net.onnx")

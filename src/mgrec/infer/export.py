@@ -371,11 +371,18 @@ class OnnxNetwork(nn.Module):
         network = cls(path, threads)
         record, run = network.record, RunDir(detector.run_dir)
         weights = run.weights_path(detector.checkpoint)
-        if record["weights_sha256"] != file_sha256(weights) or record["classes"] != detector.classes:
+        if record["weights_sha256"] != file_sha256(weights):
             raise InputError(f"{path}: exported from other weights than {weights} (its record "
                              f"{Path(path).with_suffix('.json').name} names {record.get('run')}, checkpoint "
                              f"{record.get('checkpoint')}): export this run's with `mgrec export {detector.run_dir} "
                              f"--out {path}`")
+        # Other classes of the same weights (the record edited, or the run's class names changed since) are told as
+        # such: refused as "exported from other weights" while naming this very run and checkpoint, they were not.
+        if record["classes"] != detector.classes:
+            raise InputError(f"{Path(path).with_suffix('.json')} [classes]: {brief(record['classes'])}, but "
+                             f"{run.classes_path} holds {brief(detector.classes)}, for the same weights (the "
+                             f"record edited, or the run's classes changed since?): export the run again "
+                             f"with `mgrec export {detector.run_dir} --out {path}`")
         if detector.autocast is not None or next(detector.model.parameters()).device.type != "cpu":
             raise InputError(f"{path}: the exported network runs in float32 on the CPU (onnxruntime); leave "
                              "--precision and --device at auto or give fp32 and cpu")
