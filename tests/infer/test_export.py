@@ -213,3 +213,19 @@ def test_a_record_of_other_classes_for_the_same_weights_is_refused_as_such(expor
     with pytest.raises(InputError, match=r"net\.json \[classes\]: .*, but .*classes\.json holds .*, for the same "
                                          r"weights \(the record edited, or the run's classes changed since\?\)"):
         stream_files(run, [next(paths.features.glob("*.npy"))], out=io.StringIO(), onnx=tmp_path / "net.onnx")
+
+
+def test_onnx_names_that_are_not_the_file_are_told_for_what_they_are(exported, tmp_path):
+    # The record given for the file was refused as "not the file its record net.json describes", with the advice to
+    # export to --out net.json, which export refuses; the name without its suffix and a folder as "no such ONNX file".
+    run, paths, record = exported
+    feature_file = next(paths.features.glob("*.npy"))
+    for given in (record.record_path, record.onnx_path.with_suffix("")):
+        with pytest.raises(InputError, match=rf"{given.name}: expected the \.onnx file of mgrec export \(FILE\.onnx, "
+                                             rf"its record FILE\.json beside it\); .*net\.onnx is there"):
+            stream_files(run, [feature_file], out=io.StringIO(), onnx=given)
+    (tmp_path / "folder.onnx").mkdir()
+    with pytest.raises(InputError, match=r"folder\.onnx: a folder, not a file of mgrec export$"):
+        OnnxNetwork(tmp_path / "folder.onnx")
+    with pytest.raises(InputError, match=r"gone\.onnx: no such file or folder \(mgrec export RUN --out gone\.onnx"):
+        OnnxNetwork(tmp_path / "gone.onnx")

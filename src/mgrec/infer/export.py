@@ -45,6 +45,7 @@ from mgrec.files import (
     file_sha256,
     is_stream,
     json_or_none,
+    missing_file_problem,
     read_json,
 )
 from mgrec.infer.offline import OfflineDetector
@@ -316,8 +317,17 @@ def export_record(detector: OfflineDetector, checkpoint: str, multiple: int, lev
 def read_export_record(path: Path) -> dict:
     """The record `export_onnx` wrote beside the ONNX file at `path` (FILE.json)."""
     record_path = path.with_suffix(".json")
-    if not path.is_file():
-        raise InputError(f"{path}: no such ONNX file (mgrec export RUN --out {path.name} writes it)")
+    # The record given for the file (`--onnx net.json`), or the pair's name without its suffix, was read as a file
+    # its record does not describe, with the advice to export to a name that `mgrec export` refuses.
+    if path.suffix.lower() != ".onnx":
+        sibling = path.with_suffix(".onnx")
+        there = f"; {sibling} is there" if sibling.is_file() else ""
+        raise InputError(f"{path}: expected the .onnx file of mgrec export (FILE.onnx, its record FILE.json beside "
+                         f"it){there}")
+    if not path.is_file():  # a folder or a pipe is named for what it is, not as missing
+        missing = not path.exists() and not path.is_symlink()
+        raise InputError(f"{path}: {missing_file_problem(path, 'file of mgrec export')}"
+                         + (f" (mgrec export RUN --out {path.name} writes it)" if missing else ""))
     if not record_path.is_file():
         raise InputError(f"{path}: its record {record_path.name} is not beside it (mgrec export writes both)")
     record = read_json(record_path, "export record")
