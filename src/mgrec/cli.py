@@ -485,8 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "about half the compute per update")
     p.add_argument("--onnx", type=Path, default=None, metavar="FILE.onnx",
                    help="run the network from this file of `mgrec export RUN` in onnxruntime (float32, CPU; refused "
-                        "if exported from other weights): no compiling, about 0.7x the compute per update of the "
-                        "PyTorch network (default: none, PyTorch)")
+                        "if exported from other weights): no compiling, 0.63x the compute per update of the "
+                        "PyTorch network on the demo, as compiled (default: none, PyTorch)")
     _add_device(p)
     _add_precision(p)
 
