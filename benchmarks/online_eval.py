@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
     detector = OfflineDetector.from_run(args.run_dir, checkpoint=args.checkpoint, device="cpu")
     videos = load_split(detector, args.split, args.annotations, args.features)
     offline = evaluate_offline(detector, videos)
+    if args.onnx is not None and args.compile:
+        parser.error("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch one: give one")
     if args.onnx is not None:  # the stream's network, as `mgrec stream --onnx` runs it
         online_detector = dataclasses.replace(
             detector, model=OnnxNetwork.for_detector(args.onnx, detector, threads=args.threads))

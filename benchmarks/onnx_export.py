@@ -31,17 +31,18 @@ from mgrec.provenance import PROVENANCE_KEY, provenance
 
 
 def same_detections(expected: dict, found: dict) -> dict:
-    """Detections of both, per video, paired in (class, start frame, end frame) order."""
+    """Detections of both, per video; those of the same (class, start frame, end frame) in both counted, and the
+    largest score difference between such pairs."""
     counts = {"run": 0, "onnx": 0, "same_class_and_frames": 0, "largest_score_difference": 0.0}
     for video, ranked in expected.items():
-        key = lambda d: (d.label, d.start_frame, d.end_frame)  # noqa: E731
-        own, other = sorted(ranked, key=key), sorted(found[video], key=key)
-        counts["run"] += len(own)
-        counts["onnx"] += len(other)
-        for a, b in zip(own, other):
-            if key(a) == key(b):
-                counts["same_class_and_frames"] += 1
-                counts["largest_score_difference"] = max(counts["largest_score_difference"], abs(a.score - b.score))
+        own, other = ({(d.label, d.start_frame, d.end_frame): d.score for d in detections}
+                      for detections in (ranked, found[video]))
+        counts["run"] += len(ranked)
+        counts["onnx"] += len(found[video])
+        same = own.keys() & other.keys()
+        counts["same_class_and_frames"] += len(same)
+        counts["largest_score_difference"] = max([counts["largest_score_difference"],
+                                                  *(abs(own[key] - other[key]) for key in same)])
     return counts
 
 

@@ -131,7 +131,7 @@ def test_the_record_says_how_the_run_feeds_the_file_and_reads_it(exported):
 
 
 def test_export_refuses_another_suffix_an_ensemble_of_detections_and_names_the_missing_record(exported, tmp_path):
-    run, _, record = exported
+    run, paths, record = exported
     with pytest.raises(InputError, match=r"--out .*net\.pt: expected a file name ending in \.onnx"):
         export_onnx(run, tmp_path / "net.pt")
     lone = tmp_path / "lone.onnx"
@@ -142,6 +142,10 @@ def test_export_refuses_another_suffix_an_ensemble_of_detections_and_names_the_m
     with pytest.raises(InputError, match=r"fuses the detections of 2 runs, each with its own network: export each"):
         export_onnx(tmp_path / "fused", tmp_path / "fused.onnx")
     assert not (tmp_path / "fused.onnx").exists()
+    # streamed with a member's file: it has no checkpoint of its own (a raw FileNotFoundError before)
+    with pytest.raises(InputError, match=r"fuses the detections of 2 runs, each with its own network: stream one"):
+        stream_files(tmp_path / "fused", [next(paths.features.glob("*.npy"))], out=io.StringIO(),
+                     onnx=record.onnx_path)
 
 
 def test_export_from_the_command_line_prints_what_it_checked(exported, tmp_path, capsys):

@@ -103,8 +103,8 @@ def output_names(levels: int) -> list[str]:
 
 
 @dataclass
-class ExportRecord:
-    """What `export_onnx` wrote and measured."""
+class ExportSummary:
+    """What `export_onnx` wrote and measured (the record itself, FILE.json, is `export_record`'s dict)."""
 
     onnx_path: Path
     record_path: Path
@@ -125,7 +125,7 @@ class ExportRecord:
         return "\n".join(lines + [f"note: {note}" for note in self.notes])
 
 
-def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> ExportRecord:
+def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") -> ExportSummary:
     """Write the network of the run at `run_dir` (its `checkpoint`'s EMA weights) to `out` (.onnx) and its record
     to `out` with the suffix .json; returns what was written. Refused: a detection-level ensemble (no one network)
     and an end-to-end run (its network reads video clips through the adapted backbone)."""
@@ -161,28 +161,36 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
             output_names=output_names(levels),
             dynamic_shapes={"features": {2: multiple * steps}, "mask": {2: multiple * steps}})
     checked = [traced, CHECKED_MULTIPLE * multiple]
-    measured = {}
+    notes = _notes(detector)
+    # made before the file is written: what it reads (the run's feature recipe) may be refused
+    record = export_record(detector, checkpoint, network.strides, checked, notes, onnxruntime.__version__)
 
     def write_checked(temp_name: str) -> None:
         program.save(temp_name, external_data=False)
-        session = onnxruntime.InferenceSession(temp_name, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(temp_name, _session_options(onnxruntime, None),
+                                               providers=["CPUExecutionProvider"])
         difference = max(_difference(network, session, length, padded=index > 0, where=out)
                          for index, length in enumerate(checked))
         if not difference <= TOLERANCE:  # also NaN
             raise InputError(f"{out}: the exported network differs from {run_dir}'s by {difference:.3g} in its "
                              f"logits or offsets (at most {TOLERANCE:g} expected): not kept")
-        measured["difference"] = difference
-        measured["onnx_sha256"] = file_sha256(temp_name)
+        record["checked"]["largest_difference"] = difference
+        # The pair is written one file after the other: a kill between them, or a copy of one file only, leaves a
+        # file beside the record of another export; the hash tells them apart (`read_export_record`).
+        record["onnx_sha256"] = file_sha256(temp_name)
 
     atomic_write(out, write_checked)
-    notes = _notes(detector)
-    record = export_record(detector, checkpoint, multiple, levels, checked, measured["difference"], notes)
-    # The pair is written one file after the other: a kill between them, or a copy of one file only, leaves a file
-    # beside the record of another export; the hash tells them apart (`read_export_record`).
-    record["onnx_sha256"] = measured["onnx_sha256"]
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
-    return ExportRecord(out, record_path, levels, multiple, checked, measured["difference"],
-                        time.time() - started, notes)
+    return ExportSummary(out, record_path, levels, multiple, checked, record["checked"]["largest_difference"],
+                         time.time() - started, notes)
+
+
+def _session_options(onnxruntime, threads: int | None):
+    """onnxruntime's options with `threads` threads (None: torch's setting, `--threads`): its own default is every
+    core, whatever the command was told."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads or torch.get_num_threads()
+    return options
 
 
 def _check_file_output(path: Path, out: Path) -> None:
@@ -226,7 +234,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 def _difference(network: nn.Module, session, length: int, padded: bool, where: Path) -> float:
     """The largest difference between the file's and the network's logits and offsets at the video's points, on
-    random features of `length` steps (the last fifth padded when `padded`); inf where the masks differ."""
+    random features of `length` steps (the last fifth padded when `padded`); refused where the masks differ."""
     generator = torch.Generator().manual_seed(length)
     features = torch.randn(1, network.input_dim, length, generator=generator)
     mask = torch.ones(1, 1, length, dtype=torch.bool)
@@ -239,16 +247,18 @@ def _difference(network: nn.Module, session, length: int, padded: bool, where: P
     except Exception as exc:  # onnxruntime's own error types: the file cannot run at this length
         raise InputError(f"{where}: the exported network fails in onnxruntime at T = {length} ({exc}); "
                          "not kept") from None
-    other = _output_of(outputs, len(own.strides), own.strides)
-    if any(not torch.equal(a, b) for a, b in zip(own.masks, other.masks)):
-        return float("inf")
-    return max(float((a.float() - b.float()).abs()[m].max()) if m.any() else 0.0
-               for pair, masks in ((zip(own.cls_logits, other.cls_logits), own.masks),
-                                   (zip(own.offsets, other.offsets), own.masks))
-               for (a, b), m in zip(pair, masks))
+    other = _output_of(outputs, own.strides)
+    for level, (a, b) in enumerate(zip(own.masks, other.masks)):
+        if not torch.equal(a, b):
+            raise InputError(f"{where}: the exported network's mask of level {level} differs from {where.name}'s run's "
+                             f"at T = {length}: not kept")
+    pairs = zip(own.cls_logits + own.offsets, other.cls_logits + other.offsets, own.masks * 2)
+    return max(float((a.float() - b.float()).abs()[m].max()) if m.any() else 0.0 for a, b, m in pairs)
 
 
-def _output_of(outputs: list[np.ndarray], levels: int, strides: list[int]) -> DetectorOutput:
+def _output_of(outputs: list[np.ndarray], strides: list[int]) -> DetectorOutput:
+    """The file's flat outputs (logits, then offsets, then masks, by level) as the network's `DetectorOutput`."""
+    levels = len(strides)
     tensors = [torch.from_numpy(np.asarray(o)) for o in outputs]
     return DetectorOutput(tensors[:levels], tensors[levels:2 * levels], tensors[2 * levels:], list(strides))
 
@@ -256,6 +266,11 @@ def _output_of(outputs: list[np.ndarray], levels: int, strides: list[int]) -> De
 def _notes(detector: OfflineDetector) -> list[str]:
     """What the run does around its network that a user of the file must do too (also in the record)."""
     notes = []
+    streams = detector.config.data.input_streams()
+    if len(streams) > 1:
+        notes.append(f"the run reads {len(streams)} input streams ({', '.join(s.name for s in streams)}): the "
+                     "features are their rows joined on the grid stream's steps, in that order (data.streams); the "
+                     "record's feature_recipe is the grid stream's")
     if detector.config.data.normalize == "video":
         notes.append("the run standardises each video's features by the video's own mean and spread per channel "
                      "(data.normalize: video) before the network: do so too (the record's `normalize`)")
@@ -268,13 +283,14 @@ def _notes(detector: OfflineDetector) -> list[str]:
     return notes
 
 
-def export_record(detector: OfflineDetector, checkpoint: str, multiple: int, levels: int, checked: list[int],
-                  difference: float, notes: list[str]) -> dict:
-    """FILE.json: how to feed the file and read its outputs as the run does."""
+def export_record(detector: OfflineDetector, checkpoint: str, strides: list[int], checked: list[int],
+                  notes: list[str], onnxruntime_version: str) -> dict:
+    """FILE.json: how to feed the file and read its outputs as the run does (`checked.largest_difference` and
+    `onnx_sha256` are filled in once the file is written and checked)."""
     config, post = detector.config, detector.postprocess
     run = RunDir(detector.run_dir)
-    recipe = json.loads(run.recipe_path.read_text()) if run.recipe_path.is_file() else None
-    strides = [2**level for level in range(levels)]
+    recipe = read_json(run.recipe_path, "feature recipe") if run.recipe_path.is_file() else None
+    multiple = strides[-1]
     return {
         "format": FORMAT,
         "run": str(detector.run_root),
@@ -308,8 +324,9 @@ def export_record(detector: OfflineDetector, checkpoint: str, multiple: int, lev
                              "(class_thresholds per class where set); mgrec.postprocess is the reference",
         "feature_recipe": recipe,
         "notes": notes,
-        "checked": {"lengths": checked, "largest_difference": difference, "tolerance": TOLERANCE,
-                    "onnxruntime": _export_dependencies().__version__},
+        "checked": {"lengths": checked, "largest_difference": None, "tolerance": TOLERANCE,
+                    "onnxruntime": onnxruntime_version},
+        "onnx_sha256": None,
         "provenance": provenance("mgrec export"),
     }
 
@@ -358,11 +375,9 @@ class OnnxNetwork(nn.Module):
         onnxruntime = _runtime()
         path = Path(path)
         self.record = read_export_record(path)
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = options.inter_op_num_threads = threads
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(path), _session_options(onnxruntime, threads),
+                                                        providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own error types
             raise InputError(f"{path}: not an ONNX file onnxruntime can run ({exc})") from None
         self.strides = list(self.record["strides"])
@@ -378,6 +393,12 @@ class OnnxNetwork(nn.Module):
     def for_detector(cls, path: str | Path, detector: OfflineDetector, threads: int | None = None) -> OnnxNetwork:
         """The file at `path` to run in place of `detector`'s network: refused unless it was exported from the same
         weights (its record's SHA-256 of the run's checkpoint) with the same classes, on the CPU in float32."""
+        if detector.members is not None:  # it has no checkpoint of its own to compare with
+            raise InputError(f"{detector.run_dir} fuses the detections of {len(detector.members)} runs, each with its "
+                             f"own network: stream one of its members, with its own export")
+        if detector.autocast is not None or next(detector.model.parameters()).device.type != "cpu":
+            raise InputError(f"{path}: the exported network runs in float32 on the CPU (onnxruntime): give "
+                             "--device cpu and --precision fp32, or leave them at auto")
         network = cls(path, threads)
         record, run = network.record, RunDir(detector.run_dir)
         weights = run.weights_path(detector.checkpoint)
@@ -393,12 +414,9 @@ class OnnxNetwork(nn.Module):
                              f"{run.classes_path} holds {brief(detector.classes)}, for the same weights (the "
                              f"record edited, or the run's classes changed since?): export the run again "
                              f"with `mgrec export {detector.run_dir} --out {path}`")
-        if detector.autocast is not None or next(detector.model.parameters()).device.type != "cpu":
-            raise InputError(f"{path}: the exported network runs in float32 on the CPU (onnxruntime); leave "
-                             "--precision and --device at auto or give fp32 and cpu")
         return network
 
     def forward(self, features: Tensor, mask: Tensor) -> DetectorOutput:
         outputs = self.session.run(None, {"features": features.detach().cpu().float().numpy(),
                                           "mask": mask.detach().cpu().numpy()})
-        return _output_of(outputs, len(self.strides), self.strides)
+        return _output_of(outputs, self.strides)

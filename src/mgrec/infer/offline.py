@@ -329,21 +329,21 @@ class OfflineDetector:
         then spans another stretch of time than in training, and the gestures look longer or shorter to the network
         than any it learnt."""
         recipe = self._feature_recipes.get(None)
-        if recipe is None or self.config.data.fps is not None or "another rate" in self.told:
+        if recipe is None or self.config.data.fps is not None:
             return
         recipe_path, recipe = recipe
         if abs(fps - recipe.fps) > 0.05 * recipe.fps:
-            self.told.add("another rate")
-            print(f"note: {whose}: features of a {fps:g}-fps video, where the run's ({recipe_path}) are of "
-                  f"{recipe.fps:g} fps: a feature step spans {recipe.fps / fps:.2g}x the time it did in "
-                  f"training; for the run's own scale, make the video {recipe.fps:g} fps first (ffmpeg -i IN -r "
-                  f"{recipe.fps:g} OUT.mp4)", file=sys.stderr)
+            self.note_once(f"{whose}: features of a {fps:g}-fps video, where the run's ({recipe_path}) are of "
+                           f"{recipe.fps:g} fps: a feature step spans {recipe.fps / fps:.2g}x the time it did in "
+                           f"training; for the run's own scale, make the video {recipe.fps:g} fps first (ffmpeg -i IN "
+                           f"-r {recipe.fps:g} OUT.mp4)", key="another rate")
 
-    def note_once(self, text: str) -> None:
-        """Print `text` on stderr as a note, unless this detector said it before (a stream checks each video's window
-        before streaming it: a note of the window came twice per video)."""
-        if text not in self.told:
-            self.told.add(text)
+    def note_once(self, text: str, key: str | None = None) -> None:
+        """Print `text` on stderr as a note, unless this detector said it (or another note of the same `key`) before:
+        a stream checks each video's window before streaming it, and the window's note came twice per video."""
+        key = text if key is None else key
+        if key not in self.told:
+            self.told.add(key)
             print(f"note: {text}", file=sys.stderr)
 
     def require_fps(self, path: Path, fps: float | None) -> None:

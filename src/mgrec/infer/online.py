@@ -916,6 +916,8 @@ def stream_files(
         if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
             check_writable(smg_out, is_dir=True)
             held.enter_context(hold_label_folder(smg_out))
+        if onnx is not None:  # onnxruntime runs the network on the CPU in float32: what auto means then
+            device, precision = ("cpu" if device == "auto" else device), ("fp32" if precision == "auto" else precision)
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
         if onnx is not None:
             if compile:
