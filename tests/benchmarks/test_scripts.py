@@ -890,3 +890,20 @@ def test_compiled_variants_runs_each_variant_in_its_own_process(tmp_path):
     eager, mm_convs = written["results"]
     assert eager["variant"] == "eager" and eager["max_logit_diff"] == 0.0 and eager["median_ms"] > 0
     assert mm_convs["variant"] == "mm_convs" and 0 < mm_convs["max_logit_diff"] < 1e-4
+
+
+def test_onnx_export_counts_the_detections_both_have_whatever_one_lacks():
+    from mgrec.records import Detection
+
+    same_detections = load_script("onnx_export").same_detections
+
+    def detection(label: int, start_frame: int, score: float) -> Detection:
+        return Detection("v", start_frame / 25, start_frame / 25 + 1, label, f"c{label}", score, start_frame,
+                         start_frame + 25)
+
+    own = [detection(0, 10, 0.9), detection(1, 50, 0.8), detection(0, 90, 0.7)]
+    # the file's list lacks the first: paired in sorted order, every later pair was counted as different
+    found = [detection(1, 50, 0.79), detection(0, 90, 0.7)]
+    counts = same_detections({"v": own}, {"v": found})
+    assert (counts["run"], counts["onnx"], counts["same_class_and_frames"]) == (3, 2, 2)
+    assert abs(counts["largest_score_difference"] - 0.01) < 1e-9

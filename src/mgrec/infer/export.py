@@ -64,22 +64,17 @@ TRACED_MULTIPLE, CHECKED_MULTIPLE = 8, 13
 TOLERANCE = COMPILED_LOGIT_TOLERANCE[None]
 
 
-def _export_dependencies():
+def _onnxruntime(exporting: bool):
+    """onnxruntime, and for `exporting` also the exporter's onnxscript: running an exported file needs no exporter
+    (a machine that only streams may lack onnxscript, and was refused for it in the words of `mgrec export`)."""
     try:
-        import onnxruntime
-        import onnxscript  # noqa: F401 (torch.onnx's exporter needs it)
-    except ImportError as exc:
-        raise InputError(f"mgrec export needs onnx, onnxscript and onnxruntime ({exc.name} is not installed): "
-                         "pip install 'mgrec[export]'") from None
-    return onnxruntime
-
-
-def _runtime():
-    """onnxruntime alone: running an exported file needs no exporter (a machine that only streams may lack
-    onnxscript, and was refused for it in the words of `mgrec export`)."""
-    try:
+        if exporting:
+            import onnxscript  # noqa: F401 (torch.onnx's exporter needs it)
         import onnxruntime
     except ImportError as exc:
+        if exporting:
+            raise InputError(f"mgrec export needs onnx, onnxscript and onnxruntime ({exc.name} is not installed): "
+                             "pip install 'mgrec[export]'") from None
         raise InputError(f"running an exported network (mgrec stream --onnx, OnnxNetwork) needs onnxruntime "
                          f"({exc.name} is not installed): pip install onnxruntime, or 'mgrec[export]'") from None
     return onnxruntime
@@ -104,16 +99,33 @@ def output_names(levels: int) -> list[str]:
 
 @dataclass
 class ExportSummary:
-    """What `export_onnx` wrote and measured (the record itself, FILE.json, is `export_record`'s dict)."""
+    """What `export_onnx` wrote and measured: the two files, the record written into the second (`export_record`),
+    and the seconds it took."""
 
     onnx_path: Path
     record_path: Path
-    levels: int
-    length_multiple: int
-    checked_lengths: list[int]
-    largest_difference: float
+    record: dict
     seconds: float
-    notes: list[str]
+
+    @property
+    def levels(self) -> int:
+        return len(self.record["strides"])
+
+    @property
+    def length_multiple(self) -> int:
+        return self.record["length_multiple"]
+
+    @property
+    def checked_lengths(self) -> list[int]:
+        return self.record["checked"]["lengths"]
+
+    @property
+    def largest_difference(self) -> float:
+        return self.record["checked"]["largest_difference"]
+
+    @property
+    def notes(self) -> list[str]:
+        return self.record["notes"]
 
     def describe(self) -> str:
         size = self.onnx_path.stat().st_size / 2**20
@@ -129,7 +141,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
     """Write the network of the run at `run_dir` (its `checkpoint`'s EMA weights) to `out` (.onnx) and its record
     to `out` with the suffix .json; returns what was written. Refused: a detection-level ensemble (no one network)
     and an end-to-end run (its network reads video clips through the adapted backbone)."""
-    onnxruntime = _export_dependencies()
+    onnxruntime = _onnxruntime(exporting=True)
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise InputError(f"--out {out}: expected a file name ending in .onnx (its record is written beside it, "
@@ -181,8 +193,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
 
     atomic_write(out, write_checked)
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
-    return ExportSummary(out, record_path, levels, multiple, checked, record["checked"]["largest_difference"],
-                         time.time() - started, notes)
+    return ExportSummary(out, record_path, record, time.time() - started)
 
 
 def _session_options(onnxruntime, threads: int | None):
@@ -372,7 +383,7 @@ class OnnxNetwork(nn.Module):
 
     def __init__(self, path: str | Path, threads: int | None = None):
         super().__init__()
-        onnxruntime = _runtime()
+        onnxruntime = _onnxruntime(exporting=False)
         path = Path(path)
         self.record = read_export_record(path)
         try:
