@@ -169,6 +169,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def stream_input(text: str):
+    """An input of `mgrec stream`: a path, or a URL (`mgrec.data.videos.stream_source`; imported at the call, as
+    the parser is built before any command runs)."""
+    from mgrec.data.videos import stream_source
+
+    return stream_source(text)
+
+
 # More threads than this is no machine's core count: torch's thread pool segfaults when asked for 99999.
 MAX_THREADS = 1024
 
@@ -452,12 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec stream runs/smg-mgrec features/Sample0036.npy --realtime",
                      "mgrec stream runs/demo-mgrec video.mp4 --lookahead 1 > gestures.jsonl",
                      "mgrec stream runs/video-run -   # piped in: ffmpeg -f v4l2 -i /dev/video0 -f matroska - | ...",
+                     "mgrec stream runs/video-run rtsp://camera.local:554/stream1 --wall-clock",
                      "mgrec stream runs/smg-mgrec test_features/ --format smg --out online_submission/",
                  ))
     _add_run_dir(p)
-    p.add_argument("inputs", metavar="INPUT", type=Path, nargs="+",
+    p.add_argument("inputs", metavar="INPUT", type=stream_input, nargs="+",
                    help="feature files or folders of them (or videos, streamed as decoded; - a video container "
-                        "piped on standard input, alone, e.g. from ffmpeg -f matroska -), each replayed as its own "
+                        "piped on standard input, alone, e.g. from ffmpeg -f matroska -; a URL, e.g. rtsp://, "
+                        "http(s)://, read from the network as it arrives, alone), each replayed as its own "
                         "stream, in turn (a run with several data.streams: the grid stream's files)")
     p.add_argument("--format", choices=["jsonl", "smg"], default="jsonl",
                    help="jsonl: one JSON line per gesture on stdout, as it is final (the default); smg: the "
@@ -473,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
     p.add_argument("--wall-clock", action="store_true",
                    help="each JSON line also holds wall_time: the clock's time (UTC, ISO 8601) the gesture was "
-                        "reported at, for a live source (a camera piped in as -, or --realtime)")
+                        "reported at, for a live source (a camera piped in as -, a URL, or --realtime)")
     p.add_argument("--hop", metavar="STEPS", type=positive_int, default=None,
                    help="feature steps per update (default: about 1 s of features)")
     p.add_argument("--history", metavar="STEPS", type=positive_int, default=None,
@@ -1223,7 +1233,7 @@ def cmd_stream(args) -> int:
     import tempfile
 
     from mgrec.extract.jobs import is_video
-    from mgrec.extract.live import PIPED, LiveFeatures, live_recipe_problem
+    from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
     from mgrec.infer.online import StreamInterrupted, stream_files
@@ -1239,7 +1249,7 @@ def cmd_stream(args) -> int:
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     if args.out is not None:
-        check_output(args.out, reads=[path for path in args.inputs if path != PIPED],
+        check_output(args.out, reads=[path for path in args.inputs if not arrives_once(path)],
                      protected=RunDir(run_dir).owned_files())
     _note_postprocess_changes(RunDir(run_dir))  # a stream emits at the tuned threshold too
     received = []
@@ -1255,12 +1265,13 @@ def cmd_stream(args) -> int:
         print(terminal.visible(summary.describe(notes=not ended)), file=sys.stderr)
         ended.append(summary)
 
-    videos = [path for path in args.inputs if is_video(path) or path == PIPED]
+    videos = [path for path in args.inputs if arrives_once(path) or is_video(path)]
     # A video streams as it is decoded, its features made window by window, where one backbone makes the run's
     # features; else it is turned into features whole first (several streams, pose, an end-to-end run).
     whole_first = live_recipe_problem(run_dir) if videos else None
-    if PIPED in args.inputs and (len(args.inputs) > 1 or whole_first is not None):
-        raise InputError("- (a video piped on standard input) is streamed as it arrives, alone: "
+    arriving = [path for path in args.inputs if arrives_once(path)]
+    if arriving and (len(args.inputs) > 1 or whole_first is not None):
+        raise InputError(f"{described(arriving[0])} is streamed as it arrives, alone: "
                          + ("give it without other inputs" if len(args.inputs) > 1 else
                             f"{run_dir}'s features cannot be made so ({whole_first}); save the video and give its "
                             "file"))

@@ -483,10 +483,100 @@ def test_a_video_piped_on_standard_input_streams_as_it_arrives_as_its_file_does(
     os.close(master), os.close(terminal)
 
 
+def test_a_video_read_from_the_network_streams_as_it_arrives_as_its_file_does(tmp_path, carphone, capsys,
+                                                                               monkeypatch):
+    """`mgrec stream RUN rtsp://camera/...`: a URL read by PyAV's own FFmpeg, without an ffmpeg program piping it.
+    Served here over HTTP and raw TCP from this process: the gestures equal its file's, under a video id made of
+    host and path. A URL goes alone; a password in it is in no message or id; a source that stops sending ends with
+    an error naming it; a scheme FFmpeg cannot read is named with the pipe to use instead."""
+    import functools
+    import http.server
+    import socket
+    import threading
+
+    from mgrec.data import videos
+    from mgrec.data.videos import NetworkSource, stream_source
+    from mgrec.extract.jobs import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    served = remuxed_to_matroska(carphone, tmp_path / "served" / "carphone.mkv")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def lines():
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    def strip(emitted):
+        return [{k: v for k, v in line.items() if k not in ("compute_ms", "video")} for line in emitted]
+
+    assert main(["stream", str(run), str(carphone), "--lookahead", "0.5"]) == 0
+    from_file = strip(lines())
+    url = f"http://127.0.0.1:{server.server_port}/carphone.mkv"
+    assert main(["stream", str(run), url, "--lookahead", "0.5"]) == 0
+    from_network = lines()
+    assert strip(from_network) == from_file and len(from_file) > 0
+    assert {line["video"] for line in from_network} == {"127.0.0.1_carphone"}
+
+    def tcp_server(payload: bytes, stall: threading.Event) -> int:
+        """A server that sends `payload` to its one client, then waits for `stall` before closing."""
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def serve():
+            connection, _ = listener.accept()
+            connection.sendall(payload)
+            stall.wait(30)
+            connection.close()
+            listener.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return listener.getsockname()[1]
+
+    sent = threading.Event()
+    sent.set()
+    port = tcp_server(served.read_bytes(), sent)
+    assert main(["stream", str(run), f"tcp://127.0.0.1:{port}", "--lookahead", "0.5"]) == 0
+    assert strip(lines()) == from_file
+    # a camera that stops sending: the stream ends with an error naming it once nothing arrived for the read timeout
+    monkeypatch.setattr(videos, "NETWORK_TIMEOUTS_S", (5.0, 1.0))
+    stalled = threading.Event()
+    port = tcp_server(served.read_bytes()[: served.stat().st_size // 2], stalled)
+    assert main(["stream", str(run), f"tcp://127.0.0.1:{port}", "--lookahead", "0.5"]) == 2
+    said = capsys.readouterr().err
+    stalled.set()
+    assert f"mgrec: error: tcp://127.0.0.1:{port}: decoding failed at frame " in said
+    assert "nothing arrived for 1 s" in said
+    # a user and password in a camera's URL: in no message, and not in the video id
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert main(["stream", str(run), f"rtsp://admin:s3cret@127.0.0.1:{port}/cam/1"]) == 2
+    said = capsys.readouterr().err
+    assert said.splitlines()[-1] == (f"mgrec: error: rtsp://***@127.0.0.1:{port}/cam/1: cannot open it (Connection "
+                                     "refused); or pipe it in: ffmpeg -i URL -c copy -f matroska - | mgrec stream "
+                                     "RUN -")
+    assert "s3cret" not in said
+    assert NetworkSource(f"rtsp://admin:s3cret@127.0.0.1:{port}/cam/1").video_id == "127.0.0.1_cam_1"
+    assert main(["stream", str(run), "nosuch://127.0.0.1/x"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "mgrec: error: nosuch://127.0.0.1/x: PyAV's FFmpeg reads no nosuch:// source; or pipe it in: ffmpeg -i URL "
+        "-c copy -f matroska - | mgrec stream RUN -")
+    # alone, as `-` is: a live source given with others would be opened and left unread while they stream
+    assert main(["stream", str(run), url, str(carphone)]) == 2
+    assert (f"{url} (a video read from the network) is streamed as it arrives, alone: give it without other "
+            "inputs") in capsys.readouterr().err
+    assert stream_source("runs/x.npy") == Path("runs/x.npy") and stream_source("C:/x.npy") == Path("C:/x.npy")
+
+
 def remuxed_to_matroska(video: Path, path: Path) -> Path:
     """`video`'s packets in a Matroska file at `path`, as `ffmpeg ... -f matroska -` pipes a camera's."""
     import av
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(video)) as source, av.open(str(path), "w", format="matroska") as out:
         stream = out.add_stream_from_template(source.streams.video[0])
         for packet in source.demux(source.streams.video[0]):

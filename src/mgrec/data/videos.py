@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -160,6 +161,76 @@ def open_piped_video(pipe: BinaryIO, name: str) -> tuple[object, float]:
         raise
 
 
+# `mgrec stream RUN rtsp://...`: a video read from the network as it arrives, through PyAV's own FFmpeg (no ffmpeg
+# program in between). Seconds to wait for the connection, and then for each read: a camera that stops sending ends
+# its stream with an error naming it, instead of a session that waits for ever.
+NETWORK_TIMEOUTS_S = (10.0, 10.0)
+NETWORK_HOW = "or pipe it in: ffmpeg -i URL -c copy -f matroska - | mgrec stream RUN -"
+
+
+@dataclass(frozen=True)
+class NetworkSource:
+    """A video read from the network as it arrives: any URL PyAV's FFmpeg opens (rtsp://, http(s)://, rtmp://,
+    tcp://, udp://, ...). Shown (`str`) without the user and password a camera's URL often holds, so that neither a
+    message nor a video id repeats them."""
+
+    url: str
+
+    def __str__(self) -> str:
+        parts = urlsplit(self.url)
+        if "@" not in parts.netloc:
+            return self.url
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+    @property
+    def video_id(self) -> str:
+        """Its video id: host and path, every character outside [A-Za-z0-9.-] as `_`, a video suffix dropped
+        (rtsp://user:pw@10.0.0.5:554/cam/1 -> 10.0.0.5_cam_1; http://host/clip.mkv -> host_clip)."""
+        parts = urlsplit(self.url)
+        path = parts.path
+        if path.lower().endswith(VIDEO_SUFFIXES):
+            path = path.rsplit(".", 1)[0]
+        return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parts.hostname or ''}/{path}").strip("_.") or "network"
+
+
+def stream_source(text: str) -> Path | NetworkSource:
+    """An input of `mgrec stream`: a URL (`scheme://...`) is a `NetworkSource`, anything else a path (a URL made a
+    path lost a slash: rtsp:/host)."""
+    return NetworkSource(text) if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text) else Path(text)
+
+
+def open_network_video(source: NetworkSource) -> tuple[object, float]:
+    """The container of a video read from the network (`NetworkSource`), opened once, for `iter_frames(str(source),
+    ..., container=...)`, and its checked frame rate. RTSP is read over TCP: over UDP a lost packet is a broken
+    frame."""
+    import av
+
+    options = {"rtsp_transport": "tcp"} if source.url.lower().startswith("rtsp") else {}
+    try:
+        container = av.open(source.url, mode="r", timeout=NETWORK_TIMEOUTS_S, options=options)
+    except av.error.ProtocolNotFoundError:
+        raise InputError(f"{source}: PyAV's FFmpeg reads no {urlsplit(source.url).scheme}:// source; "
+                         f"{NETWORK_HOW}") from None
+    except av.FFmpegError as exc:
+        raise InputError(f"{source}: cannot open it ({ffmpeg_reason(exc)}); {NETWORK_HOW}") from None
+    try:
+        return container, video_rate(str(source), container.streams.video[0] if container.streams.video else None)
+    except InputError:
+        container.close()
+        raise
+
+
+def ffmpeg_reason(exc: Exception) -> str:
+    """What went wrong, in FFmpeg's words, without the file name FFmpeg appends (a network source's URL, with its
+    password: the message names the source shown without it). A read that waited past `NETWORK_TIMEOUTS_S` says so
+    (FFmpeg's words are 'Immediate exit requested')."""
+    import av
+
+    if isinstance(exc, av.error.ExitError):
+        return f"nothing arrived for {NETWORK_TIMEOUTS_S[1]:g} s"
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
 def _frame_rate(stream) -> float | None:
     """The frame rate mgrec places a video's frames by (its feature grid's fps): the stream's average
     rate, else FFmpeg's guess; None when neither is a positive number."""
@@ -167,7 +238,7 @@ def _frame_rate(stream) -> float | None:
     return float(rate) if rate and rate > 0 else None
 
 
-def _to_rgb(frame, size: int | None, path: Path) -> np.ndarray:
+def _to_rgb(frame, size: int | None, path: Path | str) -> np.ndarray:
     """The frame as a player shows it: resized (swscale's bilinear filter widens with the scale factor, so
     downscaling is anti-aliased), then turned by the rotation of its display matrix, as FFmpeg's players
     and `ffmpeg` itself do (a phone's portrait video is stored landscape with a rotation of -90 degrees).
@@ -180,7 +251,7 @@ def _to_rgb(frame, size: int | None, path: Path) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
 
 
-def _check_constant_rate(path: Path, index: int, seconds: float, fps: float) -> None:
+def _check_constant_rate(path: Path | str, index: int, seconds: float, fps: float) -> None:
     """Features place frame `index` at index / fps seconds; a frame shown more than `MAX_TIMESTAMP_DRIFT_S`
     away from there (a variable frame rate, dropped frames) would put every later detection off by as much."""
     expected = index / fps
@@ -192,7 +263,7 @@ def _check_constant_rate(path: Path, index: int, seconds: float, fps: float) -> 
         )
 
 
-def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None = None, container=None
+def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] | None = None, container=None
                 ) -> Iterator[np.ndarray | None]:
     """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
     at the video's own size and aspect (what a landmark model wants: `mgrec.extract.pose`).
@@ -203,7 +274,8 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
     stream that ends before the number of frames its container declares (a truncated file), and
     naming the first frame shown more than MAX_TIMESTAMP_DRIFT_S from index / fps (a variable frame
     rate: the feature grid assumes a constant one). Frames are turned upright by their display matrix.
-    `container`: one opened already (`open_piped_video`), read instead of opening `path`, and closed at the end.
+    `container`: one opened already (`open_piped_video`, `open_network_video`), read instead of opening `path`, and
+    closed at the end; `path` then names it in messages.
     """
     import av
 
@@ -222,7 +294,8 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
                 index += 1
             declared, declared_end = stream.frames, _declared_end(container, stream)
     except av.FFmpegError as exc:
-        raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): {exc}") from None
+        raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): "
+                         f"{ffmpeg_reason(exc)}") from None
     check_whole(path, index, seconds, declared, declared_end, fps)
 
 
@@ -231,7 +304,7 @@ def iter_frames(path: Path, size: int | None, keep: Callable[[int], bool] | None
 MAX_MISSING_SECONDS = 1.0
 
 
-def check_whole(path: Path, frames: int, last_seconds: float | None, declared_frames: int,
+def check_whole(path: Path | str, frames: int, last_seconds: float | None, declared_frames: int,
                 declared_end: float | None, fps: float | None, stopped: str = "decoding stopped") -> None:
     """The rule by which a video read to its end is whole, for extraction (`iter_frames`, frames decoded) and
     end-to-end training (`VideoClips.open`, packets counted) alike: `frames` found, the last shown at
@@ -248,7 +321,7 @@ def check_whole(path: Path, frames: int, last_seconds: float | None, declared_fr
             raise InputError(
                 f"{path}: {stopped} at {shown_end:.2f} s (frame {frames}), but the container declares "
                 f"{declared_end:.2f} s (truncated file?); if the video plays to its end, rewrite its header: "
-                f"ffmpeg -i IN -c copy OUT.{path.suffix.lstrip('.') or 'mkv'}")
+                f"ffmpeg -i IN -c copy OUT.{Path(path).suffix.lstrip('.') or 'mkv'}")
 
 
 def _declared_end(container, stream) -> float | None:

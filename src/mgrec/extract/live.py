@@ -3,7 +3,9 @@
 `extract_with_recipe` turns a whole video into a feature file before anything reads it: a stream of a
 15-minute video said nothing for minutes. `LiveFeatures` makes the same rows (the run's recipe, the same
 backbone batches, hence the same numbers) as the frames come out of the decoder, so that each row reaches the
-online detector as soon as its window has been decoded, as a camera's would.
+online detector as soon as its window has been decoded, as a camera's would. The video is a file, a container piped
+on standard input (`-`), or a URL read from the network (`NetworkSource`: a camera's RTSP stream); the last two
+arrive once, as they are sent (`arrives_once`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mgrec.data.videos import PIPE_FORMATS, open_piped_video
+from mgrec.data.videos import PIPE_FORMATS, NetworkSource, open_network_video, open_piped_video
 from mgrec.errors import InputError
 from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, is_video, video_recipe
 from mgrec.extract.outputs import FrameCounter, check_length
@@ -30,12 +32,28 @@ PIPED_ID = "stdin"
 PIPED_NAME = Path("standard input")
 PIPED_HOW = "pipe a video container into it (ffmpeg -i SOURCE -f matroska - | mgrec stream RUN -)"
 
+# A source `mgrec stream` reads: a video or feature file (or folder), `-`, or a URL.
+Source = Path | NetworkSource
+
+
+def arrives_once(source: Source) -> bool:
+    """Whether `source` is read once, as it arrives (`-` or a URL), rather than a file that can be read again: such a
+    source is streamed alone, its features made as it is decoded."""
+    return source == PIPED or isinstance(source, NetworkSource)
+
+
+def described(source: Source) -> str:
+    """`source` in a message: `-` and a URL with what they are."""
+    if source == PIPED:
+        return "- (a video piped on standard input)"
+    return f"{source} (a video read from the network)" if isinstance(source, NetworkSource) else str(source)
+
 
 class LiveFeatures:
     """The features a run reads of a video, made as the video is decoded: `fps(video)` before the first row,
-    then `rows(video)` one (C,) row per window. The video is a file, or `PIPED` (`-`: a container read from
-    standard input as it arrives). Only runs whose features a video backbone makes in one stream
-    (`live_recipe_problem` says why not, for the others: they are extracted whole first)."""
+    then `rows(video)` one (C,) row per window. The video is a file, `PIPED` (`-`: a container read from standard
+    input as it arrives) or a `NetworkSource` (a URL, read as it arrives). Only runs whose features a video backbone
+    makes in one stream (`live_recipe_problem` says why not, for the others: they are extracted whole first)."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu", stdin: BinaryIO | None = None) -> None:
         from mgrec.devices import process_device
@@ -46,37 +64,43 @@ class LiveFeatures:
         self.model = load_backbone(name, recipe.weights, str(process_device(device, what="--device")), size,
                                    recipe.frames_per_window, recipe.precision)
         self.stdin = stdin  # where `-` is read from (None: standard input's file, `_standard_input`)
-        self._piped = None  # its container, opened by `fps`, until `rows` takes it
-        self._pipe_opened = False  # a pipe is read once
+        self._opened: dict[Source, object] = {}  # the container of a source that arrives once, opened by `fps`,
+        # until `rows` takes it
+        self._read: set[Source] = set()  # such sources opened so far: each is read once
 
-    def takes(self, path: Path) -> bool:
-        """Whether `path` is a video this streams (a video file, or `-`), rather than a feature file."""
-        return path == PIPED or is_video(path)
+    def takes(self, source: Source) -> bool:
+        """Whether `source` is a video this streams (a video file, `-` or a URL), rather than a feature file."""
+        return arrives_once(source) or is_video(source)
 
-    def video_id(self, path: Path) -> str:
-        return PIPED_ID if path == PIPED else video_id(path)
+    def video_id(self, source: Source) -> str:
+        if source == PIPED:
+            return PIPED_ID
+        return source.video_id if isinstance(source, NetworkSource) else video_id(source)
 
-    def fps(self, video: Path) -> float:
+    def fps(self, video: Source) -> float:
         """The video's frame rate, from its header (decoding has not started)."""
-        if video != PIPED:
+        if not arrives_once(video):
             return probe_video(video).fps
-        if self._pipe_opened:
-            raise InputError("-: standard input holds one video; give `-` once")
-        self._pipe_opened = True
-        self._piped, rate = open_piped_video(self.stdin or _standard_input(), str(PIPED_NAME))
+        if video in self._read:
+            raise InputError(f"{described(video)} is one video, read as it arrives; give it once")
+        self._read.add(video)
+        if video == PIPED:
+            self._opened[video], rate = open_piped_video(self.stdin or _standard_input(), str(PIPED_NAME))
+        else:
+            self._opened[video], rate = open_network_video(video)
         return rate
 
-    def rows(self, video: Path) -> Iterator[np.ndarray]:
+    def rows(self, video: Source) -> Iterator[np.ndarray]:
         """Each window's feature as soon as its frames are decoded and run through the backbone (in the batches of
         `mgrec extract`, so the rows equal its file's); a video shorter than one window, or one that stops
         decoding, raises InputError naming it."""
-        piped = None
-        if video == PIPED:
-            if not self._pipe_opened:
+        opened = None
+        if arrives_once(video):
+            if video not in self._read:
                 self.fps(video)  # its header read first
-            piped, self._piped = self._piped, None  # the rows' now: closed at their end
-        name = PIPED_NAME if video == PIPED else video
-        frames = FrameCounter(iter_frames(name, self.model.image_size, container=piped,
+            opened = self._opened.pop(video)  # the rows' now: closed at their end
+        name = PIPED_NAME if video == PIPED else str(video)  # a URL shown without its password
+        frames = FrameCounter(iter_frames(name, self.model.image_size, container=opened,
                                           keep=self.model.frame_needed(self.window, self.stride)))
         decoded = prefetch(iter(frames), DECODE_AHEAD)
         try:

@@ -300,7 +300,7 @@ def ticking(items: Iterator, bar) -> Iterator:
         yield item
 
 
-def check_length(path: Path, frames: int, window: int) -> None:
+def check_length(path: Path | str, frames: int, window: int) -> None:
     if frames == 0:
         raise InputError(f"{path}: no frames could be decoded")
     if frames < window:

@@ -517,9 +517,13 @@ def feature_files(inputs: list[str | Path], log=None, as_given: Callable[[Path],
     slip) is one input, as in `mgrec extract`. An input `as_given` takes is kept as it is (a video streamed as it
     is decoded, `-` for standard input)."""
     files: list[Path] = []
-    for item in map(Path, inputs):
+    for given in inputs:
+        # a path given as text made a Path; anything else (a URL streamed as it arrives) as it is
+        item = Path(given) if isinstance(given, (str, os.PathLike)) else given
         if as_given(item):
             files.append(item)
+        elif not isinstance(item, Path):
+            raise InputError(f"{item}: not a feature file or folder (a URL is streamed by `mgrec stream` alone)")
         elif item.is_dir():
             listing = list_feature_files(item)
             if listing.note() is not None and log is not None:
@@ -533,7 +537,7 @@ def feature_files(inputs: list[str | Path], log=None, as_given: Callable[[Path],
     seen: set[Path] = set()
     unique = []
     for file in files:
-        identity = Path(os.path.realpath(file.parent)) / file.name
+        identity = Path(os.path.realpath(file.parent)) / file.name if isinstance(file, Path) else file
         if identity not in seen:
             seen.add(identity)
             unique.append(file)

@@ -898,8 +898,9 @@ def stream_files(
     videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
     Returns one summary per video streamed, in order.
     `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: the videos among `inputs` (files,
-    or `-` for standard input) are streamed as they are decoded, their rows made by it window by window
-    (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its report (`Emission.to_json`).
+    `-` for standard input, or URLs: `mgrec.data.videos.NetworkSource`) are streamed as they are decoded, their rows
+    made by it window by window (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its
+    report (`Emission.to_json`).
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.for_detector`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
