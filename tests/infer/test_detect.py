@@ -561,6 +561,8 @@ def test_a_video_read_from_the_network_streams_as_it_arrives_as_its_file_does(tm
                                      "RUN -")
     assert "s3cret" not in said
     assert NetworkSource(f"rtsp://admin:s3cret@127.0.0.1:{port}/cam/1").video_id == "127.0.0.1_cam_1"
+    assert str(NetworkSource("https://cdn.example/live/cam.mkv?token=s3cret")) == "https://cdn.example/live/cam.mkv?***"
+    assert NetworkSource("https://cdn.example/live/cam.mkv?token=s3cret").video_id == "cdn.example_live_cam"
     assert main(["stream", str(run), "nosuch://127.0.0.1/x"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "mgrec: error: nosuch://127.0.0.1/x: PyAV's FFmpeg reads no nosuch:// source; or pipe it in: ffmpeg -i URL "

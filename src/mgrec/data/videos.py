@@ -171,16 +171,16 @@ NETWORK_HOW = "or pipe it in: ffmpeg -i URL -c copy -f matroska - | mgrec stream
 @dataclass(frozen=True)
 class NetworkSource:
     """A video read from the network as it arrives: any URL PyAV's FFmpeg opens (rtsp://, http(s)://, rtmp://,
-    tcp://, udp://, ...). Shown (`str`) without the user and password a camera's URL often holds, so that neither a
-    message nor a video id repeats them."""
+    tcp://, udp://, ...). Shown (`str`) without the user and password a camera's URL often holds, and without its
+    query (where a stream's access token goes), so that no message or video id repeats them."""
 
     url: str
 
     def __str__(self) -> str:
         parts = urlsplit(self.url)
-        if "@" not in parts.netloc:
-            return self.url
-        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+        if "@" in parts.netloc:
+            parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+        return urlunsplit(parts._replace(query="***" if parts.query else ""))
 
     @property
     def video_id(self) -> str:
