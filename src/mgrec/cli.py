@@ -1205,6 +1205,8 @@ def cmd_detect(args) -> None:
         check_writable(args.keep_features, is_dir=True)
     _note_postprocess_changes(RunDir(run_dir))
     failed: list[str] = []
+    # the sidecars there now, as they are: one untouched afterwards is a video's features reused, not made
+    kept_before = _sidecar_stamps(args.keep_features) if args.keep_features is not None else {}
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         made_in = Path(scratch) if args.keep_features is None else args.keep_features
         inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
@@ -1222,11 +1224,20 @@ def cmd_detect(args) -> None:
     print(summary.describe(), file=closing_line_stream(args.out))
     if args.keep_features is not None:
         kept = sum(1 for path in args.inputs if is_video(path)) - not_extracted
-        print(f"kept the features of {counted(kept, 'video')} in {args.keep_features} (`mgrec stream RUN "
+        after = _sidecar_stamps(args.keep_features)
+        sidecars = [f"{video_id(Path(path))}.json" for path in args.inputs if is_video(path)]
+        reused = min(kept, sum(1 for name in sidecars if kept_before.get(name, -1) == after.get(name)))
+        there = f", {reused} of them there already (the same recipe: reused, not made again)" if reused else ""
+        print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} (`mgrec stream RUN "
               f"{args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads them)", file=sys.stderr)
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
         raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
                          f"in {args.out}:\n  " + "\n  ".join(failed))
+
+
+def _sidecar_stamps(folder: Path) -> dict[str, int]:
+    """The modification time (ns) of every sidecar (`*.json`) in `folder` (none: an empty dict)."""
+    return {path.name: path.stat().st_mtime_ns for path in Path(folder).glob("*.json")} if Path(folder).is_dir() else {}
 
 
 def cmd_stream(args) -> int:

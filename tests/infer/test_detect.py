@@ -358,7 +358,7 @@ def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, c
         assert error.startswith("mgrec: error: --fps: expected a number of frames per second in [0.001, 1000], got ")
 
 
-def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
+def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone, capsys):
     from mgrec.extract.jobs import extract
 
     extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
@@ -375,13 +375,18 @@ def test_detect_on_a_raw_video_uses_the_runs_feature_recipe(tmp_path, carphone):
     # --keep-features: the features made from the video stay, equal to extract's, and a second detect reuses them
     # (they were made in a temporary folder and removed: scoring or streaming the video decoded it again)
     kept = tmp_path / "kept"
+    capsys.readouterr()
     assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "kept.json"), "--all",
                  "--keep-features", str(kept)]) == 0
+    assert f"kept the features of 1 video in {kept} (`mgrec stream" in capsys.readouterr().err
     assert np.array_equal(np.load(kept / extracted[0].feature_path.name), np.load(extracted[0].feature_path))
     made = (kept / extracted[0].feature_path.name).stat().st_mtime_ns
     assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "again.json"), "--all",
                  "--keep-features", str(kept)]) == 0
     assert (kept / extracted[0].feature_path.name).stat().st_mtime_ns == made  # reused, not made again
+    # and said so (it said "kept" as of features it had made)
+    assert (f"kept the features of 1 video in {kept}, 1 of them there already (the same recipe: reused, not made "
+            "again)") in capsys.readouterr().err
     assert json.loads((tmp_path / "again.json").read_text())["results"] == from_video
     for folder, message in ((run, "--keep-features .* would overwrite"),  # a run's folder is the run's
                             (kept, "the inputs are feature files already")):
