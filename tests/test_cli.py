@@ -573,3 +573,15 @@ def test_sigterm_during_a_command_is_said_in_one_line_and_exits_143(monkeypatch,
     # not an Exception: a reader's `except Exception` on the way called the file it was reading corrupt (a resumed
     # training's state: "delete it to restart the run")
     assert not issubclass(mgrec.cli.Terminated, Exception)
+
+
+@pytest.mark.parametrize("command", [["detect", "RUN", "--out", "x.json"], ["extract", "--out", "features"]])
+def test_a_url_given_to_a_command_of_files_is_sent_to_stream_without_its_password(command, capsys):
+    """A URL made a path lost a slash and printed its password: `rtsp:/admin:pw@cam/1: no such file or folder`."""
+    with pytest.raises(SystemExit) as exit:
+        main([*command, "rtsp://admin:s3cret@cam.local/1"])
+    assert exit.value.code == 2
+    said = capsys.readouterr().err
+    assert ("rtsp://***@cam.local/1 is a URL: `mgrec stream RUN URL` reads a network source as it arrives; this "
+            "command reads files") in said
+    assert "s3cret" not in said

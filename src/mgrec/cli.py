@@ -169,6 +169,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def file_input(text: str) -> Path:
+    """An input file or folder of `mgrec detect` and `extract`: a URL (which a path would print with a slash lost, and
+    its password) is said to be `mgrec stream`'s."""
+    from mgrec.data.videos import NetworkSource, stream_source
+
+    source = stream_source(text)
+    if isinstance(source, NetworkSource):
+        raise argparse.ArgumentTypeError(
+            f"{source} is a URL: `mgrec stream RUN URL` reads a network source as it arrives; this command reads "
+            "files (save the stream to one first: ffmpeg -i URL -c copy FILE.mkv)")
+    return source
+
+
 def stream_input(text: str):
     """An input of `mgrec stream`: a path, or a URL (`mgrec.data.videos.stream_source`; imported at the call, as
     the parser is built before any command runs)."""
@@ -424,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec detect runs/fusion acc/ --stream gyro=other/gyro --out detections.json",
     ))
     _add_run_dir(p)
-    p.add_argument("inputs", metavar="INPUT", nargs="+", type=Path,
+    p.add_argument("inputs", metavar="INPUT", nargs="+", type=file_input,
                    help="feature files, folders of them, or video files (a run "
                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
@@ -506,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec extract SMG_ROOT --backbone skeleton --out features/skeleton",
                      "mgrec extract videos/ --backbone pose --out features/pose   # as .venv-pose/bin/mgrec",
                  ))
-    p.add_argument("inputs", metavar="VIDEO", nargs="*", type=Path,
+    p.add_argument("inputs", metavar="VIDEO", nargs="*", type=file_input,
                    help="video files or folders (skeleton: *_skeleton.csv)")
     p.add_argument("--out", type=Path, required=True, help="features folder")
     p.add_argument("--run", dest="from_run", type=Path, default=None, metavar="RUN_DIR",
