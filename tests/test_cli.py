@@ -585,3 +585,29 @@ def test_a_url_given_to_a_command_of_files_is_sent_to_stream_without_its_passwor
     assert ("rtsp://***@cam.local/1 is a URL: `mgrec stream RUN URL` reads a network source as it arrives; this "
             "command reads files") in said
     assert "s3cret" not in said
+
+
+def test_detect_refuses_an_out_whose_name_says_another_format(tmp_path, capsys):
+    # `--out clip.srt` wrote a results JSON named clip.srt (no player reads it), and `--format srt --out clip.srt`
+    # (or `--format smg --out sub.csv`) made a folder of that name: each is refused before any work, saying how
+    from tests.test_robustness import tiny_config, write_run
+
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=2, feature_dim=8, length=96,
+                                     subsets=("train", "test"))
+    run = write_run(tmp_path / "run", tiny_config(dataset))
+    features = str(sorted(dataset.features.glob("*.npy"))[0])
+    refused = {
+        ("--out", "clip.srt"): "subtitles are written one file per video, into a folder: --format srt --out FOLDER",
+        ("--out", "clip.VTT"): "--format vtt --out FOLDER",
+        ("--format", "srt", "--out", "clip.srt"): "--format srt writes a folder of files, one per video",
+        ("--format", "smg", "--out", "sub.csv"): r"VIDEO/VIDEO_finelabels.csv\), and sub.csv names a file",
+    }
+    for options, message in refused.items():
+        options = [str(tmp_path / o) if o.startswith(("clip", "sub")) else o for o in options]
+        assert main(["detect", str(run), features, *options]) == 2
+        assert re.search(message, capsys.readouterr().err), options
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("clip", "sub"))]
+    assert main(["detect", str(run), features, "--format", "srt", "--out", str(tmp_path / "subtitles")]) == 0
+    assert [p.suffix for p in (tmp_path / "subtitles").iterdir()] == [".srt"]

@@ -1409,7 +1409,7 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_its_id_reaches_an_output
     folder.mkdir()
     copy_with_sidecar(dataset, folder, os.fsdecode(b"bad\xffname"))
     for fmt in ("csv", "json", "srt"):
-        out = tmp_path / f"out.{fmt}"
+        out = tmp_path / (f"out.{fmt}" if fmt != "srt" else "subtitles")  # srt: a folder (out.srt is refused)
         outcome = mgrec(capsys, "detect", run, folder, "--format", fmt, "--out", out)
         assert_input_error(outcome, "the file name is not UTF-8 text", "rename the file")
         assert not out.exists()

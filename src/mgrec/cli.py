@@ -1184,6 +1184,28 @@ def _stream_folders(run_dir: Path, items: list[str], extracted: dict[str, Path])
     return {**given, **extracted} or None
 
 
+# What a name ending so says it holds: a file of one format, never a folder of files per video
+_FILE_SUFFIXES = {".srt": "srt", ".vtt": "vtt", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+def _check_detect_out(out: Path, fmt: str, format_given: bool) -> None:
+    """Refuse an --out whose name says another thing than what `detect` would write there: `--out clip.srt`
+    without --format wrote a results JSON named clip.srt (no player reads it), and `--format srt --out clip.srt`
+    made a folder clip.srt/ of subtitle files."""
+    from mgrec.evaluate.subtitles import SUBTITLE_FORMATS
+
+    suffix = Path(out).suffix.lower()
+    if suffix in (".srt", ".vtt") and not format_given:
+        raise InputError(f"--out {out}: subtitles are written one file per video, into a folder: "
+                         f"--format {suffix[1:]} --out FOLDER (FOLDER/<video>{suffix}; the videos' own folder "
+                         "puts each beside its video)")
+    if fmt in ("smg", *SUBTITLE_FORMATS) and suffix in _FILE_SUFFIXES and not Path(out).is_dir():
+        each = "VIDEO/VIDEO_finelabels.csv" if fmt == "smg" else f"<video>.{fmt}"
+        raise InputError(f"--out {out}: --format {fmt} writes a folder of files, one per video ({each}), and "
+                         f"{Path(out).name} names a file: give a folder (e.g. --out "
+                         f"{'submission' if fmt == 'smg' else 'subtitles'}/)")
+
+
 def cmd_detect(args) -> None:
     import tempfile
 
@@ -1196,8 +1218,10 @@ def cmd_detect(args) -> None:
     from mgrec.infer.offline import checked_fps
     from mgrec.run import RunDir
 
+    format_given = args.format is not None
     if args.format is None:  # `--out x.csv` wrote JSON into x.csv without a word
         args.format = "csv" if str(args.out).lower().endswith(".csv") else "json"
+    _check_detect_out(args.out, args.format, format_given)
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
