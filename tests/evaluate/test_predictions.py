@@ -529,3 +529,25 @@ def test_save_predictions_writes_only_what_load_predictions_reads_back(tmp_path)
         with pytest.raises(InputError, match=re.escape(message)):
             save_predictions(pred, path)
         assert not path.exists()
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_subtitles_are_named_as_such_not_as_an_unknown_file(tmp_path, fmt):
+    # `detect --format srt` output given to score or report was "not a predictions file", or for their folder "no
+    # .csv prediction files": both now say that subtitles are for a player and which files are read instead
+    from mgrec.evaluate.subtitles import write_subtitles
+
+    found = {"v1": [detection("v1", 1.0, 2.0, 0, 0.9)]}
+    folder = tmp_path / "subtitles"
+    folder.mkdir()
+    (written,) = write_subtitles(found, folder, fmt)
+    with pytest.raises(InputError, match=rf"{re.escape(str(written))}: subtitles \(`mgrec detect --format srt` or "
+                                         r"`vtt`\), which are text for a player .* a results JSON"):
+        load_predictions(written, CLASSES)
+    with pytest.raises(InputError, match=rf"holds subtitles \(v1.{fmt}, ...: `mgrec detect --format {fmt}`\) and no "
+                                         r".csv prediction files; subtitles are text for a player"):
+        load_predictions(folder, CLASSES, fps=30.0)
+    other = tmp_path / "notes.txt"
+    other.write_text("1 apple\n2 pears\n")
+    with pytest.raises(InputError, match="not a predictions file"):
+        load_predictions(other, CLASSES)

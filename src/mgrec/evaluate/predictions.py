@@ -118,6 +118,8 @@ def load_predictions(
         return _load_table_csv(path, classes)
     with open(path, "rb") as handle:  # told apart by its text, which another encoding hides: say which
         refuse_wide_text(path, handle.read(4))
+    if _is_subtitles(head):
+        raise InputError(f"{path}: subtitles (`mgrec detect --format srt` or `vtt`), {_SUBTITLES_UNSCORED}")
     raise InputError(
         f"{path}: not a predictions file; expected results JSON ({{\"results\": ...}}), the CSV table of "
         f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), the JSON lines `mgrec stream` prints, or a "
@@ -175,6 +177,18 @@ def _is_table_head(head: str) -> bool:
     except csv.Error:
         return False
     return tuple(cells) == CSV_COLUMNS
+
+
+# Subtitles are written for a player: a class name and a rounded score per cue, no class id, no set or threshold
+_SUBTITLES_UNSCORED = ("which are text for a player (class names, scores rounded to 2 digits, no class ids), not "
+                       "read back: give what `mgrec detect` writes to be read, a results JSON (--out "
+                       "detections.json), a CSV table or SMG label files")
+_SUBRIP_TIMING = re.compile(r"\d+\s*\n\s*\d+:\d\d:\d\d,\d{3} --> ")
+
+
+def _is_subtitles(head: str) -> bool:
+    """Whether `head` (a file's first text) opens a WebVTT or SubRip file, as `mgrec detect --format vtt|srt` writes."""
+    return head.startswith("WEBVTT") or _SUBRIP_TIMING.match(head) is not None
 
 
 def _first_text(path: Path, size: int = 4096) -> str:
@@ -458,6 +472,11 @@ def _load_csv_folder(
                          f"{f' (and {len(unread) - 1} more)' if len(unread) > 1 else ''}; SMG's layout is "
                          "VIDEO/VIDEO_finelabels.csv (or flat VIDEO.csv): rename it, or move it out of the folder")
     if not files:
+        subtitles = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".srt", ".vtt") and not is_hidden(p))
+        if subtitles:
+            raise InputError(f"{folder}: holds subtitles ({subtitles[0].name}, ...: `mgrec detect --format "
+                             f"{subtitles[0].suffix.lower()[1:]}`) and no .csv prediction files; subtitles are "
+                             + _SUBTITLES_UNSCORED.removeprefix("which are "))
         deeper = sorted(folder.glob("*/*/*_finelabels.csv"))
         raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)"
                          + (f"; {deeper[0].parent.parent} holds them one folder down: give that folder" if deeper
