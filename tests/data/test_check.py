@@ -763,3 +763,20 @@ def test_sidecars_of_one_fps_other_than_the_annotations_and_the_config_suggest_t
     assert check_dataset(config).suggestions["data.fps"] == 2 * FPS
     _features(tmp_path / "feats", "v", fps=3 * FPS)  # sidecars of two rates: no one setting fixes both
     assert "data.fps" not in check_dataset(config).suggestions
+
+
+def test_a_data_set_root_given_for_data_features_names_the_subfolder(tmp_path):
+    # --set data.features=~/.cache/mgrec/demo (the data set, not its features/): every video's file was
+    # "missing (extract features for this video)"; now the subfolder that holds them is named, once for all
+    from tests.test_robustness import tiny_config
+
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
+                                     subsets=("train", "val", "test"))
+    config = tiny_config(dataset)
+    config.data.features = str(dataset.features.parent)
+    errors = check_dataset(config).errors
+    assert len(errors) == 3
+    assert {p.message for p in errors} == {
+        f"feature file missing (the subfolder {dataset.features} holds it: set data.features: {dataset.features})"}

@@ -608,3 +608,23 @@ def test_repeated_feature_files_finds_links_and_copies_hashing_only_files_of_one
     assert hashed == files[:3]  # the link is known by the file it is, the shorter file by its shape
     shapes[5] = (20, 3)
     assert feats.repeated_feature_files(files, shapes)[-1] == (1, 5, "hold the same features")
+
+
+def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_them(tmp_path):
+    # `mgrec detect RUN ~/.cache/mgrec/demo` (the data set, not its features/) said only "folder holds no feature
+    # files"; now the subfolders holding some are named, to give instead
+    for sub, names in {"features": ("a.npy", "a.json", "b.npz"), "streams": ("c.npy",), "docs": ("x.txt",),
+                       ".cache": ("d.npy",)}.items():
+        (tmp_path / sub).mkdir()
+        for name in names:
+            (tmp_path / sub / name).write_bytes(b"x")
+    with pytest.raises(InputError) as error:
+        list_feature_files(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path}: folder holds no feature files (.npy, .npz), but its subfolders {tmp_path}/features (2), "
+        f"{tmp_path}/streams (1) hold some: give one of them (folders are not searched deeper)")
+    (tmp_path / "streams" / "c.npy").unlink()
+    with pytest.raises(InputError, match=r"but its subfolder .*/features \(2\) holds some: give that folder"):
+        list_feature_files(tmp_path)
+    with pytest.raises(InputError, match=r"folder holds no feature files \(\.npy, \.npz\)$"):
+        list_feature_files(tmp_path / "docs")

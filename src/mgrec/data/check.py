@@ -814,6 +814,15 @@ class _PrefixedNames:
                 self.alike.setdefault(name_key(entry.name), entry.name)
 
 
+def _in_a_subfolder(path: Path) -> Path | None:
+    """`path`'s name in a subfolder of its folder (`DEMO/features/x.npy` for `DEMO/x.npy`), or None."""
+    try:
+        children = sorted(child for child in path.parent.iterdir() if child.is_dir() and not is_hidden(child))
+    except OSError:
+        return None
+    return next((child / path.name for child in children if (child / path.name).is_file()), None)
+
+
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
                     video_fps: float, recipes: dict[tuple, str] | None = None,
                     prefixed: _PrefixedNames | None = None,
@@ -844,6 +853,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             remedy = (f"{suffixed} is there: mgrec reads <prefix><video_id>{path.suffix}, nothing between the id and "
                       f"the ending; rename the files without {extra!r} (in bash: for f in *{extra}{path.suffix}; do mv "
                       f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
+        elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
+            remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
         else:
             remedy = "extract features for this video"
         if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing

@@ -303,8 +303,23 @@ def list_feature_files(folder: str | Path) -> FeatureFolder:
     if not files:
         note = f"; skipped {listing.skipped_summary()}" if skipped else ""
         raise InputError(f"{folder}: folder holds no feature files ({', '.join(FEATURE_EXTENSIONS)}){note}"
-                         + _videos_instead(folder))
+                         + (_videos_instead(folder) or _subfolders_instead(folder)))
     return listing
+
+
+def _subfolders_instead(folder: Path) -> str:
+    """Where a data set's root was given for its features folder (`~/.cache/mgrec/demo` for
+    `~/.cache/mgrec/demo/features`): the subfolders that hold feature files, to give instead; '' when none does."""
+    holding = []
+    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p)):
+        count = sum(1 for p in child.iterdir() if p.suffix.lower() in FEATURE_EXTENSIONS and not is_hidden(p))
+        if count:
+            holding.append(f"{child} ({count})")
+    if not holding:
+        return ""
+    shown = ", ".join(holding[:3]) + (", ..." if len(holding) > 3 else "")
+    return f", but its subfolder{'s' if len(holding) > 1 else ''} {shown} hold{'' if len(holding) > 1 else 's'} " \
+           f"some: give {'one of them' if len(holding) > 1 else 'that folder'} (folders are not searched deeper)"
 
 
 def _videos_instead(folder: Path) -> str:
