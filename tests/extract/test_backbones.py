@@ -282,3 +282,22 @@ def test_window_features_from_a_start_window_run_the_whole_run_s_batches_from_th
         after = 9 - start if run == "clip_features" else sum(needed is None or needed(i) for i in range(start * 4, 48))
         assert after <= sum(len(b) for b in batches) < after + 5
         batches[:] = []
+
+
+def test_videomae_weights_not_yet_converted_say_how_to_convert_them(tmp_path):
+    # `mgrec extract --backbone videomae --weights vit_g_hybrid_pt_1200e_k710_ft.pth` (the official checkpoint,
+    # before convert-videomae) said "expected a Hugging Face VideoMAE folder with config.json", a missing folder
+    # "weights not found": both now name `mgrec convert-videomae`
+    checkpoint = tmp_path / "vit_g_hybrid_pt_1200e_k710_ft.pth"
+    torch.save({"model": {"a": torch.zeros(2)}}, checkpoint)
+    with pytest.raises(InputError, match=r"vit_g_hybrid_pt_1200e_k710_ft.pth: a file, where backbone videomae reads a "
+                                         r"Hugging Face VideoMAE folder .*`mgrec convert-videomae CHECKPOINT.pth DIR`"):
+        load_backbone("videomae", checkpoint, "cpu", None)
+    with pytest.raises(InputError, match=r"VIDEOMAE_DIR: weights not found \(a Hugging Face VideoMAE folder; .*"
+                                         r"`mgrec convert-videomae CHECKPOINT.pth DIR`: give DIR\)"):
+        load_backbone("videomae", tmp_path / "VIDEOMAE_DIR", "cpu", None)
+    with pytest.raises(InputError, match=r"folder with config.json; an official VideoMAE V2 checkpoint .* "
+                                         r"`mgrec convert-videomae"):
+        load_backbone("videomae", tmp_path, "cpu", None)
+    with pytest.raises(InputError, match=r"nope.pth: weights not found$"):  # the hint is VideoMAE's alone
+        load_backbone("efficientnet-lite0", tmp_path / "nope.pth", "cpu", None)

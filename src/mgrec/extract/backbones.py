@@ -246,6 +246,11 @@ class EfficientNetLite0(Backbone):
             yield None if frame is None else next(embedded)
 
 
+# Where the folder backbone videomae reads comes from
+_CONVERT_VIDEOMAE = ("an official VideoMAE V2 checkpoint (.pth) is made into one with "
+                     "`mgrec convert-videomae CHECKPOINT.pth DIR`: give DIR")
+
+
 class VideoMAE(Backbone):
     name = "videomae"
 
@@ -264,9 +269,13 @@ class VideoMAE(Backbone):
                 "backbone videomae needs --weights DIR: a folder with config.json and model.safetensors "
                 "(convert an official VideoMAE V2 checkpoint with `mgrec convert-videomae CHECKPOINT DIR`)"
             )
+        if weights.is_file():  # the official .pth itself, given before its conversion
+            raise InputError(f"{weights}: a file, where backbone videomae reads a Hugging Face VideoMAE folder "
+                             f"(config.json and model.safetensors); {_CONVERT_VIDEOMAE}")
         for name in ("config.json", "model.safetensors"):
             if not (weights / name).is_file():
-                raise InputError(f"{weights}: expected a Hugging Face VideoMAE folder with {name}")
+                raise InputError(f"{weights}: expected a Hugging Face VideoMAE folder with {name}; "
+                                 f"{_CONVERT_VIDEOMAE}")
         config_json = read_json(weights / "config.json", "VideoMAE config")
         if not isinstance(config_json, dict) or config_json.get("model_type") != "videomae":
             found = config_json.get("model_type") if isinstance(config_json, dict) else type(config_json).__name__
@@ -379,7 +388,8 @@ def load_backbone(
                          f"option is for {', '.join(PER_FRAME_BACKBONES)}")
     weights = None if weights is None else Path(weights)
     if weights is not None and not weights.exists():
-        raise InputError(f"{weights}: weights not found")
+        raise InputError(f"{weights}: weights not found" + (f" (a Hugging Face VideoMAE folder; {_CONVERT_VIDEOMAE})"
+                                                            if name == "videomae" else ""))
     model = VIDEO_BACKBONES[name](weights, torch.device(device), image_size)
     model.frames_per_window = frames_per_window
     model.autocast = autocast
