@@ -611,3 +611,25 @@ def test_detect_refuses_an_out_whose_name_says_another_format(tmp_path, capsys):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("clip", "sub"))]
     assert main(["detect", str(run), features, "--format", "srt", "--out", str(tmp_path / "subtitles")]) == 0
     assert [p.suffix for p in (tmp_path / "subtitles").iterdir()] == [".srt"]
+
+
+def test_help_examples_set_the_data_paths_of_the_shipped_config_they_name():
+    # `mgrec train --help` showed `mgrec train smg/mgrec.yaml ... --set data.features=data/smg/features`, the
+    # folder above the one the SMG configs and the README's step 1 use (data/smg/features/videomae_v2_g): every
+    # video's file was then missing. An example's --set of a path a shipped config names must be that path.
+    import shlex
+
+    from mgrec.config import load_config
+
+    checked = 0
+    for path, command in commands(build_parser()):
+        tail = command.format_help().split("examples:\n")
+        for line in (tail[-1].splitlines() if path and len(tail) > 1 else []):
+            words = shlex.split(line.split("#")[0])
+            shipped = [w for w in words if re.fullmatch(r"(demo|smg)/\w+\.yaml", w)]
+            sets = dict(words[i + 1].split("=", 1) for i, w in enumerate(words[:-1]) if w == "--set")
+            for key in ("data.annotations", "data.features"):
+                if shipped and sets.get(key, "...") != "...":
+                    assert sets[key] == getattr(load_config(shipped[0]).data, key.split(".")[1]), line
+                    checked += 1
+    assert checked >= 2

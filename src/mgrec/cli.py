@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tensorboard --logdir RUN_DIR/tensorboard."
     ), examples=(
         "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --set data.annotations=data/smg/annotations.json "
-        "--set data.features=data/smg/features",
+        "--set data.features=data/smg/features/videomae_v2_g",
         "mgrec train smg/mgrec.yaml --out runs/smg-mgrec --resume",
         "mgrec train demo/mgrec.yaml --out runs/demo-x3 --seeds 3 --set data.annotations=... --set data.features=...",
         "mgrec train smg/mgrec_end_to_end.yaml --out runs/smg-e2e --set data.videos=SMG_VIDEOS "
