@@ -526,6 +526,16 @@ def test_a_video_read_from_the_network_streams_as_it_arrives_as_its_file_does(tm
     from_network = lines()
     assert strip(from_network) == from_file and len(from_file) > 0
     assert {line["video"] for line in from_network} == {"127.0.0.1_carphone"}
+    # in Python: the rows of the URL are the file's features, and the source is read once
+    from mgrec.extract.live import LiveFeatures
+
+    live, source = LiveFeatures(run), NetworkSource(url)
+    assert live.fps(source) == pytest.approx(recipe.fps)
+    assert np.array_equal(np.stack(list(live.rows(source))), np.load(extracted[0].feature_path))
+    with pytest.raises(InputError, match=r"\(a video read from the network\) is one video, read as it arrives; give"):
+        live.fps(source)
+    with pytest.raises(InputError, match="its rows were read already"):
+        next(live.rows(source))
 
     def tcp_server(payload: bytes, stall: threading.Event) -> int:
         """A server that sends `payload` to its one client, then waits for `stall` before closing."""

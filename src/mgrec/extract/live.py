@@ -98,7 +98,9 @@ class LiveFeatures:
         if arrives_once(video):
             if video not in self._read:
                 self.fps(video)  # its header read first
-            opened = self._opened.pop(video)  # the rows' now: closed at their end
+            opened = self._opened.pop(video, None)  # the rows' now: closed at their end
+            if opened is None:
+                raise InputError(f"{described(video)} is one video, read as it arrives; its rows were read already")
         name = PIPED_NAME if video == PIPED else str(video)  # a URL shown without its password
         frames = FrameCounter(iter_frames(name, self.model.image_size, container=opened,
                                           keep=self.model.frame_needed(self.window, self.stride)))
