@@ -107,6 +107,18 @@ class AnnotationSet:
         return sorted({info.subset for info in self.videos.values()})
 
 
+# The names a scores file (eval_<split>.json) or a results JSON's `mgrec` block records of how it was made, each a
+# str or None (`recorded_name_problem`): `compare` tells evaluations apart by them, `score` and the reports print them.
+EVALUATION_NAMES = ("checkpoint", "threshold_tuned_on", "inference_precision", "split", "run")
+
+
+def recorded_name_problem(record: dict) -> str | None:
+    """The first key of `EVALUATION_NAMES` whose value in `record` is neither a str nor None (a list or an object
+    written by hand or by another tool), or None."""
+    return next((key for key in EVALUATION_NAMES if record.get(key) is not None and not isinstance(record[key], str)),
+                None)
+
+
 # A class name is shown in tables, figure legends and output files: a 30000-character one made the report's figures
 # run out of memory.
 MAX_CLASS_NAME = 200

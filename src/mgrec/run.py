@@ -83,6 +83,7 @@ from mgrec.files import (
     resolve_path,
     text_lines,
 )
+from mgrec.records import recorded_name_problem
 
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
@@ -946,6 +947,11 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     for key in ("num_videos", "num_predictions"):
         if not count(scores[key]):
             return key, "a count"
+    # how the scores were made, by name: `compare` tells evaluations apart by them (a list or an object there was a
+    # TypeError traceback from its grouping) and the report prints them
+    name = recorded_name_problem(scores)
+    if name is not None:
+        return name, "a name (a string) or null"
     for key in ("f1", "precision", "recall", "recall_miga", "average_mAP"):
         if key in scores and not fraction(scores[key]):
             return key, "a number in [0, 1]"

@@ -216,3 +216,17 @@ def test_the_per_class_table_keeps_each_cell_under_its_class_when_names_are_long
         assert head[column - 2:column] == "  "  # two spaces before each head
         spread = comparison.rows[0].per_class_f1[name].percent()
         assert cells[column:column + len(spread)] == spread  # its cell under it
+
+
+def test_names_of_how_a_run_was_evaluated_of_another_kind_are_refused_naming_the_key(tmp_path, capsys):
+    """An eval file whose `threshold_tuned_on`, `checkpoint` or `inference_precision` was edited into a list or an
+    object (another tool's file, a hand edit): `compare` grouping the runs' evaluations died with `TypeError:
+    unhashable type: 'list'`."""
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    for key, value in (("threshold_tuned_on", ["val"]), ("checkpoint", {"best": True}), ("inference_precision", 32)):
+        run, scores = fake_run(tmp_path, f"{key}-seed2", 2, 1e-3, [0, 2])
+        scores[key] = value
+        (run / "eval_test.json").write_text(json.dumps(scores))
+        assert main(["compare", str(a1), str(run)]) == 2
+        err = capsys.readouterr().err
+        assert f"{run}/eval_test.json [{key}]: expected a name (a string) or null" in err and "Traceback" not in err

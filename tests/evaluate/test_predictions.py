@@ -551,3 +551,23 @@ def test_subtitles_are_named_as_such_not_as_an_unknown_file(tmp_path, fmt):
     other.write_text("1 apple\n2 pears\n")
     with pytest.raises(InputError, match="not a predictions file"):
         load_predictions(other, CLASSES)
+
+
+def test_names_of_another_kind_in_the_block_are_refused_naming_the_key(tmp_path, capsys):
+    """A results JSON whose `mgrec` block records `threshold_tuned_on` (or `run`, `checkpoint`, ...) as a list or a
+    number: `mgrec score` printed "tuned on [1]" and wrote the list into its scores as the split tuned on."""
+    from mgrec.cli import main
+
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"classes": CLASSES, "database": {"v": {"subset": "test", "duration": 10.0, "fps": 10.0,
+                  "annotations": [{"label": CLASSES[0], "segment": [1.0, 2.0]}]}}}))
+    ranked = {"v": [detection("v", 1.0, 2.0, 0, 0.9), detection("v", 5.0, 6.0, 1, 0.2)]}
+    path = tmp_path / "ranked.json"
+    for key, value in (("threshold_tuned_on", [1]), ("run", 5), ("checkpoint", {"a": 1}), ("split", True)):
+        save_predictions(ranked, path, info={"set": "ranked", "score_threshold": 0.5, key: value})
+        with pytest.raises(InputError, match=rf"ranked.json \[mgrec.{key}\]: expected a name \(a string\) or null"):
+            read_predictions_info(path)
+        assert main(["score", "--gt", str(gt), "--pred", str(path)]) == 2
+        assert f"[mgrec.{key}]: expected a name" in capsys.readouterr().err
+    save_predictions(ranked, path, info={"set": "ranked", "score_threshold": 0.5, "threshold_tuned_on": "val"})
+    assert read_predictions_info(path)["threshold_tuned_on"] == "val"

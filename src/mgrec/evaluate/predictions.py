@@ -57,7 +57,7 @@ from mgrec.files import (
 )
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
-from mgrec.records import Detection
+from mgrec.records import Detection, recorded_name_problem
 from mgrec.smg_csv import (
     decimal_number,
     fps_problem,
@@ -147,6 +147,11 @@ def read_predictions_info(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{where(path, key=f'{MGREC_KEY}.set')}: expected "
                          + " or ".join(f"{name!r} ({words})" for name, words in PREDICTION_SETS.items())
                          + f", or no key where it is not known; got {brief(block['set'])}")
+    # names of how the file was made, printed by `score` ("tuned on [1]") and written into its scores
+    name = recorded_name_problem(block)
+    if name is not None:
+        raise InputError(f"{where(path, key=f'{MGREC_KEY}.{name}')}: expected a name (a string) or null, got "
+                         f"{brief(block[name])}")
     return block
 
 
