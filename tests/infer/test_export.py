@@ -233,3 +233,27 @@ def test_onnx_names_that_are_not_the_file_are_told_for_what_they_are(exported, t
         OnnxNetwork(tmp_path / "folder.onnx")
     with pytest.raises(InputError, match=r"gone\.onnx: no such file or folder \(mgrec export RUN --out gone\.onnx"):
         OnnxNetwork(tmp_path / "gone.onnx")
+
+
+def test_a_malformed_feature_recipe_is_refused_before_the_tracing_not_copied_into_the_record(exported, tmp_path,
+                                                                                             monkeypatch):
+    # A run whose feature_recipe.json says `"fps": "x"` (which `detect` refuses by key) was exported without a word,
+    # the recipe copied into the record as the run's; read unchecked by `read_json`.
+    import shutil
+
+    import torch
+
+    run, _, _ = exported
+    broken = tmp_path / "run"
+    shutil.copytree(run, broken)
+    recipe = json.loads((broken / "feature_recipe.json").read_text())
+    (broken / "feature_recipe.json").write_text(json.dumps({**recipe, "fps": "x"}))
+
+    def traced(*args, **kwargs):
+        raise AssertionError("the network was traced before the run's recipe was read")
+
+    monkeypatch.setattr(torch.onnx, "export", traced)
+    with pytest.raises(InputError, match=r"feature_recipe\.json \[fps\]: expected a positive number of frames per "
+                                         r"second.*got 'x'"):
+        export_onnx(broken, tmp_path / "net.onnx")
+    assert not (tmp_path / "net.onnx").exists() and not (tmp_path / "net.json").exists()

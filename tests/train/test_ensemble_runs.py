@@ -307,3 +307,17 @@ def test_an_ensemble_whose_folder_another_command_writes_meanwhile_is_refused_un
     with pytest.raises(InputError, match=r"E is no longer empty \(another command wrote 'eval_test.json' there"):
         make([first], tmp_path / "E", log=lambda *_: None)
     assert sorted(p.name for p in (tmp_path / "E").iterdir()) == ["eval_test.json"]
+
+
+def test_a_members_malformed_recipe_is_refused_before_the_ensemble_is_written(runs, tmp_path):
+    # The first member's feature_recipe.json is copied into the ensemble; compared only where every member has one, a
+    # recipe with `"fps": "x"` beside a member without one was copied unchecked, and the ensemble written around it.
+    _, _, (first, second) = runs
+    broken = Path(shutil.copytree(first, tmp_path / "broken"))
+    recipe = json.loads((broken / "feature_recipe.json").read_text())
+    (broken / "feature_recipe.json").write_text(json.dumps({**recipe, "fps": "x"}))
+    without = Path(shutil.copytree(second, tmp_path / "without"))
+    (without / "feature_recipe.json").unlink()
+    with pytest.raises(InputError, match=r"broken/feature_recipe\.json \[fps\]: expected a positive number of frames"):
+        make_ensemble([broken, without], tmp_path / "e", log=lambda *_: None)
+    assert not (tmp_path / "e" / "config.yaml").exists() and not (tmp_path / "e" / "feature_recipe.json").exists()

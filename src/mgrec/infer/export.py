@@ -161,6 +161,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
         raise InputError(f"{run_dir} is an end-to-end run: its network reads video clips through the adapted "
                          "backbone, which this export does not hold; extract features with `mgrec extract --run` and "
                          "train a feature run to export")
+    recipe = run.read_recipe()  # checked before the half minute of tracing; copied into the record
     network = detector.model.eval()
     multiple = network.max_div_factor
     levels = len(network.strides)
@@ -175,7 +176,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
     checked = [traced, CHECKED_MULTIPLE * multiple]
     notes = _notes(detector)
     # made before the file is written: what it reads (the run's feature recipe) may be refused
-    record = export_record(detector, checkpoint, network.strides, checked, notes, onnxruntime.__version__)
+    record = export_record(detector, checkpoint, network.strides, checked, notes, onnxruntime.__version__, recipe)
 
     def write_checked(temp_name: str) -> None:
         program.save(temp_name, external_data=False)
@@ -295,12 +296,12 @@ def _notes(detector: OfflineDetector) -> list[str]:
 
 
 def export_record(detector: OfflineDetector, checkpoint: str, strides: list[int], checked: list[int],
-                  notes: list[str], onnxruntime_version: str) -> dict:
+                  notes: list[str], onnxruntime_version: str, recipe: dict | None) -> dict:
     """FILE.json: how to feed the file and read its outputs as the run does (`checked.largest_difference` and
-    `onnx_sha256` are filled in once the file is written and checked)."""
+    `onnx_sha256` are filled in once the file is written and checked). `recipe`: the run's feature recipe
+    (`RunDir.read_recipe`)."""
     config, post = detector.config, detector.postprocess
     run = RunDir(detector.run_dir)
-    recipe = read_json(run.recipe_path, "feature recipe") if run.recipe_path.is_file() else None
     multiple = strides[-1]
     return {
         "format": FORMAT,

@@ -21,7 +21,6 @@ from mgrec.config import MAX_SEED, Config, load_config, to_dict
 from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_sidecar, recipe_differences
 from mgrec.errors import InputError
-from mgrec.files import read_json
 from mgrec.model.ensemble import EnsembleDetector
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
@@ -128,6 +127,8 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     _, config, classes, _ = loaded[0]
     config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
+    # `detect` extracts features from raw video the members' way; read (and checked) before anything is written
+    recipes = {name: RunDir(paths[0]).read_recipe(name) for name in recipe_names(config)}
 
     with out_run.lock():
         refuse_a_written_ensemble_dir(out_run)
@@ -138,10 +139,9 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
         records = [RunDir(path).read_splits() for path in paths]
         if None not in records:  # every video a member trained on, which the ensemble's scores must leave out
             out_run.write_splits(join_split_records(records))
-        for name in recipe_names(config):  # `detect` extracts features from raw video the members' way
-            recipe = RunDir(paths[0]).stream_recipe_path(name)
-            if recipe.exists():
-                out_run.write_recipe(read_json(recipe, "feature recipe"), stream=name)
+        for name, recipe in recipes.items():
+            if recipe is not None:
+                out_run.write_recipe(recipe, stream=name)
         out_run.write_weights("best", ensemble, None, {"ensemble_of": [str(p) for p in paths]})
         if second_opinion is not None:
             out_run.write_second_opinion(second_opinion.classifier)
