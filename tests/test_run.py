@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -370,6 +371,23 @@ def test_tuned_threshold_must_be_a_probability(tmp_path):
     run.write_tuning({"score_threshold": 7})
     with pytest.raises(InputError, match=r"postprocess.json \[score_threshold\]"):
         run.read_postprocess(config)
+
+
+def test_the_split_and_epoch_of_the_tuning_of_another_kind_are_refused_naming_the_key(tmp_path):
+    # `tuned_on: 5` (or a list, or "") was read as no split: `detect` called the tuned threshold "the F1 threshold
+    # from the config"; `selected_epoch: "x"` skipped the check that the best weights are the epoch the threshold was
+    # tuned on, and the report printed "selected epoch x"
+    run = RunDir(tmp_path)
+    config = Config()
+    for key, value in (("tuned_on", 5), ("tuned_on", ["val"]), ("tuned_on", ""), ("selected_epoch", "x"),
+                       ("selected_epoch", 14.0), ("selected_epoch", True), ("selected_epoch", -5)):
+        run.write_tuning({"score_threshold": 0.25, "tuned_on": "val", "selected_epoch": 3, key: value})
+        expected = rf"postprocess.json \[{key}\]: expected .*; got {re.escape(repr(value))}$"
+        with pytest.raises(InputError, match=expected):
+            run.read_postprocess(config)
+    for tuned_on, epoch in (("val", 0), (None, None)):  # a trained run's, and an ensemble's without a val split
+        run.write_tuning({"score_threshold": 0.25, "tuned_on": tuned_on, "selected_epoch": epoch})
+        assert run.read_tuning()["tuned_on"] == tuned_on and run.read_tuning()["selected_epoch"] == epoch
 
 
 def test_a_writer_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):

@@ -635,6 +635,17 @@ class RunDir:
         problem = class_thresholds_problem(per_class)
         if problem is not None:
             raise InputError(f"{self.postprocess_path} [class_thresholds]: expected {problem}")
+        # Of another kind, these were passed over without a word: `tuned_on: 5` (or a list) was read as no split, and
+        # detect called the tuned threshold "from the config"; `selected_epoch: "x"` skipped the check that the best
+        # weights are the epoch the threshold was tuned on, and the report printed "selected epoch x".
+        tuned_on = tuned.get("tuned_on")
+        if tuned_on is not None and not (isinstance(tuned_on, str) and tuned_on.strip()):
+            raise InputError(f"{self.postprocess_path} [tuned_on]: expected the name of the split the threshold was "
+                             f"tuned on, or null (configured, not tuned); got {brief(tuned_on)}")
+        epoch = tuned.get("selected_epoch")
+        if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+            raise InputError(f"{self.postprocess_path} [selected_epoch]: expected the epoch whose weights were "
+                             f"selected (an integer >= 0), or null (an ensemble's); got {brief(epoch)}")
         return {**tuned, "score_threshold": float(threshold),
                 **({} if per_class is None else {"class_thresholds": [float(t) for t in per_class]})}
 
