@@ -411,6 +411,21 @@ def test_a_class_listed_twice_is_refused(tmp_path):
         run.read_classes()
 
 
+def test_a_class_name_the_annotations_would_refuse_is_refused_naming_classes_json(tmp_path):
+    # An empty, blank or 300-character name in a run's classes.json, or two spellings of one name: `detect` was refused
+    # by the detector built from the list as `classes[0]: class name '' ...`, naming no file; `report` blamed the
+    # annotations ("the run's classes differ from those of annotations.json")
+    run = RunDir(tmp_path)
+    for classes, index, expected in ((["", "b"], 0, "class name '' (0 characters): expected a name of 1 to 200"),
+                                     (["a", "  "], 1, "class name '  ' (2 characters)"),
+                                     (["a", "x" * 300], 1, "expected a name of 1 to 200 characters"),
+                                     (["PEN", "PEN\u00ad"], 1, "are one name to a reader"),
+                                     (["a", "b", "a"], 2, "class 'a' is listed twice")):
+        run.write_classes(classes)
+        with pytest.raises(InputError, match=rf"classes.json \[{index}\]: .*{re.escape(expected)}"):
+            run.read_classes()
+
+
 def test_the_next_commands_quote_a_run_directory_for_the_shell():
     from mgrec.run import next_commands
 

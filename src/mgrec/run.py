@@ -83,7 +83,7 @@ from mgrec.files import (
     resolve_path,
     text_lines,
 )
-from mgrec.records import recorded_name_problem
+from mgrec.records import class_names_problem, recorded_name_problem
 
 # 1: the first layout (no run.json). 2: run.json; model parameters renamed (see
 # `mgrec.model.detector.upgrade_state_dict`, which reads weights of format 1). 3: config.yaml has the
@@ -585,9 +585,12 @@ class RunDir:
         classes = read_json(self.classes_path, "class list")
         if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
             raise InputError(f"{self.classes_path}: expected a non-empty JSON list of class names")
-        if len(set(classes)) != len(classes):
-            twice = next(c for i, c in enumerate(classes) if c in classes[:i])
-            raise InputError(f"{self.classes_path}: class {twice!r} is listed twice")
+        # the rule of every class list read from a file (the annotations'): an empty, blank or 30000-character name,
+        # or two spellings of one name, was refused only by the detector built from it, as `classes[0]: ...`,
+        # naming no file
+        problem = class_names_problem(classes)
+        if problem is not None:
+            raise InputError(f"{self.classes_path} [{problem[0]}]: {problem[1]}")
         if expected_count is not None and len(classes) != expected_count:
             raise InputError(
                 f"{self.classes_path}: {len(classes)} class names, but the run's config.yaml has "
