@@ -155,3 +155,25 @@ def test_matches_brute_force(scene):
             assert result.mAP[t] == pytest.approx(column.mean(), abs=1e-12)
         else:
             assert math.isnan(result.mAP[t])
+
+
+def test_thresholds_the_scores_would_name_alike_are_refused_and_a_repeat_counts_once():
+    # `--tious 0.3,0.3000001,0.7`: the scores' `mAP` named both "0.3" and kept one, while average mAP was the mean
+    # over all three (64.35 printed beside @0.3 66.54 and @0.7 59.97); `score(..., tiou_thresholds=[0.3, 0.3, 0.7])`
+    # counted 0.3 twice in average mAP under one key
+    from mgrec.errors import InputError
+    from mgrec.evaluate.average_precision import parse_tious
+    from mgrec.evaluate.scoring import score
+
+    with pytest.raises(InputError, match=r"--tious 0.3,0.3000001,0.7: tIoU thresholds 0.3 and 0.3000001 are one "
+                                         r"threshold in the scores, which name each by 6 significant digits \('0.3'\)"):
+        parse_tious("0.3,0.3000001,0.7")
+    assert parse_tious("0.3,0.3,0.7") == (0.3, 0.7)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a"), Segment("v", 5.0, 6.0, 0, "a")]}
+    ranked = {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9), Detection("v", 5.0, 5.6, 0, "a", 0.8)]}
+    with pytest.raises(InputError, match=r"tIoU thresholds 0.5 and 0.5000001 are one threshold"):
+        score(gt, ranked, ["a"], 0.5, tiou_thresholds=[0.5, 0.5000001])
+    once = score(gt, ranked, ["a"], 0.5, tiou_thresholds=[0.3, 0.7])
+    twice = score(gt, ranked, ["a"], 0.5, tiou_thresholds=[0.3, 0.3, 0.7])
+    assert twice["mAP"] == once["mAP"] == {"0.3": 1.0, "0.7": 0.5}
+    assert twice["average_mAP"] == once["average_mAP"] == pytest.approx(0.75)

@@ -52,9 +52,27 @@ def parse_tious(text: str) -> tuple[float, ...]:
     except ValueError:
         values = []
     if not _tious_problem(values):
+        _refuse_one_name_for_two(values, f"--tious {text}: ")
         return tuple(sorted(set(values)))
     raise InputError(f"--tious {text}: expected {', '.join(TIOU_PRESETS)}, or tIoU thresholds in (0, 1] separated by "
                      "commas (0.3,0.5,0.7)")
+
+
+def tiou_key(threshold: float) -> str:
+    """The name of a tIoU threshold's mAP in a scores dict (`mAP`: {"0.3": ..., "0.5": ...})."""
+    return f"{threshold:g}"
+
+
+def _refuse_one_name_for_two(values: Iterable[float], prefix: str) -> None:
+    """Two different thresholds that `tiou_key` names alike (0.3 and 0.3000001): the scores' `mAP` kept one of them,
+    while average mAP was the mean over both, a threshold the table and the JSON did not show."""
+    named: dict[str, float] = {}
+    for value in sorted(set(values)):
+        other = named.setdefault(tiou_key(value), value)
+        if other != value:
+            raise InputError(f"{prefix}tIoU thresholds {other!r} and {value!r} are one threshold in the scores, which "
+                             f"name each by 6 significant digits ({tiou_key(value)!r}); give thresholds that differ "
+                             "there")
 
 
 def _tious_problem(values: Sequence[float]) -> bool:
@@ -70,6 +88,7 @@ def check_tious(values: Sequence[float]) -> None:
     average mAP of 0)."""
     if _tious_problem(values):
         raise InputError(f"tIoU thresholds: expected one or more numbers in (0, 1], got {values!r}")
+    _refuse_one_name_for_two(values, "")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, split_name
 from mgrec.errors import InputError, where
-from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious
+from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious, tiou_key
 from mgrec.evaluate.f1 import (
     F1_TIOU_THRESHOLD,
     apply_score_threshold,
@@ -156,10 +156,6 @@ def recorded_thresholds(info: Mapping, pred_path: str | Path, num_classes: int) 
     return float(threshold), None if per_class is None else [float(t) for t in per_class]
 
 
-def _threshold_key(threshold: float) -> str:
-    return f"{threshold:g}"
-
-
 def score(
     gt: Mapping[str, list[Segment]],
     ranked: Mapping[str, list[Detection]],
@@ -187,6 +183,8 @@ def score(
         raise InputError(f"score threshold must be a finite number, got {score_threshold!r}")
     tiou_thresholds = listed(tiou_thresholds, "tIoU thresholds", "one or more numbers in (0, 1]")
     check_tious(tiou_thresholds)
+    # each once, as `--tious` and `score_file` take them: a repeat was one key of `mAP` but counted twice in average mAP
+    tiou_thresholds = list(dict.fromkeys(tiou_thresholds))
     if class_thresholds is not None:
         expected = f"{len(classes)} finite numbers (one per class)"
         class_thresholds = listed(class_thresholds, "per-class score thresholds", expected)
@@ -245,7 +243,7 @@ def score(
         "f1_miga": miga.f1,
         "precision_miga": miga.precision,
         "recall_miga": miga.recall,
-        "mAP": {_threshold_key(t): value for t, value in ap.mAP.items()},
+        "mAP": {tiou_key(t): value for t, value in ap.mAP.items()},
         "average_mAP": ap.average_mAP,
         "per_class": per_class,
         "confusion": {"labels": list(classes), "matrix": matrix.tolist(), "background": background.tolist()},
