@@ -426,6 +426,32 @@ def test_a_class_name_the_annotations_would_refuse_is_refused_naming_classes_jso
             run.read_classes()
 
 
+def test_no_output_is_written_among_the_members_of_a_detection_level_ensemble(tmp_path):
+    # `ensemble A B --out FUSED/members/2` (or `train`, `detect --format smg`, `extract` there) wrote beside the
+    # members, and every later use of FUSED was refused: "[ensemble.members]: 2, but FUSED/members holds '0', '1', '2'
+    # ...; make the ensemble again"
+    from mgrec.files import check_output
+    from mgrec.run import new_ensemble_dir
+
+    fused = RunDir(tmp_path / "fused")
+    for member in (0, 1):
+        RunDir(fused.member_path(member)).path.mkdir(parents=True)
+        RunDir(fused.member_path(member)).write_format()
+    fused.write_format({"members": 2, "sources": ["a", "b"], "fusion": "detections", "pseudo_labelled": []})
+    members = fused.member_path(0).parent
+    refused = r"would be written into .*fused/members, which holds the 2 members of the ensemble .*fused alone"
+    for out in (members / "2", members / "x.json", members):
+        with pytest.raises(InputError, match=rf"--out {re.escape(str(out))} {refused}"):
+            check_output(out)
+    with pytest.raises(InputError, match=refused):
+        new_ensemble_dir(members / "2", [fused.member_path(0)])
+    with pytest.raises(InputError, match=refused):
+        RunDir(members / "x").check_fresh_start([])
+    assert sorted(p.name for p in members.iterdir()) == ["0", "1"] and fused.read_ensemble()["members"] == 2
+    check_output(fused.member_path(0) / "detections.json")  # inside a member: that run's own rules
+    check_output(fused.path / "report.html")
+
+
 def test_the_next_commands_quote_a_run_directory_for_the_shell():
     from mgrec.run import next_commands
 

@@ -448,8 +448,9 @@ def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: I
     (`protected`: e.g. the command's own run's files, `mgrec.run.RunDir.owned_files`; the files of every
     run `out` lies in are always protected, but for the outputs this command rewrites, `replaces`). Inside
     a folder that is read, only a new file may be written. `option`: how the command line names `out`."""
-    from mgrec.run import files_of_runs_around  # mgrec.run builds on this module: imported here, not above
+    from mgrec.run import files_of_runs_around, refuse_a_stranger_among_members  # mgrec.run builds on this module
 
+    refuse_a_stranger_among_members(out, option)
     target = resolve_path(out)
     rewritten = {resolve_path(path) for path in replaces}
     protected = [path for path in (*protected, *files_of_runs_around(target)) if resolve_path(path) not in rewritten]

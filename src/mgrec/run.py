@@ -416,6 +416,7 @@ class RunDir:
         if self.has_training():
             raise InputError(f"{self.path} already holds a run; pass --resume to continue it (resume=True in "
                              "Python) or choose another --out")
+        refuse_a_stranger_among_members(self.path)
         own = {resolve_path(path) for path in self.run_files()}
         for path in inputs:
             if resolve_path(path) in own:
@@ -1058,6 +1059,30 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
     return [file for run in runs if _holds_a_run(run) for file in run.owned_files()]
 
 
+def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> None:
+    """`out` (any output: a file, a folder, a run) may not be, or lie in, the `members/` folder of a detection-level
+    ensemble but inside one of its members: that folder holds the members alone, and the ensemble refuses anything
+    else there (`read_ensemble`). `ensemble A B --out FUSED/members/2` (or `train`, `detect --format smg`, `extract`
+    there) wrote a run beside the members, and every later use of FUSED was refused: "make the ensemble again"."""
+    target = resolve_path(out)
+    for folder in (target, *target.parents):
+        if folder.name != "members" or not _holds_a_run(RunDir(folder.parent)):
+            continue
+        try:
+            raw = read_json(RunDir(folder.parent).format_path, "run format")
+        except InputError:
+            continue
+        block = raw.get("ensemble") if isinstance(raw, dict) else None
+        members = block.get("members") if isinstance(block, dict) and block.get("fusion") == "detections" else None
+        if not isinstance(members, int):
+            continue
+        entry = target.relative_to(folder).parts[:1]
+        if not entry or entry[0] not in {str(m) for m in range(members)}:
+            raise InputError(f"{option} {out} would be written into {folder}, which holds the {members} members of "
+                             f"the ensemble {folder.parent} alone (the ensemble refuses anything else there); choose "
+                             "another output")
+
+
 def run_around(path: str | Path) -> RunDir | None:
     """The run `path` is or lies in (the nearest folder holding one, as `files_of_runs_around` tells them), if any."""
     target = resolve_path(path)
@@ -1137,6 +1162,7 @@ def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
     if not members:
         raise InputError("an ensemble needs at least one run")
     refuse_an_out_the_members_read(out, members)
+    refuse_a_stranger_among_members(out)
     run = RunDir(out)
     target = resolve_path(run.path)
     if target in {resolve_path(p) for p in members}:
