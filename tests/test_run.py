@@ -452,6 +452,27 @@ def test_no_output_is_written_among_the_members_of_a_detection_level_ensemble(tm
     check_output(fused.path / "report.html")
 
 
+def test_scores_recording_another_split_or_checkpoint_than_their_file_are_refused(tmp_path):
+    # eval_val.json (or eval_test_last.json) copied over eval_test.json: `report` and `compare` showed the val split's
+    # scores, or the last checkpoint's, as the test split's of the best, though the file records which they are
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a")]}
+    scores = score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, ["a", "b"], 0.5, split="test")
+    for edit, key in (({"split": "val"}, "split"), ({"checkpoint": "last"}, "checkpoint")):
+        run.write_eval("test", {**scores, "checkpoint": "best", **edit})
+        with pytest.raises(InputError, match=rf"eval_test.json \[{key}\]: the scores of {key} "
+                                             rf"'{list(edit.values())[0]}', in the file of {key} '(test|best)'"):
+            run.read_eval("test", 2)
+    for edit in ({"split": "Testing"}, {"split": None}, {}):  # another spelling of the split, or none recorded
+        run.write_eval("test", {**scores, "checkpoint": "best", **edit})
+        assert run.read_eval("test", 2)["f1"] == pytest.approx(1.0)
+    run.write_eval("test", {**scores, "checkpoint": "last"}, checkpoint="last")
+    assert run.read_eval("test", 2, checkpoint="last")["checkpoint"] == "last"
+
+
 def test_the_next_commands_quote_a_run_directory_for_the_shell():
     from mgrec.run import next_commands
 

@@ -57,6 +57,7 @@ import yaml
 from mgrec.config import (
     Config,
     PostprocessConfig,
+    canonical_subset,
     check_same_splits,
     check_same_threshold_rule,
     class_thresholds_problem,
@@ -900,6 +901,7 @@ class RunDir:
         problem = class_thresholds_problem(scores.get("class_thresholds"), num_classes)
         if problem is not None:
             raise InputError(f"{path} [class_thresholds]: expected {problem}")
+        _refuse_scores_of_another_file(path, scores, split, checkpoint)
         return scores
 
     def write_ensemble_tuning(self, config: Config, val_scores: dict | None, split: str | None) -> dict | None:
@@ -940,6 +942,7 @@ class RunDir:
             key, expected = problem
             raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate --online wrote "
                              "it (edited?): evaluate the run online again")
+        _refuse_scores_of_another_file(path, scores, split, checkpoint)
         return scores
 
 
@@ -948,6 +951,17 @@ _SCORE_KEYS = (
     "num_videos", "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
     "per_class", "confusion",
 )
+
+
+def _refuse_scores_of_another_file(path: Path, scores: dict, split: str, checkpoint: str) -> None:
+    """Scores whose record names another split or checkpoint than their file's name (eval_val.json, or
+    eval_test_last.json, copied over eval_test.json): shown and compared as the test split's, or the best
+    checkpoint's, without a word."""
+    for key, expected, recorded in (("split", split_name(split), scores.get("split")),
+                                    ("checkpoint", checkpoint, scores.get("checkpoint"))):
+        if isinstance(recorded, str) and (canonical_subset(recorded) if key == "split" else recorded) != expected:
+            raise InputError(f"{path} [{key}]: the scores of {key} {brief(recorded)}, in the file of {key} "
+                             f"{expected!r} (another evaluation's file copied over it?): evaluate the run again")
 
 
 def _online_problem(online: object) -> tuple[str, str] | None:

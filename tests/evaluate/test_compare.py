@@ -113,7 +113,9 @@ def test_runs_scored_on_other_videos_unevaluated_or_given_twice_are_refused(tmp_
         compare_runs([a1, other])
     with pytest.raises(InputError, match=r"a-seed1: given twice"):
         compare_runs([a1, a1])
-    (a1 / "eval_test.json").rename(a1 / "eval_val.json")
+    scores = json.loads((a1 / "eval_test.json").read_text())
+    (a1 / "eval_test.json").unlink()
+    (a1 / "eval_val.json").write_text(json.dumps({**scores, "split": "val"}))  # scored on val alone
     assert main(["compare", str(a1)]) == 2
     assert f"run `mgrec evaluate {a1} --split test` first" in capsys.readouterr().err
     assert main(["compare", str(a1), "--split", "val"]) == 0
