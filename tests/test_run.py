@@ -254,6 +254,30 @@ def test_the_metrics_log_is_read_by_the_json_reader_of_every_other_file(tmp_path
     assert run.read_metrics(drop_incomplete_last_line=True) == [{"kind": "train", "epoch": 0, "loss": 1.0}]
 
 
+def test_logged_values_out_of_their_range_are_refused_naming_line_and_key(tmp_path):
+    # a val F1 of 1e308 or -3, a negative loss, crop shares above 1, epoch `true` (read as 1) or -1 (a hand edit,
+    # another tool's log): plotted in the report as the run's curves without a word
+    run = RunDir(tmp_path)
+    good = '{"kind": "train", "epoch": 0, "loss": 1.0}\n'
+    epoch_rule = r"expected a JSON object with 'kind' and an integer 'epoch' >= 0"
+    for line, problem in (('{"kind": "val", "epoch": 1, "f1": 1e308}', r"\[f1\]: expected a finite number in \[0, 1\]"),
+                          ('{"kind": "val", "epoch": 1, "average_mAP": -3}', r"\[average_mAP\]: .* in \[0, 1\]"),
+                          ('{"kind": "train", "epoch": 1, "loss": -0.5}', r"\[loss\]: expected a finite number >= 0"),
+                          ('{"kind": "balance", "epoch": 1, "crop_shares": [0.5, 1.5]}',
+                           r"\[crop_shares\]: expected a list of finite numbers in \[0, 1\] or nulls"),
+                          ('{"kind": "balance", "epoch": 1, "class_weights": [1.0, -2.0]}',
+                           r"\[class_weights\]: .* >= 0"),
+                          ('{"kind": "val", "epoch": true, "f1": 0.5}', epoch_rule),
+                          ('{"kind": "val", "epoch": -1, "f1": 0.5}', epoch_rule)):
+        run.metrics_path.write_text(good + line + "\n")
+        with pytest.raises(InputError, match=rf"metrics.jsonl:2:? {problem}"):
+            run.read_metrics()
+    # what training writes: the MiGA rule's F1 may pass 1, a value that was not finite is logged as null
+    run.metrics_path.write_text(good + '{"kind": "val", "epoch": 0, "f1": 1.0, "f1_miga": 1.25, "recall": null, '
+                                '"score_threshold": 0.4, "class_thresholds": [0.1, 0.9]}\n')
+    assert run.read_metrics()[1]["f1_miga"] == 1.25
+
+
 def test_weights_with_nan_are_refused_and_dtypes_must_match(tmp_path):
     model = nn.Linear(3, 2)
     path = tmp_path / "w.safetensors"

@@ -169,6 +169,11 @@ def _foreign_inside(folder: Path) -> list[str]:
 METRICS_NUMBERS = ("step", "lr", "seconds", "loss", "cls_loss", "reg_loss", "f1", "precision", "recall", "f1_miga",
                    "average_mAP", "score_threshold")
 METRICS_NUMBER_LISTS = ("class_weights", "crop_shares", "class_thresholds")
+# Their ranges, where training's values have one: val scores are fractions (the MiGA rule's F1 may pass 1), losses,
+# steps, seconds, the learning rate and the class weights are never negative, crop shares are fractions. An F1 of
+# 1e308 or -3 (a hand edit, another tool's log) was plotted as the run's val curve without a word.
+METRICS_FRACTIONS = ("f1", "precision", "recall", "average_mAP", "crop_shares")
+METRICS_NON_NEGATIVE = ("step", "lr", "seconds", "loss", "cls_loss", "reg_loss", "f1_miga", "class_weights")
 
 
 def metrics_record_problem(record: dict) -> str | None:
@@ -176,13 +181,26 @@ def metrics_record_problem(record: dict) -> str | None:
     def finite_or_null(value) -> bool:
         return value is None or (is_number(value) and math.isfinite(value))
 
+    def in_range(key: str, value) -> bool:
+        high = 1.0 if key in METRICS_FRACTIONS else math.inf
+        low = 0.0 if key in METRICS_FRACTIONS or key in METRICS_NON_NEGATIVE else -math.inf
+        return value is None or low <= value <= high
+
+    def words(key: str) -> str:  # of a key with a range (only such a key's value can be out of it)
+        return "in [0, 1]" if key in METRICS_FRACTIONS else ">= 0"
+
     for key in METRICS_NUMBERS:
         if key in record and not finite_or_null(record[key]):
             return f"[{key}]: expected a finite number or null, got {brief(record[key])}"
+        if key in record and not in_range(key, record[key]):
+            return f"[{key}]: expected a finite number {words(key)} or null, got {brief(record[key])}"
     for key in METRICS_NUMBER_LISTS:
         value = record.get(key)
         if key in record and value is not None and not (isinstance(value, list) and all(map(finite_or_null, value))):
             return f"[{key}]: expected a list of finite numbers or nulls (one per class), got {brief(value)}"
+        if key in record and value is not None and not all(in_range(key, v) for v in value):
+            return (f"[{key}]: expected a list of finite numbers {words(key)} or nulls (one per class), got "
+                    f"{brief(value)}")
     return None
 
 
@@ -722,9 +740,11 @@ class RunDir:
                 if drop_incomplete_last_line and number == len(lines):
                     break
                 raise
-            if not isinstance(record, dict) or "kind" not in record or not isinstance(record.get("epoch"), int):
+            epoch = record.get("epoch") if isinstance(record, dict) else None
+            if (not isinstance(record, dict) or "kind" not in record or not isinstance(epoch, int)
+                    or isinstance(epoch, bool) or epoch < 0):  # `true` was epoch 1, -1 a point left of the curve
                 raise InputError(
-                    f"{self.metrics_path}:{number}: expected a JSON object with 'kind' and an integer 'epoch'"
+                    f"{self.metrics_path}:{number}: expected a JSON object with 'kind' and an integer 'epoch' >= 0"
                 )
             problem = metrics_record_problem(record)
             if problem is not None:
