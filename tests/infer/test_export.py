@@ -257,3 +257,19 @@ def test_a_malformed_feature_recipe_is_refused_before_the_tracing_not_copied_int
                                          r"second.*got 'x'"):
         export_onnx(broken, tmp_path / "net.onnx")
     assert not (tmp_path / "net.onnx").exists() and not (tmp_path / "net.json").exists()
+
+
+def test_a_file_name_linked_to_its_own_record_is_refused_before_the_work(tmp_path, monkeypatch):
+    # `net.onnx -> net.json` (a link left from another layout): the network was written through the link into net.json,
+    # then the record over it; both were reported written, and the network was lost
+    def loaded(*args, **kwargs):
+        raise AssertionError("the network was loaded before the outputs were checked")
+
+    monkeypatch.setattr(OfflineDetector, "from_run", loaded)
+    record = tmp_path / "net.json"
+    record.write_text(json.dumps({"format": FORMAT}))  # an earlier export's record, which an export may replace
+    (tmp_path / "net.onnx").symlink_to("net.json")
+    with pytest.raises(InputError, match=r"--out .*net\.onnx: it and its record net\.json are one file "
+                                         r"\(.*net\.json\), through a symbolic link"):
+        export_onnx(tmp_path / "run", tmp_path / "net.onnx")
+    assert json.loads(record.read_text()) == {"format": FORMAT}

@@ -47,6 +47,7 @@ from mgrec.files import (
     json_or_none,
     missing_file_problem,
     read_json,
+    resolve_path,
 )
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model import fastpath
@@ -152,6 +153,12 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
         check_output(path, protected=run.owned_files())
         _check_file_output(path, out)
     _check_record_replaced(record_path, out)
+    # FILE.onnx a link to FILE.json (or both links to one file): the network was written through the link, then the
+    # record over it, and both were reported written, the network lost
+    if resolve_path(out) == resolve_path(record_path):
+        raise InputError(f"--out {out}: it and its record {record_path.name} are one file ({resolve_path(out)}), "
+                         "through a symbolic link; mgrec export writes two files: remove the link, or choose another "
+                         "name")
     started = time.time()
     detector = OfflineDetector.from_run(run_dir, checkpoint, device="cpu", precision="fp32")
     if detector.members is not None:
