@@ -587,7 +587,7 @@ def test_a_url_given_to_a_command_of_files_is_sent_to_stream_without_its_passwor
     assert "s3cret" not in said
 
 
-def test_detect_refuses_an_out_whose_name_says_another_format(tmp_path, capsys):
+def test_detect_and_stream_refuse_an_out_whose_name_says_another_format(tmp_path, capsys):
     # `--out clip.srt` wrote a results JSON named clip.srt (no player reads it), and `--format srt --out clip.srt`
     # (or `--format smg --out sub.csv`) made a folder of that name: each is refused before any work, saying how
     from tests.test_robustness import tiny_config, write_run
@@ -608,6 +608,9 @@ def test_detect_refuses_an_out_whose_name_says_another_format(tmp_path, capsys):
         options = [str(tmp_path / o) if o.startswith(("clip", "sub")) else o for o in options]
         assert main(["detect", str(run), features, *options]) == 2
         assert re.search(message, capsys.readouterr().err), options
+    # the stream's submission alike (it made a folder sub.csv/)
+    assert main(["stream", str(run), features, "--format", "smg", "--out", str(tmp_path / "sub.csv")]) == 2
+    assert "VIDEO/VIDEO_finelabels.csv), and sub.csv names a file: give a folder" in capsys.readouterr().err
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("clip", "sub"))]
     assert main(["detect", str(run), features, "--format", "srt", "--out", str(tmp_path / "subtitles")]) == 0
     assert [p.suffix for p in (tmp_path / "subtitles").iterdir()] == [".srt"]

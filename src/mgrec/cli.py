@@ -1199,7 +1199,14 @@ def _check_detect_out(out: Path, fmt: str, format_given: bool) -> None:
         raise InputError(f"--out {out}: subtitles are written one file per video, into a folder: "
                          f"--format {suffix[1:]} --out FOLDER (FOLDER/<video>{suffix}; the videos' own folder "
                          "puts each beside its video)")
-    if fmt in ("smg", *SUBTITLE_FORMATS) and suffix in _FILE_SUFFIXES and not Path(out).is_dir():
+    if fmt in ("smg", *SUBTITLE_FORMATS):
+        _refuse_a_file_name_for_a_folder(out, fmt)
+
+
+def _refuse_a_file_name_for_a_folder(out: Path, fmt: str) -> None:
+    """`--format smg|srt|vtt --out sub.csv` (`detect`, `stream`) made a folder named as a file: refused, where no
+    such folder is there already."""
+    if Path(out).suffix.lower() in _FILE_SUFFIXES and not Path(out).is_dir():
         each = "VIDEO/VIDEO_finelabels.csv" if fmt == "smg" else f"<video>.{fmt}"
         raise InputError(f"--out {out}: --format {fmt} writes a folder of files, one per video ({each}), and "
                          f"{Path(out).name} names a file: give a folder (e.g. --out "
@@ -1297,6 +1304,7 @@ def cmd_stream(args) -> int:
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     if args.out is not None:
+        _refuse_a_file_name_for_a_folder(args.out, args.format)
         check_output(args.out, reads=[path for path in args.inputs if not arrives_once(path)],
                      protected=RunDir(run_dir).owned_files())
     _note_postprocess_changes(RunDir(run_dir))  # a stream emits at the tuned threshold too
