@@ -811,19 +811,6 @@ class RunDir:
     def write_pseudo_labels(self, record: dict) -> None:
         atomic_write_text(self.pseudo_labels_path, json.dumps(record, indent=1))
 
-    def read_recipe(self, stream: str | None = None) -> dict | None:
-        """The recipe of input stream `stream` (None: the grid stream's feature_recipe.json) as it was written,
-        checked as every feature sidecar is (`read_sidecar`: its keys and their kinds); None where the run records
-        none. What copies the recipe elsewhere (an export's record, an ensemble) reads it here: copied unchecked, a
-        recipe with `"fps": "x"` passed into an export's record, refused only by the next detect."""
-        from mgrec.data.features import read_sidecar  # mgrec.data imports this module
-
-        path = self.stream_recipe_path(stream)
-        if not path.exists() and not path.is_symlink():
-            return None
-        read_sidecar(path)
-        return read_json(path, "feature recipe")
-
     def write_recipe(self, recipe: dict, stream: str | None = None) -> None:
         atomic_write_text(self.stream_recipe_path(stream), json.dumps(recipe, indent=1))
 

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -42,6 +42,9 @@ from mgrec.files import (
     safe_child,
 )
 from mgrec.smg_csv import MAX_FPS, fps_problem
+
+if TYPE_CHECKING:
+    from mgrec.run import RunDir
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,18 @@ def read_sidecar(path: str | Path) -> FeatureSidecar:
         if not is_valid(value):
             raise InputError(f"{path} [{name}]: expected {expected}, got {brief(value)}")
     return FeatureSidecar(**{**raw, "fps": float(raw["fps"])})
+
+
+def read_run_recipe(run: RunDir, stream: str | None = None) -> dict | None:
+    """The feature recipe of a run's input stream `stream` (None: the grid stream's feature_recipe.json) as it was
+    written, checked as every feature sidecar is (`read_sidecar`: its keys and their kinds); None where the run
+    records none. What copies the recipe elsewhere (an export's record, an ensemble) reads it here: copied unchecked,
+    a recipe with `"fps": "x"` passed into an export's record, refused only by the next detect."""
+    path = run.stream_recipe_path(stream)
+    if not path.exists() and not path.is_symlink():
+        return None
+    read_sidecar(path)
+    return read_json(path, "feature recipe")
 
 
 def check_sidecar_length(feature_file: str | Path, steps: int, sidecar: FeatureSidecar | None = None) -> None:
@@ -312,7 +327,10 @@ def _subfolders_instead(folder: Path) -> str:
     `~/.cache/mgrec/demo/features`): the subfolders that hold feature files, to give instead; '' when none does."""
     holding = []
     for child in sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p)):
-        count = sum(1 for p in child.iterdir() if p.suffix.lower() in FEATURE_EXTENSIONS and not is_hidden(p))
+        try:  # a subfolder this user cannot read (lost+found) holds nothing to give
+            count = sum(1 for p in child.iterdir() if p.suffix.lower() in FEATURE_EXTENSIONS and not is_hidden(p))
+        except OSError:
+            continue
         if count:
             holding.append(f"{child} ({count})")
     if not holding:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mgrec.data.features import read_run_recipe
 from mgrec.errors import InputError
 from mgrec.files import (
     atomic_write,
@@ -168,7 +169,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
         raise InputError(f"{run_dir} is an end-to-end run: its network reads video clips through the adapted "
                          "backbone, which this export does not hold; extract features with `mgrec extract --run` and "
                          "train a feature run to export")
-    recipe = run.read_recipe()  # checked before the half minute of tracing; copied into the record
+    recipe = read_run_recipe(run)  # checked before the half minute of tracing; copied into the record
     network = detector.model.eval()
     multiple = network.max_div_factor
     levels = len(network.strides)

@@ -19,7 +19,7 @@ import torch
 
 from mgrec.config import MAX_SEED, Config, load_config, to_dict
 from mgrec.data.annotations import val_videos_at_hand
-from mgrec.data.features import read_sidecar, recipe_differences
+from mgrec.data.features import read_run_recipe, read_sidecar, recipe_differences
 from mgrec.errors import InputError
 from mgrec.model.ensemble import EnsembleDetector
 from mgrec.model.load import load_run_network
@@ -128,7 +128,7 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     config = dataclasses.replace(config, name=f"ensemble of {len(paths)}: {config.name}")
     ensemble = EnsembleDetector([model for *_, model in loaded]).eval()
     # `detect` extracts features from raw video the members' way; read (and checked) before anything is written
-    recipes = {name: RunDir(paths[0]).read_recipe(name) for name in recipe_names(config)}
+    recipes = {name: read_run_recipe(RunDir(paths[0]), name) for name in recipe_names(config)}
 
     with out_run.lock():
         refuse_a_written_ensemble_dir(out_run)
