@@ -614,6 +614,18 @@ def test_detect_and_stream_refuse_an_out_whose_name_says_another_format(tmp_path
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("clip", "sub"))]
     assert main(["detect", str(run), features, "--format", "srt", "--out", str(tmp_path / "subtitles")]) == 0
     assert [p.suffix for p in (tmp_path / "subtitles").iterdir()] == [".srt"]
+    # subtitles into a detection-level ensemble's members/ folder, which holds its members alone (they broke it)
+    from mgrec.run import RunDir
+
+    fused = RunDir(tmp_path / "fused")
+    for member in (0, 1):
+        fused.member_path(member).mkdir(parents=True)
+        RunDir(fused.member_path(member)).write_format()
+    fused.write_format({"members": 2, "sources": ["a", "b"], "fusion": "detections", "pseudo_labelled": []})
+    members = fused.member_path(0).parent
+    assert main(["detect", str(run), features, "--format", "srt", "--out", str(members)]) == 2
+    assert "which holds the 2 members of the ensemble" in capsys.readouterr().err
+    assert sorted(p.name for p in members.iterdir()) == ["0", "1"]
 
 
 def test_help_examples_set_the_data_paths_of_the_shipped_config_they_name():

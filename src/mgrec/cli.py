@@ -1113,13 +1113,15 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
 
 
 def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False,
-                 failed: list[str] | None = None) -> tuple[list[Path], dict[str, Path]]:
+                 failed: list[str] | None = None, reused: list[Path] | None = None
+                 ) -> tuple[list[Path], dict[str, Path]]:
     """Feature inputs as they are; recorded videos turned into features with the run's recipe first.
 
     A run with several input streams: each video is turned into every stream with that stream's
     recipe; the grid stream's files are returned, and the folders of the other streams' (by name).
     `failed`: where given (one stream), the videos whose features could not be made are said there and the others
-    returned (an overnight batch's one bad file lost every other video's work); otherwise any failure is raised."""
+    returned (an overnight batch's one bad file lost every other video's work); otherwise any failure is raised.
+    `reused`: where given, the grid stream's feature files found made with the recipe already are said there."""
     from mgrec.data.features import sidecar_path, video_id_of
     from mgrec.data.videos import video_id
     from mgrec.extract.jobs import extract_with_recipe, is_video
@@ -1149,21 +1151,23 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     folders = {}
     for stream in streams[1:]:
         folders[stream.name] = scratch / stream.name
-        made = extract_with_recipe(run_dir, videos, folders[stream.name], device=device, progress=progress,
-                                   stream=stream.name)
+        made = [result.feature_path for result in extract_with_recipe(run_dir, videos, folders[stream.name],
+                                                                      device=device, progress=progress,
+                                                                      stream=stream.name)]
         for path in made if stream.feature_prefix else ():  # named as the stream's files are read
             for file in (sidecar_path(path), path):
                 file.rename(file.with_name(stream.feature_prefix + file.name))
     main = scratch / "grid" if len(streams) > 1 else scratch
     try:
-        made = extract_with_recipe(run_dir, videos, main, device=device, progress=progress)
+        results = extract_with_recipe(run_dir, videos, main, device=device, progress=progress)
     except InputsFailed as exc:
         if failed is None or len(streams) > 1:
             raise InputError(str(exc).replace(" (the others were written)", "") + "\nno detections were written")
         failed += exc.failures
-        made = [main / f"{video_id(video)}.npy" for video in videos
-                if sidecar_path(main / f"{video_id(video)}.npy").is_file()]  # written last: the features are whole
-    return others + made, folders
+        results = exc.results  # the videos that did not fail
+    if reused is not None:
+        reused += [result.feature_path for result in results if result.status == "skipped"]
+    return others + [result.feature_path for result in results], folders
 
 
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
@@ -1184,8 +1188,8 @@ def _stream_folders(run_dir: Path, items: list[str], extracted: dict[str, Path])
     return {**given, **extracted} or None
 
 
-# What a name ending so says it holds: a file of one format, never a folder of files per video
-_FILE_SUFFIXES = {".srt": "srt", ".vtt": "vtt", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+# Names ending so name a file of one format, never a folder of files per video
+_FILE_SUFFIXES = (".srt", ".vtt", ".json", ".jsonl", ".csv")
 
 
 def _check_detect_out(out: Path, fmt: str, format_given: bool) -> None:
@@ -1223,7 +1227,7 @@ def cmd_detect(args) -> None:
     from mgrec.files import check_output, check_writable, counted
     from mgrec.infer.detect import detect_files
     from mgrec.infer.offline import checked_fps
-    from mgrec.run import RunDir
+    from mgrec.run import RunDir, refuse_a_stranger_among_members
 
     format_given = args.format is not None
     if args.format is None:  # `--out x.csv` wrote JSON into x.csv without a word
@@ -1237,6 +1241,7 @@ def cmd_detect(args) -> None:
         # only new files OUT/<video>.srt are written (any file there is refused, the video's own subtitles
         # included), so OUT may be the videos' own folder: `--out videos/` puts clip.srt beside clip.mp4
         subtitle_paths([Path(p).stem for p in args.inputs if Path(p).is_file()], args.out, args.format)
+        refuse_a_stranger_among_members(args.out)  # what check_output asks of every other output
     else:
         check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
@@ -1249,12 +1254,11 @@ def cmd_detect(args) -> None:
         check_writable(args.keep_features, is_dir=True)
     _note_postprocess_changes(RunDir(run_dir))
     failed: list[str] = []
-    # the sidecars there now, as they are: one untouched afterwards is a video's features reused, not made
-    kept_before = _sidecar_stamps(args.keep_features) if args.keep_features is not None else {}
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         made_in = Path(scratch) if args.keep_features is None else args.keep_features
+        reused: list[Path] = []  # of the videos' features, those found made already (in --keep-features)
         inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
-                                         progress=show_progress(args), failed=failed)
+                                         progress=show_progress(args), failed=failed, reused=reused)
         if not inputs:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
         # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
@@ -1268,20 +1272,13 @@ def cmd_detect(args) -> None:
     print(summary.describe(), file=closing_line_stream(args.out))
     if args.keep_features is not None:
         kept = sum(1 for path in args.inputs if is_video(path)) - not_extracted
-        after = _sidecar_stamps(args.keep_features)
-        sidecars = [f"{video_id(Path(path))}.json" for path in args.inputs if is_video(path)]
-        reused = min(kept, sum(1 for name in sidecars if kept_before.get(name, -1) == after.get(name)))
-        there = f", {reused} of them there already (the same recipe: reused, not made again)" if reused else ""
+        there = (f", {len(reused)} of them there already (the same recipe: reused, not made again)" if reused
+                 else "")
         print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} (`mgrec stream RUN "
               f"{args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads them)", file=sys.stderr)
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
         raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
                          f"in {args.out}:\n  " + "\n  ".join(failed))
-
-
-def _sidecar_stamps(folder: Path) -> dict[str, int]:
-    """The modification time (ns) of every sidecar (`*.json`) in `folder` (none: an empty dict)."""
-    return {path.name: path.stat().st_mtime_ns for path in Path(folder).glob("*.json")} if Path(folder).is_dir() else {}
 
 
 def cmd_stream(args) -> int:

@@ -6,6 +6,7 @@ import re
 import shlex
 import shutil
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -765,7 +766,7 @@ def test_sidecars_of_one_fps_other_than_the_annotations_and_the_config_suggest_t
     assert "data.fps" not in check_dataset(config).suggestions
 
 
-def test_a_data_set_root_given_for_data_features_names_the_subfolder(tmp_path):
+def test_a_data_set_root_given_for_data_features_names_the_subfolder(tmp_path, monkeypatch):
     # --set data.features=~/.cache/mgrec/demo (the data set, not its features/): every video's file was
     # "missing (extract features for this video)"; now the subfolder that holds them is named, once for all
     from tests.test_robustness import tiny_config
@@ -779,4 +780,16 @@ def test_a_data_set_root_given_for_data_features_names_the_subfolder(tmp_path):
     errors = check_dataset(config).errors
     assert len(errors) == 3
     assert {p.message for p in errors} == {
+        f"feature file missing (the subfolder {dataset.features} holds it: set data.features: {dataset.features})"}
+    # a subfolder this user cannot enter (lost+found; root enters all, so asking is made to fail) was a PermissionError
+    (dataset.features.parent / "lost+found").mkdir()
+    asking = Path.is_file
+
+    def refusing(self):
+        if self.parent.name == "lost+found":
+            raise PermissionError(13, "Permission denied", str(self))
+        return asking(self)
+
+    monkeypatch.setattr(Path, "is_file", refusing)
+    assert {p.message for p in check_dataset(config).errors} == {
         f"feature file missing (the subfolder {dataset.features} holds it: set data.features: {dataset.features})"}

@@ -610,7 +610,7 @@ def test_repeated_feature_files_finds_links_and_copies_hashing_only_files_of_one
     assert feats.repeated_feature_files(files, shapes)[-1] == (1, 5, "hold the same features")
 
 
-def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_them(tmp_path):
+def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_them(tmp_path, monkeypatch):
     # `mgrec detect RUN ~/.cache/mgrec/demo` (the data set, not its features/) said only "folder holds no feature
     # files"; now the subfolders holding some are named, to give instead
     for sub, names in {"features": ("a.npy", "a.json", "b.npz"), "streams": ("c.npy",), "docs": ("x.txt",),
@@ -628,3 +628,16 @@ def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_t
         list_feature_files(tmp_path)
     with pytest.raises(InputError, match=r"folder holds no feature files \(\.npy, \.npz\)$"):
         list_feature_files(tmp_path / "docs")
+    # a subfolder this user cannot read (lost+found; root reads all, so its listing is made to fail) holds nothing to
+    # give: it was a PermissionError
+    (tmp_path / "lost+found").mkdir()
+    listing = Path.iterdir
+
+    def refusing(self):
+        if self.name == "lost+found":
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", refusing)
+    with pytest.raises(InputError, match=r"but its subfolder .*/features \(2\) holds some: give that folder"):
+        list_feature_files(tmp_path)

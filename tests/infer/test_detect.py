@@ -536,6 +536,14 @@ def test_a_video_read_from_the_network_streams_as_it_arrives_as_its_file_does(tm
         live.fps(source)
     with pytest.raises(InputError, match="its rows were read already"):
         next(live.rows(source))
+    live = LiveFeatures(run)  # opened to be checked, then a later check failed: `close` ends the connection
+    live.fps(source)
+    container = live._opened[source]
+    live.close()
+    with pytest.raises(IndexError):  # a closed container has no streams left
+        container.streams.video[0]  # noqa: B018
+    with pytest.raises(InputError, match=r"its rows were read already \(or it was closed\)"):
+        next(live.rows(source))
 
     def tcp_server(payload: bytes, stall: threading.Event) -> int:
         """A server that sends `payload` to its one client, then waits for `stall` before closing."""
@@ -576,8 +584,20 @@ def test_a_video_read_from_the_network_streams_as_it_arrives_as_its_file_does(tm
                                      "RUN -")
     assert "s3cret" not in said
     assert NetworkSource(f"rtsp://admin:s3cret@127.0.0.1:{port}/cam/1").video_id == "127.0.0.1_cam_1"
-    assert str(NetworkSource("https://cdn.example/live/cam.mkv?token=s3cret")) == "https://cdn.example/live/cam.mkv?***"
-    assert NetworkSource("https://cdn.example/live/cam.mkv?token=s3cret").video_id == "cdn.example_live_cam"
+    # a password typed unescaped (`#`, `/`, `?`, `@` in it end a URL parser's login early), a query's or fragment's
+    # token, an rtmp stream key: shown masked, in str and repr, and out of the video id
+    shown = {"rtsp://admin:p#s3cret@cam.local:554/x": ("rtsp://***@cam.local:554/x", "cam.local_x"),
+             "http://admin:p/s3cret@cam.local/x.mkv": ("http://***@cam.local/x.mkv", "cam.local_x"),
+             "http://admin:p?s@3cret@cam.local/x": ("http://***@cam.local/x", "cam.local_x"),
+             "https://cdn.example/live/cam.mkv?token=s3cret": ("https://cdn.example/live/cam.mkv?***",
+                                                              "cdn.example_live_cam"),
+             "http://cdn.example/live.m3u8#token=s3cret": ("http://cdn.example/live.m3u8#***", "cdn.example_live.m3u8"),
+             "rtmp://cdn.example/app/s3cret": ("rtmp://cdn.example/app/***", "cdn.example_app")}
+    for given, (text, video) in shown.items():
+        assert (str(NetworkSource(given)), NetworkSource(given).video_id) == (text, video)
+        assert "s3cret" not in repr(NetworkSource(given))
+    assert main(["stream", str(run), "rtsp://admin:p#s3cret@127.0.0.1:1/x"]) == 2  # FFmpeg cannot open it either
+    assert "s3cret" not in capsys.readouterr().err
     assert main(["stream", str(run), "nosuch://127.0.0.1/x"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         "mgrec: error: nosuch://127.0.0.1/x: PyAV's FFmpeg reads no nosuch:// source; or pipe it in: ffmpeg -i URL "

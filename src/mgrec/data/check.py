@@ -816,11 +816,17 @@ class _PrefixedNames:
 
 def _in_a_subfolder(path: Path) -> Path | None:
     """`path`'s name in a subfolder of its folder (`DEMO/features/x.npy` for `DEMO/x.npy`), or None."""
+    def holds_it(child: Path) -> bool:
+        try:  # is_file raises for a subfolder this user cannot enter (lost+found)
+            return (child / path.name).is_file()
+        except OSError:
+            return False
+
     try:
         children = sorted(child for child in path.parent.iterdir() if child.is_dir() and not is_hidden(child))
     except OSError:
         return None
-    return next((child / path.name for child in children if (child / path.name).is_file()), None)
+    return next((child / path.name for child in children if holds_it(child)), None)
 
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -168,35 +167,52 @@ NETWORK_TIMEOUTS_S = (10.0, 10.0)
 NETWORK_HOW = "or pipe it in: ffmpeg -i URL -c copy -f matroska - | mgrec stream RUN -"
 
 
+# A URL's scheme, and its login (user:password@, up to the last `@`: a password typed unescaped may hold `/`, `?`,
+# `#` or `@`, where a URL parser ends the host, or the login, early; an `@` further on masks more than the login).
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+URL_LOGIN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).+@")
+
+
 @dataclass(frozen=True)
 class NetworkSource:
     """A video read from the network as it arrives: any URL PyAV's FFmpeg opens (rtsp://, http(s)://, rtmp://,
-    tcp://, udp://, ...). Shown (`str`) without the user and password a camera's URL often holds, and without its
-    query (where a stream's access token goes), so that no message or video id repeats them."""
+    tcp://, udp://, ...). Shown (`str`, `repr`) without the user and password a camera's URL often holds, its query
+    and fragment (where a stream's access token goes) and an rtmp URL's last part (its stream key), so that no
+    message or video id repeats them."""
 
     url: str
 
     def __str__(self) -> str:
-        parts = urlsplit(self.url)
-        if "@" in parts.netloc:
-            parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
-        return urlunsplit(parts._replace(query="***" if parts.query else ""))
+        masked = URL_LOGIN.sub(r"\1***@", self.url)
+        scheme = URL_SCHEME.match(masked).end()
+        rest = re.split(r"([?#])", masked[scheme:], maxsplit=1)
+        address = rest[0]
+        if masked.lower().startswith("rtmp") and address.count("/") > 1:
+            address = address.rpartition("/")[0] + "/***"
+        return masked[:scheme] + address + (rest[1] + "***" if len(rest) > 1 else "")
+
+    def __repr__(self) -> str:
+        return f"NetworkSource({str(self)!r})"
 
     @property
     def video_id(self) -> str:
-        """Its video id: host and path, every character outside [A-Za-z0-9.-] as `_`, a video suffix dropped
-        (rtsp://user:pw@10.0.0.5:554/cam/1 -> 10.0.0.5_cam_1; http://host/clip.mkv -> host_clip)."""
-        parts = urlsplit(self.url)
-        path = parts.path
+        """Its video id: host and path (an rtmp URL's without its last part, the stream key), every character outside
+        [A-Za-z0-9.-] as `_`, a video suffix dropped (rtsp://user:pw@10.0.0.5:554/cam/1 -> 10.0.0.5_cam_1;
+        http://host/clip.mkv -> host_clip)."""
+        shown = str(self)
+        address = re.split(r"[?#]", shown[URL_SCHEME.match(shown).end():].removeprefix("***@"), maxsplit=1)[0]
+        host, _, path = address.partition("/")
+        host = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]  # without the port
+        path = path.removesuffix("/***")  # an rtmp URL's stream key
         if path.lower().endswith(VIDEO_SUFFIXES):
             path = path.rsplit(".", 1)[0]
-        return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parts.hostname or ''}/{path}").strip("_.") or "network"
+        return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{host}/{path}").strip("_.") or "network"
 
 
 def stream_source(text: str) -> Path | NetworkSource:
     """An input of `mgrec stream`: a URL (`scheme://...`) is a `NetworkSource`, anything else a path (a URL made a
     path lost a slash: rtsp:/host)."""
-    return NetworkSource(text) if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text) else Path(text)
+    return NetworkSource(text) if URL_SCHEME.match(text) else Path(text)
 
 
 def open_network_video(source: NetworkSource) -> tuple[object, float]:
@@ -209,10 +225,11 @@ def open_network_video(source: NetworkSource) -> tuple[object, float]:
     try:
         container = av.open(source.url, mode="r", timeout=NETWORK_TIMEOUTS_S, options=options)
     except av.error.ProtocolNotFoundError:
-        raise InputError(f"{source}: PyAV's FFmpeg reads no {urlsplit(source.url).scheme}:// source; "
+        raise InputError(f"{source}: PyAV's FFmpeg reads no {source.url.split(':', 1)[0]}:// source; "
                          f"{NETWORK_HOW}") from None
     except av.FFmpegError as exc:
-        raise InputError(f"{source}: cannot open it ({ffmpeg_reason(exc)}); {NETWORK_HOW}") from None
+        reason = ffmpeg_reason(exc, waited=NETWORK_TIMEOUTS_S[0]).replace(source.url, str(source))
+        raise InputError(f"{source}: cannot open it ({reason}); {NETWORK_HOW}") from None
     try:
         return container, video_rate(str(source), container.streams.video[0] if container.streams.video else None)
     except InputError:
@@ -220,15 +237,19 @@ def open_network_video(source: NetworkSource) -> tuple[object, float]:
         raise
 
 
-def ffmpeg_reason(exc: Exception) -> str:
-    """What went wrong, in FFmpeg's words, without the file name FFmpeg appends (a network source's URL, with its
-    password: the message names the source shown without it). A read that waited past `NETWORK_TIMEOUTS_S` says so
-    (FFmpeg's words are 'Immediate exit requested')."""
+def ffmpeg_reason(exc: Exception, waited: float | None = None) -> str:
+    """What went wrong, in FFmpeg's words (and its last error log, where PyAV kept one), without the file name it
+    names (a network source's URL, with its password: the message names the source shown without it). A read that
+    timed out after `waited` seconds (default: a read's timeout) says so (FFmpeg's words are 'Immediate exit
+    requested')."""
     import av
 
     if isinstance(exc, av.error.ExitError):
-        return f"nothing arrived for {NETWORK_TIMEOUTS_S[1]:g} s"
-    return getattr(exc, "strerror", None) or type(exc).__name__
+        return f"nothing arrived for {NETWORK_TIMEOUTS_S[1] if waited is None else waited:g} s"
+    text = str(exc)
+    if getattr(exc, "filename", None):
+        text = text.replace(f": {exc.filename!r}", "").replace(str(exc.filename), "(the source)")
+    return re.sub(r"^\[Errno -?\d+\] ", "", text) or type(exc).__name__
 
 
 def _frame_rate(stream) -> float | None:
@@ -251,15 +272,18 @@ def _to_rgb(frame, size: int | None, path: Path | str) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
 
 
-def _check_constant_rate(path: Path | str, index: int, seconds: float, fps: float) -> None:
+def _check_constant_rate(path: Path | str, index: int, seconds: float, fps: float, arriving: bool = False) -> None:
     """Features place frame `index` at index / fps seconds; a frame shown more than `MAX_TIMESTAMP_DRIFT_S`
-    away from there (a variable frame rate, dropped frames) would put every later detection off by as much."""
+    away from there (a variable frame rate, dropped frames) would put every later detection off by as much.
+    `arriving`: a source read as it arrives (piped, or from the network), which cannot be re-encoded as a file is."""
     expected = index / fps
     if abs(seconds - expected) > MAX_TIMESTAMP_DRIFT_S:
+        fix = (f"a live source that drops frames, or whose clock drifts: have ffmpeg keep its rate constant (ffmpeg -i "
+               f"SOURCE -fps_mode cfr -r {fps:.3f} -f matroska - | mgrec stream RUN -)" if arriving else
+               f"re-encode the video at a constant rate (ffmpeg -i IN -fps_mode cfr -r {fps:.3f} OUT.mp4)")
         raise InputError(
             f"{path}: variable frame rate: frame {index} is shown at {seconds:.2f} s, but at the stream's "
-            f"average {fps:.3f} fps mgrec would place it at {expected:.2f} s; re-encode the video at a constant "
-            f"rate (ffmpeg -i IN -fps_mode cfr -r {fps:.3f} OUT.mp4)"
+            f"average {fps:.3f} fps mgrec would place it at {expected:.2f} s; {fix}"
         )
 
 
@@ -279,9 +303,9 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
     """
     import av
 
-    index, seconds = 0, None
+    index, seconds, opened = 0, None, container is not None  # opened by the caller: a source read as it arrives
     try:
-        with container if container is not None else av.open(str(path)) as container:
+        with container if opened else av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
             fps, first_seconds = _frame_rate(stream), None
@@ -289,7 +313,7 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
                 if frame.pts is not None and fps is not None:
                     seconds = float(frame.pts * stream.time_base)
                     first_seconds = seconds if first_seconds is None else first_seconds
-                    _check_constant_rate(path, index, seconds - first_seconds, fps)
+                    _check_constant_rate(path, index, seconds - first_seconds, fps, arriving=opened)
                 yield _to_rgb(frame, size, path) if keep is None or keep(index) else None
                 index += 1
             declared, declared_end = stream.frames, _declared_end(container, stream)

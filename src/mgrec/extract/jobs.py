@@ -96,20 +96,22 @@ def is_video(path: str | Path) -> bool:
 
 
 def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, device: str = "cpu",
-                        progress: bool = False, stream: str | None = None, checkpoint: str = "best") -> list[Path]:
+                        progress: bool = False, stream: str | None = None, checkpoint: str = "best"
+                        ) -> list[ExtractResult]:
     """Features for raw videos, made exactly as a run's training features were (backbone, size,
     window, stride: its `feature_recipe.json`), for detecting with that run. `stream`: of a run with
     several input streams, the recipe of that stream (`feature_recipe_<stream>.json`; None: the grid stream's).
-    An end-to-end run's features come from its backbone with the adapters of `checkpoint`."""
+    An end-to-end run's features come from its backbone with the adapters of `checkpoint`. Returns each video's
+    result (its feature file, and whether it was made or found made with the recipe already: `ExtractResult`)."""
     recipe, name, size = video_recipe(run_dir, stream)
     if name == ADAPTED_BACKBONE:
-        return [r.feature_path for r in extract_with_run(run_dir, videos, out_dir, checkpoint, device, progress)]
+        return extract_with_run(run_dir, videos, out_dir, checkpoint, device, progress)
     results = extract(videos, out_dir, backbone=name, weights=recipe.weights, window=recipe.window,
                       stride=recipe.stride, size=size, device=device, progress=progress,
                       frames_per_window=recipe.frames_per_window, precision=recipe.precision)
     for warning in (warning for result in results for warning in result.warnings):
         print(f"warning: {warning}", file=sys.stderr)  # said by `mgrec extract` too; here for detect and stream
-    return [r.feature_path for r in results]
+    return results
 
 
 def video_recipe(run_dir: str | Path, stream: str | None = None) -> tuple[FeatureSidecar, str, int | None]:
@@ -305,7 +307,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started,
                           late)
         )
-    raise_failures(failures, len(files))
+    raise_failures(failures, len(files), results)
     return results
 
 
@@ -370,7 +372,7 @@ def _extract_skeleton_files(files: list[Path], out_dir: Path, window: int, strid
                 path, feature_path, "extracted", frames, len(features), time.perf_counter() - started, warnings
             )
         )
-    raise_failures(failures, len(files))
+    raise_failures(failures, len(files), results)
     return results
 
 

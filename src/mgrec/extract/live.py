@@ -90,6 +90,13 @@ class LiveFeatures:
             self._opened[video], rate = open_network_video(video)
         return rate
 
+    def close(self) -> None:
+        """Close the sources `fps` opened whose rows were never read (a check after it failed): a camera's connection
+        is not left open."""
+        for container in self._opened.values():
+            container.close()
+        self._opened.clear()
+
     def rows(self, video: Source) -> Iterator[np.ndarray]:
         """Each window's feature as soon as its frames are decoded and run through the backbone (in the batches of
         `mgrec extract`, so the rows equal its file's); a video shorter than one window, or one that stops
@@ -100,7 +107,8 @@ class LiveFeatures:
                 self.fps(video)  # its header read first
             opened = self._opened.pop(video, None)  # the rows' now: closed at their end
             if opened is None:
-                raise InputError(f"{described(video)} is one video, read as it arrives; its rows were read already")
+                raise InputError(f"{described(video)} is one video, read as it arrives; its rows were read already "
+                                 "(or it was closed)")
         name = PIPED_NAME if video == PIPED else str(video)  # a URL shown without its password
         frames = FrameCounter(iter_frames(name, self.model.image_size, container=opened,
                                           keep=self.model.frame_needed(self.window, self.stride)))

@@ -266,18 +266,21 @@ def skipped(source: Path, feature_path: Path, done: FeatureSidecar) -> ExtractRe
 
 
 class InputsFailed(InputError):
-    """Some inputs of an extraction failed, each said in `failures`; the others' features were written."""
+    """Some inputs of an extraction failed, each said in `failures`; the others' features were written, and `results`
+    are theirs."""
 
-    def __init__(self, message: str, failures: list[str]):
+    def __init__(self, message: str, failures: list[str], results: list[ExtractResult] | None = None):
         super().__init__(message)
         self.failures = failures
+        self.results = results or []
 
 
-def raise_failures(failures: list[str], total: int) -> None:
+def raise_failures(failures: list[str], total: int, results: list[ExtractResult] | None = None) -> None:
+    """InputsFailed listing `failures`, with the `results` of the inputs that did not fail, where any failed."""
     if failures:
         listing = "\n  ".join(failures)
         others = " (the others were written)" if len(failures) < total else ""
-        raise InputsFailed(f"{len(failures)} of {total} inputs failed{others}:\n  {listing}", failures)
+        raise InputsFailed(f"{len(failures)} of {total} inputs failed{others}:\n  {listing}", failures, results)
 
 
 class FrameCounter:

@@ -341,5 +341,5 @@ def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int
             )
         results.append(ExtractResult(path, feature_path, "extracted", frames.count, len(features),
                                      time.perf_counter() - started, warnings))
-    raise_failures(failures, len(files))
+    raise_failures(failures, len(files), results)
     return results

@@ -277,7 +277,7 @@ class StreamSummary:
 class VideoFeatures(Protocol):
     """A run's features of a video made while it is decoded (`mgrec.extract.live.LiveFeatures`, which the command
     line gives `stream_files`: infer does not import extract): which inputs are its videos and their ids, a video's
-    frame rate, then one (C,) row per window."""
+    frame rate, then one (C,) row per window; `close` closes what `fps` opened and no `rows` read."""
 
     def takes(self, path: Path) -> bool: ...
 
@@ -286,6 +286,8 @@ class VideoFeatures(Protocol):
     def fps(self, video: Path) -> float: ...
 
     def rows(self, video: Path) -> Iterator[np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 class StreamInterrupted(KeyboardInterrupt):
@@ -914,6 +916,8 @@ def stream_files(
                          "(smg_out, --format smg) hold no time of report")
     out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
     with _torch_threads(threads), contextlib.ExitStack() as held:
+        if live is not None:  # a source it opened to check, left unread where a later check failed: its connection
+            held.callback(live.close)
         if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
             check_writable(smg_out, is_dir=True)
             held.enter_context(hold_label_folder(smg_out))
