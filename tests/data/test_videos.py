@@ -372,3 +372,9 @@ def test_a_variable_frame_rate_is_refused_naming_the_first_frame_off_the_grid(tm
     with pytest.raises(InputError, match=r"vfr.mp4: variable frame rate: frame \d+ is shown at [\d.]+ s, but at the "
                                          r"stream's average 8.523 fps mgrec would place it at [\d.]+ s; re-encode"):
         list(iter_frames(path, SIZE))
+    # read as it arrives (a camera piped in, or a URL: the container opened by the caller), it cannot be re-encoded as
+    # a file: ffmpeg is to keep the rate on its way in
+    with pytest.raises(InputError, match=r"average 8.523 fps mgrec would place it at [\d.]+ s; a live source that "
+                                         r"drops frames, or whose clock drifts: have ffmpeg keep its rate constant "
+                                         r"\(ffmpeg -i SOURCE -fps_mode cfr -r 8.523 -f matroska - \| mgrec stream"):
+        list(iter_frames("stream", SIZE, container=av.open(str(path))))
