@@ -228,8 +228,8 @@ def open_network_video(source: NetworkSource) -> tuple[object, float]:
         raise InputError(f"{source}: PyAV's FFmpeg reads no {source.url.split(':', 1)[0]}:// source; "
                          f"{NETWORK_HOW}") from None
     except av.FFmpegError as exc:
-        reason = ffmpeg_reason(exc, waited=NETWORK_TIMEOUTS_S[0]).replace(source.url, str(source))
-        raise InputError(f"{source}: cannot open it ({reason}); {NETWORK_HOW}") from None
+        raise InputError(f"{source}: cannot open it ({ffmpeg_reason(exc, waited=NETWORK_TIMEOUTS_S[0])}); "
+                         f"{NETWORK_HOW}") from None
     try:
         return container, video_rate(str(source), container.streams.video[0] if container.streams.video else None)
     except InputError:
