@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mgrec import __version__, terminal
@@ -435,12 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec detect runs/demo-mgrec video.mp4 --out ranked.json --all",
         "mgrec detect runs/demo-mgrec videos/clip.mp4 --format srt --out videos/   # videos/clip.srt",
         "mgrec detect runs/fusion acc/ --stream gyro=other/gyro --out detections.json",
+        "mgrec detect runs/rgb+pose video.mp4 --out detections.json   # each member makes its own features",
+        "mgrec detect runs/rgb+pose rgb/ --member 1=pose/ --out detections.json",
     ))
     _add_run_dir(p)
     p.add_argument("inputs", metavar="INPUT", nargs="+", type=file_input,
                    help="feature files, folders of them, or video files (a run "
                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
+    p.add_argument("--member", action="append", default=[], metavar="M=FOLDER",
+                   help="a detection-level ensemble whose members read different features (an RGB and a skeleton "
+                        "run): member M (members/M/) reads each video's file from FOLDER, named as it reads them "
+                        "(repeat per member; default: every member reads the files given; videos are made into "
+                        "each member's features with its own recipe)")
     p.add_argument("--out", required=True, help="output file (a folder for --format smg, srt, vtt)")  # as written
     p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default=None,
                    help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
@@ -451,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the hard set, score >= the threshold tuned on val)")
     p.add_argument("--keep-features", type=Path, default=None, metavar="FOLDER",
                    help="videos: keep the features made from them in FOLDER (<video>.npy and its sidecar, as `mgrec "
-                        "extract` writes them; a run with several streams: FOLDER/<stream>/), to score, stream or "
-                        "detect again without decoding; features already there of the run's recipe are reused "
+                        "extract` writes them; a run with several streams: FOLDER/<stream>/; a detection-level "
+                        "ensemble: FOLDER/members/<m>/), to score, stream or detect again without decoding; features "
+                        "already there of the run's recipe are reused "
                         "(default: made in a temporary folder, removed after)")
     _add_fps(p)
     _add_device(p)
@@ -1132,10 +1141,9 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     others = [Path(p) for p in inputs if not is_video(p)]
     if not videos:
         return others, {}
-    ensemble = RunDir(run_dir).read_ensemble()
-    if ensemble is not None and ensemble.get("fusion") == "detections":
-        raise InputError(f"{run_dir} fuses runs that may read different features: give feature files its members all "
-                         "read, or extract each member's (members/<m>/feature_recipe.json) and detect with it")
+    if fuses_detections(run_dir):
+        raise InputError(f"{run_dir} fuses runs that may read different features: their features of a video are made "
+                         "by `mgrec detect` (or given to it with --member M=FOLDER); stream one of its members")
     config = RunDir(run_dir).read_config()
     # a feature file and a video of one id: refused now, by the names given, not after the video is extracted (and
     # named by its features' temporary path)
@@ -1168,6 +1176,86 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     if reused is not None:
         reused += [result.feature_path for result in results if result.status == "skipped"]
     return others + [result.feature_path for result in results], folders
+
+
+def fuses_detections(run_dir: Path) -> bool:
+    """Whether the run is a detection-level ensemble (`mgrec ensemble --fusion detections`)."""
+    from mgrec.run import RunDir
+
+    ensemble = RunDir(run_dir).read_ensemble()
+    return ensemble is not None and ensemble.get("fusion") == "detections"
+
+
+@dataclass
+class MemberFeatures:
+    """What a detection-level ensemble's members read of the videos given to `detect`, each made with the member's
+    own recipe (`members_features_for`)."""
+
+    inputs: list[Path]  # member 0's grid-stream files, one per video: the files `detect_files` is given
+    folders: dict[int, Path]  # member -> the folder of its grid-stream files (`OfflineDetector.member_folders`)
+    stream_folders: dict[int, dict[str, Path]]  # member -> its other streams' folders, where it reads several
+    reused: list[Path]  # of `inputs`, the videos whose every member's features were found made already
+
+
+def members_features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False,
+                         failed: list[str] | None = None) -> MemberFeatures:
+    """Videos turned into the features of each member of a detection-level ensemble, with the member's own recipe, in
+    `scratch`/members/<m>/ (as the ensemble holds its members). A video that one member cannot make is made by no
+    later member and not detected (`failed`: said there where given, else raised)."""
+    from mgrec.data.features import video_id_of
+    from mgrec.data.videos import video_id
+    from mgrec.extract.jobs import is_video
+    from mgrec.run import RunDir
+
+    if not all(is_video(path) for path in inputs):
+        raise InputError(f"{run_dir} fuses runs that may read different features: give it videos (each member makes "
+                         "its own features of them) or feature files (with --member M=FOLDER for a member that reads "
+                         "other files), not both in one call")
+    run = RunDir(run_dir)
+    videos = [Path(path) for path in inputs]
+    made: dict[str, Path] = {}  # video id -> member 0's file
+    reused: set[str] | None = None
+    folders, stream_folders = {}, {}
+    for member in range(run.read_ensemble()["members"]):
+        member_run = run.member_path(member)
+        member_reused: list[Path] = []
+        paths, streams = features_for(member_run, videos, scratch / "members" / str(member), device=device,
+                                      progress=progress, failed=failed, reused=member_reused)
+        prefix = RunDir(member_run).read_config().data.feature_prefix
+        ids = {video_id_of(path, prefix): path for path in paths}
+        made = made or ids
+        videos = [video for video in videos if video_id(video) in ids]  # the next members make these alone
+        found = {video_id_of(path, prefix) for path in member_reused}
+        reused = found if reused is None else reused & found
+        if paths:
+            folders[member] = paths[0].parent
+        if streams:
+            stream_folders[member] = streams
+    kept = {video_id(video) for video in videos}
+    return MemberFeatures([path for video, path in made.items() if video in kept], folders, stream_folders,
+                          [path for video, path in made.items() if video in kept & (reused or set())])
+
+
+def _member_folders(run_dir: Path, items: list[str]) -> dict[int, Path] | None:
+    """`--member M=FOLDER` items -> {member index: folder}, checked against the run."""
+    from mgrec.run import RunDir
+
+    if not items:
+        return None
+    if not fuses_detections(run_dir):
+        raise InputError(f"--member {items[0]}: {run_dir} is no detection-level ensemble (`mgrec ensemble --fusion "
+                         "detections`): its network reads the files given; leave --member out")
+    count = RunDir(run_dir).read_ensemble()["members"]
+    folders: dict[int, Path] = {}
+    for item in items:
+        index, sep, folder = item.partition("=")
+        if not sep or not folder or not index.isdigit() or int(index) >= count:
+            raise InputError(f"--member {item!r}: expected M=FOLDER, M a member of {run_dir} (0..{count - 1}: "
+                             f"members/<M>/)")
+        if int(index) in folders:
+            raise InputError(f"--member: member {int(index)} is given twice")
+        folders[int(index)] = Path(folder)
+    return folders
 
 
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
@@ -1252,13 +1340,25 @@ def cmd_detect(args) -> None:
         check_output(args.keep_features, reads=args.inputs, protected=RunDir(run_dir).owned_files(),
                      option="--keep-features")
         check_writable(args.keep_features, is_dir=True)
+    member_folders = _member_folders(run_dir, args.member)
+    videos_given = any(is_video(path) for path in args.inputs)
+    if member_folders and videos_given:
+        raise InputError("--member names where a member's feature files are; from videos each member's are made with "
+                         "its own recipe: leave --member out")
     _note_postprocess_changes(RunDir(run_dir))
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         made_in = Path(scratch) if args.keep_features is None else args.keep_features
         reused: list[Path] = []  # of the videos' features, those found made already (in --keep-features)
-        inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
-                                         progress=show_progress(args), failed=failed, reused=reused)
+        member_streams = None
+        if videos_given and fuses_detections(run_dir):  # each member makes its own features of the videos
+            members = members_features_for(run_dir, args.inputs, made_in, device=device, progress=show_progress(args),
+                                           failed=failed)
+            inputs, extracted, reused = members.inputs, {}, members.reused
+            member_folders, member_streams = members.folders, members.stream_folders
+        else:
+            inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
+                                             progress=show_progress(args), failed=failed, reused=reused)
         if not inputs:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
         # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
@@ -1267,15 +1367,24 @@ def cmd_detect(args) -> None:
         summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps,
-                               subtitle_names=names, failed=failed)
+                               subtitle_names=names, failed=failed, member_folders=member_folders,
+                               member_stream_folders=member_streams)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=closing_line_stream(args.out))
     if args.keep_features is not None:
         kept = sum(1 for path in args.inputs if is_video(path)) - not_extracted
         there = (f", {len(reused)} of them there already (the same recipe: reused, not made again)" if reused
                  else "")
-        print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} (`mgrec stream RUN "
-              f"{args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads them)", file=sys.stderr)
+        if fuses_detections(run_dir):  # each member's in KEPT/members/<m>/, as the ensemble holds its members
+            members = sorted(member_folders or {})
+            reads = (f"each member's in {args.keep_features / 'members'}/<m>/: `mgrec detect RUN "
+                     f"{member_folders[members[0]]} "
+                     + " ".join(f"--member {m}={member_folders[m]}" for m in members[1:]) + "` reads them")
+        else:
+            reads = (f"`mgrec stream RUN {args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads "
+                     "them")
+        print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} ({reads})",
+              file=sys.stderr)
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
         raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
                          f"in {args.out}:\n  " + "\n  ".join(failed))
@@ -1288,7 +1397,7 @@ def cmd_stream(args) -> int:
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
-    from mgrec.infer.online import StreamInterrupted, stream_files
+    from mgrec.infer.online import StreamInterrupted, not_streamed, stream_files
     from mgrec.run import RunDir
 
     if (args.format == "smg") != (args.out is not None):
@@ -1298,6 +1407,8 @@ def cmd_stream(args) -> int:
         raise InputError("--wall-clock puts the time of each report into the JSON lines; --format smg's label files "
                          "hold no time of report: leave one of them out")
     run_dir = _checked_run_dir(args.run_dir)
+    if fuses_detections(run_dir):  # before its missing recipe is taken for the reason
+        raise InputError(not_streamed(run_dir))
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     if args.out is not None:

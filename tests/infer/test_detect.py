@@ -1024,3 +1024,75 @@ def test_one_bad_feature_file_of_a_batch_is_named_and_the_others_detections_writ
     assert main(["detect", str(run), str(lonely), "--out", str(tmp_path / "none.json")]) == 2
     assert "no input could be read, nothing was written" in capsys.readouterr().err
     assert not (tmp_path / "none.json").exists()
+
+
+def test_an_ensemble_of_runs_that_read_different_features_detects_a_video_each_member_on_its_own(tmp_path, carphone,
+                                                                                                   capsys):
+    # An RGB run and a skeleton run fused at the detection level read different files of one video: `detect` refused
+    # videos ("extract each member's"), and given one member's files the other member refused their recipe, so such
+    # an ensemble could only be evaluated on its own annotations. Now each member makes its own features of a video
+    # (here two recipes: EfficientNet every 4 frames and every 8), or reads them from --member M=FOLDER.
+    from mgrec.extract.jobs import extract
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
+    from mgrec.postprocess.detection_fusion import fuse_detections
+
+    made = {stride: extract([carphone], tmp_path / f"every{stride}", backbone="efficientnet-lite0", size=112,
+                            stride=stride, progress=False)[0].feature_path for stride in (4, 8)}
+    runs = []
+    for stride, path in made.items():
+        recipe = FeatureSidecar(**json.loads(path.with_suffix(".json").read_text()))
+        config = Config(data=DataConfig(feature_dim=recipe.dim, fps=None, stride=stride, window=16, max_seq_len=128),
+                        model=ModelConfig(input_dim=recipe.dim, num_classes=17, **SMALL_MODEL),
+                        postprocess=PostprocessConfig(pre_nms_thresh=0.0, pre_nms_topk=500, max_detections=500))
+        torch.manual_seed(stride)
+        runs.append(tmp_path / f"run{stride}")
+        RunDir(runs[-1]).write_for_inference(config, [f"class{i}" for i in range(17)], build_detector(config.model),
+                                             recipe=dataclasses.asdict(recipe))
+    ensemble = tmp_path / "both"
+    make_fused_ensemble(runs, ensemble, log=lambda *_: None)
+
+    def results(name):
+        return json.loads((tmp_path / name).read_text())["results"]
+
+    assert main(["detect", str(ensemble), str(carphone), "--out", str(tmp_path / "video.json"), "--all"]) == 0
+    assert main(["detect", str(ensemble), str(made[4]), "--member", f"1={made[8].parent}",
+                 "--out", str(tmp_path / "files.json"), "--all"]) == 0
+    members = [OfflineDetector.from_run(run, device="cpu", precision="fp32").detect(path)
+               for run, path in zip(runs, made.values())]
+    video = made[4].stem
+    fused = fuse_detections(members)
+    assert [d["segment"] for d in results("video.json")[video]] == [[d.start, d.end] for d in fused]
+    assert results("video.json") == results("files.json") and len(fused) > max(map(len, members)) > 0
+    # without --member every member reads the file given, and the second refuses a recipe not its own
+    assert main(["detect", str(ensemble), str(made[4]), "--out", str(tmp_path / "x.json")]) == 2
+    assert re.search(f"member 1 of {ensemble} .*stride is 4 in the sidecar but 8 in the config.*; where it reads other "
+                     r"features than the file given, give their folder: --member 1=FOLDER", capsys.readouterr().err)
+    # --keep-features keeps each member's, as the ensemble holds its members, and says how to read them again
+    kept = tmp_path / "kept"
+    assert main(["detect", str(ensemble), str(carphone), "--out", str(tmp_path / "kept.json"), "--all",
+                 "--keep-features", str(kept)]) == 0
+    said = capsys.readouterr().err
+    assert f"`mgrec detect RUN {kept}/members/0 --member 1={kept}/members/1` reads them" in said
+    assert main(["detect", str(ensemble), str(kept / "members" / "0"), "--member", f"1={kept / 'members' / '1'}",
+                 "--out", str(tmp_path / "again.json"), "--all"]) == 0
+    assert results("again.json") == results("video.json")
+    assert main(["detect", str(ensemble), str(carphone), "--out", str(tmp_path / "reused.json"), "--all",
+                 "--keep-features", str(kept)]) == 0
+    assert "1 of them there already" in capsys.readouterr().err
+    # what is refused, each before any work, naming what to give
+    for options, message in (
+        ([str(carphone), "--member", f"1={kept}"], "from videos each member's are made with its own recipe"),
+        ([str(made[4]), "--member", f"2={kept}"], r"M a member of .* \(0..1: members/<M>/\)"),
+        ([str(made[4]), "--member", "1"], "expected M=FOLDER"),
+        ([str(made[4]), "--member", f"1={kept}", "--member", f"1={tmp_path}"], "member 1 is given twice"),
+        ([str(made[4]), "--member", f"1={tmp_path}"], f"member 1 of {ensemble} reads video '{video}' there"),
+        ([str(made[4]), str(carphone)], "give it videos .* or feature files .*, not both"),
+    ):
+        assert main(["detect", str(ensemble), *options, "--out", str(tmp_path / "refused.json")]) == 2, options
+        assert re.search(message, capsys.readouterr().err), options
+    # streaming it is refused as such (it said the ensemble "records no feature recipe": extract features)
+    assert main(["stream", str(ensemble), str(carphone)]) == 2
+    assert "it is not streamed (stream one of its members" in capsys.readouterr().err
+    assert main(["detect", str(runs[0]), str(made[4]), "--member", f"1={kept}", "--out", str(tmp_path / "r.json")]) == 2
+    assert "is no detection-level ensemble" in capsys.readouterr().err
+    assert not list(tmp_path.glob("refused.json")) and not (tmp_path / "r.json").exists()

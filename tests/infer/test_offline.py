@@ -259,6 +259,8 @@ def wrong_arguments() -> list:
         ("members", lambda d: [d.model], r"^members\[0\]: expected an OfflineDetector, got Detector$"),
         ("members", lambda d: [d, replace(d, classes=["x", "y", "z"])],
          r"^members\[1\]: expected the classes \['a', 'b', 'c'\], got \['x', 'y', 'z'\]$"),
+        ("member_folders", lambda d: {1: "pose"},
+         r"^member_folders: \S+ is no detection-level ensemble \(it has no members\): leave it out$"),
         ("fusion_iou", lambda d: 0, r"^fusion_iou: expected a tIoU in \(0, 1\], got 0$"),
         ("fusion_iou", lambda d: 2.0, r"^fusion_iou: expected a tIoU in \(0, 1\], got 2\.0$"),
         ("fusion_iou", lambda d: float("nan"), r"^fusion_iou: expected a tIoU in \(0, 1\], got nan$"),
@@ -293,5 +295,14 @@ def test_a_detector_built_from_parts_still_detects_and_takes_paths_as_str():
     assert built.classes == ["a", "b", "c"] and built.detect(rows) == ranked
     fused = replace(detector, model=None, members=[detector, built], fusion_iou=1)
     assert fused.fusion_iou == 1.0 and isinstance(fused.fusion_iou, float) and fused.detect(rows)
+    # a member that reads its own files of each video: a folder per member index, checked against the members
+    assert replace(fused, member_folders={1: "pose"}).member_folders == {1: Path("pose")}
+    for folders, message in (({2: "pose"}, r"expected member indices 0\.\.1 \(members/<m> of run\), got 2$"),
+                             ({True: "pose"}, "got True$"), (["pose"], r"a dict of member index -> folder, got \["),
+                             ({0: 3}, r"^member_folders\[0\]: expected a folder's path, got 3$")):
+        with pytest.raises(InputError, match=message):
+            replace(fused, member_folders=folders)
+    with pytest.raises(InputError, match="reads its own feature files .*: give the feature file, not an array"):
+        replace(fused, member_folders={1: "pose"}).detect(rows)
     assert replace(detector, postprocess=replace(detector.postprocess, score_threshold=np.float32(0.2),
                                                   class_thresholds=[0.0, 0.0, 0.0])).hard_set(ranked) == ranked

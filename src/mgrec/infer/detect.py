@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -57,7 +57,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                  ranked: bool = False, device: str = "auto", progress: bool = False,
                  precision: str = "auto", stream_folders: dict[str, Path] | None = None,
                  fps: float | None = None, subtitle_names: dict[str, str] | None = None,
-                 failed: list[str] | None = None) -> DetectSummary:
+                 failed: list[str] | None = None, member_folders: dict[int, Path] | None = None,
+                 member_stream_folders: dict[int, dict[str, Path]] | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
@@ -70,6 +71,9 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `subtitle_names`: a video's subtitle file name where it is not its id (a video file's own stem).
     `failed`: where given, a file that cannot be read (another width, NaN, no fps known) is said there and the others'
     detections are written (one bad file of an overnight batch lost every other video's work); otherwise it is raised.
+    `member_folders`, `member_stream_folders`: a detection-level ensemble whose members read different features reads
+    member M's files of each video from `member_folders[M]` (`OfflineDetector.member_folders`), and the other streams
+    of a member that reads several from `member_stream_folders[M]`; the inputs name the videos.
     """
     from mgrec.smg_csv import smg_label_paths, write_smg_labels
 
@@ -80,6 +84,10 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         refuse_old_label_files(Path(out))
     detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     detector.stream_folders = stream_folders
+    if member_folders or member_stream_folders:
+        detector = replace(detector, member_folders=member_folders)  # checked against the ensemble
+        for member, folders in (member_stream_folders or {}).items():
+            detector.members[member].stream_folders = folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
     seen = trained_on(RunDir(run_dir), video_ids.values())

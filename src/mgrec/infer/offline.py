@@ -97,6 +97,11 @@ class OfflineDetector:
     # with its own network and inputs, whose ranked lists `detect` fuses (`model` is then None).
     members: list[OfflineDetector] | None = None
     fusion_iou: float = FUSION_IOU
+    # Members that read their own feature files of each video, not the file given to `detect`: member index ->
+    # the folder of its (grid stream's) files, named as that member reads them (`mgrec detect --member M=FOLDER`;
+    # from videos, `mgrec detect` makes each member's features with the member's own recipe). An RGB run and a
+    # skeleton run read different files of one video; without this every member read the one given.
+    member_folders: dict[int, Path] | None = None
     # The run's whole-gesture classifier and its weight (`postprocess.second_opinion` > 0), else None.
     second_opinion: SecondOpinion | None = None
     # `run_dir` as an absolute path, taken when the run was loaded: its recipes are read from there when the first
@@ -188,7 +193,8 @@ class OfflineDetector:
         nor the run's data.fps says it (and refused when it contradicts either, `file_fps`)."""
         fps = checked_fps(fps)
         if self.members is not None:
-            return fuse_detections([m.detect(features, video_id, fps) for m in self.members], self.fusion_iou)
+            return fuse_detections([self._member_detect(index, features, video_id, fps)
+                                    for index in range(len(self.members))], self.fusion_iou)
         self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
         if not isinstance(features, (np.ndarray, str, os.PathLike)):
             raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
@@ -203,6 +209,40 @@ class OfflineDetector:
         else:  # what a feature file passes (an empty, integer or NaN array reached the network)
             check_feature_array(features, "features", self.config.data.feature_dim)
         return self.detect_read(features, video_id, fps)
+
+    def _member_detect(self, index: int, features: np.ndarray | str | Path, video_id: str | None,
+                       fps: float | None) -> list[Detection]:
+        """Member `index`'s ranked detections of the video; a file it refuses, where it read the one given to all, is
+        said to be the member's (an RGB and a skeleton member read different files of one video)."""
+        given = index not in (self.member_folders or {})
+        try:
+            return self.members[index].detect(*self._member_input(index, features, video_id), fps)
+        except InputError as exc:
+            if not given or not isinstance(features, (str, os.PathLike)) or len(self.members) == 1:
+                raise
+            raise InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): {exc}; "
+                             f"where it reads other features than the file given, give their folder: --member "
+                             f"{index}=FOLDER (from videos, `mgrec detect` makes each member's)") from exc
+
+    def _member_input(self, index: int, features: np.ndarray | str | Path, video_id: str | None
+                      ) -> tuple[np.ndarray | str | Path, str | None]:
+        """What member `index` of a detection-level ensemble detects in, and the video's id: the input given, or the
+        same video's file in the member's own folder (`member_folders`), found by the video's id."""
+        folder = (self.member_folders or {}).get(index)
+        if folder is None:
+            return features, video_id
+        if not isinstance(features, (str, os.PathLike)):
+            raise InputError(f"features: member {index} of {self.run_dir} reads its own feature files (member_folders: "
+                             f"{folder}), found by the video's name: give the feature file, not an array")
+        video = video_id or video_id_of(Path(features), self.config.data.feature_prefix)
+        grid_stream = self.members[index].config.data.input_streams()[0]
+        path = stream_path(grid_stream, video, {grid_stream.name: folder})
+        if not path.is_file():
+            raise InputError(f"{path}: no such file: member {index} of {self.run_dir} reads video {video!r} there "
+                             f"(--member {index}={folder}; its files are named {grid_stream.feature_prefix}<video>"
+                             f"{grid_stream.feature_ext}, made with its recipe, "
+                             f"{RunDir(self.run_dir).member_path(index)}/feature_recipe.json)")
+        return path, video
 
     def detect_read(self, features: np.ndarray, video_id: str | None, fps: float | None) -> list[Detection]:
         """`detect` of features already read and checked (`listed_features`, `load_video_streams`): the values
@@ -476,6 +516,20 @@ def _check_arguments(detector: OfflineDetector) -> None:
             if member.classes != d.classes:  # fused by label id (`fused_ensemble`'s rule)
                 raise InputError(f"members[{index}]: expected the classes {brief(d.classes)}, got "
                                  f"{brief(member.classes)}")
+    if d.member_folders is not None:
+        if not members_given:
+            raise InputError(f"member_folders: {d.run_dir} is no detection-level ensemble (it has no members): "
+                             "leave it out")
+        if not isinstance(d.member_folders, Mapping):
+            raise InputError(f"member_folders: expected None or a dict of member index -> folder, got "
+                             f"{_got(d.member_folders)}")
+        for index, folder in d.member_folders.items():
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(d.members):
+                raise InputError(f"member_folders: expected member indices 0..{len(d.members) - 1} (members/<m> of "
+                                 f"{d.run_dir}), got {brief(index)}")
+            if not isinstance(folder, (str, os.PathLike)):
+                raise InputError(f"member_folders[{index}]: expected a folder's path, got {_got(folder)}")
+        d.member_folders = {index: Path(folder) for index, folder in d.member_folders.items()}
     if not is_finite_real(d.fusion_iou) or not 0 < d.fusion_iou <= 1:
         raise InputError(f"fusion_iou: expected a tIoU in (0, 1], got {_got(d.fusion_iou)}")
     d.fusion_iou = float(d.fusion_iou)

@@ -462,9 +462,7 @@ class OnlineDetector:
         stream_fps: dict[str, float] | None = None,
     ):
         if detector.members is not None:
-            raise InputError(f"{detector.run_dir} fuses the detections of runs with different networks or inputs: "
-                             "it is not streamed (stream one of its members, in members/, or an ensemble made with "
-                             "--fusion outputs)")
+            raise InputError(not_streamed(detector.run_dir))
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
         if not isinstance(compile, bool):  # "no" is a true value: it compiled
             raise InputError(f"compile: expected True or False, got {compile!r}")
@@ -705,6 +703,13 @@ class OnlineDetector:
         # ruin the running statistics, and the float32 cast would turn 1e300 into Inf, for the rest of the stream.
         check_feature_values(chunk, where)
         return chunk.astype(np.float32, copy=False)
+
+
+def not_streamed(run_dir: Path) -> str:
+    """Why a detection-level ensemble is not streamed, and what to do instead."""
+    return (f"{run_dir} fuses the detections of runs with different networks or inputs: it is not streamed (stream "
+            "one of its members, in members/, or an ensemble made with --fusion outputs; `mgrec detect` takes it, "
+            "videos included)")
 
 
 # Compiled networks by model, input length and autocast dtype: streams of one process (one detector
