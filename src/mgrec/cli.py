@@ -457,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
+    p.add_argument("--onnx", type=Path, default=None, metavar="FILE.onnx",
+                   help="run the network from this file of `mgrec export RUN` in onnxruntime (float32, CPU; refused "
+                        "if exported from other weights), recorded in the JSON file (default: none, PyTorch)")
     p.add_argument("--keep-features", type=Path, default=None, metavar="FOLDER",
                    help="videos: keep the features made from them in FOLDER (<video>.npy and its sidecar, as `mgrec "
                         "extract` writes them; a run with several streams: FOLDER/<stream>/; a detection-level "
@@ -1331,7 +1334,8 @@ def cmd_detect(args) -> None:
         subtitle_paths([Path(p).stem for p in args.inputs if Path(p).is_file()], args.out, args.format)
         refuse_a_stranger_among_members(args.out)  # what check_output asks of every other output
     else:
-        check_output(args.out, reads=[*args.inputs, *sidecars], protected=RunDir(run_dir).owned_files())
+        onnx = [] if args.onnx is None else [args.onnx, args.onnx.with_suffix(".json")]  # the file and its record
+        check_output(args.out, reads=[*args.inputs, *sidecars, *onnx], protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
     if args.keep_features is not None:
         if not any(is_video(path) for path in args.inputs):
@@ -1368,7 +1372,7 @@ def cmd_detect(args) -> None:
                                progress=show_progress(args), precision=args.precision,
                                stream_folders=_stream_folders(run_dir, args.stream, extracted), fps=fps,
                                subtitle_names=names, failed=failed, member_folders=member_folders,
-                               member_stream_folders=member_streams)
+                               member_stream_folders=member_streams, onnx=args.onnx)
     # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
     print(summary.describe(), file=closing_line_stream(args.out))
     if args.keep_features is not None:

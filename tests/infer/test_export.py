@@ -93,6 +93,35 @@ def test_a_stream_through_the_file_emits_what_the_pytorch_stream_emits(exported,
     assert "(fp32 inference, onnxruntime)" in summaries[0].describe()
 
 
+def test_detect_through_the_file_writes_what_the_run_detects_and_says_which_engine_ran(exported, tmp_path, capsys):
+    run, paths, record = exported
+    feature_file = str(next(paths.features.glob("*.npy")))
+    written = {}
+    for engine, onnx in (("pytorch", []), ("onnxruntime", ["--onnx", str(record.onnx_path)])):
+        out = tmp_path / f"{engine}.json"
+        assert main(["detect", str(run), feature_file, "--out", str(out), "--all", *onnx]) == 0
+        assert ("(fp32 inference, onnxruntime)" in capsys.readouterr().out) == bool(onnx)
+        written[engine] = json.loads(out.read_text())
+    pytorch, onnxruntime = (list(written[engine]["results"].values())[0] for engine in ("pytorch", "onnxruntime"))
+    assert len(onnxruntime) == len(pytorch) > 0
+    for a, b in zip(pytorch, onnxruntime):
+        assert (a["label"], a["segment(frames)"]) == (b["label"], b["segment(frames)"])
+        assert abs(a["score"] - b["score"]) < 1e-5
+    recorded = written["onnxruntime"]["mgrec"]
+    assert (recorded["engine"], recorded["onnx"]) == ("onnxruntime", str(record.onnx_path.resolve()))
+    assert "engine" not in written["pytorch"]["mgrec"]
+    # the file's record is no output (written over, the file could no longer be run), nor is a file of other weights
+    assert main(["detect", str(run), feature_file, "--out", str(record.record_path), "--onnx",
+                 str(record.onnx_path)]) == 2
+    assert "would overwrite" in capsys.readouterr().err and json.loads(record.record_path.read_text())["format"]
+    other = tmp_path / "other.onnx"
+    other.write_bytes(record.onnx_path.read_bytes())
+    (tmp_path / "other.json").write_text(json.dumps({**json.loads(record.record_path.read_text()),
+                                                     "weights_sha256": "0" * 64}))
+    assert main(["detect", str(run), feature_file, "--out", str(tmp_path / "x.json"), "--onnx", str(other)]) == 2
+    assert "other.onnx: exported from other weights than" in capsys.readouterr().err
+
+
 def test_a_file_of_other_weights_is_refused_by_a_stream_of_the_run(exported, tmp_path):
     run, paths, record = exported
     feature_file = next(paths.features.glob("*.npy"))
@@ -143,7 +172,7 @@ def test_export_refuses_another_suffix_an_ensemble_of_detections_and_names_the_m
         export_onnx(tmp_path / "fused", tmp_path / "fused.onnx")
     assert not (tmp_path / "fused.onnx").exists()
     # streamed with a member's file: it has no checkpoint of its own (a raw FileNotFoundError before)
-    with pytest.raises(InputError, match=r"fuses the detections of 2 runs, each with its own network: stream one"):
+    with pytest.raises(InputError, match=r"fuses the detections of 2 runs, each with its own network: give one of"):
         stream_files(tmp_path / "fused", [next(paths.features.glob("*.npy"))], out=io.StringIO(),
                      onnx=record.onnx_path)
 

@@ -23,6 +23,7 @@ from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
 from mgrec.files import check_writable, counted
+from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.records import Detection
 from mgrec.run import RunDir
@@ -40,6 +41,7 @@ class DetectSummary:
     threshold_tuned_on: str | None  # the split it was tuned on (None: the config's threshold)
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
     class_thresholds: list[float] | None = None  # the bar of each class instead, where the run tuned them
+    engine: str = "pytorch"  # what ran the network: "pytorch", or "onnxruntime" (`detect --onnx`)
 
     def describe(self) -> str:
         """The final line of `mgrec detect`: the counts and which set the file holds."""
@@ -50,7 +52,7 @@ class DetectSummary:
             which = (f"the hard set (score >= {bar_words(self.score_threshold, self.class_thresholds)}, the F1 "
                      f"threshold {tuned}; --all writes the ranked list, for mAP)")
         return (f"wrote {self.path}: {counted(self.detections, 'detection')} in {counted(self.videos, 'video')} "
-                f"({self.precision} inference), {which}")
+                f"({self.precision} inference{'' if self.engine == 'pytorch' else ', ' + self.engine}), {which}")
 
 
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
@@ -58,7 +60,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                  precision: str = "auto", stream_folders: dict[str, Path] | None = None,
                  fps: float | None = None, subtitle_names: dict[str, str] | None = None,
                  failed: list[str] | None = None, member_folders: dict[int, Path] | None = None,
-                 member_stream_folders: dict[int, dict[str, Path]] | None = None) -> DetectSummary:
+                 member_stream_folders: dict[int, dict[str, Path]] | None = None,
+                 onnx: str | Path | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
@@ -74,6 +77,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `member_folders`, `member_stream_folders`: a detection-level ensemble whose members read different features reads
     member M's files of each video from `member_folders[M]` (`OfflineDetector.member_folders`), and the other streams
     of a member that reads several from `member_stream_folders[M]`; the inputs name the videos.
+    `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`); the
+    JSON file's `mgrec` block names it.
     """
     from mgrec.smg_csv import smg_label_paths, write_smg_labels
 
@@ -82,7 +87,10 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     fps = checked_fps(fps, "--fps")  # before the run is loaded
     if fmt == "smg":
         refuse_old_label_files(Path(out))
-    detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+    if onnx is None:
+        detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+    else:
+        detector = OnnxNetwork.detector(run_dir, onnx, device, precision)
     detector.stream_folders = stream_folders
     if member_folders or member_stream_folders:
         detector = replace(detector, member_folders=member_folders)  # checked against the ensemble
@@ -120,9 +128,10 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     out = Path(out)
     summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
                             detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
-                            detector.postprocess.class_thresholds)
+                            detector.postprocess.class_thresholds, "pytorch" if onnx is None else "onnxruntime")
     if fmt == "json":
-        save_predictions(results, out, info={**predictions_info(detector, ranked), "durations": durations})
+        engine = {} if onnx is None else {"engine": "onnxruntime", "onnx": str(Path(onnx).resolve())}
+        save_predictions(results, out, info={**predictions_info(detector, ranked), **engine, "durations": durations})
     elif fmt == "csv":
         save_predictions_csv(results, out)
     elif fmt in SUBTITLE_FORMATS:

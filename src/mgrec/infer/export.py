@@ -415,7 +415,7 @@ class OnnxNetwork(nn.Module):
         weights (its record's SHA-256 of the run's checkpoint) with the same classes, on the CPU in float32."""
         if detector.members is not None:  # it has no checkpoint of its own to compare with
             raise InputError(f"{detector.run_dir} fuses the detections of {len(detector.members)} runs, each with its "
-                             f"own network: stream one of its members, with its own export")
+                             f"own network: give one of its members (members/<m>), with its own export")
         if detector.autocast is not None or next(detector.model.parameters()).device.type != "cpu":
             raise InputError(f"{path}: the exported network runs in float32 on the CPU (onnxruntime): give "
                              "--device cpu and --precision fp32, or leave them at auto")
@@ -435,6 +435,15 @@ class OnnxNetwork(nn.Module):
                              f"record edited, or the run's classes changed since?): export the run again "
                              f"with `mgrec export {detector.run_dir} --out {path}`")
         return network
+
+    @classmethod
+    def detector(cls, run_dir: str | Path, path: str | Path, device: str = "auto", precision: str = "auto",
+                 threads: int | None = None) -> OfflineDetector:
+        """The run's detector with the file at `path` run in place of its network (`for_detector`'s checks):
+        `detect --onnx`, `stream --onnx`. onnxruntime runs it on the CPU in float32, which is what auto means here."""
+        device, precision = ("cpu" if device == "auto" else device), ("fp32" if precision == "auto" else precision)
+        detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+        return dataclasses.replace(detector, model=cls.for_detector(path, detector, threads))
 
     def forward(self, features: Tensor, mask: Tensor) -> DetectorOutput:
         outputs = self.session.run(None, {"features": features.detach().cpu().float().numpy(),

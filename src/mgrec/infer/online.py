@@ -111,7 +111,6 @@ from `--precision`), compiled or not; the compiled network is traced under that 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import json
 import math
@@ -908,7 +907,7 @@ def stream_files(
     `-` for standard input, or URLs: `mgrec.data.videos.NetworkSource`) are streamed as they are decoded, their rows
     made by it window by window (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its
     report (`Emission.to_json`).
-    `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.for_detector`).
+    `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`).
     """
     from mgrec.infer.detect import distinct_video_ids, trained_on
     from mgrec.run import RunDir, hold_label_folder
@@ -926,14 +925,11 @@ def stream_files(
         if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
             check_writable(smg_out, is_dir=True)
             held.enter_context(hold_label_folder(smg_out))
-        if onnx is not None:  # onnxruntime runs the network on the CPU in float32: what auto means then
-            device, precision = ("cpu" if device == "auto" else device), ("fp32" if precision == "auto" else precision)
-        detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
-        if onnx is not None:
-            if compile:
-                raise InputError("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch "
-                                 "network: give one of them")
-            detector = dataclasses.replace(detector, model=OnnxNetwork.for_detector(onnx, detector, threads))
+        if onnx is not None and compile:
+            raise InputError("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch "
+                             "network: give one of them")
+        detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
+                    OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
         detector.stream_folders = stream_folders
 
         def streamed_live(path: Path) -> bool:
