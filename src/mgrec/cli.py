@@ -1162,9 +1162,12 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     folders = {}
     for stream in streams[1:]:
         folders[stream.name] = scratch / stream.name
-        made = [result.feature_path for result in extract_with_recipe(run_dir, videos, folders[stream.name],
-                                                                      device=device, progress=progress,
-                                                                      stream=stream.name)]
+        try:
+            made = [result.feature_path for result in extract_with_recipe(run_dir, videos, folders[stream.name],
+                                                                          device=device, progress=progress,
+                                                                          stream=stream.name)]
+        except InputsFailed as exc:  # it said "the others were written" of a call that then wrote nothing
+            raise InputError(str(exc).replace(" (the others were written)", "") + "\nno detections were written")
         for path in made if stream.feature_prefix else ():  # named as the stream's files are read
             for file in (sidecar_path(path), path):
                 file.rename(file.with_name(stream.feature_prefix + file.name))
@@ -1191,56 +1194,100 @@ def fuses_detections(run_dir: Path) -> bool:
 
 @dataclass
 class MemberFeatures:
-    """What a detection-level ensemble's members read of the videos given to `detect`, each made with the member's
-    own recipe (`members_features_for`)."""
+    """What a detection-level ensemble's members read of the videos given to `detect`: each member's files made with its
+    own recipe (`members_features_for`), or found in the folder `--member M=FOLDER` gives it."""
 
     inputs: list[Path]  # member 0's grid-stream files, one per video: the files `detect_files` is given
     folders: dict[int, Path]  # member -> the folder of its grid-stream files (`OfflineDetector.member_folders`)
     stream_folders: dict[int, dict[str, Path]]  # member -> its other streams' folders, where it reads several
-    reused: list[Path]  # of `inputs`, the videos whose every member's features were found made already
+    reused: list[Path]  # of `inputs`, the videos whose every made member's features were found made already
 
 
-def members_features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu", progress: bool = False,
+def member_layout(member_run: Path, folder: Path) -> tuple[Path, dict[str, Path]]:
+    """Where a member reads its files in `folder`: its grid stream's there, or, for a member that reads several streams,
+    in `folder`/grid/ with each other stream's in `folder`/<stream>/ where there is one (as `detect --keep-features`
+    keeps them; a stream without its folder there is read from the member's config)."""
+    from mgrec.run import RunDir
+
+    streams = RunDir(member_run).read_config().data.input_streams()
+    if len(streams) == 1 or not (folder / "grid").is_dir():
+        return folder, {}
+    return folder / "grid", {s.name: folder / s.name for s in streams[1:] if (folder / s.name).is_dir()}
+
+
+def member_named(run_dir: Path, member: int) -> str:
+    """How messages name a member of an ensemble."""
+    from mgrec.run import RunDir
+
+    return f"member {member} of {run_dir} ({RunDir(run_dir).member_path(member)})"
+
+
+def members_features_for(run_dir: Path, inputs: list, scratch: Path, given: dict[int, Path] | None = None,
+                         device: str = "cpu", progress: bool = False,
                          failed: list[str] | None = None) -> MemberFeatures:
     """Videos turned into the features of each member of a detection-level ensemble, with the member's own recipe, in
-    `scratch`/members/<m>/ (as the ensemble holds its members). A video that one member cannot make is made by no
-    later member and not detected (`failed`: said there where given, else raised)."""
+    `scratch`/members/<m>/ (as the ensemble holds its members); a member in `given` reads its files from that folder
+    instead (`--member M=FOLDER`: a skeleton run beside an RGB run). Every member to make features is checked to be one
+    that can before any is made. A video that one member cannot make is made by no later member and not detected
+    (`failed`: said there, naming the member, where given; else raised)."""
     from mgrec.data.features import video_id_of
     from mgrec.data.videos import video_id
-    from mgrec.extract.jobs import is_video
+    from mgrec.extract.jobs import is_video, video_recipe
     from mgrec.run import RunDir
 
     if not all(is_video(path) for path in inputs):
         raise InputError(f"{run_dir} fuses runs that may read different features: give it videos (each member makes "
                          "its own features of them) or feature files (with --member M=FOLDER for a member that reads "
                          "other files), not both in one call")
+    given = given or {}
     run = RunDir(run_dir)
+    members = range(run.read_ensemble()["members"])
+    for member in members:  # a member that cannot make features was found after the others had made them all
+        if member in given:
+            continue
+        streams = RunDir(run.member_path(member)).read_config().data.input_streams()
+        try:
+            for stream in [None, *(s.name for s in streams[1:])]:
+                video_recipe(run.member_path(member), stream)
+        except InputError as exc:
+            way = ("give every member's feature files instead: member 0's as the inputs, --member M=FOLDER for the "
+                   "others" if member == 0 else
+                   f"give its feature files with --member {member}=FOLDER (the others make theirs of the videos)")
+            raise InputError(f"{member_named(run_dir, member)}: {exc}; {way}") from None
     videos = [Path(path) for path in inputs]
     made: dict[str, Path] = {}  # video id -> member 0's file
     reused: set[str] | None = None
     folders, stream_folders = {}, {}
-    for member in range(run.read_ensemble()["members"]):
-        member_run = run.member_path(member)
-        member_reused: list[Path] = []
-        paths, streams = features_for(member_run, videos, scratch / "members" / str(member), device=device,
-                                      progress=progress, failed=failed, reused=member_reused)
+    for member in members:
+        if member in given:
+            folders[member], stream_folders[member] = member_layout(run.member_path(member), given[member])
+            continue
+        member_run, member_failed, member_reused = run.member_path(member), [], []
+        try:
+            paths, streams = features_for(member_run, videos, scratch / "members" / str(member), device=device,
+                                          progress=progress, failed=None if failed is None else member_failed,
+                                          reused=member_reused)
+        except InputError as exc:
+            raise InputError(f"{member_named(run_dir, member)}: {exc}") from None
+        if failed is not None:
+            failed += [f"{member_named(run_dir, member)}: {problem}" for problem in member_failed]
         prefix = RunDir(member_run).read_config().data.feature_prefix
         ids = {video_id_of(path, prefix): path for path in paths}
-        made = made or ids
+        made = made if member else ids
         videos = [video for video in videos if video_id(video) in ids]  # the next members make these alone
         found = {video_id_of(path, prefix) for path in member_reused}
         reused = found if reused is None else reused & found
-        if paths:
-            folders[member] = paths[0].parent
-        if streams:
-            stream_folders[member] = streams
+        folders[member] = scratch / "members" / str(member) / ("grid" if len(streams) else "")
+        stream_folders[member] = streams
     kept = {video_id(video) for video in videos}
-    return MemberFeatures([path for video, path in made.items() if video in kept], folders, stream_folders,
+    return MemberFeatures([path for video, path in made.items() if video in kept], folders,
+                          {member: streams for member, streams in stream_folders.items() if streams},
                           [path for video, path in made.items() if video in kept & (reused or set())])
 
 
 def _member_folders(run_dir: Path, items: list[str]) -> dict[int, Path] | None:
-    """`--member M=FOLDER` items -> {member index: folder}, checked against the run."""
+    """`--member M=FOLDER` items -> {member index: folder}, checked against the run. Member 0 reads the files given (its
+    other streams: --stream), which name the videos, so M is 1 or more."""
     from mgrec.run import RunDir
 
     if not items:
@@ -1255,6 +1302,10 @@ def _member_folders(run_dir: Path, items: list[str]) -> dict[int, Path] | None:
         if not sep or not folder or not index.isdigit() or int(index) >= count:
             raise InputError(f"--member {item!r}: expected M=FOLDER, M a member of {run_dir} (0..{count - 1}: "
                              f"members/<M>/)")
+        if int(index) == 0:
+            raise InputError(f"--member {item!r}: member 0 reads the files given (they name the videos; its other "
+                             "streams: --stream NAME=FOLDER); --member names the folders of members 1.."
+                             f"{count - 1}")
         if int(index) in folders:
             raise InputError(f"--member: member {int(index)} is given twice")
         folders[int(index)] = Path(folder)
@@ -1335,31 +1386,41 @@ def cmd_detect(args) -> None:
         refuse_a_stranger_among_members(args.out)  # what check_output asks of every other output
     else:
         onnx = [] if args.onnx is None else [args.onnx, args.onnx.with_suffix(".json")]  # the file and its record
-        check_output(args.out, reads=[*args.inputs, *sidecars, *onnx], protected=RunDir(run_dir).owned_files())
+        other_folders = [folder for item in [*args.stream, *args.member] for folder in [item.partition("=")[2]]
+                         if folder]  # --stream and --member folders are read too
+        check_output(args.out, reads=[*args.inputs, *sidecars, *onnx, *other_folders],
+                     protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
+    videos = [Path(path) for path in args.inputs if is_video(path)]
     if args.keep_features is not None:
-        if not any(is_video(path) for path in args.inputs):
+        if not videos:
             raise InputError("--keep-features keeps the features made from videos; the inputs are feature files "
                              "already: leave it out")
         check_output(args.keep_features, reads=args.inputs, protected=RunDir(run_dir).owned_files(),
                      option="--keep-features")
+        _refuse_an_output_named_as_kept_features(args.out, args.keep_features, videos)
         check_writable(args.keep_features, is_dir=True)
     member_folders = _member_folders(run_dir, args.member)
-    videos_given = any(is_video(path) for path in args.inputs)
-    if member_folders and videos_given:
-        raise InputError("--member names where a member's feature files are; from videos each member's are made with "
-                         "its own recipe: leave --member out")
+    if args.onnx is not None:  # its checks (other weights, an ensemble, bf16) before any video is turned into features
+        from mgrec.infer.export import OnnxNetwork
+
+        OnnxNetwork.detector(run_dir, args.onnx, device, args.precision)
     _note_postprocess_changes(RunDir(run_dir))
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         made_in = Path(scratch) if args.keep_features is None else args.keep_features
         reused: list[Path] = []  # of the videos' features, those found made already (in --keep-features)
         member_streams = None
-        if videos_given and fuses_detections(run_dir):  # each member makes its own features of the videos
-            members = members_features_for(run_dir, args.inputs, made_in, device=device, progress=show_progress(args),
-                                           failed=failed)
-            inputs, extracted, reused = members.inputs, {}, members.reused
+        if fuses_detections(run_dir) and videos:  # each member makes its own features of the videos (or reads them)
+            members = members_features_for(run_dir, args.inputs, made_in, given=member_folders, device=device,
+                                           progress=show_progress(args), failed=failed)
+            inputs, extracted, reused = members.inputs, members.stream_folders.get(0, {}), members.reused
             member_folders, member_streams = members.folders, members.stream_folders
+        elif member_folders:  # feature files: member M's in its folder, laid out as --keep-features keeps them
+            inputs, extracted = args.inputs, {}
+            layouts = {m: member_layout(RunDir(run_dir).member_path(m), folder) for m, folder in member_folders.items()}
+            member_folders = {m: grid for m, (grid, _) in layouts.items()}
+            member_streams = {m: streams for m, (_, streams) in layouts.items() if streams}
         else:
             inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
                                              progress=show_progress(args), failed=failed, reused=reused)
@@ -1380,10 +1441,7 @@ def cmd_detect(args) -> None:
         there = (f", {len(reused)} of them there already (the same recipe: reused, not made again)" if reused
                  else "")
         if fuses_detections(run_dir):  # each member's in KEPT/members/<m>/, as the ensemble holds its members
-            members = sorted(member_folders or {})
-            reads = (f"each member's in {args.keep_features / 'members'}/<m>/: `mgrec detect RUN "
-                     f"{member_folders[members[0]]} "
-                     + " ".join(f"--member {m}={member_folders[m]}" for m in members[1:]) + "` reads them")
+            reads = f"each member's in {args.keep_features / 'members'}/<m>/: {_kept_members_command(run_dir, args)}"
         else:
             reads = (f"`mgrec stream RUN {args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads "
                      "them")
@@ -1392,6 +1450,32 @@ def cmd_detect(args) -> None:
     if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
         raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
                          f"in {args.out}:\n  " + "\n  ".join(failed))
+
+
+def _refuse_an_output_named_as_kept_features(out: Path, kept: Path, videos: list[Path]) -> None:
+    """`--out` inside `--keep-features` named as a video's features or sidecar (`K/clip.json`): extraction wrote the
+    sidecar there, and the detections then replaced it (the next reuse refused the folder)."""
+    from mgrec.data.videos import video_id
+    from mgrec.files import resolve_path
+
+    target = resolve_path(out)
+    if resolve_path(kept) in target.parents and target.suffix.lower() in (".json", ".npy", ".npz"):
+        named = [video_id(video) for video in videos if target.stem.endswith(video_id(video))]
+        if named:
+            raise InputError(f"--out {out}: the name of video {named[0]!r}'s features or their sidecar, which "
+                             f"--keep-features writes in {kept}: choose another name or folder")
+
+
+def _kept_members_command(run_dir: Path, args) -> str:
+    """The command that detects again with the features an ensemble's `detect --keep-features K` kept."""
+    from mgrec.run import RunDir
+
+    run, kept = RunDir(run_dir), args.keep_features / "members"
+    given = _member_folders(run_dir, args.member) or {}
+    grid, streams = member_layout(run.member_path(0), kept / "0")
+    words = [str(grid), *(f"--stream {name}={folder}" for name, folder in streams.items())]
+    words += [f"--member {m}={given.get(m, kept / str(m))}" for m in range(1, run.read_ensemble()["members"])]
+    return f"`mgrec detect RUN {' '.join(words)}` reads them"
 
 
 def cmd_stream(args) -> int:

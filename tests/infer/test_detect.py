@@ -887,7 +887,7 @@ def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys)
     assert "holds the hard set" in capsys.readouterr().err
 
 
-def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, carphone):
+def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, carphone, capsys):
     # Two streams of one video by two recipes (EfficientNet at 112 px every 4 frames, and every 8 frames):
     # from the video, detect makes each with its own recipe, and finds what it finds on the feature files
     # (the second stream's named with a prefix, v_<id>.npy: made so from the video too).
@@ -925,11 +925,31 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
     from_video = json.loads((tmp_path / "video.json").read_text())["results"]
     from_features = json.loads((tmp_path / "feats.json").read_text())["results"]
     assert from_video == from_features and sum(map(len, from_video.values())) > 0
+    # in a detection-level ensemble, first or second beside a run of one stream: each makes its features of the video,
+    # kept as FOLDER/members/<m>/grid and /<stream>, and the command printed reads them back
+    from mgrec.infer.fused_ensemble import make_fused_ensemble
+
+    single = make_random_run(tmp_path / "single", input_dim=dim, recipe=recipes["fine"])
+    for order in ((run, single), (single, run)):
+        ensemble = tmp_path / f"ensemble_{order.index(run)}"
+        make_fused_ensemble(list(order), ensemble, log=lambda *_: None)
+        kept, outputs = tmp_path / f"kept_{order.index(run)}", []
+        assert main(["detect", str(ensemble), str(carphone), "--keep-features", str(kept), "--all",
+                     "--out", str(tmp_path / "from_video.json")]) == 0
+        command = re.search(r"`mgrec detect RUN ([^`]*)` reads them", capsys.readouterr().err).group(1).split()
+        assert (kept / "members" / str(order.index(run)) / "grid").is_dir()
+        assert main(["detect", str(ensemble), *command, "--all", "--out", str(tmp_path / "from_kept.json")]) == 0
+        for name in ("from_video.json", "from_kept.json"):
+            outputs.append(json.loads((tmp_path / name).read_text())["results"])
+            (tmp_path / name).unlink()
+        assert outputs[0] == outputs[1] and sum(map(len, outputs[0].values())) > 0
     # with several streams, one unreadable video of several stops the whole call, and says nothing was written
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(carphone.read_bytes()[:300_000])
     assert main(["detect", str(run), str(carphone), str(broken), "--out", str(tmp_path / "batch.json")]) == 2
     assert not (tmp_path / "batch.json").exists()
+    said = capsys.readouterr().err  # (it said "the others were written" of features in a folder then removed)
+    assert "no detections were written" in said and "the others were written" not in said
     # a stream without a recipe cannot be made from a video, and says which
     (run / "feature_recipe_coarse.json").unlink()
     assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "x.json")]) == 2
@@ -1079,17 +1099,48 @@ def test_an_ensemble_of_runs_that_read_different_features_detects_a_video_each_m
     assert main(["detect", str(ensemble), str(carphone), "--out", str(tmp_path / "reused.json"), "--all",
                  "--keep-features", str(kept)]) == 0
     assert "1 of them there already" in capsys.readouterr().err
+    # beside videos, --member gives a member's files (a skeleton run's, which no video makes) and the others make theirs
+    skeleton = Path(shutil.copytree(ensemble, tmp_path / "with_skeleton"))
+    recipe_path = skeleton / "members" / "1" / "feature_recipe.json"
+    recipe_path.write_text(json.dumps({**json.loads(recipe_path.read_text()), "backbone": "skeleton"}))
+    assert main(["detect", str(skeleton), str(carphone), "--out", str(tmp_path / "refused.json")]) == 2
+    assert re.search(f"member 1 of {skeleton} .*cannot make from a video.*; give its feature files with --member "
+                     "1=FOLDER", capsys.readouterr().err)
+    assert not (tmp_path / "refused.json").exists()
+    assert main(["detect", str(ensemble), str(carphone), "--member", f"1={made[8].parent}",
+                 "--out", str(tmp_path / "beside.json"), "--all"]) == 0
+    assert results("beside.json") == results("video.json")
+    # a member whose files are named with a prefix (data.feature_prefix) finds a video's made without it
+    prefixed = Path(shutil.copytree(ensemble, tmp_path / "prefixed"))
+    member_config = prefixed / "members" / "1" / "config.yaml"
+    member_config.write_text(member_config.read_text().replace("feature_prefix: ''", "feature_prefix: pose_"))
+    assert "feature_prefix: pose_" in member_config.read_text()
+    assert main(["detect", str(prefixed), str(carphone), "--out", str(tmp_path / "prefixed.json"), "--all"]) == 0
+    assert results("prefixed.json") == results("video.json")
     # what is refused, each before any work, naming what to give
     for options, message in (
-        ([str(carphone), "--member", f"1={kept}"], "from videos each member's are made with its own recipe"),
         ([str(made[4]), "--member", f"2={kept}"], r"M a member of .* \(0..1: members/<M>/\)"),
+        ([str(made[4]), "--member", f"0={kept}"], "member 0 reads the files given"),
         ([str(made[4]), "--member", "1"], "expected M=FOLDER"),
         ([str(made[4]), "--member", f"1={kept}", "--member", f"1={tmp_path}"], "member 1 is given twice"),
-        ([str(made[4]), "--member", f"1={tmp_path}"], f"member 1 of {ensemble} reads video '{video}' there"),
+        ([str(made[4]), "--member", f"1={tmp_path}"],
+         f"member 1 of {ensemble} .*: no such file: the member reads video '{video}' there"),
         ([str(made[4]), str(carphone)], "give it videos .* or feature files .*, not both"),
+        ([str(made[4]), "--stream", f"x={kept}"], "no stream 'x' in this run"),
+        ([str(carphone), "--onnx", str(tmp_path / "net.onnx"), "--keep-features", str(tmp_path / "k2")],
+         "fuses the detections of 2 runs, each with its own network"),  # before any video is turned into features
     ):
         assert main(["detect", str(ensemble), *options, "--out", str(tmp_path / "refused.json")]) == 2, options
         assert re.search(message, capsys.readouterr().err), options
+    assert not (tmp_path / "k2").exists()
+    # an output among the member's kept features, named as a video's sidecar there (the detections replaced it)
+    clash = kept / "members" / "1" / f"{video}.json"
+    before = clash.read_bytes()
+    assert main(["detect", str(ensemble), str(carphone), "--keep-features", str(kept), "--out", str(clash)]) == 2
+    assert "the name of video" in capsys.readouterr().err and clash.read_bytes() == before
+    assert main(["detect", str(ensemble), str(made[4]), "--member", f"1={made[8].parent}",
+                 "--out", str(made[8].with_suffix(".json"))]) == 2
+    assert "would overwrite" in capsys.readouterr().err
     # streaming it is refused as such (it said the ensemble "records no feature recipe": extract features)
     assert main(["stream", str(ensemble), str(carphone)]) == 2
     assert "it is not streamed (stream one of its members" in capsys.readouterr().err

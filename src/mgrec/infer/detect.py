@@ -76,7 +76,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     detections are written (one bad file of an overnight batch lost every other video's work); otherwise it is raised.
     `member_folders`, `member_stream_folders`: a detection-level ensemble whose members read different features reads
     member M's files of each video from `member_folders[M]` (`OfflineDetector.member_folders`), and the other streams
-    of a member that reads several from `member_stream_folders[M]`; the inputs name the videos.
+    of a member that reads several from `member_stream_folders[M]`; the inputs name the videos, and they and
+    `stream_folders` are member 0's.
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`); the
     JSON file's `mgrec` block names it.
     """
@@ -92,10 +93,15 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     else:
         detector = OnnxNetwork.detector(run_dir, onnx, device, precision)
     detector.stream_folders = stream_folders
-    if member_folders or member_stream_folders:
-        detector = replace(detector, member_folders=member_folders)  # checked against the ensemble
-        for member, folders in (member_stream_folders or {}).items():
-            detector.members[member].stream_folders = folders
+    if member_folders or member_stream_folders or detector.members is not None:
+        detector = replace(detector, member_folders=member_folders or None)  # checked against the ensemble
+        # the files given and their other streams (`stream_folders`, --stream) are member 0's: the ensemble's config
+        # is member 0's
+        streams = dict(member_stream_folders or {})
+        streams[0] = {**(stream_folders or {}), **streams.get(0, {})}
+        for member, folders in streams.items():
+            if folders:
+                detector.members[member].stream_folders = folders
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
     seen = trained_on(RunDir(run_dir), video_ids.values())

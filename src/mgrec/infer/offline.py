@@ -34,6 +34,7 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_feature_array,
     check_sidecar,
+    feature_path,
     list_feature_files,
     read_sidecar,
     recipe_differences,
@@ -212,22 +213,25 @@ class OfflineDetector:
 
     def _member_detect(self, index: int, features: np.ndarray | str | Path, video_id: str | None,
                        fps: float | None) -> list[Detection]:
-        """Member `index`'s ranked detections of the video; a file it refuses, where it read the one given to all, is
-        said to be the member's (an RGB and a skeleton member read different files of one video)."""
-        given = index not in (self.member_folders or {})
+        """Member `index`'s ranked detections of the video; what it refuses is said to be the member's, and where it
+        read the file given to all, how to give it its own (an RGB and a skeleton member read different files)."""
         try:
             return self.members[index].detect(*self._member_input(index, features, video_id), fps)
         except InputError as exc:
-            if not given or not isinstance(features, (str, os.PathLike)) or len(self.members) == 1:
+            if len(self.members) == 1:
                 raise
-            raise InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): {exc}; "
-                             f"where it reads other features than the file given, give their folder: --member "
-                             f"{index}=FOLDER (from videos, `mgrec detect` makes each member's)") from exc
+            way = ""
+            if index and index not in (self.member_folders or {}) and isinstance(features, (str, os.PathLike)):
+                way = (f"; where it reads other features than the file given, give their folder: --member "
+                       f"{index}=FOLDER (from videos, `mgrec detect` makes each member's)")
+            raise InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): "
+                             f"{exc}{way}") from exc
 
     def _member_input(self, index: int, features: np.ndarray | str | Path, video_id: str | None
                       ) -> tuple[np.ndarray | str | Path, str | None]:
         """What member `index` of a detection-level ensemble detects in, and the video's id: the input given, or the
-        same video's file in the member's own folder (`member_folders`), found by the video's id."""
+        same video's file in the member's own folder (`member_folders`), found by the video's id: named as the member
+        reads its files (with its data.feature_prefix), or as `mgrec extract` names them (without)."""
         folder = (self.member_folders or {}).get(index)
         if folder is None:
             return features, video_id
@@ -236,11 +240,13 @@ class OfflineDetector:
                              f"{folder}), found by the video's name: give the feature file, not an array")
         video = video_id or video_id_of(Path(features), self.config.data.feature_prefix)
         grid_stream = self.members[index].config.data.input_streams()[0]
-        path = stream_path(grid_stream, video, {grid_stream.name: folder})
-        if not path.is_file():
-            raise InputError(f"{path}: no such file: member {index} of {self.run_dir} reads video {video!r} there "
-                             f"(--member {index}={folder}; its files are named {grid_stream.feature_prefix}<video>"
-                             f"{grid_stream.feature_ext}, made with its recipe, "
+        named = [stream_path(grid_stream, video, {grid_stream.name: folder}),
+                 feature_path(folder, video, grid_stream.feature_ext)]
+        path = next((candidate for candidate in named if candidate.is_file()), None)
+        if path is None:
+            names = " or ".join(dict.fromkeys(candidate.name.replace(video, "<video>") for candidate in named))
+            raise InputError(f"{named[0]}: no such file: the member reads video {video!r} there (its folder "
+                             f"{folder}; its files are named {names}, made with its recipe, "
                              f"{RunDir(self.run_dir).member_path(index)}/feature_recipe.json)")
         return path, video
 
