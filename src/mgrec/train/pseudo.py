@@ -57,15 +57,19 @@ def without_pseudo_labels(config: Config) -> Config:
     return dataclasses.replace(config, pseudo_labels=PseudoLabelConfig())
 
 
+# How messages name the unlabelled folder: set in a config, or by `mgrec train --unlabeled FOLDER`
+UNLABELED = "pseudo_labels.unlabeled (train --unlabeled)"
+
+
 def unlabeled_files(folder: str | Path) -> list[Path]:
     if Path(folder).is_file():
-        raise InputError(f"pseudo_labels.unlabeled: {folder} is a file; give the folder that holds the unlabelled "
+        raise InputError(f"{UNLABELED}: {folder} is a file; give the folder that holds the unlabelled "
                          "feature files")
     listing = list_feature_files(folder)
     if not Path(folder).is_dir():
-        raise InputError(f"pseudo_labels.unlabeled: {folder} is not a folder")
+        raise InputError(f"{UNLABELED}: {folder} is not a folder")
     if not listing.files:
-        raise InputError(f"pseudo_labels.unlabeled: {folder} holds no feature files (.npy, .npz)")
+        raise InputError(f"{UNLABELED}: {folder} holds no feature files (.npy, .npz)")
     return listing.files
 
 
@@ -98,7 +102,7 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
         why = ("it is trained on with its own labels" if split == data.train_split else
                "it selects the checkpoint and the threshold" if split == data.val_split else
                "set pseudo_labels.transductive: true to label the test videos on purpose, and say so")
-        raise InputError(f"pseudo_labels.unlabeled: {path} is video {video!r} of the {split} split in "
+        raise InputError(f"{UNLABELED}: {path} is video {video!r} of the {split} split in "
                          f"{data.annotations}{how} ({why}); give a folder of videos outside the labelled splits")
     for path in files:
         check_unlabeled_sidecar(path, shapes[path][0], config, recipe, recipe_file)
@@ -111,10 +115,10 @@ def refuse_one_video_twice(files: list[Path], shapes: dict[Path, tuple[int, int]
     for path in files:
         other = seen.setdefault(video_id_of(path, prefix), path)
         if other != path:
-            raise InputError(f"pseudo_labels.unlabeled: {other} and {path} are the same video id; the pool holds each "
+            raise InputError(f"{UNLABELED}: {other} and {path} are the same video id; the pool holds each "
                              "video once")
     for repeat in repeated_feature_files(files, {index: shapes[path] for index, path in enumerate(files)}):
-        raise InputError(f"pseudo_labels.unlabeled: {files[repeat.first]} and {files[repeat.then]} {repeat.how}; the "
+        raise InputError(f"{UNLABELED}: {files[repeat.first]} and {files[repeat.then]} {repeat.how}; the "
                          "pool holds each video once")
 
 
@@ -145,7 +149,7 @@ def check_unlabeled_sidecar(path: Path, length: int, config: Config, recipe: Fea
         check_sidecar_length(path, length, sidecar)
         differences = recipe_differences(sidecar, recipe, reference="the training features") if recipe else []
         if differences:
-            raise InputError(f"pseudo_labels.unlabeled: {side}: these features were made with another recipe than "
+            raise InputError(f"{UNLABELED}: {side}: these features were made with another recipe than "
                              f"the training features ({recipe_file}): {'; '.join(differences)}")
     if (sidecar is None or sidecar.fps is None) and data.fps is None:
         raise InputError(f"{path}: the features' fps is unknown: put its sidecar {side.name} beside it "
