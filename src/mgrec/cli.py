@@ -617,8 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "wrote (results JSON, CSV table or SMG label folder) or `mgrec stream` printed (JSON lines); "
                         "per class counts, scores and a timeline per video (default --out: FILE with .html)")
     p.add_argument("--fps", type=number, default=None,
-                   help="--detections of an SMG label folder (frames): the videos' frame rate, where the run records "
-                        "none (its data.fps, or its feature recipe's) (default: none)")
+                   help="--detections of an SMG label folder (frames): the videos' frame rate, for a run without "
+                        "data.fps (whose videos may be of any rate; refused where data.fps sets it) (default: the "
+                        "rate of the features the run trained on, its feature recipe's, said in a note)")
     p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")

@@ -7,6 +7,7 @@ import pytest
 from tests.report.test_html import CLASSES, ODD_VIDEO, THRESHOLD, _detection, build_run_dir, count_bars
 
 from mgrec.cli import main
+from mgrec.config import save_config
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.report.detections import load_detections, write_detections_report
 from mgrec.run import RunDir
@@ -94,11 +95,35 @@ def test_an_smg_folder_of_a_run_without_a_frame_rate_is_read_at_the_fps_given(ru
     assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg"), "--fps", "28"]) == 0
     page = (tmp_path / "smg.html").read_text(encoding="utf-8")
     assert count_bars(page).bars == {("cam_1", "det-bar"): 2, (ODD_VIDEO, "det-bar"): 1}
-    RunDir(run_dir).write_recipe({"fps": 25.0, "stride": 4, "window": 16, "backbone": "b", "dim": 4, "frames": None})
-    assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg"), "--fps", "28"]) == 2
-    assert "fps 28 (--fps): the run's videos are 25 fps" in capsys.readouterr().err
     assert main(["report", str(run_dir), "--fps", "28"]) == 2  # a run's own report: no frames to read
     assert "--fps: the frame rate of --detections' SMG label files" in capsys.readouterr().err
+
+
+def test_an_smg_folder_of_videos_at_another_rate_than_the_training_features_is_read_at_the_fps_given(
+        run_dir, tmp_path, capsys):
+    """A run without data.fps detects videos of any rate (`mgrec detect` notes one that differs from its training
+    features'), and their label files count their own frames: read at the recipe's rate, a 28-fps video's page was
+    drawn at 25 fps without a word, and --fps 28 was refused for contradicting the recipe."""
+    RunDir(run_dir).write_recipe({"fps": 25.0, "stride": 4, "window": 16, "backbone": "b", "dim": 4, "frames": None})
+    write_smg_labels(hard_of(RANKED), tmp_path / "smg", fps=28.0)  # the videos' own 28 fps
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg"), "--fps", "28"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    data = load_detections(run_dir, tmp_path / "smg", fps=28.0)
+    assert data.durations["cam_1"] == pytest.approx(12.5, abs=0.05)  # the gesture's own end, not 12.5 * 28 / 25
+    notes = []
+    guessed = load_detections(run_dir, tmp_path / "smg", note=notes.append)  # no --fps: the recipe's, said
+    assert guessed.durations["cam_1"] == pytest.approx(12.5 * 28 / 25, abs=0.05)
+    assert len(notes) == 1 and "read at 25 fps, the rate of the features" in notes[0] and "--fps" in notes[0]
+    # --fps of a file in seconds was passed over without a word
+    source = mgrec_file(tmp_path / "detections.json", hard_of(RANKED), "hard")
+    assert main(["report", str(run_dir), "--detections", str(source), "--fps", "28"]) == 2
+    assert "holds segments in seconds" in capsys.readouterr().err
+    # a run whose data.fps sets every video's rate: another is refused, naming the setting
+    config = RunDir(run_dir).read_config()
+    config.data.fps = 25.0
+    save_config(config, RunDir(run_dir).config_path)
+    assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg"), "--fps", "28"]) == 2
+    assert "fps 28 (--fps): the run's videos are 25 fps (its data.fps" in capsys.readouterr().err
 
 
 def test_the_command_writes_beside_the_file_and_refuses_what_does_not_apply(run_dir, tmp_path, capsys):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,20 +56,37 @@ class DetectionsData:
     bar_recorded: bool = False  # whether `bar` is the one the file records (else: the run's)
 
 
-def load_detections(run_dir: str | Path, source: str | Path, fps: float | None = None) -> DetectionsData:
+def load_detections(run_dir: str | Path, source: str | Path, fps: float | None = None,
+                    note: Callable[[str], None] | None = None) -> DetectionsData:
     """The detections of `source` (any predictions file or folder `mgrec score --pred` reads) in `run_dir`'s classes,
     cut to the hard set where the file holds a ranked list. `fps`: the videos' frame rate, for a folder of SMG label
-    files (which count frames) of a run that records none."""
+    files (which count frames): the run's data.fps where it sets one (every video's rate; another is refused), else
+    `fps`, else the rate of the features the run trained on (its feature recipe), said through `note` (default:
+    printed on stderr), since such a run detects videos of any rate and their label files count their own frames."""
+    if note is None:
+        def note(line: str) -> None:
+            print(f"note: {line}", file=sys.stderr)
     run = RunDir(run_dir)
     config = run.read_config()
     classes = run.read_classes()
     source = Path(source)
-    # a folder of SMG CSVs counts frames: at the run's fps, else that of the features it trained on, else the given one
-    recorded = config.data.fps or (read_sidecar(run.recipe_path).fps if run.recipe_path.is_file() else None)
-    if fps is not None and recorded is not None and not math.isclose(fps, recorded, rel_tol=1e-6):
-        raise InputError(f"fps {fps:g} (--fps): the run's videos are {recorded:g} fps (its data.fps or feature "
-                         "recipe); leave it out")
-    fps = recorded or fps
+    if fps is not None and not source.is_dir():  # a file's segments are in seconds: the fps was passed over
+        raise InputError(f"fps {fps:g} (--fps): {source} holds segments in seconds; the frame rate is of an SMG "
+                         "label folder's frames: leave it out")
+    if config.data.fps is not None:  # every video's features are placed at it: its label files count its frames
+        if fps is not None and not math.isclose(fps, config.data.fps, rel_tol=1e-6):
+            raise InputError(f"fps {fps:g} (--fps): the run's videos are {config.data.fps:g} fps (its data.fps, "
+                             f"{run.config_path}); leave it out")
+        fps = config.data.fps
+    elif fps is None and source.is_dir() and run.recipe_path.is_file():
+        # a run without data.fps detects videos of any rate (each at its own, from its features' sidecar), and their
+        # label files count their own frames: the training features' rate is a guess, said as one. It was used
+        # without a word, and --fps refused for contradicting it: a 25-fps video's timeline drawn at 50 fps, half
+        # its length, with no way to draw it right.
+        fps = read_sidecar(run.recipe_path).fps
+        if fps is not None:
+            note(f"{source}: SMG label files count frames, read at {fps:g} fps, the rate of the features {run.path} "
+                 f"trained on ({run.recipe_path.name}); for videos of another rate, give it with --fps")
     found = load_predictions(source, classes, fps=fps)
     info = read_predictions_info(source)  # {} but for a results JSON that mgrec wrote
     if "score_threshold" in info:  # the bar it was written at (a ranked list is cut there)
@@ -206,9 +225,10 @@ def _provenance(data: DetectionsData) -> str:
 
 
 def write_detections_report(run_dir: str | Path, source: str | Path, out: str | Path,
-                            fps: float | None = None) -> Path:
-    """Write the page of `source`'s detections (`load_detections`, with `fps`) to `out`; returns its path."""
-    data = load_detections(run_dir, source, fps)
+                            fps: float | None = None, note: Callable[[str], None] | None = None) -> Path:
+    """Write the page of `source`'s detections (`load_detections`, with `fps` and `note`) to `out`; returns its
+    path."""
+    data = load_detections(run_dir, source, fps, note)
     title = f"mgrec detections: {data.source.name}"
     sections = [
         ("summary", "Summary", _summary(data)),
