@@ -13,6 +13,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.compare import compare_runs, format_comparison
 from mgrec.evaluate.scoring import score
 from mgrec.records import Detection, Segment
+from mgrec.run import RunDir
 
 CLASSES = ["rare", "common"]
 TRUTH = {"v1": [Segment("v1", 0.0, 2.0, 0, "rare"), Segment("v1", 5.0, 7.0, 1, "common"),
@@ -232,3 +233,22 @@ def test_names_of_how_a_run_was_evaluated_of_another_kind_are_refused_naming_the
         assert main(["compare", str(a1), str(run)]) == 2
         err = capsys.readouterr().err
         assert f"{run}/eval_test.json [{key}]: expected a name (a string) or null" in err and "Traceback" not in err
+
+
+def test_seeds_of_one_config_whose_paths_are_spelt_otherwise_are_one_group(tmp_path, monkeypatch):
+    """The same features folder given as `features/` and `features`, relative and absolute, or through a link: one
+    config, its seeds one group (they were two groups of one run each, with no mean and no spread)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "features").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "features")
+    runs = []
+    for seed, features in enumerate(["features", str(tmp_path / "features") + "/", "./link", "other/./x/"], start=1):
+        run, _ = fake_run(tmp_path, f"a-seed{seed}", seed, 1e-3, [0, seed % 4])
+        config = RunDir(run).read_config()
+        config.data.features = features
+        save_config(config, run / "config.yaml")
+        runs.append(run)
+    comparison = compare_runs(runs)
+    assert [len(row.runs) for row in comparison.rows] == [3, 1]  # a folder not found from here: as spelt, normalised
+    assert comparison.rows[0].measures["f1"].std is not None
+    assert comparison.rows[1].name == "data.features=other/x"

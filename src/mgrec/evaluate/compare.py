@@ -11,6 +11,7 @@ sets compare nothing, and are refused.
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,16 +148,38 @@ def _set_difference(this: tuple[object, dict[str, int]], first: tuple[object, di
     return f"{words}, but class {brief(name)} has {ours[name]} instances against {theirs[name]}"
 
 
+# The config's keys that name a file or folder: compared by the file or folder they name, not by how it was spelt
+PATH_KEYS = ("data.annotations", "data.features", "data.videos", "backbone.weights", "pseudo_labels.unlabeled",
+             "pseudo_labels.teacher")
+
+
 def _group_key(run: RunDir, config) -> tuple[str, dict]:
     """The key runs of one group share (their config, less seed and name; for an ensemble, its members' config and
-    how many they are) and the flattened config its name is drawn from."""
+    how many they are) and the flattened config its name is drawn from. Paths are compared by what they name
+    (`_same_path_words`): seeds of one config whose features folder was given as `features/` and `features`, or
+    relative and absolute, were two groups of one run each, their mean and spread never made."""
     flat = _flattened(to_dict(config))
     for varying in ("seed", "name"):
         flat.pop(varying, None)
+    for key in PATH_KEYS:
+        if isinstance(flat.get(key), str):
+            flat[key] = _same_path_words(flat[key])
+    if isinstance(flat.get("data.streams"), list):
+        flat["data.streams"] = [{**stream, "features": _same_path_words(stream["features"])}
+                                if isinstance(stream, dict) and isinstance(stream.get("features"), str) else stream
+                                for stream in flat["data.streams"]]
     ensemble = run.read_ensemble()
     # an ensemble is not one more seed of its members' config; ensembles of as many runs of one config are a group
     flat["ensemble"] = "no" if ensemble is None else f"{ensemble['members']} runs"
     return repr(sorted(flat.items())), flat
+
+
+def _same_path_words(value: str) -> str:
+    """A path of a config as one spelling of what it names: the real path where it is found from here (a link, a
+    relative path, a `..` or a trailing `/` resolved), else its normal form (`a/./b/` as `a/b`); '' stays unset."""
+    if not value:
+        return value
+    return os.path.realpath(value) if os.path.exists(value) else os.path.normpath(value)
 
 
 def _flattened(tree: dict, prefix: str = "") -> dict[str, object]:
