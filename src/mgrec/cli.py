@@ -1313,6 +1313,30 @@ def _member_folders(run_dir: Path, items: list[str]) -> dict[int, Path] | None:
     return folders
 
 
+def _feature_folders_read(run_dir: Path, stream_items: list[str], member_folders: dict[int, Path] | None
+                          ) -> list[Path]:
+    """The folders of feature files `detect` reads besides its inputs, whose files (features and sidecars) its --out
+    must not replace: a detection-level ensemble's members' (--member M=FOLDER), and the other streams' of a run of
+    several (--stream NAME=FOLDER, else its config's; each member's own of an ensemble). `--out FOLDER/v.json` wrote
+    the results over the sidecar of video v's features there, which no command could read again."""
+    from mgrec.data.streams import stream_folders
+    from mgrec.run import RunDir
+
+    run = RunDir(run_dir)
+    folders = list((member_folders or {}).values())
+    try:
+        ensemble = run.read_ensemble()
+        members = ([RunDir(run.member_path(m)) for m in range(ensemble["members"])]
+                   if ensemble is not None and ensemble.get("fusion") == "detections" else [])
+        configs = [(each, each.read_config().data) for each in (run, *members)]
+    except InputError:  # an unreadable run: loading it says so, after the command's own checks of its options
+        configs = []
+    for each, data in configs:
+        given = stream_folders(stream_items, data) if each is run and stream_items else {}
+        folders += [given.get(stream.name, Path(stream.features)) for stream in data.input_streams()[1:]]
+    return [folder for folder in folders if str(folder) and folder.is_dir()]
+
+
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", action="append", default=[], metavar="NAME=FOLDER",
                    help="a run with several data.streams: read stream NAME's files (<prefix><video_id><ext>) from "
@@ -1387,9 +1411,8 @@ def cmd_detect(args) -> None:
         refuse_a_stranger_among_members(args.out)  # what check_output asks of every other output
     else:
         onnx = [] if args.onnx is None else [args.onnx, args.onnx.with_suffix(".json")]  # the file and its record
-        other_folders = [folder for item in [*args.stream, *args.member] for folder in [item.partition("=")[2]]
-                         if folder]  # --stream and --member folders are read too
-        check_output(args.out, reads=[*args.inputs, *sidecars, *onnx, *other_folders],
+        folders = _feature_folders_read(run_dir, args.stream, _member_folders(run_dir, args.member))
+        check_output(args.out, reads=[*args.inputs, *sidecars, *onnx, *folders],
                      protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
     videos = [Path(path) for path in args.inputs if is_video(path)]

@@ -166,3 +166,40 @@ def test_members_whose_annotations_are_gone_are_refused_before_anything_is_writt
     with pytest.raises(InputError, match=r"config.yaml \[data.annotations\]: .*gone/annotations.json not found"):
         make_fused_ensemble(moved, tmp_path / "e", log=lambda *_: None)
     assert not (tmp_path / "e").exists()
+
+
+def test_detect_never_writes_over_the_feature_files_a_member_or_stream_reads(runs, tmp_path, capsys):
+    """`detect ENS v.npy --member 1=FOLDER --out FOLDER/v.json` wrote the results over the sidecar of the member's own
+    features of v (which no command could read again); the other streams' folders of a run of several alike."""
+    import shutil
+
+    paths, (a, b) = runs
+    out = tmp_path / "both"
+    make_fused_ensemble([a, b], out, log=lambda *_: None)
+    own = tmp_path / "member1"
+    own.mkdir()
+    for name in ("synthetic_003.npy", "synthetic_003.json"):
+        shutil.copy(paths.features / name, own / name)
+    before = {path.name: path.read_bytes() for path in own.iterdir()}
+    given = str(paths.features / "synthetic_003.npy")
+    for target in ("synthetic_003.json", "synthetic_003.npy"):
+        assert main(["detect", str(out), given, "--member", f"1={own}", "--out", str(own / target),
+                     "--no-progress"]) == 2
+        assert f"would overwrite {own / target} (this command reads it)" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in own.iterdir()} == before
+    assert main(["detect", str(out), given, "--member", f"1={own}", "--out", str(own / "new.json"),
+                 "--no-progress"]) == 0  # a new file beside them
+    # a run of several streams (its config.yaml alone: what is read of it): its config's other streams' folders, or
+    # those --stream gives
+    from mgrec.cli import _feature_folders_read
+
+    run = tmp_path / "streams_run"
+    run.mkdir()
+    for folder in ("rgb", "pose", "pose2"):
+        (tmp_path / folder).mkdir()
+    streams = [{"name": name, "features": str(tmp_path / name), "feature_dim": 4, "stride": 4, "window": 16}
+               for name in ("rgb", "pose")]
+    (run / "config.yaml").write_text(json.dumps({"data": {"streams": streams}}), encoding="utf-8")
+    assert _feature_folders_read(run, [], None) == [tmp_path / "pose"]
+    assert _feature_folders_read(run, [f"pose={tmp_path / 'pose2'}"], None) == [tmp_path / "pose2"]
+    assert _feature_folders_read(out, [], {1: own}) == [own]
