@@ -238,8 +238,15 @@ def prediction_files(folder: Path) -> list[Path]:
     The one list of what such a folder holds, so that `mgrec detect --format smg` refuses a folder
     whose old files would be scored together with its new ones. Hidden names are left out, as in every folder
     mgrec reads: macOS's AppleDouble `._VIDEO.csv` beside each copied file."""
-    found = sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*_finelabels.csv"))
+    found = (sorted(csv_files(folder.glob("*"))) + sorted(path for path in csv_files(folder.glob("*/*"))
+                                                          if path.stem.endswith("_finelabels")))
     return [path for path in found if not is_hidden(path, folder)]
+
+
+def csv_files(paths: Iterable[Path]) -> list[Path]:
+    """The paths of `paths` ending `.csv` in any case: `Sample0036_finelabels.CSV` (a Windows tool's, a spreadsheet's
+    export) was neither read nor named, its video scored as all missed with only a note that it had no file."""
+    return [path for path in paths if path.suffix.lower() == ".csv"]
 
 
 def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], int | None]:

@@ -248,6 +248,29 @@ def test_smg_csv_folder(tmp_path):
     }
 
 
+def test_smg_files_whose_ending_is_upper_case_are_read_or_named(tmp_path):
+    """`VIDEO/VIDEO_finelabels.CSV` or a flat `VIDEO.CSV` (a Windows tool's, a spreadsheet's export) was neither read
+    nor named: its video scored as all missed, with only the note that the folder had no file of it."""
+    (tmp_path / "sub" / "Sample0031").mkdir(parents=True)
+    (tmp_path / "sub" / "Sample0031" / "Sample0031_finelabels.CSV").write_text("1,0,10\n")
+    (tmp_path / "sub" / "Sample0032.Csv").write_text("2,0,14\n")
+    (tmp_path / "sub" / "Sample0031" / "Sample0031_data.CSV").write_text("100,28,0\n")  # SMG's own: no labels
+    assert load_predictions(tmp_path / "sub", CLASSES, fps=28) == {
+        "Sample0031": [detection("Sample0031", 0.0, 10 / 28, 0, 1.0, (0, 10))],
+        "Sample0032": [detection("Sample0032", 0.0, 0.5, 1, 1.0, (0, 14))],
+    }
+    (tmp_path / "sub" / "Sample0031" / "other.CSV").write_text("1,0,10\n")
+    with pytest.raises(InputError, match=r"Sample0031/other.CSV: a .csv file in a video's folder that is not named "
+                                         r"Sample0031_finelabels.csv"):
+        load_predictions(tmp_path / "sub", CLASSES, fps=28)
+    # a folder holding such files is no empty folder for `detect --format smg` either
+    from mgrec.infer.detect import refuse_old_label_files
+
+    (tmp_path / "sub" / "Sample0031" / "other.CSV").unlink()
+    with pytest.raises(InputError, match=r"already holds 2 SMG label file\(s\)"):
+        refuse_old_label_files(tmp_path / "sub")
+
+
 def test_a_file_in_a_video_folder_that_would_not_be_read_is_named(tmp_path):
     # `Sample0031/Sample0031.csv` was passed over: its video counted as all missed (F1 65 -> 59), without a word
     for video in ("Sample0031", "Sample0032"):

@@ -59,6 +59,7 @@ from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
 from mgrec.records import Detection, recorded_name_problem
 from mgrec.smg_csv import (
+    csv_files,
     decimal_number,
     fps_problem,
     prediction_files,
@@ -469,8 +470,9 @@ def _load_csv_folder(
     refuse_an_incomplete_set(folder)
     files = prediction_files(folder)
     read = set(files)
-    unread = [path for path in sorted(folder.glob("*/*.csv")) if path not in read and not is_hidden(path, folder)
-              and not path.name.endswith("_data.csv")]  # SMG's frame-count files, copied with the tree, are no labels
+    unread = [path for path in sorted(csv_files(folder.glob("*/*"))) if path not in read
+              and not is_hidden(path, folder)  # SMG's frame-count files, copied with the tree, are no labels
+              and not path.stem.endswith("_data")]
     if unread:  # left out, their videos would count as all missed: F1 65 -> 59 for one file named VIDEO.csv
         raise InputError(f"{unread[0]}: a .csv file in a video's folder that is not named "
                          f"{unread[0].parent.name}_finelabels.csv, so it would not be read"
