@@ -308,6 +308,30 @@ def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_anoth
             score_file(annotations, gt_path, pred_path, "test", note=notes.append, videos=videos)
 
 
+def test_a_ranked_list_that_records_no_threshold_is_said_to_be_scored_whole(tmp_path, capsys):
+    """A results JSON whose mgrec block says `"set": "ranked"` but holds no score threshold (the keys cut by a script,
+    another tool's block): scored without a threshold, F1 counted every candidate of the list (demo: 24.08 for a run
+    of 64.23) without a word, where the same file without the set key got a note."""
+    from mgrec.cli import main
+    from mgrec.evaluate.predictions import save_predictions
+
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {"v": {
+        "subset": "test", "fps": 30.0, "duration": 60.0,
+        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}}}))
+    ranked = {"v": [Detection("v", float(s), s + 2.0, 0, "a", p) for s, p in zip(range(0, 100, 10),
+                                                                              (0.9, 0.8, 0.7, 0.6, 0.5) + (0.1,) * 5)]}
+    save_predictions(ranked, tmp_path / "ranked.json", {"set": "ranked", "run": "/somewhere/run"})
+    assert main(["score", "--gt", str(gt_path), "--pred", str(tmp_path / "ranked.json")]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: {tmp_path / 'ranked.json'} holds a ranked list (its mgrec.set) but records no score threshold, "
+            "and none was given: F1 counts every candidate of the list") in err
+    assert "--score-threshold T, or --tune-on SPLIT" in err
+    assert main(["score", "--gt", str(gt_path), "--pred", str(tmp_path / "ranked.json"), "--score-threshold",
+                 "0.5"]) == 0  # a bar given: nothing to say
+    assert "records no score threshold" not in capsys.readouterr().err
+
+
 def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_says_when_mAP_means_little(tmp_path):
     # a file of logits: the default bar of 0 dropped every negative score without a word (F1 from a third of them)
     from mgrec.data.annotations import load_annotations

@@ -34,6 +34,7 @@ from mgrec.evaluate.f1 import (
 )
 from mgrec.evaluate.matching import bounds, label_ids, tiou_above, tiou_matrix
 from mgrec.evaluate.predictions import (
+    MGREC_KEY,
     is_csv_table,
     is_results_json,
     load_predictions,
@@ -416,7 +417,11 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     scores = {d.score for items in pred.values() for d in items}
     if threshold is None:  # every detection of the split counts: 0 for probabilities, the lowest score for
         threshold = min(0.0, min(scores, default=0.0))  # logits (a bar of 0 dropped negative scores without a word)
-        if info.get("set") is None and _may_be_a_ranked_list(pred_path, scores):
+        if info.get("set") == "ranked":  # it says what it holds, and not where to cut it: F1 24 for 64, no word
+            note(f"{pred_path} holds a ranked list (its {MGREC_KEY}.set) but records no score threshold, and none was "
+                 "given: F1 counts every candidate of the list, far too many for a hard set; give --score-threshold "
+                 "T, or --tune-on SPLIT to tune one on SPLIT of --gt")
+        elif info.get("set") is None and _may_be_a_ranked_list(pred_path, scores):
             note(f"{pred_path} records no score threshold and none was given: F1 counts every detection, as it "
                  "should for a hard set; for a ranked list (every candidate, as other tools write, or `mgrec detect "
                  "--all`) it is far too low: give --score-threshold T, or --tune-on SPLIT to tune one on SPLIT of --gt")
