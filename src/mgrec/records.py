@@ -109,7 +109,7 @@ class AnnotationSet:
 
 # The names a scores file (eval_<split>.json) or a results JSON's `mgrec` block records of how it was made, each a
 # str or None (`recorded_name_problem`): `compare` tells evaluations apart by them, `score` and the reports print them.
-EVALUATION_NAMES = ("checkpoint", "threshold_tuned_on", "inference_precision", "split", "run")
+EVALUATION_NAMES = ("checkpoint", "threshold_tuned_on", "inference_precision", "split", "run", "engine", "onnx")
 
 
 def recorded_name_problem(record: dict) -> str | None:

@@ -8,6 +8,7 @@ from tests.report.test_html import CLASSES, ODD_VIDEO, THRESHOLD, _detection, bu
 
 from mgrec.cli import main
 from mgrec.config import save_config
+from mgrec.errors import InputError
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.report.detections import load_detections, write_detections_report
 from mgrec.run import RunDir
@@ -53,6 +54,16 @@ def test_a_hard_set_file_is_drawn_whole_over_each_video_s_recorded_length(run_di
     assert "clip &quot;a&quot; &amp; &lt;b&gt;" in page and ODD_VIDEO not in page  # escaped
     assert "Folding &lt;arms&gt; &amp; &quot;hands&quot;" in page
     assert "/somewhere/run" in page  # the run that detected, from the file
+    assert "<tr><th>network run by</th><td>PyTorch</td></tr>" in page
+    # `detect --onnx` records the engine and the file, and the page says so
+    save_predictions(hard_of(RANKED), tmp_path / "onnx.json", info={
+        "set": "hard", "score_threshold": THRESHOLD, "run": "/somewhere/run", "durations": LENGTHS,
+        "engine": "onnxruntime", "onnx": "/models/net<1>.onnx"})
+    page = write_detections_report(run_dir, tmp_path / "onnx.json", tmp_path / "onnx.html").read_text(encoding="utf-8")
+    assert "<tr><th>network run by</th><td>onnxruntime (<code>/models/net&lt;1&gt;.onnx</code>)</td></tr>" in page
+    save_predictions(hard_of(RANKED), tmp_path / "odd.json", info={"set": "hard", "engine": ["onnxruntime"]})
+    with pytest.raises(InputError, match=r"odd\.json \[mgrec\.engine\]: expected a name \(a string\) or null"):
+        load_detections(run_dir, tmp_path / "odd.json")
 
 
 def test_a_ranked_list_is_cut_to_the_hard_set_at_the_threshold_it_records(run_dir, tmp_path):

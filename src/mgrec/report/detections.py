@@ -212,6 +212,7 @@ def _provenance(data: DetectionsData) -> str:
         ("run that detected", text(data.info.get("run"))),
         ("checkpoint", text(data.info.get("checkpoint"))),
         ("inference precision", text(data.info.get("inference_precision"))),
+        ("network run by", _engine(data.info)),
         ("detected by", f"<code>{text(record.get('command'))}</code>"),
         ("date (UTC)", text(record.get("date"))),
         ("git commit", text(record.get("git_commit"))),
@@ -222,6 +223,17 @@ def _provenance(data: DetectionsData) -> str:
     return (f'<table class="provenance"><tbody>{table}</tbody></table><p class="note">From the results JSON\'s '
             "<code>mgrec</code> block; “not recorded” marks what the file does not hold (CSV tables, SMG label "
             "folders, streams' JSON lines and other tools' files hold none).</p>")
+
+
+def _engine(info: dict) -> str:
+    """What ran the network, as the results JSON records it: `detect --onnx` records onnxruntime and the file; a file
+    of mgrec's without the key was detected by PyTorch; a file without an mgrec block says nothing."""
+    if not info:
+        return "not recorded"
+    if info.get("engine") is None:
+        return "PyTorch"
+    onnx = f" (<code>{escape(str(info['onnx']))}</code>)" if info.get("onnx") is not None else ""
+    return f"{escape(str(info['engine']))}{onnx}"
 
 
 def write_detections_report(run_dir: str | Path, source: str | Path, out: str | Path,
