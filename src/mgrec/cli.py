@@ -444,11 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature files, folders of them, or video files (a run "
                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
-    p.add_argument("--member", action="append", default=[], metavar="M=FOLDER",
-                   help="a detection-level ensemble whose members read different features (an RGB and a skeleton "
-                        "run): member M (members/M/) reads each video's file from FOLDER, named as it reads them "
-                        "(repeat per member; default: every member reads the files given; videos are made into "
-                        "each member's features with its own recipe)")
+    _add_member_folders(p)
     p.add_argument("--out", required=True, help="output file (a folder for --format smg, srt, vtt)")  # as written
     p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default=None,
                    help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
@@ -503,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "command left unfinished (Ctrl-C, a kill): it streams the videos that have no file there "
                         "(default: none, for JSON lines on stdout)")
     _add_stream_folders(p)
+    _add_member_folders(p)
     p.add_argument("--lookahead", metavar="SECONDS", type=nonnegative_number, default=2.0,
                    help="seconds after a gesture's end before it is final")
     p.add_argument("--realtime", action="store_true", help="replay at the video's rate instead of as fast as possible")
@@ -1194,14 +1191,36 @@ def fuses_detections(run_dir: Path) -> bool:
 
 
 @dataclass
-class MemberFeatures:
-    """What a detection-level ensemble's members read of the videos given to `detect`: each member's files made with its
-    own recipe (`members_features_for`), or found in the folder `--member M=FOLDER` gives it."""
+class Inputs:
+    """What `detect` and `stream` read: feature files as given, or made from the videos given with the run's recipe
+    (`inputs_for`)."""
 
-    inputs: list[Path]  # member 0's grid-stream files, one per video: the files `detect_files` is given
-    folders: dict[int, Path]  # member -> the folder of its grid-stream files (`OfflineDetector.member_folders`)
-    stream_folders: dict[int, dict[str, Path]]  # member -> its other streams' folders, where it reads several
-    reused: list[Path]  # of `inputs`, the videos whose every made member's features were found made already
+    inputs: list[Path]  # the (grid stream's) feature files, one per video; of an ensemble, member 0's
+    stream_folders: dict[str, Path]  # the other streams' folders made from the videos (of an ensemble: member 0's)
+    member_folders: dict[int, Path] | None  # an ensemble's member -> its grid files' folder (`OfflineDetector`'s)
+    member_stream_folders: dict[int, dict[str, Path]] | None  # an ensemble's member -> its other streams' folders
+    reused: list[Path]  # of `inputs`, the videos whose features (every member's) were found made already
+
+
+def inputs_for(run_dir: Path, inputs: list, scratch: Path, member_folders: dict[int, Path] | None,
+               device: str = "cpu", progress: bool = False, failed: list[str] | None = None) -> Inputs:
+    """The inputs as `detect` and `stream` read them: videos made into features in `scratch` with the run's recipe
+    (`features_for`), or with each member's, of a detection-level ensemble (`members_features_for`); feature files
+    as given, with the folders of --member M=FOLDER laid out as `detect --keep-features` keeps them."""
+    from mgrec.extract.jobs import is_video
+    from mgrec.run import RunDir
+
+    if fuses_detections(run_dir) and any(is_video(path) for path in inputs):  # each member's (or read)
+        return members_features_for(run_dir, inputs, scratch, given=member_folders, device=device, progress=progress,
+                                    failed=failed)
+    if member_folders:  # feature files: member M's in its folder, laid out as --keep-features keeps them
+        layouts = {m: member_layout(RunDir(run_dir).member_path(m), folder) for m, folder in member_folders.items()}
+        return Inputs(list(inputs), {}, {m: grid for m, (grid, _) in layouts.items()},
+                      {m: streams for m, (_, streams) in layouts.items() if streams}, [])
+    reused: list[Path] = []
+    files, extracted = features_for(run_dir, inputs, scratch, device=device, progress=progress, failed=failed,
+                                    reused=reused)
+    return Inputs(files, extracted, None, None, reused)
 
 
 def member_layout(member_run: Path, folder: Path) -> tuple[Path, dict[str, Path]]:
@@ -1225,7 +1244,7 @@ def member_named(run_dir: Path, member: int) -> str:
 
 def members_features_for(run_dir: Path, inputs: list, scratch: Path, given: dict[int, Path] | None = None,
                          device: str = "cpu", progress: bool = False,
-                         failed: list[str] | None = None) -> MemberFeatures:
+                         failed: list[str] | None = None) -> Inputs:
     """Videos turned into the features of each member of a detection-level ensemble, with the member's own recipe, in
     `scratch`/members/<m>/ (as the ensemble holds its members); a member in `given` reads its files from that folder
     instead (`--member M=FOLDER`: a skeleton run beside an RGB run). Every member to make features is checked to be one
@@ -1281,9 +1300,9 @@ def members_features_for(run_dir: Path, inputs: list, scratch: Path, given: dict
         folders[member] = scratch / "members" / str(member) / ("grid" if len(streams) else "")
         stream_folders[member] = streams
     kept = {video_id(video) for video in videos}
-    return MemberFeatures([path for video, path in made.items() if video in kept], folders,
-                          {member: streams for member, streams in stream_folders.items() if streams},
-                          [path for video, path in made.items() if video in kept & (reused or set())])
+    member_streams = {member: streams for member, streams in stream_folders.items() if streams}
+    return Inputs([path for video, path in made.items() if video in kept], member_streams.get(0, {}), folders,
+                  member_streams, [path for video, path in made.items() if video in kept & (reused or set())])
 
 
 def _member_folders(run_dir: Path, items: list[str]) -> dict[int, Path] | None:
@@ -1335,6 +1354,14 @@ def _feature_folders_read(run_dir: Path, stream_items: list[str], member_folders
         given = stream_folders(stream_items, data) if each is run and stream_items else {}
         folders += [given.get(stream.name, Path(stream.features)) for stream in data.input_streams()[1:]]
     return [folder for folder in folders if str(folder) and folder.is_dir()]
+
+
+def _add_member_folders(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--member", action="append", default=[], metavar="M=FOLDER",
+                   help="a detection-level ensemble whose members read different features (an RGB and a skeleton "
+                        "run): member M >= 1 (members/M/) reads each video's file from FOLDER, found by the video's "
+                        "name (repeat per member; default: every member reads the files given, which are member "
+                        "0's; videos are made into each member's features with its own recipe)")
 
 
 def _add_stream_folders(p: argparse.ArgumentParser) -> None:
@@ -1433,21 +1460,10 @@ def cmd_detect(args) -> None:
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         made_in = Path(scratch) if args.keep_features is None else args.keep_features
-        reused: list[Path] = []  # of the videos' features, those found made already (in --keep-features)
-        member_streams = None
-        if fuses_detections(run_dir) and videos:  # each member makes its own features of the videos (or reads them)
-            members = members_features_for(run_dir, args.inputs, made_in, given=member_folders, device=device,
-                                           progress=show_progress(args), failed=failed)
-            inputs, extracted, reused = members.inputs, members.stream_folders.get(0, {}), members.reused
-            member_folders, member_streams = members.folders, members.stream_folders
-        elif member_folders:  # feature files: member M's in its folder, laid out as --keep-features keeps them
-            inputs, extracted = args.inputs, {}
-            layouts = {m: member_layout(RunDir(run_dir).member_path(m), folder) for m, folder in member_folders.items()}
-            member_folders = {m: grid for m, (grid, _) in layouts.items()}
-            member_streams = {m: streams for m, (_, streams) in layouts.items() if streams}
-        else:
-            inputs, extracted = features_for(run_dir, args.inputs, made_in, device=device,
-                                             progress=show_progress(args), failed=failed, reused=reused)
+        made = inputs_for(run_dir, args.inputs, made_in, member_folders, device=device, progress=show_progress(args),
+                          failed=failed)
+        inputs, extracted, reused = made.inputs, made.stream_folders, made.reused
+        member_folders, member_streams = made.member_folders, made.member_stream_folders
         if not inputs:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
         # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
@@ -1509,7 +1525,7 @@ def cmd_stream(args) -> int:
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
-    from mgrec.infer.online import StreamInterrupted, not_streamed, stream_files
+    from mgrec.infer.online import StreamInterrupted, stream_files
     from mgrec.run import RunDir
 
     if (args.format == "smg") != (args.out is not None):
@@ -1519,8 +1535,7 @@ def cmd_stream(args) -> int:
         raise InputError("--wall-clock puts the time of each report into the JSON lines; --format smg's label files "
                          "hold no time of report: leave one of them out")
     run_dir = _checked_run_dir(args.run_dir)
-    if fuses_detections(run_dir):  # before its missing recipe is taken for the reason
-        raise InputError(not_streamed(run_dir))
+    member_folders = _member_folders(run_dir, args.member)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
     if args.out is not None:
@@ -1544,7 +1559,8 @@ def cmd_stream(args) -> int:
     videos = [path for path in args.inputs if arrives_once(path) or is_video(path)]
     # A video streams as it is decoded, its features made window by window, where one backbone makes the run's
     # features; else it is turned into features whole first (several streams, pose, an end-to-end run).
-    whole_first = live_recipe_problem(run_dir) if videos else None
+    whole_first = None if not videos else (
+        "each member of the ensemble makes its own" if fuses_detections(run_dir) else live_recipe_problem(run_dir))
     arriving = [path for path in args.inputs if arrives_once(path)]
     if arriving and (len(args.inputs) > 1 or whole_first is not None):
         raise InputError(f"{described(arriving[0])} is streamed as it arrives, alone: "
@@ -1560,13 +1576,13 @@ def cmd_stream(args) -> int:
               "the stream starts once they are made", file=sys.stderr)
     summaries = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        sources, extracted = (args.inputs, {}) if live is not None else features_for(run_dir, args.inputs,
-                                                                                      Path(scratch), device=device)
+        made = (Inputs(args.inputs, {}, None, None, []) if live is not None else
+                inputs_for(run_dir, args.inputs, Path(scratch), member_folders, device=device))
         previous = signal.signal(signal.SIGTERM, end_the_session)
         try:
             summaries = stream_files(
                 run_dir,
-                sources,
+                made.inputs,
                 lookahead=args.lookahead,
                 realtime=args.realtime,
                 hop=args.hop,
@@ -1575,13 +1591,15 @@ def cmd_stream(args) -> int:
                 compile=args.compile,
                 device=device,
                 precision=args.precision,
-                stream_folders=_stream_folders(run_dir, args.stream, extracted),
+                stream_folders=_stream_folders(run_dir, args.stream, made.stream_folders),
                 fps=fps,
                 smg_out=args.out,
                 on_video_end=video_ended,
                 live=live,
                 wall_clock=args.wall_clock,
                 onnx=args.onnx,
+                member_folders=made.member_folders,
+                member_stream_folders=made.member_stream_folders,
             )
         except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others

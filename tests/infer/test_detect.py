@@ -1141,9 +1141,17 @@ def test_an_ensemble_of_runs_that_read_different_features_detects_a_video_each_m
     assert main(["detect", str(ensemble), str(made[4]), "--member", f"1={made[8].parent}",
                  "--out", str(made[8].with_suffix(".json"))]) == 2
     assert "would overwrite" in capsys.readouterr().err
-    # streaming it is refused as such (it said the ensemble "records no feature recipe": extract features)
-    assert main(["stream", str(ensemble), str(carphone)]) == 2
-    assert "it is not streamed (stream one of its members" in capsys.readouterr().err
+    # streamed, each member on a window of its own features (one every 4 frames, the other every 8): from the video as
+    # from the files (it was refused: the ensemble "records no feature recipe")
+    streamed = Path(shutil.copytree(ensemble, tmp_path / "streamed"))
+    tuned = json.loads((streamed / "postprocess.json").read_text())  # random weights: every score is low
+    (streamed / "postprocess.json").write_text(json.dumps({**tuned, "score_threshold": 0.0}))
+    lines = {}
+    for name, inputs in (("video", [str(carphone)]), ("files", [str(made[4]), "--member", f"1={made[8].parent}"])):
+        assert main(["stream", str(streamed), *inputs, "--lookahead", "1"]) == 0
+        lines[name] = [{k: v for k, v in json.loads(line).items() if k in ("label", "segment(frames)", "score")}
+                       for line in capsys.readouterr().out.splitlines()]
+    assert lines["video"] == lines["files"] and lines["video"]
     assert main(["detect", str(runs[0]), str(made[4]), "--member", f"1={kept}", "--out", str(tmp_path / "r.json")]) == 2
     assert "is no detection-level ensemble" in capsys.readouterr().err
     assert not list(tmp_path.glob("refused.json")) and not (tmp_path / "r.json").exists()

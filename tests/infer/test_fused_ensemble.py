@@ -1,9 +1,11 @@
 """Detection-level ensembles (`mgrec ensemble --fusion detections`): runs with different networks made into
 one run that detect, evaluate and report take; one member's ensemble detects what the member detects."""
 
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.helpers import small_config
 
@@ -35,6 +37,18 @@ def runs(tmp_path_factory):
         trained.append(root / variant)
         train(config, trained[-1], progress=False, log=lambda *_: None)
     return paths, trained
+
+
+def ensemble_and_a_member_folder(runs, tmp_path):
+    """The two runs fused at the detection level, and a folder of member 1's own files of video synthetic_003 (the
+    same features, copied)."""
+    paths, (a, b) = runs
+    out, own = tmp_path / "both", tmp_path / "member1"
+    make_fused_ensemble([a, b], out, log=lambda *_: None)
+    own.mkdir()
+    for name in ("synthetic_003.npy", "synthetic_003.json"):
+        (own / name).write_bytes((paths.features / name).read_bytes())
+    return out, own
 
 
 def detector(run_dir):
@@ -83,7 +97,7 @@ def test_runs_with_different_networks_are_fused_by_the_cli_and_used_like_a_run(r
     assert json.loads((tmp_path / "d.json").read_text())["results"]["synthetic_003"]
     assert main(["report", str(out)]) == 0
 
-    with pytest.raises(InputError, match="is not streamed"):
+    with pytest.raises(InputError, match="stream it with FusedOnlineDetector"):
         OnlineDetector(detector(out), fps=25.0)
     with pytest.raises(InputError, match="it has no single network"):
         load_run_network(RunDir(out))
@@ -171,15 +185,9 @@ def test_members_whose_annotations_are_gone_are_refused_before_anything_is_writt
 def test_detect_never_writes_over_the_feature_files_a_member_or_stream_reads(runs, tmp_path, capsys):
     """`detect ENS v.npy --member 1=FOLDER --out FOLDER/v.json` wrote the results over the sidecar of the member's own
     features of v (which no command could read again); the other streams' folders of a run of several alike."""
-    import shutil
 
-    paths, (a, b) = runs
-    out = tmp_path / "both"
-    make_fused_ensemble([a, b], out, log=lambda *_: None)
-    own = tmp_path / "member1"
-    own.mkdir()
-    for name in ("synthetic_003.npy", "synthetic_003.json"):
-        shutil.copy(paths.features / name, own / name)
+    paths, _ = runs
+    out, own = ensemble_and_a_member_folder(runs, tmp_path)
     before = {path.name: path.read_bytes() for path in own.iterdir()}
     given = str(paths.features / "synthetic_003.npy")
     for target in ("synthetic_003.json", "synthetic_003.npy"):
@@ -203,3 +211,43 @@ def test_detect_never_writes_over_the_feature_files_a_member_or_stream_reads(run
     assert _feature_folders_read(run, [], None) == [tmp_path / "pose"]
     assert _feature_folders_read(run, [f"pose={tmp_path / 'pose2'}"], None) == [tmp_path / "pose2"]
     assert _feature_folders_read(out, [], {1: own}) == [own]
+
+
+def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fused_hard_set(runs, tmp_path, capsys):
+    """`mgrec stream` refused a detection-level ensemble. Each member now sees a window of its own features; each update
+    fuses the members' ranked lists of their windows, and the emission rule decides on the ensemble's hard set."""
+
+    from mgrec.infer.online import FusedOnlineDetector, chunks_of
+
+    paths, (a, b) = runs
+    features = np.load(paths.features / "synthetic_003.npy")
+    # an ensemble of one run, at the run's own threshold, streams what the run streams, gesture for gesture
+    make_fused_ensemble([a], tmp_path / "one", log=lambda *_: None)
+    run = detector(a)
+    run = dataclasses.replace(run, postprocess=dataclasses.replace(run.postprocess, score_threshold=0.01))
+    one = dataclasses.replace(detector(tmp_path / "one"), postprocess=run.postprocess)
+    streamed = {}
+    for name, online in (("run", OnlineDetector(run, fps=25.0, lookahead=1.0, video_id="v")),
+                         ("ensemble", FusedOnlineDetector(one, fps=25.0, lookahead=1.0, video_id="v"))):
+        streamed[name] = [e.detection for e in online.run(chunks_of(features, 5))]
+    assert streamed["ensemble"] == streamed["run"] and streamed["run"]
+    # two members: by the command, a member's files from its own folder (here the same features, copied), and the same
+    # gestures from the Python API pushing each member's rows
+    out, own = ensemble_and_a_member_folder(runs, tmp_path)
+    tuned = json.loads((out / "postprocess.json").read_text())  # 2 epochs: scores below 0.03, as the tuned bar
+    (out / "postprocess.json").write_text(json.dumps({**tuned, "score_threshold": 0.01}))
+    assert main(["stream", str(out), str(paths.features / "synthetic_003.npy"), "--member", f"1={own}",
+                 "--lookahead", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    online = FusedOnlineDetector(detector(out), fps=28.0, lookahead=1.0, video_id="synthetic_003")  # its sidecar's
+    emitted = [e for chunk in chunks_of(features, online.hop) for e in online.push_members({1: chunk, 0: chunk})]
+    emitted += online.flush()
+    assert [line["segment(frames)"] for line in lines] == [[e.detection.start_frame, e.detection.end_frame]
+                                                           for e in emitted]
+    assert lines and {line["video"] for line in lines} == {"synthetic_003"}
+    assert min(line["score"] for line in lines) >= 0.01  # the ensemble's hard set, at its own threshold
+    # scored online on its test split, as `evaluate --online` scores a run
+    assert main(["evaluate", str(out), "--online", "--lookahead", "1", "--no-progress"]) == 0
+    assert json.loads((out / "online_test.json").read_text())["online"]["updates"] > 0
+    with pytest.raises(InputError, match=r"push_members: expected member indices 0..1 \(members/<m> of .*\), got 2"):
+        online.push_members({2: features[:4]})

@@ -226,14 +226,11 @@ def evaluate_online(
     its report: mean, median, p95, max; those the end of a video decided, with less lookahead, are counted apart),
     and the compute per update (ms, on this machine). `features`: as for `evaluate_run`."""
     from mgrec.data.streams import stream_path
-    from mgrec.infer.online import Emission, stream_video, video_source
+    from mgrec.infer.online import Emission, ensemble_source, stream_video, video_source
 
     split = split_name(split)
     run = RunDir(run_dir)
     detector = evaluated_detector(run, checkpoint, device, precision, features)
-    if detector.members is not None:
-        raise InputError(f"{run.path} fuses the detections of runs with different networks or inputs: it is not "
-                         "streamed (evaluate one of its members, in members/, online)")
     annotations, video_ids = split_to_score(detector, split)
     grid_stream = detector.config.data.input_streams()[0]
     data_annotations = detector.config.data.annotations
@@ -242,9 +239,15 @@ def evaluate_online(
     summaries = []
     for video_id in tqdm(video_ids, desc=f"{split} online", unit="video", disable=not progress, leave=False):
         kept: list[Emission] = []
-        source = video_source(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
-                              detector.listed_fps(annotations.videos[video_id].fps), detector.stream_folders,
-                              fps_said_as=f"the fps of {data_annotations} for it")
+        listed_fps = detector.listed_fps(annotations.videos[video_id].fps)
+        said_as = f"the fps of {data_annotations} for it"
+        if detector.members is None:
+            source = video_source(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
+                                  listed_fps, detector.stream_folders, fps_said_as=said_as)
+        else:  # a detection-level ensemble: each member's file from its own folders, as `detect_listed` reads them
+            paths = [stream_path(m.config.data.input_streams()[0], video_id, m.stream_folders)
+                     for m in detector.members]
+            source = ensemble_source(detector, paths, video_id, listed_fps, fps_said_as=said_as)
         summary = stream_video(detector, source, video_id, lookahead, kept=kept)
         emitted[video_id] = [emission.detection for emission in kept]
         streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]

@@ -216,7 +216,7 @@ class OfflineDetector:
         """Member `index`'s ranked detections of the video; what it refuses is said to be the member's, and where it
         read the file given to all, how to give it its own (an RGB and a skeleton member read different files)."""
         try:
-            return self.members[index].detect(*self._member_input(index, features, video_id), fps)
+            return self.members[index].detect(*self.member_input(index, features, video_id), fps)
         except InputError as exc:
             if len(self.members) == 1:
                 raise
@@ -227,7 +227,7 @@ class OfflineDetector:
             raise InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): "
                              f"{exc}{way}") from exc
 
-    def _member_input(self, index: int, features: np.ndarray | str | Path, video_id: str | None
+    def member_input(self, index: int, features: np.ndarray | str | Path, video_id: str | None
                       ) -> tuple[np.ndarray | str | Path, str | None]:
         """What member `index` of a detection-level ensemble detects in, and the video's id: the input given, or the
         same video's file in the member's own folder (`member_folders`), found by the video's id: named as the member

@@ -142,6 +142,7 @@ from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
+from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
 from mgrec.postprocess.video import detect_video, moved_detection
 from mgrec.records import Detection
@@ -507,6 +508,7 @@ class OnlineDetector:
         self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
         self.last_compute_ms = 0.0
+        self._decides = True  # False: a fused ensemble's member, whose window the ensemble's updates read
 
     # -- public interface ---------------------------------------------------------------------
 
@@ -574,6 +576,12 @@ class OnlineDetector:
         self._chunks += 1
         chunk = self._checked(chunk)
         self._feeding = fed_by  # a refused chunk changes nothing
+        if not self._decides:  # a fused ensemble's member: its window and statistics only; the ensemble updates
+            self._window.append(chunk)
+            if self._stats is not None:
+                self._stats.add(chunk)
+            self._received += chunk.shape[0]
+            return []
         # Gestures of earlier updates of a push that was interrupted (Ctrl-C during a later update of its chunk)
         # come first: they were decided, and the raised push could not return them.
         emissions, self._undelivered = self._undelivered, []
@@ -648,6 +656,10 @@ class OnlineDetector:
 
     def _detect_window(self) -> list[Detection]:
         """The hard set of the current window, in stream time and stream frames."""
+        return self.detector.own_hard_set(self._window_detections(self.postprocess))
+
+    def _window_detections(self, post: PostprocessConfig) -> list[Detection]:
+        """The current window's ranked detections with `post`, in stream time and stream frames."""
         window = self._window.view()
         window_start = self._received - window.shape[0]
         with self.detector.precision_scope():
@@ -655,7 +667,7 @@ class OnlineDetector:
                 self._network,
                 window,
                 self.grid,
-                self.postprocess,
+                post,
                 self.detector.classes,
                 self.video_id,
                 self._padded_length,
@@ -665,7 +677,7 @@ class OnlineDetector:
             )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
         frame_offset = window_start * self.grid.stride
-        return [moved_detection(d, frame_offset, self.grid) for d in self.detector.own_hard_set(detections)]
+        return [moved_detection(d, frame_offset, self.grid) for d in detections]
 
     def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
         """Apply the emission rule to an update's hard set; updates the rule's state."""
@@ -704,11 +716,66 @@ class OnlineDetector:
         return chunk.astype(np.float32, copy=False)
 
 
+class FusedOnlineDetector(OnlineDetector):
+    """The stream of a detection-level ensemble (`mgrec ensemble --fusion detections`: an RGB run and a skeleton run):
+    every member sees a window of its own features, on its own grid; each update (every hop of member 0's steps, which
+    keep the stream's clock) fuses the members' ranked lists of their windows as `detect` fuses whole videos
+    (`fuse_detections`), and the emission rule decides on the ensemble's hard set (its threshold, tuned on val).
+
+    Member 0's rows go to `push`; member m's to `push_members({m: rows})`, each row once it exists (at the end of its
+    window, on the member's grid), before the push whose update should see it: `push_members` takes member 0's rows
+    too, after the others'. A member that has no row yet counts as having missed (a fused score is the members' mean).
+    `history`: member 0's window in its steps; the others' windows span the same seconds (default: each its own).
+    Members that read several input streams are not streamed in an ensemble."""
+
+    def __init__(self, detector: OfflineDetector, fps: float | None = None, lookahead: float = 2.0,
+                 hop: int | None = None, history: int | None = None, video_id: str = "stream", compile: bool = False):
+        if detector.members is None:
+            raise InputError(f"{detector.run_dir} is no detection-level ensemble: stream it with OnlineDetector")
+        for index, member in enumerate(detector.members):
+            if len(member.config.data.input_streams()) > 1:
+                raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}) reads several input "
+                                 "streams: a member of several streams is not streamed in an ensemble (detect "
+                                 "with the ensemble, or stream the member alone)")
+        super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile)
+        self.ensemble = detector
+        seconds = self.history * self.grid.seconds_per_step()
+        self._others = []
+        for member in detector.members[1:]:
+            own = None if history is None else max(1, round(seconds / member.grid(fps).seconds_per_step()))
+            other = OnlineDetector(member, fps, lookahead, history=own, video_id=video_id, compile=compile)
+            other._decides = False
+            self._others.append(other)
+        # every member's ranked list, as `detect` fuses them (a candidate below a member's own threshold counts
+        # towards a fused score), one pass each
+        self._ranked = [replace(m.postprocess, shifted_passes=1) for m in detector.members]
+
+    def push_members(self, chunks: dict[int, np.ndarray]) -> list[Emission]:
+        """Rows of any members {index: (T_m, C_m)}, in each member's stream order: the others' first, then member
+        0's, which may update (returns the gestures that became final)."""
+        if not isinstance(chunks, dict):
+            raise InputError(f"push_members: expected a dict of member index -> rows, got {brief(chunks)}")
+        for index in chunks:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= len(self._others):
+                raise InputError(f"push_members: expected member indices 0..{len(self._others)} (members/<m> of "
+                                 f"{self.ensemble.run_dir}), got {brief(index)}")
+        with self._one_caller("push_members"):
+            for index, rows in chunks.items():
+                if index:
+                    self._others[index - 1]._push_rows(rows, fed_by="push")
+        return self.push(chunks[0]) if 0 in chunks else []
+
+    def _detect_window(self) -> list[Detection]:
+        ranked = [self._window_detections(self._ranked[0])]
+        ranked += [other._window_detections(post) if other.received_steps else []
+                   for other, post in zip(self._others, self._ranked[1:])]
+        return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))
+
+
 def not_streamed(run_dir: Path) -> str:
-    """Why a detection-level ensemble is not streamed, and what to do instead."""
-    return (f"{run_dir} fuses the detections of runs with different networks or inputs: it is not streamed (stream "
-            "one of its members, in members/, or an ensemble made with --fusion outputs; `mgrec detect` takes it, "
-            "videos included)")
+    """Why a detection-level ensemble is not streamed by `OnlineDetector`, and what streams it."""
+    return (f"{run_dir} fuses the detections of runs with different networks or inputs: stream it with "
+            "FusedOnlineDetector (`mgrec stream` does)")
 
 
 # Compiled networks by model, input length and autocast dtype: streams of one process (one detector
@@ -885,6 +952,8 @@ def stream_files(
     live: VideoFeatures | None = None,
     wall_clock: bool = False,
     onnx: str | Path | None = None,
+    member_folders: dict[int, Path] | None = None,
+    member_stream_folders: dict[int, dict[str, Path]] | None = None,
 ) -> list[StreamSummary]:
     """Replay feature files (or folders of them) one after another, each as its own live stream, as
     `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
@@ -903,6 +972,8 @@ def stream_files(
     a partial set would be scored as the whole submission), and the same call again, into it, streams only the
     videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
     Returns one summary per video streamed, in order.
+    A detection-level ensemble streams through `FusedOnlineDetector`: the files given are member 0's, and member M
+    reads its file of each video from `member_folders[M]` (`OfflineDetector.member_folders`; else the file given).
     `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: the videos among `inputs` (files,
     `-` for standard input, or URLs: `mgrec.data.videos.NetworkSource`) are streamed as they are decoded, their rows
     made by it window by window (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its
@@ -931,6 +1002,16 @@ def stream_files(
         detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
                     OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
         detector.stream_folders = stream_folders
+        if detector.members is not None:  # the files given and their other streams are member 0's
+            if live is not None:
+                raise InputError(f"{detector.run_dir}: the members of a detection-level ensemble make their features "
+                                 "of a video whole first (give its feature files, or let `mgrec stream` make them)")
+            detector = replace(detector, member_folders=member_folders or None)
+            for member, folders in {**(member_stream_folders or {}), 0: stream_folders}.items():
+                if folders:
+                    detector.members[member].stream_folders = folders
+        elif member_folders or member_stream_folders:
+            replace(detector, member_folders=member_folders)  # refused: no ensemble
 
         def streamed_live(path: Path) -> bool:
             return live is not None and live.takes(path)
@@ -969,12 +1050,19 @@ def stream_files(
                 video_fps = live.fps(path)
                 detector.require_fps(path, video_fps)
                 return video_fps, [(live.rows(path), None)], {}
+            if detector.members is not None:
+                paths = [detector.member_input(m, path, video_ids[path])[0] for m in range(len(detector.members))]
+                return ensemble_source(detector, paths, video_ids[path], fps)
             return video_source(detector, path, video_ids[path], fps, stream_folders)
 
         def checked_source(path: Path):
             source = source_of(path)
-            OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
-                           video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
+            if detector.members is not None:
+                FusedOnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
+                                    video_id=video_ids[path])
+            else:
+                OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
+                               video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
             return source
 
         paths = [path for path in paths if video_ids[path] not in done]
@@ -1088,6 +1176,19 @@ def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: floa
     return video_fps, loaded, stream_fps
 
 
+def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str, fps: float | None,
+                    fps_said_as: str = "--fps"
+                    ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]]:
+    """One video's inputs for a detection-level ensemble's stream (`FusedOnlineDetector`), read and checked: each
+    member's rows from its file (`paths[m]`), as `video_source` reads a run's, with each member's grid after the first
+    (in the place of a run's other streams: `_replay` hands each member the rows that exist by then)."""
+    sources = [video_source(member, path, video_id, fps, member.stream_folders, fps_said_as)
+               for member, path in zip(detector.members, paths)]
+    loaded = [(rows, None if index == 0 else member.grid(source[0]))
+              for index, (member, source) in enumerate(zip(detector.members, sources)) for rows, _ in source[1]]
+    return sources[0][0], loaded, {}
+
+
 def stream_video(detector: OfflineDetector,
                  source: tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]],
                  video_id: str, lookahead: float, realtime: bool = False, hop: int | None = None,
@@ -1098,8 +1199,11 @@ def stream_video(detector: OfflineDetector,
     `kept`."""
     # Several input streams: each step pushes one hop of every stream, joined.
     fps, loaded, stream_fps = source
-    online = OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
-                            compile=compile, stream_fps=stream_fps)
+    fused = detector.members is not None  # each member's rows in the place of a run's streams (`ensemble_source`)
+    online = (FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                                  compile=compile) if fused else
+              OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                             compile=compile, stream_fps=stream_fps))
     count, update_ms = 0, []
 
     def write(emissions: list[Emission], updates_before: int) -> None:
@@ -1120,7 +1224,8 @@ def stream_video(detector: OfflineDetector,
                                      f"at {online.now:.1f} s of stream: stopped (a live session would otherwise run "
                                      "on, its gestures dropped)")
 
-    names = [s.name for s in detector.config.data.input_streams()]
+    names = [str(m) for m in range(len(detector.members))] if fused else [
+        s.name for s in detector.config.data.input_streams()]
     interrupted, behind = False, 0.0
     started = time.monotonic()  # as `_replay`'s own clock, within its first step
     try:
@@ -1130,7 +1235,12 @@ def stream_video(detector: OfflineDetector,
                 received = online.received_steps + len(grid_rows)
                 behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
             before = online.num_updates
-            write(online.push_streams(chunk) if isinstance(chunk, dict) else online.push(chunk), before)
+            if not isinstance(chunk, dict):
+                write(online.push(chunk), before)
+            elif fused:
+                write(online.push_members({int(name): rows for name, rows in chunk.items()}), before)
+            else:
+                write(online.push_streams(chunk), before)
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
         interrupted = True
     before, streamed = online.num_updates, count
