@@ -1525,7 +1525,7 @@ def cmd_stream(args) -> int:
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
-    from mgrec.infer.online import StreamInterrupted, stream_files
+    from mgrec.infer.online import ONNX_AND_COMPILE, StreamInterrupted, stream_files
     from mgrec.run import RunDir
 
     if (args.format == "smg") != (args.out is not None):
@@ -1538,6 +1538,17 @@ def cmd_stream(args) -> int:
     member_folders = _member_folders(run_dir, args.member)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
+    if args.onnx is not None:  # its checks (other weights, an ensemble, bf16, --compile) before any video is made
+        from mgrec.infer.export import OnnxNetwork
+
+        if args.compile:
+            raise InputError(ONNX_AND_COMPILE)
+        OnnxNetwork.detector(run_dir, args.onnx, device, args.precision)
+    if fuses_detections(run_dir):  # before each member's features of a video are made
+        from mgrec.infer.offline import OfflineDetector
+        from mgrec.infer.online import refuse_members_of_several_streams
+
+        refuse_members_of_several_streams(OfflineDetector.from_run(run_dir, device="cpu", precision="fp32"))
     if args.out is not None:
         _refuse_a_file_name_for_a_folder(args.out, args.format)
         check_output(args.out, reads=[path for path in args.inputs if not arrives_once(path)],

@@ -1152,6 +1152,29 @@ def test_an_ensemble_of_runs_that_read_different_features_detects_a_video_each_m
         lines[name] = [{k: v for k, v in json.loads(line).items() if k in ("label", "segment(frames)", "score")}
                        for line in capsys.readouterr().out.splitlines()]
     assert lines["video"] == lines["files"] and lines["video"]
+    # with the finer member second, its last rows end after the coarser member 0's last: the final update sees them
+    # (they were left out where member 0's rows were a whole number of hops), and with a lookahead longer than the
+    # video, whose window then holds it all, the stream emits detect's hard set
+    coarse_first = tmp_path / "coarse_first"
+    make_fused_ensemble(runs[::-1], coarse_first, log=lambda *_: None)
+    (coarse_first / "postprocess.json").write_text(json.dumps({**tuned, "score_threshold": 0.0}))
+    longer = tmp_path / "longer"  # the finer member's features, one row (4 frames) longer than the video's coarse ones
+    longer.mkdir()
+    rows = np.load(made[4])
+    np.save(longer / made[4].name, np.concatenate([rows, rows[-1:]]))
+    side = json.loads(made[4].with_suffix(".json").read_text())
+    (longer / made[4].with_suffix(".json").name).write_text(json.dumps(
+        {**side, "num_features": len(rows) + 1, "frames": side["frames"] + 4}))
+    assert (len(rows) + 1) * 4 + 12 > len(np.load(made[8])) * 8 + 8  # it ends after member 0's last window
+    assert main(["stream", str(coarse_first), str(made[8]), "--member", f"1={longer}", "--lookahead", "100",
+                 "--hop", "1"]) == 0
+    emitted = sorted((line["label"], line["segment(frames)"], line["score"])
+                     for line in map(json.loads, capsys.readouterr().out.splitlines()))
+    assert main(["detect", str(coarse_first), str(made[8]), "--member", f"1={longer}",
+                 "--out", str(tmp_path / "coarse_first.json")]) == 0
+    hard = sorted((d["label"], d["segment(frames)"], d["score"]) for d in results("coarse_first.json")[video])
+    assert [e[:2] for e in emitted] == [h[:2] for h in hard] and len(hard) > 10
+    assert np.allclose([e[2] for e in emitted], [h[2] for h in hard], rtol=0, atol=1e-6)
     assert main(["detect", str(runs[0]), str(made[4]), "--member", f"1={kept}", "--out", str(tmp_path / "r.json")]) == 2
     assert "is no detection-level ensemble" in capsys.readouterr().err
     assert not list(tmp_path.glob("refused.json")) and not (tmp_path / "r.json").exists()

@@ -251,3 +251,10 @@ def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fuse
     assert json.loads((out / "online_test.json").read_text())["online"]["updates"] > 0
     with pytest.raises(InputError, match=r"push_members: expected member indices 0..1 \(members/<m> of .*\), got 2"):
         online.push_members({2: features[:4]})
+    # every chunk checked before any is taken, the member named; nothing taken after the end
+    fresh = FusedOnlineDetector(detector(out), fps=28.0, lookahead=1.0, video_id="v")
+    with pytest.raises(InputError, match=r"^member 0: stream chunk 0 .*expected shape \(T, 16\), got \(4, 3\)"):
+        fresh.push_members({1: features[:4], 0: features[:4, :3]})
+    assert fresh._others[0].received_steps == 0
+    with pytest.raises(RuntimeError, match="this stream was flushed"):
+        online.push_members({1: features[:4]})

@@ -247,7 +247,9 @@ def evaluate_online(
         else:  # a detection-level ensemble: each member's file from its own folders, as `detect_listed` reads them
             paths = [stream_path(m.config.data.input_streams()[0], video_id, m.stream_folders)
                      for m in detector.members]
-            source = ensemble_source(detector, paths, video_id, listed_fps, fps_said_as=said_as)
+            annotated = annotations.videos[video_id].fps  # each member places it by its own data.fps, as detect_listed
+            source = ensemble_source(detector, paths, video_id, [m.listed_fps(annotated) for m in detector.members],
+                                     fps_said_as=said_as)
         summary = stream_video(detector, source, video_id, lookahead, kept=kept)
         emitted[video_id] = [emission.detection for emission in kept]
         streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]

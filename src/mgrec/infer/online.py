@@ -581,6 +581,7 @@ class OnlineDetector:
             if self._stats is not None:
                 self._stats.add(chunk)
             self._received += chunk.shape[0]
+            self._since_update += chunk.shape[0]  # the ensemble's final update reads it
             return []
         # Gestures of earlier updates of a push that was interrupted (Ctrl-C during a later update of its chunk)
         # come first: they were decided, and the raised push could not return them.
@@ -722,28 +723,32 @@ class FusedOnlineDetector(OnlineDetector):
     keep the stream's clock) fuses the members' ranked lists of their windows as `detect` fuses whole videos
     (`fuse_detections`), and the emission rule decides on the ensemble's hard set (its threshold, tuned on val).
 
-    Member 0's rows go to `push`; member m's to `push_members({m: rows})`, each row once it exists (at the end of its
-    window, on the member's grid), before the push whose update should see it: `push_members` takes member 0's rows
-    too, after the others'. A member that has no row yet counts as having missed (a fused score is the members' mean).
-    `history`: member 0's window in its steps; the others' windows span the same seconds (default: each its own).
-    Members that read several input streams are not streamed in an ensemble."""
+    Member 0's rows go to `push`, or with the others' to `push_members({m: rows})`: each row once it exists (at the end
+    of its window, on the member's grid), before the push whose update should see it; `push_members` takes the others'
+    rows first. A member that has no row yet counts as having missed (a fused score is the members' mean); rows of
+    other members after member 0's last are seen by the final update (`flush`).
+    `member_fps`: a member's own fps where the video's rate reaches it otherwise (its features' sidecar; default
+    `fps`). `history`: member 0's window in its steps; the others' windows span the same seconds (default: each its
+    own). Members that read several input streams are not streamed in an ensemble."""
 
     def __init__(self, detector: OfflineDetector, fps: float | None = None, lookahead: float = 2.0,
-                 hop: int | None = None, history: int | None = None, video_id: str = "stream", compile: bool = False):
+                 hop: int | None = None, history: int | None = None, video_id: str = "stream", compile: bool = False,
+                 member_fps: dict[int, float | None] | None = None):
         if detector.members is None:
             raise InputError(f"{detector.run_dir} is no detection-level ensemble: stream it with OnlineDetector")
-        for index, member in enumerate(detector.members):
-            if len(member.config.data.input_streams()) > 1:
-                raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}) reads several input "
-                                 "streams: a member of several streams is not streamed in an ensemble (detect "
-                                 "with the ensemble, or stream the member alone)")
+        refuse_members_of_several_streams(detector)
         super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile)
         self.ensemble = detector
         seconds = self.history * self.grid.seconds_per_step()
-        self._others = []
-        for member in detector.members[1:]:
-            own = None if history is None else max(1, round(seconds / member.grid(fps).seconds_per_step()))
-            other = OnlineDetector(member, fps, lookahead, history=own, video_id=video_id, compile=compile)
+        self._others: list[OnlineDetector] = []
+        for index, member in enumerate(detector.members[1:], start=1):
+            own_fps = (member_fps or {}).get(index, fps)
+            try:  # hop 1: it never updates, and its window is checked against no hop of its own
+                own = None if history is None else max(1, round(seconds / member.grid(own_fps).seconds_per_step()))
+                other = OnlineDetector(member, own_fps, lookahead, hop=1, history=own, video_id=video_id,
+                                       compile=compile)
+            except InputError as exc:
+                raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}): {exc}") from None
             other._decides = False
             self._others.append(other)
         # every member's ranked list, as `detect` fuses them (a candidate below a member's own threshold counts
@@ -751,8 +756,8 @@ class FusedOnlineDetector(OnlineDetector):
         self._ranked = [replace(m.postprocess, shifted_passes=1) for m in detector.members]
 
     def push_members(self, chunks: dict[int, np.ndarray]) -> list[Emission]:
-        """Rows of any members {index: (T_m, C_m)}, in each member's stream order: the others' first, then member
-        0's, which may update (returns the gestures that became final)."""
+        """Rows of any members {index: (T_m, C_m)}, each in its stream order: the others' first, then member 0's,
+        which may update (returns the gestures that became final). Every chunk is checked before any is taken."""
         if not isinstance(chunks, dict):
             raise InputError(f"push_members: expected a dict of member index -> rows, got {brief(chunks)}")
         for index in chunks:
@@ -760,16 +765,54 @@ class FusedOnlineDetector(OnlineDetector):
                 raise InputError(f"push_members: expected member indices 0..{len(self._others)} (members/<m> of "
                                  f"{self.ensemble.run_dir}), got {brief(index)}")
         with self._one_caller("push_members"):
+            if self._flushed:
+                raise RuntimeError("this stream was flushed; start a new FusedOnlineDetector for a new stream")
+            members = [self, *self._others]
+            checked = {}
             for index, rows in chunks.items():
+                try:
+                    checked[index] = members[index]._checked(rows)
+                except InputError as exc:
+                    raise InputError(f"member {index}: {exc}") from None
+            for index, rows in checked.items():
                 if index:
                     self._others[index - 1]._push_rows(rows, fed_by="push")
-        return self.push(chunks[0]) if 0 in chunks else []
+            return self.push(checked[0]) if 0 in checked else []
+
+    def run(self, chunks: Iterable[np.ndarray | dict[int, np.ndarray]]) -> Iterator[Emission]:
+        """Push every chunk (member 0's rows, or {member: rows}), then flush; yields emissions as they happen."""
+        for chunk in chunks:
+            yield from self.push_members(chunk) if isinstance(chunk, dict) else self.push(chunk)
+        yield from self.flush()
 
     def _detect_window(self) -> list[Detection]:
         ranked = [self._window_detections(self._ranked[0])]
         ranked += [other._window_detections(post) if other.received_steps else []
                    for other, post in zip(self._others, self._ranked[1:])]
+        for other in self._others:
+            other._since_update = 0
         return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))
+
+    def _final_update(self) -> list[Emission]:
+        if self._received and any(other._since_update for other in self._others):
+            # rows of other members since the last update (after member 0's last row): one more update sees them
+            self._since_update = max(self._since_update, 1)
+        return super()._final_update()
+
+
+def refuse_members_of_several_streams(detector: OfflineDetector) -> None:
+    """A member of several input streams is not streamed in an ensemble: refused, naming it (before any video is made
+    into features, `mgrec stream`)."""
+    for index, member in enumerate(detector.members or []):
+        if len(member.config.data.input_streams()) > 1:
+            raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}) reads several input streams: "
+                             "a member of several streams is not streamed in an ensemble (detect with the "
+                             "ensemble, or stream the member alone)")
+
+
+# --onnx and --compile given together
+ONNX_AND_COMPILE = ("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch network: give one "
+                    "of them")
 
 
 def not_streamed(run_dir: Path) -> str:
@@ -997,8 +1040,7 @@ def stream_files(
             check_writable(smg_out, is_dir=True)
             held.enter_context(hold_label_folder(smg_out))
         if onnx is not None and compile:
-            raise InputError("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch "
-                             "network: give one of them")
+            raise InputError(ONNX_AND_COMPILE)
         detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
                     OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
         detector.stream_folders = stream_folders
@@ -1059,7 +1101,7 @@ def stream_files(
             source = source_of(path)
             if detector.members is not None:
                 FusedOnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
-                                    video_id=video_ids[path])
+                                    video_id=video_ids[path], member_fps={int(m): f for m, f in source[2].items()})
             else:
                 OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
                                video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
@@ -1176,17 +1218,19 @@ def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: floa
     return video_fps, loaded, stream_fps
 
 
-def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str, fps: float | None,
-                    fps_said_as: str = "--fps"
-                    ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]]:
+def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
+                    fps: float | None | list[float | None], fps_said_as: str = "--fps"
+                    ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float | None]]:
     """One video's inputs for a detection-level ensemble's stream (`FusedOnlineDetector`), read and checked: each
-    member's rows from its file (`paths[m]`), as `video_source` reads a run's, with each member's grid after the first
-    (in the place of a run's other streams: `_replay` hands each member the rows that exist by then)."""
-    sources = [video_source(member, path, video_id, fps, member.stream_folders, fps_said_as)
-               for member, path in zip(detector.members, paths)]
+    member's rows from its file (`paths[m]`), as `video_source` reads a run's (`fps`: the video's, or each member's),
+    with each member's grid after the first in the place of a run's other streams (`_replay` hands each member the
+    rows that exist by then), and each member's fps by its index ("0", "1", ...)."""
+    given = fps if isinstance(fps, list) else [fps] * len(detector.members)
+    sources = [video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as)
+               for member, path, member_fps in zip(detector.members, paths, given)]
     loaded = [(rows, None if index == 0 else member.grid(source[0]))
               for index, (member, source) in enumerate(zip(detector.members, sources)) for rows, _ in source[1]]
-    return sources[0][0], loaded, {}
+    return sources[0][0], loaded, {str(index): source[0] for index, source in enumerate(sources)}
 
 
 def stream_video(detector: OfflineDetector,
@@ -1201,7 +1245,7 @@ def stream_video(detector: OfflineDetector,
     fps, loaded, stream_fps = source
     fused = detector.members is not None  # each member's rows in the place of a run's streams (`ensemble_source`)
     online = (FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
-                                  compile=compile) if fused else
+                                  compile=compile, member_fps={int(m): f for m, f in stream_fps.items()}) if fused else
               OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
                              compile=compile, stream_fps=stream_fps))
     count, update_ms = 0, []
