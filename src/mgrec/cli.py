@@ -1838,9 +1838,9 @@ def cmd_demo(args) -> None:
         advice = ("it holds an earlier mgrec demo's run, which this one would resume: pass --fresh to replace it, or "
                   "choose another --out")
         check_same_config(RunDir(args.out), config, asked=f"--out {args.out}", advice=advice)
-        training = load_annotations(config.data.annotations, default_fps=config.data.fps).video_ids(
-            config.data.train_split)
-        check_same_videos(RunDir(args.out), config, training, asked=f"--out {args.out}", advice=advice)
+        annotations = load_annotations(config.data.annotations, default_fps=config.data.fps)
+        check_same_videos(RunDir(args.out), config, annotations.video_ids(config.data.train_split),
+                          annotations.video_ids(config.data.val_split), asked=f"--out {args.out}", advice=advice)
     report = check_dataset(config, balance=config.balance.method != "none")
     print(report.format())
     if args.fresh:  # only a run directory or an empty folder (`mgrec.run.check_removable`), and not for a

@@ -172,6 +172,45 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
     assert not (run / "splits.json").exists()
 
 
+
+def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path):
+    # Only the training videos were compared on --resume: annotations whose val split was redrawn since (a val video
+    # moved to test, a test video to val) resumed without a word; the best epoch was then chosen across two val sets,
+    # the record still named the old one, and evaluate scored on test the video that had chosen the checkpoint.
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160, seed=0,
+                                   subsets=("train", "train", "val", "test"))
+    config = tiny_config(paths, epochs=3)
+    run = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_0(record):
+        if record.get("kind") == "val" and record["epoch"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config, run, progress=False, log=lambda *_: None, on_metrics=stop_after_epoch_0)
+    state = (run / "checkpoints/last_state.pt").read_bytes()
+    document = json.loads(paths.annotations.read_text())
+    database = document["database"]
+    database["synthetic_002"]["subset"], database["synthetic_003"]["subset"] = "test", "val"
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(document))
+    moved = dataclasses.replace(config, data=dataclasses.replace(config.data, annotations=str(swapped)))
+    with pytest.raises(InputError, match=r"--resume: split 'val' of .*swapped.json is not the 1 videos the run "
+                                         r"validated on \(its epochs so far were selected on them\) \(.*splits.json\): "
+                                         r"now also 'synthetic_003'; no longer 'synthetic_002'; resume with the "
+                                         "annotations it started with"):
+        train(moved, run, resume=True, progress=False, log=lambda *_: None)
+    assert (run / "checkpoints/last_state.pt").read_bytes() == state  # nothing trained
+    # the annotations moved elsewhere, their splits as they were: resumed
+    same = tmp_path / "same.json"
+    same.write_text(paths.annotations.read_text())
+    result = train(dataclasses.replace(config, data=dataclasses.replace(config.data, annotations=str(same))), run,
+                   resume=True, progress=False, log=lambda *_: None)
+    assert result.first_epoch == 1
+
 def test_training_into_an_ensemble_is_refused_and_leaves_it_whole(dataset, tmp_path):
     # An ensemble's folder has no last_state.pt: training took it for an empty one, replaced its weights,
     # dropped run.json's ensemble block and left its scores beside the new model.

@@ -505,7 +505,8 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
                          f"has {len(classes)} classes")
     training_videos = [v for v in annotations.video_ids(config.data.train_split) if v not in excluded]
     if resume:
-        check_same_videos(run, config, training_videos)
+        val_videos = [v for v in annotations.video_ids(config.data.val_split) if v not in excluded]
+        check_same_videos(run, config, training_videos, val_videos)
     if resume and not config.end_to_end and training_videos:  # before every video is read
         check_same_recipes(run, config, training_videos[0])
     train_split = load_split(config, annotations, config.data.train_split, excluded)
@@ -575,21 +576,29 @@ def splits_record(config: Config, data: TrainingData) -> dict:
             "val_split": config.data.val_split, "val": [s.video_id for s in data.val_split.samples]}
 
 
-def check_same_videos(run: RunDir, config: Config, training_videos: list[str], asked: str = "--resume",
+def check_same_videos(run: RunDir, config: Config, training_videos: list[str], val_videos: list[str] | None = None,
+                      asked: str = "--resume",
                       advice: str = "resume with the annotations it started with, or start a new run") -> None:
     """A resumed run continues on the videos it started on (its splits record; runs started before format 14 have
-    none): annotations whose splits were redrawn since would train one model on two sets of videos. `asked`,
-    `advice`: as `check_same_config`'s."""
+    none): annotations whose splits were redrawn since would train one model on two sets of videos. And it goes on
+    validating on the videos it validated on (`val_videos`, when given): the epochs before were selected on those,
+    and a best epoch chosen across two val sets compares scores of different videos (a video moved from val to
+    test then scored the checkpoint it chose). `asked`, `advice`: as `check_same_config`'s."""
     record = run.read_splits()
-    if record is None or record["train"] == training_videos:
+    if record is None:
         return
-    started, now = set(record["train"]), set(training_videos)
-    added = [v for v in training_videos if v not in started]
-    removed = [v for v in record["train"] if v not in now]
-    change = "; ".join(f"{what} {', '.join(brief(v) for v in videos[:3])}{', ...' if len(videos) > 3 else ''}"
-                       for what, videos in (("now also", added), ("no longer", removed)) if videos) or "reordered"
-    raise InputError(f"{asked}: split {config.data.train_split!r} of {config.data.annotations} is not the "
-                     f"{len(record['train'])} videos the run started on ({run.splits_path}): {change}; {advice}")
+    for key, split, videos, what in (("train", config.data.train_split, training_videos, "started on"),
+                                     ("val", config.data.val_split, val_videos, "validated on (its epochs so far "
+                                                                                "were selected on them)")):
+        if videos is None or record[key] == videos:
+            continue
+        started, now = set(record[key]), set(videos)
+        added = [v for v in videos if v not in started]
+        removed = [v for v in record[key] if v not in now]
+        change = "; ".join(f"{how} {', '.join(brief(v) for v in listed[:3])}{', ...' if len(listed) > 3 else ''}"
+                           for how, listed in (("now also", added), ("no longer", removed)) if listed) or "reordered"
+        raise InputError(f"{asked}: split {split!r} of {config.data.annotations} is not the "
+                         f"{len(record[key])} videos the run {what} ({run.splits_path}): {change}; {advice}")
 
 
 def _optimisation(config: Config, data: TrainingData, encoder, device: torch.device, rank: int,
