@@ -305,17 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_ensemble,
                  description=(
                      "Average the members' per-point class probabilities and boundary offsets (one decode, one\n"
-                     "NMS) where they share classes, feature grid and network layout (e.g. one config, several\n"
-                     "seeds); fuse their detections where they do not (--fusion; auto says which and why), and\n"
-                     "tune the ensemble's F1 score threshold on val. OUT is a run directory with every member\n"
-                     "inside it: detect, evaluate and report take it like any run, stream an averaged one."
+                     "NMS) where they share classes, feature grid, network layout and post-processing (e.g. one\n"
+                     "config, several seeds); fuse their detections where they do not (--fusion; auto says which\n"
+                     "and why), and tune the ensemble's F1 score threshold on val. OUT is a run directory with\n"
+                     "every member inside it: detect, evaluate and report take it like any run, stream an\n"
+                     "averaged one."
                  ), examples=(
                      "mgrec ensemble runs/a runs/b runs/c --out runs/abc",
                  ))
     p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="trained run directories")
     p.add_argument("--out", type=Path, required=True, help="new run directory for the ensemble")
     p.add_argument("--fusion", choices=["auto", "outputs", "detections"], default="auto",
-                   help="outputs: average the members' per-point outputs (one network layout and feature grid); "
+                   help="outputs: average the members' per-point outputs (one network layout, feature grid and "
+                        "post-processing); "
                         "detections: fuse their ranked detections (any networks and inputs: an RGB run and a "
                         "skeleton run; members copied into OUT/members/); auto: outputs where the members allow it")
 

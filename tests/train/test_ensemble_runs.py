@@ -321,3 +321,30 @@ def test_a_members_malformed_recipe_is_refused_before_the_ensemble_is_written(ru
     with pytest.raises(InputError, match=r"broken/feature_recipe\.json \[fps\]: expected a positive number of frames"):
         make_ensemble([broken, without], tmp_path / "e", log=lambda *_: None)
     assert not (tmp_path / "e" / "config.yaml").exists() and not (tmp_path / "e" / "feature_recipe.json").exists()
+
+
+def test_members_of_other_post_processing_are_not_averaged_with_the_first_ones(runs, tmp_path, capsys):
+    # the averaged outputs were decoded and suppressed with the first member's post-processing alone: the other's
+    # NMS, top-k or threshold mode dropped without a word, and `ensemble A B` and `ensemble B A` were two models
+    import dataclasses
+
+    from mgrec.config import save_config
+    from mgrec.train.ensemble import averaging_refused
+
+    _, _, (first, second) = runs
+    hard = Path(shutil.copytree(second, tmp_path / "hard-nms"))
+    config = RunDir(hard).read_config()
+    save_config(dataclasses.replace(config, postprocess=dataclasses.replace(config.postprocess, nms="hard",
+                                                                            max_detections=7)), hard / "config.yaml")
+    with pytest.raises(InputError, match=r"hard-nms \[postprocess.nms\]: 'hard', but .*run3 has 'soft'; the averaged "
+                                         r"outputs are decoded and suppressed once, with one post-processing, which "
+                                         r"the members must share \(--fusion detections keeps each member's own\)"):
+        make_ensemble([first, hard], tmp_path / "e1")
+    with pytest.raises(InputError, match=r"run3 \[postprocess.nms\]: 'soft', but .*hard-nms has 'hard'"):
+        make_ensemble([hard, first], tmp_path / "e2")
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    assert "[postprocess.nms]" in averaging_refused([first, hard])
+    # `--fusion auto` (the default) fuses their detections instead, each member with its own, and says why
+    assert main(["ensemble", str(first), str(hard), "--out", str(tmp_path / "e3")]) == 0
+    assert "fusing detections: " in capsys.readouterr().out
+    assert RunDir(tmp_path / "e3").read_ensemble()["fusion"] == "detections"

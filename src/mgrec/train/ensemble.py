@@ -1,11 +1,11 @@
 """`mgrec ensemble RUN_A RUN_B ... --out RUN_E`: several trained runs made into one run directory.
 
 The members' selected (EMA) weights are averaged at the output, per point (`mgrec.model.ensemble`):
-members must share the classes, the feature grid and the network layout (the `model` section), and
-their ensemble is one network with one decode and one NMS. The ensemble's F1 score threshold is
-tuned on the val split, as training does for a single run. RUN_E is a complete run directory with
-all members' weights inside it (it does not refer back to the member runs), which `detect`,
-`evaluate`, `stream` and `report` read like any other run.
+members must share the classes, the feature grid, the network layout (the `model` section) and the
+post-processing (the `postprocess` section), and their ensemble is one network with one decode and one
+NMS. The ensemble's F1 score threshold is tuned on the val split, as training does for a single run.
+RUN_E is a complete run directory with all members' weights inside it (it does not refer back to the
+member runs), which `detect`, `evaluate`, `stream` and `report` read like any other run.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from mgrec.train.loop import TrainResult, check_same_config, train, validate
 # The settings members must share: the grid the features are read on, how they become network inputs,
 # and the network's layout.
 SHARED_DATA_KEYS = ("feature_dim", "stride", "window", "fps", "normalize")
+# Post-processing settings compared elsewhere: the second opinion with its classifier (`shared_second_opinion`).
+UNSHARED_POSTPROCESS_KEYS = ("second_opinion",)
 
 
 @dataclass
@@ -78,6 +80,14 @@ def check_compatible(first: tuple[Path, Config, list[str]], other: tuple[Path, C
             raise InputError(f"{path_b} [model.{key}]: {model_b[key]!r}, but {path_a} has {model_a[key]!r}; the "
                              "members' outputs are averaged point by point, so their networks must have the same "
                              "layout (train them from one config with different seeds)")
+    # one decode and one NMS of the averaged outputs, with one post-processing: the first member's was taken, the
+    # others' settings (another NMS, top-k, minimum duration, threshold mode) dropped, as the order of the runs fell
+    post_a, post_b = to_dict(config_a)["postprocess"], to_dict(config_b)["postprocess"]
+    for key in post_a:
+        if key not in UNSHARED_POSTPROCESS_KEYS and post_a[key] != post_b[key]:
+            raise InputError(f"{path_b} [postprocess.{key}]: {post_b[key]!r}, but {path_a} has {post_a[key]!r}; "
+                             "the averaged outputs are decoded and suppressed once, with one post-processing, which "
+                             "the members must share (--fusion detections keeps each member's own)")
 
 
 def stream_layout(config: Config) -> list[dict]:
