@@ -800,6 +800,39 @@ def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tm
     assert read_class_map(class_map) == ["name", "2 hands"]
 
 
+
+def test_a_class_map_saved_as_csv_with_its_text_quoted_is_refused(tmp_path):
+    """A list of class names saved as CSV with quoting on (R's write.csv, pandas' QUOTE_ALL/QUOTE_NONNUMERIC, a
+    spreadsheet's export) kept its quotes in the names: `data convert SMG --class-map` wrote the classes '"PEN"',
+    '"ABD"', ... (exit 0); a quoted header row '"name"' became class 1, every class after it one place off; a quoted
+    table '"1","PEN"' was taken for names, as row 403's unquoted tables were."""
+    class_map = tmp_path / "classes.csv"
+    advice = (r": the line is in quotes \(a list or table saved as CSV with its text quoted: R's write.csv, pandas' "
+              r"to_csv\(quoting=...\), a spreadsheet\?\); a class map is one class name per line as written, the "
+              r"line's place its label id: save the names alone, without quotes, a header row or ids")
+    for text, line, shown in (('"c"\n"b"\n"a"\n', 1, "'\"c\"'"), ('"name"\r\n"c"\r\n"b"\r\n', 1, "'\"name\"'"),
+                              ('"","id","name"\n"1",0,"c"\n', 1, "'\"\",\"id\",\"name\"'"),
+                              ('"1","c"\n"2","b"\n', 1, "'\"1\",\"c\"'"), ("c\n'b'\n", 2, "\"'b'\""),
+                              ('c\n"a ""b"""\n', 2, "'\"a \"\"b\"\"\"'")):
+        class_map.write_text(text)
+        with pytest.raises(InputError, match=rf"classes.csv \[line {line}\]: {re.escape(shown)}{advice}"):
+            read_class_map(class_map)
+    # quotes inside a name stay the name's
+    class_map.write_text('say "hi"\n"wave" twice\nit\'s\n')
+    assert read_class_map(class_map) == ['say "hi"', '"wave" twice', "it's"]
+    # through data convert of SMG label folders: refused, nothing written
+    from mgrec.cli import main
+
+    root = tmp_path / "smg" / "Sample0001"
+    root.mkdir(parents=True)
+    (root / "Sample0001_finelabels.csv").write_text("1,10,20\n2,30,40\n")
+    (root / "Sample0001_data.csv").write_text("100,28,1\n")
+    class_map.write_text('"c"\n"b"\n')
+    out = tmp_path / "annotations.json"
+    assert main(["data", "convert", str(tmp_path / "smg"), "--splits", "train=1", "--class-map", str(class_map),
+                 "--out", str(out)]) == 2
+    assert not out.exists()
+
 @pytest.mark.parametrize("video_id", ["..", "../etc/x", "/abs", "a\x00b", ""])
 def test_video_ids_that_would_leave_the_features_folder_are_refused_at_load(tmp_path, video_id):
     path = tmp_path / "a.json"

@@ -455,6 +455,10 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     return AnnotationSet(classes=classes, videos=videos, segments=segments)
 
 
+# A line of a class map that is a quoted CSV cell, alone or first in a row of cells: `"PEN"`, `"1","PEN"`, `'PEN'`.
+_QUOTED_CELL = re.compile(r"""(?:"(?:[^"]|"")*"|'[^']*')(?:\s*[,;:|\t]\s*.*)?""")
+
+
 def read_class_map(path: str | Path) -> list[str]:
     """A class map as OpenTAD keeps one (its `class_map`, THUMOS's `category_idx.txt`): a UTF-8 text file of the
     class names, one per line, in label-id order; spaces around a name and blank lines after the last are left out.
@@ -471,6 +475,16 @@ def read_class_map(path: str | Path) -> list[str]:
         raise InputError(f"{path} [line {blank}]: blank line before the class names end: line k names class k, so "
                          "every later class would move up by one; name the class of this line, or remove the line "
                          "if no class is missing")
+    # A list or table saved as CSV with its text quoted (R's write.csv, pandas' QUOTE_ALL or QUOTE_NONNUMERIC, a
+    # spreadsheet's "quote all text cells"): the quotes were kept in the names ('"PEN"'), a quoted header row
+    # ('"name"') taken for class 1, and a quoted table ('"1","PEN"') for names, all without a word
+    quoted = next(((number, name) for number, name in lines if _QUOTED_CELL.fullmatch(name)), None)
+    if quoted is not None:
+        number, shown = quoted
+        raise InputError(f"{path} [line {number}]: {brief(shown)}: the line is in quotes (a list or table saved as CSV "
+                         "with its text quoted: R's write.csv, pandas' to_csv(quoting=...), a spreadsheet?); a class "
+                         "map is one class name per line as written, the line's place its label id: save the names "
+                         "alone, without quotes, a header row or ids")
     # THUMOS's classidx.txt ("7 BaseballPitch"), or a table of ids and names saved from a spreadsheet or pandas
     # ("7,BaseballPitch", "7;...", "7:...", often under a header row "id,name"): the numbers were kept in the names
     numbered = [bool(re.fullmatch(r"\d+(\s+|\s*[,;:|]\s*)\S.*", name)) for _, name in lines]
