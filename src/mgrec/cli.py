@@ -778,6 +778,15 @@ def cmd_data_convert(args) -> None:
     check_writable(args.out)
     if from_json:
         annotations = load_annotations(args.smg_root, default_fps=args.fps, class_map=args.class_map)
+        # an empty database (`{"database": {}}`: a results file's skeleton, a filter that kept nothing) or one whose
+        # videos name no class was written as an annotations file of 0 videos or 0 classes, exit 0
+        if not annotations.videos:
+            raise InputError(f"{args.smg_root} [database]: no videos; nothing to convert (a filter that kept none, "
+                             "or not the annotations file?)")
+        if not annotations.classes:
+            raise InputError(f"{args.smg_root}: names no class (no instance has a label, and no top-level \"classes\" "
+                             "list names one: test videos whose labels are withheld?); give the class list with "
+                             "--class-map FILE, one class name per line in label-id order")
     else:
         splits = parse_subject_ranges(args.splits or "train=1-30,val=31-35,test=36-40")
         annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=splits, class_map=args.class_map,

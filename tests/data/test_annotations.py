@@ -902,3 +902,31 @@ def test_a_label_file_not_named_after_its_folder_is_named_with_what_was_found(tm
                 "file after its folder")
     with pytest.raises(InputError, match=re.escape(expected)):
         ann.read_smg_labels(tmp_path / "smg", fps=28.0, splits={"train": {3}})
+
+
+def test_data_convert_refuses_a_json_of_no_videos_or_no_classes(tmp_path, capsys):
+    """`data convert` of an annotations JSON whose database is empty (a results file's skeleton, a filter that kept
+    nothing) wrote an annotations file of 0 videos and 0 classes; one whose videos have no instance and which lists
+    no classes (test videos whose labels are withheld), one of 0 classes: both exit 0 (`wrote ...: 0 classes in id
+    order: `), refused by every later command."""
+    from mgrec.cli import main
+
+    out = tmp_path / "out.json"
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps({"database": {}}))
+    assert main(["data", "convert", str(source), "--out", str(out)]) == 2
+    assert re.fullmatch(r"mgrec: error: .*in.json \[database\]: no videos; nothing to convert \(.*\)\n",
+                        capsys.readouterr().err)
+    entry = {"subset": "testing", "fps": 25, "duration": 3.0, "annotations": []}
+    for document in ({"database": {"v": entry}}, {"classes": [], "database": {"v": entry}}):
+        source.write_text(json.dumps(document))
+        assert main(["data", "convert", str(source), "--out", str(out)]) == 2
+        assert re.fullmatch(r"mgrec: error: .*in.json: names no class \(no instance has a label, and no top-level "
+                            r"\"classes\" list names one: .*\); give the class list with --class-map FILE, one class "
+                            r"name per line in label-id order\n", capsys.readouterr().err)
+    assert not out.exists()
+    class_map = tmp_path / "classes.txt"
+    class_map.write_text("a\nb\n")
+    source.write_text(json.dumps({"database": {"v": entry}}))
+    assert main(["data", "convert", str(source), "--class-map", str(class_map), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["classes"] == ["a", "b"]
