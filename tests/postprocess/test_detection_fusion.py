@@ -61,3 +61,42 @@ def test_detections_without_frames_fuse_without_frames():
     b = [det(1.0, 2.0, 0.4)]
     (fused,) = fuse_detections([a, b])
     assert (fused.start_frame, fused.end_frame) == (None, None)
+
+
+def _fused_by_every_cluster(members, iou_threshold):
+    """The fusion as the module docstring states it, each detection's tIoU taken with every cluster of its class (the
+    library skips clusters apart from it: their tIoU of 0 is below any positive threshold)."""
+    from mgrec.postprocess import detection_fusion as fusion
+
+    pool = sorted(((d, m) for m, ranked in enumerate(members) for d in ranked), key=lambda item: -item[0].score)
+    clusters = {}
+    for detection, member in pool:
+        best, best_overlap = None, iou_threshold
+        for cluster in clusters.setdefault(detection.label_id, []):
+            if member in cluster.members:
+                continue
+            overlap = fusion._tiou(cluster.start, cluster.end, detection.start, detection.end)
+            if overlap >= best_overlap and (best is None or overlap > best_overlap):
+                best, best_overlap = cluster, overlap
+        if best is None:
+            best = fusion._Cluster(detection)
+            clusters[detection.label_id].append(best)
+        best.add(detection, member)
+    return sorted((fusion._fused(c, len(members)) for per_class in clusters.values() for c in per_class),
+                  key=lambda d: -d.score)
+
+
+@pytest.mark.parametrize("iou_threshold", [0.5, 0.1, 0.9])
+def test_skipping_clusters_apart_from_a_detection_changes_no_fused_list(iou_threshold):
+    import random
+
+    rng = random.Random(iou_threshold)
+    for _ in range(20):
+        members = []
+        for _ in range(rng.randint(1, 3)):
+            ranked = []
+            for _ in range(rng.randint(0, 40)):
+                start = rng.uniform(0, 30)
+                ranked.append(det(start, start + rng.uniform(0.1, 3), rng.random(), rng.randint(0, 2)))
+            members.append(sorted(ranked, key=lambda d: -d.score))
+        assert fuse_detections(members, iou_threshold) == _fused_by_every_cluster(members, iou_threshold)
