@@ -1154,8 +1154,9 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
     if not videos:
         return others, {}
     if fuses_detections(run_dir):
-        raise InputError(f"{run_dir} fuses runs that may read different features: their features of a video are made "
-                         "by `mgrec detect` (or given to it with --member M=FOLDER); stream one of its members")
+        raise InputError(f"{run_dir} fuses runs that may read different features: each member's features of a video "
+                         "are made with its own recipe (`inputs_for`, as `mgrec detect` and `mgrec stream` do), or "
+                         "given with --member M=FOLDER")
     config = RunDir(run_dir).read_config()
     # a feature file and a video of one id: refused now, by the names given, not after the video is extracted (and
     # named by its features' temporary path)
@@ -1355,9 +1356,8 @@ def _feature_folders_read(run_dir: Path, stream_items: list[str], member_folders
     run = RunDir(run_dir)
     folders = list((member_folders or {}).values())
     try:
-        ensemble = run.read_ensemble()
-        members = ([RunDir(run.member_path(m)) for m in range(ensemble["members"])]
-                   if ensemble is not None and ensemble.get("fusion") == "detections" else [])
+        members = ([RunDir(run.member_path(m)) for m in range(run.read_ensemble()["members"])]
+                   if fuses_detections(run_dir) else [])
         configs = [(each, each.read_config().data) for each in (run, *members)]
     except InputError:  # an unreadable run: loading it says so, after the command's own checks of its options
         configs = []
@@ -1441,6 +1441,7 @@ def cmd_detect(args) -> None:
     run_dir = _checked_run_dir(args.run_dir)
     device = _checked_device(args.device)
     fps = checked_fps(args.fps, "--fps")  # before any extraction
+    given_members = _member_folders(run_dir, args.member)
     sidecars = [sidecar_path(p) for p in args.inputs if Path(p).is_file()]  # read too, for the fps
     if args.format in SUBTITLE_FORMATS:
         # only new files OUT/<video>.srt are written (any file there is refused, the video's own subtitles
@@ -1449,7 +1450,7 @@ def cmd_detect(args) -> None:
         refuse_a_stranger_among_members(args.out)  # what check_output asks of every other output
     else:
         onnx = [] if args.onnx is None else [args.onnx, args.onnx.with_suffix(".json")]  # the file and its record
-        folders = _feature_folders_read(run_dir, args.stream, _member_folders(run_dir, args.member))
+        folders = _feature_folders_read(run_dir, args.stream, given_members)
         check_output(args.out, reads=[*args.inputs, *sidecars, *onnx, *folders],
                      protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
@@ -1462,7 +1463,6 @@ def cmd_detect(args) -> None:
                      option="--keep-features")
         _refuse_an_output_named_as_kept_features(args.out, args.keep_features, videos)
         check_writable(args.keep_features, is_dir=True)
-    member_folders = _member_folders(run_dir, args.member)
     if args.onnx is not None:  # its checks (other weights, an ensemble, bf16) before any video is turned into features
         from mgrec.infer.export import OnnxNetwork
 
@@ -1471,7 +1471,7 @@ def cmd_detect(args) -> None:
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
         made_in = Path(scratch) if args.keep_features is None else args.keep_features
-        made = inputs_for(run_dir, args.inputs, made_in, member_folders, device=device, progress=show_progress(args),
+        made = inputs_for(run_dir, args.inputs, made_in, given_members, device=device, progress=show_progress(args),
                           failed=failed)
         inputs, extracted, reused = made.inputs, made.stream_folders, made.reused
         member_folders, member_streams = made.member_folders, made.member_stream_folders
@@ -1492,7 +1492,8 @@ def cmd_detect(args) -> None:
         there = (f", {len(reused)} of them there already (the same recipe: reused, not made again)" if reused
                  else "")
         if fuses_detections(run_dir):  # each member's in KEPT/members/<m>/, as the ensemble holds its members
-            reads = f"each member's in {args.keep_features / 'members'}/<m>/: {_kept_members_command(run_dir, args)}"
+            reads = (f"each member's in {args.keep_features / 'members'}/<m>/: "
+                     f"{_kept_members_command(run_dir, args.keep_features, given_members)}")
         else:
             reads = (f"`mgrec stream RUN {args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads "
                      "them")
@@ -1517,12 +1518,12 @@ def _refuse_an_output_named_as_kept_features(out: Path, kept: Path, videos: list
                              f"--keep-features writes in {kept}: choose another name or folder")
 
 
-def _kept_members_command(run_dir: Path, args) -> str:
-    """The command that detects again with the features an ensemble's `detect --keep-features K` kept."""
+def _kept_members_command(run_dir: Path, keep_features: Path, given: dict[int, Path] | None) -> str:
+    """The command that detects again with the features an ensemble's `detect --keep-features K` kept (`given`: the
+    members read from --member folders, not made)."""
     from mgrec.run import RunDir
 
-    run, kept = RunDir(run_dir), args.keep_features / "members"
-    given = _member_folders(run_dir, args.member) or {}
+    run, kept, given = RunDir(run_dir), keep_features / "members", given or {}
     grid, streams = member_layout(run.member_path(0), kept / "0")
     words = [str(grid), *(f"--stream {name}={folder}" for name, folder in streams.items())]
     words += [f"--member {m}={given.get(m, kept / str(m))}" for m in range(1, run.read_ensemble()["members"])]
@@ -1556,10 +1557,10 @@ def cmd_stream(args) -> int:
             raise InputError(ONNX_AND_COMPILE)
         OnnxNetwork.detector(run_dir, args.onnx, device, args.precision)
     if fuses_detections(run_dir):  # before each member's features of a video are made
-        from mgrec.infer.offline import OfflineDetector
         from mgrec.infer.online import refuse_members_of_several_streams
 
-        refuse_members_of_several_streams(OfflineDetector.from_run(run_dir, device="cpu", precision="fp32"))
+        members = [RunDir(run_dir).member_path(m) for m in range(RunDir(run_dir).read_ensemble()["members"])]
+        refuse_members_of_several_streams(run_dir, [(member, RunDir(member).read_config()) for member in members])
     if args.out is not None:
         _refuse_a_file_name_for_a_folder(args.out, args.format)
         check_output(args.out, reads=[path for path in args.inputs if not arrives_once(path)],

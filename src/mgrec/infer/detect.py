@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -92,16 +92,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
     else:
         detector = OnnxNetwork.detector(run_dir, onnx, device, precision)
-    detector.stream_folders = stream_folders
-    if member_folders or member_stream_folders or detector.members is not None:
-        detector = replace(detector, member_folders=member_folders or None)  # checked against the ensemble
-        # the files given and their other streams (`stream_folders`, --stream) are member 0's: the ensemble's config
-        # is member 0's
-        streams = dict(member_stream_folders or {})
-        streams[0] = {**(stream_folders or {}), **streams.get(0, {})}
-        for member, folders in streams.items():
-            if folders:
-                detector.members[member].stream_folders = folders
+    detector = detector.reading(stream_folders, member_folders, member_stream_folders)
     paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
     video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
     seen = trained_on(RunDir(run_dir), video_ids.values())

@@ -19,7 +19,7 @@ import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -226,6 +226,23 @@ class OfflineDetector:
                        f"{index}=FOLDER (from videos, `mgrec detect` makes each member's)")
             raise InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): "
                              f"{exc}{way}") from exc
+
+    def reading(self, stream_folders: dict[str, Path] | None = None, member_folders: dict[int, Path] | None = None,
+                member_stream_folders: dict[int, dict[str, Path]] | None = None) -> OfflineDetector:
+        """This detector reading the other streams' files from `stream_folders` (`detect` and `stream`: --stream, or
+        made from videos) and, of a detection-level ensemble, member M's files from `member_folders[M]` and its other
+        streams' from `member_stream_folders[M]`. The files given and `stream_folders` are member 0's: the ensemble's
+        config is member 0's. Each folder is checked as the constructor checks it; the members are new detectors."""
+        if self.members is None:
+            if member_stream_folders:
+                raise InputError(f"member_stream_folders: {self.run_dir} is no detection-level ensemble (it has no "
+                                 "members): leave it out")
+            return replace(self, stream_folders=stream_folders, member_folders=member_folders or None)
+        streams = dict(member_stream_folders or {})
+        streams[0] = {**(stream_folders or {}), **streams.get(0, {})}
+        members = [replace(member, stream_folders=streams.get(index) or member.stream_folders)
+                   for index, member in enumerate(self.members)]
+        return replace(self, stream_folders=stream_folders, members=members, member_folders=member_folders or None)
 
     def member_input(self, index: int, features: np.ndarray | str | Path, video_id: str | None
                       ) -> tuple[np.ndarray | str | Path, str | None]:

@@ -736,7 +736,7 @@ class FusedOnlineDetector(OnlineDetector):
                  member_fps: dict[int, float | None] | None = None):
         if detector.members is None:
             raise InputError(f"{detector.run_dir} is no detection-level ensemble: stream it with OnlineDetector")
-        refuse_members_of_several_streams(detector)
+        refuse_members_of_several_streams(detector.run_dir, [(m.run_dir, m.config) for m in detector.members])
         super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile)
         self.ensemble = detector
         seconds = self.history * self.grid.seconds_per_step()
@@ -800,14 +800,14 @@ class FusedOnlineDetector(OnlineDetector):
         return super()._final_update()
 
 
-def refuse_members_of_several_streams(detector: OfflineDetector) -> None:
-    """A member of several input streams is not streamed in an ensemble: refused, naming it (before any video is made
-    into features, `mgrec stream`)."""
-    for index, member in enumerate(detector.members or []):
-        if len(member.config.data.input_streams()) > 1:
-            raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}) reads several input streams: "
-                             "a member of several streams is not streamed in an ensemble (detect with the "
-                             "ensemble, or stream the member alone)")
+def refuse_members_of_several_streams(run_dir: Path, members: list[tuple[Path, Config]]) -> None:
+    """A member of several input streams is not streamed in an ensemble: refused, naming it. `members`: each member's
+    run directory and config (`mgrec stream` reads them before any video is made into features)."""
+    for index, (member_dir, config) in enumerate(members):
+        if len(config.data.input_streams()) > 1:
+            raise InputError(f"member {index} of {run_dir} ({member_dir}) reads several input streams: a member of "
+                             "several streams is not streamed in an ensemble (detect with the ensemble, or stream the "
+                             "member alone)")
 
 
 # --onnx and --compile given together
@@ -1043,17 +1043,10 @@ def stream_files(
             raise InputError(ONNX_AND_COMPILE)
         detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
                     OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
-        detector.stream_folders = stream_folders
-        if detector.members is not None:  # the files given and their other streams are member 0's
-            if live is not None:
-                raise InputError(f"{detector.run_dir}: the members of a detection-level ensemble make their features "
-                                 "of a video whole first (give its feature files, or let `mgrec stream` make them)")
-            detector = replace(detector, member_folders=member_folders or None)
-            for member, folders in {**(member_stream_folders or {}), 0: stream_folders}.items():
-                if folders:
-                    detector.members[member].stream_folders = folders
-        elif member_folders or member_stream_folders:
-            replace(detector, member_folders=member_folders)  # refused: no ensemble
+        if detector.members is not None and live is not None:
+            raise InputError(f"{detector.run_dir}: the members of a detection-level ensemble make their features "
+                             "of a video whole first (give its feature files, or let `mgrec stream` make them)")
+        detector = detector.reading(stream_folders, member_folders, member_stream_folders)
 
         def streamed_live(path: Path) -> bool:
             return live is not None and live.takes(path)
