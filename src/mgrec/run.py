@@ -581,6 +581,12 @@ class RunDir:
                                  f"{members - 1}); make the ensemble again")
         return block
 
+    def fuses_detections(self) -> bool:
+        """Whether the run is a detection-level ensemble (`mgrec ensemble --fusion detections`): it holds its members,
+        whole, in members/<m>/, and no network of its own."""
+        ensemble = self.read_ensemble()
+        return ensemble is not None and ensemble.get("fusion") == "detections"
+
     def member_path(self, index: int) -> Path:
         """Member `index` of a detection-level ensemble: a run directory of its own inside this one."""
         return self.path / "members" / str(index)

@@ -197,20 +197,9 @@ def test_detect_never_writes_over_the_feature_files_a_member_or_stream_reads(run
     assert {path.name: path.read_bytes() for path in own.iterdir()} == before
     assert main(["detect", str(out), given, "--member", f"1={own}", "--out", str(own / "new.json"),
                  "--no-progress"]) == 0  # a new file beside them
-    # a run of several streams (its config.yaml alone: what is read of it): its config's other streams' folders, or
-    # those --stream gives
-    from mgrec.cli import _feature_folders_read
+    from mgrec.extract.detection_inputs import feature_folders_read
 
-    run = tmp_path / "streams_run"
-    run.mkdir()
-    for folder in ("rgb", "pose", "pose2"):
-        (tmp_path / folder).mkdir()
-    streams = [{"name": name, "features": str(tmp_path / name), "feature_dim": 4, "stride": 4, "window": 16}
-               for name in ("rgb", "pose")]
-    (run / "config.yaml").write_text(json.dumps({"data": {"streams": streams}}), encoding="utf-8")
-    assert _feature_folders_read(run, [], None) == [tmp_path / "pose"]
-    assert _feature_folders_read(run, [f"pose={tmp_path / 'pose2'}"], None) == [tmp_path / "pose2"]
-    assert _feature_folders_read(out, [], {1: own}) == [own]
+    assert feature_folders_read(out, [], {1: own}) == [own]  # the member's folder given, beside the run's none
 
 
 def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fused_hard_set(runs, tmp_path, capsys):
