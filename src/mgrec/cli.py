@@ -1305,11 +1305,6 @@ def cmd_stream(args) -> int:
         if args.compile:
             raise InputError(ONNX_AND_COMPILE)
         OnnxNetwork.detector(run_dir, args.onnx, device, args.precision)
-    if RunDir(run_dir).fuses_detections():  # before each member's features of a video are made
-        from mgrec.infer.online import refuse_members_of_several_streams
-
-        members = [RunDir(run_dir).member_path(m) for m in range(RunDir(run_dir).read_ensemble()["members"])]
-        refuse_members_of_several_streams(run_dir, [(member, RunDir(member).read_config()) for member in members])
     if args.out is not None:
         _refuse_a_file_name_for_a_folder(args.out, args.format)
         check_output(args.out, reads=[path for path in args.inputs if not arrives_once(path)],

@@ -943,6 +943,34 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
             outputs.append(json.loads((tmp_path / name).read_text())["results"])
             (tmp_path / name).unlink()
         assert outputs[0] == outputs[1] and sum(map(len, outputs[0].values())) > 0
+        # streamed (a member of several streams was refused), its streams joined on its grid as they arrive: from the
+        # video as from the kept files, and, with a lookahead longer than the video, detect's hard set
+        tuned = json.loads((ensemble / "postprocess.json").read_text())  # random weights: every score is low
+        (ensemble / "postprocess.json").write_text(json.dumps({**tuned, "score_threshold": 0.0}))
+        streamed, _ = [], capsys.readouterr()
+        for inputs in ([str(carphone)], command):
+            assert main(["stream", str(ensemble), *inputs, "--lookahead", "100", "--hop", "1"]) == 0
+            streamed.append(sorted((line["label"], line["segment(frames)"], line["score"])
+                                   for line in map(json.loads, capsys.readouterr().out.splitlines())))
+        assert main(["detect", str(ensemble), *command, "--out", str(tmp_path / "hard.json")]) == 0
+        hard = sorted((d["label"], d["segment(frames)"], d["score"])
+                      for d in json.loads((tmp_path / "hard.json").read_text())["results"][carphone.stem])
+        (tmp_path / "hard.json").unlink()
+        assert [e[:2] for e in streamed[0]] == [e[:2] for e in streamed[1]] == [h[:2] for h in hard] and hard
+        assert np.allclose([e[2] for e in streamed[0]], [h[2] for h in hard], rtol=0, atol=1e-6)
+    # in Python, that member's rows go by stream name; a refused chunk takes nothing of any member
+    from mgrec.infer.online import FusedOnlineDetector
+
+    online = FusedOnlineDetector(OfflineDetector.from_run(ensemble, device="cpu"), fps=30.0, video_id="v")
+    rows = np.zeros((4, dim), dtype=np.float32)
+    for chunks, said in (({0: rows, 1: {"fine": rows, "nope": rows}}, "member 1: no stream 'nope' in this run"),
+                         ({0: {"fine": rows}}, "member 0: this member reads one stream: give its rows as an array"),
+                         ({1: {"fine": rows, "coarse": rows[:, :3]}}, r"member 1: stream 'coarse': expected an array")):
+        with pytest.raises(InputError, match=said):
+            online.push_members(chunks)
+    assert online.received_steps == online._others[0].received_steps == 0
+    online.push_members({1: {"fine": rows, "coarse": rows[:2]}, 0: rows})
+    assert online.received_steps == 4 and online._others[0].received_steps > 0
     # with several streams, one unreadable video of several stops the whole call, and says nothing was written
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(carphone.read_bytes()[:300_000])

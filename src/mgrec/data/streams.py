@@ -227,7 +227,7 @@ class StreamAligner:
                                  f"{getattr(chunk, 'shape', type(chunk).__name__)}")
             check_feature_values(chunk, f"stream {name!r} (rows {self._received[index]}..)")
             checked.append((index, chunk.astype(np.float32, copy=False)))
-        before = (list(self._held), list(self._first_row), list(self._received), self._next_step)
+        before = self.snapshot()
         for index, chunk in checked:
             self._held[index] = np.concatenate([self._held[index], chunk])
             self._received[index] += len(chunk)
@@ -235,9 +235,17 @@ class StreamAligner:
         try:
             self._check_lag()
         except InputError:  # undone: the rows it released are released again by the push that follows
-            self._held, self._first_row, self._received, self._next_step = before
+            self.restore(before)
             raise
         return rows
+
+    def snapshot(self) -> tuple:
+        """What the aligner holds now, for `restore`: a caller feeding several aligners at once (an ensemble's members)
+        undoes the pushes that went through when a later one is refused."""
+        return list(self._held), list(self._first_row), list(self._received), self._next_step
+
+    def restore(self, snapshot: tuple) -> None:
+        self._held, self._first_row, self._received, self._next_step = snapshot
 
     def _check_lag(self) -> None:
         covered = [grid.covered_seconds(n) for grid, n in zip(self.stream_grids, self._received)]

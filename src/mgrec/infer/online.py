@@ -723,21 +723,25 @@ class FusedOnlineDetector(OnlineDetector):
     keep the stream's clock) fuses the members' ranked lists of their windows as `detect` fuses whole videos
     (`fuse_detections`), and the emission rule decides on the ensemble's hard set (its threshold, tuned on val).
 
-    Member 0's rows go to `push`, or with the others' to `push_members({m: rows})`: each row once it exists (at the end
-    of its window, on the member's grid), before the push whose update should see it; `push_members` takes the others'
-    rows first. A member that has no row yet counts as having missed (a fused score is the members' mean); rows of
-    other members after member 0's last are seen by the final update (`flush`).
+    Member 0's rows go to `push` (or `push_streams`), or with the others' to `push_members({m: rows})`: each row once it
+    exists (at the end of its window, on the member's grid), before the push whose update should see it;
+    `push_members` takes the others' rows first. A member that reads several input streams takes its streams' rows by
+    name, `{m: {stream: rows}}`, joined on its grid as `push_streams` joins a run's. A member that has no row yet
+    counts as having missed (a fused score is the members' mean); rows of other members after member 0's last are seen
+    by the final update (`flush`).
     `member_fps`: a member's own fps where the video's rate reaches it otherwise (its features' sidecar; default
-    `fps`). `history`: member 0's window in its steps; the others' windows span the same seconds (default: each its
-    own). Members that read several input streams are not streamed in an ensemble."""
+    `fps`); `member_stream_fps`: of a member of several streams, each other stream's fps (`stream_fps` of
+    `OnlineDetector`). `history`: member 0's window in its steps; the others' windows span the same seconds (default:
+    each its own)."""
 
     def __init__(self, detector: OfflineDetector, fps: float | None = None, lookahead: float = 2.0,
                  hop: int | None = None, history: int | None = None, video_id: str = "stream", compile: bool = False,
-                 member_fps: dict[int, float | None] | None = None):
+                 member_fps: dict[int, float | None] | None = None,
+                 member_stream_fps: dict[int, dict[str, float]] | None = None):
         if detector.members is None:
             raise InputError(f"{detector.run_dir} is no detection-level ensemble: stream it with OnlineDetector")
-        refuse_members_of_several_streams(detector.run_dir, [(m.run_dir, m.config) for m in detector.members])
-        super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile)
+        stream_fps = member_stream_fps or {}
+        super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile, stream_fps.get(0))
         self.ensemble = detector
         seconds = self.history * self.grid.seconds_per_step()
         self._others: list[OnlineDetector] = []
@@ -746,7 +750,7 @@ class FusedOnlineDetector(OnlineDetector):
             try:  # hop 1: it never updates, and its window is checked against no hop of its own
                 own = None if history is None else max(1, round(seconds / member.grid(own_fps).seconds_per_step()))
                 other = OnlineDetector(member, own_fps, lookahead, hop=1, history=own, video_id=video_id,
-                                       compile=compile)
+                                       compile=compile, stream_fps=stream_fps.get(index))
             except InputError as exc:
                 raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}): {exc}") from None
             other._decides = False
@@ -755,9 +759,10 @@ class FusedOnlineDetector(OnlineDetector):
         # towards a fused score), one pass each
         self._ranked = [replace(m.postprocess, shifted_passes=1) for m in detector.members]
 
-    def push_members(self, chunks: dict[int, np.ndarray]) -> list[Emission]:
-        """Rows of any members {index: (T_m, C_m)}, each in its stream order: the others' first, then member 0's,
-        which may update (returns the gestures that became final). Every chunk is checked before any is taken."""
+    def push_members(self, chunks: dict[int, np.ndarray | dict[str, np.ndarray]]) -> list[Emission]:
+        """Rows of any members {index: (T_m, C_m)}, or {index: {stream: rows}} for a member of several streams, each in
+        its stream order: the others' first, then member 0's, which may update (returns the gestures that became
+        final). Every chunk is checked before any is taken, and a member's streams that cannot be joined take none."""
         if not isinstance(chunks, dict):
             raise InputError(f"push_members: expected a dict of member index -> rows, got {brief(chunks)}")
         for index in chunks:
@@ -768,22 +773,51 @@ class FusedOnlineDetector(OnlineDetector):
             if self._flushed:
                 raise RuntimeError("this stream was flushed; start a new FusedOnlineDetector for a new stream")
             members = [self, *self._others]
-            checked = {}
+            rows_of, fed_by = {}, {}
             for index, rows in chunks.items():
+                member, fed_by[index] = members[index], "push_streams" if isinstance(rows, dict) else "push"
                 try:
-                    checked[index] = members[index]._checked(rows)
+                    if fed_by[index] == "push_streams" and member._aligner is None:
+                        raise InputError("this member reads one stream: give its rows as an array (T, C)")
+                    member._refuse_mixing(fed_by[index])
+                    rows_of[index] = rows if fed_by[index] == "push_streams" else member._checked(rows)
                 except InputError as exc:
                     raise InputError(f"member {index}: {exc}") from None
-            for index, rows in checked.items():
-                if index:
-                    self._others[index - 1]._push_rows(rows, fed_by="push")
-            return self.push(checked[0]) if 0 in checked else []
+            # the members of several streams join theirs on their grids: all of them, or none where one is refused
+            taken: list[tuple[StreamAligner, tuple]] = []
+            for index in [i for i in rows_of if fed_by[i] == "push_streams"]:
+                aligner = members[index]._aligner
+                taken.append((aligner, aligner.snapshot()))
+                try:
+                    rows_of[index] = aligner.push(rows_of[index])
+                except InputError as exc:
+                    for each, before in taken:
+                        each.restore(before)
+                    raise InputError(f"member {index}: {exc}") from None
+            for index, rows in rows_of.items():
+                if index and len(rows):
+                    self._others[index - 1]._push_rows(rows, fed_by=fed_by[index])
+            return self._push_rows(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
 
-    def run(self, chunks: Iterable[np.ndarray | dict[int, np.ndarray]]) -> Iterator[Emission]:
-        """Push every chunk (member 0's rows, or {member: rows}), then flush; yields emissions as they happen."""
+    def run(self, chunks: Iterable[np.ndarray | dict]) -> Iterator[Emission]:
+        """Push every chunk (member 0's rows, or {member: rows or {stream: rows}}), then flush; yields emissions as they
+        happen."""
         for chunk in chunks:
             yield from self.push_members(chunk) if isinstance(chunk, dict) else self.push(chunk)
         yield from self.flush()
+
+    def flush(self) -> list[Emission]:
+        """End of the stream: the other members' streams joined to their ends, then everything still pending decided."""
+        with self._one_caller("flush"):
+            for index, other in enumerate(self._others, start=1):
+                if not self._flushed and other._feeding == "push_streams":  # the last grid steps wait for the ends
+                    try:
+                        rows = other._aligner.flush()
+                    except InputError as exc:
+                        raise InputError(f"member {index}: {exc}") from None
+                    if len(rows):
+                        other._push_rows(rows, fed_by="push_streams")
+            return super().flush()
 
     def _detect_window(self) -> list[Detection]:
         ranked = [self._window_detections(self._ranked[0])]
@@ -798,16 +832,6 @@ class FusedOnlineDetector(OnlineDetector):
             # rows of other members since the last update (after member 0's last row): one more update sees them
             self._since_update = max(self._since_update, 1)
         return super()._final_update()
-
-
-def refuse_members_of_several_streams(run_dir: Path, members: list[tuple[Path, Config]]) -> None:
-    """A member of several input streams is not streamed in an ensemble: refused, naming it. `members`: each member's
-    run directory and config (`mgrec stream` reads them before any video is made into features)."""
-    for index, (member_dir, config) in enumerate(members):
-        if len(config.data.input_streams()) > 1:
-            raise InputError(f"member {index} of {run_dir} ({member_dir}) reads several input streams: a member of "
-                             "several streams is not streamed in an ensemble (detect with the ensemble, or stream the "
-                             "member alone)")
 
 
 # --onnx and --compile given together
@@ -1093,8 +1117,7 @@ def stream_files(
         def checked_source(path: Path):
             source = source_of(path)
             if detector.members is not None:
-                FusedOnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
-                                    video_id=video_ids[path], member_fps={int(m): f for m, f in source[2].items()})
+                fused_online_detector(detector, source, video_ids[path], lookahead, hop, history)
             else:
                 OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
                                video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
@@ -1216,14 +1239,44 @@ def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
                     ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float | None]]:
     """One video's inputs for a detection-level ensemble's stream (`FusedOnlineDetector`), read and checked: each
     member's rows from its file (`paths[m]`), as `video_source` reads a run's (`fps`: the video's, or each member's),
-    with each member's grid after the first in the place of a run's other streams (`_replay` hands each member the
-    rows that exist by then), and each member's fps by its index ("0", "1", ...)."""
+    every stream of every member in the place of a run's streams, named as `member_stream_names` names them, each but
+    member 0's grid stream with its grid (`_replay` hands each the rows that exist by then), and the fps of each by
+    name (a member's grid stream: the member's fps)."""
     given = fps if isinstance(fps, list) else [fps] * len(detector.members)
     sources = [video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as)
                for member, path, member_fps in zip(detector.members, paths, given)]
-    loaded = [(rows, None if index == 0 else member.grid(source[0]))
-              for index, (member, source) in enumerate(zip(detector.members, sources)) for rows, _ in source[1]]
-    return sources[0][0], loaded, {str(index): source[0] for index, source in enumerate(sources)}
+    loaded, stream_fps = [], {}
+    for index, (member, (member_fps, rows_and_grids, own_fps)) in enumerate(zip(detector.members, sources)):
+        streams = member.config.data.input_streams()
+        for stream, name, (rows, grid) in zip(streams, member_stream_names(member, index), rows_and_grids):
+            if stream is streams[0]:  # the member's grid stream: its grid at the member's fps
+                grid, stream_fps[name] = (None if index == 0 else member.grid(member_fps)), member_fps
+            elif stream.name in own_fps:
+                stream_fps[name] = own_fps[stream.name]
+            loaded.append((rows, grid))
+    return sources[0][0], loaded, stream_fps
+
+
+def member_stream_names(member: OfflineDetector, index: int) -> list[str]:
+    """How a stream of an ensemble names member `index`'s streams: "1" for its grid stream, "1/pose" for another."""
+    streams = member.config.data.input_streams()
+    return [str(index)] + [f"{index}/{stream.name}" for stream in streams[1:]]
+
+
+def fused_online_detector(detector: OfflineDetector, source: tuple, video_id: str, lookahead: float,
+                          hop: int | None = None, history: int | None = None, compile: bool = False
+                          ) -> FusedOnlineDetector:
+    """The stream of an ensemble's `source` (`ensemble_source`): each member at its fps, its streams at theirs."""
+    fps, _, stream_fps = source
+    member_fps, member_stream_fps = {}, {}
+    for name, value in stream_fps.items():
+        index, _, stream = name.partition("/")
+        if stream:
+            member_stream_fps.setdefault(int(index), {})[stream] = value
+        else:
+            member_fps[int(index)] = value
+    return FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                               compile=compile, member_fps=member_fps, member_stream_fps=member_stream_fps)
 
 
 def stream_video(detector: OfflineDetector,
@@ -1237,8 +1290,7 @@ def stream_video(detector: OfflineDetector,
     # Several input streams: each step pushes one hop of every stream, joined.
     fps, loaded, stream_fps = source
     fused = detector.members is not None  # each member's rows in the place of a run's streams (`ensemble_source`)
-    online = (FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
-                                  compile=compile, member_fps={int(m): f for m, f in stream_fps.items()}) if fused else
+    online = (fused_online_detector(detector, source, video_id, lookahead, hop, history, compile) if fused else
               OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
                              compile=compile, stream_fps=stream_fps))
     count, update_ms = 0, []
@@ -1261,8 +1313,8 @@ def stream_video(detector: OfflineDetector,
                                      f"at {online.now:.1f} s of stream: stopped (a live session would otherwise run "
                                      "on, its gestures dropped)")
 
-    names = [str(m) for m in range(len(detector.members))] if fused else [
-        s.name for s in detector.config.data.input_streams()]
+    names = ([name for m, member in enumerate(detector.members) for name in member_stream_names(member, m)] if fused
+             else [s.name for s in detector.config.data.input_streams()])
     interrupted, behind = False, 0.0
     started = time.monotonic()  # as `_replay`'s own clock, within its first step
     try:
@@ -1275,7 +1327,7 @@ def stream_video(detector: OfflineDetector,
             if not isinstance(chunk, dict):
                 write(online.push(chunk), before)
             elif fused:
-                write(online.push_members({int(name): rows for name, rows in chunk.items()}), before)
+                write(online.push_members(_by_member(chunk, detector)), before)
             else:
                 write(online.push_streams(chunk), before)
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
@@ -1292,6 +1344,20 @@ def stream_video(detector: OfflineDetector,
     if interrupted:
         raise StreamInterrupted(summary)
     return summary
+
+
+def _by_member(chunk: dict[str, np.ndarray], detector: OfflineDetector) -> dict[int, np.ndarray | dict]:
+    """A chunk of `_replay` named by `member_stream_names` -> `push_members`' chunks: a member of one stream its rows, a
+    member of several {stream: rows}."""
+    members: dict[int, np.ndarray | dict] = {}
+    for name, rows in chunk.items():
+        index, _, stream = name.partition("/")
+        member = detector.members[int(index)]
+        if len(member.config.data.input_streams()) == 1:
+            members[int(index)] = rows
+        else:
+            members.setdefault(int(index), {})[stream or member.config.data.input_streams()[0].name] = rows
+    return members
 
 
 def _replay(loaded: list[tuple[np.ndarray | Iterable[np.ndarray], FeatureGrid | None]], names: list[str], hop: int,
