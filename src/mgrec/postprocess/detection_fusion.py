@@ -18,7 +18,7 @@ the first member's boundary, so equal values add zero).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mgrec.records import Detection
 
@@ -28,25 +28,39 @@ FUSION_IOU = 0.5
 
 @dataclass
 class _Cluster:
+    """The detections of one gesture so far, at most one per member. Its boundaries (and frames) are the score-weighted
+    means of theirs, kept as running sums of score x (value - the first detection's value), so that each detection
+    joins in constant time and equal values add zero; `mgrec.postprocess.reference.fuse_detections_reference` takes
+    each mean over the whole cluster again, and is equal to this (tests/postprocess/test_detection_fusion.py)."""
+
     first: Detection
     members: set[int] = field(default_factory=set)
-    items: list[Detection] = field(default_factory=list)
+    count: int = 0
     start: float = 0.0
     end: float = 0.0
+    score_sum: float = 0.0  # sum of the members' scores, in the order they joined
+    score_shift: float = 0.0  # sum of (score - the first score)
+    shifts: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])  # start, end, start frame, end frame
+    has_frames: bool = True  # every detection so far has both frames
 
     def add(self, detection: Detection, member: int) -> None:
+        first, score = self.first, detection.score
         self.members.add(member)
-        self.items.append(detection)
-        self.start = _weighted_mean([d.start for d in self.items], self.items)
-        self.end = _weighted_mean([d.end for d in self.items], self.items)
+        self.count += 1
+        self.score_sum += score
+        self.score_shift += score - first.score
+        shifts = self.shifts
+        shifts[0] += score * (detection.start - first.start)
+        shifts[1] += score * (detection.end - first.end)
+        self.has_frames = self.has_frames and detection.start_frame is not None and detection.end_frame is not None
+        if self.has_frames:
+            shifts[2] += score * (detection.start_frame - first.start_frame)
+            shifts[3] += score * (detection.end_frame - first.end_frame)
+        self.start, self.end = self.mean(first.start, 0), self.mean(first.end, 1)
 
-
-def _weighted_mean(values: list[float], items: list[Detection]) -> float:
-    """Score-weighted mean, as an offset from the first value (equal values give it exactly)."""
-    total = sum(d.score for d in items)
-    if total <= 0:
-        return values[0]
-    return values[0] + sum(d.score * (v - values[0]) for v, d in zip(values, items)) / total
+    def mean(self, first_value: float, which: int) -> float:
+        """Score-weighted mean of a boundary, as an offset from the first detection's (equal values give it)."""
+        return first_value + self.shifts[which] / self.score_sum if self.score_sum > 0 else first_value
 
 
 def _tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
@@ -62,7 +76,8 @@ def fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float
     if count == 0:
         return []
     pool = sorted(((d, m) for m, ranked in enumerate(members) for d in ranked), key=lambda item: -item[0].score)
-    clusters: dict[int, list[_Cluster]] = {}
+    clusters: dict[int, list[_Cluster]] = {}  # by class
+    started: list[_Cluster] = []  # every cluster, in the order they were started
     apart_never_joins = iou_threshold > 0  # a tIoU of 0 is below the threshold
     for detection, member in pool:
         start, end = detection.start, detection.end
@@ -79,20 +94,17 @@ def fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float
         if best is None:
             best = _Cluster(detection)
             clusters[detection.label_id].append(best)
+            started.append(best)
         best.add(detection, member)
-    fused = [_fused(cluster, count) for per_class in clusters.values() for cluster in per_class]
-    return sorted(fused, key=lambda d: -d.score)
+    return sorted((_fused(cluster, count) for cluster in started), key=lambda d: -d.score)
 
 
 def _fused(cluster: _Cluster, count: int) -> Detection:
-    items = cluster.items
-    frames = [d for d in items if d.start_frame is not None and d.end_frame is not None]
+    first = cluster.first
     start_frame = end_frame = None
-    if len(frames) == len(items):
-        start_frame = round(_weighted_mean([d.start_frame for d in items], items))
-        end_frame = round(_weighted_mean([d.end_frame for d in items], items))
+    if cluster.has_frames:
+        start_frame, end_frame = round(cluster.mean(first.start_frame, 2)), round(cluster.mean(first.end_frame, 3))
     # (sum of scores) / M, written around the first score so that M equal scores give it exactly
-    first = cluster.first.score
-    score = first * (len(items) / count) + sum(d.score - first for d in items) / count
-    return replace(cluster.first, start=cluster.start, end=cluster.end, score=score, start_frame=start_frame,
-                   end_frame=end_frame)
+    score = first.score * (cluster.count / count) + cluster.score_shift / count
+    return Detection(first.video_id, cluster.start, cluster.end, first.label_id, first.label, score, start_frame,
+                     end_frame)

@@ -9,6 +9,11 @@ fast forms.
   returns the same kept candidates, scores, labels and order, bit for bit
   (tests/postprocess/test_nms.py checks it), but advances all classes at once and only updates the
   candidates that can overlap a pick.
+- `fuse_detections_reference`: detection-level fusion of several members' ranked lists, each cluster's
+  boundaries taken as the score-weighted mean of its detections again whenever one joins, and each detection's
+  tIoU taken with every cluster of its class; `mgrec.postprocess.detection_fusion.fuse_detections` returns the
+  same fused list (tests/postprocess/test_detection_fusion.py checks it) with running sums, skipping clusters
+  apart from the detection.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch import Tensor
 
 from mgrec.config import PostprocessConfig
 from mgrec.postprocess.decode import RawDetections
+from mgrec.records import Detection
 
 
 def decode_reference(
@@ -106,3 +112,58 @@ def nms_reference(
             current = torch.where(decays, current * torch.exp(iou.square() / -cfg.sigma), current)
     index = torch.tensor(kept, dtype=torch.long, device=segments.device)
     return segments[index], torch.tensor(kept_scores, dtype=scores.dtype, device=scores.device), labels[index]
+
+
+def fuse_detections_reference(members: list[list[Detection]], iou_threshold: float) -> list[Detection]:
+    """One video's ranked lists of M members fused (the definition in `mgrec.postprocess.detection_fusion`).
+
+    1. Every member's detections, pooled, from the highest score down (a stable sort: among equal scores, member 0's
+       first, each in its own order).
+    2. A detection joins, among the clusters of its class that hold no detection of its member yet, the one whose
+       segment it overlaps most, where that tIoU is at least `iou_threshold` (the first such cluster among equal
+       overlaps); otherwise it starts a cluster.
+    3. A cluster's segment (and frames, where each of its detections has them) is the score-weighted mean of its
+       detections' boundaries, written as the first detection's value plus the weighted mean of the differences
+       (so that equal values give it exactly); with a score sum of 0 or less, the first detection's value.
+    4. A cluster becomes one detection of the first detection's video, class and label, with score (sum of its
+       scores) / M, written as first * (n / M) + sum(score - first) / M; frames rounded to whole frames.
+    5. The fused detections, from the highest score down (among equal scores, in the order their clusters started).
+    """
+    def mean(values: list[float], scores: list[float]) -> float:
+        total = sum(scores)
+        if total <= 0:
+            return values[0]
+        return values[0] + sum(s * (v - values[0]) for v, s in zip(values, scores)) / total
+
+    def segment(cluster: list[tuple[Detection, int]]) -> tuple[float, float]:
+        scores = [d.score for d, _ in cluster]
+        return mean([d.start for d, _ in cluster], scores), mean([d.end for d, _ in cluster], scores)
+
+    pool = sorted(((d, m) for m, ranked in enumerate(members) for d in ranked), key=lambda item: -item[0].score)
+    clusters: list[list[tuple[Detection, int]]] = []
+    for detection, member in pool:
+        best, best_overlap = None, iou_threshold
+        for cluster in clusters:
+            if cluster[0][0].label_id != detection.label_id or any(m == member for _, m in cluster):
+                continue
+            start, end = segment(cluster)
+            inter = max(0.0, min(end, detection.end) - max(start, detection.start))
+            union = max(end, detection.end) - min(start, detection.start)
+            overlap = inter / union if union > 0 else 0.0
+            if overlap >= best_overlap and (best is None or overlap > best_overlap):
+                best, best_overlap = cluster, overlap
+        if best is None:
+            clusters.append([(detection, member)])
+        else:
+            best.append((detection, member))
+    fused = []
+    for cluster in clusters:
+        first, scores = cluster[0][0], [d.score for d, _ in cluster]
+        start, end = segment(cluster)
+        start_frame = end_frame = None
+        if all(d.start_frame is not None and d.end_frame is not None for d, _ in cluster):
+            start_frame = round(mean([d.start_frame for d, _ in cluster], scores))
+            end_frame = round(mean([d.end_frame for d, _ in cluster], scores))
+        score = first.score * (len(cluster) / len(members)) + sum(s - first.score for s in scores) / len(members)
+        fused.append(Detection(first.video_id, start, end, first.label_id, first.label, score, start_frame, end_frame))
+    return sorted(fused, key=lambda d: -d.score)

@@ -145,9 +145,11 @@ def nms_within_the_cap(segments: torch.Tensor, scores: torch.Tensor, labels: tor
 def moved_detection(detection: Detection, frames: int, grid: FeatureGrid) -> Detection:
     """A detection made on features starting `frames` frames into the video, in the video's own time."""
     seconds = grid.frame_to_seconds(frames)
-    return replace(detection, start=detection.start + seconds, end=detection.end + seconds,
-                   start_frame=None if detection.start_frame is None else detection.start_frame + frames,
-                   end_frame=None if detection.end_frame is None else detection.end_frame + frames)
+    # the constructor, not dataclasses.replace: a streamed ensemble's update moves a thousand of them
+    return Detection(detection.video_id, detection.start + seconds, detection.end + seconds, detection.label_id,
+                     detection.label, detection.score,
+                     None if detection.start_frame is None else detection.start_frame + frames,
+                     None if detection.end_frame is None else detection.end_frame + frames)
 
 
 def _one_pass(model: torch.nn.Module, features: np.ndarray, grid: FeatureGrid, post: PostprocessConfig,
