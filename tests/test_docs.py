@@ -59,3 +59,14 @@ def test_the_readme_s_own_feature_configs_load_as_they_say(tmp_path):
             recipe.postprocess.shifted_passes) == ("actionformer", "repeat_factor", "video", 1, 4)
     assert (recipe.data.fps, recipe.data.feature_dim, recipe.model.num_classes, recipe.model.num_levels) == (
         None, 2048, 5, 6)
+
+
+def test_the_robustness_rows_are_numbered_once_each_and_the_readme_counts_them():
+    """A row pasted twice (368, once with a stale function name) made the table hold one row more than its last
+    number, which the README quotes as the count."""
+    table = (DOCS / "robustness.md").read_text(encoding="utf-8")
+    numbers = [int(n) for n in re.findall(r"^\| (\d+) \|", table, flags=re.M)]
+    assert numbers == list(range(1, len(numbers) + 1))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"| bad or hostile inputs | {len(numbers)}," in readme
+    assert f"(`docs/robustness.md`): {len(numbers)} bad" in readme

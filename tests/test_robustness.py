@@ -314,8 +314,10 @@ def test_data_check_and_train_refuse_features_much_shorter_or_longer_than_the_vi
         line = next(line for line in checked.out.splitlines() if line.strip().startswith(f"ERROR   {path}:"))
         assert "feature steps cover" in line and "off by" in line
     trained = mgrec(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "run", "--no-progress")
-    # each file is also at odds with its sidecar's frame count (the video's): two errors per file
-    assert_input_error(trained, "the data has 4 error(s)", str(short), str(long), "data.drop_bad_videos")
+    # each file is also at odds with its sidecar's frame count (the video's): two errors per file; both are training
+    # videos, so dropping the affected ones is not offered (it would leave nothing to train on)
+    assert_input_error(trained, "the data has 4 error(s)", str(short), str(long),
+                       "videos of the training split 'train' has one: fix them")
     assert not (tmp_path / "run").exists()
 
 

@@ -1217,6 +1217,10 @@ def cmd_detect(args) -> None:
     videos = [Path(path) for path in args.inputs if is_video(path)]
     if args.keep_features is not None:
         if not videos:
+            from mgrec.data.features import list_feature_files
+
+            for folder in (Path(path) for path in args.inputs if Path(path).is_dir()):  # one of videos is said as such
+                list_feature_files(folder)
             raise InputError("--keep-features keeps the features made from videos; the inputs are feature files "
                              "already: leave it out")
         check_output(args.keep_features, reads=args.inputs, protected=RunDir(run_dir).owned_files(),

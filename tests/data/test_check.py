@@ -793,3 +793,32 @@ def test_a_data_set_root_given_for_data_features_names_the_subfolder(tmp_path, m
     monkeypatch.setattr(Path, "is_file", refusing)
     assert {p.message for p in check_dataset(config).errors} == {
         f"feature file missing (the subfolder {dataset.features} holds it: set data.features: {dataset.features})"}
+
+
+def test_the_videos_folder_given_as_the_features_says_so_and_dropping_every_training_video_is_not_offered(tmp_path):
+    # `data.features=videos` (the folder of clip.mp4, ...): "feature file missing (extract features for this video)"
+    # for each, then "Fix them, or pass --set data.drop_bad_videos=true", which dropped every video and ended in
+    # "no videos in the training split 'train'" of a file that has them
+    from mgrec.train.data import checked_annotations
+
+    config = _config(tmp_path)
+    database = {"a": _entry("training", (0, 1.0, 3.0), (1, 5.0, 7.0), (2, 8.0, 9.0)),
+                "b": _entry("validation", (0, 2.0, 3.0), (1, 5.0, 7.0), (2, 8.0, 9.0)),
+                "c": _entry("testing", (2, 2.0, 3.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for video_id in database:
+        (videos / f"{video_id}{'.MP4' if video_id == 'c' else '.mp4'}").write_bytes(b"a video, not decoded here")
+    config.data.features = str(videos)
+    report = check_dataset(config)
+    missing = [p for p in report.errors if "feature file missing" in p.message]
+    assert len(missing) == 3 and all(f"the video itself, is there: data.features is the folder of its feature files; "
+                                     f"make them with mgrec extract {videos} --out FEATURES" in p.message
+                                     for p in missing)
+    for drop in (False, True):
+        config.data.drop_bad_videos = drop
+        with pytest.raises(InputError, match="Every one of the 1 videos of the training split 'train' has one: fix "
+                                             "them") as refused:
+            checked_annotations(config, log=lambda *_: None)
+        assert "drop_bad_videos" not in str(refused.value)

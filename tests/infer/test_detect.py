@@ -1206,3 +1206,41 @@ def test_an_ensemble_of_runs_that_read_different_features_detects_a_video_each_m
     assert main(["detect", str(runs[0]), str(made[4]), "--member", f"1={kept}", "--out", str(tmp_path / "r.json")]) == 2
     assert "is no detection-level ensemble" in capsys.readouterr().err
     assert not list(tmp_path.glob("refused.json")) and not (tmp_path / "r.json").exists()
+
+
+def test_keep_features_with_a_folder_of_videos_says_to_give_the_videos(trained_run, tmp_path, capsys):
+    # a folder holding only videos was called "feature files already" under --keep-features (without it, detect said
+    # to give the videos themselves)
+    run, paths = trained_run
+    videos = tmp_path / "myvids"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(b"a video, not decoded here")
+    assert main(["detect", str(run), str(videos), "--out", str(tmp_path / "d.json"),
+                 "--keep-features", str(tmp_path / "kept")]) == 2
+    said = capsys.readouterr().err
+    assert "but 1 video file(s) (clip.mp4, ...): give the video files themselves" in said, said
+    assert "feature files already" not in said and not (tmp_path / "kept").exists()
+    assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "d.json"),
+                 "--keep-features", str(tmp_path / "kept")]) == 2
+    assert "the inputs are feature files already: leave it out" in capsys.readouterr().err
+
+
+def test_features_unlike_the_run_s_are_refused_with_every_difference_and_the_run_s_recipe(trained_run, tmp_path):
+    # made with another window and another backbone: the window was said, and the backbone only once features of the
+    # right window were made again; now both, with what the run's were made with
+    run, paths = trained_run
+    feature = sorted(paths.features.glob("*.npy"))[0]
+    recipe = json.loads((Path(run) / "feature_recipe.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(feature, other / feature.name)
+    sidecar = json.loads(feature.with_suffix(".json").read_text())
+    (other / feature.with_suffix(".json").name).write_text(json.dumps(
+        {**sidecar, "window": sidecar["window"] * 2, "backbone": "another-backbone"}))
+    with pytest.raises(InputError) as refused:
+        OfflineDetector.from_run(run, device="cpu").detect(other / feature.name)
+    said = str(refused.value)
+    assert f"window is {sidecar['window'] * 2} in the sidecar but {sidecar['window']} in the config" in said
+    assert f"backbone 'another-backbone' (the run: {recipe['backbone']!r})" in said
+    assert (f"The run's features were made with backbone {recipe['backbone']}, window {recipe['window']}, stride "
+            f"{recipe['stride']}") in said and "`mgrec detect RUN VIDEO` makes them from the video" in said

@@ -861,6 +861,9 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                       f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
         elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
             remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
+        elif (video := _the_video_itself(path, video_id)) is not None:  # the videos' folder given for the features
+            remedy = (f"{video.name}, the video itself, is there: {key}.features is the folder of its feature files; "
+                      f"make them with mgrec extract {video.parent} --out FEATURES and set {key}.features: FEATURES")
         else:
             remedy = "extract features for this video"
         if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing
@@ -1041,6 +1044,19 @@ def _level_of(half_length: float, ranges: list[list[int]]) -> int:
         if half_length < high:
             return level
     return len(ranges) - 1
+
+
+def _the_video_itself(path: Path, video_id: str) -> Path | None:
+    """The video of `video_id` where its feature file was looked for (`clip.mp4` beside no `clip.npy`: the videos'
+    folder given as the features'), or None."""
+    from mgrec.data.videos import VIDEO_SUFFIXES
+
+    for stem in dict.fromkeys((path.stem, video_id)):
+        for suffix in VIDEO_SUFFIXES:
+            for spelt in (suffix, suffix.upper()):
+                if (path.parent / f"{stem}{spelt}").is_file():
+                    return path.parent / f"{stem}{spelt}"
+    return None
 
 
 def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:

@@ -218,6 +218,17 @@ def check_sidecar(
 ) -> None:
     """Raise InputError listing every field where the sidecar disagrees with the config (whose keys are
     `key_prefix` + stride/window/feature_dim: `data.`, or a stream's `data.streams[i].`)."""
+    mismatches = sidecar_mismatches(sidecar, stride, window, dim, fps, key_prefix)
+    if mismatches:
+        raise InputError(
+            f"{source}: features do not match the config: {'; '.join(mismatches)}. "
+            "Re-extract the features or change the config."
+        )
+
+
+def sidecar_mismatches(sidecar: FeatureSidecar, stride: int, window: int, dim: int, fps: float | None = None,
+                       key_prefix: str = "data.") -> list[str]:
+    """Each field where the sidecar disagrees with the config, as `check_sidecar` says it."""
     expected = {
         "stride": (stride, f"{key_prefix}stride"),
         "window": (window, f"{key_prefix}window"),
@@ -230,11 +241,7 @@ def check_sidecar(
     ]
     if fps is not None and abs(sidecar.fps - fps) > FPS_TOLERANCE:
         mismatches.append(f"fps is {sidecar.fps:g} in the sidecar but {fps:g} for this video")
-    if mismatches:
-        raise InputError(
-            f"{source}: features do not match the config: {'; '.join(mismatches)}. "
-            "Re-extract the features or change the config."
-        )
+    return mismatches
 
 
 # ---------------------------------------------------------------------------------------------

@@ -109,10 +109,10 @@ def stream_fps(stream: StreamConfig, path: Path, video_fps: float | None, key: s
     sidecar = None
     if side.exists():
         sidecar = read_sidecar(side)
+        if check_recipe is not None:  # a run's: the config's fields and its recipe's, every difference in one message
+            check_recipe(stream.name, sidecar, side)
         check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, fps=stream.fps, source=side,
                       key_prefix=f"{key}.")
-        if check_recipe is not None:
-            check_recipe(stream.name, sidecar, side)
     if stream.fps is not None:
         return stream.fps
     return sidecar.fps if sidecar is not None else video_fps

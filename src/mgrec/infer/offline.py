@@ -38,6 +38,7 @@ from mgrec.data.features import (
     list_feature_files,
     read_sidecar,
     recipe_differences,
+    sidecar_mismatches,
     sidecar_path,
     video_id_of,
 )
@@ -348,9 +349,9 @@ class OfflineDetector:
             return None
         sidecar = read_sidecar(side)
         main = self.config.data.main_stream()
+        self.check_stream_recipe(None, sidecar, side)  # the config's fields and the recipe's, in one message
         check_sidecar(sidecar, stride=main.stride, window=main.window, dim=main.feature_dim, fps=main.fps,
                       source=str(side), key_prefix=stream_key(self.config.data, main) + ".")
-        self.check_stream_recipe(None, sidecar, side)
         return sidecar.fps
 
     def file_fps(self, path: Path, given: float | None = None, what: str = "fps") -> float | None:
@@ -433,7 +434,8 @@ class OfflineDetector:
         mean nothing to the network (a run of packaged-weights features found 0 gestures in custom-weights
         ones): refused where both the file's sidecar and the run's recipe of that stream (`stream`: None for
         the grid stream) record them."""
-        if stream == self.config.data.input_streams()[0].name:
+        streams = self.config.data.input_streams()
+        if stream == streams[0].name:
             stream = None
         if stream not in self._feature_recipes:
             return
@@ -445,6 +447,18 @@ class OfflineDetector:
         adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE
         fields = [name for name in RECIPE_FIELDS if not (adapted and name == "weights_sha256")]
         differences = recipe_differences(sidecar, recipe, fields)
+        # with the config's own fields: made with --window 16 against the run's 8 and at another size, both were
+        # said, one extraction after the other
+        read_as = streams[0] if stream is None else next(s for s in streams if s.name == stream)
+        mismatches = sidecar_mismatches(sidecar, read_as.stride, read_as.window, read_as.feature_dim, read_as.fps,
+                                        stream_key(self.config.data, read_as) + ".")
+        if mismatches:
+            made = ", ".join(f"{name} {value}" for name, value in (
+                ("backbone", recipe.backbone), ("window", recipe.window), ("stride", recipe.stride),
+                ("frames_per_window", recipe.frames_per_window)) if value is not None)
+            raise InputError(f"{side}: features do not match the config: {'; '.join(mismatches + differences)}. "
+                             f"The run's features were made with {made} ({recipe_path}): make them so (`mgrec detect "
+                             "RUN VIDEO` makes them from the video, `--keep-features K` keeps them)")
         if differences:
             raise InputError(f"{side}: these features were made with another recipe than the run was trained on "
                              f"({recipe_path}): {'; '.join(differences)}; extract them with the run's recipe "
