@@ -1458,3 +1458,23 @@ def test_a_demo_cache_that_is_a_file_is_one_line(capsys, tmp_path):
         outcome = mgrec(capsys, "demo", "--cache", cache, "--out", tmp_path / "run", "--threads", "1")
         assert_input_error(outcome, f"{cache}: cannot make the demo data folder there")
     assert (tmp_path / "cachefile").read_text() == "hi" and not (tmp_path / "run").exists()
+
+
+def test_a_folder_given_as_a_run_or_as_predictions_names_where_the_run_or_its_detections_are(capsys, run_copy,
+                                                                                            dataset, tmp_path):
+    # right after the demo: `evaluate` of the data folder or of RUN/checkpoints said "config.yaml: not found", and
+    # `score --pred RUN` "no .csv prediction files", naming neither the run nor its detections
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "annotations.json").write_text(Path(dataset.annotations).read_text())
+    assert_input_error(mgrec(capsys, "evaluate", data), f"{data}: not a run directory (no config.yaml, run.json); it "
+                       "holds annotations.json, data rather than a run", "runs/demo-mgrec")
+    assert_input_error(mgrec(capsys, "evaluate", run_copy / "checkpoints"),
+                       f"it lies in the run {run_copy.resolve()}: give that folder")
+    assert_input_error(mgrec(capsys, "report", tmp_path), f"the run in it: {run_copy}")
+    (run_copy / "detections_test.json").write_text("{}")
+    assert_input_error(mgrec(capsys, "score", "--gt", dataset.annotations, "--pred", run_copy),
+                       f"it holds {run_copy / 'detections_test.json'} (`mgrec evaluate` writes a split's detections "
+                       "there): give that file")
+    (tmp_path / "empty").mkdir()  # nothing of a run, no run near: the run's own check says what is missing
+    assert_input_error(mgrec(capsys, "evaluate", tmp_path / "empty"), "config.yaml: not found")

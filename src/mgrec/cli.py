@@ -745,7 +745,38 @@ def _checked_run_dir(path: Path) -> Path:
         raise InputError(f"{path}: is a file, not a run directory (the folder `mgrec train --out` writes)")
     if not path.exists():  # said before any file inside it is named as missing
         raise InputError(f"{path}: not a run directory (no such folder)")
+    nearby = _runs_near(path)
+    if nearby:
+        raise InputError(f"{path}: not a run directory (no config.yaml, run.json); {nearby}")
     return path
+
+
+def _runs_near(folder: Path) -> str:
+    """Where the run is, for a folder given as one that holds nothing of a run (the demo's data folder, a run's
+    checkpoints/): the run it lies in, or the runs in it; '' for a folder with any file of a run (its own checks say
+    what is missing)."""
+    from mgrec.run import RunDir
+
+    def is_run(candidate: Path) -> bool:
+        return (candidate / "config.yaml").is_file() and (candidate / "run.json").is_file()
+
+    run = RunDir(folder)
+    if any(path.exists() for path in (run.config_path, run.format_path, run.member_path(0).parent)):
+        return ""
+    for parent in list(folder.resolve().parents)[:2]:
+        if is_run(parent):
+            return f"it lies in the run {parent}: give that folder"
+    try:
+        inside = sorted(child for child in folder.iterdir() if child.is_dir() and is_run(child))
+    except OSError:
+        return ""
+    if inside:
+        shown = ", ".join(str(child) for child in inside[:3]) + (", ..." if len(inside) > 3 else "")
+        return f"the run{'s' if len(inside) > 1 else ''} in it: {shown}"
+    if (folder / "annotations.json").is_file():
+        return ("it holds annotations.json, data rather than a run: a run is the folder `mgrec train --out` or "
+                "`mgrec demo --out` wrote (the demo's: runs/demo-mgrec)")
+    return ""
 
 
 def _checked_device(name: str) -> str:

@@ -485,9 +485,11 @@ def _load_csv_folder(
                              f"{subtitles[0].suffix.lower()[1:]}`) and no .csv prediction files; subtitles are "
                              + _SUBTITLES_UNSCORED.removeprefix("which are "))
         deeper = sorted(folder.glob("*/*/*_finelabels.csv"))
+        detections = sorted(folder.glob("detections_*.json"))  # a run's folder given for its detections
         raise InputError(f"{folder}: no .csv prediction files in this folder (nor VIDEO/VIDEO_finelabels.csv)"
                          + (f"; {deeper[0].parent.parent} holds them one folder down: give that folder" if deeper
-                            else ""))
+                            else f"; it holds {detections[0]} (`mgrec evaluate` writes a split's detections "
+                                 "there): give that file" if detections else ""))
     predictions: dict[str, list[Detection]] = {}
     source_of: dict[str, Path] = {}
     # The first file of each column count (3: no score, 4: scored). Files without rows hold no clue.
