@@ -884,7 +884,17 @@ def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys)
     assert main(["detect", str(run), str(paths.features), "--out", str(tmp_path / "hard.json")]) == 0
     capsys.readouterr()
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "hard.json")]) == 0
-    assert "holds the hard set" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "holds the hard set" in captured.err
+    # scored at the threshold it was cut at, which it records (it said "score >= 0", and its JSON a threshold of 0)
+    recorded = json.loads((tmp_path / "hard.json").read_text())["mgrec"]["score_threshold"]
+    assert recorded > 0 and f"predictions with score >= {recorded:.4g}" in captured.out
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "hard.json"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["score_threshold"] == recorded and scores["threshold_tuned_on"] == "val"
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "hard.json"), "--score-threshold",
+                 "0", "--json"]) == 0  # every detection of the hard set: the same F1
+    assert json.loads(capsys.readouterr().out)["f1"] == scores["f1"]
 
 
 def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, carphone, capsys):

@@ -395,15 +395,19 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         return scored, restrict_to_videos(predictions, ids)
 
     # `mgrec detect --all` of a run, scored with no threshold given or tuned: at its own threshold, as `evaluate`
-    # would score it (scored at 0, the whole ranked list was the hard set: F1 24 for a run of F1 72, without a word)
-    recorded = score_threshold is None and not tune_on and info.get("set") == "ranked" and "score_threshold" in info
+    # would score it (scored at 0, the whole ranked list was the hard set: F1 24 for a run of F1 72, without a word);
+    # its hard set (`detect` without --all) at that threshold too, which it was cut at (scored at 0, the same F1, the
+    # result said "score >= 0" and recorded a threshold of 0)
+    recorded = (score_threshold is None and not tune_on and info.get("set") in ("ranked", "hard")
+                and "score_threshold" in info)
     threshold, class_thresholds = score_threshold, None
     if recorded:
         threshold, class_thresholds = recorded_thresholds(info, pred_path, len(annotations.classes))
         tuned = info.get("threshold_tuned_on")
-        note(f"{pred_path} is the ranked list of a run: F1 at the threshold it records ({threshold:.4g}"
-             f"{', tuned on ' + str(tuned) if tuned else ''}{', and one per class' if class_thresholds else ''}); "
-             "--score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT of --gt")
+        if info.get("set") == "ranked":
+            note(f"{pred_path} is the ranked list of a run: F1 at the threshold it records ({threshold:.4g}"
+                 f"{', tuned on ' + str(tuned) if tuned else ''}{', and one per class' if class_thresholds else ''}); "
+                 "--score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT of --gt")
     tuned_gt: dict[str, list[Segment]] = {}
     if tune_on:
         tuned_gt, tune_pred = split_of(tune_on)
