@@ -552,6 +552,34 @@ def test_no_abbreviations_and_a_group_without_its_action_shows_its_own_help(caps
     assert exit_.value.code == 0 and "usage: mgrec data check" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["score", "--gt", "a.json", "--pred", "p.json", "--gt", "b.json"], "--gt"),
+    (["score", "--gt", "g.json", "--pred", "p.json", "--split", "test", "--split", "val"], "--split"),
+    (["detect", "RUN", "f.npy", "--out", "a.json", "--out", "b.json"], "--out"),
+    (["extract", "--fuse", "a", "b", "--fuse", "c", "--out", "f"], "--fuse"),
+    (["detect", "RUN", "f.npy", "--out", "o.json", "--threads", "2", "--threads", "4"], "--threads"),
+])
+def test_an_option_given_twice_with_other_values_is_refused(argv, option, capsys):
+    # argparse kept the last and dropped the first without a word: `score --gt a.json ... --gt b.json` scored
+    # against b.json, `extract --fuse a b --fuse c` fused c alone
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}: given twice ({option} " in err and "give it once" in err
+    assert "Traceback" not in err
+
+
+def test_an_option_given_twice_alike_and_options_that_add_up_are_taken():
+    args = build_parser().parse_args(["score", "--gt", "g.json", "--pred", "p.json", "--split", "Test", "--split",
+                                      "test", "--pred", "p.json"])
+    assert (str(args.pred), args.split) == ("p.json", "test")
+    args = build_parser().parse_args(["data", "check", "c.yaml", "--set", "seed=1", "--set", "train.epochs=2"])
+    assert args.overrides == ["seed=1", "train.epochs=2"]
+    # before the command and after it: the command's own (a shell alias holding `mgrec --threads 2`)
+    assert build_parser().parse_args(["--threads", "2", "detect", "RUN", "f.npy", "--out", "o.json", "--threads",
+                                      "4"]).threads == 4
+
+
 def test_sigterm_during_a_command_is_said_in_one_line_and_exits_143(monkeypatch, capsys):
     # a scheduler's SIGTERM (a job's time limit) ended evaluate, detect or train in silence; Ctrl-C said so
     import os

@@ -217,10 +217,46 @@ def seed_count(text: str) -> int:
 THREADS_HELP = "torch CPU threads, before or after the command (default: torch's choice; 1 for stream)"
 
 
+class _StoreOnce(argparse._StoreAction):
+    """argparse's `store`, except that an option given twice with other values is refused: argparse keeps the last
+    and drops the first without a word (`score --gt a.json ... --gt b.json` scored against b.json, `extract --fuse a
+    b --fuse c` fused c alone). The same value twice says nothing new and is taken. Options that add up (`--set`,
+    `--member`, `--stream`) are `append` actions and keep every value."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_options_given", {})
+        if option_string is not None:
+            earlier = given.get(self.dest)
+            if earlier is not None and earlier[1] != values:
+                raise argparse.ArgumentError(self, f"given twice ({earlier[0]} {_quoted(earlier[1])}, then "
+                                                   f"{option_string} {_quoted(values)}); give it once")
+            given[self.dest] = (option_string, values)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _quoted(values: object) -> str:
+    """An option's value as the command line gave it, for a message: quoted for a shell, cut (`brief`)."""
+    from mgrec.files import brief
+
+    items = values if isinstance(values, list) else [values]
+    text = " ".join(shlex.quote(str(item)) for item in items)
+    return text if len(text) <= 80 else brief(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """mgrec's parsers (the sub-commands' are made of the same class): an option given twice with other values is
+    refused (`_StoreOnce`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mgrec.config import THRESHOLD_RULES, PostprocessConfig
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mgrec",
         description="Micro-gesture online recognition: temporal detection of micro-gestures in long videos.",
         formatter_class=HelpFormatter,
