@@ -205,6 +205,14 @@ def test_train_with_seeds_refuses_before_training_what_the_ensemble_would_refuse
     assert "ens-seed8 already holds a run; pass --resume" in capsys.readouterr().err
     assert not (tmp_path / "ens-seed7").exists()
     shutil.rmtree(taken)
+    # a later member's folder that is the features folder: found after the earlier members had trained
+    features = tmp_path / "ens-seed8"
+    shutil.copytree(paths.features, features)
+    assert main(["train", str(config), "--out", str(tmp_path / "ens"), "--seeds", "2", "--no-progress", "--set",
+                 f"data.features={features}"]) == 2
+    assert f"--out {features} is the folder of data.features, which training reads" in capsys.readouterr().err
+    assert not (tmp_path / "ens-seed7").exists()
+    shutil.rmtree(features)
     monkeypatch.chdir(full)  # `--out .` (a traceback: "." has no name to name the members after)
     assert main(["train", str(config), "--out", ".", "--seeds", "2", "--no-progress"]) == 2
     assert "notes exists and is not empty" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from mgrec.run import (
     refuse_members_trained_on,
 )
 from mgrec.train.data import checked_annotations, load_split
-from mgrec.train.loop import TrainResult, check_same_config, train, validate
+from mgrec.train.loop import TrainResult, check_same_config, refuse_before_training, train, validate
 
 # The settings members must share: the grid the features are read on, how they become network inputs,
 # and the network's layout.
@@ -208,7 +208,8 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
 
     What the ensemble would refuse after the trainings (hours of them) is refused before the first: end-to-end
     runs, an OUT holding a run or inside training's inputs, a seed past `MAX_SEED`, and every member's folder
-    (holding another run, or with `resume` a run of another config)."""
+    (holding another run, or with `resume` a run of another config; a folder training reads, as `train` refuses
+    its own: `refuse_before_training`)."""
     config = load_config(config_path, overrides)
     if config.end_to_end:
         raise InputError("--seeds with data.videos (end to end): ensembles take runs trained on feature files; "
@@ -224,10 +225,14 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
     new_ensemble_dir(out, list(members.values()))
     seeded = {seed: load_config(config_path, [*overrides, f"seed={seed}"]) for seed in seeds}
     for seed, member in members.items():  # every member's folder before the first trains, not after the others did
+        # what `train` refuses of its run folder before it trains, asked of each member here: OUT-seed<S> that is
+        # the features folder (or the videos', a stream's, the unlabelled pool's) was found after the earlier
+        # members had trained
+        refuse_before_training(seeded[seed], member)
         if resume and RunDir(member).can_resume():
             check_same_config(RunDir(member), seeded[seed])
         else:
-            RunDir(member).check_fresh_start([Path(config_path)])
+            RunDir(member).check_fresh_start([Path(config_path), Path(seeded[seed].data.annotations)])
     results = []
     for seed, member in members.items():
         log(f"seed {seed}: training into {member}")
