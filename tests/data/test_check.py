@@ -409,6 +409,32 @@ def test_data_check_counts_the_training_instances_no_pyramid_point_can_learn(tmp
                         "sees them: extract the features at a finer stride (data.stride), or check their times"]
 
 
+def test_data_check_names_the_instances_postprocess_min_duration_drops(tmp_path):
+    # `postprocess.min_duration: 1e9` (or 50, meant as frames or milliseconds): decoding dropped every candidate
+    # not longer than it, so training selected its checkpoint on a val F1 of 0 at a "tuned" threshold of 0, and
+    # `data check` said "0 error(s)"
+    document = {"classes": ["c0", "c1", "c2"], "database": {
+        "t": _entry("training", (0, 1.0, 2.0), (1, 3.0, 3.8)),  # 2.5 and 2 steps (0.4 s each)
+        "v": _entry("validation", (2, 5.0, 6.2)),  # 3 steps
+    }}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id)
+    config = _config(tmp_path)
+    report = check_dataset(config)
+    assert not [p for p in report.errors + report.warnings if "min_duration" in p.message]
+    config.postprocess.min_duration = 2.5
+    warnings = [p.message for p in check_dataset(config).warnings if "min_duration" in p.message]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "2 of the 3 annotated instances are not longer than postprocess.min_duration, 2.5 feature steps (the longest "
+        "of them 't' [1.000, 2.000] s, 2.50 steps): detection drops every candidate this short")
+    config.postprocess.min_duration = 1e9
+    errors = [p.message for p in check_dataset(config).errors if "min_duration" in p.message]
+    assert len(errors) == 1 and errors[0].startswith("every one of the 3 annotated instances is not longer than "
+                                                     "postprocess.min_duration, 1e+09 feature steps")
+
+
 def test_a_duration_that_disagrees_with_the_frame_count_is_an_error(tmp_path):
     """The instance checks read duration, the feature checks num_frames: duration 1e12 hid an instance at
     5000 s (0 errors); a disagreement within a second or 2 % (metadata rounding) is not one."""

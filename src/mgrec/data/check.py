@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mgrec.config import FEATURE_EXTENSIONS, Config, DataConfig, ModelConfig, StreamConfig
+from mgrec.config import FEATURE_EXTENSIONS, Config, DataConfig, ModelConfig, StreamConfig, key_origin
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
@@ -329,6 +329,11 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
         config.model, config.train.center_radius)
     if unlearnable:
         problems.append(Problem("warning", str(annotations_path), unlearnable))
+    short = undetectable_problem(
+        [(video_id, *_grid_instances(aset, video_id, data)) for split in splits for video_id in aset.video_ids(split)],
+        config.postprocess.min_duration)
+    if short is not None:
+        problems.append(Problem(short[0], key_origin(config, "postprocess.min_duration"), short[1]))
     problems += _check_config_fps([aset.videos[v] for split in splits for v in aset.video_ids(split)], data.fps,
                                   source)
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
@@ -558,6 +563,29 @@ def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model
             f"feature step lies inside them), first {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
             f"{grid.index_to_seconds(last):.3f}] s ({last - first:.2f} steps); training never sees them: extract the "
             "features at a finer stride (data.stride), or check their times")
+
+
+def undetectable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], min_duration: float
+                         ) -> tuple[str, str] | None:
+    """(severity, message) for the instances of the configured splits (video id, (N, 2) instances in grid units, grid)
+    that are not longer than `postprocess.min_duration` steps, which decoding drops every candidate as short as (so
+    they can never be detected); None when there are none. Every instance: an error (training would select its
+    checkpoint on a val F1 of 0 at a "tuned" threshold of 0, and evaluate score nothing), some: a warning. A value
+    meant as frames, milliseconds or seconds (`min_duration: 50`) did that without a word."""
+    found = [(video_id, segments[index], grid) for video_id, segments, grid in videos
+             for index in np.flatnonzero(segments[:, 1] - segments[:, 0] <= min_duration)]
+    if not found:
+        return None
+    total = sum(len(segments) for _, segments, _ in videos)
+    video_id, (first, last), grid = max(found, key=lambda item: item[1][1] - item[1][0])
+    every = len(found) == total
+    return ("error" if every else "warning",
+            f"{'every one' if every else f'{len(found)}'} of the {total} annotated instances "
+            f"{'is' if every else 'are'} not longer than postprocess.min_duration, {min_duration:g} feature steps "
+            f"(the longest of them {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
+            f"{grid.index_to_seconds(last):.3f}] s, {last - first:.2f} steps): detection drops every candidate this "
+            "short, so they can never be found; min_duration counts feature steps (data.stride frames each), not "
+            "frames, seconds or milliseconds")
 
 
 def _grid_instances(aset: AnnotationSet, video_id: str, data: DataConfig) -> tuple[np.ndarray, FeatureGrid]:
