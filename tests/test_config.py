@@ -637,6 +637,17 @@ def test_a_section_given_to_set_is_laid_over_the_config_s_and_numbers_follow_yam
         load_config(path, ["postprocess.pre_nms_thresh=1"])
 
 
+def test_a_soft_nms_floor_no_score_reaches_is_refused(tmp_path):
+    # postprocess.min_score=1 (allowed as a fraction): Soft-NMS keeps a candidate only while its score is >= it, and
+    # no sigmoid score reaches 1: training selected its checkpoint on a val F1 of 0 at a "tuned" threshold of 0,
+    # exit 0, and data check said nothing
+    path = write(tmp_path, "c.yaml", "postprocess: {nms: soft}\n")
+    with pytest.raises(InputError, match=r"--set postprocess.min_score=1 \[postprocess.min_score\]: expected a "
+                                         r"number in \[0, 1\) \(at 1 nothing is ever detected\)"):
+        load_config(path, ["postprocess.min_score=1"])
+    assert load_config(path, ["postprocess.min_score=0.999"]).postprocess.min_score == 0.999
+
+
 def test_a_shipped_config_copied_elsewhere_loads_as_the_shipped_one(tmp_path):
     # `base: actionformer.yaml` was read beside the copy: "neither a file beside it nor a config shipped with mgrec"
     import shutil

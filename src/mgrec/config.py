@@ -1278,7 +1278,9 @@ _NUMBER_RULES = {
     "pseudo_labels.min_score": (lambda v: v is None or 0 <= v < 1,
                                 "a score in [0, 1) (no detection scores 1: nothing would be labelled), or null"),
     "postprocess.pre_nms_thresh": _BELOW_ONE, "postprocess.pre_nms_topk": _POSITIVE,
-    "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.min_score": _FRACTION,
+    "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE,
+    # Soft-NMS keeps a candidate only while its decayed score is >= min_score, and no sigmoid score reaches 1
+    "postprocess.min_score": _BELOW_ONE,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,
     "postprocess.score_threshold": _FRACTION, "postprocess.threshold_shrinkage": _NON_NEGATIVE,
     "postprocess.shifted_passes": (lambda v: 0 < v <= MAX_SHIFTED_PASSES,
