@@ -180,6 +180,25 @@ def test_unlearnable_segments_is_assign_targets_over_every_crop_start(start, len
     assert unlearnable == (not learned)
 
 
+def test_unlearnable_segments_of_a_huge_centre_radius_takes_what_the_segments_need(monkeypatch):
+    # `train.center_radius: 1e9` (the whole segment as its centre region): `data check` and `train` asked for
+    # (N, 2e9) positions, a raw _ArrayMemoryError traceback (864 GiB)
+    import mgrec.data.check as check
+
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0, 500, 300)
+    segments = np.stack([starts, starts + rng.uniform(0.2, 40, 300)], axis=1)
+    expected = unlearnable_segments(segments, [1, 2, 4], RANGES, 25.0)  # past every segment's half length
+    assert expected.any() and not expected.all()
+    assert unlearnable_segments(segments, [1, 2, 4], RANGES, 1e9).tolist() == expected.tolist()
+    assert unlearnable_segments(segments, [1, 2, 4], RANGES, 1e300).tolist() == expected.tolist()
+    whole = unlearnable_segments(segments, [1, 2, 4], RANGES, 1.5)
+    monkeypatch.setattr(check, "_POSITIONS_PER_BLOCK", 100)  # blocks of a few segments: the same answers
+    assert unlearnable_segments(segments, [1, 2, 4], RANGES, 1.5).tolist() == whole.tolist()
+    assert unlearnable_segments(segments, [1, 2, 4], RANGES, 1e9).tolist() == expected.tolist()
+    assert unlearnable_segments(np.zeros((0, 2)), [1, 2, 4], RANGES, 1e9).tolist() == []
+
+
 def test_a_segment_within_one_step_is_unlearnable_and_one_across_a_step_is_not():
     segments = np.array([[10.3, 10.9], [10.0, 11.0], [10.0, 11.01], [9.9, 11.0], [3.0, 9.0]])
     assert unlearnable_segments(segments, [1, 2, 4], RANGES).tolist() == [True, True, False, False, False]

@@ -531,6 +531,11 @@ def unlearnable_segments(
     feature step ([10.3, 10.9]; [10, 11]) has no position strictly inside it: training never sees it, and `data
     check` and `train` say how many there are."""
     segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    if len(segments) > 1:  # blocks of segments, so that the (N, W) positions below stay small
+        block = max(1, _POSITIONS_PER_BLOCK // _region_width(segments, max(strides), center_radius))
+        if block < len(segments):
+            return np.concatenate([unlearnable_segments(segments[i:i + block], strides, regression_ranges,
+                                                        center_radius) for i in range(0, len(segments), block)])
     starts, ends = segments[:, :1], segments[:, 1:]
     centres = 0.5 * (starts + ends)
     learnable = np.zeros(len(segments), dtype=bool)
@@ -538,12 +543,24 @@ def unlearnable_segments(
         region_start = np.maximum(centres - center_radius * stride, starts)
         region_end = np.minimum(centres + center_radius * stride, ends)
         # a crop may start at any step, so any whole position is some crop's point on this level
-        offsets = np.arange(int(2 * center_radius * stride) + 2)
+        offsets = np.arange(_region_width(segments, stride, center_radius))
         positions = np.floor(region_start) + 1 + offsets  # (N, W): the whole positions after region_start
         largest = np.maximum(positions - starts, ends - positions)
         qualifies = (positions < region_end) & (largest >= low) & (largest <= high)
         learnable |= qualifies.any(axis=1)
     return ~learnable
+
+
+# How many (segment, position) pairs `unlearnable_segments` holds at once (a few arrays of 8-byte values each).
+_POSITIONS_PER_BLOCK = 1 << 22
+
+
+def _region_width(segments: np.ndarray, stride: int, center_radius: float) -> int:
+    """How many whole positions after a centre region's start can lie inside it: the region is at most 2 x
+    center_radius strides wide and is cut to its segment, so a radius beyond half the longest segment adds nothing
+    (`train.center_radius: 1e9`, the whole segment, asked for 864 GiB of positions)."""
+    longest = float(np.max(segments[:, 1] - segments[:, 0], initial=0.0))
+    return int(min(2 * center_radius * stride, longest)) + 2
 
 
 def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model: ModelConfig,
