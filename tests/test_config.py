@@ -637,6 +637,25 @@ def test_a_section_given_to_set_is_laid_over_the_config_s_and_numbers_follow_yam
         load_config(path, ["postprocess.pre_nms_thresh=1"])
 
 
+def test_a_gate_offset_float32_cannot_hold_is_refused(tmp_path):
+    # model.gate_tau had no rule: -100 was a ZeroDivisionError traceback in the first training step (1 + tanh(-100)
+    # is 0), and from about -10 the DFA convs' gate was 0 everywhere in float32, without a word
+    import torch
+
+    from mgrec.model.dyfadet import geretanh_from_doubled_shift
+    from mgrec.model.reference import geretanh
+
+    path = write(tmp_path, "c.yaml", "model: {variant: dyfadet}\n")
+    for value in ("-100", "-10", "-4.5"):
+        with pytest.raises(InputError, match=rf"--set model.gate_tau={value} \[model.gate_tau\]: expected a number >= "
+                                             r"-4 \(the gate divides by 1 \+ tanh\(gate_tau\)"):
+            load_config(path, [f"model.gate_tau={value}"])
+    assert load_config(path, ["model.gate_tau=-4"]).model.gate_tau == -4.0
+    z = torch.linspace(-3, 6, 501, dtype=torch.float64)  # at the bound the float32 gate is the float64 one
+    got = geretanh_from_doubled_shift((2 * (z + 4.0)).float(), -4.0).double()
+    assert float((got - geretanh(z, -4.0)).abs().max()) < 1e-3
+
+
 def test_a_soft_nms_floor_no_score_reaches_is_refused(tmp_path):
     # postprocess.min_score=1 (allowed as a fraction): Soft-NMS keeps a candidate only while its score is >= it, and
     # no sigmoid score reaches 1: training selected its checkpoint on a val F1 of 0 at a "tuned" threshold of 0,

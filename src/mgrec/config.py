@@ -461,6 +461,10 @@ MAX_LAYERS = 64
 # 10-step kernel at window 1). k = 64 already spans more steps than the coarser pyramid levels hold; more
 # is a typo (1e9 asked for a 2e9-step kernel per channel and died in the allocator).
 MAX_KERNEL_EXPANSION = 64
+# The DFA convs' gate divides by 1 + tanh(gate_tau), which vanishes as gate_tau falls: in float32 the gate is off
+# by 3e-4 at -4 against float64, by 1 % at -6, by 59 % at -8, wholly lost from -10 (0 everywhere), and
+# `math.tanh` gives exactly -1 from about -19 (a ZeroDivisionError at -100). DyFADet's value is 1.5.
+MIN_GATE_TAU = -4.0
 # Training crops per video and epoch: every epoch's crops are drawn up front, as Python objects (about
 # 100 bytes each), and an epoch is crops_per_video x videos / batch_size steps. The shipped configs draw
 # 2-64; 10000 is an epoch of days on SMG, while 1e9 asked for 100 GB per video before the first step.
@@ -1437,6 +1441,9 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
         fail("drop_path", "a rate in [0, 1)")
     if not 0.0 < m.cls_prior < 1.0:
         fail("cls_prior", "a probability in (0, 1)")
+    if not m.gate_tau >= MIN_GATE_TAU:
+        fail("gate_tau", f"a number >= {MIN_GATE_TAU:g} (the gate divides by 1 + tanh(gate_tau), which float32 "
+                         "loses below it: the gate is 0 everywhere from about -10)")
     if m.attention_mlp_ratio < 1:
         fail("attention_mlp_ratio", "a positive integer")
     if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
