@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "NMS) where they share classes, feature grid, network layout and post-processing (e.g. one\n"
                      "config, several seeds); fuse their detections where they do not (--fusion; auto says which\n"
                      "and why), and tune the ensemble's F1 score threshold on val. OUT is a run directory with\n"
-                     "every member inside it: detect, evaluate and report take it like any run, stream an\n"
-                     "averaged one."
+                     "every member inside it: detect, evaluate, stream and report take it like any run (a\n"
+                     "fused one's members each make and read their own features: detect --member M=FOLDER).\n"
                  ), examples=(
                      "mgrec ensemble runs/a runs/b runs/c --out runs/abc",
                  ))

@@ -930,3 +930,24 @@ def test_data_convert_refuses_a_json_of_no_videos_or_no_classes(tmp_path, capsys
     source.write_text(json.dumps({"database": {"v": entry}}))
     assert main(["data", "convert", str(source), "--class-map", str(class_map), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["classes"] == ["a", "b"]
+
+
+def test_a_class_map_unlike_the_file_s_classes_names_where_they_part(tmp_path, capsys):
+    # both lists were quoted cut after 6 names, so a 7th name differing (or an 8th) read as two equal lists
+    from mgrec.cli import main
+
+    names = ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"]
+    source = tmp_path / "ann.json"
+    source.write_text(json.dumps({"classes": names, "database": {"v": {"subset": "train", "duration": 10.0, "fps": 25,
+                                  "annotations": [{"label": "PEN", "segment": [1.0, 2.0]}]}}}))
+    for mapped, said in ((names[:6] + ["ROWS"], "class 6 is 'ROW' there and 'ROWS' in the map"),
+                         (names + ["EXTRA"],
+                          "the map lists 8 classes and it 7; the first it lacks is class 7, 'EXTRA'"),
+                         (names[:5], "it lists 7 classes and the map 5; the first the map lacks is class 5, 'TRAP'")):
+        class_map = tmp_path / "classes.txt"
+        class_map.write_text("\n".join(mapped) + "\n")
+        assert main(["data", "convert", str(source), "--class-map", str(class_map),
+                     "--out", str(tmp_path / "out.json")]) == 2
+        assert f"its classes differ from those of {class_map}: {said}; give the class list once" in \
+            capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()

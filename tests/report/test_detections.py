@@ -71,6 +71,11 @@ def test_a_ranked_list_is_cut_to_the_hard_set_at_the_threshold_it_records(run_di
     data = load_detections(run_dir, source)
     assert {video: len(d) for video, d in data.drawn.items()} == {"cam_1": 2, ODD_VIDEO: 1, "cam_3": 0}
     assert data.bar == (THRESHOLD, None) and "ranked list cut to its hard set: score ≥ 0.5" in data.which
+    # without the videos' lengths (evaluate's detections_<split>.json), a timeline spans the file's detections, those
+    # below the bar too: cam_3, with nothing above it, was 1 s long, and cam_1 ended at 12.5 s, not 41
+    save_predictions(RANKED, tmp_path / "no_lengths.json", info={"set": "ranked", "score_threshold": THRESHOLD})
+    data = load_detections(run_dir, tmp_path / "no_lengths.json")
+    assert data.durations == {"cam_1": 41.0, ODD_VIDEO: 7.0, "cam_3": 2.0}
 
 
 def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detection(run_dir, tmp_path):
@@ -86,7 +91,7 @@ def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detecti
                              for video, detections in hard_of(RANKED).items() for d in detections))
     page = write_detections_report(run_dir, lines, tmp_path / "stream.html").read_text(encoding="utf-8")
     assert count_bars(page).bars == {("cam_1", "det-bar"): 2, (ODD_VIDEO, "det-bar"): 1}
-    assert "up to each video's last detection (the file does not record the videos' lengths)" in page
+    assert "up to each video's last detection in the file (it does not record the videos' lengths)" in page
 
     partial = mgrec_file(tmp_path / "partial.json", hard_of(RANKED), "hard")
     document = json.loads(partial.read_text())

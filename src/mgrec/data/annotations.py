@@ -417,8 +417,8 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     if class_map is not None:
         mapped = read_class_map(class_map)
         if declared is not None and declared != mapped:
-            raise InputError(f"{where(path, key='classes')}: {brief(declared)} differ from the classes of {class_map} "
-                             f"({brief(mapped)}); give the class list once")
+            raise InputError(f"{where(path, key='classes')}: its classes differ from those of {class_map}: "
+                             f"{_first_difference(declared, mapped, class_map)}; give the class list once")
         declared = mapped
     first_id_key = _first_label_id_key(database)
     if declared is None and first_id_key is None:  # classes named by label alone (ActivityNet 1.3's files)
@@ -457,6 +457,19 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
 
 # A line of a class map that is a quoted CSV cell, alone or first in a row of cells: `"PEN"`, `"1","PEN"`, `'PEN'`.
 _QUOTED_CELL = re.compile(r"""(?:"(?:[^"]|"")*"|'[^']*')(?:\s*[,;:|\t]\s*.*)?""")
+
+
+def _first_difference(listed: list[str], mapped: list[str], class_map: Path) -> str:
+    """Where two class lists part, in words: both lists quoted whole were cut where they were still equal (a 7th name
+    differing, or an 8th, read as two equal lists)."""
+    for index, (ours, theirs) in enumerate(zip(listed, mapped)):
+        if ours != theirs:
+            return f"class {index} is {brief(ours)} there and {brief(theirs)} in the map"
+    if len(listed) > len(mapped):
+        return (f"it lists {len(listed)} classes and the map {len(mapped)}; the first the map lacks is class "
+                f"{len(mapped)}, {brief(listed[len(mapped)])}")
+    return (f"the map lists {len(mapped)} classes and it {len(listed)}; the first it lacks is class {len(listed)}, "
+            f"{brief(mapped[len(listed)])}")
 
 
 def read_class_map(path: str | Path) -> list[str]:

@@ -109,8 +109,10 @@ def load_detections(run_dir: str | Path, source: str | Path, fps: float | None =
         bar = bar if info else None  # a file of another tool's, or a stream's: its bar is not known
     lengths = _recorded_lengths(source, info)
     _check_detections_within_lengths(source, found, lengths)
-    # a timeline spans its video, and at least every detection drawn on it (and a second, for an empty video)
-    durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in detections), 1.0])
+    # a timeline spans its video, and at least every detection of the file on it (and a second, for an empty video):
+    # of a ranked list cut to its hard set, the candidates below the bar too (those drawn alone left a video with none
+    # above it 1 s long, and the page's minutes and rate per minute too low)
+    durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in found.get(video_id, detections)), 1.0])
                  for video_id, detections in drawn.items()}
     return DetectionsData(source, Path(run_dir), classes, drawn, durations, info, which, bar,
                           lengths_recorded=len(set(drawn) & set(lengths)),
@@ -160,7 +162,7 @@ def _summary(data: DetectionsData) -> str:
         span = (f"the videos' lengths where the file records them ({data.lengths_recorded} of {len(data.drawn)} "
                 "videos), and the others up to their last detection")
     else:
-        span = "up to each video's last detection (the file does not record the videos' lengths)"
+        span = "up to each video's last detection in the file (it does not record the videos' lengths)"
     return (f'<div class="cards">{cards_html}</div><p class="note">Drawn: {escape(data.which)}. Rates and timelines '
             f"span {span}: {hours * 60:.1f} minutes in all. No ground truth: nothing is scored.</p>")
 
