@@ -390,7 +390,7 @@ def test_a_value_out_of_range_given_with_set_is_blamed_on_the_set(tmp_path):
     path = write(tmp_path, "my.yaml", "train:\n  epochs: 0\n")
     cases = {
         ("train.epochs=3", "train.input_noise=-1"):  # read into its new key
-            r"^--set train.input_noise=-1 \[transforms.noise_std\]: expected a number >= 0",
+            r"^--set train.input_noise=-1 \[transforms.noise_std\]: expected a number in \[0, 10\]",
         ("train={epochs: 0}",): r"^--set train=\{epochs: 0\} \[train.epochs\]",  # a whole section
         ("train.epochs=3", "model.regression_ranges=[[0, .inf]]"):
             r"^--set model.regression_ranges=\[\[0, .inf\]\] \[model.regression_ranges\[0\]\[1\]\]: expected a finite",
@@ -763,3 +763,26 @@ def test_overrides_are_read_once_and_a_single_str_is_refused(tmp_path):
         load_config(path, "train.epochs=3")
     with pytest.raises(InputError, match=r"^overrides\[1\]: expected a 'key=value' string, got 3$"):
         load_config(path, ["train.epochs=3", 3])
+
+
+def test_crop_transforms_that_make_meaningless_crops_or_never_apply_are_refused(tmp_path):
+    """From an attack: a time-scale range of [1e-300, 1e300] (crops one step long, val F1 1.28), noise 1e20 times each
+    channel's spread (F1 7.3), and paste context wider than a crop (instance paste never found room) trained without
+    a word."""
+    refused = {
+        "transforms.time_scale_range=[1e-300, 1e300]": r"\[transforms.time_scale_range\]: expected \[low, high\] "
+                                                      r"with 0.25 <= low <= high <= 4",
+        "transforms.time_scale_range=[0.8, 5]": r"\[transforms.time_scale_range\]",
+        "transforms.noise_std=1e20": r"\[transforms.noise_std\]: expected a number in \[0, 10\]",
+        "transforms.paste_context=64": r"\[transforms.paste_context\]: 64 steps of context on each side of a pasted "
+                                       r"instance leave no room in a crop of 128 steps; expected at most 63",
+    }
+    base = ["data.max_seq_len=128", "transforms.paste_prob=0.5"]
+    for override, message in refused.items():
+        with pytest.raises(InputError, match=message):
+            load_config("demo/default.yaml", [*base, override])
+    config = load_config("demo/default.yaml", [*base, "transforms.time_scale_range=[0.25, 4]",
+                                               "transforms.noise_std=10", "transforms.paste_context=63"])
+    assert config.transforms.paste_context == 63
+    assert load_config("demo/default.yaml", ["transforms.paste_prob=0", "transforms.paste_context=1000"])
+

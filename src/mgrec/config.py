@@ -1127,9 +1127,18 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
                     else f"null (method {balance.method} has no alpha)")
         raise InputError(f"{at('balance.alpha', 'balance.method')}: expected {expected}, got {brief(balance.alpha)}")
     scale = config.transforms.time_scale_range
-    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-        raise InputError(f"{at('transforms.time_scale_range')}: expected [low, high] with 0 < low <= high, "
-                         f"got {brief(scale)}")
+    if len(scale) != 2 or not MIN_TIME_SCALE <= scale[0] <= scale[1] <= 1 / MIN_TIME_SCALE:
+        # beyond 4x either way a crop holds gestures no annotation has (a 1e-300 factor made crops one step long,
+        # and val F1 1.28 followed without a word)
+        raise InputError(f"{at('transforms.time_scale_range')}: expected [low, high] with {MIN_TIME_SCALE:g} <= low "
+                         f"<= high <= {1 / MIN_TIME_SCALE:g} (a crop resampled at most 4x either way), got "
+                         f"{brief(scale)}")
+    transforms = config.transforms
+    if transforms.paste_prob > 0 and 2 * transforms.paste_context + 1 > config.data.max_seq_len:
+        # no pasted stretch ever fits a crop: instance paste did nothing, without a word
+        raise InputError(f"{at('transforms.paste_context', 'data.max_seq_len')}: {transforms.paste_context} steps of "
+                         f"context on each side of a pasted instance leave no room in a crop of "
+                         f"{config.data.max_seq_len} steps; expected at most {(config.data.max_seq_len - 1) // 2}")
     check_choice(at('train.select_metric'), config.train.select_metric, ("f1", "average_mAP"))
     check_choice(at('train.select_checkpoint'), config.train.select_checkpoint, ("best", "last"))
     if config.postprocess.second_opinion > 0:
@@ -1250,6 +1259,9 @@ def _check_streams(config: Config, at) -> None:
 
 # Allowed values of every number in the config (besides being finite, which `_check_numbers` asks
 # of all of them): key -> (test, what is expected).
+# transforms.time_scale_range's bounds (MIN_TIME_SCALE to its inverse) and transforms.noise_std's
+MIN_TIME_SCALE = 0.25
+MAX_NOISE_STD = 10.0
 _POSITIVE = (lambda v: v > 0, "a positive number")
 _NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 _FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
@@ -1274,7 +1286,9 @@ _NUMBER_RULES = {
     "balance.alpha": (lambda v: v is None or v >= 1, "a number >= 1, or null"),
     "balance.repeat_threshold": (lambda v: 0 < v <= 1, "a share of the instances in (0, 1]"),
     "balance.difficulty_momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "transforms.time_scale_prob": _FRACTION, "transforms.noise_prob": _FRACTION, "transforms.noise_std": _NON_NEGATIVE,
+    "transforms.time_scale_prob": _FRACTION, "transforms.noise_prob": _FRACTION,
+    "transforms.noise_std": (lambda v: 0 <= v <= MAX_NOISE_STD, f"a number in [0, {MAX_NOISE_STD:g}] (in units of each "
+                             "channel's spread: beyond it the noise drowns the features)"),
     "transforms.channel_dropout_prob": _FRACTION,
     "transforms.channel_dropout_rate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "transforms.paste_prob": _FRACTION, "transforms.paste_context": _NON_NEGATIVE,
