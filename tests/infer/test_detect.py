@@ -895,6 +895,15 @@ def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys)
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "hard.json"), "--score-threshold",
                  "0", "--json"]) == 0  # every detection of the hard set: the same F1
     assert json.loads(capsys.readouterr().out)["f1"] == scores["f1"]
+    # a hard set with detections below its bar (edited, or joined from another file): they are not counted, and said
+    document = json.loads((tmp_path / "hard.json").read_text())
+    video = next(v for v, items in document["results"].items() if items)
+    document["results"][video].append({**document["results"][video][0], "score": recorded / 2})
+    (tmp_path / "edited.json").write_text(json.dumps(document))
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "edited.json")]) == 0
+    said = capsys.readouterr().err
+    assert re.search(rf"note: 1 of the \d+ detections in {re.escape(str(tmp_path / 'edited.json'))} score below the "
+                     "threshold it records as its hard set's", said), said
 
 
 def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, carphone, capsys):
@@ -981,6 +990,28 @@ def test_detect_on_a_raw_video_makes_every_stream_of_a_two_stream_run(tmp_path, 
     assert online.received_steps == online._others[0].received_steps == 0
     online.push_members({1: {"fine": rows, "coarse": rows[:2]}, 0: rows})
     assert online.received_steps == 4 and online._others[0].received_steps > 0
+    # two members of several streams: where the second's streams drift too far apart, the first's take nothing either;
+    # a member whose streams released no grid step yet gets its rows at the end; more rows than a window at once
+    three = tmp_path / "ensemble_three"
+    make_fused_ensemble([single, run, run], three, log=lambda *_: None)
+    online = FusedOnlineDetector(OfflineDetector.from_run(three, device="cpu"), fps=30.0, video_id="v")
+    first, second = online._others
+    apart = np.zeros((600, dim), dtype=np.float32)  # 80 s of the fine stream, nothing of the coarse one
+    with pytest.raises(InputError, match=r"member 2: stream\(s\) coarse more than 60 s behind the others"):
+        online.push_members({1: {"fine": rows, "coarse": rows[:2]}, 2: {"fine": apart}, 0: rows})
+    assert first._aligner.snapshot()[2] == second._aligner.snapshot()[2] == [0, 0]
+    assert online.received_steps == first.received_steps == second.received_steps == 0
+    online.push_members({1: {"fine": rows[:1]}, 2: {"fine": rows, "coarse": rows[:2]}, 0: rows})
+    assert first.received_steps == 0 and second.received_steps > 0  # member 1: no coarse row yet
+    with pytest.raises(InputError, match="this stream is fed by push_streams"):
+        online.push_members({1: np.zeros((2, 2 * dim), dtype=np.float32)})  # joined rows beside its streams
+    online.push_members({1: {"coarse": rows[:1]}})
+    online.flush()
+    assert first.received_steps == 1 and second.received_steps == 4  # released at the end, as detect reads them
+    wide = FusedOnlineDetector(OfflineDetector.from_run(three, device="cpu"), fps=30.0, video_id="v")
+    long = np.zeros((3 * wide._others[1].history, dim), dtype=np.float32)
+    wide.push_members({2: {"fine": long, "coarse": long[: len(long) // 2]}, 0: rows})  # a ValueError, half-fed
+    assert wide._others[1].received_steps > wide._others[1].history
     # with several streams, one unreadable video of several stops the whole call, and says nothing was written
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(carphone.read_bytes()[:300_000])

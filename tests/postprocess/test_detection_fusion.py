@@ -93,3 +93,15 @@ def test_the_fast_fusion_is_the_reference_s_on_random_lists(iou_threshold):
         fused = fuse_detections(members, iou_threshold)
         close(fused, fuse_detections_reference(members, iou_threshold))
     assert fuse_detections_reference([RANKED, list(RANKED)], 0.5) == fuse_detections([RANKED, list(RANKED)]) == RANKED
+
+
+def test_equal_fused_scores_keep_the_order_of_the_class_met_first():
+    # the order among equal scores decides what a cut at max_detections keeps (shifted passes fuse, then cut): the
+    # class met first in the pool comes first, as the fusion has always ordered them (a rewrite took the order the
+    # clusters were started in, the same values in another order)
+    ranked = [det(0.0, 1.0, 0.9, 0), det(5.0, 6.0, 0.5, 1), det(10.0, 11.0, 0.5, 0)]
+    fused = fuse_detections([ranked])
+    assert [(d.label_id, d.start) for d in fused] == [(0, 0.0), (0, 10.0), (1, 5.0)]
+    from mgrec.postprocess.reference import fuse_detections_reference
+
+    assert fuse_detections_reference([ranked], 0.5) == fused

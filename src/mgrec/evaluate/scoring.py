@@ -408,6 +408,13 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             note(f"{pred_path} is the ranked list of a run: F1 at the threshold it records ({threshold:.4g}"
                  f"{', tuned on ' + str(tuned) if tuned else ''}{', and one per class' if class_thresholds else ''}); "
                  "--score-threshold 0 counts every detection, --tune-on SPLIT tunes one on SPLIT of --gt")
+        else:  # a hard set holds nothing below its bar: what does was added to it, and is not counted
+            total = sum(map(len, predictions.values()))
+            below = total - sum(map(len, apply_score_threshold(predictions, threshold, class_thresholds).values()))
+            if below:
+                note(f"{below} of the {total} detections in {pred_path} score below the threshold it records as its "
+                     f"hard set's ({bar_words(threshold, class_thresholds)}): edited, or joined from another file? "
+                     "They are not counted; --score-threshold 0 counts every detection")
     tuned_gt: dict[str, list[Segment]] = {}
     if tune_on:
         tuned_gt, tune_pred = split_of(tune_on)

@@ -577,7 +577,7 @@ class OnlineDetector:
         chunk = self._checked(chunk)
         self._feeding = fed_by  # a refused chunk changes nothing
         if not self._decides:  # a fused ensemble's member: its window and statistics only; the ensemble updates
-            self._window.append(chunk)
+            self._window.append(chunk[-self.history:])  # any number of rows, as `push` takes: the window keeps its last
             if self._stats is not None:
                 self._stats.add(chunk)
             self._received += chunk.shape[0]
@@ -794,6 +794,8 @@ class FusedOnlineDetector(OnlineDetector):
                     for each, before in taken:
                         each.restore(before)
                     raise InputError(f"member {index}: {exc}") from None
+            for index, feeding in fed_by.items():  # fed so from now on, rows released or not (flush, mixing)
+                members[index]._feeding = feeding
             for index, rows in rows_of.items():
                 if index and len(rows):
                     self._others[index - 1]._push_rows(rows, fed_by=fed_by[index])
@@ -810,7 +812,7 @@ class FusedOnlineDetector(OnlineDetector):
         """End of the stream: the other members' streams joined to their ends, then everything still pending decided."""
         with self._one_caller("flush"):
             for index, other in enumerate(self._others, start=1):
-                if not self._flushed and other._feeding == "push_streams":  # the last grid steps wait for the ends
+                if not self._flushed and other._aligner is not None:  # the last grid steps wait for the streams' ends
                     try:
                         rows = other._aligner.flush()
                     except InputError as exc:

@@ -76,8 +76,7 @@ def fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float
     if count == 0:
         return []
     pool = sorted(((d, m) for m, ranked in enumerate(members) for d in ranked), key=lambda item: -item[0].score)
-    clusters: dict[int, list[_Cluster]] = {}  # by class
-    started: list[_Cluster] = []  # every cluster, in the order they were started
+    clusters: dict[int, list[_Cluster]] = {}  # by class, in the order the classes are met
     apart_never_joins = iou_threshold > 0  # a tIoU of 0 is below the threshold
     for detection, member in pool:
         start, end = detection.start, detection.end
@@ -94,9 +93,9 @@ def fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float
         if best is None:
             best = _Cluster(detection)
             clusters[detection.label_id].append(best)
-            started.append(best)
         best.add(detection, member)
-    return sorted((_fused(cluster, count) for cluster in started), key=lambda d: -d.score)
+    fused = [_fused(cluster, count) for per_class in clusters.values() for cluster in per_class]
+    return sorted(fused, key=lambda d: -d.score)
 
 
 def _fused(cluster: _Cluster, count: int) -> Detection:

@@ -127,7 +127,8 @@ def fuse_detections_reference(members: list[list[Detection]], iou_threshold: flo
        (so that equal values give it exactly); with a score sum of 0 or less, the first detection's value.
     4. A cluster becomes one detection of the first detection's video, class and label, with score (sum of its
        scores) / M, written as first * (n / M) + sum(score - first) / M; frames rounded to whole frames.
-    5. The fused detections, from the highest score down (among equal scores, in the order their clusters started).
+    5. The fused detections, from the highest score down; among equal scores, those of the class met first in the
+       pool come first, each class's in the order its clusters started.
     """
     def mean(values: list[float], scores: list[float]) -> float:
         total = sum(scores)
@@ -156,8 +157,9 @@ def fuse_detections_reference(members: list[list[Detection]], iou_threshold: flo
             clusters.append([(detection, member)])
         else:
             best.append((detection, member))
+    met = list(dict.fromkeys(detection.label_id for detection, _ in pool))  # the classes in the order they are met
     fused = []
-    for cluster in clusters:
+    for cluster in sorted(clusters, key=lambda cluster: met.index(cluster[0][0].label_id)):  # stable: started order
         first, scores = cluster[0][0], [d.score for d, _ in cluster]
         start, end = segment(cluster)
         start_frame = end_frame = None
