@@ -676,7 +676,7 @@ def test_smg_folders_of_other_classes_convert_with_their_class_map(tmp_path, cap
     # no row of class 7: the 0-based hint speaks of the map's 7 classes, not of SMG's 17
     assert (f"warning: no label row has class 7 (ROW, the last of the 7 classes of {class_map}): if these files "
             "number classes from 0 to 6") in outcome.err
-    assert "17" not in outcome.err
+    assert "17" not in outcome.err.replace(str(tmp_path), "TMP")  # the path itself may hold 17 (pytest-175)
 
     labels.write_text("1,28,56\n8,60,90\n")
     with pytest.raises(InputError, match=re.escape(f"{labels}:2: class 8 is outside 1..7 (the 7 classes of "
