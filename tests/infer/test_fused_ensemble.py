@@ -3,6 +3,7 @@ one run that detect, evaluate and report take; one member's ensemble detects wha
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,28 @@ def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fuse
     assert fresh._others[0].received_steps == 0
     with pytest.raises(RuntimeError, match="this stream was flushed"):
         online.push_members({1: features[:4]})
+
+
+def test_a_member_s_file_of_another_length_is_refused_by_detect_and_stream(runs, tmp_path, capsys):
+    # member 1's file of the video held its first half (a truncated recording): detect fused the half's detections
+    # and stream streamed, each without a word
+    paths, _ = runs
+    out, own = ensemble_and_a_member_folder(runs, tmp_path)
+    half = np.load(own / "synthetic_003.npy")
+    half = half[: len(half) // 2]
+    np.save(own / "synthetic_003.npy", half)
+    (own / "synthetic_003.json").unlink()  # the sidecar would name the cut; a file without one is taken
+    features = paths.features / "synthetic_003.npy"
+    said = rf"{own / 'synthetic_003.npy'}: member 1 of {out} reads video 'synthetic_003' there, {len(half)} steps " \
+           r"covering [\d.]+ s, but member 0's .* covers [\d.]+ s \(tolerance [\d.]+ s\): a different or truncated"
+    with pytest.raises(InputError, match=said):
+        detector(out).reading(member_folders={1: own}).detect(features)
+    for command in (["detect", str(out), str(features), "--out", str(tmp_path / "d.json")], ["stream", str(out),
+                                                                                               str(features)]):
+        assert main([*command, "--member", f"1={own}", "--device", "cpu"]) == 2, command
+        err = capsys.readouterr().err
+        assert re.search(said, err) and "Traceback" not in err, command
+    assert not (tmp_path / "d.json").exists()
+    # the same length is taken
+    np.save(own / "synthetic_003.npy", np.load(features))
+    assert main(["stream", str(out), str(features), "--member", f"1={own}", "--device", "cpu"]) == 0

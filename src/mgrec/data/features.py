@@ -518,6 +518,11 @@ def _open_npz(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
+def feature_rows(path: str | Path) -> int:
+    """The number of rows (steps) of a feature file, from its header (`.npy`: the values are not read)."""
+    return len(_open_array(Path(path)))
+
+
 def _open_array(path: Path) -> np.ndarray:
     """The raw stored array (header checked, values not yet); memory-mapped for `.npy`, read for `.npz`."""
     if not path.is_file():

@@ -35,6 +35,7 @@ from mgrec.data.features import (
     check_feature_array,
     check_sidecar,
     feature_path,
+    feature_rows,
     list_feature_files,
     read_sidecar,
     recipe_differences,
@@ -43,7 +44,7 @@ from mgrec.data.features import (
     video_id_of,
 )
 from mgrec.data.normalize import standardizer
-from mgrec.data.streams import load_video_streams, stream_key, stream_path
+from mgrec.data.streams import duration_tolerance, load_video_streams, stream_key, stream_path
 from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
@@ -195,8 +196,14 @@ class OfflineDetector:
         nor the run's data.fps says it (and refused when it contradicts either, `file_fps`)."""
         fps = checked_fps(fps)
         if self.members is not None:
-            return fuse_detections([self._member_detect(index, features, video_id, fps)
-                                    for index in range(len(self.members))], self.fusion_iou)
+            ranked = [self._member_detect(index, features, video_id, fps) for index in range(len(self.members))]
+            if self.member_folders and isinstance(features, (str, os.PathLike)):  # files of their own: one video's?
+                spans = []
+                for index, member in enumerate(self.members):
+                    path, video = self.member_input(index, features, video_id)
+                    spans.append((path, feature_rows(Path(path)), member.grid(member.file_fps(Path(path), fps))))
+                self.check_member_spans(spans, video)
+            return fuse_detections(ranked, self.fusion_iou)
         self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
         if not isinstance(features, (np.ndarray, str, os.PathLike)):
             raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
@@ -244,6 +251,22 @@ class OfflineDetector:
         members = [replace(member, stream_folders=streams.get(index) or member.stream_folders)
                    for index, member in enumerate(self.members)]
         return replace(self, stream_folders=stream_folders, members=members, member_folders=member_folders or None)
+
+    def check_member_spans(self, spans: list[tuple[Path | str, int, FeatureGrid]], video_id: str | None) -> None:
+        """The members of a detection-level ensemble read one video each from their own file (`--member M=FOLDER`):
+        every member's (file, rows, grid) covers the seconds member 0's covers, within what two streams of a run may
+        differ by (`duration_tolerance`); a member's file of another or a truncated recording was fused without a
+        word (its detections ending where its file ends)."""
+        first, rows, grid = spans[0]
+        expected = grid.covered_seconds(rows)
+        for index, (path, own_rows, own) in enumerate(spans[1:], start=1):
+            covered, tolerance = own.covered_seconds(own_rows), duration_tolerance(own, grid)
+            if abs(covered - expected) > tolerance:
+                raise InputError(
+                    f"{path}: member {index} of {self.run_dir} reads video {video_id!r} there, {own_rows} steps "
+                    f"covering {covered:.2f} s, but member 0's {first} covers {expected:.2f} s (tolerance "
+                    f"{tolerance:.2f} s): a different or truncated recording, or a wrong fps/stride/window in its "
+                    "sidecar or config")
 
     def member_input(self, index: int, features: np.ndarray | str | Path, video_id: str | None
                       ) -> tuple[np.ndarray | str | Path, str | None]:

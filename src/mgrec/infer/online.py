@@ -1247,6 +1247,9 @@ def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
     given = fps if isinstance(fps, list) else [fps] * len(detector.members)
     sources = [video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as)
                for member, path, member_fps in zip(detector.members, paths, given)]
+    detector.check_member_spans([(path, len(rows_and_grids[0][0]), member.grid(member_fps))
+                                 for member, path, (member_fps, rows_and_grids, _) in
+                                 zip(detector.members, paths, sources)], video_id)
     loaded, stream_fps = [], {}
     for index, (member, (member_fps, rows_and_grids, own_fps)) in enumerate(zip(detector.members, sources)):
         streams = member.config.data.input_streams()
