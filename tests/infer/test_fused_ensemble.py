@@ -236,6 +236,19 @@ def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fuse
                                                            for e in emitted]
     assert lines and {line["video"] for line in lines} == {"synthetic_003"}
     assert min(line["score"] for line in lines) >= 0.01  # the ensemble's hard set, at its own threshold
+    # a hop longer than the video: one update at its end, each member's window (member 0's default and the others')
+    # holding it all, so the stream emits detect's hard set (the others' windows were their default for a hop of 1
+    # step, and the gestures before them had member 0's half score alone: 33 emitted of the 52 detect finds)
+    assert main(["stream", str(out), str(paths.features / "synthetic_003.npy"), "--member", f"1={own}",
+                 "--lookahead", "1", "--hop", "100000"]) == 0
+    at_once = sorted((line["label"], line["segment(frames)"], line["score"])
+                     for line in map(json.loads, capsys.readouterr().out.splitlines()))
+    assert main(["detect", str(out), str(paths.features / "synthetic_003.npy"), "--member", f"1={own}",
+                 "--out", str(tmp_path / "hard.json")]) == 0
+    hard = sorted((d["label"], d["segment(frames)"], d["score"])
+                  for d in json.loads((tmp_path / "hard.json").read_text())["results"]["synthetic_003"])
+    assert [e[:2] for e in at_once] == [h[:2] for h in hard] and hard
+    assert np.allclose([e[2] for e in at_once], [h[2] for h in hard], rtol=0, atol=1e-6)
     # scored online on its test split, as `evaluate --online` scores a run
     assert main(["evaluate", str(out), "--online", "--lookahead", "1", "--no-progress"]) == 0
     assert json.loads((out / "online_test.json").read_text())["online"]["updates"] > 0

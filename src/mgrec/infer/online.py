@@ -732,7 +732,7 @@ class FusedOnlineDetector(OnlineDetector):
     `member_fps`: a member's own fps where the video's rate reaches it otherwise (its features' sidecar; default
     `fps`); `member_stream_fps`: of a member of several streams, each other stream's fps (`stream_fps` of
     `OnlineDetector`). `history`: member 0's window in its steps; the others' windows span the same seconds (default:
-    each its own)."""
+    each its own default for the ensemble's lookahead and hop)."""
 
     def __init__(self, detector: OfflineDetector, fps: float | None = None, lookahead: float = 2.0,
                  hop: int | None = None, history: int | None = None, video_id: str = "stream", compile: bool = False,
@@ -748,7 +748,13 @@ class FusedOnlineDetector(OnlineDetector):
         for index, member in enumerate(detector.members[1:], start=1):
             own_fps = (member_fps or {}).get(index, fps)
             try:  # hop 1: it never updates, and its window is checked against no hop of its own
-                own = None if history is None else max(1, round(seconds / member.grid(own_fps).seconds_per_step()))
+                step = member.grid(own_fps).seconds_per_step()
+                if history is None:  # its own default for the ensemble's hop in its steps (with hop 1, a hop longer
+                    # than that default left the gestures before its window out of every fused update)
+                    hop_steps = max(1, math.ceil(self.hop * self.grid.seconds_per_step() / step))
+                    own = plan_window(member.config, step, lookahead, hop_steps).history
+                else:
+                    own = max(1, round(seconds / step))
                 other = OnlineDetector(member, own_fps, lookahead, hop=1, history=own, video_id=video_id,
                                        compile=compile, stream_fps=stream_fps.get(index))
             except InputError as exc:
