@@ -578,6 +578,10 @@ def test_an_option_given_twice_alike_and_options_that_add_up_are_taken():
     # before the command and after it: the command's own (a shell alias holding `mgrec --threads 2`)
     assert build_parser().parse_args(["--threads", "2", "detect", "RUN", "f.npy", "--out", "o.json", "--threads",
                                       "4"]).threads == 4
+    # the same value twice, NaN included (NaN != NaN read as two values: "given twice (--fps nan, then --fps nan)"; the
+    # command then refuses the value itself, by name)
+    args = build_parser().parse_args(["detect", "RUN", "f.npy", "--out", "o.json", "--fps", "nan", "--fps", "nan"])
+    assert args.fps != args.fps
 
 
 def test_sigterm_during_a_command_is_said_in_one_line_and_exits_143(monkeypatch, capsys):

@@ -227,7 +227,7 @@ class _StoreOnce(argparse._StoreAction):
         given = namespace.__dict__.setdefault("_options_given", {})
         if option_string is not None:
             earlier = given.get(self.dest)
-            if earlier is not None and earlier[1] != values:
+            if earlier is not None and earlier[1] != values and repr(earlier[1]) != repr(values):  # nan twice: alike
                 raise argparse.ArgumentError(self, f"given twice ({earlier[0]} {_quoted(earlier[1])}, then "
                                                    f"{option_string} {_quoted(values)}); give it once")
             given[self.dest] = (option_string, values)

@@ -397,9 +397,17 @@ def test_score_file_without_a_threshold_counts_every_detection_even_logits_and_s
                      "of --gt"]
     assert score_file(annotations, gt_path, tmp_path / "ranked.json", "test", score_threshold=0.0,
                       note=notes.append)["num_predictions"] == 5
-    save_predictions(ranked, tmp_path / "odd.json", {"set": "ranked", "score_threshold": "high"})
-    with pytest.raises(InputError, match=r"odd.json \[mgrec.score_threshold\]: expected a finite number"):
-        score_file(annotations, gt_path, tmp_path / "odd.json", "test", note=notes.append)
+    # what a run cannot have recorded (an edited -1 scored every candidate as the hard set, "at the threshold it
+    # records"), each refused by its key
+    for block, key, expected in (({"score_threshold": "high"}, "score_threshold", "a number in [0, 1]"),
+                                 ({"score_threshold": -1}, "score_threshold", "a number in [0, 1]"),
+                                 ({"score_threshold": 0.5, "class_thresholds": [-1.0]}, "class_thresholds",
+                                  "null or a list of numbers in [0, "),
+                                 ({"score_threshold": 0.5, "class_thresholds": [0.5, 0.5]}, "class_thresholds",
+                                  "one threshold per class of the run's")):
+        save_predictions(ranked, tmp_path / "odd.json", {"set": "ranked", **block})
+        with pytest.raises(InputError, match=re.escape(f"odd.json [mgrec.{key}]: expected {expected}")):
+            score_file(annotations, gt_path, tmp_path / "odd.json", "test", note=notes.append)
     # ids of videos the annotations lack are quoted: a leading space or a newline in one was invisible, or split
     # the one-line error
     save_predictions({video: [replace(d, video_id=video) for d in hits] for video in (" v", "w\n")},

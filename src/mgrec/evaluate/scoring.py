@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, split_name
+from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, class_thresholds_problem, split_name
 from mgrec.errors import InputError, where
 from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious, tiou_key
 from mgrec.evaluate.f1 import (
@@ -147,13 +147,14 @@ def recorded_thresholds(info: Mapping, pred_path: str | Path, num_classes: int) 
     """The score threshold (and per-class ones) a ranked list of `mgrec detect --all` records
     (`mgrec.evaluate.predictions.read_predictions_info`)."""
     threshold, per_class = info.get("score_threshold"), info.get("class_thresholds")
-    if not (is_number(threshold) and math.isfinite(threshold)):
-        raise InputError(f"{where(pred_path, key='mgrec.score_threshold')}: expected a finite number (the run's "
-                         f"threshold), got {brief(threshold)}")
-    if per_class is not None and not (isinstance(per_class, list) and len(per_class) == num_classes
-                                      and all(is_number(t) and math.isfinite(t) for t in per_class)):
-        raise InputError(f"{where(pred_path, key='mgrec.class_thresholds')}: expected null or {num_classes} finite "
-                         "numbers (one threshold per class)")
+    # a run's thresholds bound its probabilities, as its postprocess.json holds them (an edited -1 scored the whole
+    # ranked list as the hard set, F1 23 for a run of 72, under "the threshold it records")
+    if not (is_number(threshold) and 0 <= threshold <= 1):
+        raise InputError(f"{where(pred_path, key='mgrec.score_threshold')}: expected a number in [0, 1] (the run's "
+                         f"threshold, as mgrec detect records it), got {brief(threshold)}")
+    problem = class_thresholds_problem(per_class, num_classes)
+    if problem is not None:
+        raise InputError(f"{where(pred_path, key='mgrec.class_thresholds')}: expected {problem}")
     return float(threshold), None if per_class is None else [float(t) for t in per_class]
 
 
