@@ -791,19 +791,16 @@ def _runs_near(folder: Path) -> str:
     """Where the run is, for a folder given as one that holds nothing of a run (the demo's data folder, a run's
     checkpoints/): the run it lies in, or the runs in it; '' for a folder with any file of a run (its own checks say
     what is missing)."""
-    from mgrec.run import RunDir
-
-    def is_run(candidate: Path) -> bool:
-        return (candidate / "config.yaml").is_file() and (candidate / "run.json").is_file()
+    from mgrec.run import RunDir, holds_a_run, run_around
 
     run = RunDir(folder)
     if any(path.exists() for path in (run.config_path, run.format_path, run.member_path(0).parent)):
         return ""
-    for parent in list(folder.resolve().parents)[:2]:
-        if is_run(parent):
-            return f"it lies in the run {parent}: give that folder"
+    around = run_around(folder)
+    if around is not None:
+        return f"it lies in the run {around.path}: give that folder"
     try:
-        inside = sorted(child for child in folder.iterdir() if child.is_dir() and is_run(child))
+        inside = sorted(child for child in folder.iterdir() if child.is_dir() and holds_a_run(RunDir(child)))
     except OSError:
         return ""
     if inside:

@@ -1083,7 +1083,7 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
     `detect --out OTHER_RUN/postprocess.json` is refused as `--out OWN_RUN/postprocess.json` was)."""
     target = resolve_path(path)
     runs = [RunDir(folder) for folder in (target, *target.parents)]
-    return [file for run in runs if _holds_a_run(run) for file in run.owned_files()]
+    return [file for run in runs if holds_a_run(run) for file in run.owned_files()]
 
 
 def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> None:
@@ -1093,7 +1093,7 @@ def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> N
     there) wrote a run beside the members, and every later use of FUSED was refused: "make the ensemble again"."""
     target = resolve_path(out)
     for folder in (target, *target.parents):
-        if folder.name != "members" or not _holds_a_run(RunDir(folder.parent)):
+        if folder.name != "members" or not holds_a_run(RunDir(folder.parent)):
             continue
         try:
             raw = read_json(RunDir(folder.parent).format_path, "run format")
@@ -1113,10 +1113,10 @@ def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> N
 def run_around(path: str | Path) -> RunDir | None:
     """The run `path` is or lies in (the nearest folder holding one, as `files_of_runs_around` tells them), if any."""
     target = resolve_path(path)
-    return next((run for run in map(RunDir, (target, *target.parents)) if _holds_a_run(run)), None)
+    return next((run for run in map(RunDir, (target, *target.parents)) if holds_a_run(run)), None)
 
 
-def _holds_a_run(run: RunDir) -> bool:
+def holds_a_run(run: RunDir) -> bool:
     """Whether a folder is a run's, for protecting its files: a run.json holding an integer format (of any version:
     a newer mgrec's run is protected too), or one that cannot be read beside the run's config or classes (damaged).
     A run.json of something else (a video named "run"'s sidecar, an object without "format") makes no run."""

@@ -418,7 +418,7 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
         mapped = read_class_map(class_map)
         if declared is not None and declared != mapped:
             raise InputError(f"{where(path, key='classes')}: its classes differ from those of {class_map}: "
-                             f"{_first_difference(declared, mapped, class_map)}; give the class list once")
+                             f"{_first_difference(declared, mapped)}; give the class list once")
         declared = mapped
     first_id_key = _first_label_id_key(database)
     if declared is None and first_id_key is None:  # classes named by label alone (ActivityNet 1.3's files)
@@ -459,7 +459,7 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
 _QUOTED_CELL = re.compile(r"""(?:"(?:[^"]|"")*"|'[^']*')(?:\s*[,;:|\t]\s*.*)?""")
 
 
-def _first_difference(listed: list[str], mapped: list[str], class_map: Path) -> str:
+def _first_difference(listed: list[str], mapped: list[str]) -> str:
     """Where two class lists part, in words: both lists quoted whole were cut where they were still equal (a 7th name
     differing, or an 8th, read as two equal lists)."""
     for index, (ours, theirs) in enumerate(zip(listed, mapped)):

@@ -1274,6 +1274,12 @@ def member_stream_names(member: OfflineDetector, index: int) -> list[str]:
     return [str(index)] + [f"{index}/{stream.name}" for stream in streams[1:]]
 
 
+def _member_and_stream(name: str) -> tuple[int, str]:
+    """A name of `member_stream_names` -> (member index, stream name; "" for the member's grid stream)."""
+    index, _, stream = name.partition("/")
+    return int(index), stream
+
+
 def fused_online_detector(detector: OfflineDetector, source: tuple, video_id: str, lookahead: float,
                           hop: int | None = None, history: int | None = None, compile: bool = False
                           ) -> FusedOnlineDetector:
@@ -1281,11 +1287,11 @@ def fused_online_detector(detector: OfflineDetector, source: tuple, video_id: st
     fps, _, stream_fps = source
     member_fps, member_stream_fps = {}, {}
     for name, value in stream_fps.items():
-        index, _, stream = name.partition("/")
+        index, stream = _member_and_stream(name)
         if stream:
-            member_stream_fps.setdefault(int(index), {})[stream] = value
+            member_stream_fps.setdefault(index, {})[stream] = value
         else:
-            member_fps[int(index)] = value
+            member_fps[index] = value
     return FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
                                compile=compile, member_fps=member_fps, member_stream_fps=member_stream_fps)
 
@@ -1362,12 +1368,12 @@ def _by_member(chunk: dict[str, np.ndarray], detector: OfflineDetector) -> dict[
     member of several {stream: rows}."""
     members: dict[int, np.ndarray | dict] = {}
     for name, rows in chunk.items():
-        index, _, stream = name.partition("/")
-        member = detector.members[int(index)]
-        if len(member.config.data.input_streams()) == 1:
-            members[int(index)] = rows
+        index, stream = _member_and_stream(name)
+        streams = detector.members[index].config.data.input_streams()
+        if len(streams) == 1:
+            members[index] = rows
         else:
-            members.setdefault(int(index), {})[stream or member.config.data.input_streams()[0].name] = rows
+            members.setdefault(index, {})[stream or streams[0].name] = rows
     return members
 
 

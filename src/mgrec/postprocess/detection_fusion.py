@@ -35,7 +35,6 @@ class _Cluster:
 
     first: Detection
     members: set[int] = field(default_factory=set)
-    count: int = 0
     start: float = 0.0
     end: float = 0.0
     score_sum: float = 0.0  # sum of the members' scores, in the order they joined
@@ -46,7 +45,6 @@ class _Cluster:
     def add(self, detection: Detection, member: int) -> None:
         first, score = self.first, detection.score
         self.members.add(member)
-        self.count += 1
         self.score_sum += score
         self.score_shift += score - first.score
         shifts = self.shifts
@@ -104,6 +102,6 @@ def _fused(cluster: _Cluster, count: int) -> Detection:
     if cluster.has_frames:
         start_frame, end_frame = round(cluster.mean(first.start_frame, 2)), round(cluster.mean(first.end_frame, 3))
     # (sum of scores) / M, written around the first score so that M equal scores give it exactly
-    score = first.score * (cluster.count / count) + cluster.score_shift / count
+    score = first.score * (len(cluster.members) / count) + cluster.score_shift / count
     return Detection(first.video_id, cluster.start, cluster.end, first.label_id, first.label, score, start_frame,
                      end_frame)

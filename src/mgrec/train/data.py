@@ -39,24 +39,24 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
         raise InputError(f"the data has {len(report.dataset_errors)} error(s) to fix first (`mgrec data check` "
                          f"lists every problem):\n{lines}")
     dropped = videos_to_drop(report)
-    training = load_annotations(config.data.annotations, entry_errors=[], default_fps=config.data.fps).video_ids(
-        config.data.train_split)
-    if not config.data.drop_bad_videos or not set(training) - set(dropped):
+    # entry-level errors are recorded (and their videos dropped) instead of raised
+    annotations = load_annotations(config.data.annotations, entry_errors=[], default_fps=config.data.fps)
+    training = annotations.video_ids(config.data.train_split)
+    none_left = not set(training) - set(dropped)
+    if not config.data.drop_bad_videos or none_left:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.errors[:30])
         more = f"\n  ... and {len(report.errors) - 30} more" if len(report.errors) > 30 else ""
         # dropping them all ended in "no videos in the training split", of a file that has them
         way = (f"Every one of the {len(training)} videos of the training split {config.data.train_split!r} has one: "
-               "fix them (dropping the affected videos would leave nothing to train on)." if training
-               and not set(training) - set(dropped) else
-               "Fix them, or pass --set data.drop_bad_videos=true to train without the affected videos.")
+               "fix them (dropping the affected videos would leave nothing to train on)." if training and none_left
+               else "Fix them, or pass --set data.drop_bad_videos=true to train without the affected videos.")
         raise InputError(
             f"the data has {len(report.errors)} error(s) (run `mgrec data check` for the full report):\n{lines}{more}\n"
             + way
         )
     for video_id, reasons in sorted(dropped.items()):
         log(f"dropping video {video_id}: {'; '.join(reasons)}")
-    # entry-level errors are recorded (and their videos dropped) instead of raised
-    return load_annotations(config.data.annotations, entry_errors=[], default_fps=config.data.fps), set(dropped)
+    return annotations, set(dropped)
 
 
 def load_split(config: Config, annotations: AnnotationSet, split: str, exclude: set[str] = frozenset()) -> SplitData:
