@@ -64,6 +64,11 @@ def test_schedules():
     assert lr_factor(9, 10, 100) == pytest.approx(1.0)
     assert lr_factor(100, 10, 100) == pytest.approx(0.0)
     assert lr_factor(55, 10, 100) == pytest.approx(0.5)
+    # train.final_lr: the same cosine, ending at a floor; the warm-up is not moved
+    assert lr_factor(100, 10, 100, final=0.3) == pytest.approx(0.3)
+    assert lr_factor(55, 10, 100, final=0.3) == pytest.approx(0.65)
+    assert lr_factor(9, 10, 100, final=0.3) == pytest.approx(1.0)
+    assert lr_factor(0, 10, 100, final=0.3) == pytest.approx(0.1)
     # EMA warm-up: early steps follow the weights closely, later ones use the configured decay
     assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
     assert ema_decay_at(10**6, 0.999) == 0.999
@@ -235,6 +240,21 @@ def test_cuda_request_without_cuda_is_a_clear_error(dataset, tmp_path):
     config = tiny_config(dataset, device="cuda")
     with pytest.raises(InputError, match="no CUDA device"):
         train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+
+
+def test_the_learning_rate_decays_to_final_lr_and_resumes_on_the_same_schedule(dataset, tmp_path):
+    """train.final_lr reaches the optimiser: each epoch's logged rate is lr x lr_factor(step) with the floor, the
+    last one the floor's; a run stopped after two epochs resumes on that schedule, not on one ending at 0."""
+    config = tiny_config(dataset, final_lr=0.25)
+    _train_epochs_then_stop(config, tmp_path / "run", stop_after=2)
+    train(config, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    logged = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    trained = [record for record in logged if record["kind"] == "train"]
+    steps_per_epoch = trained[0]["step"]
+    total = steps_per_epoch * config.train.epochs
+    assert [record["lr"] for record in trained] == pytest.approx(
+        [3e-3 * lr_factor(record["step"], steps_per_epoch, total, 0.25) for record in trained])
+    assert trained[-1]["lr"] == pytest.approx(0.25 * 3e-3)
 
 
 def test_resume_matches_uninterrupted_run(dataset, tmp_path):

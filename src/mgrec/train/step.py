@@ -41,12 +41,12 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
 
 
-def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up from 0, then cosine decay to 0, per iteration."""
+def lr_factor(step: int, warmup_steps: int, total_steps: int, final: float = 0.0) -> float:
+    """Linear warm-up from 0, then cosine decay to `final` (a fraction of the peak), per iteration."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def training_network(network: torch.nn.Module, compile: bool) -> torch.nn.Module:
