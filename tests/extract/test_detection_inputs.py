@@ -51,6 +51,12 @@ def test_member_folders_are_members_1_and_up_of_a_detection_level_ensemble(tmp_p
             member_folders_given(ensemble, [item])
     with pytest.raises(InputError, match="member 1 is given twice"):
         member_folders_given(ensemble, ["1=a", "1=b"])
+    # digits str.isdigit takes but int() does not ('²'), other scripts' digits, an index of 5000 digits (past Python's
+    # limit on int conversion): each was a raw ValueError traceback
+    for index in ("\u00b2", "\u0661", "9" * 5000, "1 ", "+1", "-1"):
+        with pytest.raises(InputError, match="expected M=FOLDER, M a member of"):
+            member_folders_given(ensemble, [f"{index}=a"])
+    assert member_folders_given(ensemble, ["01=a"]) == {1: Path("a")}
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(InputError, match="is no detection-level ensemble"):

@@ -9,6 +9,7 @@ inputs (so its output never replaces one of their files) and how to read kept fe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +192,9 @@ def member_folders_given(run_dir: Path, items: list[str]) -> dict[int, Path] | N
     folders: dict[int, Path] = {}
     for item in items:
         index, sep, folder = item.partition("=")
-        if not sep or not folder or not index.isdigit() or int(index) >= count:
+        # ASCII digits, a few of them: str.isdigit takes '²' and '١', and int() refused the first and a 5000-digit
+        # index (Python's limit on converting long strings) with a raw traceback
+        if not sep or not folder or not re.fullmatch(r"[0-9]{1,9}", index) or int(index) >= count:
             raise InputError(f"--member {item!r}: expected M=FOLDER, M a member of {run_dir} (0..{count - 1}: "
                              f"members/<M>/)")
         if int(index) == 0:
