@@ -227,6 +227,27 @@ def test_live_streams_give_exactly_the_rows_of_the_whole_files(two_streams, seed
     np.testing.assert_array_equal(np.concatenate([*live, aligner.flush()]), whole)
 
 
+def test_a_grid_step_exists_when_the_aligner_fed_rows_as_they_exist_releases_it(two_streams):
+    # `exists_at` says when a joined step can be released (a fused ensemble holds a member's joined rows pushed ahead
+    # until then): each stream's rows fed as they exist, the steps released by a moment are those existing by it
+    from mgrec.data.streams import StreamAligner
+
+    data, _, root = two_streams
+    files = {"rgb": np.load(root / "rgb" / "v0.npy"), "pose": np.load(root / "pose" / "v0.npy")}
+    aligner = StreamAligner(data, VIDEO_FPS)
+    grids = dict(zip(("rgb", "pose"), aligner.stream_grids))
+    sent, released = {"rgb": 0, "pose": 0}, 0
+    for now in np.arange(0.1, 41.0, 0.37):
+        chunks = {}
+        for name, rows in files.items():
+            existing = sent[name]
+            while existing < len(rows) and grids[name].covered_seconds(existing + 1) <= now:
+                existing += 1
+            chunks[name], sent[name] = rows[sent[name]:existing], existing
+        released += len(aligner.push(chunks))
+        assert released == sum(aligner.exists_at(step) <= now for step in range(len(files["rgb"]))), now
+
+
 def test_live_streams_refuse_an_unknown_stream_or_a_wrong_dim(two_streams):
     from mgrec.data.streams import StreamAligner
 

@@ -286,3 +286,37 @@ def test_a_member_s_file_of_another_length_is_refused_by_detect_and_stream(runs,
     # the same length is taken
     np.save(own / "synthetic_003.npy", np.load(features))
     assert main(["stream", str(out), str(features), "--member", f"1={own}", "--device", "cpu"]) == 0
+
+
+def test_a_member_s_rows_pushed_ahead_of_member_0_s_are_held_until_their_time(runs, tmp_path):
+    """`push_members` put another member's rows into its window at once: rows pushed ahead of member 0's (a member's
+    file pushed first, a source that runs ahead) left its window holding the seconds after the stream's, and the fused
+    updates had member 0's half score alone, without a word. They are held until member 0's rows reach their time, as
+    a run's aligner holds a stream's, up to the lag it allows; further ahead is refused, nothing taken."""
+    from mgrec.infer.online import FusedOnlineDetector, chunks_of
+
+    paths, _ = runs
+    out, _ = ensemble_and_a_member_folder(runs, tmp_path)
+    tuned = json.loads((out / "postprocess.json").read_text())
+    (out / "postprocess.json").write_text(json.dumps({**tuned, "score_threshold": 0.01}))
+    features = np.load(paths.features / "synthetic_003.npy")
+
+    def streamed(lead: int) -> list:
+        online = FusedOnlineDetector(detector(out), fps=28.0, lookahead=1.0, video_id="v")
+        assert lead > online._others[0].history  # ahead by more than the member's window
+        online.push_members({1: features[:lead]})
+        emitted = []
+        for start in range(0, len(features), online.hop):
+            chunk = features[start:start + online.hop]
+            emitted += online.push_members({1: features[lead + start:lead + start + online.hop], 0: chunk})
+        return [e.detection for e in emitted + online.flush()]
+
+    interleaved = FusedOnlineDetector(detector(out), fps=28.0, lookahead=1.0, video_id="v")
+    expected = [e.detection for chunk in chunks_of(features, interleaved.hop)
+                for e in interleaved.push_members({1: chunk, 0: chunk})] + [e.detection for e in interleaved.flush()]
+    assert expected and streamed(lead=100) == expected
+    fresh = FusedOnlineDetector(detector(out), fps=28.0, lookahead=1.0, video_id="v")
+    with pytest.raises(InputError, match=r"^member 1: its rows would reach [\d.]+ s of stream, more than 60 s ahead "
+                                         r"of member 0's 0.0 s"):
+        fresh.push_members({1: np.tile(features, (20, 1))})
+    assert fresh._others[0].received_steps == 0 and not fresh._held_rows(1)

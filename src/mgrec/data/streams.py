@@ -23,6 +23,7 @@ Live streams (`StreamAligner`): the same rows, each as soon as every stream has 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -263,6 +264,15 @@ class StreamAligner:
         if missing and any(self._received):  # some streams sent rows, others none (no stream at all: an empty one)
             raise InputError(f"stream(s) {', '.join(missing)} sent no features: every stream of the run is needed")
         return self._release(final=True)
+
+    def exists_at(self, step: int) -> float:
+        """Seconds of the video at which grid step `step` can be joined, its streams' rows fed as they exist: the end
+        of its grid stream's window, and of the window of each other stream's row after its time (`_release`)."""
+        times = [self.grid.covered_seconds(step + 1)]
+        for grid in self.stream_grids[1:]:
+            position = max(0.0, float(source_positions(grid, self.grid, np.array([step]))[0]))
+            times.append(grid.covered_seconds(math.ceil(position) + 1))
+        return max(times)
 
     def _index(self, name: str) -> int:
         for index, stream in enumerate(self.streams):

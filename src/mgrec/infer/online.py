@@ -131,7 +131,7 @@ import torch
 from mgrec.config import MAX_STEPS, Config, PostprocessConfig
 from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
-from mgrec.data.streams import StreamAligner, load_stream_files
+from mgrec.data.streams import MAX_STREAM_LAG_SECONDS, StreamAligner, load_stream_files
 from mgrec.data.videos import batched
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
@@ -726,9 +726,13 @@ class FusedOnlineDetector(OnlineDetector):
     Member 0's rows go to `push` (or `push_streams`), or with the others' to `push_members({m: rows})`: each row once it
     exists (at the end of its window, on the member's grid), before the push whose update should see it;
     `push_members` takes the others' rows first. A member that reads several input streams takes its streams' rows by
-    name, `{m: {stream: rows}}`, joined on its grid as `push_streams` joins a run's. A member that has no row yet
-    counts as having missed (a fused score is the members' mean); rows of other members after member 0's last are seen
-    by the final update (`flush`).
+    name, `{m: {stream: rows}}`, joined on its grid as `push_streams` joins a run's. Another member's rows ahead of
+    member 0's (a member's whole file pushed first, a source that runs ahead) are held until member 0's rows reach
+    their time, as `StreamAligner` holds a stream's, up to the lag it allows (`MAX_STREAM_LAG_SECONDS`; further ahead
+    is refused, naming the member); they went into the member's window at once, which then held the seconds after the
+    stream's (a member's whole file pushed first streamed 93 gestures of 1000). A member that has no row yet counts
+    as having missed (a fused score is the members' mean); rows of other members after member 0's last are seen by the
+    final update (`flush`).
     `member_fps`: a member's own fps where the video's rate reaches it otherwise (its features' sidecar; default
     `fps`); `member_stream_fps`: of a member of several streams, each other stream's fps (`stream_fps` of
     `OnlineDetector`). `history`: member 0's window in its steps; the others' windows span the same seconds (default:
@@ -761,6 +765,8 @@ class FusedOnlineDetector(OnlineDetector):
                 raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}): {exc}") from None
             other._decides = False
             self._others.append(other)
+        # each other member's rows that do not exist yet at member 0's time (`_release`), in order
+        self._held: list[list[np.ndarray]] = [[] for _ in self._others]
         # every member's ranked list, as `detect` fuses them (a candidate below a member's own threshold counts
         # towards a fused score), one pass each
         self._ranked = [replace(m.postprocess, shifted_passes=1) for m in detector.members]
@@ -800,12 +806,47 @@ class FusedOnlineDetector(OnlineDetector):
                     for each, before in taken:
                         each.restore(before)
                     raise InputError(f"member {index}: {exc}") from None
+            # held rows wait for member 0's: past the lag a stream's aligner allows, the wait is an error, not a buffer
+            # that grows for as long as a member runs ahead (or member 0 sends nothing)
+            horizon = self.grid.covered_seconds(self._received + len(rows_of.get(0, ())))
+            for index, rows in rows_of.items():
+                other = members[index]
+                reach = other.grid.covered_seconds(other.received_steps + self._held_rows(index) + len(rows))
+                if index and len(rows) and reach - horizon > MAX_STREAM_LAG_SECONDS:
+                    for each, before in taken:
+                        each.restore(before)
+                    raise InputError(f"member {index}: its rows would reach {reach:.1f} s of stream, more than "
+                                     f"{MAX_STREAM_LAG_SECONDS:g} s ahead of member 0's {horizon:.1f} s: a member's "
+                                     "rows are held until member 0's reach their time; push each member's rows as "
+                                     "they exist, member 0's beside them (push_members({0: rows, 1: rows}))")
             for index, feeding in fed_by.items():  # fed so from now on, rows released or not (flush, mixing)
                 members[index]._feeding = feeding
             for index, rows in rows_of.items():
                 if index and len(rows):
-                    self._others[index - 1]._push_rows(rows, fed_by=fed_by[index])
-            return self._push_rows(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
+                    self._held[index - 1].append(rows)
+            self._release(self.now)
+            emissions = self._push_rows(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
+            self._release(self.now)  # what exists by member 0's newest row is in the windows, updated or not
+            return emissions
+
+    def _held_rows(self, index: int) -> int:
+        """Rows of member `index` (1 or more) held, not yet in its window."""
+        return sum(len(rows) for rows in self._held[index - 1]) if index else 0
+
+    def _release(self, until: float) -> None:
+        """Into each other member's window, the rows it holds that exist by `until` (stream seconds: a row exists at the
+        end of its window, on the member's grid, as `_replay` hands a stream's rows; a member of several streams' joined
+        row once each of its streams' rows does, `StreamAligner.exists_at`); the rest stay held."""
+        for other, held in zip(self._others, self._held):
+            if not held:
+                continue
+            rows = held[0] if len(held) == 1 else np.concatenate(held)
+            count = len(rows) if until == math.inf else 0
+            while count < len(rows) and _row_exists_at(other, other.received_steps + count) <= until:
+                count += 1
+            if count:
+                other._push_rows(rows[:count], fed_by=other._feeding or "push")
+            held[:] = [rows[count:]] if count < len(rows) else []
 
     def run(self, chunks: Iterable[np.ndarray | dict]) -> Iterator[Emission]:
         """Push every chunk (member 0's rows, or {member: rows or {stream: rows}}), then flush; yields emissions as they
@@ -824,10 +865,11 @@ class FusedOnlineDetector(OnlineDetector):
                     except InputError as exc:
                         raise InputError(f"member {index}: {exc}") from None
                     if len(rows):
-                        other._push_rows(rows, fed_by="push_streams")
+                        self._held[index - 1].append(rows)
             return super().flush()
 
     def _detect_window(self) -> list[Detection]:
+        self._release(self.now)  # the others' rows that exist by this update's time
         ranked = [self._window_detections(self._ranked[0])]
         ranked += [other._window_detections(post) if other.received_steps else []
                    for other, post in zip(self._others, self._ranked[1:])]
@@ -836,10 +878,17 @@ class FusedOnlineDetector(OnlineDetector):
         return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))
 
     def _final_update(self) -> list[Emission]:
+        self._release(math.inf)  # the stream has ended: every row held exists
         if self._received and any(other._since_update for other in self._others):
             # rows of other members since the last update (after member 0's last row): one more update sees them
             self._since_update = max(self._since_update, 1)
         return super()._final_update()
+
+
+def _row_exists_at(member: OnlineDetector, step: int) -> float:
+    """Stream seconds at which row `step` of a fused ensemble's member exists: the end of its window on the member's
+    grid, or, of a member of several streams, once each of its streams' rows it joins does."""
+    return member.grid.covered_seconds(step + 1) if member._aligner is None else member._aligner.exists_at(step)
 
 
 # --onnx and --compile given together
