@@ -320,3 +320,50 @@ def test_a_member_s_rows_pushed_ahead_of_member_0_s_are_held_until_their_time(ru
                                          r"of member 0's 0.0 s"):
         fresh.push_members({1: np.tile(features, (20, 1))})
     assert fresh._others[0].received_steps == 0 and not fresh._held_rows(1)
+
+
+def test_a_member_of_several_streams_is_named_and_said_how_its_streams_are_given(runs, tmp_path, capsys):
+    """A member 1 of several streams, its other stream's file missing: `mgrec stream` named neither the member nor
+    how to give it (`detect` named the member), and both said `detect and stream take --stream pose=FOLDER`, which
+    then refused `no stream 'pose' in this run` (--stream names member 0's). The member is named, and its folders
+    are said to be given as --member 1=FOLDER with grid/ and pose/, which streams."""
+    from tests.helpers import SMALL_MODEL
+
+    from mgrec.config import Config, DataConfig, ModelConfig, StreamConfig
+    from mgrec.model.detector import build_detector
+
+    paths, (a, _) = runs
+    classes = RunDir(a).read_classes()
+    pose, flat, kept = tmp_path / "pose", tmp_path / "flat", tmp_path / "kept"
+    for folder in (pose, flat, kept / "grid", kept / "pose"):
+        folder.mkdir(parents=True)
+        for name in ("synthetic_003.npy", "synthetic_003.json"):
+            (folder / name).write_bytes((paths.features / name).read_bytes())
+    (pose / "synthetic_003.npy").unlink()  # the member's config's folder lacks the video's pose stream
+    streams = [StreamConfig(name=name, features=str(folder), feature_dim=16, stride=4, window=16)
+               for name, folder in (("rgb", paths.features), ("pose", pose))]
+    configs = [Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=128),
+                      model=ModelConfig(input_dim=16, num_classes=len(classes), **SMALL_MODEL)),
+               Config(data=DataConfig(streams=streams, max_seq_len=128),
+                      model=ModelConfig(num_classes=len(classes), **SMALL_MODEL))]
+    members = []
+    for index, config in enumerate(configs):
+        members.append(tmp_path / f"member{index}")
+        RunDir(members[-1]).write_for_inference(config, classes, build_detector(config.model), score_threshold=0.0)
+    out = tmp_path / "fused"
+    make_fused_ensemble(members, out, log=lambda *_: None)
+    features = str(paths.features / "synthetic_003.npy")
+    said = (rf"^mgrec: error: (no input could be read, nothing was written:\n  )?member 1 of {out} .*stream 'pose' has "
+            rf"no feature file {pose}/synthetic_003.npy .*; detect and stream read member 1's from FOLDER/pose/ of "
+            r"--member 1=FOLDER, its 'rgb' files in FOLDER/grid/")
+    for command in (["stream", str(out), features, "--member", f"1={flat}"],
+                    ["detect", str(out), features, "--member", f"1={flat}", "--out", str(tmp_path / "d.json")]):
+        assert main(command) == 2
+        assert re.search(said, capsys.readouterr().err), command
+    for command in (["stream", str(out), features], ["detect", str(out), features, "--out", str(tmp_path / "d.json")]):
+        assert main([*command, "--stream", f"pose={kept / 'pose'}"]) == 2
+        assert re.search(rf"--stream 'pose=.*': stream 'pose' is read by member 1 of {out} .*; --stream names member "
+                         r"0's other streams \(none: it reads one\): give member 1's as --member 1=FOLDER, its rgb "
+                         r"files in FOLDER/grid/ and its pose files in FOLDER/pose/", capsys.readouterr().err), command
+    assert main(["stream", str(out), features, "--member", f"1={kept}"]) == 0  # as said
+    assert "stream synthetic_003: " in capsys.readouterr().err

@@ -83,6 +83,12 @@ def duration_tolerance(a: FeatureGrid, b: FeatureGrid) -> float:
                                             a.window / a.fps, b.window / b.fps)
 
 
+def stream_folder_advice(name: str) -> str:
+    """How `detect` and `stream` are given the folder of a run's stream `name` (an ensemble's member 1 and up: not so,
+    `OfflineDetector.member_refusal`)."""
+    return f"detect and stream take --stream {name}=FOLDER"
+
+
 def stream_key(data: DataConfig, stream: StreamConfig) -> str:
     """The config key of a stream, for messages: `data.streams[i]`, or `data` for the one stream."""
     for i, candidate in enumerate(data.streams):
@@ -169,8 +175,8 @@ def load_stream_files(
         path = stream_path(stream, video_id, folders)
         if not path.is_file():
             raise InputError(f"video {video_id}: stream {stream.name!r} has no feature file {path} (every video "
-                             f"needs every stream of data.streams; extract it, or set {key}.features; detect and "
-                             f"stream take --stream {stream.name}=FOLDER)")
+                             f"needs every stream of data.streams; extract it, or set {key}.features; "
+                             f"{stream_folder_advice(stream.name)})")
         features = load_features(path, expected_dim=stream.feature_dim,
                                  dim_key=f"{key}.feature_dim, stream {stream.name!r}")
         own = stream.grid(stream_fps(stream, path, video_fps, key, check_recipe))

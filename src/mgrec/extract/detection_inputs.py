@@ -212,8 +212,35 @@ def stream_folders_read(run_dir: Path, items: list[str], extracted: dict[str, Pa
     if items and extracted:
         raise InputError("--stream names the other streams' folders of feature files; for videos they are made "
                          "from the video with the run's recipes: leave --stream out")
-    given = stream_folders(items, RunDir(run_dir).read_config().data) if items else {}
+    given = streams_given(run_dir, items, RunDir(run_dir).read_config().data) if items else {}
     return {**given, **extracted} or None
+
+
+def streams_given(run_dir: Path, items: list[str], data) -> dict[str, Path]:
+    """`--stream NAME=FOLDER` items -> {name: folder}, checked against the run's streams (`data`: its data config; of
+    a detection-level ensemble, member 0's). A stream of another member of an ensemble is refused with how that member
+    is given it: `no stream 'gyro' in this run (its streams: features)` was all it said, of a stream the message of
+    its missing file had said to give so."""
+    try:
+        return stream_folders(items, data)
+    except InputError:
+        run, own = RunDir(run_dir), [stream.name for stream in data.input_streams()]
+        if not run.fuses_detections():
+            raise
+        for item in items:
+            name = item.partition("=")[0]
+            for member in range(1, run.read_ensemble()["members"]) if name not in own else ():
+                streams = RunDir(run.member_path(member)).read_config().data.input_streams()
+                if name not in [stream.name for stream in streams]:
+                    continue
+                grid = (f"its {streams[0].name} files in FOLDER/grid/ and its {name} files in FOLDER/{name}/ (as "
+                        "detect --keep-features keeps them)" if name != streams[0].name else
+                        f"FOLDER holding the files of {name}, its grid stream")
+                others = ", ".join(stream.name for stream in data.input_streams()[1:]) or "none: it reads one"
+                raise InputError(f"--stream {item!r}: stream {name!r} is read by {member_named(run_dir, member)}; "
+                                 f"--stream names member 0's other streams ({others}): give member {member}'s as "
+                                 f"--member {member}=FOLDER, {grid}") from None
+        raise
 
 
 def feature_folders_read(run_dir: Path, stream_items: list[str], member_folders: dict[int, Path] | None
@@ -231,7 +258,7 @@ def feature_folders_read(run_dir: Path, stream_items: list[str], member_folders:
     except InputError:  # an unreadable run: loading it says so, after the command's own checks of its options
         configs = []
     for each, data in configs:
-        given = stream_folders(stream_items, data) if each is run and stream_items else {}
+        given = streams_given(run_dir, stream_items, data) if each is run and stream_items else {}
         folders += [given.get(stream.name, Path(stream.features)) for stream in data.input_streams()[1:]]
     return [folder for folder in folders if str(folder) and folder.is_dir()]
 

@@ -44,7 +44,13 @@ from mgrec.data.features import (
     video_id_of,
 )
 from mgrec.data.normalize import standardizer
-from mgrec.data.streams import duration_tolerance, load_video_streams, stream_key, stream_path
+from mgrec.data.streams import (
+    duration_tolerance,
+    load_video_streams,
+    stream_folder_advice,
+    stream_key,
+    stream_path,
+)
 from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
@@ -226,14 +232,29 @@ class OfflineDetector:
         try:
             return self.members[index].detect(*self.member_input(index, features, video_id), fps)
         except InputError as exc:
-            if len(self.members) == 1:
-                raise
-            way = ""
-            if index and index not in (self.member_folders or {}) and isinstance(features, (str, os.PathLike)):
-                way = (f"; where it reads other features than the file given, give their folder: --member "
-                       f"{index}=FOLDER (from videos, `mgrec detect` makes each member's)")
-            raise InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): "
-                             f"{exc}{way}") from exc
+            read_the_given = index not in (self.member_folders or {}) and isinstance(features, (str, os.PathLike))
+            raise self.member_refusal(index, exc, read_the_given) from exc
+
+    def member_refusal(self, index: int, exc: InputError, read_the_given: bool) -> InputError:
+        """What member `index` of a detection-level ensemble refused (`detect`, and `mgrec stream` and `evaluate
+        --online` through `mgrec.infer.online.ensemble_source`), said to be the member's; where it read the file
+        given to every member (`read_the_given`), how to give it its own (an RGB and a skeleton member read different
+        files); and of a member 1 and up that reads several streams, how its other streams' folders are given:
+        --stream names member 0's (and refused member 1's stream, whose missing file the message said to give so)."""
+        if len(self.members) == 1:
+            return exc
+        message = str(exc)
+        streams = self.members[index].config.data.input_streams()
+        for stream in streams[1:] if index else ():
+            message = message.replace(stream_folder_advice(stream.name), (
+                f"detect and stream read member {index}'s from FOLDER/{stream.name}/ of --member {index}=FOLDER, "
+                f"its {streams[0].name!r} files in FOLDER/grid/ (as detect --keep-features keeps them)"))
+        way = ""
+        if index and read_the_given:
+            way = (f"; where it reads other features than the file given, give their folder: --member "
+                   f"{index}=FOLDER (from videos, `mgrec detect` makes each member's)")
+        return InputError(f"member {index} of {self.run_dir} ({RunDir(self.run_dir).member_path(index)}): "
+                          f"{message}{way}")
 
     def reading(self, stream_folders: dict[str, Path] | None = None, member_folders: dict[int, Path] | None = None,
                 member_stream_folders: dict[int, dict[str, Path]] | None = None) -> OfflineDetector:

@@ -1300,8 +1300,12 @@ def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
     member 0's grid stream with its grid (`_replay` hands each the rows that exist by then), and the fps of each by
     name (a member's grid stream: the member's fps)."""
     given = fps if isinstance(fps, list) else [fps] * len(detector.members)
-    sources = [video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as)
-               for member, path, member_fps in zip(detector.members, paths, given)]
+    sources = []
+    for index, (member, path, member_fps) in enumerate(zip(detector.members, paths, given)):
+        try:  # said to be the member's, as `detect` says it: the member's recipe was said as the run's
+            sources.append(video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as))
+        except InputError as exc:
+            raise detector.member_refusal(index, exc, read_the_given=index > 0 and path == paths[0]) from None
     detector.check_member_spans([(path, len(rows_and_grids[0][0]), member.grid(member_fps))
                                  for member, path, (member_fps, rows_and_grids, _) in
                                  zip(detector.members, paths, sources)], video_id)
