@@ -574,7 +574,7 @@ def test_a_sidecar_given_for_its_features_names_the_array_to_give(tmp_path):
     with pytest.raises(InputError, match=r"x.json: is the sidecar of the features x.npy .*not features: give .*x.npy$"):
         load_features(tmp_path / "x.json")
     (tmp_path / "y.json").write_text("{}")  # no array beside it: what it was
-    with pytest.raises(InputError, match=r"y.json: cannot read features \(truncated or corrupt file\?\)"):
+    with pytest.raises(InputError, match=r"y.json: a JSON file, not features \(a .npy or .npz array"):
         load_features(tmp_path / "y.json")
 
 

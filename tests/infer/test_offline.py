@@ -152,6 +152,19 @@ def test_the_python_api_refuses_what_it_cannot_read_right():
     assert detector.hard_set(ranked, np.float32(0.0)) == ranked
 
 
+def test_a_json_file_given_as_features_is_named_as_one_not_read_as_its_own_sidecar(tmp_path):
+    """`mgrec detect RUN annotations.json` (or `stream`): the file was read as the sidecar of itself, and refused as
+    `annotations.json [version]: unknown key; valid keys: fps, stride, window, ...`."""
+    detector = tiny_detector(fps=10.0)
+    (tmp_path / "annotations.json").write_text('{"version": "1.0", "database": {}}')
+    with pytest.raises(InputError, match=r"annotations.json: a JSON file, not features \(a .npy or .npz array of "
+                                         r"shape \(T, C\)\); no annotations.npy or .npz is beside it$"):
+        detector.detect(tmp_path / "annotations.json")
+    np.save(tmp_path / "annotations.npy", features())  # a sidecar given for its array still names the array
+    with pytest.raises(InputError, match=r"is the sidecar of the features annotations.npy .*give .*annotations.npy$"):
+        detector.detect(tmp_path / "annotations.json")
+
+
 def test_a_feature_prefix_names_the_video_after_it_and_two_files_of_one_video_are_refused(tmp_path):
     """ActionFormer's file_prefix (`v_<id>.npy`, its ActivityNet features): the video is the id after it, so
     detections and outputs match annotations that name `<id>`."""

@@ -548,6 +548,9 @@ def _open_array(path: Path) -> np.ndarray:
         if path.suffix == ".json" and arrays:  # `detect RUN features/x.json`: the sidecar, given for its array
             raise InputError(f"{path}: is the sidecar of the features {arrays[0].name} (what extraction recorded), "
                              f"not features: give {arrays[0]}")
+        if path.suffix.lower() == ".json":  # annotations, predictions or a sidecar without its array, given as features
+            raise InputError(f"{path}: a JSON file, not features (a .npy or .npz array of shape (T, C)); no "
+                             f"{path.stem}.npy or .npz is beside it")
         if path.suffix.lower() in VIDEO_SUFFIXES:  # `OfflineDetector.detect("clip.mp4")`: features come first
             raise InputError(f"{path}: a video, not a feature file: turn it into features first (`mgrec extract`, or "
                              "`mgrec detect RUN VIDEO`, which extracts with the run's recipe)")
