@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -158,6 +159,27 @@ def test_evaluate_given_a_config_instead_of_a_run_says_so(tmp_path, capsys, conf
     assert err.startswith(f"mgrec: error: {config}: is a config file, not a run directory; train it first "
                           f"(mgrec train {config} --out RUN_DIR)")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["report"], ["export", "--out", "net.onnx"],
+                                     ["ensemble", "RUN", "--out", "ens"], ["detect", "f.npy", "--out", "d.json"]])
+@pytest.mark.parametrize("name", ["config.yaml", "run.json", "checkpoints/best.safetensors"])
+def test_a_file_of_a_run_given_as_the_run_names_the_run_s_folder(tmp_path, capsys, monkeypatch, command, name):
+    # `mgrec evaluate RUN/config.yaml` said "is a config file ...; train it first (mgrec train RUN/config.yaml --out
+    # RUN_DIR)", `export RUN/run.json` "not a run directory (a file, not a folder)", `ensemble RUN/config.yaml ...`
+    # "RUN/config.yaml/config.yaml: not found"
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run.json").write_text('{"format": 6}')
+    for file in ("config.yaml", "checkpoints/best.safetensors"):
+        (run / file).write_text("seed: 1\n")
+    given = Path("run") / name
+    args = [command[0], str(given), *[str(run) if arg == "RUN" else arg for arg in command[1:]]]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"mgrec: error: {given}: is a file of the run {run}, not a run directory: give that folder\n"
+    assert not (tmp_path / "ens").exists() and not (tmp_path / "net.onnx").exists()
 
 
 def test_a_file_given_as_run_directory_is_named(tmp_path, capsys):

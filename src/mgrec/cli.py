@@ -771,7 +771,14 @@ def show_progress(args) -> bool:
 
 
 def _checked_run_dir(path: Path) -> Path:
-    """The run directory argument, refused with a hint when it is a config (a common first mistake)."""
+    """The run directory argument, refused with a hint when it is a config (a common first mistake) or a file of a
+    run (its config.yaml, run.json, a checkpoint: the run's folder named)."""
+    if path.is_file():
+        from mgrec.run import run_around
+
+        around = run_around(path.parent)
+        if around is not None:
+            raise InputError(f"{path}: is a file of the run {around.path}, not a run directory: give that folder")
     if path.suffix.lower() in (".yaml", ".yml") and not path.is_dir():  # a run may be named run.yaml
         raise InputError(
             f"{path}: is a config file, not a run directory; train it first (mgrec train {path} --out RUN_DIR) "
@@ -952,7 +959,7 @@ def _end_to_end_encoder(config):
 
 
 def cmd_ensemble(args) -> None:
-    _make_ensemble(args.runs, args.out, args.fusion)
+    _make_ensemble([_checked_run_dir(run) for run in args.runs], args.out, args.fusion)
 
 
 def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None:
@@ -1000,7 +1007,7 @@ def _note_postprocess_changes(run) -> None:
 def cmd_export(args) -> None:
     from mgrec.infer.export import export_onnx
 
-    print(export_onnx(args.run_dir, args.out, args.checkpoint).describe())
+    print(export_onnx(_checked_run_dir(args.run_dir), args.out, args.checkpoint).describe())
 
 
 def cmd_evaluate(args) -> None:
