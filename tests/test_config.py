@@ -86,6 +86,29 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+def test_a_folder_or_a_misspelt_name_given_as_the_config_says_what_to_give(tmp_path, monkeypatch):
+    # `mgrec train runs/mine --out r2` said "cannot read config runs/mine: Is a directory", and `mgrec data check
+    # demo/defualt.yaml` "cannot read config demo/defualt.yaml: No such file or directory"
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    with pytest.raises(InputError, match=r"^cannot read config runs/mine: a folder, where a config file \(.yaml\) "
+                                         r"was expected$"):
+        load_config("runs/mine")
+    write(run, "config.yaml", "seed: 1\n")
+    with pytest.raises(InputError, match=r"^cannot read config runs/mine: a folder, where a config file \(.yaml\) "
+                                         r"was expected; the config of the run it holds is runs/mine/config.yaml "
+                                         r"\(`mgrec train runs/mine/config.yaml --out NEW_RUN` trains it again\)$"):
+        load_config("runs/mine")
+    for name in ("demo/defualt.yaml", "demo/defualt", "configs/demo/mgrc.yaml"):
+        with pytest.raises(InputError, match=rf"^cannot read config {name}: no such file, nor a config shipped with "
+                                             r"mgrec by that name \(did you mean demo/(default|mgrec).yaml"):
+            load_config(name)
+    with pytest.raises(InputError, match=r"mine.yml: no such file, nor a config shipped with mgrec by that name "
+                                         r"\(demo/default.yaml, smg/mgrec.yaml, ...\)$"):
+        load_config(tmp_path / "mine.yml")
+
+
 def test_shipped_configs_load():
     from pathlib import Path
 

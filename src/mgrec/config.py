@@ -497,12 +497,39 @@ def shipped_config(name: str | Path) -> Path | None:
     return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else None
 
 
+def shipped_config_names() -> list[str]:
+    """The configs shipped with mgrec, by the names a config argument takes (`demo/default.yaml`, ...)."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("mgrec") / "configs"))
+    return sorted(file.relative_to(shipped).as_posix() for file in shipped.rglob("*.yaml"))
+
+
+def _refuse_a_missing_config_or_a_folder(path: Path) -> None:
+    """A config argument that names no file: a folder (a run's, whose config.yaml it names, or another), or nothing
+    (a misspelt shipped name gets the names nearest to it)."""
+    if path.is_dir():
+        inside = path / "config.yaml"
+        hint = (f"; the config of the run it holds is {inside} (`mgrec train {inside} --out NEW_RUN` trains it "
+                "again)" if inside.is_file() else "")
+        raise InputError(f"cannot read config {path}: a folder, where a config file (.yaml) was expected{hint}")
+    if not path.exists() and not path.is_symlink() and descriptor_named(path) is None:
+        names = shipped_config_names()
+        text = Path(path).as_posix().removeprefix("configs/")
+        text = text if text.endswith((".yaml", ".yml")) else text + ".yaml"
+        near = difflib.get_close_matches(text, names, n=3, cutoff=0.8)
+        hint = f"did you mean {' or '.join(near)}?" if near else "demo/default.yaml, smg/mgrec.yaml, ..."
+        raise InputError(f"cannot read config {path}: no such file, nor a config shipped with mgrec by that name "
+                         f"({hint})")
+
+
 def load_config(path: str | Path, overrides: Iterable[str] | None = None) -> Config:
     """Read a YAML config (a file, or a config shipped with mgrec by name: see `find_config`; with an
     optional `base:` file to inherit from) and apply `overrides`: 'key=value' strings, as `--set` takes them (a
     list, or any iterable of them; a single str is refused)."""
     overrides = _override_list(overrides)
     path = find_config(path)
+    _refuse_a_missing_config_or_a_folder(path)
     raw = _read_yaml_with_base(path, seen=())
     refuse_a_foreign_config(raw, str(path))
     overridden: dict = {}
