@@ -893,6 +893,25 @@ def test_an_smg_label_folder_given_as_annotations_points_to_data_convert(tmp_pat
         ann.load_annotations(tmp_path / "smg")
 
 
+def test_a_folder_or_a_predictions_file_given_as_annotations_says_what_to_give(tmp_path):
+    # `mgrec score --gt RUN` advised `mgrec data convert RUN --out annotations.json`, which then failed ("no SampleXXXX
+    # folders"); `--gt detections.json` (--gt and --pred swapped) said only 'expected an object with a "database" key'
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"run: a folder, where an annotations JSON file was expected; the ground "
+                                         r"truth is one JSON file with a \"database\" key \(`mgrec data convert`"):
+        ann.load_annotations(tmp_path / "run")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "annotations.json").write_text("{}")
+    with pytest.raises(InputError, match=re.escape(f"it holds {tmp_path / 'data' / 'annotations.json'}: give that "
+                                                   "file")):
+        ann.load_annotations(tmp_path / "data")
+    (tmp_path / "detections.json").write_text('{"version": "1.0", "results": {}, "external_data": {}}')
+    with pytest.raises(InputError, match=r'detections.json \[top level\]: expected an object with a "database" key; '
+                                         r'it holds predictions \(a "results" object, as `mgrec detect` writes\), not '
+                                         r"ground truth: scored with `mgrec score --pred`$"):
+        ann.load_annotations(tmp_path / "detections.json")
+
+
 def test_a_label_file_not_named_after_its_folder_is_named_with_what_was_found(tmp_path):
     # "no SampleXXXX_finelabels.csv in 1 sample folder(s) ...; point the root at the labelled samples only"
     sample = tmp_path / "smg" / "Sample0003"

@@ -105,6 +105,17 @@ def test_results_json_without_the_activitynet_keys_still_reads(tmp_path):
     assert read_predictions_info(path) == {}
 
 
+def test_annotations_given_as_predictions_are_named_as_the_ground_truth(tmp_path):
+    # `mgrec score --gt A --pred annotations.json` (--gt and --pred swapped) said only "expected a JSON object with a
+    # 'results' key"
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps({"classes": ["a"], "database": {}}))
+    with pytest.raises(InputError, match=r"annotations.json: expected a JSON object with a 'results' key; it holds "
+                                         r"annotations \(a 'database' object\), the ground truth, not predictions "
+                                         r"\(`mgrec score --gt` takes it\)$"):
+        load_predictions(path, ["a"])
+
+
 def test_read_predictions_info_of_other_forms_and_bad_blocks(tmp_path):
     table = tmp_path / "pred.csv"
     save_predictions_csv({"a": [detection("a", 1.0, 2.0, 0, 0.5)]}, table)

@@ -403,13 +403,13 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     if default_fps is not None and (not is_number(default_fps) or fps_problem(default_fps)):
         raise InputError(f"default_fps: expected a positive number of frames per second, at most {MAX_FPS:g}, got "
                          f"{brief(default_fps)}")
-    if path.is_dir():  # an SMG label folder given where its converted JSON goes
-        raise InputError(f"{path}: a folder, where an annotations JSON file was expected; an SMG label folder "
-                         f"(SampleXXXX/SampleXXXX_finelabels.csv) is converted once: mgrec data convert {path} --out "
-                         "annotations.json")
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, where an annotations JSON file was expected; {_folder_hint(path)}")
     raw = read_json(path, "annotations")
     if not isinstance(raw, dict) or "database" not in raw:
-        raise InputError(f"{where(path, key='top level')}: expected an object with a \"database\" key")
+        found = ("; it holds predictions (a \"results\" object, as `mgrec detect` writes), not ground truth: scored "
+                 "with `mgrec score --pred`" if isinstance(raw, dict) and "results" in raw else "")
+        raise InputError(f"{where(path, key='top level')}: expected an object with a \"database\" key{found}")
     database = raw["database"]
     if not isinstance(database, dict):
         raise InputError(f"{where(path, key='database')}: expected an object mapping video ids to videos")
@@ -622,6 +622,22 @@ def skipped_sample_folders(root: str | Path) -> list[Path]:
     root = Path(root)
     return sorted(p for p in (_folders_to_depth_two(root) if root.is_dir() else [])
                   if _SAMPLE_NAME_LOOSE.match(p.name) and not _SAMPLE_NAME_LOOSE.fullmatch(p.name))
+
+
+def _folder_hint(folder: Path) -> str:
+    """What to give instead of a folder given as annotations: the SMG label folder's conversion (only where it holds
+    sample folders: it fails elsewhere), the annotations.json in it, or what an annotations file is."""
+    try:
+        samples = any(_SAMPLE_NAME_LOOSE.match(p.name) for p in _folders_to_depth_two(folder))
+    except OSError:
+        samples = False
+    if samples:  # an SMG label folder given where its converted JSON goes
+        return (f"an SMG label folder (SampleXXXX/SampleXXXX_finelabels.csv) is converted once: mgrec data convert "
+                f"{folder} --out annotations.json")
+    if (folder / "annotations.json").is_file():
+        return f"it holds {folder / 'annotations.json'}: give that file"
+    return ("the ground truth is one JSON file with a \"database\" key (`mgrec data convert` writes one from SMG label "
+            "folders or another toolkit's annotations)")
 
 
 def _folders_to_depth_two(root: Path) -> list[Path]:

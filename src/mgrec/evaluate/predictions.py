@@ -213,7 +213,10 @@ def _first_text(path: Path, size: int = 4096) -> str:
 def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
     document = read_json(path, "predictions")
     if not isinstance(document, dict) or "results" not in document:
-        raise InputError(f"{path}: expected a JSON object with a 'results' key")
+        found = ("; it holds annotations (a 'database' object), the ground truth, not predictions (`mgrec score --gt` "
+                 "takes it)"
+                 if isinstance(document, dict) and "database" in document else "")
+        raise InputError(f"{path}: expected a JSON object with a 'results' key{found}")
     results = document["results"]
     if not isinstance(results, dict):
         raise InputError(f"{where(path, key='results')}: expected an object {{video_id: [detections]}}")
