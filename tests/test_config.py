@@ -105,7 +105,7 @@ def test_a_folder_or_a_misspelt_name_given_as_the_config_says_what_to_give(tmp_p
                                              r"mgrec by that name \(did you mean demo/(default|mgrec).yaml"):
             load_config(name)
     with pytest.raises(InputError, match=r"mine.yml: no such file, nor a config shipped with mgrec by that name "
-                                         r"\(demo/default.yaml, smg/mgrec.yaml, ...\)$"):
+                                         r"\(shipped are demo/default.yaml, smg/mgrec.yaml, ...\)$"):
         load_config(tmp_path / "mine.yml")
 
 

@@ -518,7 +518,7 @@ def _refuse_a_missing_config_or_a_folder(path: Path) -> None:
         text = Path(path).as_posix().removeprefix("configs/")
         text = text if text.endswith((".yaml", ".yml")) else text + ".yaml"
         near = difflib.get_close_matches(text, names, n=3, cutoff=0.8)
-        hint = f"did you mean {' or '.join(near)}?" if near else "demo/default.yaml, smg/mgrec.yaml, ..."
+        hint = f"did you mean {' or '.join(near)}?" if near else "shipped are demo/default.yaml, smg/mgrec.yaml, ..."
         raise InputError(f"cannot read config {path}: no such file, nor a config shipped with mgrec by that name "
                          f"({hint})")
 
