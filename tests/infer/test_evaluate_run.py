@@ -261,10 +261,18 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),
                        features=str(tmp_path / "data" / "features"))
     (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))  # random weights: score low
-    assert main(["evaluate", str(run), "--online", "--device", "cpu", "--lookahead", "0.5"]) == 0
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["evaluate", str(run), "--online", "--device", "cpu", "--lookahead", "0.5"]) == 0
+        # the updates ran on one thread, as `mgrec stream` runs them, and the process's setting is given back
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads_before)
     printed = capsys.readouterr().out
     online = json.loads((run / "online_test.json").read_text())
     assert "streamed 1 video of split test with checkpoint best, lookahead 0.5 s" in printed
+    assert online["online"]["threads"] == 1 and "(fp32, 1 thread)" in printed
     assert online["online"]["lookahead"] == 0.5 and online["online"]["updates"] > 0
     assert online["online"]["decided_while_streaming"] + online["online"]["decided_at_the_end"] \
         == online["num_predictions"] > 0

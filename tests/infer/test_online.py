@@ -1245,7 +1245,7 @@ def test_an_online_window_beyond_the_limit_is_refused_before_allocating(kwargs, 
 def test_streaming_arguments_of_the_wrong_kind_are_named():
     # compile="no" compiled (a non-empty str is true); video_id=None went into every emission; threads=0 or "2" ended
     # in torch's raw RuntimeError after the model had loaded
-    from mgrec.infer.online import _torch_threads
+    from mgrec.infer.online import torch_threads
 
     with pytest.raises(InputError, match=r"compile: expected True or False, got 'no'"):
         OnlineDetector(tiny_network_detector(), FPS, lookahead=1.0, hop=8, history=60, compile="no")
@@ -1253,7 +1253,7 @@ def test_streaming_arguments_of_the_wrong_kind_are_named():
         OnlineDetector(tiny_network_detector(), FPS, lookahead=1.0, hop=8, history=60, video_id=None)
     for threads in (0, "2", True):
         with pytest.raises(InputError, match=r"threads: expected a whole number of threads, 1 or more"):
-            with _torch_threads(threads):
+            with torch_threads(threads):
                 pass
 
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from mgrec.config import split_name
@@ -215,18 +216,21 @@ def evaluate_online(
     precision: str = "auto",
     progress: bool = False,
     features: str | Path | None = None,
+    threads: int | None = 1,
 ) -> dict:
     """The online track's scores of a run on `split`: every video replayed as a live stream, as `mgrec stream` does
     (`mgrec.infer.online.stream_video`: a fresh stream per video, the default hop and window, `lookahead` seconds
-    after a gesture's end before it is reported), its emissions scored as its hard set at the run's threshold.
+    after a gesture's end before it is reported, on `threads` torch threads: one by default, as `mgrec stream`, since
+    small updates are fastest on one; None: torch's setting), its emissions scored as its hard set at the run's
+    threshold.
 
     Writes RUN_DIR/online_<split>.json (online_<split>_last.json for `checkpoint="last"`): the keys of
     `eval_<split>.json` (F1, and the mAP of the emissions, a hard set: lower than the ranked list's), and `online`:
     the lookahead and window, the latency of the gestures decided while streaming (seconds from a gesture's end to
     its report: mean, median, p95, max; those the end of a video decided, with less lookahead, are counted apart),
-    and the compute per update (ms, on this machine). `features`: as for `evaluate_run`."""
+    and the compute per update (ms, on this machine, and the threads it ran on). `features`: as for `evaluate_run`."""
     from mgrec.data.streams import stream_path
-    from mgrec.infer.online import Emission, ensemble_source, stream_video, video_source
+    from mgrec.infer.online import Emission, ensemble_source, stream_video, torch_threads, video_source
 
     split = split_name(split)
     run = RunDir(run_dir)
@@ -250,7 +254,9 @@ def evaluate_online(
             annotated = annotations.videos[video_id].fps  # each member places it by its own data.fps, as detect_listed
             source = ensemble_source(detector, paths, video_id, [m.listed_fps(annotated) for m in detector.members],
                                      fps_said_as=said_as)
-        summary = stream_video(detector, source, video_id, lookahead, kept=kept)
+        with torch_threads(threads):
+            summary = stream_video(detector, source, video_id, lookahead, kept=kept)
+            update_threads = torch.get_num_threads()
         emitted[video_id] = [emission.detection for emission in kept]
         streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]
         summaries.append(summary)
@@ -275,6 +281,7 @@ def evaluate_online(
             "mean": float(sum(s.mean_compute_ms * s.updates for s in summaries) / max(updates, 1)),
             "p95_of_the_slowest_video": float(max(s.p95_compute_ms for s in summaries)),
         },
+        "threads": update_threads,
     }
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint, "--online",
                "--lookahead", f"{lookahead:g}", "--precision", precision]

@@ -303,7 +303,7 @@ class StreamInterrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
+def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's CPU threads set to `threads` (None: left as they are) for the block, and given back after: a Python
     caller's process keeps its own setting."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -1114,7 +1114,7 @@ def stream_files(
         raise InputError("wall_clock (--wall-clock) puts the time of each report into the JSON lines; SMG label files "
                          "(smg_out, --format smg) hold no time of report")
     out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
-    with _torch_threads(threads), contextlib.ExitStack() as held:
+    with torch_threads(threads), contextlib.ExitStack() as held:
         if live is not None:  # a source it opened to check, left unread where a later check failed: its connection
             held.callback(live.close)
         if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
