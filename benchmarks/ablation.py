@@ -79,8 +79,9 @@ REPEAT_FACTOR = ("balance.method=repeat_factor", "balance.alpha=null")
 
 
 def recipe(*extra: str) -> tuple[str, ...]:
-    """The recipe of `demo/default.yaml` (repeat factor, batch 1, 4 shifted passes, standardised features,
-    time scale and paste) with `extra` overrides, in the order the rows' run folders were named by."""
+    """The recipe of `demo/default.yaml` until 2026-12-07 (repeat factor, batch 1, 4 shifted passes, standardised
+    features, time scale and paste; since then with the row `default_swa`'s schedule and average too) with `extra`
+    overrides, in the order the rows' run folders were named by."""
     return REPEAT_FACTOR + ("train.batch_size=1", "postprocess.shifted_passes=4", "data.normalize=video",
                             *extra) + TEMPORAL
 
@@ -158,7 +159,7 @@ QUALITY_ROWS = {
     # detected as `batch1_norm_temporal`. On the issue's held-out benchmark the plain ActionFormer had a third of
     # the paper model's seed spread (paper recipe for both). Chosen on val: `demo/default.yaml` since.
     "default_actionformer": ("actionformer", recipe(),
-                             "ActionFormer's network with the recipe (`demo/default.yaml` since 2026-12-04)"),
+                             "ActionFormer's network with the recipe (`demo/default.yaml` 2026-12-04 to 12-07)"),
     # The new default with twice the attention context: most test errors are one exercise taken for another at
     # a true gesture, and a wider local window (37 steps, about 3 s, against 19) lets each step see more of the
     # movement around it. Attention has no weights of its own, so the model is the same size.
@@ -215,7 +216,7 @@ QUALITY_ROWS = {
     # quarter (ema_warmup 3: step k weighted about as k**2), weights that still move around one basin.
     "default_swa": ("actionformer", recipe("train.final_lr=0.25", "train.ema_warmup=3"),
                     "the default with the cosine ending at a quarter of the peak and the weights averaged over "
-                    "about the last quarter"),
+                    "about the last quarter (`demo/default.yaml` since 2026-12-07)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the
     # `default` row's run of the same seed, which is what `train --unlabeled` would train first as teacher
     "pseudo": ("mgrec", ("pseudo_labels.unlabeled={unlabeled}", "pseudo_labels.teacher={teacher}",
