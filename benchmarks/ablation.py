@@ -214,7 +214,7 @@ QUALITY_ROWS = {
     # ends at 0 and its weights' average holds about the last tenth of the steps, where the weights barely move, so
     # it averages one point. Here the cosine ends at a quarter of the peak and the average holds about the last
     # quarter (ema_warmup 3: step k weighted about as k**2), weights that still move around one basin.
-    "default_swa": ("actionformer", recipe("train.final_lr=0.25", "train.ema_warmup=3"),
+    "default_swa": ("actionformer", recipe("train.final_lr_fraction=0.25", "train.ema_warmup=3"),
                     "the default with the cosine ending at a quarter of the peak and the weights averaged over "
                     "about the last quarter (`demo/default.yaml` since 2026-12-07)"),
     # {unlabeled}: the demo's unlabelled pool (the test subjects' own streams: transductive); {teacher}: the

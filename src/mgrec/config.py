@@ -248,10 +248,11 @@ class ModelConfig(_KeysOnly):
 @dataclass
 class TrainConfig(_KeysOnly):
     epochs: int = _doc(40, "training epochs, warm-up included")
-    warmup_epochs: int = _doc(5, "epochs of linear learning-rate warm-up from 0; then cosine decay to final_lr")
-    final_lr: float = _doc(0.0, "where the cosine decay ends, as a fraction of lr (0: at 0, as ActionFormer); with a "
-                                "longer weights' average (ema_warmup) a floor above 0 averages weights that still "
-                                "move, as stochastic weight averaging does")
+    warmup_epochs: int = _doc(5, "epochs of linear learning-rate warm-up from 0; then cosine decay to lr x "
+                                 "final_lr_fraction")
+    final_lr_fraction: float = _doc(0.0, "where the cosine decay ends, as a fraction of lr (0: at 0, as ActionFormer); "
+                                         "with a longer weights' average (ema_warmup) a floor above 0 averages weights "
+                                         "that still move, as stochastic weight averaging does")
     batch_size: int = _doc(2, "training crops per optimisation step")
     lr: float = _doc(1e-4, "peak AdamW learning rate")
     weight_decay: float = _doc(0.025, "AdamW weight decay, on conv kernels and linear matrices only")
@@ -1305,7 +1306,7 @@ _NUMBER_RULES = {
                  "annotations"),
     "data.crop_keep_fraction": _FRACTION,
     "train.epochs": _POSITIVE, "train.warmup_epochs": _NON_NEGATIVE, "train.batch_size": _POSITIVE,
-    "train.lr": _POSITIVE, "train.final_lr": _FRACTION, "train.weight_decay": _NON_NEGATIVE,
+    "train.lr": _POSITIVE, "train.final_lr_fraction": _FRACTION, "train.weight_decay": _NON_NEGATIVE,
     "train.clip_grad": _NON_NEGATIVE,
     "train.ema_decay": _FRACTION, "train.ema_warmup": _POSITIVE, "train.center_radius": _POSITIVE,
     "train.focal_alpha": (lambda v: v <= 1, "a number <= 1 (negative: no class weighting)"),

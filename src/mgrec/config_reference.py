@@ -101,9 +101,9 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("test_cfg.ext_score_file", "", "", "no external video-level classifier"),
     ("", "", "postprocess.score_threshold",
      "new: the hard set for F1 (MiGA), tuned on val at training"),
-    ("opt.learning_rate", "optimizer.lr", "train.lr", "always AdamW, linear warm-up then cosine to train.final_lr "
-     "x lr (default 0)"),
-    ("(the cosine schedule's eta_min, 1e-8 by default)", "", "train.final_lr",
+    ("opt.learning_rate", "optimizer.lr", "train.lr", "always AdamW, linear warm-up then cosine to lr x "
+     "train.final_lr_fraction (default 0)"),
+    ("(the cosine schedule's eta_min: 1e-8 by default)", "", "train.final_lr_fraction",
      "a fraction of train.lr, not a rate: 0 ends at 0"),
     ("opt.weight_decay", "optimizer.weight_decay", "train.weight_decay", ""),
     ("opt.epochs", "scheduler.max_epoch", "train.epochs",

@@ -228,8 +228,8 @@ def test_live_streams_give_exactly_the_rows_of_the_whole_files(two_streams, seed
 
 
 def test_a_grid_step_exists_when_the_aligner_fed_rows_as_they_exist_releases_it(two_streams):
-    # `exists_at` says when a joined step can be released (a fused ensemble holds a member's joined rows pushed ahead
-    # until then): each stream's rows fed as they exist, the steps released by a moment are those existing by it
+    # `ready_seconds` says when a joined step can be released (a fused ensemble holds a member's joined rows pushed
+    # ahead until then): each stream's rows fed as they exist, the steps released by a moment are those existing by it
     from mgrec.data.streams import StreamAligner
 
     data, _, root = two_streams
@@ -245,7 +245,7 @@ def test_a_grid_step_exists_when_the_aligner_fed_rows_as_they_exist_releases_it(
                 existing += 1
             chunks[name], sent[name] = rows[sent[name]:existing], existing
         released += len(aligner.push(chunks))
-        assert released == sum(aligner.exists_at(step) <= now for step in range(len(files["rgb"]))), now
+        assert released == sum(aligner.ready_seconds(step) <= now for step in range(len(files["rgb"]))), now
 
 
 def test_live_streams_refuse_an_unknown_stream_or_a_wrong_dim(two_streams):

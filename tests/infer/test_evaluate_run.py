@@ -272,7 +272,8 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     printed = capsys.readouterr().out
     online = json.loads((run / "online_test.json").read_text())
     assert "streamed 1 video of split test with checkpoint best, lookahead 0.5 s" in printed
-    assert online["online"]["threads"] == 1 and "(fp32, 1 thread)" in printed
+    assert online["online"]["threads"] == online["provenance"]["threads"] == 1 and "(fp32, 1 thread)" in printed
+    assert online["provenance"]["command"].endswith("--threads 1")
     assert online["online"]["lookahead"] == 0.5 and online["online"]["updates"] > 0
     assert online["online"]["decided_while_streaming"] + online["online"]["decided_at_the_end"] \
         == online["num_predictions"] > 0

@@ -122,11 +122,13 @@ def test_detect_through_the_file_writes_what_the_run_detects_and_says_which_engi
     err = capsys.readouterr().err
     # its record names this run: exported before the run's weights changed, so the advice exports over it
     assert "other.onnx: exported from other weights than" in err and err.rstrip().endswith(f"--out {other}`")
-    # exported from another run: the advice names a new file beside it, not the other run's export
-    (tmp_path / "other.json").write_text(json.dumps({**json.loads(record.record_path.read_text()),
-                                                     "weights_sha256": "0" * 64, "run": str(tmp_path / "elsewhere")}))
-    assert main(["detect", str(run), feature_file, "--out", str(tmp_path / "x.json"), "--onnx", str(other)]) == 2
-    assert capsys.readouterr().err.rstrip().endswith(f"--out {tmp_path / (run.resolve().name + '.onnx')}`")
+    # exported from another run, or from this run's other checkpoint (`export --checkpoint last`; detect runs best), or
+    # a record whose run is no path: the advice names a new file beside it, not the other network's export
+    for edit in ({"run": str(tmp_path / "elsewhere")}, {"checkpoint": "last"}, {"run": "a\u0000b"}):
+        (tmp_path / "other.json").write_text(json.dumps({**json.loads(record.record_path.read_text()),
+                                                         "weights_sha256": "0" * 64, **edit}))
+        assert main(["detect", str(run), feature_file, "--out", str(tmp_path / "x.json"), "--onnx", str(other)]) == 2
+        assert capsys.readouterr().err.rstrip().endswith(f"--out {tmp_path / (run.resolve().name + '.onnx')}`"), edit
 
 
 def test_a_file_of_other_weights_is_refused_by_a_stream_of_the_run(exported, tmp_path):

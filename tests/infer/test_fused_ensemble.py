@@ -367,3 +367,31 @@ def test_a_member_of_several_streams_is_named_and_said_how_its_streams_are_given
                          r"files in FOLDER/grid/ and its pose files in FOLDER/pose/", capsys.readouterr().err), command
     assert main(["stream", str(out), features, "--member", f"1={kept}"]) == 0  # as said
     assert "stream synthetic_003: " in capsys.readouterr().err
+
+
+def test_a_member_refusing_the_file_it_shares_with_member_0_is_told_of_member_only_where_files_are_given(runs,
+                                                                                                      tmp_path):
+    """`mgrec stream ENSEMBLE F.npy` hands every member the file given: a member refusing it is told how to give it
+    its own (--member 1=FOLDER). `evaluate --online` reads each member's file from its own config, and two members on
+    one features folder read the same path there too: it has no --member, so the refusal says none."""
+    from tests.helpers import SMALL_MODEL
+
+    from mgrec.config import Config, DataConfig, ModelConfig
+    from mgrec.infer.online import ensemble_source
+    from mgrec.model.detector import build_detector
+
+    paths, (a, _) = runs
+    classes = RunDir(a).read_classes()
+    members = []
+    for index, dim in enumerate((16, 8)):  # member 1 reads 8-dimensional features: the shared 16-d file is refused
+        config = Config(data=DataConfig(feature_dim=dim, stride=4, window=16, max_seq_len=128),
+                        model=ModelConfig(input_dim=dim, num_classes=len(classes), **SMALL_MODEL))
+        members.append(tmp_path / f"member{index}")
+        RunDir(members[-1]).write_for_inference(config, classes, build_detector(config.model), score_threshold=0.0)
+    make_fused_ensemble(members, tmp_path / "fused", log=lambda *_: None)
+    ensemble = detector(tmp_path / "fused")
+    shared = paths.features / "synthetic_003.npy"
+    for files_given, told in ((True, True), (False, False)):
+        with pytest.raises(InputError, match=r"^member 1 of .*") as refused:
+            ensemble_source(ensemble, [shared, shared], "synthetic_003", None, files_given=files_given)
+        assert ("--member 1=FOLDER" in str(refused.value)) == told, str(refused.value)

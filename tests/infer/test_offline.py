@@ -163,6 +163,12 @@ def test_a_json_file_given_as_features_is_named_as_one_not_read_as_its_own_sidec
     np.save(tmp_path / "annotations.npy", features())  # a sidecar given for its array still names the array
     with pytest.raises(InputError, match=r"is the sidecar of the features annotations.npy .*give .*annotations.npy$"):
         detector.detect(tmp_path / "annotations.json")
+    (tmp_path / "x.JSON").write_text('{"version": "1.0", "database": {}}')  # the ending in capitals: the same rules
+    with pytest.raises(InputError, match=r"x.JSON: a JSON file, not features"):
+        detector.detect(tmp_path / "x.JSON")
+    np.save(tmp_path / "x.npy", features())
+    with pytest.raises(InputError, match=r"x.JSON: is the sidecar of the features x.npy"):
+        detector.detect(tmp_path / "x.JSON")
 
 
 def test_a_feature_prefix_names_the_video_after_it_and_two_files_of_one_video_are_refused(tmp_path):

@@ -64,7 +64,7 @@ def test_schedules():
     assert lr_factor(9, 10, 100) == pytest.approx(1.0)
     assert lr_factor(100, 10, 100) == pytest.approx(0.0)
     assert lr_factor(55, 10, 100) == pytest.approx(0.5)
-    # train.final_lr: the same cosine, ending at a floor; the warm-up is not moved
+    # train.final_lr_fraction: the same cosine, ending at a floor; the warm-up is not moved
     assert lr_factor(100, 10, 100, final=0.3) == pytest.approx(0.3)
     assert lr_factor(55, 10, 100, final=0.3) == pytest.approx(0.65)
     assert lr_factor(9, 10, 100, final=0.3) == pytest.approx(1.0)
@@ -243,9 +243,9 @@ def test_cuda_request_without_cuda_is_a_clear_error(dataset, tmp_path):
 
 
 def test_the_learning_rate_decays_to_final_lr_and_resumes_on_the_same_schedule(dataset, tmp_path):
-    """train.final_lr reaches the optimiser: each epoch's logged rate is lr x lr_factor(step) with the floor, the
-    last one the floor's; a run stopped after two epochs resumes on that schedule, not on one ending at 0."""
-    config = tiny_config(dataset, final_lr=0.25)
+    """train.final_lr_fraction reaches the optimiser: each epoch's logged rate is lr x lr_factor(step) with the floor,
+    the last one the floor's; a run stopped after two epochs resumes on that schedule, not on one ending at 0."""
+    config = tiny_config(dataset, final_lr_fraction=0.25)
     _train_epochs_then_stop(config, tmp_path / "run", stop_after=2)
     train(config, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
     logged = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]

@@ -545,10 +545,11 @@ def _open_array(path: Path) -> np.ndarray:
                 f"{path}: cannot read features: a Python pickle, not a plain array (mgrec never unpickles files)"
             )
         arrays = [path.with_suffix(ending) for ending in (".npy", ".npz") if path.with_suffix(ending).is_file()]
-        if path.suffix == ".json" and arrays:  # `detect RUN features/x.json`: the sidecar, given for its array
-            raise InputError(f"{path}: is the sidecar of the features {arrays[0].name} (what extraction recorded), "
-                             f"not features: give {arrays[0]}")
-        if path.suffix.lower() == ".json":  # annotations, predictions or a sidecar without its array, given as features
+        if path.suffix.lower() == ".json":
+            if arrays:  # `detect RUN features/x.json`: the sidecar, given for its array
+                raise InputError(f"{path}: is the sidecar of the features {arrays[0].name} (what extraction "
+                                 f"recorded), not features: give {arrays[0]}")
+            # annotations, predictions or a sidecar without its array, given as features
             raise InputError(f"{path}: a JSON file, not features (a .npy or .npz array of shape (T, C)); no "
                              f"{path.stem}.npy or .npz is beside it")
         if path.suffix.lower() in VIDEO_SUFFIXES:  # `OfflineDetector.detect("clip.mp4")`: features come first

@@ -271,7 +271,7 @@ class StreamAligner:
             raise InputError(f"stream(s) {', '.join(missing)} sent no features: every stream of the run is needed")
         return self._release(final=True)
 
-    def exists_at(self, step: int) -> float:
+    def ready_seconds(self, step: int) -> float:
         """Seconds of the video at which grid step `step` can be joined, its streams' rows fed as they exist: the end
         of its grid stream's window, and of the window of each other stream's row after its time (`_release`)."""
         times = [self.grid.covered_seconds(step + 1)]

@@ -241,6 +241,7 @@ def evaluate_online(
     emitted: dict[str, list[Detection]] = {}
     streamed_latency: list[float] = []
     summaries = []
+    update_threads = torch.get_num_threads() if threads is None else threads
     for video_id in tqdm(video_ids, desc=f"{split} online", unit="video", disable=not progress, leave=False):
         kept: list[Emission] = []
         listed_fps = detector.listed_fps(annotations.videos[video_id].fps)
@@ -253,10 +254,9 @@ def evaluate_online(
                      for m in detector.members]
             annotated = annotations.videos[video_id].fps  # each member places it by its own data.fps, as detect_listed
             source = ensemble_source(detector, paths, video_id, [m.listed_fps(annotated) for m in detector.members],
-                                     fps_said_as=said_as)
-        with torch_threads(threads):
+                                     fps_said_as=said_as, files_given=False)
+        with torch_threads(update_threads):
             summary = stream_video(detector, source, video_id, lookahead, kept=kept)
-            update_threads = torch.get_num_threads()
         emitted[video_id] = [emission.detection for emission in kept]
         streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]
         summaries.append(summary)
@@ -284,8 +284,9 @@ def evaluate_online(
         "threads": update_threads,
     }
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint, "--online",
-               "--lookahead", f"{lookahead:g}", "--precision", precision]
+               "--lookahead", f"{lookahead:g}", "--precision", precision, "--threads", str(update_threads)]
     result.update({"checkpoint": checkpoint, "threshold_tuned_on": detector.threshold_tuned_on, "run": str(run.path),
-                   "inference_precision": detector.precision, "provenance": provenance(command)})
+                   "inference_precision": detector.precision,
+                   "provenance": provenance(command, threads=update_threads)})
     run.write_online_eval(split, result, checkpoint)
     return result

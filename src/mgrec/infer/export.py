@@ -426,7 +426,7 @@ class OnnxNetwork(nn.Module):
             raise InputError(f"{path}: exported from other weights than {weights} (its record "
                              f"{Path(path).with_suffix('.json').name} names {record.get('run')}, checkpoint "
                              f"{record.get('checkpoint')}): export this run's with `mgrec export {detector.run_dir} "
-                             f"--out {_export_path_for(detector.run_dir, path, record)}`")
+                             f"--out {_export_path_for(detector, path, record)}`")
         # Other classes of the same weights (the record edited, or the run's class names changed since) are told as
         # such: refused as "exported from other weights" while naming this very run and checkpoint, they were not.
         if record["classes"] != detector.classes:
@@ -451,13 +451,14 @@ class OnnxNetwork(nn.Module):
         return _output_of(outputs, self.strides)
 
 
-def _export_path_for(run_dir: str | Path, given: str | Path, record: dict) -> Path:
-    """Where to export `run_dir`'s network when the file `given` holds another network: `given` itself when its record
-    names this run (retrained or its checkpoint replaced since), else a new file beside it named after the run, so that
-    following the advice does not replace another run's export."""
+def _export_path_for(detector: OfflineDetector, given: str | Path, record: dict) -> Path:
+    """Where to export `detector`'s network when the file `given` holds another network: `given` itself when its record
+    names this run and checkpoint (the run retrained, or its checkpoint replaced, since), else a new file beside it
+    named after the run, so that following the advice does not replace the export of another run or checkpoint.
+    The record's run is compared as `export_record` wrote it (the run's resolved folder), not resolved again."""
     given = Path(given)
-    recorded = record.get("run")
-    if isinstance(recorded, str) and Path(recorded).resolve() == Path(run_dir).resolve():
+    if record.get("run") == str(detector.run_root) and record.get("checkpoint") == detector.checkpoint:
         return given
-    fresh = given.with_name(f"{Path(run_dir).resolve().name}.onnx")
-    return fresh if fresh.resolve() != given.resolve() else given.with_name(f"{given.stem}-new.onnx")
+    name = Path(detector.run_root or detector.run_dir).name or "run"
+    fresh = given.with_name(f"{name}.onnx" if detector.checkpoint == "best" else f"{name}-{detector.checkpoint}.onnx")
+    return fresh if fresh != given else given.with_name(f"{given.stem}-new.onnx")

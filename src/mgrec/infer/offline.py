@@ -388,9 +388,10 @@ class OfflineDetector:
 
     def sidecar_fps(self, path: Path) -> float | None:
         """The fps of a (grid stream's) feature file's sidecar, after checking its recipe against the run's config."""
+        # a .json (.JSON) given as features is no sidecar of its own: opening it as features says what it is
         side = sidecar_path(path)
-        if side == Path(path) or not side.exists():  # a .json given as features is no sidecar of its own: opening
-            return None  # it as features says what it is
+        if Path(path).suffix.lower() == ".json" or not side.exists():
+            return None
         sidecar = read_sidecar(side)
         main = self.config.data.main_stream()
         self.check_stream_recipe(None, sidecar, side)  # the config's fields and the recipe's, in one message

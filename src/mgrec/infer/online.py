@@ -570,6 +570,11 @@ class OnlineDetector:
             raise InputError(f"this stream is fed by {self._feeding}(); {method}() too would put rows beside the "
                              f"aligned grid steps and move every later time: feed one stream by one of them")
 
+    def _row_ready_seconds(self, step: int) -> float:
+        """Stream seconds at which this stream's joined row `step` exists: the end of its window on the grid, or, of a
+        run of several streams, once each of its streams' rows it joins does (`StreamAligner.ready_seconds`)."""
+        return self.grid.covered_seconds(step + 1) if self._aligner is None else self._aligner.ready_seconds(step)
+
     def _push_rows(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
         if self._flushed:
             raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
@@ -729,10 +734,9 @@ class FusedOnlineDetector(OnlineDetector):
     name, `{m: {stream: rows}}`, joined on its grid as `push_streams` joins a run's. Another member's rows ahead of
     member 0's (a member's whole file pushed first, a source that runs ahead) are held until member 0's rows reach
     their time, as `StreamAligner` holds a stream's, up to the lag it allows (`MAX_STREAM_LAG_SECONDS`; further ahead
-    is refused, naming the member); they went into the member's window at once, which then held the seconds after the
-    stream's (a member's whole file pushed first streamed 93 gestures of 1000). A member that has no row yet counts
-    as having missed (a fused score is the members' mean); rows of other members after member 0's last are seen by the
-    final update (`flush`).
+    is refused, naming the member): a member's window holds the same seconds as member 0's. A member that has no row
+    yet counts as having missed (a fused score is the members' mean); rows of other members after member 0's last are
+    seen by the final update (`flush`).
     `member_fps`: a member's own fps where the video's rate reaches it otherwise (its features' sidecar; default
     `fps`); `member_stream_fps`: of a member of several streams, each other stream's fps (`stream_fps` of
     `OnlineDetector`). `history`: member 0's window in its steps; the others' windows span the same seconds (default:
@@ -810,9 +814,11 @@ class FusedOnlineDetector(OnlineDetector):
             # that grows for as long as a member runs ahead (or member 0 sends nothing)
             horizon = self.grid.covered_seconds(self._received + len(rows_of.get(0, ())))
             for index, rows in rows_of.items():
+                if not index or not len(rows):
+                    continue
                 other = members[index]
                 reach = other.grid.covered_seconds(other.received_steps + self._held_rows(index) + len(rows))
-                if index and len(rows) and reach - horizon > MAX_STREAM_LAG_SECONDS:
+                if reach - horizon > MAX_STREAM_LAG_SECONDS:
                     for each, before in taken:
                         each.restore(before)
                     raise InputError(f"member {index}: its rows would reach {reach:.1f} s of stream, more than "
@@ -824,25 +830,26 @@ class FusedOnlineDetector(OnlineDetector):
             for index, rows in rows_of.items():
                 if index and len(rows):
                     self._held[index - 1].append(rows)
-            self._release(self.now)
+            self._release(until=self.now)
             emissions = self._push_rows(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
-            self._release(self.now)  # what exists by member 0's newest row is in the windows, updated or not
+            self._release(until=self.now)  # what exists by member 0's newest row is in the windows, updated or not
             return emissions
 
     def _held_rows(self, index: int) -> int:
         """Rows of member `index` (1 or more) held, not yet in its window."""
-        return sum(len(rows) for rows in self._held[index - 1]) if index else 0
+        return sum(len(rows) for rows in self._held[index - 1])
 
-    def _release(self, until: float) -> None:
+    def _release(self, until: float = math.inf, final: bool = False) -> None:
         """Into each other member's window, the rows it holds that exist by `until` (stream seconds: a row exists at the
         end of its window, on the member's grid, as `_replay` hands a stream's rows; a member of several streams' joined
-        row once each of its streams' rows does, `StreamAligner.exists_at`); the rest stay held."""
+        row once each of its streams' rows does, `StreamAligner.ready_seconds`); the rest stay held. `final`: the
+        stream has ended, every row held exists."""
         for other, held in zip(self._others, self._held):
             if not held:
                 continue
             rows = held[0] if len(held) == 1 else np.concatenate(held)
-            count = len(rows) if until == math.inf else 0
-            while count < len(rows) and _row_exists_at(other, other.received_steps + count) <= until:
+            count = len(rows) if final else 0
+            while count < len(rows) and other._row_ready_seconds(other.received_steps + count) <= until:
                 count += 1
             if count:
                 other._push_rows(rows[:count], fed_by=other._feeding or "push")
@@ -869,7 +876,7 @@ class FusedOnlineDetector(OnlineDetector):
             return super().flush()
 
     def _detect_window(self) -> list[Detection]:
-        self._release(self.now)  # the others' rows that exist by this update's time
+        self._release(until=self.now)  # the others' rows that exist by this update's time
         ranked = [self._window_detections(self._ranked[0])]
         ranked += [other._window_detections(post) if other.received_steps else []
                    for other, post in zip(self._others, self._ranked[1:])]
@@ -878,17 +885,11 @@ class FusedOnlineDetector(OnlineDetector):
         return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))
 
     def _final_update(self) -> list[Emission]:
-        self._release(math.inf)  # the stream has ended: every row held exists
+        self._release(final=True)
         if self._received and any(other._since_update for other in self._others):
             # rows of other members since the last update (after member 0's last row): one more update sees them
             self._since_update = max(self._since_update, 1)
         return super()._final_update()
-
-
-def _row_exists_at(member: OnlineDetector, step: int) -> float:
-    """Stream seconds at which row `step` of a fused ensemble's member exists: the end of its window on the member's
-    grid, or, of a member of several streams, once each of its streams' rows it joins does."""
-    return member.grid.covered_seconds(step + 1) if member._aligner is None else member._aligner.exists_at(step)
 
 
 # --onnx and --compile given together
@@ -1292,20 +1293,23 @@ def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: floa
 
 
 def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
-                    fps: float | None | list[float | None], fps_said_as: str = "--fps"
+                    fps: float | None | list[float | None], fps_said_as: str = "--fps", files_given: bool = True
                     ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float | None]]:
     """One video's inputs for a detection-level ensemble's stream (`FusedOnlineDetector`), read and checked: each
     member's rows from its file (`paths[m]`), as `video_source` reads a run's (`fps`: the video's, or each member's),
     every stream of every member in the place of a run's streams, named as `member_stream_names` names them, each but
     member 0's grid stream with its grid (`_replay` hands each the rows that exist by then), and the fps of each by
-    name (a member's grid stream: the member's fps)."""
+    name (a member's grid stream: the member's fps). `files_given`: `paths` are the files a user gave (`mgrec stream`),
+    so a member refusing the one it shares with member 0 is told how to give it its own (`--member`); False where
+    each member's file comes from its own config (`evaluate --online`), which has no such option."""
     given = fps if isinstance(fps, list) else [fps] * len(detector.members)
     sources = []
     for index, (member, path, member_fps) in enumerate(zip(detector.members, paths, given)):
         try:  # said to be the member's, as `detect` says it: the member's recipe was said as the run's
             sources.append(video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as))
         except InputError as exc:
-            raise detector.member_refusal(index, exc, read_the_given=index > 0 and path == paths[0]) from None
+            shared = files_given and index > 0 and path == paths[0]
+            raise detector.member_refusal(index, exc, read_the_given=shared) from None
     detector.check_member_spans([(path, len(rows_and_grids[0][0]), member.grid(member_fps))
                                  for member, path, (member_fps, rows_and_grids, _) in
                                  zip(detector.members, paths, sources)], video_id)

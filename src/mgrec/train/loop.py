@@ -620,7 +620,7 @@ def _optimisation(config: Config, data: TrainingData, encoder, device: torch.dev
     steps_per_epoch = max(1, crops_per_epoch // config.train.batch_size)
     total_steps = steps_per_epoch * config.train.epochs
     warmup_steps = steps_per_epoch * config.train.warmup_epochs
-    final = config.train.final_lr
+    final = config.train.final_lr_fraction
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup_steps, total_steps, final))
     criterion = DetectionLoss(config.train)
     points = training_points(detector, config, device)
