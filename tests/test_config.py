@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -100,12 +101,14 @@ def test_a_folder_or_a_misspelt_name_given_as_the_config_says_what_to_give(tmp_p
                                          r"was expected; the config of the run it holds is runs/mine/config.yaml "
                                          r"\(`mgrec train runs/mine/config.yaml --out NEW_RUN` trains it again\)$"):
         load_config("runs/mine")
-    for name in ("demo/defualt.yaml", "demo/defualt", "configs/demo/mgrc.yaml"):
-        with pytest.raises(InputError, match=rf"^cannot read config {name}: no such file, nor a config shipped with "
-                                             r"mgrec by that name \(did you mean demo/(default|mgrec).yaml"):
+    for name in ("demo/defualt.yaml", "demo/defualt", "configs/demo/mgrc.yaml", "configs\\demo\\mgrc.yaml"):
+        with pytest.raises(InputError, match=rf"^cannot read config {re.escape(name)}: no such file, nor a config "
+                                             r"shipped with mgrec by that name \(did you mean "
+                                             r"demo/(default|mgrec).yaml"):
             load_config(name)
     with pytest.raises(InputError, match=r"mine.yml: no such file, nor a config shipped with mgrec by that name "
-                                         r"\(shipped are demo/default.yaml, smg/mgrec.yaml, ...\)$"):
+                                         r"\(shipped are demo/actionformer.yaml, demo/base.yaml, demo/default.yaml, "
+                                         r"\.\.\.\)$"):
         load_config(tmp_path / "mine.yml")
 
 

@@ -487,22 +487,30 @@ def find_config(name: str | Path) -> Path:
     return shipped_config(path) or path
 
 
+def _shipped_root() -> Path:
+    """The folder of the configs shipped with mgrec (package data, through importlib.resources)."""
+    from importlib import resources
+
+    return Path(str(resources.files("mgrec") / "configs")).resolve()
+
+
+def _shipped_name(name: str | Path) -> str:
+    """A config argument as a shipped config's name: `demo/mgrec`, `configs/demo/mgrec.yaml` -> `demo/mgrec.yaml`."""
+    text = Path(name).as_posix().replace("\\", "/").removeprefix("configs/")
+    return text if text.endswith((".yaml", ".yml")) else text + ".yaml"
+
+
 def shipped_config(name: str | Path) -> Path | None:
     """The config of that name shipped with mgrec (`demo/mgrec.yaml`, `demo/mgrec`, `configs/demo/mgrec.yaml`), or
     None."""
-    from importlib import resources
-
-    shipped = Path(str(resources.files("mgrec") / "configs")).resolve()
-    text = Path(name).as_posix().removeprefix("configs/")
-    candidate = resolve_path(shipped / (text if text.endswith((".yaml", ".yml")) else text + ".yaml"))
+    shipped = _shipped_root()
+    candidate = resolve_path(shipped / _shipped_name(name))
     return candidate if candidate.is_relative_to(shipped) and candidate.is_file() else None
 
 
 def shipped_config_names() -> list[str]:
     """The configs shipped with mgrec, by the names a config argument takes (`demo/default.yaml`, ...)."""
-    from importlib import resources
-
-    shipped = Path(str(resources.files("mgrec") / "configs"))
+    shipped = _shipped_root()
     return sorted(file.relative_to(shipped).as_posix() for file in shipped.rglob("*.yaml"))
 
 
@@ -516,10 +524,8 @@ def _refuse_a_missing_config_or_a_folder(path: Path) -> None:
         raise InputError(f"cannot read config {path}: a folder, where a config file (.yaml) was expected{hint}")
     if not path.exists() and not path.is_symlink() and descriptor_named(path) is None:
         names = shipped_config_names()
-        text = Path(path).as_posix().removeprefix("configs/")
-        text = text if text.endswith((".yaml", ".yml")) else text + ".yaml"
-        near = difflib.get_close_matches(text, names, n=3, cutoff=0.8)
-        hint = f"did you mean {' or '.join(near)}?" if near else "shipped are demo/default.yaml, smg/mgrec.yaml, ..."
+        near = difflib.get_close_matches(_shipped_name(path), names, n=3, cutoff=0.8)
+        hint = f"did you mean {' or '.join(near)}?" if near else f"shipped are {', '.join(names[:3])}, ..."
         raise InputError(f"cannot read config {path}: no such file, nor a config shipped with mgrec by that name "
                          f"({hint})")
 
