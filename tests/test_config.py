@@ -812,3 +812,22 @@ def test_crop_transforms_that_make_meaningless_crops_or_never_apply_are_refused(
     assert config.transforms.paste_context == 63
     assert load_config("demo/default.yaml", ["transforms.paste_prob=0", "transforms.paste_context=1000"])
 
+
+
+def test_a_source_tree_path_or_a_misspelt_base_names_the_shipped_config(tmp_path, monkeypatch):
+    # README's `mgrec data check src/mgrec/configs/smg/mgrec.yaml` run outside the checkout (or with mgrec installed)
+    # said only "shipped are demo/actionformer.yaml, ...", and `base: demo/defualt.yaml` in a config got no
+    # "did you mean", where the same name given as the config argument did
+    monkeypatch.chdir(tmp_path)
+    for name in ("src/mgrec/configs/smg/mgrec.yaml", "../x/configs/smg/mgrec", "../x/configs/smg/mgrc.yaml"):
+        with pytest.raises(InputError, match=rf"^cannot read config {re.escape(name)}: no such file, nor a config "
+                                             r"shipped with mgrec by that name \(did you mean smg/mgrec.yaml"):
+            load_config(name)
+    write(tmp_path, "mine.yaml", "base: demo/defualt.yaml\n")
+    with pytest.raises(InputError, match=r"mine.yaml \[base\]: 'demo/defualt.yaml' is neither a file beside it .* nor "
+                                         r"a config shipped with mgrec \(did you mean demo/default.yaml"):
+        load_config(tmp_path / "mine.yaml")
+    write(tmp_path, "other.yaml", "base: missing.yaml\n")
+    with pytest.raises(InputError, match=r"nor a config shipped with mgrec \(shipped are demo/default.yaml, "
+                                         r"smg/mgrec.yaml, \.\.\.\)$"):
+        load_config(tmp_path / "other.yaml")

@@ -524,10 +524,20 @@ def _refuse_a_missing_config_or_a_folder(path: Path) -> None:
         raise InputError(f"cannot read config {path}: a folder, where a config file (.yaml) was expected{hint}")
     if not path.exists() and not path.is_symlink() and descriptor_named(path) is None:
         names = shipped_config_names()
-        near = difflib.get_close_matches(_shipped_name(path), names, n=3, cutoff=0.8)
+        near = _near_shipped_names(path)
         hint = f"did you mean {' or '.join(near)}?" if near else f"shipped are {', '.join(names[:3])}, ..."
         raise InputError(f"cannot read config {path}: no such file, nor a config shipped with mgrec by that name "
                          f"({hint})")
+
+
+def _near_shipped_names(name: str | Path) -> list[str]:
+    """The shipped configs a name that is none may have meant: the one its path ends in after a `configs/` folder
+    (`src/mgrec/configs/smg/mgrec.yaml`, the source tree's path, from another folder or an installed mgrec), else
+    the names nearest to it (a misspelling)."""
+    names = shipped_config_names()
+    text = Path(name).as_posix().replace("\\", "/")
+    tail = _shipped_name(text.rsplit("/configs/", 1)[1] if "/configs/" in text else text)
+    return [tail] if tail in names else difflib.get_close_matches(tail, names, n=3, cutoff=0.8)
 
 
 def load_config(path: str | Path, overrides: Iterable[str] | None = None) -> Config:
@@ -891,8 +901,11 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         same_name_there = shipped and same_name.is_file() and same_name != resolve_path(path)
         target = beside if beside.exists() else same_name if same_name_there else (shipped or beside)
         if not Path(target).exists():
+            near = _near_shipped_names(base)
+            hint = (f"did you mean {' or '.join(near)}?" if near
+                    else "shipped are demo/default.yaml, smg/mgrec.yaml, ...")
             raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
-                             "(demo/default.yaml, smg/mgrec.yaml, ...)")
+                             f"({hint})")
         if Path(target).is_dir():
             raise InputError(f"{base!r} is a folder ({target}); expected a config file (a .yaml)")
         target = resolve_path(target)
