@@ -930,6 +930,7 @@ def log_line(line: str) -> None:
 
 def cmd_train(args) -> None:
     from mgrec.config import check_for_training, load_config
+    from mgrec.devices import process_rank
     from mgrec.train.ensemble import train_seeds
     from mgrec.train.loop import train
 
@@ -945,6 +946,10 @@ def cmd_train(args) -> None:
     out = Path(os.path.abspath(args.out))
     members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume, log=log_line,
                           progress=show_progress(args))
+    rank = process_rank()[0]
+    if rank != 0:  # under torchrun, rank 0 makes the ensemble alone (every process making it fought over its lock)
+        print(f"process {rank}: trained the {len(members)} seeds; process 0 makes their ensemble {out}")
+        return
     _make_ensemble(members, out)
     runs = " ".join(shlex.quote(str(run)) for run in [*members, out])
     print(f"the seeds and their ensemble side by side, once each is evaluated: mgrec compare {runs}")

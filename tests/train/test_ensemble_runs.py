@@ -356,3 +356,29 @@ def test_members_of_other_post_processing_are_not_averaged_with_the_first_ones(r
     assert main(["ensemble", str(first), str(hard), "--out", str(tmp_path / "e3")]) == 0
     assert "fusing detections: " in capsys.readouterr().out
     assert RunDir(tmp_path / "e3").read_ensemble()["fusion"] == "detections"
+
+
+@pytest.mark.slow
+def test_train_with_seeds_under_torchrun_makes_the_ensemble_once(runs, tmp_path):
+    # `torchrun --nproc_per_node 2 -m mgrec.cli train C --out E --seeds 2`: every process made the ensemble after
+    # the seeds; the second failed on the first's lock, torchrun killed the first mid-write, and E was left
+    # holding run.json without postprocess.json. Process 1 also said "2 seeds: no val split".
+    import os
+    import subprocess
+    import sys
+
+    from mgrec.config import save_config
+
+    paths, _, _ = runs
+    config = tmp_path / "c.yaml"
+    save_config(config_for(paths, 7), config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+               "mgrec.cli", "train", str(config), "--out", str(tmp_path / "x"), "--seeds", "2", "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, timeout=300, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert RunDir(tmp_path / "x").read_ensemble()["members"] == 2
+    assert RunDir(tmp_path / "x").postprocess_path.is_file()
+    assert done.stdout.count("ensemble of 2 runs: val F1") == 1, done.stdout
+    assert f"process 1: trained the 2 seeds; process 0 makes their ensemble {tmp_path / 'x'}" in done.stdout
+    assert "no val split" not in done.stdout + done.stderr

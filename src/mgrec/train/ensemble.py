@@ -20,6 +20,7 @@ import torch
 from mgrec.config import MAX_SEED, Config, load_config, to_dict
 from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_run_recipe, read_sidecar, recipe_differences
+from mgrec.devices import process_rank
 from mgrec.errors import InputError
 from mgrec.model.ensemble import EnsembleDetector
 from mgrec.model.load import load_run_network
@@ -240,7 +241,8 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
                        progress=progress, inputs=[Path(config_path)])
         log(result.summary(next_steps=False))
         results.append(result)
-    log(seed_spread(results))
+    if process_rank()[0] == 0:  # under torchrun the other processes hold no val scores (rank 0 validates)
+        log(seed_spread(results))
     return list(members.values())
 
 
