@@ -970,3 +970,20 @@ def test_a_class_map_unlike_the_file_s_classes_names_where_they_part(tmp_path, c
         assert f"its classes differ from those of {class_map}: {said}; give the class list once" in \
             capsys.readouterr().err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_file_without_fps_given_to_data_convert_names_its_fps_option(tmp_path, capsys):
+    # `mgrec data convert anet.json --out a.json` (ActivityNet 1.3's form: duration, no fps nor frame count) was told
+    # "data.fps in a config, --fps for mgrec score", the options of other commands, where its own --fps writes it
+    from mgrec.cli import main
+
+    document = {"database": {"v": {"subset": "training", "duration": 30.0,
+                                   "annotations": [{"label": "a", "segment": [1.0, 2.0]}]}}}
+    (tmp_path / "anet.json").write_text(json.dumps(document))
+    command = ["data", "convert", str(tmp_path / "anet.json"), "--out", str(tmp_path / "a.json")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "anet.json [database.v]: missing key 'fps' (" in err and "--fps for mgrec data convert" in err, err
+    assert not (tmp_path / "a.json").exists()
+    assert main([*command, "--fps", "30"]) in (0, None)  # the advice, followed
+    assert json.loads((tmp_path / "a.json").read_text())["database"]["v"]["fps"] == 30

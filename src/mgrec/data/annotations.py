@@ -273,9 +273,9 @@ def _parse_video(path: Path, video_id: str, entry: Any, key: str, default_fps: f
     if "fps" not in entry and not derived and default_fps is None:
         raise _BadEntry(key, "missing key 'fps' (the video's frames per second; or a frame count, 'num_frames' or "
                              "OpenTAD's 'frame', with 'duration', which give it; to give every entry without one "
-                             "an fps, as ActionFormer's default_fps does: data.fps in a config, --fps for mgrec score, "
+                             "an fps, as ActionFormer's default_fps does: data.fps in a config; --fps for mgrec score, "
                              "where predictions in seconds score the same at any fps and only frames need the right "
-                             "one)")
+                             "one; --fps for mgrec data convert, which writes it into the file)")
     fps = entry["fps"] if "fps" in entry else num_frames / entry["duration"] if derived else default_fps
     # The one frame-rate rule (also data.fps and the sidecars'); is_number first: JSON integers have no size limit.
     if not is_number(fps) or fps_problem(fps):
