@@ -110,7 +110,7 @@ def test_every_planted_problem_is_found_at_its_place(planted):
         ("error", str(feats / "stride.json"), "stride", "stride is 8 in the sidecar but 4 in the config"),
         ("warning", f"{ann} [database.empty]", "empty", "no annotated instances"),
         ("warning", ann, None, "'holdout' (1) are in none of the configured splits"),
-        ("warning", str(feats / "stray.npy"), None, "no entry in the annotations"),
+        ("warning", str(feats / "stray.npy"), "stray", "no entry in the annotations"),
         ("warning", str(feats), None, "2 feature file(s) have no sidecar"),
     ]
     found = {(p.severity, p.where, p.video_id): p.message for p in report.problems}
@@ -848,3 +848,32 @@ def test_the_videos_folder_given_as_the_features_says_so_and_dropping_every_trai
                                              "them") as refused:
             checked_annotations(config, log=lambda *_: None)
         assert "drop_bad_videos" not in str(refused.value)
+
+
+def test_files_under_a_prefix_or_an_ending_not_configured_are_one_line_each_for_all_videos(tmp_path):
+    # a folder of ActionFormer's `v_<id>.npy` read without data.feature_prefix (or a stream's): a line per video
+    # ("v_t0.npy is there: set data.feature_prefix: 'v_'", the file's own name kept them apart) and a line per file
+    # ("no entry in the annotations"), 72 lines for the demo's 36 videos, where one setting fixes them all
+    videos = [f"t{i}" for i in range(6)]
+    database = {v: _entry("training", (0, 2.0, 3.0)) for v in videos} | {"w": _entry("validation", (1, 2.0, 3.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": database}),
+                                       encoding="utf-8")
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    for video_id in database:
+        _features(feats, "v_" + video_id)
+    report = check_dataset(_config(tmp_path))
+    assert len(report.errors) == 7 and len(report.warnings) >= 7  # each still a problem: counts, exit code
+    lines = [line for line in report.format().splitlines() if line.startswith(("  ERROR", "  WARNING"))]
+    assert [line for line in lines if "feature file missing" in line] == [
+        f"  ERROR   {feats / 't0.npy'}, and the same for 6 other videos ('t1', 't2', 't3', ...; 7 in all): feature "
+        "file missing (v_t0.npy is there: set data.feature_prefix: 'v_' to read files named <prefix><video_id>.npy)"]
+    assert [line for line in lines if "no entry in the annotations" in line] == [
+        f"  WARNING {feats / 'v_t0.npy'}, and the same for 6 other videos ('v_t1', 'v_t2', 'v_t3', ...; 7 in all): "
+        "feature file has no entry in the annotations (not used)"]
+    for video_id in database:  # .npz files under the default .npy: one line too
+        (feats / f"v_{video_id}.npy").unlink()
+        np.savez(feats / f"{video_id}.npz", feats=np.zeros((STEPS, DIM), np.float32))
+    lines = [line for line in check_dataset(_config(tmp_path)).format().splitlines() if "feature file missing" in line]
+    assert lines == [f"  ERROR   {feats / 't0.npy'}, and the same for 6 other videos ('t1', 't2', 't3', ...; 7 in "
+                     "all): feature file missing (t0.npz is there: set data.feature_ext: .npz)"]

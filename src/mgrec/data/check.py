@@ -63,6 +63,9 @@ class Problem:
     where: str  # file, with line or key when known
     message: str
     video_id: str | None = None  # the video it concerns, when it concerns one video
+    # the message as said alike of every video, where it names the video's own file (`v_<id>.npy is there`): what
+    # the report's printing groups by (`grouped_problems`); None: the message itself
+    alike: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -138,14 +141,14 @@ def grouped_problems(problems: list[Problem]) -> list[tuple[Problem, list[str]]]
     alike: dict[tuple[str, str], list[Problem]] = {}
     for problem in problems:
         if problem.video_id is not None:
-            alike.setdefault((problem.severity, problem.message), []).append(problem)
+            alike.setdefault((problem.severity, problem.alike or problem.message), []).append(problem)
     grouped: list[tuple[Problem, list[str]]] = []
     shown: set[tuple[str, str]] = set()
     for problem in problems:
         if problem.video_id is None:
             grouped.append((problem, []))
             continue
-        key = (problem.severity, problem.message)
+        key = (problem.severity, problem.alike or problem.message)
         videos = list(dict.fromkeys(p.video_id for p in alike[key]))
         if len(videos) <= _VIDEOS_EACH:
             grouped.append((problem, [problem.video_id]))
@@ -891,19 +894,23 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                              if ext != path.suffix.lower() and path.with_suffix(ext).is_file()), None)
         spelt = prefixed.spelt_otherwise(path.name) if prefixed is not None else None
         suffixed = prefixed.with_suffix(path.name) if prefixed is not None else None
+        alike = None  # the remedy said alike of every video whose file is named so, for grouping
         if spelt:
             remedy = (f"{ascii(spelt)} is there, a name that reads the same{spelling_hint(path.name, spelt)}: rename "
                       "the file, or the video id, to one spelling")
         elif twin:
             remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
                       f"<prefix><video_id>{path.suffix}")
+            alike = remedy.replace(twin, f"{twin[: -len(path.name)]}<video_id>{path.suffix}", 1)
         elif other_ending is not None:  # `.npz` files under the default data.feature_ext
             remedy = f"{other_ending.name} is there: set {key}.feature_ext: {other_ending.suffix}"
+            alike = remedy.replace(other_ending.name, f"<video_id>{other_ending.suffix}", 1)
         elif suffixed:
             extra = suffixed[len(path.stem):-len(path.suffix)]
             remedy = (f"{suffixed} is there: mgrec reads <prefix><video_id>{path.suffix}, nothing between the id and "
                       f"the ending; rename the files without {extra!r} (in bash: for f in *{extra}{path.suffix}; do mv "
                       f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
+            alike = remedy.replace(suffixed, f"<video_id>{extra}{path.suffix}", 1)
         elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
             remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
         elif (video := _the_video_itself(path, video_id)) is not None:  # the videos' folder given for the features
@@ -914,7 +921,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing
             return [Problem("error", str(path), f"{what} cannot be read: {missing_file_problem(path, 'feature file')} "
                                                 "(restore it, or extract features for this video)", video_id)], None
-        return [Problem("error", str(path), f"{what} missing ({remedy})", video_id)], None
+        return [Problem("error", str(path), f"{what} missing ({remedy})", video_id,
+                        alike=alike and f"{what} missing ({alike})")], None
     problems = []
     try:
         steps, _ = inspect_features(path, stream.feature_dim, "data.feature_dim" if key == "data"
@@ -1034,7 +1042,10 @@ def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str])
     ext = stream.feature_ext
     suffix = ext if ext.startswith(".") else "." + ext
     return [
-        Problem("warning", str(path), "feature file has no entry in the annotations (not used)")
+        # its video id, so that the printing groups them: a folder of `v_<id>.npy` read without data.feature_prefix
+        # was a line per file besides the one of each missing `<id>.npy`
+        Problem("warning", str(path), "feature file has no entry in the annotations (not used)",
+                without_prefix(path.stem, stream.feature_prefix))
         for path in sorted(features_dir.iterdir())
         if path.is_file() and path.suffix == suffix and without_prefix(path.stem, stream.feature_prefix) not in listed
     ]
