@@ -828,6 +828,6 @@ def test_a_source_tree_path_or_a_misspelt_base_names_the_shipped_config(tmp_path
                                          r"a config shipped with mgrec \(did you mean demo/default.yaml"):
         load_config(tmp_path / "mine.yaml")
     write(tmp_path, "other.yaml", "base: missing.yaml\n")
-    with pytest.raises(InputError, match=r"nor a config shipped with mgrec \(shipped are demo/default.yaml, "
-                                         r"smg/mgrec.yaml, \.\.\.\)$"):
+    with pytest.raises(InputError, match=r"nor a config shipped with mgrec \(shipped are demo/actionformer.yaml, "
+                                         r"demo/base.yaml, demo/default.yaml, \.\.\.\)$"):
         load_config(tmp_path / "other.yaml")

@@ -523,11 +523,14 @@ def _refuse_a_missing_config_or_a_folder(path: Path) -> None:
                 "again)" if inside.is_file() else "")
         raise InputError(f"cannot read config {path}: a folder, where a config file (.yaml) was expected{hint}")
     if not path.exists() and not path.is_symlink() and descriptor_named(path) is None:
-        names = shipped_config_names()
-        near = _near_shipped_names(path)
-        hint = f"did you mean {' or '.join(near)}?" if near else f"shipped are {', '.join(names[:3])}, ..."
         raise InputError(f"cannot read config {path}: no such file, nor a config shipped with mgrec by that name "
-                         f"({hint})")
+                         f"({_shipped_hint(path)})")
+
+
+def _shipped_hint(name: str | Path) -> str:
+    """What a config name that names nothing may have meant: the shipped configs nearest to it, else a few shipped."""
+    near = _near_shipped_names(name)
+    return f"did you mean {' or '.join(near)}?" if near else f"shipped are {', '.join(shipped_config_names()[:3])}, ..."
 
 
 def _near_shipped_names(name: str | Path) -> list[str]:
@@ -901,11 +904,8 @@ def _read_yaml_with_base(path: Path, seen: tuple) -> dict:
         same_name_there = shipped and same_name.is_file() and same_name != resolve_path(path)
         target = beside if beside.exists() else same_name if same_name_there else (shipped or beside)
         if not Path(target).exists():
-            near = _near_shipped_names(base)
-            hint = (f"did you mean {' or '.join(near)}?" if near
-                    else "shipped are demo/default.yaml, smg/mgrec.yaml, ...")
             raise InputError(f"{base!r} is neither a file beside it ({beside}) nor a config shipped with mgrec "
-                             f"({hint})")
+                             f"({_shipped_hint(base)})")
         if Path(target).is_dir():
             raise InputError(f"{base!r} is a folder ({target}); expected a config file (a .yaml)")
         target = resolve_path(target)
