@@ -555,6 +555,12 @@ def test_set_on_a_list_item_says_to_give_the_whole_list(tmp_path):
     assert str(error.value) == (
         "--set 'data.streams[0].stride=8': streams[0] is an item of a list, which --set cannot change alone; give "
         "the whole list (--set 'data.streams=[...]') or edit it in the config")
+    # the index as a key of its own (as a dotted path would have it) was refused as "expected a list, got {'0': ...}"
+    with pytest.raises(InputError) as error:
+        load_config("demo/fusion.yaml", ["data.streams.0.stride=8"])
+    assert str(error.value) == (
+        "--set 'data.streams.0.stride=8': streams.0 is an item of a list, which --set cannot change alone; give "
+        "the whole list (--set 'data.streams=[...]') or edit it in the config")
 
 
 def test_per_class_thresholds_are_checked_by_key(tmp_path):

@@ -947,17 +947,34 @@ def _check_overrides(overridden: dict) -> None:
     from_dict(Config, overridden, source="--set")
 
 
+def _names_a_list(parts: list[str]) -> bool:
+    """Whether the dotted key `parts` is a list setting (data.streams, transforms.time_scale_range): a number after it
+    is an index, not a key (a mapping's keys, as postprocess.class_thresholds' class names, may be numbers)."""
+    node: Any = Config()
+    for part in parts:
+        if not dataclasses.is_dataclass(node) or not hasattr(node, part):
+            return False
+        node = getattr(node, part)
+    return isinstance(node, list)
+
+
 def _apply_override(raw: dict, item: str) -> None:
     """`train.lr=3e-4` -> raw["train"]["lr"] = 3e-4 (value parsed as YAML)."""
     if "=" not in item:
         raise InputError(f"override {item!r}: expected key=value, e.g. train.lr=3e-4")
     key, text = item.split("=", 1)
     parts = key.strip().split(".")
-    listed = next((part for part in parts if "[" in part), None)
-    if listed is not None:  # messages name list items so (data.streams[0].stride); --set cannot reach into lists
-        whole = key[: key.index("[")]
-        raise InputError(f"--set {brief(item)}: {listed} is an item of a list, which --set cannot change alone; "
-                         f"give the whole list (--set '{whole}=[...]') or edit it in the config")
+    # messages name list items so (data.streams[0].stride), and a user may write data.streams.0.stride: --set cannot
+    # reach into lists
+    listed = next((index for index, part in enumerate(parts)
+                   if "[" in part or (part.isdigit() and _names_a_list(parts[:index]))), None)
+    if listed is not None:
+        part = parts[listed]
+        bracket = "[" in part
+        whole = ".".join(parts[:listed] + ([part[: part.index("[")]] if bracket else []))
+        said = part if bracket else ".".join(parts[max(0, listed - 1): listed + 1])
+        raise InputError(f"--set {brief(item)}: {said} is an item of a list, which --set cannot change alone; give "
+                         f"the whole list (--set '{whole}=[...]') or edit it in the config")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})

@@ -257,6 +257,19 @@ def test_the_learning_rate_decays_to_final_lr_and_resumes_on_the_same_schedule(d
     assert trained[-1]["lr"] == pytest.approx(0.25 * 3e-3)
 
 
+def test_missing_annotations_are_said_before_a_batch_too_large_for_memory(dataset, tmp_path):
+    """`mgrec train smg/mgrec.yaml` without SMG data here was refused for its batch of 16 x 2304 steps (more memory
+    than the machine has) and, after a smaller batch, for its missing annotations: the data comes first."""
+    config = tiny_config(dataset, batch_size=100_000)
+    with pytest.raises(InputError, match="a training batch needs about"):  # the data there: memory is the refusal
+        train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    config.data.annotations = str(tmp_path / "nowhere.json")
+    with pytest.raises(InputError, match=rf"\[data.annotations\]: {tmp_path}/nowhere.json not found; give the "
+                                         r"annotations file: --set data.annotations=FILE$"):
+        train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     full = tmp_path / "full"
     train(tiny_config(dataset), full, progress=False, log=lambda *_: None)

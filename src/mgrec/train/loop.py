@@ -35,6 +35,7 @@ from mgrec.config import (
     checked_config,
     config_from_record,
     flat_keys,
+    key_origin,
     to_dict,
 )
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
@@ -264,7 +265,21 @@ def refuse_before_training(config: Config, run_dir: Path) -> None:
     fit. `mgrec demo --fresh` asks it before deleting."""
     check_for_training(config)
     refuse_a_folder_training_reads(run_dir, config)
+    refuse_missing_annotations(config)
     check_batch_fits(config)
+
+
+def refuse_missing_annotations(config: Config) -> None:
+    """An annotations file the config names and that is not there, refused before the batch's memory is asked: a
+    config of a batch this machine cannot fit (`smg/mgrec.yaml` on a laptop) with its data missing or misnamed was
+    refused for its memory first, and only after a smaller batch for its data. The file's contents, and the rest of
+    the data, are the data check's (`mgrec.data.check`), which training runs next."""
+    annotations = config.data.annotations
+    path = Path(annotations).expanduser()
+    if annotations and not path.is_file():
+        where = "" if path.is_absolute() else f" (relative paths are read from the current directory {Path.cwd()})"
+        raise InputError(f"{key_origin(config, 'data.annotations')}: {annotations} not found{where}; give the "
+                         "annotations file: --set data.annotations=FILE")
 
 
 def check_batch_fits(config: Config) -> None:
