@@ -354,8 +354,9 @@ def test_a_member_of_several_streams_is_named_and_said_how_its_streams_are_given
     make_fused_ensemble(members, out, log=lambda *_: None)
     features = str(paths.features / "synthetic_003.npy")
     said = (rf"^mgrec: error: (no input could be read, nothing was written:\n  )?member 1 of {out} .*stream 'pose' has "
-            rf"no feature file {pose}/synthetic_003.npy .*; detect and stream read member 1's from FOLDER/pose/ of "
-            r"--member 1=FOLDER, its 'rgb' files in FOLDER/grid/")
+            rf"no feature file {pose}/synthetic_003.npy .*; detect and stream take member 1's as --member 1=FOLDER, "
+            r"its 'rgb' files in FOLDER/grid/ and its 'pose' files in FOLDER/pose/ \(as detect --keep-features keeps "
+            r"them\)")
     for command in (["stream", str(out), features, "--member", f"1={flat}"],
                     ["detect", str(out), features, "--member", f"1={flat}", "--out", str(tmp_path / "d.json")]):
         assert main(command) == 2
@@ -363,8 +364,9 @@ def test_a_member_of_several_streams_is_named_and_said_how_its_streams_are_given
     for command in (["stream", str(out), features], ["detect", str(out), features, "--out", str(tmp_path / "d.json")]):
         assert main([*command, "--stream", f"pose={kept / 'pose'}"]) == 2
         assert re.search(rf"--stream 'pose=.*': stream 'pose' is read by member 1 of {out} .*; --stream names member "
-                         r"0's other streams \(none: it reads one\): give member 1's as --member 1=FOLDER, its rgb "
-                         r"files in FOLDER/grid/ and its pose files in FOLDER/pose/", capsys.readouterr().err), command
+                         r"0's other streams \(none: it reads one\): give member 1's as --member 1=FOLDER, its 'rgb' "
+                         r"files in FOLDER/grid/ and its 'pose' files in FOLDER/pose/",
+                         capsys.readouterr().err), command
     assert main(["stream", str(out), features, "--member", f"1={kept}"]) == 0  # as said
     assert "stream synthetic_003: " in capsys.readouterr().err
 

@@ -83,6 +83,19 @@ def duration_tolerance(a: FeatureGrid, b: FeatureGrid) -> float:
                                             a.window / a.fps, b.window / b.fps)
 
 
+# Where several streams' files are kept side by side (`detect --keep-features` of a run of several streams, or of an
+# ensemble's member; `--member M=FOLDER` reads them so): the grid stream's in FOLDER/grid/, each other's in
+# FOLDER/<stream>/.
+GRID_STREAM_FOLDER = "grid"
+
+
+def member_streams_advice(index: int, grid_stream: str, stream: str) -> str:
+    """How member `index` (1 or more) of a detection-level ensemble, which reads several streams, is given the folder
+    of its `stream` with its grid stream's: `--member` (`--stream` names member 0's)."""
+    return (f"--member {index}=FOLDER, its {grid_stream!r} files in FOLDER/{GRID_STREAM_FOLDER}/ and its {stream!r} "
+            f"files in FOLDER/{stream}/ (as detect --keep-features keeps them)")
+
+
 def stream_folder_advice(name: str) -> str:
     """How `detect` and `stream` are given the folder of a run's stream `name` (an ensemble's member 1 and up: not so,
     `OfflineDetector.member_refusal`)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgrec.data.features import sidecar_path, video_id_of
-from mgrec.data.streams import stream_folders
+from mgrec.data.streams import GRID_STREAM_FOLDER, member_streams_advice, stream_folders
 from mgrec.data.videos import video_id
 from mgrec.errors import InputError
 from mgrec.extract.jobs import extract_with_recipe, is_video, video_recipe
@@ -94,7 +94,7 @@ def features_for(run_dir: Path, inputs: list, scratch: Path, device: str = "cpu"
         for path in made if stream.feature_prefix else ():  # named as the stream's files are read
             for file in (sidecar_path(path), path):
                 file.rename(file.with_name(stream.feature_prefix + file.name))
-    main = scratch / "grid" if len(streams) > 1 else scratch
+    main = scratch / GRID_STREAM_FOLDER if len(streams) > 1 else scratch
     try:
         results = extract_with_recipe(run_dir, videos, main, device=device, progress=progress)
     except InputsFailed as exc:
@@ -157,7 +157,7 @@ def members_features_for(run_dir: Path, inputs: list, scratch: Path, given: dict
         videos = [video for video in videos if video_id(video) in ids]  # the next members make these alone
         found = {video_id_of(path, prefix) for path in member_reused}
         reused = found if reused is None else reused & found
-        folders[member] = scratch / "members" / str(member) / ("grid" if len(streams) else "")
+        folders[member] = scratch / "members" / str(member) / (GRID_STREAM_FOLDER if len(streams) else "")
         other_streams[member] = streams
     kept = {video_id(video) for video in videos}
     member_streams = {member: streams for member, streams in other_streams.items() if streams}
@@ -170,9 +170,9 @@ def member_layout(member_run: Path, folder: Path) -> tuple[Path, dict[str, Path]
     in `folder`/grid/ with each other stream's in `folder`/<stream>/ where there is one (as `detect --keep-features`
     keeps them; a stream without its folder there is read from the member's config)."""
     streams = RunDir(member_run).read_config().data.input_streams()
-    if len(streams) == 1 or not (folder / "grid").is_dir():
+    if len(streams) == 1 or not (folder / GRID_STREAM_FOLDER).is_dir():
         return folder, {}
-    return folder / "grid", {s.name: folder / s.name for s in streams[1:] if (folder / s.name).is_dir()}
+    return folder / GRID_STREAM_FOLDER, {s.name: folder / s.name for s in streams[1:] if (folder / s.name).is_dir()}
 
 
 def member_named(run_dir: Path, member: int) -> str:
@@ -233,13 +233,12 @@ def streams_given(run_dir: Path, items: list[str], data) -> dict[str, Path]:
                 streams = RunDir(run.member_path(member)).read_config().data.input_streams()
                 if name not in [stream.name for stream in streams]:
                     continue
-                grid = (f"its {streams[0].name} files in FOLDER/grid/ and its {name} files in FOLDER/{name}/ (as "
-                        "detect --keep-features keeps them)" if name != streams[0].name else
-                        f"FOLDER holding the files of {name}, its grid stream")
+                given = (member_streams_advice(member, streams[0].name, name) if name != streams[0].name else
+                         f"--member {member}=FOLDER, FOLDER holding the files of {name}, its grid stream")
                 others = ", ".join(stream.name for stream in data.input_streams()[1:]) or "none: it reads one"
                 raise InputError(f"--stream {item!r}: stream {name!r} is read by {member_named(run_dir, member)}; "
                                  f"--stream names member 0's other streams ({others}): give member {member}'s as "
-                                 f"--member {member}=FOLDER, {grid}") from None
+                                 f"{given}") from None
         raise
 
 

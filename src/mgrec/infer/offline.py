@@ -47,6 +47,7 @@ from mgrec.data.normalize import standardizer
 from mgrec.data.streams import (
     duration_tolerance,
     load_video_streams,
+    member_streams_advice,
     stream_folder_advice,
     stream_key,
     stream_path,
@@ -246,9 +247,8 @@ class OfflineDetector:
         message = str(exc)
         streams = self.members[index].config.data.input_streams()
         for stream in streams[1:] if index else ():
-            message = message.replace(stream_folder_advice(stream.name), (
-                f"detect and stream read member {index}'s from FOLDER/{stream.name}/ of --member {index}=FOLDER, "
-                f"its {streams[0].name!r} files in FOLDER/grid/ (as detect --keep-features keeps them)"))
+            message = message.replace(stream_folder_advice(stream.name), "detect and stream take member "
+                                      f"{index}'s as {member_streams_advice(index, streams[0].name, stream.name)}")
         way = ""
         if index and read_the_given:
             way = (f"; where it reads other features than the file given, give their folder: --member "
