@@ -738,10 +738,15 @@ def check_stream_keys(raw: dict, config: Config, source: str, origins: dict[str,
             if len(differing) > 1:  # a run's config.yaml, reused with another data.feature_dim
                 raise InputError(f"{source}: {', '.join(differing)} differ from the values they follow (data.streams "
                                  "and data.feature_dim; a run's config.yaml writes them out): leave them out")
-            because = ("it follows data.streams" if key.startswith("model.")
-                       else f"with data.streams it is the grid stream {config.data.main_stream().name!r}'s"
-                       + (" (data.feature_dim: the streams' total)" if key == "data.feature_dim" else "")
-                       + "; set it per stream")
+            grid = f"with data.streams it is that of the grid stream {config.data.main_stream().name!r}"
+            if key.startswith("model."):
+                because = "it follows data.streams"
+            elif key == "data.feature_dim":
+                because = "with data.streams it is the streams' total; set each stream's in its entry of data.streams"
+            elif key in ("data.fps", "data.stride", "data.window"):  # the grid stream's places the grid
+                because = f"{grid}; set it in that stream's entry of data.streams (each other stream's in its own)"
+            else:
+                because = f"{grid}; set it per stream, in each entry of data.streams"
             raise InputError(f"{_at(source, key, origins, also=('data.streams',))}: {brief(value)} differs from "
                              f"{brief(derived)}: leave it out, {because}")
 

@@ -171,8 +171,13 @@ def test_a_streams_config_derives_the_grid_and_the_model_input(tmp_path):
 
 
 @pytest.mark.parametrize("data, model, message", [
-    ({"streams": STREAMS, "stride": 8}, {}, r"\[data.stride\]: 8 differs from 4: leave it out"),
-    ({"streams": STREAMS, "feature_dim": 4}, {}, r"\[data.feature_dim\]: 4 differs from 6"),
+    # where each is set instead: a grid setting in the grid stream's entry, the width per stream (it is their total)
+    ({"streams": STREAMS, "stride": 8}, {}, r"\[data.stride\]: 8 differs from 4: leave it out, with data.streams it "
+                                            r"is that of the grid stream 'rgb'; set it in that stream's entry of "
+                                            r"data.streams \(each other stream's in its own\)$"),
+    ({"streams": STREAMS, "feature_dim": 4}, {}, r"\[data.feature_dim\]: 4 differs from 6: leave it out, with "
+                                                 r"data.streams it is the streams' total; set each stream's in its "
+                                                 r"entry of data.streams$"),
     ({"streams": STREAMS, "features": "f"}, {}, r"\[data.features\]"),
     ({"streams": STREAMS}, {"stream_dims": [2, 4]}, r"\[model.stream_dims\]"),
     ({"streams": [STREAMS[0], {**STREAMS[1], "name": "rgb"}]}, {}, r"\[data.streams\[1\].name\]: stream .rgb. is"),
