@@ -476,6 +476,26 @@ def test_no_output_is_written_among_the_members_of_a_detection_level_ensemble(tm
     check_output(fused.path / "report.html")
 
 
+def test_no_output_takes_the_name_of_a_run_output_not_written_yet(tmp_path):
+    # `export RUN --out RUN/eval_val.onnx` wrote its record to RUN/eval_val.json (and `detect --out
+    # RUN/detections_val.json` its results), which `evaluate RUN --split val` then replaced without a word: only the
+    # outputs written already were protected
+    from mgrec.files import check_output
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_format()
+    for name in ("eval_val.json", "detections_val_last.json", "online_test.json", "report_val.html"):
+        with pytest.raises(InputError, match=rf"would overwrite .*run/{name} \(it belongs to a trained run\)"):
+            check_output(run.path / name)
+    with pytest.raises(InputError, match="would overwrite .*run/eval_val.json"):
+        check_output(run.path / "sub" / ".." / "eval_val.json")
+    check_output(run.path / "report_val.html", replaces=[run.path / "report_val.html"])  # report's own
+    for fine in ("net.json", "eval_val.onnx", "analysis.json"):
+        check_output(run.path / fine)
+    check_output(tmp_path / "eval_val.json")  # outside any run
+
+
 def test_scores_recording_another_split_or_checkpoint_than_their_file_are_refused(tmp_path):
     # eval_val.json (or eval_test_last.json) copied over eval_test.json: `report` and `compare` showed the val split's
     # scores, or the last checkpoint's, as the test split's of the best, though the file records which they are

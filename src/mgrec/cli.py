@@ -1597,7 +1597,8 @@ def cmd_report(args) -> None:
         reads = [RunDir(run_dir).config_path, args.annotations or config.data.annotations]
         # the report may replace a report, nothing else of the run (scores, detections: it reads them)
         owned = RunDir(run_dir).owned_files()
-        check_output(out, reads=reads, protected=owned, replaces=[f for f in owned if f.name.startswith("report_")])
+        own_reports = [f for f in (*owned, RunDir(run_dir).path / out.name) if f.name.startswith("report_")]
+        check_output(out, reads=reads, protected=owned, replaces=own_reports)
         check_writable(out)
         _refuse_an_out_not_html(out, args.out)
     written = write_report(run_dir, split=args.split, out=out, annotations=args.annotations, checkpoint=args.checkpoint)

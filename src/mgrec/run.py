@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import hashlib
 import json
 import math
@@ -119,6 +120,8 @@ CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_strea
                      12: ("postprocess.thresholds", "postprocess.threshold_shrinkage", "postprocess.class_thresholds"),
                      13: ("data.feature_prefix",), 15: ("train.final_lr_fraction",)}
 CHECKPOINT_NAMES = ("best", "last")
+# The names of the outputs `evaluate` and `report` write into a run (`RunDir.output_files`)
+OUTPUT_PATTERNS = ("eval_*.json", "detections_*.json", "online_*.json", "report_*.html")
 # How `mgrec ensemble` joins its members: their per-point outputs averaged (one network layout, weights
 # under `members.<m>.`), or their detections fused (`mgrec.postprocess.detection_fusion`; members kept whole in
 # members/<m>/, each with its own network and inputs).
@@ -315,8 +318,12 @@ class RunDir:
 
     def output_files(self) -> list[Path]:
         """The outputs of `evaluate` and `report` now in the run (only those commands rewrite them)."""
-        return sorted(p for pattern in ("eval_*.json", "detections_*.json", "online_*.json", "report_*.html")
-                      for p in self.path.glob(pattern))
+        return sorted(p for pattern in OUTPUT_PATTERNS for p in self.path.glob(pattern))
+
+    def output_name(self, path: Path) -> bool:
+        """Whether `path` (resolved) is where `evaluate` or `report` writes one of the run's outputs, written yet or
+        not (`output_files` holds those there now)."""
+        return path.parent == self.path and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in OUTPUT_PATTERNS)
 
     def owned_files(self) -> list[Path]:
         """Every file of the run a command other than training, evaluate and report must leave alone."""
@@ -1082,10 +1089,13 @@ def pseudo_labelled_members(members: list[tuple[Path, Config]]) -> list[dict]:
 def files_of_runs_around(path: str | Path) -> list[Path]:
     """The files of every mgrec run that `path` is or lies in (a folder above it holding mgrec's run.json):
     what no command's output may replace (`mgrec.files.check_output` asks it for every output, so that
-    `detect --out OTHER_RUN/postprocess.json` is refused as `--out OWN_RUN/postprocess.json` was)."""
+    `detect --out OTHER_RUN/postprocess.json` is refused as `--out OWN_RUN/postprocess.json` was). `path` itself
+    too where it names an output `evaluate` or `report` writes into its run, not written yet: `export RUN --out
+    RUN/eval_val.onnx` wrote its record to RUN/eval_val.json, which `evaluate RUN --split val` then replaced."""
     target = resolve_path(path)
     runs = [RunDir(folder) for folder in (target, *target.parents)]
-    return [file for run in runs if holds_a_run(run) for file in run.owned_files()]
+    return [file for run in runs if holds_a_run(run)
+            for file in (*run.owned_files(), *([target] if run.output_name(target) else []))]
 
 
 def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> None:
