@@ -797,10 +797,16 @@ class RunDir:
         raw = read_json(self.splits_path, "splits record")
         names, lists = ("annotations", "train_split", "val_split"), ("train", "val")
         keys = ("annotations", "train_split", "train", "val_split", "val")
-        if not (isinstance(raw, dict) and set(raw) == set(keys) and all(isinstance(raw[k], str) for k in names)
-                and all(isinstance(raw[k], list) and all(isinstance(v, str) for v in raw[k]) for k in lists)):
+        # labels: per video, the hash of its ground truth (`mgrec.train.loop.labels_digests`); runs written before it
+        # have none
+        labels = raw.get("labels", {}) if isinstance(raw, dict) else None
+        if not (isinstance(raw, dict) and set(raw) - {"labels"} == set(keys)
+                and all(isinstance(raw[k], str) for k in names)
+                and all(isinstance(raw[k], list) and all(isinstance(v, str) for v in raw[k]) for k in lists)
+                and isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
             raise InputError(f"{self.splits_path}: expected {{{', '.join(keys)}}} (the split names and video ids the "
-                             "run trained and validated on, as mgrec train writes them)")
+                             "run trained and validated on, as mgrec train writes them) and the hashes of their "
+                             "labels")
         return raw
 
     def check_held_out(self, split: str, video_ids: Iterable[str],
@@ -1155,9 +1161,12 @@ def refuse_members_trained_on(members: list[Path], split: str, video_ids: list[s
 
 def join_split_records(records: list[dict]) -> dict:
     """The splits record of an ensemble: every video any member trained or validated on (each in the order seen)."""
-    return {"annotations": records[0]["annotations"], "train_split": records[0]["train_split"],
-            "train": list(dict.fromkeys(v for r in records for v in r["train"])),
-            "val_split": records[0]["val_split"], "val": list(dict.fromkeys(v for r in records for v in r["val"]))}
+    joined = {"annotations": records[0]["annotations"], "train_split": records[0]["train_split"],
+              "train": list(dict.fromkeys(v for r in records for v in r["train"])),
+              "val_split": records[0]["val_split"], "val": list(dict.fromkeys(v for r in records for v in r["val"]))}
+    if all("labels" in r for r in records):
+        joined["labels"] = {video: digest for r in records for video, digest in r["labels"].items()}
+    return joined
 
 
 def member_paths(run_dirs: object) -> list[Path]:

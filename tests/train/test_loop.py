@@ -150,8 +150,10 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
     run = tmp_path / "run"
     train(config, run, progress=False, log=lambda *_: None)
     record = json.loads((run / "splits.json").read_text())
+    labels = record.pop("labels")  # a hash of each video's labels: `--resume` goes on with the same ones
     assert record == {"annotations": str(paths.annotations), "train_split": "train",
                       "train": ["synthetic_000", "synthetic_001"], "val_split": "val", "val": ["synthetic_002"]}
+    assert sorted(labels) == ["synthetic_000", "synthetic_001", "synthetic_002"]
     assert evaluate_run(run, device="cpu")["num_videos"] == 1
 
     document = json.loads(paths.annotations.read_text())
@@ -215,6 +217,42 @@ def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path
     result = train(dataclasses.replace(config, data=dataclasses.replace(config.data, annotations=str(same))), run,
                    resume=True, progress=False, log=lambda *_: None)
     assert result.first_epoch == 1
+
+def test_a_resumed_run_goes_on_training_on_the_labels_it_started_on(tmp_path):
+    # Only the videos of each split were compared on --resume: annotations whose gestures were relabelled since (the
+    # same videos and splits) resumed without a word, the later epochs trained on other labels than the first.
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160, seed=0,
+                                   subsets=("train", "train", "val", "test"))
+    config = tiny_config(paths, epochs=3)
+    run = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_0(record):
+        if record.get("kind") == "val" and record["epoch"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config, run, progress=False, log=lambda *_: None, on_metrics=stop_after_epoch_0)
+    state = (run / "checkpoints/last_state.pt").read_bytes()
+    original = paths.annotations.read_text()
+    document = json.loads(original)
+    names = document["classes"] if isinstance(document.get("classes"), list) else None
+    for video in ("synthetic_001", "synthetic_002"):  # a training video's gesture, then a val video's, relabelled
+        document = json.loads(original)
+        gesture = document["database"][video]["annotations"][0]
+        gesture["label_id"] = (gesture["label_id"] + 1) % 3
+        if names:
+            gesture["label"] = names[gesture["label_id"]]
+        paths.annotations.write_text(json.dumps(document))
+        with pytest.raises(InputError, match=rf"--resume: the labels of 1 video\(s\) in .* changed since the run "
+                                             rf"started \('{video}'; .*splits.json holds a hash"):
+            train(config, run, resume=True, progress=False, log=lambda *_: None)
+        assert (run / "checkpoints/last_state.pt").read_bytes() == state  # nothing trained
+    paths.annotations.write_text(original)
+    assert train(config, run, resume=True, progress=False, log=lambda *_: None).first_epoch == 1
+
 
 def test_training_into_an_ensemble_is_refused_and_leaves_it_whole(dataset, tmp_path):
     # An ensemble's folder has no last_state.pt: training took it for an empty one, replaced its weights,

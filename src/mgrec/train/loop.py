@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import random
@@ -528,6 +529,8 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
     val_split = load_split(config, annotations, config.data.val_split, excluded)
     if not train_split.samples:
         raise InputError(f"{config.data.annotations}: no videos in the training split {config.data.train_split!r}")
+    if resume:
+        check_same_labels(run, config, [*train_split.samples, *val_split.samples], classes)
     labelled_videos = len(train_split.samples)
     # the whole-gesture classifier (postprocess.second_opinion): fitted on the labelled train gestures, as the
     # network reads them; deterministic, so a resumed run fits the same one
@@ -584,11 +587,42 @@ def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: b
 
 
 def splits_record(config: Config, data: TrainingData) -> dict:
-    """What the run trains and validates on, by video id (`RunDir.write_splits`), pseudo-labelled videos aside."""
+    """What the run trains and validates on, by video id (`RunDir.write_splits`), pseudo-labelled videos aside, and
+    the hash of each one's labels (`labels_digests`)."""
+    labelled = data.train_split.samples[:data.labelled_videos]
     return {"annotations": str(config.data.annotations),
             "train_split": config.data.train_split,
-            "train": [s.video_id for s in data.train_split.samples[:data.labelled_videos]],
-            "val_split": config.data.val_split, "val": [s.video_id for s in data.val_split.samples]}
+            "train": [s.video_id for s in labelled],
+            "val_split": config.data.val_split, "val": [s.video_id for s in data.val_split.samples],
+            "labels": labels_digests([*labelled, *data.val_split.samples], data.classes)}
+
+
+def labels_digests(samples: list[VideoSample], classes: list[str]) -> dict[str, str]:
+    """Per video, a short hash of its ground truth as training reads it: each segment's bounds on the feature grid
+    and its class's name."""
+    digests = {}
+    for sample in samples:
+        rows = [(round(float(start), 6), round(float(end), 6), classes[int(label)])
+                for (start, end), label in zip(sample.segments.tolist(), sample.labels.tolist())]
+        digests[sample.video_id] = hashlib.sha256(json.dumps(sorted(rows)).encode()).hexdigest()[:16]
+    return digests
+
+
+def check_same_labels(run: RunDir, config: Config, samples: list[VideoSample], classes: list[str]) -> None:
+    """A resumed run continues on the labels it started on (`splits_record`'s hashes; runs written before them have
+    none): annotations whose gestures were relabelled, moved or removed since (the same videos and splits) trained
+    one model on two sets of labels, and chose its best epoch across two sets of val labels, without a word."""
+    record = run.read_splits()
+    recorded = (record or {}).get("labels")
+    if not recorded:
+        return
+    changed = [video for video, digest in labels_digests(samples, classes).items()
+               if video in recorded and recorded[video] != digest]
+    if changed:
+        shown = ", ".join(brief(v) for v in changed[:3]) + (", ..." if len(changed) > 3 else "")
+        raise InputError(f"--resume: the labels of {len(changed)} video(s) in {config.data.annotations} changed since "
+                         f"the run started ({shown}; {run.splits_path} holds a hash of each video's labels): resume "
+                         "with the annotations it started with, or start a new run")
 
 
 def check_same_videos(run: RunDir, config: Config, training_videos: list[str], val_videos: list[str] | None = None,
