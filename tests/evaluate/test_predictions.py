@@ -605,3 +605,19 @@ def test_names_of_another_kind_in_the_block_are_refused_naming_the_key(tmp_path,
         assert f"[mgrec.{key}]: expected a name" in capsys.readouterr().err
     save_predictions(ranked, path, info={"set": "ranked", "score_threshold": 0.5, "threshold_tuned_on": "val"})
     assert read_predictions_info(path)["threshold_tuned_on"] == "val"
+
+
+def test_json_lines_missing_their_segment_or_video_are_named_as_such(tmp_path):
+    """The JSON lines of `mgrec stream` with `segment` removed (`segment(frames)` kept) or `video` removed: read as one
+    JSON document, refused as "not valid JSON: Extra data" at line 2, naming nothing that was wrong."""
+    line = {"video": "v", "segment": [1.0, 2.0], "segment(frames)": [10, 20], "label": CLASSES[0], "label_id": 0,
+            "score": 0.9, "emitted_at": 4.0}
+    path = tmp_path / "stream.jsonl"
+    for key, expected in (("segment", r"stream.jsonl:1: missing 'segment'"),
+                          ("video", r"stream.jsonl:1 \[video\]: expected a detection with its video id")):
+        kept = {k: v for k, v in line.items() if k != key}
+        path.write_text(json.dumps(kept) + "\n" + json.dumps(kept) + "\n")
+        with pytest.raises(InputError, match=expected):
+            load_predictions(path, CLASSES)
+    path.write_text(json.dumps(line) + "\n")
+    assert [d.video_id for d in load_predictions(path, CLASSES)["v"]] == ["v"]

@@ -239,7 +239,9 @@ FIRST_LINE_LIMIT = 1 << 20
 
 def _is_json_lines(path: Path) -> bool:
     """Whether `path` holds one detection per line, as `mgrec stream` prints them (its first line alone a JSON
-    object with a video and a segment; a results JSON's first line is not one)."""
+    object with a video or a segment; a results JSON's first line is not one). A line lacking one of the two is the
+    reader's to name: lines with `segment(frames)` alone were read as one JSON document, "not valid JSON: Extra
+    data" at line 2."""
     with open(path, "rb") as handle:
         start = handle.read(FIRST_LINE_LIMIT)
     # the first line that holds anything (blank lines are skipped, as the reader skips them); \r alone ends one too
@@ -250,7 +252,7 @@ def _is_json_lines(path: Path) -> bool:
         record = json.loads(first)
     except (ValueError, RecursionError):  # the file's own reader then says what is wrong with it, and where
         return False
-    return isinstance(record, dict) and "video" in record and "segment" in record
+    return isinstance(record, dict) and ("video" in record or "segment" in record)
 
 
 def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
