@@ -655,3 +655,20 @@ def test_report_out_as_a_folder_and_never_over_the_run_or_its_inputs(built, tmp_
     assert main(["report", str(run), "--out", str(run / "config.yaml")]) == 2
     assert f"would overwrite {run / 'config.yaml'}" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == before
+
+
+def test_a_timeline_draws_at_most_its_highest_scoring_detections():
+    # `report RUN --detections FILE` of 10^6 detections (another tool's file, every candidate kept): a 100 MB page,
+    # 600 lanes per video, every bar drawn
+    from mgrec.report.html import MAX_TIMELINE_DETECTIONS, video_timeline
+
+    count = MAX_TIMELINE_DETECTIONS + 500
+    detections = [Detection("v", i * 0.01, i * 0.01 + 5.0, 0, "a", score=(i % 1000) / 1000) for i in range(count)]
+    segments = [Segment("v", 1.0, 6.0, 0, "a")]
+    page = video_timeline("v", 40.0, segments, detections, matched_gt={0}, matched_det={999, 1000})
+    drawn = [float(s) for s in re.findall(r"score (\d\.\d+)", page)]
+    assert len(drawn) == MAX_TIMELINE_DETECTIONS and min(drawn) >= sorted(d.score for d in detections)[500]
+    assert (f"{count} detections (2 matched, " in page and f"the {MAX_TIMELINE_DETECTIONS} highest-scoring drawn, "
+            "500 not" in page)
+    assert page.count("det-bar c0 miss") == MAX_TIMELINE_DETECTIONS - 1  # the matched one drawn (score 0.999) kept
+    assert "highest-scoring" not in video_timeline("v", 40.0, None, detections[:10])

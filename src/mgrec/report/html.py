@@ -75,6 +75,9 @@ from mgrec.terminal import visible
 NOT_RECORDED = "not recorded"
 # Height of one timeline lane in CSS pixels (ground truth and detections get as many as they need).
 LANE_PIXELS = 22
+# A video's timeline draws at most this many detections, its highest-scoring: a file of 10^6 detections (another
+# tool's, every candidate kept) made a 100 MB page of 600 lanes per video, which no browser opens
+MAX_TIMELINE_DETECTIONS = 2000
 
 
 @dataclass
@@ -549,6 +552,12 @@ def video_timeline(
     video without ground truth (`mgrec.report.detections`), its detections alone, none marked unmatched."""
     truth = segments is not None
     segments = segments or []
+    undrawn = max(0, len(hard) - MAX_TIMELINE_DETECTIONS)
+    if undrawn:  # the highest-scoring, in their order; the counts stay those of every detection
+        counted_hard, counted_matched = len(hard), len(matched_det)
+        kept = sorted(sorted(range(len(hard)), key=lambda i: -hard[i].score)[:MAX_TIMELINE_DETECTIONS])
+        matched_det = {new for new, old in enumerate(kept) if old in matched_det}
+        hard = [hard[i] for i in kept]
     gt_lanes, det_lanes = assign_lanes(segments), assign_lanes(hard)
     num_gt_lanes = max(gt_lanes, default=0) + 1 if truth else 0
     num_det_lanes = max(det_lanes, default=0) + 1
@@ -576,14 +585,17 @@ def video_timeline(
     escaped = escape(video_id)
     height = rows * LANE_PIXELS
     lanes_note = f", {num_det_lanes} lanes" if num_det_lanes > 1 else ""
+    if undrawn:
+        lanes_note += f", the {len(hard)} highest-scoring drawn, {undrawn} not"
+    number, matched_number = (counted_hard, counted_matched) if undrawn else (len(hard), len(matched_det))
     if truth:
-        counts = (f"{len(segments)} segments ({len(matched_gt)} found) · {len(hard)} detections ({len(matched_det)} "
+        counts = (f"{len(segments)} segments ({len(matched_gt)} found) · {number} detections ({matched_number} "
                   f"matched{lanes_note})")
         names = (f'<span style="flex: {num_gt_lanes}">ground truth</span>'
                  f'<span style="flex: {num_det_lanes}">detections</span>')
         split = f'<line class="lane-split" x1="0" y1="{num_gt_lanes}" x2="{duration:.3f}" y2="{num_gt_lanes}"></line>'
     else:
-        counts = f"{len(hard)} detections{' (' + lanes_note[2:] + ')' if lanes_note else ''}"
+        counts = f"{number} detections{' (' + lanes_note[2:] + ')' if lanes_note else ''}"
         names, split = f'<span style="flex: {num_det_lanes}">detections</span>', ""
     return (
         f'<section class="video" data-video="{escaped}"><h3>{escaped}<span class="counts">'
