@@ -87,6 +87,11 @@ def load_detections(run_dir: str | Path, source: str | Path, fps: float | None =
         if fps is not None:
             note(f"{source}: SMG label files count frames, read at {fps:g} fps, the rate of the features {run.path} "
                  f"trained on ({run.recipe_path.name}); for videos of another rate, give it with --fps")
+    if fps is None and source.is_dir():
+        # said here, where the ways to give one are known: the reader's own message named no way to give it
+        raise InputError(f"{source}: SMG label files count frames, and {run.path} records no frame rate to read them "
+                         f"at (no data.fps in {run.config_path}, no {run.recipe_path.name}: its training features "
+                         "had no sidecars); give the videos' frame rate with --fps (fps= in Python)")
     found = load_predictions(source, classes, fps=fps)
     info = read_predictions_info(source)  # {} but for a results JSON that mgrec wrote
     if "score_threshold" in info:  # the bar it was written at (a ranked list is cut there)
