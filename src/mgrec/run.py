@@ -810,24 +810,31 @@ class RunDir:
         return raw
 
     def check_held_out(self, split: str, video_ids: Iterable[str],
-                       advice: str = "score the run on videos it did not train on, or train it again on the new "
-                                     "splits") -> None:
-        """Refuse to score `split` when any of its videos was one this run trained on, by its record: the annotations
-        it names were changed since (their splits redrawn: `data convert --splits` into the same file), and the run
-        would be scored on its own training videos without a word. The training split itself may be scored.
+                       advice: str = "score the run on videos it did not train or validate on, or train it again on "
+                                     "the new splits") -> None:
+        """Refuse to score `split` when any of its videos was one this run trained or validated on, by its record: the
+        annotations it names were changed since (their splits redrawn: `data convert --splits` into the same file),
+        and the run would be scored on its own training videos, or on those that chose its checkpoint and tuned its
+        threshold, without a word. The training and validation splits themselves may be scored.
         `advice`: what to do instead (an ensemble's differs)."""
         record = self.read_splits()
-        if not split or record is None or split_name(split) == split_name(record["train_split"]):
+        if not split or record is None:
             return
-        trained = set(record["train"])
-        seen = [video for video in video_ids if video in trained]
-        if seen:
-            shown = ", ".join(brief(v) for v in seen[:3]) + (", ..." if len(seen) > 3 else "")
-            members = self.member_path(0).parent
-            recorded = self.splits_path if self.splits_path.exists() else members / "*" / "splits.json"
-            raise InputError(f"{len(seen)} video(s) of split {split!r} are videos this run trained on ({shown}; "
-                             f"{recorded}: split {record['train_split']!r} of {record['annotations']} when it "
-                             f"trained): the annotations' splits changed since; {advice}")
+        used = (("train_split", "train", "trained on", "trained"),
+                ("val_split", "val", "validated on (they chose its checkpoint and tuned its score threshold)",
+                 "validated"))
+        for split_key, videos_key, what, when in used:
+            if split_name(split) == split_name(record[split_key]):
+                continue  # that split itself, asked for by name
+            used_videos = set(record[videos_key])
+            seen = [video for video in video_ids if video in used_videos]
+            if seen:
+                shown = ", ".join(brief(v) for v in seen[:3]) + (", ..." if len(seen) > 3 else "")
+                members = self.member_path(0).parent
+                recorded = self.splits_path if self.splits_path.exists() else members / "*" / "splits.json"
+                raise InputError(f"{len(seen)} video(s) of split {split!r} are videos this run {what} ({shown}; "
+                                 f"{recorded}: split {record[split_key]!r} of {record['annotations']} when it "
+                                 f"{when}): the annotations' splits changed since; {advice}")
 
     def write_pseudo_labels(self, record: dict) -> None:
         atomic_write_text(self.pseudo_labels_path, json.dumps(record, indent=1))

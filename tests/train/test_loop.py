@@ -155,6 +155,7 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
                       "train": ["synthetic_000", "synthetic_001"], "val_split": "val", "val": ["synthetic_002"]}
     assert sorted(labels) == ["synthetic_000", "synthetic_001", "synthetic_002"]
     assert evaluate_run(run, device="cpu")["num_videos"] == 1
+    from mgrec.report.html import write_report
 
     document = json.loads(paths.annotations.read_text())
     database = document["database"]
@@ -164,8 +165,20 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
                                          r"\('synthetic_001'; .*splits.json: split 'train' of .* when it trained\)"):
         evaluate_run(run, device="cpu")
     assert evaluate_run(run, split="train", device="cpu")["num_videos"] == 2  # its own training videos, asked for
-    from mgrec.report.html import write_report
-
+    # a video it validated on (it chose the checkpoint and tuned the threshold) moved to test: scored without a word
+    database["synthetic_001"]["subset"], database["synthetic_003"]["subset"] = "train", "val"
+    database["synthetic_002"]["subset"] = "test"
+    paths.annotations.write_text(json.dumps(document))
+    with pytest.raises(InputError, match=r"1 video\(s\) of split 'test' are videos this run validated on \(they chose "
+                                         r"its checkpoint and tuned its score threshold\) \('synthetic_002'; "
+                                         r".*splits.json: split 'val' of .* when it validated\).*did not train or "
+                                         r"validate on"):
+        evaluate_run(run, device="cpu")
+    with pytest.raises(InputError, match="are videos this run validated on"):
+        write_report(run, split="test")
+    database["synthetic_001"]["subset"], database["synthetic_003"]["subset"] = "test", "train"
+    database["synthetic_002"]["subset"] = "val"
+    paths.annotations.write_text(json.dumps(document))
     with pytest.raises(InputError, match="are videos this run trained on"):
         write_report(run, split="test")
     # a resumed run continues on the videos it started on
