@@ -715,12 +715,18 @@ def spelling_hint(name: str, other: str) -> str:
             f"{ascii(other)})")
 
 
+# Folders of a system's metadata, never of data: a zip made by macOS's Finder holds `__MACOSX/`, a copy of the tree
+# of AppleDouble files (`__MACOSX/Sample0001/._Sample0001_finelabels.csv`) that unzip elsewhere writes out.
+METADATA_FOLDERS = ("__MACOSX",)
+
+
 def is_hidden(path: str | Path, root: str | Path | None = None) -> bool:
     """Whether mgrec leaves a file out of every folder it reads: its name, or that of a folder between `root` and
-    it, starts with a dot (macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`, editors' files)."""
+    it, starts with a dot (macOS's AppleDouble `._clip.mp4` beside every copied file, `.git`, editors' files) or is
+    one of `METADATA_FOLDERS`."""
     path = Path(path)
     parts = path.relative_to(root).parts if root is not None else (path.name,)
-    return any(part.startswith(".") for part in parts)
+    return any(part.startswith(".") or part in METADATA_FOLDERS for part in parts)
 
 
 def id_from_name(path: Path) -> str:

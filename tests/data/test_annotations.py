@@ -611,6 +611,16 @@ def test_smg_two_folders_of_one_sample_number_are_refused(tmp_path):
         read_smg_labels(tmp_path)
 
 
+def test_smg_folders_of_macos_zip_metadata_and_hidden_folders_are_no_samples(tmp_path):
+    """A zip made on a Mac unpacks with `__MACOSX/Sample0001/._Sample0001_finelabels.csv` beside the samples: it was
+    refused as 'Sample0001 is there twice'."""
+    _sample(tmp_path, "Sample0001", "5,28,56\n", "1400,28,4095\n")
+    for metadata in ("__MACOSX", ".Trash"):
+        (tmp_path / metadata / "Sample0001").mkdir(parents=True)
+        (tmp_path / metadata / "Sample0001" / "._Sample0001_finelabels.csv").write_bytes(b"\x00\x05\x16\x07")
+    assert list(read_smg_labels(tmp_path).videos) == ["Sample0001"]
+
+
 def test_parse_subject_ranges():
     assert parse_subject_ranges(ann.DEFAULT_SMG_SPLITS) == {
         "train": set(range(1, 31)), "val": set(range(31, 36)), "test": set(range(36, 41))

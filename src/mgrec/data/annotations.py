@@ -46,6 +46,7 @@ from mgrec.files import (
     atomic_open,
     brief,
     decode_utf8,
+    is_hidden,
     is_number,
     read_file_bytes,
     read_json,
@@ -641,9 +642,10 @@ def _folder_hint(folder: Path) -> str:
 
 
 def _folders_to_depth_two(root: Path) -> list[Path]:
-    """The folders in `root` and one level deeper, where SMG's sample folders may lie."""
-    folders = [p for p in root.iterdir() if p.is_dir()]
-    return folders + [p for parent in folders for p in parent.iterdir() if p.is_dir()]
+    """The folders in `root` and one level deeper, where SMG's sample folders may lie; hidden ones and macOS's zip
+    metadata (`is_hidden`: `__MACOSX/Sample0001`, which holds no labels) left out, as a second copy of a sample."""
+    folders = [p for p in root.iterdir() if p.is_dir() and not is_hidden(p, root)]
+    return folders + [p for parent in folders for p in parent.iterdir() if p.is_dir() and not is_hidden(p, root)]
 
 
 def _find_sample_dirs(root: Path) -> dict[str, Path]:
