@@ -326,6 +326,15 @@ def test_a_video_of_the_run_s_annotations_is_placed_by_its_annotated_fps(tmp_pat
     assert json.loads(out.read_text())["results"] == json.loads((tmp_path / "e.json").read_text())["results"]
     assert main(["detect", str(run), str(tmp_path / "bare" / "other.npy"), "--out", str(out)]) == 2  # not listed
     assert "the features' fps is unknown" in capsys.readouterr().err
+    # another --fps than the annotations' was used as given, every detection's time scaled by 28/25 without a word
+    capsys.readouterr()
+    assert main(["detect", str(run), str(tmp_path / "bare" / "clip.npy"), "--out", str(tmp_path / "f.json"),
+                 "--fps", "25"]) == 2
+    assert (f"clip.npy: video 'clip' is 28 fps in the run's annotations ({annotations}), but --fps 25: which is the "
+            "video's? Leave --fps out to use the annotations'") in capsys.readouterr().err
+    assert not (tmp_path / "f.json").exists()
+    with pytest.raises(InputError, match=r"is 28 fps in the run's annotations .*, but fps 25"):
+        OfflineDetector.from_run(run).detect(tmp_path / "bare" / "clip.npy", fps=25.0)
 
 
 def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):

@@ -412,8 +412,15 @@ class OfflineDetector:
             raise InputError(f"{sidecar_path(path)}: the sidecar says fps {found:g}, but {what} {given:g}: which is "
                              f"the video's? Leave {what} out to use the sidecar's, or extract the features again")
         self.refuse_another_fps_than_the_runs(given, what)
-        if found is None and given is None and self.config.data.fps is None:  # a video the run's annotations list
-            found = self._annotated_fps.get(video_id_of(path, self.config.data.feature_prefix))
+        if found is None and self.config.data.fps is None:  # a video the run's annotations list
+            video_id = video_id_of(path, self.config.data.feature_prefix)
+            found = self._annotated_fps.get(video_id)
+            if given is not None and found is not None and abs(found - given) > FPS_TOLERANCE:
+                # used as given, every detection's time was scaled by the ratio without a word
+                raise InputError(f"{path}: video {brief(video_id)} is {found:g} fps in the run's annotations "
+                                 f"({self.config.data.annotations}), but {what} {given:g}: which is the video's? "
+                                 f"Leave {what} out to use the annotations' (or, for another video, give the file "
+                                 "another name)")
         if found is None and given is not None:  # the sidecar's rate is noted when its recipe is checked
             self.note_another_rate(given, f"{path} ({what} {given:g})")
         return found if found is not None else given
