@@ -325,9 +325,22 @@ class RunDir:
         not (`output_files` holds those there now)."""
         return path.parent == self.path and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in OUTPUT_PATTERNS)
 
+    def data_files(self) -> list[Path]:
+        """The data outside the run that it was trained on and that its commands read again: its annotations file, as
+        its config records it (a relative path is read from the working directory, as every command reads it).
+        `detect RUN F --out annotations.json` wrote its detections over the ground truth the run scores against."""
+        try:  # the raw file: a guard of outputs must not fail on a run that `read_config` would refuse
+            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return []
+        data = raw.get("data") if isinstance(raw, dict) else None
+        annotations = data.get("annotations") if isinstance(data, dict) else None
+        return [Path(annotations)] if isinstance(annotations, str) and annotations else []
+
     def owned_files(self) -> list[Path]:
-        """Every file of the run a command other than training, evaluate and report must leave alone."""
-        return self.run_files() + self.output_files()
+        """Every file of the run a command other than training, evaluate and report must leave alone, and the data
+        it was trained on (`data_files`: the ground truth belongs to the run as much as its scores of it do)."""
+        return self.run_files() + self.output_files() + self.data_files()
 
     def detector_fingerprint(self) -> str:
         """A short hash of what a detector made from this run is (sizes and modification times of the files it
@@ -492,7 +505,7 @@ class RunDir:
         """The names in the folder, and in the folders mgrec makes inside it, that mgrec never writes into a run
         directory, sorted (relative to the run): `--fresh` deletes none of a user's files, also not
         `analysis/notes.md`. A teacher's, a student's and an ensemble member's folders are runs themselves."""
-        own = {path.name for path in self.owned_files() if path.parent == self.path}
+        own = {path.name for path in self.run_files() + self.output_files() if path.parent == self.path}
         foreign = []
         for entry in self.path.iterdir():
             if entry.name in own:

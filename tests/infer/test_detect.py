@@ -337,6 +337,34 @@ def test_a_video_of_the_run_s_annotations_is_placed_by_its_annotated_fps(tmp_pat
         OfflineDetector.from_run(run).detect(tmp_path / "bare" / "clip.npy", fps=25.0)
 
 
+def test_no_output_replaces_the_annotations_a_run_was_trained_on(tmp_path, monkeypatch, capsys):
+    """`detect RUN F --out annotations.json` (a slip of the hand) wrote detections over the run's ground truth: the
+    run's evaluate then refused the file as predictions, and labels made by hand were gone."""
+    from mgrec.config import load_config, save_config
+    from mgrec.run import RunDir
+
+    run = make_random_run(tmp_path, input_dim=8)
+    monkeypatch.chdir(tmp_path)
+    ground_truth = json.dumps({"classes": [f"class{i}" for i in range(17)], "database": {
+        "clip": {"subset": "test", "fps": 28.0, "duration": 15.0, "annotations": []}}})
+    Path("ann.json").write_text(ground_truth)
+    config = load_config(run / "config.yaml")
+    config.data.annotations = "ann.json"  # relative, as a run records it: read from the working directory
+    save_config(config, run / "config.yaml")
+    assert Path("ann.json") in RunDir(run).owned_files()
+    np.save("clip.npy", np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32))
+    for command in (["detect", str(run), "clip.npy", "--out", "ann.json"],
+                    ["report", str(run), "--detections", "d.json", "--out", "ann.json"],
+                    ["export", str(run), "--out", "ann.onnx"]):  # its record is written beside it: ann.json
+        if command[0] == "report":
+            assert main(["detect", str(run), "clip.npy", "--out", "d.json"]) == 0
+        capsys.readouterr()
+        assert main(command) == 2
+        assert (f"would overwrite {tmp_path / 'ann.json'} (it belongs to a trained run); choose another "
+                "output") in capsys.readouterr().err
+        assert Path("ann.json").read_text() == ground_truth
+
+
 def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):
     # Sidecars are optional and train/evaluate work without them; detect refused every such file and had no
     # --fps: the only way on was editing the run's config.yaml by hand.
