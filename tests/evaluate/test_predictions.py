@@ -366,7 +366,8 @@ def test_smg_csv_folder_errors(tmp_path):
     with pytest.raises(InputError, match="no .csv"):
         load_predictions(tmp_path, CLASSES, fps=28)
     (tmp_path / "Sample0036.csv").write_text("1,0,10\n")
-    with pytest.raises(InputError, match="needs the frame rate"):
+    with pytest.raises(InputError, match=r"needs the frame rate \(fps\), since their rows count frames: give fps= "
+                                         r"\(one rate for every video\) or fps_by_video="):
         load_predictions(tmp_path, CLASSES)
     with pytest.raises(InputError, match=r"video Sample0036: fps must be in \[0.001, 1000\], got 0"):
         load_predictions(tmp_path, CLASSES, fps=0)

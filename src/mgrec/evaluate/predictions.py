@@ -469,7 +469,10 @@ def _load_csv_folder(
     folder: Path, classes: list[str], fps: float | None, fps_by_video: Mapping[str, float] | None
 ) -> dict[str, list[Detection]]:
     if fps is None and fps_by_video is None:
-        raise InputError(f"{folder}: reading SMG-style CSV predictions needs the frame rate (fps)")
+        # the ways to give it named: the bare "needs the frame rate" left a caller to guess the keyword
+        raise InputError(f"{folder}: reading SMG-style CSV predictions needs the frame rate (fps), since their rows "
+                         "count frames: give fps= (one rate for every video) or fps_by_video= (each video's, as "
+                         "the ground truth's AnnotationSet.videos give them)")
     # Flat (`VIDEO.csv`) or SMG's own layout, which `mgrec detect --format smg` writes
     # (`VIDEO/VIDEO_finelabels.csv`).
     refuse_an_incomplete_set(folder)
