@@ -294,6 +294,16 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     assert 'id="online">Online (streamed)</h2>' in report and "0.5 s after its end" in report
     assert main(["evaluate", str(run), "--online", "--device", "cpu"]) == 0
     assert "offline (eval_test.json): F1" in capsys.readouterr().out  # said beside the offline scores
+    # scores of the split as it was (its labels edited, its videos redrawn since) were set beside today's as equals
+    offline = json.loads((run / "eval_test.json").read_text())
+    (run / "eval_test.json").write_text(json.dumps({**offline, "num_ground_truth": offline["num_ground_truth"] + 1}))
+    assert main(["evaluate", str(run), "--online", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "offline (eval_test.json)" not in printed
+    assert (f"note: {run / 'eval_test.json'} was scored on another set of split test (1 video, "
+            f"{offline['num_ground_truth'] + 1} ground-truth segments; streamed: 1 video, "
+            f"{offline['num_ground_truth']} ground-truth segments); run `mgrec evaluate {run} --split test` again") \
+        in printed
     # options of the other kind of evaluation are refused by name
     assert main(["evaluate", str(run), "--online", "--tune-on", "val"]) == 2
     assert "--tune-on re-tunes the offline threshold" in capsys.readouterr().err
