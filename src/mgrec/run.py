@@ -75,6 +75,7 @@ from mgrec.files import (
     atomic_write,
     atomic_write_text,
     brief,
+    counted,
     decode_utf8,
     is_hidden,
     is_number,
@@ -1022,6 +1023,12 @@ def _online_problem(online: object) -> tuple[str, str] | None:
         if not (isinstance(figures, dict) and all(value is None or is_number(value) for value in figures.values())):
             return "online", "latency and compute figures (numbers)"
     return None
+
+
+def scored_set_words(scores: dict) -> str:
+    """What a split's scores were counted over (`eval_<split>.json`, `online_<split>.json`), in words: two files of
+    one split that differ here were scored before and after its labels or videos changed, and compare nothing."""
+    return f"{counted(scores['num_videos'], 'video')}, {counted(scores['num_ground_truth'], 'ground-truth segment')}"
 
 
 def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:

@@ -304,6 +304,15 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
             f"{offline['num_ground_truth'] + 1} ground-truth segments; streamed: 1 video, "
             f"{offline['num_ground_truth']} ground-truth segments); run `mgrec evaluate {run} --split test` again") \
         in printed
+    # the report likewise: the online scores beside offline ones of another set are named, not tabled as equals
+    (run / "eval_test.json").write_text(json.dumps(offline))
+    online_now = json.loads((run / "online_test.json").read_text())
+    (run / "online_test.json").write_text(json.dumps({**online_now,
+                                                      "num_ground_truth": online_now["num_ground_truth"] + 1}))
+    report = write_report(run).read_text()
+    assert 'id="online">Online (streamed)</h2>' in report and "replayed as a live stream" not in report
+    assert (f"online_test.json was scored on another set of split test (1 video, {offline['num_ground_truth'] + 1} "
+            f"ground-truth segments; offline: 1 video, {offline['num_ground_truth']} ground-truth segments)") in report
     # options of the other kind of evaluation are refused by name
     assert main(["evaluate", str(run), "--online", "--tune-on", "val"]) == 2
     assert "--tune-on re-tunes the offline threshold" in capsys.readouterr().err

@@ -69,7 +69,7 @@ from mgrec.report.figures import (
     training_curves_figure,
     write_analysis_figures,
 )
-from mgrec.run import RunDir, run_data_path
+from mgrec.run import RunDir, run_data_path, scored_set_words
 from mgrec.terminal import visible
 
 NOT_RECORDED = "not recorded"
@@ -468,6 +468,17 @@ def _fusion_gates(scores: dict) -> str:
             + (f"; {gates['skipped_long_videos']} longer than one pass left out" if gates.get("skipped_long_videos")
                else "") + ").</p>"
             f"<table><tr><th>class</th><th>mean gate</th><th>F1</th></tr>{rows}</table>")
+
+
+def _online_beside(scores: dict, online_scores: dict, run: RunDir, split: str, checkpoint: str) -> str:
+    """`_online`, where the streamed scores counted the set the offline ones did; else a note saying they did not
+    (the split's labels or videos changed between the two evaluations: side by side they compared nothing)."""
+    if scored_set_words(online_scores) == scored_set_words(scores):
+        return _online(scores, online_scores)
+    return (f"<p>{escape(str(run.online_eval_path(split, checkpoint)))} was scored on another set of split "
+            f"{escape(split)} ({escape(scored_set_words(online_scores))}; offline: "
+            f"{escape(scored_set_words(scores))}): run <code>mgrec evaluate {escape(str(run.path))} --split "
+            f"{escape(split)} --online</code> again to set the streamed scores beside these.</p>")
 
 
 def _online(scores: dict, online_scores: dict) -> str:
@@ -933,7 +944,8 @@ def write_report(
         ("timelines", "Timelines", _timelines(run, point)),
         ("classes", "Per class", _per_class_table(scores, ap, point.missed_per_class(run))),
         *([("fusion", "Fusion gates", _fusion_gates(scores))] if "fusion_gates" in scores else []),
-        *([("online", "Online (streamed)", _online(scores, online_scores))] if online_scores is not None else []),
+        *([("online", "Online (streamed)", _online_beside(scores, online_scores, run_files, split, checkpoint))]
+          if online_scores is not None else []),
         ("threshold", "Threshold and PR curves", _operating_point(run, point, tuned_on)),
         ("confusion", "Confusion matrix", _confusion(scores, run, point)),
         ("errors", "Error analysis", _error_analysis(hard_analysis, ranked_analysis, run.classes)),
