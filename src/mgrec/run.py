@@ -1025,6 +1025,26 @@ def _online_problem(online: object) -> tuple[str, str] | None:
     return None
 
 
+def same_scored_set(scores: dict, other: dict) -> bool:
+    """Whether two scores (`eval_<split>.json`, `online_<split>.json`, ...) were counted against the same ground truth:
+    the same counts, and the same `ground_truth_sha256` where both record it (files written before it, without, are
+    judged by their counts)."""
+    if scored_set_words(scores) != scored_set_words(other):
+        return False
+    digests = scores.get("ground_truth_sha256"), other.get("ground_truth_sha256")
+    return None in digests or digests[0] == digests[1]
+
+
+def scored_sets_words(scores: dict, other: dict, names: tuple[str, str]) -> str:
+    """How two scores' sets differ (`same_scored_set` is False), in words, each named by `names`: their counts, or
+    that only the ground truth behind the same counts differs."""
+    words, other_words = scored_set_words(scores), scored_set_words(other)
+    if words != other_words:
+        return f"{names[0]}: {words}; {names[1]}: {other_words}"
+    return (f"{names[0]} and {names[1]}: {words} each, but other videos or labels (their ground_truth_sha256 "
+            "differ)")
+
+
 def scored_set_words(scores: dict) -> str:
     """What a split's scores were counted over (`eval_<split>.json`, `online_<split>.json`), in words: two files of
     one split that differ here were scored before and after its labels or videos changed, and compare nothing."""

@@ -34,7 +34,8 @@ def fake_run(root, name, seed, lr, found, truth=TRUTH):
     for index in found:
         s = segments[index]
         detections[s.video_id].append(Detection(s.video_id, s.start, s.end, s.label_id, s.label, 0.9))
-    detections["v1"].append(Detection("v1", 20.0, 21.0, 0, "rare", 0.8))  # one false positive in every run
+    first = next(iter(truth))
+    detections[first].append(Detection(first, 20.0, 21.0, 0, "rare", 0.8))  # one false positive in every run
     scores = score(truth, detections, CLASSES, 0.5, split="test")
     (run / "eval_test.json").write_text(json.dumps(scores))
     return run, scores
@@ -114,6 +115,17 @@ def test_runs_scored_on_other_videos_unevaluated_or_given_twice_are_refused(tmp_
         compare_runs([a1, other])
     with pytest.raises(InputError, match=r"a-seed1: given twice"):
         compare_runs([a1, a1])
+    # the same counts of videos and of each class's instances, other videos (ids of another annotations file): told
+    # apart by the scored ground truth's digest, not by the counts
+    renamed = {f"vid_{video}": [replace(s, video_id=f"vid_{video}") for s in segments]
+               for video, segments in TRUTH.items()}
+    renamed_run, renamed_scores = fake_run(tmp_path, "renamed", 3, 1e-3, [], truth=renamed)
+    assert renamed_scores["ground_truth_sha256"] != json.loads((a1 / "eval_test.json").read_text())[
+        "ground_truth_sha256"]
+    with pytest.raises(InputError, match=r"renamed and .*a-seed1 were scored on different test sets \(this run and "
+                                         r"that one: 2 videos, 4 ground-truth segments each, but other videos or "
+                                         r"labels"):
+        compare_runs([a1, renamed_run])
     scores = json.loads((a1 / "eval_test.json").read_text())
     (a1 / "eval_test.json").unlink()
     (a1 / "eval_val.json").write_text(json.dumps({**scores, "split": "val"}))  # scored on val alone

@@ -37,10 +37,23 @@ RANKED = {
 }
 
 CONTRACT_KEYS = {
-    "split", "num_videos", "num_ground_truth", "num_predictions", "score_threshold", "class_thresholds", "f1",
+    "split", "num_videos", "num_ground_truth", "ground_truth_sha256", "num_predictions", "score_threshold",
+    "class_thresholds", "f1",
     "precision", "recall",
     "f1_miga", "precision_miga", "recall_miga", "mAP", "average_mAP", "per_class", "confusion",
 }
+
+
+def test_the_scored_ground_truth_digest_names_the_videos_and_segments_not_their_order():
+    digest = score(GT, RANKED, CLASSES, score_threshold=0.5)["ground_truth_sha256"]
+    assert score(dict(reversed(GT.items())), RANKED, CLASSES, score_threshold=0.5)["ground_truth_sha256"] == digest
+    relabelled = {video: [replace(s, label_id=(s.label_id + 1) % 3, label=CLASSES[(s.label_id + 1) % 3])
+                          for s in segments] for video, segments in GT.items()}
+    moved = {video: [replace(s, end=s.end + 0.5) for s in segments] for video, segments in GT.items()}
+    renamed = {f"{video}_2": [replace(s, video_id=f"{video}_2") for s in segments]
+               for video, segments in GT.items()}
+    others = [score(gt, {}, CLASSES, score_threshold=0.5)["ground_truth_sha256"] for gt in (relabelled, moved, renamed)]
+    assert len({digest, *others}) == 4
 
 
 def test_hand_computed_scores():
@@ -175,19 +188,18 @@ def test_the_table_says_why_the_miga_precision_passes_100():
 def test_score_in_python_refuses_what_the_file_readers_refuse():
     """start after end, a NaN score (left out of F1, counted in AP), one video's list given for the mapping (a
     TypeError deep in a sort), an empty or out-of-range list of tIoUs (IndexError, average mAP 0)."""
-    import dataclasses
 
     gt = {"v": [Segment("v", 1.0, 2.0, 0, "a")]}
     good = Detection("v", 1.0, 2.0, 0, "a", 0.9)
     assert score(gt, {"v": [good]}, ["a"], np.float32(0.5))["f1"] == pytest.approx(1.0)
     cases = [
-        ({"v": [dataclasses.replace(good, start=2.0, end=1.0)]}, "expected a finite start before its end"),
-        ({"v": [dataclasses.replace(good, score=float("nan"))]}, "expected a finite score, got nan"),
-        ({"v": [dataclasses.replace(good, start=float("nan"))]}, "expected a finite start"),
-        ({"v": [dataclasses.replace(good, label_id=1.0)]}, "does not match the class list"),
+        ({"v": [replace(good, start=2.0, end=1.0)]}, "expected a finite start before its end"),
+        ({"v": [replace(good, score=float("nan"))]}, "expected a finite score, got nan"),
+        ({"v": [replace(good, start=float("nan"))]}, "expected a finite start"),
+        ({"v": [replace(good, label_id=1.0)]}, "does not match the class list"),
         ([good], "predictions: expected a mapping {video_id: [...]}, got list"),
         # scored under its key whatever it said: F1 1.0 for a detection of another video
-        ({"v": [dataclasses.replace(good, video_id="w")]},
+        ({"v": [replace(good, video_id="w")]},
          "its video_id 'w' is not the video it is listed under ('v')"),
     ]
     for ranked, message in cases:

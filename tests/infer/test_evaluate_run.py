@@ -300,10 +300,18 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     assert main(["evaluate", str(run), "--online", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "offline (eval_test.json)" not in printed
-    assert (f"note: {run / 'eval_test.json'} was scored on another set of split test (1 video, "
+    assert (f"note: {run / 'eval_test.json'} was scored on another set of split test (offline: 1 video, "
             f"{offline['num_ground_truth'] + 1} ground-truth segments; streamed: 1 video, "
-            f"{offline['num_ground_truth']} ground-truth segments); run `mgrec evaluate {run} --split test` again") \
-        in printed
+            f"{offline['num_ground_truth']} ground-truth segments); run `mgrec evaluate {run} --split test` "
+            "again") in printed
+    # the same counts, other ground truth (a video renamed, a gesture relabelled): told apart by its digest
+    assert len(offline["ground_truth_sha256"]) == 64
+    (run / "eval_test.json").write_text(json.dumps({**offline, "ground_truth_sha256": "0" * 64}))
+    assert main(["evaluate", str(run), "--online", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "offline (eval_test.json)" not in printed
+    assert (f"(offline and streamed: 1 video, {offline['num_ground_truth']} ground-truth segments each, but other "
+            "videos or labels (their ground_truth_sha256 differ))") in printed
     # the report likewise: the online scores beside offline ones of another set are named, not tabled as equals
     (run / "eval_test.json").write_text(json.dumps(offline))
     online_now = json.loads((run / "online_test.json").read_text())
@@ -311,8 +319,9 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
                                                       "num_ground_truth": online_now["num_ground_truth"] + 1}))
     report = write_report(run).read_text()
     assert 'id="online">Online (streamed)</h2>' in report and "replayed as a live stream" not in report
-    assert (f"online_test.json was scored on another set of split test (1 video, {offline['num_ground_truth'] + 1} "
-            f"ground-truth segments; offline: 1 video, {offline['num_ground_truth']} ground-truth segments)") in report
+    assert (f"online_test.json was scored on another set of split test (streamed: 1 video, "
+            f"{offline['num_ground_truth'] + 1} ground-truth segments; offline: 1 video, {offline['num_ground_truth']} "
+            "ground-truth segments)") in report
     # options of the other kind of evaluation are refused by name
     assert main(["evaluate", str(run), "--online", "--tune-on", "val"]) == 2
     assert "--tune-on re-tunes the offline threshold" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from pathlib import Path
 from mgrec.config import to_dict
 from mgrec.errors import InputError
 from mgrec.files import brief
-from mgrec.run import RunDir
+from mgrec.run import RunDir, same_scored_set, scored_sets_words
 
 # How a run's evaluation was made, beyond its config (eval_<split>.json's keys): said where a group's runs differ.
 EVALUATED_WITH = ("inference_precision", "threshold_tuned_on", "checkpoint")
@@ -93,7 +93,12 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
         instances = {name: entry["instances"] for name, entry in scores["per_class"].items()}
         scored = (run.path, scores["num_videos"], instances)
         if scored_set is None:
-            scored_set = scored
+            scored_set, first_scores = scored, scores
+        elif scored[1:] == scored_set[1:] and not same_scored_set(scores, first_scores):
+            # the same counts of videos and of each class's instances, but other ids or segments (their digests)
+            raise InputError(f"{run.path} and {scored_set[0]} were scored on different {split} sets "
+                             f"({scored_sets_words(scores, first_scores, ('this run', 'that one'))}): means over "
+                             "different videos compare nothing; evaluate them on the same annotations")
         elif scored[1:] != scored_set[1:]:
             raise InputError(f"{run.path} and {scored_set[0]} were scored on different {split} sets "
                              f"({_set_difference(scored[1:], scored_set[1:])}): means over different "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import math
 import numbers
 import os
@@ -236,6 +238,7 @@ def score(
         "split": split,
         "num_videos": len(gt),
         "num_ground_truth": num_ground_truth,
+        "ground_truth_sha256": ground_truth_digest(gt, classes),
         "num_predictions": strict.overall.num_pred,
         "score_threshold": float(score_threshold),
         "class_thresholds": None if class_thresholds is None else [float(t) for t in class_thresholds],
@@ -250,6 +253,15 @@ def score(
         "per_class": per_class,
         "confusion": {"labels": list(classes), "matrix": matrix.tolist(), "background": background.tolist()},
     }
+
+
+def ground_truth_digest(gt: Mapping[str, list[Segment]], classes: list[str]) -> str:
+    """The sha256 of what a score was counted against: each video's id and its segments (seconds to the microsecond,
+    class name). Two scores of one split with the same counts may still have been made against other videos or
+    labels (ids renamed, gestures relabelled); `mgrec.run.same_scored_set` tells them apart by this."""
+    listed = sorted((video_id, sorted((round(s.start, 6), round(s.end, 6), classes[s.label_id]) for s in items))
+                    for video_id, items in gt.items())
+    return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
 
 
 def bar_of(result: dict) -> str:

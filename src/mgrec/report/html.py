@@ -69,7 +69,7 @@ from mgrec.report.figures import (
     training_curves_figure,
     write_analysis_figures,
 )
-from mgrec.run import RunDir, run_data_path, scored_set_words
+from mgrec.run import RunDir, run_data_path, same_scored_set, scored_sets_words
 from mgrec.terminal import visible
 
 NOT_RECORDED = "not recorded"
@@ -473,11 +473,11 @@ def _fusion_gates(scores: dict) -> str:
 def _online_beside(scores: dict, online_scores: dict, run: RunDir, split: str, checkpoint: str) -> str:
     """`_online`, where the streamed scores counted the set the offline ones did; else a note saying they did not
     (the split's labels or videos changed between the two evaluations: side by side they compared nothing)."""
-    if scored_set_words(online_scores) == scored_set_words(scores):
+    if same_scored_set(online_scores, scores):
         return _online(scores, online_scores)
     return (f"<p>{escape(str(run.online_eval_path(split, checkpoint)))} was scored on another set of split "
-            f"{escape(split)} ({escape(scored_set_words(online_scores))}; offline: "
-            f"{escape(scored_set_words(scores))}): run <code>mgrec evaluate {escape(str(run.path))} --split "
+            f"{escape(split)} ({escape(scored_sets_words(online_scores, scores, ('streamed', 'offline')))}): run "
+            f"<code>mgrec evaluate {escape(str(run.path))} --split "
             f"{escape(split)} --online</code> again to set the streamed scores beside these.</p>")
 
 
