@@ -193,12 +193,36 @@ def test_param_groups_decay_only_the_conv_and_linear_kernels(variant):
 
 def test_input_checks():
     model = build_detector(tiny_config("mgrec"))
-    with pytest.raises(ValueError, match="max_div_factor"):
+    with pytest.raises(InputError, match="max_div_factor"):
         model(torch.randn(1, 24, 48), torch.ones(1, 1, 48, dtype=torch.bool))
-    with pytest.raises(ValueError, match="input_dim"):
+    with pytest.raises(InputError, match="input_dim"):
         model(torch.randn(1, 23, 64), torch.ones(1, 1, 64, dtype=torch.bool))
-    with pytest.raises(ValueError, match="mask"):
+    with pytest.raises(InputError, match="mask"):
         model(torch.randn(1, 24, 64), torch.ones(1, 1, 64))
+
+
+def test_input_checks_of_the_features_kind_rank_and_dtype():
+    """The bare network from Python (README, "In Python"): features given as numpy, without the batch dim, of no
+    steps or in float64/float16 were raw errors deep inside torch (torch.where, a conv's dtype or kernel size)."""
+    model = build_detector(tiny_config("mgrec")).eval()
+    mask = torch.ones(1, 1, 64, dtype=torch.bool)
+    with pytest.raises(InputError, match=r"torch tensor \(B, C, T\), got ndarray: torch.from_numpy"):
+        model(torch.randn(1, 24, 64).numpy(), mask)
+    with pytest.raises(InputError, match=r"shape \(B, C, T\), got shape \(24, 64\): add the batch dim"):
+        model(torch.randn(24, 64), mask)
+    with pytest.raises(InputError, match="positive multiple of max_div_factor"):
+        model(torch.randn(1, 24, 0), torch.ones(1, 1, 0, dtype=torch.bool))
+    with pytest.raises(InputError, match="real numbers"):
+        model(torch.randn(1, 24, 64, dtype=torch.complex64), mask)
+    with pytest.raises(InputError, match="mask must be a bool tensor"):
+        model(torch.randn(1, 24, 64), mask.numpy())
+    features = torch.randn(1, 24, 64)
+    with torch.no_grad():
+        expected = model(features, mask).cls_logits[0]
+        for dtype in (torch.float64, torch.float16):
+            got = model(features.to(dtype), mask).cls_logits[0]
+            assert got.dtype == torch.float32
+            assert torch.allclose(got, expected, atol=1e-2)
 
 
 @pytest.mark.parametrize(

@@ -76,19 +76,37 @@ class Detector(nn.Module):
         self.head = head
 
     def forward(self, features: Tensor, mask: Tensor) -> DetectorOutput:
+        features = self._checked_features(features)
         batch, channels, length = features.shape
         if channels != self.input_dim:
-            raise ValueError(f"features have {channels} channels, the model expects input_dim={self.input_dim}")
-        if mask.shape != (batch, 1, length) or mask.dtype != torch.bool:
-            raise ValueError(f"mask must be bool of shape {(batch, 1, length)}, got {mask.dtype} {tuple(mask.shape)}")
-        if length % self.max_div_factor != 0:
-            raise ValueError(f"sequence length {length} is not a multiple of max_div_factor={self.max_div_factor}")
+            raise InputError(f"features have {channels} channels, the model expects input_dim={self.input_dim}")
+        if not isinstance(mask, Tensor) or mask.shape != (batch, 1, length) or mask.dtype != torch.bool:
+            got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+            raise InputError(f"mask must be a bool tensor of shape {(batch, 1, length)}, got {got}")
+        if length == 0 or length % self.max_div_factor != 0:
+            raise InputError(f"sequence length {length} is not a positive multiple of "
+                             f"max_div_factor={self.max_div_factor}")
         # Padded positions may hold anything (zeros, noise, even NaN); the blocks expect zeros.
         x = torch.where(mask, features, 0.0)
         feats, masks = self.encoder(x, mask)
         feats = [apply_mask(norm(f), m) for norm, f, m in zip(self.neck, feats, masks)]
         cls_logits, offsets = self.head(feats, masks)
         return DetectorOutput(cls_logits, offsets, [m.squeeze(1) for m in masks], list(self.strides))
+
+    def _checked_features(self, features: object) -> Tensor:
+        """Features as the network's weights take them: a real tensor (B, C, T), in the weights' dtype (a float64
+        or float16 tensor was a dtype error deep inside a convolution; a numpy array a TypeError of torch.where).
+        Under an autocast the cast is the autocast's, as before."""
+        if not isinstance(features, Tensor):
+            hint = ": torch.from_numpy(array) makes one" if type(features).__module__ == "numpy" else ""
+            raise InputError(f"features must be a torch tensor (B, C, T), got {type(features).__name__}{hint}")
+        if features.dim() != 3:
+            raise InputError(f"features must be a tensor of shape (B, C, T), got shape {tuple(features.shape)}"
+                             + (": add the batch dim with features[None]" if features.dim() == 2 else ""))
+        if features.is_complex() or features.dtype == torch.bool:
+            raise InputError(f"features must be real numbers, got {features.dtype}")
+        dtype = next(self.parameters()).dtype
+        return features if features.dtype == dtype else features.to(dtype)
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW parameter groups: decay on the conv kernels and linear matrices only, as in the
