@@ -928,3 +928,47 @@ def test_resume_lets_each_stream_s_folder_move_and_names_the_stream_key_that_cha
     with pytest.raises(InputError, match=r"--resume: the config differs from .*config.yaml \(data.streams\[1\].stride: "
                                          r"8 in the run, 4 now"):
         check_same_config(run, two_streams(tmp_path / "old", gyro_stride=4))
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "another epoch's"])
+def test_resume_refuses_a_run_whose_best_weights_so_far_are_gone(dataset, tmp_path, damage):
+    """Killed after its last epoch's state but before postprocess.json (or mid-run, where no later epoch beats the
+    best), with checkpoints/best.safetensors deleted, cut short or replaced: --resume wrote postprocess.json selecting
+    the lost weights, said "selected epoch 1" and exited 0; evaluate then refused the run."""
+    config = tiny_config(dataset, epochs=2, eval_every=1)
+    train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    run = RunDir(tmp_path / "run")
+    selected = json.loads(run.postprocess_path.read_text())["selected_epoch"]
+    run.postprocess_path.unlink()  # killed before the run's end was written
+    best = run.weights_path("best")
+    if damage == "deleted":
+        best.unlink()
+    elif damage == "truncated":
+        best.write_bytes(best.read_bytes()[:100])
+    else:
+        best.write_bytes(run.weights_path("last").read_bytes())
+        if selected == 1:  # "last" is epoch 1's: make the selected epoch 0 in the state
+            state = run.read_training_state()
+            state["best"] = json.dumps({**json.loads(state["best"]), "epoch": 0})
+            torch.save(state, run.state_path)
+    with pytest.raises(InputError, match=r"--resume: .*run selected epoch \d as the best on val so far, but .*"
+                                         "best.safetensors.*; resumed, it would finish without the weights it selects"):
+        train(config, run.path, resume=True, progress=False, log=lambda *_: None)
+    assert not run.postprocess_path.exists()
+
+
+def test_a_run_whose_best_weights_are_removed_while_it_trains_is_not_marked_finished(dataset, tmp_path, monkeypatch):
+    """checkpoints/best.safetensors deleted while the run trained (a clean-up script, a disk quota): training wrote
+    postprocess.json, selecting weights that were gone, and said "selected epoch ..." (exit 0)."""
+    original = RunDir.write_training_state
+
+    def save_then_delete_best(self, state):
+        original(self, state)
+        self.weights_path("best").unlink(missing_ok=True)
+
+    monkeypatch.setattr(RunDir, "write_training_state", save_then_delete_best)
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(InputError, match=r"best.safetensors does not exist, but training selected epoch \d as the best "
+                                         r"on val \(the file was removed or replaced while the run trained\?\)"):
+        train(tiny_config(dataset, epochs=2, eval_every=1), run.path, progress=False, log=lambda *_: None)
+    assert not run.postprocess_path.exists()

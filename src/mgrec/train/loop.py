@@ -690,16 +690,35 @@ def _restore(config: Config, run: RunDir, opt: Optimisation, balancer: ClassBala
     start_epoch, opt.step.steps_done = int(state["epoch"]) + 1, int(state["step"])
     best = json.loads(state["best"])
     balancer.load_state(json.loads(state["balance"]) if "balance" in state else None)
-    # finished (its postprocess.json is written after the last epoch): nothing will rewrite the selected
-    # weights, which detection reads, so they must read; killed before that file, the end is done again
-    if start_epoch >= config.train.epochs and run.postprocess_path.exists():
-        try:
-            run.read_weights("best")
-        except InputError as exc:
-            raise InputError(f"--resume: {run.path} finished training, but {exc}; the run cannot detect "
-                             "without it: train a new run") from None
+    # The best weights so far must be the epoch the state selected (or the epoch about to be redone: a kill between
+    # its best and its state); they are not written again unless a later epoch beats them, so a run resumed without
+    # them finished with a postprocess.json selecting weights that are gone (exit 0, "selected epoch 4").
+    problem = _best_weights_problem(run, best, redone=start_epoch)
+    if problem is not None:
+        if start_epoch >= config.train.epochs and run.postprocess_path.exists():
+            raise InputError(f"--resume: {run.path} finished training, but {problem} (epoch {best['epoch']}'s "
+                             "weights, selected on val); the run cannot detect without it: put the file back, or "
+                             "train a new run")
+        raise InputError(f"--resume: {run.path} selected epoch {best['epoch']} as the best on val so far, but "
+                         f"{problem}; resumed, it would finish without the weights it selects: put the file back, or "
+                         "train a new run")
     say(f"resuming {run.path} after epoch {start_epoch - 1} (step {opt.step.steps_done})")
     return start_epoch, best
+
+
+def _best_weights_problem(run: RunDir, best: dict, redone: int | None = None) -> str | None:
+    """What is wrong with the run's best weights for the `best` epoch selected so far (missing, unreadable, another
+    epoch's), or None; weights of the epoch `redone` are taken too (rewritten when it is validated again)."""
+    if best["epoch"] < 0:  # nothing selected yet
+        return None
+    try:
+        _, metadata = run.read_weights("best")
+    except InputError as exc:
+        return str(exc)
+    epoch = metadata.get("epoch")
+    if epoch == best["epoch"] or (redone is not None and epoch == redone):
+        return None
+    return f"{run.weights_path('best')} holds the weights of epoch {epoch}"
 
 
 def _train_epoch(config: Config, epoch: int, data: TrainingData, opt: Optimisation, metrics: MetricsLog,
@@ -837,6 +856,11 @@ def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisa
             "class_thresholds": config.postprocess.class_thresholds,
         }
         say("no val split: keeping the last epoch and the configured score threshold")
+    problem = _best_weights_problem(run, best)
+    if problem is not None:  # removed or replaced while the run trained: postprocess.json would mark it finished
+        raise InputError(f"{problem}, but training selected epoch {best['epoch']} as the best on val (the file was "
+                         f"removed or replaced while the run trained?); {run.path} is not finished, and cannot detect "
+                         "without it: train a new run")
     # class thresholds: tuned with the threshold (per_class), else none; a resumed run's record from before has none
     run.write_selection(config, best["metrics"]["score_threshold"], best.get("class_thresholds"), best["epoch"],
                         config.data.val_split if data.val_split.samples else None)
