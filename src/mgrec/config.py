@@ -36,6 +36,7 @@ from mgrec.files import (
     is_finite_real,
     is_number,
     listed,
+    path_argument,
     resolve_path,
 )
 from mgrec.smg_csv import MAX_FPS, fps_problem
@@ -548,7 +549,7 @@ def load_config(path: str | Path, overrides: Iterable[str] | None = None) -> Con
     optional `base:` file to inherit from) and apply `overrides`: 'key=value' strings, as `--set` takes them (a
     list, or any iterable of them; a single str is refused)."""
     overrides = _override_list(overrides)
-    path = find_config(path)
+    path = find_config(path_argument(path, "load_config: path"))
     _refuse_a_missing_config_or_a_folder(path)
     raw = _read_yaml_with_base(path, seen=())
     refuse_a_foreign_config(raw, str(path))
@@ -1656,5 +1657,6 @@ def save_config(config: Config, path: str | Path) -> None:
     refuse (a string where a number goes, set in code) is never written."""
     from mgrec.files import atomic_write_text
 
+    path = path_argument(path, "save_config: path")
     checked = checked_config(config, source=f"the config to write to {path}")
     atomic_write_text(path, yaml.dump(to_dict(checked), Dumper=_ConfigDumper, sort_keys=False))

@@ -70,6 +70,21 @@ def brief(value: object, limit: int = 80) -> str:
     return text
 
 
+def path_argument(value: object, name: str) -> Path:
+    """A path given to a Python entry point (`load_annotations`, `load_config`, ...) as a Path. Anything else was a
+    raw `TypeError` from pathlib naming neither the argument nor the function: None, a number, bytes, the file's
+    contents (a dict) or a list of paths, refused here by the argument's name."""
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if isinstance(text, str):
+            return Path(text)
+    hint = (": the file's path, not its contents" if isinstance(value, dict) else
+            ": one path, not a list" if isinstance(value, (list, tuple)) else
+            ": decode it (bytes.decode())" if isinstance(value, bytes) else "")
+    raise InputError(f"{name}: expected a path (str or pathlib.Path), got {brief(value, 60)}"
+                     f"{hint}")
+
+
 # Containers in messages: a few items and levels, never the whole structure.
 _BOUNDED_REPR = reprlib.Repr()
 _BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxlist, _BOUNDED_REPR.maxtuple, _BOUNDED_REPR.maxdict = 3, 6, 6, 6

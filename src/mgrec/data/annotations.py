@@ -48,6 +48,7 @@ from mgrec.files import (
     decode_utf8,
     is_hidden,
     is_number,
+    path_argument,
     read_file_bytes,
     read_json,
     safe_child,
@@ -400,7 +401,9 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
     Segments that extend past the video's duration and duplicated ground truths are kept here;
     `data check` reports them.
     """
-    path = Path(path)
+    path = path_argument(path, "load_annotations: path")
+    if class_map is not None:
+        class_map = path_argument(class_map, "load_annotations: class_map")
     if default_fps is not None and (not is_number(default_fps) or fps_problem(default_fps)):
         raise InputError(f"default_fps: expected a positive number of frames per second, at most {MAX_FPS:g}, got "
                          f"{brief(default_fps)}")

@@ -51,6 +51,7 @@ from mgrec.files import (
     listed,
     not_a_file,
     parse_json,
+    path_argument,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
     refuse_wide_text,
     text_lines,
@@ -102,7 +103,7 @@ def load_predictions(
     file whose stem is no video id belongs to the id its stem starts with followed by "_" (`cam_1_pred.csv`
     -> `cam_1`; the longest such id wins).
     """
-    path = Path(path)
+    path = path_argument(path, "load_predictions: path")
     if path.is_dir():
         return _load_csv_folder(path, classes, fps, fps_by_video)
     if not path.is_file():
@@ -559,6 +560,7 @@ def save_predictions(
     {"used": None, "details": ...}: whether the features' backbone was pretrained on other data
     is not known here, and None says so rather than claiming either answer.
     """
+    path = path_argument(path, "save_predictions: path")
     pred = _checked_for_writing(pred)
     block = dict(info or {})
     if "mgrec_version" in block:
@@ -574,7 +576,7 @@ def save_predictions(
     }
     # allow_nan=False: NaN is not JSON and the official evaluator's json.load would accept it silently.
     text = json.dumps(document, indent=1, allow_nan=False, default=_path_text) + "\n"
-    atomic_write_text(Path(path), text)
+    atomic_write_text(path, text)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

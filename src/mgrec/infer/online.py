@@ -136,7 +136,7 @@ from mgrec.data.videos import batched
 from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.files import atomic_write_text, brief, check_writable, counted, file_sha256
+from mgrec.files import atomic_write_text, brief, check_writable, counted, file_sha256, path_argument
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
@@ -1051,6 +1051,7 @@ def stream_file(
     `wall_clock`: each line also holds the clock's time of its report (`Emission.to_json`).
     Returns what happened: gestures, updates, compute per update, the precision used.
     """
+    input_path = path_argument(input_path, "stream_file: input_path")
     (summary,) = stream_files(run_dir, [input_path], lookahead=lookahead, realtime=realtime, hop=hop, out=out,
                               threads=threads, history=history, compile=compile, device=device, precision=precision,
                               stream_folders=stream_folders, fps=fps, single_file=True, wall_clock=wall_clock)
