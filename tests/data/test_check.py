@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from mgrec.config import Config, DataConfig, StreamConfig, load_config
-from mgrec.data.check import check_dataset, schedule_problem, suggest_settings, videos_to_drop
+from mgrec.data.check import (
+    Problem,
+    check_dataset,
+    grouped_problems,
+    schedule_problem,
+    suggest_settings,
+    videos_to_drop,
+)
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
 
@@ -877,3 +884,17 @@ def test_files_under_a_prefix_or_an_ending_not_configured_are_one_line_each_for_
     lines = [line for line in check_dataset(_config(tmp_path)).format().splitlines() if "feature file missing" in line]
     assert lines == [f"  ERROR   {feats / 't0.npy'}, and the same for 6 other videos ('t1', 't2', 't3', ...; 7 in "
                      "all): feature file missing (t0.npz is there: set data.feature_ext: .npz)"]
+
+
+def test_one_problem_of_many_videos_is_grouped_in_linear_time():
+    """`data check` of 100,000 videos whose feature files were all missing (a dataset's features not extracted yet, a
+    wrong data.features): the report's grouping listed the group's videos again for each of its problems, 10^10
+    steps, past 10 minutes (20,000 here: 40 s); now 37 s for the whole check."""
+    import time
+
+    problems = [Problem("error", f"f/v{i}.npy", "feature file missing", f"v{i}") for i in range(20_000)]
+    problems.append(Problem("warning", "a.json", "a warning of no video"))
+    started = time.perf_counter()
+    grouped = grouped_problems(problems)
+    assert time.perf_counter() - started < 2  # 40 s before
+    assert [(first.where, len(videos)) for first, videos in grouped] == [("f/v0.npy", 20_000), ("a.json", 0)]
