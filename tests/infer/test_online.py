@@ -1314,3 +1314,16 @@ def test_a_resume_names_every_label_file_it_cannot_keep_at_once_and_an_old_or_ed
     for name in names:
         assert (out / name / f"{name}_finelabels.csv").read_text() == \
             (whole / name / f"{name}_finelabels.csv").read_text()
+
+
+@pytest.mark.parametrize("given, said", [("runs/x", r"got 'runs/x': load the run first, with "
+                                          r"OfflineDetector.from_run\(path\)"), (None, "got None$")])
+def test_an_online_detector_given_no_offline_detector_says_what_it_takes(given, said):
+    """`OnlineDetector("runs/x", fps=30)` (a run's path, as `from_run` takes it) or None: a raw AttributeError,
+    "'str' object has no attribute 'members'"."""
+    from mgrec.infer.online import FusedOnlineDetector
+
+    for kind in (OnlineDetector, FusedOnlineDetector):
+        with pytest.raises(InputError, match=r"^detector: expected an OfflineDetector \(OfflineDetector.from_run\(RUN\)"
+                                             rf"\), {said}"):
+            kind(given, fps=30.0)

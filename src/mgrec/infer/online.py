@@ -115,6 +115,7 @@ import datetime
 import json
 import math
 import numbers
+import os
 import signal
 import sys
 import threading
@@ -439,6 +440,16 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
     return WindowPlan(lookahead, hop, window, note)
 
 
+def checked_detector(detector: object) -> None:
+    """The detector a stream runs: an `OfflineDetector`. A run's path given for it (as `from_run` takes it) or None was
+    an AttributeError ("'str' object has no attribute 'members'")."""
+    if not isinstance(detector, OfflineDetector):
+        hint = (": load the run first, with OfflineDetector.from_run(path)"
+                if isinstance(detector, (str, os.PathLike)) else "")
+        raise InputError(f"detector: expected an OfflineDetector (OfflineDetector.from_run(RUN)), got "
+                         f"{brief(detector)}{hint}")
+
+
 class OnlineDetector:
     """Detects micro-gestures in a stream of feature chunks and reports each once, when final.
 
@@ -461,6 +472,7 @@ class OnlineDetector:
         compile: bool = False,
         stream_fps: dict[str, float] | None = None,
     ):
+        checked_detector(detector)
         if detector.members is not None:
             raise InputError(not_streamed(detector.run_dir))
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
@@ -746,6 +758,7 @@ class FusedOnlineDetector(OnlineDetector):
                  hop: int | None = None, history: int | None = None, video_id: str = "stream", compile: bool = False,
                  member_fps: dict[int, float | None] | None = None,
                  member_stream_fps: dict[int, dict[str, float]] | None = None):
+        checked_detector(detector)
         if detector.members is None:
             raise InputError(f"{detector.run_dir} is no detection-level ensemble: stream it with OnlineDetector")
         stream_fps = member_stream_fps or {}
