@@ -231,6 +231,10 @@ def wrong_arguments() -> list:
          r"^model: expected a torch\.nn\.Module \(an mgrec detector: build_detector\(config\.model\), or "
          r"OfflineDetector\.from_run\), got None \(None only beside members, a detection-level ensemble's\)$"),
         ("model", lambda d: d.model.state_dict(), r"^model: expected a torch\.nn\.Module .*, got OrderedDict$"),
+        # a module of no detector's contract: AttributeError "'Linear' object has no attribute 'max_div_factor'"
+        ("model", lambda d: torch.nn.Linear(16, 3),
+         r"^model: expected an mgrec detector \(build_detector\(config\.model\), or a network of its contract, "
+         r"docs/contracts\.md: max_div_factor and DetectorOutput\), got a Linear whose max_div_factor is None$"),
         ("model", network(num_classes=4),
          r"^model: expected a network of config\.model\.num_classes=3 classes, got one whose head predicts 4$"),
         ("model", network(input_dim=8, stream_dims=[8]),

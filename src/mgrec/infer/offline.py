@@ -562,6 +562,11 @@ def _check_arguments(detector: OfflineDetector) -> None:
         raise InputError(f"classes: expected {num_classes} class names (config.model.num_classes), got "
                          f"{len(d.classes)}: {brief(d.classes)}")
     if d.model is not None:
+        multiple = getattr(d.model, "max_div_factor", None)  # what detection pads each video's length to
+        if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+            raise InputError(f"model: expected an mgrec detector (build_detector(config.model), or a network of its "
+                             f"contract, docs/contracts.md: max_div_factor and DetectorOutput), got a "
+                             f"{type(d.model).__name__} whose max_div_factor is {_got(multiple)}")
         head_classes, input_dim = _network_shape(d.model)
         if head_classes is not None and head_classes != num_classes:  # 4 logits labelled by 3 names
             raise InputError(f"model: expected a network of config.model.num_classes={num_classes} classes, got one "
