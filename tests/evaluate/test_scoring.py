@@ -196,6 +196,8 @@ def test_score_in_python_refuses_what_the_file_readers_refuse():
         ({"v": [replace(good, start=2.0, end=1.0)]}, "expected a finite start before its end"),
         ({"v": [replace(good, score=float("nan"))]}, "expected a finite score, got nan"),
         ({"v": [replace(good, start=float("nan"))]}, "expected a finite start"),
+        # times given as text: the message showed [1.0, 2.0], a segment that looks good
+        ({"v": [replace(good, start="1.0")]}, "expected a finite start before its end, got ['1.0', 2.0]"),
         ({"v": [replace(good, label_id=1.0)]}, "does not match the class list"),
         ([good], "predictions: expected a mapping {video_id: [...]}, got list"),
         # scored under its key whatever it said: F1 1.0 for a detection of another video

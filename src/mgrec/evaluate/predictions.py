@@ -329,7 +329,9 @@ def segment_problem(start: object, end: object) -> str | None:
     reader a negative start); None when nothing is. Shared with `score` and `save_predictions`, which take segments
     given in Python: what they let through, a reader refused."""
     if not (is_finite_real(start) and is_finite_real(end) and start < end):
-        return f"expected a finite start before its end, got [{start}, {end}]"
+        # a value that is no number quoted as such: the str '1.0' printed as 1.0 read as a good segment, [1.0, 2.0]
+        shown = [value if isinstance(value, numbers.Real) else brief(value) for value in (start, end)]
+        return f"expected a finite start before its end, got [{shown[0]}, {shown[1]}]"
     # As in the annotations reader: times count from the video's start, and a negative one is a bug in
     # whatever wrote the file (mgrec clips its detections to the video), not a detection to score.
     if start < 0:
