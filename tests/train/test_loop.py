@@ -972,3 +972,19 @@ def test_a_run_whose_best_weights_are_removed_while_it_trains_is_not_marked_fini
                                          r"on val \(the file was removed or replaced while the run trained\?\)"):
         train(tiny_config(dataset, epochs=2, eval_every=1), run.path, progress=False, log=lambda *_: None)
     assert not run.postprocess_path.exists()
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("run_dir", None, r"^train: run_dir: expected a path \(str or pathlib.Path\), got None$"),
+    ("resume", "no", r"^train: resume: expected True or False, got 'no'$"),  # a true value: it resumed
+    ("progress", "no", r"^train: progress: expected True or False \(or None\), got 'no'$"),  # it drew the bar
+    ("log", "train.log", r"^train: log: expected a callable .*, got 'train.log'$"),
+    ("on_metrics", [], r"^train: on_metrics: expected a callable .*, got \[\]$"),
+])
+def test_train_in_python_names_an_argument_of_the_wrong_kind(dataset, tmp_path, argument, value, message):
+    """`train(config, run_dir, ...)` from Python (README, "In Python"): run_dir None was a pathlib TypeError, a log or
+    on_metrics that cannot be called a TypeError at the first line, resume="no" resumed and progress="no" drew a bar."""
+    given = {"run_dir": tmp_path / "run", "progress": False, "log": lambda *_: None, argument: value}
+    with pytest.raises(InputError, match=message):
+        train(tiny_config(dataset, epochs=1, eval_every=1), **given)
+    assert not (tmp_path / "run").exists()

@@ -48,7 +48,7 @@ from mgrec.devices import float32_default, process_device, process_rank, resolve
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score, val_scores_phrase
-from mgrec.files import brief, counted, resolve_path
+from mgrec.files import brief, counted, path_argument, resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
@@ -217,6 +217,17 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     (`data.videos`): `encoder` is the adapted backbone (`mgrec.extract.adapters.build_adapted_backbone`).
     """
     config = checked_config(config, "the config given to train")  # as a file is checked: built in code, it was not
+    run_dir = path_argument(run_dir, "train: run_dir")
+    # a str is a true value: resume="no" resumed, progress="no" drew the bar; a log or listener that cannot be called
+    # was a TypeError at the first line or record
+    for name, value in (("resume", resume), ("progress", progress)):
+        if not isinstance(value, bool) and not (name == "progress" and value is None):
+            raise InputError(f"train: {name}: expected True or False{' (or None)' * (name == 'progress')}, got "
+                             f"{brief(value)}")
+    for name, value in (("log", log), ("on_metrics", on_metrics)):
+        if not callable(value) and not (name == "on_metrics" and value is None):
+            raise InputError(f"train: {name}: expected a callable (print, lambda line: None, a list's append), got "
+                             f"{brief(value)}")
     progress = sys.stderr.isatty() if progress is None else progress
     # float32 networks and gradients on, whatever the caller set: after torch.set_default_dtype(torch.float64) the
     # run's weights were float64 (refused by every later load), after torch.set_grad_enabled(False) the first
