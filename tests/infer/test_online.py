@@ -1327,3 +1327,16 @@ def test_an_online_detector_given_no_offline_detector_says_what_it_takes(given, 
         with pytest.raises(InputError, match=r"^detector: expected an OfflineDetector \(OfflineDetector.from_run\(RUN\)"
                                              rf"\), {said}"):
             kind(given, fps=30.0)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"realtime": "no"}, r"^realtime: expected True or False, got 'no'$"),  # a true value: paced by the clock
+    ({"wall_clock": "no"}, r"^wall_clock: expected True or False, got 'no'$"),  # it added the clock's time
+    ({"out": "gestures.jsonl"}, r"^out: expected a text stream \(sys.stdout, an open file, io.StringIO\), got "
+                                r"'gestures.jsonl': open it first"),
+])
+def test_stream_file_names_an_argument_of_the_wrong_kind_before_streaming(tmp_path, given, message):
+    """`stream_file(run, path, out="gestures.jsonl")`: an AttributeError ('str' object has no attribute 'write') at the
+    first gesture, after the stream's work; a str for realtime or wall_clock was taken as True."""
+    with pytest.raises(InputError, match=message):
+        stream_file(tmp_path / "run", tmp_path / "v.npy", **given)

@@ -1123,6 +1123,15 @@ def stream_files(
     from mgrec.run import RunDir, hold_label_folder
     from mgrec.smg_csv import begin_label_set, end_label_set, record_label_file, smg_label_paths, smg_label_text
 
+    # a str is a true value (realtime="no" paced the stream by the clock, wall_clock="no" added the clock's time);
+    # a path for `out` was an AttributeError at the first gesture, after the stream's work
+    for name, value in (("realtime", realtime), ("wall_clock", wall_clock)):
+        if not isinstance(value, bool):
+            raise InputError(f"{name}: expected True or False, got {brief(value)}")
+    if out is not None and not callable(getattr(out, "write", None)):
+        hint = ": open it first (open(path, 'w')), or pass smg_out for SMG label files" * isinstance(
+            out, (str, os.PathLike))
+        raise InputError(f"out: expected a text stream (sys.stdout, an open file, io.StringIO), got {brief(out)}{hint}")
     if out is not None and smg_out is not None:
         raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
     if wall_clock and smg_out is not None:
