@@ -9,6 +9,7 @@ from mgrec.data.videos import (
     clip_frame_picks,
     find_video,
     iter_frames,
+    open_piped_video,
     probe_video,
     sliding_windows,
     video_id,
@@ -378,3 +379,14 @@ def test_a_variable_frame_rate_is_refused_naming_the_first_frame_off_the_grid(tm
                                          r"drops frames, or whose clock drifts: have ffmpeg keep its rate constant "
                                          r"\(ffmpeg -i SOURCE -fps_mode cfr -r 8.523 -f matroska - \| mgrec stream"):
         list(iter_frames("stream", SIZE, container=av.open(str(path))))
+
+
+def test_a_pipe_that_ends_before_its_first_byte_is_said_to_be_empty():
+    """`mgrec stream RUN - < /dev/null` (or a sender that fails before writing): "Invalid data found when processing
+    input ...; pipe Matroska or MPEG-TS ..., not MP4", as if an MP4 had been piped."""
+    import io
+
+    with pytest.raises(InputError, match=r"^standard input: nothing was piped \(it ended before its first byte"):
+        open_piped_video(io.BytesIO(b""), "standard input")
+    with pytest.raises(InputError, match=r"^standard input: cannot read a video container from it \(.*Invalid data"):
+        open_piped_video(io.BytesIO(b"not a video " * 1000), "standard input")

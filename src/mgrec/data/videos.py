@@ -143,15 +143,32 @@ def video_rate(path: Path | str, stream) -> float:
 PIPE_FORMATS = "pipe Matroska or MPEG-TS (ffmpeg ... -f matroska -, or -f mpegts -), not MP4"
 
 
+class _CountedReader:
+    """A pipe read through, counting its bytes (a pipe cannot be peeked at without taking what it holds)."""
+
+    def __init__(self, pipe: BinaryIO) -> None:
+        self.pipe, self.bytes_read = pipe, 0
+        self.name = getattr(pipe, "name", "<pipe>")  # what FFmpeg's messages call it
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.pipe.read(size)
+        self.bytes_read += len(data or b"")
+        return data
+
+
 def open_piped_video(pipe: BinaryIO, name: str) -> tuple[object, float]:
     """A video container read from `pipe` (what `ffmpeg ... -f matroska -` writes to a pipe: a camera's frames as
     they are captured), opened once, as a pipe cannot be read twice: the container, for `iter_frames(name, ...,
     container=...)`, and its checked frame rate. `name` stands for it in messages."""
     import av
 
+    counted = _CountedReader(pipe)
     try:
-        container = av.open(pipe, mode="r")
+        container = av.open(counted, mode="r")
     except av.FFmpegError as exc:
+        if counted.bytes_read == 0:  # an empty pipe was "Invalid data found when processing input; ... not MP4"
+            raise InputError(f"{name}: nothing was piped (it ended before its first byte: the sender wrote nothing, "
+                             f"or failed before its first frame); {PIPE_FORMATS}") from None
         raise InputError(f"{name}: cannot read a video container from it ({exc}); {PIPE_FORMATS}") from None
     try:
         return container, video_rate(name, container.streams.video[0] if container.streams.video else None)
