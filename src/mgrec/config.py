@@ -1537,6 +1537,13 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
     if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
         fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}", also=("model.embed_dim",))
     check_choice(_at(source, 'model.fusion', origins), m.fusion, FUSIONS)
+    if (len(m.stream_dims) == 1 and isinstance(m.stream_dims[0], int) and m.stream_dims[0] >= 1
+            and m.stream_dims[0] != m.input_dim):
+        # one stream: its width came from data.feature_dim, so the key set by hand was input_dim (in Python, after
+        # the config was built), not the derived stream_dims the message named before
+        fail("input_dim", f"{m.stream_dims[0]}, the features' width (data.feature_dim; model.input_dim and "
+                          "model.stream_dims follow it): set data.feature_dim, or leave model.input_dim as it was",
+             also=("data.feature_dim",))
     if m.stream_dims and (any(not isinstance(d, int) or d < 1 for d in m.stream_dims)
                           or sum(m.stream_dims) != m.input_dim):
         fail("stream_dims", f"positive sizes that add up to input_dim={m.input_dim} (it follows data.streams)",

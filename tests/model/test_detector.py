@@ -246,3 +246,15 @@ def test_build_detector_given_a_whole_config_says_which_part_it_takes():
 
     with pytest.raises(InputError, match=r"build_detector takes a model config \(config.model\), got Config"):
         build_detector(Config())
+
+
+def test_input_dim_changed_on_a_built_config_is_named_not_the_stream_dims_derived_from_it():
+    """In Python, `config.model.input_dim = 64` on a config of 128-wide features: the refusal named
+    model.stream_dims, a derived key the user never set, as the one that was wrong."""
+    from mgrec.config import Config, DataConfig
+
+    config = Config(data=DataConfig(feature_dim=128))
+    config.model.input_dim = 64
+    with pytest.raises(InputError, match=r"\[model.input_dim.*\]: expected 128, the features' width "
+                                         r"\(data.feature_dim.*set data.feature_dim.*got 64"):
+        build_detector(config.model)
