@@ -791,3 +791,14 @@ def test_a_killed_extraction_s_lock_file_in_a_run_leaves_it_deletable(tmp_path):
     (run.path / "features_best" / ".notes.npy").unlink()
     remove_run_dir(run.path)
     assert not run.path.exists()
+
+
+def test_a_run_trained_without_validation_is_scored_on_any_split_but_its_training_videos(tmp_path):
+    """`data.val_split: ""` (train on everything, keep the configured threshold): its record's empty val split was
+    read as a split name, and every later evaluate, report and analyze of the run was refused ("split ''")."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_splits({"annotations": "a.json", "train_split": "train", "train": ["t1"], "val_split": "", "val": []})
+    run.check_held_out("test", ["x1", "x2"])
+    with pytest.raises(InputError, match=r"1 video\(s\) of split 'test' are videos this run trained on \('t1'"):
+        run.check_held_out("test", ["x1", "t1"])

@@ -1063,7 +1063,7 @@ def _evaluate_online(args) -> None:
     """`mgrec evaluate --online`: the split streamed, its emissions scored, beside the offline scores if written."""
     from mgrec.evaluate.scoring import format_score_table
     from mgrec.infer.evaluate_run import evaluate_online
-    from mgrec.run import RunDir, same_scored_set, scored_sets_words
+    from mgrec.run import RunDir, checkpoint_option, same_scored_set, scored_sets_words
 
     if args.tune_on:
         raise InputError("--tune-on re-tunes the offline threshold; a stream emits at the run's own threshold "
@@ -1096,7 +1096,8 @@ def _evaluate_online(args) -> None:
             # the split's videos or labels changed since it was written: side by side, the two scored other sets
             print(f"note: {offline} was scored on another set of split {args.split} ("
                   f"{scored_sets_words(scores, result, ('offline', 'streamed'))}); run `mgrec evaluate {run_dir} "
-                  f"--split {args.split}` again to set the offline scores beside the streamed ones")
+                  f"--split {args.split}{checkpoint_option(args.checkpoint)}` again to set the offline scores beside "
+                  "the streamed ones")
         else:
             print(f"offline ({offline.name}): F1 {100 * scores['f1']:.2f}, MiGA rule {100 * scores['f1_miga']:.2f}; "
                   f"streamed: F1 {100 * result['f1']:.2f}, MiGA rule {100 * result['f1_miga']:.2f}")

@@ -321,7 +321,7 @@ class RunDir:
         """The outputs of `evaluate` and `report` now in the run (only those commands rewrite them)."""
         return sorted(p for pattern in OUTPUT_PATTERNS for p in self.path.glob(pattern))
 
-    def output_name(self, path: Path) -> bool:
+    def is_output_name(self, path: Path) -> bool:
         """Whether `path` (resolved) is where `evaluate` or `report` writes one of the run's outputs, written yet or
         not (`output_files` holds those there now)."""
         return path.parent == self.path and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in OUTPUT_PATTERNS)
@@ -336,7 +336,15 @@ class RunDir:
             return []
         data = raw.get("data") if isinstance(raw, dict) else None
         annotations = data.get("annotations") if isinstance(data, dict) else None
-        return [Path(annotations)] if isinstance(annotations, str) and annotations else []
+        files = [Path(annotations)] if isinstance(annotations, str) and annotations else []
+        # and the file it named where the run was trained (`splits.json`'s annotations_resolved): a relative path,
+        # read from another folder, names another file, and the ground truth was replaced from there
+        try:
+            record = self.read_splits()
+        except InputError:
+            record = None
+        resolved = (record or {}).get("annotations_resolved")
+        return files + ([Path(resolved)] if isinstance(resolved, str) and resolved else [])
 
     def owned_files(self) -> list[Path]:
         """Every file of the run a command other than training, evaluate and report must leave alone, and the data
@@ -811,16 +819,17 @@ class RunDir:
         raw = read_json(self.splits_path, "splits record")
         names, lists = ("annotations", "train_split", "val_split"), ("train", "val")
         keys = ("annotations", "train_split", "train", "val_split", "val")
-        # labels: per video, the hash of its ground truth (`mgrec.train.loop.labels_digests`); runs written before it
-        # have none
+        # written since (runs before them have none): labels, per video the hash of its ground truth
+        # (`mgrec.train.loop.labels_digests`); annotations_resolved, the full path of the annotations file trained on
         labels = raw.get("labels", {}) if isinstance(raw, dict) else None
-        if not (isinstance(raw, dict) and set(raw) - {"labels"} == set(keys)
+        if not (isinstance(raw, dict) and set(raw) - {"labels", "annotations_resolved"} == set(keys)
                 and all(isinstance(raw[k], str) for k in names)
                 and all(isinstance(raw[k], list) and all(isinstance(v, str) for v in raw[k]) for k in lists)
-                and isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
+                and isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
+                and isinstance(raw.get("annotations_resolved", ""), str)):
             raise InputError(f"{self.splits_path}: expected {{{', '.join(keys)}}} (the split names and video ids the "
-                             "run trained and validated on, as mgrec train writes them) and the hashes of their "
-                             "labels")
+                             "run trained and validated on, as mgrec train writes them), and optionally labels (the "
+                             "hashes of their labels) and annotations_resolved (the annotations' full path)")
         return raw
 
     def check_held_out(self, split: str, video_ids: Iterable[str],
@@ -838,8 +847,8 @@ class RunDir:
                 ("val_split", "val", "validated on (they chose its checkpoint and tuned its score threshold)",
                  "validated"))
         for split_key, videos_key, what, when in used:
-            if split_name(split) == split_name(record[split_key]):
-                continue  # that split itself, asked for by name
+            if not record[split_key] or split_name(split) == split_name(record[split_key]):
+                continue  # a run trained without validation (val_split ""), or that split itself, asked for by name
             used_videos = set(record[videos_key])
             seen = [video for video in video_ids if video in used_videos]
             if seen:
@@ -932,8 +941,7 @@ class RunDir:
         the run)."""
         path = self.eval_path(split, checkpoint)
         if not path.is_file():
-            command = f"mgrec evaluate {shlex.quote(str(self.path))} --split {split}" + (
-                f" --checkpoint {checkpoint}" if checkpoint != "best" else "")
+            command = f"mgrec evaluate {shlex.quote(str(self.path))} --split {split}{checkpoint_option(checkpoint)}"
             raise InputError(f"{path}: not found; expected the run's scores: run `{command}` first (it writes them)")
         scores = read_json(path, "scores")
         missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
@@ -1023,6 +1031,11 @@ def _online_problem(online: object) -> tuple[str, str] | None:
         if not (isinstance(figures, dict) and all(value is None or is_number(value) for value in figures.values())):
             return "online", "latency and compute figures (numbers)"
     return None
+
+
+def checkpoint_option(checkpoint: str) -> str:
+    """The option that names `checkpoint` in a command given as advice: none for the default, best."""
+    return "" if checkpoint == "best" else f" --checkpoint {checkpoint}"
 
 
 def same_scored_set(scores: dict, other: dict) -> bool:
@@ -1148,7 +1161,7 @@ def files_of_runs_around(path: str | Path) -> list[Path]:
     target = resolve_path(path)
     runs = [RunDir(folder) for folder in (target, *target.parents)]
     return [file for run in runs if holds_a_run(run)
-            for file in (*run.owned_files(), *([target] if run.output_name(target) else []))]
+            for file in (*run.owned_files(), *([target] if run.is_output_name(target) else []))]
 
 
 def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> None:
@@ -1211,8 +1224,8 @@ def join_split_records(records: list[dict]) -> dict:
     joined = {"annotations": records[0]["annotations"], "train_split": records[0]["train_split"],
               "train": list(dict.fromkeys(v for r in records for v in r["train"])),
               "val_split": records[0]["val_split"], "val": list(dict.fromkeys(v for r in records for v in r["val"]))}
-    if all("labels" in r for r in records):
-        joined["labels"] = {video: digest for r in records for video, digest in r["labels"].items()}
+    if "annotations_resolved" in records[0]:
+        joined["annotations_resolved"] = records[0]["annotations_resolved"]
     return joined
 
 

@@ -363,6 +363,16 @@ def test_no_output_replaces_the_annotations_a_run_was_trained_on(tmp_path, monke
         assert (f"would overwrite {tmp_path / 'ann.json'} (it belongs to a trained run); choose another "
                 "output") in capsys.readouterr().err
         assert Path("ann.json").read_text() == ground_truth
+    # from another folder the run's relative path names another file, and the one it trained on was replaced: the
+    # run records that file's full path where it was trained (splits.json's annotations_resolved)
+    RunDir(run).write_splits({"annotations": "ann.json", "annotations_resolved": str(tmp_path / "ann.json"),
+                              "train_split": "train", "train": [], "val_split": "val", "val": []})
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["detect", str(run), str(tmp_path / "clip.npy"), "--out", str(tmp_path / "ann.json")]) == 2
+    assert f"would overwrite {tmp_path / 'ann.json'} (it belongs to a trained run)" in capsys.readouterr().err
+    assert (tmp_path / "ann.json").read_text() == ground_truth
 
 
 def test_detect_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):

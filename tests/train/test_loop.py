@@ -151,6 +151,8 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
     train(config, run, progress=False, log=lambda *_: None)
     record = json.loads((run / "splits.json").read_text())
     labels = record.pop("labels")  # a hash of each video's labels: `--resume` goes on with the same ones
+    # the annotations' full path where it was trained: no command's output may replace them, from any folder
+    assert record.pop("annotations_resolved") == str(paths.annotations.resolve())
     assert record == {"annotations": str(paths.annotations), "train_split": "train",
                       "train": ["synthetic_000", "synthetic_001"], "val_split": "val", "val": ["synthetic_002"]}
     assert sorted(labels) == ["synthetic_000", "synthetic_001", "synthetic_002"]
@@ -969,7 +971,7 @@ def test_a_run_whose_best_weights_are_removed_while_it_trains_is_not_marked_fini
     monkeypatch.setattr(RunDir, "write_training_state", save_then_delete_best)
     run = RunDir(tmp_path / "run")
     with pytest.raises(InputError, match=r"best.safetensors does not exist, but training selected epoch \d as the best "
-                                         r"on val \(the file was removed or replaced while the run trained\?\)"):
+                                         r"on val \(the file was removed or replaced while the run trained, or"):
         train(tiny_config(dataset, epochs=2, eval_every=1), run.path, progress=False, log=lambda *_: None)
     assert not run.postprocess_path.exists()
 

@@ -96,7 +96,7 @@ class Detector(nn.Module):
     def _checked_features(self, features: object) -> Tensor:
         """Features as the network's weights take them: a real tensor (B, C, T), in the weights' dtype (a float64
         or float16 tensor was a dtype error deep inside a convolution; a numpy array a TypeError of torch.where).
-        Under an autocast the cast is the autocast's, as before."""
+        Under an autocast, the autocast then casts for each operation as before."""
         if not isinstance(features, Tensor):
             hint = ": torch.from_numpy(array) makes one" if type(features).__module__ == "numpy" else ""
             raise InputError(f"features must be a torch tensor (B, C, T), got {type(features).__name__}{hint}")

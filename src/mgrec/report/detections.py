@@ -89,9 +89,11 @@ def load_detections(run_dir: str | Path, source: str | Path, fps: float | None =
                  f"trained on ({run.recipe_path.name}); for videos of another rate, give it with --fps")
     if fps is None and source.is_dir():
         # said here, where the ways to give one are known: the reader's own message named no way to give it
+        recipe_words = (f"no fps in {run.recipe_path.name}" if run.recipe_path.is_file() else
+                        f"no {run.recipe_path.name}: its training features had no sidecars")
         raise InputError(f"{source}: SMG label files count frames, and {run.path} records no frame rate to read them "
-                         f"at (no data.fps in {run.config_path}, no {run.recipe_path.name}: its training features "
-                         "had no sidecars); give the videos' frame rate with --fps (fps= in Python)")
+                         f"at (no data.fps in {run.config_path}, {recipe_words}); give the videos' frame rate "
+                         "with --fps (fps= in Python)")
     found = load_predictions(source, classes, fps=fps)
     info = read_predictions_info(source)  # {} but for a results JSON that mgrec wrote
     if "score_threshold" in info:  # the bar it was written at (a ranked list is cut there)

@@ -69,7 +69,7 @@ from mgrec.report.figures import (
     training_curves_figure,
     write_analysis_figures,
 )
-from mgrec.run import RunDir, run_data_path, same_scored_set, scored_sets_words
+from mgrec.run import RunDir, checkpoint_option, run_data_path, same_scored_set, scored_sets_words
 from mgrec.terminal import visible
 
 NOT_RECORDED = "not recorded"
@@ -135,9 +135,9 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         )
     detections_path = run.detections_path(split, checkpoint)
     if not detections_path.is_file():
-        also = f" --checkpoint {checkpoint}" if checkpoint != "best" else ""
         raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r}: run "
-                         f"`mgrec evaluate {shlex.quote(str(run_dir))} --split {split}{also}` first (it writes them)")
+                         f"`mgrec evaluate {shlex.quote(str(run_dir))} --split {split}{checkpoint_option(checkpoint)}` "
+                         "first (it writes them)")
     ranked = load_predictions(detections_path, classes)
     unknown = sorted(set(ranked) - set(video_ids))
     if unknown:
@@ -173,7 +173,7 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     hard = sum(len(items) for items in point.hard.values())
     detections = RunDir(run.run_dir).detections_path(run.split, run.checkpoint)
     again = (f"evaluate the run again (`mgrec evaluate {shlex.quote(str(run.run_dir))} --split {run.split}"
-             + (f" --checkpoint {run.checkpoint}" if run.checkpoint != "best" else "") + "`)")
+             f"{checkpoint_option(run.checkpoint)}`)")
     recorded = scores.get("detections_sha256")  # evaluate writes it since its scores come last
     if recorded is not None and recorded != file_sha256(detections):
         raise InputError(f"{eval_path} names other detections than {detections} (not the bytes evaluate wrote: "
@@ -478,7 +478,8 @@ def _online_beside(scores: dict, online_scores: dict, run: RunDir, split: str, c
     return (f"<p>{escape(str(run.online_eval_path(split, checkpoint)))} was scored on another set of split "
             f"{escape(split)} ({escape(scored_sets_words(online_scores, scores, ('streamed', 'offline')))}): run "
             f"<code>mgrec evaluate {escape(str(run.path))} --split "
-            f"{escape(split)} --online</code> again to set the streamed scores beside these.</p>")
+            f"{escape(split)} --online{checkpoint_option(checkpoint)}</code> again to set the streamed scores beside "
+            "these.</p>")
 
 
 def _online(scores: dict, online_scores: dict) -> str:

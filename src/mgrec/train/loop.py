@@ -602,6 +602,7 @@ def splits_record(config: Config, data: TrainingData) -> dict:
     the hash of each one's labels (`labels_digests`)."""
     labelled = data.train_split.samples[:data.labelled_videos]
     return {"annotations": str(config.data.annotations),
+            "annotations_resolved": str(resolve_path(config.data.annotations)),
             "train_split": config.data.train_split,
             "train": [s.video_id for s in labelled],
             "val_split": config.data.val_split, "val": [s.video_id for s in data.val_split.samples],
@@ -870,8 +871,10 @@ def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisa
     problem = _best_weights_problem(run, best)
     if problem is not None:  # removed or replaced while the run trained: postprocess.json would mark it finished
         raise InputError(f"{problem}, but training selected epoch {best['epoch']} as the best on val (the file was "
-                         f"removed or replaced while the run trained?); {run.path} is not finished, and cannot detect "
-                         "without it: train a new run")
+                         "removed or replaced while the run trained, or, resumed after a kill between an epoch's best "
+                         "weights and its state, that epoch trained again did not win again: on a machine whose "
+                         f"training is not deterministic); {run.path} is not finished, and cannot detect without it: "
+                         "train a new run")
     # class thresholds: tuned with the threshold (per_class), else none; a resumed run's record from before has none
     run.write_selection(config, best["metrics"]["score_threshold"], best.get("class_thresholds"), best["epoch"],
                         config.data.val_split if data.val_split.samples else None)
