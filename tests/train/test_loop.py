@@ -194,11 +194,9 @@ def test_a_run_records_its_videos_and_is_not_scored_on_them_after_the_splits_are
     assert not (run / "splits.json").exists()
 
 
-
-def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path):
-    # Only the training videos were compared on --resume: annotations whose val split was redrawn since (a val video
-    # moved to test, a test video to val) resumed without a word; the best epoch was then chosen across two val sets,
-    # the record still named the old one, and evaluate scored on test the video that had chosen the checkpoint.
+def _stopped_after_its_first_epoch(tmp_path):
+    """A run of 3 epochs on 4 synthetic videos (2 train, 1 val, 1 test), stopped after its first epoch's validation:
+    (the dataset's paths, its config, the run's folder, its last_state.pt's bytes)."""
     paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160, seed=0,
                                    subsets=("train", "train", "val", "test"))
     config = tiny_config(paths, epochs=3)
@@ -213,7 +211,14 @@ def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path
 
     with pytest.raises(Stop):
         train(config, run, progress=False, log=lambda *_: None, on_metrics=stop_after_epoch_0)
-    state = (run / "checkpoints/last_state.pt").read_bytes()
+    return paths, config, run, (run / "checkpoints/last_state.pt").read_bytes()
+
+
+def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path):
+    # Only the training videos were compared on --resume: annotations whose val split was redrawn since (a val video
+    # moved to test, a test video to val) resumed without a word; the best epoch was then chosen across two val sets,
+    # the record still named the old one, and evaluate scored on test the video that had chosen the checkpoint.
+    paths, config, run, state = _stopped_after_its_first_epoch(tmp_path)
     document = json.loads(paths.annotations.read_text())
     database = document["database"]
     database["synthetic_002"]["subset"], database["synthetic_003"]["subset"] = "test", "val"
@@ -233,24 +238,11 @@ def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path
                    resume=True, progress=False, log=lambda *_: None)
     assert result.first_epoch == 1
 
+
 def test_a_resumed_run_goes_on_training_on_the_labels_it_started_on(tmp_path):
     # Only the videos of each split were compared on --resume: annotations whose gestures were relabelled since (the
     # same videos and splits) resumed without a word, the later epochs trained on other labels than the first.
-    paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160, seed=0,
-                                   subsets=("train", "train", "val", "test"))
-    config = tiny_config(paths, epochs=3)
-    run = tmp_path / "run"
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_epoch_0(record):
-        if record.get("kind") == "val" and record["epoch"] == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(config, run, progress=False, log=lambda *_: None, on_metrics=stop_after_epoch_0)
-    state = (run / "checkpoints/last_state.pt").read_bytes()
+    paths, config, run, state = _stopped_after_its_first_epoch(tmp_path)
     original = paths.annotations.read_text()
     document = json.loads(original)
     names = document["classes"] if isinstance(document.get("classes"), list) else None
