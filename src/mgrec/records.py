@@ -145,6 +145,19 @@ def class_names_problem(classes: list[str]) -> tuple[int, str] | None:
     return None
 
 
+def checked_video_id(video_id: object, what: str = "video_id", optional: bool = False) -> str | None:
+    """A video id given in Python (`OfflineDetector.detect`, `OnlineDetector`): a non-empty str, which every detection
+    and emission carries (and results JSON keys it by); None only where `optional` (not given: the file's name, or
+    "video"). Unchecked, `detect(x, video_id=5)` returned detections of video 5 (an int), which `save_predictions`
+    and `score` then refused far from the call, and "" was silently named "video"."""
+    if video_id is None and optional:
+        return None
+    if not isinstance(video_id, str) or not video_id:
+        raise InputError(f"{what}: expected a video id (a non-empty str{', or None' * optional}), got "
+                         f"{brief(video_id)}")
+    return video_id
+
+
 def check_class_list(classes: object, what: str = "classes") -> list[str]:
     """A class list given in Python (`score`, `OfflineDetector`), as a list read once: names (str) in label-id order,
     with no `class_names_problem` (the rule the annotations readers apply to a file's list)."""

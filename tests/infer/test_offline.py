@@ -329,3 +329,18 @@ def test_a_detector_built_from_parts_still_detects_and_takes_paths_as_str():
         replace(fused, member_folders={1: "pose"}).detect(rows)
     assert replace(detector, postprocess=replace(detector.postprocess, score_threshold=np.float32(0.2),
                                                   class_thresholds=[0.0, 0.0, 0.0])).hard_set(ranked) == ranked
+
+
+@pytest.mark.parametrize("video_id", [5, ["clip"], "", b"clip", np.str_("")])
+def test_a_video_id_of_the_wrong_kind_is_named_by_detect_and_detect_inputs(video_id, tmp_path):
+    # before: detect(x, video_id=5) returned detections of video 5 (an int; ["clip"] a list), which save_predictions
+    # and score refused far from the call; "" was silently named "video"
+    detector = tiny_detector(fps=10.0)
+    path = tmp_path / "clip.npy"
+    np.save(path, features())
+    for call in (lambda: detector.detect(features(), video_id=video_id), lambda: detector.detect(path, video_id),
+                 lambda: detector.detect_inputs(features(), video_id=video_id)):
+        with pytest.raises(InputError, match=r"^video_id: expected a video id \(a non-empty str, or None\), got "):
+            call()
+    assert {d.video_id for d in detector.detect(features(), video_id="clip")} == {"clip"}
+    assert {d.video_id for d in detector.detect(path)} == {"clip"}

@@ -64,7 +64,7 @@ from mgrec.model.memory import check_fits
 from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
 from mgrec.postprocess.second_opinion import SecondOpinion, run_second_opinion
 from mgrec.postprocess.video import Chunking, detect_video
-from mgrec.records import Detection, check_class_list
+from mgrec.records import Detection, check_class_list, checked_video_id
 from mgrec.run import RunDir
 from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
@@ -202,6 +202,7 @@ class OfflineDetector:
         their ranked lists. `fps`: the video's frame rate; for a file, only where neither its sidecar
         nor the run's data.fps says it (and refused when it contradicts either, `file_fps`)."""
         fps = checked_fps(fps)
+        video_id = checked_video_id(video_id, optional=True)
         if self.members is not None:
             ranked = [self._member_detect(index, features, video_id, fps) for index in range(len(self.members))]
             if self.member_folders and isinstance(features, (str, os.PathLike)):  # files of their own: one video's?
@@ -332,7 +333,7 @@ class OfflineDetector:
         if not isinstance(inputs, np.ndarray):
             raise InputError(f"inputs: expected a (T, C) numpy array, got {type(inputs).__name__}")
         check_feature_array(inputs, "inputs", self.config.data.feature_dim)
-        return self._detect(inputs, video_id, checked_fps(fps), None)
+        return self._detect(inputs, checked_video_id(video_id, optional=True), checked_fps(fps), None)
 
     def _detect(self, inputs: np.ndarray, video_id: str | None, fps: float | None,
                 standardize: Callable[[np.ndarray], np.ndarray] | None) -> list[Detection]:

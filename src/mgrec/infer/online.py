@@ -146,7 +146,7 @@ from mgrec.model.memory import check_fits
 from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
 from mgrec.postprocess.video import detect_video, moved_detection
-from mgrec.records import Detection
+from mgrec.records import Detection, checked_video_id
 from mgrec.timeline import FeatureGrid
 
 # Same class and tIoU above this: the same gesture seen by two updates.
@@ -478,8 +478,7 @@ class OnlineDetector:
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
         if not isinstance(compile, bool):  # "no" is a true value: it compiled
             raise InputError(f"compile: expected True or False, got {compile!r}")
-        if not isinstance(video_id, str) or not video_id:  # it goes into every emission and score
-            raise InputError(f"video_id: expected a video id (a non-empty str), got {video_id!r}")
+        checked_video_id(video_id)  # it goes into every emission and score
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
         detector.refuse_another_fps_than_the_runs(fps)
