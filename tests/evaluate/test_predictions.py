@@ -622,3 +622,20 @@ def test_json_lines_missing_their_segment_or_video_are_named_as_such(tmp_path):
             load_predictions(path, CLASSES)
     path.write_text(json.dumps(line) + "\n")
     assert [d.video_id for d in load_predictions(path, CLASSES)["v"]] == ["v"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"classes": None}, r"^classes: expected a list of class names, got None"),
+    ({"classes": "PEN"}, r"^classes: expected a list of class names, got a str"),
+    ({"classes": [0, 1]}, r"^classes\[0\]: expected a class name \(a str\), got 0"),
+    ({"classes": ["a", "a"]}, r"^classes\[1\]: class 'a' is listed twice"),
+    ({"classes": ["a"], "fps_by_video": [25]}, r"^fps_by_video: expected a mapping \{video_id: frames per second\}"),
+])
+def test_load_predictions_names_an_argument_of_the_wrong_kind_before_reading(tmp_path, kwargs, message):
+    # before: classes=None a raw TypeError; "PEN" read as its characters ("unknown class 'PEN'; known: PEN"); label ids
+    # taken for names; fps_by_video=[25] a raw TypeError at a folder's first file
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"version": "1.0", "results": {"v": [
+        {"segment": [1.0, 2.0], "label": "PEN", "score": 0.5}]}, "external_data": {}}))
+    with pytest.raises(InputError, match=message):
+        load_predictions(path, **kwargs)

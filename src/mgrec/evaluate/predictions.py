@@ -58,7 +58,7 @@ from mgrec.files import (
 )
 from mgrec.files import is_number as _is_number
 from mgrec.provenance import provenance
-from mgrec.records import Detection, recorded_name_problem
+from mgrec.records import Detection, check_class_list, recorded_name_problem
 from mgrec.smg_csv import (
     csv_files,
     decimal_number,
@@ -104,6 +104,7 @@ def load_predictions(
     -> `cam_1`; the longest such id wins).
     """
     path = path_argument(path, "load_predictions: path")
+    classes, fps_by_video = _checked_load_arguments(classes, fps_by_video)  # (fps: each file's, by its video)
     if path.is_dir():
         return _load_csv_folder(path, classes, fps, fps_by_video)
     if not path.is_file():
@@ -127,6 +128,17 @@ def load_predictions(
         f"`mgrec detect --format csv` (header {','.join(CSV_COLUMNS)}), the JSON lines `mgrec stream` prints, or a "
         "folder of SMG-style CSV files"
     )
+
+
+def _checked_load_arguments(classes: object, fps_by_video: object) -> tuple[list[str], Mapping[str, float] | None]:
+    """`load_predictions`'s other arguments, refused by name before any file is read. Unchecked, classes=None was a
+    raw TypeError, a str ("PEN") was read as a list of its characters (`unknown class 'PEN'; known: PEN`), and a list
+    of label ids (`range(7)`) as class names; fps_by_video=[50] a raw TypeError at the first file of a folder."""
+    classes = check_class_list(classes)  # as score() and OfflineDetector take one
+    if fps_by_video is not None and not isinstance(fps_by_video, Mapping):
+        raise InputError(f"fps_by_video: expected a mapping {{video_id: frames per second}} or None, got "
+                         f"{brief(fps_by_video)}")
+    return classes, fps_by_video
 
 
 def read_predictions_info(path: str | Path) -> dict[str, Any]:
