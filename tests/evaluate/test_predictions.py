@@ -87,11 +87,11 @@ def test_results_json_keeps_callers_provenance_and_external_data(tmp_path):
     document = json.loads(path.read_text())
     assert document["external_data"] == external
     assert document[MGREC_KEY]["provenance"] == record
-    with pytest.raises(ValueError, match="mgrec_version"):
+    with pytest.raises(InputError, match="mgrec_version"):
         save_predictions({}, path, info={"mgrec_version": "9"})
     save_predictions({}, path, info={"run": tmp_path / "runs" / "demo"})  # paths are written as text
     assert read_predictions_info(path)["run"] == str(tmp_path / "runs" / "demo")
-    with pytest.raises(TypeError, match="set .* is not JSON"):
+    with pytest.raises(InputError, match="info: holds a value JSON cannot write .*set .* is not JSON"):
         save_predictions({}, path, info={"splits": {"val"}})
 
 
@@ -639,3 +639,24 @@ def test_load_predictions_names_an_argument_of_the_wrong_kind_before_reading(tmp
         {"segment": [1.0, 2.0], "label": "PEN", "score": 0.5}]}, "external_data": {}}))
     with pytest.raises(InputError, match=message):
         load_predictions(path, **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"info": [1]}, r"^info: expected a mapping \(a dict\) or None, got \[1\]"),
+    ({"info": "ranked"}, r"^info: expected a mapping \(a dict\) or None, got 'ranked'"),
+    ({"info": {"score_threshold": float("nan")}}, r"^info: holds a value JSON cannot write"),
+    ({"info": {"durations": {"v": object()}}}, r"^info: holds a value JSON cannot write"),
+    ({"info": {1: "x"}}, r"^info: key 1: expected str keys"),
+    ({"info": {"mgrec_version": "9"}}, r"^info: must not hold 'mgrec_version'"),
+    ({"external_data": "none"}, r"^external_data: expected a mapping \(a dict\) or None, got 'none'"),
+    ({"external_data": {"used": float("inf")}}, r"^external_data: holds a value JSON cannot write"),
+])
+def test_save_predictions_names_an_info_block_it_cannot_write_or_read_back(tmp_path, kwargs, message):
+    # before: dict()'s raw TypeError/ValueError for a list or str, the json module's ValueError for a NaN or an object,
+    # a ValueError for mgrec_version; nothing is written now
+    pred = {"v": [Detection("v", 1.0, 2.0, 0, "PEN", 0.5)]}
+    with pytest.raises(InputError, match=message):
+        save_predictions(pred, tmp_path / "p.json", **kwargs)
+    assert not (tmp_path / "p.json").exists()
+    save_predictions(pred, tmp_path / "ok.json", {"set": "ranked", "run": tmp_path, "score_threshold": 0.5})
+    assert read_predictions_info(tmp_path / "ok.json")["run"] == str(tmp_path)

@@ -576,9 +576,10 @@ def save_predictions(
     """
     path = path_argument(path, "save_predictions: path")
     pred = _checked_for_writing(pred)
-    block = dict(info or {})
+    block = _checked_block(info, "info")
+    external_data = _checked_block(external_data, "external_data")
     if "mgrec_version" in block:
-        raise ValueError("info must not hold 'mgrec_version': save_predictions writes it")
+        raise InputError("info: must not hold 'mgrec_version': save_predictions writes it")
     block["mgrec_version"] = mgrec.__version__
     if "provenance" not in block:
         block["provenance"] = provenance([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -592,6 +593,26 @@ def save_predictions(
     text = json.dumps(document, indent=1, allow_nan=False, default=_path_text) + "\n"
     atomic_write_text(path, text)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _checked_block(value: object, name: str) -> dict[str, Any] | None:
+    """`save_predictions`'s `info` or `external_data` (None: not given), as a dict of JSON values, refused by name
+    before anything is written. Unchecked, a list or str was a raw TypeError or ValueError from dict(), a NaN the json
+    module's `Out of range float values are not JSON compliant` (the detections checked by then, nothing written)."""
+    if value is None:
+        return {} if name == "info" else None
+    if not isinstance(value, Mapping):
+        raise InputError(f"{name}: expected a mapping (a dict) or None, got {brief(value)}")
+    block = dict(value)
+    stranger = next((key for key in block if not isinstance(key, str)), None)
+    if stranger is not None:
+        raise InputError(f"{name}: key {brief(stranger)}: expected str keys (JSON's)")
+    try:
+        json.dumps(block, allow_nan=False, default=_path_text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InputError(f"{name}: holds a value JSON cannot write ({exc}); give str, numbers (finite), bool, None, "
+                         "paths, and lists and dicts of them") from None
+    return block
 
 
 def _checked_for_writing(pred: object) -> dict[str, list[Detection]]:
