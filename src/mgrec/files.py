@@ -85,6 +85,16 @@ def path_argument(value: object, name: str) -> Path:
                      f"{hint}")
 
 
+def callable_argument(value: object, name: str, optional: bool = False) -> None:
+    """A callable given to a Python entry point for its lines or records (`train`'s log, `score_file`'s note,
+    `make_ensemble`'s log), refused by the argument's name (None too, where `optional`). Unchecked, log="x" was a raw
+    `TypeError: 'str' object is not callable` at the first line, after the work had begun (or never, when nothing was
+    said)."""
+    if not callable(value) and not (optional and value is None):
+        raise InputError(f"{name}: expected a callable (print, lambda line: None, a list's append)"
+                         f"{' or None' * optional}, got {brief(value)}")
+
+
 # Containers in messages: a few items and levels, never the whole structure.
 _BOUNDED_REPR = reprlib.Repr()
 _BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxlist, _BOUNDED_REPR.maxtuple, _BOUNDED_REPR.maxdict = 3, 6, 6, 6

@@ -79,7 +79,9 @@ from mgrec.files import (
     decode_utf8,
     is_hidden,
     is_number,
+    listed,
     parse_json,
+    path_argument,
     read_json,
     refuse_a_dangling_link_among,
     remove_dead_writers_temporaries,
@@ -1230,11 +1232,13 @@ def join_split_records(records: list[dict]) -> dict:
 
 
 def member_paths(run_dirs: object) -> list[Path]:
-    """The run directories an ensemble is made of, as paths; one path given alone is refused (a str would be
-    iterated a character at a time)."""
-    if isinstance(run_dirs, (str, Path)):
+    """The run directories given in Python (an ensemble's members, the runs `compare_runs` compares), as paths; one
+    path given alone is refused (a str would be iterated a character at a time), and so are None, a dict (its keys
+    were taken for the runs) and an item that is no path (pathlib's raw TypeError)."""
+    if isinstance(run_dirs, (str, os.PathLike)):
         raise InputError(f"run_dirs: expected a list of run directories, got one path ({run_dirs}); give [path, ...]")
-    return [Path(p) for p in run_dirs]
+    given = listed(run_dirs, "run_dirs", "a list of run directories")
+    return [path_argument(path, f"run_dirs[{index}]") for index, path in enumerate(given)]
 
 
 def checked_members(paths: list[Path]) -> tuple[list[Config], list[str]]:

@@ -264,3 +264,15 @@ def test_seeds_of_one_config_whose_paths_are_spelt_otherwise_are_one_group(tmp_p
     assert [len(row.runs) for row in comparison.rows] == [3, 1]  # a folder not found from here: as spelt, normalised
     assert comparison.rows[0].measures["f1"].std is not None
     assert comparison.rows[1].name == "data.features=other/x"
+
+
+@pytest.mark.parametrize(("run_dirs", "message"), [
+    ([5], r"^run_dirs\[0\]: expected a path \(str or pathlib.Path\), got 5$"),
+    (["runs/a", None], r"^run_dirs\[1\]: expected a path \(str or pathlib.Path\), got None$"),
+    ({"runs/a": 1}, r"^run_dirs: expected a list of run directories, got a dict$"),
+    ("runs/a", r"^run_dirs: expected a list of run directories, got one path \(runs/a\)"),
+])
+def test_compare_runs_names_run_dirs_of_the_wrong_kind(run_dirs, message):
+    # before: [5] pathlib's raw TypeError; a dict compared its keys without a word; one str read its characters as runs
+    with pytest.raises(InputError, match=message):
+        compare_runs(run_dirs)

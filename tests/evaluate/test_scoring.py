@@ -571,3 +571,11 @@ def test_score_refuses_a_negative_start_and_a_bool_for_a_number_as_the_file_read
     for bad in (replace(good, start=True), replace(good, score=False)):
         with pytest.raises(InputError, match="expected a finite"):
             score(gt, {"v": [bad]}, ["a"], 0.5)
+
+
+def test_score_file_names_a_note_that_cannot_be_called():
+    # before: note="x" was a raw TypeError ('str' object is not callable) at the first note, after the scoring
+    from mgrec.evaluate.scoring import score_file
+
+    with pytest.raises(InputError, match=r"^score_file: note: expected a callable .* or None, got 'notes.txt'$"):
+        score_file(None, "gt.json", "pred.json", note="notes.txt")

@@ -382,3 +382,17 @@ def test_train_with_seeds_under_torchrun_makes_the_ensemble_once(runs, tmp_path)
     assert done.stdout.count("ensemble of 2 runs: val F1") == 1, done.stdout
     assert f"process 1: trained the 2 seeds; process 0 makes their ensemble {tmp_path / 'x'}" in done.stdout
     assert "no val split" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("run_dirs", "out", "log", "message"), [
+    (None, "e", print, r"^run_dirs: expected a list of run directories, got None$"),
+    (["a", 5], "e", print, r"^run_dirs\[1\]: expected a path \(str or pathlib.Path\), got 5$"),
+    (["a", "b"], 5, print, r"^make_ensemble: out: expected a path \(str or pathlib.Path\), got 5$"),
+    (["a", "b"], "e", "ensemble.log", r"^make_ensemble: log: expected a callable .*, got 'ensemble.log'$"),
+])
+def test_make_ensemble_names_an_argument_of_the_wrong_kind_before_any_work(tmp_path, run_dirs, out, log, message):
+    # before: None and [.., 5] raw TypeErrors, out=5 pathlib's; log="x" taken, a TypeError at its first line (after the
+    # ensemble's folder was made), or never a word where nothing was logged
+    with pytest.raises(InputError, match=message):
+        make_ensemble(run_dirs, out if out == 5 else tmp_path / out, log=log)
+    assert not (tmp_path / "e").exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 from mgrec.config import to_dict
 from mgrec.errors import InputError
 from mgrec.files import brief
-from mgrec.run import RunDir, same_scored_set, scored_sets_words
+from mgrec.run import RunDir, member_paths, same_scored_set, scored_sets_words
 
 # How a run's evaluation was made, beyond its config (eval_<split>.json's keys): said where a group's runs differ.
 EVALUATED_WITH = ("inference_precision", "threshold_tuned_on", "checkpoint")
@@ -80,6 +80,7 @@ class Comparison:
 def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: str = "best") -> Comparison:
     """Group `run_dirs` by config (seed and name left out) and summarise each group's scores on `split` (the
     evaluation of `checkpoint`, `mgrec evaluate --checkpoint`), in the order the groups' first runs were given."""
+    run_dirs = member_paths(run_dirs)
     if not run_dirs:
         raise InputError("compare needs at least one run directory")
     groups: dict[str, list[tuple[Path, int | None, dict]]] = {}

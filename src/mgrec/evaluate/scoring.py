@@ -43,7 +43,7 @@ from mgrec.evaluate.predictions import (
     read_predictions_info,
     segment_problem,
 )
-from mgrec.files import brief, counted, is_finite_real, is_number, listed, name_key, spelling_hint
+from mgrec.files import brief, callable_argument, counted, is_finite_real, is_number, listed, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Detection, Segment, check_class_list
 
 
@@ -385,6 +385,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     that is not an error: a hard set given for mAP, detections starting after their video ends (frames read as
     seconds?), a file covering only part of a split, a threshold above every score; by default they go to stderr,
     as `mgrec score` prints them."""
+    callable_argument(note, "score_file: note", optional=True)
     if note is None:
         def note(line: str) -> None:
             print(f"note: {line}", file=sys.stderr)

@@ -22,6 +22,7 @@ from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_run_recipe, read_sidecar, recipe_differences
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
+from mgrec.files import callable_argument, path_argument
 from mgrec.model.ensemble import EnsembleDetector
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
@@ -126,6 +127,8 @@ def averaging_refused(run_dirs: list[str | Path]) -> str | None:
 def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> EnsembleResult:
     """Write the ensemble of `run_dirs` into the new run directory `out` and tune its threshold on val."""
     paths = member_paths(run_dirs)
+    out = path_argument(out, "make_ensemble: out")
+    callable_argument(log, "make_ensemble: log")
     data = RunDir(paths[0]).read_config().data if paths else None
     if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))

@@ -48,7 +48,7 @@ from mgrec.devices import float32_default, process_device, process_rank, resolve
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score, val_scores_phrase
-from mgrec.files import brief, counted, path_argument, resolve_path
+from mgrec.files import brief, callable_argument, counted, path_argument, resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
@@ -224,10 +224,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
         if not isinstance(value, bool) and not (name == "progress" and value is None):
             raise InputError(f"train: {name}: expected True or False{' (or None)' * (name == 'progress')}, got "
                              f"{brief(value)}")
-    for name, value in (("log", log), ("on_metrics", on_metrics)):
-        if not callable(value) and not (name == "on_metrics" and value is None):
-            raise InputError(f"train: {name}: expected a callable (print, lambda line: None, a list's append), got "
-                             f"{brief(value)}")
+    callable_argument(log, "train: log")
+    callable_argument(on_metrics, "train: on_metrics", optional=True)
     progress = sys.stderr.isatty() if progress is None else progress
     # float32 networks and gradients on, whatever the caller set: after torch.set_default_dtype(torch.float64) the
     # run's weights were float64 (refused by every later load), after torch.set_grad_enabled(False) the first
