@@ -1340,3 +1340,16 @@ def test_stream_file_names_an_argument_of_the_wrong_kind_before_streaming(tmp_pa
     first gesture, after the stream's work; a str for realtime or wall_clock was taken as True."""
     with pytest.raises(InputError, match=message):
         stream_file(tmp_path / "run", tmp_path / "v.npy", **given)
+
+
+def test_run_names_chunks_that_are_no_iterable_of_chunks_when_called():
+    # before: None a raw TypeError at the first emission asked for; a whole (T, C) array pushed one 1-D row at a time
+    # (`expected shape (T, 16), got (16,)` of "chunk 1"); a str or dict iterated by its characters or keys
+    online = OnlineDetector(tiny_network_detector(), FPS, lookahead=1.0, hop=8, history=60)
+    rows = np.zeros((20, online.feature_dim), np.float32)
+    for chunks, message in ((None, r"got None$"), ("rows.npy", r"got 'rows.npy'$"), ({"a": rows}, r"got \{'a': "),
+                            (rows, r"got one ndarray of shape \(20, \d+\): give \[array\], or push\(array\)"),
+                            (torch.from_numpy(rows), r"got one Tensor of shape")):
+        with pytest.raises(InputError, match=r"^chunks: expected an iterable of \(T, C\) arrays .*" + message):
+            online.run(chunks)
+    assert isinstance(list(online.run([rows, rows])), list)

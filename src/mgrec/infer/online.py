@@ -440,6 +440,20 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
     return WindowPlan(lookahead, hop, window, note)
 
 
+def checked_chunks(chunks: object) -> Iterable:
+    """`run`'s chunks, refused by name when called (not at the first emission asked for): a whole (T, C) array was
+    pushed one 1-D row at a time (`expected shape (T, 128), got (128,)` of chunk 1), a str one character at a time,
+    a dict by its keys, and None a raw `TypeError: 'NoneType' object is not iterable`."""
+    if isinstance(chunks, (np.ndarray, torch.Tensor)):
+        raise InputError(f"chunks: expected an iterable of (T, C) arrays (the stream's chunks, in order), got one "
+                         f"{type(chunks).__name__} of shape {tuple(chunks.shape)}: give [array], or push(array) then "
+                         "flush()")
+    if isinstance(chunks, (str, bytes, dict)) or not isinstance(chunks, Iterable):
+        raise InputError(f"chunks: expected an iterable of (T, C) arrays (the stream's chunks, in order), got "
+                         f"{brief(chunks)}")
+    return chunks
+
+
 def checked_detector(detector: object) -> None:
     """The detector a stream runs: an `OfflineDetector`. A run's path given for it (as `from_run` takes it) or None was
     an AttributeError ("'str' object has no attribute 'members'")."""
@@ -656,8 +670,11 @@ class OnlineDetector:
     def run(self, chunks: Iterable[np.ndarray | dict[str, np.ndarray]]) -> Iterator[Emission]:
         """Push every chunk of an iterable (per-stream dicts for a run with several streams), then flush;
         yields emissions as they happen."""
+        return self._run(checked_chunks(chunks), self.push_streams)
+
+    def _run(self, chunks: Iterable, push_dict: Callable[[dict], list[Emission]]) -> Iterator[Emission]:
         for chunk in chunks:
-            yield from self.push_streams(chunk) if isinstance(chunk, dict) else self.push(chunk)
+            yield from push_dict(chunk) if isinstance(chunk, dict) else self.push(chunk)
         yield from self.flush()
 
     # -- one update ---------------------------------------------------------------------------
@@ -870,9 +887,7 @@ class FusedOnlineDetector(OnlineDetector):
     def run(self, chunks: Iterable[np.ndarray | dict]) -> Iterator[Emission]:
         """Push every chunk (member 0's rows, or {member: rows or {stream: rows}}), then flush; yields emissions as they
         happen."""
-        for chunk in chunks:
-            yield from self.push_members(chunk) if isinstance(chunk, dict) else self.push(chunk)
-        yield from self.flush()
+        return self._run(checked_chunks(chunks), self.push_members)
 
     def flush(self) -> list[Emission]:
         """End of the stream: the other members' streams joined to their ends, then everything still pending decided."""
