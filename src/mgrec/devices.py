@@ -166,3 +166,13 @@ def float32_default() -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(before)
+
+
+def checked_threads(threads: object) -> int | None:
+    """A number of CPU threads given in Python (`stream_file`, `OnnxNetwork`): a whole number, 1 or more, or None
+    (torch's setting). Unchecked, OnnxNetwork(threads=0) silently took every core torch uses, "2" was onnxruntime's
+    raw TypeError, and a negative count its own error."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads: expected a whole number of threads, 1 or more (or None: torch's setting), got "
+                         f"{threads!r}")
+    return threads

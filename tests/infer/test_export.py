@@ -311,3 +311,19 @@ def test_a_file_name_linked_to_its_own_record_is_refused_before_the_work(tmp_pat
                                          r"\(.*net\.json\), through a symbolic link"):
         export_onnx(tmp_path / "run", tmp_path / "net.onnx")
     assert json.loads(record.read_text()) == {"format": FORMAT}
+
+
+@pytest.mark.parametrize(("path", "threads", "message"), [
+    (None, None, r"^OnnxNetwork: path: expected a path \(str or pathlib.Path\), got None$"),
+    (5, None, r"^OnnxNetwork: path: expected a path \(str or pathlib.Path\), got 5$"),
+    ("net.onnx", 0, r"^threads: expected a whole number of threads, 1 or more .*, got 0$"),
+    ("net.onnx", "2", r"^threads: expected a whole number of threads, 1 or more .*, got '2'$"),
+    ("net.onnx", True, r"^threads: expected a whole number of threads, 1 or more .*, got True$"),
+])
+def test_onnx_network_names_a_path_or_thread_count_of_the_wrong_kind(tmp_path, path, threads, message):
+    # before: pathlib's raw TypeError for None or 5; threads=0 silently took torch's setting, "2" a raw error
+    with pytest.raises(InputError, match=message):
+        OnnxNetwork(path if path is None or path == 5 else tmp_path / path, threads=threads)
+    with pytest.raises(InputError, match=message):
+        OnnxNetwork.detector(tmp_path / "not-a-run", path if path is None or path == 5 else tmp_path / path,
+                             threads=threads)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from mgrec.data.features import read_run_recipe
+from mgrec.devices import checked_threads
 from mgrec.errors import InputError
 from mgrec.files import (
     atomic_write,
@@ -47,6 +48,7 @@ from mgrec.files import (
     is_stream,
     json_or_none,
     missing_file_problem,
+    path_argument,
     read_json,
     resolve_path,
 )
@@ -392,8 +394,9 @@ class OnnxNetwork(nn.Module):
 
     def __init__(self, path: str | Path, threads: int | None = None):
         super().__init__()
+        path = path_argument(path, "OnnxNetwork: path")  # None, 5: pathlib's raw TypeError
+        checked_threads(threads)  # 0 took torch's setting without a word
         onnxruntime = _onnxruntime(exporting=False)
-        path = Path(path)
         self.record = read_export_record(path)
         try:
             self.session = onnxruntime.InferenceSession(str(path), _session_options(onnxruntime, threads),
@@ -413,6 +416,8 @@ class OnnxNetwork(nn.Module):
     def for_detector(cls, path: str | Path, detector: OfflineDetector, threads: int | None = None) -> OnnxNetwork:
         """The file at `path` to run in place of `detector`'s network: refused unless it was exported from the same
         weights (its record's SHA-256 of the run's checkpoint) with the same classes, on the CPU in float32."""
+        path = path_argument(path, "OnnxNetwork: path")  # before the checks whose messages name it
+        checked_threads(threads)
         if detector.members is not None:  # it has no checkpoint of its own to compare with
             raise InputError(f"{detector.run_dir} fuses the detections of {len(detector.members)} runs, each with its "
                              f"own network: give one of its members (members/<m>), with its own export")
@@ -441,6 +446,7 @@ class OnnxNetwork(nn.Module):
                  threads: int | None = None) -> OfflineDetector:
         """The run's detector with the file at `path` run in place of its network (`for_detector`'s checks):
         `detect --onnx`, `stream --onnx`. onnxruntime runs it on the CPU in float32, which is what auto means here."""
+        path, threads = path_argument(path, "OnnxNetwork: path"), checked_threads(threads)  # before the run loads
         device, precision = ("cpu" if device == "auto" else device), ("fp32" if precision == "auto" else precision)
         detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
         return dataclasses.replace(detector, model=cls.for_detector(path, detector, threads))

@@ -134,7 +134,7 @@ from mgrec.data.features import check_feature_values
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import MAX_STREAM_LAG_SECONDS, StreamAligner, load_stream_files
 from mgrec.data.videos import batched
-from mgrec.devices import compile_failure
+from mgrec.devices import checked_threads, compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.files import atomic_write_text, brief, check_writable, counted, file_sha256, path_argument
@@ -307,9 +307,7 @@ class StreamInterrupted(KeyboardInterrupt):
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's CPU threads set to `threads` (None: left as they are) for the block, and given back after: a Python
     caller's process keeps its own setting."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise InputError(f"threads: expected a whole number of threads, 1 or more (or None: torch's setting), got "
-                         f"{threads!r}")
+    checked_threads(threads)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
