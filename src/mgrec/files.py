@@ -85,6 +85,14 @@ def path_argument(value: object, name: str) -> Path:
                      f"{hint}")
 
 
+def bool_argument(value: object, name: str, optional: bool = False) -> None:
+    """A switch given to a Python entry point (`train`'s resume, `OnlineDetector`'s compile, `stream_file`'s realtime),
+    True or False (or None, where `optional`): a str is a true value, so resume="no" resumed and compile="no"
+    compiled."""
+    if not isinstance(value, bool) and not (optional and value is None):
+        raise InputError(f"{name}: expected True or False{' (or None)' * optional}, got {brief(value)}")
+
+
 def callable_argument(value: object, name: str, optional: bool = False) -> None:
     """A callable given to a Python entry point for its lines or records (`train`'s log, `score_file`'s note,
     `make_ensemble`'s log), refused by the argument's name (None too, where `optional`). Unchecked, log="x" was a raw

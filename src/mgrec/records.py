@@ -6,6 +6,9 @@ Times are in seconds (float); frames are absolute video frame indices. Labels ca
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mgrec.errors import EmptySplit, InputError
@@ -143,6 +146,15 @@ def class_names_problem(classes: list[str]) -> tuple[int, str] | None:
             return index, (f"classes {other!r} and {name!r} are one name to a reader{spelling_hint(other, name)}; "
                            "give each class one spelling")
     return None
+
+
+def segments_digest(segments: Iterable[tuple[float, float, str]]) -> str:
+    """The sha256 of some labelled segments (start, end, class name), whatever their order: times as Python floats
+    rounded to the millionth (numpy's float32 is no JSON; 1 and 1.0, -0.0 and 0.0 one value). What a score was counted
+    against (`mgrec.evaluate.scoring.ground_truth_digest`) and what a run trained on (`mgrec.train.loop.labels_digests`)
+    are told apart by it."""
+    rows = sorted((round(float(start), 6) + 0.0, round(float(end), 6) + 0.0, name) for start, end, name in segments)
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
 def checked_video_id(video_id: object, what: str = "video_id", optional: bool = False) -> str | None:

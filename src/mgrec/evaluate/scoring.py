@@ -44,7 +44,7 @@ from mgrec.evaluate.predictions import (
     segment_problem,
 )
 from mgrec.files import brief, callable_argument, counted, is_finite_real, is_number, listed, name_key, spelling_hint
-from mgrec.records import AnnotationSet, Detection, Segment, check_class_list
+from mgrec.records import AnnotationSet, Detection, Segment, check_class_list, segments_digest
 
 
 def restrict_to_videos(
@@ -259,16 +259,9 @@ def ground_truth_digest(gt: Mapping[str, list[Segment]], classes: list[str]) -> 
     """The sha256 of what a score was counted against: each video's id and its segments (seconds to the microsecond,
     class name). Two scores of one split with the same counts may still have been made against other videos or
     labels (ids renamed, gestures relabelled); `mgrec.run.same_scored_set` tells them apart by this."""
-    listed = sorted((video_id, sorted((_microseconds(s.start), _microseconds(s.end), classes[s.label_id])
-                                      for s in items))
-                    for video_id, items in gt.items())
-    return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
-
-
-def _microseconds(seconds: float) -> float:
-    """A time as the digest writes it: a Python float (numpy's float32 is no JSON; 1 and 1.0 one value), rounded to the
-    microsecond, -0.0 as 0.0."""
-    return round(float(seconds), 6) + 0.0
+    per_video = sorted((video_id, segments_digest((s.start, s.end, classes[s.label_id]) for s in items))
+                       for video_id, items in gt.items())
+    return hashlib.sha256(json.dumps(per_video).encode()).hexdigest()
 
 
 def bar_of(result: dict) -> str:

@@ -137,7 +137,7 @@ from mgrec.data.videos import batched
 from mgrec.devices import checked_threads, compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
-from mgrec.files import atomic_write_text, brief, check_writable, counted, file_sha256, path_argument
+from mgrec.files import atomic_write_text, bool_argument, brief, check_writable, counted, file_sha256, path_argument
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
@@ -488,8 +488,7 @@ class OnlineDetector:
         if detector.members is not None:
             raise InputError(not_streamed(detector.run_dir))
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
-        if not isinstance(compile, bool):  # "no" is a true value: it compiled
-            raise InputError(f"compile: expected True or False, got {compile!r}")
+        bool_argument(compile, "compile")
         checked_video_id(video_id)  # it goes into every emission and score
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
@@ -1135,11 +1134,10 @@ def stream_files(
     from mgrec.run import RunDir, hold_label_folder
     from mgrec.smg_csv import begin_label_set, end_label_set, record_label_file, smg_label_paths, smg_label_text
 
-    # a str is a true value (realtime="no" paced the stream by the clock, wall_clock="no" added the clock's time);
-    # a path for `out` was an AttributeError at the first gesture, after the stream's work
-    for name, value in (("realtime", realtime), ("wall_clock", wall_clock)):
-        if not isinstance(value, bool):
-            raise InputError(f"{name}: expected True or False, got {brief(value)}")
+    # realtime="no" paced the stream by the clock, wall_clock="no" added the clock's time; a path for `out` was an
+    # AttributeError at the first gesture, after the stream's work
+    bool_argument(realtime, "realtime")
+    bool_argument(wall_clock, "wall_clock")
     if out is not None and not callable(getattr(out, "write", None)):
         hint = ": open it first (open(path, 'w')), or pass smg_out for SMG label files" * isinstance(
             out, (str, os.PathLike))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import random
@@ -48,12 +47,13 @@ from mgrec.devices import float32_default, process_device, process_rank, resolve
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score, val_scores_phrase
-from mgrec.files import brief, callable_argument, counted, path_argument, resolve_path
+from mgrec.files import bool_argument, brief, callable_argument, counted, path_argument, resolve_path
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
 from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
+from mgrec.records import segments_digest
 from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
 from mgrec.train.assign import make_points
 from mgrec.train.data import SplitData, checked_annotations, class_counts, crop_anchors, load_split
@@ -218,12 +218,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, log=print, 
     """
     config = checked_config(config, "the config given to train")  # as a file is checked: built in code, it was not
     run_dir = path_argument(run_dir, "train: run_dir")
-    # a str is a true value: resume="no" resumed, progress="no" drew the bar; a log or listener that cannot be called
-    # was a TypeError at the first line or record
-    for name, value in (("resume", resume), ("progress", progress)):
-        if not isinstance(value, bool) and not (name == "progress" and value is None):
-            raise InputError(f"train: {name}: expected True or False{' (or None)' * (name == 'progress')}, got "
-                             f"{brief(value)}")
+    # resume="no" resumed, progress="no" drew the bar; a log or listener that cannot be called was a TypeError at the
+    # first line or record
+    bool_argument(resume, "train: resume")
+    bool_argument(progress, "train: progress", optional=True)
     callable_argument(log, "train: log")
     callable_argument(on_metrics, "train: on_metrics", optional=True)
     progress = sys.stderr.isatty() if progress is None else progress
@@ -610,12 +608,9 @@ def splits_record(config: Config, data: TrainingData) -> dict:
 def labels_digests(samples: list[VideoSample], classes: list[str]) -> dict[str, str]:
     """Per video, a short hash of its ground truth as training reads it: each segment's bounds on the feature grid
     and its class's name."""
-    digests = {}
-    for sample in samples:
-        rows = [(round(float(start), 6), round(float(end), 6), classes[int(label)])
-                for (start, end), label in zip(sample.segments.tolist(), sample.labels.tolist())]
-        digests[sample.video_id] = hashlib.sha256(json.dumps(sorted(rows)).encode()).hexdigest()[:16]
-    return digests
+    return {sample.video_id: segments_digest((start, end, classes[int(label)]) for (start, end), label
+                                             in zip(sample.segments.tolist(), sample.labels.tolist()))[:16]
+            for sample in samples}
 
 
 def check_same_labels(run: RunDir, config: Config, samples: list[VideoSample], classes: list[str]) -> None:
