@@ -576,7 +576,7 @@ def save_predictions(
     """
     path = path_argument(path, "save_predictions: path")
     pred = _checked_for_writing(pred)
-    block = _checked_block(info, "info")
+    block = _checked_block(info, "info") or {}
     external_data = _checked_block(external_data, "external_data")
     if "mgrec_version" in block:
         raise InputError("info: must not hold 'mgrec_version': save_predictions writes it")
@@ -600,7 +600,7 @@ def _checked_block(value: object, name: str) -> dict[str, Any] | None:
     before anything is written. Unchecked, a list or str was a raw TypeError or ValueError from dict(), a NaN the json
     module's `Out of range float values are not JSON compliant` (the detections checked by then, nothing written)."""
     if value is None:
-        return {} if name == "info" else None
+        return None
     if not isinstance(value, Mapping):
         raise InputError(f"{name}: expected a mapping (a dict) or None, got {brief(value)}")
     block = dict(value)
