@@ -37,7 +37,8 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import f1_miga, f1_strict
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector
-from mgrec.infer.online import OnlineDetector, chunks_of
+from mgrec.infer.online import OnlineDetector
+from mgrec.infer.stream import chunks_of
 from mgrec.provenance import PROVENANCE_KEY, provenance, read_provenance
 from mgrec.records import Detection, Segment
 

@@ -12,6 +12,8 @@ import yaml
 
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
 from mgrec.data.demo import DatasetPaths
+from mgrec.infer.offline import OfflineDetector
+from mgrec.model.detector import build_detector
 
 # The model size of the tests that train or detect: 3 levels, 16 channels, seconds on 2 CPU cores.
 SMALL_MODEL = dict(embed_dim=16, mlp_dim=32, head_dim=16, num_levels=3,
@@ -100,3 +102,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_network_detector(seed: int = 0, normalize: str = "none") -> OfflineDetector:
+    """An untrained real network (SMALL_MODEL, 16 input channels, 3 classes a, b, c) as a detector of features with
+    stride 4 and window 16: the online and streaming tests' network, seeded."""
+    torch.manual_seed(seed)
+    model_cfg = ModelConfig(input_dim=16, num_classes=3, **SMALL_MODEL)
+    # An untrained network scores every (step, class) near the prior: keep NMS short.
+    post = PostprocessConfig(max_detections=40)
+    config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64, normalize=normalize),
+                    model=model_cfg, postprocess=post)
+    return OfflineDetector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))

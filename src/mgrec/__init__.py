@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # what type checkers see (py.typed): the names below, as thei
     from mgrec.evaluate.predictions import load_predictions, save_predictions
     from mgrec.evaluate.scoring import score, score_file
     from mgrec.infer.offline import OfflineDetector
-    from mgrec.infer.online import OnlineDetector, stream_file
+    from mgrec.infer.online import OnlineDetector
+    from mgrec.infer.stream import stream_file
     from mgrec.model.detector import build_detector
     from mgrec.records import AnnotationSet, Detection, Segment
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # what type checkers see (py.typed): the names below, as thei
 _ENTRY_POINTS = {
     "OfflineDetector": "mgrec.infer.offline",
     "OnlineDetector": "mgrec.infer.online",
-    "stream_file": "mgrec.infer.online",
+    "stream_file": "mgrec.infer.stream",
     "Config": "mgrec.config",
     "load_config": "mgrec.config",
     "checked_config": "mgrec.config",

@@ -1382,7 +1382,7 @@ def cmd_stream(args) -> int:
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.offline import checked_fps
-    from mgrec.infer.online import ONNX_AND_COMPILE, StreamInterrupted, stream_files
+    from mgrec.infer.stream import ONNX_AND_COMPILE, StreamInterrupted, stream_files
     from mgrec.run import RunDir
 
     if (args.format == "smg") != (args.out is not None):

@@ -176,3 +176,17 @@ def checked_threads(threads: object) -> int | None:
         raise InputError(f"threads: expected a whole number of threads, 1 or more (or None: torch's setting), got "
                          f"{threads!r}")
     return threads
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `threads` (None: left as they are) for the block, and given back after: a Python
+    caller's process keeps its own setting."""
+    checked_threads(threads)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -314,7 +314,7 @@ def test_a_finer_stream_at_its_own_rate_replayed_live_gives_the_files_rows(tmp_p
     # A 50 Hz stream (fps only in its sidecar) beside 30 fps video features, ending a little before or
     # after them: the replay of `mgrec stream` through the live aligner gives load_video_streams' rows.
     from mgrec.data.streams import StreamAligner, load_stream_files
-    from mgrec.infer.online import _replay
+    from mgrec.infer.stream import _replay
 
     imu = FeatureGrid(fps=50.0, stride=1, window=2)
     rng = np.random.default_rng(frames)

@@ -30,7 +30,8 @@ from mgrec.infer import online as online_module
 from mgrec.infer.agreement import TOLERANCES, Agreement, compare, compare_video
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.infer.offline import OfflineDetector
-from mgrec.infer.online import OnlineDetector, stream_file
+from mgrec.infer.online import OnlineDetector
+from mgrec.infer.stream import stream_file
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.video import detect_video
 from mgrec.records import Detection

@@ -255,7 +255,7 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
 
     from mgrec.data.annotations import load_annotations
     from mgrec.evaluate.scoring import score_file
-    from mgrec.infer.online import stream_file
+    from mgrec.infer.stream import stream_file
     from mgrec.report.html import write_report
 
     run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),

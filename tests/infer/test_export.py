@@ -15,7 +15,7 @@ from mgrec.config import PostprocessConfig
 from mgrec.errors import InputError
 from mgrec.infer.export import FORMAT, OnnxNetwork, export_onnx
 from mgrec.infer.offline import OfflineDetector
-from mgrec.infer.online import stream_files
+from mgrec.infer.stream import stream_files
 from mgrec.model.dyfadet import DFA_PIECE_STEPS
 
 pytest.importorskip("onnxruntime")

@@ -207,7 +207,8 @@ def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fuse
     """`mgrec stream` refused a detection-level ensemble. Each member now sees a window of its own features; each update
     fuses the members' ranked lists of their windows, and the emission rule decides on the ensemble's hard set."""
 
-    from mgrec.infer.online import FusedOnlineDetector, chunks_of
+    from mgrec.infer.online import FusedOnlineDetector
+    from mgrec.infer.stream import chunks_of
 
     paths, (a, b) = runs
     features = np.load(paths.features / "synthetic_003.npy")
@@ -293,7 +294,8 @@ def test_a_member_s_rows_pushed_ahead_of_member_0_s_are_held_until_their_time(ru
     file pushed first, a source that runs ahead) left its window holding the seconds after the stream's, and the fused
     updates had member 0's half score alone, without a word. They are held until member 0's rows reach their time, as
     a run's aligner holds a stream's, up to the lag it allows; further ahead is refused, nothing taken."""
-    from mgrec.infer.online import FusedOnlineDetector, chunks_of
+    from mgrec.infer.online import FusedOnlineDetector
+    from mgrec.infer.stream import chunks_of
 
     paths, _ = runs
     out, _ = ensemble_and_a_member_folder(runs, tmp_path)
@@ -379,7 +381,7 @@ def test_a_member_refusing_the_file_it_shares_with_member_0_is_told_of_member_on
     from tests.helpers import SMALL_MODEL
 
     from mgrec.config import Config, DataConfig, ModelConfig
-    from mgrec.infer.online import ensemble_source
+    from mgrec.infer.stream import ensemble_source
     from mgrec.model.detector import build_detector
 
     paths, (a, _) = runs

@@ -20,7 +20,7 @@ from mgrec.errors import InputError
 from mgrec.infer.detect import detect_files
 from mgrec.infer.evaluate_run import evaluate_run
 from mgrec.infer.offline import OfflineDetector
-from mgrec.infer.online import stream_file
+from mgrec.infer.stream import stream_file
 from mgrec.run import RunDir
 from mgrec.train.loop import train
 

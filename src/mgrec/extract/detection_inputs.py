@@ -3,7 +3,7 @@ recipe; of a detection-level ensemble (an RGB run and a skeleton run), each memb
 or read from the folder `--member M=FOLDER` names.
 
 `inputs_for` is the one entry: it returns an `Inputs` that `mgrec.infer.detect.detect_files` and
-`mgrec.infer.online.stream_files` take as they are. The helpers after it say which folders a command reads besides its
+`mgrec.infer.stream.stream_files` take as they are. The helpers after it say which folders a command reads besides its
 inputs (so its output never replaces one of their files) and how to read kept features again.
 """
 

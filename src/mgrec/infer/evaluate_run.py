@@ -219,7 +219,7 @@ def evaluate_online(
     threads: int | None = 1,
 ) -> dict:
     """The online track's scores of a run on `split`: every video replayed as a live stream, as `mgrec stream` does
-    (`mgrec.infer.online.stream_video`: a fresh stream per video, the default hop and window, `lookahead` seconds
+    (`mgrec.infer.stream.stream_video`: a fresh stream per video, the default hop and window, `lookahead` seconds
     after a gesture's end before it is reported, on `threads` torch threads: one by default, as `mgrec stream`, since
     small updates are fastest on one; None: torch's setting), its emissions scored as its hard set at the run's
     threshold.
@@ -230,7 +230,9 @@ def evaluate_online(
     its report: mean, median, p95, max; those the end of a video decided, with less lookahead, are counted apart),
     and the compute per update (ms, on this machine, and the threads it ran on). `features`: as for `evaluate_run`."""
     from mgrec.data.streams import stream_path
-    from mgrec.infer.online import Emission, ensemble_source, stream_video, torch_threads, video_source
+    from mgrec.devices import torch_threads
+    from mgrec.infer.online import Emission
+    from mgrec.infer.stream import ensemble_source, stream_video, video_source
 
     split = split_name(split)
     run = RunDir(run_dir)

@@ -239,7 +239,7 @@ class OfflineDetector:
 
     def member_refusal(self, index: int, exc: InputError, read_the_given: bool) -> InputError:
         """What member `index` of a detection-level ensemble refused (`detect`, and `mgrec stream` and `evaluate
-        --online` through `mgrec.infer.online.ensemble_source`), said to be the member's; where it read the file
+        --online` through `mgrec.infer.stream.ensemble_source`), said to be the member's; where it read the file
         given to every member (`read_the_given`), how to give it its own (an RGB and a skeleton member read different
         files); and of a member 1 and up that reads several streams, how its other streams' folders are given:
         --stream names member 0's (and refused member 1's stream, whose missing file the message said to give so)."""

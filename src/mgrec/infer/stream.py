@@ -1,0 +1,615 @@
+"""Streaming files and videos through the online detector: `mgrec stream`, and `mgrec evaluate --online`.
+
+    summary = stream_file("runs/demo-mgrec", "features/video_01.npy")  # one JSON line per gesture, on stdout
+
+`stream_files` replays feature files (or folders of them) one after another, each video as its own live stream
+through `mgrec.infer.online.OnlineDetector` (or `FusedOnlineDetector`, for a detection-level ensemble), and prints
+one JSON line per emitted gesture: the keys of the results JSON (`Detection.to_json`) plus video, emitted_at,
+latency and compute_ms (`Emission.to_json`); or it writes the gestures as SMG label files, the online track's
+submission. Videos decoded while they stream come in through `VideoFeatures` (made by `mgrec.extract.live`: infer
+does not import extract).
+
+What a stream of files owes its user, beyond the detector's rules:
+- everything that can be refused is refused before the first update (`stream_files`: ids, label folders, every
+  file read and checked as its stream will read it), so that one bad file does not stop an hour's work midway;
+- Ctrl-C (or SIGTERM from `mgrec stream`) ends the video in progress as its end would and stops
+  (`StreamInterrupted`), and never between an update's decision and its written lines (`_signals_held`);
+- an SMG folder stays marked unfinished until its last file is written, and the same call again streams only
+  the videos it has no file of (`_videos_streamed_before`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from mgrec.data.streams import load_stream_files
+from mgrec.data.videos import batched
+from mgrec.devices import torch_threads
+from mgrec.errors import InputError
+from mgrec.files import atomic_write_text, bool_argument, brief, check_writable, counted, file_sha256, path_argument
+from mgrec.infer.export import OnnxNetwork
+from mgrec.infer.offline import OfflineDetector, feature_files
+from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector
+from mgrec.timeline import FeatureGrid
+
+# --onnx and --compile given together
+ONNX_AND_COMPILE = ("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch network: give one "
+                    "of them")
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What a replayed stream did (`stream_file`): the line `mgrec stream` ends with, on stderr."""
+
+    video_id: str
+    emitted: int  # gestures emitted
+    updates: int
+    stream_seconds: float  # stream time covered by the features
+    mean_compute_ms: float  # per update (network, post-processing, emission rule)
+    p95_compute_ms: float
+    precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
+    offline_passes: int = 1  # the run's postprocess.shifted_passes; a stream makes one
+    normalize: str = "none"  # the run's data.normalize; "video": by the steps received so far
+    history: int = 0  # feature steps of the window the network saw (0: not recorded)
+    history_seconds: float = 0.0  # the same in seconds of stream
+    interrupted: bool = False  # ended by Ctrl-C (or SIGTERM from `mgrec stream`) before the file's end
+    behind_seconds: float = 0.0  # `--realtime`: how far the updates fell behind the stream's pace at most
+    decided_at_end: int = 0  # of the gestures emitted, those the stream's end decided (with less lookahead)
+    engine: str = "pytorch"  # what ran the network: "pytorch", or "onnxruntime" (`stream --onnx`)
+
+    def describe(self, notes: bool = True) -> str:
+        """The summary line (and what went wrong: behind real time, interrupted); `notes`: the run's notes too (its
+        shifted passes and normalisation, the same for every video of a run: said once for several)."""
+        # The window is printed: a default that is too short for the run's gestures finds few of them, and
+        # without it in the line nothing says which window ran.
+        window = f", window {self.history} steps ({self.history_seconds:.1f} s)" if self.history else ""
+        text = (
+            f"stream {self.video_id}: {counted(self.emitted, 'gesture')} emitted in {counted(self.updates, 'update')} "
+            "over "
+            f"{self.stream_seconds:.1f} s of stream{window}; compute per update mean {self.mean_compute_ms:.1f} ms, "
+            f"p95 {self.p95_compute_ms:.1f} ms ({self.precision} inference"
+            f"{'' if self.engine == 'pytorch' else ', ' + self.engine})"
+        )
+        if self.behind_seconds > 0.5:
+            text += (f"\nbehind real time: the updates fell up to {self.behind_seconds:.1f} s behind the stream's "
+                     "pace (they took longer than the stream they covered lasted), and gestures were printed up to "
+                     "that much later than their emitted_at says")
+        if self.interrupted:
+            text += (f"\ninterrupted at {self.stream_seconds:.1f} s of stream: the gestures still pending were "
+                     "decided as at a stream's end, on what had arrived")
+        if notes and self.offline_passes > 1:
+            text += (f"\nnote: the run detects offline in {self.offline_passes} shifted passes "
+                     "(postprocess.shifted_passes) and its score threshold was tuned on their fused scores; the "
+                     "stream made one pass per update at that threshold")
+        if notes and self.normalize == "video":
+            text += ("\nnote: the run standardises each video by its own statistics (data.normalize: video); the "
+                     "stream used those of the steps received so far, so its first seconds rest on few steps")
+        return text
+
+
+class VideoFeatures(Protocol):
+    """A run's features of a video made while it is decoded (`mgrec.extract.live.LiveFeatures`, which the command
+    line gives `stream_files`: infer does not import extract): which inputs are its videos and their ids, a video's
+    frame rate, then one (C,) row per window; `close` closes what `fps` opened and no `rows` read."""
+
+    def takes(self, path: Path) -> bool: ...
+
+    def video_id(self, path: Path) -> str: ...
+
+    def fps(self, video: Path) -> float: ...
+
+    def rows(self, video: Path) -> Iterator[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamInterrupted(KeyboardInterrupt):
+    """`stream_file` ended by Ctrl-C (or SIGTERM from `mgrec stream`): the gestures that had arrived were decided and
+    written first; `summary` is what the stream did, and `not_streamed` the ids of the videos `stream_files` was to
+    stream after it (none for one file). A KeyboardInterrupt, so that a script stops as it would."""
+
+    def __init__(self, summary: StreamSummary, not_streamed: list[str] | None = None) -> None:
+        super().__init__()
+        self.summary = summary
+        self.not_streamed = [] if not_streamed is None else not_streamed  # `stream_files`: the videos after it
+        self.label_files: list[str] = []  # `stream_files` with smg_out: the videos whose label files are written
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while the gestures of an update are written: one arriving in between would leave
+    gestures decided (and never offered again) but unwritten. Their Python handlers are swapped for a recorder
+    meanwhile and a signal that came is raised again after (masking them would not do: the kernel hands a signal
+    to any thread that does not mask it, torch's among them). Python runs handlers in the main thread only:
+    elsewhere, and for a handler set outside Python, nothing is held."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(
+            signal.getsignal(number) is None for number in held):
+        yield
+        return
+    came: list[int] = []
+    previous = {number: signal.signal(number, lambda number, frame: came.append(number)) for number in held}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if came:
+            signal.raise_signal(came[0])
+
+
+def chunks_of(features: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of `size` rows (the last may be shorter): a file replayed as a stream, or rows made one
+    by one (`VideoFeatures.rows`), each piece given as soon as its last row is made."""
+    if isinstance(features, np.ndarray):
+        for begin in range(0, features.shape[0], size):
+            yield features[begin : begin + size]
+        return
+    for piece in batched(features, size):
+        yield np.stack(piece)
+
+
+def stream_file(
+    run_dir: str | Path,
+    input_path: str | Path,
+    lookahead: float = 2.0,
+    realtime: bool = False,
+    hop: int | None = None,
+    out: IO[str] | None = None,
+    threads: int | None = 1,
+    history: int | None = None,
+    compile: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    stream_folders: dict[str, Path] | None = None,
+    fps: float | None = None,
+    wall_clock: bool = False,
+) -> StreamSummary:
+    """Replay a feature file as a live stream and print one JSON line per emitted gesture.
+
+    A run with several input streams (`data.streams`): the file is the grid stream's; the other
+    streams' files of the same video come from their folders (`stream_folders`, else the run's
+    config), resampled onto the grid, and each update pushes one hop of all of them, joined.
+
+    The fps comes from the file's sidecar (`<stem>.json`) or the run's `data.fps`, else from `fps` (`--fps`),
+    which may not contradict them (`OfflineDetector.file_fps`). `realtime`: push
+    each hop of features at the wall-clock moment its last feature would exist in a live video
+    (updates only happen at hop boundaries, so finer pushing would report nothing sooner); otherwise
+    as fast as possible. `hop`, `history`, `compile`: as for `OnlineDetector`. `threads`: torch CPU threads while it
+    streams (None: leave torch's setting; the one before is restored after).
+    One is the default because an update is a batch of one short window: more threads add
+    synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
+    `device`: auto, cpu, cuda or cuda:N. `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`).
+    `wall_clock`: each line also holds the clock's time of its report (`Emission.to_json`).
+    Returns what happened: gestures, updates, compute per update, the precision used.
+    """
+    input_path = path_argument(input_path, "stream_file: input_path")
+    (summary,) = stream_files(run_dir, [input_path], lookahead=lookahead, realtime=realtime, hop=hop, out=out,
+                              threads=threads, history=history, compile=compile, device=device, precision=precision,
+                              stream_folders=stream_folders, fps=fps, single_file=True, wall_clock=wall_clock)
+    return summary
+
+
+def stream_files(
+    run_dir: str | Path,
+    inputs: list[str | Path],
+    lookahead: float = 2.0,
+    realtime: bool = False,
+    hop: int | None = None,
+    out: IO[str] | None = None,
+    threads: int | None = 1,
+    history: int | None = None,
+    compile: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    stream_folders: dict[str, Path] | None = None,
+    fps: float | None = None,
+    smg_out: str | Path | None = None,
+    on_video_end: Callable[[StreamSummary], None] | None = None,
+    single_file: bool = False,
+    live: VideoFeatures | None = None,
+    wall_clock: bool = False,
+    onnx: str | Path | None = None,
+    member_folders: dict[int, Path] | None = None,
+    member_stream_folders: dict[int, dict[str, Path]] | None = None,
+) -> list[StreamSummary]:
+    """Replay feature files (or folders of them) one after another, each as its own live stream, as
+    `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
+    gestures of every video written as SMG label files (`OUT/VID/VID_finelabels.csv`, the online track's
+    submission), each as its video's stream ends.
+
+    Each video starts a new `OnlineDetector` (nothing of one stream carries into the next: its clock, window,
+    running statistics); the network is loaded once, and compiled once for all (`compile_for_window`).
+    Everything that can be refused is refused before the first update: ids that two files share, an SMG folder
+    that holds label files already or cannot hold every video's, and every file read and checked as its stream
+    will read it (features, the other streams' files, fps, the window at its fps: `video_source`), so one bad
+    file does not stop the work after the videos before it were streamed. `on_video_end` hears each video's summary
+    as it ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
+    video's summary and the ids of the videos not streamed, `not_streamed`): the videos after it are not streamed.
+    The SMG folder stays marked unfinished until its last video's file is written (`mgrec.smg_csv.INCOMPLETE_MARKER`:
+    a partial set would be scored as the whole submission), and the same call again, into it, streams only the
+    videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
+    Returns one summary per video streamed, in order.
+    A detection-level ensemble streams through `FusedOnlineDetector`: the files given are member 0's, and member M
+    reads its file of each video from `member_folders[M]` (`OfflineDetector.member_folders`; else the file given).
+    `single_file`: `stream_file`'s one path, read as it is (not a folder). `live`: the videos among `inputs` (files,
+    `-` for standard input, or URLs: `mgrec.data.videos.NetworkSource`) are streamed as they are decoded, their rows
+    made by it window by window (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its
+    report (`Emission.to_json`).
+    `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`).
+    """
+    from mgrec.infer.detect import distinct_video_ids, trained_on
+    from mgrec.run import RunDir, hold_label_folder
+    from mgrec.smg_csv import begin_label_set, end_label_set, record_label_file, smg_label_paths, smg_label_text
+
+    # realtime="no" paced the stream by the clock, wall_clock="no" added the clock's time; a path for `out` was an
+    # AttributeError at the first gesture, after the stream's work
+    bool_argument(realtime, "realtime")
+    bool_argument(wall_clock, "wall_clock")
+    if out is not None and not callable(getattr(out, "write", None)):
+        hint = ": open it first (open(path, 'w')), or pass smg_out for SMG label files" * isinstance(
+            out, (str, os.PathLike))
+        raise InputError(f"out: expected a text stream (sys.stdout, an open file, io.StringIO), got {brief(out)}{hint}")
+    if out is not None and smg_out is not None:
+        raise InputError("the gestures go either to out (JSON lines) or to smg_out (SMG label files), not both")
+    if wall_clock and smg_out is not None:
+        raise InputError("wall_clock (--wall-clock) puts the time of each report into the JSON lines; SMG label files "
+                         "(smg_out, --format smg) hold no time of report")
+    out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
+    with torch_threads(threads), contextlib.ExitStack() as held:
+        if live is not None:  # a source it opened to check, left unread where a later check failed: its connection
+            held.callback(live.close)
+        if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
+            check_writable(smg_out, is_dir=True)
+            held.enter_context(hold_label_folder(smg_out))
+        if onnx is not None and compile:
+            raise InputError(ONNX_AND_COMPILE)
+        detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
+                    OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
+        if detector.members is not None and live is not None:
+            raise InputError(f"{detector.run_dir}: the members of a detection-level ensemble make their features "
+                             "of a video whole first (give its feature files, or let `mgrec stream` make them)")
+        detector = detector.reading(stream_folders, member_folders, member_stream_folders)
+
+        def streamed_live(path: Path) -> bool:
+            return live is not None and live.takes(path)
+
+        paths = [Path(input_path) for input_path in inputs] if single_file else feature_files(
+            inputs, log=lambda line: print(line, file=sys.stderr), as_given=streamed_live)
+        if not paths:
+            raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
+        video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix,
+                                       id_of=lambda path: live.video_id(path) if streamed_live(path) else None)
+        done: set[str] = set()  # videos whose label files an interrupted stream into smg_out wrote
+        resumed: set[str] | None = None
+        if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
+            label_paths = smg_label_paths(list(video_ids.values()), smg_out)
+            plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
+                    "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(video_ids.values()),
+                    "lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
+                    "fps": fps, **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
+            resumed = _videos_streamed_before(Path(smg_out), plan, label_paths)
+            done = set(resumed or ())
+            if done:
+                print(f"resuming the stream into {smg_out}: {len(done)} of {counted(len(video_ids), 'video')} were "
+                      f"streamed to their end before (their label files are kept); streaming the "
+                      f"{counted(len(video_ids) - len(done), 'other')}", file=sys.stderr)
+        seen = trained_on(RunDir(run_dir), video_ids.values())
+        if seen and not single_file:
+            print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
+                  f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their gestures say little about "
+                  "unseen videos (an online-track submission holds the test videos only)", file=sys.stderr)
+        # Each file read and checked now, as its stream will read it: one bad file (another width, a NaN, a
+        # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
+        # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
+        # at their turn, so that memory holds one video at a time. A video streamed as decoded: its header only.
+        def source_of(path: Path):
+            if streamed_live(path):  # its rows made at their turn; the video's header read now
+                video_fps = live.fps(path)
+                detector.require_fps(path, video_fps)
+                return video_fps, [(live.rows(path), None)], {}
+            if detector.members is not None:
+                paths = [detector.member_input(m, path, video_ids[path])[0] for m in range(len(detector.members))]
+                return ensemble_source(detector, paths, video_ids[path], fps)
+            return video_source(detector, path, video_ids[path], fps, stream_folders)
+
+        def checked_source(path: Path):
+            source = source_of(path)
+            if detector.members is not None:
+                fused_online_detector(detector, source, video_ids[path], lookahead, hop, history)
+            else:
+                OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
+                               video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
+            return source
+
+        paths = [path for path in paths if video_ids[path] not in done]
+        first = checked_source(paths[0]) if paths else None
+        for path in paths[1:]:
+            checked_source(path)
+        if smg_out is not None and resumed is None:  # marked once all is checked; exclusively: one writer at a time
+            begin_label_set(smg_out, plan)
+        summaries: list[StreamSummary] = []
+        for index, path in enumerate(paths):
+            source = first if index == 0 else source_of(path)
+            first = None
+            kept: list[Emission] | None = [] if smg_out is not None else None
+            try:
+                summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
+                                       compile, out, kept, wall_clock)
+            except StreamInterrupted as stopped:
+                stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
+                stopped.label_files = sorted(done)
+                if on_video_end is not None:
+                    on_video_end(stopped.summary)
+                raise
+            if kept is not None:  # written now: a kill later keeps it, and the same call again streams the others
+                text = smg_label_text([emission.detection for emission in kept], detector.grid(source[0]).fps)
+                record_label_file(smg_out, video_ids[path], text)  # first: a file it does not record is not kept
+                atomic_write_text(label_paths[video_ids[path]], text)
+                done.add(video_ids[path])
+            summaries.append(summary)
+            if on_video_end is not None:
+                on_video_end(summary)
+        if smg_out is not None:
+            end_label_set(smg_out)
+        return summaries
+
+
+def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path]) -> set[str] | None:
+    """The videos whose label files an interrupted `stream_files` wrote into the SMG folder `out`, each file as it was
+    written (its SHA-256 in the marker; any other is refused by name), where `plan` (the
+    videos, the run's fingerprint, the stream's settings; the run's path is recorded, not compared) is the one that
+    stream recorded in the folder's marker: the same call again streams only the others. None for a folder without a
+    marker, which must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two
+    lookaheads, would be scored as one submission."""
+    from mgrec.infer.detect import refuse_old_label_files
+    from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
+
+    if not (out / INCOMPLETE_MARKER).exists():
+        refuse_old_label_files(out)
+        return None
+    earlier = unfinished_plan(out)
+    if earlier is None or earlier.get("writer") != plan["writer"]:
+        refuse_an_incomplete_set(out)  # an unfinished `mgrec detect`: nothing to resume
+    # The run is the one of the fingerprint, wherever it is now: a run moved or renamed (its files as they were) began
+    # the set, and its old path, refused as "other settings", could not be given again: the streamed videos were lost.
+    differ = [key for key in plan if key != "run" and earlier.get(key) != plan[key]]
+    if differ:
+        said = {"run_fingerprint": "the run's files changed since (trained, tuned or replaced)",
+                "videos": "other videos"}
+        what = "; ".join(said.get(key, f"{key} {earlier.get(key)!r} then, {plan[key]!r} now") for key in differ)
+        raise InputError(f"{out}: holds the label files of an interrupted `mgrec stream` --format smg of other "
+                         f"settings ({what}; its run: {earlier.get('run')}): finish it with its own command, or "
+                         "stream into an empty folder")
+    # A file is kept as it was written (its SHA-256 in the marker, `record_label_file`): one emptied or edited since,
+    # or one of a video the stream was killed before recording, counted as that video's gestures.
+    present = {video: path for video, path in label_paths.items() if path.is_file()}
+    marker = out / INCOMPLETE_MARKER
+    written = earlier.get("written", {})
+    if not (isinstance(written, dict) and all(isinstance(v, str) and isinstance(h, str) for v, h in written.items())):
+        what = (f"no label file of {out} can be told from one changed since: {_remove_the_files(len(present))}"
+                if present else f"{out} holds no label file yet: remove the marker, and the same command streams "
+                "every video")
+        raise InputError(f"{marker} [written]: expected the SHA-256 of each label file the stream wrote (video -> hex "
+                         f"digest, as mgrec writes it), got {brief(written)}: the marker was edited, and {what}")
+    if present and "written" not in earlier:  # a marker of an mgrec before files were recorded: the plan only
+        raise InputError(f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so "
+                         f"none of the {counted(len(present), 'label file')} in {out} can be told from one changed "
+                         f"since or put there by hand: {_remove_the_files(len(present))}")
+    # every such file named at once: one a run, the other files found one by one, one run each
+    changed = {video: path for video, path in present.items() if written.get(video) != file_sha256(path)}
+    if changed:
+        video, path = next(iter(changed.items()))
+        more = "" if len(changed) == 1 else f" (and {counted(len(changed) - 1, 'other')} of the {len(present)}: " \
+            f"{', '.join(str(p) for p in list(changed.values())[1:4])}{', ...' * (len(changed) > 4)})"
+        raise InputError(f"{path}: is not the label file the interrupted stream wrote for video {video}{more} (changed "
+                         f"since, e.g. emptied, or put there by hand): {_remove_the_files(len(changed))}")
+    done = set(present)
+    others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
+    if others:
+        raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted stream did not write (e.g. "
+                         f"{others[0]}): remove them, or stream into an empty folder")
+    return done
+
+
+def _remove_the_files(count: int) -> str:
+    """What to do with `count` label files a resume cannot keep."""
+    it, videos = ("it", "that video") if count == 1 else ("them", "those videos")
+    return f"remove {it}, and the same command streams {videos} again"
+
+
+def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: float | None,
+                 stream_folders: dict[str, Path] | None, fps_said_as: str = "--fps"
+                 ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]]:
+    """One video's inputs, read and checked (`stream_files`, `mgrec evaluate --online`): its fps
+    (`OfflineDetector.file_fps`; `fps_said_as` names where `fps` came from), every stream's rows and grid (the file
+    is the grid stream's; `load_stream_files`), and the fps of each stream on its own grid."""
+    video_fps = detector.file_fps(path, fps, what=fps_said_as)
+    loaded = load_stream_files(detector.config.data, video_id, video_fps, folders=stream_folders, main_path=path,
+                               check_recipe=detector.check_stream_recipe)
+    detector.require_fps(path, video_fps)  # named here: OnlineDetector's grid would not say which file
+    stream_fps = {s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
+                  if grid is not None}
+    return video_fps, loaded, stream_fps
+
+
+def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
+                    fps: float | None | list[float | None], fps_said_as: str = "--fps", files_given: bool = True
+                    ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float | None]]:
+    """One video's inputs for a detection-level ensemble's stream (`FusedOnlineDetector`), read and checked: each
+    member's rows from its file (`paths[m]`), as `video_source` reads a run's (`fps`: the video's, or each member's),
+    every stream of every member in the place of a run's streams, named as `member_stream_names` names them, each but
+    member 0's grid stream with its grid (`_replay` hands each the rows that exist by then), and the fps of each by
+    name (a member's grid stream: the member's fps). `files_given`: `paths` are the files a user gave (`mgrec stream`),
+    so a member refusing the one it shares with member 0 is told how to give it its own (`--member`); False where
+    each member's file comes from its own config (`evaluate --online`), which has no such option."""
+    given = fps if isinstance(fps, list) else [fps] * len(detector.members)
+    sources = []
+    for index, (member, path, member_fps) in enumerate(zip(detector.members, paths, given)):
+        try:  # said to be the member's, as `detect` says it: the member's recipe was said as the run's
+            sources.append(video_source(member, path, video_id, member_fps, member.stream_folders, fps_said_as))
+        except InputError as exc:
+            shared = files_given and index > 0 and path == paths[0]
+            raise detector.member_refusal(index, exc, read_the_given=shared) from None
+    detector.check_member_spans([(path, len(rows_and_grids[0][0]), member.grid(member_fps))
+                                 for member, path, (member_fps, rows_and_grids, _) in
+                                 zip(detector.members, paths, sources)], video_id)
+    loaded, stream_fps = [], {}
+    for index, (member, (member_fps, rows_and_grids, own_fps)) in enumerate(zip(detector.members, sources)):
+        streams = member.config.data.input_streams()
+        for stream, name, (rows, grid) in zip(streams, member_stream_names(member, index), rows_and_grids):
+            if stream is streams[0]:  # the member's grid stream: its grid at the member's fps
+                grid, stream_fps[name] = (None if index == 0 else member.grid(member_fps)), member_fps
+            elif stream.name in own_fps:
+                stream_fps[name] = own_fps[stream.name]
+            loaded.append((rows, grid))
+    return sources[0][0], loaded, stream_fps
+
+
+def member_stream_names(member: OfflineDetector, index: int) -> list[str]:
+    """How a stream of an ensemble names member `index`'s streams: "1" for its grid stream, "1/pose" for another."""
+    streams = member.config.data.input_streams()
+    return [str(index)] + [f"{index}/{stream.name}" for stream in streams[1:]]
+
+
+def _member_and_stream(name: str) -> tuple[int, str]:
+    """A name of `member_stream_names` -> (member index, stream name; "" for the member's grid stream)."""
+    index, _, stream = name.partition("/")
+    return int(index), stream
+
+
+def fused_online_detector(detector: OfflineDetector, source: tuple, video_id: str, lookahead: float,
+                          hop: int | None = None, history: int | None = None, compile: bool = False
+                          ) -> FusedOnlineDetector:
+    """The stream of an ensemble's `source` (`ensemble_source`): each member at its fps, its streams at theirs."""
+    fps, _, stream_fps = source
+    member_fps, member_stream_fps = {}, {}
+    for name, value in stream_fps.items():
+        index, stream = _member_and_stream(name)
+        if stream:
+            member_stream_fps.setdefault(index, {})[stream] = value
+        else:
+            member_fps[index] = value
+    return FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                               compile=compile, member_fps=member_fps, member_stream_fps=member_stream_fps)
+
+
+def stream_video(detector: OfflineDetector,
+                 source: tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]],
+                 video_id: str, lookahead: float, realtime: bool = False, hop: int | None = None,
+                 history: int | None = None, compile: bool = False, out: IO[str] | None = None,
+                 kept: list[Emission] | None = None, wall_clock: bool = False) -> StreamSummary:
+    """One video's stream (`stream_files`, `mgrec evaluate --online`) of its `source` (`video_source`): each
+    emission written to `out` as a JSON line (`wall_clock`: with the clock's time of its report), or appended to
+    `kept`."""
+    # Several input streams: each step pushes one hop of every stream, joined.
+    fps, loaded, stream_fps = source
+    fused = detector.members is not None  # each member's rows in the place of a run's streams (`ensemble_source`)
+    online = (fused_online_detector(detector, source, video_id, lookahead, hop, history, compile) if fused else
+              OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                             compile=compile, stream_fps=stream_fps))
+    count, update_ms = 0, []
+
+    def write(emissions: list[Emission], updates_before: int) -> None:
+        nonlocal count
+        # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
+        if online.num_updates > updates_before:
+            update_ms.append(online.last_compute_ms)
+        with _signals_held():
+            for emission in emissions:
+                count += 1
+                if kept is not None:
+                    kept.append(emission)
+                    continue
+                out.write(json.dumps(emission.to_json(wall_clock)) + "\n")
+                out.flush()
+                if getattr(out, "broken", False):  # `terminal.TerminalText` after a broken pipe: nobody reads on
+                    raise InputError(f"the reader of the stream's output went away after {count - 1} gesture(s), "
+                                     f"at {online.now:.1f} s of stream: stopped (a live session would otherwise run "
+                                     "on, its gestures dropped)")
+
+    names = ([name for m, member in enumerate(detector.members) for name in member_stream_names(member, m)] if fused
+             else [s.name for s in detector.config.data.input_streams()])
+    interrupted, behind = False, 0.0
+    started = time.monotonic()  # as `_replay`'s own clock, within its first step
+    try:
+        for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
+            if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
+                grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
+                received = online.received_steps + len(grid_rows)
+                behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
+            before = online.num_updates
+            if not isinstance(chunk, dict):
+                write(online.push(chunk), before)
+            elif fused:
+                write(online.push_members(_by_member(chunk, detector)), before)
+            else:
+                write(online.push_streams(chunk), before)
+    except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
+        interrupted = True
+    before, streamed = online.num_updates, count
+    write(online.flush(), before)
+    times = np.asarray(update_ms) if update_ms else np.zeros(1)
+    engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
+    summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
+                            float(np.percentile(times, 95)), detector.precision,
+                            detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
+                            online.history * online.grid.seconds_per_step(), interrupted, behind,
+                            decided_at_end=count - streamed, engine=engine)
+    if interrupted:
+        raise StreamInterrupted(summary)
+    return summary
+
+
+def _by_member(chunk: dict[str, np.ndarray], detector: OfflineDetector) -> dict[int, np.ndarray | dict]:
+    """A chunk of `_replay` named by `member_stream_names` -> `push_members`' chunks: a member of one stream its rows, a
+    member of several {stream: rows}."""
+    members: dict[int, np.ndarray | dict] = {}
+    for name, rows in chunk.items():
+        index, stream = _member_and_stream(name)
+        streams = detector.members[index].config.data.input_streams()
+        if len(streams) == 1:
+            members[index] = rows
+        else:
+            members.setdefault(index, {})[stream or streams[0].name] = rows
+    return members
+
+
+def _replay(loaded: list[tuple[np.ndarray | Iterable[np.ndarray], FeatureGrid | None]], names: list[str], hop: int,
+            grid: FeatureGrid, realtime: bool) -> Iterator[np.ndarray | dict[str, np.ndarray]]:
+    """Chunks of one hop of the grid stream (its rows an array, or made one by one as a video is decoded:
+    `VideoFeatures`); with `realtime`, each at the wall-clock moment its last feature would exist. Several
+    streams: each chunk is a dict holding, per stream, the rows that exist by then (a row exists at the end of its
+    window, on its stream's own grid)."""
+    started = time.monotonic()
+    received = 0
+    sent = [0] * len(loaded)
+    for chunk in chunks_of(loaded[0][0], hop):
+        received += chunk.shape[0]
+        now = grid.covered_seconds(received)
+        if realtime:
+            time.sleep(max(0.0, started + now - time.monotonic()))
+        if len(loaded) == 1:
+            yield chunk
+            continue
+        parts = {names[0]: chunk}
+        for s, (features, own) in enumerate(loaded[1:], start=1):
+            existing = sent[s]
+            while existing < len(features) and own.covered_seconds(existing + 1) <= now:
+                existing += 1
+            parts[names[s]] = features[sent[s]:existing]
+            sent[s] = existing
+        yield parts
+    if len(loaded) > 1:  # rows of the other streams that end after the grid stream's last window
+        yield {names[s]: features[sent[s]:] for s, (features, _) in enumerate(loaded) if s > 0}

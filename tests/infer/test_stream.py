@@ -1,0 +1,744 @@
+"""Streaming files through the online detector (`mgrec.infer.stream`, `mgrec stream`): JSON lines equal to the
+detector's own emissions, Ctrl-C and SIGTERM, folders of videos as SMG submissions, resuming an interrupted folder, and
+every file checked before the first update. The networks are tests/helpers.py's tiny untrained one."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tests.helpers import one_torch_thread, tiny_network_detector  # noqa: F401 (autouse)
+
+from mgrec.data.features import FeatureSidecar, write_features
+from mgrec.errors import InputError
+from mgrec.infer.offline import OfflineDetector
+from mgrec.infer.online import OnlineDetector
+from mgrec.infer.stream import (
+    StreamInterrupted,
+    StreamSummary,
+    chunks_of,
+    stream_file,
+    stream_files,
+)
+from mgrec.run import RunDir
+
+
+def write_run(run_dir: Path, detector: OfflineDetector, threshold: float) -> None:
+    RunDir(run_dir).write_for_inference(detector.config, detector.classes, detector.model, score_threshold=threshold)
+
+
+def test_stream_file_prints_the_emissions_as_json_lines(tmp_path):
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 1000.0  # fast enough to replay in real time within a test (the highest frame rate mgrec accepts)
+    threshold = detector.detect(features, fps=fps)[15].score
+    write_run(tmp_path / "run", detector, threshold)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+
+    out = io.StringIO()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # one torch thread while it streams (the default), and the caller's own setting given back after
+        summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert summary.emitted == len(lines) >= 10  # most of the 16+ offline detections above the threshold
+    # 120 steps in hops of 8: 15 updates, each timed; flush has no new features, so no 16th update
+    assert summary.updates == 15 and summary.video_id == "clip"
+    assert 0 < summary.mean_compute_ms and 0 < summary.p95_compute_ms
+    assert summary.stream_seconds == pytest.approx(((120 - 1) * 4 + 16) / fps)
+
+    loaded = OfflineDetector.from_run(tmp_path / "run")
+    assert loaded.postprocess.score_threshold == threshold
+    online = OnlineDetector(loaded, fps, lookahead=0.01, hop=8, video_id="clip")
+    expected = [e.to_json() for e in online.run(chunks_of(features, 8))]
+    strip = lambda records: [{k: v for k, v in r.items() if k != "compute_ms"} for r in records]  # noqa: E731
+    assert strip(lines) == strip(expected)
+    # the detection's keys are those of the results JSON (Detection.to_json), unrounded as there
+    assert set(lines[0]) == {"video", "segment", "segment(frames)", "label", "label_id", "score",
+                             "emitted_at", "latency", "compute_ms"}
+    assert all(r["video"] == "clip" and r["score"] >= round(threshold, 6) for r in lines)
+
+    realtime = io.StringIO()
+    started = time.time()
+    stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, realtime=True, out=realtime, wall_clock=True)
+    timed = [json.loads(line) for line in realtime.getvalue().splitlines()]
+    assert strip({k: v for k, v in r.items() if k != "wall_time"} for r in timed) == strip(lines)
+    # --wall-clock: the clock's time of each report, in stream order, each at or after its emitted_at into the replay
+    moments = [datetime.datetime.fromisoformat(r["wall_time"].replace("Z", "+00:00")).timestamp() for r in timed]
+    assert all(r["wall_time"].endswith("Z") for r in timed) and moments == sorted(moments)
+    assert all(started + r["emitted_at"] - 0.005 <= moment <= time.time() for r, moment in zip(timed, moments))
+
+    # a sidecar that disagrees with the run's config is caught, naming the sidecar
+    write_features(path, features, FeatureSidecar(fps=fps, stride=8, window=16, backbone="test", dim=16, frames=None))
+    with pytest.raises(InputError, match=r"clip\.json.*stride"):
+        stream_file(tmp_path / "run", path, out=io.StringIO())
+
+
+def replayed_clip(tmp_path: Path, fps: float = 1000.0) -> tuple[Path, Path, np.ndarray, OfflineDetector]:
+    """A run of the tiny network (its threshold at its 16th detection) and a 120-step clip with its sidecar at
+    `fps` (1000: 0.5 s of stream, replayed in real time within a test): run, clip, features, detector."""
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="t", dim=16, frames=None))
+    return tmp_path / "run", path, features, detector
+
+
+def test_an_interrupted_stream_decides_what_arrived_and_a_reader_gone_away_stops_it(tmp_path, monkeypatch):
+    """Ctrl-C (and SIGTERM) ended a live session without the gestures it had seen but not yet decided, and
+    without the summary; a closed stdout (`| head -1`) let the stream run to its end and exit 0."""
+    import mgrec.infer.stream as stream_module
+
+    _, path, features, _ = replayed_clip(tmp_path)
+    fps = 1000.0
+    replay = stream_module._replay
+
+    def interrupted_at_the_ninth_hop(*args):
+        for index, chunk in enumerate(replay(*args)):
+            if index == 8:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(stream_module, "_replay", interrupted_at_the_ninth_hop)
+    out = io.StringIO()
+    with pytest.raises(StreamInterrupted) as stopped:  # a KeyboardInterrupt: a script stops, as it did before
+        stream_file(tmp_path / "run", path, lookahead=2.0, hop=8, out=out)
+    summary = stopped.value.summary
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    online = OnlineDetector(OfflineDetector.from_run(tmp_path / "run"), fps, lookahead=2.0, hop=8, video_id="clip")
+    expected = [e.to_json() for e in online.run(chunks_of(features[:64], 8))]  # the 8 hops that arrived, then flushed
+    assert summary.interrupted and summary.updates == 8 and lines and len(lines) == len(expected)
+    assert [line["segment"] for line in lines] == [e["segment"] for e in expected]
+    assert "interrupted at 0.3 s of stream: the gestures still pending were decided" in summary.describe()
+
+    monkeypatch.setattr(stream_module, "_replay", replay)
+
+    class GoneAway(io.StringIO):  # what `terminal.TerminalText` is after a broken pipe
+        broken = True
+
+    with pytest.raises(InputError, match=r"the reader of the stream's output went away after 0 gesture\(s\), at "):
+        stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=GoneAway())
+
+
+def test_ctrl_c_while_gestures_are_written_waits_until_they_are(tmp_path):
+    """A Ctrl-C arriving while an update's gestures were written (a slow pipe) lost the rest of them: decided, so
+    never offered again, and not written."""
+    import os
+    import signal
+
+    _, path, _, _ = replayed_clip(tmp_path)
+    whole = io.StringIO()
+    stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=whole)
+    expected = whole.getvalue().splitlines()
+
+    class InterruptedOnTheThirdLine(io.StringIO):
+        lines = 0
+
+        def write(self, text):
+            self.lines += 1
+            if self.lines == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().write(text)
+
+    out = InterruptedOnTheThirdLine()
+    # Python's own Ctrl-C handler, whatever the test process set (a pytest-xdist worker ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(StreamInterrupted):
+            stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    strip = lambda lines: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"} for line in lines]  # noqa: E731
+    assert len(expected) > 3 and strip(out.getvalue().splitlines()[:3]) == strip(expected[:3])
+
+
+def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, monkeypatch):
+    """`--realtime` with updates slower than a hop of stream printed each gesture later than its emitted_at and
+    latency said, and the summary was silent about it."""
+    _, path, _, _ = replayed_clip(tmp_path)
+    update = OnlineDetector._update
+
+    def slow(self, cutoff):  # 0.1 s an update, against 0.032 s of stream a hop
+        time.sleep(0.1)
+        return update(self, cutoff)
+
+    monkeypatch.setattr(OnlineDetector, "_update", slow)
+    summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, realtime=True, out=io.StringIO())
+    # 15 updates of 0.1 s over 0.5 s of stream: about 1 s behind; at most every update's sleep and compute (on a busy
+    # machine its compute alone took 82 ms an update, and a fixed bar of 2 s failed)
+    worst = summary.updates * (0.1 + summary.p95_compute_ms / 1000)
+    assert 0.6 < summary.behind_seconds < worst + 0.3
+    assert f"behind real time: the updates fell up to {summary.behind_seconds:.1f} s behind" in summary.describe()
+    assert stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=io.StringIO()).behind_seconds == 0.0
+    # updates of 0.1 s every 0.256 s of stream keep its pace: not behind (the time of an update is not a lag; the
+    # measure after each update said 0.1 s)
+    _, slower, _, _ = replayed_clip(tmp_path / "b", fps=125.0)
+    kept_pace = stream_file(tmp_path / "run", slower, lookahead=0.01, hop=8, realtime=True, out=io.StringIO())
+    if 0.1 + kept_pace.p95_compute_ms / 1000 < 0.2:  # a machine that keeps the pace (a busy one may not)
+        assert kept_pace.behind_seconds < 0.05 and "behind real time" not in kept_pace.describe()
+
+
+def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
+    """`mgrec stream ... > log.jsonl` could not be scored (`not valid JSON: Extra data`): each line is a detection
+    with its video, read as the results JSON's entries are."""
+    from mgrec.cli import main
+    from mgrec.evaluate.predictions import load_predictions, save_predictions
+
+    _, path, _, detector = replayed_clip(tmp_path)
+    fps = 1000.0
+    log = tmp_path / "log.jsonl"
+    with log.open("w") as out:
+        stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    read = load_predictions(log, detector.classes)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [d.to_json()["segment"] for d in read["clip"]] == [line["segment"] for line in lines] and len(lines) >= 10
+    save_predictions(read, tmp_path / "same.json")
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"classes": detector.classes, "database": {"clip": {
+        "subset": "test", "fps": fps, "duration": 0.5,
+        "annotations": [{"label": line["label"], "segment": line["segment"]} for line in lines[::2]]}}}))
+    scores = []
+    for predictions in (log, tmp_path / "same.json"):
+        assert main(["score", "--gt", str(gt), "--pred", str(predictions), "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0]["f1"] == scores[1]["f1"] and scores[0]["num_predictions"] == len(lines)
+    assert 0.6 < scores[0]["f1"] < 1  # every other detection is a gesture
+    # read by its first line whole: one past 4 KB (another tool's keys), or lines ended by \r alone, were taken for
+    # a results JSON ("Extra data")
+    padded = [{**lines[0], "pad": "x" * 5000}, *lines[1:]]
+    for name, ending in (("long.jsonl", "\n"), ("cr.jsonl", "\r"), ("blank-first.jsonl", "\n\n")):
+        (tmp_path / name).write_text("".join(ending + json.dumps(line) for line in padded), newline="")
+        assert load_predictions(tmp_path / name, detector.classes) == read
+    # `mgrec stream ... >> log.jsonl` run twice (a rerun after Ctrl-C): both sessions were scored, every gesture
+    # twice, F1 halved without a word
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(log.read_text() * 2)
+    with pytest.raises(InputError, match=rf"twice.jsonl:{len(lines) + 1} \[emitted_at\]: .* but line {len(lines)} "
+                                         r"emitted video 'clip' at .*start over, two stream sessions of one video"):
+        load_predictions(twice, detector.classes)
+    twice.write_text(json.dumps(lines[-1]) + "\n" + json.dumps(lines[-1]) + "\n")  # a session of one emission, rerun
+    with pytest.raises(InputError, match=r"twice.jsonl:2 \[emitted_at\]: .* but line 1 holds the same emission"):
+        load_predictions(twice, detector.classes)
+    twice.write_text(json.dumps({**lines[0], "emitted_at": -5}) + "\n")
+    with pytest.raises(InputError, match=r"twice.jsonl:1 \[emitted_at\]: expected the seconds of stream .* got -5"):
+        load_predictions(twice, detector.classes)
+    log.write_text(log.read_text() + "{not json\n")
+    with pytest.raises(InputError, match=rf"log.jsonl:{len(lines) + 1}:2: predictions file is not valid JSON"):
+        load_predictions(log, detector.classes)
+    log.write_text(json.dumps(lines[0])[:-1] + ', "video": "other"}\n')  # as the results JSON's reader refuses it
+    with pytest.raises(InputError, match=r"log.jsonl:1: key 'video' appears twice in one JSON object"):
+        load_predictions(log, detector.classes)
+    log.write_text(json.dumps(lines[0])[:-1] + ', "x": ' + "9" * 5000 + "}\n")  # past Python's 4300 digits
+    with pytest.raises(InputError, match=r"log.jsonl(:1)?: predictions file holds a number no reader takes"):
+        load_predictions(log, detector.classes)
+
+
+THREE_VIDEOS = ("Sample0036", "Sample0037", "Sample0038")
+
+
+def folder_of_three_videos(tmp_path: Path, features: np.ndarray) -> Path:
+    """tmp_path/videos holding `features` as each of THREE_VIDEOS (1000 fps, stride 4, window 16), to stream."""
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    for name in THREE_VIDEOS:
+        write_features(videos / f"{name}.npy", features, sidecar)
+    return videos
+
+
+def interrupt_a_video(monkeypatch, video: int = 2) -> list[int]:
+    """Ctrl-C at the 5th hop of the `video`-th video a stream replays; the list grows by one per video replayed."""
+    import mgrec.infer.stream as stream_module
+
+    replay, calls = stream_module._replay, []
+
+    def interrupted_in_that_video(*args):
+        calls.append(1)
+        for index, chunk in enumerate(replay(*args)):
+            if len(calls) == video and index == 4:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(stream_module, "_replay", interrupted_in_that_video)
+    return calls
+
+
+def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submission(tmp_path, capsys, monkeypatch):
+    """An online-track submission was written from the JSON lines by hand, one `mgrec stream` per video: a folder (or
+    several files) is streamed video by video, each from a fresh stream (nothing of one carries into the next), and
+    `--format smg` writes every video's gestures as SMG label files once all were streamed to their end."""
+    from mgrec.cli import main
+    from mgrec.evaluate.predictions import load_predictions
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, detector = replayed_clip(tmp_path)
+    videos = tmp_path / "videos"
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    clips = {"Sample0036": features, "Sample0037": features[::-1].copy(), "Sample0038": features[40:].copy()}
+    for name, rows in clips.items():
+        write_features(videos / f"{name}.npy", rows, sidecar)
+    alone = {}
+    for name in clips:  # each streamed by itself, the reference
+        out = io.StringIO()
+        stream_file(run, videos / f"{name}.npy", lookahead=0.01, hop=8, out=out)
+        alone[name] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert all(alone.values())
+
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 0
+    printed = capsys.readouterr()
+    together = [json.loads(line) for line in printed.out.splitlines()]
+    strip = lambda records: [{k: v for k, v in r.items() if k != "compute_ms"} for r in records]  # noqa: E731
+    assert strip(together) == strip([line for name in clips for line in alone[name]])
+    assert [line.split(":")[0] for line in printed.err.splitlines() if line.startswith("stream ")] == [
+        f"stream {name}" for name in clips]
+    assert f"streamed 3 videos: {len(together)} gestures written on stdout" in printed.err
+    # the saved lines of one video scored on that video alone (`--videos`), not with the split's others missed
+    log, gt = tmp_path / "log.jsonl", tmp_path / "gt.json"
+    log.write_text("".join(json.dumps(line) + "\n" for line in alone["Sample0036"]))
+    gt.write_text(json.dumps({"classes": detector.classes, "database": {name: {
+        "subset": "test", "fps": 1000.0, "duration": 0.5,
+        "annotations": [{"label": line["label"], "segment": line["segment"]} for line in alone[name]]}
+        for name in clips}}))
+    with pytest.raises(SystemExit):
+        main(["score", "--gt", str(gt), "--pred", str(log), "--json", "--videos", " Sample0036,"])
+    assert "--videos: expected video ids separated by commas" in capsys.readouterr().err
+    assert main(["score", "--gt", str(gt), "--pred", str(log), "--json", "--videos", "Sample0036"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["videos"] == ["Sample0036"] and scored["recall"] == 1.0 and scored["num_videos"] == 1
+
+    submission = tmp_path / "submission"
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+                 "--out", str(submission)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == "" and f"into {submission} as SMG label files" in printed.err
+    written = load_predictions(submission, detector.classes, fps_by_video=dict.fromkeys(clips, 1000.0))
+    for name in clips:  # the stream's frames and classes, as the lines said them
+        assert sorted((d.label_id, d.start_frame, d.end_frame) for d in written[name]) == sorted(
+            (line["label_id"], *line["segment(frames)"]) for line in alone[name])
+    # a folder holding label files already is refused before any stream
+    assert main(["stream", str(run), str(videos), "--format", "smg", "--out", str(submission)]) == 2
+    printed = capsys.readouterr()
+    assert "already holds 3 SMG label file" in printed.err and "stream Sample0036" not in printed.err
+    assert main(["stream", str(run), str(videos), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "--out is the folder of --format smg's label files" in capsys.readouterr().err
+    assert main(["stream", str(run), str(videos), "--format", "smg", "--out", str(tmp_path / "timed"),
+                 "--wall-clock"]) == 2  # label files hold no time of report
+    assert "--format smg's label files hold no time of report" in capsys.readouterr().err
+    assert not (tmp_path / "timed").exists()
+
+    # interrupted in the second video: that video is decided as at its end, the third is not streamed; the first
+    # video's file is kept and the folder marked unfinished (a partial set would be scored as the whole submission)
+    calls = interrupt_a_video(monkeypatch)
+    stopped = tmp_path / "stopped"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+               "--out", str(stopped)]
+    assert main(command) == 130
+    printed = capsys.readouterr()
+    assert len(calls) == 2 and "interrupted at" in printed.err
+    assert f"{stopped} holds the label files of the 1 video streamed to its end and is marked unfinished" in \
+        printed.err and "the same command again streams the others into it" in printed.err
+    assert [path.name for path in stopped.rglob("*.csv")] == ["Sample0036_finelabels.csv"]
+    assert (stopped / INCOMPLETE_MARKER).exists()
+    assert main(["score", "--gt", str(gt), "--pred", str(stopped)]) == 2
+    assert "did not finish" in capsys.readouterr().err
+    # the same command again streams the two others into it, and the set is the uninterrupted one's
+    calls.clear()
+    monkeypatch.undo()
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert f"resuming the stream into {stopped}: 1 of 3 videos were streamed to their end before" in printed.err
+    assert [line.split(":")[0] for line in printed.err.splitlines() if line.startswith("stream ")] == [
+        "stream Sample0037", "stream Sample0038"]
+    assert not (stopped / INCOMPLETE_MARKER).exists()
+    for name in clips:
+        relative = Path(name) / f"{name}_finelabels.csv"
+        assert (stopped / relative).read_text() == (submission / relative).read_text()
+
+
+def test_one_bad_file_among_several_is_refused_before_the_first_video_is_streamed(tmp_path, capsys):
+    """A folder whose last file was of another width (or of an unknown fps, or NaN) was found bad at its turn: the
+    videos before it had been streamed (hours, at --realtime), and with --format smg nothing of them was written.
+    Every file is read and checked as its stream will read it before the first update."""
+    from mgrec.cli import main
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    nan = features.copy()
+    nan[50, 3] = np.nan
+    for name, write_bad, message in (
+            ("width", lambda path: write_features(path, features[:, :8].copy(), replace(sidecar, dim=8)),
+             r"Sample0099.json: features do not match the config: dim is 8"),
+            ("fps", lambda path: np.save(path, features), r"Sample0099.npy: the features' fps is unknown"),
+            ("nan", lambda path: np.save(path, nan), r"Sample0099.npy: 1 NaN/Inf value")):
+        videos = tmp_path / name
+        write_features(videos / "Sample0036.npy", features, sidecar)
+        write_features(videos / "Sample0037.npy", features[::-1].copy(), sidecar)
+        write_bad(videos / "Sample0099.npy")  # streamed last
+        if name == "nan":  # its fps known: the NaN is what is wrong
+            (videos / "Sample0099.json").write_text((videos / "Sample0036.json").read_text())
+        with pytest.raises(InputError, match=message):
+            stream_files(run, [videos], lookahead=0.01, hop=8, out=io.StringIO())
+        submission = tmp_path / f"submission-{name}"
+        for extra in ([], ["--format", "smg", "--out", str(submission)]):
+            assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", *extra]) == 2
+            printed = capsys.readouterr()
+            assert printed.out == "" and "stream Sample0036" not in printed.err and "Sample0099." in printed.err
+        assert not submission.exists() or not any(submission.rglob("*.csv"))
+
+
+def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s_notes_once(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """One folder of three videos stopped in its second said nothing of the third (the line counted the inputs
+    given, one folder, not its videos), and the run's notes (normalisation, shifted passes) came after every video's
+    summary: twice the same notes per video of a submission."""
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)
+    detector.config.data.normalize = "video"  # a note each summary said
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, 0.5)
+    videos = folder_of_three_videos(tmp_path, features)
+    assert main(["stream", str(tmp_path / "run"), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 0
+    printed = capsys.readouterr().err
+    assert printed.count("stream Sample00") == 3 and printed.count("note: the run standardises each video") == 1
+    summary = StreamSummary("v", 1, 2, 3.0, 1.0, 1.0, offline_passes=4, normalize="video")
+    assert "note:" in summary.describe() and "note:" not in summary.describe(notes=False)
+
+    calls = interrupt_a_video(monkeypatch)
+    with pytest.raises(StreamInterrupted) as stopped:
+        stream_files(tmp_path / "run", [videos], lookahead=0.01, hop=8, out=io.StringIO())
+    assert stopped.value.summary.video_id == "Sample0037" and stopped.value.not_streamed == ["Sample0038"]
+    calls.clear()
+    assert main(["stream", str(tmp_path / "run"), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 130
+    printed = capsys.readouterr().err
+    assert "stopped: the 1 video after the interrupted one was not streamed (Sample0038)" in printed
+
+
+def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_stream(tmp_path, capsys):
+    """A folder holding `.mgrec-incomplete` refused `mgrec stream --format smg` with `holds the label files of an
+    mgrec detect --format smg that did not finish ...; detect again`: a stream writes such folders too."""
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, path, _, _ = replayed_clip(tmp_path)
+    (tmp_path / "left").mkdir()
+    (tmp_path / "left" / INCOMPLETE_MARKER).write_text("")
+    assert main(["stream", str(run), str(path), "--format", "smg", "--out", str(tmp_path / "left")]) == 2
+    printed = capsys.readouterr()
+    assert "holds the label files of an `mgrec detect` or `mgrec stream` --format smg that did not finish" in \
+        printed.err and "write them again into an empty folder" in printed.err and "stream clip" not in printed.err
+
+
+def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_it(tmp_path, capsys, monkeypatch):
+    """A stream killed half-way keeps its finished videos' label files in a folder marked unfinished, with what the
+    set is made of: another lookahead, the run trained again, or a file put there meanwhile would make a set of two
+    streams, scored as one submission, and a second stream while one runs took its marker for an interrupted one's.
+    Each is refused, naming it; the stream that began it finishes it, its run moved meanwhile or not."""
+    import os
+
+    from mgrec.cli import main
+    from mgrec.run import hold_label_folder
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = folder_of_three_videos(tmp_path, features)
+    out = tmp_path / "out"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+               "--out", str(out)]
+    interrupt_a_video(monkeypatch)
+    assert main(command) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    first = out / "Sample0036" / "Sample0036_finelabels.csv"
+    written = first.read_text()
+
+    assert main([*command[:4], "1", *command[5:]]) == 2  # another lookahead
+    assert "of other settings (lookahead 0.01 then, 1.0 now" in capsys.readouterr().err
+    assert main(command[:2] + [str(videos / "Sample0036.npy")] + command[3:]) == 2  # other videos
+    assert "(other videos;" in capsys.readouterr().err
+    weights = run / "checkpoints" / "best.safetensors"
+    status = weights.stat()
+    os.utime(weights, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # the run trained again
+    assert main(command) == 2
+    assert "the run's files changed since (trained, tuned or replaced)" in capsys.readouterr().err
+    os.utime(weights, ns=(status.st_atime_ns, status.st_mtime_ns))
+    (out / "Sample0099.csv").write_text("1,0,5\n")  # a file the stream did not write
+    assert main(command) == 2
+    assert "holds 1 label file(s) the interrupted stream did not write (e.g. " in capsys.readouterr().err
+    (out / "Sample0099.csv").unlink()
+    assert first.read_text() == written and (out / INCOMPLETE_MARKER).exists()  # every refusal changed nothing
+    assert main(["detect", str(run), str(videos), "--format", "smg", "--out", str(out)]) == 2
+    assert "run that `mgrec stream` again, as it was" in capsys.readouterr().err
+    with hold_label_folder(out):  # the same command while another stream writes there: not a resume of it
+        assert main(command) == 2
+    assert f"{out} is in use by" in capsys.readouterr().err and first.read_text() == written
+
+    moved = run.rename(tmp_path / "moved-run")  # the run, its files as they were, moved (it was "other settings")
+    assert main([command[0], str(moved), *command[2:]]) == 0
+    assert "1 of 3 videos were streamed to their end before" in capsys.readouterr().err
+    assert len(list(out.rglob("*_finelabels.csv"))) == 3 and not (out / INCOMPLETE_MARKER).exists()
+
+
+def test_a_resumed_stream_keeps_its_label_files_only_as_it_wrote_them_and_a_marker_is_made_whole(tmp_path, capsys,
+                                                                                                monkeypatch):
+    """An interrupted `--format smg` stream's label file emptied (or edited) since was kept on resume as the video's
+    gestures (a video without any); one whose writing was killed before the marker recorded it too. Each is refused by
+    name until removed, and the same command then streams that video again. A stream killed while it made the marker
+    left an empty one, which no command could resume: the marker is made whole or not at all."""
+    import os
+
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER, unfinished_plan
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = folder_of_three_videos(tmp_path, features)
+    whole = tmp_path / "whole"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
+    assert main([*command, str(whole)]) == 0
+    out = tmp_path / "out"
+
+    def killed(source, destination):  # killed as the marker, written whole beside it, was to take its name
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "link", killed)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    assert not (out / INCOMPLETE_MARKER).exists()  # nothing begun: the same command starts the set afresh
+
+    interrupt_a_video(monkeypatch)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    first = out / "Sample0036" / "Sample0036_finelabels.csv"
+    written = first.read_text()
+    assert written and set(unfinished_plan(out)["written"]) == {"Sample0036"}
+    for changed in ("", written + "2,0,5\n"):  # emptied; a row added by hand
+        first.write_text(changed)
+        assert main([*command, str(out)]) == 2
+        assert (f"{first}: is not the label file the interrupted stream wrote for video Sample0036 (changed since, "
+                "e.g. emptied") in capsys.readouterr().err
+        assert first.read_text() == changed and (out / INCOMPLETE_MARKER).exists()  # the refusal changed nothing
+    third = out / "Sample0038" / "Sample0038_finelabels.csv"
+    third.parent.mkdir()
+    third.write_text("1,0,5\n")  # a file the stream was killed before recording, or put there by hand
+    first.write_text(written)
+    assert main([*command, str(out)]) == 2
+    assert f"{third}: is not the label file the interrupted stream wrote for video Sample0038" in \
+        capsys.readouterr().err
+    first.unlink()
+    third.unlink()
+    assert main([*command, str(out)]) == 0  # every video streamed again but none it kept
+    assert "resuming the stream" not in capsys.readouterr().err  # no file was kept: nothing to resume from
+    assert not (out / INCOMPLETE_MARKER).exists()
+    for name in THREE_VIDEOS:
+        assert (out / name / f"{name}_finelabels.csv").read_text() == \
+            (whole / name / f"{name}_finelabels.csv").read_text()
+
+
+def test_a_run_with_shifted_passes_streams_one_pass_and_says_so(tmp_path):
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 100.0
+    threshold = detector.detect(features, fps=fps)[15].score
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+    outputs, summaries = [], []
+    for passes in (1, 4):
+        config = replace(detector.config, postprocess=replace(detector.config.postprocess, shifted_passes=passes))
+        run = tmp_path / f"run{passes}"
+        RunDir(run).write_for_inference(config, detector.classes, detector.model, score_threshold=threshold)
+        outputs.append(io.StringIO())
+        summaries.append(stream_file(run, path, lookahead=0.01, hop=8, out=outputs[-1]))
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert strip(outputs[0].getvalue()) == strip(outputs[1].getvalue()) != []
+    assert "note:" not in summaries[0].describe()
+    assert "detects offline in 4 shifted passes" in summaries[1].describe()
+    # offline, the same run fuses four passes
+    offline = OfflineDetector.from_run(tmp_path / "run4")
+    assert offline.detect(features, fps=fps) != OfflineDetector.from_run(tmp_path / "run1").detect(features, fps=fps)
+    assert "data.normalize" not in summaries[1].describe()
+
+
+def test_a_normalising_run_streams_from_a_file_and_says_how(tmp_path):
+    detector = tiny_network_detector(seed=5, normalize="video")
+    features = np.random.default_rng(6).normal(loc=4.0, size=(120, 16)).astype(np.float32)
+    fps = 100.0
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=fps, stride=4, window=16, backbone="test", dim=16, frames=None))
+    RunDir(tmp_path / "run").write_for_inference(detector.config, detector.classes, detector.model,
+                                                 score_threshold=detector.detect(features, fps=fps)[10].score)
+    out = io.StringIO()
+    summary = stream_file(tmp_path / "run", path, lookahead=10.0, hop=8, out=out)
+    # with the whole stream in view at its end, the emissions are the offline hard set (whole-video statistics)
+    offline = OfflineDetector.from_run(tmp_path / "run")
+    streamed = sorted((d["label"], *d["segment"]) for d in map(json.loads, out.getvalue().splitlines()))
+    expected = sorted((d.label, d.start, d.end) for d in offline.hard_set(offline.detect(features, fps=fps)))
+    assert len(streamed) == len(expected) > 0
+    assert [s[0] for s in streamed] == [e[0] for e in expected]
+    np.testing.assert_allclose([s[1:] for s in streamed], [e[1:] for e in expected], atol=1e-6)
+    assert "stream used those of the steps received so far" in summary.describe()
+
+
+def test_stream_command_keeps_stdout_json_and_ends_with_a_summary_on_stderr(tmp_path, capsys):
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    threshold = detector.detect(features, fps=1000.0)[15].score
+    write_run(tmp_path / "run", detector, threshold)
+    path = tmp_path / "clip.npy"
+    write_features(path, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    assert main(["stream", str(tmp_path / "run"), str(path), "--lookahead", "0.01", "--hop", "8",
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]  # every stdout line is JSON
+    assert len(lines) >= 10
+    summary = captured.err.strip().splitlines()[-1]
+    assert summary.startswith(f"stream clip: {len(lines)} gestures emitted in 15 updates over ")
+    assert "compute per update mean " in summary and " ms, p95 " in summary
+    # the window that ran (here the default: lookahead 3 steps, hop 8, 1, and 16 of a gesture; 0.004 s a step)
+    assert " of stream, window 28 steps (0.1 s); compute per update" in summary
+
+
+def test_sigterm_ends_a_stream_as_ctrl_c_does_with_the_summary_and_128_plus_its_number(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """SIGTERM (how a session manager ends a process) exited 143 having printed nothing: no pending gesture, no
+    summary."""
+    import os
+    import signal
+
+    import mgrec.infer.stream as stream_module
+    from mgrec.cli import main
+
+    _, path, _, _ = replayed_clip(tmp_path)
+    replay = stream_module._replay
+
+    def terminated_at_the_ninth_hop(*args):
+        for index, chunk in enumerate(replay(*args)):
+            if index == 8:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield chunk
+
+    monkeypatch.setattr(stream_module, "_replay", terminated_at_the_ninth_hop)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["stream", str(tmp_path / "run"), str(path), "--lookahead", "0.01", "--hop", "8",
+                 "--device", "cpu"]) == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler was the stream's only
+    err = capsys.readouterr().err
+    assert "gestures emitted in 8 updates" in err and "interrupted at " in err
+
+
+def test_stream_takes_the_fps_of_features_without_a_sidecar_from_fps(tmp_path, capsys):
+    from mgrec.cli import main
+
+    detector = tiny_network_detector(seed=5)  # data.fps: null, as a run trained on annotations' fps
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    write_run(tmp_path / "run", detector, detector.detect(features, fps=1000.0)[15].score)
+    args = ["stream", str(tmp_path / "run"), "--lookahead", "0.01", "--hop", "8", "--device", "cpu"]
+    bare = tmp_path / "bare" / "clip.npy"  # sidecars are optional
+    bare.parent.mkdir()
+    np.save(bare, features)
+    assert main([*args[:2], str(bare), *args[2:]]) == 2
+    error = capsys.readouterr().err
+    assert f"{bare}: the features' fps is unknown: pass the video's frame rate with --fps" in error
+    assert error.count("\n") == 1
+
+    assert main([*args[:2], str(bare), *args[2:], "--fps", "1000"]) == 0
+    from_option = capsys.readouterr().out
+    clip = tmp_path / "clip.npy"
+    write_features(clip, features, FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    assert main([*args[:2], str(clip), *args[2:]]) == 0
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "compute_ms"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert strip(from_option) == strip(capsys.readouterr().out) != []
+
+    # a sidecar and --fps that disagree: neither is taken, both are named
+    assert main([*args[:2], str(clip), *args[2:], "--fps", "500"]) == 2
+    assert "clip.json: the sidecar says fps 1000, but --fps 500" in capsys.readouterr().err
+    for bad in ("nan", "0", "-30", "inf", "1e-300"):
+        assert main([*args[:2], str(bare), *args[2:], "--fps", bad]) == 2
+        assert "--fps: expected a number of frames per second in [0.001, 1000]" in capsys.readouterr().err
+
+
+def test_a_resume_names_every_label_file_it_cannot_keep_at_once_and_an_old_or_edited_marker_for_what_it_is(
+        tmp_path, capsys, monkeypatch):
+    """An interrupted `--format smg` stream's folder whose label files cannot be kept was refused one file at a time
+    (a folder of 50 streamed videos: 50 runs to learn them); a marker of an mgrec before label files were recorded in
+    it ("written" absent) was said to hold files `changed since, e.g. emptied, or put there by hand`; a "written"
+    edited into another kind was read as no file written, and with no label file there the resumed stream ended in a
+    raw `TypeError` as it recorded its first."""
+    import json
+
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    names = THREE_VIDEOS
+    videos = folder_of_three_videos(tmp_path, features)
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert main([*command, str(whole)]) == 0
+    interrupt_a_video(monkeypatch, video=3)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    files = [out / name / f"{name}_finelabels.csv" for name in names[:2]]
+    texts = [path.read_text() for path in files]
+    marker = out / INCOMPLETE_MARKER
+    plan = json.loads(marker.read_text())
+    assert set(plan["written"]) == set(names[:2])
+    for path in files:
+        path.write_text("")
+    assert main([*command, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{files[0]}: is not the label file the interrupted stream wrote for video Sample0036 (and 1 other of the "
+            f"2: {files[1]}) (changed since, e.g. emptied, or put there by hand): remove them, and the same command "
+            "streams those videos again") in err
+    for path, text in zip(files, texts):
+        path.write_text(text)
+    marker.write_text(json.dumps({key: value for key, value in plan.items() if key != "written"}))  # an old marker
+    assert main([*command, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so none of the 2 "
+            f"label files in {out} can be told from one changed since or put there by hand: remove them") in err
+    marker.write_text(json.dumps({**plan, "written": None}))  # edited
+    assert main([*command, str(out)]) == 2
+    assert f"{marker} [written]: expected the SHA-256 of each label file" in capsys.readouterr().err
+    for path in files:
+        path.unlink()
+    assert main([*command, str(out)]) == 2  # was a raw TypeError once the first video was streamed
+    assert f"{out} holds no label file yet: remove the marker, and the same command" in capsys.readouterr().err
+    for path, text in zip(files, texts):
+        path.write_text(text)
+    marker.write_text(json.dumps(plan))
+    assert main([*command, str(out)]) == 0
+    assert "2 of 3 videos were streamed to their end before" in capsys.readouterr().err
+    assert not marker.exists()
+    for name in names:
+        assert (out / name / f"{name}_finelabels.csv").read_text() == \
+            (whole / name / f"{name}_finelabels.csv").read_text()
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"realtime": "no"}, r"^realtime: expected True or False, got 'no'$"),  # a true value: paced by the clock
+    ({"wall_clock": "no"}, r"^wall_clock: expected True or False, got 'no'$"),  # it added the clock's time
+    ({"out": "gestures.jsonl"}, r"^out: expected a text stream \(sys.stdout, an open file, io.StringIO\), got "
+                                r"'gestures.jsonl': open it first"),
+])
+def test_stream_file_names_an_argument_of_the_wrong_kind_before_streaming(tmp_path, given, message):
+    """`stream_file(run, path, out="gestures.jsonl")`: an AttributeError ('str' object has no attribute 'write') at the
+    first gesture, after the stream's work; a str for realtime or wall_clock was taken as True."""
+    with pytest.raises(InputError, match=message):
+        stream_file(tmp_path / "run", tmp_path / "v.npy", **given)
