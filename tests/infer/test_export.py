@@ -230,6 +230,25 @@ def test_export_replaces_a_json_file_beside_its_name_only_where_it_is_an_export_
     assert export_onnx(run, tmp_path / "again.onnx").record_path == tmp_path / "again.json"
 
 
+def test_export_replaces_a_file_at_its_name_only_where_it_is_an_earlier_export_s(exported, tmp_path, capsys):
+    # `mgrec export RUN --out model.onnx` over the user's own model.onnx (another exporter's, a quantized copy)
+    # replaced it without a word; an earlier export's file, its record beside it, is replaced (even one cut short).
+    run, _, earlier = exported
+    own = tmp_path / "model.onnx"
+    own.write_bytes(b"the user's own network")
+    assert main(["export", str(run), "--out", str(own)]) == 2
+    assert (f"--out {own}: {own} is there already, without the record model.json that mgrec export writes beside its "
+            "file, so it is not an earlier export of mgrec: exporting would replace it; choose another name, or move "
+            "that file away") in capsys.readouterr().err
+    assert own.read_bytes() == b"the user's own network" and not (tmp_path / "model.json").exists()
+    again = tmp_path / "again.onnx"
+    again.write_bytes(earlier.onnx_path.read_bytes()[:-10])  # cut short, beside an earlier export's record
+    (tmp_path / "again.json").write_bytes(earlier.record_path.read_bytes())
+    summary = export_onnx(run, again)
+    assert summary.record["onnx_sha256"] == json.loads((tmp_path / "again.json").read_text())["onnx_sha256"]
+    assert OnnxNetwork(again).strides == summary.record["strides"]
+
+
 def test_running_a_file_needs_onnxruntime_alone_and_says_so_where_it_is_missing(exported, tmp_path, monkeypatch):
     # A machine that only streams (onnxruntime, no exporter) was refused `stream --onnx` with "mgrec export needs
     # onnx, onnxscript and onnxruntime (onnxscript is not installed)".

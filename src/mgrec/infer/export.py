@@ -156,6 +156,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
         check_output(path, protected=run.owned_files())
         _check_file_output(path, out)
     _check_record_replaced(record_path, out)
+    _check_network_replaced(out, record_path)
     # FILE.onnx a link to FILE.json (or both links to one file): the network was written through the link, then the
     # record over it, and both were reported written, the network lost
     if resolve_path(out) == resolve_path(record_path):
@@ -236,6 +237,18 @@ def _check_record_replaced(record_path: Path, out: Path) -> None:
             raise InputError(f"--out {out}: its record is written beside it as {record_path.name}, but {record_path} "
                              f"is there already and is not the record of an mgrec export (format {FORMAT}): choose "
                              "another name, or move that file away")
+
+
+def _check_network_replaced(out: Path, record_path: Path) -> None:
+    """A file at FILE.onnx already is replaced only where it is an earlier export's: where the record of an mgrec
+    export lies beside it as FILE.json (which `_check_record_replaced` checks), as extraction replaces an array beside
+    its own sidecar, even one cut short (a kill between the pair's two writes; `read_export_record` advises exporting
+    over it). The user's own model of that name (another exporter's, or a copy of an export without its record) was
+    replaced without a word."""
+    if out.is_file() and not record_path.is_file():
+        raise InputError(f"--out {out}: {out} is there already, without the record {record_path.name} that mgrec "
+                         "export writes beside its file, so it is not an earlier export of mgrec: exporting would "
+                         "replace it; choose another name, or move that file away")
 
 
 @contextmanager
