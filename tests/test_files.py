@@ -13,7 +13,7 @@ from tests.test_robustness import assert_input_error, mgrec, tiny_config, write_
 from mgrec.config import save_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
-from mgrec.files import atomic_write_text, check_output, check_writable, resolve_path
+from mgrec.files import atomic_write_text, check_output, check_writable, resolve_path, spelling_hint, spelt_alike_beside
 
 
 def loop_message(path: Path) -> str:
@@ -274,3 +274,19 @@ def test_the_files_asked_only_whether_mgrec_wrote_them_answer_no_for_any_unreada
     save_predictions({"v": []}, pred)
     assert_input_error(mgrec(capsys, "score", "--gt", gt, "--pred", pred, "--analysis", analysis),
                        "no finished mgrec analysis wrote (first: 'test_analysis.json')")
+
+
+def test_names_apart_only_in_whitespace_at_their_ends_are_said_to_be_so_escaped(tmp_path):
+    # A video id with a space at its end ('clip ' in the annotations, `--videos "clip "`): the hint quoted the id it
+    # looks like, and the file `clip .npy` missing beside `clip.npy` had no hint at all; the user saw no difference.
+    assert spelling_hint("clip ", "clip") == (" (the two differ only in whitespace at the start or end of the name: "
+                                              "'clip ' and 'clip', which print alike)")
+    assert "whitespace at the start or end" in spelling_hint("\tclip\u00a0", "clip")
+    assert "'clip\\xa0.npy' and 'clip.npy'" in spelling_hint("clip\u00a0.npy", "clip.npy")
+    assert "Unicode normalisation, case" in spelling_hint("Clip", "clip")
+    assert spelling_hint("clip2", "clip") == spelling_hint("clip", "clip") == ""
+    (tmp_path / "clip.npy").write_bytes(b"")
+    assert spelt_alike_beside(tmp_path / "clip .npy") == (
+        "; 'clip.npy' is there, a name that reads the same (the two differ only in whitespace at the start or end of "
+        "the name: 'clip .npy' and 'clip.npy', which print alike): rename the file, or the video id, to one spelling")
+    assert spelt_alike_beside(tmp_path / "clip .npz") == spelt_alike_beside(tmp_path / "nowhere" / "clip .npy") == ""

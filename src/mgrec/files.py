@@ -740,10 +740,47 @@ def name_key(name: str) -> str:
     return " ".join(visible.casefold().split())
 
 
+def file_name_key(name: str) -> str:
+    """`name_key` of a file name's stem, its ending kept: `clip .npy` (of a video id with a space at its end) reads
+    as `clip.npy`, which `name_key` of the whole name, a space inside it, does not say."""
+    stem, ending = os.path.splitext(name)
+    return name_key(stem) + ending.casefold()
+
+
+def _apart_in_end_spaces(name: str, other: str) -> bool:
+    """Whether two names differ only in whitespace at their ends, or at their stems' ends (`clip .npy`)."""
+    (stem, ending), (other_stem, other_ending) = os.path.splitext(name), os.path.splitext(other)
+    return name.strip() == other.strip() or (ending == other_ending and stem.strip() == other_stem.strip())
+
+
+def spelt_alike_remedy(path: Path, other: str) -> str:
+    """What to do where a file `path` is missing and `other` beside it has a name that reads the same (`data check`
+    lists the folder once for every video, `spelt_alike_beside` once for one)."""
+    return (f"{ascii(other)} is there, a name that reads the same{spelling_hint(path.name, other)}: rename the file, "
+            "or the video id, to one spelling")
+
+
+def spelt_alike_beside(path: Path) -> str:
+    """Where the file `path` is not found: "; <spelt_alike_remedy>" for a file beside it whose name reads the same
+    (`file_name_key`: the file of a video id with a space at its end, or in another Unicode normalisation), else ""
+    (also where the folder cannot be listed)."""
+    key = file_name_key(path.name)
+    with contextlib.suppress(OSError):
+        for entry in sorted(os.scandir(path.parent), key=lambda e: e.name):
+            if entry.name != path.name and file_name_key(entry.name) == key and entry.is_file():
+                return f"; {spelt_alike_remedy(path, entry.name)}"
+    return ""
+
+
 def spelling_hint(name: str, other: str) -> str:
-    """Said where two names that differ look the same (`name_key`), showing where they differ."""
-    if name == other or name_key(name) != name_key(other):
+    """Said where two names that differ look the same (`name_key`, or `file_name_key` of two file names), showing
+    where they differ, escaped (`ascii`): whitespace at either end is said as such, as quotes alone hid it from a
+    reader ('clip ' and 'clip')."""
+    if name == other or (name_key(name) != name_key(other) and file_name_key(name) != file_name_key(other)):
         return ""
+    if _apart_in_end_spaces(name, other):
+        return (f" (the two differ only in whitespace at the start or end of the name: {ascii(name)} and "
+                f"{ascii(other)}, which print alike)")
     return (f" (the two differ only in Unicode normalisation, case, spaces or invisible characters: {ascii(name)} and "
             f"{ascii(other)})")
 

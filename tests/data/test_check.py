@@ -312,6 +312,19 @@ def test_a_feature_file_named_in_another_unicode_normalisation_is_named_as_such(
                                   "(the two differ only in Unicode normalisation") for message in errors), errors
 
 
+def test_a_video_id_with_a_space_at_its_end_names_the_feature_file_of_the_id_without(tmp_path):
+    # `"v1 "` in the annotations, `v1.npy` extracted: "feature file missing" of `v1 .npy` beside "no entry in the
+    # annotations" of `v1.npy`, and nothing said the two were one video
+    document = {"classes": ["c0", "c1", "c2"], "database": {"v1 ": _entry("training", (0, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    _features(tmp_path / "feats", "v1")
+    errors = [p.message for p in check_dataset(_config(tmp_path)).errors]
+    assert ("feature file missing ('v1.npy' is there, a name that reads the same (the two differ only in whitespace "
+            "at the start or end of the name: 'v1 .npy' and 'v1.npy', which print alike): rename the file, or the "
+            "video id, to one spelling)") in errors, errors
+
+
 def test_feature_files_of_two_recipes_in_one_folder_are_an_error(tmp_path):
     # the same shape, another meaning: features of other weights mixed into a training folder
     document = {"classes": ["c0", "c1", "c2"],

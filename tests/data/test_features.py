@@ -115,8 +115,16 @@ def _npz_without_feats(tmp_path):
     return path
 
 
+def _spaced_id(tmp_path):
+    # the file of video id "v ", a space at its end, extracted as `v.npy`: "not found" of `v .npy` said nothing more
+    _save(tmp_path, np.ones((4, 3), np.float32))
+    return tmp_path / "v .npy"
+
+
 BAD_FILES = [
     (lambda p: p / "v.npy", "feature file not found"),
+    (_spaced_id, "feature file not found; 'v.npy' is there, a name that reads the same (the two differ only in "
+                 "whitespace at the start or end of the name: 'v .npy' and 'v.npy', which print alike)"),
     (_empty, "empty (0 bytes)"),
     (_truncated, "truncated or corrupt"),
     (_garbage, "truncated or corrupt"),

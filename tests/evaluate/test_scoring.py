@@ -319,6 +319,10 @@ def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_anoth
                             (["S\u0430mple0036"], r"is not a video of .*did you mean 'Sample0036'\? "
                                                    r"\('S\\u0430mple0036' and 'Sample0036' differ\)"),
                             (["Sample0O36"], "is not a video of .*did you mean 'Sample0036'\\?$"),
+                            # a space at an end, in quotes alone, was easy to miss: said as such
+                            (["Sample0036 "], r"did you mean 'Sample0036'\? \(the two differ only in whitespace at the "
+                                              r"start or end of the name: 'Sample0036 ' and 'Sample0036', which print "
+                                              r"alike\)$"),
                             (["Sample9999"], "videos: 'Sample9999' is not a video of"),
                             ("Sample0036", "videos: expected a list of video ids"),
                             ([], "videos: expected one or more video ids")):

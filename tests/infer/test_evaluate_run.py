@@ -117,6 +117,12 @@ def test_a_missing_feature_file_of_the_split_is_named_with_a_way_out(tmp_path, m
     err = capsys.readouterr().err
     assert err.startswith(f"mgrec: error: {test_file}: feature file not found (1 of split 'test' missing); evaluate "
                           "scores every video of the split: extract the missing ones, or detect the others")
+    test_file.with_name("synthetic_002 .npy").write_bytes(b"")  # of an id with a space at its end: named
+    assert main(["evaluate", "run", "--device", "cpu"]) == 2
+    assert ("feature file not found (1 of split 'test' missing); 'synthetic_002 .npy' is there, a name that reads the "
+            "same (the two differ only in whitespace at the start or end of the name: 'synthetic_002.npy' and "
+            "'synthetic_002 .npy', which print alike): rename the file, or the video id, to one spelling; evaluate "
+            "scores") in capsys.readouterr().err
 
 
 def test_a_run_with_a_feature_prefix_evaluates_and_detects_its_videos_by_their_ids(tmp_path, monkeypatch, capsys):

@@ -39,7 +39,7 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.files import brief, counted, is_hidden, missing_file_problem, name_key, spelling_hint
+from mgrec.files import brief, counted, file_name_key, is_hidden, missing_file_problem, spelt_alike_remedy
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
@@ -834,7 +834,7 @@ class _PrefixedNames:
         self.folder = folder
         self.names: dict[str, str] | None = None
         self.suffixed: dict[str, str] = {}  # "<id>.npy" -> "<id>_i3d.npy"
-        self.alike: dict[str, str] = {}  # `name_key` -> a name with it
+        self.alike: dict[str, str] = {}  # `file_name_key` -> a name with it
 
     def get(self, name: str) -> str | None:
         self._list()
@@ -846,10 +846,11 @@ class _PrefixedNames:
         return self.suffixed.get(name)
 
     def spelt_otherwise(self, name: str) -> str | None:
-        """A file of the folder whose name differs from `name` only as two names that look the same do (`name_key`:
-        Unicode normalisation, case: a file copied from macOS keeps its name's NFD)."""
+        """A file of the folder whose name differs from `name` only as two names that look the same do
+        (`file_name_key`: Unicode normalisation, case: a file copied from macOS keeps its name's NFD; whitespace at the
+        ends of the stem: a video id `clip ` of the annotations, file `clip .npy`, beside `clip.npy`)."""
         self._list()
-        other = self.alike.get(name_key(name))
+        other = self.alike.get(file_name_key(name))
         return other if other != name else None
 
     def _list(self) -> None:
@@ -862,7 +863,7 @@ class _PrefixedNames:
                 for cut in (i for i, c in enumerate(stem) if c in "_-" and 0 < i < len(stem) - 1):
                     self.names.setdefault(entry.name[cut + 1:], entry.name)
                     self.suffixed.setdefault(stem[:cut] + ending, entry.name)
-                self.alike.setdefault(name_key(entry.name), entry.name)
+                self.alike.setdefault(file_name_key(entry.name), entry.name)
 
 
 def _in_a_subfolder(path: Path) -> Path | None:
@@ -899,8 +900,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
         suffixed = prefixed.with_suffix(path.name) if prefixed is not None else None
         alike = None  # the remedy said alike of every video whose file is named so, for grouping
         if spelt:
-            remedy = (f"{ascii(spelt)} is there, a name that reads the same{spelling_hint(path.name, spelt)}: rename "
-                      "the file, or the video id, to one spelling")
+            remedy = spelt_alike_remedy(path, spelt)
         elif twin:
             remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
                       f"<prefix><video_id>{path.suffix}")

@@ -40,6 +40,7 @@ from mgrec.files import (
     read_json,
     resolve_path,
     safe_child,
+    spelt_alike_beside,
 )
 from mgrec.smg_csv import MAX_FPS, fps_problem
 
@@ -529,7 +530,7 @@ def _open_array(path: Path) -> np.ndarray:
         if path.exists():  # a pipe, a device or a folder: nothing mgrec can memory-map or seek in
             raise InputError(f"{path}: not a regular file (a pipe, device or folder); mgrec reads feature "
                              "files: write the features to a .npy file first")
-        raise InputError(f"{path}: feature file not found")
+        raise InputError(f"{path}: feature file not found{spelt_alike_beside(path)}")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: feature file is empty (0 bytes); extract this video again")
     try:

@@ -495,7 +495,8 @@ def _video_hint(video: str, in_split: set[str]) -> str:
         close = matches[0] if matches else None
     if close is None:
         return "" if video.isascii() else f" (it holds characters outside ASCII: {ascii(video)})"
-    shown = "" if video.isascii() and close.isascii() else f" ({ascii(video)} and {ascii(close)} differ)"
+    shown = spelling_hint(video, close) or (
+        "" if video.isascii() and close.isascii() else f" ({ascii(video)} and {ascii(close)} differ)")
     return f"; did you mean {brief(close)}?{shown}"
 
 

@@ -17,6 +17,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
+from mgrec.files import spelt_alike_beside
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
@@ -82,7 +83,8 @@ def _check_every_file(detector: OfflineDetector, split: str, video_ids: list[str
                if not (path := stream_path(stream, video_id, detector.stream_folders)).exists()]
     if missing:
         raise InputError(
-            f"{missing[0]}: feature file not found ({len(missing)} of split {split!r} missing); evaluate scores every "
+            f"{missing[0]}: feature file not found ({len(missing)} of split {split!r} missing)"
+            f"{spelt_alike_beside(missing[0])}; evaluate scores every "
             "video of the split: extract the missing ones, or detect the others (mgrec detect RUN FILES --all --out "
             "ranked.json) and score them (mgrec score --gt ANNOTATIONS --pred ranked.json), which counts the "
             "missing videos' gestures as missed")
