@@ -260,8 +260,10 @@ def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fuse
     with pytest.raises(InputError, match=r"^member 0: stream chunk 0 .*expected shape \(T, 16\), got \(4, 3\)"):
         fresh.push_members({1: features[:4], 0: features[:4, :3]})
     assert fresh._others[0].received_steps == 0
-    with pytest.raises(RuntimeError, match="this stream was flushed"):
-        online.push_members({1: features[:4]})
+    for feed in (lambda: online.push_members({1: features[:4]}), lambda: online.push(features[:4]),
+                 lambda: online.run([])):  # named as the ensemble's stream, to make again
+        with pytest.raises(InputError, match=r"\(\) after flush\(\): .* make a new FusedOnlineDetector\(detector, "):
+            feed()
 
 
 def test_a_member_s_file_of_another_length_is_refused_by_detect_and_stream(runs, tmp_path, capsys):

@@ -547,8 +547,22 @@ def test_bad_input_is_reported():
     with pytest.raises(InputError, match=r"expected float16/float32/float64 features, found dtype int64"):
         online.push(np.zeros((2, NUM_CLASSES + 2), dtype=np.int64))
     assert online.flush() == [] and online.flush() == []
-    with pytest.raises(RuntimeError, match="flushed"):
+
+
+def test_feeding_a_stream_after_its_flush_is_refused_naming_what_to_make_instead():
+    # push() after flush() raised a bare RuntimeError, not the InputError of the class's other misuses, and run()
+    # after it raised only at its first chunk
+    detector = pointwise_detector(PointwiseModel())
+    online = OnlineDetector(detector, FPS, hop=4, history=64, video_id="cam")
+    online.push(np.zeros((8, NUM_CLASSES + 2), dtype=np.float32))
+    online.flush()
+    ended = (r"after flush\(\): flush\(\) ended this stream \(video 'cam', 8 feature steps, .* s\), which takes no "
+             r"more rows; for a new stream, make a new OnlineDetector\(detector, \.\.\.\) of the same loaded run")
+    with pytest.raises(InputError, match=rf"^push\(\) {ended}"):
         online.push(np.zeros((1, NUM_CLASSES + 2), dtype=np.float32))
+    with pytest.raises(InputError, match=rf"^run\(\) {ended}"):
+        online.run([])  # when called, before any chunk is asked for
+    assert online.received_steps == 8 and online.flush() == []
 
 
 def test_emission_latency_and_json():

@@ -476,9 +476,18 @@ class OnlineDetector:
         run of several streams, once each of its streams' rows it joins does (`StreamAligner.ready_seconds`)."""
         return self.grid.covered_seconds(step + 1) if self._aligner is None else self._aligner.ready_seconds(step)
 
-    def _push_rows(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
+    def _refuse_after_flush(self, method: str) -> None:
+        """Refuse feeding a stream that `flush` ended: a bare RuntimeError, not the InputError of the other misuses
+        (`_refuse_mixing`, `_one_caller`). Its clock, window and emissions are of the stream that ended; a new one
+        starts from a new detector of the same loaded run."""
         if self._flushed:
-            raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
+            raise InputError(f"{method}() after flush(): flush() ended this stream (video {self.video_id!r}, "
+                             f"{self._received} feature steps, {self.now:.1f} s), which takes no more rows; for a new "
+                             f"stream, make a new {type(self).__name__}(detector, ...) of the same loaded run (and "
+                             "call flush() only at a stream's end)")
+
+    def _push_rows(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
+        self._refuse_after_flush(fed_by)
         self._chunks += 1
         chunk = self._checked(chunk)
         self._feeding = fed_by  # a refused chunk changes nothing
@@ -516,8 +525,7 @@ class OnlineDetector:
         if self._aligner is None:
             raise InputError("this run reads one stream: push its features with push(chunk)")
         with self._one_caller("push_streams"):
-            if self._flushed:
-                raise RuntimeError("this stream was flushed; start a new OnlineDetector for a new stream")
+            self._refuse_after_flush("push_streams")
             self._refuse_mixing("push_streams")
             rows = self._aligner.push(chunks)
             self._feeding = "push_streams"
@@ -546,6 +554,7 @@ class OnlineDetector:
     def run(self, chunks: Iterable[np.ndarray | dict[str, np.ndarray]]) -> Iterator[Emission]:
         """Push every chunk of an iterable (per-stream dicts for a run with several streams), then flush;
         yields emissions as they happen."""
+        self._refuse_after_flush("run")  # when called, not at the first chunk
         return self._run(checked_chunks(chunks), self.push_streams)
 
     def _run(self, chunks: Iterable, push_dict: Callable[[dict], list[Emission]]) -> Iterator[Emission]:
@@ -691,8 +700,7 @@ class FusedOnlineDetector(OnlineDetector):
                 raise InputError(f"push_members: expected member indices 0..{len(self._others)} (members/<m> of "
                                  f"{self.ensemble.run_dir}), got {brief(index)}")
         with self._one_caller("push_members"):
-            if self._flushed:
-                raise RuntimeError("this stream was flushed; start a new FusedOnlineDetector for a new stream")
+            self._refuse_after_flush("push_members")
             members = [self, *self._others]
             rows_of, fed_by = {}, {}
             for index, rows in chunks.items():
@@ -763,6 +771,7 @@ class FusedOnlineDetector(OnlineDetector):
     def run(self, chunks: Iterable[np.ndarray | dict]) -> Iterator[Emission]:
         """Push every chunk (member 0's rows, or {member: rows or {stream: rows}}), then flush; yields emissions as they
         happen."""
+        self._refuse_after_flush("run")  # when called, not at the first chunk
         return self._run(checked_chunks(chunks), self.push_members)
 
     def flush(self) -> list[Emission]:
