@@ -381,6 +381,38 @@ def test_a_variable_frame_rate_is_refused_naming_the_first_frame_off_the_grid(tm
         list(iter_frames("stream", SIZE, container=av.open(str(path))))
 
 
+@pytest.mark.parametrize("first_frames", [50, 5])
+def test_two_mpeg_ts_files_joined_byte_by_byte_are_named_where_their_timestamps_go_back(make_video, tmp_path,
+                                                                                        first_frames):
+    # `cat a.ts b.ts > c.ts`: the second part's timestamps start again, refused as "variable frame rate" with the
+    # advice to re-encode at a constant rate (which drops the second part); a first part shorter than the drift
+    # allowed (5 frames, 0.2 s) decoded on, its frames placed on one clock, and end to end, counted packets opened it
+    import av
+
+    rng = np.random.default_rng(0)
+    parts = [make_video(tmp_path / f"{name}.ts", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                                                  for _ in range(count)]) for name, count in (("a", first_frames),
+                                                                                              ("b", 50))]
+    joined = tmp_path / "c.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    with av.open(str(joined)) as container:
+        assert container.format.name == "mpegts"  # PyAV writes MPEG-TS here
+    back = rf"its timestamps go back at %s {first_frames}, from {(first_frames - 1) / 25:.2f} s to 0.00 s: it holds "
+    cause = (r"two streams one after the other \(videos joined byte by byte, cat a.ts b.ts > c.ts, or a recorder "
+             r"restarted\), which one clock cannot place; ")
+    with pytest.raises(InputError, match=rf"^{joined}: {back % 'frame'}{cause}give each part on its own, or join the "
+                                         r"parts with ffmpeg's concat demuxer"):
+        list(iter_frames(joined, SIZE))
+    with pytest.raises(InputError, match=rf"^stream: {back % 'frame'}.*; stream each part on its own, or join the "
+                                         r"parts .* -f mpegts - \| mgrec stream RUN -"):
+        list(iter_frames("stream", SIZE, container=av.open(str(joined))))
+    with pytest.raises(InputError, match=rf"^{joined}: {back % 'packet'}"):
+        VideoClips.open(joined, stride=4, window=8, frames_per_clip=4, image_size=SIZE)
+    for part in parts:  # each part alone is whole
+        assert len(list(iter_frames(part, SIZE))) == VideoClips.open(part, stride=1, window=1, frames_per_clip=1,
+                                                                      image_size=SIZE).frame_count
+
+
 def test_a_pipe_that_ends_before_its_first_byte_is_said_to_be_empty():
     """`mgrec stream RUN - < /dev/null` (or a sender that fails before writing): "Invalid data found when processing
     input ...; pipe Matroska or MPEG-TS ..., not MP4", as if an MP4 had been piped."""

@@ -304,6 +304,26 @@ def _check_constant_rate(path: Path | str, index: int, seconds: float, fps: floa
         )
 
 
+def _refuse_time_going_back(path: Path | str, index: int, seconds: float, previous: float, fps: float | None,
+                            arriving: bool = False, what: str = "frame") -> None:
+    """Frames come in display order, packets in decoding order, each later than the last: a timestamp more than half a
+    frame before the previous one is a second stream after the first in one file (MPEG-TS files joined byte by byte,
+    `cat a.ts b.ts > c.ts`, or a recorder restarted into one file). Its frames were refused as a variable frame rate
+    (re-encoding at a constant rate, the advice then, drops the second part), or, where the first part lasts less than
+    `MAX_TIMESTAMP_DRIFT_S`, decoded on without a word. `seconds`, `previous`: from the stream's first timestamp."""
+    if seconds >= previous - 0.5 / (fps or MAX_FPS):
+        return
+    fix = ("stream each part on its own, or join the parts with ffmpeg's concat demuxer, which starts each part's "
+           "timestamps where the last ended (ffmpeg -f concat -safe 0 -i parts.txt -c copy -f mpegts - | mgrec stream "
+           "RUN -, parts.txt holding a line file 'PART' for each)" if arriving else
+           "give each part on its own, or join the parts with ffmpeg's concat demuxer, which starts each part's "
+           "timestamps where the last ended (ffmpeg -f concat -safe 0 -i parts.txt -c copy OUT.ts, parts.txt holding a "
+           "line file 'PART' for each)")
+    raise InputError(f"{path}: its timestamps go back at {what} {index}, from {previous:.2f} s to {seconds:.2f} s: it "
+                     "holds two streams one after the other (videos joined byte by byte, cat a.ts b.ts > c.ts, or a "
+                     f"recorder restarted), which one clock cannot place; {fix}")
+
+
 def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] | None = None, container=None
                 ) -> Iterator[np.ndarray | None]:
     """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
@@ -328,8 +348,11 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
             fps, first_seconds = _frame_rate(stream), None
             for frame in container.decode(stream):
                 if frame.pts is not None and fps is not None:
-                    seconds = float(frame.pts * stream.time_base)
+                    previous, seconds = seconds, float(frame.pts * stream.time_base)
                     first_seconds = seconds if first_seconds is None else first_seconds
+                    if previous is not None:
+                        _refuse_time_going_back(path, index, seconds - first_seconds, previous - first_seconds, fps,
+                                                arriving=opened)
                     _check_constant_rate(path, index, seconds - first_seconds, fps, arriving=opened)
                 yield _to_rgb(frame, size, path) if keep is None or keep(index) else None
                 index += 1
@@ -433,18 +456,26 @@ def _count_packets(path: Path) -> int:
     rule extraction decodes by (`check_whole`): a Matroska file cut short demuxes without an error."""
     import av
 
-    count, last_seconds = 0, None
+    count, last_seconds, first_at, decoded_at = 0, None, None, None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            fps = _frame_rate(stream)
             for packet in container.demux(stream):
                 if not packet.size:  # the demuxer ends with an empty flush packet, which is no frame
                     continue
+                if packet.dts is not None:  # decoding order: each packet's decoding time after the last's
+                    at = float(packet.dts * stream.time_base)
+                    first_at = at if first_at is None else first_at
+                    at -= first_at  # seconds from the first, as iter_frames says them
+                    if decoded_at is not None:
+                        _refuse_time_going_back(path, count, at, decoded_at, fps, what="packet")
+                    decoded_at = at
                 count += 1
                 if packet.pts is not None:  # the last frame shown has the largest timestamp, as in display order
                     seconds = float(packet.pts * stream.time_base)
                     last_seconds = seconds if last_seconds is None else max(last_seconds, seconds)
-            declared_end, fps = _declared_end(container, stream), _frame_rate(stream)
+            declared_end = _declared_end(container, stream)
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot read the video (corrupt or truncated file?): {exc}") from None
     check_whole(path, count, last_seconds, 0, declared_end, fps, stopped="its frames stop")
