@@ -331,6 +331,24 @@ def test_a_detector_built_from_parts_still_detects_and_takes_paths_as_str():
                                                   class_thresholds=[0.0, 0.0, 0.0])).hard_set(ranked) == ranked
 
 
+def test_a_detector_made_on_a_relative_run_dir_records_the_folder_it_named_then(tmp_path, monkeypatch):
+    """A detection-level ensemble's detector (`fused_ensemble`) and one built in Python on "." kept the relative
+    run_dir: predictions files recorded `"run": "runs/e"`, which `mgrec score` read from another folder as
+    another run or none (the note that the split scored is the run's training split was skipped)."""
+    from mgrec.infer.detect import predictions_info
+
+    monkeypatch.chdir(tmp_path)
+    single = tiny_detector()
+    fused = OfflineDetector(None, single.config, single.classes, single.postprocess, Path("runs") / "e",
+                            members=[single, single])
+    here = OfflineDetector(single.model, single.config, single.classes, single.postprocess, ".")
+    monkeypatch.chdir(tmp_path.parent)  # read later from elsewhere, as a notebook's os.chdir does
+    assert predictions_info(single, ranked=True)["run"] == str(tmp_path.resolve() / "run")
+    assert predictions_info(fused, ranked=False)["run"] == str(tmp_path.resolve() / "runs" / "e")
+    assert predictions_info(here, ranked=True)["run"] == str(tmp_path.resolve())
+    assert fused.run_dir == Path("runs/e")  # as given, for messages
+
+
 @pytest.mark.parametrize("video_id", [5, ["clip"], "", b"clip", np.str_("")])
 def test_a_video_id_of_the_wrong_kind_is_named_by_detect_and_detect_inputs(video_id, tmp_path):
     # before: detect(x, video_id=5) returned detections of video 5 (an int; ["clip"] a list), which save_predictions

@@ -114,9 +114,10 @@ class OfflineDetector:
     member_folders: dict[int, Path] | None = None
     # The run's whole-gesture classifier and its weight (`postprocess.second_opinion` > 0), else None.
     second_opinion: SecondOpinion | None = None
-    # `run_dir` as an absolute path, taken when the run was loaded: its recipes are read from there when the first
-    # file with a sidecar is checked, whatever the current folder is by then (after an os.chdir a relative
-    # run_dir found none, and features of another recipe passed without a word)
+    # `run_dir` as an absolute path, taken when the detector is made (None: `run_dir` resolved then): its recipes are
+    # read from there when the first file with a sidecar is checked, whatever the current folder is by then (after an
+    # os.chdir a relative run_dir found none, and features of another recipe passed without a word), and outputs
+    # record it as their `run`
     run_root: Path | None = None
     # the notes said to the user so far: each once per detector, however many files or streams it serves
     told: set[str] = field(default_factory=set, repr=False, compare=False)
@@ -635,6 +636,10 @@ def _check_arguments(detector: OfflineDetector) -> None:
         if not isinstance(d.run_root, (str, os.PathLike)):
             raise InputError(f"run_root: expected None or the run directory's absolute path, got {_got(d.run_root)}")
         d.run_root = Path(d.run_root)
+    else:  # taken now, whoever built the detector (a detection-level ensemble's, one built in Python on ".")
+        # a relative run_dir went into every predictions file it wrote as its `run` (`predictions_info`), read from
+        # other folders as another folder or none: `mgrec score` of its training split from elsewhere said nothing
+        d.run_root = resolve_path(d.run_dir)
 
 
 def _network_shape(model: torch.nn.Module) -> tuple[int | None, int | None]:
