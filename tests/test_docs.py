@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
+import shutil
 import textwrap
 from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.helpers import one_torch_thread  # noqa: F401 (autouse)
 
 from mgrec.config import load_config
 from mgrec.data.features import _SIDECAR_CHECKS
@@ -70,3 +77,125 @@ def test_the_robustness_rows_are_numbered_once_each_and_the_readme_counts_them()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"| bad or hostile inputs | {len(numbers)}," in readme
     assert f"(`docs/robustness.md`): {len(numbers)} bad" in readme
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's Python blocks, run as a reader copies them: on a tiny stand-in for the demo's data (its config's
+# 50 fps, 128 channels and 7 classes), laid out under the paths the blocks name, in a folder of their own.
+
+
+def readme_python_block(heading: str) -> str:
+    """The first ```python block after `heading` in README.md, as written."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```python\n(.*?)```", readme[readme.index(f"\n{heading}\n"):], flags=re.S)
+    assert found is not None, f"README.md: no python block after {heading!r}"
+    return found.group(1)
+
+
+def run_readme_block(heading: str, namespace: dict) -> dict:
+    exec(compile(readme_python_block(heading), f"README.md ({heading})", "exec"), namespace)
+    return namespace
+
+
+def write_tiny_demo_data(root: Path, steps: int = 96) -> list[str]:
+    """data/annotations.json and data/features/<id>.npy shaped as the demo's (50 fps, stride 4, 128 channels, 7
+    classes), one video each of train, val and test, every class in each, each gesture a bump in channels of its own."""
+    rng = np.random.default_rng(0)
+    classes = [f"g{k}" for k in range(7)]
+    (root / "data" / "features").mkdir(parents=True)
+    database = {}
+    for video, subset in (("clip_train", "train"), ("clip_val", "val"), ("clip_test", "test")):
+        rows = rng.normal(size=(steps, 128)).astype(np.float32)
+        gestures = []
+        for label, start in enumerate(range(4, steps - 8, (steps - 8) // 7)):
+            label %= 7
+            rows[start:start + 6, label * 16:(label + 1) * 16] += 4.0
+            gestures.append({"label": classes[label], "label_id": label,
+                             "segment": [(start * 4 + 8) / 50, ((start + 6) * 4 + 8) / 50]})
+        np.save(root / "data" / "features" / f"{video}.npy", rows)
+        database[video] = {"subset": subset, "fps": 50.0, "duration": steps * 4 / 50, "annotations": gestures}
+    (root / "data" / "annotations.json").write_text(json.dumps({"classes": classes, "database": database}))
+    return classes
+
+
+@pytest.fixture(scope="module")
+def readme_folder(tmp_path_factory):
+    """A reader's folder after "In Python" ran in it: the tiny data, `runs/mine` trained by the block, and the
+    block's namespace and printed lines."""
+    folder = tmp_path_factory.mktemp("readme")
+    classes = write_tiny_demo_data(folder)
+    printed: list[str] = []
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        namespace = run_readme_block("### In Python", {"print": lambda *a, **k: printed.append(" ".join(map(str, a)))})
+    finally:
+        os.chdir(here)
+    return folder, classes, namespace, printed
+
+
+def test_the_readme_s_in_python_block_trains_scores_and_saves_as_it_says(readme_folder):
+    import mgrec
+
+    folder, classes, namespace, printed = readme_folder
+    curve, scores, detector = namespace["curve"], namespace["scores"], namespace["detector"]
+    assert (folder / "runs" / "mine" / "checkpoints" / "best.safetensors").is_file()
+    validated = [(r["epoch"], r["f1"]) for r in curve if r["kind"] == "val"]
+    assert validated and str(validated) in printed  # "val F1 (a fraction) per validated epoch"
+    assert all(0 <= f1 <= 1 for _, f1 in validated)
+    assert f"{scores['f1']} {scores['average_mAP']}" in printed and 0 <= scores["f1"] <= 1  # fractions
+    saved = mgrec.load_predictions(folder / "ranked.json", classes)
+    assert saved.keys() == namespace["ranked"].keys() == {"clip_test"}
+    info = json.loads((folder / "ranked.json").read_text())["mgrec"]  # the run's threshold kept with the list
+    assert (info["set"], info["score_threshold"]) == ("ranked", detector.postprocess.score_threshold)
+    # the comment's error, as the line would raise it
+    line = next(line for line in readme_python_block("### In Python").splitlines() if "# -> " in line)
+    code, expected = line.removeprefix("# ").split("# -> ")
+    config = mgrec.load_config("demo/default.yaml")
+    with pytest.raises(mgrec.InputError) as raised:
+        exec(code, {"config": config})
+    assert f"{type(raised.value).__name__}: {raised.value}" == expected.strip()
+    # every entry point the section names is importable from mgrec itself
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    prose = readme[readme.index("\n### In Python\n"):readme.index("```python", readme.index("\n### In Python\n"))]
+    named = set(re.findall(r"`([A-Z]\w+|[a-z_]+)`", prose.split("(`help(mgrec)`")[1].split("Nothing exits")[0]))
+    assert {"OfflineDetector", "score_file", "InputError"} <= named and named <= set(mgrec.__all__), named
+
+
+def test_the_readme_s_online_block_streams_the_run_it_names(readme_folder, tmp_path, monkeypatch):
+    folder, classes, _, _ = readme_folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "demo-mgrec").symlink_to(folder / "runs" / "mine")  # the demo's run, as `make demo` puts it
+    (tmp_path / "features").mkdir()
+    shutil.copy(folder / "data" / "features" / "clip_test.npy", tmp_path / "features" / "video.npy")
+    rows = np.load(tmp_path / "features" / "video.npy")
+    printed: list[str] = []
+    namespace = run_readme_block("### Online", {
+        "live_feature_chunks": np.array_split(rows, 9),  # the reader's own: (T_chunk, C) arrays as they arrive
+        "print": lambda *a, **k: printed.append(" ".join(map(str, a)))})
+    assert all(d.score >= namespace["detector"].postprocess.score_threshold for d in namespace["final"])
+    assert printed, "the trained tiny run emits its test video's gestures"
+    for line in printed:  # label, latency
+        label, latency = line.split()
+        assert label in classes and float(latency) >= 0
+
+
+@pytest.mark.slow
+def test_the_readme_s_onnx_block_detects_what_the_run_detects(readme_folder, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from mgrec.infer.export import export_onnx
+    from mgrec.infer.offline import OfflineDetector
+
+    folder, _, _, _ = readme_folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "demo-mgrec").symlink_to(folder / "runs" / "mine")
+    (tmp_path / "features").mkdir()
+    shutil.copy(folder / "data" / "features" / "clip_test.npy", tmp_path / "features" / "test_subject02_0.npy")
+    export_onnx("runs/demo-mgrec", "net.onnx")  # `mgrec export runs/demo-mgrec --out net.onnx`
+    detections = run_readme_block("### Exporting the network (ONNX)", {})["detections"]
+    own = OfflineDetector.from_run("runs/demo-mgrec").detect("features/test_subject02_0.npy")
+    assert [(d.label, d.start_frame, d.end_frame) for d in detections] == [
+        (d.label, d.start_frame, d.end_frame) for d in own]
+    assert np.allclose([d.score for d in detections], [d.score for d in own], atol=1e-4)
