@@ -345,6 +345,9 @@ class PostprocessConfig(_KeysOnly):
                                      "is dropped")
     sigma: float = _doc(0.5, "Gaussian Soft-NMS: scores decay by exp(-tIoU**2 / sigma)")
     min_score: float = _doc(0.001, "Soft-NMS drops candidates whose decayed score falls below this")
+    voting: float = _doc(0.0, "boundary voting after NMS: each detection kept takes the score-weighted mean of the "
+                              "ends of its class's candidates that overlap it by a tIoU of at least this "
+                              "(ActionFormer's voting_thresh, 0.7 on THUMOS); ranks and scores unchanged; 0: off")
     max_detections: int = _doc(2000, "detections kept per video after NMS (the ranked list), and more where the "
                                      "hard set (score >= the threshold) goes on past it")
     min_duration: float = _doc(0.05, "candidates not longer than this many feature steps are dropped")
@@ -1370,7 +1373,7 @@ _NUMBER_RULES = {
     "pseudo_labels.min_score": (lambda v: v is None or 0 <= v < 1,
                                 "a score in [0, 1) (no detection scores 1: nothing would be labelled), or null"),
     "postprocess.pre_nms_thresh": _BELOW_ONE, "postprocess.pre_nms_topk": _POSITIVE,
-    "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE,
+    "postprocess.iou_threshold": _FRACTION, "postprocess.sigma": _POSITIVE, "postprocess.voting": _FRACTION,
     # Soft-NMS keeps a candidate only while its decayed score is >= min_score, and no sigmoid score reaches 1
     "postprocess.min_score": _BELOW_ONE,
     "postprocess.max_detections": _POSITIVE, "postprocess.min_duration": _NON_NEGATIVE,

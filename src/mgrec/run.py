@@ -99,10 +99,10 @@ from mgrec.records import class_names_problem, recorded_name_problem
 # (with it above 0, the run holds second_opinion.safetensors). 12: and postprocess.thresholds,
 # threshold_shrinkage, class_thresholds (postprocess.json may hold class_thresholds). 13: and data.feature_prefix.
 # 14: splits.json, the video ids trained and validated on (no new config key).
-# 15: config.yaml has train.final_lr_fraction.
+# 15: config.yaml has train.final_lr_fraction. 16: and postprocess.voting.
 # A new config key needs a new format here and its entry below, or every older run would be refused as
 # damaged (`tests/test_run.py` checks the key sets recorded per format).
-RUN_FORMAT_VERSION = 15
+RUN_FORMAT_VERSION = 16
 # Config keys (or whole sections) a run format added: a run of an older format lacks them, and their
 # defaults apply. 5: several input streams (`data.streams`, `model.fusion`). 6: end-to-end training
 # (`data.videos`, `backbone`; such a run's weights hold `detector.*` and `encoder.adapters.*`).
@@ -114,14 +114,16 @@ RUN_FORMAT_VERSION = 15
 # classifier's weight (`postprocess.second_opinion`; older runs had none: 0). 12: a score threshold per class
 # (`postprocess.thresholds`, `threshold_shrinkage`, `class_thresholds`; older runs had one: global, null).
 # 13: a prefix of the feature file names (`data.feature_prefix`, and each stream's; older runs had none: "").
-# 15: where the learning rate's cosine ends (`train.final_lr_fraction`; older runs decayed to 0).
+# 15: where the learning rate's cosine ends (`train.final_lr_fraction`; older runs decayed to 0). 16: boundary
+# voting after NMS (`postprocess.voting`; older runs had none: 0).
 CONFIG_KEYS_ADDED = {4: ("pseudo_labels",), 5: ("data.streams", "data.grid_stream", "model.fusion",
                                                  "model.stream_dims"), 6: ("data.videos", "backbone"),
                      7: ("train.ema_warmup",), 8: ("train.select_checkpoint", "postprocess.shifted_passes"),
                      9: ("data.normalize",), 10: ("train.compile",),
                      11: ("postprocess.second_opinion",),
                      12: ("postprocess.thresholds", "postprocess.threshold_shrinkage", "postprocess.class_thresholds"),
-                     13: ("data.feature_prefix",), 15: ("train.final_lr_fraction",)}
+                     13: ("data.feature_prefix",), 15: ("train.final_lr_fraction",),
+                     16: ("postprocess.voting",)}
 CHECKPOINT_NAMES = ("best", "last")
 # The names of the outputs `evaluate` and `report` write into a run (`RunDir.output_files`)
 OUTPUT_PATTERNS = ("eval_*.json", "detections_*.json", "online_*.json", "report_*.html")

@@ -8,7 +8,7 @@ import torch
 
 from mgrec.config import PostprocessConfig
 from mgrec.postprocess.decode import decode_video
-from mgrec.postprocess.reference import nms_reference
+from mgrec.postprocess.reference import nms_reference, vote_boundaries_reference
 from mgrec.postprocess.video import detect_video, to_detections
 from mgrec.timeline import FeatureGrid
 
@@ -37,12 +37,13 @@ class TwoLevelNetwork(torch.nn.Module):
         )
 
 
+@pytest.mark.parametrize("voting", [0.0, 0.5])
 @pytest.mark.parametrize("method", ["soft", "hard"])
-def test_detect_video_is_decode_then_nms_then_records(method):
+def test_detect_video_is_decode_then_nms_then_voting_then_records(method, voting):
     features = np.random.default_rng(1).normal(size=(37, 5)).astype(np.float32)  # odd: one padded step
     network = TwoLevelNetwork(5)
     # a threshold above every score: the cap is the cap (a hard set past it is kept: test_the_cap_never_cuts_...)
-    post = PostprocessConfig(nms=method, pre_nms_thresh=0.05, max_detections=40, score_threshold=1.0)
+    post = PostprocessConfig(nms=method, pre_nms_thresh=0.05, max_detections=40, score_threshold=1.0, voting=voting)
     detections = detect_video(network, features, GRID, post, CLASSES, "v")
 
     with torch.inference_mode():
@@ -53,10 +54,17 @@ def test_detect_video_is_decode_then_nms_then_records(method):
         raw = decode_video([c[0] for c in out.cls_logits], [o[0] for o in out.offsets], [m[0] for m in out.masks],
                            out.strides, post)
         segments, scores, labels = nms_reference(raw.segments, raw.scores, raw.labels, post)
+        if voting:
+            unvoted = segments
+            segments = vote_boundaries_reference(segments, labels, raw.segments, raw.scores, raw.labels, voting)
+            assert not torch.equal(segments, unvoted)  # the voting moves ends here
     expected = to_detections(segments.numpy(), scores.numpy(), labels.numpy(), GRID, CLASSES, "v",
                              GRID.covered_seconds(37))
     assert len(expected) > 5
-    assert detections == expected
+    assert detections == expected or voting  # the voting's sums are in another order than the plain loop's
+    assert [(d.label, d.score) for d in detections] == [(d.label, d.score) for d in expected]
+    np.testing.assert_allclose([(d.start, d.end) for d in detections], [(d.start, d.end) for d in expected],
+                               rtol=0, atol=1e-6)
 
 
 def test_shifted_passes_fuse_the_detections_of_the_shifted_features_moved_back_onto_the_video():

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import mgrec.postprocess.nms as nms_module
 from mgrec.config import PostprocessConfig
-from mgrec.postprocess.nms import nms, segment_iou
-from mgrec.postprocess.reference import nms_reference
+from mgrec.postprocess.nms import nms, segment_iou, vote_boundaries
+from mgrec.postprocess.reference import nms_reference, vote_boundaries_reference
 
 # The hand cases below pin the semantics of both the fast form and the reference loop.
 BOTH = pytest.mark.parametrize("run_nms", [nms, nms_reference], ids=["nms", "reference"])
@@ -433,3 +433,43 @@ def test_invalid_sigma_and_iou_threshold_are_errors():
             nms(segments, scores, labels, PostprocessConfig(nms="soft", sigma=sigma))
     with pytest.raises(ValueError, match="iou_threshold"):
         nms(segments, scores, labels, PostprocessConfig(nms="hard", iou_threshold=-0.1))
+
+
+# ---- boundary voting after NMS (`postprocess.voting`) -----------------------------------------------------------
+
+
+def test_voting_hand_case_averages_the_ends_of_overlapping_same_class_candidates_by_score():
+    # kept [10, 20] (0.9); [12, 22] (0.3) overlaps it by tIoU 8/12 = 0.67; [11, 19] (0.6) by 0.8; another class's
+    # [10, 20] and the far [40, 50] never vote
+    segments, scores, labels = as_tensors([(10, 20), (12, 22), (11, 19), (10, 20), (40, 50)],
+                                          [0.9, 0.3, 0.6, 0.8, 0.7], [0, 0, 0, 1, 0])
+    kept, kept_labels = segments[[0, 4]], labels[[0, 4]]
+    for vote in (vote_boundaries, vote_boundaries_reference):
+        at_06 = vote(kept, kept_labels, segments, scores, labels, 0.6)
+        expected = [(0.9 * 10 + 0.3 * 12 + 0.6 * 11) / 1.8, (0.9 * 20 + 0.3 * 22 + 0.6 * 19) / 1.8]
+        torch.testing.assert_close(at_06[0], torch.tensor(expected, dtype=torch.float64))
+        at_07 = vote(kept, kept_labels, segments, scores, labels, 0.7)  # [12, 22] is out
+        torch.testing.assert_close(at_07[0], torch.tensor([(0.9 * 10 + 0.6 * 11) / 1.5, (0.9 * 20 + 0.6 * 19) / 1.5],
+                                                          dtype=torch.float64))
+        assert torch.equal(at_06[1], segments[4])  # nothing else overlaps it: unchanged
+        assert torch.equal(vote(kept, kept_labels, segments, scores, labels, 1.0), kept)  # only itself
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_voting_equals_the_plain_loop(seed, ties, threshold):
+    segments, scores, labels = random_candidates(seed, 400, 3, torch.float32, ties)
+    kept_segments, _, kept_labels = nms(segments, scores, labels, PostprocessConfig(max_detections=60))
+    fast = vote_boundaries(kept_segments, kept_labels, segments, scores, labels, threshold)
+    plain = vote_boundaries_reference(kept_segments, kept_labels, segments, scores, labels, threshold)
+    assert fast.dtype == torch.float32 and fast.shape == kept_segments.shape
+    torch.testing.assert_close(fast, plain, rtol=1e-6, atol=1e-5)
+    assert not torch.equal(fast, kept_segments)  # the voting moved some ends
+
+
+def test_voting_threshold_outside_zero_to_one_is_an_error():
+    segments, scores, labels = as_tensors([(0, 1)], [0.5], [0])
+    for threshold in (0.0, -0.5, 1.5, math.nan):
+        with pytest.raises(ValueError, match="threshold must be in"):
+            vote_boundaries(segments, labels, segments, scores, labels, threshold)

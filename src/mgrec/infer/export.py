@@ -355,8 +355,10 @@ def export_record(detector: OfflineDetector, checkpoint: str, strides: list[int]
         "postprocess": dataclasses.asdict(post),
         "postprocess_steps": "per level, the pre_nms_topk highest scores above pre_nms_thresh at the points of the "
                              "video; segments longer than min_duration steps; NMS over all levels (nms, iou_threshold, "
-                             "sigma, min_score, max_detections); the hard set: scores at or above score_threshold "
-                             "(class_thresholds per class where set); mgrec.postprocess is the reference",
+                             "sigma, min_score, max_detections); with voting > 0, each kept segment made the "
+                             "score-weighted mean of the candidates of its class at a tIoU of at least voting with it; "
+                             "the hard set: scores at or above score_threshold (class_thresholds per class where set); "
+                             "mgrec.postprocess is the reference",
         "feature_recipe": recipe,
         "notes": notes,
         "checked": {"lengths": checked, "largest_difference": None, "tolerance": TOLERANCE,

@@ -882,7 +882,9 @@ def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
     the first pick below the threshold (`min_score`). Either way only candidates that can never be in
     the hard set go: NMS picks in descending score, and a lower candidate never lowers a higher one.
     A stream makes one pass per update (`shifted_passes` is for offline detection: a fused score is a
-    mean over passes, so a candidate below the threshold in one pass could still count). With a second
+    mean over passes, so a candidate below the threshold in one pass could still count). With boundary voting
+    (`postprocess.voting` > 0) no candidate is dropped before NMS: a kept detection's ends are averaged with those of
+    the candidates of its class overlapping it, whatever their score. With a second
     opinion (`postprocess.second_opinion` = w > 0) the bar is the least score that can still reach the threshold
     after it, threshold ** (1 / (1 - w)) (`lowest_score_that_can_pass`). With a threshold per class
     (`postprocess.class_thresholds`) the threshold here is the lowest of them: a candidate below it can reach
@@ -892,7 +894,8 @@ def hard_set_postprocess(post: PostprocessConfig) -> PostprocessConfig:
     threshold = lowest_score_that_can_pass(lowest, post.second_opinion)
     return replace(
         post,
-        pre_nms_thresh=max(post.pre_nms_thresh, threshold * (1 - 1e-6)),
+        # boundary voting (`postprocess.voting`) averages the kept ends with those of candidates below the threshold
+        pre_nms_thresh=post.pre_nms_thresh if post.voting > 0 else max(post.pre_nms_thresh, threshold * (1 - 1e-6)),
         min_score=max(post.min_score, threshold),
         shifted_passes=1,
     )

@@ -125,6 +125,40 @@ def nms(segments: Tensor, scores: Tensor, labels: Tensor, cfg: PostprocessConfig
     return segments[index], kept_scores, labels[index]
 
 
+def vote_boundaries(kept_segments: Tensor, kept_labels: Tensor, segments: Tensor, scores: Tensor, labels: Tensor,
+                    threshold: float) -> Tensor:
+    """Boundary voting after NMS (`postprocess.voting`; ActionFormer's `voting_thresh`, here class-wise as its NMS is):
+    each kept segment becomes the score-weighted mean of the candidates of its class (those NMS was given, at their
+    scores before any decay) whose tIoU with it is at least `threshold` in (0, 1]. The kept one is among them
+    (tIoU 1), so a segment that nothing else overlaps that much stays as it is. Returns the kept segments voted,
+    (M, 2), in their dtype and on their device; ranks, scores and labels are NMS's.
+
+    `mgrec.postprocess.reference.vote_boundaries_reference` is the plain loop over every candidate. Here a class's
+    candidates are sorted by start, and only those that can reach the tIoU are visited: a candidate of length L_j
+    with tIoU >= t with [a, b] has L_j <= (b - a) / t, so it starts after a - (b - a) / t and before b."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"vote_boundaries: threshold must be in (0, 1], got {threshold}")
+    kept_np, kept_labels_np = _cpu_array(kept_segments).astype(np.float64), _cpu_array(kept_labels)
+    segments_np, scores_np, labels_np = (_cpu_array(x) for x in (segments, scores, labels))
+    segments_np, scores_np = segments_np.astype(np.float64), scores_np.astype(np.float64)
+    voted = kept_np.copy()
+    for label in np.unique(kept_labels_np):
+        of_class = np.flatnonzero(labels_np == label)
+        order = of_class[np.argsort(segments_np[of_class, 0], kind="stable")]
+        starts, ends, weights = segments_np[order, 0], segments_np[order, 1], scores_np[order]
+        for row in np.flatnonzero(kept_labels_np == label):
+            start, end = kept_np[row]
+            begin = np.searchsorted(starts, start - (end - start) / threshold, side="right")
+            stop = np.searchsorted(starts, end, side="left")
+            overlap = segment_iou(start, end, starts[begin:stop], ends[begin:stop])
+            voters = overlap >= threshold
+            total = weights[begin:stop][voters].sum()
+            if total > 0:
+                voted[row, 0] = (weights[begin:stop][voters] * starts[begin:stop][voters]).sum() / total
+                voted[row, 1] = (weights[begin:stop][voters] * ends[begin:stop][voters]).sum() / total
+    return torch.from_numpy(voted).to(device=kept_segments.device, dtype=kept_segments.dtype)
+
+
 def _cpu_array(x: Tensor) -> np.ndarray:
     x = x.detach()
     if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64):

@@ -9,6 +9,9 @@ fast forms.
   returns the same kept candidates, scores, labels and order, bit for bit
   (tests/postprocess/test_nms.py checks it), but advances all classes at once and only updates the
   candidates that can overlap a pick.
+- `vote_boundaries_reference`: boundary voting after NMS (`postprocess.voting`), each kept segment's ends the
+  score-weighted mean of its class's candidates overlapping it enough; `mgrec.postprocess.nms.vote_boundaries`
+  returns the same (tests/postprocess/test_nms.py checks it), visiting only the candidates that can overlap enough.
 - `fuse_detections_reference`: detection-level fusion of several members' ranked lists, each cluster's
   boundaries taken as the score-weighted mean of its detections again whenever one joins, and each detection's
   tIoU taken with every cluster of its class; `mgrec.postprocess.detection_fusion.fuse_detections` returns the
@@ -112,6 +115,29 @@ def nms_reference(
             current = torch.where(decays, current * torch.exp(iou.square() / -cfg.sigma), current)
     index = torch.tensor(kept, dtype=torch.long, device=segments.device)
     return segments[index], torch.tensor(kept_scores, dtype=scores.dtype, device=scores.device), labels[index]
+
+
+def vote_boundaries_reference(kept_segments: Tensor, kept_labels: Tensor, segments: Tensor, scores: Tensor,
+                              labels: Tensor, threshold: float) -> Tensor:
+    """Boundary voting after NMS, one kept segment at a time, in float64: the kept segment [a, b] of class c becomes
+
+        sum_j w_j [s_j, e_j] / sum_j w_j   over the candidates j of class c with tIoU([a, b], [s_j, e_j]) >= threshold,
+
+    w_j the candidate's score before NMS. `mgrec.postprocess.nms.vote_boundaries` visits only the candidates that
+    can reach the tIoU."""
+    kept64, segments64, scores64 = kept_segments.double(), segments.double(), scores.double()
+    starts, ends = segments64[:, 0], segments64[:, 1]
+    voted = kept64.clone()
+    for row in range(len(kept64)):
+        start, end = kept64[row].tolist()
+        intersection = (torch.clamp(ends, max=end) - torch.clamp(starts, min=start)).clamp(min=0)
+        union = (ends - starts) + (end - start) - intersection
+        iou = intersection / union.clamp(min=torch.finfo(union.dtype).tiny)
+        voters = (labels == kept_labels[row]) & (iou >= threshold)
+        total = scores64[voters].sum()
+        if total > 0:
+            voted[row] = (scores64[voters, None] * segments64[voters]).sum(dim=0) / total
+    return voted.to(kept_segments.dtype)
 
 
 def fuse_detections_reference(members: list[list[Detection]], iou_threshold: float) -> list[Detection]:

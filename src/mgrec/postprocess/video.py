@@ -26,7 +26,7 @@ from mgrec.files import brief
 from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import RawDetections, decode_video
 from mgrec.postprocess.detection_fusion import fuse_detections
-from mgrec.postprocess.nms import nms
+from mgrec.postprocess.nms import nms, vote_boundaries
 from mgrec.postprocess.second_opinion import SecondOpinion
 from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
@@ -163,7 +163,10 @@ def _one_pass(model: torch.nn.Module, features: np.ndarray, grid: FeatureGrid, p
         raw = _candidates(model, window, post, video_id, padded_length, autocast)
         keep = (raw.points >= core_start - start) & (raw.points < core_end - start)  # all of a single window
         parts.append((raw.segments[keep] + start, raw.scores[keep], raw.labels[keep]))
-    segments, scores, labels = nms_within_the_cap(*(torch.cat(column) for column in zip(*parts)), post)
+    candidates = [torch.cat(column) for column in zip(*parts)]
+    segments, scores, labels = nms_within_the_cap(*candidates, post)
+    if post.voting > 0:
+        segments = vote_boundaries(segments, labels, *candidates, post.voting)
     duration = grid.covered_seconds(features.shape[0])
     return to_detections(
         segments.cpu().numpy(), scores.cpu().numpy(), labels.cpu().numpy(), grid, classes, video_id, duration
