@@ -59,6 +59,10 @@ each variant, the score threshold is tuned on val (as training does) and applied
   per feature step at it, and test keeps its r x (steps) highest-scored detections, pooled over the split
   or in each video (label-free at detection time; where a subject's scores run lower or higher than
   val's, the count keeps what the bar would not).
+- `voting_X`: boundary voting after NMS (`postprocess.voting: X`; `voting_0` is the run's own setting): each kept
+  detection's ends the score-weighted mean of its class's candidates overlapping it by a tIoU >= X (ActionFormer's
+  voting_thresh, 0.7 on THUMOS); with the rarest third's F1 and the ranked lists' average mAP, since voting moves
+  boundaries only (scores and ranks stay).
 - `across_classes_tiou_X`: the run's own detections, then one gesture at a time: going down the ranked
   list, a detection is dropped when a kept, higher one of another class overlaps it by a tIoU >= X
   (`suppressed_across_classes`). On the demo most errors are one exercise taken for another at a true
@@ -106,8 +110,9 @@ SEGMENT_WEIGHTS = (0.25, 0.5)
 THRESHOLD_PLATEAUS = (0.01, 0.03)
 THRESHOLD_SMOOTHING = (20, 40)
 THRESHOLD_TOP = (5, 20)
+VOTING = (0.5, 0.6, 0.7, 0.8, 0.9)
 GROUPS = ("nms", "shifts", "checkpoint", "time_scales", "across_classes", "logit_adjustment",
-          "averaged_checkpoints", "passes", "segment_classifier", "threshold_rules")
+          "averaged_checkpoints", "passes", "segment_classifier", "threshold_rules", "voting")
 
 
 def split_detections(detector: OfflineDetector, data: SplitData,
@@ -365,6 +370,14 @@ def measure_run(run_dir: str, shifts: int, groups: tuple[str, ...] = GROUPS) -> 
         counts[segment.label_id] += 1
     # the rarest third as the ablation tables count it (`ablation.rarest_third`): ceil(K / 3) classes, ties by id
     rare = sorted(range(len(counts)), key=lambda c: counts[c])[: -(-len(counts) // 3)]
+    if "voting" in groups:
+        num_classes = len(detector.classes)
+        variants[f"voting_{own.voting:g}"] = val_tuned(own_val, own_test, rare, num_classes)
+        for threshold in (t for t in VOTING if t != own.voting):
+            detector.postprocess = dataclasses.replace(own, voting=threshold)
+            variants[f"voting_{threshold:g}"] = val_tuned(shifted_detections(detector, val_data, 0),
+                                                          shifted_detections(detector, test_data, 0), rare, num_classes)
+        detector.postprocess = own
     if "passes" in groups:
         variants[f"passes_{own.shifted_passes}"] = val_tuned(own_val, own_test, rare)
         for passes in (n for n in PASSES if n != own.shifted_passes):

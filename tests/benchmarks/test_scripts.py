@@ -680,7 +680,12 @@ def test_after_training_reproduces_the_runs_own_setting_and_bounds_it_by_the_ora
                        "segment_classifier_w0", "segment_classifier_w0.25", "segment_classifier_w0.5",
                        "threshold_plateau_0.01", "threshold_plateau_0.03", "threshold_smoothed_20",
                        "threshold_smoothed_40", "threshold_relative_top5", "threshold_relative_top20",
-                       "threshold_rate_split", "threshold_rate_video"}
+                       "threshold_rate_split", "threshold_rate_video", "voting_0", "voting_0.5", "voting_0.6",
+                       "voting_0.7", "voting_0.8", "voting_0.9"}
+    # no voting is the run's own setting, with the rarest third and the ranked lists' mAP beside it
+    assert {split: f1["voting_0"][split] for split in ("val", "test")} == f1["shift_0"]
+    assert f1["voting_0.7"].keys() == f1["voting_0"].keys() == {"val", "test", "val_rare_f1", "test_rare_f1",
+                                                                 "val_average_mAP", "test_average_mAP"}
     # no second opinion is the run's own setting; the classifier's accuracy on true gestures is kept beside
     assert {split: f1["segment_classifier_w0"][split] for split in ("val", "test")} == f1["shift_0"]
     assert set(f1["segment_classifier_w0.25"]) == {"val", "test", "val_rare_f1", "test_rare_f1", "val_average_mAP",
