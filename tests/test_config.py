@@ -837,3 +837,15 @@ def test_a_source_tree_path_or_a_misspelt_base_names_the_shipped_config(tmp_path
     with pytest.raises(InputError, match=r"nor a config shipped with mgrec \(shipped are demo/actionformer.yaml, "
                                          r"demo/base.yaml, demo/default.yaml, \.\.\.\)$"):
         load_config(tmp_path / "other.yaml")
+
+
+@pytest.mark.parametrize("number, digits", [("9" * 5000, 5000), ("-" + "9" * 4400, 4400), ("0x" + "f" * 5000, 5000)])
+def test_a_whole_number_of_thousands_of_digits_is_a_yaml_error_naming_its_line(tmp_path, number, digits):
+    # Python reads no more than 4300 decimal digits and prints none longer (a ValueError traceback from the loader,
+    # or from the message quoting a 5000-digit hexadecimal number)
+    path = write(tmp_path, "big.yaml", f"train:\n  epochs: {number}\n")
+    with pytest.raises(InputError, match=rf"big.yaml:2:11: not valid YAML: a whole number of {digits} digits; "
+                                         r"a setting has at most 19$"):
+        load_config(path)
+    with pytest.raises(InputError, match=r"\[train.epochs\]: expected int, got '9999.*'... \(5000 characters\)"):
+        load_config(write(tmp_path, "c.yaml", "train:\n  epochs: 2\n"), ["train.epochs=" + "9" * 5000])

@@ -797,6 +797,10 @@ class _StrictLoader(yaml.SafeLoader):
 # (leading zeros kept decimal), 0o/0x, or a float with an optional exponent, .inf, .nan; anything else is a
 # string, which the typed config then refuses by key.
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+# Digits a whole number may have as it is read: Python reads no more than 4300 decimal digits (a ValueError
+# traceback) and prints none longer, which a 5000-digit hexadecimal number it reads is. Every setting has at
+# most 19 (a signed 64-bit integer).
+MAX_INT_DIGITS = 1000
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
@@ -812,7 +816,11 @@ def _yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     if _INT.match(text) is None:  # an explicit !!int tag on something else
         raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a whole number", node.start_mark)
     base = {"0o": 8, "0x": 16}.get(text[:2], 10)
-    return int(text[2:] if base != 10 else text, base)
+    digits = text[2:] if base != 10 else text.lstrip("+-")
+    if len(digits) > MAX_INT_DIGITS:  # Python refuses to read (or print) more than 4300 decimal digits: a traceback
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a whole number of {len(digits)} digits; a setting has at most 19", node.start_mark)
+    return int(digits if base != 10 else text, base)
 
 
 def _yaml12_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
