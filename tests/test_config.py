@@ -849,3 +849,18 @@ def test_a_whole_number_of_thousands_of_digits_is_a_yaml_error_naming_its_line(t
         load_config(path)
     with pytest.raises(InputError, match=r"\[train.epochs\]: expected int, got '9999.*'... \(5000 characters\)"):
         load_config(write(tmp_path, "c.yaml", "train:\n  epochs: 2\n"), ["train.epochs=" + "9" * 5000])
+
+
+@pytest.mark.parametrize("key", ["train.batch_size", "train.epochs", "train.eval_every", "seed"])
+def test_a_whole_number_beyond_64_bits_is_refused_by_key(tmp_path, key):
+    # train.batch_size of 400 digits passed the positive-number rule and was an OverflowError traceback from the
+    # memory estimate of `mgrec train`; train.epochs of 400 digits trained "forever"
+    path = write(tmp_path, "c.yaml", "train:\n  epochs: 2\n")
+    for number in ("9" * 400, str(2**63), "0x" + "f" * 999):
+        with pytest.raises(InputError, match=rf"\[{key}\]: expected a whole number within \+-9223372036854775807 "
+                                             r"\(a signed 64-bit integer; no setting is larger\), got \d+"):
+            load_config(path, [f"{key}={number}"])
+    config = load_config(path, [f"{key}={2**63 - 1}"])  # the largest is still read (refused later by its own rule)
+    for part in key.split("."):
+        config = getattr(config, part)
+    assert config == 2**63 - 1

@@ -461,6 +461,10 @@ MAX_BASE_DEPTH = 32
 # training starts (`check_for_training`), not when a config is read: runs trained with a larger seed before
 # the rule existed still load for detection, evaluation and reports.
 MAX_SEED = 2**31 - 1
+# Any whole number of a config: a signed 64-bit integer, which every setting fits many times over (torch takes no
+# larger seed). Beyond it numbers only broke arithmetic: train.batch_size of 400 digits was an OverflowError
+# traceback from the memory estimate, before the run started.
+MAX_CONFIG_INT = 2**63 - 1
 # Layers per tower (model.stem_layers, model.head_layers): the released detectors have 2 and 3. Layers are
 # built one by one in Python before their memory can be judged, and 100000 of them took hours to build;
 # 64 leaves every design of these detectors room.
@@ -799,7 +803,7 @@ class _StrictLoader(yaml.SafeLoader):
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 # Digits a whole number may have as it is read: Python reads no more than 4300 decimal digits (a ValueError
 # traceback) and prints none longer, which a 5000-digit hexadecimal number it reads is. Every setting has at
-# most 19 (a signed 64-bit integer).
+# most 19 (a signed 64-bit integer, `MAX_CONFIG_INT`); longer numbers than those, once read, are refused by key.
 MAX_INT_DIGITS = 1000
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
@@ -1472,6 +1476,9 @@ def _check_numbers(config: Config, source: str, origins: dict[str, str] | None =
     for key, value in _numbers(config):
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{_at(source, key, origins)}: expected a finite number, got {value}")
+        if isinstance(value, int) and abs(value) > MAX_CONFIG_INT:
+            raise InputError(f"{_at(source, key, origins)}: expected a whole number within +-{MAX_CONFIG_INT} (a "
+                             f"signed 64-bit integer; no setting is larger), got {brief(value)}")
         rule = _NUMBER_RULES.get(key)
         if rule is not None and value is not None and not rule[0](value):
             raise InputError(f"{_at(source, key, origins)}: expected {rule[1]}, got {brief(value)}")
