@@ -603,21 +603,46 @@ def missing_file_problem(path: str | Path, what: str = "file") -> str:
     what it is ("a named pipe, not a `what`", ...). A dangling link or a pipe exists: calling it missing sent the
     user looking for a file that is there."""
     path = Path(path)
-    if path.is_symlink():
-        try:
-            path.stat()
-        except FileNotFoundError:
-            return f"a symbolic link to {os.readlink(path)}, which does not exist"
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return "a symbolic link loop (following its links leads back to them, never to a file)"
-            return f"cannot be read: {exc.strerror or exc}"
+    link = _broken_link_problem(path, "a file")
+    if link is not None:
+        return link
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return "no such file or folder"
     kind = "a folder" if stat.S_ISDIR(mode) else not_a_file(mode)
     return f"{kind}, not a {what}" if kind else "no such file or folder"
+
+
+def missing_folder_problem(path: str | Path, what: str = "folder") -> str:
+    """Why `path` cannot be listed as a `what` (a folder): "no such folder", "a file, not a `what`" (a feature file
+    given for the folder that holds it), "a symbolic link to T, which does not exist", "a symbolic link loop", "a
+    named pipe, not a `what`". Each was "folder not found", which sent the user looking for a path that is there."""
+    path = Path(path)
+    link = _broken_link_problem(path, "a folder")
+    if link is not None:
+        return link
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return "no such folder" if exc.errno == errno.ENOENT else f"cannot be read: {exc.strerror or exc}"
+    kind = "a file" if stat.S_ISREG(mode) else not_a_file(mode)
+    return f"{kind}, not a {what}" if kind else "no such folder"
+
+
+def _broken_link_problem(path: Path, target: str) -> str | None:
+    """What is wrong with `path` when it is a symbolic link that leads to nothing (a dangling link, a loop)."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"a symbolic link loop (following its links leads back to them, never to {target})"
+        return f"cannot be read: {exc.strerror or exc}"
+    return None
 
 
 def read_file_bytes(path: str | Path, what: str) -> bytes:

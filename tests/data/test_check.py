@@ -203,8 +203,33 @@ def test_unreadable_annotations_and_missing_features_folder(tmp_path):
     (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
     report = check_dataset(_config(tmp_path))
     assert [(p.where, p.message) for p in report.errors] == [
-        (str(tmp_path / "feats"), "features folder not found (config data.features)")
+        (str(tmp_path / "feats"), "no such folder (config data.features)")
     ]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("file", "a file, not a features folder"),  # a feature file given for the folder that holds it
+    ("dangling", "a symbolic link to /nonexistent/drive, which does not exist"),  # a drive not mounted
+    ("loop", "a symbolic link loop (following its links leads back to them, never to a folder)"),
+    ("pipe", "a named pipe, not a features folder"),
+])
+def test_data_features_that_is_there_but_no_folder_says_what_it_is(tmp_path, kind, message):
+    # each was "features folder not found", which sent the user looking for a path that is there
+    document = {"classes": ["c0", "c1", "c2"], "database": {"v": _entry("training", (0, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    feats = tmp_path / "feats"
+    if kind == "file":
+        _features(tmp_path, "feats")
+        (tmp_path / "feats.npy").rename(feats)
+    elif kind == "dangling":
+        feats.symlink_to("/nonexistent/drive")
+    elif kind == "loop":
+        feats.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(feats)
+    else:
+        os.mkfifo(feats)
+    report = check_dataset(_config(tmp_path))
+    assert [(p.where, p.message) for p in report.errors] == [(str(feats), f"{message} (config data.features)")]
 
 
 def test_suggest_settings_by_hand():

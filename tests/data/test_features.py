@@ -274,7 +274,7 @@ def test_a_folder_of_only_junk_names_what_it_skipped(tmp_path):
     (tmp_path / "._v.npy").write_bytes(b"\0\5\26\7")
     with pytest.raises(InputError, match=r"folder holds no feature files \(\.npy, \.npz\); skipped 1 hidden"):
         list_feature_files(tmp_path)
-    with pytest.raises(InputError, match="no such feature folder"):
+    with pytest.raises(InputError, match="missing: no such folder$"):
         list_feature_files(tmp_path / "missing")
 
 

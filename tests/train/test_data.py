@@ -46,5 +46,5 @@ def test_a_wrong_features_path_is_refused_without_talking_of_dropping_videos(tmp
         checked_annotations(config, log=lambda line: None)
     message = str(error.value)
     assert message.startswith("the data has 1 error(s) to fix first (`mgrec data check` lists every problem):\n")
-    assert f"{tmp_path / 'featurs'}: features folder not found (config data.features)" in message
+    assert f"{tmp_path / 'featurs'}: no such folder (config data.features)" in message
     assert "dropping" not in message

@@ -39,7 +39,15 @@ from mgrec.data.features import (
 )
 from mgrec.data.streams import stream_key, stream_path
 from mgrec.errors import InputError, where
-from mgrec.files import brief, counted, file_name_key, is_hidden, missing_file_problem, spelt_alike_remedy
+from mgrec.files import (
+    brief,
+    counted,
+    file_name_key,
+    is_hidden,
+    missing_file_problem,
+    missing_folder_problem,
+    spelt_alike_remedy,
+)
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
 from mgrec.timeline import FeatureGrid
@@ -370,7 +378,8 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
     key = stream_key(data, stream)
     features_dir = Path(stream.features)
     if not features_dir.is_dir():
-        return [Problem("error", str(features_dir), f"features folder not found (config {key}.features)")]
+        return [Problem("error", str(features_dir),
+                        f"{missing_folder_problem(features_dir, 'features folder')} (config {key}.features)")]
     without_sidecar: list[str] = []
     recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
     prefixed = _PrefixedNames(features_dir)

@@ -37,6 +37,7 @@ from mgrec.files import (
     is_hidden,
     is_number,
     missing_file_problem,
+    missing_folder_problem,
     read_json,
     resolve_path,
     safe_child,
@@ -311,7 +312,7 @@ def list_feature_files(folder: str | Path) -> FeatureFolder:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{folder}: no such feature folder")
+        raise InputError(f"{folder}: {missing_folder_problem(folder, 'feature folder')}")
     files, skipped, unreadable = [], [], []
     for entry in sorted(folder.iterdir()):
         if entry.suffix.lower() not in FEATURE_EXTENSIONS:

@@ -69,7 +69,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import check_writable, file_sha256, is_hidden, resolve_path
+from mgrec.files import check_writable, file_sha256, is_hidden, missing_folder_problem, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -507,7 +507,7 @@ def fused_sidecar(sidecars: list[FeatureSidecar], dim: int) -> FeatureSidecar:
 def _feature_files(folder: Path) -> dict[str, Path]:
     """video id -> feature file (.npy/.npz) in a folder; every one must have its sidecar."""
     if not folder.is_dir():
-        raise InputError(f"{folder}: no such feature folder")
+        raise InputError(f"{folder}: {missing_folder_problem(folder, 'feature folder')}")
     files = {}
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in (".npy", ".npz") or is_hidden(path):
