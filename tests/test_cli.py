@@ -702,3 +702,27 @@ def test_help_examples_set_the_data_paths_of_the_shipped_config_they_name():
                     assert sets[key] == getattr(load_config(shipped[0]).data, key.split(".")[1]), line
                     checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["detect", "RUN", "-lead.npy", "--out", "x.json"], "the following arguments are required: INPUT"),
+    (["detect", "RUN", "a.npy", "-lead.npy", "--out", "x.json"], "unrecognized arguments: -lead.npy"),
+    (["score", "--gt", "a.json", "--pred", "-lead.npy"], "argument --pred: expected one argument"),
+    (["report", "RUN", "--out", "-lead.npy"], "argument --out: expected one argument"),
+])
+def test_a_file_name_beginning_with_a_dash_is_named_with_the_spelling_that_works(argv, said, capsys, tmp_path,
+                                                                                 monkeypatch):
+    # argparse takes `-lead.npy` for an option and its error never named it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-lead.npy").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        main(argv)
+    err = capsys.readouterr().err
+    assert f"error: {said} ('-lead.npy' begins with '-', so it was read as an option, not as a file name; write " \
+           "'./-lead.npy')" in err
+    with pytest.raises(SystemExit):  # no file name given with a dash: argparse's words alone
+        main(["detect", "RUN", "-x", "--out", "x.json"])
+    assert "begins with '-'" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a negative number is a value, not a file
+        main(["stream", "RUN", "a.npy", "--hop", "-3"])
+    assert "begins with '-'" not in capsys.readouterr().err

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_cpu_memory()
     terminal.install()  # names from data printed safely; a closed pipe never stops the work
     parser = build_parser()
+    _Parser.words = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
             args, unknown = parser.parse_known_args(argv)
@@ -255,10 +256,38 @@ class _Parser(argparse.ArgumentParser):
     """mgrec's parsers (the sub-commands' are made of the same class): an option given twice with other values is
     refused (`_StoreOnce`)."""
 
+    # The command line being parsed (set by `main`), for the hint of `error`.
+    words: list[str] = []
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.register("action", None, _StoreOnce)
         self.register("action", "store", _StoreOnce)
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(message + _dash_name_hint(_Parser.words, self))
+
+
+def _dash_name_hint(words: list[str], parser: argparse.ArgumentParser) -> str:
+    """A file name on the command line that begins with '-' (`-lead.npy`, `--out -r.html`) is taken for an option,
+    and argparse's error ("the following arguments are required: INPUT", "argument --out: expected one argument",
+    "unrecognized arguments") never names it: the hint does, with the spelling that works."""
+    from mgrec.files import brief
+
+    for word in words:
+        if word == "--":
+            break
+        if not word.startswith("-") or word == "-" or word.split("=", 1)[0] in parser._option_string_actions:
+            continue
+        try:
+            float(word)  # a negative number is a value
+            continue
+        except ValueError:
+            pass
+        if os.path.lexists(word) or Path(word).suffix:
+            return (f" ({brief(word)} begins with '-', so it was read as an option, not as a file name; write "
+                    f"{brief('./' + word)})")
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
