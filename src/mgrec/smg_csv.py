@@ -351,15 +351,26 @@ def unfinished_plan(folder: str | Path) -> dict | None:
     return plan if isinstance(plan, dict) else None
 
 
-def begin_label_set(out_dir: str | Path, plan: dict) -> None:
+def begin_label_set(out_dir: str | Path, plan: dict, into_empty: bool = False) -> None:
     """Mark `out_dir` as a set being written (`INCOMPLETE_MARKER`, holding `plan`), before its first file. Made
-    exclusively: a second writer into the folder is refused, not mixed in."""
+    exclusively: a second writer into the folder is refused, not mixed in.
+
+    `into_empty`: the caller found `out_dir` without label files before its work, and its set must be alone there.
+    Checked again once the marker is made (no other writer can begin meanwhile): two `mgrec detect --format smg --out
+    OUT` at once (or a detect and a stream) both found OUT empty, and the later one's files were written beside the
+    earlier one's, one folder scored as one submission of two runs."""
     marker = Path(out_dir) / INCOMPLETE_MARKER
     try:  # whole or not at all: a marker killed half-written could not say what the set was, nor be resumed
         atomic_create_text(marker, json.dumps(plan) + "\n")
     except FileExistsError:
         raise InputError(f"{out_dir}: another mgrec detect or stream is writing label files here, or one did not "
                          f"finish ({marker} is there); write into another folder") from None
+    others = prediction_files(Path(out_dir)) if into_empty else []
+    if others:
+        end_label_set(out_dir)  # the folder as the other writer left it
+        raise InputError(f"{out_dir}: {len(others)} SMG label file(s) were written there (e.g. {others[0]}) after this "
+                         "command found it empty, by another mgrec detect or stream writing into it at the same time; "
+                         "nothing of this command's was written: write into another folder")
 
 
 def record_label_file(out_dir: str | Path, video_id: str, text: str) -> None:
@@ -384,6 +395,7 @@ def write_smg_labels(
     out_dir: str | Path,
     fps: float | Mapping[str, float],
     with_scores: bool = False,
+    into_empty: bool = False,
 ) -> list[Path]:
     """Write one SMG-style label file per video: `out_dir/VID/VID_finelabels.csv` (`write_smg_label_file`),
     with `fps` one rate for all videos or a mapping video id -> fps. A video with no detections gets an empty
@@ -392,9 +404,12 @@ def write_smg_labels(
 
     Video ids come from data (feature file names): every path is checked before any file is written
     (`smg_label_paths`), and an id such as `..` is an InputError instead of a file outside `out_dir`.
+
+    `into_empty`: the caller found `out_dir` without label files before its work (`mgrec detect`), and the set must
+    be written alone (`begin_label_set`).
     """
     paths = smg_label_paths(detections_by_video, out_dir)
-    begin_label_set(out_dir, {"writer": "mgrec detect"})
+    begin_label_set(out_dir, {"writer": "mgrec detect"}, into_empty)
     for video_id in sorted(detections_by_video):
         video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
         write_smg_label_file(paths[video_id], detections_by_video[video_id], video_fps, with_scores)

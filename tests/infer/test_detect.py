@@ -106,6 +106,30 @@ def test_detect_smg_refuses_a_folder_that_already_holds_label_files(trained_run,
         detect_files(run, [inputs[0]], flat, fmt="smg")
 
 
+def test_two_detects_into_one_smg_folder_at_once_leave_one_set_not_a_mix(trained_run, tmp_path, monkeypatch):
+    # both found the folder empty before their work; the later one's files were written beside the earlier one's,
+    # and `mgrec score` read the folder as one submission of two runs (here, of two inputs)
+    import mgrec.infer.detect as detect_module
+
+    run, paths = trained_run
+    inputs = sorted(paths.features.glob("*.npy"))
+    out = tmp_path / "smg"
+    real_trained_on = detect_module.trained_on
+
+    def the_other_detect_finishes_meanwhile(*args):  # called after the folder was checked, before the work
+        monkeypatch.setattr(detect_module, "trained_on", real_trained_on)
+        detect_files(run, inputs[:1], out, fmt="smg")
+        return real_trained_on(*args)
+
+    monkeypatch.setattr(detect_module, "trained_on", the_other_detect_finishes_meanwhile)
+    with pytest.raises(InputError, match=r"smg: 1 SMG label file\(s\) were written there \(e.g. .*\) after this "
+                                         r"command found it empty, by another mgrec detect or stream writing into it "
+                                         r"at the same time; nothing of this command's was written"):
+        detect_files(run, inputs[1:], out, fmt="smg")
+    other = inputs[0].stem
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [other, f"{other}/{other}_finelabels.csv"]
+
+
 def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(trained_run, tmp_path, capsys,
                                                                              monkeypatch):
     # each file is atomic, the set was not: killed after 3 of 6 files, `mgrec score` read the 3 as the whole set

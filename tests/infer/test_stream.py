@@ -440,6 +440,30 @@ def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_strea
         printed.err and "write them again into an empty folder" in printed.err and "stream clip" not in printed.err
 
 
+def test_a_stream_into_a_folder_a_detect_filled_meanwhile_writes_nothing(tmp_path, capsys, monkeypatch):
+    # the stream found OUT empty, checked its files, and a `mgrec detect --format smg --out OUT` started at the same
+    # time wrote its set meanwhile: the stream's label files went beside the detect's, one folder of two sets
+    import mgrec.infer.detect as detect_module
+    from mgrec.cli import main
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = folder_of_three_videos(tmp_path, features)
+    out = tmp_path / "out"
+    real_trained_on = detect_module.trained_on
+
+    def a_detect_finishes_meanwhile(*args):  # the stream calls it after its check of OUT, before its marker
+        monkeypatch.setattr(detect_module, "trained_on", real_trained_on)
+        assert main(["detect", str(run), str(videos / f"{THREE_VIDEOS[0]}.npy"), "--format", "smg", "--out",
+                     str(out)]) == 0
+        return real_trained_on(*args)
+
+    monkeypatch.setattr(detect_module, "trained_on", a_detect_finishes_meanwhile)
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out",
+                 str(out)]) == 2
+    assert ("1 SMG label file(s) were written there (e.g. " in capsys.readouterr().err)
+    assert sorted(p.name for p in out.rglob("*")) == sorted([THREE_VIDEOS[0], f"{THREE_VIDEOS[0]}_finelabels.csv"])
+
+
 def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_it(tmp_path, capsys, monkeypatch):
     """A stream killed half-way keeps its finished videos' label files in a folder marked unfinished, with what the
     set is made of: another lookahead, the run trained again, or a file put there meanwhile would make a set of two

@@ -134,7 +134,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     elif fmt in SUBTITLE_FORMATS:
         write_subtitles(results, out, fmt, subtitle_names)
     else:
-        write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked)
+        write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked, into_empty=True)
     return summary
 
 

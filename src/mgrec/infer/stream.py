@@ -338,7 +338,7 @@ def stream_files(
         for path in paths[1:]:
             checked_source(path)
         if smg_out is not None and resumed is None:  # marked once all is checked; exclusively: one writer at a time
-            begin_label_set(smg_out, plan)
+            begin_label_set(smg_out, plan, into_empty=True)
         summaries: list[StreamSummary] = []
         for index, path in enumerate(paths):
             source = first if index == 0 else source_of(path)
