@@ -802,3 +802,25 @@ def test_a_run_trained_without_validation_is_scored_on_any_split_but_its_trainin
     run.check_held_out("test", ["x1", "x2"])
     with pytest.raises(InputError, match=r"1 video\(s\) of split 'test' are videos this run trained on \('t1'"):
         run.check_held_out("test", ["x1", "t1"])
+
+
+def test_a_run_folder_whose_path_is_not_utf8_is_refused_before_anything_is_read_or_written(tmp_path):
+    # safetensors opens no such path: a run trained there failed at its end, its checkpoint called unreadable after
+    # every epoch was written; a run copied there was evaluated into detections its report refused as not text
+    import os
+
+    from mgrec.config import Config
+    from mgrec.train.loop import refuse_before_training
+
+    latin1 = tmp_path / os.fsdecode(b"r\xe9sultats") / "run"
+    latin1.mkdir(parents=True)  # a run copied there
+    expected = (r"the run folder's path is not UTF-8 text: its part 'r\\udce9sultats' \(byte 0xe9\) is in another "
+                r"encoding; mgrec records a run's path in its files, which hold text, and the safetensors library "
+                r"opens no such path: rename that folder")
+    new_run = tmp_path / os.fsdecode(b"r\xe9sultats-2") / "run"  # a run to train there
+    for check in (RunDir(latin1).require_finished, RunDir(latin1).refuse_unfinished,
+                  lambda: refuse_before_training(Config(), new_run)):
+        with pytest.raises(InputError, match=expected.replace("sultats", "sultats(-2)?")):
+            check()
+    assert not new_run.parent.exists() and not any(latin1.iterdir())
+    RunDir(tmp_path / "résultats").refuse_unfinished()  # UTF-8 text of any script is a path like any

@@ -140,6 +140,18 @@ def file_name_problem(name: str) -> str | None:
     return None
 
 
+def not_utf8_part(path: str | Path) -> str | None:
+    """The first part of `path` (made absolute: the current folder's name counts) whose name is not UTF-8 text (bytes
+    of another encoding, which Python holds as lone surrogates, `\\udcff`), shown with that byte; None where every
+    part is text."""
+    for part in Path(os.path.abspath(path)).parts:
+        try:
+            part.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{brief(part)} (byte 0x{ord(part[exc.start]) - 0xDC00:02x})"
+    return None
+
+
 def resolve_path(path: str | Path) -> Path:
     """`Path(path).resolve()` of a path the user gave, with a symbolic-link loop (`ln -s L L`, or a -> b -> a,
     anywhere along the path) an `InputError` naming the path: Python 3.11 raises RuntimeError("Symlink loop")

@@ -80,6 +80,7 @@ from mgrec.files import (
     is_hidden,
     is_number,
     listed,
+    not_utf8_part,
     parse_json,
     path_argument,
     read_json,
@@ -437,7 +438,9 @@ class RunDir:
     def refuse_unfinished(self) -> None:
         """Refuse a run that a training or an ensemble is still writing (its lock is held), or one that stopped
         before its end: until postprocess.json, their last write, is there, its best weights are of some epoch
-        and its score threshold the config's, and whatever is detected or scored with it is not the run's."""
+        and its score threshold the config's, and whatever is detected or scored with it is not the run's. Before
+        that, a run whose path is not UTF-8 text (`refuse_a_run_path_not_utf8`)."""
+        refuse_a_run_path_not_utf8(self.path)
         if self.lock_path.is_file() and not self.lock_path.is_symlink():  # a link is no lock mgrec took
             try:
                 handle = open(self.lock_path, encoding="utf-8")
@@ -1605,6 +1608,18 @@ def refuse_a_folder_training_reads(run_dir: Path, config: Config, reader: str = 
     for key, folder in folders:
         if folder and resolve_path(folder) == target:
             raise InputError(f"--out {run_dir} is the folder of {key}, which {reader} reads; choose another --out")
+
+
+def refuse_a_run_path_not_utf8(run_dir: str | Path) -> None:
+    """A run folder whose path is not UTF-8 text (a folder named in Latin-1 on the way): the safetensors library
+    opens no such path, and the path recorded in the run's JSON files is refused when read back as not text. A run
+    trained there failed at its end, its checkpoint named unreadable after every epoch was written; evaluating a run
+    copied there wrote detections its report then refused. Refused before anything is read or written."""
+    part = not_utf8_part(run_dir)
+    if part is not None:
+        raise InputError(f"{brief(str(run_dir))}: the run folder's path is not UTF-8 text: its part {part} is in "
+                         "another encoding; mgrec records a run's path in its files, which hold text, and the "
+                         "safetensors library opens no such path: rename that folder (or use another one)")
 
 
 def refuse_an_out_the_members_read(out: str | Path, run_dirs: list[str | Path]) -> None:

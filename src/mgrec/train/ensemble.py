@@ -34,6 +34,7 @@ from mgrec.run import (
     new_ensemble_dir,
     pseudo_labelled_members,
     refuse_a_folder_training_reads,
+    refuse_a_run_path_not_utf8,
     refuse_a_written_ensemble_dir,
     refuse_members_trained_on,
 )
@@ -129,6 +130,7 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     paths = member_paths(run_dirs)
     out = path_argument(out, "make_ensemble: out")
     callable_argument(log, "make_ensemble: log")
+    refuse_a_run_path_not_utf8(out)
     data = RunDir(paths[0]).read_config().data if paths else None
     if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
@@ -224,6 +226,7 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
     if seeds[-1] > MAX_SEED:
         raise InputError(f"--seeds {count} from seed {config.seed} would train seed {seeds[-1]}, past the "
                          f"largest seed {MAX_SEED}; lower seed or --seeds")
+    refuse_a_run_path_not_utf8(out)
     refuse_a_folder_training_reads(out, config)
     members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
     new_ensemble_dir(out, list(members.values()))

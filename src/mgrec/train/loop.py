@@ -54,7 +54,7 @@ from mgrec.model.memory import check_fits, count_parameters
 from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
 from mgrec.records import segments_digest
-from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads
+from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads, refuse_a_run_path_not_utf8
 from mgrec.train.assign import make_points
 from mgrec.train.data import SplitData, checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
@@ -272,6 +272,7 @@ def refuse_before_training(config: Config, run_dir: Path) -> None:
     run holding one still loads for detection), a run folder that is a folder of inputs, a batch that cannot
     fit. `mgrec demo --fresh` asks it before deleting."""
     check_for_training(config)
+    refuse_a_run_path_not_utf8(run_dir)
     refuse_a_folder_training_reads(run_dir, config)
     refuse_missing_annotations(config)
     check_batch_fits(config)
