@@ -87,3 +87,11 @@ def test_a_full_disk_under_standard_output_is_one_line_and_a_non_zero_exit(tmp_p
             raise OSError(28, "No space left on device")
 
     TerminalText(Full(), escape=False, name="standard error").write("progress")
+
+
+def test_the_bytes_of_a_name_that_are_not_utf8_are_shown_as_escapes():
+    # `os.fsdecode` holds them as lone surrogates, which no UTF-8 text (a report page, a log file) can hold
+    import os
+
+    assert visible(os.fsdecode(b"r\xe9sultats/d\xff.json")) == "r\\udce9sultats/d\\udcff.json"
+    assert visible("résumé 😀 \U0001F600") == "résumé 😀 \U0001F600"  # paired text is left as it is

@@ -23,8 +23,10 @@ from typing import TextIO
 
 from mgrec.errors import InputError
 
-# C0 controls but \t \n \r, DEL, C1 controls, and the bidi embeddings, overrides and isolates.
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but \t \n \r, DEL, C1 controls, the bidi embeddings, overrides and isolates, and lone surrogates: the
+# bytes of a file name that are not UTF-8 (`os.fsdecode`'s `\udcff`), which no UTF-8 text can hold (a report page
+# naming such a file was a UnicodeEncodeError traceback).
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def visible(text: str) -> str:

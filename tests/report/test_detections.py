@@ -66,6 +66,15 @@ def test_a_hard_set_file_is_drawn_whole_over_each_video_s_recorded_length(run_di
         load_detections(run_dir, tmp_path / "odd.json")
 
 
+def test_a_detections_file_whose_name_is_not_utf8_is_named_on_the_page_as_an_escape(run_dir, tmp_path):
+    # a name in Latin-1 (`os.fsdecode`'s lone surrogate `\udce9`) went into the page raw, which no UTF-8 text can
+    # hold: a UnicodeEncodeError traceback and no page
+    source = mgrec_file(tmp_path / os.fsdecode(b"d\xe9tections.json"), hard_of(RANKED), "hard")
+    page = write_detections_report(run_dir, source, tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "<title>mgrec detections: d\\udce9tections.json</title>" in page
+    assert f"<tr><th>detections</th><td>{tmp_path}/d\\udce9tections.json</td></tr>" in page
+
+
 def test_a_ranked_list_is_cut_to_the_hard_set_at_the_threshold_it_records(run_dir, tmp_path):
     source = mgrec_file(tmp_path / "ranked.json", RANKED, "ranked")
     data = load_detections(run_dir, source)
