@@ -824,3 +824,21 @@ def test_a_run_folder_whose_path_is_not_utf8_is_refused_before_anything_is_read_
             check()
     assert not new_run.parent.exists() and not any(latin1.iterdir())
     RunDir(tmp_path / "résultats").refuse_unfinished()  # UTF-8 text of any script is a path like any
+
+
+def test_the_commands_a_message_gives_are_quoted_for_a_shell(tmp_path):
+    # `finish it with mgrec train /data/my runs/a/config.yaml --out /data/my runs/a --resume`, pasted, was four
+    # arguments where two were meant
+    import shlex
+
+    run = RunDir(tmp_path / "my runs" / "it's a run")
+    run.checkpoints_dir.mkdir(parents=True)
+    run.state_path.write_bytes(b"")  # a training that did not finish
+    with pytest.raises(InputError, match="finish it with mgrec train ") as error:
+        run.refuse_unfinished()
+    command = str(error.value).split("finish it with ")[1]
+    assert shlex.split(command) == ["mgrec", "train", str(run.config_path), "--out", str(run.path), "--resume"]
+    with pytest.raises(InputError, match="expected the run's scores: run `") as error:
+        run.read_eval("my split", 7)
+    command = str(error.value).split("run `")[1].split("`")[0]
+    assert shlex.split(command) == ["mgrec", "evaluate", str(run.path), "--split", "my split"]

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import math
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
-from mgrec.files import counted
+from mgrec.files import counted, shell_word
 from mgrec.smg_csv import decimal_number, whole_number
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
@@ -248,7 +247,7 @@ def _quoted(values: object) -> str:
     from mgrec.files import brief
 
     items = values if isinstance(values, list) else [values]
-    text = " ".join(shlex.quote(str(item)) for item in items)
+    text = " ".join(shell_word(item) for item in items)
     return text if len(text) <= 80 else brief(text)
 
 
@@ -818,8 +817,8 @@ def _checked_run_dir(path: Path) -> Path:
             raise InputError(f"{path}: is a file of the run {around.path}, not a run directory: give that folder")
     if path.suffix.lower() in (".yaml", ".yml") and not path.is_dir():  # a run may be named run.yaml
         raise InputError(
-            f"{path}: is a config file, not a run directory; train it first (mgrec train {path} --out RUN_DIR) "
-            "and give the run directory"
+            f"{path}: is a config file, not a run directory; train it first (mgrec train {shell_word(path)} --out "
+            "RUN_DIR) and give the run directory"
         )
     if path.is_file():
         raise InputError(f"{path}: is a file, not a run directory (the folder `mgrec train --out` writes)")
@@ -980,7 +979,7 @@ def cmd_train(args) -> None:
         print(f"process {rank}: trained the {len(members)} seeds; process 0 makes their ensemble {out}")
         return
     _make_ensemble(members, out)
-    runs = " ".join(shlex.quote(str(run)) for run in [*members, out])
+    runs = " ".join(shell_word(run) for run in [*members, out])
     print(f"the seeds and their ensemble side by side, once each is evaluated: mgrec compare {runs}")
 
 
@@ -1124,9 +1123,9 @@ def _evaluate_online(args) -> None:
         if not same_scored_set(scores, result):
             # the split's videos or labels changed since it was written: side by side, the two scored other sets
             print(f"note: {offline} was scored on another set of split {args.split} ("
-                  f"{scored_sets_words(scores, result, ('offline', 'streamed'))}); run `mgrec evaluate {run_dir} "
-                  f"--split {args.split}{checkpoint_option(args.checkpoint)}` again to set the offline scores beside "
-                  "the streamed ones")
+                  f"{scored_sets_words(scores, result, ('offline', 'streamed'))}); run `mgrec evaluate "
+                  f"{shell_word(run_dir)} --split {shell_word(args.split)}{checkpoint_option(args.checkpoint)}` again "
+                  "to set the offline scores beside the streamed ones")
         else:
             print(f"offline ({offline.name}): F1 {100 * scores['f1']:.2f}, MiGA rule {100 * scores['f1_miga']:.2f}; "
                   f"streamed: F1 {100 * result['f1']:.2f}, MiGA rule {100 * result['f1_miga']:.2f}")

@@ -38,6 +38,7 @@ from mgrec.files import (
     listed,
     path_argument,
     resolve_path,
+    shell_word,
 )
 from mgrec.smg_csv import MAX_FPS, fps_problem
 from mgrec.timeline import FeatureGrid
@@ -527,8 +528,8 @@ def _refuse_a_missing_config_or_a_folder(path: Path) -> None:
     (a misspelt shipped name gets the names nearest to it)."""
     if path.is_dir():
         inside = path / "config.yaml"
-        hint = (f"; the config of the run it holds is {inside} (`mgrec train {inside} --out NEW_RUN` trains it "
-                "again)" if inside.is_file() else "")
+        hint = (f"; the config of the run it holds is {inside} (`mgrec train {shell_word(inside)} --out NEW_RUN` "
+                "trains it again)" if inside.is_file() else "")
         raise InputError(f"cannot read config {path}: a folder, where a config file (.yaml) was expected{hint}")
     if not path.exists() and not path.is_symlink() and descriptor_named(path) is None:
         raise InputError(f"cannot read config {path}: no such file, nor a config shipped with mgrec by that name "

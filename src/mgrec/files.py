@@ -35,6 +35,7 @@ import numbers
 import os
 import re
 import reprlib
+import shlex
 import shutil
 import stat
 import sys
@@ -138,6 +139,12 @@ def file_name_problem(name: str) -> str | None:
     if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         return f"is longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+def shell_word(value: object) -> str:
+    """`value` as one word of a command line a message tells the user to run (quoted where it holds a space, a quote,
+    ...: `mgrec evaluate 'my runs/a'`, which pasted unquoted was two arguments)."""
+    return shlex.quote(str(value))
 
 
 def not_utf8_part(path: str | Path) -> str | None:

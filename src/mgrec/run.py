@@ -44,7 +44,6 @@ import json
 import math
 import os
 import re
-import shlex
 import shutil
 import socket
 import stat
@@ -87,6 +86,7 @@ from mgrec.files import (
     refuse_a_dangling_link_among,
     remove_dead_writers_temporaries,
     resolve_path,
+    shell_word,
     text_lines,
 )
 from mgrec.records import class_names_problem, recorded_name_problem
@@ -453,8 +453,8 @@ class RunDir:
             return
         if self.has_training():
             raise InputError(f"{self.path} is a training that did not finish (no {self.postprocess_path.name}, which "
-                             f"its last epoch writes): finish it with mgrec train {self.config_path} --out "
-                             f"{self.path} --resume")
+                             f"its last epoch writes): finish it with mgrec train {shell_word(self.config_path)} --out "
+                             f"{shell_word(self.path)} --resume")
         if self.read_ensemble() is not None:
             raise InputError(f"{self.path} is an ensemble that did not finish (stopped while tuning its score "
                              f"threshold on val: no {self.postprocess_path.name}); make it again into a new --out")
@@ -948,7 +948,8 @@ class RunDir:
         the run)."""
         path = self.eval_path(split, checkpoint)
         if not path.is_file():
-            command = f"mgrec evaluate {shlex.quote(str(self.path))} --split {split}{checkpoint_option(checkpoint)}"
+            command = (f"mgrec evaluate {shell_word(self.path)} --split {shell_word(split)}"
+                       f"{checkpoint_option(checkpoint)}")
             raise InputError(f"{path}: not found; expected the run's scores: run `{command}` first (it writes them)")
         scores = read_json(path, "scores")
         missing = [key for key in _SCORE_KEYS if not isinstance(scores, dict) or key not in scores]
@@ -1636,7 +1637,7 @@ def refuse_an_out_the_members_read(out: str | Path, run_dirs: list[str | Path]) 
 
 def next_commands(run_dir: str | Path) -> str:
     """The line that tells a user what to run on a new run directory (quoted for a shell: paths with spaces)."""
-    quoted = shlex.quote(str(run_dir))
+    quoted = shell_word(run_dir)
     return f"next: mgrec evaluate {quoted} (test scores), then mgrec report {quoted}"
 
 

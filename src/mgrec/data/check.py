@@ -46,6 +46,7 @@ from mgrec.files import (
     is_hidden,
     missing_file_problem,
     missing_folder_problem,
+    shell_word,
     spelt_alike_remedy,
 )
 from mgrec.records import AnnotationSet, Segment, VideoInfo
@@ -927,7 +928,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
         elif (video := _the_video_itself(path, video_id)) is not None:  # the videos' folder given for the features
             remedy = (f"{video.name}, the video itself, is there: {key}.features is the folder of its feature files; "
-                      f"make them with mgrec extract {video.parent} --out FEATURES and set {key}.features: FEATURES")
+                      f"make them with mgrec extract {shell_word(video.parent)} --out FEATURES and set "
+                      f"{key}.features: FEATURES")
         else:
             remedy = "extract features for this video"
         if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing

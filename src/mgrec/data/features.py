@@ -41,6 +41,7 @@ from mgrec.files import (
     read_json,
     resolve_path,
     safe_child,
+    shell_word,
     spelt_alike_beside,
 )
 from mgrec.smg_csv import MAX_FPS, fps_problem
@@ -357,7 +358,8 @@ def _videos_instead(folder: Path) -> str:
     if not videos:
         return ""
     return (f", but {len(videos)} video file(s) ({videos[0].name}, ...): give the video files themselves "
-            f"({folder}/*{videos[0].suffix}), or make their features with mgrec extract {folder} --out FEATURES")
+            f"({folder}/*{videos[0].suffix}), or make their features with mgrec extract {shell_word(folder)} --out "
+            "FEATURES")
 
 
 def _dtype_name(dtype: np.dtype) -> str:

@@ -19,6 +19,7 @@ from mgrec.data.videos import video_id
 from mgrec.errors import InputError
 from mgrec.extract.jobs import extract_with_recipe, is_video, video_recipe
 from mgrec.extract.outputs import InputsFailed
+from mgrec.files import shell_word
 from mgrec.run import RunDir
 
 
@@ -267,6 +268,7 @@ def kept_members_command(run_dir: Path, keep_features: Path, given: dict[int, Pa
     members read from --member folders, not made)."""
     run, kept, given = RunDir(run_dir), keep_features / "members", given or {}
     grid, streams = member_layout(run.member_path(0), kept / "0")
-    words = [str(grid), *(f"--stream {name}={folder}" for name, folder in streams.items())]
-    words += [f"--member {m}={given.get(m, kept / str(m))}" for m in range(1, run.read_ensemble()["members"])]
+    words = [shell_word(grid), *("--stream " + shell_word(f"{name}={folder}") for name, folder in streams.items())]
+    words += ["--member " + shell_word(f"{m}={given.get(m, kept / str(m))}")
+              for m in range(1, run.read_ensemble()["members"])]
     return f"`mgrec detect RUN {' '.join(words)}` reads them"

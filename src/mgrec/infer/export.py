@@ -51,6 +51,7 @@ from mgrec.files import (
     path_argument,
     read_json,
     resolve_path,
+    shell_word,
 )
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model import fastpath
@@ -398,7 +399,8 @@ def read_export_record(path: Path) -> dict:
                          f"and {brief(multiple)}")
     if file_sha256(path) != record["onnx_sha256"]:
         raise InputError(f"{path}: not the file its record {record_path.name} describes (another export's, or one "
-                         f"cut short): export again with `mgrec export {record.get('run')} --out {path}`")
+                         f"cut short): export again with `mgrec export {shell_word(record.get('run'))} --out "
+                         f"{shell_word(path)}`")
     return record
 
 
@@ -445,15 +447,16 @@ class OnnxNetwork(nn.Module):
         if record["weights_sha256"] != file_sha256(weights):
             raise InputError(f"{path}: exported from other weights than {weights} (its record "
                              f"{Path(path).with_suffix('.json').name} names {record.get('run')}, checkpoint "
-                             f"{record.get('checkpoint')}): export this run's with `mgrec export {detector.run_dir} "
-                             f"--out {_export_path_for(detector, path, record)}`")
+                             f"{record.get('checkpoint')}): export this run's with `mgrec export "
+                             f"{shell_word(detector.run_dir)} --out "
+                             f"{shell_word(_export_path_for(detector, path, record))}`")
         # Other classes of the same weights (the record edited, or the run's class names changed since) are told as
         # such: refused as "exported from other weights" while naming this very run and checkpoint, they were not.
         if record["classes"] != detector.classes:
             raise InputError(f"{Path(path).with_suffix('.json')} [classes]: {brief(record['classes'])}, but "
                              f"{run.classes_path} holds {brief(detector.classes)}, for the same weights (the "
                              f"record edited, or the run's classes changed since?): export the run again "
-                             f"with `mgrec export {detector.run_dir} --out {path}`")
+                             f"with `mgrec export {shell_word(detector.run_dir)} --out {shell_word(path)}`")
         return network
 
     @classmethod

@@ -22,7 +22,6 @@ import heapq
 import html
 import json
 import math
-import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
@@ -49,7 +48,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
-from mgrec.files import atomic_write_text, file_sha256, json_or_none, read_json, resolve_path
+from mgrec.files import atomic_write_text, file_sha256, json_or_none, read_json, resolve_path, shell_word
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     ANALYSIS_FIGURE_STEMS,
@@ -136,8 +135,8 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     detections_path = run.detections_path(split, checkpoint)
     if not detections_path.is_file():
         raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r}: run "
-                         f"`mgrec evaluate {shlex.quote(str(run_dir))} --split {split}{checkpoint_option(checkpoint)}` "
-                         "first (it writes them)")
+                         f"`mgrec evaluate {shell_word(run_dir)} --split {shell_word(split)}"
+                         f"{checkpoint_option(checkpoint)}` first (it writes them)")
     ranked = load_predictions(detections_path, classes)
     unknown = sorted(set(ranked) - set(video_ids))
     if unknown:
@@ -172,7 +171,7 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     beside another's ground truth)."""
     hard = sum(len(items) for items in point.hard.values())
     detections = RunDir(run.run_dir).detections_path(run.split, run.checkpoint)
-    again = (f"evaluate the run again (`mgrec evaluate {shlex.quote(str(run.run_dir))} --split {run.split}"
+    again = (f"evaluate the run again (`mgrec evaluate {shell_word(run.run_dir)} --split {shell_word(run.split)}"
              f"{checkpoint_option(run.checkpoint)}`)")
     recorded = scores.get("detections_sha256")  # evaluate writes it since its scores come last
     if recorded is not None and recorded != file_sha256(detections):
@@ -193,7 +192,8 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
             f"of split {run.split!r} and finds {scored_found}, the file has {sum(loaded.values())} and the same "
             f"detections find {len(point.matches)}; report the run on the annotations it was evaluated on (edited "
             f"since? evaluate the run again: mgrec evaluate), or score its detections against this file: mgrec score "
-            f"--gt {run.annotations_path} --pred {detections} --split {run.split}{bar}")
+            f"--gt {shell_word(run.annotations_path)} --pred {shell_word(detections)} --split "
+            f"{shell_word(run.split)}{bar}")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
@@ -477,9 +477,9 @@ def _online_beside(scores: dict, online_scores: dict, run: RunDir, split: str, c
         return _online(scores, online_scores)
     return (f"<p>{escape(str(run.online_eval_path(split, checkpoint)))} was scored on another set of split "
             f"{escape(split)} ({escape(scored_sets_words(online_scores, scores, ('streamed', 'offline')))}): run "
-            f"<code>mgrec evaluate {escape(str(run.path))} --split "
-            f"{escape(split)} --online{checkpoint_option(checkpoint)}</code> again to set the streamed scores beside "
-            "these.</p>")
+            f"<code>mgrec evaluate {escape(shell_word(run.path))} --split "
+            f"{escape(shell_word(split))} --online{checkpoint_option(checkpoint)}</code> again to set the streamed "
+            "scores beside these.</p>")
 
 
 def _online(scores: dict, online_scores: dict) -> str:

@@ -47,7 +47,15 @@ from mgrec.devices import float32_default, process_device, process_rank, resolve
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import threshold_phrase, tune_thresholds
 from mgrec.evaluate.scoring import score, val_scores_phrase
-from mgrec.files import bool_argument, brief, callable_argument, counted, path_argument, resolve_path
+from mgrec.files import (
+    bool_argument,
+    brief,
+    callable_argument,
+    counted,
+    path_argument,
+    resolve_path,
+    shell_word,
+)
 from mgrec.model.detector import build_detector, upgrade_state_dict
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, EndToEndDetector, detector_of, ema_copy
 from mgrec.model.memory import check_fits, count_parameters
@@ -475,7 +483,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
             "once inductor's cache holds it)")
     if metrics.tensorboard is not None:
-        say(f"TensorBoard: tensorboard --logdir {metrics.tensorboard_dir}")
+        say(f"TensorBoard: tensorboard --logdir {shell_word(metrics.tensorboard_dir)}")
     bar = _progress(opt.total_steps, opt.step.steps_done, enabled=progress and is_main)
     say = _beside_bar(say, bar)
     for epoch in range(start_epoch, epochs):
