@@ -95,3 +95,12 @@ def test_the_bytes_of_a_name_that_are_not_utf8_are_shown_as_escapes():
 
     assert visible(os.fsdecode(b"r\xe9sultats/d\xff.json")) == "r\\udce9sultats/d\\udcff.json"
     assert visible("résumé 😀 \U0001F600") == "résumé 😀 \U0001F600"  # paired text is left as it is
+
+
+def test_a_cell_of_a_table_is_as_wide_as_the_terminal_shows_it():
+    from mgrec.terminal import cell, columns
+
+    assert columns("握拳") == 4 and columns("e\u0301") == 1 and columns("\x1b") == 4 and columns("\U0001F44B") == 2
+    assert cell("握拳", 6) == "握拳  " and cell("e\u0301", 3) == "e\u0301  " and cell("ab", 1) == "ab"
+    assert cell("握拳握拳握拳", 8, limit=8) == "握拳... "  # cut at a whole character, then padded
+    assert cell("x" * 60, 48, limit=48) == "x" * 45 + "..."

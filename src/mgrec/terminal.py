@@ -19,6 +19,7 @@ import io
 import os
 import re
 import sys
+import unicodedata
 from typing import TextIO
 
 from mgrec.errors import InputError
@@ -32,6 +33,35 @@ _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u2
 def visible(text: str) -> str:
     """`text` with every unsafe character replaced by its Python escape."""
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def columns(text: str) -> int:
+    """How many terminal columns `text` takes as mgrec prints it (`visible`): East Asian wide and fullwidth characters
+    (CJK, most emoji) two, combining marks and zero-width format characters none, any other one."""
+    return sum(map(_char_columns, visible(text)))
+
+
+def _char_columns(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def cell(text: str, width: int, limit: int | None = None) -> str:
+    """`text` as printed (`visible`), cut to `limit` columns (ending "...") where longer, then padded with spaces to
+    `width` columns: a table's column of names stays aligned whatever script or escapes they hold. Python's format
+    pads by characters, and every column after a name in CJK (two columns a character), with accents written as
+    combining marks (none), or with a control character (`\\x1b`: four) stood off its head."""
+    shown = visible(text)
+    if limit is not None and columns(shown) > limit:
+        kept, used = [], 0
+        for char in shown:
+            used += _char_columns(char)
+            if used > limit - 3:
+                break
+            kept.append(char)
+        shown = "".join(kept) + "..."
+    return shown + " " * max(0, width - columns(shown))
 
 
 MAX_LINE_CHARS = 2000

@@ -151,6 +151,28 @@ def test_format_score_table():
     assert lines[-1].split()[:4] == ["2", "z", "1", "0.00"]
 
 
+def test_the_per_class_table_stays_aligned_whatever_script_the_class_names_are_in():
+    # Python pads by characters: a CJK name (two columns a character), accents written as combining marks (none), an
+    # emoji, an escape shown as `\x1b` (four) put every column after the name off its head
+    import unicodedata
+
+    names = ["握拳", "cafe\u0301 e\u0301\u0301", "wave \U0001F44B", "red\x1b[31m", "x" * 60, "plain"]
+    truth = {"v": [Segment("v", 10.0 * i, 10.0 * i + 5, i, name) for i, name in enumerate(names)]}
+    table = format_score_table(score(truth, {"v": []}, names, 0.5, split="val")).splitlines()
+
+    def width(text):  # the columns a terminal gives the text
+        return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    head = next(line for line in table if line.lstrip().startswith("id  class"))
+    rows = table[table.index(head) + 1:]
+    assert len(rows) == len(names)
+    inst_end = width(head[:head.index("inst") + 4])
+    for row in rows:
+        count = row.index("  0.00") - 2  # the instance count ends two spaces before the AP's six columns
+        assert width(row[:count]) == inst_end, row
+    assert "xxxxxxxxx..." in rows[4] and "red\\x1b[31m" in rows[3]  # cut as before; the escape shown
+
+
 def test_coverage_note_says_how_many_scored_videos_the_predictions_never_saw():
     # RANKED covers a, not b: b's one ground truth counts as missed, and the user is told so
     assert coverage_note(GT, RANKED, "test") == (

@@ -51,6 +51,7 @@ from mgrec.files import (
 )
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
+from mgrec.terminal import cell, columns
 from mgrec.timeline import FeatureGrid
 
 # Features and annotations may disagree by up to this much before the time axis is suspect, or by two
@@ -187,25 +188,32 @@ def allowed_drift(grid: FeatureGrid) -> float:
     return max(MAX_DRIFT_SECONDS, 2 * grid.seconds_per_step())
 
 
+# A class name's column in the tables: longer names are cut ("..."), as `mgrec evaluate`'s table cuts them (a
+# 200-character name made every row of the table 200 columns wide).
+MAX_NAME_COLUMNS = 48
+
+
 def _count_table(report: CheckReport) -> list[str]:
     splits = list(report.counts_per_split)
-    width = max([len(name) for name in report.classes] + [len("class")])
+    width = max([min(columns(name), MAX_NAME_COLUMNS) for name in report.classes] + [len("class")])
     lines = ["Instances per class and split", f"{'class':{width}}" + "".join(f"{s:>8}" for s in splits)]
     for name in report.classes:
-        lines.append(f"{name:{width}}" + "".join(f"{report.counts_per_split[s][name]:>8}" for s in splits))
+        counts = "".join(f"{report.counts_per_split[s][name]:>8}" for s in splits)
+        lines.append(cell(name, width, MAX_NAME_COLUMNS) + counts)
     lines.append(f"{'total':{width}}" + "".join(f"{sum(report.counts_per_split[s].values()):>8}" for s in splits))
     lines.append(f"{'videos':{width}}" + "".join(f"{report.videos_per_split[s]:>8}" for s in splits))
     return lines
 
 
 def _balance_table(report: CheckReport) -> list[str]:
-    width = max([len(name) for name in report.classes] + [len("class")])
+    width = max([min(columns(name), MAX_NAME_COLUMNS) for name in report.classes] + [len("class")])
     adaptive = report.balance_method == "adaptive"
     note = " (adaptive: its first epoch; training adapts the weights every epoch)" * adaptive
     lines = [f"Training instances before and after class balancing ({report.balance_method}): crop anchors per "
              f"class{note}", f"{'class':{width}}  before   after"]
     for name, before, after in zip(report.classes, report.histogram_before, report.histogram_after):
-        lines.append(f"{name:{width}}{before:>8}{after:>8.1f}")  # weighted anchors: fractions of one
+        # weighted anchors: fractions of one
+        lines.append(f"{cell(name, width, MAX_NAME_COLUMNS)}{before:>8}{after:>8.1f}")
     return lines
 
 

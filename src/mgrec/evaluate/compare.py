@@ -20,6 +20,7 @@ from mgrec.config import to_dict
 from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.run import RunDir, member_paths, same_scored_set, scored_sets_words
+from mgrec.terminal import cell, columns
 
 # How a run's evaluation was made, beyond its config (eval_<split>.json's keys): said where a group's runs differ.
 EVALUATED_WITH = ("inference_precision", "threshold_tuned_on", "checkpoint")
@@ -228,7 +229,7 @@ def format_comparison(comparison: Comparison) -> str:
     """The comparison as text: a table of the headline measures, then one of each class's F1 (in %)."""
     rows = comparison.rows
     names = [row.name or "(one config)" for row in rows]
-    width = max(len("group"), *map(len, names))
+    width = max(len("group"), *map(columns, names))
     heads = list(MEASURES.values()) + [key for key in rows[0].measures if key not in MEASURES]
     keys = list(MEASURES) + [key for key in rows[0].measures if key not in MEASURES]
     column = max(16, *(len(h) for h in heads))
@@ -237,17 +238,17 @@ def format_comparison(comparison: Comparison) -> str:
              f"{'group':<{width}}  runs  " + "".join(f"{h:<{column}}" for h in heads).rstrip()]
     for name, row in zip(names, rows):
         cells = "".join(f"{row.measures[key].percent():<{column}}" for key in keys if key in row.measures)
-        lines.append(f"{name:<{width}}  {len(row.runs):<4}  {cells}".rstrip())
+        lines.append(f"{cell(name, width)}  {len(row.runs):<4}  {cells}".rstrip())
     classes = [name for name in comparison.instances if comparison.instances[name] > 0]
     rarest_first = sorted(classes, key=lambda name: comparison.instances[name])
     # each class's column as wide as its head and two spaces: a longer name ran into the next head, and every column
     # after it stood apart from its cells
     class_heads = {c: f"{c} ({comparison.instances[c]})" for c in rarest_first}
-    widths = {c: max(column, len(head) + 2) for c, head in class_heads.items()}
+    widths = {c: max(column, columns(head) + 2) for c, head in class_heads.items()}
     lines += ["", "F1 per class, rarest in the scored split first (instances):",
-              f"{'group':<{width}}  " + "".join(f"{class_heads[c]:<{widths[c]}}" for c in rarest_first).rstrip()]
+              f"{'group':<{width}}  " + "".join(cell(class_heads[c], widths[c]) for c in rarest_first).rstrip()]
     for name, row in zip(names, rows):
-        lines.append(f"{name:<{width}}  " + "".join(f"{row.per_class_f1[c].percent():<{widths[c]}}"
+        lines.append(f"{cell(name, width)}  " + "".join(f"{row.per_class_f1[c].percent():<{widths[c]}}"
                                                       for c in rarest_first).rstrip())
     for name, row in zip(names, rows):
         repeated = sorted({seed for seed in row.seeds if row.seeds.count(seed) > 1}, key=str)

@@ -45,6 +45,7 @@ from mgrec.evaluate.predictions import (
 )
 from mgrec.files import brief, callable_argument, counted, is_finite_real, is_number, listed, name_key, spelling_hint
 from mgrec.records import AnnotationSet, Detection, Segment, check_class_list, segments_digest
+from mgrec.terminal import cell, columns
 
 
 def restrict_to_videos(
@@ -301,13 +302,12 @@ def format_score_table(result: dict) -> str:
         f"mAP {maps}  average {_percent(result['average_mAP'])}",
         "",
     ]
-    width = max([len("class")] + [min(len(name), 48) for name in result["per_class"]])
+    width = max([len("class")] + [min(columns(name), 48) for name in result["per_class"]])
     lines.append(f"{'id':>3}  {'class':<{width}}  {'inst':>5}  {'AP':>6}  {'F1':>6}  {'P':>6}  {'R':>6}    (AP: "
                  "averaged over the mAP's tIoUs; F1, P, R: at the F1's)")
     for name, row in result["per_class"].items():
-        shown = name if len(name) <= 48 else name[:45] + "..."
         lines.append(
-            f"{row['label_id']:>3}  {shown:<{width}}  {row['instances']:>5}  {_percent(row['ap']):>6}  "
+            f"{row['label_id']:>3}  {cell(name, width, 48)}  {row['instances']:>5}  {_percent(row['ap']):>6}  "
             f"{_percent(row['f1']):>6}  {_percent(row['precision']):>6}  {_percent(row['recall']):>6}"
         )
     return "\n".join(lines)
