@@ -864,3 +864,18 @@ def test_a_whole_number_beyond_64_bits_is_refused_by_key(tmp_path, key):
     for part in key.split("."):
         config = getattr(config, part)
     assert config == 2**63 - 1
+
+
+@pytest.mark.parametrize("text, key, said", [
+    ("name: yes\n", "name", "got True (YAML reads an unquoted yes, no, on, off, true or false as true; put it in "
+                            "quotes to keep it a name)"),
+    ("data:\n  test_split: no\n", "data.test_split", "got False (YAML reads an unquoted yes, no, on, off, true or "
+                                                     "false as false; put it in quotes to keep it a name)"),
+    ("train:\n  epochs: on\n", "train.epochs", "got True (YAML reads an unquoted yes, no, on, off, true or false as "
+                                               "true)"),
+    ("name: 2024-01-01\n", "name", "(YAML reads an unquoted YYYY-MM-DD as a date; put it in quotes to keep it a name)"),
+])
+def test_a_word_yaml_types_as_a_boolean_or_a_date_is_named_as_yaml_read_it(tmp_path, text, key, said):
+    # `name: yes` was "expected str, got True": the user wrote neither True nor a boolean
+    with pytest.raises(InputError, match=re.escape(f"c.yaml [{key}]: expected ") + r"\w+, .*" + re.escape(said) + "$"):
+        load_config(write(tmp_path, "c.yaml", text))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import difflib
 import math
 import numbers
@@ -1168,7 +1169,20 @@ def _convert(hint, value, source: str, key: str):
         raise InputError(f"{source} [{key}]: expected one name, not a list: write {key.split('.')[-1]}: "
                          f"{brief(value[0])}")
     got = "null" if value is None else brief(value)  # the config's own word for it
-    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}")
+    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}"
+                     f"{_yaml_typed_it(value, hint)}")
+
+
+def _yaml_typed_it(value: object, hint: object) -> str:
+    """Why a value the user wrote as a word or a name came out as another kind: YAML types unquoted yes, no, on, off
+    (true and false) as booleans and 2024-01-01 as a date. `name: yes` was "expected str, got True", `epochs: yes`
+    "expected int, got True": the user wrote neither True nor a boolean."""
+    quote = "; put it in quotes to keep it a name" if hint is str else ""
+    if isinstance(value, bool):
+        return f" (YAML reads an unquoted yes, no, on, off, true or false as {str(value).lower()}{quote})"
+    if isinstance(value, datetime.date):
+        return f" (YAML reads an unquoted YYYY-MM-DD as a date{quote})"
+    return ""
 
 
 def validate(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
