@@ -726,3 +726,36 @@ def test_a_file_name_beginning_with_a_dash_is_named_with_the_spelling_that_works
     with pytest.raises(SystemExit):  # a negative number is a value, not a file
         main(["stream", "RUN", "a.npy", "--hop", "-3"])
     assert "begins with '-'" not in capsys.readouterr().err
+
+
+ANNOTATIONS = ('{"classes": ["a"], "database": {"v": {"subset": "train", "fps": 30, "duration": 10, '
+               '"annotations": [{"label": "a", "segment": [1, 2]}]}}}')
+
+
+@pytest.mark.parametrize("argv", [
+    ["detect", "{long}", "f.npy", "--out", "d.json"],  # a run
+    ["data", "convert", "{long}.json", "--out", "d.json"],  # an input
+    ["data", "check", "{long}.yaml"],  # a config
+    ["score", "--gt", "{long}.json", "--pred", "p.json"],  # annotations
+    ["data", "convert", "a.json", "--out", "{long}.json"],  # an output
+])
+def test_a_name_longer_than_the_system_takes_is_one_line_naming_it(argv, tmp_path, monkeypatch, capsys):
+    # Path.exists() and is_file() raise "File name too long" (they swallow only "not there"): a raw OSError traceback
+    # from whichever check met the path first, in every command
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.json").write_text(ANNOTATIONS)
+    long = "y" * 300
+    assert main([word.replace("{long}", long) for word in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(r"^mgrec: error: '.*'\.\.\. \(\d+ characters\): its part 'yyyy.*'\.\.\. \(30\d characters\) is "
+                     r"30\d bytes, longer than the 255 bytes a file or folder name may have; give a shorter name$", err)
+
+
+def test_a_path_longer_than_the_system_takes_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.json").write_text(ANNOTATIONS)
+    deep = "/".join(["z" * 200] * 30)  # every name fits; the path (6000 bytes) does not
+    assert main(["data", "convert", "a.json", "--out", f"{deep}/d.json"]) == 2
+    assert re.search(r"^mgrec: error: '.*'\.\.\. \(\d+ characters\): the path is 6\d\d\d bytes, longer than the "
+                     r"system takes; give a shorter path$", capsys.readouterr().err)

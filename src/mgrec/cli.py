@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -23,7 +24,7 @@ from pathlib import Path
 from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
-from mgrec.files import counted, shell_word
+from mgrec.files import counted, name_too_long_problem, shell_word
 from mgrec.smg_csv import decimal_number, whole_number
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
@@ -63,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except InputError as exc:
         print(f"mgrec: error: {terminal.visible(terminal.bounded(str(exc)))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A path the user gave with a name over 255 bytes, or longer than the system's limit: Python's Path.exists()
+        # and is_file() raise it (they swallow only "not there"), from whichever check meets the path first, in every
+        # command, for inputs and outputs alike. It is always the path given: mgrec keeps its own names short.
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        problem = name_too_long_problem(exc.filename if exc.filename is not None else str(exc))
+        print(f"mgrec: error: {terminal.visible(problem)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mgrec: interrupted", file=sys.stderr)

@@ -141,6 +141,19 @@ def file_name_problem(name: str) -> str | None:
     return None
 
 
+def name_too_long_problem(path: str | Path) -> str:
+    """Why the system refuses `path` as too long ("File name too long"): the part of it over `MAX_NAME_BYTES` (a file or
+    folder name), or the whole path over the system's limit on a path."""
+    text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    for part in Path(text).parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > MAX_NAME_BYTES:
+            return (f"{brief(text)}: its part {brief(part)} is {size} bytes, longer than the {MAX_NAME_BYTES} bytes a "
+                    "file or folder name may have; give a shorter name")
+    size = len(text.encode("utf-8", "surrogateescape"))
+    return f"{brief(text)}: the path is {size} bytes, longer than the system takes; give a shorter path"
+
+
 def shell_word(value: object) -> str:
     """`value` as one word of a command line a message tells the user to run (quoted where it holds a space, a quote,
     ...: `mgrec evaluate 'my runs/a'`, which pasted unquoted was two arguments)."""
