@@ -121,8 +121,24 @@ def _spaced_id(tmp_path):
     return tmp_path / "v .npy"
 
 
+def _link_loop(tmp_path):
+    (tmp_path / "v.npy").symlink_to(tmp_path / "w.npy")
+    (tmp_path / "w.npy").symlink_to(tmp_path / "v.npy")
+    return tmp_path / "v.npy"
+
+
+def _link_to_a_drive_gone(tmp_path):
+    (tmp_path / "v.npy").symlink_to("/mnt/unmounted/v.npy")
+    return tmp_path / "v.npy"
+
+
 BAD_FILES = [
     (lambda p: p / "v.npy", "feature file not found"),
+    # a name that is there: said as `data check` says it, not "not found" (row 400's readers)
+    (_link_loop, "feature file cannot be read: a symbolic link loop (following its links leads back to them, never "
+                 "to a file)"),
+    (_link_to_a_drive_gone, "feature file cannot be read: a symbolic link to /mnt/unmounted/v.npy, which does not "
+                            "exist"),
     (_spaced_id, "feature file not found; 'v.npy' is there, a name that reads the same (the two differ only in "
                  "whitespace at the start or end of the name: 'v .npy' and 'v.npy', which print alike)"),
     (_empty, "empty (0 bytes)"),

@@ -125,6 +125,19 @@ def test_a_missing_feature_file_of_the_split_is_named_with_a_way_out(tmp_path, m
             "scores") in capsys.readouterr().err
 
 
+def test_a_feature_file_of_the_split_that_is_a_link_loop_is_named_as_one(tmp_path, monkeypatch, capsys):
+    # `mgrec data check` named it a symbolic link loop, evaluate "feature file not found", for a name that is there
+    relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    test_file = Path("data/features/synthetic_002.npy")  # the one test video
+    test_file.unlink()
+    test_file.symlink_to("synthetic_002.npy")
+    assert main(["evaluate", "run", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"mgrec: error: {test_file}: feature file cannot be read: a symbolic link loop (following its links leads back "
+        "to them, never to a file) (1 of split 'test' missing); evaluate scores every video of the split")
+
+
 def test_a_run_with_a_feature_prefix_evaluates_and_detects_its_videos_by_their_ids(tmp_path, monkeypatch, capsys):
     """ActionFormer's ActivityNet features are `v_<id>.npy`: the run reads them by id, and `detect` names a file's
     detections by the id after the prefix, so `score` matches them to the annotations."""

@@ -15,6 +15,7 @@ import hashlib
 import json
 import lzma
 import math
+import os
 import re
 import warnings
 import zipfile
@@ -527,13 +528,22 @@ def feature_rows(path: str | Path) -> int:
     return len(_open_array(Path(path)))
 
 
+def feature_file_missing(path: str | Path) -> str:
+    """Why there is no feature file at `path`, which is not a file: "feature file not found", or, where a name is
+    there (a link to a file gone, a drive not mounted; a link loop), what it is, as `mgrec data check` says it:
+    `mgrec evaluate` and the readers called a link loop "not found", sending the user looking for a file."""
+    if not os.path.lexists(path):
+        return "feature file not found"
+    return f"feature file cannot be read: {missing_file_problem(path, 'feature file')}"
+
+
 def _open_array(path: Path) -> np.ndarray:
     """The raw stored array (header checked, values not yet); memory-mapped for `.npy`, read for `.npz`."""
     if not path.is_file():
         if path.exists():  # a pipe, a device or a folder: nothing mgrec can memory-map or seek in
             raise InputError(f"{path}: not a regular file (a pipe, device or folder); mgrec reads feature "
                              "files: write the features to a .npy file first")
-        raise InputError(f"{path}: feature file not found{spelt_alike_beside(path)}")
+        raise InputError(f"{path}: {feature_file_missing(path)}{spelt_alike_beside(path)}")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: feature file is empty (0 bytes); extract this video again")
     try:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from mgrec.config import split_name
 from mgrec.data.annotations import load_annotations
+from mgrec.data.features import feature_file_missing
 from mgrec.data.streams import stream_path
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
@@ -83,7 +84,7 @@ def _check_every_file(detector: OfflineDetector, split: str, video_ids: list[str
                if not (path := stream_path(stream, video_id, detector.stream_folders)).exists()]
     if missing:
         raise InputError(
-            f"{missing[0]}: feature file not found ({len(missing)} of split {split!r} missing)"
+            f"{missing[0]}: {feature_file_missing(missing[0])} ({len(missing)} of split {split!r} missing)"
             f"{spelt_alike_beside(missing[0])}; evaluate scores every "
             "video of the split: extract the missing ones, or detect the others (mgrec detect RUN FILES --all --out "
             "ranked.json) and score them (mgrec score --gt ANNOTATIONS --pred ranked.json), which counts the "
