@@ -879,3 +879,16 @@ def test_a_word_yaml_types_as_a_boolean_or_a_date_is_named_as_yaml_read_it(tmp_p
     # `name: yes` was "expected str, got True": the user wrote neither True nor a boolean
     with pytest.raises(InputError, match=re.escape(f"c.yaml [{key}]: expected ") + r"\w+, .*" + re.escape(said) + "$"):
         load_config(write(tmp_path, "c.yaml", text))
+
+
+def test_a_hash_in_a_set_value_is_part_of_the_value_not_a_yaml_comment(tmp_path):
+    path = write(tmp_path, "c.yaml", "seed: 1\n")
+    # YAML reads ' #' as a comment: the run was named 'run', the folder read 'feats', the name null, without a word
+    config = load_config(path, ["name=run #3", "data.features=feats #2/x", "data.annotations=#1.json"])
+    assert (config.name, config.data.features, config.data.annotations) == ("run #3", "feats #2/x", "#1.json")
+    # a '#' inside a word or inside quotes was never a comment, and stays as it was read
+    assert load_config(path, ["name=a#b"]).name == "a#b"
+    assert load_config(path, ["name='x #y'"]).name == "x #y"
+    # a number with a note after it is not a number: refused by key, showing the value as typed
+    with pytest.raises(InputError, match=r"--set \[train.lr\]: expected float, got '3e-4 # my note'"):
+        load_config(path, ["train.lr=3e-4 # my note"])

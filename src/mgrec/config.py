@@ -1011,10 +1011,31 @@ def _apply_override(raw: dict, item: str) -> None:
         raise InputError(f"--set {brief(item)}: nests too deeply to be a config value") from None
     except yaml.YAMLError:
         value = text
+    if _holds_a_yaml_comment(text):
+        # YAML reads ' #' as the start of a comment: `--set "name=run #3"` named the run 'run', and a folder
+        # `--set "data.features=feats #2"` became 'feats', without a word. On a command line a # is part of the value.
+        value = text.strip()
     if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
         _deep_update(node[parts[-1]], value)  # a section's keys laid over the config's, as `base:` lays them
     else:
         node[parts[-1]] = value
+
+
+def _holds_a_yaml_comment(text: str) -> bool:
+    """Whether YAML reads a comment in `text`: a '#' at its start or after a space, outside quotes (between the
+    tokens its scanner finds, or after the last)."""
+    if "#" not in text:
+        return False
+    try:
+        tokens = list(yaml.scan(text, Loader=_StrictLoader))
+    except yaml.YAMLError:  # not YAML: the value is its text anyway
+        return False
+    end = 0
+    for token in tokens:
+        if "#" in text[end:token.start_mark.index]:
+            return True
+        end = max(end, token.end_mark.index)
+    return "#" in text[end:]
 
 
 def _apply_upgraded_override(raw: dict, item: str, source: str, origins: dict[str, str]) -> None:
