@@ -892,3 +892,28 @@ def test_a_hash_in_a_set_value_is_part_of_the_value_not_a_yaml_comment(tmp_path)
     # a number with a note after it is not a number: refused by key, showing the value as typed
     with pytest.raises(InputError, match=r"--set \[train.lr\]: expected float, got '3e-4 # my note'"):
         load_config(path, ["train.lr=3e-4 # my note"])
+
+
+def test_a_text_key_takes_the_word_given_to_set_as_typed_and_a_file_says_to_quote_it(tmp_path):
+    path = write(tmp_path, "c.yaml", "seed: 1\n")
+    # YAML read these words as a date, numbers, a boolean, a mapping: refused as `expected str, got
+    # datetime.date(2026, 12, 7)`, `got 777` (of 0777), `got True` (of on)
+    config = load_config(path, ["data.features=2026-12-07", "name=0777", "data.train_split=2024",
+                                "data.feature_prefix=01", "data.annotations=on", "backbone.adapter_blocks=3"])
+    assert (config.data.features, config.name, config.data.train_split, config.data.feature_prefix,
+            config.data.annotations) == ("2026-12-07", "0777", "2024", "01", "on")
+    assert config.backbone.block_list() == (3,)
+    assert load_config(path, ["name=ablation: no paste"]).name == "ablation: no paste"
+    # other keys keep YAML 1.2's reading, and null stays null (refused for a text key that has no empty meaning)
+    assert load_config(path, ["seed=0777"]).seed == 777
+    with pytest.raises(InputError, match=r"--set \[seed\]: expected int"):
+        load_config(path, ["seed=2026-12-07"])
+    with pytest.raises(InputError, match=r"--set \[name\]: expected str, got null"):
+        load_config(path, ["name=null"])
+    # in a file the word is YAML's to read: refused saying how YAML read it and to quote it
+    for text, shown, kind in (("data:\n  features: 2026-12-07\n", "2026-12-07", "a date"),
+                              ("name: 0777\n", "777", "a number"), ("data:\n  train_split: no\n", "False", "true/")):
+        with pytest.raises(InputError, match=rf"d.yaml \[(data\.)?\w+\]: expected str, got {shown}: YAML reads the "
+                                             rf"unquoted value as {kind}.*put it in quotes"):
+            load_config(write(tmp_path, "d.yaml", text))
+    assert load_config(write(tmp_path, "q.yaml", "data:\n  features: '2026-12-07'\n")).data.features == "2026-12-07"

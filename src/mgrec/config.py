@@ -1015,10 +1015,31 @@ def _apply_override(raw: dict, item: str) -> None:
         # YAML reads ' #' as the start of a comment: `--set "name=run #3"` named the run 'run', and a folder
         # `--set "data.features=feats #2"` became 'feats', without a word. On a command line a # is part of the value.
         value = text.strip()
+    elif value is not None and not isinstance(value, (str, list)) and _key_type(parts) is str:
+        # a text key (a name, a folder, a split, layer indices) given a word YAML reads as something else: a folder
+        # named by its date (`--set data.features=2026-12-07`) was refused as datetime.date(2026, 12, 7), `--set
+        # name=0777` as 777, `--set backbone.adapter_blocks=3` as 3, `--set 'name=ablation: no paste'` as a mapping. On
+        # a command line the text is the value.
+        value = text.strip()
     if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
         _deep_update(node[parts[-1]], value)  # a section's keys laid over the config's, as `base:` lays them
     else:
         node[parts[-1]] = value
+
+
+def _key_type(parts: list[str]) -> Any:
+    """The type of the config key `parts` (`["data", "features"]` -> str; Optional[X] -> X), or None where the parts
+    name no key of `Config` (a typo, an old name, a list item: said by their own checks)."""
+    node: Any = Config
+    for part in parts:
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        if part not in hints:
+            return None
+        node = hints[part]
+        if typing.get_origin(node) in (typing.Union, types.UnionType):
+            inner = [option for option in typing.get_args(node) if option is not type(None)]
+            node = inner[0] if len(inner) == 1 else None
+    return node
 
 
 def _holds_a_yaml_comment(text: str) -> bool:
@@ -1190,19 +1211,25 @@ def _convert(hint, value, source: str, key: str):
         raise InputError(f"{source} [{key}]: expected one name, not a list: write {key.split('.')[-1]}: "
                          f"{brief(value[0])}")
     got = "null" if value is None else brief(value)  # the config's own word for it
-    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}"
-                     f"{_yaml_typed_it(value, hint)}")
+    if hint is str and isinstance(value, (bool, int, float, datetime.date)):
+        # `features: 2026-12-07` (a folder named by its date), `name: 0777`, `train_split: no`: YAML's reading of an
+        # unquoted word, shown as Python's repr (datetime.date(2026, 12, 7)) with no word on how to keep the text
+        kind = ("true/false (YAML reads yes, no, on, off and true, false so)" if isinstance(value, bool) else
+                "a date" if isinstance(value, datetime.date) else "a number")
+        shown = value.isoformat() if isinstance(value, datetime.date) else brief(value)
+        raise InputError(f"{source} [{key}]: expected str, got {shown}: YAML reads the unquoted value as {kind}; put "
+                         "it in quotes to keep it as written (key: '...')")
+    raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}{_yaml_typed_it(value)}")
 
 
-def _yaml_typed_it(value: object, hint: object) -> str:
-    """Why a value the user wrote as a word or a name came out as another kind: YAML types unquoted yes, no, on, off
-    (true and false) as booleans and 2024-01-01 as a date. `name: yes` was "expected str, got True", `epochs: yes`
-    "expected int, got True": the user wrote neither True nor a boolean."""
-    quote = "; put it in quotes to keep it a name" if hint is str else ""
+def _yaml_typed_it(value: object) -> str:
+    """Why a value the user wrote as a word came out as another kind, for a key that is not text (text keys say it
+    above): YAML types unquoted yes, no, on, off (true and false) as booleans and 2024-01-01 as a date. `epochs: yes`
+    was "expected int, got True": the user wrote neither True nor a boolean."""
     if isinstance(value, bool):
-        return f" (YAML reads an unquoted yes, no, on, off, true or false as {str(value).lower()}{quote})"
+        return f" (YAML reads an unquoted yes, no, on, off, true or false as {str(value).lower()})"
     if isinstance(value, datetime.date):
-        return f" (YAML reads an unquoted YYYY-MM-DD as a date{quote})"
+        return " (YAML reads an unquoted YYYY-MM-DD as a date)"
     return ""
 
 
