@@ -867,13 +867,15 @@ def test_a_whole_number_beyond_64_bits_is_refused_by_key(tmp_path, key):
 
 
 @pytest.mark.parametrize("text, key, said", [
-    ("name: yes\n", "name", "got True (YAML reads an unquoted yes, no, on, off, true or false as true; put it in "
-                            "quotes to keep it a name)"),
-    ("data:\n  test_split: no\n", "data.test_split", "got False (YAML reads an unquoted yes, no, on, off, true or "
-                                                     "false as false; put it in quotes to keep it a name)"),
+    ("name: yes\n", "name", "got True: YAML reads the unquoted value as true/false (YAML reads yes, no, on, off and "
+                            "true, false so); put it in quotes to keep it as written (key: '...')"),
+    ("data:\n  test_split: no\n", "data.test_split", "got False: YAML reads the unquoted value as true/false (YAML "
+                                                     "reads yes, no, on, off and true, false so); put it in quotes "
+                                                     "to keep it as written (key: '...')"),
     ("train:\n  epochs: on\n", "train.epochs", "got True (YAML reads an unquoted yes, no, on, off, true or false as "
                                                "true)"),
-    ("name: 2024-01-01\n", "name", "(YAML reads an unquoted YYYY-MM-DD as a date; put it in quotes to keep it a name)"),
+    ("name: 2024-01-01\n", "name", "got 2024-01-01: YAML reads the unquoted value as a date; put it in quotes to "
+                                   "keep it as written (key: '...')"),
 ])
 def test_a_word_yaml_types_as_a_boolean_or_a_date_is_named_as_yaml_read_it(tmp_path, text, key, said):
     # `name: yes` was "expected str, got True": the user wrote neither True nor a boolean
