@@ -606,6 +606,31 @@ def test_an_option_given_twice_alike_and_options_that_add_up_are_taken():
     assert args.fps != args.fps
 
 
+@pytest.mark.parametrize("command", [["data", "check", "c.yaml"], ["train", "c.yaml", "--out", "r"],
+                                     ["demo", "--out", "r"]])
+def test_a_key_given_other_values_by_two_set_items_is_refused(command, capsys):
+    # the last won without a word: a script's `--set train.lr=3e-4` with `--set train.lr=1e-3` appended trained at 1e-3
+    for sets, first, then in ((["train.lr=3e-4", "seed=1", "train.lr=1e-3"], "train.lr=3e-4", "train.lr=1e-3"),
+                              (["train={lr: 3e-4, epochs: 2}", "train.lr=1e-3"], "train={lr: 3e-4, epochs: 2}",
+                               "train.lr=1e-3"),
+                              (["model.regression_ranges=[[0,4],[4,99]]", "model.regression_ranges=[[0,4]]"],
+                               "model.regression_ranges=[[0,4],[4,99]]", "model.regression_ranges=[[0,4]]")):
+        argv = list(command)
+        for item in sets:
+            argv += ["--set", item]
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args(argv)
+        err = capsys.readouterr().err
+        key = then.split("=")[0]
+        assert exit_.value.code == 2 and f"argument --set: {key} given twice (--set {first!r}, then --set {then!r}); " \
+            "give it once" in err
+    # the same value twice (also written otherwise), a section's other keys, and other keys are taken
+    args = build_parser().parse_args([*command, "--set", "train.lr=1e-3", "--set", "train.lr=0.001", "--set",
+                                      "train={epochs: 2}", "--set", "train.epochs=2", "--set", "data.fps=.nan",
+                                      "--set", "data.fps=.nan"])
+    assert args.overrides[-1] == "data.fps=.nan"
+
+
 def test_sigterm_during_a_command_is_said_in_one_line_and_exits_143(monkeypatch, capsys):
     # a scheduler's SIGTERM (a job's time limit) ended evaluate, detect or train in silence; Ctrl-C said so
     import os

@@ -252,6 +252,20 @@ class _StoreOnce(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+class _AppendOverride(argparse._AppendAction):
+    """`--set`'s `append`, except that a key given other values by two items is refused, as `_StoreOnce` refuses an
+    option given twice: the last won without a word (`--set train.lr=1e-3` appended to a script that sets
+    train.lr=3e-4 earlier trained at 1e-3)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        from mgrec.config import key_set_twice
+
+        twice = key_set_twice(getattr(namespace, self.dest))
+        if twice is not None:
+            raise argparse.ArgumentError(self, twice)
+
+
 def _quoted(values: object) -> str:
     """An option's value as the command line gave it, for a message: quoted for a shell, cut (`brief`)."""
     from mgrec.files import brief
@@ -756,8 +770,9 @@ def _group(sub, name: str, help: str, examples: tuple[str, ...]):
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable; default: none)")
+    p.add_argument("--set", dest="overrides", action=_AppendOverride, default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable, one value per key; default: "
+                        "none)")
 
 
 def _add_run_dir(p: argparse.ArgumentParser) -> None:

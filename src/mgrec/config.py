@@ -700,6 +700,34 @@ def _override_origins(overrides: list[str], upgrade: bool = True) -> dict[str, s
     return origins
 
 
+def key_set_twice(overrides: Iterable[str]) -> str | None:
+    """Where two `--set` items give one key other values (`--set train.lr=1e-3 ... --set train.lr=3e-4`, or a section's
+    mapping and one of its keys: `--set 'train={lr: 1e-3}' --set train.lr=3e-4`), what to say of it; else None.
+    The last won without a word, as argparse's other options did (the command line's `_StoreOnce`); the same
+    value twice says nothing new. For the command line's own items: `load_config` takes a list whose later
+    items override earlier ones (a seed of `train --seeds`, the demo's data paths laid under the user's)."""
+    given: dict[str, tuple[str, Any]] = {}
+    for item in _override_list(overrides):
+        one: dict = {}
+        try:
+            _apply_override(one, item)
+        except InputError:  # a malformed item is said by load_config, as it reads it
+            continue
+        pending = [("", one)]
+        while pending:
+            prefix, node = pending.pop()
+            for key, value in node.items():
+                dotted = f"{prefix}{key}"
+                if isinstance(value, dict) and value:
+                    pending.append((f"{dotted}.", value))
+                    continue
+                earlier = given.get(dotted)
+                if earlier is not None and earlier[1] != value and repr(earlier[1]) != repr(value):  # nan twice
+                    return f"{dotted} given twice (--set {brief(earlier[0])}, then --set {brief(item)}); give it once"
+                given[dotted] = (item, value)
+    return None
+
+
 def _leaf_keys(raw: dict, prefix: str = "") -> list[str]:
     """Dotted keys of the values in `raw` (a list is one value; an empty section, which sets nothing, none)."""
     keys = []
