@@ -997,3 +997,30 @@ def test_a_file_without_fps_given_to_data_convert_names_its_fps_option(tmp_path,
     assert not (tmp_path / "a.json").exists()
     assert main([*command, "--fps", "30"]) in (0, None)  # the advice, followed
     assert json.loads((tmp_path / "a.json").read_text())["database"]["v"]["fps"] == 30
+
+
+@pytest.mark.parametrize("content, named", [
+    ("Tier\tBegin\tEnd\tAnnotation\ngesture\t00:00:01.500\t00:00:02.250\tnod\n",  # ELAN's tab-delimited export
+     r"a table of 4 columns separated by tabs, first line 'Tier\\tBegin\\tEnd\\tAnnotation' \(an ELAN, Excel"),
+    ("\ufeffvideo,start,end,label\r\nv1,1.5,2.0,nod\r\n",  # Excel's CSV UTF-8, with its byte-order mark
+     r"a table of 4 columns separated by commas, first line 'video,start,end,label'"),
+    ("video;start;end;label\nv1;1,5;2,0;nod\n", r"a table of 4 columns separated by semicolons"),  # a German Excel
+    ('<?xml version="1.0" encoding="UTF-8"?>\n<ANNOTATION_DOCUMENT>\n', r"XML \(ELAN's \.eaf"),
+])
+def test_a_table_or_xml_of_labels_given_as_annotations_says_what_it_is_and_what_mgrec_reads(tmp_path, content,
+                                                                                             named):
+    # refused as `labels.csv:1:1: annotations file is not valid JSON: Expecting value`, naming neither
+    path = tmp_path / "labels.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=rf"labels\.csv: {named}.*not an annotations JSON; mgrec reads annotations "
+                                         r"as JSON \(ActivityNet's form.*converts SMG label folders"):
+        load_annotations(path)
+    # an SMG label file given itself: the folder above is what converts
+    path.write_text("5,100,200\n9,300,400\n")
+    with pytest.raises(InputError, match=r"labels\.csv: an SMG label file \(rows class,start_frame,end_frame\), not an "
+                                         r"annotations JSON; convert the folder .*mgrec data convert SMG_ROOT"):
+        load_annotations(path)
+    # text that is neither still gets the JSON reader's line and column
+    path.write_text("\n  nothing here\n")
+    with pytest.raises(InputError, match=r"labels\.csv:2:3: annotations file is not valid JSON"):
+        load_annotations(path)

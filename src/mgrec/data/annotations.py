@@ -48,9 +48,9 @@ from mgrec.files import (
     decode_utf8,
     is_hidden,
     is_number,
+    parse_json,
     path_argument,
     read_file_bytes,
-    read_json,
     safe_child,
     spelling_hint,
     text_lines,
@@ -409,7 +409,9 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
                          f"{brief(default_fps)}")
     if path.is_dir():
         raise InputError(f"{path}: a folder, where an annotations JSON file was expected; {_folder_hint(path)}")
-    raw = read_json(path, "annotations")
+    text = decode_utf8(path, read_file_bytes(path, "annotations"))
+    _refuse_a_table_or_xml(path, text)
+    raw = parse_json(text, path, "annotations")
     if not isinstance(raw, dict) or "database" not in raw:
         found = ("; it holds predictions (a \"results\" object, as `mgrec detect` writes), not ground truth: scored "
                  "with `mgrec score --pred`" if isinstance(raw, dict) and "results" in raw else "")
@@ -461,6 +463,38 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
 
 # A line of a class map that is a quoted CSV cell, alone or first in a row of cells: `"PEN"`, `"1","PEN"`, `'PEN'`.
 _QUOTED_CELL = re.compile(r"""(?:"(?:[^"]|"")*"|'[^']*')(?:\s*[,;:|\t]\s*.*)?""")
+
+
+# What mgrec reads as labels, said where a file of another form is given as annotations.
+_LABEL_FORMS = ("mgrec reads annotations as JSON (ActivityNet's form: a \"database\" of videos, each with its subset, "
+                "fps and segments in seconds; OpenTAD's) and converts SMG label folders (`mgrec data convert "
+                "SMG_ROOT`: SampleXXXX/SampleXXXX_finelabels.csv, rows class,start_frame,end_frame); write the labels "
+                "in one of these forms (README, \"Your own features\")")
+
+
+def _refuse_a_table_or_xml(path: Path, text: str) -> None:
+    """InputError where an annotations file is a table of labels (CSV or TSV: another tool's export, ELAN's, a
+    spreadsheet's; an SMG label file) or XML (ELAN's .eaf), by its first line: refused as `<file>:1:1: annotations
+    file is not valid JSON: Expecting value`, which named neither what the file is nor what mgrec reads."""
+    head = text.lstrip()
+    if not head or head[0] in "{[":
+        return
+    first = head.split("\n", 1)[0].strip()
+    if head.startswith("<"):
+        kind = "XML (ELAN's .eaf, or another tool's XML export?)"
+    else:
+        separator = max((",", ";", "\t"), key=first.count)
+        if not first.count(separator):
+            return  # not a table: the JSON reader says where it fails
+        cells = [cell.strip() for cell in first.split(separator)]
+        if separator == "," and len(cells) == 3 and all(re.fullmatch(r"[0-9]+", cell) for cell in cells):
+            raise InputError(f"{path}: an SMG label file (rows class,start_frame,end_frame), not an annotations JSON; "
+                             "convert the folder of the SampleXXXX folders once (`mgrec data convert SMG_ROOT --out "
+                             "annotations.json`), and give that JSON")
+        named = {",": "commas", ";": "semicolons", "\t": "tabs"}[separator]
+        kind = (f"a table of {len(cells)} columns separated by {named}, first line {brief(first)} (an ELAN, Excel or "
+                "spreadsheet export?)")
+    raise InputError(f"{path}: {kind}, not an annotations JSON; {_LABEL_FORMS}")
 
 
 def _first_difference(listed: list[str], mapped: list[str]) -> str:
