@@ -125,7 +125,19 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             cells = next(csv.reader([line], skipinitialspace=True, strict=True))
         except csv.Error as exc:
             raise InputError(f"{path}:{number}: not a row of comma-separated cells ({exc}): {brief(line)}") from None
-        yield number, [cell.strip() for cell in cells]
+        cells = without_trailing_empty_cells([cell.strip() for cell in cells])
+        if cells:  # a row of empty cells (`,,`) is a blank line
+            yield number, cells
+
+
+def without_trailing_empty_cells(cells: list[str]) -> list[str]:
+    """A CSV row without the empty cells at its end: a spreadsheet (Excel, Google Sheets, LibreOffice) writes every row
+    as wide as the sheet's widest (`5,120,158,` where one row has a note in a fourth column, `,,,` for an empty row
+    inside the table); refused as `expected 3 columns ..., found 4`. Empty cells hold no value to read."""
+    end = len(cells)
+    while end and not cells[end - 1].strip():
+        end -= 1
+    return cells[:end]
 
 
 def _separator_hint(cells: list[str]) -> str:
@@ -269,8 +281,9 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
             f"{file}:{reader.line_num}: not a row of class,start_frame,end_frame[,score] ({exc})"
         ) from None
     for line_number, row in lines:
-        if not row or all(not cell.strip() for cell in row):
-            continue  # blank line, no data
+        row = without_trailing_empty_cells(row)
+        if not row:
+            continue  # blank line (or a spreadsheet's row of empty cells), no data
         location = where(file, line=line_number)
         if len(row) not in (3, 4):
             raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns"

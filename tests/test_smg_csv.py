@@ -1,0 +1,33 @@
+"""The SMG-style CSV readers (`mgrec.smg_csv`); most of their refusals are tested through the commands that use them
+(`data/test_annotations.py`, `evaluate/test_predictions.py`)."""
+
+import pytest
+
+from mgrec.errors import InputError
+from mgrec.smg_csv import read_data_file, read_label_file, read_prediction_rows
+
+
+def test_a_spreadsheet_s_trailing_empty_cells_and_empty_rows_are_no_columns(tmp_path):
+    # Excel, Google Sheets and LibreOffice write every row as wide as the sheet's widest: `5,100,200,` (a note once
+    # in a fourth column), `,,,` for an empty row inside the table; refused as `expected 3 columns ..., found 4`
+    labels = tmp_path / "Sample0001_finelabels.csv"
+    labels.write_text("5,100,200,\r\n,,,\r\n9,300,400,,\r\n")
+    assert [(row.line, row.class_number, row.start_frame, row.end_frame)
+            for row in read_label_file(labels, 17)] == [(1, 5, 100, 200), (3, 9, 300, 400)]
+    data = tmp_path / "Sample0001_data.csv"
+    data.write_text("numFrames,fps,maxDepth,\n5000,28,4000,\n")
+    assert read_data_file(data) == (5000, 28.0)
+    predictions = tmp_path / "Sample0001.csv"
+    predictions.write_text("5,100,200,0.9,\n,,,,\n9,300,400,0.5,\n")
+    rows, columns = read_prediction_rows(predictions, 17)
+    assert columns == 4 and [(row.class_number, row.score) for row in rows] == [(5, 0.9), (9, 0.5)]
+    # a cell with a value is still a column, wherever it is; a score left empty on one row of scored rows is named
+    labels.write_text("5,100,200,x\n")
+    with pytest.raises(InputError, match=r"Sample0001_finelabels.csv:1: expected 3 columns .*, found 4"):
+        read_label_file(labels, 17)
+    labels.write_text(",5,100,200\n")
+    with pytest.raises(InputError, match=r"Sample0001_finelabels.csv:1: expected 3 columns .*, found 4"):
+        read_label_file(labels, 17)
+    predictions.write_text("5,100,200,0.9\n9,300,400,\n")
+    with pytest.raises(InputError, match=r"Sample0001.csv:2: 3 columns but earlier rows have 4"):
+        read_prediction_rows(predictions, 17)
