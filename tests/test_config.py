@@ -919,3 +919,17 @@ def test_a_text_key_takes_the_word_given_to_set_as_typed_and_a_file_says_to_quot
                                              rf"unquoted value as {kind}.*put it in quotes"):
             load_config(write(tmp_path, "d.yaml", text))
     assert load_config(write(tmp_path, "q.yaml", "data:\n  features: '2026-12-07'\n")).data.features == "2026-12-07"
+
+
+def test_a_quoted_set_value_yaml_cannot_read_is_refused_not_taken_with_its_quotes(tmp_path):
+    path = write(tmp_path, "c.yaml", "seed: 1\n")
+    # taken as the value, quotes and all: the annotations read from the file '"C:\data\a.json"', the run named '"run'
+    for item, problem in (('data.annotations="C:\\data\\a.json"', "found unknown escape character 'd'"),
+                          ('name="run', "found unexpected end of stream"),
+                          ("name='it's'", "expected '<document start>'")):
+        with pytest.raises(InputError, match=rf"^--set {re.escape(repr(item))}: its quoted value is not valid YAML "
+                                             rf"\(.*{re.escape(problem)}.*\): quote the whole value once"):
+            load_config(path, [item])
+    # quoted as YAML reads it, or unquoted text YAML cannot read (a text key's own word), is taken as before
+    config = load_config(path, ["data.annotations='C:\\data\\a.json'", "name='it''s'", "data.features=[a"])
+    assert (config.data.annotations, config.name, config.data.features) == ("C:\\data\\a.json", "it's", "[a")

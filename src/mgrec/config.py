@@ -1037,7 +1037,14 @@ def _apply_override(raw: dict, item: str) -> None:
         raise InputError(f"--set {brief(item)}: {exc}") from None
     except RecursionError:
         raise InputError(f"--set {brief(item)}: nests too deeply to be a config value") from None
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if text.strip()[:1] in ("'", '"'):
+            # a quoted value YAML cannot read was taken as the value, quotes and all: `--set
+            # 'data.annotations="C:\data\a.json"'` (\d is no escape in double quotes) read the file '"C:\data\a.json"'
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise InputError(f"--set {brief(item)}: its quoted value is not valid YAML ({brief(problem, 120)}): quote "
+                             "the whole value once ('...' takes it as written, with '' for a '; \"...\" reads "
+                             "backslash escapes, \\n, \\\\), or leave the quotes out") from None
         value = text
     if _holds_a_yaml_comment(text):
         # YAML reads ' #' as the start of a comment: `--set "name=run #3"` named the run 'run', and a folder
