@@ -31,3 +31,24 @@ def test_a_spreadsheet_s_trailing_empty_cells_and_empty_rows_are_no_columns(tmp_
     predictions.write_text("5,100,200,0.9\n9,300,400,\n")
     with pytest.raises(InputError, match=r"Sample0001.csv:2: 3 columns but earlier rows have 4"):
         read_prediction_rows(predictions, 17)
+
+
+def test_times_given_instead_of_frame_numbers_are_named_as_times(tmp_path):
+    # refused as `expected whole numbers class(1..17),start_frame,end_frame, got 5,1.5,2.25`, not saying why
+    labels = tmp_path / "Sample0001_finelabels.csv"
+    predictions = tmp_path / "Sample0001.csv"
+    for row, hint in (("5,1.5,2.25", r"times in seconds\? SMG files hold frame numbers: frame = seconds x fps"),
+                      ("5,00:00:01.500,00:00:02.250", r"times as hh:mm:ss; SMG files hold frame numbers"),
+                      ("5,01:02,01:03", r"times as hh:mm:ss")):
+        labels.write_text(row + "\n")
+        with pytest.raises(InputError, match=rf"Sample0001_finelabels.csv:1: expected whole numbers .*got {row} "
+                                             rf"\({hint}"):
+            read_label_file(labels, 17)
+        predictions.write_text(row + ",0.9\n")
+        with pytest.raises(InputError, match=rf"Sample0001.csv:1: class, start_frame and end_frame must be integers, "
+                                             rf"got .* \({hint}"):
+            read_prediction_rows(predictions, 17)
+    # whole numbers written with a point are no times: the plain refusal
+    labels.write_text("5,100.0,200.0\n")
+    with pytest.raises(InputError, match=r"got 5,100.0,200.0$"):
+        read_label_file(labels, 17)

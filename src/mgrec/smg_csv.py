@@ -166,7 +166,21 @@ def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
                 f"{path}:{line}: looks like a header row ({_shown(cells)}); SMG files have no header, "
                 f"every row is {names}"
             ) from None
-        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {_shown(cells)}") from None
+        raise InputError(f"{path}:{line}: expected whole numbers {names}, got {_shown(cells)}{_times_hint(cells)}"
+                         ) from None
+
+
+# A time as a clock shows it: mm:ss, hh:mm:ss, with a fraction after a point or a comma (ELAN, subtitle tools).
+_CLOCK_TIME = re.compile(r"(?:[0-9]+:)?[0-9]+:[0-9]+(?:[.,][0-9]+)?")
+
+
+def _times_hint(cells: list[str]) -> str:
+    """A hint where a row gives times (seconds with a fraction, hh:mm:ss.fff) instead of frame numbers, else ''."""
+    if any(_CLOCK_TIME.fullmatch(cell) for cell in cells[1:]):
+        return " (times as hh:mm:ss; SMG files hold frame numbers: frame = seconds x fps, rounded)"
+    if any("." in cell and parses_as_number(cell) and not float(cell).is_integer() for cell in cells[1:]):
+        return " (times in seconds? SMG files hold frame numbers: frame = seconds x fps, rounded)"
+    return ""
 
 
 def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
@@ -296,6 +310,7 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
         except ValueError:
             raise InputError(
                 f"{location}: class, start_frame and end_frame must be integers, got {brief(row[:3])}"
+                f"{_times_hint([cell.strip() for cell in row[:3]])}"
             ) from None
         if max(abs(start_frame), abs(end_frame)) > MAX_FRAME:  # as in label files: seconds must stay finite
             raise InputError(f"{location}: frame number out of range in {brief(row[:3])} (at most {MAX_FRAME})")
