@@ -766,3 +766,20 @@ def test_stream_file_names_an_argument_of_the_wrong_kind_before_streaming(tmp_pa
     first gesture, after the stream's work; a str for realtime or wall_clock was taken as True."""
     with pytest.raises(InputError, match=message):
         stream_file(tmp_path / "run", tmp_path / "v.npy", **given)
+
+
+def test_settings_of_numpy_number_types_stream_into_an_smg_folder_as_python_numbers_do(tmp_path):
+    """`stream_files(..., hop=np.int64(8), smg_out=...)` (a hop or window worked out with numpy, as `OnlineDetector`
+    takes it) read and checked every file, then failed on the folder's marker with a raw `TypeError: Object of type
+    int64 is not JSON serializable`: the marker recorded the settings as given. They are checked first and recorded as
+    the numbers the stream uses, and the label files are those of the same settings given as Python numbers."""
+    run, path, _, _ = replayed_clip(tmp_path)
+    stream_files(run, [path], lookahead=0.125, hop=8, history=48, fps=1000.0, smg_out=tmp_path / "plain")
+    given = {"lookahead": np.float32(0.125), "hop": np.int64(8), "history": np.int32(48), "fps": np.float32(1000.0)}
+    (summary,) = stream_files(run, [path], smg_out=tmp_path / "numpy", **given)
+    assert summary.history == 48 and type(summary.history) is int
+    label_file = Path("clip") / "clip_finelabels.csv"
+    assert (tmp_path / "numpy" / label_file).read_text() == (tmp_path / "plain" / label_file).read_text()
+    with pytest.raises(InputError, match=r"^hop must be a whole number of feature steps, got 8.0$"):
+        stream_files(run, [path], hop=8.0, smg_out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()

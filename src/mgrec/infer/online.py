@@ -270,18 +270,26 @@ class WindowPlan:
     note: str | None = None
 
 
-def plan_window(config: Config, step_seconds: float, lookahead: object, hop: object = None,
-                history: object = None) -> WindowPlan:
-    """The checked lookahead, hop and window of a stream on a grid of `step_seconds` per feature step (hop and
-    history None: their defaults, about a second and `default_history`)."""
+def checked_settings(lookahead: object, hop: object = None, history: object = None
+                     ) -> tuple[float, int | None, int | None]:
+    """A stream's lookahead (seconds), hop and history (feature steps), refused by name where they are of the wrong
+    kind, and returned as Python's float and ints (numpy's number types are taken: an SMG folder's marker records the
+    settings in JSON, `stream_files`); None stays None (the default)."""
     if isinstance(lookahead, bool) or not isinstance(lookahead, numbers.Real) or not (
             math.isfinite(lookahead) and lookahead >= 0):
         raise InputError(f"lookahead must be a finite number of seconds >= 0, got {lookahead!r}")
     for name, value in (("hop", hop), ("history", history)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
             raise InputError(f"{name} must be a whole number of feature steps, got {value!r}")
-    lookahead = float(lookahead)
-    hop = int(hop) if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
+    return float(lookahead), None if hop is None else int(hop), None if history is None else int(history)
+
+
+def plan_window(config: Config, step_seconds: float, lookahead: object, hop: object = None,
+                history: object = None) -> WindowPlan:
+    """The checked lookahead, hop and window of a stream on a grid of `step_seconds` per feature step (hop and
+    history None: their defaults, about a second and `default_history`)."""
+    lookahead, hop, history = checked_settings(lookahead, hop, history)
+    hop = hop if hop is not None else max(1, round(DEFAULT_HOP_SECONDS / step_seconds))
     if hop < 1:
         raise InputError(f"hop must be at least 1 feature step, got {hop}")
     # A gesture must still be inside the window at the update that decides it, with some
@@ -291,7 +299,7 @@ def plan_window(config: Config, step_seconds: float, lookahead: object, hop: obj
                          f"({MAX_STEPS} feature steps, {MAX_STEPS * step_seconds:g} s)")
     lookahead_steps = math.ceil(lookahead / step_seconds)
     needed = shortest_history(config, lookahead_steps, hop)
-    window = int(history) if history is not None else default_history(config, lookahead_steps, hop)
+    window = history if history is not None else default_history(config, lookahead_steps, hop)
     if window > MAX_STEPS:
         # checked before anything is allocated: the window holds history x feature_dim numbers
         # named as both the command line and Python (OnlineDetector's arguments) name them

@@ -39,8 +39,8 @@ from mgrec.devices import torch_threads
 from mgrec.errors import InputError
 from mgrec.files import atomic_write_text, bool_argument, brief, check_writable, counted, file_sha256, path_argument
 from mgrec.infer.export import OnnxNetwork
-from mgrec.infer.offline import OfflineDetector, feature_files
-from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector
+from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
+from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
 from mgrec.timeline import FeatureGrid
 
 # --onnx and --compile given together
@@ -257,6 +257,10 @@ def stream_files(
     # AttributeError at the first gesture, after the stream's work
     bool_argument(realtime, "realtime")
     bool_argument(wall_clock, "wall_clock")
+    # as the stream takes them, before anything is read: an SMG folder's marker records them in JSON (numpy's int64 was
+    # a raw TypeError there, after every file was read and checked)
+    lookahead, hop, history = checked_settings(lookahead, hop, history)
+    fps = checked_fps(fps)
     if out is not None and not callable(getattr(out, "write", None)):
         hint = ": open it first (open(path, 'w')), or pass smg_out for SMG label files" * isinstance(
             out, (str, os.PathLike))
