@@ -356,8 +356,10 @@ class OnlineDetector:
     (where the run has `data.fps`, that one, and None or the same may be given: another is refused);
     `lookahead`: seconds of stream after a gesture's end before it is reported; `hop`: feature steps between
     updates (default: about one second); `history`: feature steps of the window the network sees (default:
-    `default_history`, data.max_seq_len // 8 or what deciding a gesture needs if that is more); `compile`: run a
-    compiled network (see "Compiled network" above). The emission rule is described in the module docstring.
+    `default_history`, data.max_seq_len // 8 or what deciding a gesture needs if that is more); `video_id`: the id
+    every emission's detection carries; `compile`: run a compiled network (see "Compiled network" above);
+    `stream_fps`: a run of several streams (`data.streams`): a stream's fps where its config leaves it out (its
+    sidecar's, `StreamAligner`; default `fps`). The emission rule is described in the module docstring.
     """
 
     def __init__(
@@ -461,7 +463,8 @@ class OnlineDetector:
         """Refuse a push or flush while another runs (from another thread): two threads feeding one stream
         interleaved their rows into one window and clock without an error. Calls one after another from
         different threads (a thread pool's workers taking turns) are a stream's order, and pass. The lock is the
-        calling thread's to take again: no push calls another, so only a hold left by an interrupt is retaken."""
+        calling thread's to take again: `FusedOnlineDetector.flush` holds it while it calls `OnlineDetector.flush`,
+        and a hold left by an interrupt is retaken; no push calls another."""
         if not self._in_use.acquire(blocking=False):
             raise InputError(f"{method}() was called while another push or flush of this stream was running, from "
                              "another thread: one stream's rows come in one order; feed it from one thread at a "
@@ -485,9 +488,9 @@ class OnlineDetector:
         return self.grid.covered_seconds(step + 1) if self._aligner is None else self._aligner.ready_seconds(step)
 
     def _refuse_after_flush(self, method: str) -> None:
-        """Refuse feeding a stream that `flush` ended: a bare RuntimeError, not the InputError of the other misuses
-        (`_refuse_mixing`, `_one_caller`). Its clock, window and emissions are of the stream that ended; a new one
-        starts from a new detector of the same loaded run."""
+        """Refuse feeding a stream that `flush` ended, as the other misuses are refused (`_refuse_mixing`,
+        `_one_caller`): its clock, window and emissions are of the stream that ended; a new one starts from a new
+        detector of the same loaded run."""
         if self._flushed:
             raise InputError(f"{method}() after flush(): flush() ended this stream (video {self.video_id!r}, "
                              f"{self._received} feature steps, {self.now:.1f} s), which takes no more rows; for a new "
