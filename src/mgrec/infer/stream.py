@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Protocol
+from typing import IO, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
@@ -96,6 +96,18 @@ class StreamSummary:
             text += ("\nnote: the run standardises each video by its own statistics (data.normalize: video); the "
                      "stream used those of the steps received so far, so its first seconds rest on few steps")
         return text
+
+
+class VideoSource(NamedTuple):
+    """One video's inputs, read and checked, as its stream takes them (`video_source`, `ensemble_source`, a video
+    decoded as it streams in `stream_files`)."""
+
+    fps: float | None  # the video's frames per second (of a detection-level ensemble: member 0's)
+    # every stream's rows (an array, or rows made one by one as a video is decoded) and its own grid (None: the grid
+    # stream's, the stream's clock), the grid stream first
+    loaded: list[tuple[np.ndarray | Iterable[np.ndarray], FeatureGrid | None]]
+    # the fps of the streams on grids of their own, by name (of an ensemble: every member's, `member_stream_names`)
+    stream_fps: dict[str, float | None]
 
 
 class VideoFeatures(Protocol):
@@ -322,19 +334,15 @@ def stream_files(
             if streamed_live(path):  # its rows made at their turn; the video's header read now
                 video_fps = live.fps(path)
                 detector.require_fps(path, video_fps)
-                return video_fps, [(live.rows(path), None)], {}
+                return VideoSource(video_fps, [(live.rows(path), None)], {})
             if detector.members is not None:
                 paths = [detector.member_input(m, path, video_ids[path])[0] for m in range(len(detector.members))]
                 return ensemble_source(detector, paths, video_ids[path], fps)
             return video_source(detector, path, video_ids[path], fps, stream_folders)
 
-        def checked_source(path: Path):
+        def checked_source(path: Path) -> VideoSource:
             source = source_of(path)
-            if detector.members is not None:
-                fused_online_detector(detector, source, video_ids[path], lookahead, hop, history)
-            else:
-                OnlineDetector(detector, source[0], lookahead=lookahead, hop=hop, history=history,
-                               video_id=video_ids[path], stream_fps=source[2])  # its window, at its fps
+            online_detector(detector, source, video_ids[path], lookahead, hop, history)  # its window, at its fps
             return source
 
         paths = [path for path in paths if video_ids[path] not in done]
@@ -358,7 +366,7 @@ def stream_files(
                     on_video_end(stopped.summary)
                 raise
             if kept is not None:  # written now: a kill later keeps it, and the same call again streams the others
-                text = smg_label_text([emission.detection for emission in kept], detector.grid(source[0]).fps)
+                text = smg_label_text([emission.detection for emission in kept], detector.grid(source.fps).fps)
                 record_label_file(smg_out, video_ids[path], text)  # first: a file it does not record is not kept
                 atomic_write_text(label_paths[video_ids[path]], text)
                 done.add(video_ids[path])
@@ -434,8 +442,7 @@ def _remove_the_files(count: int) -> str:
 
 
 def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: float | None,
-                 stream_folders: dict[str, Path] | None, fps_said_as: str = "--fps"
-                 ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]]:
+                 stream_folders: dict[str, Path] | None, fps_said_as: str = "--fps") -> VideoSource:
     """One video's inputs, read and checked (`stream_files`, `mgrec evaluate --online`): its fps
     (`OfflineDetector.file_fps`; `fps_said_as` names where `fps` came from), every stream's rows and grid (the file
     is the grid stream's; `load_stream_files`), and the fps of each stream on its own grid."""
@@ -445,12 +452,12 @@ def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: floa
     detector.require_fps(path, video_fps)  # named here: OnlineDetector's grid would not say which file
     stream_fps = {s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
                   if grid is not None}
-    return video_fps, loaded, stream_fps
+    return VideoSource(video_fps, loaded, stream_fps)
 
 
 def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
                     fps: float | None | list[float | None], fps_said_as: str = "--fps", files_given: bool = True
-                    ) -> tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float | None]]:
+                    ) -> VideoSource:
     """One video's inputs for a detection-level ensemble's stream (`FusedOnlineDetector`), read and checked: each
     member's rows from its file (`paths[m]`), as `video_source` reads a run's (`fps`: the video's, or each member's),
     every stream of every member in the place of a run's streams, named as `member_stream_names` names them, each but
@@ -466,19 +473,18 @@ def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
         except InputError as exc:
             shared = files_given and index > 0 and path == paths[0]
             raise detector.member_refusal(index, exc, read_the_given=shared) from None
-    detector.check_member_spans([(path, len(rows_and_grids[0][0]), member.grid(member_fps))
-                                 for member, path, (member_fps, rows_and_grids, _) in
-                                 zip(detector.members, paths, sources)], video_id)
+    detector.check_member_spans([(path, len(source.loaded[0][0]), member.grid(source.fps))
+                                 for member, path, source in zip(detector.members, paths, sources)], video_id)
     loaded, stream_fps = [], {}
-    for index, (member, (member_fps, rows_and_grids, own_fps)) in enumerate(zip(detector.members, sources)):
+    for index, (member, source) in enumerate(zip(detector.members, sources)):
         streams = member.config.data.input_streams()
-        for stream, name, (rows, grid) in zip(streams, member_stream_names(member, index), rows_and_grids):
+        for stream, name, (rows, grid) in zip(streams, member_stream_names(member, index), source.loaded):
             if stream is streams[0]:  # the member's grid stream: its grid at the member's fps
-                grid, stream_fps[name] = (None if index == 0 else member.grid(member_fps)), member_fps
-            elif stream.name in own_fps:
-                stream_fps[name] = own_fps[stream.name]
+                grid, stream_fps[name] = (None if index == 0 else member.grid(source.fps)), source.fps
+            elif stream.name in source.stream_fps:
+                stream_fps[name] = source.stream_fps[stream.name]
             loaded.append((rows, grid))
-    return sources[0][0], loaded, stream_fps
+    return VideoSource(sources[0].fps, loaded, stream_fps)
 
 
 def member_stream_names(member: OfflineDetector, index: int) -> list[str]:
@@ -493,36 +499,33 @@ def _member_and_stream(name: str) -> tuple[int, str]:
     return int(index), stream
 
 
-def fused_online_detector(detector: OfflineDetector, source: tuple, video_id: str, lookahead: float,
-                          hop: int | None = None, history: int | None = None, compile: bool = False
-                          ) -> FusedOnlineDetector:
-    """The stream of an ensemble's `source` (`ensemble_source`): each member at its fps, its streams at theirs."""
-    fps, _, stream_fps = source
+def online_detector(detector: OfflineDetector, source: VideoSource, video_id: str, lookahead: float,
+                    hop: int | None = None, history: int | None = None, compile: bool = False) -> OnlineDetector:
+    """The online detector of one video's `source`, at its fps and its streams' (`stream_fps`); of a detection-level
+    ensemble (`ensemble_source`), a `FusedOnlineDetector`: each member at its fps, its streams at theirs."""
+    if detector.members is None:
+        return OnlineDetector(detector, source.fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+                              compile=compile, stream_fps=source.stream_fps)
     member_fps, member_stream_fps = {}, {}
-    for name, value in stream_fps.items():
+    for name, value in source.stream_fps.items():
         index, stream = _member_and_stream(name)
         if stream:
             member_stream_fps.setdefault(index, {})[stream] = value
         else:
             member_fps[index] = value
-    return FusedOnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
+    return FusedOnlineDetector(detector, source.fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
                                compile=compile, member_fps=member_fps, member_stream_fps=member_stream_fps)
 
 
-def stream_video(detector: OfflineDetector,
-                 source: tuple[float | None, list[tuple[np.ndarray, FeatureGrid | None]], dict[str, float]],
-                 video_id: str, lookahead: float, realtime: bool = False, hop: int | None = None,
-                 history: int | None = None, compile: bool = False, out: IO[str] | None = None,
-                 kept: list[Emission] | None = None, wall_clock: bool = False) -> StreamSummary:
-    """One video's stream (`stream_files`, `mgrec evaluate --online`) of its `source` (`video_source`): each
-    emission written to `out` as a JSON line (`wall_clock`: with the clock's time of its report), or appended to
-    `kept`."""
-    # Several input streams: each step pushes one hop of every stream, joined.
-    fps, loaded, stream_fps = source
+def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, lookahead: float,
+                 realtime: bool = False, hop: int | None = None, history: int | None = None, compile: bool = False,
+                 out: IO[str] | None = None, kept: list[Emission] | None = None,
+                 wall_clock: bool = False) -> StreamSummary:
+    """One video's stream (`stream_files`, `mgrec evaluate --online`) of its `source` (`video_source`,
+    `ensemble_source`): each emission written to `out` as a JSON line (`wall_clock`: with the clock's time of its
+    report), or appended to `kept`."""
     fused = detector.members is not None  # each member's rows in the place of a run's streams (`ensemble_source`)
-    online = (fused_online_detector(detector, source, video_id, lookahead, hop, history, compile) if fused else
-              OnlineDetector(detector, fps, lookahead=lookahead, hop=hop, history=history, video_id=video_id,
-                             compile=compile, stream_fps=stream_fps))
+    online = online_detector(detector, source, video_id, lookahead, hop, history, compile)
     count, update_ms = 0, []
 
     def write(emissions: list[Emission], updates_before: int) -> None:
@@ -548,7 +551,7 @@ def stream_video(detector: OfflineDetector,
     interrupted, behind = False, 0.0
     started = time.monotonic()  # as `_replay`'s own clock, within its first step
     try:
-        for chunk in _replay(loaded, names, online.hop, online.grid, realtime):
+        for chunk in _replay(source.loaded, names, online.hop, online.grid, realtime):
             if realtime:  # how late this hop is pushed: `_replay` waited for its moment unless updates ran over it
                 grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
                 received = online.received_steps + len(grid_rows)
