@@ -503,11 +503,7 @@ class OnlineDetector:
         chunk = self._checked(chunk)
         self._feeding = fed_by  # a refused chunk changes nothing
         if not self._decides:  # a fused ensemble's member: its window and statistics only; the ensemble updates
-            self._window.append(chunk[-self.history:])  # any number of rows, as `push` takes: the window keeps its last
-            if self._stats is not None:
-                self._stats.add(chunk)
-            self._received += chunk.shape[0]
-            self._since_update += chunk.shape[0]  # the ensemble's final update reads it
+            self._take(chunk)  # `_since_update` too: the ensemble's final update reads it
             return []
         # Gestures of earlier updates of a push that was interrupted (Ctrl-C during a later update of its chunk)
         # come first: they were decided, and the raised push could not return them.
@@ -517,18 +513,23 @@ class OnlineDetector:
             while offset < chunk.shape[0]:
                 # 0 after an interrupted update (its hop is in, `_since_update` still full): it is made again first
                 take = min(chunk.shape[0] - offset, self.hop - self._since_update)
-                self._window.append(chunk[offset : offset + take])
-                if self._stats is not None:
-                    self._stats.add(chunk[offset : offset + take])
+                self._take(chunk[offset : offset + take])
                 offset += take
-                self._received += take
-                self._since_update += take
                 if self._since_update == self.hop:
                     emissions += self._update(cutoff=self.now - max(self.lookahead, self.grid.seconds_per_step()))
         except BaseException:
             self._undelivered = emissions
             raise
         return emissions
+
+    def _take(self, rows: np.ndarray) -> None:
+        """Checked rows into the stream: the window (which keeps the last `history` of any number), the running
+        statistics, the clock and the count since the last update."""
+        self._window.append(rows[-self.history:])
+        if self._stats is not None:
+            self._stats.add(rows)
+        self._received += rows.shape[0]
+        self._since_update += rows.shape[0]
 
     def push_streams(self, chunks: dict[str, np.ndarray]) -> list[Emission]:
         """Add features of a run with several input streams: {stream name: (T_s, C_s) rows} in stream
@@ -591,7 +592,6 @@ class OnlineDetector:
     def _window_detections(self, post: PostprocessConfig) -> list[Detection]:
         """The current window's ranked detections with `post`, in stream time and stream frames."""
         window = self._window.view()
-        window_start = self._received - window.shape[0]
         with self.detector.precision_scope():
             detections = detect_video(
                 self._network,
@@ -606,8 +606,13 @@ class OnlineDetector:
                 second_opinion=self.detector.second_opinion,
             )
         # Window time 0 is the first frame of the window's first feature: stream frame start*stride.
-        frame_offset = window_start * self.grid.stride
+        frame_offset = self._window_start * self.grid.stride
         return [moved_detection(d, frame_offset, self.grid) for d in detections]
+
+    @property
+    def _window_start(self) -> int:
+        """The stream step of the window's first row."""
+        return self._received - len(self._window)
 
     def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
         """Apply the emission rule to an update's hard set; updates the rule's state."""
@@ -623,7 +628,7 @@ class OnlineDetector:
         self._cutoff = cutoff
         self._last_hard = hard
         self._pending = [d for d in hard if d.end > cutoff]
-        window_start_seconds = self.grid.frame_to_seconds((self._received - len(self._window)) * self.grid.stride)
+        window_start_seconds = self.grid.frame_to_seconds(self._window_start * self.grid.stride)
         self._emitted = [e for e in self._emitted + new if e.end > window_start_seconds]
         return new
 
