@@ -120,7 +120,6 @@ import time
 import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -375,7 +374,8 @@ class OnlineDetector:
     ):
         checked_detector(detector)
         if detector.members is not None:
-            raise InputError(not_streamed(detector.run_dir))
+            raise InputError(f"{detector.run_dir} fuses the detections of runs with different networks or inputs: "
+                             "stream it with FusedOnlineDetector (`mgrec stream` does)")
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
         bool_argument(compile, "compile")
         checked_video_id(video_id)  # it goes into every emission and score
@@ -818,12 +818,6 @@ class FusedOnlineDetector(OnlineDetector):
             # rows of other members since the last update (after member 0's last row): one more update sees them
             self._since_update = max(self._since_update, 1)
         return super()._final_update()
-
-
-def not_streamed(run_dir: Path) -> str:
-    """Why a detection-level ensemble is not streamed by `OnlineDetector`, and what streams it."""
-    return (f"{run_dir} fuses the detections of runs with different networks or inputs: stream it with "
-            "FusedOnlineDetector (`mgrec stream` does)")
 
 
 # Compiled networks by model, input length and autocast dtype: streams of one process (one detector
