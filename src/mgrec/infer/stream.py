@@ -569,11 +569,13 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
     write(online.flush(), before)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
-    summary = StreamSummary(video_id, count, online.num_updates, online.now, float(times.mean()),
-                            float(np.percentile(times, 95)), detector.precision,
-                            detector.postprocess.shifted_passes, detector.config.data.normalize, online.history,
-                            online.history * online.grid.seconds_per_step(), interrupted, behind,
-                            decided_at_end=count - streamed, engine=engine)
+    summary = StreamSummary(
+        video_id, emitted=count, updates=online.num_updates, stream_seconds=online.now,
+        mean_compute_ms=float(times.mean()), p95_compute_ms=float(np.percentile(times, 95)),
+        precision=detector.precision, offline_passes=detector.postprocess.shifted_passes,
+        normalize=detector.config.data.normalize, history=online.history,
+        history_seconds=online.history * online.grid.seconds_per_step(), interrupted=interrupted,
+        behind_seconds=behind, decided_at_end=count - streamed, engine=engine)
     if interrupted:
         raise StreamInterrupted(summary)
     return summary
