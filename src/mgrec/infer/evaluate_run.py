@@ -232,7 +232,6 @@ def evaluate_online(
     the lookahead and window, the latency of the gestures decided while streaming (seconds from a gesture's end to
     its report: mean, median, p95, max; those the end of a video decided, with less lookahead, are counted apart),
     and the compute per update (ms, on this machine, and the threads it ran on). `features`: as for `evaluate_run`."""
-    from mgrec.data.streams import stream_path
     from mgrec.devices import torch_threads
     from mgrec.infer.online import Emission
     from mgrec.infer.stream import ensemble_source, stream_video, video_source
