@@ -257,13 +257,39 @@ def test_an_ensemble_streams_each_member_on_its_own_window_and_emits_on_the_fuse
         online.push_members({2: features[:4]})
     # every chunk checked before any is taken, the member named; nothing taken after the end
     fresh = FusedOnlineDetector(detector(out), fps=28.0, lookahead=1.0, video_id="v")
-    with pytest.raises(InputError, match=r"^member 0: stream chunk 0 .*expected shape \(T, 16\), got \(4, 3\)"):
+    with pytest.raises(InputError, match=r"^member 0: stream chunk 1 .*expected shape \(T, 16\), got \(4, 3\)"):
         fresh.push_members({1: features[:4], 0: features[:4, :3]})
     assert fresh._others[0].received_steps == 0
     for feed in (lambda: online.push_members({1: features[:4]}), lambda: online.push(features[:4]),
                  lambda: online.run([])):  # named as the ensemble's stream, to make again
         with pytest.raises(InputError, match=r"\(\) after flush\(\): .* make a new FusedOnlineDetector\(detector, "):
             feed()
+
+
+def test_a_member_s_refused_chunk_is_named_by_its_number_and_first_step_as_push_names_one(runs, tmp_path):
+    """`push_members` named a member's refused chunk by its own count of the rows released to its window: member 0's
+    first chunk was "stream chunk 0" (`push` names it chunk 1), and member 1's fourth, after three held ahead of member
+    0's, "stream chunk 0 (steps 0..)" (at its 12th step). A chunk is named as it was given: the member's how-manieth,
+    and the step where its rows begin, held rows counted."""
+    from mgrec.infer.online import FusedOnlineDetector
+
+    out, _ = ensemble_and_a_member_folder(runs, tmp_path)
+    ensemble = detector(out)
+    good = np.zeros((4, 16), dtype=np.float32)
+    bad = good.copy()
+    bad[2, 3] = np.nan
+    nan = r"1 NaN/Inf value\(s\), the first at \[t=2, c=3\]$"
+    with pytest.raises(InputError, match=r"^stream chunk 1 \(steps 0\.\.\): " + nan):
+        OnlineDetector(ensemble.members[0], fps=25.0, lookahead=1.0).push(bad)
+    with pytest.raises(InputError, match=r"^member 0: stream chunk 1 \(steps 0\.\.\): " + nan):
+        FusedOnlineDetector(ensemble, fps=25.0, lookahead=1.0).push_members({0: bad})
+    ahead = FusedOnlineDetector(ensemble, fps=25.0, lookahead=1.0)
+    for _ in range(3):
+        assert ahead.push_members({1: good}) == []
+    with pytest.raises(InputError, match=r"^member 1: stream chunk 4 \(steps 12\.\.\): " + nan):
+        ahead.push_members({1: bad})
+    ahead.push_members({0: good, 1: good})  # the refused chunk took nothing: member 1's 12 held rows and 4 more
+    assert ahead.received_steps == 4 and ahead._others[0].received_steps + ahead._held_rows(1) == 16
 
 
 def test_a_member_s_file_of_another_length_is_refused_by_detect_and_stream(runs, tmp_path, capsys):

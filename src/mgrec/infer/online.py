@@ -498,10 +498,14 @@ class OnlineDetector:
                              "call flush() only at a stream's end)")
 
     def _push_rows(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
+        """A chunk as it was given (`push`; the joined rows of `push_streams` and `flush`): counted, checked, taken."""
         self._refuse_after_flush(fed_by)
         self._chunks += 1
-        chunk = self._checked(chunk)
-        self._feeding = fed_by  # a refused chunk changes nothing
+        return self._push_checked(self._checked(chunk), fed_by)
+
+    def _push_checked(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
+        """Checked rows into the stream, updating every `hop` steps (a fused ensemble's member: its window only)."""
+        self._feeding = fed_by  # after the check: a refused chunk changes nothing
         if not self._decides:  # a fused ensemble's member: its window and statistics only; the ensemble updates
             self._take(chunk)  # `_since_update` too: the ensemble's final update reads it
             return []
@@ -636,8 +640,10 @@ class OnlineDetector:
         reported = time.time()
         return [Emission(d, self.now, compute_ms, reported) for d in detections]
 
-    def _checked(self, chunk: np.ndarray) -> np.ndarray:
-        where = f"stream chunk {self._chunks} (steps {self._received}..)"
+    def _checked(self, chunk: np.ndarray, first_step: int | None = None) -> np.ndarray:
+        """`chunk` checked as the stream's chunk number `_chunks` (counted when given), named with the step its rows
+        begin at (`first_step`: where rows held before it come first, `FusedOnlineDetector`; else the stream's)."""
+        where = f"stream chunk {self._chunks} (steps {self._received if first_step is None else first_step}..)"
         if not isinstance(chunk, np.ndarray):
             raise InputError(f"{where}: expected a numpy array (T, {self.feature_dim}), got {type(chunk).__name__}")
         if chunk.ndim != 2 or chunk.shape[1] != self.feature_dim:
@@ -725,7 +731,10 @@ class FusedOnlineDetector(OnlineDetector):
                     if fed_by[index] == "push_streams" and member._aligner is None:
                         raise InputError("this member reads one stream: give its rows as an array (T, C)")
                     member._refuse_mixing(fed_by[index])
-                    rows_of[index] = rows if fed_by[index] == "push_streams" else member._checked(rows)
+                    if fed_by[index] == "push":  # counted and named as `push` would: its rows begin after those held
+                        member._chunks += 1
+                        rows = member._checked(rows, member.received_steps + (self._held_rows(index) if index else 0))
+                    rows_of[index] = rows
                 except InputError as exc:
                     raise InputError(f"member {index}: {exc}") from None
             # the members of several streams join theirs on their grids: all of them, or none where one is refused
@@ -760,7 +769,7 @@ class FusedOnlineDetector(OnlineDetector):
                 if index and len(rows):
                     self._held[index - 1].append(rows)
             self._release(until=self.now)
-            emissions = self._push_rows(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
+            emissions = self._push_checked(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
             self._release(until=self.now)  # what exists by member 0's newest row is in the windows, updated or not
             return emissions
 
@@ -781,7 +790,7 @@ class FusedOnlineDetector(OnlineDetector):
             while count < len(rows) and other._row_ready_seconds(other.received_steps + count) <= until:
                 count += 1
             if count:
-                other._push_rows(rows[:count], fed_by=other._feeding or "push")
+                other._push_checked(rows[:count], fed_by=other._feeding or "push")
             held[:] = [rows[count:]] if count < len(rows) else []
 
     def run(self, chunks: Iterable[np.ndarray | dict]) -> Iterator[Emission]:
