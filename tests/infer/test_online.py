@@ -567,6 +567,29 @@ def test_feeding_a_stream_after_its_flush_is_refused_naming_what_to_make_instead
     assert online.received_steps == 8 and online.flush() == []
 
 
+def test_push_after_the_flush_of_a_stream_fed_by_push_streams_says_that_flush_ended_it():
+    """push() after flush() of a run of several streams fed by push_streams was refused as feeding one stream two ways
+    ("feed one stream by one of them"), though the stream took no more rows either way: flush() had ended it, as
+    push_streams() and push_members() said."""
+    from mgrec.config import StreamConfig
+
+    data = DataConfig(streams=[StreamConfig(name="scores", features="s", feature_dim=NUM_CLASSES, stride=4, window=16),
+                               StreamConfig(name="offsets", features="o", feature_dim=2, stride=4, window=16)],
+                      max_seq_len=64)
+    config = Config(data=data, model=ModelConfig(input_dim=NUM_CLASSES + 2, num_classes=NUM_CLASSES, num_levels=1,
+                                                 regression_ranges=[[0, 10000]]))
+    detector = OfflineDetector(PointwiseModel(), config, [f"g{k}" for k in range(NUM_CLASSES)], config.postprocess,
+                               Path("."))
+    online = OnlineDetector(detector, FPS, hop=4, history=64, video_id="cam")
+    online.push_streams({"scores": np.zeros((8, NUM_CLASSES), np.float32), "offsets": np.zeros((8, 2), np.float32)})
+    online.flush()
+    for method, feed in (("push", lambda: online.push(np.zeros((1, NUM_CLASSES + 2), np.float32))),
+                         ("push_streams", lambda: online.push_streams({"scores": np.zeros((1, NUM_CLASSES))}))):
+        with pytest.raises(InputError, match=rf"^{method}\(\) after flush\(\): flush\(\) ended this stream \(video "):
+            feed()
+    assert online.received_steps == 8
+
+
 def test_emission_latency_and_json():
     detector = pointwise_detector(PointwiseModel())
     d = detector.hard_set(detector.detect(encode(40, [(10, 20, 1)]), video_id="v", fps=FPS))[0]

@@ -455,6 +455,7 @@ class OnlineDetector:
         next push or flush returns the gestures the interrupted one had decided, and makes the update again).
         """
         with self._one_caller("push"):
+            self._refuse_after_flush("push")  # first, as `push_streams` has it: after flush, no way of feeding is open
             self._refuse_mixing("push")
             return self._push_rows(chunk, fed_by="push")
 
