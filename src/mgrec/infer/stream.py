@@ -201,7 +201,8 @@ def stream_file(
     as fast as possible. `hop`, `history`, `compile`: as for `OnlineDetector`. `threads`: torch CPU threads while it
     streams (None: leave torch's setting; the one before is restored after).
     One is the default because an update is a batch of one short window: more threads add
-    synchronisation, not speed (on the 2-core test machine two threads made updates 6x slower).
+    synchronisation, not speed (on the 2-core Xeon, the demo's update took 20.8 ms on two threads against 10.6 ms
+    on one: README, "The demo").
     `device`: auto, cpu, cuda or cuda:N. `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`).
     `wall_clock`: each line also holds the clock's time of its report (`Emission.to_json`).
     Returns what happened: gestures, updates, compute per update, the precision used.
