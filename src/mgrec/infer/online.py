@@ -685,10 +685,11 @@ class FusedOnlineDetector(OnlineDetector):
         checked_detector(detector)
         if detector.members is None:
             raise InputError(f"{detector.run_dir} is no detection-level ensemble: stream it with OnlineDetector")
-        stream_fps = member_stream_fps or {}
-        super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile, stream_fps.get(0))
+        member_stream_fps = member_stream_fps or {}
+        super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile,
+                         member_stream_fps.get(0))
         self.ensemble = detector
-        seconds = self.history * self.grid.seconds_per_step()
+        window_seconds = self.history * self.grid.seconds_per_step()
         self._others: list[OnlineDetector] = []
         for index, member in enumerate(detector.members[1:], start=1):
             own_fps = (member_fps or {}).get(index, fps)
@@ -697,11 +698,11 @@ class FusedOnlineDetector(OnlineDetector):
                 if history is None:  # its own default for the ensemble's hop in its steps (with hop 1, a hop longer
                     # than that default left the gestures before its window out of every fused update)
                     hop_steps = max(1, math.ceil(self.hop * self.grid.seconds_per_step() / step))
-                    own = plan_window(member.config, step, lookahead, hop_steps).history
+                    window = plan_window(member.config, step, lookahead, hop_steps).history
                 else:
-                    own = max(1, round(seconds / step))
-                other = OnlineDetector(member, own_fps, lookahead, hop=1, history=own, video_id=video_id,
-                                       compile=compile, stream_fps=stream_fps.get(index))
+                    window = max(1, round(window_seconds / step))
+                other = OnlineDetector(member, own_fps, lookahead, hop=1, history=window, video_id=video_id,
+                                       compile=compile, stream_fps=member_stream_fps.get(index))
             except InputError as exc:
                 raise InputError(f"member {index} of {detector.run_dir} ({member.run_dir}): {exc}") from None
             other._decides = False
