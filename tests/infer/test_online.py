@@ -352,6 +352,39 @@ def test_a_push_interrupted_during_an_update_resumes_from_received_steps(monkeyp
     assert sorted(map(key, (e.detection for e in emitted))) == sorted(map(key, expected))
 
 
+def test_a_flush_interrupted_during_its_update_gives_every_gesture_at_the_next_flush(monkeypatch):
+    """Ctrl-C during `flush`'s final update marked the stream ended before the update was made: the next flush
+    returned [] and the gestures still pending were lost without a word, with those an interrupted push had decided
+    and left for the next push or flush to return. `flush` ends the stream once its update is made."""
+    features = encode(40, [(2, 8, 0), (10, 15, 1), (18, 26, 2), (28, 34, 0), (33, 39, 1)])
+    detector = pointwise_detector(PointwiseModel())
+    whole = OnlineDetector(detector, FPS, lookahead=0.5, hop=8, history=80, video_id="v")
+    expected = list(whole.run([features]))
+    decided_at_the_end = [e for e in expected if e.emitted_at == whole.now]
+    assert decided_at_the_end and len(decided_at_the_end) < len(expected)
+
+    online = OnlineDetector(detector, FPS, lookahead=0.5, hop=8, history=80, video_id="v")
+    detect_window = OnlineDetector._detect_window
+    calls = []
+
+    def interrupted_in_the_last_two(self):
+        calls.append(1)
+        if len(calls) in (5, 6):  # the fifth update, in push, then the final update, in flush
+            raise KeyboardInterrupt
+        return detect_window(self)
+
+    monkeypatch.setattr(OnlineDetector, "_detect_window", interrupted_in_the_last_two)
+    with pytest.raises(KeyboardInterrupt):
+        online.push(features)
+    with pytest.raises(KeyboardInterrupt):
+        online.flush()
+    emitted = online.flush()
+    assert [e.detection for e in emitted] == [e.detection for e in expected]
+    assert online.flush() == []
+    with pytest.raises(InputError, match=r"^push\(\) after flush\(\)"):
+        online.push(features[:1])
+
+
 @pytest.mark.parametrize("lookahead", [0.0])
 def test_a_lookahead_under_one_step_never_emits_a_gesture_cut_at_the_window_s_edge(lookahead):
     """At lookahead 0 a gesture still in progress, its end cut at the newest step, was final: emitted cut, then

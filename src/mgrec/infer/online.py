@@ -549,18 +549,25 @@ class OnlineDetector:
             return self._push_rows(rows, fed_by="push_streams") if len(rows) else []
 
     def flush(self) -> list[Emission]:
-        """End of the stream: decide everything still pending and return what is emitted."""
+        """End of the stream: decide everything still pending and return what is emitted. Where flush is interrupted
+        (Ctrl-C during its update), the stream has not ended: the next flush returns every gesture (those an
+        interrupted push had decided too)."""
         with self._one_caller("flush"):
             if self._flushed:
                 return []
             emissions, self._undelivered = self._undelivered, []
-            if self._aligner is not None:  # the last grid steps wait for the streams' ends
-                rows = self._aligner.flush()
-                emissions += self._push_rows(rows, fed_by="push_streams") if len(rows) else []
-            return emissions + self._final_update()
+            try:
+                if self._aligner is not None:  # the last grid steps wait for the streams' ends
+                    rows = self._aligner.flush()
+                    emissions += self._push_rows(rows, fed_by="push_streams") if len(rows) else []
+                emissions += self._final_update()
+            except BaseException:
+                self._undelivered = emissions + self._undelivered  # the ones a push of the aligner's rows decided
+                raise
+            self._flushed = True  # once the final update is made: an interrupted one is made again
+            return emissions
 
     def _final_update(self) -> list[Emission]:
-        self._flushed = True
         if self._received == 0:
             return []
         if self._since_update > 0 or self.num_updates == 0:
