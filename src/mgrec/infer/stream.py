@@ -331,14 +331,15 @@ def stream_files(
         # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
         # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
         # at their turn, so that memory holds one video at a time. A video streamed as decoded: its header only.
-        def source_of(path: Path):
+        def source_of(path: Path) -> VideoSource:
             if streamed_live(path):  # its rows made at their turn; the video's header read now
                 video_fps = live.fps(path)
                 detector.require_fps(path, video_fps)
                 return VideoSource(video_fps, [(live.rows(path), None)], {})
             if detector.members is not None:
-                paths = [detector.member_input(m, path, video_ids[path])[0] for m in range(len(detector.members))]
-                return ensemble_source(detector, paths, video_ids[path], fps)
+                member_paths = [detector.member_input(m, path, video_ids[path])[0]
+                                for m in range(len(detector.members))]
+                return ensemble_source(detector, member_paths, video_ids[path], fps)
             return video_source(detector, path, video_ids[path], fps, stream_folders)
 
         def checked_source(path: Path) -> VideoSource:
