@@ -936,3 +936,31 @@ def test_one_problem_of_many_videos_is_grouped_in_linear_time():
     grouped = grouped_problems(problems)
     assert time.perf_counter() - started < 10  # 40 s before, well under a second now: room for a busy machine
     assert [(first.where, len(videos)) for first, videos in grouped] == [("f/v0.npy", 20_000), ("a.json", 0)]
+
+
+def test_the_grid_streams_sidecar_is_checked_against_the_videos_fps_as_the_one_streams_is(tmp_path):
+    # With data.streams, the grid stream's features were measured at its sidecar's fps and never against the video's:
+    # training places them at the video's (the annotations'), so features extracted at half the rate passed data check
+    # without a word, and training then refused the other stream's file, which was right, for the grid stream's length.
+    database = {"v": _entry("training", (0, 2.0, 3.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0"], "database": database}), encoding="utf-8")
+    for name in ("rgb", "pose"):
+        (tmp_path / name).mkdir()
+    half = FPS / 2  # 20 s at 5 fps: 100 frames
+    _features(tmp_path / "rgb", "v", steps=(100 - WINDOW) // STRIDE + 1, fps=half, frames=100)
+    _features(tmp_path / "pose", "v", dim=4)
+    config = Config(data=DataConfig(annotations=str(tmp_path / "ann.json"), streams=[
+        StreamConfig(name="rgb", features=str(tmp_path / "rgb"), feature_dim=DIM, stride=STRIDE, window=WINDOW),
+        StreamConfig(name="pose", features=str(tmp_path / "pose"), feature_dim=4, stride=STRIDE, window=WINDOW)]))
+    config.model.num_classes = 1
+    errors = check_dataset(config).errors
+    assert [error.where for error in errors] == [str(tmp_path / "rgb" / "v.json"), str(tmp_path / "rgb" / "v.npy")]
+    assert "fps is 5 in the sidecar but 10 for this video" in errors[0].message
+    assert "22 feature steps cover 10.0 s but the video lasts 20.0 s (47 steps expected at fps 10" in errors[1].message
+    # another stream may run at its own rate: the same file as pose's is no error
+    shutil.rmtree(tmp_path / "pose")
+    shutil.copytree(tmp_path / "rgb", tmp_path / "pose")
+    config.data.streams[1].feature_dim = DIM
+    config = Config(data=config.data, model=config.model)
+    assert [error.where for error in check_dataset(config).errors] == [str(tmp_path / "rgb" / "v.json"),
+                                                                       str(tmp_path / "rgb" / "v.npy")]

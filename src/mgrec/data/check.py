@@ -395,7 +395,7 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
     readable: list[SplitFile] = []  # each video's file that reads as features, in split order (train first)
     for split in splits:
         for video_id in aset.video_ids(split):
-            found, steps = _check_features(aset.videos[video_id], stream, key, without_sidecar,
+            found, steps = _check_features(aset.videos[video_id], stream, key, is_grid, without_sidecar,
                                            video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
                                            prefixed=prefixed, values=values)
             problems += found
@@ -899,14 +899,15 @@ def _in_a_subfolder(path: Path) -> Path | None:
     return next((child / path.name for child in children if holds_it(child)), None)
 
 
-def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sidecar: list[str],
+def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool, without_sidecar: list[str],
                     video_fps: float, recipes: dict[tuple, str] | None = None,
                     prefixed: _PrefixedNames | None = None,
                     values: _FileValues | None = None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
-    `data.streams[i]`), and its number of feature steps. `recipes` collects each recipe seen (backbone,
-    weights sha256, frames per window) with the first file made so; `prefixed`: the stream folder's names,
-    to say where a missing file is there under a prefix; `values`: the file's width and its sidecar's fps."""
+    `data.streams[i]`; `is_grid`: the grid stream, whose rate is the video's), and its number of feature steps.
+    `recipes` collects each recipe seen (backbone, weights sha256, frames per window) with the first file made so;
+    `prefixed`: the stream folder's names, to say where a missing file is there under a prefix; `values`: the file's
+    width and its sidecar's fps."""
     video_id = info.video_id
     path = stream_path(stream, video_id)
     if not path.is_file():
@@ -967,7 +968,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
                 recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
             # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
-            check_fps = stream.grid(info.fps).fps if key == "data" or stream.fps is not None else None
+            check_fps = stream.grid(info.fps).fps if is_grid or stream.fps is not None else None
             check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, check_fps, source=meta,
                           key_prefix=f"{key}.")
             if steps is not None:
@@ -977,7 +978,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, without_sid
             problems.append(_problem_from_error(exc, meta, video_id))
     else:
         without_sidecar.append(str(path))
-    grid = stream.grid(stream.fps or (sidecar_fps if key != "data" else None) or info.fps)
+    # training places the grid stream at the video's fps (`DataConfig.grid`), another stream at its sidecar's
+    grid = stream.grid(stream.fps or (None if is_grid else sidecar_fps) or info.fps)
     fps = grid.fps
     if steps is not None:
         # the video's length in this stream's own frames (another stream may run at its own rate)
