@@ -964,3 +964,21 @@ def test_the_grid_streams_sidecar_is_checked_against_the_videos_fps_as_the_one_s
     config = Config(data=config.data, model=config.model)
     assert [error.where for error in check_dataset(config).errors] == [str(tmp_path / "rgb" / "v.json"),
                                                                        str(tmp_path / "rgb" / "v.npy")]
+
+
+def test_the_videos_folder_given_as_the_features_is_said_so_for_every_name_a_video_is_read_under(tmp_path):
+    # `data.features` given SMG's videos folder (`Sample0001_color.mp4`, the name `data.videos` reads) or videos with
+    # an ending in mixed case (`clip.Mp4`): "feature file missing (extract features for this video)", where the
+    # videos of other names were said to be the videos themselves
+    config = _config(tmp_path)
+    database = {"Sample0001": _entry("training", (0, 1.0, 3.0)), "clip": _entry("validation", (0, 2.0, 3.0))}
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("Sample0001_color.mp4", "clip.Mp4"):
+        (videos / name).write_bytes(b"a video, not decoded here")
+    config.data.features = str(videos)
+    missing = {p.video_id: p.message for p in check_dataset(config).errors if "feature file missing" in p.message}
+    for video_id, name in (("Sample0001", "Sample0001_color.mp4"), ("clip", "clip.Mp4")):
+        assert missing[video_id].startswith(f"feature file missing ({name}, the video itself, is there: "
+                                            "data.features is the folder of its feature files;")

@@ -38,6 +38,7 @@ from mgrec.data.features import (
     without_prefix,
 )
 from mgrec.data.streams import stream_key, stream_path
+from mgrec.data.videos import VIDEO_SUFFIXES, video_stems
 from mgrec.errors import InputError, where
 from mgrec.files import (
     brief,
@@ -853,6 +854,7 @@ class _PrefixedNames:
         self.names: dict[str, str] | None = None
         self.suffixed: dict[str, str] = {}  # "<id>.npy" -> "<id>_i3d.npy"
         self.alike: dict[str, str] = {}  # `file_name_key` -> a name with it
+        self.videos: dict[str, str] = {}  # "<id>_color" -> "<id>_color.mp4": the files with a video's ending, by stem
 
     def get(self, name: str) -> str | None:
         self._list()
@@ -871,6 +873,11 @@ class _PrefixedNames:
         other = self.alike.get(file_name_key(name))
         return other if other != name else None
 
+    def video_of(self, video_id: str) -> str | None:
+        """A video file of the folder named as `data.videos` reads the video of `video_id` (`find_video`)."""
+        self._list()
+        return next((self.videos[stem] for stem in video_stems(video_id) if stem in self.videos), None)
+
     def _list(self) -> None:
         if self.names is None:
             self.names = {}
@@ -882,6 +889,8 @@ class _PrefixedNames:
                     self.names.setdefault(entry.name[cut + 1:], entry.name)
                     self.suffixed.setdefault(stem[:cut] + ending, entry.name)
                 self.alike.setdefault(file_name_key(entry.name), entry.name)
+                if ending.lower() in VIDEO_SUFFIXES and entry.is_file():
+                    self.videos.setdefault(stem, entry.name)
 
 
 def _in_a_subfolder(path: Path) -> Path | None:
@@ -935,9 +944,9 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
             alike = remedy.replace(suffixed, f"<video_id>{extra}{path.suffix}", 1)
         elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
             remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
-        elif (video := _the_video_itself(path, video_id)) is not None:  # the videos' folder given for the features
-            remedy = (f"{video.name}, the video itself, is there: {key}.features is the folder of its feature files; "
-                      f"make them with mgrec extract {shell_word(video.parent)} --out FEATURES and set "
+        elif video := _the_video_itself(prefixed, path, video_id):  # the videos' folder given for the features
+            remedy = (f"{video}, the video itself, is there: {key}.features is the folder of its feature files; "
+                      f"make them with mgrec extract {shell_word(path.parent)} --out FEATURES and set "
                       f"{key}.features: FEATURES")
         else:
             remedy = "extract features for this video"
@@ -1126,17 +1135,12 @@ def _level_of(half_length: float, ranges: list[list[int]]) -> int:
     return len(ranges) - 1
 
 
-def _the_video_itself(path: Path, video_id: str) -> Path | None:
-    """The video of `video_id` where its feature file was looked for (`clip.mp4` beside no `clip.npy`: the videos'
-    folder given as the features'), or None."""
-    from mgrec.data.videos import VIDEO_SUFFIXES
-
-    for stem in dict.fromkeys((path.stem, video_id)):
-        for suffix in VIDEO_SUFFIXES:
-            for spelt in (suffix, suffix.upper()):
-                if (path.parent / f"{stem}{spelt}").is_file():
-                    return path.parent / f"{stem}{spelt}"
-    return None
+def _the_video_itself(names: _PrefixedNames | None, path: Path, video_id: str) -> str | None:
+    """The name of the video of `video_id` in the folder where its feature file `path` was looked for (`clip.mp4` or
+    `clip_color.mp4` beside no `clip.npy`: the videos' folder given as the features'), or None."""
+    if names is None:
+        return None
+    return next(filter(None, (names.video_of(stem) for stem in dict.fromkeys((path.stem, video_id)))), None)
 
 
 def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:

@@ -62,6 +62,11 @@ def video_id(path: Path) -> str:
     return stem
 
 
+def video_stems(video_id: str) -> list[str]:
+    """The names, without their ending, a video of `video_id` is read under (`find_video`): `{id}`, `{id}_color`."""
+    return [video_id + suffix for suffix in VIDEO_NAME_SUFFIXES]
+
+
 def find_video(folder: Path, video_id: str) -> Path:
     """The video file of an annotation id in `folder` (not recursive): `{id}.mp4`, `{id}_color.mp4`, ...
     with any extension of VIDEO_SUFFIXES in any case.
@@ -75,7 +80,7 @@ def find_video(folder: Path, video_id: str) -> Path:
     if not folder.is_dir():
         problem = "not a folder" if folder.exists() else "no such folder"
         raise InputError(f"{folder}: {problem} (looking for the video of '{video_id}')")
-    stems = {video_id + suffix for suffix in VIDEO_NAME_SUFFIXES}
+    stems = set(video_stems(video_id))
     named = sorted(
         path for path in folder.iterdir()
         if path.suffix.lower() in VIDEO_SUFFIXES and path.name[: -len(path.suffix)] in stems
