@@ -379,7 +379,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
 
 
 def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, splits: list[str], data: DataConfig,
-                     listed: set[str], video_steps: dict[str, int], values: _FileValues | None = None) -> list[Problem]:
+                     listed: set[str], video_steps: dict[str, int], values: _FileValues | None) -> list[Problem]:
     """Every file of one input stream against its own recipe and its video's duration, its folder's mixed
     recipes, missing sidecars and orphans (`listed`: every video with an entry, refused or not); the grid stream's
     lengths go into `video_steps` (the videos' lengths on the model's grid), and what its files say of the settings
@@ -392,13 +392,13 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
                         f"{missing_folder_problem(features_dir, 'features folder')} (config {key}.features)")]
     without_sidecar: list[str] = []
     recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
-    prefixed = _PrefixedNames(features_dir)
+    names = _FolderNames(features_dir)
     readable: list[SplitFile] = []  # each video's file that reads as features, in split order (train first)
     for split in splits:
         for video_id in aset.video_ids(split):
             found, steps = _check_features(aset.videos[video_id], stream, key, is_grid, without_sidecar,
                                            video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
-                                           prefixed=prefixed, values=values)
+                                           names=names, values=values)
             problems += found
             if steps is not None:
                 # inspected with expected_dim: its width is the stream's
@@ -843,22 +843,24 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
     return segment.duration / config.data.grid(info.fps).seconds_per_step()
 
 
-class _PrefixedNames:
-    """A folder's file names by what follows each of their `_` or `-`, and by what precedes them with the name's
-    ending, listed once when first asked: ActionFormer's ActivityNet features are named `v_<id>.npy` (its
+class _FolderNames:
+    """A features folder's file names, listed once when first asked, by what a missing `<id>.npy` may be there as:
+    under a prefix (what follows each `_` or `-` of a name), with a suffix (what precedes them, with the name's
+    ending), spelt alike, or as the video itself. ActionFormer's ActivityNet features are named `v_<id>.npy` (its
     dataset.file_prefix), OpenTAD's may carry a suffix (`<id>_i3d.npy`, its LoadFeats suffix), and a missing
     `<id>.npy` beside one is said so, with the setting that reads them (data.feature_prefix) or the renaming."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.names: dict[str, str] | None = None
+        self.prefixed: dict[str, str] | None = None  # "<id>.npy" -> "v_<id>.npy"; None until listed
         self.suffixed: dict[str, str] = {}  # "<id>.npy" -> "<id>_i3d.npy"
         self.alike: dict[str, str] = {}  # `file_name_key` -> a name with it
         self.videos: dict[str, str] = {}  # "<id>_color" -> "<id>_color.mp4": the files with a video's ending, by stem
 
-    def get(self, name: str) -> str | None:
+    def with_prefix(self, name: str) -> str | None:
+        """A file of the folder named `name` with more before it (`v_<id>.npy` for `<id>.npy`)."""
         self._list()
-        return self.names.get(name)
+        return self.prefixed.get(name)
 
     def with_suffix(self, name: str) -> str | None:
         """A file of the folder named `name` with more before its ending (`<id>_i3d.npy` for `<id>.npy`)."""
@@ -879,82 +881,33 @@ class _PrefixedNames:
         return next((self.videos[stem] for stem in video_stems(video_id) if stem in self.videos), None)
 
     def _list(self) -> None:
-        if self.names is None:
-            self.names = {}
+        if self.prefixed is None:
+            self.prefixed = {}
             for entry in sorted(os.scandir(self.folder), key=lambda e: e.name) if self.folder.is_dir() else []:
                 if is_hidden(entry.name):
                     continue
                 stem, ending = os.path.splitext(entry.name)
                 for cut in (i for i, c in enumerate(stem) if c in "_-" and 0 < i < len(stem) - 1):
-                    self.names.setdefault(entry.name[cut + 1:], entry.name)
+                    self.prefixed.setdefault(entry.name[cut + 1:], entry.name)
                     self.suffixed.setdefault(stem[:cut] + ending, entry.name)
                 self.alike.setdefault(file_name_key(entry.name), entry.name)
                 if ending.lower() in VIDEO_SUFFIXES and entry.is_file():
                     self.videos.setdefault(stem, entry.name)
 
 
-def _in_a_subfolder(path: Path) -> Path | None:
-    """`path`'s name in a subfolder of its folder (`DEMO/features/x.npy` for `DEMO/x.npy`), or None."""
-    def holds_it(child: Path) -> bool:
-        try:  # is_file raises for a subfolder this user cannot enter (lost+found)
-            return (child / path.name).is_file()
-        except OSError:
-            return False
-
-    try:
-        children = sorted(child for child in path.parent.iterdir() if child.is_dir() and not is_hidden(child))
-    except OSError:
-        return None
-    return next((child / path.name for child in children if holds_it(child)), None)
-
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool, without_sidecar: list[str],
-                    video_fps: float, recipes: dict[tuple, str] | None = None,
-                    prefixed: _PrefixedNames | None = None,
-                    values: _FileValues | None = None) -> tuple[list[Problem], int | None]:
+                    video_fps: float, recipes: dict[tuple, str], names: _FolderNames,
+                    values: _FileValues | None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`; `is_grid`: the grid stream, whose rate is the video's), and its number of feature steps.
     `recipes` collects each recipe seen (backbone, weights sha256, frames per window) with the first file made so;
-    `prefixed`: the stream folder's names, to say where a missing file is there under a prefix; `values`: the file's
-    width and its sidecar's fps."""
+    `names`: the stream folder's names, to say what a missing file is there as; `values`: the file's width and its
+    sidecar's fps, when given."""
     video_id = info.video_id
     path = stream_path(stream, video_id)
     if not path.is_file():
-        what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
-        twin = prefixed.get(path.name) if prefixed is not None else None
-        other_ending = next((path.with_suffix(ext) for ext in FEATURE_EXTENSIONS
-                             if ext != path.suffix.lower() and path.with_suffix(ext).is_file()), None)
-        spelt = prefixed.spelt_otherwise(path.name) if prefixed is not None else None
-        suffixed = prefixed.with_suffix(path.name) if prefixed is not None else None
-        alike = None  # the remedy said alike of every video whose file is named so, for grouping
-        if spelt:
-            remedy = spelt_alike_remedy(path, spelt)
-        elif twin:
-            remedy = (f"{twin} is there: set {key}.feature_prefix: {twin[: -len(path.name)]!r} to read files named "
-                      f"<prefix><video_id>{path.suffix}")
-            alike = remedy.replace(twin, f"{twin[: -len(path.name)]}<video_id>{path.suffix}", 1)
-        elif other_ending is not None:  # `.npz` files under the default data.feature_ext
-            remedy = f"{other_ending.name} is there: set {key}.feature_ext: {other_ending.suffix}"
-            alike = remedy.replace(other_ending.name, f"<video_id>{other_ending.suffix}", 1)
-        elif suffixed:
-            extra = suffixed[len(path.stem):-len(path.suffix)]
-            remedy = (f"{suffixed} is there: mgrec reads <prefix><video_id>{path.suffix}, nothing between the id and "
-                      f"the ending; rename the files without {extra!r} (in bash: for f in *{extra}{path.suffix}; do mv "
-                      f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
-            alike = remedy.replace(suffixed, f"<video_id>{extra}{path.suffix}", 1)
-        elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
-            remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
-        elif video := _the_video_itself(prefixed, path, video_id):  # the videos' folder given for the features
-            remedy = (f"{video}, the video itself, is there: {key}.features is the folder of its feature files; "
-                      f"make them with mgrec extract {shell_word(path.parent)} --out FEATURES and set "
-                      f"{key}.features: FEATURES")
-        else:
-            remedy = "extract features for this video"
-        if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing
-            return [Problem("error", str(path), f"{what} cannot be read: {missing_file_problem(path, 'feature file')} "
-                                                "(restore it, or extract features for this video)", video_id)], None
-        return [Problem("error", str(path), f"{what} missing ({remedy})", video_id,
-                        alike=alike and f"{what} missing ({alike})")], None
+        return [_missing_feature_problem(path, video_id, stream, key, names)], None
     problems = []
     try:
         steps, _ = inspect_features(path, stream.feature_dim, "data.feature_dim" if key == "data"
@@ -973,8 +926,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
             sidecar_fps = sidecar.fps
             if values is not None:
                 values.fps.append((info, sidecar.fps))
-            if recipes is not None:
-                recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
+            recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
             # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
             check_fps = stream.grid(info.fps).fps if is_grid or stream.fps is not None else None
@@ -1013,6 +965,67 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
             ))
     return problems, steps
 
+
+def _missing_feature_problem(path: Path, video_id: str, stream: StreamConfig, key: str, names: _FolderNames
+                             ) -> Problem:
+    """The error of a video's feature file `path` that is not a file, with what to do: where a name the folder holds
+    (`names`), another ending, a subfolder or the video itself says what went wrong, how to read the files so."""
+    what = f"stream {stream.name!r}'s feature file" if key != "data" else "feature file"
+    if os.path.lexists(path):  # a link to a file gone (a drive not mounted), a link loop, a pipe: not missing
+        return Problem("error", str(path), f"{what} cannot be read: {missing_file_problem(path, 'feature file')} "
+                                           "(restore it, or extract features for this video)", video_id)
+    prefixed = names.with_prefix(path.name)
+    other_ending = next((path.with_suffix(ext) for ext in FEATURE_EXTENSIONS
+                         if ext != path.suffix.lower() and path.with_suffix(ext).is_file()), None)
+    spelt = names.spelt_otherwise(path.name)
+    suffixed = names.with_suffix(path.name)
+    alike = None  # the remedy said alike of every video whose file is named so, for grouping
+    if spelt:
+        remedy = spelt_alike_remedy(path, spelt)
+    elif prefixed:
+        remedy = (f"{prefixed} is there: set {key}.feature_prefix: {prefixed[: -len(path.name)]!r} to read files "
+                  f"named <prefix><video_id>{path.suffix}")
+        alike = remedy.replace(prefixed, f"{prefixed[: -len(path.name)]}<video_id>{path.suffix}", 1)
+    elif other_ending is not None:  # `.npz` files under the default data.feature_ext
+        remedy = f"{other_ending.name} is there: set {key}.feature_ext: {other_ending.suffix}"
+        alike = remedy.replace(other_ending.name, f"<video_id>{other_ending.suffix}", 1)
+    elif suffixed:
+        extra = suffixed[len(path.stem):-len(path.suffix)]
+        remedy = (f"{suffixed} is there: mgrec reads <prefix><video_id>{path.suffix}, nothing between the id and "
+                  f"the ending; rename the files without {extra!r} (in bash: for f in *{extra}{path.suffix}; do mv "
+                  f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
+        alike = remedy.replace(suffixed, f"<video_id>{extra}{path.suffix}", 1)
+    elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
+        remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
+    elif video := _the_video_itself(names, path, video_id):  # the videos' folder given for the features
+        remedy = (f"{video}, the video itself, is there: {key}.features is the folder of its feature files; "
+                  f"make them with mgrec extract {shell_word(path.parent)} --out FEATURES and set "
+                  f"{key}.features: FEATURES")
+    else:
+        remedy = "extract features for this video"
+    return Problem("error", str(path), f"{what} missing ({remedy})", video_id,
+                   alike=alike and f"{what} missing ({alike})")
+
+
+def _in_a_subfolder(path: Path) -> Path | None:
+    """`path`'s name in a subfolder of its folder (`DEMO/features/x.npy` for `DEMO/x.npy`), or None."""
+    def holds_it(child: Path) -> bool:
+        try:  # is_file raises for a subfolder this user cannot enter (lost+found)
+            return (child / path.name).is_file()
+        except OSError:
+            return False
+
+    try:
+        children = sorted(child for child in path.parent.iterdir() if child.is_dir() and not is_hidden(child))
+    except OSError:
+        return None
+    return next((child / path.name for child in children if holds_it(child)), None)
+
+
+def _the_video_itself(names: _FolderNames, path: Path, video_id: str) -> str | None:
+    """The name of the video of `video_id` in the folder where its feature file `path` was looked for (`clip.mp4` or
+    `clip_color.mp4` beside no `clip.npy`: the videos' folder given as the features'), or None."""
+    return next(filter(None, (names.video_of(stem) for stem in dict.fromkeys((path.stem, video_id)))), None)
 
 def _declared_dim(path: Path, expected: int) -> int | None:
     """The width (C of (T, C)) a feature file that failed its check declares in its header, for the suggestions;
@@ -1134,13 +1147,6 @@ def _level_of(half_length: float, ranges: list[list[int]]) -> int:
             return level
     return len(ranges) - 1
 
-
-def _the_video_itself(names: _PrefixedNames | None, path: Path, video_id: str) -> str | None:
-    """The name of the video of `video_id` in the folder where its feature file `path` was looked for (`clip.mp4` or
-    `clip_color.mp4` beside no `clip.npy`: the videos' folder given as the features'), or None."""
-    if names is None:
-        return None
-    return next(filter(None, (names.video_of(stem) for stem in dict.fromkeys((path.stem, video_id)))), None)
 
 
 def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:
