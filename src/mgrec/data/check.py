@@ -194,9 +194,14 @@ def allowed_drift(grid: FeatureGrid) -> float:
 MAX_NAME_COLUMNS = 48
 
 
+def _class_column_width(classes: list[str]) -> int:
+    """The tables' class column: the widest name, up to MAX_NAME_COLUMNS."""
+    return max([min(columns(name), MAX_NAME_COLUMNS) for name in classes] + [len("class")])
+
+
 def _count_table(report: CheckReport) -> list[str]:
     splits = list(report.counts_per_split)
-    width = max([min(columns(name), MAX_NAME_COLUMNS) for name in report.classes] + [len("class")])
+    width = _class_column_width(report.classes)
     lines = ["Instances per class and split", f"{'class':{width}}" + "".join(f"{s:>8}" for s in splits)]
     for name in report.classes:
         counts = "".join(f"{report.counts_per_split[s][name]:>8}" for s in splits)
@@ -207,7 +212,7 @@ def _count_table(report: CheckReport) -> list[str]:
 
 
 def _balance_table(report: CheckReport) -> list[str]:
-    width = max([min(columns(name), MAX_NAME_COLUMNS) for name in report.classes] + [len("class")])
+    width = _class_column_width(report.classes)
     adaptive = report.balance_method == "adaptive"
     note = " (adaptive: its first epoch; training adapts the weights every epoch)" * adaptive
     lines = [f"Training instances before and after class balancing ({report.balance_method}): crop anchors per "
@@ -835,6 +840,7 @@ def _video_frames(info: VideoInfo, fps: float) -> int:
 
 
 def _expected_steps(info: VideoInfo, config: Config) -> int:
+    """How many steps of the model's grid the video's length makes (its frame count, else its duration)."""
     grid = config.data.grid(info.fps)
     return grid.num_windows(_video_frames(info, grid.fps))
 
@@ -1073,7 +1079,7 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     except InputError as exc:
         return [_problem_from_error(exc, config.data.videos, info.video_id)], None
     grid = config.data.grid(info.fps)
-    expected = grid.num_windows(_video_frames(info, grid.fps))
+    expected = _expected_steps(info, config)
     drift = (clips.length - expected) * grid.seconds_per_step()
     if abs(drift) > allowed_drift(grid):
         return [Problem("error", str(clips.path),
