@@ -806,13 +806,14 @@ def same_class_overlaps(segments: list[Segment]) -> list[tuple[Segment, Segment,
         same.sort(key=lambda s: (s.start, s.end))
         named: set[int] = set()
         for i, first in enumerate(same):
-            # tIoU <= (first.end - later.start) / first's length: past first's midpoint no later instance overlaps
-            # it by more than half. Real data has one or two there; a hostile stack of a million instances is
-            # compared _OVERLAP_NEIGHBOURS deep (its instances are named by their nearer neighbours all the same).
-            midpoint = first.start + 0.5 * first.duration
+            # tIoU <= (first.end - later.start) / first's length: a later instance starting past `beyond` (first's
+            # midpoint, for a SAME_CLASS_OVERLAP_TIOU of 0.5) overlaps it by no more than SAME_CLASS_OVERLAP_TIOU.
+            # Real data has one or two before it; a hostile stack of a million instances is compared
+            # _OVERLAP_NEIGHBOURS deep (its instances are named by their nearer neighbours all the same).
+            beyond = first.start + (1 - SAME_CLASS_OVERLAP_TIOU) * first.duration
             for j in range(i + 1, min(i + 1 + _OVERLAP_NEIGHBOURS, len(same))):
                 later = same[j]
-                if later.start >= midpoint:
+                if later.start >= beyond:
                     break
                 if j in named:
                     continue
