@@ -1,8 +1,9 @@
 """`mgrec data check`: find every problem in a dataset before training, and suggest settings.
 
 Reads the annotations and, for each video of the train/val/test splits, its feature file and
-sidecar. Every problem is collected (one bad file does not hide the next) as a `Problem` with
-its location. Errors make training wrong or impossible; warnings are worth a look.
+sidecar in every input stream (end to end: its video file). Every problem is collected (one bad
+file does not hide the next) as a `Problem` with its location. Errors make training wrong or
+impossible; warnings are worth a look.
 """
 
 from __future__ import annotations
@@ -237,17 +238,28 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     """Check annotations and features named by `config.data` and collect every problem.
 
     Reported as errors: unreadable annotations or entries (bad keys, types, labels, start >= end,
-    negative times), a class count that differs from model.num_classes, labels beyond it,
-    instances that start after the video ends, missing or unreadable feature files, wrong feature
-    dimension, NaN/Inf, sidecars that disagree with the config or the file, features whose
-    length disagrees with the video's duration by more than `allowed_drift`, and videos of two
-    splits whose feature files are one file or hold the same features (`repeated_video_problems`).
+    negative times), a class count that differs from model.num_classes, labels beyond it, an empty
+    training split, a val split without instances, instances that start after the video ends, a
+    duration that disagrees with the entry's frame count, every instance no longer than
+    postprocess.min_duration (`undetectable_problem`); missing or unreadable feature files (with
+    where they may be: `_missing_feature_problem`), a missing features folder, wrong feature
+    dimension, NaN/Inf, sidecars that disagree with the config, the file or the annotations'
+    frame count, feature files of two recipes in one folder, features whose length disagrees with
+    the video's by more than `allowed_drift`, and videos of two splits whose feature files are one
+    file or hold the same features (`repeated_video_problems`); end to end, video files that are
+    missing, unreadable, of another fps, cut short or of another length (`_check_video`).
     Reported as warnings: videos without instances, instances ending after the video ends,
     duplicated ground truths, instances of one class overlapping by a tIoU above SAME_CLASS_OVERLAP_TIOU
-    (`same_class_overlaps`), one video twice within a split (the same features under two ids),
-    feature files without an annotations entry, missing sidecars,
+    (`same_class_overlaps`), some instances no longer than postprocess.min_duration, instances no
+    pyramid point can learn (`unlearnable_problem`), one video twice within a split (the same
+    features under two ids), feature files without an annotations entry, missing sidecars,
     videos in no configured split, empty val/test splits, a val or test split that is the training
-    split, and classes without a training instance.
+    split or a val split that is the test split (`same_split_problems`), classes without a training
+    instance, a data.fps other than the annotations' (`_check_config_fps`), and a warm-up that fills
+    the run (`schedule_problem`).
+
+    Raises InputError where the config names no annotations, or no data.features (data.videos end to
+    end; data.streams name their own), and for `balance` with balance.method none.
 
     The suggestions are the data settings the feature files and sidecars say (`_file_suggestions`), then the
     lengths' (`suggest_settings`), each where the config's value differs.
@@ -336,9 +348,10 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
 
 def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Config, splits: list[str],
                          source: str) -> list[Problem]:
-    """What the annotations and the config say of each other: the class count, the splits, classes no training
-    instance teaches, the schedule, instances no pyramid point can learn, the frame rates, a val split without
-    instances, and each video's instances."""
+    """What the annotations and the config say of each other: the class count, the splits (empty, unused, one
+    another's), classes no training instance teaches, the schedule, instances no pyramid point can learn or no
+    detection can keep (postprocess.min_duration), the frame rates, a val split without instances, and each video's
+    instances."""
     data = config.data
     problems: list[Problem] = []
     if aset.num_classes != config.model.num_classes:
