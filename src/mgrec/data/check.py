@@ -31,6 +31,7 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_sidecar,
     check_sidecar_length,
+    feature_ending,
     feature_file_shape,
     inspect_features,
     read_sidecar,
@@ -1105,8 +1106,7 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
 
 def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str]) -> list[Problem]:
     """Feature files of videos the annotations do not list (`listed`: every video id with an entry)."""
-    ext = stream.feature_ext
-    suffix = ext if ext.startswith(".") else "." + ext
+    suffix = feature_ending(stream.feature_ext)
     return [
         # its video id, so that the printing groups them: a folder of `v_<id>.npy` read without data.feature_prefix
         # was a line per file besides the one of each missing `<id>.npy`

@@ -110,7 +110,12 @@ def feature_path(features_dir: str | Path, video_id: str, ext: str, prefix: str 
     file outside the features folder, and is refused.
     """
     safe_child(features_dir, video_id, "video id")
-    return safe_child(features_dir, f"{prefix}{video_id}{ext if ext.startswith('.') else '.' + ext}", "video id")
+    return safe_child(features_dir, f"{prefix}{video_id}{feature_ending(ext)}", "video id")
+
+
+def feature_ending(ext: str) -> str:
+    """A feature file's ending as data.feature_ext gives it, with or without the dot: `.npy` for `npy`."""
+    return ext if ext.startswith(".") else "." + ext
 
 
 def video_id_of(path: Path, prefix: str = "") -> str:
