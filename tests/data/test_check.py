@@ -982,3 +982,17 @@ def test_the_videos_folder_given_as_the_features_is_said_so_for_every_name_a_vid
     for video_id, name in (("Sample0001", "Sample0001_color.mp4"), ("clip", "clip.Mp4")):
         assert missing[video_id].startswith(f"feature file missing ({name}, the video itself, is there: "
                                             "data.features is the folder of its feature files;")
+
+
+def test_hidden_files_of_the_features_folder_are_no_orphans(tmp_path):
+    # A folder copied from macOS holds `._<id>.npy` (AppleDouble) beside every file: each was "feature file has no entry
+    # in the annotations (not used)", of a file no reader of a features folder takes for features
+    document = {"classes": ["c0", "c1", "c2"], "database": {"good": _entry("training", (1, 1.0, 2.0))}}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("good", "stray"):
+        _features(tmp_path / "feats", video_id)
+    for name in ("._good.npy", "._stray.npy", ".cache.npy"):
+        (tmp_path / "feats" / name).write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    orphans = [p.where for p in check_dataset(_config(tmp_path)).warnings if "no entry in the annotations" in p.message]
+    assert orphans == [str(tmp_path / "feats" / "stray.npy")]

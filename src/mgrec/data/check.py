@@ -1105,7 +1105,8 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
 
 
 def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str]) -> list[Problem]:
-    """Feature files of videos the annotations do not list (`listed`: every video id with an entry)."""
+    """Feature files of videos the annotations do not list (`listed`: every video id with an entry); hidden names
+    are never features (`is_hidden`: macOS's `._<id>.npy` beside every copied file)."""
     suffix = feature_ending(stream.feature_ext)
     return [
         # its video id, so that the printing groups them: a folder of `v_<id>.npy` read without data.feature_prefix
@@ -1113,7 +1114,8 @@ def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str])
         Problem("warning", str(path), "feature file has no entry in the annotations (not used)",
                 without_prefix(path.stem, stream.feature_prefix))
         for path in sorted(features_dir.iterdir())
-        if path.is_file() and path.suffix == suffix and without_prefix(path.stem, stream.feature_prefix) not in listed
+        if path.suffix == suffix and not is_hidden(path) and path.is_file()
+        and without_prefix(path.stem, stream.feature_prefix) not in listed
     ]
 
 
