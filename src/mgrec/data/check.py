@@ -191,6 +191,13 @@ def allowed_drift(grid: FeatureGrid) -> float:
     return max(MAX_DRIFT_SECONDS, 2 * grid.seconds_per_step())
 
 
+def _drift_past_allowed(grid: FeatureGrid, steps: int, expected: int) -> float | None:
+    """How far, in seconds, `steps` feature steps stray from the `expected` on `grid`, where that is past
+    `allowed_drift`; None within it."""
+    drift = (steps - expected) * grid.seconds_per_step()
+    return drift if abs(drift) > allowed_drift(grid) else None
+
+
 # A class name's column in the tables: longer names are cut ("..."), as `mgrec evaluate`'s table cuts them (a
 # 200-character name made every row of the table 200 columns wide).
 MAX_NAME_COLUMNS = 48
@@ -969,8 +976,8 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
         if grid.fps != video_fps:
             frames = int(round(frames / video_fps * grid.fps))
         expected = grid.num_windows(frames)
-        drift = (steps - expected) * grid.seconds_per_step()
-        if abs(drift) > allowed_drift(grid):
+        drift = _drift_past_allowed(grid, steps, expected)
+        if drift is not None:
             covered = grid.covered_seconds(steps)
             # its length as the expected count was made from it: by frame count where the entry has one (a duration
             # that disagrees with it is an error of its own), so that the two figures of the line agree
@@ -1068,8 +1075,8 @@ def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, st
     own = FeatureGrid(fps=sidecar.fps, stride=sidecar.stride, window=sidecar.window)
     problems = []
     windows = own.num_windows(sidecar.frames)
-    off = (steps - windows) * own.seconds_per_step()
-    if abs(off) > allowed_drift(own):
+    off = _drift_past_allowed(own, steps, windows)
+    if off is not None:
         problems.append(Problem("error", str(meta), f"frames {sidecar.frames} make {windows} "
                                 f"windows (stride {sidecar.stride}, window {sidecar.window}), but {path.name} holds "
                                 f"{steps} (off by {off:+.1f} s): the sidecar of another video, or a wrong frame count?",
@@ -1095,8 +1102,8 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
         return [_problem_from_error(exc, config.data.videos, info.video_id)], None
     grid = config.data.grid(info.fps)
     expected = _expected_steps(info, config)
-    drift = (clips.length - expected) * grid.seconds_per_step()
-    if abs(drift) > allowed_drift(grid):
+    drift = _drift_past_allowed(grid, clips.length, expected)
+    if drift is not None:
         return [Problem("error", str(clips.path),
                         f"{clips.frame_count} frames ({clips.length} clips) but the video lasts {info.duration:.1f} "
                         f"s in the annotations ({expected} clips expected at fps {grid.fps:g}); off by {drift:+.1f} "
