@@ -399,6 +399,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     for split in splits:
         video_ids = aset.video_ids(split)
         for video_id in video_ids:
+            problems += _frame_count_problems(aset.videos[video_id])
             problems += _check_segments(aset.videos[video_id], aset.segments[video_id], config.model.num_classes)
         problems += _unlabelled_videos(aset, split, video_ids, annotations_path, split == data.train_split)
     return problems
@@ -758,19 +759,25 @@ def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source:
                     "video's own")]
 
 
+def _frame_count_problems(info: VideoInfo) -> list[Problem]:
+    """A video entry whose duration disagrees with its frame count: the instance checks (`_check_segments`) read
+    `duration`, the feature checks `num_frames`, and a wrong one of the two hid an instance thousands of seconds past
+    the features (a second or 2 % covers metadata rounding)."""
+    if info.num_frames is None:
+        return []
+    frames_seconds = info.num_frames / info.fps
+    if abs(info.duration - frames_seconds) > max(1.0, 0.02 * frames_seconds):
+        return [Problem("error", info.source,
+                        f"duration {info.duration:.6g} s disagrees with num_frames {info.num_frames} at {info.fps:g} "
+                        f"fps ({frames_seconds:.6g} s); correct the wrong one", info.video_id)]
+    return []
+
+
 def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
+    """The problems of a video's instances against its entry and the model: labels beyond its classes, instances
+    after the video's end, duplicates and same-class overlaps; the first few of each kind, then a count."""
     problems = []
     video_id = info.video_id
-    if info.num_frames is not None:
-        # the instance checks below read `duration`, the feature checks `num_frames`: a wrong one of the two hid
-        # an instance thousands of seconds past the features (a second or 2 % covers metadata rounding)
-        frames_seconds = info.num_frames / info.fps
-        if abs(info.duration - frames_seconds) > max(1.0, 0.02 * frames_seconds):
-            problems.append(Problem(
-                "error", info.source,
-                f"duration {info.duration:.6g} s disagrees with num_frames {info.num_frames} at {info.fps:g} fps "
-                f"({frames_seconds:.6g} s); correct the wrong one", video_id,
-            ))
     tolerance = FeatureGrid(fps=info.fps, stride=1, window=1).frame_to_seconds(1)  # one frame of rounding
     first_of: dict[tuple, Segment] = {}
     found: dict[str, list[Problem]] = {}  # each kind of instance problem: the first few, then a count
