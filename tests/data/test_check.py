@@ -996,3 +996,25 @@ def test_hidden_files_of_the_features_folder_are_no_orphans(tmp_path):
         (tmp_path / "feats" / name).write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     orphans = [p.where for p in check_dataset(_config(tmp_path)).warnings if "no entry in the annotations" in p.message]
     assert orphans == [str(tmp_path / "feats" / "stray.npy")]
+
+
+def test_the_videos_folder_given_as_the_features_is_listed_once_not_once_per_video(tmp_path, monkeypatch):
+    """`data.features` given a folder of N videos (or anything with many entries) and none of the feature files: the
+    search for a subfolder holding each missing file listed the whole folder again for every video, N^2 steps (2,000
+    videos: 25 s; 100,000 would have run for most of a day); the folder is now listed once."""
+    config = _config(tmp_path)
+    database = {f"v{i}": _entry("training", (0, 1.0, 3.0)) for i in range(20)}
+    (tmp_path / "ann.json").write_text(json.dumps({"database": database}))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for video_id in database:
+        (videos / f"{video_id}.mp4").write_bytes(b"a video, not decoded here")
+    (videos / "features").mkdir()  # a subfolder, searched for each missing file
+    config.data.features = str(videos)
+    listed = []
+    iterdir, scandir = Path.iterdir, os.scandir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listed.append(Path(self)) or iterdir(self))
+    monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(Path(path)) or scandir(path))
+    missing = [p for p in check_dataset(config).errors if "the video itself, is there" in p.message]
+    assert len(missing) == 20
+    assert listed.count(videos) <= 2  # the missing files' remedies once, the orphans once

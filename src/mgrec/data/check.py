@@ -881,9 +881,10 @@ def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
 class _FolderNames:
     """A features folder's file names, listed once when first asked, by what a missing `<id>.npy` may be there as:
     under a prefix (what follows each `_` or `-` of a name), with a suffix (what precedes them, with the name's
-    ending), spelt alike, or as the video itself. ActionFormer's ActivityNet features are named `v_<id>.npy` (its
-    dataset.file_prefix), OpenTAD's may carry a suffix (`<id>_i3d.npy`, its LoadFeats suffix), and a missing
-    `<id>.npy` beside one is said so, with the setting that reads them (data.feature_prefix) or the renaming."""
+    ending), spelt alike, in a subfolder, or as the video itself. ActionFormer's ActivityNet features are named
+    `v_<id>.npy` (its dataset.file_prefix), OpenTAD's may carry a suffix (`<id>_i3d.npy`, its LoadFeats suffix), and
+    a missing `<id>.npy` beside one is said so, with the setting that reads them (data.feature_prefix) or the
+    renaming."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -891,6 +892,7 @@ class _FolderNames:
         self.suffixed: dict[str, str] = {}  # "<id>.npy" -> "<id>_i3d.npy"
         self.alike: dict[str, str] = {}  # `file_name_key` -> a name with it
         self.videos: dict[str, str] = {}  # "<id>_color" -> "<id>_color.mp4": the files with a video's ending, by stem
+        self.subfolders: list[str] = []
 
     def with_prefix(self, name: str) -> str | None:
         """A file of the folder named `name` with more before it (`v_<id>.npy` for `<id>.npy`)."""
@@ -910,6 +912,18 @@ class _FolderNames:
         other = self.alike.get(file_name_key(name))
         return other if other != name else None
 
+    def in_a_subfolder(self, name: str) -> Path | None:
+        """A file `name` in a subfolder of the folder (`DEMO/features/x.npy` for `DEMO/x.npy`), or None."""
+        self._list()
+
+        def holds_it(child: Path) -> bool:
+            try:  # is_file raises for a subfolder this user cannot enter (lost+found)
+                return (child / name).is_file()
+            except OSError:
+                return False
+
+        return next((self.folder / child / name for child in self.subfolders if holds_it(self.folder / child)), None)
+
     def video_of(self, video_id: str) -> str | None:
         """A video file of the folder named as `data.videos` reads the video of `video_id` (`find_video`)."""
         self._list()
@@ -928,6 +942,15 @@ class _FolderNames:
                 self.alike.setdefault(file_name_key(entry.name), entry.name)
                 if ending.lower() in VIDEO_SUFFIXES and entry.is_file():
                     self.videos.setdefault(stem, entry.name)
+                if _is_folder(entry):
+                    self.subfolders.append(entry.name)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:  # as Path.is_dir: a link to a folder is one, an entry that cannot be read is none
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 
@@ -1030,7 +1053,7 @@ def _missing_feature_problem(path: Path, video_id: str, stream: StreamConfig, ke
                   f"the ending; rename the files without {extra!r} (in bash: for f in *{extra}{path.suffix}; do mv "
                   f'"$f" "${{f%{extra}{path.suffix}}}{path.suffix}"; done)')
         alike = remedy.replace(suffixed, f"<video_id>{extra}{path.suffix}", 1)
-    elif (below := _in_a_subfolder(path)) is not None:  # the data set's root given for its features folder
+    elif (below := names.in_a_subfolder(path.name)) is not None:  # the data set's root given for its features folder
         remedy = f"the subfolder {below.parent} holds it: set {key}.features: {below.parent}"
     elif video := _the_video_itself(names, path, video_id):  # the videos' folder given for the features
         remedy = (f"{video}, the video itself, is there: {key}.features is the folder of its feature files; "
@@ -1041,20 +1064,6 @@ def _missing_feature_problem(path: Path, video_id: str, stream: StreamConfig, ke
     return Problem("error", str(path), f"{what} missing ({remedy})", video_id,
                    alike=alike and f"{what} missing ({alike})")
 
-
-def _in_a_subfolder(path: Path) -> Path | None:
-    """`path`'s name in a subfolder of its folder (`DEMO/features/x.npy` for `DEMO/x.npy`), or None."""
-    def holds_it(child: Path) -> bool:
-        try:  # is_file raises for a subfolder this user cannot enter (lost+found)
-            return (child / path.name).is_file()
-        except OSError:
-            return False
-
-    try:
-        children = sorted(child for child in path.parent.iterdir() if child.is_dir() and not is_hidden(child))
-    except OSError:
-        return None
-    return next((child / path.name for child in children if holds_it(child)), None)
 
 
 def _the_video_itself(names: _FolderNames, path: Path, video_id: str) -> str | None:
