@@ -783,3 +783,14 @@ def test_settings_of_numpy_number_types_stream_into_an_smg_folder_as_python_numb
     with pytest.raises(InputError, match=r"^hop must be a whole number of feature steps, got 8.0$"):
         stream_files(run, [path], hop=8.0, smg_out=tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
+
+
+def test_onnx_with_compile_is_refused_with_the_other_arguments_before_the_smg_folder_is_checked(tmp_path):
+    """`stream_files(..., onnx=..., compile=True, smg_out=OUT)` checked OUT (and locked it) before it refused the pair,
+    so a bad OUT was named first and the pair only once that was fixed: the pair is refused with the other arguments,
+    before any folder or file is looked at (as `mgrec stream` refuses it)."""
+    (tmp_path / "labels").write_text("a file where the label folder goes\n")
+    with pytest.raises(InputError, match=r"^--onnx runs the exported network in onnxruntime; --compile compiles the "
+                                         r"PyTorch network: give one of them$"):
+        stream_files(tmp_path / "run", [tmp_path / "v.npy"], onnx=tmp_path / "run.onnx", compile=True,
+                     smg_out=tmp_path / "labels")

@@ -283,6 +283,8 @@ def stream_files(
     if wall_clock and smg_out is not None:
         raise InputError("wall_clock (--wall-clock) puts the time of each report into the JSON lines; SMG label files "
                          "(smg_out, --format smg) hold no time of report")
+    if onnx is not None and compile:
+        raise InputError(ONNX_AND_COMPILE)
     out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
     with torch_threads(threads), contextlib.ExitStack() as held:
         if live is not None:  # a source it opened to check, left unread where a later check failed: its connection
@@ -290,8 +292,6 @@ def stream_files(
         if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
             check_writable(smg_out, is_dir=True)
             held.enter_context(hold_label_folder(smg_out))
-        if onnx is not None and compile:
-            raise InputError(ONNX_AND_COMPILE)
         detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
                     OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
         if detector.members is not None and live is not None:
