@@ -41,6 +41,7 @@ from mgrec.files import atomic_write_text, bool_argument, brief, check_writable,
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
 from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
+from mgrec.records import Detection
 from mgrec.timeline import FeatureGrid
 
 # --onnx and --compile given together
@@ -262,10 +263,59 @@ def stream_files(
     report (`Emission.to_json`).
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`).
     """
-    from mgrec.infer.detect import distinct_video_ids, trained_on
-    from mgrec.run import RunDir, hold_label_folder
-    from mgrec.smg_csv import begin_label_set, end_label_set, record_label_file, smg_label_paths, smg_label_text
+    from mgrec.run import hold_label_folder
 
+    lookahead, hop, history, fps, out = _checked_arguments(lookahead, hop, history, fps, realtime, wall_clock, out,
+                                                           smg_out, onnx, compile)
+    with torch_threads(threads), contextlib.ExitStack() as held:
+        if live is not None:  # a source it opened to check, left unread where a later check failed: its connection
+            held.callback(live.close)
+        if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
+            check_writable(smg_out, is_dir=True)
+            held.enter_context(hold_label_folder(smg_out))
+        detector = _stream_detector(run_dir, device, precision, threads, onnx, live).reading(
+            stream_folders, member_folders, member_stream_folders)
+        video_ids = _video_ids(inputs, detector, single_file, live)
+        labels: _LabelSet | None = None
+        if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
+            settings = {"lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
+                        "fps": fps, **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
+            labels = _LabelSet.planned(smg_out, run_dir, list(video_ids.values()), settings)
+        _note_videos_trained_on(run_dir, list(video_ids.values()), single_file)
+        paths = [path for path in video_ids if labels is None or video_ids[path] not in labels.done]
+        reader = _VideoReader(detector, video_ids, fps, stream_folders, live)
+        first = reader.check_all(paths, lookahead, hop, history)
+        if labels is not None:
+            labels.begin()
+        summaries: list[StreamSummary] = []
+        for index, path in enumerate(paths):
+            source = first if index == 0 else reader.source(path)
+            first = None
+            kept: list[Emission] | None = [] if labels is not None else None
+            try:
+                summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
+                                       compile, out, kept, wall_clock)
+            except StreamInterrupted as stopped:
+                stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
+                stopped.label_files = [] if labels is None else sorted(labels.done)
+                if on_video_end is not None:
+                    on_video_end(stopped.summary)
+                raise
+            if labels is not None:  # written now: a kill later keeps it, and the same call again streams the others
+                labels.write(video_ids[path], [emission.detection for emission in kept], detector.grid(source.fps).fps)
+            summaries.append(summary)
+            if on_video_end is not None:
+                on_video_end(summary)
+        if labels is not None:
+            labels.end()
+        return summaries
+
+
+def _checked_arguments(lookahead: float, hop: int | None, history: int | None, fps: float | None, realtime: bool,
+                       wall_clock: bool, out: IO[str] | None, smg_out: str | Path | None, onnx: str | Path | None,
+                       compile: bool) -> tuple[float, int | None, int | None, float | None, IO[str] | None]:
+    """`stream_files`' arguments checked before anything is read or held: (lookahead, hop, history, fps) as the
+    stream takes them, and the text stream the JSON lines go to (standard output unless `smg_out`; None with it)."""
     # realtime="no" paced the stream by the clock, wall_clock="no" added the clock's time; a path for `out` was an
     # AttributeError at the first gesture, after the stream's work
     bool_argument(realtime, "realtime")
@@ -286,98 +336,149 @@ def stream_files(
     if onnx is not None and compile:
         raise InputError(ONNX_AND_COMPILE)
     out = sys.stdout if out is None and smg_out is None else out  # looked up per call: the caller may redirect it
-    with torch_threads(threads), contextlib.ExitStack() as held:
-        if live is not None:  # a source it opened to check, left unread where a later check failed: its connection
-            held.callback(live.close)
-        if smg_out is not None:  # one stream at a time: a second would take the first one's marker for its own
-            check_writable(smg_out, is_dir=True)
-            held.enter_context(hold_label_folder(smg_out))
-        detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
-                    OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
-        if detector.members is not None and live is not None:
-            raise InputError(f"{detector.run_dir}: the members of a detection-level ensemble make their features "
-                             "of a video whole first (give its feature files, or let `mgrec stream` make them)")
-        detector = detector.reading(stream_folders, member_folders, member_stream_folders)
+    return lookahead, hop, history, fps, out
 
-        def streamed_live(path: Path) -> bool:
-            return live is not None and live.takes(path)
 
-        paths = [Path(input_path) for input_path in inputs] if single_file else feature_files(
-            inputs, log=lambda line: print(line, file=sys.stderr), as_given=streamed_live)
-        if not paths:
-            raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
-        video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix,
-                                       id_of=lambda path: live.video_id(path) if streamed_live(path) else None)
-        done: set[str] = set()  # videos whose label files an interrupted stream into smg_out wrote
-        resumed: set[str] | None = None
-        if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
-            label_paths = smg_label_paths(list(video_ids.values()), smg_out)
-            plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
-                    "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(video_ids.values()),
-                    "lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
-                    "fps": fps, **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
-            resumed = _videos_streamed_before(Path(smg_out), plan, label_paths)
-            done = set(resumed or ())
-            if done:
-                print(f"resuming the stream into {smg_out}: {len(done)} of {counted(len(video_ids), 'video')} were "
-                      f"streamed to their end before (their label files are kept); streaming the "
-                      f"{counted(len(video_ids) - len(done), 'other')}", file=sys.stderr)
-        seen = trained_on(RunDir(run_dir), video_ids.values())
-        if seen and not single_file:
-            print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
-                  f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their gestures say little about "
-                  "unseen videos (an online-track submission holds the test videos only)", file=sys.stderr)
-        # Each file read and checked now, as its stream will read it: one bad file (another width, a NaN, a
-        # missing stream file) found at its turn stopped the work after the videos before it were streamed (with
-        # smg_out, nothing of them written). The first file's rows are kept for its stream; the others are read again
-        # at their turn, so that memory holds one video at a time. A video streamed as decoded: its header only.
-        def source_of(path: Path) -> VideoSource:
-            if streamed_live(path):  # its rows made at their turn; the video's header read now
-                video_fps = live.fps(path)
-                detector.require_fps(path, video_fps)
-                return VideoSource(video_fps, [(live.rows(path), None)], {})
-            if detector.members is not None:
-                member_paths = [detector.member_input(m, path, video_ids[path])[0]
-                                for m in range(len(detector.members))]
-                return ensemble_source(detector, member_paths, video_ids[path], fps)
-            return video_source(detector, path, video_ids[path], fps, stream_folders)
+def _stream_detector(run_dir: str | Path, device: str, precision: str, threads: int | None,
+                     onnx: str | Path | None, live: VideoFeatures | None) -> OfflineDetector:
+    """The run's detector, loaded once for every video (`onnx`: its exported network in onnxruntime's hands,
+    `OnnxNetwork.detector`); a detection-level ensemble's refused for videos decoded as they stream."""
+    detector = (OfflineDetector.from_run(run_dir, device=device, precision=precision) if onnx is None else
+                OnnxNetwork.detector(run_dir, onnx, device, precision, threads))
+    if detector.members is not None and live is not None:
+        raise InputError(f"{detector.run_dir}: the members of a detection-level ensemble make their features "
+                         "of a video whole first (give its feature files, or let `mgrec stream` make them)")
+    return detector
 
-        def checked_source(path: Path) -> VideoSource:
-            source = source_of(path)
-            online_detector(detector, source, video_ids[path], lookahead, hop, history)  # its window, at its fps
-            return source
 
-        paths = [path for path in paths if video_ids[path] not in done]
-        first = checked_source(paths[0]) if paths else None
+def _decoded_live(live: VideoFeatures | None, path: Path) -> bool:
+    """Whether `path` is a video that `live` decodes as it streams (not a feature file)."""
+    return live is not None and live.takes(path)
+
+
+def _video_ids(inputs: list[str | Path], detector: OfflineDetector, single_file: bool,
+               live: VideoFeatures | None) -> dict[Path, str]:
+    """The files (and videos, `live`) that `inputs` name, in order, each with its video id, no two of one video
+    (`distinct_video_ids`); `single_file`: the one path as it is, not a folder."""
+    from mgrec.infer.detect import distinct_video_ids
+
+    paths = [Path(input_path) for input_path in inputs] if single_file else feature_files(
+        inputs, log=lambda line: print(line, file=sys.stderr), as_given=lambda path: _decoded_live(live, path))
+    if not paths:
+        raise InputError(f"no feature file to stream in {', '.join(map(str, inputs))}")
+    return distinct_video_ids(paths, detector.config.data.feature_prefix,
+                              id_of=lambda path: live.video_id(path) if _decoded_live(live, path) else None)
+
+
+def _note_videos_trained_on(run_dir: str | Path, videos: list[str], single_file: bool) -> None:
+    """A note on stderr where some of several `videos` are ones the run trained or validated on."""
+    from mgrec.infer.detect import trained_on
+    from mgrec.run import RunDir
+
+    seen = trained_on(RunDir(run_dir), videos)
+    if seen and not single_file:
+        print(f"note: {len(seen)} of the {len(videos)} videos are ones the run trained or validated on "
+              f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their gestures say little about "
+              "unseen videos (an online-track submission holds the test videos only)", file=sys.stderr)
+
+
+@dataclass
+class _VideoReader:
+    """How `stream_files` reads a video's inputs (`VideoSource`): a video decoded as it streams, its header (its
+    rows are made at their turn); of a detection-level ensemble, each member's file (`ensemble_source`); else the
+    file and the run's other streams' files (`video_source`)."""
+
+    detector: OfflineDetector
+    video_ids: dict[Path, str]
+    fps: float | None  # given (`--fps`)
+    stream_folders: dict[str, Path] | None
+    live: VideoFeatures | None
+
+    def source(self, path: Path) -> VideoSource:
+        """`path`'s inputs, read and checked as its stream takes them."""
+        detector, video_id = self.detector, self.video_ids[path]
+        if _decoded_live(self.live, path):  # its rows made at their turn; the video's header read now
+            video_fps = self.live.fps(path)
+            detector.require_fps(path, video_fps)
+            return VideoSource(video_fps, [(self.live.rows(path), None)], {})
+        if detector.members is not None:
+            member_paths = [detector.member_input(m, path, video_id)[0] for m in range(len(detector.members))]
+            return ensemble_source(detector, member_paths, video_id, self.fps)
+        return video_source(detector, path, video_id, self.fps, self.stream_folders)
+
+    def check_all(self, paths: list[Path], lookahead: float, hop: int | None,
+                  history: int | None) -> VideoSource | None:
+        """Each video's inputs read and checked now, as its stream will read them, its window at its fps included
+        (`online_detector`): one bad file (another width, a NaN, a missing stream file) found at its turn stopped the
+        work after the videos before it were streamed (with smg_out, nothing of them written). Returns the first
+        one's source (None: no video), kept for its stream; the others are read again at their turn, so that memory
+        holds one video at a time. A video streamed as decoded: its header only."""
+        first = self.checked(paths[0], lookahead, hop, history) if paths else None
         for path in paths[1:]:
-            checked_source(path)
-        if smg_out is not None and resumed is None:  # marked once all is checked; exclusively: one writer at a time
-            begin_label_set(smg_out, plan, into_empty=True)
-        summaries: list[StreamSummary] = []
-        for index, path in enumerate(paths):
-            source = first if index == 0 else source_of(path)
-            first = None
-            kept: list[Emission] | None = [] if smg_out is not None else None
-            try:
-                summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
-                                       compile, out, kept, wall_clock)
-            except StreamInterrupted as stopped:
-                stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
-                stopped.label_files = sorted(done)
-                if on_video_end is not None:
-                    on_video_end(stopped.summary)
-                raise
-            if kept is not None:  # written now: a kill later keeps it, and the same call again streams the others
-                text = smg_label_text([emission.detection for emission in kept], detector.grid(source.fps).fps)
-                record_label_file(smg_out, video_ids[path], text)  # first: a file it does not record is not kept
-                atomic_write_text(label_paths[video_ids[path]], text)
-                done.add(video_ids[path])
-            summaries.append(summary)
-            if on_video_end is not None:
-                on_video_end(summary)
-        if smg_out is not None:
-            end_label_set(smg_out)
-        return summaries
+            self.checked(path, lookahead, hop, history)
+        return first
+
+    def checked(self, path: Path, lookahead: float, hop: int | None, history: int | None) -> VideoSource:
+        """`path`'s source, its window checked at its fps as its stream will make it (`online_detector`)."""
+        source = self.source(path)
+        online_detector(self.detector, source, self.video_ids[path], lookahead, hop, history)
+        return source
+
+
+@dataclass
+class _LabelSet:
+    """The SMG label folder `stream_files` writes (`smg_out`, the online track's submission): the plan its marker
+    records (`mgrec.smg_csv.INCOMPLETE_MARKER`: the run, the videos, the stream's settings), each video's label file,
+    and the videos whose files are written, those of an interrupted stream of the same plan first
+    (`_videos_streamed_before`): the same call again streams only the others."""
+
+    out: str | Path
+    plan: dict
+    label_paths: dict[str, Path]  # of every video, checked before any is written (`smg_label_paths`)
+    resumed: bool  # the folder holds an interrupted stream's set of this plan: its marker is there
+    done: set[str]  # the videos whose label files are written
+
+    @classmethod
+    def planned(cls, out: str | Path, run_dir: str | Path, videos: list[str], settings: dict) -> _LabelSet:
+        """The set of `videos` by the run with the stream's `settings`, refused where `out` holds label files that are
+        not an interrupted set of the same plan, and resumed where it does (said on stderr)."""
+        from mgrec.run import RunDir
+        from mgrec.smg_csv import smg_label_paths
+
+        label_paths = smg_label_paths(videos, out)
+        plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
+                "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(videos), **settings}
+        resumed = _videos_streamed_before(Path(out), plan, label_paths)
+        labels = cls(out, plan, label_paths, resumed is not None, set(resumed or ()))
+        if labels.done:
+            print(f"resuming the stream into {out}: {len(labels.done)} of {counted(len(videos), 'video')} were "
+                  f"streamed to their end before (their label files are kept); streaming the "
+                  f"{counted(len(videos) - len(labels.done), 'other')}", file=sys.stderr)
+        return labels
+
+    def begin(self) -> None:
+        """The folder marked unfinished, once every video is checked (exclusively: one writer at a time); a resumed
+        set's marker is there already."""
+        from mgrec.smg_csv import begin_label_set
+
+        if not self.resumed:
+            begin_label_set(self.out, self.plan, into_empty=True)
+
+    def write(self, video_id: str, detections: list[Detection], fps: float) -> None:
+        """`video_id`'s label file, written as its stream ends: a kill later keeps it. Recorded in the marker first: a
+        file it does not record is not kept."""
+        from mgrec.smg_csv import record_label_file, smg_label_text
+
+        text = smg_label_text(detections, fps)
+        record_label_file(self.out, video_id, text)
+        atomic_write_text(self.label_paths[video_id], text)
+        self.done.add(video_id)
+
+    def end(self) -> None:
+        """The set is whole: its marker goes, after the last file was written."""
+        from mgrec.smg_csv import end_label_set
+
+        end_label_set(self.out)
 
 
 def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path]) -> set[str] | None:
