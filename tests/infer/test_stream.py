@@ -169,9 +169,10 @@ def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, 
     latency said, and the summary was silent about it."""
     _, path, _, _ = replayed_clip(tmp_path)
     update = OnlineDetector._update
+    pause = [0.1]
 
     def slow(self, cutoff):  # 0.1 s an update, against 0.032 s of stream a hop
-        time.sleep(0.1)
+        time.sleep(pause[0])
         return update(self, cutoff)
 
     monkeypatch.setattr(OnlineDetector, "_update", slow)
@@ -182,12 +183,14 @@ def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, 
     assert 0.6 < summary.behind_seconds < worst + 0.3
     assert f"behind real time: the updates fell up to {summary.behind_seconds:.1f} s behind" in summary.describe()
     assert stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=io.StringIO()).behind_seconds == 0.0
-    # updates of 0.1 s every 0.256 s of stream keep its pace: not behind (the time of an update is not a lag; the
-    # measure after each update said 0.1 s)
-    _, slower, _, _ = replayed_clip(tmp_path / "b", fps=125.0)
+    # updates of 0.2 s every 0.32 s of stream keep its pace: not behind (the time of an update is not a lag; the
+    # measure after each update said 0.2 s). The bar sits between that and a loaded machine's late wake-ups (51 ms
+    # seen at a load of 4.6 on 2 cores failed a bar of 50 ms).
+    pause[0] = 0.2
+    _, slower, _, _ = replayed_clip(tmp_path / "b", fps=100.0)
     kept_pace = stream_file(tmp_path / "run", slower, lookahead=0.01, hop=8, realtime=True, out=io.StringIO())
-    if 0.1 + kept_pace.p95_compute_ms / 1000 < 0.2:  # a machine that keeps the pace (a busy one may not)
-        assert kept_pace.behind_seconds < 0.05 and "behind real time" not in kept_pace.describe()
+    if 0.2 + kept_pace.p95_compute_ms / 1000 < 0.3:  # a machine that keeps the pace (a busy one may not)
+        assert kept_pace.behind_seconds < 0.12 and "behind real time" not in kept_pace.describe()
 
 
 def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
