@@ -148,13 +148,18 @@ def class_names_problem(classes: list[str]) -> tuple[int, str] | None:
     return None
 
 
+def segment_rows(segments: Iterable[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Some labelled segments (start, end, class name) as the digests write them, whatever their order: times as
+    Python floats rounded to the millionth (numpy's float32 is no JSON; 1 and 1.0, -0.0 and 0.0 one value), sorted.
+    What a run trained on (`segments_digest`, per video) and what a score was counted against
+    (`mgrec.evaluate.scoring.ground_truth_digest`, every video's rows in one digest) are hashed from these rows."""
+    return sorted((round(float(start), 6) + 0.0, round(float(end), 6) + 0.0, name) for start, end, name in segments)
+
+
 def segments_digest(segments: Iterable[tuple[float, float, str]]) -> str:
-    """The sha256 of some labelled segments (start, end, class name), whatever their order: times as Python floats
-    rounded to the millionth (numpy's float32 is no JSON; 1 and 1.0, -0.0 and 0.0 one value). What a score was counted
-    against (`mgrec.evaluate.scoring.ground_truth_digest`) and what a run trained on (`mgrec.train.loop.labels_digests`)
-    are told apart by it."""
-    rows = sorted((round(float(start), 6) + 0.0, round(float(end), 6) + 0.0, name) for start, end, name in segments)
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    """The sha256 of some labelled segments' rows (`segment_rows`): what a run trained on, per video
+    (`mgrec.train.loop.labels_digests`)."""
+    return hashlib.sha256(json.dumps(segment_rows(segments)).encode()).hexdigest()
 
 
 def checked_video_id(video_id: object, what: str = "video_id", optional: bool = False) -> str | None:

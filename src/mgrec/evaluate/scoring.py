@@ -44,7 +44,7 @@ from mgrec.evaluate.predictions import (
     segment_problem,
 )
 from mgrec.files import brief, callable_argument, counted, is_finite_real, is_number, listed, name_key, spelling_hint
-from mgrec.records import AnnotationSet, Detection, Segment, check_class_list, segments_digest
+from mgrec.records import AnnotationSet, Detection, Segment, check_class_list, segment_rows
 from mgrec.terminal import cell, columns
 
 
@@ -259,8 +259,12 @@ def score(
 def ground_truth_digest(gt: Mapping[str, list[Segment]], classes: list[str]) -> str:
     """The sha256 of what a score was counted against: each video's id and its segments (seconds to the microsecond,
     class name). Two scores of one split with the same counts may still have been made against other videos or
-    labels (ids renamed, gestures relabelled); `mgrec.run.same_scored_set` tells them apart by this."""
-    per_video = sorted((video_id, segments_digest((s.start, s.end, classes[s.label_id]) for s in items))
+    labels (ids renamed, gestures relabelled); `mgrec.run.same_scored_set` tells them apart by this. The digest is
+    written into every eval_/online_<split>.json and compared with those written before, so its formula is a file
+    format: one sha256 over each video's id and rows. Hashing a digest of each video's rows instead (a refactor)
+    changed every value, and `mgrec compare` refused a run evaluated before it beside one evaluated after as "scored
+    on different test sets" (the report hid its streamed scores likewise), on the same annotations."""
+    per_video = sorted((video_id, segment_rows((s.start, s.end, classes[s.label_id]) for s in items))
                        for video_id, items in gt.items())
     return hashlib.sha256(json.dumps(per_video).encode()).hexdigest()
 
