@@ -91,6 +91,35 @@ def test_a_group_whose_runs_were_evaluated_differently_is_said_so(tmp_path, caps
             "threshold_tuned_on None / val)") in capsys.readouterr().out
 
 
+def test_groups_evaluated_differently_from_each_other_are_said_so(tmp_path, capsys):
+    # one run's threshold tuned on val (training), the other's re-tuned on train (`evaluate --tune-on train`): the
+    # table named the rows by their learning rates alone, the F1 difference taken for theirs, without a word
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    b1, _ = fake_run(tmp_path, "b-seed1", 1, 3e-4, [0, 1, 2])
+    b2, _ = fake_run(tmp_path, "b-seed2", 2, 3e-4, [0, 1])
+    for run, tuned_on in ((a1, "val"), (b1, "train"), (b2, "train")):
+        scores = json.loads((run / "eval_test.json").read_text())
+        (run / "eval_test.json").write_text(json.dumps({**scores, "threshold_tuned_on": tuned_on}))
+    comparison = compare_runs([a1, b1, b2])
+    assert comparison.evaluated_apart() == {"threshold_tuned_on": {"train.lr=0.001": ["val"],
+                                                                   "train.lr=0.0003": ["train"]}}
+    assert [row.mixed for row in comparison.rows] == [{}, {}]  # each group alike within
+    assert main(["compare", str(a1), str(b1), str(b2)]) == 0
+    assert ("note: the groups were evaluated differently (threshold_tuned_on: val ('train.lr=0.001'), train "
+            "('train.lr=0.0003')): a difference between them may be the evaluation's, not the config's") \
+        in capsys.readouterr().out
+    assert main(["compare", str(a1), str(b1), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["evaluated_apart"] == {"threshold_tuned_on": {"train.lr=0.001": ["val"],
+                                                                  "train.lr=0.0003": ["train"]}}
+    # evaluated alike: no note
+    scores = json.loads((a1 / "eval_test.json").read_text())
+    (a1 / "eval_test.json").write_text(json.dumps({**scores, "threshold_tuned_on": "train"}))
+    assert compare_runs([a1, b1, b2]).evaluated_apart() == {}
+    assert main(["compare", str(a1), str(b1), str(b2)]) == 0
+    assert "evaluated differently" not in capsys.readouterr().out
+
+
 def test_one_run_and_one_copied_run_are_said_so(tmp_path, capsys):
     a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
     b1, _ = fake_run(tmp_path, "b-seed1", 1, 3e-4, [0, 1, 2])

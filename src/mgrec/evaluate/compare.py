@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mgrec.config import to_dict
@@ -56,12 +56,14 @@ class GroupRow:
     measures: dict[str, Spread]  # MEASURES' keys, and "mAP@<tIoU>" for each tIoU
     per_class_f1: dict[str, Spread]  # class name -> its F1 over the runs (classes without instances left out)
     mixed: dict[str, list]  # how the runs' evaluations differ, where they do: eval key -> the values met, in order
+    evaluated: dict[str, list] = field(default_factory=dict)  # how its runs were evaluated: EVALUATED_WITH's key ->
+    # the values met, in order (one where its runs were evaluated alike)
 
     def to_json(self) -> dict:
         return {"name": self.name, "runs": [str(run) for run in self.runs], "seeds": self.seeds,
                 "measures": {key: spread.to_json() for key, spread in self.measures.items()},
                 "per_class_f1": {name: spread.to_json() for name, spread in self.per_class_f1.items()},
-                "mixed": self.mixed}
+                "mixed": self.mixed, "evaluated": self.evaluated}
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,19 @@ class Comparison:
     instances: dict[str, int]  # class name -> its instances in the scored split
     rows: list[GroupRow]
 
+    def evaluated_apart(self) -> dict[str, dict[str, list]]:
+        """How the groups' evaluations differ from one group to another, where they do: EVALUATED_WITH's key -> each
+        row's name -> the values its runs met. Two rows whose thresholds were tuned on other splits (`evaluate
+        --tune-on train` beside the training's val), or run at other precisions, differ by that as well as by their
+        configs: the table named the row by its config alone, and the difference in F1 was the config's."""
+        if len(self.rows) < 2:
+            return {}
+        return {key: {row.name: row.evaluated.get(key, []) for row in self.rows} for key in EVALUATED_WITH
+                if len({repr(row.evaluated.get(key, [])) for row in self.rows}) > 1}
+
     def to_json(self) -> dict:
         return {"split": self.split, "num_videos": self.num_videos, "instances": self.instances,
-                "rows": [row.to_json() for row in self.rows]}
+                "rows": [row.to_json() for row in self.rows], "evaluated_apart": self.evaluated_apart()}
 
 
 def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: str = "best") -> Comparison:
@@ -219,10 +231,10 @@ def _row(name: str, members: list[tuple[Path, int | None, dict]]) -> GroupRow:
     per_class = {class_name: Spread.of([s["per_class"][class_name]["f1"] for s in scores])
                  for class_name, entry in scores[0]["per_class"].items() if entry["instances"] > 0}
     # what the config does not hold but the evaluation chose: a group evaluated two ways is two draws of two things
-    mixed = {key: values for key in EVALUATED_WITH
-             if len(values := list(dict.fromkeys(s.get(key) for s in scores))) > 1}
+    evaluated = {key: list(dict.fromkeys(s.get(key) for s in scores)) for key in EVALUATED_WITH}
+    mixed = {key: values for key, values in evaluated.items() if len(values) > 1}
     return GroupRow(name, [member[0] for member in members], [member[1] for member in members], measures, per_class,
-                    mixed)
+                    mixed, evaluated)
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -260,6 +272,14 @@ def format_comparison(comparison: Comparison) -> str:
             said = "; ".join(f"{key} {' / '.join(map(str, values))}" for key, values in row.mixed.items())
             lines.append(f"note: {name}: its runs were evaluated differently ({said}): `mgrec evaluate` them alike "
                          "for a mean of one thing")
+    apart = comparison.evaluated_apart()
+    if apart:
+        # each row's name quoted: names hold ", " themselves (`ensemble=no, train.lr=0.001`)
+        said = "; ".join(f"{key}: " + ", ".join(f"{' / '.join(map(str, values))} ('{name}')"
+                                                for name, values in by_row.items())
+                         for key, by_row in apart.items())
+        lines.append(f"note: the groups were evaluated differently ({said}): a difference between them may be the "
+                     "evaluation's, not the config's; `mgrec evaluate` them alike to compare the configs")
     single = [name for name, row in zip(names, rows) if len(row.runs) == 1]
     if single:
         lines.append(f"note: {len(single)} group(s) of one run ({', '.join(single[:3])}{', ...' * (len(single) > 3)})"
