@@ -272,6 +272,32 @@ def test_predictions_of_a_video_spelt_in_another_unicode_normalisation_say_so(tm
         score_file(load_annotations(gt_path), gt_path, pred_path, "test")
 
 
+
+@pytest.mark.parametrize(("ids", "message"), [
+    # ActivityNet's videos are files v_<id>.mp4, its annotations' keys the bare ids; other tools key results by either
+    (["v_S1", "v_S2"], r"'v_S1', 'v_S2'; each is a video of .*gt.json with 'v_' before: the predictions' ids have it "
+                       r"and the annotations' do not \('v_S1' is 'S1'\); write the predictions' ids as the "
+                       r"annotations' do"),
+    (["S1.mp4"], r"'S1.mp4'; each is a video of .*gt.json with '.mp4' after: .* \('S1.mp4' is 'S1'\)"),
+    (["1", "2"], r"'1', '2'; each is a video of .*gt.json without 'S' before: the annotations' ids have it and the "
+                 r"predictions' do not \('1' is 'S1'\)"),
+    (["v_S1", "S2x"], r"'S2x', 'v_S1'$"),  # no one affix: the ids alone
+])
+def test_predictions_whose_video_ids_are_the_annotations_with_a_prefix_or_suffix_say_so(tmp_path, ids, message):
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "p.json"
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": {video: {
+        "subset": "test", "fps": 30.0, "duration": 30.0, "annotations": [{"label": "a", "segment": [1.0, 2.0]}]}
+        for video in ("S1", "S2")}}))
+    save_predictions({video: [Detection(video, 1.0, 2.0, 0, "a", 0.9)] for video in ids}, pred_path)
+    with pytest.raises(InputError, match=rf"p.json: predictions for {len(ids)} video\(s\) not in .*gt.json: "
+                                         + message):
+        score_file(load_annotations(gt_path), gt_path, pred_path, "test")
+
+
 def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path, capsys):
     # its notes were dropped by default (segments in frames scored 0 without a word), a path given for the
     # annotations was an AttributeError, split=None scored every video of the file, tious=0.5 a TypeError

@@ -535,6 +535,34 @@ def _checked_score_arguments(annotations: object, gt_path: str | Path, pred_path
     return split, tune_on, tuple(sorted(set(tious)))
 
 
+def _affix_hint(unknown: list[str], videos: Iterable[str], gt_path: str | Path) -> str:
+    """Where the unknown video ids are the annotations' own with something before or after them, or theirs without
+    it (ActivityNet's `v_` of its videos' file names, OpenTAD's and ActionFormer's prefixes, a file ending `.mp4`
+    kept in the id), that said: the message listed the ids alone, and the same ids in two spellings read as a
+    different set of videos."""
+    known = set(videos)
+    first = unknown[0]
+    for inner, outer, whose in ((video, first, "the predictions' ids have") for video in known if video in first):
+        before, after = outer.split(inner, 1)
+        if all(u.startswith(before) and u.endswith(after) and u[len(before):len(u) - len(after)] in known
+               for u in unknown):
+            return (f"; each is a video of {gt_path} with {_affix_words(before, after)}: {whose} it and the "
+                    f"annotations' do not ({brief(first)} is {brief(inner)}); write the predictions' ids as the "
+                    "annotations' do")
+    for video in (video for video in known if first in video and video != first):
+        before, after = video.split(first, 1)
+        if all(before + u + after in known for u in unknown):
+            return (f"; each is a video of {gt_path} without {_affix_words(before, after)}: the annotations' ids "
+                    f"have it and the predictions' do not ({brief(first)} is {brief(video)}); write the predictions' "
+                    "ids as the annotations' do")
+    return ""
+
+
+def _affix_words(before: str, after: str) -> str:
+    return " and ".join(words for words in (f"{brief(before)} before" if before else "",
+                                            f"{brief(after)} after" if after else "") if words)
+
+
 def _note_the_file(predictions: dict[str, list[Detection]], annotations: AnnotationSet, fps: dict[str, float],
                    info: dict, pred_path: str | Path, gt_path: str | Path, note: Callable[[str], None]) -> None:
     """What a predictions file says of itself before any split is scored: which set it holds (a hard set scored
@@ -553,7 +581,8 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
         raise InputError(f"{pred_path}: predictions for {len(unknown)} video(s) not in {gt_path}: "
                          f"{', '.join(brief(video) for video in unknown[:10])}"
                          + ("" if spelt is None else f"; {brief(spelt[0])} reads as its video {brief(spelt[1])}"
-                            f"{spelling_hint(*spelt)}: give both one spelling"))
+                            f"{spelling_hint(*spelt)}: give both one spelling")
+                         + (_affix_hint(unknown, annotations.videos, gt_path) if spelt is None else ""))
     # frames that say another time than the seconds: one of the two is wrong, and only the seconds are scored (a
     # frame and a half of slack: fused detections' rounded mean frames drift from their mean seconds by over one)
     astray = [d for video, items in predictions.items() for d in items if d.start_frame is not None
