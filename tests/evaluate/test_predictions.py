@@ -191,6 +191,12 @@ def entry(**changes):
         (entry(label_id=True, label=None), "results.Sample0036[1].label_id", "integer"),
         (entry(label=1, label_id=None), "results.Sample0036[1].label", "got 1 (if 1 is the class's index in [0, 3) "
                                                                        "of ['arms akimbo', "),
+        (entry(label="1", label_id=None), "results.Sample0036[1].label", "unknown class '1'; known: ['arms akimbo', "
+                                                                         "'folding arms', 'moving legs'] (if 1 is the "
+                                                                         "class's index in [0, 3), give it as "
+                                                                         "label_id, a number)"),
+        (entry(segment=None, **{"t-start": 1.0, "t-end": 2.0}), "results.Sample0036[1]",
+         "missing 'segment' [start_s, end_s] (it has 't-start' and 't-end': give them as segment)"),
         (entry(label_id=0), "results.Sample0036[1]", "label 'moving legs' is class 2 but label_id is 0"),
         (entry(label=None, label_id=None), "results.Sample0036[1]", "missing 'label'"),
         (entry(score=None), "results.Sample0036[1]", "missing 'score'"),
@@ -220,6 +226,11 @@ def test_json_non_finite_score(tmp_path):
     [
         ("{not json", "not valid JSON"),
         ('{"database": {}}', "'results' key"),
+        # ActionFormer's results as its evaluation keeps them (columns), saved as JSON
+        ('{"video-id": ["v"], "t-start": [1.0], "t-end": [2.0], "label": [0], "score": [0.9]}',
+         "'results' key; it holds columns video-id, t-start, t-end, label, score (ActionFormer's results), not "
+         'detections per video: write them as {"results": {video_id: [{"segment": [t-start, t-end], "label_id": '
+         'label, "score": score}, ...]}}'),
         ('{"results": []}', "[results]: expected an object"),
         ('{"results": {"v": {}}}', "[results.v]: expected a list"),
     ],

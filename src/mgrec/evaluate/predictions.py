@@ -229,6 +229,12 @@ def _load_json(path: Path, classes: list[str]) -> dict[str, list[Detection]]:
         found = ("; it holds annotations (a 'database' object), the ground truth, not predictions (`mgrec score --gt` "
                  "takes it)"
                  if isinstance(document, dict) and "database" in document else "")
+        if isinstance(document, dict) and {"video-id", "t-start", "t-end"} <= set(document):
+            # ActionFormer's evaluation keeps its results as columns (and `label` as the class's index), and users
+            # save that dict as JSON: the message said only that a 'results' key was missing
+            found = ("; it holds columns video-id, t-start, t-end, label, score (ActionFormer's results), not "
+                     "detections per video: write them as {\"results\": {video_id: [{\"segment\": [t-start, t-end], "
+                     "\"label_id\": label, \"score\": score}, ...]}} (label_id where label is the class's index)")
         raise InputError(f"{path}: expected a JSON object with a 'results' key{found}")
     results = document["results"]
     if not isinstance(results, dict):
@@ -354,7 +360,10 @@ def segment_problem(start: object, end: object) -> str | None:
 def _segment_of(entry: dict, at: Callable[[str], str]) -> tuple[float, float]:
     segment = entry.get("segment")
     if segment is None:
-        raise InputError(f"{at('')}: missing 'segment' [start_s, end_s]")
+        other = next((keys for keys in (("t-start", "t-end"), ("start", "end"), ("start_s", "end_s"))
+                      if all(key in entry for key in keys)), None)  # another tool's keys for the same two times
+        hint = "" if other is None else f" (it has {other[0]!r} and {other[1]!r}: give them as segment)"
+        raise InputError(f"{at('')}: missing 'segment' [start_s, end_s]{hint}")
     if not (isinstance(segment, list) and len(segment) == 2 and all(_is_number(t) for t in segment)):
         raise InputError(f"{at('.segment')}: expected [start_s, end_s] numbers, got {segment!r}")
     problem = segment_problem(*segment)
@@ -381,7 +390,10 @@ def _label_id_of(entry: dict, at: Callable[[str], str], classes: list[str], clas
                           "as label_id)")
         raise InputError(f"{at('.label')}: expected a class name (string), got {brief(label)}{index_hint}")
     if label is not None and label not in class_ids:
-        raise InputError(f"{at('.label')}: unknown class {label!r}; known: {classes}")
+        # a class's index written as text ("3": a tool that writes every field as a string)
+        index_hint = (f" (if {label} is the class's index in [0, {len(classes)}), give it as label_id, a number)"
+                      if label.isascii() and label.isdigit() and int(label) < len(classes) else "")
+        raise InputError(f"{at('.label')}: unknown class {label!r}; known: {classes}{index_hint}")
     if label is not None and label_id is not None and class_ids[label] != label_id:
         raise InputError(
             f"{at('')}: label {label!r} is class {class_ids[label]} but label_id is {label_id}{ANOTHER_CLASS_LIST} "
