@@ -606,6 +606,11 @@ class RunDir:
                 and isinstance(m.get("transductive"), bool) for m in pseudo)):
             raise InputError(f"{self.format_path} [ensemble.pseudo_labelled]: expected a list of "
                              "{member, unlabeled, transductive} records (as mgrec ensemble writes it)")
+        recorded = block.get("member_configs")  # ensembles made before it was recorded: none
+        if recorded is not None and not (isinstance(recorded, list) and recorded
+                                         and all(isinstance(config, dict) for config in recorded)):
+            raise InputError(f"{self.format_path} [ensemble.member_configs]: expected a list of configs, one per "
+                             f"member (as mgrec ensemble writes them), got {brief(recorded)}")
         if block.get("fusion") == "detections":  # each member a run of its own in members/<m>: all of them used
             sources = block.get("sources")
             if isinstance(sources, list) and len(sources) != members:

@@ -79,6 +79,52 @@ def test_ensembles_of_as_many_runs_of_one_config_are_one_group_apart_from_their_
     assert [(row.name, row.runs) for row in rows] == [("ensemble=no", runs), ("ensemble=2 runs", ensembles)]
 
 
+def test_ensembles_are_grouped_and_named_by_their_members_configs_not_the_first_members(tmp_path, capsys):
+    # an ensemble's config.yaml is its first member's: one of an lr 1e-3 and an lr 3e-4 run was grouped with one of
+    # two lr 1e-3 runs, and both named as lr 1e-3 ensembles, their mean taken over the two
+    from mgrec.config import load_config, to_dict
+
+    def ensemble(name, seed, lrs):
+        run, _ = fake_run(tmp_path, name, seed, lrs[0], [0, 1, 2])
+        configs = []
+        for i, lr in enumerate(lrs):  # as mgrec ensemble records them: each member's config as read from its run
+            config = Config(name=f"m{i}", seed=seed + i, data=DataConfig(annotations="a.json"),
+                            train=TrainConfig(lr=lr))
+            save_config(replace(config, model=replace(config.model, num_classes=2)), tmp_path / "member.yaml")
+            configs.append(to_dict(load_config(tmp_path / "member.yaml")))
+        (run / "run.json").write_text(json.dumps({"format": 16, "ensemble": {
+            "members": len(lrs), "sources": [], "member_configs": configs}}))
+        return run
+
+    mixed = ensemble("mixed", 1, [1e-3, 3e-4])
+    alike = ensemble("alike", 2, [1e-3, 1e-3])
+    swapped = ensemble("swapped", 3, [3e-4, 1e-3])  # the same members in another order: the same group
+    rows = compare_runs([mixed, alike, swapped]).rows
+    assert [(row.name, row.runs) for row in rows] == [("train.lr=[0.0003, 0.001]", [mixed, swapped]),
+                                                      ("train.lr=0.001", [alike])]
+    assert main(["compare", str(mixed), str(alike)]) == 0
+    assert "train.lr=[0.0003, 0.001]  1" in capsys.readouterr().out
+    # the same members' detections fused (each member a run in members/<m>): another method, another group
+    fused, _ = fake_run(tmp_path, "fused", 4, 1e-3, [0, 1, 2])
+    (fused / "members").mkdir()
+    for index, lr in enumerate([1e-3, 3e-4]):
+        fake_run(fused / "members", str(index), 10 + index, lr, [0])
+    (fused / "run.json").write_text(json.dumps({"format": 16, "ensemble": {"members": 2, "fusion": "detections",
+                                                                          "sources": ["a", "b"]}}))
+    rows = compare_runs([mixed, fused]).rows
+    assert [(row.name, row.runs) for row in rows] == [("ensemble=2 runs", [mixed]),
+                                                      ("ensemble=2 runs, detections fused", [fused])]
+    # a record that is not one config per member is refused by its key
+    (mixed / "run.json").write_text(json.dumps({"format": 16, "ensemble": {"members": 2, "member_configs": [{}]}}))
+    with pytest.raises(InputError, match=r"run.json \[ensemble.member_configs\]: 1 config\(s\), but "
+                                         r"\[ensemble.members\] is 2: expected one per member"):
+        compare_runs([mixed, alike])
+    (mixed / "run.json").write_text(json.dumps({"format": 16, "ensemble": {"members": 2, "member_configs": "x"}}))
+    with pytest.raises(InputError, match=r"run.json \[ensemble.member_configs\]: expected a list of configs, one "
+                                         r"per member"):
+        compare_runs([mixed, alike])
+
+
 def test_a_group_whose_runs_were_evaluated_differently_is_said_so(tmp_path, capsys):
     runs = [fake_run(tmp_path, f"a-seed{seed}", seed, 1e-3, found)[0] for seed, found in ((1, [0, 1]), (2, [0, 2]))]
     scores = json.loads((runs[1] / "eval_test.json").read_text())

@@ -90,6 +90,11 @@ def test_an_ensemble_of_two_identical_runs_equals_one(runs, tmp_path):
 def test_an_ensemble_has_no_last_checkpoint(runs, tmp_path, capsys):
     _, _, members = runs
     make_ensemble(members, tmp_path / "e", log=lambda *_: None)
+    # each member's own config recorded (its config.yaml is the first member's): what `mgrec compare` groups it by
+    from mgrec.config import to_dict
+    from mgrec.run import RunDir
+    assert RunDir(tmp_path / "e").read_ensemble()["member_configs"] == [
+        json.loads(json.dumps(to_dict(RunDir(m).read_config()))) for m in members]
     assert main(["evaluate", str(tmp_path / "e"), "--checkpoint", "last"]) == 2
     assert "is an ensemble of its members' selected (best) checkpoints; --checkpoint last does not apply" in \
         capsys.readouterr().err

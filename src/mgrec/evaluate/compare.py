@@ -11,6 +11,7 @@ sets compare nothing, and are refused.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -177,7 +178,22 @@ def _group_key(run: RunDir, config) -> tuple[str, dict]:
     how many they are) and the flattened config its name is drawn from. Paths are compared by what they name
     (`_same_path_words`): seeds of one config whose features folder was given as `features/` and `features`, or
     relative and absolute, were two groups of one run each, their mean and spread never made."""
-    flat = _flattened(to_dict(config))
+    flat = _flat_config(to_dict(config))
+    ensemble = run.read_ensemble()
+    # an ensemble is not one more seed of its members' config; ensembles of as many runs of one config are a group
+    members = None if ensemble is None else _member_configs(run, ensemble)
+    if members is not None:  # its config is its first member's: grouped and named by what its members were
+        flat = _merged([_flat_config(member) for member in members])
+    # and by how it fuses them: averaged outputs and fused detections of the same members are two methods
+    flat["ensemble"] = ("no" if ensemble is None else f"{ensemble['members']} runs"
+                        + (", detections fused" if ensemble.get("fusion") == "detections" else ""))
+    return repr(sorted(flat.items())), flat
+
+
+def _flat_config(tree: dict) -> dict[str, object]:
+    """A config as `_group_key` compares it: flattened, seed and name left out, paths by what they name; as JSON
+    holds it, so that a config run.json records (lists) and one read from its YAML (tuples) are alike."""
+    flat = _flattened(json.loads(json.dumps(tree)))
     for varying in ("seed", "name"):
         flat.pop(varying, None)
     for key in PATH_KEYS:
@@ -187,10 +203,32 @@ def _group_key(run: RunDir, config) -> tuple[str, dict]:
         flat["data.streams"] = [{**stream, "features": _same_path_words(stream["features"])}
                                 if isinstance(stream, dict) and isinstance(stream.get("features"), str) else stream
                                 for stream in flat["data.streams"]]
-    ensemble = run.read_ensemble()
-    # an ensemble is not one more seed of its members' config; ensembles of as many runs of one config are a group
-    flat["ensemble"] = "no" if ensemble is None else f"{ensemble['members']} runs"
-    return repr(sorted(flat.items())), flat
+    return flat
+
+
+def _member_configs(run: RunDir, ensemble: dict) -> list[dict] | None:
+    """An ensemble's members' configs: each member's own of a detection-level ensemble (members/<m>), those
+    run.json records of one that averages outputs; None for one made before they were recorded (its config, the
+    first member's, then stands for all)."""
+    if ensemble.get("fusion") == "detections":
+        return [to_dict(RunDir(run.member_path(m)).read_config()) for m in range(ensemble["members"])]
+    recorded = ensemble.get("member_configs")
+    if recorded is not None and len(recorded) != ensemble["members"]:
+        raise InputError(f"{run.format_path} [ensemble.member_configs]: {len(recorded)} config(s), but "
+                         f"[ensemble.members] is {ensemble['members']}: expected one per member; make the ensemble "
+                         "again")
+    return recorded
+
+
+def _merged(members: list[dict[str, object]]) -> dict[str, object]:
+    """The members' flattened configs as one: a key's value where they agree, else the sorted list of theirs (an
+    ensemble of lr 1e-3 and lr 5e-4 is `train.lr=[0.0005, 0.001]`, whatever the members' order)."""
+    keys = sorted({key for member in members for key in member})
+    merged: dict[str, object] = {}
+    for key in keys:
+        values = [member.get(key) for member in members]
+        merged[key] = values[0] if all(repr(v) == repr(values[0]) for v in values) else sorted(values, key=repr)
+    return merged
 
 
 def _same_path_words(value: str) -> str:

@@ -148,8 +148,11 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
 
     with out_run.lock():
         refuse_a_written_ensemble_dir(out_run)
+        # each member's own config: the ensemble's is the first member's, and `mgrec compare` groups ensembles by
+        # what their members were (one of lr 1e-3 and lr 5e-4 was grouped and named as one of two lr 1e-3 runs)
         out_run.write_format({"members": len(paths), "sources": [str(p) for p in paths],
-                              "pseudo_labelled": pseudo_labelled_members([(p, c) for p, c, *_ in loaded])})
+                              "pseudo_labelled": pseudo_labelled_members([(p, c) for p, c, *_ in loaded]),
+                              "member_configs": [to_dict(c) for _, c, *_ in loaded]})
         out_run.write_config(config)
         out_run.write_classes(classes)
         records = [RunDir(path).read_splits() for path in paths]
