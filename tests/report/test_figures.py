@@ -247,6 +247,25 @@ def test_f1_threshold_figure_plots_the_curve_and_marks_both_thresholds():
     assert verticals[best] == pytest.approx(curve.best_threshold)
 
 
+def test_f1_threshold_figure_of_logit_scores_spans_them_and_draws_its_thresholds():
+    # another tool's logits (`score --pred ... --analysis`): the axis was [0, 1], the curve drawn from 0 back to the
+    # lowest logit and forth again, and the thresholds in use and best (-0.5, -1.2) outside it, not drawn
+    logits = [Detection(d.video_id, d.start, d.end, d.label_id, d.label, value)
+              for d, value in zip(DETECTIONS, (2.5, 1.0, -0.5, -1.2, -3.0))]
+    curve = f1_threshold_curve({"v": SEGMENTS}, {"v": logits})
+    figure = f1_threshold_figure(curve, -0.5, None, "test")
+    (axes,) = figure.axes
+    low, high = axes.get_xlim()
+    assert low < -3.0 and high > 2.5
+    f1_line = next(line for line in axes.lines if line.get_label() == "F1 (one-to-one)")
+    assert np.all(np.diff(f1_line.get_xdata()) > 0)  # left to right, never back
+    verticals = [line.get_xdata()[0] for line in axes.lines if line.get_label().startswith(("in use", "best"))]
+    assert verticals == [curve.best_threshold, -0.5] and all(low < x < high for x in verticals)
+    # probabilities keep their axis: from 0 to a little past the highest score
+    figure = f1_threshold_figure(f1_threshold_curve({"v": SEGMENTS}, {"v": DETECTIONS}), 0.65, "val", "test")
+    assert figure.axes[0].get_xlim() == pytest.approx((0.0, 1.0))
+
+
 def test_training_curves_share_the_epoch_axis():
     records = [{"kind": "train", "epoch": e, "loss": 1.0} for e in range(3)] + [{"kind": "val", "epoch": 2, "f1": 0.5}]
     left, right = training_curves_figure(records).axes

@@ -290,6 +290,21 @@ def pr_curves_figure(
     return figure
 
 
+def _threshold_axis(curve: ThresholdCurve, score_threshold: float | None) -> tuple[float, float]:
+    """The span of the F1-against-threshold axis: from 0 to a little past the highest score or the threshold (scores
+    above the highest all give an empty hard set), within [0, 1] for probabilities; for scores outside [0, 1] (another
+    tool's logits, `score --pred`) from a little before the lowest to a little past the highest. The axis was [0, 1]
+    for any scores: the curve of logits drawn back and forth, and the thresholds of logits (-0.48) not drawn at all."""
+    marks = [float(t) for t in (score_threshold,) if t is not None]
+    values = [*(curve.thresholds.tolist() if len(curve.thresholds) else []), *marks]
+    if all(0.0 <= v <= 1.0 for v in values):
+        top = max(values, default=1.0)
+        return 0.0, min(1.0, max(top * 1.15, 0.05))
+    low, high = min(values), max(values)
+    margin = 0.05 * (high - low) or 0.05
+    return low - margin, high + margin
+
+
 def f1_threshold_figure(
     curve: ThresholdCurve, score_threshold: float | None, tuned_on: str | None, split: str
 ) -> Figure:
@@ -297,10 +312,11 @@ def f1_threshold_figure(
     use (tuned on `tuned_on`) and the best one on this split marked."""
     figure = Figure(figsize=(9, 3.4), layout="constrained")
     axes = figure.add_subplot()
+    left, right = _threshold_axis(curve, score_threshold)
     if len(curve.thresholds):
         # The hard set at t is the detections with score >= t: constant on (previous score, score],
         # empty above the highest score.
-        x = np.concatenate([[0.0], curve.thresholds, [1.0]])
+        x = np.concatenate([[left], curve.thresholds, [right]])
         for values, name, color, width in (
             (curve.precision, "precision", "#9ecae1", 1.0),
             (curve.recall, "recall", "#f4a3a0", 1.0),
@@ -319,9 +335,7 @@ def f1_threshold_figure(
                          label=f"{where}: {score_threshold:.3g} (F1 {100 * (used.f1 if used else 0.0):.1f})")
     else:
         axes.text(0.5, 0.5, "no detections", ha="center", va="center", transform=axes.transAxes)
-    # Scores above the highest one all give an empty hard set: show up to a little past it.
-    top = float(curve.thresholds.max()) if len(curve.thresholds) else 1.0
-    axes.set_xlim(0, min(1.0, max(top * 1.15, (score_threshold or 0.0) * 1.15, 0.05)))
+    axes.set_xlim(left, right)
     axes.set_ylim(0, 102)
     axes.set_xlabel("score threshold (the hard set: detections with score ≥ threshold)")
     axes.set_ylabel("%")
