@@ -113,6 +113,26 @@ def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detecti
     assert "1 score(s) outside [0, 1] (another tool's logits?) are counted in the end bins" in page
 
 
+def test_a_file_joined_to_itself_is_said_to_repeat_its_detections(run_dir, tmp_path, capsys):
+    # another tool's results concatenated twice (or written twice): every count and rate per minute of the page was
+    # doubled without a word, where `mgrec score` notes the same file
+    twice = {video: detections + detections for video, detections in hard_of(RANKED).items()}
+    source = tmp_path / "twice.json"
+    save_predictions(twice, source)
+    notes = []
+    data = load_detections(run_dir, source, note=notes.append)
+    words = ("3 of the 6 detections in " + str(source) + " repeat another exactly (video, class, segment and score; "
+             "first: cam_1 ")
+    assert data.repeats.startswith(words) and notes == [data.repeats + ": each copy is counted and drawn; a file "
+                                                        "joined to itself, or written twice?"]
+    page = write_detections_report(run_dir, source, tmp_path / "twice.html").read_text(encoding="utf-8")
+    assert "repeat another exactly" in page and "each copy is counted and drawn" in page
+    assert "repeat another exactly" in capsys.readouterr().err  # the default note, on stderr
+    # a file without repeats: no word
+    once = mgrec_file(tmp_path / "once.json", hard_of(RANKED), "hard")
+    assert load_detections(run_dir, once, note=notes.append).repeats == "" and len(notes) == 1
+
+
 def test_an_smg_folder_of_a_run_without_a_frame_rate_is_read_at_the_fps_given(run_dir, tmp_path, capsys):
     write_smg_labels(hard_of(RANKED), tmp_path / "smg", fps=28.0)
     assert main(["report", str(run_dir), "--detections", str(tmp_path / "smg")]) == 2

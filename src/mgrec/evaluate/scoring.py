@@ -41,6 +41,7 @@ from mgrec.evaluate.predictions import (
     is_results_json,
     load_predictions,
     read_predictions_info,
+    repeats_words,
     segment_problem,
 )
 from mgrec.files import brief, callable_argument, counted, is_finite_real, is_number, listed, name_key, spelling_hint
@@ -596,14 +597,10 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
              "the seconds are scored")
     # a file joined to itself (`cat a.csv a.csv`, a folder's files doubled) halved F1 without a word: each copy is
     # scored, as a false positive wherever its first is matched (the JSON lines of a stream are refused instead)
-    counts = Counter(d for items in predictions.values() for d in items)
-    repeated = sum(count - 1 for count in counts.values())
+    repeated = repeats_words(predictions, pred_path)
     if repeated:
-        first = next(d for d, count in counts.items() if count > 1)
-        note(f"{repeated} of the {sum(map(len, predictions.values()))} detections in {pred_path} repeat another "
-             f"exactly (video, class, segment and score; first: {first.video_id} {first.label} [{first.start:g}, "
-             f"{first.end:g}] s): each copy is scored, as a false positive where the first is matched; a file "
-             "joined to itself, or written twice?")
+        note(f"{repeated}: each copy is scored, as a false positive where the first is matched; a file joined to "
+             "itself, or written twice?")
     # segments in frames read as seconds score 0 without a word: they start after the videos end
     late = [d for video, items in predictions.items() for d in items
             if d.start > annotations.videos[video].duration + 1.0]

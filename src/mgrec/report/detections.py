@@ -25,7 +25,7 @@ from mgrec.config import class_thresholds_problem
 from mgrec.data.features import read_sidecar
 from mgrec.errors import InputError, where
 from mgrec.evaluate.f1 import apply_score_threshold, bar_words
-from mgrec.evaluate.predictions import MGREC_KEY, load_predictions, read_predictions_info
+from mgrec.evaluate.predictions import MGREC_KEY, load_predictions, read_predictions_info, repeats_words
 from mgrec.files import atomic_write_text, brief, is_finite_real, resolve_path
 from mgrec.records import Detection
 from mgrec.report.figures import score_histogram_figure
@@ -54,6 +54,7 @@ class DetectionsData:
     bar: tuple[float, list[float] | None] | None  # the hard set's score threshold (and per class), where known
     lengths_recorded: int  # of the videos drawn, those whose length the file records (others: to their last end)
     bar_recorded: bool = False  # whether `bar` is the one the file records (else: the run's)
+    repeats: str = ""  # the drawn detections that repeat another exactly, in words ("" where none does)
 
 
 def load_detections(run_dir: str | Path, source: str | Path, fps: float | None = None,
@@ -121,9 +122,13 @@ def load_detections(run_dir: str | Path, source: str | Path, fps: float | None =
     # above it 1 s long, and the page's minutes and rate per minute too low)
     durations = {video_id: max([lengths.get(video_id, 0.0), *(d.end for d in found.get(video_id, detections)), 1.0])
                  for video_id, detections in drawn.items()}
+    # a file joined to itself (or written twice) doubled every count and rate of the page without a word
+    repeats = repeats_words(drawn, source)
+    if repeats:
+        note(f"{repeats}: each copy is counted and drawn; a file joined to itself, or written twice?")
     return DetectionsData(source, Path(run_dir), classes, drawn, durations, info, which, bar,
                           lengths_recorded=len(set(drawn) & set(lengths)),
-                          bar_recorded="score_threshold" in info)
+                          bar_recorded="score_threshold" in info, repeats=repeats)
 
 
 def _recorded_lengths(source: Path, info: dict) -> dict[str, float]:
@@ -170,8 +175,10 @@ def _summary(data: DetectionsData) -> str:
                 "videos), and the others up to their last detection")
     else:
         span = "up to each video's last detection in the file (it does not record the videos' lengths)"
+    repeats = (f" {escape(data.repeats)}: each copy is counted and drawn; a file joined to itself, or written twice?"
+               if data.repeats else "")
     return (f'<div class="cards">{cards_html}</div><p class="note">Drawn: {escape(data.which)}. Rates and timelines '
-            f"span {span}: {hours * 60:.1f} minutes in all. No ground truth: nothing is scored.</p>")
+            f"span {span}: {hours * 60:.1f} minutes in all. No ground truth: nothing is scored.{repeats}</p>")
 
 
 def _per_class(data: DetectionsData) -> str:
