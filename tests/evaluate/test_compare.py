@@ -114,6 +114,11 @@ def test_ensembles_are_grouped_and_named_by_their_members_configs_not_the_first_
     rows = compare_runs([mixed, fused]).rows
     assert [(row.name, row.runs) for row in rows] == [("ensemble=2 runs", [mixed]),
                                                       ("ensemble=2 runs, detections fused", [fused])]
+    # names holding ", " are each quoted in the notes: three of them ran together into one list
+    plain, _ = fake_run(tmp_path, "plain", 5, 1e-3, [0, 1])
+    assert main(["compare", str(mixed), str(plain)]) == 0
+    assert ("note: 2 group(s) of one run ('ensemble=2 runs, train.lr=[0.0003, 0.001]', 'ensemble=no, "
+            "train.lr=0.001'): one training is one draw") in capsys.readouterr().out
     # a record that is not one config per member is refused by its key
     (mixed / "run.json").write_text(json.dumps({"format": 16, "ensemble": {"members": 2, "member_configs": [{}]}}))
     with pytest.raises(InputError, match=r"run.json \[ensemble.member_configs\]: 1 config\(s\), but "
@@ -173,7 +178,7 @@ def test_one_run_and_one_copied_run_are_said_so(tmp_path, capsys):
     assert main(["compare", str(a1), str(b1), str(b1_copy)]) == 0
     printed = capsys.readouterr().out
     assert "note: train.lr=0.0003: runs of seed 1 count more than once" in printed
-    assert "note: 1 group(s) of one run (train.lr=0.001): one training is one draw, and its spread is not known" \
+    assert "note: 1 group(s) of one run ('train.lr=0.001'): one training is one draw, and its spread is not known" \
         in printed
     assert main(["compare", str(a1), str(b1), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)

@@ -320,7 +320,9 @@ def format_comparison(comparison: Comparison) -> str:
                      "evaluation's, not the config's; `mgrec evaluate` them alike to compare the configs")
     single = [name for name, row in zip(names, rows) if len(row.runs) == 1]
     if single:
-        lines.append(f"note: {len(single)} group(s) of one run ({', '.join(single[:3])}{', ...' * (len(single) > 3)})"
+        # each name quoted: names hold ", " themselves (`ensemble=no, train.lr=0.001`), and three of them ran together
+        quoted = ", ".join(f"'{name}'" for name in single[:3])
+        lines.append(f"note: {len(single)} group(s) of one run ({quoted}{', ...' * (len(single) > 3)})"
                      ": one training is one draw, and its spread is not known")
     return "\n".join(lines)
 
