@@ -346,6 +346,19 @@ def test_report_on_annotations_the_run_was_not_scored_against_is_refused(tmp_pat
     other.write_text(json.dumps(moved), encoding="utf-8")
     with pytest.raises(InputError, match=r"was not scored against"):
         write_report(run["run_dir"], annotations=other)
+    # the same counts and finds, other times: a gesture's end 1 ms later (found as before) was taken for the file's
+    shifted = copy.deepcopy(document)
+    segment = next(item for v in test_videos for item in shifted["database"][v]["annotations"])
+    segment["segment"] = [segment["segment"][0], segment["segment"][1] + 0.001]
+    segment.pop("segment(frames)", None)
+    other.write_text(json.dumps(shifted), encoding="utf-8")
+    with pytest.raises(InputError, match=rf"eval_test.json was not scored against {re.escape(str(other))}: the same "
+                                         r"\d+ instances of split 'test', \d+ found, but other videos, times or labels "
+                                         r"\(its ground_truth_sha256 is not this file's\); report the run on the "
+                                         r"annotations it was evaluated on .*mgrec score --gt "):
+        write_report(run["run_dir"], annotations=other)
+    with pytest.raises(InputError, match="ground_truth_sha256 is not this file's"):
+        analyze_run(run["run_dir"], annotations=other)
     other.write_text(json.dumps(document), encoding="utf-8")  # the same annotations under another name: as before
     write_report(run["run_dir"], annotations=other, out=tmp_path / "same.html")
     analyze_run(run["run_dir"], annotations=other)

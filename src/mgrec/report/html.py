@@ -48,6 +48,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
+from mgrec.evaluate.scoring import ground_truth_digest
 from mgrec.files import atomic_write_text, file_sha256, json_or_none, read_json, resolve_path, shell_word
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
@@ -186,14 +187,23 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     scored_found = round(float(scores["recall"]) * sum(scored.values()))
     bar = (" (at one threshold: the run's per-class ones cannot be given to score)" if scores.get("class_thresholds")
            else f" --score-threshold {float(scores['score_threshold'])!r}")
+    remedy = (f"report the run on the annotations it was evaluated on (edited since? evaluate the run again: mgrec "
+              f"evaluate), or score its detections against this file: mgrec score --gt "
+              f"{shell_word(run.annotations_path)} --pred {shell_word(detections)} --split "
+              f"{shell_word(run.split)}{bar}")
     if any(scored.get(c, 0) != loaded[c] for c in range(len(run.classes))) or scored_found != len(point.matches):
         raise InputError(
             f"{eval_path} was not scored against {run.annotations_path}: it counts {sum(scored.values())} instances "
             f"of split {run.split!r} and finds {scored_found}, the file has {sum(loaded.values())} and the same "
-            f"detections find {len(point.matches)}; report the run on the annotations it was evaluated on (edited "
-            f"since? evaluate the run again: mgrec evaluate), or score its detections against this file: mgrec score "
-            f"--gt {shell_word(run.annotations_path)} --pred {shell_word(detections)} --split "
-            f"{shell_word(run.split)}{bar}")
+            f"detections find {len(point.matches)}; {remedy}")
+    # the same counts and finds may still be of other segments (a gesture's times edited, one relabelled where
+    # neither is found): the digest of what the scores were counted against tells them apart, where it is recorded
+    digest = scores.get("ground_truth_sha256")
+    if digest is not None and digest != ground_truth_digest(run.ground_truth, run.classes):
+        raise InputError(
+            f"{eval_path} was not scored against {run.annotations_path}: the same {sum(scored.values())} instances "
+            f"of split {run.split!r}, {scored_found} found, but other videos, times or labels (its "
+            f"ground_truth_sha256 is not this file's); {remedy}")
 
 
 def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
