@@ -322,6 +322,31 @@ def test_a_split_without_ground_truth_is_named_with_the_annotations_file(tmp_pat
         assert expected in capsys.readouterr().err, command
 
 
+def test_the_report_of_an_ensemble_of_other_configs_says_how_they_differ_and_whose_config_it_shows(tmp_path):
+    # an ensemble's config.yaml is its first member's: its report showed it as "the resolved config the run was
+    # trained with" (lr 0.001) for an ensemble of an lr 1e-3 and an lr 3e-4 run, without a word
+    from mgrec.config import TrainConfig, load_config, to_dict
+    from mgrec.report.html import load_run, training_data
+
+    run = build_run_dir(tmp_path)
+    members = []
+    for index, lr in enumerate((1e-3, 3e-4)):
+        save_config(Config(name=f"m{index}", seed=index, data=DataConfig(annotations=str(run["annotations"])),
+                           train=TrainConfig(lr=lr)), tmp_path / "member.yaml")
+        members.append(to_dict(load_config(tmp_path / "member.yaml")))
+    (run["run_dir"] / "run.json").write_text(json.dumps({"format": 16, "ensemble": {
+        "members": 2, "sources": ["a", "b"], "member_configs": members}}))
+    said = training_data(load_run(run["run_dir"]))
+    assert said == ("an ensemble of 2 runs: a, b; its members' configs differ (train.lr 0.001, 0.0003): config.yaml "
+                    "below is the first member's")
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert "<summary>config.yaml: the resolved config of the ensemble's first member</summary>" in page
+    # members of one config (seeds): nothing to say of them
+    (run["run_dir"] / "run.json").write_text(json.dumps({"format": 16, "ensemble": {
+        "members": 2, "sources": ["a", "b"], "member_configs": [members[0], {**members[0], "seed": 7}]}}))
+    assert training_data(load_run(run["run_dir"])) == "an ensemble of 2 runs: a, b"
+
+
 def test_report_on_annotations_the_run_was_not_scored_against_is_refused(tmp_path):
     """`report --annotations OTHER` showed eval_test.json's scores (on the run's own annotations) beside OTHER's
     ground truth: a recall of 81 % over 8 segments that the detections find 5 of."""

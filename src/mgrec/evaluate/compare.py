@@ -220,6 +220,20 @@ def _member_configs(run: RunDir, ensemble: dict) -> list[dict] | None:
     return recorded
 
 
+def member_differences(run: RunDir) -> dict[str, list]:
+    """Where an ensemble's members' configs differ (seed and name left out): key -> each member's value, in member
+    order; {} for a run that is no ensemble, one whose members share a config, or one made before they were recorded.
+    Its config.yaml is its first member's, and the report showed it as "the config the run was trained with"."""
+    ensemble = run.read_ensemble()
+    members = None if ensemble is None else _member_configs(run, ensemble)
+    if not members:
+        return {}
+    flats = [_flat_config(member) for member in members]
+    keys = sorted({key for flat in flats for key in flat})
+    return {key: [flat.get(key) for flat in flats] for key in keys
+            if len({repr(flat.get(key)) for flat in flats}) > 1}
+
+
 def _merged(members: list[dict[str, object]]) -> dict[str, object]:
     """The members' flattened configs as one: a key's value where they agree, else the sorted list of theirs (an
     ensemble of lr 1e-3 and lr 5e-4 is `train.lr=[0.0005, 0.001]`, whatever the members' order)."""

@@ -45,6 +45,7 @@ from mgrec.evaluate.analysis import (
     precision_recall_curves,
 )
 from mgrec.evaluate.average_precision import APResult, average_precision
+from mgrec.evaluate.compare import member_differences
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
@@ -863,6 +864,11 @@ def training_data(run: RunData) -> str:
     ensemble = run_dir.read_ensemble()
     if ensemble is not None:
         text = f"an ensemble of {ensemble['members']} runs: {', '.join(map(str, ensemble.get('sources', [])))}"
+        differ = member_differences(run_dir)
+        if differ:  # its config.yaml (below) is its first member's
+            said = "; ".join(f"{key} {', '.join(map(str, values))}" for key, values in list(differ.items())[:5])
+            text += (f"; its members' configs differ ({said}{'; ...' if len(differ) > 5 else ''}): config.yaml "
+                     "below is the first member's")
         for member in ensemble.get("pseudo_labelled") or []:  # ensembles made before it was recorded: none
             text += (f"; {member.get('member')} also trained on pseudo-labels of the unlabelled videos in "
                      f"{member.get('unlabeled')}")
@@ -902,11 +908,13 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     config_path = RunDir(run.run_dir).config_path
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
+    whose = ("the resolved config of the ensemble's first member" if RunDir(run.run_dir).read_ensemble() is not None
+             else "the resolved config the run was trained with")
     return (
         f'<table class="provenance"><tbody>{table}</tbody></table>'
         f'<p class="note">From eval_{escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
         "postprocess.json; “not recorded” marks what an older eval file does not hold.</p>"
-        "<details><summary>config.yaml: the resolved config the run was trained with</summary>"
+        f"<details><summary>config.yaml: {whose}</summary>"
         f'<pre class="config">{escape(config_text)}</pre></details>'
     )
 
