@@ -193,6 +193,31 @@ def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, 
         assert kept_pace.behind_seconds < 0.12 and "behind real time" not in kept_pace.describe()
 
 
+def test_the_summary_times_every_update_also_where_one_call_makes_several(tmp_path, monkeypatch):
+    """A call that made two updates (a flush of a run of several streams: the aligner's last rows, then the final
+    update) had only the last one's time in the summary's mean and p95; here every push is two hops."""
+    import mgrec.infer.stream as stream_module
+
+    _, path, _, _ = replayed_clip(tmp_path)
+    replay, update = stream_module._replay, OnlineDetector._update
+    made = []  # each update's time, as the detector measured it
+
+    def two_hops_a_push(loaded, names, hop, grid, realtime):
+        return replay(loaded, names, 2 * hop, grid, realtime)
+
+    def timed(self, cutoff):
+        emissions = update(self, cutoff)
+        made.append(self.last_compute_ms)
+        return emissions
+
+    monkeypatch.setattr(stream_module, "_replay", two_hops_a_push)
+    monkeypatch.setattr(OnlineDetector, "_update", timed)
+    summary = stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=io.StringIO())
+    assert summary.updates == len(made) == 15
+    assert summary.mean_compute_ms == pytest.approx(np.mean(made))
+    assert summary.p95_compute_ms == pytest.approx(np.percentile(made, 95))
+
+
 def test_a_stream_s_saved_output_is_scored_as_its_hard_set(tmp_path, capsys):
     """`mgrec stream ... > log.jsonl` could not be scored (`not valid JSON: Extra data`): each line is a detection
     with its video, read as the results JSON's entries are."""

@@ -419,6 +419,9 @@ class OnlineDetector:
         self._aligner = StreamAligner(detector.config.data, fps, stream_fps) if detector.config.data.streams else None
         self.num_updates = 0
         self.last_compute_ms = 0.0
+        # hears each update's compute time in ms (`stream_video` keeps them for its summary: a call can make
+        # several updates, e.g. a flush of a run of several streams, and `last_compute_ms` holds only the last)
+        self.on_update: Callable[[float], None] | None = None
         self._decides = True  # False: a fused ensemble's member, whose window the ensemble's updates read
 
     # -- public interface ---------------------------------------------------------------------
@@ -595,6 +598,8 @@ class OnlineDetector:
         self.last_compute_ms = (time.perf_counter() - started) * 1000.0
         self.num_updates += 1
         self._since_update = 0
+        if self.on_update is not None:
+            self.on_update(self.last_compute_ms)
         return self._emit(decided, self.last_compute_ms)
 
     def _detect_window(self) -> list[Detection]:

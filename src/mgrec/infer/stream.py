@@ -630,12 +630,10 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
     fused = detector.members is not None  # each member's rows in the place of a run's streams (`ensemble_source`)
     online = online_detector(detector, source, video_id, lookahead, hop, history, compile)
     count, update_ms = 0, []
+    online.on_update = update_ms.append  # every update's time, also where one call makes two
 
-    def write(emissions: list[Emission], updates_before: int) -> None:
+    def write(emissions: list[Emission]) -> None:
         nonlocal count
-        # A chunk is one hop (`_replay`), so a push makes at most one update: its time is the last one.
-        if online.num_updates > updates_before:
-            update_ms.append(online.last_compute_ms)
         with _signals_held():
             for emission in emissions:
                 count += 1
@@ -659,17 +657,16 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
                 grid_rows = chunk.get(names[0], ()) if isinstance(chunk, dict) else chunk
                 received = online.received_steps + len(grid_rows)
                 behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
-            before = online.num_updates
             if not isinstance(chunk, dict):
-                write(online.push(chunk), before)
+                write(online.push(chunk))
             elif fused:
-                write(online.push_members(_by_member(chunk, detector)), before)
+                write(online.push_members(_by_member(chunk, detector)))
             else:
-                write(online.push_streams(chunk), before)
+                write(online.push_streams(chunk))
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
         interrupted = True
-    before, streamed = online.num_updates, count
-    write(online.flush(), before)
+    streamed = count
+    write(online.flush())
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
     summary = StreamSummary(
