@@ -150,12 +150,12 @@ def vote_boundaries(kept_segments: Tensor, kept_labels: Tensor, segments: Tensor
             start, end = kept_np[row]
             begin = np.searchsorted(starts, start - (end - start) / threshold, side="right")
             stop = np.searchsorted(starts, end, side="left")
-            overlap = segment_iou(start, end, starts[begin:stop], ends[begin:stop])
-            voters = overlap >= threshold
-            total = weights[begin:stop][voters].sum()
+            near = slice(begin, stop)  # those that can reach the tIoU
+            voters = np.flatnonzero(segment_iou(start, end, starts[near], ends[near]) >= threshold) + begin
+            total = weights[voters].sum()
             if total > 0:
-                voted[row, 0] = (weights[begin:stop][voters] * starts[begin:stop][voters]).sum() / total
-                voted[row, 1] = (weights[begin:stop][voters] * ends[begin:stop][voters]).sum() / total
+                voted[row, 0] = (weights[voters] * starts[voters]).sum() / total
+                voted[row, 1] = (weights[voters] * ends[voters]).sum() / total
     return torch.from_numpy(voted).to(device=kept_segments.device, dtype=kept_segments.dtype)
 
 
