@@ -56,9 +56,13 @@ class GroupRow:
     seeds: list[int | None]
     measures: dict[str, Spread]  # MEASURES' keys, and "mAP@<tIoU>" for each tIoU
     per_class_f1: dict[str, Spread]  # class name -> its F1 over the runs (classes without instances left out)
-    mixed: dict[str, list]  # how the runs' evaluations differ, where they do: eval key -> the values met, in order
     evaluated: dict[str, list] = field(default_factory=dict)  # how its runs were evaluated: EVALUATED_WITH's key ->
     # the values met, in order (one where its runs were evaluated alike)
+
+    @property
+    def mixed(self) -> dict[str, list]:
+        """How the runs' evaluations differ, where they do: EVALUATED_WITH's key -> the values met, in order."""
+        return {key: values for key, values in self.evaluated.items() if len(values) > 1}
 
     def to_json(self) -> dict:
         return {"name": self.name, "runs": [str(run) for run in self.runs], "seeds": self.seeds,
@@ -284,9 +288,8 @@ def _row(name: str, members: list[tuple[Path, int | None, dict]]) -> GroupRow:
                  for class_name, entry in scores[0]["per_class"].items() if entry["instances"] > 0}
     # what the config does not hold but the evaluation chose: a group evaluated two ways is two draws of two things
     evaluated = {key: list(dict.fromkeys(s.get(key) for s in scores)) for key in EVALUATED_WITH}
-    mixed = {key: values for key, values in evaluated.items() if len(values) > 1}
     return GroupRow(name, [member[0] for member in members], [member[1] for member in members], measures, per_class,
-                    mixed, evaluated)
+                    evaluated)
 
 
 def format_comparison(comparison: Comparison) -> str:
