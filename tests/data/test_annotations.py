@@ -811,6 +811,65 @@ def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tm
 
 
 
+def test_a_class_map_under_a_header_row_is_refused_where_no_label_uses_the_header(tmp_path, capsys):
+    """A class map saved with a header row (`class_name`, as pandas' to_csv writes one column; `label`, `0` for a
+    column without a name) read the header as the first class: every class one id off, exit 0, with at most the warning
+    that no label row has the last class (SMG folders) and without a word from an annotations JSON. Refused where the
+    first line reads as a column's name and the labels give it no place; a first class no label uses is still a
+    class, and so is one named like a header that the labels do use."""
+    from mgrec.cli import main
+
+    class_map, out = tmp_path / "classes.txt", tmp_path / "out.json"
+    source = tmp_path / "anno.json"  # OpenTAD's form: labels by name
+    source.write_text(json.dumps({"database": {"v1": {"subset": "train", "fps": 10.0, "duration": 10.0, "annotations": [
+        {"label": "ABD", "segment": [1, 2]}, {"label": "PEN", "segment": [3, 4]}]}}}))
+    root = tmp_path / "smg"  # SMG's layout, rows class(1..K): classes 1 and 2 used, of a map of PEN, ABD, FEL
+    _sample(root, "Sample0001", "1,10,20\n2,30,40\n", "100,28,1\n")
+    json_advice = (r"looks like a header row \(a column's name, as pandas' to_csv writes one column\), not a class: no "
+                   r"instance of \S*anno.json is labelled so: read as class 0, it gave every class of the map the id "
+                   r"after its own; a class map is the class names alone, one per line, the line's place its label id: "
+                   r"remove line 1 \(pandas: to_csv\(FILE, header=False, index=False\)\)$")
+    for header in ("class_name", "label", "Name", "ClassName", "category name", "0"):
+        class_map.write_text(f"{header}\nPEN\nABD\nFEL\n")
+        with pytest.raises(InputError, match=rf"classes.txt \[line 1\]: '{header}' {json_advice}"):
+            load_annotations(source, class_map=class_map)
+        class_map.write_text(f"{header}\nPEN\nABD\n")  # SMG: the header pushed the last class past every row
+        with pytest.raises(InputError, match=rf"classes.txt \[line 1\]: '{header}' looks like a header row .*: no "
+                                             r"label row of \S*smg has class 3 \(ABD\), the map's last line: read "
+                                             r"as class 1, it pushed every class one line down, the rows of class 1 "
+                                             rf"named '{header}', those of class 2 'PEN', ...; a class map is the "
+                                             r"class names alone, .*: remove line 1"):
+            read_smg_labels(root, splits={"train": {1}}, class_map=class_map)
+        assert main(["data", "convert", str(root), "--splits", "train=1", "--class-map", str(class_map), "--out",
+                     str(out)]) == 2
+        assert "[line 1]" in capsys.readouterr().err and not out.exists()
+    # pandas' index column too, under one class: its header row starts with the separator
+    class_map.write_text(",class_name\n0,PEN\n")
+    with pytest.raises(InputError, match=r"classes.txt \[line 2\]: '0,PEN': the lines look numbered \(under a header "
+                                         r"row ',class_name'\)"):
+        load_annotations(source, class_map=class_map)
+
+    # a genuine first class that no label uses stays a class: named otherwise than a column
+    class_map.write_text("FEL\nABD\nPEN\n")
+    assert [(s.label, s.label_id) for s in load_annotations(source, class_map=class_map).segments["v1"]] == [
+        ("ABD", 1), ("PEN", 2)]
+    class_map.write_text("FEL\nPEN\nABD\nIR\n")  # SMG: rows of classes 2 and 3; still the warning of no class 4
+    assert main(["data", "convert", str(root), "--splits", "train=1", "--class-map", str(class_map), "--out",
+                 str(out)]) == 0
+    assert "warning: no label row has class 4 (IR, the last of the 4 classes of" in capsys.readouterr().err
+    assert load_annotations(out).classes == ["FEL", "PEN", "ABD", "IR"]
+    # a class named like a column's name is one where the labels use it: an instance of it, a row of the last class
+    class_map.write_text("label\nPEN\nABD\n")
+    source.write_text(source.read_text().replace('"ABD"', '"label"'))
+    assert load_annotations(source, class_map=class_map).classes == ["label", "PEN", "ABD"]
+    (root / "Sample0001" / "Sample0001_finelabels.csv").write_text("1,10,20\n3,30,40\n")
+    assert [s.label for s in read_smg_labels(root, splits={"train": {1}}, class_map=class_map).segments[
+        "Sample0001"]] == ["label", "ABD"]
+    # names holding a header's word among others are names
+    class_map.write_text("name tag\nPEN\nABD\nwave\n")
+    assert read_smg_labels(root, splits={"train": {1}}, class_map=class_map).classes[0] == "name tag"
+
+
 def test_a_class_map_saved_as_csv_with_its_text_quoted_is_refused(tmp_path):
     """A list of class names saved as CSV with quoting on (R's write.csv, pandas' QUOTE_ALL/QUOTE_NONNUMERIC, a
     spreadsheet's export) kept its quotes in the names: `data convert SMG --class-map` wrote the classes '"PEN"',

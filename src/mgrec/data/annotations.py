@@ -431,6 +431,11 @@ def load_annotations(path: str | Path, entry_errors: list[EntryError] | None = N
         met = {item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)}
         # SMG's names take SMG's 17 classes, numbered as its label CSVs (and `--format smg` output) count them
         declared = list(SMG_CLASSES) if met and met <= set(SMG_CLASSES) else sorted(met)
+    if class_map is not None and "classes" not in raw:  # with a classes list, the map must equal it (above)
+        met = {item["label"] for _, item in _instances(database) if isinstance(item.get("label"), str)}
+        if declared[0] not in met:
+            refuse_a_header_row(class_map, declared, f"no instance of {path} is labelled so: read as class 0, it "
+                                                     "gave every class of the map the id after its own")
     named_in = ("the top-level classes list" if "classes" in raw else f"the class map {class_map}"
                 if class_map is not None else "the class list (its labels, sorted)")
     labels = _LabelTable(declared, first_id_key, named_in)
@@ -510,6 +515,33 @@ def _first_difference(listed: list[str], mapped: list[str]) -> str:
             f"{brief(mapped[len(listed)])}")
 
 
+# The words of a column's name: pandas' to_csv of one column writes the name as a first line (`class_name`, `label`,
+# `Gesture`, `category name`; `0` for a column without a name), which a class map read as its first class.
+_HEADER_WORDS = {"class", "classes", "cls", "name", "names", "label", "labels", "category", "categories", "action",
+                 "actions", "gesture", "gestures"}
+_HEADER_AFFIXES = {"id", "idx", "index", "type", "text", "str", "string", "of"}  # beside a word above only
+
+
+def looks_like_a_header(line: str) -> bool:
+    """Whether a class map's line reads as a column's name (`_HEADER_WORDS`, in any case and spelling: `class_name`,
+    `ClassName`, `label-name`) or as pandas' name of an unnamed column (`0`)."""
+    words = {word.lower() for word in re.split(r"[\s_.-]+|(?<=[a-z])(?=[A-Z])", line.strip()) if word}
+    return line.strip() == "0" or (bool(words & _HEADER_WORDS) and words <= _HEADER_WORDS | _HEADER_AFFIXES)
+
+
+def refuse_a_header_row(class_map: Path, classes: list[str], unused: str) -> None:
+    """InputError where the first class of a class map looks like a column's name (`looks_like_a_header`) and the
+    labels give it no place (`unused`: how, in words, and what reading it as a class did): a header row
+    (`class_name`, as pandas' to_csv writes one column) was read as the first class, every other class one place
+    off, with at most a warning. A first class no label uses that is named otherwise is a class (one with no
+    instance in these files); one named `label` that the labels use is one too."""
+    if looks_like_a_header(classes[0]):
+        raise InputError(f"{class_map} [line 1]: {brief(classes[0])} looks like a header row (a column's name, as "
+                         f"pandas' to_csv writes one column), not a class: {unused}; a class map is the class names "
+                         "alone, one per line, the line's place its label id: remove line 1 (pandas: "
+                         "to_csv(FILE, header=False, index=False))")
+
+
 def read_class_map(path: str | Path) -> list[str]:
     """A class map as OpenTAD keeps one (its `class_map`, THUMOS's `category_idx.txt`): a UTF-8 text file of the
     class names, one per line, in label-id order; spaces around a name and blank lines after the last are left out.
@@ -539,7 +571,9 @@ def read_class_map(path: str | Path) -> list[str]:
     # THUMOS's classidx.txt ("7 BaseballPitch"), or a table of ids and names saved from a spreadsheet or pandas
     # ("7,BaseballPitch", "7;...", "7:...", often under a header row "id,name"): the numbers were kept in the names
     numbered = [bool(re.fullmatch(r"\d+(\s+|\s*[,;:|]\s*)\S.*", name)) for _, name in lines]
-    header = len(lines) > 2 and not numbered[0] and all(numbered[1:])
+    # pandas' index column has no name: its header row starts with the separator (`,class_name`), under one class too
+    header = (len(lines) > 2 or (len(lines) == 2 and lines[0][1][0] in ",;|\t")) and not numbered[0] \
+        and all(numbered[1:])
     if all(numbered) or header:
         number, shown = lines[int(header)]
         raise InputError(f"{path} [line {number}]: {brief(shown)}: the lines look numbered"
@@ -851,4 +885,10 @@ def read_smg_labels(
             )
             for row in rows
         ]
+    if class_map is not None and not any(s.label_id == len(classes) - 1 for v in aset.segments.values() for s in v):
+        second = brief(classes[1]) if len(classes) > 1 else "nothing"
+        refuse_a_header_row(Path(class_map), classes, f"no label row of {root} has class {len(classes)} "
+                                                      f"({classes[-1]}), the map's last line: read as class 1, it "
+                                                      "pushed every class one line down, the rows of class 1 named "
+                                                      f"{brief(classes[0])}, those of class 2 {second}, ...")
     return aset
