@@ -1322,10 +1322,11 @@ def _refuse_a_file_name_for_a_folder(out: Path, fmt: str) -> None:
 
 def cmd_detect(args) -> None:
     import tempfile
+    from contextlib import nullcontext
 
     from mgrec.data.features import sidecar_path
     from mgrec.data.videos import video_id
-    from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths
+    from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths
     from mgrec.extract.detection_inputs import (
         feature_folders_read,
         inputs_for,
@@ -1359,58 +1360,65 @@ def cmd_detect(args) -> None:
         check_output(args.out, reads=[*args.inputs, *sidecars, *onnx, *folders],
                      protected=RunDir(run_dir).owned_files())
     check_writable(args.out, is_dir=args.format in ("smg", *SUBTITLE_FORMATS))  # before any extraction: fail early
-    videos = [Path(path) for path in args.inputs if is_video(path)]
-    if args.keep_features is not None:
-        if not videos:
-            from mgrec.data.features import list_feature_files
+    # a subtitle folder is held from here to its last file (`claim_subtitle_folder`): a second detect into it is
+    # refused before its extraction, naming this one, where the two wrote their subtitles side by side
+    claim = claim_subtitle_folder(args.out, args.format) if args.format in SUBTITLE_FORMATS else nullcontext()
+    with claim:
+        videos = [Path(path) for path in args.inputs if is_video(path)]
+        if args.keep_features is not None:
+            if not videos:
+                from mgrec.data.features import list_feature_files
 
-            for folder in (Path(path) for path in args.inputs if Path(path).is_dir()):  # one of videos is said as such
-                list_feature_files(folder)
-            raise InputError("--keep-features keeps the features made from videos; the inputs are feature files "
-                             "already: leave it out")
-        check_output(args.keep_features, reads=args.inputs, protected=RunDir(run_dir).owned_files(),
-                     option="--keep-features")
-        _refuse_an_output_named_as_kept_features(args.out, args.keep_features, videos)
-        check_writable(args.keep_features, is_dir=True)
-    if args.onnx is not None:  # its checks (other weights, an ensemble, bf16) before any video is turned into features
-        from mgrec.infer.export import OnnxNetwork
+                # one of videos is said as such
+                for folder in (Path(path) for path in args.inputs if Path(path).is_dir()):
+                    list_feature_files(folder)
+                raise InputError("--keep-features keeps the features made from videos; the inputs are feature files "
+                                 "already: leave it out")
+            check_output(args.keep_features, reads=args.inputs, protected=RunDir(run_dir).owned_files(),
+                         option="--keep-features")
+            _refuse_an_output_named_as_kept_features(args.out, args.keep_features, videos)
+            check_writable(args.keep_features, is_dir=True)
+        # its checks (other weights, an ensemble, bf16) before any video is turned into features
+        if args.onnx is not None:
+            from mgrec.infer.export import OnnxNetwork
 
-        OnnxNetwork.detector(run_dir, args.onnx, device, args.precision)
-    _note_postprocess_changes(RunDir(run_dir))
-    failed: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
-        made_in = Path(scratch) if args.keep_features is None else args.keep_features
-        made = inputs_for(run_dir, args.inputs, made_in, given_members, device=device, progress=show_progress(args),
-                          failed=failed)
-        inputs, extracted, reused = made.inputs, made.stream_folders, made.reused
-        member_folders, member_streams = made.member_folders, made.member_stream_folders
-        if not inputs:
-            raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
-        # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
-        names = {video_id(Path(p)): Path(p).stem for p in args.inputs if is_video(p)}
-        not_extracted = len(failed)
-        summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
-                               progress=show_progress(args), precision=args.precision,
-                               stream_folders=stream_folders_read(run_dir, args.stream, extracted), fps=fps,
-                               subtitle_names=names, failed=failed, member_folders=member_folders,
-                               member_stream_folders=member_streams, onnx=args.onnx)
-    # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
-    print(summary.describe(), file=closing_line_stream(args.out))
-    if args.keep_features is not None:
-        kept = sum(1 for path in args.inputs if is_video(path)) - not_extracted
-        there = (f", {len(reused)} of them there already (the same recipe: reused, not made again)" if reused
-                 else "")
-        if RunDir(run_dir).fuses_detections():  # each member's in KEPT/members/<m>/, as the ensemble holds its members
-            reads = (f"each member's in {args.keep_features / 'members'}/<m>/: "
-                     f"{kept_members_command(run_dir, args.keep_features, given_members)}")
-        else:
-            reads = (f"`mgrec stream RUN {args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads "
-                     "them")
-        print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} ({reads})",
-              file=sys.stderr)
-    if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
-        raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
-                         f"in {args.out}:\n  " + "\n  ".join(failed))
+            OnnxNetwork.detector(run_dir, args.onnx, device, args.precision)
+        _note_postprocess_changes(RunDir(run_dir))
+        failed: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="mgrec-features-") as scratch:
+            made_in = Path(scratch) if args.keep_features is None else args.keep_features
+            made = inputs_for(run_dir, args.inputs, made_in, given_members, device=device, progress=show_progress(args),
+                              failed=failed)
+            inputs, extracted, reused = made.inputs, made.stream_folders, made.reused
+            member_folders, member_streams = made.member_folders, made.member_stream_folders
+            if not inputs:
+                raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
+            # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
+            names = {video_id(Path(p)): Path(p).stem for p in args.inputs if is_video(p)}
+            not_extracted = len(failed)
+            summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
+                                   progress=show_progress(args), precision=args.precision,
+                                   stream_folders=stream_folders_read(run_dir, args.stream, extracted), fps=fps,
+                                   subtitle_names=names, failed=failed, member_folders=member_folders,
+                                   member_stream_folders=member_streams, onnx=args.onnx)
+        # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
+        print(summary.describe(), file=closing_line_stream(args.out))
+        if args.keep_features is not None:
+            kept = sum(1 for path in args.inputs if is_video(path)) - not_extracted
+            there = (f", {len(reused)} of them there already (the same recipe: reused, not made again)" if reused
+                     else "")
+            # each member's in KEPT/members/<m>/, as the ensemble holds its members
+            if RunDir(run_dir).fuses_detections():
+                reads = (f"each member's in {args.keep_features / 'members'}/<m>/: "
+                         f"{kept_members_command(run_dir, args.keep_features, given_members)}")
+            else:
+                reads = (f"`mgrec stream RUN {args.keep_features}` or `mgrec detect RUN {args.keep_features}` reads "
+                         "them")
+            print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} ({reads})",
+                  file=sys.stderr)
+        if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
+            raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
+                             f"in {args.out}:\n  " + "\n  ".join(failed))
 
 
 def _refuse_an_output_named_as_kept_features(out: Path, kept: Path, videos: list[Path]) -> None:

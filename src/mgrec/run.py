@@ -1389,28 +1389,54 @@ def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[N
 # Held by `mgrec stream --format smg` in its label folder while it streams (`hold_label_folder`).
 LABELS_LOCK = ".mgrec-labels.lock"
 
+# The output folders this process holds (`hold_output_folder`), by lock file: a command that holds a folder for all
+# its work and calls a writer that holds it again holds it once (flock refuses a second opening of one file, even in
+# one process).
+_FOLDERS_HELD: dict[Path, int] = {}
+
 
 @contextlib.contextmanager
-def hold_label_folder(folder: str | Path) -> Iterator[None]:
-    """Hold the SMG label folder `folder` for one `mgrec stream --format smg`: a second stream into it while the
-    first ran found the first one's unfinished-set marker, took it for an interrupted stream's and "resumed",
-    both streaming the same videos into one set. Released when the stream ends or its process dies; the lock file
-    is hidden (the folder's readers pass it by) and removed at the end, as is a folder made for it that stayed
-    empty."""
+def hold_output_folder(folder: str | Path, lock_name: str, advice: str, owner: str, place: str) -> Iterator[None]:
+    """Hold the output folder `folder` for one writer, by the hidden lock file `folder/lock_name` (flock, which FAT
+    sticks mounted on Linux honour too): another process that tries is refused, naming the holder, with `advice`.
+    Released when the block ends or the process dies, so a killed writer blocks nobody; the lock file is removed at
+    the end, as is a folder made for it that stayed empty. `owner` and `place` name the lock and its folder in
+    messages (`open_lock_file`)."""
     folder = Path(folder)
+    path = folder / lock_name
+    key = path.absolute()
+    if key in _FOLDERS_HELD:  # held by this process already: a writer called inside the command that holds it
+        _FOLDERS_HELD[key] += 1
+        try:
+            yield
+        finally:
+            _FOLDERS_HELD[key] -= 1
+        return
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)  # `check_writable` said why it cannot be, before this
-    path = folder / LABELS_LOCK
-    handle = _open_held_lock(path, str(folder), "another mgrec stream is writing label files there: wait for it to "
-                             "finish or use another --out", False, owner="the stream's", place="the label folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "it is a file, not a folder" if folder.is_file() else (exc.strerror or str(exc))
+        raise InputError(f"cannot write {place} {folder}: {what}") from None
+    handle = _open_held_lock(path, str(folder), advice, False, owner=owner, place=place)
+    _FOLDERS_HELD[key] = 1
     try:
         _write_holder(handle)
         yield
     finally:
+        del _FOLDERS_HELD[key]
         _release_removing(handle, path)
         if created:
-            with contextlib.suppress(OSError):  # not empty: label files were written
+            with contextlib.suppress(OSError):  # not empty: files were written
                 folder.rmdir()
+
+
+def hold_label_folder(folder: str | Path) -> Iterator[None]:
+    """Hold the SMG label folder `folder` for one `mgrec stream --format smg` (`hold_output_folder`): a second stream
+    into it while the first ran found the first one's unfinished-set marker, took it for an interrupted stream's and
+    "resumed", both streaming the same videos into one set."""
+    return hold_output_folder(folder, LABELS_LOCK, "another mgrec stream is writing label files there: wait for it "
+                              "to finish or use another --out", owner="the stream's", place="the label folder")
 
 
 def _write_holder(handle) -> None:

@@ -61,3 +61,69 @@ def test_detect_writes_subtitles_beside_the_inputs(tmp_path, capsys):
     capsys.readouterr()
     assert main(["detect", str(run), inputs[0], "--format", "srt", "--out", str(dataset.features)]) == 2
     assert "synthetic_000.srt already exists" in capsys.readouterr().err
+
+
+def test_two_detects_into_one_subtitle_folder_at_once_are_refused_not_mixed(tmp_path, capsys):
+    """Two `detect --format srt --out OUT` at once both found OUT without their files and wrote side by side, the
+    later one replacing the earlier one's subtitles of a video both detected in. The folder is held now (a flock'd
+    lock file, as `mgrec stream` holds an SMG label folder), the second detect refused before its work, naming the
+    first; no lock file stays after a run, and a killed writer's blocks nobody."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mgrec
+    from mgrec.evaluate.subtitles import SUBTITLES_LOCK
+
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=2, feature_dim=8, length=96,
+                                     subsets=("train", "test"))
+    run = write_run(tmp_path / "run", tiny_config(dataset))
+    inputs = sorted(str(p) for p in dataset.features.glob("*.npy"))
+    out = tmp_path / "subs"
+    script = ("import sys\nfrom mgrec.evaluate.subtitles import claim_subtitle_folder\n"
+              f"with claim_subtitle_folder({str(out)!r}, 'srt'):\n"
+              "    print('held', flush=True)\n    sys.stdin.read()\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(mgrec.__file__).parents[1])}
+    other = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=env)
+    try:
+        assert other.stdout.readline() == "held\n"  # a detect at work in OUT
+        assert main(["detect", str(run), *inputs, "--format", "srt", "--out", str(out)]) == 2
+        refused = capsys.readouterr().err
+        assert (f"{out} is in use by pid {other.pid} on {socket.gethostname()}; another writer of srt subtitles is "
+                "at work there: wait for it to finish or use another --out") in refused
+        assert sorted(p.name for p in out.iterdir()) == [SUBTITLES_LOCK]  # nothing of this detect's
+        with pytest.raises(InputError, match="another writer of vtt subtitles is at work there"):
+            write_subtitles({"clip": []}, out, "vtt")
+    finally:
+        other.communicate("")
+    assert main(["detect", str(run), *inputs, "--format", "srt", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["synthetic_000.srt", "synthetic_001.srt"]  # no lock file stays
+    # a detect after it: refused, its file is there
+    assert main(["detect", str(run), inputs[0], "--format", "srt", "--out", str(out)]) == 2
+    assert "synthetic_000.srt already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["synthetic_000.srt", "synthetic_001.srt"]
+    # a writer killed mid-way left its lock file: the system let its lock go, so the next one takes it
+    killed = subprocess.Popen([sys.executable, "-c", script.replace("subs", "subs2")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    assert killed.stdout.readline() == "held\n"
+    killed.kill()
+    killed.communicate()
+    assert (tmp_path / "subs2" / SUBTITLES_LOCK).is_file()
+    assert main(["detect", str(run), inputs[0], "--format", "vtt", "--out", str(tmp_path / "subs2")]) == 0
+    assert sorted(p.name for p in (tmp_path / "subs2").iterdir()) == ["synthetic_000.vtt"]
+
+
+def test_subtitles_that_one_file_system_takes_for_one_file_are_refused(tmp_path):
+    """Every subtitle file goes flat into --out: videos `Clip` and `clip` (two folders' features, two cameras) wrote
+    Clip.srt and clip.srt, one file on FAT, exFAT, macOS and Windows, the second replacing the first without a word."""
+    found = {"Clip": [Detection("Clip", 0.0, 1.0, 0, "nod", 0.5)], "clip": [], "other": []}
+    with pytest.raises(InputError, match=r"the subtitles of videos 'Clip' and 'clip' would be Clip.srt and clip.srt, "
+                                         r"one file where case is not told apart \(FAT and exFAT sticks, macOS, "
+                                         r"Windows\), the second replacing the first; write them into separate --out "
+                                         r"folders \(one call each\)"):
+        write_subtitles(found, tmp_path, "srt")
+    assert list(tmp_path.iterdir()) == []  # nothing written, no lock file left
+    assert len(write_subtitles({"Clip": [], "other": []}, tmp_path, "srt")) == 2

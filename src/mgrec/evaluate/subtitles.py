@@ -11,8 +11,10 @@ of a timing line or position the cue.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +23,10 @@ from mgrec.files import atomic_write_text, safe_child
 from mgrec.records import Detection
 
 SUBTITLE_FORMATS = ("srt", "vtt")
+
+# Present in a subtitle folder while a writer writes into it (`claim_subtitle_folder`); hidden, so players and folder
+# listings pass it by, and removed at the end.
+SUBTITLES_LOCK = ".mgrec-subtitles.lock"
 
 
 def timestamp(seconds: float, fmt: str) -> str:
@@ -67,6 +73,16 @@ def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str,
     names = file_names or {}
     paths = {video_id: safe_child(out_dir, f"{names.get(video_id, video_id)}.{fmt}", "video id")
              for video_id in video_ids}
+    # Every file goes flat into out_dir: two names one file system takes for one file would be one file, the second
+    # video's subtitles replacing the first's (`Clip.srt`, `clip.srt` on FAT, exFAT, macOS, Windows)
+    folded: dict[str, str] = {}
+    for video_id, path in paths.items():
+        first = folded.setdefault(unicodedata.normalize("NFC", path.name).casefold(), video_id)
+        if first != video_id:
+            raise InputError(f"{out_dir}: the subtitles of videos {first!r} and {video_id!r} would be "
+                             f"{paths[first].name} and {path.name}, one file where case is not told apart (FAT and "
+                             "exFAT sticks, macOS, Windows), the second replacing the first; write them into "
+                             "separate --out folders (one call each)")
     taken = [str(path) for path in paths.values() if path.exists() or path.is_symlink()]
     if taken:
         raise InputError(f"{taken[0]} already exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}: "
@@ -78,9 +94,21 @@ def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str,
 def write_subtitles(detections_by_video: Mapping[str, list[Detection]], out_dir: str | Path, fmt: str,
                     file_names: Mapping[str, str] | None = None) -> list[Path]:
     """One subtitle file per video, `out_dir/<video_id>.<fmt>` (or the name `file_names` gives it; a video without
-    detections gets a file without cues); every target is checked before any is written. Returns the paths
-    written."""
-    paths = subtitle_paths(sorted(detections_by_video), out_dir, fmt, file_names)
-    for video_id, path in paths.items():
-        atomic_write_text(path, subtitle_text(detections_by_video[video_id], fmt))
+    detections gets a file without cues); every target is checked before any is written, the folder claimed for the
+    while (`claim_subtitle_folder`). Returns the paths written."""
+    with claim_subtitle_folder(out_dir, fmt):
+        paths = subtitle_paths(sorted(detections_by_video), out_dir, fmt, file_names)
+        for video_id, path in paths.items():
+            atomic_write_text(path, subtitle_text(detections_by_video[video_id], fmt))
     return list(paths.values())
+
+
+def claim_subtitle_folder(out_dir: str | Path, fmt: str) -> contextlib.AbstractContextManager[None]:
+    """Hold the subtitle folder `out_dir` while subtitles are written into it (`mgrec.run.hold_output_folder`, by the
+    lock file `SUBTITLES_LOCK`): two `mgrec detect --format srt --out OUT` at once both found OUT without their files,
+    and wrote them side by side, the later one replacing the earlier one's subtitles of a video both detected in."""
+    from mgrec.run import hold_output_folder
+
+    return hold_output_folder(out_dir, SUBTITLES_LOCK, f"another writer of {fmt} subtitles is at work there: wait for "
+                              "it to finish or use another --out", owner="the subtitle writer's",
+                              place="the subtitle folder")

@@ -10,6 +10,7 @@ on: the hard set's mAP is lower, because the low-scoring detections it drops cou
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from mgrec.data.features import feature_file_shape, video_id_of
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
-from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, subtitle_paths, write_subtitles
+from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
 from mgrec.files import check_writable, counted
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
@@ -85,57 +86,61 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
 
     folder_output = fmt == "smg" or fmt in SUBTITLE_FORMATS  # a file per video, in the folder OUT
     check_writable(out, is_dir=folder_output)
-    fps = checked_fps(fps, "--fps")  # before the run is loaded
-    if fmt == "smg":
-        refuse_old_label_files(Path(out))
-    if onnx is None:
-        detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
-    else:
-        detector = OnnxNetwork.detector(run_dir, onnx, device, precision)
-    detector = detector.reading(stream_folders, member_folders, member_stream_folders)
-    paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
-    video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
-    seen = trained_on(RunDir(run_dir), video_ids.values())
-    if seen:
-        print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
-              f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their detections say little about unseen "
-              "videos (a challenge submission holds the test videos only)", file=sys.stderr)
-    if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
-        smg_label_paths(list(video_ids.values()), out)
-    if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
-        subtitle_paths(list(video_ids.values()), out, fmt, subtitle_names)
-    results: dict[str, list[Detection]] = {}
-    fps_by_video: dict[str, float] = {}
-    durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
-    for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
-        try:
-            video_fps = detector.file_fps(path, fps, what="--fps")
-            detections = detector.detect(path, video_ids[path], fps=video_fps)
-        except InputError as exc:
-            if failed is None:
-                raise
-            failed.append(str(exc))
-            continue
-        results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
-        grid = detector.grid(video_fps)
-        fps_by_video[video_ids[path]] = grid.fps
-        durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
-    if not results:
-        raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
-    out = Path(out)
-    summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
-                            detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
-                            detector.postprocess.class_thresholds, "pytorch" if onnx is None else "onnxruntime")
-    if fmt == "json":
-        engine = {} if onnx is None else {"engine": "onnxruntime", "onnx": str(Path(onnx).resolve())}
-        save_predictions(results, out, info={**predictions_info(detector, ranked), **engine, "durations": durations})
-    elif fmt == "csv":
-        save_predictions_csv(results, out)
-    elif fmt in SUBTITLE_FORMATS:
-        write_subtitles(results, out, fmt, subtitle_names)
-    else:
-        write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked, into_empty=True)
-    return summary
+    # a subtitle folder is held from here to its last file (`claim_subtitle_folder`): another writer into it is
+    # refused before this one's work, not found mixed with it after
+    with claim_subtitle_folder(out, fmt) if fmt in SUBTITLE_FORMATS else contextlib.nullcontext():
+        fps = checked_fps(fps, "--fps")  # before the run is loaded
+        if fmt == "smg":
+            refuse_old_label_files(Path(out))
+        if onnx is None:
+            detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
+        else:
+            detector = OnnxNetwork.detector(run_dir, onnx, device, precision)
+        detector = detector.reading(stream_folders, member_folders, member_stream_folders)
+        paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
+        video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
+        seen = trained_on(RunDir(run_dir), video_ids.values())
+        if seen:
+            print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
+                  f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their detections say little about "
+                  "unseen videos (a challenge submission holds the test videos only)", file=sys.stderr)
+        if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
+            smg_label_paths(list(video_ids.values()), out)
+        if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
+            subtitle_paths(list(video_ids.values()), out, fmt, subtitle_names)
+        results: dict[str, list[Detection]] = {}
+        fps_by_video: dict[str, float] = {}
+        durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
+        for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
+            try:
+                video_fps = detector.file_fps(path, fps, what="--fps")
+                detections = detector.detect(path, video_ids[path], fps=video_fps)
+            except InputError as exc:
+                if failed is None:
+                    raise
+                failed.append(str(exc))
+                continue
+            results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
+            grid = detector.grid(video_fps)
+            fps_by_video[video_ids[path]] = grid.fps
+            durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
+        if not results:
+            raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
+        out = Path(out)
+        summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
+                                detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
+                                detector.postprocess.class_thresholds, "pytorch" if onnx is None else "onnxruntime")
+        if fmt == "json":
+            engine = {} if onnx is None else {"engine": "onnxruntime", "onnx": str(Path(onnx).resolve())}
+            info = {**predictions_info(detector, ranked), **engine, "durations": durations}
+            save_predictions(results, out, info=info)
+        elif fmt == "csv":
+            save_predictions_csv(results, out)
+        elif fmt in SUBTITLE_FORMATS:
+            write_subtitles(results, out, fmt, subtitle_names)
+        else:
+            write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked, into_empty=True)
+        return summary
 
 
 def trained_on(run: RunDir, videos: Iterable[str]) -> list[str]:
