@@ -684,3 +684,65 @@ def test_run_names_chunks_that_are_no_iterable_of_chunks_when_called():
         with pytest.raises(InputError, match=r"^chunks: expected an iterable of \(T, C\) arrays .*" + message):
             online.run(chunks)
     assert isinstance(list(online.run([rows, rows])), list)
+
+
+
+@pytest.mark.parametrize("where", ["on_update", "on_update_error", "_emit", "_emit_in_flush"])
+def test_an_interrupt_between_an_update_s_decision_and_its_emissions_loses_no_gesture(monkeypatch, where):
+    """An interrupt after an update had decided its gestures (moved them into the emitted ones, advanced the cutoff) and
+    before it made their emissions (Ctrl-C there, an `on_update` callback that raised) lost them: counted as emitted,
+    so never decided again, and never returned by any push or flush. The rule's state is now stored together with the
+    emissions, which the next push or flush returns; every gesture of the uninterrupted stream comes exactly once."""
+    rng = np.random.default_rng(11)
+    gestures = draw_gestures(370, rng, min_len=6, max_len=20, max_gap=10) + [(384, 397, 1)]  # the last one ends
+    features = encode(400, gestures)  # within the lookahead; 50 hops of 8: flush decides on the last hard set
+    detector = pointwise_detector(PointwiseModel())
+    settings = dict(lookahead=0.5, hop=8, history=80, video_id="v")
+    whole = OnlineDetector(detector, FPS, **settings)
+    expected, emitting = [], []  # the emissions, and the steps received at each update that emits some
+    for begin in range(0, len(features), 8):
+        emissions = whole.push(features[begin:begin + 8])
+        expected += emissions
+        emitting += [whole.received_steps] * bool(emissions)
+    at_the_end = whole.flush()
+    expected += at_the_end
+    assert len(expected) >= 10 and at_the_end and whole.num_updates == 50
+
+    online = OnlineDetector(detector, FPS, **settings)
+    failure = ValueError("the callback failed") if where == "on_update_error" else KeyboardInterrupt()
+    raised, flushing = [], []
+
+    def fails_here(steps: int) -> bool:  # at the second update that emits gestures, or at the flush's decision
+        if raised or (flushing if where == "_emit_in_flush" else steps != emitting[1]):
+            return False
+        raised.append(steps)
+        return True
+
+    if where.startswith("on_update"):
+        def on_update(ms: float) -> None:
+            if fails_here(online.received_steps):
+                raise failure
+        online.on_update = on_update
+    else:
+        emit = OnlineDetector._emit
+
+        def interrupted_emit(self, detections, compute_ms):
+            if detections and fails_here(self.received_steps):
+                raise failure
+            return emit(self, detections, compute_ms)
+        monkeypatch.setattr(OnlineDetector, "_emit", interrupted_emit)
+
+    emitted = []
+    for begin in range(0, len(features), 24):
+        try:
+            emitted += online.push(features[begin:begin + 24])
+        except (KeyboardInterrupt, ValueError):  # the caller goes on from where the stream's clock stands
+            emitted += online.push(features[online.received_steps:begin + 24])
+    flushing.append(True)
+    try:
+        emitted += online.flush()
+    except KeyboardInterrupt:
+        emitted += online.flush()
+    assert len(raised) == 1
+    assert [e.detection for e in emitted] == [e.detection for e in expected]
+    assert online.flush() == [] and online.num_updates == 50

@@ -164,6 +164,43 @@ def test_ctrl_c_while_gestures_are_written_waits_until_they_are(tmp_path):
     assert len(expected) > 3 and strip(out.getvalue().splitlines()[:3]) == strip(expected[:3])
 
 
+
+def test_ctrl_c_as_a_push_hands_its_gestures_over_waits_until_they_are_written(tmp_path, monkeypatch):
+    """A Ctrl-C arriving once a push had returned its gestures and before its lines were written (signals were held
+    only while they were written) lost them: returned, so never offered again by the detector, and never written. The
+    signal now waits while the update is made and its lines written; the stream is then that of the hops that
+    arrived, flushed: every gesture once."""
+    import os
+    import signal
+
+    _, path, features, _ = replayed_clip(tmp_path)
+    handed_over = OnlineDetector._handed_over
+    pushes = []
+
+    def ctrl_c_as_the_fourth_push_returns(self):
+        emissions = handed_over(self)
+        pushes.append(len(emissions))
+        if len(pushes) == 4:
+            assert emissions  # the test needs gestures in the hand of the push
+            os.kill(os.getpid(), signal.SIGINT)
+        return emissions
+
+    monkeypatch.setattr(OnlineDetector, "_handed_over", ctrl_c_as_the_fourth_push_returns)
+    out = io.StringIO()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever pytest set
+    try:
+        with pytest.raises(StreamInterrupted) as stopped:
+            stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=out)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    monkeypatch.setattr(OnlineDetector, "_handed_over", handed_over)
+    online = OnlineDetector(OfflineDetector.from_run(tmp_path / "run"), 1000.0, lookahead=0.01, hop=8, video_id="clip")
+    expected = [e.to_json() for e in online.run(chunks_of(features[:32], 8))]  # the 4 hops that arrived, flushed
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert stopped.value.summary.updates == 4 and len(expected) > pushes[3]
+    assert [line["segment"] for line in lines] == [e["segment"] for e in expected]
+
+
 def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, monkeypatch):
     """`--realtime` with updates slower than a hop of stream printed each gesture later than its emitted_at and
     latency said, and the summary was silent about it."""

@@ -269,6 +269,17 @@ class WindowPlan:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """What the emission rule decided at one update (`OnlineDetector._decide`), before it is stored (`_commit`)."""
+
+    emitted_now: list[Detection]  # the gestures it emits, in the order they ended
+    cutoff: float  # everything ending at or before this is decided
+    hard: list[Detection]  # the update's hard set
+    pending: list[Detection]  # the part of it not final yet
+    emitted: list[Detection]  # the emitted detections (these among them) whose end lies inside the window
+
+
 def checked_settings(lookahead: object, hop: object = None, history: object = None
                      ) -> tuple[float, int | None, int | None]:
     """A stream's lookahead (seconds), hop and history (feature steps), refused by name where they are of the wrong
@@ -409,7 +420,7 @@ class OnlineDetector:
         self._pending: list[Detection] = []  # the part of it that was not final yet
         self._emitted: list[Detection] = []  # emitted detections whose end lies inside the window
         self._flushed = False
-        self._undelivered: list[Emission] = []  # decided by a push that raised before it could return them
+        self._undelivered: list[Emission] = []  # decided, not yet returned (`_handed_over`): a push raised after them
         self._feeding: str | None = None  # "push" or "push_streams", the first used (`_refuse_mixing`)
         # held by the push or flush running now (`_one_caller`). Reentrant: Ctrl-C arrives in the main thread, and
         # between `acquire` returning and `try` it left a plain lock held for good, so that every later push of the
@@ -420,7 +431,8 @@ class OnlineDetector:
         self.num_updates = 0
         self.last_compute_ms = 0.0
         # hears each update's compute time in ms (`stream_video` keeps them for its summary: a call can make
-        # several updates, e.g. a flush of a run of several streams, and `last_compute_ms` holds only the last)
+        # several updates, e.g. a flush of a run of several streams, and `last_compute_ms` holds only the last). Told
+        # after the update is stored: where it raises, the push or flush raises and the next one returns its gestures
         self.on_update: Callable[[float], None] | None = None
         self._decides = True  # False: a fused ensemble's member, whose window the ensemble's updates read
 
@@ -460,7 +472,8 @@ class OnlineDetector:
         with self._one_caller("push"):
             self._refuse_after_flush("push")  # first, as `push_streams` has it: after flush, no way of feeding is open
             self._refuse_mixing("push")
-            return self._push_rows(chunk, fed_by="push")
+            self._push_rows(chunk, fed_by="push")
+            return self._handed_over()
 
     @contextlib.contextmanager
     def _one_caller(self, method: str) -> Iterator[None]:
@@ -501,33 +514,34 @@ class OnlineDetector:
                              f"stream, make a new {type(self).__name__}(detector, ...) of the same loaded run (and "
                              "call flush() only at a stream's end)")
 
-    def _push_rows(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
+    def _push_rows(self, chunk: np.ndarray, fed_by: str) -> None:
         """A chunk as it was given (`push`; the joined rows of `push_streams` and `flush`): counted, checked, taken."""
         self._refuse_after_flush(fed_by)
         self._chunks += 1
-        return self._push_checked(self._checked(chunk), fed_by)
+        self._push_checked(self._checked(chunk), fed_by)
 
-    def _push_checked(self, chunk: np.ndarray, fed_by: str) -> list[Emission]:
-        """Checked rows into the stream, updating every `hop` steps (a fused ensemble's member: its window only)."""
+    def _push_checked(self, chunk: np.ndarray, fed_by: str) -> None:
+        """Checked rows into the stream, updating every `hop` steps (a fused ensemble's member: its window only); the
+        gestures the updates decide wait in `_undelivered` for the caller's `_handed_over`."""
         self._feeding = fed_by  # after the check: a refused chunk changes nothing
         if not self._decides:  # a fused ensemble's member: its window and statistics only; the ensemble updates
             self._take(chunk)  # `_since_update` too: the ensemble's final update reads it
-            return []
-        # Gestures of earlier updates of a push that was interrupted (Ctrl-C during a later update of its chunk)
-        # come first: they were decided, and the raised push could not return them.
-        emissions, self._undelivered = self._undelivered, []
+            return
         offset = 0
-        try:
-            while offset < chunk.shape[0]:
-                # 0 after an interrupted update (its hop is in, `_since_update` still full): it is made again first
-                take = min(chunk.shape[0] - offset, self.hop - self._since_update)
-                self._take(chunk[offset : offset + take])
-                offset += take
-                if self._since_update == self.hop:
-                    emissions += self._update(cutoff=self.now - max(self.lookahead, self.grid.seconds_per_step()))
-        except BaseException:
-            self._undelivered = emissions
-            raise
+        while offset < chunk.shape[0]:
+            # 0 after an interrupted update (its hop is in, `_since_update` still full): it is made again first
+            take = min(chunk.shape[0] - offset, self.hop - self._since_update)
+            self._take(chunk[offset : offset + take])
+            offset += take
+            if self._since_update == self.hop:
+                self._update(cutoff=self.now - max(self.lookahead, self.grid.seconds_per_step()))
+
+    def _handed_over(self) -> list[Emission]:
+        """The gestures decided and not yet returned, which the push or flush calling this returns: those of an earlier
+        call that raised after its updates had decided them (Ctrl-C, an `on_update` that raised) come first. The one
+        place they leave the detector: an update stores them with the rule's state that says they are emitted
+        (`_commit`), so none counts as emitted without being returned by some call."""
+        emissions, self._undelivered = self._undelivered, []
         return emissions
 
     def _take(self, rows: np.ndarray) -> None:
@@ -549,7 +563,9 @@ class OnlineDetector:
             self._refuse_mixing("push_streams")
             rows = self._aligner.push(chunks)
             self._feeding = "push_streams"
-            return self._push_rows(rows, fed_by="push_streams") if len(rows) else []
+            if len(rows):
+                self._push_rows(rows, fed_by="push_streams")
+            return self._handed_over()
 
     def flush(self) -> list[Emission]:
         """End of the stream: decide everything still pending and return what is emitted. Where flush is interrupted
@@ -557,26 +573,23 @@ class OnlineDetector:
         interrupted push had decided too)."""
         with self._one_caller("flush"):
             if self._flushed:
-                return []
-            emissions, self._undelivered = self._undelivered, []
-            try:
-                if self._aligner is not None:  # the last grid steps wait for the streams' ends
-                    rows = self._aligner.flush()
-                    emissions += self._push_rows(rows, fed_by="push_streams") if len(rows) else []
-                emissions += self._final_update()
-            except BaseException:
-                self._undelivered = emissions + self._undelivered  # the ones a push of the aligner's rows decided
-                raise
+                return self._handed_over()  # []; or those of a flush interrupted once it had ended the stream
+            if self._aligner is not None:  # the last grid steps wait for the streams' ends
+                rows = self._aligner.flush()
+                if len(rows):
+                    self._push_rows(rows, fed_by="push_streams")
+            self._final_update()
             self._flushed = True  # once the final update is made: an interrupted one is made again
-            return emissions
+            return self._handed_over()
 
-    def _final_update(self) -> list[Emission]:
+    def _final_update(self) -> None:
         if self._received == 0:
-            return []
+            return
         if self._since_update > 0 or self.num_updates == 0:
-            return self._update(cutoff=math.inf)
+            self._update(cutoff=math.inf)
+            return
         # No features since the last update: its predictions still hold, only the cutoff moves.
-        return self._emit(self._decide(self._last_hard, math.inf), self.last_compute_ms)
+        self._commit(self._decide(self._last_hard, math.inf), self.last_compute_ms, counted=False)
 
     def run(self, chunks: Iterable[np.ndarray | dict[str, np.ndarray]]) -> Iterator[Emission]:
         """Push every chunk of an iterable (per-stream dicts for a run with several streams), then flush;
@@ -591,16 +604,16 @@ class OnlineDetector:
 
     # -- one update ---------------------------------------------------------------------------
 
-    def _update(self, cutoff: float) -> list[Emission]:
+    def _update(self, cutoff: float) -> None:
+        """One update: the window's hard set, the emission rule's decision on it, both committed with the gestures it
+        emits (`_commit`), then `on_update` told its time. An interrupt before the commit leaves the update to be made
+        again; one after it (an `on_update` that raised) leaves its gestures for the next push or flush to return."""
         started = time.perf_counter()
-        hard = self._detect_window()
-        decided = self._decide(hard, cutoff)
-        self.last_compute_ms = (time.perf_counter() - started) * 1000.0
-        self.num_updates += 1
-        self._since_update = 0
+        decision = self._decide(self._detect_window(), cutoff)
+        compute_ms = (time.perf_counter() - started) * 1000.0
+        self._commit(decision, compute_ms)
         if self.on_update is not None:
-            self.on_update(self.last_compute_ms)
-        return self._emit(decided, self.last_compute_ms)
+            self.on_update(compute_ms)
 
     def _detect_window(self) -> list[Detection]:
         """The hard set of the current window, in stream time and stream frames."""
@@ -631,8 +644,9 @@ class OnlineDetector:
         """The stream step of the window's first row."""
         return self._received - len(self._window)
 
-    def _decide(self, hard: list[Detection], cutoff: float) -> list[Detection]:
-        """Apply the emission rule to an update's hard set; updates the rule's state."""
+    def _decide(self, hard: list[Detection], cutoff: float) -> _Decision:
+        """The emission rule applied to an update's hard set: the gestures it emits and the rule's next state. Changes
+        nothing: `_commit` stores the state with the gestures, so that an interrupt between the two loses neither."""
         redetections = _one_to_one_matches(self._emitted, hard)
         new = [
             d
@@ -642,12 +656,28 @@ class OnlineDetector:
             and (d.end > self._cutoff or _same_gesture_as_any(d, self._pending))
         ]
         new.sort(key=lambda d: (d.end, -d.score))  # in the order the gestures ended
+        window_start_seconds = self.grid.frame_to_seconds(self._window_start * self.grid.stride)
+        emitted = [e for e in self._emitted + new if e.end > window_start_seconds]
+        return _Decision(new, cutoff, hard, [d for d in hard if d.end > cutoff], emitted)
+
+    def _commit(self, decision: _Decision, compute_ms: float, counted: bool = True) -> None:
+        """An update's `decision` made the rule's state, its gestures (as `Emission`s) put with those waiting to be
+        returned (`_handed_over`); `counted`: an update of the network (the final one on the last update's hard set
+        is not). Everything is made first and then stored with no call and no allocation between the stores: Python
+        runs a signal's handler (Ctrl-C's KeyboardInterrupt) only at a call or a loop's jump back, so an interrupt
+        leaves all of them stored or none (a gesture counted as emitted and never returned was lost for good: the
+        next update takes it for a re-detection)."""
+        undelivered = self._undelivered + self._emit(decision.emitted_now, compute_ms)
+        num_updates = self.num_updates + 1 if counted else self.num_updates
+        cutoff, hard, pending, emitted = decision.cutoff, decision.hard, decision.pending, decision.emitted
         self._cutoff = cutoff
         self._last_hard = hard
-        self._pending = [d for d in hard if d.end > cutoff]
-        window_start_seconds = self.grid.frame_to_seconds(self._window_start * self.grid.stride)
-        self._emitted = [e for e in self._emitted + new if e.end > window_start_seconds]
-        return new
+        self._pending = pending
+        self._emitted = emitted
+        self._undelivered = undelivered
+        self.last_compute_ms = compute_ms
+        self.num_updates = num_updates
+        self._since_update = 0
 
     def _emit(self, detections: list[Detection], compute_ms: float) -> list[Emission]:
         reported = time.time()
@@ -783,9 +813,10 @@ class FusedOnlineDetector(OnlineDetector):
                 if index and len(rows):
                     self._held[index - 1].append(rows)
             self._release(until=self.now)
-            emissions = self._push_checked(rows_of[0], fed_by=fed_by[0]) if 0 in rows_of and len(rows_of[0]) else []
+            if 0 in rows_of and len(rows_of[0]):
+                self._push_checked(rows_of[0], fed_by=fed_by[0])
             self._release(until=self.now)  # what exists by member 0's newest row is in the windows, updated or not
-            return emissions
+            return self._handed_over()
 
     def _held_rows(self, index: int) -> int:
         """Rows of member `index` (1 or more) held, not yet in its window."""
@@ -835,12 +866,12 @@ class FusedOnlineDetector(OnlineDetector):
             other._since_update = 0
         return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))
 
-    def _final_update(self) -> list[Emission]:
+    def _final_update(self) -> None:
         self._release(final=True)
         if self._received and any(other._since_update for other in self._others):
             # rows of other members since the last update (after member 0's last row): one more update sees them
             self._since_update = max(self._since_update, 1)
-        return super()._final_update()
+        super()._final_update()
 
 
 # Compiled networks by model, input length and autocast dtype: streams of one process (one detector

@@ -13,7 +13,8 @@ What a stream of files owes its user, beyond the detector's rules:
 - everything that can be refused is refused before the first update (`stream_files`: ids, label folders, every
   file read and checked as its stream will read it), so that one bad file does not stop an hour's work midway;
 - Ctrl-C (or SIGTERM from `mgrec stream`) ends the video in progress as its end would and stops
-  (`StreamInterrupted`), and never between an update's decision and its written lines (`_signals_held`);
+  (`StreamInterrupted`), and never between an update's decision and its written lines: it waits while an update is
+  made and its lines written (`_signals_held`, at most one update's time);
 - an SMG folder stays marked unfinished until its last file is written, and the same call again streams only
   the videos it has no file of (`_videos_streamed_before`).
 """
@@ -141,11 +142,11 @@ class StreamInterrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait while the gestures of an update are written: one arriving in between would leave
-    gestures decided (and never offered again) but unwritten. Their Python handlers are swapped for a recorder
-    meanwhile and a signal that came is raised again after (masking them would not do: the kernel hands a signal
-    to any thread that does not mask it, torch's among them). Python runs handlers in the main thread only:
-    elsewhere, and for a handler set outside Python, nothing is held."""
+    """Ctrl-C and SIGTERM wait while an update is made and its gestures are written (`stream_video`): one arriving in
+    between would leave gestures decided (and never offered again) but unwritten. Their Python handlers are swapped
+    for a recorder meanwhile and a signal that came is raised again after (masking them would not do: the kernel
+    hands a signal to any thread that does not mask it, torch's among them). Python runs handlers in the main thread
+    only: elsewhere, and for a handler set outside Python, nothing is held."""
     held = (signal.SIGINT, signal.SIGTERM)
     if threading.current_thread() is not threading.main_thread() or any(
             signal.getsignal(number) is None for number in held):
@@ -632,10 +633,12 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
     count, update_ms = 0, []
     online.on_update = update_ms.append  # every update's time, also where one call makes two
 
-    def write(emissions: list[Emission]) -> None:
+    def write(update: Callable[[], list[Emission]]) -> None:
+        """`update` (a push or the flush) made and its gestures written, a signal held until both are done: one arriving
+        between the update's return and its lines lost them (returned, so never offered again, and never written)."""
         nonlocal count
         with _signals_held():
-            for emission in emissions:
+            for emission in update():
                 count += 1
                 if kept is not None:
                     kept.append(emission)
@@ -658,15 +661,15 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
                 received = online.received_steps + len(grid_rows)
                 behind = max(behind, time.monotonic() - started - online.grid.covered_seconds(received))
             if not isinstance(chunk, dict):
-                write(online.push(chunk))
+                write(lambda: online.push(chunk))
             elif fused:
-                write(online.push_members(_by_member(chunk, detector)))
+                write(lambda: online.push_members(_by_member(chunk, detector)))
             else:
-                write(online.push_streams(chunk))
+                write(lambda: online.push_streams(chunk))
     except KeyboardInterrupt:  # Ctrl-C is how a live session ends: what arrived is decided, as at a stream's end
         interrupted = True
     streamed = count
-    write(online.flush())
+    write(online.flush)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
     summary = StreamSummary(
