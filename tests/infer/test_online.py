@@ -746,3 +746,33 @@ def test_an_interrupt_between_an_update_s_decision_and_its_emissions_loses_no_ge
     assert len(raised) == 1
     assert [e.detection for e in emitted] == [e.detection for e in expected]
     assert online.flush() == [] and online.num_updates == 50
+
+
+def test_a_fused_stream_s_post_processing_is_the_ensemble_s_not_member_0_s():
+    """`FusedOnlineDetector` took its post-processing (`postprocess`, the settings a stream says it decides with) from
+    member 0, whose threshold is its own run's, not the one the ensemble tuned on val on the fused scores (and it has no
+    per-class ones where the ensemble has). It is now the ensemble's, as `detect` on the ensemble applies it to the
+    fused lists; the stream emits the ensemble's hard set, which member 0's threshold would have emptied."""
+    from mgrec.infer.online import FusedOnlineDetector
+
+    first, second = tiny_network_detector(seed=5), tiny_network_detector(seed=6)
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 1000.0
+
+    def ensemble_of(post):
+        return OfflineDetector(None, first.config, first.classes, post, Path("."), members=[first, second])
+
+    ranked = ensemble_of(first.postprocess).detect(features, video_id="video", fps=fps)
+    # the ensemble's own, tuned on its fused scores (an untrained network's are near 0.01, member 0's bar is 0.3)
+    ensemble = ensemble_of(replace(first.postprocess, score_threshold=ranked[10].score,
+                                   class_thresholds=[ranked[6].score, ranked[10].score, ranked[14].score]))
+    online = FusedOnlineDetector(ensemble, fps=fps, lookahead=0.01, hop=200, history=230, video_id="video")
+    assert online.postprocess == hard_set_postprocess(ensemble.postprocess)
+    assert (online.postprocess.score_threshold, online.postprocess.class_thresholds) == (
+        ensemble.postprocess.score_threshold, ensemble.postprocess.class_thresholds)
+    assert online.postprocess.score_threshold != first.postprocess.score_threshold
+    # one update over the whole clip (a hop longer than it): the stream emits detect's hard set of the ensemble
+    emitted = [e.detection for e in online.run([{0: features, 1: features}])]
+    expected = ensemble.hard_set(ensemble.detect(features, video_id="video", fps=fps))
+    assert sorted(map(key, emitted)) == sorted(map(key, expected)) and expected
+    assert first.hard_set(emitted) == []  # at member 0's threshold, none

@@ -859,3 +859,34 @@ def test_onnx_with_compile_is_refused_with_the_other_arguments_before_the_smg_fo
                                          r"PyTorch network: give one of them$"):
         stream_files(tmp_path / "run", [tmp_path / "v.npy"], onnx=tmp_path / "run.onnx", compile=True,
                      smg_out=tmp_path / "labels")
+
+
+def test_a_fused_stream_s_notes_are_of_its_members_offline_detection_not_of_member_0_s_copy():
+    """The notes of a detection-level ensemble's stream (`offline_passes`, `normalize`) were read from the ensemble's
+    postprocess.json and config, member 0's copies: a member 1 that detects offline in 3 shifted passes, or standardises
+    each video by its own statistics, streamed without its note, and an ensemble file edited to 4 passes (which `detect`
+    never uses: each member detects with its own) got one. They are now the members' own."""
+    from mgrec.infer.stream import VideoSource, stream_video
+
+    first = tiny_network_detector(seed=5)
+    plain = tiny_network_detector(seed=6)
+    second = tiny_network_detector(seed=6, normalize="video")
+    second = replace(second, postprocess=replace(second.postprocess, shifted_passes=3))
+    features = np.random.default_rng(6).normal(size=(120, 16)).astype(np.float32)
+    fps = 1000.0
+
+    def ensemble_of(post, member):
+        return OfflineDetector(None, first.config, first.classes, post, Path("."), members=[first, member])
+
+    def said(ensemble):
+        source = VideoSource(fps, [(features, None), (features, ensemble.members[1].grid(fps))], {"0": fps, "1": fps})
+        return stream_video(ensemble, source, "v", 0.01, hop=8, out=io.StringIO()).describe()
+
+    # what detect makes of them: member 1's passes change the fused list, the ensemble's own setting does not
+    four = replace(first.postprocess, shifted_passes=4)
+    assert ensemble_of(four, plain).detect(features, fps=fps) == ensemble_of(first.postprocess, plain).detect(
+        features, fps=fps) != ensemble_of(first.postprocess, replace(plain, postprocess=second.postprocess)).detect(
+        features, fps=fps)
+    notes = said(ensemble_of(first.postprocess, second))
+    assert "detects offline in 3 shifted passes" in notes and "(data.normalize: video)" in notes
+    assert "note:" not in said(ensemble_of(four, plain))

@@ -731,6 +731,10 @@ class FusedOnlineDetector(OnlineDetector):
         super().__init__(detector.members[0], fps, lookahead, hop, history, video_id, compile,
                          member_stream_fps.get(0))
         self.ensemble = detector
+        # The ensemble's own post-processing, as `detect` applies it to the fused lists: its thresholds (tuned on val on
+        # the fused scores, per class where it tuned so) make the hard set. Member 0's, which `OnlineDetector` took, is
+        # that of member 0's ranked list alone (`_ranked`, as each member's), and was what the stream said it used.
+        self.postprocess = hard_set_postprocess(detector.postprocess)
         window_seconds = self.history * self.grid.seconds_per_step()
         self._others: list[OnlineDetector] = []
         for index, member in enumerate(detector.members[1:], start=1):
@@ -864,7 +868,7 @@ class FusedOnlineDetector(OnlineDetector):
                    for other, post in zip(self._others, self._ranked[1:])]
         for other in self._others:
             other._since_update = 0
-        return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))
+        return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))  # `self.postprocess`'s
 
     def _final_update(self) -> None:
         self._release(final=True)

@@ -61,8 +61,9 @@ class StreamSummary:
     mean_compute_ms: float  # per update (network, post-processing, emission rule)
     p95_compute_ms: float
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
-    offline_passes: int = 1  # the run's postprocess.shifted_passes; a stream makes one
-    normalize: str = "none"  # the run's data.normalize; "video": by the steps received so far
+    offline_passes: int = 1  # the run's postprocess.shifted_passes (an ensemble's: its members' most); a stream: one
+    normalize: str = "none"  # the run's data.normalize (an ensemble's: "video" where a member's is); "video": by the
+    # steps received so far
     history: int = 0  # feature steps of the window the network saw (0: not recorded)
     history_seconds: float = 0.0  # the same in seconds of stream
     interrupted: bool = False  # ended by Ctrl-C (or SIGTERM from `mgrec stream`) before the file's end
@@ -672,11 +673,16 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
     write(online.flush)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
+    # what the notes say of offline detection: of a detection-level ensemble its members', each detecting with its own
+    # post-processing and inputs (the ensemble's postprocess.json and config are member 0's, of which `detect` uses
+    # the thresholds alone: a member 1 of 3 shifted passes, or standardised by video, went without its note)
+    runs = detector.members or [detector]
     summary = StreamSummary(
         video_id, emitted=count, updates=online.num_updates, stream_seconds=online.now,
         mean_compute_ms=float(times.mean()), p95_compute_ms=float(np.percentile(times, 95)),
-        precision=detector.precision, offline_passes=detector.postprocess.shifted_passes,
-        normalize=detector.config.data.normalize, history=online.history,
+        precision=detector.precision, offline_passes=max(run.postprocess.shifted_passes for run in runs),
+        normalize="video" if any(run.config.data.normalize == "video" for run in runs) else "none",
+        history=online.history,
         history_seconds=online.history * online.grid.seconds_per_step(), interrupted=interrupted,
         behind_seconds=behind, decided_at_end=count - streamed, engine=engine)
     if interrupted:
