@@ -2,13 +2,14 @@
 
 import json
 import re
+import shutil
 import statistics
 from dataclasses import replace
 
 import pytest
 
 from mgrec.cli import main
-from mgrec.config import Config, DataConfig, TrainConfig, save_config
+from mgrec.config import Config, DataConfig, TrainConfig, save_config, to_dict
 from mgrec.errors import InputError
 from mgrec.evaluate.compare import compare_runs, format_comparison
 from mgrec.evaluate.scoring import score
@@ -128,6 +129,63 @@ def test_ensembles_are_grouped_and_named_by_their_members_configs_not_the_first_
     with pytest.raises(InputError, match=r"run.json \[ensemble.member_configs\]: expected a list of configs, one "
                                          r"per member"):
         compare_runs([mixed, alike])
+
+
+def test_ensembles_whose_first_members_share_a_seed_are_two_draws_and_a_copied_one_is_said_so(tmp_path, capsys):
+    # an ensemble's config.yaml (its seed) is its first member's: two ensembles of other runs whose first members
+    # shared a seed were noted as one run copied, its seed counting more than once
+    def ensemble(name, seeds, fusion=None):
+        run, _ = fake_run(tmp_path, name, seeds[0], 1e-3, [0, 1, 2])
+        members = []
+        for seed in seeds:  # as mgrec ensemble records them, each member's seed in its config
+            config = Config(name=f"m{seed}", seed=seed, data=DataConfig(annotations="a.json"),
+                            train=TrainConfig(lr=1e-3))
+            members.append(json.loads(json.dumps(to_dict(replace(config, model=replace(config.model, num_classes=2))))))
+        block = {"members": len(seeds), "sources": [f"runs/a-seed{seed}" for seed in seeds], "member_configs": members}
+        (run / "run.json").write_text(json.dumps({"format": 16, "ensemble": block}))
+        return run
+
+    first, other = ensemble("e12", [1, 2]), ensemble("e13", [1, 3])
+    assert main(["compare", str(first), str(other)]) == 0
+    assert "more than once" not in capsys.readouterr().out
+    row, = compare_runs([first, other]).rows
+    assert row.seeds == [1, 1] and [draw.words for draw in row.draws] == ["members of seeds 1, 2",
+                                                                          "members of seeds 1, 3"]
+    # one ensemble copied under another name (its members the same runs, in any order) still counts twice, said so
+    copy = tmp_path / "e12-copy"
+    shutil.copytree(first, copy)
+    swapped = ensemble("e21", [2, 1])
+    assert main(["compare", str(first), str(other), str(copy), str(swapped), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["draws"] == [
+        "members of seeds 1, 2", "members of seeds 1, 3", "members of seeds 1, 2", "members of seeds 2, 1"]
+    assert main(["compare", str(first), str(other), str(copy)]) == 0
+    assert ("note: (one config): ensembles of members of seeds 1, 2 count more than once (one ensemble copied, or "
+            "made twice of the same runs?)") in capsys.readouterr().out
+    # ensembles made before their members' configs were recorded: told apart by the runs they were made of
+    for run in (first, other, copy):
+        block = json.loads((run / "run.json").read_text())["ensemble"]
+        (run / "run.json").write_text(json.dumps({"format": 15, "ensemble": {
+            "members": 2, "sources": block["sources"]}}))
+    assert main(["compare", str(first), str(other)]) == 0
+    assert "more than once" not in capsys.readouterr().out
+    assert main(["compare", str(first), str(other), str(copy)]) == 0
+    assert ("note: (one config): ensembles of members 'runs/a-seed1', 'runs/a-seed2' count more than once"
+            in capsys.readouterr().out)
+    # detection-level ensembles: by their members' own configs (members/<m>)
+    fused = []
+    for name, seeds in (("f12", [1, 2]), ("f13", [1, 3])):
+        run, _ = fake_run(tmp_path, name, seeds[0], 1e-3, [0, 1, 2])
+        (run / "members").mkdir()
+        for index, seed in enumerate(seeds):
+            fake_run(run / "members", str(index), seed, 1e-3, [0])
+        (run / "run.json").write_text(json.dumps({"format": 16, "ensemble": {
+            "members": 2, "fusion": "detections", "sources": ["a", "b"]}}))
+        fused.append(run)
+    assert main(["compare", *map(str, fused)]) == 0
+    assert "more than once" not in capsys.readouterr().out
+    shutil.copytree(fused[0], tmp_path / "f12-copy")
+    assert main(["compare", *map(str, fused), str(tmp_path / "f12-copy")]) == 0
+    assert "ensembles of members of seeds 1, 2 count more than once" in capsys.readouterr().out
 
 
 def test_a_group_whose_runs_were_evaluated_differently_is_said_so(tmp_path, capsys):

@@ -48,16 +48,32 @@ class Spread:
 
 
 @dataclass(frozen=True)
+class Draw:
+    """What makes one run of a group one draw of its config: two runs of one draw are one run counted twice (a copy).
+    `key` compares them; `words` say it (`seed 1`; an ensemble's `members of seeds 1, 2`)."""
+
+    key: str
+    words: str
+    ensemble: bool = False
+
+
+@dataclass(frozen=True)
 class GroupRow:
     """One group of runs (one config, its seeds) and its scores."""
 
     name: str  # what sets the group's config apart from the other groups' ("" for the only group)
     runs: list[Path]
-    seeds: list[int | None]
+    seeds: list[int | None]  # each run's config's seed (an ensemble's is its first member's)
     measures: dict[str, Spread]  # MEASURES' keys, and "mAP@<tIoU>" for each tIoU
     per_class_f1: dict[str, Spread]  # class name -> its F1 over the runs (classes without instances left out)
     evaluated: dict[str, list] = field(default_factory=dict)  # how its runs were evaluated: EVALUATED_WITH's key ->
     # the values met, in order (one where its runs were evaluated alike)
+    draws: list[Draw] = field(default_factory=list)  # what each run is a draw of (`_draw`), in the order of `runs`
+
+    def repeated_draws(self) -> list[str]:
+        """The words of the draws met more than once among the group's runs (one run copied under two names)."""
+        keys = [draw.key for draw in self.draws]
+        return list(dict.fromkeys(draw.words for draw in self.draws if keys.count(draw.key) > 1))
 
     @property
     def mixed(self) -> dict[str, list]:
@@ -66,6 +82,7 @@ class GroupRow:
 
     def to_json(self) -> dict:
         return {"name": self.name, "runs": [str(run) for run in self.runs], "seeds": self.seeds,
+                "draws": [draw.words for draw in self.draws],
                 "measures": {key: spread.to_json() for key, spread in self.measures.items()},
                 "per_class_f1": {name: spread.to_json() for name, spread in self.per_class_f1.items()},
                 "mixed": self.mixed, "evaluated": self.evaluated}
@@ -101,7 +118,7 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
     run_dirs = member_paths(run_dirs)
     if not run_dirs:
         raise InputError("compare needs at least one run directory")
-    groups: dict[str, list[tuple[Path, int | None, dict]]] = {}
+    groups: dict[str, list[tuple[Path, int | None, dict, Draw]]] = {}
     configs: dict[str, dict] = {}
     scored_set: tuple[Path, int, dict[str, int]] | None = None
     first_tious: tuple[Path, list[str]] | None = None
@@ -130,14 +147,16 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
             raise InputError(f"{run.eval_path(split, checkpoint)} [mAP]: at tIoU {', '.join(tious)}, but "
                              f"{first_tious[0]} at {', '.join(first_tious[1])}: average mAP over other tIoUs compares "
                              "nothing (the file edited, or not written by mgrec evaluate?); evaluate the runs again")
-        key, flat = _group_key(run, config)
+        ensemble = run.read_ensemble()
+        members = None if ensemble is None else _member_configs(run, ensemble)
+        key, flat = _group_key(config, ensemble, members)
         # the same folder by another path (a symbolic link to it, its absolute path beside a relative one, `a/../a`)
         # is the same run, counted twice in its group's mean as a run of a seed of its own
-        same = next((path for path, _, _ in groups.get(key, []) if _same_folder(path, run.path)), None)
+        same = next((path for path, *_ in groups.get(key, []) if _same_folder(path, run.path)), None)
         if same is not None:
             also = "" if same == run.path else f" (as {same}: the same folder)"
             raise InputError(f"{given}: given twice{also}; each run counts once in its group's mean")
-        groups.setdefault(key, []).append((run.path, config.seed, scores))
+        groups.setdefault(key, []).append((run.path, config.seed, scores, _draw(config, ensemble, members)))
         configs[key] = flat
     names = _group_names(configs)
     rows = [_row(names[key], members) for key, members in groups.items()]
@@ -177,21 +196,40 @@ PATH_KEYS = ("data.annotations", "data.features", "data.videos", "backbone.weigh
              "pseudo_labels.teacher")
 
 
-def _group_key(run: RunDir, config) -> tuple[str, dict]:
+def _group_key(config, ensemble: dict | None, members: list[dict] | None) -> tuple[str, dict]:
     """The key runs of one group share (their config, less seed and name; for an ensemble, its members' config and
-    how many they are) and the flattened config its name is drawn from. Paths are compared by what they name
+    how many they are: `ensemble` its run.json block, `members` its members' configs where known) and the flattened
+    config its name is drawn from. Paths are compared by what they name
     (`_same_path_words`): seeds of one config whose features folder was given as `features/` and `features`, or
     relative and absolute, were two groups of one run each, their mean and spread never made."""
     flat = _flat_config(to_dict(config))
-    ensemble = run.read_ensemble()
     # an ensemble is not one more seed of its members' config; ensembles of as many runs of one config are a group
-    members = None if ensemble is None else _member_configs(run, ensemble)
     if members is not None:  # its config is its first member's: grouped and named by what its members were
         flat = _merged([_flat_config(member) for member in members])
     # and by how it fuses them: averaged outputs and fused detections of the same members are two methods
     flat["ensemble"] = ("no" if ensemble is None else f"{ensemble['members']} runs"
                         + (", detections fused" if ensemble.get("fusion") == "detections" else ""))
     return repr(sorted(flat.items())), flat
+
+
+def _draw(config, ensemble: dict | None, members: list[dict] | None) -> Draw:
+    """What a run is one draw of, among the runs of its group (`_group_key`'s arguments): a trained run, its seed;
+    an ensemble, its members: each one's seed and config, as recorded (`members`); else the runs it was made of, by
+    path; else, for one made before either was recorded, its first member's seed, said as such. An ensemble's
+    config.yaml and seed are its first member's: two ensembles of other runs whose first members shared a seed were
+    noted as one run counted twice."""
+    if ensemble is None:
+        return Draw(repr(("seed", config.seed)), f"seed {config.seed}")
+    if members is not None:  # the same members in another order are the same ensemble (their outputs averaged)
+        seeds = [member.get("seed") for member in members]
+        key = sorted((repr(seed), repr(sorted(_flat_config(member).items()))) for seed, member in zip(seeds, members))
+        return Draw(repr(("members", key)), f"members of seeds {', '.join(map(str, seeds))}", ensemble=True)
+    sources = ensemble.get("sources")
+    if isinstance(sources, list) and len(sources) == ensemble["members"] and all(isinstance(s, str) for s in sources):
+        return Draw(repr(("sources", sorted(map(_same_path_words, sources)))),
+                    f"members {', '.join(map(brief, sources))}", ensemble=True)
+    return Draw(repr(("first seed", config.seed)), f"members of seeds {config.seed}, ... (the others not recorded)",
+                ensemble=True)
 
 
 def _flat_config(tree: dict) -> dict[str, object]:
@@ -279,7 +317,7 @@ def _value_words(value: object) -> str:
     return "unset" if value is None else str(value)
 
 
-def _row(name: str, members: list[tuple[Path, int | None, dict]]) -> GroupRow:
+def _row(name: str, members: list[tuple[Path, int | None, dict, Draw]]) -> GroupRow:
     scores = [member[2] for member in members]
     measures = {key: Spread.of([s[key] for s in scores]) for key in MEASURES}
     for tiou in scores[0]["mAP"]:
@@ -289,7 +327,7 @@ def _row(name: str, members: list[tuple[Path, int | None, dict]]) -> GroupRow:
     # what the config does not hold but the evaluation chose: a group evaluated two ways is two draws of two things
     evaluated = {key: list(dict.fromkeys(s.get(key) for s in scores)) for key in EVALUATED_WITH}
     return GroupRow(name, [member[0] for member in members], [member[1] for member in members], measures, per_class,
-                    evaluated)
+                    evaluated, [member[3] for member in members])
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -318,10 +356,14 @@ def format_comparison(comparison: Comparison) -> str:
         lines.append(f"{cell(name, width)}  " + "".join(f"{row.per_class_f1[c].percent():<{widths[c]}}"
                                                       for c in rarest_first).rstrip())
     for name, row in zip(names, rows):
-        repeated = sorted({seed for seed in row.seeds if row.seeds.count(seed) > 1}, key=str)
-        if repeated:
-            lines.append(f"note: {name}: runs of seed {', '.join(map(str, repeated))} count more than once (one run "
-                         "copied? the same seed trains the same run on one machine, and another on another CPU)")
+        repeated = row.repeated_draws()
+        if repeated and not row.draws[0].ensemble:
+            seeds = ", ".join(words.removeprefix("seed ") for words in repeated)
+            lines.append(f"note: {name}: runs of seed {seeds} count more than once (one run copied? the same seed "
+                         "trains the same run on one machine, and another on another CPU)")
+        elif repeated:  # an ensemble's draw is its members: the same members, one ensemble copied or made twice
+            lines.append(f"note: {name}: ensembles of {'; '.join(repeated)} count more than once (one ensemble "
+                         "copied, or made twice of the same runs?)")
     for name, row in zip(names, rows):
         if row.mixed:
             said = "; ".join(f"{key} {' / '.join(map(str, values))}" for key, values in row.mixed.items())
