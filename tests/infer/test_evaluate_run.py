@@ -352,3 +352,27 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     (run / "online_test.json").write_text(json.dumps(edited))
     with pytest.raises(InputError, match=r"online_test.json \[online\]: expected latency and compute figures"):
         write_report(run)
+
+
+def test_the_scores_name_the_run_by_its_absolute_path_whatever_path_evaluate_was_given(tmp_path, monkeypatch, capsys):
+    """eval_<split>.json (and online_<split>.json) recorded the run as typed: `mgrec evaluate run` wrote "run": "run",
+    which named nothing once the file was read from another folder (the report's "run directory" among them)."""
+    import json
+
+    from mgrec.report.html import write_report
+
+    run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),
+                       features=str(tmp_path / "data" / "features"))
+    (run / "postprocess.json").write_text(json.dumps({"score_threshold": 0.0}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "run", "--device", "cpu"]) == 0
+    assert main(["evaluate", "./run/", "--device", "cpu", "--online", "--lookahead", "0.5"]) == 0
+    for name in ("eval_test.json", "online_test.json"):
+        recorded = json.loads((run / name).read_text())["run"]
+        assert recorded == str(run.resolve()) and Path(recorded).is_absolute(), (name, recorded)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # read from another folder, it still names the run
+    assert RunDir(json.loads((run / "eval_test.json").read_text())["run"]).read_config().seed == 1234
+    page = write_report(run).read_text(encoding="utf-8")
+    assert f"<td>{run.resolve()}</td>" in page

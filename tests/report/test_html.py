@@ -647,6 +647,20 @@ def test_provenance_is_stated(built):
     assert "checkpoint best · score threshold 0.5, tuned on val" in page
 
 
+def test_a_run_an_older_eval_file_recorded_relative_is_shown_by_its_folder(tmp_path):
+    """eval_<split>.json recorded the run as typed to `mgrec evaluate` ("run"), relative to a folder it does not
+    name: the page showed "run" as the run directory. It now shows the folder the file is in, and what it records."""
+    run = build_run_dir(tmp_path)
+    path = run["run_dir"] / "eval_test.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "run": "run"}))
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert (f"<tr><th>run directory</th><td>{run['run_dir'].resolve()} (eval_test.json records it as run, relative to "
+            "the folder mgrec evaluate ran in)</td></tr>") in page
+    path.write_text(json.dumps({**json.loads(path.read_text()), "run": "/elsewhere/run"}))  # absolute: as recorded
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert "<tr><th>run directory</th><td>/elsewhere/run</td></tr>" in page
+
+
 def test_where_the_threshold_came_from():
     tuning = {"score_threshold": 0.4, "tuned_on": "val", "selected_epoch": 7}
     assert threshold_origin({"threshold_tuned_on": "val"}, tuning) == (

@@ -18,7 +18,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
-from mgrec.files import spelt_alike_beside
+from mgrec.files import resolve_path, spelt_alike_beside
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
@@ -197,7 +197,8 @@ def evaluate_run(
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
     command += ["--tune-on", tune_on] if tune_on else []
     command += ["--precision", precision]
-    result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(run.path),
+    # the run's absolute path: "run" as typed (`mgrec evaluate run`) named nothing once the file was read elsewhere
+    result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(resolve_path(run.path)),
                    "inference_precision": detector.precision, "provenance": provenance(command)})
     info = {**predictions_info(detector, ranked=True, threshold=threshold, tuned_on=tuned_on,
                                class_thresholds=class_thresholds),
@@ -289,7 +290,8 @@ def evaluate_online(
     }
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint, "--online",
                "--lookahead", f"{lookahead:g}", "--precision", precision, "--threads", str(update_threads)]
-    result.update({"checkpoint": checkpoint, "threshold_tuned_on": detector.threshold_tuned_on, "run": str(run.path),
+    result.update({"checkpoint": checkpoint, "threshold_tuned_on": detector.threshold_tuned_on,
+                   "run": str(resolve_path(run.path)),  # absolute, as evaluate_run's
                    "inference_precision": detector.precision,
                    "provenance": provenance(command, threads=update_threads)})
     run.write_online_eval(split, result, checkpoint)

@@ -888,8 +888,15 @@ def training_data(run: RunData) -> str:
 
 def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     record = _provenance_record(scores)
+    recorded = scores.get("run")
+    if isinstance(recorded, str) and recorded and not Path(recorded).is_absolute():
+        # an eval file of an earlier mgrec recorded the run as typed (`mgrec evaluate run`), relative to a folder
+        # it does not name: the folder the file is in, and what it records
+        name = RunDir(run.run_dir).eval_path(run.split, run.checkpoint).name
+        recorded = (f"{resolve_path(run.run_dir)} ({name} records it as {recorded}, relative to the folder mgrec "
+                    "evaluate ran in)")
     rows = [
-        ("run directory", _text(scores.get("run") or str(resolve_path(run.run_dir)))),
+        ("run directory", _text(recorded or str(resolve_path(run.run_dir)))),
         ("split", escape(run.split)),
         ("checkpoint", _text(scores.get("checkpoint"))),
         ("score threshold", f"{float(scores['score_threshold']):.6g}"),
