@@ -441,6 +441,9 @@ def test_scores_are_fractions_and_valid_json_for_any_input(case):
         rates = [row["f1"], row["precision"], row["recall"]]
         # no instance and nothing detected as it: no F1 to give (null), as no AP; otherwise numbers
         assert (rates == [None] * 3) == (row["instances"] == 0 and row["label_id"] not in detected)
+        # a ratio over nothing is none: recall without instances, precision without detections
+        assert (row["recall"] is None) == (row["instances"] == 0)
+        assert (row["precision"] is None) == (row["label_id"] not in detected)
         fractions += [r for r in rates if r is not None] + ([row["ap"]] if row["ap"] is not None else [])
         assert (row["ap"] is None) == (row["instances"] == 0)
     for value in fractions:

@@ -517,6 +517,27 @@ def test_scores_recording_another_split_or_checkpoint_than_their_file_are_refuse
     assert run.read_eval("test", 2, checkpoint="last")["checkpoint"] == "last"
 
 
+def test_scores_with_no_precision_or_recall_to_give_are_read(tmp_path):
+    # `score` gives no recall for a class without instances and no precision for one without detections (null, not
+    # 0.00): `report` and `compare` read such files, and still refuse a null where there is a number to give
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a"), Segment("v", 4.0, 6.0, 1, "b")]}
+    scores = score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9), Detection("v", 8.0, 9.0, 2, "c", 0.9)]},
+                   ["a", "b", "c"], 0.5, split="test")
+    assert scores["per_class"]["b"]["precision"] is None and scores["per_class"]["c"]["recall"] is None
+    run.write_eval("test", {**scores, "checkpoint": "best"})
+    assert run.read_eval("test", 3)["per_class"] == scores["per_class"]
+    for name, key in (("a", "precision"), ("a", "recall"), ("b", "recall")):
+        edited = json.loads(json.dumps(scores))
+        edited["per_class"][name][key] = None
+        run.write_eval("test", {**edited, "checkpoint": "best"})
+        with pytest.raises(InputError, match=rf"eval_test.json \[per_class.{name}\]: expected label_id in "):
+            run.read_eval("test", 3)
+
+
 def test_the_next_commands_quote_a_run_directory_for_the_shell():
     from mgrec.run import next_commands
 

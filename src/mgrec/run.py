@@ -1116,12 +1116,16 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
         valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
                  and count(entry.get("instances"))
                  and (entry.get("ap") is None or fraction(entry.get("ap")))
-                 # null only for a class without instances (and nothing detected as it: `score`)
+                 # null where there is none (`score`): recall and F1 of a class without instances (F1 where nothing
+                 # was detected as it either), precision of one without detections, whose F1 is 0 then
                  and all(fraction(entry.get(k)) or entry.get(k) is None and entry.get("instances") == 0
-                         for k in ("f1", "precision", "recall")))
+                         for k in ("f1", "recall"))
+                 and (fraction(entry.get("precision"))
+                      or entry.get("precision") is None and (entry.get("instances") == 0 or entry.get("f1") == 0)))
         if not valid:
             return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances (a count), ap, f1, precision and "
-                                         "recall in [0, 1] (null only for a class without instances)")
+                                         "recall in [0, 1] (null only for a class without instances, and precision "
+                                         "for one without detections)")
 
     def counts(row: object) -> bool:
         return isinstance(row, list) and len(row) == num_classes and all(map(count, row))

@@ -91,7 +91,7 @@ def test_hand_computed_scores():
     assert (x["label_id"], x["instances"], x["precision"], x["recall"]) == (0, 2, 0.5, 0.5)
     assert x["ap"] == pytest.approx(5 / 6)
     assert (y["instances"], y["ap"], y["f1"], y["precision"], y["recall"]) == (1, 0.0, 0.0, 0.0, 0.0)
-    assert (z["instances"], z["ap"]) == (1, 0.0)
+    assert (z["instances"], z["ap"], z["precision"]) == (1, 0.0, None)  # nothing detected as z: no precision
     assert result["confusion"] == {
         "labels": CLASSES,
         "matrix": [[1, 0, 0], [1, 0, 0], [0, 0, 0]],
@@ -119,6 +119,25 @@ def test_class_without_ground_truth_has_null_ap():
         ("f1", "precision", "recall"))
     assert result["per_class"]["z"]["f1"] == 0.0 and result["per_class"]["z"]["precision"] == 0.0
     assert "  y  " in format_score_table(result) and format_score_table(result).splitlines()[-2].count(" -") == 4
+
+
+def test_a_ratio_over_nothing_is_null_not_zero():
+    # a class without instances showed recall 0.00, as if each of its gestures had been missed, and one without
+    # detections precision 0.00, as if each of them had been wrong: both are ratios over nothing, none to give
+    gt = {"a": [seg("a", 0, 10, 0), seg("a", 20, 30, 1)]}
+    ranked = {"a": [det("a", 0, 10, 0, 0.9), det("a", 40, 50, 2, 0.8)]}  # x found; z has false positives only
+    result = score(gt, ranked, CLASSES, 0.5)
+    x, y, z = (result["per_class"][name] for name in CLASSES)
+    assert (x["precision"], x["recall"]) == (1.0, 1.0)
+    assert (y["instances"], y["f1"], y["precision"], y["recall"]) == (1, 0.0, None, 0.0)  # missed, nothing detected
+    assert (z["instances"], z["ap"], z["f1"], z["precision"], z["recall"]) == (0, None, 0.0, 0.0, None)
+    # the means over classes are as they were: mAP over the classes with instances, the pooled F1 counts every one
+    assert result["mAP"]["0.5"] == pytest.approx(0.5) and (result["precision"], result["recall"]) == (0.5, 0.5)
+    json.dumps(result, allow_nan=False)
+    *_, y_row, z_row = format_score_table(result).splitlines()
+    assert y_row.split()[-4:] == ["0.00", "0.00", "-", "0.00"] and z_row.split()[-4:] == ["-", "0.00", "0.00", "-"]
+    assert "-: none, as a class without instances has no AP or R, one without hard-set detections no P" \
+        in format_score_table(result)
 
 
 def test_confusion_takes_the_ground_truth_of_highest_tiou_of_any_class():

@@ -621,6 +621,29 @@ def test_per_class_table_has_ap_at_every_tiou_and_the_misses(built):
     assert rows[1][3] == "1"
 
 
+def test_per_class_table_shows_no_recall_for_a_class_without_instances(tmp_path):
+    # the split's one gesture of class 2 gone: its detections are false positives alone, and the table read recall
+    # 0.00, as if its gestures had been missed; it has none to give, as it has no AP
+    run = build_run_dir(tmp_path)
+    annotations = load_annotations(run["annotations"])
+    segments = {video: [s for s in items if not (video == "Sample0036" and s.label_id == 2)]
+                for video, items in annotations.segments.items()}
+    save_annotations(AnnotationSet(annotations.classes, annotations.videos, segments), run["annotations"])
+    gt = {video: segments[video] for video in ("Sample0036", ODD_VIDEO, "Sample0040")}
+    scores = score(gt, load_predictions(run["run_dir"] / "detections_test.json", CLASSES), CLASSES, THRESHOLD,
+                   split="test")
+    assert scores["per_class"][CLASSES[2]]["recall"] is None
+    path = run["run_dir"] / "eval_test.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **scores}))
+    parser = TableCells()
+    parser.feed(write_report(run["run_dir"]).read_text(encoding="utf-8"))
+    header, *rows = parser.rows
+    cells = dict(zip(header, rows[2]))
+    assert (cells["instances"], cells["AP"], cells["F1"], cells["precision"], cells["recall"]) == (
+        "0", "–", "0.00", "0.00", "–")
+    assert dict(zip(header, rows[0]))["recall"] == "100.00"
+
+
 def test_every_bin_is_printed_with_its_edges(built):
     _, _, page = built
     for text in ("<b>XS</b> [0, 0.5]:", "<b>XL</b> (2, ∞):", "<b>XS</b> [0, 2]:", "<b>XL</b> (9.75, ∞):",

@@ -230,10 +230,14 @@ def score(
             "instances": counts.num_gt if counts else 0,
             # AP of a class is its mean over the tIoU thresholds, like average_mAP.
             "ap": None if math.isnan(class_ap[0]) else float(np.mean(class_ap)),
-            # a class with neither instances nor detections has no F1 to give (None, shown as "-", as its AP)
+            # a class with neither instances nor detections has no F1 to give (None, shown as "-", as its AP); one
+            # with either has: 2TP / (2TP + FP + FN), 0 for false positives alone or misses alone
             "f1": counts.f1 if counts else None,
-            "precision": counts.precision if counts else None,
-            "recall": counts.recall if counts else None,
+            # a ratio over nothing is none (F1Result's 0.0, kept for the pooled counts that tuning reads): a class
+            # without instances has no recall, as it has no AP (its 0.00 read as every gesture of it missed), and one
+            # with nothing detected as it in the hard set no precision (its 0.00 read as every detection wrong)
+            "precision": counts.precision if counts and counts.num_pred else None,
+            "recall": counts.recall if counts and counts.num_gt else None,
         }
 
     return {
@@ -309,7 +313,8 @@ def format_score_table(result: dict) -> str:
     ]
     width = max([len("class")] + [min(columns(name), 48) for name in result["per_class"]])
     lines.append(f"{'id':>3}  {'class':<{width}}  {'inst':>5}  {'AP':>6}  {'F1':>6}  {'P':>6}  {'R':>6}    (AP: "
-                 "averaged over the mAP's tIoUs; F1, P, R: at the F1's)")
+                 "averaged over the mAP's tIoUs; F1, P, R: at the F1's; -: none, as "
+                 "a class without instances has no AP or R, one without hard-set detections no P)")
     for name, row in result["per_class"].items():
         lines.append(
             f"{row['label_id']:>3}  {cell(name, width, 48)}  {row['instances']:>5}  {_percent(row['ap']):>6}  "

@@ -454,7 +454,8 @@ def _per_class_table(scores: dict, ap: APResult, missed: list[int]) -> str:
         "</table>"
         '<p class="note">AP@t: AP of the ranked list at tIoU ≥ t (shaded by value); AP: its mean over these '
         "thresholds. Missed, F1, precision and recall are one to one on the hard set (missed: segments no "
-        "detection matched). All values in %.</p>"
+        "detection matched). –: none to give: a class without instances in the split has no AP or recall (and no "
+        "F1 without detections either), one without detections in the hard set no precision. All values in %.</p>"
     )
 
 
