@@ -201,6 +201,36 @@ def test_ctrl_c_as_a_push_hands_its_gestures_over_waits_until_they_are_written(t
     assert [line["segment"] for line in lines] == [e["segment"] for e in expected]
 
 
+def test_a_second_ctrl_c_while_an_update_holds_the_first_stops_the_stream_at_once(tmp_path, monkeypatch):
+    """Signals wait while an update is made and its lines written; an update that hangs (a stuck device) could then
+    be stopped by SIGKILL alone. A second Ctrl-C while the first is held goes through at once."""
+    import os
+    import signal
+
+    _, path, _, _ = replayed_clip(tmp_path)
+    handed_over = OnlineDetector._handed_over
+    after_the_second, pushes = [], []
+
+    def twice_ctrl_c_in_the_fourth_push(self):
+        emissions = handed_over(self)
+        pushes.append(len(emissions))
+        if len(pushes) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            after_the_second.append(True)  # not reached: the second signal is raised here
+        return emissions
+
+    monkeypatch.setattr(OnlineDetector, "_handed_over", twice_ctrl_c_in_the_fourth_push)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever pytest set
+    try:
+        with pytest.raises((KeyboardInterrupt, StreamInterrupted)):
+            stream_file(tmp_path / "run", path, lookahead=0.01, hop=8, out=io.StringIO())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert after_the_second == []
+    assert signal.getsignal(signal.SIGTERM) is not None  # the handlers are restored
+
+
 def test_a_realtime_stream_whose_updates_fall_behind_says_by_how_much(tmp_path, monkeypatch):
     """`--realtime` with updates slower than a hop of stream printed each gesture later than its emitted_at and
     latency said, and the summary was silent about it."""

@@ -146,21 +146,32 @@ def _signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait while an update is made and its gestures are written (`stream_video`): one arriving in
     between would leave gestures decided (and never offered again) but unwritten. Their Python handlers are swapped
     for a recorder meanwhile and a signal that came is raised again after (masking them would not do: the kernel
-    hands a signal to any thread that does not mask it, torch's among them). Python runs handlers in the main thread
-    only: elsewhere, and for a handler set outside Python, nothing is held."""
+    hands a signal to any thread that does not mask it, torch's among them). A second signal while one is held is
+    let through at once: an update that hangs (a stuck device) must still stop at a user's insistence. Python runs
+    handlers in the main thread only: elsewhere, and for a handler set outside Python, nothing is held."""
     held = (signal.SIGINT, signal.SIGTERM)
     if threading.current_thread() is not threading.main_thread() or any(
             signal.getsignal(number) is None for number in held):
         yield
         return
     came: list[int] = []
-    previous = {number: signal.signal(number, lambda number, frame: came.append(number)) for number in held}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    def record(number: int, frame) -> None:
+        came.append(number)
+        if len(came) > 1:
+            restore()
+            signal.raise_signal(number)
+
+    previous = {number: signal.signal(number, record) for number in held}
     try:
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if came:
+        restore()
+        if len(came) == 1:
             signal.raise_signal(came[0])
 
 
