@@ -551,6 +551,38 @@ def test_one_line_per_epoch_beside_the_bar_in_percent_with_tensorboard_and_a_sum
                            f"next: mgrec evaluate {run} (test scores), then mgrec report {run}"]
 
 
+def test_a_training_that_stops_erases_its_bar_before_the_error_and_closes_its_tensorboard_log(dataset, tmp_path,
+                                                                                               capsys, monkeypatch):
+    # The bar and the TensorBoard writer were closed only after the last epoch: a training stopped by an error (here a
+    # NaN loss at step 2) or Ctrl-C left the bar's last frame on the line, and `mgrec: error: ...` was printed glued
+    # to it ("...lr=3.00e-03]mgrec: error: training stopped"); the TensorBoard events were never flushed.
+    import types
+
+    from mgrec.train.losses import DetectionLoss
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeSummaryWriter))
+    FakeSummaryWriter.instances.clear()
+    computed, calls = DetectionLoss.__call__, []
+
+    def nan_at_the_third_step(self, *args, **kwargs):
+        parts = computed(self, *args, **kwargs)
+        calls.append(None)
+        return parts._replace(total=parts.total * float("nan")) if len(calls) == 3 else parts
+
+    monkeypatch.setattr(DetectionLoss, "__call__", nan_at_the_third_step)
+    try:
+        train(tiny_config(dataset, epochs=3, eval_every=2), tmp_path / "run", progress=True, log=lambda *_: None)
+    except InputError as exc:  # printed as the CLI prints it, while the training's frames are still alive
+        print(f"mgrec: error: {exc}", file=sys.stderr)
+    err = capsys.readouterr().err
+    before, error = err.split("mgrec: error: ")
+    assert "step/s" in before, "a progress bar was drawn"
+    assert before.endswith("\r") and before.split("\r")[-2].strip() == "", "the error is printed on a cleared line"
+    assert error.startswith("training stopped at step 2: the loss is nan")
+    (writer,) = FakeSummaryWriter.instances
+    assert writer.closed and [tag for tag, _, _ in writer.scalars].count("train/loss") == 2  # epochs 0 and 1
+
+
 def test_train_command_prints_plain_lines_when_the_output_is_not_a_terminal(dataset, tmp_path, capsys):
     from mgrec.cli import main
 

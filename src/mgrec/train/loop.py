@@ -486,24 +486,28 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         say(f"TensorBoard: tensorboard --logdir {shell_word(metrics.tensorboard_dir)}")
     bar = _progress(opt.total_steps, opt.step.steps_done, enabled=progress and is_main)
     say = _beside_bar(say, bar)
-    for epoch in range(start_epoch, epochs):
-        record = _train_epoch(config, epoch, data, opt, metrics, bar)
-        line = (
-            f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
-            f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
-        )
-        last_epoch = epoch == epochs - 1
-        if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and data.val_split.samples:
-            best, validated = _validate_and_select(config, run, epoch, data, opt, metrics, best)
-            line += validated
-        say(line)  # one line per epoch, validated or not
-        if is_main:
-            _write_checkpoint(config, run, epoch, opt, data.balancer, best)
-        if world > 1:
-            dist.barrier()
-    if bar is not None:
-        bar.close()
-    metrics.close()
+    try:
+        for epoch in range(start_epoch, epochs):
+            record = _train_epoch(config, epoch, data, opt, metrics, bar)
+            line = (
+                f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
+                f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
+            )
+            last_epoch = epoch == epochs - 1
+            if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and data.val_split.samples:
+                best, validated = _validate_and_select(config, run, epoch, data, opt, metrics, best)
+                line += validated
+            say(line)  # one line per epoch, validated or not
+            if is_main:
+                _write_checkpoint(config, run, epoch, opt, data.balancer, best)
+            if world > 1:
+                dist.barrier()
+    finally:
+        # also when training stops (a non-finite loss, Ctrl-C): the bar's frame is erased before the message that
+        # follows (it was glued to the frame: "...lr=3.00e-03]mgrec: error: ..."), the TensorBoard logs flushed
+        if bar is not None:
+            bar.close()
+        metrics.close()
     if is_main:
         best = _write_tuning(config, run, data, opt, best, say)
     tuned_on = config.data.val_split if data.val_split.samples else None
