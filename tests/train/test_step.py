@@ -103,3 +103,38 @@ def test_gradients_that_are_not_finite_are_refused_and_the_message_names_the_pre
                                          r"network's own are\); torch.compile mis-compiled it under bf16 autocast: set "
                                          r"train.compile: false \(or train.precision: fp32\); no weight was changed"):
         check_compiled_training(network, backward_not_finite, *first_crop(), torch.bfloat16)
+
+
+@pytest.mark.parametrize("clip_grad", [1.0, 0.0])
+def test_a_finite_loss_whose_gradient_is_not_stops_training_before_the_weights_change(tmp_path, monkeypatch,
+                                                                                       clip_grad):
+    # Only the loss was checked: a finite loss with a NaN gradient (a derivative undefined where it was taken, bf16
+    # overflowing in the backward pass) wrote NaN into the weights and the EMA; the epoch was checkpointed so (not
+    # validated: eval_every), and the next step stopped at a NaN loss saying "the weights were not updated and the
+    # checkpoints hold the last complete epoch", an epoch of NaN weights that --resume went on from.
+    from tests.helpers import small_config
+
+    from mgrec.config import PostprocessConfig, TrainConfig
+    from mgrec.data.synthetic import make_synthetic_dataset
+    from mgrec.run import RunDir
+    from mgrec.train.loop import train
+    from mgrec.train.losses import DetectionLoss
+
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160,
+                                   subsets=("train", "train", "val", "test"))
+    config = small_config(paths, seed=3, max_seq_len=128, postprocess=PostprocessConfig(pre_nms_topk=200),
+                          train=TrainConfig(epochs=3, warmup_epochs=1, batch_size=2, crops_per_video=1, lr=3e-3,
+                                            eval_every=5, clip_grad=clip_grad))
+    computed = DetectionLoss.__call__
+
+    def nan_gradient(self, *args, **kwargs):  # the loss as computed; its gradient NaN
+        parts = computed(self, *args, **kwargs)
+        return parts._replace(total=Rescaled.apply(parts.total, float("nan")))
+
+    monkeypatch.setattr(DetectionLoss, "__call__", nan_gradient)
+    with pytest.raises(InputError, match=r"training stopped at step 0: the loss is finite \(\d\.\d+\) but its gradient "
+                                         r"is not \(norm nan\); the weights were not updated and the checkpoints hold "
+                                         r"the last complete epoch. Check the features \(`mgrec data check`\), or "
+                                         r"lower train.lr$"):
+        train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    assert not RunDir(tmp_path / "run").has_training()  # no epoch of NaN weights checkpointed

@@ -41,6 +41,12 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
 
 
+def gradient_norm(parameters) -> torch.Tensor:
+    """The L2 norm of all the gradients of `parameters` together (what `clip_grad_norm_` measures), unclipped."""
+    norms = [torch.linalg.vector_norm(p.grad.detach()).float() for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
 def lr_factor(step: int, warmup_steps: int, total_steps: int, final: float = 0.0) -> float:
     """Linear warm-up from 0, then cosine decay to `final` (a fraction of the peak), per iteration."""
     if step < warmup_steps:
@@ -187,26 +193,46 @@ class TrainStep:
         parts = self.criterion(cls_logits, offsets, targets.cls_targets, targets.reg_targets, targets.positive,
                                valid, num_pos_override=num_pos)
         if not bool(torch.isfinite(parts.total.detach())):
-            # Stop before the step touches the weights: the checkpoints keep the last complete epoch.
-            raise InputError(
-                f"training stopped at step {self.steps_done}: the loss is {float(parts.total.detach())} "
-                f"(classification {float(parts.cls.detach())}, regression {float(parts.reg.detach())}); "
-                "the weights were not updated and the checkpoints hold the last complete epoch. "
-                "Lower train.lr, or check the features (`mgrec data check`)"
-            )
+            self.stop(f"the loss is {float(parts.total.detach())} (classification {float(parts.cls.detach())}, "
+                      f"regression {float(parts.reg.detach())})", "Lower train.lr, or check the features "
+                      "(`mgrec data check`)")
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over processes; the loss is a sum over the global batch. A compiled network
         # compiles its backward graph here, at the first backward pass.
         with compile_errors_explained():
             (parts.total * self.world).backward()
         if train.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_grad)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_grad)
+        else:
+            norm = gradient_norm(self.model.parameters())
+        if not bool(torch.isfinite(norm)):
+            # a finite loss whose backward pass is not (a derivative undefined where it was taken, an overflow in
+            # bf16): the step would write NaN into the weights and the EMA, and the next step stopped at a NaN loss,
+            # saying the weights were not updated, with an epoch of NaN weights checkpointed
+            self.stop(f"the loss is finite ({float(parts.total.detach()):.6g}) but its gradient is not (norm "
+                      f"{float(norm)})", self.advice_for_gradients())
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         update_ema(self.ema, self.model, ema_decay_at(self.steps_done, train.ema_decay, train.ema_warmup))
         self.steps_done += 1
         return parts
+
+    def stop(self, what: str, advice: str) -> None:
+        """Stop the training before this step touches the weights: the checkpoints keep the last complete epoch."""
+        raise InputError(f"training stopped at step {self.steps_done}: {what}; the weights were not updated and the "
+                         f"checkpoints hold the last complete epoch. {advice}")
+
+    def advice_for_gradients(self) -> str:
+        """What to change when the gradient of a finite loss is not finite: the settings that compute it otherwise
+        first (bf16 autocast, the compiled backward pass), then the data."""
+        train, changes = self.config.train, []
+        if autocast_dtype(self.device, train.precision) is not None:
+            changes.append("train.precision: fp32")
+        if train.compile:
+            changes.append("train.compile: false")
+        return (f"Train with {' and '.join(changes)}, or check" if changes else "Check") + \
+            " the features (`mgrec data check`), or lower train.lr"
 
     @torch.no_grad()
     def record_class_stats(self, cls_logits: torch.Tensor, cls_targets: torch.Tensor, positive: torch.Tensor) -> None:
