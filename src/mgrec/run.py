@@ -569,6 +569,15 @@ class RunDir:
             if folder.is_dir():
                 remove_dead_writers_temporaries(folder)
 
+    def remove_an_earlier_start(self) -> None:
+        """Before a fresh start writes its files: those of an earlier start that never checkpointed
+        (`check_fresh_start` let it be written over), run.json and the lock aside. A file the new start does not
+        write stayed as its own: the recipe of the earlier start's features (its own have no sidecar), a
+        second-opinion classifier, a pseudo-label record, and the earlier start's metrics log and weights."""
+        for path in self.run_files():
+            if path not in (self.format_path, self.lock_path) and (path.is_file() or path.is_symlink()):
+                path.unlink()
+
     # --- readers --------------------------------------------------------------------------
 
     def read_format_version(self) -> int:

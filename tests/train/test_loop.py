@@ -634,6 +634,36 @@ def test_a_fresh_start_after_a_crash_begins_a_new_metrics_log(dataset, tmp_path)
     assert list(run.path.glob(".*.tmp")) == [at_work]
 
 
+def test_a_fresh_start_after_a_crash_keeps_no_file_of_the_earlier_start_that_it_does_not_write(dataset, tmp_path):
+    # A fresh start in the folder of a start that never checkpointed removed only its metrics log: a file the new start
+    # does not write stayed as the run's own. Its features now without sidecars, the earlier features' recipe stayed
+    # in feature_recipe.json (what detect extracts a raw video with, and `--resume` checks features against), and the
+    # earlier start's second-opinion classifier stayed beside a run that has none (copied into its ensembles).
+    class Stop(Exception):
+        pass
+
+    def stop_before_the_first_checkpoint(record):
+        if record["kind"] == "train":
+            raise Stop
+
+    run = RunDir(tmp_path / "run")
+    earlier = tiny_config(dataset, epochs=2, eval_every=2)
+    earlier.postprocess = dataclasses.replace(earlier.postprocess, second_opinion=0.5)
+    with pytest.raises(Stop):
+        train(earlier, run.path, progress=False, log=lambda *_: None, on_metrics=stop_before_the_first_checkpoint)
+    assert run.recipe_path.is_file() and run.second_opinion_path.is_file() and not run.has_training()
+    bare = tmp_path / "bare"  # the same features, without their sidecars
+    bare.mkdir()
+    for path in Path(earlier.data.features).glob("*.npy"):
+        shutil.copy(path, bare / path.name)
+    config = tiny_config(dataset, epochs=1)
+    config.data = dataclasses.replace(config.data, features=str(bare))
+    train(config, run.path, progress=False, log=lambda *_: None)
+    assert not run.recipe_path.exists() and not run.second_opinion_path.exists()
+    assert sorted(p.name for p in run.checkpoints_dir.iterdir()) == ["best.safetensors", "last.safetensors",
+                                                                       "last_state.pt"]
+
+
 @pytest.mark.slow
 def test_a_training_killed_at_every_fsync_resumes_to_the_weights_of_the_uninterrupted_run(dataset, tmp_path,
                                                                                          monkeypatch):

@@ -582,7 +582,7 @@ def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: b
     run.path.mkdir(parents=True, exist_ok=True)
     run.remove_temporary_files()  # half-written by a killed writer; never read
     if not resume:
-        run.metrics_path.unlink(missing_ok=True)  # a log of an earlier start that never checkpointed
+        run.remove_an_earlier_start()  # its metrics log, and every file this start may not write again
     run.write_format()
     run.write_config(config)
     run.write_classes(data.classes)
