@@ -293,6 +293,43 @@ def test_resuming_a_run_with_pseudo_labels_added_is_refused_before_a_teacher_tra
     assert not (run / "teacher").exists()
 
 
+def test_resuming_a_student_whose_pool_gained_or_lost_videos_is_refused_before_they_are_labelled(setup, tmp_path):
+    # --resume labelled the pool as it was now and went on: a video added to the folder since (or removed) changed
+    # the number of steps of every later epoch, and with it the learning-rate schedule, without a word, and
+    # pseudo_labels.json was rewritten to the new pool as if the run had trained on it from the start
+    paths, _, teacher, original = setup
+    pool = Path(shutil.copytree(original, tmp_path / "pool"))
+    config = with_pseudo(config_for(paths, epochs=3), unlabeled=str(pool), teacher=str(teacher), transductive=True)
+    run = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_0(record):
+        if record["kind"] == "val" and record["epoch"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config, run, progress=False, log=lambda *_: None, on_metrics=stop_after_epoch_0)
+    record = RunDir(run).pseudo_labels_path.read_bytes()
+    state = (run / "checkpoints/last_state.pt").read_bytes()
+    features = np.load(pool / "synthetic_003.npy")
+    np.save(pool / "extra.npy", np.random.default_rng(0).standard_normal(features.shape).astype(features.dtype))
+    shutil.copy(pool / "synthetic_003.json", pool / "extra.json")
+    labelled = []
+    with pytest.raises(InputError, match=rf"--resume: pseudo_labels.unlabeled \(train --unlabeled\): {pool} holds "
+                                         r"other videos than the 1 the run started on \(.*pseudo_labels.json\): now "
+                                         r"also 'extra'; resume with the pool it started on, or start a new run"):
+        train(config, run, resume=True, progress=False, log=labelled.append)
+    (pool / "synthetic_003.npy").unlink()
+    with pytest.raises(InputError, match=r"holds other videos than the 1 the run started on .*: now also 'extra'; no "
+                                         r"longer 'synthetic_003'; resume with"):
+        train(config, run, resume=True, progress=False, log=labelled.append)
+    assert not any(line.startswith("pseudo-labelled") for line in labelled)  # refused before labelling
+    assert RunDir(run).pseudo_labels_path.read_bytes() == record
+    assert (run / "checkpoints/last_state.pt").read_bytes() == state
+
+
 def test_resume_before_the_student_s_first_epoch_says_to_start_without_it(setup, tmp_path):
     # killed after the teacher, before the student's first epoch: --resume labelled the pool again, then
     # said "nothing to resume (start without --resume)"

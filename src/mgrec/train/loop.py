@@ -40,7 +40,7 @@ from mgrec.config import (
 )
 from mgrec.data.balance import ClassBalancer, anchor_probabilities
 from mgrec.data.datasets import VideoSample, draw_training_crops, make_batch
-from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path
+from mgrec.data.features import FeatureSidecar, read_sidecar, recipe_differences, sidecar_path, video_id_of
 from mgrec.data.streams import stream_path
 from mgrec.data.transforms import CropTransforms
 from mgrec.devices import float32_default, process_device, process_rank, resolve_device
@@ -53,6 +53,7 @@ from mgrec.files import (
     callable_argument,
     counted,
     path_argument,
+    read_json,
     resolve_path,
     shell_word,
 )
@@ -66,7 +67,14 @@ from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training
 from mgrec.train.assign import make_points
 from mgrec.train.data import SplitData, checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
-from mgrec.train.pseudo import check_teacher, check_unlabeled, label_videos, unlabeled_files, without_pseudo_labels
+from mgrec.train.pseudo import (
+    UNLABELED,
+    check_teacher,
+    check_unlabeled,
+    label_videos,
+    unlabeled_files,
+    without_pseudo_labels,
+)
 from mgrec.train.step import TrainStep, lr_factor, training_network
 
 
@@ -321,6 +329,7 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
     check_unlabeled(files, config)
     if run.can_resume() and run.config_path.exists():
         check_same_config(run, config)
+        check_same_pool(run, config, files)
     distributed = process_rank()[1] > 1
     if distributed and (not pseudo.teacher or pseudo.rounds > 1):
         raise InputError("pseudo-labels under torchrun: train the teacher first and give it as "
@@ -641,6 +650,37 @@ def check_same_labels(run: RunDir, config: Config, samples: list[VideoSample], c
         raise InputError(f"--resume: the labels of {len(changed)} video(s) in {config.data.annotations} changed since "
                          f"the run started ({shown}; {run.splits_path} holds a hash of each video's labels): resume "
                          "with the annotations it started with, or start a new run")
+
+
+def check_same_pool(run: RunDir, config: Config, files: list[Path]) -> None:
+    """A resumed run goes on training on the unlabelled videos it started on (the videos of its pseudo_labels.json;
+    a run recorded before them has none): a pool that gained or lost videos since changes the number of steps of
+    every later epoch (an epoch is `crops_per_video` crops of each video), the learning-rate schedule with them,
+    and the record of what the run trained on. Refused before the pool is labelled."""
+    if not run.pseudo_labels_path.is_file():
+        return
+    recorded = read_json(run.pseudo_labels_path, "pseudo-label record")
+    started = recorded.get("videos") if isinstance(recorded, dict) else None
+    if not isinstance(started, dict):
+        return
+    now = [video_id_of(path, config.data.feature_prefix) for path in files]
+    change = _change_words(list(started), now)
+    if change:
+        raise InputError(f"--resume: {UNLABELED}: {config.pseudo_labels.unlabeled} holds other videos than the "
+                         f"{len(started)} the run started on ({run.pseudo_labels_path}): {change}; resume with the "
+                         "pool it started on, or start a new run")
+
+
+def _change_words(before: list[str], now: list[str]) -> str:
+    """How a list of videos changed, in words: the videos added and removed (three of each named), or "reordered"
+    (the same videos in another order); "" when it is the same list."""
+    if before == now:
+        return ""
+    started, current = set(before), set(now)
+    added = [v for v in now if v not in started]
+    removed = [v for v in before if v not in current]
+    return "; ".join(f"{how} {', '.join(brief(v) for v in listed[:3])}{', ...' if len(listed) > 3 else ''}"
+                     for how, listed in (("now also", added), ("no longer", removed)) if listed) or "reordered"
 
 
 def check_same_videos(run: RunDir, config: Config, training_videos: list[str], val_videos: list[str] | None = None,
