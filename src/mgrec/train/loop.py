@@ -697,13 +697,9 @@ def check_same_videos(run: RunDir, config: Config, training_videos: list[str], v
     for key, split, videos, what in (("train", config.data.train_split, training_videos, "started on"),
                                      ("val", config.data.val_split, val_videos, "validated on (its epochs so far "
                                                                                 "were selected on them)")):
-        if videos is None or record[key] == videos:
+        change = "" if videos is None else _change_words(record[key], videos)
+        if not change:
             continue
-        started, now = set(record[key]), set(videos)
-        added = [v for v in videos if v not in started]
-        removed = [v for v in record[key] if v not in now]
-        change = "; ".join(f"{how} {', '.join(brief(v) for v in listed[:3])}{', ...' if len(listed) > 3 else ''}"
-                           for how, listed in (("now also", added), ("no longer", removed)) if listed) or "reordered"
         raise InputError(f"{asked}: split {split!r} of {config.data.annotations} is not the "
                          f"{len(record[key])} videos the run {what} ({run.splits_path}): {change}; {advice}")
 
