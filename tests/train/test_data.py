@@ -48,3 +48,38 @@ def test_a_wrong_features_path_is_refused_without_talking_of_dropping_videos(tmp
     assert message.startswith("the data has 1 error(s) to fix first (`mgrec data check` lists every problem):\n")
     assert f"{tmp_path / 'featurs'}: no such folder (config data.features)" in message
     assert "dropping" not in message
+
+
+def test_dropping_every_video_of_the_val_split_is_refused_as_dropping_every_training_video_is(tmp_path):
+    # data.drop_bad_videos with each val video bad trained without validation without a word but "validating on 0"
+    # and, at the end, "no val split: kept the last epoch ... and the configured score threshold": the checkpoint
+    # was not selected and the threshold not tuned, as the config asked (a val split of no annotated instance is
+    # refused by the data check for that reason)
+    import dataclasses
+
+    from tests.helpers import small_config
+
+    from mgrec.config import PostprocessConfig, TrainConfig
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=4, num_classes=3, feature_dim=16, length=160,
+                                   subsets=("train", "train", "val", "test"))
+    config = small_config(paths, seed=3, max_seq_len=128, train=TrainConfig(), postprocess=PostprocessConfig())
+    config.data = dataclasses.replace(config.data, drop_bad_videos=True)
+    val_features = (paths.features / "synthetic_002.npy").read_bytes()
+    (paths.features / "synthetic_002.npy").write_bytes(b"garbage")  # the one val video
+    with pytest.raises(InputError, match=r"(?s)the data has 1 error\(s\) .*synthetic_002.npy: cannot read features.*"
+                                         r"\nEvery one of the 1 videos of the val split 'val' \(data.val_split\) has "
+                                         r"one: fix them \(dropping them would leave no video to select the checkpoint "
+                                         r"and tune the score threshold on\), or train without validation: "
+                                         r"data.val_split: '' \(--set \"data.val_split=''\"\)\.$"):
+        checked_annotations(config, log=lambda line: None)
+    (paths.features / "synthetic_003.npy").write_bytes(b"garbage")  # a test video's: dropped, as before
+    with pytest.raises(InputError, match=r"the data has 2 error\(s\)"):
+        checked_annotations(config, log=lambda line: None)
+    (paths.features / "synthetic_002.npy").write_bytes(val_features)
+    said = []
+    assert checked_annotations(config, log=said.append)[1] == {"synthetic_003"}
+    assert [line for line in said if line.startswith("dropping")] == [
+        f"dropping video synthetic_003: {paths.features / 'synthetic_003.npy'}: cannot read features (truncated or "
+        "corrupt file?): not a .npy or .npz file"]

@@ -42,14 +42,24 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
     # entry-level errors are recorded (and their videos dropped) instead of raised
     annotations = load_annotations(config.data.annotations, entry_errors=[], default_fps=config.data.fps)
     training = annotations.video_ids(config.data.train_split)
+    validation = annotations.video_ids(config.data.val_split) if config.data.val_split else []
     none_left = not set(training) - set(dropped)
-    if not config.data.drop_bad_videos or none_left:
+    # a val split emptied so trained without validation: the last epoch kept, the configured threshold, no word
+    no_val_left = bool(validation) and not set(validation) - set(dropped)
+    if not config.data.drop_bad_videos or none_left or no_val_left:
         lines = "\n".join(f"  {p.where}: {p.message}" for p in report.errors[:30])
         more = f"\n  ... and {len(report.errors) - 30} more" if len(report.errors) > 30 else ""
         # dropping them all ended in "no videos in the training split", of a file that has them
-        way = (f"Every one of the {len(training)} videos of the training split {config.data.train_split!r} has one: "
-               "fix them (dropping the affected videos would leave nothing to train on)." if training and none_left
-               else "Fix them, or pass --set data.drop_bad_videos=true to train without the affected videos.")
+        if training and none_left:
+            way = (f"Every one of the {len(training)} videos of the training split {config.data.train_split!r} has "
+                   "one: fix them (dropping the affected videos would leave nothing to train on).")
+        elif no_val_left:
+            way = (f"Every one of the {len(validation)} videos of the val split {config.data.val_split!r} "
+                   "(data.val_split) has one: fix them (dropping them would leave no video to select the checkpoint "
+                   "and tune the score threshold on), or train without validation: data.val_split: '' (--set "
+                   "\"data.val_split=''\").")
+        else:
+            way = "Fix them, or pass --set data.drop_bad_videos=true to train without the affected videos."
         raise InputError(
             f"the data has {len(report.errors)} error(s) (run `mgrec data check` for the full report):\n{lines}{more}\n"
             + way
