@@ -96,10 +96,12 @@ class TrainResult:
         """The readable end of `mgrec train`: time, the selected epoch and its val scores (percent), and
         (`next_steps`) the commands that come next."""
         done = self.epochs - self.first_epoch  # `seconds` covers these only
-        per_epoch = f" ({_duration(self.seconds / done)} per epoch)" if done > 0 else ""
-        which = f"epochs {self.first_epoch}-{self.epochs - 1} (resumed)" if self.first_epoch else counted(done, "epoch")
         if done <= 0:  # resumed after its last epoch: nothing trained now
-            which = f"all {self.epochs} epochs before (resumed: nothing left to train)"
+            which, per_epoch = f"all {self.epochs} epochs before (resumed: nothing left to train)", ""
+        else:
+            which = f"epochs {self.first_epoch}-{self.epochs - 1} (resumed)" if self.first_epoch else \
+                counted(done, "epoch")
+            per_epoch = f" ({_duration(self.seconds / done)} per epoch)"
         lines = [f"finished {which} in {_duration(self.seconds)}{per_epoch}"]
         if self.rank != 0:
             return f"process {self.rank}: {lines[0]}; process 0 wrote the run directory {self.run_dir}"
