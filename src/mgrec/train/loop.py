@@ -258,9 +258,13 @@ def _train_in_a_run(config: Config, run_dir: str | Path, resume: bool, log, prog
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
     refuse_before_training(config, run.path)
-    if process_rank()[0] != 0:  # under torchrun, rank 0 holds the run for all ranks
+
+    def labelled_then_trained() -> TrainResult:
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
                       encoder=encoder, on_metrics=on_metrics)
+
+    if process_rank()[0] != 0:  # under torchrun, rank 0 holds the run for all ranks
+        return labelled_then_trained()
     with run.lock():
         if not resume:  # refused before any teacher trains, not after
             run.check_fresh_start([*inputs, Path(config.data.annotations)])
@@ -268,8 +272,7 @@ def _train_in_a_run(config: Config, run_dir: str | Path, resume: bool, log, prog
             # killed after its teacher, before the student's first epoch: said before the pool is labelled again
             raise InputError(f"--resume: {run.state_path} not found: the student has no epoch to resume yet (its "
                              f"teacher, {run.path / 'teacher'}, is kept); start without --resume, which reuses it")
-        return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
-                      encoder=encoder, on_metrics=on_metrics)
+        return labelled_then_trained()
 
 
 def check_same_classes(run: RunDir, classes: list[str], annotations: str) -> None:
