@@ -437,6 +437,7 @@ class TrainingData:
     anchors: list[tuple[int, int]]  # (video index, segment index) entries that anchor crops
     anchor_labels: np.ndarray  # the class of each anchor
     transforms: CropTransforms | None  # None: no crop transform active, crops are cut exactly
+    tuned_on: str | None  # the split the score threshold is tuned on: data.val_split; None: it has no video
 
 
 @dataclass
@@ -524,10 +525,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         metrics.close()
     if is_main:
         best = _write_tuning(config, run, data, opt, best, say)
-    tuned_on = config.data.val_split if data.val_split.samples else None
     return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=epochs,
                        select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
-                       tuned_on=tuned_on, rank=rank, first_epoch=start_epoch,
+                       tuned_on=data.tuned_on, rank=rank, first_epoch=start_epoch,
                        class_thresholds=best.get("class_thresholds"))
 
 
@@ -585,7 +585,8 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
         check_fits(config.model, len(longest.features), 1, training=False, what=f"validating on video "
                    f"{longest.video_id}", parameters=count_parameters(config.model), device=device)
     return TrainingData(classes, train_split, val_split, labelled_videos, second_opinion, balancer, anchors,
-                        anchor_labels, transforms if transforms.active else None)
+                        anchor_labels, transforms if transforms.active else None,
+                        config.data.val_split if val_split.samples else None)
 
 
 def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: bool, encoder, pseudo_record,
@@ -924,7 +925,7 @@ def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisa
                          "train a new run")
     # class thresholds: tuned with the threshold (per_class), else none; a resumed run's record from before has none
     run.write_selection(config, best["metrics"]["score_threshold"], best.get("class_thresholds"), best["epoch"],
-                        config.data.val_split if data.val_split.samples else None)
+                        data.tuned_on)
     return best
 
 
