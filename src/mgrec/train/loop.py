@@ -2,8 +2,8 @@
 
 Reads top to bottom: set-up (devices, processes, data, model, optimiser), then epochs of
 crops -> forward -> targets -> loss -> step -> EMA, validating the EMA weights on the val split
-every `eval_every` epochs and keeping the best and the last checkpoint. Model selection never
-looks at the test split.
+every `eval_every` epochs and after the last one, and keeping the selected (`train.select_checkpoint`)
+and the last checkpoint. Model selection never looks at the test split.
 
 Determinism: every epoch's crops and noise come from generators seeded by (seed, epoch), and a
 checkpoint is written at the end of every epoch, so `--resume` after a crash replays exactly
@@ -180,7 +180,8 @@ class MetricsLog:
 def validate(model, split, config: Config, classes: list[str],
              second_opinion: SecondOpinion | None = None) -> tuple[dict, dict]:
     """Ranked detections on `split` (rescored by the run's `second_opinion`, if any) -> score threshold (and, with
-    `postprocess.thresholds: per_class`, one per class) tuned on it -> scores."""
+    `postprocess.thresholds: per_class`, one per class) tuned on it -> scores. Returns the scores and the ranked
+    detections, by video."""
     ranked = {
         s.video_id: detect_video(detector_of(model), sample_features(model, s, config), s.grid, config.postprocess,
                                  classes, s.video_id, second_opinion=second_opinion)
@@ -290,8 +291,9 @@ def check_same_classes(run: RunDir, classes: list[str], annotations: str) -> Non
 def refuse_before_training(config: Config, run_dir: Path) -> None:
     """What training (a new one or a --resume) refuses before the run folder is made (the lock) and the network
     built: a value only training uses out of its range (the seed: `mgrec.config.check_for_training`; a finished
-    run holding one still loads for detection), a run folder that is a folder of inputs, a batch that cannot
-    fit. `mgrec demo --fresh` asks it before deleting."""
+    run holding one still loads for detection), a run path that is not UTF-8 text, a run folder that is a folder
+    of inputs, an annotations file that is not there, a batch that cannot fit. `mgrec demo --fresh` asks it before
+    deleting."""
     check_for_training(config)
     refuse_a_run_path_not_utf8(run_dir)
     refuse_a_folder_training_reads(run_dir, config)
@@ -591,9 +593,11 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
 
 def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: bool, encoder, pseudo_record,
                       say) -> None:
-    """The run's files written before its first epoch: format, config, classes, the second opinion's
-    classifier, the feature recipes (which `mgrec detect` follows to extract a raw video's features the same
-    way) and the pseudo-label record."""
+    """The run's files written before its first epoch: format, config, classes, the splits record (a fresh start's;
+    a resumed run keeps its own), the second opinion's classifier, the feature recipes (which `mgrec detect`
+    follows to extract a raw video's features the same way) and the pseudo-label record; a fresh start first
+    removes what an earlier start that never checkpointed wrote, and every start a killed writer's half-written
+    files."""
     run.path.mkdir(parents=True, exist_ok=True)
     run.remove_temporary_files()  # half-written by a killed writer; never read
     if not resume:

@@ -139,7 +139,9 @@ def compile_errors_explained() -> Iterator[None]:
 
 @dataclass
 class TrainStep:
-    """Everything one optimisation step needs; `step(batch)` runs it and returns the loss parts.
+    """Everything one optimisation step needs; called on a batch (`step(batch)`), it runs one and returns the loss
+    parts, or stops the training (`InputError`) before the weights change when the loss or its gradient is not
+    finite.
 
     `network` is what runs the forward pass (the model itself, or its DistributedDataParallel
     wrapper, either possibly compiled: train.compile); `model` holds the parameters that are
