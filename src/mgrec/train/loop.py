@@ -487,15 +487,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
 
     metrics = MetricsLog(run, enabled=is_main, listener=on_metrics)
     epochs = config.train.epochs
-    say(
-        f"training {config.model.variant} on {counted(data.labelled_videos, 'video')}"
-        + (f" + {len(pseudo_samples)} pseudo-labelled" if pseudo_samples else "")
-        + f" ({len(data.anchors)} crop anchors), "
-        f"validating on {len(data.val_split.samples)}; {counted(epochs, 'epoch')} x "
-        f"{counted(opt.steps_per_epoch, 'step')} on {device}"
-        + (f" x {world} processes" if world > 1 else "")
-        + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
-    )
+    say(_plan_line(config, data, opt, len(pseudo_samples), device, world))
     if config.train.compile:
         say("train.compile: the first step compiles the network (1-3 minutes the first time on a CPU, about 20 s "
             "once inductor's cache holds it)")
@@ -506,10 +498,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     try:
         for epoch in range(start_epoch, epochs):
             record = _train_epoch(config, epoch, data, opt, metrics, bar)
-            line = (
-                f"epoch {epoch:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} (cls {record['cls_loss']:.4f}, "
-                f"reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  {record['seconds']:.1f} s"
-            )
+            line = _epoch_line(record, epochs)
             last_epoch = epoch == epochs - 1
             if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and data.val_split.samples:
                 best, validated = _validate_and_select(config, run, epoch, data, opt, metrics, best)
@@ -531,6 +520,29 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
                        select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
                        tuned_on=data.tuned_on, rank=rank, first_epoch=start_epoch,
                        class_thresholds=best.get("class_thresholds"))
+
+
+def _plan_line(config: Config, data: TrainingData, opt: Optimisation, pseudo_videos: int, device: torch.device,
+               world: int) -> str:
+    """The line printed before the first epoch: what trains on what, how many epochs of how many steps, where."""
+    epochs = config.train.epochs
+    return (
+        f"training {config.model.variant} on {counted(data.labelled_videos, 'video')}"
+        + (f" + {pseudo_videos} pseudo-labelled" if pseudo_videos else "")
+        + f" ({len(data.anchors)} crop anchors), "
+        f"validating on {len(data.val_split.samples)}; {counted(epochs, 'epoch')} x "
+        f"{counted(opt.steps_per_epoch, 'step')} on {device}"
+        + (f" x {world} processes" if world > 1 else "")
+        + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
+    )
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    """An epoch's printed line, of its metrics.jsonl `record` (validation adds its part: `_validate_and_select`);
+    the epoch's number right-aligned to the width of the last one's."""
+    return (f"epoch {record['epoch']:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} "
+            f"(cls {record['cls_loss']:.4f}, reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  "
+            f"{record['seconds']:.1f} s")
 
 
 def _check_start(config: Config, run: RunDir, resume: bool, inputs: list[Path], encoder) -> None:
