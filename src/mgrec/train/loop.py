@@ -501,8 +501,9 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
             line = _epoch_line(record, epochs)
             last_epoch = epoch == epochs - 1
             if is_main and ((epoch + 1) % config.train.eval_every == 0 or last_epoch) and data.val_split.samples:
-                best, validated = _validate_and_select(config, run, epoch, data, opt, metrics, best)
-                line += validated
+                result, validated = _validated(config, epoch, data, opt, metrics)
+                best, mark = _selected(config, run, epoch, opt, result, best)
+                line += validated + mark
             say(line)  # one line per epoch, validated or not
             if is_main:
                 _write_checkpoint(config, run, epoch, opt, data.balancer, best)
@@ -538,7 +539,7 @@ def _plan_line(config: Config, data: TrainingData, opt: Optimisation, pseudo_vid
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
-    """An epoch's printed line, of its metrics.jsonl `record` (validation adds its part: `_validate_and_select`);
+    """An epoch's printed line, of its metrics.jsonl `record` (validation adds its part: `_validated`, `_selected`);
     the epoch's number right-aligned to the width of the last one's."""
     return (f"epoch {record['epoch']:>{len(str(epochs - 1))}}  loss {record['loss']:.4f} "
             f"(cls {record['cls_loss']:.4f}, reg {record['reg_loss']:.4f})  lr {record['lr']:.2e}  "
@@ -839,10 +840,10 @@ def _train_epoch(config: Config, epoch: int, data: TrainingData, opt: Optimisati
     return record
 
 
-def _validate_and_select(config: Config, run: RunDir, epoch: int, data: TrainingData, opt: Optimisation,
-                         metrics: MetricsLog, best: dict) -> tuple[dict, str]:
-    """Validates the EMA weights on val (threshold tuned there) and keeps them as the run's "best" weights when
-    train.select_checkpoint says so; returns the best epoch so far and the epoch line's val part."""
+def _validated(config: Config, epoch: int, data: TrainingData, opt: Optimisation,
+               metrics: MetricsLog) -> tuple[dict, str]:
+    """Validates the EMA weights on val (threshold tuned there) and logs the scores; returns them and the epoch
+    line's val part."""
     val_started = time.time()
     result, _ = validate(opt.ema, data.val_split, config, data.classes, data.second_opinion)
     metrics.write(
@@ -860,21 +861,27 @@ def _validate_and_select(config: Config, run: RunDir, epoch: int, data: Training
         f"{'' if result['class_thresholds'] is None else ' (and per class)'}  "
         f"{time.time() - val_started:.1f} s"
     )
-    value = result[config.train.select_metric]
+    return result, line
+
+
+def _selected(config: Config, run: RunDir, epoch: int, opt: Optimisation, result: dict, best: dict) -> tuple[dict, str]:
+    """Keeps the validated epoch's weights as the run's "best" ones when train.select_checkpoint says so (the epoch
+    that beats the best so far, or the last one); returns the best epoch so far and the mark its line then ends
+    with ("" when the earlier one stays)."""
     if config.train.select_checkpoint == "best":
         keep, mark = _better_epoch(config.train.select_metric, result, best), f"  best {config.train.select_metric}"
     else:  # "last": the last epoch, validated for its score threshold
         keep, mark = epoch == config.train.epochs - 1, "  kept: the last epoch"
     if not keep:
-        return best, line
+        return best, ""
     best = {
         "epoch": epoch,
-        "value": value,
+        "value": result[config.train.select_metric],
         "metrics": {k: result[k] for k in ("f1", "f1_miga", "average_mAP", "score_threshold")},
         "class_thresholds": result["class_thresholds"],
     }
     run.write_weights("best", opt.model, opt.ema, checkpoint_record(config, epoch, best["metrics"]))
-    return best, line + mark
+    return best, mark
 
 
 # The other measure, which decides between epochs of the same select_metric: on a small val set F1 is a ratio of
