@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         problem = name_too_long_problem(exc.filename if exc.filename is not None else str(exc))
         print(f"mgrec: error: {terminal.visible(problem)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mgrec: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what continues it (`cmd_train`)
+        print(f"mgrec: interrupted{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         return 130
-    except Terminated:
-        print("mgrec: terminated", file=sys.stderr)
+    except Terminated as exc:
+        print(f"mgrec: terminated{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         return 128 + signal.SIGTERM
 
 
@@ -991,14 +991,18 @@ def cmd_train(args) -> None:
         args.overrides = [*args.overrides, f"pseudo_labels.unlabeled={args.unlabeled}"]
     config = load_config(args.config, args.overrides)
     check_for_training(config)  # training asks it too; here before a backbone is built or --seeds counted from it
-    if args.seeds == 1:
-        result = train(config, args.out, resume=args.resume, log=log_line, progress=show_progress(args),
-                       inputs=[Path(args.config)], encoder=_end_to_end_encoder(config))
-        print(result.summary())
-        return
     out = Path(os.path.abspath(args.out))
-    members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume, log=log_line,
-                          progress=show_progress(args))
+    try:
+        if args.seeds == 1:
+            result = train(config, args.out, resume=args.resume, log=log_line, progress=show_progress(args),
+                           inputs=[Path(args.config)], encoder=_end_to_end_encoder(config))
+            print(result.summary())
+            return
+        members = train_seeds(args.config, args.overrides, out, args.seeds, resume=args.resume, log=log_line,
+                              progress=show_progress(args))
+    except (KeyboardInterrupt, Terminated) as exc:
+        # said with the interruption: a stopped training (Ctrl-C, a scheduler's time limit) is continued, not redone
+        raise type(exc)(_how_to_continue(out, config.seed, args.seeds)) from None
     rank = process_rank()[0]
     if rank != 0:  # under torchrun, rank 0 makes the ensemble alone (every process making it fought over its lock)
         print(f"process {rank}: trained the {len(members)} seeds; process 0 makes their ensemble {out}")
@@ -1006,6 +1010,20 @@ def cmd_train(args) -> None:
     _make_ensemble(members, out)
     runs = " ".join(shell_word(run) for run in [*members, out])
     print(f"the seeds and their ensemble side by side, once each is evaluated: mgrec compare {runs}")
+
+
+def _how_to_continue(out: Path, seed: int, seeds: int) -> str:
+    """What continues a training stopped by Ctrl-C or SIGTERM, where a run kept a complete epoch: `--resume` (or
+    nothing to say)."""
+    from mgrec.run import RunDir
+
+    if seeds == 1:
+        kept = RunDir(out).can_resume()
+        return "the run keeps its last complete epoch: the same command with --resume continues it" if kept else ""
+    members = [out.with_name(f"{out.name}-seed{s}") for s in range(seed, seed + seeds)]
+    if not any(RunDir(member).can_resume() for member in members):
+        return ""
+    return "the seeds' runs keep their last complete epochs: the same command with --resume continues them"
 
 
 def _end_to_end_encoder(config):

@@ -597,6 +597,45 @@ def test_train_command_prints_plain_lines_when_the_output_is_not_a_terminal(data
     assert any(line.startswith("selected epoch 1 by val f1: F1 ") and line.count("%") == 3 for line in lines)
 
 
+def test_a_training_stopped_by_ctrl_c_or_sigterm_says_that_resume_continues_it(dataset, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """A training stopped by Ctrl-C (or a scheduler's SIGTERM) said 'mgrec: interrupted' and nothing of the epochs it
+    kept: a user trained again from scratch. Where a run keeps a complete epoch, the line now says --resume continues
+    it; before its first checkpoint it says nothing more."""
+    import mgrec.train.ensemble
+    import mgrec.train.loop
+    from mgrec.cli import Terminated, main
+
+    config_path = tmp_path / "config.yaml"
+    save_config(tiny_config(dataset), config_path)
+    out = tmp_path / "run"
+
+    def stopped(config, run_dir, **kwargs):
+        if checkpointed:
+            RunDir(run_dir).checkpoints_dir.mkdir(parents=True, exist_ok=True)
+            RunDir(run_dir).state_path.write_bytes(b"state")
+        raise stop()
+
+    monkeypatch.setattr(mgrec.train.loop, "train", stopped)
+    for checkpointed, stop, code, said in [(False, KeyboardInterrupt, 130, "interrupted"),
+                                           (True, KeyboardInterrupt, 130, "interrupted"),
+                                           (True, Terminated, 143, "terminated")]:
+        assert main(["train", str(config_path), "--out", str(out)]) == code
+        err = capsys.readouterr().err
+        resume = "; the run keeps its last complete epoch: the same command with --resume continues it\n"
+        assert err == f"mgrec: {said}{resume if checkpointed else chr(10)}"
+
+    def seeds_stopped(config_path, overrides, out, count, **kwargs):  # the second seed's run (seed 4) kept an epoch
+        RunDir(out.with_name(f"{out.name}-seed4")).checkpoints_dir.mkdir(parents=True)
+        RunDir(out.with_name(f"{out.name}-seed4")).state_path.write_bytes(b"state")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mgrec.train.ensemble, "train_seeds", seeds_stopped)
+    assert main(["train", str(config_path), "--out", str(tmp_path / "seeds"), "--seeds", "2"]) == 130
+    assert capsys.readouterr().err == ("mgrec: interrupted; the seeds' runs keep their last complete epochs: the same "
+                                       "command with --resume continues them\n")
+
+
 def test_tensorboard_is_an_extra():
     import tomllib
 
