@@ -110,8 +110,8 @@ def test_a_finite_loss_whose_gradient_is_not_stops_training_before_the_weights_c
                                                                                        clip_grad):
     # Only the loss was checked: a finite loss with a NaN gradient (a derivative undefined where it was taken, bf16
     # overflowing in the backward pass) wrote NaN into the weights and the EMA; the epoch was checkpointed so (not
-    # validated: eval_every), and the next step stopped at a NaN loss saying "the weights were not updated and the
-    # checkpoints hold the last complete epoch", an epoch of NaN weights that --resume went on from.
+    # validated: eval_every), and the next step stopped at a NaN loss saying "the weights were not updated", an epoch
+    # of NaN weights that --resume went on from.
     from tests.helpers import small_config
 
     from mgrec.config import PostprocessConfig, TrainConfig
@@ -133,8 +133,10 @@ def test_a_finite_loss_whose_gradient_is_not_stops_training_before_the_weights_c
 
     monkeypatch.setattr(DetectionLoss, "__call__", nan_gradient)
     with pytest.raises(InputError, match=r"training stopped at step 0: the loss is finite \(\d\.\d+\) but its gradient "
-                                         r"is not \(norm nan\); the weights were not updated and the checkpoints hold "
-                                         r"the last complete epoch. Check the features \(`mgrec data check`\), or "
-                                         r"lower train.lr$"):
+                                         r"is not \(norm nan\); the weights were not updated, and the run keeps the "
+                                         r"epochs it completed. Check the features \(`mgrec data check`\), or "
+                                         r"lower train.lr \(changed otherwise than in train.compile or train.device, "
+                                         r"the config trains a new run, into another --out: --resume takes the run's "
+                                         r"own\)$"):
         train(config, tmp_path / "run", progress=False, log=lambda *_: None)
     assert not RunDir(tmp_path / "run").has_training()  # no epoch of NaN weights checkpointed

@@ -221,9 +221,11 @@ class TrainStep:
         return parts
 
     def stop(self, what: str, advice: str) -> None:
-        """Stop the training before this step touches the weights: the checkpoints keep the last complete epoch."""
-        raise InputError(f"training stopped at step {self.steps_done}: {what}; the weights were not updated and the "
-                         f"checkpoints hold the last complete epoch. {advice}")
+        """Stop the training before this step touches the weights: the run keeps the epochs it completed (none, at an
+        epoch 0). The advice changes the config, which --resume refuses but for train.compile and train.device."""
+        raise InputError(f"training stopped at step {self.steps_done}: {what}; the weights were not updated, and the "
+                         f"run keeps the epochs it completed. {advice} (changed otherwise than in train.compile or "
+                         "train.device, the config trains a new run, into another --out: --resume takes the run's own)")
 
     def advice_for_gradients(self) -> str:
         """What to change when the gradient of a finite loss is not finite: the settings that compute it otherwise
