@@ -288,7 +288,39 @@ class _Parser(argparse.ArgumentParser):
         self.register("action", "store", _StoreOnce)
 
     def error(self, message: str):  # type: ignore[override]
-        super().error(message + _dash_name_hint(_Parser.words, self))
+        super().error(message + _dash_name_hint(_Parser.words, self) + _unknown_option_hint(_Parser.words, self))
+
+
+def _unknown_option_hint(words: list[str], parser: argparse.ArgumentParser) -> str:
+    """A misspelt option (`--spilt`, `--outt`) is named with the option it is closest to: argparse said only
+    "unrecognized arguments: --spilt test", and where the misspelling left a required option out ("the following
+    arguments are required: --out") it did not name the word at all. Only a command's own parser says so: mgrec's
+    and `mgrec data`'s options are not the command's, whose name may be the word that is wrong."""
+    import difflib
+
+    from mgrec.files import brief
+
+    if any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
+        return ""
+    options = [name for name in parser._option_string_actions if name.startswith("--")]
+    hints = []
+    for word in words:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0]
+        if not name.startswith("-") or name == "-" or name in parser._option_string_actions:
+            continue
+        try:
+            float(word)  # a negative number is a value
+            continue
+        except ValueError:
+            pass
+        if os.path.lexists(word) or Path(word).suffix:
+            continue  # a file name beginning with '-': `_dash_name_hint` names it
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.7)
+        hints.append(f"{brief(name)} is not an option of {parser.prog}"
+                     + (f"; did you mean {close[0]}?" if close else f"; `{parser.prog} --help` lists them"))
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _dash_name_hint(words: list[str], parser: argparse.ArgumentParser) -> str:
