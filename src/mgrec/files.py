@@ -646,6 +646,14 @@ def missing_file_problem(path: str | Path, what: str = "file") -> str:
     return f"{kind}, not a {what}" if kind else "no such file or folder"
 
 
+def read_from_here_note(path: str | Path) -> str:
+    """" (relative paths are read from the current directory /x)" for a relative path that is not there, else "": a
+    config's relative data paths are read from the folder a command runs in, and a command run from another folder
+    than the config's data found nothing there and said only "annotations.json: annotations file not found"."""
+    path = Path(path).expanduser()
+    return "" if path.is_absolute() else f" (relative paths are read from the current directory {Path.cwd()})"
+
+
 def missing_folder_problem(path: str | Path, what: str = "folder") -> str:
     """Why `path` cannot be listed as a `what` (a folder): "no such folder", "a file, not a `what`" (a feature file
     given for the folder that holds it), "a symbolic link to T, which does not exist", "a symbolic link loop", "a

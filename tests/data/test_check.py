@@ -207,6 +207,27 @@ def test_unreadable_annotations_and_missing_features_folder(tmp_path):
     ]
 
 
+def test_relative_data_paths_that_are_not_there_name_the_key_the_folder_they_were_read_from_and_the_fix(
+        tmp_path, monkeypatch):
+    # `mgrec data check smg/mgrec.yaml` run from another folder than the data's said only
+    # "data/smg/annotations.json: annotations file not found" (`mgrec train` named the key, the folder and the fix),
+    # and "feats: no such folder (config data.features)"
+    monkeypatch.chdir(tmp_path)
+    config = load_config("smg/mgrec.yaml", ["data.features=feats"])
+    [problem] = check_dataset(config).problems
+    assert problem.message == ("data/smg/annotations.json not found (relative paths are read from the current "
+                               f"directory {tmp_path}); give the annotations file: --set data.annotations=FILE")
+    assert problem.where.endswith("configs/smg/mgrec.yaml [data.annotations]")
+    config = load_config("smg/mgrec.yaml", ["data.annotations=ann.json", "data.features=feats"])
+    [problem] = check_dataset(config).problems
+    assert problem.where == "--set data.annotations=ann.json [data.annotations]"
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": [f"c{i}" for i in range(17)], "database": {
+        "v": _entry("training", (0, 1.0, 2.0))}}), encoding="utf-8")
+    assert [(p.where, p.message) for p in check_dataset(config).errors] == [
+        ("feats", f"no such folder (config data.features; relative paths are read from the current directory "
+                  f"{tmp_path})")]
+
+
 @pytest.mark.parametrize("kind, message", [
     ("file", "a file, not a features folder"),  # a feature file given for the folder that holds it
     ("dangling", "a symbolic link to /nonexistent/drive, which does not exist"),  # a drive not mounted

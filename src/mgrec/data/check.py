@@ -49,6 +49,7 @@ from mgrec.files import (
     is_hidden,
     missing_file_problem,
     missing_folder_problem,
+    read_from_here_note,
     shell_word,
     spelt_alike_remedy,
 )
@@ -297,7 +298,12 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     try:
         aset = load_annotations(annotations_path, entry_errors, default_fps=data.fps)
     except InputError as exc:
-        problems.append(_problem_from_error(exc, annotations_path, None))
+        if not os.path.lexists(annotations_path):  # said as `mgrec train` says it (`refuse_missing_annotations`)
+            problems.append(Problem("error", key_origin(config, "data.annotations"),
+                                    f"{data.annotations} not found{read_from_here_note(annotations_path)}; give the "
+                                    "annotations file: --set data.annotations=FILE"))
+        else:
+            problems.append(_problem_from_error(exc, annotations_path, None))
         return CheckReport(
             problems=problems,
             classes=[],
@@ -415,8 +421,10 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
     key = stream_key(data, stream)
     features_dir = Path(stream.features)
     if not features_dir.is_dir():
+        problem = missing_folder_problem(features_dir, "features folder")
+        here = read_from_here_note(features_dir)[2:-1] if problem == "no such folder" else ""
         return [Problem("error", str(features_dir),
-                        f"{missing_folder_problem(features_dir, 'features folder')} (config {key}.features)")]
+                        f"{problem} (config {key}.features{'; ' + here if here else ''})")]
     without_sidecar: list[str] = []
     recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
     names = _FolderNames(features_dir)

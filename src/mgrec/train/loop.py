@@ -53,6 +53,7 @@ from mgrec.files import (
     callable_argument,
     counted,
     path_argument,
+    read_from_here_note,
     read_json,
     resolve_path,
     shell_word,
@@ -309,9 +310,8 @@ def refuse_missing_annotations(config: Config) -> None:
     annotations = config.data.annotations
     path = Path(annotations).expanduser()
     if annotations and not path.is_file():
-        where = "" if path.is_absolute() else f" (relative paths are read from the current directory {Path.cwd()})"
-        raise InputError(f"{key_origin(config, 'data.annotations')}: {annotations} not found{where}; give the "
-                         "annotations file: --set data.annotations=FILE")
+        raise InputError(f"{key_origin(config, 'data.annotations')}: {annotations} not found"
+                         f"{read_from_here_note(path)}; give the annotations file: --set data.annotations=FILE")
 
 
 def check_batch_fits(config: Config) -> None:
