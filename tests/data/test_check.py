@@ -1039,3 +1039,25 @@ def test_the_videos_folder_given_as_the_features_is_listed_once_not_once_per_vid
     missing = [p for p in check_dataset(config).errors if "the video itself, is there" in p.message]
     assert len(missing) == 20
     assert listed.count(videos) <= 2  # the missing files' remedies once, the orphans once
+
+
+def test_a_class_count_other_than_the_annotations_suggests_the_annotations_count(tmp_path):
+    # the README's minimal config (model.num_classes: 5) on data of 3 classes: the error said "3 classes in the
+    # annotations but model.num_classes is 5", and the suggested settings, pasted, left training refused for it
+    document = _train_and_val_document()
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id)
+    config = _config(tmp_path)
+    config.model.num_classes = 5
+    report = check_dataset(config)
+    assert any("3 classes in the annotations but model.num_classes is 5" in p.message for p in report.errors)
+    assert report.suggestions["model.num_classes"] == 3
+    text = report.format()
+    assert "  --set model.num_classes=3\n" in text
+    assert "model.num_classes: what the annotations say" in text
+    assert "  annotations' classes: 3 (c0, c1, c2)" in text
+    config.model.num_classes = 3
+    fixed = check_dataset(config)
+    assert not any("num_classes" in p.message for p in fixed.errors) and "model.num_classes" not in fixed.suggestions

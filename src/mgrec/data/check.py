@@ -124,8 +124,10 @@ class CheckReport:
         if self.suggestions:
             from_files = [key for key in self.suggestions if key in _FILE_SETTINGS]
             notes = [f"{' and '.join(from_files)}: what the feature files and sidecars say"] if from_files else []
-            if len(from_files) < len(self.suggestions):
-                notes.append("the others: " * bool(from_files) + "starting points for new data, from the training "
+            from_annotations = [key for key in self.suggestions if key in _ANNOTATION_SETTINGS]
+            notes += [f"{' and '.join(from_annotations)}: what the annotations say"] if from_annotations else []
+            if len(from_files) + len(from_annotations) < len(self.suggestions):
+                notes.append("the others: " * bool(notes) + "starting points for new data, from the training "
                              "split's lengths alone; a config's value chosen on val, as the shipped configs' were, "
                              "is the better one" + ("; they count lengths at the config's fps: rerun once data.fps "
                                                     "is set") * ("data.fps" in from_files))
@@ -142,6 +144,8 @@ class CheckReport:
 
 # The suggestions read from the feature files and sidecars (`_file_suggestions`), not from the lengths.
 _FILE_SETTINGS = ("data.feature_dim", "data.fps")
+# The suggestions read from the annotations: their class count (a config copied from another dataset's).
+_ANNOTATION_SETTINGS = ("model.num_classes",)
 
 # Up to this many videos with one same problem (severity and message) are a line each; more are one line with the
 # count and the first few: a config's feature_dim other than every file's was two lines per video (72 for SMG's 36).
@@ -342,6 +346,10 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         videos_per_split={split: len(aset.video_ids(split)) for split in splits},
     )
     report.suggestions, report.statistics = _file_suggestions(values, data)
+    if aset.num_classes and aset.num_classes != config.model.num_classes:  # an error above; its setting suggested
+        report.suggestions["model.num_classes"] = aset.num_classes
+        shown = ", ".join(aset.classes[:5]) + ", ..." * (aset.num_classes > 5)
+        report.statistics["annotations' classes"] = f"{aset.num_classes} ({shown})"
     train = aset.subset(data.train_split)
     if train.videos:
         lengths, statistics = _suggestions(train, config, video_steps)
