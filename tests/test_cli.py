@@ -812,3 +812,23 @@ def test_an_unknown_command_is_not_blamed_on_the_command_s_options(capsys):
     err = capsys.readouterr().err
     assert "invalid choice: 'evalute'" in err
     assert "is not an option" not in err
+
+
+def test_data_convert_warns_of_a_splits_subset_no_config_reads(tmp_path, capsys):
+    # `--splits train=1-30,val=31-35,tset=36-40` wrote subset 'tset' without a word; a config's test split then
+    # held no video, found only by a later data check
+    for subject in (1, 31, 36):
+        sample = tmp_path / "smg" / f"Sample{subject:04d}"
+        sample.mkdir(parents=True)
+        (sample / f"{sample.name}_finelabels.csv").write_text("3,10,40\n17,60,90\n", encoding="utf-8")
+        (sample / f"{sample.name}_data.csv").write_text("300,28,4000\n", encoding="utf-8")
+    out = tmp_path / "ann.json"
+    assert main(["data", "convert", str(tmp_path / "smg"), "--out", str(out),
+                 "--splits", "train=1-30,val=31-35,tset=36-40"]) == 0
+    assert ("warning: --splits: subset 'tset' (1 video) is none of train, val, test, the splits a config reads "
+            "(data.train_split, data.val_split, data.test_split), so only a config that names it uses its videos; "
+            "did you mean 'test'?\n") in capsys.readouterr().err
+    assert mgrec.load_annotations(out).video_ids("tset") == ["Sample0036"]  # written as asked
+    assert main(["data", "convert", str(tmp_path / "smg"), "--out", str(tmp_path / "b.json"),
+                 "--splits", "training=1-30,validation=31-35,test=36-40"]) == 0  # the long names are the same splits
+    assert "warning: --splits" not in capsys.readouterr().err

@@ -919,6 +919,7 @@ def _checked_device(name: str) -> str:
 
 
 def cmd_data_convert(args) -> None:
+    from mgrec.config import DataConfig
     from mgrec.data.annotations import (
         load_annotations,
         parse_subject_ranges,
@@ -964,6 +965,18 @@ def cmd_data_convert(args) -> None:
           file=closing_line_stream(args.out))
     if from_json:
         return
+    defaults = DataConfig()
+    standard = (defaults.train_split, defaults.val_split, defaults.test_split)
+    for name in (name for name in splits if name not in standard):
+        # `--splits ...,tset=36-40` wrote subset 'tset', which no config reads, without a word (a later data check
+        # warned that its videos are in none of the configured splits)
+        import difflib
+
+        close = difflib.get_close_matches(name, standard, n=1, cutoff=0.6)
+        print(f"warning: --splits: subset {name!r} ({counted(len(annotations.video_ids(name)), 'video')}) is none of "
+              f"{', '.join(standard)}, the splits a config reads (data.train_split, data.val_split, data.test_split), "
+              "so only a config that names it uses its videos" + (f"; did you mean {close[0]!r}?" if close else ""),
+              file=sys.stderr)
     if left_out:  # the challenge's test subjects come without labels; a typo in --splits would leave out others
         print(f"note: left out {len(left_out)} sample folder{'s' if len(left_out) > 1 else ''} without labels "
               f"({sample_range(left_out)}), in no split: the challenge's unlabelled test subjects?", file=sys.stderr)
