@@ -111,3 +111,40 @@ def test_the_command_line_prints_a_campaign_name(capsys):
 
     main(["speed-cpu"])
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_([0-9a-f]{7}(-dirty)?|nogit)_speed-cpu\n", capsys.readouterr().out)
+
+
+def test_the_command_is_recorded_as_a_user_would_type_it_again(monkeypatch, tmp_path):
+    # `python -m mgrec detect ...` recorded "__main__.py detect ...", which runs nothing; `mgrec export` recorded
+    # "mgrec export" alone; `mgrec.cli.main(argv)` in Python recorded the calling program's sys.argv
+    from mgrec.cli import main
+    from mgrec.provenance import command_line
+
+    package = Path(mgrec.__file__).resolve().parent
+    monkeypatch.setattr("sys.argv", [str(package / "__main__.py"), "detect", "runs/a", "v.npy", "--out", "d.json"])
+    assert command_line() == ["python", "-m", "mgrec", "detect", "runs/a", "v.npy", "--out", "d.json"]
+    monkeypatch.setattr("sys.argv", [str(package / "cli.py"), "detect", "r"])
+    assert command_line() == ["python", "-m", "mgrec.cli", "detect", "r"]
+    monkeypatch.setattr("sys.argv", ["/home/u/.venv/bin/mgrec", "detect", "r"])
+    assert command_line() == ["mgrec", "detect", "r"]
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "my_script.py"), "--fast"])
+    assert command_line() == ["my_script.py", "--fast"]
+
+    # a result written by main(argv) records argv, whatever sys.argv holds
+    (tmp_path / "g.json").write_text('{"classes": ["a"], "database": {"v": {"subset": "test", "fps": 10, '
+                                     '"duration": 10, "annotations": [{"label": "a", "segment": [1, 2]}]}}}')
+    (tmp_path / "p.json").write_text('{"results": {"v": [{"label": "a", "segment": [1, 2], "score": 0.9}]}}')
+    recorded = []
+    monkeypatch.setattr("mgrec.cli.cmd_score", lambda args: recorded.append(command_line()))
+    main(["score", "--gt", str(tmp_path / "g.json"), "--pred", str(tmp_path / "p.json")])
+    assert recorded == [["mgrec", "score", "--gt", str(tmp_path / "g.json"), "--pred", str(tmp_path / "p.json")]]
+    assert command_line() == ["my_script.py", "--fast"]  # sys.argv's again once main returns
+    # what a detection file records
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.provenance import invoked_as
+
+    with invoked_as(["mgrec", "detect", "r", "v.npy", "--out", "d.json"]):
+        save_predictions({}, tmp_path / "d.json")
+    import json
+
+    record = json.loads((tmp_path / "d.json").read_text())["mgrec"]["provenance"]
+    assert record["command"] == "mgrec detect r v.npy --out d.json"

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        with _terminated_as_said():
+        from mgrec.provenance import invoked_as
+
+        # results record the command that made them: main's own words where Python gave them, not sys.argv's
+        with _terminated_as_said(), invoked_as(None if argv is None else ["mgrec", *argv]):
             code = args.run(args) or 0
         sys.stdout.flush()  # here, not at exit: a full disk is one line and a non-zero exit, not a traceback
         return code

@@ -8,11 +8,13 @@ also from result files written before the record existed (their ad-hoc fields, n
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +69,41 @@ def git_commit(source: Path | str | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + (DIRTY if changes.strip() else "")
+
+
+# The command line `mgrec.cli.main(argv)` runs, while it runs: given argv in Python, sys.argv is the caller's.
+_invoked: list[str] | None = None
+
+
+@contextlib.contextmanager
+def invoked_as(command: list[str] | None):
+    """`command_line()` is `command` inside the block (`mgrec.cli.main` given its words in Python: ["mgrec", ...]);
+    None leaves it to sys.argv."""
+    global _invoked
+    before, _invoked = _invoked, command
+    try:
+        yield
+    finally:
+        _invoked = before
+
+
+def command_line() -> list[str]:
+    """The command line that is running, as a user would type it again: `mgrec detect ...`, or `python -m mgrec
+    detect ...` where Python ran mgrec's package (sys.argv[0] is then the path of its `__main__.py`, which a result
+    recorded as `__main__.py detect ...`), `python -m mgrec.cli ...` for that module; a script's own name otherwise."""
+    if _invoked is not None:
+        return list(_invoked)
+    argv = list(sys.argv) or ["python"]
+    first = Path(argv[0])
+    package = Path(mgrec.__file__).resolve().parent
+    try:
+        inside = first.resolve().relative_to(package.parent)
+    except (OSError, ValueError):
+        inside = None
+    if inside is not None and inside.suffix == ".py" and inside.parts[0] == package.name:
+        module = ".".join(inside.with_suffix("").parts)
+        return ["python", "-m", module.removesuffix(".__main__"), *argv[1:]]
+    return [first.name, *argv[1:]]
 
 
 def provenance(command: list[str] | str, threads: int | None = None, device: torch.device | str | None = None) -> dict:

@@ -35,7 +35,6 @@ import math
 import numbers
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -58,7 +57,7 @@ from mgrec.files import (
     text_lines,
 )
 from mgrec.files import is_number as _is_number
-from mgrec.provenance import provenance
+from mgrec.provenance import command_line, provenance
 from mgrec.records import Detection, check_class_list, recorded_name_problem
 from mgrec.smg_csv import (
     csv_files,
@@ -610,7 +609,7 @@ def save_predictions(
         raise InputError("info: must not hold 'mgrec_version': save_predictions writes it")
     block["mgrec_version"] = mgrec.__version__
     if "provenance" not in block:
-        block["provenance"] = provenance([Path(sys.argv[0]).name, *sys.argv[1:]])
+        block["provenance"] = provenance(command_line())
     document = {
         "version": RESULTS_VERSION,
         "results": {video_id: [d.to_json() for d in items] for video_id, items in pred.items()},

@@ -57,7 +57,7 @@ from mgrec.infer.offline import OfflineDetector
 from mgrec.model import fastpath
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, DetectorOutput
 from mgrec.model.end_to_end import EndToEndDetector
-from mgrec.provenance import provenance
+from mgrec.provenance import command_line, provenance
 from mgrec.run import RunDir
 
 FORMAT = "mgrec-onnx-network/1"
@@ -365,7 +365,7 @@ def export_record(detector: OfflineDetector, checkpoint: str, strides: list[int]
         "checked": {"lengths": checked, "largest_difference": None, "tolerance": TOLERANCE,
                     "onnxruntime": onnxruntime_version},
         "onnx_sha256": None,
-        "provenance": provenance("mgrec export"),
+        "provenance": provenance(command_line()),
     }
 
 
