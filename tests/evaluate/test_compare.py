@@ -245,10 +245,11 @@ def test_one_run_and_one_copied_run_are_said_so(tmp_path, capsys):
 
 
 def test_runs_scored_on_other_videos_unevaluated_or_given_twice_are_refused(tmp_path, capsys):
+    # (one video was said "1 videos")
     a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
     fewer = {"v1": TRUTH["v1"]}
     other, _ = fake_run(tmp_path, "other", 2, 1e-3, [0], truth=fewer)
-    with pytest.raises(InputError, match=r"were scored on different test sets \(1 videos, 3 segments against 2 "
+    with pytest.raises(InputError, match=r"were scored on different test sets \(1 video, 3 segments against 2 "
                                          r"videos, 4 segments\): means over different videos compare nothing"):
         compare_runs([a1, other])
     with pytest.raises(InputError, match=r"a-seed1: given twice"):

@@ -103,7 +103,7 @@ def test_a_split_without_labels_is_named_before_any_video_is_detected(tmp_path, 
     Path("data/annotations.json").write_text(json.dumps(document), encoding="utf-8")
     assert main(["evaluate", "run", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.startswith(
-        "mgrec: error: data/annotations.json: no ground-truth segments in split 'test' (1 videos, none labelled): "
+        "mgrec: error: data/annotations.json: no ground-truth segments in split 'test' (1 video, none labelled): "
         "nothing to score or tune on; use a labelled split (train, val), or detect these videos with mgrec detect")
 
 

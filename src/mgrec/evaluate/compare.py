@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mgrec.config import to_dict
 from mgrec.errors import InputError
-from mgrec.files import brief
+from mgrec.files import brief, counted
 from mgrec.run import RunDir, member_paths, same_scored_set, scored_sets_words
 from mgrec.terminal import cell, columns
 
@@ -172,7 +172,7 @@ def _same_folder(a: Path, b: Path) -> bool:
 
 
 def _set_words(videos: object, instances: dict[str, int]) -> str:
-    return f"{videos} videos, {sum(instances.values())} segments"
+    return f"{counted(videos, 'video')}, {counted(sum(instances.values()), 'segment')}"  # "1 video", not "1 videos"
 
 
 def _set_difference(this: tuple[object, dict[str, int]], first: tuple[object, dict[str, int]]) -> str:
@@ -338,8 +338,9 @@ def format_comparison(comparison: Comparison) -> str:
     heads = list(MEASURES.values()) + [key for key in rows[0].measures if key not in MEASURES]
     keys = list(MEASURES) + [key for key in rows[0].measures if key not in MEASURES]
     column = max(16, *(len(h) for h in heads))
-    lines = [f"{len(rows)} group(s) of runs scored on {comparison.split} ({comparison.num_videos} videos, "
-             f"{sum(comparison.instances.values())} segments); mean ± sample std over each group's runs, in %",
+    scored = _set_words(comparison.num_videos, comparison.instances)
+    lines = [f"{len(rows)} group(s) of runs scored on {comparison.split} ({scored}); mean ± sample std over each "
+             "group's runs, in %",
              f"{'group':<{width}}  runs  " + "".join(f"{h:<{column}}" for h in heads).rstrip()]
     for name, row in zip(names, rows):
         cells = "".join(f"{row.measures[key].percent():<{column}}" for key in keys if key in row.measures)

@@ -18,7 +18,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
-from mgrec.files import resolve_path, spelt_alike_beside
+from mgrec.files import counted, resolve_path, spelt_alike_beside
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector
 from mgrec.model.fusion import GatedFusionEncoder
@@ -68,8 +68,8 @@ def split_to_score(detector: OfflineDetector, split: str) -> tuple[AnnotationSet
         labelled = [s for s in annotations.subsets() if any(annotations.segments.get(v) for v in
                                                             annotations.video_ids(s))]
         raise InputError(
-            f"{data.annotations}: no ground-truth segments in split {split!r} ({len(video_ids)} videos, none "
-            f"labelled): nothing to score or tune on; use a labelled split ({', '.join(labelled) or 'none'}), or "
+            f"{data.annotations}: no ground-truth segments in split {split!r} ({counted(len(video_ids), 'video')}, "
+            f"none labelled): nothing to score or tune on; use a labelled split ({', '.join(labelled) or 'none'}), or "
             "detect these videos with mgrec detect"
         )
     if detector.members is None:  # every file before the first video is detected (a member reads its own)

@@ -50,7 +50,7 @@ from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, b
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
 from mgrec.evaluate.scoring import ground_truth_digest
-from mgrec.files import atomic_write_text, file_sha256, json_or_none, read_json, resolve_path, shell_word
+from mgrec.files import atomic_write_text, counted, file_sha256, json_or_none, read_json, resolve_path, shell_word
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     ANALYSIS_FIGURE_STEMS,
@@ -131,8 +131,8 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     # the analysis could only say "no ground-truth segments", naming neither the file nor the split.
     if not any(annotation_set.segments.get(v) for v in video_ids):
         raise InputError(
-            f"{annotations_path}: no ground-truth segments in split {split!r} ({len(video_ids)} videos, none "
-            "labelled): nothing to analyse; are these the annotations the run was evaluated on?"
+            f"{annotations_path}: no ground-truth segments in split {split!r} ({counted(len(video_ids), 'video')}, "
+            "none labelled): nothing to analyse; are these the annotations the run was evaluated on?"
         )
     detections_path = run.detections_path(split, checkpoint)
     if not detections_path.is_file():
