@@ -602,7 +602,18 @@ class _DuplicateKey(Exception):
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     # The json module would keep the last of two equal keys; a duplicated video id would then
-    # silently drop the first video's annotations.
+    # silently drop the first video's annotations. Called for every object of a document (a million detections of
+    # a ranked list): the dict is built at C speed, and only an object that lost a key to a repeat is walked, to
+    # name the first key met twice (`_reject_duplicate_keys_reference`, the plain loop, says the same)
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        _reject_duplicate_keys_reference(pairs)
+    return result
+
+
+def _reject_duplicate_keys_reference(pairs: list[tuple[str, Any]]) -> dict:
+    """The object of `pairs`, refusing the first key met a second time: the definition `_reject_duplicate_keys`
+    computes (tests/test_files.py checks them equal)."""
     result: dict = {}
     for key, value in pairs:
         if key in result:
@@ -890,6 +901,8 @@ def text_lines(text: str) -> list[str]:
 
 def is_number(value: Any) -> bool:
     """An int or float that fits a float (JSON allows integers of any size)."""
+    if type(value) is float:  # nearly every number read (a million scores and times): no further question
+        return True
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
@@ -902,6 +915,8 @@ def is_number(value: Any) -> bool:
 def is_finite_real(value: Any) -> bool:
     """A finite number given in Python: an int or float, or numpy's scalars (np.float32(0.5)); not a bool, which
     Python counts as an int (True taken for a threshold of 1.0), and not NaN or an infinity."""
+    if type(value) is float:  # the common case, without numbers.Real's abstract-class check (slow, per value)
+        return math.isfinite(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
     try:
