@@ -39,8 +39,7 @@ from mgrec.evaluate.predictions import (
     MGREC_KEY,
     is_csv_table,
     is_results_json,
-    load_predictions,
-    read_predictions_info,
+    load_predictions_with_info,
     repeats_words,
     segment_problem,
 )
@@ -396,8 +395,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
                                                      threshold_shrinkage, score_threshold, tious)
     only = None if videos is None else _checked_videos(videos, annotations, gt_path, split)
     fps = {video: entry.fps for video, entry in annotations.videos.items()}
-    predictions = load_predictions(pred_path, annotations.classes, fps_by_video=fps)
-    info = read_predictions_info(pred_path)
+    predictions, info = load_predictions_with_info(pred_path, annotations.classes, fps_by_video=fps)
     _note_the_file(predictions, annotations, fps, info, pred_path, gt_path, note)
 
     def split_of(name: str) -> tuple[dict[str, list[Segment]], dict[str, list[Detection]]]:

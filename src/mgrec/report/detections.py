@@ -25,7 +25,7 @@ from mgrec.config import class_thresholds_problem
 from mgrec.data.features import read_sidecar
 from mgrec.errors import InputError, where
 from mgrec.evaluate.f1 import apply_score_threshold, bar_words
-from mgrec.evaluate.predictions import MGREC_KEY, load_predictions, read_predictions_info, repeats_words
+from mgrec.evaluate.predictions import MGREC_KEY, load_predictions_with_info, repeats_words
 from mgrec.files import atomic_write_text, brief, is_finite_real, resolve_path
 from mgrec.records import Detection
 from mgrec.report.figures import score_histogram_figure
@@ -95,8 +95,7 @@ def load_detections(run_dir: str | Path, source: str | Path, fps: float | None =
         raise InputError(f"{source}: SMG label files count frames, and {run.path} records no frame rate to read them "
                          f"at (no data.fps in {run.config_path}, {recipe_words}); give the videos' frame rate "
                          "with --fps (fps= in Python)")
-    found = load_predictions(source, classes, fps=fps)
-    info = read_predictions_info(source)  # {} but for a results JSON that mgrec wrote
+    found, info = load_predictions_with_info(source, classes, fps=fps)  # info: {} but for a results JSON mgrec wrote
     if "score_threshold" in info:  # the bar it was written at (a ranked list is cut there)
         bar = (info["score_threshold"], info.get("class_thresholds"))
         problem = class_thresholds_problem(bar[1], len(classes))
