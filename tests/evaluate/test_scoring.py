@@ -662,3 +662,55 @@ def test_score_file_names_a_note_that_cannot_be_called():
 
     with pytest.raises(InputError, match=r"^score_file: note: expected a callable .* or None, got 'notes.txt'$"):
         score_file(None, "gt.json", "pred.json", note="notes.txt")
+
+
+def _random_items(rng, classes, video, detections=True):
+    """Segments or detections of `video`, each field now and then of another form than the readers make (numpy
+    scalars, ints, NaN, a label of another class, another video, times out of order)."""
+    items = []
+    for _ in range(rng.randrange(1, 6)):
+        label_id = rng.randrange(len(classes))
+        start = rng.choice([0.0, -0.0, 1.5, rng.uniform(0, 9)])
+        fields = dict(video_id=video, start=start, end=start + rng.choice([0.5, rng.uniform(0.1, 2)]),
+                      label_id=label_id, label=classes[label_id])
+        if detections:
+            fields["score"] = rng.choice([0.5, rng.random()])
+        if rng.random() < 0.15:
+            key = rng.choice(sorted(fields))
+            fields[key] = rng.choice({
+                "video_id": ["other", video + " "], "start": [np.float32(1.0), 1, float("nan"), -0.5, 99.0],
+                "end": [np.float64(20.0), 20, float("inf"), 0.0], "label_id": [np.int64(label_id), True, -1, 9, 1.0],
+                "label": [classes[(label_id + 1) % len(classes)], "x"],
+                "score": [np.float32(0.5), 1, float("nan"), True, "0.5"]}[key])
+        kind = Detection if detections else rng.choice([Segment, Detection]) if "score" in fields else Segment
+        if kind is Detection and "score" not in fields:
+            fields["score"] = 0.5
+        items.append(kind(**fields) if rng.random() < 0.98 else ("not", "an item"))
+    return items
+
+
+def test_the_fast_check_of_scored_items_refuses_what_its_reference_refuses():
+    """`score` checks every detection given to it; a detection of the plain form (what the readers make) passes at
+    once, any other is asked each question (`_check_items_reference`): on random items, numpy scalars, ints, NaN,
+    other labels and videos among them, both pass the same lists and refuse the others with the same message."""
+    import random
+
+    from mgrec.evaluate.scoring import _check_items, _check_items_reference
+
+    def outcome(check, items, what):
+        try:
+            check(items, CLASSES, what, "v")
+        except InputError as exc:
+            return str(exc)
+        return None
+
+    rng = random.Random(0)
+    passed = refused = 0
+    for _ in range(3000):
+        what = rng.choice(["prediction", "ground truth"])
+        items = _random_items(rng, CLASSES, "v", detections=what == "prediction")
+        expected = outcome(_check_items_reference, items, what)
+        assert outcome(_check_items, items, what) == expected, items
+        passed += expected is None
+        refused += expected is not None
+    assert passed > 500 and refused > 500
