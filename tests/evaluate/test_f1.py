@@ -334,3 +334,29 @@ def test_per_class_tuning_takes_scores_up_to_the_largest_float():
     ranked = {"v": [Detection("v", 1.0, 2.0, 0, "a", 1.7976931348623157e308), Detection("v", 5.0, 6.0, 1, "b", 0.5)]}
     threshold, bars = tune_thresholds(gt, ranked, 2, PostprocessConfig(thresholds="per_class"))
     assert all(map(math.isfinite, bars)) and math.isfinite(threshold)
+
+
+def test_the_miga_rule_computed_class_by_class_is_its_whole_matrix():
+    """Which ground-truth segments the MiGA rule finds, and the best score finding each (`tune_score_threshold`), are
+    now computed one class at a time (`_found_by_class`): the whole matrix of a video, masked to its classes, held
+    93 MB arrays for a hard set of 166,000 detections. On random videos with tied tIoUs (whole frames at 28 fps) and
+    tied scores, both give `_found_by`'s answers exactly."""
+    import random
+
+    import numpy as np
+
+    from mgrec.evaluate.f1 import _found, _found_at, _found_by
+    from mgrec.evaluate.matching import scores
+
+    rng = random.Random(0)
+    found_some = 0
+    for _ in range(300):
+        gt = [seg("v", s, s + rng.randrange(1, 30), rng.randrange(3), fps=28.0)
+              for s in (rng.randrange(0, 100) for _ in range(rng.randrange(1, 6)))]
+        pred = [det("v", s, s + rng.randrange(1, 30), rng.randrange(3), rng.choice([0.5, 0.25, rng.random()]), 28.0)
+                for s in (rng.randrange(0, 100) for _ in range(rng.randrange(1, 12)))]
+        hits = _found_by(gt, pred, 0.3)
+        assert np.array_equal(_found(gt, pred, 0.3), hits.any(axis=1))
+        assert np.array_equal(_found_at(gt, pred, 0.3), np.where(hits, scores(pred)[None, :], -np.inf).max(axis=1))
+        found_some += hits.any()
+    assert found_some > 100

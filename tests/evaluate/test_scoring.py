@@ -714,3 +714,28 @@ def test_the_fast_check_of_scored_items_refuses_what_its_reference_refuses():
         passed += expected is None
         refused += expected is not None
     assert passed > 500 and refused > 500
+
+
+def test_the_confusion_matrix_counted_in_blocks_of_predictions_is_the_one_of_all_at_once(monkeypatch):
+    """`confusion_counts` compares `CONFUSION_ROWS` predictions at a time with a video's ground truth (a hard set of
+    166,000 detections made 93 MB arrays): blocks of 3 give the counts of one block, on random data with tied
+    tIoUs (segments on a grid of whole seconds) and detections outside any gesture."""
+    import random
+
+    import mgrec.evaluate.scoring as scoring_module
+
+    rng = random.Random(0)
+    for _ in range(30):
+        gt, hard = {}, {}
+        for video in ("a", "b", "c"):
+            gt[video] = [Segment(video, s, s + rng.randrange(1, 4), k, CLASSES[k])
+                         for s, k in ((rng.randrange(0, 20), rng.randrange(len(CLASSES)))
+                                      for _ in range(rng.randrange(0, 5)))]
+            hard[video] = [Detection(video, s, s + rng.randrange(1, 4), k, CLASSES[k], rng.random())
+                           for s, k in ((rng.randrange(0, 25), rng.randrange(len(CLASSES)))
+                                        for _ in range(rng.randrange(0, 12)))]
+        monkeypatch.setattr(scoring_module, "CONFUSION_ROWS", 10**6)
+        matrix, background = confusion_counts(gt, hard, len(CLASSES))
+        monkeypatch.setattr(scoring_module, "CONFUSION_ROWS", 3)
+        blocks = confusion_counts(gt, hard, len(CLASSES))
+        assert np.array_equal(blocks[0], matrix) and np.array_equal(blocks[1], background)
