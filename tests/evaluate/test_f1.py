@@ -360,3 +360,24 @@ def test_the_miga_rule_computed_class_by_class_is_its_whole_matrix():
         assert np.array_equal(_found_at(gt, pred, 0.3), np.where(hits, scores(pred)[None, :], -np.inf).max(axis=1))
         found_some += hits.any()
     assert found_some > 100
+
+
+def test_the_best_threshold_of_every_candidate_at_once_is_the_one_of_each_f1_result():
+    """`_best_threshold` computes `F1Result.from_counts`'s F1 of every candidate at once (tuning on a ranked list of
+    a million scores made a million F1Results); each F1 is the same float, so the threshold chosen is the same,
+    ties (equal F1 at several candidates) to the highest, with no predictions or no ground truth at some."""
+    import random
+
+    import numpy as np
+
+    from mgrec.evaluate.f1 import _best_threshold, _best_threshold_reference
+
+    rng = random.Random(0)
+    for _ in range(500):
+        size = rng.randrange(1, 40)
+        candidates = np.sort(np.array([rng.choice([0.5, 0.25, rng.random()]) for _ in range(size)]))
+        num_pred = np.sort(np.array([rng.randrange(0, 30) for _ in range(size)]))[::-1]
+        correct = np.minimum(num_pred, np.array([rng.randrange(0, 30) for _ in range(size)]))
+        num_gt = rng.choice([0, 1, 7, 30, 10**6])
+        assert _best_threshold(candidates, correct, num_pred, num_gt) == \
+            _best_threshold_reference(candidates, correct, num_pred, num_gt)
