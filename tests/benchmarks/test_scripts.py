@@ -912,3 +912,22 @@ def test_onnx_export_counts_the_detections_both_have_whatever_one_lacks():
     counts = same_detections({"v": own}, {"v": found})
     assert (counts["run"], counts["onnx"], counts["same_class_and_frames"]) == (3, 2, 2)
     assert abs(counts["largest_score_difference"] - 0.01) < 1e-9
+
+
+# -- score_scale.py ---------------------------------------------------------------------------
+
+
+def test_score_scale_scores_a_synthetic_ranked_list_and_compares_two_source_trees(tmp_path):
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=2, num_classes=3, feature_dim=4, length=64,
+                                   subsets=("test", "test"))
+    out = tmp_path / "score_scale.json"
+    argv = ["--gt", str(paths.annotations), "--sizes", "50", "--baseline-src", str(REPO / "src"), "--json", str(out)]
+    assert load_script("score_scale").main(argv) == 0
+    result = json.loads(out.read_text())
+    assert_provenance(result, "python benchmarks/score_scale.py --gt", threads=1)
+    entry = result["sizes"]["50"]
+    assert set(entry["runs"]) == {"this", "baseline"} and entry["same_scores"]
+    for run in (*entry["runs"]["this"], *entry["runs"]["baseline"]):
+        assert run["cpu_s"] > 0 and run["wall_s"] > 0 and run["peak_rss_mb"] > 10
