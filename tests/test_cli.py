@@ -832,3 +832,26 @@ def test_data_convert_warns_of_a_splits_subset_no_config_reads(tmp_path, capsys)
     assert main(["data", "convert", str(tmp_path / "smg"), "--out", str(tmp_path / "b.json"),
                  "--splits", "training=1-30,validation=31-35,test=36-40"]) == 0  # the long names are the same splits
     assert "warning: --splits" not in capsys.readouterr().err
+
+
+def test_score_does_not_load_torch_to_score_a_file(tmp_path):
+    """`mgrec score` needs no network: it imported torch for its --fps check (`checked_fps`, in mgrec.infer.offline
+    then), 1.8 s and 200 MB before anything was scored, whatever the file's size. A file of another tool (no run
+    recorded) is scored without it."""
+    import subprocess
+    import sys
+
+    from mgrec.data.synthetic import make_synthetic_dataset
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.records import Detection
+
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=2, num_classes=3, feature_dim=4, length=64,
+                                   subsets=("test", "test"))
+    pred = tmp_path / "ranked.json"
+    save_predictions({"synthetic_000": [Detection("synthetic_000", 1.0, 2.0, 0, "class00", 0.5)]}, pred)
+    code = ("import sys; from mgrec.cli import main; code = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, "score", "--gt", str(paths.annotations), "--pred", str(pred),
+                           "--split", "test", "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("False"), done.stdout[-200:]

@@ -1238,7 +1238,7 @@ def cmd_score(args) -> None:
     from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
     from mgrec.files import brief, counted
-    from mgrec.infer.offline import checked_fps
+    from mgrec.smg_csv import checked_fps
 
     check_threshold_options(args.tune_on, args.thresholds, args.threshold_shrinkage, args.score_threshold)
     check_tuning_split(args.tune_on, args.split)  # as evaluate: no threshold chosen on the answers (before reading)

@@ -71,6 +71,21 @@ def fps_problem(fps: float) -> str | None:
     return None
 
 
+def checked_fps(fps: object, what: str = "fps") -> float | None:
+    """`fps` as a float (None stays None: not given), refused by the rule every sidecar's, annotation's and
+    config's fps passes (`fps_problem`), in one line naming `what` (fps, --fps) and the range.
+
+    Unchecked, 0 or inf divided by zero, nan and 1e-300 put every detection at nan or 1e302 s, and a
+    negative fps silently detected nothing. Here, beside `fps_problem`, not in `mgrec.infer.offline` (which
+    re-exports it): `mgrec score --fps` imported torch for it, 1.8 s and 200 MB before anything was scored."""
+    if fps is None:
+        return None
+    if fps_problem(fps) is not None:
+        raise InputError(f"{what}: expected a number of frames per second in [{MIN_FPS:g}, {MAX_FPS:g}], "
+                         f"got {brief(fps)}")
+    return float(fps)
+
+
 class SmgRow(NamedTuple):
     """One row of an SMG-style file, as written there."""
 

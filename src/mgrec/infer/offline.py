@@ -66,27 +66,13 @@ from mgrec.postprocess.second_opinion import SecondOpinion, run_second_opinion
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection, check_class_list, checked_video_id
 from mgrec.run import RunDir
-from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
+from mgrec.smg_csv import checked_fps
 from mgrec.timeline import FeatureGrid
 
 # Videos longer than this are detected in overlapping windows (`Chunking`): one window of 8192 steps
 # needs about 1 GB at SMG width (`mgrec.model.memory`), whatever the video's length. 8192 steps are
 # 20 min at SMG's 7 steps/s, so SMG's 12-15 min videos and the demo's are always one pass.
 LONG_VIDEO_CHUNKING = Chunking(steps=8192, overlap=1024)
-
-
-def checked_fps(fps: object, what: str = "fps") -> float | None:
-    """`fps` as a float (None stays None: not given), refused by the rule every sidecar's, annotation's and
-    config's fps passes (`mgrec.smg_csv.fps_problem`), in one line naming `what` (fps, --fps) and the range.
-
-    Unchecked, 0 or inf divided by zero, nan and 1e-300 put every detection at nan or 1e302 s, and a
-    negative fps silently detected nothing."""
-    if fps is None:
-        return None
-    if fps_problem(fps) is not None:
-        raise InputError(f"{what}: expected a number of frames per second in [{MIN_FPS:g}, {MAX_FPS:g}], "
-                         f"got {brief(fps)}")
-    return float(fps)
 
 
 @dataclass
