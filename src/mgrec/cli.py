@@ -1403,8 +1403,8 @@ def cmd_detect(args) -> None:
     from mgrec.extract.jobs import is_video
     from mgrec.files import check_output, check_writable, counted
     from mgrec.infer.detect import detect_files
-    from mgrec.infer.offline import checked_fps
     from mgrec.run import RunDir, refuse_a_stranger_among_members
+    from mgrec.smg_csv import checked_fps
 
     format_given = args.format is not None
     if args.format is None:  # `--out x.csv` wrote JSON into x.csv without a word
@@ -1508,9 +1508,9 @@ def cmd_stream(args) -> int:
     from mgrec.extract.jobs import is_video
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
-    from mgrec.infer.offline import checked_fps
     from mgrec.infer.stream import ONNX_AND_COMPILE, StreamInterrupted, stream_files
     from mgrec.run import RunDir
+    from mgrec.smg_csv import checked_fps
 
     if (args.format == "smg") != (args.out is not None):
         raise InputError("--out is the folder of --format smg's label files: give both, or neither (JSON lines go to "
@@ -1754,9 +1754,9 @@ def _refuse_an_out_not_html(out: Path, given: str) -> None:
 def _report_detections(args, run_dir: Path) -> None:
     """`mgrec report RUN --detections FILE`: the page of FILE's detections (`mgrec.report.detections`)."""
     from mgrec.files import check_output, check_writable, missing_file_problem, resolve_path
-    from mgrec.infer.offline import checked_fps
     from mgrec.report.detections import write_detections_report
     from mgrec.run import RunDir
+    from mgrec.smg_csv import checked_fps
 
     given = [option for option, value in (("--split", args.split), ("--checkpoint", args.checkpoint),
                                           ("--annotations", args.annotations)) if value is not None]

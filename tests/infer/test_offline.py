@@ -14,9 +14,10 @@ from tests.helpers import one_torch_thread  # noqa: F401 (autouse)
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, to_dict
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
-from mgrec.infer.offline import OfflineDetector, checked_fps
+from mgrec.infer.offline import OfflineDetector
 from mgrec.infer.online import OnlineDetector
 from mgrec.model.detector import build_detector
+from mgrec.smg_csv import checked_fps
 
 FPS_ERROR = r"^fps: expected a number of frames per second in \[0\.001, 1000\], got "
 BAD_FPS = [0, 0.0, float("inf"), float("-inf"), float("nan"), -30.0, "30", 1e-300, True, 1e9, [30]]

@@ -25,7 +25,7 @@ from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
 from mgrec.files import check_writable, counted
 from mgrec.infer.export import OnnxNetwork
-from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
+from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
 from mgrec.run import RunDir
 
@@ -82,7 +82,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`); the
     JSON file's `mgrec` block names it.
     """
-    from mgrec.smg_csv import smg_label_paths, write_smg_labels
+    from mgrec.smg_csv import checked_fps, smg_label_paths, write_smg_labels
 
     folder_output = fmt == "smg" or fmt in SUBTITLE_FORMATS  # a file per video, in the folder OUT
     check_writable(out, is_dir=folder_output)

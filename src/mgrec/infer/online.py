@@ -133,7 +133,7 @@ from mgrec.devices import compile_failure
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import greedy_match, same_class_tiou, tiou_above
 from mgrec.files import bool_argument, brief
-from mgrec.infer.offline import OfflineDetector, checked_fps
+from mgrec.infer.offline import OfflineDetector
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
@@ -141,6 +141,7 @@ from mgrec.postprocess.detection_fusion import fuse_detections
 from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
 from mgrec.postprocess.video import detect_video, moved_detection
 from mgrec.records import Detection, checked_video_id
+from mgrec.smg_csv import checked_fps
 
 # Same class and tIoU above this: the same gesture seen by two updates.
 SAME_GESTURE_TIOU = 0.5

@@ -40,9 +40,10 @@ from mgrec.devices import torch_threads
 from mgrec.errors import InputError
 from mgrec.files import atomic_write_text, bool_argument, brief, check_writable, counted, file_sha256, path_argument
 from mgrec.infer.export import OnnxNetwork
-from mgrec.infer.offline import OfflineDetector, checked_fps, feature_files
+from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
 from mgrec.records import Detection
+from mgrec.smg_csv import checked_fps
 from mgrec.timeline import FeatureGrid
 
 # --onnx and --compile given together
