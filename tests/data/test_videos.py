@@ -422,3 +422,46 @@ def test_a_pipe_that_ends_before_its_first_byte_is_said_to_be_empty():
         open_piped_video(io.BytesIO(b""), "standard input")
     with pytest.raises(InputError, match=r"^standard input: cannot read a video container from it \(.*Invalid data"):
         open_piped_video(io.BytesIO(b"not a video " * 1000), "standard input")
+
+
+def _without_its_first_keyframe(tmp_path, make_video, gop: int):
+    """A 25-fps H.264 video of 60 frames, a keyframe every `gop`, remuxed into Matroska without its first packet (the
+    keyframe): what `ffmpeg -ss ... -c copy` makes of a cut between keyframes. Its decoder gives nothing until the
+    next keyframe, and no error."""
+    import av
+
+    rng = np.random.default_rng(0)
+    whole = tmp_path / f"whole{gop}.mp4"
+    with av.open(str(whole), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={
+            "x264-params": f"bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0"})
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for _ in range(60):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    cut = tmp_path / f"cut{gop}.mkv"
+    with av.open(str(whole)) as source, av.open(str(cut), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        packets = [packet for packet in source.demux(source.streams.video[0]) if packet.dts is not None]
+        for packet in packets[1:]:
+            packet.stream = stream
+            out.mux(packet)
+    return cut
+
+
+def test_frames_lost_before_the_first_keyframe_are_refused_not_counted_from_the_next(tmp_path, make_video):
+    # the first 24 frames were dropped by the decoder without a word: features counted from frame 25, shown at 1.00 s,
+    # as frame 0, and every detection of the video was a second early, exit 0
+    cut = _without_its_first_keyframe(tmp_path, make_video, gop=25)
+    with pytest.raises(InputError) as error:
+        list(iter_frames(cut, SIZE))
+    assert str(error.value).startswith(
+        f"{cut}: its first 24 frames (0.96 s) could not be decoded: the stream starts at 0.04 s but its first frame "
+        "that decodes is shown at 1.00 s (it starts without a keyframe: cut with -c copy between keyframes, or damaged "
+        "at its start); mgrec counts times from the first frame it decodes, which would put every time 0.96 s early.")
+    # a few frames lost (an open GOP's leading frames; here 4, 0.16 s) are within the rule of a variable frame rate
+    assert len(list(iter_frames(_without_its_first_keyframe(tmp_path, make_video, gop=5), SIZE))) == 55

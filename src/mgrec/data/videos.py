@@ -329,6 +329,26 @@ def _refuse_time_going_back(path: Path | str, index: int, seconds: float, previo
                      f"recorder restarted), which one clock cannot place; {fix}")
 
 
+def _refuse_a_lost_start(path: Path | str, seconds: float, stream, fps: float) -> None:
+    """The first frame decoded, shown at `seconds`, must be the stream's first: a decoder drops the frames before the
+    first keyframe it reads (a file cut with `ffmpeg -ss ... -c copy` between keyframes, damage at its start) without
+    an error, and features counted from the frame it gave placed every later time that much early, against a player and
+    the annotations alike. More than `MAX_TIMESTAMP_DRIFT_S` lost (the rule of a variable frame rate) is refused; an
+    open GOP's few leading frames are not."""
+    if stream.start_time is None:
+        return
+    start = float(stream.start_time * stream.time_base)
+    lost = seconds - start
+    if lost > MAX_TIMESTAMP_DRIFT_S:
+        raise InputError(
+            f"{path}: its first {round(lost * fps)} frames ({lost:.2f} s) could not be decoded: the stream starts at "
+            f"{start:.2f} s but its first frame that decodes is shown at {seconds:.2f} s (it starts without a "
+            "keyframe: cut with -c copy between keyframes, or damaged at its start); mgrec counts times from the first "
+            f"frame it decodes, which would put every time {lost:.2f} s early. Cut it again at a keyframe or from a "
+            "whole copy, or, to detect in what decodes with times counted from there, re-encode it to start at that "
+            "frame (ffmpeg -i IN -vf setpts=PTS-STARTPTS OUT.mp4)")
+
+
 def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] | None = None, container=None
                 ) -> Iterator[np.ndarray | None]:
     """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
@@ -339,7 +359,8 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
     Raises InputError naming the file and the frame index where decoding failed, including a
     stream that ends before the number of frames its container declares (a truncated file), and
     naming the first frame shown more than MAX_TIMESTAMP_DRIFT_S from index / fps (a variable frame
-    rate: the feature grid assumes a constant one). Frames are turned upright by their display matrix.
+    rate: the feature grid assumes a constant one), and a file whose first frame decoded is shown more than that after
+    its stream starts (`_refuse_a_lost_start`). Frames are turned upright by their display matrix.
     `container`: one opened already (`open_piped_video`, `open_network_video`), read instead of opening `path`, and
     closed at the end; `path` then names it in messages.
     """
@@ -354,6 +375,8 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
             for frame in container.decode(stream):
                 if frame.pts is not None and fps is not None:
                     previous, seconds = seconds, float(frame.pts * stream.time_base)
+                    if first_seconds is None and not opened:  # a source read as it arrives starts where it starts
+                        _refuse_a_lost_start(path, seconds, stream, fps)
                     first_seconds = seconds if first_seconds is None else first_seconds
                     if previous is not None:
                         _refuse_time_going_back(path, index, seconds - first_seconds, previous - first_seconds, fps,
