@@ -465,3 +465,30 @@ def test_frames_lost_before_the_first_keyframe_are_refused_not_counted_from_the_
         "at its start); mgrec counts times from the first frame it decodes, which would put every time 0.96 s early.")
     # a few frames lost (an open GOP's leading frames; here 4, 0.16 s) are within the rule of a variable frame rate
     assert len(list(iter_frames(_without_its_first_keyframe(tmp_path, make_video, gop=5), SIZE))) == 55
+
+
+def test_a_still_image_named_as_a_video_is_said_to_be_one(tmp_path, make_video):
+    # a photo or a thumbnail saved as clip.mp4 opened as a one-frame video at a made-up 25 fps, and was refused as
+    # "1 frames, shorter than one window of 16 frames", as if a video had been cut short
+    import io
+
+    from PIL import Image
+
+    picture = Image.fromarray(np.zeros((32, 32, 3), np.uint8))
+    for kind in ("PNG", "JPEG", "WEBP", "BMP"):
+        path = tmp_path / f"{kind}.mp4"
+        picture.save(path, format=kind)
+        expected = f"{path}: a still image ({kind}), not a video, though named .mp4; give the video itself"
+        with pytest.raises(InputError) as error:
+            probe_video(path)
+        assert str(error.value) == expected
+        with pytest.raises(InputError) as error:
+            VideoClips.open(path, stride=4, window=16, frames_per_clip=8, image_size=SIZE)
+        assert str(error.value) == expected
+        with pytest.raises(InputError) as error, path.open("rb") as pipe:
+            open_piped_video(io.BytesIO(pipe.read()), "standard input")
+        assert str(error.value).startswith(f"standard input: a still image ({kind}), not a video")
+    # an animated GIF is a video of its frames
+    frames = [Image.fromarray(np.full((32, 32, 3), 10 * i, np.uint8)) for i in range(20)]
+    frames[0].save(tmp_path / "animated.mp4", format="GIF", save_all=True, append_images=frames[1:], duration=40)
+    assert len(list(iter_frames(tmp_path / "animated.mp4", SIZE))) == 20 and probe_video(tmp_path / "animated.mp4")

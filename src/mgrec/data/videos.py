@@ -118,6 +118,7 @@ def probe_video(path: Path) -> VideoStream:
 
     try:
         with av.open(str(path)) as container:
+            refuse_a_still_image(path, container)
             stream = container.streams.video[0] if container.streams.video else None
             rate = video_rate(path, stream)
             late = 0.0
@@ -128,6 +129,18 @@ def probe_video(path: Path) -> VideoStream:
             )
     except av.FFmpegError as exc:
         raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
+
+
+def refuse_a_still_image(path: Path | str, container) -> None:
+    """A still image under a video's name (a photo or a video's thumbnail saved as `clip.mp4`, a download that
+    was an image): FFmpeg opens it as a video of one frame at a made-up 25 fps (its image demuxers, `png_pipe`,
+    `jpeg_pipe`, ..., are named `<kind>_pipe`), which was refused as `1 frames, shorter than one window`, as if a
+    video had been cut short. An animated GIF (demuxer `gif`) is a video and is read as one."""
+    name = container.format.name
+    if name == "image2" or name.endswith("_pipe"):
+        kind = name.removesuffix("_pipe").upper() if name != "image2" else "image"
+        raise InputError(f"{path}: a still image ({kind}), not a video, though named {Path(str(path)).suffix or 'so'}; "
+                         "give the video itself")
 
 
 def video_rate(path: Path | str, stream) -> float:
@@ -176,6 +189,7 @@ def open_piped_video(pipe: BinaryIO, name: str) -> tuple[object, float]:
                              f"or failed before its first frame); {PIPE_FORMATS}") from None
         raise InputError(f"{name}: cannot read a video container from it ({exc}); {PIPE_FORMATS}") from None
     try:
+        refuse_a_still_image(name, container)
         return container, video_rate(name, container.streams.video[0] if container.streams.video else None)
     except InputError:
         container.close()
