@@ -1683,8 +1683,8 @@ def cmd_extract(args) -> None:
                           frames_per_window=args.frames_per_window, precision=args.precision)
     for result in results:
         print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
-        for warning in result.warnings:
-            print(f"warning: {result.source}: {warning}", file=sys.stderr)
+        for warning in result.warnings:  # each names its input already (`ExtractResult.warnings`)
+            print(terminal.visible(f"warning: {warning}"), file=sys.stderr)
     extracted = sum(r.status == "extracted" for r in results)
     print(f"{extracted} extracted, {len(results) - extracted} skipped (done earlier with this recipe): "
           f"{counted(len(results), 'input')} in {args.out}")

@@ -714,3 +714,16 @@ def test_saved_rows_of_another_recipe_another_file_or_damaged_are_never_used(tmp
         path.write_bytes(data)
     assert [r.status for r in extract_videos([video], out, **recipe)] == ["skipped"]
     assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npy"]
+
+
+def test_extract_says_each_warning_naming_its_input_once(tmp_path, capsys):
+    # `warning: <file>: <file>: 2 of 40 frames had no tracked person; ...`: every warning names its input itself, and
+    # the command put the input before it again
+    from mgrec.cli import main
+
+    (tmp_path / "smg").mkdir()
+    csv = tmp_path / "smg" / "Sample0001_skeleton.csv"
+    write_skeleton(csv, 40, 1, untracked=[3, 4])
+    assert main(["extract", str(csv), "--backbone", "skeleton", "--fps", "28", "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {csv}: 2 of 40 frames had no tracked person; they repeat the previous tracked pose"]

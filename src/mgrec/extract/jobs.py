@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mgrec import terminal
 from mgrec.data.features import (
     FeatureSidecar,
     check_feature_values,
@@ -110,7 +111,7 @@ def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, 
                       stride=recipe.stride, size=size, device=device, progress=progress,
                       frames_per_window=recipe.frames_per_window, precision=recipe.precision)
     for warning in (warning for result in results for warning in result.warnings):
-        print(f"warning: {warning}", file=sys.stderr)  # said by `mgrec extract` too; here for detect and stream
+        print(terminal.visible(f"warning: {warning}"), file=sys.stderr)  # said by `mgrec extract` too; here for detect
     return results
 
 

@@ -41,7 +41,7 @@ class ExtractResult:
     frames: int | None  # as recorded in the sidecar
     num_features: int | None
     seconds: float
-    warnings: tuple[str, ...] = ()  # things the user should know, e.g. untracked skeleton frames
+    warnings: tuple[str, ...] = ()  # things the user should know, each beginning with the input's path
 
 
 def check_numbers(**values: object) -> None:
