@@ -727,3 +727,31 @@ def test_extract_says_each_warning_naming_its_input_once(tmp_path, capsys):
     assert main(["extract", str(csv), "--backbone", "skeleton", "--fps", "28", "--out", str(tmp_path / "out")]) == 0
     assert capsys.readouterr().err.splitlines() == [
         f"warning: {csv}: 2 of 40 frames had no tracked person; they repeat the previous tracked pose"]
+
+
+def test_a_video_that_grows_while_it_is_read_is_refused_not_extracted_in_part(tmp_path, make_video, monkeypatch):
+    # a recording still being written (OBS, a camera) was extracted up to where it then ended and written as the
+    # video's features, exit 0: detections covered a part of it without a word
+    import mgrec.extract.jobs as jobs
+
+    video = make_video(tmp_path / "rec.mp4", [np.full((32, 32, 3), 8 * i, np.uint8) for i in range(20)])
+    before = video.stat().st_size
+    decode = jobs.iter_frames
+
+    def growing(path, *args, **kwargs):
+        for index, frame in enumerate(decode(path, *args, **kwargs)):
+            if index == 5:  # the recorder writes on while mgrec reads
+                with open(path, "ab") as file:
+                    file.write(b"\0" * 1000)
+            yield frame
+
+    monkeypatch.setattr(jobs, "iter_frames", growing)
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as error:
+        extract_videos([video], out, size=32, progress=False)
+    assert (f"{video}: changed while it was read ({before:,} bytes when its reading began, {before + 1000:,} now, "
+            "modified since: a recording or a copy still being written?); its features would be of a part of it: "
+            "extract it once it is complete") in str(error.value)
+    assert not out.exists() or not any(out.iterdir())
+    monkeypatch.setattr(jobs, "iter_frames", decode)  # complete now: extracted
+    assert [r.status for r in extract_videos([video], out, size=32, progress=False)] == ["extracted"]

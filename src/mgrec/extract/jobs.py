@@ -51,6 +51,7 @@ from mgrec.extract.outputs import (
     PartialFeatures,
     check_length,
     check_numbers,
+    check_unchanged,
     finished_sidecar,
     holding,
     raise_failures,
@@ -288,6 +289,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
                 decoded = ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
                 features = partial.collect(model.window_features(decoded, window, stride, batch, start=start))
             check_length(path, frames.count, window)
+            check_unchanged(path, stamp)  # a recording still being written was extracted up to where it was
             if start and len(features) != grid.num_windows(frames.count):  # a video without a declared frame count
                 raise InputError(f"{path}: {frames.count} frames, {grid.num_windows(frames.count)} windows, fewer than "
                                  f"the {start} rows an earlier extraction saved for it; they are removed: extract "

@@ -71,6 +71,7 @@ from mgrec.extract.outputs import (
     FrameCounter,
     check_length,
     check_numbers,
+    check_unchanged,
     finished_sidecar,
     holding,
     raise_failures,
@@ -324,6 +325,7 @@ def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int
                       disable=not progress) as frame_bar, LandmarkTracker(mediapipe) as tracker:
                 track = tracker.track(ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar))
             check_length(path, frames.count, window)
+            check_unchanged(path, stamp)  # a recording still being written was extracted up to where it was
             features = pose_window_features(track, stream.fps, window, stride, source=path)
         except InputError as exc:
             failures.append(str(exc))
