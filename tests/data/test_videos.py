@@ -80,7 +80,7 @@ def test_decoding_a_real_video(carphone):
 def test_a_file_cut_short_is_an_input_error_naming_it(carphone, tmp_path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(carphone.read_bytes()[:300_000])  # its index sits at the end: it cannot be opened
-    with pytest.raises(InputError, match="cut.mp4: cannot open"):
+    with pytest.raises(InputError, match=r"cut.mp4: an MP4 whose index \(its moov box\) is missing or cut short"):
         probe_video(cut)
     with pytest.raises(InputError, match="cut.mp4: decoding failed at frame 0"):
         list(iter_frames(cut, 32))
@@ -492,3 +492,29 @@ def test_a_still_image_named_as_a_video_is_said_to_be_one(tmp_path, make_video):
     frames = [Image.fromarray(np.full((32, 32, 3), 10 * i, np.uint8)) for i in range(20)]
     frames[0].save(tmp_path / "animated.mp4", format="GIF", save_all=True, append_images=frames[1:], duration=40)
     assert len(list(iter_frames(tmp_path / "animated.mp4", SIZE))) == 20 and probe_video(tmp_path / "animated.mp4")
+
+
+def test_an_mp4_without_its_index_is_said_to_be_one(tmp_path, make_video):
+    # a phone that lost power mid-recording, or a copy cut short, leaves an MP4 without its index (moov, written at
+    # the end): refused as `cannot open the video (corrupt or truncated file?): [Errno 1094995529] Invalid data found
+    # when processing input: '<file>'`, the file named twice, with FFmpeg's error number
+    whole = make_video(tmp_path / "whole.mp4", [np.full((32, 32, 3), 8 * i, np.uint8) for i in range(20)])
+    data = whole.read_bytes()
+    assert data.index(b"mdat") < data.index(b"moov")  # the index at the end, as a recorder writes it
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: data.index(b"moov") - 4])  # the recording stopped before its index was written
+    with pytest.raises(InputError) as error:
+        probe_video(cut)
+    assert str(error.value).startswith(f"{cut}: an MP4 whose index (its moov box) is missing or cut short: a recording "
+                                       "that was not stopped cleanly")
+    for end in (data.index(b"mdat") + 100, data.index(b"moov") + 40):  # a copy cut in the media, or in its index
+        cut.write_bytes(data[:end])
+        with pytest.raises(InputError, match="an MP4 whose index .* is missing or cut short"):
+            probe_video(cut)
+    # anything else FFmpeg cannot open: its reason, without the file named again or an error number
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 10)
+    with pytest.raises(InputError) as error:
+        probe_video(text)
+    assert str(error.value) == (f"{text}: cannot open the video (corrupt or truncated file?): Invalid data found when "
+                                "processing input")

@@ -119,6 +119,8 @@ def probe_video(path: Path) -> VideoStream:
     try:
         with av.open(str(path)) as container:
             refuse_a_still_image(path, container)
+            if not container.streams.video:  # an MP4 cut short may open as a file of no streams
+                _refuse_an_mp4_without_index(path)
             stream = container.streams.video[0] if container.streams.video else None
             rate = video_rate(path, stream)
             late = 0.0
@@ -128,7 +130,50 @@ def probe_video(path: Path) -> VideoStream:
                 path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames, max(0.0, late)
             )
     except av.FFmpegError as exc:
-        raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {exc}") from None
+        _refuse_an_mp4_without_index(path)
+        raise InputError(f"{path}: cannot open the video (corrupt or truncated file?): {ffmpeg_reason(exc)}") from None
+
+
+def _refuse_an_mp4_without_index(path: Path) -> None:
+    """InputError where `path`, which FFmpeg could not open or found no video in, is an MP4 without its index."""
+    if _mp4_without_index(Path(path)):
+        raise InputError(
+            f"{path}: an MP4 whose index (its moov box) is missing or cut short: a recording that was not stopped "
+            "cleanly (a phone or camera that lost power or space) or a copy cut short, which FFmpeg cannot read "
+            "without it; copy it again from its source, or rebuild the index from a whole recording of the same "
+            "camera (the untrunc tool)") from None
+
+
+# The boxes an MP4 (or MOV, 3GP) file may begin with: the file type, or, in old QuickTime files, the others.
+MP4_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether `path` is an MP4/MOV file (by its first box, whatever its name) that holds its media (`mdat`) but no
+    whole index (`moov`, absent or cut short): what a recorder leaves when it stops before writing the index at the
+    end, or a copy cut short after the media began. Only the top-level box headers are read."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            offset, seen, indexed = 0, set(), False
+            while offset + 8 <= size:
+                file.seek(offset)
+                header = file.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if offset == 0 and kind not in MP4_FIRST_BOXES:
+                    return False
+                seen.add(kind)
+                if length == 1 and len(header) == 16:  # a 64-bit size follows
+                    length = int.from_bytes(header[8:16], "big")
+                if length == 0:  # the box runs to the end of the file
+                    break
+                if length < 8:
+                    return False  # not a box: damaged, or no MP4
+                indexed = indexed or (kind == b"moov" and offset + length <= size)
+                offset += length
+    except OSError:
+        return False
+    return b"mdat" in seen and not indexed
 
 
 def refuse_a_still_image(path: Path | str, container) -> None:
