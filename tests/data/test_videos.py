@@ -518,3 +518,10 @@ def test_an_mp4_without_its_index_is_said_to_be_one(tmp_path, make_video):
         probe_video(text)
     assert str(error.value) == (f"{text}: cannot open the video (corrupt or truncated file?): Invalid data found when "
                                 "processing input")
+
+
+def test_video_clips_count_a_one_frame_video_as_one_frame(tmp_path, make_video):
+    video = make_video(tmp_path / "one.mp4", [np.zeros((32, 32, 3), np.uint8)])
+    with pytest.raises(InputError) as error:
+        VideoClips.open(video, stride=4, window=16, frames_per_clip=8, image_size=SIZE)
+    assert str(error.value) == f"{video}: 1 frame, shorter than one window of 16 frames"

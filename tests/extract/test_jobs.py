@@ -755,3 +755,11 @@ def test_a_video_that_grows_while_it_is_read_is_refused_not_extracted_in_part(tm
     assert not out.exists() or not any(out.iterdir())
     monkeypatch.setattr(jobs, "iter_frames", decode)  # complete now: extracted
     assert [r.status for r in extract_videos([video], out, size=32, progress=False)] == ["extracted"]
+
+
+def test_a_one_frame_video_is_counted_as_one_frame(tmp_path, make_video):
+    # `<file>: 1 frames, shorter than one window of 16 frames`
+    video = make_video(tmp_path / "one.mp4", [np.zeros((32, 32, 3), np.uint8)])
+    with pytest.raises(InputError) as error:
+        extract_videos([video], tmp_path / "out", size=32, progress=False)
+    assert f"{video}: 1 frame, shorter than one window of 16 frames" in str(error.value)

@@ -28,7 +28,7 @@ from typing import BinaryIO, TypeVar
 import numpy as np
 
 from mgrec.errors import InputError
-from mgrec.files import id_from_name, safe_child
+from mgrec.files import counted, id_from_name, safe_child
 from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 
 # The containers mgrec takes for videos (PyAV reads them all): phones and cameras (.mp4, .m4v, .mov, .3gp, AVCHD's
@@ -400,12 +400,12 @@ def _refuse_a_lost_start(path: Path | str, seconds: float, stream, fps: float) -
     lost = seconds - start
     if lost > MAX_TIMESTAMP_DRIFT_S:
         raise InputError(
-            f"{path}: its first {round(lost * fps)} frames ({lost:.2f} s) could not be decoded: the stream starts at "
-            f"{start:.2f} s but its first frame that decodes is shown at {seconds:.2f} s (it starts without a "
-            "keyframe: cut with -c copy between keyframes, or damaged at its start); mgrec counts times from the first "
-            f"frame it decodes, which would put every time {lost:.2f} s early. Cut it again at a keyframe or from a "
-            "whole copy, or, to detect in what decodes with times counted from there, re-encode it to start at that "
-            "frame (ffmpeg -i IN -vf setpts=PTS-STARTPTS OUT.mp4)")
+            f"{path}: its first {counted(round(lost * fps), 'frame')} ({lost:.2f} s) could not be decoded: the "
+            f"stream starts at {start:.2f} s but its first frame that decodes is shown at {seconds:.2f} s (it starts "
+            "without a keyframe: cut with -c copy between keyframes, or damaged at its start); mgrec counts times "
+            f"from the first frame it decodes, which would put every time {lost:.2f} s early. Cut it again at a "
+            "keyframe or from a whole copy, or, to detect in what decodes with times counted from there, re-encode it "
+            "to start at that frame (ffmpeg -i IN -vf setpts=PTS-STARTPTS OUT.mp4)")
 
 
 def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] | None = None, container=None
@@ -609,7 +609,7 @@ class VideoClips:
         frame_count = info.declared_frames or _count_packets(path)
         if frame_count < window:
             # No clip at all: nothing to train on or to detect in (extraction refuses it the same way).
-            raise InputError(f"{path}: {frame_count} frames, shorter than one window of {window} frames")
+            raise InputError(f"{path}: {counted(frame_count, 'frame')}, shorter than one window of {window} frames")
         return cls(path, info.fps, frame_count, stride, window, frames_per_clip, image_size)
 
     @property

@@ -30,6 +30,7 @@ from mgrec.data.features import (
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
 from mgrec.extract import number_problem
+from mgrec.files import counted
 from mgrec.run import PARTIAL_FEATURES, lock_features_folder
 
 
@@ -307,7 +308,7 @@ def check_length(path: Path | str, frames: int, window: int) -> None:
     if frames == 0:
         raise InputError(f"{path}: no frames could be decoded")
     if frames < window:
-        raise InputError(f"{path}: {frames} frames, shorter than one window of {window} frames")
+        raise InputError(f"{path}: {counted(frames, 'frame')}, shorter than one window of {window} frames")
 
 
 def check_unchanged(path: Path, stamp: str) -> None:
