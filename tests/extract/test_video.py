@@ -154,3 +154,22 @@ def test_collect_inputs_names_a_video_of_a_folder_that_cannot_be_read_instead_of
     assert [p.name for p in collect_inputs([tmp_path / "videos"], (".mp4",), "video file")] == ["a.mp4", "f.mp4"]
     with pytest.raises(InputError, match="missing.mp4: no such file or folder"):
         collect_inputs([tmp_path / "missing.mp4"], (".mp4",), "video file")
+
+
+def test_a_video_under_a_name_mgrec_does_not_read_as_one_is_said_to_be_one(tmp_path, make_video):
+    # a professional camera's clip.MXF (a DVD's .vob, a camcorder's .MOD) was `not a video file`
+    import numpy as np
+
+    from mgrec.data.videos import VIDEO_SUFFIXES
+
+    video = make_video(tmp_path / "clip.mkv", [np.zeros((32, 32, 3), np.uint8)] * 4)
+    named = video.rename(tmp_path / "clip.MXF")
+    with pytest.raises(InputError) as error:
+        collect_inputs([named], VIDEO_SUFFIXES, "video file")
+    assert str(error.value).startswith(f"{named}: a video (Matroska / WebM) under a name mgrec does not read as one; "
+                                       "give it one of the endings .mp4, .m4v, ")
+    assert str(error.value).endswith("(ffmpeg -i IN -c copy OUT.mkv rewrites its container without re-encoding)")
+    text = tmp_path / "notes.txt"
+    text.write_text("no video\n")
+    with pytest.raises(InputError, match=r"notes.txt: not a video file; expected a name ending in \.mp4"):
+        collect_inputs([text], VIDEO_SUFFIXES, "video file")

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from mgrec.config import FEATURE_EXTENSIONS
-from mgrec.data.videos import VIDEO_SUFFIXES
+from mgrec.data.videos import VIDEO_SUFFIXES, another_name_advice, video_under_another_name
 from mgrec.errors import InputError
 from mgrec.files import (
     atomic_open,
@@ -574,6 +574,9 @@ def _open_array(path: Path) -> np.ndarray:
         if path.suffix.lower() in VIDEO_SUFFIXES:  # `OfflineDetector.detect("clip.mp4")`: features come first
             raise InputError(f"{path}: a video, not a feature file: turn it into features first (`mgrec extract`, or "
                              "`mgrec detect RUN VIDEO`, which extracts with the run's recipe)")
+        # `detect RUN clip.mxf` (a file named as features that is damaged is damaged features)
+        if path.suffix.lower() not in FEATURE_EXTENSIONS and (container := video_under_another_name(path)):
+            raise InputError(another_name_advice(path, container))
         raise InputError(f"{path}: cannot read features (truncated or corrupt file?): not a .npy or .npz file")
     except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error,
             lzma.LZMAError) as exc:

@@ -188,6 +188,32 @@ def refuse_a_still_image(path: Path | str, container) -> None:
                          "give the video itself")
 
 
+def video_under_another_name(path: Path) -> str | None:
+    """What FFmpeg calls the container of `path`, a file whose name does not end in one of VIDEO_SUFFIXES, where it
+    opens it as a video (a professional camera's MXF, a DVD's VOB, a DV tape's .dv, a camcorder's .MOD): such a
+    file was refused as `not a video file` by extract and `cannot read features` by detect; None where it is none
+    (for the failure paths of those readers only: it opens the file)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            name = container.format.name
+            stream = container.streams.video[0] if container.streams.video else None
+            # bytes FFmpeg can guess a raw stream in say no size or rate: only a container that does is a video
+            if stream is None or name == "image2" or name.endswith("_pipe") or not stream.codec_context.width \
+                    or _frame_rate(stream) is None:
+                return None
+            return container.format.long_name or name
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+
+
+def another_name_advice(path: Path, container: str) -> str:
+    """What to do with a video (`container`, FFmpeg's name for it) under a name mgrec does not read as one."""
+    return (f"{path}: a video ({container}) under a name mgrec does not read as one; give it one of the endings "
+            f"{', '.join(VIDEO_SUFFIXES)} (ffmpeg -i IN -c copy OUT.mkv rewrites its container without re-encoding)")
+
+
 def video_rate(path: Path | str, stream) -> float:
     """The frame rate of an opened container's first video `stream` (None: the container has none), checked:
     `path` names the video in messages."""

@@ -19,11 +19,13 @@ from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importe
     MODALITY_SUFFIXES,
     VIDEO_SUFFIXES,
     VideoStream,
+    another_name_advice,
     batched,
     iter_frames,
     probe_video,
     sliding_windows,
     video_id,
+    video_under_another_name,
 )
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
@@ -62,6 +64,8 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
             files.extend(named)
         elif path.is_file():
             if not matches(path):
+                if endings == VIDEO_SUFFIXES and (container := video_under_another_name(path)) is not None:
+                    raise InputError(another_name_advice(path, container))
                 raise InputError(f"{path}: not a {what}; expected a name ending in {', '.join(endings)}")
             files.append(path)
         else:
