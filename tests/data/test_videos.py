@@ -525,3 +525,49 @@ def test_video_clips_count_a_one_frame_video_as_one_frame(tmp_path, make_video):
     with pytest.raises(InputError) as error:
         VideoClips.open(video, stride=4, window=16, frames_per_clip=8, image_size=SIZE)
     assert str(error.value) == f"{video}: 1 frame, shorter than one window of 16 frames"
+
+
+def _with_cover_art(path, video_frames: int):
+    """An MP4 of silent audio, `video_frames` frames of video (none: an audio file) and a cover picture (an attached
+    picture: FFmpeg lists it as a video stream of one frame)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=44100)
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width = cover.height = 32
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        video = out.add_stream("mpeg4", rate=25) if video_frames else None
+        if video is not None:
+            video.width = video.height = 32
+            video.pix_fmt = "yuv420p"
+        for packet in cover.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+            out.mux(packet)
+        for index in range(video_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * index, np.uint8), format="rgb24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for start in range(0, 44100, 1024):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 44100, start
+            for packet in sound.encode(samples):
+                out.mux(packet)
+        for packet in [*cover.encode(), *(video.encode() if video else ()), *sound.encode()]:
+            out.mux(packet)
+    return path
+
+
+def test_cover_art_is_no_video_stream(tmp_path):
+    # an audio file with its cover picture, named .mp4: `the video stream's frame rate is 90000 fps; mgrec places
+    # frames by rates of 0.001 to 1000 fps`, the cover read as the video
+    song = _with_cover_art(tmp_path / "song.mp4", video_frames=0)
+    with pytest.raises(InputError) as error:
+        probe_video(song)
+    assert str(error.value) == (f"{song}: no video stream in this file, only a still picture (cover art beside its "
+                                "audio); give the video itself")
+    # a video with a cover picture: its video is read, whichever stream comes first
+    clip = _with_cover_art(tmp_path / "clip.mp4", video_frames=20)
+    assert (probe_video(clip).fps, probe_video(clip).declared_frames) == (25.0, 20)
+    assert len(list(iter_frames(clip, SIZE))) == 20
+    assert VideoClips.open(clip, stride=4, window=8, frames_per_clip=4, image_size=SIZE).frame_count == 20

@@ -43,6 +43,9 @@ MODALITY_SUFFIXES = ("_color", "_skeleton")
 # The file names an annotation id may have as a video: `find_video`.
 VIDEO_NAME_SUFFIXES = ("", "_color")
 
+# FFmpeg's disposition of a stream that is a still picture attached to the file (AV_DISPOSITION_ATTACHED_PIC).
+_ATTACHED_PICTURE = 0x400
+
 # How far a video's frame rate may be from the annotations' before their frame numbers disagree.
 FPS_TOLERANCE = 0.01
 
@@ -121,8 +124,8 @@ def probe_video(path: Path) -> VideoStream:
             refuse_a_still_image(path, container)
             if not container.streams.video:  # an MP4 cut short may open as a file of no streams
                 _refuse_an_mp4_without_index(path)
-            stream = container.streams.video[0] if container.streams.video else None
-            rate = video_rate(path, stream)
+            stream = video_stream(container)
+            rate = video_rate(path, stream, container)
             late = 0.0
             if stream.start_time is not None and container.start_time is not None:
                 late = float(stream.start_time * stream.time_base) - container.start_time / av.time_base
@@ -198,7 +201,7 @@ def video_under_another_name(path: Path) -> str | None:
     try:
         with av.open(str(path)) as container:
             name = container.format.name
-            stream = container.streams.video[0] if container.streams.video else None
+            stream = video_stream(container)
             # bytes FFmpeg can guess a raw stream in say no size or rate: only a container that does is a video
             if stream is None or name == "image2" or name.endswith("_pipe") or not stream.codec_context.width \
                     or _frame_rate(stream) is None:
@@ -214,10 +217,23 @@ def another_name_advice(path: Path, container: str) -> str:
             f"{', '.join(VIDEO_SUFFIXES)} (ffmpeg -i IN -c copy OUT.mkv rewrites its container without re-encoding)")
 
 
-def video_rate(path: Path | str, stream) -> float:
-    """The frame rate of an opened container's first video `stream` (None: the container has none), checked:
-    `path` names the video in messages."""
+def video_stream(container):
+    """The video stream mgrec reads of an opened container: its first, leaving out attached pictures (the cover art
+    of an audio file or of a video, which FFmpeg lists as a video stream of one frame at its timestamps' rate, 90000
+    fps); None where it holds no other."""
+    for stream in container.streams.video:
+        if not stream.disposition & _ATTACHED_PICTURE:
+            return stream
+    return None
+
+
+def video_rate(path: Path | str, stream, container=None) -> float:
+    """The frame rate of an opened container's video `stream` (`video_stream`; None: the container has none),
+    checked: `path` names the video in messages, and `container` says what the file holds instead."""
     if stream is None:
+        if container is not None and container.streams.video:
+            raise InputError(f"{path}: no video stream in this file, only a still picture (cover art"
+                             f"{' beside its audio' if container.streams.audio else ''}); give the video itself")
         raise InputError(f"{path}: no video stream in this file")
     rate = _frame_rate(stream)
     if rate is None:
@@ -261,7 +277,7 @@ def open_piped_video(pipe: BinaryIO, name: str) -> tuple[object, float]:
         raise InputError(f"{name}: cannot read a video container from it ({exc}); {PIPE_FORMATS}") from None
     try:
         refuse_a_still_image(name, container)
-        return container, video_rate(name, container.streams.video[0] if container.streams.video else None)
+        return container, video_rate(name, video_stream(container), container)
     except InputError:
         container.close()
         raise
@@ -338,7 +354,7 @@ def open_network_video(source: NetworkSource) -> tuple[object, float]:
         raise InputError(f"{source}: cannot open it ({ffmpeg_reason(exc, waited=NETWORK_TIMEOUTS_S[0])}); "
                          f"{NETWORK_HOW}") from None
     try:
-        return container, video_rate(str(source), container.streams.video[0] if container.streams.video else None)
+        return container, video_rate(str(source), video_stream(container), container)
     except InputError:
         container.close()
         raise
@@ -454,7 +470,7 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
     index, seconds, opened = 0, None, container is not None  # opened by the caller: a source read as it arrives
     try:
         with container if opened else av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container)
             stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
             fps, first_seconds = _frame_rate(stream), None
             for frame in container.decode(stream):
@@ -572,7 +588,7 @@ def _count_packets(path: Path) -> int:
     count, last_seconds, first_at, decoded_at = 0, None, None, None
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container)
             fps = _frame_rate(stream)
             for packet in container.demux(stream):
                 if not packet.size:  # the demuxer ends with an empty flush packet, which is no frame
@@ -713,7 +729,7 @@ class VideoClips:
         index = first if seek else 0  # the next frame expected, for error messages
         try:
             with av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
+                stream = video_stream(container)
                 stream.thread_type = "AUTO"  # frame- and slice-threaded decoding inside FFmpeg
                 origin = stream.start_time or 0
                 seconds_per_tick = float(stream.time_base)
