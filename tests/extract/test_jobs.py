@@ -763,3 +763,38 @@ def test_a_one_frame_video_is_counted_as_one_frame(tmp_path, make_video):
     with pytest.raises(InputError) as error:
         extract_videos([video], tmp_path / "out", size=32, progress=False)
     assert f"{video}: 1 frame, shorter than one window of 16 frames" in str(error.value)
+
+
+def two_video_streams(path, first: int, second: int):
+    """A Matroska file of two video streams (a dashcam's front and rear cameras) of `first` and `second` frames."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        streams = [out.add_stream("mpeg4", rate=25) for _ in range(2)]
+        for stream, size in zip(streams, (32, 48)):
+            stream.width = stream.height = size
+            stream.pix_fmt = "yuv420p"
+        for index in range(max(first, second)):
+            for stream, count, size in zip(streams, (first, second), (32, 48)):
+                if index < count:
+                    frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 8 * index, np.uint8), format="rgb24")
+                    for packet in stream.encode(frame):
+                        out.mux(packet)
+        for packet in [*streams[0].encode(), *streams[1].encode()]:
+            out.mux(packet)
+    return path
+
+
+def test_a_video_of_several_video_streams_says_which_it_read(tmp_path):
+    # the first of several video streams was read without a word: a dashcam's front camera for its rear one, or a
+    # 5-frame first stream refused as `5 frames, shorter than one window` beside a whole second one
+    both = two_video_streams(tmp_path / "both.mkv", 20, 20)
+    (result,) = extract_videos([both], tmp_path / "out", size=32, progress=False)
+    assert result.frames == 20 and result.warnings == (
+        f"{both}: it holds 2 video streams and mgrec reads the first, 32x32; to read another, copy it into a file of "
+        "its own: ffmpeg -i IN -map 0:v:1 -c copy OUT.mkv",)
+    short = two_video_streams(tmp_path / "short.mkv", 5, 20)
+    with pytest.raises(InputError) as error:
+        extract_videos([short], tmp_path / "out", size=32, progress=False)
+    assert (f"{short}: 5 frames, shorter than one window of 16 frames (it holds 2 video streams and mgrec reads the "
+            "first, 32x32; ") in str(error.value)

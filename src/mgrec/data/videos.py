@@ -113,10 +113,20 @@ class VideoStream:
     # how long after the file's start (its earliest track) the video's first frame is shown: a player's timeline
     # counts from the file's start, mgrec's times from the first frame (0 where the file does not say)
     late_start: float = 0.0
+    # the file's video streams, attached pictures left out: of several (a dashcam's front and rear cameras, a
+    # recorder's second camera), mgrec reads the first
+    video_streams: int = 1
+
+    def several_streams_note(self) -> str:
+        """What a message about this video adds where the file holds several video streams ('' where one)."""
+        if self.video_streams < 2:
+            return ""
+        return (f"it holds {self.video_streams} video streams and mgrec reads the first, {self.width}x{self.height}; "
+                "to read another, copy it into a file of its own: ffmpeg -i IN -map 0:v:1 -c copy OUT.mkv")
 
 
 def probe_video(path: Path) -> VideoStream:
-    """Open a video and read its first video stream's frame rate and size."""
+    """Open a video and read its video stream's (`video_stream`) frame rate and size."""
     import av
 
     try:
@@ -129,8 +139,10 @@ def probe_video(path: Path) -> VideoStream:
             late = 0.0
             if stream.start_time is not None and container.start_time is not None:
                 late = float(stream.start_time * stream.time_base) - container.start_time / av.time_base
+            videos = sum(not other.disposition & _ATTACHED_PICTURE for other in container.streams.video)
             return VideoStream(
-                path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames, max(0.0, late)
+                path, rate, stream.codec_context.width, stream.codec_context.height, stream.frames, max(0.0, late),
+                videos,
             )
     except av.FFmpegError as exc:
         _refuse_an_mp4_without_index(path)

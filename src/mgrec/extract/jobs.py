@@ -256,6 +256,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
             results.append(skipped(path, feature_path, done))
             continue
         started = time.perf_counter()
+        stream = None
         try:
             refuse_a_file_mgrec_did_not_write(feature_path, path)  # before decoding: nothing lost, no time either
             stamp = source_stamp(path)  # before reading: a file changed meanwhile is re-extracted next time
@@ -298,7 +299,8 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
             check_feature_values(features, f"{path} through {model.name}")
         except InputError as exc:
             remove_partial(feature_path)  # its rows would only lead to the same failure
-            failures.append(str(exc))
+            several = stream.several_streams_note() if stream is not None else ""
+            failures.append(f"{exc} ({several})" if several else str(exc))
             continue
         assert len(features) == grid.num_windows(frames.count), "windowing disagrees with FeatureGrid"
         write_features(feature_path, features, dataclasses.replace(recipe, frames=frames.count))
@@ -306,9 +308,10 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
         late = () if stream.late_start < 1 / stream.fps else (
             f"{path}: its first frame is shown {stream.late_start:.2f} s into the file (the video track starts late); "
             f"mgrec's times count from that frame: a player shows them {stream.late_start:.2f} s later",)
+        several = (f"{path}: {stream.several_streams_note()}",) if stream.video_streams > 1 else ()
         results.append(
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started,
-                          late)
+                          late + several)
         )
     raise_failures(failures, len(files), results)
     return results
