@@ -129,7 +129,9 @@ def test_the_cap_never_cuts_the_hard_set(kind):
     few = PostprocessConfig(nms=kind, max_detections=30, score_threshold=0.5, min_score=0.001)
     assert len(nms_within_the_cap(segments, scores, labels, few)[1]) == 30  # under the cap: the cap, as before
     per_class = PostprocessConfig(nms=kind, max_detections=10, score_threshold=0.95, class_thresholds=[0.5, 0.95, 0.95])
-    assert len(nms_within_the_cap(segments, scores, labels, per_class)[1]) == 25  # the lowest bar of any class
+    by_class = nms_within_the_cap(segments, scores, labels, per_class)
+    last = max(i for i, (s, c) in enumerate(zip(by_class[1], by_class[2])) if s >= per_class.class_thresholds[c])
+    assert len(by_class[1]) == last + 1 == 24  # to the last of the hard set (of class 0 at 0.5, the others at 0.95)
     ranked = to_detections(kept[0].numpy(), kept[1].numpy(), kept[2].numpy(), GRID, CLASSES, "v", 500.0)
     assert within_the_cap(ranked, replace_cap(post, 5)) == ranked and len(within_the_cap(ranked, replace_cap(
         post, 5, threshold=0.85))) == max(5, sum(d.score >= 0.85 for d in ranked))
@@ -139,3 +141,31 @@ def replace_cap(post, cap, threshold=None):
     from dataclasses import replace
 
     return replace(post, max_detections=cap, score_threshold=post.score_threshold if threshold is None else threshold)
+
+
+@pytest.mark.parametrize("kind", ["soft", "hard"])
+def test_the_cap_is_lifted_by_the_hard_set_alone_not_by_a_class_never_detected(kind):
+    # per-class thresholds: the list went on past the cap down to the lowest bar of any class, also one of a class the
+    # video never shows (a bar of 0: every candidate of every class kept, 40 for a cap of 10), and down to the global
+    # score threshold, which a per-class hard set does not read; now it goes on to the last detection of the hard set
+    from dataclasses import replace
+
+    from mgrec.evaluate.f1 import hard_set
+    from mgrec.postprocess.video import nms_within_the_cap, within_the_cap
+
+    rng = np.random.default_rng(0)
+    starts = np.arange(40, dtype=np.float64) * 10.0  # 40 gestures apart from one another, of classes 0 and 1 only
+    segments = torch.tensor(np.stack([starts, starts + 2.0], axis=1))
+    scores = torch.tensor(rng.permutation(np.r_[rng.uniform(0.6, 0.9, 25), rng.uniform(0.05, 0.4, 15)]))
+    labels = torch.tensor(rng.integers(0, 2, 40))
+    for bars, threshold in (([0.5, 0.5, 0.0], 0.5), ([0.7, 0.8, 0.8], 0.1), ([0.5, 0.95, 0.95], 0.95)):
+        post = PostprocessConfig(nms=kind, max_detections=10, score_threshold=threshold, class_thresholds=bars,
+                                 min_score=0.001)
+        kept = nms_within_the_cap(segments, scores, labels, post)
+        ranked = to_detections(kept[0].numpy(), kept[1].numpy(), kept[2].numpy(), GRID, CLASSES, "v", 500.0)
+        inside = [i for i, d in enumerate(ranked) if d.score >= bars[d.label_id]]
+        assert len(ranked) == max(10, inside[-1] + 1), bars  # to the hard set's last, or the cap
+        assert len(hard_set(ranked, threshold, bars)) == sum(
+            float(s) >= bars[int(c)] for s, c in zip(scores, labels))  # none of the hard set cut
+        tail = [replace(ranked[-1], score=0.0)] * 5  # below every bar of its class
+        assert within_the_cap(ranked + tail, post) == ranked  # the fused list's cut alike

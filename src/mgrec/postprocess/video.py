@@ -109,36 +109,44 @@ def detect_video(
     return ranked if second_opinion is None else second_opinion.rescored(ranked, features, grid, standardize)
 
 
-def hard_set_floor(post: PostprocessConfig) -> float:
-    """The lowest score the hard set takes: the score threshold, or the lowest per-class one."""
-    return min([post.score_threshold, *(post.class_thresholds or [])])
+def hard_set_bars(post: PostprocessConfig, labels: np.ndarray) -> np.ndarray:
+    """The hard set's bar of each label (float64): its class's threshold where the run tuned one per class, else the
+    score threshold (`mgrec.evaluate.f1.hard_set`'s rule)."""
+    if post.class_thresholds is None:
+        return np.full(len(labels), post.score_threshold, dtype=np.float64)
+    return np.asarray(post.class_thresholds, dtype=np.float64)[np.asarray(labels, dtype=np.int64)]
 
 
-def kept_count(post: PostprocessConfig, in_hard_set: int) -> int:
-    """How many of a ranked list to keep: `post.max_detections`, or all `in_hard_set` where they are more: a long
-    recording holds more gestures than the cap, and cutting there dropped detections of the hard set without a word
-    (a 77-minute recording kept 488 of its 1219 at the demo's cap of 500)."""
-    return max(post.max_detections, in_hard_set)
+def kept_count(post: PostprocessConfig, scores: np.ndarray, labels: np.ndarray) -> int:
+    """How many of a ranked list (scores descending, their labels) to keep: `post.max_detections`, or down to the last
+    detection of the hard set where it is further: a long recording holds more gestures than the cap, and cutting
+    there dropped detections of the hard set without a word (a 77-minute recording kept 488 of its 1219 at the demo's
+    cap of 500). Only the hard set lifts the cap: a class's lower bar lifted it for every class (one never detected
+    too), and so did the global threshold, which a per-class hard set does not read."""
+    inside = np.flatnonzero(np.asarray(scores, dtype=np.float64) >= hard_set_bars(post, labels))
+    return max(post.max_detections, int(inside[-1]) + 1 if len(inside) else 0)
 
 
 def within_the_cap(ranked: list[Detection], post: PostprocessConfig) -> list[Detection]:
     """A ranked list cut to `post.max_detections`, but never inside the hard set (`kept_count`)."""
-    floor = hard_set_floor(post)
-    return ranked[: kept_count(post, sum(1 for d in ranked if d.score >= floor))]
+    return ranked[: kept_count(post, np.array([d.score for d in ranked], dtype=np.float64),
+                               np.array([d.label_id for d in ranked], dtype=np.int64))]
 
 
 def nms_within_the_cap(segments: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                        post: PostprocessConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`nms` keeping `post.max_detections`, or more while the hard set goes on (`kept_count`): the cap is
-    doubled until the last kept score falls below the hard set's floor. The greedy picks of a larger cap begin
-    with those of a smaller one, so the result is the ranked list of a cap that was large enough."""
-    floor, limit = hard_set_floor(post), post.max_detections
+    doubled until the last kept score falls below the lowest bar of the classes among the candidates (no later
+    pick can be of the hard set). The greedy picks of a larger cap begin with those of a smaller one, so the result
+    is the ranked list of a cap that was large enough."""
+    present = torch.unique(labels).cpu().numpy()
+    floor, limit = float(hard_set_bars(post, present).min()) if len(present) else np.inf, post.max_detections
     while True:
         kept = nms(segments, scores, labels, replace(post, max_detections=limit))
         if len(kept[1]) < limit or float(kept[1][-1]) < floor:
             break
         limit *= 2
-    count = kept_count(post, int((kept[1] >= floor).sum()))
+    count = kept_count(post, kept[1].double().cpu().numpy(), kept[2].cpu().numpy())  # bf16: no numpy dtype
     return kept[0][:count], kept[1][:count], kept[2][:count]
 
 
