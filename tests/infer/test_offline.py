@@ -3,6 +3,7 @@ fps comes from its sidecar, the run's data.fps or the caller, who may not contra
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -363,3 +364,25 @@ def test_a_video_id_of_the_wrong_kind_is_named_by_detect_and_detect_inputs(video
             call()
     assert {d.video_id for d in detector.detect(features(), video_id="clip")} == {"clip"}
     assert {d.video_id for d in detector.detect(path)} == {"clip"}
+
+
+def test_a_member_s_file_of_another_length_is_refused_before_any_member_detects_naming_the_video(tmp_path):
+    # three members, member 1 reading its own (truncated) file: every member's network ran over the whole video before
+    # the file's length was looked at, and the refusal said "member 1 of run reads video None there" (the id of the
+    # last member's input, which was member 2's: the video id given, None)
+    detector = tiny_detector(fps=25.0)
+    own = tmp_path / "own"
+    own.mkdir()
+    np.save(tmp_path / "clip.npy", features(60))
+    np.save(own / "clip.npy", features(20))
+    calls = []
+    detector.model.register_forward_hook(lambda *_: calls.append(1))
+    fused = replace(detector, model=None, members=[detector, detector, detector], member_folders={1: own})
+    said = rf"^{re.escape(str(own / 'clip.npy'))}: member 1 of run reads video 'clip' there, 20 steps "
+    with pytest.raises(InputError, match=said):
+        fused.detect(tmp_path / "clip.npy")
+    assert calls == []  # refused before any network ran
+    np.save(own / "clip.npy", features(60))  # one recording: fused as before
+    assert fused.detect(tmp_path / "clip.npy") == fused.detect(tmp_path / "clip.npy", video_id="clip") != []
+    assert len(calls) == 6 * detector.postprocess.shifted_passes
+

@@ -18,7 +18,7 @@ import contextlib
 import numbers
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -191,14 +191,7 @@ class OfflineDetector:
         fps = checked_fps(fps)
         video_id = checked_video_id(video_id, optional=True)
         if self.members is not None:
-            ranked = [self._member_detect(index, features, video_id, fps) for index in range(len(self.members))]
-            if self.member_folders and isinstance(features, (str, os.PathLike)):  # files of their own: one video's?
-                spans = []
-                for index, member in enumerate(self.members):
-                    path, video = self.member_input(index, features, video_id)
-                    spans.append((path, feature_rows(Path(path)), member.grid(member.file_fps(Path(path), fps))))
-                self.check_member_spans(spans, video)
-            return fuse_detections(ranked, self.fusion_iou)
+            return self._detect_fused(features, video_id, fps)
         self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
         if not isinstance(features, (np.ndarray, str, os.PathLike)):
             raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
@@ -214,12 +207,33 @@ class OfflineDetector:
             check_feature_array(features, "features", self.config.data.feature_dim)
         return self.detect_read(features, video_id, fps)
 
-    def _member_detect(self, index: int, features: np.ndarray | str | Path, video_id: str | None,
-                       fps: float | None) -> list[Detection]:
-        """Member `index`'s ranked detections of the video; what it refuses is said to be the member's, and where it
-        read the file given to all, how to give it its own (an RGB and a skeleton member read different files)."""
+    def _detect_fused(self, features: np.ndarray | str | Path, video_id: str | None,
+                      fps: float | None) -> list[Detection]:
+        """A detection-level ensemble's `detect`: each member's input (`member_input`), the members' own files checked
+        to hold one recording (`check_member_spans`) before any member detects, then the members' ranked lists fused.
+        What a member refuses is said to be the member's (`_said_as_member`)."""
+        inputs = []
+        for index in range(len(self.members)):
+            with self._said_as_member(index, features):
+                inputs.append(self.member_input(index, features, video_id))
+        if self.member_folders and isinstance(features, (str, os.PathLike)):  # files of their own: one video's?
+            spans = []
+            for index, (member, (path, _)) in enumerate(zip(self.members, inputs)):
+                with self._said_as_member(index, features):
+                    spans.append((path, feature_rows(Path(path)), member.grid(member.file_fps(Path(path), fps))))
+            self.check_member_spans(spans, self._video_of(features, video_id))
+        ranked = []
+        for index, (member, (member_features, member_video)) in enumerate(zip(self.members, inputs)):
+            with self._said_as_member(index, features):
+                ranked.append(member.detect(member_features, member_video, fps))
+        return fuse_detections(ranked, self.fusion_iou)
+
+    @contextlib.contextmanager
+    def _said_as_member(self, index: int, features: np.ndarray | str | Path) -> Iterator[None]:
+        """An InputError raised within, said to be member `index`'s (`member_refusal`); where it read the file given to
+        all, with how to give it its own (an RGB and a skeleton member read different files)."""
         try:
-            return self.members[index].detect(*self.member_input(index, features, video_id), fps)
+            yield
         except InputError as exc:
             read_the_given = index not in (self.member_folders or {}) and isinstance(features, (str, os.PathLike))
             raise self.member_refusal(index, exc, read_the_given) from exc
@@ -288,7 +302,7 @@ class OfflineDetector:
         if not isinstance(features, (str, os.PathLike)):
             raise InputError(f"features: member {index} of {self.run_dir} reads its own feature files (member_folders: "
                              f"{folder}), found by the video's name: give the feature file, not an array")
-        video = video_id or video_id_of(Path(features), self.config.data.feature_prefix)
+        video = self._video_of(features, video_id)
         grid_stream = self.members[index].config.data.input_streams()[0]
         named = [stream_path(grid_stream, video, {grid_stream.name: folder}),
                  feature_path(folder, video, grid_stream.feature_ext)]
@@ -299,6 +313,11 @@ class OfflineDetector:
                              f"{folder}; its files are named {names}, made with its recipe, "
                              f"{RunDir(self.run_dir).member_path(index)}/feature_recipe.json)")
         return path, video
+
+    def _video_of(self, features: str | Path, video_id: str | None) -> str:
+        """The id of the video of a feature file given to a detection-level ensemble: `video_id`, else the file's
+        name read with the ensemble's (member 0's) data.feature_prefix."""
+        return video_id or video_id_of(Path(features), self.config.data.feature_prefix)
 
     def detect_read(self, features: np.ndarray, video_id: str | None, fps: float | None) -> list[Detection]:
         """`detect` of features already read and checked (`listed_features`, `load_video_streams`): the values
