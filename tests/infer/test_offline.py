@@ -386,3 +386,14 @@ def test_a_member_s_file_of_another_length_is_refused_before_any_member_detects_
     assert fused.detect(tmp_path / "clip.npy") == fused.detect(tmp_path / "clip.npy", video_id="clip") != []
     assert len(calls) == 6 * detector.postprocess.shifted_passes
 
+
+def test_a_detection_level_ensemble_detects_features_already_read_and_names_what_it_cannot_take():
+    # detect_read of an ensemble (its model None) ended in "AttributeError: 'NoneType' object has no attribute
+    # 'parameters'", and detect_inputs in a bare ValueError, where every other refusal of the API is an InputError
+    detector = tiny_detector(fps=25.0)
+    fused = replace(detector, model=None, members=[detector, detector])
+    rows = features()
+    assert fused.detect_read(rows, "v", None) == fused.detect(rows, "v") != []
+    with pytest.raises(InputError, match=r"^inputs: a detection-level ensemble's members may normalise differently: "
+                                         r"give it features as read \(detect\)$"):
+        fused.detect_inputs(rows, "v")

@@ -321,11 +321,14 @@ class OfflineDetector:
 
     def detect_read(self, features: np.ndarray, video_id: str | None, fps: float | None) -> list[Detection]:
         """`detect` of features already read and checked (`listed_features`, `load_video_streams`): the values
-        are not scanned a second time (anything else: `detect`)."""
+        are not scanned a second time (anything else: `detect`). A detection-level ensemble gives them to each
+        member's `detect` (which checks them) and fuses the lists, as `detect` does."""
         if (not isinstance(features, np.ndarray) or isinstance(features, np.ma.MaskedArray) or features.ndim != 2
                 or features.dtype.kind != "f" or not len(features)):
             raise InputError(f"features: detect_read takes a (T, C) float array already checked, got "
                              f"{type(features).__name__} {getattr(features, 'shape', '')}; give it to detect instead")
+        if self.members is not None:  # each member standardises them its own way
+            return self._detect_fused(features, video_id, fps)
         # data.normalize = video: the whole video's statistics, applied window by window (no whole copy)
         return self._detect(features, video_id, fps, standardizer(self.config.data.normalize, features))
 
@@ -334,8 +337,8 @@ class OfflineDetector:
         """Ranked detections for one video given as the network takes it: its features (T, C) after
         `data.normalize` (what `mgrec.train.data.load_split` returns); `detect` takes them as read."""
         if self.members is not None:
-            raise ValueError("a detection-level ensemble's members may normalise differently: give it features as read "
-                             "(detect)")
+            raise InputError("inputs: a detection-level ensemble's members may normalise differently: give it features "
+                             "as read (detect)")
         if not isinstance(inputs, np.ndarray):
             raise InputError(f"inputs: expected a (T, C) numpy array, got {type(inputs).__name__}")
         check_feature_array(inputs, "inputs", self.config.data.feature_dim)
