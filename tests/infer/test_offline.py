@@ -397,3 +397,15 @@ def test_a_detection_level_ensemble_detects_features_already_read_and_names_what
     with pytest.raises(InputError, match=r"^inputs: a detection-level ensemble's members may normalise differently: "
                                          r"give it features as read \(detect\)$"):
         fused.detect_inputs(rows, "v")
+
+
+def test_an_ensemble_given_features_of_the_wrong_kind_says_so_without_blaming_a_member(tmp_path):
+    # a list given to an ensemble's detect was refused as "member 0 of run (run/members/0): features: expected ...":
+    # the caller's argument, said to be what the ensemble's first member refused
+    detector = tiny_detector(fps=25.0)
+    fused = replace(detector, model=None, members=[detector, detector])
+    for bad in ([[1.0] * 16], None, 3):
+        for ensemble in (fused, replace(fused, member_folders={1: tmp_path})):
+            said = rf"^features: expected a \(T, C\) numpy array or a feature file's path, got {type(bad).__name__}$"
+            with pytest.raises(InputError, match=said):
+                ensemble.detect(bad)

@@ -190,12 +190,12 @@ class OfflineDetector:
         nor the run's data.fps says it (and refused when it contradicts either, `file_fps`)."""
         fps = checked_fps(fps)
         video_id = checked_video_id(video_id, optional=True)
+        if not isinstance(features, (np.ndarray, str, os.PathLike)):  # the caller's, not an ensemble's member's
+            raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
+                             f"{type(features).__name__}")
         if self.members is not None:
             return self._detect_fused(features, video_id, fps)
         self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
-        if not isinstance(features, (np.ndarray, str, os.PathLike)):
-            raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
-                             f"{type(features).__name__}")
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or video_id_of(path, self.config.data.feature_prefix)
