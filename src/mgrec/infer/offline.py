@@ -129,9 +129,7 @@ class OfflineDetector:
             return cls.fused_ensemble(run, ensemble, checkpoint, device, precision, autocast)
         config, classes, model = load_run_network(run, checkpoint)
         model = model.to(torch_device)
-        tuning = run.read_tuning()
-        tuned_on = tuning.get("tuned_on") if tuning is not None else None
-        tuned_on = tuned_on if isinstance(tuned_on, str) else None
+        tuned_on = _tuned_on(run)
         return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
                    autocast=autocast, second_opinion=run_second_opinion(run, config), run_root=resolve_path(run.path))
 
@@ -152,10 +150,9 @@ class OfflineDetector:
         for index, member in enumerate(members):
             if member.classes != classes:
                 raise InputError(f"{run.member_path(index)}: its classes differ from the ensemble's {run.classes_path}")
-        tuning = run.read_tuning()
-        tuned_on = tuning.get("tuned_on") if tuning is not None else None
-        return cls(None, config, classes, run.read_postprocess(config), run.path, checkpoint,
-                   tuned_on if isinstance(tuned_on, str) else None, autocast=autocast, members=members,
+        tuned_on = _tuned_on(run)
+        return cls(None, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
+                   autocast=autocast, members=members,
                    fusion_iou=float(ensemble.get("iou_threshold", FUSION_IOU)))
 
     @property
@@ -548,6 +545,13 @@ class OfflineDetector:
         """`hard_set` at the run's thresholds of detections this detector made, unchecked: the online update's
         path, where the check would scan every detection of every window for nothing."""
         return hard_set(detections, self.postprocess.score_threshold, self.postprocess.class_thresholds)
+
+
+def _tuned_on(run: RunDir) -> str | None:
+    """The split a run's score threshold was tuned on, as its tuning record says (None: none said, the config's)."""
+    tuning = run.read_tuning()
+    tuned_on = tuning.get("tuned_on") if tuning is not None else None
+    return tuned_on if isinstance(tuned_on, str) else None
 
 
 def _check_arguments(detector: OfflineDetector) -> None:
