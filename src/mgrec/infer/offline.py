@@ -481,9 +481,7 @@ class OfflineDetector:
     def _feature_recipes(self) -> dict[str | None, tuple[Path, FeatureSidecar]]:
         """The run's recipe of each input stream that has one (None: the grid stream's feature_recipe.json, a
         name: feature_recipe_<name>.json) and what it says, read once (every input file is checked against it)."""
-        if self.run_dir is None:
-            return {}
-        run = RunDir(self.run_root or self.run_dir)
+        run = RunDir(self.run_root)  # set by the constructor (`_check_arguments`): never None
         names = [None, *(stream.name for stream in self.config.data.input_streams()[1:])]
         paths = {name: run.stream_recipe_path(name) for name in names}
         return {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
