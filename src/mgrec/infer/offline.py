@@ -182,9 +182,10 @@ class OfflineDetector:
         With several input streams (`data.streams`), the file is the grid stream's, and the other
         streams' files of the same video are read from their folders (`stream_folders`, else the
         run's config); an array holds every stream's channels, joined on the grid. A detection-level
-        ensemble gives the input to every member (each reads a file with its own recipe) and fuses
-        their ranked lists. `fps`: the video's frame rate; for a file, only where neither its sidecar
-        nor the run's data.fps says it (and refused when it contradicts either, `file_fps`)."""
+        ensemble gives the input to every member, or to a member of `member_folders` its own file of
+        the video (made with its own recipe), and fuses their ranked lists. `fps`: the video's frame
+        rate; for a file, only where neither its sidecar nor the run's data.fps says it (and refused
+        when it contradicts either, `file_fps`)."""
         fps = checked_fps(fps)
         video_id = checked_video_id(video_id, optional=True)
         if not isinstance(features, (np.ndarray, str, os.PathLike)):  # the caller's, not an ensemble's member's

@@ -2,9 +2,10 @@
 
 Used by training's validation and by `mgrec.infer`; it lives here so that neither imports the other.
 The network is fully convolutional (plus local attention), so a video longer than the training
-length is processed in one pass: no windows, hence no seams at window borders. Only videos too long
-for one pass in memory (hours) are detected in overlapping windows (`Chunking`), whose cores tile
-the video.
+length is processed in one pass: no windows, hence no seams at window borders. Only videos longer
+than the caller's `Chunking.steps` are detected in overlapping windows, whose cores tile the video
+(offline detection's: 8192 steps, about 1 GB at SMG width, `mgrec.infer.offline.LONG_VIDEO_CHUNKING`:
+20 minutes at SMG's 7 steps/s, 11 at the demo's 12.5; training's validation takes every video whole).
 
 The network's outputs are checked before decoding: a NaN or Inf at a real (unmasked) position is an
 `InputError` naming the video. Decoding would otherwise drop NaN scores without a word, and a broken
