@@ -73,6 +73,14 @@ def decode_reference(
     )
 
 
+def _tiou(start: float, end: float, starts: Tensor, ends: Tensor) -> Tensor:
+    """tIoU of [start, end] with each [starts[i], ends[i]], in their dtype; 0 where the union is empty (two empty
+    segments)."""
+    intersection = (torch.clamp(ends, max=end) - torch.clamp(starts, min=start)).clamp(min=0)
+    union = (ends - starts) + (end - start) - intersection
+    return intersection / union.clamp(min=torch.finfo(union.dtype).tiny)
+
+
 def nms_reference(
     segments: Tensor, scores: Tensor, labels: Tensor, cfg: PostprocessConfig
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -102,10 +110,7 @@ def nms_reference(
         kept_scores.append(float(best))
         current[pick] = -math.inf
 
-        start, end = segments[pick].tolist()
-        intersection = (torch.clamp(ends, max=end) - torch.clamp(starts, min=start)).clamp(min=0)
-        union = (ends - starts) + (end - start) - intersection
-        iou = intersection / union.clamp(min=torch.finfo(union.dtype).tiny)  # two empty segments: IoU 0
+        iou = _tiou(*segments[pick].tolist(), starts, ends)
         same_class = labels == labels[pick]
         if cfg.nms == "hard":
             current[same_class & (iou > cfg.iou_threshold)] = -math.inf
@@ -129,10 +134,7 @@ def vote_boundaries_reference(kept_segments: Tensor, kept_labels: Tensor, segmen
     starts, ends = segments64[:, 0], segments64[:, 1]
     voted = kept64.clone()
     for row in range(len(kept64)):
-        start, end = kept64[row].tolist()
-        intersection = (torch.clamp(ends, max=end) - torch.clamp(starts, min=start)).clamp(min=0)
-        union = (ends - starts) + (end - start) - intersection
-        iou = intersection / union.clamp(min=torch.finfo(union.dtype).tiny)
+        iou = _tiou(*kept64[row].tolist(), starts, ends)
         voters = (labels == kept_labels[row]) & (iou >= threshold)
         total = scores64[voters].sum()
         if total > 0:
