@@ -67,9 +67,14 @@ def segment_iou(start, end, starts: np.ndarray, ends: np.ndarray, lengths: np.nd
     `lengths` is `ends - starts` when the caller has it already.
     """
     start, end = np.asarray(start), np.asarray(end)
-    # The pick's length is rounded once to the segments' dtype (what adding a Python scalar did).
-    length = (end.astype(np.float64) - start).astype(ends.dtype)
-    return _iou(start, end, length, starts, ends, ends - starts if lengths is None else lengths)
+    lengths = ends - starts if lengths is None else lengths
+    return _iou(start, end, _pick_length(start, end, ends.dtype), starts, ends, lengths)
+
+
+def _pick_length(start: np.ndarray, end: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The pick's length, computed in float64 and rounded once to the segments' `dtype` (what adding a Python scalar
+    did in the plain loop)."""
+    return (end.astype(np.float64) - start).astype(dtype)
 
 
 def _iou(start, end, length, starts, ends, lengths) -> np.ndarray:
@@ -299,7 +304,7 @@ class _ClassBlock:
         lo, span = self.lo_at[picks], self.span_at[picks]
         near = self.by_start_at[np.arange(span.sum()) + np.repeat(lo - (np.cumsum(span) - span), span)]
         start, end = self.starts_at[picks], self.ends_at[picks]
-        length = (end.astype(np.float64) - start).astype(end.dtype)  # rounded as segment_iou does
+        length = _pick_length(start, end, end.dtype)  # the segments' dtype
         pick = (np.repeat(x, span) for x in (start, end, length))
         return near, _iou(*pick, self.starts_at[near], self.ends_at[near], self.lengths_at[near])
 
