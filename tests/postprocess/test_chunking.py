@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from tests.model.helpers import perturbed, tiny_config
 
 from mgrec.config import PostprocessConfig
+from mgrec.errors import InputError
 from mgrec.model.detector import build_detector
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.timeline import FeatureGrid
@@ -18,7 +19,7 @@ CLASSES = ["a", "b", "c", "d", "e"]
 def test_window_cores_tile_the_video_and_keep_half_the_overlap_as_context(length, steps, half):
     overlap = 2 * half
     if overlap >= steps:
-        with pytest.raises(ValueError):
+        with pytest.raises(InputError):
             Chunking(steps, overlap)
         return
     windows = Chunking(steps, overlap).windows(length)
@@ -64,3 +65,18 @@ def test_a_standardised_long_video_is_standardised_window_by_window_as_a_whole()
         copied = detect_video(model, stats.apply(features), GRID, post, CLASSES, "v", chunking=chunking)
         windowed = detect_video(model, features, GRID, post, CLASSES, "v", chunking=chunking, standardize=stats.apply)
         assert windowed == copied != detect_video(model, features, GRID, post, CLASSES, "v", chunking=chunking)
+
+
+def test_a_chunking_of_other_than_whole_steps_is_refused_naming_the_argument():
+    # Chunking(8192.0, 1024) (a size computed in Python) was taken, and detection ended in "TypeError: slice indices
+    # must be integers"; Chunking(True, 0) detected in windows of one step; Chunking("8192", 1024) a TypeError of '<'
+    for steps, overlap, said in ((8192.0, 1024, r"steps: expected a whole number of feature steps >= 1, got 8192\.0"),
+                                 (True, 0, "steps: expected a whole number of feature steps >= 1, got True"),
+                                 ("8192", 1024, "steps: expected a whole number of feature steps >= 1, got '8192'"),
+                                 (0, 0, "steps: expected a whole number of feature steps >= 1, got 0"),
+                                 (64, 8.0, r"overlap: expected an even whole number of steps in \[0, 64\), got 8\.0"),
+                                 (64, 7, r"overlap: expected an even whole number of steps in \[0, 64\), got 7"),
+                                 (64, 64, r"overlap: expected an even whole number of steps in \[0, 64\), got 64")):
+        with pytest.raises(InputError, match=rf"^chunking: {said}$"):
+            Chunking(steps, overlap)
+    assert Chunking(np.int64(64), 8).windows(100) == Chunking(64, 8).windows(100)  # numpy's integers are whole steps

@@ -14,6 +14,7 @@ checkpoint or out-of-range features would look like a video with nothing in it.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -50,8 +51,12 @@ class Chunking:
     overlap: int
 
     def __post_init__(self) -> None:
-        if not 0 <= self.overlap < self.steps or self.overlap % 2:
-            raise ValueError(f"chunking: overlap {self.overlap} must be even and in [0, steps={self.steps})")
+        # whole steps: a float (8192.0) ended in a TypeError of the slicing, True made windows of one step
+        if not _whole(self.steps) or self.steps < 1:
+            raise InputError(f"chunking: steps: expected a whole number of feature steps >= 1, got {brief(self.steps)}")
+        if not _whole(self.overlap) or not 0 <= self.overlap < self.steps or self.overlap % 2:
+            raise InputError(f"chunking: overlap: expected an even whole number of steps in [0, {self.steps}), got "
+                             f"{brief(self.overlap)}")
 
     def windows(self, length: int) -> list[tuple[int, int, int, int]]:
         """(start, end, core start, core end) of every window of a video of `length` steps."""
@@ -66,6 +71,11 @@ class Chunking:
             if last:
                 return windows
             start += hop
+
+
+def _whole(value: object) -> bool:
+    """An integer, not a bool (Python's or numpy's)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 @torch.inference_mode()
