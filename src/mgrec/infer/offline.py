@@ -491,7 +491,8 @@ class OfflineDetector:
         """Features of another backbone or other weights than the run was trained on have the right shape and
         mean nothing to the network (a run of packaged-weights features found 0 gestures in custom-weights
         ones): refused where both the file's sidecar and the run's recipe of that stream (`stream`: None for
-        the grid stream) record them."""
+        the grid stream) record them. The grid stream's sidecar of another fps than the run's recipe is noted too
+        (`note_another_rate`), once per detector."""
         streams = self.config.data.input_streams()
         if stream == streams[0].name:
             stream = None

@@ -175,6 +175,9 @@ def _one_pass(model: torch.nn.Module, features: np.ndarray, grid: FeatureGrid, p
               classes: list[str], video_id: str, padded_length: int | None, autocast: torch.dtype | None,
               chunking: Chunking | None,
               standardize: Callable[[np.ndarray], np.ndarray] | None) -> list[Detection]:
+    """One pass of `detect_video` over features (T, C): each window's candidates (the whole video's one window
+    without `chunking`) from the points of its core, one NMS over them all within the cap, the boundaries voted
+    (`post.voting`), as records clipped to the T steps."""
     windows = chunking.windows(len(features)) if chunking is not None else [(0, len(features), 0, len(features))]
     parts = []
     for start, end, core_start, core_end in windows:
