@@ -164,7 +164,7 @@ def predictions_info(detector: OfflineDetector, ranked: bool, threshold: float |
         "score_threshold": detector.postprocess.score_threshold if threshold is None else threshold,
         "class_thresholds": detector.postprocess.class_thresholds if threshold is None else class_thresholds,
         "threshold_tuned_on": detector.threshold_tuned_on if threshold is None else tuned_on,
-        "run": str(detector.run_root or detector.run_dir),  # absolute: the file is read from other folders
+        "run": str(detector.run_root),  # absolute: the file is read from other folders
         "checkpoint": detector.checkpoint,
         "inference_precision": detector.precision,
     }

@@ -483,6 +483,6 @@ def _export_path_for(detector: OfflineDetector, given: str | Path, record: dict)
     given = Path(given)
     if record.get("run") == str(detector.run_root) and record.get("checkpoint") == detector.checkpoint:
         return given
-    name = Path(detector.run_root or detector.run_dir).name or "run"
+    name = detector.run_root.name or "run"
     fresh = given.with_name(f"{name}.onnx" if detector.checkpoint == "best" else f"{name}-{detector.checkpoint}.onnx")
     return fresh if fresh != given else given.with_name(f"{given.stem}-new.onnx")
