@@ -1402,23 +1402,25 @@ def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[N
 # Held by `mgrec stream --format smg` in its label folder while it streams (`hold_label_folder`).
 LABELS_LOCK = ".mgrec-labels.lock"
 
-# The output folders this process holds (`hold_output_folder`), by lock file: a command that holds a folder for all
-# its work and calls a writer that holds it again holds it once (flock refuses a second opening of one file, even in
-# one process).
+# The output folders this process holds (`hold_output_folder` with `reentrant`), by lock file: a command that holds
+# a folder for all its work and calls a writer that holds it again holds it once (flock refuses a second opening of
+# one file, even in one process).
 _FOLDERS_HELD: dict[Path, int] = {}
 
 
 @contextlib.contextmanager
-def hold_output_folder(folder: str | Path, lock_name: str, advice: str, owner: str, place: str) -> Iterator[None]:
+def hold_output_folder(folder: str | Path, lock_name: str, advice: str, owner: str, place: str,
+                       reentrant: bool = False) -> Iterator[None]:
     """Hold the output folder `folder` for one writer, by the hidden lock file `folder/lock_name` (flock, which FAT
     sticks mounted on Linux honour too): another process that tries is refused, naming the holder, with `advice`.
     Released when the block ends or the process dies, so a killed writer blocks nobody; the lock file is removed at
     the end, as is a folder made for it that stayed empty. `owner` and `place` name the lock and its folder in
-    messages (`open_lock_file`)."""
+    messages (`open_lock_file`). `reentrant`: held again by this process (a writer called inside the command that
+    holds the folder), it is held once; otherwise a second hold in one process is refused as another's."""
     folder = Path(folder)
     path = folder / lock_name
     key = path.absolute()
-    if key in _FOLDERS_HELD:  # held by this process already: a writer called inside the command that holds it
+    if reentrant and key in _FOLDERS_HELD:  # held by this process already: a writer inside the command that holds it
         _FOLDERS_HELD[key] += 1
         try:
             yield
@@ -1432,12 +1434,13 @@ def hold_output_folder(folder: str | Path, lock_name: str, advice: str, owner: s
         what = "it is a file, not a folder" if folder.is_file() else (exc.strerror or str(exc))
         raise InputError(f"cannot write {place} {folder}: {what}") from None
     handle = _open_held_lock(path, str(folder), advice, False, owner=owner, place=place)
-    _FOLDERS_HELD[key] = 1
+    if reentrant:
+        _FOLDERS_HELD[key] = 1
     try:
         _write_holder(handle)
         yield
     finally:
-        del _FOLDERS_HELD[key]
+        _FOLDERS_HELD.pop(key, None)
         _release_removing(handle, path)
         if created:
             with contextlib.suppress(OSError):  # not empty: files were written

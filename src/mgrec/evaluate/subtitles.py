@@ -111,4 +111,4 @@ def claim_subtitle_folder(out_dir: str | Path, fmt: str) -> contextlib.AbstractC
 
     return hold_output_folder(out_dir, SUBTITLES_LOCK, f"another writer of {fmt} subtitles is at work there: wait for "
                               "it to finish or use another --out", owner="the subtitle writer's",
-                              place="the subtitle folder")
+                              place="the subtitle folder", reentrant=True)
