@@ -98,6 +98,13 @@ def test_detect_smg_refuses_a_folder_that_already_holds_label_files(trained_run,
     error = capsys.readouterr().err
     assert f"{out}: already holds {len(inputs)} SMG label file(s)" in error
     assert "remove them or choose another folder" in error
+    assert f"1 of this output's 1 video (e.g. {out / inputs[0].stem / inputs[0].stem}_finelabels.csv), which it " \
+        f"would replace; and {len(inputs) - 1} other files" in error
+    # the same command again: the folder holds a finished set of its videos, which it would wholly replace
+    assert main(["detect", str(run), *map(str, inputs), "--out", str(out), "--format", "smg"]) == 2
+    error = capsys.readouterr().err
+    assert f"a finished set of the same {len(inputs)} videos as this output's" in error
+    assert "which this output would wholly replace; to keep it, write into another --out folder" in error
     assert {path: path.read_bytes() for path in out.rglob("*.csv")} == before  # nothing replaced
     flat = tmp_path / "flat"  # a flat VIDEO.csv is read by `mgrec score` too
     flat.mkdir()

@@ -425,6 +425,21 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert main(["stream", str(run), str(videos), "--format", "smg", "--out", str(submission)]) == 2
     printed = capsys.readouterr()
     assert "already holds 3 SMG label file" in printed.err and "stream Sample0036" not in printed.err
+    # the same command again: a finished set of the same videos, which it would wholly replace (not "partly")
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg",
+                 "--out", str(submission)]) == 2
+    printed = capsys.readouterr()
+    assert f"{submission}: already holds 3 SMG label file(s)" in printed.err
+    assert "a finished set of the same 3 videos as this output's" in printed.err
+    assert "would wholly replace; to keep it, write into another --out folder; to write it again, remove it" \
+        in printed.err and "partly" not in printed.err
+    # one of the videos: its file would be replaced, the two others read beside it
+    assert main(["stream", str(run), str(videos / "Sample0037.npy"), "--format", "smg", "--out", str(submission)]) == 2
+    printed = capsys.readouterr()
+    assert "1 of this output's 1 video (e.g. " in printed.err and "Sample0037_finelabels.csv), which it would " \
+        "replace; and 2 other files (e.g. " in printed.err and "finished set" not in printed.err
+    assert {name: load_predictions(submission, detector.classes, fps_by_video=dict.fromkeys(clips, 1000.0))[name]
+            for name in clips} == written  # nothing replaced
     assert main(["stream", str(run), str(videos), "--out", str(tmp_path / "elsewhere")]) == 2
     assert "--out is the folder of --format smg's label files" in capsys.readouterr().err
     assert main(["stream", str(run), str(videos), "--format", "smg", "--out", str(tmp_path / "timed"),

@@ -90,8 +90,6 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     # refused before this one's work, not found mixed with it after
     with claim_subtitle_folder(out, fmt) if fmt in SUBTITLE_FORMATS else contextlib.nullcontext():
         fps = checked_fps(fps, "--fps")  # before the run is loaded
-        if fmt == "smg":
-            refuse_old_label_files(Path(out))
         if onnx is None:
             detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
         else:
@@ -99,13 +97,14 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         detector = detector.reading(stream_folders, member_folders, member_stream_folders)
         paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
         video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
+        if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work, and OUT
+            # refused where it holds label files already (said against these: a finished set of the same videos, or not)
+            refuse_old_label_files(Path(out), smg_label_paths(list(video_ids.values()), out))
         seen = trained_on(RunDir(run_dir), video_ids.values())
         if seen:
             print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
                   f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their detections say little about "
                   "unseen videos (a challenge submission holds the test videos only)", file=sys.stderr)
-        if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work
-            smg_label_paths(list(video_ids.values()), out)
         if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
             subtitle_paths(list(video_ids.values()), out, fmt, subtitle_names)
         results: dict[str, list[Detection]] = {}
@@ -184,18 +183,43 @@ def distinct_video_ids(paths: list[Path], prefix: str,
     return {path: video for video, path in seen.items()}
 
 
-def refuse_old_label_files(out: Path) -> None:
+def refuse_old_label_files(out: Path, planned: dict[str, Path] | None = None) -> None:
     """Refuse an SMG output folder that already holds prediction files, before any work.
 
     Each video's file would be replaced without a word and the others kept, and `mgrec score` reads
     every file of the folder as one set: videos of another run or another set (hard vs --all)
-    would be scored with the new ones. Only a folder with none is safe to write into."""
+    would be scored with the new ones. Only a folder with none is safe to write into.
+    `planned`: the label file of each video this output writes (`smg_label_paths`), where known: the message then says
+    how the old files relate to them. A folder holding exactly those, a finished set of the same videos (the same
+    command run twice), would be wholly replaced, not partly; others would be read beside the new ones."""
     from mgrec.smg_csv import prediction_files, refuse_an_incomplete_set
 
     refuse_an_incomplete_set(out)
     old = prediction_files(out)
-    if old:
+    if not old:
+        return
+    if planned is None:
         raise InputError(
-            f"{out}: already holds {len(old)} SMG label file(s) (e.g. {old[0]}), which this output would partly "
-            "replace and `mgrec score` would read with the new ones; remove them or choose another folder"
+            f"{out}: already holds {len(old)} SMG label file(s) (e.g. {old[0]}), which this output would replace "
+            "(those of its videos) or leave beside its own for `mgrec score` to read as one set (the others); "
+            "remove them or choose another folder"
         )
+    mine = {path.resolve() for path in planned.values()}
+    replaced = [path for path in old if path.resolve() in mine]
+    kept = [path for path in old if path.resolve() not in mine]
+    if not kept and len(replaced) == len(mine):
+        raise InputError(
+            f"{out}: already holds {len(old)} SMG label file(s) (e.g. {old[0]}): a finished set of the same "
+            f"{counted(len(mine), 'video')} as this output's, by an earlier mgrec detect or stream into it (this "
+            "command run again?), which this output would wholly replace; to keep it, write into another --out "
+            "folder; to write it again, remove it first"
+        )
+    parts = []
+    if replaced:
+        parts.append(f"{len(replaced)} of this output's {counted(len(mine), 'video')} (e.g. {replaced[0]}), which it "
+                     "would replace")
+    if kept:
+        parts.append(f"{counted(len(kept), 'other file')} (e.g. {kept[0]}), which it would leave beside its own for "
+                     "`mgrec score` to read as one set")
+    raise InputError(f"{out}: already holds {len(old)} SMG label file(s): {'; and '.join(parts)}; remove them or "
+                     "choose another folder")

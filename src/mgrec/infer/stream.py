@@ -506,7 +506,7 @@ def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path])
     from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
 
     if not (out / INCOMPLETE_MARKER).exists():
-        refuse_old_label_files(out)
+        refuse_old_label_files(out, label_paths)
         return None
     earlier = unfinished_plan(out)
     if earlier is None or earlier.get("writer") != plan["writer"]:
