@@ -431,8 +431,24 @@ def test_a_warm_up_that_fills_the_run_is_a_warning_naming_the_peak_it_reaches():
     assert schedule_problem(15, 2) is None
     assert schedule_problem(1, 2) == (
         "train.warmup_epochs 2 >= train.epochs 1: the learning rate rises for the whole run to 50% of train.lr and "
-        "never decays; set --set train.warmup_epochs=N with N < 1 for the schedule's cosine decay")
+        "never decays; set config.train.warmup_epochs = 0 for the schedule's cosine decay")
     assert "to 100% of train.lr" in schedule_problem(5, 5)
+    assert "set config.train.warmup_epochs = N with N < 5 for" in schedule_problem(5, 5)
+
+
+def test_a_warm_up_that_fills_the_run_is_fixed_where_its_value_came_from(tmp_path):
+    # `train()` from Python was told "set --set train.warmup_epochs=N with N < 1", a command-line flag it cannot pass
+    built = Config()
+    built.train.epochs, built.train.warmup_epochs = 1, 2
+    assert "never decays; set config.train.warmup_epochs = 0 for the schedule's" in schedule_problem(1, 2, built)
+    assert "--set" not in schedule_problem(1, 2, built)
+    path = tmp_path / "c.yaml"
+    path.write_text("base: demo/default.yaml\ntrain:\n  epochs: 3\n  warmup_epochs: 3\n")
+    assert schedule_problem(3, 3, load_config(path)).endswith(
+        f"never decays; set train.warmup_epochs: N with N < 3 in {path} (or pass --set train.warmup_epochs=N with "
+        "N < 3) for the schedule's cosine decay")
+    assert schedule_problem(3, 4, load_config(path, ["train.warmup_epochs=4"])).endswith(
+        "never decays; pass --set train.warmup_epochs=N with N < 3 instead for the schedule's cosine decay")
 
 
 def _train_and_val_document() -> dict:
@@ -453,6 +469,8 @@ def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
     config.train.epochs, config.train.warmup_epochs = 1, 2
     assert ("config [train.warmup_epochs]", schedule_problem(1, 2)) in [(p.where, p.message)
                                                                        for p in check_dataset(config).warnings]
+    assert any(p.message.endswith("set config.train.warmup_epochs = 0 for the schedule's cosine decay")
+               for p in check_dataset(config).warnings)  # a config built in code: no --set to pass
     config.train.epochs = 3
     assert not any("warmup" in p.where for p in check_dataset(config).warnings)
 

@@ -385,7 +385,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     problems += [Problem("warning", f"{source} [data.{key}]", message)
                  for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
     problems += _check_untrained_classes(aset, annotations_path, data.train_split, splits)
-    schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs)
+    schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs, config)
     if schedule:
         problems.append(Problem("warning", f"{source} [train.warmup_epochs]", schedule))
     unlearnable = unlearnable_problem(
@@ -577,16 +577,27 @@ def _split_hint(split: str, key: str | None, unused: dict[str, int], alone: bool
             f"--set data.{key}={name}?")
 
 
-def schedule_problem(epochs: int, warmup_epochs: int) -> str | None:
+def schedule_problem(epochs: int, warmup_epochs: int, config: Config | None = None) -> str | None:
     """The learning-rate schedule (`train.step.lr_factor`) when the warm-up fills the run: the rate rises for every
     step, never reaches train.lr and never decays (`--set train.epochs=1` on a config warming up for 2). Said by
-    `data check` and `train`, not refused: a short trial run is a fair thing to train."""
+    `data check` and `train`, not refused: a short trial run is a fair thing to train.
+
+    The advice fits where `config`'s train.warmup_epochs came from (`key_origin`): a config file (its key there, or
+    `--set` on the command line), a `--set` item, or a config built in code (None too: `train()` from Python, whose
+    user has no `--set` to pass)."""
     if warmup_epochs < epochs:
         return None
     peak = epochs / warmup_epochs
+    value = "0" if epochs <= 1 else f"N with N < {epochs}"
+    place = key_origin(config, "train.warmup_epochs").rpartition(" [")[0] if config is not None else "config"
+    if place == "config":
+        fix = f"set config.train.warmup_epochs = {value}"
+    elif place.startswith("--set "):
+        fix = f"pass --set train.warmup_epochs={value} instead"
+    else:
+        fix = f"set train.warmup_epochs: {value} in {place} (or pass --set train.warmup_epochs={value})"
     return (f"train.warmup_epochs {warmup_epochs} >= train.epochs {epochs}: the learning rate rises for the whole run "
-            f"to {peak:.0%} of train.lr and never decays; set --set train.warmup_epochs=N with N < {epochs} for the "
-            "schedule's cosine decay")
+            f"to {peak:.0%} of train.lr and never decays; {fix} for the schedule's cosine decay")
 
 
 def unlearnable_segments(
