@@ -597,6 +597,20 @@ def test_train_command_prints_plain_lines_when_the_output_is_not_a_terminal(data
     assert any(line.startswith("selected epoch 1 by val f1: F1 ") and line.count("%") == 3 for line in lines)
 
 
+def test_the_plan_line_numbers_one_epoch_as_one_and_several_as_a_range(dataset, tmp_path):
+    # a 1-epoch trial run said "epochs are numbered 0-0"
+    lines = []
+    train(tiny_config(dataset, epochs=1, warmup_epochs=0, eval_every=1), tmp_path / "one", log=lines.append)
+    (plan,) = [line for line in lines if line.startswith("training ")]
+    assert "; 1 epoch x " in plan
+    assert "; the epoch is numbered 0, as in metrics.jsonl; scores printed in percent" in plan
+    assert "0-0" not in plan
+    lines.clear()
+    train(tiny_config(dataset, epochs=2, warmup_epochs=0, eval_every=2), tmp_path / "two", log=lines.append)
+    (plan,) = [line for line in lines if line.startswith("training ")]
+    assert "; 2 epochs x " in plan and "; epochs are numbered 0-1, as in metrics.jsonl;" in plan
+
+
 def test_a_training_stopped_by_ctrl_c_or_sigterm_says_that_resume_continues_it(dataset, tmp_path, capsys,
                                                                                  monkeypatch):
     """A training stopped by Ctrl-C (or a scheduler's SIGTERM) said 'mgrec: interrupted' and nothing of the epochs it

@@ -534,7 +534,8 @@ def _plan_line(config: Config, data: TrainingData, opt: Optimisation, pseudo_vid
         f"validating on {len(data.val_split.samples)}; {counted(epochs, 'epoch')} x "
         f"{counted(opt.steps_per_epoch, 'step')} on {device}"
         + (f" x {world} processes" if world > 1 else "")
-        + f"; epochs are numbered 0-{epochs - 1}, as in metrics.jsonl; scores printed in percent"
+        + ("; the epoch is numbered 0" if epochs == 1 else f"; epochs are numbered 0-{epochs - 1}")
+        + ", as in metrics.jsonl; scores printed in percent"
     )
 
 
