@@ -103,6 +103,17 @@ def test_counted_is_plural_but_for_one():
     from mgrec.files import counted
 
     assert [counted(n, "video") for n in (0, 1, 2)] == ["0 videos", "1 video", "2 videos"]
+    assert [counted(n, "class") for n in (1, 17)] == ["1 class", "17 classes"]  # not "17 classs"
+    assert [counted(2, noun) for noun in ("epoch", "batch")] == ["2 epochs", "2 batches"]
+
+
+def test_part_of_says_the_one_thing_where_there_is_one():
+    from mgrec.files import part_of
+
+    # "1 of the 1 videos" was said
+    assert part_of(1, 1, "video") == "the one video"
+    assert part_of(0, 1, "segment") == "0 of the 1 segment"
+    assert part_of(2, 3, "feature file") == "2 of the 3 feature files"
 
 
 # --- input files that are not files ------------------------------------------------------------------------------

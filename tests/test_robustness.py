@@ -317,7 +317,7 @@ def test_data_check_and_train_refuse_features_much_shorter_or_longer_than_the_vi
     # each file is also at odds with its sidecar's frame count (the video's): two errors per file; both are training
     # videos, so dropping the affected ones is not offered (it would leave nothing to train on)
     assert_input_error(trained, "the data has 4 error(s)", str(short), str(long),
-                       "videos of the training split 'train' has one: fix them")
+                       "The one video of the training split 'train' has one: fix them")
     assert not (tmp_path / "run").exists()
 
 
@@ -408,7 +408,7 @@ def test_smg_convert_says_which_durations_are_taken_from_the_last_label(capsys, 
             (tmp_path / "smg" / name / f"{name}_data.csv").write_text("1400,28,4095\n")
     outcome = mgrec(capsys, "data", "convert", tmp_path / "smg", "--out", tmp_path / "ann.json", "--fps", "28")
     assert outcome.code in (0, None)
-    assert ("warning: 1 of the 2 videos (Sample0001) have no <sample>_data.csv: their duration is taken from their "
+    assert ("warning: 1 of the 2 videos (Sample0001) has no <sample>_data.csv: their duration is taken from their "
             "last label") in outcome.err
     # the fix it names is the file SMG ships (three columns; two were refused), and a backup folder is said
     assert "put each sample's _data.csv (one row numFrames,fps,maxDepth, as SMG ships it)" in outcome.err

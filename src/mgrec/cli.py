@@ -24,7 +24,7 @@ from pathlib import Path
 from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
-from mgrec.files import counted, name_too_long_problem, shell_word
+from mgrec.files import counted, name_too_long_problem, part_of, shell_word
 from mgrec.smg_csv import decimal_number, whole_number
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
@@ -961,7 +961,7 @@ def cmd_data_convert(args) -> None:
     save_annotations(annotations, args.out)
     counts = ", ".join(f"{s} {len(annotations.video_ids(s))}" for s in annotations.subsets())
     total = sum(len(v) for v in annotations.segments.values())
-    classes = (f", {len(annotations.classes)} classes in id order: {', '.join(annotations.classes)}"
+    classes = (f", {counted(len(annotations.classes), 'class')} in id order: {', '.join(annotations.classes)}"
                if from_json or args.class_map is not None else "")
     print(f"wrote {args.out}: {counted(total, 'instance')} in {counted(len(annotations.videos), 'video')} ({counts})"
           f"{classes}",
@@ -985,11 +985,11 @@ def cmd_data_convert(args) -> None:
               f"({sample_range(left_out)}), in no split: the challenge's unlabelled test subjects?", file=sys.stderr)
     guessed = [info.video_id for info in annotations.videos.values() if info.num_frames is None]
     if guessed:  # `data check` then measured the features against a length that is no video's
-        print(f"warning: {len(guessed)} of the {len(annotations.videos)} videos ({', '.join(guessed[:3])}"
-              f"{', ...' if len(guessed) > 3 else ''}) have no <sample>_data.csv: their duration is taken from "
-              "their last label, which a video outlasts, so `data check` and `train` will refuse their features as "
-              "too long; put each sample's _data.csv (one row numFrames,fps,maxDepth, as SMG ships it) beside its "
-              "labels for its real length", file=sys.stderr)
+        print(f"warning: {part_of(len(guessed), len(annotations.videos), 'video')} ({', '.join(guessed[:3])}"
+              f"{', ...' if len(guessed) > 3 else ''}) {'has' if len(guessed) == 1 else 'have'} no <sample>_data.csv: "
+              "their duration is taken from their last label, which a video outlasts, so `data check` and `train` "
+              "will refuse their features as too long; put each sample's _data.csv (one row numFrames,fps,maxDepth, "
+              "as SMG ships it) beside its labels for its real length", file=sys.stderr)
     last_class = len(annotations.classes) - 1
     if total and not any(s.label_id == last_class for segments in annotations.segments.values() for s in segments):
         # A file numbering classes from 0 has no row of class 0 only by chance, but never one of class K.
@@ -1008,7 +1008,8 @@ def _no_last_class_warning(classes: list[str], class_map: Path | None) -> str:
         return (f"warning: no label row has class {count} ({last}): if these files number classes from 0 to "
                 f"{count - 1}, every instance is read as the class before its own; SMG label files number them 1 to "
                 f"{count}")
-    return (f"warning: no label row has class {count} ({last}, the last of the {count} classes of {class_map}): if "
+    return (f"warning: no label row has class {count} ({last}, the last of the {counted(count, 'class')} of "
+            f"{class_map}): if "
             f"these files number classes from 0 to {count - 1}, every instance is read as the class before its own "
             f"(label files number them 1 to {count}, class k named on line k of the class map); else {last} has no "
             "instance here, or the class map has a line too many")
@@ -1262,8 +1263,8 @@ def cmd_score(args) -> None:
     if args.analysis is not None:
         paths = _analyse_predictions(annotations, args, result)
         only = "" if not result.get("videos") else f" ({counted(len(result['videos']), 'video')} of it, as scored)"
-        print(f"wrote the error analysis of split {args.split}{only} into {args.analysis} ({len(paths)} files)",
-              file=sys.stderr)
+        print(f"wrote the error analysis of split {args.split}{only} into {args.analysis} "
+              f"({counted(len(paths), 'file')})", file=sys.stderr)
 
 
 def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
@@ -1663,7 +1664,7 @@ def cmd_extract(args) -> None:
         fused = fuse_features(args.fuse, args.out)
         for item in fused:
             print(f"{item.feature_path}: {item.num_features} steps (inputs {item.input_lengths})")
-        print(f"fused {len(fused)} videos from {len(args.fuse)} folders into {args.out}")
+        print(f"fused {counted(len(fused), 'video')} from {counted(len(args.fuse), 'folder')} into {args.out}")
         return
     if not args.inputs:
         raise InputError("no inputs: give video files or folders")

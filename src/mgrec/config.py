@@ -31,6 +31,7 @@ import yaml
 from mgrec.errors import InputError, where
 from mgrec.files import (
     brief,
+    counted,
     decode_utf8,
     descriptor_named,
     file_name_problem,
@@ -1299,7 +1300,7 @@ def validate(config: Config, source: str, origins: dict[str, str] | None = None)
     class_thresholds = config.postprocess.class_thresholds
     if class_thresholds is not None and len(class_thresholds) != m.num_classes:
         raise InputError(f"{at('postprocess.class_thresholds', 'model.num_classes')}: {len(class_thresholds)} "
-                         f"thresholds for {m.num_classes} classes; expected one per class, or null")
+                         f"thresholds for {counted(m.num_classes, 'class')}; expected one per class, or null")
     for label_id, threshold in enumerate(class_thresholds or []):
         if not 0 <= threshold <= MAX_CLASS_THRESHOLD:
             raise InputError(f"{at(f'postprocess.class_thresholds[{label_id}]')}: expected a score threshold in "

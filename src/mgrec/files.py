@@ -52,8 +52,18 @@ MAX_NAME_BYTES = 255
 
 
 def counted(count: int, noun: str) -> str:
-    """`count` and `noun`, plural but for one: "1 video", "3 videos" (a plain -s: the nouns mgrec counts)."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    """`count` and `noun`, plural but for one: "1 video", "3 videos", "3 classes" (-es after s, x, sh, tch)."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'x', 'sh', 'tch')) else 's'}"
+
+
+def part_of(part: int, whole: int, noun: str) -> str:
+    """`part` of the `whole` things `noun` counts: "2 of the 3 videos", and "the one video" where there is one
+    ("1 of the 1 videos" was said); the caller's verb agrees with `part`."""
+    if whole == 1 and part == 1:
+        return f"the one {noun}"
+    return f"{part} of the {counted(whole, noun)}"
 
 
 def brief(value: object, limit: int = 80) -> str:

@@ -1116,7 +1116,7 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     labels = confusion.get("labels") if isinstance(confusion, dict) else None
     if not (isinstance(labels, list) and len(labels) == num_classes and all(isinstance(n, str) for n in labels)
             and len(set(labels)) == num_classes):
-        return "confusion.labels", f"the names of the run's {num_classes} classes"
+        return "confusion.labels", f"the names of the run's {counted(num_classes, 'class')}"
     per_class = scores["per_class"]
     if not (isinstance(per_class, dict) and set(per_class) == set(labels)):
         return "per_class", "a mapping of each class name to its scores"

@@ -928,7 +928,7 @@ def test_the_videos_folder_given_as_the_features_says_so_and_dropping_every_trai
                                      for p in missing)
     for drop in (False, True):
         config.data.drop_bad_videos = drop
-        with pytest.raises(InputError, match="Every one of the 1 videos of the training split 'train' has one: fix "
+        with pytest.raises(InputError, match="The one video of the training split 'train' has one: fix "
                                              "them") as refused:
             checked_annotations(config, log=lambda *_: None)
         assert "drop_bad_videos" not in str(refused.value)

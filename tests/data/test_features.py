@@ -281,7 +281,7 @@ def test_a_feature_name_of_a_folder_that_cannot_be_read_is_refused_not_left_out(
     with pytest.raises(InputError) as refused:
         list_feature_files(tmp_path)
     assert str(refused.value) == (
-        f"{tmp_path}: 2 of its 3 feature files cannot be read (folder.npy: a folder, not a feature file; gone.npy: a "
+        f"{tmp_path}: 2 of the 3 feature files cannot be read (folder.npy: a folder, not a feature file; gone.npy: a "
         f"symbolic link to {tmp_path / 'elsewhere' / 'gone.npy'}, which does not exist); a folder is read whole: "
         "restore them, or move them out of it")
 

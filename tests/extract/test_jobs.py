@@ -339,6 +339,16 @@ def test_fuse_errors(tmp_path):
         assert not (tmp_path / "fo").exists()
 
 
+def test_the_command_line_fusion_of_one_video_says_one_video(tmp_path, capsys):
+    # `mgrec extract --fuse a b` of folders of one video printed "fused 1 videos from 2 folders"
+    from mgrec.cli import main
+
+    write_set(tmp_path / "a", {"v1": 10}, dim=3)
+    write_set(tmp_path / "b", {"v1": 10}, dim=2)
+    assert main(["extract", "--fuse", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "fo")]) == 0
+    assert f"fused 1 video from 2 folders into {tmp_path / 'fo'}" in capsys.readouterr().out
+
+
 def test_progress_inside_a_video_counts_its_frames(tmp_path, carphone, capsys):
     # one video: no bar over the videos, one bar over its 120 frames (the container declares them)
     extract_videos([carphone], tmp_path / "out", size=SIZE, batch=8, progress=True)

@@ -278,7 +278,7 @@ def test_detect_names_a_missing_input(trained_run, tmp_path, capsys):
     shutil.copy(next(paths.features.glob("*.npy")), folder / "v.npy")
     (tmp_path / "gone.npy").rename(folder / "gone.npy")
     assert main(["detect", str(run), str(folder), "--out", str(tmp_path / "o.json")]) == 2
-    assert (f"{folder}: 1 of its 2 feature files cannot be read (gone.npy: a symbolic link to /mnt/gone/gone.npy, "
+    assert (f"{folder}: 1 of the 2 feature files cannot be read (gone.npy: a symbolic link to /mnt/gone/gone.npy, "
             "which does not exist); a folder is read whole") in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
 

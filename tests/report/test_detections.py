@@ -108,7 +108,7 @@ def test_files_that_record_nothing_are_drawn_whole_and_end_at_their_last_detecti
     document["results"]["cam_1"][0]["score"] = 3.5  # another tool's logit
     partial.write_text(json.dumps(document))
     page = write_detections_report(run_dir, partial, tmp_path / "partial.html").read_text(encoding="utf-8")
-    assert ("the videos' lengths where the file records them (2 of 3 videos), and the others up to their last "
+    assert ("the videos' lengths where the file records them (2 of the 3 videos), and the others up to their last "
             "detection") in page
     assert "1 score(s) outside [0, 1] (another tool's logits?) are counted in the end bins" in page
 

@@ -212,7 +212,7 @@ def test_pr_curves_one_panel_per_class_and_the_operating_point():
     assert len(dots) == 2
     assert [line.get_xdata()[0] for line in dots] == pytest.approx([1.0, 1.0])
     assert [line.get_ydata()[0] for line in dots] == pytest.approx([100 / 3, 100 / 3])
-    assert "0 zero" in zero.get_title() and "1 segments" in zero.get_title()
+    assert "0 zero" in zero.get_title() and "\n1 segment," in zero.get_title()  # was "1 segments"
 
 
 def test_pr_curves_of_many_classes_show_the_most_frequent_and_say_so():

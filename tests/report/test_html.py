@@ -185,6 +185,21 @@ def test_every_video_has_its_timeline_with_the_right_bars(built):
             assert counter.missed.get((video, kind), 0) == expected, (video, kind)
 
 
+def test_counts_of_one_are_singular_in_the_page(built):
+    # a video's timeline with one ground-truth segment said "1 segments", and a split of one video "1 videos"
+    from types import SimpleNamespace
+
+    from mgrec.report.html import _headline
+
+    _, _, page = built
+    assert "1 segment (1 found)" in page and "0 segments (0 found)" in page and " 1 segments" not in page
+    scores = {"f1": 0.5, "f1_miga": 0.5, "precision": 0.5, "recall": 0.5, "average_mAP": 0.5, "mAP": {0.5: 0.5},
+              "num_predictions": 2}
+    one = SimpleNamespace(ground_truth={"v": [object()]}, ranked={"v": [object(), object()]})
+    line = _headline(scores, one, SimpleNamespace(matches=[], bar="0.5"))
+    assert "1 video, 1 ground-truth segment; F1" in line and "the hard set misses the one segment: the" in line
+
+
 def test_text_from_the_data_is_escaped(built):
     _, _, page = built
     assert ODD_VIDEO not in page and CLASSES[1] not in page

@@ -69,7 +69,7 @@ def test_dropping_every_video_of_the_val_split_is_refused_as_dropping_every_trai
     val_features = (paths.features / "synthetic_002.npy").read_bytes()
     (paths.features / "synthetic_002.npy").write_bytes(b"garbage")  # the one val video
     with pytest.raises(InputError, match=r"(?s)the data has 1 error\(s\) .*synthetic_002.npy: cannot read features.*"
-                                         r"\nEvery one of the 1 videos of the val split 'val' \(data.val_split\) has "
+                                         r"\nThe one video of the val split 'val' \(data.val_split\) has "
                                          r"one: fix them \(dropping them would leave no video to select the checkpoint "
                                          r"and tune the score threshold on\), or train without validation: "
                                          r"data.val_split: '' \(--set \"data.val_split=''\"\)\.$"):

@@ -225,7 +225,7 @@ def test_a_resumed_run_goes_on_validating_on_the_videos_it_validated_on(tmp_path
     swapped = tmp_path / "swapped.json"
     swapped.write_text(json.dumps(document))
     moved = dataclasses.replace(config, data=dataclasses.replace(config.data, annotations=str(swapped)))
-    with pytest.raises(InputError, match=r"--resume: split 'val' of .*swapped.json is not the 1 videos the run "
+    with pytest.raises(InputError, match=r"--resume: split 'val' of .*swapped.json is not the 1 video the run "
                                          r"validated on \(its epochs so far were selected on them\) \(.*splits.json\): "
                                          r"now also 'synthetic_003'; no longer 'synthetic_002'; resume with the "
                                          "annotations it started with"):
@@ -602,7 +602,7 @@ def test_the_plan_line_numbers_one_epoch_as_one_and_several_as_a_range(dataset, 
     lines = []
     train(tiny_config(dataset, epochs=1, warmup_epochs=0, eval_every=1), tmp_path / "one", log=lines.append)
     (plan,) = [line for line in lines if line.startswith("training ")]
-    assert "; 1 epoch x " in plan
+    assert "validating on 1 video; 1 epoch x " in plan  # the count was bare: "validating on 1; "
     assert "; the epoch is numbered 0, as in metrics.jsonl; scores printed in percent" in plan
     assert "0-0" not in plan
     lines.clear()

@@ -89,7 +89,7 @@ def test_without_a_teacher_one_is_trained_first_and_the_report_says_transductive
     lines = []
     result = train(config, tmp_path / "run", progress=False, log=lines.append)
     assert RunDir(tmp_path / "run" / "teacher").read_config().pseudo_labels == PseudoLabelConfig()
-    assert any("pseudo-labelled 1 unlabelled videos" in line for line in lines)
+    assert any("pseudo-labelled 1 unlabelled video with " in line for line in lines)
     assert any("+ 1 pseudo-labelled" in line for line in lines)
     assert result.run_dir == tmp_path / "run"
     from mgrec.infer.evaluate_run import evaluate_run
@@ -151,7 +151,7 @@ def test_a_teacher_that_labels_nothing_in_the_whole_pool_is_a_warning_and_min_sc
     train(with_pseudo(config_for(paths, epochs=1), unlabeled=str(pool), teacher=str(teacher), transductive=True,
                       min_score=0.9999), tmp_path / "none", progress=False, log=lines.append)
     assert any("0 instances (score >= 0.9999)" in line for line in lines)
-    assert any(line.startswith("warning: ") and "labelled no gesture in any of the 1 unlabelled videos: they train "
+    assert any(line.startswith("warning: ") and "labelled no gesture in the one unlabelled video: it trains "
                "as background only; lower pseudo_labels.min_score" in line for line in lines)
     with pytest.raises(InputError, match=r"\[pseudo_labels.min_score\]: expected a score in \[0, 1\) \(no detection "
                                          r"scores 1"):

@@ -45,6 +45,7 @@ from mgrec.errors import InputError, where
 from mgrec.files import (
     atomic_open,
     brief,
+    counted,
     decode_utf8,
     is_hidden,
     is_number,
@@ -509,9 +510,10 @@ def _first_difference(listed: list[str], mapped: list[str]) -> str:
         if ours != theirs:
             return f"class {index} is {brief(ours)} there and {brief(theirs)} in the map"
     if len(listed) > len(mapped):
-        return (f"it lists {len(listed)} classes and the map {len(mapped)}; the first the map lacks is class "
+        return (f"it lists {counted(len(listed), 'class')} and the map {len(mapped)}; the first the map lacks is class "
                 f"{len(mapped)}, {brief(listed[len(mapped)])}")
-    return (f"the map lists {len(mapped)} classes and it {len(listed)}; the first it lacks is class {len(listed)}, "
+    return (f"the map lists {counted(len(mapped), 'class')} and it {len(listed)}; the first it lacks is class "
+            f"{len(listed)}, "
             f"{brief(mapped[len(listed)])}")
 
 
@@ -835,7 +837,8 @@ def read_smg_labels(
     if fps is not None and fps_problem(fps):
         raise InputError(f"--fps: {fps_problem(fps)} (SMG videos: 28)")
     classes = read_class_map(class_map) if class_map is not None else list(SMG_CLASSES)
-    classes_named = (f"the {len(classes)} classes of {class_map}, line k naming class k" if class_map is not None
+    classes_named = (f"the {counted(len(classes), 'class')} of {class_map}, line k naming class k"
+                     if class_map is not None
                      else "SMG's classes; label files of another class list need --class-map FILE")
     aset = AnnotationSet(classes=classes)
     for name, folder in sample_dirs.items():

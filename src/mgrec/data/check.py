@@ -49,6 +49,7 @@ from mgrec.files import (
     is_hidden,
     missing_file_problem,
     missing_folder_problem,
+    part_of,
     read_from_here_note,
     shell_word,
     spelt_alike_remedy,
@@ -185,7 +186,7 @@ def _problem_line(problem: Problem, videos: list[str]) -> str:
     where = problem.where
     if len(videos) > 1:
         others = ", ".join(brief(v) for v in videos[1 : _VIDEOS_EACH + 1])
-        where += f", and the same for {len(videos) - 1} other videos ({others}, ...; {len(videos)} in all)"
+        where += f", and the same for {counted(len(videos) - 1, 'other video')} ({others}, ...; {len(videos)} in all)"
     return f"  {problem.severity.upper():7} {where}: {problem.message}"
 
 
@@ -379,7 +380,8 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     if aset.num_classes != config.model.num_classes:
         problems.append(Problem(
             "error", where(annotations_path, key="classes"),
-            f"{aset.num_classes} classes in the annotations but model.num_classes is {config.model.num_classes}",
+            f"{counted(aset.num_classes, 'class')} in the annotations but model.num_classes is "
+            f"{config.model.num_classes}",
         ))
     problems += _check_splits(aset, annotations_path, data, splits)
     problems += [Problem("warning", f"{source} [data.{key}]", message)
@@ -517,7 +519,8 @@ def _file_suggestions(values: _FileValues, data: DataConfig) -> tuple[dict[str, 
     dims = sorted(set(values.dims))
     if len(dims) == 1 and dims[0] != data.feature_dim:
         suggestions["data.feature_dim"] = dims[0]
-        statistics["feature files' dimension"] = f"{dims[0]} (all {len(values.dims)} files)"
+        every = "the one file" if len(values.dims) == 1 else f"all {len(values.dims)} files"
+        statistics["feature files' dimension"] = f"{dims[0]} ({every})"
     rates = [fps for _, fps in values.fps]
     if data.fps is None or not any(abs(fps - data.fps) > FPS_TOLERANCE for fps in rates):
         return suggestions, statistics
@@ -655,7 +658,8 @@ def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model
         return None
     total = sum(len(segments) for _, segments, _ in videos)
     video_id, (first, last), grid = found[0]
-    return (f"{len(found)} of the {total} training instances are too short for any pyramid point to learn (no "
+    return (f"{part_of(len(found), total, 'training instance')} {'is' if len(found) == 1 else 'are'} too short for "
+            "any pyramid point to learn (no "
             f"feature step lies inside them), first {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
             f"{grid.index_to_seconds(last):.3f}] s ({last - first:.2f} steps); training never sees them: extract the "
             "features at a finer stride (data.stride), or check their times")
@@ -753,7 +757,8 @@ def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], an
         return [Problem("warning", aset.videos[v].source, f"video has no annotated instances{why}", v)
                 for v in unlabelled]
     return [Problem("warning", str(annotations_path),
-                    f"{len(unlabelled)} of the {len(video_ids)} videos of split {split!r} have no annotated instances "
+                    f"{part_of(len(unlabelled), len(video_ids), 'video')} of split {split!r} "
+                    f"{'has' if len(unlabelled) == 1 else 'have'} no annotated instances "
                     f"(first: {', '.join(unlabelled[:3])}){why}")]
 
 
@@ -815,7 +820,8 @@ def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) 
     for segment in segments:
         if segment.label_id >= num_classes:
             add("label", "error", segment,
-                f"label {segment.label!r} (label_id {segment.label_id}) is beyond the model's {num_classes} classes")
+                f"label {segment.label!r} (label_id {segment.label_id}) is beyond the model's "
+                f"{counted(num_classes, 'class')}")
         if segment.start >= info.duration:
             add("after the end", "error", segment,
                 f"instance starts at {segment.start:.3f} s, after the video ends ({info.duration:.3f} s)")

@@ -77,7 +77,7 @@ import numpy as np
 from mgrec.data.annotations import load_annotations, save_annotations
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, json_or_none
+from mgrec.files import atomic_open, counted, json_or_none
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -614,8 +614,9 @@ def format_statistics(stats: dict) -> str:
     for split, s in stats["splits"].items():
         v = s["video_seconds"]
         lines.append(
-            f"{split}: {s['videos']} videos, {v['total'] / 60:.1f} min (each {v['min']:.0f}-{v['max']:.0f} s, "
-            f"median {v['median']:.0f} s), {s['instances']} instances"
+            f"{split}: {counted(s['videos'], 'video')}, {v['total'] / 60:.1f} min "
+            f"(each {v['min']:.0f}-{v['max']:.0f} s, "
+            f"median {v['median']:.0f} s), {counted(s['instances'], 'instance')}"
         )
         lines.append("  per class: " + ", ".join(f"{name} {n}" for name, n in s["instances_per_class"].items()))
         d = s["instance_seconds"]

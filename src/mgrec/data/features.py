@@ -39,6 +39,7 @@ from mgrec.files import (
     is_number,
     missing_file_problem,
     missing_folder_problem,
+    part_of,
     read_json,
     resolve_path,
     safe_child,
@@ -327,7 +328,8 @@ def list_feature_files(folder: str | Path) -> FeatureFolder:
         (skipped if is_hidden(entry) else files if entry.is_file() else unreadable).append(entry)
     if unreadable:
         shown = "; ".join(f"{entry.name}: {missing_file_problem(entry, 'feature file')}" for entry in unreadable[:3])
-        raise InputError(f"{folder}: {len(unreadable)} of its {len(files) + len(unreadable)} feature files cannot be "
+        raise InputError(f"{folder}: {part_of(len(unreadable), len(files) + len(unreadable), 'feature file')} "
+                         f"cannot be "
                          f"read ({shown}{'; ...' if len(unreadable) > 3 else ''}); a folder is read whole: restore "
                          "them, or move them out of it")
     listing = FeatureFolder(files, skipped)

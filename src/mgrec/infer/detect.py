@@ -23,7 +23,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
-from mgrec.files import check_writable, counted
+from mgrec.files import check_writable, counted, part_of
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
@@ -102,7 +102,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
             refuse_old_label_files(Path(out), smg_label_paths(list(video_ids.values()), out))
         seen = trained_on(RunDir(run_dir), video_ids.values())
         if seen:
-            print(f"note: {len(seen)} of the {len(video_ids)} videos are ones the run trained or validated on "
+            print(f"note: {part_of(len(seen), len(video_ids), 'video')} {'is one' if len(seen) == 1 else 'are ones'} "
+                  "the run trained or validated on "
                   f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their detections say little about "
                   "unseen videos (a challenge submission holds the test videos only)", file=sys.stderr)
         if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already

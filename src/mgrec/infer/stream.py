@@ -38,7 +38,16 @@ from mgrec.data.streams import load_stream_files
 from mgrec.data.videos import batched
 from mgrec.devices import torch_threads
 from mgrec.errors import InputError
-from mgrec.files import atomic_write_text, bool_argument, brief, check_writable, counted, file_sha256, path_argument
+from mgrec.files import (
+    atomic_write_text,
+    bool_argument,
+    brief,
+    check_writable,
+    counted,
+    file_sha256,
+    part_of,
+    path_argument,
+)
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
@@ -391,7 +400,8 @@ def _note_videos_trained_on(run_dir: str | Path, videos: list[str], single_file:
 
     seen = trained_on(RunDir(run_dir), videos)
     if seen and not single_file:
-        print(f"note: {len(seen)} of the {len(videos)} videos are ones the run trained or validated on "
+        print(f"note: {part_of(len(seen), len(videos), 'video')} {'is one' if len(seen) == 1 else 'are ones'} the run "
+              "trained or validated on "
               f"({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): their gestures say little about "
               "unseen videos (an online-track submission holds the test videos only)", file=sys.stderr)
 

@@ -26,7 +26,7 @@ from mgrec.data.features import read_sidecar
 from mgrec.errors import InputError, where
 from mgrec.evaluate.f1 import apply_score_threshold, bar_words
 from mgrec.evaluate.predictions import MGREC_KEY, load_predictions_with_info, repeats_words
-from mgrec.files import atomic_write_text, brief, is_finite_real, resolve_path
+from mgrec.files import atomic_write_text, brief, counted, is_finite_real, part_of, resolve_path
 from mgrec.records import Detection
 from mgrec.report.figures import score_histogram_figure
 from mgrec.report.html import escape, figure_html, legend, page_html, video_timeline
@@ -170,8 +170,9 @@ def _summary(data: DetectionsData) -> str:
     if data.lengths_recorded == len(data.drawn):
         span = "the videos' lengths, as the file records them"
     elif data.lengths_recorded:
-        span = (f"the videos' lengths where the file records them ({data.lengths_recorded} of {len(data.drawn)} "
-                "videos), and the others up to their last detection")
+        span = (f"the videos' lengths where the file records them "
+                f"({part_of(data.lengths_recorded, len(data.drawn), 'video')}), "
+                "and the others up to their last detection")
     else:
         span = "up to each video's last detection in the file (it does not record the videos' lengths)"
     repeats = (f" {escape(data.repeats)}: each copy is counted and drawn; a file joined to itself, or written twice?"
@@ -264,7 +265,7 @@ def write_detections_report(run_dir: str | Path, source: str | Path, out: str | 
         ("provenance", "Provenance", _provenance(data)),
     ]
     subtitle = (f'<p class="sub">run <code>{escape(resolve_path(data.run_dir).name)}</code> · '
-                f"{len(data.classes)} classes · no ground truth</p>")
+                f"{counted(len(data.classes), 'class')} · no ground truth</p>")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page_html(title, subtitle, sections, len(data.classes)))

@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from mgrec.evaluate.analysis import ERROR_NAMES, ERROR_TYPES, ErrorAnalysis, PRCurve, ThresholdCurve
-from mgrec.files import atomic_write
+from mgrec.files import atomic_write, counted, part_of
 from mgrec.terminal import visible
 
 CHARACTERISTIC_NAMES = {
@@ -154,8 +154,8 @@ def false_negative_figure(analysis: ErrorAnalysis) -> Figure:
     figure = Figure(figsize=(10, 3.5), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, analysis, lambda c: c.false_negative_rates, "False negatives (%)")
-    axes.set_title(f"False negative analysis of the {analysis.describe()}: {len(analysis.missed)} of "
-                   f"{analysis.num_ground_truth} segments missed", fontsize=10, pad=16)
+    axes.set_title(f"False negative analysis of the {analysis.describe()}: "
+                   f"{part_of(len(analysis.missed), analysis.num_ground_truth, 'segment')} missed", fontsize=10, pad=16)
     return figure
 
 
@@ -271,7 +271,7 @@ def pr_curves_figure(
         any_curve = next(iter(c for by_class in curves.values() for c in [by_class.get(label_id)] if c), None)
         ap = f", AP@{middle:g} {100 * curves[middle][label_id].ap:.1f}" if middle is not None and any_curve else ""
         count = any_curve.num_gt if any_curve else 0
-        axes.set_title(f"{label_id} {class_text(classes[label_id])}" + f"\n{count} segments{ap}", fontsize=8)
+        axes.set_title(f"{label_id} {class_text(classes[label_id])}" + f"\n{counted(count, 'segment')}{ap}", fontsize=8)
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 102)
         axes.grid(True, linestyle=":", linewidth=0.6)

@@ -50,7 +50,16 @@ from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, b
 from mgrec.evaluate.matching import tiou_matrix
 from mgrec.evaluate.predictions import load_predictions
 from mgrec.evaluate.scoring import ground_truth_digest
-from mgrec.files import atomic_write_text, counted, file_sha256, json_or_none, read_json, resolve_path, shell_word
+from mgrec.files import (
+    atomic_write_text,
+    counted,
+    file_sha256,
+    json_or_none,
+    part_of,
+    read_json,
+    resolve_path,
+    shell_word,
+)
 from mgrec.records import AnnotationSet, Detection, Segment
 from mgrec.report.figures import (
     ANALYSIS_FIGURE_STEMS,
@@ -123,7 +132,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     if annotation_set.classes != classes:
         raise InputError(
             f"{classes_path}: the run's classes differ from those of {annotations_path} "
-            f"({len(classes)} vs {len(annotation_set.classes)} classes); is this the run's annotations file?"
+            f"({len(classes)} vs {counted(len(annotation_set.classes), 'class')}); is this the run's annotations file?"
         )
     video_ids = annotation_set.split_video_ids(split, annotations_path)
     run.check_held_out(split, video_ids)
@@ -194,7 +203,8 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
               f"{shell_word(run.split)}{bar}")
     if any(scored.get(c, 0) != loaded[c] for c in range(len(run.classes))) or scored_found != len(point.matches):
         raise InputError(
-            f"{eval_path} was not scored against {run.annotations_path}: it counts {sum(scored.values())} instances "
+            f"{eval_path} was not scored against {run.annotations_path}: it counts "
+            f"{counted(sum(scored.values()), 'instance')} "
             f"of split {run.split!r} and finds {scored_found}, the file has {sum(loaded.values())} and the same "
             f"detections find {len(point.matches)}; {remedy}")
     # the same counts and finds may still be of other segments (a gesture's times edited, one relabelled where
@@ -202,7 +212,8 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
     digest = scores.get("ground_truth_sha256")
     if digest is not None and digest != ground_truth_digest(run.ground_truth, run.classes):
         raise InputError(
-            f"{eval_path} was not scored against {run.annotations_path}: the same {sum(scored.values())} instances "
+            f"{eval_path} was not scored against {run.annotations_path}: the same "
+            f"{counted(sum(scored.values()), 'instance')} "
             f"of split {run.split!r}, {scored_found} found, but other videos, times or labels (its "
             f"ground_truth_sha256 is not this file's); {remedy}")
 
@@ -415,11 +426,11 @@ def _headline(scores: dict, run: RunData, point: OperatingPoint) -> str:
     missed = num_gt - len(point.matches)
     return (
         f'<div class="cards">{card_html}</div>'
-        f'<p class="note">{len(run.ground_truth)} videos, {num_gt} ground-truth '
-        f"segments; F1, precision and recall are on the <b>hard set</b>: the "
+        f'<p class="note">{counted(len(run.ground_truth), "video")}, {counted(num_gt, "ground-truth segment")}; '
+        "F1, precision and recall are on the <b>hard set</b>: the "
         f"{scores['num_predictions']} detections with score ≥ {escape(point.bar)}, matched "
         f"one to one (or by the MiGA starter-kit rule) to a segment of the same class with tIoU &gt; "
-        f"{F1_TIOU_THRESHOLD:g}. One to one, the hard set misses {missed} of the {num_gt} segments: the "
+        f"{F1_TIOU_THRESHOLD:g}. One to one, the hard set misses {part_of(missed, num_gt, 'segment')}: the "
         f"dashed ground-truth bars of the timelines. mAP is on the <b>ranked list</b> (all "
         f"{sum(map(len, run.ranked.values()))} detections): {maps}. All values in %.</p>"
     )
@@ -476,7 +487,7 @@ def _fusion_gates(scores: dict) -> str:
     return (f"<p>Gated fusion injects the auxiliary stream(s) <b>{escape(streams)}</b> into the main one as "
             "x + g &middot; P(a) at every pyramid level. The table gives the mean gate g at level 0 (stride 1) over "
             "the feature steps inside each class's ground-truth instances of this split: higher means the "
-            f"auxiliary streams were let in more there ({gates.get('videos', 0)} videos"
+            f"auxiliary streams were let in more there ({counted(gates.get('videos', 0), 'video')}"
             + (f"; {gates['skipped_long_videos']} longer than one pass left out" if gates.get("skipped_long_videos")
                else "") + ").</p>"
             f"<table><tr><th>class</th><th>mean gate</th><th>F1</th></tr>{rows}</table>")
@@ -613,7 +624,8 @@ def video_timeline(
         lanes_note += f", the {len(hard)} highest-scoring drawn, {undrawn} not"
     number, matched_number = (counted_hard, counted_matched) if undrawn else (len(hard), len(matched_det))
     if truth:
-        counts = (f"{len(segments)} segments ({len(matched_gt)} found) · {number} detections ({matched_number} "
+        counts = (f"{counted(len(segments), 'segment')} ({len(matched_gt)} found) · {number} detections "
+                  f"({matched_number} "
                   f"matched{lanes_note})")
         names = (f'<span style="flex: {num_gt_lanes}">ground truth</span>'
                  f'<span style="flex: {num_det_lanes}">detections</span>')
@@ -742,14 +754,14 @@ def _error_analysis(hard: ErrorAnalysis, ranked: ErrorAnalysis, classes: list[st
         f'<p class="note">The {hard.num_predictions} detections with score ≥ '
         f"{escape(_bar_words(hard.score_threshold, hard.class_thresholds))}, matched "
         f"one to one as F1 matches them (same class, tIoU &gt; {hard.tiou:g}); every match counts. It misses "
-        f"{len(hard.missed)} of the {hard.num_ground_truth} segments: exactly the dashed ground-truth bars of the "
+        f"{part_of(len(hard.missed), hard.num_ground_truth, 'segment')}: exactly the dashed ground-truth bars of the "
         "timelines.</p>"
         + _analysis_figures(hard)
         + '<h3 id="errors-ranked">The ranked list (DETAD\'s setting)</h3>'
         f'<p class="note">All {ranked.num_predictions} detections, matched as mAP matches them (same class, tIoU '
         f"≥ {ranked.tiou:g}); as in DETAD, a match counts as finding its segment only where its class's "
-        f"precision<sub>N</sub> is above 5 %. {len(ranked.missed)} of the {ranked.num_ground_truth} segments "
-        "are missed.</p>"
+        f"precision<sub>N</sub> is above 5 %. {part_of(len(ranked.missed), ranked.num_ground_truth, 'segment')} "
+        f"{'is' if len(ranked.missed) == 1 else 'are'} missed.</p>"
         + _analysis_figures(ranked)
         + '<h3 id="errors-bins">Bins</h3>'
         + _bins_table(ranked, classes)
@@ -982,7 +994,7 @@ def write_report(
     ]
     subtitle = (f'<p class="sub">run <code>{escape(resolve_path(run.run_dir).name)}</code> · model '
                 f"{escape(run.config.model.variant)} · split {escape(split)} · "
-                f"{len(run.classes)} classes</p>{_provenance_line(scores, tuning)}")
+                f"{counted(len(run.classes), 'class')}</p>{_provenance_line(scores, tuning)}")
     page = page_html(title, subtitle, sections, len(run.classes))
     out_path = Path(out) if out is not None else run_files.report_path(split, checkpoint)
     out_path.parent.mkdir(parents=True, exist_ok=True)

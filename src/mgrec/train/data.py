@@ -22,6 +22,11 @@ class SplitData:
     ground_truth: dict[str, list[Segment]]
 
 
+def _every_one(videos: int) -> str:
+    """The videos of a split, each of which has an error: "Every one of the 3 videos", "The one video"."""
+    return "The one video" if videos == 1 else f"Every one of the {videos} videos"
+
+
 def checked_annotations(config: Config, log=print, source: str = "config") -> tuple[AnnotationSet, set[str]]:
     """Annotations plus the ids of videos to leave out; refuses data with errors unless told to drop."""
     report = check_dataset(config, source=source)
@@ -51,10 +56,10 @@ def checked_annotations(config: Config, log=print, source: str = "config") -> tu
         more = f"\n  ... and {len(report.errors) - 30} more" if len(report.errors) > 30 else ""
         # dropping them all ended in "no videos in the training split", of a file that has them
         if training and none_left:
-            way = (f"Every one of the {len(training)} videos of the training split {config.data.train_split!r} has "
-                   "one: fix them (dropping the affected videos would leave nothing to train on).")
+            way = (f"{_every_one(len(training))} of the training split {config.data.train_split!r} has one: fix "
+                   "them (dropping the affected videos would leave nothing to train on).")
         elif no_val_left:
-            way = (f"Every one of the {len(validation)} videos of the val split {config.data.val_split!r} "
+            way = (f"{_every_one(len(validation))} of the val split {config.data.val_split!r} "
                    "(data.val_split) has one: fix them (dropping them would leave no video to select the checkpoint "
                    "and tune the score threshold on), or train without validation: data.val_split: '' (--set "
                    "\"data.val_split=''\").")

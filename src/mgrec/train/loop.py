@@ -531,7 +531,7 @@ def _plan_line(config: Config, data: TrainingData, opt: Optimisation, pseudo_vid
         f"training {config.model.variant} on {counted(data.labelled_videos, 'video')}"
         + (f" + {pseudo_videos} pseudo-labelled" if pseudo_videos else "")
         + f" ({len(data.anchors)} crop anchors), "
-        f"validating on {len(data.val_split.samples)}; {counted(epochs, 'epoch')} x "
+        f"validating on {counted(len(data.val_split.samples), 'video')}; {counted(epochs, 'epoch')} x "
         f"{counted(opt.steps_per_epoch, 'step')} on {device}"
         + (f" x {world} processes" if world > 1 else "")
         + ("; the epoch is numbered 0" if epochs == 1 else f"; epochs are numbered 0-{epochs - 1}")
@@ -568,7 +568,7 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
     classes = annotations.classes
     if config.model.num_classes != len(classes):
         raise InputError(f"model.num_classes={config.model.num_classes} but {config.data.annotations} "
-                         f"has {len(classes)} classes")
+                         f"has {counted(len(classes), 'class')}")
     training_videos = [v for v in annotations.video_ids(config.data.train_split) if v not in excluded]
     if resume:
         val_videos = [v for v in annotations.video_ids(config.data.val_split) if v not in excluded]
@@ -725,7 +725,7 @@ def check_same_videos(run: RunDir, config: Config, training_videos: list[str], v
         if not change:
             continue
         raise InputError(f"{asked}: split {split!r} of {config.data.annotations} is not the "
-                         f"{len(record[key])} videos the run {what} ({run.splits_path}): {change}; {advice}")
+                         f"{counted(len(record[key]), 'video')} the run {what} ({run.splits_path}): {change}; {advice}")
 
 
 def _optimisation(config: Config, data: TrainingData, encoder, device: torch.device, rank: int,

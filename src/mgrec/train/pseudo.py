@@ -45,7 +45,7 @@ from mgrec.data.features import (
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
-from mgrec.files import resolve_path
+from mgrec.files import counted, resolve_path
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import run_second_opinion
 from mgrec.postprocess.video import detect_video
@@ -320,10 +320,12 @@ def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score:
         samples.append(VideoSample(video_id, inputs, *segments_to_grid(kept, grid), grid))
         record[video_id] = [{"label": d.label, "start": d.start, "end": d.end, "score": d.score} for d in kept]
     found = sum(len(v) for v in record.values())
-    log(f"pseudo-labelled {len(files)} unlabelled videos with {labeller.path}: "
-        f"{found} instances (score >= {bar_words(threshold, class_thresholds)})")
+    log(f"pseudo-labelled {counted(len(files), 'unlabelled video')} with {labeller.path}: "
+        f"{counted(found, 'instance')} (score >= {bar_words(threshold, class_thresholds)})")
     if found == 0:  # the pool's gestures are taught as background, every one of them
-        log(f"warning: {labeller.path} labelled no gesture in any of the {len(files)} unlabelled videos: they train as "
+        pool = ("the one unlabelled video: it trains" if len(files) == 1
+                else f"any of the {len(files)} unlabelled videos: they train")
+        log(f"warning: {labeller.path} labelled no gesture in {pool} as "
             "background only; lower pseudo_labels.min_score, or check that the pool holds videos of these gestures")
     return samples, {"labelled_by": str(labeller.path), "min_score": threshold, "class_thresholds": class_thresholds,
                      "videos": record}
