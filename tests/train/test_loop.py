@@ -490,8 +490,8 @@ class FakeSummaryWriter:
 
     instances: list = []
 
-    def __init__(self, log_dir):
-        self.log_dir, self.scalars, self.closed = log_dir, [], False
+    def __init__(self, log_dir, purge_step=None):
+        self.log_dir, self.purge_step, self.scalars, self.closed = log_dir, purge_step, [], False
         FakeSummaryWriter.instances.append(self)
 
     def add_scalar(self, tag, value, step):
@@ -581,6 +581,28 @@ def test_a_training_that_stops_erases_its_bar_before_the_error_and_closes_its_te
     assert error.startswith("training stopped at step 2: the loss is nan")
     (writer,) = FakeSummaryWriter.instances
     assert writer.closed and [tag for tag, _, _ in writer.scalars].count("train/loss") == 2  # epochs 0 and 1
+
+
+def test_a_resumed_training_s_tensorboard_log_drops_the_steps_it_redoes(tmp_path, monkeypatch):
+    # killed after epoch 1's metrics but before its checkpoint, the run redoes epoch 1: its scalars were logged twice
+    # at the same step, and TensorBoard drew the epoch twice (metrics.jsonl dropped the first, `keep_metrics_before`)
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeSummaryWriter))
+    FakeSummaryWriter.instances.clear()
+    _, config, run, _ = _stopped_after_its_first_epoch(tmp_path)
+    (first,) = FakeSummaryWriter.instances
+    assert first.purge_step == 1  # a fresh start: an earlier start's events (none here) all hidden
+    state_step = RunDir(run).read_training_state()["step"]  # epoch 0's end, where the resume goes on from
+    logged = {(tag, step) for tag, _, step in first.scalars}
+    assert ("train/loss", state_step) in logged and ("train/loss", 2 * state_step) in logged  # epochs 0 and 1
+    train(config, run, resume=True, progress=False, log=lambda *_: None)
+    second = FakeSummaryWriter.instances[-1]
+    assert second.purge_step == state_step + 1  # the first step of the redone epoch 1
+    kept = sorted(step for tag, _, step in first.scalars if tag == "train/loss" and step < second.purge_step)
+    redone = sorted(step for tag, _, step in second.scalars if tag == "train/loss")
+    assert kept + redone == [state_step, 2 * state_step, 3 * state_step]  # each epoch once in the curves
+    assert min(step for _, _, step in second.scalars) >= second.purge_step
 
 
 def test_train_command_prints_plain_lines_when_the_output_is_not_a_terminal(dataset, tmp_path, capsys):

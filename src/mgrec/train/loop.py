@@ -145,9 +145,16 @@ class MetricsLog:
     `pip install 'mgrec[tensorboard]'`, then `tensorboard --logdir RUN_DIR/tensorboard`).
 
     Both keep fractions (F1 0.6709, not 67.09); only what is printed is in percent.
+
+    `steps_done`: the optimiser steps the training goes on from (a `--resume`'s, else 0). Each epoch's scalars are
+    logged at the step it ends on, and TensorBoard hides every event of an earlier writer at the first step this one
+    takes or later (`purge_step`), as `RunDir.keep_metrics_before` drops those records from metrics.jsonl: a run
+    killed after an epoch's metrics but before its checkpoint redoes that epoch, and its curves showed the epoch twice;
+    a fresh start over a start that never checkpointed showed the earlier start's curves beside its own.
     """
 
-    def __init__(self, run: RunDir, enabled: bool, listener: Callable[[dict], None] | None = None):
+    def __init__(self, run: RunDir, enabled: bool, listener: Callable[[dict], None] | None = None,
+                 steps_done: int = 0):
         self.run, self.enabled, self.listener = run, enabled, listener
         self.tensorboard = None
         if enabled:
@@ -156,7 +163,7 @@ class MetricsLog:
             except ImportError:  # torch imports the tensorboard package here: absent, no TensorBoard logs
                 SummaryWriter = None
             if SummaryWriter is not None:
-                self.tensorboard = SummaryWriter(str(self.tensorboard_dir))
+                self.tensorboard = SummaryWriter(str(self.tensorboard_dir), purge_step=steps_done + 1)
 
     @property
     def tensorboard_dir(self) -> Path:
@@ -485,7 +492,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
         if is_main:
             run.keep_metrics_before(start_epoch)
 
-    metrics = MetricsLog(run, enabled=is_main, listener=on_metrics)
+    metrics = MetricsLog(run, enabled=is_main, listener=on_metrics, steps_done=opt.step.steps_done)
     epochs = config.train.epochs
     say(_plan_line(config, data, opt, len(pseudo_samples), device, world))
     if config.train.compile:
