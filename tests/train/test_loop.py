@@ -518,7 +518,8 @@ def test_one_line_per_epoch_beside_the_bar_in_percent_with_tensorboard_and_a_sum
     printed = [line.split("\r")[-1] for line in lines]
     epoch_lines = [line for line in printed if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == ["0", "1", "2"]  # one per epoch, numbered as stored
-    assert not any("epoch " in line and not line.startswith("epoch ") for line in printed)
+    # (an epoch line glued to a bar frame; other lines may name an epoch: "epoch 0 is kept ...")
+    assert not any("epoch " in line and "  loss " in line and not line.startswith("epoch ") for line in printed)
     for line in epoch_lines:
         assert all(part in line for part in ("loss ", "(cls ", ", reg ", "lr ", " s")), line
     validated = [line for line in epoch_lines if "| val " in line]
@@ -603,6 +604,38 @@ def test_a_resumed_training_s_tensorboard_log_drops_the_steps_it_redoes(tmp_path
     redone = sorted(step for tag, _, step in second.scalars if tag == "train/loss")
     assert kept + redone == [state_step, 2 * state_step, 3 * state_step]  # each epoch once in the curves
     assert min(step for _, _, step in second.scalars) >= second.purge_step
+
+
+def test_a_training_whose_val_never_scored_above_zero_says_its_selection_means_nothing(dataset, tmp_path,
+                                                                                       monkeypatch):
+    # every validation at F1 0 and mAP 0 kept the first validated epoch (the tie rule) and the summary read as a
+    # selection ("selected epoch 0 by val f1: F1 0.00%"), without a word
+    import mgrec.train.loop as loop
+
+    real, calls = loop.validate, []
+    scored: dict = {}  # the n-th validation's scores, where not all 0
+
+    def validate(*args, **kwargs):
+        result, ranked = real(*args, **kwargs)
+        calls.append(None)
+        return {**result, **scored.get(len(calls), {"f1": 0.0, "f1_miga": 0.0, "average_mAP": 0.0})}, ranked
+
+    monkeypatch.setattr(loop, "validate", validate)
+    lines: list[str] = []
+    train(tiny_config(dataset, epochs=2, warmup_epochs=0, eval_every=1), tmp_path / "zero", log=lines.append)
+    (warning,) = [line for line in lines if "never scored above 0" in line]
+    assert warning.startswith("warning: val never scored above 0 (F1 0 and average mAP 0 at each of its 2 validations, "
+                              "epochs 0, 1): no detection matched a gesture of its one video; epoch 0 is kept only as "
+                              "the first of equal zeros, so the selection and the score threshold tuned on val mean "
+                              "nothing. Check for too few epochs to learn (train.epochs 2, train.warmup_epochs 0), the "
+                              "data (`mgrec data check`")
+    assert "postprocess.pre_nms_thresh 0.001" in warning
+    # one validation above 0 (mAP alone): the selection means something, nothing said
+    calls.clear()
+    scored[2] = {"f1": 0.0, "f1_miga": 0.0, "average_mAP": 0.1}
+    lines.clear()
+    train(tiny_config(dataset, epochs=2, warmup_epochs=0, eval_every=1), tmp_path / "some", log=lines.append)
+    assert not any("never scored above 0" in line for line in lines)
 
 
 def test_train_command_prints_plain_lines_when_the_output_is_not_a_terminal(dataset, tmp_path, capsys):

@@ -954,10 +954,39 @@ def _write_tuning(config: Config, run: RunDir, data: TrainingData, opt: Optimisa
                          "weights and its state, that epoch trained again did not win again: on a machine whose "
                          f"training is not deterministic); {run.path} is not finished, and cannot detect without it: "
                          "train a new run")
+    never = _never_above_zero(config, run, data, best)
+    if never is not None:
+        say(never)
     # class thresholds: tuned with the threshold (per_class), else none; a resumed run's record from before has none
     run.write_selection(config, best["metrics"]["score_threshold"], best.get("class_thresholds"), best["epoch"],
                         data.tuned_on)
     return best
+
+
+def _never_above_zero(config: Config, run: RunDir, data: TrainingData, best: dict) -> str | None:
+    """The warning for a run whose every validation (those before a --resume too, in metrics.jsonl) scored F1 0 and
+    average mAP 0: the epoch kept is the first of equal zeros (`_better_epoch`'s tie rule), or the last, and its
+    score threshold was tuned where no threshold found anything; said nowhere before, the summary read as a
+    selection. None where a validation scored above 0, or there was none."""
+    val = [record for record in run.read_metrics() if record.get("kind") == "val"]
+    if not val or any(record.get("f1", 0) > 0 or record.get("average_mAP", 0) > 0 for record in val):
+        return None
+    epochs = sorted({record["epoch"] for record in val})
+    listed = ", ".join(map(str, epochs[:6])) + (", ..." if len(epochs) > 6 else "")
+    when = (f"its one validation, epoch {epochs[0]}" if len(epochs) == 1
+            else f"each of its {len(epochs)} validations, epochs {listed}")
+    videos = len(data.val_split.samples)
+    of = "its one video" if videos == 1 else f"its {videos} videos"
+    kept = (f"epoch {best['epoch']} is kept, the one validated" if len(epochs) == 1
+            else f"epoch {best['epoch']} is kept as the last" if config.train.select_checkpoint == "last"
+            else f"epoch {best['epoch']} is kept only as the first of equal zeros")
+    return (f"warning: val never scored above 0 (F1 0 and average mAP 0 at {when}): no detection matched a gesture "
+            f"of {of}; {kept}, so the selection and the score threshold tuned on val mean nothing. Check for too few "
+            f"epochs to learn (train.epochs {config.train.epochs}, train.warmup_epochs {config.train.warmup_epochs}), "
+            "the data (`mgrec data check`: features and annotations of other videos, rates or classes?), and "
+            "thresholds that drop every candidate before the ranked list (postprocess.pre_nms_thresh "
+            f"{config.postprocess.pre_nms_thresh:g}, postprocess.min_score {config.postprocess.min_score:g}, "
+            f"postprocess.min_duration {config.postprocess.min_duration:g})")
 
 
 def training_points(model: torch.nn.Module, config: Config, device: torch.device):
