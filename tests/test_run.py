@@ -863,3 +863,64 @@ def test_the_commands_a_message_gives_are_quoted_for_a_shell(tmp_path):
         run.read_eval("my split", 7)
     command = str(error.value).split("run `")[1].split("`")[0]
     assert shlex.split(command) == ["mgrec", "evaluate", str(run.path), "--split", "my split"]
+
+
+def _online_scores() -> dict:
+    """online_test.json as `mgrec evaluate --online` writes it, of one video and two classes."""
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    classes = ["PEN", "ABD"]
+    gt = {"v": [Segment("v", 1.0, 2.0, 0, "PEN"), Segment("v", 4.0, 5.0, 1, "ABD")]}
+    emitted = {"v": [Detection("v", 1.0, 2.0, 0, "PEN", 0.9)]}
+    scores = score(gt, emitted, classes, 0.5, split="test")
+    scores["online"] = {"lookahead": 2.0, "window_steps": 128, "window_seconds": 10.24, "updates": 40,
+                        "latency_seconds": {"mean": 2.4, "median": 2.4, "p95": 2.4, "max": 2.4},
+                        "decided_while_streaming": 1, "decided_at_the_end": 0,
+                        "compute_ms_per_update": {"mean": 11.2, "p95_of_the_slowest_video": 14.2}, "threads": 1}
+    return scores
+
+
+def test_every_value_of_an_online_block_that_is_shown_is_checked_by_its_key(tmp_path):
+    # the report printed decided_while_streaming as it was (a '<script>' edited in ran in the page) and read the
+    # latencies and counts by key (one taken out: a KeyError traceback; a null compute mean: a TypeError)
+    run = RunDir(tmp_path)
+    scores = _online_scores()
+    run.write_online_eval("test", scores)
+    assert run.read_online_eval("test", 2)["online"] == scores["online"]
+    no_latency = json.loads(json.dumps(scores))  # no gesture decided while streaming: every latency null
+    no_latency["online"]["latency_seconds"] = dict.fromkeys(("mean", "median", "p95", "max"))
+    run.write_online_eval("test", no_latency)
+    assert run.read_online_eval("test", 2)["online"]["latency_seconds"]["p95"] is None
+
+    def edited(path: tuple[str, ...], value: object) -> dict:
+        document = json.loads(json.dumps(scores))
+        block = document["online"]
+        for key in path[:-1]:
+            block = block[key]
+        if value is KeyError:
+            del block[path[-1]]
+        else:
+            block[path[-1]] = value
+        return document
+
+    for path, value, expected in (
+            (("decided_while_streaming",), "<script>alert(1)</script>", "a count"),
+            (("decided_while_streaming",), KeyError, "a count"),
+            (("decided_at_the_end",), -1, "a count"),
+            (("updates",), 2.5, "a count"),
+            (("lookahead",), math.nan, "a number of seconds >= 0"),
+            (("lookahead",), True, "a number of seconds >= 0"),
+            (("window_seconds",), -10.24, "a number of seconds >= 0"),
+            (("latency_seconds", "p95"), KeyError, "a number >= 0 or null"),
+            (("latency_seconds", "mean"), "fast", "a number >= 0 or null"),
+            (("latency_seconds",), [], "an object of mean, median, p95, max"),
+            (("compute_ms_per_update", "mean"), None, "a number >= 0"),
+    ):
+        run.write_online_eval("test", edited(path, value))
+        key = re.escape(".".join(("online", *path)))
+        with pytest.raises(InputError, match=rf"online_test.json \[{key}\]: expected {re.escape(expected)}[;:]"):
+            run.read_online_eval("test", 2)
+    run.write_online_eval("test", {**scores, "online": [1]})
+    with pytest.raises(InputError, match=r"online_test.json \[online\]: expected an object"):
+        run.read_online_eval("test", 2)

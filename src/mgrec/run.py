@@ -1044,14 +1044,35 @@ def _refuse_scores_of_another_file(path: Path, scores: dict, split: str, checkpo
 
 
 def _online_problem(online: object) -> tuple[str, str] | None:
-    """("online", what was expected) where the `online` block of online_<split>.json cannot be shown, else None."""
-    if not (isinstance(online, dict) and all(is_number(online.get(key))
-                                             for key in ("lookahead", "window_seconds", "updates"))):
-        return "online", "the lookahead, window and updates of the streams"
-    for key in ("latency_seconds", "compute_ms_per_update"):
-        figures = online.get(key)
-        if not (isinstance(figures, dict) and all(value is None or is_number(value) for value in figures.values())):
-            return "online", "latency and compute figures (numbers)"
+    """(key, what was expected) of the first value of the `online` block of online_<split>.json that the report and
+    `mgrec evaluate --online` cannot show, else None: every value they print, each by its own key (a count edited
+    into '<script>...' went raw into the page, a latency or count taken out was a KeyError traceback)."""
+    if not isinstance(online, dict):
+        return "online", "an object: the lookahead, window, updates, latency and compute of the streams"
+
+    def seconds(value: object, allow_none: bool = False) -> bool:
+        return value is None and allow_none or is_number(value) and math.isfinite(value) and value >= 0
+
+    def count(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    for key, valid, expected in (
+            ("lookahead", seconds, "a number of seconds >= 0"),
+            ("window_seconds", seconds, "a number of seconds >= 0"),
+            ("updates", count, "a count"),
+            ("decided_while_streaming", count, "a count"),
+            ("decided_at_the_end", count, "a count")):
+        if not valid(online.get(key)):
+            return f"online.{key}", expected
+    # a latency is null where no gesture was decided while streaming (`evaluate_online`), the mean compute never
+    for block, keys, allow_none in (("latency_seconds", ("mean", "median", "p95", "max"), True),
+                                    ("compute_ms_per_update", ("mean",), False)):
+        figures = online.get(block)
+        if not isinstance(figures, dict):
+            return f"online.{block}", f"an object of {', '.join(keys)}"
+        for key in keys:
+            if key not in figures or not seconds(figures[key], allow_none):
+                return f"online.{block}.{key}", "a number >= 0" + (" or null" if allow_none else "")
     return None
 
 

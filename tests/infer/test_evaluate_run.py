@@ -350,7 +350,7 @@ def test_evaluate_online_scores_what_mgrec_stream_emits_and_the_report_shows_it_
     edited = json.loads((run / "online_test.json").read_text())
     edited["online"]["latency_seconds"]["mean"] = "fast"
     (run / "online_test.json").write_text(json.dumps(edited))
-    with pytest.raises(InputError, match=r"online_test.json \[online\]: expected latency and compute figures"):
+    with pytest.raises(InputError, match=r"online_test.json \[online.latency_seconds.mean\]: expected a number >= 0"):
         write_report(run)
 
 
