@@ -1345,7 +1345,7 @@ def test_an_ensemble_into_a_file_and_scores_with_a_bad_threshold_are_one_line(ca
         path = tmp_path / "eval_test.json"
         path.write_text(json.dumps({**{key: 0 for key in _SCORE_KEYS}, "score_threshold": bad}))
         with pytest.raises(InputError, match=r"eval_test.json \[score_threshold\]: expected a number in \[0, 1\]"):
-            RunDir(tmp_path).read_eval("test", 3)
+            RunDir(tmp_path).read_eval("test", ["a", "b", "c"])
 
 
 @pytest.mark.parametrize("command, output", [

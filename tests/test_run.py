@@ -509,12 +509,12 @@ def test_scores_recording_another_split_or_checkpoint_than_their_file_are_refuse
         run.write_eval("test", {**scores, "checkpoint": "best", **edit})
         with pytest.raises(InputError, match=rf"eval_test.json \[{key}\]: the scores of {key} "
                                              rf"'{list(edit.values())[0]}', in the file of {key} '(test|best)'"):
-            run.read_eval("test", 2)
+            run.read_eval("test", ["a", "b"])
     for edit in ({"split": "Testing"}, {"split": None}, {}):  # another spelling of the split, or none recorded
         run.write_eval("test", {**scores, "checkpoint": "best", **edit})
-        assert run.read_eval("test", 2)["f1"] == pytest.approx(1.0)
+        assert run.read_eval("test", ["a", "b"])["f1"] == pytest.approx(1.0)
     run.write_eval("test", {**scores, "checkpoint": "last"}, checkpoint="last")
-    assert run.read_eval("test", 2, checkpoint="last")["checkpoint"] == "last"
+    assert run.read_eval("test", ["a", "b"], checkpoint="last")["checkpoint"] == "last"
 
 
 def test_scores_with_no_precision_or_recall_to_give_are_read(tmp_path):
@@ -529,13 +529,13 @@ def test_scores_with_no_precision_or_recall_to_give_are_read(tmp_path):
                    ["a", "b", "c"], 0.5, split="test")
     assert scores["per_class"]["b"]["precision"] is None and scores["per_class"]["c"]["recall"] is None
     run.write_eval("test", {**scores, "checkpoint": "best"})
-    assert run.read_eval("test", 3)["per_class"] == scores["per_class"]
+    assert run.read_eval("test", ["a", "b", "c"])["per_class"] == scores["per_class"]
     for name, key in (("a", "precision"), ("a", "recall"), ("b", "recall")):
         edited = json.loads(json.dumps(scores))
         edited["per_class"][name][key] = None
         run.write_eval("test", {**edited, "checkpoint": "best"})
         with pytest.raises(InputError, match=rf"eval_test.json \[per_class.{name}\]: expected label_id in "):
-            run.read_eval("test", 3)
+            run.read_eval("test", ["a", "b", "c"])
 
 
 def test_the_next_commands_quote_a_run_directory_for_the_shell():
@@ -860,7 +860,7 @@ def test_the_commands_a_message_gives_are_quoted_for_a_shell(tmp_path):
     command = str(error.value).split("finish it with ")[1]
     assert shlex.split(command) == ["mgrec", "train", str(run.config_path), "--out", str(run.path), "--resume"]
     with pytest.raises(InputError, match="expected the run's scores: run `") as error:
-        run.read_eval("my split", 7)
+        run.read_eval("my split", ["a"])
     command = str(error.value).split("run `")[1].split("`")[0]
     assert shlex.split(command) == ["mgrec", "evaluate", str(run.path), "--split", "my split"]
 
@@ -887,11 +887,11 @@ def test_every_value_of_an_online_block_that_is_shown_is_checked_by_its_key(tmp_
     run = RunDir(tmp_path)
     scores = _online_scores()
     run.write_online_eval("test", scores)
-    assert run.read_online_eval("test", 2)["online"] == scores["online"]
+    assert run.read_online_eval("test", ["PEN", "ABD"])["online"] == scores["online"]
     no_latency = json.loads(json.dumps(scores))  # no gesture decided while streaming: every latency null
     no_latency["online"]["latency_seconds"] = dict.fromkeys(("mean", "median", "p95", "max"))
     run.write_online_eval("test", no_latency)
-    assert run.read_online_eval("test", 2)["online"]["latency_seconds"]["p95"] is None
+    assert run.read_online_eval("test", ["PEN", "ABD"])["online"]["latency_seconds"]["p95"] is None
 
     def edited(path: tuple[str, ...], value: object) -> dict:
         document = json.loads(json.dumps(scores))
@@ -920,7 +920,41 @@ def test_every_value_of_an_online_block_that_is_shown_is_checked_by_its_key(tmp_
         run.write_online_eval("test", edited(path, value))
         key = re.escape(".".join(("online", *path)))
         with pytest.raises(InputError, match=rf"online_test.json \[{key}\]: expected {re.escape(expected)}[;:]"):
-            run.read_online_eval("test", 2)
+            run.read_online_eval("test", ["PEN", "ABD"])
     run.write_online_eval("test", {**scores, "online": [1]})
     with pytest.raises(InputError, match=r"online_test.json \[online\]: expected an object"):
-        run.read_online_eval("test", 2)
+        run.read_online_eval("test", ["PEN", "ABD"])
+
+
+def test_scores_of_other_class_names_or_in_another_order_than_the_run_s_are_refused(tmp_path):
+    # eval_test.json with its classes renamed by hand ('<b>a</b>'), or in another order, was reported: the per-class
+    # table and the confusion matrix under the file's names beside the run's timelines; ids swapped between two
+    # classes were refused as "not scored against the annotations" with the same counts on both sides
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    classes = ["a", "b"]
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a"), Segment("v", 4.0, 6.0, 1, "b")]}
+    scores = {**score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, classes, 0.5, split="test"),
+              "checkpoint": "best"}
+    run.write_eval("test", scores)
+    assert run.read_eval("test", classes)["confusion"]["labels"] == classes
+    renamed = json.loads(json.dumps(scores).replace('"a"', '"<b>a</b>"').replace('"b"', '"<b>b</b>"'))
+    reordered = json.loads(json.dumps(scores))
+    reordered["confusion"]["labels"].reverse()
+    reordered["per_class"]["a"]["label_id"], reordered["per_class"]["b"]["label_id"] = 1, 0
+    swapped_ids = json.loads(json.dumps(scores))
+    swapped_ids["per_class"]["a"]["label_id"], swapped_ids["per_class"]["b"]["label_id"] = 1, 0
+    for edited, message in (
+            (renamed, r"\[confusion.labels\]: expected the run's classes in their order \(its classes.json: 'a', "
+                      r"'b'\); got '<b>a</b>' at \[0\], where the run has 'a'; the file is not as mgrec"),
+            (reordered, r"\[confusion.labels\]: expected the run's classes in their order \(its classes.json: "
+                        r"'a', 'b'\); got 'b' at \[0\], where the run has 'a';"),
+            (swapped_ids, r"\[per_class.a.label_id\]: expected 0, the class's place in the run's classes.json;")):
+        run.write_eval("test", edited)
+        with pytest.raises(InputError, match=r"eval_test.json " + message):
+            run.read_eval("test", classes)
+        run.write_online_eval("test", {**edited, "online": _online_scores()["online"]})
+        with pytest.raises(InputError, match=r"online_test.json " + message.split(" the file is")[0]):
+            run.read_online_eval("test", classes)

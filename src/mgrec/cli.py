@@ -1211,7 +1211,7 @@ def _evaluate_online(args) -> None:
           f"wrote {run.online_eval_path(args.split, args.checkpoint)}")
     offline = run.eval_path(args.split, args.checkpoint)
     if offline.is_file():
-        scores = run.read_eval(args.split, len(run.read_classes()), args.checkpoint)
+        scores = run.read_eval(args.split, run.read_classes(), args.checkpoint)
         if not same_scored_set(scores, result):
             # the split's videos or labels changed since it was written: side by side, the two scored other sets
             print(f"note: {offline} was scored on another set of split {args.split} ("

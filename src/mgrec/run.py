@@ -956,10 +956,10 @@ class RunDir:
 
     # --- writers (outputs) ----------------------------------------------------------------
 
-    def read_eval(self, split: str, num_classes: int, checkpoint: str = "best") -> dict:
-        """eval_<split>.json (`write_eval`'s), checked for the keys the report shows and their kinds
-        (`_score_problem`; and its per-class thresholds, where it has them: one number in [0, 2] per class of
-        the run)."""
+    def read_eval(self, split: str, classes: list[str], checkpoint: str = "best") -> dict:
+        """eval_<split>.json (`write_eval`'s), checked for the keys the report shows and their kinds, its classes
+        those of the run, `classes` (`_score_problem`; and its per-class thresholds, where it has them: one number in
+        [0, 2] per class of the run)."""
         path = self.eval_path(split, checkpoint)
         if not path.is_file():
             command = (f"mgrec evaluate {shell_word(self.path)} --split {shell_word(split)}"
@@ -972,12 +972,12 @@ class RunDir:
         threshold = scores["score_threshold"]
         if not (is_number(threshold) and 0 <= threshold <= 1):
             raise InputError(f"{path} [score_threshold]: expected a number in [0, 1], got {brief(threshold)}")
-        problem = _score_problem(scores, num_classes)
+        problem = _score_problem(scores, classes)
         if problem is not None:
             key, expected = problem
             raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate wrote it "
                              "(edited?): evaluate the run again")
-        problem = class_thresholds_problem(scores.get("class_thresholds"), num_classes)
+        problem = class_thresholds_problem(scores.get("class_thresholds"), len(classes))
         if problem is not None:
             raise InputError(f"{path} [class_thresholds]: expected {problem}")
         _refuse_scores_of_another_file(path, scores, split, checkpoint)
@@ -1005,7 +1005,7 @@ class RunDir:
         atomic_write_text(path, json.dumps(result, indent=1))
         return path
 
-    def read_online_eval(self, split: str, num_classes: int, checkpoint: str = "best") -> dict | None:
+    def read_online_eval(self, split: str, classes: list[str], checkpoint: str = "best") -> dict | None:
         """online_<split>.json (`write_online_eval`'s), checked as `read_eval` checks its scores, with its `online`
         block's numbers; None where the run was not evaluated online."""
         path = self.online_eval_path(split, checkpoint)
@@ -1016,7 +1016,7 @@ class RunDir:
         if missing:
             raise InputError(f"{path}: missing key(s) {', '.join(missing)}; expected the output of mgrec evaluate "
                              "--online")
-        problem = _score_problem(scores, num_classes) or _online_problem(scores["online"])
+        problem = _score_problem(scores, classes) or _online_problem(scores["online"])
         if problem is not None:
             key, expected = problem
             raise InputError(f"{path} [{key}]: expected {expected}; the file is not as mgrec evaluate --online wrote "
@@ -1041,6 +1041,11 @@ def _refuse_scores_of_another_file(path: Path, scores: dict, split: str, checkpo
         if isinstance(recorded, str) and (canonical_subset(recorded) if key == "split" else recorded) != expected:
             raise InputError(f"{path} [{key}]: the scores of {key} {brief(recorded)}, in the file of {key} "
                              f"{expected!r} (another evaluation's file copied over it?): evaluate the run again")
+
+
+def _names_words(names: list[str]) -> str:
+    """Class names for a message: the first five, each quoted as `brief` quotes a value."""
+    return ", ".join(map(brief, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
 
 
 def _online_problem(online: object) -> tuple[str, str] | None:
@@ -1107,8 +1112,10 @@ def scored_set_words(scores: dict) -> str:
     return f"{counted(scores['num_videos'], 'video')}, {counted(scores['num_ground_truth'], 'ground-truth segment')}"
 
 
-def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
-    """(key, what was expected) of the first value of a scores dict the report cannot show, or None."""
+def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
+    """(key, what was expected) of the first value of a scores dict the report cannot show, or None. Its classes must be
+    the run's, `classes`, in their order: the report tables the scores' names and ids beside the run's timelines."""
+    num_classes = len(classes)
     def fraction(value, high: float = 1.0) -> bool:
         return is_number(value) and 0 <= value <= high
 
@@ -1138,6 +1145,10 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
     if not (isinstance(labels, list) and len(labels) == num_classes and all(isinstance(n, str) for n in labels)
             and len(set(labels)) == num_classes):
         return "confusion.labels", f"the names of the run's {counted(num_classes, 'class')}"
+    if labels != classes:  # other names (renamed by hand) or the run's in another order: rows shown under other classes
+        at = next(index for index, (name, ours) in enumerate(zip(labels, classes)) if name != ours)
+        return "confusion.labels", (f"the run's classes in their order (its classes.json: {_names_words(classes)}); "
+                                    f"got {brief(labels[at])} at [{at}], where the run has {brief(classes[at])}")
     per_class = scores["per_class"]
     if not (isinstance(per_class, dict) and set(per_class) == set(labels)):
         return "per_class", "a mapping of each class name to its scores"
@@ -1152,6 +1163,8 @@ def _score_problem(scores: dict, num_classes: int) -> tuple[str, str] | None:
                          for k in ("f1", "recall"))
                  and (fraction(entry.get("precision"))
                       or entry.get("precision") is None and (entry.get("instances") == 0 or entry.get("f1") == 0)))
+        if valid and label_id != classes.index(name):
+            return f"per_class.{name}.label_id", f"{classes.index(name)}, the class's place in the run's classes.json"
         if not valid:
             return f"per_class.{name}", (f"label_id in [0, {num_classes}), instances (a count), ap, f1, precision and "
                                          "recall in [0, 1] (null only for a class without instances, and precision "

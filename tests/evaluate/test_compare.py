@@ -298,6 +298,7 @@ def test_runs_of_other_class_lists_on_as_many_segments_are_refused_naming_the_cl
     scores["per_class"] = {"Rubbing eyes": scores["per_class"]["rare"], "common": scores["per_class"]["common"]}
     scores["confusion"]["labels"] = ["Rubbing eyes", "common"]
     (renamed / "eval_test.json").write_text(json.dumps(scores))
+    (renamed / "classes.json").write_text(json.dumps(scores["confusion"]["labels"]))  # a run of its own class list
     with pytest.raises(InputError, match=r"\(2 videos, 4 segments against 2 videos, 4 segments, but of other "
                                          r"classes: 'Rubbing eyes' against 'rare'\): means over different classes"):
         compare_runs([a1, renamed])
@@ -360,6 +361,7 @@ def test_the_per_class_table_keeps_each_cell_under_its_class_when_names_are_long
         scores["per_class"] = dict(zip(long_names, scores["per_class"].values()))
         scores["confusion"]["labels"] = long_names
         (run / "eval_test.json").write_text(json.dumps(scores))
+        (run / "classes.json").write_text(json.dumps(long_names))
         runs.append(run)
     comparison = compare_runs(runs)
     lines = format_comparison(comparison).splitlines()

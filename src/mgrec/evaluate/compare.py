@@ -125,7 +125,7 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
     for given in run_dirs:
         run = RunDir(given)
         config = run.read_config()
-        scores = run.read_eval(split, config.model.num_classes, checkpoint)
+        scores = run.read_eval(split, run.read_classes(), checkpoint)
         instances = {name: entry["instances"] for name, entry in scores["per_class"].items()}
         scored = (run.path, scores["num_videos"], instances)
         if scored_set is None:

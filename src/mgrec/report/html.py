@@ -223,7 +223,7 @@ def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
     else the run's tuned ones, else the config's."""
     eval_path = RunDir(run.run_dir).eval_path(run.split, run.checkpoint)
     if eval_path.is_file():
-        scores = RunDir(run.run_dir).read_eval(run.split, len(run.classes), run.checkpoint)
+        scores = RunDir(run.run_dir).read_eval(run.split, run.classes, run.checkpoint)
         return float(scores["score_threshold"]), scores.get("class_thresholds")
     post = RunDir(run.run_dir).read_postprocess(run.config)
     return post.score_threshold, post.class_thresholds
@@ -291,7 +291,7 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     threshold, class_thresholds = hard_set_bar_of(run)
     eval_path = RunDir(run.run_dir).eval_path(split, checkpoint)
     if eval_path.is_file():  # as the report: `--annotations` of a file the run was not evaluated on is refused
-        scores = RunDir(run.run_dir).read_eval(split, len(run.classes), checkpoint)
+        scores = RunDir(run.run_dir).read_eval(split, run.classes, checkpoint)
         check_one_evaluation(run, OperatingPoint.of(run, threshold, class_thresholds), scores, eval_path)
     return write_error_analysis(run.ground_truth, run.ranked, run.video_durations(), run.classes, split,
                                 threshold, class_thresholds, _tuned_on(run), RunDir(run.run_dir).analysis_dir,
@@ -968,7 +968,7 @@ def write_report(
     run = load_run(run_dir, split, annotations, checkpoint)
     split = run.split  # as the annotations name it (`split_name`)
     run_files = RunDir(run.run_dir)
-    scores = run_files.read_eval(split, len(run.classes), checkpoint)
+    scores = run_files.read_eval(split, run.classes, checkpoint)
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
     check_one_evaluation(run, point, scores, run_files.eval_path(split, checkpoint))
     tuning = run_files.read_tuning()
@@ -976,7 +976,7 @@ def write_report(
     ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
                                                                                point.class_thresholds)
     ap = average_precision(run.ground_truth, run.ranked, len(run.classes))
-    online_scores = run_files.read_online_eval(split, len(run.classes), checkpoint)
+    online_scores = run_files.read_online_eval(split, run.classes, checkpoint)
     title = f"mgrec report: {run.config.name} on {split}"
     sections = [
         ("scores", "Scores", _headline(scores, run, point)),
