@@ -958,3 +958,22 @@ def test_scores_of_other_class_names_or_in_another_order_than_the_run_s_are_refu
         run.write_online_eval("test", {**edited, "online": _online_scores()["online"]})
         with pytest.raises(InputError, match=r"online_test.json " + message.split(" the file is")[0]):
             run.read_online_eval("test", classes)
+
+
+def test_scores_whose_map_is_not_named_by_tious_are_refused_by_the_key(tmp_path):
+    # an mAP keyed '<i>x</i>' or 'zz' (edited by hand) was reported as `mAP@zz 10.00` beside the run's scores
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a")]}
+    scores = {**score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, ["a"], 0.5, split="test"),
+              "checkpoint": "best"}
+    assert list(scores["mAP"]) == ["0.3", "0.4", "0.5", "0.6", "0.7"]
+    run.write_eval("test", {**scores, "mAP": {"0.5": 1.0, "1": 1.0, "0.05": 1.0}})
+    assert run.read_eval("test", ["a"])["mAP"]["1"] == 1.0
+    for key in ("zz", "<i>x</i>", "0", "1.5", "nan", "-0.5", " 0.5"):
+        run.write_eval("test", {**scores, "mAP": {"0.3": 1.0, key: 1.0}})
+        with pytest.raises(InputError, match=rf"eval_test.json \[mAP.{re.escape(key)}\]: expected a tIoU threshold in "
+                                             r"\(0, 1\] as the key"):
+            run.read_eval("test", ["a"])

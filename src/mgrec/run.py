@@ -1043,6 +1043,15 @@ def _refuse_scores_of_another_file(path: Path, scores: dict, split: str, checkpo
                              f"{expected!r} (another evaluation's file copied over it?): evaluate the run again")
 
 
+def _is_tiou_key(key: str) -> bool:
+    """Whether `key` of a scores dict's `mAP` names a tIoU threshold in (0, 1] (`tiou_key` writes them: "0.3")."""
+    try:
+        value = float(key)
+    except ValueError:
+        return False
+    return 0 < value <= 1 and key == key.strip()
+
+
 def _names_words(names: list[str]) -> str:
     """Class names for a message: the first five, each quoted as `brief` quotes a value."""
     return ", ".join(map(brief, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
@@ -1140,6 +1149,9 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
             return key, "a number >= 0"
     if not (isinstance(scores["mAP"], dict) and scores["mAP"] and all(fraction(v) for v in scores["mAP"].values())):
         return "mAP", "a mapping of tIoU to numbers in [0, 1]"
+    for tiou in scores["mAP"]:  # each named by its tIoU (`tiou_key`): 'mAP@zz' was shown as a score of the run
+        if not _is_tiou_key(tiou):
+            return f"mAP.{tiou}", "a tIoU threshold in (0, 1] as the key (0.3, 0.5, ...)"
     confusion = scores["confusion"]
     labels = confusion.get("labels") if isinstance(confusion, dict) else None
     if not (isinstance(labels, list) and len(labels) == num_classes and all(isinstance(n, str) for n in labels)
