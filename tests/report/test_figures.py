@@ -114,7 +114,18 @@ def test_training_curves_of_records_whose_values_are_all_null_draw_no_empty_lege
     left, right = training_curves_figure(records).axes
     assert left.get_legend() is None and right.get_legend() is None
     assert any(text.get_text() == "no validation scores" for text in right.texts)
+    assert any(text.get_text() == "no training losses" for text in left.texts)
     assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+
+
+def test_training_curves_of_no_records_say_so_in_both_panels():
+    # an empty metrics.jsonl (or one of validation records alone) drew an empty loss panel, without a word, under
+    # "Mean training losses per epoch"
+    for records, left_words, right_words in (([], "no training records", "no validation records"),
+                                              ([{"kind": "val", "epoch": 0, "f1": 0.5}], "no training records", None)):
+        left, right = training_curves_figure(records).axes
+        assert [text.get_text() for text in left.texts] == [left_words]
+        assert [text.get_text() for text in right.texts] == ([right_words] if right_words else [])
 
 
 def test_confusion_colours_are_row_shares_with_counts_written():

@@ -467,6 +467,9 @@ def training_curves_figure(records: Sequence[Mapping]) -> Figure:
     left.set_title("Training loss", fontsize=10)
     if left.lines:  # records whose values are all null draw nothing: matplotlib warned of an empty legend
         left.legend(fontsize=8)
+    else:  # as the validation panel says: an empty metrics.jsonl drew an empty panel without a word
+        left.text(0.5, 0.5, "no training losses" if train else "no training records", ha="center", va="center",
+                  transform=left.transAxes)
     _tidy(left)
     for key, color in (("f1", "#2f9e44"), ("f1_miga", "#a9d18e"), ("average_mAP", "#3b6fb6")):
         points = [(r["epoch"], 100 * r[key]) for r in val if r.get(key) is not None]
