@@ -762,3 +762,23 @@ def test_a_timeline_draws_at_most_its_highest_scoring_detections():
             "500 not" in page)
     assert page.count("det-bar c0 miss") == MAX_TIMELINE_DETECTIONS - 1  # the matched one drawn (score 0.999) kept
     assert "highest-scoring" not in video_timeline("v", 40.0, None, detections[:10])
+
+
+def test_one_of_a_thing_is_counted_in_the_singular(built):
+    # one video, segment or detection was said '1 segments (1 found) · 1 detections (1 matched)' on every timeline of
+    # a video with one gesture, as in the headline and the PR panels ('1 segments, AP@0.5'), where mgrec says '1
+    # segment' everywhere else (mgrec.files.counted)
+    from mgrec.report.html import video_timeline
+
+    one = video_timeline("v", 10.0, [Segment("v", 1.0, 2.0, 0, "a")], [Detection("v", 1.0, 2.0, 0, "a", 0.9)],
+                         matched_gt={0}, matched_det={0})
+    assert "1 segment (1 found) · 1 detection (1 matched) · 10.0 s" in one
+    assert "<span class=\"counts\">1 detection · 10.0 s" in video_timeline("v", 10.0, None, [Detection(
+        "v", 1.0, 2.0, 0, "a", 0.9)])
+    _, _, page = built
+    assert "1 segment (1 found) · 1 detection (1 matched) · 60.0 s" in page  # ODD_VIDEO
+    assert "3 segments (2 found) · 4 detections (2 matched, 2 lanes)" in page
+    assert "3 videos, 4 ground-truth segments; F1" in page
+    figures = [base64.b64decode(data).decode("utf-8")
+               for data in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)]
+    assert any("1 segment, AP@0.5" in svg for svg in figures) and not any("1 segments" in svg for svg in figures)

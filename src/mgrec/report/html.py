@@ -624,14 +624,13 @@ def video_timeline(
         lanes_note += f", the {len(hard)} highest-scoring drawn, {undrawn} not"
     number, matched_number = (counted_hard, counted_matched) if undrawn else (len(hard), len(matched_det))
     if truth:
-        counts = (f"{counted(len(segments), 'segment')} ({len(matched_gt)} found) · {number} detections "
-                  f"({matched_number} "
-                  f"matched{lanes_note})")
+        counts = (f"{counted(len(segments), 'segment')} ({len(matched_gt)} found) · {counted(number, 'detection')} "
+                  f"({matched_number} matched{lanes_note})")
         names = (f'<span style="flex: {num_gt_lanes}">ground truth</span>'
                  f'<span style="flex: {num_det_lanes}">detections</span>')
         split = f'<line class="lane-split" x1="0" y1="{num_gt_lanes}" x2="{duration:.3f}" y2="{num_gt_lanes}"></line>'
     else:
-        counts = f"{number} detections{' (' + lanes_note[2:] + ')' if lanes_note else ''}"
+        counts = f"{counted(number, 'detection')}{' (' + lanes_note[2:] + ')' if lanes_note else ''}"
         names, split = f'<span style="flex: {num_det_lanes}">detections</span>', ""
     return (
         f'<section class="video" data-video="{escaped}"><h3>{escaped}<span class="counts">'
