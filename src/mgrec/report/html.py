@@ -56,7 +56,6 @@ from mgrec.files import (
     file_sha256,
     json_or_none,
     part_of,
-    read_json,
     resolve_path,
     shell_word,
 )
@@ -218,12 +217,19 @@ def check_one_evaluation(run: RunData, point: OperatingPoint, scores: dict, eval
             f"ground_truth_sha256 is not this file's); {remedy}")
 
 
-def hard_set_bar_of(run: RunData) -> tuple[float, list[float] | None]:
-    """The hard set's score threshold and per-class thresholds (None: the one threshold for all): eval_<split>.json's,
-    else the run's tuned ones, else the config's."""
-    eval_path = RunDir(run.run_dir).eval_path(run.split, run.checkpoint)
-    if eval_path.is_file():
-        scores = RunDir(run.run_dir).read_eval(run.split, run.classes, run.checkpoint)
+def evaluation_of(run: RunData) -> dict | None:
+    """The scores of the run's split and checkpoint (eval_<split>.json, checked by `RunDir.read_eval`), None where
+    the run was not evaluated on it."""
+    run_files = RunDir(run.run_dir)
+    if not run_files.eval_path(run.split, run.checkpoint).is_file():
+        return None
+    return run_files.read_eval(run.split, run.classes, run.checkpoint)
+
+
+def hard_set_bar_of(run: RunData, scores: dict | None) -> tuple[float, list[float] | None]:
+    """The hard set's score threshold and per-class thresholds (None: the one threshold for all): those of the run's
+    `scores` (`evaluation_of`), else the run's tuned ones, else the config's."""
+    if scores is not None:
         return float(scores["score_threshold"]), scores.get("class_thresholds")
     post = RunDir(run.run_dir).read_postprocess(run.config)
     return post.score_threshold, post.class_thresholds
@@ -288,13 +294,13 @@ def analyze_run(run_dir: str | Path, split: str = "test", annotations: str | Pat
     """
     run = load_run(run_dir, split, annotations, checkpoint)
     split = run.split  # as the annotations name it (`split_name`)
-    threshold, class_thresholds = hard_set_bar_of(run)
-    eval_path = RunDir(run.run_dir).eval_path(split, checkpoint)
-    if eval_path.is_file():  # as the report: `--annotations` of a file the run was not evaluated on is refused
-        scores = RunDir(run.run_dir).read_eval(split, run.classes, checkpoint)
-        check_one_evaluation(run, OperatingPoint.of(run, threshold, class_thresholds), scores, eval_path)
+    scores = evaluation_of(run)
+    threshold, class_thresholds = hard_set_bar_of(run, scores)
+    if scores is not None:  # as the report: `--annotations` of a file the run was not evaluated on is refused
+        check_one_evaluation(run, OperatingPoint.of(run, threshold, class_thresholds), scores,
+                             RunDir(run.run_dir).eval_path(split, checkpoint))
     return write_error_analysis(run.ground_truth, run.ranked, run.video_durations(), run.classes, split,
-                                threshold, class_thresholds, _tuned_on(run), RunDir(run.run_dir).analysis_dir,
+                                threshold, class_thresholds, _tuned_on(run, scores), RunDir(run.run_dir).analysis_dir,
                                 {"annotations": str(run.annotations_path), "checkpoint": checkpoint},
                                 stem=analysis_stem(split, checkpoint))
 
@@ -355,13 +361,11 @@ def is_error_analysis(path: Path) -> bool:
         "complete" in document or {"ranked_list", "hard_set"} <= set(document))
 
 
-def _tuned_on(run: RunData) -> str | None:
-    """The split the hard set's threshold was tuned on, as far as the run directory says."""
-    eval_path = RunDir(run.run_dir).eval_path(run.split, run.checkpoint)
-    if eval_path.is_file():
-        scores = read_json(eval_path, "scores")
-        if isinstance(scores, dict) and "threshold_tuned_on" in scores:
-            return scores["threshold_tuned_on"]
+def _tuned_on(run: RunData, scores: dict | None) -> str | None:
+    """The split the hard set's threshold was tuned on, as far as the run directory says: as its `scores` record it
+    (`evaluation_of`), else as postprocess.json does."""
+    if scores is not None and "threshold_tuned_on" in scores:
+        return scores["threshold_tuned_on"]
     tuning = RunDir(run.run_dir).read_tuning()
     return tuning.get("tuned_on") if tuning else None
 
@@ -971,7 +975,7 @@ def write_report(
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
     check_one_evaluation(run, point, scores, run_files.eval_path(split, checkpoint))
     tuning = run_files.read_tuning()
-    tuned_on = scores.get("threshold_tuned_on") if "threshold_tuned_on" in scores else _tuned_on(run)
+    tuned_on = _tuned_on(run, scores)
     ranked_analysis, hard_analysis = run_analysis(run), run_hard_set_analysis(run, point.threshold,
                                                                                point.class_thresholds)
     ap = average_precision(run.ground_truth, run.ranked, len(run.classes))
