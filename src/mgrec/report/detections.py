@@ -182,21 +182,28 @@ def _summary(data: DetectionsData) -> str:
 
 
 def _per_class(data: DetectionsData) -> str:
+    """The table of each class's detections (how many, in how many videos, their median score and length) and the
+    histogram of their scores."""
     count = sum(map(len, data.drawn.values()))
+    by_class: list[list[Detection]] = [[] for _ in data.classes]  # in the order of the videos, then the file
+    videos = [0] * len(data.classes)  # of each class, the videos it was detected in
+    for detections in data.drawn.values():
+        for detection in detections:
+            by_class[detection.label_id].append(detection)
+        for label_id in {d.label_id for d in detections}:
+            videos[label_id] += 1
     rows = []
-    for label_id, name in enumerate(data.classes):
-        own = [d for detections in data.drawn.values() for d in detections if d.label_id == label_id]
-        videos = sum(1 for detections in data.drawn.values() if any(d.label_id == label_id for d in detections))
+    for label_id, (name, own) in enumerate(zip(data.classes, by_class)):
         median_score = f"{statistics.median(d.score for d in own):.3f}" if own else "–"
         median_length = f"{statistics.median(d.end - d.start for d in own):.2f}" if own else "–"
         share = f"{100 * len(own) / count:.1f}" if count else "–"
         rows.append(f'<tr><td class="num">{label_id}</td><td><span class="swatch c{label_id}"></span>{escape(name)}'
-                    f'</td><td class="num">{len(own)}</td><td class="num">{share}</td><td class="num">{videos}</td>'
-                    f'<td class="num">{median_score}</td><td class="num">{median_length}</td></tr>')
+                    f'</td><td class="num">{len(own)}</td><td class="num">{share}</td>'
+                    f'<td class="num">{videos[label_id]}</td><td class="num">{median_score}</td>'
+                    f'<td class="num">{median_length}</td></tr>')
     table = ("<table><tr><th>id</th><th>class</th><th>detections</th><th>share (%)</th><th>videos</th>"
              f"<th>median score</th><th>median length (s)</th></tr>{''.join(rows)}</table>")
-    scores = [[d.score for detections in data.drawn.values() for d in detections if d.label_id == label_id]
-              for label_id in range(len(data.classes))]
+    scores = [[d.score for d in own] for own in by_class]
     threshold = None if data.bar is None or data.bar[1] is not None else data.bar[0]
     line = "the threshold the file records" if data.bar_recorded else "the run's threshold"
     outside = sum(1 for own in scores for score in own if not 0.0 <= score <= 1.0)
