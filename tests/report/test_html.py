@@ -782,3 +782,18 @@ def test_one_of_a_thing_is_counted_in_the_singular(built):
     figures = [base64.b64decode(data).decode("utf-8")
                for data in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)]
     assert any("1 segment, AP@0.5" in svg for svg in figures) and not any("1 segments" in svg for svg in figures)
+
+
+def test_the_timelines_note_says_which_videos_draw_only_their_highest_scoring_detections(tmp_path, monkeypatch):
+    # a video of more detections than a timeline draws had its counts say '... the 2000 highest-scoring drawn, 3060
+    # not' under a note saying the hard set was drawn, 'every one of them'
+    import mgrec.report.html as report_html
+
+    run = build_run_dir(tmp_path)
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert "(score ≥ 0.5), every one of them: detections that overlap" in page
+    monkeypatch.setattr(report_html, "MAX_TIMELINE_DETECTIONS", 3)  # Sample0036's hard set holds 4
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert ("(score ≥ 0.5), every one of them but in 1 video of more than 3, whose timelines draw their 3 "
+            "highest-scoring (their counts say how many are not drawn; the scores count them all): detections") in page
+    assert "4 detections (2 matched, 2 lanes, the 3 highest-scoring drawn, 1 not)" in page

@@ -654,10 +654,16 @@ def _timelines(run: RunData, point: OperatingPoint) -> str:
         duration = max([run.annotations.videos[video_id].duration, *ends])
         sections.append(video_timeline(video_id, duration, segments, detections, point.matched_gt[video_id],
                                         point.matched_det[video_id]))
+    # "every one of them" was said too of a video whose timeline draws only its highest-scoring (its counts said so)
+    crowded = sum(len(items) > MAX_TIMELINE_DETECTIONS for items in point.hard.values())
+    which = ("every one of them" if not crowded else
+             f"every one of them but in {counted(crowded, 'video')} of more than {MAX_TIMELINE_DETECTIONS}, whose "
+             f"timelines draw their {MAX_TIMELINE_DETECTIONS} highest-scoring (their counts say how many are not "
+             "drawn; the scores count them all)")
     return (
         f"{legend(run.classes)}"
         '<p class="note">Hover a bar for its class, times, score and best tIoU; mouse wheel zooms, drag pans, '
-        f"double-click resets. Detections are the hard set (score ≥ {escape(point.bar)}), every one of them: "
+        f"double-click resets. Detections are the hard set (score ≥ {escape(point.bar)}), {which}: "
         "detections that overlap get lanes of their own. A dashed red outline marks a missed segment or an "
         f"unmatched detection (one-to-one, same class, tIoU &gt; {F1_TIOU_THRESHOLD:g}).</p>"
         + "".join(sections)
