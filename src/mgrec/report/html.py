@@ -4,7 +4,8 @@
 eval_<split>.json, detections_<split>.json, postprocess.json, metrics.jsonl) and the annotations
 named by `data.annotations` in the config, and writes RUN_DIR/report_<split>.html: headline
 scores, an interactive timeline per video (ground truth against the hard set of detections, every
-detection drawn: overlapping ones get sub-lanes of their own), the per-class table with AP at each
+detection drawn up to MAX_TIMELINE_DETECTIONS a video, its highest-scoring beyond: overlapping ones get sub-lanes of
+their own), the per-class table with AP at each
 tIoU, the F1-against-threshold curve and the per-class precision-recall curves, the confusion
 matrix, the DETAD error analysis of the hard set and of the ranked list, the class histogram
 before and after class balancing, the training curves and the provenance of the results. The
@@ -587,8 +588,10 @@ def video_timeline(
     matched_det: set[int] = frozenset(),
 ) -> str:
     """One video: ground-truth lanes (top) and hard-set detection lanes (bottom) in one SVG; every
-    item that overlaps another of its group gets a sub-lane of its own, so none is hidden. `segments` None: a
-    video without ground truth (`mgrec.report.detections`), its detections alone, none marked unmatched."""
+    item that overlaps another of its group gets a sub-lane of its own, so none drawn is hidden. Of more than
+    MAX_TIMELINE_DETECTIONS detections, the highest-scoring are drawn, and the counts say how many are not (they count
+    every one). `segments` None: a video without ground truth (`mgrec.report.detections`), its detections alone, none
+    marked unmatched."""
     truth = segments is not None
     segments = segments or []
     undrawn = max(0, len(hard) - MAX_TIMELINE_DETECTIONS)
