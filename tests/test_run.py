@@ -977,3 +977,19 @@ def test_scores_whose_map_is_not_named_by_tious_are_refused_by_the_key(tmp_path)
         with pytest.raises(InputError, match=rf"eval_test.json \[mAP.{re.escape(key)}\]: expected a tIoU threshold in "
                                              r"\(0, 1\] as the key"):
             run.read_eval("test", ["a"])
+
+
+def test_an_ensemble_whose_sources_are_not_a_list_of_paths_is_refused_by_the_key(tmp_path):
+    # run.json's ensemble.sources edited to 5 or null: `mgrec report` stopped on a TypeError traceback; a string was
+    # listed a character at a time ('an ensemble of 2 runs: <, b, >, x, ...')
+    run = RunDir(tmp_path)
+    for sources in (["a", "b"], None):
+        block = {"members": 2, **({"sources": sources} if sources is not None else {})}  # none: an early ensemble
+        run.format_path.write_text(json.dumps({"format": RUN_FORMAT_VERSION, "ensemble": block}))
+        assert run.read_ensemble()["members"] == 2
+    for sources in (5, None, "<b>x</b>", {"a": 1}, ["a", None]):
+        run.format_path.write_text(json.dumps({"format": RUN_FORMAT_VERSION,
+                                               "ensemble": {"members": 2, "sources": sources}}))
+        with pytest.raises(InputError, match=r"run.json \[ensemble.sources\]: expected a list of the member runs' "
+                                             r"paths \(as mgrec ensemble writes it\), got "):
+            run.read_ensemble()

@@ -609,6 +609,10 @@ class RunDir:
                              "detectors in the ensemble)")
         if block.get("fusion", "outputs") not in ENSEMBLE_FUSIONS:
             raise InputError(f"{self.format_path} [ensemble.fusion]: expected one of {', '.join(ENSEMBLE_FUSIONS)}")
+        sources = block.get("sources", [])  # the report lists them: 5 or null was a TypeError, "ab" listed as a, b
+        if not (isinstance(sources, list) and all(isinstance(source, str) for source in sources)):
+            raise InputError(f"{self.format_path} [ensemble.sources]: expected a list of the member runs' paths (as "
+                             f"mgrec ensemble writes it), got {brief(sources)}")
         pseudo = block.get("pseudo_labelled", [])  # ensembles made before it was recorded: none
         if not (isinstance(pseudo, list) and all(
                 isinstance(m, dict) and isinstance(m.get("member"), str) and isinstance(m.get("unlabeled"), str)
@@ -621,8 +625,7 @@ class RunDir:
             raise InputError(f"{self.format_path} [ensemble.member_configs]: expected a list of configs, one per "
                              f"member (as mgrec ensemble writes them), got {brief(recorded)}")
         if block.get("fusion") == "detections":  # each member a run of its own in members/<m>: all of them used
-            sources = block.get("sources")
-            if isinstance(sources, list) and len(sources) != members:
+            if "sources" in block and len(sources) != members:
                 raise InputError(f"{self.format_path} [ensemble.members]: {members}, but [ensemble.sources] lists "
                                  f"{len(sources)} run(s); make the ensemble again")
             folder = self.member_path(0).parent
