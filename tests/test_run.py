@@ -993,3 +993,24 @@ def test_an_ensemble_whose_sources_are_not_a_list_of_paths_is_refused_by_the_key
         with pytest.raises(InputError, match=r"run.json \[ensemble.sources\]: expected a list of the member runs' "
                                              r"paths \(as mgrec ensemble writes it\), got "):
             run.read_ensemble()
+
+
+def test_a_metrics_list_of_another_length_than_the_run_s_classes_is_refused_by_line_and_key(tmp_path):
+    # the balance records of a 7-class run's log holding 3 crop shares (another run's log copied in, or edited): the
+    # report's class-balancing figure drew 3 lines and left the other 4 classes empty, without a word
+    run = RunDir(tmp_path)
+    run.metrics_path.write_text('{"kind": "train", "epoch": 0, "loss": 1.0}\n'
+                                '{"kind": "balance", "epoch": 0, "class_weights": [1, 1], "crop_shares": [0.5, null]}\n'
+                                '{"kind": "val", "epoch": 0, "f1": 0.5, "class_thresholds": [0.3, 0.4]}\n')
+    assert len(run.read_metrics(num_classes=2)) == 3 and len(run.read_metrics()) == 3
+    for key, line in (("class_weights", 2), ("crop_shares", 2), ("class_thresholds", 3)):
+        lines = run.metrics_path.read_text().splitlines()
+        record = json.loads(lines[line - 1])
+        lines[line - 1] = json.dumps({**record, key: record[key] + [0.1]})
+        (tmp_path / "other").mkdir(exist_ok=True)
+        other = RunDir(tmp_path / "other")
+        other.metrics_path.write_text("\n".join(lines) + "\n")
+        with pytest.raises(InputError, match=rf"metrics.jsonl:{line} \[{key}\]: expected 2 values, one per class of "
+                                             r"the run \(classes.json\), got 3 \(the log of another run\?\)"):
+            other.read_metrics(num_classes=2)
+        assert len(other.read_metrics()) == 3  # a resume reads it as before

@@ -776,8 +776,9 @@ class RunDir:
                 f"training state {self.state_path} cannot be read ({exc}); delete it to restart the run"
             ) from None
 
-    def read_metrics(self, drop_incomplete_last_line: bool = False) -> list[dict]:
-        """The records of metrics.jsonl, each a JSON object with `kind` and `epoch`.
+    def read_metrics(self, drop_incomplete_last_line: bool = False, num_classes: int | None = None) -> list[dict]:
+        """The records of metrics.jsonl, each a JSON object with `kind` and `epoch`; with `num_classes`, each of
+        its per-class lists (`METRICS_NUMBER_LISTS`) one value per class of the run.
 
         A run killed while writing leaves an incomplete last line; `drop_incomplete_last_line`
         lets `--resume` ignore it (that epoch is trained again), any other bad line is an error.
@@ -810,6 +811,13 @@ class RunDir:
             problem = metrics_record_problem(record)
             if problem is not None:
                 raise InputError(f"{self.metrics_path}:{number} {problem}")
+            # a list of another length was drawn as far as it went (the other classes' lines left empty) or cut
+            key = next((key for key in METRICS_NUMBER_LISTS if num_classes is not None
+                        and isinstance(record.get(key), list) and len(record[key]) != num_classes), None)
+            if key is not None:
+                raise InputError(f"{self.metrics_path}:{number} [{key}]: expected {num_classes} values, one per class "
+                                 f"of the run ({self.classes_path.name}), got {len(record[key])} (the log of another "
+                                 "run?)")
             records.append(record)
         return records
 

@@ -810,7 +810,7 @@ def _training_curves(run_dir: Path, classes: list[str]) -> str:
     run = RunDir(run_dir)
     if not run.metrics_path.is_file():
         return '<p class="note">No metrics.jsonl in the run directory: no training curves.</p>'
-    records = run.read_metrics()
+    records = run.read_metrics(num_classes=len(classes))
     parts = figure_html(
         training_curves_figure(records),
         "training curves",
