@@ -330,3 +330,27 @@ def test_long_class_names_are_cut_in_figures_and_leave_the_axes_their_width(recw
     for figure in (class_histogram_figure(names, [3, 4, 5], None), confusion_figure(names, np.eye(3, dtype=int))):
         figure.draw(FigureCanvasAgg(figure).get_renderer())
         assert not [w for w in recwarn if "collapsed" in str(w.message)]
+
+
+def test_names_from_the_files_in_figure_titles_and_legends_are_drawn_plain_and_cut(recwarn):
+    # a balance record's method '$\frac{$' (metrics.jsonl edited) stopped the report on matplotlib's math parser
+    # (ParseSyntaxException), and a threshold_tuned_on of 30000 characters collapsed the F1 figure's axes
+    # ("constrained_layout not applied because axes sizes collapsed to zero")
+    from mgrec.report.figures import MAX_FIGURE_NAME_CHARS, balance_figure
+
+    shares = [{"kind": "balance", "epoch": 0, "method": "$\\frac{$", "crop_shares": [0.5, 0.5]}]
+    figure = balance_figure(NAMES, shares)
+    svg_bytes(figure)  # drawn
+    assert figure.axes[0].get_title() == "Crops anchored on each class (\\$\\frac{\\$)"
+    long = "m" * 30000
+    title = balance_figure(NAMES, [{**shares[0], "method": long}]).axes[0].get_title()
+    assert title == f"Crops anchored on each class ({'m' * (MAX_FIGURE_NAME_CHARS - 1)}…)"
+    figure = f1_threshold_figure(f1_threshold_curve({"v": SEGMENTS}, {"v": DETECTIONS}), 0.65, "v" * 30000,
+                                 "$test" + "t" * 30000)
+    svg_bytes(figure)
+    (axes,) = figure.axes
+    labels = [line.get_label() for line in axes.lines]
+    assert f"tuned on {'v' * (MAX_FIGURE_NAME_CHARS - 1)}…: 0.65 (F1 " in " ".join(labels)
+    assert any(label.startswith("best on \\$test") and "…: " in label for label in labels)
+    assert max(map(len, [axes.get_title(), *labels])) < 120
+    assert not [w for w in recwarn if "collapsed" in str(w.message)]

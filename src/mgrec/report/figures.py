@@ -65,8 +65,8 @@ MAX_FIGURE_NAME_CHARS = 40
 
 
 def class_text(name: str) -> str:
-    """A class name as a figure draws it: `plain`, cut to `MAX_FIGURE_NAME_CHARS` characters (the escapes of control
-    characters counted as drawn)."""
+    """A class name, or any other name from the files (a split, a balancing method), as a figure draws it: `plain`, cut
+    to `MAX_FIGURE_NAME_CHARS` characters (the escapes of control characters counted as drawn)."""
     text = visible(name)
     if len(text) > MAX_FIGURE_NAME_CHARS:
         text = text[: MAX_FIGURE_NAME_CHARS - 1] + "…"
@@ -327,10 +327,10 @@ def f1_threshold_figure(
         best = curve.best_threshold
         best_f1 = curve.at(best)
         axes.axvline(best, color="#2f9e44", linestyle=":", linewidth=1.2,
-                     label=plain(f"best on {split}: {best:.3g} (F1 {100 * best_f1.f1:.1f})"))
+                     label=f"best on {class_text(split)}: {best:.3g} (F1 {100 * best_f1.f1:.1f})")
         if score_threshold is not None:
             used = curve.at(score_threshold)
-            where = plain(f"tuned on {tuned_on}") if tuned_on else "in use"
+            where = f"tuned on {class_text(tuned_on)}" if tuned_on else "in use"
             axes.axvline(score_threshold, color="black", linestyle="--", linewidth=1.2,
                          label=f"{where}: {score_threshold:.3g} (F1 {100 * (used.f1 if used else 0.0):.1f})")
     else:
@@ -339,7 +339,7 @@ def f1_threshold_figure(
     axes.set_ylim(0, 102)
     axes.set_xlabel("score threshold (the hard set: detections with score ≥ threshold)")
     axes.set_ylabel("%")
-    axes.set_title(plain(f"F1 against the score threshold on {split}"), fontsize=10)
+    axes.set_title(f"F1 against the score threshold on {class_text(split)}", fontsize=10)
     if axes.get_legend_handles_labels()[0]:  # none without detections ("No artists with labels" on stderr)
         axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     _tidy(axes)
@@ -442,8 +442,8 @@ def balance_figure(classes: Sequence[str], records: Sequence[Mapping]) -> Figure
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("share of training crops (%)")
-    method = rows[0].get("method", "") if rows else ""
-    axes.set_title(f"Crops anchored on each class ({method})", fontsize=10)
+    method = rows[0].get("method", "") if rows else ""  # as metrics.jsonl gives it: '$\\frac{$' failed as math
+    axes.set_title(f"Crops anchored on each class ({class_text(str(method))})", fontsize=10)
     figure.legend(fontsize=7, loc="outside right center", frameon=False)
     _tidy(axes)
     return figure
