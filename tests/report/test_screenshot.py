@@ -232,3 +232,28 @@ def test_the_timelines_are_measured_once_not_once_per_video(tmp_path):
     assert all(dom.ready[video] == "1" and dom.ticks[video] >= 3 for video in videos)
     reads, relayouts = map(int, dom.root["data-layouts"].split())
     assert reads == 40 and relayouts <= 1, (reads, relayouts)
+
+
+PAGE_WIDTH = """<script>
+window.addEventListener("load", function () {
+  var root = document.documentElement;
+  root.setAttribute("data-widths", root.scrollWidth + " " + root.clientWidth);
+});
+</script></body>"""
+
+
+def test_a_long_name_without_spaces_wraps_inside_the_page(tmp_path, monkeypatch):
+    # a class name of 200 letters and a video id of 240 (both allowed) without a space ran past the page's right edge
+    # in the legend and the timeline's heading: a page 2679 px wide in a 1280 px window, the counts off screen
+    import test_html
+
+    monkeypatch.setattr(test_html, "CLASSES", ["C" * 200, *test_html.CLASSES[1:]])
+    monkeypatch.setattr(test_html, "ODD_VIDEO", "V" * 240)
+    run = build_run_dir(tmp_path)
+    page = write_report(run["run_dir"])
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PAGE_WIDTH), encoding="utf-8")
+    dom = rendered(probe, tmp_path / "profile")
+    assert dom.root.get("data-js-errors") == "0"
+    scroll, client = map(int, dom.root["data-widths"].split())
+    assert client > 600 and scroll == client
