@@ -1,12 +1,13 @@
 """Figures of a run: DETAD-style error analysis, precision-recall and F1-threshold curves, class
-histogram, training curves, confusion matrix.
+histogram, class balancing, training curves, confusion matrix; and the score histogram of a page of detections.
 
 Every function returns a matplotlib `Figure` built without pyplot (no global figure registry, no
 GUI backend), so figures can be made in any process and are freed with the object. `save_figure`
 writes PNG and SVG; `svg_bytes` renders SVG in memory for the HTML report. SVG text stays text
 (smaller files, selectable labels) and SVG ids are seeded, so the output is reproducible. Text
-from the data (class names) goes through `plain`, so that a "$" in a name is never read as math and a bidi
-override never reverses the text after it.
+from the data goes through `plain`, so that a "$" in a name is never read as math and a bidi
+override never reverses the text after it; names (classes, splits, a balancing method) through `class_text`, which
+also cuts them to `MAX_FIGURE_NAME_CHARS`.
 """
 
 from __future__ import annotations
