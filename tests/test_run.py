@@ -1014,3 +1014,26 @@ def test_a_metrics_list_of_another_length_than_the_run_s_classes_is_refused_by_l
                                              r"the run \(classes.json\), got 3 \(the log of another run\?\)"):
             other.read_metrics(num_classes=2)
         assert len(other.read_metrics()) == 3  # a resume reads it as before
+
+
+def test_fusion_gates_of_no_class_of_the_run_or_of_a_count_of_another_kind_are_refused(tmp_path):
+    # eval_test.json's fusion_gates with a class renamed by hand were tabled as a row of their own (F1 '–'), and
+    # "videos": true as 'True videos'
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a")]}
+    scores = {**score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, ["a", "b"], 0.5, split="test"),
+              "checkpoint": "best"}
+    gates = {"level": 0, "streams": ["pose"], "per_class": {"a": 0.4, "b": None}, "background": 0.1, "videos": 1,
+             "skipped_long_videos": 0}
+    run.write_eval("test", {**scores, "fusion_gates": gates})
+    assert run.read_eval("test", ["a", "b"])["fusion_gates"] == gates
+    for edited, message in (({"per_class": {"a": 0.4, "<b>x</b>": 0.2}},
+                             r"\[fusion_gates.per_class.<b>x</b>\]: expected a gate of one of the run's classes"),
+                            ({"videos": True}, r"\[fusion_gates\]: expected per_class and background gates"),
+                            ({"skipped_long_videos": -1}, r"\[fusion_gates\]: expected per_class and background")):
+        run.write_eval("test", {**scores, "fusion_gates": {**gates, **edited}})
+        with pytest.raises(InputError, match=r"eval_test.json " + message):
+            run.read_eval("test", ["a", "b"])

@@ -1210,9 +1210,13 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
         if not (isinstance(gates, dict) and isinstance(gates.get("per_class"), dict)
                 and all(gate(v) for v in gates["per_class"].values()) and gate(gates.get("background"))
                 and isinstance(gates.get("streams"), list) and all(isinstance(n, str) for n in gates["streams"])
-                and isinstance(gates.get("videos"), int) and isinstance(gates.get("skipped_long_videos", 0), int)):
+                and count(gates.get("videos")) and count(gates.get("skipped_long_videos", 0))):
             return "fusion_gates", ("per_class and background gates in [0, 1] (or null), the names of the streams and "
                                     "counts of videos")
+        # tabled by class name beside each class's F1: a name of no class was a row of its own, its F1 '–'
+        unknown = [name for name in gates["per_class"] if name not in classes]
+        if unknown:
+            return f"fusion_gates.per_class.{unknown[0]}", "a gate of one of the run's classes (its classes.json)"
     return None
 
 
