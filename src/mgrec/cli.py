@@ -307,19 +307,10 @@ def _unknown_option_hint(words: list[str], parser: argparse.ArgumentParser) -> s
         return ""
     options = [name for name in parser._option_string_actions if name.startswith("--")]
     hints = []
-    for word in words:
-        if word == "--":
-            break
-        name = word.split("=", 1)[0]
-        if not name.startswith("-") or name == "-" or name in parser._option_string_actions:
-            continue
-        try:
-            float(word)  # a negative number is a value
-            continue
-        except ValueError:
-            pass
+    for word in _words_read_as_options(words, parser):
         if os.path.lexists(word) or Path(word).suffix:
             continue  # a file name beginning with '-': `_dash_name_hint` names it
+        name = word.split("=", 1)[0]
         close = difflib.get_close_matches(name, options, n=1, cutoff=0.7)
         hints.append(f"{brief(name)} is not an option of {parser.prog}"
                      + (f"; did you mean {close[0]}?" if close else f"; `{parser.prog} --help` lists them"))
@@ -332,20 +323,25 @@ def _dash_name_hint(words: list[str], parser: argparse.ArgumentParser) -> str:
     "unrecognized arguments") never names it: the hint does, with the spelling that works."""
     from mgrec.files import brief
 
+    for word in _words_read_as_options(words, parser):
+        if os.path.lexists(word) or Path(word).suffix:
+            return (f" ({brief(word)} begins with '-', so it was read as an option, not as a file name; write "
+                    f"{brief('./' + word)})")
+    return ""
+
+
+def _words_read_as_options(words: list[str], parser: argparse.ArgumentParser) -> Iterator[str]:
+    """The words before `--` that argparse reads as options and `parser` has none of: they begin with '-' (not '-'
+    alone, not a negative number, which is a value)."""
     for word in words:
         if word == "--":
             break
         if not word.startswith("-") or word == "-" or word.split("=", 1)[0] in parser._option_string_actions:
             continue
         try:
-            float(word)  # a negative number is a value
-            continue
+            float(word)
         except ValueError:
-            pass
-        if os.path.lexists(word) or Path(word).suffix:
-            return (f" ({brief(word)} begins with '-', so it was read as an option, not as a file name; write "
-                    f"{brief('./' + word)})")
-    return ""
+            yield word
 
 
 def build_parser() -> argparse.ArgumentParser:
