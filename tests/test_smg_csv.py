@@ -4,7 +4,8 @@
 import pytest
 
 from mgrec.errors import InputError
-from mgrec.smg_csv import read_data_file, read_label_file, read_prediction_rows
+from mgrec.records import Detection
+from mgrec.smg_csv import read_data_file, read_label_file, read_prediction_rows, smg_label_text
 
 
 def test_a_spreadsheet_s_trailing_empty_cells_and_empty_rows_are_no_columns(tmp_path):
@@ -52,3 +53,16 @@ def test_times_given_instead_of_frame_numbers_are_named_as_times(tmp_path):
     labels.write_text("5,100.0,200.0\n")
     with pytest.raises(InputError, match=r"got 5,100.0,200.0$"):
         read_label_file(labels, 17)
+
+
+def test_a_detection_shorter_than_a_frame_is_written_as_one_frame_that_reads_back(tmp_path):
+    # 1.0-1.01 s at 28 fps: both ends round to frame 28; the row `1,28,28` was refused by every reader
+    detections = [Detection("v", 1.0, 1.01, 0, "a", 0.9), Detection("v", 2.0, 3.0, 1, "b", 0.8),
+                  Detection("v", 4.0, 4.0, 2, "c", 0.7, start_frame=112, end_frame=112)]
+    file = tmp_path / "v.csv"
+    file.write_text(smg_label_text(detections, 28.0, with_scores=True))
+    rows, _ = read_prediction_rows(file, 17)
+    assert [(row.class_number, row.start_frame, row.end_frame) for row in rows] == [(1, 28, 29), (2, 56, 84),
+                                                                                   (3, 112, 113)]
+    file.write_text(smg_label_text(detections, 28.0))
+    assert [(row.start_frame, row.end_frame) for row in read_label_file(file, 17)] == [(28, 29), (56, 84), (112, 113)]

@@ -470,7 +470,9 @@ def write_smg_label_file(path: Path, detections: list[Detection], fps: float, wi
 def smg_label_text(detections: list[Detection], fps: float, with_scores: bool = False) -> str:
     """One video's label file's text: rows `class,start_frame,end_frame` (class = label_id + 1, as in SMG files), plus
     a 4th `score` column when `with_scores`; sorted by start frame. Frames are the detection's own frames when set,
-    else round(seconds * fps)."""
+    else round(seconds * fps). A detection shorter than a frame (both ends rounding to one frame) is written as that
+    one frame, `start,start+1`: a row `5,28,28` is no gesture, and every reader (`read_label_file`,
+    `read_prediction_rows`, so `mgrec score`) refuses it, the whole folder with it."""
     clock = FeatureGrid(fps=fps, stride=1, window=1)
     rows = []
     for det in detections:
@@ -478,7 +480,7 @@ def smg_label_text(detections: list[Detection], fps: float, with_scores: bool = 
             start, end = det.start_frame, det.end_frame
         else:
             start, end = clock.seconds_to_frame(det.start), clock.seconds_to_frame(det.end)
-        rows.append((start, end, det.label_id + 1, det.score))
+        rows.append((start, max(end, start + 1), det.label_id + 1, det.score))
     rows.sort(key=lambda row: row[:3])
     # the score as it is (repr): rounded, equal scores made ties that the file's order then broke
     return "".join(f"{label},{start},{end},{float(score)!r}\n" if with_scores else f"{label},{start},{end}\n"
