@@ -446,7 +446,7 @@ def _score_csv_folder(capsys, dataset, tmp_path, content: bytes) -> tuple[Outcom
 
 def test_score_csv_predictions_with_a_header_row(capsys, dataset, tmp_path):
     outcome, file = _score_csv_folder(capsys, dataset, tmp_path, b"class,start_frame,end_frame\n1,0,10\n")
-    assert_input_error(outcome, f"{file}:1", "must be integers")
+    assert_input_error(outcome, f"{file}:1", "looks like a header row")
 
 
 def test_score_csv_predictions_that_are_not_utf8(capsys, dataset, tmp_path):

@@ -66,3 +66,23 @@ def test_a_detection_shorter_than_a_frame_is_written_as_one_frame_that_reads_bac
                                                                                    (3, 112, 113)]
     file.write_text(smg_label_text(detections, 28.0))
     assert [(row.start_frame, row.end_frame) for row in read_label_file(file, 17)] == [(28, 29), (56, 84), (112, 113)]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # a header in any case, with a spreadsheet's byte-order mark and CRLF line ends
+    (b"\xef\xbb\xbfClass,Start_Frame,End_Frame,Score\r\n5,10,20,0.9\r\n",
+     r"p.csv:1: looks like a header row \(Class,Start_Frame,End_Frame,Score\); SMG files have no header, every row "
+     r"is class\(1..17\),start_frame,end_frame\[,score\] \(pandas: to_csv\(FILE, header=False, index=False\)\)"),
+    # pandas' to_csv with its index column: a header starting with an empty cell, then rows of five
+    (b",class,start,end,score\n0,5,10,20,0.9\n", r"p.csv:1: looks like a header row \(,class,start,end,score\)"),
+    (b"0,5,10,20,0.9\n1,6,30,40,0.8\n", r"p.csv:1: expected class,start_frame,end_frame\[,score\], got 5 columns "
+                                        r"\(a first column of row numbers, as pandas' to_csv writes its index\?"),
+    # label ids written as classes: numbered from 0
+    (b"0,10,20,0.9\n", r"p.csv:1: class must be in 1..17, got 0 \(SMG label files number classes from 1; a file "
+                       r"written from 0 needs every class raised by one\)"),
+])
+def test_a_prediction_file_s_header_index_column_and_classes_from_0_are_named(tmp_path, text, message):
+    file = tmp_path / "p.csv"
+    file.write_bytes(text)
+    with pytest.raises(InputError, match=message):
+        read_prediction_rows(file, 17)

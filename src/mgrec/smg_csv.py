@@ -169,6 +169,26 @@ def _shown(cells: list[str]) -> str:
     return text if len(text) <= 80 and text.isprintable() else brief(text)
 
 
+def _is_header_row(cells: list[str]) -> bool:
+    """Whether a file's first row names its columns (`class,start_frame,end_frame`, in any case; pandas' to_csv writes
+    `,class,start,end` with its index column): no cell a number, and some cell a word."""
+    return (not any(parses_as_number(cell) for cell in cells)
+            and any(re.search(r"[A-Za-z]", cell) for cell in cells))
+
+
+def _header_message(location: str, cells: list[str], names: str) -> str:
+    """The one refusal of a header row, for label and prediction files alike."""
+    return (f"{location}: looks like a header row ({_shown(cells)}); SMG files have no header, every row is {names} "
+            "(pandas: to_csv(FILE, header=False, index=False))")
+
+
+def _class_hint(class_number: int, classes_named: str | None = None) -> str:
+    """Why a class number is outside 1..K, where it can be told: a file numbered from 0, or a class list named."""
+    if class_number == 0:
+        return " (SMG label files number classes from 1; a file written from 0 needs every class raised by one)"
+    return f" ({classes_named})" if classes_named else ""
+
+
 def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
     try:
         values = [whole_number(cell) for cell in cells]
@@ -177,10 +197,7 @@ def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
         return values
     except ValueError:
         if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
-            raise InputError(
-                f"{path}:{line}: looks like a header row ({_shown(cells)}); SMG files have no header, "
-                f"every row is {names}"
-            ) from None
+            raise InputError(_header_message(f"{path}:{line}", cells, names)) from None
         raise InputError(f"{path}:{line}: expected whole numbers {names}, got {_shown(cells)}{_times_hint(cells)}"
                          ) from None
 
@@ -213,9 +230,8 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
             raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}{_separator_hint(cells)}")
         label, start, end = _integers(path, line, cells, names)
         if not 1 <= label <= num_classes:
-            hint = (" (SMG label files number classes from 1; a file written from 0 needs every class raised by one)"
-                    if label == 0 else f" ({classes_named})" if classes_named else "")
-            raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}{hint}")
+            raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}"
+                             f"{_class_hint(label, classes_named)}")
         if start < 0:
             raise InputError(f"{path}:{line}: start frame {start} is negative")
         if start >= end:
@@ -314,9 +330,14 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
         if not row:
             continue  # blank line (or a spreadsheet's row of empty cells), no data
         location = where(file, line=line_number)
+        if columns_seen is None and _is_header_row([cell.strip() for cell in row]):
+            raise InputError(_header_message(location, [cell.strip() for cell in row],
+                                             f"class(1..{num_classes}),start_frame,end_frame[,score]"))
         if len(row) not in (3, 4):
+            index = (" (a first column of row numbers, as pandas' to_csv writes its index? save with index=False)"
+                     if len(row) == 5 else "")
             raise InputError(f"{location}: expected class,start_frame,end_frame[,score], got {len(row)} columns"
-                             f"{_separator_hint([cell.strip() for cell in row])}")
+                             f"{_separator_hint([cell.strip() for cell in row])}{index}")
         if columns_seen is not None and len(row) != columns_seen:
             raise InputError(f"{location}: {len(row)} columns but earlier rows have {columns_seen}")
         columns_seen = len(row)
@@ -330,7 +351,8 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
         if max(abs(start_frame), abs(end_frame)) > MAX_FRAME:  # as in label files: seconds must stay finite
             raise InputError(f"{location}: frame number out of range in {brief(row[:3])} (at most {MAX_FRAME})")
         if not 1 <= class_number <= num_classes:
-            raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}")
+            raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}"
+                             f"{_class_hint(class_number)}")
         if start_frame < 0:  # as in label files and the JSON readers: frames count from the video's first
             raise InputError(f"{location}: start_frame {start_frame} is negative")
         if start_frame >= end_frame:
