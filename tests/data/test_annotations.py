@@ -335,6 +335,16 @@ def test_each_error_names_file_and_key(tmp_path, mutate, key, expected):
     assert expected in message
 
 
+def test_an_instance_given_in_frames_alone_is_told_to_add_its_seconds(tmp_path):
+    document = _document()
+    del document["database"]["S1"]["annotations"][0]["segment"]  # segment(frames) [10, 25] left
+    with pytest.raises(InputError) as info:
+        load_annotations(_write(tmp_path, document))
+    assert str(info.value) == (f"{tmp_path / 'ann.json'} [database.S1.annotations[0]]: missing key 'segment' (the "
+                               "instance's [start, end] in seconds, which every reader scores); its 'segment(frames)' "
+                               "[10, 25] alone is not read: add 'segment' as the frames / fps (10 for this video)")
+
+
 def test_frames_within_one_frame_of_seconds_are_accepted(tmp_path):
     document = _document()
     document["database"]["S1"]["annotations"][1]["segment(frames)"] = [41, 59]  # 4.0 s, 6.0 s at 10 fps

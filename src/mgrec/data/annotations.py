@@ -339,6 +339,10 @@ def _parse_segment(path: Path, info: VideoInfo, item: Any, key: str, labels: _La
         label_id = int(label_id)
     else:
         label_id = labels.resolve(label, key)
+    if "segment" not in item and item.get("segment(frames)") is not None:  # frames alone: say what seconds are
+        raise _BadEntry(key, f"missing key 'segment' (the instance's [start, end] in seconds, which every reader "
+                             f"scores); its 'segment(frames)' {brief(item['segment(frames)'])} alone is not read: add "
+                             f"'segment' as the frames / fps ({info.fps:g} for this video)")
     start, end = _parse_pair(_require(item, "segment", key), f"{key}.segment", "in seconds", integers=False)
     start_frame = end_frame = None
     if item.get("segment(frames)") is not None:
