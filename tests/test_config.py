@@ -20,6 +20,24 @@ def test_unknown_key_suggests_the_closest(tmp_path):
         load_config(path)
 
 
+def test_a_key_in_the_wrong_section_is_sent_to_the_section_it_belongs_to(tmp_path):
+    # `lr` under model listed model's 23 keys ("valid keys: variant, input_dim, ..."), and nothing said it is train's
+    cases = {"model:\n  lr: 0.1\n": r"\[model.lr\]: unknown key; lr is a key of train, not of model: did you mean "
+                                     r"'train.lr'\?$",
+             "epochs: 3\n": r"\[epochs\]: unknown key; epochs is a key of train, not of the top level: did you mean "
+                            r"'train.epochs'\?$",
+             "train:\n  seed: 3\n": r"\[train.seed\]: unknown key; seed is a key of the top level, not of train: "
+                                     r"did you mean 'seed'\?$",
+             "model:\n  window: 3\n": r"\[model.window\]: unknown key; window is a key of data, not of model: did "
+                                       r"you mean 'data.window' or 'model.window_size'\?$"}
+    for text, message in cases.items():
+        with pytest.raises(InputError, match=r"c.yaml " + message):
+            load_config(write(tmp_path, "c.yaml", text))
+    with pytest.raises(InputError, match=r"^--set \[train.embed_dim\]: unknown key; embed_dim is a key of model, "
+                                         r"not of train: did you mean 'model.embed_dim'\?$"):
+        load_config(write(tmp_path, "c.yaml", "seed: 1\n"), ["train.embed_dim=64"])
+
+
 def test_wrong_type_names_file_and_key(tmp_path):
     path = write(tmp_path, "c.yaml", "train:\n  epochs: many\n")
     with pytest.raises(InputError, match=r"c.yaml \[train.epochs\]: expected int"):

@@ -1202,15 +1202,44 @@ def from_dict(cls, raw: Any, source: str, prefix: str = ""):
     for key, value in raw.items():
         full = f"{prefix}{key}"
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
-            raise InputError(f"{where(source, key=full)}: unknown key{hint}")  # a YAML key may hold any text
+            hint = _unknown_key_hint(key, names, prefix, elsewhere=cls in _CONFIG_CLASSES)
+            raise InputError(f"{where(source, key=full)}: unknown key{hint}")
         if value is None and hints[key] is str and fields[key].default == "":
             # a text key whose empty default means "none" (a prefix, a folder, a teacher): YAML's null
             # (ActionFormer's `file_prefix: ~`) says the same
             value = ""
         values[key] = _convert(hints[key], value, source, full)
     return cls(**values)
+
+
+def _unknown_key_hint(key: object, names: list[str], prefix: str, elsewhere: bool = True) -> str:
+    """What an unknown key `prefix + key` may have meant: the same key where it belongs, in another section (`lr`
+    under model is train.lr: a typo's nearest key in its own section, or the list of them, said nothing of it), and
+    the nearest key of its own section (a misspelling). `elsewhere`: whether `names` are a config section's, whose
+    sibling sections are looked in."""
+    section = prefix.removesuffix(".")
+    homes = [home for home in _config_keys() if home.rsplit(".", 1)[-1] == key] if elsewhere else []
+    close = [f"{prefix}{name}" for name in difflib.get_close_matches(str(key), names, n=1)]
+    if homes:
+        there = ", ".join(dict.fromkeys(home.rpartition(".")[0] or "the top level" for home in homes))
+        here = f"of {section}" if section else "of the top level"
+        meant = " or ".join(f"'{name}'" for name in [*homes, *close])
+        return f"; {key} is a key of {there}, not {here}: did you mean {meant}?"
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+
+
+def _config_keys() -> list[str]:
+    """Every key of a config by its dotted name: the top level's and each section's (`seed`, `train.lr`, ...)."""
+    keys = []
+    for section in dataclasses.fields(Config):
+        hint = typing.get_type_hints(Config)[section.name]
+        inner = dataclasses.fields(hint) if dataclasses.is_dataclass(hint) else ()
+        keys += [section.name] if not inner else [f"{section.name}.{f.name}" for f in inner]
+    return keys
+
+
+_CONFIG_CLASSES = (Config, StreamConfig, *(f.default_factory for f in dataclasses.fields(Config)
+                                          if f.default_factory is not dataclasses.MISSING))
 
 
 def _convert(hint, value, source: str, key: str):
