@@ -451,6 +451,25 @@ def test_a_value_out_of_range_given_with_set_is_blamed_on_the_set(tmp_path):
         load_config(path, ["train.epochs=3", "train.epochs=0"])
 
 
+def test_an_embedding_width_is_refused_only_by_the_variant_whose_heads_split_it(tmp_path):
+    # `--set model.embed_dim=30` on mgrec or dyfadet was refused for transformer_heads, which only actionformer reads:
+    # "[model.transformer_heads]: expected a positive divisor of embed_dim=30, got 4" (its default, never set)
+    from mgrec.model.detector import build_detector
+
+    for variant in ("mgrec", "dyfadet"):
+        config = load_config("demo/default.yaml", [f"model.variant={variant}", "model.embed_dim=30",
+                                                   "model.head_dim=30", "model.mlp_dim=32", "model.num_levels=3",
+                                                   "model.regression_ranges=[[0, 4], [4, 8], [8, 10000]]"])
+        assert (config.model.embed_dim, config.model.transformer_heads) == (30, 4)
+        build_detector(config.model)  # the network is built with it
+    with pytest.raises(InputError, match=r"^--set model.embed_dim=30 \[model.embed_dim\] and --set model.variant="
+                                         r"actionformer \[model.variant\] and \S*default.yaml "
+                                         r"\[model.transformer_heads\]: expected a positive divisor of embed_dim=30"):
+        load_config("demo/default.yaml", ["model.variant=actionformer", "model.embed_dim=30"])
+    with pytest.raises(InputError, match=r"\[model.transformer_heads\]: expected a positive integer, got 0$"):
+        load_config("demo/default.yaml", ["model.variant=mgrec", "model.transformer_heads=0"])
+
+
 def test_a_rule_across_keys_names_where_each_key_came_from(tmp_path):
     # a clash of a --set with the file blamed the file alone ("default.yaml [balance.alpha]: expected a number
     # >= 1 (eq1 needs it), got None" for `--set balance.method=eq1`); now every key from elsewhere comes first and
@@ -472,9 +491,10 @@ def test_a_rule_across_keys_names_where_each_key_came_from(tmp_path):
                                r"two or more data.streams",
         ("data.videos=clips",): r"^--set data.videos=clips \[data.videos\] and \S*c.yaml \[data.features\]: given "
                                 r"with data.videos",
-        ("model.embed_dim=30", "model.transformer_heads=4"):
-            r"^--set model.embed_dim=30 \[model.embed_dim\] and --set model.transformer_heads=4 "
-            r"\[model.transformer_heads\]: expected a positive divisor of embed_dim=30, got 4$",
+        ("model.variant=actionformer", "model.embed_dim=30", "model.transformer_heads=4"):
+            r"^--set model.embed_dim=30 \[model.embed_dim\] and --set model.variant=actionformer \[model.variant\] "
+            r"and --set model.transformer_heads=4 \[model.transformer_heads\]: expected a positive divisor of "
+            r"embed_dim=30 \(actionformer's self-attention splits the embedding among its heads\), got 4$",
         ("data.normalize=bogus",): r"^--set data.normalize=bogus \[data.normalize\]: expected one of",  # one key too
     }
     for overrides, message in cases.items():

@@ -1680,8 +1680,13 @@ def check_model(m: ModelConfig, source: str = "model config", origins: dict[str,
                          "loses below it: the gate is 0 everywhere from about -10)")
     if m.attention_mlp_ratio < 1:
         fail("attention_mlp_ratio", "a positive integer")
-    if m.transformer_heads < 1 or m.embed_dim % m.transformer_heads != 0:
-        fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim}", also=("model.embed_dim",))
+    if m.transformer_heads < 1:
+        fail("transformer_heads", "a positive integer")
+    if m.variant == "actionformer" and m.embed_dim % m.transformer_heads != 0:
+        # only actionformer's self-attention splits the embedding among heads: the other variants never read
+        # transformer_heads, and `--set model.embed_dim=30` on them was refused for its unused default 4
+        fail("transformer_heads", f"a positive divisor of embed_dim={m.embed_dim} (actionformer's self-attention "
+                                  "splits the embedding among its heads)", also=("model.embed_dim", "model.variant"))
     check_choice(_at(source, 'model.fusion', origins), m.fusion, FUSIONS)
     if (len(m.stream_dims) == 1 and isinstance(m.stream_dims[0], int) and m.stream_dims[0] >= 1
             and m.stream_dims[0] != m.input_dim):

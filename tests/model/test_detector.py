@@ -231,7 +231,7 @@ def test_input_checks_of_the_features_kind_rank_and_dtype():
     [
         ({"variant": "dyfade"}, "model.variant"),
         ({"head_kernel": 4}, "model.head_kernel"),
-        ({"transformer_heads": 5}, "model.transformer_heads"),
+        ({"variant": "actionformer", "transformer_heads": 5}, "model.transformer_heads"),
         ({"num_levels": 0}, "model.num_levels"),
         ({"input_dim": None}, "model.input_dim"),
     ],
