@@ -44,6 +44,18 @@ def test_wrong_type_names_file_and_key(tmp_path):
         load_config(path)
 
 
+def test_a_whole_number_in_quotes_is_refused_saying_the_quotes_are_the_matter(tmp_path):
+    # `epochs: "10"` said "expected int, got '10'", the value the user sees as 10; `lr: "1e-3"` is read
+    path = write(tmp_path, "c.yaml", 'train:\n  epochs: "10"\n  lr: "1e-3"\n')
+    with pytest.raises(InputError, match=r"c.yaml \[train.epochs\]: expected int, got '10' \(a number in quotes is "
+                                         r"text: write it without the quotes\)$"):
+        load_config(path)
+    with pytest.raises(InputError, match=r"^--set \[seed\]: expected int, got '5' \(a number in quotes"):
+        load_config(write(tmp_path, "c.yaml", "seed: 1\n"), ["seed='5'"])
+    with pytest.raises(InputError, match=r"\[train.epochs\]: expected int, got 'many'$"):  # a word is no number
+        load_config(write(tmp_path, "c.yaml", "train:\n  epochs: many\n"))
+
+
 def test_overrides_and_yaml_scientific_notation(tmp_path):
     path = write(tmp_path, "c.yaml", "train:\n  lr: 1e-4\n")
     config = load_config(path, ["train.epochs=3", "model.variant=dyfadet", "balance.method=adaptive"])

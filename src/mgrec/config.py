@@ -1295,6 +1295,9 @@ def _yaml_typed_it(value: object) -> str:
         return f" (YAML reads an unquoted yes, no, on, off, true or false as {str(value).lower()})"
     if isinstance(value, datetime.date):
         return " (YAML reads an unquoted YYYY-MM-DD as a date)"
+    if isinstance(value, str) and (_INT.match(value.strip()) or _FLOAT.match(value.strip())):
+        # `epochs: "10"` said "expected int, got '10'", while `lr: "1e-3"` is read (row 224's rule for quoted floats)
+        return " (a number in quotes is text: write it without the quotes)"
     return ""
 
 
