@@ -157,13 +157,13 @@ def test_collect_inputs_names_a_video_of_a_folder_that_cannot_be_read_instead_of
 
 
 def test_a_video_under_a_name_mgrec_does_not_read_as_one_is_said_to_be_one(tmp_path, make_video):
-    # a professional camera's clip.MXF (a DVD's .vob, a camcorder's .MOD) was `not a video file`
+    # a camcorder's clip.MOD (RealMedia's .rmvb, a .divx) was `not a video file`
     import numpy as np
 
     from mgrec.data.videos import VIDEO_SUFFIXES
 
     video = make_video(tmp_path / "clip.mkv", [np.zeros((32, 32, 3), np.uint8)] * 4)
-    named = video.rename(tmp_path / "clip.MXF")
+    named = video.rename(tmp_path / "clip.MOD")
     with pytest.raises(InputError) as error:
         collect_inputs([named], VIDEO_SUFFIXES, "video file")
     assert str(error.value).startswith(f"{named}: a video (Matroska / WebM) under a name mgrec does not read as one; "
@@ -173,3 +173,30 @@ def test_a_video_under_a_name_mgrec_does_not_read_as_one_is_said_to_be_one(tmp_p
     text.write_text("no video\n")
     with pytest.raises(InputError, match=r"notes.txt: not a video file; expected a name ending in \.mp4"):
         collect_inputs([text], VIDEO_SUFFIXES, "video file")
+
+
+def test_a_folder_reads_the_common_containers_and_refuses_a_video_it_would_pass_by(tmp_path, make_video):
+    # a folder's clip.mxf (a professional camera's), .vob, .dv, .3g2, .f4v were passed by without a word
+    import numpy as np
+
+    from mgrec.data.videos import VIDEO_SUFFIXES
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    frames = [np.zeros((32, 32, 3), np.uint8)] * 4
+    make_video(folder / "a.mp4", frames)
+    for name in ("b.mxf", "c.VOB", "d.dv", "e.3g2", "f.f4v", "g.MOD"):
+        make_video(tmp_path / "x.mkv", frames).rename(folder / name)
+    (folder / "README.txt").write_text("the clips of session 3\n")
+    (folder / "a.json").write_text("{}")
+    (folder / "notes").write_text("no ending, no video\n")
+    (folder / ".DS_Store").write_bytes(b"\0" * 64)
+    with pytest.raises(InputError) as error:
+        collect_inputs([folder], VIDEO_SUFFIXES, "video file")
+    message = str(error.value)
+    assert message.startswith(f"{folder}: 1 video under a name mgrec does not read as one, which would be passed by: "
+                              f"{folder / 'g.MOD'} (Matroska / WebM); give it one of the endings .mp4, ")
+    assert "README" not in message and "notes" not in message and "a.json" not in message
+    (folder / "g.MOD").unlink()
+    found = collect_inputs([folder], VIDEO_SUFFIXES, "video file")
+    assert [p.name for p in found] == ["a.mp4", "b.mxf", "c.VOB", "d.dv", "e.3g2", "f.f4v"]

@@ -31,10 +31,12 @@ from mgrec.errors import InputError
 from mgrec.files import counted, id_from_name, safe_child
 from mgrec.smg_csv import MAX_FPS, MIN_FPS, fps_problem
 
-# The containers mgrec takes for videos (PyAV reads them all): phones and cameras (.mp4, .m4v, .mov, .3gp, AVCHD's
-# .mts/.m2ts), screen and stream recorders (OBS's .mkv, .flv, .ts), and the older ones (.avi, .mpg, .wmv).
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mts", ".m2ts", ".ts", ".flv", ".mpg", ".mpeg",
-                  ".wmv", ".3gp", ".ogv")
+# The containers mgrec takes for videos (PyAV reads them all): phones and cameras (.mp4, .m4v, .mov, .3gp, .3g2,
+# AVCHD's .mts/.m2ts), professional cameras and tape (.mxf, .dv), DVDs (.vob), screen and stream recorders (OBS's .mkv,
+# .flv, .f4v, .ts), and the older ones (.avi, .mpg, .wmv, .asf). A folder's file under another name that FFmpeg opens as
+# a video is refused, not passed by (`mgrec.extract.video.collect_inputs`).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mts", ".m2ts", ".ts", ".flv", ".f4v", ".mpg",
+                  ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".3g2", ".ogv", ".mxf", ".dv")
 
 # SMG names its files SampleXXXX_color.mp4, SampleXXXX_skeleton.csv, ... while the annotations
 # use SampleXXXX; dropping these suffixes gives features the ids the annotations use.

@@ -29,7 +29,7 @@ from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importe
 )
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
-from mgrec.files import is_hidden, missing_file_problem
+from mgrec.files import counted, is_hidden, missing_file_problem
 
 Item = TypeVar("Item")
 
@@ -59,6 +59,8 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
                 raise InputError(f"{path}: {len(unreadable)} of the {len(named)} {what}s in it cannot be read ({shown}"
                                  f"{'; ...' if len(unreadable) > 3 else ''}); a folder is extracted whole: restore "
                                  "them, or move them out of it")
+            if endings == VIDEO_SUFFIXES:
+                refuse_videos_under_other_names(path, named)
             if not named:
                 raise InputError(f"{path}: folder holds no {what} (looked for *{', *'.join(endings)}, recursively)")
             files.extend(named)
@@ -78,6 +80,39 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
                 f"{other} and {file} would both be stored as '{video_id(file)}'; extract them into different folders"
             )
     return list(by_id.values())
+
+
+# Endings of the files a folder of videos holds beside them that are not videos (notes, sidecars, labels, features,
+# frames, audio): not opened to see whether they are. Any other file is, once (`refuse_videos_under_other_names`).
+_NOT_VIDEO_ENDINGS = (
+    ".txt", ".md", ".rst", ".pdf", ".doc", ".docx", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".yaml", ".yml", ".ini",
+    ".log", ".srt", ".vtt", ".ass", ".sub", ".npy", ".npz", ".pt", ".pth", ".pkl", ".h5", ".onnx", ".py", ".sh",
+    ".html", ".htm", ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".svg", ".wav", ".mp3",
+    ".flac", ".aac", ".m4a", ".ogg", ".opus", ".zip", ".tar", ".gz", ".7z", ".lock", ".partial", ".thm", ".lrf",
+    ".xmp", ".db",
+)
+
+
+def refuse_videos_under_other_names(folder: Path, named: list[Path]) -> None:
+    """InputError naming the files of `folder` (`named`: those taken as its videos) that FFmpeg opens as videos though
+    their names end in none of VIDEO_SUFFIXES (a camcorder's .MOD, RealMedia's .rmvb, a .divx): they were passed by
+    without a word, and the folder extracted as if the others were all of it. A file given by itself is refused so
+    already (`another_name_advice`); files with an ending of `_NOT_VIDEO_ENDINGS` are not opened."""
+    taken = set(named)
+    found = []
+    for file in files_under(folder):
+        if file in taken or is_hidden(file, folder) or file.name.lower().endswith(_NOT_VIDEO_ENDINGS) \
+                or not file.is_file():
+            continue
+        container = video_under_another_name(file)
+        if container is not None:
+            found.append(f"{file} ({container})")
+    if found:
+        raise InputError(f"{folder}: {counted(len(found), 'video')} under a name mgrec does not read as one, which "
+                         f"would be passed by: {'; '.join(found[:5])}{'; ...' if len(found) > 5 else ''}; give "
+                         f"{'them' if len(found) > 1 else 'it'} one of the endings {', '.join(VIDEO_SUFFIXES)} "
+                         "(ffmpeg -i IN -c copy OUT.mkv rewrites a container without re-encoding), or move "
+                         f"{'them' if len(found) > 1 else 'it'} out of the folder")
 
 
 def files_under(folder: Path) -> Iterator[Path]:
