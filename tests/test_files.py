@@ -340,3 +340,19 @@ def test_the_number_checks_answer_as_their_definitions():
                                   (10**400, False, False), ("1.0", False, False), (None, False, False),
                                   (np.float32(0.5), False, True), (np.float64("nan"), True, False)):
         assert (is_number(value), is_finite_real(value)) == (number, finite), value
+
+
+@pytest.mark.parametrize("name", ["clip\nB.mp4", "clip\tB.mp4", "clip\x1b[2JB.mp4", "clip\rB.npy"])
+def test_a_file_name_holding_a_control_character_is_no_video_id_for_extract_or_detect(name):
+    # `extracted: dir/clip` and `B.mp4 -> ...` were two lines, and `clip\nB` the id of every CSV row and subtitle
+    from mgrec.data.features import video_id_of
+    from mgrec.data.videos import video_id
+    from mgrec.files import id_from_name
+
+    for read in (id_from_name, video_id, lambda path: video_id_of(path, "")):
+        with pytest.raises(InputError) as error:
+            read(Path("videos") / name)
+        message = str(error.value)
+        assert "\n" not in message and "\x1b" not in message and "\r" not in message
+        assert "the file name holds a control character" in message and message.endswith("rename the file")
+    assert id_from_name(Path("videos/clip B_é.mp4")) == "clip B_é"

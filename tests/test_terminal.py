@@ -8,6 +8,7 @@ import sys
 
 from tests.helpers import small_config
 
+from mgrec import terminal
 from mgrec.config import PostprocessConfig, TrainConfig, save_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.run import RunDir
@@ -104,3 +105,10 @@ def test_a_cell_of_a_table_is_as_wide_as_the_terminal_shows_it():
     assert cell("握拳", 6) == "握拳  " and cell("e\u0301", 3) == "e\u0301  " and cell("ab", 1) == "ab"
     assert cell("握拳握拳握拳", 8, limit=8) == "握拳... "  # cut at a whole character, then padded
     assert cell("x" * 60, 48, limit=48) == "x" * 45 + "..."
+
+
+def test_one_line_escapes_the_line_breaks_and_tabs_visible_lets_pass():
+    name = "dir\nwith\ttab\r\x1b[31m/clip.mp4"
+    assert terminal.visible(name).count("\n") == 1
+    assert terminal.one_line(name) == "dir\\nwith\\ttab\\r\\x1b[31m/clip.mp4"
+    assert "\n" not in terminal.one_line(name) and "\x1b" not in terminal.one_line(name)

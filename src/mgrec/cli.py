@@ -1679,7 +1679,8 @@ def cmd_extract(args) -> None:
                           batch=8 if args.batch is None else args.batch, fps=args.fps, progress=show_progress(args),
                           frames_per_window=args.frames_per_window, precision=args.precision)
     for result in results:
-        print(f"{result.status}: {result.source} -> {result.feature_path} ({result.num_features} windows)")
+        print(f"{result.status}: {terminal.one_line(str(result.source))} -> "
+              f"{terminal.one_line(str(result.feature_path))} ({result.num_features} windows)")
         for warning in result.warnings:  # each names its input already (`ExtractResult.warnings`)
             print(terminal.visible(f"warning: {warning}"), file=sys.stderr)
     extracted = sum(r.status == "extracted" for r in results)

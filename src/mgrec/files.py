@@ -887,12 +887,20 @@ def is_hidden(path: str | Path, root: str | Path | None = None) -> bool:
 
 def id_from_name(path: Path) -> str:
     """The video id a file's name gives (its stem), refused unless it is text: a name of bytes that are not UTF-8
-    (Python holds them as lone surrogates) cannot go into the JSON, CSV or subtitle outputs the id is written to."""
+    (Python holds them as lone surrogates) cannot go into the JSON, CSV or subtitle outputs the id is written to,
+    nor one holding a control character (a newline, a tab, ESC): `extract` and `detect` both name videos here, so
+    they agree on which names are ids."""
     try:
         path.stem.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError(f"{brief(str(path))}: the file name is not UTF-8 text, and its name is the video id that "
                          "outputs are written under; rename the file") from None
+    control = next((char for char in path.stem if unicodedata.category(char) == "Cc"), None)
+    if control is not None:
+        # a line break in an id split the `extracted: ...` line and every CSV row, subtitle and SMG line it went into
+        raise InputError(f"{brief(str(path))}: the file name holds a control character ({control!r}: a line break, "
+                         "tab or terminal escape), and its name is the video id that outputs (CSV rows, subtitles, "
+                         "JSON lines) are written under; rename the file")
     return path.stem
 
 

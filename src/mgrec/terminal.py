@@ -35,6 +35,12 @@ def visible(text: str) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def one_line(text: str) -> str:
+    """`text` as `visible` shows it, with its line breaks and tabs as escapes (`\\n`) too: a file name printed in a
+    line of output (`extracted: A -> B`), which a newline in the name split in two."""
+    return visible(text).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def columns(text: str) -> int:
     """How many terminal columns `text` takes as mgrec prints it (`visible`): East Asian wide and fullwidth characters
     (CJK, most emoji) two, combining marks and zero-width format characters none, any other one."""
