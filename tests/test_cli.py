@@ -404,15 +404,15 @@ def test_score_reads_an_activitynet_file_without_fps_with_the_fps_given(tmp_path
     (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [45.0, 60.0], "label": "a",
                                                                       "score": 0.95}]}}))
     assert main([*command, "--fps", "30"]) in (0, None)
-    assert (f"note: 1 of the 1 detections in {tmp_path / 'p.json'} start after their video ends (first: v at 45 s, "
+    assert (f"note: the one detection in {tmp_path / 'p.json'} starts after its video ends (first: v at 45 s, "
             f"{tmp_path / 'gt.json'} gives it 30 s); are their segments in frames, not seconds?") in \
         capsys.readouterr().err
     # frames that say another time than the seconds: said, and the seconds scored
     (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [1.5, 2.0], "segment(frames)": [0, 1],
                                                                       "label": "a", "score": 0.95}]}}))
     assert main([*command, "--fps", "30"]) in (0, None)
-    assert (f"note: 1 detections in {tmp_path / 'p.json'} have a segment(frames) more than 1.5 frames away from "
-            "their segment in seconds at the videos' fps (first: v [1.5, 2] s, frames [0, 1] at 30 fps); the seconds "
+    assert (f"note: 1 detection in {tmp_path / 'p.json'} has a segment(frames) more than 1.5 frames away from "
+            "its segment in seconds at the video's fps (first: v [1.5, 2] s, frames [0, 1] at 30 fps); the seconds "
             "are scored") in capsys.readouterr().err
 
 

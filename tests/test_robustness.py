@@ -357,7 +357,7 @@ def test_score_says_when_the_predictions_cover_only_some_videos_of_the_split(cap
         {"results": {"synthetic_002": [{"segment": [1.0, 2.0], "label": label, "score": 0.9}]}}))
     outcome = mgrec(capsys, "score", "--gt", tmp_path / "ann.json", "--pred", tmp_path / "pred.json", "--split", "test")
     assert outcome.code == 0, outcome.err
-    assert f"note: {tmp_path / 'pred.json'}: predictions cover 1 of 2 videos of split test" in outcome.err
+    assert f"note: {tmp_path / 'pred.json'}: predictions cover 1 of the 2 videos of split test" in outcome.err
     outcome = mgrec(capsys, "score", "--gt", dataset.annotations, "--pred", tmp_path / "pred.json", "--split", "test")
     assert outcome.code == 0 and "predictions cover" not in outcome.err  # the one test video is covered
 

@@ -207,14 +207,14 @@ def test_the_per_class_table_stays_aligned_whatever_script_the_class_names_are_i
 def test_coverage_note_says_how_many_scored_videos_the_predictions_never_saw():
     # RANKED covers a, not b: b's one ground truth counts as missed, and the user is told so
     assert coverage_note(GT, RANKED, "test") == (
-        "predictions cover 1 of 2 videos of split test; the other 1 (b) count as all missed (1 ground-truth "
-        "segment(s); `mgrec score --videos` scores only the videos named)"
+        "predictions cover 1 of the 2 videos of split test; the other one (b) counts as all missed (1 ground-truth "
+        "segment; `mgrec score --videos` scores only the videos named)"
     )
     assert coverage_note(GT, {"a": [], "b": []}, "test") is None  # listed with no detections: covered
     assert coverage_note(GT, ["a", "b", "elsewhere"]) is None
     many = {f"v{i}": [seg(f"v{i}", 0, 1, 0)] for i in range(8)}
     note = coverage_note(many, ["v0"])
-    assert note.startswith("predictions cover 1 of 8 videos; the other 7 (v1, v2, v3, v4, v5, ...)")
+    assert note.startswith("predictions cover 1 of the 8 videos; the other 7 (v1, v2, v3, v4, v5, ...)")
     # the score itself is unchanged by the note: b is still all missed
     assert score(GT, RANKED, CLASSES, 0.5)["recall"] == 0.25
 

@@ -51,6 +51,7 @@ from mgrec.files import (
     listed,
     not_a_file,
     parse_json,
+    part_of,
     path_argument,
     read_json,  # one JSON reader: line:column, duplicate keys, UTF-8
     refuse_wide_text,
@@ -417,7 +418,8 @@ def repeats_words(predictions: Mapping[str, list[Detection]], path: str | Path) 
     if not repeated:
         return ""
     first = next(d for d, count in counts.items() if count > 1)
-    return (f"{repeated} of the {sum(map(len, predictions.values()))} detections in {path} repeat another exactly "
+    return (f"{part_of(repeated, sum(map(len, predictions.values())), 'detection')} in {path} "
+            f"repeat{'s' * (repeated == 1)} another exactly "
             f"(video, class, segment and score; first: {first.video_id} {first.label} [{first.start:g}, "
             f"{first.end:g}] s)")
 

@@ -43,7 +43,17 @@ from mgrec.evaluate.predictions import (
     repeats_words,
     segment_problem,
 )
-from mgrec.files import brief, callable_argument, counted, is_finite_real, is_number, listed, name_key, spelling_hint
+from mgrec.files import (
+    brief,
+    callable_argument,
+    counted,
+    is_finite_real,
+    is_number,
+    listed,
+    name_key,
+    part_of,
+    spelling_hint,
+)
 from mgrec.records import AnnotationSet, Detection, Segment, check_class_list, segment_rows
 from mgrec.terminal import cell, columns
 
@@ -68,9 +78,10 @@ def coverage_note(gt: Mapping[str, list[Segment]], predicted: Iterable[str], spl
         return None
     missed = sum(len(gt[video_id]) for video_id in uncovered)
     shown = ", ".join(uncovered[:5]) + (", ..." if len(uncovered) > 5 else "")
-    return (f"predictions cover {len(gt) - len(uncovered)} of {len(gt)} videos"
-            f"{' of split ' + split if split else ''}; the other {len(uncovered)} ({shown}) count as all missed "
-            f"({missed} ground-truth segment(s); `mgrec score --videos` scores only the videos named)")
+    other = "the other one" if len(uncovered) == 1 else f"the other {len(uncovered)}"
+    return (f"predictions cover {part_of(len(gt) - len(uncovered), len(gt), 'video')}"
+            f"{' of split ' + split if split else ''}; {other} ({shown}) count{'s' * (len(uncovered) == 1)} as all "
+            f"missed ({counted(missed, 'ground-truth segment')}; `mgrec score --videos` scores only the videos named)")
 
 
 def _training_split_of(run: object) -> str | None:
@@ -462,7 +473,8 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
             total = sum(map(len, predictions.values()))
             below = total - sum(map(len, apply_score_threshold(predictions, threshold, class_thresholds).values()))
             if below:
-                note(f"{below} of the {total} detections in {pred_path} score below the threshold it records as its "
+                note(f"{part_of(below, total, 'detection')} in {pred_path} score{'s' * (below == 1)} below the "
+                     "threshold it records as its "
                      f"hard set's ({bar_words(threshold, class_thresholds)}): edited, or joined from another file? "
                      "They are not counted; --score-threshold 0 counts every detection")
     tuned_gt: dict[str, list[Segment]] = {}
@@ -622,8 +634,11 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
               > FRAMES_SLACK / fps[video]]
     if astray:
         first = astray[0]
-        note(f"{len(astray)} detections in {pred_path} have a segment(frames) more than {FRAMES_SLACK:g} frames "
-             f"away from their segment in seconds at the videos' fps (first: {first.video_id} [{first.start:g}, "
+        one = len(astray) == 1
+        whose = "video's" if one else "videos'"
+        note(f"{counted(len(astray), 'detection')} in {pred_path} {'has' if one else 'have'} a segment(frames) more "
+             f"than {FRAMES_SLACK:g} frames away from {'its' if one else 'their'} segment in seconds at the "
+             f"{whose} fps (first: {first.video_id} [{first.start:g}, "
              f"{first.end:g}] s, frames [{first.start_frame}, {first.end_frame}] at {fps[first.video_id]:g} fps); "
              "the seconds are scored")
     # a file joined to itself (`cat a.csv a.csv`, a folder's files doubled) halved F1 without a word: each copy is
@@ -637,8 +652,10 @@ def _note_the_file(predictions: dict[str, list[Detection]], annotations: Annotat
             if d.start > annotations.videos[video].duration + 1.0]
     if late:
         first = late[0]
-        note(f"{len(late)} of the {sum(map(len, predictions.values()))} detections in {pred_path} start after "
-             f"their video ends (first: {first.video_id} at {first.start:g} s, {gt_path} gives it "
+        one = len(late) == 1
+        note(f"{part_of(len(late), sum(map(len, predictions.values())), 'detection')} in {pred_path} "
+             f"{'starts after its' if one else 'start after their'} video ends (first: {first.video_id} at "
+             f"{first.start:g} s, {gt_path} gives it "
              f"{annotations.videos[first.video_id].duration:g} s); "
              + ("frames at another fps, or the label files of other videos?" if Path(pred_path).is_dir()
                 else "are their segments in frames, not seconds?"))
