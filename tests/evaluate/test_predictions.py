@@ -635,6 +635,29 @@ def test_json_lines_missing_their_segment_or_video_are_named_as_such(tmp_path):
     assert [d.video_id for d in load_predictions(path, CLASSES)["v"]] == ["v"]
 
 
+
+def test_the_cut_last_line_of_a_stream_killed_while_writing_is_said_to_be_cut(tmp_path):
+    """A `mgrec stream` killed mid-write left half a JSON line: `not valid JSON: Unterminated string` was all."""
+    lines = [json.dumps({"video": "v", "segment": [float(k), k + 1.0], "label": CLASSES[0], "label_id": 0,
+                         "score": 0.9, "emitted_at": k + 2.0}) for k in range(3)]
+    path = tmp_path / "stream.jsonl"
+    path.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:25])
+    with pytest.raises(InputError) as error:
+        load_predictions(path, CLASSES)
+    assert str(error.value).startswith(
+        f"{path}:3: the last line is cut short (25 characters, then the file ends without a line break): a `mgrec "
+        "stream` killed while writing an emission leaves one so. The 2 lines before it are whole: remove the cut line")
+    # a mistake inside a whole last line, or a cut line followed by a line break, is named as before
+    path.write_text(lines[0] + "\n" + lines[1][:25] + "\n")
+    with pytest.raises(InputError, match=r"stream.jsonl:2:\d+: predictions file is not valid JSON"):
+        load_predictions(path, CLASSES)
+    path.write_text(lines[0] + "\n" + lines[1].replace("0.9", "0.9,,"))
+    with pytest.raises(InputError, match=r"stream.jsonl:2:\d+: predictions file is not valid JSON"):
+        load_predictions(path, CLASSES)
+    path.write_text(lines[0] + "\n" + lines[1])  # whole, only the last line break missing: read
+    assert len(load_predictions(path, CLASSES)["v"]) == 2
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"classes": None}, r"^classes: expected a list of class names, got None"),
     ({"classes": "PEN"}, r"^classes: expected a list of class names, got a str"),

@@ -45,6 +45,7 @@ from mgrec.errors import InputError, shown_key, where
 from mgrec.files import (
     atomic_write_text,
     brief,
+    counted,
     decode_utf8,
     is_finite_real,
     is_hidden,
@@ -311,9 +312,13 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
     predictions: dict[str, list[Detection]] = {}
     emitted: dict[str, tuple[float, int]] = {}  # video -> the latest emitted_at read, and its line
     seen: dict[tuple, int] = {}  # (video, emitted_at, detection) -> its line
-    for number, line in enumerate(text_lines(decode_utf8(path, path.read_bytes())), start=1):
+    text = decode_utf8(path, path.read_bytes())
+    lines = text_lines(text)
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if number == len(lines) and not text.endswith(("\n", "\r")):
+            _refuse_a_cut_last_line(line, path, number)
         record = parse_json(line, path, "predictions", line=number)  # duplicate keys, depth, huge numbers
         video_id = record.get("video") if isinstance(record, dict) else None
         if not isinstance(video_id, str) or not video_id:
@@ -326,6 +331,25 @@ def _load_json_lines(path: Path, classes: list[str]) -> dict[str, list[Detection
         _refuse_a_second_session(record.get("emitted_at") if "emitted_at" in record else None, detection, emitted,
                                  seen, path, number)
     return predictions
+
+
+def _refuse_a_cut_last_line(line: str, path: Path, number: int) -> None:
+    """InputError where the last line of a JSON-lines file, unended by a line break, is not whole JSON: a `mgrec
+    stream` killed while writing an emission (Ctrl-C, a lost SSH session, OOM) leaves half of it, which was a bare
+    `not valid JSON` error. The lines before it are whole, but they are not scored without the user's word: the file
+    is the stream's record of what it decided, and the cut emission is a gesture it did decide."""
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as exc:
+        if exc.pos < len(line.rstrip()):  # a mistake inside the line, not its end missing: parse_json names it
+            return
+        raise InputError(f"{path}:{number}: the last line is cut short ({len(line)} characters, then the file ends "
+                         "without a line break): a `mgrec stream` killed while writing an emission leaves one so. "
+                         + (f"The {counted(number - 1, 'line')} before it {'is' if number == 2 else 'are'} whole: "
+                            "remove the cut line (sed -i '$d' FILE) to score them, knowing that the stream's last "
+                            "emission is lost" if number > 1 else "Nothing before it: run the stream again")) from None
+    except (ValueError, RecursionError):
+        return
 
 
 def _refuse_a_second_session(emitted_at: object, detection: Detection, emitted: dict[str, tuple[float, int]],
