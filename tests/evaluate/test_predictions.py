@@ -656,6 +656,10 @@ def test_the_cut_last_line_of_a_stream_killed_while_writing_is_said_to_be_cut(tm
         load_predictions(path, CLASSES)
     path.write_text(lines[0] + "\n" + lines[1])  # whole, only the last line break missing: read
     assert len(load_predictions(path, CLASSES)["v"]) == 2
+    path.write_text(lines[0][:25])  # the stream's one line, cut: not taken for a results JSON
+    with pytest.raises(InputError, match=r"stream.jsonl:1: the last line is cut short \(25 characters, then the "
+                                         r"file ends without a line break\).* Nothing before it: run the stream again"):
+        load_predictions(path, CLASSES)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -295,7 +295,10 @@ def _is_json_lines(path: Path) -> bool:
     with open(path, "rb") as handle:
         start = handle.read(FIRST_LINE_LIMIT)
     # the first line that holds anything (blank lines are skipped, as the reader skips them); \r alone ends one too
-    first = re.match(r"[^\r\n]*", start.decode("utf-8-sig", errors="replace").lstrip()).group().strip()
+    text = start.decode("utf-8-sig", errors="replace").lstrip()
+    first = re.match(r"[^\r\n]*", text).group().strip()
+    if len(first) == len(text.rstrip()) and re.match(r'\{\s*"video"\s*:', first) and not first.endswith("}"):
+        return True  # a stream's one line, cut (killed while writing it): its reader says so
     if not (first.startswith("{") and first.endswith("}")):
         return False
     try:
