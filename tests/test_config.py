@@ -983,3 +983,20 @@ def test_a_quoted_set_value_yaml_cannot_read_is_refused_not_taken_with_its_quote
     # quoted as YAML reads it, or unquoted text YAML cannot read (a text key's own word), is taken as before
     config = load_config(path, ["data.annotations='C:\\data\\a.json'", "name='it''s'", "data.features=[a"])
     assert (config.data.annotations, config.name, config.data.features) == ("C:\\data\\a.json", "it's", "[a")
+
+
+def test_a_set_key_the_model_variant_does_not_read_is_said_to_change_nothing(tmp_path):
+    # `--set model.transformer_heads=8` on the mgrec variant (or attention_kernel on actionformer) trained exactly the
+    # run without it, and nothing said so
+    from mgrec.config import keys_the_variant_ignores
+
+    path = write(tmp_path, "c.yaml", "model: {variant: mgrec, transformer_window: 9}\n")
+    config = load_config(path, ["model.transformer_heads=8", "model.attention_kernel=9", "model.embed_dim=256"])
+    assert keys_the_variant_ignores(config) == [
+        ("--set model.transformer_heads=8 [model.transformer_heads]",
+         "model.variant mgrec does not read it (only actionformer does): it changes nothing")]
+    config = load_config(path, ["model.variant=actionformer", "model.mlp_dim=128", "model.transformer_heads=8"])
+    assert keys_the_variant_ignores(config) == [
+        ("--set model.mlp_dim=128 [model.mlp_dim]",
+         "model.variant actionformer does not read it (only mgrec and dyfadet do): it changes nothing")]
+    assert keys_the_variant_ignores(Config()) == []  # a config built in code: no --set

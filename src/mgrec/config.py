@@ -451,6 +451,18 @@ def derive_from_streams(config: Config) -> None:
 
 
 MODEL_VARIANTS = ("mgrec", "dyfadet", "actionformer")
+# The model keys only some variants read (`model.encoders.build_tower`, `model.heads`); every other key is read by all.
+VARIANTS_READING = {
+    "mlp_dim": ("mgrec", "dyfadet"),
+    "window_size": ("mgrec", "dyfadet"),
+    "kernel_expansion": ("mgrec", "dyfadet"),
+    "init_conv_std": ("mgrec", "dyfadet"),
+    "gate_tau": ("mgrec", "dyfadet"),
+    "attention_mlp_ratio": ("mgrec",),
+    "attention_kernel": ("mgrec",),
+    "transformer_heads": ("actionformer",),
+    "transformer_window": ("actionformer",),
+}
 MAX_LEVELS = 16
 # The longest stretch of features held at once (a training crop, an online window): 2**20 steps is
 # days of video at SMG's 7 steps/s; more is a typo or an attack, refused before anything is allocated.
@@ -674,6 +686,19 @@ def config_from_record(raw: dict, source: str) -> Config:
     raw = copy.deepcopy(raw)
     _read_old_names(raw, source)
     return from_dict(Config, raw, source=source)
+
+
+def keys_the_variant_ignores(config: Config) -> list[tuple[str, str]]:
+    """(where, why) of each `--set` item that sets a model key `model.variant` does not read (`VARIANTS_READING`):
+    `--set model.transformer_heads=8` on the mgrec variant changed nothing, without a word. A config file's keys are
+    left out: a saved config holds every key, and a shared base serves every variant."""
+    source, origins = getattr(config, "_origins", ("config", None))
+    variant = config.model.variant
+    return [(_at(source, f"model.{key}", origins),
+             f"model.variant {variant} does not read it (only {' and '.join(readers)} "
+             f"do{'es' if len(readers) == 1 else ''}): it changes nothing")
+            for key, readers in VARIANTS_READING.items()
+            if variant not in readers and origins is not None and f"model.{key}" in origins]
 
 
 def key_origin(config: Config, key: str) -> str:

@@ -459,6 +459,22 @@ def _train_and_val_document() -> dict:
     }}
 
 
+def test_data_check_warns_of_a_set_key_the_model_variant_does_not_read(tmp_path):
+    from mgrec.config import load_config
+
+    (tmp_path / "ann.json").write_text(json.dumps(_train_and_val_document()), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id)
+    (tmp_path / "c.yaml").write_text(f"data: {{annotations: {tmp_path / 'ann.json'}, features: {tmp_path / 'feats'}, "
+                                     f"stride: {STRIDE}, window: {WINDOW}, feature_dim: {DIM}}}\n"
+                                     "model: {num_classes: 3}\n", encoding="utf-8")
+    config = load_config(tmp_path / "c.yaml", ["model.transformer_window=9"])
+    assert [(p.where, p.message) for p in check_dataset(config).warnings if "changes nothing" in p.message] == [
+        ("--set model.transformer_window=9 [model.transformer_window]",
+         "model.variant mgrec does not read it (only actionformer does): it changes nothing")]
+
+
 def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
     document = _train_and_val_document()
     (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")

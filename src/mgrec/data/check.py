@@ -19,7 +19,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mgrec.config import FEATURE_EXTENSIONS, Config, DataConfig, ModelConfig, StreamConfig, key_origin
+from mgrec.config import (
+    FEATURE_EXTENSIONS,
+    Config,
+    DataConfig,
+    ModelConfig,
+    StreamConfig,
+    key_origin,
+    keys_the_variant_ignores,
+)
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
@@ -390,6 +398,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs, config)
     if schedule:
         problems.append(Problem("warning", f"{source} [train.warmup_epochs]", schedule))
+    problems += [Problem("warning", where, why) for where, why in keys_the_variant_ignores(config)]
     unlearnable = unlearnable_problem(
         [(video_id, *_grid_instances(aset, video_id, data)) for video_id in aset.video_ids(data.train_split)],
         config.model, config.train.center_radius)
