@@ -25,6 +25,7 @@ import io
 import os
 import re
 import tracemalloc
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -166,7 +167,10 @@ def test_detect_with_hostile_file_names_writes_only_inside_out(capsys, tmp_path,
     if code == 0:
         assert [p.relative_to(out) for p in out.rglob("*.csv")] == [Path(name) / f"{name}_finelabels.csv"]
     else:
-        assert code == 2 and err.startswith("mgrec: error: ") and not is_plain_name(name)
+        # a name refused for what it is: not a plain file name, or one holding a control character, which a video id
+        # may not (`files.id_from_name`: outputs are written under it)
+        controlled = any(unicodedata.category(char) == "Cc" for char in name)
+        assert code == 2 and err.startswith("mgrec: error: ") and (controlled or not is_plain_name(name))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -668,8 +668,8 @@ def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_t
 
 
 def test_a_video_under_a_name_mgrec_does_not_read_as_one_is_said_to_be_one_not_broken_features(tmp_path, make_video):
-    # `mgrec detect RUN clip.mxf`: `cannot read features (truncated or corrupt file?): not a .npy or .npz file`
-    video = make_video(tmp_path / "clip.mkv", [np.zeros((32, 32, 3), np.uint8)] * 4).rename(tmp_path / "clip.mxf")
+    # `mgrec detect RUN clip.mod`: `cannot read features (truncated or corrupt file?): not a .npy or .npz file`
+    video = make_video(tmp_path / "clip.mkv", [np.zeros((32, 32, 3), np.uint8)] * 4).rename(tmp_path / "clip.mod")
     with pytest.raises(InputError) as error:
         feats.load_features(video)
     assert str(error.value).startswith(f"{video}: a video (Matroska / WebM) under a name mgrec does not read as one")

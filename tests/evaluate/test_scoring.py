@@ -331,7 +331,7 @@ def test_score_file_in_python_says_its_notes_and_refuses_odd_arguments(tmp_path,
     save_predictions({"v": [Detection("v", 45.0, 60.0, 0, "a", 0.9)]}, pred_path)  # frames written as seconds
     annotations = load_annotations(gt_path)
     assert score_file(annotations, gt_path, pred_path, "test")["f1"] == 0.0
-    assert "start after their video ends" in capsys.readouterr().err
+    assert "the one detection in" in (said := capsys.readouterr().err) and "starts after its video ends" in said
     for arguments, message in (({"annotations": str(gt_path)}, "annotations: expected the AnnotationSet of"),
                                ({"split": None}, "split None: expected a split name such as 'test'"),
                                ({"split": "x/../postprocess"}, "split 'x/../postprocess' contains a path separator"),
@@ -381,7 +381,7 @@ def test_score_file_of_some_videos_scores_only_those_and_refuses_videos_of_anoth
     notes: list[str] = []
     whole = score_file(annotations, gt_path, pred_path, "test", note=notes.append)
     assert whole["recall"] == 0.5 and whole["videos"] is None and whole["num_videos"] == 2
-    assert any("count as all missed" in line and "--videos" in line for line in notes)
+    assert any("the other one (Sample0037) counts as all missed" in line and "--videos" in line for line in notes)
 
     notes.clear()
     one = score_file(annotations, gt_path, pred_path, "test", note=notes.append, videos=["Sample0036"])

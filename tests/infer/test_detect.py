@@ -980,7 +980,7 @@ def test_score_says_when_it_is_given_the_hard_set(trained_run, tmp_path, capsys)
     (tmp_path / "edited.json").write_text(json.dumps(document))
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(tmp_path / "edited.json")]) == 0
     said = capsys.readouterr().err
-    assert re.search(rf"note: 1 of the \d+ detections in {re.escape(str(tmp_path / 'edited.json'))} score below the "
+    assert re.search(rf"note: 1 of the \d+ detections in {re.escape(str(tmp_path / 'edited.json'))} scores below the "
                      "threshold it records as its hard set's", said), said
 
 
