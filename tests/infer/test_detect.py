@@ -1366,3 +1366,22 @@ def test_features_unlike_the_run_s_are_refused_with_every_difference_and_the_run
     assert f"backbone 'another-backbone' (the run: {recipe['backbone']!r})" in said
     assert (f"The run's features were made with backbone {recipe['backbone']}, window {recipe['window']}, stride "
             f"{recipe['stride']}") in said and "`mgrec detect RUN VIDEO` makes them from the video" in said
+
+
+def test_streaming_a_video_of_several_video_streams_says_which_it_reads(tmp_path, capsys):
+    # `mgrec extract` and `detect RUN VIDEO` say that a file of several video streams is read from its first; `mgrec
+    # stream RUN VIDEO` (its features made as it is decoded) read the first without a word
+    from tests.extract.test_jobs import two_video_streams
+
+    from mgrec.extract.jobs import extract_videos
+    from mgrec.extract.live import LiveFeatures
+
+    both = two_video_streams(tmp_path / "both.mkv", 20, 20)
+    (extracted,) = extract_videos([both], tmp_path / "features", size=32, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted.feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    capsys.readouterr()
+    assert LiveFeatures(run).fps(both) == pytest.approx(25.0)
+    assert capsys.readouterr().err == (f"note: {both}: it holds 2 video streams and mgrec reads the first, 32x32; to "
+                                       "read another, copy it into a file of its own: ffmpeg -i IN -map 0:v:1 -c copy "
+                                       "OUT.mkv\n")

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from mgrec import terminal
 from mgrec.data.videos import PIPE_FORMATS, NetworkSource, open_network_video, open_piped_video
 from mgrec.errors import InputError
 from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, is_video, video_recipe
@@ -78,9 +79,13 @@ class LiveFeatures:
         return source.video_id if isinstance(source, NetworkSource) else video_id(source)
 
     def fps(self, video: Source) -> float:
-        """The video's frame rate, from its header (decoding has not started)."""
+        """The video's frame rate, from its header (decoding has not started). A file of several video streams is said
+        to be read from its first, as `mgrec extract` says it (a dashcam's rear camera streamed as its front one)."""
         if not arrives_once(video):
-            return probe_video(video).fps
+            stream = probe_video(video)
+            if stream.video_streams > 1:
+                print(f"note: {terminal.one_line(str(video))}: {stream.several_streams_note()}", file=sys.stderr)
+            return stream.fps
         if video in self._read:
             raise InputError(f"{described(video)} is one video, read as it arrives; give it once")
         self._read.add(video)
