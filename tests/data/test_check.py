@@ -459,13 +459,20 @@ def _train_and_val_document() -> dict:
     }}
 
 
+def _write_train_and_val(tmp_path, document: dict | None = None, **features) -> None:
+    """`document` (default `_train_and_val_document()`) as tmp_path/ann.json, and each of its two videos' features in
+    tmp_path/feats (`features`: `_features`' settings)."""
+    document = _train_and_val_document() if document is None else document
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in ("t", "v"):
+        _features(tmp_path / "feats", video_id, **features)
+
+
 def test_data_check_warns_of_a_set_key_the_model_variant_does_not_read(tmp_path):
     from mgrec.config import load_config
 
-    (tmp_path / "ann.json").write_text(json.dumps(_train_and_val_document()), encoding="utf-8")
-    (tmp_path / "feats").mkdir()
-    for video_id in ("t", "v"):
-        _features(tmp_path / "feats", video_id)
+    _write_train_and_val(tmp_path)
     (tmp_path / "c.yaml").write_text(f"data: {{annotations: {tmp_path / 'ann.json'}, features: {tmp_path / 'feats'}, "
                                      f"stride: {STRIDE}, window: {WINDOW}, feature_dim: {DIM}}}\n"
                                      "model: {num_classes: 3}\n", encoding="utf-8")
@@ -476,11 +483,7 @@ def test_data_check_warns_of_a_set_key_the_model_variant_does_not_read(tmp_path)
 
 
 def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
-    document = _train_and_val_document()
-    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
-    (tmp_path / "feats").mkdir()
-    for video_id in ("t", "v"):
-        _features(tmp_path / "feats", video_id)
+    _write_train_and_val(tmp_path)
     config = _config(tmp_path)
     config.train.epochs, config.train.warmup_epochs = 1, 2
     assert ("config [train.warmup_epochs]", schedule_problem(1, 2)) in [(p.where, p.message)
@@ -662,10 +665,7 @@ def test_a_config_fps_other_than_the_annotations_is_a_warning_with_the_drift(tmp
     # 93 -> 13 in a helper's run) and `data check` said nothing
     document = _train_and_val_document()
     document["database"]["v"]["fps"] = 12.0
-    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
-    (tmp_path / "feats").mkdir()
-    for video_id in ("t", "v"):
-        _features(tmp_path / "feats", video_id)
+    _write_train_and_val(tmp_path, document)
     config = _config(tmp_path)
     config.data.fps = FPS
     warnings = [(p.where, p.message) for p in check_dataset(config).warnings if p.where.endswith("[data.fps]")]
@@ -880,11 +880,7 @@ def test_one_problem_of_many_videos_is_one_line_with_the_count_and_the_settings_
 
 
 def test_sidecars_of_one_fps_other_than_the_annotations_and_the_config_suggest_that_fps(tmp_path):
-    document = _train_and_val_document()
-    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
-    (tmp_path / "feats").mkdir()
-    for video_id in ("t", "v"):
-        _features(tmp_path / "feats", video_id, fps=2 * FPS)
+    _write_train_and_val(tmp_path, fps=2 * FPS)
     config = _config(tmp_path)
     config.data.fps = 12.0
     assert check_dataset(config).suggestions["data.fps"] == 2 * FPS
@@ -1078,11 +1074,7 @@ def test_the_videos_folder_given_as_the_features_is_listed_once_not_once_per_vid
 def test_a_class_count_other_than_the_annotations_suggests_the_annotations_count(tmp_path):
     # the README's minimal config (model.num_classes: 5) on data of 3 classes: the error said "3 classes in the
     # annotations but model.num_classes is 5", and the suggested settings, pasted, left training refused for it
-    document = _train_and_val_document()
-    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
-    (tmp_path / "feats").mkdir()
-    for video_id in ("t", "v"):
-        _features(tmp_path / "feats", video_id)
+    _write_train_and_val(tmp_path)
     config = _config(tmp_path)
     config.model.num_classes = 5
     report = check_dataset(config)

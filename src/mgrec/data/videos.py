@@ -199,10 +199,15 @@ def refuse_a_still_image(path: Path | str, container) -> None:
     `jpeg_pipe`, ..., are named `<kind>_pipe`), which was refused as `1 frames, shorter than one window`, as if a
     video had been cut short. An animated GIF (demuxer `gif`) is a video and is read as one."""
     name = container.format.name
-    if name == "image2" or name.endswith("_pipe"):
+    if _is_image_format(name):
         kind = name.removesuffix("_pipe").upper() if name != "image2" else "image"
         raise InputError(f"{path}: a still image ({kind}), not a video, though named {Path(str(path)).suffix or 'so'}; "
                          "give the video itself")
+
+
+def _is_image_format(name: str) -> bool:
+    """Whether FFmpeg's format `name` is one of its still-image demuxers (`image2`, `png_pipe`, `jpeg_pipe`, ...)."""
+    return name == "image2" or name.endswith("_pipe")
 
 
 def video_under_another_name(path: Path) -> str | None:
@@ -217,7 +222,7 @@ def video_under_another_name(path: Path) -> str | None:
             name = container.format.name
             stream = video_stream(container)
             # bytes FFmpeg can guess a raw stream in say no size or rate: only a container that does is a video
-            if stream is None or name == "image2" or name.endswith("_pipe") or not stream.codec_context.width \
+            if stream is None or _is_image_format(name) or not stream.codec_context.width \
                     or _frame_rate(stream) is None:
                 return None
             return container.format.long_name or name
