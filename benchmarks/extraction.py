@@ -13,7 +13,7 @@ exit: what a user waits for, Python and model start-up included. Recipes:
   reading 4 of each window's 16 frames (`--frames-per-window 4`: the frames windows share, a quarter of
   the video), 160 px every frame, 128 px 4 frames;
 - the same at 224 px every frame, 224 px 4 frames and 160 px every frame with `--precision bf16` (what the
-  default `--precision auto` is on a CPU with native bf16);
+  default `--precision auto` is on a CPU with AMX);
 - VideoMAE ViT-S (12 layers of 384, random weights: speed only) at 112 and 160 px, 16 frames per window, fp32
   and bf16
   (left out with `--skip-videomae`).
@@ -48,7 +48,7 @@ from mgrec.provenance import PROVENANCE_KEY, provenance
 REPO = Path(__file__).resolve().parents[1]
 CLIP = Path.home() / ".cache" / "mgrec" / "test-videos" / "bikes.mp4"
 SECONDS, FPS, WIDTH, HEIGHT = 60, 30, 640, 480
-# Each recipe names its precision: `--precision auto` (the default) is bf16 on a CPU with native bf16 and
+# Each recipe names its precision: `--precision auto` (the default) is bf16 on a CPU with AMX and
 # fp32 on others (`mgrec.devices.extraction_dtype`), so the rows stay comparable between machines. The
 # cosine column is against the float32 recipe at 224 px, every frame (the default before auto meant bf16).
 DEFAULT = "efficientnet-lite0 224 every frame"
@@ -58,7 +58,8 @@ RECIPES = {
     "efficientnet-lite0 160, every frame": ["--size", "160", "--precision", "fp32"],
     "efficientnet-lite0 160, 4 frames/window": ["--size", "160", "--frames-per-window", "4", "--precision", "fp32"],
     "efficientnet-lite0 128, 4 frames/window": ["--size", "128", "--frames-per-window", "4", "--precision", "fp32"],
-    # bf16: about twice as fast where the CPU has AVX512-BF16 or AMX (emulated, slow, elsewhere)
+    # bf16: about twice as fast where the CPU has AMX, a little slower with AVX512-BF16 alone (emulated, slow,
+    # without either)
     "efficientnet-lite0 224 every frame, bf16": ["--precision", "bf16"],
     "efficientnet-lite0 224, 4 frames/window, bf16": ["--frames-per-window", "4", "--precision", "bf16"],
     "efficientnet-lite0 160, every frame, bf16": ["--size", "160", "--precision", "bf16"],

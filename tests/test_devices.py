@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mgrec import devices
-from mgrec.devices import autocast_dtype, cpuinfo_flags, extraction_dtype, native_bf16_cpu, precision_name
+from mgrec.devices import amx_bf16_cpu, autocast_dtype, cpuinfo_flags, extraction_dtype, native_bf16_cpu, precision_name
 from mgrec.errors import InputError
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -23,11 +23,13 @@ def test_auto_is_bf16_on_cuda_and_float32_on_any_cpu(monkeypatch, native):
     assert autocast_dtype(torch.device("mps"), "auto") is None
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_extraction_auto_is_bf16_also_on_a_cpu_with_native_bf16(monkeypatch, native):
-    # video backbones are large convolutions and matrix products: bf16 pays where the CPU has it
-    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: native)
-    assert extraction_dtype(CPU, "auto") is (torch.bfloat16 if native else None)
+@pytest.mark.parametrize("amx", [True, False])
+def test_extraction_auto_is_bf16_also_on_a_cpu_with_amx(monkeypatch, amx):
+    # video backbones are large convolutions and matrix products: bf16 pays on AMX's matrix units; with
+    # AVX512-BF16 alone (native, but measured slower than float32) auto stays float32
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(devices, "amx_bf16_cpu", lambda: amx)
+    assert extraction_dtype(CPU, "auto") is (torch.bfloat16 if amx else None)
     assert extraction_dtype(CUDA, "auto") is torch.bfloat16
     assert extraction_dtype(CPU, "fp32") is None and extraction_dtype(CPU, "bf16") is torch.bfloat16
     with pytest.raises(InputError, match=r"--precision='half': expected one of"):
@@ -75,6 +77,34 @@ def test_the_cpuinfo_flags_decide_when_torchs_query_is_missing_or_fails(monkeypa
     set_probes(monkeypatch, broken, broken)
     flags.write_text("flags\t\t: avx512_bf16\n")
     assert native_bf16_cpu() is True
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_amx_is_torchs_answer_when_it_gives_one(monkeypatch, tmp_path, amx):
+    set_probes(monkeypatch, lambda: True, lambda: amx)
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("flags\t\t: fpu avx2 avx512_bf16 amx_tile amx_bf16\n")  # contradicts torch: torch wins
+    monkeypatch.setattr(devices, "CPUINFO", flags)
+    assert amx_bf16_cpu() is amx
+
+
+def test_amx_from_the_cpuinfo_flags_when_torchs_query_is_missing_or_fails(monkeypatch, tmp_path):
+    flags = tmp_path / "cpuinfo"
+    monkeypatch.setattr(devices, "CPUINFO", flags)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    flags.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert amx_bf16_cpu() is True
+    flags.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")  # native bf16, no AMX
+    assert amx_bf16_cpu() is False and native_bf16_cpu() is True
+
+    def broken():
+        raise RuntimeError("cpuinfo failed to initialise")
+
+    set_probes(monkeypatch, broken, broken)
+    flags.write_text("flags\t\t: amx_bf16\n")
+    assert amx_bf16_cpu() is True
+    monkeypatch.setattr(devices, "CPUINFO", tmp_path / "missing")  # not Linux, or no access
+    assert amx_bf16_cpu() is False
 
 
 def test_no_readable_answer_means_not_native(monkeypatch, tmp_path):

@@ -30,9 +30,10 @@ from mgrec.smg_csv import decimal_number, whole_number
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 PRECISION_HELP = ("the network's forward pass: auto (bf16 autocast on CUDA, fp32 on a CPU, where bf16 made the "
-                  "demo's small model no faster; on a CPU with native bf16, AVX512-BF16 or AMX, pass bf16 for "
-                  "SMG-sized models, which it made 0.70x as long), fp32 (exactly the float32 detections) or bf16 "
-                  "(on a CPU without native bf16 it is emulated and much slower); outputs record the one used")
+                  "demo's small model no faster; on a CPU with AMX pass bf16 for SMG-sized models, which it made "
+                  "0.70x as long there, and 1.2x as long with AVX512-BF16 alone), fp32 (exactly the float32 "
+                  "detections) or bf16 (on a CPU without native bf16 it is emulated and much slower); outputs "
+                  "record the one used")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -688,10 +689,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "recorded in the sidecars; default: every frame)")
     p.add_argument("--device", default=None, help=DEVICE_HELP + " (default: auto)")
     p.add_argument("--precision", default=None, choices=_precisions(),
-                   help="the backbone's forward pass: auto (the default: bf16 on CUDA and on a CPU with native "
-                        "bf16, AVX512-BF16 or AMX, where it is 1.5-3.1x as fast; fp32 on other CPUs), fp32 or bf16 "
-                        "(emulated and much slower on a CPU without native bf16); recorded in the sidecars, a "
-                        "recipe of its own")
+                   help="the backbone's forward pass: auto (the default: bf16 on CUDA and on a CPU with AMX, "
+                        "where it is 1.5-3.1x as fast; fp32 on other CPUs, also with AVX512-BF16 alone, where bf16 "
+                        "was slower), fp32 or bf16 (emulated and much slower on a CPU without native bf16); "
+                        "recorded in the sidecars, a recipe of its own")
     p.add_argument("--batch", type=_extract_number("batch"), default=None,
                    help=f"network inputs per forward pass, 1-{limits.MAX_BATCH} (frames for efficientnet-lite0, "
                         "clips for videomae; default: 8)")

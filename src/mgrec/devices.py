@@ -68,9 +68,9 @@ CPUINFO = Path("/proc/cpuinfo")
 
 
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). `--precision auto` of feature
-    extraction follows it (`extraction_dtype`), that of the detector does not (`autocast_dtype`);
-    benchmarks record it, and forced bf16 is only worth timing where it is True.
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX): whether forced bf16 runs on real bf16
+    kernels (EfficientNet's fused oneDNN layers need them) and is worth timing; benchmarks record it. Native is
+    not faster: `--precision auto` of feature extraction asks `amx_bf16_cpu`, that of the detector neither.
 
     Without it torch still runs bf16, but emulated: convolutions fall back to a slow generic kernel
     (measured on a 2-core AVX2 machine: the SMG model at T = 2304 took 65-80 s instead of 0.6 s).
@@ -84,6 +84,30 @@ def native_bf16_cpu() -> bool:
         except Exception:  # noqa: BLE001 - a private query may fail in any way; the flags decide then
             pass
     return bool(cpuinfo_flags() & NATIVE_BF16_FLAGS)
+
+
+# /proc/cpuinfo flag of bf16 matrix units: AMX-BF16 (Sapphire Rapids and later, where the hypervisor exposes it).
+AMX_BF16_FLAGS = frozenset({"amx_bf16"})
+
+
+def amx_bf16_cpu() -> bool:
+    """Whether this CPU has AMX matrix units for bf16, where bf16 is faster than float32; AVX512-BF16 alone
+    computes bf16 natively but no faster. `--precision auto` of feature extraction follows it (`extraction_dtype`).
+
+    Measured with torch 2.13, 2 threads: on a 2-core Xeon with AMX, `mgrec extract` with EfficientNet-Lite0
+    took 8.5 s in bf16 against 14.6 s in fp32 for a 60 s video (benchmarks/results/2026-12-04_886148a_extraction/);
+    on a 2-core Xeon whose hypervisor exposes AVX512-BF16 but not AMX (the same CPU model, another day), 20.3 s
+    against 18.5 s, and the SMG-sized detector at T = 2304 0.72 s against 0.59 s
+    (benchmarks/results/2026-12-07_9c84116-dirty_no-amx/). Asks torch first
+    (`torch.cpu._is_amx_tile_supported`, private), then the flags of /proc/cpuinfo; where neither can be read: False.
+    """
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if callable(probe):
+        try:
+            return bool(probe())
+        except Exception:  # noqa: BLE001 - a private query may fail in any way; the flags decide then
+            pass
+    return bool(cpuinfo_flags() & AMX_BF16_FLAGS)
 
 
 def cpuinfo_flags(path: Path | None = None) -> set[str]:
@@ -112,6 +136,8 @@ def autocast_dtype(device: torch.device, precision: str, what: str = "precision"
     makes the SMG-sized detector 0.70x as long but the demo's small model no faster (1.07x) and its online
     update slower (12.7 against 10.7 ms): small element-wise ops and depthwise convs, where autocast adds
     casts and saves little arithmetic. Which one a run is, `auto` cannot tell before timing it.
+    On a CPU with AVX512-BF16 and no AMX, bf16 made the SMG-sized detector slower too (0.72 against 0.59 s at
+    T = 2304, benchmarks/results/2026-12-07_9c84116-dirty_no-amx/).
     `auto` picks what is not slower; bf16 stays one flag away, with its agreement with float32 stated and
     measured (`mgrec.infer.agreement`: boundaries within one feature step, scores within 0.01).
     `what` names the setting in error messages.
@@ -125,17 +151,18 @@ def autocast_dtype(device: torch.device, precision: str, what: str = "precision"
 
 def extraction_dtype(device: torch.device, precision: str, what: str = "--precision") -> torch.dtype | None:
     """The dtype of a video backbone's forward pass (`mgrec extract --precision`): as `autocast_dtype`,
-    except that `auto` is bf16 also on a CPU with native bf16 (`native_bf16_cpu`).
+    except that `auto` is bf16 also on a CPU with AMX (`amx_bf16_cpu`).
 
-    Video backbones are large convolutions and matrix products, where bf16 pays on such a CPU, unlike the
-    detector: on a 2-core Xeon with AMX (torch 2.13, benchmarks/results/2026-12-04_886148a_extraction/),
+    Video backbones are large convolutions and matrix products, where bf16 pays on AMX's matrix units, unlike
+    the detector: on a 2-core Xeon with AMX (torch 2.13, benchmarks/results/2026-12-04_886148a_extraction/),
     `mgrec extract` with EfficientNet-Lite0 took 8.5 s in bf16 against 14.6 s in fp32 for a 60 s video,
     start-up included, with window features at cosine 0.9993 to fp32's; VideoMAE ViT-S 2.2-3.1x as fast.
+    With AVX512-BF16 alone bf16 was slower (`amx_bf16_cpu`), so `auto` is float32 there.
     The precision is recorded in the sidecars: bf16 features are a recipe of their own, and
-    `--precision fp32` keeps the float32 one.
+    `--precision fp32` keeps the float32 one (a run's features are extracted again with the run's own).
     """
     dtype = autocast_dtype(device, precision, what)
-    if precision == "auto" and device.type == "cpu" and native_bf16_cpu():
+    if precision == "auto" and device.type == "cpu" and amx_bf16_cpu():
         return torch.bfloat16
     return dtype
 

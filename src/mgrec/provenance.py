@@ -32,8 +32,12 @@ DIRTY = "+dirty"
 
 def describe_machine(device: torch.device | None = None) -> str:
     """A one-line description of the machine for result files: the GPU's name for a CUDA device,
-    else the CPU model (from /proc/cpuinfo where it exists) and its logical CPU count; plus the OS."""
+    else the CPU model (from /proc/cpuinfo where it exists), its logical CPU count and its bf16 arithmetic;
+    plus the OS. The bf16 units are named because one CPU model differs by them: a Xeon whose hypervisor
+    exposes AMX ran bf16 twice as fast as float32, the same model without it slower (`mgrec.devices`)."""
     import torch  # here, not above: mgrec.evaluate's metrics read files through this module and need no torch
+
+    from mgrec.devices import amx_bf16_cpu, native_bf16_cpu
 
     if device is not None and torch.device(device).type == "cuda":
         return f"{torch.cuda.get_device_name(device)}; {platform.platform()}"
@@ -45,7 +49,8 @@ def describe_machine(device: torch.device | None = None) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu} ({os.cpu_count()} logical CPUs); {platform.platform()}"
+    bf16 = "AMX" if amx_bf16_cpu() else "AVX512-BF16, no AMX" if native_bf16_cpu() else "emulated"
+    return f"{cpu} ({os.cpu_count()} logical CPUs; bf16: {bf16}); {platform.platform()}"
 
 
 def _git(folder: Path, *args: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
-from mgrec.devices import native_bf16_cpu
+from mgrec.devices import amx_bf16_cpu
 from mgrec.errors import InputError
 from mgrec.extract.backbones import file_sha256
 from mgrec.extract.jobs import extract, extract_videos, fuse_features
@@ -120,8 +120,8 @@ def test_extraction_never_replaces_a_file_it_did_not_write(tmp_path, carphone):
 
 def test_the_precision_is_a_recipe_of_its_own_recorded_in_the_sidecar(tmp_path, carphone):
     video, out, run = clip_extraction(tmp_path, carphone)
-    auto, other = ("bf16", "fp32") if native_bf16_cpu() else ("fp32", "bf16")
-    assert run() == ["extracted"]  # auto: bf16 on a CPU with native bf16, float32 on others
+    auto, other = ("bf16", "fp32") if amx_bf16_cpu() else ("fp32", "bf16")
+    assert run() == ["extracted"]  # auto: bf16 on a CPU with AMX, float32 on others
     assert read_sidecar(out / "clip.json").precision == auto
     first = np.load(out / "clip.npy")
     assert run(precision=auto) == ["skipped"]

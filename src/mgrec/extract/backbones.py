@@ -12,7 +12,8 @@ Two backbones, chosen by name through `VIDEO_BACKBONES`:
   checkpoint has one (what VideoMAE V2's own TAD feature extraction returns).
 
 Precision (`mgrec extract --precision`, `mgrec.devices.extraction_dtype`): `auto` runs both in bf16 on CUDA
-and on a CPU with native bf16 (AVX512-BF16 or AMX), in float32 on other CPUs; `bf16` forces bf16, `fp32`
+and on a CPU with AMX, in float32 on other CPUs (also with AVX512-BF16 alone, where bf16 measured slower);
+`bf16` forces bf16, `fp32`
 float32. On a CPU, EfficientNet-Lite0's folded network holds bf16 weights rather than running under
 autocast (`EfficientNetLite0.network`). The precision used is recorded in the sidecar, so bf16 features
 are a recipe of their own. Speeds: benchmarks/extraction.py.

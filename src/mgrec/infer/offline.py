@@ -5,11 +5,11 @@
     final = detector.hard_set(detections)                    # the thresholded set used for F1
 
 Precision (`precision=`, `mgrec detect --precision`): `auto` runs the network's forward pass under bf16
-autocast on CUDA and in float32 on a CPU, also one with native bf16, where bf16 makes SMG-sized models
+autocast on CUDA and in float32 on a CPU, also one with native bf16: with AMX bf16 makes SMG-sized models
 0.70x as long but small ones no faster (`mgrec.devices.autocast_dtype`: pass `bf16` for large models
-there); decoding and NMS are float32 either way. bf16 detections agree with float32 ones within stated
-tolerances (tests/infer/test_agreement.py); `fp32` gives exactly the float32 detections.
-`detector.precision` says which ran ("bf16" or "fp32").
+there), with AVX512-BF16 alone it makes them slower (1.2x); decoding and NMS are float32 either way. bf16
+detections agree with float32 ones within stated tolerances (tests/infer/test_agreement.py); `fp32` gives
+exactly the float32 detections. `detector.precision` says which ran ("bf16" or "fp32").
 """
 
 from __future__ import annotations
