@@ -678,3 +678,19 @@ def test_a_video_under_a_name_mgrec_does_not_read_as_one_is_said_to_be_one_not_b
     damaged.write_bytes(video.read_bytes())
     with pytest.raises(InputError, match=r"v.npy: cannot read features \(truncated or corrupt file\?\): not a .npy"):
         feats.load_features(damaged)
+
+
+def test_given_array_takes_a_torch_tensor_as_its_values_and_names_what_it_refuses():
+    import torch
+
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert feats.given_array(rows, "features", "an array") is rows  # an array as it is, not copied
+    for tensor in (torch.from_numpy(rows).requires_grad_(), torch.from_numpy(rows).bfloat16()):
+        taken = feats.given_array(tensor, "features", "an array")
+        assert isinstance(taken, np.ndarray) and taken.dtype == np.float32 and np.array_equal(taken, rows)
+    assert feats.given_array(torch.from_numpy(rows).half(), "f", "x").dtype == np.float16  # the checks judge dtypes
+    with pytest.raises(InputError, match=r"^features: a torch tensor \(torch.sparse_coo, torch.float32, on cpu\) "
+                                         r"that has no plain array of values"):
+        feats.given_array(torch.from_numpy(rows).to_sparse(), "features", "an array")
+    with pytest.raises(InputError, match=r"^features: expected a \(T, C\) array, got list$"):
+        feats.given_array(rows.tolist(), "features", "a (T, C) array")

@@ -409,3 +409,25 @@ def test_an_ensemble_given_features_of_the_wrong_kind_says_so_without_blaming_a_
             said = rf"^features: expected a \(T, C\) numpy array or a feature file's path, got {type(bad).__name__}$"
             with pytest.raises(InputError, match=said):
                 ensemble.detect(bad)
+
+
+def test_a_torch_tensor_gives_the_detections_of_the_same_values_as_an_array():
+    # before: detect, detect_inputs and OnlineDetector.push refused a tensor ("got Tensor"), the form a notebook holds
+    # features in after its own model; now each takes its values (detached, from any device) as the array of them
+    detector = tiny_detector(fps=25.0)
+    rows = features()
+    tensor = torch.from_numpy(rows.copy()).requires_grad_()
+    assert detector.detect(tensor) == detector.detect(rows) != []
+    assert detector.detect(tensor.double()) == detector.detect(rows.astype(np.float64))
+    assert detector.detect_inputs(tensor) == detector.detect_inputs(rows)
+    with pytest.raises(InputError, match=r"^features: expected float16/float32/float64 features, found dtype int64$"):
+        detector.detect(torch.ones(60, 16, dtype=torch.int64))  # what the checks refuse of an array, they refuse
+    with pytest.raises(InputError, match=r"^features: shape \(16, 60\) looks transposed"):
+        detector.detect(tensor.T)
+
+    def stream(chunks):
+        online = OnlineDetector(detector, lookahead=0.5)
+        emitted = [e for chunk in chunks for e in online.push(chunk)] + online.flush()
+        return [(e.detection, e.emitted_at) for e in emitted]
+
+    assert stream(torch.split(tensor, 7)) == stream(np.array_split(rows, range(7, 60, 7)))

@@ -17,6 +17,7 @@ import lzma
 import math
 import os
 import re
+import sys
 import warnings
 import zipfile
 import zlib
@@ -384,6 +385,29 @@ def _check_dtype(dtype: np.dtype, source: object) -> None:
     # kind "f" with these sizes: not float128 (no network takes it), byte order either way.
     if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.fields is not None:
         raise InputError(f"{source}: expected {FEATURE_DTYPES} features, found dtype {_dtype_name(dtype)}")
+
+
+def given_array(value: object, what: object, expected: str) -> np.ndarray:
+    """Features given in Python as the numpy array the checks and the network's input take: a numpy array as it is, a
+    torch tensor (what a notebook holds after its own model: any device, with or without grad, bfloat16 widened to
+    float32) as the array of its values, so that it passes the checks and gives the detections of the same values as
+    an array (it was refused: "got Tensor"). Anything else is refused naming `what` and what it takes (`expected`);
+    the dtype, shape and values are the checks' to judge, as for a file. torch is looked up, never imported: `import
+    mgrec` loads no torch, and a tensor exists only where torch was imported."""
+    if isinstance(value, np.ndarray):
+        return value
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        tensor = value.detach()
+        if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds each of its values exactly
+            tensor = tensor.float()
+        try:
+            return tensor.cpu().numpy()
+        except (RuntimeError, TypeError) as exc:  # a sparse, meta or quantized tensor has no array of values
+            raise InputError(f"{what}: a torch tensor ({tensor.layout}, {tensor.dtype}, on {tensor.device}) that has "
+                             f"no plain array of values ({str(exc).splitlines()[0]}); give a dense tensor or a numpy "
+                             "array") from None
+    raise InputError(f"{what}: expected {expected}, got {type(value).__name__}")
 
 
 def check_feature_values(array: np.ndarray, source: object) -> None:

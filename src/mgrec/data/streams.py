@@ -35,6 +35,7 @@ from mgrec.data.features import (
     check_feature_values,
     check_sidecar,
     feature_path,
+    given_array,
     load_features,
     read_sidecar,
     sidecar_path,
@@ -242,7 +243,8 @@ class StreamAligner:
         for name, chunk in chunks.items():
             index = self._index(name)
             expected = self.streams[index].feature_dim
-            if not isinstance(chunk, np.ndarray) or chunk.ndim != 2 or chunk.shape[1] != expected:
+            chunk = given_array(chunk, f"stream {name!r}", f"an array (T, {expected})")
+            if chunk.ndim != 2 or chunk.shape[1] != expected:
                 raise InputError(f"stream {name!r}: expected an array (T, {expected}), got "
                                  f"{getattr(chunk, 'shape', type(chunk).__name__)}")
             check_feature_values(chunk, f"stream {name!r} (rows {self._received[index]}..)")

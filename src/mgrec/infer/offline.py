@@ -36,6 +36,7 @@ from mgrec.data.features import (
     check_sidecar,
     feature_path,
     feature_rows,
+    given_array,
     list_feature_files,
     read_sidecar,
     recipe_differences,
@@ -188,9 +189,8 @@ class OfflineDetector:
         when it contradicts either, `file_fps`)."""
         fps = checked_fps(fps)
         video_id = checked_video_id(video_id, optional=True)
-        if not isinstance(features, (np.ndarray, str, os.PathLike)):  # the caller's, not an ensemble's member's
-            raise InputError(f"features: expected a (T, C) numpy array or a feature file's path, got "
-                             f"{type(features).__name__}")
+        if not isinstance(features, (str, os.PathLike)):  # the caller's, not an ensemble's member's
+            features = given_array(features, "features", "a (T, C) numpy array or a feature file's path")
         if self.members is not None:
             return self._detect_fused(features, video_id, fps)
         self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
@@ -337,8 +337,7 @@ class OfflineDetector:
         if self.members is not None:
             raise InputError("inputs: a detection-level ensemble's members may normalise differently: give it features "
                              "as read (detect)")
-        if not isinstance(inputs, np.ndarray):
-            raise InputError(f"inputs: expected a (T, C) numpy array, got {type(inputs).__name__}")
+        inputs = given_array(inputs, "inputs", "a (T, C) numpy array")
         check_feature_array(inputs, "inputs", self.config.data.feature_dim)
         return self._detect(inputs, checked_video_id(video_id, optional=True), checked_fps(fps), None)
 

@@ -126,7 +126,7 @@ import numpy as np
 import torch
 
 from mgrec.config import MAX_STEPS, Config, PostprocessConfig
-from mgrec.data.features import check_feature_values
+from mgrec.data.features import check_feature_values, given_array
 from mgrec.data.normalize import RunningChannelStats
 from mgrec.data.streams import MAX_STREAM_LAG_SECONDS, StreamAligner
 from mgrec.devices import compile_failure
@@ -688,8 +688,7 @@ class OnlineDetector:
         """`chunk` checked as the stream's chunk number `_chunks` (counted when given), named with the step its rows
         begin at (`first_step`: where rows held before it come first, `FusedOnlineDetector`; else the stream's)."""
         where = f"stream chunk {self._chunks} (steps {self._received if first_step is None else first_step}..)"
-        if not isinstance(chunk, np.ndarray):
-            raise InputError(f"{where}: expected a numpy array (T, {self.feature_dim}), got {type(chunk).__name__}")
+        chunk = given_array(chunk, where, f"a numpy array (T, {self.feature_dim})")
         if chunk.ndim != 2 or chunk.shape[1] != self.feature_dim:
             streams = self.detector.config.data.streams
             joined = (f" (the joined rows of the run's {len(streams)} streams; push_streams takes each stream's "
