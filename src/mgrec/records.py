@@ -179,6 +179,8 @@ def check_class_list(classes: object, what: str = "classes") -> list[str]:
     """A class list given in Python (`score`, `OfflineDetector`), as a list read once: names (str) in label-id order,
     with no `class_names_problem` (the rule the annotations readers apply to a file's list)."""
     names = listed(classes, what, "a list of class names")
+    if not names:  # every label was then refused as "does not match the class list []", blaming the file it came from
+        raise InputError(f"{what}: expected a list of class names (label id 0 first), got an empty one")
     stranger = next((index for index, name in enumerate(names) if not isinstance(name, str)), None)
     if stranger is not None:
         raise InputError(f"{what}[{stranger}]: expected a class name (a str), got {brief(names[stranger])}")

@@ -569,11 +569,12 @@ def _check_arguments(detector: OfflineDetector) -> None:
         raise InputError(f"config: expected an mgrec.config.Config (load_config builds one), got {_got(d.config)}")
     # a class list given in Python, as score() and the annotations readers check theirs: one name twice made
     # two label ids of one class, whose detections score() then merged
-    d.classes = check_class_list(d.classes)
+    classes = listed(d.classes, "classes", "a list of class names")
     num_classes = d.config.model.num_classes
-    if len(d.classes) != num_classes:  # the rule of the run's classes.json (`RunDir.read_classes`)
-        raise InputError(f"classes: expected {num_classes} class names (config.model.num_classes), got "
-                         f"{len(d.classes)}: {brief(d.classes)}")
+    if len(classes) != num_classes:  # the rule of the run's classes.json (`RunDir.read_classes`); first, as the
+        raise InputError(f"classes: expected {num_classes} class names (config.model.num_classes), got "  # number
+                         f"{len(classes)}: {brief(classes)}")  # expected is the most to say of an empty list
+    d.classes = check_class_list(classes)
     if d.model is not None:
         multiple = getattr(d.model, "max_div_factor", None)  # what detection pads each video's length to
         if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
