@@ -1000,3 +1000,34 @@ def test_a_set_key_the_model_variant_does_not_read_is_said_to_change_nothing(tmp
         ("--set model.mlp_dim=128 [model.mlp_dim]",
          "model.variant actionformer does not read it (only mgrec and dyfadet do): it changes nothing")]
     assert keys_the_variant_ignores(Config()) == []  # a config built in code: no --set
+
+
+def test_a_wrong_value_set_in_code_is_named_with_its_python_type_not_explained_as_yaml():
+    # before: `config.train.epochs = True` said "got True (YAML reads an unquoted yes, no, on, off, true or false as
+    # true)" and `config.data.annotations = 5` "YAML reads the unquoted value as a number; put it in quotes to keep it
+    # as written (key: '...')": no YAML had read either, and quotes in a YAML file were no way on for code
+    import datetime
+
+    from mgrec.config import checked_config
+
+    cases = [
+        ("train", "epochs", True, r"\[train.epochs\]: expected int, got True \(bool\)$"),
+        ("train", "epochs", 2.5, r"\[train.epochs\]: expected int, got 2.5 \(float\)$"),
+        ("train", "epochs", None, r"\[train.epochs\]: expected int, got None \(NoneType\)$"),
+        ("train", "epochs", "5", r"\[train.epochs\]: expected int, got '5' \(str; a number in quotes is text: write it "
+                                 r"without the quotes\)$"),
+        ("train", "lr", False, r"\[train.lr\]: expected float, got False \(bool\)$"),
+        ("data", "annotations", 5, r"\[data.annotations\]: expected str, got 5 \(int\)$"),
+        ("data", "features", datetime.date(2024, 1, 1), r"\[data.features\]: expected str, got .*2024.* \(date\)$"),
+    ]
+    for section, key, value, said in cases:
+        config = Config()
+        setattr(getattr(config, section), key, value)
+        with pytest.raises(InputError, match=r"^the config given " + said):
+            checked_config(config)
+    config = Config()
+    config.train.epochs = 5.0  # a whole number, as a file's `epochs: 5.0` is read
+    assert checked_config(config).train.epochs == 5
+    # a file still gets its YAML reading explained
+    with pytest.raises(InputError, match=r"\[train.epochs\]: expected int, got True \(YAML reads an unquoted yes"):
+        load_config("demo/default.yaml", overrides=["train.epochs=yes"])

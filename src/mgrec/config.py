@@ -10,6 +10,7 @@ read like the annotations' subset names (`canonical_subset`: `Validation` -> `va
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import dataclasses
 import datetime
@@ -1300,6 +1301,10 @@ def _convert(hint, value, source: str, key: str):
         # ActionFormer's `train_split: ['validation']`: one name there too, in a list
         raise InputError(f"{source} [{key}]: expected one name, not a list: write {key.split('.')[-1]}: "
                          f"{brief(value[0])}")
+    in_code = _SET_IN_CODE.get()
+    if in_code:  # `config.train.epochs = True` in Python: no YAML read it, and "put it in quotes (key: '...')" misled
+        raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {brief(value)} "
+                         f"({type(value).__name__}{_quoted_number(value)})")
     got = "null" if value is None else brief(value)  # the config's own word for it
     if hint is str and isinstance(value, (bool, int, float, datetime.date)):
         # `features: 2026-12-07` (a folder named by its date), `name: 0777`, `train_split: no`: YAML's reading of an
@@ -1312,6 +1317,18 @@ def _convert(hint, value, source: str, key: str):
     raise InputError(f"{source} [{key}]: expected {getattr(hint, '__name__', hint)}, got {got}{_yaml_typed_it(value)}")
 
 
+# True while `checked_config` reads a config set in code: a wrong value is named with its Python type, not explained as
+# YAML's reading of a word the user never wrote (`_yaml_typed_it`)
+_SET_IN_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("mgrec_config_set_in_code", default=False)
+
+
+def _quoted_number(value: object) -> str:
+    """"; a number in quotes is text: ..." for a str holding a number, where a number was expected; else ""."""
+    if isinstance(value, str) and (_INT.match(value.strip()) or _FLOAT.match(value.strip())):
+        return "; a number in quotes is text: write it without the quotes"
+    return ""
+
+
 def _yaml_typed_it(value: object) -> str:
     """Why a value the user wrote as a word came out as another kind, for a key that is not text (text keys say it
     above): YAML types unquoted yes, no, on, off (true and false) as booleans and 2024-01-01 as a date. `epochs: yes`
@@ -1320,10 +1337,9 @@ def _yaml_typed_it(value: object) -> str:
         return f" (YAML reads an unquoted yes, no, on, off, true or false as {str(value).lower()})"
     if isinstance(value, datetime.date):
         return " (YAML reads an unquoted YYYY-MM-DD as a date)"
-    if isinstance(value, str) and (_INT.match(value.strip()) or _FLOAT.match(value.strip())):
-        # `epochs: "10"` said "expected int, got '10'", while `lr: "1e-3"` is read (row 224's rule for quoted floats)
-        return " (a number in quotes is text: write it without the quotes)"
-    return ""
+    quoted = _quoted_number(value)
+    # `epochs: "10"` said "expected int, got '10'", while `lr: "1e-3"` is read (row 224's rule for quoted floats)
+    return f" ({quoted[2:]})" if quoted else ""
 
 
 def validate(config: Config, source: str, origins: dict[str, str] | None = None) -> None:
@@ -1791,7 +1807,11 @@ def checked_config(config: object, source: str = "the config given") -> Config:
         raw = load_yaml(yaml.dump(plain(to_dict(config)), Dumper=_ConfigDumper, sort_keys=False))
     except yaml.YAMLError as exc:  # a value no config file can hold (an object of another kind)
         raise InputError(f"{source}: holds a value a config cannot: {brief(str(exc), 200)}") from None
-    checked = from_dict(Config, raw, source=source)
+    set_in_code = _SET_IN_CODE.set(True)
+    try:
+        checked = from_dict(Config, raw, source=source)
+    finally:
+        _SET_IN_CODE.reset(set_in_code)
     check_stream_keys(raw, checked, source=source)
     validate(checked, source=source)
     if hasattr(config, "_origins"):
