@@ -34,3 +34,22 @@ def test_an_empty_class_list_is_refused_as_the_argument_it_is_not_blamed_on_the_
 
     with pytest.raises(InputError, match=r"^classes: expected 3 class names \(config.model.num_classes\), got 0: "):
         replace(tiny_detector(), classes=[])
+
+
+def test_video_ids_reads_a_split_name_as_a_config_does():
+    # before: annotations.video_ids("Test") and ("testing") were [] (the readers name the subset "test", and the
+    # config's `test_split: Test` finds its videos), and video_ids(3) was [] too, without a word
+    from mgrec.records import AnnotationSet, VideoInfo
+
+    videos = {v: VideoInfo(v, subset, 30.0, 10.0) for v, subset in (("b", "test"), ("a", "test"), ("c", "val"))}
+    annotations = AnnotationSet(classes=["x"], videos=videos)
+    for name in ("test", "Test", "testing", " TESTING "):
+        assert annotations.video_ids(name) == ["a", "b"], name
+    assert annotations.video_ids("Validation") == ["c"] and annotations.video_ids() == ["a", "b", "c"]
+    assert annotations.video_ids("train") == []  # a split without videos (split_video_ids refuses it)
+    hand_made = AnnotationSet(classes=["x"], videos={"d": VideoInfo("d", "Holdout", 30.0, 10.0)})
+    assert hand_made.video_ids("Holdout") == ["d"]  # a subset named otherwise in Python is found as named
+    for bad in (3, ["test"], b"test"):
+        with pytest.raises(InputError, match=r"^subset: expected a split name such as 'test' \(or None: every video\), "
+                                             r"got "):
+            annotations.video_ids(bad)

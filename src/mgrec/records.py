@@ -88,8 +88,19 @@ class AnnotationSet:
         return len(self.classes)
 
     def video_ids(self, subset: str | None = None) -> list[str]:
-        """Video ids in a stable (sorted) order, optionally only those of one subset."""
-        return sorted(v for v, info in self.videos.items() if subset is None or info.subset == subset)
+        """Video ids in a stable (sorted) order, optionally only those of one subset, named as a config or the command
+        line names it: `canonical_subset`'s rule, by which the readers name the subsets (`Test`, `testing` -> `test`;
+        given in Python they found no video, where `--split Test` and `test_split: testing` find them). A subset
+        without videos gives [] (`split_video_ids` refuses it)."""
+        if subset is not None:
+            from mgrec.config import canonical_subset  # mgrec.config imports what this module does, not it
+
+            if not isinstance(subset, str):
+                raise InputError(f"subset: expected a split name such as 'test' (or None: every video), got "
+                                 f"{brief(subset)}")
+            names = {subset, canonical_subset(subset)}  # as given too: a set built in Python may name it so
+            return sorted(v for v, info in self.videos.items() if info.subset in names)
+        return sorted(self.videos)
 
     def split_video_ids(self, split: str, source: object) -> list[str]:
         """`video_ids(split)`, refused (`EmptySplit`, naming `source`, the annotations file) when there are none."""
