@@ -63,6 +63,21 @@ def test_video_id_drops_smg_modality_suffixes(tmp_path):
     assert video_id(tmp_path / "_color.mp4") == "_color"
 
 
+def test_smg_modality_suffix_in_any_case_names_the_same_video(tmp_path):
+    # SMG's Sample0002_color.mp4 copied through Windows or renamed by a tool as Sample0002_Color.MP4: extract stored
+    # its features as Sample0002_Color.npy, which no annotation id names, and find_video (data.videos) did not find it
+    assert video_id(tmp_path / "Sample0002_Color.MP4") == "Sample0002"
+    assert video_id(tmp_path / "Sample0002_COLOR.mp4") == "Sample0002"
+    assert video_id(tmp_path / "Sample0002_Skeleton.csv") == "Sample0002"
+    (tmp_path / "Sample0002_Color.MP4").write_bytes(b"")
+    assert find_video(tmp_path, "Sample0002") == tmp_path / "Sample0002_Color.MP4"
+    with pytest.raises(InputError, match="no video for 'sample0002'"):
+        find_video(tmp_path, "sample0002")  # the id itself is matched as written
+    (tmp_path / "Sample0002_color.mp4").write_bytes(b"")
+    with pytest.raises(InputError, match="two videos for 'Sample0002': Sample0002_Color.MP4 and Sample0002_color.mp4"):
+        find_video(tmp_path, "Sample0002")
+
+
 
 def test_decoding_a_real_video(carphone):
     stream = probe_video(carphone)

@@ -48,7 +48,7 @@ from mgrec.data.features import (
     without_prefix,
 )
 from mgrec.data.streams import stream_key, stream_path
-from mgrec.data.videos import VIDEO_SUFFIXES, video_stems
+from mgrec.data.videos import VIDEO_SUFFIXES, names_video
 from mgrec.errors import InputError, where
 from mgrec.files import (
     brief,
@@ -969,7 +969,8 @@ class _FolderNames:
     def video_of(self, video_id: str) -> str | None:
         """A video file of the folder named as `data.videos` reads the video of `video_id` (`find_video`)."""
         self._list()
-        return next((self.videos[stem] for stem in video_stems(video_id) if stem in self.videos), None)
+        return self.videos.get(video_id) or next(
+            (name for stem, name in self.videos.items() if names_video(stem, video_id)), None)
 
     def _list(self) -> None:
         if self.prefixed is None:

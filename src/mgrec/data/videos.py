@@ -39,7 +39,8 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mts", ".m2t
                   ".mpeg", ".vob", ".wmv", ".asf", ".3gp", ".3g2", ".ogv", ".mxf", ".dv")
 
 # SMG names its files SampleXXXX_color.mp4, SampleXXXX_skeleton.csv, ... while the annotations
-# use SampleXXXX; dropping these suffixes gives features the ids the annotations use.
+# use SampleXXXX; dropping these suffixes, in any case (`Sample0002_Color.MP4`, as a copy through Windows or a
+# renaming tool leaves it, is the same video), gives features the ids the annotations use.
 MODALITY_SUFFIXES = ("_color", "_skeleton")
 
 # The file names an annotation id may have as a video: `find_video`.
@@ -62,14 +63,15 @@ def video_id(path: Path) -> str:
     """The id a video's features are stored under: the file stem without an SMG modality suffix."""
     stem = id_from_name(path)
     for suffix in MODALITY_SUFFIXES:
-        if stem.endswith(suffix) and len(stem) > len(suffix):
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)]
     return stem
 
 
-def video_stems(video_id: str) -> list[str]:
-    """The names, without their ending, a video of `video_id` is read under (`find_video`): `{id}`, `{id}_color`."""
-    return [video_id + suffix for suffix in VIDEO_NAME_SUFFIXES]
+def names_video(stem: str, video_id: str) -> bool:
+    """Whether a file's name without its ending is one the video of `video_id` is read under (`find_video`): the id
+    as written, then a suffix of VIDEO_NAME_SUFFIXES in any case (`Sample0001_Color`), as `video_id` drops it."""
+    return stem.startswith(video_id) and stem[len(video_id):].lower() in VIDEO_NAME_SUFFIXES
 
 
 def find_video(folder: Path, video_id: str) -> Path:
@@ -85,10 +87,9 @@ def find_video(folder: Path, video_id: str) -> Path:
     if not folder.is_dir():
         problem = "not a folder" if folder.exists() else "no such folder"
         raise InputError(f"{folder}: {problem} (looking for the video of '{video_id}')")
-    stems = set(video_stems(video_id))
     named = sorted(
         path for path in folder.iterdir()
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.name[: -len(path.suffix)] in stems
+        if path.suffix.lower() in VIDEO_SUFFIXES and names_video(path.name[: -len(path.suffix)], video_id)
     )
     found = [path for path in named if path.is_file()]
     if not found:
