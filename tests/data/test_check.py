@@ -1006,7 +1006,8 @@ def test_the_grid_streams_sidecar_is_checked_against_the_videos_fps_as_the_one_s
     config.model.num_classes = 1
     errors = check_dataset(config).errors
     assert [error.where for error in errors] == [str(tmp_path / "rgb" / "v.json"), str(tmp_path / "rgb" / "v.npy")]
-    assert "fps is 5 in the sidecar but 10 for this video" in errors[0].message
+    assert (f"fps is 5 in the sidecar (the frame rate of the video the features were extracted from) but 10 in the "
+            f"annotations ({tmp_path / 'ann.json'} [database.v])") in errors[0].message
     assert "22 feature steps cover 10.0 s but the video lasts 20.0 s (47 steps expected at fps 10" in errors[1].message
     # another stream may run at its own rate: the same file as pose's is no error
     shutil.rmtree(tmp_path / "pose")

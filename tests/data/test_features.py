@@ -227,8 +227,32 @@ def test_check_sidecar():
     assert message.startswith("a/v.json: ")
     assert "stride is 4 in the sidecar but 8 in the config (data.stride)" in message
     assert "dim is 3 in the sidecar but 5 in the config (data.feature_dim)" in message
-    assert "fps is 28 in the sidecar but 30" in message
-    assert "window" not in message.split("features do not match the config: ")[1].split(". Re-extract")[0]
+    assert "fps is 28 in the sidecar (the frame rate of the video the features were extracted from) but 30" in message
+    assert "window" not in message.split("features do not match the config: ")[1].split(". Extracting")[0]
+
+
+def test_a_sidecar_fps_other_than_the_config_s_says_where_each_comes_from_and_that_extracting_again_will_not_help():
+    # SMG's features made from a copy re-encoded at 30 fps, smg/*.yaml's data.fps 28: "fps is 30 in the sidecar but 28
+    # for this video. Re-extract the features or change the config." named neither where the 28 came from nor that
+    # extracting again gives the same 30 (extract keeps each video's own rate)
+    with pytest.raises(InputError) as info:
+        check_sidecar(SIDECAR, stride=4, window=16, dim=3, fps=30, source="a/v.json")
+    message = str(info.value)
+    assert ("fps is 28 in the sidecar (the frame rate of the video the features were extracted from) but 30 in the "
+            "config (data.fps). Extracting again gives the same rate") in message
+    assert "Re-extract" not in message
+    assert "the 30 fps video whose frames the labels number" in message
+    assert message.endswith("and set data.fps to null (--set data.fps=null)")
+    # the rate the annotations give (data.fps null): no config key to change
+    with pytest.raises(InputError) as info:
+        check_sidecar(SIDECAR, stride=4, window=16, dim=3, fps=30, source="a/v.json",
+                      fps_from="in the annotations (ann.json [database.v])")
+    message = str(info.value)
+    assert "but 30 in the annotations (ann.json [database.v])" in message
+    assert "data.fps" not in message
+    # with another field wrong too, both remedies
+    with pytest.raises(InputError, match=r"fps=null\); for the rest, re-extract the features or change the config\.$"):
+        check_sidecar(SIDECAR, stride=8, window=16, dim=3, fps=30, source="a/v.json")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1031,8 +1031,9 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
             # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
             # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
             check_fps = stream.grid(info.fps).fps if is_grid or stream.fps is not None else None
+            fps_from = None if stream.fps is not None else f"in the annotations ({info.source or video_id})"
             check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, check_fps, source=meta,
-                          key_prefix=f"{key}.")
+                          key_prefix=f"{key}.", fps_from=fps_from)
             if steps is not None:
                 check_sidecar_length(path, steps, sidecar)
                 problems += _sidecar_frames_problems(sidecar, meta, path, steps, info, video_id)

@@ -226,20 +226,36 @@ def check_sidecar(
     fps: float | None = None,
     source: str | Path = "feature sidecar",
     key_prefix: str = "data.",
+    fps_from: str | None = None,
 ) -> None:
     """Raise InputError listing every field where the sidecar disagrees with the config (whose keys are
-    `key_prefix` + stride/window/feature_dim: `data.`, or a stream's `data.streams[i].`)."""
-    mismatches = sidecar_mismatches(sidecar, stride, window, dim, fps, key_prefix)
+    `key_prefix` + stride/window/feature_dim: `data.`, or a stream's `data.streams[i].`). `fps_from`: where `fps`
+    comes from, for the message (default: the config's `key_prefix` + fps)."""
+    mismatches = sidecar_mismatches(sidecar, stride, window, dim, fps, key_prefix, fps_from)
     if mismatches:
-        raise InputError(
-            f"{source}: features do not match the config: {'; '.join(mismatches)}. "
-            "Re-extract the features or change the config."
-        )
+        remedy = "Re-extract the features or change the config."
+        if fps is not None and abs(sidecar.fps - fps) > FPS_TOLERANCE:
+            # extracting again gives the same rate: extract reads every frame of the video as it is
+            remedy = fps_remedy(fps, key_prefix if fps_from is None else None) + ("" if len(mismatches) == 1 else
+                                                    "; for the rest, re-extract the features or change the config.")
+        raise InputError(f"{source}: features do not match the config: {'; '.join(mismatches)}. {remedy}")
+
+
+def fps_remedy(fps: float, key_prefix: str | None = "data.") -> str:
+    """What to do about features of a video whose frame rate is not the one the labels or config give: extracting
+    again does not help, as extract keeps each video's own rate (it does not resample). `key_prefix`: the config
+    key's, where the config's fps is the one refused (None: the annotations')."""
+    config = "" if key_prefix is None else f" and set {key_prefix}fps to null (--set {key_prefix}fps=null)"
+    return (f"Extracting again gives the same rate (extract keeps each video's own frame rate): extract from the "
+            f"{fps:g} fps video whose frames the labels number (the original recording, not a re-encoded copy), or, "
+            "where the labels number this video's frames, give the annotations its fps (SMG: the fps in "
+            f"SampleXXXX_data.csv, then mgrec data convert again){config}")
 
 
 def sidecar_mismatches(sidecar: FeatureSidecar, stride: int, window: int, dim: int, fps: float | None = None,
-                       key_prefix: str = "data.") -> list[str]:
-    """Each field where the sidecar disagrees with the config, as `check_sidecar` says it."""
+                       key_prefix: str = "data.", fps_from: str | None = None) -> list[str]:
+    """Each field where the sidecar disagrees with the config, as `check_sidecar` says it; the fps naming where
+    the sidecar's comes from (its video) and where `fps` does (`fps_from`, default the config's key)."""
     expected = {
         "stride": (stride, f"{key_prefix}stride"),
         "window": (window, f"{key_prefix}window"),
@@ -251,7 +267,8 @@ def sidecar_mismatches(sidecar: FeatureSidecar, stride: int, window: int, dim: i
         if getattr(sidecar, name) != value
     ]
     if fps is not None and abs(sidecar.fps - fps) > FPS_TOLERANCE:
-        mismatches.append(f"fps is {sidecar.fps:g} in the sidecar but {fps:g} for this video")
+        mismatches.append(f"fps is {sidecar.fps:g} in the sidecar (the frame rate of the video the features were "
+                          f"extracted from) but {fps:g} {fps_from or f'in the config ({key_prefix}fps)'}")
     return mismatches
 
 
