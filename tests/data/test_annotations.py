@@ -601,6 +601,26 @@ def test_smg_folder_problems(tmp_path):
         read_smg_labels(tmp_path, splits={"train": {41, 2}})
 
 
+def test_smg_download_given_whole_names_the_folder_of_its_labels(tmp_path):
+    # The challenge's download unpacked as SMG/: labels in SMG/smg_data_phase1/smg_skeleton_{train,validate}/SampleXXXX,
+    # videos in SMG/SMG_RGB_Phase1/smg_rgb_train/SampleXXXX. `data convert SMG` said only "no SampleXXXX folders here or
+    # one level deeper", leaving the user to guess which folder the README's SMG_ROOT is.
+    labels = tmp_path / "SMG" / "smg_data_phase1"
+    _sample(labels / "smg_skeleton_train", "Sample0001", "5,28,56\n", "1400,28,4095\n")
+    _sample(labels / "smg_skeleton_validate", "Sample0031", "9,28,56\n", "1400,28,4095\n")
+    (tmp_path / "SMG" / "SMG_RGB_Phase1" / "smg_rgb_train" / "Sample0001").mkdir(parents=True)  # videos: no labels
+    with pytest.raises(InputError) as info:
+        read_smg_labels(tmp_path / "SMG")
+    assert str(info.value) == (
+        f"{tmp_path / 'SMG'}: no SampleXXXX folders here or one level deeper; labelled sample folders "
+        f"(SampleXXXX/SampleXXXX_finelabels.csv) lie deeper: give that folder as the root: {labels}")
+    assert set(read_smg_labels(labels).videos) == {"Sample0001", "Sample0031"}  # the folder named converts
+    # nothing labelled anywhere below: the message as before, with no folder named
+    (tmp_path / "other" / "a" / "b" / "Sample0001").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"one level deeper$"):
+        read_smg_labels(tmp_path / "other")
+
+
 @pytest.mark.parametrize("name, expected", [("sample0002", "Sample0002"), ("SAMPLE2", "Sample2"),
                                             ("Sample\u0662", "Sample2")])
 def test_smg_sample_folder_spelt_otherwise_is_named_not_dropped(tmp_path, name, expected):

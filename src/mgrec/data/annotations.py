@@ -751,6 +751,45 @@ def _find_sample_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
+# How deep below the root given, and through how many folders, `data convert` looks for labelled sample folders to
+# name where the root holds none within its reach: the challenge's downloads unpack as
+# SMG/smg_data_phase1/smg_skeleton_train/Sample0001, one level more than a root's reach when SMG/ is given.
+_LOOK_DEEPER_LEVELS = 4
+_LOOK_DEEPER_FOLDERS = 10_000
+
+
+def _deeper_label_roots_hint(root: Path) -> str:
+    """Where a root holding no sample folder within reach has labelled ones deeper (the challenge's download given
+    whole: `SMG/` for `SMG/smg_data_phase1/smg_skeleton_train/Sample0001/Sample0001_finelabels.csv`): the folders
+    to give instead, the one above each sample folder's parent, as `; ...` for the message; '' where none is found."""
+    roots: list[Path] = []
+    level, seen = [root], 0
+    for _ in range(_LOOK_DEEPER_LEVELS):
+        deeper = []
+        for folder in level:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p, root))
+            except OSError:
+                continue
+            for child in children:
+                seen += 1
+                exact = _SAMPLE_NAME.fullmatch(child.name)
+                if exact and (child / f"{child.name}_finelabels.csv").is_file():
+                    label_root = child.parent.parent if child.parent.parent != root else child.parent
+                    if label_root not in roots:
+                        roots.append(label_root)
+                elif not exact:
+                    deeper.append(child)
+            if seen > _LOOK_DEEPER_FOLDERS:
+                break
+        level = deeper
+    if not roots:
+        return ""
+    shown = ", ".join(str(r) for r in roots[:3]) + (", ..." if len(roots) > 3 else "")
+    return (f"; labelled sample folders (SampleXXXX/SampleXXXX_finelabels.csv) lie deeper: give "
+            f"{'that folder' if len(roots) == 1 else 'one of these folders'} as the root: {shown}")
+
+
 def _unlabelled_in_no_split(unlabelled: list[tuple[str, Path]], subset_of: dict[int, str]) -> list[str]:
     """The sample folders of `unlabelled` to leave out: their subject is in no split, as the challenge's test
     subjects come without labels. One holding a label file under another name (`Sample03_finelabels.csv`)
@@ -814,7 +853,7 @@ def read_smg_labels(
 
     sample_dirs = _find_sample_dirs(root)
     if not sample_dirs:
-        raise InputError(f"{root}: no SampleXXXX folders here or one level deeper")
+        raise InputError(f"{root}: no SampleXXXX folders here or one level deeper{_deeper_label_roots_hint(root)}")
     unlabelled = [(name, d) for name, d in sample_dirs.items() if not (d / f"{name}_finelabels.csv").is_file()]
     outside = _unlabelled_in_no_split(unlabelled, subset_of)
     for name in outside:
