@@ -86,3 +86,24 @@ def test_a_prediction_file_s_header_index_column_and_classes_from_0_are_named(tm
     file.write_bytes(text)
     with pytest.raises(InputError, match=message):
         read_prediction_rows(file, 17)
+
+
+@pytest.mark.parametrize("row, said", [
+    (",5,120,158", "cell 1 of ,5,120,158 is empty"),
+    ("5,,120,158", "cell 2 of 5,,120,158 is empty"),
+    ("5,,120,,158", "cells 2, 4 of 5,,120,,158 are empty"),
+])
+def test_a_label_row_with_a_blank_column_before_or_between_its_values_says_which_cell_is_empty(tmp_path, row, said):
+    # A spreadsheet's blank column A (or one between the values) exported as `,5,120,158`: refused as "expected 3
+    # columns ..., found 4" with nothing pointing at the empty cell (a trailing one, `5,120,158,`, is read)
+    labels = tmp_path / "Sample0001_finelabels.csv"
+    labels.write_text(f"{row}\r\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_label_file(labels, 17)
+    assert str(info.value) == (f"{labels}:1: expected 3 columns class(1..17),start_frame,end_frame, found "
+                               f"{row.count(',') + 1} ({said}: a blank column of the spreadsheet it was exported "
+                               "from? delete the column)")
+    data = tmp_path / "Sample0001_data.csv"
+    data.write_text(row.replace("5", "28").replace("120", "5000").replace("158", "4095") + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"found \d \(cells? [0-9, ]+ of .* empty: a blank column"):
+        read_data_file(data)

@@ -156,10 +156,17 @@ def without_trailing_empty_cells(cells: list[str]) -> list[str]:
 
 
 def _separator_hint(cells: list[str]) -> str:
-    """A hint where one cell holds another separator (a spreadsheet's export with ';', or tabs): else ''."""
+    """A hint where one cell holds another separator (a spreadsheet's export with ';', or tabs), or where some cells
+    are empty (a spreadsheet's blank column before or between the values: `,5,120,158`, `5,,120,158`): else ''."""
     for separator, name in ((";", "';'"), ("\t", "tabs")):
         if len(cells) == 1 and separator in cells[0]:
             return f" (its cells are separated by {name}; SMG files separate them by commas)"
+    empty = [number for number, cell in enumerate(cells, start=1) if not cell]
+    if empty:
+        which = ", ".join(str(number) for number in empty[:3]) + (", ..." if len(empty) > 3 else "")
+        return (f" (cell{'s' if len(empty) > 1 else ''} {which} of {_shown(cells)} "
+                f"{'are' if len(empty) > 1 else 'is'} empty: a blank column of the spreadsheet it was exported "
+                "from? delete the column)")
     return ""
 
 
