@@ -107,3 +107,19 @@ def test_a_label_row_with_a_blank_column_before_or_between_its_values_says_which
     data.write_text(row.replace("5", "28").replace("120", "5000").replace("158", "4095") + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"found \d \(cells? [0-9, ]+ of .* empty: a blank column"):
         read_data_file(data)
+
+
+def test_a_data_file_written_with_semicolons_is_said_so_not_taken_for_a_header(tmp_path):
+    # `173;28;4500` (a spreadsheet set to ';') was dropped as a header row, the file then refused as holding
+    # "exactly one row numFrames,fps,maxDepth, found 0"
+    data = tmp_path / "Sample0001_data.csv"
+    data.write_text("173;28;4500\r\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_data_file(data)
+    assert str(info.value) == (f"{data}:1: expected 3 columns numFrames,fps,maxDepth, found 1 (its cells are "
+                               "separated by ';'; SMG files separate them by commas)")
+    data.write_text("numFrames;fps;maxDepth\n173;28;4500\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"_data\.csv:2: expected 3 columns .* found 1 \(its cells are separated by"):
+        read_data_file(data)
+    data.write_text("numFrames,fps,maxDepth\n173,28,4500\n", encoding="utf-8")  # a header is still read past
+    assert read_data_file(data) == (173, 28.0)

@@ -270,7 +270,9 @@ def read_data_file(path: Path) -> tuple[int, float]:
     """
     rows = list(_csv_rows(path))
     hint = _separator_hint(rows[0][1]) if rows else ""
-    if rows and not any(parses_as_number(cell) for cell in rows[0][1]):
+    # a header names its columns (`numFrames,fps,maxDepth`); a row of no number and no word is a row written
+    # otherwise (`173;28;4500`, from a spreadsheet set to ';'), said as such below, not dropped as a header
+    if rows and _is_header_row(rows[0][1]):
         rows = rows[1:]
     if len(rows) != 1:
         raise InputError(f"{path}: expected exactly one row numFrames,fps,maxDepth, found {len(rows)}{hint}")

@@ -564,8 +564,8 @@ def test_smg_label_and_data_files_with_quoted_cells_read_as_without(tmp_path):
 def test_smg_files_separated_otherwise_than_by_commas_are_named_so(tmp_path, separator, named):
     # a spreadsheet's ';' export: "expected exactly one row numFrames,fps,maxDepth, found 0" (the row read as a header)
     _sample(tmp_path, "Sample0001", "5,28,56\n", f"1400{separator}28{separator}4095\n")
-    with pytest.raises(InputError, match=rf"found 0 \(its cells are separated by {named}; SMG files separate them "
-                                         r"by commas\)"):
+    with pytest.raises(InputError, match=rf"_data\.csv:1: expected 3 columns numFrames,fps,maxDepth, found 1 "
+                                         rf"\(its cells are separated by {named}; SMG files separate them by commas\)"):
         read_smg_labels(tmp_path)
     _sample(tmp_path / "labels", "Sample0001", f"5{separator}28{separator}56\n", "1400,28,4095\n")
     with pytest.raises(InputError, match=rf"Sample0001_finelabels.csv:1: expected 3 columns .*found 1 \(its cells "
