@@ -1233,6 +1233,7 @@ def cmd_score(args) -> None:
     import json
 
     from mgrec.data.annotations import load_annotations
+    from mgrec.data.check import check_entries
     from mgrec.evaluate.average_precision import parse_tious
     from mgrec.evaluate.scoring import check_threshold_options, check_tuning_split, format_score_table, score_file
     from mgrec.files import brief, counted
@@ -1251,6 +1252,13 @@ def cmd_score(args) -> None:
                              "which places its frames; leave --fps out")
         print(f"note: --fps {fps:g} places the frames of the videos of {args.gt} without an fps only; {len(own_fps)} "
               f"have their own ({first})", file=sys.stderr)
+    # each entry scored (the split's, or its --videos, and the split tuned on) checked as data check checks it
+    scored = annotations.video_ids(args.split)
+    if args.videos is not None:
+        scored = [video for video in scored if video in set(args.videos)]
+    tuned = annotations.video_ids(args.tune_on) if args.tune_on is not None else []
+    check_entries(annotations, args.gt, list(dict.fromkeys(scored + tuned)),
+                  warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     if args.analysis is not None:  # before the work
         _check_analysis_folder(Path(args.analysis), args.split, reads=[args.gt, args.pred])
     result = score_file(annotations, args.gt, args.pred, args.split, tune_on=args.tune_on, thresholds=args.thresholds,

@@ -1088,3 +1088,51 @@ def test_a_class_count_other_than_the_annotations_suggests_the_annotations_count
     config.model.num_classes = 3
     fixed = check_dataset(config)
     assert not any("num_classes" in p.message for p in fixed.errors) and "model.num_classes" not in fixed.suggestions
+
+
+def test_score_gt_refuses_what_data_check_calls_an_error_and_warns_of_its_warnings(tmp_path, capsys):
+    """`mgrec score --gt` read an annotations file without data check's checks of its entries: a duration that
+    disagrees with the frame count, an instance past the video's end, were scored as they were (exit 0, no word).
+    It now runs the same checks (`entry_problems`): data check's errors refused, its warnings warned, same words."""
+    from mgrec.cli import main
+
+    frames = int(round(20.0 * FPS))
+    ann, pred = tmp_path / "ann.json", tmp_path / "pred.json"
+    pred.write_text(json.dumps({"results": {"v": [{"segment": [1.0, 3.0], "label": "c0", "score": 0.9}]}}))
+
+    def write(entry: dict) -> None:
+        ann.write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": {"v": entry}}), encoding="utf-8")
+
+    def check_messages(severity: str) -> list[str]:
+        (tmp_path / "feats").mkdir(exist_ok=True)
+        _features(tmp_path / "feats", "v")
+        config = _config(tmp_path)
+        config.data.train_split = config.data.val_split = "test"
+        return [f"{p.where}: {p.message}" for p in check_dataset(config).problems
+                if p.severity == severity and p.video_id == "v"]
+
+    score = ["score", "--gt", str(ann), "--pred", str(pred), "--split", "test"]
+    # fps, duration and frame count disagree: an error of data check, refused by score in its words
+    write({**_entry("testing", (0, 1.0, 3.0)), "duration": 1e12, "num_frames": frames})
+    assert main(score) == 2
+    err = capsys.readouterr().err
+    said = check_messages("error")
+    assert said == [f"{ann} [database.v]: duration 1e+12 s disagrees with num_frames {frames} at {FPS:g} fps (20 s); "
+                    "correct the wrong one"]
+    assert f"mgrec: error: {said[0]}; {ann} cannot be scored as it is" in err
+    # an instance starting after the video's end: an error too
+    write(_entry("testing", (0, 1.0, 3.0), (1, 25.0, 26.0)))
+    assert main(score) == 2
+    err = capsys.readouterr().err
+    assert f"{ann} [database.v.annotations[1]]: instance starts at 25.000 s, after the video ends (20.000 s)" in err
+    # one ending past it: data check's warning, warned, and the file scored
+    write(_entry("testing", (0, 1.0, 3.0), (1, 19.0, 21.0)))
+    assert main(score) in (0, None)
+    err = capsys.readouterr().err
+    said = check_messages("warning")
+    assert said and all(f"warning: {line}" in err for line in said)
+    assert "1.000 s after the video ends (20.000 s)" in err
+    # a clean file: no word
+    write(_entry("testing", (0, 1.0, 3.0)))
+    assert main(score) in (0, None)
+    assert "warning" not in capsys.readouterr().err

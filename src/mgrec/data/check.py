@@ -15,7 +15,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -31,7 +31,6 @@ from mgrec.config import (
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
-from mgrec.data.datasets import segments_to_grid, video_clips
 from mgrec.data.demo import default_cache_dir
 from mgrec.data.features import (
     FPS_TOLERANCE,
@@ -191,11 +190,17 @@ def grouped_problems(problems: list[Problem]) -> list[tuple[Problem, list[str]]]
 def _problem_line(problem: Problem, videos: list[str]) -> str:
     """One line of the report: a problem at its place, or the first of many videos' with the count and the first
     few (the rest are alike: the same message, each at its own video's file)."""
+    return f"  {problem.severity.upper():7} {problem_where(problem, videos)}: {problem.message}"
+
+
+def problem_where(problem: Problem, videos: list[str]) -> str:
+    """Where `problem` is (`grouped_problems`' videos): its place, or the first of many videos' with the count of the
+    others and the first few."""
     where = problem.where
     if len(videos) > 1:
         others = ", ".join(brief(v) for v in videos[1 : _VIDEOS_EACH + 1])
         where += f", and the same for {counted(len(videos) - 1, 'other video')} ({others}, ...; {len(videos)} in all)"
-    return f"  {problem.severity.upper():7} {where}: {problem.message}"
+    return where
 
 
 def allowed_drift(grid: FeatureGrid) -> float:
@@ -423,9 +428,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
 
     for split in splits:
         video_ids = aset.video_ids(split)
-        for video_id in video_ids:
-            problems += _frame_count_problems(aset.videos[video_id])
-            problems += _check_segments(aset.videos[video_id], aset.segments[video_id], config.model.num_classes)
+        problems += entry_problems(aset, video_ids, config.model.num_classes)
         problems += _unlabelled_videos(aset, split, video_ids, annotations_path, split == data.train_split)
     return problems
 
@@ -699,6 +702,8 @@ def undetectable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], min_
 
 def _grid_instances(aset: AnnotationSet, video_id: str, data: DataConfig) -> tuple[np.ndarray, FeatureGrid]:
     """A video's instances on its feature grid, as training places them (`mgrec.train.data.load_split`)."""
+    from mgrec.data.datasets import segments_to_grid  # here: it imports torch, which `score --gt` needs not
+
     grid = data.grid(aset.videos[video_id].fps)
     return segments_to_grid(aset.segments.get(video_id, []), grid)[0], grid
 
@@ -780,6 +785,34 @@ _INSTANCE_PROBLEMS_EACH = 5
 SAME_CLASS_OVERLAP_TIOU = 0.5
 # How many later instances of its class (by start) each instance is compared with, at most.
 _OVERLAP_NEIGHBOURS = 16
+
+
+def entry_problems(aset: AnnotationSet, video_ids: list[str], num_classes: int) -> list[Problem]:
+    """The problems of the entries of `video_ids` in the annotations file alone: a duration that disagrees with the
+    frame count (`_frame_count_problems`), and each video's instances against its entry and `num_classes`
+    (`_check_segments`). What `data check` says of each video's entry, and what `mgrec score --gt` refuses or warns
+    of before scoring (`check_entries`)."""
+    problems: list[Problem] = []
+    for video_id in video_ids:
+        problems += _frame_count_problems(aset.videos[video_id])
+        problems += _check_segments(aset.videos[video_id], aset.segments.get(video_id, []), num_classes)
+    return problems
+
+
+def check_entries(aset: AnnotationSet, annotations_path: str | Path, video_ids: list[str],
+                  warn: Callable[[str], None]) -> None:
+    """The checks `data check` makes of each entry of an annotations file (`entry_problems`), for a reader of the
+    file alone (`mgrec score --gt`): its errors refused (InputError: the first, with the count of the others),
+    its warnings given to `warn`, one line each as data check prints them ("<file> [key]: message")."""
+    problems = entry_problems(aset, video_ids, aset.num_classes)
+    errors = [problem for problem in problems if problem.severity == "error"]
+    if errors:
+        first = errors[0]
+        more = (f" (and {counted(len(errors) - 1, 'other error')} in its entries; `mgrec data check` lists them)"
+                if len(errors) > 1 else "")
+        raise InputError(f"{first.where}: {first.message}{more}; {annotations_path} cannot be scored as it is")
+    for problem, videos in grouped_problems([problem for problem in problems if problem.severity == "warning"]):
+        warn(f"{problem_where(problem, videos)}: {problem.message}")
 
 
 def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
@@ -1154,6 +1187,8 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     than one window, cut short after a header that declares every frame, a length that disagrees with the
     annotations' duration), and its number of feature steps."""
     try:
+        from mgrec.data.datasets import video_clips  # here: it imports torch, which `score --gt` needs not
+
         clips = video_clips(config, info.video_id, info.fps)
         # Training decodes clips on the fly: a file cut short would otherwise fail only when a crop reaches
         # its end, epochs in. Its first and last frames are decoded now (two short seeks).
