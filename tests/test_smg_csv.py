@@ -78,7 +78,7 @@ def test_a_detection_shorter_than_a_frame_is_written_as_one_frame_that_reads_bac
     (b"0,5,10,20,0.9\n1,6,30,40,0.8\n", r"p.csv:1: expected class,start_frame,end_frame\[,score\], got 5 columns "
                                         r"\(a first column of row numbers, as pandas' to_csv writes its index\?"),
     # label ids written as classes: numbered from 0
-    (b"0,10,20,0.9\n", r"p.csv:1: class must be in 1..17, got 0 \(SMG label files number classes from 1; a file "
+    (b"0,10,20,0.9\n", r"p.csv:1: class 0 is outside 1..17 \(SMG label files number classes from 1; a file "
                        r"written from 0 needs every class raised by one\)"),
 ])
 def test_a_prediction_file_s_header_index_column_and_classes_from_0_are_named(tmp_path, text, message):
@@ -123,3 +123,39 @@ def test_a_data_file_written_with_semicolons_is_said_so_not_taken_for_a_header(t
         read_data_file(data)
     data.write_text("numFrames,fps,maxDepth\n173,28,4500\n", encoding="utf-8")  # a header is still read past
     assert read_data_file(data) == (173, 28.0)
+
+
+@pytest.mark.parametrize("row, message", [
+    ("18,10,20", "class 18 is outside 1..17"),
+    ("0,10,20", "class 0 is outside 1..17 (SMG label files number classes from 1;"),
+    ("5,-3,20", "start frame -3 is negative"),
+    ("5,20,20", "start frame 20 is not before end frame 20"),
+    ("5,30,20", "start frame 30 is not before end frame 20"),
+    (f"5,0,{'9' * 400}", "frame number out of range in "),
+    (f"{'9' * 400},0,20", "is outside 1..17"),
+])
+def test_a_row_out_of_range_is_worded_alike_in_label_and_prediction_files(tmp_path, row, message):
+    """The label reader (`data convert`) and the prediction reader (`score --pred FOLDER`) checked the same ranges
+    of a row in two wordings (`class must be in 1..17, got 18` beside `class 18 is outside 1..17`, `start_frame 20
+    must be < end_frame 20` beside `start frame 20 is not before end frame 20`): one function (`check_row`) now
+    checks and words them for both."""
+    said = []
+    for name, read in (("labels.csv", lambda path: read_label_file(path, 17)),
+                       ("predictions.csv", lambda path: read_prediction_rows(path, 17))):
+        path = tmp_path / name
+        path.write_text(f"5,1,2\n{row}\n")
+        with pytest.raises(InputError) as info:
+            read(path)
+        text = str(info.value)
+        assert text.startswith(f"{path}:2: ") and message in text, text
+        said.append(text.removeprefix(f"{path}:2: "))
+    assert said[0] == said[1]
+
+
+def test_an_end_past_the_video_s_frames_is_named_with_where_they_are_counted(tmp_path):
+    labels = tmp_path / "Sample0001_finelabels.csv"
+    labels.write_text("5,10,20\n5,90,101\n")
+    assert len(read_label_file(labels, 17, num_frames=101)) == 2  # an exclusive end at the last frame
+    with pytest.raises(InputError, match=r"Sample0001_finelabels.csv:2: end frame 101 is past the video's end: it has "
+                                         r"100 frames \(numFrames in .*Sample0001_data.csv\)"):
+        read_label_file(labels, 17, num_frames=100, frames_source=tmp_path / "Sample0001_data.csv")

@@ -198,10 +198,7 @@ def _class_hint(class_number: int, classes_named: str | None = None) -> str:
 
 def _integers(path: Path, line: int, cells: list[str], names: str) -> list[int]:
     try:
-        values = [whole_number(cell) for cell in cells]
-        if any(abs(v) > MAX_FRAME for v in values):
-            raise InputError(f"{path}:{line}: number out of range in {_shown(cells)} (expected {names})")
-        return values
+        return [whole_number(cell) for cell in cells]
     except ValueError:
         if line == 1 and any(re.search(r"[A-Za-z]", cell) for cell in cells):
             raise InputError(_header_message(f"{path}:{line}", cells, names)) from None
@@ -236,20 +233,33 @@ def read_label_file(path: Path, num_classes: int, num_frames: int | None = None,
         if len(cells) != 3:
             raise InputError(f"{path}:{line}: expected 3 columns {names}, found {len(cells)}{_separator_hint(cells)}")
         label, start, end = _integers(path, line, cells, names)
-        if not 1 <= label <= num_classes:
-            raise InputError(f"{path}:{line}: class {label} is outside 1..{num_classes}"
-                             f"{_class_hint(label, classes_named)}")
-        if start < 0:
-            raise InputError(f"{path}:{line}: start frame {start} is negative")
-        if start >= end:
-            raise InputError(f"{path}:{line}: start frame {start} is not before end frame {end}")
-        # end == num_frames is let through: an exclusive end at the video's last frame.
-        if num_frames is not None and end > num_frames:
-            counted = f" (numFrames in {frames_source})" if frames_source is not None else ""
-            raise InputError(f"{path}:{line}: end frame {end} is past the video's end: it has {num_frames} "
-                             f"frames{counted}")
+        check_row(where(path, line=line), cells, label, start, end, num_classes, num_frames, frames_source,
+                  classes_named)
         rows.append(SmgRow(line, label, start, end))
     return rows
+
+
+def check_row(location: str, cells: list[str], class_number: int, start: int, end: int, num_classes: int,
+              num_frames: int | None = None, frames_source: Path | None = None, classes_named: str | None = None
+              ) -> None:
+    """The ranges of one SMG row's class and frames, worded alike for label files (`read_label_file`) and prediction
+    files (`read_prediction_rows`); InputError at `location` (file:line) otherwise. A number past MAX_FRAME (seconds
+    must stay finite), a class outside 1..`num_classes`, a negative start, a start not before the end (the end is
+    exclusive), and, where the video's frame count is known (`num_frames`, counted in `frames_source`), an end past
+    it: a row labelling frames the video does not have (a typo, or the label file of another video)."""
+    if max(abs(start), abs(end)) > MAX_FRAME:
+        raise InputError(f"{location}: frame number out of range in {_shown(cells[:3])} (at most {MAX_FRAME})")
+    if not 1 <= class_number <= num_classes:
+        raise InputError(f"{location}: class {_shown([str(class_number)])} is outside 1..{num_classes}"
+                         f"{_class_hint(class_number, classes_named)}")
+    if start < 0:  # frames count from the video's first, as in the JSON readers
+        raise InputError(f"{location}: start frame {start} is negative")
+    if start >= end:
+        raise InputError(f"{location}: start frame {start} is not before end frame {end}")
+    # end == num_frames is let through: an exclusive end at the video's last frame.
+    if num_frames is not None and end > num_frames:
+        counted = f" (numFrames in {frames_source})" if frames_source is not None else ""
+        raise InputError(f"{location}: end frame {end} is past the video's end: it has {num_frames} frames{counted}")
 
 
 def parses_as_number(text: str) -> bool:
@@ -357,15 +367,7 @@ def read_prediction_rows(file: Path, num_classes: int) -> tuple[list[SmgRow], in
                 f"{location}: class, start_frame and end_frame must be integers, got {brief(row[:3])}"
                 f"{_times_hint([cell.strip() for cell in row[:3]])}"
             ) from None
-        if max(abs(start_frame), abs(end_frame)) > MAX_FRAME:  # as in label files: seconds must stay finite
-            raise InputError(f"{location}: frame number out of range in {brief(row[:3])} (at most {MAX_FRAME})")
-        if not 1 <= class_number <= num_classes:
-            raise InputError(f"{location}: class must be in 1..{num_classes}, got {class_number}"
-                             f"{_class_hint(class_number)}")
-        if start_frame < 0:  # as in label files and the JSON readers: frames count from the video's first
-            raise InputError(f"{location}: start_frame {start_frame} is negative")
-        if start_frame >= end_frame:
-            raise InputError(f"{location}: start_frame {start_frame} must be < end_frame {end_frame}")
+        check_row(location, [cell.strip() for cell in row], class_number, start_frame, end_frame, num_classes)
         score = 1.0
         if len(row) == 4:
             try:
