@@ -935,3 +935,69 @@ def test_a_fused_stream_s_notes_are_of_its_members_offline_detection_not_of_memb
     notes = said(ensemble_of(first.postprocess, second))
     assert "detects offline in 3 shifted passes" in notes and "(data.normalize: video)" in notes
     assert "note:" not in said(ensemble_of(four, plain))
+
+
+def test_a_feature_file_changed_while_it_streams_is_named_and_its_label_file_not_written(tmp_path, monkeypatch):
+    """`mgrec detect` (extraction's `check_unchanged`) refuses a file changed while it was read; `mgrec stream`, whose
+    rows are memory-mapped and read as the stream goes (minutes, with --realtime), streamed on without a word and wrote
+    the video's label file. It now makes the same check at the stream's end, through the same function."""
+    import mgrec.infer.stream as stream_module
+
+    run, path, _, _ = replayed_clip(tmp_path)
+    before, whole = path.stat().st_size, path.read_bytes()
+    replay = stream_module._replay
+
+    def written_meanwhile(*args):
+        for index, chunk in enumerate(replay(*args)):
+            if index == 3:  # another program writes on the file while it streams
+                with open(path, "ab") as file:
+                    file.write(b"\0" * 64)
+            yield chunk
+
+    monkeypatch.setattr(stream_module, "_replay", written_meanwhile)
+    out = tmp_path / "submission"
+    with pytest.raises(InputError) as refused:
+        stream_files(run, [path], lookahead=0.01, hop=8, smg_out=out)
+    assert str(refused.value) == (
+        f"{path}: changed while it was read ({before:,} bytes when its reading began, {before + 64:,} now, modified "
+        "since: a recording or a copy still being written?); its rows are read as the stream goes (memory-mapped), so "
+        "the gestures streamed may be of a part of it, or of two versions of it: stream it again once it is complete")
+    assert not (out / "clip").exists()  # no label file of a part of it
+    monkeypatch.setattr(stream_module, "_replay", replay)  # whole again, and left alone now: streamed
+    path.write_bytes(whole)
+    (summary,) = stream_files(run, [path], lookahead=0.01, hop=8, out=io.StringIO())
+    assert summary.updates == 15
+
+
+def test_a_video_file_that_grows_while_it_streams_is_named_as_extraction_names_it(tmp_path, make_video, monkeypatch):
+    """`mgrec stream RUN VIDEO` decodes the file as it streams; a recording still being written was streamed up to
+    where it then ended, exit 0, where `mgrec extract` and `detect RUN VIDEO` refuse it (`check_unchanged`)."""
+    from tests.infer.test_detect import make_random_run
+
+    import mgrec.extract.live as live_module
+    from mgrec.extract.jobs import extract_videos
+
+    video = make_video(tmp_path / "rec.mp4", [np.full((32, 32, 3), 6 * i, np.uint8) for i in range(40)])
+    (extracted,) = extract_videos([video], tmp_path / "features", size=32, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted.feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    before = video.stat().st_size
+    decode = live_module.iter_frames
+
+    def growing(*args, **kwargs):
+        for index, frame in enumerate(decode(*args, **kwargs)):
+            if index == 5:  # the recorder writes on while mgrec reads
+                with open(video, "ab") as file:
+                    file.write(b"\0" * 1000)
+            yield frame
+
+    monkeypatch.setattr(live_module, "iter_frames", growing)
+    live = live_module.LiveFeatures(run)
+    with pytest.raises(InputError) as refused:
+        stream_files(run, [video], lookahead=0.5, out=io.StringIO(), live=live)
+    assert str(refused.value).startswith(
+        f"{video}: changed while it was read ({before:,} bytes when its reading began, {before + 1000:,} now, modified "
+        "since: a recording or a copy still being written?); the gestures streamed were of a part of it")
+    monkeypatch.setattr(live_module, "iter_frames", decode)  # complete now: streamed
+    (summary,) = stream_files(run, [video], lookahead=0.5, out=io.StringIO(), live=live_module.LiveFeatures(run))
+    assert summary.video_id == "rec" and summary.updates > 0

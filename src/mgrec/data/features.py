@@ -99,6 +99,26 @@ def source_stamp(path: str | Path) -> str:
     return f"{status.st_size}:{status.st_mtime_ns}"
 
 
+# What `check_unchanged` says of a video extracted while it changed (`mgrec extract`, `detect` on videos).
+EXTRACTED_A_PART = "its features would be of a part of it: extract it once it is complete"
+
+
+def check_unchanged(path: str | Path, stamp: str, consequence: str = EXTRACTED_A_PART) -> None:
+    """`path`, read to its end, must be as it was when its reading began (`stamp`, its `source_stamp` then): a
+    recording still being written (a camera's or OBS's file, read while it records) or a copy still arriving was
+    extracted up to where it then ended, and its features written as the video's, exit 0; the next run would find
+    the stamp changed and extract it again, but detections made from them meanwhile covered part of it without a
+    word. The one check of every reader that reads a file over time (extraction, `mgrec stream` of a video or of a
+    memory-mapped feature file); `consequence` says what the change makes of its output. InputError naming the
+    file, its sizes then and now."""
+    now = source_stamp(path)
+    if now != stamp:
+        before, after = (int(text.partition(":")[0]) for text in (stamp, now))
+        sizes = f"{before:,} bytes when its reading began, {after:,} now" if before != after else "its size the same"
+        raise InputError(f"{path}: changed while it was read ({sizes}, modified since: a recording or a copy still "
+                         f"being written?); {consequence}")
+
+
 def sidecar_path(feature_path: str | Path) -> Path:
     """The sidecar of a feature file: same folder and stem, `.json`."""
     return Path(feature_path).with_suffix(".json")

@@ -18,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mgrec import terminal
+from mgrec.data.features import check_unchanged, source_stamp
 from mgrec.data.videos import PIPE_FORMATS, NetworkSource, open_network_video, open_piped_video
 from mgrec.errors import InputError
 from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, is_video, video_recipe
@@ -32,6 +33,11 @@ PIPED_ID = "stdin"
 # on the string's missing suffix where the file's was named).
 PIPED_NAME = Path("standard input")
 PIPED_HOW = "pipe a video container into it (ffmpeg -i SOURCE -f matroska - | mgrec stream RUN -)"
+
+# What `check_unchanged` says of a video file that changed while it streamed.
+STREAMED_A_PART = ("the gestures streamed were of a part of it, up to where it then ended: stream it once it is "
+                   "complete, or stream the recording as it is made (pipe it: ffmpeg ... -f matroska - | mgrec stream "
+                   "RUN -)")
 
 # A source `mgrec stream` reads: a video or feature file (or folder), `-`, or a URL.
 Source = Path | NetworkSource
@@ -115,6 +121,9 @@ class LiveFeatures:
                 raise InputError(f"{described(video)} is one video, read as it arrives; its rows were read already "
                                  "(or it was closed)")
         name = PIPED_NAME if video == PIPED else str(video)  # a URL shown without its password
+        # a file, stamped before decoding: one changed while it streamed (a recording still being written) is said
+        # at its end, as extraction says it (`check_unchanged`)
+        stamp = None if opened is not None else source_stamp(video)
         frames = FrameCounter(iter_frames(name, self.model.image_size, container=opened,
                                           keep=self.model.frame_needed(self.window, self.stride)))
         decoded = prefetch(iter(frames), DECODE_AHEAD)
@@ -125,6 +134,8 @@ class LiveFeatures:
                 raise InputError(f"{exc}; {PIPE_FORMATS}") from None
             raise
         check_length(name, frames.count, self.window)
+        if stamp is not None:
+            check_unchanged(video, stamp, STREAMED_A_PART)
 
 
 def _standard_input() -> BinaryIO:

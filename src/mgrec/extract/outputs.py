@@ -309,17 +309,3 @@ def check_length(path: Path | str, frames: int, window: int) -> None:
         raise InputError(f"{path}: no frames could be decoded")
     if frames < window:
         raise InputError(f"{path}: {counted(frames, 'frame')}, shorter than one window of {window} frames")
-
-
-def check_unchanged(path: Path, stamp: str) -> None:
-    """`path`, read to its end, must be as it was when its reading began (`stamp`, its `source_stamp` then): a
-    recording still being written (a camera's or OBS's file, read while it records) or a copy still arriving was
-    extracted up to where it then ended, and its features written as the video's, exit 0; the next run would find
-    the stamp changed and extract it again, but detections made from them meanwhile covered part of it without a
-    word. InputError naming the file, its sizes then and now."""
-    now = source_stamp(path)
-    if now != stamp:
-        before, after = (int(text.partition(":")[0]) for text in (stamp, now))
-        sizes = f"{before:,} bytes when its reading began, {after:,} now" if before != after else "its size the same"
-        raise InputError(f"{path}: changed while it was read ({sizes}, modified since: a recording or a copy still "
-                         "being written?); its features would be of a part of it: extract it once it is complete")

@@ -64,14 +64,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mgrec.data.features import FeatureSidecar, check_feature_values, source_stamp, write_features
+from mgrec.data.features import (
+    FeatureSidecar,
+    check_feature_values,
+    check_unchanged,
+    source_stamp,
+    write_features,
+)
 from mgrec.errors import InputError
 from mgrec.extract.outputs import (
     ExtractResult,
     FrameCounter,
     check_length,
     check_numbers,
-    check_unchanged,
     finished_sidecar,
     holding,
     raise_failures,

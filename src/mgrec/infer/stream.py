@@ -34,6 +34,7 @@ from typing import IO, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
+from mgrec.data.features import check_unchanged, source_stamp
 from mgrec.data.streams import load_stream_files
 from mgrec.data.videos import batched
 from mgrec.devices import torch_threads
@@ -54,6 +55,10 @@ from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, ch
 from mgrec.records import Detection
 from mgrec.smg_csv import checked_fps
 from mgrec.timeline import FeatureGrid
+
+# What `check_unchanged` says of a feature file that changed while it streamed (its rows are memory-mapped).
+STREAMED_CHANGED = ("its rows are read as the stream goes (memory-mapped), so the gestures streamed may be of a part "
+                    "of it, or of two versions of it: stream it again once it is complete")
 
 # --onnx and --compile given together
 ONNX_AND_COMPILE = ("--onnx runs the exported network in onnxruntime; --compile compiles the PyTorch network: give one "
@@ -121,6 +126,10 @@ class VideoSource(NamedTuple):
     loaded: list[tuple[np.ndarray | Iterable[np.ndarray], FeatureGrid | None]]
     # the fps of the streams on grids of their own, by name (of an ensemble: every member's, `member_stream_names`)
     stream_fps: dict[str, float | None]
+    # each feature file given, with its `source_stamp` before it was read: its rows are memory-mapped, read as the
+    # stream goes, and it must be the same at the stream's end (`check_unchanged`; a video decoded as it streams
+    # checks its own file)
+    stamps: tuple[tuple[Path, str], ...] = ()
 
 
 class VideoFeatures(Protocol):
@@ -573,13 +582,14 @@ def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: floa
     """One video's inputs, read and checked (`stream_files`, `mgrec evaluate --online`): its fps
     (`OfflineDetector.file_fps`; `fps_said_as` names where `fps` came from), every stream's rows and grid (the file
     is the grid stream's; `load_stream_files`), and the fps of each stream on its own grid."""
+    stamp = source_stamp(path)  # before any reading: the rows are memory-mapped, read as the stream goes
     video_fps = detector.file_fps(path, fps, what=fps_said_as)
     loaded = load_stream_files(detector.config.data, video_id, video_fps, folders=stream_folders, main_path=path,
                                check_recipe=detector.check_stream_recipe)
     detector.require_fps(path, video_fps)  # named here: OnlineDetector's grid would not say which file
     stream_fps = {s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
                   if grid is not None}
-    return VideoSource(video_fps, loaded, stream_fps)
+    return VideoSource(video_fps, loaded, stream_fps, ((path, stamp),))
 
 
 def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
@@ -611,7 +621,8 @@ def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
             elif stream.name in source.stream_fps:
                 stream_fps[name] = source.stream_fps[stream.name]
             loaded.append((rows, grid))
-    return VideoSource(sources[0].fps, loaded, stream_fps)
+    return VideoSource(sources[0].fps, loaded, stream_fps,
+                       tuple(dict.fromkeys(stamp for source in sources for stamp in source.stamps)))
 
 
 def member_stream_names(member: OfflineDetector, index: int) -> list[str]:
@@ -693,6 +704,9 @@ def stream_video(detector: OfflineDetector, source: VideoSource, video_id: str, 
         interrupted = True
     streamed = count
     write(online.flush)
+    if not interrupted:  # a file changed while its rows were read: the gestures were of a part of it, or of two
+        for path, stamp in source.stamps:
+            check_unchanged(path, stamp, STREAMED_CHANGED)
     times = np.asarray(update_ms) if update_ms else np.zeros(1)
     engine = "onnxruntime" if isinstance(detector.model, OnnxNetwork) else "pytorch"
     # what the notes say of offline detection: of a detection-level ensemble its members', each detecting with its own
