@@ -586,3 +586,34 @@ def test_cover_art_is_no_video_stream(tmp_path):
     assert (probe_video(clip).fps, probe_video(clip).declared_frames) == (25.0, 20)
     assert len(list(iter_frames(clip, SIZE))) == 20
     assert VideoClips.open(clip, stride=4, window=8, frames_per_clip=4, image_size=SIZE).frame_count == 20
+
+
+def test_a_video_of_a_few_pixels_is_refused_and_one_scaled_up_much_is_warned_of_once(tmp_path, make_video, capsys):
+    """A 2x2 video was scaled up to the backbone's input and extracted (or trained on, or streamed) without a word.
+    Every reader of frames for features now goes by one rule (`check_frame_size`): under MIN_FRAME_SIDE pixels a side
+    refused, naming the file, its size and the floor; scaled up more than MAX_UPSCALE on a side, warned of once."""
+    from mgrec.data.videos import MAX_UPSCALE, MIN_FRAME_SIDE, VideoClips, check_frame_size, iter_frames
+
+    assert (MIN_FRAME_SIDE, MAX_UPSCALE) == (16, 4.0)
+    tiny = make_video(tmp_path / "tiny.mp4", [np.full((2, 2, 3), 9 * i, np.uint8) for i in range(20)])
+    floor = f"{tiny}: its frames are 2x2 pixels, under the 16 pixels a side that mgrec reads gestures in"
+    for read in (lambda: list(iter_frames(tiny, 224)), lambda: list(iter_frames(tiny, None)),  # pose: own size
+                 lambda: VideoClips.open(tiny, stride=4, window=16, frames_per_clip=2, image_size=224)):
+        with pytest.raises(InputError) as refused:
+            read()
+        assert str(refused.value).startswith(floor)
+    with pytest.raises(InputError, match=r"its frames are 30x12 pixels, under the 16"):
+        check_frame_size("wide.mp4", 30, 12, 224)  # a side under the floor is enough
+    check_frame_size("floor.mp4", 16, 16, 64)  # at the floor, scaled up 4x: neither refused nor warned
+    assert capsys.readouterr().err == ""
+
+    small = make_video(tmp_path / "small.mp4", [np.full((20, 20, 3), 9 * i, np.uint8) for i in range(20)])
+    assert len(list(iter_frames(small, 112))) == 20
+    warned = (f"warning: {small}: its frames are 20x20 pixels, scaled up 5.6x (more than 4x on a side) to the "
+              "backbone's input of 112x112: its features see little of each gesture; a larger recording gives better "
+              "ones\n")
+    assert capsys.readouterr().err == warned
+    VideoClips.open(small, stride=4, window=16, frames_per_clip=2, image_size=112).clips(0, 1)
+    list(iter_frames(small, 112))
+    assert capsys.readouterr().err == ""  # once per video
+    assert len(list(iter_frames(small, 64))) == 20 and capsys.readouterr().err == ""  # 3.2x: no word

@@ -18,6 +18,7 @@ import `extract`. There is no OpenCV fallback: PyAV reads every container and co
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -402,6 +403,37 @@ def _frame_rate(stream) -> float | None:
     return float(rate) if rate and rate > 0 else None
 
 
+# Frames narrower or lower than this many pixels are refused: a gesture cannot be seen in them (a 2x2 video scaled up
+# to a backbone's 224x224 made features of a blur, without a word).
+MIN_FRAME_SIDE = 16
+# Frames scaled up by more than this on a side to the backbone's input are warned of, once per video.
+MAX_UPSCALE = 4.0
+_upscale_said: set[tuple[str, int, int, int]] = set()  # (video, width, height, input size) warned of in this process
+
+
+def check_frame_size(path: Path | str, width: int, height: int, size: int | None) -> None:
+    """The one rule of every reader of video frames for features (extraction, `detect` and `stream` of a video, an
+    end-to-end run's clips, pose landmarks): frames under MIN_FRAME_SIDE pixels on a side are refused (InputError
+    naming the file, its size and the floor); frames that `size` (the backbone's input, None: read at their own size)
+    scales up by more than MAX_UPSCALE on a side are warned of on stderr, once per video and process."""
+    if min(width, height) < MIN_FRAME_SIDE:
+        raise InputError(f"{path}: its frames are {width}x{height} pixels, under the {MIN_FRAME_SIDE} pixels a side "
+                         "that mgrec reads gestures in (scaled up to a backbone's input, they are features of a "
+                         "blur); give the video at its recorded size")
+    if size is None:
+        return
+    scale = max(size / width, size / height)
+    key = (str(path), width, height, size)
+    if scale > MAX_UPSCALE and key not in _upscale_said:
+        _upscale_said.add(key)
+        from mgrec import terminal
+
+        print(terminal.visible(f"warning: {path}: its frames are {width}x{height} pixels, scaled up {scale:.1f}x "
+                               f"(more than {MAX_UPSCALE:g}x on a side) to the backbone's input of {size}x{size}: "
+                               "its features see little of each gesture; a larger recording gives better ones"),
+              file=sys.stderr)
+
+
 def _to_rgb(frame, size: int | None, path: Path | str) -> np.ndarray:
     """The frame as a player shows it: resized (swscale's bilinear filter widens with the scale factor, so
     downscaling is anti-aliased), then turned by the rotation of its display matrix, as FFmpeg's players
@@ -503,6 +535,8 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
                         _refuse_time_going_back(path, index, seconds - first_seconds, previous - first_seconds, fps,
                                                 arriving=opened)
                     _check_constant_rate(path, index, seconds - first_seconds, fps, arriving=opened)
+                if index == 0:  # the size decoded, also of a source read as it arrives (no header probed)
+                    check_frame_size(path, frame.width, frame.height, size)
                 yield _to_rgb(frame, size, path) if keep is None or keep(index) else None
                 index += 1
             declared, declared_end = stream.frames, _declared_end(container, stream)
@@ -662,6 +696,7 @@ class VideoClips:
                 raise InputError(f"{path}: {name} must be a positive integer, got {value!r}")
         clip_frame_picks(window, frames_per_clip)
         info = probe_video(path)
+        check_frame_size(path, info.width, info.height, image_size)  # before training: not at a crop epochs in
         # `not <=`: a NaN frame rate compares unequal to everything and must not pass as a match
         if expected_fps is not None and not abs(info.fps - expected_fps) <= FPS_TOLERANCE:
             raise InputError(

@@ -19,7 +19,7 @@ import numpy as np
 
 from mgrec import terminal
 from mgrec.data.features import check_unchanged, source_stamp
-from mgrec.data.videos import PIPE_FORMATS, NetworkSource, open_network_video, open_piped_video
+from mgrec.data.videos import PIPE_FORMATS, NetworkSource, check_frame_size, open_network_video, open_piped_video
 from mgrec.errors import InputError
 from mgrec.extract.jobs import DECODE_AHEAD, DEFAULT_BATCH, is_video, video_recipe
 from mgrec.extract.outputs import FrameCounter, check_length
@@ -89,6 +89,7 @@ class LiveFeatures:
         to be read from its first, as `mgrec extract` says it (a dashcam's rear camera streamed as its front one)."""
         if not arrives_once(video):
             stream = probe_video(video)
+            check_frame_size(video, stream.width, stream.height, self.model.image_size)  # before the first update
             if stream.video_streams > 1:
                 print(f"note: {terminal.one_line(str(video))}: {stream.several_streams_note()}", file=sys.stderr)
             return stream.fps
