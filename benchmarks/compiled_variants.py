@@ -20,7 +20,10 @@ whole process, must not carry over to the next):
   with a band mask (`mgrec.model.reference.local_self_attention`) instead of in chunks;
 - `threads2`: `compiled` on two threads;
 - `max_autotune`: compiled with inductor's `max_autotune` and weight freezing, so that it may choose its own C++
-  matrix-product templates for the CPU (tried against each other at compile time).
+  matrix-product templates for the CPU (tried against each other at compile time);
+- `aoti`: the network exported (`torch.export`) and compiled ahead of time by AOTInductor into a package
+  (`torch._inductor.aoti_compile_and_package`), then loaded and called as a plain C++ runner: no Dynamo guards
+  and no Python wrapper around the compiled code, and a warm start that loads a file instead of compiling.
 
 Writes the JSON (with the provenance record) and prints a table.
 """
@@ -36,7 +39,7 @@ from pathlib import Path
 from mgrec.provenance import PROVENANCE_KEY, provenance
 
 VARIANTS = ("eager", "compiled", "conv_1x1_as_mm", "freezing", "mm_convs", "mm_convs_bf16", "compiled_bf16",
-            "dense_attention", "threads2", "max_autotune")
+            "dense_attention", "threads2", "max_autotune", "aoti")
 
 
 def conv1d_as_matmul(conv1d):
@@ -60,6 +63,26 @@ def conv1d_as_matmul(conv1d):
         return y if bias is None else y + bias[:, None]
 
     return conv
+
+
+def aoti_network(model, x, mask, package: Path):
+    """The network compiled ahead of time by AOTInductor and loaded back: a callable of (x, mask) returning the
+    class logits of each level (the package holds no Python dataclass)."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, network):
+            super().__init__()
+            self.network = network
+
+        def forward(self, x, mask):
+            return tuple(self.network(x, mask).cls_logits)
+
+    with torch.no_grad():  # export traces outside inference mode; the package then runs inside it
+        exported = torch.export.export(Logits(model).eval(), (x.clone(), mask.clone()))
+    path = torch._inductor.aoti_compile_and_package(exported, package_path=str(package))
+    runner = torch._inductor.aoti_load_package(path)
+    return lambda x, mask: runner(x, mask)
 
 
 def measure(run_dir: str, variant: str, window: int, repeats: int) -> dict:
@@ -88,11 +111,18 @@ def measure(run_dir: str, variant: str, window: int, repeats: int) -> dict:
             actionformer.LocalSelfAttention.forward = lambda self, h, m: reference.local_self_attention(self, h, m)
         options = {"cpp_wrapper": True, **({variant: True} if variant in ("conv_1x1_as_mm", "freezing") else {}),
                    **({"max_autotune": True, "freezing": True} if variant == "max_autotune" else {})}
-        network = model if variant == "eager" else torch.compile(model, dynamic=False, options=options)
+        if variant == "aoti":
+            import tempfile
+
+            with torch.inference_mode(False):
+                network = aoti_network(model, x, mask, Path(tempfile.mkdtemp()) / "network.pt2")
+        else:
+            network = model if variant == "eager" else torch.compile(model, dynamic=False, options=options)
         precision = (torch.autocast("cpu", dtype=torch.bfloat16) if variant.endswith("bf16")
                      else torch.autocast("cpu", enabled=False))
         with precision:
-            logits = network(x, mask).cls_logits
+            logits = network(x, mask)
+            logits = logits if variant == "aoti" else logits.cls_logits
             for _ in range(20):
                 network(x, mask)
             times = []
