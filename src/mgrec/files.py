@@ -373,6 +373,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
+def atomic_copy(source: str | Path, destination: str | Path) -> None:
+    """A copy of the file `source` at `destination` (its mode and times kept, then the mode of every output), written
+    as every output is: whole or not at all. `shutil.copy2` straight into the destination left the bytes copied so far
+    where a full disk or a file-size limit stopped it (a member's weights cut at 2 MB inside `mgrec ensemble`'s
+    folder, under the member's own run.json), and said so in a raw traceback."""
+    try:
+        with open(source, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror or exc}") from None
+    atomic_write(destination, lambda temp: shutil.copy2(source, temp))
+
+
 def atomic_create_text(path: str | Path, text: str) -> None:
     """`atomic_write_text` for a file that must not exist yet: FileExistsError where it does (of two writers, one
     wins), and a writer killed at any moment leaves no file or the whole one. Opening with "x" and then writing left

@@ -427,3 +427,28 @@ def test_a_member_refusing_the_file_it_shares_with_member_0_is_told_of_member_on
         with pytest.raises(InputError, match=r"^member 1 of .*") as refused:
             ensemble_source(ensemble, [shared, shared], "synthetic_003", None, files_given=files_given)
         assert ("--member 1=FOLDER" in str(refused.value)) == told, str(refused.value)
+
+
+def test_a_member_copy_stopped_by_a_file_size_limit_is_one_line_and_leaves_no_cut_file(runs, tmp_path):
+    # shutil.copy2 straight into OUT/members/0/checkpoints/ left the member's weights cut where `ulimit -f` (or a full
+    # disk) stopped them, beside the member's own run.json, and a raw traceback
+    import subprocess
+    import sys
+
+    _, (a, b) = runs
+    out = tmp_path / "e"
+    smallest = min(path.stat().st_size for path in (a / "checkpoints").glob("*.safetensors"))
+    code = ("import resource, sys\nfrom mgrec.errors import InputError\n"
+            "from mgrec.infer.fused_ensemble import make_fused_ensemble\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({smallest // 2}, resource.RLIM_INFINITY))\n"
+            "try:\n    make_fused_ensemble(sys.argv[1:3], sys.argv[3], log=lambda *_: None)\n"
+            "except InputError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(a), str(b), str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.strip().endswith(": File too large"), done.stdout + done.stderr
+    assert re.fullmatch(r"cannot write .*/e/members/0/checkpoints/\w+\.safetensors: File too large",
+                        done.stdout.strip())
+    for copied in out.rglob("*"):  # what was copied is whole; nothing cut, no temporary file
+        assert not copied.name.endswith(".tmp"), copied
+        if copied.is_file():
+            assert copied.read_bytes() == (a / copied.relative_to(out / "members" / "0")).read_bytes(), copied

@@ -13,7 +13,6 @@ are better averaged point by point (`mgrec.train.ensemble`, fusion "outputs").
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from mgrec.data.annotations import val_videos_at_hand
 from mgrec.errors import EmptySplit
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.scoring import score
+from mgrec.files import atomic_copy
 from mgrec.infer.evaluate_run import detect_split
 from mgrec.infer.offline import OfflineDetector
 from mgrec.postprocess.detection_fusion import FUSION_IOU
@@ -70,9 +70,7 @@ def make_fused_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) 
         for index, path in enumerate(paths):
             target = out_run.member_path(index)
             for source in member_files(RunDir(path)):
-                destination = target / source.relative_to(path)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, destination)
+                atomic_copy(source, target / source.relative_to(path))  # its folders made as it goes
         out_run.write_config(config)
         out_run.write_classes(classes)
         # written last: a folder without it is no ensemble (a killed copy is never read as one)
