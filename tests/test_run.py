@@ -210,6 +210,25 @@ def test_only_a_run_directory_or_an_empty_folder_is_deleted(tmp_path, monkeypatc
     assert (look_alike / "config.yaml").exists() and (tmp_path / "link").is_symlink()
 
 
+def test_a_metrics_line_stopped_by_a_full_disk_is_taken_back_and_said_in_one_line(tmp_path):
+    # open("a").write() left the part of the line a full disk or `ulimit -f` let through (every reader of the log then
+    # refused it as not JSON), and training stopped on a raw OSError traceback
+    import subprocess
+    import sys
+
+    run = RunDir(tmp_path)
+    run.append_metrics({"kind": "train", "epoch": 0, "loss": 1.0})
+    first = run.metrics_path.read_bytes()
+    code = ("import resource, sys\nfrom mgrec.errors import InputError\nfrom mgrec.run import RunDir\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(first) + 20}, resource.RLIM_INFINITY))\n"
+            "try:\n    RunDir(sys.argv[1]).append_metrics({'kind': 'train', 'epoch': 1, 'loss': 0.5, 'lr': 0.1})\n"
+            "except InputError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == f"cannot write {run.metrics_path}: File too large", done.stdout + done.stderr
+    assert run.metrics_path.read_bytes() == first  # the cut line taken back
+    assert [record["epoch"] for record in run.read_metrics()] == [0]
+
+
 def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_resume(tmp_path):
     run = RunDir(tmp_path)
     run.append_metrics({"kind": "train", "epoch": 0, "loss": math.nan})

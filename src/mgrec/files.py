@@ -386,6 +386,32 @@ def atomic_copy(source: str | Path, destination: str | Path) -> None:
     atomic_write(destination, lambda temp: shutil.copy2(source, temp))
 
 
+def append_text(path: str | Path, text: str) -> None:
+    """`text` added at the end of the file `path` (a log of one JSON object a line: `metrics.jsonl`), all of it or
+    none: a write that fails part-way (a full disk, a quota, a file-size limit) is cut back to where the file ended, and
+    is one `InputError` naming the file and the cause. A plain `open(path, "a").write(...)` left the part of the line
+    written so far (which every reader of the log then refused as not JSON) and a raw traceback."""
+    path = Path(path)
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(data):  # a write may take part of the bytes (up to a file-size limit), then fail
+                written += os.write(fd, data[written:])
+        except OSError as exc:
+            error = _cannot_write(path, exc)  # before the cut, which frees the space a full disk would be asked for
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise error from None
+    finally:
+        os.close(fd)
+
+
 def atomic_create_text(path: str | Path, text: str) -> None:
     """`atomic_write_text` for a file that must not exist yet: FileExistsError where it does (of two writers, one
     wins), and a writer killed at any moment leaves no file or the whole one. Opening with "x" and then writing left

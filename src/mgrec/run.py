@@ -71,6 +71,7 @@ from mgrec.config import (
 )
 from mgrec.errors import InputError, where
 from mgrec.files import (
+    append_text,
     atomic_write,
     atomic_write_text,
     brief,
@@ -934,8 +935,7 @@ class RunDir:
     def append_metrics(self, record: dict) -> None:
         """One line of metrics.jsonl. Non-finite numbers are written as null (bare NaN is not JSON)."""
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-        with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(clean, allow_nan=False) + "\n")
+        append_text(self.metrics_path, json.dumps(clean, allow_nan=False) + "\n")
 
     def keep_metrics_before(self, epoch: int) -> None:
         """Drop metrics of epochs >= `epoch` (logged by a run killed before it checkpointed them), so
