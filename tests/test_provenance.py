@@ -57,6 +57,28 @@ def test_the_commit_of_a_clean_checkout_then_dirty_after_a_change(checkout):
 
 
 @needs_git
+def test_the_commit_is_read_without_writing_the_checkout_s_index(checkout):
+    # `git status` refreshes the index of a checkout whose files were touched, writing .git/index.lock: under a
+    # file-size limit (`ulimit -f`) git was killed by SIGXFSZ there, and every mgrec command run from a checkout left
+    # that lock behind (the developer's next `git commit`: "Unable to create index.lock: File exists"), and recorded
+    # no commit
+    import os
+    import sys
+
+    package = checkout / "src" / "pkg"
+    commit = git_commit(package)
+    os.utime(package / "__init__.py", (1, 1))  # the same bytes, another time: the index is out of date
+    index = (checkout / ".git" / "index").read_bytes()
+    code = ("import resource, sys\nfrom mgrec.provenance import git_commit\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (16, resource.RLIM_INFINITY))\n"
+            "print(git_commit(sys.argv[1]))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == commit, done.stdout + done.stderr
+    assert not (checkout / ".git" / "index.lock").exists()
+    assert git_commit(package) == commit and (checkout / ".git" / "index").read_bytes() == index  # never written
+
+
+@needs_git
 def test_no_commit_outside_a_checkout_or_in_its_ignored_files(tmp_path, checkout):
     (tmp_path / "installed" / "pkg").mkdir(parents=True)
     assert git_commit(tmp_path / "installed" / "pkg") is None

@@ -54,7 +54,12 @@ def describe_machine(device: torch.device | None = None) -> str:
 
 
 def _git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=60, check=True)
+    """git's output in `folder`, run as a reader only: `git status` otherwise refreshes the checkout's index, writing
+    `.git/index.lock` then renaming it, and a git killed there (by SIGXFSZ under `ulimit -f`, which git does not
+    ignore as Python does; by the timeout) left the lock, which stops the user's next git command."""
+    environment = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=60, check=True,
+                          env=environment)
     return done.stdout
 
 
