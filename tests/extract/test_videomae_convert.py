@@ -285,3 +285,25 @@ def test_head_frame_and_size_overrides_must_be_positive_whole_numbers(tmp_path, 
                  "--heads", str(HEADS), "--frames", str(FRAMES), "--size", str(SIZE)]) in (0, None)
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert (config["num_attention_heads"], config["num_frames"], config["image_size"]) == (HEADS, FRAMES, SIZE)
+
+
+def test_a_conversion_stopped_by_a_file_size_limit_is_one_line_and_leaves_no_part(tmp_path):
+    # safetensors' own write into a fixed `.model.safetensors.partial` (shared by two converters into one folder) was a
+    # raw `SafetensorError` traceback under `ulimit -f` or on a full disk, and left that part in the folder
+    import subprocess
+    import sys
+
+    torch.save(official_state_dict(), tmp_path / "official.pth")
+    code = ("import resource, sys\nfrom mgrec.errors import InputError\n"
+            "from mgrec.extract.videomae_convert import convert_videomae_v2\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))\n"
+            f"try:\n    convert_videomae_v2(sys.argv[1], sys.argv[2], {OVERRIDES!r})\n"
+            "except InputError as exc:\n    print(exc)\n")
+    out = tmp_path / "hf"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "official.pth"), str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.strip() == f"cannot write {out / 'model.safetensors'}: File too large", done.stdout + done.stderr
+    assert sorted(p.name for p in out.iterdir()) == []
+    convert_videomae_v2(tmp_path / "official.pth", out, OVERRIDES)  # without the limit: the whole folder
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((out / "config.json").read_text())["num_frames"] == FRAMES

@@ -22,7 +22,6 @@ the clip shape (16 frames at 224, also not in the weights) from the defaults or 
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 
 from mgrec.errors import InputError
-from mgrec.files import check_writable
+from mgrec.files import atomic_write, check_writable
 
 # The standard ViT sizes: S, B, L, H, g.
 HEADS_BY_HIDDEN_SIZE = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
@@ -271,10 +270,15 @@ def convert_videomae_v2(checkpoint_path: str | Path, out_dir: str | Path, config
     tensors = convert_state_dict(state, config, checkpoint_path)
     check_shapes(tensors, config, checkpoint_path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Weights first, each via a temporary name, config last: a folder with a config is complete.
+    # Weights first, config last, each whole or not at all (mgrec.files: a temporary name of this writer's own, then
+    # the rename): a folder with a config is complete. A fixed temporary name was shared by two converters into one
+    # folder, safetensors' and transformers' own writes on a full disk were raw tracebacks, and save_pretrained's
+    # config.json was written in place (cut by a full disk, it still marked the folder complete).
     (out_dir / "config.json").unlink(missing_ok=True)
-    partial = out_dir / ".model.safetensors.partial"
-    save_file(tensors, str(partial), metadata={"format": "pt", "converted_from": checkpoint_path.name})
-    os.replace(partial, out_dir / "model.safetensors")
-    VideoMAEConfig(**config).save_pretrained(out_dir)
+    atomic_write(out_dir / "model.safetensors", lambda temp: save_file(
+        tensors, temp, metadata={"format": "pt", "converted_from": checkpoint_path.name}))
+    hf_config = VideoMAEConfig(**config)
+    if hasattr(hf_config, "validate"):  # as save_pretrained does before it writes
+        hf_config.validate()
+    atomic_write(out_dir / "config.json", lambda temp: hf_config.to_json_file(temp, use_diff=True))
     return out_dir
