@@ -412,6 +412,46 @@ def append_text(path: str | Path, text: str) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def set_aside(path: str | Path, unless_changed: str | Path) -> Iterator[None]:
+    """The file `path` moved out of the way (to a temporary name beside it, `.NAME.<pid>.aside.tmp`) for the block,
+    then removed; where the block fails and the file `unless_changed` is still the one it was before the block,
+    `path` is put back. For a pair of files where one describes the other (a feature file's sidecar): the description
+    is gone while the file it describes is replaced, and comes back where the replacement failed (a full disk: the
+    file is as it was). Removing it at once lost the description of a file still whole (the rows an extraction saved,
+    untrusted without it). A writer killed in the block leaves no description; its temporary name goes as every killed
+    writer's does. The put back is a rename: it needs no space on a full disk."""
+    path = Path(path)
+    aside = path.with_name(f"{_temporary_prefix(path)}{os.getpid()}.aside.tmp")
+    before = _identity(unless_changed)
+    try:
+        os.replace(path, aside)
+        moved = True
+    except FileNotFoundError:
+        moved = False
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        yield
+    except BaseException:
+        if moved and before is not None and _identity(unless_changed) == before:
+            with contextlib.suppress(OSError):
+                os.replace(aside, path)
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(aside)
+
+
+def _identity(path: str | Path) -> tuple | None:
+    """Which file `path` is now, and as of when (device, inode, size, modification time), or None where none is."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
 def atomic_create_text(path: str | Path, text: str) -> None:
     """`atomic_write_text` for a file that must not exist yet: FileExistsError where it does (of two writers, one
     wins), and a writer killed at any moment leaves no file or the whole one. Opening with "x" and then writing left

@@ -3,6 +3,7 @@
 import io
 import json
 import pickle
+import re
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -65,9 +66,36 @@ def test_write_features_removes_stale_sidecar_and_writes_it_last(tmp_path, monke
     monkeypatch.setattr(feats.np, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_features(path, np.ones((9, 3), np.float32), SIDECAR)
-    # the old array is intact, and no sidecar claims a finished new one
+    # the old array is intact, and no sidecar claims a finished new one: the old pair is as it was
     assert np.load(path).shape == (5, 3)
-    assert not (tmp_path / "v.json").exists()
+    assert read_sidecar(tmp_path / "v.json").num_features == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json", "v.npy"]
+
+
+def test_a_feature_file_that_meets_a_full_disk_keeps_its_old_pair_whole(tmp_path, monkeypatch):
+    # the old sidecar was removed before the array was written: where the array then met a full disk, the old array
+    # stayed whole without its sidecar, untrusted (the rows an extraction saved of a video, lost with it)
+    import errno
+    import os
+
+    path = tmp_path / "v.npy"
+    write_features(path, np.zeros((5, 3), np.float32), SIDECAR)
+    old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(feats.np, "save", full_disk)
+    with pytest.raises(InputError, match=rf"^cannot write {re.escape(str(path))}: No space left on device$"):
+        write_features(path, np.ones((9, 3), np.float32), SIDECAR)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == old  # the pair as it was, nothing beside it
+    # an array that was replaced before the failure (its folder's fsync): the old sidecar is not put back beside it
+    monkeypatch.undo()
+    monkeypatch.setattr("mgrec.files._fsync_folder", full_disk)
+    with pytest.raises(InputError, match=r"No space left on device"):
+        write_features(path, np.ones((9, 3), np.float32), SIDECAR)
+    assert np.load(path).shape == (9, 3) and not (tmp_path / "v.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy"]
 
 
 def test_write_features_rejects_inconsistent_input(tmp_path):

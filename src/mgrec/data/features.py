@@ -44,6 +44,7 @@ from mgrec.files import (
     read_json,
     resolve_path,
     safe_child,
+    set_aside,
     shell_word,
     spelt_alike_beside,
 )
@@ -769,8 +770,9 @@ def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int
 def write_features(path: str | Path, features: np.ndarray, sidecar: FeatureSidecar) -> FeatureSidecar:
     """Write a feature array (float16 or float32, kept as given) and then its sidecar.
 
-    Each file is written atomically and the sidecar last, after removing any old one: a sidecar
-    on disk therefore always describes a complete feature file. `.npz` paths store the array under
+    Each file is written atomically and the sidecar last, the old one set aside meanwhile (`set_aside`): a sidecar
+    on disk therefore always describes a complete feature file. Where the array cannot be written (a full disk), the
+    old pair stays as it was. `.npz` paths store the array under
     `feats`. Returns the sidecar as written (with `num_features` = T).
     """
     path = Path(path)
@@ -782,12 +784,12 @@ def write_features(path: str | Path, features: np.ndarray, sidecar: FeatureSidec
         raise ValueError(f"sidecar num_features {sidecar.num_features} does not match features {features.shape}")
     sidecar = dataclasses.replace(sidecar, num_features=int(features.shape[0]))
     meta_path = sidecar_path(path)
-    meta_path.unlink(missing_ok=True)
-    with atomic_open(path, binary=True) as handle:
-        if path.suffix.lower() == ".npz":
-            np.savez(handle, feats=features)
-        else:
-            np.save(handle, features)
+    with set_aside(meta_path, unless_changed=path):  # back where the array could not be written and is as it was
+        with atomic_open(path, binary=True) as handle:
+            if path.suffix.lower() == ".npz":
+                np.savez(handle, feats=features)
+            else:
+                np.save(handle, features)
     with atomic_open(meta_path) as handle:
         json.dump(dataclasses.asdict(sidecar), handle, indent=2)
         handle.write("\n")
