@@ -13,6 +13,13 @@ class InputError(Exception):
     """A user-fixable problem with input data, a config or a command-line option."""
 
 
+class OutputError(InputError):
+    """An output that could not be written (a full disk, a quota, a file-size limit, a read-only folder):
+    `mgrec.files` raises it for every failed write, "cannot write <path>: <cause>". A loop over inputs that goes on
+    past an input's own failure (`mgrec extract`: a video that cannot be read) stops at this one: it says nothing
+    of the input, and every later input would meet it too, after its work."""
+
+
 class EmptySplit(InputError):
     """An annotations file lists no video in the split asked for (`AnnotationSet.split_video_ids`): callers
     that can do without the split (an ensemble tuned on val) catch this one."""

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from mgrec.errors import InputError
+from mgrec.errors import InputError, OutputError
 
 # What one path component may be at most on the usual file systems (ext4, APFS, NTFS: 255).
 MAX_NAME_BYTES = 255
@@ -574,14 +574,14 @@ _CAUSES = {
 }
 
 
-def _cannot_write(path: str | Path, exc: OSError) -> InputError:
+def _cannot_write(path: str | Path, exc: OSError) -> OutputError:
     """One line naming the path and the cause ("No space left on device", "Read-only file system", ...)."""
     cause = _CAUSES.get(exc.errno) or exc.strerror
     if cause is None:
         # An OSError without errno: numpy's short write ("200000 requested and 65504 written").
         folder = Path(path) if Path(path).is_dir() else Path(path).parent
         cause = os.strerror(errno.ENOSPC) if _disk_full(folder) else brief(str(exc))
-    return InputError(f"cannot write {path}: {cause}")
+    return OutputError(f"cannot write {path}: {cause}")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -808,3 +808,42 @@ def test_a_video_of_several_video_streams_says_which_it_read(tmp_path):
         extract_videos([short], tmp_path / "out", size=32, progress=False)
     assert (f"{short}: 5 frames, shorter than one window of 16 frames (it holds 2 video streams and mgrec reads the "
             "first, 32x32; ") in str(error.value)
+
+
+def test_a_full_disk_while_rows_are_saved_stops_the_extraction_and_keeps_the_rows_saved(tmp_path, carphone,
+                                                                                       monkeypatch, capsys):
+    """A save of a video's rows that met a full disk was taken for a failure of the video's own: the rows saved before
+    (an earlier run's too) were removed, and every later video was decoded and run through the network only to meet
+    the full disk in turn, all said at the end as "2 of 2 inputs failed"."""
+    import errno
+
+    from mgrec.extract import outputs
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (inputs / name).write_bytes(carphone.read_bytes())
+    out = tmp_path / "out"
+    monkeypatch.setattr(outputs, "PARTIAL_SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(outputs, "SAVE_SHARE", float("inf"))
+    saves, real_save = [], np.save
+
+    def a_disk_that_fills(handle, array, *args, **kwargs):  # the 4th save of rows on meets a full disk
+        saves.append(len(array))
+        if len(saves) >= 4:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(handle, array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", a_disk_that_fills)
+    batches = counting_network(monkeypatch, {}, tmp_path)
+    with pytest.raises(InputError) as error:
+        extract_videos(sorted(inputs.iterdir()), out, size=SIZE, batch=8, progress=False)
+    assert re.fullmatch(rf"cannot write {re.escape(str(out / '.a.partial.npy'))}: No space left on device",
+                        str(error.value))
+    assert read_sidecar(out / ".a.partial.json").num_features == saves[2]  # the 3rd save's rows, whole, kept
+    assert sorted(p.name for p in out.iterdir()) == [".a.partial.json", ".a.partial.npy"]  # b was never begun
+    assert len(batches) == 4  # the network stopped at the failed save, in a
+    monkeypatch.setattr(np, "save", real_save)  # space again: a resumes after its saved rows, b follows
+    assert [r.status for r in extract_videos(sorted(inputs.iterdir()), out, size=SIZE, batch=8,
+                                             progress=False)] == ["extracted", "extracted"]
+    assert f"note: {inputs / 'a.mp4'}: resuming at window {saves[2]}, after the rows saved" in capsys.readouterr().err

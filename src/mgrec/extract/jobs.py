@@ -43,7 +43,7 @@ from mgrec.data.features import (
     write_features,
 )
 from mgrec.devices import precision_name, process_device
-from mgrec.errors import InputError
+from mgrec.errors import InputError, OutputError
 from mgrec.extract import MAX_BATCH
 from mgrec.extract.backbones import Backbone, window_offsets
 from mgrec.extract.outputs import (
@@ -297,6 +297,10 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
                                  "it again")
             # a damaged backbone or an overflow: refused before the file is written, not found later by data check
             check_feature_values(features, f"{path} through {model.name}")
+        except OutputError:
+            # a write that failed (its rows saved, a full disk): no failure of the video's, and every later video would
+            # meet it after its work; the rows saved before stay, whole, for the next run to resume from
+            raise
         except InputError as exc:
             remove_partial(feature_path)  # its rows would only lead to the same failure
             several = stream.several_streams_note() if stream is not None else ""
