@@ -229,6 +229,29 @@ def test_a_metrics_line_stopped_by_a_full_disk_is_taken_back_and_said_in_one_lin
     assert [record["epoch"] for record in run.read_metrics()] == [0]
 
 
+def test_a_lock_that_cannot_be_written_is_one_line_and_leaves_no_folder(tmp_path):
+    # the holder's line, buffered, failed at its flush on a full disk (here `ulimit -f 0`) and again when the handle was
+    # closed: a raw OSError traceback of `mgrec ensemble`, with OUT/.lock and the folder made for it left behind
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\nfrom pathlib import Path\nfrom mgrec.errors import InputError\n"
+            "from mgrec.run import RunDir, hold_label_folder, lock_features_folder\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))\n"
+            "for hold in (RunDir(sys.argv[1]).lock, lambda: hold_label_folder(sys.argv[2]),\n"
+            "             lambda: lock_features_folder(Path(sys.argv[3]))):\n"
+            "    try:\n        with hold():\n            print('held')\n"
+            "    except InputError as exc:\n        print(exc)\n")
+    folders = [tmp_path / name for name in ("run", "labels", "features")]
+    done = subprocess.run([sys.executable, "-c", code, *map(str, folders)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.splitlines() == [f"cannot write {folders[0] / '.lock'}: File too large",
+                                        f"cannot write {folders[1] / '.mgrec-labels.lock'}: File too large",
+                                        f"cannot write {folders[2] / '.mgrec-extract.lock'}: File too large"], \
+        done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_metrics_log_is_strict_json_and_an_incomplete_last_line_is_dropped_on_resume(tmp_path):
     run = RunDir(tmp_path)
     run.append_metrics({"kind": "train", "epoch": 0, "loss": math.nan})

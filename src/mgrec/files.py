@@ -247,7 +247,7 @@ def check_descriptor_writable(path: str | Path, fd: int) -> None:
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except OSError as exc:
-        raise _cannot_write(Path(path), exc) from None
+        raise cannot_write(Path(path), exc) from None
     if flags & os.O_ACCMODE not in (os.O_WRONLY, os.O_RDWR):
         raise InputError(f"cannot write {path}: descriptor {fd} is open for reading only")
 
@@ -274,13 +274,13 @@ def _descriptor_handle(path: str | Path, fd: int, binary: bool) -> Iterator[IO]:
     try:
         duplicate = os.dup(fd)
     except OSError as exc:
-        raise _cannot_write(Path(path), exc) from None
+        raise cannot_write(Path(path), exc) from None
     handle = open(duplicate, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""}))
     try:
         with handle:
             yield handle
     except OSError as exc:
-        raise _cannot_write(Path(path), exc) from None
+        raise cannot_write(Path(path), exc) from None
 
 
 @contextlib.contextmanager
@@ -300,7 +300,7 @@ def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
             with open(path, mode, **text) as handle:
                 yield handle
         except OSError as exc:
-            raise _cannot_write(path, exc) from None
+            raise cannot_write(path, exc) from None
         return
     with _temporary_beside(path) as temp_name:
         with open(temp_name, mode, **text) as handle:
@@ -326,7 +326,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         try:
             write(str(path))
         except OSError as exc:
-            raise _cannot_write(path, exc) from None
+            raise cannot_write(path, exc) from None
         return
     with _temporary_beside(path) as temp_name:
         try:
@@ -396,7 +396,7 @@ def append_text(path: str | Path, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     try:
         end = os.lseek(fd, 0, os.SEEK_END)
         try:
@@ -404,7 +404,7 @@ def append_text(path: str | Path, text: str) -> None:
             while written < len(data):  # a write may take part of the bytes (up to a file-size limit), then fail
                 written += os.write(fd, data[written:])
         except OSError as exc:
-            error = _cannot_write(path, exc)  # before the cut, which frees the space a full disk would be asked for
+            error = cannot_write(path, exc)  # before the cut, which frees the space a full disk would be asked for
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, end)
             raise error from None
@@ -430,7 +430,7 @@ def set_aside(path: str | Path, unless_changed: str | Path) -> Iterator[None]:
     except FileNotFoundError:
         moved = False
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     try:
         yield
     except BaseException:
@@ -476,7 +476,7 @@ def _temporary_beside(path: Path, exclusive: bool = False) -> Iterator[str]:
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f"{_temporary_prefix(path)}{os.getpid()}.",
                                          suffix=".tmp")
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     os.close(fd)
     try:
         yield temp_name
@@ -492,7 +492,7 @@ def _temporary_beside(path: Path, exclusive: bool = False) -> Iterator[str]:
         _fsync_folder(path.parent)
     except BaseException as exc:
         # The message first: it may ask whether the disk is full, which removing the file would change.
-        error = _cannot_write(path, exc) if isinstance(exc, OSError) and not (
+        error = cannot_write(path, exc) if isinstance(exc, OSError) and not (
             exclusive and isinstance(exc, FileExistsError)) else None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
@@ -574,7 +574,7 @@ _CAUSES = {
 }
 
 
-def _cannot_write(path: str | Path, exc: OSError) -> OutputError:
+def cannot_write(path: str | Path, exc: OSError) -> OutputError:
     """One line naming the path and the cause ("No space left on device", "Read-only file system", ...)."""
     cause = _CAUSES.get(exc.errno) or exc.strerror
     if cause is None:
@@ -665,7 +665,7 @@ def check_writable(path: str | Path, is_dir: bool = False) -> None:
             os.close(fd)
             os.unlink(probe)
     except OSError as exc:
-        raise _cannot_write(shown, exc) from None
+        raise cannot_write(shown, exc) from None
     finally:
         for made in created:  # deepest first
             with contextlib.suppress(OSError):

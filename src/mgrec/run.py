@@ -75,6 +75,7 @@ from mgrec.files import (
     atomic_write,
     atomic_write_text,
     brief,
+    cannot_write,
     counted,
     decode_utf8,
     is_hidden,
@@ -551,7 +552,7 @@ class RunDir:
         try:
             _lock_or_refuse(handle, str(self.path))
             held = True
-            _write_holder(handle)
+            _write_holder(handle, self.lock_path)
             yield
         finally:
             handle.close()
@@ -1451,7 +1452,7 @@ def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[N
     handle = _open_held_lock(path, str(folder), FEATURES_LOCK_ADVICE, shared)
     try:
         if not shared:  # the holders of a shared lock would mix their lines
-            _write_holder(handle)
+            _write_holder(handle, path)
         yield
     finally:
         _release_removing(handle, path)
@@ -1498,7 +1499,7 @@ def hold_output_folder(folder: str | Path, lock_name: str, advice: str, owner: s
     if reentrant:
         _FOLDERS_HELD[key] = 1
     try:
-        _write_holder(handle)
+        _write_holder(handle, path)
         yield
     finally:
         _FOLDERS_HELD.pop(key, None)
@@ -1516,12 +1517,18 @@ def hold_label_folder(folder: str | Path) -> Iterator[None]:
                               "to finish or use another --out", owner="the stream's", place="the label folder")
 
 
-def _write_holder(handle) -> None:
-    """Who holds a lock, in its file: what the refusal of another process names."""
+def _write_holder(handle, path: Path) -> None:
+    """Who holds a lock, in its file `path`: what the refusal of another process names. Written past the handle's
+    buffer: on a full disk (or under `ulimit -f 0`) a buffered line failed at the flush, then again when the handle
+    was closed on the way out, a raw `OSError` traceback that also kept the lock file, and the folder made for it,
+    from being removed. It is now `cannot write <path>: <cause>`, and they go as after any refusal."""
+    handle.flush()
     handle.seek(0)
     handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-    handle.flush()
+    try:
+        os.write(handle.fileno(), f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
 
 
 def _open_held_lock(path: Path, what: str, advice: str, shared: bool, owner: str = "the extraction's",
