@@ -856,3 +856,21 @@ def test_score_does_not_load_torch_to_score_a_file(tmp_path):
                            "--split", "test", "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("False"), done.stdout[-200:]
+
+
+def test_no_folder_for_temporary_files_is_one_line_naming_what_was_tried(monkeypatch, tmp_path, capsys):
+    # torch asks Python for the temporary folder as `train`, `stream` or `evaluate` build their first network: with
+    # /tmp full (a small tmpfs), over a quota or under `ulimit -f`, a raw "FileNotFoundError: No usable temporary
+    # directory found in [...]" traceback
+    import tempfile
+
+    import mgrec.cli as cli
+
+    gone = tmp_path / "full"
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(gone)])
+    monkeypatch.setattr(cli, "cmd_score", lambda args: tempfile.gettempdir())
+    assert cli.main(["score", "--gt", "a.json", "--pred", "b.json"]) == 2
+    assert capsys.readouterr().err == (f"mgrec: error: no folder for temporary files can be written (tried "
+                                       f"{[str(gone)]}: a full disk, a quota, a file-size limit or read-only "
+                                       "folders); free space there, or set TMPDIR to a folder that can be written\n")

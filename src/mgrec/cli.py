@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mgrec: error: {terminal.visible(terminal.bounded(str(exc)))}", file=sys.stderr)
         return 2
     except OSError as exc:
+        if no_temporary_folder(exc):
+            print(f"mgrec: error: {terminal.visible(terminal.bounded(no_temporary_folder(exc)))}", file=sys.stderr)
+            return 2
         # A path the user gave with a name over 255 bytes, or longer than the system's limit: Python's Path.exists()
         # and is_file() raise it (they swallow only "not there"), from whichever check meets the path first, in every
         # command, for inputs and outputs alike. It is always the path given: mgrec keeps its own names short.
@@ -84,6 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as exc:
         print(f"mgrec: terminated{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         return 128 + signal.SIGTERM
+
+
+def no_temporary_folder(exc: OSError) -> str | None:
+    """What to do where Python found no folder to put temporary files in (`tempfile.gettempdir`, which torch calls as it
+    builds the first network of `train`, `stream`, `evaluate`, ...: it tries /tmp, /var/tmp, /usr/tmp and the current
+    folder, writing a few bytes in each), else None. A full /tmp (a small tmpfs on clusters), a quota or `ulimit -f`
+    was a raw traceback, "FileNotFoundError: No usable temporary directory found in [...]", which named no disk."""
+    if exc.errno != errno.ENOENT or not str(exc.strerror or "").startswith("No usable temporary directory found"):
+        return None
+    tried = str(exc.strerror).removeprefix("No usable temporary directory found in ")
+    return (f"no folder for temporary files can be written (tried {tried}: a full disk, a quota, a file-size limit "
+            "or read-only folders); free space there, or set TMPDIR to a folder that can be written")
 
 
 class Terminated(BaseException):
