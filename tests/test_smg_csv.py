@@ -159,3 +159,30 @@ def test_an_end_past_the_video_s_frames_is_named_with_where_they_are_counted(tmp
     with pytest.raises(InputError, match=r"Sample0001_finelabels.csv:2: end frame 101 is past the video's end: it has "
                                          r"100 frames \(numFrames in .*Sample0001_data.csv\)"):
         read_label_file(labels, 17, num_frames=100, frames_source=tmp_path / "Sample0001_data.csv")
+
+
+def test_a_label_folder_removed_while_its_set_is_written_is_refused_not_taken_for_a_set(tmp_path, monkeypatch):
+    # the writers made the folder again (OUT/VID/), the marker was gone with the folder, and its end removed nothing:
+    # a set of the videos written after the removal, without the earlier ones, that `mgrec score` read as whole
+    import shutil
+
+    from mgrec import smg_csv
+
+    out = tmp_path / "out"
+    written, real_write = [], smg_csv.write_smg_label_file
+
+    def removed_after_the_first(path, *args, **kwargs):
+        real_write(path, *args, **kwargs)
+        written.append(path.name)
+        if len(written) == 1:
+            shutil.rmtree(out)  # another terminal's `rm -rf out`, a cleanup job
+
+    monkeypatch.setattr(smg_csv, "write_smg_label_file", removed_after_the_first)
+    detections = {video: [Detection(video, 1.0, 2.0, 0, "a", 0.9)] for video in ("v1", "v2", "v3")}
+    with pytest.raises(InputError, match=r"out: its \.mgrec-incomplete went away while label files were written there "
+                                         r"\(the folder removed, emptied or replaced meanwhile\?\), so some videos may "
+                                         r"have no file; write the set again into an empty folder"):
+        smg_csv.write_smg_labels(detections, out, fps=28.0)
+    assert written == ["v1_finelabels.csv", "v2_finelabels.csv", "v3_finelabels.csv"]
+    with pytest.raises(InputError, match=r"did not finish \(.*\.mgrec-incomplete is there\): some videos have no file"):
+        smg_csv.refuse_an_incomplete_set(out)

@@ -462,8 +462,17 @@ def record_label_file(out_dir: str | Path, video_id: str, text: str) -> None:
 
 
 def end_label_set(out_dir: str | Path) -> None:
-    """The set of `out_dir` is whole: its marker goes, after the last file was written."""
-    (Path(out_dir) / INCOMPLETE_MARKER).unlink(missing_ok=True)
+    """The set of `out_dir` is whole: its marker goes, after the last file was written. A marker already gone means the
+    folder was removed, emptied or replaced while the set was written (the writers make their folders again): the
+    files there are not the whole set, and a marker is put back, so that no reader takes them for one."""
+    marker = Path(out_dir) / INCOMPLETE_MARKER
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        atomic_write_text(marker, "{}\n")
+        raise InputError(f"{out_dir}: its {INCOMPLETE_MARKER} went away while label files were written there (the "
+                         "folder removed, emptied or replaced meanwhile?), so some videos may have no file; write the "
+                         "set again into an empty folder") from None
 
 
 def write_smg_labels(
