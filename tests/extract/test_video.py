@@ -36,6 +36,9 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops_early():
     assert [next(stream) for _ in range(4)] == [0, 1, 2, 3]
     stream.close()
     assert closed.wait(timeout=5)
+    # the producer sets `closed` on its way out; on a loaded machine it may still be finishing that very moment
+    for thread in [thread for thread in threading.enumerate() if thread.name == "mgrec-decode"]:
+        thread.join(timeout=5)
     assert not any(thread.name == "mgrec-decode" for thread in threading.enumerate())
 
 
