@@ -1079,3 +1079,42 @@ def test_fusion_gates_of_no_class_of_the_run_or_of_a_count_of_another_kind_are_r
         run.write_eval("test", {**scores, "fusion_gates": {**gates, **edited}})
         with pytest.raises(InputError, match=r"eval_test.json " + message):
             run.read_eval("test", ["a", "b"])
+
+
+def test_a_run_s_moved_data_is_refused_with_the_key_and_the_way_to_record_its_new_place(tmp_path, monkeypatch):
+    # before: "RUN/config.yaml [data.annotations]: /home/alice/... not found (moved or deleted since the run was
+    # trained?)", nothing said of what to do (evaluate has no --set; report's --annotations was not named)
+    from mgrec.run import run_data_path
+
+    run = tmp_path / "my run"
+    (run / "checkpoints").mkdir(parents=True)
+    gone = "/home/alice/mgrec/demo/annotations.json"
+    with pytest.raises(InputError) as error:
+        run_data_path(run, "data.annotations", gone, "run it from the training's folder")
+    assert str(error.value) == (f"{run / 'config.yaml'} [data.annotations]: {gone} not found (moved or deleted since "
+                                "the run was trained?); move it back, or write its new place as data.annotations in "
+                                f"{run / 'config.yaml'} (the run has no checkpoints/last_state.pt to resume, which "
+                                "would record it)")
+    (run / "checkpoints" / "last_state.pt").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        run_data_path(run, "data.features", "/gone/features", "-", folder=True)
+    assert str(error.value).endswith(f"; move it back, or record its new place in the run: mgrec train '{run}/"
+                                     f"config.yaml' --out '{run}' --resume --set data.features=NEW")
+    with pytest.raises(InputError, match=r"\(moved or deleted since the run was trained\?\); pass --annotations F$"):
+        run_data_path(run, "data.annotations", gone, "-", moved="pass --annotations F")
+
+
+def test_a_run_s_data_this_user_may_not_look_into_is_an_input_error(tmp_path, monkeypatch):
+    # before: a raw PermissionError traceback from Path.is_file() (a run copied from root, its data under /root)
+    from mgrec.run import run_data_path
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    monkeypatch.setattr(Path, "is_dir", refused)
+    with pytest.raises(InputError) as error:
+        run_data_path(tmp_path, "data.annotations", "/root/demo/annotations.json", "-", moved="pass it")
+    assert str(error.value) == (f"{tmp_path / 'config.yaml'} [data.annotations]: cannot look at /root/demo/"
+                                "annotations.json: Permission denied (a folder on the way is not open to this user); "
+                                "pass it")

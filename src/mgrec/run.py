@@ -1756,18 +1756,41 @@ def next_commands(run_dir: str | Path) -> str:
     return f"next: mgrec evaluate {quoted} (test scores), then mgrec report {quoted}"
 
 
-def run_data_path(run_dir: str | Path, key: str, value: str | Path, remedy: str, folder: bool = False) -> Path:
+def run_data_path(run_dir: str | Path, key: str, value: str | Path, remedy: str, folder: bool = False,
+                  moved: str | None = None) -> Path:
     """A path of a run's config (`key`: data.annotations, data.features), or an error that says where it was
-    looked for: a relative path is read from the current directory, as `mgrec train` read it, so a command run
-    from another folder found nothing and said only "annotations.json: annotations file not found". `remedy`:
-    what the calling command lets the user do about it (`mgrec report`: pass the annotations file explicitly)."""
+    looked for and what to do: a relative path is read from the current directory, as `mgrec train` read it, so a
+    command run from another folder found nothing and said only "annotations.json: annotations file not found".
+    `remedy`: what the calling command lets the user do about a relative path (`mgrec report`: pass the annotations
+    file explicitly); `moved`: about an absolute one that is not there (the data moved, or the run was copied to
+    another machine), by default `moved_data_remedy` (record the new place in the run). A path this user may not
+    look into (another user's home) is said so, not a raw PermissionError traceback."""
     label = where(Path(run_dir) / "config.yaml", key=key)
     path = Path(value)
     if not str(value) or str(path) == ".":
         raise InputError(f"{label}: no {'folder' if folder else 'file'} given")
-    if not (path.is_dir() if folder else path.is_file()):
+    try:
+        there = path.is_dir() if folder else path.is_file()
+    except OSError as exc:  # Path.is_file() swallows only "not there": EACCES on a folder on the way is raised
+        raise InputError(f"{label}: cannot look at {path}: {exc.strerror or exc} (a folder on the way is not open "
+                         f"to this user); {moved or moved_data_remedy(run_dir, key, 'ask for read access')}") from None
+    if not there:
         if path.is_absolute():  # where it is read from is not the question
-            raise InputError(f"{label}: {path} not found (moved or deleted since the run was trained?)")
+            raise InputError(f"{label}: {path} not found (moved or deleted since the run was trained?); "
+                             f"{moved or moved_data_remedy(run_dir, key)}")
         raise InputError(f"{label}: {path} not found (relative paths are read from the current directory "
                          f"{Path.cwd()}); {remedy}")
     return path
+
+
+def moved_data_remedy(run_dir: str | Path, key: str, first: str = "move it back") -> str:
+    """What a user does when a run's data (`key`) is no longer where its config.yaml says (the data moved, the run
+    was copied to another machine or user): the command that records the new place in the run where it can resume
+    (its config is rewritten, the features' recipe still checked), else the key to edit in its config.yaml. `first`:
+    the other way out, said first."""
+    run = RunDir(run_dir)
+    if run.can_resume():
+        return (f"{first}, or record its new place in the run: mgrec train {shell_word(run.config_path)} --out "
+                f"{shell_word(run.path)} --resume --set {key}=NEW")
+    return (f"{first}, or write its new place as {key} in {run.config_path} (the run has no "
+            f"{run.state_path.relative_to(run.path)} to resume, which would record it)")

@@ -69,7 +69,9 @@ def test_a_missing_absolute_path_is_not_blamed_on_the_working_directory(tmp_path
     assert main(["evaluate", str(run), "--device", "cpu"]) == 2
     gone = tmp_path / "gone.json"
     assert capsys.readouterr().err == (f"mgrec: error: {run / 'config.yaml'} [data.annotations]: {gone} not found "
-                                       "(moved or deleted since the run was trained?)\n")
+                                       "(moved or deleted since the run was trained?); move it back, or write its new "
+                                       f"place as data.annotations in {run / 'config.yaml'} (the run has no "
+                                       "checkpoints/last_state.pt to resume, which would record it)\n")
 
 
 def test_score_refuses_to_tune_the_threshold_on_the_split_it_scores(tmp_path, monkeypatch, capsys):

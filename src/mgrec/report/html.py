@@ -127,7 +127,8 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
     classes = run.read_classes()
     annotations_path = run_data_path(run_dir, "data.annotations",
                                      annotations if annotations is not None else config.data.annotations,
-                                     "pass the annotations file explicitly")
+                                     "pass the annotations file explicitly: --annotations FILE",
+                                     moved="pass its new place: --annotations FILE")
     annotation_set = load_annotations(annotations_path, default_fps=config.data.fps)
     if annotation_set.classes != classes:
         raise InputError(
