@@ -1118,3 +1118,27 @@ def test_a_run_s_data_this_user_may_not_look_into_is_an_input_error(tmp_path, mo
     assert str(error.value) == (f"{tmp_path / 'config.yaml'} [data.annotations]: cannot look at /root/demo/"
                                 "annotations.json: Permission denied (a folder on the way is not open to this user); "
                                 "pass it")
+
+
+def test_outputs_into_a_read_only_run_are_refused_before_the_work(tmp_path, monkeypatch):
+    # before: `mgrec evaluate --online RUN` of a read-only run (chmod -R a-w, another user's) streamed every video
+    # (50 s on the demo), then stopped on "cannot write RUN/online_test.json: Permission denied"
+    import mgrec.files
+
+    run = RunDir(tmp_path)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(mgrec.files.tempfile, "mkstemp", refused)
+    with pytest.raises(InputError) as error:
+        run.check_outputs(files=[run.online_eval_path("test")])
+    assert str(error.value) == (f"cannot write {tmp_path / 'online_test.json'}: Permission denied (this command writes "
+                                f"its results into the run {tmp_path}); copy the run to a folder you may write and "
+                                "run the command there")
+    with pytest.raises(InputError, match=r"\(this command writes its results into the run .*\); give --out FILE$"):
+        run.check_outputs(folders=[run.analysis_dir], advice="give --out FILE")
+    assert not run.analysis_dir.exists()
+    monkeypatch.undo()
+    run.check_outputs(files=[run.eval_path("test")], folders=[run.analysis_dir])  # a writable run passes
+    assert sorted(os.listdir(tmp_path)) == []

@@ -1745,7 +1745,8 @@ def cmd_report(args) -> None:
     args.split, args.checkpoint = args.split or "test", args.checkpoint or "best"
     out = None if args.out is None else Path(args.out)
     if out is None:
-        RunDir(run_dir).check_outputs(files=[RunDir(run_dir).report_path(args.split, args.checkpoint)])
+        RunDir(run_dir).check_outputs(files=[RunDir(run_dir).report_path(args.split, args.checkpoint)],
+                                      advice="give --out FILE to write the report elsewhere")
     if out is not None:
         if args.out.endswith(("/", os.sep)) or out.is_dir():  # a folder: the report goes into it
             out = out / RunDir(run_dir).report_path(args.split, args.checkpoint).name

@@ -76,6 +76,7 @@ from mgrec.files import (
     atomic_write_text,
     brief,
     cannot_write,
+    check_writable,
     counted,
     decode_utf8,
     is_hidden,
@@ -389,17 +390,28 @@ class RunDir:
             return []
         return sorted(p for p in self.analysis_dir.iterdir() if p.name.startswith(f"{split}_"))
 
-    def check_outputs(self, files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+    def check_outputs(self, files: Iterable[Path] = (), folders: Iterable[Path] = (),
+                      advice: str = "copy the run to a folder you may write and run the command there") -> None:
         """Before any work: the outputs a command writes into the run at names of mgrec's own (`eval_*`,
         `detections_*`, `report_*`, `analysis/`) must be absent or plain files and folders. A symbolic link there
         would carry the write out of the run onto whatever it names (the run's config, the annotations the
-        command reads); a folder where a file goes, or a file where the folder goes, would fail after the work."""
+        command reads); a folder where a file goes, or a file where the folder goes, would fail after the work.
+        And they must be writable: a read-only run (`chmod -R a-w`, another user's, a read-only mount) was found
+        so only when the results were written, after the work (`evaluate --online` of the demo: 50 s). `advice`:
+        the way out a command offers besides `copy the run` (`report --out`)."""
+        files, folders = list(files), list(folders)
         for path, kind in [*((f, "file") for f in files), *((f, "folder") for f in folders)]:
             if path.is_symlink():
                 raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where mgrec writes its "
                                  f"own output {kind}, which would replace what the link names; remove the link")
             if path.exists() and not (path.is_file() if kind == "file" else path.is_dir()):
                 raise InputError(f"{path}: is not a {kind}, where mgrec writes its own output {kind}; move it away")
+        for path, kind in [*((f, "file") for f in files), *((f, "folder") for f in folders)]:
+            try:
+                check_writable(path, is_dir=kind == "folder")
+            except InputError as exc:
+                raise InputError(f"{exc} (this command writes its results into the run {self.path}); "
+                                 f"{advice}") from None
 
     @property
     def lock_path(self) -> Path:
