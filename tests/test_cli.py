@@ -874,3 +874,29 @@ def test_no_folder_for_temporary_files_is_one_line_naming_what_was_tried(monkeyp
     assert capsys.readouterr().err == (f"mgrec: error: no folder for temporary files can be written (tried "
                                        f"{[str(gone)]}: a full disk, a quota, a file-size limit or read-only "
                                        "folders); free space there, or set TMPDIR to a folder that can be written\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["data", "check", "c.yaml", "--set", "data.annotations=/locked/annotations.json"],
+    ["score", "--gt", "/locked/annotations.json", "--pred", "p.json"],
+])
+def test_a_path_this_user_may_not_look_at_is_one_line_naming_it(argv, tmp_path, monkeypatch, capsys):
+    # a run copied from root, its config naming data under /root (0700): Path.is_file() raises "Permission denied"
+    # (it swallows only "not there"), a raw PermissionError traceback from data check, train, ensemble
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("data: {features: feats}\n")
+    real = {name: getattr(Path, name) for name in ("is_file", "is_dir", "exists", "stat")}
+
+    def guarded(name):
+        def check(self, *args, **kwargs):
+            if str(self).startswith("/locked"):
+                raise PermissionError(13, "Permission denied", str(self))
+            return real[name](self, *args, **kwargs)
+        return check
+
+    for name in real:
+        monkeypatch.setattr(Path, name, guarded(name))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == ("mgrec: error: /locked/annotations.json: Permission denied (this user may not open it, or a folder "
+                   "on its way); ask its owner for access, or copy it where you may read it and give that path\n")

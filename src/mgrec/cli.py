@@ -76,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         # A path the user gave with a name over 255 bytes, or longer than the system's limit: Python's Path.exists()
         # and is_file() raise it (they swallow only "not there"), from whichever check meets the path first, in every
         # command, for inputs and outputs alike. It is always the path given: mgrec keeps its own names short.
+        # Likewise "Permission denied" where a path given (or recorded: a run copied from another user, its config
+        # naming data under /root) lies under a folder this user may not enter: every check of it raised it, a raw
+        # traceback from data check, train, ensemble. Outputs are probed before the work (check_writable), so it is
+        # a path read, or looked at.
+        if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename is not None:
+            print(f"mgrec: error: {terminal.visible(terminal.bounded(str(exc.filename)))}: {exc.strerror} (this user "
+                  "may not open it, or a folder on its way); ask its owner for access, or copy it where you may read "
+                  "it and give that path", file=sys.stderr)
+            return 2
         if exc.errno != errno.ENAMETOOLONG:
             raise
         problem = name_too_long_problem(exc.filename if exc.filename is not None else str(exc))
