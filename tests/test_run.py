@@ -1142,3 +1142,15 @@ def test_outputs_into_a_read_only_run_are_refused_before_the_work(tmp_path, monk
     monkeypatch.undo()
     run.check_outputs(files=[run.eval_path("test")], folders=[run.analysis_dir])  # a writable run passes
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_run_without_its_splits_record_is_named(tmp_path):
+    # before: a run copied without splits.json read as one started before format 14, without a word: evaluate skipped
+    # the check that the scored split holds none of its training videos, ensemble dropped its own record
+    run = RunDir(tmp_path)
+    assert run.no_splits_record() == (f"{tmp_path} has no splits.json (the record of the videos it trained and "
+                                      "validated on: a run started before mgrec wrote one, made from weights "
+                                      "trained elsewhere, or copied without it)")
+    run.write_splits({"annotations": "a.json", "train_split": "train", "train": ["v1"], "val_split": "val",
+                      "val": ["v2"]})
+    assert run.no_splits_record() is None

@@ -1146,6 +1146,15 @@ def _make_ensemble(runs: list[Path], out: Path, fusion: str = "outputs") -> None
           f"{next_commands(result.run_dir)}")
 
 
+def _note_no_splits_record(run, split: str) -> None:
+    """A note where the run holds no record of the videos it trained and validated on: `split`'s videos are not
+    checked against them (`RunDir.check_held_out`), which evaluate does for every run that has one."""
+    words = run.no_splits_record()
+    if words is not None:
+        print(f"note: {words}: split {split}'s videos were not checked to be none of them (copy splits.json back "
+              "from the run's first place to have them checked)", file=sys.stderr)
+
+
 def _note_postprocess_changes(run) -> None:
     """A note where the run's config.yaml was edited after training in a way its tuned threshold does not know."""
     try:
@@ -1193,6 +1202,7 @@ def cmd_evaluate(args) -> None:
           f"{threshold_phrase(result['score_threshold'], result.get('class_thresholds'))}, "
           f"{f'tuned on {tuned}' if tuned else 'from the config'}); "
           f"wrote {run.eval_path(args.split, args.checkpoint)} and {run.detections_path(args.split, args.checkpoint)}")
+    _note_no_splits_record(run, args.split)
     train_split = run.read_config().data.train_split
     if args.split == canonical_subset(train_split):  # ActionFormer's THUMOS layout trains on "validation"
         print(f"note: split {args.split} is the split this run trained on (data.train_split {train_split!r}): its "
@@ -1230,6 +1240,7 @@ def _evaluate_online(args) -> None:
           f"lookahead {online['lookahead']:g} s, window {online['window_seconds']:.1f} s: {said}; compute per update "
           f"mean {compute['mean']:.1f} ms ({result['inference_precision']}, {counted(online['threads'], 'thread')}); "
           f"wrote {run.online_eval_path(args.split, args.checkpoint)}")
+    _note_no_splits_record(run, args.split)
     offline = run.eval_path(args.split, args.checkpoint)
     if offline.is_file():
         scores = run.read_eval(args.split, run.read_classes(), args.checkpoint)

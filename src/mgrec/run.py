@@ -878,6 +878,20 @@ class RunDir:
                              "hashes of their labels) and annotations_resolved (the annotations' full path)")
         return raw
 
+    def no_splits_record(self) -> str | None:
+        """Words for a run without the record of the videos it trained and validated on (`read_splits` None): a run
+        started before format 14, one of `write_for_inference`, or one copied without its splits.json (the format
+        cannot tell which: a run resumed since keeps the record it started with). What reads the record skipped its
+        checks without a word; the caller says which check it skipped. None where the record is there (or
+        unreadable: reading it says so)."""
+        try:
+            if self.read_splits() is not None:
+                return None
+        except InputError:
+            return None
+        return (f"{self.path} has no {self.splits_path.name} (the record of the videos it trained and validated on: "
+                "a run started before mgrec wrote one, made from weights trained elsewhere, or copied without it)")
+
     def check_held_out(self, split: str, video_ids: Iterable[str],
                        advice: str = "score the run on videos it did not train or validate on, or train it again on "
                                      "the new splits") -> None:

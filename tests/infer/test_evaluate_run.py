@@ -378,3 +378,18 @@ def test_the_scores_name_the_run_by_its_absolute_path_whatever_path_evaluate_was
     assert RunDir(json.loads((run / "eval_test.json").read_text())["run"]).read_config().seed == 1234
     page = write_report(run).read_text(encoding="utf-8")
     assert f"<td>{run.resolve()}</td>" in page
+
+
+def test_evaluate_says_when_the_run_has_no_record_of_its_training_videos(tmp_path, monkeypatch, capsys):
+    # a run copied without its splits.json: the check that split test holds no video it trained on was skipped silently
+    run = relative_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for online in ([], ["--online"]):
+        assert main(["evaluate", "run", "--device", "cpu", *online]) == 0
+        assert ("note: run has no splits.json (the record of the videos it trained and validated on: a run started "
+                "before mgrec wrote one, made from weights trained elsewhere, or copied without it): split test's "
+                "videos were not checked to be none of them" in capsys.readouterr().err)
+    RunDir(run).write_splits({"annotations": "data/annotations.json", "train_split": "train", "train": [],
+                              "val_split": "val", "val": []})
+    assert main(["evaluate", "run", "--device", "cpu"]) == 0
+    assert "splits.json" not in capsys.readouterr().err

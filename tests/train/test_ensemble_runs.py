@@ -401,3 +401,22 @@ def test_make_ensemble_names_an_argument_of_the_wrong_kind_before_any_work(tmp_p
     with pytest.raises(InputError, match=message):
         make_ensemble(run_dirs, out if out == 5 else tmp_path / out, log=log)
     assert not (tmp_path / "e").exists()
+
+
+def test_an_ensemble_of_a_member_copied_without_its_splits_record_says_it_records_none(runs, tmp_path):
+    # before: the ensemble's splits.json (what evaluate checks the scored videos against) was left out without a word
+    _, _, (first, second) = runs
+    copied = tmp_path / "copied"
+    shutil.copytree(second, copied)
+    (copied / "splits.json").unlink()
+    lines = []
+    make_ensemble([first, copied], tmp_path / "e", log=lines.append)
+    assert (f"note: {copied} has no splits.json (the record of the videos it trained and validated on: a run started "
+            "before mgrec wrote one, made from weights trained elsewhere, or copied without it): the ensemble records "
+            "no splits.json either, so evaluate cannot check its scored videos against those its members trained on"
+            in lines)
+    assert not (tmp_path / "e" / "splits.json").exists()
+    lines.clear()
+    make_ensemble([first, second], tmp_path / "e2", log=lines.append)
+    assert not any("splits.json" in line for line in lines)
+    assert (tmp_path / "e2" / "splits.json").is_file()

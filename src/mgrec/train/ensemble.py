@@ -158,6 +158,11 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
         records = [RunDir(path).read_splits() for path in paths]
         if None not in records:  # every video a member trained on, which the ensemble's scores must leave out
             out_run.write_splits(join_split_records(records))
+        else:  # an ensemble of them records none either: said, not skipped without a word
+            missing = [RunDir(path).no_splits_record() for path, record in zip(paths, records) if record is None]
+            log(f"note: {missing[0]}{f' (and {len(missing) - 1} more members)' if len(missing) > 1 else ''}: the "
+                "ensemble records no splits.json either, so evaluate cannot check its scored videos against those "
+                "its members trained on")
         for name, recipe in recipes.items():
             if recipe is not None:
                 out_run.write_recipe(recipe, stream=name)
