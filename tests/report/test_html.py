@@ -694,9 +694,20 @@ def test_a_run_an_older_eval_file_recorded_relative_is_shown_by_its_folder(tmp_p
     page = write_report(run["run_dir"]).read_text(encoding="utf-8")
     assert (f"<tr><th>run directory</th><td>{run['run_dir'].resolve()} (eval_test.json records it as run, relative to "
             "the folder mgrec evaluate ran in)</td></tr>") in page
-    path.write_text(json.dumps({**json.loads(path.read_text()), "run": "/elsewhere/run"}))  # absolute: as recorded
+    path.write_text(json.dumps({**json.loads(path.read_text()), "run": str(run["run_dir"].resolve())}))
     page = write_report(run["run_dir"]).read_text(encoding="utf-8")
-    assert "<tr><th>run directory</th><td>/elsewhere/run</td></tr>" in page
+    assert f"<tr><th>run directory</th><td>{run['run_dir'].resolve()}</td></tr>" in page  # absolute: as recorded
+
+
+def test_a_run_moved_since_it_was_evaluated_is_shown_where_it_is_with_where_it_was(tmp_path):
+    """A run evaluated at /elsewhere/run, then moved or copied (`scp -r`, renamed): the page named /elsewhere/run
+    as the run directory it shows, a folder that may be on no machine its reader has."""
+    run = build_run_dir(tmp_path)
+    path = run["run_dir"] / "eval_test.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "run": "/elsewhere/run"}))
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert (f"<tr><th>run directory</th><td>{run['run_dir'].resolve()} (evaluated at /elsewhere/run, as eval_test.json "
+            "records; moved or copied since)</td></tr>") in page
 
 
 def test_where_the_threshold_came_from():

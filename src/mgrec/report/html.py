@@ -23,6 +23,7 @@ import heapq
 import html
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
@@ -915,12 +916,16 @@ def training_data(run: RunData) -> str:
 def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     record = _provenance_record(scores)
     recorded = scores.get("run")
+    here = resolve_path(run.run_dir)
+    name = RunDir(run.run_dir).eval_path(run.split, run.checkpoint).name
     if isinstance(recorded, str) and recorded and not Path(recorded).is_absolute():
         # an eval file of an earlier mgrec recorded the run as typed (`mgrec evaluate run`), relative to a folder
         # it does not name: the folder the file is in, and what it records
-        name = RunDir(run.run_dir).eval_path(run.split, run.checkpoint).name
-        recorded = (f"{resolve_path(run.run_dir)} ({name} records it as {recorded}, relative to the folder mgrec "
-                    "evaluate ran in)")
+        recorded = (f"{here} ({name} records it as {recorded}, relative to the folder mgrec evaluate ran in)")
+    elif isinstance(recorded, str) and recorded and os.path.realpath(recorded) != str(here):
+        # the run moved (renamed, copied to another machine) since it was evaluated: the page named the old folder,
+        # which may be on no machine the reader has, as the run it shows
+        recorded = f"{here} (evaluated at {recorded}, as {name} records; moved or copied since)"
     rows = [
         ("run directory", _text(recorded or str(resolve_path(run.run_dir)))),
         ("split", escape(run.split)),
