@@ -420,3 +420,22 @@ def test_an_ensemble_of_a_member_copied_without_its_splits_record_says_it_record
     make_ensemble([first, second], tmp_path / "e2", log=lines.append)
     assert not any("splits.json" in line for line in lines)
     assert (tmp_path / "e2" / "splits.json").is_file()
+
+
+@pytest.mark.parametrize("key", ["annotations", "features"])
+def test_an_ensemble_of_a_member_whose_data_moved_is_refused_before_anything_is_written(runs, tmp_path, key):
+    # before: the ensemble's folder was written (config, weights, splits.json), then tuning on val stopped on data
+    # check's "config [data.annotations]: ... not found; give the annotations file: --set data.annotations=FILE",
+    # an option mgrec ensemble does not take, the half-made ensemble left behind
+    _, _, (first, second) = runs
+    moved = tmp_path / "moved"
+    shutil.copytree(first, moved)
+    config = RunDir(moved).read_config()
+    recorded = str(getattr(config.data, key))
+    (moved / "config.yaml").write_text((moved / "config.yaml").read_text().replace(recorded, f"/gone/{key}"))
+    with pytest.raises(InputError) as error:
+        make_ensemble([moved, second], tmp_path / "e", log=lambda *_: None)
+    assert str(error.value) == (f"{moved / 'config.yaml'} [data.{key}]: /gone/{key} not found (moved or deleted since "
+                                "the run was trained?); move it back, or record its new place in the run: mgrec train "
+                                f"{moved / 'config.yaml'} --out {moved} --resume --set data.{key}=NEW")
+    assert not (tmp_path / "e").exists()

@@ -37,6 +37,7 @@ from mgrec.run import (
     refuse_a_run_path_not_utf8,
     refuse_a_written_ensemble_dir,
     refuse_members_trained_on,
+    run_data_path,
 )
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import TrainResult, check_same_config, refuse_before_training, train, validate
@@ -133,6 +134,13 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     refuse_a_run_path_not_utf8(out)
     data = RunDir(paths[0]).read_config().data if paths else None
     if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
+        if data.val_split and data.annotations:  # tuned on val: data moved since training is refused now, as the
+            # fused ensemble refuses it, not after the ensemble's config and weights were written (by data check's
+            # words, with a --set that mgrec ensemble does not take)
+            remedy = "make the ensemble from the folder its members were trained in"
+            run_data_path(paths[0], "data.annotations", data.annotations, remedy)
+            if not data.streams:
+                run_data_path(paths[0], "data.features", data.features, remedy, folder=True)
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
     checked_members(paths)  # before any network is loaded
