@@ -710,6 +710,25 @@ def test_features_of_another_length_are_measured_against_the_frame_count_they_we
     assert drift and "but the video lasts 1400 frames (50.0 s at 28 fps) (347 steps expected at fps 28" in drift[0]
 
 
+def test_a_frame_count_at_the_videos_own_fps_is_measured_at_the_config_fps(tmp_path):
+    """An entry of 20 s at 20 fps (num_frames 400) under data.fps 10, its features made from the video resampled to 10
+    fps (47 steps, what `data check`'s fps warning asks for): its 400 frames were counted at 10 fps, 40 s, and the
+    features called 20 s short (an error; training refused), where the same entry without num_frames passed. The
+    frame count is now turned into the config's fps, as the duration is."""
+    config = _config(tmp_path)
+    config.data.fps = FPS
+    (tmp_path / "feats").mkdir()
+    entry = {**_entry("training", (0, 1.0, 3.0)), "fps": 2 * FPS, "num_frames": 400}
+    (tmp_path / "ann.json").write_text(json.dumps({"classes": ["c0", "c1", "c2"], "database": {"v": entry}}))
+    _features(tmp_path / "feats", "v")  # 47 steps at 10 fps: 20 s
+    assert [p.message for p in check_dataset(config).errors] == []
+    _features(tmp_path / "feats", "v", steps=30)  # 12 s: short by 8 s, said in the video's own frames
+    drift = [p.message for p in check_dataset(config).errors if "feature steps cover" in p.message]
+    assert drift == ["30 feature steps cover 13.2 s but the video lasts 400 frames (20.0 s at 20 fps) (47 steps "
+                     "expected at fps 10, stride 4, window 16); off by -6.8 s: wrong fps or stride, or an incomplete "
+                     "extraction?"]
+
+
 @pytest.mark.parametrize("extra_steps, refused", [(1, False), (2, False), (3, True), (-2, False), (-3, True)])
 def test_features_may_stray_from_the_duration_by_two_steps_where_a_step_is_longer_than_the_tolerance(
         tmp_path, extra_steps, refused):

@@ -454,8 +454,7 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
     for split in splits:
         for video_id in aset.video_ids(split):
             found, steps = _check_features(aset.videos[video_id], stream, key, is_grid, without_sidecar,
-                                           video_fps=data.grid(aset.videos[video_id].fps).fps, recipes=recipes,
-                                           names=names, values=values)
+                                           recipes=recipes, names=names, values=values)
             problems += found
             if steps is not None:
                 # inspected with expected_dim: its width is the stream's
@@ -936,8 +935,12 @@ def _key_beside(source: str, beside: str) -> str:
 
 
 def _video_frames(info: VideoInfo, fps: float) -> int:
+    """The video's length in frames at `fps`: its frame count where the entry gives one (counted at the entry's
+    own fps: 400 frames at 20 fps are 200 at a data.fps of 10), else its duration."""
     if info.num_frames is not None:
-        return info.num_frames
+        if abs(fps - info.fps) <= FPS_TOLERANCE:
+            return info.num_frames
+        return int(round(info.num_frames / info.fps * fps))
     clock = FeatureGrid(fps=fps, stride=1, window=1)
     # A duration past MAX_FRAME frames is corruption (reported as drift); capped, it stays a count of frames.
     return clock.seconds_to_frame(min(info.duration, clock.frame_to_seconds(MAX_FRAME)))
@@ -1031,7 +1034,7 @@ def _is_folder(entry: os.DirEntry) -> bool:
 
 
 def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool, without_sidecar: list[str],
-                    video_fps: float, recipes: dict[tuple, str], names: _FolderNames,
+                    recipes: dict[tuple, str], names: _FolderNames,
                     values: _FileValues | None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`; `is_grid`: the grid stream, whose rate is the video's), and its number of feature steps.
@@ -1079,17 +1082,14 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
     fps = grid.fps
     if steps is not None:
         # the video's length in this stream's own frames (another stream may run at its own rate)
-        frames = _video_frames(info, video_fps)
-        if grid.fps != video_fps:
-            frames = int(round(frames / video_fps * grid.fps))
-        expected = grid.num_windows(frames)
+        expected = grid.num_windows(_video_frames(info, grid.fps))
         drift = _drift_past_allowed(grid, steps, expected)
         if drift is not None:
             covered = grid.covered_seconds(steps)
             # its length as the expected count was made from it: by frame count where the entry has one (a duration
             # that disagrees with it is an error of its own), so that the two figures of the line agree
             lasts = f"{info.duration:.1f} s" if info.num_frames is None else \
-                f"{info.num_frames} frames ({info.num_frames / video_fps:.1f} s at {video_fps:g} fps)"
+                f"{info.num_frames} frames ({info.num_frames / info.fps:.1f} s at {info.fps:g} fps)"
             problems.append(Problem(
                 "error", str(path),
                 f"{steps} feature steps cover {covered:.1f} s but the video lasts {lasts} "
