@@ -469,6 +469,24 @@ def _write_train_and_val(tmp_path, document: dict | None = None, **features) -> 
         _features(tmp_path / "feats", video_id, **features)
 
 
+def test_a_split_left_empty_to_go_without_it_is_no_split(tmp_path):
+    """`data.val_split: ''` is how a config trains without validation (what `train` itself advises), yet data check
+    warned `no videos in split ''` and printed an empty column for it. An empty val or test split is now no split;
+    the training split is always one (an empty one is still an error)."""
+    document = _train_and_val_document()
+    document["database"]["v"]["subset"] = "testing"
+    _write_train_and_val(tmp_path, document)
+    config = _config(tmp_path)
+    config.data.val_split = ""
+    report = check_dataset(config)
+    assert report.problems == []
+    assert list(report.counts_per_split) == list(report.videos_per_split) == ["train", "test"]
+    config.data.test_split = ""
+    assert list(check_dataset(config).videos_per_split) == ["train"]
+    config.data.train_split = ""
+    assert [p.message.split(";")[0] for p in check_dataset(config).errors] == ["no videos in split ''"]
+
+
 def test_data_check_warns_of_a_set_key_the_model_variant_does_not_read(tmp_path):
     from mgrec.config import load_config
 

@@ -308,7 +308,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
                              f"--set data.{key}={example} (the demo data, once `mgrec demo` has built it: "
                              f"--set data.annotations={demo / 'annotations.json'} "
                              f"--set data.features={demo / 'features'})")
-    splits = list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
+    # the training split, and the val and test splits the config names ('' goes without one: no validation)
+    splits = list(dict.fromkeys([data.train_split, *(s for s in (data.val_split, data.test_split) if s)]))
     annotations_path = Path(data.annotations)
 
     problems: list[Problem] = []
