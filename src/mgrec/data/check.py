@@ -285,8 +285,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     instance, a data.fps other than the annotations' (`_check_config_fps`), and a warm-up that fills
     the run (`schedule_problem`).
 
-    Raises InputError where the config names no annotations, or no data.features (data.videos end to
-    end; data.streams name their own), and for `balance` with balance.method none.
+    Raises InputError where the config names no annotations, or no data.features where it reads them (not end to
+    end, data.videos, nor with data.streams, which name their own), and for `balance` with balance.method none.
 
     The suggestions are the data settings the feature files and sidecars say (`_file_suggestions`), then the
     lengths' (`suggest_settings`), each where the config's value differs.
@@ -299,8 +299,9 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         raise InputError("data check --balance: balance.method is none; set it (--set balance.method=repeat_factor, "
                          "mgrec's default recipe; balance.method=eq1 --set balance.alpha=100, the paper's; or "
                          "balance.method=adaptive)")
-    inputs = ("videos",) if config.end_to_end else () if data.streams else ("features",)
-    for key in ("annotations", *inputs):
+    # end to end is data.videos set (`Config.end_to_end`); data.streams name their own folders
+    needed = ("annotations",) if config.end_to_end or data.streams else ("annotations", "features")
+    for key in needed:
         if not getattr(data, key):
             example = {"annotations": "annotations.json", "features": "features/"}[key]
             demo = default_cache_dir()
