@@ -554,7 +554,7 @@ def _suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, in
     statistics they come from."""
     data = config.data
     suggestions, statistics = suggest_settings(
-        [video_steps.get(v, _expected_steps(info, config)) for v, info in train.videos.items()],
+        [video_steps.get(v, _expected_steps(info, data.grid(info.fps))) for v, info in train.videos.items()],
         [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
     )
     # only what differs from the config: the shipped demo config was told to set what it sets
@@ -948,9 +948,9 @@ def _video_frames(info: VideoInfo, fps: float) -> int:
     return clock.seconds_to_frame(min(info.duration, clock.frame_to_seconds(MAX_FRAME)))
 
 
-def _expected_steps(info: VideoInfo, config: Config) -> int:
-    """How many steps of the model's grid the video's length makes (its frame count, else its duration)."""
-    grid = config.data.grid(info.fps)
+def _expected_steps(info: VideoInfo, grid: FeatureGrid) -> int:
+    """How many steps of `grid` the video's length makes (its frame count, else its duration): what its features
+    should hold, and, on the model's grid, its length where they cannot be read."""
     return grid.num_windows(_video_frames(info, grid.fps))
 
 
@@ -1081,10 +1081,9 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
         without_sidecar.append(str(path))
     # training places the grid stream at the video's fps (`DataConfig.grid`), another stream at its sidecar's
     grid = stream.grid(stream.fps or (None if is_grid else sidecar_fps) or info.fps)
-    fps = grid.fps
     if steps is not None:
         # the video's length in this stream's own frames (another stream may run at its own rate)
-        expected = grid.num_windows(_video_frames(info, grid.fps))
+        expected = _expected_steps(info, grid)
         drift = _drift_past_allowed(grid, steps, expected)
         if drift is not None:
             covered = grid.covered_seconds(steps)
@@ -1095,7 +1094,7 @@ def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bo
             problems.append(Problem(
                 "error", str(path),
                 f"{steps} feature steps cover {covered:.1f} s but the video lasts {lasts} "
-                f"({expected} steps expected at fps {fps:g}, stride {stream.stride}, window {stream.window}"
+                f"({expected} steps expected at fps {grid.fps:g}, stride {stream.stride}, window {stream.window}"
                 + (f" of stream {stream.name!r}" if key != "data" else "") + "); "
                 f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
                 video_id,
@@ -1198,7 +1197,7 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     except InputError as exc:
         return [_problem_from_error(exc, config.data.videos, info.video_id)], None
     grid = config.data.grid(info.fps)
-    expected = _expected_steps(info, config)
+    expected = _expected_steps(info, grid)
     drift = _drift_past_allowed(grid, clips.length, expected)
     if drift is not None:
         return [Problem("error", str(clips.path),
@@ -1212,15 +1211,15 @@ def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str])
     """Feature files of videos the annotations do not list (`listed`: every video id with an entry); hidden names
     are never features (`is_hidden`: macOS's `._<id>.npy` beside every copied file)."""
     suffix = feature_ending(stream.feature_ext)
-    return [
-        # its video id, so that the printing groups them: a folder of `v_<id>.npy` read without data.feature_prefix
-        # was a line per file besides the one of each missing `<id>.npy`
-        Problem("warning", str(path), "feature file has no entry in the annotations (not used)",
-                without_prefix(path.stem, stream.feature_prefix))
-        for path in sorted(features_dir.iterdir())
-        if path.suffix == suffix and not is_hidden(path) and path.is_file()
-        and without_prefix(path.stem, stream.feature_prefix) not in listed
-    ]
+    problems = []
+    for path in sorted(features_dir.iterdir()):
+        video_id = without_prefix(path.stem, stream.feature_prefix)
+        if path.suffix == suffix and not is_hidden(path) and path.is_file() and video_id not in listed:
+            # its video id, so that the printing groups them: a folder of `v_<id>.npy` read without
+            # data.feature_prefix was a line per file besides the one of each missing `<id>.npy`
+            problems.append(Problem("warning", str(path), "feature file has no entry in the annotations (not used)",
+                                    video_id))
+    return problems
 
 
 def suggest_settings(video_steps: list[int], instance_steps: list[float]) -> tuple[dict[str, Any], dict[str, Any]]:
