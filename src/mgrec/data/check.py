@@ -278,7 +278,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     Reported as warnings: videos without instances, instances ending after the video ends,
     duplicated ground truths, instances of one class overlapping by a tIoU above SAME_CLASS_OVERLAP_TIOU
     (`same_class_overlaps`), some instances no longer than postprocess.min_duration, instances no
-    pyramid point can learn (`unlearnable_problem`), one video twice within a split (the same
+    pyramid point can learn (`unlearnable_problem`), config keys the model variant does not read
+    (`keys_the_variant_ignores`), one video twice within a split (the same
     features under two ids), feature files without an annotations entry, missing sidecars,
     videos in no configured split, empty val/test splits, a val or test split that is the training
     split or a val split that is the test split (`same_split_problems`), classes without a training
@@ -334,9 +335,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     refused_videos = {e.video_id for e in entry_errors}
 
     problems += _annotation_problems(aset, annotations_path, config, splits, source)
-    # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
-    # its lengths are the videos' lengths on the model's grid).
-    video_steps: dict[str, int] = {}
+    video_steps: dict[str, int] = {}  # each readable video's length on the model's grid, for the suggestions
     if config.end_to_end:  # raw videos, decoded through the backbone: each must open at the annotations' fps
         for split in splits:
             for video_id in aset.video_ids(split):
@@ -344,6 +343,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
                 problems += found
                 if steps is not None:
                     video_steps[video_id] = steps
+    # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
+    # its lengths are the videos' lengths on the model's grid).
     streams = [] if config.end_to_end else data.input_streams()
     # what the one stream's files say of data.feature_dim and data.fps (--set cannot reach a data.streams item)
     values = _FileValues()
@@ -387,9 +388,9 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
 def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Config, splits: list[str],
                          source: str) -> list[Problem]:
     """What the annotations and the config say of each other: the class count, the splits (empty, unused, one
-    another's), classes no training instance teaches, the schedule, instances no pyramid point can learn or no
-    detection can keep (postprocess.min_duration), the frame rates, a val split without instances, and each video's
-    instances."""
+    another's), classes no training instance teaches, the schedule, keys the model variant does not read, instances
+    no pyramid point can learn or no detection can keep (postprocess.min_duration), the frame rates, a val split
+    without instances, and each video's entry (`entry_problems`) and whether it has instances."""
     data = config.data
     problems: list[Problem] = []
     if aset.num_classes != config.model.num_classes:
@@ -1161,9 +1162,10 @@ def _declared_dim(path: Path, expected: int) -> int | None:
 
 def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, steps: int, info: VideoInfo,
                              video_id: str) -> list[Problem]:
-    """A sidecar's `frames` (the video's frame count) against the steps its file holds and the frames the
-    annotations give, each within `allowed_drift` (ActionFormer-style features may pad a window or two):
-    `detect --format smg` writes frames by it, so a wrong one placed rows past the video's end unsaid."""
+    """A sidecar's `frames` (the video's frame count) against the steps its file holds, within `allowed_drift`
+    (ActionFormer-style features may pad a window or two), and against the frames the annotations give at the same
+    fps, within MAX_DRIFT_SECONDS: `detect --format smg` writes frames by it, so a wrong one placed rows past the
+    video's end unsaid."""
     if sidecar.frames is None:
         return []
     own = FeatureGrid(fps=sidecar.fps, stride=sidecar.stride, window=sidecar.window)
