@@ -274,7 +274,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     frame count, feature files of two recipes in one folder, features whose length disagrees with
     the video's by more than `allowed_drift`, and videos of two splits whose feature files are one
     file or hold the same features (`repeated_video_problems`); end to end, video files that are
-    missing, unreadable, of another fps, cut short or of another length (`_check_video`).
+    missing, unreadable, of another fps, cut short or of another length (`_video_file_problems`).
     Reported as warnings: videos without instances, instances ending after the video ends,
     duplicated ground truths, instances of one class overlapping by a tIoU above SAME_CLASS_OVERLAP_TIOU
     (`same_class_overlaps`), some instances no longer than postprocess.min_duration, instances no
@@ -283,7 +283,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     features under two ids), feature files without an annotations entry, missing sidecars,
     videos in no configured split, empty val/test splits, a val or test split that is the training
     split or a val split that is the test split (`same_split_problems`), classes without a training
-    instance, a data.fps other than the annotations' (`_check_config_fps`), and a warm-up that fills
+    instance, a data.fps other than the annotations' (`_config_fps_problems`), and a warm-up that fills
     the run (`schedule_problem`).
 
     Raises InputError where the config names no annotations, or no data.features where it reads them (not end to
@@ -339,7 +339,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     if config.end_to_end:  # raw videos, decoded through the backbone: each must open at the annotations' fps
         for split in splits:
             for video_id in aset.video_ids(split):
-                found, steps = _check_video(aset.videos[video_id], config)
+                found, steps = _video_file_problems(aset.videos[video_id], config)
                 problems += found
                 if steps is not None:
                     video_steps[video_id] = steps
@@ -369,7 +369,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         report.statistics["annotations' classes"] = f"{aset.num_classes} ({shown})"
     train = aset.subset(data.train_split)
     if train.videos:
-        lengths, statistics = _suggestions(train, config, video_steps)
+        lengths, statistics = _length_suggestions(train, config, video_steps)
         report.suggestions.update(lengths)
         report.statistics.update(statistics)
     if data.streams:  # what `mgrec data check` shows per stream
@@ -399,10 +399,10 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
             f"{counted(aset.num_classes, 'class')} in the annotations but model.num_classes is "
             f"{config.model.num_classes}",
         ))
-    problems += _check_splits(aset, annotations_path, data, splits)
+    problems += _empty_and_unused_split_problems(aset, annotations_path, data, splits)
     problems += [Problem("warning", f"{source} [data.{key}]", message)
                  for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
-    problems += _check_untrained_classes(aset, annotations_path, data.train_split, splits)
+    problems += _untrained_class_problems(aset, annotations_path, data.train_split, splits)
     schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs, config)
     if schedule:
         problems.append(Problem("warning", f"{source} [train.warmup_epochs]", schedule))
@@ -417,8 +417,8 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
         config.postprocess.min_duration)
     if short is not None:
         problems.append(Problem(short[0], key_origin(config, "postprocess.min_duration"), short[1]))
-    problems += _check_config_fps([aset.videos[v] for split in splits for v in aset.video_ids(split)], data.fps,
-                                  source)
+    problems += _config_fps_problems([aset.videos[v] for split in splits for v in aset.video_ids(split)], data.fps,
+                                     source)
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
         # training would stop at its first validation, with every epoch before it lost
@@ -432,7 +432,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     for split in splits:
         video_ids = aset.video_ids(split)
         problems += entry_problems(aset, video_ids, config.model.num_classes)
-        problems += _unlabelled_videos(aset, split, video_ids, annotations_path, split == data.train_split)
+        problems += _unlabelled_problems(aset, split, video_ids, annotations_path, split == data.train_split)
     return problems
 
 
@@ -456,8 +456,8 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
     readable: list[SplitFile] = []  # each video's file that reads as features, in split order (train first)
     for split in splits:
         for video_id in aset.video_ids(split):
-            found, steps = _check_features(aset.videos[video_id], stream, key, is_grid, without_sidecar,
-                                           recipes=recipes, names=names, values=values)
+            found, steps = _feature_file_problems(aset.videos[video_id], stream, key, is_grid, without_sidecar,
+                                                  recipes=recipes, names=names, values=values)
             problems += found
             if steps is not None:
                 # inspected with expected_dim: its width is the stream's
@@ -480,7 +480,7 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
             f"not be checked against the config (first: {without_sidecar[0]})",
         ))
     # A video whose entry was refused still has its entry: its features are not orphans.
-    problems += _orphan_features(features_dir, stream, listed)
+    problems += _orphan_problems(features_dir, stream, listed)
     return problems
 
 
@@ -549,7 +549,7 @@ def _file_suggestions(values: _FileValues, data: DataConfig) -> tuple[dict[str, 
     return suggestions, statistics
 
 
-def _suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, int]
+def _length_suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, int]
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The settings `suggest_settings` gives for the training split's lengths that differ from the config's, and the
     statistics they come from."""
@@ -564,7 +564,10 @@ def _suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, in
     return {key: value for key, value in suggestions.items() if value != current[key]}, statistics
 
 
-def _check_splits(aset: AnnotationSet, annotations_path: Path, data: DataConfig, splits: list[str]) -> list[Problem]:
+def _empty_and_unused_split_problems(aset: AnnotationSet, annotations_path: Path, data: DataConfig,
+                                     splits: list[str]) -> list[Problem]:
+    """Configured splits without videos (the training split's an error; with the subset it may have meant,
+    `_split_hint`), and subsets of the annotations that no split takes."""
     problems = []
     unused = {s: len(aset.video_ids(s)) for s in aset.subsets() if s not in splits}
     keys = {data.train_split: "train_split", data.val_split: "val_split", data.test_split: "test_split"}
@@ -731,8 +734,8 @@ def same_split_problems(train_split: str, val_split: str, test_split: str) -> li
     return problems
 
 
-def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_split: str,
-                             splits: list[str]) -> list[Problem]:
+def _untrained_class_problems(aset: AnnotationSet, annotations_path: Path, train_split: str,
+                              splits: list[str]) -> list[Problem]:
     """A class with no instance in the training split (whether or not other splits have some): the network never
     sees it, and its F1 and AP are 0 where it has instances (a labelling or split mistake, or a class list longer than
     the labels used)."""
@@ -763,8 +766,9 @@ def _check_untrained_classes(aset: AnnotationSet, annotations_path: Path, train_
 _UNLABELLED_EACH = 3
 
 
-def _unlabelled_videos(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path,
-                       training: bool) -> list[Problem]:
+def _unlabelled_problems(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path,
+                         training: bool) -> list[Problem]:
+    """The videos of `split` without an instance: a warning each, or one for the split past _UNLABELLED_EACH."""
     unlabelled = [v for v in video_ids if not aset.segments[v]]
     # training crops are anchored on gestures (`mgrec.data.datasets.draw_training_crops`): say what that means
     why = (": training draws no crop from it (crops are anchored on gestures; background is learnt around the "
@@ -792,12 +796,12 @@ _OVERLAP_NEIGHBOURS = 16
 def entry_problems(aset: AnnotationSet, video_ids: list[str], num_classes: int) -> list[Problem]:
     """The problems of the entries of `video_ids` in the annotations file alone: a duration that disagrees with the
     frame count (`_frame_count_problems`), and each video's instances against its entry and `num_classes`
-    (`_check_segments`). What `data check` says of each video's entry, and what `mgrec score --gt` refuses or warns
+    (`_segment_problems`). What `data check` says of each video's entry, and what `mgrec score --gt` refuses or warns
     of before scoring (`check_entries`)."""
     problems: list[Problem] = []
     for video_id in video_ids:
         problems += _frame_count_problems(aset.videos[video_id])
-        problems += _check_segments(aset.videos[video_id], aset.segments.get(video_id, []), num_classes)
+        problems += _segment_problems(aset.videos[video_id], aset.segments.get(video_id, []), num_classes)
     return problems
 
 
@@ -817,7 +821,7 @@ def check_entries(aset: AnnotationSet, annotations_path: str | Path, video_ids: 
         warn(f"{problem_where(problem, videos)}: {problem.message}")
 
 
-def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
+def _config_fps_problems(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
     """`data.fps` places every video's features on the grid; videos whose annotations give another fps (SMG's
     `_data.csv`) had their frame labels turned into seconds at that one. Unless the features were made from the
     videos resampled to data.fps (ActionFormer's default_fps), every label drifts against them (about 7 % from 30
@@ -836,7 +840,7 @@ def _check_config_fps(videos: list[VideoInfo], config_fps: float | None, source:
 
 
 def _frame_count_problems(info: VideoInfo) -> list[Problem]:
-    """A video entry whose duration disagrees with its frame count: the instance checks (`_check_segments`) read
+    """A video entry whose duration disagrees with its frame count: the instance checks (`_segment_problems`) read
     `duration`, the feature checks `num_frames`, and a wrong one of the two hid an instance thousands of seconds past
     the features (a second or 2 % covers metadata rounding)."""
     if info.num_frames is None:
@@ -849,7 +853,7 @@ def _frame_count_problems(info: VideoInfo) -> list[Problem]:
     return []
 
 
-def _check_segments(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
+def _segment_problems(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
     """The problems of a video's instances against its entry and the model: labels beyond its classes, instances
     after the video's end, duplicates and same-class overlaps; the first few of each kind, then a count."""
     problems = []
@@ -1036,9 +1040,9 @@ def _is_folder(entry: os.DirEntry) -> bool:
 
 
 
-def _check_features(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool, without_sidecar: list[str],
-                    recipes: dict[tuple, str], names: _FolderNames,
-                    values: _FileValues | None) -> tuple[list[Problem], int | None]:
+def _feature_file_problems(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool,
+                           without_sidecar: list[str], recipes: dict[tuple, str], names: _FolderNames,
+                           values: _FileValues | None) -> tuple[list[Problem], int | None]:
     """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
     `data.streams[i]`; `is_grid`: the grid stream, whose rate is the video's), and its number of feature steps.
     `recipes` collects each recipe seen (backbone, weights sha256, frames per window) with the first file made so;
@@ -1185,7 +1189,7 @@ def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, st
     return problems
 
 
-def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
+def _video_file_problems(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
     """End to end: problems with one video file of data.videos (missing, unreadable, another fps, shorter
     than one window, cut short after a header that declares every frame, a length that disagrees with the
     annotations' duration), and its number of feature steps."""
@@ -1209,7 +1213,7 @@ def _check_video(info: VideoInfo, config: Config) -> tuple[list[Problem], int | 
     return [], clips.length
 
 
-def _orphan_features(features_dir: Path, stream: StreamConfig, listed: set[str]) -> list[Problem]:
+def _orphan_problems(features_dir: Path, stream: StreamConfig, listed: set[str]) -> list[Problem]:
     """Feature files of videos the annotations do not list (`listed`: every video id with an entry); hidden names
     are never features (`is_hidden`: macOS's `._<id>.npy` beside every copied file)."""
     suffix = feature_ending(stream.feature_ext)
