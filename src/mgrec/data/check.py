@@ -4,6 +4,10 @@ Reads the annotations and, for each video of the train/val/test splits, its feat
 sidecar in every input stream (end to end: its video file). Every problem is collected (one bad
 file does not hide the next) as a `Problem` with its location. Errors make training wrong or
 impossible; warnings are worth a look.
+
+The file reads in that order: the report (`Problem`, `CheckReport`, its printing), `check_dataset`, then its parts
+in the order it calls them (the annotations and the config, each entry, the video or feature files), and the
+suggested settings last.
 """
 
 from __future__ import annotations
@@ -66,17 +70,8 @@ from mgrec.smg_csv import MAX_FRAME
 from mgrec.terminal import cell, columns
 from mgrec.timeline import FeatureGrid
 
-# Features and annotations may disagree by up to this much before the time axis is suspect, or by two
-# steps where two steps last longer (`allowed_drift`).
-MAX_DRIFT_SECONDS = 1.0
-# ActionFormer's crop length: longer crops cost memory for little gain.
-MAX_SEQ_LEN_CAP = 2304
-# The suggested crop holds this percentile of training videos whole.
-SEQ_LEN_PERCENTILE = 90
-# The longest instances that the top pyramid level is sized for (percentile of lengths).
-LONG_INSTANCE_PERCENTILE = 99
-MIN_LEVELS, MAX_LEVELS = 2, 8
-TOP_RANGE_END = 10000
+# ---------------------------------------------------------------------------------------------
+# The report: every problem at its place, printed grouped; the suggestions; what training drops
 
 
 @dataclass
@@ -155,6 +150,7 @@ _FILE_SETTINGS = ("data.feature_dim", "data.fps")
 # The suggestions read from the annotations: their class count (a config copied from another dataset's).
 _ANNOTATION_SETTINGS = ("model.num_classes",)
 
+
 # Up to this many videos with one same problem (severity and message) are a line each; more are one line with the
 # count and the first few: a config's feature_dim other than every file's was two lines per video (72 for SMG's 36).
 _VIDEOS_EACH = 3
@@ -203,20 +199,6 @@ def problem_where(problem: Problem, videos: list[str]) -> str:
     return where
 
 
-def allowed_drift(grid: FeatureGrid) -> float:
-    """How far, in seconds, a feature file's length may stray from its video's before the time axis is suspect:
-    MAX_DRIFT_SECONDS, or two steps where that is longer. Extractors pad a partial last window or two (ActionFormer's
-    ActivityNet features keep ceil(frames / 16) at 15 fps, one more 1.07-s step than complete windows)."""
-    return max(MAX_DRIFT_SECONDS, 2 * grid.seconds_per_step())
-
-
-def _drift_past_allowed(grid: FeatureGrid, steps: int, expected: int) -> float | None:
-    """How far, in seconds, `steps` feature steps stray from the `expected` on `grid`, where that is past
-    `allowed_drift`; None within it."""
-    drift = (steps - expected) * grid.seconds_per_step()
-    return drift if abs(drift) > allowed_drift(grid) else None
-
-
 # A class name's column in the tables: longer names are cut ("..."), as `mgrec evaluate`'s table cuts them (a
 # 200-character name made every row of the table 200 columns wide).
 MAX_NAME_COLUMNS = 48
@@ -251,14 +233,20 @@ def _balance_table(report: CheckReport) -> list[str]:
     return lines
 
 
-def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None) -> Problem:
-    """Split an InputError 'LOCATION: message' (LOCATION starting with `path`) into a Problem."""
-    text = str(exc)
-    prefix = str(Path(path))
-    if text.startswith(prefix) and ": " in text[len(prefix) :]:
-        cut = text.index(": ", len(prefix))
-        return Problem("error", text[:cut], text[cut + 2 :], video_id)
-    return Problem("error", prefix, text, video_id)
+def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:
+    """Videos with errors -> the reasons ('where: message'), for training with data.drop_bad_videos.
+
+    Errors not tied to a video (`report.dataset_errors`) cannot be dropped; the trainer must stop.
+    """
+    reasons: dict[str, list[str]] = {}
+    for problem in report.errors:
+        if problem.video_id is not None:
+            reasons.setdefault(problem.video_id, []).append(f"{problem.where}: {problem.message}")
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------------
+# The check: annotations, then each video's files (its feature files per stream, or its video end to end)
 
 
 def check_dataset(config: Config, balance: bool = False, source: str = "config") -> CheckReport:
@@ -385,6 +373,20 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     return report
 
 
+def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None) -> Problem:
+    """Split an InputError 'LOCATION: message' (LOCATION starting with `path`) into a Problem."""
+    text = str(exc)
+    prefix = str(Path(path))
+    if text.startswith(prefix) and ": " in text[len(prefix) :]:
+        cut = text.index(": ", len(prefix))
+        return Problem("error", text[:cut], text[cut + 2 :], video_id)
+    return Problem("error", prefix, text, video_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# The annotations and the config
+
+
 def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Config, splits: list[str],
                          source: str) -> list[Problem]:
     """What the annotations and the config say of each other: the class count, the splits (empty, unused, one
@@ -436,134 +438,6 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     return problems
 
 
-def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, splits: list[str], data: DataConfig,
-                     listed: set[str], video_steps: dict[str, int], values: _FileValues | None) -> list[Problem]:
-    """Every file of one input stream against its own recipe and its video's duration, its folder's mixed
-    recipes, missing sidecars and orphans (`listed`: every video with an entry, refused or not); the grid stream's
-    lengths go into `video_steps` (the videos' lengths on the model's grid), and what its files say of the settings
-    into `values`, when given."""
-    problems: list[Problem] = []
-    key = stream_key(data, stream)
-    features_dir = Path(stream.features)
-    if not features_dir.is_dir():
-        problem = missing_folder_problem(features_dir, "features folder")
-        here = read_from_here_note(features_dir)[2:-1] if problem == "no such folder" else ""
-        return [Problem("error", str(features_dir),
-                        f"{problem} (config {key}.features{'; ' + here if here else ''})")]
-    without_sidecar: list[str] = []
-    recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
-    names = _FolderNames(features_dir)
-    readable: list[SplitFile] = []  # each video's file that reads as features, in split order (train first)
-    for split in splits:
-        for video_id in aset.video_ids(split):
-            found, steps = _feature_file_problems(aset.videos[video_id], stream, key, is_grid, without_sidecar,
-                                                  recipes=recipes, names=names, values=values)
-            problems += found
-            if steps is not None:
-                # inspected with expected_dim: its width is the stream's
-                readable.append(SplitFile(video_id, split, stream_path(stream, video_id), (steps, stream.feature_dim)))
-                if is_grid:
-                    video_steps[video_id] = steps
-    problems += repeated_video_problems(readable, data.train_split)
-    if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
-        (first, first_file), (other, other_file) = list(recipes.items())[:2]
-        problems.append(Problem(
-            "error", str(features_dir),
-            f"the feature files were made with {len(recipes)} different recipes: {first_file} with backbone "
-            f"{first[0]!r}, weights sha256 {first[1]}, frames per window {first[2]}; {other_file} with "
-            f"{other[0]!r}, {other[1]}, {other[2]}; extract every video with one recipe",
-        ))
-    if without_sidecar:
-        problems.append(Problem(
-            "warning", str(features_dir),
-            f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could "
-            f"not be checked against the config (first: {without_sidecar[0]})",
-        ))
-    # A video whose entry was refused still has its entry: its features are not orphans.
-    problems += _orphan_problems(features_dir, stream, listed)
-    return problems
-
-
-class SplitFile(NamedTuple):
-    """A video's feature file of one stream, with the split the video is in and the file's (T, C)."""
-    video_id: str
-    split: str
-    path: Path
-    shape: tuple[int, int]
-
-
-def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Problem]:
-    """Two videos whose feature files are one file (a link, two ids that lead to one file) or hold the same features
-    (a copy under another id): one video twice. In two splits, an error: the model is scored on a video it trained
-    on, or selected its checkpoint and threshold on (an optimistic score nothing else reveals); tied to the video of
-    the earlier split (`files` lists train, val, test in order), so data.drop_bad_videos leaves the copy out of
-    training and keeps the held-out split whole. In one split, a warning: the video counts twice. Only files of
-    one shape are compared (`repeated_feature_files`)."""
-    problems = []
-    for repeat in repeated_feature_files([f.path for f in files], {i: f.shape for i, f in enumerate(files)}):
-        first, then = files[repeat.first], files[repeat.then]
-        both = (f"{first.video_id} (split {first.split}) and {then.video_id} (split {then.split}) {repeat.how} "
-                f"({first.path}, {then.path})")
-        if first.split != then.split:
-            problems.append(Problem("error", str(first.path), f"{both}: a video in two splits scores the model on "
-                                    f"what it {'trained' if first.split == train_split else 'was selected'} on; remove "
-                                    "one of them from the annotations", first.video_id))
-        else:
-            counted_twice = "is trained on twice (twice its weight)" if first.split == train_split else \
-                f"counts twice in the {first.split} scores"
-            problems.append(Problem("warning", str(then.path), f"{both}: the video {counted_twice}; remove one of "
-                                    "them from the annotations", then.video_id))
-    return problems
-
-
-@dataclass
-class _FileValues:
-    """What the feature files and sidecars of the one stream say of its settings (for the suggestions)."""
-    dims: list[int] = field(default_factory=list)  # each file's width, where its header reads
-    fps: list[tuple[VideoInfo, float]] = field(default_factory=list)  # each readable sidecar's fps, with its video
-
-
-def _file_suggestions(values: _FileValues, data: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The data settings the files say, where the config's differ (each then an error on every video, one line in
-    the report): data.feature_dim where every file has one other width; data.fps where sidecars disagree with a
-    set one: null (each video's own rate) where every sidecar gives its video's fps in the annotations, else their
-    one fps. None where the files disagree among themselves: no one setting fixes those. With the statistics."""
-    suggestions: dict[str, Any] = {}
-    statistics: dict[str, Any] = {}
-    dims = sorted(set(values.dims))
-    if len(dims) == 1 and dims[0] != data.feature_dim:
-        suggestions["data.feature_dim"] = dims[0]
-        every = "the one file" if len(values.dims) == 1 else f"all {len(values.dims)} files"
-        statistics["feature files' dimension"] = f"{dims[0]} ({every})"
-    rates = [fps for _, fps in values.fps]
-    if data.fps is None or not any(abs(fps - data.fps) > FPS_TOLERANCE for fps in rates):
-        return suggestions, statistics
-    own = all(info.fps_given and abs(fps - info.fps) <= FPS_TOLERANCE for info, fps in values.fps)
-    if own:
-        suggestions["data.fps"] = None
-    elif max(rates) - min(rates) <= FPS_TOLERANCE:
-        suggestions["data.fps"] = rates[0]
-    shown = ", ".join(f"{fps:g}" for fps in sorted(set(rates))[:5]) + ", ..." * (len(set(rates)) > 5)
-    statistics["sidecars' fps"] = (f"{shown} ({len(rates)} sidecars" + ", each its video's fps in the annotations"
-                                   * own + f"; data.fps is {data.fps:g})")
-    return suggestions, statistics
-
-
-def _length_suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, int]
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The settings `suggest_settings` gives for the training split's lengths that differ from the config's, and the
-    statistics they come from."""
-    data = config.data
-    suggestions, statistics = suggest_settings(
-        [video_steps.get(v, _expected_steps(info, data.grid(info.fps))) for v, info in train.videos.items()],
-        [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
-    )
-    # only what differs from the config: the shipped demo config was told to set what it sets
-    current = {"data.max_seq_len": data.max_seq_len, "model.num_levels": config.model.num_levels,
-               "model.regression_ranges": [list(r) for r in config.model.regression_ranges]}
-    return {key: value for key, value in suggestions.items() if value != current[key]}, statistics
-
-
 def _empty_and_unused_split_problems(aset: AnnotationSet, annotations_path: Path, data: DataConfig,
                                      splits: list[str]) -> list[Problem]:
     """Configured splits without videos (the training split's an error; with the subset it may have meant,
@@ -595,122 +469,6 @@ def _split_hint(split: str, key: str | None, unused: dict[str, int], alone: bool
     name = (close or [max(unused, key=unused.get)])[0]
     return (f"; the annotations name a subset {name!r} ({counted(unused[name], 'video')}) that no split takes: "
             f"--set data.{key}={name}?")
-
-
-def schedule_problem(epochs: int, warmup_epochs: int, config: Config | None = None) -> str | None:
-    """The learning-rate schedule (`train.step.lr_factor`) when the warm-up fills the run: the rate rises for every
-    step, never reaches train.lr and never decays (`--set train.epochs=1` on a config warming up for 2). Said by
-    `data check` and `train`, not refused: a short trial run is a fair thing to train.
-
-    The advice fits where `config`'s train.warmup_epochs came from (`key_origin`): a config file (its key there, or
-    `--set` on the command line), a `--set` item, or a config built in code (None too: `train()` from Python, whose
-    user has no `--set` to pass)."""
-    if warmup_epochs < epochs:
-        return None
-    peak = epochs / warmup_epochs
-    value = "0" if epochs <= 1 else f"N with N < {epochs}"
-    place = key_origin(config, "train.warmup_epochs").rpartition(" [")[0] if config is not None else "config"
-    if place == "config":
-        fix = f"set config.train.warmup_epochs = {value}"
-    elif place.startswith("--set "):
-        fix = f"pass --set train.warmup_epochs={value} instead"
-    else:
-        fix = f"set train.warmup_epochs: {value} in {place} (or pass --set train.warmup_epochs={value})"
-    return (f"train.warmup_epochs {warmup_epochs} >= train.epochs {epochs}: the learning rate rises for the whole run "
-            f"to {peak:.0%} of train.lr and never decays; {fix} for the schedule's cosine decay")
-
-
-def unlearnable_segments(
-    segments: np.ndarray, strides: list[int], regression_ranges: list[list[float]], center_radius: float = 1.5,
-) -> np.ndarray:
-    """(N,) bool: the segments ((N, 2) [start, end], level-0 grid units) that no pyramid point can learn, wherever
-    a crop starts: no whole grid position of any level lies strictly inside the segment's centre region with its
-    larger distance to the ends in that level's regression range (the rule of `mgrec.train.assign.assign_targets`,
-    without the competition between overlapping segments; a test proves the two equal). A segment within one
-    feature step ([10.3, 10.9]; [10, 11]) has no position strictly inside it: training never sees it, and `data
-    check` and `train` say how many there are."""
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
-    if len(segments) > 1:  # blocks of segments, so that the (N, W) positions below stay small
-        block = max(1, _POSITIONS_PER_BLOCK // _region_width(segments, max(strides), center_radius))
-        if block < len(segments):
-            return np.concatenate([unlearnable_segments(segments[i:i + block], strides, regression_ranges,
-                                                        center_radius) for i in range(0, len(segments), block)])
-    starts, ends = segments[:, :1], segments[:, 1:]
-    centres = 0.5 * (starts + ends)
-    learnable = np.zeros(len(segments), dtype=bool)
-    for stride, (low, high) in zip(strides, regression_ranges):
-        region_start = np.maximum(centres - center_radius * stride, starts)
-        region_end = np.minimum(centres + center_radius * stride, ends)
-        # a crop may start at any step, so any whole position is some crop's point on this level
-        offsets = np.arange(_region_width(segments, stride, center_radius))
-        positions = np.floor(region_start) + 1 + offsets  # (N, W): the whole positions after region_start
-        largest = np.maximum(positions - starts, ends - positions)
-        qualifies = (positions < region_end) & (largest >= low) & (largest <= high)
-        learnable |= qualifies.any(axis=1)
-    return ~learnable
-
-
-# How many (segment, position) pairs `unlearnable_segments` holds at once (a few arrays of 8-byte values each).
-_POSITIONS_PER_BLOCK = 1 << 22
-
-
-def _region_width(segments: np.ndarray, stride: int, center_radius: float) -> int:
-    """How many whole positions after a centre region's start can lie inside it: the region is at most 2 x
-    center_radius strides wide and is cut to its segment, so a radius beyond half the longest segment adds nothing
-    (`train.center_radius: 1e9`, the whole segment, asked for 864 GiB of positions)."""
-    longest = float(np.max(segments[:, 1] - segments[:, 0], initial=0.0))
-    return int(min(2 * center_radius * stride, longest)) + 2
-
-
-def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model: ModelConfig,
-                        center_radius: float) -> str | None:
-    """Of the training videos' (video id, (N, 2) instances in grid units, grid), the instances no pyramid point can
-    learn (`unlearnable_segments`: within about one feature step, mostly), counted, the first
-    named; None when there are none. Said by `data check` and `train`: training dropped them without a word."""
-    strides = [2**level for level in range(model.num_levels)]
-    found = [(video_id, segments[index], grid) for video_id, segments, grid in videos
-             for index in np.flatnonzero(unlearnable_segments(segments, strides, model.regression_ranges,
-                                                              center_radius))]
-    if not found:
-        return None
-    total = sum(len(segments) for _, segments, _ in videos)
-    video_id, (first, last), grid = found[0]
-    return (f"{part_of(len(found), total, 'training instance')} {'is' if len(found) == 1 else 'are'} too short for "
-            "any pyramid point to learn (no "
-            f"feature step lies inside them), first {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
-            f"{grid.index_to_seconds(last):.3f}] s ({last - first:.2f} steps); training never sees them: extract the "
-            "features at a finer stride (data.stride), or check their times")
-
-
-def undetectable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], min_duration: float
-                         ) -> tuple[str, str] | None:
-    """(severity, message) for the instances of the configured splits (video id, (N, 2) instances in grid units, grid)
-    that are not longer than `postprocess.min_duration` steps, which decoding drops every candidate as short as (so
-    they can never be detected); None when there are none. Every instance: an error (training would select its
-    checkpoint on a val F1 of 0 at a "tuned" threshold of 0, and evaluate score nothing), some: a warning. A value
-    meant as frames, milliseconds or seconds (`min_duration: 50`) did that without a word."""
-    found = [(video_id, segments[index], grid) for video_id, segments, grid in videos
-             for index in np.flatnonzero(segments[:, 1] - segments[:, 0] <= min_duration)]
-    if not found:
-        return None
-    total = sum(len(segments) for _, segments, _ in videos)
-    video_id, (first, last), grid = max(found, key=lambda item: item[1][1] - item[1][0])
-    every = len(found) == total
-    return ("error" if every else "warning",
-            f"{'every one' if every else f'{len(found)}'} of the {total} annotated instances "
-            f"{'is' if every else 'are'} not longer than postprocess.min_duration, {min_duration:g} feature steps "
-            f"(the longest of them {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
-            f"{grid.index_to_seconds(last):.3f}] s, {last - first:.2f} steps): detection drops every candidate this "
-            "short, so they can never be found; min_duration counts feature steps (data.stride frames each), not "
-            "frames, seconds or milliseconds")
-
-
-def _grid_instances(aset: AnnotationSet, video_id: str, data: DataConfig) -> tuple[np.ndarray, FeatureGrid]:
-    """A video's instances on its feature grid, as training places them (`mgrec.train.data.load_split`)."""
-    from mgrec.data.datasets import segments_to_grid  # here: it imports torch, which `score --gt` needs not
-
-    grid = data.grid(aset.videos[video_id].fps)
-    return segments_to_grid(aset.segments.get(video_id, []), grid)[0], grid
 
 
 def same_split_problems(train_split: str, val_split: str, test_split: str) -> list[tuple[str, str]]:
@@ -761,36 +519,142 @@ def _untrained_class_problems(aset: AnnotationSet, annotations_path: Path, train
     return problems
 
 
-# Up to this many videos of a split without instances are a warning each; more are one warning for the split
-# (ActivityNet's testing split is thousands of unlabelled videos: a line each buried every other problem).
-_UNLABELLED_EACH = 3
+def schedule_problem(epochs: int, warmup_epochs: int, config: Config | None = None) -> str | None:
+    """The learning-rate schedule (`train.step.lr_factor`) when the warm-up fills the run: the rate rises for every
+    step, never reaches train.lr and never decays (`--set train.epochs=1` on a config warming up for 2). Said by
+    `data check` and `train`, not refused: a short trial run is a fair thing to train.
+
+    The advice fits where `config`'s train.warmup_epochs came from (`key_origin`): a config file (its key there, or
+    `--set` on the command line), a `--set` item, or a config built in code (None too: `train()` from Python, whose
+    user has no `--set` to pass)."""
+    if warmup_epochs < epochs:
+        return None
+    peak = epochs / warmup_epochs
+    value = "0" if epochs <= 1 else f"N with N < {epochs}"
+    place = key_origin(config, "train.warmup_epochs").rpartition(" [")[0] if config is not None else "config"
+    if place == "config":
+        fix = f"set config.train.warmup_epochs = {value}"
+    elif place.startswith("--set "):
+        fix = f"pass --set train.warmup_epochs={value} instead"
+    else:
+        fix = f"set train.warmup_epochs: {value} in {place} (or pass --set train.warmup_epochs={value})"
+    return (f"train.warmup_epochs {warmup_epochs} >= train.epochs {epochs}: the learning rate rises for the whole run "
+            f"to {peak:.0%} of train.lr and never decays; {fix} for the schedule's cosine decay")
 
 
-def _unlabelled_problems(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path,
-                         training: bool) -> list[Problem]:
-    """The videos of `split` without an instance: a warning each, or one for the split past _UNLABELLED_EACH."""
-    unlabelled = [v for v in video_ids if not aset.segments[v]]
-    # training crops are anchored on gestures (`mgrec.data.datasets.draw_training_crops`): say what that means
-    why = (": training draws no crop from it (crops are anchored on gestures; background is learnt around the "
-           "gestures of the other videos)") if training and len(unlabelled) < len(video_ids) else ""
-    if len(unlabelled) <= _UNLABELLED_EACH:
-        return [Problem("warning", aset.videos[v].source, f"video has no annotated instances{why}", v)
-                for v in unlabelled]
-    return [Problem("warning", str(annotations_path),
-                    f"{part_of(len(unlabelled), len(video_ids), 'video')} of split {split!r} "
-                    f"{'has' if len(unlabelled) == 1 else 'have'} no annotated instances "
-                    f"(first: {', '.join(unlabelled[:3])}){why}")]
+def unlearnable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], model: ModelConfig,
+                        center_radius: float) -> str | None:
+    """Of the training videos' (video id, (N, 2) instances in grid units, grid), the instances no pyramid point can
+    learn (`unlearnable_segments`: within about one feature step, mostly), counted, the first
+    named; None when there are none. Said by `data check` and `train`: training dropped them without a word."""
+    strides = [2**level for level in range(model.num_levels)]
+    found = [(video_id, segments[index], grid) for video_id, segments, grid in videos
+             for index in np.flatnonzero(unlearnable_segments(segments, strides, model.regression_ranges,
+                                                              center_radius))]
+    if not found:
+        return None
+    total = sum(len(segments) for _, segments, _ in videos)
+    video_id, (first, last), grid = found[0]
+    return (f"{part_of(len(found), total, 'training instance')} {'is' if len(found) == 1 else 'are'} too short for "
+            "any pyramid point to learn (no "
+            f"feature step lies inside them), first {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
+            f"{grid.index_to_seconds(last):.3f}] s ({last - first:.2f} steps); training never sees them: extract the "
+            "features at a finer stride (data.stride), or check their times")
 
 
-# Up to this many instances of a video with one kind of problem are listed each; the rest are counted in one line.
-_INSTANCE_PROBLEMS_EACH = 5
-# Two instances of one class overlapping by a tIoU above this are one gesture labelled twice: the default hard NMS
-# (postprocess.iou_threshold 0.5) keeps one detection of a class where two overlap by more, so the other instance is
-# a miss no detector avoids; and the F1's tIoU > 0.3 matches a detection of either to both. Real repeats of a
-# gesture follow each other (SMG's rubbing eyes, rubbing again): they touch or overlap a little, not by half.
-SAME_CLASS_OVERLAP_TIOU = 0.5
-# How many later instances of its class (by start) each instance is compared with, at most.
-_OVERLAP_NEIGHBOURS = 16
+def unlearnable_segments(
+    segments: np.ndarray, strides: list[int], regression_ranges: list[list[float]], center_radius: float = 1.5,
+) -> np.ndarray:
+    """(N,) bool: the segments ((N, 2) [start, end], level-0 grid units) that no pyramid point can learn, wherever
+    a crop starts: no whole grid position of any level lies strictly inside the segment's centre region with its
+    larger distance to the ends in that level's regression range (the rule of `mgrec.train.assign.assign_targets`,
+    without the competition between overlapping segments; a test proves the two equal). A segment within one
+    feature step ([10.3, 10.9]; [10, 11]) has no position strictly inside it: training never sees it, and `data
+    check` and `train` say how many there are."""
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    if len(segments) > 1:  # blocks of segments, so that the (N, W) positions below stay small
+        block = max(1, _POSITIONS_PER_BLOCK // _region_width(segments, max(strides), center_radius))
+        if block < len(segments):
+            return np.concatenate([unlearnable_segments(segments[i:i + block], strides, regression_ranges,
+                                                        center_radius) for i in range(0, len(segments), block)])
+    starts, ends = segments[:, :1], segments[:, 1:]
+    centres = 0.5 * (starts + ends)
+    learnable = np.zeros(len(segments), dtype=bool)
+    for stride, (low, high) in zip(strides, regression_ranges):
+        region_start = np.maximum(centres - center_radius * stride, starts)
+        region_end = np.minimum(centres + center_radius * stride, ends)
+        # a crop may start at any step, so any whole position is some crop's point on this level
+        offsets = np.arange(_region_width(segments, stride, center_radius))
+        positions = np.floor(region_start) + 1 + offsets  # (N, W): the whole positions after region_start
+        largest = np.maximum(positions - starts, ends - positions)
+        qualifies = (positions < region_end) & (largest >= low) & (largest <= high)
+        learnable |= qualifies.any(axis=1)
+    return ~learnable
+
+
+# How many (segment, position) pairs `unlearnable_segments` holds at once (a few arrays of 8-byte values each).
+_POSITIONS_PER_BLOCK = 1 << 22
+
+
+def _region_width(segments: np.ndarray, stride: int, center_radius: float) -> int:
+    """How many whole positions after a centre region's start can lie inside it: the region is at most 2 x
+    center_radius strides wide and is cut to its segment, so a radius beyond half the longest segment adds nothing
+    (`train.center_radius: 1e9`, the whole segment, asked for 864 GiB of positions)."""
+    longest = float(np.max(segments[:, 1] - segments[:, 0], initial=0.0))
+    return int(min(2 * center_radius * stride, longest)) + 2
+
+
+def undetectable_problem(videos: list[tuple[str, np.ndarray, FeatureGrid]], min_duration: float
+                         ) -> tuple[str, str] | None:
+    """(severity, message) for the instances of the configured splits (video id, (N, 2) instances in grid units, grid)
+    that are not longer than `postprocess.min_duration` steps, which decoding drops every candidate as short as (so
+    they can never be detected); None when there are none. Every instance: an error (training would select its
+    checkpoint on a val F1 of 0 at a "tuned" threshold of 0, and evaluate score nothing), some: a warning. A value
+    meant as frames, milliseconds or seconds (`min_duration: 50`) did that without a word."""
+    found = [(video_id, segments[index], grid) for video_id, segments, grid in videos
+             for index in np.flatnonzero(segments[:, 1] - segments[:, 0] <= min_duration)]
+    if not found:
+        return None
+    total = sum(len(segments) for _, segments, _ in videos)
+    video_id, (first, last), grid = max(found, key=lambda item: item[1][1] - item[1][0])
+    every = len(found) == total
+    return ("error" if every else "warning",
+            f"{'every one' if every else f'{len(found)}'} of the {total} annotated instances "
+            f"{'is' if every else 'are'} not longer than postprocess.min_duration, {min_duration:g} feature steps "
+            f"(the longest of them {brief(video_id)} [{grid.index_to_seconds(first):.3f}, "
+            f"{grid.index_to_seconds(last):.3f}] s, {last - first:.2f} steps): detection drops every candidate this "
+            "short, so they can never be found; min_duration counts feature steps (data.stride frames each), not "
+            "frames, seconds or milliseconds")
+
+
+def _grid_instances(aset: AnnotationSet, video_id: str, data: DataConfig) -> tuple[np.ndarray, FeatureGrid]:
+    """A video's instances on its feature grid, as training places them (`mgrec.train.data.load_split`)."""
+    from mgrec.data.datasets import segments_to_grid  # here: it imports torch, which `score --gt` needs not
+
+    grid = data.grid(aset.videos[video_id].fps)
+    return segments_to_grid(aset.segments.get(video_id, []), grid)[0], grid
+
+
+def _config_fps_problems(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
+    """`data.fps` places every video's features on the grid; videos whose annotations give another fps (SMG's
+    `_data.csv`) had their frame labels turned into seconds at that one. Unless the features were made from the
+    videos resampled to data.fps (ActionFormer's default_fps), every label drifts against them (about 7 % from 30
+    to 28 fps) and training learns almost nothing: a warning, with the first such video and a count."""
+    other = [info for info in videos
+             if config_fps is not None and info.fps_given and abs(info.fps - config_fps) > FPS_TOLERANCE]
+    if not other:
+        return []
+    first = other[0]
+    return [Problem("warning", f"{source} [data.fps]",
+                    f"{config_fps:g} places the features of {len(other)} video(s) whose annotations give another fps "
+                    f"(first {brief(first.video_id)}: {first.fps:g}, {first.source}): unless the features were made "
+                    f"from the videos resampled to {config_fps:g} fps, their labels drift against them by up to "
+                    f"{max(abs(info.fps / config_fps - 1) for info in other):.1%}; --set data.fps=null takes each "
+                    "video's own")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Each video's entry and instances (also `mgrec score --gt`'s check of its annotations)
 
 
 def entry_problems(aset: AnnotationSet, video_ids: list[str], num_classes: int) -> list[Problem]:
@@ -821,24 +685,6 @@ def check_entries(aset: AnnotationSet, annotations_path: str | Path, video_ids: 
         warn(f"{problem_where(problem, videos)}: {problem.message}")
 
 
-def _config_fps_problems(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
-    """`data.fps` places every video's features on the grid; videos whose annotations give another fps (SMG's
-    `_data.csv`) had their frame labels turned into seconds at that one. Unless the features were made from the
-    videos resampled to data.fps (ActionFormer's default_fps), every label drifts against them (about 7 % from 30
-    to 28 fps) and training learns almost nothing: a warning, with the first such video and a count."""
-    other = [info for info in videos
-             if config_fps is not None and info.fps_given and abs(info.fps - config_fps) > FPS_TOLERANCE]
-    if not other:
-        return []
-    first = other[0]
-    return [Problem("warning", f"{source} [data.fps]",
-                    f"{config_fps:g} places the features of {len(other)} video(s) whose annotations give another fps "
-                    f"(first {brief(first.video_id)}: {first.fps:g}, {first.source}): unless the features were made "
-                    f"from the videos resampled to {config_fps:g} fps, their labels drift against them by up to "
-                    f"{max(abs(info.fps / config_fps - 1) for info in other):.1%}; --set data.fps=null takes each "
-                    "video's own")]
-
-
 def _frame_count_problems(info: VideoInfo) -> list[Problem]:
     """A video entry whose duration disagrees with its frame count: the instance checks (`_segment_problems`) read
     `duration`, the feature checks `num_frames`, and a wrong one of the two hid an instance thousands of seconds past
@@ -851,6 +697,17 @@ def _frame_count_problems(info: VideoInfo) -> list[Problem]:
                         f"duration {info.duration:.6g} s disagrees with num_frames {info.num_frames} at {info.fps:g} "
                         f"fps ({frames_seconds:.6g} s); correct the wrong one", info.video_id)]
     return []
+
+
+# Up to this many instances of a video with one kind of problem are listed each; the rest are counted in one line.
+_INSTANCE_PROBLEMS_EACH = 5
+# Two instances of one class overlapping by a tIoU above this are one gesture labelled twice: the default hard NMS
+# (postprocess.iou_threshold 0.5) keeps one detection of a class where two overlap by more, so the other instance is
+# a miss no detector avoids; and the F1's tIoU > 0.3 matches a detection of either to both. Real repeats of a
+# gesture follow each other (SMG's rubbing eyes, rubbing again): they touch or overlap a little, not by half.
+SAME_CLASS_OVERLAP_TIOU = 0.5
+# How many later instances of its class (by start) each instance is compared with, at most.
+_OVERLAP_NEIGHBOURS = 16
 
 
 def _segment_problems(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
@@ -941,26 +798,172 @@ def _key_beside(source: str, beside: str) -> str:
     return f"[{key}" if key and beside.partition(" [")[0] == file else source
 
 
-def _video_frames(info: VideoInfo, fps: float) -> int:
-    """The video's length in frames at `fps`: its frame count where the entry gives one (counted at the entry's
-    own fps: 400 frames at 20 fps are 200 at a data.fps of 10), else its duration."""
-    if info.num_frames is not None:
-        if abs(fps - info.fps) <= FPS_TOLERANCE:
-            return info.num_frames
-        return int(round(info.num_frames / info.fps * fps))
-    clock = FeatureGrid(fps=fps, stride=1, window=1)
-    # A duration past MAX_FRAME frames is corruption (reported as drift); capped, it stays a count of frames.
-    return clock.seconds_to_frame(min(info.duration, clock.frame_to_seconds(MAX_FRAME)))
+# Up to this many videos of a split without instances are a warning each; more are one warning for the split
+# (ActivityNet's testing split is thousands of unlabelled videos: a line each buried every other problem).
+_UNLABELLED_EACH = 3
 
 
-def _expected_steps(info: VideoInfo, grid: FeatureGrid) -> int:
-    """How many steps of `grid` the video's length makes (its frame count, else its duration): what its features
-    should hold, and, on the model's grid, its length where they cannot be read."""
-    return grid.num_windows(_video_frames(info, grid.fps))
+def _unlabelled_problems(aset: AnnotationSet, split: str, video_ids: list[str], annotations_path: Path,
+                         training: bool) -> list[Problem]:
+    """The videos of `split` without an instance: a warning each, or one for the split past _UNLABELLED_EACH."""
+    unlabelled = [v for v in video_ids if not aset.segments[v]]
+    # training crops are anchored on gestures (`mgrec.data.datasets.draw_training_crops`): say what that means
+    why = (": training draws no crop from it (crops are anchored on gestures; background is learnt around the "
+           "gestures of the other videos)") if training and len(unlabelled) < len(video_ids) else ""
+    if len(unlabelled) <= _UNLABELLED_EACH:
+        return [Problem("warning", aset.videos[v].source, f"video has no annotated instances{why}", v)
+                for v in unlabelled]
+    return [Problem("warning", str(annotations_path),
+                    f"{part_of(len(unlabelled), len(video_ids), 'video')} of split {split!r} "
+                    f"{'has' if len(unlabelled) == 1 else 'have'} no annotated instances "
+                    f"(first: {', '.join(unlabelled[:3])}){why}")]
 
 
-def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
-    return segment.duration / config.data.grid(info.fps).seconds_per_step()
+# ---------------------------------------------------------------------------------------------
+# Video files (end to end)
+
+
+def _video_file_problems(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
+    """End to end: problems with one video file of data.videos (missing, unreadable, another fps, shorter
+    than one window, cut short after a header that declares every frame, a length that disagrees with the
+    annotations' duration), and its number of feature steps."""
+    try:
+        from mgrec.data.datasets import video_clips  # here: it imports torch, which `score --gt` needs not
+
+        clips = video_clips(config, info.video_id, info.fps)
+        # Training decodes clips on the fly: a file cut short would otherwise fail only when a crop reaches
+        # its end, epochs in. Its first and last frames are decoded now (two short seeks).
+        clips.check_readable()
+    except InputError as exc:
+        return [_problem_from_error(exc, config.data.videos, info.video_id)], None
+    grid = config.data.grid(info.fps)
+    expected = _expected_steps(info, grid)
+    drift = _drift_past_allowed(grid, clips.length, expected)
+    if drift is not None:
+        return [Problem("error", str(clips.path),
+                        f"{clips.frame_count} frames ({clips.length} clips) but the video lasts {info.duration:.1f} "
+                        f"s in the annotations ({expected} clips expected at fps {grid.fps:g}); off by {drift:+.1f} "
+                        "s: another video, or a wrong duration?", info.video_id)], clips.length
+    return [], clips.length
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature files, one input stream at a time
+
+
+def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, splits: list[str], data: DataConfig,
+                     listed: set[str], video_steps: dict[str, int], values: _FileValues | None) -> list[Problem]:
+    """Every file of one input stream against its own recipe and its video's duration, its folder's mixed
+    recipes, missing sidecars and orphans (`listed`: every video with an entry, refused or not); the grid stream's
+    lengths go into `video_steps` (the videos' lengths on the model's grid), and what its files say of the settings
+    into `values`, when given."""
+    problems: list[Problem] = []
+    key = stream_key(data, stream)
+    features_dir = Path(stream.features)
+    if not features_dir.is_dir():
+        problem = missing_folder_problem(features_dir, "features folder")
+        here = read_from_here_note(features_dir)[2:-1] if problem == "no such folder" else ""
+        return [Problem("error", str(features_dir),
+                        f"{problem} (config {key}.features{'; ' + here if here else ''})")]
+    without_sidecar: list[str] = []
+    recipes: dict[tuple, str] = {}  # values of RECIPE_FIELDS -> the first file made so
+    names = _FolderNames(features_dir)
+    readable: list[SplitFile] = []  # each video's file that reads as features, in split order (train first)
+    for split in splits:
+        for video_id in aset.video_ids(split):
+            found, steps = _feature_file_problems(aset.videos[video_id], stream, key, is_grid, without_sidecar,
+                                                  recipes=recipes, names=names, values=values)
+            problems += found
+            if steps is not None:
+                # inspected with expected_dim: its width is the stream's
+                readable.append(SplitFile(video_id, split, stream_path(stream, video_id), (steps, stream.feature_dim)))
+                if is_grid:
+                    video_steps[video_id] = steps
+    problems += repeated_video_problems(readable, data.train_split)
+    if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
+        (first, first_file), (other, other_file) = list(recipes.items())[:2]
+        problems.append(Problem(
+            "error", str(features_dir),
+            f"the feature files were made with {len(recipes)} different recipes: {first_file} with backbone "
+            f"{first[0]!r}, weights sha256 {first[1]}, frames per window {first[2]}; {other_file} with "
+            f"{other[0]!r}, {other[1]}, {other[2]}; extract every video with one recipe",
+        ))
+    if without_sidecar:
+        problems.append(Problem(
+            "warning", str(features_dir),
+            f"{len(without_sidecar)} feature file(s) have no sidecar .json, so their fps/stride/window could "
+            f"not be checked against the config (first: {without_sidecar[0]})",
+        ))
+    # A video whose entry was refused still has its entry: its features are not orphans.
+    problems += _orphan_problems(features_dir, stream, listed)
+    return problems
+
+
+def _feature_file_problems(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool,
+                           without_sidecar: list[str], recipes: dict[tuple, str], names: _FolderNames,
+                           values: _FileValues | None) -> tuple[list[Problem], int | None]:
+    """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
+    `data.streams[i]`; `is_grid`: the grid stream, whose rate is the video's), and its number of feature steps.
+    `recipes` collects each recipe seen (backbone, weights sha256, frames per window) with the first file made so;
+    `names`: the stream folder's names, to say what a missing file is there as; `values`: the file's width and its
+    sidecar's fps, when given."""
+    video_id = info.video_id
+    path = stream_path(stream, video_id)
+    if not path.is_file():
+        return [_missing_feature_problem(path, video_id, stream, key, names)], None
+    problems = []
+    try:
+        steps, _ = inspect_features(path, stream.feature_dim, "data.feature_dim" if key == "data"
+                                    else f"{key}.feature_dim, stream {stream.name!r}")
+        dim = stream.feature_dim
+    except InputError as exc:
+        problems.append(_problem_from_error(exc, path, video_id))
+        steps, dim = None, _declared_dim(path, stream.feature_dim)
+    if values is not None and dim is not None:
+        values.dims.append(dim)
+    meta = sidecar_path(path)
+    sidecar_fps = None
+    if meta.is_file():
+        try:
+            sidecar = read_sidecar(meta)
+            sidecar_fps = sidecar.fps
+            if values is not None:
+                values.fps.append((info, sidecar.fps))
+            recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
+            # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
+            # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
+            check_fps = stream.grid(info.fps).fps if is_grid or stream.fps is not None else None
+            fps_from = None if stream.fps is not None else f"in the annotations ({info.source or video_id})"
+            check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, check_fps, source=meta,
+                          key_prefix=f"{key}.", fps_from=fps_from)
+            if steps is not None:
+                check_sidecar_length(path, steps, sidecar)
+                problems += _sidecar_frames_problems(sidecar, meta, path, steps, info, video_id)
+        except InputError as exc:
+            problems.append(_problem_from_error(exc, meta, video_id))
+    else:
+        without_sidecar.append(str(path))
+    # training places the grid stream at the video's fps (`DataConfig.grid`), another stream at its sidecar's
+    grid = stream.grid(stream.fps or (None if is_grid else sidecar_fps) or info.fps)
+    if steps is not None:
+        # the video's length in this stream's own frames (another stream may run at its own rate)
+        expected = _expected_steps(info, grid)
+        drift = _drift_past_allowed(grid, steps, expected)
+        if drift is not None:
+            covered = grid.covered_seconds(steps)
+            # its length as the expected count was made from it: by frame count where the entry has one (a duration
+            # that disagrees with it is an error of its own), so that the two figures of the line agree
+            lasts = f"{info.duration:.1f} s" if info.num_frames is None else \
+                f"{info.num_frames} frames ({info.num_frames / info.fps:.1f} s at {info.fps:g} fps)"
+            problems.append(Problem(
+                "error", str(path),
+                f"{steps} feature steps cover {covered:.1f} s but the video lasts {lasts} "
+                f"({expected} steps expected at fps {grid.fps:g}, stride {stream.stride}, window {stream.window}"
+                + (f" of stream {stream.name!r}" if key != "data" else "") + "); "
+                f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
+                video_id,
+            ))
+    return problems, steps
 
 
 class _FolderNames:
@@ -1039,74 +1042,6 @@ def _is_folder(entry: os.DirEntry) -> bool:
         return False
 
 
-
-def _feature_file_problems(info: VideoInfo, stream: StreamConfig, key: str, is_grid: bool,
-                           without_sidecar: list[str], recipes: dict[tuple, str], names: _FolderNames,
-                           values: _FileValues | None) -> tuple[list[Problem], int | None]:
-    """Problems with one video's feature file and sidecar of one stream (`key`: its config key, `data` or
-    `data.streams[i]`; `is_grid`: the grid stream, whose rate is the video's), and its number of feature steps.
-    `recipes` collects each recipe seen (backbone, weights sha256, frames per window) with the first file made so;
-    `names`: the stream folder's names, to say what a missing file is there as; `values`: the file's width and its
-    sidecar's fps, when given."""
-    video_id = info.video_id
-    path = stream_path(stream, video_id)
-    if not path.is_file():
-        return [_missing_feature_problem(path, video_id, stream, key, names)], None
-    problems = []
-    try:
-        steps, _ = inspect_features(path, stream.feature_dim, "data.feature_dim" if key == "data"
-                                    else f"{key}.feature_dim, stream {stream.name!r}")
-        dim = stream.feature_dim
-    except InputError as exc:
-        problems.append(_problem_from_error(exc, path, video_id))
-        steps, dim = None, _declared_dim(path, stream.feature_dim)
-    if values is not None and dim is not None:
-        values.dims.append(dim)
-    meta = sidecar_path(path)
-    sidecar_fps = None
-    if meta.is_file():
-        try:
-            sidecar = read_sidecar(meta)
-            sidecar_fps = sidecar.fps
-            if values is not None:
-                values.fps.append((info, sidecar.fps))
-            recipes.setdefault(tuple(getattr(sidecar, name) for name in RECIPE_FIELDS), str(path))
-            # The grid stream is the video's clock: its sidecar must agree with the video's fps. Another
-            # stream may have its own rate (an IMU at 50 Hz beside a 30 fps video).
-            check_fps = stream.grid(info.fps).fps if is_grid or stream.fps is not None else None
-            fps_from = None if stream.fps is not None else f"in the annotations ({info.source or video_id})"
-            check_sidecar(sidecar, stream.stride, stream.window, stream.feature_dim, check_fps, source=meta,
-                          key_prefix=f"{key}.", fps_from=fps_from)
-            if steps is not None:
-                check_sidecar_length(path, steps, sidecar)
-                problems += _sidecar_frames_problems(sidecar, meta, path, steps, info, video_id)
-        except InputError as exc:
-            problems.append(_problem_from_error(exc, meta, video_id))
-    else:
-        without_sidecar.append(str(path))
-    # training places the grid stream at the video's fps (`DataConfig.grid`), another stream at its sidecar's
-    grid = stream.grid(stream.fps or (None if is_grid else sidecar_fps) or info.fps)
-    if steps is not None:
-        # the video's length in this stream's own frames (another stream may run at its own rate)
-        expected = _expected_steps(info, grid)
-        drift = _drift_past_allowed(grid, steps, expected)
-        if drift is not None:
-            covered = grid.covered_seconds(steps)
-            # its length as the expected count was made from it: by frame count where the entry has one (a duration
-            # that disagrees with it is an error of its own), so that the two figures of the line agree
-            lasts = f"{info.duration:.1f} s" if info.num_frames is None else \
-                f"{info.num_frames} frames ({info.num_frames / info.fps:.1f} s at {info.fps:g} fps)"
-            problems.append(Problem(
-                "error", str(path),
-                f"{steps} feature steps cover {covered:.1f} s but the video lasts {lasts} "
-                f"({expected} steps expected at fps {grid.fps:g}, stride {stream.stride}, window {stream.window}"
-                + (f" of stream {stream.name!r}" if key != "data" else "") + "); "
-                f"off by {drift:+.1f} s: wrong fps or stride, or an incomplete extraction?",
-                video_id,
-            ))
-    return problems, steps
-
-
 def _missing_feature_problem(path: Path, video_id: str, stream: StreamConfig, key: str, names: _FolderNames
                              ) -> Problem:
     """The error of a video's feature file `path` that is not a file, with what to do: where a name the folder holds
@@ -1148,11 +1083,11 @@ def _missing_feature_problem(path: Path, video_id: str, stream: StreamConfig, ke
                    alike=alike and f"{what} missing ({alike})")
 
 
-
 def _the_video_itself(names: _FolderNames, path: Path, video_id: str) -> str | None:
     """The name of the video of `video_id` in the folder where its feature file `path` was looked for (`clip.mp4` or
     `clip_color.mp4` beside no `clip.npy`: the videos' folder given as the features'), or None."""
     return next(filter(None, (names.video_of(stem) for stem in dict.fromkeys((path.stem, video_id)))), None)
+
 
 def _declared_dim(path: Path, expected: int) -> int | None:
     """The width (C of (T, C)) a feature file that failed its check declares in its header, for the suggestions;
@@ -1189,28 +1124,36 @@ def _sidecar_frames_problems(sidecar: FeatureSidecar, meta: Path, path: Path, st
     return problems
 
 
-def _video_file_problems(info: VideoInfo, config: Config) -> tuple[list[Problem], int | None]:
-    """End to end: problems with one video file of data.videos (missing, unreadable, another fps, shorter
-    than one window, cut short after a header that declares every frame, a length that disagrees with the
-    annotations' duration), and its number of feature steps."""
-    try:
-        from mgrec.data.datasets import video_clips  # here: it imports torch, which `score --gt` needs not
+class SplitFile(NamedTuple):
+    """A video's feature file of one stream, with the split the video is in and the file's (T, C)."""
+    video_id: str
+    split: str
+    path: Path
+    shape: tuple[int, int]
 
-        clips = video_clips(config, info.video_id, info.fps)
-        # Training decodes clips on the fly: a file cut short would otherwise fail only when a crop reaches
-        # its end, epochs in. Its first and last frames are decoded now (two short seeks).
-        clips.check_readable()
-    except InputError as exc:
-        return [_problem_from_error(exc, config.data.videos, info.video_id)], None
-    grid = config.data.grid(info.fps)
-    expected = _expected_steps(info, grid)
-    drift = _drift_past_allowed(grid, clips.length, expected)
-    if drift is not None:
-        return [Problem("error", str(clips.path),
-                        f"{clips.frame_count} frames ({clips.length} clips) but the video lasts {info.duration:.1f} "
-                        f"s in the annotations ({expected} clips expected at fps {grid.fps:g}); off by {drift:+.1f} "
-                        "s: another video, or a wrong duration?", info.video_id)], clips.length
-    return [], clips.length
+
+def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Problem]:
+    """Two videos whose feature files are one file (a link, two ids that lead to one file) or hold the same features
+    (a copy under another id): one video twice. In two splits, an error: the model is scored on a video it trained
+    on, or selected its checkpoint and threshold on (an optimistic score nothing else reveals); tied to the video of
+    the earlier split (`files` lists train, val, test in order), so data.drop_bad_videos leaves the copy out of
+    training and keeps the held-out split whole. In one split, a warning: the video counts twice. Only files of
+    one shape are compared (`repeated_feature_files`)."""
+    problems = []
+    for repeat in repeated_feature_files([f.path for f in files], {i: f.shape for i, f in enumerate(files)}):
+        first, then = files[repeat.first], files[repeat.then]
+        both = (f"{first.video_id} (split {first.split}) and {then.video_id} (split {then.split}) {repeat.how} "
+                f"({first.path}, {then.path})")
+        if first.split != then.split:
+            problems.append(Problem("error", str(first.path), f"{both}: a video in two splits scores the model on "
+                                    f"what it {'trained' if first.split == train_split else 'was selected'} on; remove "
+                                    "one of them from the annotations", first.video_id))
+        else:
+            counted_twice = "is trained on twice (twice its weight)" if first.split == train_split else \
+                f"counts twice in the {first.split} scores"
+            problems.append(Problem("warning", str(then.path), f"{both}: the video {counted_twice}; remove one of "
+                                    "them from the annotations", then.video_id))
+    return problems
 
 
 def _orphan_problems(features_dir: Path, stream: StreamConfig, listed: set[str]) -> list[Problem]:
@@ -1226,6 +1169,115 @@ def _orphan_problems(features_dir: Path, stream: StreamConfig, listed: set[str])
             problems.append(Problem("warning", str(path), "feature file has no entry in the annotations (not used)",
                                     video_id))
     return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# A video's length against its features' or clips'
+
+
+# Features and annotations may disagree by up to this much before the time axis is suspect, or by two
+# steps where two steps last longer (`allowed_drift`).
+MAX_DRIFT_SECONDS = 1.0
+
+
+def allowed_drift(grid: FeatureGrid) -> float:
+    """How far, in seconds, a feature file's length may stray from its video's before the time axis is suspect:
+    MAX_DRIFT_SECONDS, or two steps where that is longer. Extractors pad a partial last window or two (ActionFormer's
+    ActivityNet features keep ceil(frames / 16) at 15 fps, one more 1.07-s step than complete windows)."""
+    return max(MAX_DRIFT_SECONDS, 2 * grid.seconds_per_step())
+
+
+def _drift_past_allowed(grid: FeatureGrid, steps: int, expected: int) -> float | None:
+    """How far, in seconds, `steps` feature steps stray from the `expected` on `grid`, where that is past
+    `allowed_drift`; None within it."""
+    drift = (steps - expected) * grid.seconds_per_step()
+    return drift if abs(drift) > allowed_drift(grid) else None
+
+
+def _expected_steps(info: VideoInfo, grid: FeatureGrid) -> int:
+    """How many steps of `grid` the video's length makes (its frame count, else its duration): what its features
+    should hold, and, on the model's grid, its length where they cannot be read."""
+    return grid.num_windows(_video_frames(info, grid.fps))
+
+
+def _video_frames(info: VideoInfo, fps: float) -> int:
+    """The video's length in frames at `fps`: its frame count where the entry gives one (counted at the entry's
+    own fps: 400 frames at 20 fps are 200 at a data.fps of 10), else its duration."""
+    if info.num_frames is not None:
+        if abs(fps - info.fps) <= FPS_TOLERANCE:
+            return info.num_frames
+        return int(round(info.num_frames / info.fps * fps))
+    clock = FeatureGrid(fps=fps, stride=1, window=1)
+    # A duration past MAX_FRAME frames is corruption (reported as drift); capped, it stays a count of frames.
+    return clock.seconds_to_frame(min(info.duration, clock.frame_to_seconds(MAX_FRAME)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Suggested settings
+
+
+@dataclass
+class _FileValues:
+    """What the feature files and sidecars of the one stream say of its settings (for the suggestions)."""
+    dims: list[int] = field(default_factory=list)  # each file's width, where its header reads
+    fps: list[tuple[VideoInfo, float]] = field(default_factory=list)  # each readable sidecar's fps, with its video
+
+
+def _file_suggestions(values: _FileValues, data: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data settings the files say, where the config's differ (each then an error on every video, one line in
+    the report): data.feature_dim where every file has one other width; data.fps where sidecars disagree with a
+    set one: null (each video's own rate) where every sidecar gives its video's fps in the annotations, else their
+    one fps. None where the files disagree among themselves: no one setting fixes those. With the statistics."""
+    suggestions: dict[str, Any] = {}
+    statistics: dict[str, Any] = {}
+    dims = sorted(set(values.dims))
+    if len(dims) == 1 and dims[0] != data.feature_dim:
+        suggestions["data.feature_dim"] = dims[0]
+        every = "the one file" if len(values.dims) == 1 else f"all {len(values.dims)} files"
+        statistics["feature files' dimension"] = f"{dims[0]} ({every})"
+    rates = [fps for _, fps in values.fps]
+    if data.fps is None or not any(abs(fps - data.fps) > FPS_TOLERANCE for fps in rates):
+        return suggestions, statistics
+    own = all(info.fps_given and abs(fps - info.fps) <= FPS_TOLERANCE for info, fps in values.fps)
+    if own:
+        suggestions["data.fps"] = None
+    elif max(rates) - min(rates) <= FPS_TOLERANCE:
+        suggestions["data.fps"] = rates[0]
+    shown = ", ".join(f"{fps:g}" for fps in sorted(set(rates))[:5]) + ", ..." * (len(set(rates)) > 5)
+    statistics["sidecars' fps"] = (f"{shown} ({len(rates)} sidecars" + ", each its video's fps in the annotations"
+                                   * own + f"; data.fps is {data.fps:g})")
+    return suggestions, statistics
+
+
+def _length_suggestions(train: AnnotationSet, config: Config, video_steps: dict[str, int]
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings `suggest_settings` gives for the training split's lengths that differ from the config's, and the
+    statistics they come from."""
+    data = config.data
+    suggestions, statistics = suggest_settings(
+        [video_steps.get(v, _expected_steps(info, data.grid(info.fps))) for v, info in train.videos.items()],
+        [_instance_steps(s, train.videos[s.video_id], config) for segs in train.segments.values() for s in segs],
+    )
+    # only what differs from the config: the shipped demo config was told to set what it sets
+    current = {"data.max_seq_len": data.max_seq_len, "model.num_levels": config.model.num_levels,
+               "model.regression_ranges": [list(r) for r in config.model.regression_ranges]}
+    return {key: value for key, value in suggestions.items() if value != current[key]}, statistics
+
+
+def _instance_steps(segment: Segment, info: VideoInfo, config: Config) -> float:
+    return segment.duration / config.data.grid(info.fps).seconds_per_step()
+
+
+# ActionFormer's crop length: longer crops cost memory for little gain.
+MAX_SEQ_LEN_CAP = 2304
+# The suggested crop holds this percentile of training videos whole.
+SEQ_LEN_PERCENTILE = 90
+# The longest instances that the top pyramid level is sized for (percentile of lengths).
+LONG_INSTANCE_PERCENTILE = 99
+# The pyramid depths the suggestion chooses among.
+MIN_LEVELS, MAX_LEVELS = 2, 8
+# Where the top level's regression range ends (ActionFormer's: open in practice).
+TOP_RANGE_END = 10000
 
 
 def suggest_settings(video_steps: list[int], instance_steps: list[float]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1277,16 +1329,3 @@ def _level_of(half_length: float, ranges: list[list[int]]) -> int:
         if half_length < high:
             return level
     return len(ranges) - 1
-
-
-
-def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:
-    """Videos with errors -> the reasons ('where: message'), for training with data.drop_bad_videos.
-
-    Errors not tied to a video (`report.dataset_errors`) cannot be dropped; the trainer must stop.
-    """
-    reasons: dict[str, list[str]] = {}
-    for problem in report.errors:
-        if problem.video_id is not None:
-            reasons.setdefault(problem.video_id, []).append(f"{problem.where}: {problem.message}")
-    return reasons
