@@ -500,6 +500,28 @@ def test_data_check_warns_of_a_set_key_the_model_variant_does_not_read(tmp_path)
          "model.variant mgrec does not read it (only actionformer does): it changes nothing")]
 
 
+def test_a_setting_given_with_set_is_placed_at_the_set_item(tmp_path):
+    """`mgrec data check c.yaml --set train.warmup_epochs=500` warned `c.yaml [train.warmup_epochs]: ... pass --set
+    train.warmup_epochs=N with N < 15 instead`: the place named the file, which did not set it (as for data.val_split,
+    data.test_split and data.fps), where data.annotations and postprocess.min_duration named the `--set` item. Each
+    setting data check names is now placed where its value came from."""
+    from mgrec.config import load_config
+
+    document = _train_and_val_document()
+    document["database"]["t"]["fps"] = 2 * FPS
+    _write_train_and_val(tmp_path, document)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data: {{annotations: {tmp_path / 'ann.json'}, features: {tmp_path / 'feats'}, stride: {STRIDE}, "
+                    f"window: {WINDOW}, feature_dim: {DIM}}}\nmodel: {{num_classes: 3}}\n", encoding="utf-8")
+    overrides = ["train.epochs=2", "train.warmup_epochs=5", "data.val_split=train", f"data.fps={FPS:g}"]
+    wheres = {p.where for p in check_dataset(load_config(path, overrides), source=str(path)).warnings}
+    assert {"--set train.warmup_epochs=5 [train.warmup_epochs]", "--set data.val_split=train [data.val_split]",
+            f"--set data.fps={FPS:g} [data.fps]"} <= wheres
+    path.write_text(path.read_text() + "train: {epochs: 2, warmup_epochs: 5}\n", encoding="utf-8")
+    wheres = {p.where for p in check_dataset(load_config(path), source=str(path)).warnings}
+    assert f"{path} [train.warmup_epochs]" in wheres  # the file's own value: the file
+
+
 def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
     _write_train_and_val(tmp_path)
     config = _config(tmp_path)

@@ -294,7 +294,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         if not getattr(data, key):
             example = {"annotations": "annotations.json", "features": "features/"}[key]
             demo = default_cache_dir()
-            raise InputError(f"{source} [data.{key}]: not set; add it to the config or pass "
+            raise InputError(f"{_setting_place(config, f'data.{key}', source)}: not set; add it to the config or pass "
                              f"--set data.{key}={example} (the demo data, once `mgrec demo` has built it: "
                              f"--set data.annotations={demo / 'annotations.json'} "
                              f"--set data.features={demo / 'features'})")
@@ -308,7 +308,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         aset = load_annotations(annotations_path, entry_errors, default_fps=data.fps)
     except InputError as exc:
         if not os.path.lexists(annotations_path):  # said as `mgrec train` says it (`refuse_missing_annotations`)
-            problems.append(Problem("error", key_origin(config, "data.annotations"),
+            problems.append(Problem("error", _setting_place(config, "data.annotations", source),
                                     f"{data.annotations} not found{read_from_here_note(annotations_path)}; give the "
                                     "annotations file: --set data.annotations=FILE"))
         else:
@@ -373,6 +373,14 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     return report
 
 
+def _setting_place(config: Config, key: str, source: str) -> str:
+    """Where the value of the config `key` came from, for a problem's place: the `--set` item that gave it, else the
+    config file (`key_origin`: as `load_config` read it; `source`, the caller's name for it, where the config was
+    built in code). Every setting data check names is placed so: the file was named for a value `--set` gave."""
+    place = key_origin(config, key)
+    return f"{source} [{key}]" if place == f"config [{key}]" else place
+
+
 def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None) -> Problem:
     """Split an InputError 'LOCATION: message' (LOCATION starting with `path`) into a Problem."""
     text = str(exc)
@@ -402,12 +410,12 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
             f"{config.model.num_classes}",
         ))
     problems += _empty_and_unused_split_problems(aset, annotations_path, data, splits)
-    problems += [Problem("warning", f"{source} [data.{key}]", message)
+    problems += [Problem("warning", _setting_place(config, f"data.{key}", source), message)
                  for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
     problems += _untrained_class_problems(aset, annotations_path, data.train_split, splits)
     schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs, config)
     if schedule:
-        problems.append(Problem("warning", f"{source} [train.warmup_epochs]", schedule))
+        problems.append(Problem("warning", _setting_place(config, "train.warmup_epochs", source), schedule))
     problems += [Problem("warning", where, why) for where, why in keys_the_variant_ignores(config)]
     unlearnable = unlearnable_problem(
         [(video_id, *_grid_instances(aset, video_id, data)) for video_id in aset.video_ids(data.train_split)],
@@ -418,9 +426,9 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
         [(video_id, *_grid_instances(aset, video_id, data)) for split in splits for video_id in aset.video_ids(split)],
         config.postprocess.min_duration)
     if short is not None:
-        problems.append(Problem(short[0], key_origin(config, "postprocess.min_duration"), short[1]))
+        problems.append(Problem(short[0], _setting_place(config, "postprocess.min_duration", source), short[1]))
     problems += _config_fps_problems([aset.videos[v] for split in splits for v in aset.video_ids(split)], data.fps,
-                                     source)
+                                     _setting_place(config, "data.fps", source))
     val_videos = aset.video_ids(data.val_split) if data.val_split else []
     if val_videos and not any(aset.segments.get(video_id) for video_id in val_videos):
         # training would stop at its first validation, with every epoch before it lost
@@ -635,7 +643,7 @@ def _grid_instances(aset: AnnotationSet, video_id: str, data: DataConfig) -> tup
     return segments_to_grid(aset.segments.get(video_id, []), grid)[0], grid
 
 
-def _config_fps_problems(videos: list[VideoInfo], config_fps: float | None, source: str) -> list[Problem]:
+def _config_fps_problems(videos: list[VideoInfo], config_fps: float | None, place: str) -> list[Problem]:
     """`data.fps` places every video's features on the grid; videos whose annotations give another fps (SMG's
     `_data.csv`) had their frame labels turned into seconds at that one. Unless the features were made from the
     videos resampled to data.fps (ActionFormer's default_fps), every label drifts against them (about 7 % from 30
@@ -645,7 +653,7 @@ def _config_fps_problems(videos: list[VideoInfo], config_fps: float | None, sour
     if not other:
         return []
     first = other[0]
-    return [Problem("warning", f"{source} [data.fps]",
+    return [Problem("warning", place,
                     f"{config_fps:g} places the features of {len(other)} video(s) whose annotations give another fps "
                     f"(first {brief(first.video_id)}: {first.fps:g}, {first.source}): unless the features were made "
                     f"from the videos resampled to {config_fps:g} fps, their labels drift against them by up to "
