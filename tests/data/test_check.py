@@ -522,6 +522,23 @@ def test_a_setting_given_with_set_is_placed_at_the_set_item(tmp_path):
     assert f"{path} [train.warmup_epochs]" in wheres  # the file's own value: the file
 
 
+def test_a_video_id_too_long_for_its_feature_file_name_is_that_videos_error(tmp_path):
+    """A video id of 253 characters passes as an id, but `<id>.npy` is 257 bytes, more than a file name may have:
+    data check stopped there with one error, `video id 'xxx...' (257 characters) is longer than 255 bytes` (the
+    file name's length, said of the id), and reported nothing else. It is now an error of that video (which
+    data.drop_bad_videos can leave out), the rest of the data checked, the name it makes named as the file name."""
+    long_id = "x" * 253
+    document = _train_and_val_document()
+    document["database"][long_id] = _entry("training", (0, 1.0, 2.0))
+    _write_train_and_val(tmp_path, document)
+    (tmp_path / "feats" / "v.npy").unlink()
+    problems = check_dataset(_config(tmp_path)).errors
+    assert [(p.where, p.video_id) for p in problems] == [(str(tmp_path / "feats"), long_id),
+                                                          (str(tmp_path / "feats" / "v.npy"), "v")]
+    assert problems[0].message.startswith("feature file name 'xxx") and "(257 characters) is longer than 255 bytes" \
+        in problems[0].message
+
+
 def test_data_check_says_when_the_warm_up_fills_the_run(tmp_path):
     _write_train_and_val(tmp_path)
     config = _config(tmp_path)

@@ -916,7 +916,10 @@ def _feature_file_problems(info: VideoInfo, stream: StreamConfig, key: str, is_g
     `names`: the stream folder's names, to say what a missing file is there as; `values`: the file's width and its
     sidecar's fps, when given."""
     video_id = info.video_id
-    path = stream_path(stream, video_id)
+    try:
+        path = stream_path(stream, video_id)
+    except InputError as exc:  # an id whose file name, with the prefix and ending, is past what a file name may be
+        return [_problem_from_error(exc, stream.features, video_id)], None
     if not path.is_file():
         return [_missing_feature_problem(path, video_id, stream, key, names)], None
     problems = []

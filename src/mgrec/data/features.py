@@ -133,7 +133,8 @@ def feature_path(features_dir: str | Path, video_id: str, ext: str, prefix: str 
     file outside the features folder, and is refused.
     """
     safe_child(features_dir, video_id, "video id")
-    return safe_child(features_dir, f"{prefix}{video_id}{feature_ending(ext)}", "video id")
+    # an id of a plain name can make one too long with the prefix and ending: the file name's length, said of it
+    return safe_child(features_dir, f"{prefix}{video_id}{feature_ending(ext)}", "feature file name")
 
 
 def feature_ending(ext: str) -> str:
