@@ -160,7 +160,8 @@ class DataConfig(_KeysOnly):
     train_split: str = _doc("train", "annotations subset to train on (`training`, `Validation`, `testing` are read as "
                                      "train, val, test)")
     val_split: str = _doc("val", "subset validated on during training: picks the best checkpoint and tunes the F1 "
-                                 "score threshold")
+                                 "score threshold; '' trains without validation (the last epoch and "
+                                 "`postprocess.score_threshold` are kept)")
     test_split: str = _doc("test", "held-out subset for final scores (`mgrec demo` scores it; `mgrec evaluate --split` "
                                    "names one)")
     max_seq_len: int = _doc(2304, "training crop length in feature steps; divisible by the largest pyramid stride "

@@ -49,8 +49,8 @@ KEY_MAPPING: tuple[tuple[str, str, str, str], ...] = (
     ("train_split, val_split", "dataset.train/val/test.subset_name",
      "data.train_split, data.val_split, data.test_split",
      "one name each, not a list; `Validation` is read as val. ActionFormer's THUMOS setting (train on "
-     "`validation`, no validation, score `test`): train_split val, val_split a name no video has (the last epoch "
-     "and the config's score threshold are kept, with a warning), test_split test"),
+     "`validation`, no validation, score `test`): train_split val, val_split '' (no validation: the last epoch "
+     "and the config's score threshold are kept), test_split test"),
     ("model_name, model.backbone_type", "model.type", "model.variant",
      "LocPointTransformer/convTransformer: actionformer; DyFADet/DynE: dyfadet"),
     ("model.backbone_arch", "model.projection.arch", "model.stem_layers, model.num_levels",
