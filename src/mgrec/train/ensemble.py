@@ -132,6 +132,7 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
     out = path_argument(out, "make_ensemble: out")
     callable_argument(log, "make_ensemble: log")
     refuse_a_run_path_not_utf8(out)
+    checked_members(paths)  # first: what a member is (an ensemble, end to end, ...) before where its data lies
     data = RunDir(paths[0]).read_config().data if paths else None
     if data is not None:  # before anything is written: a member trained on a video the ensemble would tune on
         if data.val_split and data.annotations:  # tuned on val: data moved since training is refused now, as the
@@ -143,7 +144,6 @@ def make_ensemble(run_dirs: list[str | Path], out: str | Path, log=print) -> Ens
                 run_data_path(paths[0], "data.features", data.features, remedy, folder=True)
         refuse_members_trained_on(paths, data.val_split, val_videos_at_hand(data))
     out_run = new_ensemble_dir(out, paths)
-    checked_members(paths)  # before any network is loaded
     loaded = [(path, *load_run_network(RunDir(path), "best")) for path in paths]
     for path, config, classes, _ in loaded[1:]:
         check_compatible((paths[0], loaded[0][1], loaded[0][2]), (path, config, classes))
