@@ -2,6 +2,7 @@ import io
 import json
 import os
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -836,10 +837,14 @@ def test_a_full_disk_while_rows_are_saved_stops_the_extraction_and_keeps_the_row
 
     monkeypatch.setattr(np, "save", a_disk_that_fills)
     batches = counting_network(monkeypatch, {}, tmp_path)
+    threads_before = set(threading.enumerate())
     with pytest.raises(InputError) as error:
         extract_videos(sorted(inputs.iterdir()), out, size=SIZE, batch=8, progress=False)
     assert re.fullmatch(rf"cannot write {re.escape(str(out / '.a.partial.npy'))}: No space left on device",
                         str(error.value))
+    # the video's decoding thread ended with it, though the error (and its traceback) is still held here: it went
+    # on decoding, the file open, for as long as the traceback was kept
+    assert not [t for t in threading.enumerate() if t.name == "mgrec-decode" and t not in threads_before]
     assert read_sidecar(out / ".a.partial.json").num_features == saves[2]  # the 3rd save's rows, whole, kept
     assert sorted(p.name for p in out.iterdir()) == [".a.partial.json", ".a.partial.npy"]  # b was never begun
     assert len(batches) == 4  # the network stopped at the failed save, in a

@@ -23,6 +23,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,9 +286,11 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
             keep = needed if not first else lambda index: index >= first and (needed is None or needed(index))
             frames = FrameCounter(iter_frames(path, model.image_size, keep=keep))
             # A second bar inside the video: an hour of video is minutes of work even on a GPU.
+            # closed on the way out, an error too: its decoding thread must not outlive the video (it did, with the
+            # file open, for as long as the error's traceback was kept)
             with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
-                      disable=not progress) as frame_bar:
-                decoded = ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar)
+                      disable=not progress) as frame_bar, closing(prefetch(iter(frames), DECODE_AHEAD)) as ahead:
+                decoded = ticking(ahead, frame_bar)
                 features = partial.collect(model.window_features(decoded, window, stride, batch, start=start))
             check_length(path, frames.count, window)
             check_unchanged(path, stamp)  # a recording still being written was extracted up to where it was

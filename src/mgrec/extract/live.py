@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
 
@@ -127,13 +128,13 @@ class LiveFeatures:
         stamp = None if opened is not None else source_stamp(video)
         frames = FrameCounter(iter_frames(name, self.model.image_size, container=opened,
                                           keep=self.model.frame_needed(self.window, self.stride)))
-        decoded = prefetch(iter(frames), DECODE_AHEAD)
-        try:
-            yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
-        except InputError as exc:
-            if video == PIPED and frames.count == 0:  # an MP4 piped opens, and fails at its first frame
-                raise InputError(f"{exc}; {PIPE_FORMATS}") from None
-            raise
+        with closing(prefetch(iter(frames), DECODE_AHEAD)) as decoded:  # its thread ends with the rows, or an error
+            try:
+                yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
+            except InputError as exc:
+                if video == PIPED and frames.count == 0:  # an MP4 piped opens, and fails at its first frame
+                    raise InputError(f"{exc}; {PIPE_FORMATS}") from None
+                raise
         check_length(name, frames.count, self.window)
         if stamp is not None:
             check_unchanged(video, stamp, STREAMED_A_PART)

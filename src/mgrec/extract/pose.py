@@ -58,6 +58,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,8 +328,9 @@ def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int
             # size None: PyAV keeps each frame's own size (see the module doc for why not a square).
             frames = FrameCounter(iter_frames(path, None))
             with tqdm(total=stream.declared_frames or None, desc=path.name, unit="frame", leave=False,
-                      disable=not progress) as frame_bar, LandmarkTracker(mediapipe) as tracker:
-                track = tracker.track(ticking(prefetch(iter(frames), DECODE_AHEAD), frame_bar))
+                      disable=not progress) as frame_bar, LandmarkTracker(mediapipe) as tracker, \
+                    closing(prefetch(iter(frames), DECODE_AHEAD)) as ahead:  # its thread ends with the video
+                track = tracker.track(ticking(ahead, frame_bar))
             check_length(path, frames.count, window)
             check_unchanged(path, stamp)  # a recording still being written was extracted up to where it was
             features = pose_window_features(track, stream.fps, window, stride, source=path)
