@@ -77,13 +77,7 @@ def native_bf16_cpu() -> bool:
     Asks torch first (`torch.cpu._is_avx512_bf16_supported`, `_is_amx_tile_supported`: private, so
     possibly gone in a later torch), then the flags of /proc/cpuinfo; where neither can be read: False.
     """
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if all(callable(probe) for probe in probes):
-        try:
-            return any(bool(probe()) for probe in probes)
-        except Exception:  # noqa: BLE001 - a private query may fail in any way; the flags decide then
-            pass
-    return bool(cpuinfo_flags() & NATIVE_BF16_FLAGS)
+    return _cpu_has(("_is_avx512_bf16_supported", "_is_amx_tile_supported"), NATIVE_BF16_FLAGS)
 
 
 # /proc/cpuinfo flag of bf16 matrix units: AMX-BF16 (Sapphire Rapids and later, where the hypervisor exposes it).
@@ -101,13 +95,19 @@ def amx_bf16_cpu() -> bool:
     (benchmarks/results/2026-12-07_9c84116-dirty_no-amx/). Asks torch first
     (`torch.cpu._is_amx_tile_supported`, private), then the flags of /proc/cpuinfo; where neither can be read: False.
     """
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    if callable(probe):
+    return _cpu_has(("_is_amx_tile_supported",), AMX_BF16_FLAGS)
+
+
+def _cpu_has(probe_names: tuple[str, ...], flags: frozenset[str]) -> bool:
+    """Whether any of torch's private CPU queries `probe_names` says yes, where torch has all of them and they answer;
+    else whether /proc/cpuinfo lists any of `flags` (False where it cannot be read)."""
+    probes = [getattr(torch.cpu, name, None) for name in probe_names]
+    if all(callable(probe) for probe in probes):
         try:
-            return bool(probe())
+            return any(bool(probe()) for probe in probes)
         except Exception:  # noqa: BLE001 - a private query may fail in any way; the flags decide then
             pass
-    return bool(cpuinfo_flags() & AMX_BF16_FLAGS)
+    return bool(cpuinfo_flags() & flags)
 
 
 def cpuinfo_flags(path: Path | None = None) -> set[str]:
