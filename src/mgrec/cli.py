@@ -717,6 +717,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "where it is 1.5-3.1x as fast; fp32 on other CPUs, also with AVX512-BF16 alone, where bf16 "
                         "was slower), fp32 or bf16 (emulated and much slower on a CPU without native bf16); "
                         "recorded in the sidecars, a recipe of its own")
+    p.add_argument("--runtime", default=None, choices=["auto", "torch", "onnxruntime"],
+                   help="what runs efficientnet-lite0: auto (the default: onnxruntime in fp32 on a CPU where onnx "
+                        "and onnxruntime are installed, about twice torch's speed on a 2-core Xeon without AMX; "
+                        "torch for bf16, on CUDA and for videomae), torch or onnxruntime; the same features up to "
+                        "float rounding (not a recipe of its own)")
     p.add_argument("--batch", type=_extract_number("batch"), default=None,
                    help=f"network inputs per forward pass, 1-{limits.MAX_BATCH} (frames for efficientnet-lite0, "
                         "clips for videomae; default: 8)")
@@ -1697,7 +1702,7 @@ def cmd_extract(args) -> None:
         # joining feature files reads no video: a recipe option, a run or a device would be ignored without a word
         ignored = [name for name, value in recipe.items() if value is not None]
         ignored += ["--run"] * (args.from_run is not None) + ["--checkpoint"] * (args.checkpoint is not None)
-        ignored += ["--device"] * (args.device is not None)
+        ignored += ["--device"] * (args.device is not None) + ["--runtime"] * (args.runtime is not None)
         if ignored:
             raise InputError(f"--fuse: {', '.join(ignored)} do not apply (the folders' features are joined as they "
                              "are, each keeps its own recipe); give none of them")
@@ -1714,6 +1719,9 @@ def cmd_extract(args) -> None:
 
         if given := [name for name, value in recipe.items() if value is not None]:
             raise InputError(f"--run: {', '.join(given)} come from the run's recipe; give none of them")
+        if args.runtime == "onnxruntime":
+            raise InputError("--runtime onnxruntime: an end-to-end run's backbone (VideoMAE with its adapters) runs "
+                             "in torch only")
         results = extract_with_run(_checked_run_dir(args.from_run), args.inputs, args.out, checkpoint, device,
                                    show_progress(args))
     else:
@@ -1721,14 +1729,16 @@ def cmd_extract(args) -> None:
                           window=16 if args.window is None else args.window,
                           stride=4 if args.stride is None else args.stride, size=args.size, device=device,
                           batch=8 if args.batch is None else args.batch, fps=args.fps, progress=show_progress(args),
-                          frames_per_window=args.frames_per_window, precision=args.precision)
+                          frames_per_window=args.frames_per_window, precision=args.precision, runtime=args.runtime)
     for result in results:
         print(f"{result.status}: {terminal.one_line(str(result.source))} -> "
               f"{terminal.one_line(str(result.feature_path))} ({result.num_features} windows)")
         for warning in result.warnings:  # each names its input already (`ExtractResult.warnings`)
             print(terminal.visible(f"warning: {warning}"), file=sys.stderr)
     extracted = sum(r.status == "extracted" for r in results)
-    print(f"{extracted} extracted, {len(results) - extracted} skipped (done earlier with this recipe): "
+    runtimes = sorted({r.runtime for r in results if r.runtime is not None})
+    ran = f" (the network ran in {' and '.join(runtimes)})" if runtimes else ""
+    print(f"{extracted} extracted{ran}, {len(results) - extracted} skipped (done earlier with this recipe): "
           f"{counted(len(results), 'input')} in {args.out}")
 
 

@@ -21,6 +21,8 @@ def test_quick_extraction_benchmark_writes_its_rows(tmp_path, bikes):  # bikes: 
     default, sampled = rows["efficientnet-lite0 224 every frame"], rows["efficientnet-lite0 224, 4 frames/window"]
     assert default["windows"] == sampled["windows"] == (3 * 30 - 16) // 4 + 1
     assert default["cosine_to_default"] == 1.0 and 0.5 < sampled["cosine_to_default"] < 1.0
+    # the default's network in torch instead of onnxruntime: the same features up to float rounding
+    assert rows["efficientnet-lite0 224 every frame, torch"]["cosine_to_default"] > 0.9999
     assert all(row["seconds"] > 0 and row["x_real_time"] > 0 for row in rows.values())
     assert "| efficientnet-lite0 224, 4 frames/window |" in out.with_suffix(".md").read_text()
     # made while decoded (the rows checked equal to the file's by the script): the first row long before the last

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mgrec.errors import InputError
-from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, file_sha256, load_backbone
+from mgrec.extract import backbones
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, choose_runtime, file_sha256, load_backbone
 from mgrec.extract.video import iter_frames
 
 
@@ -28,12 +29,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b.T
 
 
-def test_efficientnet_fast_path_gives_the_package_networks_embeddings(efficientnet):
-    # the CPU fast path (BatchNorms folded, channels-last convolutions) against the package's network as
-    # written, in the default layout, on the same frames and the same input scaling
-    assert efficientnet.memory_format is torch.channels_last
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_efficientnet_fast_path_gives_the_package_networks_embeddings(runtime):
+    # each CPU fast path (torch: BatchNorms folded, channels-last convolutions; onnxruntime: the folded network as
+    # an ONNX graph, frames and pooling inside) against the package's network as written, in the default layout, on
+    # the same frames and the same input scaling
+    efficientnet = load_backbone("efficientnet-lite0", None, "cpu", None, precision="fp32", runtime=runtime)
+    assert efficientnet.runtime == runtime and efficientnet.memory_format is torch.channels_last
     frames = list(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
     fast = efficientnet.frame_embeddings(frames)
+    assert fast.dtype == np.float32 and fast.shape == (4, 1280)
     pixels = (torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() - 127.0) / 128.0
     with torch.inference_mode():
         plain = efficientnet.model.extract_features(pixels.contiguous()).mean(dim=(2, 3)).numpy()
@@ -301,3 +306,43 @@ def test_videomae_weights_not_yet_converted_say_how_to_convert_them(tmp_path):
         load_backbone("videomae", tmp_path, "cpu", None)
     with pytest.raises(InputError, match=r"nope.pth: weights not found$"):  # the hint is VideoMAE's alone
         load_backbone("efficientnet-lite0", tmp_path / "nope.pth", "cpu", None)
+
+
+def test_the_runtime_auto_is_onnxruntime_for_float32_efficientnet_on_a_cpu_and_torch_elsewhere():
+    assert choose_runtime("efficientnet-lite0", torch.device("cpu"), None) == "onnxruntime"
+    assert choose_runtime("efficientnet-lite0", torch.device("cpu"), torch.bfloat16) == "torch"
+    assert choose_runtime("efficientnet-lite0", torch.device("cuda"), None) == "torch"
+    assert choose_runtime("videomae", torch.device("cpu"), None) == "torch"
+    assert choose_runtime("efficientnet-lite0", torch.device("cpu"), None, "torch") == "torch"
+    assert load_backbone("efficientnet-lite0", None, "cpu", None, precision="fp32").runtime == "onnxruntime"
+
+
+@pytest.mark.parametrize(("name", "device", "dtype", "why"), [
+    ("videomae", "cpu", None, "backbone videomae runs in torch only"),
+    ("efficientnet-lite0", "cuda", None, "the device is cuda: mgrec runs onnxruntime on the CPU only"),
+    ("efficientnet-lite0", "cpu", torch.bfloat16, "onnxruntime runs the float32 network: give --precision fp32"),
+])
+def test_onnxruntime_where_it_cannot_run_is_refused_saying_why(name, device, dtype, why):
+    with pytest.raises(InputError, match=f"--runtime onnxruntime: {why}"):
+        choose_runtime(name, torch.device(device), dtype, "onnxruntime")
+
+
+def test_without_onnxruntime_auto_falls_back_to_torch_and_asking_for_it_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(backbones.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else True)
+    assert backbones.onnxruntime_missing() == "onnxruntime"
+    assert choose_runtime("efficientnet-lite0", torch.device("cpu"), None) == "torch"
+    with pytest.raises(InputError, match=r"onnxruntime is not installed: pip install onnx onnxruntime"):
+        choose_runtime("efficientnet-lite0", torch.device("cpu"), None, "onnxruntime")
+    with pytest.raises(InputError, match="--runtime 'tensorrt': expected one of auto, torch, onnxruntime"):
+        choose_runtime("efficientnet-lite0", torch.device("cpu"), None, "tensorrt")
+
+
+def test_the_onnxruntime_session_follows_the_thread_count(efficientnet):
+    model = load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32", runtime="onnxruntime")
+    frames = list(np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
+    one = model.frame_embeddings(frames)
+    assert model.onnx_network().threads == 1
+    torch.set_num_threads(2)
+    two = model.frame_embeddings(frames)
+    assert model.onnx_network().threads == 2
+    np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-6)

@@ -3,7 +3,13 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 
 from mgrec.extract import efficientnet
-from mgrec.extract.efficientnet import FoldedConv, FoldedEfficientNet, fused_kernels_available
+from mgrec.extract.efficientnet import (
+    FoldedConv,
+    FoldedEfficientNet,
+    OnnxEfficientNet,
+    fused_kernels_available,
+    onnx_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +95,21 @@ def test_bf16_uses_fused_kernels_only_on_a_cpu_with_native_bf16(package_network,
 
     assert fused(torch.bfloat16) == {False}
     assert fused(torch.float32) == {torch.backends.mkldnn.is_available()}
+
+
+@pytest.mark.parametrize("size", [224, 97])
+def test_the_onnx_graph_in_onnxruntime_gives_the_packages_pooled_embeddings_of_uint8_frames(package_network, size):
+    folded = FoldedEfficientNet(package_network)
+    frames = torch.randint(0, 256, (3, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    got = OnnxEfficientNet(folded, threads=1)(frames.numpy())
+    pixels = (frames.permute(0, 3, 1, 2).float() - 127.0) / 128.0  # what EfficientNetLite0 feeds the package
+    with torch.inference_mode():
+        expected = package_network.extract_features(pixels).mean(dim=(2, 3)).numpy()
+    assert got.shape == expected.shape == (3, 1280) and got.dtype == expected.dtype
+    torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), rtol=1e-4, atol=1e-4)
+    assert expected.std() > 0.1
+
+
+def test_only_the_float32_network_becomes_an_onnx_graph(package_network):
+    with pytest.raises(ValueError, match="float32"):
+        onnx_model(FoldedEfficientNet(package_network, torch.bfloat16))

@@ -374,6 +374,32 @@ def test_extract_command_ends_with_a_count_line(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1].startswith("0 extracted, 2 skipped")
 
 
+def test_extract_says_what_ran_the_network_and_refuses_a_runtime_that_cannot_run_it(tmp_path, carphone, capsys):
+    from mgrec.cli import main
+
+    out = tmp_path / "out"
+    recipe = ["extract", str(carphone), "--size", str(SIZE), "--precision", "fp32", "--out"]
+    for runtime, said in (("auto", "onnxruntime"), ("torch", "torch")):
+        assert main([*recipe, str(out / runtime), "--runtime", runtime]) == 0
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last.startswith(f"1 extracted (the network ran in {said}), 0 skipped")
+    # the same recipe: the file made in torch is taken as done by onnxruntime, and holds the same features
+    ran_in = {runtime: np.load(out / runtime / "carphone_pristine.npy") for runtime in ("auto", "torch")}
+    np.testing.assert_allclose(ran_in["auto"], ran_in["torch"], rtol=1e-4, atol=1e-5)
+    assert main([*recipe, str(out / "torch")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("0 extracted, 1 skipped")
+    refused = {
+        ("--backbone", "skeleton", "--runtime", "torch"): "--runtime: backbone skeleton runs no network of mgrec's",
+        ("--precision", "bf16", "--runtime", "onnxruntime"): "--runtime onnxruntime: onnxruntime runs the float32",
+        ("--fuse", str(out / "torch"), "--runtime", "torch"): "--fuse: --runtime do not apply",
+        ("--run", str(tmp_path), "--runtime", "onnxruntime"): "--runtime onnxruntime: an end-to-end run's backbone",
+    }
+    for options, message in refused.items():
+        inputs = [] if "--fuse" in options else [str(carphone)]
+        assert main(["extract", *inputs, "--out", str(tmp_path / "refused"), *options]) != 0
+        assert message in capsys.readouterr().err, options
+
+
 def test_frames_per_window_is_a_recipe_of_its_own(tmp_path, bikes_clip):
     out = tmp_path / "features"
     (first,) = extract([bikes_clip], out, size=64, frames_per_window=4, progress=False)

@@ -176,6 +176,7 @@ def extract(
     progress: bool = True,
     frames_per_window: int | None = None,
     precision: str | None = None,
+    runtime: str | None = None,
 ) -> list[ExtractResult]:
     """Dispatch to `extract_skeletons` for backbone 'skeleton', to `mgrec.extract.pose.extract_poses` for
     'pose' (`device` and `batch` do not apply: MediaPipe runs on the CPU, frame by frame), else to `extract_videos`."""
@@ -183,9 +184,10 @@ def extract(
     check_writable(out_dir, is_dir=True)  # before any work: an --out that is a file, read-only, a full disk
     if frames_per_window is not None and backbone in (SKELETON, POSE):
         raise InputError(f"--frames-per-window: backbone {backbone} reads every frame of a window")
-    if precision is not None and backbone in (SKELETON, POSE):
-        raise InputError(f"--precision: backbone {backbone} runs no network of mgrec's "
-                         "(skeleton: none; pose: MediaPipe)")
+    for name, value in (("--precision", precision), ("--runtime", runtime)):
+        if value is not None and backbone in (SKELETON, POSE):
+            raise InputError(f"{name}: backbone {backbone} runs no network of mgrec's "
+                             "(skeleton: none; pose: MediaPipe)")
     if backbone == SKELETON:
         if weights is not None or size is not None:
             raise InputError("backbone skeleton: takes no --weights or --size (it reads joint positions)")
@@ -197,7 +199,8 @@ def extract(
             raise InputError("backbone pose: takes no --weights or --size (MediaPipe's models; frames at their size)")
         return extract_poses(inputs, out_dir, window, stride, progress)
     return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress,
-                          frames_per_window=frames_per_window, precision=precision or "auto")
+                          frames_per_window=frames_per_window, precision=precision or "auto",
+                          runtime=runtime or "auto")
 
 
 def extract_videos(
@@ -214,6 +217,7 @@ def extract_videos(
     model: Backbone | None = None,
     frames_per_window: int | None = None,
     precision: str = "auto",
+    runtime: str = "auto",
 ) -> list[ExtractResult]:
     """Extract features of video files (folders are searched recursively for .mp4 .avi .mkv .mov .webm).
 
@@ -227,7 +231,8 @@ def extract_videos(
     windows share (`backbones.window_offsets`: 4 of 16 with stride 4 run the CNN on a quarter of the
     frames); recorded in the sidecar, so it is a recipe of its own. `precision`: auto | fp32 | bf16, of the
     backbone's forward pass (`backbones.load_backbone`); the one used is recorded in the sidecar, a recipe of
-    its own too.
+    its own too. `runtime`: auto | torch | onnxruntime, what runs that forward pass (`backbones.choose_runtime`:
+    the same features up to float rounding, not recorded in the sidecar; each result names it).
     """
     from mgrec.extract.backbones import load_backbone
 
@@ -235,7 +240,7 @@ def extract_videos(
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     with holding(out_dir):  # before the backbone loads: a second extraction into the folder is refused at once
         model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
-                                       frames_per_window, precision)
+                                       frames_per_window, precision, runtime)
         return _extract_video_files(files, Path(out_dir), model, window, stride, batch, progress)
 
 
@@ -318,7 +323,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
         several = (f"{path}: {stream.several_streams_note()}",) if stream.video_streams > 1 else ()
         results.append(
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started,
-                          late + several)
+                          late + several, model.runtime)
         )
     raise_failures(failures, len(files), results)
     return results

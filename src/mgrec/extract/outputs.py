@@ -43,6 +43,7 @@ class ExtractResult:
     num_features: int | None
     seconds: float
     warnings: tuple[str, ...] = ()  # things the user should know, each beginning with the input's path
+    runtime: str | None = None  # what ran the network, "torch" or "onnxruntime" (None: none ran, or not mgrec's)
 
 
 def check_numbers(**values: object) -> None:
