@@ -283,6 +283,13 @@ def _descriptor_handle(path: str | Path, fd: int, binary: bool) -> Iterator[IO]:
         raise cannot_write(Path(path), exc) from None
 
 
+def mgrec_cache(name: str) -> Path:
+    """mgrec's cache folder `name`: under `$MGREC_CACHE` when it is set, else under `~/.cache/mgrec` (the demo's data,
+    onnxruntime's graphs of EfficientNet-Lite0)."""
+    base = os.environ.get("MGREC_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "mgrec") / name
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
     """`with atomic_open(path) as handle: handle.write(...)`; on an exception `path` is untouched

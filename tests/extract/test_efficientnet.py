@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from efficientnet_lite_pytorch import EfficientNet
@@ -97,11 +98,16 @@ def test_bf16_uses_fused_kernels_only_on_a_cpu_with_native_bf16(package_network,
     assert fused(torch.float32) == {torch.backends.mkldnn.is_available()}
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGREC_CACHE", str(tmp_path / "cache"))  # onnxruntime's graphs: not the user's cache
+
+
 @pytest.mark.parametrize("size", [224, 97])
 def test_the_onnx_graph_in_onnxruntime_gives_the_packages_pooled_embeddings_of_uint8_frames(package_network, size):
     folded = FoldedEfficientNet(package_network)
     frames = torch.randint(0, 256, (3, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    got = OnnxEfficientNet(folded, threads=1)(frames.numpy())
+    got = OnnxEfficientNet(folded, "random-batch-norms", threads=1)(frames.numpy())
     pixels = (frames.permute(0, 3, 1, 2).float() - 127.0) / 128.0  # what EfficientNetLite0 feeds the package
     with torch.inference_mode():
         expected = package_network.extract_features(pixels).mean(dim=(2, 3)).numpy()
@@ -113,3 +119,29 @@ def test_the_onnx_graph_in_onnxruntime_gives_the_packages_pooled_embeddings_of_u
 def test_only_the_float32_network_becomes_an_onnx_graph(package_network):
     with pytest.raises(ValueError, match="float32"):
         onnx_model(FoldedEfficientNet(package_network, torch.bfloat16))
+
+
+def test_the_graph_is_built_once_then_read_from_the_cache_and_built_again_where_the_cache_is_wrong(
+        package_network, monkeypatch):
+    folded = FoldedEfficientNet(package_network)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    built = []
+    real_build = efficientnet.onnx_model
+    monkeypatch.setattr(efficientnet, "onnx_model", lambda network: (built.append(1), real_build(network))[1])
+    first = OnnxEfficientNet(folded, "key", threads=1)(frames)
+    cached = efficientnet.onnx_cache_path("key")
+    assert built == [1] and cached.is_file()
+    np.testing.assert_array_equal(OnnxEfficientNet(folded, "key", threads=1)(frames), first)
+    assert built == [1]  # read from the cache: no onnx import, no build
+    # not a graph, or the graph of other weights (the key lied): built again, and the cache replaced
+    for wrong in (b"not a graph", efficientnet.onnx_model(FoldedEfficientNet(EfficientNet.from_name(
+            "efficientnet-lite0").eval())).SerializeToString()):
+        cached.write_bytes(wrong)
+        built.clear()
+        np.testing.assert_array_equal(OnnxEfficientNet(folded, "key", threads=1)(frames), first)
+        assert built == [1] and cached.read_bytes() != wrong
+    # a cache that cannot be written: the network still runs, built each time
+    monkeypatch.setenv("MGREC_CACHE", str(cached))  # a file where the folder should be
+    built.clear()
+    np.testing.assert_array_equal(OnnxEfficientNet(folded, "other", threads=1)(frames), first)
+    assert built == [1]

@@ -65,7 +65,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -77,7 +76,7 @@ import numpy as np
 from mgrec.data.annotations import load_annotations, save_annotations
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, counted, json_or_none
+from mgrec.files import atomic_open, counted, json_or_none, mgrec_cache
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -164,8 +163,7 @@ class MotionRecording:
 
 def default_cache_dir() -> Path:
     """`$MGREC_CACHE/demo` when MGREC_CACHE is set, else `~/.cache/mgrec/demo`."""
-    base = os.environ.get("MGREC_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "mgrec") / "demo"
+    return mgrec_cache("demo")
 
 
 def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool = False) -> DatasetPaths:

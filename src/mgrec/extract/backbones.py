@@ -184,7 +184,7 @@ class EfficientNetLite0(Backbone):
         `--threads` set), built again where that has changed since."""
         threads = torch.get_num_threads()
         if self._onnx_network is None or self._onnx_network.threads != threads:
-            self._onnx_network = OnnxEfficientNet(self.network(), threads)
+            self._onnx_network = OnnxEfficientNet(self.network(), self.weights_sha256, threads)
         return self._onnx_network
 
     @torch.inference_mode()

@@ -22,6 +22,10 @@ autocast. MBConv blocks have no squeeze-excitation in the Lite models; drop-conn
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,6 +33,8 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mgrec.devices import native_bf16_cpu
+from mgrec.errors import InputError
+from mgrec.files import atomic_open, mgrec_cache
 
 
 def fused_kernels_available(dtype: torch.dtype) -> bool:
@@ -201,21 +207,58 @@ def onnx_model(network: FoldedEfficientNet):
     return model
 
 
+# What the cached graphs were built by: this module's source (any change to how a graph is built is another key).
+_GRAPH_BUILDER = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def onnx_cache_path(weights_sha256: str) -> Path:
+    """Where the graph of the weights with this sha256 is cached, as built by this version of `onnx_model`."""
+    return mgrec_cache("onnx") / f"efficientnet-lite0_{weights_sha256[:16]}_{_GRAPH_BUILDER}.onnx"
+
+
 class OnnxEfficientNet:
     """`onnx_model(network)` in an onnxruntime session on `threads` CPU threads: uint8 RGB frames (N, H, W, 3) in,
-    float32 embeddings (N, 1280) out."""
+    float32 embeddings (N, 1280) out.
 
-    def __init__(self, network: FoldedEfficientNet, threads: int):
+    The graph is cached in mgrec's cache folder (`onnx_cache_path`, by the weights' sha256 and this module's source):
+    building it needs `import onnx`, whose start-up (0.8 s on the 2-core Xeon, its ml_dtypes extension) was most of
+    the time to a streamed video's first row. A cached graph is used only after it gave `network`'s embeddings on a
+    test frame; one that did not, or could not be read, is built again and replaced. A cache that cannot be written
+    costs the build next time, nothing else."""
+
+    def __init__(self, network: FoldedEfficientNet, weights_sha256: str, threads: int):
+        self.threads = threads
+        cached = onnx_cache_path(weights_sha256)
+        try:
+            self.session = self._session(cached.read_bytes())
+            if self._agrees_with(network):
+                return
+        except Exception:  # noqa: BLE001 - a cache file missing, unreadable or not a graph (onnxruntime's errors
+            pass  # derive from Exception only): built again below
+        graph = onnx_model(network).SerializeToString()
+        self.session = self._session(graph)
+        with contextlib.suppress(OSError, InputError):  # InputError: mgrec.files' OutputError of a failed write
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(cached, binary=True) as handle:
+                handle.write(graph)
+
+    def _session(self, graph: bytes):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         # Its threads sleep when idle rather than spin (what mgrec's OMP_WAIT_POLICY=PASSIVE does for torch's):
         # the decoding thread needs the same cores between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.threads = threads
-        self.session = onnxruntime.InferenceSession(onnx_model(network).SerializeToString(), options,
-                                                    providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+    @torch.inference_mode()
+    def _agrees_with(self, network: FoldedEfficientNet) -> bool:
+        """Whether the session gives `network`'s pooled embeddings of one 32x32 test frame (a few milliseconds)."""
+        frame = (np.arange(32 * 32 * 3, dtype=np.int64) * 37 % 256).astype(np.uint8).reshape(1, 32, 32, 3)
+        pixels = (torch.from_numpy(frame).permute(0, 3, 1, 2).float() - 127.0) / 128.0
+        expected = network(pixels).mean(dim=(2, 3)).numpy()
+        return bool(np.allclose(self(frame), expected, rtol=1e-3, atol=1e-4))
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"frames": frames})[0]
