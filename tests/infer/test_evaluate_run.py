@@ -393,3 +393,31 @@ def test_evaluate_says_when_the_run_has_no_record_of_its_training_videos(tmp_pat
                               "val_split": "val", "val": []})
     assert main(["evaluate", "run", "--device", "cpu"]) == 0
     assert "splits.json" not in capsys.readouterr().err
+
+
+def test_a_feature_file_of_the_split_replaced_while_evaluate_reads_it_is_named_and_nothing_scored(tmp_path,
+                                                                                                monkeypatch, capsys):
+    """`mgrec evaluate` reads each video's features memory-mapped as the network takes them; a file replaced under its
+    name meanwhile had another recording's detections scored as the video's, exit 0. It is now checked once the
+    video is detected (`check_unchanged`, as `mgrec detect` and `mgrec stream` check theirs)."""
+    import numpy as np
+
+    import mgrec.infer.offline as offline_module
+
+    run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),
+                       features=str(tmp_path / "data" / "features"))
+    detect_video = offline_module.detect_video
+
+    def replaced_meanwhile(*args, **kwargs):
+        detections = detect_video(*args, **kwargs)
+        target = tmp_path / "data" / "features" / f"{args[5]}.npy"  # the video just detected
+        np.save(tmp_path / "other.npy", np.zeros((96, 8), np.float32))
+        (tmp_path / "other.npy").replace(target)
+        return detections
+
+    monkeypatch.setattr(offline_module, "detect_video", replaced_meanwhile)
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"mgrec: error: {tmp_path / 'data' / 'features'}/synthetic_")
+    assert "changed while it was read (" in error and error.endswith("detect it again once it is complete\n")
+    assert not (run / "eval_test.json").exists()

@@ -431,3 +431,70 @@ def test_a_torch_tensor_gives_the_detections_of_the_same_values_as_an_array():
         return [(e.detection, e.emitted_at) for e in emitted]
 
     assert stream(torch.split(tensor, 7)) == stream(np.array_split(rows, range(7, 60, 7)))
+
+
+def two_stream_detector(tmp_path: Path) -> tuple[OfflineDetector, Path, Path]:
+    """A tiny detector of two streams ("rgb" the grid stream, "pose"), and one video's file of each (60 steps at 25
+    fps, with sidecars): detector, rgb file, pose file."""
+    from tests.helpers import SMALL_MODEL
+
+    from mgrec.config import StreamConfig
+
+    torch.manual_seed(0)
+    streams = [StreamConfig(name=name, features=str(tmp_path / name), feature_dim=16, stride=4, window=16)
+               for name in ("rgb", "pose")]
+    post = PostprocessConfig(max_detections=20)
+    config = Config(data=DataConfig(streams=streams, max_seq_len=64), model=ModelConfig(num_classes=3, **SMALL_MODEL),
+                    postprocess=post)
+    files = []
+    for seed, stream in enumerate(streams):
+        files.append(tmp_path / stream.name / "clip.npy")
+        files[-1].parent.mkdir(parents=True)
+        write_features(files[-1], np.random.default_rng(seed).normal(size=(60, 16)).astype(np.float32),
+                       FeatureSidecar(fps=25.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    return OfflineDetector(build_detector(config.model).eval(), config, ["a", "b", "c"], post, Path("run")), *files
+
+
+def test_a_feature_file_replaced_while_detection_reads_it_is_named_not_detected_under_its_name(tmp_path,
+                                                                                             monkeypatch):
+    """`detect` memory-maps a .npy and reads its rows as the network takes them; a file replaced under the same name
+    meanwhile (renamed over it, or `np.save` over it) gave one file's detections under the other's name, exit 0 (of
+    the grid stream's file and of another stream's alike). It is now checked once the detections are made, as
+    `mgrec stream` checks its files (`check_unchanged`)."""
+    import mgrec.infer.offline as offline_module
+
+    detect_video = offline_module.detect_video
+    replaced: list[Path] = []
+
+    def replaced_meanwhile(*args, **kwargs):
+        detections = detect_video(*args, **kwargs)
+        if replaced:  # another program renames another recording's features over the file while it is detected
+            target = replaced.pop()
+            other = target.with_name("other.npy")
+            np.save(other, np.zeros((50, 16), np.float32))
+            other.replace(target)
+        return detections
+
+    monkeypatch.setattr(offline_module, "detect_video", replaced_meanwhile)
+    detector = tiny_detector()
+    clip = tmp_path / "clip.npy"
+    write_features(clip, features(), FeatureSidecar(fps=25.0, stride=4, window=16, backbone="t", dim=16, frames=None))
+    before = clip.stat().st_size
+    assert detector.detect(clip)  # left alone: detected
+    replaced.append(clip)
+    with pytest.raises(InputError) as refused:
+        detector.detect(clip)
+    after = clip.stat().st_size
+    assert str(refused.value) == (
+        f"{clip}: changed while it was read ({before:,} bytes when its reading began, {after:,} now, modified since: a "
+        "recording or a copy still being written?); its rows are read as detection goes (memory-mapped), so the "
+        "detections made under its name may be of the file it replaced, of a part of it, or of two versions of it: "
+        "detect it again once it is complete")
+
+    # of several streams: the other stream's file, read from its folder, is checked alike
+    streamed, rgb, pose = two_stream_detector(tmp_path / "streams")
+    assert streamed.detect(rgb)
+    replaced.append(pose)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(pose))}: changed while it was read \(.*detect it again "
+                                         "once it is complete$"):
+        streamed.detect(rgb)

@@ -969,6 +969,39 @@ def test_a_feature_file_changed_while_it_streams_is_named_and_its_label_file_not
     assert summary.updates == 15
 
 
+def test_another_stream_s_file_changed_while_it_streams_is_named_as_the_grid_stream_s_is(tmp_path, monkeypatch):
+    """A run of several streams (`data.streams`) reads each other stream's file from its folder, memory-mapped, as
+    the stream goes; only the file given was checked for a change at the stream's end, so one of another stream
+    rewritten meanwhile streamed on without a word. Every file read is now checked, through the same function."""
+    from tests.infer.test_offline import two_stream_detector
+
+    import mgrec.infer.stream as stream_module
+    from mgrec.infer.stream import stream_video, video_source
+
+    detector, rgb, pose = two_stream_detector(tmp_path)
+    before = pose.stat().st_size
+    replay = stream_module._replay
+
+    def written_meanwhile(*args):
+        for index, chunk in enumerate(replay(*args)):
+            if index == 3:  # another program writes on the pose file while it streams
+                with open(pose, "ab") as file:
+                    file.write(b"\0" * 64)
+            yield chunk
+
+    assert stream_video(detector, video_source(detector, rgb, "clip", None, None), "clip", 0.01, hop=8,
+                        out=io.StringIO()).updates  # left alone: streamed
+    monkeypatch.setattr(stream_module, "_replay", written_meanwhile)
+    source = video_source(detector, rgb, "clip", None, None)
+    assert [path for path, _ in source.stamps] == [rgb, pose]
+    with pytest.raises(InputError) as refused:
+        stream_video(detector, source, "clip", 0.01, hop=8, out=io.StringIO())
+    assert str(refused.value) == (
+        f"{pose}: changed while it was read ({before:,} bytes when its reading began, {before + 64:,} now, modified "
+        "since: a recording or a copy still being written?); its rows are read as the stream goes (memory-mapped), so "
+        "the gestures streamed may be of a part of it, or of two versions of it: stream it again once it is complete")
+
+
 def test_a_video_file_that_grows_while_it_streams_is_named_as_extraction_names_it(tmp_path, make_video, monkeypatch):
     """`mgrec stream RUN VIDEO` decodes the file as it streams; a recording still being written was streamed up to
     where it then ended, exit 0, where `mgrec extract` and `detect RUN VIDEO` refuse it (`check_unchanged`)."""

@@ -39,6 +39,7 @@ from mgrec.data.features import (
     load_features,
     read_sidecar,
     sidecar_path,
+    source_stamp,
 )
 from mgrec.errors import InputError
 from mgrec.timeline import FeatureGrid
@@ -146,14 +147,17 @@ def load_video_streams(
     folders: dict[str, Path] | None = None,
     main_path: Path | None = None,
     check_recipe: RecipeCheck | None = None,
+    stamps: list[tuple[Path, str]] | None = None,
 ) -> np.ndarray:
     """One video's (T, C) model input: every stream's features on the grid stream's grid, joined.
 
     `video_fps`: the video's fps (annotations or the grid stream's sidecar); `folders`: stream name ->
     folder replacing the config's; `main_path`: the grid stream's file, when the caller has it (a
     file named on the command line); `check_recipe`: checks each other stream's sidecar against a run's
-    recipe (the grid stream's is the caller's to check). With one stream this is `load_features` of that file."""
-    loaded = load_stream_files(data, video_id, video_fps, folders, main_path, check_recipe)
+    recipe (the grid stream's is the caller's to check); `stamps`: where given, each file read is appended with its
+    `source_stamp` from before it was read, for the caller to check once it has used the rows (`check_unchanged`: a
+    .npy is memory-mapped, read as it is used). With one stream this is `load_features` of that file."""
+    loaded = load_stream_files(data, video_id, video_fps, folders, main_path, check_recipe, stamps)
     if len(loaded) == 1:
         return loaded[0][0]
     (main_features, grid), length = loaded[0], len(loaded[0][0])
@@ -169,6 +173,7 @@ def load_stream_files(
     folders: dict[str, Path] | None = None,
     main_path: Path | None = None,
     check_recipe: RecipeCheck | None = None,
+    stamps: list[tuple[Path, str]] | None = None,
 ) -> list[tuple[np.ndarray, FeatureGrid | None]]:
     """Every stream's features of one video, each on its own grid, checked (files, dims, recipes,
     durations) but not resampled: (features, grid) per stream in `DataConfig.input_streams` order
@@ -176,6 +181,7 @@ def load_stream_files(
     streams = data.input_streams()
     main = streams[0]
     main_file = main_path if main_path is not None else stream_path(main, video_id, folders)
+    _stamp(main_file, stamps)
     main_features = load_features(main_file, expected_dim=main.feature_dim,
                                   dim_key=f"{stream_key(data, main)}.feature_dim, stream {main.name!r}"
                                   if data.streams else "data.feature_dim")
@@ -191,6 +197,7 @@ def load_stream_files(
             raise InputError(f"video {video_id}: stream {stream.name!r} has no feature file {path} (every video "
                              f"needs every stream of data.streams; extract it, or set {key}.features; "
                              f"{stream_folder_advice(stream.name)})")
+        _stamp(path, stamps)
         features = load_features(path, expected_dim=stream.feature_dim,
                                  dim_key=f"{key}.feature_dim, stream {stream.name!r}")
         own = stream.grid(stream_fps(stream, path, video_fps, key, check_recipe))
@@ -202,6 +209,13 @@ def load_stream_files(
                 "different or truncated recording, or a wrong fps/stride/window in its sidecar or config")
         loaded.append((features, own))
     return loaded
+
+
+def _stamp(path: Path, stamps: list[tuple[Path, str]] | None) -> None:
+    """`path` with its `source_stamp` of now appended to `stamps` (where given), before its reading; a file already
+    there keeps the stamp it had (a caller that stamped it earlier, before reading its sidecar)."""
+    if stamps is not None and Path(path).is_file() and all(Path(path) != done for done, _ in stamps):
+        stamps.append((Path(path), source_stamp(path)))
 
 
 class StreamAligner:

@@ -20,7 +20,7 @@ from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
 from mgrec.files import counted, resolve_path, spelt_alike_beside
 from mgrec.infer.detect import predictions_info
-from mgrec.infer.offline import OfflineDetector
+from mgrec.infer.offline import OfflineDetector, check_read_unchanged
 from mgrec.model.fusion import GatedFusionEncoder
 from mgrec.provenance import provenance
 from mgrec.records import AnnotationSet, Detection, Segment
@@ -45,9 +45,11 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
             ranked[video_id] = detector.detect_listed(video_id, info.fps)
             continue
         fps = detector.listed_fps(info.fps)
-        features = detector.listed_features(video_id, fps)
+        stamps: list[tuple[Path, str]] = []
+        features = detector.listed_features(video_id, fps, stamps)
         with gates.recording() if gates is not None else nullcontext():
             ranked[video_id] = detector.detect_read(features, video_id, fps)
+        check_read_unchanged(stamps)  # a file replaced while it was read: another file's detections scored as its
         if gates is not None:
             gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}

@@ -34,6 +34,7 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_feature_array,
     check_sidecar,
+    check_unchanged,
     feature_path,
     feature_rows,
     given_array,
@@ -42,6 +43,7 @@ from mgrec.data.features import (
     recipe_differences,
     sidecar_mismatches,
     sidecar_path,
+    source_stamp,
     video_id_of,
 )
 from mgrec.data.normalize import standardizer
@@ -74,6 +76,21 @@ from mgrec.timeline import FeatureGrid
 # needs about 1 GB at SMG width (`mgrec.model.memory`), whatever the video's length. 8192 steps are
 # 20 min at SMG's 7 steps/s, so SMG's 12-15 min videos and the demo's are always one pass.
 LONG_VIDEO_CHUNKING = Chunking(steps=8192, overlap=1024)
+
+# What `check_unchanged` says of a feature file that changed while detection read it (a .npy is memory-mapped, its rows
+# read as the network takes them; one replaced under its name keeps the old file's mapping).
+DETECTED_CHANGED = ("its rows are read as detection goes (memory-mapped), so the detections made under its name may be "
+                    "of the file it replaced, of a part of it, or of two versions of it: detect it again once it is "
+                    "complete")
+
+
+def check_read_unchanged(stamps: list[tuple[Path, str]]) -> None:
+    """Every feature file a detection read (`stamps`, as `load_video_streams` fills them, each with its
+    `source_stamp` from before its reading) as it was then, checked once the detections are made: a file replaced
+    under the same name (renamed over, or `np.save` over it) while detection ran gave one file's detections under the
+    other's name, exit 0. InputError of `check_unchanged` naming the first file changed."""
+    for path, stamp in stamps:
+        check_unchanged(path, stamp, DETECTED_CHANGED)
 
 
 @dataclass
@@ -197,12 +214,16 @@ class OfflineDetector:
         if not isinstance(features, np.ndarray):
             path = Path(features)
             video_id = video_id or video_id_of(path, self.config.data.feature_prefix)
+            stamps = [(path, source_stamp(path))] if path.is_file() else []  # before its sidecar and rows are read
             fps = self.file_fps(path, fps)
             features = load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
-                                          main_path=path, check_recipe=self.check_stream_recipe)
+                                          main_path=path, check_recipe=self.check_stream_recipe, stamps=stamps)
             self.require_fps(path, fps)
-        else:  # what a feature file passes (an empty, integer or NaN array reached the network)
-            check_feature_array(features, "features", self.config.data.feature_dim)
+            detections = self.detect_read(features, video_id, fps)
+            check_read_unchanged(stamps)  # the rows used: every file read as it was when its reading began
+            return detections
+        # what a feature file passes (an empty, integer or NaN array reached the network)
+        check_feature_array(features, "features", self.config.data.feature_dim)
         return self.detect_read(features, video_id, fps)
 
     def _detect_fused(self, features: np.ndarray | str | Path, video_id: str | None,
@@ -376,22 +397,29 @@ class OfflineDetector:
         if self.members is not None:
             return fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
         fps = self.listed_fps(fps)
-        return self.detect_read(self.listed_features(video_id, fps), video_id, fps)
+        stamps: list[tuple[Path, str]] = []
+        detections = self.detect_read(self.listed_features(video_id, fps, stamps), video_id, fps)
+        check_read_unchanged(stamps)
+        return detections
 
     def listed_fps(self, annotated: float | None) -> float | None:
         """The fps a video of the run's annotations is placed by: the run's data.fps when set (as in training,
         where it wins over the annotations' own, e.g. 30 over NTSC's 29.97), else the annotated one."""
         return annotated if self.config.data.fps is None else None
 
-    def listed_features(self, video_id: str, fps: float | None) -> np.ndarray:
+    def listed_features(self, video_id: str, fps: float | None, stamps: list[tuple[Path, str]] | None = None
+                        ) -> np.ndarray:
         """The (T, C) input of a video of the run's annotations, read from the run's folders; the grid stream's
         sidecar is checked against the run's recipe first, as for a file given to `detect` (features extracted
-        again another way after training were scored without a word)."""
+        again another way after training were scored without a word). `stamps`: where given, filled with every file
+        read and its `source_stamp` from before (`check_read_unchanged` once the rows are used)."""
         grid_file = stream_path(self.config.data.input_streams()[0], video_id, self.stream_folders)
         if grid_file.is_file():
+            if stamps is not None:
+                stamps.append((grid_file, source_stamp(grid_file)))
             self.sidecar_fps(grid_file)
         return load_video_streams(self.config.data, video_id, fps, folders=self.stream_folders,
-                                  check_recipe=self.check_stream_recipe)
+                                  check_recipe=self.check_stream_recipe, stamps=stamps)
 
     def sidecar_fps(self, path: Path) -> float | None:
         """The fps of a (grid stream's) feature file's sidecar, after checking its recipe against the run's config."""

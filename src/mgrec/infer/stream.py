@@ -582,14 +582,16 @@ def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: floa
     """One video's inputs, read and checked (`stream_files`, `mgrec evaluate --online`): its fps
     (`OfflineDetector.file_fps`; `fps_said_as` names where `fps` came from), every stream's rows and grid (the file
     is the grid stream's; `load_stream_files`), and the fps of each stream on its own grid."""
-    stamp = source_stamp(path)  # before any reading: the rows are memory-mapped, read as the stream goes
+    # before any reading: the rows are memory-mapped, read as the stream goes; every other stream's file is stamped
+    # as it is read (`load_stream_files`), all checked at the stream's end
+    stamps = [(path, source_stamp(path))]
     video_fps = detector.file_fps(path, fps, what=fps_said_as)
     loaded = load_stream_files(detector.config.data, video_id, video_fps, folders=stream_folders, main_path=path,
-                               check_recipe=detector.check_stream_recipe)
+                               check_recipe=detector.check_stream_recipe, stamps=stamps)
     detector.require_fps(path, video_fps)  # named here: OnlineDetector's grid would not say which file
     stream_fps = {s.name: grid.fps for s, (_, grid) in zip(detector.config.data.input_streams(), loaded)
                   if grid is not None}
-    return VideoSource(video_fps, loaded, stream_fps, ((path, stamp),))
+    return VideoSource(video_fps, loaded, stream_fps, tuple(stamps))
 
 
 def ensemble_source(detector: OfflineDetector, paths: list[Path], video_id: str,
