@@ -1212,3 +1212,29 @@ def test_score_gt_refuses_what_data_check_calls_an_error_and_warns_of_its_warnin
     write(_entry("testing", (0, 1.0, 3.0)))
     assert main(score) in (0, None)
     assert "warning" not in capsys.readouterr().err
+
+
+def test_an_end_to_end_video_scaled_up_much_is_one_warning_of_data_check_naming_it(tmp_path, make_video):
+    """End to end, a video whose frames the backbone's input scales up more than 4x was warned of by the video reader
+    itself on stderr (once per process, through a module-level set). It is now a warning of `mgrec data check` (which
+    training logs), naming the file and both sizes, once per video, as data check says every other."""
+    from fractions import Fraction
+
+    import yaml
+    from tests.helpers import write_end_to_end_data
+
+    from mgrec.config import load_config
+
+    frames = [np.full((16, 16, 3), 2 * i, np.uint8) for i in range(120)]
+    clip = make_video(tmp_path / "clip.mp4", frames, fps=Fraction(30000, 1001))
+    path = write_end_to_end_data(tmp_path / "data", clip, {"epochs": 1, "device": "cpu"})
+    raw = yaml.safe_load(path.read_text())
+    raw["backbone"]["image_size"] = 112
+    path.write_text(yaml.safe_dump(raw))
+    report = check_dataset(load_config(path))
+    upscaled = [(p.where, p.message, p.video_id) for p in report.warnings if "scaled up" in p.message]
+    message = ("its frames are 16x16 pixels, scaled up 7.0x (more than 4x on a side) to the backbone's input of "
+               "112x112: its features see little of each gesture; a larger recording gives better ones")
+    videos = tmp_path / "data" / "videos"
+    assert upscaled == [(str(videos / "talk_color.mp4"), message, "talk"),
+                        (str(videos / "talk_again.mp4"), message, "talk_again")]

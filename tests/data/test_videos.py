@@ -591,7 +591,12 @@ def test_cover_art_is_no_video_stream(tmp_path):
 def test_a_video_of_a_few_pixels_is_refused_and_one_scaled_up_much_is_warned_of_once(tmp_path, make_video, capsys):
     """A 2x2 video was scaled up to the backbone's input and extracted (or trained on, or streamed) without a word.
     Every reader of frames for features now goes by one rule (`check_frame_size`): under MIN_FRAME_SIDE pixels a side
-    refused, naming the file, its size and the floor; scaled up more than MAX_UPSCALE on a side, warned of once."""
+    refused, naming the file, its size and the floor; scaled up more than MAX_UPSCALE on a side, a warning returned to
+    the caller's channel (it printed to stderr itself, once per process through a module-level set, so a Python caller
+    of extraction never had it in `ExtractResult.warnings`): nothing printed here, nothing kept between calls."""
+    import re
+    import warnings
+
     from mgrec.data.videos import MAX_UPSCALE, MIN_FRAME_SIDE, VideoClips, check_frame_size, iter_frames
 
     assert (MIN_FRAME_SIDE, MAX_UPSCALE) == (16, 4.0)
@@ -604,16 +609,20 @@ def test_a_video_of_a_few_pixels_is_refused_and_one_scaled_up_much_is_warned_of_
         assert str(refused.value).startswith(floor)
     with pytest.raises(InputError, match=r"its frames are 30x12 pixels, under the 16"):
         check_frame_size("wide.mp4", 30, 12, 224)  # a side under the floor is enough
-    check_frame_size("floor.mp4", 16, 16, 64)  # at the floor, scaled up 4x: neither refused nor warned
-    assert capsys.readouterr().err == ""
+    assert check_frame_size("floor.mp4", 16, 16, 64) is None  # at the floor, scaled up 4x: neither refused nor warned
 
     small = make_video(tmp_path / "small.mp4", [np.full((20, 20, 3), 9 * i, np.uint8) for i in range(20)])
-    assert len(list(iter_frames(small, 112))) == 20
-    warned = (f"warning: {small}: its frames are 20x20 pixels, scaled up 5.6x (more than 4x on a side) to the "
-              "backbone's input of 112x112: its features see little of each gesture; a larger recording gives better "
-              "ones\n")
-    assert capsys.readouterr().err == warned
-    VideoClips.open(small, stride=4, window=16, frames_per_clip=2, image_size=112).clips(0, 1)
-    list(iter_frames(small, 112))
-    assert capsys.readouterr().err == ""  # once per video
-    assert len(list(iter_frames(small, 64))) == 20 and capsys.readouterr().err == ""  # 3.2x: no word
+    warned = (f"{small}: its frames are 20x20 pixels, scaled up 5.6x (more than 4x on a side) to the backbone's input "
+              "of 112x112: its features see little of each gesture; a larger recording gives better ones")
+    assert check_frame_size(small, 20, 20, 112) == check_frame_size(small, 20, 20, 112) == warned  # nothing kept
+    said: list[str] = []
+    assert len(list(iter_frames(small, 112, warn=said.append))) == 20 and said == [warned]  # once, at its first frame
+    with pytest.warns(UserWarning, match=re.escape(warned)):  # no `warn`: Python's own channel, which a caller catches
+        list(iter_frames(small, 112))
+    clips = VideoClips.open(small, stride=4, window=16, frames_per_clip=2, image_size=112)
+    assert clips.warnings == (warned,)  # said by `mgrec data check`, whose warnings training logs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, by the probe: not again at each pass over its clips
+        assert sum(map(len, clips.iter_clips(2))) == clips.length
+    assert len(list(iter_frames(small, 64, warn=said.append))) == 20 and said == [warned]  # 3.2x: no word
+    assert capsys.readouterr().err == ""  # nothing printed by the reader itself

@@ -878,3 +878,26 @@ def test_a_full_disk_while_rows_are_saved_stops_the_extraction_and_keeps_the_row
     assert [r.status for r in extract_videos(sorted(inputs.iterdir()), out, size=SIZE, batch=8,
                                              progress=False)] == ["extracted", "extracted"]
     assert f"note: {inputs / 'a.mp4'}: resuming at window {saves[2]}, after the rows saved" in capsys.readouterr().err
+
+
+def test_frames_scaled_up_much_are_one_warning_of_each_video_in_its_result(tmp_path, make_video, capsys):
+    """Frames scaled up more than 4x to the backbone's input were warned of by the video reader itself, on stderr,
+    once per process through a module-level set: a Python caller of extraction never had it in
+    `ExtractResult.warnings`, where every other warning of a video is. It is now one warning of each video there,
+    beginning with the video's path, which `mgrec extract` prints once; nothing printed by the reader itself."""
+    from mgrec.cli import main
+
+    videos = [make_video(tmp_path / f"{name}.mp4", [np.full((40, 40, 3), 6 * i + seed, np.uint8) for i in range(20)])
+              for seed, name in enumerate(("a", "b"))]
+    (first,) = extract_videos(videos[:1], tmp_path / "one", size=224, progress=False)
+    said = ("{}: its frames are 40x40 pixels, scaled up 5.6x (more than 4x on a side) to the backbone's input of "
+            "224x224: its features see little of each gesture; a larger recording gives better ones")
+    assert first.warnings == (said.format(videos[0]),)
+    assert capsys.readouterr().err == ""  # in the result, not printed
+    both = extract_videos(videos, tmp_path / "two", size=224, progress=False)
+    assert [result.warnings for result in both] == [(said.format(video),) for video in videos]  # one each
+    assert capsys.readouterr().err == ""
+    assert main(["extract", *map(str, videos), "--out", str(tmp_path / "cli"), "--size", "224"]) == 0
+    err = capsys.readouterr().err
+    for video in videos:  # the command line says each once
+        assert err.count(said.format(video)) == 1 and f"warning: {said.format(video)}" in err

@@ -1034,3 +1034,25 @@ def test_a_video_file_that_grows_while_it_streams_is_named_as_extraction_names_i
     monkeypatch.setattr(live_module, "iter_frames", decode)  # complete now: streamed
     (summary,) = stream_files(run, [video], lookahead=0.5, out=io.StringIO(), live=live_module.LiveFeatures(run))
     assert summary.video_id == "rec" and summary.updates > 0
+
+
+def test_a_video_s_frames_scaled_up_much_are_said_once_as_it_streams(tmp_path, make_video, capsys):
+    """`mgrec stream RUN VIDEO` probes the video (`LiveFeatures.fps`) and decodes it again (`rows`): its frames scaled
+    up more than 4x to the backbone's input were said once only by the reader's module-level set. Now the reader
+    returns the warning and the live path says it on stderr, as its other notes, once per video."""
+    from tests.infer.test_detect import make_random_run
+
+    import mgrec.extract.live as live_module
+    from mgrec.extract.jobs import extract_videos
+
+    video = make_video(tmp_path / "small.mp4", [np.full((16, 16, 3), 6 * i, np.uint8) for i in range(40)])
+    (extracted,) = extract_videos([video], tmp_path / "features", size=112, progress=False)
+    said = (f"warning: {video}: its frames are 16x16 pixels, scaled up 7.0x (more than 4x on a side) to the backbone's "
+            "input of 112x112: its features see little of each gesture; a larger recording gives better ones")
+    assert extracted.warnings == (said.removeprefix("warning: "),)
+    recipe = FeatureSidecar(**json.loads(extracted.feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=recipe)
+    capsys.readouterr()
+    for _ in range(2):  # each stream of it says it, once
+        (summary,) = stream_files(run, [video], lookahead=0.5, out=io.StringIO(), live=live_module.LiveFeatures(run))
+        assert summary.updates > 0 and capsys.readouterr().err.count(said) == 1

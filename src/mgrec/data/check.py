@@ -844,15 +844,18 @@ def _video_file_problems(info: VideoInfo, config: Config) -> tuple[list[Problem]
         clips.check_readable()
     except InputError as exc:
         return [_problem_from_error(exc, config.data.videos, info.video_id)], None
+    # its frames scaled up more than MAX_UPSCALE (`check_frame_size`): said here, where training logs it, once
+    warned = [Problem("warning", str(clips.path), warning.removeprefix(f"{clips.path}: "), info.video_id)
+              for warning in clips.warnings]
     grid = config.data.grid(info.fps)
     expected = _expected_steps(info, grid)
     drift = _drift_past_allowed(grid, clips.length, expected)
     if drift is not None:
-        return [Problem("error", str(clips.path),
+        return warned + [Problem("error", str(clips.path),
                         f"{clips.frame_count} frames ({clips.length} clips) but the video lasts {info.duration:.1f} "
                         f"s in the annotations ({expected} clips expected at fps {grid.fps:g}); off by {drift:+.1f} "
                         "s: another video, or a wrong duration?", info.video_id)], clips.length
-    return [], clips.length
+    return warned, clips.length
 
 
 # ---------------------------------------------------------------------------------------------

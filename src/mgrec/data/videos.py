@@ -18,7 +18,6 @@ import `extract`. There is no OpenCV fallback: PyAV reads every container and co
 from __future__ import annotations
 
 import re
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -408,30 +407,28 @@ def _frame_rate(stream) -> float | None:
 MIN_FRAME_SIDE = 16
 # Frames scaled up by more than this on a side to the backbone's input are warned of, once per video.
 MAX_UPSCALE = 4.0
-_upscale_said: set[tuple[str, int, int, int]] = set()  # (video, width, height, input size) warned of in this process
 
 
-def check_frame_size(path: Path | str, width: int, height: int, size: int | None) -> None:
+def check_frame_size(path: Path | str, width: int, height: int, size: int | None) -> str | None:
     """The one rule of every reader of video frames for features (extraction, `detect` and `stream` of a video, an
     end-to-end run's clips, pose landmarks): frames under MIN_FRAME_SIDE pixels on a side are refused (InputError
     naming the file, its size and the floor); frames that `size` (the backbone's input, None: read at their own size)
-    scales up by more than MAX_UPSCALE on a side are warned of on stderr, once per video and process."""
+    scales up by more than MAX_UPSCALE on a side are a warning, returned (beginning with the video's path) for the
+    caller to say once per video through its own channel of warnings (`ExtractResult.warnings`, which the command
+    line prints; `mgrec stream`'s stderr; `mgrec data check`'s warnings, which training logs); None otherwise.
+    Nothing here prints, and nothing is kept between calls."""
     if min(width, height) < MIN_FRAME_SIDE:
         raise InputError(f"{path}: its frames are {width}x{height} pixels, under the {MIN_FRAME_SIDE} pixels a side "
                          "that mgrec reads gestures in (scaled up to a backbone's input, they are features of a "
                          "blur); give the video at its recorded size")
     if size is None:
-        return
+        return None
     scale = max(size / width, size / height)
-    key = (str(path), width, height, size)
-    if scale > MAX_UPSCALE and key not in _upscale_said:
-        _upscale_said.add(key)
-        from mgrec import terminal
-
-        print(terminal.visible(f"warning: {path}: its frames are {width}x{height} pixels, scaled up {scale:.1f}x "
-                               f"(more than {MAX_UPSCALE:g}x on a side) to the backbone's input of {size}x{size}: "
-                               "its features see little of each gesture; a larger recording gives better ones"),
-              file=sys.stderr)
+    if scale <= MAX_UPSCALE:
+        return None
+    return (f"{path}: its frames are {width}x{height} pixels, scaled up {scale:.1f}x (more than {MAX_UPSCALE:g}x on a "
+            f"side) to the backbone's input of {size}x{size}: its features see little of each gesture; a larger "
+            "recording gives better ones")
 
 
 def _to_rgb(frame, size: int | None, path: Path | str) -> np.ndarray:
@@ -502,8 +499,8 @@ def _refuse_a_lost_start(path: Path | str, seconds: float, stream, fps: float) -
             "to start at that frame (ffmpeg -i IN -vf setpts=PTS-STARTPTS OUT.mp4)")
 
 
-def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] | None = None, container=None
-                ) -> Iterator[np.ndarray | None]:
+def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] | None = None, container=None,
+                warn: Callable[[str], None] | None = None) -> Iterator[np.ndarray | None]:
     """Every frame of the video in display order as a (size, size, 3) uint8 RGB array; `size=None`:
     at the video's own size and aspect (what a landmark model wants: `mgrec.extract.pose`).
     `keep(index)` False: that frame is decoded (later frames depend on it) but not converted, and
@@ -515,7 +512,9 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
     rate: the feature grid assumes a constant one), and a file whose first frame decoded is shown more than that after
     its stream starts (`_refuse_a_lost_start`). Frames are turned upright by their display matrix.
     `container`: one opened already (`open_piped_video`, `open_network_video`), read instead of opening `path`, and
-    closed at the end; `path` then names it in messages.
+    closed at the end; `path` then names it in messages. `warn`: takes the warning of `check_frame_size` of the first
+    frame decoded (frames scaled up more than MAX_UPSCALE), once, for the caller's channel of warnings (extraction:
+    its `ExtractResult.warnings`); None: a Python `UserWarning` (`warnings.warn`), which a caller may catch.
     """
     import av
 
@@ -536,7 +535,9 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
                                                 arriving=opened)
                     _check_constant_rate(path, index, seconds - first_seconds, fps, arriving=opened)
                 if index == 0:  # the size decoded, also of a source read as it arrives (no header probed)
-                    check_frame_size(path, frame.width, frame.height, size)
+                    said = check_frame_size(path, frame.width, frame.height, size)
+                    if said is not None:
+                        _say(said, warn)
                 yield _to_rgb(frame, size, path) if keep is None or keep(index) else None
                 index += 1
             declared, declared_end = stream.frames, _declared_end(container, stream)
@@ -544,6 +545,16 @@ def iter_frames(path: Path | str, size: int | None, keep: Callable[[int], bool] 
         raise InputError(f"{path}: decoding failed at frame {index} (corrupt or truncated file?): "
                          f"{ffmpeg_reason(exc)}") from None
     check_whole(path, index, seconds, declared, declared_end, fps)
+
+
+def _say(warning: str, warn: Callable[[str], None] | None) -> None:
+    """`warning` given to the caller's `warn`, else a Python UserWarning."""
+    if warn is not None:
+        warn(warning)
+    else:
+        import warnings
+
+        warnings.warn(warning, UserWarning, stacklevel=3)
 
 
 # How much shorter than its declared duration a video without a frame count may decode: its last frame is
@@ -681,6 +692,9 @@ class VideoClips:
     window: int
     frames_per_clip: int
     image_size: int
+    # what its probe found worth a word (`check_frame_size`'s upscale warning), each beginning with its path: said
+    # by `mgrec data check` (whose warnings training logs), once per video
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def open(
@@ -696,7 +710,8 @@ class VideoClips:
                 raise InputError(f"{path}: {name} must be a positive integer, got {value!r}")
         clip_frame_picks(window, frames_per_clip)
         info = probe_video(path)
-        check_frame_size(path, info.width, info.height, image_size)  # before training: not at a crop epochs in
+        # before training: not at a crop epochs in
+        warnings = tuple(filter(None, [check_frame_size(path, info.width, info.height, image_size)]))
         # `not <=`: a NaN frame rate compares unequal to everything and must not pass as a match
         if expected_fps is not None and not abs(info.fps - expected_fps) <= FPS_TOLERANCE:
             raise InputError(
@@ -707,7 +722,7 @@ class VideoClips:
         if frame_count < window:
             # No clip at all: nothing to train on or to detect in (extraction refuses it the same way).
             raise InputError(f"{path}: {counted(frame_count, 'frame')}, shorter than one window of {window} frames")
-        return cls(path, info.fps, frame_count, stride, window, frames_per_clip, image_size)
+        return cls(path, info.fps, frame_count, stride, window, frames_per_clip, image_size, warnings)
 
     @property
     def length(self) -> int:
@@ -819,7 +834,9 @@ class VideoClips:
         one sequential pass over the video, holding only the last `window` frames."""
         if batch < 1:
             raise InputError(f"batch must be a positive integer, got {batch}")
-        every = window_clips(iter_frames(self.path, self.image_size), self.window, self.stride, self.frames_per_clip)
+        # its frame size was said once, by its probe (`warnings`): not again at every pass over it
+        frames = iter_frames(self.path, self.image_size, warn=lambda said_by_the_probe: None)
+        every = window_clips(frames, self.window, self.stride, self.frames_per_clip)
         # A stream longer than its declared frame count has windows past `length`; they are not on
         # the grid the rest of mgrec uses for this video (and the stream is still read to its end).
         clips = (clip for i, clip in enumerate(every) if i < self.length)

@@ -289,7 +289,8 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
             first = model.first_frame(start, window, stride, batch)
             needed = model.frame_needed(window, stride)
             keep = needed if not first else lambda index: index >= first and (needed is None or needed(index))
-            frames = FrameCounter(iter_frames(path, model.image_size, keep=keep))
+            said: list[str] = []  # its frame size's warning (`check_frame_size`), one, in its result's warnings
+            frames = FrameCounter(iter_frames(path, model.image_size, keep=keep, warn=said.append))
             # A second bar inside the video: an hour of video is minutes of work even on a GPU.
             # closed on the way out, an error too: its decoding thread must not outlive the video (it did, with the
             # file open, for as long as the error's traceback was kept)
@@ -323,7 +324,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
         several = (f"{path}: {stream.several_streams_note()}",) if stream.video_streams > 1 else ()
         results.append(
             ExtractResult(path, feature_path, "extracted", frames.count, len(features), time.perf_counter() - started,
-                          late + several, model.runtime)
+                          late + several + tuple(said), model.runtime)
         )
     raise_failures(failures, len(files), results)
     return results

@@ -75,6 +75,7 @@ class LiveFeatures:
         self._opened: dict[Source, object] = {}  # the container of a source that arrives once, opened by `fps`,
         # until `rows` takes it
         self._read: set[Source] = set()  # such sources opened so far: each is read once
+        self._said: set[str] = set()  # the warnings said on stderr (a file's frame size: by `fps`, then not by `rows`)
 
     def takes(self, source: Source) -> bool:
         """Whether `source` is a video this streams (a video file, `-` or a URL), rather than a feature file."""
@@ -90,7 +91,8 @@ class LiveFeatures:
         to be read from its first, as `mgrec extract` says it (a dashcam's rear camera streamed as its front one)."""
         if not arrives_once(video):
             stream = probe_video(video)
-            check_frame_size(video, stream.width, stream.height, self.model.image_size)  # before the first update
+            # before the first update
+            self._warn(check_frame_size(video, stream.width, stream.height, self.model.image_size))
             if stream.video_streams > 1:
                 print(f"note: {terminal.one_line(str(video))}: {stream.several_streams_note()}", file=sys.stderr)
             return stream.fps
@@ -102,6 +104,13 @@ class LiveFeatures:
         else:
             self._opened[video], rate = open_network_video(video)
         return rate
+
+    def _warn(self, warning: str | None) -> None:
+        """A warning of a video (`check_frame_size`'s, beginning with its path) said on stderr, as the notes of `fps`
+        are, once per video: a file's size is probed by `fps` and decoded again by `rows`."""
+        if warning is not None and warning not in self._said:
+            self._said.add(warning)
+            print(terminal.visible(f"warning: {warning}"), file=sys.stderr)
 
     def close(self) -> None:
         """Close the sources `fps` opened whose rows were never read (a check after it failed): a camera's connection
@@ -127,7 +136,7 @@ class LiveFeatures:
         # at its end, as extraction says it (`check_unchanged`)
         stamp = None if opened is not None else source_stamp(video)
         frames = FrameCounter(iter_frames(name, self.model.image_size, container=opened,
-                                          keep=self.model.frame_needed(self.window, self.stride)))
+                                          keep=self.model.frame_needed(self.window, self.stride), warn=self._warn))
         with closing(prefetch(iter(frames), DECODE_AHEAD)) as decoded:  # its thread ends with the rows, or an error
             try:
                 yield from self.model.window_features(decoded, self.window, self.stride, DEFAULT_BATCH)
