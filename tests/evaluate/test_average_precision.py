@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mgrec.errors import InputError
 from mgrec.evaluate.average_precision import (
     DEFAULT_TIOU_THRESHOLDS,
     average_precision,
@@ -85,7 +86,7 @@ def test_interpolated_ap_envelope():
 
 
 def test_label_id_out_of_range_is_an_error():
-    with pytest.raises(ValueError, match="label ids"):
+    with pytest.raises(InputError, match=r"gt \[.x.\] #0: expected a label_id >= 0 and < 2"):
         average_precision({"x": [seg("x", 0, 10, 2)]}, {}, 2)
 
 

@@ -8,6 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mgrec.errors import InputError
+from mgrec.evaluate.average_precision import average_precision
+from mgrec.evaluate.f1 import f1_miga, f1_strict, tune_score_threshold
 from mgrec.evaluate.matching import (
     greedy_match,
     same_class_tiou,
@@ -134,3 +137,91 @@ def test_bounds_a_column_at_a_time_are_the_array_of_pairs():
         found = bounds(items)
         assert found.shape == expected.shape == (size, 2) and found.dtype == expected.dtype
         assert found.tobytes() == expected.tobytes()
+
+
+# ------------------------------------------------------------------------------- inputs given in Python
+
+
+@pytest.mark.parametrize("a, expected", [
+    (np.array([1.0, 2.0, 3.0, 4.0]), r"a: expected an \(N, 2\) array .* got shape \(4,\)"),  # was 2 intervals
+    (np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), r"a: expected an \(N, 2\) array .* got shape \(2, 3\)"),
+    (np.array([[0.0, 1.0], [2.0, 1.0]]), r"a row 1: expected finite times with start <= end, got \[2.0, 1.0\]"),
+    (np.array([[np.nan, 1.0]]), r"a row 0: expected finite times"),
+    ([("x", 1.0)], r"a: expected \(start, end\) rows of numbers"),
+])
+def test_tiou_matrix_refuses_what_is_no_interval_array(a, expected):
+    """A (2N,) array was read as N intervals and an (N, 3) one cut into rows of two; a start after its end and a NaN
+    gave tIoU 0: each a number, not an error."""
+    with pytest.raises(InputError, match=expected):
+        tiou_matrix(a, np.array([[1.0, 2.0]]))
+
+
+def test_tiou_matrix_takes_a_tensor_and_an_empty_list():
+    torch = pytest.importorskip("torch")
+    assert tiou_matrix(torch.tensor([[1.0, 2.0]]), np.array([[1.0, 2.0]])).tolist() == [[1.0]]
+    assert tiou_matrix([], np.array([[1.0, 2.0]])).shape == (0, 1)
+
+
+GT = {"v": [Segment("v", 1.0, 2.0, 0, "a"), Segment("v", 3.0, 4.0, 1, "b")]}
+
+
+def _det(start=1.0, end=2.0, label_id=0, score=0.9):
+    return Detection("v", start, end, label_id, "a", score)
+
+
+@pytest.mark.parametrize("pred, expected", [
+    ({"v": [_det(2.0, 1.0)]}, r"pred \['v'\] #0: expected finite times with start <= end, got \[2.0, 1.0\]"),
+    ({"v": [_det(float("nan"), 2.0)]}, r"pred \['v'\] #0: expected finite times"),
+    ({"v": [_det(), _det(score=float("nan"))]}, r"pred \['v'\] #1: expected a finite score, got nan"),
+    ({"v": [_det(score=float("inf"))]}, r"pred \['v'\] #0: expected a finite score, got inf"),
+    ({"v": [_det(label_id=-1)]}, r"pred \['v'\] #0: expected a label_id >= 0"),
+    ({"v": [_det(label_id=1.5)]}, r"pred \['v'\] #0: expected an integer label_id, got 1.5"),  # was class 1
+    ({"v": [{"segment": [1, 2], "label_id": 0, "score": 0.9}]}, r"pred \['v'\] #0: expected a Detection"),
+    ([_det()], r"pred: expected a mapping \{video_id: \[Detection, \.\.\.\]\}, got list"),
+    ({"v": _det()}, r"pred \['v'\]: expected a list of Detection, got Detection"),
+])
+@pytest.mark.parametrize("metric", ["f1_strict", "f1_miga", "average_precision", "tune_score_threshold"])
+def test_metrics_refuse_hostile_records(metric, pred, expected):
+    """Each was a wrong number without a word (a start after its end a miss, a NaN score ranked first in AP and
+    nowhere in F1, label -1 a class of its own) or an AttributeError deep inside."""
+    call = {"f1_strict": lambda: f1_strict(GT, pred), "f1_miga": lambda: f1_miga(GT, pred),
+            "average_precision": lambda: average_precision(GT, pred, 2),
+            "tune_score_threshold": lambda: tune_score_threshold(GT, pred)}[metric]
+    with pytest.raises(InputError, match=expected):
+        call()
+
+
+def test_average_precision_checks_labels_against_the_classes():
+    with pytest.raises(InputError, match=r"pred \['v'\] #0: expected a label_id >= 0 and < 2 \(the number"):
+        average_precision(GT, {"v": [_det(label_id=2)]}, 2)
+    with pytest.raises(InputError, match=r"gt \['v'\] #1: expected a label_id >= 0 and < 1"):
+        average_precision(GT, {}, 1)  # GT has class 1
+    with pytest.raises(InputError, match="num_classes: expected an integer >= 1, got 0"):
+        average_precision(GT, {}, 0)
+
+
+@pytest.mark.parametrize("tious", [[1.5], [], [0], [float("nan")]])
+def test_average_precision_refuses_tious_outside_0_1(tious):
+    """[1.5] gave an average mAP of 0, [] NaN, [0] counted every touching pair."""
+    with pytest.raises(InputError, match=r"tIoU thresholds: expected one or more numbers in \(0, 1\]"):
+        average_precision(GT, {"v": [_det()]}, 2, tious)
+
+
+@pytest.mark.parametrize("threshold", [1.5, 1.0, -1, float("nan"), "0.3", True])
+@pytest.mark.parametrize("metric", [f1_strict, f1_miga])
+def test_f1_refuses_a_tiou_threshold_outside_0_1(metric, threshold):
+    """1.5 and NaN gave F1 0, -1 matched segments that do not overlap."""
+    with pytest.raises(InputError, match=r"tiou_threshold: expected a number in \[0, 1\)"):
+        metric(GT, {"v": [_det()]}, threshold)
+
+
+def test_metrics_take_what_is_well_formed():
+    """Empty predictions, numpy and torch scalars, integral floats, and videos absent from either side still score."""
+    torch = pytest.importorskip("torch")
+    assert f1_strict(GT, {}).overall.f1 == 0.0
+    assert f1_strict(GT, {"w": [Detection("w", 1.0, 2.0, 0, "a", 0.9)]}).overall.num_pred == 1
+    scalar = Detection("v", np.float32(1.0), torch.tensor(2.0), np.int64(0), "a", torch.tensor(0.9))
+    assert f1_strict(GT, {"v": [scalar]}).overall.correct == 1
+    assert average_precision(GT, {"v": [_det(label_id=0.0)]}, 2).mAP[0.3] == 0.5
+    from mgrec.evaluate.matching import check_records  # here: the module collects without it
+    check_records({"v": [], "w": ()}, "pred", scored=True)

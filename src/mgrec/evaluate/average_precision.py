@@ -24,12 +24,14 @@ import numpy as np
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import (
     bounds,
+    check_records,
     greedy_match,
     label_ids,
     scores,
     tiou_at_least,
     tiou_matrix,
 )
+from mgrec.files import listed
 from mgrec.records import Detection, Segment
 from mgrec.smg_csv import decimal_number
 
@@ -131,8 +133,21 @@ def average_precision(
     """AP per class and threshold, mAP per threshold and its mean; label ids in [0, num_classes).
 
     Predictions of videos absent from `gt` are false positives. Matching is independent per
-    video, so it runs per video and class; the ranking that builds the PR curve is per class.
+    video, so it runs per video and class; the ranking that builds the PR curve is per class. The records
+    (`matching.check_records`), the class count and the thresholds (`check_tious`) are checked first.
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise InputError(f"num_classes: expected an integer >= 1, got {num_classes!r}")
+    check_records(gt, "gt", scored=False, num_classes=num_classes)
+    check_records(pred, "pred", scored=True, num_classes=num_classes)
+    tiou_thresholds = listed(tiou_thresholds, "tiou_thresholds", "one or more numbers in (0, 1]")
+    check_tious(tiou_thresholds)
+    return _average_precision(gt, pred, int(num_classes), tiou_thresholds)
+
+
+def _average_precision(gt: Mapping[str, Sequence[Segment]], pred: Mapping[str, Sequence[Detection]],
+                       num_classes: int, tiou_thresholds: Sequence[float]) -> APResult:
+    """`average_precision` of checked records and thresholds (`mgrec.evaluate.scoring.score` checks its own)."""
     thresholds = np.asarray(tiou_thresholds, dtype=np.float64)
     num_gt = np.zeros(num_classes, dtype=np.int64)
     for video_id, items in gt.items():

@@ -31,6 +31,8 @@ from mgrec.config import PostprocessConfig
 from mgrec.errors import InputError
 from mgrec.evaluate.matching import (
     bounds,
+    check_f1_tiou,
+    check_records,
     greedy_match,
     label_ids,
     same_class_tiou,
@@ -165,8 +167,25 @@ def f1_miga(
     """F1 by the MiGA starter-kit rule (non-consuming matching, counts pooled over videos).
 
     A ground-truth segment is correct when any prediction of the same video and class has
-    tIoU > `tiou_threshold`. Predictions of videos absent from `gt` count as false positives.
+    tIoU > `tiou_threshold`. Predictions of videos absent from `gt` count as false positives. The records and
+    the threshold are checked first (`matching.check_records`, `matching.check_f1_tiou`).
     """
+    check_metric_inputs(gt, pred, tiou_threshold)
+    return _f1_miga(gt, pred, tiou_threshold)
+
+
+def check_metric_inputs(gt: object, pred: object, tiou_threshold: object | None = None,
+                        num_classes: int | None = None) -> None:
+    """What every metric of this module checks of its arguments, once per call (`matching.check_records`)."""
+    check_records(gt, "gt", scored=False, num_classes=num_classes)
+    check_records(pred, "pred", scored=True, num_classes=num_classes)
+    if tiou_threshold is not None:
+        check_f1_tiou(tiou_threshold)
+
+
+def _f1_miga(gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]],
+             tiou_threshold: float) -> F1Result:
+    """`f1_miga` of checked records (`mgrec.evaluate.scoring.score` checks its own once)."""
     correct = num_gt = num_pred = 0
     for video_id in _video_ids(gt, pred):
         gt_items, pred_items = gt.get(video_id, []), pred.get(video_id, [])
@@ -187,8 +206,16 @@ def f1_strict(
     Within each video and class, predictions are taken in descending score order (ties keep their
     list order); each matches the unmatched ground-truth segment with the highest tIoU, provided
     that tIoU is strictly greater than `tiou_threshold` (the same strict rule as `f1_miga`).
-    Predictions of videos absent from `gt` count as false positives.
+    Predictions of videos absent from `gt` count as false positives. The records and the threshold are checked
+    first, as `f1_miga`'s.
     """
+    check_metric_inputs(gt, pred, tiou_threshold)
+    return _f1_strict(gt, pred, tiou_threshold)
+
+
+def _f1_strict(gt: Mapping[str, list[Segment]], pred: Mapping[str, list[Detection]],
+               tiou_threshold: float) -> StrictF1Result:
+    """`f1_strict` of checked records."""
     matches: list[Match] = []
     gt_per_class: dict[int, int] = {}
     pred_per_class: dict[int, int] = {}
@@ -269,6 +296,13 @@ def tune_score_threshold(
     """
     if metric not in ("f1", "f1_miga"):
         raise InputError(f"score-threshold metric must be 'f1' or 'f1_miga', got {metric!r}")
+    check_metric_inputs(gt, ranked_pred, tiou_threshold)
+    return _tune_score_threshold(gt, ranked_pred, metric, tiou_threshold)
+
+
+def _tune_score_threshold(gt: Mapping[str, list[Segment]], ranked_pred: Mapping[str, list[Detection]], metric: str,
+                          tiou_threshold: float) -> float:
+    """`tune_score_threshold` of checked records."""
     video_ids = _video_ids(gt, ranked_pred)
     all_scores = np.concatenate([scores(ranked_pred.get(v, [])) for v in video_ids] + [np.zeros(0)])
     if all_scores.size == 0:
@@ -283,7 +317,7 @@ def tune_score_threshold(
                 found_at.append(_found_at(gt_items, pred_items, tiou_threshold))
         match_scores = np.concatenate(found_at)
     else:
-        strict = f1_strict(gt, ranked_pred, tiou_threshold)
+        strict = _f1_strict(gt, ranked_pred, tiou_threshold)
         match_scores = np.array([ranked_pred[m.video_id][m.pred_index].score for m in strict.matches])
     candidates = np.unique(all_scores)
     # Counts of values >= each candidate, from sorted arrays.
@@ -315,7 +349,15 @@ def tune_class_thresholds(
     if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) or not shrinkage >= 0 \
             or not math.isfinite(shrinkage):  # NaN made n + k > 0 false: every class silently got the global one
         raise InputError(f"threshold shrinkage: expected a finite number >= 0, got {shrinkage!r}")
-    strict = f1_strict(gt, ranked_pred, tiou_threshold)
+    check_metric_inputs(gt, ranked_pred, tiou_threshold, num_classes)
+    return _tune_class_thresholds(gt, ranked_pred, num_classes, global_threshold, shrinkage, tiou_threshold, rounds)
+
+
+def _tune_class_thresholds(gt: Mapping[str, list[Segment]], ranked_pred: Mapping[str, list[Detection]],
+                           num_classes: int, global_threshold: float, shrinkage: float, tiou_threshold: float,
+                           rounds: int) -> list[float]:
+    """`tune_class_thresholds` of checked records and shrinkage."""
+    strict = _f1_strict(gt, ranked_pred, tiou_threshold)
     video_ids = _video_ids(gt, ranked_pred)
     all_scores = [[] for _ in range(num_classes)]
     for video_id in video_ids:
@@ -365,9 +407,14 @@ def tune_thresholds(
     (`tune_score_threshold`) and the per-class ones. "per_class" tunes those too (`tune_class_thresholds`,
     shrunk toward the global one by `post.threshold_shrinkage`); "global" keeps `post.class_thresholds`, which
     are None unless set by hand (then they, not the tuned global threshold, cut the hard set)."""
-    threshold = tune_score_threshold(gt, ranked_pred)
+    if post.thresholds not in ("global", "per_class"):
+        raise InputError(f"postprocess.thresholds must be 'global' or 'per_class', got {post.thresholds!r}")
+    check_metric_inputs(gt, ranked_pred, F1_TIOU_THRESHOLD, num_classes if post.thresholds == "per_class" else None)
+    threshold = _tune_score_threshold(gt, ranked_pred, "f1", F1_TIOU_THRESHOLD)  # the records checked once
     if post.thresholds == "global":
         return threshold, post.class_thresholds
-    if post.thresholds != "per_class":
-        raise InputError(f"postprocess.thresholds must be 'global' or 'per_class', got {post.thresholds!r}")
-    return threshold, tune_class_thresholds(gt, ranked_pred, num_classes, threshold, post.threshold_shrinkage)
+    shrinkage = post.threshold_shrinkage
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) or not shrinkage >= 0 \
+            or not math.isfinite(shrinkage):
+        raise InputError(f"threshold shrinkage: expected a finite number >= 0, got {shrinkage!r}")
+    return threshold, _tune_class_thresholds(gt, ranked_pred, num_classes, threshold, shrinkage, F1_TIOU_THRESHOLD, 3)

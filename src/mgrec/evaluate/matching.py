@@ -16,10 +16,12 @@ such rounding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mgrec.errors import InputError
+from mgrec.files import brief
 from mgrec.records import Detection, Segment
 
 TIOU_TOLERANCE = 1e-9
@@ -53,14 +55,104 @@ def tiou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     0 where two intervals do not overlap or both are empty. One-vs-many is the case N = 1.
     """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    a, b = intervals(a, "a"), intervals(b, "b")
     intersection = np.clip(
         np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None
     )
     union = (a[:, None, 1] - a[:, None, 0]) + (b[None, :, 1] - b[None, :, 0]) - intersection
     safe_union = np.where(union > 0, union, 1.0)
     return np.where(union > 0, intersection / safe_union, 0.0)
+
+
+def intervals(value: object, name: str) -> np.ndarray:
+    """`value` as an (N, 2) float64 array of (start, end) rows, or an InputError naming `name` and the row: a (2N,)
+    array was paired up as N intervals, an (N, 3) one cut into rows of two, and a start after its end or a NaN gave a
+    tIoU of 0, each without a word. Empty input of any shape is no interval. A torch tensor is read from its
+    device."""
+    if hasattr(value, "detach"):  # a torch tensor, on any device
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: expected (start, end) rows of numbers, an (N, 2) array, got "
+                         f"{brief(value)}") from None
+    if array.size == 0:
+        return array.reshape(0, 2)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise InputError(f"{name}: expected an (N, 2) array of (start, end) rows, got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1) | (array[:, 0] > array[:, 1]))
+    if bad.size:
+        row = int(bad[0])
+        raise InputError(f"{name} row {row}: expected finite times with start <= end, got "
+                         f"[{float(array[row, 0])!r}, {float(array[row, 1])!r}]")
+    return array
+
+
+def check_records(per_video: object, name: str, scored: bool, num_classes: int | None = None) -> None:
+    """The records a metric is given in Python, checked once per call, video by video and vectorised: a mapping
+    {video_id: list of Segment (`scored` False) or Detection}, each with finite times, start <= end, an integer
+    label_id >= 0 (and < `num_classes` where the metric knows the class count) and, for a detection, a finite score.
+    Before, a start after its end or a NaN time scored as a miss, a NaN score ranked nowhere in F1 and first in AP, a
+    negative label_id was a class of its own, a float one was cut to an int, and a list of dicts was an
+    AttributeError deep inside: each a number or a traceback, not what was wrong. `name` names the argument."""
+    kind = "Detection" if scored else "Segment"
+    if not isinstance(per_video, Mapping):
+        raise InputError(f"{name}: expected a mapping {{video_id: [{kind}, ...]}}, got {type(per_video).__name__}")
+    for video_id, items in per_video.items():
+        place = f"{name} [{brief(video_id)}]"
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+            raise InputError(f"{place}: expected a list of {kind}, got {type(items).__name__}")
+        if not items:
+            continue
+        fields = ("start", "end", "label_id", "score") if scored else ("start", "end", "label_id")
+        try:
+            times = bounds(items)
+            labels = np.array([item.label_id for item in items])
+            values = scores(items) if scored else np.zeros(len(items))
+        except AttributeError:
+            index = next(i for i, item in enumerate(items) if not all(hasattr(item, key) for key in fields))
+            raise InputError(f"{place} #{index}: expected a {kind} (mgrec.records; load_predictions and "
+                             f"load_annotations read files into them), got {brief(items[index])}") from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{place}: expected numbers for start, end, label_id{' and score' if scored else ''} "
+                             f"({exc})") from None
+        bad = np.flatnonzero(~np.isfinite(times).all(axis=1) | (times[:, 0] > times[:, 1]))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(f"{place} #{index}: expected finite times with start <= end, got "
+                             f"[{items[index].start!r}, {items[index].end!r}]")
+        if labels.dtype.kind not in "iu":  # 1.5 was cut to class 1, True was class 1
+            index = next((i for i, item in enumerate(items) if not _integral(item.label_id)), None)
+            if index is not None:
+                raise InputError(f"{place} #{index}: expected an integer label_id, got {brief(items[index].label_id)}")
+            labels = np.array([int(item.label_id) for item in items], dtype=np.int64)  # e.g. torch's 0-d tensors
+        limit = "" if num_classes is None else f" and < {num_classes} (the number of classes)"
+        bad = np.flatnonzero((labels < 0) | (labels >= (np.iinfo(np.int64).max if num_classes is None
+                                                         else num_classes)))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(f"{place} #{index}: expected a label_id >= 0{limit}, got {items[index].label_id!r}")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(f"{place} #{index}: expected a finite score, got {items[index].score!r}")
+
+
+def _integral(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return float(value).is_integer()  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def check_f1_tiou(threshold: object) -> None:
+    """The F1 rules' tIoU threshold: a number in [0, 1). They count tIoU > threshold, so 1 (or more) matched nothing
+    and a negative one matched segments that do not overlap; NaN matched nothing, each an F1 of 0 without a word."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not 0 <= threshold < 1:
+        raise InputError(f"tiou_threshold: expected a number in [0, 1) (F1 counts tIoU > it), got {brief(threshold)}")
 
 
 def tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:

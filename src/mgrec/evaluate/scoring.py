@@ -24,13 +24,13 @@ import numpy as np
 
 from mgrec.config import THRESHOLD_RULES, PostprocessConfig, canonical_subset, class_thresholds_problem, split_name
 from mgrec.errors import InputError, where
-from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, average_precision, check_tious, tiou_key
+from mgrec.evaluate.average_precision import DEFAULT_TIOU_THRESHOLDS, _average_precision, check_tious, tiou_key
 from mgrec.evaluate.f1 import (
     F1_TIOU_THRESHOLD,
+    _f1_miga,
+    _f1_strict,
     apply_score_threshold,
     bar_words,
-    f1_miga,
-    f1_strict,
     threshold_phrase,
     tune_thresholds,
 )
@@ -254,9 +254,10 @@ def score(
 
     ranked = restrict_to_videos(ranked, gt)
     hard = apply_score_threshold(ranked, score_threshold, class_thresholds)
-    strict = f1_strict(gt, hard, F1_TIOU_THRESHOLD)
-    miga = f1_miga(gt, hard, F1_TIOU_THRESHOLD)
-    ap = average_precision(gt, ranked, len(classes), tiou_thresholds)
+    # the records were checked above (`_check_items`): the metrics' own checks would read them all again
+    strict = _f1_strict(gt, hard, F1_TIOU_THRESHOLD)
+    miga = _f1_miga(gt, hard, F1_TIOU_THRESHOLD)
+    ap = _average_precision(gt, ranked, len(classes), tiou_thresholds)
     matrix, background = confusion_counts(gt, hard, len(classes))
 
     per_class = {}
