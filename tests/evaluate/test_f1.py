@@ -381,3 +381,29 @@ def test_the_best_threshold_of_every_candidate_at_once_is_the_one_of_each_f1_res
         num_gt = rng.choice([0, 1, 7, 30, 10**6])
         assert _best_threshold(candidates, correct, num_pred, num_gt) == \
             _best_threshold_reference(candidates, correct, num_pred, num_gt)
+
+
+# ------------------------------------------------------------------------------- hard_set's arguments
+
+
+@pytest.mark.parametrize("class_thresholds, label_id, expected", [
+    ([0.5], 1, r"label_id 1 has no class threshold \(class_thresholds holds 1: label ids 0 to 0\)"),  # IndexError
+    ([0.5, 0.1], -1, r"label_id -1 has no class threshold"),  # took class 1's bar
+    ([0.5, float("nan")], 0, r"class_thresholds: expected one finite number per class, got \[0.5, nan\]"),
+    ([], 0, r"class_thresholds: expected one finite number per class, got \[\]"),
+])
+def test_hard_set_refuses_class_thresholds_that_do_not_fit(class_thresholds, label_id, expected):
+    with pytest.raises(InputError, match=expected):
+        hard_set([det("v", 1, 2, label=label_id, score=0.9)], 0.5, class_thresholds)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), None, "0.5"])
+def test_hard_set_refuses_a_threshold_that_is_no_number(threshold):
+    """NaN kept nothing without a word."""
+    with pytest.raises(InputError, match="score_threshold: expected a finite number"):
+        hard_set([det("v", 1, 2, score=0.9)], threshold)
+
+
+def test_hard_set_keeps_by_class():
+    kept = hard_set([det("v", 1, 2, label=0, score=0.4), det("v", 1, 2, label=1, score=0.4)], 0.9, [0.5, 0.3])
+    assert [d.label_id for d in kept] == [1]

@@ -40,6 +40,7 @@ from mgrec.evaluate.matching import (
     tiou_above,
     tiou_matrix,
 )
+from mgrec.files import brief, is_finite_real, listed
 from mgrec.records import Detection, Segment
 
 # The MiGA challenge's tIoU threshold: both F1 rules, their threshold tuning and the confusion matrix.
@@ -51,10 +52,26 @@ F1_EPSILON = 1e-7
 def hard_set(detections: Iterable[Detection], score_threshold: float,
              class_thresholds: Sequence[float] | None = None) -> list[Detection]:
     """The set F1 is computed on: the detections with score >= `score_threshold` (or, with
-    `class_thresholds`, >= the threshold of their class, by label id), in their order."""
+    `class_thresholds`, >= the threshold of their class, by label id), in their order. A NaN threshold kept
+    nothing without a word, and a label id past the class thresholds was an IndexError (a negative one took the
+    bar of another class): both are refused, the detection named."""
     if class_thresholds is None:
+        if not is_finite_real(score_threshold):
+            raise InputError(f"score_threshold: expected a finite number, got {brief(score_threshold)}")
         return [d for d in detections if d.score >= score_threshold]
-    return [d for d in detections if d.score >= class_thresholds[d.label_id]]
+    bars = listed(class_thresholds, "class_thresholds", "one finite number per class")
+    if not bars or not all(is_finite_real(bar) for bar in bars):
+        raise InputError(f"class_thresholds: expected one finite number per class, got {brief(bars)}")
+    detections = listed(detections, "detections", "a list of Detection")
+    count = len(bars)
+    outside = next((d for d in detections if not (type(d.label_id) is int and 0 <= d.label_id < count)
+                    and (isinstance(d.label_id, bool) or not isinstance(d.label_id, numbers.Integral)
+                         or not 0 <= d.label_id < count)), None)  # an int in range passes at the first question
+    if outside is not None:
+        raise InputError(f"detection of {brief(outside.video_id)} at {outside.start} s: label_id "
+                         f"{brief(outside.label_id)} has no class threshold (class_thresholds holds {len(bars)}: "
+                         f"label ids 0 to {len(bars) - 1})")
+    return [d for d in detections if d.score >= bars[d.label_id]]
 
 
 def bar_words(score_threshold: float, class_thresholds: Sequence[float] | None = None) -> str:
