@@ -500,8 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec evaluate runs/demo-mgrec",
                      "mgrec evaluate runs/demo-mgrec --split test --tune-on val --checkpoint last",
                      "mgrec evaluate runs/demo-mgrec --online --lookahead 1",
+                     "mgrec evaluate runs/copied --set data.features=/new/place/features   # the data moved",
                  ))
     _add_run_dir(p)
+    p.add_argument("--set", dest="overrides", action=_AppendOverride, default=[], metavar="KEY=VALUE",
+                   help="where the run's data lies for this call, when it moved: data.annotations=FILE, "
+                        "data.features=FOLDER (repeatable; config.yaml is left as it is, the scores record the data "
+                        "read; default: the run's config.yaml)")
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
     p.add_argument("--tune-on", metavar="SPLIT", type=split_argument, default=None,
                    help="re-tune the F1 score threshold on this split, e.g. val (default: the threshold tuned on "
@@ -1179,13 +1184,14 @@ def cmd_export(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from mgrec.config import canonical_subset
+    from mgrec.config import canonical_subset, data_locations
     from mgrec.evaluate.f1 import threshold_phrase
     from mgrec.evaluate.scoring import check_tuning_split, format_score_table
-    from mgrec.infer.evaluate_run import evaluate_run
+    from mgrec.infer.evaluate_run import DATA_LOCATIONS, evaluate_run
     from mgrec.run import RunDir
 
     check_tuning_split(args.tune_on, args.split)  # before an end-to-end run's features are extracted
+    args.data = data_locations(args.overrides, "mgrec evaluate", DATA_LOCATIONS)
     if args.online:
         return _evaluate_online(args)
     if args.lookahead is not None:
@@ -1197,9 +1203,11 @@ def cmd_evaluate(args) -> None:
     if not args.tune_on:
         _note_postprocess_changes(run)
     device = _checked_device(args.device)
-    features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args))
+    features = _end_to_end_features(run_dir, [args.split, args.tune_on], args.checkpoint, device, show_progress(args),
+                                    args.data)
     result = evaluate_run(run_dir, split=args.split, tune_on=args.tune_on, checkpoint=args.checkpoint,
-                          device=device, progress=show_progress(args), precision=args.precision, features=features)
+                          device=device, progress=show_progress(args), precision=args.precision, features=features,
+                          data=args.data)
     print(format_score_table(result))
     tuned = result["threshold_tuned_on"]
     print(f"evaluated {counted(result['num_videos'], 'video')} of split {args.split} with checkpoint {args.checkpoint} "
@@ -1229,11 +1237,11 @@ def _evaluate_online(args) -> None:
     run.check_outputs(files=[run.online_eval_path(args.split, args.checkpoint)])
     _note_postprocess_changes(run)
     device = _checked_device(args.device)
-    features = _end_to_end_features(run_dir, [args.split], args.checkpoint, device, show_progress(args))
+    features = _end_to_end_features(run_dir, [args.split], args.checkpoint, device, show_progress(args), args.data)
     lookahead = 2.0 if args.lookahead is None else args.lookahead
     result = evaluate_online(run_dir, split=args.split, lookahead=lookahead, checkpoint=args.checkpoint,
                              device=device, precision=args.precision, progress=show_progress(args), features=features,
-                             threads=streaming_threads(args))
+                             threads=streaming_threads(args), data=args.data)
     print(format_score_table(result))
     online = result["online"]
     latency, compute = online["latency_seconds"], online["compute_ms_per_update"]
@@ -1359,11 +1367,11 @@ def _analyse_predictions(annotations, args, result: dict) -> list[Path]:
         sources)
 
 
-def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: str, device: str, progress: bool
-                         ) -> Path | None:
+def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: str, device: str, progress: bool,
+                         data: dict[str, str] | None = None) -> Path | None:
     """An end-to-end run's features of the videos of `splits`, made with the adapters of `checkpoint` into
     RUN_DIR/features_<checkpoint> (kept: a later call with the same checkpoint skips them); None for a
-    run trained on feature files."""
+    run trained on feature files. `data`: `--set data.annotations=...` for this call."""
     from mgrec.data.annotations import load_annotations
     from mgrec.data.videos import find_video
     from mgrec.extract.jobs import extract_with_run
@@ -1377,11 +1385,14 @@ def _end_to_end_features(run_dir: Path, splits: list[str | None], checkpoint: st
         raise InputError(f"{run.config_path} [data.videos]: {config.data.videos}: no such folder (the run reads its "
                          "videos there); move them back, or record the new place with mgrec train CONFIG --out RUN "
                          "--resume --set data.videos=NEW")
-    from mgrec.infer.evaluate_run import EVALUATE_REMEDY
+    from mgrec.infer.evaluate_run import evaluate_remedy, moved_remedy
     from mgrec.run import run_data_path
 
-    annotations = load_annotations(run_data_path(run_dir, "data.annotations", config.data.annotations,
-                                                 EVALUATE_REMEDY), default_fps=config.data.fps)
+    given = (data or {}).get("data.annotations")
+    annotations = load_annotations(given or run_data_path(run_dir, "data.annotations", config.data.annotations,
+                                                          evaluate_remedy(run_dir, "data.annotations"),
+                                                          moved=moved_remedy(run_dir, "data.annotations")),
+                                   default_fps=config.data.fps)
     ids = [video for split in splits if split is not None for video in annotations.video_ids(split)]
     videos = [find_video(Path(config.data.videos), video) for video in dict.fromkeys(ids)]
     out = Path(run_dir) / f"features_{checkpoint}"

@@ -595,6 +595,24 @@ def load_config(path: str | Path, overrides: Iterable[str] | None = None) -> Con
     return config
 
 
+def data_locations(overrides: object, command: str, keys: Sequence[str]) -> dict[str, str]:
+    """{key: path} of `--set` items that give a run's data another place for one command (`mgrec evaluate`): read as
+    `load_config` reads them (the same `key=value` form, YAML values, `~` as the home folder), each of `keys` and a
+    path. The run's config.yaml is not touched: a run copied or finished, with nothing to resume, could only be
+    pointed at moved data by editing it."""
+    raw: dict = {}
+    for item in _override_list(overrides):
+        _apply_override(raw, item)
+    given = flat_keys(raw)
+    for key, value in given.items():
+        if key not in keys:
+            raise InputError(f"--set {key}: {command} takes only where the run's data lies ({', '.join(keys)}), for "
+                             "this call; the run's other settings are those it was trained with")
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"--set {key}={brief(value)}: expected a path")
+    return {key: os.path.expanduser(value) if value.startswith("~") else value for key, value in given.items()}
+
+
 def _override_list(overrides: object) -> list[str]:
     """`load_config`'s overrides as a list, read once: its loops each go over them (a generator was applied by the
     first, a check, and dropped by the one that sets the config), and each a 'key=value' str."""

@@ -1809,14 +1809,17 @@ def run_data_path(run_dir: str | Path, key: str, value: str | Path, remedy: str,
     return path
 
 
-def moved_data_remedy(run_dir: str | Path, key: str, first: str = "move it back") -> str:
+def moved_data_remedy(run_dir: str | Path, key: str, first: str = "move it back", this_call: str | None = None) -> str:
     """What a user does when a run's data (`key`) is no longer where its config.yaml says (the data moved, the run
     was copied to another machine or user): the command that records the new place in the run where it can resume
     (its config is rewritten, the features' recipe still checked), else the key to edit in its config.yaml. `first`:
-    the other way out, said first."""
+    the other way out, said first. `this_call`: the command that takes the new place for one call (`mgrec evaluate
+    RUN`, with `--set KEY=NEW`), said before the ways that change the run: a finished or copied run's only way was
+    to edit its config.yaml by hand."""
     run = RunDir(run_dir)
+    here = f", or give its new place for this call: {this_call} --set {key}=NEW" if this_call else ""
     if run.can_resume():
-        return (f"{first}, or record its new place in the run: mgrec train {shell_word(run.config_path)} --out "
+        return (f"{first}{here}, or record its new place in the run: mgrec train {shell_word(run.config_path)} --out "
                 f"{shell_word(run.path)} --resume --set {key}=NEW")
-    return (f"{first}, or write its new place as {key} in {run.config_path} (the run has no "
+    return (f"{first}{here}, or write its new place as {key} in {run.config_path} (the run has no "
             f"{run.state_path.relative_to(run.path)} to resume, which would record it)")

@@ -50,7 +50,8 @@ def test_evaluate_from_another_folder_says_where_relative_paths_are_read_from(tm
     error = capsys.readouterr().err
     assert error == (f"mgrec: error: {run / 'config.yaml'} [data.annotations]: data/annotations.json not found "
                      f"(relative paths are read from the current directory {elsewhere}); run mgrec evaluate from the "
-                     "folder mgrec train ran in (the run's relative paths start there)\n")
+                     "folder mgrec train ran in (the run's relative paths start there), or give the path for this "
+                     f"call: mgrec evaluate {run} --set data.annotations=PATH\n")
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "run", "--device", "cpu"]) == 0
     assert (run / "eval_test.json").is_file()
@@ -69,9 +70,59 @@ def test_a_missing_absolute_path_is_not_blamed_on_the_working_directory(tmp_path
     assert main(["evaluate", str(run), "--device", "cpu"]) == 2
     gone = tmp_path / "gone.json"
     assert capsys.readouterr().err == (f"mgrec: error: {run / 'config.yaml'} [data.annotations]: {gone} not found "
-                                       "(moved or deleted since the run was trained?); move it back, or write its new "
-                                       f"place as data.annotations in {run / 'config.yaml'} (the run has no "
+                                       "(moved or deleted since the run was trained?); move it back, or give its new "
+                                       f"place for this call: mgrec evaluate {run} --set data.annotations=NEW, or "
+                                       "write its new place as data.annotations in "
+                                       f"{run / 'config.yaml'} (the run has no "
                                        "checkpoints/last_state.pt to resume, which would record it)\n")
+
+
+def test_a_run_whose_data_moved_is_evaluated_with_set_for_that_call(tmp_path, capsys):
+    """A finished or copied run (no last_state.pt to resume) whose data moved could only be pointed at it by editing
+    its config.yaml by hand; `--set data.KEY=NEW` points this call at it, config.yaml untouched, the same scores."""
+    import json
+
+    run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),
+                       features=str(tmp_path / "data" / "features"))
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 0
+    before = json.loads((run / "eval_test.json").read_text())
+    assert before["data"] == {"annotations": str(tmp_path / "data" / "annotations.json"),
+                              "features": str(tmp_path / "data" / "features"), "set_for_this_call": []}
+    config = (run / "config.yaml").read_bytes()
+    (tmp_path / "data").rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 2
+    remedy = f"give its new place for this call: mgrec evaluate {run} --set data.annotations=NEW"
+    assert remedy in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--device", "cpu", "--set",
+                 f"data.annotations={tmp_path}/moved/annotations.json",
+                 "--set", f"data.features={tmp_path}/moved/features"]) == 0
+    after = json.loads((run / "eval_test.json").read_text())
+    for key in ("f1", "f1_miga", "average_mAP", "mAP", "per_class", "confusion", "ground_truth_sha256"):
+        assert after[key] == before[key], key
+    assert after["data"] == {"annotations": str(tmp_path / "moved" / "annotations.json"),
+                             "features": str(tmp_path / "moved" / "features"),
+                             "set_for_this_call": ["data.annotations", "data.features"]}
+    assert "--set" in after["provenance"]["command"]
+    assert (run / "config.yaml").read_bytes() == config  # never rewritten
+
+
+def test_set_on_evaluate_refuses_a_wrong_folder_and_other_keys(tmp_path, capsys):
+    run = relative_run(tmp_path, annotations=str(tmp_path / "data" / "annotations.json"),
+                       features=str(tmp_path / "data" / "features"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(run), "--device", "cpu", "--set", f"data.features={empty}"]) == 2
+    error = capsys.readouterr().err
+    assert f"{empty}/" in error and "missing" in error and "of split 'test' missing" in error, error
+    assert main(["evaluate", str(run), "--device", "cpu", "--set", f"data.features={tmp_path}/nowhere"]) == 2
+    assert f"--set data.features={tmp_path}/nowhere: no folder there" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--device", "cpu", "--set", "data.annotations=" + str(empty)]) == 2
+    assert f"--set data.annotations={empty}: no file there" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--device", "cpu", "--set", "train.lr=1"]) == 2
+    assert ("--set train.lr: mgrec evaluate takes only where the run's data lies (data.annotations, data.features)"
+            in capsys.readouterr().err)
+    assert not (run / "eval_test.json").exists()
 
 
 def test_score_refuses_to_tune_the_threshold_on_the_split_it_scores(tmp_path, monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -18,17 +19,28 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
-from mgrec.files import counted, resolve_path, spelt_alike_beside
+from mgrec.files import brief, counted, resolve_path, shell_word, spelt_alike_beside
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector, check_read_unchanged
 from mgrec.model.fusion import GatedFusionEncoder
 from mgrec.provenance import provenance
 from mgrec.records import AnnotationSet, Detection, Segment
-from mgrec.run import RunDir, run_data_path
+from mgrec.run import RunDir, moved_data_remedy, run_data_path
 from mgrec.timeline import FeatureGrid
 
-# What `mgrec evaluate` lets a user do about a run's relative paths: it has no option that replaces them.
-EVALUATE_REMEDY = "run mgrec evaluate from the folder mgrec train ran in (the run's relative paths start there)"
+# The keys `mgrec evaluate --set` takes: where the run's data lies, for one call (`data_locations`).
+DATA_LOCATIONS = ("data.annotations", "data.features")
+
+
+def evaluate_remedy(run_dir: str | Path, key: str) -> str:
+    """What `mgrec evaluate` lets a user do about a run's relative path (`key`)."""
+    return ("run mgrec evaluate from the folder mgrec train ran in (the run's relative paths start there), or give "
+            f"the path for this call: mgrec evaluate {shell_word(run_dir)} --set {key}=PATH")
+
+
+def moved_remedy(run_dir: str | Path, key: str) -> str:
+    """What `mgrec evaluate` lets a user do about a run's absolute path that is not there (`moved_data_remedy`)."""
+    return moved_data_remedy(run_dir, key, this_call=f"mgrec evaluate {shell_word(run_dir)}")
 
 
 def detect_split(detector: OfflineDetector, split: str, progress: bool = False, gates: GateTally | None = None
@@ -60,10 +72,14 @@ def split_to_score(detector: OfflineDetector, split: str) -> tuple[AnnotationSet
     """The run's annotations and the videos of `split`, refused before any video is detected where they cannot be
     scored: a split the run trained on, one without gestures, a feature file missing."""
     data = detector.config.data
-    annotations = load_annotations(run_data_path(detector.run_dir, "data.annotations", data.annotations,
-                                                 EVALUATE_REMEDY), default_fps=data.fps)
+    run_dir = detector.run_dir
+    annotations = load_annotations(run_data_path(run_dir, "data.annotations", data.annotations,
+                                                 evaluate_remedy(run_dir, "data.annotations"),
+                                                 moved=moved_remedy(run_dir, "data.annotations")),
+                                   default_fps=data.fps)
     if detector.members is None and not data.streams and detector.stream_folders is None:
-        run_data_path(detector.run_dir, "data.features", data.features, EVALUATE_REMEDY, folder=True)
+        run_data_path(run_dir, "data.features", data.features, evaluate_remedy(run_dir, "data.features"),
+                      folder=True, moved=moved_remedy(run_dir, "data.features"))
     video_ids = annotations.split_video_ids(split, data.annotations)
     RunDir(detector.run_dir).check_held_out(split, video_ids)
     if not any(annotations.segments.get(v) for v in video_ids):  # found before any video is detected
@@ -146,10 +162,14 @@ class GateTally:
 
 
 def evaluated_detector(run: RunDir, checkpoint: str, device: str, precision: str,
-                       features: str | Path | None) -> OfflineDetector:
+                       features: str | Path | None, data: Mapping[str, str] | None = None) -> OfflineDetector:
     """The run loaded for evaluation; `features`: the folder of the split's features instead of data.features (an
-    end-to-end run's, which must be given)."""
+    end-to-end run's, which must be given). `data`: {key of `DATA_LOCATIONS`: path} where the run's data lies for
+    this call (`--set data.features=NEW`: the data moved), each checked there; config.yaml is left as it is."""
     detector = OfflineDetector.from_run(run.path, checkpoint=checkpoint, device=device, precision=precision)
+    if data:
+        detector.config = dataclasses.replace(detector.config, data=dataclasses.replace(
+            detector.config.data, **_given_data(run, detector, data)))
     if features is not None:
         detector.config = dataclasses.replace(detector.config,
                                               data=dataclasses.replace(detector.config.data, features=str(features)))
@@ -157,6 +177,44 @@ def evaluated_detector(run: RunDir, checkpoint: str, device: str, precision: str
         raise InputError(f"{run.path} was trained end to end: its features are made from data.videos first "
                          "(`mgrec evaluate` does so)")
     return detector
+
+
+def _given_data(run: RunDir, detector: OfflineDetector, data: Mapping[str, str]) -> dict[str, str]:
+    """The DataConfig fields `data` sets, each refused where it cannot be the run's data: a key evaluate does not take,
+    a path that is not there, data.features of a run that reads its features elsewhere."""
+    if not isinstance(data, Mapping) or not all(isinstance(key, str) and isinstance(value, (str, Path))
+                                                 for key, value in data.items()):
+        raise InputError(f"data: expected {{key: path}} of {', '.join(DATA_LOCATIONS)}, got {brief(data)}")
+    fields = {}
+    for key, value in data.items():
+        if key not in DATA_LOCATIONS:
+            raise InputError(f"--set {key}: mgrec evaluate takes only where the run's data lies "
+                             f"({', '.join(DATA_LOCATIONS)}), for this call")
+        if key == "data.features" and (detector.members is not None or detector.config.data.streams
+                                       or detector.config.end_to_end):
+            raise InputError(f"--set data.features: {run.path} does not read its features from data.features (its "
+                             "members', streams' or videos' own places do)")
+        path = Path(value)
+        folder = key == "data.features"
+        try:
+            there = path.is_dir() if folder else path.is_file()
+        except OSError as exc:
+            raise InputError(f"--set {key}={value}: cannot look at it: {exc.strerror or exc}") from None
+        if not there:
+            relative = "" if path.is_absolute() else f" (relative paths are read from the current folder {Path.cwd()})"
+            raise InputError(f"--set {key}={value}: no {'folder' if folder else 'file'} there{relative}")
+        fields[key.split(".", 1)[1]] = str(value)
+    return fields
+
+
+def data_used(detector: OfflineDetector, data: Mapping[str, str] | None) -> dict:
+    """What an evaluation records of the data it read: the annotations and features folder (absolute, None where the
+    run reads its features elsewhere), and the keys `--set` gave for that call (empty: the run's config.yaml's)."""
+    config = detector.config.data
+    single = detector.members is None and not config.streams
+    return {"annotations": str(resolve_path(config.annotations)),
+            "features": str(resolve_path(config.features)) if single and config.features else None,
+            "set_for_this_call": sorted(data or {})}
 
 
 def evaluate_run(
@@ -168,6 +226,7 @@ def evaluate_run(
     progress: bool = False,
     precision: str = "auto",
     features: str | Path | None = None,
+    data: Mapping[str, str] | None = None,
 ) -> dict:
     """Score the run on `split`; the F1 threshold is the one tuned on val at training, or re-tuned on `tune_on`.
 
@@ -177,12 +236,14 @@ def evaluate_run(
     `progress`: a bar over the videos (on stderr). `precision`: auto, fp32 or bf16 (`OfflineDetector.from_run`);
     the one used is recorded in both files (key `inference_precision`: "fp32" or "bf16"; `precision` is F1's).
     `features`: the folder of the split's feature files instead of the run's data.features (an end-to-end
-    run's, made with its adapters: `mgrec.extract.jobs.extract_with_run`).
+    run's, made with its adapters: `mgrec.extract.jobs.extract_with_run`). `data`: {"data.annotations" or
+    "data.features": path}: where the run's data lies for this call (it moved), in place of config.yaml's, which is
+    left as it is; the files record what was read (`data`).
     """
     split = split_name(split)  # `testing` is `test`, as the annotations read it; one plain name (it names files)
     tune_on = None if tune_on is None else split_name(tune_on, "tune_on")
     run = RunDir(run_dir)
-    detector = evaluated_detector(run, checkpoint, device, precision, features)
+    detector = evaluated_detector(run, checkpoint, device, precision, features, data)
     post = detector.postprocess
     threshold, class_thresholds, tuned_on = post.score_threshold, post.class_thresholds, detector.threshold_tuned_on
     check_tuning_split(tune_on, split)
@@ -199,9 +260,11 @@ def evaluate_run(
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint]
     command += ["--tune-on", tune_on] if tune_on else []
     command += ["--precision", precision]
+    command += [part for key, value in (data or {}).items() for part in ("--set", f"{key}={value}")]
     # the run's absolute path: "run" as typed (`mgrec evaluate run`) named nothing once the file was read elsewhere
     result.update({"checkpoint": checkpoint, "threshold_tuned_on": tuned_on, "run": str(resolve_path(run.path)),
-                   "inference_precision": detector.precision, "provenance": provenance(command)})
+                   "inference_precision": detector.precision, "data": data_used(detector, data),
+                   "provenance": provenance(command)})
     info = {**predictions_info(detector, ranked=True, threshold=threshold, tuned_on=tuned_on,
                                class_thresholds=class_thresholds),
             "split": split, "provenance": result["provenance"]}
@@ -223,6 +286,7 @@ def evaluate_online(
     progress: bool = False,
     features: str | Path | None = None,
     threads: int | None = 1,
+    data: Mapping[str, str] | None = None,
 ) -> dict:
     """The online track's scores of a run on `split`: every video replayed as a live stream, as `mgrec stream` does
     (`mgrec.infer.stream.stream_video`: a fresh stream per video, the default hop and window, `lookahead` seconds
@@ -241,7 +305,7 @@ def evaluate_online(
 
     split = split_name(split)
     run = RunDir(run_dir)
-    detector = evaluated_detector(run, checkpoint, device, precision, features)
+    detector = evaluated_detector(run, checkpoint, device, precision, features, data)
     annotations, video_ids = split_to_score(detector, split)
     grid_stream = detector.config.data.input_streams()[0]
     data_annotations = detector.config.data.annotations
@@ -292,9 +356,10 @@ def evaluate_online(
     }
     command = ["mgrec", "evaluate", str(run.path), "--split", split, "--checkpoint", checkpoint, "--online",
                "--lookahead", f"{lookahead:g}", "--precision", precision, "--threads", str(update_threads)]
+    command += [part for key, value in (data or {}).items() for part in ("--set", f"{key}={value}")]
     result.update({"checkpoint": checkpoint, "threshold_tuned_on": detector.threshold_tuned_on,
                    "run": str(resolve_path(run.path)),  # absolute, as evaluate_run's
-                   "inference_precision": detector.precision,
+                   "inference_precision": detector.precision, "data": data_used(detector, data),
                    "provenance": provenance(command, threads=update_threads)})
     run.write_online_eval(split, result, checkpoint)
     return result
