@@ -346,3 +346,68 @@ def test_the_onnxruntime_session_follows_the_thread_count(efficientnet):
     two = model.frame_embeddings(frames)
     assert model.onnx_network().threads == 2
     np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-6)
+
+
+class _BrokenOnnxruntime:
+    """onnxruntime as a broken install is: found by `find_spec`, raising `error` when imported (a shared library of
+    its missing: OSError, or ImportError)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, self) if name == "onnxruntime" else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [OSError("libgomp.so.1: cannot open shared object file"),
+                                   ImportError("libonnxruntime.so.1.32: cannot open\nshared object file")])
+def test_an_onnxruntime_that_fails_to_import_is_torch_for_auto_and_said_in_one_line_when_asked_for(
+        monkeypatch, error):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenOnnxruntime(error), *sys.meta_path])
+    assert backbones.onnxruntime_missing() is None  # installed, as far as find_spec knows
+    assert choose_runtime("efficientnet-lite0", torch.device("cpu"), None) == "torch"
+    assert load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32").runtime == "torch"
+    with pytest.raises(InputError) as caught:
+        load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32", runtime="onnxruntime")
+    assert str(caught.value) == (
+        f"--runtime onnxruntime: onnxruntime is installed but cannot be imported ({type(error).__name__}: "
+        f"{' '.join(str(error).split())}); reinstall it (pip install --force-reinstall onnxruntime) or give "
+        "--runtime torch")
+
+
+def test_an_onnxruntime_session_that_cannot_be_made_is_torch_for_auto_and_an_input_error_when_asked_for(
+        monkeypatch, tmp_path, capsys):
+    from mgrec.extract.efficientnet import OnnxEfficientNet
+
+    monkeypatch.setenv("MGREC_CACHE", str(tmp_path / "cache"))
+
+    def refused(self, graph):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Load model failed:\nopset 17 is not supported")
+
+    frames = list(np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    expected = load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32",
+                             runtime="torch").frame_embeddings(frames)
+    monkeypatch.setattr(OnnxEfficientNet, "_session", refused)
+    auto = load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32")
+    assert auto.runtime == "onnxruntime"
+    np.testing.assert_array_equal(auto.frame_embeddings(frames), expected)
+    assert auto.runtime == "torch"  # from then on, and what the result names
+    assert capsys.readouterr().err == ("note: onnxruntime could not run efficientnet-lite0 (RuntimeError: "
+                                       "[ONNXRuntimeError] : 1 : FAIL : Load model failed: opset 17 is not "
+                                       "supported); it runs in torch\n")
+    asked = load_backbone("efficientnet-lite0", None, "cpu", 64, precision="fp32", runtime="onnxruntime")
+    with pytest.raises(InputError, match=r"^--runtime onnxruntime: onnxruntime could not run efficientnet-lite0 "
+                                         r"\(RuntimeError: \[ONNXRuntimeError\] .* opset 17 is not supported\); "
+                                         r"give --runtime torch$"):
+        asked.frame_embeddings(frames)

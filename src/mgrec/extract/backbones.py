@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import importlib.util
 import itertools
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mgrec import terminal
 from mgrec.data.videos import window_clips
 from mgrec.devices import extraction_dtype
 from mgrec.errors import InputError
@@ -97,6 +99,7 @@ class Backbone(ABC):
     frames_per_window: int | None = None  # a per-frame network: the frames of a window it reads (None: all)
     autocast: torch.dtype | None = None  # the forward pass's autocast dtype (None: float32), from `load_backbone`
     runtime: str = "torch"  # what runs the network: "torch" or "onnxruntime" (`choose_runtime`)
+    runtime_asked: str = "auto"  # what the caller asked for (`choose_runtime`): auto falls back to torch
 
     def frame_needed(self, window: int, stride: int) -> Callable[[int], bool] | None:
         """Which frames of the video the network reads (None: every one): the others need not be
@@ -187,11 +190,29 @@ class EfficientNetLite0(Backbone):
             self._onnx_network = OnnxEfficientNet(self.network(), self.weights_sha256, threads)
         return self._onnx_network
 
+    def _onnx_embeddings(self, frames: list[np.ndarray]) -> np.ndarray | None:
+        """The frames' embeddings in onnxruntime, or None where its session could not be made and `auto` chose it
+        (the runtime is torch from then on, said on stderr once): a graph onnx cannot build, a session onnxruntime
+        refuses (an old or broken install) crashed the first batch with a traceback. Asked for by name, it is an
+        InputError saying what failed."""
+        try:
+            network = self.onnx_network()
+        except Exception as exc:  # noqa: BLE001 - onnx's and onnxruntime's errors derive from Exception only
+            why = _said(exc)
+            if self.runtime_asked == "onnxruntime":
+                raise InputError(f"--runtime onnxruntime: onnxruntime could not run efficientnet-lite0 ({why}); "
+                                 "give --runtime torch") from None
+            print(f"note: onnxruntime could not run efficientnet-lite0 ({why}); it runs in torch",
+                  file=sys.stderr)
+            self.runtime = "torch"
+            return None
+        return network(np.stack(frames))
+
     @torch.inference_mode()
     def frame_embeddings(self, frames: list[np.ndarray]) -> np.ndarray:
         """(N, 1280) globally average-pooled embeddings of N frames."""
-        if self.runtime == "onnxruntime":
-            return self.onnx_network()(np.stack(frames))
+        if self.runtime == "onnxruntime" and (embeddings := self._onnx_embeddings(frames)) is not None:
+            return embeddings
         # The Lite models come from TensorFlow, which feeds them (pixel - 127) / 128, not ImageNet
         # mean/std; on real frames these weights are clearly more confident with this input range.
         pixels = (_to_device(frames, self.device) - 127.0) / 128.0
@@ -400,6 +421,29 @@ def onnxruntime_missing() -> str | None:
     return None
 
 
+def _said(exc: BaseException, limit: int = 300) -> str:
+    """An exception of onnx's or onnxruntime's as one short line of a message (theirs can run to many lines)."""
+    text = terminal.one_line(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def onnxruntime_problem() -> str | None:
+    """Why onnxruntime cannot run here, or None: a package not installed (`onnxruntime_missing`), or onnxruntime
+    installed and failing to import (a shared library of its missing or of another CPU: ImportError, OSError, ...).
+    Such an install was found by `find_spec` and chosen by `auto`, and the first batch crashed on the import with a
+    traceback; it is imported here, where `auto` can still choose torch (onnx is imported only to build a graph
+    that is not cached: `mgrec.extract.efficientnet.OnnxEfficientNet`)."""
+    if missing := onnxruntime_missing():
+        return f"{missing} is not installed: pip install onnx onnxruntime, or 'mgrec[video]'"
+    try:
+        import onnxruntime  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - whatever a broken install raises, said in one line
+        return (f"onnxruntime is installed but cannot be imported ({_said(exc)}); reinstall it "
+                "(pip install --force-reinstall onnxruntime) or give "
+                "--runtime torch")
+    return None
+
+
 def choose_runtime(name: str, device: torch.device, autocast: torch.dtype | None, runtime: str = "auto") -> str:
     """What runs backbone `name`'s network: "onnxruntime" or "torch" (`mgrec extract --runtime`).
 
@@ -411,18 +455,17 @@ def choose_runtime(name: str, device: torch.device, autocast: torch.dtype | None
     `onnxruntime` where it cannot run is refused, saying why."""
     if runtime not in RUNTIMES:
         raise InputError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if runtime == "torch":
+        return "torch"  # onnxruntime is not imported for nothing
     why_not = (f"backbone {name} runs in torch only (onnxruntime runs {', '.join(ONNX_BACKBONES)})"
                if name not in ONNX_BACKBONES else
                f"the device is {device.type}: mgrec runs onnxruntime on the CPU only" if device.type != "cpu" else
                "onnxruntime runs the float32 network: give --precision fp32 (bf16 runs in torch)"
                if autocast is not None else
-               f"{onnxruntime_missing()} is not installed: pip install onnx onnxruntime, or 'mgrec[video]'"
-               if onnxruntime_missing() else None)
+               onnxruntime_problem())
     if runtime == "onnxruntime" and why_not is not None:
         raise InputError(f"--runtime onnxruntime: {why_not}")
-    if runtime == "torch" or why_not is not None:
-        return "torch"
-    return "onnxruntime"
+    return "torch" if why_not is not None else "onnxruntime"
 
 
 def load_backbone(
@@ -447,5 +490,5 @@ def load_backbone(
     model = VIDEO_BACKBONES[name](weights, torch.device(device), image_size)
     model.frames_per_window = frames_per_window
     model.autocast = autocast
-    model.runtime = chosen_runtime
+    model.runtime, model.runtime_asked = chosen_runtime, runtime
     return model
