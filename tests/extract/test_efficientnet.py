@@ -145,3 +145,34 @@ def test_the_graph_is_built_once_then_read_from_the_cache_and_built_again_where_
     built.clear()
     np.testing.assert_array_equal(OnnxEfficientNet(folded, "other", threads=1)(frames), first)
     assert built == [1]
+
+
+def test_a_cache_file_that_is_a_named_pipe_a_device_or_huge_is_not_read_but_built_again(package_network, monkeypatch):
+    import os
+    import threading
+
+    folded = FoldedEfficientNet(package_network)
+    frames = np.random.default_rng(1).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    cached = efficientnet.onnx_cache_path("pipe")
+    cached.parent.mkdir(parents=True)
+    os.mkfifo(cached)  # nobody writes it: reading it waited forever
+    made = []
+    reader = threading.Thread(target=lambda: made.append(OnnxEfficientNet(folded, "pipe", threads=1)), daemon=True)
+    reader.start()
+    reader.join(timeout=60)  # a few seconds of build (a daemon thread: one that hangs does not keep pytest)
+    assert not reader.is_alive(), "the cache's named pipe was opened, read or written"
+    assert made[0](frames).shape == (1, 1280) and cached.is_file()  # built, and the pipe replaced by the graph
+    # a symbolic link at the cache's name: the graph replaces the link, not the file it leads to
+    elsewhere = cached.parent.parent / "notes.txt"
+    elsewhere.write_text("a user's file")
+    linked = efficientnet.onnx_cache_path("linked")
+    linked.symlink_to(elsewhere)
+    np.testing.assert_array_equal(OnnxEfficientNet(folded, "linked", threads=1)(frames), made[0](frames))
+    assert elsewhere.read_text() == "a user's file" and linked.is_file() and not linked.is_symlink()
+    monkeypatch.setattr(efficientnet, "MAX_GRAPH_BYTES", 1000)  # a file larger than any graph: not read
+    assert efficientnet._cached_graph(cached) is None
+    for not_a_file in ("/dev/zero", cached.parent):  # a device that never ends, a folder
+        assert efficientnet._cached_graph(not_a_file) is None
+    loop = cached.parent / "loop.onnx"
+    loop.symlink_to(loop)
+    assert efficientnet._cached_graph(loop) is None

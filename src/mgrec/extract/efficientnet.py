@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +36,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mgrec.devices import native_bf16_cpu
-from mgrec.errors import InputError
-from mgrec.files import atomic_open, mgrec_cache
+from mgrec.files import mgrec_cache
 
 
 def fused_kernels_available(dtype: torch.dtype) -> bool:
@@ -216,6 +218,49 @@ def onnx_cache_path(weights_sha256: str) -> Path:
     return mgrec_cache("onnx") / f"efficientnet-lite0_{weights_sha256[:16]}_{_GRAPH_BUILDER}.onnx"
 
 
+# The graph of EfficientNet-Lite0 is 13 MB (its float32 weights); a cache file many times that is not one.
+MAX_GRAPH_BYTES = 256 << 20
+
+
+def _cached_graph(path: Path) -> bytes | None:
+    """The bytes of the cached graph `path`, or None where it is not a regular file of at most `MAX_GRAPH_BYTES`: a
+    named pipe there (read_bytes waited forever for a writer), a device (/dev/zero never ends), a huge file (read
+    whole into memory). Opened without blocking, then checked on the descriptor: what was checked is what is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # not there, a symbolic link loop, a folder without permission: built again
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_GRAPH_BYTES:
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_GRAPH_BYTES + 1)  # a file that grew after fstat: still bounded
+    return data if len(data) <= MAX_GRAPH_BYTES else None
+
+
+def _cache_graph(path: Path, graph: bytes) -> None:
+    """Put `graph` at `path`, the whole file at once, or nothing (a cache that cannot be written costs the build next
+    time). A new file is renamed over the name, whatever is there: `atomic_open`, made for outputs, writes into a named
+    pipe (which waited forever for a reader) and through a symbolic link into its target (another file replaced by a
+    graph); a cache's name is mgrec's own."""
+    temp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(graph)
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)  # a folder there: refused, and the graph is built next time
+        temp_name = None
+    except OSError:
+        pass
+    finally:
+        if temp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+
+
 class OnnxEfficientNet:
     """`onnx_model(network)` in an onnxruntime session on `threads` CPU threads: uint8 RGB frames (N, H, W, 3) in,
     float32 embeddings (N, 1280) out.
@@ -230,17 +275,16 @@ class OnnxEfficientNet:
         self.threads = threads
         cached = onnx_cache_path(weights_sha256)
         try:
-            self.session = self._session(cached.read_bytes())
-            if self._agrees_with(network):
-                return
+            graph = _cached_graph(cached)
+            if graph is not None:
+                self.session = self._session(graph)
+                if self._agrees_with(network):
+                    return
         except Exception:  # noqa: BLE001 - a cache file missing, unreadable or not a graph (onnxruntime's errors
             pass  # derive from Exception only): built again below
         graph = onnx_model(network).SerializeToString()
         self.session = self._session(graph)
-        with contextlib.suppress(OSError, InputError):  # InputError: mgrec.files' OutputError of a failed write
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(cached, binary=True) as handle:
-                handle.write(graph)
+        _cache_graph(cached, graph)
 
     def _session(self, graph: bytes):
         import onnxruntime
