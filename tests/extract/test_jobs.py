@@ -901,3 +901,22 @@ def test_frames_scaled_up_much_are_one_warning_of_each_video_in_its_result(tmp_p
     err = capsys.readouterr().err
     for video in videos:  # the command line says each once
         assert err.count(said.format(video)) == 1 and f"warning: {said.format(video)}" in err
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"runtime": ""}, "--runtime '': expected one of auto, torch, onnxruntime"),
+    ({"runtime": 0}, "--runtime 0: expected one of auto, torch, onnxruntime"),
+    ({"runtime": "ONNXRUNTIME"}, "--runtime 'ONNXRUNTIME': expected one of auto, torch, onnxruntime"),
+])
+def test_a_runtime_that_names_none_is_refused_by_extract_not_taken_as_auto(tmp_path, options, message):
+    # before: extract took "" and 0 as auto (`runtime or "auto"`), and extract_videos searched the inputs first
+    for call in (extract, extract_videos):
+        with pytest.raises(InputError) as caught:
+            call([tmp_path / "nothing-here.mp4"], tmp_path / "out", size=SIZE, progress=False, **options)
+        assert str(caught.value) == message, call.__name__
+
+
+def test_an_empty_precision_is_refused_by_extract_not_taken_as_auto(tmp_path, carphone):
+    with pytest.raises(InputError, match="^--precision='': expected one of auto, fp32, bf16$"):
+        extract([carphone], tmp_path / "out", size=SIZE, progress=False, precision="")
+    assert not list((tmp_path / "out").glob("*.npy"))

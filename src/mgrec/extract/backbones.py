@@ -444,6 +444,12 @@ def onnxruntime_problem() -> str | None:
     return None
 
 
+def check_runtime(runtime: object) -> None:
+    """Refuse a `runtime` that is not one of `RUNTIMES` (by name: None, "", 1 and "ONNXRUNTIME" are none of them)."""
+    if not isinstance(runtime, str) or runtime not in RUNTIMES:
+        raise InputError(f"--runtime {brief(runtime)}: expected one of {', '.join(RUNTIMES)}")
+
+
 def choose_runtime(name: str, device: torch.device, autocast: torch.dtype | None, runtime: str = "auto") -> str:
     """What runs backbone `name`'s network: "onnxruntime" or "torch" (`mgrec extract --runtime`).
 
@@ -453,8 +459,7 @@ def choose_runtime(name: str, device: torch.device, autocast: torch.dtype | None
     same embeddings up to float rounding (so the same recipe: the runtime is not recorded in the sidecar). bf16
     (`auto` on a CPU with AMX, where torch's bf16 network was faster still) and CUDA stay with torch.
     `onnxruntime` where it cannot run is refused, saying why."""
-    if runtime not in RUNTIMES:
-        raise InputError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    check_runtime(runtime)
     if runtime == "torch":
         return "torch"  # onnxruntime is not imported for nothing
     why_not = (f"backbone {name} runs in torch only (onnxruntime runs {', '.join(ONNX_BACKBONES)})"

@@ -199,8 +199,8 @@ def extract(
             raise InputError("backbone pose: takes no --weights or --size (MediaPipe's models; frames at their size)")
         return extract_poses(inputs, out_dir, window, stride, progress)
     return extract_videos(inputs, out_dir, backbone, weights, window, stride, size, device, batch, progress,
-                          frames_per_window=frames_per_window, precision=precision or "auto",
-                          runtime=runtime or "auto")
+                          frames_per_window=frames_per_window, precision="auto" if precision is None else precision,
+                          runtime="auto" if runtime is None else runtime)  # "" or 0 are refused, not taken as auto
 
 
 def extract_videos(
@@ -234,9 +234,10 @@ def extract_videos(
     its own too. `runtime`: auto | torch | onnxruntime, what runs that forward pass (`backbones.choose_runtime`:
     the same features up to float rounding, not recorded in the sidecar; each result names it).
     """
-    from mgrec.extract.backbones import load_backbone
+    from mgrec.extract.backbones import check_runtime, load_backbone
 
     check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
+    check_runtime(runtime)  # before the inputs are searched and the folder held
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     with holding(out_dir):  # before the backbone loads: a second extraction into the folder is refused at once
         model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
