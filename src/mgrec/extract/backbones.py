@@ -450,6 +450,17 @@ def check_runtime(runtime: object) -> None:
         raise InputError(f"--runtime {brief(runtime)}: expected one of {', '.join(RUNTIMES)}")
 
 
+def _why_not_onnxruntime(name: str, device: torch.device, autocast: torch.dtype | None) -> str | None:
+    """Why onnxruntime cannot run backbone `name` here, or None."""
+    if name not in ONNX_BACKBONES:
+        return f"backbone {name} runs in torch only (onnxruntime runs {', '.join(ONNX_BACKBONES)})"
+    if device.type != "cpu":
+        return f"the device is {device.type}: mgrec runs onnxruntime on the CPU only"
+    if autocast is not None:
+        return "onnxruntime runs the float32 network: give --precision fp32 (bf16 runs in torch)"
+    return onnxruntime_problem()
+
+
 def choose_runtime(name: str, device: torch.device, autocast: torch.dtype | None, runtime: str = "auto") -> str:
     """What runs backbone `name`'s network: "onnxruntime" or "torch" (`mgrec extract --runtime`).
 
@@ -462,12 +473,7 @@ def choose_runtime(name: str, device: torch.device, autocast: torch.dtype | None
     check_runtime(runtime)
     if runtime == "torch":
         return "torch"  # onnxruntime is not imported for nothing
-    why_not = (f"backbone {name} runs in torch only (onnxruntime runs {', '.join(ONNX_BACKBONES)})"
-               if name not in ONNX_BACKBONES else
-               f"the device is {device.type}: mgrec runs onnxruntime on the CPU only" if device.type != "cpu" else
-               "onnxruntime runs the float32 network: give --precision fp32 (bf16 runs in torch)"
-               if autocast is not None else
-               onnxruntime_problem())
+    why_not = _why_not_onnxruntime(name, device, autocast)
     if runtime == "onnxruntime" and why_not is not None:
         raise InputError(f"--runtime onnxruntime: {why_not}")
     return "torch" if why_not is not None else "onnxruntime"

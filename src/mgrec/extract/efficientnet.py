@@ -23,6 +23,7 @@ autocast. MBConv blocks have no squeeze-excitation in the Lite models; drop-conn
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import stat
@@ -209,13 +210,21 @@ def onnx_model(network: FoldedEfficientNet):
     return model
 
 
-# What the cached graphs were built by: this module's source (any change to how a graph is built is another key).
-_GRAPH_BUILDER = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+@functools.cache
+def _graph_builder() -> str:
+    """What the cached graphs were built by: this module's source (any change to how a graph is built is another
+    key); an install without sources: mgrec's version."""
+    try:
+        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    except OSError:
+        from mgrec import __version__
+
+        return f"mgrec-{__version__}"
 
 
 def onnx_cache_path(weights_sha256: str) -> Path:
     """Where the graph of the weights with this sha256 is cached, as built by this version of `onnx_model`."""
-    return mgrec_cache("onnx") / f"efficientnet-lite0_{weights_sha256[:16]}_{_GRAPH_BUILDER}.onnx"
+    return mgrec_cache("onnx") / f"efficientnet-lite0_{weights_sha256[:16]}_{_graph_builder()}.onnx"
 
 
 # The graph of EfficientNet-Lite0 is 13 MB (its float32 weights); a cache file many times that is not one.
