@@ -356,3 +356,27 @@ def test_a_file_name_holding_a_control_character_is_no_video_id_for_extract_or_d
         assert "\n" not in message and "\x1b" not in message and "\r" not in message
         assert "the file name holds a control character" in message and message.endswith("rename the file")
     assert id_from_name(Path("videos/clip B_é.mp4")) == "clip B_é"
+
+
+def test_a_field_value_is_a_number_of_python_s_or_none_with_words_for_why():
+    """`as_real`, the one conversion of a record field's value that score and every predictions reader share: numbers
+    of Python and numpy, 0-d numpy arrays and torch tensors are taken as Python's; a bool, a string, a complex number
+    and an array or tensor of any other shape are none, and `number_refusal` says why."""
+    import numpy as np
+    import torch
+
+    from mgrec.files import as_real, number_refusal
+
+    for value, expected in ((1.5, 1.5), (3, 3), (np.float32(0.5), 0.5), (np.int64(2), 2), (np.array(4.0), 4.0),
+                            (torch.tensor(1.0), 1.0), (torch.tensor(7), 7), (torch.tensor(0.25, dtype=torch.float16),
+                                                                              0.25)):
+        number = as_real(value)
+        assert number == expected and type(number) is type(expected), value
+    for value, words in ((True, "the bool True is no number"), (np.bool_(False), "the bool False is no number"),
+                         ("1.0", "the str '1.0' is no number"), (1j, "the complex 1j is no number"),
+                         (torch.tensor([1.0, 2.0]), "a Tensor of shape (2,) holds 2 values"),
+                         (np.zeros((1, 1)), "a ndarray of shape (1, 1) holds 1 value;"),
+                         (torch.tensor(True), "a 0-d Tensor of dtype torch.bool is no real number"),
+                         (None, "the NoneType None is no number")):
+        assert as_real(value) is None, value
+        assert number_refusal(value).startswith(words), number_refusal(value)

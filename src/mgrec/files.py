@@ -1016,6 +1016,56 @@ def is_number(value: Any) -> bool:
     return True
 
 
+def as_real(value: Any) -> int | float | None:
+    """A record field's value (a time, a score, a label id) as a Python number, or None where it is none: an int or
+    float as it is; numpy's scalars, a 0-d numpy array and a 0-d torch tensor (a model's output, `float(t)` not
+    called) as their `.item()`. Not a bool (Python counts True as 1), a string, a complex number, nor an array or
+    tensor of any other shape: one of several values is no field's value. `number_refusal` says why in words. Duck-
+    typed (`.shape`, `.item()`): no torch import here, which the metrics do without."""
+    kind = type(value)
+    if kind is float or kind is int:  # nearly every value (the file readers' million): no further question
+        return value
+    if isinstance(value, numbers.Real):
+        if isinstance(value, bool) or _numpy_bool(value):  # Python's and numpy's
+            return None
+        item = value.item() if hasattr(value, "item") else value  # numpy's scalars as Python's
+        return item if isinstance(item, (int, float)) and not isinstance(item, bool) else float(item)
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (str, bytes)) and len(tuple(shape)) == 0 \
+            and callable(getattr(value, "item", None)):
+        try:
+            item = value.item()
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        if type(item) is float or type(item) is int:  # not a bool tensor's True, a complex one's value, a str
+            return item
+    return None
+
+
+def _numpy_bool(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")  # np.bool_, numpy 1 and 2
+
+
+def number_refusal(value: Any) -> str:
+    """Why `as_real` took `value` for no number, in words for a message: "a Tensor of shape (3,) holds 3 values; a
+    field takes one number (a 0-d tensor or array, or float(t))", "the str '1.0' is no number"."""
+    if isinstance(value, bool) or _numpy_bool(value):  # Python's and numpy's
+        return f"the bool {bool(value)!r} is no number, though Python counts True as 1"
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (str, bytes)):
+        try:
+            dims = tuple(int(n) for n in shape)
+        except (TypeError, ValueError):
+            dims = None
+        if dims:  # a tensor or array of one or more dimensions
+            count = math.prod(dims)
+            return (f"a {type(value).__name__} of shape {dims} holds {count} value{'s' * (count != 1)}; a field takes "
+                    "one number (a 0-d tensor or array, or float(t))")
+        if dims == ():
+            return f"a 0-d {type(value).__name__} of dtype {getattr(value, 'dtype', '?')} is no real number"
+    return f"the {type(value).__name__} {brief(value)} is no number"
+
+
 def is_finite_real(value: Any) -> bool:
     """A finite number given in Python: an int or float, or numpy's scalars (np.float32(0.5)); not a bool, which
     Python counts as an int (True taken for a threshold of 1.0), and not NaN or an infinity."""

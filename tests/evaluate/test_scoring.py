@@ -739,3 +739,34 @@ def test_the_confusion_matrix_counted_in_blocks_of_predictions_is_the_one_of_all
         monkeypatch.setattr(scoring_module, "CONFUSION_ROWS", 3)
         blocks = confusion_counts(gt, hard, len(CLASSES))
         assert np.array_equal(blocks[0], matrix) and np.array_equal(blocks[1], background)
+
+
+def test_score_takes_fields_of_0d_tensors_as_the_metrics_do_and_refuses_other_shapes_naming_the_field():
+    """A researcher's records straight from a model's outputs (0-d torch tensors, numpy scalars and 0-d arrays:
+    float(t) not called) were refused, "expected a finite start before its end, got [tensor(1.), tensor(2.)]", while
+    the metrics below score took them. One conversion (`mgrec.files.as_real`) reads every field: they score as the
+    same records of Python numbers, and a tensor of several values, a string or a bool is refused by its field."""
+    import torch
+
+    gt = {"v": [Segment("v", torch.tensor(1.0), torch.tensor(2.0), torch.tensor(0), "a")]}
+    ranked = {"v": [Detection("v", torch.tensor(1.0), torch.tensor(2.0), torch.tensor(0), "a", torch.tensor(0.9)),
+                    Detection("v", np.float32(3.0), np.array(4.0), np.int64(0), "a", np.array(0.4))]}
+    plain_gt = {"v": [Segment("v", 1.0, 2.0, 0, "a")]}
+    plain = {"v": [Detection("v", 1.0, 2.0, 0, "a", 0.9), Detection("v", 3.0, 4.0, 0, "a", 0.4)]}
+    assert score(gt, ranked, ["a"], 0.5) == score(plain_gt, plain, ["a"], 0.5)
+    good = plain["v"][0]
+    cases = [
+        (replace(good, start=torch.tensor([1.0, 1.5])), "start: a Tensor of shape (2,) holds 2 values; a field takes "
+                                                        "one number (a 0-d tensor or array, or float(t))"),
+        (replace(good, end=np.array([2.0])), "end: a ndarray of shape (1,) holds 1 value"),
+        (replace(good, start=True), "start: the bool True is no number"),
+        (replace(good, end="2.0"), "end: the str '2.0' is no number"),
+        (replace(good, score=torch.tensor([0.9, 0.8])), "expected a finite score, got tensor([0.9000, 0.8000]) "
+                                                        "(score: a Tensor of shape (2,) holds 2 values"),
+        (replace(good, score=torch.tensor(True)), "(score: a 0-d Tensor of dtype torch.bool is no real number)"),
+        (replace(good, label_id=torch.tensor([0, 0])), "(label_id: a Tensor of shape (2,) holds 2 values"),
+        (replace(good, label_id=torch.tensor(0.0)), "label_id 0.0 / label 'a' does not match the class list"),
+    ]
+    for item, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)):
+            score(plain_gt, {"v": [item]}, ["a"], 0.5)

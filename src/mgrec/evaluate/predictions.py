@@ -43,6 +43,7 @@ from typing import Any
 import mgrec
 from mgrec.errors import InputError, shown_key, where
 from mgrec.files import (
+    as_real,
     atomic_write_text,
     brief,
     counted,
@@ -51,6 +52,7 @@ from mgrec.files import (
     is_hidden,
     listed,
     not_a_file,
+    number_refusal,
     parse_json,
     part_of,
     path_argument,
@@ -454,11 +456,20 @@ def repeats_words(predictions: Mapping[str, list[Detection]], path: str | Path) 
 def segment_problem(start: object, end: object) -> str | None:
     """What is wrong with a segment's times (seconds), as every predictions reader refuses it (and the annotations
     reader a negative start); None when nothing is. Shared with `score` and `save_predictions`, which take segments
-    given in Python: what they let through, a reader refused."""
-    if not (is_finite_real(start) and is_finite_real(end) and start < end):
+    given in Python: what they let through, a reader refused. Each time is read by `mgrec.files.as_real`, as `score`
+    reads every field: a 0-d torch tensor or numpy array (a model's output) is its number, as the metrics take it
+    (refused here, "expected a finite start before its end, got [tensor(1.), tensor(2.)]" named no fault)."""
+    if type(start) is float and type(end) is float and 0.0 <= start < end < math.inf:  # what the readers meet
+        return None
+    numbers_given = [as_real(start), as_real(end)]
+    if not (is_finite_real(numbers_given[0]) and is_finite_real(numbers_given[1])
+            and numbers_given[0] < numbers_given[1]):
         # a value that is no number quoted as such: the str '1.0' printed as 1.0 read as a good segment, [1.0, 2.0]
         shown = [value if isinstance(value, numbers.Real) else brief(value) for value in (start, end)]
-        return f"expected a finite start before its end, got [{shown[0]}, {shown[1]}]"
+        why = "; ".join(f"{field}: {number_refusal(value)}" for field, value, number
+                        in zip(("start", "end"), (start, end), numbers_given) if number is None)
+        return f"expected a finite start before its end, got [{shown[0]}, {shown[1]}]" + (f" ({why})" if why else "")
+    start, end = numbers_given
     # As in the annotations reader: times count from the video's start, and a negative one is a bug in
     # whatever wrote the file (mgrec clips its detections to the video), not a detection to score.
     if start < 0:

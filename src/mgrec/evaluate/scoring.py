@@ -44,6 +44,7 @@ from mgrec.evaluate.predictions import (
     segment_problem,
 )
 from mgrec.files import (
+    as_real,
     brief,
     callable_argument,
     counted,
@@ -51,6 +52,7 @@ from mgrec.files import (
     is_number,
     listed,
     name_key,
+    number_refusal,
     part_of,
     spelling_hint,
 )
@@ -97,14 +99,17 @@ def _training_split_of(run: object) -> str | None:
         return None
 
 
-def _check_items(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str) -> None:
+def _check_items(items: Sequence[Segment | Detection], classes: list[str], what: str,
+                 video_id: str) -> Sequence[Segment | Detection]:
     """What the file readers refuse, for segments and detections given in Python: a label of the class list, a
     finite start >= 0 before its end (`segment_problem`), a finite score (a NaN one was left out of F1 but counted
     in AP). An item of the plain form (what the readers make: exact types, fields in range) passes at once; any
     other is asked each question by `_check_items_reference`, which names what is wrong: a million detections were
-    checked at 5 us each, half of what scoring them took."""
+    checked at 5 us each, half of what scoring them took. Returns `items`, where an item's fields were numbers of
+    another kind (numpy's scalars, 0-d torch tensors: `mgrec.files.as_real`) with that item made of Python's."""
     kinds = (Detection,) if what == "prediction" else (Segment, Detection)
     count = len(classes)
+    result = items
     for index, item in enumerate(items):
         if type(item) in kinds:
             label_id, start, end = item.label_id, item.start, item.end
@@ -113,14 +118,22 @@ def _check_items(items: Sequence[Segment | Detection], classes: list[str], what:
                     and classes[label_id] == item.label and type(start) is float and type(end) is float
                     and 0.0 <= start < end < math.inf and type(score) is float and -math.inf < score < math.inf):
                 continue
-        _check_items_reference(items[index:index + 1], classes, what, video_id, first_index=index)
+        plain = _check_items_reference(items[index:index + 1], classes, what, video_id, first_index=index)[0]
+        if plain is not item:
+            if result is items:
+                result = list(items)
+            result[index] = plain
+    return result
 
 
 def _check_items_reference(items: Sequence[Segment | Detection], classes: list[str], what: str, video_id: str,
-                           first_index: int = 0) -> None:
+                           first_index: int = 0) -> list[Segment | Detection]:
     """`_check_items`, each question asked of each item (`first_index`: the index of items[0] in its video's list,
-    for the message): the definition of what is refused (tests/evaluate/test_scoring.py checks them equal)."""
+    for the message): the definition of what is refused and of what is made plain (tests/evaluate/test_scoring.py
+    checks them equal). A field of 0-d tensors is read as the metrics read it (`as_real`): refused, "expected a finite
+    start before its end, got [tensor(1.), tensor(2.)]" named no fault."""
     kind = Detection if what == "prediction" else (Segment, Detection)
+    result: list[Segment | Detection] = []
     for index, item in enumerate(items, start=first_index):
         if not isinstance(item, kind):
             raise InputError(f"video {video_id} {what} #{index}: expected a "
@@ -130,16 +143,25 @@ def _check_items_reference(items: Sequence[Segment | Detection], classes: list[s
             raise InputError(f"{place}: its video_id {brief(item.video_id)} is not the video it is listed under "
                              f"({brief(video_id)}); OfflineDetector.detect names an array's detections 'video' "
                              "unless given video_id=")
-        if (not isinstance(item.label_id, numbers.Integral) or isinstance(item.label_id, bool)
-                or not 0 <= item.label_id < len(classes) or classes[item.label_id] != item.label):
+        label_id = as_real(item.label_id)
+        if type(label_id) is not int or not 0 <= label_id < len(classes) or classes[label_id] != item.label:
+            why = f" (label_id: {number_refusal(item.label_id)})" if label_id is None else ""
             raise InputError(
                 f"{place}: label_id {item.label_id} / label {item.label!r} does not match the class list {classes}"
+                f"{why}"
             )
         problem = segment_problem(item.start, item.end)
         if problem is not None:
             raise InputError(f"{place}: {problem}")
-        if isinstance(item, Detection) and not is_finite_real(item.score):
-            raise InputError(f"{place}: expected a finite score, got {item.score!r}")
+        fields = {"label_id": label_id, "start": as_real(item.start), "end": as_real(item.end)}
+        if isinstance(item, Detection):
+            fields["score"] = as_real(item.score)
+            if not is_finite_real(fields["score"]):
+                why = f" (score: {number_refusal(item.score)})" if fields["score"] is None else ""
+                raise InputError(f"{place}: expected a finite score, got {item.score!r}{why}")
+        changed = {name: value for name, value in fields.items() if value is not getattr(item, name)}
+        result.append(dataclasses.replace(item, **changed) if changed else item)
+    return result
 
 
 def _listed_per_video(value: Mapping[str, Iterable], name: str, expected: str) -> dict[str, list]:
@@ -247,10 +269,10 @@ def score(
     num_ground_truth = sum(len(items) for items in gt.values())
     if num_ground_truth == 0:
         raise InputError(f"no ground-truth segments{' in split ' + split if split else ''}: nothing to score against")
-    for video_id, items in gt.items():
-        _check_items(items, classes, "ground truth", video_id)
-    for video_id, items in ranked.items():
-        _check_items(items, classes, "prediction", video_id)
+    # each checked, and made of Python's numbers where its fields were others (0-d tensors): the metrics, the digest
+    # and the hard set then read what the file readers would give them
+    gt = {video_id: _check_items(items, classes, "ground truth", video_id) for video_id, items in gt.items()}
+    ranked = {video_id: _check_items(items, classes, "prediction", video_id) for video_id, items in ranked.items()}
 
     ranked = restrict_to_videos(ranked, gt)
     hard = apply_score_threshold(ranked, score_threshold, class_thresholds)
