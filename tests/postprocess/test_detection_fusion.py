@@ -105,3 +105,28 @@ def test_equal_fused_scores_keep_the_order_of_the_class_met_first():
     from mgrec.postprocess.reference import fuse_detections_reference
 
     assert fuse_detections_reference([ranked], 0.5) == fused
+
+
+def test_fusion_called_from_python_refuses_what_it_would_fuse_into_a_wrong_list():
+    """A start after its end was fused into its cluster's means (a fused segment ending before it starts), a NaN score
+    summed into a NaN fused score, and an iou_threshold of 1.5 fused nothing (-1: detections apart joined), each
+    without a word. Each member's list is checked at once, per call; mgrec's own callers fuse unchecked."""
+    from mgrec.errors import InputError
+
+    cases = [
+        (([[det(2.0, 1.0, 0.9)], RANKED], 0.5), r"fuse_detections: members \[0\] #0: expected finite times with "
+                                                r"start <= end, got \[2.0, 1.0\]"),
+        (([RANKED, [det(1.0, 2.0, 0.9), det(1.0, 2.0, float("nan"))]], 0.5),
+         r"fuse_detections: members \[1\] #1: expected a finite score, got nan"),
+        (([RANKED, [det(float("nan"), 2.0, 0.9, frames=(0, 50))]], 0.5), r"members \[1\] #0: expected finite times"),
+        (([RANKED, RANKED], 1.5), r"fuse_detections: iou_threshold: expected a tIoU in \(0, 1\] .*got 1.5"),
+        (([RANKED, RANKED], -1), r"iou_threshold: expected a tIoU in \(0, 1\] .*got -1"),
+        (([RANKED, RANKED], float("nan")), r"iou_threshold: expected a tIoU in \(0, 1\] .*got nan"),
+        (([RANKED, RANKED], True), r"iou_threshold: expected a tIoU in \(0, 1\] .*got True"),
+        ((RANKED, 0.5), r"got one list of Detection \(one member: give \[its list\]\)"),
+        (([RANKED, [{"segment": [1, 2]}]], 0.5), r"members \[1\] #0: expected a Detection"),
+    ]
+    for (members, iou), message in cases:
+        with pytest.raises(InputError, match=message):
+            fuse_detections(members, iou)
+    assert fuse_detections([RANKED, list(RANKED)], 1) == RANKED  # 1: identical boundaries still join

@@ -64,7 +64,7 @@ from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.heads import Predictors
 from mgrec.model.load import load_run_network
 from mgrec.model.memory import check_fits
-from mgrec.postprocess.detection_fusion import FUSION_IOU, fuse_detections
+from mgrec.postprocess.detection_fusion import FUSION_IOU, _fuse_detections
 from mgrec.postprocess.second_opinion import SecondOpinion, run_second_opinion
 from mgrec.postprocess.video import Chunking, detect_video
 from mgrec.records import Detection, check_class_list, checked_video_id
@@ -245,7 +245,7 @@ class OfflineDetector:
         for index, (member, (member_features, member_video)) in enumerate(zip(self.members, inputs)):
             with self._said_as_member(index, features):
                 ranked.append(member.detect(member_features, member_video, fps))
-        return fuse_detections(ranked, self.fusion_iou)
+        return _fuse_detections(ranked, self.fusion_iou)
 
     @contextlib.contextmanager
     def _said_as_member(self, index: int, features: np.ndarray | str | Path) -> Iterator[None]:
@@ -395,7 +395,7 @@ class OfflineDetector:
         """Ranked detections for a video of the run's annotations, its features read from the run's folders
         (a detection-level ensemble: each member's from its own)."""
         if self.members is not None:
-            return fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
+            return _fuse_detections([m.detect_listed(video_id, fps) for m in self.members], self.fusion_iou)
         fps = self.listed_fps(fps)
         stamps: list[tuple[Path, str]] = []
         detections = self.detect_read(self.listed_features(video_id, fps, stamps), video_id, fps)

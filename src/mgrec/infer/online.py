@@ -137,7 +137,7 @@ from mgrec.infer.offline import OfflineDetector
 from mgrec.model.detector import COMPILED_LOGIT_TOLERANCE, logits_apart
 from mgrec.model.inputs import pad_video
 from mgrec.model.memory import check_fits
-from mgrec.postprocess.detection_fusion import fuse_detections
+from mgrec.postprocess.detection_fusion import _fuse_detections
 from mgrec.postprocess.second_opinion import lowest_score_that_can_pass
 from mgrec.postprocess.video import detect_video, moved_detection
 from mgrec.records import Detection, checked_video_id
@@ -868,7 +868,7 @@ class FusedOnlineDetector(OnlineDetector):
                    for other, post in zip(self._others, self._ranked[1:])]
         for other in self._others:
             other._since_update = 0
-        return self.ensemble.own_hard_set(fuse_detections(ranked, self.ensemble.fusion_iou))  # `self.postprocess`'s
+        return self.ensemble.own_hard_set(_fuse_detections(ranked, self.ensemble.fusion_iou))  # `self.postprocess`'s
 
     def _final_update(self) -> None:
         self._release(final=True)

@@ -17,9 +17,11 @@ the first member's boundary, so equal values add zero).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mgrec.errors import InputError
+from mgrec.files import brief, is_finite_real
 from mgrec.records import Detection
 
 # Detections of two members are one gesture from this tIoU on (that of hard NMS, postprocess.iou_threshold's default).
@@ -69,7 +71,30 @@ def _tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
 
 def fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float = FUSION_IOU) -> list[Detection]:
     """One video's detections of M members (each a ranked list) -> the fused ranked list (see the module
-    docstring), by score, highest first."""
+    docstring), by score, highest first.
+
+    Checked once per call, each member's list at once (`mgrec.evaluate.matching.check_records`): a start after its end
+    was fused into a cluster's means (a fused segment ending before it starts), a NaN score was summed into its
+    cluster's (a NaN fused score, ranked anywhere), and an `iou_threshold` of 1.5 never joined anything (or -1 joined
+    detections that do not overlap), each without a word. mgrec's own callers, whose lists come from its decoding,
+    call `_fuse_detections`."""
+    from mgrec.evaluate.matching import check_records  # here: mgrec.evaluate imports mgrec.postprocess
+
+    if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence):
+        raise InputError(f"fuse_detections: members: expected a list of the members' ranked lists (each a list of "
+                         f"Detection), got {type(members).__name__}")
+    if members and isinstance(members[0], Detection):
+        raise InputError("fuse_detections: members: expected a list of the members' ranked lists, got one list of "
+                         "Detection (one member: give [its list])")
+    check_records(dict(enumerate(members)), "fuse_detections: members", scored=True)
+    if not is_finite_real(iou_threshold) or not 0 < iou_threshold <= 1:
+        raise InputError(f"fuse_detections: iou_threshold: expected a tIoU in (0, 1] (detections of two members join "
+                         f"from it on), got {brief(iou_threshold)}")
+    return _fuse_detections(members, float(iou_threshold))
+
+
+def _fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float = FUSION_IOU) -> list[Detection]:
+    """`fuse_detections` of lists and a threshold known good (mgrec's own detections, a checked fusion_iou)."""
     count = len(members)
     if count == 0:
         return []

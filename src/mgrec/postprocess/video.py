@@ -27,7 +27,7 @@ from mgrec.errors import InputError
 from mgrec.files import brief
 from mgrec.model.inputs import pad_video
 from mgrec.postprocess.decode import RawDetections, decode_video
-from mgrec.postprocess.detection_fusion import fuse_detections
+from mgrec.postprocess.detection_fusion import _fuse_detections
 from mgrec.postprocess.nms import nms, vote_boundaries
 from mgrec.postprocess.second_opinion import SecondOpinion
 from mgrec.records import Detection
@@ -116,7 +116,7 @@ def detect_video(
         detections = _one_pass(model, features[shift:], grid, post, classes, video_id, padded_length, autocast,
                                chunking, standardize)
         passes.append([moved_detection(d, shift * grid.stride, grid) for d in detections] if shift else detections)
-    ranked = passes[0] if len(passes) == 1 else within_the_cap(fuse_detections(passes), post)
+    ranked = passes[0] if len(passes) == 1 else within_the_cap(_fuse_detections(passes), post)
     return ranked if second_opinion is None else second_opinion.rescored(ranked, features, grid, standardize)
 
 
