@@ -407,6 +407,42 @@ def test_seeds_of_one_config_whose_paths_are_spelt_otherwise_are_one_group(tmp_p
     assert comparison.rows[1].name == "data.features=other/x"
 
 
+def test_a_run_evaluated_on_moved_data_is_grouped_and_named_by_the_data_its_evaluation_read(tmp_path, monkeypatch):
+    """`mgrec evaluate RUN --set data.annotations=... --set data.features=...` (the run's data moved): its eval file
+    records the data read ("data"), and compare groups and names it by that, not by config.yaml's old paths (it was
+    a group of its own, "data.annotations=/old/a.json, data.features=/old/features"). An eval file without the record
+    (written before it) is grouped by its config; a record not as mgrec writes it is refused by its key."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "features").mkdir()
+    (tmp_path / "a.json").write_text("{}")
+    here = {"annotations": str(tmp_path / "a.json"), "features": str(tmp_path / "features")}
+    runs = []
+    for seed, (paths, read) in enumerate([(("a.json", "features"), here), (("/old/a.json", "/old/features"), here),
+                                          (("a.json", "features"), None), (("/old/a.json", "/old/features"), None)],
+                                         start=1):
+        run, scores = fake_run(tmp_path, f"seed{seed}", seed, 1e-3, [0, seed % 4])
+        config = RunDir(run).read_config()
+        config.data.annotations, config.data.features = paths
+        save_config(config, run / "config.yaml")
+        if read is not None:
+            (run / "eval_test.json").write_text(json.dumps({**scores, "data": {
+                **read, "set_for_this_call": ["data.annotations", "data.features"] if seed == 2 else []}}))
+        runs.append(run)
+    comparison = compare_runs(runs)
+    assert [[run.name for run in row.runs] for row in comparison.rows] == [["seed1", "seed2", "seed3"], ["seed4"]]
+    assert comparison.rows[1].name == "data.annotations=/old/a.json, data.features=/old/features"
+    assert comparison.rows[0].name == f"data.annotations={tmp_path / 'a.json'}, data.features={tmp_path / 'features'}"
+    for record, message in (([1], r"eval_test.json \[data\]: expected the data the evaluation read"),
+                            ({"annotations": 5}, r"eval_test.json \[data.annotations\]: expected the path the "
+                                                 r"evaluation read, got 5"),
+                            ({**here, "features": ""}, r"\[data.features\]: expected the path the evaluation read "
+                                                       r"\(or null\), got ''")):
+        scores = json.loads((runs[0] / "eval_test.json").read_text())
+        (runs[0] / "eval_test.json").write_text(json.dumps({**scores, "data": record}))
+        with pytest.raises(InputError, match=message):
+            compare_runs(runs)
+
+
 @pytest.mark.parametrize(("run_dirs", "message"), [
     ([5], r"^run_dirs\[0\]: expected a path \(str or pathlib.Path\), got 5$"),
     (["runs/a", None], r"^run_dirs\[1\]: expected a path \(str or pathlib.Path\), got None$"),

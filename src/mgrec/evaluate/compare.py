@@ -149,7 +149,7 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
                              "nothing (the file edited, or not written by mgrec evaluate?); evaluate the runs again")
         ensemble = run.read_ensemble()
         members = None if ensemble is None else _member_configs(run, ensemble)
-        key, flat = _group_key(config, ensemble, members)
+        key, flat = _group_key(config, ensemble, members, _data_read(scores, run.eval_path(split, checkpoint)))
         # the same folder by another path (a symbolic link to it, its absolute path beside a relative one, `a/../a`)
         # is the same run, counted twice in its group's mean as a run of a seed of its own
         same = next((path for path, *_ in groups.get(key, []) if _same_folder(path, run.path)), None)
@@ -196,16 +196,45 @@ PATH_KEYS = ("data.annotations", "data.features", "data.videos", "backbone.weigh
              "pseudo_labels.teacher")
 
 
-def _group_key(config, ensemble: dict | None, members: list[dict] | None) -> tuple[str, dict]:
+def _data_read(scores: dict, path: Path) -> dict[str, str]:
+    """The data an evaluation read, where its eval file records it (`mgrec evaluate`'s "data": the annotations and
+    the features folder, as `--set` gave them for that call or config.yaml named them): {config key: path}, {} for an
+    eval file written before it was recorded (the run's config then says). A record not as mgrec writes it is refused
+    by its key: taken for absent, the run would be grouped by paths its evaluation may not have read."""
+    record = scores.get("data")
+    if record is None:
+        return {}
+    if not isinstance(record, dict):
+        raise InputError(f"{path} [data]: expected the data the evaluation read ({{\"annotations\": path, "
+                         f"\"features\": path or null, ...}}), got {brief(record)}; evaluate the run again")
+    read = {}
+    for name, optional in (("annotations", False), ("features", True)):
+        value = record.get(name)
+        if value is None and optional:  # a run that reads its features elsewhere (streams, an ensemble's members)
+            continue
+        if not isinstance(value, str) or not value:
+            raise InputError(f"{path} [data.{name}]: expected the path the evaluation read"
+                             f"{' (or null)' if optional else ''}, got {brief(value)}; evaluate the run again")
+        read[f"data.{name}"] = value
+    return read
+
+
+def _group_key(config, ensemble: dict | None, members: list[dict] | None,
+               data_read: dict[str, str] | None = None) -> tuple[str, dict]:
     """The key runs of one group share (their config, less seed and name; for an ensemble, its members' config and
     how many they are: `ensemble` its run.json block, `members` its members' configs where known) and the flattened
     config its name is drawn from. Paths are compared by what they name
     (`_same_path_words`): seeds of one config whose features folder was given as `features/` and `features`, or
-    relative and absolute, were two groups of one run each, their mean and spread never made."""
+    relative and absolute, were two groups of one run each, their mean and spread never made. `data_read`: the data
+    the evaluation read (`_data_read`), which stands for the config's: a run evaluated with `--set
+    data.annotations=... --set data.features=...` (its data moved) was grouped apart from the runs that read the same
+    files, and its row named by config.yaml's old paths."""
     flat = _flat_config(to_dict(config))
     # an ensemble is not one more seed of its members' config; ensembles of as many runs of one config are a group
     if members is not None:  # its config is its first member's: grouped and named by what its members were
         flat = _merged([_flat_config(member) for member in members])
+    for key, value in (data_read or {}).items():
+        flat[key] = _same_path_words(value)
     # and by how it fuses them: averaged outputs and fused detections of the same members are two methods
     flat["ensemble"] = ("no" if ensemble is None else f"{ensemble['members']} runs"
                         + (", detections fused" if ensemble.get("fusion") == "detections" else ""))
