@@ -588,6 +588,37 @@ def test_cover_art_is_no_video_stream(tmp_path):
     assert VideoClips.open(clip, stride=4, window=8, frames_per_clip=4, image_size=SIZE).frame_count == 20
 
 
+def test_a_video_whose_header_gives_no_frame_size_is_not_blamed_on_a_small_size(tmp_path, make_video):
+    """An MPEG-4 clip remuxed into MPEG-TS without its codec's setup (its frames undecodable) probes as 0x0:
+    `mgrec stream` of the file, and an end-to-end run's video, refused it as 'its frames are 0x0 pixels, under the 16
+    pixels a side ...; give the video at its recorded size', where extract and detect said it did not decode. The
+    message now says what is wrong: no frame size could be read, so it cannot be decoded."""
+    import av
+
+    from mgrec.data.videos import VideoClips, check_frame_size, probe_video
+
+    clip = make_video(tmp_path / "clip.mp4", [np.full((32, 32, 3), 9 * i, np.uint8) for i in range(20)])
+    remuxed = tmp_path / "remuxed.ts"
+    with av.open(str(clip)) as source, av.open(str(remuxed), "w", format="mpegts") as target:
+        into = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = into
+                target.mux(packet)
+    probed = probe_video(remuxed)
+    assert (probed.width, probed.height) == (0, 0)
+    unknown = (f"{remuxed}: FFmpeg reads no frame size from its video stream (0x0: the parameters of its codec are "
+               "missing or damaged; a corrupt or truncated file, or one remuxed without them?), so its frames cannot "
+               "be decoded; give the file it was made from, or a copy a player shows")
+    for read in (lambda: check_frame_size(remuxed, probed.width, probed.height, 112),
+                 lambda: VideoClips.open(remuxed, stride=4, window=8, frames_per_clip=2, image_size=112)):
+        with pytest.raises(InputError) as refused:
+            read()
+        assert str(refused.value) == unknown
+    with pytest.raises(InputError, match=r"its frames are 1x20 pixels, under the 16"):  # a size read: small
+        check_frame_size("thin.mp4", 1, 20, 112)
+
+
 def test_a_video_of_a_few_pixels_is_refused_and_one_scaled_up_much_is_warned_of_once(tmp_path, make_video, capsys):
     """A 2x2 video was scaled up to the backbone's input and extracted (or trained on, or streamed) without a word.
     Every reader of frames for features now goes by one rule (`check_frame_size`): under MIN_FRAME_SIDE pixels a side

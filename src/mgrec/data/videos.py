@@ -416,7 +416,16 @@ def check_frame_size(path: Path | str, width: int, height: int, size: int | None
     scales up by more than MAX_UPSCALE on a side are a warning, returned (beginning with the video's path) for the
     caller to say once per video through its own channel of warnings (`ExtractResult.warnings`, which the command
     line prints; `mgrec stream`'s stderr; `mgrec data check`'s warnings, which training logs); None otherwise.
-    Nothing here prints, and nothing is kept between calls."""
+    Nothing here prints, and nothing is kept between calls.
+    A side of 0 is a size unknown, not a small one: the size a header gives (`probe_video`: `mgrec stream` of a file,
+    an end-to-end run's videos) where FFmpeg read none, its video stream's parameters missing (a stream remuxed
+    without its codec's setup, a damaged or cut file): refused as what it is (it was blamed on a 0x0 frame size, and
+    the way out named, 'give the video at its recorded size', was no way out), as decoding it would be."""
+    if not width or not height:
+        raise InputError(f"{path}: FFmpeg reads no frame size from its video stream ({width}x{height}: the "
+                         "parameters of its codec are missing or damaged; a corrupt or truncated file, or one remuxed "
+                         "without them?), so its frames cannot be decoded; give the file it was made from, or a "
+                         "copy a player shows")
     if min(width, height) < MIN_FRAME_SIDE:
         raise InputError(f"{path}: its frames are {width}x{height} pixels, under the {MIN_FRAME_SIDE} pixels a side "
                          "that mgrec reads gestures in (scaled up to a backbone's input, they are features of a "
