@@ -114,6 +114,17 @@ def test_threads_before_or_after_the_command(argv, threads):
     assert build_parser().parse_args(argv).threads == threads
 
 
+def test_the_threads_help_names_onnxruntime_which_runs_on_them(capsys):
+    """`mgrec extract` runs EfficientNet-Lite0 in onnxruntime by default on a CPU, on torch's number of threads, and
+    `--onnx` networks too: `--threads` said "torch CPU threads" only."""
+    for command in (["extract"], ["detect"], ["stream"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--help"])
+        threads = " ".join(capsys.readouterr().out.split()).split("--threads THREADS", 2)[-1].strip()
+        assert threads.startswith("CPU threads of torch and of onnxruntime (where it runs efficientnet-lite0 or an "
+                                  "--onnx network)"), (command, threads[:120])
+
+
 def test_threads_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["detect", "RUN", "f.npy", "--out", "o.json", "--threads", "0"])

@@ -252,8 +252,11 @@ def seed_count(text: str) -> int:
     return value
 
 
-THREADS_HELP = ("torch CPU threads, before or after the command (default: torch's choice; 1 for the updates of a "
-                "stream: stream, evaluate --online, the demo's streamed evaluation)")
+# onnxruntime's sessions take torch's number (`OnnxEfficientNet`, `OnnxNetwork`): the help said "torch CPU threads"
+# only, where `mgrec extract`'s default runtime on a CPU is onnxruntime and it ran on these threads
+THREADS_HELP = ("CPU threads of torch and of onnxruntime (where it runs efficientnet-lite0 or an --onnx network), "
+                "before or after the command (default: torch's choice; 1 for the updates of a stream: stream, "
+                "evaluate --online, the demo's streamed evaluation)")
 
 
 def streaming_threads(args) -> int:
