@@ -1621,7 +1621,7 @@ def cmd_stream(args) -> int:
     live = LiveFeatures(run_dir, device) if videos and whole_first is None else None
     if live is not None:
         print(f"streaming {counted(len(videos), 'video')} as decoded: features made window by window with the run's "
-              f"recipe ({live.model.name})", file=sys.stderr)
+              f"recipe ({live.model.name}, its network run in {live.model.runtime})", file=sys.stderr)
     elif videos:  # minutes of silence before the first line, for a long video, without this
         print(f"turning {counted(len(videos), 'video')} into features with the run's recipe first ({whole_first}); "
               "the stream starts once they are made", file=sys.stderr)

@@ -503,8 +503,13 @@ def test_stream_on_a_raw_video_matches_streaming_its_features(tmp_path, carphone
     printed = capsys.readouterr()
     from_video = strip(printed.out)
     # the video streams as it is decoded (its whole extraction first was minutes of silence for a long video)
+    # and says what runs the backbone (onnxruntime by default in float32 on a CPU, where it is installed: it named the
+    # backbone alone, where `mgrec extract` names the runtime that ran)
+    from mgrec.extract.backbones import choose_runtime
+
+    runtime = choose_runtime("efficientnet-lite0", torch.device("cpu"), None)
     assert printed.err.startswith("streaming 1 video as decoded: features made window by window with the run's "
-                                  "recipe (efficientnet-lite0)")
+                                  f"recipe (efficientnet-lite0, its network run in {runtime})")
     assert main(["stream", str(run), str(extracted[0].feature_path), "--lookahead", "0.5"]) == 0
     from_features = strip(capsys.readouterr().out)
     assert from_video == from_features and len(from_video) > 0
