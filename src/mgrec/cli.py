@@ -1718,7 +1718,8 @@ def cmd_extract(args) -> None:
         ignored += ["--run"] * (args.from_run is not None) + ["--checkpoint"] * (args.checkpoint is not None)
         ignored += ["--device"] * (args.device is not None) + ["--runtime"] * (args.runtime is not None)
         if ignored:
-            raise InputError(f"--fuse: {', '.join(ignored)} do not apply (the folders' features are joined as they "
+            verb = "does" if len(ignored) == 1 else "do"
+            raise InputError(f"--fuse: {', '.join(ignored)} {verb} not apply (the folders' features are joined as they "
                              "are, each keeps its own recipe); give none of them")
         fused = fuse_features(args.fuse, args.out)
         for item in fused:

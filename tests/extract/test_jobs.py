@@ -391,7 +391,8 @@ def test_extract_says_what_ran_the_network_and_refuses_a_runtime_that_cannot_run
     refused = {
         ("--backbone", "skeleton", "--runtime", "torch"): "--runtime: backbone skeleton runs no network of mgrec's",
         ("--precision", "bf16", "--runtime", "onnxruntime"): "--runtime onnxruntime: onnxruntime runs the float32",
-        ("--fuse", str(out / "torch"), "--runtime", "torch"): "--fuse: --runtime do not apply",
+        ("--fuse", str(out / "torch"), "--runtime", "torch"): "--fuse: --runtime does not apply",
+        ("--fuse", str(out / "torch"), "--runtime", "torch", "--device", "cpu"): "--fuse: --device, --runtime do not",
         ("--run", str(tmp_path), "--runtime", "onnxruntime"): "--runtime onnxruntime: an end-to-end run's backbone",
     }
     for options, message in refused.items():
