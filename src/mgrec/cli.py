@@ -1878,7 +1878,7 @@ def cmd_demo(args) -> None:
         check_removable(args.out, keep)
     # the config and --set items are checked before the data is built; data.streams reads the sensor streams
     plain = load_config(args.config, args.overrides)
-    paths = build_demo(cache)
+    paths = build_demo(cache, log=log_line)
     print(f"demo data: {paths.root}")
     print(format_statistics(demo_statistics(paths.root)))
     data = paths.stream_overrides([s.name for s in plain.data.streams]) if plain.data.streams else paths.overrides()

@@ -242,3 +242,24 @@ def test_class_probabilities_decay_to_the_requested_ratio():
     assert p.sum() == pytest.approx(1)
     assert p[-1] / p[0] == pytest.approx(0.1)
     np.testing.assert_allclose(p[1:] / p[:-1], 0.1 ** (1 / 6))
+
+
+def test_a_build_with_a_file_removed_or_cut_short_since_is_built_again(built, tmp_path):
+    """A demo folder whose manifest was whole but one of whose files was removed or truncated since (a file
+    deleted by hand, a copy cut short) was reused: the data check then advised extracting features or dropping
+    the videos. The manifest lists every file and its size; such a folder is built again, and said so."""
+    root = tmp_path / "demo"
+    shutil.copytree(built.root, root)
+    removed = sorted((root / "features").glob("*.npy"))[0]
+    cut = sorted((root / "streams" / "gyro").glob("*.npy"))[-1]
+    sizes = {removed: removed.stat().st_size, cut: cut.stat().st_size}
+    removed.unlink()
+    with open(cut, "r+b") as handle:
+        handle.truncate(100)
+    said = []
+    demo.build_demo(root, seed=0, log=said.append)
+    assert {file: file.stat().st_size for file in sizes} == sizes
+    assert len(said) == 1 and f"{removed} is missing, and 1 other file" in said[0] and "building it again" in said[0]
+    said.clear()
+    demo.build_demo(root, seed=0, log=said.append)  # whole again: reused without a word
+    assert said == []

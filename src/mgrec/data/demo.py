@@ -55,8 +55,9 @@ Files in the cache folder: `annotations.json` (ActivityNet JSON; classes = the 7
 PEN, ABD, FEL, IR, ER, TRAP, ROW), `features/<video_id>.npy` (T, 128) float32, each with a
 `<video_id>.json` sidecar, `unlabeled/pool_subject<NN>_<i>.npy` (+ sidecar, no annotations),
 `streams/acc/<video_id>.npy` and `streams/gyro/<video_id>.npy` (+ sidecars, step 6), and
-`manifest.json` (recipe version, seed, statistics), written LAST: a
-folder without a matching manifest is incomplete or stale and gets rebuilt. An empty `.mgrec-demo`
+`manifest.json` (recipe version, seed, statistics, every file written and its size), written LAST: a
+folder without a matching manifest, or with a file it lists missing or of another size, is incomplete or stale
+and gets rebuilt. An empty `.mgrec-demo`
 file marks the folder as the demo's, so that a rebuild never deletes files of a folder it did not make.
 """
 
@@ -67,7 +68,7 @@ import importlib.util
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,12 +167,14 @@ def default_cache_dir() -> Path:
     return mgrec_cache("demo")
 
 
-def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool = False) -> DatasetPaths:
+def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool = False,
+               log: Callable[[str], None] | None = None) -> DatasetPaths:
     """Build the demo benchmark into `cache_dir` (default `default_cache_dir()`); return its paths.
 
     Does nothing when the folder already holds a complete build of this recipe version and seed
-    (its `manifest.json` says so), unless `force`. A build takes a few seconds and needs the
-    seglearn and aeon wheels installed (see `INSTALL_HINT`); only their data files are read.
+    (its `manifest.json` says so, and every file it lists is there at its size), unless `force`. A
+    build takes a few seconds and needs the seglearn and aeon wheels installed (see `INSTALL_HINT`);
+    only their data files are read. `log` is told why a build that was there is made again.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM, root / "unlabeled",
@@ -184,6 +187,9 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     with _one_build_at_a_time(root):
         if not force and _manifest_matches(manifest_path, seed):
             return paths  # another process built it while this one waited
+        damage = None if force else _damaged_files(manifest_path, seed)
+        if damage and log is not None:
+            log(f"note: the demo data in {root} is incomplete ({damage}): building it again")
         _build(paths, manifest_path, seed)
     return paths
 
@@ -237,6 +243,7 @@ def _build(paths: DatasetPaths, manifest_path: Path, seed: int) -> None:
         "statistics": annotation_statistics(aset),
         "unlabeled_videos": len(pool),
         "sensor_streams": {name: grid.stride for name, (_, grid, _, _) in SENSOR_STREAMS.items()},
+        "files": _built_files(paths.root),  # checked by each later use (`_damaged_files`)
     }
     with atomic_open(manifest_path) as handle:
         handle.write(json.dumps(manifest, indent=1) + "\n")
@@ -259,7 +266,41 @@ def _claim_folder(root: Path) -> None:
 
 def _manifest_matches(path: Path, seed: int) -> bool:
     manifest = json_or_none(path)  # None where missing or half-written: rebuild
-    return isinstance(manifest, dict) and manifest.get("recipe") == RECIPE_VERSION and manifest.get("seed") == seed
+    return (isinstance(manifest, dict) and manifest.get("recipe") == RECIPE_VERSION and manifest.get("seed") == seed
+            and _damaged_files(path, seed) is None)
+
+
+def _built_files(root: Path) -> dict[str, int]:
+    """Every file a build wrote (its annotations and the files of its data folders), path relative to `root` ->
+    size in bytes: the manifest's list, by which a later use finds a file removed or cut short since."""
+    files = [root / "annotations.json"]
+    for folder in ("features", "unlabeled", "streams"):
+        files += sorted(file for file in (root / folder).rglob("*") if file.is_file())
+    return {file.relative_to(root).as_posix(): file.stat().st_size for file in files}
+
+
+def _damaged_files(manifest_path: Path, seed: int) -> str | None:
+    """Where a build of this recipe and seed, as its manifest lists it, is not whole any more: the first file
+    missing or of another size (and how many), or a manifest that lists no files; None when whole or not such a
+    build (another recipe or seed is rebuilt anyway)."""
+    manifest = json_or_none(manifest_path)
+    if not (isinstance(manifest, dict) and manifest.get("recipe") == RECIPE_VERSION and manifest.get("seed") == seed):
+        return None
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or not listed:
+        return f"{manifest_path.name} lists no files: an older mgrec built it"
+    root = manifest_path.parent
+    problems = []
+    for name, size in listed.items():
+        file = root / name
+        if not file.is_file():
+            problems.append(f"{file} is missing")
+        elif file.stat().st_size != size:
+            problems.append(f"{file} holds {file.stat().st_size} bytes, not the {size} it was written with")
+    if not problems:
+        return None
+    more = f", and {counted(len(problems) - 1, 'other file')}" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}: a file removed or cut short since it was built"
 
 
 def write_dataset(
