@@ -263,3 +263,39 @@ def test_a_build_with_a_file_removed_or_cut_short_since_is_built_again(built, tm
     said.clear()
     demo.build_demo(root, seed=0, log=said.append)  # whole again: reused without a word
     assert said == []
+
+
+def test_source_files_of_another_version_or_a_module_hiding_the_package_are_refused(monkeypatch, tmp_path):
+    """A seglearn or aeon of other data (another version, a copy edited) built another benchmark under the same
+    manifest without a word; a `seglearn.py` first on the path said the package was not installed. Both are said."""
+    import importlib.machinery
+
+    real_find_spec = importlib.util.find_spec
+    fake = tmp_path / "seglearn"
+    (fake / "data").mkdir(parents=True)
+    watch = real_find_spec("seglearn").submodule_search_locations[0] + "/data/watch_dataset.npy"
+    data = np.load(watch, allow_pickle=True).item()
+    data["X"] = [x[::-1] for x in data["X"]]  # the same keys and shapes, other values
+    np.save(fake / "data" / "watch_dataset.npy", data, allow_pickle=True)
+    spec = importlib.machinery.ModuleSpec("seglearn", None, is_package=True)
+    spec.submodule_search_locations = [str(fake)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "seglearn" else real_find_spec(name))
+    with pytest.raises(InputError, match=rf"{re.escape(str(fake))}/data/watch_dataset\.npy: not the data/watch_dataset"
+                                         r"\.npy of seglearn 1\.2\.5 that the demo is built from \(sha256 .*"
+                                         r"seglearn 1\.2\.5 is installed\): pip install --no-deps seglearn==1\.2\.5"):
+        demo.build_demo(tmp_path / "demo", seed=0)
+    assert not (tmp_path / "demo" / "manifest.json").exists()
+
+    module = importlib.machinery.ModuleSpec("seglearn", None, origin=str(tmp_path / "seglearn.py"))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: module if name == "seglearn" else real_find_spec(name))
+    with pytest.raises(InputError, match=rf"'seglearn' is {re.escape(str(tmp_path))}/seglearn\.py, a module .* hides"):
+        demo.load_watch_recordings()
+
+    (tmp_path / "aeon").mkdir()  # an aeon without BasicMotions
+    package = importlib.machinery.ModuleSpec("aeon", None, is_package=True)
+    package.submodule_search_locations = [str(tmp_path / "aeon")]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: package if name == "aeon" else real_find_spec(name))
+    with pytest.raises(InputError, match=r"BasicMotions_TRAIN\.ts: cannot read \(No such file or directory; aeon "
+                                         r"1\.6\.0 is installed\); the demo is built from aeon 1\.6\.0's"):
+        demo.load_background_recordings()

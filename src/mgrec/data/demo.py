@@ -1,7 +1,8 @@
 """The demo benchmark: long untrimmed streams of REAL human motion with exact gesture labels.
 
 No micro-gesture videos can be shipped, so the demo stands in for them with real wrist motion that
-two PyPI wheels carry as package data (only their data files are read; neither package is imported):
+two PyPI wheels carry as package data (only their data files are read, each checked against its sha256 in
+`SOURCE_FILES`; neither package is imported):
 
 - gestures: seglearn 1.2.5 `seglearn/data/watch_dataset.npy`, smartwatch IMU recordings of shoulder
   physiotherapy (arXiv 1802.01489): 140 recordings at 50 Hz, 6 channels (acceleration ax, ay, az and
@@ -64,6 +65,8 @@ file marks the folder as the demo's, so that a rebuild never deletes files of a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import shutil
@@ -99,6 +102,15 @@ OWNER_MARK = ".mgrec-demo"  # empty file marking a folder that build_demo may ov
 BUILD_LOCK = ".build.lock"  # held while a build writes the folder (`_one_build_at_a_time`)
 INSTALL_HINT = "pip install --no-deps seglearn==1.2.5 aeon==1.6.0   (in a source checkout, `make install` does it)"
 SPLITS = ("train", "val", "test")
+# The source files, by package and path in it: the version the recipe names and the file's sha256 there.
+SOURCE_FILES = {
+    ("seglearn", "data/watch_dataset.npy"):
+        ("1.2.5", "eb122f23cdf06ef6bd6c6c5312958ec5cf9d038e2e6d457b8081662c75a42537"),
+    ("aeon", "datasets/data/BasicMotions/BasicMotions_TRAIN.ts"):
+        ("1.6.0", "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6"),
+    ("aeon", "datasets/data/BasicMotions/BasicMotions_TEST.ts"):
+        ("1.6.0", "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc"),
+}
 
 SUBJECTS_PER_SPLIT = {"train": 6, "val": 2, "test": 2}
 STREAMS_PER_SUBJECT = {"train": 4, "val": 3, "test": 3}  # 24 train, 6 val, 6 test streams
@@ -336,14 +348,39 @@ def write_dataset(
 def _package_dir(name: str) -> Path:
     """The installed folder of a package, found without importing it."""
     spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
+    if spec is None:
         raise InputError(f"the demo data needs the '{name}' package installed; run: {INSTALL_HINT}")
+    if not spec.submodule_search_locations:  # a module of that name earlier on the path hides the package
+        raise InputError(f"the demo data needs the '{name}' package, but '{name}' is {spec.origin}, a module that "
+                         f"comes first on the Python path (sys.path) and hides it; rename or move that file, or run "
+                         f"from another folder (and if {name} is not installed: {INSTALL_HINT})")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _source_file(package: str, name: str) -> Path:
+    """The data file `name` of `package` (`SOURCE_FILES`), checked to be the file the recipe is built from: the
+    demo of another version's data would be another benchmark than the one its manifest and numbers name."""
+    path = _package_dir(package) / name
+    pinned_version, pinned_sha256 = SOURCE_FILES[package, name]
+    try:
+        version = f"{package} {importlib.metadata.version(package)} is installed"
+    except importlib.metadata.PackageNotFoundError:
+        version = f"{package} is found at {path.parents[len(Path(name).parts) - 1]} with no installed version"
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror}; {version}); the demo is built from {package} "
+                         f"{pinned_version}'s {name}: {INSTALL_HINT}") from None
+    if digest != pinned_sha256:
+        raise InputError(f"{path}: not the {name} of {package} {pinned_version} that the demo is built from (sha256 "
+                         f"{digest[:12]}..., expected {pinned_sha256[:12]}...; {version}): {INSTALL_HINT}")
+    return path
 
 
 def load_watch_recordings() -> tuple[list[MotionRecording], list[str]]:
     """The 140 seglearn watch recordings (gestures) and the 7 exercise codes, in the dataset's order."""
-    path = _package_dir("seglearn") / "data" / "watch_dataset.npy"
+    path = _source_file("seglearn", "data/watch_dataset.npy")
     try:
         # A pickled dict inside a file of a package installed by pip: trusted like the package code.
         data = np.load(path, allow_pickle=True).item()
@@ -362,10 +399,9 @@ def load_watch_recordings() -> tuple[list[MotionRecording], list[str]]:
 
 def load_background_recordings() -> list[MotionRecording]:
     """The 80 BasicMotions recordings (train and test files together), any activity."""
-    folder = _package_dir("aeon") / "datasets" / "data" / "BasicMotions"
     recordings = []
     for name in ("BasicMotions_TRAIN.ts", "BasicMotions_TEST.ts"):
-        for series, activity in _read_ts_file(folder / name):
+        for series, activity in _read_ts_file(_source_file("aeon", f"datasets/data/BasicMotions/{name}")):
             recordings.append(MotionRecording(_to_common_band(series, COMMON_RATE), activity, None))
     return recordings
 
