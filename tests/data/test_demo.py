@@ -299,3 +299,16 @@ def test_source_files_of_another_version_or_a_module_hiding_the_package_are_refu
     with pytest.raises(InputError, match=r"BasicMotions_TRAIN\.ts: cannot read \(No such file or directory; aeon "
                                          r"1\.6\.0 is installed\); the demo is built from aeon 1\.6\.0's"):
         demo.load_background_recordings()
+
+
+def test_a_relative_cache_folder_gives_absolute_paths_for_the_run_to_record(built, tmp_path, monkeypatch):
+    """`mgrec demo --cache demo` (or MGREC_CACHE=cache) wrote data.annotations: demo/annotations.json into the run's
+    config.yaml: `mgrec evaluate .` in the run's folder, or from anywhere but where the demo ran, said not found."""
+    shutil.copytree(built.root, tmp_path / "cache" / "demo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MGREC_CACHE", "cache")
+    for paths in (demo.build_demo("cache/demo", seed=0), demo.build_demo(seed=0)):
+        assert paths.root == tmp_path / "cache" / "demo"
+        assert paths.overrides()[0] == f"data.annotations={tmp_path}/cache/demo/annotations.json"
+        assert paths.overrides()[1] == f"data.features={tmp_path}/cache/demo/features"
+        assert f'"features": "{tmp_path}/cache/demo/streams/acc"' in paths.stream_overrides(["acc"])[1]

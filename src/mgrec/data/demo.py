@@ -186,9 +186,11 @@ def build_demo(cache_dir: str | Path | None = None, seed: int = 0, force: bool =
     Does nothing when the folder already holds a complete build of this recipe version and seed
     (its `manifest.json` says so, and every file it lists is there at its size), unless `force`. A
     build takes a few seconds and needs the seglearn and aeon wheels installed (see `INSTALL_HINT`);
-    only their data files are read. `log` is told why a build that was there is made again.
+    only their data files are read. `log` is told why a build that was there is made again. The paths are
+    absolute (a relative `cache_dir` or $MGREC_CACHE is taken from the current folder), as a run records them.
     """
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    # absolute: a run records these paths in its config.yaml, which is read from any folder later
+    root = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()).absolute()
     paths = DatasetPaths(root, root / "annotations.json", root / "features", FEATURE_DIM, root / "unlabeled",
                          root / "streams")
     manifest_path = root / "manifest.json"
