@@ -13,6 +13,8 @@ define install_cpu_torch
 	$(1) install -q "$(2)"
 endef
 DEMO_RUN ?= runs/demo-mgrec
+# A value as one shell word, whatever it holds (spaces, quotes, $): '...' with each ' written '\''
+shell_word = '$(subst ','\'',$(1))'
 
 .PHONY: venv install dev demo-data demo test test-fast lint clean pose-env
 
@@ -33,7 +35,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 demo: install
-	$(VENV)/bin/mgrec demo --out $(DEMO_RUN)
+	$(VENV)/bin/mgrec demo --out $(call shell_word,$(DEMO_RUN))
 
 # The suite in parallel, one test process per core (at most 4; each runs torch on one thread:
 # tests/conftest.py); `$(PY) -m pytest` alone runs it in one process.

@@ -160,3 +160,20 @@ def _wheel_round_trip(tmp_path: Path) -> None:
     assert any((run / "checkpoints").iterdir())
     assert "report:" in out
     print(f"wheel build + fresh venv + one-epoch demo: {time.perf_counter() - started:.0f} s ({', '.join(phases)})")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_demo_passes_demo_run_as_one_argument_whatever_it_holds(tmp_path):
+    """`make demo DEMO_RUN='my runs/demo'` ran `mgrec demo --out my runs/demo`: 'unrecognized arguments: runs/demo'
+    (and a quote in the name broke the shell's line). The Makefile passes DEMO_RUN as one shell word."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    seen = tmp_path / "args"
+    mgrec = venv / "bin" / "mgrec"  # stands in for the venv's mgrec: writes its arguments, one per line
+    mgrec.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\n')
+    mgrec.chmod(0o755)
+    (venv / ".installed").touch()  # newer than pyproject.toml: `install` is done
+    for run in ("my runs/démo x", "it's here", "runs/demo-mgrec"):
+        subprocess.run(["make", "-s", "-C", str(REPO), "demo", f"VENV={venv}", f"DEMO_RUN={run}"], check=True,
+                       capture_output=True)
+        assert seen.read_text(encoding="utf-8").splitlines() == ["demo", "--out", run]
