@@ -309,6 +309,26 @@ def test_demo_fresh_deletes_only_a_run_and_never_the_working_directory_or_the_de
     assert not cache.exists()  # refused before the data is built
 
 
+def test_demo_takes_a_cache_with_a_tilde_as_the_folder_it_builds_in_for_its_checks(tmp_path, capsys, monkeypatch):
+    """`--cache '~/demo'` (quoted, or from a script) is built in $HOME/demo, but --out was checked against a folder
+    './~/demo': `--out ~/demo/features` (the shell's ~) trained into the data folder, which a rebuild deletes."""
+    import mgrec.data.demo as demo
+    from mgrec.errors import InputError
+
+    def no_build(*args, **kwargs):  # the check comes before the build; without it, fail fast, not train
+        raise InputError("building the demo data")
+
+    monkeypatch.setattr(demo, "build_demo", no_build)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for out in ("demo", "demo/features"):
+        assert main(["demo", "--cache", "~/demo", "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"mgrec: error: --out {tmp_path / out} lies in the demo data folder {tmp_path}/demo (--cache), "
+                       "whose folders a rebuild deletes; choose an --out outside it\n")
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "~").exists()
+
+
 def test_demo_fresh_keeps_the_run_when_the_training_would_be_refused_anyway(tmp_path, capsys):
     # a typo that no training survives (a width no machine holds) cost the old run: deleted, then refused
     from torch import nn

@@ -1868,7 +1868,7 @@ def cmd_demo(args) -> None:
     from mgrec.run import RunDir, check_removable, remove_run_dir
     from mgrec.train.loop import check_same_config, check_same_videos, refuse_before_training, train
 
-    cache = Path(args.cache or default_cache_dir())
+    cache = Path(args.cache).expanduser() if args.cache else default_cache_dir()  # '~/x' as build_demo takes it
     # A rebuild of the demo data deletes its folders: a run inside them would go with them.
     if resolve_path(cache) in (resolve_path(args.out), *resolve_path(args.out).parents):
         raise InputError(f"--out {args.out} lies in the demo data folder {cache} (--cache), whose folders a rebuild "
