@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from mgrec.errors import EmptySplit, InputError
 from mgrec.files import brief, listed, name_key, spelling_hint
@@ -199,3 +201,85 @@ def check_class_list(classes: object, what: str = "classes") -> list[str]:
     if problem is not None:
         raise InputError(f"{what}[{problem[0]}]: {problem[1]}")
     return names
+
+
+# Records as arrays, and the check of records given in Python (the metrics of mgrec.evaluate, mgrec.postprocess's
+# fusion of detections): here, below both.
+
+
+def bounds(items: Sequence[Segment | Detection]) -> np.ndarray:
+    """(N, 2) array of (start, end) seconds: `_bounds_reference`'s array, a column at a time (an array of a million
+    (start, end) tuples took 4 times as long; every score of a ranked list calls it for each video)."""
+    count = len(items)
+    result = np.empty((count, 2), dtype=np.float64)
+    result[:, 0] = np.fromiter((item.start for item in items), dtype=np.float64, count=count)
+    result[:, 1] = np.fromiter((item.end for item in items), dtype=np.float64, count=count)
+    return result
+
+
+def _bounds_reference(items: Sequence[Segment | Detection]) -> np.ndarray:
+    """`bounds` as its definition (tests/evaluate/test_matching.py checks them equal)."""
+    return np.array([(item.start, item.end) for item in items], dtype=np.float64).reshape(-1, 2)
+
+
+def scores(detections: Sequence[Detection]) -> np.ndarray:
+    return np.array([d.score for d in detections], dtype=np.float64)
+
+
+def check_records(per_video: object, name: str, scored: bool, num_classes: int | None = None) -> None:
+    """The records a metric is given in Python, checked once per call, video by video and vectorised: a mapping
+    {video_id: list of Segment (`scored` False) or Detection}, each with finite times, start <= end, an integer
+    label_id >= 0 (and < `num_classes` where the metric knows the class count) and, for a detection, a finite score.
+    Before, a start after its end or a NaN time scored as a miss, a NaN score ranked nowhere in F1 and first in AP, a
+    negative label_id was a class of its own, a float one was cut to an int, and a list of dicts was an
+    AttributeError deep inside: each a number or a traceback, not what was wrong. `name` names the argument."""
+    kind = "Detection" if scored else "Segment"
+    if not isinstance(per_video, Mapping):
+        raise InputError(f"{name}: expected a mapping {{video_id: [{kind}, ...]}}, got {type(per_video).__name__}")
+    for video_id, items in per_video.items():
+        place = f"{name} [{brief(video_id)}]"
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+            raise InputError(f"{place}: expected a list of {kind}, got {type(items).__name__}")
+        if not items:
+            continue
+        fields = ("start", "end", "label_id", "score") if scored else ("start", "end", "label_id")
+        try:
+            times = bounds(items)
+            labels = np.array([item.label_id for item in items])
+            values = scores(items) if scored else np.zeros(len(items))
+        except AttributeError:
+            index = next(i for i, item in enumerate(items) if not all(hasattr(item, key) for key in fields))
+            raise InputError(f"{place} #{index}: expected a {kind} (mgrec.records; load_predictions and "
+                             f"load_annotations read files into them), got {brief(items[index])}") from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{place}: expected numbers for start, end, label_id{' and score' if scored else ''} "
+                             f"({exc})") from None
+        bad = np.flatnonzero(~np.isfinite(times).all(axis=1) | (times[:, 0] > times[:, 1]))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(f"{place} #{index}: expected finite times with start <= end, got "
+                             f"[{items[index].start!r}, {items[index].end!r}]")
+        if labels.dtype.kind not in "iu":  # 1.5 was cut to class 1, True was class 1
+            index = next((i for i, item in enumerate(items) if not _integral(item.label_id)), None)
+            if index is not None:
+                raise InputError(f"{place} #{index}: expected an integer label_id, got {brief(items[index].label_id)}")
+            labels = np.array([int(item.label_id) for item in items], dtype=np.int64)  # e.g. torch's 0-d tensors
+        limit = "" if num_classes is None else f" and < {num_classes} (the number of classes)"
+        bad = np.flatnonzero((labels < 0) | (labels >= (np.iinfo(np.int64).max if num_classes is None
+                                                         else num_classes)))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(f"{place} #{index}: expected a label_id >= 0{limit}, got {items[index].label_id!r}")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(f"{place} #{index}: expected a finite score, got {items[index].score!r}")
+
+
+def _integral(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return float(value).is_integer()  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False

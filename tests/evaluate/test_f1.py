@@ -389,8 +389,8 @@ def test_the_best_threshold_of_every_candidate_at_once_is_the_one_of_each_f1_res
 @pytest.mark.parametrize("class_thresholds, label_id, expected", [
     ([0.5], 1, r"label_id 1 has no class threshold \(class_thresholds holds 1: label ids 0 to 0\)"),  # IndexError
     ([0.5, 0.1], -1, r"label_id -1 has no class threshold"),  # took class 1's bar
-    ([0.5, float("nan")], 0, r"class_thresholds: expected one finite number per class, got \[0.5, nan\]"),
-    ([], 0, r"class_thresholds: expected one finite number per class, got \[\]"),
+    ([0.5, float("nan")], 0, r"class_thresholds: expected one number per class \(not NaN\), got \[0.5, nan\]"),
+    ([], 0, r"class_thresholds: expected one number per class \(not NaN\), got \[\]"),
 ])
 def test_hard_set_refuses_class_thresholds_that_do_not_fit(class_thresholds, label_id, expected):
     with pytest.raises(InputError, match=expected):
@@ -400,8 +400,14 @@ def test_hard_set_refuses_class_thresholds_that_do_not_fit(class_thresholds, lab
 @pytest.mark.parametrize("threshold", [float("nan"), None, "0.5"])
 def test_hard_set_refuses_a_threshold_that_is_no_number(threshold):
     """NaN kept nothing without a word."""
-    with pytest.raises(InputError, match="score_threshold: expected a finite number"):
+    with pytest.raises(InputError, match=r"score_threshold: expected a number \(inf keeps nothing, -inf everything\)"):
         hard_set([det("v", 1, 2, score=0.9)], threshold)
+
+
+def test_hard_set_takes_infinite_bars_as_nothing_or_everything():
+    detections = [det("v", 1, 2, label=0, score=0.9), det("v", 1, 2, label=1, score=0.1)]
+    assert hard_set(detections, float("inf")) == [] and hard_set(detections, float("-inf")) == detections
+    assert [d.label_id for d in hard_set(detections, 0.5, [float("inf"), float("-inf")])] == [1]
 
 
 def test_hard_set_keeps_by_class():

@@ -40,7 +40,7 @@ from mgrec.evaluate.matching import (
     tiou_above,
     tiou_matrix,
 )
-from mgrec.files import brief, is_finite_real, listed
+from mgrec.files import brief, listed
 from mgrec.records import Detection, Segment
 
 # The MiGA challenge's tIoU threshold: both F1 rules, their threshold tuning and the confusion matrix.
@@ -54,14 +54,16 @@ def hard_set(detections: Iterable[Detection], score_threshold: float,
     """The set F1 is computed on: the detections with score >= `score_threshold` (or, with
     `class_thresholds`, >= the threshold of their class, by label id), in their order. A NaN threshold kept
     nothing without a word, and a label id past the class thresholds was an IndexError (a negative one took the
-    bar of another class): both are refused, the detection named."""
+    bar of another class): both are refused, the detection named. An infinite bar is one: inf keeps nothing (of its
+    class), -inf everything."""
     if class_thresholds is None:
-        if not is_finite_real(score_threshold):
-            raise InputError(f"score_threshold: expected a finite number, got {brief(score_threshold)}")
+        if not _is_bar(score_threshold):
+            raise InputError(f"score_threshold: expected a number (inf keeps nothing, -inf everything), got "
+                             f"{brief(score_threshold)}")
         return [d for d in detections if d.score >= score_threshold]
-    bars = listed(class_thresholds, "class_thresholds", "one finite number per class")
-    if not bars or not all(is_finite_real(bar) for bar in bars):
-        raise InputError(f"class_thresholds: expected one finite number per class, got {brief(bars)}")
+    bars = listed(class_thresholds, "class_thresholds", "one number per class")
+    if not bars or not all(_is_bar(bar) for bar in bars):
+        raise InputError(f"class_thresholds: expected one number per class (not NaN), got {brief(bars)}")
     detections = listed(detections, "detections", "a list of Detection")
     count = len(bars)
     outside = next((d for d in detections if not (type(d.label_id) is int and 0 <= d.label_id < count)
@@ -72,6 +74,11 @@ def hard_set(detections: Iterable[Detection], score_threshold: float,
                          f"{brief(outside.label_id)} has no class threshold (class_thresholds holds {len(bars)}: "
                          f"label ids 0 to {len(bars) - 1})")
     return [d for d in detections if d.score >= bars[d.label_id]]
+
+
+def _is_bar(value: object) -> bool:
+    """A score threshold: a real number, infinite ones included, not NaN (which kept nothing without a word)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def bar_words(score_threshold: float, class_thresholds: Sequence[float] | None = None) -> str:

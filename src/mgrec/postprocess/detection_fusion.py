@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from mgrec.errors import InputError
 from mgrec.files import brief, is_finite_real
-from mgrec.records import Detection
+from mgrec.records import Detection, check_records
 
 # Detections of two members are one gesture from this tIoU on (that of hard NMS, postprocess.iou_threshold's default).
 FUSION_IOU = 0.5
@@ -73,12 +73,11 @@ def fuse_detections(members: Sequence[Sequence[Detection]], iou_threshold: float
     """One video's detections of M members (each a ranked list) -> the fused ranked list (see the module
     docstring), by score, highest first.
 
-    Checked once per call, each member's list at once (`mgrec.evaluate.matching.check_records`): a start after its end
+    Checked once per call, each member's list at once (`mgrec.records.check_records`): a start after its end
     was fused into a cluster's means (a fused segment ending before it starts), a NaN score was summed into its
     cluster's (a NaN fused score, ranked anywhere), and an `iou_threshold` of 1.5 never joined anything (or -1 joined
     detections that do not overlap), each without a word. mgrec's own callers, whose lists come from its decoding,
     call `_fuse_detections`."""
-    from mgrec.evaluate.matching import check_records  # here: mgrec.evaluate imports mgrec.postprocess
 
     if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence):
         raise InputError(f"fuse_detections: members: expected a list of the members' ranked lists (each a list of "
