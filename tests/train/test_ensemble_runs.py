@@ -439,3 +439,27 @@ def test_an_ensemble_of_a_member_whose_data_moved_is_refused_before_anything_is_
                                 "the run was trained?); move it back, or record its new place in the run: mgrec train "
                                 f"{moved / 'config.yaml'} --out {moved} --resume --set data.{key}=NEW")
     assert not (tmp_path / "e").exists()
+
+
+def test_train_with_seeds_into_an_out_holding_their_ensemble_says_how_to_keep_the_seeds(runs, tmp_path, capsys):
+    # every seed trained, then the ensemble killed (or failed) while it was written: the same command, with --resume
+    # or without, said "choose another --out", which named new member folders and trained every seed again
+    from mgrec.config import save_config
+
+    paths, _, (first, second) = runs
+    config = tmp_path / "c.yaml"
+    save_config(config_for(paths, 7), config)
+    shutil.copytree(first, tmp_path / "ens-seed7")
+    shutil.copytree(second, tmp_path / "ens-seed8")
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "config.yaml").write_text("half written")
+    for resume in ([], ["--resume"]):
+        assert main(["train", str(config), "--out", str(tmp_path / "ens"), "--seeds", "2", *resume,
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert (f"{tmp_path / 'ens'} exists and is not empty (an ensemble killed or failed while it was written?), "
+                "and 2 of the 2 seed runs of this command are there beside it (ens-seed7, ...); another --out would "
+                f"train every seed again under its own name. To keep the seeds' runs, remove {tmp_path / 'ens'} and "
+                f"give the same command{'' if resume else ' with --resume'} (it continues") in err, err
+        assert (f"mgrec ensemble {tmp_path / 'ens-seed7'} {tmp_path / 'ens-seed8'} --out OTHER") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "ens", "ens-seed7", "ens-seed8"]

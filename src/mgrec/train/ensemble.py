@@ -10,6 +10,7 @@ member runs), which `detect`, `evaluate`, `stream` and `report` read like any ot
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_run_recipe, read_sidecar, recipe_differences
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
-from mgrec.files import callable_argument, path_argument
+from mgrec.files import callable_argument, counted, part_of, path_argument, shell_word
 from mgrec.model.ensemble import EnsembleDetector
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
@@ -236,15 +237,14 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
     if config.end_to_end:
         raise InputError("--seeds with data.videos (end to end): ensembles take runs trained on feature files; "
                          "train the seeds one by one, or on features (`mgrec extract --run` makes a run's features)")
-    if RunDir(out).format_path.exists():
-        raise InputError(f"{out} already holds a run; choose another --out for the ensemble")
     seeds = range(config.seed, config.seed + count)
     if seeds[-1] > MAX_SEED:
         raise InputError(f"--seeds {count} from seed {config.seed} would train seed {seeds[-1]}, past the "
                          f"largest seed {MAX_SEED}; lower seed or --seeds")
+    members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
+    refuse_a_taken_ensemble_out(out, list(members.values()), resume)
     refuse_a_run_path_not_utf8(out)
     refuse_a_folder_training_reads(out, config)
-    members = {seed: out.with_name(f"{out.name}-seed{seed}") for seed in seeds}
     new_ensemble_dir(out, list(members.values()))
     seeded = {seed: load_config(config_path, [*overrides, f"seed={seed}"]) for seed in seeds}
     for seed, member in members.items():  # every member's folder before the first trains, not after the others did
@@ -266,6 +266,40 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
     if process_rank()[0] == 0:  # under torchrun the other processes hold no val scores (rank 0 validates)
         log(seed_spread(results))
     return list(members.values())
+
+
+def refuse_a_taken_ensemble_out(out: Path, members: list[Path], resume: bool) -> None:
+    """`train --seeds N --out OUT` where OUT already holds a run or other files. Where some of the seeds' runs
+    (OUT-seed<S>) are trained already, OUT is most often their ensemble, made or left half-written (killed, or
+    failed, after the seeds had trained): "choose another --out" would have trained every seed again under the
+    new name, hours of it, so the refusal says how to keep them."""
+    if RunDir(out).format_path.exists():
+        held = "already holds a run"
+    elif out.is_dir() and any(out.iterdir()):
+        held = "exists and is not empty"
+    else:
+        return
+    trained = [member for member in members if RunDir(member).format_path.exists()]
+    if not trained:  # nothing of this command's yet: another --out costs nothing
+        if RunDir(out).format_path.exists():
+            raise InputError(f"{out} already holds a run; choose another --out for the ensemble")
+        return  # `new_ensemble_dir` refuses a folder that is not empty
+    ensemble = None
+    with contextlib.suppress(InputError, OSError):
+        ensemble = RunDir(out).read_ensemble()
+    sources = [str(Path(source)) for source in (ensemble or {}).get("sources", [])]
+    if sources == [str(member) for member in members] and RunDir(out).postprocess_path.exists():
+        what = f"{out} already holds the ensemble of this command's {counted(len(members), 'seed')}: it has finished"
+    else:
+        what = (f"{out} {held} (an ensemble killed or failed while it was written?), and "
+                f"{part_of(len(trained), len(members), 'seed run')} of this command "
+                f"{'is' if len(trained) == 1 else 'are'} there beside it ({trained[0].name}"
+                f"{', ...' if len(trained) > 1 else ''})")
+    again = "the same command with --resume" if not resume else "the same command"
+    runs = " ".join(shell_word(member) for member in members)
+    raise InputError(f"{what}; another --out would train every seed again under its own name. To keep the seeds' "
+                     f"runs, remove {out} and give {again} (it continues the seeds that are not finished and makes "
+                     f"their ensemble anew), or make the ensemble elsewhere: mgrec ensemble {runs} --out OTHER")
 
 
 def seed_spread(results: list[TrainResult]) -> str:
