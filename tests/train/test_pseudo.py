@@ -374,3 +374,22 @@ def test_a_pool_file_named_with_the_feature_prefix_is_the_labelled_video_after_i
     twins = LabelledFiles({"abc": tmp_path / "labelled" / "v_abc.npy"}, "v_")
     assert twins.find(Path("pool/v_abc.npy"), (10, 4)) == ("abc", "")
     assert twins.find(Path("pool/abc.npy"), (10, 4)) == ("abc", "")
+
+
+def test_a_pool_folder_missing_empty_or_unreadable_is_said_of_the_setting(setup, tmp_path):
+    # the folder's own problems were said as any folder's ("x: folder holds no feature files"), without the setting
+    # or the --unlabeled flag that gave it; the setting's own messages after them were never reached
+    paths, _, teacher, _ = setup
+    (tmp_path / "empty").mkdir()
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "a.npy").symlink_to(loop / "b.npy")
+    (loop / "b.npy").symlink_to(loop / "a.npy")
+    for folder, problem in (("empty", "folder holds no feature files"), ("gone", "no such folder"),
+                            ("loop", "2 of the 2 feature files cannot be read")):
+        with pytest.raises(InputError) as error:
+            train(with_pseudo(config_for(paths), unlabeled=str(tmp_path / folder), teacher=str(teacher)),
+                  tmp_path / f"r-{folder}", progress=False, log=lambda *_: None)
+        assert str(error.value).startswith(f"pseudo_labels.unlabeled (train --unlabeled): {tmp_path / folder}: "
+                                           f"{problem}"), error.value
+        assert not (tmp_path / f"r-{folder}").exists()

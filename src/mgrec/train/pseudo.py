@@ -65,12 +65,10 @@ def unlabeled_files(folder: str | Path) -> list[Path]:
     if Path(folder).is_file():
         raise InputError(f"{UNLABELED}: {folder} is a file; give the folder that holds the unlabelled "
                          "feature files")
-    listing = list_feature_files(folder)
-    if not Path(folder).is_dir():
-        raise InputError(f"{UNLABELED}: {folder} is not a folder")
-    if not listing.files:
-        raise InputError(f"{UNLABELED}: {folder} holds no feature files (.npy, .npz)")
-    return listing.files
+    try:  # a missing or empty folder, a name that cannot be read: said of the setting, as every pool problem is
+        return list_feature_files(folder).files
+    except InputError as error:
+        raise InputError(f"{UNLABELED}: {error}") from None
 
 
 def check_unlabeled(files: list[Path], config: Config) -> None:
