@@ -931,3 +931,28 @@ def test_a_path_this_user_may_not_look_at_is_one_line_naming_it(argv, tmp_path, 
     err = capsys.readouterr().err
     assert err == ("mgrec: error: /locked/annotations.json: Permission denied (this user may not open it, or a folder "
                    "on its way); ask its owner for access, or copy it where you may read it and give that path\n")
+
+
+def test_an_empty_path_word_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, capsys):
+    # `--unlabeled "$POOL"` with POOL unset pseudo-labelled the feature files of the current folder, `--out ""`
+    # trained into it: Path("") is "."; every path of every command now refuses the empty word
+    monkeypatch.chdir(tmp_path)
+    import numpy as np
+    np.save(tmp_path / "v.npy", np.zeros((4, 8), dtype=np.float32))
+    for argv, argument in ((["train", "c.yaml", "--out", "r", "--unlabeled", ""], "--unlabeled"),
+                           (["train", "c.yaml", "--out", ""], "--out"),
+                           (["train", "", "--out", "r"], "CONFIG"),
+                           (["ensemble", "a", "b", "--out", ""], "--out"),
+                           (["detect", "run", ""], "INPUT"),
+                           (["stream", "run", ""], "INPUT"),
+                           (["extract", "", "--out", "f"], "VIDEO")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and (f"error: argument {argument}: expected a path, got an empty word (a shell "
+                                          "variable unset or empty?); name the current folder as .") in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy"]
+    parser = build_parser()
+    paths = [action for sub in parser._subparsers._group_actions[0].choices.values() for action in sub._actions
+             if action.type is Path]
+    assert not paths, [action.dest for action in paths]  # every path argument refuses the empty word

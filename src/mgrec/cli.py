@@ -207,11 +207,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def path_text(text: str) -> Path:
+    """A file or folder on the command line. An empty word (`--unlabeled "$POOL"` with POOL unset or empty, `--out ""`)
+    is refused: `Path("")` is the current folder, so it pseudo-labelled, trained into or read whatever lay there."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty word (a shell variable unset or empty?); "
+                                         "name the current folder as .")
+    return Path(text)
+
+
 def file_input(text: str) -> Path:
     """An input file or folder of `mgrec detect` and `extract`: a URL (which a path would print with a slash lost, and
     its password) is said to be `mgrec stream`'s."""
     from mgrec.data.videos import NetworkSource, stream_source
 
+    path_text(text)
     source = stream_source(text)
     if isinstance(source, NetworkSource):
         raise argparse.ArgumentTypeError(
@@ -225,6 +235,7 @@ def stream_input(text: str):
     the parser is built before any command runs)."""
     from mgrec.data.videos import stream_source
 
+    path_text(text)
     return stream_source(text)
 
 
@@ -401,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec data convert IMIGUE_ROOT --class-map classes.txt --out annotations.json",
                      "mgrec data convert thumos_anno.json --class-map category_idx.txt --out annotations.json",
                  ))
-    p.add_argument("smg_root", metavar="INPUT", type=Path,
+    p.add_argument("smg_root", metavar="INPUT", type=path_text,
                    help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv), or an annotations JSON "
                         "(ActionFormer's, OpenTAD's) to write with its classes listed, in mgrec's form")
     # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
@@ -413,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SMG: subject numbers per subset (default: train=1-30,val=31-35,test=36-40); sample "
                         "folders without labels whose subject is in none (the challenge's test subjects) are left "
                         "out")
-    p.add_argument("--class-map", type=Path, default=None, metavar="FILE",
+    p.add_argument("--class-map", type=path_text, default=None, metavar="FILE",
                    help="class names, one per line in label-id order (OpenTAD's class_map, category_idx.txt). SMG "
                         "folders: line k names the files' class k (default: SMG's 17); a JSON: where the file lists "
                         "none (default: its own classes, else its label ids, else the labels sorted by name)")
@@ -422,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "mgrec data check smg/mgrec.yaml --set data.annotations=data/smg/annotations.json",
                      "mgrec data check my_config.yaml --balance",
                  ))
-    p.add_argument("config", metavar="CONFIG", type=Path,
+    p.add_argument("config", metavar="CONFIG", type=path_text,
                    help="a YAML config, or the name of a shipped one (smg/mgrec.yaml, ...)")
     p.add_argument("--balance", "--augment", dest="balance", action="store_true",
                    help="also print the class histogram before/after class balancing (balance.method)")
@@ -442,14 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec train smg/mgrec_end_to_end.yaml --out runs/smg-e2e --set data.videos=SMG_VIDEOS "
         "--set backbone.weights=weights/videomae-v2-g   # end to end, adapters in a frozen VideoMAE",
     ))
-    p.add_argument("config", metavar="CONFIG", type=Path,
+    p.add_argument("config", metavar="CONFIG", type=path_text,
                    help="a YAML config, or the name of a shipped one (demo/mgrec.yaml, ...)")
-    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--out", type=path_text, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     p.add_argument("--seeds", type=seed_count, default=1, metavar="N",
                    help="train N runs with seeds seed, seed+1, ... into OUT-seed<S>, then their ensemble into OUT "
                         "(mgrec ensemble; default 1: one run into OUT)")
-    p.add_argument("--unlabeled", type=Path, default=None, metavar="FOLDER",
+    p.add_argument("--unlabeled", type=path_text, default=None, metavar="FOLDER",
                    help="feature files without annotations: a teacher run labels them and the run trains on them "
                         "too (sets pseudo_labels.unlabeled; see docs/config.md; default: none, labelled videos only)")
     _add_no_progress(p)
@@ -467,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                  ), examples=(
                      "mgrec ensemble runs/a runs/b runs/c --out runs/abc",
                  ))
-    p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="trained run directories")
-    p.add_argument("--out", type=Path, required=True, help="new run directory for the ensemble")
+    p.add_argument("runs", metavar="RUN_DIR", type=path_text, nargs="+", help="trained run directories")
+    p.add_argument("--out", type=path_text, required=True, help="new run directory for the ensemble")
     p.add_argument("--fusion", choices=["auto", "outputs", "detections"], default="auto",
                    help="outputs: average the members' per-point outputs (one network layout, feature grid and "
                         "post-processing); "
@@ -487,8 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
                  ), examples=(
                      "mgrec export runs/demo-mgrec --out demo.onnx",
                  ))
-    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="trained run directory")
-    p.add_argument("--out", type=Path, required=True, help="the ONNX file to write (FILE.onnx; FILE.json beside it)")
+    p.add_argument("run_dir", metavar="RUN_DIR", type=path_text, help="trained run directory")
+    p.add_argument("--out", type=path_text, required=True,
+                   help="the ONNX file to write (FILE.onnx; FILE.json beside it)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
 
     p = _command(sub, "evaluate", "score a run on a split (writes RUN_DIR/eval_<split>.json)", cmd_evaluate,
@@ -535,8 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
         "mgrec score --gt annotations.json --pred ranked.json --tune-on val --thresholds per_class",
         "mgrec score --gt annotations.json --pred other_tool_results.json --analysis analysis/",
     ))
-    p.add_argument("--gt", type=Path, required=True, help="annotations JSON")
-    p.add_argument("--pred", type=Path, required=True,
+    p.add_argument("--gt", type=path_text, required=True, help="annotations JSON")
+    p.add_argument("--pred", type=path_text, required=True,
                    help="predictions: results JSON, CSV table, a folder of SMG-style CSVs, or the JSON lines of "
                         "mgrec stream")
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test", help="the split to score")
@@ -579,7 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run must be evaluated on the split first (`mgrec evaluate RUN --split SPLIT`), all on the same videos."),
                  examples=("mgrec compare runs/paper-seed* runs/default-seed*",
                            "mgrec compare runs/a-seed1 runs/a-seed2 runs/b-seed1 runs/b-seed2 --split val --json"))
-    p.add_argument("run_dirs", metavar="RUN_DIR", type=Path, nargs="+", help="run directories (`mgrec train --out`)")
+    p.add_argument("run_dirs", metavar="RUN_DIR", type=path_text, nargs="+",
+                   help="run directories (`mgrec train --out`)")
     p.add_argument("--split", metavar="SPLIT", type=split_argument, default="test",
                    help="the split whose scores are compared (eval_<split>.json of each run)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
@@ -614,10 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="write the ranked list (every detection, for mAP) instead of the hard set "
                         "(default: the hard set, score >= the threshold tuned on val)")
-    p.add_argument("--onnx", type=Path, default=None, metavar="FILE.onnx",
+    p.add_argument("--onnx", type=path_text, default=None, metavar="FILE.onnx",
                    help="run the network from this file of `mgrec export RUN` in onnxruntime (float32, CPU; refused "
                         "if exported from other weights), recorded in the JSON file (default: none, PyTorch)")
-    p.add_argument("--keep-features", type=Path, default=None, metavar="FOLDER",
+    p.add_argument("--keep-features", type=path_text, default=None, metavar="FOLDER",
                    help="videos: keep the features made from them in FOLDER (<video>.npy and its sidecar, as `mgrec "
                         "extract` writes them; a run with several streams: FOLDER/<stream>/; a detection-level "
                         "ensemble: FOLDER/members/<m>/), to score, stream or detect again without decoding; features "
@@ -655,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jsonl: one JSON line per gesture on stdout, as it is final (the default); smg: the "
                         "gestures of every video as SMG label files in --out (OUT/VIDEO/VIDEO_finelabels.csv, "
                         "each written as its video's stream ends; OUT is a set once the last is)")
-    p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
+    p.add_argument("--out", type=path_text, default=None, metavar="FOLDER",
                    help="--format smg: the folder of the label files, one holding none yet, or one the same "
                         "command left unfinished (Ctrl-C, a kill): it streams the videos that have no file there "
                         "(default: none, for JSON lines on stdout)")
@@ -676,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="compile the network for the window first (torch.compile; about a minute, needs g++): "
                         "about half the compute per update")
-    p.add_argument("--onnx", type=Path, default=None, metavar="FILE.onnx",
+    p.add_argument("--onnx", type=path_text, default=None, metavar="FILE.onnx",
                    help="run the network from this file of `mgrec export RUN` in onnxruntime (float32, CPU; refused "
                         "if exported from other weights): no compiling, 0.63x the compute per update of the "
                         "PyTorch network on the demo, as compiled (default: none, PyTorch)")
@@ -691,8 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
                  ))
     p.add_argument("inputs", metavar="VIDEO", nargs="*", type=file_input,
                    help="video files or folders (skeleton: *_skeleton.csv)")
-    p.add_argument("--out", type=Path, required=True, help="features folder")
-    p.add_argument("--run", dest="from_run", type=Path, default=None, metavar="RUN_DIR",
+    p.add_argument("--out", type=path_text, required=True, help="features folder")
+    p.add_argument("--run", dest="from_run", type=path_text, default=None, metavar="RUN_DIR",
                    help="an end-to-end run (data.videos): write the features its detector reads, its backbone with "
                         "its trained adapters, for feature-based training (--backbone, --weights, --window, "
                         "--stride, --size and --batch then come from the run; default: none)")
@@ -703,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the feature network (default: efficientnet-lite0; skeleton: joints of SMG skeleton CSVs; "
                         "pose: MediaPipe body and hand landmarks of any video, run with .venv-pose/bin/mgrec after "
                         "`make pose-env`)")
-    p.add_argument("--weights", type=Path, default=None,
+    p.add_argument("--weights", type=path_text, default=None,
                    help="videomae: a Hugging Face format folder (required); efficientnet-lite0: a state dict "
                         "(default: the packaged ImageNet weights)")
     from mgrec import extract as limits  # the ranges of the numbers below, checked as they are parsed
@@ -735,7 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "clips for videomae; default: 8)")
     p.add_argument("--fps", type=number, default=None,
                    help="skeleton CSVs only: frame rate (default: read from SampleXXXX_data.csv)")
-    p.add_argument("--fuse", nargs="+", type=Path, default=None, metavar="DIR",
+    p.add_argument("--fuse", nargs="+", type=path_text, default=None, metavar="DIR",
                    help="instead of extracting: concatenate these feature folders (same videos, same grid) into "
                         "--out, the early-fusion shortcut (default: extract). Streams at other rates, or joined "
                         "in the model (model.fusion: sum, gated), go in the config as data.streams")
@@ -745,8 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_convert_videomae, examples=(
                      "mgrec convert-videomae vit_g_hybrid_pt_1200e_k710_ft.pth weights/videomae-v2-g",
                  ))
-    p.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="the official .pth checkpoint")
-    p.add_argument("out", metavar="OUT_DIR", type=Path, help="folder to write (config.json, model.safetensors)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", type=path_text, help="the official .pth checkpoint")
+    p.add_argument("out", metavar="OUT_DIR", type=path_text, help="folder to write (config.json, model.safetensors)")
     p.add_argument("--heads", type=positive_int, default=None,
                    help="attention heads (default: inferred for the known model sizes)")
     p.add_argument("--frames", type=positive_int, default=None,
@@ -790,11 +803,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "demo", "build the real-motion demo data, train, evaluate and report", cmd_demo,
                  examples=("mgrec demo", "mgrec demo --config demo/dyfadet.yaml --out runs/demo-dyfadet --fresh"))
-    p.add_argument("--out", type=Path, default=Path("runs/demo-mgrec"), help="run directory")
+    p.add_argument("--out", type=path_text, default=Path("runs/demo-mgrec"), help="run directory")
     p.add_argument("--config", default=DEFAULT_DEMO_CONFIG,
                    help="a YAML file, or the name of a shipped config (demo/dyfadet.yaml, ...) "
                         "when no such file exists")
-    p.add_argument("--cache", type=Path, default=None,
+    p.add_argument("--cache", type=path_text, default=None,
                    help="where the demo data is built (default: $MGREC_CACHE/demo, else ~/.cache/mgrec/demo)")
     p.add_argument("--fresh", action="store_true",
                    help="delete an existing run directory first (only a run of mgrec's or an empty folder)")
@@ -845,7 +858,7 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory written by `mgrec train --out`")
+    p.add_argument("run_dir", metavar="RUN_DIR", type=path_text, help="a run directory written by `mgrec train --out`")
 
 
 def _add_fps(p: argparse.ArgumentParser) -> None:
@@ -878,7 +891,7 @@ def _add_no_progress(p: argparse.ArgumentParser) -> None:
 
 
 def _add_annotations(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--annotations", type=Path, default=None,
+    p.add_argument("--annotations", type=path_text, default=None,
                    help="annotations JSON (default: the run config's data.annotations)")
 
 
