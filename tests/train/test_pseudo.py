@@ -393,3 +393,27 @@ def test_a_pool_folder_missing_empty_or_unreadable_is_said_of_the_setting(setup,
         assert str(error.value).startswith(f"pseudo_labels.unlabeled (train --unlabeled): {tmp_path / folder}: "
                                            f"{problem}"), error.value
         assert not (tmp_path / f"r-{folder}").exists()
+
+
+def test_pool_files_without_a_sidecar_are_noted_where_the_training_features_record_a_recipe(setup, tmp_path):
+    # a pool file without a sidecar, read at data.fps, was pseudo-labelled without a word: its recipe (another
+    # backbone of the same width?) was never held to the training features' as a pool sidecar's is
+    from mgrec.train.pseudo import check_unlabeled
+
+    paths, _, _, pool = setup
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    np.save(bare / "a.npy", np.load(pool / "synthetic_003.npy") + 0.5)
+    np.save(bare / "b.npy", np.load(pool / "synthetic_003.npy") + 0.25)
+    config = dataclasses.replace(config_for(paths), data=dataclasses.replace(config_for(paths).data, fps=28.0))
+    lines = []
+    check_unlabeled([bare / "a.npy", bare / "b.npy"], config, lines.append)
+    assert lines == [f"note: pseudo_labels.unlabeled (train --unlabeled): 2 of the 2 feature files of the pool have no "
+                     f"sidecar (first: {bare / 'a.npy'}), so how they were made cannot be checked against the "
+                     f"training features' recipe ({paths.features / 'synthetic_000.json'}: backbone "
+                     f"{json.loads((paths.features / 'synthetic_000.json').read_text())['backbone']}); they are read "
+                     "at data.fps 28: extract the pool with the training features' recipe (mgrec extract writes a "
+                     "sidecar beside each file)"]
+    lines.clear()
+    check_unlabeled([pool / "synthetic_003.npy"], with_pseudo(config, transductive=True), lines.append)
+    assert lines == []  # a pool file with its sidecar was checked, nothing to note

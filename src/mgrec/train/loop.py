@@ -340,7 +340,7 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
         return [], None
     files = unlabeled_files(pseudo.unlabeled)
     # Everything that can be refused is refused before a teacher trains (a training's worth of time).
-    check_unlabeled(files, config)
+    check_unlabeled(files, config, log)
     if run.can_resume() and run.config_path.exists():
         check_same_config(run, config)
         check_same_pool(run, config, files)

@@ -45,7 +45,7 @@ from mgrec.data.features import (
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
-from mgrec.files import counted, resolve_path
+from mgrec.files import counted, part_of, resolve_path
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import run_second_opinion
 from mgrec.postprocess.video import detect_video
@@ -71,7 +71,7 @@ def unlabeled_files(folder: str | Path) -> list[Path]:
         raise InputError(f"{UNLABELED}: {error}") from None
 
 
-def check_unlabeled(files: list[Path], config: Config) -> None:
+def check_unlabeled(files: list[Path], config: Config, log=print) -> None:
     """Before any teacher trains: every unlabelled file reads as features of the run's width, made the way the
     training features were (its sidecar's stride, window, fps and recipe) and placed in time (an fps known),
     and none is a video the run is trained, selected or tested on: by its name, by the file it is (a link), or
@@ -80,6 +80,8 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
     Only the split each annotated video id belongs to is looked at, never a label. A training video has
     labels already; a val video pseudo-labelled would be trained on and then select the checkpoint and the
     threshold; a test video is allowed only in the declared transductive setting (`pseudo_labels.transductive`).
+    Files without a sidecar are read at data.fps, and noted where the training features record a recipe: theirs
+    cannot be held to it (another backbone of the same width was pseudo-labelled without a word).
     """
     from mgrec.data.annotations import load_annotations
 
@@ -104,6 +106,15 @@ def check_unlabeled(files: list[Path], config: Config) -> None:
                          f"{data.annotations}{how} ({why}); give a folder of videos outside the labelled splits")
     for path in files:
         check_unlabeled_sidecar(path, shapes[path][0], config, recipe, recipe_file)
+    bare = [path for path in files if not sidecar_path(path).is_file()]
+    if bare and recipe is not None:
+        first = bare[0] if len(bare) == 1 else f"first: {bare[0]}"
+        log(f"note: {UNLABELED}: {part_of(len(bare), len(files), 'feature file')} of the pool "
+            f"{'has' if len(bare) == 1 else 'have'} no sidecar ({first}), so how "
+            f"{'it was' if len(bare) == 1 else 'they were'} made cannot be checked against the training features' "
+            f"recipe ({recipe_file}: backbone {recipe.backbone}); {'it is' if len(bare) == 1 else 'they are'} read "
+            f"at data.fps {config.data.fps:g}: extract the pool with the training features' recipe (mgrec extract "
+            "writes a sidecar beside each file)")
 
 
 def refuse_one_video_twice(files: list[Path], shapes: dict[Path, tuple[int, int]], prefix: str = "") -> None:
