@@ -463,3 +463,27 @@ def test_train_with_seeds_into_an_out_holding_their_ensemble_says_how_to_keep_th
                 f"give the same command{'' if resume else ' with --resume'} (it continues") in err, err
         assert (f"mgrec ensemble {tmp_path / 'ens-seed7'} {tmp_path / 'ens-seed8'} --out OTHER") in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "ens", "ens-seed7", "ens-seed8"]
+
+
+def test_train_with_seeds_resume_refuses_where_no_seed_has_an_epoch_and_says_which_start_over(runs, tmp_path, capsys):
+    # `train --resume` of one run refuses a folder with nothing to resume; `--seeds N --resume` of a misspelt --out
+    # trained every seed from scratch without a word, and one of the seeds that had kept no epoch, as silently
+    from mgrec.config import save_config
+
+    paths, _, (_, fourth) = runs
+    config = tmp_path / "c.yaml"
+    save_config(config_for(paths, 3), config)
+    assert main(["train", str(config), "--out", str(tmp_path / "typo"), "--seeds", "2", "--resume",
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"mgrec: error: --resume: none of the 2 seed runs of this command has an epoch to resume (no "
+        f"checkpoints/last_state.pt in {tmp_path / 'typo-seed3'} nor the others): check --out and --set seed, or "
+        "start without --resume\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    shutil.copytree(fourth, tmp_path / "ens-seed4")  # seed 4 finished; seed 3 never started
+    assert main(["train", str(config), "--out", str(tmp_path / "ens"), "--seeds", "2", "--resume",
+                 "--no-progress"]) in (0, None)
+    out = capsys.readouterr().out
+    assert f"seed 3: training into {tmp_path / 'ens-seed3'} (from its start: it kept no epoch to resume)\n" in out
+    assert f"seed 4: training into {tmp_path / 'ens-seed4'}\n" in out
+    assert RunDir(tmp_path / "ens").read_ensemble()["members"] == 2

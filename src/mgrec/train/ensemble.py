@@ -247,6 +247,14 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
     refuse_a_folder_training_reads(out, config)
     new_ensemble_dir(out, list(members.values()))
     seeded = {seed: load_config(config_path, [*overrides, f"seed={seed}"]) for seed in seeds}
+    if resume and not any(RunDir(member).can_resume() for member in members.values()):
+        # `train --resume` of one run refuses a folder with nothing to resume; the seeds (a misspelt --out) all
+        # started from scratch without a word, hours of training where an earlier one was meant to go on
+        first = RunDir(members[seeds[0]])
+        raise InputError(f"--resume: none of the {counted(count, 'seed run')} of this command has an epoch to resume "
+                         f"(no {first.state_path.relative_to(first.path)} in {first.path}"
+                         f"{' nor the others' if count > 1 else ''}): check --out and --set seed, or start without "
+                         "--resume")
     for seed, member in members.items():  # every member's folder before the first trains, not after the others did
         # what `train` refuses of its run folder before it trains, asked of each member here: OUT-seed<S> that is
         # the features folder (or the videos', a stream's, the unlabelled pool's) was found after the earlier
@@ -258,7 +266,9 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
             RunDir(member).check_fresh_start([Path(config_path), Path(seeded[seed].data.annotations)])
     results = []
     for seed, member in members.items():
-        log(f"seed {seed}: training into {member}")
+        fresh = resume and not RunDir(member).can_resume()
+        from_start = " (from its start: it kept no epoch to resume)" if fresh else ""
+        log(f"seed {seed}: training into {member}{from_start}")
         result = train(seeded[seed], member, resume=resume and RunDir(member).can_resume(), log=log,
                        progress=progress, inputs=[Path(config_path)])
         log(result.summary(next_steps=False))
