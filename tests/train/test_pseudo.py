@@ -417,3 +417,24 @@ def test_pool_files_without_a_sidecar_are_noted_where_the_training_features_reco
     lines.clear()
     check_unlabeled([pool / "synthetic_003.npy"], with_pseudo(config, transductive=True), lines.append)
     assert lines == []  # a pool file with its sidecar was checked, nothing to note
+
+
+def test_a_teacher_kept_from_an_earlier_start_of_another_config_is_refused_by_its_folder(setup, tmp_path):
+    # a fresh start (no --resume) of a run whose RUN/teacher was kept from an earlier start with another config:
+    # "--resume: the config differs ...; resume with the run's own config, or train a new run", an option not
+    # given, and no word that removing RUN/teacher trains a new teacher
+    paths, _, teacher, pool = setup
+    run = tmp_path / "run"
+    shutil.copytree(teacher, run / "teacher")
+    config = config_for(paths)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=1e-3))
+    lines = []
+    with pytest.raises(InputError) as error:
+        train(with_pseudo(config, unlabeled=str(pool), transductive=True), run, progress=False, log=lines.append)
+    assert str(error.value) == (
+        f"{run / 'teacher'}: the teacher kept from an earlier start of this run (training continues it, or reuses it "
+        f"when finished): the config differs from {run / 'teacher' / 'config.yaml'} (train.lr: 0.003 in the run, "
+        f"0.001 now); train with the config it was trained with, or remove {run / 'teacher'} to train a new teacher "
+        "with this one")
+    assert not any("training the teacher" in line for line in lines)
+    assert sorted(p.name for p in run.iterdir()) == ["teacher"]

@@ -358,11 +358,13 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
         check_teacher(labeller, config, log)
     else:
         labeller = RunDir(run.path / "teacher")
+        refuse_a_kept_labeller_of_another_config(labeller, plain, "teacher")
         log(f"pseudo-labels: training the teacher into {labeller.path}")
         train(plain, labeller.path, resume=labeller.can_resume(), log=log, progress=progress, inputs=inputs)
     samples, record = label_videos(labeller, files, config, pseudo.min_score, log)
     for round_number in range(1, pseudo.rounds):
         student = RunDir(run.path / f"student{round_number}")
+        refuse_a_kept_labeller_of_another_config(student, plain, f"student {round_number}")
         log(f"pseudo-labels: training student {round_number} into {student.path}")
         with student.lock():
             _train(plain, student, student.can_resume(), log, progress, inputs, samples, record)
@@ -375,6 +377,18 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
 RESUMABLE_CHANGES = ("data.annotations", "data.features", "data.videos", "backbone.weights", "train.device",
                      "train.compile")
 MOVABLE_STREAM = re.compile(r"data\.streams\[\d+\]\.features")  # each stream's folder may move too
+
+
+def refuse_a_kept_labeller_of_another_config(labeller: RunDir, plain: Config, what: str) -> None:
+    """RUN/teacher (or RUN/student<r>) kept from an earlier start of the run is continued, or reused when finished,
+    with or without --resume: trained with another config, it was refused as "--resume: the config differs", an
+    option not given, with "train a new run" for advice, where removing that folder trains a new one."""
+    if labeller.can_resume():
+        check_same_config(labeller, plain,
+                          asked=f"{labeller.path}: the {what} kept from an earlier start of this run (training "
+                                "continues it, or reuses it when finished)",
+                          advice=f"train with the config it was trained with, or remove {labeller.path} to train a "
+                                 f"new {what.split()[0]} with this one")
 
 
 def check_same_config(run: RunDir, config: Config, asked: str = "--resume",
