@@ -1792,7 +1792,7 @@ def cmd_analyze(args) -> None:
 
 def cmd_report(args) -> None:
     from mgrec.files import check_output, check_writable
-    from mgrec.report.html import write_report
+    from mgrec.report.html import refuse_replacing_a_file_not_a_page, write_report
     from mgrec.run import RunDir
 
     run_dir = _checked_run_dir(args.run_dir)
@@ -1816,6 +1816,7 @@ def cmd_report(args) -> None:
         check_output(out, reads=reads, protected=owned, replaces=own_reports)
         check_writable(out)
         _refuse_an_out_not_html(out, args.out)
+        refuse_replacing_a_file_not_a_page(out, f"--out {args.out}")
     written = write_report(run_dir, split=args.split, out=out, annotations=args.annotations, checkpoint=args.checkpoint)
     print(f"report: {written}", file=closing_line_stream(out))
 
@@ -1836,6 +1837,7 @@ def _report_detections(args, run_dir: Path) -> None:
     """`mgrec report RUN --detections FILE`: the page of FILE's detections (`mgrec.report.detections`)."""
     from mgrec.files import check_output, check_writable, missing_file_problem, resolve_path
     from mgrec.report.detections import write_detections_report
+    from mgrec.report.html import refuse_replacing_a_file_not_a_page
     from mgrec.run import RunDir
     from mgrec.smg_csv import checked_fps
 
@@ -1864,6 +1866,7 @@ def _report_detections(args, run_dir: Path) -> None:
                  protected=RunDir(run_dir).owned_files())
     check_writable(out)
     _refuse_an_out_not_html(out, args.out)
+    refuse_replacing_a_file_not_a_page(out, f"--out {args.out}" if args.out is not None else "the page")
     written = write_detections_report(run_dir, source, out, checked_fps(args.fps, "--fps"))
     print(f"report: {written}", file=closing_line_stream(out))
 

@@ -5,6 +5,7 @@ import copy
 import html
 import json
 import re
+import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -808,3 +809,40 @@ def test_the_timelines_note_says_which_videos_draw_only_their_highest_scoring_de
     assert ("(score ≥ 0.5), every one of them but in 1 video of more than 3, whose timelines draw their 3 "
             "highest-scoring (their counts say how many are not drawn; the scores count them all): detections") in page
     assert "4 detections (2 matched, 2 lanes, the 3 highest-scoring drawn, 1 not)" in page
+
+
+def test_a_report_replaces_an_earlier_page_of_mgrecs_but_never_a_file_of_the_users(built, tmp_path, capsys):
+    from mgrec.cli import main
+
+    run = built[0]["run_dir"]
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html><body>my notes</body></html>\n", encoding="utf-8")
+    assert main(["report", str(run), "--out", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {notes}: {notes} is there already and is not a page an mgrec report wrote" in err
+    assert "choose another --out, or move that file away" in err
+    assert notes.read_text(encoding="utf-8") == "<html><body>my notes</body></html>\n"
+    # the run's own name holding the user's file: refused, by the API too
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "report_test.html").write_text("my notes\n", encoding="utf-8")
+    with pytest.raises(InputError, match="the report: .*report_test.html is there already and is not a page"):
+        write_report(copy)
+    assert (copy / "report_test.html").read_text(encoding="utf-8") == "my notes\n"
+    # a page of the detections beside the file it draws, where the user's own viewer page is
+    detections = tmp_path / "det.json"
+    shutil.copy(run / "detections_test.json", detections)
+    (tmp_path / "det.html").write_text("<!DOCTYPE html>\n<title>viewer</title>\n", encoding="utf-8")
+    assert main(["report", str(run), "--detections", str(detections)]) == 2
+    assert "the page: " in capsys.readouterr().err
+    assert (tmp_path / "det.html").read_text(encoding="utf-8") == "<!DOCTYPE html>\n<title>viewer</title>\n"
+    # an earlier page of mgrec's (a report, a detections page) and an empty file are written again
+    page = tmp_path / "page.html"
+    assert main(["report", str(run), "--out", str(page)]) == 0
+    assert main(["report", str(run), "--detections", str(detections), "--out", str(page)]) == 0
+    assert "<title>mgrec detections: det.json</title>" in page.read_text(encoding="utf-8")
+    assert main(["report", str(run), "--out", str(page)]) == 0
+    empty = tmp_path / "empty.html"
+    empty.touch()
+    assert main(["report", str(run), "--out", str(empty)]) == 0
+    assert empty.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

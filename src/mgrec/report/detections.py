@@ -29,7 +29,14 @@ from mgrec.evaluate.predictions import MGREC_KEY, load_predictions_with_info, re
 from mgrec.files import atomic_write_text, brief, counted, is_finite_real, part_of, resolve_path
 from mgrec.records import Detection
 from mgrec.report.figures import score_histogram_figure
-from mgrec.report.html import escape, figure_html, legend, page_html, video_timeline
+from mgrec.report.html import (
+    escape,
+    figure_html,
+    legend,
+    page_html,
+    refuse_replacing_a_file_not_a_page,
+    video_timeline,
+)
 from mgrec.run import RunDir
 
 # The longest video a page draws: a week. A length beyond it is a file's mistake (frames taken for seconds), and it
@@ -263,6 +270,7 @@ def write_detections_report(run_dir: str | Path, source: str | Path, out: str | 
                             fps: float | None = None, note: Callable[[str], None] | None = None) -> Path:
     """Write the page of `source`'s detections (`load_detections`, with `fps` and `note`) to `out`; returns its
     path."""
+    refuse_replacing_a_file_not_a_page(out)
     data = load_detections(run_dir, source, fps, note)
     title = f"mgrec detections: {data.source.name}"
     sections = [

@@ -56,7 +56,9 @@ from mgrec.files import (
     atomic_write_text,
     counted,
     file_sha256,
+    is_stream,
     json_or_none,
+    output_target,
     part_of,
     resolve_path,
     shell_word,
@@ -957,14 +959,49 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
     )
 
 
+# How every page of mgrec's begins (`page_html`), and the titles its two writers give it: what tells an earlier page
+# of mgrec's, which a report may write again, from a file of the user's at its name
+PAGE_HEAD = '<!DOCTYPE html>\n<html lang="en" data-js-errors="0"><head><meta charset="utf-8">'
+PAGE_TITLES = ("mgrec report: ", "mgrec detections: ")
+
+
+def is_report_page(path: str | Path) -> bool:
+    """Whether the file at `path` is a page an mgrec report wrote (its head and title as `page_html` writes them,
+    the title of `write_report` or `write_detections_report`), or empty (nothing there to lose)."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(PAGE_HEAD) + 200)
+    if not head:
+        return True
+    return any(head.startswith(f"{PAGE_HEAD}<title>{html.escape(title)}".encode()) for title in PAGE_TITLES)
+
+
+def refuse_replacing_a_file_not_a_page(out: str | Path, shown: str = "--out") -> None:
+    """Before any work: the page goes to `out`, which may hold an earlier page of mgrec's (written again, as reports
+    are) but no other file: the user's own `notes.html`, a page another tool or a browser's "save as" wrote, the
+    user's file at the run's `report_test.html` were replaced without a word. A pipe or descriptor (`/dev/stdout`)
+    is not a file there; a link is judged by the file it names, which the page would replace. `shown`: how the
+    message names the output (`--out X`, or the default name it took)."""
+    out = Path(out)
+    if is_stream(out) or not out.is_file():
+        return
+    try:
+        own = is_report_page(out)
+    except OSError:  # a file that cannot be read cannot be written either: check_writable's, with its reason
+        return
+    if not own:
+        named = f"{out} (a link to {output_target(out)})" if out.is_symlink() else str(out)
+        raise InputError(f"{shown}: {named} is there already and is not a page an mgrec report wrote (an mgrec page "
+                         f"begins {PAGE_HEAD[:15]!r} ... <title>mgrec report: ...); the report would replace it: "
+                         "choose another --out, or move that file away")
+
+
 def page_html(title: str, subtitle: str, sections: list[tuple[str, str, str]], num_classes: int) -> str:
     """A whole self-contained page: `title`, the `subtitle` HTML under it, a link bar to the `sections` (anchor, name,
     HTML) and the sections; the timelines' script, the error counter and the class colours inlined."""
     nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name, _ in sections)
     body = "".join(f'<h2 id="{anchor}">{name}</h2>{content}' for anchor, name, content in sections)
     return (
-        '<!DOCTYPE html>\n<html lang="en" data-js-errors="0"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title>"
+        f"{PAGE_HEAD}<title>{escape(title)}</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<script>{_asset('errors.js')}</script>"
         f"<style>{_asset('report.css')}\n{_class_css(num_classes)}</style></head><body>"
@@ -983,9 +1020,13 @@ def write_report(
     Default output: RUN_DIR/report_<split>.html (report_<split>_last.html). `annotations` overrides the config's
     `data.annotations`.
     """
+    if out is not None:  # before the work (the default name is known once the split's name is read)
+        refuse_replacing_a_file_not_a_page(out)
     run = load_run(run_dir, split, annotations, checkpoint)
     split = run.split  # as the annotations name it (`split_name`)
     run_files = RunDir(run.run_dir)
+    if out is None:
+        refuse_replacing_a_file_not_a_page(run_files.report_path(split, checkpoint), "the report")
     scores = run_files.read_eval(split, run.classes, checkpoint)
     point = OperatingPoint.of(run, float(scores["score_threshold"]), scores.get("class_thresholds"))
     check_one_evaluation(run, point, scores, run_files.eval_path(split, checkpoint))
