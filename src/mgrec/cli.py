@@ -1340,8 +1340,8 @@ def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
     """`score --analysis FOLDER`, before any work: not a folder of a run, not one that cannot be written, and no
     file there that the analysis's `<split>_*` files would replace unless an earlier analysis wrote them (the user's
     own files of those names, or symbolic links there, which would carry the writes onto what they name)."""
-    from mgrec.files import brief, check_output, check_writable
-    from mgrec.report.html import error_analysis_names, is_error_analysis
+    from mgrec.files import check_output, check_writable
+    from mgrec.report.html import refuse_replacing_files_not_an_analysis
     from mgrec.run import run_around
 
     check_output(folder, reads=reads, option="--analysis")
@@ -1350,16 +1350,7 @@ def _check_analysis_folder(folder: Path, split: str, reads: list) -> None:
         raise InputError(f"--analysis {folder} is inside the run {inside.path}, whose files are its own (`mgrec "
                          "analyze RUN` writes its analysis); choose a folder outside runs")
     check_writable(folder, is_dir=True)
-    present = [folder / name for name in error_analysis_names(split)]
-    present = [path for path in present if path.is_symlink() or path.exists()]
-    for path in present:
-        if path.is_symlink():
-            raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where the analysis writes "
-                             "its own file, which would replace what the link names; remove the link")
-    if present and not is_error_analysis(folder / f"{split}_analysis.json"):  # an analysis's mark, first and last
-        raise InputError(f"--analysis {folder} holds {len(present)} file(s) of the names the analysis writes that "
-                         f"no finished mgrec analysis wrote (first: {brief(present[0].name)}); move them, or choose "
-                         "another folder")
+    refuse_replacing_files_not_an_analysis(folder, split, f"--analysis {folder}")
 
 
 def _analyse_predictions(annotations, args, result: dict) -> list[Path]:
@@ -1781,11 +1772,15 @@ def cmd_convert_videomae(args) -> None:
 
 
 def cmd_analyze(args) -> None:
-    from mgrec.report.html import analyze_run
+    from mgrec.report.html import analysis_stem, analyze_run, refuse_replacing_files_not_an_analysis
     from mgrec.run import RunDir
 
     run = RunDir(_checked_run_dir(args.run_dir))
     run.check_outputs(files=run.analysis_files(args.split), folders=[run.analysis_dir])
+    if run.analysis_dir.is_dir():
+        refuse_replacing_files_not_an_analysis(run.analysis_dir, analysis_stem(args.split, args.checkpoint),
+                                               remedy="move them out of it (mgrec analyze writes the run's analysis "
+                                               "there)")
     for path in analyze_run(run.path, split=args.split, annotations=args.annotations, checkpoint=args.checkpoint):
         print(path)
 

@@ -846,3 +846,26 @@ def test_a_report_replaces_an_earlier_page_of_mgrecs_but_never_a_file_of_the_use
     empty.touch()
     assert main(["report", str(run), "--out", str(empty)]) == 0
     assert empty.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.slow
+def test_analyze_replaces_an_earlier_analysis_in_the_run_but_never_a_file_of_the_users(tmp_path, capsys):
+    from mgrec.cli import main
+
+    run = build_run_dir(tmp_path)["run_dir"]
+    (run / "analysis").mkdir()
+    mine = run / "analysis" / "test_pr_curves.svg"
+    mine.write_text("my own figure\n", encoding="utf-8")
+    assert main(["analyze", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{run / 'analysis'} holds 1 file(s) of the names the analysis writes that no finished mgrec analysis "
+            "wrote (first: 'test_pr_curves.svg'); move them out of it") in err
+    assert mine.read_text(encoding="utf-8") == "my own figure\n"
+    with pytest.raises(InputError, match="no finished mgrec analysis wrote"):  # the API's writer refuses it too
+        analyze_run(run)
+    assert mine.read_text(encoding="utf-8") == "my own figure\n"
+    assert not (run / "analysis" / "test_analysis.json").exists()
+    mine.unlink()
+    assert main(["analyze", str(run)]) == 0
+    assert main(["analyze", str(run)]) == 0  # an earlier analysis is written again
+    assert mine.read_text(encoding="utf-8").startswith("<?xml")

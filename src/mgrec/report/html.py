@@ -54,6 +54,7 @@ from mgrec.evaluate.predictions import load_predictions
 from mgrec.evaluate.scoring import ground_truth_digest
 from mgrec.files import (
     atomic_write_text,
+    brief,
     counted,
     file_sha256,
     is_stream,
@@ -324,6 +325,7 @@ def write_error_analysis(ground_truth: dict[str, list[Segment]], ranked: dict[st
     it was made of) in `out_dir`, for a run (`analyze_run`) and for any predictions file (`mgrec score
     --analysis`). `stem` starts every file's name (default: the split)."""
     stem = split if stem is None else stem
+    refuse_replacing_files_not_an_analysis(out_dir, stem)
     ranked_analysis = analyze(ground_truth, ranked, durations)
     hard = analyze_hard_set(ground_truth, ranked, durations, threshold, class_thresholds=class_thresholds)
     summary = out_dir / f"{stem}_analysis.json"
@@ -352,6 +354,24 @@ def error_analysis_names(split: str) -> list[str]:
     stems += [f"{split}_hard_set_{stem}" for stem in ANALYSIS_FIGURE_STEMS]
     stems += [f"{split}_f1_threshold", f"{split}_pr_curves"]
     return [f"{stem}{ending}" for stem in stems for ending in FIGURE_ENDINGS] + [f"{split}_analysis.json"]
+
+
+def refuse_replacing_files_not_an_analysis(folder: Path, stem: str, shown: str | None = None,
+                                           remedy: str = "move them, or choose another folder") -> None:
+    """Before any work: `folder` may hold an earlier analysis's files of the names `write_error_analysis` writes
+    (`error_analysis_names(stem)`; finished, or marked as stopped part-way), which a new one replaces, but no other
+    file of those names: the user's own `test_analysis.json` or figure there (in a run's analysis/ too) was replaced
+    without a word; nor a symbolic link, which would carry the write onto what it names. `shown`: how the message
+    names the folder (`--analysis FOLDER`; default: the folder); `remedy`, the way out the message offers."""
+    present = [path for path in (folder / name for name in error_analysis_names(stem))
+               if path.is_symlink() or path.exists()]
+    for path in present:
+        if path.is_symlink():
+            raise InputError(f"{path}: is a symbolic link (to {brief(os.readlink(path))}) where the analysis writes "
+                             "its own file, which would replace what the link names; remove the link")
+    if present and not is_error_analysis(folder / f"{stem}_analysis.json"):  # an analysis's mark, first and last
+        raise InputError(f"{shown or folder} holds {len(present)} file(s) of the names the analysis writes that "
+                         f"no finished mgrec analysis wrote (first: {brief(present[0].name)}); {remedy}")
 
 
 def is_error_analysis(path: Path) -> bool:
