@@ -230,6 +230,25 @@ def test_bidi_controls_in_data_text_are_shown_as_escapes(tmp_path, monkeypatch):
     assert any("Arms akimbo \\u202bR" in svg for svg in figures)
 
 
+def test_line_breaks_and_tabs_in_data_text_are_shown_as_escapes(tmp_path, monkeypatch):
+    """A class `a\\nb` or a video id with a tab was shown as a space (another name than the data holds, and one
+    that another class or video may have); the page and its figures show `\\n` and `\\t`, the config its lines."""
+    module = sys.modules[__name__]  # build_run_dir reads the names from here
+    monkeypatch.setattr(module, "ODD_VIDEO", "clip\tx\ny")
+    monkeypatch.setattr(module, "CLASSES", [CLASSES[0] + "\nR", *CLASSES[1:]])
+    run = build_run_dir(tmp_path)
+    page = write_report(run["run_dir"]).read_text(encoding="utf-8")
+    assert "<h3>clip\\tx\\ny<span" in page and 'data-video="clip\\tx\\ny"' in page
+    assert "Arms akimbo\\nR" in page and "Arms akimbo\nR" not in page
+    assert "\t" not in page
+    figures = [base64.b64decode(data).decode("utf-8")
+               for data in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)]
+    assert any("Arms akimbo\\nR" in svg for svg in figures)
+    assert not any("Arms akimbo\nR" in svg for svg in figures)
+    config = re.search(r'<pre class="config">(.*?)</pre>', page, re.S).group(1)
+    assert config.count("\n") == (run["run_dir"] / "config.yaml").read_text(encoding="utf-8").count("\n")
+
+
 def test_hover_text_has_class_times_score_tiou_and_match(built):
     _, _, page = built
     assert "Arms akimbo · 10.10–12.00 s · score 0.900 · best tIoU 0.95 with Arms akimbo · matched" in page

@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mgrec.evaluate.analysis import ERROR_NAMES, ERROR_TYPES, ErrorAnalysis, PRCurve, ThresholdCurve
 from mgrec.files import atomic_write, counted, part_of
-from mgrec.terminal import visible
+from mgrec.terminal import one_line
 
 CHARACTERISTIC_NAMES = {
     "relative_length": "Relative length (× class median)",
@@ -54,9 +54,10 @@ _SAVE_SETTINGS = {"svg.fonttype": "none", "svg.hashsalt": "mgrec", "font.size": 
 
 def plain(text: str) -> str:
     """`text` drawn as written: matplotlib reads "$...$" as math (and fails on bad math). Control
-    characters and bidi overrides and isolates are drawn as escapes (`\\u202e`, `mgrec.terminal.visible`),
-    as in the page around the figures: raw, a crafted class name would reverse the text after it."""
-    return visible(text).replace("$", r"\$")
+    characters, line breaks, tabs and bidi overrides and isolates are drawn as escapes (`\\u202e`, `\\n`:
+    `mgrec.terminal.one_line`), as in the page around the figures: raw, a crafted class name would reverse the text
+    after it, or a class `a\\nb` be drawn on two lines."""
+    return one_line(text).replace("$", r"\$")
 
 
 # The most characters of a class name a figure draws: a longer one is cut, with "…" (the page's tables give it whole).
@@ -68,7 +69,7 @@ MAX_FIGURE_NAME_CHARS = 40
 def class_text(name: str) -> str:
     """A class name, or any other name from the files (a split, a balancing method), as a figure draws it: `plain`, cut
     to `MAX_FIGURE_NAME_CHARS` characters (the escapes of control characters counted as drawn)."""
-    text = visible(name)
+    text = one_line(name)
     if len(text) > MAX_FIGURE_NAME_CHARS:
         text = text[: MAX_FIGURE_NAME_CHARS - 1] + "…"
     return plain(text)

@@ -10,7 +10,8 @@ tIoU, the F1-against-threshold curve and the per-class precision-recall curves, 
 matrix, the DETAD error analysis of the hard set and of the ranked list, the class histogram
 before and after class balancing, the training curves and the provenance of the results. The
 page needs no network: CSS and JS are inlined, figures are SVG data URIs, and every text from the
-data is escaped by `escape` (bidi overrides and isolates shown as `\\u202e`, as on the terminal).
+data is escaped by `escape` (bidi overrides and isolates shown as `\\u202e`, line breaks as `\\n`, as on the
+terminal).
 
 `analyze_run(run_dir, split)` writes the error-analysis figures (PNG and SVG) and the numbers
 behind them to RUN_DIR/analysis/<split>_*.
@@ -84,7 +85,7 @@ from mgrec.report.figures import (
     write_analysis_figures,
 )
 from mgrec.run import RunDir, checkpoint_option, run_data_path, same_scored_set, scored_sets_words
-from mgrec.terminal import visible
+from mgrec.terminal import one_line
 
 NOT_RECORDED = "not recorded"
 # Height of one timeline lane in CSS pixels (ground truth and detections get as many as they need).
@@ -400,13 +401,20 @@ def _tuned_on(run: RunData, scores: dict | None) -> str | None:
 
 
 def escape(text: str) -> str:
-    """Text from the data (video ids, class names, paths, config) for the page: the one escaper.
+    """Text from the data (video ids, class names, paths, values) for the page: the one escaper.
 
     Beyond HTML's own characters, control characters and the bidi embeddings, overrides and isolates
     (U+202A-U+202E, U+2066-U+2069, and the marks U+200E/U+200F) are shown as escapes (`\\u202e`), as
     on the terminal (`mgrec.terminal.visible`): raw, a crafted video id would reverse the text after
-    it, so that the page shows another id, another class or other numbers than the data holds."""
-    return html.escape(visible(text))
+    it, so that the page shows another id, another class or other numbers than the data holds. Line breaks
+    and tabs too (`\\n`, `mgrec.terminal.one_line`): the page shows them as a space, so that a class
+    `a\\nb` looked like another, `a b`. The config's block of lines is `escape_lines`'."""
+    return html.escape(one_line(text))
+
+
+def escape_lines(text: str) -> str:
+    """A text of lines from the data (the run's config.yaml) for a `<pre>` block: `escape`, its lines kept."""
+    return "\n".join(map(escape, text.split("\n")))
 
 
 def _asset(name: str) -> str:
@@ -975,7 +983,7 @@ def _provenance(run: RunData, scores: dict, tuning: dict | None) -> str:
         f'<p class="note">From eval_{escape(run.split)}.json (written by <code>mgrec evaluate</code>) and '
         "postprocess.json; “not recorded” marks what an older eval file does not hold.</p>"
         f"<details><summary>config.yaml: {whose}</summary>"
-        f'<pre class="config">{escape(config_text)}</pre></details>'
+        f'<pre class="config">{escape_lines(config_text)}</pre></details>'
     )
 
 
