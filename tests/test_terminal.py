@@ -107,6 +107,16 @@ def test_a_cell_of_a_table_is_as_wide_as_the_terminal_shows_it():
     assert cell("x" * 60, 48, limit=48) == "x" * 45 + "..."
 
 
+def test_a_cell_of_a_table_holds_a_name_with_a_line_break_on_its_one_line():
+    """A class `a\\nb` (the annotations' readers take it) split a row of the score table in two, and a tab moved the
+    columns after it: a cell shows them as escapes, and a column is as wide as those."""
+    from mgrec.terminal import cell, columns
+
+    assert columns("a\nb") == 4 and columns("a\tb") == 4
+    assert cell("a\nb", 6) == "a\\nb  " and cell("a\tb", 4) == "a\\tb"
+    assert cell("x\n" * 30, 10, limit=10) == "x\\nx\\nx..."
+
+
 def test_one_line_escapes_the_line_breaks_and_tabs_visible_lets_pass():
     name = "dir\nwith\ttab\r\x1b[31m/clip.mp4"
     assert terminal.visible(name).count("\n") == 1

@@ -42,9 +42,9 @@ def one_line(text: str) -> str:
 
 
 def columns(text: str) -> int:
-    """How many terminal columns `text` takes as mgrec prints it (`visible`): East Asian wide and fullwidth characters
-    (CJK, most emoji) two, combining marks and zero-width format characters none, any other one."""
-    return sum(map(_char_columns, visible(text)))
+    """How many terminal columns `text` takes as a table's cell prints it (`one_line`): East Asian wide and fullwidth
+    characters (CJK, most emoji) two, combining marks and zero-width format characters none, any other one."""
+    return sum(map(_char_columns, one_line(text)))
 
 
 def _char_columns(char: str) -> int:
@@ -54,11 +54,12 @@ def _char_columns(char: str) -> int:
 
 
 def cell(text: str, width: int, limit: int | None = None) -> str:
-    """`text` as printed (`visible`), cut to `limit` columns (ending "...") where longer, then padded with spaces to
-    `width` columns: a table's column of names stays aligned whatever script or escapes they hold. Python's format
-    pads by characters, and every column after a name in CJK (two columns a character), with accents written as
-    combining marks (none), or with a control character (`\\x1b`: four) stood off its head."""
-    shown = visible(text)
+    """`text` on one line (`one_line`: a class `a\\nb` split the table's row in two, its columns counted as one), cut
+    to `limit` columns (ending "...") where longer, then padded with spaces to `width` columns: a table's column of
+    names stays aligned whatever script or escapes they hold. Python's format pads by characters, and every column
+    after a name in CJK (two columns a character), with accents written as combining marks (none), or with a control
+    character (`\\x1b`: four) stood off its head."""
+    shown = one_line(text)
     if limit is not None and columns(shown) > limit:
         kept, used = [], 0
         for char in shown:
