@@ -956,3 +956,45 @@ def test_an_empty_path_word_is_refused_not_taken_for_the_current_folder(tmp_path
     paths = [action for sub in parser._subparsers._group_actions[0].choices.values() for action in sub._actions
              if action.type is Path]
     assert not paths, [action.dest for action in paths]  # every path argument refuses the empty word
+
+
+def test_a_quoted_tilde_path_is_the_home_folder_in_every_command(tmp_path, monkeypatch, capsys):
+    # `--out '~/runs/x'` (quoted: a script, an env file, a Makefile variable) made a folder named `~` in the current
+    # folder, for every command but demo --cache; every path argument now takes a leading ~ as the shell does
+    from tests.test_robustness import tiny_config, write_run
+
+    from mgrec.config import save_config
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
+                                     subsets=("train", "val", "test"))
+    save_config(tiny_config(dataset), tmp_path / "tiny.yaml")
+    run = write_run(tmp_path / "run", tiny_config(dataset))
+    monkeypatch.chdir(work)
+    features = str(sorted(dataset.features.glob("*.npy"))[0])
+    assert main(["train", str(tmp_path / "tiny.yaml"), "--out", "~/runs/x", "--no-progress"]) == 0
+    assert (home / "runs" / "x" / "run.json").is_file()
+    assert main(["detect", str(run), features, "--out", "~/det.json"]) == 0
+    assert (home / "det.json").is_file()
+    assert main(["data", "convert", str(dataset.annotations), "--out", "~/ann.json"]) == 0
+    assert (home / "ann.json").is_file()
+    assert not (work / "~").exists()
+    capsys.readouterr()
+    # every path argument of the parser, as a Path (train's config) or kept as written (report's --out folder/)
+    parser = build_parser()
+    assert parser.parse_args(["train", "~/c.yaml", "--out", "~"]).config == home / "c.yaml"
+    assert parser.parse_args(["train", "c.yaml", "--out", "~"]).out == home
+    assert parser.parse_args(["report", "r", "--out", "~/pages/"]).out == f"{home}/pages/"
+    assert parser.parse_args(["detect", "r", "~/v.npy", "--out", "o.json"]).inputs == [home / "v.npy"]
+    # a ~ elsewhere in the word is a name's
+    assert parser.parse_args(["train", "a~b.yaml", "--out", "x/~"]).out == Path("x/~")
+    assert parser.parse_args(["train", "a~b.yaml", "--out", "x"]).config == Path("a~b.yaml")
+    # a ~user of no user is refused, naming it
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "c.yaml", "--out", "~no-such-user-mgrec/x"])
+    assert ("argument --out: ~no-such-user-mgrec/x: no user 'no-such-user-mgrec' on this machine"
+            in capsys.readouterr().err)

@@ -207,13 +207,35 @@ def positive_int(text: str) -> int:
     return value
 
 
+def home_expanded(text: str) -> str:
+    """`text` with a leading `~` or `~user` made that home folder, as the shell does for an unquoted word and the
+    config files do for their paths: a quoted `--out '~/runs/x'` (from a script, an env file, a Makefile variable)
+    made a folder named `~` in the current folder. A `~` elsewhere in the word (`a~b`, `x/~`) is kept; a `~user` of
+    no user on this machine is refused, naming it. Kept as a string: a trailing '/' that says "folder" stays."""
+    if not text.startswith("~"):
+        return text
+    expanded = os.path.expanduser(text)
+    if expanded.startswith("~"):
+        user = text[1:].split("/", 1)[0]
+        raise argparse.ArgumentTypeError(
+            f"{text}: no user {user!r} on this machine, whose home folder ~{user} would name; for a folder named "
+            f"{text.split('/', 1)[0]} in the current folder, write ./{text}")
+    return expanded
+
+
 def path_text(text: str) -> Path:
     """A file or folder on the command line. An empty word (`--unlabeled "$POOL"` with POOL unset or empty, `--out ""`)
-    is refused: `Path("")` is the current folder, so it pseudo-labelled, trained into or read whatever lay there."""
+    is refused: `Path("")` is the current folder, so it pseudo-labelled, trained into or read whatever lay there. A
+    leading `~` is the home folder (`home_expanded`)."""
     if not text:
         raise argparse.ArgumentTypeError("expected a path, got an empty word (a shell variable unset or empty?); "
                                          "name the current folder as .")
-    return Path(text)
+    return Path(home_expanded(text))
+
+
+def path_word(text: str) -> str:
+    """A path option kept as written (a trailing '/' says "folder"), its leading `~` expanded as `path_text`'s."""
+    return home_expanded(text)
 
 
 def file_input(text: str) -> Path:
@@ -222,7 +244,7 @@ def file_input(text: str) -> Path:
     from mgrec.data.videos import NetworkSource, stream_source
 
     path_text(text)
-    source = stream_source(text)
+    source = stream_source(home_expanded(text))
     if isinstance(source, NetworkSource):
         raise argparse.ArgumentTypeError(
             f"{source} is a URL: `mgrec stream RUN URL` reads a network source as it arrives; this command reads "
@@ -236,7 +258,7 @@ def stream_input(text: str):
     from mgrec.data.videos import stream_source
 
     path_text(text)
-    return stream_source(text)
+    return stream_source(home_expanded(text))
 
 
 # More threads than this is no machine's core count: torch's thread pool segfaults when asked for 99999.
@@ -416,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv), or an annotations JSON "
                         "(ActionFormer's, OpenTAD's) to write with its classes listed, in mgrec's form")
     # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
-    p.add_argument("--out", required=True, help="annotations JSON to write")
+    p.add_argument("--out", type=path_word, required=True, help="annotations JSON to write")
     p.add_argument("--fps", type=number,
                    help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file); of a "
                         "JSON: for entries with no fps, or frame count and duration, of their own")
@@ -576,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the tIoU thresholds mAP is averaged over: thumos (0.3:0.1:0.7, the default, as evaluate), "
                         "activitynet (0.5:0.05:0.95), epic (0.1:0.1:0.5), or thresholds such as 0.3,0.5,0.7")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
-    p.add_argument("--analysis", default=None, metavar="FOLDER",
+    p.add_argument("--analysis", type=path_word, default=None, metavar="FOLDER",
                    help="also write the error analysis of the scored split into FOLDER, as `mgrec analyze` does for a "
                         "run: DETAD's false-negative, false-positive and sensitivity figures of the ranked list and "
                         "of the hard set, the F1-threshold and PR curves, and their numbers (<split>_analysis.json); "
@@ -619,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
     _add_member_folders(p)
-    p.add_argument("--out", required=True, help="output file (a folder for --format smg, srt, vtt)")  # as written
+    p.add_argument("--out", type=path_word, required=True,  # as written
+                   help="output file (a folder for --format smg, srt, vtt)")
     p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default=None,
                    help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
                         "subtitles per video (OUT/<video>.srt or .vtt: the detections over the video in a player) "
@@ -788,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, choices=["best", "last"],
                    help="whose evaluation: `mgrec evaluate --checkpoint last` writes its own scores and detections "
                         "(report_<split>_last.html) (default: best)")
-    p.add_argument("--detections", metavar="FILE", default=None,
+    p.add_argument("--detections", metavar="FILE", type=path_word, default=None,
                    help="a page of the run's detections on videos without ground truth instead: what `mgrec detect` "
                         "wrote (results JSON, CSV table or SMG label folder) or `mgrec stream` printed (JSON lines); "
                         "per class counts, scores and a timeline per video (default --out: FILE with .html)")
@@ -796,7 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--detections of an SMG label folder (frames): the videos' frame rate, for a run without "
                         "data.fps (whose videos may be of any rate; refused where data.fps sets it) (default: the "
                         "rate of the features the run trained on, its feature recipe's, said in a note)")
-    p.add_argument("--out", default=None,  # a string: Path() would drop a trailing "/" that says "folder"
+    # a string: Path() would drop a trailing "/" that says "folder"
+    p.add_argument("--out", type=path_word, default=None,
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
     _add_annotations(p)
@@ -804,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "demo", "build the real-motion demo data, train, evaluate and report", cmd_demo,
                  examples=("mgrec demo", "mgrec demo --config demo/dyfadet.yaml --out runs/demo-dyfadet --fresh"))
     p.add_argument("--out", type=path_text, default=Path("runs/demo-mgrec"), help="run directory")
-    p.add_argument("--config", default=DEFAULT_DEMO_CONFIG,
+    p.add_argument("--config", type=path_word, default=DEFAULT_DEMO_CONFIG,
                    help="a YAML file, or the name of a shipped config (demo/dyfadet.yaml, ...) "
                         "when no such file exists")
     p.add_argument("--cache", type=path_text, default=None,
