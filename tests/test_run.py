@@ -1154,3 +1154,36 @@ def test_a_run_without_its_splits_record_is_named(tmp_path):
     run.write_splits({"annotations": "a.json", "train_split": "train", "train": ["v1"], "val_split": "val",
                       "val": ["v2"]})
     assert run.no_splits_record() is None
+
+
+def test_a_fresh_start_refuses_a_folder_holding_other_runs_in_its_subfolders(tmp_path, monkeypatch, capsys):
+    # `mgrec train CONFIG --out runs/` (`--out runs/$NAME`, NAME empty) trained straight into runs/, its files beside
+    # the other runs' folders, without a word; train, --seeds, ensemble and demo now refuse it, naming two of them
+    from tests.test_robustness import tiny_config, write_run
+
+    from mgrec.cli import main
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
+                                     subsets=("train", "val", "test"))
+    save_config(tiny_config(dataset), tmp_path / "tiny.yaml")
+    runs = tmp_path / "runs"
+    for name in ("a", "b", "c"):
+        write_run(runs / name, tiny_config(dataset))
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    message = (f"--out {runs} holds other runs in its subfolders ({runs / 'a'}, {runs / 'b'} and 1 more); a run is "
+               f"written into a folder of its own: give the run's own folder (--out {runs / 'NAME'})")
+    with pytest.raises(InputError) as refused:
+        RunDir(runs).check_fresh_start([])
+    assert str(refused.value) == message
+    for argv in (["train", str(tmp_path / "tiny.yaml"), "--out", f"{runs}/"],
+                 ["train", str(tmp_path / "tiny.yaml"), "--out", str(runs), "--seeds", "2"],
+                 ["ensemble", str(runs / "a"), str(runs / "b"), "--out", str(runs)],
+                 ["demo", "--out", str(runs), "--cache", str(tmp_path / "cache")]):
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
+    assert not (tmp_path / "cache").exists() and not list(tmp_path.glob("runs-seed*"))
+    # a run's own folders (a teacher's) are no other runs: a fresh start in a folder holding its teacher goes on
+    write_run(tmp_path / "pseudo" / "teacher", tiny_config(dataset))
+    RunDir(tmp_path / "pseudo").check_fresh_start([])

@@ -1900,7 +1900,7 @@ def cmd_demo(args) -> None:
     from mgrec.files import resolve_path
     from mgrec.infer.evaluate_run import evaluate_online, evaluate_run
     from mgrec.report.html import write_report
-    from mgrec.run import RunDir, check_removable, remove_run_dir
+    from mgrec.run import RunDir, check_removable, refuse_a_folder_of_runs, remove_run_dir
     from mgrec.train.loop import check_same_config, check_same_videos, refuse_before_training, train
 
     cache = Path(args.cache).expanduser() if args.cache else default_cache_dir()  # '~/x' as build_demo takes it
@@ -1909,6 +1909,7 @@ def cmd_demo(args) -> None:
         raise InputError(f"--out {args.out} lies in the demo data folder {cache} (--cache), whose folders a rebuild "
                          "deletes; choose an --out outside it")
     keep = [("the demo data (--cache)", cache)]
+    refuse_a_folder_of_runs(args.out)  # said before the data is built, not by the training after it
     if args.fresh:  # refused now, not after the data is built and checked
         check_removable(args.out, keep)
     # the config and --set items are checked before the data is built; data.streams reads the sensor streams

@@ -488,6 +488,7 @@ class RunDir:
             raise InputError(f"{self.path} already holds a run; pass --resume to continue it (resume=True in "
                              "Python) or choose another --out")
         refuse_a_stranger_among_members(self.path)
+        refuse_a_folder_of_runs(self.path)
         own = {resolve_path(path) for path in self.run_files()}
         for path in inputs:
             if resolve_path(path) in own:
@@ -1302,6 +1303,25 @@ def refuse_a_stranger_among_members(out: str | Path, option: str = "--out") -> N
                              "another output")
 
 
+def refuse_a_folder_of_runs(out: str | Path, option: str = "--out") -> None:
+    """`out`, not a run itself, that holds other runs in its subfolders (`runs/`, as `--out runs/$NAME` gives with
+    NAME empty): a new run (`train`, `demo`, an ensemble) was written straight into it, its files beside the other
+    runs' folders, without a word. The folders mgrec makes inside a run (teacher/, members/, ...) are the run's own."""
+    folder = Path(out)
+    if RunDir(folder).format_path.exists() or not folder.is_dir():
+        return
+    try:
+        inside = sorted(child for child in folder.iterdir()
+                        if not _RUN_ENTRY.fullmatch(child.name) and child.is_dir() and holds_a_run(RunDir(child)))
+    except OSError:
+        return
+    if inside:
+        shown = ", ".join(str(child) for child in inside[:2]) + (f" and {len(inside) - 2} more" if len(inside) > 2
+                                                                 else "")
+        raise InputError(f"{option} {out} holds other runs in its subfolders ({shown}); a run is written into a "
+                         f"folder of its own: give the run's own folder ({option} {folder / 'NAME'})")
+
+
 def run_around(path: str | Path) -> RunDir | None:
     """The run `path` is or lies in (the nearest folder holding one, as `files_of_runs_around` tells them), if any."""
     target = resolve_path(path)
@@ -1397,6 +1417,7 @@ def new_ensemble_dir(out: str | Path, members: list[Path]) -> RunDir:
                              "outside its members")
     if run.path.exists() and not run.path.is_dir():
         raise InputError(f"{out} is not a folder; the ensemble is written into a new folder")
+    refuse_a_folder_of_runs(out)
     if run.path.exists() and any(run.path.iterdir()):
         raise InputError(f"{out} exists and is not empty; the ensemble is written into a new folder")
     return run
