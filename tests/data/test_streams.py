@@ -143,6 +143,7 @@ def test_a_sidecar_that_disagrees_with_its_stream_names_the_stream_key(two_strea
 def test_stream_folders_from_the_command_line(two_streams, tmp_path):
     data, _, _ = two_streams
     assert stream_folders(["pose=/x/pose"], data) == {"pose": Path("/x/pose")}
+    assert stream_folders(["pose=~/pose"], data) == {"pose": Path.home() / "pose"}  # as every path argument
     for bad, message in [("pose", "expected NAME=FOLDER"), ("hands=/x", "no stream 'hands'"),
                          ("=x", "expected NAME=FOLDER"),
                          # the grid stream's files are the inputs given: its folder was ignored without a word

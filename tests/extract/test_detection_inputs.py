@@ -44,6 +44,7 @@ def test_member_folders_are_members_1_and_up_of_a_detection_level_ensemble(tmp_p
     ensemble = detection_ensemble(tmp_path / "ens", members=3)
     assert member_folders_given(ensemble, []) is None
     assert member_folders_given(ensemble, ["2=b", "1=a"]) == {2: Path("b"), 1: Path("a")}
+    assert member_folders_given(ensemble, ["1=~/a"]) == {1: Path.home() / "a"}  # as every path argument
     refusals = {"0=a": "member 0 reads the files given", "3=a": "expected M=FOLDER, M a member of",
                 "1": "expected M=FOLDER", "x=a": "expected M=FOLDER", "1=": "expected M=FOLDER"}
     for item, said in refusals.items():

@@ -367,5 +367,5 @@ def stream_folders(items: list[str], data: DataConfig) -> dict[str, Path]:
                              f"{others}")
         if name in folders:
             raise InputError(f"--stream: stream {name!r} is given twice")
-        folders[name] = Path(folder)
+        folders[name] = Path(folder).expanduser()  # `--stream pose=~/x`: the shell leaves a ~ after '=' alone
     return folders

@@ -204,7 +204,7 @@ def member_folders_given(run_dir: Path, items: list[str]) -> dict[int, Path] | N
                              f"{count - 1}")
         if int(index) in folders:
             raise InputError(f"--member: member {int(index)} is given twice")
-        folders[int(index)] = Path(folder)
+        folders[int(index)] = Path(folder).expanduser()  # `--member 1=~/x`: the shell leaves a ~ after '=' alone
     return folders
 
 
