@@ -307,3 +307,25 @@ def test_a_conversion_stopped_by_a_file_size_limit_is_one_line_and_leaves_no_par
     convert_videomae_v2(tmp_path / "official.pth", out, OVERRIDES)  # without the limit: the whole folder
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert json.loads((out / "config.json").read_text())["num_frames"] == FRAMES
+
+
+def test_a_folder_holding_another_models_files_is_refused_and_kept(tmp_path):
+    # convert-videomae replaced config.json and model.safetensors of any folder it was given (a Hugging Face
+    # download, the checkpoint's own folder holding a file of that name); an earlier conversion is still replaced
+    torch.save(official_state_dict(), tmp_path / "a.pth")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "bert"}')
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"already holds config.json not written by mgrec convert-videomae"):
+        convert_videomae_v2(tmp_path / "a.pth", other, OVERRIDES)
+    assert (other / "config.json").read_text() == '{"model_type": "bert"}'
+    assert sorted(path.name for path in other.iterdir()) == ["config.json", "notes.txt"]
+    torch.save(official_state_dict(), tmp_path / "model.safetensors")  # a checkpoint saved under that name
+    with pytest.raises(InputError, match=r"already holds model.safetensors"):
+        convert_videomae_v2(tmp_path / "model.safetensors", tmp_path, OVERRIDES)
+    out = convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", OVERRIDES)
+    first = (out / "model.safetensors").read_bytes()
+    torch.save(official_state_dict(seed=1), tmp_path / "a.pth")
+    convert_videomae_v2(tmp_path / "a.pth", out, OVERRIDES)  # a rerun replaces its own conversion
+    assert (out / "model.safetensors").read_bytes() != first

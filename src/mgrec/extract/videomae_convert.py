@@ -254,6 +254,31 @@ def _check_fixed_positions(pos_embed: torch.Tensor, config: dict, source: str | 
         raise InputError(f"{source}: pos_embed is learned, not the fixed sinusoid table transformers' VideoMAE uses")
 
 
+def _converted_here(weights: Path) -> bool:
+    """Whether `weights` is a conversion of this module's (its safetensors metadata names the checkpoint)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            return "converted_from" in (handle.metadata() or {})
+    except Exception:  # noqa: BLE001 - not a safetensors file at all (a checkpoint saved under that name, text, ...)
+        return False
+
+
+def _check_not_another_models_folder(out_dir: Path, checkpoint_path: Path) -> None:
+    """`out_dir`'s config.json and model.safetensors are replaced only when they are an earlier conversion's: another
+    model's folder (a Hugging Face download, the user's own files) kept them, and lost them to the conversion."""
+    weights, config = out_dir / "model.safetensors", out_dir / "config.json"
+    if weights.is_file() and _converted_here(weights):
+        return
+    found = [path.name for path in (config, weights) if path.exists() or path.is_symlink()]
+    if found:
+        raise InputError(
+            f"{out_dir}: already holds {' and '.join(found)} not written by mgrec convert-videomae (another model's "
+            f"folder?), which converting {checkpoint_path.name} would replace; give a new or empty folder"
+        )
+
+
 def convert_videomae_v2(checkpoint_path: str | Path, out_dir: str | Path, config_overrides: dict | None = None) -> Path:
     """Write `out_dir/config.json` and `out_dir/model.safetensors` for `--backbone videomae --weights out_dir`.
 
@@ -265,6 +290,7 @@ def convert_videomae_v2(checkpoint_path: str | Path, out_dir: str | Path, config
 
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     check_writable(out_dir, is_dir=True)  # before the (long) load of a large checkpoint
+    _check_not_another_models_folder(out_dir, checkpoint_path)
     state = load_official_state_dict(checkpoint_path)
     config = infer_config(state, checkpoint_path, config_overrides)
     tensors = convert_state_dict(state, config, checkpoint_path)
