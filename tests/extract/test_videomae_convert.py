@@ -329,3 +329,13 @@ def test_a_folder_holding_another_models_files_is_refused_and_kept(tmp_path):
     torch.save(official_state_dict(seed=1), tmp_path / "a.pth")
     convert_videomae_v2(tmp_path / "a.pth", out, OVERRIDES)  # a rerun replaces its own conversion
     assert (out / "model.safetensors").read_bytes() != first
+
+
+@pytest.mark.parametrize("overrides", [{"image_size": 1_600_000}, {"num_frames": 100_000_000}])
+def test_a_clip_of_too_many_tokens_is_refused_before_any_table_is_built(tmp_path, overrides):
+    # --size 1600000 or --frames 100000000 (a typo) built transformers' position table for 10**10 tokens: the memory
+    # ran out, or the command ran on without end
+    torch.save(official_state_dict(), tmp_path / "a.pth")
+    with pytest.raises(InputError, match=r"make \d+ tokens .* at most 32768 are supported: check --frames and --size"):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", {**OVERRIDES, **overrides})
+    assert not (tmp_path / "hf").exists()

@@ -36,6 +36,10 @@ from mgrec.files import atomic_write, check_writable
 HEADS_BY_HIDDEN_SIZE = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
 DEFAULT_NUM_FRAMES = 16
 DEFAULT_IMAGE_SIZE = 224
+# The clip's tokens, (frames / tubelet) * (size / patch) ** 2: 1568 for the official 16 frames at 224 (64 frames at 448
+# give 25088). Attention is quadratic in them and transformers builds their position table as Python lists, so a
+# mistyped --size 1600000 or --frames 100000000 exhausted the memory instead of being refused.
+MAX_TOKENS = 32768
 OVERRIDABLE = ("image_size", "num_frames", "num_attention_heads", "layer_norm_eps")
 
 # Per block: official suffix -> transformers suffix (q/k/v are split out of qkv separately).
@@ -171,6 +175,13 @@ def infer_config(state: dict[str, torch.Tensor], source: str | Path, overrides: 
         raise InputError(
             f"{source}: image size {config['image_size']} must be a multiple of the patch size {patch} and "
             f"num_frames {config['num_frames']} a multiple of the tubelet size {tubelet}"
+        )
+    tokens = (config["num_frames"] // tubelet) * (config["image_size"] // patch) ** 2
+    if tokens > MAX_TOKENS:
+        raise InputError(
+            f"{source}: {config['num_frames']} frames at {config['image_size']} pixels make {tokens} tokens (frames / "
+            f"tubelet {tubelet} x (size / patch {patch}) squared); at most {MAX_TOKENS} are supported: check --frames "
+            "and --size (num_frames, image_size)"
         )
     return config
 
