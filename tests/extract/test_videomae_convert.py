@@ -7,6 +7,7 @@ the official weights, every tensor went to the right place (q/k/v order, biases,
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -339,3 +340,17 @@ def test_a_clip_of_too_many_tokens_is_refused_before_any_table_is_built(tmp_path
     with pytest.raises(InputError, match=r"make \d+ tokens .* at most 32768 are supported: check --frames and --size"):
         convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", {**OVERRIDES, **overrides})
     assert not (tmp_path / "hf").exists()
+
+
+@pytest.mark.parametrize("key, shape", [("patch_embed.proj.weight", (HIDDEN, 3, 0, PATCH, PATCH)),
+                                        ("patch_embed.proj.weight", (0, 3, TUBELET, PATCH, PATCH)),
+                                        ("head.weight", (0, HIDDEN))])
+def test_a_tensor_without_values_is_named(tmp_path, key, shape):
+    # a tubelet of 0 was a ZeroDivisionError traceback, a hidden size of 0 'expected (0, 0)' for qkv, and a head of
+    # 0 classes 'no counterpart in transformers' VideoMAE (head.bias, head.weight)'
+    state = official_state_dict()
+    state[key] = torch.zeros(shape)
+    torch.save(state, tmp_path / "a.pth")
+    expected = rf"tensor '{re.escape(key)}' has shape \(.*\), with no values; the checkpoint"
+    with pytest.raises(InputError, match=expected):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", OVERRIDES)

@@ -104,6 +104,9 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise InputError(f"{path}: expected tensor names (strings) as keys, found {type(key).__name__} {key!r}")
         if not value.is_floating_point():
             raise InputError(f"{path}: tensor '{key}' has dtype {value.dtype}; expected floating-point weights")
+        if value.numel() == 0:  # a 0 in patch_embed's tubelet or patch divided by zero; a 0-class head was dropped
+            raise InputError(f"{path}: tensor '{key}' has shape {tuple(value.shape)}, with no values; the "
+                             "checkpoint is damaged")
         if not torch.isfinite(value).all():
             raise InputError(f"{path}: tensor '{key}' holds NaN or infinite values; the checkpoint is damaged")
     # Checkpoints saved from DistributedDataParallel prefix every key with 'module.'.
