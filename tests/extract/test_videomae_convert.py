@@ -354,3 +354,14 @@ def test_a_tensor_without_values_is_named(tmp_path, key, shape):
     expected = rf"tensor '{re.escape(key)}' has shape \(.*\), with no values; the checkpoint"
     with pytest.raises(InputError, match=expected):
         convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", OVERRIDES)
+
+
+@pytest.mark.parametrize("key", ["blocks.0.attn.q_bias", "blocks.0.attn.v_bias", "fc_norm.weight", "head.weight"])
+def test_a_missing_tensor_is_named_whichever_it_is(tmp_path, key):
+    # without blocks.0.attn.q_bias (or fc_norm.weight, head.weight) the checkpoint was read as one without those
+    # biases (pooling, head), and the rest refused: '3 tensors have no counterpart in transformers' VideoMAE'
+    state = official_state_dict()
+    del state[key]
+    torch.save(state, tmp_path / "a.pth")
+    with pytest.raises(InputError, match=rf"a.pth: missing '{re.escape(key)}'$"):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", OVERRIDES)

@@ -169,9 +169,11 @@ def infer_config(state: dict[str, torch.Tensor], source: str | Path, overrides: 
         "hidden_act": "gelu",
         # VideoMAE V2 builds every LayerNorm with eps 1e-6.
         "layer_norm_eps": overrides.get("layer_norm_eps", 1e-6),
-        "qv_bias": "blocks.0.attn.q_bias" in state,
-        "use_mean_pooling": "fc_norm.weight" in state,
-        "num_labels": state["head.weight"].shape[0] if "head.weight" in state else 0,
+        # Each read from any of its tensors, not one: a checkpoint missing blocks.0.attn.q_bias (or fc_norm.weight,
+        # head.weight) was read as one without, and its other biases refused as having 'no counterpart'
+        "qv_bias": any(re.fullmatch(r"blocks\.\d+\.attn\.[qv]_bias", key) for key in state),
+        "use_mean_pooling": "fc_norm.weight" in state or "fc_norm.bias" in state,
+        "num_labels": next((state[key].shape[0] for key in ("head.weight", "head.bias") if key in state), 0),
         "architectures": ["VideoMAEForVideoClassification"],
     }
     if config["image_size"] % patch or config["num_frames"] % tubelet:
