@@ -114,3 +114,18 @@ def tiny_network_detector(seed: int = 0, normalize: str = "none") -> OfflineDete
     config = Config(data=DataConfig(feature_dim=16, stride=4, window=16, max_seq_len=64, normalize=normalize),
                     model=model_cfg, postprocess=post)
     return OfflineDetector(build_detector(model_cfg).eval(), config, ["a", "b", "c"], post, Path("."))
+
+
+def remuxed(video: Path, path: Path, container: str) -> Path:
+    """`video`'s video packets copied, not re-encoded, into a `container` file at `path` (matroska: what
+    `ffmpeg ... -f matroska -` pipes; mpegts without the codec's setup: a file that probes as 0x0)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(video)) as source, av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return path

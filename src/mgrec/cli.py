@@ -233,11 +233,6 @@ def path_text(text: str) -> Path:
     return Path(home_expanded(text))
 
 
-def path_word(text: str) -> str:
-    """A path option kept as written (a trailing '/' says "folder"), its leading `~` expanded as `path_text`'s."""
-    return home_expanded(text)
-
-
 def file_input(text: str) -> Path:
     """An input file or folder of `mgrec detect` and `extract`: a URL (which a path would print with a slash lost, and
     its password) is said to be `mgrec stream`'s."""
@@ -438,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of SMG samples (SampleXXXX/SampleXXXX_finelabels.csv), or an annotations JSON "
                         "(ActionFormer's, OpenTAD's) to write with its classes listed, in mgrec's form")
     # kept as written: Path("x/") drops the '/' that tells a folder meant (check_writable refuses it for a file)
-    p.add_argument("--out", type=path_word, required=True, help="annotations JSON to write")
+    p.add_argument("--out", type=home_expanded, required=True, help="annotations JSON to write")
     p.add_argument("--fps", type=number,
                    help="frame rate for samples without a SampleXXXX_data.csv (default: read from that file); of a "
                         "JSON: for entries with no fps, or frame count and duration, of their own")
@@ -598,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the tIoU thresholds mAP is averaged over: thumos (0.3:0.1:0.7, the default, as evaluate), "
                         "activitynet (0.5:0.05:0.95), epic (0.1:0.1:0.5), or thresholds such as 0.3,0.5,0.7")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (fractions, not percent)")
-    p.add_argument("--analysis", type=path_word, default=None, metavar="FOLDER",
+    p.add_argument("--analysis", type=home_expanded, default=None, metavar="FOLDER",
                    help="also write the error analysis of the scored split into FOLDER, as `mgrec analyze` does for a "
                         "run: DETAD's false-negative, false-positive and sensitivity figures of the ranked list and "
                         "of the hard set, the F1-threshold and PR curves, and their numbers (<split>_analysis.json); "
@@ -641,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with several data.streams: the grid stream's files)")
     _add_stream_folders(p)
     _add_member_folders(p)
-    p.add_argument("--out", type=path_word, required=True,  # as written
+    p.add_argument("--out", type=home_expanded, required=True,  # as written
                    help="output file (a folder for --format smg, srt, vtt)")
     p.add_argument("--format", choices=["json", "csv", "smg", "srt", "vtt"], default=None,
                    help="results JSON (ActivityNet style), one CSV table, SMG-style label CSVs per video, or "
@@ -811,7 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, choices=["best", "last"],
                    help="whose evaluation: `mgrec evaluate --checkpoint last` writes its own scores and detections "
                         "(report_<split>_last.html) (default: best)")
-    p.add_argument("--detections", metavar="FILE", type=path_word, default=None,
+    p.add_argument("--detections", metavar="FILE", type=home_expanded, default=None,
                    help="a page of the run's detections on videos without ground truth instead: what `mgrec detect` "
                         "wrote (results JSON, CSV table or SMG label folder) or `mgrec stream` printed (JSON lines); "
                         "per class counts, scores and a timeline per video (default --out: FILE with .html)")
@@ -820,7 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "data.fps (whose videos may be of any rate; refused where data.fps sets it) (default: the "
                         "rate of the features the run trained on, its feature recipe's, said in a note)")
     # a string: Path() would drop a trailing "/" that says "folder"
-    p.add_argument("--out", type=path_word, default=None,
+    p.add_argument("--out", type=home_expanded, default=None,
                    help="HTML file to write, or a folder to write report_<split>.html into "
                         "(default: RUN_DIR/report_<split>.html)")
     _add_annotations(p)
@@ -828,7 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "demo", "build the real-motion demo data, train, evaluate and report", cmd_demo,
                  examples=("mgrec demo", "mgrec demo --config demo/dyfadet.yaml --out runs/demo-dyfadet --fresh"))
     p.add_argument("--out", type=path_text, default=Path("runs/demo-mgrec"), help="run directory")
-    p.add_argument("--config", type=path_word, default=DEFAULT_DEMO_CONFIG,
+    p.add_argument("--config", type=home_expanded, default=DEFAULT_DEMO_CONFIG,
                    help="a YAML file, or the name of a shipped config (demo/dyfadet.yaml, ...) "
                         "when no such file exists")
     p.add_argument("--cache", type=path_text, default=None,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.helpers import remuxed
 
 from mgrec.data.videos import (
     VideoClips,
@@ -593,25 +594,17 @@ def test_a_video_whose_header_gives_no_frame_size_is_not_blamed_on_a_small_size(
     `mgrec stream` of the file, and an end-to-end run's video, refused it as 'its frames are 0x0 pixels, under the 16
     pixels a side ...; give the video at its recorded size', where extract and detect said it did not decode. The
     message now says what is wrong: no frame size could be read, so it cannot be decoded."""
-    import av
-
     from mgrec.data.videos import VideoClips, check_frame_size, probe_video
 
     clip = make_video(tmp_path / "clip.mp4", [np.full((32, 32, 3), 9 * i, np.uint8) for i in range(20)])
-    remuxed = tmp_path / "remuxed.ts"
-    with av.open(str(clip)) as source, av.open(str(remuxed), "w", format="mpegts") as target:
-        into = target.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = into
-                target.mux(packet)
-    probed = probe_video(remuxed)
+    remuxed_ts = remuxed(clip, tmp_path / "remuxed.ts", "mpegts")
+    probed = probe_video(remuxed_ts)
     assert (probed.width, probed.height) == (0, 0)
-    unknown = (f"{remuxed}: FFmpeg reads no frame size from its video stream (0x0: the parameters of its codec are "
+    unknown = (f"{remuxed_ts}: FFmpeg reads no frame size from its video stream (0x0: the parameters of its codec are "
                "missing or damaged; a corrupt or truncated file, or one remuxed without them?), so its frames cannot "
                "be decoded; give the file it was made from, or a copy a player shows")
-    for read in (lambda: check_frame_size(remuxed, probed.width, probed.height, 112),
-                 lambda: VideoClips.open(remuxed, stride=4, window=8, frames_per_clip=2, image_size=112)):
+    for read in (lambda: check_frame_size(remuxed_ts, probed.width, probed.height, 112),
+                 lambda: VideoClips.open(remuxed_ts, stride=4, window=8, frames_per_clip=2, image_size=112)):
         with pytest.raises(InputError) as refused:
             read()
         assert str(refused.value) == unknown

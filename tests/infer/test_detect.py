@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.helpers import SMALL_MODEL, small_config
+from tests.helpers import SMALL_MODEL, remuxed, small_config
 
 from mgrec.cli import main
 from mgrec.config import Config, DataConfig, ModelConfig, PostprocessConfig, TrainConfig
@@ -694,16 +694,7 @@ def test_a_video_read_from_the_network_streams_as_it_arrives_as_its_file_does(tm
 
 def remuxed_to_matroska(video: Path, path: Path) -> Path:
     """`video`'s packets in a Matroska file at `path`, as `ffmpeg ... -f matroska -` pipes a camera's."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(video)) as source, av.open(str(path), "w", format="matroska") as out:
-        stream = out.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
-    return path
+    return remuxed(video, path, "matroska")
 
 
 def test_ctrl_c_ends_a_piped_stream_whose_source_stalls(tmp_path, carphone):

@@ -40,7 +40,7 @@ from mgrec.evaluate.matching import (
     tiou_above,
     tiou_matrix,
 )
-from mgrec.files import brief, listed
+from mgrec.files import brief, is_finite_real, listed
 from mgrec.records import Detection, Segment
 
 # The MiGA challenge's tIoU threshold: both F1 rules, their threshold tuning and the confusion matrix.
@@ -370,11 +370,16 @@ def tune_class_thresholds(
     the class's ground-truth instances here and k = `shrinkage`: a class seen a few times keeps
     nearly the global threshold. A class without predictions keeps the global threshold.
     """
-    if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) or not shrinkage >= 0 \
-            or not math.isfinite(shrinkage):  # NaN made n + k > 0 false: every class silently got the global one
-        raise InputError(f"threshold shrinkage: expected a finite number >= 0, got {shrinkage!r}")
+    _check_shrinkage(shrinkage)
     check_metric_inputs(gt, ranked_pred, tiou_threshold, num_classes)
     return _tune_class_thresholds(gt, ranked_pred, num_classes, global_threshold, shrinkage, tiou_threshold, rounds)
+
+
+def _check_shrinkage(shrinkage: object) -> None:
+    """Refuse a shrinkage that is no finite number >= 0 (NaN made n + k > 0 false: every class silently got the
+    global threshold)."""
+    if not (is_finite_real(shrinkage) and shrinkage >= 0):
+        raise InputError(f"threshold shrinkage: expected a finite number >= 0, got {shrinkage!r}")
 
 
 def _tune_class_thresholds(gt: Mapping[str, list[Segment]], ranked_pred: Mapping[str, list[Detection]],
@@ -438,7 +443,5 @@ def tune_thresholds(
     if post.thresholds == "global":
         return threshold, post.class_thresholds
     shrinkage = post.threshold_shrinkage
-    if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) or not shrinkage >= 0 \
-            or not math.isfinite(shrinkage):
-        raise InputError(f"threshold shrinkage: expected a finite number >= 0, got {shrinkage!r}")
+    _check_shrinkage(shrinkage)
     return threshold, _tune_class_thresholds(gt, ranked_pred, num_classes, threshold, shrinkage, F1_TIOU_THRESHOLD, 3)
