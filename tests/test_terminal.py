@@ -22,6 +22,14 @@ def test_control_characters_and_bidi_overrides_become_visible_escapes():
     assert not any(c in shown for c in "\x1b\u202e\x07\x9b")
 
 
+def test_characters_that_print_as_nothing_become_visible_and_the_joiners_scripts_need_stay():
+    # a class 'ABD\u200b' (a zero-width space copied from a web page) printed as 'ABD' beside the real 'ABD'
+    assert visible("ABD\u200b") == "ABD\\u200b" != visible("ABD")
+    assert visible("\ufeffPEN \u00adx \u2060y \u061cz") == "\\ufeffPEN \\xadx \\u2060y \\u061cz"
+    persian, family = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\U0001f468\u200d\U0001f469"
+    assert visible(persian) == persian and visible(family) == family
+
+
 def test_the_stdout_layer_escapes_and_the_stderr_layer_keeps_progress_bar_sequences():
     out, err = io.StringIO(), io.StringIO()
     TerminalText(out, escape=True).write("class \x1b]0;pwned\x07\n")

@@ -1,9 +1,9 @@
 """What mgrec prints: text from data (class names, video ids, file names) shown safely on a terminal.
 
-Names come from users' files and can hold terminal escape sequences, other control characters or
-bidi overrides that would rewrite what the terminal shows. Files keep them exact; what the CLI
-prints goes through `TerminalText`, which shows each such character as a visible escape (`\\x1b`,
-`\\u202e`). Newlines, tabs and carriage returns (progress bars) pass.
+Names come from users' files and can hold terminal escape sequences, other control characters,
+bidi overrides that would rewrite what the terminal shows, or characters that show as nothing. Files
+keep them exact; what the CLI prints goes through `TerminalText`, which shows each such character as
+a visible escape (`\\x1b`, `\\u202e`, `\\u200b`). Newlines, tabs and carriage returns (progress bars) pass.
 
 A reader that goes away (`mgrec train ... | head`) must not stop the work: after a broken pipe
 the output is dropped quietly and the command goes on (training finishes and saves).
@@ -24,10 +24,14 @@ from typing import TextIO
 
 from mgrec.errors import InputError
 
-# C0 controls but \t \n \r, DEL, C1 controls, the bidi embeddings, overrides and isolates, and lone surrogates: the
-# bytes of a file name that are not UTF-8 (`os.fsdecode`'s `\udcff`), which no UTF-8 text can hold (a report page
-# naming such a file was a UnicodeEncodeError traceback).
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# C0 controls but \t \n \r, DEL, C1 controls, the bidi marks, embeddings, overrides and isolates, lone surrogates (the
+# bytes of a file name that are not UTF-8, `os.fsdecode`'s `\udcff`, which no UTF-8 text can hold: a report page
+# naming such a file was a UnicodeEncodeError traceback), and the format characters that print as nothing in any
+# script (soft hyphen, Mongolian vowel separator, zero-width space, word joiner, invisible operators, BOM): a class
+# 'ABD\u200b' printed as 'ABD' in a table beside the real 'ABD'. The zero-width (non-)joiners stay: Persian, Indic
+# scripts and emoji sequences need them.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e"
+                     "\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]")
 
 
 def visible(text: str) -> str:

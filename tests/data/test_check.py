@@ -818,18 +818,23 @@ def _videos_in_splits(tmp_path, subsets: dict[str, str], ext: str = ".npy") -> C
 
 def _twin(folder, video_id, of, how, ext=".npy"):
     """Video `video_id`'s features made `of`'s again: a copy (another container's where it is .npz: written
-    anew), or a symbolic link to its file."""
+    anew), a symbolic link to its file, or the video extracted again in another runtime (rounding apart)."""
     source, target = folder / f"{of}{ext}", folder / f"{video_id}{ext}"
     target.unlink()
     if how == "link":
         target.symlink_to(source)
+    elif how == "extracted again":
+        values = np.load(source)
+        rounding = 1 + 2e-6 * np.random.default_rng(0).standard_normal(values.shape)
+        np.save(target, (values * rounding).astype(np.float32))
     elif ext == ".npz":  # the same values, stored uncompressed: other bytes on disk
         np.savez(target, feats=np.load(source)["feats"])
     else:
         shutil.copy(source, target)
 
 
-@pytest.mark.parametrize("how, ext", [("copy", ".npy"), ("copy", ".npz"), ("link", ".npy")])
+@pytest.mark.parametrize("how, ext", [("copy", ".npy"), ("copy", ".npz"), ("link", ".npy"),
+                                      ("extracted again", ".npy")])
 def test_a_test_video_copied_into_training_under_another_id_is_an_error_naming_both(tmp_path, how, ext):
     # a test video's features copied into training under another id (its entry duplicated as "train") passed with
     # "0 error(s), 0 warning(s)", and training scored the model on a video it trained on
@@ -840,7 +845,8 @@ def test_a_test_video_copied_into_training_under_another_id_is_an_error_naming_b
     _twin(feats, "copy", "t", how, ext)
     report = check_dataset(config)
     [error] = report.errors
-    same = "are one file" if how == "link" else "hold the same features"
+    same = {"link": "are one file", "copy": "hold the same features",
+            "extracted again": "hold the same features up to float rounding"}[how]
     assert error.where == str(feats / f"copy{ext}") and error.video_id == "copy"
     assert error.message == (f"copy (split train) and t (split test) {same} ({feats / f'copy{ext}'}, "
                              f"{feats / f't{ext}'}): a video in two splits scores the model on what it trained on; "

@@ -654,36 +654,76 @@ def test_a_sidecar_given_for_its_features_names_the_array_to_give(tmp_path):
         load_features(tmp_path / "y.json")
 
 
-def test_content_hash_reads_the_same_values_alike_in_any_container_block_by_block(tmp_path, monkeypatch):
+def test_a_fingerprint_reads_the_same_values_alike_in_any_container(tmp_path):
     values = np.random.default_rng(3).standard_normal((50, 6)).astype(np.float16).astype(np.float32)
     np.save(tmp_path / "a.npy", values)
     np.save(tmp_path / "half.npy", values.astype(np.float16))  # the same values, stored float16
     np.savez(tmp_path / "b.npz", feats=np.asfortranarray(values))
-    whole = feats.content_hash(tmp_path / "a.npy")
-    monkeypatch.setattr(feats, "HASH_ROWS", 7)  # blocks that do not divide the rows hash as the whole does
-    assert {feats.content_hash(tmp_path / name) for name in ("a.npy", "half.npy", "b.npz")} == {whole}
-    np.save(tmp_path / "c.npy", values + 1)
-    assert feats.content_hash(tmp_path / "c.npy") != whole
+    whole = feats.feature_fingerprint(tmp_path / "a.npy")
+    assert whole.shape == (feats.FINGERPRINT_ROWS, 6) and whole.dtype == np.float32
+    np.testing.assert_array_equal(whole[[0, -1]], values[[0, -1]])  # the first and last rows among them
+    for name in ("half.npy", "b.npz"):
+        assert feats.same_features(whole, feats.feature_fingerprint(tmp_path / name)) == "hold the same features"
+    np.save(tmp_path / "short.npy", values[:5])  # fewer rows than a fingerprint: all of them
+    np.testing.assert_array_equal(feats.feature_fingerprint(tmp_path / "short.npy"), values[:5])
     np.save(tmp_path / "flat.npy", values.ravel())
     with pytest.raises(InputError, match=r"flat.npy: expected a 2-D array \(T, C\), found shape \(300,\)"):
-        feats.content_hash(tmp_path / "flat.npy")
+        feats.feature_fingerprint(tmp_path / "flat.npy")
 
 
-def test_repeated_feature_files_finds_links_and_copies_hashing_only_files_of_one_shape(tmp_path, monkeypatch):
+def test_same_features_takes_float_rounding_and_nothing_more():
+    rng = np.random.default_rng(5)
+    video = rng.standard_normal((16, 32)).astype(np.float32)
+    scale = float(np.abs(video).max())
+    assert feats.same_features(video, video.copy()) == "hold the same features"
+    # the video extracted again in another runtime (a relative 2e-6), or stored float16: one video
+    for again in (video * (1 + 2e-6 * rng.standard_normal(video.shape)).astype(np.float32),
+                  video.astype(np.float16).astype(np.float32)):
+        assert feats.same_features(video, again) == "hold the same features up to float rounding"
+    nudged = video.copy()
+    nudged[7, 3] += 2 * feats.COPY_TOLERANCE * scale  # one value further than rounding goes: another video
+    assert feats.same_features(video, nudged) is None
+    assert feats.same_features(video, rng.standard_normal((16, 32)).astype(np.float32)) is None
+    with_nan = video.copy()
+    with_nan[0, 0] = np.nan
+    assert feats.same_features(with_nan, with_nan.copy()) is None and feats.same_features(video, with_nan) is None
+    assert feats.same_features(np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32)) == "hold the same features"
+
+
+def test_repeated_feature_files_finds_links_and_copies_reading_only_files_of_one_shape(tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
-    files = [tmp_path / f"{name}.npy" for name in ("a", "b", "a_copy", "a_link", "short", "b_copy")]
+    names = ("a", "b", "a_copy", "a_link", "short", "b_copy", "a_again")
+    files = [tmp_path / f"{name}.npy" for name in names]
     a, b = rng.standard_normal((20, 3)), rng.standard_normal((20, 3))
-    for path, array in zip(files, (a, b, a, None, a[:10], b)):
+    again = a * (1 + 1e-5 * rng.standard_normal(a.shape))  # the video extracted again: rounding apart
+    for path, array in zip(files, (a, b, a, None, a[:10], b, again)):
         if array is not None:
             np.save(path, array.astype(np.float32))
     files[3].symlink_to(files[0])
-    hashed = []
-    monkeypatch.setattr(feats, "content_hash", lambda path, real=feats.content_hash: hashed.append(path) or real(path))
-    shapes = {0: (20, 3), 1: (20, 3), 2: (20, 3), 3: (20, 3), 4: (10, 3)}  # b_copy has none: unreadable, left out
+    read = []
+    monkeypatch.setattr(feats, "feature_fingerprint",
+                        lambda path, real=feats.feature_fingerprint: read.append(path) or real(path))
+    shapes = {0: (20, 3), 1: (20, 3), 2: (20, 3), 3: (20, 3), 4: (10, 3)}  # the last two have none: left out
     assert feats.repeated_feature_files(files, shapes) == [(0, 2, "hold the same features"), (0, 3, "are one file")]
-    assert hashed == files[:3]  # the link is known by the file it is, the shorter file by its shape
-    shapes[5] = (20, 3)
-    assert feats.repeated_feature_files(files, shapes)[-1] == (1, 5, "hold the same features")
+    assert read == files[:3]  # the link is known by the file it is, the shorter file by its shape
+    shapes[5] = shapes[6] = (20, 3)
+    assert feats.repeated_feature_files(files, shapes)[-2:] == [
+        (1, 5, "hold the same features"), (0, 6, "hold the same features up to float rounding")]
+
+
+def test_many_files_of_one_shape_are_compared_whole_only_where_their_first_values_agree(tmp_path, monkeypatch):
+    rng = np.random.default_rng(6)
+    files = []
+    for index in range(60):  # clips cut to one length: 1770 pairs
+        files.append(tmp_path / f"clip{index}.npy")
+        np.save(files[-1], rng.standard_normal((40, 8)).astype(np.float32))
+    np.save(tmp_path / "clip7_again.npy", np.load(files[7]) * np.float32(1 + 1e-6))
+    files.append(tmp_path / "clip7_again.npy")
+    compared = []
+    monkeypatch.setattr(feats, "same_features",
+                        lambda *pair, real=feats.same_features: compared.append(1) or real(*pair))
+    repeats = feats.repeated_feature_files(files, {index: (40, 8) for index in range(len(files))})
+    assert repeats == [(7, 60, "hold the same features up to float rounding")] and len(compared) == 1
 
 
 def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_them(tmp_path, monkeypatch):

@@ -176,3 +176,22 @@ def test_a_cache_file_that_is_a_named_pipe_a_device_or_huge_is_not_read_but_buil
     loop = cached.parent / "loop.onnx"
     loop.symlink_to(loop)
     assert efficientnet._cached_graph(loop) is None
+
+
+def test_a_new_graph_removes_the_graphs_of_the_same_weights_that_other_builds_left(package_network):
+    # each mgrec version or edit of efficientnet.py left a 13 MB graph in the cache for ever
+    folder = efficientnet.onnx_cache_path("key").parent
+    folder.mkdir(parents=True)
+    old_build = folder / "efficientnet-lite0_key_0123456789abcdef.onnx"
+    other_weights = folder / "efficientnet-lite0_k2_0123456789abcdef.onnx"
+    for path in (old_build, other_weights):
+        path.write_bytes(b"an old graph")
+    users_file = folder.parent / "notes.txt"
+    users_file.write_text("a user's file")
+    (folder / "efficientnet-lite0_key_linked.onnx").symlink_to(users_file)
+    (folder / "efficientnet-lite0_key_folder.onnx").mkdir()
+    OnnxEfficientNet(FoldedEfficientNet(package_network), "key", threads=1)
+    assert sorted(path.name for path in folder.iterdir()) == sorted([
+        efficientnet.onnx_cache_path("key").name, other_weights.name, "efficientnet-lite0_key_linked.onnx",
+        "efficientnet-lite0_key_folder.onnx"])
+    assert users_file.read_text() == "a user's file"

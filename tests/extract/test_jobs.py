@@ -473,6 +473,15 @@ def test_fuse_refuses_a_feature_set_given_twice_by_any_path_or_as_a_copy(tmp_pat
     with pytest.raises(InputError, match=r"video 'v1': .*a/v1.npy and .*copy/v1.npy hold the same features"):
         fuse_features([tmp_path / "a", tmp_path / "b", tmp_path / "copy"], tmp_path / "out")
     assert not (tmp_path / "out" / "v1.npy").exists()
+    # the set extracted again in another runtime: a rounding apart, one set all the same (a hash of bytes missed it)
+    for vid in ("v1", "v2"):
+        again = tmp_path / "again" / f"{vid}.npy"
+        write_features(again, np.load(tmp_path / "a" / f"{vid}.npy") * np.float32(1 + 3e-6),
+                       read_sidecar(tmp_path / "a" / f"{vid}.json"))
+    with pytest.raises(InputError, match=r"video 'v1': .*a/v1.npy and .*again/v1.npy hold the same features up to "
+                                         r"float rounding \(a folder and its copy\?\)"):
+        fuse_features([tmp_path / "a", tmp_path / "again"], tmp_path / "out")
+    assert not (tmp_path / "out" / "v1.npy").exists()
     # two sets of one width and length whose values differ are fused
     for vid in ("v1", "v2"):
         sidecar = FeatureSidecar(fps=28.0, stride=4, window=16, backbone="other", dim=3, frames=52)
@@ -921,3 +930,13 @@ def test_an_empty_precision_is_refused_by_extract_not_taken_as_auto(tmp_path, ca
     with pytest.raises(InputError, match="^--precision='': expected one of auto, fp32, bf16$"):
         extract([carphone], tmp_path / "out", size=SIZE, progress=False, precision="")
     assert not list((tmp_path / "out").glob("*.npy"))
+
+
+@pytest.mark.parametrize("name, value", [("runtime", "onnxruntime"), ("precision", "bf16"), ("size", 160),
+                                         ("frames_per_window", 4), ("backbone", "videomae"), ("device", "cuda")])
+def test_a_backbone_built_by_the_caller_is_not_given_the_arguments_that_build_one(tmp_path, carphone, name, value):
+    # with model=, runtime="onnxruntime" (and every other building argument) was silently ignored
+    with pytest.raises(InputError, match=rf"model= is a backbone already built, so {name}={re.escape(repr(value))} "
+                                         "would be ignored"):
+        extract_videos([carphone], tmp_path / "out", progress=False, model=object(), **{name: value})
+    assert not (tmp_path / "out").exists()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import lzma
 import math
@@ -707,40 +706,56 @@ def load_features(path: str | Path, expected_dim: int | None = None, dim_key: st
     return np.array(array, dtype=np.float32, order="C")  # a real copy: the memory map is closed after
 
 
-# Rows of a feature file hashed at a time (`content_hash`): a memory-mapped .npy is read a block at a time, never
-# copied whole (a 10-hour video of 1408-d features is 1.4 GB as float32).
-HASH_ROWS = 4096
+# Rows of a feature file compared with another's (`feature_fingerprint`): evenly spaced, the first and last among
+# them. Reading them from a memory-mapped .npy reads those rows only.
+FINGERPRINT_ROWS = 16
+# Two files hold the same features when their fingerprints differ by at most this fraction of their largest value
+# (`same_features`): a copy stored float16 (a relative 4.9e-4) or the same video extracted again in another runtime
+# (onnxruntime's EfficientNet-Lite0 within 2e-6 of torch's) is within it; two recordings are not: their sensors'
+# noise alone differs by more.
+COPY_TOLERANCE = 1e-3
 
 
-def content_hash(path: str | Path) -> str:
-    """sha256 of a feature file's values as float32 in row order: a copy hashes the same whatever its container
-    (.npy or .npz, stored float16 or float32 of the same values, C or Fortran order). Read `HASH_ROWS` rows at a
-    time; the values are not validated (`inspect_features` does that). InputError for a file that cannot be
-    opened, or holds no (T, C) float array."""
+def feature_fingerprint(path: str | Path) -> np.ndarray:
+    """The rows of a feature file that `same_features` compares (`FINGERPRINT_ROWS` of them, float32; all rows of a
+    shorter file). The values are not validated (`inspect_features` does that). InputError for a file that cannot
+    be opened, or holds no (T, C) float array."""
     path = Path(path)
     array = _open_array(path)
     _check_dtype(array.dtype, path)
     if array.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array (T, C), found shape {array.shape}")
-    digest = hashlib.sha256()
-    for start in range(0, len(array), HASH_ROWS):
-        digest.update(np.ascontiguousarray(array[start:start + HASH_ROWS], dtype=np.float32).tobytes())
-    return digest.hexdigest()
+    rows = np.unique(np.linspace(0, len(array) - 1, min(len(array), FINGERPRINT_ROWS)).round().astype(np.int64))
+    return np.asarray(array[rows], dtype=np.float32)
+
+
+def same_features(first: np.ndarray, then: np.ndarray) -> str | None:
+    """Whether two fingerprints (`feature_fingerprint`, of files of one shape) are one video's features: "hold the
+    same features" where equal, "hold the same features up to float rounding" where within `COPY_TOLERANCE`, else
+    None. NaN or infinity compare as different (their files' own checks refuse them)."""
+    difference = float(np.abs(first - then).max(initial=0.0))
+    if difference == 0.0:
+        return "hold the same features"
+    scale = max(float(np.abs(first).max(initial=0.0)), float(np.abs(then).max(initial=0.0)))
+    if difference <= COPY_TOLERANCE * scale:  # False for NaN
+        return "hold the same features up to float rounding"
+    return None
 
 
 class Repeat(NamedTuple):
     """`files[then]` is `files[first]` again (`repeated_feature_files`); `how` says so, in words for a message."""
     first: int
     then: int
-    how: str  # "are one file" or "hold the same features"
+    how: str  # "are one file", "hold the same features" or "hold the same features up to float rounding"
 
 
 def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int, ...]]) -> list[Repeat]:
     """The files of `files` that repeat an earlier one, each paired with the first it repeats: one file reached
     twice (a link, or two names that resolve to it) or the same values under another name (a copy, `.npy` or
-    `.npz`). `shapes` gives each file's shape by its index; a file without one (unreadable: its own check reports
-    it) is left out. Only files of one shape can hold the same values, so only they are hashed (`content_hash`),
-    each once: never every file against every other, and nothing is hashed where no two shapes agree."""
+    `.npz`, float16 or float32, or the video extracted again in another runtime: `same_features`). `shapes` gives
+    each file's shape by its index; a file without one (unreadable: its own check reports it) is left out. Only
+    files of one shape can hold the same values, so only they are compared, by their fingerprints' first values
+    before their whole fingerprints: nothing is read where no two shapes agree."""
     repeats: list[Repeat] = []
     real_first: dict[Path, int] = {}
     by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -756,16 +771,40 @@ def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int
         else:
             by_shape.setdefault(tuple(shapes[index]), []).append(index)
     for group in (g for g in by_shape.values() if len(g) > 1):
-        hash_first: dict[str, int] = {}
+        fingerprints: dict[int, np.ndarray] = {}
         for index in group:
-            try:
-                digest = content_hash(files[index])
-            except InputError:  # changed or broken since its shape was read: its own check reports it
-                continue
-            first = hash_first.setdefault(digest, index)
-            if first != index:
-                repeats.append(Repeat(first, index, "hold the same features"))
+            with contextlib.suppress(InputError):  # changed or broken since its shape was read: its own check says so
+                fingerprints[index] = feature_fingerprint(files[index])
+        repeats += _repeats_among(fingerprints)
     return sorted(repeats, key=lambda repeat: repeat.then)
+
+
+# Values of each fingerprint compared first (its first row's first values): a pair that differs there by more than
+# the tolerance is not compared whole, so many files of one shape cost little more than reading them.
+PROBE_VALUES = 64
+
+
+def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
+    """Each fingerprint that repeats an earlier one (`same_features`), paired with the first of the files it repeats."""
+    indices = list(fingerprints)
+    if len(indices) < 2 or len({fingerprints[i].shape for i in indices}) > 1:
+        return []  # one file, or files whose shapes changed since they were read: nothing to compare
+    flat = np.stack([fingerprints[i].reshape(-1) for i in indices])
+    scales = np.abs(flat).max(axis=1, initial=0.0)
+    probes = flat[:, :PROBE_VALUES]
+    first_of: dict[int, int] = {}
+    repeats = []
+    for position in range(1, len(indices)):
+        limits = COPY_TOLERANCE * np.maximum(scales[:position], scales[position])
+        near = np.abs(probes[:position] - probes[position]).max(axis=1, initial=0.0) <= limits
+        for earlier in np.flatnonzero(near):
+            how = same_features(flat[earlier], flat[position])
+            if how is not None:
+                first = first_of.get(int(earlier), int(earlier))
+                first_of[position] = first
+                repeats.append(Repeat(indices[first], indices[position], how))
+                break
+    return repeats
 
 
 def write_features(path: str | Path, features: np.ndarray, sidecar: FeatureSidecar) -> FeatureSidecar:

@@ -262,12 +262,24 @@ def _cache_graph(path: Path, graph: bytes) -> None:
         os.chmod(temp_name, 0o644)
         os.replace(temp_name, path)  # a folder there: refused, and the graph is built next time
         temp_name = None
+        _remove_other_builds(path)
     except OSError:
         pass
     finally:
         if temp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
+
+
+def _remove_other_builds(path: Path) -> None:
+    """Remove the graphs of the same weights that another version of this module built (each edit or mgrec version
+    left one 13 MB file behind, for ever). Graphs of other weights stay; only regular files of the cache's own naming
+    are removed. Two mgrec versions used in turn each build their graph again (about a second)."""
+    weights_part = path.name.rsplit("_", 1)[0]
+    for other in path.parent.glob(f"{weights_part}_*.onnx"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if other.name != path.name and stat.S_ISREG(other.lstat().st_mode):
+                other.unlink()
 
 
 class OnnxEfficientNet:

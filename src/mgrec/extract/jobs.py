@@ -39,6 +39,7 @@ from mgrec.data.features import (
     inspect_features,
     load_features,
     read_sidecar,
+    repeated_feature_files,
     sidecar_path,
     source_stamp,
     write_features,
@@ -72,7 +73,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import check_writable, file_sha256, is_hidden, missing_folder_problem, resolve_path
+from mgrec.files import check_writable, is_hidden, missing_folder_problem, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -226,7 +227,9 @@ def extract_videos(
     forward pass for efficientnet-lite0, clips per forward pass for videomae. `weights`: a
     checkpoint file (efficientnet-lite0; default: the packaged ImageNet weights) or a Hugging
     Face folder (videomae). The sidecar's backbone reads e.g. 'efficientnet-lite0@224'. `model`: a
-    backbone built by the caller (then `backbone`, `weights`, `size` and `device` are not used).
+    backbone built by the caller; the arguments that build one (`backbone`, `weights`, `size`, `device`,
+    `frames_per_window`, `precision`, `runtime`) must then keep their defaults, or it is refused (they would
+    be ignored).
     `frames_per_window`: efficientnet-lite0 averages only that many frames of each window, on frames the
     windows share (`backbones.window_offsets`: 4 of 16 with stride 4 run the CNN on a quarter of the
     frames); recorded in the sidecar, so it is a recipe of its own. `precision`: auto | fp32 | bf16, of the
@@ -236,6 +239,14 @@ def extract_videos(
     """
     from mgrec.extract.backbones import check_runtime, load_backbone
 
+    if model is not None:
+        build = {"backbone": (backbone, DEFAULT_BACKBONE), "weights": (weights, None), "size": (size, None),
+                 "device": (device, "cpu"), "frames_per_window": (frames_per_window, None),
+                 "precision": (precision, "auto"), "runtime": (runtime, "auto")}
+        ignored = [f"{name}={value!r}" for name, (value, default) in build.items() if value != default]
+        if ignored:
+            raise InputError(f"extract_videos: model= is a backbone already built, so {', '.join(ignored)} would "
+                             "be ignored; pass them to load_backbone instead, or leave them out")
     check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
     check_runtime(runtime)  # before the inputs are searched and the folder held
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
@@ -475,25 +486,19 @@ def _fuse_plan(vid: str, paths: list[Path], out_dir: Path) -> tuple:
             f"video '{vid}': feature lengths differ by more than {MAX_LENGTH_DIFFERENCE} steps ({listing}); "
             "are these the same video?"
         )
-    _refuse_the_same_features_twice(vid, paths)
+    _refuse_the_same_features_twice(vid, paths, [(n, s.dim) for n, s in zip(lengths, sidecars)])
     feature_path = out_dir / f"{vid}.npy"
     refuse_a_file_mgrec_did_not_write(feature_path, None)
     return vid, paths, sidecars, lengths, feature_path
 
 
-def _refuse_the_same_features_twice(vid: str, paths: list[Path]) -> None:
-    """Two inputs of one video holding the same bytes (a folder and its copy, a link into another): fused, every
-    channel came twice. Only files of one size are read to compare, so inputs of different widths cost nothing."""
-    by_size: dict[int, list[Path]] = {}
-    for path in paths:
-        by_size.setdefault(path.stat().st_size, []).append(path)
-    for same_size in (group for group in by_size.values() if len(group) > 1):
-        first_of: dict[str, Path] = {}
-        for path in same_size:
-            first = first_of.setdefault(file_sha256(path), path)
-            if first is not path:
-                raise InputError(f"video '{vid}': {first} and {path} hold the same features (a folder and its copy?); "
-                                 "fusion concatenates the channels of different feature sets: give each set once")
+def _refuse_the_same_features_twice(vid: str, paths: list[Path], shapes: list[tuple[int, int]]) -> None:
+    """Two inputs of one video holding the same features (a folder and its copy, a link into another, the video
+    extracted again in another runtime): fused, every channel came twice. Only files of one shape are read to
+    compare (`repeated_feature_files`), so inputs of different widths cost nothing."""
+    for repeat in repeated_feature_files(paths, dict(enumerate(shapes))):
+        raise InputError(f"video '{vid}': {paths[repeat.first]} and {paths[repeat.then]} {repeat.how} (a folder and "
+                         "its copy?); fusion concatenates the channels of different feature sets: give each set once")
 
 
 def fused_sidecar(sidecars: list[FeatureSidecar], dim: int) -> FeatureSidecar:

@@ -23,6 +23,8 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from mgrec.config import Config, PseudoLabelConfig
 from mgrec.data.datasets import VideoSample, segments_to_grid
 from mgrec.data.features import (
@@ -30,8 +32,8 @@ from mgrec.data.features import (
     FeatureSidecar,
     check_sidecar,
     check_sidecar_length,
-    content_hash,
     feature_file_shape,
+    feature_fingerprint,
     feature_path,
     inspect_features,
     list_feature_files,
@@ -39,6 +41,7 @@ from mgrec.data.features import (
     read_sidecar,
     recipe_differences,
     repeated_feature_files,
+    same_features,
     sidecar_path,
     video_id_of,
 )
@@ -256,16 +259,17 @@ def _refuse_leaks(teacher: RunDir, config: Config, annotations, trained_on: set[
 
 class LabelledFiles:
     """The labelled videos' feature files (video id -> file), searched for a file of the unlabelled pool: by its
-    name, by the file it resolves to (a link), or by its content (a copy under another name). Each labelled file's
-    header is read once and its content hashed only when a pool file has its shape, once; a labelled file that
-    cannot be read is skipped (it is training's to report: `data.drop_bad_videos` may leave it out)."""
+    name, by the file it resolves to (a link), or by its content (a copy under another name, or the video extracted
+    again in another runtime: `same_features`). Each labelled file's header is read once, and its fingerprint only
+    when a pool file has its shape, once; a labelled file that cannot be read is skipped (it is training's to report:
+    `data.drop_bad_videos` may leave it out)."""
 
     def __init__(self, labelled: dict[str, Path], prefix: str = ""):
         self.labelled = labelled
         self.prefix = prefix  # data.feature_prefix: a pool file named so is the video after it
         self._reals: dict[Path, str] | None = None
         self._shapes: dict[str, tuple[int, ...]] | None = None
-        self._hashes: dict[str, str | None] = {}
+        self._fingerprints: dict[str, np.ndarray | None] = {}
 
     def find(self, path: Path, shape: tuple[int, int]) -> tuple[str | None, str]:
         """The annotated video that the unlabelled file `path` (of `shape`) is, and how it was found (words for a
@@ -279,12 +283,15 @@ class LabelledFiles:
             return video, f" (it is {self.labelled[video]})"
         same_shape = [video for video, own in self.shapes().items() if own == tuple(shape)]
         if same_shape:
-            digest = content_hash(path)
+            fingerprint = feature_fingerprint(path)
             for video in same_shape:
-                if video not in self._hashes:
-                    self._hashes[video] = _readable_hash(self.labelled[video])
-                if self._hashes[video] == digest:
-                    return video, f" (the same features as {self.labelled[video]})"
+                if video not in self._fingerprints:
+                    self._fingerprints[video] = _readable_fingerprint(self.labelled[video])
+                own = self._fingerprints[video]
+                how = None if own is None or own.shape != fingerprint.shape else same_features(own, fingerprint)
+                if how is not None:
+                    rounding = " up to float rounding" if how.endswith("up to float rounding") else ""
+                    return video, f" (the same features as {self.labelled[video]}{rounding})"
         return None, ""
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -297,9 +304,9 @@ class LabelledFiles:
         return self._shapes
 
 
-def _readable_hash(path: Path) -> str | None:
+def _readable_fingerprint(path: Path) -> np.ndarray | None:
     try:
-        return content_hash(path)
+        return feature_fingerprint(path)
     except InputError:
         return None
 
