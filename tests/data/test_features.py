@@ -709,6 +709,8 @@ def test_repeated_feature_files_finds_links_and_copies_reading_only_files_of_one
     shapes[5] = shapes[6] = (20, 3)
     assert feats.repeated_feature_files(files, shapes)[-2:] == [
         (1, 5, "hold the same features"), (0, 6, "hold the same features up to float rounding")]
+    shapes[4] = (20, 3)  # a file whose shape changed since it was read: the others are still compared
+    assert len(feats.repeated_feature_files(files, shapes)) == 4
 
 
 def test_many_files_of_one_shape_are_compared_whole_only_where_their_first_values_agree(tmp_path, monkeypatch):

@@ -785,10 +785,16 @@ PROBE_VALUES = 64
 
 
 def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
-    """Each fingerprint that repeats an earlier one (`same_features`), paired with the first of the files it repeats."""
+    """Each fingerprint that repeats an earlier one (`same_features`), paired with the first of the files it repeats.
+    Fingerprints of another shape (a file changed since its shape was read) are compared only with their like."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, fingerprint in fingerprints.items():
+        by_shape.setdefault(fingerprint.shape, []).append(index)
+    if len(by_shape) > 1:
+        return [repeat for group in by_shape.values() for repeat in _repeats_among({i: fingerprints[i] for i in group})]
     indices = list(fingerprints)
-    if len(indices) < 2 or len({fingerprints[i].shape for i in indices}) > 1:
-        return []  # one file, or files whose shapes changed since they were read: nothing to compare
+    if len(indices) < 2:
+        return []
     flat = np.stack([fingerprints[i].reshape(-1) for i in indices])
     scales = np.abs(flat).max(axis=1, initial=0.0)
     probes = flat[:, :PROBE_VALUES]
