@@ -320,6 +320,23 @@ def test_features_of_another_frame_rate_than_the_run_s_are_noted_once(tmp_path, 
     assert err.count("note: ") == 1 and "bare.npy (--fps 60): features of a 60-fps video, where the run's" in err
 
 
+def test_a_video_of_another_frame_rate_than_the_run_s_is_noted_by_its_own_name(tmp_path, carphone, capsys):
+    # carphone is 29.97 fps, the run's features 25: `detect` of the video named its features' sidecar in a temporary
+    # folder gone when the command ended, and `stream` of the video (decoded as it streams) said nothing at all
+    from mgrec.extract.jobs import extract
+
+    extracted = extract([carphone], tmp_path / "features", backbone="efficientnet-lite0", size=112, progress=False)
+    recipe = FeatureSidecar(**json.loads(extracted[0].feature_path.with_suffix(".json").read_text()))
+    run = make_random_run(tmp_path, input_dim=recipe.dim, recipe=dataclasses.replace(recipe, fps=25.0))
+    said = (f"note: {carphone.resolve()}: features of a 29.97-fps video, where the run's "
+            f"({run / 'feature_recipe.json'}) are of 25 fps: a feature step spans 0.83x the time it did in training")
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "d.json")]) == 0
+    err = capsys.readouterr().err
+    assert said in err and "mgrec-features-" not in err
+    assert main(["stream", str(run), str(carphone)]) == 0
+    assert f"note: {carphone}: features of a 29.97-fps video" in capsys.readouterr().err
+
+
 def test_a_video_far_longer_than_training_is_detected_in_full(tmp_path):
     run = make_random_run(tmp_path, input_dim=8)
     steps = 7000  # an SMG test video at stride 4; training crops are 128 steps here

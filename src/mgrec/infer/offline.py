@@ -527,7 +527,9 @@ class OfflineDetector:
             return
         recipe_path, recipe = self._feature_recipes[stream]
         if stream is None:
-            self.note_another_rate(sidecar.fps, str(side))
+            # named by the video the sidecar records as its source where it does: features `detect` made of a video
+            # lie in a temporary folder, and the note named their sidecar there, a file gone once the command ended
+            self.note_another_rate(sidecar.fps, str(side) if sidecar.source is None else sidecar.source)
         # An end-to-end run's features come from its own adapted backbone, whose weights differ by checkpoint:
         # there the sha256 names a checkpoint, not another recipe.
         adapted = recipe.backbone.partition("@")[0] == ADAPTED_BACKBONE

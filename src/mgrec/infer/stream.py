@@ -433,6 +433,9 @@ class _VideoReader:
         if _decoded_live(self.live, path):  # its rows made at their turn; the video's header read now
             video_fps = self.live.fps(path)
             detector.require_fps(path, video_fps)
+            # as for its features' sidecar (`check_stream_recipe`): a video of another rate than the run's training
+            # features was streamed without a word, each feature step spanning another stretch of time
+            detector.note_another_rate(video_fps, str(path))
             return VideoSource(video_fps, [(self.live.rows(path), None)], {})
         if detector.members is not None:
             member_paths = [detector.member_input(m, path, video_id)[0] for m in range(len(detector.members))]
