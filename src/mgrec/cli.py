@@ -1685,10 +1685,11 @@ def cmd_stream(args) -> int:
                             f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
             if args.out is not None:  # each finished video's file is kept; the same command streams the others
                 kept = stopped.label_files
-                said.append(f"{args.out} holds the label files of the {counted(len(kept), 'video')} streamed to "
-                            f"{'its' if len(kept) == 1 else 'their'} end and is marked unfinished (`mgrec score` "
-                            "refuses it): the same command again streams the others into it, the interrupted one "
-                            "from its start")
+                holds = ("no label file yet (no video was streamed to its end)" if not kept else
+                         f"the label files of the {counted(len(kept), 'video')} streamed to "
+                         f"{'its' if len(kept) == 1 else 'their'} end")
+                said.append(f"{args.out} holds {holds} and is marked unfinished (`mgrec score` refuses it): the same "
+                            "command again streams the others into it, the interrupted one from its start")
             if said:
                 print(terminal.visible(f"stopped: {', and '.join(said)}"), file=sys.stderr)
             return 128 + int(received[0] if received else signal.SIGINT)

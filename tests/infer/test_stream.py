@@ -447,6 +447,13 @@ def test_streaming_a_folder_makes_each_video_its_own_stream_and_an_smg_submissio
     assert "--format smg's label files hold no time of report" in capsys.readouterr().err
     assert not (tmp_path / "timed").exists()
 
+    # interrupted in the first video: no label file yet, said so (it read "the label files of the 0 videos")
+    interrupt_a_video(monkeypatch, video=1)
+    assert main(["stream", str(run), str(videos), "--hop", "8", "--format", "smg", "--out",
+                 str(tmp_path / "stopped_first")]) == 130
+    assert f"{tmp_path / 'stopped_first'} holds no label file yet (no video was streamed to its end) and is marked " \
+        "unfinished" in capsys.readouterr().err
+    monkeypatch.undo()
     # interrupted in the second video: that video is decided as at its end, the third is not streamed; the first
     # video's file is kept and the folder marked unfinished (a partial set would be scored as the whole submission)
     calls = interrupt_a_video(monkeypatch)
