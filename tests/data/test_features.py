@@ -687,6 +687,9 @@ def test_same_features_takes_float_rounding_and_nothing_more():
     with_nan = video.copy()
     with_nan[0, 0] = np.nan
     assert feats.same_features(with_nan, with_nan.copy()) is None and feats.same_features(video, with_nan) is None
+    with_inf = video.copy()
+    with_inf[0, 0] = np.inf  # an infinity made the tolerance infinite: it was the same features as any other video
+    assert feats.same_features(video, with_inf) is None and feats.same_features(with_inf, -video) is None
     assert feats.same_features(np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32)) == "hold the same features"
 
 

@@ -733,6 +733,8 @@ def same_features(first: np.ndarray, then: np.ndarray) -> str | None:
     """Whether two fingerprints (`feature_fingerprint`, of files of one shape) are one video's features: "hold the
     same features" where equal, "hold the same features up to float rounding" where within `COPY_TOLERANCE`, else
     None. NaN or infinity compare as different (their files' own checks refuse them)."""
+    if not (np.isfinite(first).all() and np.isfinite(then).all()):
+        return None  # an infinity made the tolerance below infinite: such a file matched every file of its shape
     difference = float(np.abs(first - then).max(initial=0.0))
     if difference == 0.0:
         return "hold the same features"
