@@ -731,6 +731,66 @@ def test_many_files_of_one_shape_are_compared_whole_only_where_their_first_value
     assert repeats == [(7, 60, "hold the same features up to float rounding")] and len(compared) == 1
 
 
+def test_videos_that_open_on_the_same_frames_are_not_compared_whole_pair_by_pair(tmp_path, monkeypatch):
+    # clips of one length that all open on a black screen (the same first rows): the first values of their
+    # fingerprints agree, and every pair of them (7140 here) was compared whole, a quadratic cost (a minute for 4000
+    # videos of the demo's width)
+    rng = np.random.default_rng(7)
+    files = []
+    for index in range(120):
+        values = rng.standard_normal((40, 64)).astype(np.float32)
+        values[:3] = 0.0
+        files.append(tmp_path / f"clip{index}.npy")
+        np.save(files[-1], values)
+    np.save(tmp_path / "clip9_half.npy", np.load(files[9]).astype(np.float16))  # one stored again, float16
+    files.append(tmp_path / "clip9_half.npy")
+    compared = []
+    monkeypatch.setattr(feats, "same_features",
+                        lambda *pair, real=feats.same_features: compared.append(1) or real(*pair))
+    repeats = feats.repeated_feature_files(files, {index: (40, 64) for index in range(len(files))})
+    assert repeats == [(9, 120, "hold the same features up to float rounding")] and len(compared) == 1
+
+
+def _every_pair_compared(fingerprints: list[np.ndarray]) -> list[tuple[int, int, str]]:
+    """`repeated_feature_files`' answer as comparing every pair in file order gives it."""
+    first_of: dict[int, int] = {}
+    repeats = []
+    for position, fingerprint in enumerate(fingerprints):
+        for earlier in range(position):
+            how = feats.same_features(fingerprints[earlier], fingerprint)
+            if how is not None:
+                first_of[position] = first_of.get(earlier, earlier)
+                repeats.append((first_of[position], position, how))
+                break
+    return repeats
+
+
+def test_the_copies_found_are_those_every_pair_compared_finds(tmp_path):
+    # videos of one length at scales 1e-3 to 1e3 (copies at a smaller scale found from the larger), mostly zero
+    # values (a ReLU's), copies float16 or rounding apart before or after their original, a copy of a copy, a file
+    # with an infinity: the candidates are narrowed, the answer is that of comparing every pair
+    rng = np.random.default_rng(8)
+    arrays = []
+    for index in range(150):
+        values = np.maximum(rng.standard_normal((20, 24)), 0.0) * 10.0 ** rng.integers(-3, 4)
+        if index % 7 == 3:  # a copy of an earlier file, or one a later file will be copied from
+            source = arrays[int(rng.integers(len(arrays)))]
+            values = source.astype(np.float16).astype(np.float64) if index % 2 else source * (1 + 1e-6)
+        if index % 11 == 5:  # not a copy: another video, within twice the tolerance of one
+            values = arrays[-1] + 2 * feats.COPY_TOLERANCE * np.abs(arrays[-1]).max()
+        arrays.append(values)
+    arrays[40] = arrays[41].copy()
+    arrays[40][5, 5] = np.inf
+    files = []
+    for index, values in enumerate(arrays):
+        files.append(tmp_path / f"v{index}.npy")
+        np.save(files[-1], values.astype(np.float32))
+    fingerprints = [feats.feature_fingerprint(path) for path in files]
+    expected = _every_pair_compared(fingerprints)
+    assert len(expected) > 15
+    assert feats.repeated_feature_files(files, {index: (20, 24) for index in range(len(files))}) == expected
+
+
 def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_them(tmp_path, monkeypatch):
     # `mgrec detect RUN ~/.cache/mgrec/demo` (the data set, not its features/) said only "folder holds no feature
     # files"; now the subfolders holding some are named, to give instead

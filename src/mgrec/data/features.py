@@ -781,34 +781,64 @@ def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int
     return sorted(repeats, key=lambda repeat: repeat.then)
 
 
-# Values of each fingerprint compared first (its first row's first values): a pair that differs there by more than
-# the tolerance is not compared whole, so many files of one shape cost little more than reading them.
+# Values of each fingerprint compared first: those that differ most between the files (a pair that differs there by
+# more than the tolerance is not compared whole). The first values would not do: videos that open on the same frames
+# (a black screen, a title card) agree there, and every pair of them was compared whole.
 PROBE_VALUES = 64
+# Files whose values the probe positions are chosen from (evenly spaced among them): enough to see which values vary.
+PROBE_SAMPLE = 256
 
 
 def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
     """Each fingerprint that repeats an earlier one (`same_features`), paired with the first of the files it repeats.
-    Fingerprints of another shape (a file changed since its shape was read) are compared only with their like."""
+    Fingerprints of another shape (a file changed since its shape was read) are compared only with their like.
+
+    Not every pair is compared: two copies are within the tolerance at every value, so at the one value that varies
+    most between the files too. The files are sorted by that value, and each is compared only with those within its
+    tolerance there (then by the probe values, then whole): thousands of files of one shape cost about what reading
+    them does, where comparing every pair grew with their square."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for index, fingerprint in fingerprints.items():
         by_shape.setdefault(fingerprint.shape, []).append(index)
     if len(by_shape) > 1:
         return [repeat for group in by_shape.values() for repeat in _repeats_among({i: fingerprints[i] for i in group})]
-    indices = list(fingerprints)
+    # a fingerprint holding NaN or infinity repeats nothing (`same_features`), and would spoil the sort below
+    indices = [index for index, fingerprint in fingerprints.items() if np.isfinite(fingerprint).all()]
     if len(indices) < 2:
         return []
-    flat = np.stack([fingerprints[i].reshape(-1) for i in indices])
-    scales = np.abs(flat).max(axis=1, initial=0.0)
-    probes = flat[:, :PROBE_VALUES]
+    flat = [fingerprints[i].reshape(-1) for i in indices]  # views: the fingerprints are not copied into one array
+    scales = np.array([np.abs(values).max(initial=0.0) for values in flat], dtype=np.float32)
+    sample = np.stack([flat[i] for i in np.linspace(0, len(flat) - 1, min(len(flat), PROBE_SAMPLE)).astype(int)])
+    # the spread of the middle half of the sample: values most files share (a ReLU's zeros) do not sort them apart
+    low, high = np.quantile(sample, [0.25, 0.75], axis=0)
+    positions = np.argsort(-(high - low), kind="stable")[:PROBE_VALUES]
+    probes = np.stack([values[positions] for values in flat])
+    limits_of = COPY_TOLERANCE * scales
+    # each file's window on the sorting value, its own tolerance widened by float32 rounding: a pair of copies is
+    # within the window of the file of the larger scale, so it is found from that file
+    key = probes[:, 0].astype(np.float64)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    reach = limits_of.astype(np.float64) * (1 + 1e-5)
+    starts = np.searchsorted(sorted_key, key - reach, side="left")
+    stops = np.searchsorted(sorted_key, key + reach, side="right")
+    earlier_of: list[list[int]] = [[] for _ in indices]
+    for position, (start, stop) in enumerate(zip(starts, stops)):
+        for other in order[start:stop].tolist():
+            if other != position:
+                earlier_of[max(position, other)].append(min(position, other))
     first_of: dict[int, int] = {}
     repeats = []
     for position in range(1, len(indices)):
-        limits = COPY_TOLERANCE * np.maximum(scales[:position], scales[position])
-        near = np.abs(probes[:position] - probes[position]).max(axis=1, initial=0.0) <= limits
-        for earlier in np.flatnonzero(near):
-            how = same_features(flat[earlier], flat[position])
+        if not earlier_of[position]:
+            continue
+        earlier = np.unique(earlier_of[position])  # in file order: the first file a copy repeats is the one named
+        limits = COPY_TOLERANCE * np.maximum(scales[earlier], scales[position])
+        near = np.abs(probes[earlier] - probes[position]).max(axis=1, initial=0.0) <= limits
+        for candidate in earlier[near].tolist():
+            how = same_features(flat[candidate], flat[position])
             if how is not None:
-                first = first_of.get(int(earlier), int(earlier))
+                first = first_of.get(candidate, candidate)
                 first_of[position] = first
                 repeats.append(Repeat(indices[first], indices[position], how))
                 break
