@@ -728,7 +728,10 @@ def _segment_problems(info: VideoInfo, segments: list[Segment], num_classes: int
     found: dict[str, list[Problem]] = {}  # each kind of instance problem: the first few, then a count
 
     def add(kind: str, severity: str, segment: Segment, message: str) -> None:
-        found.setdefault(kind, []).append(Problem(severity, segment.source, message, video_id))
+        # said alike of every video with this kind of problem (`grouped_problems`): each message names its own
+        # instance, so 8000 videos with a same-class overlap each were 130 lines ahead of `mgrec score`'s table
+        found.setdefault(kind, []).append(Problem(severity, segment.source, message, video_id,
+                                                  alike=f"instance problem: {kind}"))
 
     for segment in segments:
         if segment.label_id >= num_classes:
@@ -764,7 +767,8 @@ def _segment_problems(info: VideoInfo, segments: list[Segment], num_classes: int
         if len(listed) > _INSTANCE_PROBLEMS_EACH:
             first = listed[0]
             problems.append(Problem(first.severity, info.source, f"and {len(listed) - _INSTANCE_PROBLEMS_EACH} more "
-                                    f"instance(s) of this video like {first.where}: {first.message}", video_id))
+                                    f"instance(s) of this video like {first.where}: {first.message}", video_id,
+                                    alike=first.alike))
     return problems
 
 
