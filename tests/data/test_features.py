@@ -716,7 +716,7 @@ def test_repeated_feature_files_finds_links_and_copies_reading_only_files_of_one
     assert len(feats.repeated_feature_files(files, shapes)) == 4
 
 
-def test_many_files_of_one_shape_are_compared_whole_only_where_their_first_values_agree(tmp_path, monkeypatch):
+def test_many_files_of_one_shape_are_compared_whole_only_where_the_values_that_vary_most_agree(tmp_path, monkeypatch):
     rng = np.random.default_rng(6)
     files = []
     for index in range(60):  # clips cut to one length: 1770 pairs
