@@ -1187,3 +1187,46 @@ def test_a_fresh_start_refuses_a_folder_holding_other_runs_in_its_subfolders(tmp
     # a run's own folders (a teacher's) are no other runs: a fresh start in a folder holding its teacher goes on
     write_run(tmp_path / "pseudo" / "teacher", tiny_config(dataset))
     RunDir(tmp_path / "pseudo").check_fresh_start([])
+
+
+def test_a_run_file_that_is_there_but_is_no_file_is_refused_not_taken_for_absent(tmp_path):
+    # `exists()` and `is_file()` are False for a symbolic link loop, a link to nothing and a folder: a splits.json
+    # link loop was read as a run without the record (evaluate scored the test split without checking its videos,
+    # exit 0), a folder at config.yaml was "not found", a loop at postprocess.json "a training that did not finish"
+    run = RunDir(tmp_path)
+    run.write_format()
+    run.write_config(Config())
+    run.write_tuning({"score_threshold": 0.25, "tuned_on": "val"})
+    run.refuse_unfinished()  # a finished run's files: nothing to say
+
+    def damage(path: Path, how: str) -> None:
+        if how == "loop":
+            path.symlink_to(path.name)
+        elif how == "dangling":
+            path.symlink_to("/nonexistent/x")
+        else:
+            path.mkdir()
+
+    cases = [(run.splits_path, "loop", "a symbolic link loop"), (run.postprocess_path, "loop", "a symbolic link loop"),
+             (run.recipe_path, "folder", "a folder, not a file"),
+             (run.metrics_path, "dangling", "a symbolic link to /nonexistent/x, which does not exist")]
+    for path, how, words in cases:
+        kept = path.read_bytes() if path.is_file() else None
+        if kept is not None:
+            path.unlink()
+        damage(path, how)
+        with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: {re.escape(words)}.*a file of the run"):
+            run.refuse_unfinished()
+        path.rmdir() if how == "folder" else path.unlink()
+        if kept is not None:
+            path.write_bytes(kept)
+    run.config_path.unlink()
+    damage(run.config_path, "folder")
+    with pytest.raises(InputError, match=r"config.yaml: a folder, not a file"):
+        run.read_config()
+    damage(run.eval_path("test", "best"), "loop")
+    with pytest.raises(InputError, match=r"eval_test.json: a symbolic link loop"):
+        run.read_eval("test", ["a"])
+    damage(run.online_eval_path("test", "best"), "loop")
+    with pytest.raises(InputError, match=r"online_test.json: a symbolic link loop"):
+        run.read_online_eval("test", ["a"])

@@ -82,6 +82,7 @@ from mgrec.files import (
     is_hidden,
     is_number,
     listed,
+    missing_file_problem,
     not_utf8_part,
     parse_json,
     path_argument,
@@ -233,6 +234,20 @@ def open_lock_file(path: Path, owner: str = "the run's", folder: str = "the run 
         os.close(fd)
         raise InputError(f"{path}: is not a regular file, where {owner} lock file goes; remove it")
     return os.fdopen(fd, "a+", encoding="utf-8")
+
+
+def present(path: Path) -> bool:
+    """Whether a file a run reads is there: False where nothing is at its name; an InputError where something is but
+    cannot be read as a file (a folder, a symbolic link loop or to nothing, a named pipe). `exists()` and `is_file()`
+    are False for each of those, and the readers took such a file for absent: a `splits.json` link loop scored the
+    test split without the check of the videos the run trained on (exit 0), a folder at `config.yaml` was "not
+    found", a link loop at `postprocess.json` "a training that did not finish", to be resumed."""
+    if not (path.is_symlink() or path.exists()):
+        return False
+    if not path.is_file():
+        raise InputError(f"{path}: {missing_file_problem(path)}; mgrec reads it as a file of the run (restore the "
+                         "run's file, or copy the run again)")
+    return True
 
 
 class RunDir:
@@ -455,6 +470,9 @@ class RunDir:
         and its score threshold the config's, and whatever is detected or scored with it is not the run's. Before
         that, a run whose path is not UTF-8 text (`refuse_a_run_path_not_utf8`)."""
         refuse_a_run_path_not_utf8(self.path)
+        for path in self.run_files():  # before any of them is taken for absent (`present`); the lock is read below
+            if path != self.lock_path:
+                present(path)
         if self.lock_path.is_file() and not self.lock_path.is_symlink():  # a link is no lock mgrec took
             try:
                 handle = open(self.lock_path, encoding="utf-8")
@@ -662,7 +680,7 @@ class RunDir:
         return self.path / "members" / str(index)
 
     def read_config(self) -> Config:
-        if not self.config_path.is_file():
+        if not present(self.config_path):
             self.refuse_a_half_copied_ensemble()  # killed before its config: said as such
             raise InputError(f"{self.config_path}: not found; expected the run's config (written by mgrec train)")
         config = load_config(self.config_path)
@@ -1000,7 +1018,7 @@ class RunDir:
         those of the run, `classes` (`_score_problem`; and its per-class thresholds, where it has them: one number in
         [0, 2] per class of the run)."""
         path = self.eval_path(split, checkpoint)
-        if not path.is_file():
+        if not present(path):
             command = (f"mgrec evaluate {shell_word(self.path)} --split {shell_word(split)}"
                        f"{checkpoint_option(checkpoint)}")
             raise InputError(f"{path}: not found; expected the run's scores: run `{command}` first (it writes them)")
@@ -1048,7 +1066,7 @@ class RunDir:
         """online_<split>.json (`write_online_eval`'s), checked as `read_eval` checks its scores, with its `online`
         block's numbers; None where the run was not evaluated online."""
         path = self.online_eval_path(split, checkpoint)
-        if not path.is_file():
+        if not present(path):
             return None
         scores = read_json(path, "online scores")
         missing = [key for key in (*_SCORE_KEYS, "online") if not isinstance(scores, dict) or key not in scores]

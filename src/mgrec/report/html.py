@@ -84,7 +84,7 @@ from mgrec.report.figures import (
     training_curves_figure,
     write_analysis_figures,
 )
-from mgrec.run import RunDir, checkpoint_option, run_data_path, same_scored_set, scored_sets_words
+from mgrec.run import RunDir, checkpoint_option, present, run_data_path, same_scored_set, scored_sets_words
 from mgrec.terminal import one_line
 
 NOT_RECORDED = "not recorded"
@@ -150,7 +150,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
             "none labelled): nothing to analyse; are these the annotations the run was evaluated on?"
         )
     detections_path = run.detections_path(split, checkpoint)
-    if not detections_path.is_file():
+    if not present(detections_path):
         raise InputError(f"{detections_path}: not found; expected the run's detections on split {split!r}: run "
                          f"`mgrec evaluate {shell_word(run_dir)} --split {shell_word(split)}"
                          f"{checkpoint_option(checkpoint)}` first (it writes them)")
@@ -228,7 +228,7 @@ def evaluation_of(run: RunData) -> dict | None:
     """The scores of the run's split and checkpoint (eval_<split>.json, checked by `RunDir.read_eval`), None where
     the run was not evaluated on it."""
     run_files = RunDir(run.run_dir)
-    if not run_files.eval_path(run.split, run.checkpoint).is_file():
+    if not present(run_files.eval_path(run.split, run.checkpoint)):
         return None
     return run_files.read_eval(run.split, run.classes, run.checkpoint)
 
