@@ -336,6 +336,20 @@ def test_weights_with_nan_are_refused_and_dtypes_must_match(tmp_path):
         load_into(nn.Linear(3, 2), {k: v.double() for k, v in nn.Linear(3, 2).state_dict().items()}, path)
 
 
+def test_weights_metadata_that_is_not_json_is_named_in_one_line(tmp_path):
+    # metadata nested past Python's recursion limit (a hand-made or damaged file) was a raw RecursionError traceback
+    # of evaluate, detect and stream
+    from safetensors.torch import save_file
+
+    path = tmp_path / "best.safetensors"
+    tensors = {"weight": torch.zeros(2)}
+    for text, words in (("[" * 100000 + "]" * 100000, "nests JSON too deeply"), ("{", "is not valid JSON"),
+                        ("9" * 5000, "is not valid JSON"), ("[1]", "is not a JSON object")):
+        save_file(tensors, str(path), metadata={"mgrec": text})
+        with pytest.raises(InputError, match=rf"^checkpoint {re.escape(str(path))}: its 'mgrec' metadata {words}"):
+            read_weights_file(path)
+
+
 def test_upgrade_runs_before_the_key_check(tmp_path):
     state = {"old_weight": torch.zeros(2, 3), "bias": torch.zeros(2)}
     model = nn.Linear(3, 2)

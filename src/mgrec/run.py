@@ -1723,9 +1723,15 @@ def read_weights_file(path: Path, use_ema: bool = True) -> tuple[dict[str, torch
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("mgrec", "{}"))
+            text = (handle.metadata() or {}).get("mgrec", "{}")
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(f"checkpoint {path} is not a readable safetensors file: {exc}") from None
+    try:  # parsed apart from the file's reading: metadata nested past Python's recursion limit was a raw traceback
+        meta = json.loads(text)
+    except RecursionError:
+        raise InputError(f"checkpoint {path}: its 'mgrec' metadata nests JSON too deeply to be mgrec's") from None
+    except ValueError as exc:  # json's errors, and Python's limit of 4300 digits on an integer
+        raise InputError(f"checkpoint {path}: its 'mgrec' metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise InputError(f"checkpoint {path}: its 'mgrec' metadata is not a JSON object")
     ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
