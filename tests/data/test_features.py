@@ -851,3 +851,27 @@ def test_given_array_takes_a_torch_tensor_as_its_values_and_names_what_it_refuse
         feats.given_array(torch.from_numpy(rows).to_sparse(), "features", "an array")
     with pytest.raises(InputError, match=r"^features: expected a \(T, C\) array, got list$"):
         feats.given_array(rows.tolist(), "features", "a (T, C) array")
+
+
+def test_a_run_recipe_that_contradicts_the_runs_config_is_refused_by_every_reader(tmp_path):
+    # a run's feature_recipe.json of stride 8 (or dim 64) beside its config's stride 4 (dim 128): an edit, or a recipe
+    # copied from another run. evaluate, detect and stream ran (exit 0), and export handed the wrong recipe on in its
+    # record, by which the ONNX file's users make its features
+    from mgrec.config import Config, DataConfig
+    from mgrec.run import RunDir
+
+    config = Config(data=DataConfig(feature_dim=128, stride=4, window=16))
+    run = RunDir(tmp_path)
+    run.write_config(config)
+    right = {"fps": 50.0, "stride": 4, "window": 16, "backbone": "imu-window-v1", "dim": 128, "frames": 100}
+    run.recipe_path.write_text(json.dumps(right))
+    assert feats.read_run_recipe(run) == right
+    feats.check_run_recipe(run.recipe_path, feats.read_sidecar(run.recipe_path), config)
+    for key, value, words in (("stride", 8, "stride 8, where config.yaml's data has stride 4"),
+                              ("window", 32, "window 32, where config.yaml's data has window 16"),
+                              ("dim", 64, "dim 64, where config.yaml's data has feature_dim 128")):
+        run.recipe_path.write_text(json.dumps({**right, key: value}))
+        with pytest.raises(InputError, match=rf"^{re.escape(str(run.recipe_path))}: {words}: the run was trained"):
+            feats.read_run_recipe(run)
+        with pytest.raises(InputError, match=re.escape(words)):
+            feats.check_run_recipe(run.recipe_path, feats.read_sidecar(run.recipe_path), config)

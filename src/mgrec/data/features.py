@@ -50,6 +50,7 @@ from mgrec.files import (
 from mgrec.smg_csv import MAX_FPS, fps_problem
 
 if TYPE_CHECKING:
+    from mgrec.config import Config
     from mgrec.run import RunDir
 
 
@@ -205,6 +206,29 @@ def read_sidecar(path: str | Path) -> FeatureSidecar:
     return FeatureSidecar(**{**raw, "fps": float(raw["fps"])})
 
 
+def check_run_recipe(path: Path, recipe: FeatureSidecar, config: Config, stream: str | None = None) -> None:
+    """A run's feature recipe of input stream `stream` (None: the grid stream, feature_recipe.json) must say of the
+    features what the run's config says: training checked every feature file's sidecar against the stream's stride,
+    window and dim, so a recipe that says otherwise was edited or copied from another run. It was used as it was:
+    `evaluate`, `detect`, `stream` ran (exit 0), and `export` handed a stride-4 run's record on with stride 8, the
+    recipe by which the ONNX file's users make its features."""
+    if config.end_to_end:  # its recipe records the backbone that reads the clips, not the shape of feature files
+        return
+    streams = config.data.input_streams()
+    of = streams[0] if stream is None else next((s for s in streams if s.name == stream), None)
+    if of is None:
+        return
+    section = "data" if not config.data.streams else f"data.streams {of.name!r}"
+    differ = [f"{name} {brief(got)}, where config.yaml's {section} has {key} {brief(want)}"
+              for name, got, key, want in (("stride", recipe.stride, "stride", of.stride),
+                                           ("window", recipe.window, "window", of.window),
+                                           ("dim", recipe.dim, "feature_dim", of.feature_dim)) if want and got != want]
+    if differ:
+        raise InputError(f"{path}: {'; '.join(differ)}: the run was trained on features of its config's shape (the "
+                         "recipe edited, or copied from another run?); restore it from a sidecar of the run's training "
+                         "features")
+
+
 def read_run_recipe(run: RunDir, stream: str | None = None) -> dict | None:
     """The feature recipe of a run's input stream `stream` (None: the grid stream's feature_recipe.json) as it was
     written, checked as every feature sidecar is (`read_sidecar`: its keys and their kinds); None where the run
@@ -213,7 +237,7 @@ def read_run_recipe(run: RunDir, stream: str | None = None) -> dict | None:
     path = run.stream_recipe_path(stream)
     if not path.exists() and not path.is_symlink():
         return None
-    read_sidecar(path)
+    check_run_recipe(path, read_sidecar(path), run.read_config(), stream)
     return read_json(path, "feature recipe")
 
 

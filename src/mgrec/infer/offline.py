@@ -33,6 +33,7 @@ from mgrec.data.features import (
     RECIPE_FIELDS,
     FeatureSidecar,
     check_feature_array,
+    check_run_recipe,
     check_sidecar,
     check_unchanged,
     feature_path,
@@ -512,7 +513,10 @@ class OfflineDetector:
         run = RunDir(self.run_root)  # set by the constructor (`_check_arguments`): never None
         names = [None, *(stream.name for stream in self.config.data.input_streams()[1:])]
         paths = {name: run.stream_recipe_path(name) for name in names}
-        return {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
+        recipes = {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
+        for name, (path, recipe) in recipes.items():
+            check_run_recipe(path, recipe, self.config, name)
+        return recipes
 
     def check_stream_recipe(self, stream: str | None, sidecar: FeatureSidecar, side: Path) -> None:
         """Features of another backbone or other weights than the run was trained on have the right shape and
