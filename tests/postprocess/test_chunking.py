@@ -41,9 +41,20 @@ def test_chunked_detection_equals_one_pass_where_the_network_sees_less_than_the_
     whole = detect_video(model, features, GRID, post, CLASSES, "v")
     chunked = detect_video(model, features, GRID, post, CLASSES, "v", chunking=Chunking(256, 128))
     assert len(chunked) == len(whole) > 100
-    for a, b in zip(whole, chunked):
-        assert (a.label_id, a.start, a.end) == pytest.approx((b.label_id, b.start, b.end), abs=1e-4)
-        assert a.score == pytest.approx(b.score, abs=1e-5)
+    assert_the_same_detections(whole, chunked)
+
+
+def assert_the_same_detections(expected, got, seconds=1e-4, score=1e-5):
+    """`got` holds `expected`'s detections up to float rounding: each matched to one of the same class whose boundaries
+    and score are within the tolerances. In any order: two scores 6e-10 apart (of 1842) swapped places between the
+    two ways of computing them on one CPU and not on another."""
+    rows = np.array([(d.label_id, d.start, d.end, d.score) for d in got])
+    unmatched = np.ones(len(rows), dtype=bool)
+    for d in expected:
+        close = (unmatched & (rows[:, 0] == d.label_id) & (np.abs(rows[:, 1] - d.start) <= seconds)
+                 & (np.abs(rows[:, 2] - d.end) <= seconds) & (np.abs(rows[:, 3] - d.score) <= score))
+        assert close.any(), f"{d} has no counterpart"
+        unmatched[np.flatnonzero(close)[0]] = False
 
 
 def test_a_video_shorter_than_a_window_is_one_pass():
