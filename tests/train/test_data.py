@@ -83,3 +83,26 @@ def test_dropping_every_video_of_the_val_split_is_refused_as_dropping_every_trai
     assert [line for line in said if line.startswith("dropping")] == [
         f"dropping video synthetic_003: {paths.features / 'synthetic_003.npy'}: cannot read features (truncated or "
         "corrupt file?): not a .npy or .npz file"]
+
+
+def test_one_kind_of_warning_in_many_videos_is_one_line_of_training_with_the_count(tmp_path):
+    # training logged every warning of its data check on a line of its own: a gesture labelled twice in each of 8000
+    # videos was 8000 lines ahead of the first epoch, where `mgrec data check` prints one with the count
+    import json
+
+    from mgrec.data.synthetic import make_synthetic_dataset
+
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=8, num_classes=3, feature_dim=16, length=160,
+                                   subsets=("train",) * 6 + ("val", "test"))
+    document = json.loads(paths.annotations.read_text(encoding="utf-8"))
+    for entry in document["database"].values():
+        entry["annotations"].append(dict(entry["annotations"][0]))  # one instance twice in every video
+    paths.annotations.write_text(json.dumps(document), encoding="utf-8")
+    config = Config()
+    config.data.annotations, config.data.features = str(paths.annotations), str(paths.features)
+    config.model.num_classes, config.data.feature_dim = 3, 16
+    said = []
+    checked_annotations(config, log=said.append)
+    twice = [line for line in said if "labelled twice" in line or "duplicate" in line]
+    assert len(twice) == 1, said
+    assert "and the same for 7 other videos" in twice[0] and "8 in all" in twice[0]
