@@ -16,6 +16,7 @@ from mgrec.data.check import (
     Problem,
     check_dataset,
     grouped_problems,
+    problem_where,
     schedule_problem,
     suggest_settings,
     videos_to_drop,
@@ -1261,3 +1262,28 @@ def test_an_end_to_end_video_scaled_up_much_is_one_warning_of_data_check_naming_
     videos = tmp_path / "data" / "videos"
     assert upscaled == [(str(videos / "talk_color.mp4"), message, "talk"),
                         (str(videos / "talk_again.mp4"), message, "talk_again")]
+
+
+def test_many_classes_without_training_instances_are_printed_once_per_kind_with_the_count(tmp_path):
+    # 2000 classes, 1641 of them without a training instance: 1641 lines of data check (and of training's start-up),
+    # one per class; a class's problem concerns no video, so the grouping of alike problems passed it by
+    names = [f"c{index}" for index in range(9)]
+    document = {"classes": names, "database": {
+        "t": _entry("training", (0, 1.0, 2.0)),
+        "v": _entry("validation", (0, 1.0, 2.0), (1, 3.0, 4.0), (2, 5.0, 6.0), (3, 7.0, 8.0), (4, 9.0, 10.0)),
+    }}
+    (tmp_path / "ann.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "feats").mkdir()
+    for video_id in document["database"]:
+        _features(tmp_path / "feats", video_id)
+    config = _config(tmp_path)
+    config.model.num_classes = len(names)
+    report = check_dataset(config)
+    untrained = [p for p in report.warnings if "has no instance in the training split" in p.message]
+    assert len(untrained) == 8  # every problem kept: the counts go by them
+    printed = [problem_where(problem, subjects) + ": " + problem.message
+               for problem, subjects in grouped_problems(report.warnings) if problem in untrained]
+    assert len(printed) == 2, printed
+    assert "the same for 3 other classes ('c2', 'c3', 'c4', ...; 4 in all): class 'c1' has" in printed[0]
+    assert "the same for 3 other classes ('c6', 'c7', 'c8', ...; 4 in all): class 'c5' has" in printed[1]
+    assert sum("has no instance in the training split" in line for line in report.format().splitlines()) == 2

@@ -83,6 +83,15 @@ class Problem:
     # the message as said alike of every video, where it names the video's own file (`v_<id>.npy is there`): what
     # the report's printing groups by (`grouped_problems`); None: the message itself
     alike: str | None = field(default=None, compare=False)
+    # the class it concerns, when it concerns one class and no video: grouped as a video's are (500 classes without
+    # training instances were 500 lines)
+    class_name: str | None = field(default=None, compare=False)
+
+    @property
+    def subject(self) -> str | None:
+        """What the printing groups alike problems over (`grouped_problems`): the video's id, else the class's name,
+        else None: a problem printed alone."""
+        return self.video_id if self.video_id is not None else self.class_name
 
 
 @dataclass
@@ -157,29 +166,30 @@ _VIDEOS_EACH = 3
 
 
 def grouped_problems(problems: list[Problem]) -> list[tuple[Problem, list[str]]]:
-    """Each problem with the videos it stands for, in the order first seen: itself alone (no video: []), or, for a
-    message said alike of more than _VIDEOS_EACH videos, its first with every such video. Only the printing
-    groups: the report keeps every problem (the counts, the exit code and data.drop_bad_videos go by them)."""
+    """Each problem with the videos (or classes) it stands for, in the order first seen: itself alone (neither: []),
+    or, for a message said alike of more than _VIDEOS_EACH videos (classes), its first with every such video (class
+    name). Only the printing groups: the report keeps every problem (the counts, the exit code and
+    data.drop_bad_videos go by them)."""
     alike: dict[tuple[str, str], list[Problem]] = {}
     for problem in problems:
-        if problem.video_id is not None:
+        if problem.subject is not None:
             alike.setdefault((problem.severity, problem.alike or problem.message), []).append(problem)
     # each group's videos listed once (listed again for each of its problems, 100,000 videos missing their
     # feature files took 10^10 steps: data check ran past an hour)
-    videos_of = {key: list(dict.fromkeys(p.video_id for p in group)) for key, group in alike.items()}
+    subjects_of = {key: list(dict.fromkeys(p.subject for p in group)) for key, group in alike.items()}
     grouped: list[tuple[Problem, list[str]]] = []
     shown: set[tuple[str, str]] = set()
     for problem in problems:
-        if problem.video_id is None:
+        if problem.subject is None:
             grouped.append((problem, []))
             continue
         key = (problem.severity, problem.alike or problem.message)
-        videos = videos_of[key]
-        if len(videos) <= _VIDEOS_EACH:
-            grouped.append((problem, [problem.video_id]))
+        subjects = subjects_of[key]
+        if len(subjects) <= _VIDEOS_EACH:
+            grouped.append((problem, [problem.subject]))
         elif key not in shown:
             shown.add(key)
-            grouped.append((problem, videos))
+            grouped.append((problem, subjects))
     return grouped
 
 
@@ -195,7 +205,8 @@ def problem_where(problem: Problem, videos: list[str]) -> str:
     where = problem.where
     if len(videos) > 1:
         others = ", ".join(brief(v) for v in videos[1 : _VIDEOS_EACH + 1])
-        where += f", and the same for {counted(len(videos) - 1, 'other video')} ({others}, ...; {len(videos)} in all)"
+        other = "other video" if problem.video_id is not None else "other class"
+        where += f", and the same for {counted(len(videos) - 1, other)} ({others}, ...; {len(videos)} in all)"
     return where
 
 
@@ -523,6 +534,7 @@ def _untrained_class_problems(aset: AnnotationSet, annotations_path: Path, train
                 "cannot learn it, " + ("and its F1 and AP there are 0" if elsewhere else
                                        "and it is scored nowhere (AP '-', F1 '-' or 0 where something is detected "
                                        "as it: no instance to find)"),
+                class_name=name, alike=f"untrained class, {'scored' if elsewhere else 'in no split'}",
             ))
     return problems
 
