@@ -354,3 +354,25 @@ def test_names_from_the_files_in_figure_titles_and_legends_are_drawn_plain_and_c
     assert any(label.startswith("best on \\$test") and "…: " in label for label in labels)
     assert max(map(len, [axes.get_title(), *labels])) < 120
     assert not [w for w in recwarn if "collapsed" in str(w.message)]
+
+
+def test_the_class_balancing_figure_of_many_classes_draws_those_with_the_largest_share_and_says_so():
+    # 500 classes: 500 lines in tab20's 20 colours (every 20th alike) and a legend taller than the figure, which
+    # showed classes 239-260 alone
+    from mgrec.report.figures import balance_figure
+
+    count, drawn = 500, 20  # as many lines as tab20 has colours (MAX_BALANCE_LINES)
+    shares = np.full(count, 0.5 / (count - 3))
+    shares[[7, 250, 499]] = [0.2, 0.2, 0.1]  # the classes the balancer favours
+    records = [{"kind": "balance", "epoch": epoch, "method": "repeat_factor", "crop_shares": shares.tolist()}
+               for epoch in range(3)]
+    figure = balance_figure([f"c{index}" for index in range(count)], records)
+    (axes,) = figure.axes
+    labels = [line.get_label() for line in axes.lines]
+    assert len(labels) == drawn and {"7  c7", "250  c250", "499  c499"} <= set(labels)
+    assert len({tuple(line.get_color()) for line in axes.lines}) == drawn  # no two alike
+    assert axes.get_title() == (f"Crops anchored on each class (repeat_factor); the {drawn} of {count} "
+                                "classes with the largest share")
+    few = balance_figure(NAMES, [{"kind": "balance", "epoch": 0, "method": "none", "crop_shares": [0.5, None]}])
+    assert [line.get_label() for line in few.axes[0].lines] == ["0  zero", "1  one"]  # every class, as before
+    assert few.axes[0].get_title() == "Crops anchored on each class (none)"

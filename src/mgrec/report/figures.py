@@ -428,24 +428,37 @@ def class_histogram_figure(
     return figure
 
 
+# The class balancing figure draws at most this many classes' lines, as many as tab20 has colours: with 500 classes the
+# colours repeated every 20 lines and the legend, taller than the figure, showed classes 239-260 alone
+MAX_BALANCE_LINES = 20
+
+
 def balance_figure(classes: Sequence[str], records: Sequence[Mapping]) -> Figure:
     """Each class's share of the training crops per epoch, from the `balance` records of metrics.jsonl
-    (what the class balancer did; flat lines for the fixed methods, moving ones for adaptive)."""
+    (what the class balancer did; flat lines for the fixed methods, moving ones for adaptive). Beyond
+    `MAX_BALANCE_LINES` classes, those with the largest share at any epoch are drawn, and the title says how many."""
     figure = Figure(figsize=(10, 3.4), layout="constrained")
     axes = figure.add_subplot()
     rows = [r for r in records if r.get("kind") == "balance" and isinstance(r.get("crop_shares"), list)]
     epochs = [r["epoch"] for r in rows]
     colors = colormaps["tab20"]
-    for c, name in enumerate(classes):
-        # a class the log does not give (null: not finite when logged) is a gap in its line
-        shares = [100 * r["crop_shares"][c] if c < len(r["crop_shares"]) and r["crop_shares"][c] is not None
-                  else np.nan for r in rows]
-        axes.plot(epochs, shares, marker=".", color=colors(c % 20), label=f"{c}  {class_text(name)}")
+    # a class the log does not give (null: not finite when logged) is a gap in its line
+    shares = np.array([[100 * r["crop_shares"][c] if c < len(r["crop_shares"]) and r["crop_shares"][c] is not None
+                        else np.nan for r in rows] for c in range(len(classes))], dtype=float).reshape(len(classes),
+                                                                                                   len(rows))
+    drawn = list(range(len(classes)))
+    if len(classes) > MAX_BALANCE_LINES:  # the largest peaks, in class order; a class never logged comes last
+        peaks = np.where(np.isnan(shares), -1.0, shares).max(axis=1, initial=-1.0)
+        drawn = sorted(sorted(drawn, key=lambda c: -peaks[c])[:MAX_BALANCE_LINES])
+    for index, c in enumerate(drawn):
+        axes.plot(epochs, shares[c], marker=".", color=colors(index % 20), label=f"{c}  {class_text(classes[c])}")
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("share of training crops (%)")
     method = rows[0].get("method", "") if rows else ""  # as metrics.jsonl gives it: '$\\frac{$' failed as math
-    axes.set_title(f"Crops anchored on each class ({class_text(str(method))})", fontsize=10)
+    which = (f"; the {len(drawn)} of {len(classes)} classes with the largest share" if len(drawn) < len(classes)
+             else "")
+    axes.set_title(f"Crops anchored on each class ({class_text(str(method))}){which}", fontsize=10)
     figure.legend(fontsize=7, loc="outside right center", frameon=False)
     _tidy(axes)
     return figure
