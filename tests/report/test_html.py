@@ -113,7 +113,8 @@ def build_run_dir(root: Path, augment_alpha: int | None = 4, with_metrics: bool 
 
 
 class RectCounter(HTMLParser):
-    """Counts <rect class="gt-bar|det-bar ..." data-video=...> per (video, kind), and missed ones."""
+    """Counts <rect class="gt-bar|det-bar ..."> per (video: its <svg class="timeline" data-video=...>, kind), and
+    missed ones."""
 
     def __init__(self):
         super().__init__()
@@ -131,12 +132,13 @@ class RectCounter(HTMLParser):
             self.sections.append(attributes["data-video"])
         if tag == "svg" and "timeline" in (attributes.get("class") or ""):
             self.timelines[attributes["data-video"]] = attributes
+            self.video = attributes["data-video"]  # its bars' video
         if tag != "rect":
             return
         classes = (attributes.get("class") or "").split()
         for kind in ("gt-bar", "det-bar"):
             if kind in classes:
-                key = (attributes["data-video"], kind)
+                key = (self.video, kind)
                 self.bars[key] = self.bars.get(key, 0) + 1
                 start, width = float(attributes["x"]), float(attributes["width"])
                 self.geometry.setdefault(key, []).append((start, start + width, float(attributes["y"])))
@@ -888,3 +890,19 @@ def test_analyze_replaces_an_earlier_analysis_in_the_run_but_never_a_file_of_the
     assert main(["analyze", str(run)]) == 0
     assert main(["analyze", str(run)]) == 0  # an earlier analysis is written again
     assert mine.read_text(encoding="utf-8").startswith("<?xml")
+
+
+def test_a_long_video_id_is_written_once_per_timeline_not_once_per_bar():
+    # every bar of a timeline carried its video's id: one video of 2000 detections with a 10000-character id (the
+    # annotations' limit) made `report --detections` a 20 MB page; the id is the timeline's, said by its <svg>
+    from mgrec.report.html import video_timeline
+
+    video_id = "w" * 10000
+    segments = [Segment(video_id, index * 1.0, index * 1.0 + 0.5, 0, "a") for index in range(50)]
+    detections = [Detection(video_id, index * 0.1, index * 0.1 + 0.5, 0, "a", 0.9) for index in range(500)]
+    html = video_timeline(video_id, 60.0, segments, detections)
+    assert html.count(video_id) <= 3  # the section, its heading, its timeline
+    assert len(html) < 200 * (len(segments) + len(detections)) + 4 * len(video_id)
+    counter = RectCounter()
+    counter.feed(html)
+    assert counter.bars == {(video_id, "gt-bar"): 50, (video_id, "det-bar"): 500}

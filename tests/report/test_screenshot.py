@@ -67,7 +67,7 @@ class RenderedDom(HTMLParser):
         elif tag == "rect":
             for kind in ("gt-bar", "det-bar"):
                 if kind in classes:
-                    key = (attributes["data-video"], kind)
+                    key = (self.video, kind)  # its section's video
                     self.bars[key] = self.bars.get(key, 0) + 1
 
 
