@@ -376,3 +376,17 @@ def test_the_class_balancing_figure_of_many_classes_draws_those_with_the_largest
     few = balance_figure(NAMES, [{"kind": "balance", "epoch": 0, "method": "none", "crop_shares": [0.5, None]}])
     assert [line.get_label() for line in few.axes[0].lines] == ["0  zero", "1  one"]  # every class, as before
     assert few.axes[0].get_title() == "Crops anchored on each class (none)"
+
+
+def test_the_score_histogram_of_many_classes_stacks_those_with_the_most_detections_and_the_others_as_one():
+    # 500 classes with detections: 500 stacked bands and a legend taller than the figure naming the first 20 alone
+    from mgrec.report.figures import score_histogram_figure
+
+    count, kept = 500, 19  # and one band of the others: the 20 rows of legend the figure holds
+    scores = [[0.5] * (30 if c in (3, 250, 499) else 1) for c in range(count)]
+    figure = score_histogram_figure([f"c{c}" for c in range(count)], scores, 0.4)
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert len(labels) == kept + 1 and {"c3", "c250", "c499"} <= set(labels)
+    assert labels[-1] == f"the other {count - kept} classes"
+    (axes,) = figure.axes
+    assert sum(patch.get_height() for patch in axes.patches) == sum(map(len, scores))  # every detection counted

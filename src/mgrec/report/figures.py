@@ -376,6 +376,11 @@ def _class_rgb(label_id: int) -> tuple[float, float, float]:
     return colorsys.hls_to_rgb(hue / 360, lightness / 100, saturation / 100)
 
 
+# The score histogram stacks at most this many classes, the rest as one band (20 rows of legend, what its height
+# holds): 500 classes were 500 bands, and the legend, taller than the figure, named the first 20 of them alone
+MAX_HISTOGRAM_CLASSES = 19
+
+
 def score_histogram_figure(classes: Sequence[str], scores: Sequence[Sequence[float]],
                            threshold: float | None = None) -> Figure:
     """Detection scores stacked by class (`scores[c]`: class c's), in bins of 0.05 over [0, 1], with the
@@ -383,9 +388,17 @@ def score_histogram_figure(classes: Sequence[str], scores: Sequence[Sequence[flo
     figure = Figure(figsize=(8, 3.2), layout="constrained")
     axes = figure.add_subplot()
     shown = [c for c in range(len(classes)) if len(scores[c])]
+    values = [np.clip(scores[c], 0.0, 1.0) for c in shown]
+    colors, labels = [_class_rgb(c) for c in shown], [class_text(classes[c]) for c in shown]
+    if len(shown) > MAX_HISTOGRAM_CLASSES:  # those with the most detections, the others stacked as one grey band
+        kept = sorted(sorted(shown, key=lambda c: -len(scores[c]))[:MAX_HISTOGRAM_CLASSES])
+        others = sorted(set(shown) - set(kept))
+        values = [np.clip(scores[c], 0.0, 1.0) for c in kept] + [np.clip(np.concatenate([scores[c] for c in others]),
+                                                                         0.0, 1.0)]
+        colors = [_class_rgb(c) for c in kept] + [(0.75, 0.75, 0.75)]
+        labels = [class_text(classes[c]) for c in kept] + [f"the other {len(others)} classes"]
     if shown:
-        axes.hist([np.clip(scores[c], 0.0, 1.0) for c in shown], bins=np.linspace(0.0, 1.0, 21), stacked=True,
-                  color=[_class_rgb(c) for c in shown], label=[class_text(classes[c]) for c in shown])
+        axes.hist(values, bins=np.linspace(0.0, 1.0, 21), stacked=True, color=colors, label=labels)
         figure.legend(fontsize=7, loc="outside right upper", frameon=False)
     if threshold is not None:
         axes.axvline(threshold, color="#333333", linestyle="--", linewidth=1.0)
