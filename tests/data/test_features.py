@@ -716,21 +716,6 @@ def test_repeated_feature_files_finds_links_and_copies_reading_only_files_of_one
     assert len(feats.repeated_feature_files(files, shapes)) == 4
 
 
-def test_many_files_of_one_shape_are_compared_whole_only_where_the_values_that_vary_most_agree(tmp_path, monkeypatch):
-    rng = np.random.default_rng(6)
-    files = []
-    for index in range(60):  # clips cut to one length: 1770 pairs
-        files.append(tmp_path / f"clip{index}.npy")
-        np.save(files[-1], rng.standard_normal((40, 8)).astype(np.float32))
-    np.save(tmp_path / "clip7_again.npy", np.load(files[7]) * np.float32(1 + 1e-6))
-    files.append(tmp_path / "clip7_again.npy")
-    compared = []
-    monkeypatch.setattr(feats, "same_features",
-                        lambda *pair, real=feats.same_features: compared.append(1) or real(*pair))
-    repeats = feats.repeated_feature_files(files, {index: (40, 8) for index in range(len(files))})
-    assert repeats == [(7, 60, "hold the same features up to float rounding")] and len(compared) == 1
-
-
 def test_videos_that_open_on_the_same_frames_are_not_compared_whole_pair_by_pair(tmp_path, monkeypatch):
     # clips of one length that all open on a black screen (the same first rows): the first values of their
     # fingerprints agree, and every pair of them (7140 here) was compared whole, a quadratic cost (a minute for 4000
