@@ -298,18 +298,6 @@ def make_random_run(root, input_dim, recipe: FeatureSidecar | None = None):
     return run
 
 
-def test_a_run_recipe_that_contradicts_its_config_is_the_run_s_problem_said_before_any_input(tmp_path, capsys):
-    # read at the first input, the recipe's problem was printed under "no input could be read, nothing was written"
-    recipe = FeatureSidecar(fps=25.0, stride=8, window=16, backbone="test", dim=8, frames=None)  # the config: 4
-    run = make_random_run(tmp_path, input_dim=8, recipe=recipe)
-    np.save(tmp_path / "a.npy", np.zeros((50, 8), np.float32))
-    with pytest.raises(InputError, match=r"feature_recipe.json: stride 8, where config.yaml's data has stride 4"):
-        OfflineDetector.from_run(run)
-    assert main(["detect", str(run), str(tmp_path / "a.npy"), "--fps", "25", "--out", str(tmp_path / "d.json")]) == 2
-    err = capsys.readouterr().err
-    assert "stride 8, where config.yaml's data has stride 4" in err and "no input could be read" not in err
-
-
 def test_features_of_another_frame_rate_than_the_run_s_are_noted_once(tmp_path, capsys):
     # a lab's 60-fps camera on a run trained on 25-fps videos (data.fps null): each step spans 2.4x less time than in
     # training, the gestures look longer than any the network learnt, and 9 cues came out for 6 gestures, silently

@@ -149,13 +149,8 @@ class OfflineDetector:
         config, classes, model = load_run_network(run, checkpoint)
         model = model.to(torch_device)
         tuned_on = _tuned_on(run)
-        detector = cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
-                       autocast=autocast, second_opinion=run_second_opinion(run, config),
-                       run_root=resolve_path(run.path))
-        # the run's feature recipes read and checked now: one that contradicts the config is the run's problem, which
-        # read at the first input was said of the inputs ("no input could be read, nothing was written")
-        detector._feature_recipes  # noqa: B018 - a cached property, read for its checks
-        return detector
+        return cls(model, config, classes, run.read_postprocess(config), run.path, checkpoint, tuned_on,
+                   autocast=autocast, second_opinion=run_second_opinion(run, config), run_root=resolve_path(run.path))
 
     @classmethod
     def fused_ensemble(cls, run: RunDir, ensemble: dict, checkpoint: str, device: str, precision: str,
