@@ -693,6 +693,42 @@ def test_same_features_takes_float_rounding_and_nothing_more():
     assert feats.same_features(np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32)) == "hold the same features"
 
 
+def test_a_channel_far_larger_than_the_rest_does_not_widen_the_tolerance_of_the_others(tmp_path, monkeypatch):
+    # two different videos whose features hold, beside embeddings of 0 to 1, one channel in other units alike in both
+    # (a frame width of 1920 written as a feature): a thousandth of the file's largest value, 1.9, let every other
+    # channel differ by that much, and they were "the same features up to float rounding"
+    rng = np.random.default_rng(9)
+    videos = []
+    for name in ("one", "other"):
+        values = rng.uniform(0.0, 1.0, (30, 16)).astype(np.float32)
+        values[:, 0] = 1920.0
+        videos.append(tmp_path / f"{name}.npy")
+        np.save(videos[-1], values)
+    assert feats.same_features(*(feats.feature_fingerprint(path) for path in videos)) is None
+    # a copy is still one: stored float16, or extracted again in another runtime with a channel near zero (a nearly
+    # dead unit, whose rounding is not relative to its values)
+    original = np.load(videos[0])
+    original[:, 5] = rng.uniform(0.0, 1e-4, 30)
+    np.save(videos[0], original)
+    again = original + (2e-6 * rng.standard_normal(original.shape)).astype(np.float32)
+    for name, copy in (("half", original.astype(np.float16)), ("again", again)):
+        videos.append(tmp_path / f"{name}.npy")
+        np.save(videos[-1], copy)
+    assert feats.repeated_feature_files(videos, {index: (30, 16) for index in range(4)}) == [
+        (0, 2, "hold the same features up to float rounding"), (0, 3, "hold the same features up to float rounding")]
+    # nor does it make every pair of many such files a candidate, compared whole (quadratic: 4000 files, 3 minutes)
+    for index in range(120):
+        values = rng.uniform(0.0, 1.0, (30, 16)).astype(np.float32)
+        values[:, 0] = 1920.0
+        videos.append(tmp_path / f"more{index}.npy")
+        np.save(videos[-1], values)
+    compared = []
+    monkeypatch.setattr(feats, "same_features",
+                        lambda *pair, real=feats.same_features: compared.append(1) or real(*pair))
+    assert len(feats.repeated_feature_files(videos, {index: (30, 16) for index in range(len(videos))})) == 2
+    assert len(compared) == 2
+
+
 def test_repeated_feature_files_finds_links_and_copies_reading_only_files_of_one_shape(tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
     names = ("a", "b", "a_copy", "a_link", "short", "b_copy", "a_again")

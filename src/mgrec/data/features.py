@@ -733,11 +733,17 @@ def load_features(path: str | Path, expected_dim: int | None = None, dim_key: st
 # Rows of a feature file compared with another's (`feature_fingerprint`): evenly spaced, the first and last among
 # them. Reading them from a memory-mapped .npy reads those rows only.
 FINGERPRINT_ROWS = 16
-# Two files hold the same features when their fingerprints differ by at most this fraction of their largest value
-# (`same_features`): a copy stored float16 (a relative 4.9e-4) or the same video extracted again in another runtime
-# (onnxruntime's EfficientNet-Lite0 within 2e-6 of torch's) is within it; two recordings are not: their sensors'
-# noise alone differs by more.
+# Two files hold the same features when their fingerprints differ at each value by at most this fraction of the
+# largest value of its channel (`same_features`): a copy stored float16 (a relative 4.9e-4) or the same video
+# extracted again in another runtime (onnxruntime's EfficientNet-Lite0 within 2e-6 of torch's) is within it; two
+# recordings are not: their sensors' noise alone differs by more.
 COPY_TOLERANCE = 1e-3
+# Each channel (column) by its own largest value, not the file's: a channel in other units far larger than the
+# rest (a frame width of 1920, a frame rate beside embeddings of 0 to 6) made the tolerance of every channel so wide
+# that two videos alike in it alone were one. A channel whose values are all far smaller than the file's largest (a
+# nearly dead unit, where another runtime's rounding or float16's subnormals are not relative to the value) is held to
+# this fraction of the file's largest value instead.
+CHANNEL_FLOOR = 1e-2
 
 
 def feature_fingerprint(path: str | Path) -> np.ndarray:
@@ -754,18 +760,26 @@ def feature_fingerprint(path: str | Path) -> np.ndarray:
 
 
 def same_features(first: np.ndarray, then: np.ndarray) -> str | None:
-    """Whether two fingerprints (`feature_fingerprint`, of files of one shape) are one video's features: "hold the
-    same features" where equal, "hold the same features up to float rounding" where within `COPY_TOLERANCE`, else
-    None. NaN or infinity compare as different (their files' own checks refuse them)."""
+    """Whether two fingerprints (`feature_fingerprint`, (rows, C) of files of one shape) are one video's features:
+    "hold the same features" where equal, "hold the same features up to float rounding" where every value is within
+    `COPY_TOLERANCE` of its channel's largest (`CHANNEL_FLOOR`), else None. NaN or infinity compare as different
+    (their files' own checks refuse them)."""
     if not (np.isfinite(first).all() and np.isfinite(then).all()):
         return None  # an infinity made the tolerance below infinite: such a file matched every file of its shape
-    difference = float(np.abs(first - then).max(initial=0.0))
-    if difference == 0.0:
+    difference = np.abs(first - then)
+    if not difference.any():
         return "hold the same features"
-    scale = max(float(np.abs(first).max(initial=0.0)), float(np.abs(then).max(initial=0.0)))
-    if difference <= COPY_TOLERANCE * scale:  # False for NaN
+    if (difference <= np.maximum(_channel_limits(first), _channel_limits(then))).all():
         return "hold the same features up to float rounding"
     return None
+
+
+def _channel_limits(fingerprint: np.ndarray) -> np.ndarray:
+    """How far a copy's values may be from `fingerprint`'s in each channel (C,), as this file's side of the limit
+    (`same_features` takes the larger of the two files'): `COPY_TOLERANCE` of the channel's largest value, at least
+    `CHANNEL_FLOOR` of the file's."""
+    scale = np.abs(fingerprint).max(axis=0, initial=0.0)
+    return COPY_TOLERANCE * np.maximum(scale, CHANNEL_FLOOR * scale.max(initial=0.0))
 
 
 class Repeat(NamedTuple):
@@ -831,19 +845,21 @@ def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
     if len(indices) < 2:
         return []
     flat = [fingerprints[i].reshape(-1) for i in indices]  # views: the fingerprints are not copied into one array
-    scales = np.array([np.abs(values).max(initial=0.0) for values in flat], dtype=np.float32)
     sample = np.stack([flat[i] for i in np.linspace(0, len(flat) - 1, min(len(flat), PROBE_SAMPLE)).astype(int)])
     # the spread of the middle half of the sample: values most files share (a ReLU's zeros) do not sort them apart
     low, high = np.quantile(sample, [0.25, 0.75], axis=0)
     positions = np.argsort(-(high - low), kind="stable")[:PROBE_VALUES]
     probes = np.stack([values[positions] for values in flat])
-    limits_of = COPY_TOLERANCE * scales
+    # each file's side of the limit at each probe value (`_channel_limits` of the probe's channel): a channel far larger
+    # than the rest does not widen the others' (every file of such a set a candidate of every other)
+    channels = positions % fingerprints[indices[0]].shape[-1]
+    probe_limits = np.stack([_channel_limits(fingerprints[i])[channels] for i in indices])
     # each file's window on the sorting value, its own tolerance widened by float32 rounding: a pair of copies is
-    # within the window of the file of the larger scale, so it is found from that file
+    # within the window of the file of the larger limit there, so it is found from that file
     key = probes[:, 0].astype(np.float64)
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    reach = limits_of.astype(np.float64) * (1 + 1e-5)
+    reach = probe_limits[:, 0].astype(np.float64) * (1 + 1e-5)
     starts = np.searchsorted(sorted_key, key - reach, side="left")
     stops = np.searchsorted(sorted_key, key + reach, side="right")
     earlier_of: list[list[int]] = [[] for _ in indices]
@@ -857,10 +873,10 @@ def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
         if not earlier_of[position]:
             continue
         earlier = np.unique(earlier_of[position])  # in file order: the first file a copy repeats is the one named
-        limits = COPY_TOLERANCE * np.maximum(scales[earlier], scales[position])
-        near = np.abs(probes[earlier] - probes[position]).max(axis=1, initial=0.0) <= limits
+        limits = np.maximum(probe_limits[earlier], probe_limits[position])
+        near = (np.abs(probes[earlier] - probes[position]) <= limits).all(axis=1)
         for candidate in earlier[near].tolist():
-            how = same_features(flat[candidate], flat[position])
+            how = same_features(fingerprints[indices[candidate]], fingerprints[indices[position]])
             if how is not None:
                 first = first_of.get(candidate, candidate)
                 first_of[position] = first
