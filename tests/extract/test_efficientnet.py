@@ -184,8 +184,12 @@ def test_a_new_graph_removes_the_graphs_of_the_same_weights_that_other_builds_le
     folder.mkdir(parents=True)
     old_build = folder / "efficientnet-lite0_key_0123456789abcdef.onnx"
     other_weights = folder / "efficientnet-lite0_k2_0123456789abcdef.onnx"
-    for path in (old_build, other_weights):
+    installed_build = folder / "efficientnet-lite0_key_mgrec-0.3.0.onnx"  # an install without sources names it so
+    for path in (old_build, other_weights, installed_build):
         path.write_bytes(b"an old graph")
+    # a user's graph quantized from the cached one and kept beside it, named like a build but not by a build's key
+    quantized = folder / "efficientnet-lite0_key_0123456789abcdef_int8.onnx"
+    quantized.write_bytes(b"a user's graph")
     users_file = folder.parent / "notes.txt"
     users_file.write_text("a user's file")
     (folder / "efficientnet-lite0_key_linked.onnx").symlink_to(users_file)
@@ -193,5 +197,5 @@ def test_a_new_graph_removes_the_graphs_of_the_same_weights_that_other_builds_le
     OnnxEfficientNet(FoldedEfficientNet(package_network), "key", threads=1)
     assert sorted(path.name for path in folder.iterdir()) == sorted([
         efficientnet.onnx_cache_path("key").name, other_weights.name, "efficientnet-lite0_key_linked.onnx",
-        "efficientnet-lite0_key_folder.onnx"])
+        "efficientnet-lite0_key_folder.onnx", quantized.name])
     assert users_file.read_text() == "a user's file"

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -271,14 +272,22 @@ def _cache_graph(path: Path, graph: bytes) -> None:
                 os.unlink(temp_name)
 
 
+# What `_graph_builder` names a build by: a source's sha256 prefix, or an install's mgrec version.
+_BUILD_KEY = re.compile(r"[0-9a-f]{16}|mgrec-[0-9A-Za-z.+!-]+")
+
+
 def _remove_other_builds(path: Path) -> None:
     """Remove the graphs of the same weights that another version of this module built (each edit or mgrec version
-    left one 13 MB file behind, for ever). Graphs of other weights stay; only regular files of the cache's own naming
-    are removed. Two mgrec versions used in turn each build their graph again (about a second)."""
+    left one 13 MB file behind, for ever). Graphs of other weights stay; only regular files of the cache's own naming,
+    the weights' name and a build key (`_BUILD_KEY`), are removed: a user's `..._int8.onnx` quantized from a cached
+    graph and kept beside it was named like one, and went. Two mgrec versions used in turn each build their graph again
+    (about a second)."""
     weights_part = path.name.rsplit("_", 1)[0]
     for other in path.parent.glob(f"{weights_part}_*.onnx"):
+        if other.name == path.name or not _BUILD_KEY.fullmatch(other.name[len(weights_part) + 1:-len(".onnx")]):
+            continue
         with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
-            if other.name != path.name and stat.S_ISREG(other.lstat().st_mode):
+            if stat.S_ISREG(other.lstat().st_mode):
                 other.unlink()
 
 
