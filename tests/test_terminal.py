@@ -30,6 +30,21 @@ def test_characters_that_print_as_nothing_become_visible_and_the_joiners_scripts
     assert visible(persian) == persian and visible(family) == family
 
 
+
+def test_the_other_characters_that_print_as_nothing_become_visible_and_a_subdivision_flag_stays():
+    # tag characters after a name carry hidden ASCII ('ABD' then 'ab' in tags printed as 'ABD'); a Hangul filler (a
+    # chat app's "blank name"), a line separator, a deprecated format character, an interlinear annotation mark, the
+    # combining grapheme joiner and a musical format character printed as nothing too
+    assert visible("ABD\U000e0061\U000e0062") == "ABD\\U000e0061\\U000e0062" != visible("ABD")
+    assert visible("a\u3164b\uffa0c\u2028d\u2029e\u206af\ufff9g\u034fh\U0001d173") == (
+        "a\\u3164b\\uffa0c\\u2028d\\u2029e\\u206af\\ufff9g\\u034fh\\U0001d173")
+    # England's flag is a black flag, 'gbeng' in tags and a cancel tag: kept whole; a tag elsewhere beside it is not
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    assert visible(f"ENG {england}") == f"ENG {england}"
+    assert visible(f"\U0001f3f4\U000e0061 {england}") == f"\U0001f3f4\\U000e0061 {england}"
+    emoji_text = "\u2764\ufe0f \u2764\ufe0e"  # variation selectors choose emoji or text presentation: they stay
+    assert visible(emoji_text) == emoji_text
+
 def test_the_stdout_layer_escapes_and_the_stderr_layer_keeps_progress_bar_sequences():
     out, err = io.StringIO(), io.StringIO()
     TerminalText(out, escape=True).write("class \x1b]0;pwned\x07\n")

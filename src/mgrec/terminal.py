@@ -28,14 +28,27 @@ from mgrec.errors import InputError
 # bytes of a file name that are not UTF-8, `os.fsdecode`'s `\udcff`, which no UTF-8 text can hold: a report page
 # naming such a file was a UnicodeEncodeError traceback), and the format characters that print as nothing in any
 # script (soft hyphen, Mongolian vowel separator, zero-width space, word joiner, invisible operators, BOM): a class
-# 'ABD\u200b' printed as 'ABD' in a table beside the real 'ABD'. The zero-width (non-)joiners stay: Persian, Indic
-# scripts and emoji sequences need them.
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e"
-                     "\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]")
+# 'ABD\u200b' printed as 'ABD' in a table beside the real 'ABD'; so do the line and paragraph separators, the
+# deprecated format characters (U+206A-F), the interlinear annotation marks, the Hangul fillers that stand alone
+# (U+3164, U+FFA0, the "blank name" of chat apps), the combining grapheme joiner, the musical format characters and the
+# tag characters (U+E0000-7F, which carry hidden ASCII: 'ABD' followed by tags spelling a word), but in an emoji's
+# subdivision flag (`_FLAG`). The zero-width (non-)joiners and variation selectors stay: Persian, Indic scripts,
+# Mongolian and emoji sequences need them.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u180e\u200b\u200e\u200f"
+                     "\u2028-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\ud800-\udfff"
+                     "\U0001d173-\U0001d17a\U000e0000-\U000e007f]")
+# England's, Scotland's and Wales's flags: a black flag, the region's code in tag letters and digits, a cancel tag.
+_FLAG = re.compile("(\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,6}\U000e007f)")
 
 
 def visible(text: str) -> str:
     """`text` with every unsafe character replaced by its Python escape."""
+    if "\U0001f3f4" in text:  # a subdivision flag's tags are kept, any other tag is escaped
+        return "".join(part if index % 2 else _escaped(part) for index, part in enumerate(_FLAG.split(text)))
+    return _escaped(text)
+
+
+def _escaped(text: str) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
