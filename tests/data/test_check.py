@@ -1287,3 +1287,18 @@ def test_many_classes_without_training_instances_are_printed_once_per_kind_with_
     assert "the same for 3 other classes ('c2', 'c3', 'c4', ...; 4 in all): class 'c1' has" in printed[0]
     assert "the same for 3 other classes ('c6', 'c7', 'c8', ...; 4 in all): class 'c5' has" in printed[1]
     assert sum("has no instance in the training split" in line for line in report.format().splitlines()) == 2
+
+
+def test_a_streams_configs_unset_annotations_hint_offers_no_data_features(tmp_path):
+    # The hint for an unset data.annotations offered the demo's `--set data.features=...` to every config, and
+    # a config with data.streams then refused that very override (data.features is the grid stream's there):
+    # it offers only the keys the config reads.
+    config = Config(data=DataConfig(streams=[
+        StreamConfig(name="a", features=str(tmp_path / "a"), feature_dim=DIM, stride=STRIDE, window=WINDOW)]))
+    with pytest.raises(InputError, match=r"\[data\.annotations\]: not set") as caught:
+        check_dataset(config)
+    assert "data.features" not in str(caught.value)
+    plain = _config(tmp_path)
+    plain.data.annotations = ""
+    with pytest.raises(InputError, match=r"--set data\.annotations=\S+ --set data\.features=\S+\)$"):
+        check_dataset(plain)

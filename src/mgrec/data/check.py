@@ -305,10 +305,13 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
         if not getattr(data, key):
             example = {"annotations": "annotations.json", "features": "features/"}[key]
             demo = default_cache_dir()
+            # the demo's settings for the keys this config reads: data.features is refused beside data.streams
+            # (each stream names its folder), so it is offered only where it is needed
+            demo_files = {"annotations": demo / "annotations.json", "features": demo / "features"}
+            demo_sets = " ".join(f"--set data.{k}={demo_files[k]}" for k in needed)
             raise InputError(f"{_setting_place(config, f'data.{key}', source)}: not set; add it to the config or pass "
                              f"--set data.{key}={example} (the demo data, once `mgrec demo` has built it: "
-                             f"--set data.annotations={demo / 'annotations.json'} "
-                             f"--set data.features={demo / 'features'})")
+                             f"{demo_sets})")
     # the training split, and the val and test splits the config names ('' goes without one: no validation)
     splits = list(dict.fromkeys([data.train_split, *(s for s in (data.val_split, data.test_split) if s)]))
     annotations_path = Path(data.annotations)
