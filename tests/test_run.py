@@ -599,6 +599,11 @@ def test_the_next_commands_quote_a_run_directory_for_the_shell():
 
     assert next_commands("runs/a") == "next: mgrec evaluate runs/a (test scores), then mgrec report runs/a"
     assert next_commands("my runs/a") == "next: mgrec evaluate 'my runs/a' (test scores), then mgrec report 'my runs/a'"
+    # a test split without videos: the val split's scores, where there is one (else the plain line)
+    assert next_commands("runs/a", empty_test="test", val_split="val") == (
+        "next: mgrec evaluate runs/a --split val (val scores: the test split 'test' has no videos), "
+        "then mgrec report runs/a --split val")
+    assert next_commands("runs/a", empty_test="test") == next_commands("runs/a")
 
 
 def test_the_folder_of_a_training_still_running_is_not_deleted(tmp_path):

@@ -1821,9 +1821,17 @@ def refuse_an_out_the_members_read(out: str | Path, run_dirs: list[str | Path]) 
         refuse_a_folder_training_reads(Path(out), config, reader=f"the member {path}")
 
 
-def next_commands(run_dir: str | Path) -> str:
-    """The line that tells a user what to run on a new run directory (quoted for a shell: paths with spaces)."""
+def next_commands(run_dir: str | Path, empty_test: str | None = None, val_split: str | None = None) -> str:
+    """The line that tells a user what to run on a new run directory (quoted for a shell: paths with spaces).
+
+    `empty_test`: the test split, where it has no videos (the challenge's SMG labels its train and val subjects
+    only): `mgrec evaluate RUN` would then stop on "no videos in split", so the line names the val split instead,
+    where there is one (`val_split`)."""
     quoted = shell_word(run_dir)
+    if empty_test is not None and val_split:
+        split = f"--split {shell_word(val_split)}"
+        return (f"next: mgrec evaluate {quoted} {split} (val scores: the test split {empty_test!r} has no videos), "
+                f"then mgrec report {quoted} {split}")
     return f"next: mgrec evaluate {quoted} (test scores), then mgrec report {quoted}"
 
 

@@ -1152,3 +1152,15 @@ def test_train_in_python_names_an_argument_of_the_wrong_kind(dataset, tmp_path, 
     with pytest.raises(InputError, match=message):
         train(tiny_config(dataset, epochs=1, eval_every=1), **given)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_next_commands_name_the_val_split_where_the_test_split_has_no_videos(tmp_path):
+    # SMG's challenge labels its train and val subjects only: `mgrec train` ended by telling the user to run
+    # `mgrec evaluate RUN` (the test split), which then stopped on "no videos in split 'test'".
+    paths = make_synthetic_dataset(tmp_path / "data", num_videos=3, num_classes=3, feature_dim=16, length=160,
+                                   seed=0, subsets=("train", "train", "val"))
+    run = tmp_path / "run"
+    result = train(tiny_config(paths, epochs=1, eval_every=1), run, progress=False, log=lambda *_: None)
+    assert result.summary().splitlines()[-1] == (
+        f"next: mgrec evaluate {run} --split val (val scores: the test split 'test' has no videos), "
+        f"then mgrec report {run} --split val")

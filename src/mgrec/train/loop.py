@@ -92,6 +92,7 @@ class TrainResult:
     rank: int = 0  # under torchrun, only rank 0 validates and knows the selected epoch
     first_epoch: int = 0  # the first epoch this call trained (> 0 after --resume)
     class_thresholds: list[float] | None = None  # tuned beside the score threshold (postprocess.thresholds: per_class)
+    empty_test: str | None = None  # data.test_split, where the annotations hold no video of it (`next_commands`)
 
     def summary(self, next_steps: bool = True) -> str:
         """The readable end of `mgrec train`: time, the selected epoch and its val scores (percent), and
@@ -116,7 +117,7 @@ class TrainResult:
             lines.append(f"{which} {val_scores_phrase(m, self.tuned_on, self.class_thresholds)}")
         lines.append(f"run directory: {self.run_dir}")
         if next_steps:
-            lines.append(next_commands(self.run_dir))
+            lines.append(next_commands(self.run_dir, self.empty_test, self.tuned_on))
         return "\n".join(lines)
 
 
@@ -461,6 +462,7 @@ class TrainingData:
     anchor_labels: np.ndarray  # the class of each anchor
     transforms: CropTransforms | None  # None: no crop transform active, crops are cut exactly
     tuned_on: str | None  # the split the score threshold is tuned on: data.val_split; None: it has no video
+    empty_test: str | None  # data.test_split where it has no video (SMG's challenge labels no test subject)
 
 
 @dataclass
@@ -541,7 +543,7 @@ def _train(config: Config, run: RunDir, resume: bool, log, progress: bool, input
     return TrainResult(run.path, best["epoch"], best["metrics"], time.time() - started, epochs=epochs,
                        select_metric=config.train.select_metric, select_checkpoint=config.train.select_checkpoint,
                        tuned_on=data.tuned_on, rank=rank, first_epoch=start_epoch,
-                       class_thresholds=best.get("class_thresholds"))
+                       class_thresholds=best.get("class_thresholds"), empty_test=data.empty_test)
 
 
 def _plan_line(config: Config, data: TrainingData, opt: Optimisation, pseudo_videos: int, device: torch.device,
@@ -623,7 +625,8 @@ def _training_data(config: Config, run: RunDir, resume: bool, inputs: list[Path]
                    f"{longest.video_id}", parameters=count_parameters(config.model), device=device)
     return TrainingData(classes, train_split, val_split, labelled_videos, second_opinion, balancer, anchors,
                         anchor_labels, transforms if transforms.active else None,
-                        config.data.val_split if val_split.samples else None)
+                        config.data.val_split if val_split.samples else None,
+                        test if (test := config.data.test_split) and not annotations.video_ids(test) else None)
 
 
 def _write_run_header(config: Config, run: RunDir, data: TrainingData, resume: bool, encoder, pseudo_record,
