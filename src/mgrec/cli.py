@@ -1049,6 +1049,13 @@ def cmd_data_convert(args) -> None:
     if left_out:  # the challenge's test subjects come without labels; a typo in --splits would leave out others
         print(f"note: left out {len(left_out)} sample folder{'s' if len(left_out) > 1 else ''} without labels "
               f"({sample_range(left_out)}), in no split: the challenge's unlabelled test subjects?", file=sys.stderr)
+    # --fps is for the samples without a _data.csv; one whose _data.csv gives another rate keeps its own, said here
+    own_rate = [f"{info.video_id}: {info.fps:g}" for info in annotations.videos.values()
+                if args.fps is not None and info.num_frames is not None and abs(info.fps - args.fps) > 1e-6]
+    if own_rate:
+        print(f"note: --fps {args.fps:g} is for the samples without a <sample>_data.csv; a sample's own _data.csv "
+              f"keeps its rate, another in {part_of(len(own_rate), len(annotations.videos), 'video')} "
+              f"({', '.join(own_rate[:3])}{', ...' if len(own_rate) > 3 else ''})", file=sys.stderr)
     guessed = [info.video_id for info in annotations.videos.values() if info.num_frames is None]
     if guessed:  # `data check` then measured the features against a length that is no video's
         print(f"warning: {part_of(len(guessed), len(annotations.videos), 'video')} ({', '.join(guessed[:3])}"

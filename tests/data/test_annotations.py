@@ -518,8 +518,30 @@ def test_smg_without_fps_asks_for_it(tmp_path):
 
 def test_smg_fps_argument_contradicting_data_file(tmp_path):
     _sample(tmp_path, "Sample0001", "5,28,56\n", "1400,30,4095\n")
-    with pytest.raises(InputError, match=r"Sample0001_data\.csv: fps 30 contradicts the fps 28"):
+    with pytest.raises(InputError, match=r"Sample0001_data\.csv: fps 30 contradicts the fps 28 passed, which no "
+                                         r"sample reads \(each has its _data\.csv\); drop --fps"):
         read_smg_labels(tmp_path, fps=28)
+
+
+def test_smg_fps_argument_is_for_the_samples_without_a_data_file(tmp_path):
+    # A set with one sample without a _data.csv and one whose _data.csv says 30 fps had no way to convert: without
+    # --fps the first was refused, with --fps 28 the second ("contradicts ...; drop --fps"). --fps is for the first.
+    _sample(tmp_path, "Sample0001", "5,28,56\n", "1400,30,4095\n")
+    _sample(tmp_path, "Sample0002", "5,28,56\n")
+    aset = read_smg_labels(tmp_path, fps=28)
+    assert (aset.videos["Sample0001"].fps, aset.videos["Sample0001"].num_frames) == (30, 1400)
+    assert (aset.videos["Sample0002"].fps, aset.videos["Sample0002"].num_frames) == (28, None)
+
+
+def test_data_convert_says_which_samples_keep_their_own_rate_beside_fps(tmp_path, capsys):
+    from mgrec.cli import main
+
+    _sample(tmp_path / "smg", "Sample0001", "5,28,56\n", "1400,30,4095\n")
+    _sample(tmp_path / "smg", "Sample0002", "5,28,56\n")
+    assert main(["data", "convert", str(tmp_path / "smg"), "--fps", "28", "--splits", "train=1-2",
+                 "--out", str(tmp_path / "out.json")]) == 0
+    assert ("note: --fps 28 is for the samples without a <sample>_data.csv; a sample's own _data.csv keeps its rate, "
+            "another in 1 of the 2 videos (Sample0001: 30)") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

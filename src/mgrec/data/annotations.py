@@ -828,8 +828,9 @@ def read_smg_labels(
     Times are frame / fps. The fps comes from `SampleXXXX_data.csv` (`numFrames,fps,maxDepth`),
     which also gives the number of frames and so the duration; without that file the `fps`
     argument is used and the duration is taken as (last labelled end frame + 1) / fps, which
-    can be shorter than the real video. An `fps` argument that contradicts a data file is an error,
-    and so is a label row that ends past the data file's frame count.
+    can be shorter than the real video. A data file's fps wins over the `fps` argument, which is for the
+    samples without one; an `fps` argument that no sample reads (each has its data file) and that contradicts
+    one is an error, and so is a label row that ends past the data file's frame count.
 
     `splits` maps subset name -> subject numbers (Sample0007 is subject 7); default
     train 1-30, val 31-35, test 36-40 (the MiGA challenge split).
@@ -884,6 +885,9 @@ def read_smg_labels(
                      if class_map is not None
                      else "SMG's classes; label files of another class list need --class-map FILE")
     aset = AnnotationSet(classes=classes)
+    # `fps` is for the samples without a data file; beside them, a sample's own data file keeps its rate (refusing
+    # it left a set of both kinds no way to convert: without --fps the first kind is refused, with it the second)
+    fps_read_by = [name for name, folder in sample_dirs.items() if not (folder / f"{name}_data.csv").exists()]
     for name, folder in sample_dirs.items():
         labels_path = folder / f"{name}_finelabels.csv"
         subject = int(_SAMPLE_NAME.fullmatch(name).group(1))
@@ -895,8 +899,9 @@ def read_smg_labels(
         video_fps = fps
         if data_path.exists():  # a pipe or a folder there is named as such by its reader
             num_frames, video_fps = read_data_file(data_path)
-            if fps is not None and abs(fps - video_fps) > 1e-6:
-                raise InputError(f"{data_path}: fps {video_fps:g} contradicts the fps {fps:g} passed; drop --fps")
+            if fps is not None and abs(fps - video_fps) > 1e-6 and not fps_read_by:
+                raise InputError(f"{data_path}: fps {video_fps:g} contradicts the fps {fps:g} passed, which no sample "
+                                 "reads (each has its _data.csv); drop --fps")
         elif fps is None:
             raise InputError(
                 f"{folder}: no {name}_data.csv to read the fps from; pass --fps (the SMG paper reports 28)"
