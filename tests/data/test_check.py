@@ -1302,3 +1302,18 @@ def test_a_streams_configs_unset_annotations_hint_offers_no_data_features(tmp_pa
     plain.data.annotations = ""
     with pytest.raises(InputError, match=r"--set data\.annotations=\S+ --set data\.features=\S+\)$"):
         check_dataset(plain)
+
+
+def test_alike_problems_of_two_folders_are_grouped_per_folder():
+    # data.streams: the same 5 unannotated videos in the rgb and the skeleton folder were one line naming the rgb
+    # folder ("5 in all"), counted as 10 warnings; the skeleton folder's files were never named.
+    message = "feature file has no entry in the annotations (not used)"
+    problems = [Problem("warning", f"feats/{stream}/v{i}.npy", message, f"v{i}")
+                for stream in ("rgb", "skeleton") for i in range(5)]
+    grouped = grouped_problems(problems)
+    assert [(first.where, videos) for first, videos in grouped] == [
+        ("feats/rgb/v0.npy", [f"v{i}" for i in range(5)]), ("feats/skeleton/v0.npy", [f"v{i}" for i in range(5)])]
+    # one folder, each video's place naming it further on (an annotations entry): still one line
+    entries = [Problem("warning", f"ann.json [database.v{i}.annotations[{i}]]", "labelled twice", f"v{i}")
+               for i in range(5)]
+    assert len(grouped_problems(entries)) == 1

@@ -170,20 +170,20 @@ def grouped_problems(problems: list[Problem]) -> list[tuple[Problem, list[str]]]
     or, for a message said alike of more than _VIDEOS_EACH videos (classes), its first with every such video (class
     name). Only the printing groups: the report keeps every problem (the counts, the exit code and
     data.drop_bad_videos go by them)."""
-    alike: dict[tuple[str, str], list[Problem]] = {}
+    alike: dict[tuple[str, str, str], list[Problem]] = {}
     for problem in problems:
         if problem.subject is not None:
-            alike.setdefault((problem.severity, problem.alike or problem.message), []).append(problem)
+            alike.setdefault(_alike_key(problem), []).append(problem)
     # each group's videos listed once (listed again for each of its problems, 100,000 videos missing their
     # feature files took 10^10 steps: data check ran past an hour)
     subjects_of = {key: list(dict.fromkeys(p.subject for p in group)) for key, group in alike.items()}
     grouped: list[tuple[Problem, list[str]]] = []
-    shown: set[tuple[str, str]] = set()
+    shown: set[tuple[str, str, str]] = set()
     for problem in problems:
         if problem.subject is None:
             grouped.append((problem, []))
             continue
-        key = (problem.severity, problem.alike or problem.message)
+        key = _alike_key(problem)
         subjects = subjects_of[key]
         if len(subjects) <= _VIDEOS_EACH:
             grouped.append((problem, [problem.subject]))
@@ -191,6 +191,16 @@ def grouped_problems(problems: list[Problem]) -> list[tuple[Problem, list[str]]]
             shown.add(key)
             grouped.append((problem, subjects))
     return grouped
+
+
+def _alike_key(problem: Problem) -> tuple[str, str, str]:
+    """What `grouped_problems` groups by: the severity, the message, and the place up to its video's (class's) own
+    part (its last mention: `feats/v1.npy` -> `feats/`; `ann.json [database.v1.annotations[2]]` -> `ann.json
+    [database.`), so that videos alike in one folder make one line, and those of another folder (another stream's:
+    data.streams) their own; grouped by the message alone, the second folder's problems were counted and never
+    named. A place that does not name its video groups by the message alone."""
+    head = problem.where.rpartition(problem.subject)[0]
+    return problem.severity, problem.alike or problem.message, head
 
 
 def _problem_line(problem: Problem, videos: list[str]) -> str:
