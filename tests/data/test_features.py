@@ -750,6 +750,10 @@ def test_repeated_feature_files_finds_links_and_copies_reading_only_files_of_one
         (1, 5, "hold the same features"), (0, 6, "hold the same features up to float rounding")]
     shapes[4] = (20, 3)  # a file whose shape changed since it was read: the others are still compared
     assert len(feats.repeated_feature_files(files, shapes)) == 4
+    for name in ("empty", "empty_too"):  # no rows: an IndexError from the probes (callers refuse such files first)
+        np.save(tmp_path / f"{name}.npy", np.zeros((0, 3), np.float32))
+    empty = [tmp_path / "empty.npy", tmp_path / "empty_too.npy"]
+    assert feats.repeated_feature_files(empty, {0: (0, 3), 1: (0, 3)}) == [(0, 1, "hold the same features")]
 
 
 def test_videos_that_open_on_the_same_frames_are_not_compared_whole_pair_by_pair(tmp_path, monkeypatch):

@@ -844,6 +844,8 @@ def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
     indices = [index for index, fingerprint in fingerprints.items() if np.isfinite(fingerprint).all()]
     if len(indices) < 2:
         return []
+    if fingerprints[indices[0]].size == 0:  # files of no rows (or channels) hold the same nothing: the first's copies
+        return [Repeat(indices[0], index, "hold the same features") for index in indices[1:]]
     flat = [fingerprints[i].reshape(-1) for i in indices]  # views: the fingerprints are not copied into one array
     sample = np.stack([flat[i] for i in np.linspace(0, len(flat) - 1, min(len(flat), PROBE_SAMPLE)).astype(int)])
     # the spread of the middle half of the sample: values most files share (a ReLU's zeros) do not sort them apart
