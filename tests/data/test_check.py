@@ -450,6 +450,10 @@ def test_a_warm_up_that_fills_the_run_is_fixed_where_its_value_came_from(tmp_pat
         "N < 3) for the schedule's cosine decay")
     assert schedule_problem(3, 4, load_config(path, ["train.warmup_epochs=4"])).endswith(
         "never decays; pass --set train.warmup_epochs=N with N < 3 instead for the schedule's cosine decay")
+    # a config mgrec ships: its file is the installed package's (and the key may be set in its base), not one to edit
+    shipped = load_config("demo/fusion.yaml", ["train.epochs=2"])
+    assert schedule_problem(2, shipped.train.warmup_epochs, shipped).endswith(
+        "never decays; pass --set train.warmup_epochs=N with N < 2 for the schedule's cosine decay")
 
 
 def _train_and_val_document() -> dict:

@@ -31,6 +31,7 @@ from mgrec.config import (
     StreamConfig,
     key_origin,
     keys_the_variant_ignores,
+    shipped_config,
 )
 from mgrec.data.annotations import EntryError, load_annotations
 from mgrec.data.augment import class_histogram
@@ -569,6 +570,8 @@ def schedule_problem(epochs: int, warmup_epochs: int, config: Config | None = No
         fix = f"set config.train.warmup_epochs = {value}"
     elif place.startswith("--set "):
         fix = f"pass --set train.warmup_epochs={value} instead"
+    elif shipped_config(place) is not None:  # mgrec's own file, in the installed package: not one to edit
+        fix = f"pass --set train.warmup_epochs={value}"
     else:
         fix = f"set train.warmup_epochs: {value} in {place} (or pass --set train.warmup_epochs={value})"
     return (f"train.warmup_epochs {warmup_epochs} >= train.epochs {epochs}: the learning rate rises for the whole run "
