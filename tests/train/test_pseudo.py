@@ -374,11 +374,39 @@ def test_a_pool_file_named_with_the_feature_prefix_is_the_labelled_video_after_i
     into the pool is found by its name as without a prefix."""
     from pathlib import Path
 
-    from mgrec.train.pseudo import LabelledFiles
+    from mgrec.train.pseudo import labelled_twins
 
-    twins = LabelledFiles({"abc": tmp_path / "labelled" / "v_abc.npy"}, "v_")
-    assert twins.find(Path("pool/v_abc.npy"), (10, 4)) == ("abc", "")
-    assert twins.find(Path("pool/abc.npy"), (10, 4)) == ("abc", "")
+    pool = [Path("pool/v_abc.npy"), Path("pool/abc.npy"), Path("pool/v_other.npy")]
+    twins = labelled_twins(pool, dict.fromkeys(pool, (10, 4)), {"abc": tmp_path / "labelled" / "v_abc.npy"}, "v_")
+    assert twins == {pool[0]: ("abc", ""), pool[1]: ("abc", "")}
+
+
+def test_a_pool_of_many_clips_of_one_length_is_searched_for_labelled_videos_without_comparing_every_pair(
+        tmp_path, monkeypatch):
+    """Clips of one length (a lab's 10-s recordings) all share a shape: each pool file was compared with every
+    labelled file of it, pool x labelled comparisons. The search sorts them as `repeated_feature_files` does, and
+    still finds the labelled video re-extracted a rounding apart under another name."""
+    from mgrec.data import features
+    from mgrec.train.pseudo import labelled_twins
+
+    generator = np.random.default_rng(0)
+    (tmp_path / "labelled").mkdir()
+    (tmp_path / "pool").mkdir()
+    labelled = {}
+    for index in range(150):
+        labelled[f"v{index}"] = tmp_path / "labelled" / f"v{index}.npy"
+        np.save(labelled[f"v{index}"], generator.normal(size=(40, 8)).astype(np.float32))
+    pool = []
+    for index in range(150):
+        pool.append(tmp_path / "pool" / f"clip{index}.npy")
+        np.save(pool[-1], generator.normal(size=(40, 8)).astype(np.float32))
+    np.save(pool[77], (np.load(labelled["v31"]) * np.float32(1 + 3e-6)).astype(np.float32))
+    compared = []
+    same = features.same_features
+    monkeypatch.setattr(features, "same_features", lambda a, b: compared.append(1) or same(a, b))
+    twins = labelled_twins(pool, dict.fromkeys(pool, (40, 8)), labelled)
+    assert twins == {pool[77]: ("v31", f" (the same features as {labelled['v31']} up to float rounding)")}
+    assert len(compared) < 300  # every pair would be 150 x 150 = 22500
 
 
 def test_a_pool_folder_missing_empty_or_unreadable_is_said_of_the_setting(setup, tmp_path):

@@ -23,8 +23,6 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from mgrec.config import Config, PseudoLabelConfig
 from mgrec.data.datasets import VideoSample, segments_to_grid
 from mgrec.data.features import (
@@ -33,7 +31,6 @@ from mgrec.data.features import (
     check_sidecar,
     check_sidecar_length,
     feature_file_shape,
-    feature_fingerprint,
     feature_path,
     inspect_features,
     list_feature_files,
@@ -41,14 +38,13 @@ from mgrec.data.features import (
     read_sidecar,
     recipe_differences,
     repeated_feature_files,
-    same_features,
     sidecar_path,
     video_id_of,
 )
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
-from mgrec.files import counted, part_of, resolve_path
+from mgrec.files import counted, part_of
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import run_second_opinion
 from mgrec.postprocess.video import detect_video
@@ -96,9 +92,9 @@ def check_unlabeled(files: list[Path], config: Config, log=print) -> None:
     recipe_file, recipe = training_recipe(config, annotations)
     shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
     refuse_one_video_twice(files, shapes, data.feature_prefix)
-    twins = LabelledFiles(labelled, data.feature_prefix)
+    twins = labelled_twins(files, shapes, labelled, data.feature_prefix)
     for path in files:
-        video, how = twins.find(path, shapes[path])
+        video, how = twins.get(path, (None, ""))
         split = split_of.get(video)
         if split is None or (split == data.test_split and config.pseudo_labels.transductive):
             continue
@@ -257,58 +253,33 @@ def _refuse_leaks(teacher: RunDir, config: Config, annotations, trained_on: set[
                          "their labels would reach this run through the pseudo-labels")
 
 
-class LabelledFiles:
-    """The labelled videos' feature files (video id -> file), searched for a file of the unlabelled pool: by its
-    name, by the file it resolves to (a link), or by its content (a copy under another name, or the video extracted
-    again in another runtime: `same_features`). Each labelled file's header is read once, and its fingerprint only
-    when a pool file has its shape, once; a labelled file that cannot be read is skipped (it is training's to report:
-    `data.drop_bad_videos` may leave it out)."""
-
-    def __init__(self, labelled: dict[str, Path], prefix: str = ""):
-        self.labelled = labelled
-        self.prefix = prefix  # data.feature_prefix: a pool file named so is the video after it
-        self._reals: dict[Path, str] | None = None
-        self._shapes: dict[str, tuple[int, ...]] | None = None
-        self._fingerprints: dict[str, np.ndarray | None] = {}
-
-    def find(self, path: Path, shape: tuple[int, int]) -> tuple[str | None, str]:
-        """The annotated video that the unlabelled file `path` (of `shape`) is, and how it was found (words for a
-        message); (None, "") when it is none of them."""
-        if video_id_of(path, self.prefix) in self.labelled:
-            return video_id_of(path, self.prefix), ""
-        if self._reals is None:  # each labelled path resolved once, not once per pool file
-            self._reals = {resolve_path(file): video for video, file in self.labelled.items() if file.is_file()}
-        video = self._reals.get(resolve_path(path))
-        if video is not None:
-            return video, f" (it is {self.labelled[video]})"
-        same_shape = [video for video, own in self.shapes().items() if own == tuple(shape)]
-        if same_shape:
-            fingerprint = feature_fingerprint(path)
-            for video in same_shape:
-                if video not in self._fingerprints:
-                    self._fingerprints[video] = _readable_fingerprint(self.labelled[video])
-                own = self._fingerprints[video]
-                how = None if own is None or own.shape != fingerprint.shape else same_features(own, fingerprint)
-                if how is not None:
-                    rounding = " up to float rounding" if how.endswith("up to float rounding") else ""
-                    return video, f" (the same features as {self.labelled[video]}{rounding})"
-        return None, ""
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        if self._shapes is None:
-            self._shapes = {}
-            for video, file in self.labelled.items():
-                if file.is_file():
-                    with contextlib.suppress(InputError):
-                        self._shapes[video] = tuple(feature_file_shape(file))
-        return self._shapes
-
-
-def _readable_fingerprint(path: Path) -> np.ndarray | None:
-    try:
-        return feature_fingerprint(path)
-    except InputError:
-        return None
+def labelled_twins(pool: list[Path], shapes: dict[Path, tuple[int, int]], labelled: dict[str, Path],
+                   prefix: str = "") -> dict[Path, tuple[str, str]]:
+    """The pool files that are annotated videos: file -> (video id, how it was found, words for a message). A pool
+    file is one by its name, by the file it resolves to (a link), or by its content (a copy under another name, or
+    the video extracted again in another runtime: `repeated_feature_files`, which compares the files of one shape
+    without comparing every pair). Only the labelled files of a pool file's shape are read past their header; one that
+    cannot be read is left out (it is training's to report: `data.drop_bad_videos` may leave it out)."""
+    found = {path: (video_id_of(path, prefix), "") for path in pool if video_id_of(path, prefix) in labelled}
+    pool_shapes = {tuple(shapes[path]) for path in pool}
+    videos, labelled_shapes = [], []
+    for video, file in labelled.items():
+        if file.is_file():
+            with contextlib.suppress(InputError):
+                shape = tuple(feature_file_shape(file))
+                if shape in pool_shapes:
+                    videos.append(video)
+                    labelled_shapes.append(shape)
+    # the labelled files first: a pool file is paired with the first file it repeats, so with a labelled one if any
+    files = [labelled[video] for video in videos] + list(pool)
+    all_shapes = dict(enumerate(labelled_shapes + [tuple(shapes[path]) for path in pool]))
+    for repeat in repeated_feature_files(files, all_shapes):
+        if repeat.first < len(videos) <= repeat.then:
+            file = labelled[videos[repeat.first]]
+            how = (f" (it is {file})" if repeat.how == "are one file" else
+                   f" (the same features as {file}{' up to float rounding' * repeat.how.endswith('float rounding')})")
+            found.setdefault(files[repeat.then], (videos[repeat.first], how))
+    return found
 
 
 def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
