@@ -380,3 +380,23 @@ def test_a_field_value_is_a_number_of_python_s_or_none_with_words_for_why():
                          (None, "the NoneType None is no number")):
         assert as_real(value) is None, value
         assert number_refusal(value).startswith(words), number_refusal(value)
+
+
+def test_stopped_in_names_the_video_of_an_interruption_and_keeps_errors_as_they_are():
+    """`StoppedIn`: an interruption leaves with words naming the video it stopped in (its type kept, for the CLI's
+    exit code); words an inner loop gave are kept; an error keeps its type and message, with a note naming the video."""
+    from mgrec.files import StoppedIn
+
+    def run(exc: BaseException, videos=("a", "b", "c")) -> BaseException:
+        with pytest.raises(type(exc)) as raised, StoppedIn("video", len(videos), lambda done: f"{done} kept") as where:
+            for video in videos:
+                where.at(video)
+                if video == "b":
+                    raise exc
+        return raised.value
+
+    assert str(run(KeyboardInterrupt())) == "stopped in video 'b' (2 of 3: 1 finished before it): 1 kept"
+    assert str(run(KeyboardInterrupt("said nearer the work"))) == "said nearer the work"
+    error = run(RuntimeError("CUDA out of memory"))
+    assert str(error) == "CUDA out of memory" and error.__notes__ == ["mgrec: in video 'b' (2 of 3)"]
+    assert not hasattr(run(InputError("b.npy: bad")), "__notes__")  # it names its file

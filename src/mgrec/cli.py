@@ -1684,12 +1684,15 @@ def cmd_stream(args) -> int:
             )
         except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others
-            said = []
-            if stopped.not_streamed:
-                left = stopped.not_streamed
-                said.append(f"the {counted(len(left), 'video')} after the interrupted one "
-                            f"{'was' if len(left) == 1 else 'were'} not streamed "
-                            f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
+            # the video it stopped in named first: "the videos after the interrupted one" left the reader to find
+            # which one that was among the summaries above
+            left, before = stopped.not_streamed, len(ended) - 1  # `ended` holds the interrupted one's summary too
+            total = before + 1 + len(left)
+            said = [f"in video {stopped.summary.video_id!r} ({before + 1} of {total}: {before} streamed to the end "
+                    "before it)"]
+            if left:
+                said.append(f"the {counted(len(left), 'video')} after it {'was' if len(left) == 1 else 'were'} not "
+                            f"streamed ({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
             if args.out is not None:  # each finished video's file is kept; the same command streams the others
                 kept = stopped.label_files
                 holds = ("no label file yet (no video was streamed to its end)" if not kept else
@@ -1697,8 +1700,9 @@ def cmd_stream(args) -> int:
                          f"{'its' if len(kept) == 1 else 'their'} end")
                 said.append(f"{args.out} holds {holds} and is marked unfinished (`mgrec score` refuses it): the same "
                             "command again streams the others into it, the interrupted one from its start")
-            if said:
-                print(terminal.visible(f"stopped: {', and '.join(said)}"), file=sys.stderr)
+            if total > 1 or args.out is not None:  # one video's summary said it was interrupted, and where
+                print(terminal.visible(f"stopped {said[0]}: {', and '.join(said[1:]) or 'it was the last'}"),
+                      file=sys.stderr)
             return 128 + int(received[0] if received else signal.SIGINT)
         except KeyboardInterrupt:  # before the stream started, or a second signal while it ended
             if not received:

@@ -66,6 +66,47 @@ def part_of(part: int, whole: int, noun: str) -> str:
     return f"{part} of the {counted(whole, noun)}"
 
 
+class StoppedIn:
+    """Which of a command's several videos its work is in, for the words an interruption there ends with.
+
+    Ctrl-C (or SIGTERM) in `detect`, `extract` or `evaluate` of 40 videos said "mgrec: interrupted" alone: not which
+    video it stopped in, how many were finished, nor what became of their outputs. A context manager around the
+    loop, `at(video)` at the start of each (those before it are finished, or failed and said so): an interruption
+    (KeyboardInterrupt, the CLI's Terminated) leaves with those words as its message, its type kept ("mgrec:
+    interrupted; stopped in video ..."); an error other than InputError (which names its file) carries a note naming
+    the video, shown with its traceback. `kept(done)` says where the finished videos' outputs are, or that none is
+    written yet."""
+
+    def __init__(self, unit: str, total: int, kept: Callable[[int], str]) -> None:
+        self.unit, self.total, self.kept = unit, total, kept
+        self.current: str | None = None
+        self.position = 0  # of the current one, from 1
+
+    def at(self, name: object) -> None:
+        self.current, self.position = str(name), self.position + 1
+
+    def words(self) -> str:
+        done = self.position - 1
+        return (f"stopped in {self.unit} {self.current!r} ({self.position} of {self.total}: {done} finished before "
+                f"it): {self.kept(done)}")
+
+    def __enter__(self) -> StoppedIn:
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if exc is None or self.current is None:
+            return False
+        if isinstance(exc, Exception):
+            if not isinstance(exc, InputError):
+                exc.add_note(f"mgrec: in {self.unit} {self.current!r} ({self.position} of {self.total})")
+        elif isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Terminated":
+            # `cli.Terminated` (SIGTERM) is named, not imported: the command layer sits above this one. Words
+            # given already (an inner loop's, a command's own) are kept: they are nearer the work.
+            if not str(exc):
+                exc.args = (self.words(),)
+        return False  # raised on, as it was
+
+
 def brief(value: object, limit: int = 80) -> str:
     """`repr(value)`, cut to about `limit` characters, for values quoted in error messages.
 

@@ -1398,3 +1398,35 @@ def test_streaming_a_video_of_several_video_streams_says_which_it_reads(tmp_path
     assert capsys.readouterr().err == (f"note: {both}: it holds 2 video streams and mgrec reads the first, 32x32; to "
                                        "read another, copy it into a file of its own: ffmpeg -i IN -map 0:v:1 -c copy "
                                        "OUT.mkv\n")
+
+
+def test_an_interrupted_detect_or_evaluate_names_the_video_it_stopped_in(trained_run, tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM) in `detect` of several videos, or in `evaluate`, said "mgrec: interrupted" alone: not which
+    video it stopped in, how many were finished, nor that nothing was written yet."""
+    run, paths = trained_run
+    detect, calls = OfflineDetector.detect, []
+
+    def interrupted_at_the_second(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return detect(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(OfflineDetector, "detect", interrupted_at_the_second)
+    videos = sorted(paths.features.glob("*.npy"))
+    out = tmp_path / "d.json"
+    assert main(["detect", str(run), *map(str, videos), "--out", str(out)]) == 130
+    assert (f"mgrec: interrupted; stopped in video '{videos[1].stem}' (2 of 4: 1 finished before it): nothing was "
+            f"written to {out} (detect writes it once every video is detected)") in capsys.readouterr().err
+    assert not out.exists()
+
+    def terminated_in_the_first(self, *args, **kwargs):
+        from mgrec.cli import Terminated
+
+        raise Terminated
+
+    monkeypatch.setattr(OfflineDetector, "detect_read", terminated_in_the_first)
+    assert main(["evaluate", str(run), "--split", "test"]) == 143
+    assert ("mgrec: terminated; stopped in video 'synthetic_003' (1 of 1: 0 finished before it): nothing was written "
+            "into the run (evaluate writes its files once every video of split test is scored)"
+            ) in capsys.readouterr().err

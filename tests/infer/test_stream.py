@@ -539,7 +539,9 @@ def test_an_interrupted_folder_says_which_videos_were_not_streamed_and_the_run_s
     calls.clear()
     assert main(["stream", str(tmp_path / "run"), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 130
     printed = capsys.readouterr().err
-    assert "stopped: the 1 video after the interrupted one was not streamed (Sample0038)" in printed
+    # the video it stopped in named, not "the interrupted one" left to be found among the summaries
+    assert "stopped in video 'Sample0037' (2 of 3: 1 streamed to the end before it): the 1 video after it was not " \
+        "streamed (Sample0038)" in printed
 
 
 def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_stream(tmp_path, capsys):

@@ -73,7 +73,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import check_writable, is_hidden, missing_folder_problem, resolve_path
+from mgrec.files import StoppedIn, check_writable, is_hidden, missing_folder_problem, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -250,15 +250,19 @@ def extract_videos(
     check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
     check_runtime(runtime)  # before the inputs are searched and the folder held
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
-    with holding(out_dir):  # before the backbone loads: a second extraction into the folder is refused at once
+    # each video's features are written as it ends, and the rows of one interrupted are saved (`PartialFeatures`)
+    where = StoppedIn("video", len(files), lambda done: f"the features of those finished are in {out_dir}, and the "
+                      "rows made of this one are saved there: the same command again skips the finished ones and "
+                      "resumes it")
+    with holding(out_dir), where:  # before the backbone loads: a second extraction into the folder is refused at once
         model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
                                        frames_per_window, precision, runtime)
-        return _extract_video_files(files, Path(out_dir), model, window, stride, batch, progress)
+        return _extract_video_files(files, Path(out_dir), model, window, stride, batch, progress, where)
 
 
 def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, window: int, stride: int, batch: int,
-                         progress: bool) -> list[ExtractResult]:
-    """`extract_videos`'s work, in its held output folder."""
+                         progress: bool, where: StoppedIn) -> list[ExtractResult]:
+    """`extract_videos`'s work, in its held output folder; `where` is told each video it starts."""
     recipe_name = f"{model.name}@{model.image_size}"
     recipe_precision = precision_name(model.autocast)
     if model.frames_per_window is not None:
@@ -266,6 +270,7 @@ def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, wind
 
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
+        where.at(path)
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
                                  frames_per_window=model.frames_per_window, source=path, precision=recipe_precision)
@@ -361,15 +366,18 @@ def extract_skeletons(
         raise InputError(f"--fps: {fps_problem(fps)}")
     # SMG sample folders also hold label and data CSVs: only *_skeleton.csv files are inputs.
     files = shard_for_this_process(collect_inputs(csvs, ("_skeleton.csv",), "skeleton CSV"))
-    with holding(out_dir):
-        return _extract_skeleton_files(files, Path(out_dir), window, stride, fps, progress)
+    where = StoppedIn("skeleton file", len(files), lambda done: f"the features of those finished are in {out_dir}: "
+                      "the same command again skips them")
+    with holding(out_dir), where:
+        return _extract_skeleton_files(files, Path(out_dir), window, stride, fps, progress, where)
 
 
 def _extract_skeleton_files(files: list[Path], out_dir: Path, window: int, stride: int, fps: float | None,
-                            progress: bool) -> list[ExtractResult]:
-    """`extract_skeletons`'s work, in its held output folder."""
+                            progress: bool, where: StoppedIn) -> list[ExtractResult]:
+    """`extract_skeletons`'s work, in its held output folder; `where` is told each file it starts."""
     results, failures = [], []
     for path in tqdm(files, desc="skeletons", unit="file", disable=not progress):
+        where.at(path)
         feature_path = out_dir / f"{video_id(path)}.npy"
         started = time.perf_counter()
         try:

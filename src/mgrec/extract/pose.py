@@ -95,7 +95,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import resolve_path
+from mgrec.files import StoppedIn, resolve_path
 from mgrec.smg_csv import fps_problem
 from mgrec.timeline import FeatureGrid
 
@@ -307,14 +307,18 @@ def extract_poses(
     check_numbers(window=window, stride=stride)
     mediapipe = load_mediapipe()  # before any work: the one fix is another venv
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
-    with holding(out_dir):
-        return _extract_pose_files(files, Path(out_dir), mediapipe, window, stride, progress)
+    where = StoppedIn("video", len(files), lambda done: f"the features of those finished are in {out_dir}: the same "
+                      "command again skips them")
+    with holding(out_dir), where:
+        return _extract_pose_files(files, Path(out_dir), mediapipe, window, stride, progress, where)
 
 
-def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int, stride: int, progress: bool) -> list:
-    """`extract_poses`'s work, in its held output folder."""
+def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int, stride: int, progress: bool,
+                        where: StoppedIn) -> list:
+    """`extract_poses`'s work, in its held output folder; `where` is told each video it starts."""
     results, failures = [], []
     for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
+        where.at(path)
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = finished_sidecar(feature_path, POSE, None, window, stride, source=path)
         if done is not None:

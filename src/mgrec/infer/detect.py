@@ -23,7 +23,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
-from mgrec.files import check_writable, counted, part_of
+from mgrec.files import StoppedIn, check_writable, counted, part_of
 from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
@@ -111,19 +111,24 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         results: dict[str, list[Detection]] = {}
         fps_by_video: dict[str, float] = {}
         durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
-        for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
-            try:
-                video_fps = detector.file_fps(path, fps, what="--fps")
-                detections = detector.detect(path, video_ids[path], fps=video_fps)
-            except InputError as exc:
-                if failed is None:
-                    raise
-                failed.append(str(exc))
-                continue
-            results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
-            grid = detector.grid(video_fps)
-            fps_by_video[video_ids[path]] = grid.fps
-            durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
+        # detections are written once every video is detected: an interruption leaves nothing half written
+        where = StoppedIn("video", len(paths), lambda done: f"nothing was written to {out} (detect writes it once "
+                          "every video is detected); the same command again detects them all")
+        with where:
+            for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
+                where.at(video_ids[path])
+                try:
+                    video_fps = detector.file_fps(path, fps, what="--fps")
+                    detections = detector.detect(path, video_ids[path], fps=video_fps)
+                except InputError as exc:
+                    if failed is None:
+                        raise
+                    failed.append(str(exc))
+                    continue
+                results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
+                grid = detector.grid(video_fps)
+                fps_by_video[video_ids[path]] = grid.fps
+                durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
         if not results:
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
         out = Path(out)

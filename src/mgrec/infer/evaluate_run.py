@@ -19,7 +19,7 @@ from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
 from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
-from mgrec.files import brief, counted, resolve_path, shell_word, spelt_alike_beside
+from mgrec.files import StoppedIn, brief, counted, resolve_path, shell_word, spelt_alike_beside
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector, check_read_unchanged
 from mgrec.model.fusion import GatedFusionEncoder
@@ -51,19 +51,24 @@ def detect_split(detector: OfflineDetector, split: str, progress: bool = False, 
     streams were let in, filled from the same forward passes."""
     annotations, video_ids = split_to_score(detector, split)
     ranked = {}
-    for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
-        info = annotations.videos[video_id]
-        if detector.members is not None:  # each member reads its own features
-            ranked[video_id] = detector.detect_listed(video_id, info.fps)
-            continue
-        fps = detector.listed_fps(info.fps)
-        stamps: list[tuple[Path, str]] = []
-        features = detector.listed_features(video_id, fps, stamps)
-        with gates.recording() if gates is not None else nullcontext():
-            ranked[video_id] = detector.detect_read(features, video_id, fps)
-        check_read_unchanged(stamps)  # a file replaced while it was read: another file's detections scored as its
-        if gates is not None:
-            gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
+    # the run's files are written once the whole split is detected and scored: an interruption leaves none half
+    where = StoppedIn("video", len(video_ids), lambda done: "nothing was written into the run (evaluate writes its "
+                      f"files once every video of split {split} is scored): the same command again detects them all")
+    with where:
+        for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
+            where.at(video_id)
+            info = annotations.videos[video_id]
+            if detector.members is not None:  # each member reads its own features
+                ranked[video_id] = detector.detect_listed(video_id, info.fps)
+                continue
+            fps = detector.listed_fps(info.fps)
+            stamps: list[tuple[Path, str]] = []
+            features = detector.listed_features(video_id, fps, stamps)
+            with gates.recording() if gates is not None else nullcontext():
+                ranked[video_id] = detector.detect_read(features, video_id, fps)
+            check_read_unchanged(stamps)  # a file replaced while it was read: another file's detections scored as its
+            if gates is not None:
+                gates.add(len(features), annotations.segments.get(video_id, []), detector.grid(fps))
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
     return ranked, ground_truth
 
@@ -313,24 +318,29 @@ def evaluate_online(
     streamed_latency: list[float] = []
     summaries = []
     update_threads = torch.get_num_threads() if threads is None else threads
-    for video_id in tqdm(video_ids, desc=f"{split} online", unit="video", disable=not progress, leave=False):
-        kept: list[Emission] = []
-        listed_fps = detector.listed_fps(annotations.videos[video_id].fps)
-        said_as = f"the fps of {data_annotations} for it"
-        if detector.members is None:
-            source = video_source(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
-                                  listed_fps, detector.stream_folders, fps_said_as=said_as)
-        else:  # a detection-level ensemble: each member's file from its own folders, as `detect_listed` reads them
-            paths = [stream_path(m.config.data.input_streams()[0], video_id, m.stream_folders)
-                     for m in detector.members]
-            annotated = annotations.videos[video_id].fps  # each member places it by its own data.fps, as detect_listed
-            source = ensemble_source(detector, paths, video_id, [m.listed_fps(annotated) for m in detector.members],
-                                     fps_said_as=said_as, files_given=False)
-        with torch_threads(update_threads):
-            summary = stream_video(detector, source, video_id, lookahead, kept=kept)
-        emitted[video_id] = [emission.detection for emission in kept]
-        streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]
-        summaries.append(summary)
+    where = StoppedIn("video", len(video_ids), lambda done: "nothing was written into the run (evaluate writes its "
+                      f"files once every video of split {split} is scored): the same command again streams them all")
+    with where:
+        for video_id in tqdm(video_ids, desc=f"{split} online", unit="video", disable=not progress, leave=False):
+            where.at(video_id)
+            kept: list[Emission] = []
+            listed_fps = detector.listed_fps(annotations.videos[video_id].fps)
+            said_as = f"the fps of {data_annotations} for it"
+            if detector.members is None:
+                source = video_source(detector, stream_path(grid_stream, video_id, detector.stream_folders), video_id,
+                                      listed_fps, detector.stream_folders, fps_said_as=said_as)
+            else:  # a detection-level ensemble: each member's file from its own folders, as `detect_listed` reads them
+                paths = [stream_path(m.config.data.input_streams()[0], video_id, m.stream_folders)
+                         for m in detector.members]
+                # each member places it by its own data.fps, as detect_listed
+                annotated = annotations.videos[video_id].fps
+                source = ensemble_source(detector, paths, video_id, [m.listed_fps(annotated) for m in detector.members],
+                                         fps_said_as=said_as, files_given=False)
+            with torch_threads(update_threads):
+                summary = stream_video(detector, source, video_id, lookahead, kept=kept)
+            emitted[video_id] = [emission.detection for emission in kept]
+            streamed_latency += [emission.latency for emission in kept[: len(kept) - summary.decided_at_end]]
+            summaries.append(summary)
     post = detector.postprocess
     ground_truth = {v: annotations.segments.get(v, []) for v in video_ids}
     result = score(ground_truth, emitted, detector.classes, post.score_threshold, split=split,
