@@ -15,7 +15,7 @@ import yaml
 from mgrec.config import DOC, Config
 
 REFERENCE_PATH = "docs/config.md"
-REFERENCE_COMMAND = "python -m mgrec.config_reference > docs/config.md"
+REFERENCE_COMMAND = f"python -m mgrec.config_reference > {REFERENCE_PATH}"
 
 # ActionFormer / DyFADet YAML key, OpenTAD Python-config key, mgrec key(s), note. "" = no counterpart.
 # Facts from the released code (actionformer_release, DyFADet-pytorch, OpenTAD); the test checks that

@@ -126,7 +126,8 @@ def test_bounds_a_column_at_a_time_are_the_array_of_pairs():
     as long); times of every type the scores take (float, int, numpy's, Fraction) give the same array, empty too."""
     import random
 
-    from mgrec.evaluate.matching import _bounds_reference, bounds
+    from mgrec.evaluate.matching import bounds
+    from mgrec.records import _bounds_reference
 
     rng = random.Random(0)
     kinds = [float, int, np.float32, np.float64, lambda v: Fraction(v).limit_denominator(1000)]

@@ -228,15 +228,15 @@ def test_the_backbone_stays_in_eval_mode_and_the_adapters_weights_round_trip():
     assert torch.equal(adapted(frames), adapted(frames))  # the backbone's dropout stays off
     randomise_adapters(adapted)
     other = add_adapters(tiny_videomae(hidden_dropout_prob=0.5), AdapterConfig())
-    other.load_adapter_state_dict(adapted.adapter_state_dict())
+    other.load_adapter_state_dict(adapted.adapters.state_dict())
     assert torch.equal(other(frames), adapted(frames))
-    assert not any("backbone" in name for name in adapted.adapter_state_dict())
+    assert not any("backbone" in name for name in adapted.adapters.state_dict())
     spatial = add_adapters(tiny_videomae(), AdapterConfig(kind="spatial_temporal"))
     with pytest.raises(InputError, match=r"run.pt: adapter tensor '0.spatial.bias' is missing"):
-        spatial.load_adapter_state_dict(adapted.adapter_state_dict(), "run.pt")
+        spatial.load_adapter_state_dict(adapted.adapters.state_dict(), "run.pt")
     narrow = add_adapters(tiny_videomae(), AdapterConfig(ratio=0.5))
     with pytest.raises(InputError, match=r"'0.down.weight' has shape \(8, 32\), expected \(16, 32\)"):
-        narrow.load_adapter_state_dict(adapted.adapter_state_dict())
+        narrow.load_adapter_state_dict(adapted.adapters.state_dict())
 
 
 # -- other image sizes and clip lengths ------------------------------------------------------------------

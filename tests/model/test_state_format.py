@@ -5,7 +5,7 @@ import pytest
 import torch
 from tests.model.helpers import VARIANTS, perturbed, prefix_mask, tiny_config
 
-from mgrec.model.detector import STATE_FORMAT_VERSION, build_detector, upgrade_state_dict
+from mgrec.model.detector import build_detector, upgrade_state_dict
 
 DYNE_KERNELS = ("instance_gate", "instance_value", "window_gate", "window_conv", "expanded_conv")
 
@@ -21,10 +21,6 @@ def to_format_1(state):
                 key = key.replace(f".mixer.{kernel}_{kind}", f".{kernel}.{kind}")
         old[key] = value
     return old
-
-
-def test_the_state_format_is_version_2():
-    assert STATE_FORMAT_VERSION == 2
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

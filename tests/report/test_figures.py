@@ -7,7 +7,6 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from mgrec.evaluate.analysis import (
-    CHARACTERISTICS,
     ERROR_TYPES,
     analyze,
     analyze_hard_set,
@@ -55,7 +54,7 @@ def test_false_negative_bars_are_the_rates(analysis):
     (axes,) = figure.axes
     expected = [
         0.0 if rate is None else 100 * rate
-        for name in CHARACTERISTICS
+        for name in analysis.characteristics
         for rate in analysis.characteristics[name].false_negative_rates
     ]
     assert bar_heights(axes) == pytest.approx(expected)
@@ -77,7 +76,7 @@ def test_false_positive_profile_stacks_to_100_and_shows_the_gains(analysis):
 def test_sensitivity_bars_and_reference_line(analysis):
     figure = sensitivity_figure(analysis)
     left = figure.axes[0]
-    expected = [0.0 if v is None else 100 * v for name in CHARACTERISTICS for v in analysis.characteristics[name].map_n]
+    expected = [0.0 if v is None else 100 * v for c in analysis.characteristics.values() for v in c.map_n]
     assert bar_heights(left) == pytest.approx(expected)
     dashed = [line for line in left.lines if line.get_linestyle() == "--"]
     assert dashed and dashed[0].get_ydata()[0] == pytest.approx(100 * analysis.map_n)

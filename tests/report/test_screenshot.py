@@ -15,7 +15,7 @@ from PIL import Image
 from test_html import build_run_dir
 
 from mgrec.report.html import write_report
-from mgrec.report.screenshot import chromium_command, dominant_share, find_chromium, screenshot
+from mgrec.report.screenshot import chromium_command, find_chromium, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +29,14 @@ def run_chromium(page: Path, profile: Path, *action: str) -> subprocess.Complete
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
+
+
+def dominant_share(png: Path) -> float:
+    """The share of the image's pixels that have its most common colour (1.0: a blank picture)."""
+    with Image.open(png) as image:
+        picture = image.convert("RGB")
+    counts = picture.getcolors(maxcolors=picture.width * picture.height)
+    return max(count for count, _ in counts) / (picture.width * picture.height)
 
 
 class RenderedDom(HTMLParser):

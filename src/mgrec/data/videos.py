@@ -844,7 +844,7 @@ class VideoClips:
         if batch < 1:
             raise InputError(f"batch must be a positive integer, got {batch}")
         # its frame size was said once, by its probe (`warnings`): not again at every pass over it
-        frames = iter_frames(self.path, self.image_size, warn=lambda said_by_the_probe: None)
+        frames = iter_frames(self.path, self.image_size, warn=lambda _: None)
         every = window_clips(frames, self.window, self.stride, self.frames_per_clip)
         # A stream longer than its declared frame count has windows past `length`; they are not on
         # the grid the rest of mgrec uses for this video (and the stream is still read to its end).

@@ -87,7 +87,6 @@ from mgrec.evaluate.matching import bounds, greedy_match, scores, tiou_above, ti
 from mgrec.records import Detection, Segment
 
 SIZE_LABELS = ("XS", "S", "M", "L", "XL")
-CHARACTERISTICS = ("relative_length", "length", "instances")  # analysed by default, in this order
 ALL_CHARACTERISTICS = ("relative_length", "coverage", "length", "instances")
 # How each characteristic's bin edges are printed: "(2, 5] s", "(0.8, 1.25] × class median".
 CHARACTERISTIC_UNITS = {"relative_length": "× class median", "coverage": "of the video", "length": "s",
@@ -158,6 +157,7 @@ RELATIVE_LENGTH_BINS = Bins((0.0, 0.5, 0.8, 1.25, 2.0, math.inf))  # times the m
 COVERAGE_BINS = Bins((0.0, 0.02, 0.04, 0.06, 0.08, 1.0))  # DETAD's THUMOS-14 coverage bins
 LENGTH_BINS = Bins((0.0, 2.0, 5.0, 7.0, 9.75, math.inf))  # seconds; the paper's SMG bins
 INSTANCE_BINS = Bins((0.0, 15.0, 100.0, 200.0, math.inf))  # the paper's SMG bins (counts are >= 1)
+# the characteristics analysed by default, in this order
 DEFAULT_BINS = {"relative_length": RELATIVE_LENGTH_BINS, "length": LENGTH_BINS, "instances": INSTANCE_BINS}
 
 

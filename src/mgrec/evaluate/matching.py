@@ -25,7 +25,7 @@ from mgrec.files import brief
 
 # bounds, scores and check_records live with the records, where mgrec.postprocess may use them too; the metrics
 # import them from here as before
-from mgrec.records import Detection, Segment, _bounds_reference, bounds, check_records, scores  # noqa: F401
+from mgrec.records import Detection, Segment, bounds, check_records, scores  # noqa: F401
 
 TIOU_TOLERANCE = 1e-9
 

@@ -224,13 +224,9 @@ class AdaptedVideoMAE(nn.Module):
         frozen = list(self.backbone.parameters())
         return frozen + ([] if self.fc_norm is None else list(self.fc_norm.parameters()))
 
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """The adapters' weights only, without the frozen backbone (what a run's checkpoint keeps of the encoder,
-        under `adapters.`: `EndToEndDetector.state_dict` leaves the frozen modules out)."""
-        return {name: value.detach().clone() for name, value in self.adapters.state_dict().items()}
-
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor], source: str = "adapter weights") -> None:
-        """Load `adapter_state_dict()` output; InputError naming `source` and the first mismatching tensor."""
+        """Load the adapters' weights (`self.adapters.state_dict()`: what a run's checkpoint keeps of the encoder,
+        under `adapters.`); InputError naming `source` and the first mismatching tensor."""
         own = self.adapters.state_dict()
         if differing := sorted(set(own) ^ set(state)):
             name = differing[0]

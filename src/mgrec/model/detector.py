@@ -8,8 +8,8 @@ Three variants behind one interface (`build_detector(ModelConfig)`):
 The neck between encoder and head is a channel LayerNorm per level (DyFADet's "identity" neck).
 `mgrec.model.reference.ReferenceDetector` runs the same parameters through the paper-shaped forward.
 
-Weights are stored as the detector's state dict; `upgrade_state_dict` reads the dicts of earlier
-state formats (`STATE_FORMAT_VERSION`).
+Weights are stored as the detector's state dict; `upgrade_state_dict` reads the dicts of the earlier
+state format 1.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from mgrec.model.heads import DetectionHead, build_head
 from mgrec.model.masking import apply_mask
 from mgrec.model.norm import ChannelLayerNorm
 
-# The layout of the detector's state dict. 1: the DFA gate and the DynE depthwise kernels were
-# nn.Conv1d modules; 2: they are named parameters (see `upgrade_state_dict`).
-STATE_FORMAT_VERSION = 2
+# The layout of the detector's state dict, format 2: the DFA gate and the DynE depthwise kernels are named
+# parameters; in format 1 they were nn.Conv1d modules (`upgrade_state_dict` reads it).
 
 
 @dataclass
@@ -139,7 +138,7 @@ _RENAMED_IN_FORMAT_2 = [
 
 
 def upgrade_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """A detector state dict of state format 1 or 2 -> format `STATE_FORMAT_VERSION` (2).
+    """A detector state dict of state format 1 or 2 -> format 2 (today's).
 
     Format 1 -> 2 renames, shapes unchanged:
         <dfa>.gate_logits.weight / .bias           -> <dfa>.gate_weight / gate_bias

@@ -68,14 +68,6 @@ def screenshot(
     return png
 
 
-def dominant_share(png: str | Path) -> float:
-    """The share of the image's pixels that have its most common colour (1.0: a blank picture)."""
-    with Image.open(png) as image:
-        picture = image.convert("RGB")
-    counts = picture.getcolors(maxcolors=picture.width * picture.height)
-    return max(count for count, _ in counts) / (picture.width * picture.height)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mgrec.report.screenshot", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
