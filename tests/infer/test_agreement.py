@@ -106,7 +106,7 @@ def test_under_bf16_autocast_the_final_predictors_run_in_float32(variant):
 # Where float32 features are made on purpose under bf16 autocast: the channel LayerNorm's statistics and
 # the final predictors (`model.heads._in_float32`, `Predictors.classify` / `regress`), in these functions
 # and whatever they call; and the detector's input, the float32 features themselves.
-FLOAT32_ON_PURPOSE = {"_at_least_float32", "_channel_layer_norm", "grouped_channel_layer_norm", "_in_float32",
+FLOAT32_ON_PURPOSE = {"at_least_float32", "_channel_layer_norm", "grouped_channel_layer_norm", "_in_float32",
                       "classify", "regress"}
 THE_INPUT = ("detector.py", "forward")
 

@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from mgrec.data.features import check_feature_values
 from mgrec.errors import InputError, where
 from mgrec.files import brief, decode_utf8, read_file_bytes, text_lines
-from mgrec.smg_csv import DECIMAL_ROW, decimal_number, fps_problem, read_data_file
+from mgrec.smg_csv import DECIMAL_ROW, fps_problem, parses_as_number, read_data_file
 
 NUM_JOINTS = 25
 VALUES_PER_JOINT = 11
@@ -81,7 +81,7 @@ def read_skeleton_csv(path: Path) -> Skeleton:
                 raise ValueError(line)
             rows[number - 1] = np.array(fields, dtype=np.float64)
         except ValueError:
-            bad = next(field for field in fields if not _is_decimal(field))
+            bad = next(field for field in fields if not parses_as_number(field))
             raise InputError(f"{where(path, number)}: expected numbers (ASCII digits), found {brief(bad.strip(' '))}"
                              ) from None
     if not np.isfinite(rows).all():
@@ -118,16 +118,6 @@ def read_sample_fps(path: Path) -> float:
     Read by `mgrec.smg_csv.read_data_file`, the one reader of these files: the fps is finite, > 0
     and at most `mgrec.smg_csv.MAX_FPS`."""
     return read_data_file(path)[1]
-
-
-def _is_decimal(text: str) -> bool:
-    """Whether `text` is a number as a CSV holds one (`mgrec.smg_csv.decimal_number`), to name the cell a row
-    failed on."""
-    try:
-        decimal_number(text)
-    except ValueError:
-        return False
-    return True
 
 
 def window_means(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:

@@ -42,7 +42,7 @@ from mgrec.config import ModelConfig
 from mgrec.model.attention import SpatialTemporalAttention
 from mgrec.model.dyfadet import DFAConv1d, dfa_in_one_pass
 from mgrec.model.masking import MaskedConv1d, apply_mask, max_over
-from mgrec.model.norm import ChannelLayerNorm, autocast_off
+from mgrec.model.norm import ChannelLayerNorm, at_least_float32, autocast_off
 from mgrec.model.pyramid import PackedLevels, Segments
 
 
@@ -82,7 +82,7 @@ def _in_float32(conv: MaskedConv1d, x: Tensor, mask: Tensor) -> Tensor:
     0.016 (max 0.051) to 0.0046 (max 0.028) with these two convs in float32, and that of the offsets
     from 0.017 to 0.009 feature steps; they are a tiny part of the compute (num_classes + 2 outputs).
     """
-    wide = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    wide = at_least_float32(x)
     with autocast_off(x.device.type):
         return conv(wide, mask)
 

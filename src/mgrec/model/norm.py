@@ -58,7 +58,8 @@ def autocast_off(device_type: str) -> AbstractContextManager:
     return torch.autocast(device_type, enabled=False) if torch.is_autocast_enabled(device_type) else nullcontext()
 
 
-def _at_least_float32(x: Tensor) -> Tensor:
+def at_least_float32(x: Tensor) -> Tensor:
+    """`x` as float32 where it is of a narrower float (bf16, fp16); float32 and float64 as they are."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
@@ -68,7 +69,7 @@ def _channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> 
     Statistics are in at least float32 (as autocast does for layer_norm); the output has the
     input's dtype.
     """
-    wide = _at_least_float32(x)
+    wide = at_least_float32(x)
     centred = wide - wide.mean(dim=1, keepdim=True)
     # The sum of squares over channels as a (1, C) x (C, T) product: on CPU a reduction over
     # the strided channel axis (vector_norm, var) is much slower than square + matmul.
@@ -87,7 +88,7 @@ def channel_layer_norm_out_of_place(x: Tensor, weight: Tensor, bias: Tensor, eps
     """LayerNorm over dim 1 of (B, C, T) as written: (x - mean) / sqrt(var + eps) * weight + bias, in at least
     float32, and so is the output (not cast back to a bf16 input's dtype); out of place, for autograd to
     differentiate inside a compiled training graph."""
-    wide = _at_least_float32(x)
+    wide = at_least_float32(x)
     centred = wide - wide.mean(dim=1, keepdim=True)
     variance = centred.square().mean(dim=1, keepdim=True)
     normed = centred * (variance + eps).rsqrt()
@@ -100,7 +101,7 @@ def grouped_channel_layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: flo
     window); out of place, so autograd differentiates it. Statistics in at least float32; the output
     has the input's dtype.
     """
-    wide = _at_least_float32(x)
+    wide = at_least_float32(x)
     averaging = wide.new_full((1, x.shape[2]), 1.0 / x.shape[2])
     with autocast_off(x.device.type):
         centred = wide - torch.matmul(averaging, wide)  # means and variances by (1, C) x (C, T) products
