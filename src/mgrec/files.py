@@ -633,12 +633,10 @@ def cannot_write(path: str | Path, exc: OSError) -> OutputError:
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in blocks (a results file of a long split is tens of MB)."""
-    digest = hashlib.sha256()
+    """Hex sha256 of a file's bytes, read in blocks by hashlib (a results file of a long split is tens of MB, a
+    checkpoint several GB)."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def check_output(out: str | Path, reads: Iterable[str | Path] = (), protected: Iterable[str | Path] = (),

@@ -6,8 +6,9 @@ import torch
 
 from mgrec.errors import InputError
 from mgrec.extract import backbones
-from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, choose_runtime, file_sha256, load_backbone
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, choose_runtime, load_backbone
 from mgrec.extract.video import iter_frames
+from mgrec.files import file_sha256
 
 
 @pytest.fixture(autouse=True)

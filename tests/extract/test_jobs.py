@@ -11,8 +11,8 @@ import torch
 from mgrec.data.features import FeatureSidecar, read_sidecar, write_features
 from mgrec.devices import amx_bf16_cpu
 from mgrec.errors import InputError
-from mgrec.extract.backbones import file_sha256
 from mgrec.extract.jobs import extract, extract_videos, fuse_features
+from mgrec.files import file_sha256
 from mgrec.timeline import FeatureGrid
 
 SIZE = 64  # small frames keep the EfficientNet runs fast; the windowing does not depend on it

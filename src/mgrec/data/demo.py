@@ -65,7 +65,6 @@ file marks the folder as the demo's, so that a rebuild never deletes files of a 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -80,7 +79,7 @@ import numpy as np
 from mgrec.data.annotations import load_annotations, save_annotations
 from mgrec.data.features import FeatureSidecar, write_features
 from mgrec.errors import InputError
-from mgrec.files import atomic_open, counted, json_or_none, mgrec_cache
+from mgrec.files import atomic_open, counted, file_sha256, json_or_none, mgrec_cache
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.timeline import FeatureGrid
 
@@ -369,8 +368,7 @@ def _source_file(package: str, name: str) -> Path:
     except importlib.metadata.PackageNotFoundError:
         version = f"{package} is found at {path.parents[len(Path(name).parts) - 1]} with no installed version"
     try:
-        with open(path, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest = file_sha256(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror}; {version}); the demo is built from {package} "
                          f"{pinned_version}'s {name}: {INSTALL_HINT}") from None

@@ -68,10 +68,10 @@ from mgrec.data.videos import window_clips
 from mgrec.devices import autocast_dtype
 from mgrec.errors import InputError
 from mgrec.extract.adapter_memory import backbone_parameter_count
-from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, clip_batch_start, file_sha256
+from mgrec.extract.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, VideoMAE, clip_batch_start
 from mgrec.extract.video import batched
 from mgrec.extract.videomae_convert import sinusoid_position_table
-from mgrec.files import brief, read_json
+from mgrec.files import brief, file_sha256, read_json
 from mgrec.model.end_to_end import ADAPTED_BACKBONE, split_state
 from mgrec.model.memory import available_bytes
 from mgrec.run import RunDir

@@ -25,7 +25,6 @@ Skeleton CSVs are not video: see `mgrec.extract.skeleton`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import itertools
 import sys
@@ -43,20 +42,11 @@ from mgrec.errors import InputError
 from mgrec.extract import MAX_FRAME_SIZE, MIN_FRAME_SIZE
 from mgrec.extract.efficientnet import FoldedEfficientNet, OnnxEfficientNet
 from mgrec.extract.video import batched, sliding_windows
-from mgrec.files import brief, read_json
+from mgrec.files import brief, file_sha256, read_json
 
 # VideoMAE and VideoMAE V2 were trained on frames in [0, 1] normalised with the ImageNet statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (checkpoints can be several GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
