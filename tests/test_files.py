@@ -400,3 +400,32 @@ def test_stopped_in_names_the_video_of_an_interruption_and_keeps_errors_as_they_
     error = run(RuntimeError("CUDA out of memory"))
     assert str(error) == "CUDA out of memory" and error.__notes__ == ["mgrec: in video 'b' (2 of 3)"]
     assert not hasattr(run(InputError("b.npy: bad")), "__notes__")  # it names its file
+
+
+def test_a_tilde_path_given_in_python_is_the_home_folder_as_on_the_command_line(tmp_path, monkeypatch):
+    # Python leaves a leading ~ alone: save_predictions(..., "~/x.json") wrote, and train(config, "~/runs/x") trained
+    # into, a folder named `~` in the current folder; from_run, detect and the readers said "not found"
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.files import path_argument
+    from mgrec.infer.offline import OfflineDetector
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    dataset = make_synthetic_dataset(home / "data", num_videos=3, feature_dim=8, length=96,
+                                     subsets=("train", "val", "test"))
+    write_run(home / "run", tiny_config(dataset))
+    monkeypatch.chdir(work)
+    feature = sorted(dataset.features.glob("*.npy"))[0]
+    detector = OfflineDetector.from_run("~/run")
+    ranked = detector.detect(f"~/data/{feature.parent.name}/{feature.name}")
+    assert ranked == detector.detect(feature)
+    save_predictions({feature.stem: ranked}, "~/ranked.json")
+    assert (home / "ranked.json").is_file() and not (work / "~").exists()
+    assert load_annotations(f"~/data/{dataset.annotations.name}").classes
+    # a ~ elsewhere is a name's; a ~user of no user is refused, naming the argument
+    assert path_argument("x/~", "path") == Path("x/~")
+    with pytest.raises(InputError, match=r"^load_annotations: path: ~no-such-user-mgrec/a.json: no user "):
+        load_annotations("~no-such-user-mgrec/a.json")

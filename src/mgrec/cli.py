@@ -25,6 +25,7 @@ from mgrec import __version__, terminal
 from mgrec.allocator import keep_freed_cpu_memory
 from mgrec.errors import InputError
 from mgrec.files import counted, name_too_long_problem, part_of, shell_word
+from mgrec.files import home_expanded as files_home_expanded
 from mgrec.smg_csv import decimal_number, whole_number
 
 DEFAULT_DEMO_CONFIG = "demo/default.yaml"  # shipped in the package: src/mgrec/configs/demo/default.yaml
@@ -208,19 +209,12 @@ def positive_int(text: str) -> int:
 
 
 def home_expanded(text: str) -> str:
-    """`text` with a leading `~` or `~user` made that home folder, as the shell does for an unquoted word and the
-    config files do for their paths: a quoted `--out '~/runs/x'` (from a script, an env file, a Makefile variable)
-    made a folder named `~` in the current folder. A `~` elsewhere in the word (`a~b`, `x/~`) is kept; a `~user` of
-    no user on this machine is refused, naming it. Kept as a string: a trailing '/' that says "folder" stays."""
-    if not text.startswith("~"):
-        return text
-    expanded = os.path.expanduser(text)
-    if expanded.startswith("~"):
-        user = text[1:].split("/", 1)[0]
-        raise argparse.ArgumentTypeError(
-            f"{text}: no user {user!r} on this machine, whose home folder ~{user} would name; for a folder named "
-            f"{text.split('/', 1)[0]} in the current folder, write ./{text}")
-    return expanded
+    """A command-line word with a leading `~` made the home folder (`mgrec.files.home_expanded`, which the Python entry
+    points' paths go through too); a `~user` of no user is argparse's error, naming the argument."""
+    try:
+        return files_home_expanded(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def path_text(text: str) -> Path:

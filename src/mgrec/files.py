@@ -122,14 +122,36 @@ def brief(value: object, limit: int = 80) -> str:
     return text
 
 
+def home_expanded(text: str) -> str:
+    """`text` with a leading `~` or `~user` made that home folder, as the shell does for an unquoted word and the
+    config files do for their paths: a quoted `--out '~/runs/x'` (from a script, an env file, a Makefile variable)
+    made a folder named `~` in the current folder. A `~` elsewhere in the word (`a~b`, `x/~`) is kept; a `~user` of
+    no user on this machine is refused, naming it. Kept as a string: a trailing '/' that says "folder" stays."""
+    if not text.startswith("~"):
+        return text
+    expanded = os.path.expanduser(text)
+    if expanded.startswith("~"):
+        user = text[1:].split("/", 1)[0]
+        raise InputError(
+            f"{text}: no user {user!r} on this machine, whose home folder ~{user} would name; for a folder named "
+            f"{text.split('/', 1)[0]} in the current folder, write ./{text}")
+    return expanded
+
+
 def path_argument(value: object, name: str) -> Path:
     """A path given to a Python entry point (`load_annotations`, `load_config`, ...) as a Path. Anything else was a
     raw `TypeError` from pathlib naming neither the argument nor the function: None, a number, bytes, the file's
-    contents (a dict) or a list of paths, refused here by the argument's name."""
+    contents (a dict) or a list of paths, refused here by the argument's name. A leading `~` is the home folder, as
+    on the command line (`home_expanded`): Python leaves it alone, so `train(config, "~/runs/x")` trained into, and
+    `save_predictions(..., "~/x.json")` wrote, a folder named `~` in the current folder, and the readers said "not
+    found" of a file that is there."""
     if isinstance(value, (str, os.PathLike)):
         text = os.fspath(value)
         if isinstance(text, str):
-            return Path(text)
+            try:
+                return Path(home_expanded(text))
+            except InputError as exc:
+                raise InputError(f"{name}: {exc}") from None
     hint = (": the file's path, not its contents" if isinstance(value, dict) else
             ": one path, not a list" if isinstance(value, (list, tuple)) else
             ": decode it (bytes.decode())" if isinstance(value, bytes) else "")

@@ -59,7 +59,7 @@ from mgrec.data.streams import (
 from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import hard_set
-from mgrec.files import brief, is_finite_real, listed, missing_file_problem, resolve_path
+from mgrec.files import brief, is_finite_real, listed, missing_file_problem, path_argument, resolve_path
 from mgrec.model.detector import Detector
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.model.heads import Predictors
@@ -139,6 +139,7 @@ class OfflineDetector:
         on CUDA, float32 on a CPU), fp32 or bf16 (see the module docstring)."""
         if not isinstance(run_dir, (str, Path)):
             raise InputError(f"run_dir: expected the path of a run directory, got {brief(run_dir)}")
+        run_dir = path_argument(run_dir, "run_dir")  # "~/runs/x" as the command line and the config files read it
         torch_device = resolve_device(device, what="device")
         autocast = autocast_dtype(torch_device, precision, what="precision")  # checked before loading
         run = RunDir(run_dir)
@@ -209,6 +210,8 @@ class OfflineDetector:
         video_id = checked_video_id(video_id, optional=True)
         if not isinstance(features, (str, os.PathLike)):  # the caller's, not an ensemble's member's
             features = given_array(features, "features", "a (T, C) numpy array or a feature file's path")
+        else:  # "~/x.npy" as the command line reads it (and a members' ensemble gets the expanded path)
+            features = path_argument(features, "features")
         if self.members is not None:
             return self._detect_fused(features, video_id, fps)
         self.refuse_another_fps_than_the_runs(fps)  # the caller's fps (the run's own videos: `detect_listed`)
