@@ -660,6 +660,22 @@ def test_streaming_arguments_of_the_wrong_kind_are_named():
                 pass
 
 
+def test_stream_fps_names_only_the_run_s_streams_and_rates_by_the_fps_rule():
+    # a name the run has not (a typo, or any name for a run of one stream) was ignored, and a str or NaN fps was
+    # handed to the aligner's grid
+    detector = tiny_network_detector()
+    for given, message in (({"pose": 30.0}, r"^stream_fps: 'pose' is not an input stream of .* \(its streams: "
+                                            r"features\)$"),
+                           ({"features": "30"}, r"^stream_fps\['features'\]: expected a number of frames per second"),
+                           ({"features": float("nan")}, r"^stream_fps\['features'\]: expected a number of frames"),
+                           ([30.0], r"^stream_fps: expected \{stream name: fps\} of the run's streams \(features\), "
+                                    r"got \[30\.0\]$")):
+        with pytest.raises(InputError, match=message):
+            OnlineDetector(detector, FPS, lookahead=1.0, hop=8, history=60, stream_fps=given)
+    # the one stream of a run without data.streams is "features", as stream_file names it
+    OnlineDetector(detector, FPS, lookahead=1.0, hop=8, history=60, stream_fps={"features": FPS})
+
+
 @pytest.mark.parametrize("given, said", [("runs/x", r"got 'runs/x': load the run first, with "
                                           r"OfflineDetector.from_run\(path\)"), (None, "got None$")])
 def test_an_online_detector_given_no_offline_detector_says_what_it_takes(given, said):

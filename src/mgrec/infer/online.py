@@ -350,6 +350,23 @@ def checked_chunks(chunks: object) -> Iterable:
     return chunks
 
 
+def checked_stream_fps(stream_fps: object, detector: OfflineDetector) -> dict[str, float] | None:
+    """`stream_fps` as {name of one of the run's input streams: fps}, each fps by `checked_fps`'s rule. Unchecked, a
+    name the run has not (a typo, or any name for a run of one stream) was ignored, so its stream was put on the
+    grid at another rate than the one given, and a str or NaN fps was read as a rate of the aligner's grid."""
+    if stream_fps is None:
+        return None
+    names = [stream.name for stream in detector.config.data.input_streams()]
+    if not isinstance(stream_fps, dict):
+        raise InputError(f"stream_fps: expected {{stream name: fps}} of the run's streams ({', '.join(names)}), got "
+                         f"{brief(stream_fps)}")
+    for name, fps in stream_fps.items():
+        if name not in names:
+            raise InputError(f"stream_fps: {brief(name)} is not an input stream of {detector.run_dir} (its streams: "
+                             f"{', '.join(names)})")
+    return {name: checked_fps(fps, f"stream_fps[{name!r}]") for name, fps in stream_fps.items()}
+
+
 def checked_detector(detector: object) -> None:
     """The detector a stream runs: an `OfflineDetector`. A run's path given for it (as `from_run` takes it) or None was
     an AttributeError ("'str' object has no attribute 'members'")."""
@@ -391,6 +408,7 @@ class OnlineDetector:
         fps = checked_fps(fps)  # the offline detector's rule: nan, 0, -30, "30" or 1e-300 are refused here
         bool_argument(compile, "compile")
         checked_video_id(video_id)  # it goes into every emission and score
+        stream_fps = checked_stream_fps(stream_fps, detector)
         self.detector = detector
         self.postprocess = hard_set_postprocess(detector.postprocess)
         detector.refuse_another_fps_than_the_runs(fps)
