@@ -132,7 +132,7 @@ def autocast_dtype(device: torch.device, precision: str, what: str = "precision"
     `auto`: bf16 on CUDA, float32 on a CPU, whatever it offers; `bf16`: bf16 on any device (emulated,
     hence slow, on a CPU without native bf16: `native_bf16_cpu`); `fp32`: never autocast.
     Why not bf16 on a CPU with native bf16: measured on one (a 2-core Xeon with AVX512-BF16 and AMX,
-    torch 2.13; `benchmarks/precision.py` and `benchmarks/speed.py`, README "bf16 on CPU"), bf16 autocast
+    torch 2.13; `benchmarks/precision.py` and `benchmarks/speed.py`, docs/speed.md "bf16 on CPU"), bf16 autocast
     makes the SMG-sized detector 0.70x as long but the demo's small model no faster (1.07x) and its online
     update slower (12.7 against 10.7 ms): small element-wise ops and depthwise convs, where autocast adds
     casts and saves little arithmetic. Which one a run is, `auto` cannot tell before timing it.

@@ -28,7 +28,8 @@ The input (B, sum_s C_s, T) holds the streams' channels side by side, the grid s
             seeds: val 72.0, test 60.6), against 3 for concat; with shared layers it was 63.9, still
             under concat's 68.1: the streams met only after their embeddings, where concat lets them
             meet in the first layer. With the input gate, gates starting at 0.5 gave val 71.6 (3 seeds),
-            starting open (`GATE_OPEN_BIAS`) val 71.9, chosen on val (README, "Several input streams").
+            starting open (`GATE_OPEN_BIAS`) val 71.9, chosen on val
+            (docs/quality.md, "Several input streams, measured").
 `mgrec.model.reference.encoder` writes the same three forms out level by level.
 """
 

@@ -16,7 +16,7 @@ The classifier is a multinomial logistic regression (class-weighted cross-entrop
 LBFGS from zeros): convex and deterministic, so every seed of a run on the same data gets the same one (up to
 float rounding). Applied after training it narrowed the seed spread of the demo default's test F1 (1.12 against
 1.87 over four splits, `benchmarks/after_training.py --groups segment_classifier`); trained with, it is level
-with the default on val and not narrower on every split (README, "Beyond the 2025 recipe"), so it is opt-in.
+with the default on val and not narrower on every split (docs/quality.md, "Beyond the 2025 recipe"), so it is opt-in.
 It is fitted once, before training, on the train split's gestures (each also with `JITTER` copies whose ends
 move by up to a fifth of its length, as detected ends are off), on the features the network reads
 (standardised per video where `data.normalize: video`), and saved in the run (`second_opinion.safetensors`).
