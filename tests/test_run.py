@@ -350,6 +350,33 @@ def test_weights_metadata_that_is_not_json_is_named_in_one_line(tmp_path):
             read_weights_file(path)
 
 
+def test_weights_metadata_of_another_kind_is_refused_naming_the_key(tmp_path):
+    # each was read as is: an epoch of "9", 9.0 or NaN, or a config of "x", skipped the checks that the weights are
+    # those postprocess.json selected and were trained with the run's network settings (detect ran, exit 0)
+    from safetensors.torch import save_file
+
+    path = tmp_path / "best.safetensors"
+    config = to_dict(Config())
+    config["train"]["epochs"] = 15
+    good = {"epoch": 9, "f1": 0.7, "f1_miga": 0.7, "average_mAP": 0.5, "score_threshold": 0.45, "config": config}
+    write_weights_file(path, nn.Linear(2, 1), None, good)
+    assert read_weights_file(path)[1]["epoch"] == 9
+    for key, value, expected in (
+            ("epoch", "9", "the epoch the weights are of"), ("epoch", 9.0, "the epoch"), ("epoch", True, "the epoch"),
+            ("epoch", -1, "the epoch"), ("epoch", None, "the epoch"), ("epoch", math.nan, "the epoch"),
+            ("epoch", 10**30, "an epoch below the 15 its config's train.epochs trains"),
+            ("config", "x", "the config the weights were trained with"), ("config", [1], "the config"),
+            ("config", None, "the config"), ("score_threshold", "0.45", "the val threshold"),
+            ("score_threshold", math.nan, "the val threshold"), ("score_threshold", True, "the val threshold"),
+            ("score_threshold", -3.0, "the val threshold"), ("f1", "x", "a finite number or null"),
+            ("f1", 2.0, "a finite number in \\[0, 1\\]"), ("run_format", "x", "a positive integer"),
+            ("ensemble_of", "ab", "a list of the member runs' paths"), ("kind", 5, "a name")):
+        save_file({"weight": torch.zeros(2)}, str(path), metadata={"mgrec": json.dumps({**good, key: value})})
+        with pytest.raises(InputError, match=rf"^checkpoint {re.escape(str(path))}: its 'mgrec' metadata \[{key}\]: "
+                                             rf"expected {expected}"):
+            read_weights_file(path)
+
+
 def test_upgrade_runs_before_the_key_check(tmp_path):
     state = {"old_weight": torch.zeros(2, 3), "bias": torch.zeros(2)}
     model = nn.Linear(3, 2)

@@ -219,6 +219,36 @@ def metrics_record_problem(record: dict) -> str | None:
     return None
 
 
+def weights_metadata_problem(meta: dict) -> str | None:
+    """"[key]: expected ..." for the first value of a weights file's `mgrec` metadata that is not what its writers
+    record (`mgrec.train.loop.checkpoint_record`, an ensemble's `ensemble_of`, the second opinion's `kind`), else None.
+    Each key may be absent (each writer records its own), none of another kind: `"epoch": "9"`, `9.0` or NaN, or
+    `"config": "x"`, skipped the checks of `RunDir.check_weights_match` (weights of another epoch, or trained with
+    other network settings, used at this run's tuned threshold) without a word. A best checkpoint's val metrics are
+    those training logs in metrics.jsonl, checked by the same rule."""
+    epoch = meta.get("epoch", 0)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        return f"[epoch]: expected the epoch the weights are of (an integer >= 0), got {brief(epoch)}"
+    if "config" in meta and not isinstance(meta["config"], dict):
+        return f"[config]: expected the config the weights were trained with (an object), got {brief(meta['config'])}"
+    epochs = meta.get("config", {}).get("train", {})
+    epochs = epochs.get("epochs") if isinstance(epochs, dict) else None
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and epoch >= epochs:  # epochs count from 0
+        return f"[epoch]: expected an epoch below the {epochs} its config's train.epochs trains, got {epoch}"
+    threshold = meta.get("score_threshold", 0.0)  # tuned on val as postprocess.json's is: a probability
+    if not (is_number(threshold) and 0 <= threshold <= 1):
+        return f"[score_threshold]: expected the val threshold (a number in [0, 1]), got {brief(threshold)}"
+    version = meta.get("run_format", 1)
+    if not (isinstance(version, int) and not isinstance(version, bool) and version >= 1):
+        return f"[run_format]: expected a positive integer (the run-format version), got {brief(version)}"
+    sources = meta.get("ensemble_of", [])
+    if not (isinstance(sources, list) and all(isinstance(source, str) for source in sources)):
+        return f"[ensemble_of]: expected a list of the member runs' paths, got {brief(sources)}"
+    if not isinstance(meta.get("kind", ""), str):
+        return f"[kind]: expected a name (a string), got {brief(meta['kind'])}"
+    return metrics_record_problem(meta)
+
+
 def open_lock_file(path: Path, owner: str = "the run's", folder: str = "the run directory"):
     """A run's `.lock` (or the lock file of `owner`, in `folder`: `lock_features_folder`'s), opened for writing the
     holder's pid without following a link: a `.lock` that links to another file (the config being trained) had that
@@ -1734,6 +1764,10 @@ def read_weights_file(path: Path, use_ema: bool = True) -> tuple[dict[str, torch
         raise InputError(f"checkpoint {path}: its 'mgrec' metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise InputError(f"checkpoint {path}: its 'mgrec' metadata is not a JSON object")
+    problem = weights_metadata_problem(meta)
+    if problem is not None:
+        raise InputError(f"checkpoint {path}: its 'mgrec' metadata {problem}; the file is not as mgrec wrote it "
+                         "(edited, or another tool's?): put the run's own checkpoint back, or train again")
     ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     plain = {k: v for k, v in tensors.items() if not k.startswith("ema.")}
     state = ema if use_ema and ema else plain
