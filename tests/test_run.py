@@ -497,6 +497,30 @@ def test_the_split_and_epoch_of_the_tuning_of_another_kind_are_refused_naming_th
         assert run.read_tuning()["tuned_on"] == tuned_on and run.read_tuning()["selected_epoch"] == epoch
 
 
+def test_the_settings_a_threshold_was_tuned_with_are_checked_by_the_config_rule(tmp_path):
+    # a NaN, Infinity or "0.5" among them was only shown in the note that config.yaml differs from them, and detect
+    # ran (exit 0): the file is damaged, not the config changed
+    run = RunDir(tmp_path)
+    config = Config()
+    run.write_selection(config, 0.25, None, 3, "val")
+    assert run.read_postprocess(config).score_threshold == 0.25
+    tuned = json.loads(run.postprocess_path.read_text())
+    for key, value, expected in (
+            ("nms", math.nan, "a str"), ("nms", "nms", "one of soft, hard"), ("thresholds", 5, "a str"),
+            ("iou_threshold", math.inf, "a finite number"), ("sigma", "0.5", "a finite number"),
+            ("pre_nms_thresh", math.nan, "a finite number"), ("max_detections", True, "a whole number"),
+            ("max_detections", 500.5, "a whole number"), ("pre_nms_topk", -1, "a positive number"),
+            ("min_score", -1, r"a number in \[0, 1\)"), ("shifted_passes", 10**30, "a number of passes"),
+            ("threshold_shrinkage", -math.inf, "a finite number")):
+        run.postprocess_path.write_text(json.dumps({**tuned, key: value}))
+        with pytest.raises(InputError, match=rf"postprocess.json \[{key}\]: expected {expected}.*, got "
+                                             rf"{re.escape(repr(value))} \(a setting the threshold was tuned with\)"):
+            run.read_postprocess(config)
+    del tuned["sigma"]  # a key a run of an older format did not record: not checked, not refused
+    run.postprocess_path.write_text(json.dumps(tuned))
+    assert run.read_postprocess(config).score_threshold == 0.25
+
+
 def test_a_writer_removes_what_a_killed_writer_of_the_same_file_left(tmp_path):
     from mgrec.files import atomic_write_text
 

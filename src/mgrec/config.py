@@ -1842,6 +1842,32 @@ def checked_config(config: object, source: str = "the config given") -> Config:
 # class_thresholds has a rule of its own (`class_thresholds_problem`).
 _POSTPROCESS_TYPES = {f.name: f.type for f in dataclasses.fields(PostprocessConfig)
                       if f.type in ("float", "int", "str")}
+# The postprocess keys that take one of a few names.
+_POSTPROCESS_CHOICES = {"nms": ("soft", "hard"), "thresholds": THRESHOLD_RULES}
+
+
+def postprocess_setting_problem(settings: dict) -> tuple[str, str] | None:
+    """(key, what was expected) of the first post-processing setting in `settings` (keys of `PostprocessConfig`; the
+    others are not looked at) that is not of its key's type and range (`_NUMBER_RULES`), else None. The one rule of a
+    PostprocessConfig given in Python (`check_postprocess`) and of the settings a run's postprocess.json records it
+    was tuned with (`mgrec.run.RunDir.read_tuning`): values as they are, never converted (a "0.5" is no number)."""
+    for key, hint in _POSTPROCESS_TYPES.items():
+        if key not in settings:
+            continue
+        value = settings[key]
+        if hint == "float" and not is_finite_real(value):
+            return key, "a finite number"
+        if hint == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            return key, "a whole number"
+        if hint == "str" and not isinstance(value, str):
+            return key, "a str"
+        rule = _NUMBER_RULES.get(f"postprocess.{key}")
+        if rule is not None and not rule[0](value):
+            return key, rule[1]
+    for key, choices in _POSTPROCESS_CHOICES.items():
+        if key in settings and settings[key] not in choices:
+            return key, f"one of {', '.join(choices)}"
+    return None
 
 
 def check_postprocess(postprocess: object, num_classes: int | None = None, what: str = "postprocess") -> None:
@@ -1859,19 +1885,11 @@ def check_postprocess(postprocess: object, num_classes: int | None = None, what:
         got = brief(postprocess) if isinstance(postprocess, (type(None), str, numbers.Number)) else \
             type(postprocess).__name__
         raise InputError(f"{what}: expected an mgrec.config.PostprocessConfig (config.postprocess), got {got}")
-    for key, hint in _POSTPROCESS_TYPES.items():
-        value = getattr(postprocess, key)
-        if hint == "float" and not is_finite_real(value):
-            raise InputError(f"{what}.{key}: expected a finite number, got {brief(value)}")
-        if hint == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-            raise InputError(f"{what}.{key}: expected a whole number, got {brief(value)}")
-        if hint == "str" and not isinstance(value, str):
-            raise InputError(f"{what}.{key}: expected a str, got {brief(value)}")
-        rule = _NUMBER_RULES.get(f"postprocess.{key}")
-        if rule is not None and not rule[0](value):
-            raise InputError(f"{what}.{key}: expected {rule[1]}, got {brief(value)}")
-    check_choice(f"{what}.nms", postprocess.nms, ("soft", "hard"))
-    check_choice(f"{what}.thresholds", postprocess.thresholds, THRESHOLD_RULES)
+    for key, choices in _POSTPROCESS_CHOICES.items():  # first: their message suggests the nearest name
+        check_choice(f"{what}.{key}", getattr(postprocess, key), choices)
+    problem = postprocess_setting_problem(dataclasses.asdict(postprocess))
+    if problem is not None:
+        raise InputError(f"{what}.{problem[0]}: expected {problem[1]}, got {brief(getattr(postprocess, problem[0]))}")
     problem = class_thresholds_problem(postprocess.class_thresholds, num_classes)
     if problem is not None:
         raise InputError(f"{what}.class_thresholds: expected {problem}")

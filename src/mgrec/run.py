@@ -65,6 +65,7 @@ from mgrec.config import (
     load_config,
     missing_keys,
     network_settings_changed,
+    postprocess_setting_problem,
     save_config,
     split_name,
     to_dict,
@@ -793,6 +794,13 @@ class RunDir:
         if epoch is not None and not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
             raise InputError(f"{self.postprocess_path} [selected_epoch]: expected the epoch whose weights were "
                              f"selected (an integer >= 0), or null (an ensemble's); got {brief(epoch)}")
+        # The settings it was tuned with, by the rule of a config's postprocess section: a NaN, Infinity or "0.5"
+        # there was only shown in a note that config.yaml differs (the file is damaged, not the config changed).
+        problem = postprocess_setting_problem(tuned)
+        if problem is not None:
+            raise InputError(f"{self.postprocess_path} [{problem[0]}]: expected {problem[1]}, got "
+                             f"{brief(tuned[problem[0]])} (a setting the threshold was tuned with); the file is not "
+                             "as mgrec wrote it (edited?)")
         return {**tuned, "score_threshold": float(threshold),
                 **({} if per_class is None else {"class_thresholds": [float(t) for t in per_class]})}
 
