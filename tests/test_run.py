@@ -1300,3 +1300,32 @@ def test_a_run_file_that_is_there_but_is_no_file_is_refused_not_taken_for_absent
     damage(run.online_eval_path("test", "best"), "loop")
     with pytest.raises(InputError, match=r"online_test.json: a symbolic link loop"):
         run.read_online_eval("test", ["a"])
+
+
+def test_counts_of_a_scores_file_past_a_float_s_exact_integers_or_of_another_kind_are_refused(tmp_path):
+    # `"num_videos": 10**30` was shown by the report as that many videos; `num_ground_truth` was not looked at: "5"
+    # or -3 passed, and a file without it was a KeyError traceback of the report (its scored set's words)
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a")]}
+    scores = {**score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, ["a", "b"], 0.5, split="test"),
+              "checkpoint": "best"}
+    run.write_eval("test", scores)
+    assert run.read_eval("test", ["a", "b"])["num_ground_truth"] == 1
+    for key, value in (("num_videos", 10**30), ("num_videos", 2**53 + 1), ("num_predictions", 10**30),
+                       ("num_ground_truth", "5"), ("num_ground_truth", -3), ("num_ground_truth", True),
+                       ("num_ground_truth", 1.0), ("num_ground_truth", 10**30)):
+        run.write_eval("test", {**scores, key: value})
+        with pytest.raises(InputError, match=rf"eval_test.json \[{key}\]: expected a count"):
+            run.read_eval("test", ["a", "b"])
+    run.write_eval("test", {key: value for key, value in scores.items() if key != "num_ground_truth"})
+    with pytest.raises(InputError, match=r"eval_test.json: missing key\(s\) num_ground_truth"):
+        run.read_eval("test", ["a", "b"])
+    online = {"lookahead": 2.0, "window_seconds": 8.0, "updates": 10**30, "decided_while_streaming": 0,
+              "decided_at_the_end": 1, "latency_seconds": {"mean": None, "median": None, "p95": None, "max": None},
+              "compute_ms_per_update": {"mean": 1.0}}
+    run.write_online_eval("test", {**scores, "online": online})
+    with pytest.raises(InputError, match=r"online_test.json \[online.updates\]: expected a count"):
+        run.read_online_eval("test", ["a", "b"])

@@ -1122,8 +1122,8 @@ class RunDir:
 
 # What the report reads from eval_<split>.json (the "Scores" contract, docs/contracts.md).
 _SCORE_KEYS = (
-    "num_videos", "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga", "average_mAP", "mAP",
-    "per_class", "confusion",
+    "num_videos", "num_ground_truth", "num_predictions", "score_threshold", "f1", "precision", "recall", "f1_miga",
+    "average_mAP", "mAP", "per_class", "confusion",
 )
 
 
@@ -1152,6 +1152,16 @@ def _names_words(names: list[str]) -> str:
     return ", ".join(map(brief, names[:5])) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
 
 
+# The largest count a scores file may hold: the largest integer a float (and the report page's JavaScript) holds
+# exactly. A count of 10**30 edited into eval_test.json was shown by the report as that many videos.
+MAX_COUNT = 2**53
+
+
+def is_count(value: object) -> bool:
+    """Whether `value` is a count a scores file records: an int in [0, MAX_COUNT], not a bool (JSON's true)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+
+
 def _online_problem(online: object) -> tuple[str, str] | None:
     """(key, what was expected) of the first value of the `online` block of online_<split>.json that the report and
     `mgrec evaluate --online` cannot show, else None: every value they print, each by its own key (a count edited
@@ -1162,8 +1172,7 @@ def _online_problem(online: object) -> tuple[str, str] | None:
     def seconds(value: object, allow_none: bool = False) -> bool:
         return value is None and allow_none or is_number(value) and math.isfinite(value) and value >= 0
 
-    def count(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    count = is_count
 
     for key, valid, expected in (
             ("lookahead", seconds, "a number of seconds >= 0"),
@@ -1223,12 +1232,11 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
     def fraction(value, high: float = 1.0) -> bool:
         return is_number(value) and 0 <= value <= high
 
-    def count(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    count = is_count
 
     # the counts too: `compare` tells scored sets apart by them, and a "6" beside a 6 (or True for 1 instance) was
     # a set that differed in nothing it could name (a StopIteration traceback), None printed as "None videos"
-    for key in ("num_videos", "num_predictions"):
+    for key in ("num_videos", "num_ground_truth", "num_predictions"):
         if not count(scores[key]):
             return key, "a count"
     # how the scores were made, by name: `compare` tells evaluations apart by them (a list or an object there was a
