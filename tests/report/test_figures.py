@@ -199,6 +199,24 @@ def test_a_confusion_of_many_classes_shows_the_most_frequent_and_sums_the_others
     assert "the other classes' corner counts their detections among themselves" in figure.axes[0].get_title()
 
 
+def test_the_class_histogram_of_many_classes_ranks_them_in_a_figure_of_fixed_height():
+    # a bar per class made 500 classes a 141-inch figure, its labels unreadable
+    from mgrec.report.figures import MAX_HISTOGRAM_BARS
+
+    count = 500
+    before = [(count - c) % 97 for c in range(count)]
+    after = [max(n, 5) for n in before]
+    figure = class_histogram_figure([f"class {c}" for c in range(count)], before, after, "repeat factor")
+    assert figure.get_figheight() < 5
+    (axes,) = figure.axes
+    instances, anchors = axes.lines
+    assert list(instances.get_ydata()) == sorted(before, reverse=True)
+    assert list(anchors.get_ydata()) == [after[c] for c in sorted(range(count), key=lambda c: -before[c])]
+    assert "most class 16 (96)" in axes.get_title() and "fewest class 403 (0)" in axes.get_title()
+    few = class_histogram_figure([f"c{c}" for c in range(MAX_HISTOGRAM_BARS)], [1] * MAX_HISTOGRAM_BARS, None)
+    assert len(few.axes[0].containers) == 1  # still a bar per class up to the limit
+
+
 def test_class_histogram_legend_does_not_cover_the_axis_label():
     figure = class_histogram_figure([f"class {i}" for i in range(7)], [545, 325, 227, 169, 122, 69, 54],
                                     [545, 325, 227, 169, 244, 207, 162], "eq1, α = 160")

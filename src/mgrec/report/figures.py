@@ -414,8 +414,12 @@ def class_histogram_figure(
     classes: Sequence[str], before: Sequence[int], after: Sequence[float] | None, balance: str | None = None
 ) -> Figure:
     """Training instances per class before and after class balancing (paper Fig. 1 for eq1); `balance`
-    names the method in the legend (e.g. "eq1, α = 160")."""
+    names the method in the legend (e.g. "eq1, α = 160"). Beyond `MAX_HISTOGRAM_BARS` classes, a bar per class made the
+    figure a bar's height per class tall (500 classes: 141 inches); the classes are then ranked instead
+    (`class_rank_figure`)."""
     count = len(classes)
+    if count > MAX_HISTOGRAM_BARS:
+        return class_rank_figure(classes, before, after, balance)
     figure = Figure(figsize=(8, 0.28 * count + 1.6), layout="constrained")
     axes = figure.add_subplot()
     rows = np.arange(count)
@@ -440,6 +444,37 @@ def class_histogram_figure(
     axes.spines["right"].set_visible(False)
     return figure
 
+
+def class_rank_figure(
+    classes: Sequence[str], before: Sequence[int], after: Sequence[float] | None, balance: str | None = None
+) -> Figure:
+    """The class histogram of many classes: training instances (and crop anchors after balancing) per class, the
+    classes ranked from the most instances to the fewest on a log scale, the long tail as one curve; the title names
+    the most and the least frequent class."""
+    counts = np.asarray(before, dtype=float)
+    order = np.argsort(-counts, kind="stable")
+    ranks = np.arange(1, len(classes) + 1)
+    figure = Figure(figsize=(8, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(ranks, counts[order], color="#8c9db5", drawstyle="steps-mid", label="training instances")
+    if after is not None:
+        axes.plot(ranks, np.asarray(after, dtype=float)[order], color="#d6457a", drawstyle="steps-mid",
+                  label=f"crop anchors after {balance}")
+    axes.set_yscale("symlog", linthresh=1.0)  # a class without instances stays on the plot, at 0
+    axes.set_xlim(1, max(len(classes), 2))
+    axes.set_xlabel(f"the {len(classes)} classes, from the most training instances to the fewest")
+    axes.set_ylabel("training instances")
+    first, last = order[0], order[-1]
+    balanced = "" if after is not None else " (class balancing off)"
+    axes.set_title(f"Class histogram of the training split{balanced}: most {class_text(classes[first])} "
+                   f"({counts[first]:.4g}), fewest {class_text(classes[last])} ({counts[last]:.4g})", fontsize=10)
+    figure.legend(fontsize=8, loc="outside lower center", ncol=2, frameon=False)
+    _tidy(axes)
+    return figure
+
+
+# The class histogram draws a bar per class up to this many classes (about a page tall), then ranks them
+MAX_HISTOGRAM_BARS = 60
 
 # The class balancing figure draws at most this many classes' lines, as many as tab20 has colours: with 500 classes the
 # colours repeated every 20 lines and the legend, taller than the figure, showed classes 239-260 alone
