@@ -9,6 +9,7 @@ import re
 import shutil
 import textwrap
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -199,3 +200,81 @@ def test_the_readme_s_onnx_block_detects_what_the_run_detects(readme_folder, tmp
     assert [(d.label, d.start_frame, d.end_frame) for d in detections] == [
         (d.label, d.start_frame, d.end_frame) for d in own]
     assert np.allclose([d.score for d in detections], [d.score for d in own], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relative links between the docs: the README's measurements moved to docs/quality.md and docs/speed.md, and a link
+# such as `docs/speed.md#bf16-on-cpu` breaks silently when a file or a heading is renamed.
+
+LINKING_DOCS = sorted(["README.md", "benchmarks/README.md", "benchmarks/results/README.md",
+                       *(f"docs/{doc.name}" for doc in DOCS.glob("*.md"))])
+FENCE = re.compile(r"^ {0,3}(```|~~~)")
+HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+LINK_TARGET = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")  # [text](target "title"), ![alt](image)
+
+
+def markdown_lines(text: str):
+    """(line number, line) of the lines outside fenced code blocks: a `#` or `](` there is code, not markdown."""
+    fenced = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            yield number, line
+
+
+def github_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of a markdown file. No library of the project's dependencies computes
+    them (markdown-it-py's anchors plugin would be a test dependency for these few lines), so the rule is written
+    here, as GitHub applies it to the heading's rendered text: lower-case; every character that is not a letter,
+    digit, space, `-` or `_` removed; each space a `-`; a repeated anchor gets `-1`, `-2`, ... in order."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for _, line in markdown_lines(text):
+        heading = HEADING.match(line)
+        if heading is None:
+            continue
+        rendered = CODE_SPAN.sub(r"\2", heading.group(1))  # `code` shows its text
+        rendered = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", rendered)  # a link or image shows its text
+        rendered = re.sub(r"<[^>]+>", "", rendered)  # inline HTML shows nothing of its tags
+        slug = re.sub(r"[^\w\- ]", "", rendered.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def broken_links(doc: Path) -> tuple[int, list[str]]:
+    """How many relative links `doc` has, and `doc:line: target: why` for each one that leads nowhere."""
+    checked, broken = 0, []
+    for number, line in markdown_lines(doc.read_text(encoding="utf-8")):
+        line = CODE_SPAN.sub(lambda span: "`" + "x" * len(span.group(2)) + "`", line)  # `[a](b)` in code is no link
+        for target in LINK_TARGET.findall(line):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target, flags=re.I):  # http(s), mailto: not checked here
+                continue
+            checked += 1
+            path, _, anchor = target.partition("#")
+            linked = (doc.parent / unquote(path)).resolve() if path else doc
+            where = f"{doc.relative_to(ROOT)}:{number}: {target}"
+            if not linked.exists():
+                broken.append(f"{where}: no file {linked.relative_to(ROOT) if linked.is_relative_to(ROOT) else linked}")
+            elif anchor and linked.suffix == ".md" and anchor not in github_anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{where}: no heading of {linked.name} has the anchor #{anchor}")
+    return checked, broken
+
+
+def test_github_anchors_follow_github_s_rule():
+    text = "# Speed and memory, measured\n## bf16 on CPU\n```\n# not a heading\n```\n## Not done / known limits\n" \
+           "## The paper's Table 2 (on the demo)\n## `mgrec run` [here](x.md)\n## Again\n## Again\n## snake_case ##\n"
+    assert github_anchors(text) == {"speed-and-memory-measured", "bf16-on-cpu", "not-done--known-limits",
+                                    "the-papers-table-2-on-the-demo", "mgrec-run-here", "again", "again-1",
+                                    "snake_case"}
+
+
+@pytest.mark.parametrize("name", LINKING_DOCS)
+def test_every_relative_link_of_the_docs_leads_to_a_file_and_heading(name):
+    checked, broken = broken_links(ROOT / name)
+    assert not broken, "\n".join(broken)
+    if name in ("README.md", "docs/robustness.md"):
+        assert checked > 30, checked  # they link dozens: the pattern still finds them
