@@ -365,3 +365,19 @@ def test_a_missing_tensor_is_named_whichever_it_is(tmp_path, key):
     torch.save(state, tmp_path / "a.pth")
     with pytest.raises(InputError, match=rf"a.pth: missing '{re.escape(key)}'$"):
         convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", OVERRIDES)
+
+
+@pytest.mark.parametrize("value, message", [(3.0, "entry 'blocks.0.norm1.weight' is float, not a tensor"),
+                                            (None, "entry 'blocks.0.norm1.weight' is NoneType, not a tensor"),
+                                            (torch.ones(HIDDEN).to_sparse(),
+                                             "tensor 'blocks.0.norm1.weight' is stored as torch.sparse_coo; "
+                                             "expected a dense tensor")])
+def test_a_weight_that_is_not_a_dense_tensor_is_named(tmp_path, value, message):
+    # a number or None was dropped, then called "missing" though the file held it; a sparse tensor was torch's
+    # NotImplementedError traceback
+    state = official_state_dict()
+    state["blocks.0.norm1.weight"] = value
+    torch.save(state, tmp_path / "a.pth")
+    with pytest.raises(InputError, match=rf"a.pth: {re.escape(message)}"):
+        convert_videomae_v2(tmp_path / "a.pth", tmp_path / "hf", OVERRIDES)
+    assert not (tmp_path / "hf").exists()

@@ -98,10 +98,17 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = nested
     if not isinstance(state, dict):
         raise InputError(f"{path}: expected a state dict, found {type(state).__name__}")
-    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    tensors = dict(state)
     for key, value in tensors.items():
         if not isinstance(key, str):
             raise InputError(f"{path}: expected tensor names (strings) as keys, found {type(key).__name__} {key!r}")
+        # A weight stored as a number or None was dropped, then said to be "missing" while the file held it; a
+        # sparse one broke the checks below with torch's NotImplementedError. A state dict holds dense tensors.
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"{path}: entry '{key}' is {type(value).__name__}, not a tensor; expected a state dict "
+                             "of tensors alone")
+        if value.layout != torch.strided:
+            raise InputError(f"{path}: tensor '{key}' is stored as {value.layout}; expected a dense tensor")
         if not value.is_floating_point():
             raise InputError(f"{path}: tensor '{key}' has dtype {value.dtype}; expected floating-point weights")
         if value.numel() == 0:  # a 0 in patch_embed's tubelet or patch divided by zero; a 0-class head was dropped
