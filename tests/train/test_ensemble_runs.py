@@ -487,3 +487,20 @@ def test_train_with_seeds_resume_refuses_where_no_seed_has_an_epoch_and_says_whi
     assert f"seed 3: training into {tmp_path / 'ens-seed3'} (from its start: it kept no epoch to resume)\n" in out
     assert f"seed 4: training into {tmp_path / 'ens-seed4'}\n" in out
     assert RunDir(tmp_path / "ens").read_ensemble()["members"] == 2
+
+
+def test_train_with_seeds_warns_of_the_warm_up_for_each_seed_and_not_again_for_the_ensemble(runs, tmp_path, capsys):
+    # the ensemble's threshold tuning said it once more, of OUT/config.yaml (a file nothing trains from), advising to
+    # set config.train.warmup_epochs there after every seed had trained
+    paths, _, _ = runs
+    config = config_for(paths, 7)
+    config.train.epochs = 1
+    from mgrec.config import save_config
+
+    save_config(config, tmp_path / "c.yaml")
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "x"), "--seeds", "2", "--no-progress"]) \
+        in (0, None)
+    captured = capsys.readouterr()
+    warnings = [line for line in (captured.out + captured.err).splitlines()
+                if "train.warmup_epochs 1 >= train.epochs 1" in line]
+    assert len(warnings) == 2 and all(str(tmp_path / "c.yaml") in line for line in warnings), warnings

@@ -271,7 +271,7 @@ def videos_to_drop(report: CheckReport) -> dict[str, list[str]]:
 # The check: annotations, then each video's files (its feature files per stream, or its video end to end)
 
 
-def check_dataset(config: Config, balance: bool = False, source: str = "config") -> CheckReport:
+def check_dataset(config: Config, balance: bool = False, source: str = "config", training: bool = True) -> CheckReport:
     """Check annotations and features named by `config.data` and collect every problem.
 
     Reported as errors: unreadable annotations or entries (bad keys, types, labels, start >= end,
@@ -295,6 +295,9 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     split or a val split that is the test split (`same_split_problems`), classes without a training
     instance, a data.fps other than the annotations' (`_config_fps_problems`), and a warm-up that fills
     the run (`schedule_problem`).
+
+    `training` False leaves out what only a training to come can act on (the warm-up): an ensemble tunes its
+    threshold on its members' config, whose runs trained already.
 
     Raises InputError where the config names no annotations, or no data.features where it reads them (not end to
     end, data.videos, nor with data.streams, which name their own), and for `balance` with balance.method none.
@@ -347,7 +350,7 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config")
     problems += [Problem("error", e.where, e.message, e.video_id) for e in entry_errors]
     refused_videos = {e.video_id for e in entry_errors}
 
-    problems += _annotation_problems(aset, annotations_path, config, splits, source)
+    problems += _annotation_problems(aset, annotations_path, config, splits, source, training)
     video_steps: dict[str, int] = {}  # each readable video's length on the model's grid, for the suggestions
     if config.end_to_end:  # raw videos, decoded through the backbone: each must open at the annotations' fps
         for split in splits:
@@ -421,7 +424,7 @@ def _problem_from_error(exc: InputError, path: str | Path, video_id: str | None)
 
 
 def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Config, splits: list[str],
-                         source: str) -> list[Problem]:
+                         source: str, training: bool = True) -> list[Problem]:
     """What the annotations and the config say of each other: the class count, the splits (empty, unused, one
     another's), classes no training instance teaches, the schedule, keys the model variant does not read, instances
     no pyramid point can learn or no detection can keep (postprocess.min_duration), the frame rates, a val split
@@ -438,7 +441,7 @@ def _annotation_problems(aset: AnnotationSet, annotations_path: Path, config: Co
     problems += [Problem("warning", _setting_place(config, f"data.{key}", source), message)
                  for key, message in same_split_problems(data.train_split, data.val_split, data.test_split)]
     problems += _untrained_class_problems(aset, annotations_path, data.train_split, splits)
-    schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs, config)
+    schedule = schedule_problem(config.train.epochs, config.train.warmup_epochs, config) if training else None
     if schedule:
         problems.append(Problem("warning", _setting_place(config, "train.warmup_epochs", source), schedule))
     problems += [Problem("warning", where, why) for where, why in keys_the_variant_ignores(config)]

@@ -27,9 +27,11 @@ def _every_one(videos: int) -> str:
     return "The one video" if videos == 1 else f"Every one of the {videos} videos"
 
 
-def checked_annotations(config: Config, log=print, source: str = "config") -> tuple[AnnotationSet, set[str]]:
-    """Annotations plus the ids of videos to leave out; refuses data with errors unless told to drop."""
-    report = check_dataset(config, source=source)
+def checked_annotations(config: Config, log=print, source: str = "config",
+                        training: bool = True) -> tuple[AnnotationSet, set[str]]:
+    """Annotations plus the ids of videos to leave out; refuses data with errors unless told to drop. `training`:
+    as `check_dataset`'s (False: no advice for a training to come)."""
+    report = check_dataset(config, source=source, training=training)
     # grouped as `mgrec data check` prints them (`grouped_problems`): a line per problem made one same-class overlap in
     # each of 8000 videos 8000 lines of training's start-up (data check and score --gt said it once, with the count)
     for problem, videos in grouped_problems(report.warnings):

@@ -214,7 +214,9 @@ def tune_on_val(ensemble: EnsembleDetector, config: Config, classes: list[str], 
     if not config.data.val_split:  # trained without validation: nothing to tune on (and no split '' to warn of)
         log("the members have no val split (data.val_split is empty): keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)
-    annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path))
+    # the members trained already: a warm-up warning here told to edit OUT/config.yaml, a file nothing trains from,
+    # after `train --seeds N` had said it for each seed
+    annotations, excluded = checked_annotations(config, log=log, source=str(out.config_path), training=False)
     val = load_split(config, annotations, config.data.val_split, excluded)
     if not val.samples:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
