@@ -471,3 +471,22 @@ def test_a_teacher_kept_from_an_earlier_start_of_another_config_is_refused_by_it
         "with this one")
     assert not any("training the teacher" in line for line in lines)
     assert sorted(p.name for p in run.iterdir()) == ["teacher"]
+
+
+def test_the_pool_says_what_it_leaves_out(tmp_path):
+    # a sidecar whose feature file is gone and a hidden `._x.npy` were left out of the pool without a word (detect
+    # notes the hidden names of its folders)
+    from mgrec.train.pseudo import unlabeled_files
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for name in ("a", "b"):
+        np.save(pool / f"{name}.npy", np.zeros((8, 4), np.float32))
+        (pool / f"{name}.json").write_text("{}")
+    (pool / "b.npy").unlink()  # its sidecar stays
+    np.save(pool / "._a.npy", np.zeros((8, 4), np.float32))
+    said = []
+    assert unlabeled_files(pool, said.append) == [pool / "a.npy"]
+    assert said == [f"note: pseudo_labels.unlabeled (train --unlabeled): {pool}: skipped 1 hidden entries ('._a.npy')",
+                    f"note: pseudo_labels.unlabeled (train --unlabeled): 1 sidecar in {pool} without its feature "
+                    "file (b.json): that video is not in the pool"]

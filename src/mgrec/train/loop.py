@@ -339,7 +339,7 @@ def pseudo_labelled(config: Config, run: RunDir, log, progress: bool, inputs) ->
     pseudo = config.pseudo_labels
     if not pseudo.unlabeled:
         return [], None
-    files = unlabeled_files(pseudo.unlabeled)
+    files = unlabeled_files(pseudo.unlabeled, log)
     # Everything that can be refused is refused before a teacher trains (a training's worth of time).
     check_unlabeled(files, config, log)
     if run.can_resume() and run.config_path.exists():

@@ -44,7 +44,7 @@ from mgrec.data.features import (
 from mgrec.data.normalize import network_inputs
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import bar_words, hard_set
-from mgrec.files import counted, part_of
+from mgrec.files import counted, is_hidden, part_of
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import run_second_opinion
 from mgrec.postprocess.video import detect_video
@@ -60,14 +60,27 @@ def without_pseudo_labels(config: Config) -> Config:
 UNLABELED = "pseudo_labels.unlabeled (train --unlabeled)"
 
 
-def unlabeled_files(folder: str | Path) -> list[Path]:
+def unlabeled_files(folder: str | Path, log=print) -> list[Path]:
+    """The pool's feature files. What the pool leaves out is said (`log`): hidden names (`._x.npy`), as `detect` says
+    them, and sidecars without their feature file (a video whose array is gone: the pool was one video short
+    without a word)."""
     if Path(folder).is_file():
         raise InputError(f"{UNLABELED}: {folder} is a file; give the folder that holds the unlabelled "
                          "feature files")
     try:  # a missing or empty folder, a name that cannot be read: said of the setting, as every pool problem is
-        return list_feature_files(folder).files
+        listing = list_feature_files(folder)
     except InputError as error:
         raise InputError(f"{UNLABELED}: {error}") from None
+    if listing.note() is not None:
+        log(f"note: {UNLABELED}: {listing.note()}")
+    sidecars = {sidecar_path(path) for path in listing.files + listing.skipped}
+    alone = sorted(path for path in Path(folder).glob("*.json") if path not in sidecars and not is_hidden(path))
+    if alone:
+        shown = ", ".join(path.name for path in alone[:3]) + (", ..." if len(alone) > 3 else "")
+        one = len(alone) == 1
+        log(f"note: {UNLABELED}: {counted(len(alone), 'sidecar')} in {folder} without {'its' if one else 'their'} "
+            f"feature file ({shown}): {'that video is' if one else 'those videos are'} not in the pool")
+    return listing.files
 
 
 def check_unlabeled(files: list[Path], config: Config, log=print) -> None:
