@@ -504,3 +504,15 @@ def test_train_with_seeds_warns_of_the_warm_up_for_each_seed_and_not_again_for_t
     warnings = [line for line in (captured.out + captured.err).splitlines()
                 if "train.warmup_epochs 1 >= train.epochs 1" in line]
     assert len(warnings) == 2 and all(str(tmp_path / "c.yaml") in line for line in warnings), warnings
+
+
+def test_train_with_seeds_refuses_a_later_members_name_taken_by_a_file_before_the_first_trains(runs, tmp_path, capsys):
+    # x-seed8 a file: refused when its training began, after seed 7 had trained
+    paths, _, _ = runs
+    from mgrec.config import save_config
+
+    save_config(config_for(paths, 7), tmp_path / "c.yaml")
+    (tmp_path / "x-seed8").write_text("notes")
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "x"), "--seeds", "2", "--no-progress"]) == 2
+    assert f"cannot write into {tmp_path / 'x-seed8'}: it is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "x-seed7").exists() and (tmp_path / "x-seed8").read_text() == "notes"

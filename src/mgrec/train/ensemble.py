@@ -23,7 +23,7 @@ from mgrec.data.annotations import val_videos_at_hand
 from mgrec.data.features import read_run_recipe, read_sidecar, recipe_differences
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
-from mgrec.files import callable_argument, counted, part_of, path_argument, shell_word
+from mgrec.files import callable_argument, check_writable, counted, part_of, path_argument, shell_word
 from mgrec.model.ensemble import EnsembleDetector
 from mgrec.model.load import load_run_network
 from mgrec.postprocess.second_opinion import SecondOpinion, run_classifier
@@ -262,6 +262,9 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
         # the features folder (or the videos', a stream's, the unlabelled pool's) was found after the earlier
         # members had trained
         refuse_before_training(seeded[seed], member)
+        # a member's name taken by a file (or a folder this user cannot write) failed when that member's training
+        # began, after the earlier ones had trained
+        check_writable(member, is_dir=True)
         if resume and RunDir(member).can_resume():
             check_same_config(RunDir(member), seeded[seed])
         else:
