@@ -429,3 +429,36 @@ def test_a_tilde_path_given_in_python_is_the_home_folder_as_on_the_command_line(
     assert path_argument("x/~", "path") == Path("x/~")
     with pytest.raises(InputError, match=r"^load_annotations: path: ~no-such-user-mgrec/a.json: no user "):
         load_annotations("~no-such-user-mgrec/a.json")
+
+
+def test_a_path_object_is_not_read_as_a_home_folder_nor_is_an_unknown_home_called_a_missing_user(tmp_path,
+                                                                                                monkeypatch):
+    # pathlib drops a leading "./": Path("./~x.npy") is "~x.npy", so a file named ~x.npy (listed in a folder, or given
+    # as ./~x.npy) was expanded again as user "x.npy"'s home: `mgrec detect RUN .` said "no user 'x.npy'", and a
+    # folder named ~ would have been read from the home folder
+    from mgrec.files import path_argument
+    from mgrec.infer.offline import OfflineDetector
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
+                                     subsets=("train", "val", "test"))
+    write_run(tmp_path / "run", tiny_config(dataset))
+    feature = sorted(dataset.features.glob("*.npy"))[0]
+    (work / "~").mkdir()
+    for copy in (work / "~" / "x", work / "~x"):  # ./~/x.npy (the home folder holds no x.npy) and ./~x.npy
+        shutil.copy(feature, copy.with_suffix(".npy"))
+        shutil.copy(feature.with_suffix(".json"), copy.with_suffix(".json"))
+    monkeypatch.chdir(work)
+    assert path_argument(Path("./~/x.npy"), "features") == Path("~/x.npy")
+    detector = OfflineDetector.from_run(tmp_path / "run")
+    ranked = [detector.detect(path, "v") for path in (Path("./~x.npy"), Path("./~/x.npy"), feature)]
+    assert ranked[0] == ranked[1] == ranked[2]
+    assert path_argument("~/x.npy", "features") == home / "x.npy"  # a str is what a person typed: expanded
+    # no HOME and no password entry: "no user ''" named none
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr("pwd.getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    with pytest.raises(InputError, match=r"^out: ~/x: the home folder ~ names is not known here \(HOME is not set"):
+        path_argument("~/x", "out")

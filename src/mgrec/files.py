@@ -132,6 +132,11 @@ def home_expanded(text: str) -> str:
     expanded = os.path.expanduser(text)
     if expanded.startswith("~"):
         user = text[1:].split("/", 1)[0]
+        if not user:  # `~` alone: "no user ''" named no problem; this user's home is unknown, not a user missing
+            raise InputError(
+                f"{text}: the home folder ~ names is not known here (HOME is not set, and user id {os.getuid()} has "
+                f"no entry in the password database); set HOME, write the full path, or, for a folder named ~ in the "
+                f"current folder, write ./{text}")
         raise InputError(
             f"{text}: no user {user!r} on this machine, whose home folder ~{user} would name; for a folder named "
             f"{text.split('/', 1)[0]} in the current folder, write ./{text}")
@@ -144,14 +149,17 @@ def path_argument(value: object, name: str) -> Path:
     contents (a dict) or a list of paths, refused here by the argument's name. A leading `~` is the home folder, as
     on the command line (`home_expanded`): Python leaves it alone, so `train(config, "~/runs/x")` trained into, and
     `save_predictions(..., "~/x.json")` wrote, a folder named `~` in the current folder, and the readers said "not
-    found" of a file that is there."""
-    if isinstance(value, (str, os.PathLike)):
-        text = os.fspath(value)
-        if isinstance(text, str):
-            try:
-                return Path(home_expanded(text))
-            except InputError as exc:
-                raise InputError(f"{name}: {exc}") from None
+    found" of a file that is there. Only a str is expanded: a pathlib.Path is the path it names, as pathlib reads it."""
+    if isinstance(value, str):
+        try:
+            return Path(home_expanded(value))
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
+    if isinstance(value, os.PathLike) and isinstance(os.fspath(value), str):
+        # a Path is taken as it is, as pathlib takes it: it is what the CLI, a folder's listing or the caller's own
+        # code made, and `Path("./~x")` is `~x`, so a file named `~x` (listed in a folder, or given as ./~x) was read
+        # as user x's home folder, and a folder named `~` as this user's
+        return Path(value)
     hint = (": the file's path, not its contents" if isinstance(value, dict) else
             ": one path, not a list" if isinstance(value, (list, tuple)) else
             ": decode it (bytes.decode())" if isinstance(value, bytes) else "")
