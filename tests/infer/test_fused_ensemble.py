@@ -452,3 +452,21 @@ def test_a_member_copy_stopped_by_a_file_size_limit_is_one_line_and_leaves_no_cu
         assert not copied.name.endswith(".tmp"), copied
         if copied.is_file():
             assert copied.read_bytes() == (a / copied.relative_to(out / "members" / "0")).read_bytes(), copied
+
+
+def test_an_ensemble_interrupted_while_tuning_says_its_folder_holds_the_members_not_that_nothing_was_written(
+        runs, tmp_path, monkeypatch, capsys):
+    # the words were evaluate's ("nothing was written into the run ...: the same command again detects them all"), but
+    # the folder held the members and run.json, and the same command again was refused ("exists and is not empty")
+    _, (a, b) = runs
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OfflineDetector, "detect_listed", interrupted)
+    out = tmp_path / "both"
+    assert main(["ensemble", str(a), str(b), "--fusion", "detections", "--out", str(out)]) == 130
+    said = capsys.readouterr().err
+    assert f"stopped in video 'synthetic_002' (1 of 1: 0 finished before it): {out} holds the members but no " in said
+    assert "remove it and make the ensemble again" in said and "nothing was written" not in said
+    assert (out / "members").is_dir() and not (out / "postprocess.json").exists()

@@ -43,17 +43,19 @@ def moved_remedy(run_dir: str | Path, key: str) -> str:
     return moved_data_remedy(run_dir, key, this_call=f"mgrec evaluate {shell_word(run_dir)}")
 
 
-def detect_split(detector: OfflineDetector, split: str, progress: bool = False, gates: GateTally | None = None
-                 ) -> tuple[dict[str, list[Detection]], dict]:
+def detect_split(detector: OfflineDetector, split: str, progress: bool = False, gates: GateTally | None = None,
+                 interrupted: str = "the detections made so far are not kept") -> tuple[dict[str, list[Detection]],
+                                                                                     dict]:
     """Ranked detections for every video of `split` of the run's annotations, and its ground truth.
 
     `progress`: a bar over the videos (on stderr). `gates`: a gated run's tally of where its auxiliary
-    streams were let in, filled from the same forward passes."""
+    streams were let in, filled from the same forward passes. `interrupted`: the caller's words for what an
+    interruption leaves (`StoppedIn`): evaluate and `mgrec ensemble` write different things, and continue
+    differently (evaluate's "nothing was written, the same command again" was said of an ensemble folder that held
+    its members, which the same command then refused)."""
     annotations, video_ids = split_to_score(detector, split)
     ranked = {}
-    # the run's files are written once the whole split is detected and scored: an interruption leaves none half
-    where = StoppedIn("video", len(video_ids), lambda done: "nothing was written into the run (evaluate writes its "
-                      f"files once every video of split {split} is scored): the same command again detects them all")
+    where = StoppedIn("video", len(video_ids), lambda done: interrupted)
     with where:
         for video_id in tqdm(video_ids, desc=split, unit="video", disable=not progress, leave=False):
             where.at(video_id)
@@ -252,13 +254,16 @@ def evaluate_run(
     post = detector.postprocess
     threshold, class_thresholds, tuned_on = post.score_threshold, post.class_thresholds, detector.threshold_tuned_on
     check_tuning_split(tune_on, split)
+    # the run's files are written once the whole split is detected and scored: an interruption leaves none half
+    interrupted = (f"nothing was written into the run (evaluate writes its files once every video of split {split} "
+                   "is scored): the same command again detects them all")
     if tune_on is not None:  # re-tuned by the run's own rule (postprocess.thresholds)
-        tune_ranked, tune_gt = detect_split(detector, tune_on, progress)
+        tune_ranked, tune_gt = detect_split(detector, tune_on, progress, interrupted=interrupted)
         check_tuning_gestures(tune_gt, tune_on, detector.config.data.annotations)
         (threshold, class_thresholds), tuned_on = tune_thresholds(tune_gt, tune_ranked, len(detector.classes),
                                                                   post), tune_on
     gates = GateTally.of(detector)
-    ranked, ground_truth = detect_split(detector, split, progress, gates)
+    ranked, ground_truth = detect_split(detector, split, progress, gates, interrupted)
     result = score(ground_truth, ranked, detector.classes, threshold, split=split, class_thresholds=class_thresholds)
     if gates is not None:
         result["fusion_gates"] = gates.result()

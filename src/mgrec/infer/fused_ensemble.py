@@ -93,7 +93,10 @@ def tune_on_val(out: RunDir, log) -> dict | None:
         log("the members have no val split (data.val_split is empty): keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)
     try:
-        ranked, ground_truth = detect_split(detector, config.data.val_split)
+        # the members are copied and run.json written, so the folder is no longer empty: the same command is refused
+        interrupted = (f"{out.path} holds the members but no tuned threshold (postprocess.json), so it is not an "
+                       "ensemble that detects: remove it and make the ensemble again")
+        ranked, ground_truth = detect_split(detector, config.data.val_split, interrupted=interrupted)
     except EmptySplit:
         log(f"no videos in the val split {config.data.val_split!r}: keeping the configured score threshold")
         return out.write_ensemble_tuning(config, None, None)
