@@ -1681,9 +1681,13 @@ def cmd_stream(args) -> int:
             # the video it stopped in named first: "the videos after the interrupted one" left the reader to find
             # which one that was among the summaries above
             left, before = stopped.not_streamed, len(ended) - 1  # `ended` holds the interrupted one's summary too
+            # a resumed SMG folder's videos streamed by the earlier command count too: "1 of 2: 0 streamed before it"
+            # of a folder of 3 was said beside "OUT holds the label files of the 1 video streamed to its end"
+            earlier = stopped.streamed_earlier
+            before += earlier
             total = before + 1 + len(left)
             said = [f"in video {stopped.summary.video_id!r} ({before + 1} of {total}: {before} streamed to the end "
-                    "before it)"]
+                    f"before it{f', {earlier} of them by the command this one resumed' if earlier else ''})"]
             if left:
                 said.append(f"the {counted(len(left), 'video')} after it {'was' if len(left) == 1 else 'were'} not "
                             f"streamed ({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")

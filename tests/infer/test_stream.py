@@ -1065,3 +1065,24 @@ def test_a_video_s_frames_scaled_up_much_are_said_once_as_it_streams(tmp_path, m
     for _ in range(2):  # each stream of it says it, once
         (summary,) = stream_files(run, [video], lookahead=0.5, out=io.StringIO(), live=live_module.LiveFeatures(run))
         assert summary.updates > 0 and capsys.readouterr().err.count(said) == 1
+
+
+def test_a_resumed_smg_stream_interrupted_again_counts_the_videos_the_earlier_command_streamed(tmp_path, capsys,
+                                                                                              monkeypatch):
+    # it counted only this command's videos: "stopped in video 'Sample0037' (1 of 2: 0 streamed to the end before it)"
+    # of a folder of 3, beside "OUT holds the label files of the 1 video streamed to its end"
+    from mgrec.cli import main
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = folder_of_three_videos(tmp_path, features)
+    out = tmp_path / "out"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out",
+               str(out)]
+    interrupt_a_video(monkeypatch, 2)
+    assert main(command) == 130
+    monkeypatch.undo()
+    assert "stopped in video 'Sample0037' (2 of 3: 1 streamed to the end before it): " in capsys.readouterr().err
+    interrupt_a_video(monkeypatch, 1)  # resumed: Sample0036 is kept, Sample0037 is streamed again and interrupted
+    assert main(command) == 130
+    assert ("stopped in video 'Sample0037' (2 of 3: 1 streamed to the end before it, 1 of them by the command this "
+            "one resumed): the 1 video after it was not streamed (Sample0038)") in capsys.readouterr().err

@@ -158,6 +158,8 @@ class StreamInterrupted(KeyboardInterrupt):
         self.summary = summary
         self.not_streamed = [] if not_streamed is None else not_streamed  # `stream_files`: the videos after it
         self.label_files: list[str] = []  # `stream_files` with smg_out: the videos whose label files are written
+        # `stream_files` resuming an SMG folder: the videos an earlier command streamed into it (not streamed again)
+        self.streamed_earlier = 0
 
 
 @contextlib.contextmanager
@@ -330,6 +332,7 @@ def stream_files(
             except StreamInterrupted as stopped:
                 stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
                 stopped.label_files = [] if labels is None else sorted(labels.done)
+                stopped.streamed_earlier = len(video_ids) - len(paths)
                 if on_video_end is not None:
                     on_video_end(stopped.summary)
                 raise
