@@ -20,6 +20,13 @@ class OutputError(InputError):
     of the input, and every later input would meet it too, after its work."""
 
 
+class RunError(InputError):
+    """A problem of the run directory itself, met while reading an input (its feature recipe contradicting its
+    config, or unreadable): a loop over inputs that goes on past an input's own failure (`detect`'s) stops at this
+    one, as at an `OutputError`. Collected, it was said once per input under "no input could be read", as if the
+    inputs were at fault."""
+
+
 class EmptySplit(InputError):
     """An annotations file lists no video in the split asked for (`AnnotationSet.split_video_ids`): callers
     that can do without the split (an ensemble tuned on val) catch this one."""

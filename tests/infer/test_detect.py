@@ -1430,3 +1430,32 @@ def test_an_interrupted_detect_or_evaluate_names_the_video_it_stopped_in(trained
     assert ("mgrec: terminated; stopped in video 'synthetic_003' (1 of 1: 0 finished before it): nothing was written "
             "into the run (evaluate writes its files once every video of split test is scored)"
             ) in capsys.readouterr().err
+
+
+def test_a_run_recipe_that_contradicts_its_config_is_said_once_as_the_runs(tmp_path, carphone, capsys):
+    # a feature_recipe.json of stride 8 beside config.yaml's stride 4 was said once per input under "no input could
+    # be read, nothing was written", as if the inputs were at fault; and a video was first made into features of the
+    # recipe's stride 8, each then refused
+    recipe = FeatureSidecar(fps=25.0, stride=4, window=16, backbone="efficientnet-lite0@112", dim=8, frames=None)
+    run = make_random_run(tmp_path, input_dim=8, recipe=dataclasses.replace(recipe, stride=8))
+    features = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
+    for name in ("a", "b", "c"):
+        write_features(tmp_path / f"{name}.npy", features, recipe)
+    inputs = [str(tmp_path / f"{name}.npy") for name in ("a", "b", "c")]
+    said = f"{run / 'feature_recipe.json'}: stride 8, where config.yaml's data has stride 4"
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count(said) == 1 and "no input could be read" not in err
+    kept = tmp_path / "kept"
+    assert main(["detect", str(run), str(carphone), "--out", str(tmp_path / "v.json"), "--keep-features",
+                 str(kept)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(said) == 1 and "no input could be read" not in err
+    assert not list(kept.glob("*.npy"))  # refused before any extraction
+    # an unreadable recipe is the run's too where a sidecar is checked against it; arrays are still detected
+    (run / "feature_recipe.json").write_text("{not json")
+    assert main(["detect", str(run), *inputs, "--out", str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("feature_recipe.json:1:2: feature sidecar file is not valid JSON") == 1
+    assert "no input could be read" not in err
+    assert isinstance(OfflineDetector.from_run(run, device="cpu").detect(features, fps=25.0), list)

@@ -30,7 +30,7 @@ from numpy.lib import format as npy_format
 
 from mgrec.config import FEATURE_EXTENSIONS
 from mgrec.data.videos import VIDEO_SUFFIXES, another_name_advice, video_under_another_name
-from mgrec.errors import InputError
+from mgrec.errors import InputError, RunError
 from mgrec.files import (
     atomic_open,
     brief,
@@ -224,7 +224,7 @@ def check_run_recipe(path: Path, recipe: FeatureSidecar, config: Config, stream:
                                            ("window", recipe.window, "window", of.window),
                                            ("dim", recipe.dim, "feature_dim", of.feature_dim)) if want and got != want]
     if differ:
-        raise InputError(f"{path}: {'; '.join(differ)}: the run was trained on features of its config's shape (the "
+        raise RunError(f"{path}: {'; '.join(differ)}: the run was trained on features of its config's shape (the "
                          "recipe edited, or copied from another run?); restore it from a sidecar of the run's training "
                          "features")
 

@@ -34,6 +34,7 @@ from mgrec import terminal
 from mgrec.data.features import (
     FeatureSidecar,
     check_feature_values,
+    check_run_recipe,
     check_sidecar_length,
     check_unchanged,
     inspect_features,
@@ -129,6 +130,8 @@ def video_recipe(run_dir: str | Path, stream: str | None = None) -> tuple[Featur
                          "features had no sidecar): extract features with `mgrec extract` and pass the feature "
                          "files instead" + (" (--stream NAME=FOLDER for each other stream)" if stream else ""))
     recipe = read_sidecar(path)
+    # one that contradicts the run's config made every video into features of its shape, each then refused
+    check_run_recipe(path, recipe, run.read_config(), stream)
     name, _, size = recipe.backbone.partition("@")
     if name == ADAPTED_BACKBONE:
         return recipe, name, None

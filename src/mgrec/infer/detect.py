@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mgrec.data.features import feature_file_shape, video_id_of
-from mgrec.errors import InputError
+from mgrec.errors import InputError, RunError
 from mgrec.evaluate.f1 import bar_words
 from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
@@ -120,6 +120,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                 try:
                     video_fps = detector.file_fps(path, fps, what="--fps")
                     detections = detector.detect(path, video_ids[path], fps=video_fps)
+                except RunError:  # the run's own (its recipe): every later input would meet it too
+                    raise
                 except InputError as exc:
                     if failed is None:
                         raise

@@ -57,7 +57,7 @@ from mgrec.data.streams import (
     stream_path,
 )
 from mgrec.devices import autocast_dtype, float32_default, precision_name, resolve_device
-from mgrec.errors import InputError
+from mgrec.errors import InputError, RunError
 from mgrec.evaluate.f1 import hard_set
 from mgrec.files import brief, is_finite_real, listed, missing_file_problem, path_argument, resolve_path
 from mgrec.model.detector import Detector
@@ -516,9 +516,13 @@ class OfflineDetector:
         run = RunDir(self.run_root)  # set by the constructor (`_check_arguments`): never None
         names = [None, *(stream.name for stream in self.config.data.input_streams()[1:])]
         paths = {name: run.stream_recipe_path(name) for name in names}
-        recipes = {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
-        for name, (path, recipe) in recipes.items():
-            check_run_recipe(path, recipe, self.config, name)
+        try:
+            recipes = {name: (path, read_sidecar(path)) for name, path in paths.items() if path.exists()}
+            for name, (path, recipe) in recipes.items():
+                check_run_recipe(path, recipe, self.config, name)
+        except InputError as exc:
+            # the run's problem, not the input's being checked: said once, not once per input (`RunError`)
+            raise exc if isinstance(exc, RunError) else RunError(str(exc)) from exc
         return recipes
 
     def check_stream_recipe(self, stream: str | None, sidecar: FeatureSidecar, side: Path) -> None:
