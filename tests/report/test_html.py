@@ -336,7 +336,8 @@ def test_edited_scores_or_detections_are_refused_by_key(tmp_path):
     scores_path.write_text(json.dumps({**scores, "precision_miga": 2.0, "f1_miga": 1.33}))
     write_report(run["run_dir"])
     scores_path.write_text(json.dumps(scores))
-    detections_path.write_text(json.dumps({**detections, "results": {}}))
+    # every video's detections removed, its entry kept (without the entries: `check_evaluated_detections`)
+    detections_path.write_text(json.dumps({**detections, "results": {v: [] for v in detections["results"]}}))
     with pytest.raises(InputError, match=r"detections_test.json and .*eval_test.json do not agree"):
         write_report(run["run_dir"])
     shutil.rmtree(tmp_path / "made")
@@ -906,3 +907,24 @@ def test_a_long_video_id_is_written_once_per_timeline_not_once_per_bar():
     counter = RectCounter()
     counter.feed(html)
     assert counter.bars == {(video_id, "gt-bar"): 50, (video_id, "det-bar"): 500}
+
+
+def test_analyze_without_scores_refuses_detections_that_are_not_the_splits_ranked_list(tmp_path):
+    """With no eval_test.json to cross-check it, `mgrec analyze` took a hard set, another split's or checkpoint's
+    detections, or a file with the split's videos cut out, for the split's ranked list (exit 0; every missing video's
+    gestures counted as missed)."""
+    run = build_run_dir(tmp_path)
+    run_dir = Path(run["run_dir"])
+    (run_dir / "eval_test.json").unlink()
+    detections = run_dir / "detections_test.json"
+    original = json.loads(detections.read_text(encoding="utf-8"))
+    for key, value in (("set", "hard"), ("split", "val"), ("checkpoint", "last")):
+        detections.write_text(json.dumps({**original, "mgrec": {**original.get("mgrec", {}), key: value}}))
+        with pytest.raises(InputError, match=rf"detections_test.json \[mgrec.{key}\]: '{value}', expected "):
+            analyze_run(run_dir)
+    detections.write_text(json.dumps({**original, "results": {}}))
+    with pytest.raises(InputError, match=r"detections_test.json: no entry for \d+ videos? of split 'test'"):
+        analyze_run(run_dir)
+    assert not (run_dir / "analysis").exists()
+    detections.write_text(json.dumps(original))
+    assert analyze_run(run_dir)

@@ -37,7 +37,7 @@ from mgrec.config import Config, split_name
 from mgrec.data.annotations import load_annotations
 from mgrec.data.augment import class_histogram
 from mgrec.data.balance import ClassBalancer
-from mgrec.errors import InputError
+from mgrec.errors import InputError, where
 from mgrec.evaluate.analysis import (
     ErrorAnalysis,
     PRCurve,
@@ -51,7 +51,7 @@ from mgrec.evaluate.average_precision import APResult, average_precision
 from mgrec.evaluate.compare import member_differences
 from mgrec.evaluate.f1 import F1_TIOU_THRESHOLD, Match, apply_score_threshold, bar_words, f1_strict
 from mgrec.evaluate.matching import tiou_matrix
-from mgrec.evaluate.predictions import load_predictions
+from mgrec.evaluate.predictions import load_predictions, read_predictions_info
 from mgrec.evaluate.scoring import ground_truth_digest
 from mgrec.files import (
     atomic_write_text,
@@ -155,6 +155,7 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
                          f"`mgrec evaluate {shell_word(run_dir)} --split {shell_word(split)}"
                          f"{checkpoint_option(checkpoint)}` first (it writes them)")
     ranked = load_predictions(detections_path, classes)
+    check_evaluated_detections(detections_path, ranked, video_ids, split, checkpoint)
     unknown = sorted(set(ranked) - set(video_ids))
     if unknown:
         raise InputError(
@@ -172,6 +173,26 @@ def load_run(run_dir: str | Path, split: str = "test", annotations: str | Path |
         annotations_path=annotations_path,
         checkpoint=checkpoint,
     )
+
+
+def check_evaluated_detections(path: Path, ranked: dict[str, list[Detection]], video_ids: list[str], split: str,
+                               checkpoint: str) -> None:
+    """The run's detections file of `split` must be what `mgrec evaluate` writes there: the ranked list of that split
+    and checkpoint (as its `mgrec` block records, where it does), with an entry for every video of the split (an empty
+    list where nothing was found). Analysed without an eval file to cross-check it (`analyze` needs none), a hard set,
+    another split's or checkpoint's file, or one whose videos were cut out were analysed as this split's ranked list,
+    exit 0: every missing video's gestures counted as missed."""
+    again = "evaluate the run again (mgrec evaluate writes it)"
+    info = read_predictions_info(path)
+    for key, want in (("set", "ranked"), ("split", split), ("checkpoint", checkpoint)):
+        if info.get(key) is not None and info[key] != want:
+            raise InputError(f"{where(path, key=f'mgrec.{key}')}: {brief(info[key])}, expected {want!r} (the ranked "
+                             f"list of split {split!r} that mgrec evaluate writes here); {again}")
+    missing = [video for video in video_ids if video not in ranked]
+    if missing:
+        raise InputError(f"{path}: no entry for {counted(len(missing), 'video')} of split {split!r} "
+                         f"({', '.join(map(brief, missing[:3]))}{', ...' if len(missing) > 3 else ''}), where mgrec "
+                         f"evaluate writes one per video (an empty list where it found nothing); {again}")
 
 
 def _bar_words(threshold: float, class_thresholds: list[float] | None) -> str:
