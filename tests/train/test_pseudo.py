@@ -289,6 +289,31 @@ def test_labelled_videos_and_unreadable_files_in_the_pool_are_refused_before_a_t
     refused(garbage, r"x.npy: cannot read features")
 
 
+def test_a_pool_file_is_held_to_every_video_it_is_by_name_and_by_content(setup, tmp_path):
+    """A pool file was matched by its name first and then not by its content: named after a test video (allowed in the
+    transductive setting) but holding a training video's features, it was pseudo-labelled without a word; and two
+    copies of one test video in the pool (each found to be that video) were both labelled, one video with twice the
+    weight."""
+    paths, _, _, _ = setup
+
+    def refused(folder, match):
+        with pytest.raises(InputError, match=match):
+            train(with_pseudo(config_for(paths), unlabeled=str(folder), transductive=True),
+                  tmp_path / f"r-{folder.name}", progress=False, log=lambda *_: None)
+        assert not (tmp_path / f"r-{folder.name}" / "teacher").exists()
+
+    disguised = tmp_path / "disguised"
+    disguised.mkdir()
+    shutil.copy(paths.features / "synthetic_000.npy", disguised / "synthetic_003.npy")  # a train video, a test name
+    refused(disguised, r"synthetic_003.npy is video 'synthetic_000' of the train split .*the same features as")
+    doubled = tmp_path / "doubled"
+    doubled.mkdir()
+    shutil.copy(paths.features / "synthetic_003.npy", doubled / "a.npy")
+    values = np.load(paths.features / "synthetic_003.npy")
+    np.save(doubled / "b.npy", (values * np.float32(1 + 3e-6)).astype(np.float32))  # extracted again elsewhere
+    refused(doubled, r"a.npy and .*b.npy are both video 'synthetic_003'; the pool holds each video once")
+
+
 def test_resuming_a_run_with_pseudo_labels_added_is_refused_before_a_teacher_trains(setup, tmp_path):
     paths, _, teacher, pool = setup
     run = Path(shutil.copytree(teacher, tmp_path / "run"))
@@ -374,11 +399,13 @@ def test_a_pool_file_named_with_the_feature_prefix_is_the_labelled_video_after_i
     into the pool is found by its name as without a prefix."""
     from pathlib import Path
 
-    from mgrec.train.pseudo import labelled_twins
+    from mgrec.train.pseudo import pool_repeats
 
     pool = [Path("pool/v_abc.npy"), Path("pool/abc.npy"), Path("pool/v_other.npy")]
-    twins = labelled_twins(pool, dict.fromkeys(pool, (10, 4)), {"abc": tmp_path / "labelled" / "v_abc.npy"}, "v_")
-    assert twins == {pool[0]: ("abc", ""), pool[1]: ("abc", "")}
+    twice, twins = pool_repeats(pool, dict.fromkeys(pool, (10, 4)), {"abc": tmp_path / "labelled" / "v_abc.npy"},
+                                "v_")
+    assert twins == {pool[0]: [("abc", "")], pool[1]: [("abc", "")]}
+    assert twice == [(pool[0], pool[1], "are both video 'abc'")]
 
 
 def test_a_pool_of_many_clips_of_one_length_is_searched_for_labelled_videos_without_comparing_every_pair(
@@ -387,7 +414,7 @@ def test_a_pool_of_many_clips_of_one_length_is_searched_for_labelled_videos_with
     labelled file of it, pool x labelled comparisons. The search sorts them as `repeated_feature_files` does, and
     still finds the labelled video re-extracted a rounding apart under another name."""
     from mgrec.data import features
-    from mgrec.train.pseudo import labelled_twins
+    from mgrec.train.pseudo import pool_repeats
 
     generator = np.random.default_rng(0)
     (tmp_path / "labelled").mkdir()
@@ -404,8 +431,9 @@ def test_a_pool_of_many_clips_of_one_length_is_searched_for_labelled_videos_with
     compared = []
     same = features.same_features
     monkeypatch.setattr(features, "same_features", lambda a, b: compared.append(1) or same(a, b))
-    twins = labelled_twins(pool, dict.fromkeys(pool, (40, 8)), labelled)
-    assert twins == {pool[77]: ("v31", f" (the same features as {labelled['v31']} up to float rounding)")}
+    twice, twins = pool_repeats(pool, dict.fromkeys(pool, (40, 8)), labelled)
+    assert twins == {pool[77]: [("v31", f" (the same features as {labelled['v31']} up to float rounding)")]}
+    assert twice == []
     assert len(compared) < 300  # every pair would be 150 x 150 = 22500
 
 

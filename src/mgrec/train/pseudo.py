@@ -104,18 +104,20 @@ def check_unlabeled(files: list[Path], config: Config, log=print) -> None:
     labelled = {video: feature_path(data.features, video, data.feature_ext, data.feature_prefix) for video in split_of}
     recipe_file, recipe = training_recipe(config, annotations)
     shapes = {path: inspect_features(path, expected_dim=data.feature_dim) for path in files}
-    refuse_one_video_twice(files, shapes, data.feature_prefix)
-    twins = labelled_twins(files, shapes, labelled, data.feature_prefix)
+    refuse_one_id_twice(files, data.feature_prefix)
+    twice, twins = pool_repeats(files, shapes, labelled, data.feature_prefix)
+    for first, then, how in twice:
+        raise InputError(f"{UNLABELED}: {first} and {then} {how}; the pool holds each video once")
     for path in files:
-        video, how = twins.get(path, (None, ""))
-        split = split_of.get(video)
-        if split is None or (split == data.test_split and config.pseudo_labels.transductive):
-            continue
-        why = ("it is trained on with its own labels" if split == data.train_split else
-               "it selects the checkpoint and the threshold" if split == data.val_split else
-               "set pseudo_labels.transductive: true to label the test videos on purpose, and say so")
-        raise InputError(f"{UNLABELED}: {path} is video {video!r} of the {split} split in "
-                         f"{data.annotations}{how} ({why}); give a folder of videos outside the labelled splits")
+        for video, how in twins.get(path, []):  # every video it is: a test video's name, a train video's features
+            split = split_of[video]
+            if split == data.test_split and config.pseudo_labels.transductive:
+                continue
+            why = ("it is trained on with its own labels" if split == data.train_split else
+                   "it selects the checkpoint and the threshold" if split == data.val_split else
+                   "set pseudo_labels.transductive: true to label the test videos on purpose, and say so")
+            raise InputError(f"{UNLABELED}: {path} is video {video!r} of the {split} split in "
+                             f"{data.annotations}{how} ({why}); give a folder of videos outside the labelled splits")
     for path in files:
         check_unlabeled_sidecar(path, shapes[path][0], config, recipe, recipe_file)
     bare = [path for path in files if not sidecar_path(path).is_file()]
@@ -129,18 +131,15 @@ def check_unlabeled(files: list[Path], config: Config, log=print) -> None:
             "writes a sidecar beside each file)")
 
 
-def refuse_one_video_twice(files: list[Path], shapes: dict[Path, tuple[int, int]], prefix: str = "") -> None:
-    """One video twice in the pool would be trained on with twice the weight (and recorded once, by its id): two
-    files of one id (x.npy and x.npz), one file reached twice (a link), or the same features under two names."""
+def refuse_one_id_twice(files: list[Path], prefix: str = "") -> None:
+    """Two files of one video id in the pool (x.npy and x.npz): one video twice, trained on with twice the weight and
+    recorded once, by its id. Files of one video under two names are `pool_repeats`'."""
     seen: dict[str, Path] = {}
     for path in files:
         other = seen.setdefault(video_id_of(path, prefix), path)
         if other != path:
             raise InputError(f"{UNLABELED}: {other} and {path} are the same video id; the pool holds each "
                              "video once")
-    for repeat in repeated_feature_files(files, {index: shapes[path] for index, path in enumerate(files)}):
-        raise InputError(f"{UNLABELED}: {files[repeat.first]} and {files[repeat.then]} {repeat.how}; the "
-                         "pool holds each video once")
 
 
 def training_recipe(config: Config, annotations) -> tuple[Path | None, FeatureSidecar | None]:
@@ -266,14 +265,21 @@ def _refuse_leaks(teacher: RunDir, config: Config, annotations, trained_on: set[
                          "their labels would reach this run through the pseudo-labels")
 
 
-def labelled_twins(pool: list[Path], shapes: dict[Path, tuple[int, int]], labelled: dict[str, Path],
-                   prefix: str = "") -> dict[Path, tuple[str, str]]:
-    """The pool files that are annotated videos: file -> (video id, how it was found, words for a message). A pool
-    file is one by its name, by the file it resolves to (a link), or by its content (a copy under another name, or
-    the video extracted again in another runtime: `repeated_feature_files`, which compares the files of one shape
-    without comparing every pair). Only the labelled files of a pool file's shape are read past their header; one that
-    cannot be read is left out (it is training's to report: `data.drop_bad_videos` may leave it out)."""
-    found = {path: (video_id_of(path, prefix), "") for path in pool if video_id_of(path, prefix) in labelled}
+def pool_repeats(pool: list[Path], shapes: dict[Path, tuple[int, int]], labelled: dict[str, Path], prefix: str = ""
+                 ) -> tuple[list[tuple[Path, Path, str]], dict[Path, list[tuple[str, str]]]]:
+    """What the unlabelled pool repeats, by one copy search over the labelled files and the pool
+    (`repeated_feature_files`: a link, a copy under another name, or the video extracted again in another runtime,
+    found without comparing every pair):
+    - pairs of pool files that are one video (first, then, how: words for a message); two pool files that are one
+      labelled video, by name or by content, are one such pair;
+    - each pool file that is an annotated video: file -> [(video id, how it was found)], by its name and by its
+      content, each (a file named after a test video may hold a training video's features).
+    Only the labelled files of a pool file's shape are read past their header; one that cannot be read is left out
+    (it is training's to report: `data.drop_bad_videos` may leave it out)."""
+    found: dict[Path, list[tuple[str, str]]] = {}
+    for path in pool:
+        if video_id_of(path, prefix) in labelled:
+            found[path] = [(video_id_of(path, prefix), "")]
     pool_shapes = {tuple(shapes[path]) for path in pool}
     videos, labelled_shapes = [], []
     for video, file in labelled.items():
@@ -286,13 +292,26 @@ def labelled_twins(pool: list[Path], shapes: dict[Path, tuple[int, int]], labell
     # the labelled files first: a pool file is paired with the first file it repeats, so with a labelled one if any
     files = [labelled[video] for video in videos] + list(pool)
     all_shapes = dict(enumerate(labelled_shapes + [tuple(shapes[path]) for path in pool]))
+    twice = []
     for repeat in repeated_feature_files(files, all_shapes):
-        if repeat.first < len(videos) <= repeat.then:
-            file = labelled[videos[repeat.first]]
-            how = (f" (it is {file})" if repeat.how == "are one file" else
-                   f" (the same features as {file}{' up to float rounding' * repeat.how.endswith('float rounding')})")
-            found.setdefault(files[repeat.then], (videos[repeat.first], how))
-    return found
+        if repeat.then < len(videos):
+            continue  # labelled videos that repeat each other are `data check`'s to report
+        then = files[repeat.then]
+        if repeat.first >= len(videos):
+            twice.append((files[repeat.first], then, repeat.how))
+            continue
+        video, file = videos[repeat.first], labelled[videos[repeat.first]]
+        how = (f" (it is {file})" if repeat.how == "are one file" else
+               f" (the same features as {file}{' up to float rounding' * repeat.how.endswith('float rounding')})")
+        if all(video != known for known, _ in found.get(then, [])):
+            found.setdefault(then, []).append((video, how))
+    holder: dict[str, Path] = {}
+    for path in pool:  # two pool files that are one labelled video are that video twice
+        for video, _ in found.get(path, []):
+            other = holder.setdefault(video, path)
+            if other != path:
+                twice.append((other, path, f"are both video {video!r}"))
+    return twice, found
 
 
 def label_videos(labeller: RunDir, files: list[Path], config: Config, min_score: float | None,
