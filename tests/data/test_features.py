@@ -5,6 +5,7 @@ import json
 import pickle
 import re
 import tracemalloc
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -814,6 +815,40 @@ def test_the_copies_found_are_those_every_pair_compared_finds(tmp_path):
     expected = _every_pair_compared(fingerprints)
     assert len(expected) > 15
     assert feats.repeated_feature_files(files, {index: (20, 24) for index in range(len(files))}) == expected
+
+
+def test_the_copy_search_holds_the_probe_values_of_each_file_not_its_whole_fingerprint(tmp_path, monkeypatch):
+    # every file's whole fingerprint (16 rows x C) was held through the search: 90 KB a file at 1408 channels, 720 MB
+    # for 8000 videos of one length. Now only a sample's are (here 8), the rest read again for pairs whose probes agree
+    rng = np.random.default_rng(11)
+    arrays = []
+    for index in range(60):
+        values = np.maximum(rng.standard_normal((20, 24)), 0.0) * 10.0 ** rng.integers(-2, 3)
+        if index % 6 == 4:  # copies of files in and out of the sample, float16 or a rounding apart
+            source = arrays[int(rng.integers(len(arrays)))]
+            values = source.astype(np.float16).astype(np.float64) if index % 4 else source * (1 + 1e-6)
+        arrays.append(values)
+    arrays[30] = arrays[31].copy()
+    arrays[30][3, 3] = np.nan
+    files = []
+    for index, values in enumerate(arrays):
+        files.append(tmp_path / f"v{index}.npy")
+        np.save(files[-1], values.astype(np.float32))
+    expected = _every_pair_compared([feats.feature_fingerprint(path) for path in files])
+    assert len(expected) >= 9
+    alive, most_alive = [], []
+
+    def counted(path, real=feats.feature_fingerprint):
+        fingerprint = real(path)
+        alive.append(weakref.ref(fingerprint))
+        most_alive.append(sum(held() is not None for held in alive))
+        return fingerprint
+
+    monkeypatch.setattr(feats, "PROBE_SAMPLE", 8)
+    monkeypatch.setattr(feats, "feature_fingerprint", counted)
+    assert feats.repeated_feature_files(files, {index: (20, 24) for index in range(len(files))}) == expected
+    assert max(most_alive) <= 8 + 3  # the sample's, the file just read, a pair compared whole
+    assert len(most_alive) < 2 * len(files)  # each file read once, and again only where its probes agree
 
 
 def test_a_data_set_root_given_for_its_features_names_the_subfolders_that_hold_them(tmp_path, monkeypatch):

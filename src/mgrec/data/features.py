@@ -20,7 +20,7 @@ import sys
 import warnings
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -794,8 +794,8 @@ def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int
     twice (a link, or two names that resolve to it) or the same values under another name (a copy, `.npy` or
     `.npz`, float16 or float32, or the video extracted again in another runtime: `same_features`). `shapes` gives
     each file's shape by its index; a file without one (unreadable: its own check reports it) is left out. Only
-    files of one shape can hold the same values, so only they are compared, by their fingerprints' first values
-    before their whole fingerprints: nothing is read where no two shapes agree."""
+    files of one shape can hold the same values, so only they are compared (`_repeats_among`: by a few values of
+    their fingerprints before the whole ones): nothing is read where no two shapes agree."""
     repeats: list[Repeat] = []
     real_first: dict[Path, int] = {}
     by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -811,11 +811,8 @@ def repeated_feature_files(files: Sequence[Path], shapes: Mapping[int, tuple[int
         else:
             by_shape.setdefault(tuple(shapes[index]), []).append(index)
     for group in (g for g in by_shape.values() if len(g) > 1):
-        fingerprints: dict[int, np.ndarray] = {}
-        for index in group:
-            with contextlib.suppress(InputError):  # changed or broken since its shape was read: its own check says so
-                fingerprints[index] = feature_fingerprint(files[index])
-        repeats += _repeats_among(fingerprints)
+        # a file changed or broken since its shape was read raises InputError: left out, its own check says so
+        repeats += _repeats_among(group, lambda index: feature_fingerprint(files[index]))
     return sorted(repeats, key=lambda repeat: repeat.then)
 
 
@@ -827,35 +824,78 @@ PROBE_VALUES = 64
 PROBE_SAMPLE = 256
 
 
-def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
-    """Each fingerprint that repeats an earlier one (`same_features`), paired with the first of the files it repeats.
-    Fingerprints of another shape (a file changed since its shape was read) are compared only with their like.
+def _repeats_among(indices: Sequence[int], read: Callable[[int], np.ndarray]) -> list[Repeat]:
+    """Each of the files `indices` whose fingerprint (`read(index)`, InputError for a file that cannot be read: left
+    out) repeats an earlier one's (`same_features`), paired with the first of the files it repeats. Fingerprints of
+    another shape than most of the sample's (a file changed since its shape was read) are compared only with their
+    like.
 
     Not every pair is compared: two copies are within the tolerance at every value, so at the one value that varies
     most between the files too. The files are sorted by that value, and each is compared only with those within its
     tolerance there (then by the probe values, then whole): thousands of files of one shape cost about what reading
-    them does, where comparing every pair grew with their square."""
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for index, fingerprint in fingerprints.items():
-        by_shape.setdefault(fingerprint.shape, []).append(index)
-    if len(by_shape) > 1:
-        return [repeat for group in by_shape.values() for repeat in _repeats_among({i: fingerprints[i] for i in group})]
-    # a fingerprint holding NaN or infinity repeats nothing (`same_features`), and would spoil the sort below
-    indices = [index for index, fingerprint in fingerprints.items() if np.isfinite(fingerprint).all()]
+    them does, where comparing every pair grew with their square.
+
+    What is held: the whole fingerprints of `PROBE_SAMPLE` files (the probe positions are chosen from them), and of
+    every other file only its probe values and their limits; the few pairs whose probes agree are compared whole by
+    reading their fingerprints again. Holding every fingerprint cost 90 KB a file at 1408 channels (VideoMAE-g):
+    720 MB for 8000 videos of one length."""
     if len(indices) < 2:
         return []
-    if fingerprints[indices[0]].size == 0:  # files of no rows (or channels) hold the same nothing: the first's copies
-        return [Repeat(indices[0], index, "hold the same features") for index in indices[1:]]
-    flat = [fingerprints[i].reshape(-1) for i in indices]  # views: the fingerprints are not copied into one array
-    sample = np.stack([flat[i] for i in np.linspace(0, len(flat) - 1, min(len(flat), PROBE_SAMPLE)).astype(int)])
+    sample: dict[int, np.ndarray | None] = {}
+    for position in np.linspace(0, len(indices) - 1, min(len(indices), PROBE_SAMPLE)).astype(int).tolist():
+        try:
+            sample[indices[position]] = read(indices[position])
+        except InputError:
+            sample[indices[position]] = None  # left out, as below
+    shapes = [fingerprint.shape for fingerprint in sample.values() if fingerprint is not None]
+    if not shapes:  # none of the sample could be read: the rest may be
+        return _repeats_among([index for index in indices if index not in sample], read)
+    shape = max(shapes, key=shapes.count)  # the group's shape; another is compared in its own search (`others`)
+    finite = [f for f in sample.values() if f is not None and f.shape == shape and np.isfinite(f).all()]
+    size = math.prod(shape)
     # the spread of the middle half of the sample: values most files share (a ReLU's zeros) do not sort them apart
-    low, high = np.quantile(sample, [0.25, 0.75], axis=0)
-    positions = np.argsort(-(high - low), kind="stable")[:PROBE_VALUES]
-    probes = np.stack([values[positions] for values in flat])
-    # each file's side of the limit at each probe value (`_channel_limits` of the probe's channel): a channel far larger
-    # than the rest does not widen the others' (every file of such a set a candidate of every other)
-    channels = positions % fingerprints[indices[0]].shape[-1]
-    probe_limits = np.stack([_channel_limits(fingerprints[i])[channels] for i in indices])
+    if finite and size:
+        low, high = np.quantile(np.stack([f.reshape(-1) for f in finite]), [0.25, 0.75], axis=0)
+        positions = np.argsort(-(high - low), kind="stable")[:PROBE_VALUES]
+    else:  # no finite fingerprint in the sample: any positions find the same copies
+        positions = np.arange(min(size, PROBE_VALUES))
+    channels = positions % shape[-1] if size else positions
+    # a fingerprint holding NaN or infinity repeats nothing (`same_features`), and would spoil the sort below
+    kept, others, probe_list, limit_list = [], [], [], []
+    for index in indices:
+        try:
+            fingerprint = sample[index] if index in sample else read(index)
+        except InputError:
+            continue
+        if fingerprint is None:
+            continue
+        if fingerprint.shape != shape:
+            others.append(index)
+        elif np.isfinite(fingerprint).all():
+            kept.append(index)
+            probe_list.append(fingerprint.reshape(-1)[positions])  # copies: the fingerprint itself is let go
+            # each file's side of the limit at each probe value (`_channel_limits` of the probe's channel): a channel
+            # far larger than the rest does not widen the others' (every file of such a set a candidate of every other)
+            limit_list.append(_channel_limits(fingerprint)[channels])
+    held = {index: sample[index] for index in kept if index in sample}  # the sample's others are let go
+    del sample, finite
+    repeats = _repeats_among(others, read)
+    if len(kept) < 2:
+        return repeats
+    if not size:  # files of no rows (or channels) hold the same nothing: the first's copies
+        return repeats + [Repeat(kept[0], index, "hold the same features") for index in kept[1:]]
+    probes, probe_limits = np.stack(probe_list), np.stack(limit_list)
+
+    def whole(position: int) -> np.ndarray | None:
+        """The fingerprint of `kept[position]`: held, or read again (None where it cannot be, or changed shape)."""
+        if kept[position] in held:
+            return held[kept[position]]
+        try:
+            fingerprint = read(kept[position])
+        except InputError:
+            return None
+        return fingerprint if fingerprint.shape == shape else None
+
     # each file's window on the sorting value, its own tolerance widened by float32 rounding: a pair of copies is
     # within the window of the file of the larger limit there, so it is found from that file
     key = probes[:, 0].astype(np.float64)
@@ -864,25 +904,26 @@ def _repeats_among(fingerprints: dict[int, np.ndarray]) -> list[Repeat]:
     reach = probe_limits[:, 0].astype(np.float64) * (1 + 1e-5)
     starts = np.searchsorted(sorted_key, key - reach, side="left")
     stops = np.searchsorted(sorted_key, key + reach, side="right")
-    earlier_of: list[list[int]] = [[] for _ in indices]
+    earlier_of: list[list[int]] = [[] for _ in kept]
     for position, (start, stop) in enumerate(zip(starts, stops)):
         for other in order[start:stop].tolist():
             if other != position:
                 earlier_of[max(position, other)].append(min(position, other))
     first_of: dict[int, int] = {}
-    repeats = []
-    for position in range(1, len(indices)):
+    for position in range(1, len(kept)):
         if not earlier_of[position]:
             continue
         earlier = np.unique(earlier_of[position])  # in file order: the first file a copy repeats is the one named
         limits = np.maximum(probe_limits[earlier], probe_limits[position])
-        near = (np.abs(probes[earlier] - probes[position]) <= limits).all(axis=1)
-        for candidate in earlier[near].tolist():
-            how = same_features(fingerprints[indices[candidate]], fingerprints[indices[position]])
+        near = earlier[(np.abs(probes[earlier] - probes[position]) <= limits).all(axis=1)].tolist()
+        this = whole(position) if near else None
+        for candidate in near if this is not None else []:
+            that = whole(candidate)
+            how = None if that is None else same_features(that, this)
             if how is not None:
                 first = first_of.get(candidate, candidate)
                 first_of[position] = first
-                repeats.append(Repeat(indices[first], indices[position], how))
+                repeats.append(Repeat(kept[first], kept[position], how))
                 break
     return repeats
 
