@@ -252,12 +252,24 @@ def test_pr_curves_of_many_classes_show_the_most_frequent_and_say_so():
     curves = {0.5: {label_id: PRCurve(label_id, 0.5, num_gt=label_id + 1, scores=np.array([0.9]),
                                       precision=np.array([1.0]), recall=np.array([1.0 / (label_id + 1)]))
                     for label_id in range(count)}}
-    figure = pr_curves_figure(curves, [f"c{i}" for i in range(count)])
+    figure = pr_curves_figure(curves, [f"c{i}" for i in range(count)], score_threshold=0.5)
     titles = [axes.get_title() for axes in figure.axes if axes.get_visible()]
     assert len(titles) == MAX_PR_PANELS
     assert titles[0].startswith("5 c5") and titles[-1].startswith(f"{count - 1} c{count - 1}")  # the most segments
-    assert figure.get_suptitle() == (f"the {MAX_PR_PANELS} classes with the most ground-truth segments, of {count} "
-                                     "(every class's AP is in the per-class table)")
+    (legend,) = figure.legends
+    assert legend.get_title().get_text() == (f"the {MAX_PR_PANELS} classes with the most ground-truth segments, of "
+                                             f"{count} (every class's AP is in the per-class table)")
+    # the note was a suptitle the constrained layout drew over the legend of the tIoUs (a 500-class run)
+    assert not overlapping_figure_texts(figure)
+
+
+def overlapping_figure_texts(figure) -> list[tuple[str, str]]:
+    """The pairs of the figure's own texts (suptitle, supxlabel, supylabel) and legends drawn over each other."""
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)  # the constrained layout places them
+    named = [(text.get_text(), text.get_window_extent(renderer)) for text in figure.texts if text.get_text()]
+    named += [(f"legend {n}", legend.get_window_extent(renderer)) for n, legend in enumerate(figure.legends)]
+    return [(a, b) for i, (a, box_a) in enumerate(named) for b, box_b in named[i + 1:] if box_a.overlaps(box_b)]
 
 
 def test_f1_threshold_figure_plots_the_curve_and_marks_both_thresholds():

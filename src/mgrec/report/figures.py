@@ -280,15 +280,17 @@ def pr_curves_figure(
         axes.tick_params(labelsize=7)
     figure.supxlabel("recall", fontsize=9)
     figure.supylabel("precision (%)", fontsize=9)
-    if shown_of > len(label_ids):
-        figure.suptitle(f"the {len(label_ids)} classes with the most ground-truth segments, of {shown_of} (every "
-                        "class's AP is in the per-class table)", fontsize=9)
     handles = [Line2D([], [], color=color, label=f"tIoU ≥ {tiou:g}") for tiou, color in zip(tious, colors)]
     if score_threshold is not None or class_thresholds is not None:
         bar = f"{score_threshold:.3g}" if class_thresholds is None else "the class's threshold"
         handles.append(Line2D([], [], color="gray", marker="o", markeredgecolor="black", linestyle="none",
                               label=f"score ≥ {bar} (the hard set)"))
-    figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
+    # Which classes are shown is the legend's title, not a suptitle: the constrained layout stacks no suptitle
+    # above an "outside upper" figure legend, so the two were drawn over each other (a 500-class run)
+    shown = (f"the {len(label_ids)} classes with the most ground-truth segments, of {shown_of} (every class's AP is "
+             "in the per-class table)") if shown_of > len(label_ids) else None
+    figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False,
+                  title=shown, title_fontsize=9)
     return figure
 
 
