@@ -1072,6 +1072,34 @@ def test_scores_of_other_class_names_or_in_another_order_than_the_run_s_are_refu
             run.read_online_eval("test", classes)
 
 
+def test_a_per_class_table_missing_a_class_or_naming_another_names_that_class(tmp_path):
+    # "[per_class]: expected a mapping of each class name to its scores" for both: the user diffed the file against
+    # classes.json by hand to find the class dropped or renamed. Its entries in another order are the same scores.
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    classes = ["a", "b", "c"]
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a"), Segment("v", 4.0, 6.0, 1, "b")]}
+    scores = {**score(gt, {"v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, classes, 0.5, split="test"),
+              "checkpoint": "best"}
+    dropped = json.loads(json.dumps(scores))
+    del dropped["per_class"]["b"], dropped["per_class"]["c"]
+    renamed = json.loads(json.dumps(scores))
+    renamed["per_class"]["x"] = renamed["per_class"].pop("c")
+    for edited, message in (
+            (dropped, r"\[per_class\]: expected the scores of each of the run's classes \(its classes.json: 'a', 'b', "
+                      r"'c'\); 'b' has none \(nor 1 more\); the file is not as mgrec evaluate wrote it"),
+            (renamed, r"\[per_class.x\]: expected the scores of one of the run's classes \(its classes.json: 'a', "
+                      r"'b', 'c'\); 'x' is none of them;")):
+        run.write_eval("test", edited)
+        with pytest.raises(InputError, match=r"eval_test.json " + message):
+            run.read_eval("test", classes)
+    reordered = {**scores, "per_class": dict(reversed(scores["per_class"].items()))}
+    run.write_eval("test", reordered)
+    assert run.read_eval("test", classes)["per_class"] == scores["per_class"]
+
+
 def test_scores_whose_map_is_not_named_by_tious_are_refused_by_the_key(tmp_path):
     # an mAP keyed '<i>x</i>' or 'zz' (edited by hand) was reported as `mAP@zz 10.00` beside the run's scores
     from mgrec.evaluate.scoring import score

@@ -1265,8 +1265,19 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
         return "confusion.labels", (f"the run's classes in their order (its classes.json: {_names_words(classes)}); "
                                     f"got {brief(labels[at])} at [{at}], where the run has {brief(classes[at])}")
     per_class = scores["per_class"]
-    if not (isinstance(per_class, dict) and set(per_class) == set(labels)):
+    if not isinstance(per_class, dict):
         return "per_class", "a mapping of each class name to its scores"
+    # the class that is missing or foreign, by name: "a mapping of each class name" left the user to diff the file
+    # against classes.json by hand (a class dropped, or renamed in one file and not the other)
+    foreign = [name for name in per_class if name not in classes]
+    if foreign:
+        return f"per_class.{foreign[0]}", (f"the scores of one of the run's classes (its classes.json: "
+                                           f"{_names_words(classes)}); {brief(foreign[0])} is none of them")
+    absent = [name for name in classes if name not in per_class]
+    if absent:
+        return "per_class", (f"the scores of each of the run's classes (its classes.json: {_names_words(classes)}); "
+                             f"{brief(absent[0])} has none" + (f" (nor {len(absent) - 1} more)" if len(absent) > 1
+                                                                else ""))
     for name, entry in per_class.items():
         label_id = entry.get("label_id") if isinstance(entry, dict) else None
         valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
