@@ -1680,25 +1680,40 @@ def cmd_stream(args) -> int:
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others
             # the video it stopped in named first: "the videos after the interrupted one" left the reader to find
             # which one that was among the summaries above
-            left, before = stopped.not_streamed, len(ended) - 1  # `ended` holds the interrupted one's summary too
+            left = stopped.not_streamed
             # a resumed SMG folder's videos streamed by the earlier command count too: "1 of 2: 0 streamed before it"
             # of a folder of 3 was said beside "OUT holds the label files of the 1 video streamed to its end"
             earlier = stopped.streamed_earlier
-            before += earlier
-            total = before + 1 + len(left)
-            said = [f"in video {stopped.summary.video_id!r} ({before + 1} of {total}: {before} streamed to the end "
-                    f"before it{f', {earlier} of them by the command this one resumed' if earlier else ''})"]
+            before = len(stopped.streamed) + earlier
+            by_earlier = f", {earlier} of them by the command this one resumed" if earlier else ""
+            if stopped.summary is not None:
+                total = before + 1 + len(left)
+                said = [f"in video {stopped.summary.video_id!r} ({before + 1} of {total}: {before} streamed to the end "
+                        f"before it{by_earlier})"]
+            else:  # between two videos (the next one opening, a label file written): none was in progress
+                total = before + len(left)
+                said = [f"{'between videos' if left else 'after the last video'} ({before} of {total} streamed to "
+                        f"the end{by_earlier}, none in progress)"]
             if left:
-                said.append(f"the {counted(len(left), 'video')} after it {'was' if len(left) == 1 else 'were'} not "
-                            f"streamed ({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
+                which = "after it" if stopped.summary is not None else "left"
+                said.append(f"the {counted(len(left), 'video')} {which} {'was' if len(left) == 1 else 'were'} "
+                            f"not streamed ({', '.join(left[:3])}{', ...' if len(left) > 3 else ''})")
             if args.out is not None:  # each finished video's file is kept; the same command streams the others
                 kept = stopped.label_files
-                holds = ("no label file yet (no video was streamed to its end)" if not kept else
+                # stopped while a video's label file was written: streamed to its end, but its file is not kept
+                unwritten = [video for video in stopped.streamed if video not in kept]
+                why = (f"{unwritten[0]!r} was streamed to its end, but stopped while its label file was written: it "
+                       "is streamed again" if unwritten else "no video was streamed to its end")
+                holds = (f"no label file yet ({why})" if not kept else
                          f"the label files of the {counted(len(kept), 'video')} streamed to "
-                         f"{'its' if len(kept) == 1 else 'their'} end")
-                said.append(f"{args.out} holds {holds} and is marked unfinished (`mgrec score` refuses it): the same "
-                            "command again streams the others into it, the interrupted one from its start")
-            if total > 1 or args.out is not None:  # one video's summary said it was interrupted, and where
+                         f"{'its' if len(kept) == 1 else 'their'} end{f' ({why})' if unwritten else ''}")
+                again = ("the same command again streams the others into it" if left or unwritten else
+                         "the same command again marks it finished")
+                if stopped.summary is not None:
+                    again += ", the interrupted one from its start"
+                said.append(f"{args.out} holds {holds} and is marked unfinished (`mgrec score` refuses it): {again}")
+            # one video's summary said it was interrupted, and where; between videos no summary said anything
+            if total > 1 or args.out is not None or stopped.summary is None:
                 print(terminal.visible(f"stopped {said[0]}: {', and '.join(said[1:]) or 'it was the last'}"),
                       file=sys.stderr)
             return 128 + int(received[0] if received else signal.SIGINT)

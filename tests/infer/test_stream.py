@@ -1086,3 +1086,61 @@ def test_a_resumed_smg_stream_interrupted_again_counts_the_videos_the_earlier_co
     assert main(command) == 130
     assert ("stopped in video 'Sample0037' (2 of 3: 1 streamed to the end before it, 1 of them by the command this "
             "one resumed): the 1 video after it was not streamed (Sample0038)") in capsys.readouterr().err
+
+
+def test_a_stream_interrupted_between_two_videos_says_what_was_streamed_and_which_files_are_kept(tmp_path, capsys,
+                                                                                                monkeypatch):
+    # Ctrl-C while the next video's inputs opened, or while a label file (or the set's end) was written, came out
+    # of `stream_files` as a bare KeyboardInterrupt: `mgrec: interrupted`, nothing of the videos streamed or left
+    import mgrec.infer.stream as stream_module
+    from mgrec.cli import main
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = folder_of_three_videos(tmp_path, features)
+    source, write, end = (stream_module._VideoReader.source, stream_module._LabelSet.write,
+                          stream_module._LabelSet.end)
+    opened = []
+
+    def third_opens_interrupted(reader, path):  # 3 opened by the checks, then the 2nd and 3rd at their turn
+        opened.append(path)
+        if len(opened) == 5:
+            raise KeyboardInterrupt
+        return source(reader, path)
+
+    monkeypatch.setattr(stream_module._VideoReader, "source", third_opens_interrupted)
+    with pytest.raises(StreamInterrupted) as stopped:
+        stream_files(run, [videos], lookahead=0.01, hop=8, out=io.StringIO())
+    assert stopped.value.summary is None and stopped.value.streamed == ["Sample0036", "Sample0037"]
+    assert stopped.value.not_streamed == ["Sample0038"]
+    opened.clear()
+    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8"]) == 130
+    assert ("stopped between videos (2 of 3 streamed to the end, none in progress): the 1 video left was not "
+            "streamed (Sample0038)") in capsys.readouterr().err
+    monkeypatch.undo()
+
+    def first_written_interrupted(labels, video, *args):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out",
+               str(out)]
+    monkeypatch.setattr(stream_module._LabelSet, "write", first_written_interrupted)
+    assert main(command) == 130
+    assert ("stopped between videos (1 of 3 streamed to the end, none in progress): the 2 videos left were not "
+            f"streamed (Sample0037, Sample0038), and {out} holds no label file yet ('Sample0036' was streamed to its "
+            "end, but stopped while its label file was written: it is streamed again) and is marked unfinished "
+            "(`mgrec score` refuses it): the same command again streams the others into it") in capsys.readouterr().err
+    monkeypatch.setattr(stream_module._LabelSet, "write", write)
+
+    def end_interrupted(labels):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream_module._LabelSet, "end", end_interrupted)
+    assert main(command) == 130
+    assert (f"stopped after the last video (3 of 3 streamed to the end, none in progress): {out} holds the label "
+            "files of the 3 videos streamed to their end and is marked unfinished (`mgrec score` refuses it): the same "
+            "command again marks it finished") in capsys.readouterr().err
+    monkeypatch.setattr(stream_module._LabelSet, "end", end)
+    assert (out / INCOMPLETE_MARKER).exists()
+    assert main(command) == 0 and not (out / INCOMPLETE_MARKER).exists()

@@ -151,12 +151,15 @@ class VideoFeatures(Protocol):
 class StreamInterrupted(KeyboardInterrupt):
     """`stream_file` ended by Ctrl-C (or SIGTERM from `mgrec stream`): the gestures that had arrived were decided and
     written first; `summary` is what the stream did, and `not_streamed` the ids of the videos `stream_files` was to
-    stream after it (none for one file). A KeyboardInterrupt, so that a script stops as it would."""
+    stream after it (none for one file). `stream_files` stopped between two videos (the next one's inputs opening, a
+    label file being written) raises it too, with no `summary` (no video was in progress): `streamed` names the
+    videos it streamed to their end. A KeyboardInterrupt, so that a script stops as it would."""
 
-    def __init__(self, summary: StreamSummary, not_streamed: list[str] | None = None) -> None:
+    def __init__(self, summary: StreamSummary | None, not_streamed: list[str] | None = None) -> None:
         super().__init__()
         self.summary = summary
         self.not_streamed = [] if not_streamed is None else not_streamed  # `stream_files`: the videos after it
+        self.streamed: list[str] = []  # `stream_files`: the videos this call streamed to their end
         self.label_files: list[str] = []  # `stream_files` with smg_out: the videos whose label files are written
         # `stream_files` resuming an SMG folder: the videos an earlier command streamed into it (not streamed again)
         self.streamed_earlier = 0
@@ -285,6 +288,7 @@ def stream_files(
     file does not stop the work after the videos before it were streamed. `on_video_end` hears each video's summary
     as it ends. Ctrl-C during a video ends that video as its end would and stops (`StreamInterrupted`, with that
     video's summary and the ids of the videos not streamed, `not_streamed`): the videos after it are not streamed.
+    Ctrl-C between two videos stops there, with a StreamInterrupted of no summary (`streamed` names those finished).
     The SMG folder stays marked unfinished until its last video's file is written (`mgrec.smg_csv.INCOMPLETE_MARKER`:
     a partial set would be scored as the whole submission), and the same call again, into it, streams only the
     videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
@@ -322,27 +326,39 @@ def stream_files(
         if labels is not None:
             labels.begin()
         summaries: list[StreamSummary] = []
-        for index, path in enumerate(paths):
-            source = first if index == 0 else reader.source(path)
-            first = None
-            kept: list[Emission] | None = [] if labels is not None else None
-            try:
+        streamed: list[str] = []  # the videos streamed to their end (a label file may still be being written)
+        try:
+            for index, path in enumerate(paths):
+                source = first if index == 0 else reader.source(path)
+                first = None
+                kept: list[Emission] | None = [] if labels is not None else None
                 summary = stream_video(detector, source, video_ids[path], lookahead, realtime, hop, history,
                                        compile, out, kept, wall_clock)
-            except StreamInterrupted as stopped:
-                stopped.not_streamed = [video_ids[later] for later in paths[index + 1:]]
-                stopped.label_files = [] if labels is None else sorted(labels.done)
-                stopped.streamed_earlier = len(video_ids) - len(paths)
+                streamed.append(video_ids[path])
+                if labels is not None:  # written now: a kill later keeps it, the same call again streams the others
+                    labels.write(video_ids[path], [emission.detection for emission in kept],
+                                 detector.grid(source.fps).fps)
+                summaries.append(summary)
                 if on_video_end is not None:
-                    on_video_end(stopped.summary)
+                    on_video_end(summary)
+            if labels is not None:
+                labels.end()
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C in a video is `stream_video`'s StreamInterrupted; one between two videos (the next one's inputs
+            # opening, a label file or the set's end being written) was a bare KeyboardInterrupt, which the command
+            # could only call "interrupted": both carry what was streamed, what was not, and which files are kept
+            stopped = interrupt if isinstance(interrupt, StreamInterrupted) else StreamInterrupted(None)
+            in_progress = {stopped.summary.video_id} if stopped.summary is not None else set()
+            stopped.streamed = list(streamed)
+            stopped.not_streamed = [video_ids[path] for path in paths
+                                    if video_ids[path] not in {*streamed, *in_progress}]
+            stopped.label_files = [] if labels is None else sorted(labels.done)
+            stopped.streamed_earlier = len(video_ids) - len(paths)
+            if stopped.summary is not None and on_video_end is not None:
+                on_video_end(stopped.summary)
+            if stopped is interrupt:
                 raise
-            if labels is not None:  # written now: a kill later keeps it, and the same call again streams the others
-                labels.write(video_ids[path], [emission.detection for emission in kept], detector.grid(source.fps).fps)
-            summaries.append(summary)
-            if on_video_end is not None:
-                on_video_end(summary)
-        if labels is not None:
-            labels.end()
+            raise stopped from None
         return summaries
 
 
