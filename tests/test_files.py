@@ -402,6 +402,27 @@ def test_stopped_in_names_the_video_of_an_interruption_and_keeps_errors_as_they_
     assert not hasattr(run(InputError("b.npy: bad")), "__notes__")  # it names its file
 
 
+def test_stopped_in_says_nothing_of_videos_before_the_first_and_every_one_done_after_the_last():
+    # `each` tells it of the loop's end: work after the loop was "stopped in video 'c' (3 of 3: 2 finished before it)"
+    from mgrec.files import StoppedIn
+
+    def stopped(at: str, videos=("a", "b", "c")) -> BaseException:
+        where = StoppedIn("video", len(videos), lambda done: f"{done} kept")
+        with pytest.raises(KeyboardInterrupt) as raised, where:
+            if at == "before":
+                raise KeyboardInterrupt
+            for video in where.each(videos):
+                if video == at:
+                    raise KeyboardInterrupt
+            raise KeyboardInterrupt
+        return raised.value
+
+    assert str(stopped("before")) == ""  # the CLI's bare "mgrec: interrupted"
+    assert str(stopped("b")) == "stopped in video 'b' (2 of 3: 1 finished before it): 1 kept"
+    assert str(stopped("after")) == "stopped after the last video: all 3 videos were done; 3 kept"
+    assert str(stopped("after", ["a"])) == "stopped after the last video: the one video was done; 1 kept"
+
+
 def test_a_tilde_path_given_in_python_is_the_home_folder_as_on_the_command_line(tmp_path, monkeypatch):
     # Python leaves a leading ~ alone: save_predictions(..., "~/x.json") wrote, and train(config, "~/runs/x") trained
     # into, a folder named `~` in the current folder; from_run, detect and the readers said "not found"

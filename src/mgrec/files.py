@@ -75,17 +75,32 @@ class StoppedIn:
     (KeyboardInterrupt, the CLI's Terminated) leaves with those words as its message, its type kept ("mgrec:
     interrupted; stopped in video ..."); an error other than InputError (which names its file) carries a note naming
     the video, shown with its traceback. `kept(done)` says where the finished videos' outputs are, or that none is
-    written yet."""
+    written yet (`done` is `total` once the loop is over).
+
+    `each(items)` is the loop that tells it of each item and of the loop's end: work after the loop (failures listed,
+    results returned) was "stopped in video LAST (N of N)", its outputs called unfinished; after it, the words say
+    every one was done. Before the first item nothing is said of videos (a backbone loading is in none of them)."""
 
     def __init__(self, unit: str, total: int, kept: Callable[[int], str]) -> None:
         self.unit, self.total, self.kept = unit, total, kept
         self.current: str | None = None
         self.position = 0  # of the current one, from 1
+        self.over = False  # `each`'s loop ended: every one was done
 
     def at(self, name: object) -> None:
         self.current, self.position = str(name), self.position + 1
 
+    def each(self, items: Iterable[Any], name: Callable[[Any], object] = lambda item: item) -> Iterator[Any]:
+        """`items`, each announced (`at(name(item))`) as the loop takes it, and the end of the loop recorded."""
+        for item in items:
+            self.at(name(item))
+            yield item
+        self.over = True
+
     def words(self) -> str:
+        if self.over:
+            done = f"the one {self.unit} was" if self.total == 1 else f"all {counted(self.total, self.unit)} were"
+            return f"stopped after the last {self.unit}: {done} done; {self.kept(self.total)}"
         done = self.position - 1
         return (f"stopped in {self.unit} {self.current!r} ({self.position} of {self.total}: {done} finished before "
                 f"it): {self.kept(done)}")
@@ -97,7 +112,7 @@ class StoppedIn:
         if exc is None or self.current is None:
             return False
         if isinstance(exc, Exception):
-            if not isinstance(exc, InputError):
+            if not isinstance(exc, InputError) and not self.over:  # after the loop the error is no video's
                 exc.add_note(f"mgrec: in {self.unit} {self.current!r} ({self.position} of {self.total})")
         elif isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Terminated":
             # `cli.Terminated` (SIGTERM) is named, not imported: the command layer sits above this one. Words

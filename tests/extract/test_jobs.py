@@ -940,3 +940,32 @@ def test_a_backbone_built_by_the_caller_is_not_given_the_arguments_that_build_on
                                          "would be ignored"):
         extract_videos([carphone], tmp_path / "out", progress=False, model=object(), **{name: value})
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_extraction_says_true_words_before_in_and_after_its_videos(tmp_path, carphone, capsys,
+                                                                                  monkeypatch):
+    # the words' StoppedIn stayed active after the loop: Ctrl-C once every file was done (failures being listed, the
+    # results returned) said "stopped in skeleton file 'LAST' (2 of 2: 1 finished before it)"; and it wrapped the
+    # backbone's loading, which is in no video
+    import mgrec.extract.backbones as backbones_module
+    import mgrec.extract.jobs as jobs_module
+    from mgrec.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    smg, out = skeleton_folder(tmp_path), tmp_path / "out"
+    monkeypatch.setattr(jobs_module, "raise_failures", interrupted)
+    assert main(["extract", str(smg), "--backbone", "skeleton", "--fps", "28", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"mgrec: interrupted; stopped after the last skeleton file: all 2 skeleton files were done; the features of "
+        f"those finished are in {out}: the same command again skips them")
+    videos = tmp_path / "videos"
+    command = ["extract", str(carphone), "--size", str(SIZE), "--out", str(videos)]
+    assert main(command) == 130  # the video extracted: no rows of it "saved", no video left to resume
+    assert capsys.readouterr().err.strip() == (
+        f"mgrec: interrupted; stopped after the last video: the one video was done; the features of those finished "
+        f"are in {videos}: the same command again skips them")
+    monkeypatch.setattr(backbones_module, "load_backbone", interrupted)
+    assert main(command) == 130
+    assert capsys.readouterr().err.strip() == "mgrec: interrupted"  # in no video yet: none is named

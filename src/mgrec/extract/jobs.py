@@ -254,26 +254,26 @@ def extract_videos(
     check_runtime(runtime)  # before the inputs are searched and the folder held
     files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
     # each video's features are written as it ends, and the rows of one interrupted are saved (`PartialFeatures`)
-    where = StoppedIn("video", len(files), lambda done: f"the features of those finished are in {out_dir}, and the "
-                      "rows made of this one are saved there: the same command again skips the finished ones and "
-                      "resumes it")
-    with holding(out_dir), where:  # before the backbone loads: a second extraction into the folder is refused at once
+    where = StoppedIn("video", len(files), lambda done: f"the features of those finished are in {out_dir}" + (
+        ": the same command again skips them" if done == len(files) else ", and the rows made of this one are saved "
+        "there: the same command again skips the finished ones and resumes it"))
+    with holding(out_dir):  # before the backbone loads: a second extraction into the folder is refused at once
         model = model or load_backbone(backbone, weights, str(process_device(device, what="--device")), size,
                                        frames_per_window, precision, runtime)
-        return _extract_video_files(files, Path(out_dir), model, window, stride, batch, progress, where)
+        with where:  # the videos' loop and what follows it (`StoppedIn.each`), not the loading: it is in no video
+            return _extract_video_files(files, Path(out_dir), model, window, stride, batch, progress, where)
 
 
 def _extract_video_files(files: list[Path], out_dir: Path, model: Backbone, window: int, stride: int, batch: int,
                          progress: bool, where: StoppedIn) -> list[ExtractResult]:
-    """`extract_videos`'s work, in its held output folder; `where` is told each video it starts."""
+    """`extract_videos`'s work, in its held output folder; `where` is told each video it starts, and the loop's end."""
     recipe_name = f"{model.name}@{model.image_size}"
     recipe_precision = precision_name(model.autocast)
     if model.frames_per_window is not None:
         window_offsets(window, stride, model.frames_per_window)  # refused here, before any video is decoded
 
     results, failures = [], []
-    for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
-        where.at(path)
+    for path in where.each(tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2)):
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = finished_sidecar(feature_path, recipe_name, model.weights_sha256, window, stride,
                                  frames_per_window=model.frames_per_window, source=path, precision=recipe_precision)
@@ -377,10 +377,10 @@ def extract_skeletons(
 
 def _extract_skeleton_files(files: list[Path], out_dir: Path, window: int, stride: int, fps: float | None,
                             progress: bool, where: StoppedIn) -> list[ExtractResult]:
-    """`extract_skeletons`'s work, in its held output folder; `where` is told each file it starts."""
+    """`extract_skeletons`'s work, in its held output folder; `where` is told each file it starts, and the loop's
+    end."""
     results, failures = [], []
-    for path in tqdm(files, desc="skeletons", unit="file", disable=not progress):
-        where.at(path)
+    for path in where.each(tqdm(files, desc="skeletons", unit="file", disable=not progress)):
         feature_path = out_dir / f"{video_id(path)}.npy"
         started = time.perf_counter()
         try:

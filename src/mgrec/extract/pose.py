@@ -315,10 +315,9 @@ def extract_poses(
 
 def _extract_pose_files(files: list[Path], out_dir: Path, mediapipe, window: int, stride: int, progress: bool,
                         where: StoppedIn) -> list:
-    """`extract_poses`'s work, in its held output folder; `where` is told each video it starts."""
+    """`extract_poses`'s work, in its held output folder; `where` is told each video it starts, and the loop's end."""
     results, failures = [], []
-    for path in tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2):
-        where.at(path)
+    for path in where.each(tqdm(files, desc="videos", unit="video", disable=not progress or len(files) < 2)):
         feature_path = out_dir / f"{video_id(path)}.npy"
         done = finished_sidecar(feature_path, POSE, None, window, stride, source=path)
         if done is not None:
