@@ -346,3 +346,20 @@ def test_onnx_network_names_a_path_or_thread_count_of_the_wrong_kind(tmp_path, p
     with pytest.raises(InputError, match=message):
         OnnxNetwork.detector(tmp_path / "not-a-run", path if path is None or path == 5 else tmp_path / path,
                              threads=threads)
+
+
+def test_a_file_name_that_is_the_suffix_alone_is_said_so(tmp_path, capsys):
+    # `--out .onnx` was refused as "expected a file name ending in .onnx" (its record: .onnx.json), of a name that ends
+    # so: `Path(".onnx").suffix` is "", a hidden file's name with no stem; `--onnx .onnx` was told the same
+    from tests.infer.test_detect import make_random_run
+
+    run = make_random_run(tmp_path, input_dim=8)  # refused before its network is read
+    said = r"'\.(?i:onnx)' is the suffix alone, no name before it \(a hidden file's name, which has no suffix"
+    for name in (".onnx", "sub/.ONNX"):
+        with pytest.raises(InputError, match=rf"--out .*{said}.*; name the file, e\.g\. .*model\.onnx$"):
+            export_onnx(run, tmp_path / name)
+    assert main(["export", str(run), "--out", str(tmp_path / ".onnx")]) == 2
+    assert f"name the file, e.g. {tmp_path / 'model.onnx'}" in capsys.readouterr().err
+    (tmp_path / ".onnx").write_bytes(b"")
+    with pytest.raises(InputError, match=said):
+        OnnxNetwork(tmp_path / ".onnx")

@@ -148,6 +148,8 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str = "best") 
     and an end-to-end run (its network reads video clips through the adapted backbone)."""
     onnxruntime = _onnxruntime(exporting=True)
     out = Path(out)
+    if hidden := _suffix_alone(out):
+        raise InputError(f"--out {out}: {hidden}")
     if out.suffix.lower() != ".onnx":
         raise InputError(f"--out {out}: expected a file name ending in .onnx (its record is written beside it, "
                          f"{out.with_suffix('.json').name})")
@@ -369,11 +371,23 @@ def export_record(detector: OfflineDetector, checkpoint: str, strides: list[int]
     }
 
 
+def _suffix_alone(path: Path) -> str | None:
+    """What is wrong with a file name that is the suffix .onnx alone (`--out .onnx`, `--onnx dir/.onnx`), else None.
+    Such a name is a hidden file's, with no suffix (`Path(".onnx").suffix` is ""): it was refused as "expected a file
+    name ending in .onnx", of a name that ends so, its record to be named .onnx.json."""
+    if path.name.lower() != ".onnx":
+        return None
+    return (f"{path.name!r} is the suffix alone, no name before it (a hidden file's name, which has no suffix: its "
+            f"record FILE.json would have no FILE); name the file, e.g. {path.with_name('model.onnx')}")
+
+
 def read_export_record(path: Path) -> dict:
     """The record `export_onnx` wrote beside the ONNX file at `path` (FILE.json)."""
     record_path = path.with_suffix(".json")
     # The record given for the file (`--onnx net.json`), or the pair's name without its suffix, was read as a file
     # its record does not describe, with the advice to export to a name that `mgrec export` refuses.
+    if hidden := _suffix_alone(path):
+        raise InputError(f"{path}: {hidden}")
     if path.suffix.lower() != ".onnx":
         sibling = path.with_suffix(".onnx")
         there = f"; {sibling} is there" if sibling.is_file() else ""
