@@ -145,3 +145,21 @@ def test_one_line_escapes_the_line_breaks_and_tabs_visible_lets_pass():
     assert terminal.visible(name).count("\n") == 1
     assert terminal.one_line(name) == "dir\\nwith\\ttab\\r\\x1b[31m/clip.mp4"
     assert "\n" not in terminal.one_line(name) and "\x1b" not in terminal.one_line(name)
+
+
+def test_said_once_passes_each_warning_or_note_once_and_every_other_line():
+    """The seeds of `train --seeds` (and a pseudo-labelled run's teacher and students) each said every warning of their
+    one config and data again: N seeds, the warm-up's warning N times."""
+    from mgrec.terminal import said_once
+
+    lines = []
+    log = said_once(lambda line="", **kwargs: lines.append((line, kwargs)))
+    for seed in (1, 2):
+        log("warning: c.yaml [train.warmup_epochs]: 2 >= 1")
+        log("note: 3 videos have no sidecar")
+        log(f"seed {seed}: training", end="")
+        log("epoch 1")
+    log("warning: another")
+    assert lines == [("warning: c.yaml [train.warmup_epochs]: 2 >= 1", {}), ("note: 3 videos have no sidecar", {}),
+                     ("seed 1: training", {"end": ""}), ("epoch 1", {}), ("seed 2: training", {"end": ""}),
+                     ("epoch 1", {}), ("warning: another", {})]

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import unicodedata
+from collections.abc import Callable
 from typing import TextIO
 
 from mgrec.errors import InputError
@@ -180,6 +181,23 @@ class _Closed(io.TextIOBase):
 
     def isatty(self) -> bool:
         return False
+
+
+def said_once(log: Callable[..., object]) -> Callable[..., object]:
+    """`log`, passing each distinct warning or note once: the trainings of one command (the seeds of `train --seeds`, a
+    pseudo-labelled run's teacher, students and final run) check the same config and data, and each said every
+    warning again (N seeds: the warm-up's warning N times). Other lines pass as they are."""
+    said: set[str] = set()
+
+    def once(line: object = "", *args, **kwargs) -> object:
+        text = str(line)
+        if text.startswith(("warning:", "note:")):
+            if text in said:
+                return None
+            said.add(text)
+        return log(line, *args, **kwargs)
+
+    return once
 
 
 def install() -> None:

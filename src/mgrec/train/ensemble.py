@@ -40,6 +40,7 @@ from mgrec.run import (
     refuse_members_trained_on,
     run_data_path,
 )
+from mgrec.terminal import said_once
 from mgrec.train.data import checked_annotations, load_split
 from mgrec.train.loop import TrainResult, check_same_config, refuse_before_training, train, validate
 
@@ -270,6 +271,7 @@ def train_seeds(config_path: str | Path, overrides: list[str], out: Path, count:
         else:
             RunDir(member).check_fresh_start([Path(config_path), Path(seeded[seed].data.annotations)])
     results = []
+    log = said_once(log)  # the seeds' trainings check one config and data: each warning once, not per seed
     for seed, member in members.items():
         fresh = resume and not RunDir(member).can_resume()
         from_start = " (from its start: it kept no epoch to resume)" if fresh else ""

@@ -65,6 +65,7 @@ from mgrec.postprocess.second_opinion import SecondOpinion, SegmentClassifier
 from mgrec.postprocess.video import detect_video
 from mgrec.records import segments_digest
 from mgrec.run import RunDir, load_into, next_commands, refuse_a_folder_training_reads, refuse_a_run_path_not_utf8
+from mgrec.terminal import said_once
 from mgrec.train.assign import make_points
 from mgrec.train.data import SplitData, checked_annotations, class_counts, crop_anchors, load_split
 from mgrec.train.losses import DetectionLoss
@@ -268,6 +269,8 @@ def _train_in_a_run(config: Config, run_dir: str | Path, resume: bool, log, prog
                          "or pass encoder=mgrec.extract.adapters.build_adapted_backbone(config, device)")
     run = RunDir(run_dir)
     refuse_before_training(config, run.path)
+    if config.pseudo_labels.unlabeled:  # the teacher, students and this run check one config and data: warn once
+        log = said_once(log)
 
     def labelled_then_trained() -> TrainResult:
         return _train(config, run, resume, log, progress, inputs, *pseudo_labelled(config, run, log, progress, inputs),
