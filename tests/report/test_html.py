@@ -928,3 +928,18 @@ def test_analyze_without_scores_refuses_detections_that_are_not_the_splits_ranke
     assert not (run_dir / "analysis").exists()
     detections.write_text(json.dumps(original))
     assert analyze_run(run_dir)
+
+
+def test_the_offline_and_streamed_per_class_table_lists_the_classes_by_label_id_as_the_main_one():
+    # it listed them in scores.json's order while the main per-class table sorts them by label id
+    from mgrec.report.html import _online
+
+    per_class = {"zeta": {"label_id": 1, "instances": 2, "f1": 0.5},
+                 "alpha": {"label_id": 0, "instances": 3, "f1": 1.0}}
+    scores = {"f1": 0.7, "f1_miga": 0.7, "precision": 0.7, "recall": 0.7, "per_class": per_class}
+    stats = {"mean": 1.0, "median": 1.0, "p95": 1.0, "max": 1.0}
+    online = {**scores, "per_class": {"zeta": {"f1": 0.25}, "alpha": {"f1": 0.75}},
+              "online": {"latency_seconds": stats, "compute_ms_per_update": stats, "lookahead": 1.0,
+                         "window_seconds": 8.0, "decided_while_streaming": 4, "decided_at_the_end": 1, "updates": 9}}
+    page = _online(scores, online)
+    assert page.index("<td>alpha</td>") < page.index("<td>zeta</td>")

@@ -579,7 +579,8 @@ def _online(scores: dict, online_scores: dict) -> str:
     per_class = "".join(
         f"<tr><td>{escape(str(name))}</td><td>{row.get('instances', 0)}</td><td>{_percent(row.get('f1'))}</td>"
         f"<td>{_percent(online_scores['per_class'].get(name, {}).get('f1'))}</td></tr>"
-        for name, row in scores["per_class"].items())
+        # by label id, as the main per-class table: the file's order (that of its writer) listed them otherwise
+        for name, row in sorted(scores["per_class"].items(), key=lambda item: item[1]["label_id"]))
     return (
         f"<p>Every video of the split replayed as a live stream (<code>mgrec evaluate --online</code>, as "
         f"<code>mgrec stream</code> does): a gesture is reported once, {online['lookahead']:g} s after its end, by a "
