@@ -1,10 +1,12 @@
 """Figures: what is drawn equals the numbers given, and files are written reproducibly."""
 
+import math
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.path import Path as MplPath
 
 from mgrec.evaluate.analysis import (
     ERROR_TYPES,
@@ -15,12 +17,15 @@ from mgrec.evaluate.analysis import (
 )
 from mgrec.records import Detection, Segment
 from mgrec.report.figures import (
+    _drawing,
+    balance_figure,
     class_histogram_figure,
     confusion_figure,
     f1_threshold_figure,
     false_negative_figure,
     false_positive_figure,
     pr_curves_figure,
+    score_histogram_figure,
     sensitivity_figure,
     svg_bytes,
     training_curves_figure,
@@ -263,13 +268,127 @@ def test_pr_curves_of_many_classes_show_the_most_frequent_and_say_so():
     assert not overlapping_figure_texts(figure)
 
 
+# The space two texts of a figure must leave between them along their lines, in points: the default bins' labels
+# "(0.8, 1.25]" and "(1.25, 2]", 1.4 points apart, read as one word
+TEXT_GAP_POINTS = 3.0
+
+
+def _text_outline(text, renderer) -> MplPath:
+    """The rectangle a (possibly rotated) text covers, in pixels, widened by half of `TEXT_GAP_POINTS` at both ends
+    of its lines: the axis-aligned box of a rotated label covers its neighbour's though the words are apart."""
+    box = text.get_window_extent(renderer)
+    rotation = text.get_rotation()
+    text.set_rotation(0)
+    flat = text.get_window_extent(renderer)
+    text.set_rotation(rotation)
+    half_width = flat.width / 2 + renderer.points_to_pixels(TEXT_GAP_POINTS / 2)
+    half_height = flat.height / 2
+    cos, sin = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+    x, y = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2  # a rotated rectangle's centre is its box's
+    return MplPath([(x + dx * cos - dy * sin, y + dx * sin + dy * cos)
+                    for dx, dy in ((-half_width, -half_height), (half_width, -half_height), (half_width, half_height),
+                                   (-half_width, half_height))])
+
+
+def _box_outline(artist, renderer) -> MplPath:
+    box = artist.get_window_extent(renderer)
+    return MplPath([(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1)])
+
+
 def overlapping_figure_texts(figure) -> list[tuple[str, str]]:
-    """The pairs of the figure's own texts (suptitle, supxlabel, supylabel) and legends drawn over each other."""
+    """The pairs of the figure's texts drawn over (or against) each other: its own (suptitle, supxlabel, supylabel),
+    its legends, and every visible axes' titles, axis labels, tick labels in view, texts and legends."""
     renderer = FigureCanvasAgg(figure).get_renderer()
-    figure.draw(renderer)  # the constrained layout places them
-    named = [(text.get_text(), text.get_window_extent(renderer)) for text in figure.texts if text.get_text()]
-    named += [(f"legend {n}", legend.get_window_extent(renderer)) for n, legend in enumerate(figure.legends)]
-    return [(a, b) for i, (a, box_a) in enumerate(named) for b, box_b in named[i + 1:] if box_a.overlaps(box_b)]
+    with _drawing():  # as the figures are saved
+        figure.draw(renderer)  # the constrained layout places them
+        named = []
+
+        def add(text) -> None:
+            if text.get_visible() and text.get_text():
+                named.append((text.get_text(), _text_outline(text, renderer)))
+
+        for text in figure.texts:
+            add(text)
+        named += [(f"legend {n}", _box_outline(legend, renderer)) for n, legend in enumerate(figure.legends)]
+        for axes in figure.axes:
+            if not axes.get_visible():
+                continue
+            for text in (axes.title, axes._left_title, axes._right_title, axes.xaxis.label, axes.yaxis.label,
+                         *axes.texts):
+                add(text)
+            if axes.get_legend() is not None:
+                named.append(("axes legend", _box_outline(axes.get_legend(), renderer)))
+            for axis in (axes.xaxis, axes.yaxis):
+                low, high = sorted(axis.get_view_interval())
+                slack = 1e-9 * (high - low + 1)
+                for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                    if low - slack <= tick.get_loc() <= high + slack:  # the ticks outside the view are not drawn
+                        add(tick.label1)
+                        add(tick.label2)
+    return [(a, b) for i, (a, path_a) in enumerate(named) for b, path_b in named[i + 1:]
+            if path_a.intersects_path(path_b, filled=True)]
+
+
+def _classes_data(count: int, names: list[str]):
+    """Ground truth and detections of `count` classes over four videos, of every length bin, and a video of 210
+    segments of class 0 (the upper instance bins)."""
+    rng = np.random.default_rng(count)
+    gt, detections = {}, {}
+    for v in range(4):
+        segments, found, start = [], [], 0.0
+        for c in range(count):
+            for k in range(1 + (c + v) % 2):
+                length = (0.4, 1.0, 3.0, 6.0, 8.0, 12.0)[(c + k + v) % 6]
+                segments.append(Segment(f"v{v}", start, start + length, c, names[c]))
+                found.append(Detection(f"v{v}", start + 0.1 * k, start + length, c, names[c], float(rng.random())))
+                other = (c + 1) % count
+                found.append(Detection(f"v{v}", start + length + 1, start + length + 2, other, names[other],
+                                       float(rng.random())))
+                start += length + 3
+        gt[f"v{v}"], detections[f"v{v}"] = segments, found
+    gt["many"] = [Segment("many", 2.0 * i, 2.0 * i + 1, 0, names[0]) for i in range(210)]
+    detections["many"] = [Detection("many", s.start, s.end, 0, names[0], 0.5) for s in gt["many"][::2]]
+    durations = {video: max(s.end for s in segments) + 5 for video, segments in gt.items()}
+    return gt, detections, durations
+
+
+@pytest.mark.parametrize("count, long_names", [(1, False), (7, False), (7, True), (60, True), (500, True)])
+def test_no_two_texts_of_any_figure_overlap_at_any_class_count(count, long_names):
+    """Every figure of the report and of `mgrec analyze`, for 1 to 500 classes, with names of 60 characters:
+    the sensitivity figure's bin labels ran into each other ("(0.8, 1.25](1.25, 2]"), the values over full bars into
+    the characteristics' names, a range's two ends into each other, long class names' PR panel titles into their
+    neighbours, the folded corner of a 500-class confusion matrix (5393108) over its neighbours' counts."""
+    names = [f"class {c} {'x' * 60}"[:60] if long_names else f"c{c}" for c in range(count)]
+    gt, detections, durations = _classes_data(count, names)
+    instances = [sum(s.label_id == c for segments in gt.values() for s in segments) for c in range(count)]
+    records = [{"kind": "balance", "epoch": e, "method": "repeat_factor", "crop_shares": [1 / count] * count}
+               for e in range(3)]
+    records += [{"kind": "train", "epoch": e, "loss": 1 / (e + 1), "cls_loss": 0.5, "reg_loss": 0.5}
+                for e in range(3)]
+    records += [{"kind": "val", "epoch": e, "f1": 0.3, "f1_miga": 0.4, "average_mAP": 0.2} for e in range(3)]
+    scores = [[d.score for found in detections.values() for d in found if d.label_id == c] for c in range(count)]
+    matrix = np.random.default_rng(1).integers(0, 50, size=(count, count))
+    makers = {
+        "class histogram": lambda: class_histogram_figure(names, instances, [1.5 * n for n in instances], "eq1"),
+        "class balancing": lambda: balance_figure(names, records),
+        "score histogram": lambda: score_histogram_figure(names, scores, 0.4),
+        "confusion": lambda: confusion_figure(names, matrix, matrix.sum(0) % 7, matrix.sum(1) % 11, matrix.sum(1)),
+    }
+    if count <= 60:  # the figures of 500 classes are those of 60 (the analysis's; the PR curves' 40 panels)
+        ranked, hard = analyze(gt, detections, durations), analyze_hard_set(gt, detections, durations, 0.4)
+        makers |= {
+            **{f"{which} {make.__name__}": (lambda make=make, analysis=analysis: make(analysis))
+               for which, analysis in (("ranked", ranked), ("hard", hard))
+               for make in (false_negative_figure, false_positive_figure, sensitivity_figure)},
+            "PR curves": lambda: pr_curves_figure(precision_recall_curves(gt, detections, tious=[0.3, 0.5, 0.7]),
+                                                  names, 0.4),
+            "F1 threshold": lambda: f1_threshold_figure(f1_threshold_curve(gt, detections), 0.4, names[-1], "test"),
+            "training curves": lambda: training_curves_figure(records),
+        }
+        if count == 60:  # 60 classes of PR curves, like 500, took seconds: the confusion of 500 tells as much
+            del makers["confusion"]
+    overlaps = {name: found for name, make in makers.items() if (found := overlapping_figure_texts(make()))}
+    assert not overlaps
 
 
 def test_f1_threshold_figure_plots_the_curve_and_marks_both_thresholds():
@@ -400,7 +519,7 @@ def test_the_class_balancing_figure_of_many_classes_draws_those_with_the_largest
     labels = [line.get_label() for line in axes.lines]
     assert len(labels) == drawn and {"7  c7", "250  c250", "499  c499"} <= set(labels)
     assert len({tuple(line.get_color()) for line in axes.lines}) == drawn  # no two alike
-    assert axes.get_title() == (f"Crops anchored on each class (repeat_factor); the {drawn} of {count} "
+    assert axes.get_title() == (f"Crops anchored on each class (repeat_factor)\nthe {drawn} of {count} "
                                 "classes with the largest share")
     few = balance_figure(NAMES, [{"kind": "balance", "epoch": 0, "method": "none", "crop_shares": [0.5, None]}])
     assert [line.get_label() for line in few.axes[0].lines] == ["0  zero", "1  one"]  # every class, as before

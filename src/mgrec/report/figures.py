@@ -26,7 +26,9 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import TextToPath
 from matplotlib.ticker import MaxNLocator
 
 from mgrec.evaluate.analysis import ERROR_NAMES, ERROR_TYPES, ErrorAnalysis, PRCurve, ThresholdCurve
@@ -105,6 +107,18 @@ def svg_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def text_inches(texts: Sequence[str], fontsize: float) -> float:
+    """The width in inches of the widest line of `texts` drawn at `fontsize`: what a figure sized by its labels
+    (bins, panel titles) must give them."""
+    measure, font = TextToPath(), FontProperties(size=fontsize)
+    return max((measure.get_text_width_height_descent(line, font, ismath=False)[0] for text in texts
+                for line in text.split("\n")), default=0.0) / 72  # points
+
+
+# The space between two neighbouring labels a figure sized by its labels leaves, in points (about a space's width)
+LABEL_GAP_POINTS = 4.0
+
+
 def _tidy(axes) -> None:
     axes.spines["top"].set_visible(False)
     axes.spines["right"].set_visible(False)
@@ -122,8 +136,30 @@ def bin_tick_labels(analysis: ErrorAnalysis, name: str) -> list[str]:
     ]
 
 
+# The bins' tick labels and the characteristics' names are drawn at these sizes
+BIN_LABEL_FONTSIZE = 7
+
+
+def _grouped_bars_units(analysis: ErrorAnalysis) -> float:
+    """The width of `_grouped_bars`' x axis in bar slots: a slot per bin, one between groups, margins at both ends."""
+    bars = sum(len(c.bins) for c in analysis.characteristics.values())
+    return bars + len(analysis.characteristics) - 0.4
+
+
+def _grouped_bars_inches(analysis: ErrorAnalysis) -> float:
+    """The width of `_grouped_bars`' axes that gives each bin's tick label (its widest line) its slot and a gap: at a
+    fixed figure width the default bins' "(0.8, 1.25]" and "(1.25, 2]" touched in the sensitivity figure, and more
+    or wider bins would run into each other."""
+    labels = [label for name in analysis.characteristics for label in bin_tick_labels(analysis, name)]
+    slot = text_inches(labels, BIN_LABEL_FONTSIZE) + LABEL_GAP_POINTS / 72
+    # in tenths of an inch, upwards: at the measured width the layout, and so the SVG's clip ids, differed between two
+    # drawings of one figure (its PNG, then its SVG)
+    return math.ceil(10 * slot * _grouped_bars_units(analysis)) / 10
+
+
 def _grouped_bars(axes, analysis: ErrorAnalysis, values_of, ylabel: str) -> None:
-    """One group of bars per characteristic, a gap between groups, the value above each bar."""
+    """One group of bars per characteristic, a gap between groups, the value above each bar; the characteristics'
+    names above the axes."""
     x = 0
     ticks, tick_labels = [], []
     names = list(analysis.characteristics)
@@ -135,15 +171,18 @@ def _grouped_bars(axes, analysis: ErrorAnalysis, values_of, ylabel: str) -> None
         for bar, value in zip(bars, values):
             text = "n/a" if value is None else f"{100 * value:.1f}"
             axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1.5, text, ha="center", fontsize=7)
-        axes.text(positions.mean(), 104, CHARACTERISTIC_NAMES.get(name, name), ha="center", fontsize=9,
-                  weight="bold")
+        # Above the axes, not at y = 104 inside them: there the value over a bar of 98-100 % ran into the name
+        # (in the room the title's pad leaves: placed by the layout too, its place moved from one drawing to the next)
+        axes.annotate(CHARACTERISTIC_NAMES.get(name, name), (positions.mean(), 1.0), xycoords=("data", "axes fraction"),
+                      xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=9, weight="bold",
+                      in_layout=False)
         ticks.extend(positions)
         tick_labels.extend(bin_tick_labels(analysis, name))
         if name != names[-1]:
             axes.axvline(positions[-1] + 1, color="gray", linestyle=":", linewidth=1)
         x = positions[-1] + 2
-    axes.set_xticks(ticks, tick_labels, fontsize=7)
-    axes.set_ylim(0, 112)
+    axes.set_xticks(ticks, tick_labels, fontsize=BIN_LABEL_FONTSIZE)
+    axes.set_ylim(0, 108)
     axes.set_xlabel("bin: label, edges (lower edge excluded, upper included), number of ground-truth segments",
                     fontsize=8)
     axes.set_xlim(-0.8, x - 1.2)
@@ -153,11 +192,12 @@ def _grouped_bars(axes, analysis: ErrorAnalysis, values_of, ylabel: str) -> None
 
 def false_negative_figure(analysis: ErrorAnalysis) -> Figure:
     """False-negative rate per bin of each characteristic (bins: label, edges, #segments)."""
-    figure = Figure(figsize=(10, 3.5), layout="constrained")
+    # as wide as its bins' labels need (and the y axis's labels, about an inch)
+    figure = Figure(figsize=(max(10.0, _grouped_bars_inches(analysis) + 1.2), 3.5), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, analysis, lambda c: c.false_negative_rates, "False negatives (%)")
     axes.set_title(f"False negative analysis of the {analysis.describe()}: "
-                   f"{part_of(len(analysis.missed), analysis.num_ground_truth, 'segment')} missed", fontsize=10, pad=16)
+                   f"{part_of(len(analysis.missed), analysis.num_ground_truth, 'segment')} missed", fontsize=10, pad=20)
     return figure
 
 
@@ -200,13 +240,15 @@ def false_positive_figure(analysis: ErrorAnalysis) -> Figure:
 
 def sensitivity_figure(analysis: ErrorAnalysis) -> Figure:
     """mAP_N per bin of each characteristic, and its min-max range against the overall mAP_N."""
-    figure = Figure(figsize=(11.5, 3.6), layout="constrained")
-    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [4, 1]})
+    # The bars' panel as wide as its bins' labels need, the range panel 1.8 inches; 2.4 inches for both y axes' labels
+    bars = max(8.0, _grouped_bars_inches(analysis))
+    figure = Figure(figsize=(bars + 1.8 + 2.4, 3.6), layout="constrained")
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [bars, 1.8]})
     _grouped_bars(left, analysis, lambda c: c.map_n, "mAP$_N$ (%)")
     base = 100 * analysis.map_n
     left.axhline(base, color="black", linestyle="--", linewidth=1)
     left.set_title(f"Sensitivity analysis of the {analysis.describe()} (dashed: all segments, {base:.1f})",
-                   fontsize=10, pad=16)
+                   fontsize=10, pad=20)
 
     names = list(analysis.characteristics)
     for x, name in enumerate(names):
@@ -216,8 +258,11 @@ def sensitivity_figure(analysis: ErrorAnalysis) -> Figure:
         low, high = min(values), max(values)
         right.plot([x, x], [low, high], color=CHARACTERISTIC_COLORS.get(name, "#777777"), linewidth=6,
                    solid_capstyle="butt", marker="_", markersize=16, markeredgewidth=2)
-        for value in {low, high}:
-            right.text(x + 0.15, value, f"{value:.1f}", fontsize=7, va="center")
+        # the lowest hangs below its end, the highest stands above its: centred on them, a range of 3 points drew
+        # the two over each other
+        right.text(x + 0.15, low, f"{low:.1f}", fontsize=7, va="top" if high > low else "center")
+        if high > low:
+            right.text(x + 0.15, high, f"{high:.1f}", fontsize=7, va="bottom")
     right.axhline(base, color="black", linestyle="--", linewidth=1)
     right.set_xticks(range(len(names)), [CHARACTERISTIC_NAMES.get(n, n).split(" (")[0] for n in names],
                      rotation=30, ha="right", fontsize=8)
@@ -232,6 +277,18 @@ def sensitivity_figure(analysis: ErrorAnalysis) -> Figure:
 # panels (measured on the 2-core machine: 25 classes 5 s, 100 classes 31 s, 200 classes 136 s; a 500-class report
 # did not finish in 5 minutes).
 MAX_PR_PANELS = 40
+
+
+PR_TITLE_FONTSIZE = 8
+
+
+def _pr_panel_title(curves: Mapping[float, Mapping[int, PRCurve]], classes: Sequence[str], label_id: int,
+                    middle: float | None) -> str:
+    """A precision-recall panel's title: the class, its number of segments and its AP at the middle tIoU."""
+    any_curve = next(iter(c for by_class in curves.values() for c in [by_class.get(label_id)] if c), None)
+    ap = f", AP@{middle:g} {100 * curves[middle][label_id].ap:.1f}" if middle is not None and any_curve else ""
+    count = any_curve.num_gt if any_curve else 0
+    return f"{label_id} {class_text(classes[label_id])}" + f"\n{counted(count, 'segment')}{ap}"
 
 
 def pr_curves_figure(
@@ -251,10 +308,14 @@ def pr_curves_figure(
         label_ids = sorted(sorted(label_ids, key=lambda label_id: -segments[label_id])[:MAX_PR_PANELS])
     columns = max(1, min(4, len(label_ids)))
     rows = max(1, math.ceil(len(label_ids) / columns))
-    figure = Figure(figsize=(2.7 * columns + 0.6, 2.35 * rows + 0.8), layout="constrained")
+    middle = tious[len(tious) // 2] if tious else None
+    titles = [_pr_panel_title(curves, classes, label_id, middle) for label_id in label_ids]
+    # A column as wide as its widest title needs: at 2.7 inches the titles of 40-character class names ran into
+    # each other
+    column = max(2.7, text_inches(titles, PR_TITLE_FONTSIZE) + LABEL_GAP_POINTS / 72 + 0.1)
+    figure = Figure(figsize=(column * columns + 0.6, 2.35 * rows + 0.8), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
     colors = colormaps["viridis"](np.linspace(0.0, 0.85, max(1, len(tious))))
-    middle = tious[len(tious) // 2] if tious else None
     for n, axes in enumerate(grid.flat):
         if n >= len(label_ids):
             axes.set_visible(False)
@@ -270,10 +331,7 @@ def pr_curves_figure(
             if point is not None:
                 axes.plot([point[1]], [100 * point[0]], marker="o", markersize=4.5, color=color,
                           markeredgecolor="black", markeredgewidth=0.7, linestyle="none")
-        any_curve = next(iter(c for by_class in curves.values() for c in [by_class.get(label_id)] if c), None)
-        ap = f", AP@{middle:g} {100 * curves[middle][label_id].ap:.1f}" if middle is not None and any_curve else ""
-        count = any_curve.num_gt if any_curve else 0
-        axes.set_title(f"{label_id} {class_text(classes[label_id])}" + f"\n{counted(count, 'segment')}{ap}", fontsize=8)
+        axes.set_title(titles[n], fontsize=PR_TITLE_FONTSIZE)
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 102)
         axes.grid(True, linestyle=":", linewidth=0.6)
@@ -506,7 +564,9 @@ def balance_figure(classes: Sequence[str], records: Sequence[Mapping]) -> Figure
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("share of training crops (%)")
     method = rows[0].get("method", "") if rows else ""  # as metrics.jsonl gives it: '$\\frac{$' failed as math
-    which = (f"; the {len(drawn)} of {len(classes)} classes with the largest share" if len(drawn) < len(classes)
+    # on a line of its own: on the method's, the title of a figure whose legend of long names narrowed the axes ran
+    # into the legend (500 classes of 60 characters)
+    which = (f"\nthe {len(drawn)} of {len(classes)} classes with the largest share" if len(drawn) < len(classes)
              else "")
     axes.set_title(f"Crops anchored on each class ({class_text(str(method))}){which}", fontsize=10)
     figure.legend(fontsize=7, loc="outside right center", frameon=False)
@@ -611,7 +671,11 @@ def confusion_figure(
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     columns = count + (missed is not None)
-    cell = 0.5 if count <= 12 else 0.32
+    font = 8.5 if count <= 12 else (7 if count <= 24 else 5.5)
+    # A cell as wide as its longest count needs: the folded classes' corner of a 500-class run (5393108) ran over its
+    # neighbours
+    widest = str(max(int(counts.max(initial=0)), int(np.max(missed, initial=0)) if missed is not None else 0))
+    cell = max(0.5 if count <= 12 else 0.32, text_inches([widest], font) + LABEL_GAP_POINTS / 72)
     label_room = min(2.6, 0.07 * max([len(name) for name in row_names] + [8]))
     figure = Figure(figsize=(cell * columns + label_room + 2.4, cell * len(row_names) + label_room + 0.9),
                     layout="constrained")
@@ -619,7 +683,6 @@ def confusion_figure(
     blues, reds = colormaps["Blues"], colormaps["Reds"]
     axes.imshow(shares, cmap=blues, vmin=0, vmax=1, aspect="auto", extent=(-0.5, count - 0.5, len(row_names) - 0.5,
                                                                            -0.5))
-    font = 8.5 if count <= 12 else (7 if count <= 24 else 5.5)
 
     def write(column: int, row: int, value: int, shade: float) -> None:
         axes.text(column, row, str(value), ha="center", va="center", fontsize=font,
