@@ -325,7 +325,8 @@ def test_edited_scores_or_detections_are_refused_by_key(tmp_path):
         "gates": ({**scores, "fusion_gates": [1, 2]}, r"\[fusion_gates\]: expected per_class"),
         "gate text": ({**scores, "fusion_gates": {"per_class": {name: "high"}, "background": None, "streams": ["a"],
                                                    "videos": 1}}, r"\[fusion_gates\]"),
-        "no classes": ({**scores, "per_class": {}}, r"\[per_class\]: expected a mapping of each class"),
+        "no classes": ({**scores, "per_class": {}},
+                       r"\[per_class\]: expected the scores of each of the run.s classes .*Arms akimbo. has none"),
         "no mAP": ({**scores, "mAP": {}}, r"\[mAP\]: expected a mapping"),
     }
     for case, (edited, message) in edits.items():
