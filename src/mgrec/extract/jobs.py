@@ -130,8 +130,10 @@ def video_recipe(run_dir: str | Path, stream: str | None = None) -> tuple[Featur
                          "features had no sidecar): extract features with `mgrec extract` and pass the feature "
                          "files instead" + (" (--stream NAME=FOLDER for each other stream)" if stream else ""))
     recipe = read_sidecar(path)
-    # one that contradicts the run's config made every video into features of its shape, each then refused
-    check_run_recipe(path, recipe, run.read_config(), stream)
+    # one that contradicts the run's config made every video into features of its shape, each then refused; a folder
+    # of the recipe alone (`LiveFeatures` of benchmarks/extraction.py) has no config to contradict
+    if run.config_path.exists():
+        check_run_recipe(path, recipe, run.read_config(), stream)
     name, _, size = recipe.backbone.partition("@")
     if name == ADAPTED_BACKBONE:
         return recipe, name, None
