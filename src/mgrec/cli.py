@@ -1014,6 +1014,13 @@ def cmd_data_convert(args) -> None:
             raise InputError(f"{args.smg_root}: names no class (no instance has a label, and no top-level \"classes\" "
                              "list names one: test videos whose labels are withheld?); give the class list with "
                              "--class-map FILE, one class name per line in label-id order")
+        # each entry checked as data check and score --gt check it: an instance starting after its video's end
+        # (segments in frames, not seconds; a wrong duration) was written without a word, exit 0
+        from mgrec.data.check import check_entries
+
+        check_entries(annotations, args.smg_root, annotations.video_ids(),
+                      warn=lambda line: print(f"warning: {line}", file=sys.stderr),
+                      refused="is not converted (nothing written)")
     else:
         splits = parse_subject_ranges(args.splits or "train=1-30,val=31-35,test=36-40")
         annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=splits, class_map=args.class_map,

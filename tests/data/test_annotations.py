@@ -840,6 +840,32 @@ def test_an_opentad_file_is_converted_with_its_class_map(tmp_path, capsys):
     assert main(["data", "convert", str(source), "--splits", "train=1", "--out", str(out)]) == 2
 
 
+def test_data_convert_checks_each_entry_as_data_check_does(tmp_path, capsys):
+    """An ActivityNet-style file whose segments hold frame numbers (another tool's frame-based export), or an instance
+    starting after its video's end, was converted without a word, exit 0, and refused only later by data check.
+    Convert checks each entry as data check and score --gt do: its errors refused, nothing written, the frames named
+    as the likely cause; an instance ending past the video (ActivityNet's own files hold some) is a warning."""
+    from mgrec.cli import main
+
+    source, out = tmp_path / "anet.json", tmp_path / "out.json"
+    entry = {"subset": "training", "duration": 10.0, "resolution": "1280x720", "url": "u",
+             "annotations": [{"label": "wave", "segment": [30, 75]}, {"label": "nod", "segment": [120, 240]}]}
+    source.write_text(json.dumps({"version": "VERSION 1.3", "database": {"v1": entry}}))
+    assert main(["data", "convert", str(source), "--fps", "30", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"mgrec: error: {source} [database.v1.annotations[0]]: instance starts at 30.000 s, after the video ends "
+            "(10.000 s); frame numbers rather than seconds? At the video's 30 fps they are [1.000, 2.500] s, inside "
+            "it: 'segment' takes seconds (frame / fps); frames go in 'segment(frames)' (and 1 other error in its "
+            f"entries; `mgrec data check` lists them); {source} is not converted (nothing written)") in err
+    assert not out.exists()
+    entry["annotations"] = [{"label": "wave", "segment": [1, 2.5]}, {"label": "nod", "segment": [8, 10.5]}]
+    source.write_text(json.dumps({"database": {"v1": entry}}))
+    assert main(["data", "convert", str(source), "--fps", "30", "--out", str(out)]) == 0
+    assert (f"warning: {source} [database.v1.annotations[1]]: instance ends at 10.500 s, 0.500 s after the video "
+            "ends (10.000 s)") in capsys.readouterr().err
+    assert len(load_annotations(out).segments["v1"]) == 2
+
+
 def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tmp_path):
     """Numbered lines were refused only where a space followed the number (THUMOS's `7 BaseballPitch`): a table of
     ids and names saved from a spreadsheet or pandas (`0,c`, `0;c`, `0:c`, under a header `id,name` too) became the

@@ -709,17 +709,18 @@ def entry_problems(aset: AnnotationSet, video_ids: list[str], num_classes: int) 
 
 
 def check_entries(aset: AnnotationSet, annotations_path: str | Path, video_ids: list[str],
-                  warn: Callable[[str], None]) -> None:
+                  warn: Callable[[str], None], refused: str = "cannot be scored as it is") -> None:
     """The checks `data check` makes of each entry of an annotations file (`entry_problems`), for a reader of the
-    file alone (`mgrec score --gt`): its errors refused (InputError: the first, with the count of the others),
-    its warnings given to `warn`, one line each as data check prints them ("<file> [key]: message")."""
+    file alone (`mgrec score --gt`, `mgrec data convert`): its errors refused (InputError: the first, with the count
+    of the others, ending "<file> `refused`"), its warnings given to `warn`, one line each as data check prints them
+    ("<file> [key]: message")."""
     problems = entry_problems(aset, video_ids, aset.num_classes)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:
         first = errors[0]
         more = (f" (and {counted(len(errors) - 1, 'other error')} in its entries; `mgrec data check` lists them)"
                 if len(errors) > 1 else "")
-        raise InputError(f"{first.where}: {first.message}{more}; {annotations_path} cannot be scored as it is")
+        raise InputError(f"{first.where}: {first.message}{more}; {annotations_path} {refused}")
     for problem, videos in grouped_problems([problem for problem in problems if problem.severity == "warning"]):
         warn(f"{problem_where(problem, videos)}: {problem.message}")
 
@@ -749,6 +750,17 @@ SAME_CLASS_OVERLAP_TIOU = 0.5
 _OVERLAP_NEIGHBOURS = 16
 
 
+def _frames_hint(info: VideoInfo, segment: Segment) -> str:
+    """Why an instance may start after its video's end: its `segment` holds frame numbers, not seconds (another
+    tool's frame-based export; OpenTAD's and ActionFormer's files hold seconds), where as frames it lies in the
+    video. Said, not assumed: a wrong duration gives the same sign."""
+    start, end = segment.start / info.fps, segment.end / info.fps
+    if end > info.duration + 1 / info.fps:
+        return ""
+    return (f"; frame numbers rather than seconds? At the video's {info.fps:g} fps they are [{start:.3f}, "
+            f"{end:.3f}] s, inside it: 'segment' takes seconds (frame / fps); frames go in 'segment(frames)'")
+
+
 def _segment_problems(info: VideoInfo, segments: list[Segment], num_classes: int) -> list[Problem]:
     """The problems of a video's instances against its entry and the model: labels beyond its classes, instances
     after the video's end, duplicates and same-class overlaps; the first few of each kind, then a count."""
@@ -771,7 +783,8 @@ def _segment_problems(info: VideoInfo, segments: list[Segment], num_classes: int
                 f"{counted(num_classes, 'class')}")
         if segment.start >= info.duration:
             add("after the end", "error", segment,
-                f"instance starts at {segment.start:.3f} s, after the video ends ({info.duration:.3f} s)")
+                f"instance starts at {segment.start:.3f} s, after the video ends ({info.duration:.3f} s)"
+                + _frames_hint(info, segment))
         elif segment.end > info.duration + tolerance:
             add("ends late", "warning", segment,
                 f"instance ends at {segment.end:.3f} s, {segment.end - info.duration:.3f} s after the video ends "
