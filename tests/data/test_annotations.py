@@ -866,6 +866,30 @@ def test_data_convert_checks_each_entry_as_data_check_does(tmp_path, capsys):
     assert len(load_annotations(out).segments["v1"]) == 2
 
 
+def test_thumos_per_class_text_files_are_named_with_the_json_that_holds_them(tmp_path, capsys):
+    """THUMOS14's per-class annotation files (`Billiards_val.txt`, rows `video start end`): the file was refused as
+    `not valid JSON: Expecting value`, its folder as `no SampleXXXX folders here or one level deeper`; neither named
+    what they are or that OpenTAD's / ActionFormer's thumos14.json is the form mgrec converts."""
+    from mgrec.cli import main
+
+    folder = tmp_path / "annotation_val"
+    folder.mkdir()
+    (folder / "Billiards_val.txt").write_text("video_validation_0000051 82.9 83.7\nvideo_validation_0000051 110 111\n")
+    (folder / "CliffDiving_val.txt").write_text("video_validation_0000053\t8.0\t9.2\n")
+    advice = "THUMOS14's per-class annotation files (rows video start end, in seconds; "
+    for given, said in ((folder / "Billiards_val.txt", f"{folder / 'Billiards_val.txt'}: looks like one of {advice}"),
+                        (folder / "CliffDiving_val.txt", f"{folder / 'CliffDiving_val.txt'}: looks like one of"),
+                        (folder, f"{folder}: no SampleXXXX folders here; it holds Billiards_val.txt and 1 more, "
+                                 f"{advice}")):
+        assert main(["data", "convert", str(given), "--out", str(tmp_path / "out.json")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "thumos14.json" in err and "Expecting value" not in err
+    with pytest.raises(InputError, match=r"annotation_val: a folder, .*; it holds Billiards_val.txt and 1 more, "
+                                         r"THUMOS14's per-class annotation files"):
+        load_annotations(folder)
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tmp_path):
     """Numbered lines were refused only where a space followed the number (THUMOS's `7 BaseballPitch`): a table of
     ids and names saved from a spreadsheet or pandas (`0,c`, `0;c`, `0:c`, under a header `id,name` too) became the

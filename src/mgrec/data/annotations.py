@@ -482,6 +482,33 @@ _LABEL_FORMS = ("mgrec reads annotations as JSON (ActivityNet's form: a \"databa
                 "in one of these forms (README, \"Your own features\")")
 
 
+# A row of THUMOS14's per-class annotation files (`Billiards_val.txt`: `video_validation_0000051 82.9 83.7`): a video
+# id and the start and end in seconds, separated by spaces (or tabs).
+_THUMOS_ROW = re.compile(r"\S+[ \t]+[0-9]+(?:\.[0-9]*)?[ \t]+[0-9]+(?:\.[0-9]*)?")
+_THUMOS_ADVICE = ("THUMOS14's per-class annotation files (rows video start end, in seconds; one file per class, "
+                  "<Class>_val.txt, <Class>_test.txt), which mgrec does not read: they give no video's duration or "
+                  "frame rate. OpenTAD's and ActionFormer's thumos14.json hold the same annotations with both, as an "
+                  "annotations JSON: give that file (`mgrec data convert thumos14.json --out annotations.json`)")
+
+
+_THUMOS_FILES_READ = 200
+
+
+def _thumos_files(folder: Path) -> list[Path]:
+    """The text files in `folder` whose first line is a row of THUMOS14's per-class annotation files (of the first
+    _THUMOS_FILES_READ: THUMOS14 has 20 classes, and a folder of thousands of other text files is not its)."""
+    found = []
+    for file in sorted(folder.glob("*.txt"))[:_THUMOS_FILES_READ]:
+        try:
+            with open(file, encoding="utf-8", errors="replace") as handle:
+                first = handle.readline(1000).strip()
+        except OSError:
+            continue
+        if _THUMOS_ROW.fullmatch(first):
+            found.append(file)
+    return found
+
+
 def _refuse_a_table_or_xml(path: Path, text: str) -> None:
     """InputError where an annotations file is a table of labels (CSV or TSV: another tool's export, ELAN's, a
     spreadsheet's; an SMG label file) or XML (ELAN's .eaf), by its first line: refused as `<file>:1:1: annotations
@@ -490,6 +517,8 @@ def _refuse_a_table_or_xml(path: Path, text: str) -> None:
     if not head or head[0] in "{[":
         return
     first = head.split("\n", 1)[0].strip()
+    if _THUMOS_ROW.fullmatch(first):  # refused as `not valid JSON: Expecting value`, which named neither
+        raise InputError(f"{path}: looks like one of {_THUMOS_ADVICE}")
     if head.startswith("<"):
         kind = "XML (ELAN's .eaf, or another tool's XML export?)"
     else:
@@ -714,6 +743,9 @@ def _folder_hint(folder: Path) -> str:
                 f"{folder} --out annotations.json")
     if (folder / "annotations.json").is_file():
         return f"it holds {folder / 'annotations.json'}: give that file"
+    thumos = _thumos_files(folder)
+    if thumos:
+        return f"it holds {thumos[0].name}{f' and {len(thumos) - 1} more' if len(thumos) > 1 else ''}, {_THUMOS_ADVICE}"
     return ("the ground truth is one JSON file with a \"database\" key (`mgrec data convert` writes one from SMG label "
             "folders or another toolkit's annotations)")
 
@@ -854,6 +886,10 @@ def read_smg_labels(
 
     sample_dirs = _find_sample_dirs(root)
     if not sample_dirs:
+        thumos = _thumos_files(root)
+        if thumos:  # a folder of THUMOS14's text files: "no SampleXXXX folders" named neither what it holds nor the way
+            raise InputError(f"{root}: no SampleXXXX folders here; it holds {thumos[0].name}"
+                             f"{f' and {len(thumos) - 1} more' if len(thumos) > 1 else ''}, {_THUMOS_ADVICE}")
         raise InputError(f"{root}: no SampleXXXX folders here or one level deeper{_deeper_label_roots_hint(root)}")
     unlabelled = [(name, d) for name, d in sample_dirs.items() if not (d / f"{name}_finelabels.csv").is_file()]
     outside = _unlabelled_in_no_split(unlabelled, subset_of)
