@@ -981,6 +981,9 @@ def _checked_device(name: str) -> str:
     return str(resolve_device(name, what="--device"))
 
 
+_CLASSES_SHOWN = 20  # class names `data convert` lists in its closing line
+
+
 def cmd_data_convert(args) -> None:
     from mgrec.config import DataConfig
     from mgrec.data.annotations import (
@@ -1028,7 +1031,10 @@ def cmd_data_convert(args) -> None:
     save_annotations(annotations, args.out)
     counts = ", ".join(f"{s} {len(annotations.video_ids(s))}" for s in annotations.subsets())
     total = sum(len(v) for v in annotations.segments.values())
-    classes = (f", {counted(len(annotations.classes), 'class')} in id order: {', '.join(annotations.classes)}"
+    # the first classes, enough to see the order: ActivityNet's 200 names made one line of 2 kB
+    shown = annotations.classes[:_CLASSES_SHOWN]
+    more = (f", ... ({len(annotations.classes) - len(shown)} more)" if len(annotations.classes) > len(shown) else "")
+    classes = (f", {counted(len(annotations.classes), 'class')} in id order: {', '.join(shown)}{more}"
                if from_json or args.class_map is not None else "")
     print(f"wrote {args.out}: {counted(total, 'instance')} in {counted(len(annotations.videos), 'video')} ({counts})"
           f"{classes}",

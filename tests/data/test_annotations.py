@@ -890,6 +890,21 @@ def test_thumos_per_class_text_files_are_named_with_the_json_that_holds_them(tmp
     assert not (tmp_path / "out.json").exists()
 
 
+def test_data_convert_lists_the_first_classes_only(tmp_path, capsys):
+    """ActivityNet 1.3's 200 classes made `data convert`'s closing line 2 kB long: the first 20, then a count."""
+    from mgrec.cli import main
+
+    names = [f"class{i:03d}" for i in range(200)]
+    database = {f"v{i}": {"subset": "training", "duration": 10.0, "fps": 30,
+                          "annotations": [{"label": name, "segment": [1, 2]}]} for i, name in enumerate(names)}
+    source, out = tmp_path / "anet.json", tmp_path / "out.json"
+    source.write_text(json.dumps({"database": database}))
+    assert main(["data", "convert", str(source), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith(f"200 classes in id order: {', '.join(names[:20])}, ... (180 more)")
+    assert load_annotations(out).classes == names
+
+
 def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tmp_path):
     """Numbered lines were refused only where a space followed the number (THUMOS's `7 BaseballPitch`): a table of
     ids and names saved from a spreadsheet or pandas (`0,c`, `0;c`, `0:c`, under a header `id,name` too) became the
