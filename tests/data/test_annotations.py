@@ -905,6 +905,23 @@ def test_data_convert_lists_the_first_classes_only(tmp_path, capsys):
     assert load_annotations(out).classes == names
 
 
+def test_label_ids_with_gaps_point_to_the_class_map_that_fills_them(tmp_path, capsys):
+    """Label ids 3 and 7 alone (a subset of a larger dataset's classes): the message asked for a "classes" list in
+    the file only, not for `data convert --class-map`, which writes one from a class map as the toolkits keep it."""
+    from mgrec.cli import main
+
+    source, class_map, out = tmp_path / "sub.json", tmp_path / "classes.txt", tmp_path / "out.json"
+    source.write_text(json.dumps({"database": {"v": {"subset": "training", "duration": 10.0, "fps": 30, "annotations": [
+        {"label": "wave", "label_id": 3, "segment": [1, 2]}, {"label": "nod", "label_id": 7, "segment": [3, 4]}]}}}))
+    assert main(["data", "convert", str(source), "--out", str(out)]) == 2
+    assert (f"label_id 0, 1, 2, 4, 5, 6 never appears, so the class list cannot be built from the annotations; add a "
+            f"top-level \"classes\" list (or give the class names, one per line in label-id order, to `mgrec data "
+            f"convert {source} --class-map FILE`, which writes it)") in capsys.readouterr().err
+    class_map.write_text("a\nb\nc\nwave\nd\ne\nf\nnod\n")
+    assert main(["data", "convert", str(source), "--class-map", str(class_map), "--out", str(out)]) == 0
+    assert [s.label_id for s in load_annotations(out).segments["v"]] == [3, 7]
+
+
 def test_a_class_map_numbered_with_any_separator_or_under_a_header_is_refused(tmp_path):
     """Numbered lines were refused only where a space followed the number (THUMOS's `7 BaseballPitch`): a table of
     ids and names saved from a spreadsheet or pandas (`0,c`, `0;c`, `0:c`, under a header `id,name` too) became the

@@ -214,7 +214,9 @@ class _LabelTable:
                          if missing == [0] and ids == list(range(1, len(ids) + 1)) else "")
             raise InputError(
                 f"{where(path, key='database')}: label_id {', '.join(map(str, missing))} never appears, so the "
-                f'class list cannot be built from the annotations; add a top-level "classes" list{one_based}'
+                f'class list cannot be built from the annotations; add a top-level "classes" list (or give the class '
+                f"names, one per line in label-id order, to `mgrec data convert {path} --class-map FILE`, which writes "
+                f"it){one_based}"
             )
         return [self.name_of_id[i][0] for i in ids]
 
