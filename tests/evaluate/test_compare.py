@@ -453,3 +453,26 @@ def test_compare_runs_names_run_dirs_of_the_wrong_kind(run_dirs, message):
     # before: [5] pathlib's raw TypeError; a dict compared its keys without a word; one str read its characters as runs
     with pytest.raises(InputError, match=message):
         compare_runs(run_dirs)
+
+
+def test_an_eval_file_copied_into_a_run_of_another_seed_is_refused_naming_both_files(tmp_path):
+    """One run's eval_test.json copied into another seed's folder (`cp`, a sync): its scores were averaged as a second
+    seed's, the std shrunk toward 0 (demo: F1 69.33 ± 0.00 over 2 runs), without a word. The digest of the detections
+    `mgrec evaluate` records tells them apart: two trainings of other seeds never detect alike."""
+    a1, _ = fake_run(tmp_path, "a-seed1", 1, 1e-3, [0, 1])
+    a2, _ = fake_run(tmp_path, "a-seed2", 2, 1e-3, [0, 1, 2])
+    scores = json.loads((a1 / "eval_test.json").read_text())
+    scores["detections_sha256"] = "ab" * 32
+    (a1 / "eval_test.json").write_text(json.dumps(scores))
+    shutil.copy(a1 / "eval_test.json", a2 / "eval_test.json")
+    with pytest.raises(InputError, match=rf"^{a2 / 'eval_test.json'} \[detections_sha256\]: the same detections as "
+                                         rf"{a1 / 'eval_test.json'}, but this run is of seed 2 and that one of seed 1: "
+                                         "runs of other seeds never detect alike"):
+        compare_runs([a1, a2])
+    # a run copied whole (its seed too) is still compared, and noted as counted twice
+    shutil.copytree(a1, tmp_path / "copy")
+    assert "runs of seed 1 count more than once" in format_comparison(compare_runs([a1, tmp_path / "copy"]))
+    # runs of other seeds with their own detections are compared as before
+    scores["detections_sha256"] = "cd" * 32
+    (a2 / "eval_test.json").write_text(json.dumps(scores))
+    assert len(compare_runs([a1, a2]).rows[0].runs) == 2

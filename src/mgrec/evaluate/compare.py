@@ -156,12 +156,33 @@ def compare_runs(run_dirs: list[str | Path], split: str = "test", checkpoint: st
         if same is not None:
             also = "" if same == run.path else f" (as {same}: the same folder)"
             raise InputError(f"{given}: given twice{also}; each run counts once in its group's mean")
-        groups.setdefault(key, []).append((run.path, config.seed, scores, _draw(config, ensemble, members)))
+        draw = _draw(config, ensemble, members)
+        _refuse_scores_of_another_draw(run, split, checkpoint, scores, draw, groups.get(key, []))
+        groups.setdefault(key, []).append((run.path, config.seed, scores, draw))
         configs[key] = flat
     names = _group_names(configs)
     rows = [_row(names[key], members) for key, members in groups.items()]
     assert scored_set is not None
     return Comparison(split, scored_set[1], scored_set[2], rows)
+
+
+def _refuse_scores_of_another_draw(run: RunDir, split: str, checkpoint: str, scores: dict, draw: Draw,
+                                  group: list[tuple[Path, int | None, dict, Draw]]) -> None:
+    """Refuse a run whose evaluation records the very detections of another draw of its group (`detections_sha256`,
+    which `mgrec evaluate` writes): two trainings of other seeds (or ensembles of other members) never detect alike,
+    so one run's eval file was copied into the other's folder (`cp`, a sync). Averaged, one run's scores counted
+    twice as two seeds, the std shrunk toward 0, without a word; a run copied whole (the same seed) is noted as
+    such by `format_comparison`. Eval files that do not record the digest (older ones) are not compared."""
+    digest = scores.get("detections_sha256")
+    if not isinstance(digest, str):
+        return
+    for path, _seed, other, other_draw in group:
+        if other.get("detections_sha256") == digest and other_draw.key != draw.key:
+            raise InputError(f"{run.eval_path(split, checkpoint)} [detections_sha256]: the same detections as "
+                             f"{RunDir(path).eval_path(split, checkpoint)}, but this run is of {draw.words} and "
+                             f"that one of {other_draw.words}: runs of other seeds never detect alike (one run's eval "
+                             "file copied into the other's folder?); `mgrec evaluate` each run again, so that each "
+                             "holds its own scores")
 
 
 def _same_folder(a: Path, b: Path) -> bool:
