@@ -1119,6 +1119,30 @@ def test_scores_whose_map_is_not_named_by_tious_are_refused_by_the_key(tmp_path)
             run.read_eval("test", ["a"])
 
 
+def test_a_headline_score_that_its_parts_do_not_make_is_refused_by_the_key(tmp_path):
+    # eval_test.json's F1 edited by hand (0.60 where its precision and recall make 0.6933) was reported and averaged by
+    # `compare` as the run's (demo: 3 such runs `65.00 ± 5.00`), every value in its range; average mAP alike
+    from mgrec.evaluate.scoring import score
+    from mgrec.records import Detection, Segment
+
+    run = RunDir(tmp_path)
+    gt = {"v": [Segment("v", 0.0, 2.0, 0, "a"), Segment("v", 5.0, 7.0, 0, "a")]}
+    found = [Detection("v", 0.0, 2.0, 0, "a", 0.9), Detection("v", 9.0, 9.5, 0, "a", 0.8),
+             Detection("v", 12.0, 13.0, 0, "a", 0.7)]
+    scores = {**score(gt, {"v": found}, ["a"], 0.5, split="test"), "checkpoint": "best"}
+    assert 0 < scores["f1"] < 1 and 0 < scores["average_mAP"] < 1
+    run.write_eval("test", scores)
+    assert run.read_eval("test", ["a"])["f1"] == scores["f1"]  # as evaluate wrote it: read
+    for key, value in (("f1", 0.6), ("f1_miga", 0.9), ("average_mAP", 0.25)):
+        run.write_eval("test", {**scores, key: value})
+        with pytest.raises(InputError, match=rf"eval_test.json \[{key}\]: expected [0-9.]+, the .*, got {value}; the "
+                                             r"file is not as mgrec evaluate wrote it \(edited\?\)"):
+            run.read_eval("test", ["a"])
+    nothing = {**score(gt, {"v": []}, ["a"], 0.5, split="test"), "checkpoint": "best"}  # precision and recall 0
+    run.write_eval("test", nothing)
+    assert run.read_eval("test", ["a"])["f1"] == 0
+
+
 def test_an_ensemble_whose_sources_are_not_a_list_of_paths_is_refused_by_the_key(tmp_path):
     # run.json's ensemble.sources edited to 5 or null: `mgrec report` stopped on a TypeError traceback; a string was
     # listed a character at a time ('an ensemble of 2 runs: <, b, >, x, ...')

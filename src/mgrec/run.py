@@ -1252,6 +1252,12 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
             return key, "a number >= 0"
     if not (isinstance(scores["mAP"], dict) and scores["mAP"] and all(fraction(v) for v in scores["mAP"].values())):
         return "mAP", "a mapping of tIoU to numbers in [0, 1]"
+    # the headline numbers are made of the others (`F1Result.from_counts`, `average_mAP` the mean over the tIoUs): a
+    # headline edited by hand (or merged from another file) was shown by `report` and averaged by `compare` as the
+    # run's, each number in range, beside the precision and recall that contradict it
+    made = _made_headline(scores)
+    if made is not None:
+        return made
     for tiou in scores["mAP"]:  # each named by its tIoU (`tiou_key`): 'mAP@zz' was shown as a score of the run
         if not _is_tiou_key(tiou):
             return f"mAP.{tiou}", "a tIoU threshold in (0, 1] as the key (0.3, 0.5, ...)"
@@ -1320,6 +1326,25 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
         unknown = [name for name in gates["per_class"] if name not in classes]
         if unknown:
             return f"fusion_gates.per_class.{unknown[0]}", "a gate of one of the run's classes (its classes.json)"
+    return None
+
+
+def _made_headline(scores: dict) -> tuple[str, str] | None:
+    """(key, what was expected) of the first headline number of a scores dict (its values checked in range) that is
+    not what its parts make: F1 of its precision and recall (strict; and by the MiGA rule, where given), average mAP
+    the mean of the mAP at each tIoU. None where they agree to 1e-6, which holds the starter kit's 1e-7 guard
+    against 0/0 in `F1Result.from_counts` (so the run layer needs nothing of the evaluate layer)."""
+    for f1, precision, recall in (("f1", "precision", "recall"), ("f1_miga", "precision_miga", "recall_miga")):
+        if not all(is_number(scores.get(key)) for key in (f1, precision, recall)):
+            continue  # an older file without the MiGA rule's precision and recall
+        p, r = scores[precision], scores[recall]
+        made = 2 * p * r / (p + r) if p + r else 0.0
+        if abs(scores[f1] - made) > 1e-6:
+            return f1, (f"{made:.6g}, the F1 of its {precision} {p:.6g} and {recall} {r:.6g} (2PR / (P + R)), got "
+                        f"{scores[f1]:.6g}")
+    made = sum(scores["mAP"].values()) / len(scores["mAP"])
+    if is_number(scores.get("average_mAP")) and abs(scores["average_mAP"] - made) > 1e-6:
+        return "average_mAP", f"{made:.6g}, the mean of its mAP at each tIoU, got {scores['average_mAP']:.6g}"
     return None
 
 

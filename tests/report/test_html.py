@@ -334,7 +334,10 @@ def test_edited_scores_or_detections_are_refused_by_key(tmp_path):
         with pytest.raises(InputError, match=r"eval_test.json " + message):
             write_report(run["run_dir"])
     # the MiGA rule's precision and F1 may pass 1 (one prediction finds two segments): an unedited file
-    scores_path.write_text(json.dumps({**scores, "precision_miga": 2.0, "f1_miga": 1.33}))
+    # (its F1 made of its precision and recall, as `read_eval` checks)
+    recall_miga = scores["recall_miga"]
+    scores_path.write_text(json.dumps({**scores, "precision_miga": 2.0,
+                                       "f1_miga": 2 * 2.0 * recall_miga / (2.0 + recall_miga)}))
     write_report(run["run_dir"])
     scores_path.write_text(json.dumps(scores))
     # every video's detections removed, its entry kept (without the entries: `check_evaluated_detections`)
