@@ -129,3 +129,12 @@ def remuxed(video: Path, path: Path, container: str) -> Path:
                 packet.stream = stream
                 out.mux(packet)
     return path
+
+
+def home_and_work(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A home folder (HOME) and a work folder, both empty, for tests of `~` paths (the caller chdirs where needed)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home, work

@@ -961,15 +961,13 @@ def test_an_empty_path_word_is_refused_not_taken_for_the_current_folder(tmp_path
 def test_a_quoted_tilde_path_is_the_home_folder_in_every_command(tmp_path, monkeypatch, capsys):
     # `--out '~/runs/x'` (quoted: a script, an env file, a Makefile variable) made a folder named `~` in the current
     # folder, for every command but demo --cache; every path argument now takes a leading ~ as the shell does
+    from tests.helpers import home_and_work
     from tests.test_robustness import tiny_config, write_run
 
     from mgrec.config import save_config
     from mgrec.data.synthetic import make_synthetic_dataset
 
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+    home, work = home_and_work(tmp_path, monkeypatch)
     dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
                                      subsets=("train", "val", "test"))
     save_config(tiny_config(dataset), tmp_path / "tiny.yaml")

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.helpers import home_and_work
 from tests.test_robustness import assert_input_error, mgrec, tiny_config, write_run
 
 from mgrec.config import save_config
@@ -431,10 +432,7 @@ def test_a_tilde_path_given_in_python_is_the_home_folder_as_on_the_command_line(
     from mgrec.files import path_argument
     from mgrec.infer.offline import OfflineDetector
 
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+    home, work = home_and_work(tmp_path, monkeypatch)
     dataset = make_synthetic_dataset(home / "data", num_videos=3, feature_dim=8, length=96,
                                      subsets=("train", "val", "test"))
     write_run(home / "run", tiny_config(dataset))
@@ -460,10 +458,7 @@ def test_a_path_object_is_not_read_as_a_home_folder_nor_is_an_unknown_home_calle
     from mgrec.files import path_argument
     from mgrec.infer.offline import OfflineDetector
 
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+    home, work = home_and_work(tmp_path, monkeypatch)
     dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
                                      subsets=("train", "val", "test"))
     write_run(tmp_path / "run", tiny_config(dataset))

@@ -1172,14 +1172,13 @@ def _online_problem(online: object) -> tuple[str, str] | None:
     def seconds(value: object, allow_none: bool = False) -> bool:
         return value is None and allow_none or is_number(value) and math.isfinite(value) and value >= 0
 
-    count = is_count
 
     for key, valid, expected in (
             ("lookahead", seconds, "a number of seconds >= 0"),
             ("window_seconds", seconds, "a number of seconds >= 0"),
-            ("updates", count, "a count"),
-            ("decided_while_streaming", count, "a count"),
-            ("decided_at_the_end", count, "a count")):
+            ("updates", is_count, "a count"),
+            ("decided_while_streaming", is_count, "a count"),
+            ("decided_at_the_end", is_count, "a count")):
         if not valid(online.get(key)):
             return f"online.{key}", expected
     # a latency is null where no gesture was decided while streaming (`evaluate_online`), the mean compute never
@@ -1232,12 +1231,11 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
     def fraction(value, high: float = 1.0) -> bool:
         return is_number(value) and 0 <= value <= high
 
-    count = is_count
 
     # the counts too: `compare` tells scored sets apart by them, and a "6" beside a 6 (or True for 1 instance) was
     # a set that differed in nothing it could name (a StopIteration traceback), None printed as "None videos"
     for key in ("num_videos", "num_ground_truth", "num_predictions"):
-        if not count(scores[key]):
+        if not is_count(scores[key]):
             return key, "a count"
     # how the scores were made, by name: `compare` tells evaluations apart by them (a list or an object there was a
     # TypeError traceback from its grouping) and the report prints them
@@ -1287,7 +1285,7 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
     for name, entry in per_class.items():
         label_id = entry.get("label_id") if isinstance(entry, dict) else None
         valid = (isinstance(label_id, int) and not isinstance(label_id, bool) and 0 <= label_id < num_classes
-                 and count(entry.get("instances"))
+                 and is_count(entry.get("instances"))
                  and (entry.get("ap") is None or fraction(entry.get("ap")))
                  # null where there is none (`score`): recall and F1 of a class without instances (F1 where nothing
                  # was detected as it either), precision of one without detections, whose F1 is 0 then
@@ -1303,7 +1301,7 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
                                          "for one without detections)")
 
     def counts(row: object) -> bool:
-        return isinstance(row, list) and len(row) == num_classes and all(map(count, row))
+        return isinstance(row, list) and len(row) == num_classes and all(map(is_count, row))
 
     matrix = confusion.get("matrix")
     if not (isinstance(matrix, list) and len(matrix) == num_classes and all(counts(row) for row in matrix)):
@@ -1319,7 +1317,7 @@ def _score_problem(scores: dict, classes: list[str]) -> tuple[str, str] | None:
         if not (isinstance(gates, dict) and isinstance(gates.get("per_class"), dict)
                 and all(gate(v) for v in gates["per_class"].values()) and gate(gates.get("background"))
                 and isinstance(gates.get("streams"), list) and all(isinstance(n, str) for n in gates["streams"])
-                and count(gates.get("videos")) and count(gates.get("skipped_long_videos", 0))):
+                and is_count(gates.get("videos")) and is_count(gates.get("skipped_long_videos", 0))):
             return "fusion_gates", ("per_class and background gates in [0, 1] (or null), the names of the streams and "
                                     "counts of videos")
         # tabled by class name beside each class's F1: a name of no class was a row of its own, its F1 '–'
