@@ -562,6 +562,37 @@ def test_the_videos_tuned_on_are_not_called_unscored(tmp_path):
         "names the videos scored, --tune-on those tuned on)"]
 
 
+def test_tuning_says_what_it_tuned_on_and_refuses_where_no_detection_finds_a_gesture(tmp_path):
+    """`score --tune-on val` of a file with one val detection tuned the threshold on it without a word (test F1 0.5
+    for 69); one whose val detections find no gesture tuned an arbitrary threshold (F1 0 at every one)."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.evaluate.predictions import save_predictions
+    from mgrec.evaluate.scoring import score_file
+
+    gt_path = tmp_path / "gt.json"
+    database = {video: {"subset": subset, "fps": 30.0, "duration": 60.0,
+                        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}
+                for video, subset in (("t", "test"), ("v", "val"))}
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": database}))
+    annotations = load_annotations(gt_path)
+    test = [Detection("t", float(s), s + 2.0, 0, "a", 0.5) for s in range(0, 50, 10)]
+    save_predictions({"t": test, "v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)]}, tmp_path / "one.json")
+    notes = []
+    score_file(annotations, gt_path, tmp_path / "one.json", "test", tune_on="val", note=notes.append)
+    assert [n for n in notes if "tuned on" in n] == [
+        f"score threshold 0.9 tuned on split val of {tmp_path / 'one.json'}: 1 video, 5 ground-truth segments and 1 "
+        "detection; fewer detections than gestures there: a hard set or a truncated list (the threshold can only rise "
+        "above its lowest score), where tuning wants the ranked list of every candidate (`mgrec detect RUN FEATURES "
+        "--all`)"]
+    # val detections that find none of val's gestures (seconds read as frames, another video's): nothing to tune
+    save_predictions({"t": test, "v": [Detection("v", 51.0 + s / 10, 51.5 + s / 10, 0, "a", 0.5 + s / 100)
+                                       for s in range(8)]}, tmp_path / "none.json")
+    with pytest.raises(InputError, match=re.escape(
+            f"{tmp_path / 'none.json'}: its 8 detections of split 'val' find none of its 5 ground-truth segments "
+            "(tIoU > 0.3): every threshold scores F1 0 there, so there is nothing to tune")):
+        score_file(annotations, gt_path, tmp_path / "none.json", "test", tune_on="val", note=notes.append)
+
+
 def test_tied_scores_are_noted_as_making_map_depend_on_the_file_s_order(tmp_path):
     """Scores rounded by another tool tie, and average precision then ranks them in the file's order (66.24 against
     66.30 for one file reversed), without a word; exact scores, as mgrec writes them, raise no note."""

@@ -18,7 +18,7 @@ from mgrec.data.streams import stream_path
 from mgrec.errors import InputError
 from mgrec.evaluate.f1 import tune_thresholds
 from mgrec.evaluate.predictions import save_predictions
-from mgrec.evaluate.scoring import check_tuning_gestures, check_tuning_split, score
+from mgrec.evaluate.scoring import check_tuning_data, check_tuning_split, score
 from mgrec.files import StoppedIn, brief, counted, resolve_path, shell_word, spelt_alike_beside
 from mgrec.infer.detect import predictions_info
 from mgrec.infer.offline import OfflineDetector, check_read_unchanged
@@ -259,7 +259,7 @@ def evaluate_run(
                    "is scored): the same command again detects them all")
     if tune_on is not None:  # re-tuned by the run's own rule (postprocess.thresholds)
         tune_ranked, tune_gt = detect_split(detector, tune_on, progress, interrupted=interrupted)
-        check_tuning_gestures(tune_gt, tune_on, detector.config.data.annotations)
+        check_tuning_data(tune_gt, tune_ranked, tune_on, detector.config.data.annotations, f"run {run.path}")
         (threshold, class_thresholds), tuned_on = tune_thresholds(tune_gt, tune_ranked, len(detector.classes),
                                                                   post), tune_on
     gates = GateTally.of(detector)
