@@ -186,3 +186,33 @@ def test_a_label_folder_removed_while_its_set_is_written_is_refused_not_taken_fo
     assert written == ["v1_finelabels.csv", "v2_finelabels.csv", "v3_finelabels.csv"]
     with pytest.raises(InputError, match=r"did not finish \(.*\.mgrec-incomplete is there\): some videos have no file"):
         smg_csv.refuse_an_incomplete_set(out)
+
+
+def test_an_interrupted_label_set_says_which_video_how_many_files_and_that_the_folder_is_refused(tmp_path, monkeypatch):
+    """Ctrl-C while `detect --format smg` wrote its label files said "mgrec: interrupted" alone: not that some files
+    were there, in a folder every reader (and the same command again) refuses while its marker is there."""
+    import re
+
+    from mgrec import smg_csv
+
+    out, real_write, written = tmp_path / "out", smg_csv.write_smg_label_file, []
+
+    def interrupted_at_the_third(path, *args, **kwargs):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        real_write(path, *args, **kwargs)
+        written.append(path.name)
+
+    monkeypatch.setattr(smg_csv, "write_smg_label_file", interrupted_at_the_third)
+    detections = {video: [Detection(video, 1.0, 2.0, 0, "a", 0.9)] for video in ("v1", "v2", "v3", "v4")}
+    with pytest.raises(KeyboardInterrupt) as caught:
+        smg_csv.write_smg_labels(detections, out, fps=28.0)
+    assert str(caught.value) == (
+        f"stopped in video 'v3' (3 of 4: 2 finished before it): 2 of the 4 label files are in {out}, which stays "
+        f"marked unfinished ({out / '.mgrec-incomplete'}: `mgrec score` and the other readers refuse the folder); "
+        f"remove {out} and run the same command again")
+    # no half file under a final name: the two finished, whole, and the marker
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [".mgrec-incomplete", "v1_finelabels.csv",
+                                                                     "v2_finelabels.csv"]
+    with pytest.raises(InputError, match=re.escape("did not finish")):
+        smg_csv.refuse_an_incomplete_set(out)

@@ -36,12 +36,14 @@ from typing import NamedTuple
 
 from mgrec.errors import InputError, where
 from mgrec.files import (
+    StoppedIn,
     atomic_create_text,
     atomic_write_text,
     brief,
     decode_utf8,
     is_hidden,
     json_or_none,
+    part_of,
     read_file_bytes,
     safe_child,
     text_lines,
@@ -495,10 +497,18 @@ def write_smg_labels(
     """
     paths = smg_label_paths(detections_by_video, out_dir)
     begin_label_set(out_dir, {"writer": "mgrec detect"}, into_empty)
-    for video_id in sorted(detections_by_video):
-        video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
-        write_smg_label_file(paths[video_id], detections_by_video[video_id], video_fps, with_scores)
-    end_label_set(out_dir)
+    marker = Path(out_dir) / INCOMPLETE_MARKER
+    # Ctrl-C among a thousand videos' files said "interrupted" alone: not that some files are there, in a folder
+    # every reader (and the same command again) refuses while its marker says it is unfinished
+    where = StoppedIn("video", len(paths), lambda done: (
+        f"{part_of(done, len(paths), 'label file')} {'is' if done == 1 else 'are'} in {out_dir}, which stays marked "
+        f"unfinished ({marker}: `mgrec score` and the other readers refuse the folder); remove {out_dir} and run the "
+        "same command again"))
+    with where:
+        for video_id in where.each(sorted(detections_by_video)):
+            video_fps = fps[video_id] if isinstance(fps, Mapping) else fps
+            write_smg_label_file(paths[video_id], detections_by_video[video_id], video_fps, with_scores)
+        end_label_set(out_dir)
     return [paths[video_id] for video_id in sorted(detections_by_video)]
 
 
