@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -864,6 +865,31 @@ def test_data_convert_warns_of_a_splits_subset_no_config_reads(tmp_path, capsys)
     assert main(["data", "convert", str(tmp_path / "smg"), "--out", str(tmp_path / "b.json"),
                  "--splits", "training=1-30,validation=31-35,test=36-40"]) == 0  # the long names are the same splits
     assert "warning: --splits" not in capsys.readouterr().err
+
+
+def test_data_convert_of_a_json_warns_of_subsets_no_config_reads_and_of_no_training_video(tmp_path, capsys):
+    """A JSON whose subsets are 'dev' and 'unlabeled' (or THUMOS's 'validation' and 'testing' alone) was converted
+    without a word: a config at its default splits then trained on nothing, found only by a later data check."""
+    database = {f"v{i}": {"subset": subset, "fps": 30.0, "duration": 60.0,
+                          "annotations": [{"label": "a", "segment": [1.0, 3.0]}]}
+                for i, subset in enumerate(["dev", "unlabeled", "unlabeled", "validation", "testing"])}
+    (tmp_path / "in.json").write_text(json.dumps({"database": database}))
+    assert main(["data", "convert", str(tmp_path / "in.json"), "--out", str(tmp_path / "out.json")]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: {tmp_path / 'in.json'}: subset 'unlabeled' (2 videos) is none of train, val, test, the splits "
+            "a config reads (data.train_split, data.val_split, data.test_split), so only a config that names it uses "
+            "its videos\n") in err
+    assert f"warning: {tmp_path / 'in.json'}: subset 'dev' (1 video) is none of" in err
+    assert (f"warning: {tmp_path / 'in.json'}: no video is in subset 'train', the one a config trains on by default "
+            "(data.train_split); the file's subsets are 'dev' (1), 'test' (1), 'unlabeled' (2), 'val' (1): name the "
+            "one to train on in the config (data.train_split, and data.val_split, data.test_split for the others)"
+            "\n") in err
+    assert mgrec.load_annotations(tmp_path / "out.json").video_ids("unlabeled") == ["v1", "v2"]  # written as it was
+    for i, subset in enumerate(["Training", "validation", "testing", "train", "val"]):  # the splits by other names
+        database[f"v{i}"]["subset"] = subset
+    (tmp_path / "in.json").write_text(json.dumps({"database": database}))
+    assert main(["data", "convert", str(tmp_path / "in.json"), "--out", str(tmp_path / "b.json")]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_score_does_not_load_torch_to_score_a_file(tmp_path):

@@ -984,8 +984,34 @@ def _checked_device(name: str) -> str:
 _CLASSES_SHOWN = 20  # class names `data convert` lists in its closing line
 
 
-def cmd_data_convert(args) -> None:
+def _warn_of_subsets_no_config_reads(annotations, named_by: str) -> None:
+    """`data convert`: a warning for each subset of the converted file that is none of the splits a config reads by
+    default (`--splits ...,tset=36-40`; a JSON's 'unlabeled', 'dev', 'trainval': ActivityNet's and THUMOS's
+    'validation' and 'testing' are val and test already), and for a file with no training video at all: written
+    without a word, a config then trained on nothing or left the videos out, found only by a later `data check`.
+    `named_by`: what named the subsets (--splits, or the JSON file)."""
+    import difflib
+
     from mgrec.config import DataConfig
+
+    defaults = DataConfig()
+    standard = (defaults.train_split, defaults.val_split, defaults.test_split)
+    others = [name for name in annotations.subsets() if name not in standard]
+    for name in others:
+        close = difflib.get_close_matches(name, standard, n=1, cutoff=0.6)
+        print(f"warning: {named_by}: subset {name!r} ({counted(len(annotations.video_ids(name)), 'video')}) is none "
+              f"of {', '.join(standard)}, the splits a config reads (data.train_split, data.val_split, "
+              "data.test_split), so only a config that names it uses its videos"
+              + (f"; did you mean {close[0]!r}?" if close else ""), file=sys.stderr)
+    if not annotations.video_ids(defaults.train_split):
+        # THUMOS trains on its 'validation' videos: a config left at its defaults finds no video to train on
+        found = ", ".join(f"{name!r} ({len(annotations.video_ids(name))})" for name in annotations.subsets())
+        print(f"warning: {named_by}: no video is in subset {defaults.train_split!r}, the one a config trains on by "
+              f"default (data.train_split); the file's subsets are {found}: name the one to train on in the config "
+              "(data.train_split, and data.val_split, data.test_split for the others)", file=sys.stderr)
+
+
+def cmd_data_convert(args) -> None:
     from mgrec.data.annotations import (
         load_annotations,
         parse_subject_ranges,
@@ -1039,20 +1065,9 @@ def cmd_data_convert(args) -> None:
     print(f"wrote {args.out}: {counted(total, 'instance')} in {counted(len(annotations.videos), 'video')} ({counts})"
           f"{classes}",
           file=closing_line_stream(args.out))
+    _warn_of_subsets_no_config_reads(annotations, str(args.smg_root) if from_json else "--splits")
     if from_json:
         return
-    defaults = DataConfig()
-    standard = (defaults.train_split, defaults.val_split, defaults.test_split)
-    for name in (name for name in splits if name not in standard):
-        # `--splits ...,tset=36-40` wrote subset 'tset', which no config reads, without a word (a later data check
-        # warned that its videos are in none of the configured splits)
-        import difflib
-
-        close = difflib.get_close_matches(name, standard, n=1, cutoff=0.6)
-        print(f"warning: --splits: subset {name!r} ({counted(len(annotations.video_ids(name)), 'video')}) is none of "
-              f"{', '.join(standard)}, the splits a config reads (data.train_split, data.val_split, data.test_split), "
-              "so only a config that names it uses its videos" + (f"; did you mean {close[0]!r}?" if close else ""),
-              file=sys.stderr)
     if left_out:  # the challenge's test subjects come without labels; a typo in --splits would leave out others
         print(f"note: left out {len(left_out)} sample folder{'s' if len(left_out) > 1 else ''} without labels "
               f"({sample_range(left_out)}), in no split: the challenge's unlabelled test subjects?", file=sys.stderr)
