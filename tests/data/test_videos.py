@@ -650,3 +650,36 @@ def test_a_video_of_a_few_pixels_is_refused_and_one_scaled_up_much_is_warned_of_
         assert sum(map(len, clips.iter_clips(2))) == clips.length
     assert len(list(iter_frames(small, 64, warn=said.append))) == 20 and said == [warned]  # 3.2x: no word
     assert capsys.readouterr().err == ""  # nothing printed by the reader itself
+
+
+def _raw_stream(path, muxer: str, codec: str, fps: int, frames: int = 40):
+    """`frames` frames at `fps` written as a raw elementary stream (FFmpeg's `muxer`: no container, no timestamps)
+    under the name `path`, as a camera's .h264 renamed .mp4."""
+    import av
+
+    with av.open(str(path), "w", format=muxer) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 5, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_raw_stream_is_placed_by_its_codec_s_frame_rate_not_ffmpeg_s_default(tmp_path):
+    # A raw elementary stream records no timestamps: FFmpeg's raw demuxers give it an average rate of 25 fps whatever
+    # the video's. A 10-fps camera's H.264 stream named .mp4 was extracted at 25 fps without a word (every time 2.5
+    # times early); a 10-fps MPEG-4 stream (.m4v) was refused as a variable frame rate, with advice to re-encode at 25.
+    for muxer, codec in (("h264", "libx264"), ("m4v", "mpeg4")):
+        raw = _raw_stream(tmp_path / f"{muxer}.mp4", muxer, codec, fps=10)
+        assert probe_video(raw).fps == 10.0
+        assert len(list(iter_frames(raw, SIZE))) == 40  # its frames on a 10-fps grid: no variable frame rate
+    # a codec that says no rate (MJPEG) has none: refused, not read at the made-up 25 fps
+    mjpeg = _raw_stream(tmp_path / "cam.avi", "mjpeg", "mjpeg", fps=10)
+    with pytest.raises(InputError, match=r"cam.avi: a raw MJPEG video stream without a container, and its codec's "
+                                         r"header gives no frame rate: .*ffmpeg -framerate FPS -i IN -c copy OUT.mkv"):
+        probe_video(mjpeg)

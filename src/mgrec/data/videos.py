@@ -48,6 +48,10 @@ VIDEO_NAME_SUFFIXES = ("", "_color")
 
 # FFmpeg's disposition of a stream that is a still picture attached to the file (AV_DISPOSITION_ATTACHED_PIC).
 _ATTACHED_PICTURE = 0x400
+# FFmpeg's flag of a container format that records no timestamps (AVFMT_NOTIMESTAMPS): a raw elementary stream (a
+# camera's .h264, .hevc, .m4v, an MJPEG stream, an HTTP camera's multipart JPEG), whose frame rate is in the codec's
+# header where anywhere.
+_NO_TIMESTAMPS = 0x80
 
 # How far a video's frame rate may be from the annotations' before their frame numbers disagree.
 FPS_TOLERANCE = 0.01
@@ -256,6 +260,11 @@ def video_rate(path: Path | str, stream, container=None) -> float:
                              f"{' beside its audio' if container.streams.audio else ''}); give the video itself")
         raise InputError(f"{path}: no video stream in this file")
     rate = _frame_rate(stream)
+    if rate is None and _without_timestamps(stream):
+        raise InputError(f"{path}: a {stream.container.format.long_name or 'raw video'} stream without a container, "
+                         "and its codec's header gives no frame rate: nothing says when its frames are shown (FFmpeg "
+                         "would assume 25 fps); put it into a container at the rate it was recorded, "
+                         "ffmpeg -framerate FPS -i IN -c copy OUT.mkv")
     if rate is None:
         raise InputError(f"{path}: the video stream has no frame rate")
     if fps_problem(rate) is not None:  # the rule every sidecar is read by: one written past it is unreadable
@@ -397,9 +406,21 @@ def ffmpeg_reason(exc: Exception, waited: float | None = None) -> str:
 
 def _frame_rate(stream) -> float | None:
     """The frame rate mgrec places a video's frames by (its feature grid's fps): the stream's average
-    rate, else FFmpeg's guess; None when neither is a positive number."""
-    rate = stream.average_rate or stream.guessed_rate
+    rate, else FFmpeg's guess; None when neither is a positive number.
+    A raw elementary stream (`_without_timestamps`) has no rate of its container: its average rate is the raw
+    demuxer's default, 25 fps whatever the video's (a 10-fps camera's .h264 was extracted at 25 fps, every time
+    2.5 times early, and a 10-fps .m4v refused as a variable frame rate); its rate is the one its codec's header
+    gives (H.264 and HEVC timing, an MPEG-4 VOL, an MPEG-2 sequence header), None where it gives none (MJPEG)."""
+    if _without_timestamps(stream):
+        rate = stream.codec_context.framerate
+    else:
+        rate = stream.average_rate or stream.guessed_rate
     return float(rate) if rate and rate > 0 else None
+
+
+def _without_timestamps(stream) -> bool:
+    """Whether `stream` is read from a container format that records no timestamps (a raw elementary stream)."""
+    return bool(stream.container.format.flags & _NO_TIMESTAMPS)
 
 
 # Frames narrower or lower than this many pixels are refused: a gesture cannot be seen in them (a 2x2 video scaled up
