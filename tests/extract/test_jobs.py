@@ -969,3 +969,32 @@ def test_an_interrupted_extraction_says_true_words_before_in_and_after_its_video
     monkeypatch.setattr(backbones_module, "load_backbone", interrupted)
     assert main(command) == 130
     assert capsys.readouterr().err.strip() == "mgrec: interrupted"  # in no video yet: none is named
+
+
+def test_a_folder_named_like_a_video_is_a_folder_for_detect_and_stream(tmp_path, bikes_clip, capsys):
+    # `clip.mp4/` holding a video: `stream` decoded the folder (`cannot open the video (corrupt or truncated file?): Is
+    # a directory`, blaming a file that was not there), `detect` extracted the video inside it under another id; any
+    # other folder of videos is refused by both with the way to give them (row 182)
+    from tests.helpers import SMALL_MODEL
+
+    from mgrec.cli import main
+    from mgrec.config import Config, DataConfig, ModelConfig
+    from mgrec.extract.jobs import is_video
+    from mgrec.model.detector import build_detector
+    from mgrec.run import RunDir
+
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    (folder / "inner.mp4").write_bytes(bikes_clip.read_bytes())
+    assert not is_video(folder) and is_video(folder / "inner.mp4") and is_video(tmp_path / "not_there.mp4")
+    config = Config(data=DataConfig(feature_dim=8, fps=25.0), model=ModelConfig(input_dim=8, num_classes=2,
+                                                                                 **SMALL_MODEL))
+    run = tmp_path / "run"
+    RunDir(run).write_for_inference(config, ["a", "b"], build_detector(config.model))
+    for command in (["detect", str(run), str(folder), "--out", str(tmp_path / "det.json")],
+                    ["stream", str(run), str(folder)]):
+        capsys.readouterr()
+        assert main(command) == 2
+        assert (f"{folder}: folder holds no feature files (.npy, .npz), but 1 video file(s) (inner.mp4, ...): give the "
+                f"video files themselves ({folder}/*.mp4)") in capsys.readouterr().err
+    assert not (tmp_path / "det.json").exists()

@@ -97,7 +97,12 @@ class FuseResult:
 
 
 def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    """Whether an input of `detect` or `stream` is a video file: named with one of VIDEO_SUFFIXES, and not a folder.
+    A folder named like a video (`clip.mp4/`, a download unpacked under the video's name) is a folder, read as one:
+    `stream` tried to decode it (`cannot open the video (corrupt or truncated file?): Is a directory`), `detect`
+    extracted the videos inside it, where any other folder of videos is refused with the way to give them."""
+    path = Path(path)
+    return path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir()
 
 
 def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, device: str = "cpu",
