@@ -4,7 +4,8 @@ histogram, class balancing, training curves, confusion matrix; and the score his
 Every function returns a matplotlib `Figure` built without pyplot (no global figure registry, no
 GUI backend), so figures can be made in any process and are freed with the object. `save_figure`
 writes PNG and SVG; `svg_bytes` renders SVG in memory for the HTML report. SVG text stays text
-(smaller files, selectable labels) and SVG ids are seeded, so the output is reproducible. Text
+(smaller files, selectable labels), SVG ids are seeded and the layout is fixed at the first save (`_fix_layout`),
+so the output is reproducible: one figure gives the same SVG however often, and after whatever, it is drawn. Text
 from the data goes through `plain`, so that a "$" in a name is never read as math and a bidi
 override never reverses the text after it; names (classes, splits, a balancing method) through `class_text`, which
 also cuts them to `MAX_FIGURE_NAME_CHARS`.
@@ -27,6 +28,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import MaxNLocator
@@ -87,10 +89,25 @@ def _drawing():
         yield
 
 
+def _fix_layout(figure: Figure) -> None:
+    """Place the figure's parts once, then keep them where they are: each drawing of a figure with a constrained
+    layout placed them again, starting from where the last drawing left them, and at the dpi of that drawing (the
+    PNG's 150, the SVG's 72), so a second drawing of one figure, or its SVG after its PNG, moved things by
+    thousandths of a point (`mgrec analyze`'s SVG differed from the report's of the same figure, and from itself
+    drawn twice). Done in every figure's first save, at the figure's own dpi, it makes the SVG a function of the
+    figure alone."""
+    if figure.get_layout_engine() is None or isinstance(figure.get_layout_engine(), PlaceHolderLayoutEngine):
+        return  # no layout, or one fixed already
+    with _drawing():
+        figure.draw_without_rendering()
+    figure.set_layout_engine("none")
+
+
 def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
     """Write `<path>.png` (150 dpi) and `<path>.svg`; returns both paths. Each is written whole or not at all
     (`atomic_write`), and a folder that cannot be written is an `InputError` naming the file."""
     paths = []
+    _fix_layout(figure)
     with _drawing():
         for suffix, options in zip(FIGURE_ENDINGS, ({"dpi": 150}, {"metadata": {"Date": None}})):
             path = path_without_suffix.with_suffix(suffix)
@@ -102,6 +119,7 @@ def save_figure(figure: Figure, path_without_suffix: Path) -> list[Path]:
 def svg_bytes(figure: Figure) -> bytes:
     """The figure as an SVG document."""
     buffer = io.BytesIO()
+    _fix_layout(figure)
     with _drawing():
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buffer.getvalue()
