@@ -314,8 +314,29 @@ def _box_outline(artist, renderer) -> MplPath:
 
 
 def overlapping_figure_texts(figure) -> list[tuple[str, str]]:
-    """The pairs of the figure's texts drawn over (or against) each other: its own (suptitle, supxlabel, supylabel),
-    its legends, and every visible axes' titles, axis labels, tick labels in view, texts and legends."""
+    """The pairs of the figure's texts drawn over (or against) each other (`drawn_figure_texts`)."""
+    return overlapping_texts(drawn_figure_texts(figure))
+
+
+def overlapping_texts(named: list[tuple[str, MplPath]]) -> list[tuple[str, str]]:
+    return [(a, b) for i, (a, path_a) in enumerate(named) for b, path_b in named[i + 1:]
+            if path_a.intersects_path(path_b, filled=True)]
+
+
+def texts_outside_the_canvas(figure, named: list[tuple[str, MplPath]]) -> list[str]:
+    """The texts of `named` (`drawn_figure_texts`) that reach past the edge of the figure's canvas, or come closer to
+    it than half of `TEXT_GAP_POINTS`: a title wider than the figure, a legend wider than its panels. The saved files
+    (`bbox_inches="tight"`) grow to hold them, so the figure is no longer the size it was laid out at: its axes off
+    centre, the page's figure wider than the rest."""
+    box = figure.bbox
+    return [name for name, path in named
+            if not all(box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1 for x, y in path.vertices)]
+
+
+def drawn_figure_texts(figure) -> list[tuple[str, MplPath]]:
+    """The figure's texts as drawn, each with the outline it covers (`_text_outline`; a legend's box): its own
+    (suptitle, supxlabel, supylabel), its legends, and every visible axes' titles, axis labels, tick labels in view,
+    texts and legends."""
     renderer = FigureCanvasAgg(figure).get_renderer()
     with _drawing():  # as the figures are saved
         figure.draw(renderer)  # the constrained layout places them
@@ -343,8 +364,7 @@ def overlapping_figure_texts(figure) -> list[tuple[str, str]]:
                     if low - slack <= tick.get_loc() <= high + slack:  # the ticks outside the view are not drawn
                         add(tick.label1)
                         add(tick.label2)
-    return [(a, b) for i, (a, path_a) in enumerate(named) for b, path_b in named[i + 1:]
-            if path_a.intersects_path(path_b, filled=True)]
+    return named
 
 
 def _classes_data(count: int, names: list[str]):
@@ -371,11 +391,13 @@ def _classes_data(count: int, names: list[str]):
 
 
 @pytest.mark.parametrize("count, long_names", [(1, False), (7, False), (7, True), (60, True), (500, True)])
-def test_no_two_texts_of_any_figure_overlap_at_any_class_count(count, long_names):
+def test_no_two_texts_of_any_figure_overlap_nor_leave_the_canvas_at_any_class_count(count, long_names):
     """Every figure of the report and of `mgrec analyze`, for 1 to 500 classes, with names of 60 characters:
     the sensitivity figure's bin labels ran into each other ("(0.8, 1.25](1.25, 2]"), the values over full bars into
     the characteristics' names, a range's two ends into each other, long class names' PR panel titles into their
-    neighbours, the folded corner of a 500-class confusion matrix (5393108) over its neighbours' counts."""
+    neighbours, the folded corner of a 500-class confusion matrix (5393108) over its neighbours' counts. Past the
+    canvas: the legend of one class's PR curves, the last PR panel's title of long names, and the title of the
+    500-class histogram, naming two long names."""
     names = [f"class {c} {'x' * 60}"[:60] if long_names else f"c{c}" for c in range(count)]
     gt, detections, durations = _classes_data(count, names)
     instances = [sum(s.label_id == c for segments in gt.values() for s in segments) for c in range(count)]
@@ -405,8 +427,16 @@ def test_no_two_texts_of_any_figure_overlap_at_any_class_count(count, long_names
         }
         if count == 60:  # 60 classes of PR curves, like 500, took seconds: the confusion of 500 tells as much
             del makers["confusion"]
-    overlaps = {name: found for name, make in makers.items() if (found := overlapping_figure_texts(make()))}
+    overlaps, outside = {}, {}
+    for name, make in makers.items():
+        figure = make()
+        named = drawn_figure_texts(figure)
+        if found := overlapping_texts(named):
+            overlaps[name] = found
+        if found := texts_outside_the_canvas(figure, named):
+            outside[name] = found
     assert not overlaps
+    assert not outside
 
 
 def test_f1_threshold_figure_plots_the_curve_and_marks_both_thresholds():

@@ -24,6 +24,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -298,6 +299,9 @@ MAX_PR_PANELS = 40
 
 
 PR_TITLE_FONTSIZE = 8
+# The width a precision-recall panel's title does not get of its column, in inches: the constrained layout's pads on
+# both sides of the panel (3 points each) and its share of the space between panels
+PR_PANEL_PADDING = 0.25
 
 
 def _pr_panel_title(curves: Mapping[float, Mapping[int, PRCurve]], classes: Sequence[str], label_id: int,
@@ -329,8 +333,9 @@ def pr_curves_figure(
     middle = tious[len(tious) // 2] if tious else None
     titles = [_pr_panel_title(curves, classes, label_id, middle) for label_id in label_ids]
     # A column as wide as its widest title needs: at 2.7 inches the titles of 40-character class names ran into
-    # each other
-    column = max(2.7, text_inches(titles, PR_TITLE_FONTSIZE) + LABEL_GAP_POINTS / 72 + 0.1)
+    # each other. With the room the constrained layout keeps around each panel (PR_PANEL_PADDING): without it, the
+    # last column's title of long names reached past the figure's right edge
+    column = max(2.7, text_inches(titles, PR_TITLE_FONTSIZE) + LABEL_GAP_POINTS / 72 + PR_PANEL_PADDING)
     figure = Figure(figsize=(column * columns + 0.6, 2.35 * rows + 0.8), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
     colors = colormaps["viridis"](np.linspace(0.0, 0.85, max(1, len(tious))))
@@ -365,8 +370,13 @@ def pr_curves_figure(
     # above an "outside upper" figure legend, so the two were drawn over each other (a 500-class run)
     shown = (f"the {len(label_ids)} classes with the most ground-truth segments, of {shown_of} (every class's AP is "
              "in the per-class table)") if shown_of > len(label_ids) else None
-    figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False,
-                  title=shown, title_fontsize=9)
+    legend = figure.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8,
+                           frameon=False, title=shown, title_fontsize=9)
+    # A figure as wide as its legend, measured: the legend of one class's panel (2.7 inches, four entries in a row)
+    # reached past both edges of the figure
+    legend_inches = legend.get_window_extent(FigureCanvasAgg(figure).get_renderer()).width / figure.dpi
+    if legend_inches + 0.2 > figure.get_figwidth():
+        figure.set_figwidth(legend_inches + 0.2)
     return figure
 
 
@@ -532,7 +542,13 @@ def class_rank_figure(
     counts = np.asarray(before, dtype=float)
     order = np.argsort(-counts, kind="stable")
     ranks = np.arange(1, len(classes) + 1)
-    figure = Figure(figsize=(8, 3.6), layout="constrained")
+    first, last = order[0], order[-1]
+    balanced = "" if after is not None else " (class balancing off)"
+    # The two names on a line of their own, and the figure as wide as the title needs: on one line, the title of two
+    # long names (40 characters, as figures cut them) reached past both edges of the 8-inch figure
+    title = (f"Class histogram of the training split{balanced}\nmost {class_text(classes[first])} "
+             f"({counts[first]:.4g}), fewest {class_text(classes[last])} ({counts[last]:.4g})")
+    figure = Figure(figsize=(max(8.0, text_inches([title], 10) + 0.4), 3.6), layout="constrained")
     axes = figure.add_subplot()
     axes.plot(ranks, counts[order], color="#8c9db5", drawstyle="steps-mid", label="training instances")
     if after is not None:
@@ -542,10 +558,7 @@ def class_rank_figure(
     axes.set_xlim(1, max(len(classes), 2))
     axes.set_xlabel(f"the {len(classes)} classes, from the most training instances to the fewest")
     axes.set_ylabel("training instances")
-    first, last = order[0], order[-1]
-    balanced = "" if after is not None else " (class balancing off)"
-    axes.set_title(f"Class histogram of the training split{balanced}: most {class_text(classes[first])} "
-                   f"({counts[first]:.4g}), fewest {class_text(classes[last])} ({counts[last]:.4g})", fontsize=10)
+    axes.set_title(title, fontsize=10)
     figure.legend(fontsize=8, loc="outside lower center", ncol=2, frameon=False)
     _tidy(axes)
     return figure
