@@ -14,7 +14,15 @@ from tests.test_robustness import assert_input_error, mgrec, tiny_config, write_
 from mgrec.config import save_config
 from mgrec.data.synthetic import make_synthetic_dataset
 from mgrec.errors import InputError
-from mgrec.files import atomic_write_text, check_output, check_writable, resolve_path, spelling_hint, spelt_alike_beside
+from mgrec.files import (
+    atomic_write,
+    atomic_write_text,
+    check_output,
+    check_writable,
+    resolve_path,
+    spelling_hint,
+    spelt_alike_beside,
+)
 
 
 def loop_message(path: Path) -> str:
@@ -75,6 +83,28 @@ def test_every_command_names_an_out_that_is_a_symbolic_link_loop(capsys, tmp_pat
         shutil.copytree(run, tmp_path / "run2")
     assert_input_error(mgrec(capsys, *argv, "--out", loop), loop_message(loop))
     assert loop.is_symlink() and os.readlink(loop) == "L"
+
+
+@pytest.mark.parametrize("command", ["detect", "report", "data convert"])
+def test_an_out_that_is_a_link_into_a_missing_folder_is_refused_naming_the_link_and_its_target(
+        capsys, tmp_path, dataset, run, command):
+    """`--out report.html` a link to gone/sub/report.html (a drive not mounted): the writers made gone/sub and wrote
+    the output there, where nobody looks; the shell's `>` through such a link fails."""
+    link = tmp_path / "out.json"
+    link.symlink_to(tmp_path / "gone" / "sub" / "out.json")
+    expected = (f"cannot write {link}: it is a symbolic link to {tmp_path / 'gone' / 'sub' / 'out.json'}, whose "
+                f"folder {tmp_path / 'gone' / 'sub'} does not exist; make that folder, or choose another output")
+    argv = {"detect": ["detect", run, dataset.features / "synthetic_000.npy"], "report": ["report", run],
+            "data convert": ["data", "convert", dataset.annotations]}[command]
+    assert_input_error(mgrec(capsys, *argv, "--out", link), expected)
+    for write in (lambda: check_writable(link), lambda: atomic_write_text(link, "x"),
+                  lambda: atomic_write(link, lambda name: Path(name).write_text("x"))):
+        with pytest.raises(InputError, match=f"^{re.escape(expected)}$"):
+            write()
+    assert not (tmp_path / "gone").exists() and link.is_symlink()
+    (tmp_path / "gone" / "sub").mkdir(parents=True)  # the folder made: written through the link
+    atomic_write_text(link, "x")
+    assert (tmp_path / "gone" / "sub" / "out.json").read_text() == "x" and link.is_symlink()
 
 
 def test_a_config_whose_base_is_a_symbolic_link_loop_names_the_config_and_key(capsys, tmp_path, loop):

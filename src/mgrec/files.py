@@ -286,10 +286,21 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def output_target(path: str | Path) -> Path:
-    """Where an output named `path` is written: the target of a symbolic link (the link stays a link)."""
+    """Where an output named `path` is written: the target of a symbolic link (the link stays a link). A link whose
+    target's folder is missing is an `InputError` naming the link and its target: every writer goes through here."""
     path = Path(path)
-    # resolve_path: a link loop would otherwise be replaced by a plain file at the rename
-    return resolve_path(path) if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    target = resolve_path(path)  # a link loop would otherwise be replaced by a plain file at the rename
+    # Written through as the shell's `>` writes through a link: into the target's folder, never making it. The writers
+    # made it, so a link onto a drive not mounted (or into a project moved away) put the output in a new folder
+    # where nobody looks, as the folders of an output are refused when one of them is such a link
+    # (`refuse_a_dangling_link_among`)
+    if not target.parent.is_dir():
+        state = "is not a folder" if target.parent.exists() else "does not exist"
+        raise InputError(f"cannot write {path}: it is a symbolic link to {os.readlink(path)}, whose folder "
+                         f"{target.parent} {state}; make that folder, or choose another output")
+    return target
 
 
 # Names of this process's own open descriptors: /dev/stdout, /dev/fd/3, /proc/self/fd/1, /proc/<pid>/fd/1.
