@@ -171,9 +171,7 @@ def _grouped_bars_inches(analysis: ErrorAnalysis) -> float:
     or wider bins would run into each other."""
     labels = [label for name in analysis.characteristics for label in bin_tick_labels(analysis, name)]
     slot = text_inches(labels, BIN_LABEL_FONTSIZE) + LABEL_GAP_POINTS / 72
-    # in tenths of an inch, upwards: at the measured width the layout, and so the SVG's clip ids, differed between two
-    # drawings of one figure (its PNG, then its SVG)
-    return math.ceil(10 * slot * _grouped_bars_units(analysis)) / 10
+    return slot * _grouped_bars_units(analysis)
 
 
 def _grouped_bars(axes, analysis: ErrorAnalysis, values_of, ylabel: str) -> None:
