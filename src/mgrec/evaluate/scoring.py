@@ -427,7 +427,8 @@ def check_tuning_data(ground_truth: Mapping[str, list[Segment]], ranked: Mapping
     refused where every threshold scores F1 0 there, so the one chosen is arbitrary (above every score, an empty
     hard set; or 0): a split without gestures (`annotations`: the file, for the message), or one where no detection
     (of `predictions`) finds any of them. Else what it was tuned on, in words ("6 videos, 304 ground-truth segments
-    and 1 detection"), for the caller to say: a threshold tuned on one detection, silently, scored a test F1 of 0.5."""
+    and 1 detection", and a word where the detections are fewer than the gestures), for the caller to say: a
+    threshold tuned on one detection, silently, scored a test F1 of 0.5."""
     gestures = sum(map(len, ground_truth.values()))
     if not gestures:
         raise InputError(f"{annotations}: split {tune_on!r} has no gestures to tune the threshold on")
@@ -439,8 +440,12 @@ def check_tuning_data(ground_truth: Mapping[str, list[Segment]], ranked: Mapping
                          f"{counted(gestures, 'ground-truth segment')} (tIoU > {F1_TIOU_THRESHOLD:g}): every threshold "
                          "scores F1 0 there, so there is nothing to tune; check they are of these videos (classes, "
                          "seconds or frames), or score at a given threshold instead")
+    # fewer candidates than gestures: a hard set or a cut list, which tuning can only cut further
+    few = ("; fewer detections than gestures there: a hard set or a truncated list (the threshold can only rise "
+           "above its lowest score), where tuning wants the ranked list of every candidate (`mgrec detect RUN FEATURES "
+           "--all`)" if detections < gestures else "")
     return (f"{counted(len(ground_truth), 'video')}, {counted(gestures, 'ground-truth segment')} and "
-            f"{counted(detections, 'detection')}")
+            f"{counted(detections, 'detection')}{few}")
 
 
 # How far a detection's frames may be from its seconds before `score_file` says so, in frames.
@@ -523,14 +528,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
         if threshold_shrinkage is not None:
             rule = dataclasses.replace(rule, threshold_shrinkage=threshold_shrinkage)
         threshold, class_thresholds = tune_thresholds(tuned_gt, tune_pred, len(annotations.classes), rule)
-        detections = sum(map(len, tune_pred.values()))
-        gestures = sum(map(len, tuned_gt.values()))
-        # fewer candidates than gestures: a hard set or a cut list, which tuning can only cut further
-        few = ("; fewer detections than gestures there: a hard set or a truncated list (the threshold can only "
-               "rise above its lowest score), where tuning wants the ranked list of every candidate (`mgrec detect RUN "
-               "FEATURES --all`)" if detections < gestures else "")
-        note(f"{threshold_phrase(threshold, class_thresholds)} tuned on split {tune_on} of {pred_path}: "
-             f"{tuned_with}{few}")
+        note(f"{threshold_phrase(threshold, class_thresholds)} tuned on split {tune_on} of {pred_path}: {tuned_with}")
     gt, pred = split_of(split)
     _note_the_split(predictions, gt, tuned_gt, info, split, tune_on, pred_path, note, restricted=only is not None)
     scores = {d.score for items in pred.values() for d in items}
