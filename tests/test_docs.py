@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
 import re
+import shlex
 import shutil
+import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -279,3 +283,183 @@ def test_every_relative_link_of_the_docs_leads_to_a_file_and_heading(name):
     assert not broken, "\n".join(broken)
     if name in ("README.md", "docs/robustness.md"):
         assert checked > 30, checked  # they link dozens: the pattern still finds them
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands the docs quote (`mgrec detect RUN ... --format smg`, `python benchmarks/speed.py --device cpu`), checked
+# against the parsers that would read them, without running them: a renamed or removed option left a quoted command
+# that no longer runs, and nothing said so. The examples of `mgrec COMMAND --help` are checked too. Not read:
+# docs/robustness.md, whose rows quote the refused command lines themselves (misspelt options, file names beginning
+# with '-'), and benchmarks/results/README.md, whose rows record each campaign's command as it ran, at its commit.
+COMMAND_DOCS = ["README.md", "benchmarks/README.md",
+                *(f"docs/{doc.name}" for doc in sorted(DOCS.glob("*.md")) if doc.name != "robustness.md")]
+SHELL_FENCE = re.compile(r"^ {0,3}(?:```|~~~)\s*(?:sh|bash|shell|console)?\s*$")
+# A command begins a code span or fenced line, or follows a pipe, `&&`, `;` or a `$ ` prompt; environment settings
+# (`OMP_NUM_THREADS=1`) and a folder (`.venv/bin/mgrec`) may come before it.
+COMMAND = re.compile(r"(?:^|[|;&]\s*|\$\s+)(?:[A-Z_]+=\S*\s+)*(?:[\w./-]*/)?"
+                     r"((?:python3? -m )?mgrec(?:\.cli)?|python3? (?:\S*/)?benchmarks/\w+\.py)(?=\s|$)")
+END_OF_COMMAND = {"|", "||", "&&", ";", ">", ">>", "2>", "2>&1", "&"}
+
+
+def quoted_commands(markdown: str):
+    """(line number, program, words) of each command quoted in `markdown`: in code spans, and on the lines of fenced
+    shell blocks, where a line ending in `\\` or followed by an indented one that begins with `[` or `-` (the README's
+    usage) goes on; comments dropped, `[...]` of optional parts and `...` removed."""
+    pieces: list[tuple[int, str]] = []  # (line number, text that may hold commands)
+    paragraph: list[tuple[int, str]] = []  # lines of prose, whose code spans may go on over a line's end
+    fence = None
+    for number, line in enumerate([*markdown.splitlines(), ""], 1):
+        if fence is None and line.strip() and not FENCE.match(line):
+            paragraph.append((number, line))
+            continue
+        if paragraph:
+            text = "\n".join(text for _, text in paragraph)
+            pieces += [(paragraph[0][0] + text[:span.start()].count("\n"), span.group(2).replace("\n", " "))
+                       for span in re.finditer(r"(`+)(.+?)\1", text, flags=re.S)]
+            paragraph = []
+        if FENCE.match(line):
+            fence = None if fence is not None else bool(SHELL_FENCE.match(line))
+        elif fence:
+            line = re.sub(r"(^|\s)#.*", "", line).rstrip()  # a comment
+            if pieces and pieces[-1][1].endswith("\\"):
+                pieces[-1] = (pieces[-1][0], pieces[-1][1][:-1] + " " + line)
+            elif pieces and re.match(r"\s+[\[-]", line) and COMMAND.search(pieces[-1][1]):
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + " " + line)
+            else:
+                pieces.append((number, line))
+    for number, text in pieces:
+        for found in COMMAND.finditer(text):
+            rest = text[found.end():].replace("[", " ").replace("]", " ")
+            try:
+                words = shlex.split(rest)
+            except ValueError:  # an apostrophe of prose
+                words = rest.split()
+            for end, word in enumerate(words):
+                if word in END_OF_COMMAND and not (word == "|" and words[end + 1:end + 2] and
+                                                   words[end + 1].startswith("-")):  # `--compile | --onnx FILE`
+                    words = words[:end]
+                    break
+            yield number, found.group(1), [w for w in words if w not in ("|", "...")]
+
+
+def is_placeholder(word: str) -> bool:
+    """RUN_DIR, N, ROWS, <name>, PATH...: a value the reader gives, not one to check."""
+    return word.isupper() or "<" in word or "..." in word
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The commands (`mgrec detect`) or actions (`mgrec data check`) of `parser` by name; none for a command's own."""
+    return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def refusals(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """What of `words` `parser` would refuse: an option it does not have, a value outside an option's choices, a
+    command (sub-parser) it does not have. Positional values are the reader's, not checked."""
+    problems = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word == "--":
+            break
+        if word.startswith("-") and word != "-" and not re.fullmatch(r"-[\d.]+", word):
+            name, equals, value = word.partition("=")
+            action = parser._option_string_actions.get(name)
+            if action is None:
+                problems.append(f"{name} is not an option of {parser.prog}")
+                continue
+            values = [value] if equals else []
+            wanted = 0 if action.nargs == 0 else action.nargs if isinstance(action.nargs, int) else \
+                1 if action.nargs in (None, "?") else len(words)
+            while not equals and len(values) < wanted and index < len(words) and not words[index].startswith("-"):
+                values.append(words[index])
+                index += 1
+            for value in values:
+                for choice in value.split("|"):  # `--format json|csv|smg`: each one
+                    if action.choices is not None and not is_placeholder(choice) and choice not in action.choices:
+                        problems.append(f"{name} {choice}: {parser.prog} accepts {name} {'|'.join(action.choices)}")
+            continue
+        commands = subcommands(parser)
+        if commands:
+            if is_placeholder(word):  # `mgrec COMMAND --help`
+                return problems
+            if word not in commands:
+                return [*problems, f"{parser.prog} has no command {word}"]
+            return problems + refusals(commands[word], words[index:])
+    return problems
+
+
+class _Parsed(Exception):
+    """Raised in place of parsing by a benchmark's parser: it carries the parser, and the benchmark runs nothing."""
+
+
+def benchmark_parser(script: str, words: list[str]) -> argparse.ArgumentParser:
+    """The parser `python benchmarks/<script> WORDS` reads its words with (speed.py's `table` has one of its own): the
+    script's main is called with parsing replaced by raising the parser, so nothing runs and the parser is the real
+    one, choices included."""
+    from tests.benchmarks.test_scripts import load_script
+
+    def parse(self, *args, **kwargs):
+        raise _Parsed(self)
+
+    module = sys.modules.get(f"benchmark_{Path(script).stem}") or load_script(Path(script).stem)
+    original = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args
+    argparse.ArgumentParser.parse_args = argparse.ArgumentParser.parse_known_args = parse
+    try:
+        module.main(words)
+    except _Parsed as parsed:
+        parser = parsed.args[0]
+        parser.prog = parser.prog if parser.prog.startswith(script) else f"benchmarks/{script}"  # not pytest's name
+        return parser
+    finally:
+        argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args = original
+    raise AssertionError(f"benchmarks/{script}: main() returned without parsing its arguments")
+
+
+def test_quoted_commands_are_found_joined_and_checked_as_a_reader_would_type_them():
+    markdown = ("Run `mgrec detect RUN a.npy\n--format srt --out x` (or `mgrec.errors`), then:\n\n```\n"
+                "$ OMP_NUM_THREADS=1 .venv/bin/mgrec --threads 1 data check CONFIG [--balance]   # a comment\n"
+                "mgrec score --gt A --pred P [--tune-on val\n           [--thresholds per_class]] | head\n"
+                "python benchmarks/speed.py table a.json \\\n  --out t.md\n```\n```python\nmgrec = 1\n```\n")
+    assert list(quoted_commands(markdown)) == [
+        (1, "mgrec", ["detect", "RUN", "a.npy", "--format", "srt", "--out", "x"]),
+        (5, "mgrec", ["--threads", "1", "data", "check", "CONFIG", "--balance"]),
+        (6, "mgrec", ["score", "--gt", "A", "--pred", "P", "--tune-on", "val", "--thresholds", "per_class"]),
+        (8, "python benchmarks/speed.py", ["table", "a.json", "--out", "t.md"])]
+    from mgrec.cli import build_parser
+
+    mgrec = build_parser()
+    assert refusals(mgrec, "--threads 1 data check CONFIG --balance".split()) == []
+    assert refusals(mgrec, "COMMAND --help".split()) == []  # a placeholder for the command: nothing to check
+    assert refusals(mgrec, "detect RUN --spilt test --format json|vtx|FORMAT --precision=bf17".split()) == [
+        "--spilt is not an option of mgrec detect", "--format vtx: mgrec detect accepts --format json|csv|smg|srt|vtt",
+        "--precision bf17: mgrec detect accepts --precision auto|fp32|bf16"]
+    assert refusals(mgrec, "data convrt X".split()) == ["mgrec data has no command convrt"]
+    speed = benchmark_parser("speed.py", ["--device", "cpu"])
+    assert refusals(speed, "--device gpu --skip-bs9".split()) == [
+        "--device gpu: benchmarks/speed.py accepts --device cpu|cuda",
+        "--skip-bs9 is not an option of benchmarks/speed.py"]
+    assert refusals(benchmark_parser("speed.py", ["table"]), "table a.json --json b".split()) == [
+        "--json is not an option of speed.py table"]
+
+
+def test_every_command_the_docs_quote_uses_options_and_choices_its_parser_has():
+    from mgrec.cli import build_parser
+
+    mgrec = build_parser()
+    # the examples that end each command's --help, as a fenced block of a doc of their own
+    commands, examples = [mgrec], []
+    for command in commands:
+        examples += [line.strip() for line in (command.epilog or "").splitlines()[1:]]
+        commands += subcommands(command).values()
+    sources = {name: (ROOT / name).read_text(encoding="utf-8") for name in COMMAND_DOCS}
+    sources["mgrec COMMAND --help"] = "\n".join(["```", *examples, "```"])
+    checked, problems = Counter(), []
+    for name, markdown in sources.items():
+        for number, program, words in quoted_commands(markdown):
+            script = program.split("benchmarks/")[-1]
+            parser = benchmark_parser(script, words) if "benchmarks/" in program else mgrec
+            checked[script if "benchmarks/" in program else "help" if name == "mgrec COMMAND --help" else "docs"] += 1
+            problems += [f"{name}:{number}: {program} {' '.join(words)}: {why}" for why in refusals(parser, words)]
+    assert not problems, "\n".join(problems)
+    assert checked["docs"] > 100 and checked["help"] > 30 and len(checked) > 12, checked  # the patterns find them
