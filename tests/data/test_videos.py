@@ -683,3 +683,30 @@ def test_a_raw_stream_is_placed_by_its_codec_s_frame_rate_not_ffmpeg_s_default(t
     with pytest.raises(InputError, match=r"cam.avi: a raw MJPEG video stream without a container, and its codec's "
                                          r"header gives no frame rate: .*ffmpeg -framerate FPS -i IN -c copy OUT.mkv"):
         probe_video(mjpeg)
+
+
+def test_the_advice_for_a_raw_stream_under_another_name_gives_ffmpeg_its_rate(tmp_path):
+    # A camera's cam.h264 was told `ffmpeg -i IN -c copy OUT.mkv`, which times a raw stream's frames at FFmpeg's 25 fps:
+    # a 10-fps camera's video came out 2.5 times faster, every gesture early. Its rate goes before -i; a container's
+    # advice stays as it was.
+    from mgrec.data.features import feature_rows
+    from mgrec.data.videos import VIDEO_SUFFIXES
+    from mgrec.extract.video import collect_inputs
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    raw = _raw_stream(folder / "cam.h264", "h264", "libx264", fps=10)
+    given_rate = ("ffmpeg -framerate FPS -i IN -c copy OUT.mkv puts it into a container without re-encoding, FPS the "
+                  "rate it was recorded at: without -framerate FFmpeg times a raw stream's frames at 25 fps)")
+    for read in (lambda: collect_inputs([raw], VIDEO_SUFFIXES, "video file"), lambda: feature_rows(raw)):
+        with pytest.raises(InputError) as error:
+            read()
+        assert str(error.value).startswith(f"{raw}: a video (raw H.264 video) under a name mgrec does not read")
+        assert str(error.value).endswith(given_rate)
+    (folder / "clip.mp4").write_bytes(raw.read_bytes())  # the folder's own video, so that the folder is looked in
+    with pytest.raises(InputError, match=r"camera: 1 video under a name mgrec does not read as one, .*\(ffmpeg -i IN "
+                                         r"-c copy OUT.mkv rewrites a container without re-encoding; a raw stream "
+                                         r"gets one by ffmpeg -framerate FPS -i IN -c copy OUT.mkv, FPS the rate it "
+                                         r"was recorded at: without -framerate FFmpeg times a raw stream's frames at "
+                                         r"25 fps\), or move it out of the folder"):
+        collect_inputs([folder], VIDEO_SUFFIXES, "video file")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -215,11 +215,34 @@ def _is_image_format(name: str) -> bool:
     return name == "image2" or name.endswith("_pipe")
 
 
-def video_under_another_name(path: Path) -> str | None:
+class ForeignVideo(NamedTuple):
+    """A video under a name mgrec does not read as one (`video_under_another_name`): what FFmpeg calls its container
+    (said as the video's `str`), and whether it is a raw elementary stream, which has no container at all."""
+
+    container: str
+    raw: bool
+
+    def __str__(self) -> str:
+        return self.container
+
+
+def rewrap_command(raw: bool) -> str:
+    """The FFmpeg command that puts a video into a Matroska file without re-encoding. A raw elementary stream (a
+    camera's .h264, .hevc, MJPEG: no container, no timestamps) needs its rate given before `-i`: without it FFmpeg's
+    raw demuxers time its frames at 25 fps, whatever the camera recorded (`ffmpeg -i cam.h264 -c copy OUT.mkv` of a
+    10-fps camera made a video 2.5 times faster, every gesture early)."""
+    return f"ffmpeg {'-framerate FPS ' if raw else ''}-i IN -c copy OUT.mkv"
+
+
+# Said after `rewrap_command(raw=True)`: what FPS is, and why it is there.
+RAW_RATE_WORDS = "FPS the rate it was recorded at: without -framerate FFmpeg times a raw stream's frames at 25 fps"
+
+
+def video_under_another_name(path: Path) -> ForeignVideo | None:
     """What FFmpeg calls the container of `path`, a file whose name does not end in one of VIDEO_SUFFIXES, where it
-    opens it as a video (a professional camera's MXF, a DVD's VOB, a DV tape's .dv, a camcorder's .MOD): such a
-    file was refused as `not a video file` by extract and `cannot read features` by detect; None where it is none
-    (for the failure paths of those readers only: it opens the file)."""
+    opens it as a video (a professional camera's MXF, a DVD's VOB, a DV tape's .dv, a camcorder's .MOD, a camera's raw
+    .h264): such a file was refused as `not a video file` by extract and `cannot read features` by detect; None where
+    it is none (for the failure paths of those readers only: it opens the file)."""
     import av
 
     try:
@@ -230,15 +253,18 @@ def video_under_another_name(path: Path) -> str | None:
             if stream is None or _is_image_format(name) or not stream.codec_context.width \
                     or _frame_rate(stream) is None:
                 return None
-            return container.format.long_name or name
+            return ForeignVideo(container.format.long_name or name, _without_timestamps(stream))
     except (av.FFmpegError, OSError, ValueError):
         return None
 
 
-def another_name_advice(path: Path, container: str) -> str:
-    """What to do with a video (`container`, FFmpeg's name for it) under a name mgrec does not read as one."""
-    return (f"{path}: a video ({container}) under a name mgrec does not read as one; give it one of the endings "
-            f"{', '.join(VIDEO_SUFFIXES)} (ffmpeg -i IN -c copy OUT.mkv rewrites its container without re-encoding)")
+def another_name_advice(path: Path, video: ForeignVideo) -> str:
+    """What to do with a video (`video`: FFmpeg's name for its container, and whether it is a raw stream) under a
+    name mgrec does not read as one."""
+    how = (f"{rewrap_command(raw=True)} puts it into a container without re-encoding, {RAW_RATE_WORDS}" if video.raw
+           else f"{rewrap_command(raw=False)} rewrites its container without re-encoding")
+    return (f"{path}: a video ({video}) under a name mgrec does not read as one; give it one of the endings "
+            f"{', '.join(VIDEO_SUFFIXES)} ({how})")
 
 
 def video_stream(container):
@@ -264,7 +290,7 @@ def video_rate(path: Path | str, stream, container=None) -> float:
         raise InputError(f"{path}: a {stream.container.format.long_name or 'raw video'} stream without a container, "
                          "and its codec's header gives no frame rate: nothing says when its frames are shown (FFmpeg "
                          "would assume 25 fps); put it into a container at the rate it was recorded, "
-                         "ffmpeg -framerate FPS -i IN -c copy OUT.mkv")
+                         f"{rewrap_command(raw=True)}")
     if rate is None:
         raise InputError(f"{path}: the video stream has no frame rate")
     if fps_problem(rate) is not None:  # the rule every sidecar is read by: one written past it is unreadable

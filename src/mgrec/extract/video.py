@@ -17,12 +17,14 @@ from typing import TypeVar
 
 from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importers use them from here)
     MODALITY_SUFFIXES,
+    RAW_RATE_WORDS,
     VIDEO_SUFFIXES,
     VideoStream,
     another_name_advice,
     batched,
     iter_frames,
     probe_video,
+    rewrap_command,
     sliding_windows,
     video_id,
     video_under_another_name,
@@ -100,18 +102,21 @@ def refuse_videos_under_other_names(folder: Path, named: list[Path]) -> None:
     already (`another_name_advice`); files with an ending of `_NOT_VIDEO_ENDINGS` are not opened."""
     taken = set(named)
     found = []
+    raw = False  # a raw stream among them: its rate must be given to FFmpeg (`rewrap_command`)
     for file in files_under(folder):
         if file in taken or is_hidden(file, folder) or file.name.lower().endswith(_NOT_VIDEO_ENDINGS) \
                 or not file.is_file():
             continue
-        container = video_under_another_name(file)
-        if container is not None:
-            found.append(f"{file} ({container})")
+        video = video_under_another_name(file)
+        if video is not None:
+            found.append(f"{file} ({video})")
+            raw = raw or video.raw
     if found:
+        raw_too = f"; a raw stream gets one by {rewrap_command(raw=True)}, {RAW_RATE_WORDS}" if raw else ""
         raise InputError(f"{folder}: {counted(len(found), 'video')} under a name mgrec does not read as one, which "
                          f"would be passed by: {'; '.join(found[:5])}{'; ...' if len(found) > 5 else ''}; give "
                          f"{'them' if len(found) > 1 else 'it'} one of the endings {', '.join(VIDEO_SUFFIXES)} "
-                         "(ffmpeg -i IN -c copy OUT.mkv rewrites a container without re-encoding), or move "
+                         f"({rewrap_command(raw=False)} rewrites a container without re-encoding{raw_too}), or move "
                          f"{'them' if len(found) > 1 else 'it'} out of the folder")
 
 
