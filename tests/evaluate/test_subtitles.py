@@ -127,3 +127,39 @@ def test_subtitles_that_one_file_system_takes_for_one_file_are_refused(tmp_path)
         write_subtitles(found, tmp_path, "srt")
     assert list(tmp_path.iterdir()) == []  # nothing written, no lock file left
     assert len(write_subtitles({"Clip": [], "other": []}, tmp_path, "srt")) == 2
+
+
+def test_an_interrupted_subtitle_set_names_the_video_and_the_files_to_remove(tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM) while `detect --format srt` wrote its files said "mgrec: interrupted" alone, and the same
+    command again refused the files it had written ("already exists"), which the user could not tell from the videos'
+    own subtitles: the video it stopped in, how many files are there and which, each whole."""
+    from mgrec.cli import Terminated
+    from mgrec.evaluate import subtitles
+
+    dataset = make_synthetic_dataset(tmp_path / "data", num_videos=3, feature_dim=8, length=96,
+                                     subsets=("train", "test", "test"))
+    run = write_run(tmp_path / "run", tiny_config(dataset))
+    inputs = sorted(str(p) for p in dataset.features.glob("*.npy"))
+    real_write, written = subtitles.atomic_write_text, []
+
+    def stopped_at_the_third(path, text, stop=KeyboardInterrupt):
+        if len(written) == 2:
+            raise stop
+        real_write(path, text)
+        written.append(path.name)
+
+    out = tmp_path / "subs"
+    monkeypatch.setattr(subtitles, "atomic_write_text", stopped_at_the_third)
+    assert main(["detect", str(run), *inputs, "--format", "srt", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.endswith(
+        f"mgrec: interrupted; stopped in video 'synthetic_002' (3 of 3: 2 finished before it): 2 of the 3 srt files "
+        f"are in {out} (synthetic_000.srt, synthetic_001.srt), which the same command will not write over: remove "
+        "them and run it again\n")
+    assert sorted(p.name for p in out.iterdir()) == ["synthetic_000.srt", "synthetic_001.srt"]  # no lock, no half
+    written.clear()
+    monkeypatch.setattr(subtitles, "atomic_write_text", lambda path, text: stopped_at_the_third(path, text, Terminated))
+    found = {"a": [Detection("a", 0.0, 1.0, 0, "nod", 0.5)], "b": [], "c": []}
+    with pytest.raises(Terminated, match=r"^stopped in video 'c' \(3 of 3: 2 finished before it\): 2 of the 3 vtt "
+                                         r"files are in .*other \(a.vtt, b.vtt\), which the same command will not "
+                                         r"write over: remove them and run it again$"):
+        write_subtitles(found, tmp_path / "other", "vtt")

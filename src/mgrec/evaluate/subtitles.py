@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mgrec.errors import InputError
-from mgrec.files import atomic_write_text, safe_child
+from mgrec.files import StoppedIn, atomic_write_text, part_of, safe_child
 from mgrec.records import Detection
 
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -98,8 +98,26 @@ def write_subtitles(detections_by_video: Mapping[str, list[Detection]], out_dir:
     while (`claim_subtitle_folder`). Returns the paths written."""
     with claim_subtitle_folder(out_dir, fmt):
         paths = subtitle_paths(sorted(detections_by_video), out_dir, fmt, file_names)
-        for video_id, path in paths.items():
-            atomic_write_text(path, subtitle_text(detections_by_video[video_id], fmt))
+        written: list[Path] = []
+
+        def kept(done: int) -> str:
+            """Ctrl-C among a thousand videos' files said "interrupted" alone, and the same command again refused the
+            files it had written ("already exists": they may be the videos' own): those to remove are named (each is
+            whole: `atomic_write_text`)."""
+            if done == len(paths):  # stopped after the last one: nothing is missing
+                return f"every {fmt} file is in {out_dir}"
+            if not done:
+                return f"no {fmt} file is written yet: the same command again writes them all"
+            names = f"{', '.join(path.name for path in written[:3])}{', ...' if done > 3 else ''}"
+            return (f"{part_of(done, len(paths), f'{fmt} file')} {'is' if done == 1 else 'are'} in {out_dir} "
+                    f"({names}), which the same command will not write over: remove "
+                    f"{'it' if done == 1 else 'them'} and run it again")
+
+        where = StoppedIn("video", len(paths), kept)
+        with where:
+            for video_id, path in where.each(paths.items(), name=lambda item: item[0]):
+                atomic_write_text(path, subtitle_text(detections_by_video[video_id], fmt))
+                written.append(path)
     return list(paths.values())
 
 
