@@ -593,6 +593,29 @@ def test_tuning_says_what_it_tuned_on_and_refuses_where_no_detection_finds_a_ges
         score_file(annotations, gt_path, tmp_path / "none.json", "test", tune_on="val", note=notes.append)
 
 
+
+def test_score_json_records_what_the_threshold_was_tuned_on(tmp_path, capsys):
+    """`score --tune-on val --json` said on stderr what it tuned on (videos, gestures, detections), but its JSON held
+    the split's name alone: a script comparing thresholds could not see one tuned on a single detection."""
+    from mgrec.cli import main
+    from mgrec.evaluate.predictions import save_predictions
+
+    gt_path = tmp_path / "gt.json"
+    database = {video: {"subset": subset, "fps": 30.0, "duration": 60.0,
+                        "annotations": [{"label": "a", "segment": [float(s), s + 2.0]} for s in range(0, 50, 10)]}
+                for video, subset in (("t", "test"), ("v", "val"), ("w", "val"))}
+    gt_path.write_text(json.dumps({"classes": ["a"], "database": database}))
+    test = [Detection("t", float(s), s + 2.0, 0, "a", 0.5) for s in range(0, 50, 10)]
+    save_predictions({"t": test, "v": [Detection("v", 0.0, 2.0, 0, "a", 0.9)], "w": []}, tmp_path / "one.json")
+    command = ["score", "--gt", str(gt_path), "--pred", str(tmp_path / "one.json"), "--split", "test", "--json"]
+    assert main([*command, "--tune-on", "val"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["threshold_tuned_on"] == "val"
+    assert result["tuning_data"] == {"split": "val", "num_videos": 2, "num_ground_truth": 10, "num_predictions": 1}
+    assert main([*command, "--score-threshold", "0.4"]) == 0  # not tuned here: null, as threshold_tuned_on
+    assert json.loads(capsys.readouterr().out)["tuning_data"] is None
+
+
 def test_tied_scores_are_noted_as_making_map_depend_on_the_file_s_order(tmp_path):
     """Scores rounded by another tool tie, and average precision then ranks them in the file's order (66.24 against
     66.30 for one file reversed), without a word; exact scores, as mgrec writes them, raise no note."""

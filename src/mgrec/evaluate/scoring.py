@@ -19,6 +19,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -421,14 +422,32 @@ def check_tuning_split(tune_on: str | None, split: str) -> None:
         raise InputError(f"--tune-on {tune_on} is the split being scored; tune on another split ({hint})")
 
 
+class TuningData(NamedTuple):
+    """What a threshold was tuned on (`check_tuning_data`): the split, its videos, their ground-truth segments and the
+    detections of them; `str` says all but the split in words (and a word where the detections are fewer than the
+    gestures), `_asdict()` is `score --json`'s `tuning_data`."""
+
+    split: str
+    num_videos: int
+    num_ground_truth: int
+    num_predictions: int
+
+    def __str__(self) -> str:
+        # fewer candidates than gestures: a hard set or a cut list, which tuning can only cut further
+        few = ("; fewer detections than gestures there: a hard set or a truncated list (the threshold can only rise "
+               "above its lowest score), where tuning wants the ranked list of every candidate (`mgrec detect RUN "
+               "FEATURES --all`)" if self.num_predictions < self.num_ground_truth else "")
+        return (f"{counted(self.num_videos, 'video')}, {counted(self.num_ground_truth, 'ground-truth segment')} and "
+                f"{counted(self.num_predictions, 'detection')}{few}")
+
+
 def check_tuning_data(ground_truth: Mapping[str, list[Segment]], ranked: Mapping[str, list[Detection]], tune_on: str,
-                      annotations: object, predictions: object) -> str:
+                      annotations: object, predictions: object) -> TuningData:
     """The one rule of what an F1 threshold may be tuned on (`mgrec score --tune-on`, `mgrec evaluate --tune-on`):
     refused where every threshold scores F1 0 there, so the one chosen is arbitrary (above every score, an empty
     hard set; or 0): a split without gestures (`annotations`: the file, for the message), or one where no detection
-    (of `predictions`) finds any of them. Else what it was tuned on, in words ("6 videos, 304 ground-truth segments
-    and 1 detection", and a word where the detections are fewer than the gestures), for the caller to say: a
-    threshold tuned on one detection, silently, scored a test F1 of 0.5."""
+    (of `predictions`) finds any of them. Else what it was tuned on (in words: "6 videos, 304 ground-truth segments
+    and 1 detection"), for the caller to say: a threshold tuned on one detection, silently, scored a test F1 of 0.5."""
     gestures = sum(map(len, ground_truth.values()))
     if not gestures:
         raise InputError(f"{annotations}: split {tune_on!r} has no gestures to tune the threshold on")
@@ -440,12 +459,7 @@ def check_tuning_data(ground_truth: Mapping[str, list[Segment]], ranked: Mapping
                          f"{counted(gestures, 'ground-truth segment')} (tIoU > {F1_TIOU_THRESHOLD:g}): every threshold "
                          "scores F1 0 there, so there is nothing to tune; check they are of these videos (classes, "
                          "seconds or frames), or score at a given threshold instead")
-    # fewer candidates than gestures: a hard set or a cut list, which tuning can only cut further
-    few = ("; fewer detections than gestures there: a hard set or a truncated list (the threshold can only rise "
-           "above its lowest score), where tuning wants the ranked list of every candidate (`mgrec detect RUN FEATURES "
-           "--all`)" if detections < gestures else "")
-    return (f"{counted(len(ground_truth), 'video')}, {counted(gestures, 'ground-truth segment')} and "
-            f"{counted(detections, 'detection')}{few}")
+    return TuningData(tune_on, len(ground_truth), gestures, detections)
 
 
 # How far a detection's frames may be from its seconds before `score_file` says so, in frames.
@@ -521,6 +535,7 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
                      f"hard set's ({bar_words(threshold, class_thresholds)}): edited, or joined from another file? "
                      "They are not counted; --score-threshold 0 counts every detection")
     tuned_gt: dict[str, list[Segment]] = {}
+    tuned_with: TuningData | None = None
     if tune_on:
         tuned_gt, tune_pred = split_of(tune_on)
         tuned_with = check_tuning_data(tuned_gt, tune_pred, tune_on, gt_path, pred_path)
@@ -549,6 +564,9 @@ def score_file(annotations: AnnotationSet, gt_path: str | Path, pred_path: str |
     # (a run's ranked list scored at its own threshold), or None (given, or every detection)
     result["threshold_tuned_on"] = tune_on or (info.get("threshold_tuned_on") if recorded else None)
     result["videos"] = None if only is None else list(gt)
+    # what the threshold was tuned on, as the note on stderr says it: a script reading the JSON had the split's name
+    # alone, not that it held one detection (null: not tuned here)
+    result["tuning_data"] = None if tuned_with is None else tuned_with._asdict()
     if Path(pred_path).is_dir() and result["num_predictions"] and result["f1"] == 0:
         shifted = _shifted_class_f1(gt, pred, annotations.classes, threshold)
         if shifted is not None:  # SMG's class column counts from 1: a folder written from 0 scores nothing
