@@ -1606,7 +1606,7 @@ def lock_features_folder(folder: str | Path, shared: bool = False) -> Iterator[N
                 folder.rmdir()
 
 
-# Held by `mgrec stream --format smg` in its label folder while it streams (`hold_label_folder`).
+# Held by `mgrec stream` and `mgrec detect` --format smg in their label folder while they work (`hold_label_folder`).
 LABELS_LOCK = ".mgrec-labels.lock"
 
 # The output folders this process holds (`hold_output_folder` with `reentrant`), by lock file: a command that holds
@@ -1655,11 +1655,12 @@ def hold_output_folder(folder: str | Path, lock_name: str, advice: str, owner: s
 
 
 def hold_label_folder(folder: str | Path) -> Iterator[None]:
-    """Hold the SMG label folder `folder` for one `mgrec stream --format smg` (`hold_output_folder`): a second stream
-    into it while the first ran found the first one's unfinished-set marker, took it for an interrupted stream's and
-    "resumed", both streaming the same videos into one set."""
-    return hold_output_folder(folder, LABELS_LOCK, "another mgrec stream is writing label files there: wait for it "
-                              "to finish or use another --out", owner="the stream's", place="the label folder")
+    """Hold the SMG label folder `folder` for one `mgrec stream` or `mgrec detect` --format smg (`hold_output_folder`):
+    a second one into it while the first ran found the first one's unfinished-set marker, took it for an interrupted
+    set's and "resumed", both writing the same videos into one set."""
+    return hold_output_folder(folder, LABELS_LOCK, "another mgrec stream or detect is writing label files there: wait "
+                              "for it to finish or use another --out", owner="the label writer's",
+                              place="the label folder")
 
 
 def _write_holder(handle, path: Path) -> None:

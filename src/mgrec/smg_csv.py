@@ -404,9 +404,9 @@ def smg_label_paths(video_ids: Iterable[str], out_dir: str | Path) -> dict[str, 
 
 # Present while a folder's label files are written (removed after the last): a killed `mgrec detect` left a partial
 # set that `mgrec score` read as a whole one. Hidden, so folder listings pass it by; the readers refuse it. It holds
-# a JSON object: who writes the set ("writer"), and for `mgrec stream` what the set is made of (`begin_label_set`)
-# and the SHA-256 of each label file written so far ("written", `record_label_file`), so that an interrupted stream
-# can be finished by the same command, keeping exactly the files it wrote.
+# a JSON object: who writes the set ("writer"), and for `mgrec stream` and `mgrec detect` what the set is made of
+# (`begin_label_set`) and the SHA-256 of each label file written so far ("written", `record_label_file`), so that an
+# interrupted one can be finished by the same command, keeping exactly the files it wrote (`mgrec.infer.label_set`).
 INCOMPLETE_MARKER = ".mgrec-incomplete"
 
 
@@ -415,9 +415,11 @@ def refuse_an_incomplete_set(folder: str | Path) -> None:
     marker = Path(folder) / INCOMPLETE_MARKER
     if marker.exists():
         plan = unfinished_plan(folder)
-        finish = ("run that `mgrec stream` again, as it was, to stream the videos it did not finish into it, or write "
-                  "them again into an empty folder") if (plan or {}).get("writer") == "mgrec stream" else \
-            "write them again into an empty folder"
+        # the writers that resume their sets (`mgrec.infer.label_set`), where the marker records the plan they need
+        writer = (plan or {}).get("writer") if "videos" in (plan or {}) else None
+        verb = {"mgrec stream": "stream", "mgrec detect": "detect"}.get(writer)
+        finish = (f"run that `{writer}` again, as it was, to {verb} the videos it did not finish into it, or write "
+                  "them again into an empty folder") if verb else "write them again into an empty folder"
         raise InputError(f"{folder}: holds the label files of an `mgrec detect` or `mgrec stream` --format smg that "
                          f"did not finish ({marker} is there): some videos have no file; {finish}")
 
@@ -496,7 +498,8 @@ def write_smg_labels(
     be written alone (`begin_label_set`).
     """
     paths = smg_label_paths(detections_by_video, out_dir)
-    begin_label_set(out_dir, {"writer": "mgrec detect"}, into_empty)
+    # no plan: a set of this function's is not resumed (`mgrec detect` writes through `mgrec.infer.label_set`)
+    begin_label_set(out_dir, {"writer": "mgrec.smg_csv.write_smg_labels"}, into_empty)
     marker = Path(out_dir) / INCOMPLETE_MARKER
     # Ctrl-C among a thousand videos' files said "interrupted" alone: not that some files are there, in a folder
     # every reader (and the same command again) refuses while its marker says it is unfinished

@@ -115,26 +115,29 @@ def test_detect_smg_refuses_a_folder_that_already_holds_label_files(trained_run,
 
 def test_two_detects_into_one_smg_folder_at_once_leave_one_set_not_a_mix(trained_run, tmp_path, monkeypatch):
     # both found the folder empty before their work; the later one's files were written beside the earlier one's,
-    # and `mgrec score` read the folder as one submission of two runs (here, of two inputs)
+    # and `mgrec score` read the folder as one submission of two runs (here, of two inputs). The folder is held from
+    # before its check to the set's end, as `mgrec stream` holds it: the other detect, started meanwhile, is refused
+    # (it would otherwise take the first one's unfinished set for an interrupted one's and resume it)
     import mgrec.infer.detect as detect_module
 
     run, paths = trained_run
     inputs = sorted(paths.features.glob("*.npy"))
     out = tmp_path / "smg"
-    real_trained_on = detect_module.trained_on
+    real_trained_on, refused = detect_module.trained_on, []
 
-    def the_other_detect_finishes_meanwhile(*args):  # called after the folder was checked, before the work
+    def the_other_detect_starts_meanwhile(*args):  # called after the folder was checked, before the work
         monkeypatch.setattr(detect_module, "trained_on", real_trained_on)
-        detect_files(run, inputs[:1], out, fmt="smg")
+        with pytest.raises(InputError, match=r"smg is in use by pid .*; another mgrec stream or detect is writing "
+                                             r"label files there: wait for it to finish or use another") as caught:
+            detect_files(run, inputs[:1], out, fmt="smg")
+        refused.append(caught.value)
         return real_trained_on(*args)
 
-    monkeypatch.setattr(detect_module, "trained_on", the_other_detect_finishes_meanwhile)
-    with pytest.raises(InputError, match=r"smg: 1 SMG label file\(s\) were written there \(e.g. .*\) after this "
-                                         r"command found it empty, by another mgrec detect or stream writing into it "
-                                         r"at the same time; nothing of this command's was written"):
-        detect_files(run, inputs[1:], out, fmt="smg")
-    other = inputs[0].stem
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [other, f"{other}/{other}_finelabels.csv"]
+    monkeypatch.setattr(detect_module, "trained_on", the_other_detect_starts_meanwhile)
+    detect_files(run, inputs[1:], out, fmt="smg")
+    assert refused
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == [
+        f"{path.stem}/{path.stem}_finelabels.csv" for path in inputs[1:]]
 
 
 def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(trained_run, tmp_path, capsys,
@@ -162,8 +165,11 @@ def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(tra
     assert main(["score", "--gt", str(paths.annotations), "--pred", str(out), "--split", "test"]) == 2
     assert "did not finish" in capsys.readouterr().err
     with pytest.raises(InputError, match=r"smg: holds the label files of an `mgrec detect` or `mgrec stream` --format "
-                                         r"smg that did not finish .*write them again into an empty folder"):
-        detect_files(run, inputs, out, fmt="smg")
+                                         r"smg that did not finish .*run that `mgrec detect` again, as it was, to "
+                                         r"detect the videos it did not finish into it"):
+        smg_csv.refuse_an_incomplete_set(out)
+    detect_files(run, inputs, out, fmt="smg")  # the same command: resumed (`test_an_interrupted_detect_...`)
+    assert not (out / smg_csv.INCOMPLETE_MARKER).exists() and len(list(out.rglob("*.csv"))) == len(inputs)
     # two writers into one folder: the second is refused, not mixed in (its unlink was a traceback)
     from mgrec.records import Detection
 
@@ -174,6 +180,72 @@ def test_a_killed_detect_s_partial_smg_set_is_refused_by_score_and_by_detect(tra
     finished = tmp_path / "finished"
     detect_files(run, inputs, finished, fmt="smg")
     assert not (finished / smg_csv.INCOMPLETE_MARKER).exists() and len(list(finished.rglob("*.csv"))) == len(inputs)
+
+
+def test_an_interrupted_detect_smg_set_is_resumed_by_the_same_command_as_stream_s_is(trained_run, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """`detect --format smg` interrupted while it wrote its label files left the folder marked unfinished, and the same
+    command again was refused ("remove smg and run the same command again"), where `stream --format smg`'s resumes.
+    Both write through one `LabelSet`: the same command keeps the files it wrote, detects only the other videos, and
+    gives the files of an uninterrupted run; another plan (the hard set for the ranked list, other videos) or a file
+    changed since is refused by name, as a stream's is."""
+    from mgrec import smg_csv
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, paths = trained_run
+    inputs = sorted(paths.features.glob("*.npy"))
+    whole, out = tmp_path / "whole", tmp_path / "smg"
+    command = ["detect", str(run), *map(str, inputs), "--format", "smg", "--all", "--out"]
+    assert main([*command, str(whole)]) == 0
+    text_of, made = smg_csv.smg_label_text, []
+
+    def interrupted_at_the_third(*args, **kwargs):  # each file's text is made as it is to be written
+        if len(made) == 2:
+            raise KeyboardInterrupt
+        made.append(args)
+        return text_of(*args, **kwargs)
+
+    monkeypatch.setattr(smg_csv, "smg_label_text", interrupted_at_the_third)
+    assert main([*command, str(out)]) == 130
+    monkeypatch.undo()
+    assert (f"stopped in video '{inputs[2].stem}' (3 of 4: 2 finished before it): 2 of the 4 label files are in {out}, "
+            f"which stays marked unfinished ({out / INCOMPLETE_MARKER}: `mgrec score` and the other readers refuse the "
+            "folder); the same command again keeps them and writes the others") in capsys.readouterr().err
+    first = out / inputs[0].stem / f"{inputs[0].stem}_finelabels.csv"
+    kept = first.read_bytes()
+
+    assert main([*command[:-2], "--out", str(out)]) == 2  # the hard set, where the ranked list was begun
+    assert (f"{out}: holds the label files of an interrupted `mgrec detect` --format smg of other settings (the ranked "
+            "list (--all) then, the hard set now; its run: ") in capsys.readouterr().err
+    assert main([*command[:3], *command[-4:], str(out)]) == 2  # one video of the four
+    assert "of other settings (other videos; its run: " in capsys.readouterr().err
+    first.write_bytes(b"")  # emptied since: not the detections of its video
+    assert main([*command, str(out)]) == 2
+    assert (f"{first}: is not the label file the interrupted detect wrote for video {inputs[0].stem} (changed since, "
+            "e.g. emptied, or put there by hand): remove it, and the same command detects that video again"
+            ) in capsys.readouterr().err
+    first.write_bytes(kept)
+
+    detected = []
+    detect = OfflineDetector.detect
+    monkeypatch.setattr(OfflineDetector, "detect", lambda self, path, *a, **k: detected.append(path.stem) or
+                        detect(self, path, *a, **k))
+    assert main([*command, str(out)]) == 0
+    assert (f"resuming the detect into {out}: 2 of 4 videos were detected before (their label files are kept); "
+            "detecting the 2 others") in capsys.readouterr().err
+    assert detected == [path.stem for path in inputs[2:]]  # only the videos without a file
+    assert not (out / INCOMPLETE_MARKER).exists()
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == \
+        {p.relative_to(whole): p.read_bytes() for p in whole.rglob("*") if p.is_file()}
+
+    # a marker of an mgrec before detect recorded its plan: its files cannot be told to be of this command's set
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / INCOMPLETE_MARKER).write_text('{"writer": "mgrec detect"}\n')
+    assert main([*command, str(older)]) == 2
+    assert (f"{older / INCOMPLETE_MARKER}: made by an mgrec before mgrec detect recorded what its set is made of, so "
+            f"its set (0 label files of these videos in {older}) cannot be told to be this command's: remove {older}, "
+            "and run the same command again") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt, name", [("json", "d.json"), ("csv", "d.csv"), ("csv", "csv-named.json"), ("smg", "smg"),

@@ -561,26 +561,42 @@ def test_a_stream_into_a_folder_an_unfinished_writer_left_names_detect_and_strea
 
 def test_a_stream_into_a_folder_a_detect_filled_meanwhile_writes_nothing(tmp_path, capsys, monkeypatch):
     # the stream found OUT empty, checked its files, and a `mgrec detect --format smg --out OUT` started at the same
-    # time wrote its set meanwhile: the stream's label files went beside the detect's, one folder of two sets
+    # time wrote its set meanwhile: the stream's label files went beside the detect's, one folder of two sets. Both
+    # hold the folder now (`hold_label_folder`): the detect is refused; a writer that does not hold it (the API's
+    # `write_smg_labels`) is found once the stream's marker is made, and the stream writes nothing
     import mgrec.infer.detect as detect_module
     from mgrec.cli import main
+    from mgrec.records import Detection
+    from mgrec.smg_csv import write_smg_labels
 
     run, _, features, _ = replayed_clip(tmp_path)
     videos = folder_of_three_videos(tmp_path, features)
     out = tmp_path / "out"
     real_trained_on = detect_module.trained_on
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out"]
 
-    def a_detect_finishes_meanwhile(*args):  # the stream calls it after its check of OUT, before its marker
+    def a_detect_starts_meanwhile(*args):  # the stream calls it after its check of OUT, before its marker
         monkeypatch.setattr(detect_module, "trained_on", real_trained_on)
         assert main(["detect", str(run), str(videos / f"{THREE_VIDEOS[0]}.npy"), "--format", "smg", "--out",
-                     str(out)]) == 0
+                     str(out)]) == 2
         return real_trained_on(*args)
 
-    monkeypatch.setattr(detect_module, "trained_on", a_detect_finishes_meanwhile)
-    assert main(["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out",
-                 str(out)]) == 2
+    monkeypatch.setattr(detect_module, "trained_on", a_detect_starts_meanwhile)
+    assert main([*command, str(out)]) == 0
+    assert f"{out} is in use by pid " in capsys.readouterr().err
+    assert len(list(out.rglob("*_finelabels.csv"))) == 3
+
+    other = tmp_path / "other"
+
+    def a_writer_finishes_meanwhile(*args):
+        monkeypatch.setattr(detect_module, "trained_on", real_trained_on)
+        write_smg_labels({THREE_VIDEOS[0]: [Detection(THREE_VIDEOS[0], 0.0, 1.0, 0, "a", 0.5)]}, other, 10.0)
+        return real_trained_on(*args)
+
+    monkeypatch.setattr(detect_module, "trained_on", a_writer_finishes_meanwhile)
+    assert main([*command, str(other)]) == 2
     assert ("1 SMG label file(s) were written there (e.g. " in capsys.readouterr().err)
-    assert sorted(p.name for p in out.rglob("*")) == sorted([THREE_VIDEOS[0], f"{THREE_VIDEOS[0]}_finelabels.csv"])
+    assert sorted(p.name for p in other.rglob("*")) == sorted([THREE_VIDEOS[0], f"{THREE_VIDEOS[0]}_finelabels.csv"])
 
 
 def test_an_unfinished_stream_folder_is_finished_only_by_the_stream_that_began_it(tmp_path, capsys, monkeypatch):
@@ -1098,8 +1114,8 @@ def test_a_stream_interrupted_between_two_videos_says_what_was_streamed_and_whic
 
     run, _, features, _ = replayed_clip(tmp_path)
     videos = folder_of_three_videos(tmp_path, features)
-    source, write, end = (stream_module._VideoReader.source, stream_module._LabelSet.write,
-                          stream_module._LabelSet.end)
+    source, write, end = (stream_module._VideoReader.source, stream_module.LabelSet.write,
+                          stream_module.LabelSet.end)
     opened = []
 
     def third_opens_interrupted(reader, path):  # 3 opened by the checks, then the 2nd and 3rd at their turn
@@ -1125,22 +1141,22 @@ def test_a_stream_interrupted_between_two_videos_says_what_was_streamed_and_whic
     out = tmp_path / "out"
     command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out",
                str(out)]
-    monkeypatch.setattr(stream_module._LabelSet, "write", first_written_interrupted)
+    monkeypatch.setattr(stream_module.LabelSet, "write", first_written_interrupted)
     assert main(command) == 130
     assert ("stopped between videos (1 of 3 streamed to the end, none in progress): the 2 videos left were not "
             f"streamed (Sample0037, Sample0038), and {out} holds no label file yet ('Sample0036' was streamed to its "
             "end, but stopped while its label file was written: it is streamed again) and is marked unfinished "
             "(`mgrec score` refuses it): the same command again streams the others into it") in capsys.readouterr().err
-    monkeypatch.setattr(stream_module._LabelSet, "write", write)
+    monkeypatch.setattr(stream_module.LabelSet, "write", write)
 
     def end_interrupted(labels):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stream_module._LabelSet, "end", end_interrupted)
+    monkeypatch.setattr(stream_module.LabelSet, "end", end_interrupted)
     assert main(command) == 130
     assert (f"stopped after the last video (3 of 3 streamed to the end, none in progress): {out} holds the label "
             "files of the 3 videos streamed to their end and is marked unfinished (`mgrec score` refuses it): the same "
             "command again marks it finished") in capsys.readouterr().err
-    monkeypatch.setattr(stream_module._LabelSet, "end", end)
+    monkeypatch.setattr(stream_module.LabelSet, "end", end)
     assert (out / INCOMPLETE_MARKER).exists()
     assert main(command) == 0 and not (out / INCOMPLETE_MARKER).exists()

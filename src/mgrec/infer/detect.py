@@ -25,6 +25,7 @@ from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
 from mgrec.files import StoppedIn, check_writable, counted, part_of
 from mgrec.infer.export import OnnxNetwork
+from mgrec.infer.label_set import DETECT, LabelSet
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
 from mgrec.run import RunDir
@@ -82,13 +83,16 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`); the
     JSON file's `mgrec` block names it.
     """
-    from mgrec.smg_csv import checked_fps, smg_label_paths, write_smg_labels
+    from mgrec.run import hold_label_folder
+    from mgrec.smg_csv import checked_fps
 
     folder_output = fmt == "smg" or fmt in SUBTITLE_FORMATS  # a file per video, in the folder OUT
     check_writable(out, is_dir=folder_output)
-    # a subtitle folder is held from here to its last file (`claim_subtitle_folder`): another writer into it is
-    # refused before this one's work, not found mixed with it after
-    with claim_subtitle_folder(out, fmt) if fmt in SUBTITLE_FORMATS else contextlib.nullcontext():
+    # a subtitle folder is held from here to its last file (`claim_subtitle_folder`), a label folder too
+    # (`hold_label_folder`, as `mgrec stream` holds it): another writer into it is refused before this one's work, not
+    # found mixed with it after, nor its unfinished set taken for an interrupted one's and resumed
+    with (claim_subtitle_folder(out, fmt) if fmt in SUBTITLE_FORMATS else
+          hold_label_folder(out) if fmt == "smg" else contextlib.nullcontext()):
         fps = checked_fps(fps, "--fps")  # before the run is loaded
         if onnx is None:
             detector = OfflineDetector.from_run(run_dir, device=device, precision=precision)
@@ -97,9 +101,14 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         detector = detector.reading(stream_folders, member_folders, member_stream_folders)
         paths = feature_files(inputs, log=lambda line: print(line, file=sys.stderr))
         video_ids = distinct_video_ids(paths, detector.config.data.feature_prefix)
+        labels: LabelSet | None = None
         if fmt == "smg":  # each video gets OUT/<id>/<id>_finelabels.csv: every one checked before any work, and OUT
-            # refused where it holds label files already (said against these: a finished set of the same videos, or not)
-            refuse_old_label_files(Path(out), smg_label_paths(list(video_ids.values()), out))
+            # refused where it holds label files already (said against these: a finished set of the same videos, or
+            # not), but those of an interrupted detect of the same plan, which are kept: only the others are detected
+            settings = {"set": "ranked" if ranked else "hard", "precision": detector.precision, "fps": fps,
+                        **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
+            labels = LabelSet.planned(out, run_dir, list(video_ids.values()), settings, DETECT)
+            paths = [path for path in paths if video_ids[path] not in labels.done]
         seen = trained_on(RunDir(run_dir), video_ids.values())
         if seen:
             print(f"note: {part_of(len(seen), len(video_ids), 'video')} {'is one' if len(seen) == 1 else 'are ones'} "
@@ -112,8 +121,9 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         fps_by_video: dict[str, float] = {}
         durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
         # detections are written once every video is detected: an interruption leaves nothing half written
-        where = StoppedIn("video", len(paths), lambda done: f"nothing was written to {out} (detect writes it once "
-                          "every video is detected); the same command again detects them all")
+        where = StoppedIn("video", len(paths), lambda done: f"nothing {'more ' * bool(labels and labels.done)}was "
+                          f"written to {out} (detect writes it once every video is detected); the same command again "
+                          f"detects {'the others' if labels and labels.done else 'them all'}")
         with where:
             for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
                 where.at(video_ids[path])
@@ -131,7 +141,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                 grid = detector.grid(video_fps)
                 fps_by_video[video_ids[path]] = grid.fps
                 durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
-        if not results:
+        if not results and not (labels and labels.done):  # a resumed set whose every file was there: it ends now
             raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
         out = Path(out)
         summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
@@ -146,8 +156,28 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         elif fmt in SUBTITLE_FORMATS:
             write_subtitles(results, out, fmt, subtitle_names)
         else:
-            write_smg_labels(results, out, fps=fps_by_video, with_scores=ranked, into_empty=True)
+            write_label_set(labels, results, fps_by_video, ranked)
         return summary
+
+
+def write_label_set(labels: LabelSet, results: dict[str, list[Detection]], fps: dict[str, float],
+                    ranked: bool) -> None:
+    """`mgrec detect --format smg`'s label files, one video's at a time (`LabelSet.write`: each recorded in the marker,
+    then written whole), and the set ended: interrupted, the same command again keeps them and writes the others."""
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    labels.begin()
+    total = len(labels.label_paths)
+    # Ctrl-C among a thousand videos' files said "interrupted" alone: not that some files are there, in a folder the
+    # readers refuse while its marker says it is unfinished, nor that the same command finishes it
+    where = StoppedIn("video", len(results), lambda done: (
+        f"{part_of(len(labels.done), total, 'label file')} {'is' if len(labels.done) == 1 else 'are'} in "
+        f"{labels.out}, which stays marked unfinished ({Path(labels.out) / INCOMPLETE_MARKER}: `mgrec score` and the "
+        "other readers refuse the folder); the same command again keeps them and writes the others"))
+    with where:
+        for video_id in where.each(sorted(results)):
+            labels.write(video_id, results[video_id], fps[video_id], with_scores=ranked)
+        labels.end()
 
 
 def trained_on(run: RunDir, videos: Iterable[str]) -> list[str]:

@@ -16,7 +16,7 @@ What a stream of files owes its user, beyond the detector's rules:
   (`StreamInterrupted`), and never between an update's decision and its written lines: it waits while an update is
   made and its lines written (`_signals_held`, at most one update's time);
 - an SMG folder stays marked unfinished until its last file is written, and the same call again streams only
-  the videos it has no file of (`_videos_streamed_before`).
+  the videos it has no file of (`mgrec.infer.label_set.LabelSet`, as `mgrec detect --format smg` resumes).
 """
 
 from __future__ import annotations
@@ -40,19 +40,17 @@ from mgrec.data.videos import batched
 from mgrec.devices import torch_threads
 from mgrec.errors import InputError
 from mgrec.files import (
-    atomic_write_text,
     bool_argument,
     brief,
     check_writable,
     counted,
-    file_sha256,
     part_of,
     path_argument,
 )
 from mgrec.infer.export import OnnxNetwork
+from mgrec.infer.label_set import STREAM, LabelSet
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
-from mgrec.records import Detection
 from mgrec.smg_csv import checked_fps
 from mgrec.timeline import FeatureGrid
 
@@ -291,7 +289,7 @@ def stream_files(
     Ctrl-C between two videos stops there, with a StreamInterrupted of no summary (`streamed` names those finished).
     The SMG folder stays marked unfinished until its last video's file is written (`mgrec.smg_csv.INCOMPLETE_MARKER`:
     a partial set would be scored as the whole submission), and the same call again, into it, streams only the
-    videos it has no file of (`_videos_streamed_before`): after Ctrl-C or a kill, an hour of streamed videos is kept.
+    videos it has no file of (`LabelSet`): after Ctrl-C or a kill, an hour of streamed videos is kept.
     Returns one summary per video streamed, in order.
     A detection-level ensemble streams through `FusedOnlineDetector`: the files given are member 0's, and member M
     reads its file of each video from `member_folders[M]` (`OfflineDetector.member_folders`; else the file given).
@@ -314,11 +312,11 @@ def stream_files(
         detector = _stream_detector(run_dir, device, precision, threads, onnx, live).reading(
             stream_folders, member_folders, member_stream_folders)
         video_ids = _video_ids(inputs, detector, single_file, live)
-        labels: _LabelSet | None = None
+        labels: LabelSet | None = None
         if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
             settings = {"lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
                         "fps": fps, **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
-            labels = _LabelSet.planned(smg_out, run_dir, list(video_ids.values()), settings)
+            labels = LabelSet.planned(smg_out, run_dir, list(video_ids.values()), settings, STREAM)
         _note_videos_trained_on(run_dir, list(video_ids.values()), single_file)
         paths = [path for path in video_ids if labels is None or video_ids[path] not in labels.done]
         reader = _VideoReader(detector, video_ids, fps, stream_folders, live)
@@ -478,125 +476,6 @@ class _VideoReader:
         source = self.source(path)
         online_detector(self.detector, source, self.video_ids[path], lookahead, hop, history)
         return source
-
-
-@dataclass
-class _LabelSet:
-    """The SMG label folder `stream_files` writes (`smg_out`, the online track's submission): the plan its marker
-    records (`mgrec.smg_csv.INCOMPLETE_MARKER`: the run, the videos, the stream's settings), each video's label file,
-    and the videos whose files are written, those of an interrupted stream of the same plan first
-    (`_videos_streamed_before`): the same call again streams only the others."""
-
-    out: str | Path
-    plan: dict
-    label_paths: dict[str, Path]  # of every video, checked before any is written (`smg_label_paths`)
-    resumed: bool  # the folder holds an interrupted stream's set of this plan: its marker is there
-    done: set[str]  # the videos whose label files are written
-
-    @classmethod
-    def planned(cls, out: str | Path, run_dir: str | Path, videos: list[str], settings: dict) -> _LabelSet:
-        """The set of `videos` by the run with the stream's `settings`, refused where `out` holds label files that are
-        not an interrupted set of the same plan, and resumed where it does (said on stderr)."""
-        from mgrec.run import RunDir
-        from mgrec.smg_csv import smg_label_paths
-
-        label_paths = smg_label_paths(videos, out)
-        plan = {"writer": "mgrec stream", "run": str(Path(run_dir).resolve()),
-                "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(videos), **settings}
-        resumed = _videos_streamed_before(Path(out), plan, label_paths)
-        labels = cls(out, plan, label_paths, resumed is not None, set(resumed or ()))
-        if labels.done:
-            print(f"resuming the stream into {out}: {len(labels.done)} of {counted(len(videos), 'video')} were "
-                  f"streamed to their end before (their label files are kept); streaming the "
-                  f"{counted(len(videos) - len(labels.done), 'other')}", file=sys.stderr)
-        return labels
-
-    def begin(self) -> None:
-        """The folder marked unfinished, once every video is checked (exclusively: one writer at a time); a resumed
-        set's marker is there already."""
-        from mgrec.smg_csv import begin_label_set
-
-        if not self.resumed:
-            begin_label_set(self.out, self.plan, into_empty=True)
-
-    def write(self, video_id: str, detections: list[Detection], fps: float) -> None:
-        """`video_id`'s label file, written as its stream ends: a kill later keeps it. Recorded in the marker first: a
-        file it does not record is not kept."""
-        from mgrec.smg_csv import record_label_file, smg_label_text
-
-        text = smg_label_text(detections, fps)
-        record_label_file(self.out, video_id, text)
-        atomic_write_text(self.label_paths[video_id], text)
-        self.done.add(video_id)
-
-    def end(self) -> None:
-        """The set is whole: its marker goes, after the last file was written."""
-        from mgrec.smg_csv import end_label_set
-
-        end_label_set(self.out)
-
-
-def _videos_streamed_before(out: Path, plan: dict, label_paths: dict[str, Path]) -> set[str] | None:
-    """The videos whose label files an interrupted `stream_files` wrote into the SMG folder `out`, each file as it was
-    written (its SHA-256 in the marker; any other is refused by name), where `plan` (the
-    videos, the run's fingerprint, the stream's settings; the run's path is recorded, not compared) is the one that
-    stream recorded in the folder's marker: the same call again streams only the others. None for a folder without a
-    marker, which must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two
-    lookaheads, would be scored as one submission."""
-    from mgrec.infer.detect import refuse_old_label_files
-    from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
-
-    if not (out / INCOMPLETE_MARKER).exists():
-        refuse_old_label_files(out, label_paths)
-        return None
-    earlier = unfinished_plan(out)
-    if earlier is None or earlier.get("writer") != plan["writer"]:
-        refuse_an_incomplete_set(out)  # an unfinished `mgrec detect`: nothing to resume
-    # The run is the one of the fingerprint, wherever it is now: a run moved or renamed (its files as they were) began
-    # the set, and its old path, refused as "other settings", could not be given again: the streamed videos were lost.
-    differ = [key for key in plan if key != "run" and earlier.get(key) != plan[key]]
-    if differ:
-        said = {"run_fingerprint": "the run's files changed since (trained, tuned or replaced)",
-                "videos": "other videos"}
-        what = "; ".join(said.get(key, f"{key} {earlier.get(key)!r} then, {plan[key]!r} now") for key in differ)
-        raise InputError(f"{out}: holds the label files of an interrupted `mgrec stream` --format smg of other "
-                         f"settings ({what}; its run: {earlier.get('run')}): finish it with its own command, or "
-                         "stream into an empty folder")
-    # A file is kept as it was written (its SHA-256 in the marker, `record_label_file`): one emptied or edited since,
-    # or one of a video the stream was killed before recording, counted as that video's gestures.
-    present = {video: path for video, path in label_paths.items() if path.is_file()}
-    marker = out / INCOMPLETE_MARKER
-    written = earlier.get("written", {})
-    if not (isinstance(written, dict) and all(isinstance(v, str) and isinstance(h, str) for v, h in written.items())):
-        what = (f"no label file of {out} can be told from one changed since: {_remove_the_files(len(present))}"
-                if present else f"{out} holds no label file yet: remove the marker, and the same command streams "
-                "every video")
-        raise InputError(f"{marker} [written]: expected the SHA-256 of each label file the stream wrote (video -> hex "
-                         f"digest, as mgrec writes it), got {brief(written)}: the marker was edited, and {what}")
-    if present and "written" not in earlier:  # a marker of an mgrec before files were recorded: the plan only
-        raise InputError(f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so "
-                         f"none of the {counted(len(present), 'label file')} in {out} can be told from one changed "
-                         f"since or put there by hand: {_remove_the_files(len(present))}")
-    # every such file named at once: one a run, the other files found one by one, one run each
-    changed = {video: path for video, path in present.items() if written.get(video) != file_sha256(path)}
-    if changed:
-        video, path = next(iter(changed.items()))
-        more = "" if len(changed) == 1 else f" (and {counted(len(changed) - 1, 'other')} of the {len(present)}: " \
-            f"{', '.join(str(p) for p in list(changed.values())[1:4])}{', ...' * (len(changed) > 4)})"
-        raise InputError(f"{path}: is not the label file the interrupted stream wrote for video {video}{more} (changed "
-                         f"since, e.g. emptied, or put there by hand): {_remove_the_files(len(changed))}")
-    done = set(present)
-    others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
-    if others:
-        raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted stream did not write (e.g. "
-                         f"{others[0]}): remove them, or stream into an empty folder")
-    return done
-
-
-def _remove_the_files(count: int) -> str:
-    """What to do with `count` label files a resume cannot keep."""
-    it, videos = ("it", "that video") if count == 1 else ("them", "those videos")
-    return f"remove {it}, and the same command streams {videos} again"
 
 
 def video_source(detector: OfflineDetector, path: Path, video_id: str, fps: float | None,

@@ -1,0 +1,176 @@
+"""An SMG label folder written one video's file at a time, and resumed by the same command after an interruption:
+`mgrec stream --format smg` and `mgrec detect --format smg` (`LabelSet`).
+
+    labels = LabelSet.planned(out, run_dir, videos, {"lookahead": 2.0, ...}, STREAM)
+    labels.begin()
+    labels.write(video, detections, fps)  # each video's file, recorded in the marker first
+    labels.end()
+
+The folder stays marked unfinished (`mgrec.smg_csv.INCOMPLETE_MARKER`) until its last file is written: the marker
+holds the plan (what makes two commands' files one set: the run's fingerprint, the videos, the writer's settings) and
+the SHA-256 of each file as it is written. The same command again, into it, keeps exactly those files and writes the
+others (`_files_written_before`); another plan, a file changed since or one it did not write is refused by name. One
+mechanism for both writers, so that they resume alike; they differ only in their words (`LabelWriter`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mgrec.errors import InputError
+from mgrec.files import atomic_write_text, brief, counted, file_sha256
+from mgrec.records import Detection
+
+
+@dataclass(frozen=True)
+class LabelWriter:
+    """The command that writes a label set, in the words its messages use."""
+
+    command: str  # "mgrec stream": recorded in the marker ("writer"), named where another command's set is found
+    verb: str  # "stream": "the same command streams that video again", "or stream into an empty folder"
+    noun: str  # "stream": "the label file the interrupted stream wrote"
+    finished: str  # "streamed to their end": "2 of 3 videos were streamed to their end before"
+    doing: str  # "streaming": "streaming the 1 other"
+
+
+STREAM = LabelWriter("mgrec stream", "stream", "stream", "streamed to their end", "streaming")
+DETECT = LabelWriter("mgrec detect", "detect", "detect", "detected", "detecting")
+WRITERS = {writer.command: writer for writer in (STREAM, DETECT)}
+
+
+@dataclass
+class LabelSet:
+    """The SMG label folder a command writes (`out`): the plan its marker records (`mgrec.smg_csv.INCOMPLETE_MARKER`:
+    the run, the videos, the writer's settings), each video's label file, and the videos whose files are written,
+    those of an interrupted command of the same plan first (`_files_written_before`): the same command again writes
+    only the others."""
+
+    out: str | Path
+    plan: dict
+    label_paths: dict[str, Path]  # of every video, checked before any is written (`smg_label_paths`)
+    resumed: bool  # the folder holds an interrupted set of this plan: its marker is there
+    done: set[str]  # the videos whose label files are written
+    writer: LabelWriter = STREAM
+
+    @classmethod
+    def planned(cls, out: str | Path, run_dir: str | Path, videos: list[str], settings: dict,
+                writer: LabelWriter = STREAM) -> LabelSet:
+        """The set of `videos` by the run with the writer's `settings` (each one that makes another command's files
+        other than this one's: a lookahead, the hard set or the ranked list, the precision, an exported network),
+        refused where `out` holds label files that are not an interrupted set of the same plan, and resumed where it
+        does (said on stderr). The caller holds the folder (`mgrec.run.hold_label_folder`): a second command into it
+        while the first ran would take the first one's marker for an interrupted set's."""
+        from mgrec.run import RunDir
+        from mgrec.smg_csv import smg_label_paths
+
+        label_paths = smg_label_paths(videos, out)
+        plan = {"writer": writer.command, "run": str(Path(run_dir).resolve()),
+                "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(videos), **settings}
+        resumed = _files_written_before(Path(out), plan, label_paths, writer)
+        labels = cls(out, plan, label_paths, resumed is not None, set(resumed or ()), writer)
+        if labels.done:
+            print(f"resuming the {writer.noun} into {out}: {len(labels.done)} of {counted(len(videos), 'video')} "
+                  f"were {writer.finished} before (their label files are kept); {writer.doing} the "
+                  f"{counted(len(videos) - len(labels.done), 'other')}", file=sys.stderr)
+        return labels
+
+    def begin(self) -> None:
+        """The folder marked unfinished, once every video is checked (exclusively: one writer at a time); a resumed
+        set's marker is there already."""
+        from mgrec.smg_csv import begin_label_set
+
+        if not self.resumed:
+            begin_label_set(self.out, self.plan, into_empty=True)
+
+    def write(self, video_id: str, detections: list[Detection], fps: float, with_scores: bool = False) -> None:
+        """`video_id`'s label file (`smg_label_text`; `with_scores`: the ranked list's 4th column), written whole: a
+        kill later keeps it. Recorded in the marker first: a file it does not record is not kept."""
+        from mgrec.smg_csv import record_label_file, smg_label_text
+
+        text = smg_label_text(detections, fps, with_scores)
+        record_label_file(self.out, video_id, text)
+        atomic_write_text(self.label_paths[video_id], text)
+        self.done.add(video_id)
+
+    def end(self) -> None:
+        """The set is whole: its marker goes, after the last file was written."""
+        from mgrec.smg_csv import end_label_set
+
+        end_label_set(self.out)
+
+
+def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path],
+                          writer: LabelWriter) -> set[str] | None:
+    """The videos whose label files an interrupted command of `writer` wrote into the SMG folder `out`, each file as
+    it was written (its SHA-256 in the marker; any other is refused by name), where `plan` (the videos, the run's
+    fingerprint, the writer's settings; the run's path is recorded, not compared) is the one that command recorded in
+    the folder's marker: the same command again writes only the others. None for a folder without a marker, which
+    must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two lookaheads, or the
+    hard set beside the ranked list, would be scored as one submission."""
+    from mgrec.infer.detect import refuse_old_label_files
+    from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
+
+    marker = out / INCOMPLETE_MARKER
+    if not marker.exists():
+        refuse_old_label_files(out, label_paths)
+        return None
+    earlier = unfinished_plan(out)
+    if earlier is None or earlier.get("writer") != plan["writer"]:
+        refuse_an_incomplete_set(out)  # another command's unfinished set (or an API writer's): nothing to resume
+    present = {video: path for video, path in label_paths.items() if path.is_file()}
+    if "videos" not in earlier:  # an `mgrec detect` before its marker recorded a plan: which set it was is unknown
+        raise InputError(f"{marker}: made by an mgrec before {writer.command} recorded what its set is made of, so "
+                         f"its set ({counted(len(present), 'label file')} of these videos in {out}) cannot be told to "
+                         f"be this command's: remove {out}, and run the same command again")
+    # The run is the one of the fingerprint, wherever it is now: a run moved or renamed (its files as they were) began
+    # the set, and its old path, refused as "other settings", could not be given again: the written videos were lost.
+    differ = [key for key in plan if key != "run" and earlier.get(key) != plan[key]]
+    if differ:
+        said = {"run_fingerprint": "the run's files changed since (trained, tuned or replaced)",
+                "videos": "other videos",
+                "set": f"{_set_words(earlier.get('set'))} then, {_set_words(plan.get('set'))} now"}
+        what = "; ".join(said.get(key, f"{key} {earlier.get(key)!r} then, {plan[key]!r} now") for key in differ)
+        raise InputError(f"{out}: holds the label files of an interrupted `{writer.command}` --format smg of other "
+                         f"settings ({what}; its run: {earlier.get('run')}): finish it with its own command, or "
+                         f"{writer.verb} into an empty folder")
+    # A file is kept as it was written (its SHA-256 in the marker, `record_label_file`): one emptied or edited since,
+    # or one of a video the command was killed before recording, counted as that video's gestures.
+    written = earlier.get("written", {})
+    if not (isinstance(written, dict) and all(isinstance(v, str) and isinstance(h, str) for v, h in written.items())):
+        what = (f"no label file of {out} can be told from one changed since: "
+                f"{_remove_the_files(len(present), writer)}" if present else
+                f"{out} holds no label file yet: remove the marker, and the same command {writer.verb}s every video")
+        raise InputError(f"{marker} [written]: expected the SHA-256 of each label file the {writer.noun} wrote (video "
+                         f"-> hex digest, as mgrec writes it), got {brief(written)}: the marker was edited, and {what}")
+    if present and "written" not in earlier:  # a marker of an mgrec before files were recorded: the plan only
+        raise InputError(f"{marker}: made by an mgrec before label files were recorded in it (no \"written\"), so "
+                         f"none of the {counted(len(present), 'label file')} in {out} can be told from one changed "
+                         f"since or put there by hand: {_remove_the_files(len(present), writer)}")
+    # every such file named at once: one a run, the other files found one by one, one run each
+    changed = {video: path for video, path in present.items() if written.get(video) != file_sha256(path)}
+    if changed:
+        video, path = next(iter(changed.items()))
+        more = "" if len(changed) == 1 else f" (and {counted(len(changed) - 1, 'other')} of the {len(present)}: " \
+            f"{', '.join(str(p) for p in list(changed.values())[1:4])}{', ...' * (len(changed) > 4)})"
+        raise InputError(f"{path}: is not the label file the interrupted {writer.noun} wrote for video {video}{more} "
+                         f"(changed since, e.g. emptied, or put there by hand): "
+                         f"{_remove_the_files(len(changed), writer)}")
+    done = set(present)
+    others = sorted(set(prediction_files(out)) - {label_paths[video] for video in done})
+    if others:
+        raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted {writer.noun} did not write (e.g. "
+                         f"{others[0]}): remove them, or {writer.verb} into an empty folder")
+    return done
+
+
+def _set_words(kind: object) -> str:
+    """A plan's "set" (`mgrec detect`'s) in words."""
+    return {"ranked": "the ranked list (--all)", "hard": "the hard set"}.get(kind, repr(kind))
+
+
+def _remove_the_files(count: int, writer: LabelWriter) -> str:
+    """What to do with `count` label files a resume cannot keep."""
+    it, videos = ("it", "that video") if count == 1 else ("them", "those videos")
+    return f"remove {it}, and the same command {writer.verb}s {videos} again"
