@@ -1595,8 +1595,12 @@ def cmd_detect(args) -> None:
             print(f"kept the features of {counted(kept, 'video')} in {args.keep_features}{there} ({reads})",
                   file=sys.stderr)
         if failed:  # the others' detections are written: an overnight batch keeps its work, and says what is missing
+            # a label set without a planned video's file stays unfinished (`LabelSet.end`): what finishes it
+            finish = (f" ({args.out} stays marked unfinished, which `mgrec score` refuses: make them readable and run "
+                      "the same command again, which keeps the label files written and detects only them; or detect "
+                      "the others into an empty folder)" if summary.missing else "")
             raise InputError(f"{len(failed)} input(s) could not be read, and their detections are not "
-                             f"in {args.out}:\n  " + "\n  ".join(failed))
+                             f"in {args.out}{finish}:\n  " + "\n  ".join(failed))
 
 
 def _refuse_an_output_named_as_kept_features(out: Path, kept: Path, videos: list[Path]) -> None:

@@ -210,7 +210,7 @@ def test_an_interrupted_detect_smg_set_is_resumed_by_the_same_command_as_stream_
     monkeypatch.undo()
     assert (f"stopped in video '{inputs[2].stem}' (3 of 4: 2 finished before it): 2 of the 4 label files are in {out}, "
             f"which stays marked unfinished ({out / INCOMPLETE_MARKER}: `mgrec score` and the other readers refuse the "
-            "folder); the same command again keeps them and writes the others") in capsys.readouterr().err
+            "folder); the same command again keeps them and detects the others") in capsys.readouterr().err
     first = out / inputs[0].stem / f"{inputs[0].stem}_finelabels.csv"
     kept = first.read_bytes()
 
@@ -1531,3 +1531,66 @@ def test_a_run_recipe_that_contradicts_its_config_is_said_once_as_the_runs(tmp_p
     assert err.count("feature_recipe.json:1:2: feature sidecar file is not valid JSON") == 1
     assert "no input could be read" not in err
     assert isinstance(OfflineDetector.from_run(run, device="cpu").detect(features, fps=25.0), list)
+
+
+def test_detect_smg_writes_each_video_s_label_file_as_it_is_detected_and_an_unreadable_one_keeps_the_set_open(
+        trained_run, tmp_path, capsys, monkeypatch):
+    """`detect --format smg` wrote no label file before every video was detected: stopped after hours of detection, it
+    kept nothing. Each file is now written as its video is detected, and the same command detects only the others.
+    A video that could not be read ended the set without its file: `mgrec score` took the folder for whole, and the
+    same command again refused the files as not its own; the folder now stays unfinished until that video has its
+    file, and the same command, the file made readable, detects it alone."""
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, paths = trained_run
+    folder = tmp_path / "features"
+    shutil.copytree(paths.features, folder)
+    inputs = sorted(folder.glob("*.npy"))
+    whole, out = tmp_path / "whole", tmp_path / "smg"
+    assert main(["detect", str(run), str(folder), "--format", "smg", "--out", str(whole)]) == 0
+    detect, detected = OfflineDetector.detect, []
+
+    def interrupted_in_the_third(self, path, *args, **kwargs):
+        if len(detected) == 2:
+            raise KeyboardInterrupt
+        detected.append(path.stem)
+        return detect(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(OfflineDetector, "detect", interrupted_in_the_third)
+    command = ["detect", str(run), str(folder), "--format", "smg", "--out", str(out)]
+    assert main(command) == 130
+    assert (f"stopped in video '{inputs[2].stem}' (3 of 4: 2 finished before it): 2 of the 4 label files are in "
+            f"{out}, which stays marked unfinished ({out / INCOMPLETE_MARKER}: `mgrec score` and the other readers "
+            "refuse the folder); the same command again keeps them and detects the others") in capsys.readouterr().err
+    assert sorted(p.parent.name for p in out.rglob("*.csv")) == detected
+    monkeypatch.undo()
+
+    # an unreadable video: the others' files are written, the set stays open, and says how to finish it
+    good = inputs[3].read_bytes()
+    np.save(inputs[3], np.full((50, 16), np.nan, dtype=np.float32))
+    assert main(command) == 2
+    said = capsys.readouterr()
+    error = said.err
+    assert (f"1 input(s) could not be read, and their detections are not in {out} ({out} stays marked unfinished, "
+            "which `mgrec score` refuses: make them readable and run the same command again, which keeps the label "
+            "files written and detects only them; or detect the others into an empty folder):\n  "
+            f"{inputs[3]}: ") in error
+    assert f"{out / INCOMPLETE_MARKER}): 1 video of its set has no label file" in said.out + said.err
+    assert (out / INCOMPLETE_MARKER).exists() and len(list(out.rglob("*.csv"))) == 3
+    assert main(["score", "--gt", str(paths.annotations), "--pred", str(out), "--split", "test"]) == 2
+    assert "did not finish" in capsys.readouterr().err
+    inputs[3].write_bytes(good)
+    monkeypatch.setattr(OfflineDetector, "detect", lambda self, path, *a, **k: detected.append(path.stem) or
+                        detect(self, path, *a, **k))
+    assert main(command) == 0
+    assert detected[2:] == [inputs[3].stem]  # the unreadable one alone
+    assert not (out / INCOMPLETE_MARKER).exists()
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == \
+        {p.relative_to(whole): p.read_bytes() for p in whole.rglob("*") if p.is_file()}
+    # nothing readable into an empty folder: the folder is left as it was found, no marker made
+    lonely, empty = tmp_path / "lonely", tmp_path / "empty"
+    lonely.mkdir()
+    np.save(lonely / "aaa_wide.npy", np.zeros((50, 64), dtype=np.float32))
+    assert main(["detect", str(run), str(lonely), "--format", "smg", "--out", str(empty)]) == 2
+    assert "no input could be read, nothing was written" in capsys.readouterr().err
+    assert not empty.exists() or not any(empty.iterdir())

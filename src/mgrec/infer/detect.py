@@ -29,6 +29,7 @@ from mgrec.infer.label_set import DETECT, LabelSet
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
 from mgrec.run import RunDir
+from mgrec.smg_csv import INCOMPLETE_MARKER
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DetectSummary:
     precision: str = "fp32"  # of the network's forward pass: "fp32" or "bf16"
     class_thresholds: list[float] | None = None  # the bar of each class instead, where the run tuned them
     engine: str = "pytorch"  # what ran the network: "pytorch", or "onnxruntime" (`detect --onnx`)
+    missing: int = 0  # --format smg: the videos of its set without a label file (unreadable): the set is unfinished
 
     def describe(self) -> str:
         """The final line of `mgrec detect`: the counts and which set the file holds."""
@@ -53,8 +55,12 @@ class DetectSummary:
         else:
             which = (f"the hard set (score >= {bar_words(self.score_threshold, self.class_thresholds)}, the F1 "
                      f"threshold {tuned}; --all writes the ranked list, for mAP)")
+        unfinished = (f"; {self.path} stays marked unfinished ({self.path / INCOMPLETE_MARKER}): "
+                      f"{counted(self.missing, 'video')} of its set {'has' if self.missing == 1 else 'have'} no label "
+                      "file" if self.missing else "")
         return (f"wrote {self.path}: {counted(self.detections, 'detection')} in {counted(self.videos, 'video')} "
-                f"({self.precision} inference{'' if self.engine == 'pytorch' else ', ' + self.engine}), {which}")
+                f"({self.precision} inference{'' if self.engine == 'pytorch' else ', ' + self.engine}), {which}"
+                f"{unfinished}")
 
 
 def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path, fmt: str = "json",
@@ -120,13 +126,15 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         results: dict[str, list[Detection]] = {}
         fps_by_video: dict[str, float] = {}
         durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
-        # detections are written once every video is detected: an interruption leaves nothing half written
-        where = StoppedIn("video", len(paths), lambda done: f"nothing {'more ' * bool(labels and labels.done)}was "
-                          f"written to {out} (detect writes it once every video is detected); the same command again "
-                          f"detects {'the others' if labels and labels.done else 'them all'}")
+        # a label folder gets each video's file as soon as it is detected (`LabelSet.write`): an interruption after
+        # hours keeps every finished video's, and the same command detects only the others; the other formats are
+        # one file (or one per video, in one go) written once every video is detected: nothing is half written
+        where = StoppedIn("video", len(paths), lambda done: (
+            _label_set_kept(labels) if labels is not None else f"nothing was written to {out} (detect writes it once "
+            "every video is detected); the same command again detects them all"))
         with where:
-            for path in tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False):
-                where.at(video_ids[path])
+            for path in where.each(tqdm(paths, desc="detect", unit="video", disable=not progress, leave=False),
+                                   name=video_ids.get):
                 try:
                     video_fps = detector.file_fps(path, fps, what="--fps")
                     detections = detector.detect(path, video_ids[path], fps=video_fps)
@@ -141,12 +149,19 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                 grid = detector.grid(video_fps)
                 fps_by_video[video_ids[path]] = grid.fps
                 durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
-        if not results and not (labels and labels.done):  # a resumed set whose every file was there: it ends now
-            raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
+                if labels is not None:
+                    labels.write(video_ids[path], results[video_ids[path]], grid.fps, with_scores=ranked)
+            if not results and not (labels and labels.done):  # a resumed set whose every file was there: it ends now
+                # (a new label set's folder is left as it was found: its marker is made with its first file)
+                raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed or []))
+            # a video that could not be read (`failed`) has no file: the folder stays marked unfinished, so that it is
+            # not scored as a whole set, and the same command again detects that video alone
+            missing = [] if labels is None else labels.end()
         out = Path(out)
         summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
                                 detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
-                                detector.postprocess.class_thresholds, "pytorch" if onnx is None else "onnxruntime")
+                                detector.postprocess.class_thresholds, "pytorch" if onnx is None else "onnxruntime",
+                                len(missing))
         if fmt == "json":
             engine = {} if onnx is None else {"engine": "onnxruntime", "onnx": str(Path(onnx).resolve())}
             info = {**predictions_info(detector, ranked), **engine, "durations": durations}
@@ -155,29 +170,23 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
             save_predictions_csv(results, out)
         elif fmt in SUBTITLE_FORMATS:
             write_subtitles(results, out, fmt, subtitle_names)
-        else:
-            write_label_set(labels, results, fps_by_video, ranked)
         return summary
 
 
-def write_label_set(labels: LabelSet, results: dict[str, list[Detection]], fps: dict[str, float],
-                    ranked: bool) -> None:
-    """`mgrec detect --format smg`'s label files, one video's at a time (`LabelSet.write`: each recorded in the marker,
-    then written whole), and the set ended: interrupted, the same command again keeps them and writes the others."""
-    from mgrec.smg_csv import INCOMPLETE_MARKER
-
-    labels.begin()
+def _label_set_kept(labels: LabelSet) -> str:
+    """What an interruption of `mgrec detect --format smg` keeps: the label files written so far, in a folder marked
+    unfinished until the last one, which the same command finishes; or the whole set, where it ended just before."""
+    marker = Path(labels.out) / INCOMPLETE_MARKER
     total = len(labels.label_paths)
+    if not labels.missing() and not marker.exists():  # stopped as its marker went: the set is whole
+        return f"every one of the {counted(total, 'label file')} is in {labels.out}: the set is whole"
+    if not marker.exists():  # stopped before its first file: the folder as it was found
+        return f"no label file was written to {labels.out}; the same command again detects them all"
     # Ctrl-C among a thousand videos' files said "interrupted" alone: not that some files are there, in a folder the
     # readers refuse while its marker says it is unfinished, nor that the same command finishes it
-    where = StoppedIn("video", len(results), lambda done: (
-        f"{part_of(len(labels.done), total, 'label file')} {'is' if len(labels.done) == 1 else 'are'} in "
-        f"{labels.out}, which stays marked unfinished ({Path(labels.out) / INCOMPLETE_MARKER}: `mgrec score` and the "
-        "other readers refuse the folder); the same command again keeps them and writes the others"))
-    with where:
-        for video_id in where.each(sorted(results)):
-            labels.write(video_id, results[video_id], fps[video_id], with_scores=ranked)
-        labels.end()
+    return (f"{part_of(len(labels.done), total, 'label file')} {'is' if len(labels.done) == 1 else 'are'} in "
+            f"{labels.out}, which stays marked unfinished ({marker}: `mgrec score` and the other readers refuse the "
+            f"folder); the same command again keeps them and detects the others")
 
 
 def trained_on(run: RunDir, videos: Iterable[str]) -> list[str]:

@@ -2,9 +2,8 @@
 `mgrec stream --format smg` and `mgrec detect --format smg` (`LabelSet`).
 
     labels = LabelSet.planned(out, run_dir, videos, {"lookahead": 2.0, ...}, STREAM)
-    labels.begin()
-    labels.write(video, detections, fps)  # each video's file, recorded in the marker first
-    labels.end()
+    labels.write(video, detections, fps)  # each video's file as soon as it is made, recorded in the marker first
+    missing = labels.end()  # the marker goes once every video has its file; else it stays, and they are returned
 
 The folder stays marked unfinished (`mgrec.smg_csv.INCOMPLETE_MARKER`) until its last file is written: the marker
 holds the plan (what makes two commands' files one set: the run's fingerprint, the videos, the writer's settings) and
@@ -16,7 +15,7 @@ mechanism for both writers, so that they resume alike; they differ only in their
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mgrec.errors import InputError
@@ -53,6 +52,11 @@ class LabelSet:
     resumed: bool  # the folder holds an interrupted set of this plan: its marker is there
     done: set[str]  # the videos whose label files are written
     writer: LabelWriter = STREAM
+    # the folder holds this set's marker: a resumed set's from the start, a new one's once `begin` made it
+    marked: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.marked = self.resumed
 
     @classmethod
     def planned(cls, out: str | Path, run_dir: str | Path, videos: list[str], settings: dict,
@@ -77,12 +81,15 @@ class LabelSet:
         return labels
 
     def begin(self) -> None:
-        """The folder marked unfinished, once every video is checked (exclusively: one writer at a time); a resumed
-        set's marker is there already."""
+        """The folder marked unfinished (exclusively: one writer at a time), at the latest by the first `write`: a
+        caller that checked every video first may mark it before its work; one that finds a video unreadable only at
+        its turn (`mgrec detect`) leaves a folder it wrote nothing into as it found it. A resumed set's marker is
+        there already."""
         from mgrec.smg_csv import begin_label_set
 
-        if not self.resumed:
+        if not self.marked:
             begin_label_set(self.out, self.plan, into_empty=True)
+            self.marked = True
 
     def write(self, video_id: str, detections: list[Detection], fps: float, with_scores: bool = False) -> None:
         """`video_id`'s label file (`smg_label_text`; `with_scores`: the ranked list's 4th column), written whole: a
@@ -90,15 +97,26 @@ class LabelSet:
         from mgrec.smg_csv import record_label_file, smg_label_text
 
         text = smg_label_text(detections, fps, with_scores)
+        self.begin()
         record_label_file(self.out, video_id, text)
         atomic_write_text(self.label_paths[video_id], text)
         self.done.add(video_id)
 
-    def end(self) -> None:
-        """The set is whole: its marker goes, after the last file was written."""
+    def missing(self) -> list[str]:
+        """The planned videos that have no label file yet."""
+        return sorted(set(self.label_paths) - self.done)
+
+    def end(self) -> list[str]:
+        """The set's marker goes, after the last file was written, where every planned video has its file; else the
+        folder stays marked unfinished, and those videos are returned. A video `mgrec detect` could not read ended
+        the set without its file: `mgrec score` took the folder for whole, the video missed, and the same command
+        again refused the folder's files as not its own, where it now detects that video alone."""
         from mgrec.smg_csv import end_label_set
 
-        end_label_set(self.out)
+        missing = self.missing()
+        if not missing:
+            end_label_set(self.out)
+        return missing
 
 
 def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path],
