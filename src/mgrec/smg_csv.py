@@ -417,7 +417,8 @@ def refuse_an_incomplete_set(folder: str | Path) -> None:
         plan = unfinished_plan(folder)
         # the writers that resume their sets (`mgrec.infer.label_set`), where the marker records the plan they need
         writer = (plan or {}).get("writer") if "videos" in (plan or {}) else None
-        verb = {"mgrec stream": "stream", "mgrec detect": "detect"}.get(writer)
+        # a "writer" edited by hand may be any JSON: a list or an object was a TypeError (unhashable) traceback
+        verb = {"mgrec stream": "stream", "mgrec detect": "detect"}.get(writer) if isinstance(writer, str) else None
         finish = (f"run that `{writer}` again, as it was, to {verb} the videos it did not finish into it, or write "
                   "them again into an empty folder") if verb else "write them again into an empty folder"
         raise InputError(f"{folder}: holds the label files of an `mgrec detect` or `mgrec stream` --format smg that "

@@ -149,10 +149,13 @@ def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path],
         said = {"run_fingerprint": "the run's files changed since (trained, tuned or replaced)",
                 "videos": "other videos",
                 "set": f"{_set_words(earlier.get('set'))} then, {_set_words(plan.get('set'))} now"}
-        what = "; ".join(said.get(key, f"{key} {earlier.get(key)!r} then, {plan[key]!r} now") for key in differ)
+        # the marker's values shown cut (`brief`): one edited by hand (a list of 100,000 numbers) made a line as long
+        what = "; ".join(said.get(key, f"{key} {brief(earlier.get(key))} then, {brief(plan[key])} now")
+                         for key in differ)
+        run = earlier.get("run")
         raise InputError(f"{out}: holds the label files of an interrupted `{writer.command}` --format smg of other "
-                         f"settings ({what}; its run: {earlier.get('run')}): finish it with its own command, or "
-                         f"{writer.verb} into an empty folder")
+                         f"settings ({what}; its run: {run if isinstance(run, str) and len(run) < 500 else brief(run)})"
+                         f": finish it with its own command, or {writer.verb} into an empty folder")
     # A file is kept as it was written (its SHA-256 in the marker, `record_label_file`): one emptied or edited since,
     # or one of a video the command was killed before recording, counted as that video's gestures.
     written = earlier.get("written", {})
@@ -185,7 +188,9 @@ def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path],
 
 def _set_words(kind: object) -> str:
     """A plan's "set" (`mgrec detect`'s) in words."""
-    return {"ranked": "the ranked list (--all)", "hard": "the hard set"}.get(kind, repr(kind))
+    # a marker edited by hand may hold any JSON there: a list was a TypeError (unhashable) traceback
+    words = {"ranked": "the ranked list (--all)", "hard": "the hard set"}
+    return words[kind] if isinstance(kind, str) and kind in words else brief(kind)
 
 
 def _remove_the_files(count: int, writer: LabelWriter) -> str:

@@ -1,0 +1,29 @@
+"""The SMG label folder that `mgrec stream` and `mgrec detect` --format smg write and resume (`LabelSet`)."""
+
+import json
+
+import pytest
+
+from mgrec.errors import InputError
+from mgrec.infer.label_set import DETECT, _files_written_before
+from mgrec.smg_csv import INCOMPLETE_MARKER, smg_label_paths
+
+
+@pytest.mark.parametrize("edit, said", [
+    ({"writer": ["mgrec detect"]}, r"did not finish \(.*\.mgrec-incomplete is there\): some videos have no file; "
+                                   r"write them again into an empty folder$"),
+    ({"writer": {"a": 1}}, r"did not finish .*write them again into an empty folder$"),
+    ({"set": ["hard"]}, r"of other settings \(\['hard'\] then, the hard set now; its run: /runs/a\): finish it"),
+    ({"fps": list(range(100_000))}, r"of other settings \(fps \[0, 1, 2, 3, 4, 5, \.\.\.\] then, None now; its run: "),
+    ({"run": ["x"] * 100_000, "fps": 25.0}, r"\(fps 25\.0 then, None now; its run: \['x', 'x', 'x', 'x', 'x', 'x', "
+                                            r"\.\.\.\]\): finish it with its own command, or detect into an empty"),
+])
+def test_a_marker_edited_by_hand_is_refused_in_one_short_line(tmp_path, edit, said):
+    """The marker is a file anyone may edit: a "writer" or "set" that is a list or an object was a TypeError traceback
+    (a dict looked up by it), and a setting of 100,000 numbers made an error line as long."""
+    plan = {"writer": "mgrec detect", "run": "/runs/a", "run_fingerprint": "f", "videos": ["v"], "set": "hard",
+            "precision": "fp32", "fps": None}
+    (tmp_path / INCOMPLETE_MARKER).write_text(json.dumps({**plan, **edit, "written": {}}))
+    with pytest.raises(InputError, match=said) as caught:
+        _files_written_before(tmp_path, plan, smg_label_paths(["v"], tmp_path), DETECT)
+    assert len(str(caught.value)) < 400
