@@ -18,6 +18,7 @@ from mgrec.files import (
     atomic_write,
     atomic_write_text,
     check_output,
+    check_output_names,
     check_writable,
     resolve_path,
     spelling_hint,
@@ -508,3 +509,48 @@ def test_a_path_object_is_not_read_as_a_home_folder_nor_is_an_unknown_home_calle
     monkeypatch.setattr("pwd.getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
     with pytest.raises(InputError, match=r"^out: ~/x: the home folder ~ names is not known here \(HOME is not set"):
         path_argument("~/x", "out")
+
+
+def test_output_names_one_file_where_case_or_normalisation_is_not_told_apart_are_refused(tmp_path, capsys):
+    """Outputs named by video id: `S01.npy` and `s01.npy` (or `café` in NFC and in NFD) are two files here and one on
+    macOS, Windows and exFAT disks, the second written replacing the first; and a folder written here lost a video
+    copied there. Refused before anything is written, of two videos and of a video and a file already there."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    with pytest.raises(InputError, match=r"the feature files of videos 'S01' and 's01' would be 'S01.npy' and "
+                                         r"'s01.npy', one name where case and Unicode normalisation are not told "
+                                         r"apart"):
+        check_output_names([("S01", tmp_path / "S01.npy"), ("s01", tmp_path / "s01.npy")], "feature files")
+    with pytest.raises(InputError, match=re.escape(f"videos {ascii(nfc)} and {ascii(nfd)} would be {ascii(nfc)} and "
+                                                   f"{ascii(nfd)}, one name")):
+        check_output_names([(nfc, tmp_path / nfc), (nfd, tmp_path / nfd)], "label folders")
+    (tmp_path / "S01.npy").write_bytes(b"")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(tmp_path / 'S01.npy'))}: already there, where the "
+                                         r"feature files of video 's01' would be s01.npy: 'S01.npy' and 's01.npy' are "
+                                         r"one name"):
+        check_output_names([("s01", tmp_path / "s01.npy")], "feature files")
+    # the same name again (a video extracted again, resumed), other videos and other folders: no objection
+    check_output_names([("S01", tmp_path / "S01.npy"), ("S02", tmp_path / "S02.npy"),
+                        ("s01", tmp_path / "other" / "s01.npy")], "feature files")
+    assert capsys.readouterr().err == ""
+
+
+def test_output_names_over_255_bytes_refused_and_windows_only_hazards_warned(tmp_path, capsys):
+    """A name over 255 bytes (126 two-byte letters and `.json`) fails on every common file system, ext4 too: refused
+    naming the video. A name that only Windows cannot hold (`CON.npy`, `a?b.npy`, a trailing dot) is written, as
+    Linux and macOS keep it, with one warning naming the files."""
+    long = "\u00e9" * 126
+    with pytest.raises(InputError, match=r"the name of the feature files of video '\u00e9+'.* is longer than 255 "
+                                         r"bytes; rename the video"):
+        check_output_names([(long, tmp_path / f"{long}.npy"), (long, tmp_path / f"{long}.json")], "feature files")
+    videos = ["CON", "nul", "com1", "a?b", "fine"]
+    check_output_names([(video, tmp_path / f"{video}.npy") for video in videos], "feature files")
+    assert capsys.readouterr().err == (
+        f"warning: the feature files of 4 of the 5 videos in {tmp_path} cannot be copied to Windows nor to a FAT or "
+        "exFAT disk (CON.npy: 'CON' is the name of a device on Windows; nul.npy: 'nul' is the name of a device on "
+        "Windows; com1.npy: 'com1' is the name of a device on Windows; and 1 more); rename those videos to share "
+        "their files\n")
+    check_output_names([("end.", tmp_path / "end."), ("a|b", tmp_path / "a|b")], "label folders")  # SMG's, no ending
+    assert capsys.readouterr().err == (
+        f"warning: the label folders of 2 of the 2 videos in {tmp_path} cannot be copied to Windows nor to a FAT or "
+        "exFAT disk (end.: Windows drops the dot or space at its end; a|b: '|' cannot be in a file name on Windows); "
+        "rename those videos to share their files\n")

@@ -5,7 +5,7 @@ import pytest
 
 from mgrec.errors import InputError
 from mgrec.records import Detection
-from mgrec.smg_csv import read_data_file, read_label_file, read_prediction_rows, smg_label_text
+from mgrec.smg_csv import read_data_file, read_label_file, read_prediction_rows, smg_label_paths, smg_label_text
 
 
 def test_a_spreadsheet_s_trailing_empty_cells_and_empty_rows_are_no_columns(tmp_path):
@@ -216,3 +216,17 @@ def test_an_interrupted_label_set_says_which_video_how_many_files_and_that_the_f
                                                                      "v2_finelabels.csv"]
     with pytest.raises(InputError, match=re.escape("did not finish")):
         smg_csv.refuse_an_incomplete_set(out)
+
+
+def test_label_folders_one_folder_on_macos_or_windows_are_refused(tmp_path):
+    """detect and stream --format smg wrote OUT/S01/ and OUT/s01/ (two folders' features, one call): one folder on
+    macOS, Windows and exFAT disks, the second video's labels then beside the first's, and a set copied there that
+    scored one video as missed. Refused before any is made, as a folder already there of that name is."""
+    with pytest.raises(InputError, match=r"the label folders of videos 'S01' and 's01' would be 'S01' and 's01', one "
+                                         r"name where case and Unicode normalisation are not told apart"):
+        smg_label_paths(["S01", "s01"], tmp_path)
+    (tmp_path / "Sample0001").mkdir()
+    with pytest.raises(InputError, match=r"Sample0001: already there, where the label folders of video 'sample0001' "
+                                         r"would be sample0001"):
+        smg_label_paths(["sample0001"], tmp_path)
+    assert list(smg_label_paths(["Sample0001", "Sample0002"], tmp_path)) == ["Sample0001", "Sample0002"]

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from mgrec import terminal
 from mgrec.errors import InputError, OutputError
 
 # What one path component may be at most on the usual file systems (ext4, APFS, NTFS: 255).
@@ -235,6 +236,92 @@ def file_name_problem(name: str) -> str | None:
     if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         return f"is longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+def folded_name(name: str) -> str:
+    """A file name as the file systems that do not tell case apart see it: macOS's (APFS, HFS+, which also take a name
+    in NFC and in NFD for one: Finder writes NFD), Windows's (NTFS) and USB disks' (FAT, exFAT). Two output names of one
+    key are one file there, the second written replacing the first."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+# Names Windows keeps for its devices, whatever their ending (`CON.npy`, `nul.srt` cannot be files there), and the
+# characters its file names cannot hold; a name may not end in a dot or a space either (Windows drops them).
+_WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(port + n for port in ("com", "lpt") for n in "123456789")})
+_WINDOWS_REFUSED = re.compile(r'[<>:"|?*\x00-\x1f]')
+_ONE_NAME_ELSEWHERE = "one name where case and Unicode normalisation are not told apart (macOS, Windows, FAT, exFAT)"
+
+
+def windows_name_problem(name: str) -> str | None:
+    """Why Windows (NTFS, and FAT and exFAT disks anywhere) cannot hold a file `name` that Linux and macOS write, or
+    None."""
+    device = name.split(".")[0].rstrip(" ")
+    if device.casefold() in _WINDOWS_DEVICES:
+        return f"{device!r} is the name of a device on Windows"
+    refused = _WINDOWS_REFUSED.search(name)
+    if refused:
+        return f"{refused.group()!r} cannot be in a file name on Windows"
+    if name.endswith((".", " ")):
+        return "Windows drops the dot or space at its end"
+    return None
+
+
+def check_output_names(outputs: Iterable[tuple[str, Path]], what: str) -> None:
+    """The one check of the files (or folders) written per video, named by its id (`outputs`: (video id, path) pairs;
+    `what`: what they are, for the messages), before any is written. Refused (`InputError`): a name that is not a
+    plain file name (`file_name_problem`: over `MAX_NAME_BYTES`, every common file system's limit, ext4's too), and
+    two names that are one file where case and
+    Unicode normalisation are not told apart (`folded_name`: `S01.npy` and `s01.npy`), of two videos or of a video
+    and a file already in its folder: written on macOS or Windows the second replaces the first (or is taken for it
+    done), and a folder written on Linux loses a video when it is copied there. A name that only Windows cannot hold
+    (`CON.npy`, `a?b.srt`) is written, with one warning naming it: Linux and macOS keep it, and refusing it would
+    refuse data that never leaves them."""
+    outputs = list(outputs)
+    first: dict[tuple[Path, str], tuple[str, Path]] = {}
+    listings: dict[Path, dict[str, list[str]]] = {}
+    for video, path in outputs:
+        problem = file_name_problem(path.name)  # over 255 bytes, or a drive (`a:b`, which every reader refuses)
+        if problem:
+            raise InputError(f"{brief(str(path))}: the name of the {what} of video {brief(video)} {problem}; rename "
+                             "the video")
+        key = folded_name(path.name)
+        other, other_path = first.setdefault((path.parent, key), (video, path))
+        if other != video:
+            raise InputError(f"{path.parent}: the {what} of videos {_two_names(other, video)} would be "
+                             f"{_two_names(other_path.name, path.name)}, {_ONE_NAME_ELSEWHERE}: there the second "
+                             "replaces the first; rename one of the videos, or write them into separate folders (one "
+                             "call each)")
+        if path.parent not in listings:
+            listings[path.parent] = {}
+            with contextlib.suppress(OSError):  # a folder not made yet holds nothing
+                for entry in os.scandir(path.parent):
+                    listings[path.parent].setdefault(folded_name(entry.name), []).append(entry.name)
+        alike = [name for name in listings[path.parent].get(key, []) if name != path.name]
+        if alike:
+            raise InputError(f"{path.parent / alike[0]}: already there, where the {what} of video {brief(video)} "
+                             f"would be {path.name}: {_two_names(alike[0], path.name)} are {_ONE_NAME_ELSEWHERE}, "
+                             "and one replaces the other there; rename the video or that file, or write into another "
+                             "folder")
+    hazards: dict[str, tuple[Path, str]] = {}  # a video's first name that Windows cannot hold, and why
+    for video, path in outputs:
+        if video not in hazards and (problem := windows_name_problem(path.name)):
+            hazards[video] = path, problem
+    if hazards:
+        shown = "; ".join(f"{path.name}: {problem}" for path, problem in list(hazards.values())[:3])
+        more = f"; and {len(hazards) - 3} more" if len(hazards) > 3 else ""
+        videos = len({video for video, _ in outputs})
+        print(terminal.visible(f"warning: the {what} of {part_of(len(hazards), videos, 'video')} in "
+                               f"{next(iter(hazards.values()))[0].parent} cannot be copied to Windows nor to a FAT or "
+                               f"exFAT disk ({shown}{more}); rename those videos to share their files"),
+              file=sys.stderr)
+
+
+def _two_names(name: str, other: str) -> str:
+    """Two names that fold alike (`folded_name`), for a message, quoted: escaped (`ascii`) where they differ in more
+    than case, as a name in NFC and the same in NFD print alike."""
+    if name.casefold() == other.casefold():
+        return f"{brief(name)} and {brief(other)}"
+    return f"{ascii(name)} and {ascii(other)}"
 
 
 def name_too_long_problem(path: str | Path) -> str:

@@ -40,6 +40,7 @@ from mgrec.files import (
     atomic_create_text,
     atomic_write_text,
     brief,
+    check_output_names,
     decode_utf8,
     is_hidden,
     json_or_none,
@@ -399,6 +400,7 @@ def smg_label_paths(video_ids: Iterable[str], out_dir: str | Path) -> dict[str, 
             raise InputError(f"{folder}: is {kind}, where video {brief(video_id)}'s label folder goes; move it away or "
                              "choose another --out folder")
         paths[video_id] = safe_child(folder, f"{video_id}_finelabels.csv", "video id + _finelabels.csv")
+    check_output_names(((video_id, path.parent) for video_id, path in paths.items()), "label folders")
     return paths
 
 

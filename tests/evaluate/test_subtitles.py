@@ -120,10 +120,11 @@ def test_subtitles_that_one_file_system_takes_for_one_file_are_refused(tmp_path)
     """Every subtitle file goes flat into --out: videos `Clip` and `clip` (two folders' features, two cameras) wrote
     Clip.srt and clip.srt, one file on FAT, exFAT, macOS and Windows, the second replacing the first without a word."""
     found = {"Clip": [Detection("Clip", 0.0, 1.0, 0, "nod", 0.5)], "clip": [], "other": []}
-    with pytest.raises(InputError, match=r"the subtitles of videos 'Clip' and 'clip' would be Clip.srt and clip.srt, "
-                                         r"one file where case is not told apart \(FAT and exFAT sticks, macOS, "
-                                         r"Windows\), the second replacing the first; write them into separate --out "
-                                         r"folders \(one call each\)"):
+    with pytest.raises(InputError, match=r"the subtitles of videos 'Clip' and 'clip' would be 'Clip.srt' and "
+                                         r"'clip.srt', one name where case and Unicode normalisation are not told "
+                                         r"apart \(macOS, Windows, FAT, exFAT\): there the second replaces the first; "
+                                         r"rename one of the videos, or write them into separate folders \(one call "
+                                         r"each\)"):
         write_subtitles(found, tmp_path, "srt")
     assert list(tmp_path.iterdir()) == []  # nothing written, no lock file left
     assert len(write_subtitles({"Clip": [], "other": []}, tmp_path, "srt")) == 2

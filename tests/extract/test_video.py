@@ -205,3 +205,35 @@ def test_a_folder_reads_the_common_containers_and_refuses_a_video_it_would_pass_
     (folder / "g.MOD").unlink()
     found = collect_inputs([folder], VIDEO_SUFFIXES, "video file")
     assert [p.name for p in found] == ["a.mp4", "b.mxf", "c.VOB", "d.dv", "e.3g2", "f.f4v"]
+
+
+def test_feature_names_one_file_on_macos_or_windows_or_too_long_are_refused_before_any_video_is_read(tmp_path):
+    """`S01.mp4` and `s01.mp4` (two cameras' folders) were extracted into S01.npy and s01.npy: one file on macOS,
+    Windows and exFAT disks (the second replacing the first, or skipped as done there), and a folder that loses a
+    video copied there. A video id of 242 bytes, whose features (246) and sidecar fit, failed at its hidden rows
+    `.<id>.partial.json` (256 bytes) mid-batch, with a message naming that file. Both refused by name, before any
+    video is opened (the files here are empty: no video is)."""
+    from mgrec.extract.jobs import extract_skeletons, extract_videos
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "a" / "S01.mp4").write_bytes(b"")
+    (tmp_path / "b" / "s01.mp4").write_bytes(b"")
+    with pytest.raises(InputError, match=r"the feature files of videos 'S01' and 's01' would be 'S01.npy' and "
+                                         r"'s01.npy', one name where case and Unicode normalisation"):
+        extract_videos([tmp_path / "a" / "S01.mp4", tmp_path / "b" / "s01.mp4"], tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "S01.npy").write_bytes(b"")  # an earlier call's features
+    with pytest.raises(InputError, match=r"S01.npy: already there, where the feature files of video 's01' would be "
+                                         r"s01.npy"):
+        extract_videos([tmp_path / "b" / "s01.mp4"], tmp_path / "out")
+    long = tmp_path / "a" / f"{'x' * 242}.mp4"
+    long.write_bytes(b"")
+    with pytest.raises(InputError, match=r"long/\.x+'\.\.\. \(\d+ characters\): the name of the feature files of "
+                                         r"video 'x+'.* is longer than 255 bytes; rename the video"):
+        extract_videos([long], tmp_path / "long")
+    for name in ("S01_skeleton.csv", "s01_skeleton.csv"):
+        (tmp_path / name).write_text("")
+    with pytest.raises(InputError, match=r"videos 'S01' and 's01' would be"):
+        extract_skeletons([tmp_path / "S01_skeleton.csv", tmp_path / "s01_skeleton.csv"], tmp_path / "skeleton")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["S01_skeleton.csv", "a", "b", "out", "s01_skeleton.csv"]

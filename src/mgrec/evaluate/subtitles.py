@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
 from mgrec.errors import InputError
-from mgrec.files import StoppedIn, atomic_write_text, part_of, safe_child
+from mgrec.files import StoppedIn, atomic_write_text, check_output_names, part_of, safe_child
 from mgrec.records import Detection
 
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -73,16 +72,8 @@ def subtitle_paths(video_ids: list[str], out_dir: str | Path, fmt: str,
     names = file_names or {}
     paths = {video_id: safe_child(out_dir, f"{names.get(video_id, video_id)}.{fmt}", "video id")
              for video_id in video_ids}
-    # Every file goes flat into out_dir: two names one file system takes for one file would be one file, the second
-    # video's subtitles replacing the first's (`Clip.srt`, `clip.srt` on FAT, exFAT, macOS, Windows)
-    folded: dict[str, str] = {}
-    for video_id, path in paths.items():
-        first = folded.setdefault(unicodedata.normalize("NFC", path.name).casefold(), video_id)
-        if first != video_id:
-            raise InputError(f"{out_dir}: the subtitles of videos {first!r} and {video_id!r} would be "
-                             f"{paths[first].name} and {path.name}, one file where case is not told apart (FAT and "
-                             "exFAT sticks, macOS, Windows), the second replacing the first; write them into "
-                             "separate --out folders (one call each)")
+    # Every file goes flat into out_dir: `Clip.srt` and `clip.srt` are one file on macOS and Windows
+    check_output_names(paths.items(), "subtitles")
     taken = [str(path) for path in paths.values() if path.exists() or path.is_symlink()]
     if taken:
         raise InputError(f"{taken[0]} already exists{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}: "

@@ -67,6 +67,7 @@ from mgrec.extract.pose import POSE, extract_poses
 from mgrec.extract.skeleton import SKELETON_DIM, read_sample_fps, read_skeleton_csv, skeleton_window_features
 from mgrec.extract.video import (
     VIDEO_SUFFIXES,
+    check_feature_names,
     collect_inputs,
     iter_frames,
     prefetch,
@@ -74,7 +75,7 @@ from mgrec.extract.video import (
     shard_for_this_process,
     video_id,
 )
-from mgrec.files import StoppedIn, check_writable, is_hidden, missing_folder_problem, resolve_path
+from mgrec.files import StoppedIn, check_output_names, check_writable, is_hidden, missing_folder_problem, resolve_path
 from mgrec.model.end_to_end import ADAPTED_BACKBONE
 from mgrec.run import RunDir
 from mgrec.smg_csv import fps_problem
@@ -259,7 +260,9 @@ def extract_videos(
                              "be ignored; pass them to load_backbone instead, or leave them out")
     check_numbers(window=window, stride=stride, size=None if model is not None else size, batch=batch)
     check_runtime(runtime)  # before the inputs are searched and the folder held
-    files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
+    files = collect_inputs(videos, VIDEO_SUFFIXES, "video file")
+    check_feature_names(files, out_dir)  # every process checks the whole set
+    files = shard_for_this_process(files)
     # each video's features are written as it ends, and the rows of one interrupted are saved (`PartialFeatures`)
     where = StoppedIn("video", len(files), lambda done: f"the features of those finished are in {out_dir}" + (
         ": the same command again skips them" if done == len(files) else ", and the rows made of this one are saved "
@@ -375,7 +378,9 @@ def extract_skeletons(
     if fps is not None and fps_problem(fps):
         raise InputError(f"--fps: {fps_problem(fps)}")
     # SMG sample folders also hold label and data CSVs: only *_skeleton.csv files are inputs.
-    files = shard_for_this_process(collect_inputs(csvs, ("_skeleton.csv",), "skeleton CSV"))
+    files = collect_inputs(csvs, ("_skeleton.csv",), "skeleton CSV")
+    check_feature_names(files, out_dir)  # every process checks the whole set
+    files = shard_for_this_process(files)
     where = StoppedIn("skeleton file", len(files), lambda done: f"the features of those finished are in {out_dir}: "
                       "the same command again skips them")
     with holding(out_dir), where:
@@ -465,6 +470,8 @@ def fuse_features(dirs: list[str | Path], out_dir: str | Path) -> list[FuseResul
                 + (f"; extra: {', '.join(extra[:5])}" if extra else "")
             )
 
+    check_output_names([(vid, path) for vid in sorted(feature_sets[0])
+                        for path in (out_dir / f"{vid}.npy", sidecar_path(out_dir / f"{vid}.npy"))], "fused features")
     with holding(out_dir):
         # every video checked (sidecars, values, lengths, the outputs) before the first is written: a refusal
         # half-way left a folder of some fused videos, which `detect FOLDER` then read as the whole set

@@ -88,6 +88,7 @@ from mgrec.extract.outputs import (
 from mgrec.extract.skeleton import window_means, window_peaks
 from mgrec.extract.video import (
     VIDEO_SUFFIXES,
+    check_feature_names,
     collect_inputs,
     iter_frames,
     prefetch,
@@ -306,7 +307,9 @@ def extract_poses(
 
     check_numbers(window=window, stride=stride)
     mediapipe = load_mediapipe()  # before any work: the one fix is another venv
-    files = shard_for_this_process(collect_inputs(videos, VIDEO_SUFFIXES, "video file"))
+    files = collect_inputs(videos, VIDEO_SUFFIXES, "video file")
+    check_feature_names(files, out_dir)  # every process checks the whole set
+    files = shard_for_this_process(files)
     where = StoppedIn("video", len(files), lambda done: f"the features of those finished are in {out_dir}: the same "
                       "command again skips them")
     with holding(out_dir), where:

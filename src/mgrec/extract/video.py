@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from mgrec.data.features import sidecar_path
 from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importers use them from here)
     MODALITY_SUFFIXES,
     RAW_RATE_WORDS,
@@ -31,7 +32,8 @@ from mgrec.data.videos import (  # noqa: F401 (re-exported: extraction's importe
 )
 from mgrec.devices import process_rank
 from mgrec.errors import InputError
-from mgrec.files import counted, is_hidden, missing_file_problem
+from mgrec.extract.outputs import partial_path
+from mgrec.files import check_output_names, counted, is_hidden, missing_file_problem
 
 Item = TypeVar("Item")
 
@@ -82,6 +84,18 @@ def collect_inputs(paths: Iterable[str | Path], endings: tuple[str, ...], what: 
                 f"{other} and {file} would both be stored as '{video_id(file)}'; extract them into different folders"
             )
     return list(by_id.values())
+
+
+def check_feature_names(files: list[Path], out_dir: str | Path) -> None:
+    """The names an extraction of `files` writes into `out_dir`, checked before any video is read
+    (`mgrec.files.check_output_names`): each video's features, its sidecar, and the rows kept while it is extracted
+    (`.<id>.partial.json`, the longest: a name over 255 bytes failed there, half-way through the batch)."""
+    outputs = []
+    for file in files:
+        features = Path(out_dir) / f"{video_id(file)}.npy"
+        outputs += [(video_id(file), path) for path in (features, sidecar_path(features),
+                                                        sidecar_path(partial_path(features)))]
+    check_output_names(outputs, "feature files")
 
 
 # Endings of the files a folder of videos holds beside them that are not videos (notes, sidecars, labels, features,
