@@ -36,7 +36,6 @@ class LabelWriter:
 
 STREAM = LabelWriter("mgrec stream", "stream", "stream", "streamed to their end", "streaming")
 DETECT = LabelWriter("mgrec detect", "detect", "detect", "detected", "detecting")
-WRITERS = {writer.command: writer for writer in (STREAM, DETECT)}
 
 
 @dataclass
