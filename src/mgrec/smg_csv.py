@@ -423,8 +423,28 @@ def refuse_an_incomplete_set(folder: str | Path) -> None:
         verb = {"mgrec stream": "stream", "mgrec detect": "detect"}.get(writer) if isinstance(writer, str) else None
         finish = (f"run that `{writer}` again, as it was, to {verb} the videos it did not finish into it, or write "
                   "them again into an empty folder") if verb else "write them again into an empty folder"
+        # a marker that is no JSON object (an older mgrec's line of text, or one edited by hand) was said as any
+        # unfinished set: nothing told that the marker itself is why the same command cannot resume it
+        there = f"{marker} is there" if plan is not None else \
+            f"{marker} is there, {_unreadable_marker(marker)}: which command wrote the set, and how, cannot be told"
         raise InputError(f"{folder}: holds the label files of an `mgrec detect` or `mgrec stream` --format smg that "
-                         f"did not finish ({marker} is there): some videos have no file; {finish}")
+                         f"did not finish ({there}): some videos have no file; {finish}")
+
+
+def _unreadable_marker(marker: Path) -> str:
+    """Why `marker` is not the JSON object mgrec writes in it (`begin_label_set`), in words."""
+    expected = 'expected the JSON object mgrec writes there ({"writer": ..., "videos": [...], ...})'
+    try:
+        text = marker.read_text(encoding="utf-8")
+    except OSError as exc:
+        return f"but cannot be read ({exc.strerror or exc}); {expected}"
+    except UnicodeDecodeError:
+        return f"but is not UTF-8 text; {expected}"
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return f"but is not JSON (it begins {brief(text[:40])}: an older mgrec's, or edited by hand); {expected}"
+    return f"but is JSON that is not an object ({brief(document)}); {expected}"
 
 
 def unfinished_plan(folder: str | Path) -> dict | None:

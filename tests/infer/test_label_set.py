@@ -27,3 +27,26 @@ def test_a_marker_edited_by_hand_is_refused_in_one_short_line(tmp_path, edit, sa
     with pytest.raises(InputError, match=said) as caught:
         _files_written_before(tmp_path, plan, smg_label_paths(["v"], tmp_path), DETECT)
     assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("text, said", [
+    ("mgrec detect is writing this folder's label files\n", r"is there, but is not JSON \(it begins \"mgrec detect is "
+                                                            r"writing this folder's la\": an older mgrec's, or edited "
+                                                            r"by hand\)"),
+    ('{"writer": "mgrec detect", ', r"is there, but is not JSON \(it begins"),
+    ('["mgrec detect"]\n', r"is there, but is JSON that is not an object \(\['mgrec detect'\]\)"),
+    (b"\xff\xfe{}", r"is there, but is not UTF-8 text"),
+])
+def test_a_marker_that_is_not_a_json_object_is_said_to_be_the_reason(tmp_path, text, said):
+    """A marker that is not the JSON object mgrec writes (an older mgrec's line of text, one cut or edited by hand)
+    was said as any unfinished set ("did not finish ... write them again into an empty folder"): not that the marker
+    itself cannot be read, which is why the same command cannot resume the set."""
+    plan = {"writer": "mgrec detect", "run": "/runs/a", "run_fingerprint": "f", "videos": ["v"], "set": "hard"}
+    marker = tmp_path / INCOMPLETE_MARKER
+    marker.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(InputError, match=said) as caught:
+        _files_written_before(tmp_path, plan, smg_label_paths(["v"], tmp_path), DETECT)
+    assert str(caught.value).startswith(f"{tmp_path}: holds the label files of an `mgrec detect` or `mgrec stream`")
+    assert ("expected the JSON object mgrec writes there ({\"writer\": ..., \"videos\": [...], ...}): which "
+            "command wrote the set, and how, cannot be told): some videos have no file; write them again into an "
+            "empty folder") in str(caught.value)
