@@ -1594,3 +1594,24 @@ def test_detect_smg_writes_each_video_s_label_file_as_it_is_detected_and_an_unre
     assert main(["detect", str(run), str(lonely), "--format", "smg", "--out", str(empty)]) == 2
     assert "no input could be read, nothing was written" in capsys.readouterr().err
     assert not empty.exists() or not any(empty.iterdir())
+
+
+def test_a_resumed_detect_smg_whose_other_videos_all_fail_says_the_label_files_it_kept(trained_run, tmp_path, capsys):
+    """Resumed, with every video left to detect unreadable, `detect --format smg` ended "wrote OUT: 0 detections in 0
+    videos", as if OUT were empty: the label files of the interrupted detect are there, kept, and said so."""
+    run, paths = trained_run
+    folder = tmp_path / "features"
+    shutil.copytree(paths.features, folder)
+    inputs = sorted(folder.glob("*.npy"))
+    np.save(inputs[3], np.full((50, 16), np.nan, dtype=np.float32))
+    out = tmp_path / "smg"
+    command = ["detect", str(run), str(folder), "--format", "smg", "--out", str(out)]
+    assert main(command) == 2  # three files written, the set left unfinished
+    said = capsys.readouterr()
+    assert re.search(rf"wrote {re.escape(str(out))}: \d+ detections? in 3 videos \(", said.out + said.err)
+    assert main(command) == 2  # resumed: the three kept, the fourth unreadable again
+    said = capsys.readouterr()
+    assert (f"wrote {out}: no new label file; the 3 label files an interrupted detect wrote there, kept (") in \
+        said.out + said.err
+    assert "0 detections in 0 videos" not in said.out + said.err
+    assert len(list(out.rglob("*.csv"))) == 3

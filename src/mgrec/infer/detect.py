@@ -46,6 +46,7 @@ class DetectSummary:
     class_thresholds: list[float] | None = None  # the bar of each class instead, where the run tuned them
     engine: str = "pytorch"  # what ran the network: "pytorch", or "onnxruntime" (`detect --onnx`)
     missing: int = 0  # --format smg: the videos of its set without a label file (unreadable): the set is unfinished
+    kept: int = 0  # --format smg resumed: the label files an interrupted detect of the same plan wrote, kept
 
     def describe(self) -> str:
         """The final line of `mgrec detect`: the counts and which set the file holds."""
@@ -58,7 +59,13 @@ class DetectSummary:
         unfinished = (f"; {self.path} stays marked unfinished ({self.path / INCOMPLETE_MARKER}): "
                       f"{counted(self.missing, 'video')} of its set {'has' if self.missing == 1 else 'have'} no label "
                       "file" if self.missing else "")
-        return (f"wrote {self.path}: {counted(self.detections, 'detection')} in {counted(self.videos, 'video')} "
+        written = f"{counted(self.detections, 'detection')} in {counted(self.videos, 'video')}"
+        # a resumed set whose every other video failed to read said "0 detections in 0 videos" alone, as if OUT were
+        # empty: the files the interrupted detect wrote are in it, kept
+        if self.kept:
+            before = f"the {counted(self.kept, 'label file')} an interrupted detect wrote there, kept"
+            written = f"{written}, beside {before}" if self.videos else f"no new label file; {before}"
+        return (f"wrote {self.path}: {written} "
                 f"({self.precision} inference{'' if self.engine == 'pytorch' else ', ' + self.engine}), {which}"
                 f"{unfinished}")
 
@@ -161,7 +168,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         summary = DetectSummary(out, len(results), sum(map(len, results.values())), ranked,
                                 detector.postprocess.score_threshold, detector.threshold_tuned_on, detector.precision,
                                 detector.postprocess.class_thresholds, "pytorch" if onnx is None else "onnxruntime",
-                                len(missing))
+                                len(missing), 0 if labels is None else len(labels.done) - len(results))
         if fmt == "json":
             engine = {} if onnx is None else {"engine": "onnxruntime", "onnx": str(Path(onnx).resolve())}
             info = {**predictions_info(detector, ranked), **engine, "durations": durations}
