@@ -432,6 +432,20 @@ def test_stopped_in_names_the_video_of_an_interruption_and_keeps_errors_as_they_
     error = run(RuntimeError("CUDA out of memory"))
     assert str(error) == "CUDA out of memory" and error.__notes__ == ["mgrec: in video 'b' (2 of 3)"]
     assert not hasattr(run(InputError("b.npy: bad")), "__notes__")  # it names its file
+    # a write that failed mid-batch (a folder made read-only, a full disk) said its file alone: now what is kept too,
+    # once, however many loops it leaves
+    from mgrec.errors import OutputError
+
+    assert str(run(OutputError("cannot write out/b.npy: Permission denied"))) == (
+        "cannot write out/b.npy: Permission denied; stopped in video 'b' (2 of 3: 1 finished before it): 1 kept (once "
+        "the output can be written)")
+    with pytest.raises(OutputError) as twice, StoppedIn("folder", 1, lambda done: "outer words") as outer:
+        outer.at("f")
+        with StoppedIn("video", 1, lambda done: "inner words") as inner:
+            inner.at("a")
+            raise OutputError("cannot write out/a.npy: No space left on device")
+    assert str(twice.value) == ("cannot write out/a.npy: No space left on device; stopped in video 'a' (1 of 1: 0 "
+                                "finished before it): inner words (once the output can be written)")
 
 
 def test_stopped_in_says_nothing_of_videos_before_the_first_and_every_one_done_after_the_last():

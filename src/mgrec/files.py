@@ -75,8 +75,9 @@ class StoppedIn:
     loop, `at(video)` at the start of each (those before it are finished, or failed and said so): an interruption
     (KeyboardInterrupt, the CLI's Terminated) leaves with those words as its message, its type kept ("mgrec:
     interrupted; stopped in video ..."); an error other than InputError (which names its file) carries a note naming
-    the video, shown with its traceback. `kept(done)` says where the finished videos' outputs are, or that none is
-    written yet (`done` is `total` once the loop is over).
+    the video, shown with its traceback; an output that could not be written (`OutputError`: a folder made read-only
+    mid-way, a full disk) ends its message with those words. `kept(done)` says where the finished videos' outputs
+    are, or that none is written yet (`done` is `total` once the loop is over).
 
     `each(items)` is the loop that tells it of each item and of the loop's end: work after the loop (failures listed,
     results returned) was "stopped in video LAST (N of N)", its outputs called unfinished; after it, the words say
@@ -112,7 +113,14 @@ class StoppedIn:
     def __exit__(self, kind, exc, traceback) -> bool:
         if exc is None or self.current is None:
             return False
-        if isinstance(exc, Exception):
+        if isinstance(exc, OutputError):
+            # A write that failed mid-batch (a folder made read-only, a full disk) said its file alone, "cannot write
+            # OUT/.mgrec-incomplete: Permission denied": not what the finished videos left, nor that the same command
+            # goes on from there. Said once: an outer loop's words would only repeat them.
+            if not getattr(exc, "stopped_in_said", False):
+                exc.args = (f"{exc}; {self.words()} (once the output can be written)",)
+                exc.stopped_in_said = True
+        elif isinstance(exc, Exception):
             if not isinstance(exc, InputError) and not self.over:  # after the loop the error is no video's
                 exc.add_note(f"mgrec: in {self.unit} {self.current!r} ({self.position} of {self.total})")
         elif isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Terminated":

@@ -876,8 +876,11 @@ def test_a_full_disk_while_rows_are_saved_stops_the_extraction_and_keeps_the_row
     threads_before = set(threading.enumerate())
     with pytest.raises(InputError) as error:
         extract_videos(sorted(inputs.iterdir()), out, size=SIZE, batch=8, progress=False)
-    assert re.fullmatch(rf"cannot write {re.escape(str(out / '.a.partial.npy'))}: No space left on device",
-                        str(error.value))
+    # said with what is kept and how to go on (`StoppedIn`'s words), once the disk has room
+    assert re.fullmatch(rf"cannot write {re.escape(str(out / '.a.partial.npy'))}: No space left on device; stopped in "
+                        r"video '.*a\.mp4' \(1 of 2: 0 finished before it\): the features of those finished are in "
+                        r".*, and the rows made of this one are saved there: the same command again skips the finished "
+                        r"ones and resumes it \(once the output can be written\)", str(error.value))
     # the video's decoding thread ended with it, though the error (and its traceback) is still held here: it went
     # on decoding, the file open, for as long as the traceback was kept
     assert not [t for t in threading.enumerate() if t.name == "mgrec-decode" and t not in threads_before]

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -1615,3 +1616,38 @@ def test_a_resumed_detect_smg_whose_other_videos_all_fail_says_the_label_files_i
         said.out + said.err
     assert "0 detections in 0 videos" not in said.out + said.err
     assert len(list(out.rglob("*.csv"))) == 3
+
+
+def test_a_label_folder_that_cannot_be_written_mid_way_says_which_files_are_kept_and_how_to_go_on(
+        trained_run, tmp_path, capsys, monkeypatch):
+    """A label folder made read-only mid-way (or its disk filled) said "cannot write OUT/.mgrec-incomplete: Operation
+    not permitted" alone: not that the files written before are kept, nor that the same command goes on from them once
+    the folder can be written (`StoppedIn`'s words, as an interruption's)."""
+    import errno
+
+    from mgrec import smg_csv
+    from mgrec.files import cannot_write
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, paths = trained_run
+    out = tmp_path / "smg"
+    inputs = sorted(Path(paths.features).glob("*.npy"))
+    real_write, writes = smg_csv.atomic_write_text, []
+
+    def refused_from_the_second_video(path, text):
+        writes.append(path)
+        if len(list(out.rglob("*.csv"))) == 1:  # `chmod a-w OUT` once the first video's file is there
+            raise cannot_write(path, PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(path)))
+        real_write(path, text)
+
+    monkeypatch.setattr(smg_csv, "atomic_write_text", refused_from_the_second_video)
+    command = ["detect", str(run), str(paths.features), "--format", "smg", "--out", str(out)]
+    assert main(command) == 2
+    assert (f"mgrec: error: cannot write {out / INCOMPLETE_MARKER}: Operation not permitted; stopped in video "
+            f"'{inputs[1].stem}' (2 of 4: 1 finished before it): 1 of the 4 label files is in {out}, which stays "
+            f"marked unfinished ({out / INCOMPLETE_MARKER}: `mgrec score` and the other readers refuse the folder); "
+            "the same command again keeps them and detects the others (once the output can be written)") in \
+        capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(command) == 0  # writable again: the same command goes on
+    assert "resuming the detect" in capsys.readouterr().err and len(list(out.rglob("*.csv"))) == 4
