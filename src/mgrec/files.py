@@ -257,7 +257,7 @@ def folded_name(name: str) -> str:
 # characters its file names cannot hold; a name may not end in a dot or a space either (Windows drops them).
 _WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(port + n for port in ("com", "lpt") for n in "123456789")})
 _WINDOWS_REFUSED = re.compile(r'[<>:"|?*\x00-\x1f]')
-_ONE_NAME_ELSEWHERE = "one name where case and Unicode normalisation are not told apart (macOS, Windows, FAT, exFAT)"
+ONE_NAME_ELSEWHERE = "one name where case and Unicode normalisation are not told apart (macOS, Windows, FAT, exFAT)"
 
 
 def windows_name_problem(name: str) -> str | None:
@@ -285,31 +285,20 @@ def check_output_names(outputs: Iterable[tuple[str, Path]], what: str) -> None:
     (`CON.npy`, `a?b.srt`) is written, with one warning naming it: Linux and macOS keep it, and refusing it would
     refuse data that never leaves them."""
     outputs = list(outputs)
-    first: dict[tuple[Path, str], tuple[str, Path]] = {}
-    listings: dict[Path, dict[str, list[str]]] = {}
     for video, path in outputs:
         problem = file_name_problem(path.name)  # over 255 bytes, or a drive (`a:b`, which every reader refuses)
         if problem:
             raise InputError(f"{brief(str(path))}: the name of the {what} of video {brief(video)} {problem}; rename "
                              "the video")
-        key = folded_name(path.name)
-        other, other_path = first.setdefault((path.parent, key), (video, path))
-        if other != video:
-            raise InputError(f"{path.parent}: the {what} of videos {_two_names(other, video)} would be "
-                             f"{_two_names(other_path.name, path.name)}, {_ONE_NAME_ELSEWHERE}: there the second "
+    for (video, path), (other, other_path) in alike_output_names(outputs):
+        if other is not None:
+            raise InputError(f"{path.parent}: the {what} of videos {two_alike_names(other, video)} would be "
+                             f"{two_alike_names(other_path.name, path.name)}, {ONE_NAME_ELSEWHERE}: there the second "
                              "replaces the first; rename one of the videos, or write them into separate folders (one "
                              "call each)")
-        if path.parent not in listings:
-            listings[path.parent] = {}
-            with contextlib.suppress(OSError):  # a folder not made yet holds nothing
-                for entry in os.scandir(path.parent):
-                    listings[path.parent].setdefault(folded_name(entry.name), []).append(entry.name)
-        alike = [name for name in listings[path.parent].get(key, []) if name != path.name]
-        if alike:
-            raise InputError(f"{path.parent / alike[0]}: already there, where the {what} of video {brief(video)} "
-                             f"would be {path.name}: {_two_names(alike[0], path.name)} are {_ONE_NAME_ELSEWHERE}, "
-                             "and one replaces the other there; rename the video or that file, or write into another "
-                             "folder")
+        raise InputError(f"{other_path}: already there, where the {what} of video {brief(video)} would be "
+                         f"{path.name}: {two_alike_names(other_path.name, path.name)} are {ONE_NAME_ELSEWHERE}, and "
+                         "one replaces the other there; rename the video or that file, or write into another folder")
     hazards: dict[str, tuple[Path, str]] = {}  # a video's first name that Windows cannot hold, and why
     for video, path in outputs:
         if video not in hazards and (problem := windows_name_problem(path.name)):
@@ -324,7 +313,33 @@ def check_output_names(outputs: Iterable[tuple[str, Path]], what: str) -> None:
               file=sys.stderr)
 
 
-def _two_names(name: str, other: str) -> str:
+def alike_output_names(outputs: list[tuple[str, Path]]) -> Iterator[tuple[tuple[str, Path], tuple[str | None, Path]]]:
+    """Each of `outputs` ((video id, path) pairs) whose name is one, where case and Unicode normalisation are not told
+    apart (`folded_name`), with an earlier output's of another video (paired with that video and path), or with a file
+    already in its folder that no output is named as (paired with None and that file): the rule of
+    `check_output_names`, and of `mgrec data check` for the feature files there already."""
+    first: dict[tuple[Path, str], tuple[str, Path]] = {}
+    listings: dict[Path, dict[str, list[str]]] = {}
+    # a file named as an output is that output's (written before, or by another video of these: said as that pair)
+    named = {(path.parent, path.name) for _, path in outputs}
+    for video, path in outputs:
+        key = folded_name(path.name)
+        other, other_path = first.setdefault((path.parent, key), (video, path))
+        if other != video:
+            yield (video, path), (other, other_path)
+            continue
+        if path.parent not in listings:
+            listings[path.parent] = {}
+            with contextlib.suppress(OSError):  # a folder not made yet holds nothing
+                for entry in os.scandir(path.parent):
+                    listings[path.parent].setdefault(folded_name(entry.name), []).append(entry.name)
+        alike = [name for name in listings[path.parent].get(key, [])
+                 if name != path.name and (path.parent, name) not in named]
+        if alike:
+            yield (video, path), (None, path.parent / alike[0])
+
+
+def two_alike_names(name: str, other: str) -> str:
     """Two names that fold alike (`folded_name`), for a message, quoted: escaped (`ascii`) where they differ in more
     than case, as a name in NFC and the same in NFD print alike."""
     if name.casefold() == other.casefold():

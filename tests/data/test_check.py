@@ -855,6 +855,41 @@ def _twin(folder, video_id, of, how, ext=".npy"):
         shutil.copy(source, target)
 
 
+def test_video_ids_whose_feature_files_are_one_name_elsewhere_or_not_windows_names_are_said(tmp_path):
+    """Ids whose feature files are one name where case and Unicode normalisation are not told apart (macOS, Windows,
+    exFAT), or names Windows cannot hold, passed data check in silence, though `mgrec extract` and `detect --format
+    smg` refuse or warn of them (`check_output_names`, whose rule data check now follows): two files here, a warning
+    (copied, one replaces the other); one file here, an error (one video read with the other's features)."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    config = _videos_in_splits(tmp_path, {"Test_subject02_0": "training", "test_subject02_0": "training",
+                                          nfc: "training", nfd: "training", "CON": "training", "v": "validation"})
+    feats = tmp_path / "feats"
+    report = check_dataset(config)
+    assert not report.errors
+    said = {(p.video_id, p.message.split(":")[0]) for p in report.warnings if "feature files" in p.message or
+            "Windows" in p.message}
+    assert said == {("test_subject02_0", "videos 'Test_subject02_0' and 'test_subject02_0' have the feature files "
+                     "'Test_subject02_0.npy' and 'test_subject02_0.npy', one name where case and Unicode "
+                     "normalisation are not told apart (macOS, Windows, FAT, exFAT)"),
+                    (nfc, "videos 'cafe\\u0301' and 'caf\\xe9' have the feature files 'cafe\\u0301.npy' and "
+                          "'caf\\xe9.npy', one name where case and Unicode normalisation are not told apart (macOS, "
+                          "Windows, FAT, exFAT)"),
+                    ("CON", "'CON' is the name of a device on Windows")}
+    # one file here, as on a file system that does not tell case apart: an error, whatever the splits
+    (feats / "test_subject02_0.npy").unlink()
+    (feats / "test_subject02_0.npy").hardlink_to(feats / "Test_subject02_0.npy")
+    [error] = [p for p in check_dataset(config).errors if "one file here" in p.message]
+    assert error.video_id == "test_subject02_0" and error.where == str(feats / "test_subject02_0.npy")
+    # a file of the folder that is no video's, alike a video's: copied, one replaces the other
+    (feats / "V.npy").write_bytes((feats / "v.npy").read_bytes())
+    assert [p.message for p in check_dataset(config).warnings if p.where == str(feats / "V.npy") and p.video_id ==
+            "v"] == ["'V.npy' and 'v.npy' are one name where case and Unicode normalisation are not told apart (macOS, "
+                     "Windows, FAT, exFAT): copied there, one replaces the other (v.npy holds the features of video "
+                     "'v'); rename or remove it"]
+
+
 @pytest.mark.parametrize("how, ext", [("copy", ".npy"), ("copy", ".npz"), ("link", ".npy"),
                                       ("extracted again", ".npy")])
 def test_a_test_video_copied_into_training_under_another_id_is_an_error_naming_both(tmp_path, how, ext):

@@ -12,6 +12,7 @@ suggested settings last.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -55,6 +56,8 @@ from mgrec.data.streams import stream_key, stream_path
 from mgrec.data.videos import VIDEO_SUFFIXES, names_video
 from mgrec.errors import InputError, where
 from mgrec.files import (
+    ONE_NAME_ELSEWHERE,
+    alike_output_names,
     brief,
     counted,
     file_name_key,
@@ -65,6 +68,8 @@ from mgrec.files import (
     read_from_here_note,
     shell_word,
     spelt_alike_remedy,
+    two_alike_names,
+    windows_name_problem,
 )
 from mgrec.records import AnnotationSet, Segment, VideoInfo
 from mgrec.smg_csv import MAX_FRAME
@@ -939,6 +944,7 @@ def _stream_problems(stream: StreamConfig, is_grid: bool, aset: AnnotationSet, s
                 if is_grid:
                     video_steps[video_id] = steps
     problems += repeated_video_problems(readable, data.train_split)
+    problems += _file_name_problems(stream, [video_id for split in splits for video_id in aset.video_ids(split)])
     if len(recipes) > 1:  # same shape, other meaning: a model trained on a mix learns from both as one
         (first, first_file), (other, other_file) = list(recipes.items())[:2]
         problems.append(Problem(
@@ -1215,6 +1221,44 @@ def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Pr
                 f"counts twice in the {first.split} scores"
             problems.append(Problem("warning", str(then.path), f"{both}: the video {counted_twice}; remove one of "
                                     "them from the annotations", then.video_id))
+    return problems
+
+
+def _file_name_problems(stream: StreamConfig, video_ids: list[str]) -> list[Problem]:
+    """The videos' feature files whose names are one file where case and Unicode normalisation are not told apart, or
+    that Windows cannot hold: the rule mgrec's writers follow (`mgrec.files.check_output_names`, which refuses the
+    first and warns of the second), said before training. Two such files here (Linux) are read right, a warning: the
+    folder copied to macOS, Windows or an exFAT disk loses one, and `mgrec extract` and `detect --format smg` refuse
+    the two ids. Where they are one file here (this file system does not tell them apart), one video is read with
+    the other's features, an error. A video whose file is missing is said by its own check (and a folder without
+    any of them is not listed again)."""
+    outputs = []
+    for video_id in video_ids:
+        with contextlib.suppress(InputError):  # a name too long for a file: its own check says so
+            if (path := stream_path(stream, video_id)).is_file():
+                outputs.append((video_id, path))
+    problems = []
+    for (video, path), (other, other_path) in alike_output_names(outputs):
+        names = two_alike_names(other_path.name, path.name)
+        if other is None:  # a file of the folder that is no video's (unlisted): copied, one replaces the other
+            problems.append(Problem("warning", str(other_path), f"{names} are {ONE_NAME_ELSEWHERE}: copied there, one "
+                                    f"replaces the other ({path.name} holds the features of video {brief(video)}); "
+                                    "rename or remove it", video))
+            continue
+        both = f"videos {two_alike_names(other, video)} have the feature files {names}, {ONE_NAME_ELSEWHERE}"
+        if os.path.samefile(path, other_path):
+            problems.append(Problem("error", str(path), f"{both}, as this file system is: one file here, so one of "
+                                    "the videos is read with the other's features; rename one of the videos (its "
+                                    "entry and its feature files)", video))
+        else:
+            problems.append(Problem("warning", str(path), f"{both}: copied there, one replaces the other, and mgrec "
+                                    "extract and detect --format smg refuse the two; rename one of the videos (its "
+                                    "entry and its feature files)", video))
+    for video, path in outputs:
+        problem = windows_name_problem(path.name)
+        if problem:
+            problems.append(Problem("warning", str(path), f"{problem}: the feature file cannot be copied to Windows "
+                                    "nor to a FAT or exFAT disk; rename the video to share its files", video))
     return problems
 
 
