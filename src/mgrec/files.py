@@ -339,6 +339,18 @@ def alike_output_names(outputs: list[tuple[str, Path]]) -> Iterator[tuple[tuple[
             yield (video, path), (None, path.parent / alike[0])
 
 
+def alike_video_ids(video_ids: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Each of `video_ids` that is one name with an earlier one where case and Unicode normalisation are not told
+    apart (`folded_name`), paired with that one: the ids whose files `check_output_names` refuses side by side
+    whatever they are (`<id>.npy`, `<id>/`, `<id>.srt`: an ASCII ending folds alike after both), said before any of
+    them is written (`mgrec data check` end to end, `mgrec data convert`)."""
+    first: dict[str, str] = {}
+    for video_id in video_ids:
+        other = first.setdefault(folded_name(video_id), video_id)
+        if other != video_id:
+            yield video_id, other
+
+
 def two_alike_names(name: str, other: str) -> str:
     """Two names that fold alike (`folded_name`), for a message, quoted: escaped (`ascii`) where they differ in more
     than case, as a name in NFC and the same in NFD print alike."""

@@ -877,6 +877,10 @@ def test_video_ids_whose_feature_files_are_one_name_elsewhere_or_not_windows_nam
                           "'caf\\xe9.npy', one name where case and Unicode normalisation are not told apart (macOS, "
                           "Windows, FAT, exFAT)"),
                     ("CON", "'CON' is the name of a device on Windows")}
+    # what the writers do with the two, every one named (detect's alone was; stream's and subtitles' refusals not)
+    assert ("copied there, one replaces the other, and mgrec extract (feature files), detect and stream --format smg "
+            "(label folders) and subtitles refuse the two; rename one of the videos (its entry and its feature files)"
+            in next(p.message for p in report.warnings if p.video_id == "test_subject02_0"))
     # one file here, as on a file system that does not tell case apart: an error, whatever the splits
     (feats / "test_subject02_0.npy").unlink()
     (feats / "test_subject02_0.npy").hardlink_to(feats / "Test_subject02_0.npy")
@@ -1301,6 +1305,42 @@ def test_an_end_to_end_video_scaled_up_much_is_one_warning_of_data_check_naming_
     videos = tmp_path / "data" / "videos"
     assert upscaled == [(str(videos / "talk_color.mp4"), message, "talk"),
                         (str(videos / "talk_again.mp4"), message, "talk_again")]
+
+
+def test_end_to_end_video_ids_that_fold_alike_or_windows_cannot_hold_are_warnings_naming_the_writers(tmp_path,
+                                                                                                       make_video):
+    """End to end (data.videos, no feature files), ids that fold alike (`Talk` / `talk`) or that Windows cannot hold
+    (`CON`) passed data check in silence: its rule looked at feature files only, though extract, detect and stream
+    --format smg and subtitles refuse (or warn of) the same ids. Now a warning at each entry, naming those writers."""
+    import shutil
+    from fractions import Fraction
+
+    from tests.helpers import write_end_to_end_data
+
+    from mgrec.config import load_config
+
+    frames = [np.full((16, 16, 3), 2 * i, np.uint8) for i in range(120)]
+    clip = make_video(tmp_path / "clip.mp4", frames, fps=Fraction(30000, 1001))
+    path = write_end_to_end_data(tmp_path / "data", clip, {"epochs": 1, "device": "cpu"})
+    annotations = tmp_path / "data" / "annotations.json"
+    document = json.loads(annotations.read_text())
+    for video_id in ("Talk", "CON"):
+        document["database"][video_id] = document["database"]["talk"]
+        shutil.copy(clip, tmp_path / "data" / "videos" / f"{video_id}_color.mp4")
+    annotations.write_text(json.dumps(document))
+    report = check_dataset(load_config(path))
+    assert not report.errors
+    said = {(p.where, p.video_id, p.message) for p in report.warnings if "Windows" in p.message}
+    assert said == {
+        (f"{annotations} [database.talk]", "talk",
+         "videos 'Talk' and 'talk' are one name where case and Unicode normalisation are not told apart (macOS, "
+         "Windows, FAT, exFAT): their files (videos, features, label folders) copied there, one replaces the other, "
+         "and mgrec extract (feature files), detect and stream --format smg (label folders) and subtitles refuse the "
+         "two; rename one of the videos (its entry and its files)"),
+        (f"{annotations} [database.CON]", "CON",
+         "'CON' is the name of a device on Windows: the files mgrec names after the video (its --format smg label "
+         "folder, its features) cannot be copied to Windows nor to a FAT or exFAT disk; rename the video to share "
+         "them")}
 
 
 def test_many_classes_without_training_instances_are_printed_once_per_kind_with_the_count(tmp_path):

@@ -58,6 +58,7 @@ from mgrec.errors import InputError, where
 from mgrec.files import (
     ONE_NAME_ELSEWHERE,
     alike_output_names,
+    alike_video_ids,
     brief,
     counted,
     file_name_key,
@@ -364,6 +365,8 @@ def check_dataset(config: Config, balance: bool = False, source: str = "config",
                 problems += found
                 if steps is not None:
                     video_steps[video_id] = steps
+        # no feature file to say them by (`_file_name_problems`): said of the ids, as `data convert` says them
+        problems += video_id_name_problems(aset, [video_id for split in splits for video_id in aset.video_ids(split)])
     # Every stream's files, each against its own recipe and the video's duration (the grid stream first:
     # its lengths are the videos' lengths on the model's grid).
     streams = [] if config.end_to_end else data.input_streams()
@@ -1224,6 +1227,31 @@ def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Pr
     return problems
 
 
+# What every writer of per-video files does with two ids that fold alike (`mgrec.files.check_output_names`): said
+# by data check and data convert, so that a user learns it before training, not at the first detect after it.
+_WRITERS_REFUSE = ("mgrec extract (feature files), detect and stream --format smg (label folders) and subtitles refuse "
+                   "the two")
+
+
+def video_id_name_problems(aset: AnnotationSet, video_ids: list[str]) -> list[Problem]:
+    """Warnings of `video_ids` whose names the writers of per-video files (`mgrec.files.check_output_names`) refuse
+    side by side (`alike_video_ids`: `Sample0001` and `sample0001`, `café` in NFC and NFD) or warn of (a name
+    Windows cannot hold, `windows_name_problem`: the label folder is named as the id itself), at each one's entry:
+    for the ids without feature files to say them by (`_file_name_problems`): end to end, and `mgrec data convert`."""
+    problems = [Problem("warning", aset.videos[video].source, f"videos {two_alike_names(other, video)} are "
+                        f"{ONE_NAME_ELSEWHERE}: their files (videos, features, label folders) copied there, one "
+                        f"replaces the other, and {_WRITERS_REFUSE}; rename one of the videos (its entry and its "
+                        "files)", video)
+                for video, other in alike_video_ids(video_ids)]
+    for video in video_ids:
+        problem = windows_name_problem(video)
+        if problem:
+            problems.append(Problem("warning", aset.videos[video].source, f"{problem}: the files mgrec names after the "
+                                    "video (its --format smg label folder, its features) cannot be copied to Windows "
+                                    "nor to a FAT or exFAT disk; rename the video to share them", video))
+    return problems
+
+
 def _file_name_problems(stream: StreamConfig, video_ids: list[str]) -> list[Problem]:
     """The videos' feature files whose names are one file where case and Unicode normalisation are not told apart, or
     that Windows cannot hold: the rule mgrec's writers follow (`mgrec.files.check_output_names`, which refuses the
@@ -1251,9 +1279,9 @@ def _file_name_problems(stream: StreamConfig, video_ids: list[str]) -> list[Prob
                                     "the videos is read with the other's features; rename one of the videos (its "
                                     "entry and its feature files)", video))
         else:
-            problems.append(Problem("warning", str(path), f"{both}: copied there, one replaces the other, and mgrec "
-                                    "extract and detect --format smg refuse the two; rename one of the videos (its "
-                                    "entry and its feature files)", video))
+            problems.append(Problem("warning", str(path), f"{both}: copied there, one replaces the other, and "
+                                    f"{_WRITERS_REFUSE}; rename one of the videos (its entry and its feature files)",
+                                    video))
     for video, path in outputs:
         problem = windows_name_problem(path.name)
         if problem:
