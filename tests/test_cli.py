@@ -892,6 +892,39 @@ def test_data_convert_of_a_json_warns_of_subsets_no_config_reads_and_of_no_train
     assert "warning" not in capsys.readouterr().err
 
 
+def test_data_convert_warns_of_video_ids_every_per_video_writer_refuses_or_windows_cannot_hold(tmp_path, capsys):
+    """A JSON whose ids fold alike (`Sample0001` / `sample0001`, `café` in NFC / NFD) or that Windows cannot hold
+    (`CON`) was converted without a word, though extract, detect and stream --format smg and subtitles refuse (or
+    warn of) them later (`files.check_output_names`): converted as it is, with a warning at each entry. SMG sample
+    folders cannot be such ids (`Sample` and ASCII digits, spelled exactly, each subject once: refused)."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    entry = {"subset": "training", "fps": 30.0, "duration": 60.0,
+             "annotations": [{"label": "a", "segment": [1.0, 3.0]}]}
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps({"database": {vid: entry for vid in ("Sample0001", "sample0001", nfc, nfd, "CON")}}))
+    assert main(["data", "convert", str(source), "--out", str(tmp_path / "out.json")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "Windows" in line]
+    alike = ("are one name where case and Unicode normalisation are not told apart (macOS, Windows, FAT, exFAT): "
+             "their files (videos, features, label folders) copied there, one replaces the other, and mgrec extract "
+             "(feature files), detect and stream --format smg (label folders) and subtitles refuse the two; rename one "
+             "of the videos (its entry and its files)")
+    assert sorted(warned) == sorted([
+        f"warning: {source} [database.sample0001]: videos 'Sample0001' and 'sample0001' {alike}",
+        f"warning: {source} [database.{nfc}]: videos 'cafe\\u0301' and 'caf\\xe9' {alike}",
+        f"warning: {source} [database.CON]: 'CON' is the name of a device on Windows: the files mgrec names after the "
+        "video (its --format smg label folder, its features) cannot be copied to Windows nor to a FAT or exFAT disk; "
+        "rename the video to share them"])
+    assert len(mgrec.load_annotations(tmp_path / "out.json").videos) == 5  # written as it was
+    for name in ("Sample0001", "sample0001"):  # an SMG folder: refused, as before
+        (tmp_path / "smg" / name).mkdir(parents=True)
+        (tmp_path / "smg" / name / f"{name}_finelabels.csv").write_text("1,10,20\n")
+        (tmp_path / "smg" / name / f"{name}_data.csv").write_text("100,28,0\n")
+    assert main(["data", "convert", str(tmp_path / "smg"), "--out", str(tmp_path / "smg.json")]) == 2
+    assert "a sample folder must be spelled 'Sample0001' exactly" in capsys.readouterr().err
+
+
 def test_score_does_not_load_torch_to_score_a_file(tmp_path):
     """`mgrec score` needs no network: it imported torch for its --fps check (`checked_fps`, in mgrec.infer.offline
     then), 1.8 s and 200 MB before anything was scored, whatever the file's size. A file of another tool (no run

@@ -1047,9 +1047,11 @@ def cmd_data_convert(args) -> None:
         # (segments in frames, not seconds; a wrong duration) was written without a word, exit 0
         from mgrec.data.check import check_entries
 
+        # and ids that every per-video writer refuses side by side (Sample0001, sample0001) or warns of (CON): the
+        # file is written (its ids are the user's), said now rather than at the first extract or detect
         check_entries(annotations, args.smg_root, annotations.video_ids(),
                       warn=lambda line: print(f"warning: {line}", file=sys.stderr),
-                      refused="is not converted (nothing written)")
+                      refused="is not converted (nothing written)", names=True)
     else:
         splits = parse_subject_ranges(args.splits or "train=1-30,val=31-35,test=36-40")
         annotations = read_smg_labels(args.smg_root, fps=args.fps, splits=splits, class_map=args.class_map,

@@ -717,12 +717,15 @@ def entry_problems(aset: AnnotationSet, video_ids: list[str], num_classes: int) 
 
 
 def check_entries(aset: AnnotationSet, annotations_path: str | Path, video_ids: list[str],
-                  warn: Callable[[str], None], refused: str = "cannot be scored as it is") -> None:
+                  warn: Callable[[str], None], refused: str = "cannot be scored as it is", names: bool = False) -> None:
     """The checks `data check` makes of each entry of an annotations file (`entry_problems`), for a reader of the
     file alone (`mgrec score --gt`, `mgrec data convert`): its errors refused (InputError: the first, with the count
     of the others, ending "<file> `refused`"), its warnings given to `warn`, one line each as data check prints them
-    ("<file> [key]: message")."""
+    ("<file> [key]: message"). `names`: the ids' names too (`video_id_name_problems`), for a file written for
+    training (`data convert`), whose ids name the files of every later step."""
     problems = entry_problems(aset, video_ids, aset.num_classes)
+    if names:
+        problems += video_id_name_problems(aset, video_ids)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:
         first = errors[0]
