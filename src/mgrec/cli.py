@@ -1580,7 +1580,8 @@ def cmd_detect(args) -> None:
                                    progress=show_progress(args), precision=args.precision,
                                    stream_folders=stream_folders_read(run_dir, args.stream, extracted), fps=fps,
                                    subtitle_names=names, failed=failed, member_folders=member_folders,
-                                   member_stream_folders=member_streams, onnx=args.onnx)
+                                   member_stream_folders=member_streams, onnx=args.onnx,
+                                   videos={video_id(Path(p)): Path(p) for p in args.inputs if is_video(p)})
         # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
         print(summary.describe(), file=closing_line_stream(args.out))
         if args.keep_features is not None:
@@ -1622,6 +1623,7 @@ def _refuse_an_output_named_as_kept_features(out: Path, kept: Path, videos: list
 def cmd_stream(args) -> int:
     import tempfile
 
+    from mgrec.data.videos import video_id
     from mgrec.extract.detection_inputs import Inputs, inputs_for, member_folders_given, stream_folders_read
     from mgrec.extract.jobs import is_video
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
@@ -1709,6 +1711,8 @@ def cmd_stream(args) -> int:
                 onnx=args.onnx,
                 member_folders=made.member_folders,
                 member_stream_folders=made.member_stream_folders,
+                # features made here of videos: their label files recorded as the videos' (none decoded live)
+                videos=None if live is not None else {video_id(Path(p)): Path(p) for p in args.inputs if is_video(p)},
             )
         except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others

@@ -476,15 +476,18 @@ def begin_label_set(out_dir: str | Path, plan: dict, into_empty: bool = False) -
                          "nothing of this command's was written: write into another folder")
 
 
-def record_label_file(out_dir: str | Path, video_id: str, text: str) -> None:
+def record_label_file(out_dir: str | Path, video_id: str, text: str, inputs: list[list[str]] | None = None) -> None:
     """Note in the marker of the set being written in `out_dir` the label file `video_id` is about to get (its text's
     SHA-256), before it is written: a resumed stream keeps a file only as it was written (`unfinished_plan`'s
-    "written"); one emptied or edited since counted as the video's gestures."""
+    "written"); one emptied or edited since counted as the video's gestures. `inputs`: what the video's input was
+    ([file, identity] each, "inputs"): a resumed set keeps the file only for that input (`mgrec.infer.label_set`)."""
     plan = unfinished_plan(out_dir)
     if plan is None:
         raise InputError(f"{out_dir}: its {INCOMPLETE_MARKER} went away while label files were written there; "
                          "write the set again into an empty folder")
     plan.setdefault("written", {})[video_id] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if inputs is not None:
+        plan.setdefault("inputs", {})[video_id] = inputs
     atomic_write_text(Path(out_dir) / INCOMPLETE_MARKER, json.dumps(plan) + "\n")
 
 

@@ -1651,3 +1651,48 @@ def test_a_label_folder_that_cannot_be_written_mid_way_says_which_files_are_kept
     monkeypatch.undo()
     assert main(command) == 0  # writable again: the same command goes on
     assert "resuming the detect" in capsys.readouterr().err and len(list(out.rglob("*.csv"))) == 4
+
+
+def test_a_resumed_detect_smg_keeps_a_label_file_only_for_the_input_it_was_made_of(trained_run, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """The marker named the videos by id alone: a feature file replaced by a newer recording of its name (or two
+    swapped) between an interrupted `detect --format smg` and the same command again, and the video's kept label file
+    held the detections of its old input, exit 0. Each file is recorded with its video's inputs (SHA-256); a marker of
+    an mgrec before that keeps its files as it did."""
+    from mgrec import smg_csv
+    from mgrec.smg_csv import INCOMPLETE_MARKER
+
+    run, paths = trained_run
+    features = tmp_path / "features"
+    shutil.copytree(paths.features, features)
+    inputs = sorted(features.glob("*.npy"))
+    out = tmp_path / "smg"
+    command = ["detect", str(run), *map(str, inputs), "--format", "smg", "--out", str(out)]
+    text_of, made = smg_csv.smg_label_text, []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        if len(made) == 2:
+            raise KeyboardInterrupt
+        made.append(args)
+        return text_of(*args, **kwargs)
+
+    monkeypatch.setattr(smg_csv, "smg_label_text", interrupted_at_the_third)
+    assert main(command) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    first = inputs[0].stem
+    kept = inputs[0].read_bytes()
+    np.save(inputs[0], np.load(inputs[1]))  # a newer recording of that name
+    assert main(command) == 2
+    assert (f"{out / first / f'{first}_finelabels.csv'}: is the label file the interrupted detect wrote for video "
+            f"{first} of another input (it was made of {inputs[0]} as it was then, and {inputs[0]} is another file "
+            "now (replaced, or swapped with another video's, since)): remove it, and the same command detects that "
+            "video again") in capsys.readouterr().err
+    inputs[0].write_bytes(kept)
+
+    marker = out / INCOMPLETE_MARKER  # an older mgrec's marker, without the inputs: its files kept, as they were
+    marker.write_text(json.dumps({key: value for key, value in json.loads(marker.read_text()).items()
+                                  if key != "inputs"}))
+    np.save(inputs[0], np.load(inputs[1]))
+    assert main(command) == 0
+    assert "resuming the detect into" in capsys.readouterr().err

@@ -1,11 +1,12 @@
 """The SMG label folder that `mgrec stream` and `mgrec detect` --format smg write and resume (`LabelSet`)."""
 
 import json
+import os
 
 import pytest
 
 from mgrec.errors import InputError
-from mgrec.infer.label_set import DETECT, _files_written_before
+from mgrec.infer.label_set import DETECT, STREAM, LabelSet, _files_written_before, read_inputs
 from mgrec.smg_csv import INCOMPLETE_MARKER, smg_label_paths
 
 
@@ -50,3 +51,27 @@ def test_a_marker_that_is_not_a_json_object_is_said_to_be_the_reason(tmp_path, t
     assert ("expected the JSON object mgrec writes there ({\"writer\": ..., \"videos\": [...], ...}): which "
             "command wrote the set, and how, cannot be told): some videos have no file; write them again into an "
             "empty folder") in str(caught.value)
+
+
+def test_a_kept_label_file_of_a_video_made_into_features_is_held_to_the_video(tmp_path):
+    """A video turned into features by the command itself is recorded as the video (its size and modification time, as
+    `mgrec extract` keeps a video's features: its features are made again by each command, not always to the bit), and
+    a newer recording of its name is refused on resume; a record edited by hand is said so."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"recording")
+    identify = read_inputs(lambda _: [tmp_path / "scratch" / "clip.npy"], {"clip": video})
+    plan = {"writer": "mgrec stream", "run": "/runs/a", "run_fingerprint": "f", "videos": ["clip"]}
+    out = tmp_path / "out"
+    out.mkdir()
+    labels = LabelSet(out, plan, smg_label_paths(["clip"], out), False, set(), STREAM, identify)
+    labels.write("clip", [], 30.0)  # interrupted before its end: the marker stays
+    assert _files_written_before(out, plan, labels.label_paths, STREAM, identify) == {"clip"}
+    os.utime(video, ns=(0, 10**18))  # a newer recording of that name (its size the same)
+    with pytest.raises(InputError, match=rf"clip_finelabels.csv: is the label file the interrupted stream wrote for "
+                                         rf"video clip of another input \(it was made of {video} as it was then, and "
+                                         rf"{video} is another file now"):
+        _files_written_before(out, plan, labels.label_paths, STREAM, identify)
+    marker = out / INCOMPLETE_MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "inputs": {"clip": "x"}}))
+    with pytest.raises(InputError, match=r"\[inputs\] does not record what it was made of \(edited by hand\?\)"):
+        _files_written_before(out, plan, labels.label_paths, STREAM, identify)

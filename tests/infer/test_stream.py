@@ -1160,3 +1160,39 @@ def test_a_stream_interrupted_between_two_videos_says_what_was_streamed_and_whic
     monkeypatch.setattr(stream_module.LabelSet, "end", end)
     assert (out / INCOMPLETE_MARKER).exists()
     assert main(command) == 0 and not (out / INCOMPLETE_MARKER).exists()
+
+
+def test_a_resumed_smg_stream_keeps_a_label_file_only_for_the_input_it_was_made_of(tmp_path, capsys, monkeypatch):
+    """The marker named the videos by id alone: two feature files swapped (or one replaced by a newer recording of its
+    name) between an interrupted `stream --format smg` and the same command again, and video A's kept label file held
+    the gestures of A's old input, exit 0. Each file is recorded with its video's inputs; a folder moved is the same."""
+    from mgrec.cli import main
+
+    run, _, features, _ = replayed_clip(tmp_path)
+    videos = folder_of_three_videos(tmp_path, features)
+    sidecar = FeatureSidecar(fps=1000.0, stride=4, window=16, backbone="t", dim=16, frames=None)
+    write_features(videos / "Sample0037.npy", features[::-1].copy(), sidecar)  # another recording than Sample0036's
+    out = tmp_path / "out"
+    command = ["stream", str(run), str(videos), "--lookahead", "0.01", "--hop", "8", "--format", "smg", "--out",
+               str(out)]
+    interrupt_a_video(monkeypatch, 3)  # Sample0036 and Sample0037 written, Sample0038 interrupted
+    assert main(command) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    first, second = videos / "Sample0036.npy", videos / "Sample0037.npy"
+    first.rename(videos / "swap.npy")
+    second.rename(first)
+    (videos / "swap.npy").rename(second)
+    assert main(command) == 2
+    label = out / "Sample0036" / "Sample0036_finelabels.csv"
+    assert (f"{label}: is the label file the interrupted stream wrote for video Sample0036 of another input (it was "
+            f"made of {first} as it was then, and {first} is another file now (replaced, or swapped with another "
+            f"video's, since)) (and 1 other: {out / 'Sample0037' / 'Sample0037_finelabels.csv'}): remove them, and the "
+            "same command streams those videos again") in capsys.readouterr().err
+    assert len(list(out.rglob("*.csv"))) == 2  # refused before any work: nothing written, nothing removed
+    second.rename(videos / "swap.npy")
+    first.rename(second)
+    (videos / "swap.npy").rename(first)
+    moved = videos.rename(tmp_path / "moved")  # the same files elsewhere: the set is resumed
+    assert main([*command[:2], str(moved), *command[3:]]) == 0
+    assert "resuming the stream into" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from mgrec.evaluate.predictions import save_predictions, save_predictions_csv
 from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths, write_subtitles
 from mgrec.files import StoppedIn, check_writable, counted, part_of
 from mgrec.infer.export import OnnxNetwork
-from mgrec.infer.label_set import DETECT, LabelSet
+from mgrec.infer.label_set import DETECT, LabelSet, read_inputs
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
 from mgrec.run import RunDir
@@ -76,7 +76,7 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                  fps: float | None = None, subtitle_names: dict[str, str] | None = None,
                  failed: list[str] | None = None, member_folders: dict[int, Path] | None = None,
                  member_stream_folders: dict[int, dict[str, Path]] | None = None,
-                 onnx: str | Path | None = None) -> DetectSummary:
+                 onnx: str | Path | None = None, videos: dict[str, Path] | None = None) -> DetectSummary:
     """Detect in every input and write one output (a folder of label CSVs for fmt="smg").
 
     Inputs are feature files or folders of them.
@@ -95,6 +95,8 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `stream_folders` are member 0's.
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`); the
     JSON file's `mgrec` block names it.
+    `videos`: the video files the command made `inputs` of, by video id: a label folder records of such a video the
+    video, not its features, which each command makes again (`mgrec.infer.label_set.read_inputs`).
     """
     from mgrec.run import hold_label_folder
     from mgrec.smg_csv import checked_fps
@@ -120,7 +122,11 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
             # not), but those of an interrupted detect of the same plan, which are kept: only the others are detected
             settings = {"set": "ranked" if ranked else "hard", "precision": detector.precision, "fps": fps,
                         **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
-            labels = LabelSet.planned(out, run_dir, list(video_ids.values()), settings, DETECT)
+            given = {video: path for path, video in video_ids.items()}
+            # each label file recorded with its video's inputs: a resumed set keeps it only for them (two feature
+            # files swapped since, and video A's kept file held the detections of A's old input)
+            identify = read_inputs(lambda video: detector.input_files(given[video], video), videos)
+            labels = LabelSet.planned(out, run_dir, list(video_ids.values()), settings, DETECT, identify)
             paths = [path for path in paths if video_ids[path] not in labels.done]
         seen = trained_on(RunDir(run_dir), video_ids.values())
         if seen:

@@ -7,17 +7,20 @@
 
 The folder stays marked unfinished (`mgrec.smg_csv.INCOMPLETE_MARKER`) until its last file is written: the marker
 holds the plan (what makes two commands' files one set: the run's fingerprint, the videos, the writer's settings) and
-the SHA-256 of each file as it is written. The same command again, into it, keeps exactly those files and writes the
-others (`_files_written_before`); another plan, a file changed since or one it did not write is refused by name. One
-mechanism for both writers, so that they resume alike; they differ only in their words (`LabelWriter`).
+the SHA-256 of each file as it is written, with what its video's input was then (`input_identity` of each file read).
+The same command again, into it, keeps exactly those files and writes the others (`_files_written_before`); another
+plan, a file changed since, one it did not write, or one whose video's input is not the one it was made of is refused
+by name. One mechanism for both writers, so that they resume alike; they differ only in their words (`LabelWriter`).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mgrec.data.features import source_stamp
 from mgrec.errors import InputError
 from mgrec.files import atomic_write_text, brief, counted, file_sha256
 from mgrec.records import Detection
@@ -37,6 +40,41 @@ class LabelWriter:
 STREAM = LabelWriter("mgrec stream", "stream", "stream", "streamed to their end", "streaming")
 DETECT = LabelWriter("mgrec detect", "detect", "detect", "detected", "detecting")
 
+# A video's inputs, as a writer names them (`LabelSet.identify`): each (file or source, `input_identity`), in the order
+# it reads them. The plan names videos by id only: two feature files swapped (or one replaced by a newer recording of
+# that name) between an interrupted command and the same command again, and video A's kept file held the detections of
+# A's old input, without a word.
+Identify = Callable[[str], list[tuple[str | Path, str]]]
+
+# The identity of an input that cannot be read again (standard input, a URL): such a video streams alone, so a set
+# that kept its file was whole but for its marker; nothing else could be compared.
+ARRIVES_ONCE = "arrives once"
+
+
+def read_inputs(files_of: Callable[[str], list[Path]], videos: dict[str, Path] | None = None) -> Identify:
+    """A writer's `LabelSet.identify`: of a video made into features by the command itself (`videos`: id -> the video
+    file), the video (`input_identity`); else each feature file its detection reads (`files_of`, e.g.
+    `OfflineDetector.input_files`)."""
+    def identify(video_id: str) -> list[tuple[str | Path, str]]:
+        source = (videos or {}).get(video_id)
+        if source is not None:
+            return [(source, input_identity(source, video=True))]
+        return [(path, input_identity(path)) for path in files_of(video_id)]
+    return identify
+
+
+def input_identity(path: str | Path, video: bool = False) -> str:
+    """What a label file was made of, as the marker records it: a feature file's SHA-256 (tens of MB, read in a
+    fraction of a second); a video's size and modification time (`source_stamp`, the rule by which `mgrec extract`
+    keeps a video's features as its own: hashing a video of several GB took seconds per video, at each write and at
+    each resume), since its features are made again by each command, not always to the bit (a GPU's); "missing" for
+    no file."""
+    from mgrec.files import file_sha256
+
+    if not Path(path).is_file():
+        return "missing"
+    return f"video {source_stamp(path)}" if video else f"sha256 {file_sha256(path)}"
+
 
 @dataclass
 class LabelSet:
@@ -51,6 +89,7 @@ class LabelSet:
     resumed: bool  # the folder holds an interrupted set of this plan: its marker is there
     done: set[str]  # the videos whose label files are written
     writer: LabelWriter = STREAM
+    identify: Identify | None = None  # each video's inputs (None: not recorded, nor checked on resume)
     # the folder holds this set's marker: a resumed set's from the start, a new one's once `begin` made it
     marked: bool = field(default=False, init=False)
 
@@ -59,20 +98,21 @@ class LabelSet:
 
     @classmethod
     def planned(cls, out: str | Path, run_dir: str | Path, videos: list[str], settings: dict,
-                writer: LabelWriter = STREAM) -> LabelSet:
+                writer: LabelWriter = STREAM, identify: Identify | None = None) -> LabelSet:
         """The set of `videos` by the run with the writer's `settings` (each one that makes another command's files
         other than this one's: a lookahead, the hard set or the ranked list, the precision, an exported network),
         refused where `out` holds label files that are not an interrupted set of the same plan, and resumed where it
-        does (said on stderr). The caller holds the folder (`mgrec.run.hold_label_folder`): a second command into it
-        while the first ran would take the first one's marker for an interrupted set's."""
+        does (said on stderr): a kept file's video must have the inputs it was made of (`identify`). The caller holds
+        the folder (`mgrec.run.hold_label_folder`): a second command into it while the first ran would take the first
+        one's marker for an interrupted set's."""
         from mgrec.run import RunDir
         from mgrec.smg_csv import smg_label_paths
 
         label_paths = smg_label_paths(videos, out)
         plan = {"writer": writer.command, "run": str(Path(run_dir).resolve()),
                 "run_fingerprint": RunDir(run_dir).detector_fingerprint(), "videos": sorted(videos), **settings}
-        resumed = _files_written_before(Path(out), plan, label_paths, writer)
-        labels = cls(out, plan, label_paths, resumed is not None, set(resumed or ()), writer)
+        resumed = _files_written_before(Path(out), plan, label_paths, writer, identify)
+        labels = cls(out, plan, label_paths, resumed is not None, set(resumed or ()), writer, identify)
         if labels.done:
             print(f"resuming the {writer.noun} into {out}: {len(labels.done)} of {counted(len(videos), 'video')} "
                   f"were {writer.finished} before (their label files are kept); {writer.doing} the "
@@ -92,12 +132,15 @@ class LabelSet:
 
     def write(self, video_id: str, detections: list[Detection], fps: float, with_scores: bool = False) -> None:
         """`video_id`'s label file (`smg_label_text`; `with_scores`: the ranked list's 4th column), written whole: a
-        kill later keeps it. Recorded in the marker first: a file it does not record is not kept."""
+        kill later keeps it. Recorded in the marker first, with the video's inputs as they are now (read and checked
+        unchanged by the detection just made): a file it does not record is not kept."""
         from mgrec.smg_csv import record_label_file, smg_label_text
 
         text = smg_label_text(detections, fps, with_scores)
+        inputs = None if self.identify is None else [[str(path), identity] for path, identity in
+                                                     self.identify(video_id)]
         self.begin()
-        record_label_file(self.out, video_id, text)
+        record_label_file(self.out, video_id, text, inputs)
         atomic_write_text(self.label_paths[video_id], text)
         self.done.add(video_id)
 
@@ -118,12 +161,13 @@ class LabelSet:
         return missing
 
 
-def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path],
-                          writer: LabelWriter) -> set[str] | None:
+def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path], writer: LabelWriter,
+                          identify: Identify | None = None) -> set[str] | None:
     """The videos whose label files an interrupted command of `writer` wrote into the SMG folder `out`, each file as
     it was written (its SHA-256 in the marker; any other is refused by name), where `plan` (the videos, the run's
     fingerprint, the writer's settings; the run's path is recorded, not compared) is the one that command recorded in
-    the folder's marker: the same command again writes only the others. None for a folder without a marker, which
+    the folder's marker, and each file's video has the inputs it was made of (`identify`,
+    `_refuse_other_inputs`): the same command again writes only the others. None for a folder without a marker, which
     must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two lookaheads, or the
     hard set beside the ranked list, would be scored as one submission."""
     from mgrec.infer.detect import refuse_old_label_files
@@ -182,7 +226,43 @@ def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path],
     if others:
         raise InputError(f"{out}: holds {len(others)} label file(s) the interrupted {writer.noun} did not write (e.g. "
                          f"{others[0]}): remove them, or {writer.verb} into an empty folder")
+    _refuse_other_inputs(marker, earlier, done, label_paths, writer, identify)
     return done
+
+
+def _refuse_other_inputs(marker: Path, earlier: dict, done: set[str], label_paths: dict[str, Path],
+                         writer: LabelWriter, identify: Identify | None) -> None:
+    """Each kept label file's video has now the inputs it was made of (the marker's "inputs", `LabelSet.write`),
+    compared by identity in the order they are read, not by path (a folder of features moved keeps its set); every
+    file whose video's input differs is named at once. A marker of an mgrec before inputs were recorded keeps its files
+    as it did (they are checked as written, `_files_written_before`)."""
+    if identify is None or "inputs" not in earlier:
+        return
+    recorded = earlier["inputs"] if isinstance(earlier["inputs"], dict) else {}
+    changed = {video: why for video in sorted(done)
+               if (why := _other_input(marker, recorded.get(video), identify(video))) is not None}
+    if changed:
+        video, why = next(iter(changed.items()))
+        others = [str(label_paths[other]) for other in list(changed)[1:]]
+        more = f" (and {counted(len(others), 'other')}: {', '.join(others[:3])}{', ...' * (len(others) > 3)})" \
+            if others else ""
+        raise InputError(f"{label_paths[video]}: is the label file the interrupted {writer.noun} wrote for video "
+                         f"{video} of another input ({why}){more}: {_remove_the_files(len(changed), writer)}")
+
+
+def _other_input(marker: Path, then: object, now: list[tuple[str | Path, str]]) -> str | None:
+    """How a video's inputs now (`now`: file, identity) differ from those its label file was made of (`then`, the
+    marker's record), in words; None where they are the same."""
+    # the same run reads as many files for a video (its fingerprint is the plan's): another count, a record edited
+    if not (isinstance(then, list) and len(then) == len(now) and all(
+            isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item) for item in then)):
+        return f"{marker} [inputs] does not record what it was made of (edited by hand?)"
+    for (old, was), (path, identity) in zip(then, now):
+        if identity != was:
+            now_is = "is not there" if identity == "missing" else "is another file"
+            return f"it was made of {old} as it was then, and {path} {now_is} now (replaced, or swapped with another " \
+                "video's, since)"
+    return None
 
 
 def _set_words(kind: object) -> str:

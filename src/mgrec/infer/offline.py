@@ -337,6 +337,20 @@ class OfflineDetector:
                              f"{RunDir(self.run_dir).member_path(index)}/feature_recipe.json)")
         return path, video
 
+    def input_files(self, path: Path, video_id: str) -> list[Path]:
+        """The feature files `detect` reads for video `video_id` given `path`, in order, without reading them: the
+        file, the run's other streams' (`stream_folders`, else the config's), and of a detection-level ensemble each
+        member's (`member_input`) and theirs. What an SMG label set records each label file to be made of
+        (`mgrec.infer.label_set`), so that a resumed set keeps a file only for the input it was made of."""
+        if self.members is None:
+            streams = self.config.data.input_streams()
+            return [Path(path), *(stream_path(stream, video_id, self.stream_folders) for stream in streams[1:])]
+        files: list[Path] = []
+        for index, member in enumerate(self.members):
+            with self._said_as_member(index, path):
+                files += member.input_files(Path(self.member_input(index, path, video_id)[0]), video_id)
+        return list(dict.fromkeys(files))
+
     def _video_of(self, features: str | Path, video_id: str | None) -> str:
         """The id of the video of a feature file given to a detection-level ensemble: `video_id`, else the file's
         name read with the ensemble's (member 0's) data.feature_prefix."""

@@ -48,7 +48,7 @@ from mgrec.files import (
     path_argument,
 )
 from mgrec.infer.export import OnnxNetwork
-from mgrec.infer.label_set import STREAM, LabelSet
+from mgrec.infer.label_set import ARRIVES_ONCE, STREAM, LabelSet, input_identity, read_inputs
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
 from mgrec.smg_csv import checked_fps
@@ -272,6 +272,7 @@ def stream_files(
     onnx: str | Path | None = None,
     member_folders: dict[int, Path] | None = None,
     member_stream_folders: dict[int, dict[str, Path]] | None = None,
+    videos: dict[str, Path] | None = None,
 ) -> list[StreamSummary]:
     """Replay feature files (or folders of them) one after another, each as its own live stream, as
     `stream_file` does one: one JSON line per emitted gesture on `out` (stdout), or, with `smg_out`, the
@@ -298,6 +299,8 @@ def stream_files(
     made by it window by window (`VideoFeatures`). `wall_clock`: each JSON line also holds the clock's time of its
     report (`Emission.to_json`).
     `onnx`: the run's network exported by `mgrec export`, run by onnxruntime in its place (`OnnxNetwork.detector`).
+    `videos`: the video files the command made `inputs` of, by video id: an SMG folder records of such a video the
+    video, not its features, which each command makes again (`mgrec.infer.label_set.read_inputs`).
     """
     from mgrec.run import hold_label_folder
 
@@ -316,7 +319,8 @@ def stream_files(
         if smg_out is not None:  # every check before the first update: a refusal after an hour of streaming loses it
             settings = {"lookahead": lookahead, "hop": hop, "history": history, "precision": detector.precision,
                         "fps": fps, **({} if onnx is None else {"onnx": str(Path(onnx).resolve())})}
-            labels = LabelSet.planned(smg_out, run_dir, list(video_ids.values()), settings, STREAM)
+            labels = LabelSet.planned(smg_out, run_dir, list(video_ids.values()), settings, STREAM,
+                                      _identify(detector, video_ids, live, videos))
         _note_videos_trained_on(run_dir, list(video_ids.values()), single_file)
         paths = [path for path in video_ids if labels is None or video_ids[path] not in labels.done]
         reader = _VideoReader(detector, video_ids, fps, stream_folders, live)
@@ -358,6 +362,21 @@ def stream_files(
                 raise
             raise stopped from None
         return summaries
+
+
+def _identify(detector: OfflineDetector, video_ids: dict[Path, str], live: VideoFeatures | None,
+              videos: dict[str, Path] | None) -> Callable[[str], list[tuple[str | Path, str]]]:
+    """`LabelSet.identify` of a stream's label set: each video's inputs (`read_inputs`); a video decoded as it
+    streams, its file (standard input or a URL: `ARRIVES_ONCE`, it cannot be read again)."""
+    given = {video: path for path, video in video_ids.items()}
+    files = read_inputs(lambda video: detector.input_files(given[video], video), videos)
+
+    def identify(video: str) -> list[tuple[str | Path, str]]:
+        path = given[video]
+        if not _decoded_live(live, path):
+            return files(video)
+        return [(path, input_identity(path, video=True) if path.is_file() else ARRIVES_ONCE)]
+    return identify
 
 
 def _checked_arguments(lookahead: float, hop: int | None, history: int | None, fps: float | None, realtime: bool,
