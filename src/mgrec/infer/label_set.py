@@ -69,8 +69,6 @@ def input_identity(path: str | Path, video: bool = False) -> str:
     keeps a video's features as its own: hashing a video of several GB took seconds per video, at each write and at
     each resume), since its features are made again by each command, not always to the bit (a GPU's); "missing" for
     no file."""
-    from mgrec.files import file_sha256
-
     if not Path(path).is_file():
         return "missing"
     return f"video {source_stamp(path)}" if video else f"sha256 {file_sha256(path)}"
