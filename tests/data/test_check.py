@@ -1396,3 +1396,27 @@ def test_alike_problems_of_two_folders_are_grouped_per_folder():
     entries = [Problem("warning", f"ann.json [database.v{i}.annotations[{i}]]", "labelled twice", f"v{i}")
                for i in range(5)]
     assert len(grouped_problems(entries)) == 1
+
+
+def test_many_video_ids_that_fold_alike_are_one_line_of_the_report_not_one_each(tmp_path):
+    """Each pair of ids that fold alike (`Sample0001` / `sample0001`) is its own message, naming its two ids: 500 such
+    pairs printed 500 lines of 400 characters each, where every other problem said alike of many videos is one line
+    with their count (`grouped_problems`). Now one line per kind, its first pair with the others counted; the
+    report keeps each problem (the counts, data.drop_bad_videos)."""
+    from mgrec.data.annotations import load_annotations
+    from mgrec.data.check import check_entries, video_id_name_problems
+
+    pairs = [f"Sample{i:04d}" for i in range(8)]
+    config = _videos_in_splits(tmp_path, {video: subset for name in pairs
+                                          for video, subset in ((name, "training"), (name.lower(), "validation"))})
+    report = check_dataset(config)
+    alike = [p for p in report.warnings if "one name where" in p.message]
+    assert len(alike) == 8
+    lines = [line for line in report.format().splitlines() if "one name where" in line]
+    assert len(lines) == 1 and "and the same for 7 other videos" in lines[0] and "8 in all" in lines[0], lines
+    # the ids' own warnings (end to end, `mgrec data convert`): grouped alike
+    aset = load_annotations(tmp_path / "ann.json")
+    assert len(video_id_name_problems(aset, list(aset.videos))) == 8
+    said: list[str] = []
+    check_entries(aset, tmp_path / "ann.json", list(aset.videos), said.append, names=True)
+    assert len([line for line in said if "one name where" in line]) == 1, said

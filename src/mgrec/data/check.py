@@ -1230,6 +1230,12 @@ def repeated_video_problems(files: list[SplitFile], train_split: str) -> list[Pr
     return problems
 
 
+# What the printing groups the problems of ids that fold alike by (`Problem.alike`): each message names its two ids,
+# so 500 such pairs were 500 lines of 400 characters; now the first, with the count and the first few of the others.
+_ALIKE_IDS = "ids one name elsewhere"
+_ALIKE_FILES = "feature files one name elsewhere"
+
+
 # What every writer of per-video files does with two ids that fold alike (`mgrec.files.check_output_names`): said
 # by data check and data convert, so that a user learns it before training, not at the first detect after it.
 _WRITERS_REFUSE = ("mgrec extract (feature files), detect and stream --format smg (label folders) and subtitles refuse "
@@ -1244,7 +1250,7 @@ def video_id_name_problems(aset: AnnotationSet, video_ids: list[str]) -> list[Pr
     problems = [Problem("warning", aset.videos[video].source, f"videos {two_alike_names(other, video)} are "
                         f"{ONE_NAME_ELSEWHERE}: their files (videos, features, label folders) copied there, one "
                         f"replaces the other, and {_WRITERS_REFUSE}; rename one of the videos (its entry and its "
-                        "files)", video)
+                        "files)", video, alike=_ALIKE_IDS)
                 for video, other in alike_video_ids(video_ids)]
     for video in video_ids:
         problem = windows_name_problem(video)
@@ -1274,17 +1280,17 @@ def _file_name_problems(stream: StreamConfig, video_ids: list[str]) -> list[Prob
         if other is None:  # a file of the folder that is no video's (unlisted): copied, one replaces the other
             problems.append(Problem("warning", str(other_path), f"{names} are {ONE_NAME_ELSEWHERE}: copied there, one "
                                     f"replaces the other ({path.name} holds the features of video {brief(video)}); "
-                                    "rename or remove it", video))
+                                    "rename or remove it", video, alike=f"a file alike: {_ALIKE_FILES}"))
             continue
         both = f"videos {two_alike_names(other, video)} have the feature files {names}, {ONE_NAME_ELSEWHERE}"
         if os.path.samefile(path, other_path):
             problems.append(Problem("error", str(path), f"{both}, as this file system is: one file here, so one of "
                                     "the videos is read with the other's features; rename one of the videos (its "
-                                    "entry and its feature files)", video))
+                                    "entry and its feature files)", video, alike=f"one file here: {_ALIKE_FILES}"))
         else:
             problems.append(Problem("warning", str(path), f"{both}: copied there, one replaces the other, and "
                                     f"{_WRITERS_REFUSE}; rename one of the videos (its entry and its feature files)",
-                                    video))
+                                    video, alike=_ALIKE_FILES))
     for video, path in outputs:
         problem = windows_name_problem(path.name)
         if problem:
