@@ -28,8 +28,8 @@ from mgrec.infer.export import OnnxNetwork
 from mgrec.infer.label_set import DETECT, LabelSet, read_inputs
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.records import Detection
-from mgrec.run import RunDir
-from mgrec.smg_csv import INCOMPLETE_MARKER
+from mgrec.run import RunDir, hold_label_folder
+from mgrec.smg_csv import INCOMPLETE_MARKER, checked_fps
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,6 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
     `videos`: the video files the command made `inputs` of, by video id: a label folder records of such a video the
     video, not its features, which each command makes again (`mgrec.infer.label_set.read_inputs`).
     """
-    from mgrec.run import hold_label_folder
-    from mgrec.smg_csv import checked_fps
-
     folder_output = fmt == "smg" or fmt in SUBTITLE_FORMATS  # a file per video, in the folder OUT
     check_writable(out, is_dir=folder_output)
     # a subtitle folder is held from here to its last file (`claim_subtitle_folder`), a label folder too
@@ -137,7 +134,6 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
         if fmt in SUBTITLE_FORMATS:  # OUT/<id>.srt: refused before any work where a file is there already
             subtitle_paths(list(video_ids.values()), out, fmt, subtitle_names)
         results: dict[str, list[Detection]] = {}
-        fps_by_video: dict[str, float] = {}
         durations: dict[str, float] = {}  # seconds each video's features cover (a report's timelines end there)
         # a label folder gets each video's file as soon as it is detected (`LabelSet.write`): an interruption after
         # hours keeps every finished video's, and the same command detects only the others; the other formats are
@@ -160,7 +156,6 @@ def detect_files(run_dir: str | Path, inputs: list[str | Path], out: str | Path,
                     continue
                 results[video_ids[path]] = detections if ranked else detector.hard_set(detections)
                 grid = detector.grid(video_fps)
-                fps_by_video[video_ids[path]] = grid.fps
                 durations[video_ids[path]] = grid.covered_seconds(feature_file_shape(path)[0])
                 if labels is not None:
                     labels.write(video_ids[path], results[video_ids[path]], grid.fps, with_scores=ranked)
