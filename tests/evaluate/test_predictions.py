@@ -286,7 +286,7 @@ def test_smg_files_whose_ending_is_upper_case_are_read_or_named(tmp_path):
                                          r"Sample0031_finelabels.csv"):
         load_predictions(tmp_path / "sub", CLASSES, fps=28)
     # a folder holding such files is no empty folder for `detect --format smg` either
-    from mgrec.infer.detect import refuse_old_label_files
+    from mgrec.infer.label_set import refuse_old_label_files
 
     (tmp_path / "sub" / "Sample0031" / "other.CSV").unlink()
     with pytest.raises(InputError, match=r"already holds 2 SMG label file\(s\)"):

@@ -191,6 +191,7 @@ def test_an_interrupted_detect_smg_set_is_resumed_by_the_same_command_as_stream_
     gives the files of an uninterrupted run; another plan (the hard set for the ranked list, other videos) or a file
     changed since is refused by name, as a stream's is."""
     from mgrec import smg_csv
+    from mgrec.infer import label_set
     from mgrec.smg_csv import INCOMPLETE_MARKER
 
     run, paths = trained_run
@@ -206,7 +207,7 @@ def test_an_interrupted_detect_smg_set_is_resumed_by_the_same_command_as_stream_
         made.append(args)
         return text_of(*args, **kwargs)
 
-    monkeypatch.setattr(smg_csv, "smg_label_text", interrupted_at_the_third)
+    monkeypatch.setattr(label_set, "smg_label_text", interrupted_at_the_third)  # where LabelSet.write calls it
     assert main([*command, str(out)]) == 130
     monkeypatch.undo()
     assert (f"stopped in video '{inputs[2].stem}' (3 of 4: 2 finished before it): 2 of the 4 label files are in {out}, "
@@ -1660,6 +1661,7 @@ def test_a_resumed_detect_smg_keeps_a_label_file_only_for_the_input_it_was_made_
     held the detections of its old input, exit 0. Each file is recorded with its video's inputs (SHA-256); a marker of
     an mgrec before that keeps its files as it did."""
     from mgrec import smg_csv
+    from mgrec.infer import label_set
     from mgrec.smg_csv import INCOMPLETE_MARKER
 
     run, paths = trained_run
@@ -1676,7 +1678,7 @@ def test_a_resumed_detect_smg_keeps_a_label_file_only_for_the_input_it_was_made_
         made.append(args)
         return text_of(*args, **kwargs)
 
-    monkeypatch.setattr(smg_csv, "smg_label_text", interrupted_at_the_third)
+    monkeypatch.setattr(label_set, "smg_label_text", interrupted_at_the_third)  # where LabelSet.write calls it
     assert main(command) == 130
     monkeypatch.undo()
     capsys.readouterr()

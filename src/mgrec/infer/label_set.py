@@ -10,7 +10,8 @@ holds the plan (what makes two commands' files one set: the run's fingerprint, t
 the SHA-256 of each file as it is written, with what its video's input was then (`input_identity` of each file read).
 The same command again, into it, keeps exactly those files and writes the others (`_files_written_before`); another
 plan, a file changed since, one it did not write, or one whose video's input is not the one it was made of is refused
-by name. One mechanism for both writers, so that they resume alike; they differ only in their words (`LabelWriter`).
+by name. A folder without a marker takes a new set only where it holds no label file (`refuse_old_label_files`).
+One mechanism for both writers, so that they resume alike; they differ only in their words (`LabelWriter`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ from mgrec.data.features import source_stamp
 from mgrec.errors import InputError
 from mgrec.files import atomic_write_text, brief, counted, file_sha256
 from mgrec.records import Detection
+from mgrec.smg_csv import (
+    INCOMPLETE_MARKER,
+    begin_label_set,
+    end_label_set,
+    prediction_files,
+    record_label_file,
+    refuse_an_incomplete_set,
+    smg_label_paths,
+    smg_label_text,
+    unfinished_plan,
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,7 @@ class LabelSet:
         does (said on stderr): a kept file's video must have the inputs it was made of (`identify`). The caller holds
         the folder (`mgrec.run.hold_label_folder`): a second command into it while the first ran would take the first
         one's marker for an interrupted set's."""
-        from mgrec.run import RunDir
-        from mgrec.smg_csv import smg_label_paths
+        from mgrec.run import RunDir  # here: mgrec.run loads torch, which this module does not need otherwise
 
         label_paths = smg_label_paths(videos, out)
         plan = {"writer": writer.command, "run": str(Path(run_dir).resolve()),
@@ -122,8 +133,6 @@ class LabelSet:
         caller that checked every video first may mark it before its work; one that finds a video unreadable only at
         its turn (`mgrec detect`) leaves a folder it wrote nothing into as it found it. A resumed set's marker is
         there already."""
-        from mgrec.smg_csv import begin_label_set
-
         if not self.marked:
             begin_label_set(self.out, self.plan, into_empty=True)
             self.marked = True
@@ -132,8 +141,6 @@ class LabelSet:
         """`video_id`'s label file (`smg_label_text`; `with_scores`: the ranked list's 4th column), written whole: a
         kill later keeps it. Recorded in the marker first, with the video's inputs as they are now (read and checked
         unchanged by the detection just made): a file it does not record is not kept."""
-        from mgrec.smg_csv import record_label_file, smg_label_text
-
         text = smg_label_text(detections, fps, with_scores)
         inputs = None if self.identify is None else [[str(path), identity] for path, identity in
                                                      self.identify(video_id)]
@@ -151,8 +158,6 @@ class LabelSet:
         folder stays marked unfinished, and those videos are returned. A video `mgrec detect` could not read ended
         the set without its file: `mgrec score` took the folder for whole, the video missed, and the same command
         again refused the folder's files as not its own, where it now detects that video alone."""
-        from mgrec.smg_csv import end_label_set
-
         missing = self.missing()
         if not missing:
             end_label_set(self.out)
@@ -168,9 +173,6 @@ def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path], w
     `_refuse_other_inputs`): the same command again writes only the others. None for a folder without a marker, which
     must hold no label files. Any other unfinished folder is refused: a set of two runs, or of two lookaheads, or the
     hard set beside the ranked list, would be scored as one submission."""
-    from mgrec.infer.detect import refuse_old_label_files
-    from mgrec.smg_csv import INCOMPLETE_MARKER, prediction_files, refuse_an_incomplete_set, unfinished_plan
-
     marker = out / INCOMPLETE_MARKER
     if not marker.exists():
         refuse_old_label_files(out, label_paths)
@@ -226,6 +228,46 @@ def _files_written_before(out: Path, plan: dict, label_paths: dict[str, Path], w
                          f"{others[0]}): remove them, or {writer.verb} into an empty folder")
     _refuse_other_inputs(marker, earlier, done, label_paths, writer, identify)
     return done
+
+
+def refuse_old_label_files(out: Path, planned: dict[str, Path] | None = None) -> None:
+    """Refuse an SMG output folder that already holds prediction files, before any work.
+
+    Each video's file would be replaced without a word and the others kept, and `mgrec score` reads
+    every file of the folder as one set: videos of another run or another set (hard vs --all)
+    would be scored with the new ones. Only a folder with none is safe to write into.
+    `planned`: the label file of each video this output writes (`smg_label_paths`), where known: the message then says
+    how the old files relate to them. A folder holding exactly those, a finished set of the same videos (the same
+    command run twice), would be wholly replaced, not partly; others would be read beside the new ones."""
+    refuse_an_incomplete_set(out)
+    old = prediction_files(out)
+    if not old:
+        return
+    if planned is None:
+        raise InputError(
+            f"{out}: already holds {len(old)} SMG label file(s) (e.g. {old[0]}), which this output would replace "
+            "(those of its videos) or leave beside its own for `mgrec score` to read as one set (the others); "
+            "remove them or choose another folder"
+        )
+    mine = {path.resolve() for path in planned.values()}
+    replaced = [path for path in old if path.resolve() in mine]
+    kept = [path for path in old if path.resolve() not in mine]
+    if not kept and len(replaced) == len(mine):
+        raise InputError(
+            f"{out}: already holds {len(old)} SMG label file(s) (e.g. {old[0]}): a finished set of the same "
+            f"{counted(len(mine), 'video')} as this output's, by an earlier mgrec detect or stream into it (this "
+            "command run again?), which this output would wholly replace; to keep it, write into another --out "
+            "folder; to write it again, remove it first"
+        )
+    parts = []
+    if replaced:
+        parts.append(f"{len(replaced)} of this output's {counted(len(mine), 'video')} (e.g. {replaced[0]}), which it "
+                     "would replace")
+    if kept:
+        parts.append(f"{counted(len(kept), 'other file')} (e.g. {kept[0]}), which it would leave beside its own for "
+                     "`mgrec score` to read as one set")
+    raise InputError(f"{out}: already holds {len(old)} SMG label file(s): {'; and '.join(parts)}; remove them or "
+                     "choose another folder")
 
 
 def _refuse_other_inputs(marker: Path, earlier: dict, done: set[str], label_paths: dict[str, Path],
