@@ -48,7 +48,7 @@ from mgrec.files import (
     path_argument,
 )
 from mgrec.infer.export import OnnxNetwork
-from mgrec.infer.label_set import ARRIVES_ONCE, STREAM, LabelSet, input_identity, read_inputs
+from mgrec.infer.label_set import ARRIVES_ONCE, STREAM, Identify, LabelSet, input_identity, read_inputs
 from mgrec.infer.offline import OfflineDetector, feature_files
 from mgrec.infer.online import Emission, FusedOnlineDetector, OnlineDetector, checked_settings
 from mgrec.smg_csv import checked_fps
@@ -365,7 +365,7 @@ def stream_files(
 
 
 def _identify(detector: OfflineDetector, video_ids: dict[Path, str], live: VideoFeatures | None,
-              videos: dict[str, Path] | None) -> Callable[[str], list[tuple[str | Path, str]]]:
+              videos: dict[str, Path] | None) -> Identify:
     """`LabelSet.identify` of a stream's label set: each video's inputs (`read_inputs`); a video decoded as it
     streams, its file (standard input or a URL: `ARRIVES_ONCE`, it cannot be read again)."""
     given = {video: path for path, video in video_ids.items()}
