@@ -478,7 +478,7 @@ def begin_label_set(out_dir: str | Path, plan: dict, into_empty: bool = False) -
 
 def record_label_file(out_dir: str | Path, video_id: str, text: str, inputs: list[list[str]] | None = None) -> None:
     """Note in the marker of the set being written in `out_dir` the label file `video_id` is about to get (its text's
-    SHA-256), before it is written: a resumed stream keeps a file only as it was written (`unfinished_plan`'s
+    SHA-256), before it is written: a resumed set keeps a file only as it was written (`unfinished_plan`'s
     "written"); one emptied or edited since counted as the video's gestures. `inputs`: what the video's input was
     ([file, identity] each, "inputs"): a resumed set keeps the file only for that input (`mgrec.infer.label_set`)."""
     plan = unfinished_plan(out_dir)
@@ -520,8 +520,9 @@ def write_smg_labels(
     Video ids come from data (feature file names): every path is checked before any file is written
     (`smg_label_paths`), and an id such as `..` is an InputError instead of a file outside `out_dir`.
 
-    `into_empty`: the caller found `out_dir` without label files before its work (`mgrec detect`), and the set must
-    be written alone (`begin_label_set`).
+    `into_empty`: the caller found `out_dir` without label files before its work, and the set must be written alone
+    (`begin_label_set`). `mgrec detect` and `mgrec stream` write through `mgrec.infer.label_set` instead: each
+    video's file as soon as it is made, a set the same command resumes.
     """
     paths = smg_label_paths(detections_by_video, out_dir)
     # no plan: a set of this function's is not resumed (`mgrec detect` writes through `mgrec.infer.label_set`)
