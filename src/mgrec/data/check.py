@@ -1265,9 +1265,9 @@ def _file_name_problems(stream: StreamConfig, video_ids: list[str]) -> list[Prob
     """The videos' feature files whose names are one file where case and Unicode normalisation are not told apart, or
     that Windows cannot hold: the rule mgrec's writers follow (`mgrec.files.check_output_names`, which refuses the
     first and warns of the second), said before training. Two such files here (Linux) are read right, a warning: the
-    folder copied to macOS, Windows or an exFAT disk loses one, and `mgrec extract` and `detect --format smg` refuse
-    the two ids. Where they are one file here (this file system does not tell them apart), one video is read with
-    the other's features, an error. A video whose file is missing is said by its own check (and a folder without
+    folder copied to macOS, Windows or an exFAT disk loses one, and every per-video writer refuses the two ids
+    (`_WRITERS_REFUSE`). Where they are one file here (this file system does not tell them apart), one video is read
+    with the other's features, an error. A video whose file is missing is said by its own check (and a folder without
     any of them is not listed again)."""
     outputs = []
     for video_id in video_ids:
