@@ -1505,7 +1505,6 @@ def cmd_detect(args) -> None:
     from contextlib import nullcontext
 
     from mgrec.data.features import sidecar_path
-    from mgrec.data.videos import video_id
     from mgrec.evaluate.subtitles import SUBTITLE_FORMATS, claim_subtitle_folder, subtitle_paths
     from mgrec.extract.detection_inputs import (
         feature_folders_read,
@@ -1514,7 +1513,7 @@ def cmd_detect(args) -> None:
         member_folders_given,
         stream_folders_read,
     )
-    from mgrec.extract.jobs import is_video
+    from mgrec.extract.jobs import is_video, videos_by_id
     from mgrec.files import check_output, check_writable, counted
     from mgrec.infer.detect import detect_files
     from mgrec.run import RunDir, refuse_a_stranger_among_members
@@ -1574,14 +1573,15 @@ def cmd_detect(args) -> None:
             if not inputs:
                 raise InputError("no input could be read, nothing was written:\n  " + "\n  ".join(failed))
             # a video's subtitles are named as the video is (players pair clip_color.srt with clip_color.mp4)
-            names = {video_id(Path(p)): Path(p).stem for p in args.inputs if is_video(p)}
+            videos = videos_by_id(args.inputs)
+            names = {video: path.stem for video, path in videos.items()}
             not_extracted = len(failed)
             summary = detect_files(run_dir, inputs, args.out, fmt=args.format, ranked=args.all, device=device,
                                    progress=show_progress(args), precision=args.precision,
                                    stream_folders=stream_folders_read(run_dir, args.stream, extracted), fps=fps,
                                    subtitle_names=names, failed=failed, member_folders=member_folders,
                                    member_stream_folders=member_streams, onnx=args.onnx,
-                                   videos={video_id(Path(p)): Path(p) for p in args.inputs if is_video(p)})
+                                   videos=videos)
         # Detections written to standard output (--out /dev/stdout) are followed by nothing else there.
         print(summary.describe(), file=closing_line_stream(args.out))
         if args.keep_features is not None:
@@ -1623,9 +1623,8 @@ def _refuse_an_output_named_as_kept_features(out: Path, kept: Path, videos: list
 def cmd_stream(args) -> int:
     import tempfile
 
-    from mgrec.data.videos import video_id
     from mgrec.extract.detection_inputs import Inputs, inputs_for, member_folders_given, stream_folders_read
-    from mgrec.extract.jobs import is_video
+    from mgrec.extract.jobs import is_video, videos_by_id
     from mgrec.extract.live import LiveFeatures, arrives_once, described, live_recipe_problem
     from mgrec.files import check_output, counted
     from mgrec.infer.stream import ONNX_AND_COMPILE, StreamInterrupted, stream_files
@@ -1712,7 +1711,7 @@ def cmd_stream(args) -> int:
                 member_folders=made.member_folders,
                 member_stream_folders=made.member_stream_folders,
                 # features made here of videos: their label files recorded as the videos' (none decoded live)
-                videos=None if live is not None else {video_id(Path(p)): Path(p) for p in args.inputs if is_video(p)},
+                videos=None if live is not None else videos_by_id(args.inputs),
             )
         except StreamInterrupted as stopped:  # what had arrived was decided and written: the summary said where
             # counted by video, not by input: one folder of 40 videos stopped at its 2nd said nothing of the 38 others

@@ -106,6 +106,11 @@ def is_video(path: str | Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir()
 
 
+def videos_by_id(inputs: Iterable[str | Path]) -> dict[str, Path]:
+    """The video files among `detect`'s or `stream`'s inputs (`is_video`), by video id."""
+    return {video_id(Path(path)): Path(path) for path in inputs if is_video(path)}
+
+
 def extract_with_recipe(run_dir: str | Path, videos: list[Path], out_dir: Path, device: str = "cpu",
                         progress: bool = False, stream: str | None = None, checkpoint: str = "best"
                         ) -> list[ExtractResult]:

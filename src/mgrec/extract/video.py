@@ -92,9 +92,9 @@ def check_feature_names(files: list[Path], out_dir: str | Path) -> None:
     (`.<id>.partial.json`, the longest: a name over 255 bytes failed there, half-way through the batch)."""
     outputs = []
     for file in files:
-        features = Path(out_dir) / f"{video_id(file)}.npy"
-        outputs += [(video_id(file), path) for path in (features, sidecar_path(features),
-                                                        sidecar_path(partial_path(features)))]
+        video = video_id(file)
+        features = Path(out_dir) / f"{video}.npy"
+        outputs += [(video, path) for path in (features, sidecar_path(features), sidecar_path(partial_path(features)))]
     check_output_names(outputs, "feature files")
 
 
